@@ -1,0 +1,39 @@
+"""The events stream's consumer: what follows from each thing a lead did.
+
+For now it keeps each lead's last-activity mark current (the re-engagement journey and the sales
+hot list read it); scoring, stage changes and journey entry join here as they are built.
+Failed records are reported one by one, so a retry re-delivers only what failed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecord,
+)
+
+from tsunagu import services
+from tsunagu.observability import observed
+from tsunagu.routing import route_event
+from tsunagu.settings import get_settings
+
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+def _record_handler(record: DynamoDBRecord) -> None:
+    settings = get_settings()
+    route_event(record.dynamodb.new_image if record.dynamodb else None,
+                store=services.lead_repository(settings))
+
+
+@observed()
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return process_partial_response(
+        event=event, record_handler=_record_handler, processor=processor, context=context
+    )

@@ -1,0 +1,114 @@
+"""Reading an API Gateway HTTP API (payload format 2.0) event into a plain request."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from tsunagu.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
+from tsunagu.forms.validation import RawValue
+
+JSON = "application/json"
+FORM_URLENCODED = "application/x-www-form-urlencoded"
+MAX_FIELD_NAME = 64
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    path: str
+    path_parameters: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    """Lower-cased names; repeated headers joined with commas, as API Gateway does."""
+    body: bytes = b""
+    source_ip: str | None = None
+
+    @classmethod
+    def from_http_api_event(cls, event: dict[str, Any]) -> HttpRequest:
+        http = event.get("requestContext", {}).get("http", {})
+        raw_body = event.get("body") or ""
+        if event.get("isBase64Encoded"):
+            try:
+                body = base64.b64decode(raw_body, validate=True)
+            except binascii.Error:
+                raise MalformedRequest("the request body is not valid base64") from None
+        else:
+            body = raw_body.encode("utf-8", "surrogatepass")
+        return cls(
+            method=http.get("method", "GET").upper(),
+            path=http.get("path") or event.get("rawPath", "/"),
+            path_parameters=dict(event.get("pathParameters") or {}),
+            headers={k.lower(): v for k, v in (event.get("headers") or {}).items()},
+            body=body,
+            source_ip=http.get("sourceIp"),
+        )
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    @property
+    def media_type(self) -> str:
+        return (self.header("content-type") or "").split(";", 1)[0].strip().lower()
+
+    def accepts_html(self) -> bool:
+        """A browser's own form post (not a script asking for JSON)."""
+        accept = self.header("accept") or ""
+        return "text/html" in accept and JSON not in accept
+
+
+def read_form_fields(request: HttpRequest, max_bytes: int) -> dict[str, RawValue]:
+    """The submitted fields, from JSON or a plain HTML form post; refuses anything else."""
+    if len(request.body) > max_bytes:
+        raise PayloadTooLarge(f"the body is larger than {max_bytes} bytes")
+    media_type = request.media_type
+    if media_type not in (JSON, FORM_URLENCODED):
+        raise UnsupportedMediaType(
+            f"send the form as {JSON} or {FORM_URLENCODED}, not {media_type or 'no content type'}"
+        )
+    try:
+        text = request.body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedRequest(
+            'the body is not UTF-8; add accept-charset="UTF-8" to the <form> tag'
+        ) from None
+    if media_type == JSON:
+        return _json_fields(text)
+    return _urlencoded_fields(text)
+
+
+def _json_fields(text: str) -> dict[str, RawValue]:
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        raise MalformedRequest(f"the body is not valid JSON: {error.msg} at {error.pos}") from None
+    if not isinstance(value, dict):
+        raise MalformedRequest("the body must be a JSON object of field names and values")
+    _check_names(value)
+    return value
+
+
+def _reject_constant(name: str) -> None:
+    raise MalformedRequest(f"the body is not valid JSON: {name} is not a JSON value")
+
+
+def _urlencoded_fields(text: str) -> dict[str, RawValue]:
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, max_num_fields=200)
+    except ValueError as error:
+        raise MalformedRequest(f"the form body cannot be read: {error}") from None
+    fields: dict[str, RawValue] = {}
+    for name, value in pairs:
+        # A repeated name keeps its last value: the usual hidden "off" + checkbox "on" pattern.
+        fields[name] = value
+    _check_names(fields)
+    return fields
+
+
+def _check_names(fields: dict[str, Any]) -> None:
+    for name in fields:
+        if not name or len(name) > MAX_FIELD_NAME:
+            raise MalformedRequest(f"field names must have 1 to {MAX_FIELD_NAME} characters")

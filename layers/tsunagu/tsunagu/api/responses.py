@@ -1,0 +1,89 @@
+"""Responses, and the one place where domain errors become HTTP statuses."""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from tsunagu.errors import (
+    ConcurrentUpdate,
+    IdempotencyConflict,
+    MalformedRequest,
+    NotFound,
+    OriginNotAllowed,
+    PayloadTooLarge,
+    TsunaguError,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+STATUS_BY_ERROR: dict[type[TsunaguError], int] = {
+    MalformedRequest: 400,
+    OriginNotAllowed: 403,
+    NotFound: 404,
+    IdempotencyConflict: 409,
+    ConcurrentUpdate: 409,
+    PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
+    ValidationFailed: 422,
+}
+
+Response = dict[str, Any]
+
+
+def status_for(error: TsunaguError) -> int:
+    for error_type in type(error).__mro__:
+        if error_type in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[error_type]  # type: ignore[index]
+    return 400
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json", **(headers or {})},
+        "body": json.dumps(body, ensure_ascii=False),
+    }
+
+
+def html_response(status: int, page: str, headers: dict[str, str] | None = None) -> Response:
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "text/html; charset=utf-8", **(headers or {})},
+        "body": page,
+    }
+
+
+def redirect(location: str, headers: dict[str, str] | None = None) -> Response:
+    return {"statusCode": 303, "headers": {"location": location, **(headers or {})}, "body": ""}
+
+
+def error_body(error: TsunaguError) -> dict[str, Any]:
+    body: dict[str, Any] = {"message": error.message}
+    if isinstance(error, ValidationFailed):
+        body["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
+    return body
+
+
+def error_response(
+    error: TsunaguError, *, as_html: bool = False, headers: dict[str, str] | None = None
+) -> Response:
+    status = status_for(error)
+    if not as_html:
+        return json_response(status, error_body(error), headers)
+    items = (
+        "".join(
+            f"<li><b>{html.escape(e.field)}</b>: {html.escape(e.message)}</li>"
+            for e in error.errors
+        )
+        if isinstance(error, ValidationFailed)
+        else f"<li>{html.escape(error.message)}</li>"
+    )
+    page = (
+        "<!doctype html><html lang=en><meta charset=utf-8>"
+        "<title>The form could not be sent</title>"
+        "<h1>The form could not be sent</h1>"
+        f"<ul>{items}</ul><p><a href='javascript:history.back()'>Go back and correct it</a></p>"
+    )
+    return html_response(status, page, headers)

@@ -1,0 +1,58 @@
+"""Typed domain errors. Each says what went wrong in words a user can act on.
+
+The mapping to HTTP lives in one place, ``tsunagu.api.responses``; the domain never speaks HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class TsunaguError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class MalformedRequest(TsunaguError):
+    """The request could not be read at all: broken JSON, bad encoding, wrong shape."""
+
+
+class UnsupportedMediaType(TsunaguError):
+    """The body is in a format this endpoint does not accept."""
+
+
+class PayloadTooLarge(TsunaguError):
+    """The body is larger than this endpoint accepts."""
+
+
+class NotFound(TsunaguError):
+    """The thing named in the request does not exist."""
+
+
+class OriginNotAllowed(TsunaguError):
+    """A browser sent the request from a site that is not registered for this resource."""
+
+
+class IdempotencyConflict(TsunaguError):
+    """A client submission id was reused for a different request."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class ValidationFailed(TsunaguError):
+    """The request was readable but its content breaks the rules; ``errors`` says which."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+class ConcurrentUpdate(TsunaguError):
+    """Another writer changed the same record; retrying did not resolve it."""

@@ -1,0 +1,1 @@
+"""Web forms: their definitions, and what a submission must look like to be accepted."""

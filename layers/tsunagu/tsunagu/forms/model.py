@@ -1,0 +1,111 @@
+"""A form's definition, as a marketer writes it (JSON through the CLI) and Tsunagu stores it."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tsunagu.leads.merge import Channel
+
+FieldType = Literal["email", "text", "textarea", "tel", "url", "number", "checkbox", "select"]
+
+# Names a submission may carry besides the form's own fields. They are never lead data.
+SUBMISSION_ID_FIELD = "submission_id"
+VISITOR_ID_FIELD = "visitor_id"
+RESERVED_FIELDS = frozenset({SUBMISSION_ID_FIELD, VISITOR_ID_FIELD})
+
+
+class FormField(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    type: FieldType = "text"
+    label: str = Field(default="", max_length=200)
+    required: bool = False
+    max_length: int = Field(default=255, ge=1, le=5000)
+    options: list[str] = Field(default_factory=list, max_length=200)
+    lead_field: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    """The lead attribute this field fills; defaults to the field's own name."""
+
+    @property
+    def target(self) -> str:
+        return self.lead_field or self.name
+
+    @model_validator(mode="after")
+    def _select_has_options(self) -> Self:
+        if self.type == "select" and not self.options:
+            raise ValueError(f"select field {self.name!r} needs options")
+        return self
+
+
+class ConsentSpec(BaseModel):
+    """The consent checkbox: what the person agrees to, in which words, in which version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = "consent"
+    topic: str = Field(default="marketing", pattern=r"^[a-z][a-z0-9_-]{0,39}$")
+    text: str = Field(min_length=1, max_length=2000)
+    version: str = Field(min_length=1, max_length=40)
+
+
+def _check_origin(origin: str) -> str:
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        raise ValueError(f"{origin!r} is not an origin like https://www.example.com")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+class FormDefinition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    form_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    name: str = Field(min_length=1, max_length=200)
+    fields: list[FormField] = Field(min_length=1, max_length=50)
+    allowed_origins: list[str] = Field(default_factory=list, max_length=50)
+    consent: ConsentSpec | None = None
+    thank_you_url: str | None = None
+    honeypot_field: str = Field(default="website", pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    source: Channel = Channel.WEB_FORM
+    """Which channel submissions count as when fields are merged (a seminar sign-up form ranks
+    above a newsletter form)."""
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _normalise_origins(cls, origins: list[str]) -> list[str]:
+        return [_check_origin(o) for o in origins]
+
+    @field_validator("thank_you_url")
+    @classmethod
+    def _absolute_url(cls, url: str | None) -> str | None:
+        if url is not None and urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError("thank_you_url must be an absolute http(s) URL")
+        return url
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        names = [f.name for f in self.fields]
+        if len(set(names)) != len(names):
+            raise ValueError("field names must be unique")
+        email = next((f for f in self.fields if f.name == "email"), None)
+        if email is None or email.type != "email" or not email.required:
+            raise ValueError("a form needs a required field named 'email' of type 'email'")
+        clashes = RESERVED_FIELDS.intersection(names) | ({self.honeypot_field} & set(names))
+        if clashes:
+            raise ValueError(f"field names reserved by Tsunagu: {sorted(clashes)}")
+        if self.consent is not None:
+            box = next((f for f in self.fields if f.name == self.consent.field), None)
+            if box is None or box.type != "checkbox":
+                raise ValueError(f"consent field {self.consent.field!r} must be a checkbox field")
+        return self
+
+    def field(self, name: str) -> FormField | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    def allows_origin(self, origin: str) -> bool:
+        try:
+            return _check_origin(origin) in self.allowed_origins
+        except ValueError:
+            return False

@@ -1,0 +1,1 @@
+"""Leads: one person, one record, whatever the channel they came from."""

@@ -1,0 +1,246 @@
+"""Capturing a web-form submission: one person, one lead, stored whole or not at all."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from tsunagu.clock import Clock, isoformat
+from tsunagu.errors import ConcurrentUpdate, IdempotencyConflict, NotFound, OriginNotAllowed
+from tsunagu.forms.model import FormDefinition
+from tsunagu.forms.validation import (
+    RawValue,
+    Submission,
+    is_honeypot_filled,
+    validate_submission,
+)
+from tsunagu.ids import new_id
+from tsunagu.leads.merge import merge_fields
+from tsunagu.leads.model import (
+    ConsentEvidence,
+    Lead,
+    LeadEvent,
+    email_identity,
+    visitor_identity,
+)
+
+FORM_SUBMITTED = "form_submitted"
+MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Where a submission came from; kept as consent evidence and for the origin check."""
+
+    origin: str | None = None
+    source_ip: str | None = None
+    user_agent: str | None = None
+    referrer: str | None = None
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    lead_id: str
+    created: bool
+    thank_you_url: str | None = None
+    ignored_fields: list[str] = field(default_factory=list)
+    replayed: bool = False
+    stored: bool = True
+    """False only for a honeypot hit, which is answered as a success but stores nothing."""
+
+
+@dataclass(frozen=True)
+class CaptureWrite:
+    """Everything one submission stores, committed in one transaction."""
+
+    lead: Lead
+    is_new: bool
+    claim_identities: list[str]
+    """Identities that must not exist yet (the address of a new lead)."""
+    point_identities: list[str]
+    """Identities that now point at this lead (visitor ids: the latest form wins)."""
+    event: LeadEvent
+    consent: ConsentEvidence | None
+    idempotency_key: str | None
+    request_hash: str
+    response: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RememberedSubmission:
+    request_hash: str
+    response: dict[str, Any]
+
+
+class WriteConflict(Exception):
+    """The store refused a capture because something changed underneath it."""
+
+    def __init__(self, kind: Literal["submission", "identity", "lead"]) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+class CaptureStore(Protocol):
+    def get_form(self, form_id: str) -> FormDefinition | None: ...
+
+    def find_lead(self, identity: str) -> Lead | None: ...
+
+    def get_submission(self, key: str) -> RememberedSubmission | None: ...
+
+    def commit_capture(self, write: CaptureWrite) -> None:
+        """Store the whole write or nothing; raise WriteConflict when a condition fails."""
+        ...
+
+
+def _request_hash(form_id: str, raw: Mapping[str, RawValue]) -> str:
+    canonical = json.dumps([form_id, raw], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _plan(
+    form: FormDefinition,
+    submission: Submission,
+    existing: Lead | None,
+    context: RequestContext,
+    clock: Clock,
+    request_hash: str,
+) -> CaptureWrite:
+    now = clock.now()
+    at = isoformat(now)
+    if existing is None:
+        lead = Lead(
+            lead_id=new_id("lead", now),
+            email=submission.email.address,
+            fields={},
+            sources=[],
+            visitor_ids=set(),
+            stage="lead",
+            created_at=at,
+            updated_at=at,
+        )
+    else:
+        lead = existing
+    merged = merge_fields(lead.fields, submission.fields, source=form.source, at=at)
+    lead.fields = merged.fields
+    lead.updated_at = at
+    if form.source.value not in lead.sources:
+        lead.sources = [*lead.sources, form.source.value]
+    point = []
+    if submission.visitor_id:
+        lead.visitor_ids = lead.visitor_ids | {submission.visitor_id}
+        point.append(visitor_identity(submission.visitor_id))
+
+    event = LeadEvent(
+        event_id=new_id("evt", now),
+        type=FORM_SUBMITTED,
+        occurred_at=at,
+        lead_id=lead.lead_id,
+        visitor_id=submission.visitor_id,
+        properties={
+            "form_id": form.form_id,
+            "submission_id": submission.submission_id,
+            "fields": submission.fields,
+            "changed_fields": merged.changed,
+            "kept_fields": merged.kept,
+            "consent_given": submission.consent_given,
+            "referrer": context.referrer,
+            "new_lead": existing is None,
+        },
+    )
+    consent = None
+    if form.consent is not None and submission.consent_given:
+        consent = ConsentEvidence(
+            evidence_id=new_id("cns", now),
+            lead_id=lead.lead_id,
+            email=lead.email,
+            topic=form.consent.topic,
+            status="opted_in",
+            at=at,
+            text=form.consent.text,
+            text_version=form.consent.version,
+            form_id=form.form_id,
+            ip=context.source_ip,
+            user_agent=context.user_agent,
+        )
+    key = f"form:{form.form_id}:{submission.submission_id}" if submission.submission_id else None
+    return CaptureWrite(
+        lead=lead,
+        is_new=existing is None,
+        claim_identities=[email_identity(submission.email.identity_key)] if existing is None else [],
+        point_identities=point,
+        event=event,
+        consent=consent,
+        idempotency_key=key,
+        request_hash=request_hash,
+        response={"lead_id": lead.lead_id, "created": existing is None},
+    )
+
+
+def open_form(form_id: str, origin: str | None, *, store: CaptureStore) -> FormDefinition:
+    """The form a request names, if that request may use it.
+
+    A browser always sends Origin on a cross-site POST; a request from a site the form was not
+    registered for is refused. Server-side posts carry no Origin and are accepted.
+    """
+    form = store.get_form(form_id)
+    if form is None:
+        raise NotFound(f"there is no form with id {form_id!r}")
+    if origin is not None and not form.allows_origin(origin):
+        raise OriginNotAllowed(f"this form does not accept submissions from {origin}")
+    return form
+
+
+def capture_submission(
+    form: FormDefinition,
+    raw: Mapping[str, RawValue],
+    context: RequestContext,
+    *,
+    store: CaptureStore,
+    clock: Clock,
+) -> CaptureResult:
+    """Validate a submission against its form and store the lead, its event and its consent.
+
+    Nothing is written unless every check passes. A filled honeypot is answered like a success
+    and stores nothing, so a bot learns nothing from the answer.
+    """
+    if is_honeypot_filled(form, raw):
+        return CaptureResult(new_id("lead", clock.now()), True, form.thank_you_url, stored=False)
+
+    submission = validate_submission(form, raw)
+    request_hash = _request_hash(form.form_id, raw)
+    identity = email_identity(submission.email.identity_key)
+    for _attempt in range(MAX_ATTEMPTS):
+        write = _plan(form, submission, store.find_lead(identity), context, clock, request_hash)
+        try:
+            store.commit_capture(write)
+        except WriteConflict as conflict:
+            if conflict.kind == "submission" and write.idempotency_key:
+                return _replay(store, write.idempotency_key, request_hash, form, submission)
+            # Someone else created or changed this lead meanwhile: read it again and merge.
+            continue
+        return CaptureResult(
+            write.lead.lead_id, write.is_new, form.thank_you_url, submission.ignored_fields
+        )
+    raise ConcurrentUpdate("the lead was changed by another request meanwhile; please retry")
+
+
+def _replay(
+    store: CaptureStore, key: str, request_hash: str, form: FormDefinition, submission: Submission
+) -> CaptureResult:
+    remembered = store.get_submission(key)
+    if remembered is None:  # expired between the conflict and this read
+        raise ConcurrentUpdate("the submission is being processed; please retry")
+    if remembered.request_hash != request_hash:
+        raise IdempotencyConflict(
+            "this submission_id was already used for a different submission"
+        )
+    return CaptureResult(
+        remembered.response["lead_id"],
+        bool(remembered.response["created"]),
+        form.thank_you_url,
+        submission.ignored_fields,
+        replayed=True,
+    )

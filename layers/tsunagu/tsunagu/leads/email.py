@@ -1,0 +1,55 @@
+"""E-mail addresses as people type them, made into one canonical form.
+
+Japanese users often type an address with the IME still in full-width mode
+(``ｔａｒｏ＠ｅｘａｍｐｌｅ．ｊｐ``); NFKC folds those to ASCII before anything else looks at it.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+from email_validator import EmailNotValidError, validate_email
+
+# Characters NFKC leaves alone that still arrive from copy and paste.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+MAX_ADDRESS_LENGTH = 254
+
+
+class InvalidEmail(ValueError):
+    """The text is not an address Tsunagu can store and send to."""
+
+
+@dataclass(frozen=True)
+class EmailAddress:
+    address: str
+    """As stored and used for sending: local part as typed, domain lower-cased (and punycode)."""
+
+    @property
+    def identity_key(self) -> str:
+        """What makes two addresses the same person.
+
+        RFC 5321 lets a local part be case-sensitive, but no mail provider a B2B lead uses treats
+        it so, and people type ``Taro.Yamada@`` one day and ``taro.yamada@`` the next. Matching
+        case-insensitively keeps one person one lead; the address is still sent to as typed.
+        """
+        return self.address.casefold()
+
+    @property
+    def domain(self) -> str:
+        return self.address.rsplit("@", 1)[1]
+
+
+def normalise_email(raw: str) -> EmailAddress:
+    text = unicodedata.normalize("NFKC", raw).translate(_INVISIBLE).strip()
+    if not text:
+        raise InvalidEmail("an e-mail address is required")
+    if len(text) > MAX_ADDRESS_LENGTH:
+        raise InvalidEmail(f"an e-mail address has at most {MAX_ADDRESS_LENGTH} characters")
+    try:
+        result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as error:
+        raise InvalidEmail(str(error)) from None
+    # ascii_email carries an internationalised domain as punycode, which SES accepts.
+    local_part, domain = (result.ascii_email or result.normalized).rsplit("@", 1)
+    return EmailAddress(f"{local_part}@{domain.lower()}")

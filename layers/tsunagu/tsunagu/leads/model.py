@@ -1,0 +1,79 @@
+"""The lead as the domain sees it, and the records that travel with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tsunagu.leads.merge import FieldValue
+
+
+@dataclass
+class Lead:
+    lead_id: str
+    email: str
+    fields: dict[str, FieldValue]
+    sources: list[str]
+    visitor_ids: set[str]
+    stage: str
+    created_at: str
+    updated_at: str
+    last_activity_at: str | None = None
+    last_activity_type: str | None = None
+    version: int | None = None
+    """Optimistic-lock version; None for a lead not yet stored."""
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "lead_id": self.lead_id,
+            "email": self.email,
+            "stage": self.stage,
+            "fields": {name: v.to_item() for name, v in sorted(self.fields.items())},
+            "sources": self.sources,
+            "visitor_ids": sorted(self.visitor_ids),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "last_activity_at": self.last_activity_at,
+            "last_activity_type": self.last_activity_type,
+        }
+
+
+@dataclass(frozen=True)
+class LeadEvent:
+    """Something a lead (or a still-anonymous visitor) did, as stored on the events stream."""
+
+    event_id: str
+    type: str
+    occurred_at: str
+    lead_id: str | None
+    visitor_id: str | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> str:
+        return f"lead#{self.lead_id}" if self.lead_id else f"visitor#{self.visitor_id}"
+
+
+@dataclass(frozen=True)
+class ConsentEvidence:
+    """What a person agreed to, in which words, when, from where: kept as proof, never edited."""
+
+    evidence_id: str
+    lead_id: str
+    email: str
+    topic: str
+    status: str
+    at: str
+    text: str | None = None
+    text_version: str | None = None
+    form_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+def email_identity(identity_key: str) -> str:
+    return f"email:{identity_key}"
+
+
+def visitor_identity(visitor_id: str) -> str:
+    return f"visitor:{visitor_id}"

@@ -1,0 +1,24 @@
+"""What route_events does with one event from the events stream."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from tsunagu.observability import logger
+
+
+class ActivityStore(Protocol):
+    def record_activity(self, lead_id: str, event_type: str, occurred_at: str) -> bool: ...
+
+
+def route_event(new_image: Mapping[str, Any] | None, *, store: ActivityStore) -> None:
+    """Apply one stored event. Safe to repeat: a redelivered event changes nothing more."""
+    if not new_image:
+        return  # a removal (TTL expiry) or a key-only record: nothing follows from it
+    lead_id = new_image.get("lead_id")
+    if not lead_id:
+        return  # an anonymous visitor's event waits until the visitor becomes a lead
+    changed = store.record_activity(str(lead_id), str(new_image["type"]),
+                                    str(new_image["occurred_at"]))
+    logger.debug("activity recorded", extra={"lead_id": lead_id, "changed": changed})

@@ -1,0 +1,82 @@
+"""Typed settings, built once per cold start from the environment the template gives a function.
+
+The cache is keyed on the values of the variables themselves, not on the process: the embedded
+local runtime runs every function in one process, each with its own environment, and a cache keyed
+on nothing would hand one function's settings to another.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ENV_PREFIX = "TSUNAGU_"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stage: str = Field(pattern=r"^[a-z][a-z0-9-]{0,20}$")
+    region: str
+    leads_table: str
+    lead_identities_table: str
+    events_table: str
+    consent_table: str
+    forms_table: str
+    idempotency_table: str
+    # Raw events expire after this many days (DynamoDB TTL); summaries on the lead stay.
+    event_retention_days: int = Field(default=400, ge=1, le=3650)
+    # Web-form bodies are small; anything bigger is refused before it is parsed.
+    max_form_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    # Form definitions are read on every submission; a warm function keeps them this long.
+    form_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # How long a client submission id is remembered for replay detection.
+    idempotency_ttl_hours: int = Field(default=48, ge=1, le=24 * 30)
+    # Only set by the embedded local runtime: where its AWS endpoint is.
+    aws_endpoint_url: str | None = None
+    # The clock (see tsunagu.clock). Unset in AWS: the system clock.
+    clock_start: str | None = None
+    clock_epoch: float | None = None
+    time_scale: float = Field(default=1.0, gt=0, le=1_000_000)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        values: dict[str, str] = {}
+        for name in cls.model_fields:
+            key = ENV_PREFIX + name.upper()
+            if key in environ:
+                values[name] = environ[key]
+        values["region"] = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION", "")
+        if "AWS_ENDPOINT_URL" in environ:
+            values["aws_endpoint_url"] = environ["AWS_ENDPOINT_URL"]
+        return cls.model_validate(values)
+
+    def as_environ(self) -> dict[str, str]:
+        """The environment that reproduces these settings (used by the local runtime and CLI)."""
+        env = {"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region}
+        if self.aws_endpoint_url:
+            env["AWS_ENDPOINT_URL"] = self.aws_endpoint_url
+        for name, value in self.model_dump(exclude={"region", "aws_endpoint_url"}).items():
+            if value is not None:
+                env[ENV_PREFIX + name.upper()] = str(value)
+        return env
+
+
+def _relevant_environ() -> tuple[tuple[str, str], ...]:
+    keys = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
+    return tuple(
+        sorted((k, v) for k, v in os.environ.items() if k.startswith(ENV_PREFIX) or k in keys)
+    )
+
+
+@lru_cache(maxsize=32)
+def _settings_for(environ: tuple[tuple[str, str], ...]) -> Settings:
+    return Settings.from_environ(dict(environ))
+
+
+def get_settings() -> Settings:
+    """The settings for the current environment; validated once, then cached."""
+    return _settings_for(_relevant_environ())

@@ -1,0 +1,1 @@
+"""Data access: PynamoDB models and the repositories the domain talks to through its ports."""

@@ -1,0 +1,124 @@
+"""Conversions between domain records and their PynamoDB items."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from tsunagu.clock import parse_instant
+from tsunagu.leads.merge import FieldValue
+from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
+from tsunagu.store.tables import Tables
+
+
+def lead_to_item(tables: Tables, lead: Lead) -> Any:
+    item = tables.leads(
+        lead.lead_id,
+        email=lead.email,
+        fields={name: value.to_item() for name, value in lead.fields.items()},
+        sources=lead.sources,
+        visitor_ids=set(lead.visitor_ids),
+        stage=lead.stage,
+        created_at=lead.created_at,
+        updated_at=lead.updated_at,
+        last_activity_at=lead.last_activity_at,
+        last_activity_type=lead.last_activity_type,
+    )
+    # Left unset for a new lead, so the save's condition is "no such lead yet".
+    if lead.version is not None:
+        item.version = lead.version
+    return item
+
+
+def lead_from_item(item: Any) -> Lead:
+    raw_fields = item.fields.as_dict() if hasattr(item.fields, "as_dict") else dict(item.fields)
+    return Lead(
+        lead_id=item.lead_id,
+        email=item.email,
+        fields={name: FieldValue.from_item(value) for name, value in raw_fields.items()},
+        sources=list(item.sources or []),
+        visitor_ids=set(item.visitor_ids or ()),
+        stage=item.stage,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+        last_activity_at=item.last_activity_at,
+        last_activity_type=item.last_activity_type,
+        version=item.version,
+    )
+
+
+def event_to_item(tables: Tables, event: LeadEvent) -> Any:
+    occurred = parse_instant(event.occurred_at)
+    expires = occurred + timedelta(days=tables.settings.event_retention_days)
+    return tables.events(
+        event.subject,
+        f"{event.occurred_at}#{event.event_id}",
+        event_id=event.event_id,
+        type=event.type,
+        occurred_at=event.occurred_at,
+        lead_id=event.lead_id,
+        visitor_id=event.visitor_id,
+        properties=_without_none(event.properties),
+        expires_at=int(expires.timestamp()),
+    )
+
+
+def event_from_item(item: Any) -> LeadEvent:
+    props = item.properties.as_dict() if hasattr(item.properties, "as_dict") else item.properties
+    return LeadEvent(
+        event_id=item.event_id,
+        type=item.type,
+        occurred_at=item.occurred_at,
+        lead_id=item.lead_id,
+        visitor_id=item.visitor_id,
+        properties=dict(props or {}),
+    )
+
+
+def consent_items(tables: Tables, evidence: ConsentEvidence) -> tuple[Any, Any]:
+    """The immutable evidence record and the topic's current-state record."""
+    common = {
+        "topic": evidence.topic,
+        "status": evidence.status,
+        "at": evidence.at,
+        "email": evidence.email,
+    }
+    proof = tables.consent(
+        evidence.lead_id,
+        f"evidence#{evidence.at}#{evidence.evidence_id}",
+        text=evidence.text,
+        text_version=evidence.text_version,
+        form_id=evidence.form_id,
+        ip=evidence.ip,
+        user_agent=evidence.user_agent,
+        **common,
+    )
+    state = tables.consent(
+        evidence.lead_id, f"topic#{evidence.topic}", evidence=evidence.evidence_id, **common
+    )
+    return proof, state
+
+
+def consent_from_item(item: Any) -> ConsentEvidence:
+    return ConsentEvidence(
+        evidence_id=item.record.rsplit("#", 1)[-1],
+        lead_id=item.lead_id,
+        email=item.email,
+        topic=item.topic,
+        status=item.status,
+        at=item.at,
+        text=item.text,
+        text_version=item.text_version,
+        form_id=item.form_id,
+        ip=item.ip,
+        user_agent=item.user_agent,
+    )
+
+
+def _without_none(value: Any) -> Any:
+    """DynamoDB maps cannot hold empty strings as keys; None values are simply left out."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value

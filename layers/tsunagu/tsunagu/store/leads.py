@@ -1,0 +1,140 @@
+"""Leads, their identities, events and consent in DynamoDB."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from tsunagu.clock import parse_instant
+from tsunagu.forms.model import FormDefinition
+from tsunagu.leads.capture import CaptureWrite, RememberedSubmission, WriteConflict
+from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
+from tsunagu.store.converters import (
+    consent_from_item,
+    consent_items,
+    event_from_item,
+    event_to_item,
+    lead_from_item,
+    lead_to_item,
+)
+from tsunagu.store.forms import FormRepository
+from tsunagu.store.tables import Tables, get_or_none
+
+
+class LeadRepository:
+    """The DynamoDB side of lead capture and lead look-ups."""
+
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+        self._forms = FormRepository(tables)
+
+    def get_form(self, form_id: str) -> FormDefinition | None:
+        return self._forms.get(form_id)
+
+    def find_lead(self, identity: str) -> Lead | None:
+        pointer = get_or_none(self._tables.identities, identity)
+        if pointer is None:
+            return None
+        return self.get_lead(pointer.lead_id)
+
+    def get_lead(self, lead_id: str) -> Lead | None:
+        item = get_or_none(self._tables.leads, lead_id)
+        return None if item is None else lead_from_item(item)
+
+    def get_submission(self, key: str) -> RememberedSubmission | None:
+        item = get_or_none(self._tables.idempotency, key)
+        if item is None:
+            return None
+        return RememberedSubmission(item.request_hash, dict(item.response))
+
+    def commit_capture(self, write: CaptureWrite) -> None:
+        t = self._tables
+        # The order of the items is the order of the cancellation reasons DynamoDB reports.
+        kinds: list[str] = []
+        with_conditions = TransactWrite(connection=t.connection())
+        try:
+            with with_conditions as tx:
+                if write.idempotency_key:
+                    remembered = t.idempotency(
+                        write.idempotency_key,
+                        request_hash=write.request_hash,
+                        response=write.response,
+                        created_at=write.lead.updated_at,
+                        expires_at=_expiry(write.lead.updated_at, t.settings.idempotency_ttl_hours),
+                    )
+                    tx.save(remembered, condition=t.idempotency.key.does_not_exist())
+                    kinds.append("submission")
+                for identity in write.claim_identities:
+                    claim = t.identities(
+                        identity, lead_id=write.lead.lead_id, created_at=write.lead.updated_at
+                    )
+                    tx.save(claim, condition=t.identities.identity.does_not_exist())
+                    kinds.append("identity")
+                for identity in write.point_identities:
+                    pointer = t.identities(
+                        identity, lead_id=write.lead.lead_id, created_at=write.lead.updated_at
+                    )
+                    tx.save(pointer)
+                    kinds.append("pointer")
+                # VersionAttribute adds the optimistic-lock condition on save.
+                tx.save(lead_to_item(t, write.lead))
+                kinds.append("lead")
+                tx.save(event_to_item(t, write.event))
+                kinds.append("event")
+                if write.consent is not None:
+                    for item in consent_items(t, write.consent):
+                        tx.save(item)
+                        kinds.append("consent")
+        except TransactWriteError as error:
+            for kind, reason in zip(kinds, error.cancellation_reasons, strict=False):
+                if reason is not None and reason.code == "ConditionalCheckFailed":
+                    if kind in ("submission", "identity", "lead"):
+                        raise WriteConflict(kind) from error  # type: ignore[arg-type]
+            raise
+
+    def events(self, lead_id: str, limit: int = 100) -> list[LeadEvent]:
+        items = self._tables.events.query(f"lead#{lead_id}", scan_index_forward=False, limit=limit)
+        return [event_from_item(item) for item in items]
+
+    def consent_evidence(self, lead_id: str) -> list[ConsentEvidence]:
+        items = self._tables.consent.query(
+            lead_id, self._tables.consent.record.startswith("evidence#")
+        )
+        return [consent_from_item(item) for item in items]
+
+    def consent_state(self, lead_id: str) -> dict[str, str]:
+        items = self._tables.consent.query(lead_id, self._tables.consent.record.startswith("topic#"))
+        return {item.topic: item.status for item in items}
+
+    def record_activity(self, lead_id: str, event_type: str, occurred_at: str) -> bool:
+        """Move the lead's last-activity mark forward; an older or repeated event changes nothing,
+        so a redelivered stream batch is harmless. Returns whether the lead changed."""
+        leads = self._tables.leads
+        condition = leads.lead_id.exists() & (
+            leads.last_activity_at.does_not_exist() | (leads.last_activity_at < occurred_at)
+        )
+        # The version moves too: a capture that read the lead before this update must re-read
+        # it rather than write the old activity mark back. Model.update() would also demand the
+        # version we never read, so this goes through the model's table connection (which knows
+        # the key schema without a DescribeTable call).
+        try:
+            leads._get_connection().update_item(
+                lead_id,
+                actions=[
+                    leads.last_activity_at.set(occurred_at),
+                    leads.last_activity_type.set(event_type),
+                    leads.version.add(1),
+                ],
+                condition=condition,
+            )
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+def _expiry(at: str, hours: int) -> int:
+    return int((parse_instant(at) + timedelta(hours=hours)).timestamp())

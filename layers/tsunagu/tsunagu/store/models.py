@@ -1,0 +1,104 @@
+"""PynamoDB models, one per table. Table names are bound at run time (see ``tables.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    JSONAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+    VersionAttribute,
+)
+from pynamodb.models import Model
+
+
+class _Unbound:
+    table_name = "unbound"
+
+
+class LeadItem(Model):
+    """One person. ``fields`` maps attribute name to {value, source, at} (see leads.merge)."""
+
+    Meta = _Unbound
+    lead_id = UnicodeAttribute(hash_key=True)
+    email = UnicodeAttribute()
+    fields: MapAttribute[str, Any] = MapAttribute(default=dict)
+    sources = ListAttribute(of=UnicodeAttribute, default=list)
+    visitor_ids = UnicodeSetAttribute(default=set)
+    stage = UnicodeAttribute(default="lead")
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    last_activity_at = UnicodeAttribute(null=True)
+    last_activity_type = UnicodeAttribute(null=True)
+    version = VersionAttribute()
+
+
+class LeadIdentityItem(Model):
+    """An identity that points at a lead: ``email:<key>``, ``visitor:<id>``, ``crm:<id>``.
+
+    A conditional put on this item is what makes "one address, one lead" hold under concurrency.
+    """
+
+    Meta = _Unbound
+    identity = UnicodeAttribute(hash_key=True)
+    lead_id = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
+class EventItem(Model):
+    """Something a lead or visitor did. ``subject`` is ``lead#<id>`` or ``visitor#<id>``."""
+
+    Meta = _Unbound
+    subject = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    """``<occurred_at>#<event_id>``: a subject's events read back in time order."""
+    event_id = UnicodeAttribute()
+    type = UnicodeAttribute()
+    occurred_at = UnicodeAttribute()
+    lead_id = UnicodeAttribute(null=True)
+    visitor_id = UnicodeAttribute(null=True)
+    properties: MapAttribute[str, Any] = MapAttribute(default=dict)
+    expires_at = NumberAttribute(null=True)
+    """Epoch seconds; the table's TTL attribute."""
+
+
+class ConsentItem(Model):
+    """Consent per lead. ``record`` is ``topic#<topic>`` for the current state of a topic, or
+    ``evidence#<at>#<id>`` for the immutable evidence of one change."""
+
+    Meta = _Unbound
+    lead_id = UnicodeAttribute(hash_key=True)
+    record = UnicodeAttribute(range_key=True)
+    topic = UnicodeAttribute()
+    status = UnicodeAttribute()
+    at = UnicodeAttribute()
+    email = UnicodeAttribute()
+    text = UnicodeAttribute(null=True)
+    text_version = UnicodeAttribute(null=True)
+    form_id = UnicodeAttribute(null=True)
+    ip = UnicodeAttribute(null=True)
+    user_agent = UnicodeAttribute(null=True)
+    evidence = UnicodeAttribute(null=True)
+    """On a topic record: the evidence record behind the current state."""
+
+
+class FormItem(Model):
+    Meta = _Unbound
+    form_id = UnicodeAttribute(hash_key=True)
+    definition = JSONAttribute()
+    updated_at = UnicodeAttribute()
+
+
+class IdempotencyItem(Model):
+    """A remembered request: a replay with the same key gets the same answer."""
+
+    Meta = _Unbound
+    key = UnicodeAttribute(hash_key=True)
+    request_hash = UnicodeAttribute()
+    response = JSONAttribute()
+    created_at = UnicodeAttribute()
+    expires_at = NumberAttribute()

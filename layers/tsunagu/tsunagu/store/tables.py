@@ -1,0 +1,67 @@
+"""Binds the models to the tables named in the settings.
+
+Each binding is a subclass with its own ``Meta``, made once per settings and cached, so nothing
+reads the environment at import time and two stages never share a model class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from pynamodb.connection import Connection
+from pynamodb.models import Model
+
+from tsunagu.settings import Settings
+from tsunagu.store.models import (
+    ConsentItem,
+    EventItem,
+    FormItem,
+    IdempotencyItem,
+    LeadIdentityItem,
+    LeadItem,
+)
+
+
+@dataclass(frozen=True)
+class Tables:
+    leads: type[LeadItem]
+    identities: type[LeadIdentityItem]
+    events: type[EventItem]
+    consent: type[ConsentItem]
+    forms: type[FormItem]
+    idempotency: type[IdempotencyItem]
+    settings: Settings
+
+    def connection(self) -> Connection:
+        """A connection for transactions that span tables."""
+        return Connection(region=self.settings.region, host=self.settings.aws_endpoint_url)
+
+
+def _bind[M: Model](model: type[M], table_name: str, settings: Settings) -> type[M]:
+    meta: dict[str, Any] = {"table_name": table_name, "region": settings.region}
+    if settings.aws_endpoint_url:
+        meta["host"] = settings.aws_endpoint_url
+    return type(model.__name__, (model,), {"Meta": type("Meta", (), meta)})
+
+
+@lru_cache(maxsize=8)
+def bind_tables(settings: Settings) -> Tables:
+    return Tables(
+        leads=_bind(LeadItem, settings.leads_table, settings),
+        identities=_bind(LeadIdentityItem, settings.lead_identities_table, settings),
+        events=_bind(EventItem, settings.events_table, settings),
+        consent=_bind(ConsentItem, settings.consent_table, settings),
+        forms=_bind(FormItem, settings.forms_table, settings),
+        idempotency=_bind(IdempotencyItem, settings.idempotency_table, settings),
+        settings=settings,
+    )
+
+
+def get_or_none[M: Model](model: type[M], hash_key: str, range_key: str | None = None) -> M | None:
+    """A strongly consistent read that answers None for a missing item."""
+    try:
+        return model.get(hash_key, range_key, consistent_read=True)
+    except model.DoesNotExist:
+        return None

@@ -1,0 +1,128 @@
+"""``make up``: Tsunagu on the embedded local AWS, in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from tsunagu import services
+from tsunagu.clock import parse_instant
+from tsunagu_local import pages
+from tsunagu_local.mailbox import sent_mail
+from tsunagu_local.runtime import ACCOUNT_ID, REGION, LocalRuntime, RuntimeOptions
+from tsunagu_local.seed import DEMO_FORM_ID, demo_form
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="tsunagu-local", description="Run Tsunagu on the embedded local AWS (moto)."
+    )
+    parser.add_argument("--template", type=Path, default=Path("template.yaml"))
+    parser.add_argument("--state-dir", type=Path, default=Path(".tsunagu"))
+    parser.add_argument("--port", type=int, default=3000, help="API port (default 3000)")
+    parser.add_argument(
+        "--clock-start", help="simulated start instant, ISO-8601 (default: now)", default=None
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=None,
+        help="simulated seconds per real second, e.g. 3600 = one hour per second "
+        "(default: $TSUNAGU_TIME_SCALE or 1)",
+    )
+    parser.add_argument("--fresh", action="store_true", help="start with empty tables")
+    parser.add_argument("--no-persist", action="store_true", help="keep no data across restarts")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+def build_runtime(args: argparse.Namespace) -> LocalRuntime:
+    import os
+
+    scale = args.time_scale or float(os.environ.get("TSUNAGU_TIME_SCALE", "1"))
+    start = args.clock_start or os.environ.get("TSUNAGU_CLOCK_START")
+    if args.fresh:
+        for saved in (args.state_dir / "dynamodb").glob("*.json"):
+            saved.unlink()
+    return LocalRuntime(
+        RuntimeOptions(
+            template=args.template,
+            state_dir=args.state_dir,
+            api_port=args.port,
+            clock_start=parse_instant(start) if start else None,
+            time_scale=scale,
+            persist=not args.no_persist,
+        )
+    )
+
+
+def install_pages(runtime: LocalRuntime) -> None:
+    """Seed the demo form (unless the user already changed it) and serve the local pages."""
+    settings = runtime.settings()
+    forms = services.form_repository(settings)
+    demo = forms.get(DEMO_FORM_ID)
+    if demo is None:
+        demo = demo_form(runtime.api_url)
+        forms.put(demo, services.clock(settings))
+    runtime.local_pages.update(
+        {
+            "/": pages.index_page(runtime.api_url),
+            "/_local/demo": pages.demo_page(demo),
+            "/_local/thanks": pages.thanks_page,
+            "/_local/mail": pages.mail_viewer(lambda: sent_mail(ACCOUNT_ID, REGION)),
+        }
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("botocore", "urllib3", "moto", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not args.template.exists():
+        print(f"no {args.template} here: run this from the project's folder", file=sys.stderr)
+        return 2
+    runtime = build_runtime(args)
+    try:
+        runtime.start()
+        install_pages(runtime)
+    except OSError as error:
+        print(f"could not start: {error}", file=sys.stderr)
+        runtime.stop()
+        return 1
+    stopping = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    assert runtime.clock is not None
+    print(
+        "\nTsunagu is running on the embedded local AWS.\n"
+        f"  Demo form:         {runtime.api_url}/_local/demo\n"
+        f"  API:               {runtime.api_url}  (POST /forms/demo/submissions)\n"
+        f"  Sent-mail viewer:  {runtime.api_url}/_local/mail\n"
+        f"  Clock:             {runtime.clock.now():%Y-%m-%d %H:%M:%S} UTC,"
+        f" x{runtime.clock.scale:g}\n"
+        f"  CLI:               .venv/bin/tsunagu leads get EMAIL\n"
+        "Press Ctrl-C to stop.\n",
+        flush=True,
+    )
+    stopping.wait()
+    print("\nstopping...", flush=True)
+    runtime.stop()
+    print("stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""Functions of the template, their handlers imported and called in this process.
+
+One module per function, loaded at its first invocation (its cold start) and kept (warm). Each
+invocation runs with the function's own environment; because the process has one environment,
+invocations take turns. A handler's exception comes back as a Lambda function error, so a state
+machine's Catch or a stream's retry sees what it would see in AWS.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+log = logging.getLogger("tsunagu.local.lambda")
+
+# One process, one os.environ: invocations must not overlap. Re-entrant, so a handler that
+# invokes another function synchronously does not deadlock.
+_ENVIRONMENT_LOCK = threading.RLock()
+
+
+class FunctionError(Exception):
+    """A handler raised: carries the payload Lambda would return with x-amz-function-error."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        super().__init__(payload.get("errorMessage", ""))
+        self.payload = payload
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    timeout_seconds: int
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    _started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        elapsed = time.monotonic() - self._started
+        return max(0, int((self.timeout_seconds - elapsed) * 1000))
+
+
+@dataclass
+class LocalFunction:
+    logical_id: str
+    name: str
+    arn: str
+    code_dir: Path
+    handler: str
+    environment: dict[str, str]
+    timeout: int
+    memory: int
+    _module: ModuleType | None = None
+    invocations: int = 0
+
+    def _entry_point(self) -> Callable[[Any, Any], Any]:
+        module_path, function_name = self.handler.rsplit(".", 1)
+        if self._module is None:
+            source = self.code_dir / (module_path.replace(".", "/") + ".py")
+            module_name = f"tsunagu_function_{self.logical_id}_{module_path.replace('.', '_')}"
+            spec = importlib.util.spec_from_file_location(module_name, source)
+            if spec is None or spec.loader is None:
+                raise FileNotFoundError(f"{self.logical_id}: no handler module at {source}")
+            module = importlib.util.module_from_spec(spec)
+            # Registered like any imported module, so dataclasses and pydantic can find it.
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+            self._module = module
+        entry: Callable[[Any, Any], Any] = getattr(self._module, function_name)
+        return entry
+
+    def invoke(self, event: Any) -> Any:
+        """Call the handler; raise FunctionError with Lambda's error payload if it fails."""
+        with _ENVIRONMENT_LOCK, _environment(self.environment):
+            self.invocations += 1
+            context = LambdaContext(self.name, self.arn, self.memory, self.timeout)
+            try:
+                return self._entry_point()(event, context)
+            except Exception as error:
+                log.error("%s failed:\n%s", self.logical_id, traceback.format_exc())
+                raise FunctionError(
+                    {
+                        "errorMessage": str(error),
+                        "errorType": type(error).__name__,
+                        "requestId": context.aws_request_id,
+                        "stackTrace": traceback.format_tb(error.__traceback__),
+                    }
+                ) from error
+
+
+@contextmanager
+def _environment(variables: Mapping[str, str]) -> Iterator[None]:
+    # Only the function's own keys are touched: other threads (moto's server, state machine
+    # executions) read the shared variables meanwhile, and must never see them missing.
+    saved = {key: os.environ.get(key) for key in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class FunctionRegistry:
+    def __init__(self) -> None:
+        self._by_name: dict[str, LocalFunction] = {}
+        self._by_logical_id: dict[str, LocalFunction] = {}
+
+    def add(self, function: LocalFunction) -> None:
+        self._by_name[function.name] = function
+        self._by_logical_id[function.logical_id] = function
+
+    def get(self, name_or_arn: str) -> LocalFunction:
+        name = name_or_arn.split(":")[6] if name_or_arn.startswith("arn:") else name_or_arn
+        if name in self._by_name:
+            return self._by_name[name]
+        return self._by_logical_id[name]
+
+    def __iter__(self) -> Iterator[LocalFunction]:
+        return iter(self._by_logical_id.values())
+
+
+def install_moto_invoke(registry: FunctionRegistry) -> None:
+    """Make moto's docker-less Lambda call our handlers (Step Functions tasks invoke through it)."""
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    def invoke(
+        backend: Any,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: dict[str, str],
+    ) -> bytes:
+        function = registry.get(function_name)
+        event = json.loads(body) if body else {}
+        if headers.get("X-Amz-Invocation-Type") == "Event":
+            threading.Thread(target=_invoke_quietly, args=(function, event), daemon=True).start()
+            return b""
+        try:
+            result = function.invoke(event)
+        except FunctionError as error:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(error.payload).encode()
+        return json.dumps(result).encode()
+
+    LambdaSimpleBackend.invoke = invoke
+
+
+def _invoke_quietly(function: LocalFunction, event: Any) -> None:
+    try:
+        function.invoke(event)
+    except FunctionError:
+        pass  # already logged; an async invocation's caller never sees the error

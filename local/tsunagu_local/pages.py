@@ -1,0 +1,92 @@
+"""The local runtime's own pages: index, demo form, thank-you page and the sent-mail viewer."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable
+from importlib.resources import files
+from string import Template
+
+from werkzeug.wrappers import Request, Response
+
+from tsunagu.forms.model import FormDefinition
+from tsunagu_local.mailbox import SentMail
+
+_STYLE = (
+    "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
+    "padding:0 1rem;color:#1f2933}table{border-collapse:collapse}td,th{text-align:left;"
+    "padding:.2rem .6rem;vertical-align:top}article{border:1px solid #cbd2d9;border-radius:6px;"
+    "margin:1rem 0;padding:1rem}iframe{width:100%;height:28rem;border:1px solid #e4e7eb}"
+    "pre{white-space:pre-wrap}</style>"
+)
+
+
+def _page(title: str, body: str) -> Response:
+    document = (
+        f"<!doctype html><html lang=en><meta charset=utf-8><title>{html.escape(title)}</title>"
+        f"{_STYLE}<body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+    return Response(document, content_type="text/html; charset=utf-8")
+
+
+def index_page(api_url: str) -> Callable[[Request], Response]:
+    def render(_: Request) -> Response:
+        return _page(
+            "Tsunagu (local)",
+            "<ul>"
+            "<li><a href='/_local/demo'>Demo form</a></li>"
+            "<li><a href='/_local/mail'>Sent-mail viewer</a></li>"
+            f"<li>API: <code>{html.escape(api_url)}</code></li>"
+            "</ul>",
+        )
+
+    return render
+
+
+def demo_page(form: FormDefinition) -> Callable[[Request], Response]:
+    template = Template(files("tsunagu_local").joinpath("pages/demo.html").read_text("utf-8"))
+    consent_text = form.consent.text if form.consent else ""
+    document = template.substitute(consent_text=html.escape(consent_text))
+
+    def render(_: Request) -> Response:
+        return Response(document, content_type="text/html; charset=utf-8")
+
+    return render
+
+
+def thanks_page(_: Request) -> Response:
+    return _page(
+        "Thank you",
+        "<p>Your request was received. <a href='/_local/demo'>Back to the demo form</a></p>",
+    )
+
+
+def _mail_html(mail: SentMail) -> str:
+    headers = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in mail.headers
+    )
+    parts = f"<table>{headers}</table>"
+    if mail.text is not None:
+        parts += f"<h3>Text</h3><pre>{html.escape(mail.text)}</pre>"
+    if mail.html is not None:
+        # Rendered in a sandbox: no scripts, no access to this page.
+        parts += (
+            "<h3>HTML</h3><iframe sandbox='allow-popups allow-popups-to-escape-sandbox' "
+            f"srcdoc=\"{html.escape(mail.html, quote=True)}\"></iframe>"
+        )
+    return f"<article id='{html.escape(mail.message_id)}'><h2>{html.escape(mail.subject)}</h2>{parts}</article>"
+
+
+def mail_viewer(list_mail: Callable[[], list[SentMail]]) -> Callable[[Request], Response]:
+    def render(request: Request) -> Response:
+        mails = list_mail()
+        if request.args.get("format") == "json":
+            return Response(
+                json.dumps([m.__dict__ for m in mails], ensure_ascii=False),
+                content_type="application/json",
+            )
+        body = "".join(_mail_html(m) for m in mails) or "<p>No mail has been sent yet.</p>"
+        return _page(f"Sent mail ({len(mails)})", body)
+
+    return render

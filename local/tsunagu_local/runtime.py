@@ -1,0 +1,419 @@
+"""Brings the template's stack up on an in-process moto server, and takes it down again."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import socket
+import time
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from threading import Thread
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from tsunagu.clock import ScaledClock, isoformat
+from tsunagu.settings import Settings
+from tsunagu_local.gateway import HttpApiGateway, LocalPage, routes_from
+from tsunagu_local.intrinsics import Resolver
+from tsunagu_local.lambdas import FunctionRegistry, LocalFunction, install_moto_invoke
+from tsunagu_local.streams import StreamMapping, StreamPoller
+from tsunagu_local.template import Stack, load_stack
+from tsunagu_local.waits import install_wait_clock
+
+log = logging.getLogger("tsunagu.local")
+
+ACCOUNT_ID = "123456789012"
+REGION = "ap-northeast-1"
+STATE_FILE = "runtime.json"
+
+# What AWS gives a function that the template does not, and what makes no sense locally.
+LOCAL_FUNCTION_ENVIRONMENT = {
+    "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+    "POWERTOOLS_METRICS_DISABLED": "true",  # no CloudWatch here; keeps the console readable
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class RuntimeOptions:
+    template: Path
+    state_dir: Path
+    api_port: int = 3000
+    moto_port: int = 0
+    """0 picks a free port."""
+    stage: str = "local"
+    clock_start: datetime | None = None
+    time_scale: float = 1.0
+    persist: bool = True
+    """Keep DynamoDB data in state_dir across restarts."""
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+class LocalRuntime:
+    def __init__(self, options: RuntimeOptions) -> None:
+        self.options = options
+        self.functions = FunctionRegistry()
+        self.pollers: list[StreamPoller] = []
+        self.tables: dict[str, str] = {}
+        self.local_pages: dict[str, LocalPage] = {}
+        self._api_server: BaseWSGIServer | None = None
+        self._moto: Any = None
+        self.stack: Stack | None = None
+        self.clock: ScaledClock | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.options.api_port}"
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.options.moto_port}"
+
+    def start(self) -> None:
+        os.environ["TZ"] = "UTC"  # moto's Wait and timestamp code reads naive local time
+        time.tzset()
+        self._start_moto()
+        self.clock = ScaledClock(
+            self.options.clock_start or datetime.now(UTC), time.time(), self.options.time_scale
+        )
+        install_wait_clock(self.clock)
+        install_moto_invoke(self.functions)
+        self.stack = load_stack(
+            self.options.template, {"Stage": self.options.stage, **self.options.parameters}, REGION
+        )
+        restored = self._deploy(self.stack)
+        for poller in self.pollers:
+            # Restored data was consumed in the run that wrote it: start from new records only.
+            poller.start("LATEST" if restored else None)
+        self._start_api(self.stack)
+        self._write_state_file()
+
+    def stop(self) -> None:
+        if self._api_server is not None:
+            self._api_server.shutdown()
+        for poller in self.pollers:
+            poller.stop()
+        if self.options.persist and self.tables:
+            self._save_tables()
+        state_file = self.options.state_dir / STATE_FILE
+        state_file.unlink(missing_ok=True)
+        if self._moto is not None:
+            self._moto.stop()
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's fixed local credentials
+            config=Config(retries={"max_attempts": 2}),
+        )
+
+    def settings(self) -> Settings:
+        """The settings every function of this runtime sees (for the CLI, seeding and tests)."""
+        some_function = next(iter(self.functions))
+        return Settings.from_environ(some_function.environment)
+
+    def wait_for_streams(self, timeout: float = 10.0) -> None:
+        """Block until every stream poller has caught up (for tests and demos)."""
+        deadline = time.monotonic() + timeout
+        time.sleep(0.3)
+        for poller in self.pollers:
+            poller.idle.wait(max(0.0, deadline - time.monotonic()))
+
+    # ------------------------------------------------------------------ moto
+    def _start_moto(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        if not self.options.moto_port:
+            self.options.moto_port = free_port()
+        process_env = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            # Step Functions tasks inside moto call Lambda on this port.
+            "MOTO_PORT": str(self.options.moto_port),
+        }
+        os.environ.update(process_env)
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        os.environ.pop("AWS_PROFILE", None)
+        self._moto = ThreadedMotoServer(
+            ip_address="127.0.0.1", port=self.options.moto_port, verbose=False
+        )
+        self._moto.start()
+        config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+        request = urllib.request.Request(  # noqa: S310 - our own loopback server
+            f"{self.endpoint_url}/moto-api/config",
+            data=json.dumps(config).encode(),
+            headers={"content-type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            response.read()
+
+    # ------------------------------------------------------------------ resources
+    def _physical_name(self, logical_id: str) -> str:
+        return f"tsunagu-{self.options.stage}-{logical_id}"[:64]
+
+    def _deploy(self, stack: Stack) -> bool:
+        resolver = Resolver(
+            parameters={
+                **stack.parameters,
+                "AWS::Region": REGION,
+                "AWS::AccountId": ACCOUNT_ID,
+                "AWS::Partition": "aws",
+                "AWS::URLSuffix": "amazonaws.com",
+                "AWS::StackName": f"tsunagu-{self.options.stage}",
+                "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/local/0",
+                "AWS::NoValue": "",
+            },
+            conditions=stack.conditions,
+        )
+        steps: list[tuple[str, Callable[[str, dict[str, Any], Resolver], None]]] = [
+            ("AWS::DynamoDB::Table", self._create_table),
+            ("AWS::SQS::Queue", self._create_queue),
+            ("AWS::SES::ConfigurationSet", self._create_configuration_set),
+            ("AWS::SES::EmailIdentity", self._create_email_identity),
+            ("AWS::IAM::Role", self._create_role),
+            ("AWS::Lambda::LayerVersion", self._name_layer),
+            ("AWS::Lambda::Function", self._create_function),
+            ("AWS::StepFunctions::StateMachine", self._create_state_machine),
+            ("AWS::ApiGatewayV2::Api", self._name_api),
+            ("AWS::Lambda::EventSourceMapping", self._create_event_source),
+        ]
+        handled = {kind for kind, _ in steps}
+        for kind, create in steps:
+            for logical_id, resource in stack.of_type(kind).items():
+                if "Condition" in resource and not resolver.condition(resource["Condition"]):
+                    continue
+                create(logical_id, resource.get("Properties", {}), resolver)
+        skipped = sorted({r["Type"] for r in stack.resources.values()} - handled)
+        log.debug("not emulated locally (no behaviour to run): %s", ", ".join(skipped))
+        return self._restore_tables() if self.options.persist else False
+
+    def _create_table(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
+        props = resolver.resolve(props)
+        name = props.get("TableName") or self._physical_name(logical_id)
+        request: dict[str, Any] = {
+            "TableName": name,
+            "KeySchema": props["KeySchema"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "ProvisionedThroughput"):
+            if key in props:
+                request[key] = props[key]
+        if "StreamSpecification" in props:
+            request["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+        dynamodb = self.client("dynamodb")
+        description = dynamodb.create_table(**request)["TableDescription"]
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+        self.tables[logical_id] = name
+        resolver.refs[logical_id] = name
+        resolver.attributes[(logical_id, "Arn")] = description["TableArn"]
+        if "LatestStreamArn" in description:
+            resolver.attributes[(logical_id, "StreamArn")] = description["LatestStreamArn"]
+
+    def _create_queue(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
+        props = resolver.resolve(props)
+        name = props.get("QueueName") or self._physical_name(logical_id)
+        url = self.client("sqs").create_queue(QueueName=name)["QueueUrl"]
+        resolver.refs[logical_id] = url
+        resolver.attributes[(logical_id, "QueueName")] = name
+        resolver.attributes[(logical_id, "QueueUrl")] = url
+        resolver.attributes[(logical_id, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"
+
+    def _create_configuration_set(
+        self, logical_id: str, props: dict[str, Any], resolver: Resolver
+    ) -> None:
+        name = resolver.resolve(props).get("Name") or self._physical_name(logical_id)
+        self.client("sesv2").create_configuration_set(ConfigurationSetName=name)
+        resolver.refs[logical_id] = name
+
+    def _create_email_identity(
+        self, logical_id: str, props: dict[str, Any], resolver: Resolver
+    ) -> None:
+        identity = resolver.resolve(props)["EmailIdentity"]
+        # SES refuses to send from an unverified identity; moto's verify_* marks it verified.
+        ses = self.client("ses")
+        if "@" in identity:
+            ses.verify_email_identity(EmailAddress=identity)
+        else:
+            ses.verify_domain_identity(Domain=identity)
+        resolver.refs[logical_id] = identity
+
+    def _create_role(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
+        props = resolver.resolve(props)
+        name = props.get("RoleName") or self._physical_name(logical_id)
+        role = self.client("iam").create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(props.get("AssumeRolePolicyDocument", {})),
+        )["Role"]
+        resolver.refs[logical_id] = name
+        resolver.attributes[(logical_id, "Arn")] = role["Arn"]
+
+    def _name_layer(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
+        # The domain package is installed in this environment (editable); nothing to unpack.
+        name = resolver.resolve(props).get("LayerName") or self._physical_name(logical_id)
+        resolver.refs[logical_id] = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:layer:{name}:1"
+
+    def _create_function(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
+        assert self.stack is not None and self.clock is not None
+        props = resolver.resolve(props)
+        name = props.get("FunctionName") or self._physical_name(logical_id)
+        environment = dict(props.get("Environment", {}).get("Variables", {}))
+        environment.update(LOCAL_FUNCTION_ENVIRONMENT)
+        environment.update(
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(props.get("MemorySize", 128)),
+                "TSUNAGU_CLOCK_START": isoformat(self.clock.start),
+                "TSUNAGU_CLOCK_EPOCH": repr(self.clock.epoch),
+                "TSUNAGU_TIME_SCALE": repr(self.clock.scale),
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "AWS_REGION": REGION,
+            }
+        )
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as bundle:
+            bundle.writestr("app.py", "# runs in-process in the local runtime\n")
+        arn = self.client("lambda").create_function(
+            FunctionName=name,
+            Runtime=props.get("Runtime", "python3.13"),
+            Role=props["Role"],
+            Handler=props["Handler"],
+            Code={"ZipFile": archive.getvalue()},
+            Timeout=int(props.get("Timeout", 3)),
+            MemorySize=int(props.get("MemorySize", 128)),
+        )["FunctionArn"]
+        self.functions.add(
+            LocalFunction(
+                logical_id=logical_id,
+                name=name,
+                arn=arn,
+                code_dir=self.stack.code_dirs[logical_id],
+                handler=props["Handler"],
+                environment={k: str(v) for k, v in environment.items()},
+                timeout=int(props.get("Timeout", 3)),
+                memory=int(props.get("MemorySize", 128)),
+            )
+        )
+        resolver.refs[logical_id] = name
+        resolver.attributes[(logical_id, "Arn")] = arn
+
+    def _create_state_machine(
+        self, logical_id: str, props: dict[str, Any], resolver: Resolver
+    ) -> None:
+        props = resolver.resolve(props)
+        definition = props.get("DefinitionString")
+        if definition is None:
+            definition = json.dumps(props["Definition"])
+        for key, value in (props.get("DefinitionSubstitutions") or {}).items():
+            definition = definition.replace("${" + key + "}", str(value))
+        name = props.get("StateMachineName") or self._physical_name(logical_id)
+        arn = self.client("stepfunctions").create_state_machine(
+            name=name, definition=definition, roleArn=props["RoleArn"], type="STANDARD"
+        )["stateMachineArn"]
+        resolver.refs[logical_id] = arn
+        resolver.attributes[(logical_id, "Arn")] = arn
+        resolver.attributes[(logical_id, "Name")] = name
+
+    def _name_api(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
+        resolver.refs[logical_id] = "local"
+        resolver.attributes[(logical_id, "ApiEndpoint")] = self.api_url
+
+    def _create_event_source(
+        self, logical_id: str, props: dict[str, Any], resolver: Resolver
+    ) -> None:
+        props = resolver.resolve(props)
+        source = props["EventSourceArn"]
+        if ":dynamodb:" not in source:
+            log.warning("%s: only DynamoDB stream sources run locally", logical_id)
+            return
+        destination = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        queue_url = None
+        if destination and ":sqs:" in destination:
+            queue_url = self.client("sqs").get_queue_url(QueueName=destination.split(":")[-1])[
+                "QueueUrl"
+            ]
+        mapping = StreamMapping(
+            function=self.functions.get(props["FunctionName"]),
+            stream_arn=source,
+            batch_size=int(props.get("BatchSize", 100)),
+            batching_window=float(props.get("MaximumBatchingWindowInSeconds", 0)),
+            starting_position=props.get("StartingPosition", "TRIM_HORIZON"),
+            max_retries=int(props.get("MaximumRetryAttempts", -1)),
+            report_item_failures="ReportBatchItemFailures"
+            in (props.get("FunctionResponseTypes") or []),
+            on_failure_queue_url=queue_url,
+        )
+        self.pollers.append(
+            StreamPoller(mapping, self.client("dynamodbstreams"), self.client("sqs"))
+        )
+
+    # ------------------------------------------------------------------ API
+    def _start_api(self, stack: Stack) -> None:
+        gateway = HttpApiGateway(routes_from(stack), self.functions, self.local_pages)
+        self._api_server = make_server("127.0.0.1", self.options.api_port, gateway, threaded=True)
+        self.options.api_port = self._api_server.server_port
+        Thread(target=self._api_server.serve_forever, name="http-api", daemon=True).start()
+
+    # ------------------------------------------------------------------ state
+    def _write_state_file(self) -> None:
+        self.options.state_dir.mkdir(parents=True, exist_ok=True)
+        state = {
+            "pid": os.getpid(),
+            "api_url": self.api_url,
+            "environment": self.settings().as_environ(),
+        }
+        (self.options.state_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+    def _data_dir(self) -> Path:
+        return self.options.state_dir / "dynamodb"
+
+    def _save_tables(self) -> None:
+        dynamodb = self.client("dynamodb")
+        self._data_dir().mkdir(parents=True, exist_ok=True)
+        for logical_id, name in self.tables.items():
+            items = [
+                item
+                for page in dynamodb.get_paginator("scan").paginate(TableName=name)
+                for item in page["Items"]
+            ]
+            (self._data_dir() / f"{logical_id}.json").write_text(json.dumps(items))
+
+    def _restore_tables(self) -> bool:
+        dynamodb = self.client("dynamodb")
+        restored = False
+        for logical_id, name in self.tables.items():
+            saved = self._data_dir() / f"{logical_id}.json"
+            if not saved.exists():
+                continue
+            items = json.loads(saved.read_text())
+            for start in range(0, len(items), 25):
+                requests = [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]
+                dynamodb.batch_write_item(RequestItems={name: requests})
+            restored = restored or bool(items)
+        return restored

@@ -1,0 +1,29 @@
+"""What a new user finds in a fresh local runtime: the demo form."""
+
+from __future__ import annotations
+
+from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
+
+DEMO_FORM_ID = "demo"
+
+
+def demo_form(api_url: str) -> FormDefinition:
+    return FormDefinition(
+        form_id=DEMO_FORM_ID,
+        name="Demo: white paper download",
+        fields=[
+            FormField(name="email", type="email", label="E-mail", required=True, max_length=254),
+            FormField(name="name", label="Name", max_length=100),
+            FormField(name="company", label="Company", max_length=200),
+            FormField(name="consent", type="checkbox", label="Newsletter"),
+        ],
+        allowed_origins=[api_url, api_url.replace("127.0.0.1", "localhost")],
+        consent=ConsentSpec(
+            field="consent",
+            topic="marketing",
+            text="Yes, send me news about products and events by e-mail. "
+            "I can unsubscribe at any time.",
+            version="2026-11",
+        ),
+        thank_you_url=f"{api_url}/_local/thanks",
+    )

@@ -1,0 +1,178 @@
+"""DynamoDB stream event sources, polled and delivered in batches like Lambda's pollers.
+
+Per mapping: batches of up to BatchSize records (waiting up to MaximumBatchingWindowInSeconds to
+fill one); with ReportBatchItemFailures, a batch is retried from its first failed record; a batch
+that keeps failing is retried MaximumRetryAttempts times, then its first failing record is parked
+in the OnFailure destination (an SQS queue) and the poller moves on.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tsunagu_local.lambdas import FunctionError, LocalFunction
+
+log = logging.getLogger("tsunagu.local.streams")
+
+POLL_INTERVAL_SECONDS = 0.1
+# Lambda retries "until the record expires" when MaximumRetryAttempts is -1; locally, stop here.
+LOCAL_RETRY_CEILING = 10
+
+
+@dataclass
+class StreamMapping:
+    function: LocalFunction
+    stream_arn: str
+    batch_size: int = 100
+    batching_window: float = 0.0
+    starting_position: str = "TRIM_HORIZON"
+    max_retries: int = -1
+    report_item_failures: bool = False
+    on_failure_queue_url: str | None = None
+    delivered_batches: int = 0
+    parked: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _as_lambda_json(value: Any) -> Any:
+    """What Lambda puts in the event where boto3 parsed a value: epoch seconds, base64."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"cannot put {type(value).__name__} into a stream event")
+
+
+class StreamPoller:
+    def __init__(self, mapping: StreamMapping, streams_client: Any, sqs_client: Any) -> None:
+        self.mapping = mapping
+        self._streams = streams_client
+        self._sqs = sqs_client
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"stream-{mapping.function.logical_id}", daemon=True
+        )
+        self._pending: list[dict[str, Any]] = []
+        self._attempts = 0
+        self.idle = threading.Event()
+
+    def start(self, starting_position: str | None = None) -> None:
+        shards = self._streams.describe_stream(StreamArn=self.mapping.stream_arn)[
+            "StreamDescription"
+        ]["Shards"]
+        self._iterators = [
+            self._streams.get_shard_iterator(
+                StreamArn=self.mapping.stream_arn,
+                ShardId=shard["ShardId"],
+                ShardIteratorType=starting_position or self.mapping.starting_position,
+            )["ShardIterator"]
+            for shard in shards
+        ]
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch = self._next_batch()
+                if not batch:
+                    self.idle.set()
+                    self._stop.wait(POLL_INTERVAL_SECONDS)
+                    continue
+                self.idle.clear()
+                self._deliver(batch)
+            except Exception:
+                log.exception("stream poller for %s failed; retrying", self.mapping.function.name)
+                self._stop.wait(1)
+
+    def _read(self, limit: int) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        for index, iterator in enumerate(self._iterators):
+            if len(records) >= limit or iterator is None:
+                continue
+            response = self._streams.get_records(ShardIterator=iterator, Limit=limit - len(records))
+            self._iterators[index] = response.get("NextShardIterator")
+            for record in response["Records"]:
+                record["eventSourceARN"] = self.mapping.stream_arn
+                records.append(json.loads(json.dumps(record, default=_as_lambda_json)))
+        return records
+
+    def _next_batch(self) -> list[dict[str, Any]]:
+        size = self.mapping.batch_size
+        batch = self._pending[:size]
+        batch += self._read(size - len(batch))
+        deadline = time.monotonic() + self.mapping.batching_window
+        while batch and len(batch) < size and time.monotonic() < deadline:
+            self._stop.wait(POLL_INTERVAL_SECONDS)
+            batch += self._read(size - len(batch))
+        return batch
+
+    def _deliver(self, batch: list[dict[str, Any]]) -> None:
+        failed_from: int | None
+        try:
+            result = self.mapping.function.invoke({"Records": batch})
+            failed_from = self._first_failure(batch, result)
+        except FunctionError:
+            failed_from = 0
+        if failed_from is None:
+            self._pending, self._attempts = [], 0
+            self.mapping.delivered_batches += 1
+            return
+        # Lambda checkpoints before the first failed record and retries from there.
+        self._attempts += 1
+        limit = self.mapping.max_retries if self.mapping.max_retries >= 0 else LOCAL_RETRY_CEILING
+        remaining = batch[failed_from:]
+        if self._attempts > limit:
+            self._park(remaining[0])
+            remaining = remaining[1:]
+            self._attempts = 0
+        self._pending = remaining
+        self._stop.wait(min(0.1 * 2**self._attempts, 2.0))
+
+    def _first_failure(self, batch: list[dict[str, Any]], result: Any) -> int | None:
+        if not self.mapping.report_item_failures or not isinstance(result, dict):
+            return None
+        failures = {f.get("itemIdentifier") for f in result.get("batchItemFailures") or []}
+        if not failures:
+            return None
+        for index, record in enumerate(batch):
+            if record["dynamodb"].get("SequenceNumber") in failures:
+                return index
+        return 0  # an identifier we did not send: Lambda treats the whole batch as failed
+
+    def _park(self, record: dict[str, Any]) -> None:
+        log.error(
+            "%s: record %s failed every retry; parked",
+            self.mapping.function.name,
+            record["dynamodb"].get("SequenceNumber"),
+        )
+        self.mapping.parked.append(record)
+        if self.mapping.on_failure_queue_url:
+            self._sqs.send_message(
+                QueueUrl=self.mapping.on_failure_queue_url,
+                MessageBody=json.dumps(
+                    {
+                        "requestContext": {
+                            "functionArn": self.mapping.function.arn,
+                            "condition": "RetryAttemptsExhausted",
+                        },
+                        "DDBStreamBatchInfo": {
+                            "streamArn": self.mapping.stream_arn,
+                            "startSequenceNumber": record["dynamodb"].get("SequenceNumber"),
+                            "endSequenceNumber": record["dynamodb"].get("SequenceNumber"),
+                            "batchSize": 1,
+                        },
+                        "record": record,
+                    },
+                    default=str,
+                ),
+            )
