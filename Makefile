@@ -45,7 +45,7 @@ typecheck: $(STAMP)
 	@$(BIN)/mypy
 
 bench: $(STAMP)
-	@$(BIN)/python -m pytest tests/benchmarks -s -q -p no:randomly --benchmarks
+	@$(BIN)/python -m pytest tests/benchmarks -q
 
 build: $(STAMP)
 	@PATH="$(dir $(PYTHON313)):$$PATH" $(BIN)/sam build

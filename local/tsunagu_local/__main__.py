@@ -37,6 +37,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--fresh", action="store_true", help="start with empty tables")
     parser.add_argument("--no-persist", action="store_true", help="keep no data across restarts")
+    parser.add_argument(
+        "--no-demo", action="store_true", help="do not seed the demo form (for other templates)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -93,7 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     runtime = build_runtime(args)
     try:
         runtime.start()
-        install_pages(runtime)
+        if not args.no_demo:
+            install_pages(runtime)
+        else:
+            runtime.local_pages["/_local/mail"] = pages.mail_viewer(
+                lambda: sent_mail(ACCOUNT_ID, REGION)
+            )
     except OSError as error:
         print(f"could not start: {error}", file=sys.stderr)
         runtime.stop()

@@ -27,6 +27,7 @@ from tsunagu_local.gateway import HttpApiGateway, LocalPage, routes_from
 from tsunagu_local.intrinsics import Resolver
 from tsunagu_local.lambdas import FunctionRegistry, LocalFunction, install_moto_invoke
 from tsunagu_local.streams import StreamMapping, StreamPoller
+from tsunagu_local.tables import create_table
 from tsunagu_local.template import Stack, load_stack
 from tsunagu_local.waits import install_wait_clock
 
@@ -76,6 +77,7 @@ class LocalRuntime:
         self._moto: Any = None
         self.stack: Stack | None = None
         self.clock: ScaledClock | None = None
+        self._saved_environ: dict[str, str | None] = {}
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -87,9 +89,9 @@ class LocalRuntime:
         return f"http://127.0.0.1:{self.options.moto_port}"
 
     def start(self) -> None:
+        self._start_moto()
         os.environ["TZ"] = "UTC"  # moto's Wait and timestamp code reads naive local time
         time.tzset()
-        self._start_moto()
         self.clock = ScaledClock(
             self.options.clock_start or datetime.now(UTC), time.time(), self.options.time_scale
         )
@@ -116,6 +118,12 @@ class LocalRuntime:
         state_file.unlink(missing_ok=True)
         if self._moto is not None:
             self._moto.stop()
+        for key, value in self._saved_environ.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        time.tzset()
 
     def client(self, service: str) -> Any:
         return boto3.client(
@@ -154,6 +162,9 @@ class LocalRuntime:
             # Step Functions tasks inside moto call Lambda on this port.
             "MOTO_PORT": str(self.options.moto_port),
         }
+        # Remembered so stop() can put the process environment back as it found it.
+        touched = [*process_env, "AWS_SESSION_TOKEN", "AWS_PROFILE", "TZ"]
+        self._saved_environ = {key: os.environ.get(key) for key in touched}
         os.environ.update(process_env)
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("AWS_PROFILE", None)
@@ -214,22 +225,7 @@ class LocalRuntime:
     def _create_table(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
         props = resolver.resolve(props)
         name = props.get("TableName") or self._physical_name(logical_id)
-        request: dict[str, Any] = {
-            "TableName": name,
-            "KeySchema": props["KeySchema"],
-            "AttributeDefinitions": props["AttributeDefinitions"],
-            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
-        }
-        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "ProvisionedThroughput"):
-            if key in props:
-                request[key] = props[key]
-        if "StreamSpecification" in props:
-            request["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
-        dynamodb = self.client("dynamodb")
-        description = dynamodb.create_table(**request)["TableDescription"]
-        ttl = props.get("TimeToLiveSpecification")
-        if ttl and ttl.get("Enabled"):
-            dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+        description = create_table(self.client("dynamodb"), name, props)
         self.tables[logical_id] = name
         resolver.refs[logical_id] = name
         resolver.attributes[(logical_id, "Arn")] = description["TableArn"]

@@ -12,6 +12,11 @@ from tsunagu.store.tables import Tables, get_or_none
 _cache: dict[tuple[str, str], tuple[float, FormDefinition]] = {}
 
 
+def forget_cached_forms() -> None:
+    """Drop every cached form definition (tests, and the CLI after an update)."""
+    _cache.clear()
+
+
 class FormRepository:
     def __init__(self, tables: Tables) -> None:
         self._tables = tables
