@@ -1,0 +1,65 @@
+"""The clock and the typed settings."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from tsunagu.clock import ScaledClock, SystemClock, clock_from, isoformat, parse_instant
+from tsunagu.settings import Settings, get_settings
+
+ENV = {
+    "AWS_REGION": "ap-northeast-1",
+    "TSUNAGU_STAGE": "dev",
+    "TSUNAGU_LEADS_TABLE": "leads",
+    "TSUNAGU_LEAD_IDENTITIES_TABLE": "identities",
+    "TSUNAGU_EVENTS_TABLE": "events",
+    "TSUNAGU_CONSENT_TABLE": "consent",
+    "TSUNAGU_FORMS_TABLE": "forms",
+    "TSUNAGU_IDEMPOTENCY_TABLE": "idempotency",
+}
+
+
+def test_scaled_clock_runs_faster_from_its_start() -> None:
+    start = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    clock = ScaledClock(start, epoch=time.time() - 2, scale=3600)
+    elapsed_hours = (clock.now() - start).total_seconds() / 3600
+    assert 1.9 < elapsed_hours < 2.5
+    assert clock.real_seconds_until(start) == 0.0
+
+
+def test_clock_from_settings() -> None:
+    assert isinstance(clock_from(None, None, 1.0), SystemClock)
+    assert isinstance(clock_from("2026-12-04T09:00:00Z", time.time(), 60), ScaledClock)
+
+
+def test_timestamps_are_utc_iso_with_z() -> None:
+    instant = parse_instant("2026-12-04T18:30:00+09:00")
+    assert isoformat(instant) == "2026-12-04T09:30:00.000Z"
+    assert parse_instant("2026-12-04T09:30:00").tzinfo is not None
+
+
+def test_settings_from_environment_round_trip() -> None:
+    settings = Settings.from_environ(ENV)
+    assert settings.leads_table == "leads"
+    assert Settings.from_environ(settings.as_environ()) == settings
+
+
+def test_missing_or_bad_settings_fail_at_cold_start() -> None:
+    with pytest.raises(ValidationError):
+        Settings.from_environ({k: v for k, v in ENV.items() if k != "TSUNAGU_LEADS_TABLE"})
+    with pytest.raises(ValidationError):
+        Settings.from_environ({**ENV, "TSUNAGU_STAGE": "Prod Stage!"})
+
+
+def test_settings_follow_each_functions_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The local runtime runs several functions in one process: each sees its own settings.
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    first = get_settings()
+    assert get_settings() is first  # cached while the environment is the same
+    monkeypatch.setenv("TSUNAGU_LEADS_TABLE", "other-leads")
+    assert get_settings().leads_table == "other-leads"

@@ -1,0 +1,56 @@
+"""E-mail normalisation: what people type becomes one canonical address."""
+
+from __future__ import annotations
+
+import pytest
+
+from tsunagu.leads.email import InvalidEmail, normalise_email
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("taro@example.jp", "taro@example.jp"),
+        ("  taro@example.jp\t", "taro@example.jp"),
+        # A Japanese IME left in full-width mode.
+        ("ｔａｒｏ＠ｅｘａｍｐｌｅ．ｊｐ", "taro@example.jp"),
+        ("Taro.Yamada@EXAMPLE.JP", "Taro.Yamada@example.jp"),
+        # An ideographic space and a zero-width space pasted from a document.
+        ("\u3000taro@example.jp\u200b", "taro@example.jp"),
+    ],
+)
+def test_typed_addresses_become_canonical(typed: str, stored: str) -> None:
+    assert normalise_email(typed).address == stored
+
+
+def test_identity_ignores_case_of_the_local_part() -> None:
+    # Given the same person typing their address twice with different capitals
+    first = normalise_email("Taro.Yamada@example.jp")
+    second = normalise_email("taro.yamada@EXAMPLE.jp")
+    # Then both are the same identity, while each keeps its sendable form
+    assert first.identity_key == second.identity_key
+    assert first.address != second.address
+
+
+def test_internationalised_domain_is_stored_as_punycode() -> None:
+    assert normalise_email("info@例え.jp").address == "info@xn--r8jz45g.jp"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "",
+        "   ",
+        "not-an-address",
+        "two@@example.com",
+        "no-domain@",
+        "@example.com",
+        "spaces in@example.com",
+        "<script>@example.com",
+        "a@" + "b" * 250 + ".com",
+        "太郎@example.jp",  # a non-ASCII local part cannot be sent without SMTPUTF8
+    ],
+)
+def test_invalid_addresses_are_refused(typed: str) -> None:
+    with pytest.raises(InvalidEmail):
+        normalise_email(typed)

@@ -1,0 +1,154 @@
+"""Form definitions and submission validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from tsunagu.errors import ValidationFailed
+from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
+from tsunagu.forms.validation import is_honeypot_filled, validate_submission
+
+
+def make_form(**overrides: Any) -> FormDefinition:
+    values: dict[str, Any] = {
+        "form_id": "whitepaper",
+        "name": "White paper",
+        "fields": [
+            FormField(name="email", type="email", required=True),
+            FormField(name="name", max_length=20),
+            FormField(name="company"),
+            FormField(name="phone", type="tel"),
+            FormField(name="size", type="select", options=["1-50", "51-500", "500+"]),
+            FormField(name="note", type="textarea", max_length=500),
+            FormField(name="consent", type="checkbox"),
+        ],
+        "allowed_origins": ["https://www.example.com"],
+        "consent": ConsentSpec(text="Send me news.", version="v1"),
+    }
+    values.update(overrides)
+    return FormDefinition(**values)
+
+
+class TestDefinition:
+    def test_a_form_needs_a_required_email_field(self) -> None:
+        with pytest.raises(ValidationError, match="email"):
+            make_form(fields=[FormField(name="name")])
+
+    def test_field_names_are_unique(self) -> None:
+        with pytest.raises(ValidationError, match="unique"):
+            make_form(
+                fields=[
+                    FormField(name="email", type="email", required=True),
+                    FormField(name="email", type="email"),
+                ]
+            )
+
+    def test_reserved_names_cannot_be_fields(self) -> None:
+        with pytest.raises(ValidationError, match="reserved"):
+            make_form(
+                fields=[
+                    FormField(name="email", type="email", required=True),
+                    FormField(name="submission_id"),
+                ]
+            )
+
+    def test_consent_must_point_at_a_checkbox(self) -> None:
+        with pytest.raises(ValidationError, match="checkbox"):
+            make_form(consent=ConsentSpec(field="company", text="t", version="1"))
+
+    def test_origins_are_normalised_and_checked(self) -> None:
+        form = make_form(allowed_origins=["HTTPS://WWW.Example.com/"])
+        assert form.allowed_origins == ["https://www.example.com"]
+        assert form.allows_origin("https://www.example.com")
+        assert not form.allows_origin("https://www.example.com.evil.example.net")
+        assert not form.allows_origin("null")
+        with pytest.raises(ValidationError):
+            make_form(allowed_origins=["https://www.example.com/path"])
+
+    def test_thank_you_url_must_be_absolute(self) -> None:
+        with pytest.raises(ValidationError):
+            make_form(thank_you_url="javascript:alert(1)")
+
+
+class TestSubmission:
+    def test_a_good_submission_is_cleaned(self) -> None:
+        submission = validate_submission(
+            make_form(),
+            {
+                "email": " ｈａｎａｋｏ＠example.jp ",
+                "name": "  Hanako ",
+                "phone": "０３－１２３４－５６７８",
+                "size": "51-500",
+                "consent": "on",
+                "submission_id": "3f1c9a5e-0d7b-4f8e",
+                "visitor_id": "v_8f14e45fceea167a",
+            },
+        )
+        assert submission.email.address == "hanako@example.jp"
+        assert submission.fields == {"name": "Hanako", "phone": "03-1234-5678", "size": "51-500"}
+        assert submission.consent_given is True
+        assert submission.submission_id == "3f1c9a5e-0d7b-4f8e"
+        assert submission.visitor_id == "v_8f14e45fceea167a"
+
+    def test_all_problems_are_reported_at_once(self) -> None:
+        with pytest.raises(ValidationFailed) as failure:
+            validate_submission(
+                make_form(),
+                {"name": "x" * 21, "size": "huge", "phone": "call me", "consent": "maybe"},
+            )
+        fields = {e.field for e in failure.value.errors}
+        assert fields == {"email", "name", "size", "phone", "consent"}
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            {"email": ["a@example.com"]},
+            {"email": {"nested": "a@example.com"}},
+            {"email": "a@example.com", "name": True},
+            {"email": "a@example.com", "name": "line\x00break"},
+            {"email": "a@example.com", "submission_id": "<script>"},
+            {"email": "a@example.com", "visitor_id": "short"},
+            {"email": "a@example.com", **{f"extra{i}": "x" for i in range(100)}},
+        ],
+    )
+    def test_hostile_values_are_refused(self, raw: dict[str, Any]) -> None:
+        with pytest.raises(ValidationFailed):
+            validate_submission(make_form(), raw)
+
+    def test_textarea_keeps_line_breaks(self) -> None:
+        submission = validate_submission(
+            make_form(), {"email": "a@example.com", "note": "line one\nline two"}
+        )
+        assert submission.fields["note"] == "line one\nline two"
+
+    def test_unchecked_consent_is_not_consent(self) -> None:
+        for value in ("", "off", "false", False, None):
+            submission = validate_submission(make_form(), {"email": "a@example.com", "consent": value})
+            assert submission.consent_given is False
+
+    def test_unknown_fields_are_reported_not_stored(self) -> None:
+        submission = validate_submission(
+            make_form(), {"email": "a@example.com", "favourite_colour": "blue"}
+        )
+        assert submission.ignored_fields == ["favourite_colour"]
+        assert "favourite_colour" not in submission.fields
+
+    def test_lead_field_maps_a_form_field_to_another_attribute(self) -> None:
+        form = make_form(
+            fields=[
+                FormField(name="email", type="email", required=True),
+                FormField(name="kaisha", lead_field="company"),
+            ],
+            consent=None,
+        )
+        submission = validate_submission(form, {"email": "a@example.com", "kaisha": "Example KK"})
+        assert submission.fields == {"company": "Example KK"}
+
+    def test_honeypot(self) -> None:
+        form = make_form()
+        assert is_honeypot_filled(form, {"website": "http://spam.example.net"})
+        assert not is_honeypot_filled(form, {"website": ""})
+        assert not is_honeypot_filled(form, {})

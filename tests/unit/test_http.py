@@ -1,0 +1,88 @@
+"""Reading HTTP API events and mapping domain errors to responses."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from tsunagu.api.requests import HttpRequest, read_form_fields
+from tsunagu.api.responses import error_response, status_for
+from tsunagu.errors import (
+    FieldError,
+    MalformedRequest,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+
+def request(body: bytes, content_type: str | None) -> HttpRequest:
+    headers = {"content-type": content_type} if content_type else {}
+    return HttpRequest(method="POST", path="/forms/x/submissions", headers=headers, body=body)
+
+
+def test_event_is_read_with_base64_body_and_lower_case_headers() -> None:
+    event = {
+        "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+        "isBase64Encoded": True,
+        "body": base64.b64encode("email=a%40example.com".encode()).decode(),
+        "pathParameters": {"form_id": "demo"},
+        "requestContext": {"http": {"method": "POST", "path": "/f", "sourceIp": "192.0.2.1"}},
+    }
+    parsed = HttpRequest.from_http_api_event(event)
+    assert parsed.body == b"email=a%40example.com"
+    assert parsed.header("content-type") == "application/x-www-form-urlencoded"
+    assert parsed.source_ip == "192.0.2.1"
+    assert read_form_fields(parsed, 1024) == {"email": "a@example.com"}
+
+
+def test_broken_base64_is_a_malformed_request() -> None:
+    with pytest.raises(MalformedRequest):
+        HttpRequest.from_http_api_event({"isBase64Encoded": True, "body": "***"})
+
+
+def test_json_and_urlencoded_bodies() -> None:
+    assert read_form_fields(request(b'{"email": "a@example.com"}', "application/json"), 1024) == {
+        "email": "a@example.com"
+    }
+    fields = read_form_fields(
+        request(b"consent=off&consent=on&name=%E5%A4%AA%E9%83%8E", "application/x-www-form-urlencoded; charset=UTF-8"),
+        1024,
+    )
+    assert fields == {"consent": "on", "name": "太郎"}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "error"),
+    [
+        (b"x" * 2048, "application/json", PayloadTooLarge),
+        (b"email=a", "text/plain", UnsupportedMediaType),
+        (b"email=a", None, UnsupportedMediaType),
+        (b"--boundary", "multipart/form-data; boundary=boundary", UnsupportedMediaType),
+        (b'{"email": ', "application/json", MalformedRequest),
+        (b'["a@example.com"]', "application/json", MalformedRequest),
+        (b'{"email": NaN}', "application/json", MalformedRequest),
+        ("email=山田".encode("shift_jis"), "application/x-www-form-urlencoded", MalformedRequest),
+        (json.dumps({"x" * 65: 1}).encode(), "application/json", MalformedRequest),
+    ],
+)
+def test_unreadable_bodies_are_refused(body: bytes, content_type: str | None, error: type) -> None:
+    with pytest.raises(error):
+        read_form_fields(request(body, content_type), 1024)
+
+
+def test_errors_map_to_statuses_in_one_place() -> None:
+    assert status_for(NotFound("x")) == 404
+    failed = ValidationFailed([FieldError("email", "is required")])
+    response = error_response(failed)
+    assert response["statusCode"] == 422
+    assert json.loads(response["body"])["errors"] == [{"field": "email", "message": "is required"}]
+
+
+def test_html_errors_escape_what_the_user_sent() -> None:
+    failed = ValidationFailed([FieldError("<b>name</b>", "<script>alert(1)</script>")])
+    page = error_response(failed, as_html=True)["body"]
+    assert "<script>" not in page and "&lt;script&gt;" in page
