@@ -88,7 +88,8 @@ class HttpApiGateway:
     ) -> None:
         self.routes = routes
         self.functions = functions
-        self.local_pages = local_pages or {}
+        # The same dict the runtime fills after start-up (an empty dict is falsy: no `or {}`).
+        self.local_pages = local_pages if local_pages is not None else {}
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
