@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml requirements/dev.lock
 	@touch $(STAMP)
 
 up: $(STAMP)
-	@$(BIN)/tsunagu-local
+	@$(BIN)/tsunagu-local $(ARGS)
 
 test: $(STAMP)
 	@$(MAKE) --no-print-directory lint typecheck
@@ -43,6 +43,8 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	@$(BIN)/mypy
+	@# Every handler module is named app: check them one at a time.
+	@for handler in functions/*/app.py; do $(BIN)/mypy --strict --no-error-summary "$$handler" || exit 1; done
 
 bench: $(STAMP)
 	@$(BIN)/python -m pytest tests/benchmarks -q
@@ -51,7 +53,7 @@ build: $(STAMP)
 	@PATH="$(dir $(PYTHON313)):$$PATH" $(BIN)/sam build
 
 validate: $(STAMP)
-	@$(BIN)/sam validate --lint
+	@SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint
 
 clean:
 	rm -rf $(VENV) .aws-sam .tsunagu .pytest_cache .mypy_cache .ruff_cache

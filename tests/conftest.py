@@ -78,7 +78,6 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     """moto in-process, with every DynamoDB table of template.yaml created from its definition."""
     import boto3
     from moto import mock_aws
-
     from tsunagu_local.intrinsics import Resolver
     from tsunagu_local.tables import create_table
     from tsunagu_local.template import load_stack
@@ -103,6 +102,6 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
 
 
 def load_event(function: str, case: str) -> dict[str, Any]:
-    """A sample event from events/<function>/<case>.json (the same files `sam local invoke` uses)."""
+    """A sample event from events/<function>/<case>.json (`sam local invoke` uses them too)."""
     event: dict[str, Any] = json.loads((EVENTS / function / f"{case}.json").read_text("utf-8"))
     return event

@@ -14,10 +14,10 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
     process_partial_response,
 )
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
     DynamoDBRecord,
 )
-
 from tsunagu import services
 from tsunagu.observability import observed
 from tsunagu.routing import route_event
@@ -28,12 +28,14 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 def _record_handler(record: DynamoDBRecord) -> None:
     settings = get_settings()
-    route_event(record.dynamodb.new_image if record.dynamodb else None,
-                store=services.lead_repository(settings))
+    route_event(
+        record.dynamodb.new_image if record.dynamodb else None,
+        store=services.lead_repository(settings),
+    )
 
 
 @observed()
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event, record_handler=_record_handler, processor=processor, context=context
     )

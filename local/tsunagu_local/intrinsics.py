@@ -27,7 +27,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             handler = getattr(self, "_" + key.replace("::", "_").replace("Fn_", "fn_"), None)
             if key == "Ref" or key.startswith("Fn::") or key == "Condition":
                 if handler is None:
@@ -35,21 +35,23 @@ class Resolver:
                 return handler(arg)
         return {k: self.resolve(v) for k, v in value.items()}
 
-    def _Ref(self, name: str) -> str:  # noqa: N802 - named after the intrinsic
+    def _Ref(self, name: str) -> str:
         if name in self.parameters:
             return self.parameters[name]
         if name in self.refs:
             return self.refs[name]
         raise TemplateError(f"Ref to {name!r}, which the local runtime has not created")
 
-    def _fn_GetAtt(self, arg: Any) -> str:  # noqa: N802
+    def _fn_GetAtt(self, arg: Any) -> str:
         logical_id, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
         try:
             return self.attributes[(logical_id, self.resolve(attribute))]
         except KeyError:
-            raise TemplateError(f"Fn::GetAtt {logical_id}.{attribute} is not known locally") from None
+            raise TemplateError(
+                f"Fn::GetAtt {logical_id}.{attribute} is not known locally"
+            ) from None
 
-    def _fn_Sub(self, arg: Any) -> str:  # noqa: N802
+    def _fn_Sub(self, arg: Any) -> str:
         text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
 
         def replace(match: re.Match[str]) -> str:
@@ -62,36 +64,36 @@ class Resolver:
 
         return _SUB.sub(replace, text).replace("${!", "${")
 
-    def _fn_Join(self, arg: Any) -> str:  # noqa: N802
+    def _fn_Join(self, arg: Any) -> str:
         separator, items = arg
         return str(separator).join(str(v) for v in self.resolve(items))
 
-    def _fn_Select(self, arg: Any) -> Any:  # noqa: N802
+    def _fn_Select(self, arg: Any) -> Any:
         index, items = arg
         return self.resolve(items)[int(self.resolve(index))]
 
-    def _fn_Split(self, arg: Any) -> list[str]:  # noqa: N802
+    def _fn_Split(self, arg: Any) -> list[str]:
         separator, text = arg
         return str(self.resolve(text)).split(separator)
 
-    def _fn_If(self, arg: Any) -> Any:  # noqa: N802
+    def _fn_If(self, arg: Any) -> Any:
         condition, if_true, if_false = arg
         return self.resolve(if_true if self.condition(condition) else if_false)
 
-    def _fn_Equals(self, arg: Any) -> bool:  # noqa: N802
+    def _fn_Equals(self, arg: Any) -> bool:
         left, right = self.resolve(arg)
         return str(left) == str(right)
 
-    def _fn_Not(self, arg: Any) -> bool:  # noqa: N802
+    def _fn_Not(self, arg: Any) -> bool:
         return not self.resolve(arg[0])
 
-    def _fn_And(self, arg: Any) -> bool:  # noqa: N802
+    def _fn_And(self, arg: Any) -> bool:
         return all(self.resolve(a) for a in arg)
 
-    def _fn_Or(self, arg: Any) -> bool:  # noqa: N802
+    def _fn_Or(self, arg: Any) -> bool:
         return any(self.resolve(a) for a in arg)
 
-    def _Condition(self, name: str) -> bool:  # noqa: N802
+    def _Condition(self, name: str) -> bool:
         return self.condition(name)
 
     def condition(self, name: str) -> bool:

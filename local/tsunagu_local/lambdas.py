@@ -8,6 +8,7 @@ machine's Catch or a stream's retry sees what it would see in AWS.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -163,11 +164,10 @@ def install_moto_invoke(registry: FunctionRegistry) -> None:
             return json.dumps(error.payload).encode()
         return json.dumps(result).encode()
 
-    LambdaSimpleBackend.invoke = invoke
+    LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
 
 
 def _invoke_quietly(function: LocalFunction, event: Any) -> None:
-    try:
+    # Already logged; an asynchronous invocation's caller never sees the error.
+    with contextlib.suppress(FunctionError):
         function.invoke(event)
-    except FunctionError:
-        pass  # already logged; an async invocation's caller never sees the error

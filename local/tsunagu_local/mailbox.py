@@ -52,8 +52,11 @@ def _from_simple(message: Any) -> SentMail:
         sender=message.source,
         recipients=recipients,
         subject=message.subject or "",
-        headers=[("From", message.source), ("To", ", ".join(recipients)),
-                 ("Subject", message.subject or "")],
+        headers=[
+            ("From", message.source),
+            ("To", ", ".join(recipients)),
+            ("Subject", message.subject or ""),
+        ],
         text=None if is_html else body,
         html=body if is_html else None,
     )

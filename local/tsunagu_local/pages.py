@@ -8,9 +8,9 @@ from collections.abc import Callable
 from importlib.resources import files
 from string import Template
 
+from tsunagu.forms.model import FormDefinition
 from werkzeug.wrappers import Request, Response
 
-from tsunagu.forms.model import FormDefinition
 from tsunagu_local.mailbox import SentMail
 
 _STYLE = (
@@ -73,9 +73,10 @@ def _mail_html(mail: SentMail) -> str:
         # Rendered in a sandbox: no scripts, no access to this page.
         parts += (
             "<h3>HTML</h3><iframe sandbox='allow-popups allow-popups-to-escape-sandbox' "
-            f"srcdoc=\"{html.escape(mail.html, quote=True)}\"></iframe>"
+            f'srcdoc="{html.escape(mail.html, quote=True)}"></iframe>'
         )
-    return f"<article id='{html.escape(mail.message_id)}'><h2>{html.escape(mail.subject)}</h2>{parts}</article>"
+    heading = f"<h2>{html.escape(mail.subject)}</h2>"
+    return f"<article id='{html.escape(mail.message_id)}'>{heading}{parts}</article>"
 
 
 def mail_viewer(list_mail: Callable[[], list[SentMail]]) -> Callable[[Request], Response]:

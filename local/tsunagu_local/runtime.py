@@ -19,10 +19,10 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from werkzeug.serving import BaseWSGIServer, make_server
-
 from tsunagu.clock import ScaledClock, isoformat
 from tsunagu.settings import Settings
+from werkzeug.serving import BaseWSGIServer, make_server
+
 from tsunagu_local.gateway import HttpApiGateway, LocalPage, routes_from
 from tsunagu_local.intrinsics import Resolver
 from tsunagu_local.lambdas import FunctionRegistry, LocalFunction, install_moto_invoke
@@ -126,7 +126,8 @@ class LocalRuntime:
         time.tzset()
 
     def client(self, service: str) -> Any:
-        return boto3.client(
+        make_client: Any = boto3.client  # typed per service literal; ours is a plain str
+        return make_client(
             service,
             region_name=REGION,
             endpoint_url=self.endpoint_url,
@@ -276,7 +277,8 @@ class LocalRuntime:
         resolver.refs[logical_id] = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:layer:{name}:1"
 
     def _create_function(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
-        assert self.stack is not None and self.clock is not None
+        assert self.stack is not None
+        assert self.clock is not None
         props = resolver.resolve(props)
         name = props.get("FunctionName") or self._physical_name(logical_id)
         environment = dict(props.get("Environment", {}).get("Variables", {}))

@@ -39,7 +39,8 @@ def install_wait_clock(clock: ScaledClock) -> None:
         instant = self._from_timestamp_string(timestamp=text)
         if instant is None:
             raise FailureEventException(self._create_failure_event(env, text))
-        return (instant.replace(tzinfo=UTC) - clock.now()).total_seconds()
+        seconds: float = (instant.replace(tzinfo=UTC) - clock.now()).total_seconds()
+        return seconds
 
-    WaitFunction._wait_interval = wait_interval
-    Timestamp._get_wait_seconds = timestamp_wait_seconds
+    WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
+    Timestamp._get_wait_seconds = timestamp_wait_seconds  # type: ignore[method-assign,assignment]

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tsunagu_local.runtime import free_port
 
 from tests.conftest import ROOT
-from tsunagu_local.runtime import free_port
 
 START_TIMEOUT = 60
 
@@ -38,7 +38,7 @@ class RunningTsunagu:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
-        request = urllib.request.Request(  # noqa: S310 - loopback only
+        request = urllib.request.Request(
             self.api_url + path, data=body, headers=headers or {}, method=method
         )
         opener = urllib.request.build_opener(_NoRedirect())

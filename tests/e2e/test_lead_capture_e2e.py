@@ -26,7 +26,7 @@ def test_startup_prints_where_everything_is(tsunagu: RunningTsunagu) -> None:
 
 
 def test_the_demo_page_carries_the_form(tsunagu: RunningTsunagu) -> None:
-    status, headers, body = tsunagu.request("GET", "/_local/demo")
+    status, _, body = tsunagu.request("GET", "/_local/demo")
     page = body.decode()
     assert status == 200
     assert 'action="/forms/demo/submissions"' in page
@@ -55,7 +55,7 @@ def test_json_post_creates_then_updates_one_lead(tsunagu: RunningTsunagu) -> Non
 
 
 def test_events_reach_route_events_through_the_stream(tsunagu: RunningTsunagu) -> None:
-    status, created = tsunagu.post_json("/forms/demo/submissions", {"email": "mio@example.com"})
+    status, _ = tsunagu.post_json("/forms/demo/submissions", {"email": "mio@example.com"})
     assert status == 201
 
     def activity_recorded() -> bool:
@@ -89,8 +89,13 @@ def test_bad_input_over_http_is_refused_and_stores_nothing(tsunagu: RunningTsuna
         ("POST", b"email=a@example.com", "text/plain", {}, 415),
         ("POST", b'{"email": "nobody"}', "application/json", {}, 422),
         ("POST", b"x" * (1024 * 1024), "application/json", {}, 413),
-        ("POST", b'{"email": "x@example.com"}', "application/json",
-         {"origin": "https://evil.example.net"}, 403),
+        (
+            "POST",
+            b'{"email": "x@example.com"}',
+            "application/json",
+            {"origin": "https://evil.example.net"},
+            403,
+        ),
     ]
     for method, body, content_type, extra, expected in cases:
         status, _, answer = tsunagu.request(
@@ -99,7 +104,9 @@ def test_bad_input_over_http_is_refused_and_stores_nothing(tsunagu: RunningTsuna
         assert status == expected, answer
         assert json.loads(answer)["message"]
     status, _, _ = tsunagu.request(
-        "POST", "/forms/nope/submissions", b'{"email": "x@example.com"}',
+        "POST",
+        "/forms/nope/submissions",
+        b'{"email": "x@example.com"}',
         {"content-type": "application/json"},
     )
     assert status == 404

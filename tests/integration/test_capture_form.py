@@ -8,10 +8,10 @@ from typing import Any
 
 import boto3
 import pytest
-
-from tests.conftest import REGION, AwsStack, load_event
 from tsunagu import services
 from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
+
+from tests.conftest import REGION, AwsStack, load_event
 
 SITE = "https://www.example.com"
 
@@ -69,7 +69,9 @@ def test_a_new_lead_is_stored_whole(stack: AwsStack) -> None:
     assert lead["lead_id"]["S"] == lead_id
     assert lead["email"]["S"] == "hanako.sato@example.jp"
     assert lead["fields"]["M"]["company"]["M"]["value"]["S"] == "Example KK"
-    identities = {i["identity"]["S"]: i["lead_id"]["S"] for i in items(stack, "LeadIdentitiesTable")}
+    identities = {
+        i["identity"]["S"]: i["lead_id"]["S"] for i in items(stack, "LeadIdentitiesTable")
+    }
     assert identities == {
         "email:hanako.sato@example.jp": lead_id,
         "visitor:v_8f14e45fceea167a": lead_id,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from tsunagu.leads.email import InvalidEmail, normalise_email
 
 

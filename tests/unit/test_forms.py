@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-
 from tsunagu.errors import ValidationFailed
 from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
 from tsunagu.forms.validation import is_honeypot_filled, validate_submission
@@ -126,7 +125,9 @@ class TestSubmission:
 
     def test_unchecked_consent_is_not_consent(self) -> None:
         for value in ("", "off", "false", False, None):
-            submission = validate_submission(make_form(), {"email": "a@example.com", "consent": value})
+            submission = validate_submission(
+                make_form(), {"email": "a@example.com", "consent": value}
+            )
             assert submission.consent_given is False
 
     def test_unknown_fields_are_reported_not_stored(self) -> None:

@@ -6,7 +6,6 @@ import base64
 import json
 
 import pytest
-
 from tsunagu.api.requests import HttpRequest, read_form_fields
 from tsunagu.api.responses import error_response, status_for
 from tsunagu.errors import (
@@ -28,7 +27,7 @@ def test_event_is_read_with_base64_body_and_lower_case_headers() -> None:
     event = {
         "headers": {"Content-Type": "application/x-www-form-urlencoded"},
         "isBase64Encoded": True,
-        "body": base64.b64encode("email=a%40example.com".encode()).decode(),
+        "body": base64.b64encode(b"email=a%40example.com").decode(),
         "pathParameters": {"form_id": "demo"},
         "requestContext": {"http": {"method": "POST", "path": "/f", "sourceIp": "192.0.2.1"}},
     }
@@ -49,7 +48,10 @@ def test_json_and_urlencoded_bodies() -> None:
         "email": "a@example.com"
     }
     fields = read_form_fields(
-        request(b"consent=off&consent=on&name=%E5%A4%AA%E9%83%8E", "application/x-www-form-urlencoded; charset=UTF-8"),
+        request(
+            b"consent=off&consent=on&name=%E5%A4%AA%E9%83%8E",
+            "application/x-www-form-urlencoded; charset=UTF-8",
+        ),
         1024,
     )
     assert fields == {"consent": "on", "name": "太郎"}

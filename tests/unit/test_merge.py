@@ -18,9 +18,7 @@ def test_a_form_does_not_overwrite_what_the_crm_says() -> None:
     # Given a company name a sales rep corrected in the CRM
     existing = {"company": FieldValue("Example Holdings KK", Channel.CRM, EARLIER)}
     # When the lead later types a shorter name into a web form
-    outcome = merge_fields(
-        existing, {"company": "Example"}, source=Channel.WEB_FORM, at=LATER
-    )
+    outcome = merge_fields(existing, {"company": "Example"}, source=Channel.WEB_FORM, at=LATER)
     # Then the CRM's value stays, and the loss is recorded for audit
     assert outcome.fields["company"].value == "Example Holdings KK"
     assert outcome.changed == []

@@ -19,6 +19,7 @@ def route_event(new_image: Mapping[str, Any] | None, *, store: ActivityStore) ->
     lead_id = new_image.get("lead_id")
     if not lead_id:
         return  # an anonymous visitor's event waits until the visitor becomes a lead
-    changed = store.record_activity(str(lead_id), str(new_image["type"]),
-                                    str(new_image["occurred_at"]))
+    changed = store.record_activity(
+        str(lead_id), str(new_image["type"]), str(new_image["occurred_at"])
+    )
     logger.debug("activity recorded", extra={"lead_id": lead_id, "changed": changed})

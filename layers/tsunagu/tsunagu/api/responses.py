@@ -35,7 +35,7 @@ Response = dict[str, Any]
 def status_for(error: TsunaguError) -> int:
     for error_type in type(error).__mro__:
         if error_type in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[error_type]  # type: ignore[index]
+            return STATUS_BY_ERROR[error_type]
     return 400
 
 

@@ -166,10 +166,11 @@ def _plan(
             user_agent=context.user_agent,
         )
     key = f"form:{form.form_id}:{submission.submission_id}" if submission.submission_id else None
+    claims = [email_identity(submission.email.identity_key)] if existing is None else []
     return CaptureWrite(
         lead=lead,
         is_new=existing is None,
-        claim_identities=[email_identity(submission.email.identity_key)] if existing is None else [],
+        claim_identities=claims,
         point_identities=point,
         event=event,
         consent=consent,
@@ -234,9 +235,7 @@ def _replay(
     if remembered is None:  # expired between the conflict and this read
         raise ConcurrentUpdate("the submission is being processed; please retry")
     if remembered.request_hash != request_hash:
-        raise IdempotencyConflict(
-            "this submission_id was already used for a different submission"
-        )
+        raise IdempotencyConflict("this submission_id was already used for a different submission")
     return CaptureResult(
         remembered.response["lead_id"],
         bool(remembered.response["created"]),

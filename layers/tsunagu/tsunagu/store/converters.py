@@ -77,24 +77,27 @@ def event_from_item(item: Any) -> LeadEvent:
 
 def consent_items(tables: Tables, evidence: ConsentEvidence) -> tuple[Any, Any]:
     """The immutable evidence record and the topic's current-state record."""
-    common = {
-        "topic": evidence.topic,
-        "status": evidence.status,
-        "at": evidence.at,
-        "email": evidence.email,
-    }
     proof = tables.consent(
         evidence.lead_id,
         f"evidence#{evidence.at}#{evidence.evidence_id}",
+        topic=evidence.topic,
+        status=evidence.status,
+        at=evidence.at,
+        email=evidence.email,
         text=evidence.text,
         text_version=evidence.text_version,
         form_id=evidence.form_id,
         ip=evidence.ip,
         user_agent=evidence.user_agent,
-        **common,
     )
     state = tables.consent(
-        evidence.lead_id, f"topic#{evidence.topic}", evidence=evidence.evidence_id, **common
+        evidence.lead_id,
+        f"topic#{evidence.topic}",
+        topic=evidence.topic,
+        status=evidence.status,
+        at=evidence.at,
+        email=evidence.email,
+        evidence=evidence.evidence_id,
     )
     return proof, state
 

@@ -41,5 +41,7 @@ class FormRepository:
         _cache.pop((self._tables.settings.forms_table, form.form_id), None)
 
     def list(self) -> list[FormDefinition]:
-        forms = [FormDefinition.model_validate(item.definition) for item in self._tables.forms.scan()]
+        forms = [
+            FormDefinition.model_validate(item.definition) for item in self._tables.forms.scan()
+        ]
         return sorted(forms, key=lambda f: f.form_id)

@@ -89,9 +89,9 @@ class LeadRepository:
                         kinds.append("consent")
         except TransactWriteError as error:
             for kind, reason in zip(kinds, error.cancellation_reasons, strict=False):
-                if reason is not None and reason.code == "ConditionalCheckFailed":
-                    if kind in ("submission", "identity", "lead"):
-                        raise WriteConflict(kind) from error  # type: ignore[arg-type]
+                failed = reason is not None and reason.code == "ConditionalCheckFailed"
+                if failed and kind in ("submission", "identity", "lead"):
+                    raise WriteConflict(kind) from error  # type: ignore[arg-type]
             raise
 
     def events(self, lead_id: str, limit: int = 100) -> list[LeadEvent]:
@@ -105,7 +105,9 @@ class LeadRepository:
         return [consent_from_item(item) for item in items]
 
     def consent_state(self, lead_id: str) -> dict[str, str]:
-        items = self._tables.consent.query(lead_id, self._tables.consent.record.startswith("topic#"))
+        items = self._tables.consent.query(
+            lead_id, self._tables.consent.record.startswith("topic#")
+        )
         return {item.topic: item.status for item in items}
 
     def record_activity(self, lead_id: str, event_type: str, occurred_at: str) -> bool:

@@ -16,17 +16,15 @@ from pynamodb.attributes import (
 from pynamodb.models import Model
 
 
-class _Unbound:
-    table_name = "unbound"
-
-
 class LeadItem(Model):
     """One person. ``fields`` maps attribute name to {value, source, at} (see leads.merge)."""
 
-    Meta = _Unbound
+    class Meta:
+        table_name = "unbound"  # bound per stage in tables.py
+
     lead_id = UnicodeAttribute(hash_key=True)
     email = UnicodeAttribute()
-    fields: MapAttribute[str, Any] = MapAttribute(default=dict)
+    fields: MapAttribute[str, Any] = MapAttribute(default=dict)  # type: ignore[no-untyped-call]
     sources = ListAttribute(of=UnicodeAttribute, default=list)
     visitor_ids = UnicodeSetAttribute(default=set)
     stage = UnicodeAttribute(default="lead")
@@ -43,7 +41,9 @@ class LeadIdentityItem(Model):
     A conditional put on this item is what makes "one address, one lead" hold under concurrency.
     """
 
-    Meta = _Unbound
+    class Meta:
+        table_name = "unbound"  # bound per stage in tables.py
+
     identity = UnicodeAttribute(hash_key=True)
     lead_id = UnicodeAttribute()
     created_at = UnicodeAttribute()
@@ -52,7 +52,9 @@ class LeadIdentityItem(Model):
 class EventItem(Model):
     """Something a lead or visitor did. ``subject`` is ``lead#<id>`` or ``visitor#<id>``."""
 
-    Meta = _Unbound
+    class Meta:
+        table_name = "unbound"  # bound per stage in tables.py
+
     subject = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
     """``<occurred_at>#<event_id>``: a subject's events read back in time order."""
@@ -61,7 +63,7 @@ class EventItem(Model):
     occurred_at = UnicodeAttribute()
     lead_id = UnicodeAttribute(null=True)
     visitor_id = UnicodeAttribute(null=True)
-    properties: MapAttribute[str, Any] = MapAttribute(default=dict)
+    properties: MapAttribute[str, Any] = MapAttribute(default=dict)  # type: ignore[no-untyped-call]
     expires_at = NumberAttribute(null=True)
     """Epoch seconds; the table's TTL attribute."""
 
@@ -70,7 +72,9 @@ class ConsentItem(Model):
     """Consent per lead. ``record`` is ``topic#<topic>`` for the current state of a topic, or
     ``evidence#<at>#<id>`` for the immutable evidence of one change."""
 
-    Meta = _Unbound
+    class Meta:
+        table_name = "unbound"  # bound per stage in tables.py
+
     lead_id = UnicodeAttribute(hash_key=True)
     record = UnicodeAttribute(range_key=True)
     topic = UnicodeAttribute()
@@ -87,7 +91,9 @@ class ConsentItem(Model):
 
 
 class FormItem(Model):
-    Meta = _Unbound
+    class Meta:
+        table_name = "unbound"  # bound per stage in tables.py
+
     form_id = UnicodeAttribute(hash_key=True)
     definition = JSONAttribute()
     updated_at = UnicodeAttribute()
@@ -96,7 +102,9 @@ class FormItem(Model):
 class IdempotencyItem(Model):
     """A remembered request: a replay with the same key gets the same answer."""
 
-    Meta = _Unbound
+    class Meta:
+        table_name = "unbound"  # bound per stage in tables.py
+
     key = UnicodeAttribute(hash_key=True)
     request_hash = UnicodeAttribute()
     response = JSONAttribute()
