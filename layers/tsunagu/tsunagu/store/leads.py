@@ -53,7 +53,7 @@ class LeadRepository:
         t = self._tables
         # The order of the items is the order of the cancellation reasons DynamoDB reports.
         kinds: list[str] = []
-        with_conditions = TransactWrite(connection=t.connection())
+        with_conditions = TransactWrite(connection=t.connection)
         try:
             with with_conditions as tx:
                 if write.idempotency_key:

@@ -1,0 +1,153 @@
+"""Runs in a fresh interpreter (see test_cold_start.py); prints one RESULT line of JSON.
+
+    python -P _cold_start_child.py floor
+    python -P _cold_start_child.py handler <path to functions/capture_form/app.py>
+
+Times are taken with time.perf_counter inside this process, so interpreter start-up and exit are
+not part of them. Before the first perf_counter() call nothing is imported that start-up has not
+imported already (os, sys, time), so no module's import cost leaves either measurement.
+
+Two switches in the environment, both set up before anything is timed:
+
+- BENCH_BLOCKED_MODULES (comma-separated top-level names): these cannot be imported, as if they
+  were not installed (to see the process as the deployed layer would have it).
+- BENCH_CENSUS=1: record every botocore client created, with what creating it cost. This imports
+  botocore before the timed part, so the timings of such a run are not comparable; it is only for
+  the census.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing would move its cost out
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+    from typing import Any
+
+MARKER = "RESULT "
+REGION = "ap-northeast-1"
+
+
+class _NotInstalled:
+    """A meta path finder that answers "not installed" for some top-level names."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if fullname.split(".", 1)[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+        return None
+
+
+def _block_modules() -> None:
+    names = {n for n in os.environ.get("BENCH_BLOCKED_MODULES", "").split(",") if n}
+    if names:
+        sys.meta_path.insert(0, _NotInstalled(names))
+
+
+def _census() -> list[list[Any]] | None:
+    if os.environ.get("BENCH_CENSUS") != "1":
+        return None
+    import botocore.session
+
+    created: list[list[Any]] = []
+    create_client = botocore.session.Session.create_client
+
+    def counted(session: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        client = create_client(session, service_name, *args, **kwargs)
+        created.append([service_name, (time.perf_counter() - started) * 1000])
+        return client
+
+    botocore.session.Session.create_client = counted  # type: ignore[method-assign]
+    return created
+
+
+def _top_level_modules() -> list[str]:
+    return sorted({name.split(".", 1)[0] for name in sys.modules})
+
+
+def floor() -> dict[str, Any]:
+    started = time.perf_counter()
+    import boto3
+
+    boto3.client("dynamodb", region_name=REGION)
+    done = time.perf_counter()
+    return {"total_ms": (done - started) * 1000, "modules": _top_level_modules()}
+
+
+def handler(app_path: str, census: list[list[Any]] | None) -> dict[str, Any]:
+    import importlib.util
+
+    started = time.perf_counter()
+    # As Lambda imports the handler module `app` (here by path: /var/task is not on sys.path).
+    spec = importlib.util.spec_from_file_location("app", app_path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"no module at {app_path}")
+    app = importlib.util.module_from_spec(spec)
+    sys.modules["app"] = app
+    try:
+        spec.loader.exec_module(app)
+    except ImportError as error:  # what Lambda reports as Runtime.ImportModuleError
+        return {"import_error": f"{type(error).__name__}: {error}"}
+    imported = time.perf_counter()
+
+    # What the first invocation builds before its first network call.
+    import tsunagu.services
+    import tsunagu.settings
+    import tsunagu.store.tables
+
+    settings = tsunagu.settings.get_settings()
+    tsunagu.services.lead_repository(settings)
+    tsunagu.services.clock(settings)
+    tables = tsunagu.store.tables.bind_tables(settings)
+    initialised = time.perf_counter()
+    modules = _top_level_modules()
+    clients_at_init = list(census) if census is not None else None
+    before_client = time.perf_counter()  # the look-ups above are not part of any figure
+
+    # For information: the DynamoDB client PynamoDB builds on the first request anyway.
+    client = tables.leads._get_connection().connection.client
+    with_client = time.perf_counter()
+
+    # Also for information: the connection commit_capture uses for its transaction. The first use
+    # builds a botocore session and client; later invocations reuse it (index 1 onwards).
+    transaction_client_ms = []
+    for _ in range(3):
+        before = time.perf_counter()
+        tables.connection.client  # noqa: B018 - building the client is what is timed
+        transaction_client_ms.append((time.perf_counter() - before) * 1000)
+    return {
+        "import_ms": (imported - started) * 1000,
+        "init_ms": (initialised - imported) * 1000,
+        "total_ms": (initialised - started) * 1000,
+        "client_ms": (with_client - before_client) * 1000,
+        "with_client_ms": (initialised - started + with_client - before_client) * 1000,
+        "has_handler": callable(getattr(app, "handler", None)),
+        "client_service": client.meta.service_model.service_name,
+        "transaction_client_ms": transaction_client_ms,
+        "modules": modules,
+        "clients_at_init": clients_at_init,
+    }
+
+
+def main() -> None:
+    _block_modules()
+    census = _census()
+    mode = sys.argv[1]
+    result = floor() if mode == "floor" else handler(sys.argv[2], census)
+    import json
+
+    print(MARKER + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
