@@ -103,6 +103,8 @@ class StreamPoller:
             self._iterators[index] = response.get("NextShardIterator")
             for record in response["Records"]:
                 record["eventSourceARN"] = self.mapping.stream_arn
+                # moto writes "us-east-1" into every record; Lambda gives the table's region.
+                record["awsRegion"] = self.mapping.stream_arn.split(":")[3]
                 records.append(json.loads(json.dumps(record, default=_as_lambda_json)))
         return records
 

@@ -70,6 +70,13 @@ def _prepare(template: dict[str, Any], base_dir: Path) -> dict[str, Path]:
     return code_dirs
 
 
+def declared_parameters(template_path: Path) -> dict[str, Any]:
+    parameters: dict[str, Any] = yaml_parse(template_path.read_text(encoding="utf-8")).get(
+        "Parameters", {}
+    )
+    return parameters
+
+
 def load_stack(template_path: Path, parameters: dict[str, str], region: str) -> Stack:
     template = yaml_parse(template_path.read_text(encoding="utf-8"))
     code_dirs = _prepare(template, template_path.parent)
