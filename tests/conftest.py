@@ -67,10 +67,13 @@ class AwsStack:
 @pytest.fixture(autouse=True)
 def _no_cached_forms() -> Iterator[None]:
     from tsunagu.store.forms import forget_cached_forms
+    from tsunagu.store.tracking import forget_cached_sites
 
     forget_cached_forms()
+    forget_cached_sites()
     yield
     forget_cached_forms()
+    forget_cached_sites()
 
 
 @pytest.fixture
@@ -79,6 +82,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     import boto3
     from moto import mock_aws
     from tsunagu_local.intrinsics import Resolver
+    from tsunagu_local.secrets import create_secret, generated_value
     from tsunagu_local.tables import create_table
     from tsunagu_local.template import load_stack
 
@@ -92,6 +96,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
             create_table(dynamodb, name, resolver.resolve(resource["Properties"]))
             tables[logical_id] = name
             resolver.refs[logical_id] = name
+        secrets = boto3.client("secretsmanager", region_name=REGION)
+        for logical_id, resource in stack.of_type("AWS::SecretsManager::Secret").items():
+            value = generated_value(resolver.resolve(resource["Properties"]))
+            resolver.refs[logical_id] = create_secret(secrets, f"tsunagu-test-{logical_id}", value)
         function = next(iter(stack.of_type("AWS::Lambda::Function").values()))
         variables = function["Properties"]["Environment"]["Variables"]
         environment = {k: str(v) for k, v in resolver.resolve(variables).items()}

@@ -16,7 +16,7 @@ from tsunagu.clock import parse_instant
 from tsunagu_local import pages
 from tsunagu_local.mailbox import sent_mail
 from tsunagu_local.runtime import ACCOUNT_ID, REGION, LocalRuntime, RuntimeOptions
-from tsunagu_local.seed import DEMO_FORM_ID, demo_form
+from tsunagu_local.seed import DEMO_FORM_ID, DEMO_SITE_ID, demo_form, demo_site
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -66,17 +66,27 @@ def build_runtime(args: argparse.Namespace) -> LocalRuntime:
 
 
 def install_pages(runtime: LocalRuntime) -> None:
-    """Seed the demo form (unless the user already changed it) and serve the local pages."""
+    """Seed the demo form and site (keeping a user's changes, but always admitting this run's
+    origin: the port may differ from the run that created them) and serve the local pages."""
     settings = runtime.settings()
+    clock = services.clock(settings)
     forms = services.form_repository(settings)
-    demo = forms.get(DEMO_FORM_ID)
-    if demo is None:
-        demo = demo_form(runtime.api_url)
-        forms.put(demo, services.clock(settings))
+    fresh_form = demo_form(runtime.api_url)
+    demo = forms.get(DEMO_FORM_ID) or fresh_form
+    origins = sorted(set(demo.allowed_origins) | set(fresh_form.allowed_origins))
+    demo = demo.model_copy(update={"allowed_origins": origins})
+    forms.put(demo, clock)
+    sites = services.site_repository(settings)
+    fresh_site = demo_site(runtime.api_url)
+    site = sites.get(DEMO_SITE_ID) or fresh_site
+    origins = sorted(set(site.allowed_origins) | set(fresh_site.allowed_origins))
+    sites.put(site.model_copy(update={"allowed_origins": origins}), clock)
     runtime.local_pages.update(
         {
             "/": pages.index_page(runtime.api_url),
             "/_local/demo": pages.demo_page(demo),
+            "/_local/demo/pricing": pages.content_page("pricing"),
+            "/_local/demo/case-study": pages.content_page("case-study"),
             "/_local/thanks": pages.thanks_page,
             "/_local/mail": pages.mail_viewer(lambda: sent_mail(ACCOUNT_ID, REGION)),
         }
@@ -115,9 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     assert runtime.clock is not None
+    demo = "" if args.no_demo else f"  Demo form:         {runtime.api_url}/_local/demo\n"
     print(
         "\nTsunagu is running on the embedded local AWS.\n"
-        f"  Demo form:         {runtime.api_url}/_local/demo\n"
+        f"{demo}"
         f"  API:               {runtime.api_url}  (POST /forms/demo/submissions)\n"
         f"  Sent-mail viewer:  {runtime.api_url}/_local/mail\n"
         f"  Clock:             {runtime.clock.now():%Y-%m-%d %H:%M:%S} UTC,"

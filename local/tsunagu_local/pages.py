@@ -55,6 +55,32 @@ def demo_page(form: FormDefinition) -> Callable[[Request], Response]:
     return render
 
 
+_CONTENT = {
+    "pricing": ("Pricing", "Plans for teams of every size. Talk to us about a volume discount."),
+    "case-study": ("Case study: Example KK", "How Example KK doubled qualified leads in a year."),
+}
+
+
+def content_page(name: str) -> Callable[[Request], Response]:
+    """A page of the demo site: carries the snippet, so visiting it is tracked."""
+    title, text = _CONTENT[name]
+    document = (
+        f"<!doctype html><html lang=en><meta charset=utf-8><title>{html.escape(title)}</title>"
+        '<script async src="/t.js" data-site="demo"></script>'
+        f"{_STYLE}<body><nav><a href='/_local/demo/pricing'>Pricing</a> · "
+        "<a href='/_local/demo/case-study'>Case study</a> · "
+        "<a href='/_local/demo'>White paper</a></nav>"
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>"
+        "<p><button onclick=\"tsunagu('track','pdf_download',{file:'brochure.pdf'})\">"
+        "Download the brochure (PDF)</button></p></body></html>"
+    )
+
+    def render(_: Request) -> Response:
+        return Response(document, content_type="text/html; charset=utf-8")
+
+    return render
+
+
 def thanks_page(_: Request) -> Response:
     return _page(
         "Thank you",

@@ -19,6 +19,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from pydantic import ValidationError
 from tsunagu.clock import ScaledClock, isoformat
 from tsunagu.settings import Settings
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -26,9 +27,10 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from tsunagu_local.gateway import HttpApiGateway, LocalPage, routes_from
 from tsunagu_local.intrinsics import Resolver
 from tsunagu_local.lambdas import FunctionRegistry, LocalFunction, install_moto_invoke
+from tsunagu_local.secrets import create_secret, generated_value
 from tsunagu_local.streams import StreamMapping, StreamPoller
 from tsunagu_local.tables import create_table
-from tsunagu_local.template import Stack, load_stack
+from tsunagu_local.template import Stack, declared_parameters, load_stack
 from tsunagu_local.waits import install_wait_clock
 
 log = logging.getLogger("tsunagu.local")
@@ -97,10 +99,15 @@ class LocalRuntime:
         )
         install_wait_clock(self.clock)
         install_moto_invoke(self.functions)
-        self.stack = load_stack(
-            self.options.template, {"Stage": self.options.stage, **self.options.parameters}, REGION
-        )
+        parameters = dict(self.options.parameters)
+        if "Stage" in declared_parameters(self.options.template):
+            parameters.setdefault("Stage", self.options.stage)
+        self.stack = load_stack(self.options.template, parameters, REGION)
         restored = self._deploy(self.stack)
+        # Simulated time starts now that everything is up, not while tables were being created.
+        self.clock.epoch = time.time()
+        for function in self.functions:
+            function.environment["TSUNAGU_CLOCK_EPOCH"] = repr(self.clock.epoch)
         for poller in self.pollers:
             # Restored data was consumed in the run that wrote it: start from new records only.
             poller.start("LATEST" if restored else None)
@@ -204,13 +211,16 @@ class LocalRuntime:
         steps: list[tuple[str, Callable[[str, dict[str, Any], Resolver], None]]] = [
             ("AWS::DynamoDB::Table", self._create_table),
             ("AWS::SQS::Queue", self._create_queue),
+            ("AWS::SecretsManager::Secret", self._create_secret),
             ("AWS::SES::ConfigurationSet", self._create_configuration_set),
             ("AWS::SES::EmailIdentity", self._create_email_identity),
             ("AWS::IAM::Role", self._create_role),
             ("AWS::Lambda::LayerVersion", self._name_layer),
+            # Named before functions, so a function's environment can refer to them.
+            ("AWS::ApiGatewayV2::Api", self._name_api),
+            ("AWS::StepFunctions::StateMachine", self._name_state_machine),
             ("AWS::Lambda::Function", self._create_function),
             ("AWS::StepFunctions::StateMachine", self._create_state_machine),
-            ("AWS::ApiGatewayV2::Api", self._name_api),
             ("AWS::Lambda::EventSourceMapping", self._create_event_source),
         ]
         handled = {kind for kind, _ in steps}
@@ -242,6 +252,24 @@ class LocalRuntime:
         resolver.attributes[(logical_id, "QueueUrl")] = url
         resolver.attributes[(logical_id, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"
 
+    def _create_secret(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
+        props = resolver.resolve(props)
+        name = props.get("Name") or self._physical_name(logical_id)
+        # A generated value is kept with the data, so that what it signed (links in mail already
+        # sent) stays valid across restarts.
+        saved = self.options.state_dir / "secrets" / f"{logical_id}.json"
+        if self.options.persist and saved.exists():
+            value = saved.read_text()
+        else:
+            value = generated_value(props)
+            if self.options.persist:
+                saved.parent.mkdir(parents=True, exist_ok=True)
+                saved.write_text(value)
+                saved.chmod(0o600)
+        arn = create_secret(self.client("secretsmanager"), name, value)
+        resolver.refs[logical_id] = arn
+        resolver.attributes[(logical_id, "Id")] = arn
+
     def _create_configuration_set(
         self, logical_id: str, props: dict[str, Any], resolver: Resolver
     ) -> None:
@@ -262,11 +290,12 @@ class LocalRuntime:
         resolver.refs[logical_id] = identity
 
     def _create_role(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
-        props = resolver.resolve(props)
-        name = props.get("RoleName") or self._physical_name(logical_id)
+        # Only the name and trust policy: policies are not enforced locally, and they name
+        # resources (functions, state machines) that do not exist yet at this point.
+        name = resolver.resolve(props.get("RoleName")) or self._physical_name(logical_id)
+        trust = resolver.resolve(props.get("AssumeRolePolicyDocument", {}))
         role = self.client("iam").create_role(
-            RoleName=name,
-            AssumeRolePolicyDocument=json.dumps(props.get("AssumeRolePolicyDocument", {})),
+            RoleName=name, AssumeRolePolicyDocument=json.dumps(trust)
         )["Role"]
         resolver.refs[logical_id] = name
         resolver.attributes[(logical_id, "Arn")] = role["Arn"]
@@ -321,6 +350,15 @@ class LocalRuntime:
         resolver.refs[logical_id] = name
         resolver.attributes[(logical_id, "Arn")] = arn
 
+    def _name_state_machine(
+        self, logical_id: str, props: dict[str, Any], resolver: Resolver
+    ) -> None:
+        name = resolver.resolve(props.get("StateMachineName")) or self._physical_name(logical_id)
+        arn = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{name}"
+        resolver.refs[logical_id] = arn
+        resolver.attributes[(logical_id, "Arn")] = arn
+        resolver.attributes[(logical_id, "Name")] = name
+
     def _create_state_machine(
         self, logical_id: str, props: dict[str, Any], resolver: Resolver
     ) -> None:
@@ -330,13 +368,12 @@ class LocalRuntime:
             definition = json.dumps(props["Definition"])
         for key, value in (props.get("DefinitionSubstitutions") or {}).items():
             definition = definition.replace("${" + key + "}", str(value))
-        name = props.get("StateMachineName") or self._physical_name(logical_id)
-        arn = self.client("stepfunctions").create_state_machine(
-            name=name, definition=definition, roleArn=props["RoleArn"], type="STANDARD"
-        )["stateMachineArn"]
-        resolver.refs[logical_id] = arn
-        resolver.attributes[(logical_id, "Arn")] = arn
-        resolver.attributes[(logical_id, "Name")] = name
+        self.client("stepfunctions").create_state_machine(
+            name=resolver.attributes[(logical_id, "Name")],
+            definition=definition,
+            roleArn=props["RoleArn"],
+            type="STANDARD",
+        )
 
     def _name_api(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
         resolver.refs[logical_id] = "local"
@@ -381,11 +418,19 @@ class LocalRuntime:
     # ------------------------------------------------------------------ state
     def _write_state_file(self) -> None:
         self.options.state_dir.mkdir(parents=True, exist_ok=True)
-        state = {
-            "pid": os.getpid(),
-            "api_url": self.api_url,
-            "environment": self.settings().as_environ(),
-        }
+        assert self.clock is not None
+        try:
+            environment = self.settings().as_environ()
+        except ValidationError:
+            # Not Tsunagu's own template (the runtime's tests use others): what any client needs.
+            environment = {
+                "AWS_REGION": REGION,
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "TSUNAGU_CLOCK_START": isoformat(self.clock.start),
+                "TSUNAGU_CLOCK_EPOCH": repr(self.clock.epoch),
+                "TSUNAGU_TIME_SCALE": repr(self.clock.scale),
+            }
+        state = {"pid": os.getpid(), "api_url": self.api_url, "environment": environment}
         (self.options.state_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
 
     def _data_dir(self) -> Path:

@@ -1,10 +1,12 @@
-"""What a new user finds in a fresh local runtime: the demo form."""
+"""What a new user finds in a fresh local runtime: the demo form and the demo site."""
 
 from __future__ import annotations
 
 from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
+from tsunagu.tracking.sites import SiteDefinition
 
 DEMO_FORM_ID = "demo"
+DEMO_SITE_ID = "demo"
 
 
 def demo_form(api_url: str) -> FormDefinition:
@@ -26,4 +28,13 @@ def demo_form(api_url: str) -> FormDefinition:
             version="2026-11",
         ),
         thank_you_url=f"{api_url}/_local/thanks",
+    )
+
+
+def demo_site(api_url: str) -> SiteDefinition:
+    """The local runtime's own pages carry the snippet, registered for their origin."""
+    return SiteDefinition(
+        site_id=DEMO_SITE_ID,
+        name="Demo site (local runtime)",
+        allowed_origins=[api_url, api_url.replace("127.0.0.1", "localhost")],
     )

@@ -19,6 +19,8 @@ ENV = {
     "TSUNAGU_CONSENT_TABLE": "consent",
     "TSUNAGU_FORMS_TABLE": "forms",
     "TSUNAGU_IDEMPOTENCY_TABLE": "idempotency",
+    "TSUNAGU_SITES_TABLE": "sites",
+    "TSUNAGU_TRACKING_SECRET_ARN": "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:k",
 }
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tsunagu import services
 from tsunagu.leads.email import InvalidEmail, normalise_email
@@ -31,6 +31,8 @@ OUTPUT_TO_SETTING = {
     "ConsentTableName": "TSUNAGU_CONSENT_TABLE",
     "FormsTableName": "TSUNAGU_FORMS_TABLE",
     "IdempotencyTableName": "TSUNAGU_IDEMPOTENCY_TABLE",
+    "SitesTableName": "TSUNAGU_SITES_TABLE",
+    "TrackingSecretArn": "TSUNAGU_TRACKING_SECRET_ARN",
 }
 
 
@@ -71,14 +73,7 @@ def _print(value: Any) -> None:
 
 # ---------------------------------------------------------------- leads
 def leads_get(settings: Settings, args: argparse.Namespace) -> int:
-    try:
-        address = normalise_email(args.email)
-    except InvalidEmail as error:
-        raise CliError(f"{args.email!r} is not an e-mail address: {error}") from None
-    leads = services.lead_repository(settings)
-    lead = leads.find_lead(email_identity(address.identity_key))
-    if lead is None:
-        raise CliError(f"no lead with the address {address.address}")
+    leads, lead = _find_lead(settings, args.email)
     _print(
         {
             **lead.summary(),
@@ -93,26 +88,118 @@ def leads_get(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _find_lead(settings: Settings, email: str) -> tuple[Any, Any]:
+    try:
+        address = normalise_email(email)
+    except InvalidEmail as error:
+        raise CliError(f"{email!r} is not an e-mail address: {error}") from None
+    leads = services.lead_repository(settings)
+    lead = leads.find_lead(email_identity(address.identity_key))
+    if lead is None:
+        raise CliError(f"no lead with the address {address.address}")
+    return leads, lead
+
+
+def leads_timeline(settings: Settings, args: argparse.Namespace) -> int:
+    leads, lead = _find_lead(settings, args.email)
+    events = leads.timeline(lead, limit=args.limit)
+    if args.json:
+        _print([{"type": e.type, "at": e.occurred_at, **e.properties} for e in events])
+        return 0
+    human = automated = 0
+    for event in events:
+        props = event.properties
+        who = "anonymous " if event.lead_id is None else ""
+        flag = ""
+        if props.get("automated"):
+            automated += 1
+            flag = f"  [automated: {', '.join(props.get('reasons', []))}]"
+        elif event.type in ("mail_opened", "link_clicked"):
+            human += 1
+        detail = props.get("url") or props.get("form_id") or props.get("message_id") or ""
+        utm = props.get("utm") or {}
+        campaign = f"  utm={','.join(f'{k}:{v}' for k, v in utm.items())}" if utm else ""
+        print(f"{event.occurred_at}  {who}{event.type:<16} {detail}{campaign}{flag}")
+    print(f"-- {len(events)} events; mail activity: {human} by people, {automated} automated")
+    return 0
+
+
+# ---------------------------------------------------------------- sites
+def sites_create(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.tracking.sites import SiteDefinition
+
+    sites = services.site_repository(settings)
+    site = _read_definition(SiteDefinition, args.file)
+    exists = sites.get(site.site_id) is not None
+    if exists and not args.replace:
+        raise CliError(f"site {site.site_id!r} exists; add --replace to update it")
+    sites.put(site, services.clock(settings))
+    print(f"site {site.site_id!r} {'updated' if exists else 'created'}")
+    return 0
+
+
+def sites_list(settings: Settings, args: argparse.Namespace) -> int:
+    for site in services.site_repository(settings).list():
+        print(f"{site.site_id}\t{site.name}\t{', '.join(site.allowed_origins)}")
+    return 0
+
+
+# ---------------------------------------------------------------- tracking links
+def tracking_links(settings: Settings, args: argparse.Namespace) -> int:
+    """Signed open, click and honeypot URLs for a lead: what a sent mail would carry."""
+    from tsunagu.clock import isoformat
+    from tsunagu.ids import new_id
+    from tsunagu.tracking.tokens import TokenKind, TrackingToken
+
+    _, lead = _find_lead(settings, args.email)
+    signer = services.token_signer(settings)
+    now = services.clock(settings).now()
+    message_id = args.message or new_id("msg", now)
+    sent_at = int(now.timestamp()) - args.sent_seconds_ago
+
+    def url(kind: TokenKind, path: str, link_id: str | None, target: str | None) -> str:
+        token = TrackingToken(kind, message_id, lead.lead_id, sent_at, target, link_id)
+        return f"{args.api}{path}{signer.sign(token)}"
+
+    _print(
+        {
+            "message_id": message_id,
+            "sent_at": isoformat(now) if not args.sent_seconds_ago else sent_at,
+            "open_pixel": url(TokenKind.OPEN, "/o/", None, None) + ".gif",
+            "links": [
+                url(TokenKind.CLICK, "/c/", f"link{i}", target)
+                for i, target in enumerate(args.url, start=1)
+            ],
+            "honeypot": url(TokenKind.HONEYPOT, "/c/", "honeypot", args.url[0]),
+        }
+    )
+    return 0
+
+
 # ---------------------------------------------------------------- forms
 def forms_create(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.forms.model import FormDefinition
 
     forms = services.form_repository(settings)
-    try:
-        definition = FormDefinition.model_validate_json(Path(args.file).read_text("utf-8"))
-    except OSError as error:
-        raise CliError(f"cannot read {args.file}: {error.strerror}") from None
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'form'}: {e['msg']}" for e in error.errors()
-        )
-        raise CliError(f"{args.file} is not a valid form: {problems}") from None
+    definition = _read_definition(FormDefinition, args.file)
     exists = forms.get(definition.form_id) is not None
     if exists and not args.replace:
         raise CliError(f"form {definition.form_id!r} exists; add --replace to update it")
     forms.put(definition, services.clock(settings))
     print(f"form {definition.form_id!r} {'updated' if exists else 'created'}")
     return 0
+
+
+def _read_definition[M: BaseModel](model: type[M], path: str) -> M:
+    try:
+        return model.model_validate_json(Path(path).read_text("utf-8"))
+    except OSError as error:
+        raise CliError(f"cannot read {path}: {error.strerror}") from None
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'definition'}: {e['msg']}" for e in error.errors()
+        )
+        raise CliError(f"{path} is not valid: {problems}") from None
 
 
 def forms_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -143,6 +230,33 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument("email")
     get.add_argument("--events", type=int, default=20, help="how many recent events to show")
     get.set_defaults(run=leads_get)
+    timeline = leads.add_parser("timeline", help="a lead's history in time order")
+    timeline.add_argument("email")
+    timeline.add_argument("--limit", type=int, default=200)
+    timeline.add_argument("--json", action="store_true", help="print JSON instead of lines")
+    timeline.set_defaults(run=leads_timeline)
+
+    sites = groups.add_parser("sites", help="sites that carry the tracking snippet")
+    site_commands = sites.add_subparsers(dest="command", required=True)
+    site_create = site_commands.add_parser("create", help="create (or --replace) from JSON")
+    site_create.add_argument("--file", required=True)
+    site_create.add_argument("--replace", action="store_true")
+    site_create.set_defaults(run=sites_create)
+    site_commands.add_parser("list", help="list sites").set_defaults(run=sites_list)
+
+    tracking = groups.add_parser("tracking", help="mail tracking tools")
+    tracking_commands = tracking.add_subparsers(dest="command", required=True)
+    links = tracking_commands.add_parser(
+        "links", help="signed open/click/honeypot URLs for a lead, as a sent mail carries them"
+    )
+    links.add_argument("email")
+    links.add_argument("--url", action="append", required=True, help="a link target (repeat)")
+    links.add_argument("--message", help="message id (default: a new one)")
+    links.add_argument("--api", default="http://127.0.0.1:3000", help="the API's base URL")
+    links.add_argument(
+        "--sent-seconds-ago", type=int, default=0, help="pretend the mail was sent this long ago"
+    )
+    links.set_defaults(run=tracking_links)
 
     forms = groups.add_parser("forms", help="manage web forms").add_subparsers(
         dest="command", required=True

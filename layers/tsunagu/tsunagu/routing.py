@@ -19,6 +19,8 @@ def route_event(new_image: Mapping[str, Any] | None, *, store: ActivityStore) ->
     lead_id = new_image.get("lead_id")
     if not lead_id:
         return  # an anonymous visitor's event waits until the visitor becomes a lead
+    if (new_image.get("properties") or {}).get("automated"):
+        return  # a scanner's or proxy's activity is kept as evidence, never as the lead's
     changed = store.record_activity(
         str(lead_id), str(new_image["type"]), str(new_image["occurred_at"])
     )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from functools import lru_cache
 
 from tsunagu.clock import Clock, clock_from
 from tsunagu.settings import Settings
 from tsunagu.store.forms import FormRepository
 from tsunagu.store.leads import LeadRepository
+from tsunagu.store.secrets import load_token_signer
 from tsunagu.store.tables import bind_tables
+from tsunagu.store.tracking import SiteRepository, TrackingRepository
+from tsunagu.tracking.tokens import TokenSigner
 
 
 @lru_cache(maxsize=8)
@@ -19,6 +23,30 @@ def lead_repository(settings: Settings) -> LeadRepository:
 @lru_cache(maxsize=8)
 def form_repository(settings: Settings) -> FormRepository:
     return FormRepository(bind_tables(settings))
+
+
+@lru_cache(maxsize=8)
+def tracking_repository(settings: Settings) -> TrackingRepository:
+    return TrackingRepository(bind_tables(settings))
+
+
+@lru_cache(maxsize=8)
+def site_repository(settings: Settings) -> SiteRepository:
+    return SiteRepository(bind_tables(settings))
+
+
+_signers: dict[Settings, tuple[float, TokenSigner]] = {}
+SIGNER_MAX_AGE_SECONDS = 300
+
+
+def token_signer(settings: Settings) -> TokenSigner:
+    """The signing keys, fetched once per cold start and again every few minutes (so a rotated
+    key reaches warm functions)."""
+    cached = _signers.get(settings)
+    if cached is None or time.monotonic() - cached[0] > SIGNER_MAX_AGE_SECONDS:
+        cached = (time.monotonic(), load_token_signer(settings))
+        _signers[settings] = cached
+    return cached[1]
 
 
 @lru_cache(maxsize=8)

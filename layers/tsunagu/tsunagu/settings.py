@@ -27,6 +27,9 @@ class Settings(BaseModel):
     consent_table: str
     forms_table: str
     idempotency_table: str
+    sites_table: str
+    tracking_secret_arn: str
+    """Secrets Manager secret holding the keys that sign mail-tracking tokens."""
     # Raw events expire after this many days (DynamoDB TTL); summaries on the lead stay.
     event_retention_days: int = Field(default=400, ge=1, le=3650)
     # Web-form bodies are small; anything bigger is refused before it is parsed.

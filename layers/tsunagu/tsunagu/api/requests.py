@@ -13,6 +13,7 @@ from tsunagu.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaTy
 from tsunagu.forms.validation import RawValue
 
 JSON = "application/json"
+TEXT = "text/plain"
 FORM_URLENCODED = "application/x-www-form-urlencoded"
 MAX_FIELD_NAME = 64
 
@@ -22,6 +23,7 @@ class HttpRequest:
     method: str
     path: str
     path_parameters: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     """Lower-cased names; repeated headers joined with commas, as API Gateway does."""
     body: bytes = b""
@@ -42,6 +44,7 @@ class HttpRequest:
             method=http.get("method", "GET").upper(),
             path=http.get("path") or event.get("rawPath", "/"),
             path_parameters=dict(event.get("pathParameters") or {}),
+            query=dict(event.get("queryStringParameters") or {}),
             headers={k.lower(): v for k, v in (event.get("headers") or {}).items()},
             body=body,
             source_ip=http.get("sourceIp"),
@@ -80,14 +83,37 @@ def read_form_fields(request: HttpRequest, max_bytes: int) -> dict[str, RawValue
     return _urlencoded_fields(text)
 
 
+def read_json_object(
+    request: HttpRequest, max_bytes: int, media_types: tuple[str, ...] = (JSON,)
+) -> dict[str, Any]:
+    """A JSON object body. ``text/plain`` may be allowed for beacons, which browsers send
+    without a CORS preflight only as text."""
+    if len(request.body) > max_bytes:
+        raise PayloadTooLarge(f"the body is larger than {max_bytes} bytes")
+    if request.media_type not in media_types:
+        raise UnsupportedMediaType(
+            f"send {' or '.join(media_types)}, not {request.media_type or 'no content type'}"
+        )
+    try:
+        text = request.body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedRequest("the body is not UTF-8") from None
+    return _json_object(text)
+
+
 def _json_fields(text: str) -> dict[str, RawValue]:
+    value = _json_object(text)
+    _check_names(value)
+    return value
+
+
+def _json_object(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
         raise MalformedRequest(f"the body is not valid JSON: {error.msg} at {error.pos}") from None
     if not isinstance(value, dict):
-        raise MalformedRequest("the body must be a JSON object of field names and values")
-    _check_names(value)
+        raise MalformedRequest("the body must be a JSON object")
     return value
 
 

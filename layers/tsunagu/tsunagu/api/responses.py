@@ -67,7 +67,11 @@ def error_body(error: TsunaguError) -> dict[str, Any]:
 
 
 def error_response(
-    error: TsunaguError, *, as_html: bool = False, headers: dict[str, str] | None = None
+    error: TsunaguError,
+    *,
+    as_html: bool = False,
+    headers: dict[str, str] | None = None,
+    title: str = "The form could not be sent",
 ) -> Response:
     status = status_for(error)
     if not as_html:
@@ -82,8 +86,6 @@ def error_response(
     )
     page = (
         "<!doctype html><html lang=en><meta charset=utf-8>"
-        "<title>The form could not be sent</title>"
-        "<h1>The form could not be sent</h1>"
-        f"<ul>{items}</ul><p><a href='javascript:history.back()'>Go back and correct it</a></p>"
+        f"<title>{html.escape(title)}</title><h1>{html.escape(title)}</h1><ul>{items}</ul>"
     )
     return html_response(status, page, headers)

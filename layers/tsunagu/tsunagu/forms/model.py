@@ -51,7 +51,7 @@ class ConsentSpec(BaseModel):
     version: str = Field(min_length=1, max_length=40)
 
 
-def _check_origin(origin: str) -> str:
+def check_origin(origin: str) -> str:
     parts = urlsplit(origin)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
         raise ValueError(f"{origin!r} is not an origin like https://www.example.com")
@@ -75,7 +75,7 @@ class FormDefinition(BaseModel):
     @field_validator("allowed_origins")
     @classmethod
     def _normalise_origins(cls, origins: list[str]) -> list[str]:
-        return [_check_origin(o) for o in origins]
+        return [check_origin(o) for o in origins]
 
     @field_validator("thank_you_url")
     @classmethod
@@ -106,6 +106,6 @@ class FormDefinition(BaseModel):
 
     def allows_origin(self, origin: str) -> bool:
         try:
-            return _check_origin(origin) in self.allowed_origins
+            return check_origin(origin) in self.allowed_origins
         except ValueError:
             return False

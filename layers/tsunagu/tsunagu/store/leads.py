@@ -98,6 +98,17 @@ class LeadRepository:
         items = self._tables.events.query(f"lead#{lead_id}", scan_index_forward=False, limit=limit)
         return [event_from_item(item) for item in items]
 
+    def timeline(self, lead: Lead, limit: int = 500) -> list[LeadEvent]:
+        """The lead's history in time order, including what its visitor ids did while still
+        anonymous (stored against the visitor, joined here)."""
+        subjects = [f"lead#{lead.lead_id}", *(f"visitor#{v}" for v in sorted(lead.visitor_ids))]
+        events = [
+            event_from_item(item)
+            for subject in subjects
+            for item in self._tables.events.query(subject, scan_index_forward=False, limit=limit)
+        ]
+        return sorted(events, key=lambda e: (e.occurred_at, e.event_id))[-limit:]
+
     def consent_evidence(self, lead_id: str) -> list[ConsentEvidence]:
         items = self._tables.consent.query(
             lead_id, self._tables.consent.record.startswith("evidence#")

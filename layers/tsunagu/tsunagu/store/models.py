@@ -99,6 +99,15 @@ class FormItem(Model):
     updated_at = UnicodeAttribute()
 
 
+class SiteItem(Model):
+    class Meta:
+        table_name = "unbound"  # bound per stage in tables.py
+
+    site_id = UnicodeAttribute(hash_key=True)
+    definition = JSONAttribute()
+    updated_at = UnicodeAttribute()
+
+
 class IdempotencyItem(Model):
     """A remembered request: a replay with the same key gets the same answer."""
 

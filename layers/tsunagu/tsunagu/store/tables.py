@@ -21,6 +21,7 @@ from tsunagu.store.models import (
     IdempotencyItem,
     LeadIdentityItem,
     LeadItem,
+    SiteItem,
 )
 
 
@@ -32,6 +33,7 @@ class Tables:
     consent: type[ConsentItem]
     forms: type[FormItem]
     idempotency: type[IdempotencyItem]
+    sites: type[SiteItem]
     settings: Settings
 
     @cached_property
@@ -57,6 +59,7 @@ def bind_tables(settings: Settings) -> Tables:
         consent=_bind(ConsentItem, settings.consent_table, settings),
         forms=_bind(FormItem, settings.forms_table, settings),
         idempotency=_bind(IdempotencyItem, settings.idempotency_table, settings),
+        sites=_bind(SiteItem, settings.sites_table, settings),
         settings=settings,
     )
 

@@ -1,0 +1,79 @@
+"""POST /t/events — batches of page views and custom events from the tracking snippet.
+
+Beacons arrive as text/plain (no CORS preflight); JSON clients may preflight with
+``OPTIONS /t/events?site=<site_id>``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tsunagu import services
+from tsunagu.api.requests import JSON, TEXT, HttpRequest, read_json_object
+from tsunagu.api.responses import Response, error_response, json_response
+from tsunagu.errors import (
+    FieldError,
+    OriginNotAllowed,
+    PayloadTooLarge,
+    TsunaguError,
+    ValidationFailed,
+)
+from tsunagu.observability import HTTP_API, logger, metrics, observed
+from tsunagu.settings import get_settings
+from tsunagu.tracking.browser import MAX_EVENTS, BrowserContext, ingest_browser_events
+
+MAX_BODY_BYTES = 64 * 1024
+PREFLIGHT_HEADERS = {
+    "access-control-allow-methods": "POST, OPTIONS",
+    "access-control-allow-headers": "content-type",
+    "access-control-max-age": "600",
+}
+
+
+@observed(correlation_id_path=HTTP_API)
+def handler(event: dict[str, Any], context: Any) -> Response:
+    settings = get_settings()
+    store = services.tracking_repository(settings)
+    cors: dict[str, str] = {}
+    try:
+        request = HttpRequest.from_http_api_event(event)
+        origin = request.header("origin")
+        if request.method == "OPTIONS":
+            return _preflight(request.query.get("site", ""), origin, settings)
+        body = read_json_object(request, MAX_BODY_BYTES, (JSON, TEXT))
+        events = body.get("events")
+        site_id = body.get("site_id")
+        if not isinstance(site_id, str) or not isinstance(events, list):
+            raise ValidationFailed(
+                [FieldError("(body)", 'send {"site_id": "...", "events": [...]}')]
+            )
+        if len(events) > MAX_EVENTS:
+            raise PayloadTooLarge(f"a batch has at most {MAX_EVENTS} events")
+        result = ingest_browser_events(
+            site_id,
+            events,
+            BrowserContext(origin, request.source_ip, request.header("user-agent")),
+            store=store,
+            clock=services.clock(settings),
+        )
+        if origin is not None:
+            cors = {"access-control-allow-origin": origin, "vary": "origin"}
+    except TsunaguError as error:
+        logger.info("events refused", extra={"reason": error.message})
+        return error_response(error)
+    metrics.add_metric(name="BrowserEventsAccepted", unit="Count", value=result.accepted)
+    if result.rejected:
+        metrics.add_metric(name="BrowserEventsRejected", unit="Count", value=len(result.rejected))
+    status = 200 if result.accepted else 422
+    return json_response(status, {"accepted": result.accepted, "rejected": result.rejected}, cors)
+
+
+def _preflight(site_id: str, origin: str | None, settings: Any) -> Response:
+    site = services.site_repository(settings).get(site_id) if site_id else None
+    if site is None or origin is None or not site.allows_origin(origin):
+        return error_response(OriginNotAllowed("this origin is not registered for the site"))
+    return {
+        "statusCode": 204,
+        "headers": {"access-control-allow-origin": origin, "vary": "origin", **PREFLIGHT_HEADERS},
+        "body": "",
+    }

@@ -1,0 +1,112 @@
+"""Sites, browser events and mail activity in DynamoDB."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from tsunagu.clock import Clock, isoformat
+from tsunagu.leads.model import LeadEvent, visitor_identity
+from tsunagu.store.converters import event_from_item, event_to_item
+from tsunagu.store.tables import Tables, get_or_none
+from tsunagu.tracking.sites import SiteDefinition
+
+_site_cache: dict[tuple[str, str], tuple[float, SiteDefinition]] = {}
+
+
+def forget_cached_sites() -> None:
+    _site_cache.clear()
+
+
+class SiteRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+
+    def cached(self, site_id: str) -> SiteDefinition | None:
+        hit = _site_cache.get((self._tables.settings.sites_table, site_id))
+        if hit is not None and time.monotonic() - hit[0] < self._tables.settings.form_cache_seconds:
+            return hit[1]
+        return None
+
+    def remember(self, site: SiteDefinition) -> None:
+        _site_cache[(self._tables.settings.sites_table, site.site_id)] = (time.monotonic(), site)
+
+    def get(self, site_id: str) -> SiteDefinition | None:
+        item = get_or_none(self._tables.sites, site_id)
+        return None if item is None else SiteDefinition.model_validate(item.definition)
+
+    def put(self, site: SiteDefinition, clock: Clock) -> None:
+        self._tables.sites(
+            site.site_id, definition=site.model_dump(mode="json"), updated_at=isoformat(clock.now())
+        ).save()
+        _site_cache.pop((self._tables.settings.sites_table, site.site_id), None)
+
+    def list(self) -> list[SiteDefinition]:
+        sites = [SiteDefinition.model_validate(i.definition) for i in self._tables.sites.scan()]
+        return sorted(sites, key=lambda s: s.site_id)
+
+
+class TrackingRepository:
+    """Browser events (the snippet) and mail opens and clicks."""
+
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+        self._sites = SiteRepository(tables)
+
+    def site_and_visitors(
+        self, site_id: str, visitor_ids: Sequence[str]
+    ) -> tuple[SiteDefinition | None, dict[str, str]]:
+        # One BatchGetItem across both tables: the site (unless cached) and every visitor's link
+        # to a lead, so a batch of events costs one read however many visitors it names.
+        settings = self._tables.settings
+        site = self._sites.cached(site_id)
+        request: dict[str, Any] = {}
+        if site is None:
+            request[settings.sites_table] = {"Keys": [{"site_id": {"S": site_id}}]}
+        if visitor_ids:
+            request[settings.lead_identities_table] = {
+                "Keys": [{"identity": {"S": visitor_identity(v)}} for v in visitor_ids],
+                "ConsistentRead": True,
+            }
+        leads: dict[str, str] = {}
+        client: Any = self._tables.connection.client
+        while request:
+            response = client.batch_get_item(RequestItems=request)
+            for item in response["Responses"].get(settings.sites_table, []):
+                site = SiteDefinition.model_validate_json(item["definition"]["S"])
+                self._sites.remember(site)
+            for item in response["Responses"].get(settings.lead_identities_table, []):
+                leads[item["identity"]["S"].split(":", 1)[1]] = item["lead_id"]["S"]
+            request = response.get("UnprocessedKeys") or {}
+        return site, leads
+
+    def put_events(self, events: Sequence[LeadEvent]) -> None:
+        with self._tables.events.batch_write() as batch:
+            for event in events:
+                batch.save(event_to_item(self._tables, event))
+
+    def put_event(self, event: LeadEvent) -> None:
+        event_to_item(self._tables, event).save()
+
+    def recent_clicks(self, lead_id: str, message_id: str, since: str) -> list[LeadEvent]:
+        events = self._tables.events
+        items = events.query(
+            f"lead#{lead_id}",
+            events.sk > since,
+            filter_condition=events.type == "link_clicked",
+            consistent_read=True,
+        )
+        found = [event_from_item(i) for i in items]
+        return [e for e in found if e.properties.get("message_id") == message_id]
+
+    def mark_automated(self, events: Sequence[LeadEvent], reason: str) -> None:
+        model = self._tables.events
+        for event in events:
+            reasons = [*event.properties.get("reasons", []), reason]
+            model(event.subject, f"{event.occurred_at}#{event.event_id}").update(
+                actions=[
+                    model.properties["automated"].set(True),
+                    model.properties["reasons"].set(reasons),
+                ]
+            )

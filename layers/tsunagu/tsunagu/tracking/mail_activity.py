@@ -1,0 +1,132 @@
+"""Mail opens and clicks, from signed tokens, judged and stored with their evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from tsunagu.clock import Clock, isoformat, parse_instant
+from tsunagu.errors import NotFound
+from tsunagu.ids import new_id
+from tsunagu.leads.model import LeadEvent
+from tsunagu.tracking.judgement import (
+    BURST_WINDOW_SECONDS,
+    Judgement,
+    Signals,
+    judge,
+    prefetch_header,
+)
+from tsunagu.tracking.tokens import InvalidToken, TokenKind, TokenSigner, TrackingToken
+
+MAIL_OPENED = "mail_opened"
+LINK_CLICKED = "link_clicked"
+
+
+@dataclass(frozen=True)
+class LinkRequest:
+    token: str
+    method: str
+    headers: Mapping[str, str]
+    """Lower-case names."""
+    source_ip: str | None
+
+
+@dataclass(frozen=True)
+class ClickOutcome:
+    destination: str
+    judgement: Judgement
+
+
+class MailActivityStore(Protocol):
+    def recent_clicks(self, lead_id: str, message_id: str, since: str) -> list[LeadEvent]: ...
+
+    def put_event(self, event: LeadEvent) -> None: ...
+
+    def mark_automated(self, events: Sequence[LeadEvent], reason: str) -> None:
+        """Re-judge stored events as automated, adding ``reason`` to their evidence."""
+        ...
+
+
+def _signals(
+    kind: str, token: TrackingToken, request: LinkRequest, clock: Clock, others: int
+) -> Signals:
+    return Signals(
+        kind=kind,
+        method=request.method,
+        user_agent=request.headers.get("user-agent", ""),
+        ip=request.source_ip,
+        seconds_since_sent=round(clock.now().timestamp() - token.sent_at, 3),
+        prefetch=prefetch_header(request.headers),
+        honeypot=token.kind is TokenKind.HONEYPOT,
+        other_links_clicked_just_before=others,
+    )
+
+
+def _event(
+    kind: str, token: TrackingToken, signals: Signals, judgement: Judgement, at: str
+) -> LeadEvent:
+    properties: dict[str, object] = {
+        "message_id": token.message_id,
+        "automated": judgement.automated,
+        "reasons": judgement.reasons,
+        "signals": signals.as_dict(),
+    }
+    if token.link_id is not None:
+        properties["link_id"] = token.link_id
+    if token.url is not None:
+        properties["url"] = token.url
+    return LeadEvent(
+        event_id=new_id("evt", parse_instant(at)),
+        type=kind,
+        occurred_at=at,
+        lead_id=token.lead_id,
+        properties=properties,
+    )
+
+
+def follow_link(
+    request: LinkRequest, *, signer: TokenSigner, store: MailActivityStore, clock: Clock
+) -> ClickOutcome:
+    """Record a click and say where to send the person. An invalid token redirects nowhere."""
+    try:
+        token = signer.verify(request.token)
+    except InvalidToken:
+        raise NotFound("this link is not valid (it may have been altered)") from None
+    if token.kind is TokenKind.OPEN or token.url is None:
+        raise NotFound("this link is not valid")
+    now = clock.now()
+    since = isoformat(now - timedelta(seconds=BURST_WINDOW_SECONDS))
+    earlier = [
+        e
+        for e in store.recent_clicks(token.lead_id, token.message_id, since)
+        if e.properties.get("link_id") != token.link_id
+    ]
+    other_links = {e.properties.get("link_id") for e in earlier}
+    signals = _signals("click", token, request, clock, len(other_links))
+    judgement = judge(signals)
+    store.put_event(_event(LINK_CLICKED, token, signals, judgement, isoformat(now)))
+    if "link_burst" in judgement.reasons:
+        # The first click of a burst looked human when it came; with the burst seen, it is not.
+        store.mark_automated(
+            [e for e in earlier if not e.properties.get("automated")], "link_burst"
+        )
+    return ClickOutcome(token.url, judgement)
+
+
+def record_open(
+    request: LinkRequest, *, signer: TokenSigner, store: MailActivityStore, clock: Clock
+) -> Judgement | None:
+    """Record an open for a valid open token; anything else records nothing (the pixel is
+    served either way)."""
+    try:
+        token = signer.verify(request.token)
+    except InvalidToken:
+        return None
+    if token.kind is not TokenKind.OPEN:
+        return None
+    signals = _signals("open", token, request, clock, 0)
+    judgement = judge(signals)
+    store.put_event(_event(MAIL_OPENED, token, signals, judgement, isoformat(clock.now())))
+    return judgement
