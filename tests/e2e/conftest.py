@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +38,18 @@ class RunningTsunagu:
         path: str,
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
-    ) -> tuple[int, dict[str, str], bytes]:
+    ) -> tuple[int, Message, bytes]:
+        """Status, headers (names case-insensitive, as in HTTP) and body; never follows
+        redirects."""
         request = urllib.request.Request(
             self.api_url + path, data=body, headers=headers or {}, method=method
         )
         opener = urllib.request.build_opener(_NoRedirect())
         try:
             with opener.open(request, timeout=15) as response:
-                return response.status, dict(response.headers), response.read()
+                return response.status, response.headers, response.read()
         except urllib.error.HTTPError as error:
-            return error.code, dict(error.headers), error.read()
+            return error.code, error.headers, error.read()
 
     def post_json(self, path: str, payload: Any, **headers: str) -> tuple[int, dict[str, Any]]:
         status, _, body = self.request(

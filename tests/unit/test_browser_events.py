@@ -1,0 +1,120 @@
+"""Browser events: per-event validation, identity, privacy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tsunagu.clock import FixedClock
+from tsunagu.errors import NotFound, OriginNotAllowed, ValidationFailed
+from tsunagu.leads.model import LeadEvent
+from tsunagu.tracking.browser import BrowserContext, ingest_browser_events, truncate_ip
+from tsunagu.tracking.sites import SiteDefinition
+
+SITE = SiteDefinition(site_id="corp", name="Corp", allowed_origins=["https://www.example.com"])
+CONTEXT = BrowserContext("https://www.example.com", "198.51.100.77", "Mozilla/5.0 (X11)")
+
+
+class MemoryTracking:
+    def __init__(self, leads: dict[str, str] | None = None) -> None:
+        self.leads = leads or {}
+        self.stored: list[LeadEvent] = []
+
+    def site_and_visitors(
+        self, site_id: str, visitor_ids: Sequence[str]
+    ) -> tuple[SiteDefinition | None, dict[str, str]]:
+        known = {v: self.leads[v] for v in visitor_ids if v in self.leads}
+        return (SITE if site_id == SITE.site_id else None), known
+
+    def put_events(self, events: Sequence[LeadEvent]) -> None:
+        self.stored.extend(events)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime(2026, 12, 4, 9, 0, tzinfo=UTC))
+
+
+def page_view(**changes: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "type": "page_view",
+        "visitor_id": "v_0123456789abcdef",
+        "id": "e_0000000000000001",
+        "occurred_at": "2026-12-04T08:59:58.120Z",
+        "url": "https://www.example.com/pricing?utm_source=newsletter&utm_campaign=dec",
+        "title": "Pricing",
+        "referrer": "https://www.example.com/",
+        "screen": "1920x1080",
+        "language": "ja-JP",
+    }
+    event.update(changes)
+    return event
+
+
+def ingest(store: MemoryTracking, clock: FixedClock, events: list[Any], **context: Any):  # type: ignore[no-untyped-def]
+    ctx = BrowserContext(**{**CONTEXT.__dict__, **context})
+    return ingest_browser_events("corp", events, ctx, store=store, clock=clock)
+
+
+def test_a_page_view_is_stored_with_utm_and_a_truncated_ip(clock: FixedClock) -> None:
+    store = MemoryTracking()
+    result = ingest(store, clock, [page_view()])
+    assert result.accepted == 1 and result.rejected == []
+    (event,) = store.stored
+    assert event.subject == "visitor#v_0123456789abcdef"
+    assert event.properties["utm"] == {"source": "newsletter", "campaign": "dec"}
+    assert event.properties["path"] == "/pricing"
+    assert event.properties["ip"] == "198.51.100.0"
+    assert event.occurred_at == "2026-12-04T08:59:58.120Z"
+
+
+def test_a_known_visitors_events_go_to_the_lead(clock: FixedClock) -> None:
+    store = MemoryTracking({"v_0123456789abcdef": "lead_1"})
+    ingest(store, clock, [page_view()])
+    assert store.stored[0].subject == "lead#lead_1"
+
+
+def test_bad_events_are_reported_by_index_and_good_ones_kept(clock: FixedClock) -> None:
+    store = MemoryTracking()
+    batch = [
+        page_view(),
+        page_view(type="Page View"),
+        "not an object",
+        page_view(url="javascript:alert(1)"),
+        page_view(title="a\x00b"),
+        page_view(properties={"nested": {"a": 1}}),
+        page_view(properties={"x": "y" * 501}),
+        page_view(extra_field=1),
+        page_view(id="e_0000000000000002"),
+    ]
+    result = ingest(store, clock, batch)
+    assert result.accepted == 2
+    assert [r["index"] for r in result.rejected] == [1, 2, 3, 4, 5, 6, 7]
+    assert len(store.stored) == 2
+
+
+def test_an_unbelievable_client_clock_is_replaced(clock: FixedClock) -> None:
+    store = MemoryTracking()
+    ingest(store, clock, [page_view(occurred_at="2030-01-01T00:00:00Z")])
+    assert store.stored[0].occurred_at == "2026-12-04T09:00:00.000Z"
+    assert store.stored[0].properties["client_time"] == "2030-01-01T00:00:00.000Z"
+
+
+def test_site_and_origin_are_checked(clock: FixedClock) -> None:
+    store = MemoryTracking()
+    with pytest.raises(OriginNotAllowed):
+        ingest(store, clock, [page_view()], origin="https://evil.example.net")
+    with pytest.raises(NotFound):
+        ingest_browser_events("other", [page_view()], CONTEXT, store=store, clock=clock)
+    with pytest.raises(ValidationFailed):
+        ingest(store, clock, [])
+    assert store.stored == []
+
+
+def test_ip_truncation() -> None:
+    assert truncate_ip("203.0.113.77") == "203.0.113.0"
+    assert truncate_ip("2001:db8:abcd:12:1:2:3:4") == "2001:db8:abcd::"
+    assert truncate_ip("not an ip") is None
