@@ -81,6 +81,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     """moto in-process, with every DynamoDB table of template.yaml created from its definition."""
     import boto3
     from moto import mock_aws
+
     from tsunagu_local.intrinsics import Resolver
     from tsunagu_local.secrets import create_secret, generated_value
     from tsunagu_local.tables import create_table

@@ -12,7 +12,6 @@ from types import FrameType
 
 from tsunagu import services
 from tsunagu.clock import parse_instant
-
 from tsunagu_local import pages
 from tsunagu_local.mailbox import sent_mail
 from tsunagu_local.runtime import ACCOUNT_ID, REGION, LocalRuntime, RuntimeOptions

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from importlib.resources import files
 from string import Template
 
-from tsunagu.forms.model import FormDefinition
 from werkzeug.wrappers import Request, Response
 
+from tsunagu.forms.model import FormDefinition
 from tsunagu_local.mailbox import SentMail
 
 _STYLE = (

@@ -20,10 +20,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from pydantic import ValidationError
-from tsunagu.clock import ScaledClock, isoformat
-from tsunagu.settings import Settings
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from tsunagu.clock import ScaledClock, isoformat
+from tsunagu.settings import Settings
 from tsunagu_local.gateway import HttpApiGateway, LocalPage, routes_from
 from tsunagu_local.intrinsics import Resolver
 from tsunagu_local.lambdas import FunctionRegistry, LocalFunction, install_moto_invoke

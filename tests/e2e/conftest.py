@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tsunagu_local.runtime import free_port
 
 from tests.conftest import ROOT
+from tsunagu_local.runtime import free_port
 
 START_TIMEOUT = 60
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import boto3
 import pytest
-from tsunagu import services
-from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
 
 from tests.conftest import REGION, AwsStack, load_event
+from tsunagu import services
+from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
 
 SITE = "https://www.example.com"
 

@@ -27,6 +27,7 @@ from openapi_spec_validator import validate as validate_openapi_document
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from samtranslator.yaml_helper import yaml_parse
+
 from tsunagu.api.responses import STATUS_BY_ERROR
 
 ROOT = Path(__file__).resolve().parents[2]

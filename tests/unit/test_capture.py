@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+
 from tsunagu.clock import FixedClock
 from tsunagu.errors import ConcurrentUpdate, IdempotencyConflict, NotFound, OriginNotAllowed
 from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
+
 from tsunagu.clock import ScaledClock, SystemClock, clock_from, isoformat, parse_instant
 from tsunagu.settings import Settings, get_settings
 

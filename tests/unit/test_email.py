@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tsunagu.leads.email import InvalidEmail, normalise_email
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+
 from tsunagu.errors import ValidationFailed
 from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
 from tsunagu.forms.validation import is_honeypot_filled, validate_submission

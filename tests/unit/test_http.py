@@ -6,6 +6,7 @@ import base64
 import json
 
 import pytest
+
 from tsunagu.api.requests import HttpRequest, read_form_fields
 from tsunagu.api.responses import error_response, status_for
 from tsunagu.errors import (
