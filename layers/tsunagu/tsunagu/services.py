@@ -1,37 +1,51 @@
-"""The composition root: builds the stores and the clock for a given settings, once."""
+"""The composition root: builds the stores and the clock for a given settings, once.
+
+Each factory imports what it builds, so a function loads only the part of the domain it uses:
+the tracking endpoints never import form validation, and capture never imports tracking.
+"""
 
 from __future__ import annotations
 
 import time
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from tsunagu.clock import Clock, clock_from
 from tsunagu.settings import Settings
-from tsunagu.store.forms import FormRepository
-from tsunagu.store.leads import LeadRepository
-from tsunagu.store.secrets import load_token_signer
 from tsunagu.store.tables import bind_tables
-from tsunagu.store.tracking import SiteRepository, TrackingRepository
-from tsunagu.tracking.tokens import TokenSigner
+
+if TYPE_CHECKING:
+    from tsunagu.store.forms import FormRepository
+    from tsunagu.store.leads import LeadRepository
+    from tsunagu.store.tracking import SiteRepository, TrackingRepository
+    from tsunagu.tracking.tokens import TokenSigner
 
 
 @lru_cache(maxsize=8)
 def lead_repository(settings: Settings) -> LeadRepository:
+    from tsunagu.store.leads import LeadRepository
+
     return LeadRepository(bind_tables(settings))
 
 
 @lru_cache(maxsize=8)
 def form_repository(settings: Settings) -> FormRepository:
+    from tsunagu.store.forms import FormRepository
+
     return FormRepository(bind_tables(settings))
 
 
 @lru_cache(maxsize=8)
 def tracking_repository(settings: Settings) -> TrackingRepository:
+    from tsunagu.store.tracking import TrackingRepository
+
     return TrackingRepository(bind_tables(settings))
 
 
 @lru_cache(maxsize=8)
 def site_repository(settings: Settings) -> SiteRepository:
+    from tsunagu.store.tracking import SiteRepository
+
     return SiteRepository(bind_tables(settings))
 
 
@@ -42,6 +56,8 @@ SIGNER_MAX_AGE_SECONDS = 300
 def token_signer(settings: Settings) -> TokenSigner:
     """The signing keys, fetched once per cold start and again every few minutes (so a rotated
     key reaches warm functions)."""
+    from tsunagu.store.secrets import load_token_signer
+
     cached = _signers.get(settings)
     if cached is None or time.monotonic() - cached[0] > SIGNER_MAX_AGE_SECONDS:
         cached = (time.monotonic(), load_token_signer(settings))

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from tsunagu.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
-from tsunagu.forms.validation import RawValue
+from tsunagu.forms import RawValue
 
 JSON = "application/json"
 TEXT = "text/plain"

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tsunagu.leads.merge import Channel
+from tsunagu.origins import check_origin
 
 FieldType = Literal["email", "text", "textarea", "tel", "url", "number", "checkbox", "select"]
 
@@ -49,13 +50,6 @@ class ConsentSpec(BaseModel):
     topic: str = Field(default="marketing", pattern=r"^[a-z][a-z0-9_-]{0,39}$")
     text: str = Field(min_length=1, max_length=2000)
     version: str = Field(min_length=1, max_length=40)
-
-
-def check_origin(origin: str) -> str:
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
-        raise ValueError(f"{origin!r} is not an origin like https://www.example.com")
-    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 class FormDefinition(BaseModel):

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.forms import RawValue
 from tsunagu.forms.model import (
     SUBMISSION_ID_FIELD,
     VISITOR_ID_FIELD,
@@ -15,8 +16,6 @@ from tsunagu.forms.model import (
     FormField,
 )
 from tsunagu.leads.email import EmailAddress, InvalidEmail, normalise_email
-
-RawValue = str | bool | int | float | None
 
 _TRUE = frozenset({"true", "on", "1", "yes"})
 _FALSE = frozenset({"false", "off", "0", "no", ""})

@@ -10,9 +10,9 @@ from typing import Any, Literal, Protocol
 
 from tsunagu.clock import Clock, isoformat
 from tsunagu.errors import ConcurrentUpdate, IdempotencyConflict, NotFound, OriginNotAllowed
+from tsunagu.forms import RawValue
 from tsunagu.forms.model import FormDefinition
 from tsunagu.forms.validation import (
-    RawValue,
     Submission,
     is_honeypot_filled,
     validate_submission,

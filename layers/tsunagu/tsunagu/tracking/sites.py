@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tsunagu.forms.model import check_origin
+from tsunagu.origins import check_origin
 
 
 class SiteDefinition(BaseModel):
