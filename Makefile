@@ -11,12 +11,16 @@ PYTHON313 := $(shell \
     if "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1; then echo "$$p"; break; fi; \
   done)
 STAMP := $(VENV)/.installed
+# The browser the e2e tests drive (Playwright with the system's Chromium, never a downloaded one).
+CHROMIUM := $(or $(wildcard /usr/bin/chromium),$(shell command -v chromium 2>/dev/null))
+export TSUNAGU_CHROMIUM := $(or $(TSUNAGU_CHROMIUM),$(CHROMIUM),/usr/bin/chromium)
 
-.PHONY: help up test lint typecheck static unit integration e2e bench build validate clean
+.PHONY: help up test browser lint typecheck static unit integration e2e bench build validate clean
 
 help:
 	@echo "make up     - set everything up and run Tsunagu on the embedded local AWS"
 	@echo "make test   - set everything up and run every test suite and static check"
+	@echo "             (installs Debian's chromium with apt-get for the browser tests if missing)"
 	@echo "make bench  - print the benchmark reports (tests/benchmarks)"
 	@echo "make build  - sam build (the same template that make up runs locally)"
 
@@ -33,9 +37,26 @@ $(STAMP): pyproject.toml requirements/dev.lock
 up: $(STAMP)
 	@$(BIN)/tsunagu-local $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	@$(MAKE) --no-print-directory lint typecheck
 	@$(BIN)/python -m pytest
+
+# Debian's chromium for the browser tests: installed with apt-get when missing and we are root (a
+# fresh machine, CI); otherwise a plain message and a failure. The tests never skip without it.
+browser:
+	@if [ -x "$(TSUNAGU_CHROMIUM)" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "==> installing Debian's chromium for the browser tests (apt-get)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null \
+	    || { echo "apt-get could not install chromium"; exit 1; }; \
+	else \
+	  echo "The browser tests need Chromium at $(TSUNAGU_CHROMIUM)."; \
+	  echo "install Debian's chromium: sudo apt-get install chromium"; \
+	  exit 1; \
+	fi; \
+	test -x "$(TSUNAGU_CHROMIUM)" || { echo "chromium is not at $(TSUNAGU_CHROMIUM) after apt-get;" \
+	  "set TSUNAGU_CHROMIUM to its path"; exit 1; }
 
 lint: $(STAMP)
 	@$(BIN)/ruff check .

@@ -21,6 +21,7 @@ from tsunagu.errors import (
 from tsunagu.observability import HTTP_API, logger, metrics, observed
 from tsunagu.settings import get_settings
 from tsunagu.tracking.browser import MAX_EVENTS, BrowserContext, ingest_browser_events
+from tsunagu.tracking.sites import is_site_id
 
 MAX_BODY_BYTES = 64 * 1024
 PREFLIGHT_HEADERS = {
@@ -69,7 +70,7 @@ def handler(event: dict[str, Any], context: Any) -> Response:
 
 
 def _preflight(site_id: str, origin: str | None, settings: Any) -> Response:
-    site = services.site_repository(settings).get(site_id) if site_id else None
+    site = services.site_repository(settings).get(site_id) if is_site_id(site_id) else None
     if site is None or origin is None or not site.allows_origin(origin):
         return error_response(OriginNotAllowed("this origin is not registered for the site"))
     return {

@@ -106,8 +106,11 @@ class LocalRuntime:
         restored = self._deploy(self.stack)
         # Simulated time starts now that everything is up, not while tables were being created.
         self.clock.epoch = time.time()
+        if self.options.clock_start is None:
+            self.clock.start = datetime.now(UTC)
         for function in self.functions:
             function.environment["TSUNAGU_CLOCK_EPOCH"] = repr(self.clock.epoch)
+            function.environment["TSUNAGU_CLOCK_START"] = isoformat(self.clock.start)
         for poller in self.pollers:
             # Restored data was consumed in the run that wrote it: start from new records only.
             poller.start("LATEST" if restored else None)

@@ -53,6 +53,11 @@ class LeadEvent:
     def subject(self) -> str:
         return f"lead#{self.lead_id}" if self.lead_id else f"visitor#{self.visitor_id}"
 
+    @property
+    def storage_key(self) -> str:
+        """The sort key within the subject: time order, then the event id."""
+        return f"{self.occurred_at}#{self.event_id}"
+
 
 @dataclass(frozen=True)
 class ConsentEvidence:

@@ -52,7 +52,7 @@ def event_to_item(tables: Tables, event: LeadEvent) -> Any:
     expires = occurred + timedelta(days=tables.settings.event_retention_days)
     return tables.events(
         event.subject,
-        f"{event.occurred_at}#{event.event_id}",
+        event.storage_key,
         event_id=event.event_id,
         type=event.type,
         occurred_at=event.occurred_at,

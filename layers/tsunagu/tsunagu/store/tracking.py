@@ -10,6 +10,7 @@ from tsunagu.clock import Clock, isoformat
 from tsunagu.leads.model import LeadEvent, visitor_identity
 from tsunagu.store.converters import event_from_item, event_to_item
 from tsunagu.store.tables import Tables, get_or_none
+from tsunagu.tracking.judgement import rejudge
 from tsunagu.tracking.sites import SiteDefinition
 
 _site_cache: dict[tuple[str, str], tuple[float, SiteDefinition]] = {}
@@ -100,13 +101,18 @@ class TrackingRepository:
         found = [event_from_item(i) for i in items]
         return [e for e in found if e.properties.get("message_id") == message_id]
 
-    def mark_automated(self, events: Sequence[LeadEvent], reason: str) -> None:
+    def record_burst(self, events: Sequence[LeadEvent], later_links: int) -> None:
         model = self._tables.events
         for event in events:
-            reasons = [*event.properties.get("reasons", []), reason]
-            model(event.subject, f"{event.occurred_at}#{event.event_id}").update(
+            signals = dict(event.properties.get("signals") or {})
+            signals["other_links_clicked_just_after"] = (
+                int(signals.get("other_links_clicked_just_after", 0)) + later_links
+            )
+            judgement = rejudge(signals)
+            model(event.subject, event.storage_key).update(
                 actions=[
-                    model.properties["automated"].set(True),
-                    model.properties["reasons"].set(reasons),
+                    model.properties["signals"].set(signals),
+                    model.properties["automated"].set(judgement.automated),
+                    model.properties["reasons"].set(judgement.reasons),
                 ]
             )

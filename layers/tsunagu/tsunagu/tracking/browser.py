@@ -7,6 +7,8 @@ broken custom event must not lose the page views around it.
 from __future__ import annotations
 
 import ipaddress
+import math
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from tsunagu.clock import Clock, isoformat
 from tsunagu.errors import FieldError, NotFound, OriginNotAllowed, ValidationFailed
 from tsunagu.ids import new_ulid
 from tsunagu.leads.model import LeadEvent
-from tsunagu.tracking.sites import SiteDefinition
+from tsunagu.tracking.sites import SiteDefinition, is_site_id
 
 MAX_EVENTS = 50
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
@@ -35,6 +37,7 @@ _PAST_SKEW = timedelta(hours=24)
 _FUTURE_SKEW = timedelta(minutes=5)
 
 PropertyValue = str | int | float | bool | None
+_REFERRER = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/\s]+")
 
 
 def _no_control_characters(value: str | None) -> str | None:
@@ -44,11 +47,33 @@ def _no_control_characters(value: str | None) -> str | None:
 
 
 def _http_url(value: str | None) -> str | None:
+    _no_control_characters(value)  # urlsplit would silently drop CR, LF and TAB
     if value is not None and value != "":
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an absolute http(s) URL")
     return value or None
+
+
+def _referrer(value: str | None) -> str | None:
+    # Apps refer with their own schemes (android-app://com.google.android.gm/), so any
+    # scheme://authority is kept; script and data pseudo-URLs are not referrers.
+    _no_control_characters(value)
+    if value and (
+        not _REFERRER.match(value) or urlsplit(value).scheme in ("javascript", "data", "file")
+    ):
+        raise ValueError("must be a URL like https://www.example.com/ or android-app://...")
+    return value or None
+
+
+def _storable_number(value: PropertyValue) -> PropertyValue:
+    """DynamoDB numbers have 38 significant digits and a magnitude under 1e126; JSON allows
+    more (and Python reads 1e400 as infinity)."""
+    if isinstance(value, float) and (not math.isfinite(value) or abs(value) > 1e100):
+        raise ValueError("number out of range")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**38:
+        raise ValueError("number out of range")
+    return value
 
 
 class BrowserEvent(BaseModel):
@@ -68,7 +93,8 @@ class BrowserEvent(BaseModel):
     language: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$")
     properties: dict[str, PropertyValue] = Field(default_factory=dict, max_length=20)
 
-    _urls = field_validator("url", "referrer")(_http_url)
+    _url = field_validator("url")(_http_url)
+    _referrer = field_validator("referrer")(_referrer)
     _text = field_validator("title")(_no_control_characters)
 
     @field_validator("properties")
@@ -81,6 +107,8 @@ class BrowserEvent(BaseModel):
                 if len(value) > 500:
                     raise ValueError(f"property {key!r} is longer than 500 characters")
                 _no_control_characters(value)
+            else:
+                _storable_number(value)
         return values
 
 
@@ -158,6 +186,8 @@ def ingest_browser_events(
                 {"index": index, "errors": [{"field": "(event)", "message": str(error)}]}
             )
 
+    if not is_site_id(site_id):
+        raise NotFound(f"there is no site with id {site_id[:64]!r}")
     visitors = sorted({event.visitor_id for _, event in accepted})
     site, leads_by_visitor = store.site_and_visitors(site_id, visitors)
     if site is None:
@@ -169,11 +199,13 @@ def ingest_browser_events(
 
     received = clock.now()
     ip = truncate_ip(context.source_ip) if site.truncate_ip else context.source_ip
-    stored = [
-        _to_event(event, index, site, received, ip, context, leads_by_visitor)
-        for index, event in accepted
-    ]
-    store.put_events(stored)
+    stored: dict[tuple[str, str], LeadEvent] = {}
+    for index, event in accepted:
+        lead_event = _to_event(event, index, site, received, ip, context, leads_by_visitor)
+        # The same event twice in one batch (a retried beacon merged into the next) is one
+        # event; DynamoDB refuses a batch that writes one key twice.
+        stored.setdefault((lead_event.subject, lead_event.storage_key), lead_event)
+    store.put_events(list(stored.values()))
     return IngestResult(len(stored), rejected)
 
 

@@ -77,6 +77,9 @@ class Signals:
     honeypot: bool = False
     other_links_clicked_just_before: int = 0
     """Different links of the same mail clicked within BURST_WINDOW_SECONDS before this one."""
+    other_links_clicked_just_after: int = 0
+    """The same, after this one: filled in when a later click reveals the burst, so that the
+    first click of a burst is judged a machine's on re-judging too."""
 
     def as_dict(self) -> dict[str, object]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -118,7 +121,8 @@ def judge(signals: Signals) -> Judgement:
         and signals.seconds_since_sent < SOON_AFTER_SEND_SECONDS
     ):
         reasons.append("too_soon_after_delivery")
-    if signals.kind == "click" and signals.other_links_clicked_just_before >= BURST_LINKS - 1:
+    others = signals.other_links_clicked_just_before + signals.other_links_clicked_just_after
+    if signals.kind == "click" and others >= BURST_LINKS - 1:
         reasons.append("link_burst")
     if signals.kind == "open" and (
         _from_apple_network(signals.ip) or signals.user_agent.strip() == "Mozilla/5.0"

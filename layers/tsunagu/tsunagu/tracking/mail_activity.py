@@ -44,8 +44,9 @@ class MailActivityStore(Protocol):
 
     def put_event(self, event: LeadEvent) -> None: ...
 
-    def mark_automated(self, events: Sequence[LeadEvent], reason: str) -> None:
-        """Re-judge stored events as automated, adding ``reason`` to their evidence."""
+    def record_burst(self, events: Sequence[LeadEvent], later_links: int) -> None:
+        """Add to earlier clicks' evidence that ``later_links`` other links followed within
+        the burst window, and store them as judged again."""
         ...
 
 
@@ -109,9 +110,7 @@ def follow_link(
     store.put_event(_event(LINK_CLICKED, token, signals, judgement, isoformat(now)))
     if "link_burst" in judgement.reasons:
         # The first click of a burst looked human when it came; with the burst seen, it is not.
-        store.mark_automated(
-            [e for e in earlier if not e.properties.get("automated")], "link_burst"
-        )
+        store.record_burst(earlier, later_links=1)
     return ClickOutcome(token.url, judgement)
 
 

@@ -3,23 +3,28 @@ settings."""
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tsunagu.origins import check_origin
+
+SITE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+def is_site_id(text: str) -> bool:
+    """Checked before a look-up: DynamoDB refuses empty or over-long keys with a 500."""
+    return re.match(SITE_ID_PATTERN, text) is not None
 
 
 class SiteDefinition(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    site_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    site_id: str = Field(pattern=SITE_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     allowed_origins: list[str] = Field(min_length=1, max_length=50)
-    consent_required: bool = False
-    """The snippet sets no cookie and sends nothing until the page calls
-    ``tsunagu("consent", true)`` (for sites under a cookie-consent banner)."""
     truncate_ip: bool = True
     """Store visitors' IP addresses cut to /24 (IPv4) or /48 (IPv6)."""
-    cookie_days: int = Field(default=395, ge=1, le=730)
 
     @field_validator("allowed_origins")
     @classmethod

@@ -1,0 +1,380 @@
+"""The tracking snippet in a real headless Chromium against the local runtime.
+
+A visitor browses the demo site with UTM links, then fills the demo form: the lead's timeline
+shows the anonymous page views before the submission. Global Privacy Control and
+``data-consent="required"`` keep the snippet silent, with no cookie.
+
+The browser is Debian's ``chromium`` driven by Playwright (never a browser Playwright downloads):
+``make test`` installs it, and without it these tests fail with what to install. They never skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Route,
+    sync_playwright,
+)
+
+from tests.e2e.conftest import RunningTsunagu
+from tsunagu.clock import isoformat
+
+INSTALL_HINT = "install Debian's chromium: sudo apt-get install chromium"
+DEFAULT_CHROMIUM = "/usr/bin/chromium"
+# As the machine's own probe starts it: no GPU, no sandbox (root), and no background connections
+# (this machine's network is closed; Chromium would otherwise try Google's hosts at every start).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+BEACON_WAIT = 10.0
+"""How long to wait for a beacon: the snippet flushes after about 1 s or on pagehide."""
+QUIET_PERIOD = 2.5
+"""How long a snippet that must stay silent is watched (twice its 1 s flush timer, and more)."""
+
+
+def chromium_path() -> str:
+    """Debian's Chromium: $TSUNAGU_CHROMIUM (set by the Makefile), else /usr/bin/chromium or
+    `chromium` on PATH. Missing, the calling test fails with what to install."""
+    configured = os.environ.get("TSUNAGU_CHROMIUM")
+    candidates = [configured] if configured else [DEFAULT_CHROMIUM, shutil.which("chromium")]
+    for candidate in candidates:
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.fail(
+        f"no Chromium at {configured or DEFAULT_CHROMIUM} for the browser tests: {INSTALL_HINT}"
+        " (or set TSUNAGU_CHROMIUM to its path; `make test` installs it when run as root)",
+        pytrace=False,
+    )
+
+
+class Chromium:
+    """One headless Chromium for the module, started when a test first asks for a browser
+    profile: a missing browser then fails that test, in its body, rather than erroring a
+    fixture."""
+
+    def __init__(self) -> None:
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._contexts: list[BrowserContext] = []
+
+    def new_context(self) -> BrowserContext:
+        """A fresh browser profile: no cookies from any test before."""
+        if self._browser is None:
+            executable = chromium_path()
+            self._playwright = sync_playwright().start()
+            self._browser = self._playwright.chromium.launch(
+                executable_path=executable, args=CHROMIUM_ARGS
+            )
+        context = self._browser.new_context()
+        context.set_default_timeout(15_000)
+        self._contexts.append(context)
+        return context
+
+    def close_contexts(self) -> None:
+        while self._contexts:
+            self._contexts.pop().close()
+
+    def close(self) -> None:
+        self.close_contexts()
+        if self._browser is not None:
+            self._browser.close()
+        if self._playwright is not None:
+            self._playwright.stop()
+
+
+@pytest.fixture(scope="module")
+def module_chromium() -> Iterator[Chromium]:
+    browser = Chromium()
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def chromium(module_chromium: Chromium) -> Iterator[Chromium]:
+    """The module's Chromium; the profiles a test opened are closed after it."""
+    yield module_chromium
+    module_chromium.close_contexts()
+
+
+class Beacons:
+    """Every batch the pages of a browser context send to the snippet's endpoint, seen through
+    a route that lets each request through unchanged: a sendBeacon body (a Blob) is not in
+    Playwright's plain request events, but a routed request carries it. Beacons sent on
+    pagehide are not seen at all (they leave from a page that is already gone)."""
+
+    def __init__(self, context: BrowserContext, api_url: str) -> None:
+        self.sent: list[dict[str, Any]] = []
+        context.route(f"{api_url}/t/events", self._seen)
+
+    def _seen(self, route: Route) -> None:
+        if route.request.method == "POST":
+            self.sent.append(json.loads(route.request.post_data_buffer or b"{}"))
+        route.continue_()
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [event for batch in self.sent for event in batch.get("events", [])]
+
+
+def eventually[T](page: Page, check: Callable[[], T | None], timeout: float = BEACON_WAIT) -> T:
+    """Poll until `check` returns something truthy; return it. Waits through the page, not with
+    time.sleep: Playwright's sync API delivers its events (requests seen) only while it waits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not seen within {timeout} s")
+        page.wait_for_timeout(200)
+
+
+def visitor_cookie(context: BrowserContext) -> str | None:
+    return next((c["value"] for c in context.cookies() if c["name"] == "tsu_vid"), None)
+
+
+def wait_for_snippet(page: Page) -> None:
+    """t.js is loaded async: wait until it has run (it defines window.tsunagu, even under GPC)."""
+    page.wait_for_function("typeof window.tsunagu === 'function'")
+
+
+def stored_events(tsunagu: RunningTsunagu, marker: str) -> list[dict[str, Any]]:
+    """Events in the runtime's events table whose URL carries `marker` (anonymous or not)."""
+    state = json.loads((tsunagu.workdir / ".tsunagu" / "runtime.json").read_text())
+    environment = state["environment"]
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=environment["AWS_ENDPOINT_URL"],
+        region_name=environment["AWS_REGION"],
+    )
+    pages = client.get_paginator("scan").paginate(TableName=environment["TSUNAGU_EVENTS_TABLE"])
+    return [item for page in pages for item in page["Items"] if marker in json.dumps(item)]
+
+
+def timeline(tsunagu: RunningTsunagu, email: str) -> list[dict[str, Any]]:
+    shown = tsunagu.cli("leads", "timeline", email, "--json")
+    assert shown.returncode == 0, shown.stderr
+    events: list[dict[str, Any]] = json.loads(shown.stdout)
+    return events
+
+
+def browse_then_ask_for_the_paper(
+    tsunagu: RunningTsunagu, context: BrowserContext, email: str
+) -> tuple[Page, str, str]:
+    """A visitor arrives from a newsletter, comes back from an ad, then fills the demo form.
+    Returns the page, the visitor id (the tsu_vid cookie) and the instant just before the click
+    on "send", as stored timestamps are written (UTC, milliseconds)."""
+    api = tsunagu.api_url
+    page = context.new_page()
+    page.goto(f"{api}/_local/demo/pricing?utm_source=newsletter&utm_medium=email&utm_campaign=dec")
+    wait_for_snippet(page)
+    visitor_id = eventually(page, lambda: visitor_cookie(context))
+    page.goto(f"{api}/_local/demo/case-study?utm_source=ads&utm_campaign=winter")
+    wait_for_snippet(page)
+    page.goto(f"{api}/_local/demo")
+    wait_for_snippet(page)
+    # The snippet adds the visitor id to the form: that is what joins the history to the lead.
+    stitched = page.locator("#demo-form input[name=visitor_id]")
+    eventually(page, lambda: stitched.count() == 1 and stitched.input_value() == visitor_id)
+    page.fill("#email", email)
+    page.fill("#name", "Hana Sato")
+    page.fill("#company", "Example KK")
+    page.check("#consent")
+    clicked_at = isoformat(datetime.now(UTC))
+    with page.expect_navigation(url=f"{api}/_local/thanks"):
+        page.click("#demo-form button[type=submit]")
+    assert page.locator("h1").inner_text() == "Thank you"
+    return page, visitor_id, clicked_at
+
+
+def full_history(tsunagu: RunningTsunagu, page: Page, email: str) -> list[dict[str, Any]]:
+    """The lead's timeline once the three page views (beacons sent on pagehide or after about
+    a second) and the form submission have all landed."""
+
+    def complete() -> list[dict[str, Any]] | None:
+        events = timeline(tsunagu, email)
+        views = [e for e in events if e["type"] == "page_view"]
+        submitted = [e for e in events if e["type"] == "form_submitted"]
+        return events if len(views) >= 3 and submitted else None
+
+    return eventually(page, complete)
+
+
+# ------------------------------------------------------------------ the anonymous visitor
+def test_browsing_history_comes_with_the_lead(tsunagu: RunningTsunagu, chromium: Chromium) -> None:
+    context = chromium.new_context()
+    # Given a visitor who browsed two pages with UTM links, anonymously
+    # When they submit the demo form
+    email = "hana.sato@example.com"
+    page, visitor_id, _ = browse_then_ask_for_the_paper(tsunagu, context, email)
+
+    # Then the lead's timeline has the three visits, with their campaigns, and the submission
+    events = full_history(tsunagu, page, email)
+    views = [e for e in events if e["type"] == "page_view"]
+    assert len(views) == 3 and len(events) == 4, [e["type"] for e in events]
+    pricing, case_study, demo = views
+    assert pricing["path"] == "/_local/demo/pricing"
+    assert pricing["utm"] == {"source": "newsletter", "medium": "email", "campaign": "dec"}
+    assert pricing["site_id"] == "demo"
+    assert pricing["title"] == "Pricing"
+    assert case_study["path"] == "/_local/demo/case-study"
+    assert case_study["utm"] == {"source": "ads", "campaign": "winter"}
+    assert demo["path"] == "/_local/demo"
+    assert "utm" not in demo
+    (submitted,) = [e for e in events if e["type"] == "form_submitted"]
+    assert submitted["form_id"] == "demo"
+    assert submitted["fields"]["company"] == "Example KK"
+    assert submitted["consent_given"] is True
+
+    # And the visitor is the lead's: what the cookie did is the lead's history
+    shown = tsunagu.cli("leads", "get", email)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["visitor_ids"] == [visitor_id]
+
+
+def test_the_visits_come_before_the_form_on_the_timeline(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    context = chromium.new_context()
+    # Given a visitor who browsed two pages, then submitted the form (promptly, as tests do)
+    email = "kaito.ito@example.com"
+    page, _, clicked_at = browse_then_ask_for_the_paper(tsunagu, context, email)
+
+    # When the timeline is read
+    events = full_history(tsunagu, page, email)
+
+    # Then the page views come first, and the submission is stamped after the click, not before
+    kinds = [e["type"] for e in events]
+    assert kinds == ["page_view", "page_view", "page_view", "form_submitted"], events
+    assert events[-1]["at"] >= clicked_at, (events[-1]["at"], clicked_at)
+
+
+# ------------------------------------------------------------------ privacy
+def test_global_privacy_control_sends_nothing_and_sets_no_cookie(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    context = chromium.new_context()
+    # Given a browser that sends the Global Privacy Control signal (Chromium has no switch for it)
+    context.add_init_script(
+        "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl',"
+        " {get: () => true, configurable: true});"
+    )
+    api = tsunagu.api_url
+    beacons = Beacons(context, api)
+    marker = "gpc-on-7f3a"
+    page = context.new_page()
+
+    # When the visitor browses the site and triggers a custom event
+    page.goto(f"{api}/_local/demo/pricing?utm_source=ads&utm_campaign={marker}")
+    wait_for_snippet(page)
+    assert page.evaluate("navigator.globalPrivacyControl") is True
+    page.evaluate("tsunagu('track', 'pdf_download', {file: 'brochure.pdf'})")
+    page.wait_for_timeout(QUIET_PERIOD * 1000)
+    page.goto(f"{api}/_local/demo?utm_campaign={marker}")  # pagehide would flush
+    wait_for_snippet(page)
+    page.wait_for_timeout(QUIET_PERIOD * 1000)
+
+    # Then nothing left the browser, no cookie was set, the form was not stitched
+    assert beacons.sent == []  # what the page sent while open (not on pagehide: see stored)
+    assert visitor_cookie(context) is None
+    assert page.locator("#demo-form input[name=visitor_id]").count() == 0
+    # and nothing was stored (this also covers beacons sent on pagehide, which Playwright
+    # does not report: they leave from a page that is already gone)
+    assert stored_events(tsunagu, marker) == []
+
+
+CONSENT_PAGE = """<!doctype html><html lang=en><meta charset=utf-8><title>Consent banner</title>
+<script async src="{api}/t.js" data-site="demo" data-consent="required"></script>
+<body><h1>Webinar: lead scoring in practice</h1>
+<div id=banner>We use cookies. <button id=accept onclick="tsunagu('consent', true)">Accept</button>
+</div>
+<form id=signup method=post action="{api}/forms/demo/submissions">
+<input id=email name=email type=email required><button type=submit>Sign up</button></form>
+</body></html>"""
+
+
+def test_consent_required_holds_the_page_view_until_consent(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    context = chromium.new_context()
+    # Given a page under a cookie-consent banner, served from the demo site's registered origin
+    api = tsunagu.api_url
+    marker = "consent-hold-5c1e"
+    page_url = f"{api}/_local/consent-banner?utm_source=partner&utm_campaign={marker}"
+    context.route(
+        f"{api}/_local/consent-banner*",
+        lambda route: route.fulfill(
+            status=200,
+            content_type="text/html; charset=utf-8",
+            body=CONSENT_PAGE.format(api=api),
+        ),
+    )
+    beacons = Beacons(context, api)
+    page = context.new_page()
+
+    # When the visitor reads the page without answering the banner
+    page.goto(page_url)
+    wait_for_snippet(page)
+    page.evaluate("tsunagu('track', 'video_view', {video: 'intro'})")
+    page.wait_for_timeout(QUIET_PERIOD * 1000)
+
+    # Then no cookie is set, nothing is sent, and the form carries no visitor id
+    assert visitor_cookie(context) is None
+    assert beacons.sent == []
+    assert stored_events(tsunagu, marker) == []
+    assert page.locator("#signup input[name=visitor_id]").count() == 0
+
+    # When they accept
+    page.click("#accept")
+
+    # Then the cookie is set and the held page view (and the held custom event) arrive
+    visitor_id = eventually(page, lambda: visitor_cookie(context))
+    eventually(page, lambda: beacons.events)
+    assert [e["type"] for e in beacons.events] == ["page_view", "video_view"]
+    assert {e["visitor_id"] for e in beacons.events} == {visitor_id}
+    stored = eventually(page, lambda: stored_events(tsunagu, marker))
+    assert len(stored) == 2
+    assert page.locator("#signup input[name=visitor_id]").input_value() == visitor_id
+
+    # And once they sign up, the held page view is on the lead's timeline
+    email = "aoi.mori@example.com"
+    page.fill("#email", email)
+    with page.expect_navigation(url=f"{api}/_local/thanks"):
+        page.click("#signup button[type=submit]")
+
+    def signed_up() -> list[dict[str, Any]] | None:
+        events = timeline(tsunagu, email)
+        return events if any(e["type"] == "form_submitted" for e in events) else None
+
+    events = {e["type"]: e for e in eventually(page, signed_up)}
+    assert sorted(events) == ["form_submitted", "page_view", "video_view"]
+    assert events["page_view"]["url"] == page_url
+    assert events["page_view"]["utm"] == {"source": "partner", "campaign": marker}
+    assert events["page_view"]["at"] < events["video_view"]["at"]
+
+
+# ------------------------------------------------------------------ the browser itself
+def test_a_missing_browser_fails_with_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TSUNAGU_CHROMIUM", "/nonexistent/chromium")
+    with pytest.raises(pytest.fail.Exception, match="sudo apt-get install chromium"):
+        chromium_path()

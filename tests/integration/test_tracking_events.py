@@ -1,0 +1,477 @@
+"""track_event's handler (POST and OPTIONS /t/events) fed with events/track_event/*.json, under
+moto, through PynamoDB; and serve_snippet's GET /t.js."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import AwsStack, load_event
+from tests.integration.tracking_helpers import (
+    NOW,
+    ORIGIN,
+    SITE_ID,
+    VISITOR,
+    capture_lead,
+    from_ip,
+    register_site,
+    set_clock,
+    stored_events,
+    with_headers,
+)
+
+GOOD = {"type": "page_view", "visitor_id": VISITOR, "url": f"{ORIGIN}/"}
+
+
+@pytest.fixture
+def stack(aws: AwsStack) -> AwsStack:
+    """Given the customer's site registered for https://www.example.com (IPs cut to /24, the
+    default), and the clock a few seconds after the sample events happened."""
+    set_clock(aws, NOW)
+    register_site(aws)
+    return aws
+
+
+def invoke(stack: AwsStack, event: dict[str, Any]) -> dict[str, Any]:
+    response: dict[str, Any] = stack.function("track_event").invoke(event)
+    return response
+
+
+def with_body(event: dict[str, Any], body: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(event)
+    changed["body"] = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+    return changed
+
+
+def batch(*events: Any, site_id: str = SITE_ID) -> dict[str, Any]:
+    """The beacon sample with these events in its body."""
+    return with_body(
+        load_event("track_event", "page_view_beacon"), {"site_id": site_id, "events": list(events)}
+    )
+
+
+def body_of(response: dict[str, Any]) -> Any:
+    return json.loads(response["body"])
+
+
+# ---------------------------------------------------------------- accepted batches
+
+
+def test_a_page_view_beacon_is_stored_against_the_anonymous_visitor(stack: AwsStack) -> None:
+    # When the snippet's beacon (text/plain, from the registered origin) arrives
+    response = invoke(stack, load_event("track_event", "page_view_beacon"))
+
+    # Then it is accepted, with CORS headers for the page
+    assert response["statusCode"] == 200
+    assert body_of(response) == {"accepted": 1, "rejected": []}
+    assert response["headers"]["access-control-allow-origin"] == ORIGIN
+    assert response["headers"]["vary"] == "origin"
+    # And stored against the visitor, with the page, UTM tags and the client's own time
+    (event,) = stored_events(stack)
+    assert event["subject"] == f"visitor#{VISITOR}"
+    assert event["sk"] == "2026-11-22T09:00:00.000Z#e5c1f0a4b3d2489f9e7a6b5c4d3e2f10"
+    assert event["type"] == "page_view"
+    assert event["visitor_id"] == VISITOR
+    assert "lead_id" not in event or event["lead_id"] is None
+    properties = event["properties"]
+    assert properties["site_id"] == SITE_ID
+    assert properties["path"] == "/pricing"
+    assert properties["title"] == "料金プラン | Example"
+    assert properties["referrer"] == "https://mail.example.jp/"
+    assert properties["utm"] == {
+        "source": "newsletter",
+        "medium": "email",
+        "campaign": "autumn-2026",
+        "content": "hero",
+    }
+    assert properties["screen"] == "1920x1080"
+    assert properties["language"] == "ja-JP"
+    assert properties["client_time"] == "2026-11-22T09:00:00.000Z"
+    assert "Chrome" in properties["user_agent"]
+    assert int(event["expires_at"]) > int(NOW.timestamp())
+
+
+def test_the_ip_address_is_cut_to_its_network_when_the_site_says_so(stack: AwsStack) -> None:
+    invoke(stack, load_event("track_event", "page_view_beacon"))
+    invoke(
+        stack,
+        from_ip(
+            batch(dict(GOOD, id="ipv6-event-0001", visitor_id="v_ipv6visitor")),
+            "2001:db8:1234:5678:9abc::42",
+        ),
+    )
+
+    addresses = {e["visitor_id"]: e["properties"]["ip"] for e in stored_events(stack)}
+    assert addresses == {VISITOR: "198.51.100.0", "v_ipv6visitor": "2001:db8:1234::"}
+
+
+def test_the_full_ip_address_is_kept_when_the_site_allows_it(stack: AwsStack) -> None:
+    # Given the site changed to keep full addresses
+    register_site(stack, truncate_ip=False)
+
+    invoke(stack, load_event("track_event", "page_view_beacon"))
+
+    (event,) = stored_events(stack)
+    assert event["properties"]["ip"] == "198.51.100.7"
+
+
+def test_a_visitor_who_became_a_lead_is_tracked_as_the_lead(stack: AwsStack) -> None:
+    # Given a lead captured through the form from the browser with visitor id v_8f14e45fceea167a
+    lead_id = capture_lead(stack)
+    before = {e["sk"] for e in stored_events(stack)}
+
+    # When that browser and an unknown one send page views in one batch
+    response = invoke(
+        stack,
+        batch(
+            dict(GOOD, id="known-visitor-01", visitor_id="v_8f14e45fceea167a"),
+            dict(GOOD, id="unknown-visitor-01", visitor_id=VISITOR),
+        ),
+    )
+
+    # Then the known browser's event is the lead's, the other stays the visitor's
+    assert body_of(response) == {"accepted": 2, "rejected": []}
+    new = {e["event_id"]: e for e in stored_events(stack) if e["sk"] not in before}
+    assert new["known-visitor-01"]["subject"] == f"lead#{lead_id}"
+    assert new["known-visitor-01"]["lead_id"] == lead_id
+    assert new["known-visitor-01"]["visitor_id"] == "v_8f14e45fceea167a"
+    assert new["unknown-visitor-01"]["subject"] == f"visitor#{VISITOR}"
+
+
+def test_custom_events_sent_as_json_keep_their_properties(stack: AwsStack) -> None:
+    response = invoke(stack, load_event("track_event", "custom_events_json"))
+
+    assert response["statusCode"] == 200
+    assert body_of(response) == {"accepted": 2, "rejected": []}
+    by_type = {e["type"]: e for e in stored_events(stack)}
+    assert set(by_type) == {"pdf_download", "video_view"}
+    assert by_type["pdf_download"]["properties"]["properties"] == {
+        "file": "whitepaper-2026.pdf",
+        "pages": 24,
+        "gated": True,
+    }
+    assert float(by_type["video_view"]["properties"]["properties"]["seconds_watched"]) == 95.5
+    assert by_type["video_view"]["occurred_at"] == "2026-11-22T09:00:04.000Z"
+
+
+def test_a_server_side_post_without_origin_is_accepted_without_cors_headers(
+    stack: AwsStack,
+) -> None:
+    response = invoke(stack, load_event("track_event", "server_side_json"))
+
+    assert response["statusCode"] == 200
+    assert "access-control-allow-origin" not in response["headers"]
+    (event,) = stored_events(stack)
+    assert event["properties"]["ip"] == "203.0.113.0"
+
+
+def test_a_client_clock_far_off_is_replaced_by_the_server_time(stack: AwsStack) -> None:
+    response = invoke(
+        stack,
+        batch(
+            dict(GOOD, id="stale-clock-0001", occurred_at="2020-01-01T00:00:00Z"),
+            dict(GOOD, id="future-clock-001", occurred_at="2030-01-01T00:00:00Z"),
+        ),
+    )
+
+    assert body_of(response)["accepted"] == 2
+    for event in stored_events(stack):
+        assert event["occurred_at"].startswith("2026-11-22T09:00:0")
+        assert event["properties"]["client_time"][:4] in ("2020", "2030")
+
+
+def test_a_resent_beacon_stores_each_event_once(stack: AwsStack) -> None:
+    # Given a beacon and a JSON batch already stored
+    invoke(stack, load_event("track_event", "page_view_beacon"))
+    invoke(stack, load_event("track_event", "custom_events_json"))
+    first = stored_events(stack)
+
+    # When the browser sends both again (same event ids, same occurred_at)
+    again = invoke(stack, load_event("track_event", "page_view_beacon"))
+    invoke(stack, load_event("track_event", "custom_events_json"))
+
+    # Then the answer is the same and each event is stored once
+    assert again["statusCode"] == 200
+    events = stored_events(stack)
+    assert len(events) == 3
+    assert [e["sk"] for e in events] == [e["sk"] for e in first]
+
+
+def test_an_event_repeated_inside_one_batch_is_stored_once(stack: AwsStack) -> None:
+    event = dict(GOOD, id="repeated-event-01", occurred_at="2026-11-22T09:00:01.000Z")
+
+    response = invoke(stack, batch(event, event))
+
+    assert response["statusCode"] == 200
+    assert len(stored_events(stack)) == 1
+
+
+# ---------------------------------------------------------------- partly or wholly refused
+
+
+def test_a_mixed_batch_keeps_the_good_events_and_reports_the_bad_by_index(
+    stack: AwsStack,
+) -> None:
+    response = invoke(stack, load_event("track_event", "mixed_batch"))
+
+    assert response["statusCode"] == 200
+    body = body_of(response)
+    assert body["accepted"] == 2
+    (rejected,) = body["rejected"]
+    assert rejected["index"] == 1
+    fields = {error["field"].split(".")[0] for error in rejected["errors"]}
+    assert fields == {"type", "url", "properties"}
+    assert all(error["message"] for error in rejected["errors"])
+    assert {e["event_id"] for e in stored_events(stack)} == {
+        "aa11bb22cc33dd44ee55ff6600778899",
+        "99887766554433221100ffeeddccbbaa",
+    }
+
+
+def test_a_batch_with_no_good_event_is_a_422_and_stores_nothing(stack: AwsStack) -> None:
+    response = invoke(stack, batch({"type": "page_view"}, "page_view", None))
+
+    assert response["statusCode"] == 422
+    body = body_of(response)
+    assert body["accepted"] == 0
+    assert [r["index"] for r in body["rejected"]] == [0, 1, 2]
+    assert body["rejected"][0]["errors"] == [{"field": "visitor_id", "message": "Field required"}]
+    assert body["rejected"][1]["errors"][0]["field"] == "(event)"
+    assert stored_events(stack) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"site_id": SITE_ID, "events": []},
+        {"site_id": SITE_ID},
+        {"events": [GOOD]},
+        {"site_id": 42, "events": [GOOD]},
+        {"site_id": SITE_ID, "events": {"0": GOOD}},
+    ],
+    ids=["no events", "events missing", "site missing", "site not text", "events not a list"],
+)
+def test_a_body_of_the_wrong_shape_is_a_422(stack: AwsStack, body: dict[str, Any]) -> None:
+    response = invoke(stack, with_body(load_event("track_event", "page_view_beacon"), body))
+
+    assert response["statusCode"] == 422
+    assert body_of(response)["message"]
+    assert body_of(response)["errors"]
+    assert stored_events(stack) == []
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("malformed_json", 400),
+        ("wrong_content_type", 415),
+        ("unknown_site", 404),
+        ("foreign_origin", 403),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx_and_store_nothing(
+    stack: AwsStack, case: str, status: int
+) -> None:
+    response = invoke(stack, load_event("track_event", case))
+
+    assert response["statusCode"] == status
+    assert body_of(response)["message"]
+    assert "access-control-allow-origin" not in response["headers"]
+    assert stored_events(stack) == []
+
+
+def test_a_body_that_is_not_utf8_is_a_400(stack: AwsStack) -> None:
+    event = load_event("track_event", "page_view_beacon")
+    event["body"] = "eyJzaXRlX2lkIjog/w=="  # base64 of '{"site_id": ' and a 0xff byte
+    event["isBase64Encoded"] = True
+
+    response = invoke(stack, event)
+
+    assert response["statusCode"] == 400
+    assert stored_events(stack) == []
+
+
+def test_a_batch_of_fifty_events_is_accepted(stack: AwsStack) -> None:
+    response = invoke(stack, batch(*(dict(GOOD, id=f"event-{i:04d}-of-50") for i in range(50))))
+
+    assert response["statusCode"] == 200
+    assert body_of(response)["accepted"] == 50
+    assert len(stored_events(stack)) == 50
+
+
+def test_a_batch_of_fifty_one_events_is_a_413(stack: AwsStack) -> None:
+    response = invoke(stack, batch(*(dict(GOOD, id=f"event-{i:04d}-of-51") for i in range(51))))
+
+    assert response["statusCode"] == 413
+    assert "50" in body_of(response)["message"]
+    assert stored_events(stack) == []
+
+
+def test_a_body_over_64_kib_is_a_413(stack: AwsStack) -> None:
+    body = json.dumps({"site_id": SITE_ID, "events": [GOOD], "padding": "x" * (65 * 1024)})
+
+    response = invoke(stack, with_body(load_event("track_event", "page_view_beacon"), body))
+
+    assert response["statusCode"] == 413
+    assert stored_events(stack) == []
+
+
+# Every field of an event, with what a hostile or broken page might put in it. Each value makes
+# its event invalid; the error names the field.
+HOSTILE: dict[str, list[Any]] = {
+    "type": ["<script>alert(1)</script>", "page\x00view", "x" * 10_000, {"nested": "object"}],
+    "visitor_id": ["<img src=x onerror=alert(1)>", "v_1234\x07567", "v" * 10_000, [VISITOR]],
+    "id": ["<b>evt_12345678</b>", "evt_1234\x1b5678", "e" * 10_000, {"$ne": None}],
+    "occurred_at": [
+        "<script>alert(1)</script>",
+        "2026-11-22T09:00:00\x00Z",
+        "2" * 10_000,
+        {"$gt": ""},
+        "2026-11-22T09:00:00",  # no time zone
+    ],
+    "url": [
+        "javascript:alert(document.cookie)",
+        "data:text/html,<script>alert(1)</script>",
+        "file:///etc/passwd",
+        "//evil.example.net/",
+        f"{ORIGIN}/{'a' * 10_000}",
+        {"href": ORIGIN},
+    ],
+    "title": ["\x1b[31mred\x1b[0m", "Title\x00", "t" * 10_000, {"text": "nested"}],
+    "referrer": ["javascript:alert(1)", "vbscript:msgbox(1)", "r" * 10_000, [ORIGIN]],
+    "screen": ["<svg onload=alert(1)>", "1920x1080\x00", "9" * 10_000, {"w": 1920}],
+    "language": ["<script>", "ja\x00JP", "j" * 10_000, ["ja"]],
+    "properties": [
+        {"plan": {"nested": {"deeper": 1}}},
+        {"plans": ["basic", "pro"]},
+        {"<script>": "x"},
+        {"note": "x" * 10_000},
+        {"note": "line\x00break"},
+        {f"p{i}": i for i in range(21)},
+        {"k" * 10_000: 1},
+        "not an object",
+    ],
+    "__proto__": [{"polluted": True}],
+}
+
+
+@pytest.mark.parametrize("field", list(HOSTILE))
+def test_hostile_values_are_rejected_per_event(stack: AwsStack, field: str) -> None:
+    # Given one good event, then one event per hostile value of this field
+    hostile = [{**GOOD, "id": f"hostile-{i:04d}", field: v} for i, v in enumerate(HOSTILE[field])]
+
+    response = invoke(stack, batch(dict(GOOD, id="the-good-event"), *hostile))
+
+    # Then the good event is kept and each hostile one is reported, naming the field
+    assert response["statusCode"] == 200
+    body = body_of(response)
+    assert body["accepted"] == 1
+    assert [r["index"] for r in body["rejected"]] == list(range(1, len(hostile) + 1))
+    for rejected in body["rejected"]:
+        assert {e["field"].split(".")[0] for e in rejected["errors"]} == {field}, rejected
+    assert [e["event_id"] for e in stored_events(stack)] == ["the-good-event"]
+
+
+def test_values_that_are_not_events_are_rejected_per_event(stack: AwsStack) -> None:
+    response = invoke(stack, batch(GOOD, "page_view", 42, None, [GOOD], True))
+
+    body = body_of(response)
+    assert body["accepted"] == 1
+    assert [r["index"] for r in body["rejected"]] == [1, 2, 3, 4, 5]
+    assert all(r["errors"][0]["field"] == "(event)" for r in body["rejected"])
+    assert len(stored_events(stack)) == 1
+
+
+def test_markup_in_a_title_is_stored_as_inert_text(stack: AwsStack) -> None:
+    # Markup is just text to Tsunagu: stored as typed, escaped wherever it is shown.
+    title = "<script>alert(1)</script> & 'quotes'"
+
+    response = invoke(stack, batch(dict(GOOD, title=title)))
+
+    assert body_of(response) == {"accepted": 1, "rejected": []}
+    (event,) = stored_events(stack)
+    assert event["properties"]["title"] == title
+
+
+@pytest.mark.parametrize("field", ["url", "referrer"])
+@pytest.mark.parametrize(
+    "value",
+    [f"{ORIGIN}/a\r\nSet-Cookie: x=1", f"{ORIGIN}/a\x00b", f"{ORIGIN}/\x1b[2J"],
+    ids=["crlf", "nul", "escape"],
+)
+def test_control_characters_in_urls_are_rejected(stack: AwsStack, field: str, value: str) -> None:
+    response = invoke(stack, batch(dict(GOOD, id="the-good-event"), dict(GOOD, **{field: value})))
+
+    body = body_of(response)
+    assert body["accepted"] == 1
+    assert [r["index"] for r in body["rejected"]] == [1]
+    assert [e["event_id"] for e in stored_events(stack)] == ["the-good-event"]
+
+
+def test_a_number_too_large_for_storage_is_rejected_not_a_500(stack: AwsStack) -> None:
+    body = (
+        '{"site_id": "example-corp", "events": ['
+        '{"type": "page_view", "visitor_id": "v_3b7e1d2c9a4f6e80", "id": "the-good-event"},'
+        '{"type": "page_view", "visitor_id": "v_3b7e1d2c9a4f6e80", "properties": {"n": 1e400}}]}'
+    )
+
+    response = invoke(stack, with_body(load_event("track_event", "page_view_beacon"), body))
+
+    assert response["statusCode"] in (200, 400, 422)
+    assert [e["event_id"] for e in stored_events(stack)] in ([], ["the-good-event"])
+
+
+# ---------------------------------------------------------------- CORS preflight
+
+
+def test_the_preflight_allows_a_registered_origin(stack: AwsStack) -> None:
+    response = invoke(stack, load_event("track_event", "preflight"))
+
+    assert response["statusCode"] == 204
+    assert response["headers"]["access-control-allow-origin"] == ORIGIN
+    assert response["headers"]["vary"] == "origin"
+    assert "POST" in response["headers"]["access-control-allow-methods"]
+    assert response["headers"]["access-control-allow-headers"] == "content-type"
+    assert response["body"] == ""
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["foreign origin", "no origin", "no site", "unknown site"],
+)
+def test_the_preflight_refuses_anything_else(stack: AwsStack, change: str) -> None:
+    event = load_event("track_event", "preflight")
+    if change == "foreign origin":
+        event = with_headers(event, origin="https://evil.example.net")
+    elif change == "no origin":
+        del event["headers"]["origin"]
+    elif change == "no site":
+        del event["queryStringParameters"]
+        event["rawQueryString"] = ""
+    else:
+        event["queryStringParameters"]["site"] = "no-such-site"
+
+    response = invoke(stack, event)
+
+    assert response["statusCode"] == 403
+    assert "access-control-allow-origin" not in response["headers"]
+    assert stored_events(stack) == []
+
+
+# ---------------------------------------------------------------- the snippet
+
+
+def test_the_snippet_is_small_cacheable_javascript(aws: AwsStack) -> None:
+    response = aws.function("serve_snippet").invoke(load_event("serve_snippet", "snippet"))
+
+    assert response["statusCode"] == 200
+    assert response["headers"]["content-type"].startswith("application/javascript")
+    assert response["headers"]["x-content-type-options"] == "nosniff"
+    assert "max-age=" in response["headers"]["cache-control"]
+    assert "sendBeacon" in response["body"]
+    assert "/t/events" in response["body"]
+    assert len(gzip.compress(response["body"].encode("utf-8"))) < 2048
