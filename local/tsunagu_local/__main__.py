@@ -87,6 +87,7 @@ def install_pages(runtime: LocalRuntime) -> None:
             "/_local/demo/pricing": pages.content_page("pricing"),
             "/_local/demo/case-study": pages.content_page("case-study"),
             "/_local/thanks": pages.thanks_page,
+            "/favicon.ico": pages.no_content,
             "/_local/mail": pages.mail_viewer(lambda: sent_mail(ACCOUNT_ID, REGION)),
         }
     )

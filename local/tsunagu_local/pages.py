@@ -81,6 +81,11 @@ def content_page(name: str) -> Callable[[Request], Response]:
     return render
 
 
+def no_content(_: Request) -> Response:
+    """For /favicon.ico: browsers ask on every page; a 404 there is console noise."""
+    return Response(status=204)
+
+
 def thanks_page(_: Request) -> Response:
     return _page(
         "Thank you",
