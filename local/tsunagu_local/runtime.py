@@ -147,9 +147,12 @@ class LocalRuntime:
         )
 
     def settings(self) -> Settings:
-        """The settings every function of this runtime sees (for the CLI, seeding and tests)."""
-        some_function = next(iter(self.functions))
-        return Settings.from_environ(some_function.environment)
+        """Every setting any function of this runtime sees (for the CLI, seeding and tests):
+        functions share the template's globals and add their own."""
+        environment: dict[str, str] = {}
+        for function in self.functions:
+            environment.update(function.environment)
+        return Settings.from_environ(environment)
 
     def wait_for_streams(self, timeout: float = 10.0) -> None:
         """Block until every stream poller has caught up (for tests and demos)."""
@@ -215,6 +218,7 @@ class LocalRuntime:
             ("AWS::DynamoDB::Table", self._create_table),
             ("AWS::SQS::Queue", self._create_queue),
             ("AWS::SecretsManager::Secret", self._create_secret),
+            ("AWS::SNS::Topic", self._create_topic),
             ("AWS::SES::ConfigurationSet", self._create_configuration_set),
             ("AWS::SES::EmailIdentity", self._create_email_identity),
             ("AWS::IAM::Role", self._create_role),
@@ -272,6 +276,15 @@ class LocalRuntime:
         arn = create_secret(self.client("secretsmanager"), name, value)
         resolver.refs[logical_id] = arn
         resolver.attributes[(logical_id, "Id")] = arn
+
+    def _create_topic(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
+        # Created so that references resolve; SES here publishes no events to it, so the CLI's
+        # `tsunagu mail simulate` invokes the subscribed function with what SNS would deliver.
+        name = resolver.resolve(props.get("TopicName")) or self._physical_name(logical_id)
+        arn = self.client("sns").create_topic(Name=name)["TopicArn"]
+        resolver.refs[logical_id] = arn
+        resolver.attributes[(logical_id, "TopicArn")] = arn
+        resolver.attributes[(logical_id, "TopicName")] = name
 
     def _create_configuration_set(
         self, logical_id: str, props: dict[str, Any], resolver: Resolver
@@ -433,7 +446,12 @@ class LocalRuntime:
                 "TSUNAGU_CLOCK_EPOCH": repr(self.clock.epoch),
                 "TSUNAGU_TIME_SCALE": repr(self.clock.scale),
             }
-        state = {"pid": os.getpid(), "api_url": self.api_url, "environment": environment}
+        state = {
+            "pid": os.getpid(),
+            "api_url": self.api_url,
+            "environment": environment,
+            "functions": {f.logical_id: f.name for f in self.functions},
+        }
         (self.options.state_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
 
     def _data_dir(self) -> Path:

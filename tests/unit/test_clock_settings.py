@@ -22,6 +22,7 @@ ENV = {
     "TSUNAGU_IDEMPOTENCY_TABLE": "idempotency",
     "TSUNAGU_SITES_TABLE": "sites",
     "TSUNAGU_TRACKING_SECRET_ARN": "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:k",
+    "TSUNAGU_TEMPLATES_TABLE": "templates",
 }
 
 

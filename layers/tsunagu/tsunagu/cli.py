@@ -33,6 +33,7 @@ OUTPUT_TO_SETTING = {
     "IdempotencyTableName": "TSUNAGU_IDEMPOTENCY_TABLE",
     "SitesTableName": "TSUNAGU_SITES_TABLE",
     "TrackingSecretArn": "TSUNAGU_TRACKING_SECRET_ARN",
+    "TemplatesTableName": "TSUNAGU_TEMPLATES_TABLE",
 }
 
 
@@ -40,7 +41,7 @@ class CliError(Exception):
     """Something the user can fix; printed without a traceback."""
 
 
-def _local_settings() -> Settings:
+def _local_settings() -> tuple[Settings, dict[str, str]]:
     for folder in [Path.cwd(), *Path.cwd().parents]:
         state_file = folder / LOCAL_STATE
         if state_file.exists():
@@ -52,11 +53,11 @@ def _local_settings() -> Settings:
                     **state["environment"],
                 }
             )
-            return Settings.from_environ(state["environment"])
+            return Settings.from_environ(state["environment"]), state.get("functions", {})
     raise CliError("the local runtime is not running here: start it with `make up`")
 
 
-def _stack_settings(stack_name: str, region: str | None) -> Settings:
+def _stack_settings(stack_name: str, region: str | None) -> tuple[Settings, dict[str, str]]:
     import boto3
 
     cloudformation = boto3.client("cloudformation", region_name=region)
@@ -64,7 +65,11 @@ def _stack_settings(stack_name: str, region: str | None) -> Settings:
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     environ = {setting: outputs[key] for key, setting in OUTPUT_TO_SETTING.items()}
     environ["AWS_REGION"] = cloudformation.meta.region_name
-    return Settings.from_environ(environ)
+    functions = {
+        "SendEmailFunction": outputs["SendEmailFunctionName"],
+        "SesFeedbackFunction": outputs["SesFeedbackFunctionName"],
+    }
+    return Settings.from_environ(environ), functions
 
 
 def _print(value: Any) -> None:
@@ -176,6 +181,80 @@ def tracking_links(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- mail
+def templates_create(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.mail.render import RenderError, check_template
+    from tsunagu.mail.templates import MailTemplate
+
+    template = _read_definition(MailTemplate, args.file)
+    if args.html:
+        template = template.model_copy(update={"html": Path(args.html).read_text("utf-8")})
+    try:
+        check_template(template)
+    except RenderError as error:
+        raise CliError(f"the template does not render: {error}") from None
+    stored = services.mail_repository(settings).save_template(template, services.clock(settings))
+    print(f"template {stored.template_id!r} stored as version {stored.version}")
+    return 0
+
+
+def templates_list(settings: Settings, args: argparse.Namespace) -> int:
+    for template in services.mail_repository(settings).templates():
+        print(f"{template.template_id}\tv{template.version}\t{template.topic}\t{template.subject}")
+    return 0
+
+
+def _invoke(args: argparse.Namespace, logical_id: str, payload: dict[str, Any]) -> Any:
+    import boto3
+
+    name = args.functions.get(logical_id)
+    if not name:
+        raise CliError(f"{logical_id} is not deployed here")
+    client: Any = boto3.client("lambda")
+    response = client.invoke(FunctionName=name, Payload=json.dumps(payload).encode())
+    body = json.loads(response["Payload"].read() or b"null")
+    if response.get("FunctionError"):
+        raise CliError(f"{logical_id} failed: {body.get('errorType')}: {body.get('errorMessage')}")
+    return body
+
+
+def mail_send(settings: Settings, args: argparse.Namespace) -> int:
+    """Send one mail through send_email, exactly as a journey step does."""
+    _, lead = _find_lead(settings, args.email)
+    key = args.key or f"cli:{services.clock(settings).now().isoformat()}:{lead.lead_id}"
+    payload = {"lead_id": lead.lead_id, "template_id": args.template, "idempotency_key": key}
+    if args.version:
+        payload["template_version"] = args.version
+    _print(_invoke(args, "SendEmailFunction", payload))
+    return 0
+
+
+def mail_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    """What SES would publish for the lead's latest mail: a bounce or a complaint."""
+    leads, lead = _find_lead(settings, args.email)
+    sent = [e for e in leads.events(lead.lead_id, limit=200) if e.type == "mail_sent"]
+    message_id = sent[0].properties.get("message_id") if sent else "msg_simulated"
+    ses_id = sent[0].properties.get("ses_message_id") if sent else "simulated"
+    notification: dict[str, Any] = {
+        "mail": {
+            "messageId": ses_id,
+            "destination": [lead.email],
+            "tags": {"lead_id": [lead.lead_id], "message_id": [message_id]},
+        }
+    }
+    if args.what == "complaint":
+        notification |= {"eventType": "Complaint", "complaint": {"complaintFeedbackType": "abuse"}}
+    else:
+        kind = "Permanent" if args.what == "bounce" else "Transient"
+        notification |= {
+            "eventType": "Bounce",
+            "bounce": {"bounceType": kind, "bounceSubType": "General"},
+        }
+    event = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": json.dumps(notification)}}]}
+    _print(_invoke(args, "SesFeedbackFunction", event))
+    return 0
+
+
 # ---------------------------------------------------------------- forms
 def forms_create(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.forms.model import FormDefinition
@@ -244,6 +323,33 @@ def _parser() -> argparse.ArgumentParser:
     site_create.set_defaults(run=sites_create)
     site_commands.add_parser("list", help="list sites").set_defaults(run=sites_list)
 
+    templates = groups.add_parser("templates", help="mail templates (versioned)")
+    template_commands = templates.add_subparsers(dest="command", required=True)
+    template_create = template_commands.add_parser(
+        "create", help="store a template (JSON) as a new version"
+    )
+    template_create.add_argument("--file", required=True)
+    template_create.add_argument("--html", help="read the HTML body from this file")
+    template_create.set_defaults(run=templates_create)
+    template_commands.add_parser("list", help="latest version of each").set_defaults(
+        run=templates_list
+    )
+
+    mail = groups.add_parser("mail", help="send mail, simulate SES feedback")
+    mail_commands = mail.add_subparsers(dest="command", required=True)
+    send = mail_commands.add_parser("send", help="send a template to a lead (send_email)")
+    send.add_argument("email")
+    send.add_argument("--template", required=True)
+    send.add_argument("--version", type=int)
+    send.add_argument("--key", help="idempotency key: the same key never sends twice")
+    send.set_defaults(run=mail_send)
+    simulate = mail_commands.add_parser(
+        "simulate", help="simulate an SES bounce or complaint for a lead's latest mail"
+    )
+    simulate.add_argument("what", choices=["bounce", "soft-bounce", "complaint"])
+    simulate.add_argument("email")
+    simulate.set_defaults(run=mail_simulate)
+
     tracking = groups.add_parser("tracking", help="mail tracking tools")
     tracking_commands = tracking.add_subparsers(dest="command", required=True)
     links = tracking_commands.add_parser(
@@ -275,7 +381,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = _stack_settings(args.stack, args.region) if args.stack else _local_settings()
+        settings, args.functions = (
+            _stack_settings(args.stack, args.region) if args.stack else _local_settings()
+        )
         code: int = args.run(settings, args)
     except CliError as error:
         print(f"tsunagu: {error}", file=sys.stderr)

@@ -7,6 +7,19 @@ from typing import Any, Protocol
 
 from tsunagu.observability import logger
 
+# Events that record what Tsunagu did (or what SES reported), not what the lead did.
+SYSTEM_EVENTS = frozenset(
+    {
+        "mail_sent",
+        "mail_skipped",
+        "mail_failed",
+        "mail_delivered",
+        "mail_bounced",
+        "mail_complained",
+        "consent_changed",
+    }
+)
+
 
 class ActivityStore(Protocol):
     def record_activity(self, lead_id: str, event_type: str, occurred_at: str) -> bool: ...
@@ -21,6 +34,8 @@ def route_event(new_image: Mapping[str, Any] | None, *, store: ActivityStore) ->
         return  # an anonymous visitor's event waits until the visitor becomes a lead
     if (new_image.get("properties") or {}).get("automated"):
         return  # a scanner's or proxy's activity is kept as evidence, never as the lead's
+    if str(new_image.get("type")) in SYSTEM_EVENTS:
+        return  # what Tsunagu did or heard about the lead, not something the lead did
     changed = store.record_activity(
         str(lead_id), str(new_image["type"]), str(new_image["occurred_at"])
     )

@@ -15,8 +15,11 @@ from tsunagu.settings import Settings
 from tsunagu.store.tables import bind_tables
 
 if TYPE_CHECKING:
+    from tsunagu.mail.send import MailPolicy
     from tsunagu.store.forms import FormRepository
     from tsunagu.store.leads import LeadRepository
+    from tsunagu.store.mail import MailRepository
+    from tsunagu.store.ses import SesMessenger
     from tsunagu.store.tracking import SiteRepository, TrackingRepository
     from tsunagu.tracking.tokens import TokenSigner
 
@@ -47,6 +50,34 @@ def site_repository(settings: Settings) -> SiteRepository:
     from tsunagu.store.tracking import SiteRepository
 
     return SiteRepository(bind_tables(settings))
+
+
+@lru_cache(maxsize=8)
+def mail_repository(settings: Settings) -> MailRepository:
+    from tsunagu.store.mail import MailRepository
+
+    return MailRepository(bind_tables(settings))
+
+
+@lru_cache(maxsize=8)
+def messenger(settings: Settings) -> SesMessenger:
+    from tsunagu.store.ses import SesMessenger
+
+    return SesMessenger(settings)
+
+
+def mail_policy(settings: Settings) -> MailPolicy:
+    from tsunagu.mail.send import MailPolicy
+
+    if not settings.api_url:
+        raise RuntimeError("TSUNAGU_API_URL is not set: mail links would point nowhere")
+    return MailPolicy(
+        production=settings.stage == "prod",
+        allowlist=settings.allowlist,
+        api_url=settings.api_url,
+        verified_domains=settings.sender_domains,
+        unsubscribe_mailto=settings.unsubscribe_mailto,
+    )
 
 
 _signers: dict[Settings, tuple[float, TokenSigner]] = {}

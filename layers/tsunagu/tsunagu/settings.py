@@ -30,6 +30,21 @@ class Settings(BaseModel):
     sites_table: str
     tracking_secret_arn: str
     """Secrets Manager secret holding the keys that sign mail-tracking tokens."""
+    templates_table: str
+    api_url: str | None = None
+    """The public base URL mail links point at (set on the functions that render mail)."""
+    mail_configuration_set: str | None = None
+    mail_allowlist: str = ""
+    """Outside prod, the only addresses or domains mail may go to: comma-separated."""
+    verified_sender_domains: str = ""
+    """Domains verified in SES, comma-separated: a lead's owner may send from these."""
+    unsubscribe_mailto: str | None = None
+    """An address for mailto: List-Unsubscribe (optional; the https one-click link is always
+    there)."""
+    max_send_rate: float = Field(default=10.0, gt=0, le=1000)
+    """Mails per second one function instance sends at most (SES enforces the account's)."""
+    soft_bounce_limit: int = Field(default=3, ge=1, le=100)
+    """Transient bounces after which an address is suppressed."""
     # Raw events expire after this many days (DynamoDB TTL); summaries on the lead stay.
     event_retention_days: int = Field(default=400, ge=1, le=3650)
     # Web-form bodies are small; anything bigger is refused before it is parsed.
@@ -56,6 +71,16 @@ class Settings(BaseModel):
         if "AWS_ENDPOINT_URL" in environ:
             values["aws_endpoint_url"] = environ["AWS_ENDPOINT_URL"]
         return cls.model_validate(values)
+
+    @property
+    def allowlist(self) -> frozenset[str]:
+        return frozenset(a.strip().casefold() for a in self.mail_allowlist.split(",") if a.strip())
+
+    @property
+    def sender_domains(self) -> frozenset[str]:
+        return frozenset(
+            d.strip().casefold() for d in self.verified_sender_domains.split(",") if d.strip()
+        )
 
     def as_environ(self) -> dict[str, str]:
         """The environment that reproduces these settings (used by the local runtime and CLI)."""

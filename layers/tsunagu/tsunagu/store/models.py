@@ -88,6 +88,10 @@ class ConsentItem(Model):
     user_agent = UnicodeAttribute(null=True)
     evidence = UnicodeAttribute(null=True)
     """On a topic record: the evidence record behind the current state."""
+    method = UnicodeAttribute(null=True)
+    """How the change was made: form, one_click, preferences, complaint, manual."""
+    bounce_count = NumberAttribute(null=True)
+    """On the soft_bounces record: transient bounces so far."""
 
 
 class FormItem(Model):
@@ -108,6 +112,16 @@ class SiteItem(Model):
     updated_at = UnicodeAttribute()
 
 
+class MailTemplateItem(Model):
+    class Meta:
+        table_name = "unbound"  # bound per stage in tables.py
+
+    template_id = UnicodeAttribute(hash_key=True)
+    version = NumberAttribute(range_key=True)
+    definition = JSONAttribute()
+    created_at = UnicodeAttribute()
+
+
 class IdempotencyItem(Model):
     """A remembered request: a replay with the same key gets the same answer."""
 
@@ -117,5 +131,7 @@ class IdempotencyItem(Model):
     key = UnicodeAttribute(hash_key=True)
     request_hash = UnicodeAttribute()
     response = JSONAttribute()
+    status = UnicodeAttribute(null=True)
+    """For sends: sending, sent, skipped or failed."""
     created_at = UnicodeAttribute()
     expires_at = NumberAttribute()

@@ -21,6 +21,7 @@ from tsunagu.store.models import (
     IdempotencyItem,
     LeadIdentityItem,
     LeadItem,
+    MailTemplateItem,
     SiteItem,
 )
 
@@ -34,6 +35,7 @@ class Tables:
     forms: type[FormItem]
     idempotency: type[IdempotencyItem]
     sites: type[SiteItem]
+    templates: type[MailTemplateItem]
     settings: Settings
 
     @cached_property
@@ -53,6 +55,7 @@ class Tables:
             self.forms,
             self.idempotency,
             self.sites,
+            self.templates,
         ):
             table = model._get_connection()
             shared.add_meta_table(table.get_meta_table())
@@ -77,13 +80,16 @@ def bind_tables(settings: Settings) -> Tables:
         forms=_bind(FormItem, settings.forms_table, settings),
         idempotency=_bind(IdempotencyItem, settings.idempotency_table, settings),
         sites=_bind(SiteItem, settings.sites_table, settings),
+        templates=_bind(MailTemplateItem, settings.templates_table, settings),
         settings=settings,
     )
     _ = tables.connection  # share it now: no client is built until the first request
     return tables
 
 
-def get_or_none[M: Model](model: type[M], hash_key: str, range_key: str | None = None) -> M | None:
+def get_or_none[M: Model](
+    model: type[M], hash_key: str, range_key: str | int | None = None
+) -> M | None:
     """A strongly consistent read that answers None for a missing item."""
     try:
         return model.get(hash_key, range_key, consistent_read=True)

@@ -31,6 +31,8 @@ class TokenKind(StrEnum):
     CLICK = "c"
     HONEYPOT = "h"
     """A link in every mail that no person can see; anything that follows it is a machine."""
+    UNSUBSCRIBE = "u"
+    """The personal unsubscribe and preference link (its topic is the mail's topic)."""
 
 
 class InvalidToken(ValueError):
@@ -46,6 +48,7 @@ class TrackingToken:
     """Epoch seconds the mail was handed to SES: the basis of "too soon after delivery"."""
     url: str | None = None
     link_id: str | None = None
+    topic: str | None = None
 
     def payload(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -58,6 +61,8 @@ class TrackingToken:
             data["u"] = self.url
         if self.link_id is not None:
             data["i"] = self.link_id
+        if self.topic is not None:
+            data["p"] = self.topic
         return data
 
 
@@ -90,7 +95,7 @@ class TokenSigner:
         return _b64(digest.digest()[:_SIGNATURE_BYTES])
 
     def sign(self, token: TrackingToken) -> str:
-        if token.kind is not TokenKind.OPEN and (
+        if token.kind in (TokenKind.CLICK, TokenKind.HONEYPOT) and (
             token.url is None or not is_redirectable(token.url)
         ):
             raise ValueError("a link token needs an absolute http(s) destination")
@@ -115,6 +120,7 @@ class TokenSigner:
                 sent_at=int(data["t"]),
                 url=data.get("u"),
                 link_id=data.get("i"),
+                topic=data.get("p"),
             )
         except (binascii.Error, UnicodeDecodeError, ValueError, KeyError, TypeError):
             raise InvalidToken("unreadable payload") from None

@@ -1,0 +1,45 @@
+"""send_email — one mail to one lead, as a journey step (Step Functions task) or from the CLI.
+
+Input: ``{"lead_id", "template_id", "template_version"?, "idempotency_key", "journey"?}``; a
+journey passes ``States.Format('{}:{}', $$.Execution.Id, $$.State.Name)`` as the key. Output:
+``{"status": "sent"|"skipped", "message_id", "reason", "ses_message_id"}``. A failure raises
+(SendFailed, SendInProgress), so the state machine's Retry and Catch decide what follows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tsunagu import services
+from tsunagu.mail.send import SendRequest, send_mail
+from tsunagu.observability import logger, metrics, observed
+from tsunagu.settings import get_settings
+
+
+class SendEmailInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    lead_id: str = Field(min_length=1, max_length=64)
+    template_id: str = Field(min_length=1, max_length=63)
+    template_version: int | None = Field(default=None, ge=1)
+    idempotency_key: str = Field(min_length=1, max_length=500)
+    journey: dict[str, Any] = Field(default_factory=dict)
+
+
+@observed()
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings = get_settings()
+    request = SendEmailInput.model_validate(event)
+    result = send_mail(
+        SendRequest(**request.model_dump()),
+        store=services.mail_repository(settings),
+        messenger=services.messenger(settings),
+        signer=services.token_signer(settings),
+        clock=services.clock(settings),
+        policy=services.mail_policy(settings),
+    )
+    metrics.add_metric(name=f"Mail{result.status.capitalize()}", unit="Count", value=1)
+    logger.info("mail handled", extra=result.as_record())
+    return result.as_record()

@@ -1,0 +1,65 @@
+"""May this mail go to this lead now? Decided at send time, every time, from Tsunagu's store.
+
+Consent is per topic. Opting in to ``marketing`` (the web forms' consent box) covers every
+marketing topic a lead has not opted out of; opting out of ``all`` stops every marketing mail.
+Japan's anti-spam law (特定電子メール法) wants prior consent for marketing mail, so no consent
+means no marketing mail. A suppression (hard bounce, repeated soft bounces, complaint, manual)
+stops every mail, transactional included: the address does not want, or cannot take, mail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+ALL_TOPICS = "all"
+MARKETING = "marketing"
+
+
+class SkipReason(StrEnum):
+    NO_ADDRESS = "no_address"
+    BOUNCED = "bounced"
+    SUPPRESSED = "suppressed"
+    OPTED_OUT = "opted_out"
+    NO_CONSENT = "no_consent"
+    SANDBOXED = "sandboxed"
+
+
+@dataclass(frozen=True)
+class Suppression:
+    reason: str
+    """hard_bounce, soft_bounce_limit, complaint or manual."""
+    at: str
+
+
+@dataclass(frozen=True)
+class ConsentView:
+    topics: Mapping[str, str]
+    """topic -> opted_in | opted_out | pending."""
+    suppression: Suppression | None = None
+
+
+def skip_reason(
+    *, address: str | None, kind: str, topic: str, consent: ConsentView
+) -> SkipReason | None:
+    """Why this mail must not be sent, or None when it may."""
+    if not address:
+        return SkipReason.NO_ADDRESS
+    if consent.suppression is not None:
+        bounced = consent.suppression.reason in ("hard_bounce", "soft_bounce_limit")
+        return SkipReason.BOUNCED if bounced else SkipReason.SUPPRESSED
+    if kind == "transactional":
+        return None
+    topics = consent.topics
+    if topics.get(ALL_TOPICS) == "opted_out" or topics.get(topic) == "opted_out":
+        return SkipReason.OPTED_OUT
+    if topics.get(topic) == "opted_in" or topics.get(MARKETING) == "opted_in":
+        return None
+    return SkipReason.NO_CONSENT
+
+
+def allowed_outside_production(address: str, allowlist: frozenset[str]) -> bool:
+    """In any stage but prod, mail goes only to allowlisted addresses or domains."""
+    address = address.casefold()
+    return address in allowlist or address.rsplit("@", 1)[1] in allowlist

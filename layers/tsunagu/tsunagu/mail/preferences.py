@@ -1,0 +1,146 @@
+"""Unsubscribing and the preference page, from the personal link in every mail.
+
+RFC 8058 one-click: a POST with ``List-Unsubscribe=One-Click`` unsubscribes at once. A GET only
+shows the preference page and changes nothing until the person submits it: security scanners
+follow every GET in a mail, and must never unsubscribe anyone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from tsunagu.clock import Clock, isoformat
+from tsunagu.errors import NotFound
+from tsunagu.ids import new_id
+from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
+from tsunagu.mail.consent import ALL_TOPICS, MARKETING
+from tsunagu.tracking.tokens import InvalidToken, TokenKind, TokenSigner, TrackingToken
+
+CONSENT_CHANGED = "consent_changed"
+
+
+@dataclass(frozen=True)
+class PreferenceContext:
+    ip: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True)
+class Preferences:
+    lead_id: str
+    masked_email: str
+    topics: dict[str, bool]
+    """topic -> subscribed?"""
+    unsubscribed_from_all: bool
+
+
+class PreferenceStore(Protocol):
+    def get_lead(self, lead_id: str) -> Lead | None: ...
+
+    def consent_state(self, lead_id: str) -> dict[str, str]: ...
+
+    def change_consent(self, evidence: ConsentEvidence, method: str, event: LeadEvent) -> None: ...
+
+
+def _token(text: str, signer: TokenSigner) -> TrackingToken:
+    try:
+        token = signer.verify(text)
+    except InvalidToken:
+        raise NotFound("this unsubscribe link is not valid") from None
+    if token.kind is not TokenKind.UNSUBSCRIBE:
+        raise NotFound("this unsubscribe link is not valid")
+    return token
+
+
+def _lead(store: PreferenceStore, token: TrackingToken) -> Lead:
+    lead = store.get_lead(token.lead_id)
+    if lead is None:
+        raise NotFound("this unsubscribe link is not valid")
+    return lead
+
+
+def mask(email: str) -> str:
+    """Enough for a person to recognise their address; not enough to harvest it."""
+    local, domain = email.rsplit("@", 1)
+    return f"{local[:1]}{'*' * max(1, len(local) - 1)}@{domain}"
+
+
+def preferences(text: str, *, signer: TokenSigner, store: PreferenceStore) -> Preferences:
+    token = _token(text, signer)
+    lead = _lead(store, token)
+    state = store.consent_state(lead.lead_id)
+    topics = {t: s == "opted_in" for t, s in state.items() if t != ALL_TOPICS}
+    topics.setdefault(token.topic or MARKETING, state.get(MARKETING) == "opted_in")
+    return Preferences(lead.lead_id, mask(lead.email), topics, state.get(ALL_TOPICS) == "opted_out")
+
+
+def _change(
+    store: PreferenceStore,
+    lead: Lead,
+    topic: str,
+    status: str,
+    method: str,
+    context: PreferenceContext,
+    message_id: str,
+    clock: Clock,
+) -> None:
+    now = clock.now()
+    at = isoformat(now)
+    evidence = ConsentEvidence(
+        evidence_id=new_id("cns", now),
+        lead_id=lead.lead_id,
+        email=lead.email,
+        topic=topic,
+        status=status,
+        at=at,
+        ip=context.ip,
+        user_agent=(context.user_agent or "")[:400] or None,
+    )
+    event = LeadEvent(
+        event_id=new_id("evt", now),
+        type=CONSENT_CHANGED,
+        occurred_at=at,
+        lead_id=lead.lead_id,
+        properties={"topic": topic, "status": status, "method": method, "message_id": message_id},
+    )
+    store.change_consent(evidence, method, event)
+
+
+def unsubscribe_one_click(
+    text: str,
+    context: PreferenceContext,
+    *,
+    signer: TokenSigner,
+    store: PreferenceStore,
+    clock: Clock,
+) -> None:
+    """RFC 8058: unsubscribe from all marketing mail, at once."""
+    token = _token(text, signer)
+    lead = _lead(store, token)
+    _change(store, lead, ALL_TOPICS, "opted_out", "one_click", context, token.message_id, clock)
+
+
+def update_preferences(
+    text: str,
+    subscribed: Mapping[str, bool],
+    unsubscribe_all: bool,
+    context: PreferenceContext,
+    *,
+    signer: TokenSigner,
+    store: PreferenceStore,
+    clock: Clock,
+) -> Preferences:
+    """Apply what the person chose on the preference page; only changes are recorded."""
+    token = _token(text, signer)
+    lead = _lead(store, token)
+    current = preferences(text, signer=signer, store=store)
+    if unsubscribe_all != current.unsubscribed_from_all:
+        status = "opted_out" if unsubscribe_all else "opted_in"
+        _change(store, lead, ALL_TOPICS, status, "preferences", context, token.message_id, clock)
+    for topic, wanted in subscribed.items():
+        if topic in current.topics and current.topics[topic] != wanted:
+            status = "opted_in" if wanted else "opted_out"
+            _change(store, lead, topic, status, "preferences", context, token.message_id, clock)
+    return preferences(text, signer=signer, store=store)

@@ -1,0 +1,229 @@
+"""Rendering a template for one lead: sandboxed Jinja2, then every link made trackable.
+
+The sandbox keeps templates away from Python internals (``{{ ''.__class__ }}`` and friends fail
+with a SecurityError); HTML output is autoescaped, so a lead's own data can never inject markup.
+After rendering, each http(s) link becomes a signed click link, an open pixel and a hidden
+honeypot link are added, and the unsubscribe link goes where the template asks for it
+(``{{ unsubscribe_url }}``) or into a footer.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from html.parser import HTMLParser
+from typing import Any
+
+from jinja2 import ChainableUndefined, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from tsunagu.mail.templates import MailTemplate
+
+_LINK = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"'\s>]+)\2""", re.IGNORECASE)
+_TEXT_URL = re.compile(r"https?://[^\s<>\"')]+")
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+_BODY_START = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+NO_TRACK = "data-tsunagu-notrack"
+
+
+class RenderError(Exception):
+    """The template cannot be rendered (syntax, or it tried to leave the sandbox)."""
+
+
+@dataclass(frozen=True)
+class TrackingUrls:
+    """Makes the URLs one message carries; built by the sender with the signing keys."""
+
+    click: Callable[[str, str], str]
+    """(link id, destination) -> click URL."""
+    open_pixel: str
+    honeypot: str
+    unsubscribe: str
+
+
+@dataclass(frozen=True)
+class RenderedMail:
+    subject: str
+    html: str
+    text: str
+    links: list[tuple[str, str]] = field(default_factory=list)
+    """(link id, destination) of every tracked link."""
+
+
+@lru_cache(maxsize=1)
+def _environment() -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(autoescape=True, undefined=ChainableUndefined)
+
+
+@lru_cache(maxsize=256)
+def _compile(source: str, autoescape: bool) -> Any:
+    environment = _environment()
+    if autoescape:
+        return environment.from_string(source)
+    return environment.overlay(autoescape=False).from_string(source)
+
+
+def _render(source: str, context: Mapping[str, Any], *, autoescape: bool) -> str:
+    try:
+        rendered: str = _compile(source, autoescape).render(context)
+    except TemplateError as error:  # SecurityError is a TemplateError too
+        raise RenderError(f"{type(error).__name__}: {error}") from None
+    return rendered
+
+
+def check_template(template: MailTemplate) -> None:
+    """Fail early, at save time, on a template that cannot render."""
+    sample = {"lead": {"email": "sample@example.com"}, "owner": {}, "journey": {}}
+    for source, autoescape in ((template.subject, False), (template.html, True)):
+        _render(
+            source, {**sample, "unsubscribe_url": "https://example.com/u"}, autoescape=autoescape
+        )
+    if template.text:
+        _render(template.text, sample, autoescape=False)
+
+
+class _TextExtractor(HTMLParser):
+    _BLOCKS = frozenset({"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "table", "hr"})
+    _VOID = frozenset({"br", "hr", "img", "meta", "link", "input", "area", "base", "col", "wbr"})
+    _INVISIBLE = frozenset({"style", "script", "head", "title"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden: list[tuple[str, bool]] = []
+        self._href: str | None = None
+
+    @property
+    def hidden(self) -> bool:
+        return bool(self._hidden) and self._hidden[-1][1]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag in self._BLOCKS:
+            self.parts.append("\n")
+        if tag in self._VOID:
+            return
+        style = (attributes.get("style") or "").replace(" ", "").lower()
+        hidden = self.hidden or tag in self._INVISIBLE or "display:none" in style
+        self._hidden.append((tag, hidden))
+        if tag == "a":
+            self._href = attributes.get("href")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._href and not self.hidden:
+            self.parts.append(f" ({self._href})")
+        if tag == "a":
+            self._href = None
+        while self._hidden:
+            opened, _ = self._hidden.pop()
+            if opened == tag:
+                break
+        if tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.parts.append(data)
+
+
+def html_to_text(document: str) -> str:
+    extractor = _TextExtractor()
+    extractor.feed(document)
+    lines = [" ".join(line.split()) for line in "".join(extractor.parts).splitlines()]
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def render_mail(
+    template: MailTemplate,
+    *,
+    lead: Mapping[str, Any],
+    owner: Mapping[str, Any] | None,
+    journey: Mapping[str, Any] | None,
+    urls: TrackingUrls,
+) -> RenderedMail:
+    context = {
+        "lead": {**template.defaults, **{k: v for k, v in lead.items() if v not in (None, "")}},
+        "owner": dict(owner or {}),
+        "journey": dict(journey or {}),
+        "unsubscribe_url": urls.unsubscribe,
+    }
+    subject = " ".join(_render(template.subject, context, autoescape=False).split())
+    body = _render(template.html, context, autoescape=True)
+
+    links: list[tuple[str, str]] = []
+    by_destination: dict[str, str] = {}
+
+    def track(match: re.Match[str]) -> str:
+        destination = html_lib.unescape(match.group(3))
+        if destination == urls.unsubscribe or NO_TRACK in match.group(1):
+            return match.group(0)
+        link_id = by_destination.get(destination) or _new_link(destination, links, by_destination)
+        quote = match.group(2)
+        return f"{match.group(1)}{quote}{html_lib.escape(urls.click(link_id, destination))}{quote}"
+
+    body = _LINK.sub(track, body)
+    if "unsubscribe_url" not in template.html:
+        body = _insert_before_end(body, _footer(urls.unsubscribe))
+    pixel = (
+        f'<img src="{html_lib.escape(urls.open_pixel)}" width="1" height="1" alt="" '
+        'style="display:block;border:0;width:1px;height:1px">'
+    )
+    honeypot = (
+        f'<a href="{html_lib.escape(urls.honeypot)}" style="display:none" aria-hidden="true" '
+        'tabindex="-1"></a>'
+    )
+    body = _insert_after_start(body, honeypot)
+    body = _insert_before_end(body, pixel)
+
+    if template.text:
+        text = _render(template.text, context, autoescape=False)
+
+        def track_text(match: re.Match[str]) -> str:
+            destination = match.group(0)
+            if destination == urls.unsubscribe:
+                return destination
+            link_id = by_destination.get(destination) or _new_link(
+                destination, links, by_destination
+            )
+            return urls.click(link_id, destination)
+
+        text = _TEXT_URL.sub(track_text, text)
+        if "unsubscribe_url" not in template.text:
+            text += f"\n--\nUnsubscribe / 配信停止: {urls.unsubscribe}\n"
+    else:
+        text = html_to_text(body)
+    return RenderedMail(subject, body, text, links)
+
+
+def _new_link(destination: str, links: list[tuple[str, str]], known: dict[str, str]) -> str:
+    link_id = f"l{len(links) + 1}"
+    known[destination] = link_id
+    links.append((link_id, destination))
+    return link_id
+
+
+def _footer(unsubscribe_url: str) -> str:
+    return (
+        '<p style="font-size:12px;color:#6b7280;margin-top:24px">'
+        "このメールの配信停止・設定変更 / Unsubscribe or change preferences: "
+        f'<a href="{html_lib.escape(unsubscribe_url)}">{html_lib.escape(unsubscribe_url)}</a></p>'
+    )
+
+
+def _insert_before_end(document: str, fragment: str) -> str:
+    ends = list(_BODY_END.finditer(document))
+    if not ends:
+        return document + fragment
+    at = ends[-1].start()
+    return document[:at] + fragment + document[at:]
+
+
+def _insert_after_start(document: str, fragment: str) -> str:
+    match = _BODY_START.search(document)
+    if match is None:
+        return fragment + document
+    return document[: match.end()] + fragment + document[match.end() :]

@@ -1,0 +1,282 @@
+"""Sending one mail to one lead: consent at send time, render, SES, and a record either way.
+
+Exactly once: the caller names the send with a key (a journey gives execution and state). The
+key is claimed before anything is sent; a retry finds the claim and gets the first outcome back
+instead of a second mail. A send still marked as in progress is never repeated blindly: if the
+first attempt died between SES and the record, sending again could mail the person twice, so the
+retry fails loudly instead and the journey's retry/catch takes over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.utils import formataddr
+from typing import Any, Literal, Protocol
+
+from tsunagu.clock import Clock, isoformat
+from tsunagu.errors import NotFound, TsunaguError
+from tsunagu.ids import new_id
+from tsunagu.leads.model import Lead, LeadEvent
+from tsunagu.mail.consent import (
+    ConsentView,
+    SkipReason,
+    allowed_outside_production,
+    skip_reason,
+)
+from tsunagu.mail.render import RenderError, TrackingUrls, render_mail
+from tsunagu.mail.templates import MailTemplate
+from tsunagu.tracking.tokens import TokenKind, TokenSigner, TrackingToken
+
+MAIL_SENT = "mail_sent"
+MAIL_SKIPPED = "mail_skipped"
+MAIL_FAILED = "mail_failed"
+
+
+class SendFailed(TsunaguError):
+    """The mail could not be sent; the failure is recorded. Safe to retry with the same key."""
+
+
+class SendInProgress(TsunaguError):
+    """Another attempt with this key has not finished (or died mid-send): not sent again."""
+
+
+class MessengerError(Exception):
+    """SES refused or kept throttling the mail."""
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    lead_id: str
+    template_id: str
+    idempotency_key: str
+    template_version: int | None = None
+    journey: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    status: Literal["sent", "skipped"]
+    message_id: str
+    reason: str | None = None
+    ses_message_id: str | None = None
+    replayed: bool = False
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "message_id": self.message_id,
+            "reason": self.reason,
+            "ses_message_id": self.ses_message_id,
+        }
+
+
+@dataclass(frozen=True)
+class Recipient:
+    lead: Lead | None
+    consent: ConsentView
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    sender: str
+    recipient: str
+    subject: str
+    html: str
+    text: str
+    reply_to: str | None
+    headers: dict[str, str]
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class MailPolicy:
+    """What the stage allows and where links point (from the settings)."""
+
+    production: bool
+    allowlist: frozenset[str]
+    api_url: str
+    verified_domains: frozenset[str]
+    unsubscribe_mailto: str | None = None
+
+
+class MailStore(Protocol):
+    def claim_send(self, key: str, message_id: str, at: str) -> dict[str, Any] | None:
+        """Claim the key; None when claimed now, else the record of the earlier claim."""
+        ...
+
+    def template(self, template_id: str, version: int | None) -> MailTemplate | None: ...
+
+    def recipient(self, lead_id: str, topic: str) -> Recipient: ...
+
+    def finish_send(
+        self, key: str, status: str, record: dict[str, Any], event: LeadEvent
+    ) -> None: ...
+
+
+class Messenger(Protocol):
+    def send(self, mail: OutgoingMail) -> str:
+        """Hand the mail to SES; returns SES's message id. Raises MessengerError."""
+        ...
+
+
+def _lead_context(lead: Lead) -> dict[str, Any]:
+    return {"email": lead.email, **{name: value.value for name, value in lead.fields.items()}}
+
+
+def _owner(lead: Lead) -> dict[str, str]:
+    return {
+        k.removeprefix("owner_"): v.value for k, v in lead.fields.items() if k.startswith("owner_")
+    }
+
+
+def _sender(template: MailTemplate, owner: Mapping[str, str], policy: MailPolicy) -> str:
+    address = owner.get("email", "")
+    if (
+        template.sender_is_owner
+        and "@" in address
+        and address.rsplit("@", 1)[1].casefold() in policy.verified_domains
+    ):
+        return formataddr((owner.get("name") or "", address))
+    return formataddr((template.from_name or "", template.from_address))
+
+
+def _event(kind: str, lead_id: str, at: str, now: Any, **properties: Any) -> LeadEvent:
+    return LeadEvent(
+        event_id=new_id("evt", now),
+        type=kind,
+        occurred_at=at,
+        lead_id=lead_id,
+        properties=properties,
+    )
+
+
+def send_mail(
+    request: SendRequest,
+    *,
+    store: MailStore,
+    messenger: Messenger,
+    signer: TokenSigner,
+    clock: Clock,
+    policy: MailPolicy,
+) -> SendResult:
+    now = clock.now()
+    at = isoformat(now)
+    message_id = new_id("msg", now)
+    prior = store.claim_send(request.idempotency_key, message_id, at)
+    if prior is not None:
+        if prior.get("status") in ("sent", "skipped"):
+            return SendResult(**{**prior, "replayed": True})
+        raise SendInProgress(
+            f"send {request.idempotency_key!r} is already in progress or died mid-send"
+        )
+
+    def finish(status: str, result: SendResult | None, event: LeadEvent) -> None:
+        record = result.as_record() if result else {"status": status, "message_id": message_id}
+        store.finish_send(request.idempotency_key, status, record, event)
+
+    template = store.template(request.template_id, request.template_version)
+    if template is None:
+        error = NotFound(f"no mail template {request.template_id!r}")
+        finish(
+            "failed",
+            None,
+            _event(
+                MAIL_FAILED, request.lead_id, at, now, message_id=message_id, error=error.message
+            ),
+        )
+        raise error
+    recipient = store.recipient(request.lead_id, template.topic)
+    lead = recipient.lead
+    details = {
+        "message_id": message_id,
+        "template_id": template.template_id,
+        "template_version": template.version,
+        "topic": template.topic,
+        "idempotency_key": request.idempotency_key,
+    }
+    reason = skip_reason(
+        address=lead.email if lead else None,
+        kind=template.kind,
+        topic=template.topic,
+        consent=recipient.consent,
+    )
+    outside_allowlist = lead is not None and not (
+        policy.production or allowed_outside_production(lead.email, policy.allowlist)
+    )
+    if reason is None and outside_allowlist:
+        reason = SkipReason.SANDBOXED
+    if reason is not None or lead is None:
+        result = SendResult("skipped", message_id, str(reason or SkipReason.NO_ADDRESS))
+        finish(
+            "skipped",
+            result,
+            _event(MAIL_SKIPPED, request.lead_id, at, now, reason=result.reason, **details),
+        )
+        return result
+
+    sent_at = int(now.timestamp())
+
+    def token(kind: TokenKind, url: str | None = None, link_id: str | None = None) -> str:
+        return signer.sign(
+            TrackingToken(kind, message_id, lead.lead_id, sent_at, url, link_id, template.topic)
+        )
+
+    base = policy.api_url.rstrip("/")
+    unsubscribe = f"{base}/u/{token(TokenKind.UNSUBSCRIBE)}"
+    urls = TrackingUrls(
+        click=lambda link_id, url: f"{base}/c/{token(TokenKind.CLICK, url, link_id)}",
+        open_pixel=f"{base}/o/{token(TokenKind.OPEN)}.gif",
+        honeypot=f"{base}/c/{token(TokenKind.HONEYPOT, base + '/', 'honeypot')}",
+        unsubscribe=unsubscribe,
+    )
+    owner = _owner(lead)
+    try:
+        rendered = render_mail(
+            template, lead=_lead_context(lead), owner=owner, journey=request.journey, urls=urls
+        )
+    except RenderError as error:
+        finish(
+            "failed", None, _event(MAIL_FAILED, lead.lead_id, at, now, error=str(error), **details)
+        )
+        raise SendFailed(f"template {template.template_id!r} did not render: {error}") from error
+    unsubscribe_targets = [f"<{unsubscribe}>"]
+    if policy.unsubscribe_mailto:
+        unsubscribe_targets.append(f"<mailto:{policy.unsubscribe_mailto}?subject=unsubscribe>")
+    outgoing = OutgoingMail(
+        sender=_sender(template, owner, policy),
+        recipient=lead.email,
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        reply_to=template.reply_to,
+        headers={
+            "List-Unsubscribe": ", ".join(unsubscribe_targets),
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "X-Tsunagu-Message-Id": message_id,
+        },
+        tags={"lead_id": lead.lead_id, "message_id": message_id, "topic": template.topic},
+    )
+    try:
+        ses_message_id = messenger.send(outgoing)
+    except MessengerError as error:
+        finish(
+            "failed", None, _event(MAIL_FAILED, lead.lead_id, at, now, error=str(error), **details)
+        )
+        raise SendFailed(f"SES did not take the mail: {error}") from error
+    result = SendResult("sent", message_id, None, ses_message_id)
+    finish(
+        "sent",
+        result,
+        _event(
+            MAIL_SENT,
+            lead.lead_id,
+            at,
+            now,
+            ses_message_id=ses_message_id,
+            subject=rendered.subject,
+            links=[{"link_id": i, "url": u} for i, u in rendered.links],
+            **details,
+        ),
+    )
+    return result

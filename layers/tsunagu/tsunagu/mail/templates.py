@@ -1,0 +1,46 @@
+"""Mail templates: what a marketer writes, stored with versions (a journey pins one)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tsunagu.leads.email import InvalidEmail, normalise_email
+
+TOPIC_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
+
+
+class MailTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    template_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    version: int = Field(default=0, ge=0)
+    """Assigned when stored: 1, 2, 3, ... Stored versions never change."""
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["marketing", "transactional"] = "marketing"
+    """Transactional mail (a double opt-in confirmation) needs no marketing consent, but still
+    never goes to a suppressed address."""
+    topic: str = Field(default="marketing", pattern=TOPIC_PATTERN)
+    subject: str = Field(min_length=1, max_length=998)
+    html: str = Field(min_length=1, max_length=200_000)
+    text: str | None = Field(default=None, max_length=200_000)
+    """Produced from the HTML when absent."""
+    from_address: str
+    from_name: str | None = Field(default=None, max_length=200)
+    reply_to: str | None = None
+    sender_is_owner: bool = False
+    """Send as the lead's owner (a sales rep) when the owner's domain is a verified identity;
+    otherwise from ``from_address``."""
+    defaults: dict[str, str] = Field(default_factory=dict, max_length=100)
+    """Values for fields a lead lacks, by name: ``{"name": "ご担当者"}``."""
+
+    @field_validator("from_address", "reply_to")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return normalise_email(value).address
+        except InvalidEmail as error:
+            raise ValueError(str(error)) from None

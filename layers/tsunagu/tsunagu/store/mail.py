@@ -1,0 +1,192 @@
+"""Templates, send records, consent and suppression in DynamoDB."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from pynamodb.exceptions import PutError
+from pynamodb.transactions import TransactWrite
+
+from tsunagu.clock import Clock, isoformat, parse_instant
+from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
+from tsunagu.mail.consent import ConsentView, Suppression
+from tsunagu.mail.send import Recipient
+from tsunagu.mail.templates import MailTemplate
+from tsunagu.store.converters import consent_items, event_to_item, lead_from_item
+from tsunagu.store.tables import Tables, get_or_none
+
+SEND_RECORD_DAYS = 90
+_latest: dict[tuple[str, str], tuple[float, MailTemplate]] = {}
+_versions: dict[tuple[str, str, int], MailTemplate] = {}
+
+
+class MailRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+
+    # ------------------------------------------------------------ templates
+    def save_template(self, template: MailTemplate, clock: Clock) -> MailTemplate:
+        """Store as a new version (versions never change once stored)."""
+        model = self._tables.templates
+        for _attempt in range(3):
+            latest = next(
+                iter(model.query(template.template_id, scan_index_forward=False, limit=1)), None
+            )
+            stored = template.model_copy(update={"version": (latest.version if latest else 0) + 1})
+            try:
+                model(
+                    stored.template_id,
+                    stored.version,
+                    definition=stored.model_dump(mode="json"),
+                    created_at=isoformat(clock.now()),
+                ).save(condition=model.version.does_not_exist())
+            except PutError:
+                continue  # someone stored the same version meanwhile: take the next one
+            _latest.pop((self._tables.settings.templates_table, template.template_id), None)
+            return stored
+        raise RuntimeError("could not store a new template version")
+
+    def template(self, template_id: str, version: int | None) -> MailTemplate | None:
+        table = self._tables.settings.templates_table
+        if version is not None:
+            cached = _versions.get((table, template_id, version))
+            if cached is not None:
+                return cached
+            item = get_or_none(self._tables.templates, template_id, version)
+        else:
+            hit = _latest.get((table, template_id))
+            if hit is not None and time.monotonic() - hit[0] < table_cache_seconds(self._tables):
+                return hit[1]
+            latest = self._tables.templates.query(template_id, scan_index_forward=False, limit=1)
+            item = next(iter(latest), None)
+        if item is None:
+            return None
+        template = MailTemplate.model_validate(item.definition)
+        _versions[(table, template_id, template.version)] = template
+        if version is None:
+            _latest[(table, template_id)] = (time.monotonic(), template)
+        return template
+
+    def templates(self) -> list[MailTemplate]:
+        """The latest version of every template."""
+        latest: dict[str, MailTemplate] = {}
+        for item in self._tables.templates.scan():
+            template = MailTemplate.model_validate(item.definition)
+            current = latest.get(template.template_id)
+            if current is None or template.version > current.version:
+                latest[template.template_id] = template
+        return sorted(latest.values(), key=lambda t: t.template_id)
+
+    # ------------------------------------------------------------ sends
+    def claim_send(self, key: str, message_id: str, at: str) -> dict[str, Any] | None:
+        model = self._tables.idempotency
+        expires = int((parse_instant(at) + timedelta(days=SEND_RECORD_DAYS)).timestamp())
+        claim = model(
+            f"send:{key}",
+            request_hash="send",
+            response={"status": "sending", "message_id": message_id},
+            status="sending",
+            created_at=at,
+            expires_at=expires,
+        )
+        try:
+            # A failed send may be tried again; anything else under this key may not.
+            claim.save(condition=model.key.does_not_exist() | (model.status == "failed"))
+        except PutError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            existing = model.get(f"send:{key}", consistent_read=True)
+            return dict(existing.response)
+        return None
+
+    def finish_send(self, key: str, status: str, record: dict[str, Any], event: LeadEvent) -> None:
+        model = self._tables.idempotency
+        with TransactWrite(connection=self._tables.connection) as transaction:
+            transaction.update(
+                model(f"send:{key}"),
+                actions=[model.status.set(status), model.response.set(record)],
+            )
+            transaction.save(event_to_item(self._tables, event))
+
+    def recipient(self, lead_id: str, topic: str) -> Recipient:
+        """The lead, its consent for the topic and any suppression: one BatchGetItem."""
+        settings = self._tables.settings
+        records = sorted({f"topic#{topic}", "topic#marketing", "topic#all", "suppression"})
+        request: dict[str, Any] = {
+            settings.leads_table: {"Keys": [{"lead_id": {"S": lead_id}}], "ConsistentRead": True},
+            settings.consent_table: {
+                "Keys": [{"lead_id": {"S": lead_id}, "record": {"S": r}} for r in records],
+                "ConsistentRead": True,
+            },
+        }
+        client: Any = self._tables.connection.client
+        lead_items: list[dict[str, Any]] = []
+        consent_items_found: list[dict[str, Any]] = []
+        while request:
+            response = client.batch_get_item(RequestItems=request)
+            lead_items += response["Responses"].get(settings.leads_table, [])
+            consent_items_found += response["Responses"].get(settings.consent_table, [])
+            request = response.get("UnprocessedKeys") or {}
+        lead = None
+        if lead_items:
+            lead = lead_from_item(self._tables.leads.from_raw_data(lead_items[0]))
+        topics: dict[str, str] = {}
+        suppression = None
+        for raw in consent_items_found:
+            item = self._tables.consent.from_raw_data(raw)
+            if item.record == "suppression":
+                suppression = Suppression(item.status, item.at)
+            else:
+                topics[item.topic] = item.status
+        return Recipient(lead, ConsentView(topics, suppression))
+
+    # ------------------------------------------------------------ leads and consent
+    def get_lead(self, lead_id: str) -> Lead | None:
+        item = get_or_none(self._tables.leads, lead_id)
+        return None if item is None else lead_from_item(item)
+
+    def consent_state(self, lead_id: str) -> dict[str, str]:
+        consent = self._tables.consent
+        items = consent.query(lead_id, consent.record.startswith("topic#"))
+        return {item.topic: item.status for item in items}
+
+    def put_event(self, event: LeadEvent) -> None:
+        event_to_item(self._tables, event).save()
+
+    def change_consent(self, evidence: ConsentEvidence, method: str, event: LeadEvent) -> None:
+        """Store the evidence, the topic's new state and the event, together."""
+        proof, state = consent_items(self._tables, evidence)
+        proof.method = method
+        state.method = method
+        with TransactWrite(connection=self._tables.connection) as transaction:
+            transaction.save(proof)
+            transaction.save(state)
+            transaction.save(event_to_item(self._tables, event))
+
+    def suppress(self, lead_id: str, email: str, reason: str, at: str, event: LeadEvent) -> None:
+        model = self._tables.consent
+        with TransactWrite(connection=self._tables.connection) as transaction:
+            transaction.save(
+                model(lead_id, "suppression", topic="*", status=reason, at=at, email=email)
+            )
+            transaction.save(event_to_item(self._tables, event))
+
+    def count_soft_bounce(self, lead_id: str, email: str, at: str) -> int:
+        model = self._tables.consent
+        item = model(lead_id, "soft_bounces")
+        item.update(
+            actions=[
+                model.bounce_count.add(1),
+                model.topic.set("*"),
+                model.status.set("counting"),
+                model.at.set(at),
+                model.email.set(email),
+            ]
+        )
+        return int(item.bounce_count or 0)
+
+
+def table_cache_seconds(tables: Tables) -> float:
+    return tables.settings.form_cache_seconds

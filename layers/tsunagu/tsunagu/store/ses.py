@@ -1,0 +1,75 @@
+"""The SES adapter: one raw MIME mail through SES v2, with throttling retried and a rate kept."""
+
+from __future__ import annotations
+
+import threading
+import time
+from email.message import EmailMessage
+from typing import Any
+
+from tsunagu.mail.send import MessengerError, OutgoingMail
+from tsunagu.settings import Settings
+
+RETRYABLE = frozenset({"TooManyRequestsException", "ThrottlingException", "Throttling"})
+MAX_ATTEMPTS = 6
+
+
+def mime(mail: OutgoingMail) -> bytes:
+    message = EmailMessage()
+    message["From"] = mail.sender
+    message["To"] = mail.recipient
+    message["Subject"] = mail.subject
+    if mail.reply_to:
+        message["Reply-To"] = mail.reply_to
+    for name, value in mail.headers.items():
+        message[name] = value
+    message.set_content(mail.text)
+    message.add_alternative(mail.html, subtype="html")
+    return message.as_bytes()
+
+
+class SesMessenger:
+    """Sends through SES v2 with the stage's configuration set (so feedback events flow)."""
+
+    def __init__(self, settings: Settings, client: Any = None, sleep: Any = time.sleep) -> None:
+        if client is None:
+            import boto3  # only the functions that send mail need it
+
+            client = boto3.client(
+                "sesv2", region_name=settings.region, endpoint_url=settings.aws_endpoint_url
+            )
+        self._client = client
+        self._configuration_set = settings.mail_configuration_set
+        self._interval = 1.0 / settings.max_send_rate
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._last_send = 0.0
+
+    def _keep_rate(self) -> None:
+        with self._lock:
+            wait = self._last_send + self._interval - time.monotonic()
+            if wait > 0:
+                self._sleep(wait)
+            self._last_send = time.monotonic()
+
+    def send(self, mail: OutgoingMail) -> str:
+        request: dict[str, Any] = {
+            "FromEmailAddress": mail.sender,
+            "Destination": {"ToAddresses": [mail.recipient]},
+            "Content": {"Raw": {"Data": mime(mail)}},
+            "EmailTags": [{"Name": k, "Value": v} for k, v in mail.tags.items()],
+        }
+        if self._configuration_set:
+            request["ConfigurationSetName"] = self._configuration_set
+        for attempt in range(MAX_ATTEMPTS):
+            self._keep_rate()
+            try:
+                message_id: str = self._client.send_email(**request)["MessageId"]
+            except Exception as error:  # botocore's ClientError, without importing botocore here
+                code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+                if code in RETRYABLE and attempt < MAX_ATTEMPTS - 1:
+                    self._sleep(min(0.2 * 2**attempt, 5.0))
+                    continue
+                raise MessengerError(f"{code or type(error).__name__}: {error}") from error
+            return message_id
+        raise MessengerError("throttled on every attempt")  # pragma: no cover - loop returns
