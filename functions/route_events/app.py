@@ -32,6 +32,7 @@ def _record_handler(record: DynamoDBRecord) -> None:
     route_event(
         record.dynamodb.new_image if record.dynamodb else None,
         store=services.lead_repository(settings),
+        confirmations=services.confirmations(settings),
     )
 
 

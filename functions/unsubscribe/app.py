@@ -19,6 +19,7 @@ from tsunagu.errors import MalformedRequest, TsunaguError, UnsupportedMediaType
 from tsunagu.mail.preferences import (
     PreferenceContext,
     Preferences,
+    confirm_subscription,
     preferences,
     unsubscribe_one_click,
     update_preferences,
@@ -42,10 +43,15 @@ def handler(event: dict[str, Any], context: Any) -> Response:
         token = request.path_parameters.get("token", "")
         who = PreferenceContext(request.source_ip, request.header("user-agent"))
         if request.method == "GET":
-            return html_response(
-                200, _page(preferences(token, signer=signer, store=store)), NO_STORE
-            )
+            current = preferences(token, signer=signer, store=store)
+            confirming = request.query.get("confirm") == "1" and bool(current.pending)
+            page = _confirm_page(current) if confirming else _page(current)
+            return html_response(200, page, NO_STORE)
         form = _form(request)
+        if form.get("confirm") == ["1"]:
+            confirmed = confirm_subscription(token, who, signer=signer, store=store, clock=clock)
+            metrics.add_metric(name="DoubleOptInConfirmed", unit="Count", value=1)
+            return html_response(200, _confirmed(confirmed), NO_STORE)
         if form.get("List-Unsubscribe") == ["One-Click"]:
             unsubscribe_one_click(token, who, signer=signer, store=store, clock=clock)
             metrics.add_metric(name="OneClickUnsubscribe", unit="Count", value=1)
@@ -112,4 +118,26 @@ def _done() -> str:
     return (
         "<!doctype html><html lang=ja><meta charset=utf-8><title>配信停止 / Unsubscribed</title>"
         f"{_STYLE}<h1>配信を停止しました / You are unsubscribed</h1>"
+    )
+
+
+def _confirm_page(prefs: Preferences) -> str:
+    # A button, not the link itself: mail scanners follow links, and must not subscribe anyone.
+    topics = ", ".join(html.escape(t) for t in prefs.pending)
+    return (
+        "<!doctype html><html lang=ja><meta charset=utf-8>"
+        f"<title>登録の確認 / Confirm</title>{_STYLE}"
+        "<h1>登録の確認 / Confirm your subscription</h1>"
+        f"<p>{html.escape(prefs.masked_email)}: {topics}</p>"
+        "<form method=post><input type=hidden name=confirm value=1>"
+        "<button type=submit>登録を確定する / Confirm</button></form>"
+    )
+
+
+def _confirmed(topics: list[str]) -> str:
+    listed = ", ".join(html.escape(t) for t in topics) or "-"
+    return (
+        "<!doctype html><html lang=ja><meta charset=utf-8>"
+        f"<title>登録完了 / Confirmed</title>{_STYLE}"
+        f"<h1>登録しました / Confirmed</h1><p>{listed}</p>"
     )

@@ -25,14 +25,31 @@ class ActivityStore(Protocol):
     def record_activity(self, lead_id: str, event_type: str, occurred_at: str) -> bool: ...
 
 
-def route_event(new_image: Mapping[str, Any] | None, *, store: ActivityStore) -> None:
+class Confirmations(Protocol):
+    def send_confirmation(self, lead_id: str, template_id: str, key: str) -> None:
+        """Send the double opt-in mail, once per key."""
+        ...
+
+
+def route_event(
+    new_image: Mapping[str, Any] | None,
+    *,
+    store: ActivityStore,
+    confirmations: Confirmations | None = None,
+) -> None:
     """Apply one stored event. Safe to repeat: a redelivered event changes nothing more."""
     if not new_image:
         return  # a removal (TTL expiry) or a key-only record: nothing follows from it
     lead_id = new_image.get("lead_id")
     if not lead_id:
         return  # an anonymous visitor's event waits until the visitor becomes a lead
-    if (new_image.get("properties") or {}).get("automated"):
+    properties = new_image.get("properties") or {}
+    if confirmations is not None and properties.get("consent_pending"):
+        # Keyed by the event: a redelivered batch never mails the confirmation twice.
+        confirmations.send_confirmation(
+            str(lead_id), str(properties["confirmation_template"]), f"doi:{new_image['event_id']}"
+        )
+    if properties.get("automated"):
         return  # a scanner's or proxy's activity is kept as evidence, never as the lead's
     if str(new_image.get("type")) in SYSTEM_EVENTS:
         return  # what Tsunagu did or heard about the lead, not something the lead did

@@ -80,6 +80,31 @@ def mail_policy(settings: Settings) -> MailPolicy:
     )
 
 
+class MailConfirmations:
+    """Double opt-in mails, sent through the same send path as every other mail."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def send_confirmation(self, lead_id: str, template_id: str, key: str) -> None:
+        from tsunagu.mail.send import SendRequest, send_mail
+
+        settings = self._settings
+        send_mail(
+            SendRequest(lead_id=lead_id, template_id=template_id, idempotency_key=key),
+            store=mail_repository(settings),
+            messenger=messenger(settings),
+            signer=token_signer(settings),
+            clock=clock(settings),
+            policy=mail_policy(settings),
+        )
+
+
+@lru_cache(maxsize=8)
+def confirmations(settings: Settings) -> MailConfirmations:
+    return MailConfirmations(settings)
+
+
 _signers: dict[Settings, tuple[float, TokenSigner]] = {}
 SIGNER_MAX_AGE_SECONDS = 300
 

@@ -50,6 +50,12 @@ class ConsentSpec(BaseModel):
     topic: str = Field(default="marketing", pattern=r"^[a-z][a-z0-9_-]{0,39}$")
     text: str = Field(min_length=1, max_length=2000)
     version: str = Field(min_length=1, max_length=40)
+    double_opt_in: bool = False
+    """Consent counts only once the person confirms it from a mail (the confirmation template,
+    a transactional one, links to ``{{ confirm_url }}``)."""
+    confirmation_template: str = Field(
+        default="double-opt-in", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$"
+    )
 
 
 class FormDefinition(BaseModel):

@@ -152,12 +152,15 @@ def _plan(
     )
     consent = None
     if form.consent is not None and submission.consent_given:
+        if form.consent.double_opt_in:
+            event.properties["consent_pending"] = form.consent.topic
+            event.properties["confirmation_template"] = form.consent.confirmation_template
         consent = ConsentEvidence(
             evidence_id=new_id("cns", now),
             lead_id=lead.lead_id,
             email=lead.email,
             topic=form.consent.topic,
-            status="opted_in",
+            status="pending" if form.consent.double_opt_in else "opted_in",
             at=at,
             text=form.consent.text,
             text_version=form.consent.version,

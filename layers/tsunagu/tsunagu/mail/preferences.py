@@ -34,6 +34,8 @@ class Preferences:
     topics: dict[str, bool]
     """topic -> subscribed?"""
     unsubscribed_from_all: bool
+    pending: list[str]
+    """Topics signed up for and waiting for the double opt-in confirmation."""
 
 
 class PreferenceStore(Protocol):
@@ -42,6 +44,8 @@ class PreferenceStore(Protocol):
     def consent_state(self, lead_id: str) -> dict[str, str]: ...
 
     def change_consent(self, evidence: ConsentEvidence, method: str, event: LeadEvent) -> None: ...
+
+    def pending_topics(self, lead_id: str) -> list[str]: ...
 
 
 def _token(text: str, signer: TokenSigner) -> TrackingToken:
@@ -73,7 +77,13 @@ def preferences(text: str, *, signer: TokenSigner, store: PreferenceStore) -> Pr
     state = store.consent_state(lead.lead_id)
     topics = {t: s == "opted_in" for t, s in state.items() if t != ALL_TOPICS}
     topics.setdefault(token.topic or MARKETING, state.get(MARKETING) == "opted_in")
-    return Preferences(lead.lead_id, mask(lead.email), topics, state.get(ALL_TOPICS) == "opted_out")
+    return Preferences(
+        lead.lead_id,
+        mask(lead.email),
+        topics,
+        state.get(ALL_TOPICS) == "opted_out",
+        store.pending_topics(lead.lead_id),
+    )
 
 
 def _change(
@@ -144,3 +154,21 @@ def update_preferences(
             status = "opted_in" if wanted else "opted_out"
             _change(store, lead, topic, status, "preferences", context, token.message_id, clock)
     return preferences(text, signer=signer, store=store)
+
+
+def confirm_subscription(
+    text: str,
+    context: PreferenceContext,
+    *,
+    signer: TokenSigner,
+    store: PreferenceStore,
+    clock: Clock,
+) -> list[str]:
+    """Double opt-in: the person confirmed (by submitting the confirmation page — a GET of the
+    link confirms nothing, scanners follow links). Returns the topics now opted in."""
+    token = _token(text, signer)
+    lead = _lead(store, token)
+    topics = store.pending_topics(lead.lead_id)
+    for topic in topics:
+        _change(store, lead, topic, "opted_in", "double_opt_in", context, token.message_id, clock)
+    return topics

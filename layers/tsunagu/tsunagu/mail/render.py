@@ -150,6 +150,7 @@ def render_mail(
         "owner": dict(owner or {}),
         "journey": dict(journey or {}),
         "unsubscribe_url": urls.unsubscribe,
+        "confirm_url": f"{urls.unsubscribe}?confirm=1",
     }
     subject = " ".join(_render(template.subject, context, autoescape=False).split())
     body = _render(template.html, context, autoescape=True)
@@ -159,7 +160,7 @@ def render_mail(
 
     def track(match: re.Match[str]) -> str:
         destination = html_lib.unescape(match.group(3))
-        if destination == urls.unsubscribe or NO_TRACK in match.group(1):
+        if destination.startswith(urls.unsubscribe) or NO_TRACK in match.group(1):
             return match.group(0)
         link_id = by_destination.get(destination) or _new_link(destination, links, by_destination)
         quote = match.group(2)
@@ -184,7 +185,7 @@ def render_mail(
 
         def track_text(match: re.Match[str]) -> str:
             destination = match.group(0)
-            if destination == urls.unsubscribe:
+            if destination.startswith(urls.unsubscribe):
                 return destination
             link_id = by_destination.get(destination) or _new_link(
                 destination, links, by_destination

@@ -76,7 +76,9 @@ def event_from_item(item: Any) -> LeadEvent:
 
 
 def consent_items(tables: Tables, evidence: ConsentEvidence) -> tuple[Any, Any]:
-    """The immutable evidence record and the topic's current-state record."""
+    """The immutable evidence record and the topic's current-state record. Consent waiting for
+    a double opt-in confirmation goes to ``pending#<topic>`` and leaves the topic's state as it
+    was: a second sign-up never downgrades a confirmed subscription."""
     proof = tables.consent(
         evidence.lead_id,
         f"evidence#{evidence.at}#{evidence.evidence_id}",
@@ -90,9 +92,10 @@ def consent_items(tables: Tables, evidence: ConsentEvidence) -> tuple[Any, Any]:
         ip=evidence.ip,
         user_agent=evidence.user_agent,
     )
+    record = "pending" if evidence.status == "pending" else "topic"
     state = tables.consent(
         evidence.lead_id,
-        f"topic#{evidence.topic}",
+        f"{record}#{evidence.topic}",
         topic=evidence.topic,
         status=evidence.status,
         at=evidence.at,

@@ -152,6 +152,12 @@ class MailRepository:
         items = consent.query(lead_id, consent.record.startswith("topic#"))
         return {item.topic: item.status for item in items}
 
+    def pending_topics(self, lead_id: str) -> list[str]:
+        consent = self._tables.consent
+        return [
+            item.topic for item in consent.query(lead_id, consent.record.startswith("pending#"))
+        ]
+
     def put_event(self, event: LeadEvent) -> None:
         event_to_item(self._tables, event).save()
 
@@ -164,6 +170,10 @@ class MailRepository:
             transaction.save(proof)
             transaction.save(state)
             transaction.save(event_to_item(self._tables, event))
+            if method == "double_opt_in":
+                transaction.delete(
+                    self._tables.consent(evidence.lead_id, f"pending#{evidence.topic}")
+                )
 
     def suppress(self, lead_id: str, email: str, reason: str, at: str, event: LeadEvent) -> None:
         model = self._tables.consent
