@@ -101,6 +101,14 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
         for logical_id, resource in stack.of_type("AWS::SecretsManager::Secret").items():
             value = generated_value(resolver.resolve(resource["Properties"]))
             resolver.refs[logical_id] = create_secret(secrets, f"tsunagu-test-{logical_id}", value)
+        sesv2 = boto3.client("sesv2", region_name=REGION)
+        for logical_id, resource in stack.of_type("AWS::SES::ConfigurationSet").items():
+            name = f"tsunagu-test-{logical_id}"
+            sesv2.create_configuration_set(ConfigurationSetName=name)
+            resolver.refs[logical_id] = name
+        # SES refuses unverified senders: the template's sender domain, as at deploy time.
+        ses = boto3.client("ses", region_name=REGION)
+        ses.verify_domain_identity(Domain=stack.parameters["SenderDomain"])
         function = next(iter(stack.of_type("AWS::Lambda::Function").values()))
         variables = function["Properties"]["Environment"]["Variables"]
         environment = {k: str(v) for k, v in resolver.resolve(variables).items()}
