@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from tsunagu import services
+from tsunagu.clock import isoformat
 from tsunagu.leads.email import InvalidEmail, normalise_email
 from tsunagu.leads.model import email_identity
 from tsunagu.settings import Settings
@@ -152,7 +153,6 @@ def sites_list(settings: Settings, args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- tracking links
 def tracking_links(settings: Settings, args: argparse.Namespace) -> int:
     """Signed open, click and honeypot URLs for a lead: what a sent mail would carry."""
-    from tsunagu.clock import isoformat
     from tsunagu.ids import new_id
     from tsunagu.tracking.tokens import TokenKind, TrackingToken
 
@@ -226,6 +226,26 @@ def mail_send(settings: Settings, args: argparse.Namespace) -> int:
     if args.version:
         payload["template_version"] = args.version
     _print(_invoke(args, "SendEmailFunction", payload))
+    return 0
+
+
+def leads_suppress(settings: Settings, args: argparse.Namespace) -> int:
+    """Stop every mail to a lead (a person asked by phone, a role address, a legal hold)."""
+    from tsunagu.ids import new_id
+    from tsunagu.leads.model import LeadEvent
+
+    _, lead = _find_lead(settings, args.email)
+    now = services.clock(settings).now()
+    at = isoformat(now)
+    event = LeadEvent(
+        new_id("evt", now),
+        "mail_suppressed",
+        at,
+        lead.lead_id,
+        properties={"reason": "manual", "note": args.note},
+    )
+    services.mail_repository(settings).suppress(lead.lead_id, lead.email, "manual", at, event)
+    print(f"{lead.email}: suppressed (manual); no mail of any kind will be sent")
     return 0
 
 
@@ -309,6 +329,10 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument("email")
     get.add_argument("--events", type=int, default=20, help="how many recent events to show")
     get.set_defaults(run=leads_get)
+    suppress = leads.add_parser("suppress", help="stop every mail to a lead (manual suppression)")
+    suppress.add_argument("email")
+    suppress.add_argument("--note", default="", help="why, for the record")
+    suppress.set_defaults(run=leads_suppress)
     timeline = leads.add_parser("timeline", help="a lead's history in time order")
     timeline.add_argument("email")
     timeline.add_argument("--limit", type=int, default=200)

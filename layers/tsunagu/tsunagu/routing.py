@@ -16,6 +16,7 @@ SYSTEM_EVENTS = frozenset(
         "mail_delivered",
         "mail_bounced",
         "mail_complained",
+        "mail_suppressed",
         "consent_changed",
     }
 )

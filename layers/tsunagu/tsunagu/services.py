@@ -76,7 +76,7 @@ def mail_policy(settings: Settings) -> MailPolicy:
         allowlist=settings.allowlist,
         api_url=settings.api_url,
         verified_domains=settings.sender_domains,
-        unsubscribe_mailto=settings.unsubscribe_mailto,
+        unsubscribe_mailto=settings.unsubscribe_mailto or None,
     )
 
 
