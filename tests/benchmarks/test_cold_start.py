@@ -93,6 +93,7 @@ def lambda_environment(home: Path, function: Function) -> dict[str, str]:
         forms_table="tsunagu-bench-FormsTable",
         idempotency_table="tsunagu-bench-IdempotencyTable",
         sites_table="tsunagu-bench-SitesTable",
+        templates_table="tsunagu-bench-TemplatesTable",
         tracking_secret_arn=(
             f"arn:aws:secretsmanager:{REGION}:123456789012:secret:tsunagu-bench-TrackingSecret"
         ),

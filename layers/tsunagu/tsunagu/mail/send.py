@@ -130,6 +130,11 @@ def _owner(lead: Lead) -> dict[str, str]:
     }
 
 
+def _display_name(name: str | None) -> str:
+    """A name for a From header: one line, whatever the data says (header injection)."""
+    return " ".join((name or "").split())
+
+
 def _sender(template: MailTemplate, owner: Mapping[str, str], policy: MailPolicy) -> str:
     address = owner.get("email", "")
     if (
@@ -137,8 +142,8 @@ def _sender(template: MailTemplate, owner: Mapping[str, str], policy: MailPolicy
         and "@" in address
         and address.rsplit("@", 1)[1].casefold() in policy.verified_domains
     ):
-        return formataddr((owner.get("name") or "", address))
-    return formataddr((template.from_name or "", template.from_address))
+        return formataddr((_display_name(owner.get("name")), address))
+    return formataddr((_display_name(template.from_name), template.from_address))
 
 
 def _event(kind: str, lead_id: str, at: str, now: Any, **properties: Any) -> LeadEvent:

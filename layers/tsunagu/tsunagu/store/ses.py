@@ -53,10 +53,14 @@ class SesMessenger:
             self._last_send = time.monotonic()
 
     def send(self, mail: OutgoingMail) -> str:
+        try:
+            raw = mime(mail)
+        except ValueError as error:  # a header the email package refuses to write
+            raise MessengerError(f"the mail cannot be written: {error}") from error
         request: dict[str, Any] = {
             "FromEmailAddress": mail.sender,
             "Destination": {"ToAddresses": [mail.recipient]},
-            "Content": {"Raw": {"Data": mime(mail)}},
+            "Content": {"Raw": {"Data": raw}},
             "EmailTags": [{"Name": k, "Value": v} for k, v in mail.tags.items()],
         }
         if self._configuration_set:
