@@ -71,7 +71,7 @@ bench: $(STAMP)
 	@$(BIN)/python -m pytest tests/benchmarks -q
 
 build: $(STAMP)
-	@PATH="$(dir $(PYTHON313)):$$PATH" $(BIN)/sam build
+	@PATH="$(abspath $(dir $(shell command -v $(PYTHON313)))):$$PATH" SAM_CLI_TELEMETRY=0 $(BIN)/sam build
 
 validate: $(STAMP)
 	@SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint

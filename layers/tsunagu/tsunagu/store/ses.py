@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.policy
 import threading
 import time
 from email.message import EmailMessage
@@ -14,8 +15,14 @@ RETRYABLE = frozenset({"TooManyRequestsException", "ThrottlingException", "Throt
 MAX_ATTEMPTS = 6
 
 
+# SMTP line endings, and long headers kept whole: the default policy folds a signed
+# List-Unsubscribe URL (no spaces, far over 78 columns) into an encoded word that mail
+# providers do not read as a URL.
+_MAIL_POLICY = email.policy.SMTP.clone(max_line_length=998)
+
+
 def mime(mail: OutgoingMail) -> bytes:
-    message = EmailMessage()
+    message = EmailMessage(policy=_MAIL_POLICY)
     message["From"] = mail.sender
     message["To"] = mail.recipient
     message["Subject"] = mail.subject
@@ -23,8 +30,9 @@ def mime(mail: OutgoingMail) -> bytes:
         message["Reply-To"] = mail.reply_to
     for name, value in mail.headers.items():
         message[name] = value
-    message.set_content(mail.text)
-    message.add_alternative(mail.html, subtype="html")
+    # Quoted-printable: 7-bit safe on every hop, and still readable in a raw message.
+    message.set_content(mail.text, cte="quoted-printable")
+    message.add_alternative(mail.html, subtype="html", cte="quoted-printable")
     return message.as_bytes()
 
 
