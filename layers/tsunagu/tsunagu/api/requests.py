@@ -112,6 +112,8 @@ def _json_object(text: str) -> dict[str, Any]:
         value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
         raise MalformedRequest(f"the body is not valid JSON: {error.msg} at {error.pos}") from None
+    except (ValueError, RecursionError):  # a 5000-digit number; arrays nested 30000 deep
+        raise MalformedRequest("the body is not JSON Tsunagu can read") from None
     if not isinstance(value, dict):
         raise MalformedRequest("the body must be a JSON object")
     return value

@@ -23,9 +23,13 @@ class FeedbackStore(Protocol):
         self, lead_id: str, email: str, reason: str, at: str, event: LeadEvent
     ) -> None: ...
 
-    def count_soft_bounce(self, lead_id: str, email: str, at: str) -> int: ...
+    def count_soft_bounce(self, lead_id: str, email: str, at: str, feedback_id: str) -> int:
+        """Count a transient bounce once per SES feedback id; returns the count so far."""
+        ...
 
     def change_consent(self, evidence: ConsentEvidence, method: str, event: LeadEvent) -> None: ...
+
+    def reset_soft_bounces(self, lead_id: str) -> None: ...
 
     def put_event(self, event: LeadEvent) -> None: ...
 
@@ -71,7 +75,8 @@ def handle_ses_event(
                 lead.lead_id, lead.email, "hard_bounce", at, event("mail_bounced", **details)
             )
             return "suppressed: hard bounce"
-        count = store.count_soft_bounce(lead.lead_id, lead.email, at)
+        feedback_id = str(bounce.get("feedbackId") or f"{mail.get('messageId')}:{at}")
+        count = store.count_soft_bounce(lead.lead_id, lead.email, at, feedback_id)
         if count >= soft_bounce_limit:
             store.suppress(
                 lead.lead_id,
@@ -107,6 +112,7 @@ def handle_ses_event(
         )
         return "suppressed and opted out: complaint"
     if kind == "Delivery":
+        store.reset_soft_bounces(lead.lead_id)  # "after N transient bounces" means in a row
         store.put_event(event("mail_delivered"))
         return "delivery recorded"
     return f"ignored: {kind or 'unknown'} event"

@@ -71,12 +71,21 @@ def mask(email: str) -> str:
     return f"{local[:1]}{'*' * max(1, len(local) - 1)}@{domain}"
 
 
+def _effective(topic: str, state: Mapping[str, str], marketing: bool) -> bool:
+    """Would this topic's mail go out? (The same rule as mail.consent.skip_reason.)"""
+    explicit = state.get(topic)
+    if explicit in ("opted_in", "opted_out"):
+        return explicit == "opted_in"
+    return marketing
+
+
 def preferences(text: str, *, signer: TokenSigner, store: PreferenceStore) -> Preferences:
     token = _token(text, signer)
     lead = _lead(store, token)
     state = store.consent_state(lead.lead_id)
-    topics = {t: s == "opted_in" for t, s in state.items() if t != ALL_TOPICS}
-    topics.setdefault(token.topic or MARKETING, state.get(MARKETING) == "opted_in")
+    marketing = state.get(MARKETING) == "opted_in"
+    shown = {t for t in state if t != ALL_TOPICS} | {token.topic or MARKETING}
+    topics = {t: _effective(t, state, marketing) for t in shown}
     return Preferences(
         lead.lead_id,
         mask(lead.email),
@@ -146,13 +155,25 @@ def update_preferences(
     token = _token(text, signer)
     lead = _lead(store, token)
     current = preferences(text, signer=signer, store=store)
+    state = store.consent_state(lead.lead_id)
+
+    def record(topic: str, wanted: bool) -> None:
+        status = "opted_in" if wanted else "opted_out"
+        _change(store, lead, topic, status, "preferences", context, token.message_id, clock)
+
     if unsubscribe_all != current.unsubscribed_from_all:
         status = "opted_out" if unsubscribe_all else "opted_in"
         _change(store, lead, ALL_TOPICS, status, "preferences", context, token.message_id, clock)
-    for topic, wanted in subscribed.items():
-        if topic in current.topics and current.topics[topic] != wanted:
-            status = "opted_in" if wanted else "opted_out"
-            _change(store, lead, topic, status, "preferences", context, token.message_id, clock)
+    choices = {t: w for t, w in subscribed.items() if t in current.topics}
+    marketing = state.get(MARKETING) == "opted_in"
+    if MARKETING in choices and choices[MARKETING] != marketing:
+        record(MARKETING, choices[MARKETING])
+        marketing = choices[MARKETING]
+    for topic, wanted in choices.items():
+        # A topic without its own record follows marketing; if marketing just changed, the
+        # person's choice for it is written down so it does not silently follow.
+        if topic != MARKETING and _effective(topic, state, marketing) != wanted:
+            record(topic, wanted)
     return preferences(text, signer=signer, store=store)
 
 

@@ -180,7 +180,9 @@ def render_mail(
         return f"{match.group(1)}{quote}{html_lib.escape(urls.click(link_id, destination))}{quote}"
 
     body = _LINK.sub(track, body)
-    if "unsubscribe_url" not in template.html:
+    if html_lib.escape(urls.unsubscribe) not in body and urls.unsubscribe not in body:
+        # Checked on what was rendered: a template that only mentions unsubscribe_url in a
+        # comment or a branch not taken still gets the footer.
         body = _insert_before_end(body, _footer(urls.unsubscribe))
     pixel = (
         f'<img src="{html_lib.escape(urls.open_pixel)}" width="1" height="1" alt="" '
@@ -208,7 +210,7 @@ def render_mail(
         return urls.click(link_id, destination)
 
     text = _TEXT_URL.sub(track_text, text)
-    if "unsubscribe_url" not in text_source:
+    if urls.unsubscribe not in text:
         text += f"\n--\nUnsubscribe / 配信停止: {urls.unsubscribe}\n"
     return RenderedMail(subject, body, text, links)
 

@@ -9,13 +9,16 @@ retry fails loudly instead and the journey's retry/catch takes over.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import hashlib
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formataddr
 from typing import Any, Literal, Protocol
 
 from tsunagu.clock import Clock, isoformat
-from tsunagu.errors import NotFound, TsunaguError
+from tsunagu.errors import IdempotencyConflict, NotFound, TsunaguError
 from tsunagu.ids import new_id
 from tsunagu.leads.model import Lead, LeadEvent
 from tsunagu.mail.consent import (
@@ -41,8 +44,17 @@ class SendInProgress(TsunaguError):
     """Another attempt with this key has not finished (or died mid-send): not sent again."""
 
 
+class SendOutcomeUnknown(TsunaguError):
+    """SES may have taken the mail (a timeout after sending). Recorded, alarmed, never resent:
+    a person must not get the same mail twice."""
+
+
 class MessengerError(Exception):
-    """SES refused or kept throttling the mail."""
+    """SES refused or kept throttling the mail (``definite``), or the outcome is unknown."""
+
+    def __init__(self, message: str, *, definite: bool = True) -> None:
+        super().__init__(message)
+        self.definite = definite
 
 
 @dataclass(frozen=True)
@@ -101,7 +113,9 @@ class MailPolicy:
 
 
 class MailStore(Protocol):
-    def claim_send(self, key: str, message_id: str, at: str) -> dict[str, Any] | None:
+    def claim_send(
+        self, key: str, message_id: str, at: str, request_hash: str
+    ) -> dict[str, Any] | None:
         """Claim the key; None when claimed now, else the record of the earlier claim."""
         ...
 
@@ -156,6 +170,11 @@ def _event(kind: str, lead_id: str, at: str, now: Any, **properties: Any) -> Lea
     )
 
 
+def _request_hash(request: SendRequest) -> str:
+    what = [request.lead_id, request.template_id, request.template_version]
+    return hashlib.sha256(json.dumps(what).encode()).hexdigest()
+
+
 def send_mail(
     request: SendRequest,
     *,
@@ -168,18 +187,61 @@ def send_mail(
     now = clock.now()
     at = isoformat(now)
     message_id = new_id("msg", now)
-    prior = store.claim_send(request.idempotency_key, message_id, at)
+    request_hash = _request_hash(request)
+    prior = store.claim_send(request.idempotency_key, message_id, at, request_hash)
     if prior is not None:
+        if prior.get("request_hash", request_hash) != request_hash:
+            raise IdempotencyConflict(
+                f"key {request.idempotency_key!r} was used for another lead or template"
+            )
         if prior.get("status") in ("sent", "skipped"):
-            return SendResult(**{**prior, "replayed": True})
-        raise SendInProgress(
-            f"send {request.idempotency_key!r} is already in progress or died mid-send"
-        )
+            return SendResult(
+                status=prior["status"],
+                message_id=prior["message_id"],
+                reason=prior.get("reason"),
+                ses_message_id=prior.get("ses_message_id"),
+                replayed=True,
+            )
+        if prior.get("status") == "unknown":
+            raise SendOutcomeUnknown(
+                f"send {request.idempotency_key!r}: SES may have taken it; not sent again"
+            )
+        raise SendInProgress(f"send {request.idempotency_key!r} is already in progress")
+    finished = False
 
     def finish(status: str, result: SendResult | None, event: LeadEvent) -> None:
+        nonlocal finished
         record = result.as_record() if result else {"status": status, "message_id": message_id}
-        store.finish_send(request.idempotency_key, status, record, event)
+        store.finish_send(
+            request.idempotency_key, status, {**record, "request_hash": request_hash}, event
+        )
+        finished = True
 
+    try:
+        return _send_claimed(request, message_id, now, store, messenger, signer, policy, finish)
+    except Exception as error:
+        if not finished:
+            # Failed before SES had the mail (a DynamoDB error, a bad header): nothing went
+            # out, so the claim is released as failed and a retry may send.
+            event = _event(
+                MAIL_FAILED, request.lead_id, at, now, message_id=message_id, error=repr(error)
+            )
+            with contextlib.suppress(Exception):
+                finish("failed", None, event)
+        raise
+
+
+def _send_claimed(
+    request: SendRequest,
+    message_id: str,
+    now: Any,
+    store: MailStore,
+    messenger: Messenger,
+    signer: TokenSigner,
+    policy: MailPolicy,
+    finish: Callable[[str, SendResult | None, LeadEvent], None],
+) -> SendResult:
+    at = isoformat(now)
     template = store.template(request.template_id, request.template_version)
     if template is None:
         error = NotFound(f"no mail template {request.template_id!r}")

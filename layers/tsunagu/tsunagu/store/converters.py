@@ -105,6 +105,13 @@ def consent_items(tables: Tables, evidence: ConsentEvidence) -> tuple[Any, Any]:
     return proof, state
 
 
+def unsubscribed_from_all(tables: Tables, lead_id: str) -> Any:
+    """The "unsubscribe from all" record. A fresh, explicit opt-in (a ticked form box, a
+    confirmed double opt-in) deletes it: the person's latest word counts, and the evidence of
+    both stays."""
+    return tables.consent(lead_id, "topic#all")
+
+
 def consent_from_item(item: Any) -> ConsentEvidence:
     return ConsentEvidence(
         evidence_id=item.record.rsplit("#", 1)[-1],

@@ -18,6 +18,7 @@ from tsunagu.store.converters import (
     event_to_item,
     lead_from_item,
     lead_to_item,
+    unsubscribed_from_all,
 )
 from tsunagu.store.forms import FormRepository
 from tsunagu.store.tables import Tables, get_or_none
@@ -51,8 +52,10 @@ class LeadRepository:
 
     def commit_capture(self, write: CaptureWrite) -> None:
         t = self._tables
-        # The order of the items is the order of the cancellation reasons DynamoDB reports.
+        # What each item is, in the order of the cancellation reasons DynamoDB reports: PynamoDB
+        # sends condition checks, then deletes, then puts, then updates.
         kinds: list[str] = []
+        deleted: list[str] = []
         with_conditions = TransactWrite(connection=t.connection)
         try:
             with with_conditions as tx:
@@ -87,11 +90,18 @@ class LeadRepository:
                     for item in consent_items(t, write.consent):
                         tx.save(item)
                         kinds.append("consent")
+                    if write.consent.status == "opted_in":
+                        tx.delete(unsubscribed_from_all(t, write.lead.lead_id))
+                        deleted.append("consent")
         except TransactWriteError as error:
-            for kind, reason in zip(kinds, error.cancellation_reasons, strict=False):
+            for kind, reason in zip(deleted + kinds, error.cancellation_reasons, strict=False):
                 failed = reason is not None and reason.code == "ConditionalCheckFailed"
                 if failed and kind in ("submission", "identity", "lead"):
                     raise WriteConflict(kind) from error  # type: ignore[arg-type]
+            codes = {r.code for r in error.cancellation_reasons if r is not None}
+            if "TransactionConflict" in codes:
+                # Another transaction on the same items was in flight: read again and retry.
+                raise WriteConflict("lead") from error
             raise
 
     def events(self, lead_id: str, limit: int = 100) -> list[LeadEvent]:

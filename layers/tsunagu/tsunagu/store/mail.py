@@ -14,12 +14,22 @@ from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
 from tsunagu.mail.consent import ConsentView, Suppression
 from tsunagu.mail.send import Recipient
 from tsunagu.mail.templates import MailTemplate
-from tsunagu.store.converters import consent_items, event_to_item, lead_from_item
+from tsunagu.store.converters import (
+    consent_items,
+    event_to_item,
+    lead_from_item,
+    unsubscribed_from_all,
+)
 from tsunagu.store.tables import Tables, get_or_none
 
 SEND_RECORD_DAYS = 90
 _latest: dict[tuple[str, str], tuple[float, MailTemplate]] = {}
 _versions: dict[tuple[str, str, int], MailTemplate] = {}
+
+
+def forget_cached_templates() -> None:
+    _latest.clear()
+    _versions.clear()
 
 
 class MailRepository:
@@ -80,13 +90,15 @@ class MailRepository:
         return sorted(latest.values(), key=lambda t: t.template_id)
 
     # ------------------------------------------------------------ sends
-    def claim_send(self, key: str, message_id: str, at: str) -> dict[str, Any] | None:
+    def claim_send(
+        self, key: str, message_id: str, at: str, request_hash: str
+    ) -> dict[str, Any] | None:
         model = self._tables.idempotency
         expires = int((parse_instant(at) + timedelta(days=SEND_RECORD_DAYS)).timestamp())
         claim = model(
             f"send:{key}",
-            request_hash="send",
-            response={"status": "sending", "message_id": message_id},
+            request_hash=request_hash,
+            response={"status": "sending", "message_id": message_id, "request_hash": request_hash},
             status="sending",
             created_at=at,
             expires_at=expires,
@@ -98,7 +110,7 @@ class MailRepository:
             if error.cause_response_code != "ConditionalCheckFailedException":
                 raise
             existing = model.get(f"send:{key}", consistent_read=True)
-            return dict(existing.response)
+            return {**existing.response, "request_hash": existing.request_hash}
         return None
 
     def finish_send(self, key: str, status: str, record: dict[str, Any], event: LeadEvent) -> None:
@@ -171,6 +183,7 @@ class MailRepository:
             transaction.save(state)
             transaction.save(event_to_item(self._tables, event))
             if method == "double_opt_in":
+                transaction.delete(unsubscribed_from_all(self._tables, evidence.lead_id))
                 transaction.delete(
                     self._tables.consent(evidence.lead_id, f"pending#{evidence.topic}")
                 )
@@ -183,19 +196,22 @@ class MailRepository:
             )
             transaction.save(event_to_item(self._tables, event))
 
-    def count_soft_bounce(self, lead_id: str, email: str, at: str) -> int:
+    def reset_soft_bounces(self, lead_id: str) -> None:
+        self._tables.consent(lead_id, "soft_bounces").delete()
+
+    def count_soft_bounce(self, lead_id: str, email: str, at: str, feedback_id: str) -> int:
         model = self._tables.consent
         item = model(lead_id, "soft_bounces")
         item.update(
             actions=[
-                model.bounce_count.add(1),
+                model.feedback_ids.add({feedback_id}),
                 model.topic.set("*"),
                 model.status.set("counting"),
                 model.at.set(at),
                 model.email.set(email),
             ]
         )
-        return int(item.bounce_count or 0)
+        return len(item.feedback_ids or ())
 
 
 def table_cache_seconds(tables: Tables) -> float:

@@ -90,8 +90,8 @@ class ConsentItem(Model):
     """On a topic record: the evidence record behind the current state."""
     method = UnicodeAttribute(null=True)
     """How the change was made: form, one_click, preferences, complaint, manual."""
-    bounce_count = NumberAttribute(null=True)
-    """On the soft_bounces record: transient bounces so far."""
+    feedback_ids = UnicodeSetAttribute(null=True)
+    """On the soft_bounces record: SES feedback ids counted (a redelivered event counts once)."""
 
 
 class FormItem(Model):

@@ -13,6 +13,9 @@ from tsunagu.settings import Settings
 
 RETRYABLE = frozenset({"TooManyRequestsException", "ThrottlingException", "Throttling"})
 MAX_ATTEMPTS = 6
+AMBIGUOUS_ERRORS = frozenset(
+    {"ReadTimeoutError", "ConnectionClosedError", "ResponseStreamingError"}
+)
 
 
 # SMTP line endings, and long headers kept whole: the default policy folds a signed
@@ -42,9 +45,15 @@ class SesMessenger:
     def __init__(self, settings: Settings, client: Any = None, sleep: Any = time.sleep) -> None:
         if client is None:
             import boto3  # only the functions that send mail need it
+            from botocore.config import Config
 
+            # No retries inside botocore: a resent request could mail twice; this adapter
+            # retries only throttling, which SES answers before sending.
             client = boto3.client(
-                "sesv2", region_name=settings.region, endpoint_url=settings.aws_endpoint_url
+                "sesv2",
+                region_name=settings.region,
+                endpoint_url=settings.aws_endpoint_url,
+                config=Config(retries={"max_attempts": 1, "mode": "standard"}),
             )
         self._client = client
         self._configuration_set = settings.mail_configuration_set
@@ -77,11 +86,18 @@ class SesMessenger:
             self._keep_rate()
             try:
                 message_id: str = self._client.send_email(**request)["MessageId"]
-            except Exception as error:  # botocore's ClientError, without importing botocore here
-                code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+            except Exception as error:  # botocore's errors, without importing botocore here
+                response = getattr(error, "response", None) or {}
+                code = response.get("Error", {}).get("Code", "")
                 if code in RETRYABLE and attempt < MAX_ATTEMPTS - 1:
                     self._sleep(min(0.2 * 2**attempt, 5.0))
                     continue
-                raise MessengerError(f"{code or type(error).__name__}: {error}") from error
+                status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+                # A refusal (4xx) or a connection never made is definite; a timeout after the
+                # request went out, or an SES 5xx, may still have sent the mail.
+                ambiguous = status >= 500 or type(error).__name__ in AMBIGUOUS_ERRORS
+                raise MessengerError(
+                    f"{code or type(error).__name__}: {error}", definite=not ambiguous
+                ) from error
             return message_id
         raise MessengerError("throttled on every attempt")  # pragma: no cover - loop returns

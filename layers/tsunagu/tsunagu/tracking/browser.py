@@ -27,10 +27,23 @@ from tsunagu.tracking.sites import SiteDefinition, is_site_id
 MAX_EVENTS = 50
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
-# The intermediate conversions seed 003 names, first-class beside page views; sites may send
-# their own kinds too (any lower-case slug).
-KNOWN_KINDS = frozenset(
-    {"page_view", "link_click", "pdf_download", "video_view", "document_request", "form_view"}
+# Kinds only Tsunagu itself records: a browser claiming one would forge a form submission, a
+# mail open or a consent change. (Seed 003's intermediate conversions - link_click,
+# pdf_download, video_view, document_request - and any other slug are the site's to send.)
+RESERVED_KINDS = frozenset(
+    {
+        "form_submitted",
+        "mail_opened",
+        "link_clicked",
+        "mail_sent",
+        "mail_skipped",
+        "mail_failed",
+        "mail_delivered",
+        "mail_bounced",
+        "mail_complained",
+        "mail_suppressed",
+        "consent_changed",
+    }
 )
 # A client clock further off than this is not believed; the server's time is used instead.
 _PAST_SKEW = timedelta(hours=24)
@@ -94,6 +107,14 @@ class BrowserEvent(BaseModel):
     properties: dict[str, PropertyValue] = Field(default_factory=dict, max_length=20)
 
     _url = field_validator("url")(_http_url)
+
+    @field_validator("type")
+    @classmethod
+    def _not_reserved(cls, kind: str) -> str:
+        if kind in RESERVED_KINDS:
+            raise ValueError(f"{kind!r} is recorded by Tsunagu itself, not sent by sites")
+        return kind
+
     _referrer = field_validator("referrer")(_referrer)
     _text = field_validator("title")(_no_control_characters)
 

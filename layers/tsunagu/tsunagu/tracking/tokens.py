@@ -16,6 +16,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 MAX_TOKEN_LENGTH = 4096
 # One encoder for every token: json.dumps builds a new one per call (a mail signs dozens).
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+_B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 _SIGNATURE_BYTES = 16
 
 
@@ -108,7 +110,7 @@ class TokenSigner:
         if len(text) > MAX_TOKEN_LENGTH:
             raise InvalidToken("token too long")
         parts = text.split(".")
-        if len(parts) != 3 or parts[0] not in self._keys:
+        if len(parts) != 3 or parts[0] not in self._keys or not all(map(_B64URL.match, parts)):
             raise InvalidToken("not a Tsunagu token")
         key_id, body, signature = parts
         if not hmac.compare_digest(self._signature(key_id, body), signature):

@@ -1,0 +1,133 @@
+"""ses_feedback fed with events/ses_feedback/*.json (SES events through SNS) under moto, tagged
+with a mail send_email really sent: bounces and complaints suppress, a delivery is recorded, and
+the next send_email honours the suppression."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import AwsStack, load_event
+from tests.integration.mail_helpers import (
+    capture,
+    consent_state,
+    feedback,
+    lead_events,
+    prepare_mail,
+    save_template,
+    send,
+    sent_messages,
+    snapshot,
+    suppression,
+)
+
+
+class Sent:
+    def __init__(self, stack: AwsStack, lead_id: str, message_id: str) -> None:
+        self.stack = stack
+        self.lead_id = lead_id
+        self.message_id = message_id
+
+    def feedback(self, case: str, feedback_id: str | None = None) -> list[str]:
+        return feedback(self.stack, case, self.lead_id, self.message_id, feedback_id)
+
+
+@pytest.fixture
+def sent(aws: AwsStack) -> Sent:
+    """Given a consenting lead who was sent the welcome mail."""
+    prepare_mail(aws)
+    save_template(aws)
+    lead_id = capture(aws)
+    result = send(aws, lead_id)
+    assert result["status"] == "sent"
+    return Sent(aws, lead_id, result["message_id"])
+
+
+def test_a_permanent_bounce_suppresses_the_address(sent: Sent) -> None:
+    # When SES reports a hard bounce for the mail
+    outcomes = sent.feedback("permanent_bounce")
+
+    # Then the address is suppressed, with the bounce on the lead's record
+    assert outcomes == ["suppressed: hard bounce"]
+    assert suppression(sent.stack, sent.lead_id) == "hard_bounce"
+    (bounced,) = lead_events(sent.stack, sent.lead_id, "mail_bounced")
+    assert bounced["properties"]["message_id"] == sent.message_id
+    assert bounced["properties"]["bounce_type"] == "Permanent"
+    assert bounced["properties"]["bounce_subtype"] == "General"
+
+    # And the next send is skipped as bounced, and reaches no one
+    result = send(sent.stack, sent.lead_id)
+    assert (result["status"], result["reason"]) == ("skipped", "bounced")
+    assert len(sent_messages()) == 1
+
+
+def test_a_permanent_bounce_delivered_twice_suppresses_once(sent: Sent) -> None:
+    sent.feedback("permanent_bounce")
+    sent.feedback("permanent_bounce")
+
+    assert suppression(sent.stack, sent.lead_id) == "hard_bounce"
+    assert send(sent.stack, sent.lead_id)["reason"] == "bounced"
+
+
+def test_a_complaint_suppresses_and_opts_out(sent: Sent) -> None:
+    # When the person marks the mail as spam
+    outcomes = sent.feedback("complaint")
+
+    # Then the address is suppressed and the lead opted out of all marketing mail
+    assert outcomes == ["suppressed and opted out: complaint"]
+    assert suppression(sent.stack, sent.lead_id) == "complaint"
+    assert consent_state(sent.stack, sent.lead_id)["all"] == "opted_out"
+    (complained,) = lead_events(sent.stack, sent.lead_id, "mail_complained")
+    assert complained["properties"]["feedback_type"] == "abuse"
+    (changed,) = lead_events(sent.stack, sent.lead_id, "consent_changed")
+    assert changed["properties"]["method"] == "complaint"
+
+    # And nothing more is sent, transactional mail included
+    result = send(sent.stack, sent.lead_id)
+    assert (result["status"], result["reason"]) == ("skipped", "suppressed")
+    save_template(sent.stack, template_id="receipt", kind="transactional")
+    receipt = send(sent.stack, sent.lead_id, template_id="receipt")
+    assert (receipt["status"], receipt["reason"]) == ("skipped", "suppressed")
+    assert len(sent_messages()) == 1
+
+
+def test_transient_bounces_suppress_only_after_three(sent: Sent) -> None:
+    # When the mailbox is full twice (and SNS delivers the second notification twice)
+    assert sent.feedback("transient_bounce", "fb-1") == ["soft bounce 1 of 3"]
+    assert sent.feedback("transient_bounce", "fb-2") == ["soft bounce 2 of 3"]
+    assert sent.feedback("transient_bounce", "fb-2") == ["soft bounce 2 of 3"]
+
+    # Then the address is not suppressed yet, and mail still goes out
+    assert suppression(sent.stack, sent.lead_id) is None
+    assert send(sent.stack, sent.lead_id)["status"] == "sent"
+
+    # When it bounces a third time
+    assert sent.feedback("transient_bounce", "fb-3") == ["suppressed: 3 soft bounces"]
+
+    # Then it is suppressed, and the next send is skipped as bounced
+    assert suppression(sent.stack, sent.lead_id) == "soft_bounce_limit"
+    assert len(lead_events(sent.stack, sent.lead_id, "mail_bounced")) == 4
+    result = send(sent.stack, sent.lead_id)
+    assert (result["status"], result["reason"]) == ("skipped", "bounced")
+    assert len(sent_messages()) == 2
+
+
+def test_a_delivery_is_recorded(sent: Sent) -> None:
+    outcomes = sent.feedback("delivery")
+
+    assert outcomes == ["delivery recorded"]
+    (delivered,) = lead_events(sent.stack, sent.lead_id, "mail_delivered")
+    assert delivered["properties"]["message_id"] == sent.message_id
+    assert delivered["properties"]["ses_message_id"].startswith("010e019a")
+    assert suppression(sent.stack, sent.lead_id) is None
+    assert send(sent.stack, sent.lead_id)["status"] == "sent"
+
+
+@pytest.mark.parametrize("case", ["permanent_bounce", "transient_bounce", "complaint", "delivery"])
+def test_an_event_for_a_mail_tsunagu_did_not_send_changes_nothing(sent: Sent, case: str) -> None:
+    # The sample events name a lead that does not exist here
+    before = snapshot(sent.stack)
+
+    result = sent.stack.function("ses_feedback").invoke(load_event("ses_feedback", case))
+
+    assert result == {"outcomes": ["ignored: not a Tsunagu lead's mail"]}
+    assert snapshot(sent.stack) == before

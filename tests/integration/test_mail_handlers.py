@@ -1,0 +1,244 @@
+"""send_email fed with events/send_email/*.json under moto: one mail to one lead, with consent
+checked at send time, tracked links, RFC 8058 headers, exactly once per idempotency key, and
+the stage's allowlist. (Unsubscribing: test_mail_unsubscribe.py; SES feedback:
+test_mail_feedback.py.)"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.conftest import AwsStack, load_event
+from tests.integration.mail_helpers import (
+    API_URL,
+    DESTINATION,
+    LEAD_EMAIL,
+    PRICING,
+    SENDER,
+    capture,
+    hrefs,
+    lead_events,
+    parse,
+    parts,
+    prepare_mail,
+    save_template,
+    send,
+    sent_messages,
+    token_of,
+    unsubscribe_url,
+)
+from tests.integration.tracking_helpers import with_token
+from tsunagu import services
+from tsunagu.tracking.tokens import TokenKind
+from tsunagu_local.lambdas import FunctionError
+
+
+@pytest.fixture
+def stack(aws: AwsStack) -> AwsStack:
+    """Given a stack ready to send and the welcome template stored (version 1)."""
+    prepare_mail(aws)
+    save_template(aws)
+    return aws
+
+
+@pytest.fixture
+def lead_id(stack: AwsStack) -> str:
+    """Given a lead who ticked the marketing consent box on the demo form."""
+    return capture(stack)
+
+
+def the_only_mail() -> Any:
+    (message,) = sent_messages()
+    return message
+
+
+def test_a_journey_step_sends_one_mail_to_the_lead(stack: AwsStack, lead_id: str) -> None:
+    # When the journey's task sends the welcome mail
+    result = send(stack, lead_id)
+
+    # Then it is sent, once, to the lead, from the template's sender
+    assert result["status"] == "sent"
+    assert result["reason"] is None
+    assert result["message_id"].startswith("msg_")
+    message = the_only_mail()
+    assert result["ses_message_id"] == message.id
+    mail = parse(message.raw_data)
+    assert mail["To"] == LEAD_EMAIL
+    assert mail["From"].addresses[0].addr_spec == SENDER
+    assert mail["From"].addresses[0].display_name == "Example Corp"
+    assert mail["Subject"] == "佐藤 花子 様 資料ダウンロードのお礼"
+    assert mail["X-Tsunagu-Message-Id"] == result["message_id"]
+    # And the send is recorded on the lead, with the links it carried
+    (sent,) = lead_events(stack, lead_id, "mail_sent")
+    assert sent["properties"]["message_id"] == result["message_id"]
+    assert sent["properties"]["ses_message_id"] == message.id
+    assert sent["properties"]["template_id"] == "welcome"
+    assert sent["properties"]["template_version"] == 1
+    assert [link["url"] for link in sent["properties"]["links"]] == [DESTINATION, PRICING]
+
+
+def test_the_mail_offers_one_click_unsubscribe(stack: AwsStack, lead_id: str) -> None:
+    result = send(stack, lead_id)
+
+    mail = parse(the_only_mail().raw_data)
+    # RFC 8058: an https URI in List-Unsubscribe, and List-Unsubscribe-Post exactly so
+    url = unsubscribe_url(mail)
+    assert url.startswith(f"{API_URL}/u/")
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # The link names this lead and this message, and is an unsubscribe token
+    token = services.token_signer(stack.settings()).verify(token_of(url))
+    assert token.kind is TokenKind.UNSUBSCRIBE
+    assert (token.lead_id, token.message_id) == (lead_id, result["message_id"])
+    # And the same link is in the footer of both parts, untracked
+    text, html = parts(mail)
+    assert url in hrefs(html)
+    assert url in text
+
+
+def test_the_raw_list_unsubscribe_header_is_a_plain_https_uri(
+    stack: AwsStack, lead_id: str
+) -> None:
+    send(stack, lead_id)
+
+    raw = the_only_mail().raw_data
+    # What a mail provider reads: the header's own bytes, unfolded, never encoded-words
+    unfolded = re.sub(r"\r?\n[ \t]+", " ", raw.split("\n\n", 1)[0])
+    (header,) = [line for line in unfolded.splitlines() if line.startswith("List-Unsubscribe:")]
+    assert "=?" not in header
+    assert re.fullmatch(rf"List-Unsubscribe: <{re.escape(API_URL)}/u/[A-Za-z0-9._-]+>", header)
+
+
+def test_every_link_in_the_mail_is_a_tracked_link(stack: AwsStack, lead_id: str) -> None:
+    send(stack, lead_id)
+
+    mail = parse(the_only_mail().raw_data)
+    text, html = parts(mail)
+    unsubscribe = unsubscribe_url(mail)
+    links = [h for h in hrefs(html) if h != unsubscribe]
+    # Then every link (the two in the template and the hidden honeypot) goes through /c/
+    assert len(links) == 3
+    assert all(link.startswith(f"{API_URL}/c/") for link in links)
+    # And no destination appears as a link of its own, in either part
+    assert DESTINATION not in hrefs(html) and PRICING not in hrefs(html)
+    text_links = re.findall(r"https?://[^\s<>\"')]+", text)
+    assert text_links
+    assert all(link.startswith((f"{API_URL}/c/", unsubscribe)) for link in text_links)
+    # And the open pixel is there
+    assert re.search(rf'<img src="{re.escape(API_URL)}/o/[A-Za-z0-9._-]+\.gif"', html)
+
+
+def test_a_tracked_link_from_the_mail_redirects_to_its_destination(
+    stack: AwsStack, lead_id: str
+) -> None:
+    # Given the first visible link of the sent mail (the hidden honeypot comes before it)
+    send(stack, lead_id)
+    tracked = [h for h in hrefs(parts(parse(the_only_mail().raw_data))[1]) if "/c/" in h]
+    signer = services.token_signer(stack.settings())
+    link = next(h for h in tracked if signer.verify(token_of(h)).link_id != "honeypot")
+
+    # When a person follows it
+    event = with_token(load_event("click_link", "browser_click"), token_of(link))
+    response = stack.function("click_link").invoke(event)
+
+    # Then they land on the destination the template linked to, and the click is the lead's
+    assert response["statusCode"] == 302
+    assert response["headers"]["location"] == DESTINATION
+    (clicked,) = lead_events(stack, lead_id, "link_clicked")
+    assert clicked["properties"]["url"] == DESTINATION
+
+
+def test_the_same_idempotency_key_sends_nothing_more(stack: AwsStack, lead_id: str) -> None:
+    # Given a mail sent by a journey step
+    first = send(stack, lead_id, key="execution-1:Send welcome mail")
+
+    # When Step Functions retries the same task
+    again = send(stack, lead_id, key="execution-1:Send welcome mail")
+
+    # Then the first outcome comes back and no second mail goes out
+    assert again == first
+    assert len(sent_messages()) == 1
+    assert len(lead_events(stack, lead_id, "mail_sent")) == 1
+
+
+def test_another_key_sends_another_mail(stack: AwsStack, lead_id: str) -> None:
+    first = send(stack, lead_id)
+    second = send(stack, lead_id)
+
+    assert first["message_id"] != second["message_id"]
+    assert len(sent_messages()) == 2
+
+
+def test_an_unknown_template_fails_the_task(stack: AwsStack, lead_id: str) -> None:
+    # When a journey names a template that was never stored
+    with pytest.raises(FunctionError) as raised:
+        send(stack, lead_id, case="unknown_template")
+
+    # Then the task fails as a Lambda function error (the journey's Catch sees NotFound)
+    assert raised.value.payload["errorType"] == "NotFound"
+    assert "no-such-template" in raised.value.payload["errorMessage"]
+    # And nothing is sent, and the failure is on the lead's record
+    assert sent_messages() == []
+    (failed,) = lead_events(stack, lead_id, "mail_failed")
+    assert "no-such-template" in failed["properties"]["error"]
+
+
+def test_a_pinned_template_version_is_the_one_sent(stack: AwsStack, lead_id: str) -> None:
+    # Given two versions of the seminar invitation
+    html = "<p>{{ journey.seminar.title }} ({{ journey.seminar.date }})</p>"
+    save_template(stack, template_id="seminar-invite", subject="ご招待 v1", html=html)
+    save_template(stack, template_id="seminar-invite", subject="ご招待 v2", html=html)
+
+    # When the journey sends version 1, with its own data
+    result = send(stack, lead_id, case="pinned_version")
+
+    # Then version 1 is rendered with the journey's data
+    assert result["status"] == "sent"
+    mail = parse(the_only_mail().raw_data)
+    assert mail["Subject"] == "ご招待 v1"
+    assert "DX セミナー 2026 (2026-12-10)" in parts(mail)[1]
+    (sent,) = lead_events(stack, lead_id, "mail_sent")
+    assert sent["properties"]["template_version"] == 1
+
+
+def test_a_lead_without_consent_gets_no_marketing_mail(stack: AwsStack) -> None:
+    lead_id = capture(stack, "no.consent@example.jp", consent=False)
+
+    result = send(stack, lead_id)
+
+    assert (result["status"], result["reason"]) == ("skipped", "no_consent")
+    assert sent_messages() == []
+    (skipped,) = lead_events(stack, lead_id, "mail_skipped")
+    assert skipped["properties"]["reason"] == "no_consent"
+
+
+def test_an_unknown_lead_is_skipped(stack: AwsStack) -> None:
+    result = send(stack, "lead_01JDEXAMPLE0000000000000077")
+
+    assert (result["status"], result["reason"]) == ("skipped", "no_address")
+    assert sent_messages() == []
+
+
+# ---------------------------------------------------------------- the stage's allowlist
+
+
+def test_outside_production_only_allowlisted_addresses_get_mail(aws: AwsStack) -> None:
+    # Given the dev stage, allowed to mail example.com only
+    prepare_mail(aws, TSUNAGU_STAGE="dev", TSUNAGU_MAIL_ALLOWLIST="example.com")
+    save_template(aws)
+    customer = capture(aws, "customer@example.jp")
+    colleague = capture(aws, "tester@example.com")
+
+    # When the journey mails both
+    to_customer = send(aws, customer)
+    to_colleague = send(aws, colleague)
+
+    # Then the customer's mail is recorded as sandboxed and never reaches SES
+    assert (to_customer["status"], to_customer["reason"]) == ("skipped", "sandboxed")
+    (skipped,) = lead_events(aws, customer, "mail_skipped")
+    assert skipped["properties"]["reason"] == "sandboxed"
+    # And the allowlisted colleague's is sent
+    assert to_colleague["status"] == "sent"
+    (message,) = sent_messages()
+    assert parse(message.raw_data)["To"] == "tester@example.com"

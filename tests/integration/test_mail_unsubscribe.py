@@ -1,0 +1,349 @@
+"""unsubscribe (GET and POST /u/{token}) fed with events/unsubscribe/*.json under moto, with the
+token of a mail send_email really sent: the page changes nothing, RFC 8058 one-click (both
+encodings) unsubscribes, the preference form changes only what the person changed, and a link
+that is not genuine changes nothing."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import pytest
+
+from tests.conftest import AwsStack, load_event
+from tests.integration.mail_helpers import (
+    LEAD_EMAIL,
+    capture,
+    consent_records,
+    consent_state,
+    hrefs,
+    lead_events,
+    parse,
+    parts,
+    prepare_mail,
+    save_template,
+    send,
+    sent_messages,
+    snapshot,
+    token_of,
+    unsubscribe,
+    unsubscribe_url,
+    with_body,
+    with_token,
+)
+from tsunagu import services
+from tsunagu.tracking.tokens import TokenKind, TokenSigner, TrackingToken
+
+
+class Mailed:
+    """A lead who consented on the demo form and was sent the welcome mail."""
+
+    def __init__(self, stack: AwsStack, lead_id: str, message_id: str, mail: Any) -> None:
+        self.stack = stack
+        self.lead_id = lead_id
+        self.message_id = message_id
+        self.mail = mail
+
+    @property
+    def token(self) -> str:
+        return token_of(unsubscribe_url(self.mail))
+
+    def request(self, case: str, token: str | None = None, **body: Any) -> dict[str, Any]:
+        event = with_token(load_event("unsubscribe", case), token or self.token)
+        if body:
+            event = with_body(event, **body)
+        return unsubscribe(self.stack, event)
+
+    def send(self, template_id: str = "welcome") -> dict[str, Any]:
+        return send(self.stack, self.lead_id, template_id=template_id)
+
+
+def mail_to(stack: AwsStack, lead_id: str, template_id: str = "welcome") -> Mailed:
+    before = len(sent_messages())
+    result = send(stack, lead_id, template_id=template_id)
+    assert result["status"] == "sent", result
+    message = sent_messages()[before]
+    return Mailed(stack, lead_id, result["message_id"], parse(message.raw_data))
+
+
+@pytest.fixture
+def mailed(aws: AwsStack) -> Mailed:
+    prepare_mail(aws)
+    save_template(aws)
+    return mail_to(aws, capture(aws))
+
+
+def consent_events(mailed: Mailed) -> list[dict[str, Any]]:
+    return lead_events(mailed.stack, mailed.lead_id, "consent_changed")
+
+
+# ---------------------------------------------------------------- the page
+
+
+def test_the_preference_page_shows_the_choices_and_changes_nothing(mailed: Mailed) -> None:
+    before = snapshot(mailed.stack)
+
+    # When a person (or a scanner) opens the link
+    response = mailed.request("preference_page")
+
+    # Then the page shows their masked address and the topic they are subscribed to
+    assert response["statusCode"] == 200
+    assert response["headers"]["content-type"].startswith("text/html")
+    assert response["headers"]["cache-control"] == "no-store"
+    assert response["headers"]["referrer-policy"] == "no-referrer"
+    page = response["body"]
+    assert "h**********@example.jp" in page
+    assert LEAD_EMAIL not in page
+    assert "name='topic:marketing' checked" in page
+    assert "name=unsubscribe_all>" in page
+    # And nothing was written
+    assert snapshot(mailed.stack) == before
+    assert consent_state(mailed.stack, mailed.lead_id) == {"marketing": "opted_in"}
+
+
+def test_the_link_in_the_mail_footer_is_the_list_unsubscribe_link(mailed: Mailed) -> None:
+    text, html = parts(mailed.mail)
+    assert unsubscribe_url(mailed.mail) in hrefs(html)
+    assert unsubscribe_url(mailed.mail) in text
+
+
+# ---------------------------------------------------------------- one-click
+
+
+@pytest.mark.parametrize("case", ["one_click_urlencoded", "one_click_multipart"])
+def test_one_click_unsubscribes_from_all_marketing_mail(mailed: Mailed, case: str) -> None:
+    # When the mail provider posts List-Unsubscribe=One-Click to the List-Unsubscribe URL
+    response = mailed.request(case)
+
+    # Then the person is unsubscribed from everything, with the evidence kept
+    assert response["statusCode"] == 200
+    assert response["headers"]["content-type"].startswith("text/html")
+    assert response["headers"]["cache-control"] == "no-store"
+    assert "You are unsubscribed" in response["body"]
+    assert consent_state(mailed.stack, mailed.lead_id) == {
+        "marketing": "opted_in",
+        "all": "opted_out",
+    }
+    (changed,) = consent_events(mailed)
+    assert changed["properties"] == {
+        "topic": "all",
+        "status": "opted_out",
+        "method": "one_click",
+        "message_id": mailed.message_id,
+    }
+    evidence = [
+        item
+        for record, item in consent_records(mailed.stack, mailed.lead_id).items()
+        if record.startswith("evidence#") and item["topic"] == "all"
+    ]
+    assert len(evidence) == 1
+    assert evidence[0]["ip"].startswith("203.0.113.")
+    assert "ExampleMail-OneClick" in evidence[0]["user_agent"]
+
+    # And the next mail the journey sends is skipped
+    result = mailed.send()
+    assert (result["status"], result["reason"]) == ("skipped", "opted_out")
+    assert len(sent_messages()) == 1
+
+
+def test_one_click_again_still_answers_unsubscribed(mailed: Mailed) -> None:
+    mailed.request("one_click_urlencoded")
+    again = mailed.request("one_click_multipart")
+
+    assert again["statusCode"] == 200
+    assert consent_state(mailed.stack, mailed.lead_id)["all"] == "opted_out"
+
+
+# ---------------------------------------------------------------- the preference form
+
+
+@pytest.fixture
+def two_topics(mailed: Mailed) -> Mailed:
+    """Given the lead also signed up for seminar news on the seminar form."""
+    capture(mailed.stack, form_id="seminar")
+    assert consent_state(mailed.stack, mailed.lead_id) == {
+        "marketing": "opted_in",
+        "seminars": "opted_in",
+    }
+    save_template(mailed.stack, template_id="seminar-news", topic="seminars")
+    return mailed
+
+
+def form(body: str) -> dict[str, str]:
+    return {"body": body, "content_type": "application/x-www-form-urlencoded"}
+
+
+def test_the_page_lists_every_topic_the_lead_has(two_topics: Mailed) -> None:
+    page = two_topics.request("preference_page")["body"]
+
+    assert "name='topic:marketing' checked" in page
+    assert "name='topic:seminars' checked" in page
+
+
+def test_the_preference_form_changes_only_what_changed(two_topics: Mailed) -> None:
+    # When the person keeps seminar news and unticks marketing
+    response = two_topics.request("preferences_form", **form("topic%3Aseminars=on"))
+
+    # Then only marketing changes, and the page shows the result
+    assert response["statusCode"] == 200
+    assert "Saved" in response["body"]
+    assert "name='topic:marketing'>" in response["body"]
+    assert "name='topic:seminars' checked" in response["body"]
+    assert consent_state(two_topics.stack, two_topics.lead_id) == {
+        "marketing": "opted_out",
+        "seminars": "opted_in",
+    }
+    (changed,) = consent_events(two_topics)
+    assert changed["properties"]["topic"] == "marketing"
+    assert changed["properties"]["method"] == "preferences"
+
+    # And marketing mail stops while seminar news still goes out
+    assert two_topics.send("welcome")["reason"] == "opted_out"
+    assert two_topics.send("seminar-news")["status"] == "sent"
+
+
+def test_submitting_the_form_unchanged_records_nothing(two_topics: Mailed) -> None:
+    before = snapshot(two_topics.stack)
+
+    response = two_topics.request(
+        "preferences_form", **form("topic%3Amarketing=on&topic%3Aseminars=on")
+    )
+
+    assert response["statusCode"] == 200
+    assert snapshot(two_topics.stack) == before
+
+
+def test_the_sample_preferences_post_keeps_marketing(mailed: Mailed) -> None:
+    # events/unsubscribe/preferences_form.json ticks marketing: nothing to change
+    before = snapshot(mailed.stack)
+
+    response = mailed.request("preferences_form")
+
+    assert response["statusCode"] == 200
+    assert snapshot(mailed.stack) == before
+
+
+def test_unsubscribe_all_on_the_form_stops_everything(two_topics: Mailed) -> None:
+    response = two_topics.request(
+        "preferences_form",
+        **form("topic%3Amarketing=on&topic%3Aseminars=on&unsubscribe_all=on"),
+    )
+
+    assert response["statusCode"] == 200
+    assert "name=unsubscribe_all checked" in response["body"]
+    assert consent_state(two_topics.stack, two_topics.lead_id) == {
+        "marketing": "opted_in",
+        "seminars": "opted_in",
+        "all": "opted_out",
+    }
+    assert [e["properties"]["topic"] for e in consent_events(two_topics)] == ["all"]
+    assert two_topics.send("seminar-news")["reason"] == "opted_out"
+
+
+def test_a_topic_not_on_the_page_cannot_be_added_by_the_form(mailed: Mailed) -> None:
+    before = snapshot(mailed.stack)
+
+    mailed.request("preferences_form", **form("topic%3Amarketing=on&topic%3Aanything=on"))
+
+    assert snapshot(mailed.stack) == before
+
+
+def test_a_topic_kept_ticked_stays_subscribed_when_marketing_is_unticked(aws: AwsStack) -> None:
+    # Given a lead subscribed to marketing, mailed a seminar-topic mail: the page shows
+    # "seminars" ticked (marketing consent covers it)
+    prepare_mail(aws)
+    save_template(aws, template_id="seminar-news", topic="seminars")
+    mailed = mail_to(aws, capture(aws), "seminar-news")
+    page = mailed.request("preference_page")["body"]
+    assert "name='topic:seminars' checked" in page
+
+    # When the person keeps seminars ticked and unticks marketing
+    response = mailed.request("preferences_form", **form("topic%3Aseminars=on"))
+
+    # Then seminars stays ticked, and seminar mail still goes out
+    assert "name='topic:seminars' checked" in response["body"]
+    assert mailed.send("seminar-news")["status"] == "sent"
+
+
+# ---------------------------------------------------------------- links that are not genuine
+
+
+def not_genuine(mailed: Mailed) -> dict[str, str]:
+    signer = services.token_signer(mailed.stack.settings())
+    key_id, body, signature = mailed.token.split(".")
+    genuine = signer.verify(mailed.token)
+    click = next(h for h in hrefs(parts(mailed.mail)[1]) if "/c/" in h)
+    return {
+        "placeholder": "SIGNED_TOKEN",
+        "garbage": "not-a-token",
+        "signature changed": f"{key_id}.{body}.{signature[:-2]}AA",
+        "another key": TokenSigner({key_id: secrets.token_bytes(48)}, key_id).sign(genuine),
+        "a click token": token_of(click),
+        "an unknown lead": signer.sign(
+            TrackingToken(
+                TokenKind.UNSUBSCRIBE,
+                mailed.message_id,
+                "lead_01JDEXAMPLE0000000000000099",
+                genuine.sent_at,
+            )
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "placeholder",
+        "garbage",
+        "signature changed",
+        "another key",
+        "a click token",
+        "an unknown lead",
+    ],
+)
+@pytest.mark.parametrize(
+    "case", ["preference_page", "one_click_urlencoded", "one_click_multipart", "preferences_form"]
+)
+def test_a_link_that_is_not_genuine_gets_404_and_changes_nothing(
+    mailed: Mailed, case: str, how: str
+) -> None:
+    before = snapshot(mailed.stack)
+
+    response = mailed.request(case, not_genuine(mailed)[how])
+
+    assert response["statusCode"] == 404
+    assert response["headers"]["content-type"].startswith("text/html")
+    assert response["headers"]["cache-control"] == "no-store"
+    assert "Link not valid" in response["body"]
+    assert snapshot(mailed.stack) == before
+
+
+# ---------------------------------------------------------------- bad requests
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        ("List-Unsubscribe=One-Click", "text/plain", 415),
+        ('{"List-Unsubscribe": "One-Click"}', "application/json", 415),
+        (
+            '--b\r\nContent-Disposition: form-data; name="unsubscribe_all"\r\n\r\non\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+            415,
+        ),
+        ("topic%3Amarketing=on&" + "x" * 9000, "application/x-www-form-urlencoded", 400),
+        (b"topic%3Amarketing=\xff\xfe", "application/x-www-form-urlencoded", 400),
+        ("&".join(f"f{i}=1" for i in range(60)), "application/x-www-form-urlencoded", 400),
+    ],
+    ids=["text/plain", "json", "multipart form", "too large", "not utf-8", "too many fields"],
+)
+def test_a_post_that_cannot_be_read_gets_4xx_and_changes_nothing(
+    mailed: Mailed, body: str | bytes, content_type: str, status: int
+) -> None:
+    before = snapshot(mailed.stack)
+
+    response = mailed.request("preferences_form", body=body, content_type=content_type)
+
+    assert response["statusCode"] == status
+    assert response["headers"]["content-type"].startswith("text/html")
+    assert snapshot(mailed.stack) == before
