@@ -67,13 +67,15 @@ class AwsStack:
 @pytest.fixture(autouse=True)
 def _no_cached_forms() -> Iterator[None]:
     from tsunagu.store.forms import forget_cached_forms
+    from tsunagu.store.mail import forget_cached_templates
     from tsunagu.store.tracking import forget_cached_sites
 
-    forget_cached_forms()
-    forget_cached_sites()
+    forgetters = (forget_cached_forms, forget_cached_sites, forget_cached_templates)
+    for forget in forgetters:
+        forget()
     yield
-    forget_cached_forms()
-    forget_cached_sites()
+    for forget in forgetters:
+        forget()
 
 
 @pytest.fixture
@@ -102,7 +104,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
             value = generated_value(resolver.resolve(resource["Properties"]))
             resolver.refs[logical_id] = create_secret(secrets, f"tsunagu-test-{logical_id}", value)
         sesv2 = boto3.client("sesv2", region_name=REGION)
-        for logical_id, resource in stack.of_type("AWS::SES::ConfigurationSet").items():
+        for logical_id in stack.of_type("AWS::SES::ConfigurationSet"):
             name = f"tsunagu-test-{logical_id}"
             sesv2.create_configuration_set(ConfigurationSetName=name)
             resolver.refs[logical_id] = name

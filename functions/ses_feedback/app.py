@@ -1,6 +1,7 @@
 """ses_feedback — SES events from the configuration set, through SNS: bounces, complaints,
-deliveries. Each record is applied on its own; a failing one fails the invocation so SNS retries
-it (the handling is idempotent: suppressing twice changes nothing)."""
+deliveries. A failing record fails the invocation: Lambda retries it, then parks it in the
+failure queue. Applying a notification twice is harmless: suppression is a state, and a
+transient bounce is counted once per SES feedback id."""
 
 from __future__ import annotations
 

@@ -210,7 +210,7 @@ def _invoke(args: argparse.Namespace, logical_id: str, payload: dict[str, Any]) 
     name = args.functions.get(logical_id)
     if not name:
         raise CliError(f"{logical_id} is not deployed here")
-    client: Any = boto3.client("lambda")
+    client: Any = boto3.client("lambda", region_name=args.region)
     response = client.invoke(FunctionName=name, Payload=json.dumps(payload).encode())
     body = json.loads(response["Payload"].read() or b"null")
     if response.get("FunctionError"):

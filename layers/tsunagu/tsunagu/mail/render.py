@@ -23,7 +23,11 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.tracking.tokens import is_redirectable
 
-_LINK = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"'\s>]+)\2""", re.IGNORECASE)
+_LINK = re.compile(
+    r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"'\s>]+)\2([^>]*>)""", re.IGNORECASE
+)
+# ASCII whitespace only: the ideographic space (U+3000) is part of Japanese text.
+_ASCII_SPACE = re.compile(r"[ \t\r\n\f\v]+")
 _TEXT_URL = re.compile(r"https?://[^\s<>\"')]+")
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 _BODY_START = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
@@ -141,10 +145,15 @@ def text_template_from_html(source: str) -> str:
     return html_to_text(source)
 
 
+def one_line(text: str) -> str:
+    """Runs of ASCII whitespace (line breaks included) as one space; U+3000 is kept."""
+    return _ASCII_SPACE.sub(" ", text).strip()
+
+
 def html_to_text(document: str) -> str:
     extractor = _TextExtractor()
     extractor.feed(document)
-    lines = [" ".join(line.split()) for line in "".join(extractor.parts).splitlines()]
+    lines = [one_line(line) for line in "".join(extractor.parts).splitlines()]
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
@@ -164,7 +173,7 @@ def render_mail(
         "unsubscribe_url": urls.unsubscribe,
         "confirm_url": f"{urls.unsubscribe}?confirm=1",
     }
-    subject = " ".join(_render(template.subject, context, autoescape=False).split())
+    subject = one_line(_render(template.subject, context, autoescape=False))
     body = _render(template.html, context, autoescape=True)
 
     links: list[tuple[str, str]] = []
@@ -173,11 +182,13 @@ def render_mail(
     def track(match: re.Match[str]) -> str:
         destination = html_lib.unescape(match.group(3))
         untrackable = not is_redirectable(destination)  # e.g. "https:///path": no host
-        if untrackable or destination.startswith(urls.unsubscribe) or NO_TRACK in match.group(1):
+        opening_tag = match.group(1) + match.group(4)
+        if untrackable or destination.startswith(urls.unsubscribe) or NO_TRACK in opening_tag:
             return match.group(0)
         link_id = by_destination.get(destination) or _new_link(destination, links, by_destination)
         quote = match.group(2)
-        return f"{match.group(1)}{quote}{html_lib.escape(urls.click(link_id, destination))}{quote}"
+        click = html_lib.escape(urls.click(link_id, destination))
+        return f"{match.group(1)}{quote}{click}{quote}{match.group(4)}"
 
     body = _LINK.sub(track, body)
     if html_lib.escape(urls.unsubscribe) not in body and urls.unsubscribe not in body:

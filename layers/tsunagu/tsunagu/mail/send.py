@@ -27,7 +27,7 @@ from tsunagu.mail.consent import (
     allowed_outside_production,
     skip_reason,
 )
-from tsunagu.mail.render import RenderError, TrackingUrls, render_mail
+from tsunagu.mail.render import RenderError, TrackingUrls, one_line, render_mail
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.tracking.tokens import TokenKind, TokenSigner, TrackingToken
 
@@ -146,7 +146,7 @@ def _owner(lead: Lead) -> dict[str, str]:
 
 def _display_name(name: str | None) -> str:
     """A name for a From header: one line, whatever the data says (header injection)."""
-    return " ".join((name or "").split())
+    return one_line(name or "")
 
 
 def _sender(template: MailTemplate, owner: Mapping[str, str], policy: MailPolicy) -> str:
@@ -327,10 +327,13 @@ def _send_claimed(
     try:
         ses_message_id = messenger.send(outgoing)
     except MessengerError as error:
-        finish(
-            "failed", None, _event(MAIL_FAILED, lead.lead_id, at, now, error=str(error), **details)
-        )
-        raise SendFailed(f"SES did not take the mail: {error}") from error
+        # "unknown": the request may have reached SES (a timeout after sending); never resent.
+        status = "failed" if error.definite else "unknown"
+        failed = _event(MAIL_FAILED, lead.lead_id, at, now, error=str(error), **details)
+        finish(status, None, failed)
+        if error.definite:
+            raise SendFailed(f"SES did not take the mail: {error}") from error
+        raise SendOutcomeUnknown(f"SES may or may not have taken the mail: {error}") from error
     result = SendResult("sent", message_id, None, ses_message_id)
     finish(
         "sent",

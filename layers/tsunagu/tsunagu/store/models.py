@@ -69,8 +69,10 @@ class EventItem(Model):
 
 
 class ConsentItem(Model):
-    """Consent per lead. ``record`` is ``topic#<topic>`` for the current state of a topic, or
-    ``evidence#<at>#<id>`` for the immutable evidence of one change."""
+    """Consent per lead. ``record`` is ``topic#<topic>`` for the current state of a topic,
+    ``pending#<topic>`` for consent awaiting its double opt-in, ``evidence#<at>#<id>`` for the
+    immutable evidence of one change, ``suppression`` when no mail may go to the lead at all,
+    and ``soft_bounces`` for the transient bounces counted so far."""
 
     class Meta:
         table_name = "unbound"  # bound per stage in tables.py
@@ -89,7 +91,8 @@ class ConsentItem(Model):
     evidence = UnicodeAttribute(null=True)
     """On a topic record: the evidence record behind the current state."""
     method = UnicodeAttribute(null=True)
-    """How the change was made: form, one_click, preferences, complaint, manual."""
+    """How the change was made: one_click, preferences, double_opt_in, complaint (a form's
+    consent has none: its evidence names the form)."""
     feedback_ids = UnicodeSetAttribute(null=True)
     """On the soft_bounces record: SES feedback ids counted (a redelivered event counts once)."""
 

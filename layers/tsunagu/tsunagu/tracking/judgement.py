@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 SOON_AFTER_SEND_SECONDS = 10
@@ -136,7 +136,3 @@ def rejudge(stored_signals: Mapping[str, object]) -> Judgement:
     known = set(Signals.__dataclass_fields__)
     values = {k: v for k, v in stored_signals.items() if k in known}
     return judge(Signals(**values))  # type: ignore[arg-type]
-
-
-def count_human(judgements: Sequence[Judgement]) -> int:
-    return sum(1 for j in judgements if not j.automated)

@@ -1,0 +1,149 @@
+"""May this mail go to this lead now: every branch of the send-time decision; the stage guard."""
+
+from __future__ import annotations
+
+import pytest
+
+from tsunagu.mail.consent import (
+    ConsentView,
+    SkipReason,
+    Suppression,
+    allowed_outside_production,
+    skip_reason,
+)
+from tsunagu.settings import Settings
+
+ADDRESS = "hanako@example.com"
+AT = "2026-11-20T09:00:00.000Z"
+
+
+def decide(
+    topics: dict[str, str] | None = None,
+    *,
+    suppression: str | None = None,
+    kind: str = "marketing",
+    topic: str = "news",
+    address: str | None = ADDRESS,
+) -> SkipReason | None:
+    consent = ConsentView(
+        topics or {}, Suppression(suppression, AT) if suppression is not None else None
+    )
+    return skip_reason(address=address, kind=kind, topic=topic, consent=consent)
+
+
+@pytest.mark.parametrize("address", [None, ""])
+def test_no_address_is_never_mailed(address: str | None) -> None:
+    assert decide({"marketing": "opted_in"}, address=address) is SkipReason.NO_ADDRESS
+    assert decide(kind="transactional", address=address) is SkipReason.NO_ADDRESS
+
+
+@pytest.mark.parametrize(
+    ("suppression", "reason"),
+    [
+        ("hard_bounce", SkipReason.BOUNCED),
+        ("soft_bounce_limit", SkipReason.BOUNCED),
+        ("complaint", SkipReason.SUPPRESSED),
+        ("manual", SkipReason.SUPPRESSED),
+    ],
+)
+@pytest.mark.parametrize("kind", ["marketing", "transactional"])
+def test_a_suppressed_address_gets_no_mail_at_all(
+    suppression: str, reason: SkipReason, kind: str
+) -> None:
+    # Given a lead who opted in but whose address bounced or complained
+    # Then neither marketing nor transactional mail goes out
+    assert decide({"news": "opted_in"}, suppression=suppression, kind=kind) is reason
+
+
+@pytest.mark.parametrize(
+    "topics", [{}, {"all": "opted_out"}, {"news": "opted_out"}, {"marketing": "pending"}]
+)
+def test_transactional_mail_ignores_consent(topics: dict[str, str]) -> None:
+    assert decide(topics, kind="transactional") is None
+
+
+@pytest.mark.parametrize(
+    "topics",
+    [
+        {"news": "opted_out"},
+        {"news": "opted_out", "marketing": "opted_in"},
+        {"all": "opted_out"},
+        {"all": "opted_out", "news": "opted_in", "marketing": "opted_in"},
+    ],
+)
+def test_an_opt_out_wins_over_any_opt_in(topics: dict[str, str]) -> None:
+    assert decide(topics) is SkipReason.OPTED_OUT
+
+
+def test_an_opt_out_of_another_topic_does_not_stop_this_one() -> None:
+    assert decide({"webinar": "opted_out", "marketing": "opted_in"}) is None
+
+
+def test_opting_in_to_marketing_covers_every_other_topic() -> None:
+    assert decide({"marketing": "opted_in"}, topic="news") is None
+    assert decide({"marketing": "opted_in"}, topic="webinar") is None
+    assert decide({"marketing": "opted_in"}, topic="marketing") is None
+
+
+def test_opting_in_to_one_topic_covers_only_that_topic() -> None:
+    assert decide({"news": "opted_in"}, topic="news") is None
+    assert decide({"news": "opted_in"}, topic="webinar") is SkipReason.NO_CONSENT
+
+
+@pytest.mark.parametrize(
+    "topics", [{}, {"marketing": "pending"}, {"news": "pending"}, {"all": "opted_in"}]
+)
+def test_no_consent_means_no_marketing_mail(topics: dict[str, str]) -> None:
+    assert decide(topics) is SkipReason.NO_CONSENT
+
+
+# ------------------------------------------------------------------ the stage guard
+
+ALLOWLIST = frozenset({"qa@example.net", "example.jp"})
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("qa@example.net", True),
+        ("QA@Example.NET", True),
+        ("other@example.net", False),
+        ("anyone@example.jp", True),
+        ("Anyone@EXAMPLE.JP", True),
+        ("anyone@sub.example.jp", False),
+        ("anyone@example.jp.evil.example", False),
+        ("example.jp@example.com", False),
+        ("hanako@example.com", False),
+    ],
+)
+def test_outside_production_only_allowlisted_addresses_and_domains(
+    address: str, allowed: bool
+) -> None:
+    assert allowed_outside_production(address, ALLOWLIST) is allowed
+
+
+def test_an_empty_allowlist_allows_nobody() -> None:
+    assert allowed_outside_production("qa@example.net", frozenset()) is False
+
+
+def test_the_settings_allowlist_is_case_blind() -> None:
+    # Given an allowlist typed with capitals and spaces in the stage's settings
+    settings = Settings(
+        stage="dev",
+        region="ap-northeast-1",
+        leads_table="leads",
+        lead_identities_table="identities",
+        events_table="events",
+        consent_table="consent",
+        forms_table="forms",
+        idempotency_table="idempotency",
+        sites_table="sites",
+        tracking_secret_arn="arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:k",
+        templates_table="templates",
+        mail_allowlist=" QA@Example.net , Example.JP ,",
+    )
+    # Then it matches addresses whatever their case
+    assert settings.allowlist == frozenset({"qa@example.net", "example.jp"})
+    assert allowed_outside_production("qa@EXAMPLE.net", settings.allowlist)
+    assert allowed_outside_production("someone@example.jp", settings.allowlist)
+    assert not allowed_outside_production("someone@example.net", settings.allowlist)

@@ -1,0 +1,156 @@
+"""SES feedback: bounces and complaints suppress, deliveries are recorded, strangers ignored.
+
+The notifications are the sample events in events/ses_feedback/ (the same files feed
+``sam local invoke``), unwrapped from their SNS envelope as the handler does.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tsunagu.mail.consent import SkipReason, skip_reason
+from tsunagu.mail.feedback import handle_ses_event
+
+from .mail_fakes import MemoryMailStore, make_clock, make_lead
+
+EVENTS = Path(__file__).resolve().parents[2] / "events" / "ses_feedback"
+LEAD_ID = "lead_01JDEXAMPLE0000000000000000"
+MESSAGE_ID = "msg_01JDEXAMPLE0000000000000001"
+
+
+def notification(case: str) -> dict[str, Any]:
+    envelope = json.loads((EVENTS / f"{case}.json").read_text(encoding="utf-8"))
+    message: dict[str, Any] = json.loads(envelope["Records"][0]["Sns"]["Message"])
+    return message
+
+
+@pytest.fixture
+def store() -> MemoryMailStore:
+    store = MemoryMailStore()
+    store.add_lead(make_lead(LEAD_ID, "hanako.sato@example.jp"))
+    store.set_consent(LEAD_ID, "marketing", "opted_in")
+    return store
+
+
+def handle(store: MemoryMailStore, message: dict[str, Any], limit: int = 3) -> str:
+    return handle_ses_event(message, store=store, clock=make_clock(), soft_bounce_limit=limit)
+
+
+def may_send(store: MemoryMailStore, kind: str = "marketing") -> SkipReason | None:
+    recipient = store.recipient(LEAD_ID, "marketing")
+    assert recipient.lead is not None
+    return skip_reason(
+        address=recipient.lead.email, kind=kind, topic="marketing", consent=recipient.consent
+    )
+
+
+def test_a_permanent_bounce_suppresses_the_address(store) -> None:
+    outcome = handle(store, notification("permanent_bounce"))
+    assert outcome == "suppressed: hard bounce"
+    assert store.suppressions[LEAD_ID].reason == "hard_bounce"
+    [event] = store.events
+    assert event.type == "mail_bounced" and event.lead_id == LEAD_ID
+    assert event.properties["bounce_type"] == "Permanent"
+    assert event.properties["message_id"] == MESSAGE_ID
+    assert event.properties["ses_message_id"].startswith("010e019a7f3c1d2e")
+    # And from now on no mail goes there, transactional included
+    assert may_send(store) is SkipReason.BOUNCED
+    assert may_send(store, "transactional") is SkipReason.BOUNCED
+
+
+def test_transient_bounces_suppress_only_at_the_limit(store) -> None:
+    # Given a mailbox that is full, three times in a row, with a limit of three
+    outcomes = []
+    for number in range(3):
+        message = copy.deepcopy(notification("transient_bounce"))
+        message["bounce"]["feedbackId"] = f"010e019a7f3c2a11-aaaa-01{number}"
+        outcomes.append(handle(store, message, limit=3))
+        if number < 2:
+            # Then the first two are counted and recorded, and mail may still go
+            assert LEAD_ID not in store.suppressions
+            assert may_send(store) is None
+    assert outcomes == ["soft bounce 1 of 3", "soft bounce 2 of 3", "suppressed: 3 soft bounces"]
+    # And the third suppresses the address
+    assert store.suppressions[LEAD_ID].reason == "soft_bounce_limit"
+    assert [e.properties["soft_bounces"] for e in store.events_of("mail_bounced")] == [1, 2, 3]
+    assert may_send(store) is SkipReason.BOUNCED
+
+
+def test_a_redelivered_transient_bounce_is_counted_once(store) -> None:
+    # Given SNS delivering the same notification twice (it delivers at least once)
+    message = notification("transient_bounce")
+    first = handle(store, message, limit=2)
+    again = handle(store, message, limit=2)
+    # Then one mailbox-full is still only one soft bounce
+    assert (first, again) == ("soft bounce 1 of 2", "soft bounce 1 of 2")
+    assert LEAD_ID not in store.suppressions
+
+
+def test_a_delivery_between_transient_bounces_starts_the_count_again(store) -> None:
+    # Given a full mailbox, then a delivery, then a full mailbox again (limit two in a row)
+    first = copy.deepcopy(notification("transient_bounce"))
+    second = copy.deepcopy(first)
+    second["bounce"]["feedbackId"] = "010e019a7f3c2a11-aaaa-0099"
+    handle(store, first, limit=2)
+    handle(store, notification("delivery"), limit=2)
+    # Then the second bounce is the first in a row, and the address stays mailable
+    assert handle(store, second, limit=2) == "soft bounce 1 of 2"
+    assert LEAD_ID not in store.suppressions
+
+
+def test_a_complaint_suppresses_and_opts_out_of_everything(store) -> None:
+    outcome = handle(store, notification("complaint"))
+    assert outcome == "suppressed and opted out: complaint"
+    assert store.suppressions[LEAD_ID].reason == "complaint"
+    [(evidence, method)] = store.consent_changes
+    assert (evidence.topic, evidence.status, method) == ("all", "opted_out", "complaint")
+    assert store.topics[LEAD_ID]["all"] == "opted_out"
+    complained = store.events_of("mail_complained")
+    assert complained[0].properties["feedback_type"] == "abuse"
+    assert may_send(store) is SkipReason.SUPPRESSED
+    assert may_send(store, "transactional") is SkipReason.SUPPRESSED
+
+
+def test_a_delivery_is_recorded_and_suppresses_nothing(store) -> None:
+    assert handle(store, notification("delivery")) == "delivery recorded"
+    [event] = store.events
+    assert event.type == "mail_delivered"
+    assert event.properties["message_id"] == MESSAGE_ID
+    assert store.suppressions == {}
+    assert may_send(store) is None
+
+
+@pytest.mark.parametrize("case", ["permanent_bounce", "complaint", "delivery"])
+def test_mail_without_a_lead_tag_is_ignored(store, case) -> None:
+    # Given SES feedback for a mail Tsunagu did not send (no lead_id tag)
+    message = copy.deepcopy(notification(case))
+    del message["mail"]["tags"]["lead_id"]
+    # Then nothing is changed or recorded
+    assert handle(store, message).startswith("ignored")
+    assert store.events == [] and store.suppressions == {} and store.consent_changes == []
+
+
+def test_mail_to_a_lead_that_no_longer_exists_is_ignored(store) -> None:
+    message = copy.deepcopy(notification("permanent_bounce"))
+    message["mail"]["tags"]["lead_id"] = ["lead_gone"]
+    assert handle(store, message).startswith("ignored")
+    assert store.suppressions == {}
+
+
+def test_an_sns_notification_form_works_like_event_publishing(store) -> None:
+    # Given the older notification format (notificationType instead of eventType)
+    message = copy.deepcopy(notification("permanent_bounce"))
+    message["notificationType"] = message.pop("eventType")
+    assert handle(store, message) == "suppressed: hard bounce"
+
+
+def test_other_event_types_are_ignored(store) -> None:
+    message = copy.deepcopy(notification("delivery"))
+    message["eventType"] = "Open"
+    assert handle(store, message) == "ignored: Open event"
+    assert store.events == []

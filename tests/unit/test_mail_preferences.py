@@ -1,0 +1,259 @@
+"""Unsubscribing: RFC 8058 one-click POST, the preference page (a GET changes nothing)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tsunagu.clock import FixedClock
+from tsunagu.errors import NotFound
+from tsunagu.mail.consent import SkipReason, skip_reason
+from tsunagu.mail.preferences import (
+    CONSENT_CHANGED,
+    PreferenceContext,
+    mask,
+    preferences,
+    unsubscribe_one_click,
+    update_preferences,
+)
+from tsunagu.mail.send import SendRequest, send_mail
+from tsunagu.tracking.tokens import TokenKind, TokenSigner, TrackingToken
+
+from .mail_fakes import (
+    MemoryMailStore,
+    MemoryMessenger,
+    make_clock,
+    make_lead,
+    make_policy,
+    make_signer,
+    make_template,
+    token_in,
+    unsubscribe_token,
+)
+
+CONTEXT = PreferenceContext(ip="198.51.100.7", user_agent="Mozilla/5.0 (Macintosh)")
+
+
+@pytest.fixture
+def store() -> MemoryMailStore:
+    store = MemoryMailStore()
+    store.add_lead(make_lead("lead_1", "hanako@example.com"))
+    store.set_consent("lead_1", "marketing", "opted_in")
+    store.set_consent("lead_1", "webinar", "opted_in")
+    return store
+
+
+@pytest.fixture
+def signer() -> TokenSigner:
+    return make_signer()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return make_clock()
+
+
+def may_send(store: MemoryMailStore, topic: str) -> SkipReason | None:
+    recipient = store.recipient("lead_1", topic)
+    assert recipient.lead is not None
+    return skip_reason(
+        address=recipient.lead.email, kind="marketing", topic=topic, consent=recipient.consent
+    )
+
+
+def test_one_click_unsubscribes_from_all_marketing_mail(store, signer, clock) -> None:
+    # Given a lead opted in to marketing mail
+    assert may_send(store, "news") is None
+    # When the mail client POSTs List-Unsubscribe=One-Click to the personal link
+    unsubscribe_one_click(
+        unsubscribe_token(signer, topic="news"), CONTEXT, signer=signer, store=store, clock=clock
+    )
+    # Then the lead is opted out of all, with the evidence of how
+    [(evidence, method)] = store.consent_changes
+    assert (evidence.topic, evidence.status, method) == ("all", "opted_out", "one_click")
+    assert (evidence.lead_id, evidence.email) == ("lead_1", "hanako@example.com")
+    assert (evidence.ip, evidence.user_agent) == (CONTEXT.ip, CONTEXT.user_agent)
+    assert evidence.at == "2026-11-20T09:00:00.000Z"
+    [event] = store.events
+    assert event.type == CONSENT_CHANGED
+    assert event.properties == {
+        "topic": "all",
+        "status": "opted_out",
+        "method": "one_click",
+        "message_id": "msg_1",
+    }
+    # And no marketing topic may be mailed any more
+    assert may_send(store, "news") is SkipReason.OPTED_OUT
+    assert may_send(store, "webinar") is SkipReason.OPTED_OUT
+
+
+def test_the_link_in_a_sent_mail_unsubscribes_with_one_click(store, signer, clock) -> None:
+    # Given a mail actually sent to the lead
+    store.add_template(make_template())
+    messenger = MemoryMessenger()
+    send_mail(
+        SendRequest("lead_1", "welcome", "k-1"),
+        store=store,
+        messenger=messenger,
+        signer=signer,
+        clock=clock,
+        policy=make_policy(),
+    )
+    header = messenger.sent[0].headers["List-Unsubscribe"]
+    url = re.fullmatch(r"<([^>]+)>", header)
+    assert url is not None
+    # When its List-Unsubscribe link is POSTed
+    unsubscribe_one_click(
+        token_in(url.group(1), "u"), CONTEXT, signer=signer, store=store, clock=clock
+    )
+    # Then the next send is skipped
+    assert store.topics["lead_1"]["all"] == "opted_out"
+    result = send_mail(
+        SendRequest("lead_1", "welcome", "k-2"),
+        store=store,
+        messenger=messenger,
+        signer=signer,
+        clock=clock,
+        policy=make_policy(),
+    )
+    assert result.reason == "opted_out"
+    assert len(messenger.sent) == 1
+
+
+def test_opening_the_preference_page_changes_nothing(store, signer) -> None:
+    # Given a security scanner (or the person) following the link with a GET
+    shown = preferences(unsubscribe_token(signer, topic="news"), signer=signer, store=store)
+    # Then the page shows the state
+    assert shown.lead_id == "lead_1"
+    assert shown.masked_email == "h*****@example.com"
+    assert shown.topics == {"marketing": True, "webinar": True, "news": True}
+    assert shown.unsubscribed_from_all is False
+    # And nothing was changed or recorded
+    assert store.consent_changes == []
+    assert store.events == []
+    assert store.topics["lead_1"] == {"marketing": "opted_in", "webinar": "opted_in"}
+
+
+def test_the_page_submission_records_only_what_changed(store, signer, clock) -> None:
+    token = unsubscribe_token(signer, topic="news")
+    # When the person unticks "webinar" and submits the rest unchanged (and a made-up topic)
+    shown = update_preferences(
+        token,
+        {"marketing": True, "webinar": False, "news": True, "made-up": False},
+        False,
+        CONTEXT,
+        signer=signer,
+        store=store,
+        clock=clock,
+    )
+    # Then exactly one change is recorded
+    assert [(e.topic, e.status, m) for e, m in store.consent_changes] == [
+        ("webinar", "opted_out", "preferences")
+    ]
+    assert shown.topics["webinar"] is False and shown.topics["marketing"] is True
+    assert "made-up" not in store.topics["lead_1"]
+    # And submitting the same again changes nothing more
+    update_preferences(
+        token,
+        {"marketing": True, "webinar": False},
+        False,
+        CONTEXT,
+        signer=signer,
+        store=store,
+        clock=clock,
+    )
+    assert len(store.consent_changes) == 1
+
+
+def test_a_topic_kept_ticked_survives_unticking_marketing(store, signer, clock) -> None:
+    # Given a lead opted in to marketing only, whose news mail follows that opt-in
+    store.topics["lead_1"] = {"marketing": "opted_in"}
+    token = unsubscribe_token(signer, topic="news")
+    assert preferences(token, signer=signer, store=store).topics == {
+        "marketing": True,
+        "news": True,
+    }
+    # When the page comes back with marketing unticked and news still ticked
+    shown = update_preferences(
+        token,
+        {"marketing": False, "news": True},
+        False,
+        CONTEXT,
+        signer=signer,
+        store=store,
+        clock=clock,
+    )
+    # Then news mail still goes, and nothing else does
+    assert shown.topics == {"marketing": False, "news": True}
+    assert may_send(store, "news") is None
+    assert may_send(store, "webinar") is SkipReason.NO_CONSENT
+
+
+def test_unsubscribing_from_all_on_the_page_and_back(store, signer, clock) -> None:
+    token = unsubscribe_token(signer)
+    shown = update_preferences(token, {}, True, CONTEXT, signer=signer, store=store, clock=clock)
+    assert shown.unsubscribed_from_all is True
+    assert may_send(store, "marketing") is SkipReason.OPTED_OUT
+    shown = update_preferences(token, {}, False, CONTEXT, signer=signer, store=store, clock=clock)
+    assert shown.unsubscribed_from_all is False
+    assert [(e.topic, e.status) for e, _ in store.consent_changes] == [
+        ("all", "opted_out"),
+        ("all", "opted_in"),
+    ]
+    assert may_send(store, "marketing") is None
+
+
+def test_mask_shows_enough_to_recognise_not_to_harvest() -> None:
+    assert mask("hanako@example.com") == "h*****@example.com"
+    assert mask("a@example.com") == "a*@example.com"
+
+
+def bad_tokens(signer: TokenSigner) -> dict[str, str]:
+    good = unsubscribe_token(signer)
+    key_id, body, signature = good.split(".")
+    return {
+        "garbage": "not-a-token",
+        "empty": "",
+        "forged with another key": unsubscribe_token(make_other_signer()),
+        "tampered": f"{key_id}.{body}.{'A' * len(signature)}",
+        "click token": signer.sign(
+            TrackingToken(TokenKind.CLICK, "msg_1", "lead_1", 0, "https://www.example.com/", "l1")
+        ),
+        "open token": signer.sign(TrackingToken(TokenKind.OPEN, "msg_1", "lead_1", 0)),
+        "honeypot token": signer.sign(
+            TrackingToken(TokenKind.HONEYPOT, "msg_1", "lead_1", 0, "https://www.example.com/")
+        ),
+        "unknown lead": unsubscribe_token(signer, lead_id="lead_gone"),
+        "too long": good + "A" * 5000,
+    }
+
+
+def make_other_signer() -> TokenSigner:
+    return TokenSigner({"k1": b"x" * 32}, "k1")
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "garbage",
+        "empty",
+        "forged with another key",
+        "tampered",
+        "click token",
+        "open token",
+        "honeypot token",
+        "unknown lead",
+        "too long",
+    ],
+)
+def test_a_bad_link_is_not_found_and_changes_nothing(store, signer, clock, case) -> None:
+    token = bad_tokens(signer)[case]
+    with pytest.raises(NotFound):
+        preferences(token, signer=signer, store=store)
+    with pytest.raises(NotFound):
+        unsubscribe_one_click(token, CONTEXT, signer=signer, store=store, clock=clock)
+    with pytest.raises(NotFound):
+        update_preferences(token, {}, True, CONTEXT, signer=signer, store=store, clock=clock)
+    assert store.consent_changes == []
+    assert store.events == []

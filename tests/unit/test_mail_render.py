@@ -1,0 +1,316 @@
+"""Rendering a mail: tracked links, pixel, honeypot, unsubscribe, text part, and the sandbox."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tsunagu.mail.render import (
+    NO_TRACK,
+    RenderedMail,
+    RenderError,
+    TrackingUrls,
+    check_template,
+    render_mail,
+)
+from tsunagu.mail.templates import MailTemplate
+
+from .mail_fakes import make_template
+
+CLICK_BASE = "https://t.example.com/c/"
+OPEN_PIXEL = "https://t.example.com/o/open-token.gif"
+HONEYPOT = "https://t.example.com/c/honeypot-token"
+UNSUBSCRIBE = "https://t.example.com/u/unsubscribe-token"
+
+
+class Urls:
+    """TrackingUrls whose click URLs say which link they stand for, and which are asked for."""
+
+    def __init__(self) -> None:
+        self.clicks: list[tuple[str, str]] = []
+
+    def click(self, link_id: str, destination: str) -> str:
+        self.clicks.append((link_id, destination))
+        return f"{CLICK_BASE}{link_id}"
+
+    def tracking(self) -> TrackingUrls:
+        return TrackingUrls(self.click, OPEN_PIXEL, HONEYPOT, UNSUBSCRIBE)
+
+
+def render(html: str, *, lead: dict[str, str] | None = None, **template: object) -> RenderedMail:
+    return render_mail(
+        make_template(html=html, **template),
+        lead={"email": "hanako@example.com", **(lead or {})},
+        owner={},
+        journey={},
+        urls=Urls().tracking(),
+    )
+
+
+def hrefs(document: str) -> list[str]:
+    return re.findall(r'href="([^"]*)"', document)
+
+
+# ------------------------------------------------------------------ links
+
+
+def test_links_become_click_links_and_one_destination_is_one_link() -> None:
+    # Given a template linking twice to the same page (once with an escaped ampersand)
+    html = (
+        '<p><a href="https://www.example.com/a?x=1&amp;y=2">資料</a></p>'
+        '<p><a href="https://www.example.com/a?x=1&y=2">もう一度</a></p>'
+        "<p><a href='https://www.example.com/b'>別のページ</a></p>"
+    )
+    # When it is rendered
+    mail = render(html)
+    # Then every link points at a click URL, and the same destination shares one link id
+    assert mail.links == [
+        ("l1", "https://www.example.com/a?x=1&y=2"),
+        ("l2", "https://www.example.com/b"),
+    ]
+    assert f'href="{CLICK_BASE}l1">資料' in mail.html
+    assert f'href="{CLICK_BASE}l1">もう一度' in mail.html
+    assert f"href='{CLICK_BASE}l2'>別のページ" in mail.html
+    assert "www.example.com" not in mail.html
+
+
+def test_a_notrack_link_is_left_alone() -> None:
+    mail = render(f'<p><a {NO_TRACK} href="https://www.example.com/private">非追跡</a></p>')
+    assert '<a data-tsunagu-notrack href="https://www.example.com/private">' in mail.html
+    assert mail.links == []
+
+
+def test_a_notrack_link_is_left_alone_whatever_the_attribute_order() -> None:
+    mail = render(f'<p><a href="https://www.example.com/private" {NO_TRACK}>非追跡</a></p>')
+    assert 'href="https://www.example.com/private"' in mail.html
+    assert mail.links == []
+
+
+def test_the_unsubscribe_link_is_not_wrapped_and_no_footer_is_added() -> None:
+    # Given a template that places the unsubscribe link itself
+    mail = render('<p>配信停止は<a href="{{ unsubscribe_url }}">こちら</a></p>')
+    # Then the link goes straight to the unsubscribe URL, once, with no footer
+    assert f'<a href="{UNSUBSCRIBE}">こちら</a>' in mail.html
+    assert mail.html.count(UNSUBSCRIBE) == 1
+    assert "配信停止・設定変更" not in mail.html
+    assert mail.links == []
+
+
+def test_a_footer_with_the_unsubscribe_link_is_added_when_the_template_has_none() -> None:
+    mail = render("<html><body><p>本文</p></body></html>")
+    footer = mail.html.index("配信停止・設定変更")
+    assert mail.html.index("<p>本文</p>") < footer < mail.html.index("</body>")
+    assert f'<a href="{UNSUBSCRIBE}">' in mail.html
+    assert mail.links == []  # the footer's link is not tracked either
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<p>本文{# unsubscribe_url goes here later #}</p>",
+        '<p>本文</p>{% if lead.vip %}<a href="{{ unsubscribe_url }}">停止</a>{% endif %}',
+    ],
+)
+def test_every_mail_carries_an_unsubscribe_link(html: str) -> None:
+    # Given a template that mentions unsubscribe_url only where it is not rendered
+    mail = render(html)
+    # Then the footer still brings the link, in both parts
+    assert UNSUBSCRIBE in hrefs(mail.html)
+    assert UNSUBSCRIBE in mail.text
+
+
+def test_pixel_and_hidden_honeypot_are_added() -> None:
+    mail = render("<html><body><p>本文</p></body></html>")
+    # The honeypot is the first thing in the body, invisible and out of the tab order
+    assert re.search(
+        r'<body><a href="' + re.escape(HONEYPOT) + r'" style="display:none" aria-hidden="true" '
+        r'tabindex="-1"></a>',
+        mail.html,
+    )
+    # The pixel is the last thing in the body
+    assert re.search(
+        r'<img src="' + re.escape(OPEN_PIXEL) + r'" width="1" height="1" [^>]*></body>', mail.html
+    )
+
+
+def test_a_fragment_without_body_still_gets_pixel_and_honeypot() -> None:
+    mail = render("<p>本文</p>")
+    assert mail.html.startswith(f'<a href="{HONEYPOT}"')
+    assert mail.html.endswith(">") and OPEN_PIXEL in mail.html.rsplit("<img", 1)[1]
+
+
+# ------------------------------------------------------------------ text part
+
+
+def test_the_text_part_is_made_from_the_html() -> None:
+    # Given a template without a text part
+    mail = render(
+        "<html><head><title>件名</title><style>p{color:red}</style></head><body>"
+        '<h1>ようこそ</h1><p>詳しくは<a href="https://www.example.com/a">こちら</a>。</p>'
+        "</body></html>"
+    )
+    # Then the text part has the words, and each link as "text (url)" with the click URL
+    assert "ようこそ" in mail.text
+    assert f"詳しくはこちら ({CLICK_BASE}l1)。" in mail.text
+    assert UNSUBSCRIBE in mail.text
+    # And nothing invisible: no honeypot, no pixel, no style, no title
+    assert HONEYPOT not in mail.text
+    assert OPEN_PIXEL not in mail.text
+    assert "color:red" not in mail.text and "件名" not in mail.text
+    assert mail.text.endswith("\n")
+
+
+def test_a_written_text_part_gets_tracked_links_and_the_unsubscribe_line() -> None:
+    mail = render(
+        "<p>本文</p>",
+        text="{{ lead.name }} 様\n詳しくは https://www.example.com/a をご覧ください。\n",
+    )
+    assert mail.text.startswith("ご担当者 様\n")
+    assert f"詳しくは {CLICK_BASE}l1 をご覧ください。" in mail.text
+    assert f"配信停止: {UNSUBSCRIBE}" in mail.text
+    assert HONEYPOT not in mail.text
+
+
+# ------------------------------------------------------------------ lead data
+
+
+def test_a_url_in_lead_data_never_becomes_a_signed_link() -> None:
+    # Given a lead who typed a URL as their name, and a text part that shows the name
+    lead = {"name": "https://evil.example.net/login"}
+    mail = render("<p>{{ lead.name }} 様</p>", text="{{ lead.name }} 様\n", lead=lead)
+    # Then neither part makes a tracked (signed, redirecting) link of it
+    assert mail.links == []
+    assert CLICK_BASE not in mail.text
+    assert "https://evil.example.net/login" not in hrefs(mail.html)
+
+
+def test_template_defaults_fill_missing_lead_fields() -> None:
+    html = "<p>{{ lead.company }} {{ lead.name }} 様</p>"
+    assert "<p>貴社 ご担当者 様</p>" in render(html).html
+    assert "<p>貴社 ご担当者 様</p>" in render(html, lead={"name": ""}).html
+    assert (
+        "<p>株式会社例 山田 様</p>"
+        in render(html, lead={"company": "株式会社例", "name": "山田"}).html
+    )
+
+
+def test_lead_data_is_escaped_in_html() -> None:
+    # Given a lead who typed markup as their name
+    mail = render(
+        "<p>{{ lead.name }} 様</p>",
+        lead={"name": '<script>alert(1)</script><a href="https://evil.example.net/">x</a>'},
+    )
+    # Then it arrives as text, not as markup, and no link is made from it
+    assert "<script>" not in mail.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in mail.html
+    assert "https://evil.example.net/" not in hrefs(mail.html)
+    assert mail.links == []
+
+
+def test_japanese_text_is_kept_intact() -> None:
+    mail = render(
+        "<p>{{ lead.company }}\u3000{{ lead.name }}様</p><p>いつもお世話になっております。</p>",
+        lead={"company": "株式会社つなぐ", "name": "佐藤 花子"},
+        subject="【ご案内】{{ lead.company }} 様 セミナーのお知らせ",
+    )
+    assert mail.subject == "【ご案内】株式会社つなぐ 様 セミナーのお知らせ"
+    assert "<p>株式会社つなぐ\u3000佐藤 花子様</p>" in mail.html
+    assert "株式会社つなぐ" in mail.text and "佐藤 花子様" in mail.text
+    assert "いつもお世話になっております。" in mail.text
+
+
+def test_a_full_width_space_is_kept_in_subject_and_text() -> None:
+    mail = render(
+        "<p>{{ lead.company }}様\u3000各位</p>",
+        subject="【ご案内】{{ lead.company }}様\u3000セミナーのお知らせ",
+    )
+    assert "貴社様\u3000各位" in mail.text
+    assert mail.subject == "【ご案内】貴社様\u3000セミナーのお知らせ"
+
+
+def test_the_subject_is_one_line() -> None:
+    mail = render("<p>x</p>", subject="{{ lead.name }}\n様へ", lead={"name": "Taro\r\nBcc: x"})
+    assert "\n" not in mail.subject and "\r" not in mail.subject
+    assert mail.subject == "Taro Bcc: x 様へ"
+
+
+# ------------------------------------------------------------------ the sandbox
+
+INJECTIONS = [
+    "{{ ''.__class__.__mro__ }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ lead.__class__ }}",
+    "{{ lead|attr('__class__') }}",
+    "{{ cycler.__init__.__globals__ }}",
+    "{{ joiner.__init__.__globals__['os'] }}",
+    "{{ lipsum.__globals__ }}",
+    "{{ self._TemplateReference__context }}",
+    "{{ self.__init__.__globals__ }}",
+    "{% for c in [].__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
+    "{{ lead.update({'x': 1}) }}",
+    "{{ lead.setdefault('x', 1) }}",
+    "{{ lead.email.__class__.__base__ }}",
+    "{{ namespace.__init__.__globals__ }}",
+    "{{ ''.format.__self__ }}",
+]
+LEAKS = re.compile(
+    r"class|mro|subclass|global|builtin|function|module|object|context|__|import|<frozen",
+    re.IGNORECASE,
+)
+
+
+@pytest.mark.parametrize("attempt", INJECTIONS)
+def test_template_injection_fails_safely(attempt: str) -> None:
+    # Given a template (or a subject) reaching for Python internals
+    for where in ("html", "subject"):
+        template = {"html": f"<p>{attempt}</p>"} if where == "html" else {"subject": attempt}
+        # When it is rendered, Then it is refused, or renders nothing from Python's inside
+        try:
+            mail = render_mail(
+                make_template(**template),
+                lead={"email": "hanako@example.com"},
+                owner={},
+                journey={},
+                urls=Urls().tracking(),
+            )
+        except RenderError:
+            continue
+        assert not LEAKS.search(mail.subject), mail.subject
+        assert not LEAKS.search(mail.html), mail.html
+        assert not LEAKS.search(mail.text), mail.text
+
+
+def test_the_sandbox_is_immutable() -> None:
+    with pytest.raises(RenderError, match="unsafe"):
+        render("<p>{{ lead.update({'x': 1}) }}</p>")
+    with pytest.raises(RenderError, match="unsafe"):
+        render("{% for c in [].__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}")
+
+
+# ------------------------------------------------------------------ check_template
+
+
+def test_check_template_accepts_a_good_template() -> None:
+    check_template(make_template(text="{{ lead.name }} 様\n"))
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        {"html": "<p>{% if lead.name %}閉じていない</p>"},
+        {"subject": "{{ lead.name "},
+        {"text": "{% for x in %}"},
+        {"html": "{% for c in [].__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}"},
+    ],
+)
+def test_check_template_rejects_what_cannot_render(part: dict[str, str]) -> None:
+    with pytest.raises(RenderError):
+        check_template(make_template(**part))
+
+
+def test_a_template_is_a_validated_model() -> None:
+    with pytest.raises(ValueError):
+        MailTemplate(
+            template_id="x", name="x", subject="x", html="x", from_address="not an address"
+        )

@@ -1,0 +1,294 @@
+"""The SES adapter, with a fake SES v2 client: throttling retried, rejections not, rate, MIME."""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+
+from tsunagu.mail.send import MAIL_SENT, MessengerError, OutgoingMail, SendRequest, send_mail
+from tsunagu.settings import Settings
+from tsunagu.store.ses import MAX_ATTEMPTS, SesMessenger
+
+from .mail_fakes import (
+    MemoryMailStore,
+    make_clock,
+    make_lead,
+    make_policy,
+    make_signer,
+    make_template,
+)
+
+
+class FakeClientError(Exception):
+    """Shaped like botocore's ClientError: the error code is in ``response``."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"An error occurred ({code}) when calling the SendEmail operation")
+        self.response = {"Error": {"Code": code, "Message": code}}
+
+
+class FakeSes:
+    """SES v2's send_email: raises the given errors first, then accepts."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls: list[dict[str, Any]] = []
+        self.accepted: list[dict[str, Any]] = []
+
+    def send_email(self, **request: Any) -> dict[str, Any]:
+        self.calls.append(request)
+        if self.errors:
+            raise self.errors.pop(0)
+        self.accepted.append(request)
+        return {"MessageId": f"ses-{len(self.accepted)}"}
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+    def backoff(self) -> list[float]:
+        """The retry waits (the rate-keeping waits are far shorter at 1,000 mails/s)."""
+        return [s for s in self.calls if s >= 0.1]
+
+
+def settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "stage": "dev",
+        "region": "ap-northeast-1",
+        "leads_table": "leads",
+        "lead_identities_table": "identities",
+        "events_table": "events",
+        "consent_table": "consent",
+        "forms_table": "forms",
+        "idempotency_table": "idempotency",
+        "sites_table": "sites",
+        "tracking_secret_arn": "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:k",
+        "templates_table": "templates",
+        "mail_configuration_set": "tsunagu-dev",
+        "max_send_rate": 1000,
+    }
+    return Settings(**{**values, **overrides})
+
+
+def outgoing(**overrides: Any) -> OutgoingMail:
+    values: dict[str, Any] = {
+        "sender": "=?utf-8?b?5qCq5byP5Lya56S+44Gk44Gq44GQ?= <news@example.com>",
+        "recipient": "hanako@example.com",
+        "subject": "【ご案内】セミナーのお知らせ",
+        "html": "<html><body><p>佐藤 花子 様</p></body></html>",
+        "text": "佐藤 花子 様\n",
+        "reply_to": "sales@example.com",
+        "headers": {
+            "List-Unsubscribe": "<https://mail.example.com/u/k1.abc.def>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "X-Tsunagu-Message-Id": "msg_1",
+        },
+        "tags": {"lead_id": "lead_1", "message_id": "msg_1", "topic": "marketing"},
+    }
+    return OutgoingMail(**{**values, **overrides})
+
+
+def messenger(client: FakeSes, sleeps: Sleeps, **overrides: Any) -> SesMessenger:
+    return SesMessenger(settings(**overrides), client=client, sleep=sleeps)
+
+
+def parsed(request: dict[str, Any]) -> EmailMessage:
+    message = message_from_bytes(request["Content"]["Raw"]["Data"], policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+@pytest.mark.parametrize("code", ["TooManyRequestsException", "ThrottlingException"])
+def test_a_throttled_send_is_retried_with_backoff_and_sent_once(code: str) -> None:
+    # Given SES throttling twice, then accepting
+    client, sleeps = FakeSes(FakeClientError(code), FakeClientError(code)), Sleeps()
+    # When one mail is sent
+    message_id = messenger(client, sleeps).send(outgoing())
+    # Then it was tried three times, accepted once, with growing waits in between
+    assert message_id == "ses-1"
+    assert len(client.calls) == 3 and len(client.accepted) == 1
+    assert sleeps.backoff() == [0.2, 0.4]
+
+
+def test_endless_throttling_gives_up_with_a_messenger_error() -> None:
+    client = FakeSes(*[FakeClientError("TooManyRequestsException")] * (MAX_ATTEMPTS + 2))
+    sleeps = Sleeps()
+    with pytest.raises(MessengerError, match="TooManyRequestsException"):
+        messenger(client, sleeps).send(outgoing())
+    assert len(client.calls) == MAX_ATTEMPTS
+    assert client.accepted == []
+    waits = sleeps.backoff()
+    assert len(waits) == MAX_ATTEMPTS - 1
+    assert waits == sorted(waits) and max(waits) <= 5.0
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        FakeClientError("MessageRejected"),
+        FakeClientError("MailFromDomainNotVerifiedException"),
+        FakeClientError("AccountSuspendedException"),
+        ConnectionError("connection reset"),
+    ],
+)
+def test_a_rejection_is_a_messenger_error_at_once(error: Exception) -> None:
+    client, sleeps = FakeSes(error), Sleeps()
+    with pytest.raises(MessengerError) as raised:
+        messenger(client, sleeps).send(outgoing())
+    assert len(client.calls) == 1
+    assert sleeps.backoff() == []
+    code = getattr(error, "response", {"Error": {"Code": type(error).__name__}})["Error"]["Code"]
+    assert code in str(raised.value)
+
+
+class ReadTimeoutError(Exception):
+    """Named like botocore's: the request went out, the answer never came."""
+
+
+class ServerError(FakeClientError):
+    def __init__(self) -> None:
+        super().__init__("InternalFailure")
+        self.response["ResponseMetadata"] = {"HTTPStatusCode": 500}
+
+
+@pytest.mark.parametrize(
+    ("error", "definite"),
+    [
+        (FakeClientError("MessageRejected"), True),
+        (ConnectionError("connection refused"), True),
+        (ReadTimeoutError("read timed out"), False),
+        (ServerError(), False),
+    ],
+)
+def test_a_refusal_is_definite_and_a_timeout_is_not(error: Exception, definite: bool) -> None:
+    # A refusal means no mail went out; a timeout or an SES 5xx may have sent it
+    with pytest.raises(MessengerError) as raised:
+        messenger(FakeSes(error), Sleeps()).send(outgoing())
+    assert raised.value.definite is definite
+
+
+def test_the_request_names_sender_recipient_configuration_set_and_tags() -> None:
+    client = FakeSes()
+    messenger(client, Sleeps()).send(outgoing())
+    [request] = client.calls
+    assert request["FromEmailAddress"].endswith("<news@example.com>")
+    assert request["Destination"] == {"ToAddresses": ["hanako@example.com"]}
+    assert request["ConfigurationSetName"] == "tsunagu-dev"
+    assert request["EmailTags"] == [
+        {"Name": "lead_id", "Value": "lead_1"},
+        {"Name": "message_id", "Value": "msg_1"},
+        {"Name": "topic", "Value": "marketing"},
+    ]
+
+
+def test_without_a_configuration_set_none_is_named() -> None:
+    client = FakeSes()
+    messenger(client, Sleeps(), mail_configuration_set=None).send(outgoing())
+    assert "ConfigurationSetName" not in client.calls[0]
+
+
+def test_the_mime_has_both_parts_and_the_unsubscribe_headers() -> None:
+    client = FakeSes()
+    messenger(client, Sleeps()).send(outgoing())
+    message = parsed(client.calls[0])
+    assert message.get_content_type() == "multipart/alternative"
+    parts = {part.get_content_type(): part for part in message.iter_parts()}
+    assert set(parts) == {"text/plain", "text/html"}
+    assert isinstance(parts["text/plain"], EmailMessage)
+    assert isinstance(parts["text/html"], EmailMessage)
+    assert parts["text/plain"].get_content().replace("\r\n", "\n") == "佐藤 花子 様\n"
+    assert "<p>佐藤 花子 様</p>" in parts["text/html"].get_content()
+    assert message["List-Unsubscribe"] == "<https://mail.example.com/u/k1.abc.def>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["X-Tsunagu-Message-Id"] == "msg_1"
+    assert message["Subject"] == "【ご案内】セミナーのお知らせ"
+    assert message["To"] == "hanako@example.com"
+    assert message["Reply-To"] == "sales@example.com"
+    assert message["From"].addresses[0].display_name == "株式会社つなぐ"
+    assert message["From"].addresses[0].addr_spec == "news@example.com"
+
+
+def test_a_long_unsubscribe_url_stays_whole_on_one_line() -> None:
+    # Given a signed unsubscribe URL far longer than a header line's 78 columns
+    url = "https://mail.example.com/u/k1." + "A" * 180 + ".sig"
+    headers = {
+        "List-Unsubscribe": f"<{url}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    client = FakeSes()
+    messenger(client, Sleeps()).send(outgoing(headers=headers))
+    raw: bytes = client.calls[0]["Content"]["Raw"]["Data"]
+    # Then mail providers find it verbatim (not folded, not an encoded word), with CRLF endings
+    assert f"\r\nList-Unsubscribe: <{url}>\r\n".encode() in raw
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    assert parsed(client.calls[0])["List-Unsubscribe"] == f"<{url}>"
+
+
+def test_no_reply_to_header_without_a_reply_to() -> None:
+    client = FakeSes()
+    messenger(client, Sleeps()).send(outgoing(reply_to=None))
+    assert parsed(client.calls[0])["Reply-To"] is None
+
+
+def test_a_header_that_cannot_be_written_is_a_messenger_error() -> None:
+    # A ValueError from the email package would escape send_mail and leave its claim "sending";
+    # a MessengerError is recorded as a failed send
+    client = FakeSes()
+    with pytest.raises(MessengerError):
+        messenger(client, Sleeps()).send(
+            outgoing(sender='"Taro\r\nBcc: someone@example.net" <taro@example.com>')
+        )
+    assert client.calls == []
+
+
+def test_the_send_rate_is_kept() -> None:
+    # Given a limit of one mail per second
+    client, sleeps = FakeSes(), Sleeps()
+    ses = messenger(client, sleeps, max_send_rate=1)
+    # When three mails are sent back to back
+    for _ in range(3):
+        ses.send(outgoing())
+    # Then the second and third each waited for (almost) a second; the first did not wait
+    assert len(client.accepted) == 3
+    assert len(sleeps.calls) == 2
+    assert all(0.5 < wait <= 1.0 for wait in sleeps.calls), sleeps.calls
+
+
+def test_through_send_mail_a_throttled_send_goes_out_once() -> None:
+    # Given a consented lead and SES throttling the first attempt
+    store = MemoryMailStore()
+    store.add_lead(make_lead())
+    store.add_template(make_template())
+    store.set_consent("lead_1", "marketing", "opted_in")
+    client = FakeSes(FakeClientError("TooManyRequestsException"))
+    ses = messenger(client, Sleeps())
+    request = SendRequest("lead_1", "welcome", "exec-1#Send welcome mail")
+
+    def send() -> Any:
+        return send_mail(
+            request,
+            store=store,
+            messenger=ses,
+            signer=make_signer(),
+            clock=make_clock(),
+            policy=make_policy(),
+        )
+
+    # When the journey sends, and then retries the step
+    first = send()
+    again = send()
+    # Then SES accepted exactly one mail, recorded once
+    assert (first.status, first.ses_message_id) == ("sent", "ses-1")
+    assert again.replayed is True
+    assert len(client.accepted) == 1
+    assert len(store.events_of(MAIL_SENT)) == 1
+    headers = parsed(client.accepted[0])
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert headers["List-Unsubscribe"].startswith("<https://mail.example.com/u/")
