@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 EVENTS = ROOT / "events"
 REGION = "ap-northeast-1"
+DEMO_SITE = "https://www.example.com"
 
 # Before any test module imports boto3: nothing here may find real credentials.
 for _variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
@@ -62,6 +63,30 @@ class AwsStack:
         from tsunagu.settings import Settings
 
         return Settings.from_environ(self.environment)
+
+    def seed_demo_form(self) -> None:
+        """The demo form of the sample events: registered for https://www.example.com, with a
+        consent box and a thank-you page."""
+        from tsunagu import services
+        from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
+
+        settings = self.settings()
+        services.form_repository(settings).put(
+            FormDefinition(
+                form_id="demo",
+                name="White paper",
+                fields=[
+                    FormField(name="email", type="email", required=True),
+                    FormField(name="name", max_length=100),
+                    FormField(name="company", max_length=200),
+                    FormField(name="consent", type="checkbox"),
+                ],
+                allowed_origins=[DEMO_SITE],
+                consent=ConsentSpec(text="Send me product news.", version="2026-11"),
+                thank_you_url=f"{DEMO_SITE}/thanks",
+            ),
+            services.clock(settings),
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ from tsunagu.api.responses import (
     error_response,
     html_response,
     json_response,
+    preflight,
     redirect,
 )
 from tsunagu.errors import TsunaguError
@@ -21,11 +22,6 @@ from tsunagu.leads.capture import CaptureResult, RequestContext, capture_submiss
 from tsunagu.observability import HTTP_API, logger, metrics, observed
 from tsunagu.settings import get_settings
 
-PREFLIGHT_HEADERS = {
-    "access-control-allow-methods": "POST, OPTIONS",
-    "access-control-allow-headers": "content-type",
-    "access-control-max-age": "600",
-}
 THANK_YOU_PAGE = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>Thank you</title>"
     "<h1>Thank you</h1><p>Your details have been received.</p>"
@@ -46,7 +42,7 @@ def handler(event: dict[str, Any], context: Any) -> Response:
         if origin is not None:
             cors = {"access-control-allow-origin": origin, "vary": "origin"}
         if request.method == "OPTIONS":
-            return {"statusCode": 204, "headers": {**cors, **PREFLIGHT_HEADERS}, "body": ""}
+            return preflight(origin) if origin else {"statusCode": 204, "body": ""}
         result = capture_submission(
             form,
             read_form_fields(request, settings.max_form_body_bytes),

@@ -10,7 +10,7 @@ from typing import Any
 
 from tsunagu import services
 from tsunagu.api.requests import JSON, TEXT, HttpRequest, read_json_object
-from tsunagu.api.responses import Response, error_response, json_response
+from tsunagu.api.responses import Response, error_response, json_response, preflight
 from tsunagu.errors import (
     FieldError,
     OriginNotAllowed,
@@ -24,11 +24,6 @@ from tsunagu.tracking.browser import MAX_EVENTS, BrowserContext, ingest_browser_
 from tsunagu.tracking.sites import is_site_id
 
 MAX_BODY_BYTES = 64 * 1024
-PREFLIGHT_HEADERS = {
-    "access-control-allow-methods": "POST, OPTIONS",
-    "access-control-allow-headers": "content-type",
-    "access-control-max-age": "600",
-}
 
 
 @observed(correlation_id_path=HTTP_API)
@@ -73,8 +68,4 @@ def _preflight(site_id: str, origin: str | None, settings: Any) -> Response:
     site = services.site_repository(settings).get(site_id) if is_site_id(site_id) else None
     if site is None or origin is None or not site.allows_origin(origin):
         return error_response(OriginNotAllowed("this origin is not registered for the site"))
-    return {
-        "statusCode": 204,
-        "headers": {"access-control-allow-origin": origin, "vary": "origin", **PREFLIGHT_HEADERS},
-        "body": "",
-    }
+    return preflight(origin)

@@ -26,7 +26,6 @@ from tests.benchmarks.conftest import BenchReport
 from tests.conftest import AwsStack, load_event
 from tsunagu import services
 from tsunagu.clock import isoformat
-from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
 from tsunagu.store import tables
 from tsunagu.store.forms import forget_cached_forms
 from tsunagu.store.tracking import forget_cached_sites
@@ -101,23 +100,7 @@ def describe_call(operation: str, params: dict[str, Any], table_labels: dict[str
 
 
 def seed_demo_form(aws: AwsStack) -> None:
-    settings = aws.settings()
-    services.form_repository(settings).put(
-        FormDefinition(
-            form_id="demo",
-            name="White paper",
-            fields=[
-                FormField(name="email", type="email", required=True),
-                FormField(name="name", max_length=100),
-                FormField(name="company", max_length=200),
-                FormField(name="consent", type="checkbox"),
-            ],
-            allowed_origins=[SITE],
-            consent=ConsentSpec(text="Send me product news.", version="2026-11"),
-            thank_you_url=f"{SITE}/thanks",
-        ),
-        services.clock(settings),
-    )
+    aws.seed_demo_form()
 
 
 def seed_demo_site(aws: AwsStack) -> None:

@@ -10,8 +10,6 @@ import boto3
 import pytest
 
 from tests.conftest import REGION, AwsStack, load_event
-from tsunagu import services
-from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
 
 SITE = "https://www.example.com"
 
@@ -19,23 +17,7 @@ SITE = "https://www.example.com"
 @pytest.fixture
 def stack(aws: AwsStack) -> AwsStack:
     """Given the demo form registered for the customer's site."""
-    settings = aws.settings()
-    services.form_repository(settings).put(
-        FormDefinition(
-            form_id="demo",
-            name="White paper",
-            fields=[
-                FormField(name="email", type="email", required=True),
-                FormField(name="name", max_length=100),
-                FormField(name="company", max_length=200),
-                FormField(name="consent", type="checkbox"),
-            ],
-            allowed_origins=[SITE],
-            consent=ConsentSpec(text="Send me product news.", version="2026-11"),
-            thank_you_url=f"{SITE}/thanks",
-        ),
-        services.clock(settings),
-    )
+    aws.seed_demo_form()
     return aws
 
 

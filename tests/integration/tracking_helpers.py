@@ -18,7 +18,6 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from tests.conftest import REGION, AwsStack, load_event
 from tsunagu import services
-from tsunagu.forms.model import FormDefinition, FormField
 from tsunagu.tracking.sites import SiteDefinition
 from tsunagu.tracking.tokens import TokenKind, TrackingToken
 
@@ -64,19 +63,7 @@ def register_site(aws: AwsStack, **changes: Any) -> SiteDefinition:
 def capture_lead(aws: AwsStack) -> str:
     """A lead captured through capture_form; events/capture_form/new_lead_json.json links the
     browser's visitor id ``v_8f14e45fceea167a`` to it."""
-    settings = aws.settings()
-    services.form_repository(settings).put(
-        FormDefinition(
-            form_id="demo",
-            name="White paper",
-            fields=[
-                FormField(name="email", type="email", required=True),
-                FormField(name="name", max_length=100),
-                FormField(name="company", max_length=200),
-            ],
-        ),
-        services.clock(settings),
-    )
+    aws.seed_demo_form()
     response = aws.function("capture_form").invoke(load_event("capture_form", "new_lead_json"))
     assert response["statusCode"] == 201, response
     lead_id: str = json.loads(response["body"])["lead_id"]

@@ -5,21 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from tsunagu.event_kinds import SYSTEM_EVENT_KINDS
 from tsunagu.observability import logger
-
-# Events that record what Tsunagu did (or what SES reported), not what the lead did.
-SYSTEM_EVENTS = frozenset(
-    {
-        "mail_sent",
-        "mail_skipped",
-        "mail_failed",
-        "mail_delivered",
-        "mail_bounced",
-        "mail_complained",
-        "mail_suppressed",
-        "consent_changed",
-    }
-)
 
 
 class ActivityStore(Protocol):
@@ -52,7 +39,7 @@ def route_event(
         )
     if properties.get("automated"):
         return  # a scanner's or proxy's activity is kept as evidence, never as the lead's
-    if str(new_image.get("type")) in SYSTEM_EVENTS:
+    if str(new_image.get("type")) in SYSTEM_EVENT_KINDS:
         return  # what Tsunagu did or heard about the lead, not something the lead did
     changed = store.record_activity(
         str(lead_id), str(new_image["type"]), str(new_image["occurred_at"])

@@ -32,6 +32,21 @@ STATUS_BY_ERROR: dict[type[TsunaguError], int] = {
 Response = dict[str, Any]
 
 
+def preflight(origin: str, methods: str = "POST, OPTIONS") -> Response:
+    """A CORS preflight answer for an origin already checked against its registration."""
+    return {
+        "statusCode": 204,
+        "headers": {
+            "access-control-allow-origin": origin,
+            "access-control-allow-methods": methods,
+            "access-control-allow-headers": "content-type",
+            "access-control-max-age": "600",
+            "vary": "origin",
+        },
+        "body": "",
+    }
+
+
 def status_for(error: TsunaguError) -> int:
     for error_type in type(error).__mro__:
         if error_type in STATUS_BY_ERROR:

@@ -20,6 +20,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from tsunagu.clock import Clock, isoformat
 from tsunagu.errors import FieldError, NotFound, OriginNotAllowed, ValidationFailed
+from tsunagu.event_kinds import SERVER_EVENT_KINDS
 from tsunagu.ids import new_ulid
 from tsunagu.leads.model import LeadEvent
 from tsunagu.tracking.sites import SiteDefinition, is_site_id
@@ -27,24 +28,6 @@ from tsunagu.tracking.sites import SiteDefinition, is_site_id
 MAX_EVENTS = 50
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
-# Kinds only Tsunagu itself records: a browser claiming one would forge a form submission, a
-# mail open or a consent change. (Seed 003's intermediate conversions - link_click,
-# pdf_download, video_view, document_request - and any other slug are the site's to send.)
-RESERVED_KINDS = frozenset(
-    {
-        "form_submitted",
-        "mail_opened",
-        "link_clicked",
-        "mail_sent",
-        "mail_skipped",
-        "mail_failed",
-        "mail_delivered",
-        "mail_bounced",
-        "mail_complained",
-        "mail_suppressed",
-        "consent_changed",
-    }
-)
 # A client clock further off than this is not believed; the server's time is used instead.
 _PAST_SKEW = timedelta(hours=24)
 _FUTURE_SKEW = timedelta(minutes=5)
@@ -111,7 +94,7 @@ class BrowserEvent(BaseModel):
     @field_validator("type")
     @classmethod
     def _not_reserved(cls, kind: str) -> str:
-        if kind in RESERVED_KINDS:
+        if kind in SERVER_EVENT_KINDS:
             raise ValueError(f"{kind!r} is recorded by Tsunagu itself, not sent by sites")
         return kind
 

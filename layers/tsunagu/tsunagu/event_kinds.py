@@ -1,0 +1,21 @@
+"""Event kinds Tsunagu records itself (as opposed to those a site's snippet sends)."""
+
+from __future__ import annotations
+
+# What Tsunagu did, or heard from SES, about a lead - not something the lead did.
+SYSTEM_EVENT_KINDS = frozenset(
+    {
+        "mail_sent",
+        "mail_skipped",
+        "mail_failed",
+        "mail_delivered",
+        "mail_bounced",
+        "mail_complained",
+        "mail_suppressed",
+        "consent_changed",
+    }
+)
+
+# Every kind only the server writes: a browser claiming one would forge a form submission, a
+# mail open or click, or a consent change.
+SERVER_EVENT_KINDS = SYSTEM_EVENT_KINDS | {"form_submitted", "mail_opened", "link_clicked"}
