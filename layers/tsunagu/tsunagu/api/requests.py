@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qs, parse_qsl
 
 from tsunagu.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 from tsunagu.forms import RawValue
@@ -140,3 +141,23 @@ def _check_names(fields: dict[str, Any]) -> None:
     for name in fields:
         if not name or len(name) > MAX_FIELD_NAME:
             raise MalformedRequest(f"field names must have 1 to {MAX_FIELD_NAME} characters")
+
+
+_ONE_CLICK_PART = re.compile(rb'name="List-Unsubscribe"\r?\n(?:[^\r\n]+\r?\n)*\r?\nOne-Click\r?\n')
+
+
+def read_unsubscribe_form(request: HttpRequest, max_bytes: int = 8 * 1024) -> dict[str, list[str]]:
+    """A form post to the unsubscribe link. RFC 8058 lets a mail client send the one-click
+    POST as multipart as well as urlencoded; it is read as ``List-Unsubscribe=One-Click``."""
+    if len(request.body) > max_bytes:
+        raise MalformedRequest("the form is too large")
+    if request.media_type == "multipart/form-data":
+        if _ONE_CLICK_PART.search(request.body):
+            return {"List-Unsubscribe": ["One-Click"]}
+        raise UnsupportedMediaType("send application/x-www-form-urlencoded")
+    if request.media_type not in ("application/x-www-form-urlencoded", ""):
+        raise UnsupportedMediaType("send application/x-www-form-urlencoded")
+    try:
+        return parse_qs(request.body.decode("utf-8"), keep_blank_values=True, max_num_fields=50)
+    except (UnicodeDecodeError, ValueError):
+        raise MalformedRequest("the form cannot be read") from None

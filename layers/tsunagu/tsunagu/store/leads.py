@@ -104,6 +104,9 @@ class LeadRepository:
                 raise WriteConflict("lead") from error
             raise
 
+    def put_event(self, event: LeadEvent) -> None:
+        event_to_item(self._tables, event).save()
+
     def events(self, lead_id: str, limit: int = 100) -> list[LeadEvent]:
         items = self._tables.events.query(f"lead#{lead_id}", scan_index_forward=False, limit=limit)
         return [event_from_item(item) for item in items]

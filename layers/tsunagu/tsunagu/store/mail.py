@@ -10,7 +10,7 @@ from pynamodb.exceptions import PutError
 from pynamodb.transactions import TransactWrite
 
 from tsunagu.clock import Clock, isoformat, parse_instant
-from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
+from tsunagu.leads.model import ConsentEvidence, LeadEvent
 from tsunagu.mail.consent import ConsentView, Suppression
 from tsunagu.mail.send import Recipient
 from tsunagu.mail.templates import MailTemplate
@@ -20,6 +20,7 @@ from tsunagu.store.converters import (
     lead_from_item,
     unsubscribed_from_all,
 )
+from tsunagu.store.leads import LeadRepository
 from tsunagu.store.tables import Tables, get_or_none
 
 SEND_RECORD_DAYS = 90
@@ -32,9 +33,8 @@ def forget_cached_templates() -> None:
     _versions.clear()
 
 
-class MailRepository:
-    def __init__(self, tables: Tables) -> None:
-        self._tables = tables
+class MailRepository(LeadRepository):
+    """Templates, sends, consent changes and suppression - on top of the lead look-ups."""
 
     # ------------------------------------------------------------ templates
     def save_template(self, template: MailTemplate, clock: Clock) -> MailTemplate:
@@ -154,24 +154,12 @@ class MailRepository:
                 topics[item.topic] = item.status
         return Recipient(lead, ConsentView(topics, suppression))
 
-    # ------------------------------------------------------------ leads and consent
-    def get_lead(self, lead_id: str) -> Lead | None:
-        item = get_or_none(self._tables.leads, lead_id)
-        return None if item is None else lead_from_item(item)
-
-    def consent_state(self, lead_id: str) -> dict[str, str]:
-        consent = self._tables.consent
-        items = consent.query(lead_id, consent.record.startswith("topic#"))
-        return {item.topic: item.status for item in items}
-
+    # ------------------------------------------------------------ consent changes
     def pending_topics(self, lead_id: str) -> list[str]:
         consent = self._tables.consent
         return [
             item.topic for item in consent.query(lead_id, consent.record.startswith("pending#"))
         ]
-
-    def put_event(self, event: LeadEvent) -> None:
-        event_to_item(self._tables, event).save()
 
     def change_consent(self, evidence: ConsentEvidence, method: str, event: LeadEvent) -> None:
         """Store the evidence, the topic's new state and the event, together."""

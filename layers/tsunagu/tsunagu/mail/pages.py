@@ -1,0 +1,64 @@
+"""The pages behind the personal unsubscribe link: preferences, confirmation, done.
+
+Bilingual (Japanese first), plain, and escaped throughout: a masked address and topic names
+are the only data on them.
+"""
+
+from __future__ import annotations
+
+import html
+
+from tsunagu.mail.preferences import Preferences
+
+_STYLE = (
+    "<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}"
+    "label{display:block;margin:.5rem 0}button{margin-top:1rem;padding:.5rem 1.2rem}</style>"
+)
+
+
+def preference_page(prefs: Preferences, saved: bool = False) -> str:
+    boxes = "".join(
+        f"<label><input type=checkbox name='topic:{html.escape(topic)}'"
+        f"{' checked' if on else ''}> {html.escape(topic)}</label>"
+        for topic, on in sorted(prefs.topics.items())
+    )
+    everything = " checked" if prefs.unsubscribed_from_all else ""
+    note = "<p><b>Saved. / 保存しました。</b></p>" if saved else ""
+    return (
+        "<!doctype html><html lang=ja><meta charset=utf-8>"
+        f"<title>配信設定 / Mail preferences</title>{_STYLE}"
+        f"<h1>配信設定 / Mail preferences</h1>{note}"
+        f"<p>{html.escape(prefs.masked_email)}</p><form method=post>{boxes}"
+        f"<label><input type=checkbox name=unsubscribe_all{everything}> "
+        "すべての配信を停止する / Unsubscribe from all</label>"
+        "<button type=submit>保存 / Save</button></form>"
+    )
+
+
+def unsubscribed_page() -> str:
+    return (
+        "<!doctype html><html lang=ja><meta charset=utf-8><title>配信停止 / Unsubscribed</title>"
+        f"{_STYLE}<h1>配信を停止しました / You are unsubscribed</h1>"
+    )
+
+
+def confirm_page(prefs: Preferences) -> str:
+    # A button, not the link itself: mail scanners follow links, and must not subscribe anyone.
+    topics = ", ".join(html.escape(t) for t in prefs.pending)
+    return (
+        "<!doctype html><html lang=ja><meta charset=utf-8>"
+        f"<title>登録の確認 / Confirm</title>{_STYLE}"
+        "<h1>登録の確認 / Confirm your subscription</h1>"
+        f"<p>{html.escape(prefs.masked_email)}: {topics}</p>"
+        "<form method=post><input type=hidden name=confirm value=1>"
+        "<button type=submit>登録を確定する / Confirm</button></form>"
+    )
+
+
+def confirmed_page(topics: list[str]) -> str:
+    listed = ", ".join(html.escape(t) for t in topics) or "-"
+    return (
+        "<!doctype html><html lang=ja><meta charset=utf-8>"
+        f"<title>登録完了 / Confirmed</title>{_STYLE}"
+        f"<h1>登録しました / Confirmed</h1><p>{listed}</p>"
+    )

@@ -1,0 +1,134 @@
+"""Double opt-in: consent counts only once the person confirms it from the mail."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer
+
+from tests.conftest import REGION, AwsStack, load_event
+from tests.integration.mail_helpers import (
+    capture,
+    consent_state,
+    parse,
+    parts,
+    prepare_mail,
+    save_template,
+    send,
+    sent_messages,
+    token_of,
+    unsubscribe,
+    with_body,
+    with_token,
+)
+from tsunagu import services
+from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
+
+CONFIRMATION_HTML = (
+    "<html><body><p>ご登録ありがとうございます。</p>"
+    '<p><a href="{{ confirm_url }}">登録を確定する / Confirm</a></p></body></html>'
+)
+
+
+def double_opt_in_form(aws: AwsStack) -> None:
+    settings = aws.settings()
+    services.form_repository(settings).put(
+        FormDefinition(
+            form_id="newsletter",
+            name="Newsletter",
+            fields=[
+                FormField(name="email", type="email", required=True),
+                FormField(name="consent", type="checkbox"),
+            ],
+            consent=ConsentSpec(
+                topic="newsletter", text="Send me the newsletter.", version="v1", double_opt_in=True
+            ),
+        ),
+        services.clock(settings),
+    )
+
+
+def stream_batch_of_lead_events(aws: AwsStack, lead_id: str) -> dict[str, Any]:
+    """The events table's items for the lead, as the stream would deliver them (NEW_IMAGE)."""
+    client = boto3.client("dynamodb", region_name=REGION)
+    items = client.query(
+        TableName=aws.tables["EventsTable"],
+        KeyConditionExpression="subject = :s",
+        ExpressionAttributeValues={":s": {"S": f"lead#{lead_id}"}},
+    )["Items"]
+    template = load_event("route_events", "form_submitted")["Records"][0]
+    records = []
+    for number, item in enumerate(items, start=1):
+        record = {**template, "dynamodb": {**template["dynamodb"]}}
+        record["dynamodb"]["NewImage"] = item
+        record["dynamodb"]["SequenceNumber"] = str(number)
+        records.append(record)
+    return {"Records": records}
+
+
+def test_consent_waits_for_the_confirmation_and_a_get_confirms_nothing(aws: AwsStack) -> None:
+    # Given a form with double opt-in, and its confirmation template
+    prepare_mail(aws)
+    double_opt_in_form(aws)
+    save_template(
+        aws,
+        template_id="double-opt-in",
+        kind="transactional",
+        subject="ご登録の確認",
+        html=CONFIRMATION_HTML,
+    )
+    save_template(aws)  # the marketing "welcome" mail
+
+    # When a person signs up
+    lead_id = capture(aws, "doi@example.com", form_id="newsletter")
+
+    # Then the consent is pending: no marketing mail yet
+    assert consent_state(aws, lead_id) == {}
+    assert send(aws, lead_id)["reason"] == "no_consent"
+
+    # When route_events sees the sign-up (twice: a redelivered batch)
+    batch = stream_batch_of_lead_events(aws, lead_id)
+    route = aws.function("route_events")
+    assert route.invoke(batch) == {"batchItemFailures": []}
+    assert route.invoke(batch) == {"batchItemFailures": []}
+
+    # Then exactly one confirmation mail went out, with the confirm link
+    confirmations = [
+        m for m in sent_messages() if "ご登録の確認" in str(parse(m.raw_data)["Subject"])
+    ]
+    assert len(confirmations) == 1
+    _, html = parts(parse(confirmations[0].raw_data))
+    confirm_url = re.search(r'href="([^"]+\?confirm=1)"', html)
+    assert confirm_url is not None
+    token = token_of(confirm_url.group(1).removesuffix("?confirm=1"))
+
+    # When a scanner (or the person) opens the link: a page with a button, nothing confirmed
+    page = with_token(load_event("unsubscribe", "preference_page"), token)
+    page["queryStringParameters"] = {"confirm": "1"}
+    shown = unsubscribe(aws, page)
+    assert shown["statusCode"] == 200 and "Confirm" in shown["body"]
+    assert consent_state(aws, lead_id) == {}
+
+    # When the person presses the button
+    post = with_body(
+        with_token(load_event("unsubscribe", "preferences_form"), token),
+        "confirm=1",
+        "application/x-www-form-urlencoded",
+    )
+    confirmed = unsubscribe(aws, post)
+
+    # Then the topic is opted in, with its own evidence, and marketing to that topic may go out
+    assert confirmed["statusCode"] == 200
+    assert consent_state(aws, lead_id) == {"newsletter": "opted_in"}
+    client = boto3.client("dynamodb", region_name=REGION)
+    records = [
+        {k: TypeDeserializer().deserialize(v) for k, v in item.items()}
+        for item in client.scan(TableName=aws.tables["ConsentTable"])["Items"]
+    ]
+    methods = {r.get("method") for r in records if r["record"].startswith("evidence#")}
+    assert "double_opt_in" in methods
+    assert not [r for r in records if r["record"].startswith("pending#")]
+    save_template(aws, template_id="newsletter-issue", topic="newsletter")
+    assert send(aws, lead_id, template_id="newsletter-issue")["status"] == "sent"
