@@ -18,7 +18,7 @@ _STYLE = (
     "padding:0 1rem;color:#1f2933}table{border-collapse:collapse}td,th{text-align:left;"
     "padding:.2rem .6rem;vertical-align:top}article{border:1px solid #cbd2d9;border-radius:6px;"
     "margin:1rem 0;padding:1rem}iframe{width:100%;height:28rem;border:1px solid #e4e7eb}"
-    "pre{white-space:pre-wrap}</style>"
+    "pre{white-space:pre-wrap;word-break:break-all}td{word-break:break-all}</style>"
 )
 
 

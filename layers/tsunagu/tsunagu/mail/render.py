@@ -236,8 +236,8 @@ def _new_link(destination: str, links: list[tuple[str, str]], known: dict[str, s
 def _footer(unsubscribe_url: str) -> str:
     return (
         '<p style="font-size:12px;color:#6b7280;margin-top:24px">'
-        "このメールの配信停止・設定変更 / Unsubscribe or change preferences: "
-        f'<a href="{html_lib.escape(unsubscribe_url)}">{html_lib.escape(unsubscribe_url)}</a></p>'
+        f'<a href="{html_lib.escape(unsubscribe_url)}">'
+        "このメールの配信停止・設定変更 / Unsubscribe or change preferences</a></p>"
     )
 
 
