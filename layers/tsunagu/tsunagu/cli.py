@@ -134,13 +134,8 @@ def leads_timeline(settings: Settings, args: argparse.Namespace) -> int:
 def sites_create(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.tracking.sites import SiteDefinition
 
-    sites = services.site_repository(settings)
     site = _read_definition(SiteDefinition, args.file)
-    exists = sites.get(site.site_id) is not None
-    if exists and not args.replace:
-        raise CliError(f"site {site.site_id!r} exists; add --replace to update it")
-    sites.put(site, services.clock(settings))
-    print(f"site {site.site_id!r} {'updated' if exists else 'created'}")
+    _store("site", site.site_id, site, services.site_repository(settings), settings, args.replace)
     return 0
 
 
@@ -279,14 +274,20 @@ def mail_simulate(settings: Settings, args: argparse.Namespace) -> int:
 def forms_create(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.forms.model import FormDefinition
 
-    forms = services.form_repository(settings)
-    definition = _read_definition(FormDefinition, args.file)
-    exists = forms.get(definition.form_id) is not None
-    if exists and not args.replace:
-        raise CliError(f"form {definition.form_id!r} exists; add --replace to update it")
-    forms.put(definition, services.clock(settings))
-    print(f"form {definition.form_id!r} {'updated' if exists else 'created'}")
+    form = _read_definition(FormDefinition, args.file)
+    _store("form", form.form_id, form, services.form_repository(settings), settings, args.replace)
     return 0
+
+
+def _store(
+    kind: str, key: str, definition: Any, repository: Any, settings: Settings, replace: bool
+) -> None:
+    """Create a definition, or replace it when asked to: never overwrite one by accident."""
+    exists = repository.get(key) is not None
+    if exists and not replace:
+        raise CliError(f"{kind} {key!r} exists; add --replace to update it")
+    repository.put(definition, services.clock(settings))
+    print(f"{kind} {key!r} {'updated' if exists else 'created'}")
 
 
 def _read_definition[M: BaseModel](model: type[M], path: str) -> M:
