@@ -15,6 +15,7 @@ from tsunagu.settings import Settings
 from tsunagu.store.tables import bind_tables
 
 if TYPE_CHECKING:
+    from tsunagu.journeys.business_time import BusinessCalendar, QuietHours
     from tsunagu.mail.send import MailPolicy
     from tsunagu.store.forms import FormRepository
     from tsunagu.store.leads import LeadRepository
@@ -119,6 +120,20 @@ def token_signer(settings: Settings) -> TokenSigner:
         cached = (time.monotonic(), load_token_signer(settings))
         _signers[settings] = cached
     return cached[1]
+
+
+@lru_cache(maxsize=8)
+def business_calendar(settings: Settings) -> BusinessCalendar:
+    from tsunagu.journeys.business_time import business_calendar as calendar
+
+    return calendar(settings.business_country, settings.company_closed_days)
+
+
+@lru_cache(maxsize=8)
+def quiet_hours(settings: Settings) -> QuietHours:
+    from tsunagu.journeys.business_time import parse_quiet_hours
+
+    return parse_quiet_hours(settings.quiet_hours)
 
 
 @lru_cache(maxsize=8)

@@ -45,6 +45,14 @@ class Settings(BaseModel):
     """Mails per second one function instance sends at most (SES enforces the account's)."""
     soft_bounce_limit: int = Field(default=3, ge=1, le=100)
     """Transient bounces after which an address is suppressed."""
+    business_country: str = Field(default="JP", pattern=r"^[A-Z]{2}$")
+    """Whose national holidays are not business days."""
+    company_closed_days: str = ""
+    """The company's own closed days: ``2026-08-13..2026-08-16, 2026-12-29..2027-01-03``."""
+    quiet_hours: str = "20:00-08:00"
+    """Local times no journey mail goes out (empty: none)."""
+    default_time_zone: str = "Asia/Tokyo"
+    """For leads whose time zone is not known."""
     # Raw events expire after this many days (DynamoDB TTL); summaries on the lead stay.
     event_retention_days: int = Field(default=400, ge=1, le=3650)
     # Web-form bodies are small; anything bigger is refused before it is parsed.

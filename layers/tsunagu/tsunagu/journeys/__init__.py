@@ -1,0 +1,1 @@
+"""Journeys: the activities Step Functions journeys call, and the rules behind them."""
