@@ -173,6 +173,10 @@ class MemoryMailStore:
                 self.pending[evidence.lead_id].remove(evidence.topic)
         self.events.append(event)
 
+    def change_consents(self, changes: Any) -> None:
+        for evidence, method, event in changes:
+            self.change_consent(evidence, method, event)
+
     def record_form_consent(self, evidence: ConsentEvidence, event: LeadEvent) -> None:
         """What LeadRepository.commit_capture writes for a ticked consent box: the topic's state
         (or a pending record), and for a fresh opt-in the end of an earlier "all" opt-out."""

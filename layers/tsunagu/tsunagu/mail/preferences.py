@@ -7,7 +7,7 @@ follow every GET in a mail, and must never unsubscribe anyone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -43,7 +43,9 @@ class PreferenceStore(Protocol):
 
     def consent_state(self, lead_id: str) -> dict[str, str]: ...
 
-    def change_consent(self, evidence: ConsentEvidence, method: str, event: LeadEvent) -> None: ...
+    def change_consents(self, changes: Sequence[Change]) -> None:
+        """Store every change of one request together, or none."""
+        ...
 
     def pending_topics(self, lead_id: str) -> list[str]: ...
 
@@ -95,8 +97,10 @@ def preferences(text: str, *, signer: TokenSigner, store: PreferenceStore) -> Pr
     )
 
 
+Change = tuple[ConsentEvidence, str, LeadEvent]
+
+
 def _change(
-    store: PreferenceStore,
     lead: Lead,
     topic: str,
     status: str,
@@ -104,7 +108,7 @@ def _change(
     context: PreferenceContext,
     message_id: str,
     clock: Clock,
-) -> None:
+) -> Change:
     now = clock.now()
     at = isoformat(now)
     evidence = ConsentEvidence(
@@ -124,7 +128,7 @@ def _change(
         lead_id=lead.lead_id,
         properties={"topic": topic, "status": status, "method": method, "message_id": message_id},
     )
-    store.change_consent(evidence, method, event)
+    return evidence, method, event
 
 
 def unsubscribe_one_click(
@@ -138,7 +142,8 @@ def unsubscribe_one_click(
     """RFC 8058: unsubscribe from all marketing mail, at once."""
     token = _token(text, signer)
     lead = _lead(store, token)
-    _change(store, lead, ALL_TOPICS, "opted_out", "one_click", context, token.message_id, clock)
+    change = _change(lead, ALL_TOPICS, "opted_out", "one_click", context, token.message_id, clock)
+    store.change_consents([change])
 
 
 def update_preferences(
@@ -157,13 +162,16 @@ def update_preferences(
     current = preferences(text, signer=signer, store=store)
     state = store.consent_state(lead.lead_id)
 
+    changes: list[Change] = []
+
     def record(topic: str, wanted: bool) -> None:
         status = "opted_in" if wanted else "opted_out"
-        _change(store, lead, topic, status, "preferences", context, token.message_id, clock)
+        changes.append(
+            _change(lead, topic, status, "preferences", context, token.message_id, clock)
+        )
 
     if unsubscribe_all != current.unsubscribed_from_all:
-        status = "opted_out" if unsubscribe_all else "opted_in"
-        _change(store, lead, ALL_TOPICS, status, "preferences", context, token.message_id, clock)
+        record(ALL_TOPICS, not unsubscribe_all)
     choices = {t: w for t, w in subscribed.items() if t in current.topics}
     marketing = state.get(MARKETING) == "opted_in"
     if MARKETING in choices and choices[MARKETING] != marketing:
@@ -174,6 +182,8 @@ def update_preferences(
         # person's choice for it is written down so it does not silently follow.
         if topic != MARKETING and _effective(topic, state, marketing) != wanted:
             record(topic, wanted)
+    if changes:
+        store.change_consents(changes)
     return preferences(text, signer=signer, store=store)
 
 
@@ -190,6 +200,10 @@ def confirm_subscription(
     token = _token(text, signer)
     lead = _lead(store, token)
     topics = store.pending_topics(lead.lead_id)
-    for topic in topics:
-        _change(store, lead, topic, "opted_in", "double_opt_in", context, token.message_id, clock)
+    changes = [
+        _change(lead, topic, "opted_in", "double_opt_in", context, token.message_id, clock)
+        for topic in topics
+    ]
+    if changes:
+        store.change_consents(changes)
     return topics

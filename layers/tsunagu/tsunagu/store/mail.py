@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -163,18 +164,23 @@ class MailRepository(LeadRepository):
 
     def change_consent(self, evidence: ConsentEvidence, method: str, event: LeadEvent) -> None:
         """Store the evidence, the topic's new state and the event, together."""
-        proof, state = consent_items(self._tables, evidence)
-        proof.method = method
-        state.method = method
+        self.change_consents([(evidence, method, event)])
+
+    def change_consents(self, changes: Sequence[tuple[ConsentEvidence, str, LeadEvent]]) -> None:
+        """Several consent changes (one preference-page submission) stored whole or not at all."""
         with TransactWrite(connection=self._tables.connection) as transaction:
-            transaction.save(proof)
-            transaction.save(state)
-            transaction.save(event_to_item(self._tables, event))
-            if method == "double_opt_in":
-                transaction.delete(unsubscribed_from_all(self._tables, evidence.lead_id))
-                transaction.delete(
-                    self._tables.consent(evidence.lead_id, f"pending#{evidence.topic}")
-                )
+            for evidence, method, event in changes:
+                proof, state = consent_items(self._tables, evidence)
+                proof.method = method
+                state.method = method
+                transaction.save(proof)
+                transaction.save(state)
+                transaction.save(event_to_item(self._tables, event))
+                if method == "double_opt_in":
+                    transaction.delete(unsubscribed_from_all(self._tables, evidence.lead_id))
+                    transaction.delete(
+                        self._tables.consent(evidence.lead_id, f"pending#{evidence.topic}")
+                    )
 
     def suppress(self, lead_id: str, email: str, reason: str, at: str, event: LeadEvent) -> None:
         model = self._tables.consent
