@@ -31,7 +31,7 @@ from tsunagu_local.secrets import create_secret, generated_value
 from tsunagu_local.streams import StreamMapping, StreamPoller
 from tsunagu_local.tables import create_table
 from tsunagu_local.template import Stack, declared_parameters, load_stack
-from tsunagu_local.waits import install_wait_clock
+from tsunagu_local.waits import install_task_timeout_clock, install_wait_clock
 
 log = logging.getLogger("tsunagu.local")
 
@@ -98,6 +98,7 @@ class LocalRuntime:
             self.options.clock_start or datetime.now(UTC), time.time(), self.options.time_scale
         )
         install_wait_clock(self.clock)
+        install_task_timeout_clock(self.clock)
         install_moto_invoke(self.functions)
         parameters = dict(self.options.parameters)
         if "Stage" in declared_parameters(self.options.template):

@@ -163,7 +163,9 @@ class RunningRuntime:
             self.process.wait(timeout=5)
 
 
-def start_runtime(template: Path, state_dir: Path) -> RunningRuntime:
+def start_runtime(
+    template: Path, state_dir: Path, *, time_scale: float = TIME_SCALE
+) -> RunningRuntime:
     """Start ``python -m tsunagu_local`` on ``template`` and wait until it is up.
 
     It runs in Asia/Tokyo on purpose: the runtime must force UTC itself.
@@ -185,7 +187,7 @@ def start_runtime(template: Path, state_dir: Path) -> RunningRuntime:
         "--no-persist",
         "--no-demo",
         "--time-scale",
-        f"{TIME_SCALE:g}",
+        f"{time_scale:g}",
         "--clock-start",
         CLOCK_START,
     ]

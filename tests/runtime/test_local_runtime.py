@@ -157,7 +157,13 @@ def test_every_function_exists_and_runs_its_handler_in_the_runtime_process(
     listed = runtime.client("lambda").list_functions()["Functions"]
     assert sorted(f["FunctionName"] for f in listed) == sorted(
         physical_name(f)
-        for f in ("EchoFunction", "FailingFunction", "PingFunction", "StreamConsumerFunction")
+        for f in (
+            "EchoFunction",
+            "FailingFunction",
+            "PingFunction",
+            "RecordTokenFunction",
+            "StreamConsumerFunction",
+        )
     )
 
     response, first = invoke(runtime, ECHO, {"hello": "world"})
@@ -520,9 +526,12 @@ class JourneyRun:
 def journey(runtime: RunningRuntime) -> JourneyRun:
     """One execution of the fixture journey, waited for until it ends."""
     stepfunctions = runtime.client("stepfunctions")
-    [machine] = stepfunctions.list_state_machines()["stateMachines"]
-    assert machine["name"] == physical_name("FixtureJourney")
-    arn = machine["stateMachineArn"]
+    machines = {m["name"]: m for m in stepfunctions.list_state_machines()["stateMachines"]}
+    assert sorted(machines) == [
+        physical_name("FixtureClickJourney"),
+        physical_name("FixtureJourney"),
+    ]
+    arn = machines[physical_name("FixtureJourney")]["stateMachineArn"]
     # Wait two hours, then until four hours after now: on the clock, about two real seconds each.
     wake_at = (runtime.simulated_now() + timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
     name = f"runtime-test-{uuid.uuid4().hex[:12]}"

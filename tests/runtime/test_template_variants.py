@@ -82,8 +82,8 @@ def test_state_machine_with_policy_templates_naming_its_functions(
 
     # When the runtime starts on it, Then the state machine is there
     runtime = started(variant(tmp_path, change), "Ref to 'EchoFunction', which the local runtime")
-    [machine] = runtime.client("stepfunctions").list_state_machines()["stateMachines"]
-    assert machine["name"] == "tsunagu-local-FixtureJourney"
+    machines = runtime.client("stepfunctions").list_state_machines()["stateMachines"]
+    assert "tsunagu-local-FixtureJourney" in [m["name"] for m in machines]
 
 
 def test_function_environment_naming_a_state_machine_and_the_api(
@@ -106,7 +106,8 @@ def test_function_environment_naming_a_state_machine_and_the_api(
 
     runtime = started(variant(tmp_path, change), "Ref to 'FixtureJourney', which the local runtime")
     environment = invoke(runtime, "tsunagu-local-StarterFunction")["environment"]
-    [machine] = runtime.client("stepfunctions").list_state_machines()["stateMachines"]
+    machines = runtime.client("stepfunctions").list_state_machines()["stateMachines"]
+    [machine] = [m for m in machines if m["name"] == "tsunagu-local-FixtureJourney"]
     assert environment["FIXTURE_JOURNEY_ARN"] == machine["stateMachineArn"]
     assert environment["FIXTURE_API_URL"] == runtime.api_url
 
