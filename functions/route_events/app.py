@@ -33,6 +33,7 @@ def _record_handler(record: DynamoDBRecord) -> None:
         record.dynamodb.new_image if record.dynamodb else None,
         store=services.lead_repository(settings),
         confirmations=services.confirmations(settings),
+        waits=services.journey_waits(settings),
     )
 
 

@@ -140,6 +140,7 @@ def test_the_settings_allowlist_is_case_blind() -> None:
         sites_table="sites",
         tracking_secret_arn="arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:k",
         templates_table="templates",
+        journey_waits_table="waits",
         mail_allowlist=" QA@Example.net , Example.JP ,",
     )
     # Then it matches addresses whatever their case

@@ -35,6 +35,7 @@ OUTPUT_TO_SETTING = {
     "SitesTableName": "TSUNAGU_SITES_TABLE",
     "TrackingSecretArn": "TSUNAGU_TRACKING_SECRET_ARN",
     "TemplatesTableName": "TSUNAGU_TEMPLATES_TABLE",
+    "JourneyWaitsTableName": "TSUNAGU_JOURNEY_WAITS_TABLE",
 }
 
 

@@ -13,6 +13,19 @@ class ActivityStore(Protocol):
     def record_activity(self, lead_id: str, event_type: str, occurred_at: str) -> bool: ...
 
 
+class Waits(Protocol):
+    def resume_matching(
+        self,
+        lead_id: str,
+        event_type: str,
+        event_id: str,
+        occurred_at: str,
+        properties: Mapping[str, Any],
+    ) -> int:
+        """Resume the lead's journeys waiting for this event; how many were resumed."""
+        ...
+
+
 class Confirmations(Protocol):
     def send_confirmation(self, lead_id: str, template_id: str, key: str) -> None:
         """Send the double opt-in mail, once per key."""
@@ -24,6 +37,7 @@ def route_event(
     *,
     store: ActivityStore,
     confirmations: Confirmations | None = None,
+    waits: Waits | None = None,
 ) -> None:
     """Apply one stored event. Safe to repeat: a redelivered event changes nothing more."""
     if not new_image:
@@ -44,4 +58,12 @@ def route_event(
     changed = store.record_activity(
         str(lead_id), str(new_image["type"]), str(new_image["occurred_at"])
     )
+    if waits is not None:
+        waits.resume_matching(
+            str(lead_id),
+            str(new_image["type"]),
+            str(new_image["event_id"]),
+            str(new_image["occurred_at"]),
+            properties,
+        )
     logger.debug("activity recorded", extra={"lead_id": lead_id, "changed": changed})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tsunagu.clock import Clock, clock_from
 from tsunagu.settings import Settings
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from tsunagu.journeys.business_time import BusinessCalendar, QuietHours
     from tsunagu.mail.send import MailPolicy
     from tsunagu.store.forms import FormRepository
+    from tsunagu.store.journeys import WaitRepository
     from tsunagu.store.leads import LeadRepository
     from tsunagu.store.mail import MailRepository
     from tsunagu.store.ses import SesMessenger
@@ -99,6 +100,49 @@ class MailConfirmations:
             clock=clock(settings),
             policy=mail_policy(settings),
         )
+
+
+@lru_cache(maxsize=8)
+def wait_repository(settings: Settings) -> WaitRepository:
+    from tsunagu.store.journeys import WaitRepository
+
+    return WaitRepository(bind_tables(settings))
+
+
+class JourneyWaits:
+    """Resumes journeys waiting for what a lead just did (route_events' side of the waits)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from tsunagu.store.journeys import StepFunctionsResumer, WaitRepository
+
+        self._store = WaitRepository(bind_tables(settings))
+        self._resumer = StepFunctionsResumer(settings)
+
+    def resume_matching(
+        self,
+        lead_id: str,
+        event_type: str,
+        event_id: str,
+        occurred_at: str,
+        properties: Any,
+    ) -> int:
+        from tsunagu.journeys.waits import resume_waits
+
+        resumed = resume_waits(
+            lead_id,
+            event_type,
+            event_id,
+            occurred_at,
+            properties,
+            store=self._store,
+            resumer=self._resumer,
+        )
+        return len(resumed)
+
+
+@lru_cache(maxsize=8)
+def journey_waits(settings: Settings) -> JourneyWaits:
+    return JourneyWaits(settings)
 
 
 @lru_cache(maxsize=8)

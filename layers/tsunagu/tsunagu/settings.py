@@ -31,6 +31,7 @@ class Settings(BaseModel):
     tracking_secret_arn: str
     """Secrets Manager secret holding the keys that sign mail-tracking tokens."""
     templates_table: str
+    journey_waits_table: str
     api_url: str | None = None
     """The public base URL mail links point at (set on the functions that render mail)."""
     mail_configuration_set: str | None = None

@@ -106,6 +106,20 @@ class FormItem(Model):
     updated_at = UnicodeAttribute()
 
 
+class JourneyWaitItem(Model):
+    """A journey execution waiting for something the lead does (see journeys.waits)."""
+
+    class Meta:
+        table_name = "unbound"  # bound per stage in tables.py
+
+    lead_id = UnicodeAttribute(hash_key=True)
+    wait_id = UnicodeAttribute(range_key=True)
+    token = UnicodeAttribute()
+    match: MapAttribute[str, Any] = MapAttribute(default=dict)  # type: ignore[no-untyped-call]
+    deadline = UnicodeAttribute()
+    expires_at = NumberAttribute()
+
+
 class SiteItem(Model):
     class Meta:
         table_name = "unbound"  # bound per stage in tables.py

@@ -19,6 +19,7 @@ from tsunagu.store.models import (
     EventItem,
     FormItem,
     IdempotencyItem,
+    JourneyWaitItem,
     LeadIdentityItem,
     LeadItem,
     MailTemplateItem,
@@ -36,6 +37,7 @@ class Tables:
     idempotency: type[IdempotencyItem]
     sites: type[SiteItem]
     templates: type[MailTemplateItem]
+    waits: type[JourneyWaitItem]
     settings: Settings
 
     @cached_property
@@ -56,6 +58,7 @@ class Tables:
             self.idempotency,
             self.sites,
             self.templates,
+            self.waits,
         ):
             table = model._get_connection()
             shared.add_meta_table(table.get_meta_table())
@@ -81,6 +84,7 @@ def bind_tables(settings: Settings) -> Tables:
         idempotency=_bind(IdempotencyItem, settings.idempotency_table, settings),
         sites=_bind(SiteItem, settings.sites_table, settings),
         templates=_bind(MailTemplateItem, settings.templates_table, settings),
+        waits=_bind(JourneyWaitItem, settings.journey_waits_table, settings),
         settings=settings,
     )
     _ = tables.connection  # share it now: no client is built until the first request

@@ -1,0 +1,50 @@
+"""wait_for_event — a journey's ``.waitForTaskToken`` task: "wait until the lead does X".
+
+Task parameters (the state machine passes them; the token comes from ``$$.Task.Token``)::
+
+    {"token.$": "$$.Task.Token", "lead_id.$": "$.lead_id",
+     "wait_id.$": "States.Format('{}:{}', $$.Execution.Name, $$.State.Name)",
+     "event": {"type": "link_clicked", "message_id.$": "$.mail.message_id"},
+     "timeout_seconds": 259200}
+
+It only registers the wait and returns; route_events resumes the execution with the matching
+event (a person's, never a scanner's), and the task's TimeoutSeconds ends it otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tsunagu import services
+from tsunagu.journeys.waits import EventMatch, register_wait
+from tsunagu.observability import observed
+from tsunagu.settings import get_settings
+
+
+class WaitForEventInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    token: str = Field(min_length=1, max_length=4096)
+    lead_id: str = Field(min_length=1, max_length=64)
+    wait_id: str = Field(min_length=1, max_length=512)
+    event: EventMatch
+    timeout_seconds: int = Field(ge=1, le=365 * 24 * 3600)
+    """The same as the task's TimeoutSeconds: the wait is forgotten after it."""
+
+
+@observed()
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings = get_settings()
+    request = WaitForEventInput.model_validate(event)
+    wait = register_wait(
+        request.lead_id,
+        request.wait_id,
+        request.token,
+        request.event,
+        request.timeout_seconds,
+        store=services.wait_repository(settings),
+        clock=services.clock(settings),
+    )
+    return {"registered": wait.wait_id, "deadline": wait.deadline}

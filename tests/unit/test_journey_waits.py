@@ -1,0 +1,107 @@
+"""Waiting for behaviour: matching events to waits, resuming once, never too late."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from tsunagu.clock import FixedClock
+from tsunagu.journeys.waits import EventMatch, JourneyWait, register_wait, resume_waits
+
+CLICK = EventMatch(type="link_clicked", message_id="msg_1")
+
+
+class MemoryWaits:
+    def __init__(self) -> None:
+        self.waits: dict[tuple[str, str], JourneyWait] = {}
+
+    def register_wait(self, wait: JourneyWait) -> None:
+        self.waits[(wait.lead_id, wait.wait_id)] = wait
+
+    def waits_of(self, lead_id: str) -> list[JourneyWait]:
+        return [w for (lead, _), w in self.waits.items() if lead == lead_id]
+
+    def end_wait(self, wait: JourneyWait) -> None:
+        self.waits.pop((wait.lead_id, wait.wait_id), None)
+
+
+class RecordingResumer:
+    def __init__(self) -> None:
+        self.resumed: list[tuple[str, Mapping[str, Any]]] = []
+
+    def resume(self, token: str, output: Mapping[str, Any]) -> bool:
+        self.resumed.append((token, output))
+        return True
+
+
+def setup() -> tuple[MemoryWaits, RecordingResumer]:
+    store = MemoryWaits()
+    clock = FixedClock(datetime(2026, 12, 4, 9, 0, tzinfo=UTC))
+    register_wait(
+        "lead_1", "exec:Wait for a click", "token-1", CLICK, 3 * 86400, store=store, clock=clock
+    )
+    return store, RecordingResumer()
+
+
+def event(kind: str, at: str, **properties: Any) -> dict[str, Any]:
+    return {"event_type": kind, "event_id": "evt_1", "occurred_at": at, "properties": properties}
+
+
+def test_the_matching_click_resumes_the_journey_once() -> None:
+    store, resumer = setup()
+    click = event(
+        "link_clicked",
+        "2026-12-05T10:00:00.000Z",
+        message_id="msg_1",
+        link_id="l1",
+        signals={"user_agent": "x"},
+    )
+
+    resumed = resume_waits("lead_1", store=store, resumer=resumer, **click)
+    again = resume_waits("lead_1", store=store, resumer=resumer, **click)
+
+    assert [w.token for w in resumed] == ["token-1"] and again == []
+    _, output = resumer.resumed[0]
+    assert output["event"] == "link_clicked"
+    assert output["properties"] == {"message_id": "msg_1", "link_id": "l1"}  # no signals
+
+
+def test_other_events_do_not_resume() -> None:
+    store, resumer = setup()
+    for kind, props in (
+        ("link_clicked", {"message_id": "msg_2"}),  # another mail
+        ("mail_opened", {"message_id": "msg_1"}),  # an open is not a click
+    ):
+        resume_waits(
+            "lead_1",
+            store=store,
+            resumer=resumer,
+            **event(kind, "2026-12-05T10:00:00.000Z", **props),
+        )
+    resume_waits(
+        "lead_2",
+        store=store,
+        resumer=resumer,
+        **event("link_clicked", "2026-12-05T10:00:00.000Z", message_id="msg_1"),
+    )
+    assert resumer.resumed == []
+    assert len(store.waits) == 1
+
+
+def test_a_click_after_the_deadline_is_too_late() -> None:
+    store, resumer = setup()
+    late = event("link_clicked", "2026-12-07T09:00:01.000Z", message_id="msg_1")
+    assert resume_waits("lead_1", store=store, resumer=resumer, **late) == []
+
+
+def test_matching_rules() -> None:
+    pricing = EventMatch(type="page_view", url_contains="/pricing")
+    assert pricing.matches("page_view", {"url": "https://www.example.com/pricing?plan=pro"})
+    assert not pricing.matches("page_view", {"url": "https://www.example.com/case-study"})
+    attended = EventMatch(type="seminar_attended", properties={"seminar": "2026-12"})
+    assert attended.matches("seminar_attended", {"seminar": "2026-12"})
+    assert not attended.matches("seminar_attended", {"seminar": "2027-01"})
+    assert EventMatch(type="form_submitted", form_id="demo").matches(
+        "form_submitted", {"form_id": "demo"}
+    )
