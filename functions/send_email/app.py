@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tsunagu import services
-from tsunagu.mail.send import SendRequest, send_mail
+from tsunagu.mail.send import SendRequest
 from tsunagu.observability import logger, metrics, observed
 from tsunagu.settings import get_settings
 
@@ -32,14 +32,7 @@ class SendEmailInput(BaseModel):
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = get_settings()
     request = SendEmailInput.model_validate(event)
-    result = send_mail(
-        SendRequest(**request.model_dump()),
-        store=services.mail_repository(settings),
-        messenger=services.messenger(settings),
-        signer=services.token_signer(settings),
-        clock=services.clock(settings),
-        policy=services.mail_policy(settings),
-    )
+    result = services.send(settings, SendRequest(**request.model_dump()))
     metrics.add_metric(name=f"Mail{result.status.capitalize()}", unit="Count", value=1)
     logger.info("mail handled", extra=result.as_record())
     return result.as_record()

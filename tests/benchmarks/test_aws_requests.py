@@ -45,21 +45,34 @@ LINKED = VISITORS[:2]
 
 @dataclass
 class Recorded:
-    calls: list[str] = field(default_factory=list)
-    """Operation names, with the table (or the tables of a transaction) each one touched."""
+    entries: list[tuple[str, str, str]] = field(default_factory=list)
+    """(service, operation, description) of every botocore API call, in order."""
     clients_created: list[str] = field(default_factory=list)
     """The service of every botocore client created."""
 
+    @property
+    def calls(self) -> list[str]:
+        """Operation names, with the table (or the tables of a transaction) each one touched;
+        prefixed by the service when it is not DynamoDB."""
+        return [described for _, _, described in self.entries]
+
 
 @contextmanager
-def recording_aws_calls(table_labels: dict[str, str]) -> Iterator[Recorded]:
+def recording_aws_calls[R: Recorded](
+    table_labels: dict[str, str],
+    recorded_type: type[R] = Recorded,
+) -> Iterator[R]:
     """Count every botocore API call, and every botocore client created, in this process."""
-    recorded = Recorded()
+    recorded = recorded_type()
     make_api_call = botocore.client.BaseClient._make_api_call
     create_client = botocore.session.Session.create_client
 
     def counting_call(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
-        recorded.calls.append(describe_call(operation_name, api_params, table_labels))
+        service = client.meta.service_model.service_name
+        described = describe_call(operation_name, api_params, table_labels)
+        if service != "dynamodb":
+            described = f"{service} {described}"
+        recorded.entries.append((service, operation_name, described))
         return make_api_call(client, operation_name, api_params)
 
     def counting_create(session: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:

@@ -12,14 +12,11 @@ from __future__ import annotations
 import email
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 
 import boto3
-import botocore.client
-import botocore.session
 import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
@@ -28,7 +25,8 @@ import tsunagu.settings
 import tsunagu.store.mail
 from tests.benchmarks._newsletter import JOURNEY, SUBJECT, newsletter_html
 from tests.benchmarks.conftest import BenchReport
-from tests.benchmarks.test_aws_requests import describe_call, seed_demo_form, with_body
+from tests.benchmarks.test_aws_requests import Recorded as SharedRecorded
+from tests.benchmarks.test_aws_requests import recording_aws_calls, seed_demo_form, with_body
 from tests.conftest import REGION, AwsStack, load_event
 from tsunagu import services
 from tsunagu.mail.templates import MailTemplate
@@ -45,45 +43,12 @@ ALLOWLIST = "example.com,example.jp"
 SENDER = "news@example.com"
 
 
-@dataclass
-class Recorded:
-    calls: list[tuple[str, str, str]] = field(default_factory=list)
-    """(service, operation, description) of every botocore API call, in order."""
-    clients_created: list[str] = field(default_factory=list)
-
+class Recorded(SharedRecorded):
     def besides_ses(self) -> list[str]:
-        return [described for service, op, described in self.calls if (service, op) != SES_CALL]
+        return [described for service, op, described in self.entries if (service, op) != SES_CALL]
 
     def ses_calls(self) -> int:
-        return sum(1 for service, op, _ in self.calls if (service, op) == SES_CALL)
-
-
-@contextmanager
-def recording_aws_calls(table_labels: dict[str, str]) -> Iterator[Recorded]:
-    """Like test_aws_requests's, with each call's service kept (to tell SES's call apart)."""
-    recorded = Recorded()
-    make_api_call = botocore.client.BaseClient._make_api_call
-    create_client = botocore.session.Session.create_client
-
-    def counting_call(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
-        service = client.meta.service_model.service_name
-        described = describe_call(operation_name, api_params, table_labels)
-        if service != "dynamodb":
-            described = f"{service} {described}"
-        recorded.calls.append((service, operation_name, described))
-        return make_api_call(client, operation_name, api_params)
-
-    def counting_create(session: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
-        recorded.clients_created.append(service_name)
-        return create_client(session, service_name, *args, **kwargs)
-
-    botocore.client.BaseClient._make_api_call = counting_call  # type: ignore[method-assign]
-    botocore.session.Session.create_client = counting_create  # type: ignore[method-assign]
-    try:
-        yield recorded
-    finally:
-        botocore.client.BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]
-        botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
+        return sum(1 for service, op, _ in self.entries if (service, op) == SES_CALL)
 
 
 def send_email_function(aws: AwsStack) -> LocalFunction:
@@ -240,7 +205,7 @@ def test_send_email_aws_requests(aws: AwsStack, bench_report: BenchReport) -> No
         if scenario.version is not None:
             request["template_version"] = scenario.version
         before = len(sent_messages())
-        with recording_aws_calls(labels) as recorded:
+        with recording_aws_calls(labels, Recorded) as recorded:
             response: dict[str, Any] = function.invoke(request)
         results.append((scenario, recorded, response))
 
@@ -288,7 +253,7 @@ def test_send_email_aws_requests(aws: AwsStack, bench_report: BenchReport) -> No
             f"  {scenario.label:<52} {response['status']:>7} {len(recorded.calls):>4} "
             f"{besides:>11}  {judged}"
         )
-        lines.extend(f"      {described}" for _, _, described in recorded.calls)
+        lines.extend(f"      {described}" for described in recorded.calls)
     worst = max(cold_counts + warm_counts)
     lines += [
         "",

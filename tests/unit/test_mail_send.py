@@ -240,18 +240,24 @@ def test_a_link_that_cannot_be_signed_never_leaves_the_send_stuck(store, messeng
         assert 'href="https:///seminar"' in only_mail(messenger).html
 
 
-def test_an_owner_name_cannot_add_headers(store, messenger) -> None:
-    # Given an owner's name from a CRM with a line break in it
+def add_lead_with_owner(store: MemoryMailStore, owner_name: str) -> None:
+    """Given lead_2, owned by a rep of the verified sales domain, and a template sent as the
+    owner."""
     store.add_template(make_template(template_id="from-rep", sender_is_owner=True))
     store.add_lead(
         make_lead(
             "lead_2",
             "taro@client.example.org",
             owner_email="yamada@sales.example.co.jp",
-            owner_name="Yamada\r\nBcc: someone@example.net",
+            owner_name=owner_name,
         )
     )
     store.set_consent("lead_2", "marketing", "opted_in")
+
+
+def test_an_owner_name_cannot_add_headers(store, messenger) -> None:
+    # Given an owner's name from a CRM with a line break in it
+    add_lead_with_owner(store, "Yamada\r\nBcc: someone@example.net")
     # When the mail is sent as the owner, Then the From header stays one line
     send(store, messenger, lead_id="lead_2", template_id="from-rep")
     sender = only_mail(messenger).sender
@@ -378,16 +384,7 @@ def test_a_mailto_unsubscribe_comes_after_the_https_one(store, messenger) -> Non
 
 
 def test_the_sender_is_the_owner_when_the_owner_domain_is_verified(store, messenger) -> None:
-    store.add_template(make_template(template_id="from-rep", sender_is_owner=True))
-    store.add_lead(
-        make_lead(
-            "lead_2",
-            "taro@client.example.org",
-            owner_email="yamada@sales.example.co.jp",
-            owner_name="山田 一郎",
-        )
-    )
-    store.set_consent("lead_2", "marketing", "opted_in")
+    add_lead_with_owner(store, "山田 一郎")
     send(store, messenger, lead_id="lead_2", template_id="from-rep")
     name, address = parseaddr(only_mail(messenger).sender)
     assert address == "yamada@sales.example.co.jp"

@@ -16,7 +16,7 @@ from tsunagu.store.tables import bind_tables
 
 if TYPE_CHECKING:
     from tsunagu.journeys.business_time import BusinessCalendar, QuietHours
-    from tsunagu.mail.send import MailPolicy
+    from tsunagu.mail.send import MailPolicy, SendRequest, SendResult
     from tsunagu.store.forms import FormRepository
     from tsunagu.store.journeys import WaitRepository
     from tsunagu.store.leads import LeadRepository
@@ -82,6 +82,21 @@ def mail_policy(settings: Settings) -> MailPolicy:
     )
 
 
+def send(settings: Settings, request: SendRequest) -> SendResult:
+    """One mail to one lead, wired for this stage: the send_email task and double opt-in
+    confirmations go through here alike."""
+    from tsunagu.mail.send import send_mail
+
+    return send_mail(
+        request,
+        store=mail_repository(settings),
+        messenger=messenger(settings),
+        signer=token_signer(settings),
+        clock=clock(settings),
+        policy=mail_policy(settings),
+    )
+
+
 class MailConfirmations:
     """Double opt-in mails, sent through the same send path as every other mail."""
 
@@ -89,17 +104,10 @@ class MailConfirmations:
         self._settings = settings
 
     def send_confirmation(self, lead_id: str, template_id: str, key: str) -> None:
-        from tsunagu.mail.send import SendRequest, send_mail
+        from tsunagu.mail.send import SendRequest
 
-        settings = self._settings
-        send_mail(
-            SendRequest(lead_id=lead_id, template_id=template_id, idempotency_key=key),
-            store=mail_repository(settings),
-            messenger=messenger(settings),
-            signer=token_signer(settings),
-            clock=clock(settings),
-            policy=mail_policy(settings),
-        )
+        request = SendRequest(lead_id=lead_id, template_id=template_id, idempotency_key=key)
+        send(self._settings, request)
 
 
 @lru_cache(maxsize=8)
