@@ -1,7 +1,8 @@
 """The events stream's consumer: what follows from each thing a lead did.
 
-For now it keeps each lead's last-activity mark current (the re-engagement journey and the sales
-hot list read it); scoring, stage changes and journey entry join here as they are built.
+It keeps each lead's last-activity mark current, mails double opt-in confirmations, resumes
+journeys waiting for what the lead did, enters leads into journeys whose triggers fire and takes
+them out of journeys an unsubscribe, a CRM status or a stage change ends.
 Failed records are reported one by one, so a retry re-delivers only what failed.
 """
 
@@ -34,6 +35,7 @@ def _record_handler(record: DynamoDBRecord) -> None:
         store=services.lead_repository(settings),
         confirmations=services.confirmations(settings),
         waits=services.journey_waits(settings),
+        journeys=services.journey_routing(settings),
     )
 
 

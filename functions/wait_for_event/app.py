@@ -29,7 +29,9 @@ class WaitForEventInput(BaseModel):
     token: str = Field(min_length=1, max_length=4096)
     lead_id: str = Field(min_length=1, max_length=64)
     wait_id: str = Field(min_length=1, max_length=512)
-    event: EventMatch
+    event: EventMatch | None = None
+    events: list[EventMatch] = Field(default_factory=list, max_length=10)
+    """Several events, any of which ends the wait (each with a ``label`` to branch on)."""
     timeout_seconds: int = Field(ge=1, le=365 * 24 * 3600)
     """The same as the task's TimeoutSeconds: the wait is forgotten after it."""
 
@@ -38,11 +40,14 @@ class WaitForEventInput(BaseModel):
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = get_settings()
     request = WaitForEventInput.model_validate(event)
+    matches = [request.event] if request.event else request.events
+    if not matches:
+        raise ValueError("wait_for_event needs an event or events to wait for")
     wait = register_wait(
         request.lead_id,
         request.wait_id,
         request.token,
-        request.event,
+        matches,
         request.timeout_seconds,
         store=services.wait_repository(settings),
         clock=services.clock(settings),

@@ -12,6 +12,8 @@ from types import FrameType
 
 from tsunagu import services
 from tsunagu.clock import parse_instant
+from tsunagu.journeys.install import install_shipped
+from tsunagu.journeys.shipped import shipped_site_paths
 from tsunagu_local import pages
 from tsunagu_local.mailbox import sent_mail
 from tsunagu_local.runtime import ACCOUNT_ID, REGION, LocalRuntime, RuntimeOptions
@@ -80,6 +82,16 @@ def install_pages(runtime: LocalRuntime) -> None:
     site = sites.get(DEMO_SITE_ID) or fresh_site
     origins = sorted(set(site.allowed_origins) | set(fresh_site.allowed_origins))
     sites.put(site.model_copy(update={"allowed_origins": origins}), clock)
+    site_url = f"{runtime.api_url}/_local/demo"
+    install_shipped(
+        journeys=services.journey_repository(settings),
+        templates=services.mail_repository(settings),
+        clock=clock,
+        site_url=site_url,
+        sender=f"news@{sorted(settings.sender_domains)[0]}",
+    )
+    for path in shipped_site_paths():
+        runtime.local_pages[f"/_local/demo{path}"] = pages.content_page(path.strip("/"))
     runtime.local_pages.update(
         {
             "/": pages.index_page(runtime.api_url),

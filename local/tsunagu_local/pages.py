@@ -62,8 +62,10 @@ _CONTENT = {
 
 
 def content_page(name: str) -> Callable[[Request], Response]:
-    """A page of the demo site: carries the snippet, so visiting it is tracked."""
-    title, text = _CONTENT[name]
+    """A page of the demo site: carries the snippet, so visiting it is tracked. Pages the
+    shipped journeys' mails link to, beyond the two above, get a plain page of their own."""
+    default = (name.replace("-", " ").replace("/", ": ").capitalize(), "A page of the demo site.")
+    title, text = _CONTENT.get(name, default)
     document = (
         f"<!doctype html><html lang=en><meta charset=utf-8><title>{html.escape(title)}</title>"
         '<script async src="/t.js" data-site="demo"></script>'

@@ -15,8 +15,8 @@ from typing import Any
 from tsunagu.clock import FixedClock
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
-from tsunagu.mail.consent import ALL_TOPICS, MARKETING, ConsentView, Suppression
-from tsunagu.mail.send import MailPolicy, MessengerError, OutgoingMail, Recipient
+from tsunagu.mail.consent import ALL_TOPICS, MARKETING, ConsentView, Recipient, Suppression
+from tsunagu.mail.send import MailPolicy, MessengerError, OutgoingMail
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.tracking.tokens import TokenKind, TokenSigner, TrackingToken
 

@@ -24,6 +24,7 @@ ENV = {
     "TSUNAGU_TRACKING_SECRET_ARN": "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:k",
     "TSUNAGU_TEMPLATES_TABLE": "templates",
     "TSUNAGU_JOURNEY_WAITS_TABLE": "waits",
+    "TSUNAGU_JOURNEYS_TABLE": "journeys",
 }
 
 

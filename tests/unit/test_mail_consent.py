@@ -141,6 +141,7 @@ def test_the_settings_allowlist_is_case_blind() -> None:
         tracking_secret_arn="arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:k",
         templates_table="templates",
         journey_waits_table="waits",
+        journeys_table="journeys",
         mail_allowlist=" QA@Example.net , Example.JP ,",
     )
     # Then it matches addresses whatever their case

@@ -72,6 +72,7 @@ def settings(**overrides: Any) -> Settings:
         "tracking_secret_arn": "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:k",
         "templates_table": "templates",
         "journey_waits_table": "waits",
+        "journeys_table": "journeys",
         "mail_configuration_set": "tsunagu-dev",
         "max_send_rate": 1000,
     }

@@ -18,7 +18,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from tsunagu import services
+from tsunagu.cli_journeys import JourneyCliError, add_journey_commands
 from tsunagu.clock import isoformat
+from tsunagu.errors import TsunaguError
 from tsunagu.leads.email import InvalidEmail, normalise_email
 from tsunagu.leads.model import email_identity
 from tsunagu.settings import Settings
@@ -36,6 +38,8 @@ OUTPUT_TO_SETTING = {
     "TrackingSecretArn": "TSUNAGU_TRACKING_SECRET_ARN",
     "TemplatesTableName": "TSUNAGU_TEMPLATES_TABLE",
     "JourneyWaitsTableName": "TSUNAGU_JOURNEY_WAITS_TABLE",
+    "JourneysTableName": "TSUNAGU_JOURNEYS_TABLE",
+    "StateMachineArnPrefix": "TSUNAGU_STATE_MACHINE_ARN_PREFIX",
 }
 
 
@@ -105,6 +109,62 @@ def _find_lead(settings: Settings, email: str) -> tuple[Any, Any]:
     if lead is None:
         raise CliError(f"no lead with the address {address.address}")
     return leads, lead
+
+
+def _pairs(values: list[str], option: str) -> dict[str, str]:
+    pairs = {}
+    for pair in values:
+        name, separator, value = pair.partition("=")
+        if not separator or not name:
+            raise CliError(f"{option} takes NAME=VALUE, not {pair!r}")
+        pairs[name] = value
+    return pairs
+
+
+def leads_set(settings: Settings, args: argparse.Namespace) -> int:
+    """A person's change (marketing or sales at the CLI): ranks as the sales channel."""
+    from tsunagu.leads.merge import Channel
+    from tsunagu.leads.updates import LeadUpdate, update_lead
+
+    leads, lead = _find_lead(settings, args.email)
+    try:
+        update = LeadUpdate(
+            stage=args.stage,
+            crm_status=args.crm_status,
+            add_tags=args.tag,
+            remove_tags=args.untag,
+            fields=_pairs(args.field, "--field"),
+        )
+    except ValidationError as error:
+        raise CliError("; ".join(e["msg"] for e in error.errors())) from None
+    changed, events = update_lead(
+        lead.lead_id,
+        update,
+        by=f"cli:{os.environ.get('USER', 'unknown')}",
+        source=Channel.SALES,
+        store=leads,
+        now=services.clock(settings).now(),
+    )
+    print(f"{changed.email}: " + (", ".join(e.type for e in events) or "nothing changed"))
+    return 0
+
+
+def leads_record(settings: Settings, args: argparse.Namespace) -> int:
+    """An offline event (a seminar's attendee list, a trade-show scan) on the lead's stream."""
+    import re
+
+    from tsunagu.ids import new_id
+    from tsunagu.leads.model import LeadEvent
+
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", args.kind):
+        raise CliError(f"{args.kind!r} is not an event kind (lower_snake_case)")
+    leads, lead = _find_lead(settings, args.email)
+    now = services.clock(settings).now()
+    properties: dict[str, Any] = {**_pairs(args.prop, "--prop"), "source": "cli"}
+    event = LeadEvent(new_id("evt", now), args.kind, isoformat(now), lead.lead_id, None, properties)
+    leads.put_event(event)
+    print(f"{lead.email}: {args.kind} recorded at {event.occurred_at}")
+    return 0
 
 
 def leads_timeline(settings: Settings, args: argparse.Namespace) -> int:
@@ -335,6 +395,21 @@ def _parser() -> argparse.ArgumentParser:
     suppress.add_argument("email")
     suppress.add_argument("--note", default="", help="why, for the record")
     suppress.set_defaults(run=leads_suppress)
+    change = leads.add_parser("set", help="set a lead's stage, tags, fields or CRM status")
+    change.add_argument("email")
+    change.add_argument("--stage")
+    change.add_argument("--crm-status", help='what the CRM says, e.g. "in negotiation"')
+    change.add_argument("--tag", action="append", default=[], help="add a tag (repeat)")
+    change.add_argument("--untag", action="append", default=[], help="remove a tag (repeat)")
+    change.add_argument("--field", action="append", default=[], help="NAME=VALUE (repeat)")
+    change.set_defaults(run=leads_set)
+    record = leads.add_parser(
+        "record", help="record something a lead did offline (seminar_attended, ...)"
+    )
+    record.add_argument("email")
+    record.add_argument("kind", help="the event kind, e.g. seminar_attended")
+    record.add_argument("--prop", action="append", default=[], help="NAME=VALUE (repeat)")
+    record.set_defaults(run=leads_record)
     timeline = leads.add_parser("timeline", help="a lead's history in time order")
     timeline.add_argument("email")
     timeline.add_argument("--limit", type=int, default=200)
@@ -397,6 +472,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--file", required=True, help="the form definition, JSON")
     create.add_argument("--replace", action="store_true", help="update an existing form")
     create.set_defaults(run=forms_create)
+    add_journey_commands(groups)
     forms.add_parser("list", help="list forms").set_defaults(run=forms_list)
     show = forms.add_parser("get", help="show a form's definition")
     show.add_argument("form_id")
@@ -411,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _stack_settings(args.stack, args.region) if args.stack else _local_settings()
         )
         code: int = args.run(settings, args)
-    except CliError as error:
+    except (CliError, JourneyCliError, TsunaguError, ValueError) as error:
         print(f"tsunagu: {error}", file=sys.stderr)
         return 1
     return code

@@ -13,9 +13,20 @@ SYSTEM_EVENT_KINDS = frozenset(
         "mail_complained",
         "mail_suppressed",
         "consent_changed",
+        "stage_changed",
+        "crm_status_changed",
+        "lead_updated",
+        "score_changed",
+        "journey_entered",
+        "journey_left",
     }
 )
 
 # Every kind only the server writes: a browser claiming one would forge a form submission, a
 # mail open or click, or a consent change.
-SERVER_EVENT_KINDS = SYSTEM_EVENT_KINDS | {"form_submitted", "mail_opened", "link_clicked"}
+SERVER_EVENT_KINDS = SYSTEM_EVENT_KINDS | {
+    "form_submitted",
+    "mail_opened",
+    "link_clicked",
+    "seminar_attended",
+}

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from tsunagu.event_kinds import SYSTEM_EVENT_KINDS
+from tsunagu.journeys.lifecycle import Occurrence
 from tsunagu.observability import logger
 
 
@@ -32,12 +33,19 @@ class Confirmations(Protocol):
         ...
 
 
+class Journeys(Protocol):
+    def on_event(self, event: Occurrence, *, by_person: bool) -> None:
+        """Enter the lead into journeys this event triggers; take it out of those it ends."""
+        ...
+
+
 def route_event(
     new_image: Mapping[str, Any] | None,
     *,
     store: ActivityStore,
     confirmations: Confirmations | None = None,
     waits: Waits | None = None,
+    journeys: Journeys | None = None,
 ) -> None:
     """Apply one stored event. Safe to repeat: a redelivered event changes nothing more."""
     if not new_image:
@@ -51,9 +59,23 @@ def route_event(
         confirmations.send_confirmation(
             str(lead_id), str(properties["confirmation_template"]), f"doi:{new_image['event_id']}"
         )
-    if properties.get("automated"):
+    automated = bool(properties.get("automated"))
+    system = str(new_image.get("type")) in SYSTEM_EVENT_KINDS
+    if journeys is not None:
+        # Before the filters below: an unsubscribe (a system record) still ends journeys.
+        journeys.on_event(
+            Occurrence(
+                str(lead_id),
+                str(new_image["event_id"]),
+                str(new_image["type"]),
+                str(new_image["occurred_at"]),
+                properties,
+            ),
+            by_person=not (automated or system),
+        )
+    if automated:
         return  # a scanner's or proxy's activity is kept as evidence, never as the lead's
-    if str(new_image.get("type")) in SYSTEM_EVENT_KINDS:
+    if system:
         return  # what Tsunagu did or heard about the lead, not something the lead did
     changed = store.record_activity(
         str(lead_id), str(new_image["type"]), str(new_image["occurred_at"])

@@ -7,6 +7,8 @@ the tracking endpoints never import form validation, and capture never imports t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +18,16 @@ from tsunagu.store.tables import bind_tables
 
 if TYPE_CHECKING:
     from tsunagu.journeys.business_time import BusinessCalendar, QuietHours
+    from tsunagu.journeys.gate import FrequencyCap
+    from tsunagu.journeys.lifecycle import Occurrence
+    from tsunagu.journeys.model import Journey
     from tsunagu.mail.send import MailPolicy, SendRequest, SendResult
     from tsunagu.store.forms import FormRepository
-    from tsunagu.store.journeys import WaitRepository
+    from tsunagu.store.journeys import (
+        JourneyRepository,
+        StepFunctionsExecutions,
+        WaitRepository,
+    )
     from tsunagu.store.leads import LeadRepository
     from tsunagu.store.mail import MailRepository
     from tsunagu.store.ses import SesMessenger
@@ -112,7 +121,9 @@ class MailConfirmations:
 
 @lru_cache(maxsize=8)
 def wait_repository(settings: Settings) -> WaitRepository:
-    from tsunagu.store.journeys import WaitRepository
+    from tsunagu.store.journeys import (
+        WaitRepository,
+    )
 
     return WaitRepository(bind_tables(settings))
 
@@ -191,3 +202,108 @@ def quiet_hours(settings: Settings) -> QuietHours:
 @lru_cache(maxsize=8)
 def clock(settings: Settings) -> Clock:
     return clock_from(settings.clock_start, settings.clock_epoch, settings.time_scale)
+
+
+# ---------------------------------------------------------------- journeys
+@lru_cache(maxsize=8)
+def journey_repository(settings: Settings) -> JourneyRepository:
+    from tsunagu.store.journeys import JourneyRepository
+
+    return JourneyRepository(bind_tables(settings))
+
+
+@lru_cache(maxsize=8)
+def executions(settings: Settings) -> StepFunctionsExecutions:
+    from tsunagu.store.journeys import StepFunctionsExecutions
+
+    return StepFunctionsExecutions(settings)
+
+
+@lru_cache(maxsize=8)
+def frequency_cap(settings: Settings) -> FrequencyCap:
+    from tsunagu.journeys.gate import FrequencyCap
+
+    return FrequencyCap.parse(settings.frequency_cap)
+
+
+def allowed_send_time(settings: Settings, time_zone: str | None) -> Callable[[datetime], datetime]:
+    """Moves a moment out of quiet hours and closed days, in the lead's time zone."""
+    from tsunagu.journeys.business_time import first_allowed_moment
+
+    zone = time_zone or settings.default_time_zone
+    calendar, quiet = business_calendar(settings), quiet_hours(settings)
+    return lambda instant: first_allowed_moment(
+        instant, time_zone=zone, calendar=calendar, quiet=quiet
+    )
+
+
+def state_machine_arn(settings: Settings, journey: Journey) -> str:
+    if not settings.state_machine_arn_prefix:
+        raise RuntimeError("TSUNAGU_STATE_MACHINE_ARN_PREFIX is not set for this function")
+    return settings.state_machine_arn_prefix + journey.state_machine
+
+
+JOURNEY_CACHE_SECONDS = 30.0
+
+
+class JourneyRouting:
+    """route_events' side of journeys: who enters on this event, who leaves.
+
+    The journey definitions are read once per half minute (a scan of a small table), not per
+    event: a journey switched on or off takes effect within that time.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        from tsunagu.store.journeys import WaitRepository
+
+        self._settings = settings
+        self._store = journey_repository(settings)
+        self._waits = WaitRepository(bind_tables(settings))
+        self._clock = clock(settings)
+        self._cached: tuple[float, list[Journey]] | None = None
+
+    def journeys(self) -> list[Journey]:
+        if self._cached is None or time.monotonic() - self._cached[0] > JOURNEY_CACHE_SECONDS:
+            self._cached = (time.monotonic(), self._store.journeys())
+        return self._cached[1]
+
+    def on_event(self, event: Occurrence, *, by_person: bool) -> None:
+        from tsunagu.journeys.lifecycle import (
+            enter,
+            leave_journeys,
+            may_end_journeys,
+            triggered_journeys,
+        )
+
+        journeys = self.journeys()
+        if not journeys:
+            return
+        if may_end_journeys(event.type, journeys):
+            leave_journeys(
+                event,
+                {j.journey_id: j for j in journeys},
+                store=self._store,
+                executions=executions(self._settings),
+                waits=self._waits,
+                clock=self._clock,
+            )
+        if not by_person and event.type not in ("stage_changed", "score_changed"):
+            return  # a scanner's click or Tsunagu's own record enters nobody
+        for journey in triggered_journeys(journeys, event):
+            enter(
+                journey,
+                event.lead_id,
+                cause=f"event:{event.event_id}",
+                trigger=event.type,
+                trigger_event_id=event.event_id,
+                payload={"entered_on": event.occurred_at},
+                state_machine_arn=state_machine_arn(self._settings, journey),
+                store=self._store,
+                executions=executions(self._settings),
+                clock=self._clock,
+            )
+
+
+@lru_cache(maxsize=8)
+def journey_routing(settings: Settings) -> JourneyRouting:
+    return JourneyRouting(settings)

@@ -32,6 +32,12 @@ class Settings(BaseModel):
     """Secrets Manager secret holding the keys that sign mail-tracking tokens."""
     templates_table: str
     journey_waits_table: str
+    journeys_table: str
+    state_machine_arn_prefix: str | None = None
+    """``arn:aws:states:<region>:<account>:stateMachine:<stack>-``: a journey's state machine is
+    this plus its name (set where executions are started)."""
+    frequency_cap: str = "per_day=1,per_week=3,over=defer"
+    """Marketing mails per lead across all journeys (see journeys.gate.FrequencyCap)."""
     api_url: str | None = None
     """The public base URL mail links point at (set on the functions that render mail)."""
     mail_configuration_set: str | None = None

@@ -143,6 +143,14 @@ def next_send_time(
     return allowed.astimezone(UTC).replace(microsecond=0)
 
 
+def first_allowed_moment(
+    instant: datetime, *, time_zone: str, calendar: BusinessCalendar, quiet: QuietHours
+) -> datetime:
+    """``instant`` if mail may go then, else the first business-time moment after it (UTC)."""
+    allowed = _allowed(instant.astimezone(ZoneInfo(time_zone)), calendar, quiet)
+    return allowed.astimezone(UTC).replace(microsecond=0)
+
+
 def step_functions_timestamp(instant: datetime) -> str:
     """The form a Wait state's TimestampPath accepts: ``2026-11-24T01:00:00Z``."""
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

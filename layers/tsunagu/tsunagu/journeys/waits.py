@@ -32,6 +32,9 @@ class EventMatch(BaseModel):
     """For page views: a part of the URL ("/pricing")."""
     properties: dict[str, str] = Field(default_factory=dict, max_length=10)
     """Any other property, compared as text (e.g. {"status": "attended"})."""
+    label: str | None = Field(default=None, max_length=40)
+    """Named in the resumed output as ``matched``, so a Choice can branch on which of several
+    awaited events came ("pricing" or "case_study")."""
 
     def matches(self, event_type: str, properties: Mapping[str, Any]) -> bool:
         if event_type != self.type:
@@ -53,8 +56,12 @@ class JourneyWait:
     wait_id: str
     """Unique per execution and state: registering twice (a retried task) is one wait."""
     token: str
-    match: EventMatch
+    matches: tuple[EventMatch, ...]
+    """Any one of these ends the wait."""
     deadline: str
+
+    def first_match(self, event_type: str, properties: Mapping[str, Any]) -> EventMatch | None:
+        return next((m for m in self.matches if m.matches(event_type, properties)), None)
 
 
 class WaitStore(Protocol):
@@ -75,14 +82,15 @@ def register_wait(
     lead_id: str,
     wait_id: str,
     token: str,
-    match: EventMatch,
+    matches: EventMatch | Sequence[EventMatch],
     timeout_seconds: int,
     *,
     store: WaitStore,
     clock: Clock,
 ) -> JourneyWait:
     deadline = clock.now() + timedelta(seconds=timeout_seconds)
-    wait = JourneyWait(lead_id, wait_id, token, match, isoformat(deadline))
+    alternatives = (matches,) if isinstance(matches, EventMatch) else tuple(matches)
+    wait = JourneyWait(lead_id, wait_id, token, alternatives, isoformat(deadline))
     store.register_wait(wait)
     return wait
 
@@ -107,9 +115,11 @@ def resume_waits(
     for wait in store.waits_of(lead_id):
         if parse_instant(wait.deadline) < event_time:
             continue  # too late: the task has timed out (or is about to)
-        if not wait.match.matches(event_type, properties):
+        matched = wait.first_match(event_type, properties)
+        if matched is None:
             continue
         output = {
+            "matched": matched.label or event_type,
             "event": event_type,
             "event_id": event_id,
             "occurred_at": occurred_at,

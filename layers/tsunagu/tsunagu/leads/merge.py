@@ -20,6 +20,7 @@ class Channel(StrEnum):
     TRADE_SHOW = "trade_show"
     WEB_FORM = "web_form"
     IMPORT = "import"
+    JOURNEY = "journey"
     TRACKING = "tracking"
 
 
@@ -32,6 +33,7 @@ DEFAULT_PRIORITY: Mapping[Channel, int] = {
     Channel.TRADE_SHOW: 60,
     Channel.WEB_FORM: 50,
     Channel.IMPORT: 30,
+    Channel.JOURNEY: 20,
     Channel.TRACKING: 10,
 }
 

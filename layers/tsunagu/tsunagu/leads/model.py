@@ -20,6 +20,8 @@ class Lead:
     updated_at: str
     last_activity_at: str | None = None
     last_activity_type: str | None = None
+    tags: set[str] = field(default_factory=set)
+    crm_status: str | None = None
     version: int | None = None
     """Optimistic-lock version; None for a lead not yet stored."""
 
@@ -35,6 +37,8 @@ class Lead:
             "updated_at": self.updated_at,
             "last_activity_at": self.last_activity_at,
             "last_activity_type": self.last_activity_type,
+            "tags": sorted(self.tags),
+            "crm_status": self.crm_status,
         }
 
 

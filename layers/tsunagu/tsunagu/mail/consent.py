@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from tsunagu.leads.model import Lead
+
 ALL_TOPICS = "all"
 MARKETING = "marketing"
 
@@ -38,6 +40,12 @@ class ConsentView:
     topics: Mapping[str, str]
     """topic -> opted_in | opted_out | pending."""
     suppression: Suppression | None = None
+
+
+@dataclass(frozen=True)
+class Recipient:
+    lead: Lead | None
+    consent: ConsentView
 
 
 def skip_reason(

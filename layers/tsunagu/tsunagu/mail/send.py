@@ -22,7 +22,7 @@ from tsunagu.errors import IdempotencyConflict, NotFound, TsunaguError
 from tsunagu.ids import new_id
 from tsunagu.leads.model import Lead, LeadEvent
 from tsunagu.mail.consent import (
-    ConsentView,
+    Recipient,
     SkipReason,
     allowed_outside_production,
     skip_reason,
@@ -81,12 +81,6 @@ class SendResult:
             "reason": self.reason,
             "ses_message_id": self.ses_message_id,
         }
-
-
-@dataclass(frozen=True)
-class Recipient:
-    lead: Lead | None
-    consent: ConsentView
 
 
 @dataclass(frozen=True)
@@ -260,6 +254,7 @@ def _send_claimed(
         "template_id": template.template_id,
         "template_version": template.version,
         "topic": template.topic,
+        "mail_kind": template.kind,
         "idempotency_key": request.idempotency_key,
     }
     reason = skip_reason(

@@ -8,6 +8,7 @@ from typing import Any
 from tsunagu.clock import parse_instant
 from tsunagu.leads.merge import FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
+from tsunagu.mail.consent import ConsentView, Recipient, Suppression
 from tsunagu.store.tables import Tables
 
 
@@ -23,6 +24,8 @@ def lead_to_item(tables: Tables, lead: Lead) -> Any:
         updated_at=lead.updated_at,
         last_activity_at=lead.last_activity_at,
         last_activity_type=lead.last_activity_type,
+        tags=set(lead.tags) or None,
+        crm_status=lead.crm_status,
     )
     # Left unset for a new lead, so the save's condition is "no such lead yet".
     if lead.version is not None:
@@ -43,6 +46,8 @@ def lead_from_item(item: Any) -> Lead:
         updated_at=item.updated_at,
         last_activity_at=item.last_activity_at,
         last_activity_type=item.last_activity_type,
+        tags=set(item.tags or ()),
+        crm_status=item.crm_status,
         version=item.version,
     )
 
@@ -135,3 +140,19 @@ def _without_none(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_none(v) for v in value]
     return value
+
+
+def recipient_from(
+    tables: Tables, lead_items: list[dict[str, Any]], consent_items: list[dict[str, Any]]
+) -> Recipient:
+    """The lead and its consent from raw BatchGetItem items (topics and suppression)."""
+    lead = lead_from_item(tables.leads.from_raw_data(lead_items[0])) if lead_items else None
+    topics: dict[str, str] = {}
+    suppression = None
+    for raw in consent_items:
+        item = tables.consent.from_raw_data(raw)
+        if item.record == "suppression":
+            suppression = Suppression(item.status, item.at)
+        else:
+            topics[item.topic] = item.status
+    return Recipient(lead, ConsentView(topics, suppression))

@@ -7,10 +7,17 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from pynamodb.exceptions import PutError
+
 from tsunagu.clock import parse_instant
+from tsunagu.journeys.gate import EntryState
+from tsunagu.journeys.lifecycle import JourneyEntry, ParkedExecution, with_exit
+from tsunagu.journeys.model import Journey
 from tsunagu.journeys.waits import EventMatch, JourneyWait
+from tsunagu.mail.consent import Recipient
 from tsunagu.settings import Settings
-from tsunagu.store.tables import Tables
+from tsunagu.store.converters import recipient_from
+from tsunagu.store.tables import Tables, batch_get, get_or_none
 
 # A wait item outlives its deadline by this much, then DynamoDB's TTL removes it.
 WAIT_GRACE = timedelta(days=1)
@@ -26,7 +33,7 @@ class WaitRepository:
             wait.lead_id,
             wait.wait_id,
             token=wait.token,
-            match=wait.match.model_dump(mode="json", exclude_none=True),
+            match={"any": [m.model_dump(mode="json", exclude_none=True) for m in wait.matches]},
             deadline=wait.deadline,
             expires_at=int(expires.timestamp()),
         ).save()
@@ -37,7 +44,7 @@ class WaitRepository:
                 item.lead_id,
                 item.wait_id,
                 item.token,
-                EventMatch.model_validate(_plain(item.match)),
+                _matches(_plain(item.match)),
                 item.deadline,
             )
             for item in self._tables.waits.query(lead_id, consistent_read=True)
@@ -45,6 +52,18 @@ class WaitRepository:
 
     def end_wait(self, wait: JourneyWait) -> None:
         self._tables.waits(wait.lead_id, wait.wait_id).delete()
+
+    def end_waits_of(self, lead_id: str, execution_name: str) -> int:
+        """Forget what an execution that left its journey was waiting for."""
+        waits = self._tables.waits
+        items = list(waits.query(lead_id, waits.wait_id.startswith(f"{execution_name}:")))
+        for item in items:
+            item.delete()
+        return len(items)
+
+
+def _matches(stored: dict[str, Any]) -> tuple[EventMatch, ...]:
+    return tuple(EventMatch.model_validate(m) for m in stored["any"])
 
 
 def _plain(attribute: Any) -> dict[str, Any]:
@@ -74,3 +93,238 @@ class StepFunctionsResumer:
                 return False
             raise
         return True
+
+
+# ---------------------------------------------------------------- journeys and their leads
+def _definition_key(journey_id: str) -> tuple[str, str]:
+    return f"journey#{journey_id}", "definition"
+
+
+ACCOUNT_CONTROL = ("account", "control")
+
+
+def _entry_key(lead_id: str, journey_id: str) -> tuple[str, str]:
+    return f"lead#{lead_id}", f"entry#{journey_id}"
+
+
+def _parked_pk(journey_id: str) -> str:
+    return f"parked#{journey_id}"
+
+
+class JourneyRepository:
+    """Journey definitions, the emergency stop, entries and parked executions (one table)."""
+
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+
+    # -- definitions
+    def put_journey(self, journey: Journey, at: str) -> Journey:
+        stored = journey.model_copy(update={"updated_at": at})
+        pk, sk = _definition_key(journey.journey_id)
+        self._tables.journeys(
+            pk, sk, data=stored.model_dump(mode="json"), status=stored.status, updated_at=at
+        ).save()
+        return stored
+
+    def get_journey(self, journey_id: str) -> Journey | None:
+        item = get_or_none(self._tables.journeys, *_definition_key(journey_id))
+        return Journey.model_validate(item.data) if item else None
+
+    def journeys(self) -> list[Journey]:
+        model = self._tables.journeys
+        items = model.scan(model.sk == "definition")
+        return sorted(
+            (Journey.model_validate(item.data) for item in items), key=lambda j: j.journey_id
+        )
+
+    # -- the account-wide emergency stop
+    def account_paused(self) -> bool:
+        item = get_or_none(self._tables.journeys, *ACCOUNT_CONTROL)
+        return item is not None and item.status == "paused"
+
+    def set_account_paused(self, paused: bool, at: str, by: str) -> None:
+        self._tables.journeys(
+            *ACCOUNT_CONTROL,
+            data={"by": by},
+            status="paused" if paused else "active",
+            updated_at=at,
+        ).save()
+
+    # -- what the gate reads: one BatchGetItem over three tables
+    def gate_view(
+        self, journey_id: str, lead_id: str, topic: str
+    ) -> tuple[Journey | None, bool, EntryState | None, Recipient]:
+        settings = self._tables.settings
+        journey_keys = [
+            _definition_key(journey_id),
+            ACCOUNT_CONTROL,
+            _entry_key(lead_id, journey_id),
+        ]
+        records = sorted({f"topic#{topic}", "topic#marketing", "topic#all", "suppression"})
+        request: dict[str, Any] = {
+            settings.journeys_table: {
+                "Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in journey_keys],
+                "ConsistentRead": True,
+            },
+            settings.leads_table: {"Keys": [{"lead_id": {"S": lead_id}}], "ConsistentRead": True},
+            settings.consent_table: {
+                "Keys": [{"lead_id": {"S": lead_id}, "record": {"S": r}} for r in records],
+                "ConsistentRead": True,
+            },
+        }
+        responses = batch_get(self._tables, request)
+        journey = None
+        paused = False
+        entry = None
+        for raw in responses.get(settings.journeys_table, []):
+            item = self._tables.journeys.from_raw_data(raw)
+            if item.sk == "definition":
+                journey = Journey.model_validate(item.data)
+            elif item.pk == "account":
+                paused = item.status == "paused"
+            else:
+                exited = item.status == "exited"
+                entry = EntryState("exited" if exited else "active", item.data.get("exit_reason"))
+        recipient = recipient_from(
+            self._tables,
+            responses.get(settings.leads_table, []),
+            responses.get(settings.consent_table, []),
+        )
+        return journey, paused, entry, recipient
+
+    def recent_marketing_sends(self, lead_id: str, since: str) -> list[str]:
+        """When marketing mail went to the lead since ``since`` (every journey, the CLI too)."""
+        events = self._tables.events
+        items = events.query(
+            f"lead#{lead_id}",
+            events.sk >= since,
+            filter_condition=(events.type == "mail_sent"),
+        )
+        return [
+            item.occurred_at
+            for item in items
+            if _plain(item.properties).get("mail_kind", "marketing") == "marketing"
+        ]
+
+    # -- entries
+    def entry(self, lead_id: str, journey_id: str) -> JourneyEntry | None:
+        item = get_or_none(self._tables.journeys, *_entry_key(lead_id, journey_id))
+        return _entry_from(item) if item else None
+
+    def entries_of(self, lead_id: str) -> list[JourneyEntry]:
+        model = self._tables.journeys
+        items = model.query(f"lead#{lead_id}", model.sk.startswith("entry#"), consistent_read=True)
+        return [_entry_from(item) for item in items]
+
+    def claim_entry(self, entry: JourneyEntry, previous: JourneyEntry | None) -> bool:
+        """Write the entry if nobody changed it since ``previous`` was read; False if somebody did
+        (a concurrent trigger for the same lead: that one enters, this one does not)."""
+        model = self._tables.journeys
+        pk, sk = _entry_key(entry.lead_id, entry.journey_id)
+        condition = (
+            model.pk.does_not_exist()
+            if previous is None
+            else (model.updated_at == previous.updated_at)
+        )
+        try:
+            model(
+                pk, sk, data=_entry_data(entry), status=entry.status, updated_at=entry.updated_at
+            ).save(condition=condition)
+        except PutError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def exit_entry(self, entry: JourneyEntry, reason: str, at: str) -> None:
+        model = self._tables.journeys
+        pk, sk = _entry_key(entry.lead_id, entry.journey_id)
+        left = with_exit(entry, reason, at)
+        model(pk, sk, data=_entry_data(left), status="exited", updated_at=at).save()
+
+    # -- parked executions
+    def park(self, parked: ParkedExecution) -> None:
+        self._tables.journeys(
+            _parked_pk(parked.journey_id),
+            parked.execution_name,
+            data={
+                "lead_id": parked.lead_id,
+                "step": parked.step,
+                "token": parked.token,
+                "deadline": parked.deadline,
+            },
+            status="parked",
+            updated_at=parked.parked_at,
+        ).save()
+
+    def parked(self, journey_id: str) -> list[ParkedExecution]:
+        items = self._tables.journeys.query(_parked_pk(journey_id), consistent_read=True)
+        parked = [
+            ParkedExecution(
+                journey_id,
+                item.sk,
+                item.data["lead_id"],
+                item.data["step"],
+                item.data["token"],
+                item.updated_at,
+                item.data.get("deadline"),
+            )
+            for item in items
+        ]
+        return sorted(parked, key=lambda p: (p.parked_at, p.execution_name))
+
+    def unpark(self, parked: ParkedExecution) -> None:
+        self._tables.journeys(_parked_pk(parked.journey_id), parked.execution_name).delete()
+
+
+def _entry_data(entry: JourneyEntry) -> dict[str, Any]:
+    return {k: v for k, v in entry.__dict__.items() if k not in ("lead_id", "journey_id")}
+
+
+def _entry_from(item: Any) -> JourneyEntry:
+    data = dict(item.data)
+    return JourneyEntry(
+        lead_id=item.pk.removeprefix("lead#"),
+        journey_id=item.sk.removeprefix("entry#"),
+        execution_name=data["execution_name"],
+        execution_arn=data["execution_arn"],
+        entered_at=data["entered_at"],
+        trigger=data.get("trigger", "manual"),
+        trigger_event_id=data.get("trigger_event_id"),
+        entries=int(data.get("entries", 1)),
+        status=item.status or "active",
+        exit_reason=data.get("exit_reason"),
+        updated_at=item.updated_at,
+    )
+
+
+class StepFunctionsExecutions(StepFunctionsResumer):
+    """Starting, stopping and releasing journey executions."""
+
+    def start(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str:
+        """Start once: the same name again (a redelivered event) is not a second execution."""
+        arn = f"{state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
+        try:
+            response = self._client.start_execution(
+                stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload)
+            )
+        except Exception as error:  # botocore's ClientError, without importing botocore here
+            code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+            if code == "ExecutionAlreadyExists":
+                return arn
+            raise
+        started: str = response["executionArn"]
+        return started
+
+    def stop(self, execution_arn: str, cause: str) -> None:
+        try:
+            self._client.stop_execution(
+                executionArn=execution_arn, error="Tsunagu.LeftJourney", cause=cause
+            )
+        except Exception as error:
+            code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+            if code not in ("ExecutionDoesNotExist", "InvalidArn"):
+                raise
+
+    def release(self, token: str, output: Mapping[str, Any]) -> bool:
+        return self.resume(token, output)

@@ -104,6 +104,23 @@ class LeadRepository:
                 raise WriteConflict("lead") from error
             raise
 
+    def save_changes(self, lead: Lead, events: list[LeadEvent]) -> None:
+        """The changed lead (on its version) and the events saying what changed, together."""
+        try:
+            with TransactWrite(connection=self._tables.connection) as tx:
+                tx.save(lead_to_item(self._tables, lead))
+                for event in events:
+                    tx.save(event_to_item(self._tables, event))
+        except TransactWriteError as error:
+            codes = {r.code for r in error.cancellation_reasons if r is not None}
+            if codes & {"ConditionalCheckFailed", "TransactionConflict"}:
+                raise WriteConflict("lead") from error
+            raise
+
+    def all_leads(self) -> list[Lead]:
+        """Every lead (a scan: for the CLI's segments, not for request paths)."""
+        return [lead_from_item(item) for item in self._tables.leads.scan()]
+
     def put_event(self, event: LeadEvent) -> None:
         event_to_item(self._tables, event).save()
 

@@ -12,17 +12,16 @@ from pynamodb.transactions import TransactWrite
 
 from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.leads.model import ConsentEvidence, LeadEvent
-from tsunagu.mail.consent import ConsentView, Suppression
-from tsunagu.mail.send import Recipient
+from tsunagu.mail.consent import Recipient
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.store.converters import (
     consent_items,
     event_to_item,
-    lead_from_item,
+    recipient_from,
     unsubscribed_from_all,
 )
 from tsunagu.store.leads import LeadRepository
-from tsunagu.store.tables import Tables, get_or_none
+from tsunagu.store.tables import Tables, batch_get, get_or_none
 
 SEND_RECORD_DAYS = 90
 _latest: dict[tuple[str, str], tuple[float, MailTemplate]] = {}
@@ -134,26 +133,12 @@ class MailRepository(LeadRepository):
                 "ConsistentRead": True,
             },
         }
-        client: Any = self._tables.connection.client
-        lead_items: list[dict[str, Any]] = []
-        consent_items_found: list[dict[str, Any]] = []
-        while request:
-            response = client.batch_get_item(RequestItems=request)
-            lead_items += response["Responses"].get(settings.leads_table, [])
-            consent_items_found += response["Responses"].get(settings.consent_table, [])
-            request = response.get("UnprocessedKeys") or {}
-        lead = None
-        if lead_items:
-            lead = lead_from_item(self._tables.leads.from_raw_data(lead_items[0]))
-        topics: dict[str, str] = {}
-        suppression = None
-        for raw in consent_items_found:
-            item = self._tables.consent.from_raw_data(raw)
-            if item.record == "suppression":
-                suppression = Suppression(item.status, item.at)
-            else:
-                topics[item.topic] = item.status
-        return Recipient(lead, ConsentView(topics, suppression))
+        found = batch_get(self._tables, request)
+        return recipient_from(
+            self._tables,
+            found.get(settings.leads_table, []),
+            found.get(settings.consent_table, []),
+        )
 
     # ------------------------------------------------------------ consent changes
     def pending_topics(self, lead_id: str) -> list[str]:

@@ -32,6 +32,9 @@ class LeadItem(Model):
     updated_at = UnicodeAttribute()
     last_activity_at = UnicodeAttribute(null=True)
     last_activity_type = UnicodeAttribute(null=True)
+    tags = UnicodeSetAttribute(null=True)
+    crm_status = UnicodeAttribute(null=True)
+    """What the CRM says about the lead ("in negotiation"): journeys end on some statuses."""
     version = VersionAttribute()
 
 
@@ -118,6 +121,25 @@ class JourneyWaitItem(Model):
     match: MapAttribute[str, Any] = MapAttribute(default=dict)  # type: ignore[no-untyped-call]
     deadline = UnicodeAttribute()
     expires_at = NumberAttribute()
+
+
+class JourneyRecordItem(Model):
+    """Journeys and the leads in them, one table:
+
+    - ``journey#<id>`` / ``definition`` — the journey (``data`` holds its JSON);
+    - ``account`` / ``control`` — the account-wide emergency stop;
+    - ``lead#<lead_id>`` / ``entry#<journey_id>`` — a lead's entry: its execution, when, why;
+    - ``parked#<journey_id>`` / ``<execution name>`` — an execution held at a gate while paused.
+    """
+
+    class Meta:
+        table_name = "unbound"  # bound per stage in tables.py
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    data = JSONAttribute()
+    status = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute()
 
 
 class SiteItem(Model):

@@ -19,6 +19,7 @@ from tsunagu.store.models import (
     EventItem,
     FormItem,
     IdempotencyItem,
+    JourneyRecordItem,
     JourneyWaitItem,
     LeadIdentityItem,
     LeadItem,
@@ -38,6 +39,7 @@ class Tables:
     sites: type[SiteItem]
     templates: type[MailTemplateItem]
     waits: type[JourneyWaitItem]
+    journeys: type[JourneyRecordItem]
     settings: Settings
 
     @cached_property
@@ -59,6 +61,7 @@ class Tables:
             self.sites,
             self.templates,
             self.waits,
+            self.journeys,
         ):
             table = model._get_connection()
             shared.add_meta_table(table.get_meta_table())
@@ -85,6 +88,7 @@ def bind_tables(settings: Settings) -> Tables:
         sites=_bind(SiteItem, settings.sites_table, settings),
         templates=_bind(MailTemplateItem, settings.templates_table, settings),
         waits=_bind(JourneyWaitItem, settings.journey_waits_table, settings),
+        journeys=_bind(JourneyRecordItem, settings.journeys_table, settings),
         settings=settings,
     )
     _ = tables.connection  # share it now: no client is built until the first request
@@ -99,3 +103,15 @@ def get_or_none[M: Model](
         return model.get(hash_key, range_key, consistent_read=True)
     except model.DoesNotExist:
         return None
+
+
+def batch_get(tables: Tables, request: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """BatchGetItem until nothing is left unprocessed; the raw items per table."""
+    client: Any = tables.connection.client
+    found: dict[str, list[dict[str, Any]]] = {}
+    while request:
+        response = client.batch_get_item(RequestItems=request)
+        for table, items in response["Responses"].items():
+            found.setdefault(table, []).extend(items)
+        request = response.get("UnprocessedKeys") or {}
+    return found

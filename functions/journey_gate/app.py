@@ -1,0 +1,78 @@
+"""journey_gate — the step before every journey mail: send, defer, skip, park or leave.
+
+Task parameters (see statemachines/)::
+
+    {"journey_id": "seminar_follow_up", "lead_id.$": "$.lead_id", "step": "Send mail A",
+     "execution_name.$": "$$.Execution.Name", "state.$": "$", "deadline.$": "$.seminar_at"?}
+
+Output: ``{"action": "send"|"defer"|"skip"|"park"|"exit", "reason", "send_at"}``; the state
+machine's Choice follows it. With ``"park": {"token.$": "$$.Task.Token"}`` (a
+``.waitForTaskToken`` task) it holds the execution until resume releases it, or fails with
+``NotPaused`` when the journey was resumed meanwhile.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tsunagu import services
+from tsunagu.journeys.steps import GateRequest, check_gate, park_execution
+from tsunagu.observability import logger, metrics, observed
+from tsunagu.settings import get_settings
+
+
+class Park(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=4096)
+
+
+class JourneyGateInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    journey_id: str = Field(min_length=1, max_length=63)
+    lead_id: str = Field(min_length=1, max_length=64)
+    step: str = Field(min_length=1, max_length=80)
+    execution_name: str = Field(min_length=1, max_length=80)
+    state: dict[str, Any] = Field(default_factory=dict)
+    topic: str = Field(default="marketing", max_length=40)
+    deadline: str | None = Field(default=None, max_length=40)
+    park: Park | None = None
+
+
+@observed()
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings = get_settings()
+    request = JourneyGateInput.model_validate(event)
+    gate = GateRequest(
+        journey_id=request.journey_id,
+        lead_id=request.lead_id,
+        step=request.step,
+        execution_name=request.execution_name,
+        state=request.state,
+        topic=request.topic,
+        deadline=request.deadline,
+    )
+    store = services.journey_repository(settings)
+    if request.park is not None:
+        parked = park_execution(
+            gate, request.park.token, store=store, clock=services.clock(settings)
+        )
+        logger.info("execution parked", extra={"journey_id": gate.journey_id, "step": gate.step})
+        return {"parked_at": parked.parked_at}
+    decision = check_gate(
+        gate,
+        store=store,
+        waits=services.wait_repository(settings),
+        clock=services.clock(settings),
+        cap=services.frequency_cap(settings),
+        allowed_at=services.allowed_send_time(settings, request.state.get("time_zone")),
+    )
+    metrics.add_metric(name=f"JourneyGate{decision.action.capitalize()}", unit="Count", value=1)
+    logger.info(
+        "journey gate",
+        extra={"journey_id": gate.journey_id, "step": gate.step, **decision.as_output()},
+    )
+    return decision.as_output()

@@ -1,0 +1,261 @@
+"""``tsunagu journeys ...``: list, start, pause, resume and watch journeys."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from tsunagu import services
+from tsunagu.clock import isoformat
+from tsunagu.errors import NotFound
+from tsunagu.settings import Settings
+
+
+class JourneyCliError(Exception):
+    """Printed without a traceback by the CLI's main."""
+
+
+def _journey(settings: Settings, journey_id: str) -> Any:
+    journey = services.journey_repository(settings).get_journey(journey_id)
+    if journey is None:
+        known = ", ".join(j.journey_id for j in services.journey_repository(settings).journeys())
+        raise JourneyCliError(f"no journey {journey_id!r} (known: {known or 'none'})")
+    return journey
+
+
+def journeys_list(settings: Settings, args: argparse.Namespace) -> int:
+    store = services.journey_repository(settings)
+    if store.account_paused():
+        print("EMERGENCY STOP: every journey holds its mails (tsunagu journeys resume-all)")
+    for journey in store.journeys():
+        triggers = ", ".join(t.kind for t in journey.triggers) or "none"
+        print(f"{journey.journey_id}\t{journey.status}\ttriggers: {triggers}\t{journey.name}")
+    return 0
+
+
+def journeys_show(settings: Settings, args: argparse.Namespace) -> int:
+    print(json.dumps(_journey(settings, args.journey).model_dump(mode="json"), indent=2))
+    return 0
+
+
+def journeys_install(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.journeys.install import install_shipped
+
+    domains = sorted(settings.sender_domains)
+    if not args.sender and not domains:
+        raise JourneyCliError("give --sender (no verified sender domain is configured)")
+    added = install_shipped(
+        journeys=services.journey_repository(settings),
+        templates=services.mail_repository(settings),
+        clock=services.clock(settings),
+        site_url=args.site_url,
+        sender=args.sender or f"news@{domains[0]}",
+    )
+    print("\n".join(added) if added else "everything is installed already")
+    return 0
+
+
+def journeys_start(settings: Settings, args: argparse.Namespace) -> int:
+    """Manual entry: one lead (--lead) or every lead a simple filter selects (--segment)."""
+    from tsunagu.journeys.lifecycle import enter
+    from tsunagu.journeys.segments import Segment
+
+    journey = _journey(settings, args.journey)
+    if journey.status not in ("active", "paused", "draft"):
+        raise JourneyCliError(f"journey {journey.journey_id} is {journey.status}")
+    leads = services.lead_repository(settings)
+    if args.lead:
+        from tsunagu.leads.email import InvalidEmail, normalise_email
+        from tsunagu.leads.model import email_identity
+
+        try:
+            address = normalise_email(args.lead)
+        except InvalidEmail as error:
+            raise JourneyCliError(f"{args.lead!r} is not an e-mail address: {error}") from None
+        lead = leads.find_lead(email_identity(address.identity_key))
+        if lead is None:
+            raise JourneyCliError(f"no lead with the address {address.address}")
+        selected = [lead]
+    else:
+        segment = Segment.parse(args.segment)
+        now = services.clock(settings).now()
+        selected = [lead for lead in leads.all_leads() if segment.selects(lead, now)]
+    clock = services.clock(settings)
+    # One name per lead, journey and request: running the same command twice enters nobody
+    # twice (the key defaults to today's date, so a daily re-run is a new request).
+    request_key = args.key or isoformat(clock.now())[:10]
+    entered = skipped = 0
+    for lead in selected:
+        result = enter(
+            journey,
+            lead.lead_id,
+            cause=f"manual:{request_key}",
+            trigger="manual",
+            trigger_event_id=None,
+            payload=_lead_payload(lead, args.input),
+            state_machine_arn=services.state_machine_arn(settings, journey),
+            store=services.journey_repository(settings),
+            executions=services.executions(settings),
+            clock=clock,
+        )
+        if result.entered:
+            entered += 1
+            print(f"{lead.email}: {result.reason} ({result.execution_arn})")
+        else:
+            skipped += 1
+            print(f"{lead.email}: not entered ({result.reason})")
+    print(f"-- {entered} entered, {skipped} not entered, of {len(selected)} selected")
+    return 0
+
+
+def _lead_payload(lead: Any, extra: list[str]) -> dict[str, Any]:
+    payload: dict[str, Any] = {}
+    zone = lead.fields.get("time_zone")
+    if zone is not None:
+        payload["time_zone"] = zone.value
+    for pair in extra or []:
+        name, separator, value = pair.partition("=")
+        if not separator:
+            raise JourneyCliError(f"--input takes NAME=VALUE, not {pair!r}")
+        payload[name] = value
+    return payload
+
+
+def journeys_pause(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.journeys.steps import pause_journey
+
+    journey = pause_journey(
+        args.journey,
+        store=services.journey_repository(settings),
+        clock=services.clock(settings),
+    )
+    print(f"{journey.journey_id} paused: each lead stops at its next mail until resumed")
+    return 0
+
+
+def journeys_resume(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.journeys.model import ResumePolicy
+    from tsunagu.journeys.steps import resume_journey
+
+    policy = None
+    if args.policy:
+        policy = ResumePolicy(kind=args.policy, rate_per_minute=args.rate or 60)
+    try:
+        report = resume_journey(
+            args.journey,
+            policy=policy,
+            store=services.journey_repository(settings),
+            executions=services.executions(settings),
+            clock=services.clock(settings),
+        )
+    except NotFound as error:
+        raise JourneyCliError(error.message) from None
+    actions = ", ".join(f"{n} {action}" for action, n in sorted(report.by_action.items()))
+    print(
+        f"{args.journey} resumed: {report.released} released ({actions or 'none parked'})"
+        + (f"; {report.not_waiting} no longer waiting" if report.not_waiting else "")
+    )
+    return 0
+
+
+def journeys_status(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.journeys.steps import parked_by_step
+
+    store = services.journey_repository(settings)
+    journeys = [_journey(settings, args.journey)] if args.journey else store.journeys()
+    report = {
+        "emergency_stop": store.account_paused(),
+        "journeys": [
+            {
+                "journey": j.journey_id,
+                "status": j.status,
+                "paused_at": j.paused_at,
+                "resume_policy": j.resume.kind,
+                "parked": sum(parked_by_step(store.parked(j.journey_id)).values()),
+                "parked_at_step": parked_by_step(store.parked(j.journey_id)),
+                "running": _running(settings, j),
+            }
+            for j in journeys
+        ],
+    }
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _running(settings: Settings, journey: Any) -> int | None:
+    try:
+        arn = services.state_machine_arn(settings, journey)
+    except RuntimeError:
+        return None
+    client: Any = services.executions(settings)._client
+    pages = client.get_paginator("list_executions").paginate(
+        stateMachineArn=arn, statusFilter="RUNNING"
+    )
+    return sum(len(page["executions"]) for page in pages)
+
+
+def journeys_stop_all(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.journeys.steps import stop_all
+
+    stop_all(store=services.journey_repository(settings), clock=services.clock(settings), by="cli")
+    print("emergency stop: every journey holds its next mail until `tsunagu journeys resume-all`")
+    return 0
+
+
+def journeys_resume_all(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.journeys.steps import resume_all
+
+    reports = resume_all(
+        store=services.journey_repository(settings),
+        executions=services.executions(settings),
+        clock=services.clock(settings),
+        by="cli",
+    )
+    for journey_id, report in reports.items():
+        print(f"{journey_id}: {report.released} released")
+    return 0
+
+
+def add_journey_commands(groups: Any) -> None:
+    journeys = groups.add_parser("journeys", help="journeys: start, pause, resume, status")
+    commands = journeys.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="journeys and their status").set_defaults(run=journeys_list)
+    show = commands.add_parser("show", help="a journey's definition")
+    show.add_argument("journey")
+    show.set_defaults(run=journeys_show)
+    install = commands.add_parser("install", help="add the shipped journeys and templates")
+    install.add_argument("--site-url", required=True, help="your site, for the mails' links")
+    install.add_argument("--sender", help="From address (default news@ the sender domain)")
+    install.set_defaults(run=journeys_install)
+    start = commands.add_parser("start", help="enter a lead, or a segment, into a journey")
+    start.add_argument("journey")
+    who = start.add_mutually_exclusive_group(required=True)
+    who.add_argument("--lead", help="the lead's e-mail address")
+    who.add_argument(
+        "--segment",
+        help="a filter: stage=lead, tag=seminar-2026-12, form=demo, silent_days>=90, "
+        "consent=marketing (comma-separated, all must hold)",
+    )
+    start.add_argument(
+        "--input", action="append", help="NAME=VALUE added to the execution's input (repeat)"
+    )
+    start.add_argument("--key", help="names this request: the same key never enters a lead twice")
+    start.set_defaults(run=journeys_start)
+    pause = commands.add_parser("pause", help="hold every lead at its next mail")
+    pause.add_argument("journey")
+    pause.set_defaults(run=journeys_pause)
+    resume = commands.add_parser("resume", help="release the held leads by a policy")
+    resume.add_argument("journey")
+    resume.add_argument("--policy", choices=["send_missed", "skip_missed", "pace", "expire"])
+    resume.add_argument("--rate", type=int, help="pace: leads released per minute")
+    resume.set_defaults(run=journeys_resume)
+    status = commands.add_parser("status", help="how many leads are parked and where")
+    status.add_argument("journey", nargs="?")
+    status.set_defaults(run=journeys_status)
+    commands.add_parser("stop-all", help="emergency stop for every journey").set_defaults(
+        run=journeys_stop_all
+    )
+    commands.add_parser("resume-all", help="lift the emergency stop").set_defaults(
+        run=journeys_resume_all
+    )

@@ -1,0 +1,190 @@
+"""The gate before every journey mail: send, hold back, skip, or leave the journey.
+
+Each send in a journey's state machine is preceded by the gate (journey_gate). It decides from
+what is true *now*, not when the lead entered:
+
+- **exit** — the lead unsubscribed, bounced, was removed, converted (its stage or a goal), or its
+  CRM status says sales has it; also when the journey was archived.
+- **park** — the journey (or the whole account) is paused: the execution waits on a task token,
+  costing nothing, until resume releases it.
+- **skip** — resume said to skip the mail held back here (``skip_missed``), or its own deadline
+  passed (``expire``).
+- **defer** — the frequency cap across all journeys is reached (or ``pace`` spreads the release):
+  a Wait state sleeps until ``send_at``, then the gate decides again.
+- **send**.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tsunagu.clock import parse_instant
+from tsunagu.journeys.model import Journey
+from tsunagu.leads.model import Lead
+from tsunagu.mail.consent import ALL_TOPICS, MARKETING, ConsentView
+
+GateAction = Literal["send", "park", "skip", "defer", "exit"]
+
+DAY = timedelta(days=1)
+WEEK = timedelta(days=7)
+
+
+class FrequencyCap(BaseModel):
+    """At most this many marketing mails to one lead, across every journey, in any rolling day
+    and week; what happens to one more is ``defer`` (to the first moment it fits) or ``skip``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    per_day: int = Field(default=1, ge=1, le=100)
+    per_week: int = Field(default=3, ge=1, le=700)
+    over: Literal["defer", "skip"] = "defer"
+
+    @classmethod
+    def parse(cls, text: str) -> FrequencyCap:
+        """``per_day=1,per_week=3,over=defer`` (the template parameter's format)."""
+        values: dict[str, Any] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, _, value = part.partition("=")
+            values[name.strip()] = value.strip()
+        return cls.model_validate(values)
+
+
+@dataclass(frozen=True)
+class Release:
+    """How resume let a parked execution go (it arrives in the state as ``$.release``)."""
+
+    step: str
+    action: Literal["send", "skip", "expire"]
+    not_before: str | None = None
+    """pace: the moment this lead's turn comes."""
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], step: str) -> Release | None:
+        """The release meant for this step; an older one, for an earlier gate, is ignored."""
+        release = state.get("release")
+        if not isinstance(release, Mapping) or release.get("step") != step:
+            return None
+        action = release.get("action")
+        if action not in ("send", "skip", "expire"):
+            return None
+        not_before = release.get("not_before")
+        return cls(step, action, str(not_before) if not_before else None)
+
+    def as_output(self) -> dict[str, Any]:
+        return {"step": self.step, "action": self.action, "not_before": self.not_before}
+
+
+@dataclass(frozen=True)
+class EntryState:
+    """A lead's entry into a journey, as route_events and the gate see it."""
+
+    status: Literal["active", "exited"]
+    exit_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class GateInput:
+    journey: Journey | None
+    account_paused: bool
+    lead: Lead | None
+    consent: ConsentView
+    entry: EntryState | None
+    recent_sends: Callable[[], Sequence[str]]
+    """When marketing mail went to this lead in the last week (any journey), ISO instants;
+    read only when the gate gets as far as the cap."""
+    step: str
+    release: Release | None = None
+    deadline: str | None = None
+    """The mail's own deadline ("the webinar starts"): under ``expire`` it is not sent after."""
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    action: GateAction
+    reason: str | None = None
+    send_at: str | None = None
+
+    def as_output(self) -> dict[str, Any]:
+        return {"action": self.action, "reason": self.reason, "send_at": self.send_at}
+
+
+def exit_reason(
+    journey: Journey | None, lead: Lead | None, consent: ConsentView, entry: EntryState | None
+) -> str | None:
+    """Why this lead must leave this journey now, or None."""
+    if journey is None or journey.status == "archived":
+        return "journey_archived"
+    if lead is None:
+        return "removed"
+    if entry is not None and entry.status == "exited":
+        return entry.exit_reason or "exited"
+    if consent.suppression is not None:
+        bounced = consent.suppression.reason in ("hard_bounce", "soft_bounce_limit")
+        return "bounced" if bounced else "suppressed"
+    topics = consent.topics
+    if topics.get(ALL_TOPICS) == "opted_out" or topics.get(journey.topic) == "opted_out":
+        return "unsubscribed"
+    if topics.get(journey.topic) != "opted_in" and topics.get(MARKETING) != "opted_in":
+        return "no_consent"
+    if journey.leaves_on_crm_status(lead.crm_status):
+        return "crm_status"
+    if journey.leaves_on_stage(lead.stage):
+        return "converted"
+    return None
+
+
+def next_allowed_by_cap(
+    recent_sends: Sequence[str], now: datetime, cap: FrequencyCap
+) -> datetime | None:
+    """None when one more mail fits under the cap now, else the first moment it will."""
+    sends = sorted(t for t in (parse_instant(s) for s in recent_sends) if now - t < WEEK)
+    earliest = now
+    for window, limit in ((DAY, cap.per_day), (WEEK, cap.per_week)):
+        inside = [t for t in sends if now - t < window]
+        if len(inside) >= limit:
+            # The window admits one more once the oldest send that keeps it full leaves it.
+            earliest = max(earliest, inside[len(inside) - limit] + window)
+    return None if earliest == now else earliest
+
+
+def decide(
+    gate: GateInput,
+    *,
+    now: datetime,
+    cap: FrequencyCap,
+    allowed_at: Callable[[datetime], datetime],
+) -> GateDecision:
+    """``allowed_at`` moves a moment out of quiet hours and closed days (for a deferral)."""
+    reason = exit_reason(gate.journey, gate.lead, gate.consent, gate.entry)
+    if reason is not None:
+        return GateDecision("exit", reason)
+    assert gate.journey is not None
+    if gate.account_paused or gate.journey.status == "paused":
+        return GateDecision("park", "account_paused" if gate.account_paused else "journey_paused")
+    release = gate.release
+    if release is not None:
+        if release.action == "skip":
+            return GateDecision("skip", "skipped_on_resume")
+        if release.action == "expire" and gate.deadline and parse_instant(gate.deadline) <= now:
+            return GateDecision("skip", "deadline_passed")
+        if release.not_before and parse_instant(release.not_before) > now:
+            return GateDecision("defer", "paced", _timestamp(release.not_before))
+    fits_at = next_allowed_by_cap(gate.recent_sends(), now, cap)
+    if fits_at is not None:
+        if cap.over == "skip":
+            return GateDecision("skip", "frequency_cap")
+        return GateDecision("defer", "frequency_cap", _timestamp(allowed_at(fits_at)))
+    return GateDecision("send")
+
+
+def _timestamp(instant: datetime | str) -> str:
+    """The form a Wait state's TimestampPath accepts (UTC, no fraction)."""
+    from tsunagu.journeys.business_time import step_functions_timestamp
+
+    moment = parse_instant(instant) if isinstance(instant, str) else instant
+    return step_functions_timestamp(moment)

@@ -1,0 +1,277 @@
+"""A lead's way through journeys: entering (once per trigger, by the re-entry policy), leaving
+(the moment something says so), and being held and released when a journey is paused.
+
+Entry is keyed so that a repeated event never enters a lead twice: the execution's name is
+derived from the journey, the lead and the triggering event, and the entry record is written
+with a condition before the execution starts. Starting the same name again is harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from tsunagu.clock import Clock, isoformat, parse_instant
+from tsunagu.journeys.gate import Release
+from tsunagu.journeys.model import Journey, ResumePolicy, Trigger
+
+
+@dataclass(frozen=True)
+class JourneyEntry:
+    lead_id: str
+    journey_id: str
+    execution_name: str
+    execution_arn: str
+    entered_at: str
+    trigger: str
+    trigger_event_id: str | None
+    entries: int
+    status: Literal["active", "exited"]
+    exit_reason: str | None
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class ParkedExecution:
+    journey_id: str
+    execution_name: str
+    lead_id: str
+    step: str
+    token: str
+    parked_at: str
+    deadline: str | None = None
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One event as entry and exit rules see it."""
+
+    lead_id: str
+    event_id: str
+    type: str
+    occurred_at: str
+    properties: Mapping[str, Any]
+
+
+class JourneyStore(Protocol):
+    def entry(self, lead_id: str, journey_id: str) -> JourneyEntry | None: ...
+
+    def entries_of(self, lead_id: str) -> list[JourneyEntry]: ...
+
+    def claim_entry(self, entry: JourneyEntry, previous: JourneyEntry | None) -> bool: ...
+
+    def exit_entry(self, entry: JourneyEntry, reason: str, at: str) -> None: ...
+
+
+class Executions(Protocol):
+    def start(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str: ...
+
+    def stop(self, execution_arn: str, cause: str) -> None: ...
+
+    def release(self, token: str, output: Mapping[str, Any]) -> bool: ...
+
+
+class WaitCleaner(Protocol):
+    def end_waits_of(self, lead_id: str, execution_name: str) -> int: ...
+
+
+# ---------------------------------------------------------------- entry
+def trigger_matches(trigger: Trigger, event: Occurrence) -> bool:
+    props = event.properties
+    if trigger.kind == "form_submitted":
+        return event.type == "form_submitted" and trigger.form_id in (None, props.get("form_id"))
+    if trigger.kind == "event":
+        assert trigger.event is not None
+        return trigger.event.matches(event.type, props)
+    if trigger.kind == "stage_reached":
+        return event.type == "stage_changed" and props.get("to") == trigger.stage
+    if trigger.kind == "score_crossed":
+        assert trigger.threshold is not None
+        if event.type != "score_changed":
+            return False
+        before, after = float(props.get("from", 0)), float(props.get("to", 0))
+        return before < trigger.threshold <= after
+    return False  # manual: never from an event
+
+
+def triggered_journeys(journeys: Sequence[Journey], event: Occurrence) -> list[Journey]:
+    """Active journeys one of whose triggers this event fires."""
+    return [
+        j
+        for j in journeys
+        if j.status == "active" and any(trigger_matches(t, event) for t in j.triggers)
+    ]
+
+
+def execution_name(journey_id: str, lead_id: str, cause: str) -> str:
+    """Deterministic, so a repeated cause maps to the same execution (Step Functions allows 80
+    characters of letters, digits, - and _)."""
+    digest = hashlib.sha256(f"{journey_id}\n{lead_id}\n{cause}".encode()).hexdigest()[:24]
+    return f"{journey_id[:40]}-{lead_id[:12]}-{digest}"
+
+
+def may_enter(journey: Journey, previous: JourneyEntry | None, now: datetime) -> bool:
+    if previous is None:
+        return True
+    policy = journey.reentry
+    if policy.kind == "always":
+        return True
+    if policy.kind == "after_interval":
+        return parse_instant(previous.entered_at) + timedelta(days=policy.interval_days) <= now
+    return False
+
+
+@dataclass(frozen=True)
+class EntryResult:
+    journey_id: str
+    entered: bool
+    reason: str
+    execution_arn: str | None = None
+
+
+def enter(
+    journey: Journey,
+    lead_id: str,
+    *,
+    cause: str,
+    trigger: str,
+    trigger_event_id: str | None,
+    payload: Mapping[str, Any],
+    state_machine_arn: str,
+    store: JourneyStore,
+    executions: Executions,
+    clock: Clock,
+) -> EntryResult:
+    """Enter the lead if the re-entry policy lets it; ``cause`` names this entry (the event id,
+    or the CLI's request) so that repeating it never starts a second execution."""
+    name = execution_name(journey.journey_id, lead_id, cause)
+    previous = store.entry(lead_id, journey.journey_id)
+    now = clock.now()
+    repeat = previous is not None and previous.execution_name == name
+    if not repeat and not may_enter(journey, previous, now):
+        return EntryResult(journey.journey_id, False, f"reentry_{journey.reentry.kind}")
+    if not repeat:
+        arn = f"{state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
+        at = isoformat(now)
+        entry = JourneyEntry(
+            lead_id=lead_id,
+            journey_id=journey.journey_id,
+            execution_name=name,
+            execution_arn=arn,
+            entered_at=at,
+            trigger=trigger,
+            trigger_event_id=trigger_event_id,
+            entries=(previous.entries + 1) if previous else 1,
+            status="active",
+            exit_reason=None,
+            updated_at=at,
+        )
+        if not store.claim_entry(entry, previous):
+            return EntryResult(journey.journey_id, False, "entered_concurrently")
+    # A repeat continues here: the first attempt may have died between the claim and the start.
+    journey_input = {
+        "lead_id": lead_id,
+        "journey_id": journey.journey_id,
+        "trigger": trigger,
+        **payload,
+    }
+    arn = executions.start(state_machine_arn, name, journey_input)
+    return EntryResult(journey.journey_id, True, "repeated" if repeat else "entered", arn)
+
+
+# ---------------------------------------------------------------- exit
+def exit_reason_for(journey: Journey, event: Occurrence) -> str | None:
+    """Whether this event ends the lead's time in this journey, and why."""
+    props = event.properties
+    opted_out = event.type == "consent_changed" and props.get("status") == "opted_out"
+    if opted_out and props.get("topic") in ("all", journey.topic, "marketing"):
+        return "unsubscribed"
+    if event.type == "mail_suppressed":
+        return "suppressed"
+    if event.type == "mail_bounced" and props.get("bounce_type") == "Permanent":
+        return "bounced"  # repeated soft bounces reach the gate as a suppression
+    if event.type == "lead_removed":
+        return "removed"
+    if event.type == "crm_status_changed" and journey.leaves_on_crm_status(props.get("to")):
+        return "crm_status"
+    if event.type == "stage_changed" and journey.leaves_on_stage(str(props.get("to"))):
+        return "converted"
+    if any(goal.matches(event.type, props) for goal in journey.exit.goals):
+        return "goal_reached"
+    return None
+
+
+EXIT_EVENT_KINDS = frozenset(
+    {
+        "consent_changed",
+        "mail_suppressed",
+        "mail_bounced",
+        "lead_removed",
+        "crm_status_changed",
+        "stage_changed",
+    }
+)
+
+
+def may_end_journeys(event_type: str, journeys: Sequence[Journey]) -> bool:
+    """Cheap test before reading the lead's entries: could this kind of event end any?"""
+    if event_type in EXIT_EVENT_KINDS:
+        return True
+    return any(goal.type == event_type for j in journeys for goal in j.exit.goals)
+
+
+def leave_journeys(
+    event: Occurrence,
+    journeys: Mapping[str, Journey],
+    *,
+    store: JourneyStore,
+    executions: Executions,
+    waits: WaitCleaner,
+    clock: Clock,
+) -> list[tuple[str, str]]:
+    """Take the lead out of every journey this event ends: stop the execution (so no wait or
+    parked gate lingers), forget its waits, mark the entry. Returns (journey, reason) pairs."""
+    left = []
+    for entry in store.entries_of(event.lead_id):
+        journey = journeys.get(entry.journey_id)
+        if entry.status != "active" or journey is None:
+            continue
+        reason = exit_reason_for(journey, event)
+        if reason is None:
+            continue
+        store.exit_entry(entry, reason, isoformat(clock.now()))
+        executions.stop(entry.execution_arn, f"left the journey: {reason}")
+        waits.end_waits_of(entry.lead_id, entry.execution_name)
+        left.append((entry.journey_id, reason))
+    return left
+
+
+# ---------------------------------------------------------------- pause and resume
+def releases(
+    parked: Sequence[ParkedExecution], policy: ResumePolicy, now: datetime
+) -> list[tuple[ParkedExecution, Release]]:
+    """How resume lets each parked execution go, oldest first.
+
+    ``pace`` does not keep a process running to drip them out: each execution gets its turn as a
+    ``not_before`` and its gate defers to it, so the release costs one call per execution now.
+    """
+    planned = []
+    for index, held in enumerate(parked):
+        if policy.kind == "skip_missed":
+            release = Release(held.step, "skip")
+        elif policy.kind == "expire":
+            release = Release(held.step, "expire")
+        elif policy.kind == "pace":
+            turn = now + timedelta(minutes=index // policy.rate_per_minute)
+            release = Release(held.step, "send", isoformat(turn) if turn > now else None)
+        else:
+            release = Release(held.step, "send")
+        planned.append((held, release))
+    return planned
+
+
+def with_exit(entry: JourneyEntry, reason: str, at: str) -> JourneyEntry:
+    return replace(entry, status="exited", exit_reason=reason, updated_at=at)

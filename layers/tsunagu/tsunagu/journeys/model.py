@@ -1,0 +1,104 @@
+"""A journey as a marketer manages it: which state machine runs it, who enters, who leaves, and
+what happens to the leads it holds when it is paused and resumed.
+
+The state machine (an ASL file in ``statemachines/``) is the journey's shape; this record is its
+policy, kept in DynamoDB so a marketer can pause a journey or change who enters without a deploy.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tsunagu.journeys.waits import EventMatch
+
+JOURNEY_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+
+JourneyStatus = Literal["draft", "active", "paused", "archived"]
+
+# Sales has the lead: nurture mail would talk over the sales conversation.
+DEFAULT_EXIT_CRM_STATUSES = ("in negotiation", "won", "lost")
+DEFAULT_EXIT_STAGES = ("sql", "opportunity", "customer", "disqualified")
+
+
+class Trigger(BaseModel):
+    """When a lead enters. ``manual`` entries come from the CLI or the Step Functions console."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["form_submitted", "event", "score_crossed", "stage_reached", "manual"]
+    form_id: str | None = Field(default=None, max_length=64)
+    """form_submitted: only this form (any form when absent)."""
+    event: EventMatch | None = None
+    """event: the event that enters the lead."""
+    threshold: int | None = None
+    """score_crossed: enters when the score reaches this from below."""
+    stage: str | None = Field(default=None, max_length=40)
+    """stage_reached: enters when the lead's stage becomes this."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> Trigger:
+        needed = {"event": self.event, "score_crossed": self.threshold, "stage_reached": self.stage}
+        if self.kind in needed and needed[self.kind] is None:
+            raise ValueError(f"a {self.kind} trigger needs its {_needs[self.kind]}")
+        return self
+
+
+_needs = {"event": "event", "score_crossed": "threshold", "stage_reached": "stage"}
+
+
+class ReentryPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["never", "after_interval", "always"] = "never"
+    interval_days: int = Field(default=0, ge=0, le=3650)
+    """after_interval: days since the last entry before a lead may enter again."""
+
+
+class ExitConditions(BaseModel):
+    """Besides these, a lead always leaves when it unsubscribes, bounces or is removed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    crm_statuses: list[str] = Field(default_factory=lambda: list(DEFAULT_EXIT_CRM_STATUSES))
+    """CRM statuses (compared case-insensitively) that mean sales has the lead."""
+    stages: list[str] = Field(default_factory=lambda: list(DEFAULT_EXIT_STAGES))
+    """Lifecycle stages that end the nurture (converted, handed to sales, disqualified)."""
+    goals: list[EventMatch] = Field(default_factory=list, max_length=10)
+    """Events that mean the journey reached its goal (a demo request, a purchase)."""
+
+
+class ResumePolicy(BaseModel):
+    """What the mails held back while the journey was paused do when it resumes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["send_missed", "skip_missed", "pace", "expire"] = "send_missed"
+    rate_per_minute: int = Field(default=60, ge=1, le=10_000)
+    """pace: how many parked leads are released per minute."""
+
+
+class Journey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    journey_id: str = Field(pattern=JOURNEY_ID_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    state_machine: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    """The state machine's name without the stack prefix (``seminar-follow-up``)."""
+    status: JourneyStatus = "draft"
+    topic: str = "marketing"
+    """The consent topic its mails need: a lead opted out of it leaves."""
+    triggers: list[Trigger] = Field(default_factory=list, max_length=20)
+    reentry: ReentryPolicy = Field(default_factory=ReentryPolicy)
+    exit: ExitConditions = Field(default_factory=ExitConditions)
+    resume: ResumePolicy = Field(default_factory=ResumePolicy)
+    paused_at: str | None = None
+    updated_at: str | None = None
+
+    def leaves_on_crm_status(self, status: str | None) -> bool:
+        wanted = {s.casefold() for s in self.exit.crm_statuses}
+        return status is not None and status.casefold() in wanted
+
+    def leaves_on_stage(self, stage: str) -> bool:
+        return stage in self.exit.stages

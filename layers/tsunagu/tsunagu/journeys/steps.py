@@ -1,0 +1,226 @@
+"""The journey_gate activity and the marketer's pause / resume, over the journey store.
+
+Pause and resume race each other (a gate parks while a marketer resumes). Both sides write
+first and read second - resume sets the status, then lists parked executions; a gate writes its
+parked record, then reads the status again - so at least one of them sees the other, and a
+release that arrives twice is refused by Step Functions for the used token.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from tsunagu.clock import Clock, isoformat
+from tsunagu.errors import NotFound, TsunaguError
+from tsunagu.journeys.gate import (
+    EntryState,
+    FrequencyCap,
+    GateDecision,
+    GateInput,
+    Release,
+    decide,
+)
+from tsunagu.journeys.lifecycle import (
+    Executions,
+    JourneyEntry,
+    ParkedExecution,
+    WaitCleaner,
+    releases,
+)
+from tsunagu.journeys.model import Journey, ResumePolicy
+from tsunagu.mail.consent import Recipient
+
+
+class NotPaused(TsunaguError):
+    """The journey was resumed before this execution parked: the state machine's Catch sends it
+    back to its gate (the error's name is what ASL matches)."""
+
+
+class GateStore(Protocol):
+    def gate_view(
+        self, journey_id: str, lead_id: str, topic: str
+    ) -> tuple[Journey | None, bool, EntryState | None, Recipient]: ...
+
+    def recent_marketing_sends(self, lead_id: str, since: str) -> list[str]: ...
+
+    def get_journey(self, journey_id: str) -> Journey | None: ...
+
+    def put_journey(self, journey: Journey, at: str) -> Journey: ...
+
+    def account_paused(self) -> bool: ...
+
+    def set_account_paused(self, paused: bool, at: str, by: str) -> None: ...
+
+    def journeys(self) -> list[Journey]: ...
+
+    def entry(self, lead_id: str, journey_id: str) -> JourneyEntry | None: ...
+
+    def exit_entry(self, entry: JourneyEntry, reason: str, at: str) -> None: ...
+
+    def park(self, parked: ParkedExecution) -> None: ...
+
+    def parked(self, journey_id: str) -> list[ParkedExecution]: ...
+
+    def unpark(self, parked: ParkedExecution) -> None: ...
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    journey_id: str
+    lead_id: str
+    step: str
+    execution_name: str
+    state: Mapping[str, Any]
+    topic: str = "marketing"
+    deadline: str | None = None
+
+
+def check_gate(
+    request: GateRequest,
+    *,
+    store: GateStore,
+    waits: WaitCleaner,
+    clock: Clock,
+    cap: FrequencyCap,
+    allowed_at: Callable[[datetime], datetime],
+) -> GateDecision:
+    journey, account_paused, entry, recipient = store.gate_view(
+        request.journey_id, request.lead_id, request.topic
+    )
+    now = clock.now()
+    since = isoformat(now - timedelta(days=7))
+    decision = decide(
+        GateInput(
+            journey=journey,
+            account_paused=account_paused,
+            lead=recipient.lead,
+            consent=recipient.consent,
+            entry=entry,
+            recent_sends=lambda: store.recent_marketing_sends(request.lead_id, since),
+            step=request.step,
+            release=Release.from_state(request.state, request.step),
+            deadline=request.deadline,
+        ),
+        now=now,
+        cap=cap,
+        allowed_at=allowed_at,
+    )
+    if decision.action == "exit":
+        _record_exit(request, decision.reason or "exited", store=store, waits=waits, clock=clock)
+    return decision
+
+
+def _record_exit(
+    request: GateRequest, reason: str, *, store: GateStore, waits: WaitCleaner, clock: Clock
+) -> None:
+    entry = store.entry(request.lead_id, request.journey_id)
+    if entry is not None and entry.status == "active":
+        store.exit_entry(entry, reason, isoformat(clock.now()))
+    waits.end_waits_of(request.lead_id, request.execution_name)
+
+
+def park_execution(
+    request: GateRequest, token: str, *, store: GateStore, clock: Clock
+) -> ParkedExecution:
+    """Hold the execution at this gate until resume releases it."""
+    parked = ParkedExecution(
+        journey_id=request.journey_id,
+        execution_name=request.execution_name,
+        lead_id=request.lead_id,
+        step=request.step,
+        token=token,
+        parked_at=isoformat(clock.now()),
+        deadline=request.deadline,
+    )
+    store.park(parked)
+    if not _paused(request.journey_id, store):
+        store.unpark(parked)
+        raise NotPaused(f"journey {request.journey_id} is not paused any more")
+    return parked
+
+
+def _paused(journey_id: str, store: GateStore) -> bool:
+    journey = store.get_journey(journey_id)
+    return store.account_paused() or (journey is not None and journey.status == "paused")
+
+
+# ---------------------------------------------------------------- the marketer's controls
+def _journey(journey_id: str, store: GateStore) -> Journey:
+    journey = store.get_journey(journey_id)
+    if journey is None:
+        raise NotFound(f"no journey {journey_id!r}")
+    return journey
+
+
+def pause_journey(journey_id: str, *, store: GateStore, clock: Clock) -> Journey:
+    journey = _journey(journey_id, store)
+    at = isoformat(clock.now())
+    return store.put_journey(journey.model_copy(update={"status": "paused", "paused_at": at}), at)
+
+
+@dataclass(frozen=True)
+class ResumeReport:
+    released: int
+    by_action: Mapping[str, int]
+    not_waiting: int
+    """Parked records whose execution no longer waited (stopped, or released already)."""
+
+
+def resume_journey(
+    journey_id: str,
+    *,
+    policy: ResumePolicy | None,
+    store: GateStore,
+    executions: Executions,
+    clock: Clock,
+) -> ResumeReport:
+    """Resume under ``policy`` (the journey's own when None)."""
+    journey = _journey(journey_id, store)
+    at = isoformat(clock.now())
+    store.put_journey(journey.model_copy(update={"status": "active", "paused_at": None}), at)
+    if store.account_paused():
+        return ResumeReport(0, {}, 0)  # the emergency stop still holds them
+    return _release(journey_id, policy or journey.resume, store, executions, clock)
+
+
+def _release(
+    journey_id: str,
+    policy: ResumePolicy,
+    store: GateStore,
+    executions: Executions,
+    clock: Clock,
+) -> ResumeReport:
+    actions: Counter[str] = Counter()
+    gone = 0
+    for held, release in releases(store.parked(journey_id), policy, clock.now()):
+        if executions.release(held.token, {**release.as_output(), "policy": policy.kind}):
+            actions[release.action] += 1
+        else:
+            gone += 1
+        store.unpark(held)
+    return ResumeReport(sum(actions.values()), dict(actions), gone)
+
+
+def stop_all(*, store: GateStore, clock: Clock, by: str) -> None:
+    """The account-wide emergency stop: every journey parks at its next gate."""
+    store.set_account_paused(True, isoformat(clock.now()), by)
+
+
+def resume_all(
+    *, store: GateStore, executions: Executions, clock: Clock, by: str
+) -> dict[str, ResumeReport]:
+    """Lift the emergency stop; each journey not paused on its own resumes by its policy."""
+    store.set_account_paused(False, isoformat(clock.now()), by)
+    return {
+        journey.journey_id: _release(journey.journey_id, journey.resume, store, executions, clock)
+        for journey in store.journeys()
+        if journey.status != "paused"
+    }
+
+
+def parked_by_step(parked: Sequence[ParkedExecution]) -> dict[str, int]:
+    return dict(Counter(p.step for p in parked))

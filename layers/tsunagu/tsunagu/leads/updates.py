@@ -1,0 +1,109 @@
+"""Changing a lead as a step of a journey, from the CLI, or from the CRM: stage, tags, fields,
+CRM status. Every change that others react to is also an event on the stream - a stage reached
+can start a journey, a CRM status can end one."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Annotated, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tsunagu.clock import isoformat
+from tsunagu.errors import ConcurrentUpdate, NotFound
+from tsunagu.ids import new_id
+from tsunagu.leads.capture import WriteConflict
+from tsunagu.leads.merge import Channel, merge_fields
+from tsunagu.leads.model import Lead, LeadEvent
+
+STAGES = (
+    "lead",
+    "mql",
+    "sql",
+    "opportunity",
+    "customer",
+    "recycled",
+    "disqualified",
+)
+Tag = Annotated[str, Field(pattern=r"^[\w][\w .:/-]{0,49}$")]
+
+
+class LeadUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stage: str | None = Field(default=None, pattern="^(" + "|".join(STAGES) + ")$")
+    add_tags: list[Tag] = Field(default_factory=list, max_length=20)
+    remove_tags: list[Tag] = Field(default_factory=list, max_length=20)
+    fields: dict[str, str] = Field(default_factory=dict, max_length=50)
+    crm_status: str | None = Field(default=None, min_length=1, max_length=60)
+
+
+def apply_update(
+    lead: Lead, update: LeadUpdate, *, by: str, source: Channel, now: datetime
+) -> tuple[Lead, list[LeadEvent]]:
+    """The lead after the update, and the events saying what changed (none if nothing did)."""
+    at = isoformat(now)
+    events: list[LeadEvent] = []
+
+    def event(kind: str, **properties: object) -> None:
+        events.append(
+            LeadEvent(
+                new_id("evt", now), kind, at, lead.lead_id, properties={**properties, "by": by}
+            )
+        )
+
+    changed = lead
+    if update.stage is not None and update.stage != lead.stage:
+        event("stage_changed", **{"from": lead.stage, "to": update.stage})
+        changed = replace(changed, stage=update.stage)
+    if update.crm_status is not None and update.crm_status != lead.crm_status:
+        event("crm_status_changed", **{"from": lead.crm_status, "to": update.crm_status})
+        changed = replace(changed, crm_status=update.crm_status)
+    tags = (set(lead.tags) | set(update.add_tags)) - set(update.remove_tags)
+    merged = merge_fields(lead.fields, update.fields, source=source, at=at)
+    if tags != lead.tags or merged.changed:
+        event(
+            "lead_updated",
+            tags_added=sorted(tags - lead.tags),
+            tags_removed=sorted(lead.tags - tags),
+            fields=sorted(merged.changed),
+        )
+        changed = replace(changed, tags=tags, fields=merged.fields)
+    if events:
+        changed = replace(changed, updated_at=at)
+    return changed, events
+
+
+class LeadChanges(Protocol):
+    def get_lead(self, lead_id: str) -> Lead | None: ...
+
+    def save_changes(self, lead: Lead, events: list[LeadEvent]) -> None:
+        """Lead and events in one transaction; WriteConflict if the lead changed meanwhile."""
+        ...
+
+
+def update_lead(
+    lead_id: str,
+    update: LeadUpdate,
+    *,
+    by: str,
+    source: Channel,
+    store: LeadChanges,
+    now: datetime,
+    attempts: int = 3,
+) -> tuple[Lead, list[LeadEvent]]:
+    """Read, change, write with the lead's version; a concurrent writer makes it read again."""
+    for _ in range(attempts):
+        lead = store.get_lead(lead_id)
+        if lead is None:
+            raise NotFound(f"no lead {lead_id!r}")
+        changed, events = apply_update(lead, update, by=by, source=source, now=now)
+        if not events:
+            return lead, []
+        try:
+            store.save_changes(changed, events)
+        except WriteConflict:
+            continue
+        return changed, events
+    raise ConcurrentUpdate(f"lead {lead_id} kept changing; try again")

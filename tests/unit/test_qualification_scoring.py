@@ -1,0 +1,469 @@
+"""Scoring: rules with conditions, caps per period, decay, and the seed's 5 / 20 / 70."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from tsunagu.qualification.grading import Grade, qualifies_as_mql
+from tsunagu.qualification.scoring import (
+    DEFAULT_MODEL,
+    Award,
+    ScoringModel,
+    ScoringRule,
+    current_score,
+    explain,
+    points_for,
+    score_band,
+)
+
+# 2026-12-01 10:00 in Tokyo.
+START = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
+
+
+class Lead:
+    """A lead's awards, as the caller would keep them, with events fed one at a time."""
+
+    def __init__(self, model: ScoringModel = DEFAULT_MODEL) -> None:
+        self.model = model
+        self.awards: list[Award] = []
+        self._count = 0
+
+    def did(self, kind: str, at: datetime, **properties: Any) -> list[Award]:
+        self._count += 1
+        new = points_for(f"evt_{self._count}", kind, properties, at, self.awards, self.model)
+        self.awards.extend(new)
+        return new
+
+    def score(self, now: datetime) -> float:
+        return current_score(self.awards, now, self.model)
+
+
+def model_of(*rules: ScoringRule, threshold: int = 70) -> ScoringModel:
+    return ScoringModel(rules=rules, mql_threshold=threshold)
+
+
+# --- the seed's numbers ---------------------------------------------------------------------
+
+
+def test_the_defaults_are_seed_000s_numbers() -> None:
+    opened = [r for r in DEFAULT_MODEL.rules if r.type == "mail_opened"]
+    seminar = [r for r in DEFAULT_MODEL.rules if r.type == "seminar_attended"]
+    assert [(r.points, r.cap, r.half_life_days) for r in opened] == [(5, None, None)]
+    assert [(r.points, r.cap, r.half_life_days) for r in seminar] == [(20, None, None)]
+    assert DEFAULT_MODEL.mql_threshold == 70
+
+
+def test_opens_and_seminars_cross_70_at_the_right_event() -> None:
+    # Given a lead scored by the default rules
+    lead = Lead()
+    history = [
+        ("mail_opened", {"message_id": "msg_1"}),
+        ("mail_opened", {"message_id": "msg_2"}),
+        ("mail_opened", {"message_id": "msg_3"}),
+        ("mail_opened", {"message_id": "msg_4"}),
+        ("seminar_attended", {"seminar_id": "sem_1"}),
+        ("mail_opened", {"message_id": "msg_5"}),
+        ("mail_opened", {"message_id": "msg_6"}),
+        ("mail_opened", {"message_id": "msg_7"}),
+        ("seminar_attended", {"seminar_id": "sem_2"}),
+        ("mail_opened", {"message_id": "msg_8"}),
+    ]
+    # When the events arrive a day apart
+    scores = []
+    for day, (kind, properties) in enumerate(history):
+        at = START + timedelta(days=day)
+        lead.did(kind, at, **properties)
+        scores.append(lead.score(at))
+    # Then 5 per open and 20 per seminar, crossing 70 at the second seminar and not before
+    assert scores == [5, 10, 15, 20, 40, 45, 50, 55, 75, 80]
+    qualified = [qualifies_as_mql(s, Grade.D, DEFAULT_MODEL.mql_threshold) for s in scores]
+    assert qualified.index(True) == 8
+    assert scores[7] < 70 <= scores[8]
+
+
+def test_at_exactly_the_threshold_the_lead_qualifies() -> None:
+    lead = Lead()
+    for n in range(10):
+        lead.did("mail_opened", START + timedelta(hours=n), message_id=f"msg_{n}")
+    lead.did("seminar_attended", START + timedelta(hours=11))
+    assert lead.score(START + timedelta(hours=12)) == 70
+    assert score_band(70, 70) == 1
+
+
+# --- conditions -----------------------------------------------------------------------------
+
+
+def test_a_pricing_view_earns_the_pricing_rule_and_the_page_rule() -> None:
+    lead = Lead()
+    awards = lead.did("page_view", START, url="https://www.example.com/pricing?plan=pro")
+    assert sorted((a.rule_id, a.points) for a in awards) == [
+        ("page-viewed", 1),
+        ("pricing-viewed", 10),
+    ]
+    other = lead.did("page_view", START, url="https://www.example.com/blog/")
+    assert [(a.rule_id, a.points) for a in other] == [("page-viewed", 1)]
+
+
+@pytest.mark.parametrize(
+    ("properties", "expected"),
+    [
+        ({"form_id": "frm_seminar", "message_id": "msg_1"}, True),
+        ({"form_id": "frm_contact", "message_id": "msg_1"}, False),
+        ({"form_id": "frm_seminar"}, False),  # the message is missing
+        ({"form_id": "frm_seminar", "message_id": "msg_2"}, False),
+    ],
+)
+def test_every_given_condition_must_match(properties: dict[str, Any], expected: bool) -> None:
+    rule = ScoringRule(
+        rule_id="seminar-form-from-mail",
+        type="form_submitted",
+        form_id="frm_seminar",
+        message_id="msg_1",
+        points=15,
+    )
+    assert rule.matches("form_submitted", properties) is expected
+    assert rule.matches("page_view", properties) is False
+
+
+def test_link_and_template_conditions() -> None:
+    rule = ScoringRule(
+        rule_id="case-study-click",
+        type="link_clicked",
+        link_id="l_case",
+        template_id="tpl_newsletter",
+        points=8,
+    )
+    assert rule.matches("link_clicked", {"link_id": "l_case", "template_id": "tpl_newsletter"})
+    assert not rule.matches("link_clicked", {"link_id": "l_other", "template_id": "tpl_newsletter"})
+    assert not rule.matches("link_clicked", {"link_id": "l_case", "template_id": "tpl_other"})
+
+
+def test_properties_are_compared_as_text_and_a_missing_one_never_matches() -> None:
+    rule = ScoringRule(
+        rule_id="big-download", type="file_downloaded", properties={"pages": "40"}, points=5
+    )
+    assert rule.matches("file_downloaded", {"pages": 40})
+    assert rule.matches("file_downloaded", {"pages": "40"})
+    assert not rule.matches("file_downloaded", {"pages": 41})
+    none_rule = ScoringRule(rule_id="odd", type="x", properties={"flag": "None"}, points=1)
+    assert not none_rule.matches("x", {})
+    assert none_rule.matches("x", {"flag": None})
+
+
+def test_a_url_condition_does_not_match_an_event_without_a_url() -> None:
+    rule = ScoringRule(rule_id="pricing", type="page_view", url_contains="/pricing", points=10)
+    assert not rule.matches("page_view", {})
+    assert not rule.matches("page_view", {"url": None})
+
+
+# --- caps -----------------------------------------------------------------------------------
+
+
+def test_a_daily_cap_resets_at_midnight_in_the_models_time_zone() -> None:
+    # Given pricing views capped at 10 a day (Tokyo)
+    lead = Lead()
+    url = "https://www.example.com/pricing"
+    late_evening = datetime(2026, 12, 1, 14, 58, tzinfo=UTC)  # 23:58 JST
+    # When the lead views pricing twice before midnight and once just after it
+    first = lead.did("page_view", late_evening, url=url)
+    second = lead.did("page_view", late_evening + timedelta(minutes=1), url=url)
+    after_midnight = lead.did("page_view", late_evening + timedelta(minutes=2), url=url)
+    # Then the second view is over the cap, and 00:00 JST (15:00 UTC) is a new day
+    assert "pricing-viewed" in {a.rule_id for a in first}
+    assert "pricing-viewed" not in {a.rule_id for a in second}
+    assert "pricing-viewed" in {a.rule_id for a in after_midnight}
+
+
+def test_utc_midnight_is_not_a_new_day_in_tokyo() -> None:
+    lead = Lead()
+    url = "https://www.example.com/pricing"
+    before = datetime(2026, 12, 1, 23, 59, tzinfo=UTC)  # 08:59 JST on 12-02
+    after = datetime(2026, 12, 2, 0, 1, tzinfo=UTC)  # 09:01 JST on 12-02
+    lead.did("page_view", before, url=url)
+    assert "pricing-viewed" not in {a.rule_id for a in lead.did("page_view", after, url=url)}
+
+
+def test_the_event_that_reaches_the_cap_gets_what_is_left() -> None:
+    rule = ScoringRule(rule_id="webinar-view", type="video_watched", points=4, cap=10)
+    lead = Lead(model_of(rule))
+    got = [lead.did("video_watched", START + timedelta(minutes=m)) for m in range(4)]
+    assert [[a.points for a in awards] for awards in got] == [[4], [4], [2], []]
+    assert got[2][0].capped_from == 4
+    assert lead.score(START + timedelta(hours=1)) == 10
+
+
+@pytest.mark.parametrize(
+    ("period", "same_period", "next_period"),
+    [
+        # 2026-11-30 is a Monday: the ISO week runs Monday to Sunday.
+        (
+            "week",
+            datetime(2026, 12, 6, 14, 0, tzinfo=UTC),
+            datetime(2026, 12, 6, 15, 0, tzinfo=UTC),
+        ),
+        (
+            "month",
+            datetime(2026, 12, 31, 14, 0, tzinfo=UTC),
+            datetime(2026, 12, 31, 15, 0, tzinfo=UTC),
+        ),
+    ],
+)
+def test_weekly_and_monthly_caps_reset_at_their_calendar_boundary(
+    period: Any, same_period: datetime, next_period: datetime
+) -> None:
+    rule = ScoringRule(rule_id="demo", type="demo_requested", points=30, cap=30, cap_period=period)
+    lead = Lead(model_of(rule))
+    assert [a.points for a in lead.did("demo_requested", START)] == [30]
+    assert lead.did("demo_requested", same_period) == []
+    assert [a.points for a in lead.did("demo_requested", next_period)] == [30]
+
+
+def test_an_ever_cap_never_resets() -> None:
+    rule = ScoringRule(rule_id="trial", type="trial_started", points=25, cap=25, cap_period="ever")
+    lead = Lead(model_of(rule))
+    lead.did("trial_started", START)
+    assert lead.did("trial_started", START + timedelta(days=400)) == []
+
+
+def test_caps_count_only_the_same_rule() -> None:
+    lead = Lead()
+    url = "https://www.example.com/pricing"
+    for minute in range(7):
+        lead.did("page_view", START + timedelta(minutes=minute), url=url)
+    by_rule: dict[str, int] = {}
+    for award in lead.awards:
+        by_rule[award.rule_id] = by_rule.get(award.rule_id, 0) + award.points
+    assert by_rule == {"pricing-viewed": 10, "page-viewed": 5}
+
+
+# --- negative points ------------------------------------------------------------------------
+
+
+def test_an_unsubscribe_takes_points_away() -> None:
+    lead = Lead()
+    lead.did("mail_opened", START, message_id="msg_1")
+    lead.did("seminar_attended", START + timedelta(hours=1))
+    awards = lead.did(
+        "consent_changed", START + timedelta(hours=2), topic="all", status="opted_out"
+    )
+    assert [(a.rule_id, a.points) for a in awards] == [("unsubscribed", -10)]
+    assert lead.score(START + timedelta(hours=3)) == 15
+    # Opting back in is not a reason to take points
+    assert lead.did("consent_changed", START, topic="all", status="opted_in") == []
+
+
+def test_a_negative_cap_bounds_how_far_down_a_rule_goes() -> None:
+    rule = ScoringRule(
+        rule_id="careers",
+        type="page_view",
+        url_contains="/careers",
+        points=-15,
+        cap=20,
+        cap_period="week",
+    )
+    lead = Lead(model_of(rule))
+    got = [
+        [a.points for a in lead.did("page_view", START + timedelta(hours=h), url="/careers/")]
+        for h in range(3)
+    ]
+    assert got == [[-15], [-5], []]
+    assert lead.score(START + timedelta(days=1)) == -20
+    assert score_band(-20, 70) == 4
+
+
+# --- decay ----------------------------------------------------------------------------------
+
+
+def test_points_halve_every_half_life() -> None:
+    rule = ScoringRule(rule_id="webinar", type="webinar_attended", points=20, half_life_days=30)
+    lead = Lead(model_of(rule))
+    lead.did("webinar_attended", START)
+    assert lead.score(START) == 20
+    assert lead.score(START + timedelta(days=30)) == pytest.approx(10)
+    assert lead.score(START + timedelta(days=60)) == pytest.approx(5)
+    assert lead.score(START + timedelta(days=15)) == pytest.approx(20 / math.sqrt(2))
+
+
+def test_an_award_dated_after_now_counts_whole_not_more() -> None:
+    rule = ScoringRule(rule_id="webinar", type="webinar_attended", points=20, half_life_days=30)
+    lead = Lead(model_of(rule))
+    lead.did("webinar_attended", START + timedelta(minutes=2))  # the client's clock runs ahead
+    assert lead.score(START) == 20
+
+
+def test_decay_follows_the_current_model_and_rules_without_decay_stay_whole() -> None:
+    # Given awards earned under a model without decay
+    lead = Lead()
+    lead.did("mail_opened", START, message_id="msg_1")
+    lead.did("seminar_attended", START)
+    a_year_later = START + timedelta(days=365)
+    assert lead.score(a_year_later) == 25
+    # When the marketer adds a 90-day half-life to opens
+    rules = tuple(
+        r.model_copy(update={"half_life_days": 90}) if r.type == "mail_opened" else r
+        for r in DEFAULT_MODEL.rules
+    )
+    decaying = DEFAULT_MODEL.model_copy(update={"rules": rules})
+    # Then old opens fade too; the seminar does not
+    assert current_score(lead.awards, a_year_later, decaying) == pytest.approx(
+        20 + 5 * 0.5 ** (365 / 90)
+    )
+
+
+# --- explanation ----------------------------------------------------------------------------
+
+
+def test_the_explanation_lists_every_award_and_adds_up_to_the_score() -> None:
+    rule = ScoringRule(
+        rule_id="webinar",
+        type="webinar_attended",
+        description="Webinar",
+        points=20,
+        half_life_days=10,
+    )
+    model = model_of(*DEFAULT_MODEL.rules, rule)
+    lead = Lead(model)
+    lead.did("mail_opened", START, message_id="msg_1")
+    lead.did("webinar_attended", START + timedelta(days=1))
+    now = START + timedelta(days=11)
+
+    explanation = explain(lead.awards, now, model)
+
+    assert [(line.rule_id, line.points) for line in explanation.lines] == [
+        ("mail-opened", 5),
+        ("webinar", 20),
+    ]
+    assert explanation.lines[1].decayed == pytest.approx(10)
+    assert explanation.awarded == 25
+    assert explanation.score == sum(line.decayed for line in explanation.lines)
+    assert explanation.score == current_score(lead.awards, now, model)
+    assert explanation.band == 4
+    text = explanation.text()
+    assert len(text) == 3
+    assert "evt_1" in text[0] and "+5" in text[0]
+    assert "half-life 10 d" in text[1] and "-> 10.0" in text[1]
+    assert text[2].startswith("total 15.0 (awarded +25 before decay)")
+
+
+def test_the_explanation_says_when_a_cap_cut_an_award_or_a_rule_was_removed() -> None:
+    rule = ScoringRule(rule_id="webinar-view", type="video_watched", points=4, cap=6)
+    lead = Lead(model_of(rule))
+    lead.did("video_watched", START)
+    lead.did("video_watched", START + timedelta(minutes=1))
+    gone = Award("retired-rule", 7, "evt_old", START - timedelta(days=3), "whitepaper")
+
+    explanation = explain([*lead.awards, gone], START + timedelta(days=1), lead.model)
+
+    notes = [line.note for line in explanation.lines]
+    assert notes == ["rule no longer in the model; counted without decay", "", "capped from +4"]
+    assert explanation.score == 7 + 4 + 2
+
+
+awards_strategy = st.lists(
+    st.builds(
+        Award,
+        rule_id=st.sampled_from(["mail-opened", "seminar-attended", "fading", "gone"]),
+        points=st.integers(-50, 50).filter(bool),
+        event_id=st.text("abcdef0123456789", min_size=1, max_size=8),
+        occurred_at=st.datetimes(
+            min_value=datetime(2025, 1, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC)
+        ),
+    ),
+    max_size=40,
+)
+
+
+@given(awards_strategy)
+def test_the_explanation_always_sums_to_the_score(awards: list[Award]) -> None:
+    fading = ScoringRule(rule_id="fading", type="page_view", points=3, half_life_days=7.5)
+    model = model_of(*DEFAULT_MODEL.rules, fading)
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    explanation = explain(awards, now, model)
+    assert explanation.score == current_score(awards, now, model)
+    assert explanation.score == sum(line.decayed for line in explanation.lines)
+    assert explanation.awarded == sum(a.points for a in awards)
+    assert len(explanation.lines) == len(awards)
+    assert explanation.band == score_band(explanation.score, 70)
+
+
+# --- once only, and what is not this module's concern ---------------------------------------
+
+
+def test_the_same_event_never_scores_twice() -> None:
+    lead = Lead()
+    first = points_for("evt_a", "mail_opened", {}, START, lead.awards, DEFAULT_MODEL)
+    lead.awards.extend(first)
+    again = points_for("evt_a", "mail_opened", {}, START, lead.awards, DEFAULT_MODEL)
+    assert len(first) == 1 and again == []
+
+
+def test_automated_activity_is_filtered_by_the_caller_not_here() -> None:
+    # The scoring rules know nothing of automated-activity judgements: route_events must not ask
+    # for points for an open or click judged automated. Asked anyway, the rule applies as written.
+    awards = points_for("evt_scan", "link_clicked", {"automated": True}, START, [], DEFAULT_MODEL)
+    assert [a.points for a in awards] == [10]
+
+
+def test_awards_survive_storage() -> None:
+    award = Award("pricing-viewed", 4, "evt_9", START, "page_view", capped_from=10)
+    item = award.to_item()
+    assert item["occurred_at"] == "2026-12-01T01:00:00.000Z"
+    assert Award.from_item(item) == award
+    plain = Award("mail-opened", 5, "evt_1", START, "mail_opened")
+    assert "capped_from" not in plain.to_item()
+    assert Award.from_item(plain.to_item()) == plain
+
+
+def test_naive_times_are_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        points_for("e", "mail_opened", {}, datetime(2026, 12, 1), [], DEFAULT_MODEL)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        current_score([], datetime(2026, 12, 1), DEFAULT_MODEL)
+
+
+# --- bands and model validation -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("score", "band"),
+    [(100, 1), (70, 1), (69.99, 2), (42, 2), (41.99, 3), (21, 3), (20.99, 4), (0, 4), (-30, 4)],
+)
+def test_score_bands_for_the_default_threshold(score: float, band: int) -> None:
+    assert score_band(score, 70) == band
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"rule_id": "x", "type": "mail_opened", "points": 0},  # worth nothing
+        {"rule_id": "x", "type": "mail_opened", "points": 5, "cap": 0},
+        {"rule_id": "x", "type": "mail_opened", "points": 5, "half_life_days": 0},
+        {"rule_id": "x", "type": "mail_opened", "points": 5, "cap_period": "year"},
+        {"rule_id": "X Y", "type": "mail_opened", "points": 5},
+        {"rule_id": "x", "type": "Mail Opened", "points": 5},
+        {"rule_id": "x", "type": "mail_opened", "points": 5, "weight": 2},  # unknown field
+    ],
+)
+def test_bad_rules_are_refused(data: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        ScoringRule.model_validate(data)
+
+
+def test_a_model_refuses_duplicate_rule_ids_and_unknown_time_zones() -> None:
+    rule = ScoringRule(rule_id="same", type="mail_opened", points=5)
+    with pytest.raises(ValidationError, match="two rules have the id"):
+        model_of(rule, rule)
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        ScoringModel(rules=(rule,), time_zone="Asia/Nowhere")
+
+
+def test_a_model_round_trips_as_data() -> None:
+    data = DEFAULT_MODEL.model_dump(mode="json")
+    assert ScoringModel.model_validate(data) == DEFAULT_MODEL
