@@ -32,6 +32,10 @@ class NotFound(TsunaguError):
     """The thing named in the request does not exist."""
 
 
+class Unauthenticated(TsunaguError):
+    """The request does not prove who sent it (a missing, wrong or stale signature)."""
+
+
 class OriginNotAllowed(TsunaguError):
     """A browser sent the request from a site that is not registered for this resource."""
 

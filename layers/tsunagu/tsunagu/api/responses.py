@@ -14,12 +14,14 @@ from tsunagu.errors import (
     OriginNotAllowed,
     PayloadTooLarge,
     TsunaguError,
+    Unauthenticated,
     UnsupportedMediaType,
     ValidationFailed,
 )
 
 STATUS_BY_ERROR: dict[type[TsunaguError], int] = {
     MalformedRequest: 400,
+    Unauthenticated: 401,
     OriginNotAllowed: 403,
     NotFound: 404,
     IdempotencyConflict: 409,

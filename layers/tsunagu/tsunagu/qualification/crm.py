@@ -1,0 +1,418 @@
+"""What the CRM tells Tsunagu (seed 001): a lead's sales status, owner, deal amount and record id.
+
+The CRM calls ``POST /crm/leads`` with a body signed like Stripe's webhooks: the header carries
+``v1=<hex HMAC-SHA256 of "<timestamp>.<body>">`` and a separate header the Unix timestamp. The
+timestamp is inside the signature, so an old request cannot be re-dated; requests older (or
+newer) than the tolerance are refused, and within it the caller remembers each request's replay
+key, so a captured request cannot be played again.
+
+Which side wins for each field is a configured policy, and a value the policy does not let the
+CRM change is reported back as a conflict, never dropped in silence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Literal, NamedTuple, Protocol
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tsunagu.clock import isoformat, parse_instant
+from tsunagu.errors import (
+    FieldError,
+    IdempotencyConflict,
+    MalformedRequest,
+    Unauthenticated,
+    ValidationFailed,
+)
+from tsunagu.leads.email import InvalidEmail, normalise_email
+from tsunagu.leads.merge import Channel, FieldValue
+
+SIGNATURE_SCHEME = "v1"
+DEFAULT_TOLERANCE_SECONDS = 300
+MIN_SECRET_BYTES = 16
+_TIMESTAMP = re.compile(r"^\d{1,12}$")
+_HEX_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class SignatureRejected(Unauthenticated):
+    """The request is not proven to come from the CRM: no signature, a malformed one, or one
+    that does not match the body. Maps to HTTP 401 (add it to ``STATUS_BY_ERROR``)."""
+
+
+class StaleRequest(SignatureRejected):
+    """Correctly signed, but the timestamp is outside the tolerance (a replay of an old
+    request, or a sender whose clock is far off). HTTP 401, like its base."""
+
+
+class ReplayedRequest(IdempotencyConflict):
+    """This exact signed request was already accepted. HTTP 409 through its base."""
+
+
+@dataclass(frozen=True)
+class VerifiedRequest:
+    timestamp: datetime
+    replay_key: str
+    """Store it until ``keep_until``; a second request with the same key is a replay."""
+    keep_until: datetime
+    """After this the timestamp check refuses the request anyway, so the key can expire."""
+
+
+class ReplayGuard(Protocol):
+    def remember(self, replay_key: str, keep_until: datetime) -> bool:
+        """Store the key atomically (a conditional put); False if it was already there."""
+        ...
+
+
+def _digest(secret: bytes, timestamp: str, body: bytes) -> str:
+    return hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def _check_secret(secret: bytes) -> None:
+    if len(secret) < MIN_SECRET_BYTES:
+        # A configuration mistake, not the sender's: never a 401.
+        raise ValueError(f"the CRM webhook secret needs at least {MIN_SECRET_BYTES} bytes")
+
+
+def signature_header(secret: bytes, timestamp: str, body: bytes) -> str:
+    """The header value a sender puts on a request (tests, and Tsunagu's outbound webhook)."""
+    _check_secret(secret)
+    return f"{SIGNATURE_SCHEME}={_digest(secret, timestamp, body)}"
+
+
+def replay_key(timestamp: str, signature: str) -> str:
+    """The key a request is remembered by: the timestamp and the hex signature, hashed so the
+    key has a fixed size. Pass the signature Tsunagu computed, not the header text: a header
+    with extra entries or upper-case hex must not make a replay look new."""
+    return hashlib.sha256(f"{timestamp}.{signature.lower()}".encode()).hexdigest()
+
+
+def _offered_signatures(header: str) -> list[str]:
+    """The ``v1`` entries of ``v1=<hex>[, v1=<hex>...]`` (several while a secret rotates);
+    entries of other schemes are ignored so a sender can add a newer scheme first."""
+    offered = []
+    for part in header.split(","):
+        scheme, separator, value = part.strip().partition("=")
+        if separator and scheme.strip() == SIGNATURE_SCHEME and _HEX_SHA256.match(value.strip()):
+            offered.append(value.strip().lower())
+    return offered
+
+
+def verify_signature(
+    secret: bytes,
+    timestamp: str,
+    body: bytes,
+    signature_header: str,
+    now: datetime,
+    tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS,
+) -> VerifiedRequest:
+    """Prove the request came from the CRM, recently. Raises :class:`SignatureRejected` or
+    :class:`StaleRequest`; the caller then checks the replay key.
+
+    The signature is checked before the time, so only a sender who knows the secret learns that
+    its clock is off.
+    """
+    _check_secret(secret)
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    timestamp = (timestamp or "").strip()
+    if not _TIMESTAMP.match(timestamp):
+        raise SignatureRejected("the timestamp header must be Unix seconds")
+    offered = _offered_signatures(signature_header or "")
+    if not offered:
+        raise SignatureRejected(f"the signature header must be {SIGNATURE_SCHEME}=<hex HMAC>")
+    expected = _digest(secret, timestamp, body)
+    # Every entry is compared, each in constant time: timing says nothing about which matched.
+    matched = [hmac.compare_digest(expected, candidate) for candidate in offered]
+    if not any(matched):
+        raise SignatureRejected("the signature does not match the body")
+    signed_at = datetime.fromtimestamp(int(timestamp), UTC)
+    tolerance = timedelta(seconds=tolerance_seconds)
+    if abs(now - signed_at) > tolerance:
+        raise StaleRequest(
+            f"the request was signed at {isoformat(signed_at)}, more than "
+            f"{tolerance_seconds} seconds from now; send it again with a fresh signature"
+        )
+    return VerifiedRequest(signed_at, replay_key(timestamp, expected), signed_at + tolerance)
+
+
+def refuse_replay(request: VerifiedRequest, guard: ReplayGuard) -> None:
+    """Remember the request; raise :class:`ReplayedRequest` if it was seen before."""
+    if not guard.remember(request.replay_key, request.keep_until):
+        raise ReplayedRequest("this request was already received; sign a new one to resend")
+
+
+class CrmStatus(StrEnum):
+    """What the CRM's free-text status means to Tsunagu."""
+
+    NEW = "new"
+    WORKING = "working"
+    IN_NEGOTIATION = "in_negotiation"
+    WON = "won"
+    LOST = "lost"
+    DISQUALIFIED = "disqualified"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        """In words, as journeys' exit settings name statuses ("in negotiation")."""
+        return self.value.replace("_", " ")
+
+
+_STATUS_WORDS: Mapping[str, CrmStatus] = {
+    "new": CrmStatus.NEW,
+    "open": CrmStatus.NEW,
+    "未対応": CrmStatus.NEW,
+    "新規": CrmStatus.NEW,
+    "working": CrmStatus.WORKING,
+    "contacted": CrmStatus.WORKING,
+    "in progress": CrmStatus.WORKING,
+    "対応中": CrmStatus.WORKING,
+    "アプローチ中": CrmStatus.WORKING,
+    "in negotiation": CrmStatus.IN_NEGOTIATION,
+    "negotiation": CrmStatus.IN_NEGOTIATION,
+    "negotiating": CrmStatus.IN_NEGOTIATION,
+    "proposal": CrmStatus.IN_NEGOTIATION,
+    "商談中": CrmStatus.IN_NEGOTIATION,
+    "交渉中": CrmStatus.IN_NEGOTIATION,
+    "提案中": CrmStatus.IN_NEGOTIATION,
+    "won": CrmStatus.WON,
+    "closed won": CrmStatus.WON,
+    "受注": CrmStatus.WON,
+    "成約": CrmStatus.WON,
+    "lost": CrmStatus.LOST,
+    "closed lost": CrmStatus.LOST,
+    "失注": CrmStatus.LOST,
+    "disqualified": CrmStatus.DISQUALIFIED,
+    "unqualified": CrmStatus.DISQUALIFIED,
+    "対象外": CrmStatus.DISQUALIFIED,
+}
+
+SALES_ENGAGED = frozenset({CrmStatus.WORKING, CrmStatus.IN_NEGOTIATION, CrmStatus.WON})
+"""Statuses that mean sales has the lead: nurture journeys let go of it. A lost lead is not
+among them; it may be recycled into nurture."""
+
+
+def normalise_status(text: str) -> CrmStatus:
+    """``"In Negotiation"``, ``"in_negotiation"``, ``"Closed-Won"``, ``"商談中"``, full-width or
+    not. Text Tsunagu does not know is OTHER (kept as the CRM wrote it)."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    folded = " ".join(re.sub(r"[_\-]+", " ", folded).split())
+    return _STATUS_WORDS.get(folded, CrmStatus.OTHER)
+
+
+def _no_control(value: str) -> str:
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise ValueError("contains control characters")
+    return value
+
+
+class CrmUpdate(BaseModel):
+    """One inbound webhook body. A field left out (or null) says nothing about that field."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+    crm_id: str = Field(min_length=1, max_length=128, pattern=r"^[^\s]+$")
+    """The CRM's own record id; the lead keeps it among its channel ids."""
+    email: str = Field(max_length=254)
+    status: str | None = Field(default=None, min_length=1, max_length=100)
+    owner: str | None = Field(default=None, max_length=254)
+    deal_amount: Decimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=4)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    updated_at: AwareDatetime
+    """When the CRM record changed: newest_wins compares it, and an older update is stale."""
+
+    _text = field_validator("crm_id", "status")(_no_control)
+
+    @field_validator("email", "owner")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return normalise_email(value).address
+        except InvalidEmail as error:
+            raise ValueError(str(error)) from None
+
+    @property
+    def status_code(self) -> CrmStatus | None:
+        return None if self.status is None else normalise_status(self.status)
+
+    @property
+    def canonical_status(self) -> str | None:
+        """What to keep as the lead's CRM status: the label of a status Tsunagu knows ("商談中"
+        is kept as "in negotiation", so a journey's exit on "in negotiation" sees it), else the
+        CRM's own text."""
+        code = self.status_code
+        if code is None or self.status is None:
+            return None
+        return self.status if code is CrmStatus.OTHER else code.label
+
+    @property
+    def sales_engaged(self) -> bool:
+        return self.status_code in SALES_ENGAGED
+
+
+def parse_crm_update(body: bytes) -> CrmUpdate:
+    """Read a verified body. Unreadable JSON is MalformedRequest (400); readable JSON with bad
+    fields is ValidationFailed (422), naming each field."""
+    try:
+        data = json.loads(body.decode("utf-8"), parse_float=Decimal)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise MalformedRequest("the body is not UTF-8 JSON") from None
+    if not isinstance(data, dict):
+        raise MalformedRequest("the body must be a JSON object")
+    try:
+        return CrmUpdate.model_validate(data)
+    except ValidationError as error:
+        raise ValidationFailed(
+            [
+                FieldError(".".join(str(p) for p in e["loc"]) or "(body)", e["msg"])
+                for e in error.errors(include_url=False, include_input=False)
+            ]
+        ) from None
+
+
+FieldPolicy = Literal["crm_wins", "tsunagu_wins", "newest_wins"]
+
+
+class MergePolicy(BaseModel):
+    """Which side wins when the CRM and Tsunagu disagree about a field.
+
+    - ``crm_wins``: the CRM's value replaces one set in Tsunagu.
+    - ``tsunagu_wins``: a value set in Tsunagu stays; the CRM only fills a blank.
+    - ``newest_wins``: the later change wins (the CRM's ``updated_at`` against the time the
+      Tsunagu value was set).
+
+    A value the CRM itself set earlier is always replaced by a newer CRM update, whatever the
+    policy: the policy is about the two sides, not about the CRM contradicting itself. The CRM
+    id is not a policy: a lead linked to one record is never silently re-linked to another.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: FieldPolicy = "crm_wins"
+    """Sales reports the status; seed 001 is about Tsunagu hearing it."""
+    owner: FieldPolicy = "newest_wins"
+    """Tsunagu assigns an owner on MQL; a later reassignment in either system should stick."""
+    deal_amount: FieldPolicy = "crm_wins"
+    currency: FieldPolicy = "crm_wins"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: str | None
+    new: FieldValue
+    reason: str
+
+
+@dataclass(frozen=True)
+class FieldConflict:
+    field: str
+    kept: FieldValue
+    offered: str
+    reason: str
+
+
+class CrmMerge(NamedTuple):
+    changes: list[FieldChange]
+    conflicts: list[FieldConflict]
+
+
+def _offered_values(update: CrmUpdate) -> dict[str, str]:
+    values = {
+        "crm_id": update.crm_id,
+        "status": update.status,
+        "owner": update.owner,
+        "deal_amount": None if update.deal_amount is None else str(update.deal_amount),
+        "currency": update.currency,
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _same(name: str, current: str, offered: str) -> bool:
+    if name == "deal_amount":
+        try:
+            return Decimal(current) == Decimal(offered)
+        except ArithmeticError:
+            return False
+    if name == "owner":
+        return current.casefold() == offered.casefold()
+    return current == offered
+
+
+def merge_crm_update(
+    current: Mapping[str, FieldValue], update: CrmUpdate, policy: MergePolicy
+) -> CrmMerge:
+    """What the update changes on the lead, and what it would have changed but may not.
+
+    ``current`` holds the lead's CRM-related fields (``crm_id``, ``status``, ``owner``,
+    ``deal_amount``, ``currency``) as stored, each with the channel that set it and when; a value
+    set by :attr:`Channel.CRM` came from an earlier webhook, anything else was set in Tsunagu.
+    Each change carries the value to store (source CRM, at the CRM's ``updated_at``).
+    """
+    at = isoformat(update.updated_at)
+    changes: list[FieldChange] = []
+    conflicts: list[FieldConflict] = []
+    for name, offered in _offered_values(update).items():
+        existing = current.get(name)
+        incoming = FieldValue(offered, Channel.CRM, at)
+        if existing is None or not existing.value:
+            changes.append(FieldChange(name, None, incoming, "no value yet"))
+            continue
+        if _same(name, existing.value, offered):
+            continue
+        existing_at = parse_instant(existing.at)
+        newer = update.updated_at > existing_at
+        if name == "crm_id":
+            conflicts.append(
+                FieldConflict(name, existing, offered, "the lead is linked to another CRM record")
+            )
+        elif existing.source is Channel.CRM:
+            if update.updated_at >= existing_at:
+                changes.append(FieldChange(name, existing.value, incoming, "a newer CRM update"))
+            else:
+                conflicts.append(
+                    FieldConflict(
+                        name, existing, offered, "older than the CRM update already applied"
+                    )
+                )
+        else:
+            rule: FieldPolicy = getattr(policy, name)
+            if rule == "crm_wins":
+                changes.append(FieldChange(name, existing.value, incoming, "policy crm_wins"))
+            elif rule == "newest_wins" and newer:
+                changes.append(
+                    FieldChange(name, existing.value, incoming, "policy newest_wins: CRM newer")
+                )
+            elif rule == "newest_wins":
+                conflicts.append(
+                    FieldConflict(
+                        name, existing, offered, "policy newest_wins: Tsunagu's value is newer"
+                    )
+                )
+            else:
+                conflicts.append(FieldConflict(name, existing, offered, "policy tsunagu_wins"))
+    return CrmMerge(changes, conflicts)
+
+
+def crm_update_summary(update: CrmUpdate) -> dict[str, Any]:
+    """The update as plain JSON-ready data, for the stage history and the event on the stream."""
+    return {
+        **_offered_values(update),
+        "email": update.email,
+        "status_code": None if update.status_code is None else update.status_code.value,
+        "canonical_status": update.canonical_status,
+        "sales_engaged": update.sales_engaged,
+        "updated_at": isoformat(update.updated_at),
+    }
