@@ -1,8 +1,9 @@
 """The events stream's consumer: what follows from each thing a lead did.
 
-It keeps each lead's last-activity mark current, mails double opt-in confirmations, resumes
-journeys waiting for what the lead did, enters leads into journeys whose triggers fire and takes
-them out of journeys an unsubscribe, a CRM status or a stage change ends.
+It scores what a person did (exactly once; automated activity never), hands a lead that becomes
+MQL to sales, keeps each lead's last-activity mark current, mails double opt-in confirmations,
+resumes journeys waiting for what the lead did, enters leads into journeys whose triggers fire
+and takes them out of journeys an unsubscribe, a CRM status or a stage change ends.
 Failed records are reported one by one, so a retry re-delivers only what failed.
 """
 
@@ -36,6 +37,7 @@ def _record_handler(record: DynamoDBRecord) -> None:
         confirmations=services.confirmations(settings),
         waits=services.journey_waits(settings),
         journeys=services.journey_routing(settings),
+        qualification=services.qualification_routing(settings),
     )
 
 

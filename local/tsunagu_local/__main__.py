@@ -17,7 +17,13 @@ from tsunagu.journeys.shipped import shipped_site_paths
 from tsunagu_local import pages
 from tsunagu_local.mailbox import sent_mail
 from tsunagu_local.runtime import ACCOUNT_ID, REGION, LocalRuntime, RuntimeOptions
-from tsunagu_local.seed import DEMO_FORM_ID, DEMO_SITE_ID, demo_form, demo_site
+from tsunagu_local.seed import (
+    DEMO_FORM_ID,
+    DEMO_SITE_ID,
+    demo_form,
+    demo_site,
+    seed_qualification,
+)
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -90,6 +96,7 @@ def install_pages(runtime: LocalRuntime) -> None:
         site_url=site_url,
         sender=f"news@{sorted(settings.sender_domains)[0]}",
     )
+    seed_qualification(services.qualification_repository(settings))
     for path in shipped_site_paths():
         runtime.local_pages[f"/_local/demo{path}"] = pages.content_page(path.strip("/"))
     runtime.local_pages.update(

@@ -31,7 +31,11 @@ from tsunagu_local.secrets import create_secret, generated_value
 from tsunagu_local.streams import StreamMapping, StreamPoller
 from tsunagu_local.tables import create_table
 from tsunagu_local.template import Stack, declared_parameters, load_stack
-from tsunagu_local.waits import install_task_timeout_clock, install_wait_clock
+from tsunagu_local.waits import (
+    install_retry_clock,
+    install_task_timeout_clock,
+    install_wait_clock,
+)
 
 log = logging.getLogger("tsunagu.local")
 
@@ -99,6 +103,7 @@ class LocalRuntime:
         )
         install_wait_clock(self.clock)
         install_task_timeout_clock(self.clock)
+        install_retry_clock(self.clock)
         install_moto_invoke(self.functions)
         parameters = dict(self.options.parameters)
         if "Stage" in declared_parameters(self.options.template):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
+from tsunagu.qualification.config import QualificationConfig
+from tsunagu.qualification.owners import OwnerRules, RoundRobin
+from tsunagu.store.qualification import QualificationRepository
 from tsunagu.tracking.sites import SiteDefinition
 
 DEMO_FORM_ID = "demo"
@@ -38,3 +41,15 @@ def demo_site(api_url: str) -> SiteDefinition:
         name="Demo site (local runtime)",
         allowed_origins=[api_url, api_url.replace("127.0.0.1", "localhost")],
     )
+
+
+DEMO_SALES_TEAM = ("sales.sato@example.com", "sales.suzuki@example.com")
+
+
+def seed_qualification(store: QualificationRepository) -> None:
+    """The default scoring (seed 000's numbers) with a demo sales team taking MQLs in turn, so a
+    new MQL's notification shows in the mail viewer. A user's own settings are kept."""
+    if store.has_config():
+        return
+    owners = OwnerRules(rules=(RoundRobin(team="sales", members=DEMO_SALES_TEAM),))
+    store.save_config(QualificationConfig(owners=owners))

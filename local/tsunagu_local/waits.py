@@ -47,6 +47,10 @@ def install_wait_clock(clock: ScaledClock) -> None:
     Timestamp._get_wait_seconds = timestamp_wait_seconds  # type: ignore[method-assign,assignment]
 
 
+# How often a task waiting for its token looks whether its execution was stopped.
+STOP_CHECK_SECONDS = 0.2
+
+
 def install_task_timeout_clock(clock: ScaledClock) -> None:
     """Timeouts of ``.waitForTaskToken`` tasks on the runtime's clock.
 
@@ -68,6 +72,7 @@ def install_task_timeout_clock(clock: ScaledClock) -> None:
         StateTaskServiceCallback,
     )
     from moto.stepfunctions.parser.asl.eval.callback.callback import (
+        CallbackOutcomeSuccess,
         CallbackOutcomeTimedOut,
         HeartbeatTimedOut,
     )
@@ -76,9 +81,22 @@ def install_task_timeout_clock(clock: ScaledClock) -> None:
         self: Any, env: Any, timeout_seconds: int, callback_endpoint: Any, heartbeat_endpoint: Any
     ) -> Any:
         timed_out = CallbackOutcomeTimedOut(callback_id=callback_endpoint.callback_id)
-        if heartbeat_endpoint is None:
-            return callback_endpoint.wait(timeout=timeout_seconds / clock.scale) or timed_out
         deadline = time.monotonic() + timeout_seconds / clock.scale
+        if heartbeat_endpoint is None:
+            # In slices, so that StopExecution ends a waiting execution at once, as in AWS (moto
+            # would keep it waiting until its timeout).
+            while env.is_running():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                outcome = callback_endpoint.wait(timeout=min(remaining, STOP_CHECK_SECONDS))
+                if outcome is not None:
+                    return outcome
+            if not env.is_running():
+                # Stopped: end the task quietly; the stopped program then ends ABORTED (a timeout
+                # here would fail the execution with States.Timeout instead).
+                return CallbackOutcomeSuccess(callback_endpoint.callback_id, "{}")
+            return timed_out
         # moto's HeartbeatEndpoint (pinned) offers only a wait of its own full interval; its event
         # is set by SendTaskHeartbeat and by the outcome, so wait on it up to the nearer deadline.
         beat = heartbeat_endpoint._next_heartbeat_event
@@ -97,3 +115,16 @@ def install_task_timeout_clock(clock: ScaledClock) -> None:
         return timed_out
 
     StateTaskServiceCallback._eval_wait_for_task_token = wait_for_task_token  # type: ignore[method-assign]
+
+
+def install_retry_clock(clock: ScaledClock) -> None:
+    """A Retry's IntervalSeconds (and backoff) on the runtime's clock: moto sleeps them for real,
+    so "retry in 30 s, then 60 s, ..." would take minutes at any time scale."""
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    class ScaledSleep:
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            time.sleep(max(0.0, seconds) / clock.scale)
+
+    setattr(retrier_decl, "time", ScaledSleep)  # noqa: B010 - moto imports the module `time`

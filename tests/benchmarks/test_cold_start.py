@@ -96,6 +96,7 @@ def lambda_environment(home: Path, function: Function) -> dict[str, str]:
         templates_table="tsunagu-bench-TemplatesTable",
         journey_waits_table="tsunagu-bench-JourneyWaitsTable",
         journeys_table="tsunagu-bench-JourneysTable",
+        qualification_table="tsunagu-bench-QualificationTable",
         tracking_secret_arn=(
             f"arn:aws:secretsmanager:{REGION}:123456789012:secret:tsunagu-bench-TrackingSecret"
         ),

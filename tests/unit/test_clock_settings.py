@@ -25,6 +25,7 @@ ENV = {
     "TSUNAGU_TEMPLATES_TABLE": "templates",
     "TSUNAGU_JOURNEY_WAITS_TABLE": "waits",
     "TSUNAGU_JOURNEYS_TABLE": "journeys",
+    "TSUNAGU_QUALIFICATION_TABLE": "qualification",
 }
 
 

@@ -142,6 +142,7 @@ def test_the_settings_allowlist_is_case_blind() -> None:
         templates_table="templates",
         journey_waits_table="waits",
         journeys_table="journeys",
+        qualification_table="qualification",
         mail_allowlist=" QA@Example.net , Example.JP ,",
     )
     # Then it matches addresses whatever their case

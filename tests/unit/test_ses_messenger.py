@@ -73,6 +73,7 @@ def settings(**overrides: Any) -> Settings:
         "templates_table": "templates",
         "journey_waits_table": "waits",
         "journeys_table": "journeys",
+        "qualification_table": "qualification",
         "mail_configuration_set": "tsunagu-dev",
         "max_send_rate": 1000,
     }

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from tsunagu import services
 from tsunagu.cli_journeys import JourneyCliError, add_journey_commands
+from tsunagu.cli_qualification import QualificationCliError, add_qualification_commands
 from tsunagu.clock import isoformat
 from tsunagu.errors import TsunaguError
 from tsunagu.leads.email import InvalidEmail, normalise_email
@@ -39,6 +40,8 @@ OUTPUT_TO_SETTING = {
     "TemplatesTableName": "TSUNAGU_TEMPLATES_TABLE",
     "JourneyWaitsTableName": "TSUNAGU_JOURNEY_WAITS_TABLE",
     "JourneysTableName": "TSUNAGU_JOURNEYS_TABLE",
+    "QualificationTableName": "TSUNAGU_QUALIFICATION_TABLE",
+    "CrmWebhookSecretArn": "TSUNAGU_CRM_SECRET_ARN",
     "StateMachineArnPrefix": "TSUNAGU_STATE_MACHINE_ARN_PREFIX",
 }
 
@@ -97,6 +100,17 @@ def leads_get(settings: Settings, args: argparse.Namespace) -> int:
         }
     )
     return 0
+
+
+def _with_lead(command: Any) -> Any:
+    """A command that takes the lead named by ``args.email``."""
+
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        _, lead = _find_lead(settings, args.email)
+        code: int = command(settings, args, lead)
+        return code
+
+    return run
 
 
 def _find_lead(settings: Settings, email: str) -> tuple[Any, Any]:
@@ -473,6 +487,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--replace", action="store_true", help="update an existing form")
     create.set_defaults(run=forms_create)
     add_journey_commands(groups)
+    add_qualification_commands(groups, leads, _with_lead)
     forms.add_parser("list", help="list forms").set_defaults(run=forms_list)
     show = forms.add_parser("get", help="show a form's definition")
     show.add_argument("form_id")
@@ -487,7 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _stack_settings(args.stack, args.region) if args.stack else _local_settings()
         )
         code: int = args.run(settings, args)
-    except (CliError, JourneyCliError, TsunaguError, ValueError) as error:
+    except (CliError, JourneyCliError, QualificationCliError, TsunaguError, ValueError) as error:
         print(f"tsunagu: {error}", file=sys.stderr)
         return 1
     return code

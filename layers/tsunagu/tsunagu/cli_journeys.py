@@ -234,8 +234,8 @@ def add_journey_commands(groups: Any) -> None:
     who.add_argument("--lead", help="the lead's e-mail address")
     who.add_argument(
         "--segment",
-        help="a filter: stage=lead, tag=seminar-2026-12, form=demo, silent_days>=90, "
-        "consent=marketing (comma-separated, all must hold)",
+        help="a filter: stage=lead, tag=seminar-2026-12, source=web_form, domain=example.jp, "
+        "silent_days>=90 (comma-separated, all must hold; the gate still checks consent)",
     )
     start.add_argument(
         "--input", action="append", help="NAME=VALUE added to the execution's input (repeat)"

@@ -16,6 +16,8 @@ SYSTEM_EVENT_KINDS = frozenset(
         "stage_changed",
         "crm_status_changed",
         "lead_updated",
+        "crm_conflict",
+        "owner_notified",
         "score_changed",
         "journey_entered",
         "journey_left",

@@ -39,6 +39,16 @@ class Journeys(Protocol):
         ...
 
 
+class Qualification(Protocol):
+    def on_event(self, event: Occurrence, *, automated: bool) -> None:
+        """Score the event (once, and never an automated one)."""
+        ...
+
+    def on_stage_change(self, event: Occurrence) -> None:
+        """Hand a lead that just became MQL to sales."""
+        ...
+
+
 def route_event(
     new_image: Mapping[str, Any] | None,
     *,
@@ -46,6 +56,7 @@ def route_event(
     confirmations: Confirmations | None = None,
     waits: Waits | None = None,
     journeys: Journeys | None = None,
+    qualification: Qualification | None = None,
 ) -> None:
     """Apply one stored event. Safe to repeat: a redelivered event changes nothing more."""
     if not new_image:
@@ -61,18 +72,20 @@ def route_event(
         )
     automated = bool(properties.get("automated"))
     system = str(new_image.get("type")) in SYSTEM_EVENT_KINDS
+    occurrence = Occurrence(
+        str(lead_id),
+        str(new_image["event_id"]),
+        str(new_image["type"]),
+        str(new_image["occurred_at"]),
+        properties,
+    )
+    if qualification is not None:
+        # Scored first: a score crossing a journey's threshold arrives as its own event.
+        qualification.on_event(occurrence, automated=automated)
+        qualification.on_stage_change(occurrence)
     if journeys is not None:
         # Before the filters below: an unsubscribe (a system record) still ends journeys.
-        journeys.on_event(
-            Occurrence(
-                str(lead_id),
-                str(new_image["event_id"]),
-                str(new_image["type"]),
-                str(new_image["occurred_at"]),
-                properties,
-            ),
-            by_person=not (automated or system),
-        )
+        journeys.on_event(occurrence, by_person=not (automated or system))
     if automated:
         return  # a scanner's or proxy's activity is kept as evidence, never as the lead's
     if system:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     )
     from tsunagu.store.leads import LeadRepository
     from tsunagu.store.mail import MailRepository
+    from tsunagu.store.qualification import CrmRepository, QualificationRepository
     from tsunagu.store.ses import SesMessenger
     from tsunagu.store.tracking import SiteRepository, TrackingRepository
     from tsunagu.tracking.tokens import TokenSigner
@@ -307,3 +308,94 @@ class JourneyRouting:
 @lru_cache(maxsize=8)
 def journey_routing(settings: Settings) -> JourneyRouting:
     return JourneyRouting(settings)
+
+
+# ---------------------------------------------------------------- qualification
+@lru_cache(maxsize=8)
+def qualification_repository(settings: Settings) -> QualificationRepository:
+    from tsunagu.store.qualification import QualificationRepository
+
+    return QualificationRepository(bind_tables(settings))
+
+
+@lru_cache(maxsize=8)
+def crm_repository(settings: Settings) -> CrmRepository:
+    from tsunagu.store.qualification import CrmRepository
+
+    return CrmRepository(bind_tables(settings))
+
+
+_crm_keys: dict[Settings, tuple[float, bytes]] = {}
+
+
+def crm_signing_key(settings: Settings) -> bytes:
+    """The CRM webhooks' shared key, fetched once per cold start and every few minutes."""
+    cached = _crm_keys.get(settings)
+    if cached is None or time.monotonic() - cached[0] > SIGNER_MAX_AGE_SECONDS:
+        if not settings.crm_secret_arn:
+            raise RuntimeError("TSUNAGU_CRM_SECRET_ARN is not set for this function")
+        import json
+
+        import boto3
+
+        client: Any = boto3.client(
+            "secretsmanager", region_name=settings.region, endpoint_url=settings.aws_endpoint_url
+        )
+        secret = json.loads(
+            client.get_secret_value(SecretId=settings.crm_secret_arn)["SecretString"]
+        )
+        cached = (time.monotonic(), str(secret["signing_key"]).encode())
+        _crm_keys[settings] = cached
+    return cached[1]
+
+
+HAND_OFF_STATE_MACHINE = "hand-off-to-sales"
+
+# Tsunagu's own records of what it did: they never score (an unsubscribe does, by its rule).
+NEVER_SCORED = frozenset(
+    {"score_changed", "stage_changed", "crm_status_changed", "lead_updated", "crm_conflict"}
+)
+
+
+class QualificationRouting:
+    """route_events' side of qualification: score what a person did; hand a new MQL to sales."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._store = qualification_repository(settings)
+        self._clock = clock(settings)
+
+    def on_event(self, event: Occurrence, *, automated: bool) -> None:
+        from tsunagu.qualification.pipeline import score_event
+
+        if automated or event.type in NEVER_SCORED:
+            return
+        if event.type == "stage_changed":
+            return
+        score_event(
+            event.lead_id,
+            event.event_id,
+            event.type,
+            event.occurred_at,
+            event.properties,
+            config=self._store.config(),
+            store=self._store,
+            now=self._clock.now(),
+        )
+
+    def on_stage_change(self, event: Occurrence) -> None:
+        """A lead became MQL: start its hand-off, once (named by the stage event)."""
+        if event.type != "stage_changed" or event.properties.get("to") != "mql":
+            return
+        if not self._settings.state_machine_arn_prefix:
+            raise RuntimeError("TSUNAGU_STATE_MACHINE_ARN_PREFIX is not set for route_events")
+        executions(self._settings).start(
+            self._settings.state_machine_arn_prefix + HAND_OFF_STATE_MACHINE,
+            f"mql-{event.event_id}",
+            {"lead_id": event.lead_id, "stage_event_id": event.event_id},
+        )
+
+
+@lru_cache(maxsize=8)
+def qualification_routing(settings: Settings) -> QualificationRouting:
+    return QualificationRouting(settings)

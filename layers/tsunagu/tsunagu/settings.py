@@ -33,6 +33,11 @@ class Settings(BaseModel):
     templates_table: str
     journey_waits_table: str
     journeys_table: str
+    qualification_table: str
+    crm_secret_arn: str | None = None
+    """Secrets Manager secret with the CRM webhooks' signing keys (``inbound``, ``outbound``)."""
+    crm_webhook_url: str | None = None
+    """Where a new MQL is pushed (the CRM's inbound webhook); unset: no push."""
     state_machine_arn_prefix: str | None = None
     """``arn:aws:states:<region>:<account>:stateMachine:<stack>-``: a journey's state machine is
     this plus its name (set where executions are started)."""

@@ -148,7 +148,15 @@ def first_allowed_moment(
 ) -> datetime:
     """``instant`` if mail may go then, else the first business-time moment after it (UTC)."""
     allowed = _allowed(instant.astimezone(ZoneInfo(time_zone)), calendar, quiet)
-    return allowed.astimezone(UTC).replace(microsecond=0)
+    return whole_second_at_or_after(allowed.astimezone(UTC))
+
+
+def whole_second_at_or_after(instant: datetime) -> datetime:
+    """Rounded up, never down: a Wait until a truncated time would wake before the moment it
+    waits for, and the gate would defer again."""
+    if instant.microsecond:
+        instant = instant.replace(microsecond=0) + timedelta(seconds=1)
+    return instant
 
 
 def step_functions_timestamp(instant: datetime) -> str:

@@ -183,8 +183,8 @@ def decide(
 
 
 def _timestamp(instant: datetime | str) -> str:
-    """The form a Wait state's TimestampPath accepts (UTC, no fraction)."""
-    from tsunagu.journeys.business_time import step_functions_timestamp
+    """The form a Wait state's TimestampPath accepts (UTC, whole seconds, rounded up)."""
+    from tsunagu.journeys.business_time import step_functions_timestamp, whole_second_at_or_after
 
     moment = parse_instant(instant) if isinstance(instant, str) else instant
-    return step_functions_timestamp(moment)
+    return step_functions_timestamp(whole_second_at_or_after(moment))

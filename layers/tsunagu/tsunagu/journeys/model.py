@@ -17,8 +17,9 @@ JOURNEY_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 
 JourneyStatus = Literal["draft", "active", "paused", "archived"]
 
-# Sales has the lead: nurture mail would talk over the sales conversation.
-DEFAULT_EXIT_CRM_STATUSES = ("in negotiation", "won", "lost")
+# Sales has the lead: nurture mail would talk over the sales conversation (the same statuses
+# as qualification.crm.SALES_ENGAGED; a lost lead may be recycled into nurture).
+DEFAULT_EXIT_CRM_STATUSES = ("working", "in negotiation", "won")
 DEFAULT_EXIT_STAGES = ("sql", "opportunity", "customer", "disqualified")
 
 

@@ -22,6 +22,11 @@ class Lead:
     last_activity_type: str | None = None
     tags: set[str] = field(default_factory=set)
     crm_status: str | None = None
+    score: float | None = None
+    score_at: str | None = None
+    grade: str | None = None
+    stage_history: list[dict[str, str]] = field(default_factory=list)
+    """{from, to, by, at} for every stage change, oldest first."""
     version: int | None = None
     """Optimistic-lock version; None for a lead not yet stored."""
 
@@ -39,6 +44,10 @@ class Lead:
             "last_activity_type": self.last_activity_type,
             "tags": sorted(self.tags),
             "crm_status": self.crm_status,
+            "score": self.score,
+            "score_at": self.score_at,
+            "grade": self.grade,
+            "stage_history": self.stage_history,
         }
 
 

@@ -56,7 +56,8 @@ def apply_update(
     changed = lead
     if update.stage is not None and update.stage != lead.stage:
         event("stage_changed", **{"from": lead.stage, "to": update.stage})
-        changed = replace(changed, stage=update.stage)
+        history = {"from": lead.stage, "to": update.stage, "by": by, "at": at}
+        changed = replace(changed, stage=update.stage, stage_history=[*lead.stage_history, history])
     if update.crm_status is not None and update.crm_status != lead.crm_status:
         event("crm_status_changed", **{"from": lead.crm_status, "to": update.crm_status})
         changed = replace(changed, crm_status=update.crm_status)

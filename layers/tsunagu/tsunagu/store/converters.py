@@ -26,6 +26,10 @@ def lead_to_item(tables: Tables, lead: Lead) -> Any:
         last_activity_type=lead.last_activity_type,
         tags=set(lead.tags) or None,
         crm_status=lead.crm_status,
+        score=lead.score,
+        score_at=lead.score_at,
+        grade=lead.grade,
+        stage_history=lead.stage_history or None,
     )
     # Left unset for a new lead, so the save's condition is "no such lead yet".
     if lead.version is not None:
@@ -48,6 +52,10 @@ def lead_from_item(item: Any) -> Lead:
         last_activity_type=item.last_activity_type,
         tags=set(item.tags or ()),
         crm_status=item.crm_status,
+        score=None if item.score is None else float(item.score),
+        score_at=item.score_at,
+        grade=item.grade,
+        stage_history=[_plain_map(h) for h in item.stage_history or []],
         version=item.version,
     )
 
@@ -156,3 +164,8 @@ def recipient_from(
         else:
             topics[item.topic] = item.status
     return Recipient(lead, ConsentView(topics, suppression))
+
+
+def _plain_map(value: Any) -> dict[str, str]:
+    raw = value.as_dict() if hasattr(value, "as_dict") else dict(value)
+    return {str(k): str(v) for k, v in raw.items()}

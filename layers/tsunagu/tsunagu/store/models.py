@@ -35,6 +35,12 @@ class LeadItem(Model):
     tags = UnicodeSetAttribute(null=True)
     crm_status = UnicodeAttribute(null=True)
     """What the CRM says about the lead ("in negotiation"): journeys end on some statuses."""
+    score = NumberAttribute(null=True)
+    """As of ``score_at`` (decay moves it between events; ``tsunagu leads score`` recomputes)."""
+    score_at = UnicodeAttribute(null=True)
+    grade = UnicodeAttribute(null=True)
+    stage_history = ListAttribute(of=MapAttribute, null=True)
+    """Every stage change: {from, to, by, at}. Kept on the lead: events expire, this does not."""
     version = VersionAttribute()
 
 
@@ -140,6 +146,26 @@ class JourneyRecordItem(Model):
     data = JSONAttribute()
     status = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute()
+
+
+class QualificationItem(Model):
+    """Qualification records, one table:
+
+    - ``config`` / ``qualification`` - the scoring and fit sheets, MQL and owner rules;
+    - ``lead#<lead_id>`` / ``award#<event_id>#<rule_id>`` - points one rule gave one event;
+    - ``counter#<team>`` / ``round_robin`` - the team's round-robin position;
+    - ``replay#<key>`` / ``crm`` - a CRM webhook request already received (until ``expires_at``);
+    - ``push#failed`` / ``<at>#<lead_id>`` - a push to the CRM that failed every retry.
+    """
+
+    class Meta:
+        table_name = "unbound"  # bound per stage in tables.py
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    data = JSONAttribute(null=True)
+    value = NumberAttribute(null=True)
+    expires_at = NumberAttribute(null=True)
 
 
 class SiteItem(Model):

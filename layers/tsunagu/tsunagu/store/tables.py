@@ -24,6 +24,7 @@ from tsunagu.store.models import (
     LeadIdentityItem,
     LeadItem,
     MailTemplateItem,
+    QualificationItem,
     SiteItem,
 )
 
@@ -40,6 +41,7 @@ class Tables:
     templates: type[MailTemplateItem]
     waits: type[JourneyWaitItem]
     journeys: type[JourneyRecordItem]
+    qualification: type[QualificationItem]
     settings: Settings
 
     @cached_property
@@ -62,6 +64,7 @@ class Tables:
             self.templates,
             self.waits,
             self.journeys,
+            self.qualification,
         ):
             table = model._get_connection()
             shared.add_meta_table(table.get_meta_table())
@@ -89,6 +92,7 @@ def bind_tables(settings: Settings) -> Tables:
         templates=_bind(MailTemplateItem, settings.templates_table, settings),
         waits=_bind(JourneyWaitItem, settings.journey_waits_table, settings),
         journeys=_bind(JourneyRecordItem, settings.journeys_table, settings),
+        qualification=_bind(QualificationItem, settings.qualification_table, settings),
         settings=settings,
     )
     _ = tables.connection  # share it now: no client is built until the first request

@@ -1,0 +1,117 @@
+"""hand_off — the steps of handing a new MQL to sales (statemachines/hand_off_to_sales.asl.json).
+
+Input ``{"step": "assign"|"notify"|"push"|"park", "lead_id", ...}``:
+
+- assign: keep the lead's owner, or give it one by the owner rules; ``{"owner", "push"}``.
+- notify: mail the owner the lead, every point of its score and its recent activity, once per
+  ``key`` (the state machine passes execution and state).
+- push: POST the lead to the CRM webhook, signed; raises PushFailed (the Retry's backoff).
+- park: record a push that failed every retry, for ``tsunagu crm pushes``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tsunagu import services
+from tsunagu.clock import isoformat
+from tsunagu.errors import NotFound
+from tsunagu.observability import logger, metrics, observed
+from tsunagu.qualification import handoff
+from tsunagu.settings import Settings, get_settings
+
+
+class HandOffInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    step: Literal["assign", "notify", "push", "park"]
+    lead_id: str = Field(min_length=1, max_length=64)
+    owner: str | None = Field(default=None, max_length=254)
+    key: str | None = Field(default=None, max_length=500)
+    error: dict[str, Any] = Field(default_factory=dict)
+
+
+@observed()
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings = get_settings()
+    request = HandOffInput.model_validate(event)
+    result = STEPS[request.step](settings, request)
+    logger.info("hand-off step", extra={"step": request.step, "lead_id": request.lead_id, **result})
+    return result
+
+
+def _assign(settings: Settings, request: HandOffInput) -> dict[str, Any]:
+    owner = handoff.assign(
+        request.lead_id,
+        config=services.qualification_repository(settings).config(),
+        leads=services.lead_repository(settings),
+        counter=services.qualification_repository(settings),
+        now=services.clock(settings).now(),
+    )
+    return {"owner": owner, "push": bool(settings.crm_webhook_url)}
+
+
+def _lead(settings: Settings, lead_id: str) -> Any:
+    lead = services.lead_repository(settings).get_lead(lead_id)
+    if lead is None:
+        raise NotFound(f"no lead {lead_id!r}")
+    return lead
+
+
+def _notify(settings: Settings, request: HandOffInput) -> dict[str, Any]:
+    if not request.owner:
+        return {"notified": "no_owner"}
+    lead = _lead(settings, request.lead_id)
+    now = services.clock(settings).now()
+    qualification = services.qualification_repository(settings)
+    message = handoff.notification(
+        lead,
+        qualification.awards_of(lead.lead_id),
+        services.lead_repository(settings).events(lead.lead_id, limit=40),
+        qualification.config(),
+        now,
+    )
+    domains = sorted(settings.sender_domains)
+    status = handoff.notify_owner(
+        lead,
+        request.owner,
+        message,
+        key=request.key or f"mql:{lead.lead_id}",
+        sender=f"tsunagu@{domains[0] if domains else 'example.com'}",
+        production=settings.stage == "prod",
+        allowlist=settings.allowlist,
+        ledger=services.mail_repository(settings),
+        messenger=services.messenger(settings),
+        now=now,
+    )
+    return {"notified": status}
+
+
+def _push(settings: Settings, request: HandOffInput) -> dict[str, Any]:
+    from tsunagu.store.crm_push import post_signed
+
+    if not settings.crm_webhook_url:
+        return {"pushed": "not_configured"}
+    lead = _lead(settings, request.lead_id)
+    status = post_signed(
+        settings.crm_webhook_url,
+        handoff.push_body(handoff.push_payload(lead)),
+        services.crm_signing_key(settings),
+        services.clock(settings).now(),
+    )
+    metrics.add_metric(name="CrmPushed", unit="Count", value=1)
+    return {"pushed": status}
+
+
+def _park(settings: Settings, request: HandOffInput) -> dict[str, Any]:
+    at = isoformat(services.clock(settings).now())
+    services.qualification_repository(settings).park_push(
+        request.lead_id, at, {"lead_id": request.lead_id, "at": at, "error": request.error}
+    )
+    metrics.add_metric(name="CrmPushParked", unit="Count", value=1)
+    return {"parked": at}
+
+
+STEPS = {"assign": _assign, "notify": _notify, "push": _push, "park": _park}

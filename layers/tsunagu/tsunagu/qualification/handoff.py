@@ -1,0 +1,192 @@
+"""Handing a new MQL to sales: an owner, a notification the owner can act on, a push to the CRM.
+
+Runs as the ``hand_off_to_sales`` state machine, started once per MQL stage change (its name is
+the stage event's id), so the owner is told once however often the stream redelivers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from tsunagu.clock import isoformat
+from tsunagu.errors import NotFound, TsunaguError
+from tsunagu.event_kinds import SYSTEM_EVENT_KINDS
+from tsunagu.ids import new_id
+from tsunagu.leads.merge import Channel
+from tsunagu.leads.model import Lead, LeadEvent
+from tsunagu.leads.updates import LeadChanges, LeadUpdate, update_lead
+from tsunagu.mail.consent import allowed_outside_production
+from tsunagu.mail.send import OutgoingMail
+from tsunagu.qualification.config import QualificationConfig
+from tsunagu.qualification.grading import grade, matrix_cell
+from tsunagu.qualification.owners import RoundRobinCounter, assign_owner
+from tsunagu.qualification.pipeline import lead_attributes
+from tsunagu.qualification.scoring import Award, explain, score_band
+
+
+class PushFailed(TsunaguError):
+    """The CRM did not take the lead (an error answer or no answer): the state machine retries
+    with backoff, then parks the push. The class name is what its Retry matches."""
+
+
+def assign(
+    lead_id: str,
+    *,
+    config: QualificationConfig,
+    leads: LeadChanges,
+    counter: RoundRobinCounter,
+    now: datetime,
+) -> str | None:
+    """The lead's owner: the one it has, else the first matching owner rule's (stored)."""
+    lead = leads.get_lead(lead_id)
+    if lead is None:
+        raise NotFound(f"no lead {lead_id!r}")
+    if "owner_email" in lead.fields:
+        return lead.fields["owner_email"].value
+    owner = assign_owner(lead.email, lead_attributes(lead), config.owners, counter)
+    if owner is not None:
+        update = LeadUpdate(fields={"owner_email": owner})
+        update_lead(
+            lead_id, update, by="rule: owner assignment", source=Channel.SALES, store=leads, now=now
+        )
+    return owner
+
+
+@dataclass(frozen=True)
+class Notification:
+    subject: str
+    text: str
+    html: str
+
+
+def notification(
+    lead: Lead,
+    awards: Sequence[Award],
+    recent: Sequence[LeadEvent],
+    config: QualificationConfig,
+    now: datetime,
+) -> Notification:
+    """What the owner reads: who, why (every point), and what the lead did lately."""
+    explanation = explain(awards, now, config.scoring)
+    fit = grade(lead_attributes(lead), config.grading)
+    cell = matrix_cell(fit.grade, score_band(explanation.score, config.scoring.mql_threshold))
+    name = lead.fields["name"].value if "name" in lead.fields else lead.email
+    company = lead.fields["company"].value if "company" in lead.fields else ""
+    subject = (
+        f"[MQL {cell}] {name}"
+        + (f" ({company})" if company else "")
+        + (f" - score {explanation.score:g}")
+    )
+    lines = [
+        f"{name} <{lead.email}> became a marketing-qualified lead.",
+        f"Score {explanation.score:g} (threshold {config.scoring.mql_threshold}), "
+        f"grade {fit.grade.value} ({cell}).",
+        "",
+        "Why - every point:",
+        *(f"  {line}" for line in explanation.text()),
+        "",
+        "Fit:",
+        *(f"  {r.attribute}: {r.value} ({r.points:+d})" for r in fit.reasons),
+        "",
+        "Recent activity:",
+        *(
+            f"  {e.occurred_at}  {e.type}  {_detail(e)}"
+            for e in recent
+            if e.type not in SYSTEM_EVENT_KINDS and not e.properties.get("automated")
+        ),
+    ]
+    text = "\n".join(lines)
+    body = "".join(f"<p>{html.escape(line)}</p>" if line else "<br>" for line in lines)
+    return Notification(subject, text, f"<html><body>{body}</body></html>")
+
+
+def _detail(event: LeadEvent) -> str:
+    props = event.properties
+    return str(props.get("url") or props.get("form_id") or props.get("template_id") or "")
+
+
+class Messenger(Protocol):
+    def send(self, mail: OutgoingMail) -> str: ...
+
+
+class SendLedger(Protocol):
+    def claim_send(
+        self, key: str, message_id: str, at: str, request_hash: str
+    ) -> dict[str, Any] | None: ...
+
+    def finish_send(
+        self, key: str, status: str, record: dict[str, Any], event: LeadEvent
+    ) -> None: ...
+
+
+def notify_owner(
+    lead: Lead,
+    owner: str,
+    message: Notification,
+    *,
+    key: str,
+    sender: str,
+    production: bool,
+    allowlist: frozenset[str],
+    ledger: SendLedger,
+    messenger: Messenger,
+    now: datetime,
+) -> str:
+    """Mail the owner once per key; returns sent, sandboxed or already_sent."""
+    at = isoformat(now)
+    message_id = new_id("msg", now)
+    digest = hashlib.sha256(f"{lead.lead_id}\n{owner}".encode()).hexdigest()
+    if ledger.claim_send(key, message_id, at, digest) is not None:
+        return "already_sent"
+    status = "sent"
+    if not production and not allowed_outside_production(owner, allowlist):
+        status = "sandboxed"
+    else:
+        messenger.send(
+            OutgoingMail(
+                sender=sender,
+                recipient=owner,
+                subject=message.subject,
+                html=message.html,
+                text=message.text,
+                reply_to=lead.email,
+                headers={},
+                tags={"lead_id": lead.lead_id, "message_id": message_id, "topic": "sales"},
+            )
+        )
+    event = LeadEvent(
+        new_id("evt", now),
+        "owner_notified",
+        at,
+        lead.lead_id,
+        properties={"owner": owner, "status": status, "message_id": message_id},
+    )
+    ledger.finish_send(key, "sent" if status == "sent" else "skipped", {"status": status}, event)
+    return status
+
+
+def push_payload(lead: Lead) -> dict[str, Any]:
+    """What the CRM receives for a new MQL (JSON, signed like the inbound webhook)."""
+    fields = {name: value.value for name, value in lead.fields.items()}
+    return {
+        "type": "lead.mql",
+        "lead_id": lead.lead_id,
+        "email": lead.email,
+        "stage": lead.stage,
+        "score": lead.score,
+        "grade": lead.grade,
+        "owner": fields.get("owner_email"),
+        "crm_id": fields.get("crm_id"),
+        "fields": fields,
+        "tags": sorted(lead.tags),
+    }
+
+
+def push_body(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()

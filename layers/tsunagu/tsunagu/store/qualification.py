@@ -1,0 +1,223 @@
+"""Qualification in DynamoDB: the settings, awards, round-robin counters, CRM replay guard and
+failed pushes (one table), and the scored lead's update."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from tsunagu.errors import IdempotencyConflict
+from tsunagu.leads.capture import WriteConflict
+from tsunagu.leads.model import Lead, LeadEvent
+from tsunagu.qualification.config import QualificationConfig
+from tsunagu.qualification.crm import ReplayedRequest, VerifiedRequest
+from tsunagu.qualification.pipeline import ScoreWrite, StageMoved
+from tsunagu.qualification.scoring import Award
+from tsunagu.store.converters import event_to_item, lead_from_item, lead_to_item
+from tsunagu.store.leads import LeadRepository
+from tsunagu.store.tables import Tables, get_or_none
+
+CONFIG_KEY = ("config", "qualification")
+CONFIG_CACHE_SECONDS = 30.0
+_configs: dict[str, tuple[float, QualificationConfig]] = {}
+
+
+def _award_key(lead_id: str, award: Award) -> tuple[str, str]:
+    return f"lead#{lead_id}", f"award#{award.event_id}#{award.rule_id}"
+
+
+class QualificationRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+
+    # -- settings: read on every scored event, so a warm function keeps them half a minute
+    def config(self) -> QualificationConfig:
+        table = self._tables.settings.qualification_table
+        cached = _configs.get(table)
+        if cached is None or time.monotonic() - cached[0] > CONFIG_CACHE_SECONDS:
+            item = get_or_none(self._tables.qualification, *CONFIG_KEY)
+            config = (
+                QualificationConfig.model_validate(item.data) if item else QualificationConfig()
+            )
+            cached = (time.monotonic(), config)
+            _configs[table] = cached
+        return cached[1]
+
+    def has_config(self) -> bool:
+        return get_or_none(self._tables.qualification, *CONFIG_KEY) is not None
+
+    def save_config(self, config: QualificationConfig) -> None:
+        self._tables.qualification(*CONFIG_KEY, data=config.model_dump(mode="json")).save()
+        _configs.pop(self._tables.settings.qualification_table, None)
+
+    # -- scoring
+    def awards_of(self, lead_id: str) -> list[Award]:
+        model = self._tables.qualification
+        items = model.query(f"lead#{lead_id}", model.sk.startswith("award#"), consistent_read=True)
+        return [Award.from_item(item.data) for item in items]
+
+    def get_lead(self, lead_id: str) -> Lead | None:
+        item = get_or_none(self._tables.leads, lead_id)
+        return lead_from_item(item) if item else None
+
+    def record_score(self, write: ScoreWrite) -> bool:
+        """One TransactWriteItems, written out by hand: PynamoDB would make the lead's update
+        conditional on a version this path never reads (and reading it costs a request)."""
+        t = self._tables
+        settings = t.settings
+        transact: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": settings.qualification_table,
+                    "Item": t.qualification(
+                        *_award_key(write.lead_id, award), data=award.to_item()
+                    ).serialize(),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+            for award in write.awards
+        ]
+        transact += [
+            {"Put": {"TableName": settings.events_table, "Item": event_to_item(t, e).serialize()}}
+            for e in write.events
+        ]
+        sets = [
+            "score = :score",
+            "score_at = :at",
+            "#version = if_not_exists(#version, :zero) + :one",
+        ]
+        values: dict[str, Any] = {
+            ":score": {"N": str(round(write.score, 4))},
+            ":at": {"S": write.at},
+            ":zero": {"N": "0"},
+            ":one": {"N": "1"},
+        }
+        names = {"#version": "version"}
+        condition = "attribute_exists(lead_id)"
+        if write.grade is not None:
+            sets.append("grade = :grade")
+            values[":grade"] = {"S": write.grade}
+        change = write.stage_change
+        if change is not None:
+            sets += [
+                "stage = :to",
+                "stage_history = list_append(if_not_exists(stage_history, :none), :history)",
+            ]
+            history = {
+                "from": change.from_stage,
+                "to": change.to_stage,
+                "by": change.by,
+                "at": write.at,
+            }
+            values[":to"] = {"S": change.to_stage}
+            values[":from"] = {"S": change.from_stage}
+            values[":none"] = {"L": []}
+            values[":history"] = {"L": [{"M": {k: {"S": v} for k, v in history.items()}}]}
+            names["#stage"] = "stage"
+            condition += " AND #stage = :from"
+        transact.append(
+            {
+                "Update": {
+                    "TableName": settings.leads_table,
+                    "Key": {"lead_id": {"S": write.lead_id}},
+                    "UpdateExpression": "SET " + ", ".join(sets),
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
+            }
+        )
+        client: Any = t.connection.client
+        try:
+            client.transact_write_items(TransactItems=transact)
+        except client.exceptions.TransactionCanceledException as error:
+            reasons = error.response.get("CancellationReasons", [])
+            codes = [reason.get("Code") for reason in reasons]
+            if "ConditionalCheckFailed" in codes[: len(write.awards)]:
+                return False  # scored before: a redelivered event
+            if codes and codes[-1] == "ConditionalCheckFailed":
+                raise StageMoved(write.lead_id) from error
+            raise
+        return True
+
+    # -- owners
+    def next_value(self, team: str) -> int:
+        """The team's round-robin counter, moved on by one (atomic)."""
+        model = self._tables.qualification
+        item = model(f"counter#{team}", "round_robin")
+        item.update(actions=[model.value.add(1)])
+        return int(item.value or 0)
+
+    # -- CRM replay guard
+    def remember(self, key: str, keep_until: datetime) -> bool:
+        """False if the key was remembered before (a replayed request)."""
+        model = self._tables.qualification
+        item = model(f"replay#{key}", "crm", expires_at=int(keep_until.timestamp()) + 3600)
+        try:
+            item.save(condition=model.pk.does_not_exist())
+        except PutError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    # -- pushes to the CRM that failed every retry
+    def park_push(self, lead_id: str, at: str, detail: dict[str, Any]) -> None:
+        self._tables.qualification("push#failed", f"{at}#{lead_id}", data=detail).save()
+
+    def failed_pushes(self) -> list[dict[str, Any]]:
+        items = self._tables.qualification.query("push#failed", scan_index_forward=False)
+        return [{"key": item.sk, **(item.data or {})} for item in items]
+
+
+class CrmRepository(LeadRepository):
+    """The lead as the CRM webhook finds and changes it."""
+
+    def find_lead_for_crm(self, crm_id: str, email: str) -> Lead | None:
+        from tsunagu.leads.email import normalise_email
+        from tsunagu.leads.model import email_identity
+
+        lead = self.find_lead(f"crm:{crm_id}")
+        if lead is None:
+            lead = self.find_lead(email_identity(normalise_email(email).identity_key))
+        return lead
+
+    def save_crm_sync(
+        self, lead: Lead, events: Sequence[LeadEvent], request: VerifiedRequest, crm_id: str
+    ) -> None:
+        t = self._tables
+        replay = t.qualification(
+            f"replay#{request.replay_key}",
+            "crm",
+            expires_at=int(request.keep_until.timestamp()) + 3600,
+        )
+        pointer = t.identities(f"crm:{crm_id}", lead_id=lead.lead_id, created_at=lead.updated_at)
+        try:
+            with TransactWrite(connection=t.connection) as tx:
+                tx.save(replay, condition=t.qualification.pk.does_not_exist())
+                tx.save(
+                    pointer,
+                    condition=t.identities.identity.does_not_exist()
+                    | (t.identities.lead_id == lead.lead_id),
+                )
+                tx.save(lead_to_item(t, lead))  # the version makes it conditional
+                for event in events:
+                    tx.save(event_to_item(t, event))
+        except TransactWriteError as error:
+            codes = [r.code if r is not None else None for r in error.cancellation_reasons or []]
+            if codes and codes[0] == "ConditionalCheckFailed":
+                raise ReplayedRequest(
+                    "this request was already received; sign a new one"
+                ) from error
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                raise IdempotencyConflict(
+                    f"CRM id {crm_id!r} belongs to another lead in Tsunagu"
+                ) from error
+            if "ConditionalCheckFailed" in codes or "TransactionConflict" in codes:
+                raise WriteConflict("lead") from error
+            raise
