@@ -3,7 +3,7 @@
 Task parameters (see statemachines/)::
 
     {"journey_id": "seminar_follow_up", "lead_id.$": "$.lead_id", "step": "Send mail A",
-     "execution_name.$": "$$.Execution.Name", "state.$": "$", "deadline.$": "$.seminar_at"?}
+     "execution_name.$": "$$.Execution.Name", "state.$": "$", "deadline_field"?: "seminar_at"}
 
 Output: ``{"action": "send"|"defer"|"skip"|"park"|"exit", "reason", "send_at"}``; the state
 machine's Choice follows it. With ``"park": {"token.$": "$$.Task.Token"}`` (a
@@ -39,7 +39,17 @@ class JourneyGateInput(BaseModel):
     state: dict[str, Any] = Field(default_factory=dict)
     topic: str = Field(default="marketing", max_length=40)
     deadline: str | None = Field(default=None, max_length=40)
+    deadline_field: str | None = Field(default=None, max_length=64)
+    """The state's field holding the mail's own deadline (``seminar_at``), when it has one:
+    a missing field means no deadline, where ``deadline.$`` would fail the execution."""
     park: Park | None = None
+
+
+def _deadline_from_state(request: JourneyGateInput) -> str | None:
+    if request.deadline_field is None:
+        return None
+    value = request.state.get(request.deadline_field)
+    return str(value) if value else None
 
 
 @observed()
@@ -53,7 +63,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         execution_name=request.execution_name,
         state=request.state,
         topic=request.topic,
-        deadline=request.deadline,
+        deadline=request.deadline or _deadline_from_state(request),
     )
     store = services.journey_repository(settings)
     if request.park is not None:

@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  Sent-mail viewer:  {runtime.api_url}/_local/mail\n"
         f"  Clock:             {runtime.clock.now():%Y-%m-%d %H:%M:%S} UTC,"
         f" x{runtime.clock.scale:g}\n"
-        f"  CLI:               .venv/bin/tsunagu leads get EMAIL\n"
+        f"  CLI:               .venv/bin/tsunagu leads get EMAIL | leads score EMAIL\n"
+        f"                     .venv/bin/tsunagu journeys list | status | start | pause | resume\n"
         "Press Ctrl-C to stop.\n",
         flush=True,
     )

@@ -71,6 +71,8 @@ class Executions(Protocol):
 
     def stop(self, execution_arn: str, cause: str) -> None: ...
 
+    def is_running(self, execution_arn: str) -> bool: ...
+
     def release(self, token: str, output: Mapping[str, Any]) -> bool: ...
 
 
@@ -153,6 +155,11 @@ def enter(
     repeat = previous is not None and previous.execution_name == name
     if not repeat and not may_enter(journey, previous, now):
         return EntryResult(journey.journey_id, False, f"reentry_{journey.reentry.kind}")
+    # Re-entry is allowed, but not while the lead is still in the journey: one lead, one
+    # execution per journey, so exits and goals always reach the one that runs.
+    still_in = previous is not None and previous.status == "active" and not repeat
+    if still_in and previous is not None and executions.is_running(previous.execution_arn):
+        return EntryResult(journey.journey_id, False, "still_in_journey")
     if not repeat:
         arn = f"{state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
         at = isoformat(now)
@@ -173,10 +180,10 @@ def enter(
             return EntryResult(journey.journey_id, False, "entered_concurrently")
     # A repeat continues here: the first attempt may have died between the claim and the start.
     journey_input = {
+        **payload,  # first: extra input never replaces who entered, or where
         "lead_id": lead_id,
         "journey_id": journey.journey_id,
         "trigger": trigger,
-        **payload,
     }
     arn = executions.start(state_machine_arn, name, journey_input)
     return EntryResult(journey.journey_id, True, "repeated" if repeat else "entered", arn)

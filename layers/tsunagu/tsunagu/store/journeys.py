@@ -328,3 +328,13 @@ class StepFunctionsExecutions(StepFunctionsResumer):
 
     def release(self, token: str, output: Mapping[str, Any]) -> bool:
         return self.resume(token, output)
+
+    def is_running(self, execution_arn: str) -> bool:
+        try:
+            described = self._client.describe_execution(executionArn=execution_arn)
+        except Exception as error:
+            code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+            if code == "ExecutionDoesNotExist":
+                return False
+            raise
+        return bool(described["status"] == "RUNNING")

@@ -1,0 +1,575 @@
+"""State transitions per lead on each shipped journey's main paths, and what they cost on Step
+Functions (goal: at most 12 for seminar_follow_up's longest path).
+
+Every path runs for real: the embedded runtime (``python -m tsunagu_local``, as ``make up``
+starts it, with the product's template.yaml and its shipped journeys and templates) runs the
+ASL files in moto with the real activity handlers, at a compressed clock. Each lead reacts the
+way its path says - a click, a page view, an open, an attendance - by an event on the lead's
+stream, which route_events matches to the waiting execution exactly as in production; a lead
+that does not react lets the wait time out. Welcome leads enter through the demo form (the
+stream starts welcome_nurture); seminar and re-engagement leads are imported without a form and
+entered manually, as the CLI does, so no other journey shares their frequency cap.
+
+Counting rule (how Step Functions Standard bills): one transition for every state entered - the
+``*StateEntered`` events of the execution history - plus one for every Retry attempt (a Task
+scheduled again within the same state). Cost per 1,000 entries = transitions x 1,000 x
+$0.025 / 1,000 transitions (the free tier and Lambda, DynamoDB and SES costs are not included).
+The counts are printed, and the goal as met or not; only the path each lead took is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from tests.benchmarks.conftest import BenchReport
+from tests.conftest import ROOT
+from tsunagu import services
+from tsunagu.clock import Clock, isoformat, parse_instant
+from tsunagu.ids import new_id
+from tsunagu.journeys.lifecycle import enter
+from tsunagu.journeys.waits import EventMatch, JourneyWait
+from tsunagu.leads.capture import CaptureWrite
+from tsunagu.leads.email import normalise_email
+from tsunagu.leads.merge import Channel, FieldValue
+from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent, email_identity
+from tsunagu.settings import Settings
+from tsunagu_local.runtime import free_port
+
+TITLE = "journey state transitions per lead (Step Functions Standard)"
+PRICE_PER_1000_TRANSITIONS = 0.025
+SEMINAR_GOAL = 12
+TIME_SCALE = 28800.0
+"""Eight simulated hours per real second: re_engagement's longest path (two 7-day waits) takes
+about 50 real seconds; all paths run at once. The runtime's stream keeps its real one-second
+batching window, so a reaction reaches route_events some eight simulated hours later: well
+inside every wait (three days or more)."""
+CLOCK_START = "2026-12-06T22:00:00Z"
+"""Monday 7 December 2026, 07:00 in Tokyo; setting up the leads takes a few simulated hours."""
+RUN_TIMEOUT = 80.0
+START_TIMEOUT = 60.0
+JST = ZoneInfo("Asia/Tokyo")
+SITE = "https://www.example.com"
+
+
+# ---------------------------------------------------------------- the paths
+@dataclass(frozen=True)
+class Reaction:
+    """What the lead does while the execution waits in ``state``."""
+
+    state: str
+    label: str
+    """Which of the awaited events (its EventMatch label) the lead produces."""
+    after: timedelta
+    """Simulated time after the wait was registered."""
+
+
+@dataclass(frozen=True)
+class MainPath:
+    journey: str
+    name: str
+    reactions: tuple[Reaction, ...]
+    steps: tuple[str, ...]
+    """The mails sent and lead updates made, in order: the states named "Send ..." or "Tag ..."
+    that the execution must enter for this path."""
+
+    @property
+    def imported(self) -> bool:
+        return self.journey != "welcome_nurture"
+
+
+SEMINAR_WAIT = "Wait for a click on the invitation or for attendance"
+VISIT_WAIT = "Wait for a visit to the pricing or case-study page"
+CLICK_WAIT = "Wait for a click on the second mail"
+OPEN_WAIT = "Wait for the third mail to be opened"
+FIRST_CLICK_WAIT = "Wait for a click on the we-miss-you mail"
+LAST_CLICK_WAIT = "Wait for a click on the last re-engagement mail"
+REACT = timedelta(hours=12)
+
+PATHS = (
+    MainPath(
+        "seminar_follow_up",
+        "clicked -> mail A next business morning",
+        (Reaction(SEMINAR_WAIT, "clicked", timedelta(hours=4)),),
+        ("Send the invitation", "Send mail A"),
+    ),
+    MainPath(
+        "seminar_follow_up",
+        "no click in 3 days -> mail B",
+        (),
+        ("Send the invitation", "Send mail B"),
+    ),
+    MainPath(
+        "seminar_follow_up",
+        "attended -> mail C the same day",
+        (Reaction(SEMINAR_WAIT, "attended", REACT),),
+        ("Send the invitation", "Send mail C"),
+    ),
+    MainPath(
+        "welcome_nurture",
+        "pricing / clicked / opened",
+        (
+            Reaction(VISIT_WAIT, "pricing", REACT),
+            Reaction(CLICK_WAIT, "clicked", REACT),
+            Reaction(OPEN_WAIT, "opened", REACT),
+        ),
+        (
+            "Send the welcome mail",
+            "Tag the lead as interested in pricing",
+            "Send the campaign offer",
+            "Send the demo invitation",
+            "Send the next steps",
+        ),
+    ),
+    MainPath(
+        "welcome_nurture",
+        "case study / clicked / not opened",
+        (Reaction(VISIT_WAIT, "case_study", REACT), Reaction(CLICK_WAIT, "clicked", REACT)),
+        (
+            "Send the welcome mail",
+            "Tag the lead as a case-study reader",
+            "Send the detailed material",
+            "Send the demo invitation",
+            "Send the last welcome mail",
+        ),
+    ),
+    MainPath(
+        "welcome_nurture",
+        "no visit / no click / opened",
+        (Reaction(OPEN_WAIT, "opened", REACT),),
+        (
+            "Send the welcome mail",
+            "Send the getting-started guide",
+            "Send the customer stories",
+            "Send the next steps",
+        ),
+    ),
+    MainPath(
+        "welcome_nurture",
+        "no visit / no click / not opened",
+        (),
+        (
+            "Send the welcome mail",
+            "Send the getting-started guide",
+            "Send the customer stories",
+            "Send the last welcome mail",
+        ),
+    ),
+    MainPath(
+        "re_engagement",
+        "clicked the first mail",
+        (Reaction(FIRST_CLICK_WAIT, "clicked", REACT),),
+        ("Send the we-miss-you mail", "Tag the lead as re-engaged"),
+    ),
+    MainPath(
+        "re_engagement",
+        "clicked the last mail",
+        (Reaction(LAST_CLICK_WAIT, "clicked", REACT),),
+        (
+            "Send the we-miss-you mail",
+            "Send the last re-engagement mail",
+            "Tag the lead as re-engaged after the last mail",
+        ),
+    ),
+    MainPath(
+        "re_engagement",
+        "silent through both -> dormant",
+        (),
+        (
+            "Send the we-miss-you mail",
+            "Send the last re-engagement mail",
+            "Tag the lead as dormant",
+        ),
+    ),
+)
+
+
+# ---------------------------------------------------------------- the runtime
+@dataclass
+class Runtime:
+    process: subprocess.Popen[bytes]
+    workdir: Path
+    api_url: str
+    environment: dict[str, str]
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_environ(self.environment)
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            make_client: Any = boto3.client
+            self._clients[service] = make_client(
+                service,
+                region_name=self.environment["AWS_REGION"],
+                endpoint_url=self.environment["AWS_ENDPOINT_URL"],
+                config=Config(retries={"max_attempts": 3}),
+            )
+        return self._clients[service]
+
+    def simulated(self, real: float) -> datetime:
+        start = parse_instant(self.environment["TSUNAGU_CLOCK_START"])
+        epoch = float(self.environment["TSUNAGU_CLOCK_EPOCH"])
+        return start + timedelta(
+            seconds=(real - epoch) * float(self.environment["TSUNAGU_TIME_SCALE"])
+        )
+
+    def output(self) -> str:
+        return (self.workdir / "runtime.log").read_text(errors="replace")
+
+
+def start_runtime(workdir: Path) -> Runtime:
+    """``make up`` on free ports, fresh, on the compressed clock; returns once it serves."""
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    environment.update({"TZ": "Asia/Tokyo", "PYTHONUNBUFFERED": "1"})
+    log_path = workdir / "runtime.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tsunagu_local",
+                "--template",
+                str(ROOT / "template.yaml"),
+                "--state-dir",
+                str(workdir / ".tsunagu"),
+                "--port",
+                str(port),
+                "--no-persist",
+                "--time-scale",
+                f"{TIME_SCALE:g}",
+                "--clock-start",
+                CLOCK_START,
+            ],
+            cwd=workdir,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while "Press Ctrl-C" not in log_path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_runtime(process)
+            pytest.fail("the local runtime did not start:\n" + log_path.read_text()[-4000:])
+        time.sleep(0.1)
+    state = json.loads((workdir / ".tsunagu" / "runtime.json").read_text())
+    return Runtime(process, workdir, state["api_url"], dict(state["environment"]))
+
+
+def stop_runtime(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    running = start_runtime(tmp_path_factory.mktemp("journey-transitions"))
+    try:
+        yield running
+    finally:
+        stop_runtime(running.process)
+
+
+# ---------------------------------------------------------------- leads
+def submit_demo_form(runtime: Runtime, email: str, name: str) -> str:
+    body = json.dumps(
+        {"email": email, "name": name, "company": "Example 株式会社", "consent": True}
+    )
+    request = urllib.request.Request(
+        f"{runtime.api_url}/forms/demo/submissions",
+        data=body.encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=15) as response:  # our own loopback runtime
+        assert response.status == 201
+        lead_id: str = json.loads(response.read())["lead_id"]
+    return lead_id
+
+
+def import_lead(settings: Settings, clock: Clock, email: str, name: str) -> str:
+    """A lead from an attendee list, with its marketing consent, and no form event."""
+    now = clock.now()
+    at = isoformat(now)
+    address = normalise_email(email)
+    lead = Lead(
+        lead_id=new_id("lead", now),
+        email=address.address,
+        fields={"name": FieldValue(name, Channel.IMPORT, at)},
+        sources=[Channel.IMPORT.value],
+        visitor_ids=set(),
+        stage="lead",
+        created_at=at,
+        updated_at=at,
+    )
+    services.lead_repository(settings).commit_capture(
+        CaptureWrite(
+            lead=lead,
+            is_new=True,
+            claim_identities=[email_identity(address.identity_key)],
+            point_identities=[],
+            event=LeadEvent(new_id("evt", now), "lead_imported", at, lead.lead_id, None, {}),
+            consent=ConsentEvidence(
+                evidence_id=new_id("cns", now),
+                lead_id=lead.lead_id,
+                email=lead.email,
+                topic="marketing",
+                status="opted_in",
+                at=at,
+                text="Yes, send me news about products and events by e-mail.",
+                text_version="2026-11",
+            ),
+            idempotency_key=None,
+            request_hash="",
+            response={},
+        )
+    )
+    return lead.lead_id
+
+
+def record(settings: Settings, clock: Clock, lead_id: str, match: EventMatch) -> None:
+    """What the lead did, as the tracking endpoints (or `tsunagu leads record`) store it."""
+    now = clock.now()
+    properties: dict[str, Any] = {"automated": False, "reasons": []}
+    if match.message_id is not None:
+        properties["message_id"] = match.message_id
+    if match.type == "link_clicked":
+        properties.update(link_id="l1", url=f"{SITE}/seminar")
+    if match.url_contains is not None:
+        properties.update(url=f"{SITE}{match.url_contains}", path=match.url_contains)
+    if match.type == "seminar_attended":
+        properties = {"source": "cli", "seminar": "2026-12"}
+    event = LeadEvent(new_id("evt", now), match.type, isoformat(now), lead_id, None, properties)
+    services.lead_repository(settings).put_event(event)
+
+
+# ---------------------------------------------------------------- one lead on one path
+@dataclass
+class Run:
+    path: MainPath
+    lead_id: str
+    execution_arn: str | None = None
+    reacted: set[str] = field(default_factory=set)
+    status: str = "RUNNING"
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def entered(self) -> list[str]:
+        """The states entered, in order."""
+        return [
+            e["stateEnteredEventDetails"]["name"]
+            for e in self.events
+            if e["type"].endswith("StateEntered")
+        ]
+
+    def retries(self) -> int:
+        scheduled = sum(1 for e in self.events if e["type"] == "TaskScheduled")
+        tasks = sum(1 for e in self.events if e["type"] == "TaskStateEntered")
+        return scheduled - tasks
+
+    def transitions(self) -> int:
+        return len(self.entered()) + self.retries()
+
+    def steps(self) -> tuple[str, ...]:
+        return tuple(s for s in self.entered() if s.startswith(("Send ", "Tag ")))
+
+    def loops(self) -> int:
+        """Gate re-checks: deferrals under the frequency cap and parks while paused."""
+        return sum(1 for s in self.entered() if s.startswith(("Defer ", "Hold ")))
+
+
+def timeouts() -> dict[str, int]:
+    """Each wait state's TimeoutSeconds, from the ASL files."""
+    seconds = {}
+    for path in (ROOT / "statemachines").glob("*.asl.json"):
+        for name, state in json.loads(path.read_text(encoding="utf-8"))["States"].items():
+            if "TimeoutSeconds" in state:
+                seconds[name] = int(state["TimeoutSeconds"])
+    return seconds
+
+
+def react(runs: list[Run], settings: Settings, clock: Clock, timeout_of: dict[str, int]) -> None:
+    """Produce each reaction once its wait is registered and its delay has passed."""
+    waits = services.wait_repository(settings)
+    for run in runs:
+        if run.execution_arn is None or run.status != "RUNNING":
+            continue
+        execution = run.execution_arn.rsplit(":", 1)[1]
+        registered: list[JourneyWait] = waits.waits_of(run.lead_id)
+        for wait in registered:
+            name, _, state = wait.wait_id.partition(":")
+            reaction = next((r for r in run.path.reactions if r.state == state), None)
+            if name != execution or reaction is None or state in run.reacted:
+                continue
+            registered_at = parse_instant(wait.deadline) - timedelta(seconds=timeout_of[state])
+            if clock.now() < registered_at + reaction.after:
+                continue
+            [match] = [m for m in wait.matches if m.label == reaction.label]
+            record(settings, clock, run.lead_id, match)
+            run.reacted.add(state)
+
+
+def finish(runs: list[Run], runtime: Runtime) -> None:
+    stepfunctions = runtime.client("stepfunctions")
+    for run in runs:
+        if run.execution_arn is None or run.status != "RUNNING":
+            continue
+        run.status = stepfunctions.describe_execution(executionArn=run.execution_arn)["status"]
+        if run.status != "RUNNING":
+            run.events = history(stepfunctions, run.execution_arn)
+
+
+def history(stepfunctions: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    token = None
+    while True:
+        page = stepfunctions.get_execution_history(
+            executionArn=execution_arn, maxResults=1000, **({"nextToken": token} if token else {})
+        )
+        events.extend(page["events"])
+        token = page.get("nextToken")
+        if not token:
+            return events
+
+
+# ---------------------------------------------------------------- the report
+def dollars(transitions: int) -> str:
+    return f"${transitions * 1000 * PRICE_PER_1000_TRANSITIONS / 1000:.3f}"
+
+
+def jst(instant: datetime) -> str:
+    return instant.astimezone(JST).strftime("%a %m-%d %H:%M")
+
+
+def report_lines(runs: list[Run], runtime: Runtime) -> list[str]:
+    header = (
+        f"{'journey':<18} {'main path':<40} {'transitions':>11} {'re-checks':>9} "
+        f"{'mails':>5} {'$ / 1,000 entries':>17}  {'simulated run (JST)':<22}"
+    )
+    lines = [
+        "transitions = states entered (*StateEntered events of the execution history) + Retry",
+        "  attempts (none here); re-checks = Defer/Hold states entered (frequency cap, pause);",
+        "  cost per 1,000 entries = transitions x $0.025 (Standard: $0.025 per 1,000",
+        "  transitions; free tier, Lambda, DynamoDB and SES not included).",
+        f"  Embedded runtime, template.yaml as shipped, clock x{TIME_SCALE:g}; each lead reacts"
+        f" {REACT.total_seconds() / 3600:g} simulated hours",
+        "  after its wait opens (the seminar click: 4 hours) with an event on its stream.",
+        "",
+        header,
+        "-" * len(header),
+    ]
+    for run in runs:
+        count = run.transitions()
+        mails = sum(1 for s in run.steps() if s.startswith("Send "))
+        if run.events:
+            first = runtime.simulated(run.events[0]["timestamp"].timestamp())
+            last = runtime.simulated(run.events[-1]["timestamp"].timestamp())
+            days = (last - first).total_seconds() / 86400
+            span = f"{jst(first)} +{days:.1f} d"
+        else:
+            span = "did not finish"
+        status = "" if run.status == "SUCCEEDED" else f"  [{run.status}]"
+        lines.append(
+            f"{run.path.journey:<18} {run.path.name:<40} {count:>11} {run.loops():>9} "
+            f"{mails:>5} {dollars(count):>17}  {span:<22}{status}"
+        )
+    seminar = [r.transitions() for r in runs if r.path.journey == "seminar_follow_up"]
+    longest = max(seminar)
+    verdict = "met" if longest <= SEMINAR_GOAL else "NOT met"
+    lines += [
+        "",
+        f"goal: seminar_follow_up's longest main path takes {longest} transitions "
+        f"(goal: at most {SEMINAR_GOAL}): {verdict}",
+    ]
+    for journey in dict.fromkeys(r.path.journey for r in runs):
+        counts = [r.transitions() for r in runs if r.path.journey == journey]
+        lines.append(
+            f"  {journey}: {min(counts)}-{max(counts)} transitions per lead, "
+            f"{dollars(min(counts))}-{dollars(max(counts))} per 1,000 entries"
+        )
+    return lines
+
+
+# ---------------------------------------------------------------- the benchmark
+def test_journey_transitions_per_lead(runtime: Runtime, bench_report: BenchReport) -> None:
+    settings = runtime.settings
+    clock = services.clock(settings)
+    journeys = services.journey_repository(settings)
+    runs: list[Run] = []
+
+    # Given a lead for every path: welcome leads fill in the demo form, the others are imported
+    for number, path in enumerate(PATHS, start=1):
+        email = f"bench{number:02d}@example.jp"
+        name = f"ベンチ {number:02d}"
+        if path.imported:
+            runs.append(Run(path, import_lead(settings, clock, email, name)))
+        else:
+            runs.append(Run(path, submit_demo_form(runtime, email, name)))
+
+    # When the seminar and re-engagement leads are entered by hand (as the CLI does) ...
+    for run in runs:
+        if not run.path.imported:
+            continue
+        journey = journeys.get_journey(run.path.journey)
+        assert journey is not None, f"{run.path.journey} is not installed"
+        result = enter(
+            journey,
+            run.lead_id,
+            cause="manual:benchmark",
+            trigger="manual",
+            trigger_event_id=None,
+            payload={},
+            state_machine_arn=services.state_machine_arn(settings, journey),
+            store=journeys,
+            executions=services.executions(settings),
+            clock=clock,
+        )
+        assert result.entered, result
+        run.execution_arn = result.execution_arn
+
+    # ... and every lead reacts as its path says until every execution ends
+    timeout_of = timeouts()
+    deadline = time.monotonic() + RUN_TIMEOUT
+    polls = 0
+    while any(r.status == "RUNNING" for r in runs) and time.monotonic() < deadline:
+        for run in runs:
+            if run.execution_arn is None:  # the stream has yet to enter the form lead
+                entry = journeys.entry(run.lead_id, run.path.journey)
+                run.execution_arn = entry.execution_arn if entry else None
+        react(runs, settings, clock, timeout_of)
+        polls += 1
+        if polls % 5 == 0:
+            finish(runs, runtime)
+        time.sleep(0.02)
+    finish(runs, runtime)
+    for run in runs:
+        if run.status == "RUNNING" and run.execution_arn is not None:
+            runtime.client("stepfunctions").stop_execution(executionArn=run.execution_arn)
+            run.events = history(runtime.client("stepfunctions"), run.execution_arn)
+
+    # Then the report, and each lead took its path
+    bench_report.add(TITLE, *report_lines(runs, runtime))
+    for run in runs:
+        assert run.status == "SUCCEEDED", (run.path.name, run.status, runtime.output()[-3000:])
+        assert run.steps() == run.path.steps, (run.path.name, run.entered())

@@ -1,0 +1,398 @@
+"""The gate before every journey mail: exit, park, skip, defer or send, decided from what is
+true now (tsunagu.journeys.gate)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from tsunagu.clock import isoformat
+from tsunagu.journeys.gate import (
+    EntryState,
+    FrequencyCap,
+    GateDecision,
+    GateInput,
+    Release,
+    decide,
+    next_allowed_by_cap,
+)
+from tsunagu.journeys.model import ExitConditions, Journey
+from tsunagu.leads.model import Lead
+from tsunagu.mail.consent import ConsentView, Suppression
+
+# Wednesday 9 December 2026, 10:00 in Tokyo.
+NOW = datetime(2026, 12, 9, 1, 0, tzinfo=UTC)
+AT = "2026-11-20T09:00:00.000Z"
+STEP = "Send mail A"
+CAP = FrequencyCap()  # the template's default: per_day=1, per_week=3, over=defer
+OPTED_IN = ConsentView({"marketing": "opted_in"})
+
+
+def journey(**overrides: Any) -> Journey:
+    values: dict[str, Any] = {
+        "journey_id": "seminar_follow_up",
+        "name": "Seminar follow-up",
+        "state_machine": "seminar-follow-up",
+        "status": "active",
+    }
+    return Journey(**{**values, **overrides})
+
+
+def lead(**overrides: Any) -> Lead:
+    values: dict[str, Any] = {
+        "lead_id": "lead_1",
+        "email": "hanako@example.jp",
+        "fields": {},
+        "sources": ["web_form"],
+        "visitor_ids": set(),
+        "stage": "lead",
+        "created_at": AT,
+        "updated_at": AT,
+    }
+    return Lead(**{**values, **overrides})
+
+
+def no_sends() -> Sequence[str]:
+    return []
+
+
+def must_not_read() -> Sequence[str]:
+    raise AssertionError("the gate read the recent sends although it had decided already")
+
+
+def gate(**overrides: Any) -> GateInput:
+    values: dict[str, Any] = {
+        "journey": journey(),
+        "account_paused": False,
+        "lead": lead(),
+        "consent": OPTED_IN,
+        "entry": EntryState("active"),
+        "recent_sends": no_sends,
+        "step": STEP,
+    }
+    return GateInput(**{**values, **overrides})
+
+
+def unchanged(instant: datetime) -> datetime:
+    return instant
+
+
+def run(
+    given: GateInput,
+    *,
+    now: datetime = NOW,
+    cap: FrequencyCap = CAP,
+    allowed_at: Callable[[datetime], datetime] = unchanged,
+) -> GateDecision:
+    return decide(given, now=now, cap=cap, allowed_at=allowed_at)
+
+
+def ago(**delta: float) -> str:
+    return isoformat(NOW - timedelta(**delta))
+
+
+def sends(*instants: str) -> Callable[[], Sequence[str]]:
+    return lambda: list(instants)
+
+
+# ---------------------------------------------------------------- send
+def test_a_consenting_lead_with_no_recent_mail_is_sent_to() -> None:
+    assert run(gate()) == GateDecision("send")
+    assert run(gate()).as_output() == {"action": "send", "reason": None, "send_at": None}
+
+
+def test_consent_to_the_journeys_own_topic_is_enough() -> None:
+    given = gate(journey=journey(topic="seminars"), consent=ConsentView({"seminars": "opted_in"}))
+    assert run(given).action == "send"
+
+
+# ---------------------------------------------------------------- exit
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        (gate(journey=None), "journey_archived"),
+        (gate(journey=journey(status="archived")), "journey_archived"),
+        (gate(lead=None), "removed"),
+        (gate(entry=EntryState("exited", "unsubscribed")), "unsubscribed"),
+        (gate(entry=EntryState("exited")), "exited"),
+        (gate(lead=lead(stage="sql")), "converted"),
+        (gate(lead=lead(stage="customer")), "converted"),
+        (gate(lead=lead(stage="disqualified")), "converted"),
+        (gate(lead=lead(crm_status="won")), "crm_status"),
+    ],
+    ids=[
+        "journey gone",
+        "journey archived",
+        "lead removed",
+        "entry exited with a reason",
+        "entry exited without one",
+        "stage sql",
+        "stage customer",
+        "stage disqualified",
+        "crm won",
+    ],
+)
+def test_a_lead_that_may_not_stay_exits(given: GateInput, reason: str) -> None:
+    assert run(given) == GateDecision("exit", reason)
+
+
+@pytest.mark.parametrize("status", ["in negotiation", "In Negotiation", "IN NEGOTIATION"])
+def test_sales_in_negotiation_ends_the_nurture_whatever_the_case(status: str) -> None:
+    assert run(gate(lead=lead(crm_status=status))) == GateDecision("exit", "crm_status")
+
+
+def test_other_crm_statuses_and_stages_keep_the_lead() -> None:
+    assert run(gate(lead=lead(crm_status="contacted", stage="mql"))).action == "send"
+
+
+def test_the_journeys_own_exit_conditions_replace_the_defaults() -> None:
+    own = journey(exit=ExitConditions(crm_statuses=["Demo Booked"], stages=["mql"]))
+    assert run(gate(journey=own, lead=lead(crm_status="demo booked"))).reason == "crm_status"
+    assert run(gate(journey=own, lead=lead(stage="mql"))).reason == "converted"
+    # ... and the defaults no longer apply
+    assert run(gate(journey=own, lead=lead(stage="sql", crm_status="won"))).action == "send"
+
+
+@pytest.mark.parametrize(
+    ("suppression", "reason"),
+    [
+        ("hard_bounce", "bounced"),
+        ("soft_bounce_limit", "bounced"),
+        ("complaint", "suppressed"),
+        ("manual", "suppressed"),
+    ],
+)
+def test_a_suppressed_address_exits_as_bounced_or_suppressed(suppression: str, reason: str) -> None:
+    consent = ConsentView({"marketing": "opted_in"}, Suppression(suppression, AT))
+    assert run(gate(consent=consent)) == GateDecision("exit", reason)
+
+
+@pytest.mark.parametrize(
+    ("topics", "reason"),
+    [
+        ({"marketing": "opted_in", "all": "opted_out"}, "unsubscribed"),
+        ({"marketing": "opted_out"}, "unsubscribed"),
+        ({"seminars": "opted_out", "marketing": "opted_in"}, "unsubscribed"),
+        ({}, "no_consent"),
+        ({"marketing": "pending"}, "no_consent"),
+        ({"newsletter": "opted_in"}, "no_consent"),
+    ],
+    ids=[
+        "opted out of all",
+        "opted out of the journey's topic (marketing)",
+        "opted out of the journey's own topic",
+        "never asked",
+        "double opt-in pending",
+        "consent to another topic only",
+    ],
+)
+def test_without_consent_the_lead_leaves(topics: dict[str, str], reason: str) -> None:
+    topic = "seminars" if "seminars" in topics else "marketing"
+    given = gate(journey=journey(topic=topic), consent=ConsentView(topics))
+    assert run(given) == GateDecision("exit", reason)
+
+
+def test_exit_wins_over_a_pause() -> None:
+    given = gate(
+        journey=journey(status="paused"),
+        account_paused=True,
+        consent=ConsentView({"all": "opted_out"}),
+        recent_sends=must_not_read,
+    )
+    assert run(given) == GateDecision("exit", "unsubscribed")
+
+
+# ---------------------------------------------------------------- park
+def test_a_paused_journey_parks_the_execution() -> None:
+    given = gate(journey=journey(status="paused"), recent_sends=must_not_read)
+    assert run(given) == GateDecision("park", "journey_paused")
+
+
+def test_the_emergency_stop_parks_every_journey() -> None:
+    assert run(gate(account_paused=True)) == GateDecision("park", "account_paused")
+    both = gate(account_paused=True, journey=journey(status="paused"))
+    assert run(both) == GateDecision("park", "account_paused")
+
+
+def test_a_release_does_not_get_past_a_journey_paused_again() -> None:
+    given = gate(journey=journey(status="paused"), release=Release(STEP, "send"))
+    assert run(given).action == "park"
+
+
+# ---------------------------------------------------------------- releases from a pause
+def test_skip_missed_skips_the_held_mail() -> None:
+    given = gate(release=Release(STEP, "skip"), recent_sends=must_not_read)
+    assert run(given) == GateDecision("skip", "skipped_on_resume")
+
+
+def test_expire_skips_a_mail_whose_deadline_passed() -> None:
+    for deadline in (ago(hours=1), isoformat(NOW)):
+        given = gate(release=Release(STEP, "expire"), deadline=deadline)
+        assert run(given) == GateDecision("skip", "deadline_passed"), deadline
+
+
+def test_expire_sends_a_mail_whose_deadline_is_still_ahead_or_absent() -> None:
+    ahead = gate(release=Release(STEP, "expire"), deadline=isoformat(NOW + timedelta(hours=2)))
+    assert run(ahead) == GateDecision("send")
+    assert run(gate(release=Release(STEP, "expire"))) == GateDecision("send")
+
+
+def test_a_deadline_alone_does_not_skip_without_the_expire_policy() -> None:
+    given = gate(release=Release(STEP, "send"), deadline=ago(days=1))
+    assert run(given) == GateDecision("send")
+
+
+def test_pace_defers_to_the_leads_turn() -> None:
+    turn = isoformat(NOW + timedelta(minutes=3))
+    given = gate(release=Release(STEP, "send", not_before=turn))
+    assert run(given) == GateDecision("defer", "paced", "2026-12-09T01:03:00Z")
+
+
+def test_pace_sends_once_the_turn_came() -> None:
+    given = gate(release=Release(STEP, "send", not_before=ago(seconds=1)))
+    assert run(given) == GateDecision("send")
+
+
+def test_a_paced_lead_still_meets_the_frequency_cap() -> None:
+    given = gate(
+        release=Release(STEP, "send", not_before=ago(minutes=1)), recent_sends=sends(ago(hours=2))
+    )
+    assert run(given).reason == "frequency_cap"
+
+
+def test_a_release_for_another_step_is_ignored() -> None:
+    state = {"release": {"step": "Send the invitation", "action": "skip", "not_before": None}}
+    release = Release.from_state(state, STEP)
+    assert release is None
+    assert run(gate(release=release)) == GateDecision("send")
+
+
+def test_the_release_is_read_from_the_state_for_its_own_step() -> None:
+    state = {"release": {"step": STEP, "action": "send", "not_before": "2026-12-09T01:03:00.000Z"}}
+    release = Release.from_state(state, STEP)
+    assert release == Release(STEP, "send", "2026-12-09T01:03:00.000Z")
+    assert release.as_output() == state["release"]
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {},
+        {"release": None},
+        {"release": "skip"},
+        {"release": {"step": STEP, "action": "delete"}},
+        {"release": {"step": STEP}},
+    ],
+)
+def test_no_usable_release_in_the_state(state: dict[str, Any]) -> None:
+    assert Release.from_state(state, STEP) is None
+
+
+# ---------------------------------------------------------------- the frequency cap
+def test_one_mail_today_defers_to_when_it_leaves_the_rolling_day() -> None:
+    given = gate(recent_sends=sends(ago(hours=2)))
+    # The earlier mail went at 23:00 UTC on the 8th: one more fits 24 hours after it.
+    assert run(given) == GateDecision("defer", "frequency_cap", "2026-12-09T23:00:00Z")
+
+
+def test_a_mail_exactly_one_day_old_no_longer_counts_for_the_day() -> None:
+    assert run(gate(recent_sends=sends(ago(days=1)))) == GateDecision("send")
+
+
+def test_three_mails_this_week_defer_to_when_the_oldest_leaves_the_week() -> None:
+    given = gate(recent_sends=sends(ago(days=2), ago(days=6), ago(days=4)))
+    assert run(given) == GateDecision("defer", "frequency_cap", "2026-12-10T01:00:00Z")
+
+
+def test_mails_older_than_a_week_do_not_count() -> None:
+    given = gate(recent_sends=sends(ago(days=7), ago(days=8), ago(days=2)))
+    assert run(given) == GateDecision("send")
+
+
+def test_the_later_of_the_day_and_week_limits_wins() -> None:
+    # Day full until +22h (a mail 2 hours ago); week full until +1 day (the oldest, 6 days ago).
+    given = gate(recent_sends=sends(ago(days=6), ago(days=3), ago(hours=2)))
+    assert run(given) == GateDecision("defer", "frequency_cap", "2026-12-10T01:00:00Z")
+    # With a roomier week, only the day counts.
+    roomy = FrequencyCap(per_day=1, per_week=5)
+    assert run(given, cap=roomy) == GateDecision("defer", "frequency_cap", "2026-12-09T23:00:00Z")
+
+
+def test_over_the_limit_the_send_waits_for_enough_mails_to_leave_the_window() -> None:
+    # Four mails in the week under a cap of three (the cap was lowered): two must leave.
+    four = [ago(days=6), ago(days=5), ago(days=4), ago(days=3)]
+    assert next_allowed_by_cap(four, NOW, CAP) == NOW + timedelta(days=2)
+    two_today = [ago(hours=5), ago(hours=3)]
+    assert next_allowed_by_cap(two_today, NOW, FrequencyCap(per_day=2)) == NOW + timedelta(hours=19)
+
+
+def test_the_deferral_is_moved_out_of_quiet_hours_and_closed_days() -> None:
+    seen: list[datetime] = []
+
+    def next_morning(instant: datetime) -> datetime:
+        seen.append(instant)
+        return instant + timedelta(hours=10)
+
+    given = gate(recent_sends=sends(ago(hours=2)))
+    decision = run(given, allowed_at=next_morning)
+    assert seen == [datetime(2026, 12, 9, 23, 0, tzinfo=UTC)]
+    assert decision == GateDecision("defer", "frequency_cap", "2026-12-10T09:00:00Z")
+
+
+def test_over_skip_skips_instead_of_deferring() -> None:
+    given = gate(recent_sends=sends(ago(hours=2)))
+    assert run(given, cap=FrequencyCap(over="skip")) == GateDecision("skip", "frequency_cap")
+
+
+def test_room_under_the_cap_sends() -> None:
+    given = gate(recent_sends=sends(ago(days=3), ago(days=5)))
+    assert run(given) == GateDecision("send")
+    assert next_allowed_by_cap([ago(days=3), ago(days=5)], NOW, CAP) is None
+
+
+def test_rechecking_at_the_deferred_moment_sends() -> None:
+    """A Wait wakes at send_at; were it truncated below the real moment (as in 568f54c), the
+    gate would defer again to the same past second and loop until the fraction passed."""
+    # Real mail_sent instants carry milliseconds.
+    last = isoformat(NOW - timedelta(hours=2) + timedelta(milliseconds=250))
+    first = run(gate(recent_sends=sends(last)))
+    assert first == GateDecision("defer", "frequency_cap", "2026-12-09T23:00:01Z")
+    assert first.send_at is not None
+
+    # The Wait state ends at send_at and the gate decides again then.
+    at_send_at = datetime.fromisoformat(first.send_at.replace("Z", "+00:00"))
+    again = run(gate(recent_sends=sends(last)), now=at_send_at)
+    assert again == GateDecision("send"), (first, again)
+
+
+def test_rechecking_at_the_paced_moment_sends() -> None:
+    """The same for a paced turn: send_at is rounded up, never down."""
+    turn = isoformat(NOW + timedelta(minutes=1, milliseconds=400))
+    first = run(gate(release=Release(STEP, "send", not_before=turn)))
+    assert first == GateDecision("defer", "paced", "2026-12-09T01:01:01Z")
+    assert first.send_at is not None
+    at_send_at = datetime.fromisoformat(first.send_at.replace("Z", "+00:00"))
+    again = run(gate(release=Release(STEP, "send", not_before=turn)), now=at_send_at)
+    assert again == GateDecision("send"), (first, again)
+
+
+# ---------------------------------------------------------------- FrequencyCap.parse
+def test_the_cap_is_parsed_from_the_template_parameter() -> None:
+    assert FrequencyCap.parse("per_day=1,per_week=3,over=defer") == FrequencyCap()
+    assert FrequencyCap.parse(" per_day = 2 , per_week=5, over=skip ,") == FrequencyCap(
+        per_day=2, per_week=5, over="skip"
+    )
+    assert FrequencyCap.parse("per_week=10") == FrequencyCap(per_day=1, per_week=10)
+    assert FrequencyCap.parse("") == FrequencyCap()
+
+
+@pytest.mark.parametrize(
+    "text", ["per_day=0", "per_week=701", "over=drop", "per_month=3", "per_day=one"]
+)
+def test_a_bad_cap_is_refused(text: str) -> None:
+    with pytest.raises(ValidationError):
+        FrequencyCap.parse(text)

@@ -1,0 +1,495 @@
+"""The journey_gate activity and the marketer's pause / resume over the journey store
+(tsunagu.journeys.steps), against an in-memory store."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tsunagu.clock import FixedClock, isoformat
+from tsunagu.errors import NotFound
+from tsunagu.journeys.gate import EntryState, FrequencyCap, GateDecision
+from tsunagu.journeys.lifecycle import JourneyEntry, ParkedExecution, with_exit
+from tsunagu.journeys.model import Journey, ResumePolicy
+from tsunagu.journeys.steps import (
+    GateRequest,
+    NotPaused,
+    ResumeReport,
+    check_gate,
+    park_execution,
+    parked_by_step,
+    pause_journey,
+    resume_all,
+    resume_journey,
+    stop_all,
+)
+from tsunagu.leads.model import Lead
+from tsunagu.mail.consent import ConsentView, Recipient
+
+NOW = datetime(2026, 12, 9, 1, 0, tzinfo=UTC)
+AT = "2026-11-20T09:00:00.000Z"
+LEAD = "lead_1"
+EXECUTION = "seminar_follow_up-lead_1-abc"
+
+
+def journey(journey_id: str = "seminar_follow_up", **overrides: Any) -> Journey:
+    values: dict[str, Any] = {
+        "journey_id": journey_id,
+        "name": journey_id.replace("_", " "),
+        "state_machine": journey_id.replace("_", "-"),
+        "status": "active",
+    }
+    return Journey(**{**values, **overrides})
+
+
+def make_lead(**overrides: Any) -> Lead:
+    values: dict[str, Any] = {
+        "lead_id": LEAD,
+        "email": "hanako@example.jp",
+        "fields": {},
+        "sources": ["web_form"],
+        "visitor_ids": set(),
+        "stage": "lead",
+        "created_at": AT,
+        "updated_at": AT,
+    }
+    return Lead(**{**values, **overrides})
+
+
+def make_entry(journey_id: str = "seminar_follow_up", **overrides: Any) -> JourneyEntry:
+    values: dict[str, Any] = {
+        "lead_id": LEAD,
+        "journey_id": journey_id,
+        "execution_name": EXECUTION,
+        "execution_arn": f"arn:aws:states:ap-northeast-1:123456789012:execution:x:{EXECUTION}",
+        "entered_at": AT,
+        "trigger": "manual",
+        "trigger_event_id": None,
+        "entries": 1,
+        "status": "active",
+        "exit_reason": None,
+        "updated_at": AT,
+    }
+    return JourneyEntry(**{**values, **overrides})
+
+
+class MemoryJourneyStore:
+    """The journey repository's semantics, in memory."""
+
+    def __init__(self, *journeys: Journey) -> None:
+        self.definitions = {j.journey_id: j for j in journeys}
+        self.paused_account = False
+        self.entries: dict[tuple[str, str], JourneyEntry] = {}
+        self.leads: dict[str, Lead] = {LEAD: make_lead()}
+        self.consent = ConsentView({"marketing": "opted_in"})
+        self.sends: list[str] = []
+        self.sends_read_since: list[str] = []
+        self.parked_records: dict[tuple[str, str], ParkedExecution] = {}
+        self.exits: list[tuple[str, str, str]] = []
+        self.stop_log: list[tuple[bool, str, str]] = []
+        self.pause_on_park: bool | None = None
+        """Flip the journey's status as the park is written (a racing marketer)."""
+
+    def gate_view(
+        self, journey_id: str, lead_id: str, topic: str
+    ) -> tuple[Journey | None, bool, EntryState | None, Recipient]:
+        entry = self.entries.get((lead_id, journey_id))
+        state = None if entry is None else EntryState(entry.status, entry.exit_reason)
+        recipient = Recipient(self.leads.get(lead_id), self.consent)
+        return self.definitions.get(journey_id), self.paused_account, state, recipient
+
+    def recent_marketing_sends(self, lead_id: str, since: str) -> list[str]:
+        self.sends_read_since.append(since)
+        return [s for s in self.sends if s >= since]
+
+    def get_journey(self, journey_id: str) -> Journey | None:
+        return self.definitions.get(journey_id)
+
+    def put_journey(self, journey: Journey, at: str) -> Journey:
+        stored = journey.model_copy(update={"updated_at": at})
+        self.definitions[journey.journey_id] = stored
+        return stored
+
+    def account_paused(self) -> bool:
+        return self.paused_account
+
+    def set_account_paused(self, paused: bool, at: str, by: str) -> None:
+        self.paused_account = paused
+        self.stop_log.append((paused, at, by))
+
+    def journeys(self) -> list[Journey]:
+        return sorted(self.definitions.values(), key=lambda j: j.journey_id)
+
+    def entry(self, lead_id: str, journey_id: str) -> JourneyEntry | None:
+        return self.entries.get((lead_id, journey_id))
+
+    def exit_entry(self, entry: JourneyEntry, reason: str, at: str) -> None:
+        self.exits.append((entry.journey_id, reason, at))
+        self.entries[(entry.lead_id, entry.journey_id)] = with_exit(entry, reason, at)
+
+    def park(self, parked: ParkedExecution) -> None:
+        self.parked_records[(parked.journey_id, parked.execution_name)] = parked
+        if self.pause_on_park is not None:
+            status = "paused" if self.pause_on_park else "active"
+            current = self.definitions[parked.journey_id]
+            self.definitions[parked.journey_id] = current.model_copy(update={"status": status})
+
+    def parked(self, journey_id: str) -> list[ParkedExecution]:
+        held = [p for (j, _), p in self.parked_records.items() if j == journey_id]
+        return sorted(held, key=lambda p: (p.parked_at, p.execution_name))
+
+    def unpark(self, parked: ParkedExecution) -> None:
+        self.parked_records.pop((parked.journey_id, parked.execution_name), None)
+
+
+class RecordingWaits:
+    def __init__(self) -> None:
+        self.ended: list[tuple[str, str]] = []
+
+    def end_waits_of(self, lead_id: str, execution_name: str) -> int:
+        self.ended.append((lead_id, execution_name))
+        return 0
+
+
+class RecordingExecutions:
+    def __init__(self, gone: frozenset[str] = frozenset()) -> None:
+        self.gone = gone
+        """Tokens whose execution no longer waits (Step Functions refuses them)."""
+        self.released: list[tuple[str, dict[str, Any]]] = []
+        self.stopped: list[str] = []
+
+    def start(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str:
+        raise AssertionError("pause and resume start nothing")
+
+    def stop(self, execution_arn: str, cause: str) -> None:
+        self.stopped.append(execution_arn)
+
+    def is_running(self, execution_arn: str) -> bool:
+        raise AssertionError("pause and resume ask about no execution")
+
+    def release(self, token: str, output: Mapping[str, Any]) -> bool:
+        if token in self.gone:
+            return False
+        self.released.append((token, dict(output)))
+        return True
+
+
+def request(step: str = "Send mail A", **overrides: Any) -> GateRequest:
+    values: dict[str, Any] = {
+        "journey_id": "seminar_follow_up",
+        "lead_id": LEAD,
+        "step": step,
+        "execution_name": EXECUTION,
+        "state": {"lead_id": LEAD},
+    }
+    return GateRequest(**{**values, **overrides})
+
+
+def gate(
+    store: MemoryJourneyStore,
+    waits: RecordingWaits,
+    given: GateRequest | None = None,
+    *,
+    clock: FixedClock | None = None,
+) -> GateDecision:
+    return check_gate(
+        given or request(),
+        store=store,
+        waits=waits,
+        clock=clock or FixedClock(NOW),
+        cap=FrequencyCap(),
+        allowed_at=lambda instant: instant,
+    )
+
+
+def hold(store: MemoryJourneyStore, execution: str, lead_id: str, minutes_ago: int) -> None:
+    store.parked_records[("seminar_follow_up", execution)] = ParkedExecution(
+        "seminar_follow_up",
+        execution,
+        lead_id,
+        "Send mail A",
+        f"token-{execution}",
+        isoformat(NOW - timedelta(minutes=minutes_ago)),
+    )
+
+
+# ---------------------------------------------------------------- check_gate
+def test_the_gate_sends_and_leaves_the_entry_alone() -> None:
+    store, waits = MemoryJourneyStore(journey()), RecordingWaits()
+    store.entries[(LEAD, "seminar_follow_up")] = make_entry()
+
+    assert gate(store, waits) == GateDecision("send")
+    assert store.exits == [] and waits.ended == []
+    # the cap read the last seven days, every journey's mail
+    assert store.sends_read_since == [isoformat(NOW - timedelta(days=7))]
+
+
+def test_an_exit_at_the_gate_is_recorded_and_the_waits_are_cleaned() -> None:
+    store, waits = MemoryJourneyStore(journey()), RecordingWaits()
+    store.entries[(LEAD, "seminar_follow_up")] = make_entry()
+    store.leads[LEAD] = make_lead(crm_status="In Negotiation")
+
+    decision = gate(store, waits)
+
+    assert decision == GateDecision("exit", "crm_status")
+    assert store.exits == [("seminar_follow_up", "crm_status", isoformat(NOW))]
+    assert store.entries[(LEAD, "seminar_follow_up")].status == "exited"
+    assert waits.ended == [(LEAD, EXECUTION)]
+    assert store.sends_read_since == []  # decided before the cap
+
+
+def test_an_entry_exited_already_is_not_exited_twice_but_its_waits_go() -> None:
+    store, waits = MemoryJourneyStore(journey()), RecordingWaits()
+    store.entries[(LEAD, "seminar_follow_up")] = make_entry(
+        status="exited", exit_reason="unsubscribed"
+    )
+
+    assert gate(store, waits) == GateDecision("exit", "unsubscribed")
+    assert store.exits == []
+    assert waits.ended == [(LEAD, EXECUTION)]
+
+
+def test_a_removed_lead_without_an_entry_still_exits_cleanly() -> None:
+    store, waits = MemoryJourneyStore(journey()), RecordingWaits()
+    del store.leads[LEAD]
+    assert gate(store, waits) == GateDecision("exit", "removed")
+    assert store.exits == [] and waits.ended == [(LEAD, EXECUTION)]
+
+
+def test_the_gate_reads_the_release_meant_for_its_step() -> None:
+    store, waits = MemoryJourneyStore(journey()), RecordingWaits()
+    skip = {"lead_id": LEAD, "release": {"step": "Send mail A", "action": "skip"}}
+    assert gate(store, waits, request(state=skip)) == GateDecision("skip", "skipped_on_resume")
+    assert gate(store, waits, request(step="Send mail B", state=skip)) == GateDecision("send")
+
+
+def test_the_gate_defers_under_the_cap_across_journeys() -> None:
+    store, waits = MemoryJourneyStore(journey()), RecordingWaits()
+    store.sends = [isoformat(NOW - timedelta(hours=3))]  # welcome_nurture mailed this morning
+    decision = gate(store, waits)
+    assert decision == GateDecision("defer", "frequency_cap", "2026-12-09T22:00:00Z")
+
+
+def test_the_gate_parks_while_paused() -> None:
+    store, waits = MemoryJourneyStore(journey(status="paused")), RecordingWaits()
+    assert gate(store, waits) == GateDecision("park", "journey_paused")
+    store.paused_account = True
+    assert gate(store, waits) == GateDecision("park", "account_paused")
+    assert store.parked_records == {}  # the park task writes the record, not the gate
+
+
+# ---------------------------------------------------------------- park_execution
+def test_parking_while_paused_keeps_the_record() -> None:
+    store = MemoryJourneyStore(journey(status="paused"))
+    parked = park_execution(
+        request(deadline="2026-12-10T01:00:00.000Z"), "token-1", store=store, clock=FixedClock(NOW)
+    )
+    assert parked == ParkedExecution(
+        "seminar_follow_up",
+        EXECUTION,
+        LEAD,
+        "Send mail A",
+        "token-1",
+        isoformat(NOW),
+        "2026-12-10T01:00:00.000Z",
+    )
+    assert store.parked("seminar_follow_up") == [parked]
+
+
+def test_parking_under_the_emergency_stop_keeps_the_record() -> None:
+    store = MemoryJourneyStore(journey())
+    store.paused_account = True
+    park_execution(request(), "token-1", store=store, clock=FixedClock(NOW))
+    assert len(store.parked("seminar_follow_up")) == 1
+
+
+def test_parking_after_a_resume_raises_not_paused_and_leaves_no_record() -> None:
+    store = MemoryJourneyStore(journey())  # resumed between the gate and the park task
+    with pytest.raises(NotPaused, match="not paused"):
+        park_execution(request(), "token-1", store=store, clock=FixedClock(NOW))
+    assert store.parked_records == {}
+
+
+def test_a_resume_racing_the_park_write_is_seen_by_the_park() -> None:
+    # The park is written, then the marketer's resume lands before the status is read again.
+    store = MemoryJourneyStore(journey(status="paused"))
+    store.pause_on_park = False
+    with pytest.raises(NotPaused):
+        park_execution(request(), "token-1", store=store, clock=FixedClock(NOW))
+    assert store.parked_records == {}
+
+
+def test_not_paused_is_named_as_the_state_machines_catch_expects() -> None:
+    assert NotPaused.__name__ == "NotPaused"
+
+
+# ---------------------------------------------------------------- pause and resume
+def test_pause_marks_the_journey_paused_with_the_time() -> None:
+    store = MemoryJourneyStore(journey())
+    paused = pause_journey("seminar_follow_up", store=store, clock=FixedClock(NOW))
+    assert (paused.status, paused.paused_at) == ("paused", isoformat(NOW))
+    assert store.definitions["seminar_follow_up"].status == "paused"
+
+
+def test_pausing_or_resuming_an_unknown_journey_is_not_found() -> None:
+    store = MemoryJourneyStore()
+    with pytest.raises(NotFound):
+        pause_journey("nope", store=store, clock=FixedClock(NOW))
+    with pytest.raises(NotFound):
+        resume_journey(
+            "nope",
+            policy=None,
+            store=store,
+            executions=RecordingExecutions(),
+            clock=FixedClock(NOW),
+        )
+
+
+def test_resume_releases_by_the_journeys_policy_unparks_and_counts_the_gone() -> None:
+    store = MemoryJourneyStore(journey(status="paused", resume=ResumePolicy(kind="skip_missed")))
+    hold(store, "exec-a", "lead_a", 30)
+    hold(store, "exec-b", "lead_b", 20)
+    hold(store, "exec-c", "lead_c", 10)
+    executions = RecordingExecutions(gone=frozenset({"token-exec-b"}))  # stopped meanwhile
+
+    report = resume_journey(
+        "seminar_follow_up", policy=None, store=store, executions=executions, clock=FixedClock(NOW)
+    )
+
+    assert report == ResumeReport(released=2, by_action={"skip": 2}, not_waiting=1)
+    assert executions.released == [
+        (
+            "token-exec-a",
+            {"step": "Send mail A", "action": "skip", "not_before": None, "policy": "skip_missed"},
+        ),
+        (
+            "token-exec-c",
+            {"step": "Send mail A", "action": "skip", "not_before": None, "policy": "skip_missed"},
+        ),
+    ]
+    assert store.parked_records == {}
+    resumed = store.definitions["seminar_follow_up"]
+    assert (resumed.status, resumed.paused_at, resumed.updated_at) == (
+        "active",
+        None,
+        isoformat(NOW),
+    )
+
+
+def test_resume_with_a_policy_given_overrides_the_journeys_own() -> None:
+    store = MemoryJourneyStore(journey(status="paused"))  # its own policy: send_missed
+    for n in range(3):
+        hold(store, f"exec-{n}", f"lead_{n}", 30 - n)
+    executions = RecordingExecutions()
+
+    report = resume_journey(
+        "seminar_follow_up",
+        policy=ResumePolicy(kind="pace", rate_per_minute=2),
+        store=store,
+        executions=executions,
+        clock=FixedClock(NOW),
+    )
+
+    assert report == ResumeReport(3, {"send": 3}, 0)
+    assert [output["not_before"] for _, output in executions.released] == [
+        None,
+        None,
+        isoformat(NOW + timedelta(minutes=1)),
+    ]
+    assert {output["policy"] for _, output in executions.released} == {"pace"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "action"), [("send_missed", "send"), ("expire", "expire"), ("skip_missed", "skip")]
+)
+def test_resume_under_each_policy(kind: str, action: str) -> None:
+    store = MemoryJourneyStore(journey(status="paused"))
+    hold(store, "exec-a", "lead_a", 5)
+    executions = RecordingExecutions()
+    report = resume_journey(
+        "seminar_follow_up",
+        policy=ResumePolicy(kind=kind),
+        store=store,
+        executions=executions,
+        clock=FixedClock(NOW),
+    )
+    assert report.by_action == {action: 1}
+    assert executions.released[0][1]["action"] == action
+
+
+def test_resume_while_the_emergency_stop_holds_releases_nothing() -> None:
+    store = MemoryJourneyStore(journey(status="paused"))
+    store.paused_account = True
+    hold(store, "exec-a", "lead_a", 5)
+    executions = RecordingExecutions()
+
+    report = resume_journey(
+        "seminar_follow_up", policy=None, store=store, executions=executions, clock=FixedClock(NOW)
+    )
+
+    assert report == ResumeReport(0, {}, 0)
+    assert executions.released == []
+    assert len(store.parked("seminar_follow_up")) == 1  # still held, for resume-all
+    assert store.definitions["seminar_follow_up"].status == "active"
+
+
+def test_resume_with_nothing_parked_reports_nothing() -> None:
+    store = MemoryJourneyStore(journey(status="paused"))
+    report = resume_journey(
+        "seminar_follow_up",
+        policy=None,
+        store=store,
+        executions=RecordingExecutions(),
+        clock=FixedClock(NOW),
+    )
+    assert report == ResumeReport(0, {}, 0)
+
+
+# ---------------------------------------------------------------- the emergency stop
+def test_stop_all_sets_the_account_stop() -> None:
+    store = MemoryJourneyStore(journey())
+    stop_all(store=store, clock=FixedClock(NOW), by="cli")
+    assert store.account_paused()
+    assert store.stop_log == [(True, isoformat(NOW), "cli")]
+
+
+def test_resume_all_lifts_the_stop_and_releases_journeys_not_paused_on_their_own() -> None:
+    store = MemoryJourneyStore(
+        journey("seminar_follow_up", resume=ResumePolicy(kind="skip_missed")),
+        journey("welcome_nurture"),
+        journey("re_engagement", status="paused"),
+    )
+    store.paused_account = True
+    hold(store, "seminar-a", "lead_a", 5)
+    for journey_id in ("welcome_nurture", "re_engagement"):
+        store.parked_records[(journey_id, f"{journey_id}-b")] = ParkedExecution(
+            journey_id, f"{journey_id}-b", "lead_b", "Send it", f"token-{journey_id}", AT
+        )
+    executions = RecordingExecutions()
+
+    reports = resume_all(store=store, executions=executions, clock=FixedClock(NOW), by="cli")
+
+    assert not store.account_paused()
+    assert store.stop_log == [(False, isoformat(NOW), "cli")]
+    assert reports == {
+        "seminar_follow_up": ResumeReport(1, {"skip": 1}, 0),
+        "welcome_nurture": ResumeReport(1, {"send": 1}, 0),
+    }
+    assert [token for token, _ in executions.released] == [
+        "token-seminar-a",
+        "token-welcome_nurture",
+    ]
+    # the journey paused on its own keeps its leads until it is resumed
+    assert [p.execution_name for p in store.parked("re_engagement")] == ["re_engagement-b"]
+
+
+def test_parked_by_step_counts_where_leads_wait() -> None:
+    held = [
+        ParkedExecution("j", f"e{n}", f"l{n}", step, f"t{n}", AT)
+        for n, step in enumerate(["Send mail A", "Send mail B", "Send mail A"])
+    ]
+    assert parked_by_step(held) == {"Send mail A": 2, "Send mail B": 1}
+    assert parked_by_step([]) == {}
