@@ -27,6 +27,7 @@ from tsunagu.settings import Settings
 from tsunagu_local.gateway import HttpApiGateway, LocalPage, routes_from
 from tsunagu_local.intrinsics import Resolver
 from tsunagu_local.lambdas import FunctionRegistry, LocalFunction, install_moto_invoke
+from tsunagu_local.schedules import ScheduledRule, rate_seconds
 from tsunagu_local.secrets import create_secret, generated_value
 from tsunagu_local.streams import StreamMapping, StreamPoller
 from tsunagu_local.tables import create_table
@@ -77,6 +78,7 @@ class LocalRuntime:
         self.options = options
         self.functions = FunctionRegistry()
         self.pollers: list[StreamPoller] = []
+        self.schedules: list[ScheduledRule] = []
         self.tables: dict[str, str] = {}
         self.local_pages: dict[str, LocalPage] = {}
         self._api_server: BaseWSGIServer | None = None
@@ -120,6 +122,8 @@ class LocalRuntime:
         for poller in self.pollers:
             # Restored data was consumed in the run that wrote it: start from new records only.
             poller.start("LATEST" if restored else None)
+        for schedule in self.schedules:
+            schedule.start()
         self._start_api(self.stack)
         self._write_state_file()
 
@@ -128,6 +132,8 @@ class LocalRuntime:
             self._api_server.shutdown()
         for poller in self.pollers:
             poller.stop()
+        for schedule in self.schedules:
+            schedule.stop()
         if self.options.persist and self.tables:
             self._save_tables()
         state_file = self.options.state_dir / STATE_FILE
@@ -235,6 +241,7 @@ class LocalRuntime:
             ("AWS::Lambda::Function", self._create_function),
             ("AWS::StepFunctions::StateMachine", self._create_state_machine),
             ("AWS::Lambda::EventSourceMapping", self._create_event_source),
+            ("AWS::Events::Rule", self._create_schedule),
         ]
         handled = {kind for kind, _ in steps}
         for kind, create in steps:
@@ -400,6 +407,28 @@ class LocalRuntime:
     def _name_api(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
         resolver.refs[logical_id] = "local"
         resolver.attributes[(logical_id, "ApiEndpoint")] = self.api_url
+
+    def _create_schedule(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
+        props = resolver.resolve(props)
+        expression = str(props.get("ScheduleExpression", ""))
+        interval = rate_seconds(expression)
+        if interval is None or props.get("State", "ENABLED") != "ENABLED":
+            log.warning("%s: %r does not run locally (only rate(...) does)", logical_id, expression)
+            return
+        assert self.clock is not None
+        for target in props.get("Targets", []):
+            if ":lambda:" not in str(target.get("Arn", "")):
+                continue
+            self.schedules.append(
+                ScheduledRule(
+                    f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{logical_id}",
+                    self.functions.get(target["Arn"]),
+                    interval,
+                    self.clock,
+                    REGION,
+                    ACCOUNT_ID,
+                )
+            )
 
     def _create_event_source(
         self, logical_id: str, props: dict[str, Any], resolver: Resolver

@@ -39,6 +39,43 @@ def journeys_show(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def journeys_save(settings: Settings, args: argparse.Namespace) -> int:
+    """Create or replace a journey record (triggers, re-entry, exits, resume policy) from JSON;
+    its state machine must be deployed with the stack (an ASL file in statemachines/)."""
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from tsunagu.journeys.model import Journey
+
+    try:
+        journey = Journey.model_validate_json(Path(args.file).read_text("utf-8"))
+    except OSError as error:
+        raise JourneyCliError(f"cannot read {args.file}: {error.strerror}") from None
+    except ValidationError as error:
+        raise JourneyCliError(f"{args.file} is not a valid journey: {error}") from None
+    store = services.journey_repository(settings)
+    if store.get_journey(journey.journey_id) is not None and not args.replace:
+        raise JourneyCliError(f"journey {journey.journey_id} exists: add --replace to change it")
+    store.put_journey(journey, isoformat(services.clock(settings).now()))
+    print(f"journey {journey.journey_id} saved ({journey.status})")
+    return 0
+
+
+def journeys_set_status(settings: Settings, args: argparse.Namespace) -> int:
+    """draft / active / archived (pause and resume have their own commands: they hold and
+    release leads). An archived journey enters nobody, and its leads leave at their next gate."""
+    journey = _journey(settings, args.journey)
+    if journey.status == "paused":
+        raise JourneyCliError(f"{journey.journey_id} is paused: resume it first (by a policy)")
+    services.journey_repository(settings).put_journey(
+        journey.model_copy(update={"status": args.status}),
+        isoformat(services.clock(settings).now()),
+    )
+    print(f"{journey.journey_id}: {journey.status} -> {args.status}")
+    return 0
+
+
 def journeys_install(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.journeys.install import install_shipped
 
@@ -58,7 +95,6 @@ def journeys_install(settings: Settings, args: argparse.Namespace) -> int:
 
 def journeys_start(settings: Settings, args: argparse.Namespace) -> int:
     """Manual entry: one lead (--lead) or every lead a simple filter selects (--segment)."""
-    from tsunagu.journeys.lifecycle import enter
     from tsunagu.journeys.segments import Segment
 
     journey = _journey(settings, args.journey)
@@ -81,39 +117,31 @@ def journeys_start(settings: Settings, args: argparse.Namespace) -> int:
         segment = Segment.parse(args.segment)
         now = services.clock(settings).now()
         selected = [lead for lead in leads.all_leads() if segment.selects(lead, now)]
-    clock = services.clock(settings)
     # One name per lead, journey and request: running the same command twice enters nobody
     # twice (the key defaults to today's date, so a daily re-run is a new request).
-    request_key = args.key or isoformat(clock.now())[:10]
-    entered = skipped = 0
-    for lead in selected:
-        result = enter(
-            journey,
-            lead.lead_id,
-            cause=f"manual:{request_key}",
-            trigger="manual",
-            trigger_event_id=None,
-            payload=_lead_payload(lead, args.input),
-            state_machine_arn=services.state_machine_arn(settings, journey),
-            store=services.journey_repository(settings),
-            executions=services.executions(settings),
-            clock=clock,
-        )
+    request_key = args.key or isoformat(services.clock(settings).now())[:10]
+    results = services.enter_leads(
+        settings,
+        journey,
+        selected,
+        cause=f"manual:{request_key}",
+        trigger="manual",
+        extra=_input_pairs(args.input),
+    )
+    for lead, result in results:
         if result.entered:
-            entered += 1
             print(f"{lead.email}: {result.reason} ({result.execution_arn})")
         else:
-            skipped += 1
             print(f"{lead.email}: not entered ({result.reason})")
-    print(f"-- {entered} entered, {skipped} not entered, of {len(selected)} selected")
+    entered = sum(1 for _, result in results if result.entered)
+    print(
+        f"-- {entered} entered, {len(results) - entered} not entered, of {len(selected)} selected"
+    )
     return 0
 
 
-def _lead_payload(lead: Any, extra: list[str]) -> dict[str, Any]:
+def _input_pairs(extra: list[str] | None) -> dict[str, Any]:
     payload: dict[str, Any] = {}
-    zone = lead.fields.get("time_zone")
-    if zone is not None:
-        payload["time_zone"] = zone.value
     for pair in extra or []:
         name, separator, value = pair.partition("=")
         if not separator:
@@ -224,6 +252,14 @@ def add_journey_commands(groups: Any) -> None:
     show = commands.add_parser("show", help="a journey's definition")
     show.add_argument("journey")
     show.set_defaults(run=journeys_show)
+    save = commands.add_parser("save", help="create (or --replace) a journey record from JSON")
+    save.add_argument("--file", required=True)
+    save.add_argument("--replace", action="store_true")
+    save.set_defaults(run=journeys_save)
+    set_status = commands.add_parser("set-status", help="draft, active or archived")
+    set_status.add_argument("journey")
+    set_status.add_argument("status", choices=["draft", "active", "archived"])
+    set_status.set_defaults(run=journeys_set_status)
     install = commands.add_parser("install", help="add the shipped journeys and templates")
     install.add_argument("--site-url", required=True, help="your site, for the mails' links")
     install.add_argument("--sender", help="From address (default news@ the sender domain)")

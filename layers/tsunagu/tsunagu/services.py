@@ -7,7 +7,7 @@ the tracking endpoints never import form validation, and capture never imports t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -19,8 +19,9 @@ from tsunagu.store.tables import bind_tables
 if TYPE_CHECKING:
     from tsunagu.journeys.business_time import BusinessCalendar, QuietHours
     from tsunagu.journeys.gate import FrequencyCap
-    from tsunagu.journeys.lifecycle import Occurrence
+    from tsunagu.journeys.lifecycle import EntryResult, Occurrence
     from tsunagu.journeys.model import Journey
+    from tsunagu.leads.model import Lead
     from tsunagu.mail.send import MailPolicy, SendRequest, SendResult
     from tsunagu.store.forms import FormRepository
     from tsunagu.store.journeys import (
@@ -242,6 +243,37 @@ def state_machine_arn(settings: Settings, journey: Journey) -> str:
     if not settings.state_machine_arn_prefix:
         raise RuntimeError("TSUNAGU_STATE_MACHINE_ARN_PREFIX is not set for this function")
     return settings.state_machine_arn_prefix + journey.state_machine
+
+
+def enter_leads(
+    settings: Settings,
+    journey: Journey,
+    leads: Iterable[Lead],
+    *,
+    cause: str,
+    trigger: str,
+    extra: Mapping[str, Any] | None = None,
+) -> list[tuple[Lead, EntryResult]]:
+    """Enter each lead (manual starts, segments): one cause, so a repeat enters nobody twice."""
+    from tsunagu.journeys.lifecycle import enter, lead_payload
+
+    arn = state_machine_arn(settings, journey)
+    results = []
+    for lead in leads:
+        result = enter(
+            journey,
+            lead.lead_id,
+            cause=cause,
+            trigger=trigger,
+            trigger_event_id=None,
+            payload={**lead_payload(lead), **(extra or {})},
+            state_machine_arn=arn,
+            store=journey_repository(settings),
+            executions=executions(settings),
+            clock=clock(settings),
+        )
+        results.append((lead, result))
+    return results
 
 
 JOURNEY_CACHE_SECONDS = 30.0

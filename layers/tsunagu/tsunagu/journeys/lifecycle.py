@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.journeys.gate import Release
 from tsunagu.journeys.model import Journey, ResumePolicy, Trigger
+from tsunagu.leads.model import Lead
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,13 @@ def execution_name(journey_id: str, lead_id: str, cause: str) -> str:
     characters of letters, digits, - and _)."""
     digest = hashlib.sha256(f"{journey_id}\n{lead_id}\n{cause}".encode()).hexdigest()[:24]
     return f"{journey_id[:40]}-{lead_id[:12]}-{digest}"
+
+
+def lead_payload(lead: Lead) -> dict[str, Any]:
+    """What an execution should know of the lead from the start: its time zone, when known
+    (business-time waits are in the lead's time, not the company's)."""
+    zone = lead.fields.get("time_zone")
+    return {"time_zone": zone.value} if zone is not None else {}
 
 
 def may_enter(journey: Journey, previous: JourneyEntry | None, now: datetime) -> bool:

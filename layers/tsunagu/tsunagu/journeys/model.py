@@ -28,7 +28,7 @@ class Trigger(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["form_submitted", "event", "score_crossed", "stage_reached", "manual"]
+    kind: Literal["form_submitted", "event", "score_crossed", "stage_reached", "segment", "manual"]
     form_id: str | None = Field(default=None, max_length=64)
     """form_submitted: only this form (any form when absent)."""
     event: EventMatch | None = None
@@ -37,16 +37,28 @@ class Trigger(BaseModel):
     """score_crossed: enters when the score reaches this from below."""
     stage: str | None = Field(default=None, max_length=40)
     """stage_reached: enters when the lead's stage becomes this."""
+    segment: str | None = Field(default=None, max_length=500)
+    """segment: every lead this filter selects (``silent_days>=90``), checked once a day."""
 
     @model_validator(mode="after")
     def _complete(self) -> Trigger:
-        needed = {"event": self.event, "score_crossed": self.threshold, "stage_reached": self.stage}
+        needed = {
+            "event": self.event,
+            "score_crossed": self.threshold,
+            "stage_reached": self.stage,
+            "segment": self.segment,
+        }
         if self.kind in needed and needed[self.kind] is None:
             raise ValueError(f"a {self.kind} trigger needs its {_needs[self.kind]}")
+        if self.segment is not None:
+            from tsunagu.journeys.segments import Segment
+
+            Segment.parse(self.segment)  # a bad filter is refused when saved, not at 3 a.m.
         return self
 
 
 _needs = {"event": "event", "score_crossed": "threshold", "stage_reached": "stage"}
+_needs["segment"] = "segment"
 
 
 class ReentryPolicy(BaseModel):

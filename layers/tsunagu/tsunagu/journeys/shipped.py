@@ -37,7 +37,7 @@ RE_ENGAGEMENT = Journey(
     name="Re-engagement for leads silent for 90 days",
     state_machine="re-engagement",
     status="active",
-    triggers=[Trigger(kind="manual")],
+    triggers=[Trigger(kind="segment", segment="silent_days>=90"), Trigger(kind="manual")],
     reentry=ReentryPolicy(kind="after_interval", interval_days=180),
 )
 

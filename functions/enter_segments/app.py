@@ -1,0 +1,49 @@
+"""enter_segments — once a day (a Schedule): enter the leads each active journey's segment
+trigger selects, e.g. re_engagement's ``silent_days>=90``.
+
+The day names the entry (``segment:2026-11-22``), so a retried or repeated run enters nobody
+twice, and the journey's re-entry policy decides whether a lead still selected next month
+enters again. Output: ``{"<journey>": {"selected", "entered"}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tsunagu import services
+from tsunagu.journeys.segments import Segment
+from tsunagu.observability import logger, metrics, observed
+from tsunagu.settings import get_settings
+
+
+@observed()
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings = get_settings()
+    now = services.clock(settings).now()
+    journeys = [
+        journey
+        for journey in services.journey_repository(settings).journeys()
+        if journey.status == "active" and any(t.kind == "segment" for t in journey.triggers)
+    ]
+    if not journeys:
+        return {}
+    leads = services.lead_repository(settings).all_leads()
+    report: dict[str, Any] = {}
+    for journey in journeys:
+        for trigger in journey.triggers:
+            if trigger.kind != "segment" or trigger.segment is None:
+                continue
+            segment = Segment.parse(trigger.segment)
+            selected = [lead for lead in leads if segment.selects(lead, now)]
+            results = services.enter_leads(
+                settings,
+                journey,
+                selected,
+                cause=f"segment:{now.date().isoformat()}",
+                trigger="segment",
+            )
+            entered = sum(1 for _, result in results if result.entered)
+            report[journey.journey_id] = {"selected": len(selected), "entered": entered}
+            metrics.add_metric(name="SegmentEntries", unit="Count", value=entered)
+    logger.info("segments entered", extra=report)
+    return report

@@ -1,0 +1,79 @@
+"""EventBridge schedules (a function's ``Schedule`` event) on the runtime's clock.
+
+``rate(1 day)`` invokes the function once per simulated day: at ``--time-scale 86400`` once a
+real second. ``cron(...)`` expressions are not run locally (the function can still be invoked
+by hand); a warning says so at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import uuid
+from datetime import UTC
+from typing import Any
+
+from tsunagu.clock import ScaledClock
+from tsunagu_local.lambdas import LocalFunction
+
+log = logging.getLogger(__name__)
+
+_RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
+_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> float | None:
+    """Seconds between runs of a ``rate(...)`` expression; None for anything else."""
+    match = _RATE.match(expression.strip())
+    if match is None:
+        return None
+    return int(match.group(1)) * _SECONDS[match.group(2).rstrip("s")]
+
+
+class ScheduledRule:
+    def __init__(
+        self,
+        rule_arn: str,
+        function: LocalFunction,
+        interval_seconds: float,
+        clock: ScaledClock,
+        region: str,
+        account: str,
+    ) -> None:
+        self.rule_arn = rule_arn
+        self.function = function
+        self.interval_seconds = interval_seconds
+        self.clock = clock
+        self.region = region
+        self.account = account
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"schedule-{function.name}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_seconds / self.clock.scale):
+            try:
+                self.function.invoke(self.event())
+            except Exception:  # the next run tries again, as EventBridge would
+                log.exception("scheduled run of %s failed", self.function.name)
+
+    def event(self) -> dict[str, Any]:
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": self.account,
+            "time": self.clock.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": self.region,
+            "resources": [self.rule_arn],
+            "detail": {},
+        }
