@@ -216,11 +216,7 @@ def _running(settings: Settings, journey: Any) -> int | None:
         arn = services.state_machine_arn(settings, journey)
     except RuntimeError:
         return None
-    client: Any = services.executions(settings)._client
-    pages = client.get_paginator("list_executions").paginate(
-        stateMachineArn=arn, statusFilter="RUNNING"
-    )
-    return sum(len(page["executions"]) for page in pages)
+    return services.executions(settings).running_count(arn)
 
 
 def journeys_stop_all(settings: Settings, args: argparse.Namespace) -> int:

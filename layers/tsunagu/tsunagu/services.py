@@ -402,8 +402,6 @@ class QualificationRouting:
 
         if automated or event.type in NEVER_SCORED:
             return
-        if event.type == "stage_changed":
-            return
         score_event(
             event.lead_id,
             event.event_id,

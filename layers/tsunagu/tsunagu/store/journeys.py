@@ -329,6 +329,12 @@ class StepFunctionsExecutions(StepFunctionsResumer):
     def release(self, token: str, output: Mapping[str, Any]) -> bool:
         return self.resume(token, output)
 
+    def running_count(self, state_machine_arn: str) -> int:
+        pages = self._client.get_paginator("list_executions").paginate(
+            stateMachineArn=state_machine_arn, statusFilter="RUNNING"
+        )
+        return sum(len(page["executions"]) for page in pages)
+
     def is_running(self, execution_arn: str) -> bool:
         try:
             described = self._client.describe_execution(executionArn=execution_arn)

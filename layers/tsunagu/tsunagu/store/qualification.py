@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from tsunagu.errors import IdempotencyConflict
@@ -152,19 +151,6 @@ class QualificationRepository:
         item = model(f"counter#{team}", "round_robin")
         item.update(actions=[model.value.add(1)])
         return int(item.value or 0)
-
-    # -- CRM replay guard
-    def remember(self, key: str, keep_until: datetime) -> bool:
-        """False if the key was remembered before (a replayed request)."""
-        model = self._tables.qualification
-        item = model(f"replay#{key}", "crm", expires_at=int(keep_until.timestamp()) + 3600)
-        try:
-            item.save(condition=model.pk.does_not_exist())
-        except PutError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
 
     # -- pushes to the CRM that failed every retry
     def park_push(self, lead_id: str, at: str, detail: dict[str, Any]) -> None:
