@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,19 +73,26 @@ def leads_score(settings: Settings, args: argparse.Namespace, lead: Any) -> int:
 
 
 def leads_hot(settings: Settings, args: argparse.Namespace) -> int:
-    """For sales: leads by score, then grade, then how recently they were active."""
-    leads = [
-        lead
+    """For sales: leads by score, then grade, then how recently they were active. With decay in
+    the rules, the score is recomputed for now: the stored one is as of the lead's last event."""
+    from tsunagu.qualification.scoring import current_score
+
+    store = services.qualification_repository(settings)
+    model = store.config().scoring
+    now = services.clock(settings).now()
+    fades = any(rule.half_life_days for rule in model.rules)
+    ranked = [
+        (current_score(store.awards_of(lead.lead_id), now, model) if fades else lead.score, lead)
         for lead in services.lead_repository(settings).all_leads()
         if lead.score is not None and lead.stage not in ("customer", "disqualified")
     ]
-    leads.sort(key=lambda lead: lead.last_activity_at or "", reverse=True)
-    leads.sort(key=lambda lead: lead.grade or "Z")
-    leads.sort(key=lambda lead: lead.score or 0, reverse=True)
-    for lead in leads[: args.limit]:
+    ranked.sort(key=lambda pair: pair[1].last_activity_at or "", reverse=True)
+    ranked.sort(key=lambda pair: pair[1].grade or "Z")
+    ranked.sort(key=lambda pair: pair[0] or 0, reverse=True)
+    for score, lead in ranked[: args.limit]:
         owner = lead.fields["owner_email"].value if "owner_email" in lead.fields else "-"
         print(
-            f"{lead.score or 0:>7.1f}  {lead.grade or '?'}  {lead.stage:<11} "
+            f"{score or 0:>7.1f}  {lead.grade or '?'}  {lead.stage:<11} "
             f"{lead.last_activity_at or '-':<25} {lead.email}  owner {owner}"
         )
     return 0
@@ -123,7 +131,7 @@ def crm_sign(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.qualification.crm import signature_header
 
     body = Path(args.file).read_bytes()
-    timestamp = str(int(services.clock(settings).now().timestamp()))
+    timestamp = str(int(time.time()))  # the CRM signs on real time, whatever the runtime's clock
     signature = signature_header(services.crm_signing_key(settings), timestamp, body)
     print(f"x-tsunagu-timestamp: {timestamp}\nx-tsunagu-signature: {signature}")
     return 0

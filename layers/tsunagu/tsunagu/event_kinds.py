@@ -19,8 +19,6 @@ SYSTEM_EVENT_KINDS = frozenset(
         "crm_conflict",
         "owner_notified",
         "score_changed",
-        "journey_entered",
-        "journey_left",
     }
 )
 

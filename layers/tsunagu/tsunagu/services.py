@@ -383,10 +383,16 @@ def crm_signing_key(settings: Settings) -> bytes:
 
 HAND_OFF_STATE_MACHINE = "hand-off-to-sales"
 
-# Tsunagu's own records of what it did: they never score (an unsubscribe does, by its rule).
-NEVER_SCORED = frozenset(
-    {"score_changed", "stage_changed", "crm_status_changed", "lead_updated", "crm_conflict"}
-)
+
+def _never_scored() -> frozenset[str]:
+    from tsunagu.event_kinds import SYSTEM_EVENT_KINDS
+
+    # Tsunagu's own records of what it did never score, whatever a rule says; an unsubscribe
+    # (a consent change) is the lead's doing and scores by its rule.
+    return SYSTEM_EVENT_KINDS - {"consent_changed"}
+
+
+NEVER_SCORED = _never_scored()
 
 
 class QualificationRouting:

@@ -22,7 +22,7 @@ from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import Lead, LeadEvent
 from tsunagu.leads.updates import LeadChanges, LeadUpdate, update_lead
 from tsunagu.mail.consent import allowed_outside_production
-from tsunagu.mail.send import OutgoingMail
+from tsunagu.mail.send import MessengerError, OutgoingMail
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.qualification.grading import grade, matrix_cell
 from tsunagu.qualification.owners import RoundRobinCounter, assign_owner
@@ -148,18 +148,32 @@ def notify_owner(
     if not production and not allowed_outside_production(owner, allowlist):
         status = "sandboxed"
     else:
-        messenger.send(
-            OutgoingMail(
-                sender=sender,
-                recipient=owner,
-                subject=message.subject,
-                html=message.html,
-                text=message.text,
-                reply_to=lead.email,
-                headers={},
-                tags={"lead_id": lead.lead_id, "message_id": message_id, "topic": "sales"},
+        try:
+            messenger.send(
+                OutgoingMail(
+                    sender=sender,
+                    recipient=owner,
+                    subject=message.subject,
+                    html=message.html,
+                    text=message.text,
+                    reply_to=lead.email,
+                    headers={},
+                    tags={"lead_id": lead.lead_id, "message_id": message_id, "topic": "sales"},
+                )
             )
-        )
+        except MessengerError as error:
+            # Release the claim (a refusal is "failed": tried again; a timeout "unknown": SES
+            # may have taken it, never resent), and fail the step so its Retry runs.
+            failed = LeadEvent(
+                new_id("evt", now),
+                "mail_failed",
+                at,
+                lead.lead_id,
+                properties={"owner": owner, "message_id": message_id, "error": str(error)},
+            )
+            outcome = "failed" if error.definite else "unknown"
+            ledger.finish_send(key, outcome, {"status": outcome}, failed)
+            raise
     event = LeadEvent(
         new_id("evt", now),
         "owner_notified",

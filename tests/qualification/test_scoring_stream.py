@@ -1,0 +1,300 @@
+"""Scoring in route_events, fed by the events table as the stream delivers it (moto in-process):
+seed 000's numbers crossing 70 start one hand-off, redelivered batches score once, automated
+and system activity scores nothing, an unsubscribe takes 10 points."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import load_event
+from tests.integration.mail_helpers import (
+    parse,
+    save_template,
+    send,
+    sent_messages,
+    token_of,
+    unsubscribe,
+    unsubscribe_url,
+    with_token,
+)
+from tests.qualification.conftest import Qualified
+from tsunagu.qualification.config import QualificationConfig
+from tsunagu.qualification.scoring import DEFAULT_RULES, ScoringModel, ScoringRule
+from tsunagu.store.qualification import QualificationRepository
+
+LEAD = "hanako.sato@example.jp"
+
+
+def score_of(q: Qualified, lead_id: str) -> Decimal | None:
+    score: Decimal | None = q.lead(lead_id).get("score")
+    return score
+
+
+def award_keys(q: Qualified, lead_id: str) -> list[tuple[str, str, int]]:
+    return [(a["event_id"], a["rule_id"], a["points"]) for a in q.awards(lead_id)]
+
+
+def opens(q: Qualified, lead_id: str, *message_ids: str) -> None:
+    for message_id in message_ids:
+        q.open_mail(lead_id, message_id)
+
+
+# ---------------------------------------------------------------- seed 000's numbers
+
+
+def test_the_seeds_numbers_cross_70_once_and_start_one_hand_off(qualified: Qualified) -> None:
+    q = qualified
+    # Given a lead from the demo form (10), who opens five mails (5 each)
+    lead_id = q.capture(LEAD)
+    opens(q, lead_id, "msg_a", "msg_b", "msg_c", "msg_d", "msg_e")
+    q.deliver()
+    assert score_of(q, lead_id) == 35
+    # And attends the seminar (20) and opens two more
+    q.record(lead_id, "seminar_attended")
+    opens(q, lead_id, "msg_f", "msg_g")
+    q.deliver()
+    assert score_of(q, lead_id) == 65
+    assert q.lead(lead_id)["stage"] == "lead"
+    assert q.hand_offs() == []
+
+    # When one more open takes the score to 70
+    opens(q, lead_id, "msg_h")
+    q.deliver()
+
+    # Then the lead is an MQL, moved by the rule, with the move in its history
+    lead = q.lead(lead_id)
+    assert (lead["score"], lead["stage"]) == (70, "mql")
+    (moved,) = lead["stage_history"]
+    assert (moved["from"], moved["to"]) == ("lead", "mql")
+    assert moved["by"].startswith("rule: score 70 >= 70"), moved
+    (stage_event,) = q.events(lead_id, "stage_changed")
+    assert stage_event["properties"]["to"] == "mql"
+    assert stage_event["properties"]["by"] == moved["by"]
+    # And exactly one hand-off was started, named by that stage event
+    (hand_off,) = q.hand_offs()
+    assert hand_off["name"] == f"mql-{stage_event['event_id']}"
+    assert q.hand_off_inputs() == [{"lead_id": lead_id, "stage_event_id": stage_event["event_id"]}]
+
+    # When the lead goes on: another open, the pricing page, another seminar
+    opens(q, lead_id, "msg_i")
+    q.view_pages(lead_id, "/pricing")
+    q.record(lead_id, "seminar_attended")
+    q.deliver()
+
+    # Then the score goes on up, and nothing is handed to sales again
+    assert score_of(q, lead_id) == 70 + 5 + 10 + 1 + 20
+    assert len(q.lead(lead_id)["stage_history"]) == 1
+    assert len(q.events(lead_id, "stage_changed")) == 1
+    assert len(q.hand_offs()) == 1
+    # And every scored event has one score_changed, whose steps add up
+    changes = [e["properties"] for e in q.events(lead_id, "score_changed")]
+    assert len(changes) == 1 + 8 + 1 + 1 + 1 + 1  # form, 8 opens, seminar, open, page, seminar
+    assert sum(c["points"] for c in changes) == score_of(q, lead_id)
+
+
+# ---------------------------------------------------------------- exactly once
+
+
+def crossing(q: Qualified) -> str:
+    """A lead with ten events waiting on the stream that take it from 0 to 70: the form (10),
+    four opens, the seminar (20), four more opens."""
+    lead_id = q.capture(LEAD)
+    opens(q, lead_id, "msg_a", "msg_b", "msg_c", "msg_d")
+    q.record(lead_id, "seminar_attended")
+    opens(q, lead_id, "msg_e", "msg_f", "msg_g", "msg_h")
+    return lead_id
+
+
+def test_a_redelivered_batch_changes_nothing(qualified: Qualified) -> None:
+    q = qualified
+    lead_id = crossing(q)
+    first = q.batch(q.undelivered())
+    assert q.route(first) == {"batchItemFailures": []}
+    q.delivered.update(
+        (r["dynamodb"]["Keys"]["subject"]["S"], r["dynamodb"]["Keys"]["sk"]["S"])
+        for r in first["Records"]
+    )
+    follow_ups = q.deliver()  # score_changed and stage_changed: the hand-off starts here
+    assert score_of(q, lead_id) == 70
+    assert len(q.hand_offs()) == 1
+    before = q.snapshot()
+
+    # When the stream delivers the same batches again (the checkpoint was not saved)
+    for batch in [first, *follow_ups]:
+        assert q.route(batch) == {"batchItemFailures": []}
+
+    # Then no table changed at all: no award, no score, no event, no version bump
+    assert q.snapshot() == before
+    assert len(q.hand_offs()) == 1
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("when", ["before its write", "after its write"])
+def test_a_batch_retried_after_one_record_failed_scores_each_event_once(
+    qualified: Qualified, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    q = qualified
+    lead_id = crossing(q)
+    items = q.undelivered()
+    unlucky = next(i for i in items if i["type"]["S"] == "seminar_attended")["event_id"]["S"]
+    record_score = QualificationRepository.record_score
+    failures: list[str] = []
+
+    def flaky(self: QualificationRepository, write: Any) -> bool:
+        event_ids = {a.event_id for a in write.awards}
+        if unlucky in event_ids and not failures:
+            failures.append(unlucky)
+            if when == "after its write":
+                record_score(self, write)  # the write lands; the invocation dies after it
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+                "TransactWriteItems",
+            )
+        return record_score(self, write)
+
+    monkeypatch.setattr(QualificationRepository, "record_score", flaky)
+    batch = q.batch(items)
+
+    # When the seminar's record fails in a batch of ten
+    result = q.route(batch)
+    failed = [f["itemIdentifier"] for f in result["batchItemFailures"]]
+    assert len(failed) == 1
+    # And the whole batch is delivered again (as after a crash, or a retry from the checkpoint)
+    assert q.route(batch) == {"batchItemFailures": []}
+    q.delivered.update((i["subject"]["S"], i["sk"]["S"]) for i in items)
+    q.deliver()
+
+    # Then every event earned its points once: 10 + 8 x 5 + 20
+    keys = award_keys(q, lead_id)
+    assert len(keys) == len({(e, r) for e, r, _ in keys}) == 10
+    assert score_of(q, lead_id) == 70
+    changes = q.events(lead_id, "score_changed")
+    assert len(changes) == 10
+    assert sum(c["properties"]["points"] for c in changes) == 70
+    # And the lead became MQL once, handed off once
+    assert len(q.lead(lead_id)["stage_history"]) == 1
+    assert len(q.hand_offs()) == 1
+
+
+def test_a_redelivery_racing_the_first_is_refused_by_the_award_condition(
+    qualified: Qualified, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    q = qualified
+    crossing(q)
+    items = q.undelivered()
+    batch = q.batch(items)
+    assert q.route(batch) == {"batchItemFailures": []}
+    q.delivered.update((i["subject"]["S"], i["sk"]["S"]) for i in items)
+    q.deliver()
+    before = q.snapshot()
+    handed_off = len(q.hand_offs())
+
+    # When a second invocation processes the same batch having read the awards before the first
+    # wrote them (two pollers, or a retry overlapping a slow first attempt)
+    monkeypatch.setattr(QualificationRepository, "awards_of", lambda self, lead_id: [])
+    assert q.route(batch) == {"batchItemFailures": []}
+
+    # Then the conditional award writes refuse every one: nothing changes
+    assert q.snapshot() == before
+    assert len(q.hand_offs()) == handed_off == 1
+
+
+# ---------------------------------------------------------------- what never scores
+
+
+def test_automated_opens_and_clicks_score_nothing(qualified: Qualified) -> None:
+    q = qualified
+    lead_id = q.capture(LEAD)
+    q.deliver()
+    assert score_of(q, lead_id) == 10
+
+    # When Apple's privacy proxy fetches the pixel, and gateways follow the links
+    q.open_mail(lead_id, "msg_a", user_agent="Mozilla/5.0", ip="17.58.100.12")
+    q.click(lead_id, "msg_a", user_agent="Mozilla/5.0 (compatible; Mimecast URL Protect)")
+    q.click(lead_id, "msg_b", user_agent="python-requests/2.32.3")
+    q.deliver()
+
+    # Then they are kept as automated evidence, and score nothing
+    activity = q.events(lead_id, "mail_opened") + q.events(lead_id, "link_clicked")
+    assert len(activity) == 3
+    assert all(e["properties"]["automated"] is True for e in activity)
+    assert score_of(q, lead_id) == 10
+    assert [k[1] for k in award_keys(q, lead_id)] == ["form-submitted"]
+    assert len(q.events(lead_id, "score_changed")) == 1
+
+
+SYSTEM_RECORDS: list[tuple[str, dict[str, Any]]] = [
+    ("mail_sent", {"message_id": "msg_a", "template_id": "welcome"}),
+    ("mail_delivered", {"message_id": "msg_a"}),
+    ("journey_entered", {"journey_id": "welcome_nurture"}),
+    ("owner_notified", {"owner": "sales.sato@example.com", "status": "sent"}),
+    ("lead_updated", {"fields": ["owner_email"], "source": "crm"}),
+    ("crm_status_changed", {"from": None, "to": "in negotiation"}),
+    ("score_changed", {"from": 0, "to": 10, "points": 10}),
+    ("consent_changed", {"topic": "marketing", "status": "opted_in"}),
+]
+
+
+def test_tsunagus_own_records_score_nothing_under_the_default_rules(
+    qualified: Qualified,
+) -> None:
+    q = qualified
+    lead_id = q.capture(LEAD)
+    q.deliver()
+    for kind, properties in SYSTEM_RECORDS:
+        q.record(lead_id, kind, **properties)
+    q.deliver()
+    assert score_of(q, lead_id) == 10
+    assert [k[1] for k in award_keys(q, lead_id)] == ["form-submitted"]
+
+
+@pytest.mark.parametrize("kind", ["mail_sent", "owner_notified"])
+def test_a_rule_naming_one_of_tsunagus_own_records_still_scores_nothing(
+    qualified: Qualified, kind: str
+) -> None:
+    q = qualified
+    rule = ScoringRule(rule_id="own-record", type=kind, points=15)
+    q.save_config(QualificationConfig(scoring=ScoringModel(rules=(*DEFAULT_RULES, rule))))
+    lead_id = q.capture(LEAD)
+    q.deliver()
+
+    # When Tsunagu records something it did (sent a mail, told the owner)
+    q.record(lead_id, kind, **dict(SYSTEM_RECORDS)[kind])
+    q.deliver()
+
+    # Then the lead's score does not move: the lead did nothing
+    assert score_of(q, lead_id) == 10
+
+
+def test_an_unsubscribe_takes_ten_points(qualified: Qualified) -> None:
+    q = qualified
+    save_template(q.aws)
+    lead_id = q.capture(LEAD)
+    before = len(sent_messages())
+    assert send(q.aws, lead_id, template_id="welcome")["status"] == "sent"
+    mail = parse(sent_messages()[before].raw_data)
+    q.deliver()
+    assert score_of(q, lead_id) == 10
+
+    # When the lead unsubscribes with one click from the mail
+    event = with_token(
+        load_event("unsubscribe", "one_click_urlencoded"), token_of(unsubscribe_url(mail))
+    )
+    assert unsubscribe(q.aws, event)["statusCode"] == 200
+    q.deliver()
+
+    # Then the unsubscribe rule took 10 points, and said so
+    (opted_out,) = [
+        e for e in q.events(lead_id, "consent_changed") if e["properties"]["status"] == "opted_out"
+    ]
+    assert (opted_out["event_id"], "unsubscribed", -10) in award_keys(q, lead_id)
+    assert score_of(q, lead_id) == 0
+    last = q.events(lead_id, "score_changed")[-1]["properties"]
+    assert (last["from"], last["to"], last["rules"]) == (10, 0, ["unsubscribed"])
