@@ -135,9 +135,13 @@ class JourneyWaits:
 
     def __init__(self, settings: Settings) -> None:
         from tsunagu.store.journeys import StepFunctionsResumer, WaitRepository
+        from tsunagu.stream_batch import BatchWaits
 
-        self._store = WaitRepository(bind_tables(settings))
+        self._store = BatchWaits(WaitRepository(bind_tables(settings)))
         self._resumer = StepFunctionsResumer(settings)
+
+    def begin_batch(self) -> None:
+        self._store.begin_batch()
 
     def resume_matching(
         self,
@@ -399,9 +403,15 @@ class QualificationRouting:
     """route_events' side of qualification: score what a person did; hand a new MQL to sales."""
 
     def __init__(self, settings: Settings) -> None:
+        from tsunagu.stream_batch import BatchAwards
+
         self._settings = settings
-        self._store = qualification_repository(settings)
+        self._config = qualification_repository(settings)
+        self._store = BatchAwards(self._config)
         self._clock = clock(settings)
+
+    def begin_batch(self) -> None:
+        self._store.begin_batch()
 
     def on_event(self, event: Occurrence, *, automated: bool) -> None:
         from tsunagu.qualification.pipeline import score_event
@@ -414,7 +424,7 @@ class QualificationRouting:
             event.type,
             event.occurred_at,
             event.properties,
-            config=self._store.config(),
+            config=self._config.config(),
             store=self._store,
             now=self._clock.now(),
         )
