@@ -39,9 +39,11 @@ from tsunagu.clock import isoformat
 from tsunagu.ids import new_id
 from tsunagu.journeys.install import install_shipped
 from tsunagu.journeys.shipped import SHIPPED_JOURNEYS
+from tsunagu.journeys.stream import JourneyRouting
 from tsunagu.leads.model import LeadEvent
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.qualification.scoring import DEFAULT_MODEL
+from tsunagu.qualification.stream import QualificationRouting
 from tsunagu.store.leads import LeadRepository
 
 TITLE = "route_events scoring throughput (stream batch of 100 events)"
@@ -95,9 +97,9 @@ def _in_phase(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 PHASES: list[tuple[Any, str, str]] = [
-    (services.QualificationRouting, "on_event", "scoring"),
-    (services.QualificationRouting, "on_stage_change", "hand-off start"),
-    (services.JourneyRouting, "on_event", "journeys (enter/leave)"),
+    (QualificationRouting, "on_event", "scoring"),
+    (QualificationRouting, "on_stage_change", "hand-off start"),
+    (JourneyRouting, "on_event", "journeys (enter/leave)"),
     (services.JourneyWaits, "resume_matching", "journey waits"),
     (services.MailConfirmations, "send_confirmation", "double opt-in"),
     (LeadRepository, "record_activity", "last activity"),

@@ -19,10 +19,12 @@ from tsunagu.store.tables import bind_tables
 if TYPE_CHECKING:
     from tsunagu.journeys.business_time import BusinessCalendar, QuietHours
     from tsunagu.journeys.gate import FrequencyCap
-    from tsunagu.journeys.lifecycle import EntryResult, Occurrence
+    from tsunagu.journeys.lifecycle import EntryResult
     from tsunagu.journeys.model import Journey
+    from tsunagu.journeys.stream import JourneyRouting
     from tsunagu.leads.model import Lead
     from tsunagu.mail.send import MailPolicy, SendRequest, SendResult
+    from tsunagu.qualification.stream import QualificationRouting
     from tsunagu.store.forms import FormRepository
     from tsunagu.store.journeys import (
         JourneyRepository,
@@ -280,70 +282,18 @@ def enter_leads(
     return results
 
 
-JOURNEY_CACHE_SECONDS = 30.0
-
-
-class JourneyRouting:
-    """route_events' side of journeys: who enters on this event, who leaves.
-
-    The journey definitions are read once per half minute (a scan of a small table), not per
-    event: a journey switched on or off takes effect within that time.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        from tsunagu.store.journeys import WaitRepository
-
-        self._settings = settings
-        self._store = journey_repository(settings)
-        self._waits = WaitRepository(bind_tables(settings))
-        self._clock = clock(settings)
-        self._cached: tuple[float, list[Journey]] | None = None
-
-    def journeys(self) -> list[Journey]:
-        if self._cached is None or time.monotonic() - self._cached[0] > JOURNEY_CACHE_SECONDS:
-            self._cached = (time.monotonic(), self._store.journeys())
-        return self._cached[1]
-
-    def on_event(self, event: Occurrence, *, by_person: bool) -> None:
-        from tsunagu.journeys.lifecycle import (
-            enter,
-            leave_journeys,
-            may_end_journeys,
-            triggered_journeys,
-        )
-
-        journeys = self.journeys()
-        if not journeys:
-            return
-        if may_end_journeys(event.type, journeys):
-            leave_journeys(
-                event,
-                {j.journey_id: j for j in journeys},
-                store=self._store,
-                executions=executions(self._settings),
-                waits=self._waits,
-                clock=self._clock,
-            )
-        if not by_person and event.type not in ("stage_changed", "score_changed"):
-            return  # a scanner's click or Tsunagu's own record enters nobody
-        for journey in triggered_journeys(journeys, event):
-            enter(
-                journey,
-                event.lead_id,
-                cause=f"event:{event.event_id}",
-                trigger=event.type,
-                trigger_event_id=event.event_id,
-                payload={"entered_on": event.occurred_at},
-                state_machine_arn=state_machine_arn(self._settings, journey),
-                store=self._store,
-                executions=executions(self._settings),
-                clock=self._clock,
-            )
-
-
 @lru_cache(maxsize=8)
 def journey_routing(settings: Settings) -> JourneyRouting:
-    return JourneyRouting(settings)
+    """route_events' side of journeys (see tsunagu.journeys.stream)."""
+    from tsunagu.journeys.stream import JourneyRouting
+
+    return JourneyRouting(
+        journey_repository(settings),
+        executions(settings),
+        wait_repository(settings),
+        clock(settings),
+        lambda journey: state_machine_arn(settings, journey),
+    )
 
 
 # ---------------------------------------------------------------- qualification
@@ -388,60 +338,17 @@ def crm_signing_key(settings: Settings) -> bytes:
 HAND_OFF_STATE_MACHINE = "hand-off-to-sales"
 
 
-def _never_scored() -> frozenset[str]:
-    from tsunagu.event_kinds import SYSTEM_EVENT_KINDS
-
-    # Tsunagu's own records of what it did never score, whatever a rule says; an unsubscribe
-    # (a consent change) is the lead's doing and scores by its rule.
-    return SYSTEM_EVENT_KINDS - {"consent_changed"}
-
-
-NEVER_SCORED = _never_scored()
-
-
-class QualificationRouting:
-    """route_events' side of qualification: score what a person did; hand a new MQL to sales."""
-
-    def __init__(self, settings: Settings) -> None:
-        from tsunagu.stream_batch import BatchAwards
-
-        self._settings = settings
-        self._config = qualification_repository(settings)
-        self._store = BatchAwards(self._config)
-        self._clock = clock(settings)
-
-    def begin_batch(self) -> None:
-        self._store.begin_batch()
-
-    def on_event(self, event: Occurrence, *, automated: bool) -> None:
-        from tsunagu.qualification.pipeline import score_event
-
-        if automated or event.type in NEVER_SCORED:
-            return
-        score_event(
-            event.lead_id,
-            event.event_id,
-            event.type,
-            event.occurred_at,
-            event.properties,
-            config=self._config.config(),
-            store=self._store,
-            now=self._clock.now(),
-        )
-
-    def on_stage_change(self, event: Occurrence) -> None:
-        """A lead became MQL: start its hand-off, once (named by the stage event)."""
-        if event.type != "stage_changed" or event.properties.get("to") != "mql":
-            return
-        if not self._settings.state_machine_arn_prefix:
-            raise RuntimeError("TSUNAGU_STATE_MACHINE_ARN_PREFIX is not set for route_events")
-        executions(self._settings).start(
-            self._settings.state_machine_arn_prefix + HAND_OFF_STATE_MACHINE,
-            f"mql-{event.event_id}",
-            {"lead_id": event.lead_id, "stage_event_id": event.event_id},
-        )
-
-
 @lru_cache(maxsize=8)
 def qualification_routing(settings: Settings) -> QualificationRouting:
-    return QualificationRouting(settings)
+    """route_events' side of qualification (see tsunagu.qualification.stream)."""
+    from tsunagu.qualification.stream import QualificationRouting
+
+    prefix = settings.state_machine_arn_prefix
+    store = qualification_repository(settings)
+    return QualificationRouting(
+        store.config,
+        store,
+        executions(settings),
+        clock(settings),
+        prefix + HAND_OFF_STATE_MACHINE if prefix else None,
+    )
