@@ -29,7 +29,11 @@ from tsunagu_local.intrinsics import Resolver
 from tsunagu_local.lambdas import FunctionRegistry, LocalFunction, install_moto_invoke
 from tsunagu_local.schedules import ScheduledRule, rate_seconds
 from tsunagu_local.secrets import create_secret, generated_value
-from tsunagu_local.streams import StreamMapping, StreamPoller
+from tsunagu_local.streams import (
+    StreamMapping,
+    StreamPoller,
+    keep_streams_across_cancelled_transactions,
+)
 from tsunagu_local.tables import create_table
 from tsunagu_local.template import Stack, declared_parameters, load_stack
 from tsunagu_local.waits import (
@@ -106,6 +110,7 @@ class LocalRuntime:
         install_wait_clock(self.clock)
         install_task_timeout_clock(self.clock)
         install_retry_clock(self.clock)
+        keep_streams_across_cancelled_transactions()
         install_moto_invoke(self.functions)
         parameters = dict(self.options.parameters)
         if "Stage" in declared_parameters(self.options.template):

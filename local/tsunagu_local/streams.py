@@ -178,3 +178,40 @@ class StreamPoller:
                     default=str,
                 ),
             )
+
+
+def keep_streams_across_cancelled_transactions() -> None:
+    """A cancelled TransactWriteItems must not cut the stream off.
+
+    To roll back, moto puts back deep copies of every table the transaction touched, and the
+    copy brings its own stream shard; the pollers' shard iterators still point at the old one,
+    so no later write would reach route_events (a replayed form submission - one cancelled
+    transaction - would stop every journey for the rest of the run). After a rollback the copy
+    gets the shard the pollers read, holding the copy's records: the writes the transaction
+    made before it was cancelled are gone from the stream too, as in DynamoDB.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.transact_write_items
+    if getattr(original, "keeps_streams", False):
+        return
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        shards = {
+            name: table.stream_shard
+            for name, table in self.tables.items()
+            if getattr(table, "stream_shard", None) is not None
+        }
+        try:
+            original(self, transact_items)
+        finally:
+            for name, shard in shards.items():
+                table = self.tables.get(name)
+                if table is None or table.stream_shard is shard or table.stream_shard is None:
+                    continue
+                shard.items[:] = table.stream_shard.items
+                shard.table = table
+                table.stream_shard = shard
+
+    transact_write_items.keeps_streams = True  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]

@@ -3,7 +3,7 @@ true now (tsunagu.journeys.gate)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,12 +56,20 @@ def lead(**overrides: Any) -> Lead:
     return Lead(**{**values, **overrides})
 
 
-def no_sends() -> Sequence[str]:
-    return []
+no_sends: Sequence[str] = ()
 
 
-def must_not_read() -> Sequence[str]:
-    raise AssertionError("the gate read the recent sends although it had decided already")
+class _Unread(tuple[str, ...]):
+    """Recent sends the gate must not look at: it has decided before the cap."""
+
+    def __iter__(self) -> Iterator[str]:
+        raise AssertionError("the gate read the recent sends although it had decided already")
+
+    def __len__(self) -> int:
+        raise AssertionError("the gate read the recent sends although it had decided already")
+
+
+must_not_read: Sequence[str] = _Unread()
 
 
 def gate(**overrides: Any) -> GateInput:
@@ -95,8 +103,8 @@ def ago(**delta: float) -> str:
     return isoformat(NOW - timedelta(**delta))
 
 
-def sends(*instants: str) -> Callable[[], Sequence[str]]:
-    return lambda: list(instants)
+def sends(*instants: str) -> Sequence[str]:
+    return instants
 
 
 # ---------------------------------------------------------------- send

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,11 +11,12 @@ import pytest
 
 from tsunagu.clock import FixedClock, isoformat
 from tsunagu.errors import NotFound
-from tsunagu.journeys.gate import EntryState, FrequencyCap, GateDecision
+from tsunagu.journeys.gate import EntryState, FrequencyCap, GateDecision, SendLedger
 from tsunagu.journeys.lifecycle import JourneyEntry, ParkedExecution, with_exit
 from tsunagu.journeys.model import Journey, ResumePolicy
 from tsunagu.journeys.steps import (
     GateRequest,
+    GateView,
     NotPaused,
     ResumeReport,
     check_gate,
@@ -86,24 +87,37 @@ class MemoryJourneyStore:
         self.leads: dict[str, Lead] = {LEAD: make_lead()}
         self.consent = ConsentView({"marketing": "opted_in"})
         self.sends: list[str] = []
-        self.sends_read_since: list[str] = []
+        self.ledger_version: str | None = None
+        self.reservations: list[str] = []
+        self.reserve_before_next_write: str | None = None
         self.parked_records: dict[tuple[str, str], ParkedExecution] = {}
         self.exits: list[tuple[str, str, str]] = []
         self.stop_log: list[tuple[bool, str, str]] = []
         self.pause_on_park: bool | None = None
         """Flip the journey's status as the park is written (a racing marketer)."""
 
-    def gate_view(
-        self, journey_id: str, lead_id: str, topic: str
-    ) -> tuple[Journey | None, bool, EntryState | None, Recipient]:
+    def gate_view(self, journey_id: str, lead_id: str, topic: str) -> GateView:
         entry = self.entries.get((lead_id, journey_id))
         state = None if entry is None else EntryState(entry.status, entry.exit_reason)
         recipient = Recipient(self.leads.get(lead_id), self.consent)
-        return self.definitions.get(journey_id), self.paused_account, state, recipient
+        ledger = SendLedger(tuple(self.sends), self.ledger_version)
+        view = GateView(
+            self.definitions.get(journey_id), self.paused_account, state, recipient, ledger
+        )
+        if self.reserve_before_next_write is not None:
+            # another journey's gate reserves between this read and this gate's write
+            self.sends.append(self.reserve_before_next_write)
+            self.ledger_version = f"v{len(self.sends)}"
+            self.reserve_before_next_write = None
+        return view
 
-    def recent_marketing_sends(self, lead_id: str, since: str) -> list[str]:
-        self.sends_read_since.append(since)
-        return [s for s in self.sends if s >= since]
+    def reserve_send(self, lead_id: str, ledger: SendLedger, times: Sequence[str]) -> bool:
+        if ledger.version != self.ledger_version:
+            return False
+        self.sends = list(times)
+        self.ledger_version = f"v{len(times)}"
+        self.reservations.append(times[-1])
+        return True
 
     def get_journey(self, journey_id: str) -> Journey | None:
         return self.definitions.get(journey_id)
@@ -223,8 +237,8 @@ def test_the_gate_sends_and_leaves_the_entry_alone() -> None:
 
     assert gate(store, waits) == GateDecision("send")
     assert store.exits == [] and waits.ended == []
-    # the cap read the last seven days, every journey's mail
-    assert store.sends_read_since == [isoformat(NOW - timedelta(days=7))]
+    # the mail is reserved in the lead's ledger, for every journey's cap
+    assert store.reservations == [isoformat(NOW)]
 
 
 def test_an_exit_at_the_gate_is_recorded_and_the_waits_are_cleaned() -> None:
@@ -238,7 +252,7 @@ def test_an_exit_at_the_gate_is_recorded_and_the_waits_are_cleaned() -> None:
     assert store.exits == [("seminar_follow_up", "crm_status", isoformat(NOW))]
     assert store.entries[(LEAD, "seminar_follow_up")].status == "exited"
     assert waits.ended == [(LEAD, EXECUTION)]
-    assert store.sends_read_since == []  # decided before the cap
+    assert store.reservations == []  # nothing goes out, nothing is reserved
 
 
 def test_an_entry_exited_already_is_not_exited_twice_but_its_waits_go() -> None:
@@ -493,3 +507,17 @@ def test_parked_by_step_counts_where_leads_wait() -> None:
     ]
     assert parked_by_step(held) == {"Send mail A": 2, "Send mail B": 1}
     assert parked_by_step([]) == {}
+
+
+def test_a_gate_that_loses_the_reservation_race_decides_again_on_the_new_ledger() -> None:
+    # Given another journey's gate reserving the lead's only mail of the day between this
+    # gate's read and its write
+    store, waits = MemoryJourneyStore(journey()), RecordingWaits()
+    store.reserve_before_next_write = isoformat(NOW - timedelta(seconds=1))
+
+    # When this gate decides
+    decision = gate(store, waits)
+
+    # Then its write is refused, it reads again, and the cap defers its mail to the next day
+    assert decision.action == "defer" and decision.reason == "frequency_cap"
+    assert store.reservations == []

@@ -80,6 +80,20 @@ class Release:
 
 
 @dataclass(frozen=True)
+class SendLedger:
+    """The marketing mails journeys have let through to one lead in the last week (the gate's
+    own record, not the mail log): the gate reserves its mail here with a condition on
+    ``version``, so two journeys' mails due at the same moment cannot both pass the cap."""
+
+    times: tuple[str, ...] = ()
+    version: str | None = None
+    """None: nothing reserved yet."""
+
+    def within(self, now: datetime, window: timedelta = WEEK) -> tuple[str, ...]:
+        return tuple(t for t in self.times if now - parse_instant(t) < window)
+
+
+@dataclass(frozen=True)
 class EntryState:
     """A lead's entry into a journey, as route_events and the gate see it."""
 
@@ -94,9 +108,8 @@ class GateInput:
     lead: Lead | None
     consent: ConsentView
     entry: EntryState | None
-    recent_sends: Callable[[], Sequence[str]]
-    """When marketing mail went to this lead in the last week (any journey), ISO instants;
-    read only when the gate gets as far as the cap."""
+    recent_sends: Sequence[str]
+    """When journeys let marketing mail through to this lead in the last week, ISO instants."""
     step: str
     release: Release | None = None
     deadline: str | None = None
@@ -173,16 +186,16 @@ def decide(
         if release.action == "expire" and gate.deadline and parse_instant(gate.deadline) <= now:
             return GateDecision("skip", "deadline_passed")
         if release.not_before and parse_instant(release.not_before) > now:
-            return GateDecision("defer", "paced", _timestamp(release.not_before))
-    fits_at = next_allowed_by_cap(gate.recent_sends(), now, cap)
+            return GateDecision("defer", "paced", wait_timestamp(release.not_before))
+    fits_at = next_allowed_by_cap(gate.recent_sends, now, cap)
     if fits_at is not None:
         if cap.over == "skip":
             return GateDecision("skip", "frequency_cap")
-        return GateDecision("defer", "frequency_cap", _timestamp(allowed_at(fits_at)))
+        return GateDecision("defer", "frequency_cap", wait_timestamp(allowed_at(fits_at)))
     return GateDecision("send")
 
 
-def _timestamp(instant: datetime | str) -> str:
+def wait_timestamp(instant: datetime | str) -> str:
     """The form a Wait state's TimestampPath accepts (UTC, whole seconds, rounded up)."""
     from tsunagu.journeys.business_time import step_functions_timestamp, whole_second_at_or_after
 

@@ -22,7 +22,9 @@ from tsunagu.journeys.gate import (
     GateDecision,
     GateInput,
     Release,
+    SendLedger,
     decide,
+    wait_timestamp,
 )
 from tsunagu.journeys.lifecycle import (
     Executions,
@@ -40,12 +42,24 @@ class NotPaused(TsunaguError):
     back to its gate (the error's name is what ASL matches)."""
 
 
-class GateStore(Protocol):
-    def gate_view(
-        self, journey_id: str, lead_id: str, topic: str
-    ) -> tuple[Journey | None, bool, EntryState | None, Recipient]: ...
+@dataclass(frozen=True)
+class GateView:
+    """All the gate reads, in one request."""
 
-    def recent_marketing_sends(self, lead_id: str, since: str) -> list[str]: ...
+    journey: Journey | None
+    account_paused: bool
+    entry: EntryState | None
+    recipient: Recipient
+    sends: SendLedger
+
+
+class GateStore(Protocol):
+    def gate_view(self, journey_id: str, lead_id: str, topic: str) -> GateView: ...
+
+    def reserve_send(self, lead_id: str, ledger: SendLedger, times: Sequence[str]) -> bool:
+        """Write ``times`` as the lead's ledger if it is still ``ledger``; False if another
+        gate reserved first."""
+        ...
 
     def get_journey(self, journey_id: str) -> Journey | None: ...
 
@@ -79,6 +93,11 @@ class GateRequest:
     deadline: str | None = None
 
 
+# Gates of several journeys reserving for one lead at the same instant: after this many
+# lost races the mail waits a minute and asks again.
+RESERVATION_ATTEMPTS = 3
+
+
 def check_gate(
     request: GateRequest,
     *,
@@ -88,30 +107,35 @@ def check_gate(
     cap: FrequencyCap,
     allowed_at: Callable[[datetime], datetime],
 ) -> GateDecision:
-    journey, account_paused, entry, recipient = store.gate_view(
-        request.journey_id, request.lead_id, request.topic
-    )
-    now = clock.now()
-    since = isoformat(now - timedelta(days=7))
-    decision = decide(
-        GateInput(
-            journey=journey,
-            account_paused=account_paused,
-            lead=recipient.lead,
-            consent=recipient.consent,
-            entry=entry,
-            recent_sends=lambda: store.recent_marketing_sends(request.lead_id, since),
-            step=request.step,
-            release=Release.from_state(request.state, request.step),
-            deadline=request.deadline,
-        ),
-        now=now,
-        cap=cap,
-        allowed_at=allowed_at,
-    )
-    if decision.action == "exit":
-        _record_exit(request, decision.reason or "exited", store=store, waits=waits, clock=clock)
-    return decision
+    for _ in range(RESERVATION_ATTEMPTS):
+        view = store.gate_view(request.journey_id, request.lead_id, request.topic)
+        now = clock.now()
+        decision = decide(
+            GateInput(
+                journey=view.journey,
+                account_paused=view.account_paused,
+                lead=view.recipient.lead,
+                consent=view.recipient.consent,
+                entry=view.entry,
+                recent_sends=view.sends.within(now),
+                step=request.step,
+                release=Release.from_state(request.state, request.step),
+                deadline=request.deadline,
+            ),
+            now=now,
+            cap=cap,
+            allowed_at=allowed_at,
+        )
+        if decision.action == "exit":
+            reason = decision.reason or "exited"
+            _record_exit(request, reason, store=store, waits=waits, clock=clock)
+        if decision.action != "send":
+            return decision
+        reserved = (*view.sends.within(now), isoformat(now))
+        if store.reserve_send(request.lead_id, view.sends, reserved):
+            return decision
+    retry_at = clock.now() + timedelta(minutes=1)
+    return GateDecision("defer", "frequency_cap_contention", wait_timestamp(retry_at))
 
 
 def _record_exit(

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import secrets
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from pynamodb.exceptions import PutError
 
 from tsunagu.clock import parse_instant
-from tsunagu.journeys.gate import EntryState
+from tsunagu.journeys.gate import EntryState, SendLedger
 from tsunagu.journeys.lifecycle import JourneyEntry, ParkedExecution, with_exit
 from tsunagu.journeys.model import Journey
+from tsunagu.journeys.steps import GateView
 from tsunagu.journeys.waits import EventMatch, JourneyWait
-from tsunagu.mail.consent import Recipient
 from tsunagu.settings import Settings
 from tsunagu.store.converters import recipient_from
 from tsunagu.store.tables import Tables, batch_get, get_or_none
@@ -107,6 +108,10 @@ def _entry_key(lead_id: str, journey_id: str) -> tuple[str, str]:
     return f"lead#{lead_id}", f"entry#{journey_id}"
 
 
+def _ledger_key(lead_id: str) -> tuple[str, str]:
+    return f"lead#{lead_id}", "sends"
+
+
 def _parked_pk(journey_id: str) -> str:
     return f"parked#{journey_id}"
 
@@ -151,14 +156,13 @@ class JourneyRepository:
         ).save()
 
     # -- what the gate reads: one BatchGetItem over three tables
-    def gate_view(
-        self, journey_id: str, lead_id: str, topic: str
-    ) -> tuple[Journey | None, bool, EntryState | None, Recipient]:
+    def gate_view(self, journey_id: str, lead_id: str, topic: str) -> GateView:
         settings = self._tables.settings
         journey_keys = [
             _definition_key(journey_id),
             ACCOUNT_CONTROL,
             _entry_key(lead_id, journey_id),
+            _ledger_key(lead_id),
         ]
         records = sorted({f"topic#{topic}", "topic#marketing", "topic#all", "suppression"})
         request: dict[str, Any] = {
@@ -176,12 +180,15 @@ class JourneyRepository:
         journey = None
         paused = False
         entry = None
+        ledger = SendLedger()
         for raw in responses.get(settings.journeys_table, []):
             item = self._tables.journeys.from_raw_data(raw)
             if item.sk == "definition":
                 journey = Journey.model_validate(item.data)
             elif item.pk == "account":
                 paused = item.status == "paused"
+            elif item.sk == "sends":
+                ledger = SendLedger(tuple(item.data.get("times", [])), item.updated_at)
             else:
                 exited = item.status == "exited"
                 entry = EntryState("exited" if exited else "active", item.data.get("exit_reason"))
@@ -190,21 +197,26 @@ class JourneyRepository:
             responses.get(settings.leads_table, []),
             responses.get(settings.consent_table, []),
         )
-        return journey, paused, entry, recipient
+        return GateView(journey, paused, entry, recipient, ledger)
 
-    def recent_marketing_sends(self, lead_id: str, since: str) -> list[str]:
-        """When marketing mail went to the lead since ``since`` (every journey, the CLI too)."""
-        events = self._tables.events
-        items = events.query(
-            f"lead#{lead_id}",
-            events.sk >= since,
-            filter_condition=(events.type == "mail_sent"),
+    def reserve_send(self, lead_id: str, ledger: SendLedger, times: Sequence[str]) -> bool:
+        model = self._tables.journeys
+        condition = (
+            model.pk.does_not_exist()
+            if ledger.version is None
+            else (model.updated_at == ledger.version)
         )
-        return [
-            item.occurred_at
-            for item in items
-            if _plain(item.properties).get("mail_kind", "marketing") == "marketing"
-        ]
+        # The ledger's version: when it was written, made unique (two gates in one millisecond).
+        version = f"{max(times, default='')}#{secrets.token_hex(4)}"
+        try:
+            model(*_ledger_key(lead_id), data={"times": list(times)}, updated_at=version).save(
+                condition=condition
+            )
+        except PutError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     # -- entries
     def entry(self, lead_id: str, journey_id: str) -> JourneyEntry | None:
