@@ -1,0 +1,612 @@
+"""The embedded runtime as the journey tests drive it, and what they read back from it.
+
+A journey test starts ``python -m tsunagu_local`` as ``make up`` does (the product's template,
+its shipped journeys and templates, on free ports, on a compressed clock), acts the way people
+and marketers act (the demo form, a click in a mail, the ``tsunagu`` CLI) and then reads what
+happened from three places: the Step Functions execution histories, the mails in the mail
+viewer's store (``/_local/mail``) and the rows the functions wrote (events, journey entries,
+parked executions, waits).
+
+Everything it talks to is on 127.0.0.1. The tests own their processes and stop them by their id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from concurrent import futures
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import Message
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import boto3
+from botocore.config import Config
+
+from tests.conftest import ROOT
+from tsunagu import services
+from tsunagu.clock import Clock, isoformat, parse_instant
+from tsunagu.ids import new_id
+from tsunagu.journeys.lifecycle import JourneyEntry, ParkedExecution
+from tsunagu.leads.capture import CaptureWrite
+from tsunagu.leads.email import normalise_email
+from tsunagu.leads.merge import Channel, FieldValue
+from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent, email_identity
+from tsunagu.settings import Settings
+from tsunagu_local.runtime import free_port
+
+JST = ZoneInfo("Asia/Tokyo")
+START_TIMEOUT = 60.0
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+SCANNER = "python-requests/2.32.3"
+SEMINAR = "seminar_follow_up"
+WELCOME = "welcome_nurture"
+RE_ENGAGEMENT = "re_engagement"
+
+
+def jst(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    """A moment given in Tokyo time."""
+    return datetime(year, month, day, hour, minute, tzinfo=JST)
+
+
+def wait_for[T](
+    probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.1
+) -> T:
+    """Call ``probe`` until it returns something truthy; fail after ``timeout`` real seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------- the running runtime
+@dataclass
+class Runtime:
+    """One ``tsunagu-local`` process and the ways to talk to it."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    workdir: Path
+    log_path: Path
+    state: dict[str, Any] = field(default_factory=dict)
+    _clients: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- start and stop
+    @classmethod
+    def launch(cls, name: str, workdir: Path, *, clock_start: str, time_scale: float) -> Runtime:
+        """Start it as ``make up`` does, from ``workdir``; returns at once (see ``wait_ready``).
+
+        The process runs in Asia/Tokyo on purpose, as a developer's machine here would: the
+        runtime must keep its own clock in UTC."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT")}
+        environment.update({"TZ": "Asia/Tokyo", "PYTHONUNBUFFERED": "1"})
+        log_path = workdir / "runtime.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tsunagu_local",
+                    "--template",
+                    str(ROOT / "template.yaml"),
+                    "--state-dir",
+                    str(workdir / ".tsunagu"),
+                    "--port",
+                    str(free_port()),
+                    "--no-persist",
+                    "--clock-start",
+                    clock_start,
+                    "--time-scale",
+                    f"{time_scale:g}",
+                ],
+                cwd=workdir,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return cls(name, process, workdir, log_path)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while "Press Ctrl-C" not in self.output():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"{self.name}: tsunagu-local did not start:\n{self.tail()}")
+            time.sleep(0.05)
+        state_file = self.workdir / ".tsunagu" / "runtime.json"
+        self.state = json.loads(state_file.read_text())
+
+    def stop(self) -> None:
+        """Ctrl-C, as a user stops it; killed (this process only) if it does not stop."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def tail(self, characters: int = 4000) -> str:
+        return self.output()[-characters:]
+
+    # -- configuration as the functions see it
+    @property
+    def api_url(self) -> str:
+        url: str = self.state["api_url"]
+        return url
+
+    @property
+    def environment(self) -> dict[str, str]:
+        environment: dict[str, str] = self.state["environment"]
+        return environment
+
+    @property
+    def scale(self) -> float:
+        return float(self.environment["TSUNAGU_TIME_SCALE"])
+
+    @cached_property
+    def settings(self) -> Settings:
+        return Settings.from_environ(self.environment)
+
+    @cached_property
+    def clock(self) -> Clock:
+        return services.clock(self.settings)
+
+    def function_name(self, logical_id: str) -> str:
+        name: str = self.state["functions"][logical_id]
+        return name
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                make_client: Any = boto3.client
+                self._clients[service] = make_client(
+                    service,
+                    region_name=self.environment["AWS_REGION"],
+                    endpoint_url=self.environment["AWS_ENDPOINT_URL"],
+                    aws_access_key_id="testing",
+                    aws_secret_access_key="testing",
+                    config=Config(retries={"max_attempts": 3}),
+                )
+            return self._clients[service]
+
+    # -- the clock
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def simulated_at(self, real: float) -> datetime:
+        """The runtime's clock at real time ``real`` (time.time())."""
+        start = parse_instant(self.environment["TSUNAGU_CLOCK_START"])
+        epoch = float(self.environment["TSUNAGU_CLOCK_EPOCH"])
+        return start + timedelta(seconds=(real - epoch) * self.scale)
+
+    def sleep_until(self, instant: datetime) -> None:
+        """Sleep until the runtime's clock reaches ``instant`` (at once if it has)."""
+        while (left := (instant - self.now()).total_seconds()) > 0:
+            time.sleep(min(left / self.scale, 1.0))
+
+    def seconds_until(self, instant: datetime, slack: float = 10.0) -> float:
+        """Real seconds until the clock reaches ``instant``, plus ``slack``: a poll's timeout."""
+        return max(0.0, (instant - self.now()).total_seconds() / self.scale) + slack
+
+    # -- people and marketers
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The ``tsunagu`` command, run from the folder ``make up`` was started in."""
+        return subprocess.run(
+            [sys.executable, "-m", "tsunagu.cli", *args],
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def cli_ok(self, *args: str) -> str:
+        done = self.cli(*args)
+        assert done.returncode == 0, f"tsunagu {' '.join(args)}: {done.stderr}{done.stdout}"
+        return done.stdout
+
+    def http(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Message, bytes]:
+        """Status, headers and body; never follows redirects. ``path`` may be a full URL of
+        this runtime's API."""
+        url = path if path.startswith("http") else self.api_url + path
+        assert url.startswith(self.api_url), url  # only ever our own loopback runtime
+        request = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
+        opener = urllib.request.build_opener(_NoRedirect())
+        try:
+            with opener.open(request, timeout=15) as response:
+                return response.status, response.headers, response.read()
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, error.headers, error.read()
+
+    # -- what it stored
+    def mail_viewer(self) -> list[dict[str, Any]]:
+        """Every mail moto's SES accepted, as the sent-mail viewer lists it (newest first)."""
+        status, _, body = self.http("GET", "/_local/mail?format=json")
+        assert status == 200, body[:500]
+        mails: list[dict[str, Any]] = json.loads(body)
+        return mails
+
+    def events(self, lead_id: str) -> list[LeadEvent]:
+        """The lead's events, oldest first."""
+        found = services.lead_repository(self.settings).events(lead_id, limit=500)
+        return sorted(found, key=lambda e: (e.occurred_at, e.event_id))
+
+    def lead(self, lead_id: str) -> Lead:
+        lead = services.lead_repository(self.settings).get_lead(lead_id)
+        assert lead is not None, lead_id
+        return lead
+
+    def entry(self, lead_id: str, journey_id: str) -> JourneyEntry | None:
+        return services.journey_repository(self.settings).entry(lead_id, journey_id)
+
+    def parked(self, journey_id: str) -> list[ParkedExecution]:
+        return services.journey_repository(self.settings).parked(journey_id)
+
+    def waits_of(self, lead_id: str) -> list[str]:
+        return [w.wait_id for w in services.wait_repository(self.settings).waits_of(lead_id)]
+
+    def state_machine_arn(self, journey_id: str) -> str:
+        journey = services.journey_repository(self.settings).get_journey(journey_id)
+        assert journey is not None, journey_id
+        return services.state_machine_arn(self.settings, journey)
+
+    def executions(self, journey_id: str) -> list[dict[str, Any]]:
+        paginator = self.client("stepfunctions").get_paginator("list_executions")
+        pages = paginator.paginate(stateMachineArn=self.state_machine_arn(journey_id))
+        return [e for page in pages for e in page["executions"]]
+
+    def has_ended(self, execution_arn: str) -> bool:
+        described = self.client("stepfunctions").describe_execution(executionArn=execution_arn)
+        return bool(described["status"] != "RUNNING")
+
+    def wait_ended(self, execution_arn: str, *, timeout: float, what: str) -> History:
+        """The execution's history once it has ended."""
+        wait_for(lambda: self.has_ended(execution_arn), timeout=timeout, what=what)
+        return self.history(execution_arn)
+
+    def history(self, execution_arn: str) -> History:
+        stepfunctions = self.client("stepfunctions")
+        description = stepfunctions.describe_execution(executionArn=execution_arn)
+        events: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = stepfunctions.get_execution_history(
+                executionArn=execution_arn,
+                maxResults=1000,
+                **({"nextToken": token} if token else {}),
+            )
+            events += page["events"]
+            token = page.get("nextToken")
+            if not token:
+                return History(self, execution_arn, description, events)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+# ---------------------------------------------------------------- execution histories
+@dataclass(frozen=True)
+class History:
+    runtime: Runtime
+    execution_arn: str
+    description: dict[str, Any]
+    events: list[dict[str, Any]]
+
+    @property
+    def status(self) -> str:
+        status: str = self.description["status"]
+        return status
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == kind]
+
+    def states(self) -> list[str]:
+        """Every state entered, in order."""
+        return [
+            e["stateEnteredEventDetails"]["name"]
+            for e in self.events
+            if e["type"].endswith("StateEntered")
+        ]
+
+    def entered(self, state: str) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.events
+            if e["type"].endswith("StateEntered") and e["stateEnteredEventDetails"]["name"] == state
+        ]
+
+    def exited(self, state: str) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.events
+            if e["type"].endswith("StateExited") and e["stateExitedEventDetails"]["name"] == state
+        ]
+
+    def outputs(self, state: str) -> list[dict[str, Any]]:
+        """The state's output each time it was left (the execution's state after it)."""
+        return [json.loads(e["stateExitedEventDetails"]["output"]) for e in self.exited(state)]
+
+    def gate(self, step_state: str) -> list[dict[str, Any]]:
+        """What the gate said each time it ran before ``step_state`` ("the invitation",
+        "mail A"): ``[{"action", "reason", "send_at"}, ...]``."""
+        return [o["gate"] for o in self.outputs(f"Check the gate before {step_state}")]
+
+    def simulated(self, event: dict[str, Any]) -> datetime:
+        """When a history event happened on the runtime's clock."""
+        return self.runtime.simulated_at(event["timestamp"].timestamp())
+
+    def describe(self) -> str:
+        return f"{self.status}: " + " -> ".join(self.states())
+
+
+# ---------------------------------------------------------------- leads
+def import_lead(runtime: Runtime, email: str, name: str, *, tags: Iterable[str]) -> str:
+    """A lead from an attendee list: marketing consent recorded with the list's wording, no form
+    event (so no form-triggered journey enters it and its frequency cap is its own)."""
+    now = runtime.now()
+    at = isoformat(now)
+    address = normalise_email(email)
+    lead = Lead(
+        lead_id=new_id("lead", now),
+        email=address.address,
+        fields={"name": FieldValue(name, Channel.IMPORT, at)},
+        sources=[Channel.IMPORT.value],
+        visitor_ids=set(),
+        stage="lead",
+        created_at=at,
+        updated_at=at,
+        tags=set(tags),
+    )
+    services.lead_repository(runtime.settings).commit_capture(
+        CaptureWrite(
+            lead=lead,
+            is_new=True,
+            claim_identities=[email_identity(address.identity_key)],
+            point_identities=[],
+            event=LeadEvent(new_id("evt", now), "lead_imported", at, lead.lead_id, None, {}),
+            consent=ConsentEvidence(
+                evidence_id=new_id("cns", now),
+                lead_id=lead.lead_id,
+                email=lead.email,
+                topic="marketing",
+                status="opted_in",
+                at=at,
+                text="セミナーやイベントのご案内をメールで受け取る",
+                text_version="2026-11",
+            ),
+            idempotency_key=None,
+            request_hash="",
+            response={},
+        )
+    )
+    return lead.lead_id
+
+
+def submit_demo_form(
+    runtime: Runtime,
+    email: str,
+    name: str,
+    *,
+    visitor_id: str | None = None,
+    submission_id: str | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """The demo form, posted as the page's script posts it, with the newsletter box ticked."""
+    fields: dict[str, Any] = {
+        "email": email,
+        "name": name,
+        "company": "Example 株式会社",
+        "consent": True,
+    }
+    if visitor_id:
+        fields["visitor_id"] = visitor_id
+    if submission_id:
+        fields["submission_id"] = submission_id
+    status, _, body = runtime.http(
+        "POST",
+        "/forms/demo/submissions",
+        json.dumps(fields).encode(),
+        {"content-type": "application/json", "origin": runtime.api_url},
+    )
+    return status, json.loads(body)
+
+
+def view_page(runtime: Runtime, visitor_id: str, path: str) -> None:
+    """The snippet's page-view beacon, from a page of the demo site."""
+    beacon = {
+        "site_id": "demo",
+        "events": [
+            {
+                "type": "page_view",
+                "visitor_id": visitor_id,
+                "url": f"{runtime.api_url}/_local/demo{path}",
+                "title": path.strip("/"),
+            }
+        ],
+    }
+    status, _, body = runtime.http(
+        "POST",
+        "/t/events",
+        json.dumps(beacon).encode(),
+        {
+            "content-type": "text/plain;charset=UTF-8",
+            "origin": runtime.api_url,
+            "user-agent": CHROME,
+        },
+    )
+    assert status in (200, 202, 204), body[:500]
+
+
+# ---------------------------------------------------------------- mail
+@dataclass(frozen=True)
+class SentMail:
+    """A mail in the viewer's store, joined with the ``mail_sent`` row send_email wrote."""
+
+    template_id: str
+    sent_at: datetime
+    """Simulated time, from the row."""
+    message_id: str
+    subject: str
+    recipients: list[str]
+    headers: dict[str, str]
+    html: str
+    idempotency_key: str
+
+    @property
+    def step(self) -> str:
+        """The journey state that sent it (its idempotency key ends in the state's name)."""
+        return self.idempotency_key.rsplit(":", 1)[-1]
+
+    @property
+    def sent_at_jst(self) -> datetime:
+        return self.sent_at.astimezone(JST)
+
+    def tracked_links(self) -> list[str]:
+        """The signed click links a person can see (not the hidden honeypot), in order."""
+        import re
+
+        return re.findall(r'<a href="([^"]+/c/[^"]+)"(?![^>]*display:none)', self.html)
+
+    @property
+    def unsubscribe_url(self) -> str:
+        return self.headers["List-Unsubscribe"].strip("<>")
+
+
+def sent_mails(runtime: Runtime, lead_id: str) -> list[SentMail]:
+    """The mails sent to this lead, oldest first: each one in the viewer and in the rows."""
+    rows = {
+        str(e.properties["message_id"]): e for e in runtime.events(lead_id) if e.type == "mail_sent"
+    }
+    mails = []
+    for viewed in runtime.mail_viewer():
+        headers = dict(viewed["headers"])
+        row = rows.get(headers.get("X-Tsunagu-Message-Id", ""))
+        if row is None:
+            continue
+        mails.append(
+            SentMail(
+                template_id=str(row.properties["template_id"]),
+                sent_at=parse_instant(row.occurred_at),
+                message_id=str(row.properties["message_id"]),
+                subject=str(viewed["subject"]),
+                recipients=list(viewed["recipients"]),
+                headers=headers,
+                html=str(viewed["html"] or ""),
+                idempotency_key=str(row.properties.get("idempotency_key", "")),
+            )
+        )
+    return sorted(mails, key=lambda m: m.sent_at)
+
+
+def templates_sent(runtime: Runtime, lead_id: str) -> list[str]:
+    return [m.template_id for m in sent_mails(runtime, lead_id)]
+
+
+def mail_of(runtime: Runtime, lead_id: str, template_id: str, timeout: float = 15) -> SentMail:
+    """The lead's first mail of this template (waiting up to ``timeout`` real seconds for it)."""
+
+    def probe() -> SentMail | None:
+        found = [m for m in sent_mails(runtime, lead_id) if m.template_id == template_id]
+        return found[0] if found else None
+
+    return wait_for(probe, timeout=timeout, what=f"mail {template_id} to {lead_id}", interval=0.2)
+
+
+# ---------------------------------------------------------------- a script of what happens when
+@dataclass
+class Step:
+    name: str
+    action: Callable[[], Any]
+    at: datetime | None = None
+    """The simulated moment it runs at (at once when None, or when that moment has passed)."""
+
+
+@dataclass
+class Director:
+    """Runs a world's script on a thread, in order, each step at its simulated moment; tests
+    wait for a step's result (or its error) by name, so several scenarios share one runtime and
+    one run of its clock."""
+
+    runtime: Runtime
+    steps: list[Step]
+    results: dict[str, Future[Any]] = field(default_factory=dict)
+    ran_at: dict[str, datetime] = field(default_factory=dict)
+    """When each step started, on the runtime's clock."""
+    log: list[str] = field(default_factory=list)
+    """What ran when, and how long it took: written next to the runtime's log."""
+
+    def __post_init__(self) -> None:
+        for step in self.steps:
+            self.results[step.name] = Future()
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name=f"director-{self.runtime.name}")
+        thread.daemon = True
+        thread.start()
+        return thread
+
+    def _run(self) -> None:
+        for step in self.steps:
+            future = self.results[step.name]
+            began = time.monotonic()
+            try:
+                if step.at is not None:
+                    self.runtime.sleep_until(step.at)
+                began = time.monotonic()
+                self.ran_at[step.name] = self.runtime.now()
+                future.set_result(step.action())
+                outcome = "ok"
+            except BaseException as error:  # handed to the test that waits for this step
+                future.set_exception(error)
+                outcome = f"failed: {error!r}"[:300]
+            self.log.append(
+                f"{self.ran_at.get(step.name, self.runtime.now()).astimezone(JST):%a %H:%M} JST"
+                f"  {time.monotonic() - began:5.2f}s  {step.name}: {outcome}"
+            )
+            (self.runtime.workdir / "script.log").write_text("\n".join(self.log) + "\n")
+
+    def wait_until_done(self, name: str, timeout: float = 120.0) -> None:
+        """Until the step has run, whether it worked or not."""
+        futures.wait([self.results[name]], timeout=timeout)
+
+    def result(self, name: str, timeout: float = 120.0) -> Any:
+        try:
+            return self.results[name].result(timeout=timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"{self.runtime.name}: step {name!r} did not finish in {timeout:g}s;"
+                f" runtime output:\n{self.runtime.tail()}"
+            ) from None
