@@ -13,41 +13,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from tsunagu.clock import Clock, isoformat, parse_instant
+from tsunagu.event_match import EventConditions
 
 
-class EventMatch(BaseModel):
-    """Which event ends the wait. Every field given must match; none given matches any event
-    of the type."""
+class EventMatch(EventConditions):
+    """Which event ends the wait (or enters a lead, or reaches a journey's goal)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
-    message_id: str | None = Field(default=None, max_length=64)
-    link_id: str | None = Field(default=None, max_length=64)
-    form_id: str | None = Field(default=None, max_length=64)
-    url_contains: str | None = Field(default=None, max_length=500)
-    """For page views: a part of the URL ("/pricing")."""
-    properties: dict[str, str] = Field(default_factory=dict, max_length=10)
-    """Any other property, compared as text (e.g. {"status": "attended"})."""
     label: str | None = Field(default=None, max_length=40)
     """Named in the resumed output as ``matched``, so a Choice can branch on which of several
     awaited events came ("pricing" or "case_study")."""
-
-    def matches(self, event_type: str, properties: Mapping[str, Any]) -> bool:
-        if event_type != self.type:
-            return False
-        for name in ("message_id", "link_id", "form_id"):
-            wanted = getattr(self, name)
-            if wanted is not None and properties.get(name) != wanted:
-                return False
-        if self.url_contains is not None and self.url_contains not in str(
-            properties.get("url") or ""
-        ):
-            return False
-        return all(str(properties.get(k)) == v for k, v in self.properties.items())
 
 
 @dataclass(frozen=True)

@@ -53,3 +53,14 @@ def normalise_email(raw: str) -> EmailAddress:
     # ascii_email carries an internationalised domain as punycode, which SES accepts.
     local_part, domain = (result.ascii_email or result.normalized).rsplit("@", 1)
     return EmailAddress(f"{local_part}@{domain.lower()}")
+
+
+def normalised_or_none(value: str | None) -> str | None:
+    """A pydantic field validator for an optional address: normalised, or a ValueError that
+    says what is wrong with it."""
+    if value is None:
+        return None
+    try:
+        return normalise_email(value).address
+    except InvalidEmail as error:
+        raise ValueError(str(error)) from None

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tsunagu.leads.email import InvalidEmail, normalise_email
+from tsunagu.leads.email import normalised_or_none
 
 TOPIC_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 
@@ -35,12 +35,4 @@ class MailTemplate(BaseModel):
     defaults: dict[str, str] = Field(default_factory=dict, max_length=100)
     """Values for fields a lead lacks, by name: ``{"name": "ご担当者"}``."""
 
-    @field_validator("from_address", "reply_to")
-    @classmethod
-    def _address(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            return normalise_email(value).address
-        except InvalidEmail as error:
-            raise ValueError(str(error)) from None
+    _address = field_validator("from_address", "reply_to")(normalised_or_none)

@@ -34,7 +34,7 @@ from tsunagu.errors import (
     Unauthenticated,
     ValidationFailed,
 )
-from tsunagu.leads.email import InvalidEmail, normalise_email
+from tsunagu.leads.email import normalised_or_none
 from tsunagu.leads.merge import Channel, FieldValue
 
 SIGNATURE_SCHEME = "v1"
@@ -233,15 +233,7 @@ class CrmUpdate(BaseModel):
 
     _text = field_validator("crm_id", "status")(_no_control)
 
-    @field_validator("email", "owner")
-    @classmethod
-    def _address(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            return normalise_email(value).address
-        except InvalidEmail as error:
-            raise ValueError(str(error)) from None
+    _address = field_validator("email", "owner")(normalised_or_none)
 
     @property
     def status_code(self) -> CrmStatus | None:

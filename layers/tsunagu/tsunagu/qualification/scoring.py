@@ -22,11 +22,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tsunagu.clock import isoformat, parse_instant
+from tsunagu.event_match import EventConditions
 
 CapPeriod = Literal["day", "week", "month", "ever"]
 Band = Literal[1, 2, 3, 4]
 
-EVENT_KIND_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 SECONDS_PER_DAY = 86_400
 # Band limits as fractions of the MQL threshold (band 1 is at or over the threshold).
@@ -34,7 +34,7 @@ BAND_2_FRACTION = 0.6
 BAND_3_FRACTION = 0.3
 
 
-class ScoringRule(BaseModel):
+class ScoringRule(EventConditions):
     """One line of the scoring sheet: "a pricing page view is worth 10 points, 10 a day at most".
 
     Every condition given must match; none given matches every event of the kind.
@@ -44,16 +44,6 @@ class ScoringRule(BaseModel):
 
     rule_id: str = Field(pattern=RULE_ID_PATTERN)
     description: str = Field(default="", max_length=200)
-    type: str = Field(pattern=EVENT_KIND_PATTERN)
-    """The event kind (``mail_opened``, ``page_view``, ``seminar_attended``...)."""
-    url_contains: str | None = Field(default=None, min_length=1, max_length=500)
-    """For page views: a part of the URL (``/pricing``)."""
-    form_id: str | None = Field(default=None, max_length=64)
-    message_id: str | None = Field(default=None, max_length=64)
-    link_id: str | None = Field(default=None, max_length=64)
-    template_id: str | None = Field(default=None, max_length=64)
-    properties: dict[str, str] = Field(default_factory=dict, max_length=10)
-    """Any other property, compared as text (``{"status": "opted_out"}``)."""
     points: int = Field(ge=-1000, le=1000)
     """Negative for signals against buying: an unsubscribe, a visit to the careers page."""
     cap: int | None = Field(default=None, ge=1, le=100_000)
@@ -70,20 +60,6 @@ class ScoringRule(BaseModel):
         if points == 0:
             raise ValueError("a rule worth 0 points does nothing; remove it instead")
         return points
-
-    def matches(self, event_type: str, properties: Mapping[str, Any]) -> bool:
-        if event_type != self.type:
-            return False
-        for name in ("form_id", "message_id", "link_id", "template_id"):
-            wanted = getattr(self, name)
-            if wanted is not None and properties.get(name) != wanted:
-                return False
-        if self.url_contains is not None and self.url_contains not in str(
-            properties.get("url") or ""
-        ):
-            return False
-        # A missing property never matches, even the text "None".
-        return all(k in properties and str(properties[k]) == v for k, v in self.properties.items())
 
 
 class ScoringModel(BaseModel):
