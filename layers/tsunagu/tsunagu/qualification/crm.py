@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -65,12 +65,6 @@ class VerifiedRequest:
     """Store it until ``keep_until``; a second request with the same key is a replay."""
     keep_until: datetime
     """After this the timestamp check refuses the request anyway, so the key can expire."""
-
-
-class ReplayGuard(Protocol):
-    def remember(self, replay_key: str, keep_until: datetime) -> bool:
-        """Store the key atomically (a conditional put); False if it was already there."""
-        ...
 
 
 def _digest(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -143,12 +137,6 @@ def verify_signature(
             f"{tolerance_seconds} seconds from now; send it again with a fresh signature"
         )
     return VerifiedRequest(signed_at, replay_key(timestamp, expected), signed_at + tolerance)
-
-
-def refuse_replay(request: VerifiedRequest, guard: ReplayGuard) -> None:
-    """Remember the request; raise :class:`ReplayedRequest` if it was seen before."""
-    if not guard.remember(request.replay_key, request.keep_until):
-        raise ReplayedRequest("this request was already received; sign a new one to resend")
 
 
 class CrmStatus(StrEnum):
