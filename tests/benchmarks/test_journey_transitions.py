@@ -20,36 +20,27 @@ The counts are printed, and the goal as met or not; only the path each lead took
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from tests.benchmarks.conftest import BenchReport
 from tests.conftest import ROOT
+from tests.journeys.harness import Runtime, import_lead
+from tests.support.runtime import execution_history
 from tsunagu import services
 from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.ids import new_id
 from tsunagu.journeys.lifecycle import enter
 from tsunagu.journeys.waits import EventMatch, JourneyWait
-from tsunagu.leads.capture import CaptureWrite
-from tsunagu.leads.email import normalise_email
-from tsunagu.leads.merge import Channel, FieldValue
-from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent, email_identity
+from tsunagu.leads.model import LeadEvent
 from tsunagu.settings import Settings
-from tsunagu_local.runtime import free_port
 
 TITLE = "journey state transitions per lead (Step Functions Standard)"
 PRICE_PER_1000_TRANSITIONS = 0.025
@@ -62,7 +53,6 @@ inside every wait (three days or more)."""
 CLOCK_START = "2026-12-06T22:00:00Z"
 """Monday 7 December 2026, 07:00 in Tokyo; setting up the leads takes a few simulated hours."""
 RUN_TIMEOUT = 80.0
-START_TIMEOUT = 60.0
 JST = ZoneInfo("Asia/Tokyo")
 SITE = "https://www.example.com"
 
@@ -200,96 +190,20 @@ PATHS = (
 
 
 # ---------------------------------------------------------------- the runtime
-@dataclass
-class Runtime:
-    process: subprocess.Popen[bytes]
-    workdir: Path
-    api_url: str
-    environment: dict[str, str]
-    _clients: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def settings(self) -> Settings:
-        return Settings.from_environ(self.environment)
-
-    def client(self, service: str) -> Any:
-        if service not in self._clients:
-            make_client: Any = boto3.client
-            self._clients[service] = make_client(
-                service,
-                region_name=self.environment["AWS_REGION"],
-                endpoint_url=self.environment["AWS_ENDPOINT_URL"],
-                config=Config(retries={"max_attempts": 3}),
-            )
-        return self._clients[service]
-
-    def simulated(self, real: float) -> datetime:
-        start = parse_instant(self.environment["TSUNAGU_CLOCK_START"])
-        epoch = float(self.environment["TSUNAGU_CLOCK_EPOCH"])
-        return start + timedelta(
-            seconds=(real - epoch) * float(self.environment["TSUNAGU_TIME_SCALE"])
-        )
-
-    def output(self) -> str:
-        return (self.workdir / "runtime.log").read_text(errors="replace")
-
-
-def start_runtime(workdir: Path) -> Runtime:
-    """``make up`` on free ports, fresh, on the compressed clock; returns once it serves."""
-    port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
-    environment.update({"TZ": "Asia/Tokyo", "PYTHONUNBUFFERED": "1"})
-    log_path = workdir / "runtime.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tsunagu_local",
-                "--template",
-                str(ROOT / "template.yaml"),
-                "--state-dir",
-                str(workdir / ".tsunagu"),
-                "--port",
-                str(port),
-                "--no-persist",
-                "--time-scale",
-                f"{TIME_SCALE:g}",
-                "--clock-start",
-                CLOCK_START,
-            ],
-            cwd=workdir,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + START_TIMEOUT
-    while "Press Ctrl-C" not in log_path.read_text(errors="replace"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_runtime(process)
-            pytest.fail("the local runtime did not start:\n" + log_path.read_text()[-4000:])
-        time.sleep(0.1)
-    state = json.loads((workdir / ".tsunagu" / "runtime.json").read_text())
-    return Runtime(process, workdir, state["api_url"], dict(state["environment"]))
-
-
-def stop_runtime(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    running = start_runtime(tmp_path_factory.mktemp("journey-transitions"))
+    """``make up`` on free ports, fresh, on the compressed clock; ready once it serves."""
+    running = Runtime.launch(
+        "journey-transitions",
+        tmp_path_factory.mktemp("journey-transitions"),
+        clock_start=CLOCK_START,
+        time_scale=TIME_SCALE,
+    )
     try:
+        running.wait_ready()
         yield running
     finally:
-        stop_runtime(running.process)
+        running.stop()
 
 
 # ---------------------------------------------------------------- leads
@@ -307,46 +221,6 @@ def submit_demo_form(runtime: Runtime, email: str, name: str) -> str:
         assert response.status == 201
         lead_id: str = json.loads(response.read())["lead_id"]
     return lead_id
-
-
-def import_lead(settings: Settings, clock: Clock, email: str, name: str) -> str:
-    """A lead from an attendee list, with its marketing consent, and no form event."""
-    now = clock.now()
-    at = isoformat(now)
-    address = normalise_email(email)
-    lead = Lead(
-        lead_id=new_id("lead", now),
-        email=address.address,
-        fields={"name": FieldValue(name, Channel.IMPORT, at)},
-        sources=[Channel.IMPORT.value],
-        visitor_ids=set(),
-        stage="lead",
-        created_at=at,
-        updated_at=at,
-    )
-    services.lead_repository(settings).commit_capture(
-        CaptureWrite(
-            lead=lead,
-            is_new=True,
-            claim_identities=[email_identity(address.identity_key)],
-            point_identities=[],
-            event=LeadEvent(new_id("evt", now), "lead_imported", at, lead.lead_id, None, {}),
-            consent=ConsentEvidence(
-                evidence_id=new_id("cns", now),
-                lead_id=lead.lead_id,
-                email=lead.email,
-                topic="marketing",
-                status="opted_in",
-                at=at,
-                text="Yes, send me news about products and events by e-mail.",
-                text_version="2026-11",
-            ),
-            idempotency_key=None,
-            request_hash="",
-            response={},
-        )
-    )
-    return lead.lead_id
 
 
 def record(settings: Settings, clock: Clock, lead_id: str, match: EventMatch) -> None:
@@ -437,20 +311,7 @@ def finish(runs: list[Run], runtime: Runtime) -> None:
             continue
         run.status = stepfunctions.describe_execution(executionArn=run.execution_arn)["status"]
         if run.status != "RUNNING":
-            run.events = history(stepfunctions, run.execution_arn)
-
-
-def history(stepfunctions: Any, execution_arn: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    token = None
-    while True:
-        page = stepfunctions.get_execution_history(
-            executionArn=execution_arn, maxResults=1000, **({"nextToken": token} if token else {})
-        )
-        events.extend(page["events"])
-        token = page.get("nextToken")
-        if not token:
-            return events
+            run.events = execution_history(stepfunctions, run.execution_arn)
 
 
 # ---------------------------------------------------------------- the report
@@ -483,8 +344,8 @@ def report_lines(runs: list[Run], runtime: Runtime) -> list[str]:
         count = run.transitions()
         mails = sum(1 for s in run.steps() if s.startswith("Send "))
         if run.events:
-            first = runtime.simulated(run.events[0]["timestamp"].timestamp())
-            last = runtime.simulated(run.events[-1]["timestamp"].timestamp())
+            first = runtime.simulated_at(run.events[0]["timestamp"].timestamp())
+            last = runtime.simulated_at(run.events[-1]["timestamp"].timestamp())
             days = (last - first).total_seconds() / 86400
             span = f"{jst(first)} +{days:.1f} d"
         else:
@@ -523,7 +384,7 @@ def test_journey_transitions_per_lead(runtime: Runtime, bench_report: BenchRepor
         email = f"bench{number:02d}@example.jp"
         name = f"ベンチ {number:02d}"
         if path.imported:
-            runs.append(Run(path, import_lead(settings, clock, email, name)))
+            runs.append(Run(path, import_lead(runtime, email, name, tags=())))
         else:
             runs.append(Run(path, submit_demo_form(runtime, email, name)))
 
@@ -566,7 +427,7 @@ def test_journey_transitions_per_lead(runtime: Runtime, bench_report: BenchRepor
     for run in runs:
         if run.status == "RUNNING" and run.execution_arn is not None:
             runtime.client("stepfunctions").stop_execution(executionArn=run.execution_arn)
-            run.events = history(runtime.client("stepfunctions"), run.execution_arn)
+            run.events = execution_history(runtime.client("stepfunctions"), run.execution_arn)
 
     # Then the report, and each lead took its path
     bench_report.add(TITLE, *report_lines(runs, runtime))

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
@@ -20,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
+from tests.support.runtime import http_request, runtime_command, runtime_environment, tsunagu_cli
 from tsunagu_local.runtime import free_port
 
 START_TIMEOUT = 60
@@ -41,15 +38,7 @@ class RunningTsunagu:
     ) -> tuple[int, Message, bytes]:
         """Status, headers (names case-insensitive, as in HTTP) and body; never follows
         redirects."""
-        request = urllib.request.Request(
-            self.api_url + path, data=body, headers=headers or {}, method=method
-        )
-        opener = urllib.request.build_opener(_NoRedirect())
-        try:
-            with opener.open(request, timeout=15) as response:
-                return response.status, response.headers, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.headers, error.read()
+        return http_request(method, self.api_url + path, body, headers)
 
     def post_json(self, path: str, payload: Any, **headers: str) -> tuple[int, dict[str, Any]]:
         status, _, body = self.request(
@@ -62,45 +51,20 @@ class RunningTsunagu:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """The `tsunagu` command, run from the folder `make up` was started in."""
-        return subprocess.run(
-            [sys.executable, "-m", "tsunagu.cli", *args],
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return tsunagu_cli(self.workdir, *args)
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGINT)
         return self.process.wait(timeout=30)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
 def start_tsunagu(workdir: Path, *extra: str) -> RunningTsunagu:
     """Start `tsunagu-local` as `make up` does, from `workdir`, and wait until it serves."""
     port = free_port()
-    env = {**os.environ, "TZ": "Asia/Tokyo", "PYTHONUNBUFFERED": "1"}
-    env.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tsunagu_local",
-            "--template",
-            str(ROOT / "template.yaml"),
-            "--state-dir",
-            str(workdir / ".tsunagu"),
-            "--port",
-            str(port),
-            *extra,
-        ],
+        runtime_command(ROOT / "template.yaml", workdir / ".tsunagu", port, *extra),
         cwd=workdir,
-        env=env,
+        env=runtime_environment(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -13,14 +13,10 @@ Everything it talks to is on 127.0.0.1. The tests own their processes and stop t
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from concurrent import futures
 from concurrent.futures import Future
@@ -29,13 +25,20 @@ from datetime import datetime, timedelta
 from email.message import Message
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-import boto3
-from botocore.config import Config
-
 from tests.conftest import ROOT
+from tests.support.runtime import (
+    RuntimeState,
+    execution_history,
+    http_request,
+    local_client,
+    runtime_command,
+    runtime_environment,
+    tsunagu_cli,
+    wait_for,
+)
 from tsunagu import services
 from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.ids import new_id
@@ -64,23 +67,9 @@ def jst(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> date
     return datetime(year, month, day, hour, minute, tzinfo=JST)
 
 
-def wait_for[T](
-    probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.1
-) -> T:
-    """Call ``probe`` until it returns something truthy; fail after ``timeout`` real seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
-
-
 # ---------------------------------------------------------------- the running runtime
 @dataclass
-class Runtime:
+class Runtime(RuntimeState):
     """One ``tsunagu-local`` process and the ways to talk to it."""
 
     name: str
@@ -99,29 +88,21 @@ class Runtime:
         The process runs in Asia/Tokyo on purpose, as a developer's machine here would: the
         runtime must keep its own clock in UTC."""
         workdir.mkdir(parents=True, exist_ok=True)
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT")}
-        environment.update({"TZ": "Asia/Tokyo", "PYTHONUNBUFFERED": "1"})
         log_path = workdir / "runtime.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tsunagu_local",
-                    "--template",
-                    str(ROOT / "template.yaml"),
-                    "--state-dir",
-                    str(workdir / ".tsunagu"),
-                    "--port",
-                    str(free_port()),
+                runtime_command(
+                    ROOT / "template.yaml",
+                    workdir / ".tsunagu",
+                    free_port(),
                     "--no-persist",
                     "--clock-start",
                     clock_start,
                     "--time-scale",
                     f"{time_scale:g}",
-                ],
+                ),
                 cwd=workdir,
-                env=environment,
+                env=runtime_environment(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -153,17 +134,7 @@ class Runtime:
     def tail(self, characters: int = 4000) -> str:
         return self.output()[-characters:]
 
-    # -- configuration as the functions see it
-    @property
-    def api_url(self) -> str:
-        url: str = self.state["api_url"]
-        return url
-
-    @property
-    def environment(self) -> dict[str, str]:
-        environment: dict[str, str] = self.state["environment"]
-        return environment
-
+    # -- configuration as the functions see it (and api_url, environment: RuntimeState)
     @property
     def scale(self) -> float:
         return float(self.environment["TSUNAGU_TIME_SCALE"])
@@ -183,14 +154,11 @@ class Runtime:
     def client(self, service: str) -> Any:
         with self._lock:
             if service not in self._clients:
-                make_client: Any = boto3.client
-                self._clients[service] = make_client(
+                self._clients[service] = local_client(
                     service,
-                    region_name=self.environment["AWS_REGION"],
+                    region=self.environment["AWS_REGION"],
                     endpoint_url=self.environment["AWS_ENDPOINT_URL"],
-                    aws_access_key_id="testing",
-                    aws_secret_access_key="testing",
-                    config=Config(retries={"max_attempts": 3}),
+                    max_attempts=3,
                 )
             return self._clients[service]
 
@@ -216,14 +184,7 @@ class Runtime:
     # -- people and marketers
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """The ``tsunagu`` command, run from the folder ``make up`` was started in."""
-        return subprocess.run(
-            [sys.executable, "-m", "tsunagu.cli", *args],
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return tsunagu_cli(self.workdir, *args)
 
     def cli_ok(self, *args: str) -> str:
         done = self.cli(*args)
@@ -241,14 +202,7 @@ class Runtime:
         this runtime's API."""
         url = path if path.startswith("http") else self.api_url + path
         assert url.startswith(self.api_url), url  # only ever our own loopback runtime
-        request = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
-        opener = urllib.request.build_opener(_NoRedirect())
-        try:
-            with opener.open(request, timeout=15) as response:
-                return response.status, response.headers, response.read()
-        except urllib.error.HTTPError as error:
-            with error:
-                return error.code, error.headers, error.read()
+        return http_request(method, url, body, headers)
 
     # -- what it stored
     def mail_viewer(self) -> list[dict[str, Any]]:
@@ -299,23 +253,8 @@ class Runtime:
     def history(self, execution_arn: str) -> History:
         stepfunctions = self.client("stepfunctions")
         description = stepfunctions.describe_execution(executionArn=execution_arn)
-        events: list[dict[str, Any]] = []
-        token: str | None = None
-        while True:
-            page = stepfunctions.get_execution_history(
-                executionArn=execution_arn,
-                maxResults=1000,
-                **({"nextToken": token} if token else {}),
-            )
-            events += page["events"]
-            token = page.get("nextToken")
-            if not token:
-                return History(self, execution_arn, description, events)
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+        events = execution_history(stepfunctions, execution_arn)
+        return History(self, execution_arn, description, events)
 
 
 # ---------------------------------------------------------------- execution histories
@@ -610,3 +549,27 @@ class Director:
                 f"{self.runtime.name}: step {name!r} did not finish in {timeout:g}s;"
                 f" runtime output:\n{self.runtime.tail()}"
             ) from None
+
+
+@dataclass
+class ScriptedWorld:
+    """One runtime, the leads its script made and the director that runs the script (the steps
+    ``script`` gives); tests wait for a step's result by name (``step``)."""
+
+    runtime: Runtime
+    leads: dict[str, str] = field(default_factory=dict)
+    """E-mail address -> lead id."""
+    director: Director | None = None
+    step_timeout: ClassVar[float] = 120.0
+    """Real seconds a test waits for a step's result."""
+
+    def script(self) -> list[Step]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self.director = Director(self.runtime, self.script())
+        self.director.start()
+
+    def step(self, name: str) -> Any:
+        assert self.director is not None
+        return self.director.result(name, self.step_timeout)

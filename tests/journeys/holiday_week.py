@@ -25,7 +25,7 @@ the journeys did.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -33,8 +33,7 @@ from tests.journeys.harness import (
     CHROME,
     SCANNER,
     SEMINAR,
-    Director,
-    Runtime,
+    ScriptedWorld,
     Step,
     import_lead,
     jst,
@@ -108,42 +107,31 @@ def name_of(email: str) -> str:
 
 
 @dataclass
-class HolidayWeek:
-    runtime: Runtime
-    leads: dict[str, str] = field(default_factory=dict)
-    """E-mail address -> lead id."""
-    director: Director | None = None
+class HolidayWeek(ScriptedWorld):
+    step_timeout = 150.0
 
-    def start(self) -> None:
-        self.director = Director(
-            self.runtime,
-            [
-                Step("forms", self.submit_forms),
-                Step("attendee list", self.import_attendees),
-                Step("seminar started", self.start_seminar),
-                Step("seminar started after the welcome mail", self.start_seminar_after_welcome),
-                Step("click", self.click_on_friday, FRIDAY_MORNING),
-                Step("unsubscribe", self.unsubscribe),
-                Step("crm status", self.hand_to_sales),
-                Step("scanner", self.scanner_follows_the_link),
-                Step("page views", self.view_pages),
-                Step("start again", self.start_again),
-                Step("form again", self.submit_again),
-                Step("stream record again", self.redeliver_stream_record),
-                Step("late invitation", self.invite_late_attendee, SATURDAY_NOON),
-                Step("weekend invitation", self.invite_pricing_viewer),
-                Step("weekend click", self.click_on_sunday, SUNDAY_NOON),
-                Step("attendance", self.attend, TUESDAY_NINE),
-                Step("second entry", self.enter_again_after_the_interval, TUESDAY_NOON),
-                Step("form replayed", self.replay_first_submission),
-                Step("form after the replay", self.submit_after_the_replay),
-            ],
-        )
-        self.director.start()
-
-    def step(self, name: str, timeout: float = 150.0) -> Any:
-        assert self.director is not None
-        return self.director.result(name, timeout)
+    def script(self) -> list[Step]:
+        return [
+            Step("forms", self.submit_forms),
+            Step("attendee list", self.import_attendees),
+            Step("seminar started", self.start_seminar),
+            Step("seminar started after the welcome mail", self.start_seminar_after_welcome),
+            Step("click", self.click_on_friday, FRIDAY_MORNING),
+            Step("unsubscribe", self.unsubscribe),
+            Step("crm status", self.hand_to_sales),
+            Step("scanner", self.scanner_follows_the_link),
+            Step("page views", self.view_pages),
+            Step("start again", self.start_again),
+            Step("form again", self.submit_again),
+            Step("stream record again", self.redeliver_stream_record),
+            Step("late invitation", self.invite_late_attendee, SATURDAY_NOON),
+            Step("weekend invitation", self.invite_pricing_viewer),
+            Step("weekend click", self.click_on_sunday, SUNDAY_NOON),
+            Step("attendance", self.attend, TUESDAY_NINE),
+            Step("second entry", self.enter_again_after_the_interval, TUESDAY_NOON),
+            Step("form replayed", self.replay_first_submission),
+            Step("form after the replay", self.submit_after_the_replay),
+        ]
 
     def wait_until_done(self, name: str) -> None:
         assert self.director is not None

@@ -15,7 +15,7 @@ before mail C's 19:00 cutoff.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -23,8 +23,7 @@ from typing import Any
 from tests.journeys.harness import (
     RE_ENGAGEMENT,
     SEMINAR,
-    Director,
-    Runtime,
+    ScriptedWorld,
     Step,
     import_lead,
     wait_for,
@@ -62,30 +61,18 @@ CYCLE_TIMEOUT = 30.0
 
 
 @dataclass
-class PauseDay:
-    runtime: Runtime
-    leads: dict[str, str] = field(default_factory=dict)
-    director: Director | None = None
-
-    def start(self) -> None:
-        self.director = Director(
-            self.runtime,
-            [
-                Step("attendee list", self.import_attendees),
-                Step("entered while paused", self.enter_while_paused),
-                Step("skip_missed before the wait", self.skip_the_held_invitations),
-                Step("send_missed", lambda: self.cycle("send_missed", [SENT_ON_RESUME])),
-                Step("skip_missed", lambda: self.cycle("skip_missed", [SKIPPED_ON_RESUME])),
-                Step("pace", lambda: self.cycle("pace", [PACED_FIRST, PACED_SECOND], rate=1)),
-                Step("expire", self.expire_cycle),
-                Step("stop-all", self.stop_all_cycle),
-            ],
-        )
-        self.director.start()
-
-    def step(self, name: str, timeout: float = 120.0) -> Any:
-        assert self.director is not None
-        return self.director.result(name, timeout)
+class PauseDay(ScriptedWorld):
+    def script(self) -> list[Step]:
+        return [
+            Step("attendee list", self.import_attendees),
+            Step("entered while paused", self.enter_while_paused),
+            Step("skip_missed before the wait", self.skip_the_held_invitations),
+            Step("send_missed", lambda: self.cycle("send_missed", [SENT_ON_RESUME])),
+            Step("skip_missed", lambda: self.cycle("skip_missed", [SKIPPED_ON_RESUME])),
+            Step("pace", lambda: self.cycle("pace", [PACED_FIRST, PACED_SECOND], rate=1)),
+            Step("expire", self.expire_cycle),
+            Step("stop-all", self.stop_all_cycle),
+        ]
 
     # ------------------------------------------------------------ helpers
     def execution_of(self, email: str, journey_id: str = SEMINAR) -> tuple[str, str]:

@@ -31,7 +31,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from tests.conftest import REGION, ROOT, AwsStack, load_event
 from tests.integration.mail_helpers import prepare_mail
 from tests.integration.tracking_helpers import register_site, set_clock, sign, with_token
-from tsunagu import services
+from tsunagu import cli, services
 from tsunagu.clock import isoformat
 from tsunagu.ids import new_id
 from tsunagu.leads.model import LeadEvent
@@ -58,6 +58,15 @@ _deserializer = TypeDeserializer()
 def plain(item: Mapping[str, Any]) -> dict[str, Any]:
     """A DynamoDB item (attribute-value JSON) as plain Python values."""
     return {name: _deserializer.deserialize(value) for name, value in item.items()}
+
+
+def run_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """``tsunagu`` run in this process (its main): what it printed; it must exit 0."""
+    capsys.readouterr()
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out
 
 
 def forget_qualification_caches() -> None:

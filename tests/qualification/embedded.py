@@ -13,11 +13,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from tests.e2e.conftest import RunningTsunagu
 from tests.qualification.conftest import CHROME, plain
+from tests.support import runtime as runtime_support
 from tsunagu.clock import clock_from
 from tsunagu.qualification.crm import signature_header
 
@@ -30,14 +28,7 @@ WAIT_SECONDS = 30.0
 
 def wait_for[T](probe: Callable[[], T | None], what: str, timeout: float = WAIT_SECONDS) -> T:
     """``probe()`` until it gives something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.2)
+    return runtime_support.wait_for(probe, timeout=timeout, what=what, interval=0.2)
 
 
 @dataclass
@@ -52,14 +43,11 @@ class Embedded:
         return environment
 
     def client(self, service: str) -> Any:
-        make: Any = boto3.client
-        return make(
+        return runtime_support.local_client(
             service,
-            region_name=REGION,
+            region=REGION,
             endpoint_url=self.environment["AWS_ENDPOINT_URL"],
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(retries={"max_attempts": 2}),
+            max_attempts=2,
         )
 
     def now(self) -> datetime:

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.qualification.conftest import Qualified, crm_body, plain
-from tsunagu import cli
+from tests.qualification.conftest import Qualified, crm_body, plain, run_cli
 from tsunagu.qualification.crm import signature_header
 
 LEAD = "hanako.sato@example.jp"
@@ -46,14 +45,6 @@ def identities(q: Qualified) -> dict[str, str]:
     return {
         i["identity"]: i["lead_id"] for i in (plain(r) for r in q.raw_items("LeadIdentitiesTable"))
     }
-
-
-def run_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> str:
-    capsys.readouterr()
-    code = cli.main(list(args))
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return out
 
 
 @pytest.fixture

@@ -11,22 +11,13 @@ from pathlib import Path
 import pytest
 
 from tests.integration.tracking_helpers import set_clock
-from tests.qualification.conftest import NOW, Qualified
-from tsunagu import cli
+from tests.qualification.conftest import NOW, Qualified, run_cli
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.qualification.scoring import DEFAULT_MODEL, DEFAULT_RULES
 
 HALF_LIFE_DAYS = 14
 OLD = "old.interest@example.jp"
 NEW = "new.interest@example.jp"
-
-
-def run_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> str:
-    capsys.readouterr()
-    code = cli.main(list(args))
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return out
 
 
 def clock_at(q: Qualified, folder: Path, days_ago: float) -> None:

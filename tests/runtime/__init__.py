@@ -9,23 +9,24 @@ subprocess, and spoken to over HTTP on 127.0.0.1 and through boto3 pointed at it
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
+from tests.support.runtime import (
+    RuntimeState,
+    http_request,
+    local_client,
+    runtime_command,
+    runtime_environment,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_STACK = ROOT / "tests" / "fixtures" / "runtime_stack"
@@ -49,20 +50,6 @@ def free_port() -> int:
         return port
 
 
-def wait_for[T](
-    probe: Callable[[], T | None], *, timeout: float, interval: float = 0.1, what: str = ""
-) -> T:
-    """Call ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what or probe}")
-        time.sleep(interval)
-
-
 def physical_name(logical_id: str) -> str:
     """The name the runtime gives a resource the template does not name."""
     return f"tsunagu-{STAGE}-{logical_id}"
@@ -79,7 +66,7 @@ class HttpReply:
 
 
 @dataclass
-class RunningRuntime:
+class RunningRuntime(RuntimeState):
     process: subprocess.Popen[bytes]
     state_dir: Path
     output_path: Path
@@ -91,16 +78,6 @@ class RunningRuntime:
     _clients: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def api_url(self) -> str:
-        url: str = self.state["api_url"]
-        return url
-
-    @property
-    def environment(self) -> dict[str, str]:
-        environment: dict[str, str] = self.state["environment"]
-        return environment
-
-    @property
     def endpoint_url(self) -> str:
         return self.environment["AWS_ENDPOINT_URL"]
 
@@ -110,13 +87,8 @@ class RunningRuntime:
     def client(self, service: str, **config: Any) -> Any:
         key = f"{service}{sorted(config.items())}"
         if key not in self._clients:
-            self._clients[key] = boto3.client(
-                service,
-                region_name=REGION,
-                endpoint_url=self.endpoint_url,
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",
-                config=Config(retries={"max_attempts": 1}, **config),
+            self._clients[key] = local_client(
+                service, region=REGION, endpoint_url=self.endpoint_url, max_attempts=1, **config
             )
         return self._clients[key]
 
@@ -136,15 +108,10 @@ class RunningRuntime:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> HttpReply:
-        request = urllib.request.Request(
-            self.api_url + path, data=body, headers=headers or {}, method=method
+        status, reply_headers, reply = http_request(
+            method, self.api_url + path, body, headers, timeout=10, follow_redirects=True
         )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return HttpReply(response.status, response.headers, response.read())
-        except urllib.error.HTTPError as error:
-            with error:
-                return HttpReply(error.code, error.headers, error.read())
+        return HttpReply(status, reply_headers, reply)
 
     def stop(self) -> int:
         """Ctrl-C, as a user stops it; returns the exit code."""
@@ -172,25 +139,18 @@ def start_runtime(
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     output_path = state_dir / "output.log"
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
-    environment.update({"TZ": "Asia/Tokyo", "PYTHONUNBUFFERED": "1"})
-    command = [
-        sys.executable,
-        "-m",
-        "tsunagu_local",
-        "--template",
-        str(template),
-        "--state-dir",
-        str(state_dir),
-        "--port",
-        str(free_port()),
+    environment = runtime_environment()
+    command = runtime_command(
+        template,
+        state_dir,
+        free_port(),
         "--no-persist",
         "--no-demo",
         "--time-scale",
         f"{time_scale:g}",
         "--clock-start",
         CLOCK_START,
-    ]
+    )
     launched_at = time.time()
     with output_path.open("wb") as output:
         process = subprocess.Popen(

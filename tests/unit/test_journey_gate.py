@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from tests.unit.journey_fixtures import AT, NOW, journey, lead
 from tsunagu.clock import isoformat
 from tsunagu.journeys.gate import (
     EntryState,
@@ -20,40 +21,12 @@ from tsunagu.journeys.gate import (
     decide,
     next_allowed_by_cap,
 )
-from tsunagu.journeys.model import ExitConditions, Journey
-from tsunagu.leads.model import Lead
+from tsunagu.journeys.model import ExitConditions
 from tsunagu.mail.consent import ConsentView, Suppression
 
-# Wednesday 9 December 2026, 10:00 in Tokyo.
-NOW = datetime(2026, 12, 9, 1, 0, tzinfo=UTC)
-AT = "2026-11-20T09:00:00.000Z"
 STEP = "Send mail A"
 CAP = FrequencyCap()  # the template's default: per_day=1, per_week=3, over=defer
 OPTED_IN = ConsentView({"marketing": "opted_in"})
-
-
-def journey(**overrides: Any) -> Journey:
-    values: dict[str, Any] = {
-        "journey_id": "seminar_follow_up",
-        "name": "Seminar follow-up",
-        "state_machine": "seminar-follow-up",
-        "status": "active",
-    }
-    return Journey(**{**values, **overrides})
-
-
-def lead(**overrides: Any) -> Lead:
-    values: dict[str, Any] = {
-        "lead_id": "lead_1",
-        "email": "hanako@example.jp",
-        "fields": {},
-        "sources": ["web_form"],
-        "visitor_ids": set(),
-        "stage": "lead",
-        "created_at": AT,
-        "updated_at": AT,
-    }
-    return Lead(**{**values, **overrides})
 
 
 no_sends: Sequence[str] = ()

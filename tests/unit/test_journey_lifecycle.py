@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from tests.unit.journey_fixtures import NOW, journey
 from tsunagu.clock import FixedClock, isoformat
 from tsunagu.journeys.gate import Release
 from tsunagu.journeys.lifecycle import (
@@ -38,21 +39,10 @@ from tsunagu.journeys.model import (
 )
 from tsunagu.journeys.waits import EventMatch
 
-NOW = datetime(2026, 12, 9, 1, 0, tzinfo=UTC)
 STATE_MACHINE = (
     "arn:aws:states:ap-northeast-1:123456789012:stateMachine:tsunagu-dev-seminar-follow-up"
 )
 LEAD = "lead_01JEXAMPLE7Q2W3E4R5T6Y7U8I"
-
-
-def journey(**overrides: Any) -> Journey:
-    values: dict[str, Any] = {
-        "journey_id": "seminar_follow_up",
-        "name": "Seminar follow-up",
-        "state_machine": "seminar-follow-up",
-        "status": "active",
-    }
-    return Journey(**{**values, **overrides})
 
 
 def occurrence(kind: str, **properties: Any) -> Occurrence:

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from tests.unit.journey_fixtures import AT, NOW, journey
+from tests.unit.journey_fixtures import lead as make_lead
 from tsunagu.clock import FixedClock, isoformat
 from tsunagu.errors import NotFound
 from tsunagu.journeys.gate import EntryState, FrequencyCap, GateDecision, SendLedger
@@ -30,34 +32,8 @@ from tsunagu.journeys.steps import (
 from tsunagu.leads.model import Lead
 from tsunagu.mail.consent import ConsentView, Recipient
 
-NOW = datetime(2026, 12, 9, 1, 0, tzinfo=UTC)
-AT = "2026-11-20T09:00:00.000Z"
 LEAD = "lead_1"
 EXECUTION = "seminar_follow_up-lead_1-abc"
-
-
-def journey(journey_id: str = "seminar_follow_up", **overrides: Any) -> Journey:
-    values: dict[str, Any] = {
-        "journey_id": journey_id,
-        "name": journey_id.replace("_", " "),
-        "state_machine": journey_id.replace("_", "-"),
-        "status": "active",
-    }
-    return Journey(**{**values, **overrides})
-
-
-def make_lead(**overrides: Any) -> Lead:
-    values: dict[str, Any] = {
-        "lead_id": LEAD,
-        "email": "hanako@example.jp",
-        "fields": {},
-        "sources": ["web_form"],
-        "visitor_ids": set(),
-        "stage": "lead",
-        "created_at": AT,
-        "updated_at": AT,
-    }
-    return Lead(**{**values, **overrides})
 
 
 def make_entry(journey_id: str = "seminar_follow_up", **overrides: Any) -> JourneyEntry:
