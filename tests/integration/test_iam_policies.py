@@ -1,0 +1,656 @@
+"""Every AWS call a handler makes is allowed by the IAM role template.yaml gives its function.
+
+The roles are read from the template as SAM expands it (``load_stack`` runs samtranslator
+offline: DynamoDBCrudPolicy & co. become Statements), with the intrinsics resolved to the names
+and ARNs the test stack uses (tables ``tsunagu-test-<LogicalId>``, the stack ``tsunagu-test``,
+the secrets' moto ARNs, the configuration set's ``tsunagu-${Stage}``). The calls are recorded
+(every botocore API call, with its parameters) while each handler runs under moto in realistic
+invocations, and each is mapped to the IAM action(s) and resource(s) AWS authorizes it against.
+
+Static checks cannot see that route_events starts executions or writes the qualification table;
+this test does, because it runs the handlers. A function or call path no scenario drives is not
+checked: ``EXPECTED`` pins the calls the scenarios must reach, so coverage cannot quietly shrink.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.client
+import pytest
+
+from tests.conftest import REGION, ROOT, TEMPLATE, AwsStack, load_event
+from tests.integration.mail_helpers import (
+    feedback,
+    parse,
+    sent_messages,
+    token_of,
+    unsubscribe,
+    unsubscribe_url,
+    with_body,
+    with_token,
+)
+from tests.integration.tracking_helpers import set_clock
+from tests.qualification.conftest import (
+    ACCOUNT_ID,
+    NOW,
+    STAGE_PREFIX,
+    STATE_MACHINE_ARN_PREFIX,
+    Qualified,
+    crm_body,
+    qualify,
+)
+from tsunagu_local.intrinsics import Resolver
+from tsunagu_local.lambdas import LocalFunction
+from tsunagu_local.template import Stack, load_stack
+
+STACK_NAME = STAGE_PREFIX.rstrip("-")
+"""What ``${AWS::StackName}`` is for the test stack: its state machines are tsunagu-test-*."""
+PSEUDO = {
+    "AWS::Partition": "aws",
+    "AWS::Region": REGION,
+    "AWS::AccountId": ACCOUNT_ID,
+    "AWS::StackName": STACK_NAME,
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::NoValue": "",
+}
+JOURNEY_MACHINES = ("welcome-nurture", "seminar-follow-up", "re-engagement")
+
+# (function folder, IAM action) the scenarios below must reach: if a refactoring stops a call
+# being made (or recorded), the test says so rather than checking less.
+EXPECTED = {
+    ("capture_form", "dynamodb:TransactWriteItems"),
+    ("capture_form", "dynamodb:GetItem"),
+    ("track_event", "dynamodb:BatchWriteItem"),
+    ("open_pixel", "secretsmanager:GetSecretValue"),
+    ("click_link", "secretsmanager:GetSecretValue"),
+    ("send_email", "ses:SendEmail"),
+    ("send_email", "secretsmanager:GetSecretValue"),
+    ("unsubscribe", "secretsmanager:GetSecretValue"),
+    ("route_events", "states:StartExecution"),
+    ("route_events", "states:StopExecution"),
+    ("route_events", "states:SendTaskSuccess"),
+    ("route_events", "dynamodb:PutItem"),
+    ("crm_webhook", "secretsmanager:GetSecretValue"),
+    ("hand_off", "ses:SendEmail"),
+    ("enter_segments", "states:StartExecution"),
+}
+FUNCTIONS_DRIVEN = {
+    "capture_form",
+    "track_event",
+    "open_pixel",
+    "click_link",
+    "send_email",
+    "unsubscribe",
+    "ses_feedback",
+    "route_events",
+    "journey_gate",
+    "wait_for_event",
+    "update_lead",
+    "hand_off",
+    "crm_webhook",
+    "enter_segments",
+}
+
+
+# ================================================================ the roles, from the template
+@dataclass(frozen=True)
+class Statement:
+    effect: str
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    source: str = ""
+    """Which policy of the role it came from (for messages)."""
+
+    def describe(self) -> str:
+        return f"{self.effect} {list(self.actions)} on {list(self.resources)}  [{self.source}]"
+
+
+class _StackResolver(Resolver):
+    """Resolver for policy documents: a resource the test stack does not create still gets a
+    recognisable placeholder (no call of a handler can ever match it)."""
+
+    def _Ref(self, name: str) -> str:
+        if name in PSEUDO:
+            return PSEUDO[name]
+        try:
+            return super()._Ref(name)
+        except Exception:
+            return f"unresolved:{name}"
+
+    def _fn_GetAtt(self, arg: Any) -> str:
+        logical_id, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
+        try:
+            return super()._fn_GetAtt(arg)
+        except Exception:
+            return f"unresolved:{logical_id}.{attribute}"
+
+
+def stack_resolver(stack: Stack, names: Mapping[str, str]) -> Resolver:
+    """``names``: logical id -> what Ref returns for it in the test stack."""
+    resolver = _StackResolver(parameters=stack.parameters, conditions=stack.conditions)
+    resolver.refs.update(names)
+    for logical_id in stack.of_type("AWS::DynamoDB::Table"):
+        table = names.get(logical_id)
+        if table is not None:
+            arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{table}"
+            resolver.attributes[(logical_id, "Arn")] = arn
+            resolver.attributes[(logical_id, "StreamArn")] = f"{arn}/stream/local"
+    for logical_id, resource in stack.of_type("AWS::SES::ConfigurationSet").items():
+        # Ref of a configuration set is its Name (tsunagu-${Stage}).
+        name = resource.get("Properties", {}).get("Name")
+        if name is not None:
+            resolver.refs[logical_id] = str(resolver.resolve(name))
+    return resolver
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in (value if isinstance(value, list) else [value]))
+
+
+def role_statements(stack: Stack, resolver: Resolver) -> dict[str, list[Statement]]:
+    """Function folder (functions/<folder>) -> its role's inline policy statements, resolved.
+    Managed policies (logs, X-Ray, the stream poller) are left out: handlers need none of them
+    for their own calls."""
+    found: dict[str, list[Statement]] = {}
+    for logical_id, function in stack.of_type("AWS::Lambda::Function").items():
+        folder = stack.code_dirs[logical_id].name
+        role_arn = function["Properties"]["Role"]
+        if not (isinstance(role_arn, dict) and "Fn::GetAtt" in role_arn):
+            raise AssertionError(f"{logical_id}: role {role_arn!r} is not one of the template's")
+        role_id = role_arn["Fn::GetAtt"][0]
+        role = stack.resources[role_id]["Properties"]
+        statements: list[Statement] = []
+        for policy in role.get("Policies", []):
+            document = resolver.resolve(policy["PolicyDocument"])
+            for raw in _strings_or_dicts(document.get("Statement", [])):
+                unsupported = {"NotAction", "NotResource", "Condition"} & set(raw)
+                if unsupported:
+                    raise AssertionError(
+                        f"{logical_id} ({policy['PolicyName']}): {sorted(unsupported)} is not "
+                        "understood by this test; extend the matcher"
+                    )
+                statements.append(
+                    Statement(
+                        effect=raw["Effect"],
+                        actions=_strings(raw["Action"]),
+                        resources=_strings(raw["Resource"]),
+                        source=str(policy["PolicyName"]),
+                    )
+                )
+        found[folder] = statements
+    return found
+
+
+def _strings_or_dicts(value: Any) -> list[dict[str, Any]]:
+    return value if isinstance(value, list) else [value]
+
+
+def _pattern(glob: str, *, ignore_case: bool) -> re.Pattern[str]:
+    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in glob)
+    return re.compile(f"^{body}$", re.IGNORECASE if ignore_case else 0)
+
+
+def allows(statements: list[Statement], action: str, resource: str) -> bool:
+    """IAM's rule, for the Action/Resource statements a SAM role has: some Allow matches and no
+    Deny does. Actions match case-insensitively, both with * and ? wildcards."""
+
+    def matches(statement: Statement) -> bool:
+        return any(_pattern(a, ignore_case=True).match(action) for a in statement.actions) and any(
+            _pattern(r, ignore_case=False).match(resource) for r in statement.resources
+        )
+
+    if any(s.effect == "Deny" and matches(s) for s in statements):
+        return False
+    return any(s.effect == "Allow" and matches(s) for s in statements)
+
+
+# ================================================================ the calls, recorded
+@dataclass(frozen=True)
+class Call:
+    function: str
+    service: str
+    """The IAM service prefix (signing name): dynamodb, states, ses, secretsmanager, ..."""
+    operation: str
+    params: Mapping[str, Any] = field(hash=False, compare=False)
+
+
+_TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
+}
+
+
+def _table_arn(name: str, index: str | None = None) -> str:
+    arn = (
+        name if name.startswith("arn:") else f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}"
+    )
+    return f"{arn}/index/{index}" if index else arn
+
+
+def required(call: Call) -> list[tuple[str, str]]:
+    """The (IAM action, resource ARN) pairs AWS authorizes this call against."""
+    service, operation, params = call.service, call.operation, call.params
+    if service == "dynamodb":
+        if operation in ("TransactWriteItems", "TransactGetItems"):
+            # The transaction itself needs no permission of its own: each item is authorized as
+            # the single-item action on its table.
+            pairs = []
+            for item in params["TransactItems"]:
+                ((kind, request),) = item.items()
+                pairs.append(
+                    (f"dynamodb:{_TRANSACT_ACTIONS[kind]}", _table_arn(request["TableName"]))
+                )
+            return pairs
+        if operation in ("BatchGetItem", "BatchWriteItem"):
+            return [(f"dynamodb:{operation}", _table_arn(t)) for t in params["RequestItems"]]
+        if "TableName" in params:
+            return [
+                (f"dynamodb:{operation}", _table_arn(params["TableName"], params.get("IndexName")))
+            ]
+        return [(f"dynamodb:{operation}", "*")]
+    if service == "states":
+        if operation == "StartExecution":
+            return [("states:StartExecution", params["stateMachineArn"])]
+        if operation in ("StopExecution", "DescribeExecution", "GetExecutionHistory"):
+            return [(f"states:{operation}", params["executionArn"])]
+        if operation in ("SendTaskSuccess", "SendTaskFailure", "SendTaskHeartbeat"):
+            # A task token names no resource in the request; the wait is one of this stack's
+            # journeys, so the role must allow it on this stack's state machines.
+            return [(f"states:{operation}", f"{STATE_MACHINE_ARN_PREFIX}welcome-nurture")]
+        return [(f"states:{operation}", params.get("stateMachineArn", "*"))]
+    if service == "secretsmanager":
+        return [(f"secretsmanager:{operation}", params["SecretId"])]
+    if service == "ses":
+        ses_arn = f"arn:aws:ses:{REGION}:{ACCOUNT_ID}"
+        if operation == "SendEmail" and "Content" in params:  # SES v2
+            identity = params.get("FromEmailAddressIdentityArn") or (
+                f"{ses_arn}:identity/{_sender_domain(params['FromEmailAddress'])}"
+            )
+            pairs = [("ses:SendEmail", identity)]
+            if params.get("ConfigurationSetName"):
+                pairs.append(
+                    (
+                        "ses:SendEmail",
+                        f"{ses_arn}:configuration-set/{params['ConfigurationSetName']}",
+                    )
+                )
+            return pairs
+        source = params.get("Source") or params.get("FromEmailAddress") or ""
+        return [(f"ses:{operation}", f"{ses_arn}:identity/{_sender_domain(source)}")]
+    return [(f"{service}:{operation}", "*")]
+
+
+def _sender_domain(address: str) -> str:
+    return address.rsplit("@", 1)[-1].strip(" >")
+
+
+@dataclass
+class Recorder:
+    calls: list[Call] = field(default_factory=list)
+    invoked: list[str] = field(default_factory=list)
+    current: str | None = None
+
+
+def forget_warm_state() -> None:
+    """Every invocation starts cold, so what a warm container would have cached (signing keys,
+    forms, rules, bound tables) is fetched, and recorded, by the function that needs it."""
+    from tsunagu import services
+    from tsunagu.store import qualification, tables
+    from tsunagu.store.forms import forget_cached_forms
+    from tsunagu.store.mail import forget_cached_templates
+    from tsunagu.store.tracking import forget_cached_sites
+
+    forget_cached_forms()
+    forget_cached_sites()
+    forget_cached_templates()
+    qualification._configs.clear()
+    services._signers.clear()
+    services._crm_keys.clear()
+    for value in vars(services).values():
+        if callable(getattr(value, "cache_clear", None)):
+            value.cache_clear()
+    tables.bind_tables.cache_clear()
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    """Records every botocore call made while a handler runs, under that function's folder."""
+    recorded = Recorder()
+    make_api_call = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
+    invoke = LocalFunction.invoke
+
+    def recording_call(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+        if recorded.current is not None:
+            service = client.meta.service_model.signing_name
+            recorded.calls.append(Call(recorded.current, service, operation_name, api_params))
+        return make_api_call(client, operation_name, api_params)
+
+    def recording_invoke(function: LocalFunction, event: Any) -> Any:
+        outer, recorded.current = recorded.current, function.code_dir.name
+        recorded.invoked.append(function.code_dir.name)
+        forget_warm_state()
+        try:
+            return invoke(function, event)
+        finally:
+            recorded.current = outer
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording_call)
+    monkeypatch.setattr(LocalFunction, "invoke", recording_invoke)
+    return recorded
+
+
+# ================================================================ checking
+def permission_gaps(
+    calls: list[Call], statements: Mapping[str, list[Statement]]
+) -> list[tuple[str, str, str]]:
+    """(function, action, resource) of every call its role does not allow, once each."""
+    gaps: dict[tuple[str, str, str], None] = {}
+    for call in calls:
+        own = statements.get(call.function, [])
+        for action, resource in required(call):
+            if not allows(own, action, resource):
+                gaps[(call.function, action, resource)] = None
+    return list(gaps)
+
+
+def gap_report(
+    gaps: list[tuple[str, str, str]],
+    statements: Mapping[str, list[Statement]],
+    names: Mapping[str, str],
+) -> str:
+    by_name = {v: k for k, v in names.items()}
+
+    def labelled(resource: str) -> str:
+        for name, logical_id in by_name.items():
+            if resource.endswith(f"/{name}") or resource == name:
+                return f"{resource} ({logical_id})"
+        return resource
+
+    lines = ["calls the function's role in template.yaml does not allow:"]
+    for function in dict.fromkeys(g[0] for g in gaps):
+        lines.append(f"\n{function}:")
+        lines.extend(f"  MISSING {a} on {labelled(r)}" for f, a, r in gaps if f == function)
+        lines.append("  its statements:")
+        lines.extend(f"    {s.describe()}" for s in statements.get(function, []))
+    return "\n".join(lines)
+
+
+def stack_names(aws: AwsStack) -> dict[str, str]:
+    """Logical id -> what Ref returns in the test stack (tables, secrets)."""
+    names = dict(aws.tables)
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    for secret in secrets.list_secrets()["SecretList"]:
+        if secret["Name"].startswith(STAGE_PREFIX):
+            names[secret["Name"].removeprefix(STAGE_PREFIX)] = secret["ARN"]
+    return names
+
+
+def template_statements(template: Path, names: Mapping[str, str]) -> dict[str, list[Statement]]:
+    stack = load_stack(template, {"Stage": "test"}, REGION)
+    return role_statements(stack, stack_resolver(stack, names))
+
+
+# ================================================================ the scenarios
+def prepare_journeys(q: Qualified) -> None:
+    """The shipped journeys and templates installed, the demo scoring and sales team seeded, and
+    the journeys' state machines created in moto (executions start; moto runs none)."""
+    from tsunagu import services
+    from tsunagu.journeys.install import install_shipped
+    from tsunagu_local.seed import seed_qualification
+
+    settings = q.settings()
+    install_shipped(
+        journeys=services.journey_repository(settings),
+        templates=services.mail_repository(settings),
+        clock=services.clock(settings),
+        site_url="https://www.example.com",
+        sender="news@example.com",
+    )
+    seed_qualification(services.qualification_repository(settings))
+    stepfunctions = boto3.client("stepfunctions", region_name=REGION)
+    for machine in JOURNEY_MACHINES:
+        stepfunctions.create_state_machine(
+            name=f"{STAGE_PREFIX}{machine}",
+            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+            roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/journey",
+        )
+    # What only some functions get in template.yaml, given to all: the tested call paths need it.
+    q.aws.environment["TSUNAGU_API_URL"] = "https://api.example.com"
+
+
+def journey_executions(journey_machine: str) -> list[dict[str, Any]]:
+    stepfunctions = boto3.client("stepfunctions", region_name=REGION)
+    listed = stepfunctions.list_executions(
+        stateMachineArn=f"{STATE_MACHINE_ARN_PREFIX}{journey_machine}"
+    )["executions"]
+    return [dict(e) for e in listed]
+
+
+def drive_every_function(q: Qualified, monkeypatch: pytest.MonkeyPatch) -> None:
+    aws = q.aws
+    prepare_journeys(q)
+    for key, value in aws.environment.items():
+        monkeypatch.setenv(key, value)
+
+    # capture_form -> route_events: a form_submitted that scores and enters welcome_nurture.
+    lead_id = q.capture("hanako.sato@example.jp")
+    q.deliver()
+    assert journey_executions("welcome-nurture"), "form_submitted entered no journey"
+
+    # track_event, open_pixel, click_link, then route_events scores them (MQL -> hand-off).
+    q.view_pages(lead_id, "/pricing", "/seminar")
+    for n in range(8):
+        q.open_mail(lead_id, f"msg_open_{n}")
+    q.record(lead_id, "seminar_attended")
+    q.deliver()
+
+    # The journey's steps, as its state machine calls them.
+    gate = load_event("journey_gate", "before_mail_a")
+    gate["lead_id"] = gate["state"]["lead_id"] = lead_id
+    aws.function("journey_gate").invoke(gate)
+    sent = aws.function("send_email").invoke(
+        {
+            **load_event("send_email", "journey_step"),
+            "lead_id": lead_id,
+            "template_id": "welcome",
+            "idempotency_key": f"iam-test:{uuid.uuid4().hex}",
+        }
+    )
+    assert sent.get("status") in ("sent", "already_sent"), sent
+    wait = load_event("wait_for_event", "click_within_three_days")
+    wait["lead_id"] = lead_id
+    wait["event"]["message_id"] = "msg_clicked"
+    aws.function("wait_for_event").invoke(wait)
+    update = load_event("update_lead", "tag_pricing_interest")
+    update["lead_id"] = lead_id
+    aws.function("update_lead").invoke(update)
+
+    # click_link on the waited-for mail -> route_events resumes the wait (SendTaskSuccess).
+    q.click(lead_id, "msg_clicked")
+    q.deliver()
+
+    # hand_off: assign and notify, as the hand-off state machine calls them.
+    owner = aws.function("hand_off").invoke({"step": "assign", "lead_id": lead_id})["owner"]
+    aws.function("hand_off").invoke(
+        {
+            "step": "notify",
+            "lead_id": lead_id,
+            "owner": owner,
+            "key": f"arn:aws:states:{REGION}:{ACCOUNT_ID}:execution:x:mql-1:Notify the owner",
+        }
+    )
+
+    # unsubscribe (one-click from the mail sent above), then ses_feedback on that mail.
+    mails = [m for m in sent_messages() if "hanako.sato@example.jp" in str(parse(m.raw_data)["To"])]
+    assert mails, "send_email sent nothing"
+    token = token_of(unsubscribe_url(parse(mails[-1].raw_data)))
+    one_click = with_token(load_event("unsubscribe", "one_click_urlencoded"), token)
+    unsubscribe(
+        aws, with_body(one_click, "List-Unsubscribe=One-Click", "application/x-www-form-urlencoded")
+    )
+    feedback(aws, "delivery", lead_id, str(sent.get("message_id", "msg_feedback")))
+    q.deliver()
+
+    # crm_webhook: the CRM says "in negotiation" -> route_events stops the journey execution.
+    body = crm_body(
+        crm_id="SF-0001",
+        email="hanako.sato@example.jp",
+        status="in negotiation",
+        owner="sales.sato@example.com",
+        updated_at=(NOW - timedelta(minutes=5)).isoformat().replace("+00:00", "Z"),
+    )
+    response = q.crm_post(body, q.signed_headers(body))
+    assert response["statusCode"] == 200, response
+    q.deliver()
+
+    # enter_segments: 100 days later every lead is silent_days>=90 -> re_engagement.
+    set_clock(aws, NOW + timedelta(days=100))
+    for key, value in aws.environment.items():
+        monkeypatch.setenv(key, value)
+    report = aws.function("enter_segments").invoke({})
+    assert report.get("re_engagement", {}).get("entered"), report
+
+
+# ================================================================ the tests
+def test_every_call_a_handler_makes_is_allowed_by_its_role(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch, recorder: Recorder, tmp_path: Path
+) -> None:
+    q = qualify(aws, monkeypatch)
+    drive_every_function(q, monkeypatch)
+
+    missing_functions = FUNCTIONS_DRIVEN - set(recorder.invoked)
+    assert not missing_functions, f"never invoked: {sorted(missing_functions)}"
+    reached = {(c.function, f"{c.service}:{c.operation}") for c in recorder.calls} | {
+        (call.function, action) for call in recorder.calls for action, _ in required(call)
+    }
+    assert not EXPECTED - reached, (
+        f"calls the scenarios no longer make: {sorted(EXPECTED - reached)}"
+    )
+
+    names = stack_names(aws)
+    statements = template_statements(TEMPLATE, names)
+    gaps = permission_gaps(recorder.calls, statements)
+    assert not gaps, gap_report(gaps, statements, names)
+
+    # And the check can fail: route_events without its Step Functions statement and without
+    # the QualificationTable policy (the gap that reached a deployment).
+    weakened = weakened_template(tmp_path)
+    weak_statements = template_statements(weakened, names)
+    weak_gaps = permission_gaps(recorder.calls, weak_statements)
+    qualification_arn = _table_arn(names["QualificationTable"])
+    assert (
+        "route_events",
+        "states:StartExecution",
+        f"{STATE_MACHINE_ARN_PREFIX}welcome-nurture",
+    ) in weak_gaps
+    assert any(
+        f == "route_events" and r == qualification_arn and a.startswith("dynamodb:")
+        for f, a, r in weak_gaps
+    ), gap_report(weak_gaps, weak_statements, names)
+    assert {f for f, _, _ in weak_gaps} == {"route_events"}, weak_gaps
+    report = gap_report(weak_gaps, weak_statements, names)
+    assert "MISSING states:StartExecution" in report and "(QualificationTable)" in report
+
+
+def weakened_template(tmp_path: Path) -> Path:
+    """A copy of template.yaml whose route_events role lacks states:StartExecution and the
+    QualificationTable policy."""
+    from samtranslator.yaml_helper import yaml_parse
+
+    template = yaml_parse(TEMPLATE.read_text("utf-8"))
+    policies = template["Resources"]["RouteEventsFunction"]["Properties"]["Policies"]
+    kept = []
+    for policy in policies:
+        crud = policy.get("DynamoDBCrudPolicy") if isinstance(policy, dict) else None
+        if crud is not None and crud["TableName"] == {"Ref": "QualificationTable"}:
+            continue
+        if isinstance(policy, dict) and "Statement" in policy:
+            policy = {
+                "Statement": [
+                    s
+                    for s in policy["Statement"]
+                    if "states:StartExecution" not in _strings(s["Action"])
+                ]
+            }
+        kept.append(policy)
+    template["Resources"]["RouteEventsFunction"]["Properties"]["Policies"] = kept
+    (tmp_path / "statemachines").symlink_to(ROOT / "statemachines")
+    copy = tmp_path / "template.yaml"
+    copy.write_text(json.dumps(template), "utf-8")  # JSON is YAML
+    return copy
+
+
+def test_the_matcher_follows_iam() -> None:
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/tsunagu-test-LeadsTable"
+    machines = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:tsunagu-test-*"
+    statements = [
+        Statement("Allow", ("dynamodb:GetItem", "dynamodb:Query"), (table, f"{table}/index/*")),
+        Statement("Allow", ("states:Start*",), (machines,)),
+        Statement("Deny", ("states:StartExecution",), (machines.replace("*", "secret-*"),)),
+    ]
+    assert allows(statements, "dynamodb:GetItem", table)
+    assert allows(statements, "DynamoDB:getitem", table)  # actions are case-insensitive
+    assert allows(statements, "dynamodb:Query", f"{table}/index/by-email")
+    assert not allows(statements, "dynamodb:PutItem", table)
+    assert not allows(statements, "dynamodb:GetItem", table + "2")
+    assert not allows(statements, "dynamodb:GetItem", table.replace("Leads", "Events"))
+    assert allows(statements, "states:StartExecution", machines.replace("*", "welcome-nurture"))
+    assert not allows(
+        statements, "states:StartExecution", machines.replace("tsunagu-test-*", "other-x")
+    )
+    assert not allows(statements, "states:StartExecution", machines.replace("*", "secret-x"))
+    assert not allows([], "dynamodb:GetItem", table)
+
+    # A transaction is authorized item by item, on each item's table.
+    transaction = Call(
+        "capture_form",
+        "dynamodb",
+        "TransactWriteItems",
+        {
+            "TransactItems": [
+                {"Put": {"TableName": "tsunagu-test-LeadsTable"}},
+                {"ConditionCheck": {"TableName": "tsunagu-test-EventsTable"}},
+            ]
+        },
+    )
+    assert required(transaction) == [
+        ("dynamodb:PutItem", table),
+        ("dynamodb:ConditionCheckItem", table.replace("Leads", "Events")),
+    ]
+    gaps = permission_gaps([transaction], {"capture_form": statements})
+    assert gaps == [
+        ("capture_form", "dynamodb:PutItem", table),
+        ("capture_form", "dynamodb:ConditionCheckItem", table.replace("Leads", "Events")),
+    ]
+    # SES v2 SendEmail needs the identity and the configuration set.
+    send = Call(
+        "send_email",
+        "ses",
+        "SendEmail",
+        {
+            "FromEmailAddress": "Example <news@example.com>",
+            "ConfigurationSetName": "tsunagu-test",
+            "Content": {},
+        },
+    )
+    ses = f"arn:aws:ses:{REGION}:{ACCOUNT_ID}"
+    assert required(send) == [
+        ("ses:SendEmail", f"{ses}:identity/example.com"),
+        ("ses:SendEmail", f"{ses}:configuration-set/tsunagu-test"),
+    ]
+    only_identity = [Statement("Allow", ("ses:SendEmail",), (f"{ses}:identity/example.com",))]
+    assert permission_gaps([send], {"send_email": only_identity}) == [
+        ("send_email", "ses:SendEmail", f"{ses}:configuration-set/tsunagu-test")
+    ]
