@@ -318,19 +318,9 @@ def crm_signing_key(settings: Settings) -> bytes:
     """The CRM webhooks' shared key, fetched once per cold start and every few minutes."""
     cached = _crm_keys.get(settings)
     if cached is None or time.monotonic() - cached[0] > SIGNER_MAX_AGE_SECONDS:
-        if not settings.crm_secret_arn:
-            raise RuntimeError("TSUNAGU_CRM_SECRET_ARN is not set for this function")
-        import json
+        from tsunagu.store.secrets import load_crm_signing_key
 
-        import boto3
-
-        client: Any = boto3.client(
-            "secretsmanager", region_name=settings.region, endpoint_url=settings.aws_endpoint_url
-        )
-        secret = json.loads(
-            client.get_secret_value(SecretId=settings.crm_secret_arn)["SecretString"]
-        )
-        cached = (time.monotonic(), str(secret["signing_key"]).encode())
+        cached = (time.monotonic(), load_crm_signing_key(settings))
         _crm_keys[settings] = cached
     return cached[1]
 
