@@ -15,6 +15,7 @@ from tsunagu.clock import parse_instant
 from tsunagu.journeys.install import install_shipped
 from tsunagu.journeys.shipped import shipped_site_paths
 from tsunagu_local import pages
+from tsunagu_local.clocks import ScaledRuntimeClock
 from tsunagu_local.mailbox import sent_mail
 from tsunagu_local.runtime import ACCOUNT_ID, REGION, LocalRuntime, RuntimeOptions
 from tsunagu_local.seed import (
@@ -43,6 +44,14 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="simulated seconds per real second, e.g. 3600 = one hour per second "
         "(default: $TSUNAGU_TIME_SCALE or 1)",
     )
+    parser.add_argument(
+        "--virtual-time",
+        action="store_true",
+        default=None,
+        help="time stands still while work is in flight and moves only when told"
+        " (tsunagu clock advance ...); for tests and trying journeys"
+        " (default: $TSUNAGU_VIRTUAL_TIME)",
+    )
     parser.add_argument("--fresh", action="store_true", help="start with empty tables")
     parser.add_argument("--no-persist", action="store_true", help="keep no data across restarts")
     parser.add_argument(
@@ -57,6 +66,9 @@ def build_runtime(args: argparse.Namespace) -> LocalRuntime:
 
     scale = args.time_scale or float(os.environ.get("TSUNAGU_TIME_SCALE", "1"))
     start = args.clock_start or os.environ.get("TSUNAGU_CLOCK_START")
+    virtual = args.virtual_time or os.environ.get("TSUNAGU_VIRTUAL_TIME", "") in ("1", "true")
+    if virtual and args.time_scale:
+        raise SystemExit("tsunagu-local: --virtual-time and --time-scale are two different clocks")
     if args.fresh:
         for saved in (args.state_dir / "dynamodb").glob("*.json"):
             saved.unlink()
@@ -67,6 +79,7 @@ def build_runtime(args: argparse.Namespace) -> LocalRuntime:
             api_port=args.port,
             clock_start=parse_instant(start) if start else None,
             time_scale=scale,
+            virtual_time=virtual,
             persist=not args.no_persist,
         )
     )
@@ -112,6 +125,18 @@ def install_pages(runtime: LocalRuntime) -> None:
     )
 
 
+def _clock_line(runtime: LocalRuntime) -> str:
+    assert runtime.clock is not None
+    now = f"{runtime.clock.now():%Y-%m-%d %H:%M:%S} UTC"
+    if isinstance(runtime.clock, ScaledRuntimeClock):
+        return f"{now}, x{runtime.clock.scale:g}"
+    return (
+        f"{now}, virtual: stands still until told to move\n"
+        "                     .venv/bin/tsunagu clock show | advance --by 3d | --to T"
+        " | --business-days 1 | --until-idle"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     logging.basicConfig(
@@ -150,8 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{demo}"
         f"  API:               {runtime.api_url}  (POST /forms/demo/submissions)\n"
         f"  Sent-mail viewer:  {runtime.api_url}/_local/mail\n"
-        f"  Clock:             {runtime.clock.now():%Y-%m-%d %H:%M:%S} UTC,"
-        f" x{runtime.clock.scale:g}\n"
+        f"  Clock:             {_clock_line(runtime)}\n"
         f"  CLI:               .venv/bin/tsunagu leads get EMAIL | leads score EMAIL\n"
         f"                     .venv/bin/tsunagu journeys list | status | start | pause | resume\n"
         "Press Ctrl-C to stop.\n",

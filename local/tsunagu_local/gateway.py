@@ -10,16 +10,16 @@ import base64
 import json
 import logging
 import re
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
+from tsunagu.clock import Clock, SystemClock
 from tsunagu_local.lambdas import FunctionError, FunctionRegistry
 from tsunagu_local.template import Stack
 
@@ -85,9 +85,11 @@ class HttpApiGateway:
         routes: list[Route],
         functions: FunctionRegistry,
         local_pages: dict[str, LocalPage] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.routes = routes
         self.functions = functions
+        self.clock = clock or SystemClock()
         # The same dict the runtime fills after start-up (an empty dict is falsy: no `or {}`).
         self.local_pages = local_pages if local_pages is not None else {}
 
@@ -138,7 +140,7 @@ class HttpApiGateway:
         for name, values in request.args.lists():
             query[name] = ",".join(values)
         cookies = [c.strip() for c in request.headers.get("cookie", "").split(";") if c.strip()]
-        now = datetime.now(UTC)
+        now = self.clock.now().astimezone(UTC)
         event: dict[str, Any] = {
             "version": "2.0",
             "routeKey": route.route_key,
@@ -161,7 +163,7 @@ class HttpApiGateway:
                 "routeKey": route.route_key,
                 "stage": "$default",
                 "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-                "timeEpoch": int(time.time() * 1000),
+                "timeEpoch": int(now.timestamp() * 1000),
             },
             "isBase64Encoded": text_body is None and bool(body),
         }

@@ -25,6 +25,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from tsunagu_local.clocks import RuntimeClock, working
+
 log = logging.getLogger("tsunagu.local.lambda")
 
 # One process, one os.environ: invocations must not overlap. Re-entrant, so a handler that
@@ -67,6 +69,8 @@ class LocalFunction:
     environment: dict[str, str]
     timeout: int
     memory: int
+    clock: RuntimeClock
+    """The runtime's: an invocation is work in flight (in virtual time, the clock waits for it)."""
     _module: ModuleType | None = None
     invocations: int = 0
 
@@ -88,7 +92,7 @@ class LocalFunction:
 
     def invoke(self, event: Any) -> Any:
         """Call the handler; raise FunctionError with Lambda's error payload if it fails."""
-        with _ENVIRONMENT_LOCK, _environment(self.environment):
+        with working(self.clock), _ENVIRONMENT_LOCK, _environment(self.environment):
             self.invocations += 1
             context = LambdaContext(self.name, self.arn, self.memory, self.timeout)
             try:
@@ -155,6 +159,8 @@ def install_moto_invoke(registry: FunctionRegistry) -> None:
         function = registry.get(function_name)
         event = json.loads(body) if body else {}
         if headers.get("X-Amz-Invocation-Type") == "Event":
+            # Counted as work before this request answers, so the clock cannot move in between.
+            function.clock.begin_work()
             threading.Thread(target=_invoke_quietly, args=(function, event), daemon=True).start()
             return b""
         try:
@@ -169,5 +175,8 @@ def install_moto_invoke(registry: FunctionRegistry) -> None:
 
 def _invoke_quietly(function: LocalFunction, event: Any) -> None:
     # Already logged; an asynchronous invocation's caller never sees the error.
-    with contextlib.suppress(FunctionError):
-        function.invoke(event)
+    try:
+        with contextlib.suppress(FunctionError):
+            function.invoke(event)
+    finally:
+        function.clock.end_work()

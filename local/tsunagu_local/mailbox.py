@@ -1,11 +1,19 @@
-"""The sent-mail viewer's source: every mail moto's SES accepted, parsed for display."""
+"""The sent-mail viewer's source: every mail moto's SES accepted, parsed for display, with the
+instant it was accepted on the runtime's clock (moto keeps none)."""
 
 from __future__ import annotations
 
 import email
 import email.policy
+import threading
 from dataclasses import dataclass, field
 from typing import Any
+
+from tsunagu.clock import Clock, isoformat
+
+# message id -> when SES accepted it, on the runtime's clock (filled by install_send_clock).
+_SENT_AT: dict[str, str] = {}
+_SENT_AT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -17,6 +25,34 @@ class SentMail:
     headers: list[tuple[str, str]] = field(default_factory=list)
     text: str | None = None
     html: str | None = None
+    sent_at: str | None = None
+    """UTC ISO-8601 on the runtime's clock; None for mail sent before the runtime stamped it."""
+
+
+def install_send_clock(clock: Clock) -> None:
+    """Stamp every mail moto's SES accepts with the runtime's clock (simulated time)."""
+    from moto.ses.models import SESBackend
+
+    def stamped(original: Any) -> Any:
+        if getattr(original, "stamps_sent_at", False):
+            return original
+
+        def send(self: Any, *args: Any, **kwargs: Any) -> Any:
+            message = original(self, *args, **kwargs)
+            with _SENT_AT_LOCK:
+                _SENT_AT[message.id] = isoformat(clock.now())
+            return message
+
+        send.stamps_sent_at = True  # type: ignore[attr-defined]
+        return send
+
+    for name in ("send_email", "send_raw_email", "send_templated_email"):
+        setattr(SESBackend, name, stamped(getattr(SESBackend, name)))
+
+
+def _sent_at(message_id: str) -> str | None:
+    with _SENT_AT_LOCK:
+        return _SENT_AT.get(message_id)
 
 
 def _from_raw(message_id: str, raw: str) -> SentMail:
@@ -39,6 +75,7 @@ def _from_raw(message_id: str, raw: str) -> SentMail:
         headers=[(k, str(v)) for k, v in parsed.items()],
         text=text,
         html=html,
+        sent_at=_sent_at(message_id),
     )
 
 
@@ -59,6 +96,7 @@ def _from_simple(message: Any) -> SentMail:
         ],
         text=None if is_html else body,
         html=body if is_html else None,
+        sent_at=_sent_at(message.id),
     )
 
 

@@ -108,7 +108,12 @@ def _mail_html(mail: SentMail) -> str:
             "<h3>HTML</h3><iframe sandbox='allow-popups allow-popups-to-escape-sandbox' "
             f'srcdoc="{html.escape(mail.html, quote=True)}"></iframe>'
         )
-    heading = f"<h2>{html.escape(mail.subject)}</h2>"
+    sent = (
+        f"<p>Sent {html.escape(mail.sent_at)} (UTC, the runtime's clock)</p>"
+        if mail.sent_at
+        else ""
+    )
+    heading = f"<h2>{html.escape(mail.subject)}</h2>{sent}"
     return f"<article id='{html.escape(mail.message_id)}'>{heading}{parts}</article>"
 
 

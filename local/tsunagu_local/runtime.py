@@ -22,11 +22,15 @@ from botocore.config import Config
 from pydantic import ValidationError
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from tsunagu.clock import ScaledClock, isoformat
+from tsunagu.clock import isoformat, register_in_process
+from tsunagu.journeys.business_time import business_calendar
 from tsunagu.settings import Settings
+from tsunagu_local.clock_api import clock_page
+from tsunagu_local.clocks import RuntimeClock, ScaledRuntimeClock, VirtualClock
 from tsunagu_local.gateway import HttpApiGateway, LocalPage, routes_from
 from tsunagu_local.intrinsics import Resolver
 from tsunagu_local.lambdas import FunctionRegistry, LocalFunction, install_moto_invoke
+from tsunagu_local.mailbox import install_send_clock
 from tsunagu_local.schedules import ScheduledRule, rate_seconds
 from tsunagu_local.secrets import create_secret, generated_value
 from tsunagu_local.streams import (
@@ -36,11 +40,7 @@ from tsunagu_local.streams import (
 )
 from tsunagu_local.tables import create_table
 from tsunagu_local.template import Stack, declared_parameters, load_stack
-from tsunagu_local.waits import (
-    install_retry_clock,
-    install_task_timeout_clock,
-    install_wait_clock,
-)
+from tsunagu_local.waits import install_step_functions_clock
 
 log = logging.getLogger("tsunagu.local")
 
@@ -72,6 +72,9 @@ class RuntimeOptions:
     stage: str = "local"
     clock_start: datetime | None = None
     time_scale: float = 1.0
+    virtual_time: bool = False
+    """Time stands still while work is in flight and moves only as far as a client allows
+    (``POST /_local/clock``); time_scale is then unused."""
     persist: bool = True
     """Keep DynamoDB data in state_dir across restarts."""
     parameters: dict[str, str] = field(default_factory=dict)
@@ -88,7 +91,7 @@ class LocalRuntime:
         self._api_server: BaseWSGIServer | None = None
         self._moto: Any = None
         self.stack: Stack | None = None
-        self.clock: ScaledClock | None = None
+        self.clock: RuntimeClock | None = None
         self._saved_environ: dict[str, str | None] = {}
 
     # ------------------------------------------------------------------ lifecycle
@@ -100,16 +103,35 @@ class LocalRuntime:
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.options.moto_port}"
 
+    @property
+    def clock_url(self) -> str:
+        return f"{self.api_url}/_local/clock"
+
+    def _clock_environment(self) -> dict[str, str]:
+        """How a function (or the CLI) finds the runtime's clock."""
+        assert self.clock is not None
+        if isinstance(self.clock, ScaledRuntimeClock):
+            return {
+                "TSUNAGU_CLOCK_START": isoformat(self.clock.start),
+                "TSUNAGU_CLOCK_EPOCH": repr(self.clock.epoch),
+                "TSUNAGU_TIME_SCALE": repr(self.clock.scale),
+            }
+        return {"TSUNAGU_CLOCK_URL": self.clock_url}
+
     def start(self) -> None:
         self._start_moto()
         os.environ["TZ"] = "UTC"  # moto's Wait and timestamp code reads naive local time
         time.tzset()
-        self.clock = ScaledClock(
-            self.options.clock_start or datetime.now(UTC), time.time(), self.options.time_scale
-        )
-        install_wait_clock(self.clock)
-        install_task_timeout_clock(self.clock)
-        install_retry_clock(self.clock)
+        start = self.options.clock_start or datetime.now(UTC).replace(microsecond=0)
+        if self.options.virtual_time:
+            self.clock = VirtualClock(start)
+            # The runtime's functions read this object; other processes (the CLI, tests) ask
+            # GET /_local/clock.
+            register_in_process(self.clock_url, self.clock)
+        else:
+            self.clock = ScaledRuntimeClock(start, time.time(), self.options.time_scale)
+        install_step_functions_clock(self.clock)
+        install_send_clock(self.clock)
         keep_streams_across_cancelled_transactions()
         install_moto_invoke(self.functions)
         parameters = dict(self.options.parameters)
@@ -117,19 +139,23 @@ class LocalRuntime:
             parameters.setdefault("Stage", self.options.stage)
         self.stack = load_stack(self.options.template, parameters, REGION)
         restored = self._deploy(self.stack)
-        # Simulated time starts now that everything is up, not while tables were being created.
-        self.clock.epoch = time.time()
-        if self.options.clock_start is None:
-            self.clock.start = datetime.now(UTC)
+        if isinstance(self.clock, ScaledRuntimeClock):
+            # Simulated time starts now that everything is up, not while tables were created.
+            self.clock.epoch = time.time()
+            if self.options.clock_start is None:
+                self.clock.start = datetime.now(UTC)
         for function in self.functions:
-            function.environment["TSUNAGU_CLOCK_EPOCH"] = repr(self.clock.epoch)
-            function.environment["TSUNAGU_CLOCK_START"] = isoformat(self.clock.start)
+            function.environment.update(self._clock_environment())
         for poller in self.pollers:
             # Restored data was consumed in the run that wrote it: start from new records only.
             poller.start("LATEST" if restored else None)
+            if isinstance(self.clock, VirtualClock):
+                self.clock.add_probe(poller.has_pending_work)
+        self._start_api(self.stack)
+        if isinstance(self.clock, VirtualClock):
+            self.clock.start()
         for schedule in self.schedules:
             schedule.start()
-        self._start_api(self.stack)
         self._write_state_file()
 
     def stop(self) -> None:
@@ -139,6 +165,9 @@ class LocalRuntime:
             poller.stop()
         for schedule in self.schedules:
             schedule.stop()
+        if isinstance(self.clock, VirtualClock):
+            self.clock.stop()
+            register_in_process(self.clock_url, None)
         if self.options.persist and self.tables:
             self._save_tables()
         state_file = self.options.state_dir / STATE_FILE
@@ -173,6 +202,9 @@ class LocalRuntime:
 
     def wait_for_streams(self, timeout: float = 10.0) -> None:
         """Block until every stream poller has caught up (for tests and demos)."""
+        if isinstance(self.clock, VirtualClock):
+            self.clock.settle(timeout)
+            return
         deadline = time.monotonic() + timeout
         time.sleep(0.3)
         for poller in self.pollers:
@@ -350,9 +382,7 @@ class LocalRuntime:
             {
                 "AWS_LAMBDA_FUNCTION_NAME": name,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(props.get("MemorySize", 128)),
-                "TSUNAGU_CLOCK_START": isoformat(self.clock.start),
-                "TSUNAGU_CLOCK_EPOCH": repr(self.clock.epoch),
-                "TSUNAGU_TIME_SCALE": repr(self.clock.scale),
+                **self._clock_environment(),
                 "AWS_ENDPOINT_URL": self.endpoint_url,
                 "AWS_REGION": REGION,
             }
@@ -379,6 +409,7 @@ class LocalRuntime:
                 environment={k: str(v) for k, v in environment.items()},
                 timeout=int(props.get("Timeout", 3)),
                 memory=int(props.get("MemorySize", 128)),
+                clock=self.clock,
             )
         )
         resolver.refs[logical_id] = name
@@ -466,7 +497,15 @@ class LocalRuntime:
 
     # ------------------------------------------------------------------ API
     def _start_api(self, stack: Stack) -> None:
-        gateway = HttpApiGateway(routes_from(stack), self.functions, self.local_pages)
+        assert self.clock is not None
+        try:
+            settings = self.settings()
+            calendar = business_calendar(settings.business_country, settings.company_closed_days)
+            time_zone = settings.default_time_zone
+        except ValidationError:  # not Tsunagu's own template: Japan's calendar
+            calendar, time_zone = business_calendar("JP", ""), "Asia/Tokyo"
+        self.local_pages["/_local/clock"] = clock_page(self.clock, calendar, time_zone)
+        gateway = HttpApiGateway(routes_from(stack), self.functions, self.local_pages, self.clock)
         self._api_server = make_server("127.0.0.1", self.options.api_port, gateway, threaded=True)
         self.options.api_port = self._api_server.server_port
         Thread(target=self._api_server.serve_forever, name="http-api", daemon=True).start()
@@ -482,9 +521,7 @@ class LocalRuntime:
             environment = {
                 "AWS_REGION": REGION,
                 "AWS_ENDPOINT_URL": self.endpoint_url,
-                "TSUNAGU_CLOCK_START": isoformat(self.clock.start),
-                "TSUNAGU_CLOCK_EPOCH": repr(self.clock.epoch),
-                "TSUNAGU_TIME_SCALE": repr(self.clock.scale),
+                **self._clock_environment(),
             }
         state = {
             "pid": os.getpid(),

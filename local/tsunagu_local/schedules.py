@@ -1,8 +1,8 @@
 """EventBridge schedules (a function's ``Schedule`` event) on the runtime's clock.
 
 ``rate(1 day)`` invokes the function once per simulated day: at ``--time-scale 86400`` once a
-real second. ``cron(...)`` expressions are not run locally (the function can still be invoked
-by hand); a warning says so at start-up.
+real second; in virtual time whenever the clock passes the next run. ``cron(...)`` expressions
+are not run locally (the function can still be invoked by hand); a warning says so at start-up.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import logging
 import re
 import threading
 import uuid
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import Any
 
-from tsunagu.clock import ScaledClock
+from tsunagu_local.clocks import RuntimeClock
 from tsunagu_local.lambdas import LocalFunction
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class ScheduledRule:
         rule_arn: str,
         function: LocalFunction,
         interval_seconds: float,
-        clock: ScaledClock,
+        clock: RuntimeClock,
         region: str,
         account: str,
     ) -> None:
@@ -59,11 +59,19 @@ class ScheduledRule:
         self._stop.set()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval_seconds / self.clock.scale):
+        due = self.clock.now()
+        while not self._stop.is_set():
+            due += timedelta(seconds=self.interval_seconds)
+            # Not work while it waits (a schedule never keeps "run until idle" going); work from
+            # the moment it is due until the run has been delivered.
+            self.clock.sleep_until(due, ready=self._stop.is_set, working=False)
             try:
-                self.function.invoke(self.event())
+                if not self._stop.is_set():
+                    self.function.invoke(self.event())
             except Exception:  # the next run tries again, as EventBridge would
                 log.exception("scheduled run of %s failed", self.function.name)
+            finally:
+                self.clock.end_work()
 
     def event(self) -> dict[str, Any]:
         return {

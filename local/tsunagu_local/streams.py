@@ -4,6 +4,9 @@ Per mapping: batches of up to BatchSize records (waiting up to MaximumBatchingWi
 fill one); with ReportBatchItemFailures, a batch is retried from its first failed record; a batch
 that keeps failing is retried MaximumRetryAttempts times, then its first failing record is parked
 in the OnFailure destination (an SQS queue) and the poller moves on.
+
+For the virtual clock, a poller has work pending while its stream holds records it has not read
+or it holds records it has not delivered (``has_pending_work``): time does not move meanwhile.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from tsunagu_local.lambdas import FunctionError, LocalFunction
 
 log = logging.getLogger("tsunagu.local.streams")
 
-POLL_INTERVAL_SECONDS = 0.1
+POLL_INTERVAL_SECONDS = 0.05
 # Lambda retries "until the record expires" when MaximumRetryAttempts is -1; locally, stop here.
 LOCAL_RETRY_CEILING = 10
 
@@ -60,6 +63,8 @@ class StreamPoller:
         )
         self._pending: list[dict[str, Any]] = []
         self._attempts = 0
+        self._next_sequence: int | None = None
+        """The first sequence number this poller has not delivered (None: not started)."""
         self.idle = threading.Event()
 
     def start(self, starting_position: str | None = None) -> None:
@@ -74,11 +79,22 @@ class StreamPoller:
             )["ShardIterator"]
             for shard in shards
         ]
+        shard = _stream_shard(self.mapping.stream_arn)
+        if shard is not None:
+            at_start = (starting_position or self.mapping.starting_position) == "TRIM_HORIZON"
+            self._next_sequence = shard.starting_sequence_number if at_start else _shard_end(shard)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+    def has_pending_work(self) -> bool:
+        """Records written and not yet delivered (read from the stream, or not yet read)."""
+        shard = _stream_shard(self.mapping.stream_arn)
+        if shard is None or self._next_sequence is None:
+            return False
+        return _shard_end(shard) > self._next_sequence
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -128,6 +144,7 @@ class StreamPoller:
         if failed_from is None:
             self._pending, self._attempts = [], 0
             self.mapping.delivered_batches += 1
+            self._delivered_up_to(batch, [])
             return
         # Lambda checkpoints before the first failed record and retries from there.
         self._attempts += 1
@@ -138,7 +155,17 @@ class StreamPoller:
             remaining = remaining[1:]
             self._attempts = 0
         self._pending = remaining
+        self._delivered_up_to(batch, remaining)
         self._stop.wait(min(0.1 * 2**self._attempts, 2.0))
+
+    def _delivered_up_to(
+        self, batch: list[dict[str, Any]], remaining: list[dict[str, Any]]
+    ) -> None:
+        """Move the delivered mark: to the first record still to deliver, else past the batch."""
+        if remaining:
+            self._next_sequence = _sequence(remaining[0])
+        else:
+            self._next_sequence = max(_sequence(r) for r in batch) + 1
 
     def _first_failure(self, batch: list[dict[str, Any]], result: Any) -> int | None:
         if not self.mapping.report_item_failures or not isinstance(result, dict):
@@ -178,6 +205,26 @@ class StreamPoller:
                     default=str,
                 ),
             )
+
+
+def _stream_shard(stream_arn: str) -> Any:
+    """moto's shard behind a stream ARN (``arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/..``),
+    read in-process: the runtime and its moto share one process."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    parts = stream_arn.split(":")
+    table_name = parts[5].split("/")[1]
+    table = dynamodb_backends[parts[4]][parts[3]].tables.get(table_name)
+    return getattr(table, "stream_shard", None)
+
+
+def _sequence(record: dict[str, Any]) -> int:
+    return int(record["dynamodb"]["SequenceNumber"])
+
+
+def _shard_end(shard: Any) -> int:
+    """The sequence number the shard's next record will get."""
+    return int(shard.starting_sequence_number) + len(shard.items)
 
 
 def keep_streams_across_cancelled_transactions() -> None:

@@ -1,21 +1,34 @@
-"""Step Functions Wait states and task-token timeouts on the runtime's clock.
+"""Step Functions on the runtime's clock: Wait states, task-token deadlines, Retry intervals, the
+timestamps in execution histories, and (in virtual time) which executions are doing work.
 
-moto really sleeps in a Wait state, and reads Timestamp waits against the naive local time. Here
-a Wait of N seconds sleeps N / time_scale real seconds, and a Timestamp wait lasts until the
-runtime's simulated clock reaches that instant, so journeys follow the same clock as the domain.
-A ``.waitForTaskToken`` task's TimeoutSeconds and HeartbeatSeconds are scaled the same way.
+moto really sleeps in a Wait state, reads Timestamp waits against the naive local time, enforces a
+``.waitForTaskToken`` task's TimeoutSeconds and HeartbeatSeconds in real seconds, sleeps a Retry's
+IntervalSeconds for real and stamps history events with the wall clock. Here every one of those
+goes through the runtime's clock (tsunagu_local.clocks): "did they click within 3 days?" waits 3
+simulated days, a history event says when it happened in simulated time, and in virtual time an
+execution counts as work from its StartExecution until it waits or ends.
 """
 
 from __future__ import annotations
 
-import time
-from datetime import UTC
+import threading
+from datetime import UTC, timedelta
 from typing import Any
 
-from tsunagu.clock import ScaledClock
+from tsunagu_local.clocks import RuntimeClock
+
+_PATCHED_FLAG = "_tsunagu_clock"
 
 
-def install_wait_clock(clock: ScaledClock) -> None:
+def install_step_functions_clock(clock: RuntimeClock) -> None:
+    """Every patch below, for this clock (the runtime's process has exactly one)."""
+    install_wait_clock(clock)
+    install_task_timeout_clock(clock)
+    install_retry_clock(clock)
+    install_execution_clock(clock)
+
+
+def install_wait_clock(clock: RuntimeClock) -> None:
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
         FailureEventException,
     )
@@ -27,12 +40,10 @@ def install_wait_clock(clock: ScaledClock) -> None:
     )
 
     def wait_interval(self: Any, env: Any, wait_seconds: float) -> None:
-        deadline = time.monotonic() + max(0.0, wait_seconds) / clock.scale
-        while env.is_running():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            env.program_state_event.wait(remaining)
+        clock.sleep_until(
+            clock.now() + timedelta(seconds=max(0.0, wait_seconds)),
+            ready=lambda: not env.is_running(),
+        )
 
     def timestamp_wait_seconds(self: Any, env: Any) -> float:
         self.string.eval(env=env)
@@ -47,27 +58,27 @@ def install_wait_clock(clock: ScaledClock) -> None:
     Timestamp._get_wait_seconds = timestamp_wait_seconds  # type: ignore[method-assign,assignment]
 
 
-# How often a task waiting for its token looks whether its execution was stopped.
-STOP_CHECK_SECONDS = 0.2
-
-
-def install_task_timeout_clock(clock: ScaledClock) -> None:
+def install_task_timeout_clock(clock: RuntimeClock) -> None:
     """Timeouts of ``.waitForTaskToken`` tasks on the runtime's clock.
 
-    moto enforces a Task's TimeoutSeconds and HeartbeatSeconds (and their Path forms) in real
-    seconds, so "did they click within 3 days?" would wait 3 real days at any time scale. Every
-    waitForTaskToken task waits for its token in one method,
+    Every waitForTaskToken task waits for its token in one method,
     ``StateTaskServiceCallback._eval_wait_for_task_token``: it is given the evaluated timeout and
     the heartbeat endpoint (built from the evaluated heartbeat), and returns the outcome, or a
     timed-out marker that moto itself turns into States.Timeout and a TaskTimedOut event. Only
     that wait is replaced, so the history still shows the template's seconds (TaskScheduled's
-    timeoutInSeconds / heartbeatInSeconds) and Retry/Catch work as before.
+    timeoutInSeconds / heartbeatInSeconds) and Retry/Catch work as before. StopExecution ends a
+    waiting task at once, as in AWS (moto would keep it waiting until its timeout).
 
-    Tasks that do work rather than wait (a Lambda or DynamoDB call) keep real-time timeouts: the
-    work itself runs in real time, and TimeoutSeconds: 60 at one hour per second would be 17 ms.
-    moto's outer per-state timeout also stays real time; it fires after this one for any scale
-    of 1 or more.
+    moto also runs every state with a timeout under an outer, real-time limit of the same number
+    of seconds. For a token wait that limit is switched off: the wait above enforces it on the
+    runtime's clock (in virtual time a real-time limit would fire while the clock stands still).
+    Tasks that do work rather than wait (a Lambda call) keep the real-time limit: the work itself
+    runs in real time.
     """
+    from moto.stepfunctions.parser.asl.component.state.exec import execute_state
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
+        ResourceCondition,
+    )
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (  # noqa: E501
         StateTaskServiceCallback,
     )
@@ -80,51 +91,134 @@ def install_task_timeout_clock(clock: ScaledClock) -> None:
     def wait_for_task_token(
         self: Any, env: Any, timeout_seconds: int, callback_endpoint: Any, heartbeat_endpoint: Any
     ) -> Any:
-        timed_out = CallbackOutcomeTimedOut(callback_id=callback_endpoint.callback_id)
-        deadline = time.monotonic() + timeout_seconds / clock.scale
+        deadline = clock.now() + timedelta(seconds=timeout_seconds)
+
+        def answered_or_stopped() -> bool:
+            return callback_endpoint.get_outcome() is not None or not env.is_running()
+
         if heartbeat_endpoint is None:
-            # In slices, so that StopExecution ends a waiting execution at once, as in AWS (moto
-            # would keep it waiting until its timeout).
-            while env.is_running():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                outcome = callback_endpoint.wait(timeout=min(remaining, STOP_CHECK_SECONDS))
-                if outcome is not None:
-                    return outcome
-            if not env.is_running():
-                # Stopped: end the task quietly; the stopped program then ends ABORTED (a timeout
-                # here would fail the execution with States.Timeout instead).
-                return CallbackOutcomeSuccess(callback_endpoint.callback_id, "{}")
-            return timed_out
-        # moto's HeartbeatEndpoint (pinned) offers only a wait of its own full interval; its event
-        # is set by SendTaskHeartbeat and by the outcome, so wait on it up to the nearer deadline.
-        beat = heartbeat_endpoint._next_heartbeat_event
-        interval = heartbeat_endpoint._heartbeat_seconds / clock.scale
-        while env.is_running():
-            outcome = callback_endpoint.get_outcome()
-            if outcome is not None:
-                return outcome
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            received = beat.wait(min(interval, remaining))
-            beat.clear()
-            if not received and interval < remaining and env.is_running():
-                return HeartbeatTimedOut()
-        return timed_out
+            clock.sleep_until(deadline, ready=answered_or_stopped)
+        else:
+            # moto's HeartbeatEndpoint (pinned) sets this event on SendTaskHeartbeat and on the
+            # outcome; each beat starts a new heartbeat interval.
+            beat = heartbeat_endpoint._next_heartbeat_event
+            interval = timedelta(seconds=heartbeat_endpoint._heartbeat_seconds)
+            while not answered_or_stopped() and clock.now() < deadline:
+                beat.clear()
+                clock.sleep_until(
+                    min(clock.now() + interval, deadline),
+                    ready=lambda: answered_or_stopped() or beat.is_set(),
+                )
+                if answered_or_stopped() or beat.is_set():
+                    continue
+                if clock.now() < deadline:
+                    return HeartbeatTimedOut()
+        outcome = callback_endpoint.get_outcome()
+        if outcome is not None:
+            return outcome
+        if not env.is_running():
+            # Stopped: end the task quietly; the stopped program then ends ABORTED (a timeout
+            # here would fail the execution with States.Timeout instead).
+            return CallbackOutcomeSuccess(callback_endpoint.callback_id, "{}")
+        return CallbackOutcomeTimedOut(callback_id=callback_endpoint.callback_id)
 
     StateTaskServiceCallback._eval_wait_for_task_token = wait_for_task_token  # type: ignore[method-assign]
 
+    if getattr(execute_state.ExecutionState._evaluate_with_timeout, _PATCHED_FLAG, False):
+        return
+    original_evaluate = execute_state.ExecutionState._evaluate_with_timeout
+    outer_limit_off = threading.local()
 
-def install_retry_clock(clock: ScaledClock) -> None:
+    def evaluate_with_timeout(self: Any, env: Any) -> None:
+        token_wait = isinstance(self, StateTaskServiceCallback) and (
+            self.resource.condition == ResourceCondition.WaitForTaskToken
+        )
+        outer_limit_off.value = token_wait
+        try:
+            original_evaluate(self, env)
+        finally:
+            outer_limit_off.value = False
+
+    class StateEvent(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            if getattr(outer_limit_off, "value", False):
+                timeout = None
+            return super().wait(timeout)
+
+    class ThreadingForStates:
+        """What execute_state sees as ``threading``: the same, but its Event is ours."""
+
+        Event = StateEvent
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(threading, name)
+
+    setattr(evaluate_with_timeout, _PATCHED_FLAG, True)
+    execute_state.ExecutionState._evaluate_with_timeout = evaluate_with_timeout  # type: ignore[method-assign]
+    setattr(execute_state, "threading", ThreadingForStates())  # noqa: B010 - module global
+
+
+def install_retry_clock(clock: RuntimeClock) -> None:
     """A Retry's IntervalSeconds (and backoff) on the runtime's clock: moto sleeps them for real,
     so "retry in 30 s, then 60 s, ..." would take minutes at any time scale."""
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
-    class ScaledSleep:
+    class ClockSleep:
         @staticmethod
         def sleep(seconds: float) -> None:
-            time.sleep(max(0.0, seconds) / clock.scale)
+            clock.sleep_until(clock.now() + timedelta(seconds=max(0.0, seconds)))
 
-    setattr(retrier_decl, "time", ScaledSleep)  # noqa: B010 - moto imports the module `time`
+    setattr(retrier_decl, "time", ClockSleep)  # noqa: B010 - moto imports the module `time`
+
+
+def install_execution_clock(clock: RuntimeClock) -> None:
+    """Executions on the runtime's clock: their start and stop dates and every history event are
+    stamped with it, and each execution counts as work while its thread runs (it stops counting
+    while it sleeps in a wait, see above). StartExecution counts the new execution before it
+    answers, so no instant exists at which it is started and not yet counted."""
+    from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+    from moto.stepfunctions.parser.backend import execution as execution_module
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    def now() -> Any:
+        return clock.now()
+
+    EventManager._get_current_timestamp = staticmethod(now)  # type: ignore[method-assign]
+
+    if getattr(ExecutionWorker.start, _PATCHED_FLAG, False):
+        return
+    # moto's own methods are untyped: held as Any.
+    original_start: Any = ExecutionWorker.start
+    original_logic: Any = ExecutionWorker._execution_logic
+    original_init: Any = execution_module.Execution.__init__
+    original_reflect: Any = (
+        execution_module.BaseExecutionWorkerCommunication._reflect_execution_status
+    )
+
+    def start(self: Any) -> None:
+        clock.begin_work()
+        try:
+            original_start(self)
+        except BaseException:
+            clock.end_work()
+            raise
+
+    def execution_logic(self: Any) -> None:
+        try:
+            original_logic(self)
+        finally:
+            clock.end_work()
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs["start_date"] = clock.now()
+        original_init(self, *args, **kwargs)
+
+    def reflect(self: Any) -> None:
+        original_reflect(self)
+        self.execution.stop_date = clock.now()
+
+    setattr(start, _PATCHED_FLAG, True)
+    ExecutionWorker.start = start  # type: ignore[method-assign]
+    ExecutionWorker._execution_logic = execution_logic  # type: ignore[method-assign]
+    execution_module.Execution.__init__ = init  # type: ignore[method-assign]
+    execution_module.BaseExecutionWorkerCommunication._reflect_execution_status = reflect  # type: ignore[method-assign]

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from tsunagu import services
+from tsunagu.cli_clock import ClockCliError, add_clock_commands
 from tsunagu.cli_journeys import JourneyCliError, add_journey_commands
 from tsunagu.cli_qualification import QualificationCliError, add_qualification_commands
 from tsunagu.clock import isoformat
@@ -487,6 +488,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--replace", action="store_true", help="update an existing form")
     create.set_defaults(run=forms_create)
     add_journey_commands(groups)
+    add_clock_commands(groups)
     add_qualification_commands(groups, leads, _with_lead)
     forms.add_parser("list", help="list forms").set_defaults(run=forms_list)
     show = forms.add_parser("get", help="show a form's definition")
@@ -502,7 +504,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             _stack_settings(args.stack, args.region) if args.stack else _local_settings()
         )
         code: int = args.run(settings, args)
-    except (CliError, JourneyCliError, QualificationCliError, TsunaguError, ValueError) as error:
+    except (
+        CliError,
+        ClockCliError,
+        JourneyCliError,
+        QualificationCliError,
+        TsunaguError,
+        ValueError,
+    ) as error:
         print(f"tsunagu: {error}", file=sys.stderr)
         return 1
     return code

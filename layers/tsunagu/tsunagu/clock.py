@@ -1,13 +1,18 @@
 """The one clock the domain reads "now" from.
 
-In AWS it is the system clock. The embedded runtime and the tests can start it at a chosen instant
-and run it faster (``time_scale`` simulated seconds per real second); the runtime's Step Functions
-Wait states follow the same clock, so a "next business day" lands on the simulated day.
+In AWS it is the system clock. The embedded runtime has two more: scaled (starts at a chosen
+instant and runs ``time_scale`` simulated seconds per real second, for demos) and virtual (stands
+still while work is in flight and jumps to the next due instant when told how far it may go, for
+tests; see tsunagu_local.clocks). The runtime's Step Functions Wait states follow the same clock,
+so a "next business day" lands on the simulated day.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -67,7 +72,45 @@ def isoformat(instant: datetime) -> str:
     )
 
 
-def clock_from(clock_start: str | None, clock_epoch: float | None, scale: float) -> Clock:
+class RemoteClock:
+    """The embedded runtime's virtual clock, read over its local HTTP API (``GET /_local/clock``)
+    by processes other than the runtime: the CLI and the tests. Only ever a loopback URL."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        if not url.startswith(("http://127.0.0.1:", "http://localhost:")):
+            raise ValueError(f"the runtime's clock is on the loopback address, not {url}")
+        self.url = url
+        self.timeout = timeout
+
+    def now(self) -> datetime:
+        with urllib.request.urlopen(self.url, timeout=self.timeout) as response:  # noqa: S310
+            return parse_instant(json.load(response)["now"])
+
+
+# Inside the embedded runtime's own process, its functions read its clock object directly rather
+# than over HTTP: the runtime registers it here under its URL.
+_IN_PROCESS: dict[str, Clock] = {}
+_IN_PROCESS_LOCK = threading.Lock()
+
+
+def register_in_process(url: str, clock: Clock | None) -> None:
+    with _IN_PROCESS_LOCK:
+        if clock is None:
+            _IN_PROCESS.pop(url, None)
+        else:
+            _IN_PROCESS[url] = clock
+
+
+def clock_from(
+    clock_start: str | None,
+    clock_epoch: float | None,
+    scale: float,
+    clock_url: str | None = None,
+) -> Clock:
+    if clock_url is not None:
+        with _IN_PROCESS_LOCK:
+            local = _IN_PROCESS.get(clock_url)
+        return local if local is not None else RemoteClock(clock_url)
     if clock_start is None:
         return SystemClock()
     return ScaledClock(parse_instant(clock_start), clock_epoch or time.time(), scale)

@@ -209,7 +209,9 @@ def quiet_hours(settings: Settings) -> QuietHours:
 
 @lru_cache(maxsize=8)
 def clock(settings: Settings) -> Clock:
-    return clock_from(settings.clock_start, settings.clock_epoch, settings.time_scale)
+    return clock_from(
+        settings.clock_start, settings.clock_epoch, settings.time_scale, settings.clock_url
+    )
 
 
 # ---------------------------------------------------------------- journeys

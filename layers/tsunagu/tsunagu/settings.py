@@ -79,6 +79,8 @@ class Settings(BaseModel):
     clock_start: str | None = None
     clock_epoch: float | None = None
     time_scale: float = Field(default=1.0, gt=0, le=1_000_000)
+    clock_url: str | None = None
+    """Only set by the embedded runtime in virtual time: where its clock tells the time."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
