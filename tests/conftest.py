@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,7 @@ class AwsStack:
 
     def function(self, folder: str) -> Any:
         """The handler in functions/<folder>, loaded and invoked as the local runtime does."""
+        from tsunagu_local.clocks import ScaledRuntimeClock
         from tsunagu_local.lambdas import LocalFunction
 
         return LocalFunction(
@@ -57,6 +60,8 @@ class AwsStack:
             environment=self.environment,
             timeout=10,
             memory=512,
+            # The wall clock, as the handlers' own clock is here (scale 1 from now).
+            clock=ScaledRuntimeClock(datetime.now(UTC), time.time()),
         )
 
     def settings(self) -> Any:

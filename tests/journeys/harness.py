@@ -1,11 +1,14 @@
 """The embedded runtime as the journey tests drive it, and what they read back from it.
 
 A journey test starts ``python -m tsunagu_local`` as ``make up`` does (the product's template,
-its shipped journeys and templates, on free ports, on a compressed clock), acts the way people
-and marketers act (the demo form, a click in a mail, the ``tsunagu`` CLI) and then reads what
-happened from three places: the Step Functions execution histories, the mails in the mail
-viewer's store (``/_local/mail``) and the rows the functions wrote (events, journey entries,
-parked executions, waits).
+its shipped journeys and templates, on free ports) on **virtual time**: the runtime's clock stands
+still while any work is in flight and moves only when the script advances it, everything due on
+the way happening at its own simulated instant. So what a test sees never depends on how fast or
+loaded the machine is. The tests act the way people and marketers act (the demo form, a click in
+a mail, the ``tsunagu`` CLI) and then read what happened from three places: the Step Functions
+execution histories (stamped with the runtime's clock), the mails in the mail viewer's store
+(``/_local/mail``) and the rows the functions wrote (events, journey entries, parked executions,
+waits).
 
 Everything it talks to is on 127.0.0.1. The tests own their processes and stop them by their id.
 """
@@ -21,7 +24,7 @@ from collections.abc import Callable, Iterable
 from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.message import Message
 from functools import cached_property
 from pathlib import Path
@@ -52,6 +55,11 @@ from tsunagu_local.runtime import free_port
 
 JST = ZoneInfo("Asia/Tokyo")
 START_TIMEOUT = 60.0
+CLOCK_TIMEOUT = 300.0
+"""Real seconds to wait for the runtime's work to settle, or for the script to reach a moment: a
+bound for a broken run, never a measure of the product (simulated time does not depend on it)."""
+PROBE_TIMEOUT = 60.0
+"""Real seconds a probe waits once the clock is where it should be."""
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
@@ -82,7 +90,7 @@ class Runtime(RuntimeState):
 
     # -- start and stop
     @classmethod
-    def launch(cls, name: str, workdir: Path, *, clock_start: str, time_scale: float) -> Runtime:
+    def launch(cls, name: str, workdir: Path, *, clock_start: str) -> Runtime:
         """Start it as ``make up`` does, from ``workdir``; returns at once (see ``wait_ready``).
 
         The process runs in Asia/Tokyo on purpose, as a developer's machine here would: the
@@ -98,8 +106,7 @@ class Runtime(RuntimeState):
                     "--no-persist",
                     "--clock-start",
                     clock_start,
-                    "--time-scale",
-                    f"{time_scale:g}",
+                    "--virtual-time",
                 ),
                 cwd=workdir,
                 env=runtime_environment(),
@@ -135,10 +142,6 @@ class Runtime(RuntimeState):
         return self.output()[-characters:]
 
     # -- configuration as the functions see it (and api_url, environment: RuntimeState)
-    @property
-    def scale(self) -> float:
-        return float(self.environment["TSUNAGU_TIME_SCALE"])
-
     @cached_property
     def settings(self) -> Settings:
         return Settings.from_environ(self.environment)
@@ -162,24 +165,48 @@ class Runtime(RuntimeState):
                 )
             return self._clients[service]
 
-    # -- the clock
+    # -- the clock (virtual: it moves only when the script says so)
     def now(self) -> datetime:
         return self.clock.now()
 
-    def simulated_at(self, real: float) -> datetime:
-        """The runtime's clock at real time ``real`` (time.time())."""
-        start = parse_instant(self.environment["TSUNAGU_CLOCK_START"])
-        epoch = float(self.environment["TSUNAGU_CLOCK_EPOCH"])
-        return start + timedelta(seconds=(real - epoch) * self.scale)
+    def _move_clock(self, body: dict[str, Any]) -> dict[str, Any]:
+        status, _, reply = self.http(
+            "POST",
+            "/_local/clock",
+            json.dumps({**body, "timeout": CLOCK_TIMEOUT}).encode(),
+            {"content-type": "application/json"},
+            timeout=CLOCK_TIMEOUT + 10,
+        )
+        assert status == 200, f"{self.name}: clock {body}: {status} {reply[:300]!r}"
+        state: dict[str, Any] = json.loads(reply)
+        return state
 
-    def sleep_until(self, instant: datetime) -> None:
-        """Sleep until the runtime's clock reaches ``instant`` (at once if it has)."""
-        while (left := (instant - self.now()).total_seconds()) > 0:
-            time.sleep(min(left / self.scale, 1.0))
+    def advance_to(self, instant: datetime) -> None:
+        """Let the clock run to ``instant``: everything due on the way happens at its own
+        simulated instant; returns once the work has settled there."""
+        self._move_clock({"to": isoformat(instant)})
 
-    def seconds_until(self, instant: datetime, slack: float = 10.0) -> float:
-        """Real seconds until the clock reaches ``instant``, plus ``slack``: a poll's timeout."""
-        return max(0.0, (instant - self.now()).total_seconds() / self.scale) + slack
+    def settle(self) -> None:
+        """Wait for the work in flight (a form's stream records, a started journey's first
+        mail), time standing still."""
+        self._move_clock({"settle": True})
+
+    def wait_for_clock(self, instant: datetime) -> None:
+        """Block until the script has moved the clock to ``instant`` and the work there has
+        settled (another thread moves it)."""
+
+        def there() -> bool:
+            _, _, reply = self.http("GET", "/_local/clock")
+            state = json.loads(reply)
+            return bool(parse_instant(state["now"]) >= instant and state["settled"])
+
+        wait_for(there, timeout=CLOCK_TIMEOUT, what=f"{self.name}'s clock to reach {instant}")
+
+    def once_at(self, instant: datetime) -> float:
+        """A probe's timeout for something due by ``instant``: waits until the clock is there,
+        then allows the probe PROBE_TIMEOUT real seconds."""
+        self.wait_for_clock(instant)
+        return PROBE_TIMEOUT
 
     # -- people and marketers
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -197,12 +224,13 @@ class Runtime(RuntimeState):
         path: str,
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
+        timeout: float = 15,
     ) -> tuple[int, Message, bytes]:
         """Status, headers and body; never follows redirects. ``path`` may be a full URL of
         this runtime's API."""
         url = path if path.startswith("http") else self.api_url + path
         assert url.startswith(self.api_url), url  # only ever our own loopback runtime
-        return http_request(method, url, body, headers)
+        return http_request(method, url, body, headers, timeout=timeout)
 
     # -- what it stored
     def mail_viewer(self) -> list[dict[str, Any]]:
@@ -304,9 +332,11 @@ class History:
         "mail A"): ``[{"action", "reason", "send_at"}, ...]``."""
         return [o["gate"] for o in self.outputs(f"Check the gate before {step_state}")]
 
-    def simulated(self, event: dict[str, Any]) -> datetime:
-        """When a history event happened on the runtime's clock."""
-        return self.runtime.simulated_at(event["timestamp"].timestamp())
+    @staticmethod
+    def simulated(event: dict[str, Any]) -> datetime:
+        """When a history event happened: the runtime stamps history with its own clock."""
+        instant: datetime = event["timestamp"]
+        return instant
 
     def describe(self) -> str:
         return f"{self.status}: " + " -> ".join(self.states())
@@ -474,7 +504,9 @@ def templates_sent(runtime: Runtime, lead_id: str) -> list[str]:
     return [m.template_id for m in sent_mails(runtime, lead_id)]
 
 
-def mail_of(runtime: Runtime, lead_id: str, template_id: str, timeout: float = 15) -> SentMail:
+def mail_of(
+    runtime: Runtime, lead_id: str, template_id: str, timeout: float = PROBE_TIMEOUT
+) -> SentMail:
     """The lead's first mail of this template (waiting up to ``timeout`` real seconds for it)."""
 
     def probe() -> SentMail | None:
@@ -490,12 +522,13 @@ class Step:
     name: str
     action: Callable[[], Any]
     at: datetime | None = None
-    """The simulated moment it runs at (at once when None, or when that moment has passed)."""
+    """The simulated moment it runs at (when None: at the moment the previous step left)."""
 
 
 @dataclass
 class Director:
-    """Runs a world's script on a thread, in order, each step at its simulated moment; tests
+    """Runs a world's script on a thread, in order, each step at its simulated moment (the clock
+    is advanced to it; a step without one runs once the previous step's work has settled); tests
     wait for a step's result (or its error) by name, so several scenarios share one runtime and
     one run of its clock."""
 
@@ -523,7 +556,9 @@ class Director:
             began = time.monotonic()
             try:
                 if step.at is not None:
-                    self.runtime.sleep_until(step.at)
+                    self.runtime.advance_to(step.at)
+                else:
+                    self.runtime.settle()
                 began = time.monotonic()
                 self.ran_at[step.name] = self.runtime.now()
                 future.set_result(step.action())

@@ -1,9 +1,10 @@
 """One runtime, one long weekend in November 2026, many leads at once.
 
-The clock starts at midnight Tokyo time on Friday 20 November 2026 and runs one and a half
-simulated hours per real second. Monday 23 November is a national holiday (勤労感謝の日), so
-from Friday the next business day is Tuesday 24 November; journey mails go at 10:00 Tokyo time
-(01:00 UTC); quiet hours are 20:00-08:00.
+The clock starts at midnight Tokyo time on Friday 20 November 2026, on virtual time: it stands
+still while the runtime works and the script moves it from one scene to the next. Monday
+23 November is a national holiday (勤労感謝の日), so from Friday the next business day is
+Tuesday 24 November; journey mails go at 10:00 Tokyo time (01:00 UTC); quiet hours are
+20:00-08:00.
 
 Seminar leads are imported from an attendee list (no form, so welcome_nurture does not enter
 them and the frequency cap is the seminar's alone) and entered into seminar_follow_up from the
@@ -47,16 +48,10 @@ from tsunagu.journeys.model import ReentryPolicy
 
 CLOCK_START = "2026-11-19T15:00:00Z"
 """Friday 20 November 2026, 00:00 in Tokyo."""
-TIME_SCALE = 5400.0
-"""Ninety simulated minutes per real second: Friday midnight to Tuesday noon is 72 real seconds.
-The stream's one-second batching window is ninety simulated minutes: every reaction below lands
-hours inside the day it is meant for."""
-
-LATE = timedelta(seconds=TIME_SCALE * 3)
-"""How late a due mail may go on the simulated clock: three real seconds (four and a half
-simulated hours at this scale). A dozen mails fall due on Tuesday at 10:00, and the runtime runs
-one Lambda call at a time and sends ten mails a second; the machine may be loaded. The moment a
-mail was due is asserted exactly, from the execution histories."""
+LATE = timedelta(seconds=1)
+"""How late a due mail may go on the simulated clock. On virtual time the work takes no
+simulated time at all, so a mail due at 10:00 is sent at 10:00:00.000 however loaded the machine
+is; the second only covers the whole-second rounding of Step Functions timestamps."""
 
 FRIDAY = jst(2026, 11, 20).date()
 FRIDAY_MORNING = jst(2026, 11, 20, 9)

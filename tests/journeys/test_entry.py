@@ -5,6 +5,7 @@ after 30 days, or after whatever interval the marketer sets). See holiday_week.p
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 
@@ -32,14 +33,20 @@ def started(output: str, email: str) -> list[tuple[str, str]]:
 def executions_of(
     runtime: Runtime, journey_id: str, lead_id: str, *, before: datetime | None = None
 ) -> list[str]:
-    """Names of the journey's executions for this lead (a name carries the lead's id), started
+    """Names of the journey's executions for this lead (its id is in the input; a name carries
+    only the id's first characters, which leads made in the same millisecond share), started
     before ``before`` on the runtime's clock when given."""
+    stepfunctions = runtime.client("stepfunctions")
     prefix = f"{journey_id}-{lead_id[:12]}-"
     return sorted(
         str(e["name"])
         for e in runtime.executions(journey_id)
         if str(e["name"]).startswith(prefix)
-        and (before is None or runtime.simulated_at(e["startDate"].timestamp()) < before)
+        and (before is None or e["startDate"] < before)
+        and json.loads(stepfunctions.describe_execution(executionArn=e["executionArn"])["input"])[
+            "lead_id"
+        ]
+        == lead_id
     )
 
 

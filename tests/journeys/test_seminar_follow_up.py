@@ -38,7 +38,7 @@ def finished(world: HolidayWeek, email: str) -> History:
     assert entry is not None, f"{email} never entered {SEMINAR}"
     return runtime.wait_ended(
         entry.execution_arn,
-        timeout=runtime.seconds_until(TUESDAY_NOON),
+        timeout=runtime.once_at(TUESDAY_NOON),
         what=f"{email}'s seminar_follow_up execution to end",
     )
 
