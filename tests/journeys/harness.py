@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import Message
 from functools import cached_property
 from pathlib import Path
@@ -185,6 +185,10 @@ class Runtime(RuntimeState):
         """Let the clock run to ``instant``: everything due on the way happens at its own
         simulated instant; returns once the work has settled there."""
         self._move_clock({"to": isoformat(instant)})
+
+    def advance_by(self, delta: timedelta) -> None:
+        """Let the clock run on by ``delta`` (see advance_to)."""
+        self._move_clock({"by": delta.total_seconds()})
 
     def settle(self) -> None:
         """Wait for the work in flight (a form's stream records, a started journey's first
