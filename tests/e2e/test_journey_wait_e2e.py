@@ -1,26 +1,82 @@
 """A journey waiting for a click, on the running local runtime: a scanner's click does not
-resume it, a person's does (wait_for_event registers, route_events resumes)."""
+resume it, a person's does (wait_for_event registers, route_events resumes), and with no click
+the task's 3-day timeout ends it down the "did not click" branch.
+
+The runtime runs on virtual time: simulated time stands still while any work is in flight (the
+execution until it waits for its token, the click's stream record until route_events has it) and
+moves only when the test advances it. So the test never sleeps on the wall clock: it waits for
+the work to settle, and it checks the simulated instants the execution's history recorded.
+"""
 
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
+import pytest
 
-from tests.e2e.conftest import RunningTsunagu
+from tests.e2e.conftest import RunningTsunagu, start_tsunagu
+from tests.support.runtime import execution_history, http_request
+from tsunagu.clock import isoformat, parse_instant
 
 REGION = "ap-northeast-1"
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
 )
+SCANNER = "python-requests/2.32.3"
+CLOCK_START = "2026-12-01T01:00:00Z"
+"""Tuesday 10:00 in Tokyo."""
+START = parse_instant(CLOCK_START)
+WAIT_SECONDS = 259200
+"""How long the journey waits for the click: 3 days."""
+CLOCK_TIMEOUT = 180.0
+"""Real seconds the runtime may take to settle after a move of the clock: a bound for a broken
+run, never a measure of the product."""
+
+
+@pytest.fixture(scope="module")
+def tsunagu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTsunagu]:
+    """`make up` on virtual time, its clock at CLOCK_START."""
+    running = start_tsunagu(
+        tmp_path_factory.mktemp("journey-wait"),
+        "--no-persist",
+        "--virtual-time",
+        "--clock-start",
+        CLOCK_START,
+    )
+    yield running
+    if running.process.poll() is None:
+        running.stop()
 
 
 def runtime_state(tsunagu: RunningTsunagu) -> dict[str, Any]:
     state: dict[str, Any] = json.loads((tsunagu.workdir / ".tsunagu" / "runtime.json").read_text())
     return state
+
+
+def move_clock(tsunagu: RunningTsunagu, **body: Any) -> datetime:
+    """``POST /_local/clock`` (``by``, ``to`` or ``settle``): returns the simulated instant once
+    the clock got there and all work has settled."""
+    status, _, answer = http_request(
+        "POST",
+        f"{tsunagu.api_url}/_local/clock",
+        json.dumps({"timeout": CLOCK_TIMEOUT, **body}).encode(),
+        {"content-type": "application/json"},
+        timeout=CLOCK_TIMEOUT + 15,
+    )
+    assert status == 200, f"clock {body}: {status} {answer[:500]!r}"
+    state: dict[str, Any] = json.loads(answer)
+    assert state["settled"], state
+    return parse_instant(state["now"])
+
+
+def settle(tsunagu: RunningTsunagu) -> datetime:
+    """Wait for the work in flight, time standing still; the clock's instant."""
+    return move_clock(tsunagu, settle=True)
 
 
 def stepfunctions(tsunagu: RunningTsunagu) -> Any:
@@ -33,7 +89,8 @@ def stepfunctions(tsunagu: RunningTsunagu) -> Any:
     )
 
 
-def wait_for_click_journey(tsunagu: RunningTsunagu) -> str:
+@pytest.fixture(scope="module")
+def click_journey(tsunagu: RunningTsunagu) -> str:
     """A one-step journey: wait up to 3 days for a click on a given mail."""
     function = runtime_state(tsunagu)["functions"]["WaitForEventFunction"]
     definition = {
@@ -49,10 +106,10 @@ def wait_for_click_journey(tsunagu: RunningTsunagu) -> str:
                         "lead_id.$": "$.lead_id",
                         "wait_id.$": "$$.Execution.Name",
                         "event": {"type": "link_clicked", "message_id.$": "$.message_id"},
-                        "timeout_seconds": 259200,
+                        "timeout_seconds": WAIT_SECONDS,
                     },
                 },
-                "TimeoutSeconds": 259200,
+                "TimeoutSeconds": WAIT_SECONDS,
                 "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Did not click"}],
                 "Next": "Clicked",
             },
@@ -73,6 +130,23 @@ def status(tsunagu: RunningTsunagu, execution: str) -> dict[str, Any]:
     return described
 
 
+def history(tsunagu: RunningTsunagu, execution: str) -> list[dict[str, Any]]:
+    return execution_history(stepfunctions(tsunagu), execution)
+
+
+def one_event(tsunagu: RunningTsunagu, execution: str, kind: str) -> dict[str, Any]:
+    (event,) = [e for e in history(tsunagu, execution) if e["type"] == kind]
+    return event
+
+
+def states_entered(tsunagu: RunningTsunagu, execution: str) -> list[str]:
+    return [
+        e["stateEnteredEventDetails"]["name"]
+        for e in history(tsunagu, execution)
+        if e["type"].endswith("StateEntered")
+    ]
+
+
 def click(tsunagu: RunningTsunagu, url: str, user_agent: str) -> None:
     answer, _, _ = tsunagu.request(
         "GET", url.removeprefix(tsunagu.api_url), headers={"user-agent": user_agent}
@@ -80,20 +154,44 @@ def click(tsunagu: RunningTsunagu, url: str, user_agent: str) -> None:
     assert answer == 302
 
 
-def test_a_person_click_resumes_the_journey_and_a_scanner_click_does_not(
-    tsunagu: RunningTsunagu,
-) -> None:
-    email = "journey@example.com"
+def new_lead(tsunagu: RunningTsunagu, email: str) -> str:
     assert tsunagu.post_json("/forms/demo/submissions", {"email": email})[0] == 201
-    lead_id = json.loads(tsunagu.cli("leads", "get", email).stdout)["lead_id"]
-    message_id = "msg_invitation_0001"
+    lead_id: str = json.loads(tsunagu.cli("leads", "get", email).stdout)["lead_id"]
+    return lead_id
 
-    # Given a journey waiting for a click on the invitation
-    execution = stepfunctions(tsunagu).start_execution(
-        stateMachineArn=wait_for_click_journey(tsunagu),
+
+def waiting_for_a_click(
+    tsunagu: RunningTsunagu, journey: str, lead_id: str, message_id: str
+) -> tuple[str, datetime]:
+    """An execution of the journey for the lead, once its task has registered the wait (the
+    execution then waits for its token, and the work has settled): its ARN and its start."""
+    execution: str = stepfunctions(tsunagu).start_execution(
+        stateMachineArn=journey,
         name=f"seminar-{lead_id}",
         input=json.dumps({"lead_id": lead_id, "message_id": message_id}),
     )["executionArn"]
+    started = settle(tsunagu)
+    described = status(tsunagu, execution)
+    assert described["status"] == "RUNNING", described
+    assert described["startDate"] == started
+    # The task registered its wait (wait_for_event answered) with a deadline 3 days on
+    submitted = one_event(tsunagu, execution, "TaskSubmitted")
+    registered = json.loads(submitted["taskSubmittedEventDetails"]["output"])["Payload"]
+    assert registered["registered"] == f"seminar-{lead_id}"
+    assert parse_instant(registered["deadline"]) == started + timedelta(seconds=WAIT_SECONDS)
+    assert submitted["timestamp"] == started
+    return execution, started
+
+
+def test_a_person_click_resumes_the_journey_and_a_scanner_click_does_not(
+    tsunagu: RunningTsunagu, click_journey: str
+) -> None:
+    email = "journey@example.com"
+    lead_id = new_lead(tsunagu, email)
+    message_id = "msg_invitation_0001"
+
+    # Given a journey waiting for a click on the invitation
+    execution, started = waiting_for_a_click(tsunagu, click_journey, lead_id, message_id)
     links = json.loads(
         tsunagu.cli(
             "tracking",
@@ -109,21 +207,52 @@ def test_a_person_click_resumes_the_journey_and_a_scanner_click_does_not(
             "3600",
         ).stdout
     )
-    time.sleep(1.5)  # the task registers its wait
 
-    # When a link scanner follows the link, Then the journey keeps waiting
-    click(tsunagu, links["links"][0], "python-requests/2.32.3")
-    time.sleep(2.0)  # the stream delivers the click to route_events
+    # When a link scanner follows the link as the mail arrives, and the stream has delivered
+    # the click to route_events, Then the journey keeps waiting
+    click(tsunagu, links["links"][0], SCANNER)
+    assert settle(tsunagu) == started
     assert status(tsunagu, execution)["status"] == "RUNNING"
 
-    # When the person clicks, Then the journey goes on down the "clicked" branch
+    # When the person clicks two hours later, Then the journey goes on down the "clicked"
+    # branch at that simulated instant
+    clicked_at = move_clock(tsunagu, by="2h")
+    assert clicked_at == started + timedelta(hours=2)
+    assert status(tsunagu, execution)["status"] == "RUNNING"
     click(tsunagu, links["links"][0], CHROME)
-    deadline = time.monotonic() + 15
-    while status(tsunagu, execution)["status"] == "RUNNING" and time.monotonic() < deadline:
-        time.sleep(0.3)
+    assert settle(tsunagu) == clicked_at
     finished = status(tsunagu, execution)
     assert finished["status"] == "SUCCEEDED", "".join(tsunagu.output)[-3000:]
     output = json.loads(finished["output"])
     assert output["event"] == "link_clicked"
     assert output["properties"]["message_id"] == message_id
     assert output["properties"]["automated"] is False
+    assert parse_instant(output["occurred_at"]) == clicked_at
+    assert states_entered(tsunagu, execution) == ["Wait for a click on the invitation", "Clicked"]
+    assert one_event(tsunagu, execution, "TaskSucceeded")["timestamp"] == clicked_at
+    assert finished["stopDate"] == clicked_at
+
+
+def test_with_no_click_the_journey_goes_on_when_its_three_days_are_up(
+    tsunagu: RunningTsunagu, click_journey: str
+) -> None:
+    lead_id = new_lead(tsunagu, "no.click@example.com")
+
+    # Given a journey waiting for a click on the invitation
+    execution, started = waiting_for_a_click(tsunagu, click_journey, lead_id, "msg_invitation_0002")
+    deadline = started + timedelta(seconds=WAIT_SECONDS)
+
+    # When a second less than 3 days passes, Then it still waits
+    move_clock(tsunagu, to=isoformat(deadline - timedelta(seconds=1)))
+    assert status(tsunagu, execution)["status"] == "RUNNING"
+
+    # When the 3 days are up, Then it goes down the "did not click" branch at exactly then
+    assert move_clock(tsunagu, by="1s") == deadline
+    finished = status(tsunagu, execution)
+    assert finished["status"] == "SUCCEEDED", "".join(tsunagu.output)[-3000:]
+    assert states_entered(tsunagu, execution) == [
+        "Wait for a click on the invitation",
+        "Did not click",
+    ]
+    assert one_event(tsunagu, execution, "TaskTimedOut")["timestamp"] == deadline
+    assert finished["stopDate"] == deadline

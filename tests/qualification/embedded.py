@@ -1,13 +1,19 @@
 """Qualification on the embedded runtime (``make up``, started as tests/e2e does): what a lead
 does over HTTP and the CLI, and where to look afterwards - the runtime's moto (tables, Step
-Functions, secrets) and the sent-mail viewer."""
+Functions, secrets) and the sent-mail viewer.
+
+The runtimes these tests start run on **virtual time** (``--virtual-time``): simulated time
+stands still while any work is in flight (a Lambda invocation, a Step Functions execution between
+its waits, a stream record not yet delivered) and moves only when a test advances it
+(:meth:`Embedded.advance`). A test never sleeps or polls on the wall clock: it waits for the work
+to settle (:meth:`Embedded.settle`), then looks, and it asserts the simulated instants the product
+recorded."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -16,19 +22,18 @@ from typing import Any
 from tests.e2e.conftest import RunningTsunagu
 from tests.qualification.conftest import CHROME, plain
 from tests.support import runtime as runtime_support
-from tsunagu.clock import clock_from
+from tsunagu.clock import clock_from, parse_instant
 from tsunagu.qualification.crm import signature_header
 
 REGION = "ap-northeast-1"
 STACK = "tsunagu-local"
 CLOCK_START = "2026-12-01T01:00:00Z"
 """Tuesday 10:00 in Tokyo: the welcome mail goes at once (no quiet hours, no holiday)."""
-WAIT_SECONDS = 30.0
-
-
-def wait_for[T](probe: Callable[[], T | None], what: str, timeout: float = WAIT_SECONDS) -> T:
-    """``probe()`` until it gives something truthy; fail after ``timeout`` seconds."""
-    return runtime_support.wait_for(probe, timeout=timeout, what=what, interval=0.2)
+VIRTUAL_TIME = ("--virtual-time", "--clock-start", CLOCK_START)
+"""The options that start a runtime on virtual time at CLOCK_START."""
+CLOCK_TIMEOUT = 180.0
+"""Real seconds the runtime may take to settle its work after a move of the clock: a bound for a
+broken run, never a measure of the product (simulated instants do not depend on it)."""
 
 
 @dataclass
@@ -51,13 +56,37 @@ class Embedded:
         )
 
     def now(self) -> datetime:
-        """The runtime's clock (its start, epoch and scale are in runtime.json)."""
+        """The runtime's clock, as its functions read it: in virtual time over HTTP
+        (``TSUNAGU_CLOCK_URL``), else wall time x scale (start, epoch and scale)."""
         env = self.environment
+        epoch = env.get("TSUNAGU_CLOCK_EPOCH")
         return clock_from(
-            env["TSUNAGU_CLOCK_START"],
-            float(env["TSUNAGU_CLOCK_EPOCH"]),
-            float(env["TSUNAGU_TIME_SCALE"]),
+            env.get("TSUNAGU_CLOCK_START"),
+            float(epoch) if epoch else None,
+            float(env.get("TSUNAGU_TIME_SCALE", "1")),
+            env.get("TSUNAGU_CLOCK_URL"),
         ).now()
+
+    def advance(self, **body: Any) -> dict[str, Any]:
+        """``POST /_local/clock`` with ``body`` (one of ``to``, ``by``, ``until_idle``,
+        ``settle``): returns the clock's state once time got there and all work has settled,
+        everything due on the way having happened at its own simulated instant."""
+        status, _, answer = runtime_support.http_request(
+            "POST",
+            f"{self.tsunagu.api_url}/_local/clock",
+            json.dumps({"timeout": CLOCK_TIMEOUT, **body}).encode(),
+            {"content-type": "application/json"},
+            timeout=CLOCK_TIMEOUT + 15,
+        )
+        assert status == 200, f"clock {body}: {status} {answer[:500]!r}"
+        state: dict[str, Any] = json.loads(answer)
+        assert state["settled"], state
+        return state
+
+    def settle(self) -> datetime:
+        """Wait until the work in flight has finished (every stream record routed, every
+        execution waiting or ended), time standing still; the clock's instant."""
+        return parse_instant(self.advance(settle=True)["now"])
 
     def cli(self, *args: str) -> str:
         done = self.tsunagu.cli(*args)
@@ -171,8 +200,10 @@ class Embedded:
         value: Decimal | None = self.lead(lead_id).get("score")
         return value
 
-    def wait_for_score(self, lead_id: str, score: float) -> None:
-        wait_for(lambda: self.score(lead_id) == score, f"the score {score:g}")
+    def settled_score(self, lead_id: str) -> Decimal | None:
+        """The lead's score once everything written so far has been routed."""
+        self.settle()
+        return self.score(lead_id)
 
     def awards(self, lead_id: str) -> list[dict[str, Any]]:
         items = self.client("dynamodb").query(
@@ -182,18 +213,6 @@ class Embedded:
             ConsistentRead=True,
         )["Items"]
         return [json.loads(plain(item)["data"]) for item in items]
-
-    def settle(self, email: str, lead_id: str) -> None:
-        """Wait until the stream has routed everything written for the lead so far: a seminar
-        recorded now is scored only after every earlier record of the lead (one partition, in
-        order), so its award means the rest is done. (It adds 20 points.)"""
-
-        def seminars() -> int:
-            return sum(1 for a in self.awards(lead_id) if a["rule_id"] == "seminar-attended")
-
-        before = seminars()
-        self.record(email, "seminar_attended")
-        wait_for(lambda: seminars() == before + 1, "the stream to catch up")
 
     def executions(self, machine: str, lead_id: str | None = None) -> list[dict[str, Any]]:
         """Executions of ``tsunagu-local-<machine>``, described (with input), for one lead."""
@@ -208,15 +227,16 @@ class Embedded:
         ]
 
     def finished(self, machine: str, lead_id: str) -> dict[str, Any]:
-        """The lead's one execution of ``machine``, once it is no longer running."""
+        """The lead's one execution of ``machine``, which has ended by the time the work in
+        flight has settled (one that still waits for simulated time fails the test)."""
+        self.settle()
+        (found,) = self.executions(machine, lead_id)
+        assert found["status"] != "RUNNING", (found, self.now())
+        return found
 
-        def done() -> dict[str, Any] | None:
-            found = self.executions(machine, lead_id)
-            if len(found) == 1 and found[0]["status"] != "RUNNING":
-                return found[0]
-            return None
-
-        return wait_for(done, f"{machine} to finish for {lead_id}")
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """The execution's history, oldest first (stamped with the runtime's clock)."""
+        return runtime_support.execution_history(self.client("stepfunctions"), execution_arn)
 
     def mails(self) -> list[dict[str, Any]]:
         """The sent-mail viewer's list (``/_local/mail?format=json``), newest first."""
