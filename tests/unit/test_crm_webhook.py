@@ -210,6 +210,17 @@ def test_addresses_typed_in_full_width_are_normalised() -> None:
     assert update.status is None and update.status_code is None and not update.sales_engaged
 
 
+def test_a_null_status_says_nothing_about_the_status() -> None:
+    # It crashed the field check with a 500, and a CRM retries a 500 for ever.
+    update = parse_crm_update(body_with(status=None, crm_id="42"))
+    assert update.status is None and update.status_code is None and not update.sales_engaged
+
+
+def test_an_escaped_lone_surrogate_is_400() -> None:
+    with pytest.raises(MalformedRequest):
+        parse_crm_update(b'{"crm_id": "42", "email": "a@example.com", "status": "\\udc80"}')
+
+
 @pytest.mark.parametrize(
     "body", [b"{not json", b"[1, 2]", b'"text"', "{}".encode("utf-16"), b"\xff\xfe"]
 )

@@ -70,6 +70,10 @@ def test_json_and_urlencoded_bodies() -> None:
         (b'{"email": NaN}', "application/json", MalformedRequest),
         ("email=山田".encode("shift_jis"), "application/x-www-form-urlencoded", MalformedRequest),
         (json.dumps({"x" * 65: 1}).encode(), "application/json", MalformedRequest),
+        # An escaped lone surrogate is valid JSON and not text: it must not reach the domain
+        # (it crashed the request hash with a 500).
+        (b'{"email": "a@example.com", "name": "\\udc80"}', "application/json", MalformedRequest),
+        (b'{"email": "a@example.com", "\\ud800": "x"}', "application/json", MalformedRequest),
     ],
 )
 def test_unreadable_bodies_are_refused(body: bytes, content_type: str | None, error: type) -> None:

@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl
@@ -109,14 +110,26 @@ def _json_fields(text: str) -> dict[str, RawValue]:
 
 
 def _json_object(text: str) -> dict[str, Any]:
+    return load_json_object(text)
+
+
+def load_json_object(text: str, parse_float: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    """A JSON object whose every name and string is text: JSON may escape a lone surrogate
+    (``"\\udc80"``), which no UTF-8 store, hash or mail header can hold."""
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=parse_float)
     except json.JSONDecodeError as error:
         raise MalformedRequest(f"the body is not valid JSON: {error.msg} at {error.pos}") from None
     except (ValueError, RecursionError):  # a 5000-digit number; arrays nested 30000 deep
         raise MalformedRequest("the body is not JSON Tsunagu can read") from None
     if not isinstance(value, dict):
         raise MalformedRequest("the body must be a JSON object")
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedRequest(
+            "the body escapes a lone surrogate (\\ud800-\\udfff), which is not text"
+        ) from None
     return value
 
 

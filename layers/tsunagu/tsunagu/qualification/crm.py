@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tsunagu.api.requests import load_json_object
 from tsunagu.clock import isoformat, parse_instant
 from tsunagu.errors import (
     FieldError,
@@ -198,8 +198,9 @@ def normalise_status(text: str) -> CrmStatus:
     return _STATUS_WORDS.get(folded, CrmStatus.OTHER)
 
 
-def _no_control(value: str) -> str:
-    if any(unicodedata.category(c) == "Cc" for c in value):
+def _no_control(value: str | None) -> str | None:
+    # None: the field was sent as null, which says nothing about it (the model's default).
+    if value is not None and any(unicodedata.category(c) == "Cc" for c in value):
         raise ValueError("contains control characters")
     return value
 
@@ -246,11 +247,10 @@ def parse_crm_update(body: bytes) -> CrmUpdate:
     """Read a verified body. Unreadable JSON is MalformedRequest (400); readable JSON with bad
     fields is ValidationFailed (422), naming each field."""
     try:
-        data = json.loads(body.decode("utf-8"), parse_float=Decimal)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
         raise MalformedRequest("the body is not UTF-8 JSON") from None
-    if not isinstance(data, dict):
-        raise MalformedRequest("the body must be a JSON object")
+    data = load_json_object(text, parse_float=Decimal)
     try:
         return CrmUpdate.model_validate(data)
     except ValidationError as error:
