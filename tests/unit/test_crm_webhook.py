@@ -249,6 +249,7 @@ def body_with(**changes: Any) -> bytes:
         (body_with(crm_id="has space"), "crm_id"),
         (body_with(status="won\n"), None),  # stripped: fine
         (body_with(status="wo\u0000n"), "status"),
+        (body_with(status="in\u2028negotiation"), "status"),
         (body_with(currency="yen"), "currency"),
         (body_with(stage="SQL"), "stage"),  # unknown fields are refused
     ],

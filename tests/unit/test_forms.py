@@ -109,6 +109,11 @@ class TestSubmission:
             {"email": {"nested": "a@example.com"}},
             {"email": "a@example.com", "name": True},
             {"email": "a@example.com", "name": "line\x00break"},
+            # Line and paragraph separators end a mail header as surely as CR LF: a name holding
+            # one made every templated mail to the lead fail.
+            {"email": "a@example.com", "name": "Taro\u2028Yamada"},
+            {"email": "a@example.com", "company": "Example\u2029KK"},
+            {"email": "a@example.com", "company": "Example\x85KK"},
             {"email": "a@example.com", "submission_id": "<script>"},
             {"email": "a@example.com", "visitor_id": "short"},
             {"email": "a@example.com", **{f"extra{i}": "x" for i in range(100)}},
@@ -123,6 +128,12 @@ class TestSubmission:
             make_form(), {"email": "a@example.com", "note": "line one\nline two"}
         )
         assert submission.fields["note"] == "line one\nline two"
+
+    def test_textarea_writes_unicode_separators_as_line_breaks(self) -> None:
+        submission = validate_submission(
+            make_form(), {"email": "a@example.com", "note": "one\u2028two\u2029three"}
+        )
+        assert submission.fields["note"] == "one\ntwo\nthree"
 
     def test_unchecked_consent_is_not_consent(self) -> None:
         for value in ("", "off", "false", False, None):

@@ -235,6 +235,11 @@ def test_the_subject_is_one_line() -> None:
     assert mail.subject == "Taro Bcc: x 様へ"
 
 
+def test_the_subject_is_one_line_with_unicode_separators_too() -> None:
+    mail = render("<p>x</p>", subject="{{ lead.name }}様", lead={"name": "Taro\u2028\u2029Yamada"})
+    assert mail.subject == "Taro Yamada様"
+
+
 # ------------------------------------------------------------------ the sandbox
 
 INJECTIONS = [

@@ -234,6 +234,14 @@ def test_a_long_unsubscribe_url_stays_whole_on_one_line() -> None:
     assert parsed(client.calls[0])["List-Unsubscribe"] == f"<{url}>"
 
 
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\r\n", "\x0b"])
+def test_a_subject_is_one_line_whatever_the_stored_data_holds(separator: str) -> None:
+    # A lead's name with U+2028 in it made the email package refuse every mail to the lead
+    client = FakeSes()
+    messenger(client, Sleeps()).send(outgoing(subject=f"[MQL A1] Taro{separator}Yamada - 75"))
+    assert parsed(client.calls[0])["Subject"] == "[MQL A1] Taro Yamada - 75"
+
+
 def test_no_reply_to_header_without_a_reply_to() -> None:
     client = FakeSes()
     messenger(client, Sleeps()).send(outgoing(reply_to=None))

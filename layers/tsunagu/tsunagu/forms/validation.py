@@ -16,6 +16,7 @@ from tsunagu.forms.model import (
     FormField,
 )
 from tsunagu.leads.email import EmailAddress, InvalidEmail, normalise_email
+from tsunagu.text import has_control_characters, normalise_line_breaks
 
 _TRUE = frozenset({"true", "on", "1", "yes"})
 _FALSE = frozenset({"false", "off", "0", "no", ""})
@@ -50,11 +51,6 @@ def _text(value: RawValue) -> str | None:
     return str(value)
 
 
-def _has_control_characters(text: str, *, multiline: bool) -> bool:
-    allowed = {"\n", "\r", "\t"} if multiline else set()
-    return any(unicodedata.category(c) == "Cc" and c not in allowed for c in text)
-
-
 def _check_value(spec: FormField, raw: RawValue, errors: list[FieldError]) -> str | None:
     """The cleaned value of one field, or None (with an error recorded when it is wrong)."""
     if spec.type == "checkbox":
@@ -77,9 +73,12 @@ def _check_value(spec: FormField, raw: RawValue, errors: list[FieldError]) -> st
     if len(text) > spec.max_length:
         errors.append(FieldError(spec.name, f"must be at most {spec.max_length} characters"))
         return None
-    if _has_control_characters(text, multiline=spec.type == "textarea"):
-        errors.append(FieldError(spec.name, "contains control characters"))
+    multiline = spec.type == "textarea"
+    if has_control_characters(text, multiline=multiline):
+        errors.append(FieldError(spec.name, "contains control characters or line breaks"))
         return None
+    if multiline:
+        text = normalise_line_breaks(text)
     if spec.type == "select" and text not in spec.options:
         errors.append(FieldError(spec.name, f"must be one of {spec.options}"))
         return None

@@ -21,6 +21,7 @@ from jinja2 import ChainableUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from tsunagu.mail.templates import MailTemplate
+from tsunagu.text import header_line
 from tsunagu.tracking.tokens import is_redirectable
 
 _LINK = re.compile(
@@ -146,8 +147,9 @@ def text_template_from_html(source: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """Runs of ASCII whitespace (line breaks included) as one space; U+3000 is kept."""
-    return _ASCII_SPACE.sub(" ", text).strip()
+    """Runs of ASCII whitespace and every line break (U+2028, U+2029 and NEL too) as one space;
+    U+3000 is kept."""
+    return _ASCII_SPACE.sub(" ", header_line(text)).strip()
 
 
 def html_to_text(document: str) -> str:

@@ -36,6 +36,7 @@ from tsunagu.errors import (
 )
 from tsunagu.leads.email import normalised_or_none
 from tsunagu.leads.merge import Channel, FieldValue
+from tsunagu.text import has_control_characters
 
 SIGNATURE_SCHEME = "v1"
 DEFAULT_TOLERANCE_SECONDS = 300
@@ -200,7 +201,7 @@ def normalise_status(text: str) -> CrmStatus:
 
 def _no_control(value: str | None) -> str | None:
     # None: the field was sent as null, which says nothing about it (the model's default).
-    if value is not None and any(unicodedata.category(c) == "Cc" for c in value):
+    if value is not None and has_control_characters(value):
         raise ValueError("contains control characters")
     return value
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from tsunagu.mail.send import MessengerError, OutgoingMail
 from tsunagu.settings import Settings
+from tsunagu.text import header_line
 
 RETRYABLE = frozenset({"TooManyRequestsException", "ThrottlingException", "Throttling"})
 MAX_ATTEMPTS = 6
@@ -28,7 +29,8 @@ def mime(mail: OutgoingMail) -> bytes:
     message = EmailMessage(policy=_MAIL_POLICY)
     message["From"] = mail.sender
     message["To"] = mail.recipient
-    message["Subject"] = mail.subject
+    # The subject is made from stored data (a lead's name, a company): one line whatever it holds.
+    message["Subject"] = header_line(mail.subject)
     if mail.reply_to:
         message["Reply-To"] = mail.reply_to
     for name, value in mail.headers.items():

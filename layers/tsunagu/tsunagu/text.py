@@ -1,0 +1,40 @@
+"""What stored text may hold, in one place.
+
+People's names and companies end up in mail headers, where a line break ends the header (and
+Python's email package refuses the mail). Line breaks are more than CR and LF: ``str.splitlines``
+also breaks at U+2028 LINE SEPARATOR, U+2029 PARAGRAPH SEPARATOR, NEL (U+0085), VT, FF and the
+ASCII file/group/record separators - and so do mail clients and the email package. Single-line
+values refuse all of them where they enter; a header is made one line whatever the data holds.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_SEPARATORS = frozenset({"Zl", "Zp"})
+# Every character str.splitlines breaks at, and every other control character.
+_NOT_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def has_control_characters(text: str, *, multiline: bool = False) -> bool:
+    """Control characters, or (unless ``multiline``) any line or paragraph separator. A
+    multi-line value may hold CR, LF and TAB and nothing else of the kind."""
+    allowed = {"\n", "\r", "\t"} if multiline else set()
+    for character in text:
+        category = unicodedata.category(character)
+        if character in allowed:
+            continue
+        if category == "Cc" or (category in _SEPARATORS and not multiline):
+            return True
+    return False
+
+
+def normalise_line_breaks(text: str) -> str:
+    """A multi-line value with U+2028 / U+2029 written as the line breaks they are."""
+    return text.replace("\u2028", "\n").replace("\u2029", "\n")
+
+
+def header_line(text: str) -> str:
+    """``text`` as one header line: every line break and control character becomes a space."""
+    return re.sub(r" {2,}", " ", _NOT_ONE_LINE.sub(" ", text)).strip()
