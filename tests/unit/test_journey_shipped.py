@@ -87,6 +87,16 @@ def test_every_shipped_template_renders(mail: ShippedMail) -> None:
     assert template.from_address == SENDER
 
 
+@pytest.mark.parametrize("mail", SHIPPED_MAILS, ids=[m.template_id for m in SHIPPED_MAILS])
+def test_no_shipped_mail_names_a_month_it_cannot_know(mail: ShippedMail) -> None:
+    # The seminar invitation said "12月" whatever month it went out in
+    assert not re.search(
+        r"\d+\s*月|\b(January|February|March|April|May|June|July|August|"
+        r"September|October|November|December)\b",
+        mail.subject + mail.body,
+    )
+
+
 def test_template_ids_are_unique() -> None:
     ids = [m.template_id for m in SHIPPED_MAILS]
     assert len(ids) == len(set(ids))

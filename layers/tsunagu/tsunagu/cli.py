@@ -44,7 +44,12 @@ OUTPUT_TO_SETTING = {
     "QualificationTableName": "TSUNAGU_QUALIFICATION_TABLE",
     "CrmWebhookSecretArn": "TSUNAGU_CRM_SECRET_ARN",
     "StateMachineArnPrefix": "TSUNAGU_STATE_MACHINE_ARN_PREFIX",
+    "ApiUrl": "TSUNAGU_API_URL",
 }
+
+
+PIPE_CLOSED = 128 + 13
+"""The exit status of a command ended by SIGPIPE, as a shell reports it."""
 
 
 class CliError(Exception):
@@ -233,9 +238,13 @@ def tracking_links(settings: Settings, args: argparse.Namespace) -> int:
     message_id = args.message or new_id("msg", now)
     sent_at = int(now.timestamp()) - args.sent_seconds_ago
 
+    api = (args.api or settings.api_url or "").rstrip("/")
+    if not api:
+        raise CliError("no API URL is known here: give --api https://...")
+
     def url(kind: TokenKind, path: str, link_id: str | None, target: str | None) -> str:
         token = TrackingToken(kind, message_id, lead.lead_id, sent_at, target, link_id)
-        return f"{args.api}{path}{signer.sign(token)}"
+        return f"{api}{path}{signer.sign(token)}"
 
     _print(
         {
@@ -474,7 +483,9 @@ def _parser() -> argparse.ArgumentParser:
     links.add_argument("email")
     links.add_argument("--url", action="append", required=True, help="a link target (repeat)")
     links.add_argument("--message", help="message id (default: a new one)")
-    links.add_argument("--api", default="http://127.0.0.1:3000", help="the API's base URL")
+    links.add_argument(
+        "--api", help="the API's base URL (default: the running runtime's, or the stack's)"
+    )
     links.add_argument(
         "--sent-seconds-ago", type=int, default=0, help="pretend the mail was sent this long ago"
     )
@@ -514,6 +525,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as error:
         print(f"tsunagu: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`tsunagu ... | head`): stop quietly, as other commands do. What
+        # is still buffered goes nowhere, so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return PIPE_CLOSED
     return code
 
 

@@ -61,7 +61,7 @@ SHIPPED_MAILS = (
     ShippedMail(
         "seminar-invitation",
         "Seminar: invitation",
-        "【ご招待】{{ lead.company }} の皆さまへ: 12月の導入事例セミナー",
+        "【ご招待】{{ lead.company }} の皆さまへ: 導入事例セミナーのご案内",
         "<p>{{ lead.name }} 様</p><p>導入事例セミナーを開催します。</p>"
         + _link("/seminar", "セミナーの詳細とお申し込み"),
     ),

@@ -58,6 +58,12 @@ def assign(
     return owner
 
 
+NO_FIT = (
+    "no fit rule matched (job title, department, company size, industry, country and mail"
+    " domain are graded; this lead gave none that a rule names)"
+)
+
+
 @dataclass(frozen=True)
 class Notification:
     subject: str
@@ -93,6 +99,7 @@ def notification(
         "",
         "Fit:",
         *(f"  {r.attribute}: {r.value} ({r.points:+d})" for r in fit.reasons),
+        *(() if fit.reasons else (f"  {NO_FIT}",)),
         "",
         "Recent activity:",
         *(
