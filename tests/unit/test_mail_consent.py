@@ -9,6 +9,7 @@ from tsunagu.mail.consent import (
     SkipReason,
     Suppression,
     allowed_outside_production,
+    consent_as_sends_see_it,
     skip_reason,
 )
 from tsunagu.settings import Settings
@@ -150,3 +151,22 @@ def test_the_settings_allowlist_is_case_blind() -> None:
     assert allowed_outside_production("qa@EXAMPLE.net", settings.allowlist)
     assert allowed_outside_production("someone@example.jp", settings.allowlist)
     assert not allowed_outside_production("someone@example.net", settings.allowlist)
+
+
+def test_the_consent_shown_is_the_consent_sends_obey() -> None:
+    # A full unsubscribe was shown as {'all': 'opted_out', 'marketing': 'opted_in'}: sends were
+    # refused, and the display said the lead was opted in
+    recorded = {"all": "opted_out", "marketing": "opted_in", "webinars": "opted_in"}
+    shown = consent_as_sends_see_it(recorded)
+    assert shown == {
+        "marketing": "opted_out (unsubscribed from all mail)",
+        "webinars": "opted_out (unsubscribed from all mail)",
+        "all": "opted_out",
+    }
+    for topic in ("marketing", "webinars"):
+        assert decide(recorded, topic=topic) is SkipReason.OPTED_OUT
+
+
+def test_without_a_full_unsubscribe_each_topic_shows_its_own_status() -> None:
+    recorded = {"marketing": "opted_in", "webinars": "opted_out"}
+    assert consent_as_sends_see_it(recorded) == recorded

@@ -25,6 +25,7 @@ from tsunagu.clock import isoformat
 from tsunagu.errors import TsunaguError
 from tsunagu.leads.email import InvalidEmail, normalise_email
 from tsunagu.leads.model import email_identity
+from tsunagu.mail.consent import consent_as_sends_see_it
 from tsunagu.settings import Settings
 
 LOCAL_STATE = Path(".tsunagu") / "runtime.json"
@@ -97,7 +98,8 @@ def leads_get(settings: Settings, args: argparse.Namespace) -> int:
     _print(
         {
             **lead.summary(),
-            "consent": leads.consent_state(lead.lead_id),
+            # As sends see it (an unsubscribe from all mail overrides each topic's opt-in).
+            "consent": consent_as_sends_see_it(leads.consent_state(lead.lead_id)),
             "consent_evidence": [e.__dict__ for e in leads.consent_evidence(lead.lead_id)],
             "recent_events": [
                 {"type": e.type, "at": e.occurred_at, **e.properties}

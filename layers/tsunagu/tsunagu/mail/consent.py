@@ -67,6 +67,23 @@ def skip_reason(
     return SkipReason.NO_CONSENT
 
 
+UNSUBSCRIBED_FROM_ALL = "opted_out (unsubscribed from all mail)"
+
+
+def consent_as_sends_see_it(topics: Mapping[str, str]) -> dict[str, str]:
+    """Each topic's status as skip_reason reads it: an opt-out from all mail overrides a topic's
+    earlier opt-in, so a lead unsubscribed from everything shows no topic as opted in."""
+    everything_off = topics.get(ALL_TOPICS) == "opted_out"
+    shown = {
+        topic: UNSUBSCRIBED_FROM_ALL if everything_off else status
+        for topic, status in topics.items()
+        if topic != ALL_TOPICS
+    }
+    if everything_off:
+        shown[ALL_TOPICS] = "opted_out"
+    return shown
+
+
 def allowed_outside_production(address: str, allowlist: frozenset[str]) -> bool:
     """In any stage but prod, mail goes only to allowlisted addresses or domains."""
     address = address.casefold()
