@@ -51,6 +51,7 @@ def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     settings = get_settings()
     services.journey_waits(settings).begin_batch()
     services.qualification_routing(settings).begin_batch()
+    services.journey_routing(settings).begin_batch()
     records = list(DynamoDBStreamEvent(event).records)
     images = {
         record.dynamodb.sequence_number: record.dynamodb.new_image

@@ -37,6 +37,7 @@ from tsunagu.journeys.model import (
     ResumePolicy,
     Trigger,
 )
+from tsunagu.journeys.stream import JourneyRouting
 from tsunagu.journeys.waits import EventMatch
 
 STATE_MACHINE = (
@@ -110,16 +111,19 @@ def test_a_trigger_without_what_it_needs_is_refused(kind: str) -> None:
         Trigger(kind=kind)
 
 
-def test_only_active_journeys_are_triggered() -> None:
+def test_active_and_paused_journeys_are_triggered_drafts_and_archived_ones_not() -> None:
+    # A paused journey still takes the leads its trigger brings (its gate holds their first mail
+    # until the resume, as for a lead started by hand while paused): a pause never loses a lead
     on_forms = [Trigger(kind="form_submitted")]
     journeys = [
         journey(journey_id="active_one", triggers=on_forms),
         journey(journey_id="paused_one", triggers=on_forms, status="paused"),
         journey(journey_id="draft_one", triggers=on_forms, status="draft"),
+        journey(journey_id="archived_one", triggers=on_forms, status="archived"),
         journey(journey_id="manual_one", triggers=[Trigger(kind="manual")]),
     ]
     fired = triggered_journeys(journeys, occurrence("form_submitted", form_id="demo"))
-    assert [j.journey_id for j in fired] == ["active_one"]
+    assert [j.journey_id for j in fired] == ["active_one", "paused_one"]
 
 
 # ---------------------------------------------------------------- execution names
@@ -601,3 +605,51 @@ def test_with_exit_marks_the_entry_exited() -> None:
     assert left == replace(
         active, status="exited", exit_reason="goal_reached", updated_at=isoformat(NOW)
     )
+
+
+# ---------------------------------------------------------------- route_events' journey side
+class Definitions(MemoryEntries):
+    """The journey definitions as the store has them now, and how often they were read."""
+
+    def __init__(self, *journeys: Journey) -> None:
+        super().__init__()
+        self.definitions = list(journeys)
+        self.reads = 0
+
+    def journeys(self) -> list[Journey]:
+        self.reads += 1
+        return list(self.definitions)
+
+
+def test_a_journey_switched_on_takes_the_next_batch_s_leads() -> None:
+    # Given a form journey still in draft, and route_events warm with its definition
+    store, executions = (
+        Definitions(journey(triggers=[Trigger(kind="form_submitted")], status="draft")),
+        RecordingExecutions(),
+    )
+    routing = JourneyRouting(
+        store, executions, RecordingWaits(), FixedClock(NOW), lambda j: STATE_MACHINE
+    )
+    routing.begin_batch()
+    routing.on_event(occurrence("form_submitted", form_id="demo"), by_person=True)
+    assert executions.started == []
+    # When the marketer makes it active, Then the next batch's form submission enters the lead
+    # (it waited up to 30 s for a cache before, and the lead was silently not entered)
+    store.definitions = [journey(triggers=[Trigger(kind="form_submitted")], status="active")]
+    routing.begin_batch()
+    routing.on_event(occurrence("form_submitted", form_id="demo"), by_person=True)
+    assert len(executions.started) == 1
+
+
+def test_the_definitions_are_read_once_per_batch() -> None:
+    store = Definitions(journey(triggers=[Trigger(kind="form_submitted")]))
+    routing = JourneyRouting(
+        store, RecordingExecutions(), RecordingWaits(), FixedClock(NOW), lambda j: STATE_MACHINE
+    )
+    for _ in range(2):
+        routing.begin_batch()
+        for number in range(5):
+            routing.on_event(
+                Occurrence(LEAD, f"evt_{number}", "page_view", isoformat(NOW), {}), by_person=True
+            )
+    assert store.reads == 2

@@ -101,11 +101,13 @@ def trigger_matches(trigger: Trigger, event: Occurrence) -> bool:
 
 
 def triggered_journeys(journeys: Sequence[Journey], event: Occurrence) -> list[Journey]:
-    """Active journeys one of whose triggers this event fires."""
+    """Active and paused journeys one of whose triggers this event fires. A paused journey
+    still takes its leads: its gate holds their first mail until the resume, whose policy then
+    decides (a pause never loses a lead). Drafts and archived journeys take nobody."""
     return [
         j
         for j in journeys
-        if j.status == "active" and any(trigger_matches(t, event) for t in j.triggers)
+        if j.status in ("active", "paused") and any(trigger_matches(t, event) for t in j.triggers)
     ]
 
 

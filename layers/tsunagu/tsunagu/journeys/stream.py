@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -19,8 +18,6 @@ from tsunagu.journeys.lifecycle import (
 )
 from tsunagu.journeys.model import Journey
 
-JOURNEY_CACHE_SECONDS = 30.0
-
 # Tsunagu's own records that may still enter a lead: a journey can start on a stage or a score.
 ENTERING_SYSTEM_EVENTS = frozenset({"stage_changed", "score_changed"})
 
@@ -30,8 +27,9 @@ class Definitions(JourneyStore, Protocol):
 
 
 class JourneyRouting:
-    """The journey definitions are read once per half minute (a scan of a small table), not per
-    event: a journey switched on or off takes effect within that time."""
+    """The journey definitions are read once per stream batch (a scan of a small table), not per
+    event: a journey switched on, paused or changed applies from the next batch on. (A cache of
+    half a minute once left a lead who came in that window silently not entered.)"""
 
     def __init__(
         self,
@@ -46,12 +44,16 @@ class JourneyRouting:
         self._waits = waits
         self._clock = clock
         self._state_machine_arn = state_machine_arn
-        self._cached: tuple[float, list[Journey]] | None = None
+        self._batch: list[Journey] | None = None
+
+    def begin_batch(self) -> None:
+        """A new stream batch: read the definitions again, at its first event that needs them."""
+        self._batch = None
 
     def journeys(self) -> list[Journey]:
-        if self._cached is None or time.monotonic() - self._cached[0] > JOURNEY_CACHE_SECONDS:
-            self._cached = (time.monotonic(), self._store.journeys())
-        return self._cached[1]
+        if self._batch is None:
+            self._batch = self._store.journeys()
+        return self._batch
 
     def on_event(self, event: Occurrence, *, by_person: bool) -> None:
         journeys = self.journeys()
