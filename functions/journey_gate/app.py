@@ -3,7 +3,8 @@
 Task parameters (see statemachines/)::
 
     {"journey_id": "seminar_follow_up", "lead_id.$": "$.lead_id", "step": "Send mail A",
-     "execution_name.$": "$$.Execution.Name", "state.$": "$", "deadline_field"?: "seminar_at"}
+     "execution_name.$": "$$.Execution.Name", "state.$": "$", "deadline_field"?: "seminar_at",
+     "send_by_field"?: "schedule.send_by"}
 
 Output: ``{"action": "send"|"defer"|"skip"|"park"|"exit", "reason", "send_at"}``; the state
 machine's Choice follows it. With ``"park": {"token.$": "$$.Task.Token"}`` (a
@@ -42,13 +43,20 @@ class JourneyGateInput(BaseModel):
     deadline_field: str | None = Field(default=None, max_length=64)
     """The state's field holding the mail's own deadline (``seminar_at``), when it has one:
     a missing field means no deadline, where ``deadline.$`` would fail the execution."""
+    send_by_field: str | None = Field(default=None, max_length=64)
+    """The state's field (a dotted path) holding the end of the only day the mail makes sense
+    on, as next_send_time answers it for a rule with ``only_that_day``."""
     park: Park | None = None
 
 
-def _deadline_from_state(request: JourneyGateInput) -> str | None:
-    if request.deadline_field is None:
+def _from_state(state: dict[str, Any], path: str | None) -> str | None:
+    """A value at a dotted path of the state; None when the path is not there (a missing field
+    means no deadline, where ``deadline.$`` would fail the execution)."""
+    if path is None:
         return None
-    value = request.state.get(request.deadline_field)
+    value: Any = state
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
     return str(value) if value else None
 
 
@@ -63,7 +71,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         execution_name=request.execution_name,
         state=request.state,
         topic=request.topic,
-        deadline=request.deadline or _deadline_from_state(request),
+        deadline=request.deadline or _from_state(request.state, request.deadline_field),
+        send_by=_from_state(request.state, request.send_by_field),
     )
     store = services.journey_repository(settings)
     if request.park is not None:

@@ -5,7 +5,9 @@ Input: ``{"rule": {"kind": "next_business_day", "at": "10:00"}, "time_zone"?: "A
 "state"?: {...}}`` - a journey passes its state (``"state.$": "$"``), whose ``time_zone`` (the
 lead's, when known at entry) is used when no ``time_zone`` is given.
 (rule kinds: next_business_day, business_days_later with days, same_day_or_next with cutoff,
-after with hours). Output: ``{"send_at": "2026-11-24T01:00:00Z"}``.
+after with hours; ``only_that_day`` for a mail that makes sense on one day only). Output:
+``{"send_at": "2026-11-24T01:00:00Z"}``, with ``"send_by"`` (when quiet hours begin that day)
+for an ``only_that_day`` rule.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tsunagu import services
-from tsunagu.journeys.business_time import SendTimeRule, next_send_time, step_functions_timestamp
+from tsunagu.clock import isoformat
+from tsunagu.journeys.business_time import (
+    SendTimeRule,
+    next_send_time,
+    send_by,
+    step_functions_timestamp,
+)
 from tsunagu.observability import observed
 from tsunagu.settings import get_settings
 
@@ -32,12 +40,18 @@ class NextSendTimeInput(BaseModel):
 def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     settings = get_settings()
     request = NextSendTimeInput.model_validate(event)
+    time_zone = request.time_zone or str(
+        request.state.get("time_zone") or settings.default_time_zone
+    )
+    quiet = services.quiet_hours(settings)
     send_at = next_send_time(
         request.rule,
         now=services.clock(settings).now(),
-        time_zone=request.time_zone
-        or str(request.state.get("time_zone") or settings.default_time_zone),
+        time_zone=time_zone,
         calendar=services.business_calendar(settings),
-        quiet=services.quiet_hours(settings),
+        quiet=quiet,
     )
-    return {"send_at": step_functions_timestamp(send_at)}
+    answer = {"send_at": step_functions_timestamp(send_at)}
+    if request.rule.only_that_day:
+        answer["send_by"] = isoformat(send_by(send_at, time_zone, quiet))
+    return answer

@@ -44,3 +44,14 @@ def test_defaults_to_the_stage_time_zone(aws: AwsStack) -> None:
 def test_a_bad_rule_fails_the_task(aws: AwsStack) -> None:
     with pytest.raises(FunctionError):
         aws.function("next_send_time").invoke({"rule": {"kind": "whenever"}})
+
+
+def test_a_mail_for_that_day_only_gets_its_send_by(aws: AwsStack) -> None:
+    # Mail C of seminar_follow_up: "thank you for attending today", before the 19:00 cutoff
+    result = (
+        at_friday_afternoon(aws)
+        .function("next_send_time")
+        .invoke(load_event("next_send_time", "same_day_only"))
+    )
+    # Then: now (Friday 15:00 JST), and by 20:00 JST when quiet hours begin
+    assert result == {"send_at": "2026-11-20T06:00:00Z", "send_by": "2026-11-20T11:00:00.000Z"}

@@ -13,6 +13,7 @@ from tsunagu.journeys.business_time import (
     closed_days_from,
     next_send_time,
     parse_quiet_hours,
+    send_by,
     step_functions_timestamp,
 )
 
@@ -42,6 +43,22 @@ def test_same_day_before_the_cutoff_else_next_business_morning() -> None:
     assert when(rule, FRIDAY_AFTERNOON) == "2026-11-20T06:00:00Z"  # now
     friday_evening = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)  # 18:30 JST
     assert when(rule, friday_evening) == "2026-11-24T01:00:00Z"
+
+
+def test_a_mail_for_that_day_only_may_go_until_quiet_hours_begin() -> None:
+    # Friday 15:00 JST: today, until 20:00 JST
+    assert send_by(FRIDAY_AFTERNOON, "Asia/Tokyo", QUIET) == datetime(
+        2026, 11, 20, 11, 0, tzinfo=UTC
+    )
+    # Without quiet hours: until the end of the lead's local day
+    no_quiet = QuietHours(time(0, 0), time(0, 0))
+    assert send_by(FRIDAY_AFTERNOON, "Asia/Tokyo", no_quiet) == datetime(
+        2026, 11, 20, 14, 59, 59, tzinfo=UTC
+    )
+    # In New York it is Friday 01:00: quiet until 08:00, then until 20:00 that Friday
+    assert send_by(FRIDAY_AFTERNOON, "America/New_York", QUIET) == datetime(
+        2026, 11, 21, 1, 0, tzinfo=UTC
+    )
 
 
 def test_a_delay_that_lands_in_quiet_hours_or_a_weekend_moves_on() -> None:

@@ -377,3 +377,31 @@ def test_the_cap_is_parsed_from_the_template_parameter() -> None:
 def test_a_bad_cap_is_refused(text: str) -> None:
     with pytest.raises(ValidationError):
         FrequencyCap.parse(text)
+
+
+# ---------------------------------------------------------------- a mail that belongs to one day
+def test_a_mail_past_its_day_is_skipped_under_every_policy() -> None:
+    # "Thank you for attending today", held by a week-long pause and released under send_missed,
+    # went a week later: a mail's send_by is honoured whatever the resume policy says
+    for release in (None, Release(STEP, "send"), Release(STEP, "expire")):
+        given = gate(release=release, send_by=ago(hours=1), recent_sends=must_not_read)
+        assert run(given) == GateDecision("skip", "past_its_day"), release
+
+
+def test_a_mail_still_within_its_day_is_sent() -> None:
+    given = gate(send_by=isoformat(NOW + timedelta(hours=3)))
+    assert run(given) == GateDecision("send")
+
+
+def test_a_deferral_that_would_pass_the_day_skips_instead() -> None:
+    # Given a mail that may go until 20:00 today, and a cap that lets the next mail through only
+    # tomorrow
+    given = gate(send_by=isoformat(NOW + timedelta(hours=3)), recent_sends=sends(ago(hours=2)))
+    # Then it is skipped, not deferred to a day it no longer fits
+    assert run(given) == GateDecision("skip", "past_its_day")
+
+
+def test_a_deferral_within_the_day_still_defers() -> None:
+    given = gate(send_by=isoformat(NOW + timedelta(days=2)), recent_sends=sends(ago(hours=2)))
+    decision = run(given)
+    assert (decision.action, decision.reason) == ("defer", "frequency_cap")

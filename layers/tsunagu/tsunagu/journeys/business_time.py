@@ -98,6 +98,10 @@ class SendTimeRule(BaseModel):
     """For same_day_or_next: before this, today; from it on, the next business day."""
     hours: float = Field(default=0, ge=0, le=24 * 90)
     """For after: this long from now, then moved into business time if it lands outside."""
+    only_that_day: bool = False
+    """The mail makes sense only on the day it is scheduled for ("thank you for attending
+    today"): next_send_time also answers ``send_by``, which the gate honours under every resume
+    policy and every deferral."""
 
 
 def _allowed(moment: datetime, calendar: BusinessCalendar, quiet: QuietHours) -> datetime:
@@ -141,6 +145,17 @@ def next_send_time(
         target = local_now + timedelta(hours=rule.hours)
     allowed = _allowed(max(target, local_now), calendar, quiet)
     return allowed.astimezone(UTC).replace(microsecond=0)
+
+
+def send_by(send_at: datetime, time_zone: str, quiet: QuietHours) -> datetime:
+    """The last moment a mail scheduled for ``send_at`` still goes on its own local day: when
+    quiet hours begin that evening, or at the end of the day without quiet hours (UTC)."""
+    zone = ZoneInfo(time_zone)
+    local = send_at.astimezone(zone)
+    end_of_day = datetime.combine(local.date(), time(23, 59, 59), zone)
+    evening_quiet = quiet.start != quiet.end and quiet.start > local.timetz().replace(tzinfo=None)
+    last = datetime.combine(local.date(), quiet.start, zone) if evening_quiet else end_of_day
+    return last.astimezone(UTC)
 
 
 def first_allowed_moment(

@@ -8,7 +8,8 @@ what is true *now*, not when the lead entered:
 - **park** — the journey (or the whole account) is paused: the execution waits on a task token,
   costing nothing, until resume releases it.
 - **skip** — resume said to skip the mail held back here (``skip_missed``), or its own deadline
-  passed (``expire``).
+  passed (``expire``), or it belongs to a day that is over (``send_by``, whatever the policy: a
+  "thank you for attending today" is never sent a week later, nor deferred past its day).
 - **defer** — the frequency cap across all journeys is reached (or ``pace`` spreads the release):
   a Wait state sleeps until ``send_at``, then the gate decides again.
 - **send**.
@@ -114,6 +115,9 @@ class GateInput:
     release: Release | None = None
     deadline: str | None = None
     """The mail's own deadline ("the webinar starts"): under ``expire`` it is not sent after."""
+    send_by: str | None = None
+    """The end of the only day the mail makes sense on: past it the mail is skipped under every
+    policy, and a deferral that would pass it skips instead."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,9 @@ def decide(
     assert gate.journey is not None
     if gate.account_paused or gate.journey.status == "paused":
         return GateDecision("park", "account_paused" if gate.account_paused else "journey_paused")
+    send_by = parse_instant(gate.send_by) if gate.send_by else None
+    if send_by is not None and send_by <= now:
+        return GateDecision("skip", "past_its_day")
     release = gate.release
     if release is not None:
         if release.action == "skip":
@@ -186,13 +193,20 @@ def decide(
         if release.action == "expire" and gate.deadline and parse_instant(gate.deadline) <= now:
             return GateDecision("skip", "deadline_passed")
         if release.not_before and parse_instant(release.not_before) > now:
-            return GateDecision("defer", "paced", wait_timestamp(release.not_before))
+            return _defer("paced", parse_instant(release.not_before), send_by)
     fits_at = next_allowed_by_cap(gate.recent_sends, now, cap)
     if fits_at is not None:
         if cap.over == "skip":
             return GateDecision("skip", "frequency_cap")
-        return GateDecision("defer", "frequency_cap", wait_timestamp(allowed_at(fits_at)))
+        return _defer("frequency_cap", allowed_at(fits_at), send_by)
     return GateDecision("send")
+
+
+def _defer(reason: str, until: datetime, send_by: datetime | None) -> GateDecision:
+    """Wait until ``until``; or skip, when that is past the only day the mail makes sense on."""
+    if send_by is not None and until > send_by:
+        return GateDecision("skip", "past_its_day")
+    return GateDecision("defer", reason, wait_timestamp(until))
 
 
 def wait_timestamp(instant: datetime | str) -> str:

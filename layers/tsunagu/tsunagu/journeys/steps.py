@@ -91,6 +91,7 @@ class GateRequest:
     state: Mapping[str, Any]
     topic: str = "marketing"
     deadline: str | None = None
+    send_by: str | None = None
 
 
 # Gates of several journeys reserving for one lead at the same instant: after this many
@@ -121,6 +122,7 @@ def check_gate(
                 step=request.step,
                 release=Release.from_state(request.state, request.step),
                 deadline=request.deadline,
+                send_by=request.send_by,
             ),
             now=now,
             cap=cap,
