@@ -467,3 +467,15 @@ def test_a_model_refuses_duplicate_rule_ids_and_unknown_time_zones() -> None:
 def test_a_model_round_trips_as_data() -> None:
     data = DEFAULT_MODEL.model_dump(mode="json")
     assert ScoringModel.model_validate(data) == DEFAULT_MODEL
+
+
+def test_repeated_form_submissions_are_not_worth_repeated_points() -> None:
+    # Seven anonymous posts of one form in a quarter of a second made an invented address an MQL
+    # (7 x 10 = 70) and mailed its sales owner
+    lead = Lead()
+    for number in range(7):
+        lead.did("form_submitted", START + timedelta(milliseconds=40 * number), form_id="demo")
+    assert lead.score(START + timedelta(minutes=1)) == 10
+    # A submission the next day counts again
+    lead.did("form_submitted", START + timedelta(days=1), form_id="demo")
+    assert lead.score(START + timedelta(days=1, minutes=1)) == 20

@@ -113,11 +113,15 @@ DEFAULT_RULES: tuple[ScoringRule, ...] = (
         cap=30,
         cap_period="day",
     ),
+    # Capped: a form can be posted by anyone who knows an address, as often as they like, and
+    # seven posts once made an invented address an MQL. One submission a day is the signal.
     ScoringRule(
         rule_id="form-submitted",
         description="Submitted a form",
         type="form_submitted",
         points=10,
+        cap=10,
+        cap_period="day",
     ),
     ScoringRule(
         rule_id="pricing-viewed",
