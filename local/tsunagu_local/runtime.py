@@ -268,6 +268,7 @@ class LocalRuntime:
             ("AWS::SQS::Queue", self._create_queue),
             ("AWS::SecretsManager::Secret", self._create_secret),
             ("AWS::SNS::Topic", self._create_topic),
+            ("AWS::Logs::LogGroup", self._create_log_group),
             ("AWS::SES::ConfigurationSet", self._create_configuration_set),
             ("AWS::SES::EmailIdentity", self._create_email_identity),
             ("AWS::IAM::Role", self._create_role),
@@ -335,6 +336,17 @@ class LocalRuntime:
         resolver.refs[logical_id] = arn
         resolver.attributes[(logical_id, "TopicArn")] = arn
         resolver.attributes[(logical_id, "TopicName")] = name
+
+    def _create_log_group(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
+        # Created so that functions' LoggingConfig and the API's access-log settings resolve;
+        # locally, logs print to the console (Powertools) and nothing is written here.
+        props = resolver.resolve(props)
+        name = props.get("LogGroupName") or f"/tsunagu/{self.options.stage}/{logical_id}"
+        self.client("logs").create_log_group(logGroupName=name)
+        resolver.refs[logical_id] = name
+        resolver.attributes[(logical_id, "Arn")] = (
+            f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"
+        )
 
     def _create_configuration_set(
         self, logical_id: str, props: dict[str, Any], resolver: Resolver

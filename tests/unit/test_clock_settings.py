@@ -69,3 +69,30 @@ def test_settings_follow_each_functions_environment(monkeypatch: pytest.MonkeyPa
     assert get_settings() is first  # cached while the environment is the same
     monkeypatch.setenv("TSUNAGU_LEADS_TABLE", "other-leads")
     assert get_settings().leads_table == "other-leads"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://crm.example.com/hooks/tsunagu",
+        "http://127.0.0.1:8123/leads",  # the local runtime's tests: a stub CRM on loopback
+        "http://localhost:8123/leads",
+        "",  # not configured: no push
+    ],
+)
+def test_a_crm_push_url_is_https_or_loopback(url: str) -> None:
+    assert Settings.from_environ({**ENV, "TSUNAGU_CRM_WEBHOOK_URL": url}).crm_webhook_url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://crm.example.com/hooks/tsunagu",  # a lead's data in clear text over the internet
+        "ftp://crm.example.com/",
+        "https://",
+        "crm.example.com/hooks",
+    ],
+)
+def test_a_plain_http_crm_push_url_is_refused_at_cold_start(url: str) -> None:
+    with pytest.raises(ValidationError, match="crm_webhook_url"):
+        Settings.from_environ({**ENV, "TSUNAGU_CRM_WEBHOOK_URL": url})

@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ENV_PREFIX = "TSUNAGU_"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class Settings(BaseModel):
@@ -37,7 +39,8 @@ class Settings(BaseModel):
     crm_secret_arn: str | None = None
     """Secrets Manager secret with the CRM webhooks' signing keys (``inbound``, ``outbound``)."""
     crm_webhook_url: str | None = None
-    """Where a new MQL is pushed (the CRM's inbound webhook); unset: no push."""
+    """Where a new MQL is pushed (the CRM's inbound webhook); unset: no push. HTTPS only (a
+    lead's data goes in the body); plain http only to a loopback host, for a local stub."""
     state_machine_arn_prefix: str | None = None
     """``arn:aws:states:<region>:<account>:stateMachine:<stack>-``: a journey's state machine is
     this plus its name (set where executions are started)."""
@@ -81,6 +84,17 @@ class Settings(BaseModel):
     time_scale: float = Field(default=1.0, gt=0, le=1_000_000)
     clock_url: str | None = None
     """Only set by the embedded runtime in virtual time: where its clock tells the time."""
+
+    @field_validator("crm_webhook_url")
+    @classmethod
+    def _secure_crm_url(cls, url: str | None) -> str | None:
+        if not url:
+            return url
+        parts = urlsplit(url)
+        loopback = parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+        if not parts.hostname or not (parts.scheme == "https" or loopback):
+            raise ValueError("must be an https:// URL (plain http only to a loopback host)")
+        return url
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
