@@ -40,6 +40,7 @@ from tsunagu_local.streams import (
 )
 from tsunagu_local.tables import create_table
 from tsunagu_local.template import Stack, declared_parameters, load_stack
+from tsunagu_local.transactions import honour_client_request_tokens
 from tsunagu_local.waits import install_step_functions_clock
 
 log = logging.getLogger("tsunagu.local")
@@ -133,6 +134,7 @@ class LocalRuntime:
         install_step_functions_clock(self.clock)
         install_send_clock(self.clock)
         keep_streams_across_cancelled_transactions()
+        honour_client_request_tokens()
         install_moto_invoke(self.functions)
         parameters = dict(self.options.parameters)
         if "Stage" in declared_parameters(self.options.template):

@@ -564,6 +564,26 @@ def test_every_call_a_handler_makes_is_allowed_by_its_role(
     assert "MISSING states:StartExecution" in report and "(QualificationTable)" in report
 
 
+def test_every_transaction_a_handler_writes_can_be_retried_safely(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch, recorder: Recorder
+) -> None:
+    # A TransactWriteItems whose answer was lost is sent again by the SDK with the same
+    # ClientRequestToken (botocore fills it in), and DynamoDB - and the local runtime, see
+    # tsunagu_local.transactions - answers the repeat without applying it again. Here: every
+    # transaction of every handler carries one, and no two share one
+    q = qualify(aws, monkeypatch)
+    drive_every_function(q, monkeypatch)
+    transactions = [c for c in recorder.calls if c.operation == "TransactWriteItems"]
+    writers = {c.function for c in transactions}
+    assert {"capture_form", "route_events", "send_email"} <= writers, writers
+    untokened = sorted({c.function for c in transactions if not c.params.get("ClientRequestToken")})
+    assert not untokened, f"transactions without a ClientRequestToken: {untokened}"
+    tokens = [c.params["ClientRequestToken"] for c in transactions]
+    # One token per transaction (the SDK's own retries reuse it; a new write never does)
+    assert len(tokens) == len(set(tokens))
+    assert all(1 <= len(t) <= 36 for t in tokens)
+
+
 def weakened_template(tmp_path: Path) -> Path:
     """A copy of template.yaml whose route_events role lacks states:StartExecution and the
     QualificationTable policy."""
