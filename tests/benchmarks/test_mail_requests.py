@@ -67,6 +67,7 @@ def send_email_function(aws: AwsStack) -> LocalFunction:
         },
         timeout=base.timeout,
         memory=base.memory,
+        clock=base.clock,
     )
 
 
