@@ -181,7 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         "Press Ctrl-C to stop.\n",
         flush=True,
     )
-    stopping.wait()
+    # In slices: a signal delivered while the main thread waits without a timeout may never
+    # wake it (Ctrl-C was lost under load).
+    while not stopping.wait(timeout=0.5):
+        pass
     print("\nstopping...", flush=True)
     runtime.stop()
     print("stopped.", flush=True)

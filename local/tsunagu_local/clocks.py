@@ -128,6 +128,9 @@ class VirtualClock:
         self._now = start.astimezone(UTC)
         self._limit = self._now
         self._until_idle = False
+        self._idle_horizon = self._now
+        """How far "run until idle" may go: fixed when asked, so a journey that keeps finding
+        work (a re-entry loop) cannot carry it on for ever."""
         self._busy = 0
         self._generation = 0
         """Counts every begin of work: a scheduler pass that saw it change does not jump."""
@@ -203,6 +206,9 @@ class VirtualClock:
             self._timers.append(timer)
             if working:
                 self._busy -= 1
+                if self._busy < 0:  # a sleeper that was never counted: say so, never go negative
+                    log.error("virtual clock: a thread slept as work without being counted")
+                    self._busy = 0
             self._settled = False
             self._condition.notify_all()
         timer.fired.wait()
@@ -221,9 +227,15 @@ class VirtualClock:
         """Let time run until nothing is left to happen by itself (only schedules remain)."""
         with self._condition:
             self._until_idle = True
+            self._idle_horizon = max(self._limit, self._now) + UNTIL_IDLE_HORIZON
             self._settled = False
             self._condition.notify_all()
-        return self._wait_settled(lambda: not self._until_idle, timeout)
+        try:
+            return self._wait_settled(lambda: not self._until_idle, timeout)
+        except AdvanceTimedOut:
+            with self._condition:
+                self._until_idle = False  # time must not race on after the client gave up
+            raise
 
     def settle(self, timeout: float) -> datetime:
         """Wait for the work in flight to finish, without moving time."""
@@ -291,7 +303,7 @@ class VirtualClock:
         earliest = min(self._timers, key=lambda t: (t.due, t.order), default=None)
         if self._until_idle:
             foreground = [t for t in self._timers if not t.background]
-            horizon = self._limit + UNTIL_IDLE_HORIZON
+            horizon = self._idle_horizon
             if not foreground or min(t.due for t in foreground) > horizon:
                 self._until_idle = False
                 self._limit = max(self._limit, self._now)

@@ -26,6 +26,7 @@ def install_step_functions_clock(clock: RuntimeClock) -> None:
     install_task_timeout_clock(clock)
     install_retry_clock(clock)
     install_execution_clock(clock)
+    install_parallel_clock(clock)
 
 
 def install_wait_clock(clock: RuntimeClock) -> None:
@@ -222,3 +223,55 @@ def install_execution_clock(clock: RuntimeClock) -> None:
     ExecutionWorker._execution_logic = execution_logic  # type: ignore[method-assign]
     execution_module.Execution.__init__ = init  # type: ignore[method-assign]
     execution_module.BaseExecutionWorkerCommunication._reflect_execution_status = reflect  # type: ignore[method-assign]
+
+
+def install_parallel_clock(clock: RuntimeClock) -> None:
+    """A Parallel state's branches as work of their own: each branch thread counts from before
+    it starts until it ends; the execution's thread stops counting while it waits for them, and
+    the last branch to end counts it again before waking it (the same hand-off as a Wait's).
+    (Map states' iteration workers are not counted: no Tsunagu journey uses Map.)"""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import (
+        branch_worker,
+        branches_decl,
+    )
+
+    worker: Any = branch_worker.BranchWorker
+    pool: Any = branches_decl.BranchWorkerPool
+    if getattr(worker.start, _PATCHED_FLAG, False):
+        return
+    original_start: Any = worker.start
+    original_routine: Any = worker._thread_routine
+    original_wait: Any = pool.wait
+    original_terminated: Any = pool.on_terminated
+    handed_back = threading.Lock()
+
+    def start(self: Any) -> None:
+        clock.begin_work()
+        try:
+            original_start(self)
+        except BaseException:
+            clock.end_work()
+            raise
+
+    def thread_routine(self: Any) -> None:
+        try:
+            original_routine(self)
+        finally:
+            clock.end_work()
+
+    def wait(self: Any) -> None:
+        clock.end_work()  # the execution's thread waits: its branches are the work now
+        original_wait(self)
+
+    def on_terminated(self: Any, env: Any) -> None:
+        original_terminated(self, env)
+        with handed_back:
+            if self._termination_event.is_set() and not getattr(self, "_tsunagu_woken", False):
+                self._tsunagu_woken = True
+                clock.begin_work()  # for the execution's thread, before it wakes
+
+    setattr(start, _PATCHED_FLAG, True)
+    worker.start = start
+    worker._thread_routine = thread_routine
+    pool.wait = wait
+    pool.on_terminated = on_terminated

@@ -1,5 +1,7 @@
 """The local runtime brings up any SAM template: tables, functions, routes, streams, state machines,
-SES and one clock. One runtime is started for the module, on the fixture template, in Asia/Tokyo.
+SES and one clock. One runtime is started for the module, on the fixture template, in Asia/Tokyo,
+in virtual time: its clock stands still until a test moves it, so the instants asserted here are
+exact (tests/runtime/test_virtual_time.py tests the clock itself, and the scaled clock).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from typing import Any
@@ -24,13 +26,13 @@ from tests.runtime import (
     FIXTURE_STACK,
     REGION,
     ROOT,
-    TIME_SCALE,
+    SCALED_CLOCK_KEYS,
     RunningRuntime,
     physical_name,
     start_runtime,
     utc,
-    wait_for,
 )
+from tests.support.runtime import wait_for
 
 ECHO = physical_name("EchoFunction")
 FAILING = physical_name("FailingFunction")
@@ -42,7 +44,7 @@ BINARY_BODY = b"\x00\x01\xfe\xffbinary body\n"  # what the echo function returns
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRuntime]:
     state_dir = tmp_path_factory.mktemp("runtime")
-    running = start_runtime(FIXTURE_STACK / "template.yaml", state_dir)
+    running = start_runtime(FIXTURE_STACK / "template.yaml", state_dir, virtual_time=True)
     try:
         yield running
         # Then: Ctrl-C stops it cleanly, and it takes its runtime.json with it.
@@ -83,20 +85,23 @@ def test_runs_in_utc_although_started_in_tokyo(runtime: RunningRuntime) -> None:
     assert result["local_offset_seconds"] == 0
 
 
-def test_clock_starts_at_the_chosen_instant_and_runs_at_the_chosen_scale(
+def test_virtual_clock_starts_at_the_chosen_instant_and_every_function_is_told_its_url(
     runtime: RunningRuntime,
 ) -> None:
     environment = runtime.environment
-    assert utc(environment["TSUNAGU_CLOCK_START"]) == utc(CLOCK_START)
-    assert float(environment["TSUNAGU_TIME_SCALE"]) == TIME_SCALE
-    # The clock started while the runtime started, not at some other time.
-    assert runtime.launched_at <= float(environment["TSUNAGU_CLOCK_EPOCH"]) <= runtime.ready_at
+    # runtime.json names the clock's URL on the API, and none of the scaled clock's keys
+    assert environment["TSUNAGU_CLOCK_URL"] == f"{runtime.api_url}/_local/clock"
+    assert not set(SCALED_CLOCK_KEYS) & set(environment)
+    # The clock is where it was started: nothing before this test moves it, and nothing that
+    # happened while the runtime started did either.
+    state = runtime.clock()
+    assert state["mode"] == "virtual"
+    assert utc(state["now"]) == utc(CLOCK_START)
+    assert state["jumps"] == 0
     # Every function is given that same one clock.
     _, result = invoke(runtime, ECHO, {})
-    clock_keys = ("TSUNAGU_CLOCK_START", "TSUNAGU_CLOCK_EPOCH", "TSUNAGU_TIME_SCALE")
-    assert {k: result["environment"][k] for k in clock_keys} == {
-        k: environment[k] for k in clock_keys
-    }
+    assert result["environment"]["TSUNAGU_CLOCK_URL"] == environment["TSUNAGU_CLOCK_URL"]
+    assert not set(SCALED_CLOCK_KEYS) & set(result["environment"])
 
 
 # ---------------------------------------------------------------------- tables
@@ -247,6 +252,13 @@ def test_route_gets_a_payload_v2_event_with_path_query_headers_and_cookies(
     }
     assert event["isBase64Encoded"] is False
     assert "body" not in event
+
+
+def test_request_time_is_the_runtimes_clock(runtime: RunningRuntime) -> None:
+    now = runtime.simulated_now()
+    context = runtime.http("GET", "/echo/when").json()["event"]["requestContext"]
+    assert context["timeEpoch"] == int(now.timestamp() * 1000)
+    assert context["time"] == now.strftime("%d/%b/%Y:%H:%M:%S +0000")
 
 
 def test_binary_request_body_arrives_base64_and_text_body_as_text(
@@ -407,9 +419,9 @@ def delivered(
         everything = {k for d in found for k in d.keys} >= set(keys)
         return found if everything and until(found) else []
 
-    wait_for(probe, timeout=20, what=what or f"delivery of {keys}")
+    wait_for(probe, timeout=60, what=what or f"delivery of {keys}")
     marker = put_items(runtime, ["ok"])
-    wait_for(lambda: deliveries(runtime, marker), timeout=10, what="the stream to settle")
+    wait_for(lambda: deliveries(runtime, marker), timeout=30, what="the stream to settle")
     return deliveries(runtime, keys)
 
 
@@ -478,7 +490,7 @@ def test_record_failing_every_retry_is_parked_in_the_on_failure_queue(
         messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
         return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
 
-    [message] = wait_for(parked, timeout=20, what="a message in the OnFailure queue")
+    [message] = wait_for(parked, timeout=60, what="a message in the OnFailure queue")
     found = delivered(runtime, keys, lambda f: f[-1].keys == keys[2:], "the record after it")
     # Then it was tried 1 + MaximumRetryAttempts (2) times, parked, and the stream moved on
     assert count(found, keys[0]) == 1
@@ -505,6 +517,8 @@ class JourneyRun:
     definition: dict[str, Any]
     description: dict[str, Any]
     events: list[dict[str, Any]]
+    started_at: datetime
+    """The runtime's clock when the execution was started."""
     wake_at: str
 
     def state_events(self, state: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -532,22 +546,26 @@ def journey(runtime: RunningRuntime) -> JourneyRun:
         physical_name("FixtureJourney"),
     ]
     arn = machines[physical_name("FixtureJourney")]["stateMachineArn"]
-    # Wait two hours, then until four hours after now: on the clock, about two real seconds each.
-    wake_at = (runtime.simulated_now() + timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Wait two hours, then until four hours after now.
+    started_at = runtime.simulated_now()
+    wake_at = (started_at + timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
     name = f"runtime-test-{uuid.uuid4().hex[:12]}"
     execution_arn = stepfunctions.start_execution(
         stateMachineArn=arn, name=name, input=json.dumps({"wake_at": wake_at})
     )["executionArn"]
     assert execution_arn.endswith(f":{name}")
-
-    def finished() -> dict[str, Any] | None:
-        description: dict[str, Any] = stepfunctions.describe_execution(executionArn=execution_arn)
-        return None if description["status"] == "RUNNING" else description
-
-    description = wait_for(finished, timeout=30, what=f"execution {name} to end")
+    # Time stands still until moved: the execution waits in its first Wait.
+    assert runtime.settle()["next_due"] is not None
+    assert stepfunctions.describe_execution(executionArn=execution_arn)["status"] == "RUNNING"
+    # Move it to wake_at: it returns once everything due on the way has happened.
+    assert utc(runtime.advance(to=wake_at)["now"]) == utc(wake_at)
+    description = stepfunctions.describe_execution(executionArn=execution_arn)
+    assert description["status"] != "RUNNING", "the execution had not ended when time settled"
     events = stepfunctions.get_execution_history(executionArn=execution_arn, maxResults=1000)
     definition = stepfunctions.describe_state_machine(stateMachineArn=arn)["definition"]
-    return JourneyRun(name, arn, json.loads(definition), description, events["events"], wake_at)
+    return JourneyRun(
+        name, arn, json.loads(definition), description, events["events"], started_at, wake_at
+    )
 
 
 def test_definition_substitutions_are_the_local_arns_and_names(
@@ -594,21 +612,31 @@ def test_dynamodb_task_writes_to_the_substituted_table(
     assert "Item" in item
 
 
+def test_execution_dates_and_history_are_on_the_runtimes_clock(journey: JourneyRun) -> None:
+    # Everything up to the first Wait happened while time stood still: at the start instant.
+    assert journey.description["startDate"] == journey.started_at
+    [started] = [e for e in journey.events if e["type"] == "ExecutionStarted"]
+    assert started["timestamp"] == journey.started_at
+    entered, _ = journey.state_events("Wait two hours")
+    before_the_wait = [e for e in journey.events if e["id"] <= entered["id"]]
+    assert {e["timestamp"] for e in before_the_wait} == {journey.started_at}
+    # ... and it ended when it woke
+    assert journey.description["stopDate"] == utc(journey.wake_at)
+    assert journey.events[-1]["type"] == "ExecutionSucceeded"
+    assert journey.events[-1]["timestamp"] == utc(journey.wake_at)
+
+
 def test_wait_seconds_follows_the_clock(journey: JourneyRun) -> None:
+    # 7200 seconds on the runtime's clock, to the instant.
     entered, exited = journey.state_events("Wait two hours")
-    real_seconds = (exited["timestamp"] - entered["timestamp"]).total_seconds()
-    # 7200 simulated seconds at 3600 simulated seconds per real second: two real seconds.
-    assert 7200 / TIME_SCALE * 0.9 <= real_seconds <= 7200 / TIME_SCALE + 1.5
+    assert entered["timestamp"] == journey.started_at
+    assert exited["timestamp"] - entered["timestamp"] == timedelta(hours=2)
 
 
-def test_timestamp_wait_ends_at_that_instant_on_the_clock(
-    runtime: RunningRuntime, journey: JourneyRun
-) -> None:
+def test_timestamp_wait_ends_at_that_instant_on_the_clock(journey: JourneyRun) -> None:
     entered, exited = journey.state_events("Wait until wake_at")
-    assert (exited["timestamp"] - entered["timestamp"]).total_seconds() >= 1.0  # it did wait
-    woke = runtime.simulated_now(at=exited["timestamp"].timestamp())
-    # Within a real second of the instant (3600 simulated seconds at this scale).
-    assert abs((woke - utc(journey.wake_at)).total_seconds()) <= TIME_SCALE * 1.0
+    assert entered["timestamp"] == journey.started_at + timedelta(hours=2)
+    assert exited["timestamp"] == utc(journey.wake_at)
 
 
 # ---------------------------------------------------------------------- SES and the mail viewer
@@ -713,6 +741,7 @@ def test_sent_mail_viewer_lists_every_mail_with_headers_and_rendered_html(
     assert refused.value.response["Error"]["Code"] == "MessageRejected"
 
     # When the viewer is asked for JSON
+    now = runtime.simulated_now()
     mails = runtime.http("GET", "/_local/mail?format=json").json()
     # Then it lists both sent mails, newest first, and not the refused one
     assert [m["message_id"] for m in mails] == [raw_id, simple_id]
@@ -727,6 +756,8 @@ def test_sent_mail_viewer_lists_every_mail_with_headers_and_rendered_html(
     assert ["List-Unsubscribe-Post", "List-Unsubscribe=One-Click"] in raw_mail["headers"]
     assert raw_mail["text"].strip() == "Here is your white paper."
     assert raw_mail["html"].strip() == raw_html
+    # ... each stamped with the instant SES accepted it on the runtime's clock (time stood still)
+    assert [utc(m["sent_at"]) for m in mails] == [now, now]
 
     # When the viewer is opened as a page
     reply = runtime.http("GET", "/_local/mail")

@@ -5,27 +5,18 @@ without Tsunagu's settings or a Stage parameter."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from samtranslator.yaml_helper import yaml_parse
 
-from tests.runtime import FIXTURE_STACK, RunningRuntime, RuntimeDidNotStart, start_runtime
+from tests.runtime import RunningRuntime, RuntimeDidNotStart, stack_variant, start_runtime
 
 
 def variant(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
     """The fixture stack copied into tmp_path, its template changed by ``change``."""
-    template = yaml_parse((FIXTURE_STACK / "template.yaml").read_text(encoding="utf-8"))
-    change(template)
-    stack = tmp_path / "stack"
-    for folder in ("functions", "statemachines"):
-        shutil.copytree(FIXTURE_STACK / folder, stack / folder)
-    path = stack / "template.json"  # JSON is YAML: the intrinsics stay in their long form
-    path.write_text(json.dumps(template, indent=2), encoding="utf-8")
-    return path
+    return stack_variant(tmp_path, change)
 
 
 Starter = Callable[[Path, str], RunningRuntime]
