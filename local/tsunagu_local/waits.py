@@ -172,6 +172,33 @@ def install_retry_clock(clock: RuntimeClock) -> None:
     setattr(retrier_decl, "time", ClockSleep)  # noqa: B010 - moto imports the module `time`
 
 
+def _counted_from_start(clock: RuntimeClock, start_thread: Any) -> Any:
+    """A worker's ``start``: its thread counts as work from before it starts, so no instant
+    exists at which it is started and not yet counted."""
+
+    def start(self: Any) -> None:
+        clock.begin_work()
+        try:
+            start_thread(self)
+        except BaseException:
+            clock.end_work()
+            raise
+
+    return start
+
+
+def _ends_counted_work(clock: RuntimeClock, run: Any) -> Any:
+    """A worker thread's body: it stops counting as work when it ends, however it ends."""
+
+    def body(self: Any) -> None:
+        try:
+            run(self)
+        finally:
+            clock.end_work()
+
+    return body
+
+
 def install_execution_clock(clock: RuntimeClock) -> None:
     """Executions on the runtime's clock: their start and stop dates and every history event are
     stamped with it, and each execution counts as work while its thread runs (it stops counting
@@ -196,19 +223,8 @@ def install_execution_clock(clock: RuntimeClock) -> None:
         execution_module.BaseExecutionWorkerCommunication._reflect_execution_status
     )
 
-    def start(self: Any) -> None:
-        clock.begin_work()
-        try:
-            original_start(self)
-        except BaseException:
-            clock.end_work()
-            raise
-
-    def execution_logic(self: Any) -> None:
-        try:
-            original_logic(self)
-        finally:
-            clock.end_work()
+    start = _counted_from_start(clock, original_start)
+    execution_logic = _ends_counted_work(clock, original_logic)
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         kwargs["start_date"] = clock.now()
@@ -245,19 +261,8 @@ def install_parallel_clock(clock: RuntimeClock) -> None:
     original_terminated: Any = pool.on_terminated
     handed_back = threading.Lock()
 
-    def start(self: Any) -> None:
-        clock.begin_work()
-        try:
-            original_start(self)
-        except BaseException:
-            clock.end_work()
-            raise
-
-    def thread_routine(self: Any) -> None:
-        try:
-            original_routine(self)
-        finally:
-            clock.end_work()
+    start = _counted_from_start(clock, original_start)
+    thread_routine = _ends_counted_work(clock, original_routine)
 
     def wait(self: Any) -> None:
         clock.end_work()  # the execution's thread waits: its branches are the work now
