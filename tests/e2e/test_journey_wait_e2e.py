@@ -19,7 +19,8 @@ import boto3
 import pytest
 
 from tests.e2e.conftest import RunningTsunagu, start_tsunagu
-from tests.support.runtime import execution_history, http_request
+from tests.support import runtime as runtime_support
+from tests.support.runtime import execution_history
 from tsunagu.clock import isoformat, parse_instant
 
 REGION = "ap-northeast-1"
@@ -61,16 +62,7 @@ def runtime_state(tsunagu: RunningTsunagu) -> dict[str, Any]:
 def move_clock(tsunagu: RunningTsunagu, **body: Any) -> datetime:
     """``POST /_local/clock`` (``by``, ``to`` or ``settle``): returns the simulated instant once
     the clock got there and all work has settled."""
-    status, _, answer = http_request(
-        "POST",
-        f"{tsunagu.api_url}/_local/clock",
-        json.dumps({"timeout": CLOCK_TIMEOUT, **body}).encode(),
-        {"content-type": "application/json"},
-        timeout=CLOCK_TIMEOUT + 15,
-    )
-    assert status == 200, f"clock {body}: {status} {answer[:500]!r}"
-    state: dict[str, Any] = json.loads(answer)
-    assert state["settled"], state
+    state = runtime_support.move_clock(tsunagu.api_url, body, timeout=CLOCK_TIMEOUT)
     return parse_instant(state["now"])
 
 

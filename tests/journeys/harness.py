@@ -37,6 +37,7 @@ from tests.support.runtime import (
     execution_history,
     http_request,
     local_client,
+    move_clock,
     runtime_command,
     runtime_environment,
     tsunagu_cli,
@@ -170,16 +171,7 @@ class Runtime(RuntimeState):
         return self.clock.now()
 
     def _move_clock(self, body: dict[str, Any]) -> dict[str, Any]:
-        status, _, reply = self.http(
-            "POST",
-            "/_local/clock",
-            json.dumps({**body, "timeout": CLOCK_TIMEOUT}).encode(),
-            {"content-type": "application/json"},
-            timeout=CLOCK_TIMEOUT + 10,
-        )
-        assert status == 200, f"{self.name}: clock {body}: {status} {reply[:300]!r}"
-        state: dict[str, Any] = json.loads(reply)
-        return state
+        return move_clock(self.api_url, body, timeout=CLOCK_TIMEOUT)
 
     def advance_to(self, instant: datetime) -> None:
         """Let the clock run to ``instant``: everything due on the way happens at its own

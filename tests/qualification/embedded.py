@@ -71,17 +71,7 @@ class Embedded:
         """``POST /_local/clock`` with ``body`` (one of ``to``, ``by``, ``until_idle``,
         ``settle``): returns the clock's state once time got there and all work has settled,
         everything due on the way having happened at its own simulated instant."""
-        status, _, answer = runtime_support.http_request(
-            "POST",
-            f"{self.tsunagu.api_url}/_local/clock",
-            json.dumps({"timeout": CLOCK_TIMEOUT, **body}).encode(),
-            {"content-type": "application/json"},
-            timeout=CLOCK_TIMEOUT + 15,
-        )
-        assert status == 200, f"clock {body}: {status} {answer[:500]!r}"
-        state: dict[str, Any] = json.loads(answer)
-        assert state["settled"], state
-        return state
+        return runtime_support.move_clock(self.tsunagu.api_url, body, timeout=CLOCK_TIMEOUT)
 
     def settle(self) -> datetime:
         """Wait until the work in flight has finished (every stream record routed, every

@@ -4,6 +4,7 @@ benchmarks. Everything here is on 127.0.0.1."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -96,6 +97,24 @@ def http_request(
     except urllib.error.HTTPError as error:
         with error:
             return error.code, error.headers, error.read()
+
+
+def move_clock(api_url: str, body: dict[str, Any], *, timeout: float) -> dict[str, Any]:
+    """``POST /_local/clock`` on a runtime in virtual time (``to``, ``by``, ``business_days``,
+    ``until_idle`` or ``settle``): the clock's state once time got there and the work has
+    settled, everything due on the way having happened at its own simulated instant.
+    ``timeout`` bounds the real seconds the runtime may take (a broken run, not the product)."""
+    status, _, answer = http_request(
+        "POST",
+        f"{api_url}/_local/clock",
+        json.dumps({**body, "timeout": timeout}).encode(),
+        {"content-type": "application/json"},
+        timeout=timeout + 15,
+    )
+    assert status == 200, f"clock {body}: {status} {answer[:500]!r}"
+    state: dict[str, Any] = json.loads(answer)
+    assert state["settled"], state
+    return state
 
 
 class RuntimeState:
