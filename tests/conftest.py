@@ -17,6 +17,10 @@ from typing import Any
 
 import pytest
 
+# The benchmark report's hooks must live where the xdist controller, which collects no tests,
+# loads them too.
+pytest_plugins = ["tests.support.bench_report"]
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 EVENTS = ROOT / "events"

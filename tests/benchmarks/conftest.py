@@ -1,48 +1,20 @@
-"""Benchmarks are reports, not timed tests: they collect lines and print them at the end.
+"""The benchmarks: reports, not timed tests (see tests/support/bench_report.py for how their
+lines reach the end of the run).
 
-pytest captures what a test prints, so each benchmark adds its lines to one session-wide
-``BenchReport`` (the ``bench_report`` fixture) and ``pytest_terminal_summary`` prints them after the
-run, with ``-q`` too. Nothing here passes or fails on a wall-clock time.
+Under pytest-xdist they all run on one worker, one after another: each compares figures taken
+inside its own run, and two benchmarks measuring at once would only add noise to each other.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
-
-@dataclass
-class BenchReport:
-    """Report sections in the order the benchmarks ran: title, then lines."""
-
-    sections: dict[str, list[str]] = field(default_factory=dict)
-
-    def section(self, title: str) -> list[str]:
-        return self.sections.setdefault(title, [])
-
-    def add(self, title: str, *lines: str) -> None:
-        self.section(title).extend(lines)
+HERE = Path(__file__).resolve().parent
 
 
-REPORT_KEY = pytest.StashKey[BenchReport]()
-
-
-@pytest.fixture(scope="session")
-def bench_report(pytestconfig: pytest.Config) -> BenchReport:
-    report = pytestconfig.stash.get(REPORT_KEY, None)
-    if report is None:
-        report = pytestconfig.stash[REPORT_KEY] = BenchReport()
-    return report
-
-
-def pytest_terminal_summary(
-    terminalreporter: pytest.TerminalReporter, config: pytest.Config
-) -> None:
-    report = config.stash.get(REPORT_KEY, None)
-    if report is None or not report.sections:
-        return
-    for title, lines in report.sections.items():
-        terminalreporter.write_sep("=", f"benchmark: {title}")
-        for line in lines:
-            terminalreporter.write_line(line)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("benchmarks"))

@@ -22,8 +22,8 @@ from typing import Any
 import botocore.client
 import botocore.session
 
-from tests.benchmarks.conftest import BenchReport
 from tests.conftest import AwsStack, load_event
+from tests.support.bench_report import BenchReport
 from tsunagu import services
 from tsunagu.clock import isoformat
 from tsunagu.store import tables

@@ -34,8 +34,8 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.benchmarks.conftest import BenchReport
 from tests.conftest import REGION, ROOT
+from tests.support.bench_report import BenchReport
 from tsunagu.settings import Settings
 
 CHILD = Path(__file__).with_name("_cold_start_child.py")

@@ -30,9 +30,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.benchmarks.conftest import BenchReport
 from tests.conftest import ROOT
 from tests.journeys.harness import Runtime, import_lead
+from tests.support.bench_report import BenchReport
 from tests.support.runtime import execution_history
 from tsunagu import services
 from tsunagu.clock import Clock, isoformat, parse_instant

@@ -21,7 +21,7 @@ from typing import Any
 import jinja2
 
 from tests.benchmarks._newsletter import JOURNEY, SUBJECT, newsletter_html
-from tests.benchmarks.conftest import BenchReport
+from tests.support.bench_report import BenchReport
 from tsunagu.mail import render as render_module
 from tsunagu.mail.render import RenderedMail, TrackingUrls, html_to_text, render_mail
 from tsunagu.mail.templates import MailTemplate

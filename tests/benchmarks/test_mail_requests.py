@@ -24,10 +24,10 @@ from moto.ses.models import ses_backends
 import tsunagu.settings
 import tsunagu.store.mail
 from tests.benchmarks._newsletter import JOURNEY, SUBJECT, newsletter_html
-from tests.benchmarks.conftest import BenchReport
 from tests.benchmarks.test_aws_requests import Recorded as SharedRecorded
 from tests.benchmarks.test_aws_requests import recording_aws_calls, seed_demo_form, with_body
 from tests.conftest import REGION, AwsStack, load_event
+from tests.support.bench_report import BenchReport
 from tsunagu import services
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.store import tables

@@ -24,7 +24,6 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.benchmarks.conftest import BenchReport
 from tests.benchmarks.test_aws_requests import Recorded, recording_aws_calls
 from tests.conftest import REGION, AwsStack
 from tests.qualification.conftest import (
@@ -34,6 +33,7 @@ from tests.qualification.conftest import (
     forget_qualification_caches,
     qualify,
 )
+from tests.support.bench_report import BenchReport
 from tsunagu import services
 from tsunagu.clock import isoformat
 from tsunagu.ids import new_id

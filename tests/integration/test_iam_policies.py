@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -298,9 +299,21 @@ def _sender_domain(address: str) -> str:
 
 @dataclass
 class Recorder:
+    """Calls are attributed per thread: a handler's calls happen on the thread that invokes it,
+    and a thread another test left running in this process (an embedded runtime's execution,
+    say) must not have its calls charged to the handler running here."""
+
     calls: list[Call] = field(default_factory=list)
     invoked: list[str] = field(default_factory=list)
-    current: str | None = None
+    running: threading.local = field(default_factory=threading.local)
+
+    @property
+    def current(self) -> str | None:
+        return getattr(self.running, "function", None)
+
+    @current.setter
+    def current(self, function: str | None) -> None:
+        self.running.function = function
 
 
 def forget_warm_state() -> None:
