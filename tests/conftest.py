@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-# The benchmark report's hooks must live where the xdist controller, which collects no tests,
-# loads them too.
-pytest_plugins = ["tests.support.bench_report"]
+# The benchmark report's and the scheduling hooks must live where the xdist controller, which
+# collects no tests, loads them too.
+pytest_plugins = ["tests.support.bench_report", "tests.support.scheduling"]
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"

@@ -3,7 +3,9 @@
 It scores what a person did (exactly once; automated activity never), hands a lead that becomes
 MQL to sales, keeps each lead's last-activity mark current, mails double opt-in confirmations,
 resumes journeys waiting for what the lead did, enters leads into journeys whose triggers fire
-and takes them out of journeys an unsubscribe, a CRM status or a stage change ends.
+and takes them out of journeys an unsubscribe, a CRM status or a stage change ends. A click
+that looks like a person's waits until a scanner's burst could no longer re-judge it
+(tsunagu.tracking.settling).
 Failed records are reported one by one, so a retry re-delivers only what failed.
 """
 
@@ -42,6 +44,7 @@ def _record_handler(record: DynamoDBRecord) -> None:
         waits=services.journey_waits(settings),
         journeys=services.journey_routing(settings),
         qualification=services.qualification_routing(settings),
+        settling=services.click_settling(settings),
     )
 
 

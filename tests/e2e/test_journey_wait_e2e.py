@@ -22,6 +22,7 @@ from tests.e2e.conftest import RunningTsunagu, start_tsunagu
 from tests.support import runtime as runtime_support
 from tests.support.runtime import execution_history
 from tsunagu.clock import isoformat, parse_instant
+from tsunagu.tracking.settling import SETTLE_AFTER_SECONDS
 
 REGION = "ap-northeast-1"
 CHROME = (
@@ -206,13 +207,17 @@ def test_a_person_click_resumes_the_journey_and_a_scanner_click_does_not(
     assert settle(tsunagu) == started
     assert status(tsunagu, execution)["status"] == "RUNNING"
 
-    # When the person clicks two hours later, Then the journey goes on down the "clicked"
-    # branch at that simulated instant
+    # When the person clicks two hours later, Then nothing acts on the click while a burst
+    # could still show it to be a machine's, and once that window has passed the journey goes
+    # on down the "clicked" branch
     clicked_at = move_clock(tsunagu, by="2h")
     assert clicked_at == started + timedelta(hours=2)
     assert status(tsunagu, execution)["status"] == "RUNNING"
     click(tsunagu, links["links"][0], CHROME)
     assert settle(tsunagu) == clicked_at
+    assert status(tsunagu, execution)["status"] == "RUNNING"
+    settled_at = clicked_at + timedelta(seconds=SETTLE_AFTER_SECONDS)
+    assert move_clock(tsunagu, by=f"{SETTLE_AFTER_SECONDS:g}s") == settled_at
     finished = status(tsunagu, execution)
     assert finished["status"] == "SUCCEEDED", "".join(tsunagu.output)[-3000:]
     output = json.loads(finished["output"])
@@ -221,8 +226,78 @@ def test_a_person_click_resumes_the_journey_and_a_scanner_click_does_not(
     assert output["properties"]["automated"] is False
     assert parse_instant(output["occurred_at"]) == clicked_at
     assert states_entered(tsunagu, execution) == ["Wait for a click on the invitation", "Clicked"]
-    assert one_event(tsunagu, execution, "TaskSucceeded")["timestamp"] == clicked_at
-    assert finished["stopDate"] == clicked_at
+    assert one_event(tsunagu, execution, "TaskSucceeded")["timestamp"] == settled_at
+    assert finished["stopDate"] == settled_at
+
+
+def score(tsunagu: RunningTsunagu, email: str) -> float:
+    lead = json.loads(tsunagu.cli("leads", "get", email).stdout)
+    return float(lead.get("score") or 0)
+
+
+GATEWAY_CLICKS = {
+    # (link index, seconds after the previous click): how a security gateway that does not
+    # name itself follows a mail's visible links, an hour after the mail arrived
+    "links in document order, seconds apart": [(0, 0), (1, 3), (2, 3)],
+    "links in reverse order, seconds apart": [(2, 0), (1, 4), (0, 4)],
+    "one link fetched twice within a second": [(0, 0), (0, 0.4)],
+}
+
+
+@pytest.mark.parametrize("pattern", list(GATEWAY_CLICKS))
+def test_a_gateways_clicks_never_resume_the_journey_nor_score(
+    tsunagu: RunningTsunagu, click_journey: str, pattern: str
+) -> None:
+    email = f"gateway.{list(GATEWAY_CLICKS).index(pattern)}@example.com"
+    lead_id = new_lead(tsunagu, email)
+    message_id = f"msg_gateway_{list(GATEWAY_CLICKS).index(pattern)}"
+    execution, _ = waiting_for_a_click(tsunagu, click_journey, lead_id, message_id)
+    links = json.loads(
+        tsunagu.cli(
+            "tracking",
+            "links",
+            email,
+            *[
+                option
+                for page in ("seminar", "pricing", "case-study")
+                for option in ("--url", f"https://www.example.com/{page}")
+            ],
+            "--message",
+            message_id,
+            "--api",
+            tsunagu.api_url,
+            "--sent-seconds-ago",
+            "3600",
+        ).stdout
+    )["links"]
+    before = score(tsunagu, email)
+
+    # When the gateway clicks, with a browser's user agent, the first click alone looking
+    # like a person's
+    for index, (link, pause) in enumerate(GATEWAY_CLICKS[pattern]):
+        if pause:
+            move_clock(tsunagu, by=f"{pause:g}s")
+        click(tsunagu, links[link], CHROME)
+        if index == 0:
+            # Then nothing has acted on the first click yet, though it is stored as a person's
+            settle(tsunagu)
+            assert status(tsunagu, execution)["status"] == "RUNNING"
+            assert score(tsunagu, email) == before
+
+    # When every click has settled
+    move_clock(tsunagu, by="1m")
+
+    # Then every click is a machine's (the first re-judged by the burst), the journey still
+    # waits for a person's click, and the lead earned no points
+    clicks = [
+        e
+        for e in json.loads(tsunagu.cli("leads", "timeline", email, "--json").stdout)
+        if e["type"] == "link_clicked"
+    ]
+    assert len(clicks) == len(GATEWAY_CLICKS[pattern])
+    assert all(c["automated"] and "link_burst" in c["reasons"] for c in clicks), clicks
+    assert status(tsunagu, execution)["status"] == "RUNNING"
+    assert score(tsunagu, email) == before
 
 
 def test_with_no_click_the_journey_goes_on_when_its_three_days_are_up(

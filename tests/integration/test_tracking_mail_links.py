@@ -32,8 +32,8 @@ from tests.integration.tracking_helpers import (
 from tsunagu.tracking.judgement import rejudge
 from tsunagu.tracking.tokens import TokenKind, TokenSigner, TrackingToken
 
-# Bursts are clicks within a second of each other: for those tests the clock runs a thousand
-# times slower than real time, so a slow test machine cannot spread a burst out.
+# Bursts are clicks seconds apart: for those tests the clock runs a thousand times slower than
+# real time, and moves only where the test sets it, so a slow machine cannot spread a burst out.
 SLOW = 0.001
 
 
@@ -222,15 +222,34 @@ def test_a_re_judged_burst_click_keeps_its_judgement_when_judged_again(stack: Aw
     assert judgement.reasons == ["link_burst"]
 
 
-def test_clicks_on_the_same_link_are_not_a_burst(stack: AwsStack) -> None:
+def test_a_person_coming_back_to_the_same_link_is_not_a_burst(stack: AwsStack) -> None:
     token = sign(stack)
-
+    set_clock(stack, NOW, scale=SLOW)
     click(stack, "browser_click", token)
+
+    # When the same link is clicked again two seconds later
+    set_clock(stack, NOW + timedelta(seconds=2), scale=SLOW)
     click(stack, "browser_click", token)
 
     events = stored_events(stack)
     assert len(events) == 2
     assert all(e["properties"]["automated"] is False for e in events)
+
+
+def test_one_link_clicked_twice_within_a_second_is_a_burst(stack: AwsStack) -> None:
+    # Given a click that looks like a person's
+    token = sign(stack)
+    set_clock(stack, NOW, scale=SLOW)
+    click(stack, "browser_click", token)
+
+    # When the same link is fetched again half a second later
+    set_clock(stack, NOW + timedelta(milliseconds=500), scale=SLOW)
+    click(stack, "browser_click", token)
+
+    # Then both are a machine's: the first re-judged with what the second showed
+    events = stored_events(stack)
+    assert [e["properties"]["reasons"] for e in events] == [["link_burst"], ["link_burst"]]
+    assert [e["properties"]["signals"]["same_link_clicked_just_after"] for e in events] == [1, 0]
 
 
 def tampered_tokens(stack: AwsStack) -> dict[str, str]:

@@ -102,12 +102,3 @@ def pause_day_world(_journey_worlds: Worlds) -> PauseDay:
     world = _journey_worlds.get("pause_day")
     assert isinstance(world, PauseDay)
     return world
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist every test of a world runs on one worker, so each world is built once
-    (a world is a runtime playing days of a script: building it twice would double the suite's
-    longest part)."""
-    for item in items:
-        if {"holiday_week_world", "pause_day_world"} & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("journey_worlds"))

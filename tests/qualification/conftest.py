@@ -37,6 +37,7 @@ from tsunagu.ids import new_id
 from tsunagu.leads.model import LeadEvent
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.qualification.crm import signature_header
+from tsunagu.tracking.settling import SETTLE_CLICKS_STATE_MACHINE
 from tsunagu.tracking.tokens import TokenKind
 
 ACCOUNT_ID = "123456789012"
@@ -44,6 +45,7 @@ NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
 """Tuesday 2026-12-01, 10:00 in Tokyo: inside business hours, no holiday."""
 STAGE_PREFIX = "tsunagu-test-"
 HAND_OFF_MACHINE = f"{STAGE_PREFIX}hand-off-to-sales"
+SETTLE_CLICKS_MACHINE = f"{STAGE_PREFIX}{SETTLE_CLICKS_STATE_MACHINE}"
 STATE_MACHINE_ARN_PREFIX = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{STAGE_PREFIX}"
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -85,6 +87,8 @@ def forget_qualification_caches() -> None:
 class Qualified:
     aws: AwsStack
     delivered: set[tuple[str, str]] = field(default_factory=set)
+    settled: set[str] = field(default_factory=set)
+    """Held clicks' settle executions already played (settle_held_clicks)."""
     sequence: int = 0
     visitors: dict[str, str] = field(default_factory=dict)
 
@@ -202,6 +206,34 @@ class Qualified:
         fresh = [i for i in items if (i["subject"]["S"], i["sk"]["S"]) not in self.delivered]
         return sorted(fresh, key=lambda i: (i["subject"]["S"], i["sk"]["S"]))
 
+    def settle_held_clicks(self) -> bool:
+        """What statemachines/settle_clicks.asl.json does once its wait is over, for every click
+        route_events held (moto records the executions without running them): mark the click
+        settled, so the stream brings it back - here, it is delivered again. Whether anything
+        was settled."""
+        stepfunctions = boto3.client("stepfunctions", region_name=REGION)
+        executions = stepfunctions.list_executions(
+            stateMachineArn=STATE_MACHINE_ARN_PREFIX + SETTLE_CLICKS_STATE_MACHINE
+        )["executions"]
+        settled = False
+        for execution in executions:
+            if execution["name"] in self.settled:
+                continue
+            self.settled.add(execution["name"])
+            held = json.loads(
+                stepfunctions.describe_execution(executionArn=execution["executionArn"])["input"]
+            )
+            self.dynamodb().update_item(
+                TableName=self.aws.tables["EventsTable"],
+                Key={"subject": {"S": held["subject"]}, "sk": {"S": held["sk"]}},
+                UpdateExpression="SET #properties.#settled = :settled",
+                ExpressionAttributeNames={"#properties": "properties", "#settled": "settled"},
+                ExpressionAttributeValues={":settled": {"BOOL": True}},
+            )
+            self.delivered.discard((held["subject"], held["sk"]))
+            settled = True
+        return settled
+
     def batch(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         """A DynamoDB stream batch carrying these events-table items as INSERTs."""
         template = load_event("route_events", "form_submitted")["Records"][0]
@@ -226,8 +258,9 @@ class Qualified:
         batches: list[dict[str, Any]] = []
         for _ in range(20):
             items = self.undelivered()
-            if not items:
+            if not items and not self.settle_held_clicks():
                 return batches
+            items = self.undelivered()
             batch = self.batch(items)
             assert self.route(batch) == {"batchItemFailures": []}
             self.delivered.update((i["subject"]["S"], i["sk"]["S"]) for i in items)
@@ -356,6 +389,12 @@ def qualify(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> Qualified:
             f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{STAGE_PREFIX}hand_off",
         ),
         roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/hand-off",
+    )
+    settle = (ROOT / "statemachines" / "settle_clicks.asl.json").read_text("utf-8")
+    boto3.client("stepfunctions", region_name=REGION).create_state_machine(
+        name=SETTLE_CLICKS_MACHINE,
+        definition=settle.replace("${EventsTableName}", aws.tables["EventsTable"]),
+        roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/settle-clicks",
     )
     forget_qualification_caches()
     return Qualified(aws)

@@ -64,6 +64,16 @@ def test_a_burst_later_is_still_a_burst() -> None:
     assert judge(click(other_links_clicked_just_before=3)).reasons == ["link_burst"]
 
 
+def test_one_link_clicked_again_within_a_second_is_a_burst() -> None:
+    assert judge(click(same_link_clicked_just_before=1)).reasons == ["link_burst"]
+    # the first of the two, re-judged when the second came
+    assert judge(click(same_link_clicked_just_after=1)).reasons == ["link_burst"]
+
+
+def test_a_first_click_re_judged_by_the_burst_after_it_is_a_machine() -> None:
+    assert judge(click(other_links_clicked_just_after=1)).reasons == ["link_burst"]
+
+
 def test_head_requests_and_prefetch_are_machines() -> None:
     assert "head_request" in judge(click(method="HEAD")).reasons
     header = prefetch_header({"sec-purpose": "prefetch;prerender"})

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from tsunagu.event_kinds import SYSTEM_EVENT_KINDS
 from tsunagu.journeys.lifecycle import Occurrence
 from tsunagu.observability import logger
+from tsunagu.tracking.settling import HeldClick, awaits_settling
 
 
 class ActivityStore(Protocol):
@@ -39,6 +40,12 @@ class Journeys(Protocol):
         ...
 
 
+class Settling(Protocol):
+    def hold(self, click: HeldClick) -> None:
+        """Come back to this click once its judgement is final (tsunagu.tracking.settling)."""
+        ...
+
+
 class Qualification(Protocol):
     def on_event(self, event: Occurrence, *, automated: bool) -> None:
         """Score the event (once, and never an automated one)."""
@@ -57,6 +64,7 @@ def route_event(
     waits: Waits | None = None,
     journeys: Journeys | None = None,
     qualification: Qualification | None = None,
+    settling: Settling | None = None,
 ) -> None:
     """Apply one stored event. Safe to repeat: a redelivered event changes nothing more."""
     if not new_image:
@@ -64,6 +72,11 @@ def route_event(
     lead_id = new_image.get("lead_id")
     if not lead_id:
         return  # an anonymous visitor's event waits until the visitor becomes a lead
+    if settling is not None and awaits_settling(new_image):
+        # Nothing acts on a click a later click may still show to be a scanner's: it comes
+        # back through the stream, marked settled, once the burst window has passed.
+        settling.hold(HeldClick.of(new_image))
+        return
     properties = new_image.get("properties") or {}
     if confirmations is not None and properties.get("consent_pending"):
         # Keyed by the event: a redelivered batch never mails the confirmation twice.

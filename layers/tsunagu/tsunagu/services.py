@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from tsunagu.store.qualification import CrmRepository, QualificationRepository
     from tsunagu.store.ses import SesMessenger
     from tsunagu.store.tracking import SiteRepository, TrackingRepository
+    from tsunagu.tracking.settling import ClickSettling
     from tsunagu.tracking.tokens import TokenSigner
 
 
@@ -296,6 +297,18 @@ def journey_routing(settings: Settings) -> JourneyRouting:
         clock(settings),
         lambda journey: state_machine_arn(settings, journey),
     )
+
+
+@lru_cache(maxsize=8)
+def click_settling(settings: Settings) -> ClickSettling | None:
+    """route_events holds a person's click until its judgement is final (tracking.settling).
+    None where no state machine is known (a test's bare stack): clicks then act at once."""
+    from tsunagu.tracking.settling import SETTLE_CLICKS_STATE_MACHINE, ClickSettling
+
+    prefix = settings.state_machine_arn_prefix
+    if not prefix:
+        return None
+    return ClickSettling(executions(settings), prefix + SETTLE_CLICKS_STATE_MACHINE)
 
 
 # ---------------------------------------------------------------- qualification

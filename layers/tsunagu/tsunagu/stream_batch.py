@@ -17,13 +17,15 @@ from tsunagu.journeys.waits import JourneyWait
 from tsunagu.leads.model import Lead
 from tsunagu.qualification.pipeline import ScoreWrite
 from tsunagu.qualification.scoring import Award
+from tsunagu.tracking.settling import awaits_settling
 
 
 def latest_activity(images: Iterable[Mapping[str, Any] | None]) -> dict[str, str]:
-    """Each lead's latest event by a person in the batch (occurred_at)."""
+    """Each lead's latest event by a person in the batch (occurred_at). A held click is not
+    acted on in this batch (see tsunagu.tracking.settling), so it is not the latest yet."""
     latest: dict[str, str] = {}
     for image in images:
-        if not image or not image.get("lead_id"):
+        if not image or not image.get("lead_id") or awaits_settling(image):
             continue
         properties = image.get("properties") or {}
         if properties.get("automated") or str(image.get("type")) in SYSTEM_EVENT_KINDS:

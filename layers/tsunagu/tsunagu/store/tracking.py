@@ -101,13 +101,18 @@ class TrackingRepository:
         found = [event_from_item(i) for i in items]
         return [e for e in found if e.properties.get("message_id") == message_id]
 
-    def record_burst(self, events: Sequence[LeadEvent], later_links: int) -> None:
+    def record_burst(
+        self, events: Sequence[LeadEvent], *, later_links: int = 0, later_repeats: int = 0
+    ) -> None:
         model = self._tables.events
         for event in events:
             signals = dict(event.properties.get("signals") or {})
-            signals["other_links_clicked_just_after"] = (
-                int(signals.get("other_links_clicked_just_after", 0)) + later_links
-            )
+            for name, later in (
+                ("other_links_clicked_just_after", later_links),
+                ("same_link_clicked_just_after", later_repeats),
+            ):
+                if later:
+                    signals[name] = int(signals.get(name, 0)) + later
             judgement = rejudge(signals)
             model(event.subject, event.storage_key).update(
                 actions=[

@@ -25,7 +25,11 @@ Rules and their evidence:
 - ``too_soon_after_delivery`` — a click or open within ``SOON_AFTER_SEND_SECONDS`` of the mail
   being sent. Gateways scan on arrival; a person has not yet seen the mail.
 - ``link_burst`` — ``BURST_LINKS`` or more different links of one mail clicked within
-  ``BURST_WINDOW_SECONDS``: scanners follow every link at once; a person clicks one.
+  ``BURST_WINDOW_SECONDS`` (in any order): scanners follow every visible link, a few seconds
+  apart; a person clicks one and reads the page. Also one link clicked again within
+  ``REPEAT_WINDOW_SECONDS``: a gateway's second fetch (HEAD then GET, a re-check), faster than
+  a person comes back to the same link. The first click of a burst is re-judged when the later
+  one arrives, and nothing acts on a click until the window has passed (tracking.settling).
 - ``apple_privacy_proxy`` (opens only) — Apple Mail Privacy Protection fetches images from
   Apple's network (17.0.0.0/8) with a bare ``Mozilla/5.0`` user agent, whether or not the
   person ever opens the mail.
@@ -42,8 +46,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 SOON_AFTER_SEND_SECONDS = 10
-BURST_WINDOW_SECONDS = 1.0
+BURST_WINDOW_SECONDS = 10.0
 BURST_LINKS = 2
+REPEAT_WINDOW_SECONDS = 1.0
 
 _SCANNER_AGENTS = re.compile(
     r"python-requests|python-urllib|aiohttp|httpx|go-http-client|\bcurl/|\bwget/|\bjava/|"
@@ -80,6 +85,10 @@ class Signals:
     other_links_clicked_just_after: int = 0
     """The same, after this one: filled in when a later click reveals the burst, so that the
     first click of a burst is judged a machine's on re-judging too."""
+    same_link_clicked_just_before: int = 0
+    """Clicks of this same link within REPEAT_WINDOW_SECONDS before this one."""
+    same_link_clicked_just_after: int = 0
+    """The same, after this one (filled in as other_links_clicked_just_after is)."""
 
     def as_dict(self) -> dict[str, object]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -122,7 +131,8 @@ def judge(signals: Signals) -> Judgement:
     ):
         reasons.append("too_soon_after_delivery")
     others = signals.other_links_clicked_just_before + signals.other_links_clicked_just_after
-    if signals.kind == "click" and others >= BURST_LINKS - 1:
+    repeats = signals.same_link_clicked_just_before + signals.same_link_clicked_just_after
+    if signals.kind == "click" and (others >= BURST_LINKS - 1 or repeats > 0):
         reasons.append("link_burst")
     if signals.kind == "open" and (
         _from_apple_network(signals.ip) or signals.user_agent.strip() == "Mozilla/5.0"

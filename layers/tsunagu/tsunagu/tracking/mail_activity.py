@@ -13,6 +13,7 @@ from tsunagu.ids import new_id
 from tsunagu.leads.model import LeadEvent
 from tsunagu.tracking.judgement import (
     BURST_WINDOW_SECONDS,
+    REPEAT_WINDOW_SECONDS,
     Judgement,
     Signals,
     judge,
@@ -44,14 +45,22 @@ class MailActivityStore(Protocol):
 
     def put_event(self, event: LeadEvent) -> None: ...
 
-    def record_burst(self, events: Sequence[LeadEvent], later_links: int) -> None:
-        """Add to earlier clicks' evidence that ``later_links`` other links followed within
-        the burst window, and store them as judged again."""
+    def record_burst(
+        self, events: Sequence[LeadEvent], *, later_links: int = 0, later_repeats: int = 0
+    ) -> None:
+        """Add to earlier clicks' evidence that ``later_links`` other links (or
+        ``later_repeats`` clicks of the same link) followed within the burst window, and store
+        them as judged again."""
         ...
 
 
 def _signals(
-    kind: str, token: TrackingToken, request: LinkRequest, clock: Clock, others: int
+    kind: str,
+    token: TrackingToken,
+    request: LinkRequest,
+    clock: Clock,
+    others: int = 0,
+    repeats: int = 0,
 ) -> Signals:
     return Signals(
         kind=kind,
@@ -62,6 +71,7 @@ def _signals(
         prefetch=prefetch_header(request.headers),
         honeypot=token.kind is TokenKind.HONEYPOT,
         other_links_clicked_just_before=others,
+        same_link_clicked_just_before=repeats,
     )
 
 
@@ -99,18 +109,25 @@ def follow_link(
         raise NotFound("this link is not valid")
     now = clock.now()
     since = isoformat(now - timedelta(seconds=BURST_WINDOW_SECONDS))
-    earlier = [
+    repeat_since = isoformat(now - timedelta(seconds=REPEAT_WINDOW_SECONDS))
+    recent = store.recent_clicks(token.lead_id, token.message_id, since)
+    earlier = [e for e in recent if e.properties.get("link_id") != token.link_id]
+    repeated = [
         e
-        for e in store.recent_clicks(token.lead_id, token.message_id, since)
-        if e.properties.get("link_id") != token.link_id
+        for e in recent
+        if e.properties.get("link_id") == token.link_id and e.occurred_at >= repeat_since
     ]
     other_links = {e.properties.get("link_id") for e in earlier}
-    signals = _signals("click", token, request, clock, len(other_links))
+    signals = _signals("click", token, request, clock, len(other_links), len(repeated))
     judgement = judge(signals)
     store.put_event(_event(LINK_CLICKED, token, signals, judgement, isoformat(now)))
     if "link_burst" in judgement.reasons:
-        # The first click of a burst looked human when it came; with the burst seen, it is not.
-        store.record_burst(earlier, later_links=1)
+        # The first clicks of a burst looked human when they came; with the burst seen, they
+        # are not. Nothing has acted on them yet: they are held until the window has passed.
+        if earlier:
+            store.record_burst(earlier, later_links=1)
+        if repeated:
+            store.record_burst(repeated, later_repeats=1)
     return ClickOutcome(token.url, judgement)
 
 
@@ -125,7 +142,7 @@ def record_open(
         return None
     if token.kind is not TokenKind.OPEN:
         return None
-    signals = _signals("open", token, request, clock, 0)
+    signals = _signals("open", token, request, clock)
     judgement = judge(signals)
     store.put_event(_event(MAIL_OPENED, token, signals, judgement, isoformat(clock.now())))
     return judgement
