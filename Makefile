@@ -41,7 +41,8 @@ test: $(STAMP) browser
 	@$(MAKE) --no-print-directory lint typecheck
 	@# Two workers on the usual 2-core machine (up to 4 on a larger one): most of the suite waits
 	@# on runtimes it started, so two keep both cores busy. See tests/support/scheduling.py.
-	@$(BIN)/python -m pytest --numprocesses auto --maxprocesses 4 --dist loadfile
+	@# The benchmarks take fewer samples than make bench (tests/support/bench_report.py).
+	@TSUNAGU_BENCH_QUICK=1 $(BIN)/python -m pytest --numprocesses auto --maxprocesses 4 --dist loadfile
 
 # Debian's chromium for the browser tests: installed with apt-get when missing and we are root (a
 # fresh machine, CI); otherwise a plain message and a failure. The tests never skip without it.

@@ -35,13 +35,14 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tests.conftest import REGION, ROOT
-from tests.support.bench_report import BenchReport
+from tests.support.bench_report import QUICK, BenchReport
 from tsunagu.settings import Settings
 
 CHILD = Path(__file__).with_name("_cold_start_child.py")
 LAYER_REQUIREMENTS = ROOT / "layers" / "tsunagu" / "requirements.txt"
-ROUNDS = 21  # at least 11 of each; odd, so the median is one sample
-LAYER_ROUNDS = 11  # the informational layer-only comparison
+ROUNDS = 7 if QUICK else 21  # at least 11 of each (make bench); odd: the median is one sample
+LAYER_ROUNDS = 3 if QUICK else 11  # the informational layer-only comparison
+QUICK_NOTE = "; a quick run: make bench takes 21" if QUICK else ""
 WARM_UP_ROUNDS = 1  # discarded: the first processes pay for a cold page cache
 GOAL = 1.15
 FLOOR = "floor"
@@ -323,7 +324,7 @@ def cold_start_report(
     others = [f.folder for f in FUNCTIONS if f.folder != folder]
     lines = [
         f"{ROUNDS} fresh processes of each kind, interleaved "
-        f"({WARM_UP_ROUNDS} warm-up round discarded);",
+        f"({WARM_UP_ROUNDS} warm-up round discarded{QUICK_NOTE});",
         "time.perf_counter inside the child, interpreter start-up excluded.",
         f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs "
         "(the template deploys arm64). Packages: this virtualenv.",

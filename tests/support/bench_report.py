@@ -13,12 +13,17 @@ so never loads ``tests/benchmarks/conftest.py``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 WORKER_OUTPUT_KEY = "tsunagu_bench_report"
+QUICK = os.environ.get("TSUNAGU_BENCH_QUICK") == "1"
+"""Set by ``make test``: a benchmark that repeats a measurement many times for a stable median
+takes fewer samples (and says so in its report), so the suite stays within its time budget.
+``make bench`` takes the full count."""
 
 
 @dataclass
