@@ -54,6 +54,7 @@ def handler(event: dict[str, Any], context: Any) -> Response:
             ),
             store=store,
             clock=services.clock(settings),
+            limits=settings.submission_limits,
         )
     except TsunaguError as error:
         metrics.add_metric(name="SubmissionRejected", unit="Count", value=1)

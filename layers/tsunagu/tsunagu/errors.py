@@ -60,3 +60,12 @@ class ValidationFailed(TsunaguError):
 
 class ConcurrentUpdate(TsunaguError):
     """Another writer changed the same record; retrying did not resolve it."""
+
+
+class TooManyRequests(TsunaguError):
+    """Too many requests for one address or from one client in a short time: refused whole,
+    and ``retry_after_seconds`` says when the next one will be taken."""
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tsunagu.leads.submission_limits import RateLimit, SubmissionLimits
+
 ENV_PREFIX = "TSUNAGU_"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -76,6 +78,10 @@ class Settings(BaseModel):
     form_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
     # How long a client submission id is remembered for replay detection.
     idempotency_ttl_hours: int = Field(default=48, ge=1, le=24 * 30)
+    submissions_per_address: str = "10/1h"
+    """Form submissions one address may make, across every form (``off``: no limit)."""
+    submissions_per_client: str = "60/1m"
+    """Form submissions from one client network address (``off``: no limit)."""
     # Only set by the embedded local runtime: where its AWS endpoint is.
     aws_endpoint_url: str | None = None
     # The clock (see tsunagu.clock). Unset in AWS: the system clock.
@@ -95,6 +101,16 @@ class Settings(BaseModel):
         if not parts.hostname or not (parts.scheme == "https" or loopback):
             raise ValueError("must be an https:// URL (plain http only to a loopback host)")
         return url
+
+    @field_validator("submissions_per_address", "submissions_per_client")
+    @classmethod
+    def _readable_limit(cls, text: str) -> str:
+        RateLimit.parse(text)  # raises ValueError with what is wrong
+        return text
+
+    @property
+    def submission_limits(self) -> SubmissionLimits:
+        return SubmissionLimits.parse(self.submissions_per_address, self.submissions_per_client)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:

@@ -13,6 +13,7 @@ from tsunagu.errors import (
     NotFound,
     OriginNotAllowed,
     PayloadTooLarge,
+    TooManyRequests,
     TsunaguError,
     Unauthenticated,
     UnsupportedMediaType,
@@ -29,6 +30,7 @@ STATUS_BY_ERROR: dict[type[TsunaguError], int] = {
     PayloadTooLarge: 413,
     UnsupportedMediaType: 415,
     ValidationFailed: 422,
+    TooManyRequests: 429,
 }
 
 Response = dict[str, Any]
@@ -78,6 +80,8 @@ def redirect(location: str, headers: dict[str, str] | None = None) -> Response:
 
 def error_body(error: TsunaguError) -> dict[str, Any]:
     body: dict[str, Any] = {"message": error.message}
+    if isinstance(error, TooManyRequests):
+        body["retry_after_seconds"] = error.retry_after_seconds
     if isinstance(error, ValidationFailed):
         body["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
     return body
@@ -91,6 +95,8 @@ def error_response(
     title: str = "The form could not be sent",
 ) -> Response:
     status = status_for(error)
+    if isinstance(error, TooManyRequests):
+        headers = {**(headers or {}), "retry-after": str(error.retry_after_seconds)}
     if not as_html:
         return json_response(status, error_body(error), headers)
     items = (

@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from tsunagu.clock import Clock, isoformat
-from tsunagu.errors import ConcurrentUpdate, IdempotencyConflict, NotFound, OriginNotAllowed
+from tsunagu.errors import (
+    ConcurrentUpdate,
+    IdempotencyConflict,
+    NotFound,
+    OriginNotAllowed,
+    TooManyRequests,
+)
 from tsunagu.forms import RawValue
 from tsunagu.forms.model import FormDefinition
 from tsunagu.forms.validation import (
@@ -26,6 +32,7 @@ from tsunagu.leads.model import (
     email_identity,
     visitor_identity,
 )
+from tsunagu.leads.submission_limits import NO_LIMITS, CountedWindow, SubmissionLimits
 
 FORM_SUBMITTED = "form_submitted"
 MAX_ATTEMPTS = 3
@@ -67,6 +74,8 @@ class CaptureWrite:
     idempotency_key: str | None
     request_hash: str
     response: dict[str, Any]
+    counted: list[CountedWindow] = field(default_factory=list)
+    """Rate-limit counters this submission adds to, each refused when full."""
 
 
 @dataclass(frozen=True)
@@ -76,11 +85,17 @@ class RememberedSubmission:
 
 
 class WriteConflict(Exception):
-    """The store refused a capture because something changed underneath it."""
+    """The store refused a capture because something changed underneath it, or (``rate``)
+    because one of its counters, ``window``, was full."""
 
-    def __init__(self, kind: Literal["submission", "identity", "lead"]) -> None:
+    def __init__(
+        self,
+        kind: Literal["submission", "identity", "lead", "rate"],
+        window: CountedWindow | None = None,
+    ) -> None:
         super().__init__(kind)
         self.kind = kind
+        self.window = window
 
 
 class CaptureStore(Protocol):
@@ -107,6 +122,7 @@ def _plan(
     context: RequestContext,
     clock: Clock,
     request_hash: str,
+    limits: SubmissionLimits,
 ) -> CaptureWrite:
     now = clock.now()
     at = isoformat(now)
@@ -180,6 +196,9 @@ def _plan(
         idempotency_key=key,
         request_hash=request_hash,
         response={"lead_id": lead.lead_id, "created": existing is None},
+        counted=limits.windows(
+            email_identity(submission.email.identity_key), context.source_ip, now
+        ),
     )
 
 
@@ -204,11 +223,13 @@ def capture_submission(
     *,
     store: CaptureStore,
     clock: Clock,
+    limits: SubmissionLimits = NO_LIMITS,
 ) -> CaptureResult:
     """Validate a submission against its form and store the lead, its event and its consent.
 
-    Nothing is written unless every check passes. A filled honeypot is answered like a success
-    and stores nothing, so a bot learns nothing from the answer.
+    Nothing is written unless every check passes, the submission limits included (see
+    tsunagu.leads.submission_limits). A filled honeypot is answered like a success and stores
+    nothing, so a bot learns nothing from the answer.
     """
     if is_honeypot_filled(form, raw):
         return CaptureResult(new_id("lead", clock.now()), True, form.thank_you_url, stored=False)
@@ -217,18 +238,31 @@ def capture_submission(
     request_hash = _request_hash(form.form_id, raw)
     identity = email_identity(submission.email.identity_key)
     for _attempt in range(MAX_ATTEMPTS):
-        write = _plan(form, submission, store.find_lead(identity), context, clock, request_hash)
+        write = _plan(
+            form, submission, store.find_lead(identity), context, clock, request_hash, limits
+        )
         try:
             store.commit_capture(write)
         except WriteConflict as conflict:
             if conflict.kind == "submission" and write.idempotency_key:
                 return _replay(store, write.idempotency_key, request_hash, form, submission)
+            if conflict.window is not None:
+                raise _too_many(conflict.window, clock) from None
             # Someone else created or changed this lead meanwhile: read it again and merge.
             continue
         return CaptureResult(
             write.lead.lead_id, write.is_new, form.thank_you_url, submission.ignored_fields
         )
     raise ConcurrentUpdate("the lead was changed by another request meanwhile; please retry")
+
+
+def _too_many(window: CountedWindow, clock: Clock) -> TooManyRequests:
+    wait = window.retry_after_seconds(clock.now())
+    return TooManyRequests(
+        f"too many submissions for {window.what} (at most {window.rule.describe()});"
+        f" please try again in {wait} seconds",
+        wait,
+    )
 
 
 def _replay(

@@ -56,6 +56,7 @@ class LeadRepository:
         # sends condition checks, then deletes, then puts, then updates.
         kinds: list[str] = []
         deleted: list[str] = []
+        counters = t.submission_counters
         with_conditions = TransactWrite(connection=t.connection)
         try:
             with with_conditions as tx:
@@ -93,11 +94,24 @@ class LeadRepository:
                     if write.consent.status == "opted_in":
                         tx.delete(unsubscribed_from_all(t, write.lead.lead_id))
                         deleted.append("consent")
+                for window in write.counted:
+                    tx.update(
+                        counters(window.key),
+                        actions=[counters.hits.add(1), counters.expires_at.set(window.expires_at)],
+                        condition=counters.hits.does_not_exist() | (counters.hits < window.limit),
+                    )
         except TransactWriteError as error:
-            for kind, reason in zip(deleted + kinds, error.cancellation_reasons, strict=False):
+            reasons = list(error.cancellation_reasons)
+            # Updates come last; a replay (submission) wins over a full counter.
+            for kind, reason in zip(deleted + kinds, reasons, strict=False):
                 failed = reason is not None and reason.code == "ConditionalCheckFailed"
                 if failed and kind in ("submission", "identity", "lead"):
                     raise WriteConflict(kind) from error  # type: ignore[arg-type]
+            for window, reason in zip(
+                write.counted, reasons[len(deleted) + len(kinds) :], strict=False
+            ):
+                if reason is not None and reason.code == "ConditionalCheckFailed":
+                    raise WriteConflict("rate", window) from error
             codes = {r.code for r in error.cancellation_reasons if r is not None}
             if "TransactionConflict" in codes:
                 # Another transaction on the same items was in flight: read again and retry.

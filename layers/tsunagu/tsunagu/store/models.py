@@ -200,3 +200,15 @@ class IdempotencyItem(Model):
     """For sends: sending, sent, skipped or failed."""
     created_at = UnicodeAttribute()
     expires_at = NumberAttribute()
+
+
+class SubmissionCounterItem(Model):
+    """A form-submission rate-limit window (tsunagu.leads.submission_limits), in the idempotency
+    table: like a remembered request, a short-lived key DynamoDB's TTL removes."""
+
+    class Meta:
+        table_name = "unbound"  # bound per stage in tables.py
+
+    key = UnicodeAttribute(hash_key=True)
+    hits = NumberAttribute()
+    expires_at = NumberAttribute()

@@ -26,6 +26,7 @@ from tsunagu.store.models import (
     MailTemplateItem,
     QualificationItem,
     SiteItem,
+    SubmissionCounterItem,
 )
 
 
@@ -37,6 +38,7 @@ class Tables:
     consent: type[ConsentItem]
     forms: type[FormItem]
     idempotency: type[IdempotencyItem]
+    submission_counters: type[SubmissionCounterItem]
     sites: type[SiteItem]
     templates: type[MailTemplateItem]
     waits: type[JourneyWaitItem]
@@ -60,6 +62,7 @@ class Tables:
             self.consent,
             self.forms,
             self.idempotency,
+            self.submission_counters,
             self.sites,
             self.templates,
             self.waits,
@@ -67,7 +70,9 @@ class Tables:
             self.qualification,
         ):
             table = model._get_connection()
-            shared.add_meta_table(table.get_meta_table())
+            meta = table.get_meta_table()
+            if meta.table_name not in shared._tables:  # two models may share a table
+                shared.add_meta_table(meta)
             table.connection = shared
         return shared
 
@@ -88,6 +93,7 @@ def bind_tables(settings: Settings) -> Tables:
         consent=_bind(ConsentItem, settings.consent_table, settings),
         forms=_bind(FormItem, settings.forms_table, settings),
         idempotency=_bind(IdempotencyItem, settings.idempotency_table, settings),
+        submission_counters=_bind(SubmissionCounterItem, settings.idempotency_table, settings),
         sites=_bind(SiteItem, settings.sites_table, settings),
         templates=_bind(MailTemplateItem, settings.templates_table, settings),
         waits=_bind(JourneyWaitItem, settings.journey_waits_table, settings),
