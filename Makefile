@@ -38,11 +38,17 @@ up: $(STAMP)
 	@$(BIN)/tsunagu-local $(ARGS)
 
 test: $(STAMP) browser
-	@$(MAKE) --no-print-directory lint typecheck
-	@# Two workers on the usual 2-core machine (up to 4 on a larger one): most of the suite waits
-	@# on runtimes it started, so two keep both cores busy. See tests/support/scheduling.py.
+	@# The static checks run beside pytest (they take one core for half a minute, while pytest's
+	@# workers are still starting); make test fails if either does.
+	@# Two pytest workers on the usual 2-core machine (up to 4 on a larger one): most of the suite
+	@# waits on runtimes it started, so two keep both cores busy. See tests/support/scheduling.py.
 	@# The benchmarks take fewer samples than make bench (tests/support/bench_report.py).
-	@TSUNAGU_BENCH_QUICK=1 $(BIN)/python -m pytest --numprocesses auto --maxprocesses 4 --dist loadfile
+	@$(MAKE) --no-print-directory lint typecheck & checks=$$!; \
+	TSUNAGU_BENCH_QUICK=1 $(BIN)/python -m pytest --numprocesses auto --maxprocesses 4 \
+	  --dist loadfile --durations 10; tests=$$?; \
+	wait $$checks; checks=$$?; \
+	if [ $$checks -ne 0 ]; then echo "make test: lint or typecheck failed (see above)"; fi; \
+	exit $$(( tests != 0 || checks != 0 ))
 
 # Debian's chromium for the browser tests: installed with apt-get when missing and we are root (a
 # fresh machine, CI); otherwise a plain message and a failure. The tests never skip without it.
