@@ -114,7 +114,8 @@ def _no_cached_forms() -> Iterator[None]:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
-    """moto in-process, with every DynamoDB table of template.yaml created from its definition."""
+    """moto in-process, with every DynamoDB table of template.yaml created from its definition;
+    its transactions behave as the local runtime's do (tokens honoured, rolled back in place)."""
     import boto3
     from moto import mock_aws
 
@@ -122,9 +123,15 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     from tsunagu_local.secrets import create_secret, generated_value
     from tsunagu_local.tables import create_table
     from tsunagu_local.template import load_stack
+    from tsunagu_local.transactions import (
+        honour_client_request_tokens,
+        roll_back_transactions_in_place,
+    )
 
     stack = load_stack(TEMPLATE, {"Stage": "test"}, REGION)
     resolver = Resolver(parameters=stack.parameters, conditions=stack.conditions)
+    roll_back_transactions_in_place()
+    honour_client_request_tokens()
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         tables = {}

@@ -36,11 +36,14 @@ from tsunagu_local.secrets import create_secret, generated_value
 from tsunagu_local.streams import (
     StreamMapping,
     StreamPoller,
-    keep_streams_across_cancelled_transactions,
+    StreamReaders,
 )
 from tsunagu_local.tables import create_table
 from tsunagu_local.template import Stack, declared_parameters, load_stack
-from tsunagu_local.transactions import honour_client_request_tokens
+from tsunagu_local.transactions import (
+    honour_client_request_tokens,
+    roll_back_transactions_in_place,
+)
 from tsunagu_local.waits import install_step_functions_clock
 
 log = logging.getLogger("tsunagu.local")
@@ -86,6 +89,7 @@ class LocalRuntime:
         self.options = options
         self.functions = FunctionRegistry()
         self.pollers: list[StreamPoller] = []
+        self.stream_readers = StreamReaders()
         self.schedules: list[ScheduledRule] = []
         self.tables: dict[str, str] = {}
         self.local_pages: dict[str, LocalPage] = {}
@@ -133,7 +137,7 @@ class LocalRuntime:
             self.clock = ScaledRuntimeClock(start, time.time(), self.options.time_scale)
         install_step_functions_clock(self.clock)
         install_send_clock(self.clock)
-        keep_streams_across_cancelled_transactions()
+        roll_back_transactions_in_place()
         honour_client_request_tokens()
         install_moto_invoke(self.functions)
         parameters = dict(self.options.parameters)
@@ -505,9 +509,9 @@ class LocalRuntime:
             in (props.get("FunctionResponseTypes") or []),
             on_failure_queue_url=queue_url,
         )
-        self.pollers.append(
-            StreamPoller(mapping, self.client("dynamodbstreams"), self.client("sqs"))
-        )
+        poller = StreamPoller(mapping, self.client("dynamodbstreams"), self.client("sqs"))
+        self.stream_readers.add(poller)
+        self.pollers.append(poller)
 
     # ------------------------------------------------------------------ API
     def _start_api(self, stack: Stack) -> None:

@@ -65,6 +65,7 @@ class StreamPoller:
         self._attempts = 0
         self._next_sequence: int | None = None
         """The first sequence number this poller has not delivered (None: not started)."""
+        self.readers: StreamReaders | None = None
         self.idle = threading.Event()
 
     def start(self, starting_position: str | None = None) -> None:
@@ -88,6 +89,11 @@ class StreamPoller:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+    @property
+    def delivered_mark(self) -> int | None:
+        """The first sequence number this poller has not delivered (None: not started)."""
+        return self._next_sequence
 
     def has_pending_work(self) -> bool:
         """Records written and not yet delivered (read from the stream, or not yet read)."""
@@ -166,6 +172,8 @@ class StreamPoller:
             self._next_sequence = _sequence(remaining[0])
         else:
             self._next_sequence = max(_sequence(r) for r in batch) + 1
+        if self.readers is not None:
+            self.readers.drop_delivered(self.mapping.stream_arn)
 
     def _first_failure(self, batch: list[dict[str, Any]], result: Any) -> int | None:
         if not self.mapping.report_item_failures or not isinstance(result, dict):
@@ -227,38 +235,40 @@ def _shard_end(shard: Any) -> int:
     return int(shard.starting_sequence_number) + len(shard.items)
 
 
-def keep_streams_across_cancelled_transactions() -> None:
-    """A cancelled TransactWriteItems must not cut the stream off.
+class StreamReaders:
+    """The pollers reading each stream, so that records every one of them has delivered can be
+    dropped from the stream.
 
-    To roll back, moto puts back deep copies of every table the transaction touched, and the
-    copy brings its own stream shard; the pollers' shard iterators still point at the old one,
-    so no later write would reach route_events (a replayed form submission - one cancelled
-    transaction - would stop every journey for the rest of the run). After a rollback the copy
-    gets the shard the pollers read, holding the copy's records: the writes the transaction
-    made before it was cancelled are gone from the stream too, as in DynamoDB.
+    DynamoDB keeps a stream's records for 24 hours; moto keeps every record for as long as the
+    process lives, old and new images included, so a day of demo traffic would hold every write
+    of the day in memory twice. Locally nothing else reads the streams, so a record is of no
+    further use once each poller of its stream has delivered it.
     """
-    from moto.dynamodb.models import DynamoDBBackend
 
-    original = DynamoDBBackend.transact_write_items
-    if getattr(original, "keeps_streams", False):
-        return
+    def __init__(self) -> None:
+        self._by_stream: dict[str, list[StreamPoller]] = {}
 
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        shards = {
-            name: table.stream_shard
-            for name, table in self.tables.items()
-            if getattr(table, "stream_shard", None) is not None
-        }
-        try:
-            original(self, transact_items)
-        finally:
-            for name, shard in shards.items():
-                table = self.tables.get(name)
-                if table is None or table.stream_shard is shard or table.stream_shard is None:
-                    continue
-                shard.items[:] = table.stream_shard.items
-                shard.table = table
-                table.stream_shard = shard
+    def add(self, poller: StreamPoller) -> None:
+        self._by_stream.setdefault(poller.mapping.stream_arn, []).append(poller)
+        poller.readers = self
 
-    transact_write_items.keeps_streams = True  # type: ignore[attr-defined]
-    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    def drop_delivered(self, stream_arn: str) -> int:
+        """Drop the records before the earliest one a poller of the stream still has to
+        deliver; return how many were dropped."""
+        marks = [poller.delivered_mark for poller in self._by_stream.get(stream_arn, [])]
+        if not marks or any(mark is None for mark in marks):
+            return 0
+        from tsunagu_local.transactions import WRITE_LOCK
+
+        shard = _stream_shard(stream_arn)
+        if shard is None:
+            return 0
+        with WRITE_LOCK:  # a transaction being cancelled cuts the stream by length
+            dropped = min(int(mark) for mark in marks if mark is not None)
+            dropped -= int(shard.starting_sequence_number)
+            if dropped <= 0:
+                return 0
+            del shard.items[:dropped]
+            # Sequence numbers stay as they were: the shard now starts later (its trim horizon).
+            shard.starting_sequence_number += dropped
+        return dropped

@@ -1,4 +1,6 @@
-"""The local runtime's DynamoDB honours a transaction's ClientRequestToken, as DynamoDB does."""
+"""The local runtime's DynamoDB runs transactions as DynamoDB does: a repeated
+ClientRequestToken is not applied twice, and a cancelled transaction leaves no trace - in the
+table or its stream - without the runtime copying whole tables to get there."""
 
 from __future__ import annotations
 
@@ -10,9 +12,14 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tsunagu_local.transactions import honour_client_request_tokens
+from tsunagu_local.streams import StreamReaders, _stream_shard
+from tsunagu_local.transactions import (
+    honour_client_request_tokens,
+    roll_back_transactions_in_place,
+)
 
 TABLE = "tokens-test"
+LEDGER = "ledger-test"
 
 
 @pytest.fixture
@@ -26,6 +33,19 @@ def dynamodb() -> Iterator[Any]:
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
+        )
+        client.create_table(
+            TableName=LEDGER,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         )
         yield client
 
@@ -89,3 +109,120 @@ def test_a_failed_transaction_can_be_tried_again_with_its_token(dynamodb: Any) -
     put_new(dynamodb, "lead-1", retried, value="2")
     item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": "lead-1"}})["Item"]
     assert item["value"] == {"S": "2"}
+
+
+def ledger_rows(client: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    items = client.scan(TableName=LEDGER, ConsistentRead=True)["Items"]
+    return {(item["pk"]["S"], item["sk"]["S"]): item for item in items}
+
+
+def stream_records(client: Any) -> list[dict[str, Any]]:
+    """The records in the table's stream from its trim horizon, read as the pollers read them."""
+    arn = client.describe_table(TableName=LEDGER)["Table"]["LatestStreamArn"]
+    shard = _stream_shard(arn)
+    records: list[dict[str, Any]] = shard.get(shard.starting_sequence_number, 1000)
+    return records
+
+
+@pytest.fixture
+def tables_never_copied(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto 5.2.5 deep-copies each table a transaction touches; the runtime must not."""
+    from moto.dynamodb.models.table import Table
+
+    def refuse(self: Any, memo: Any) -> Any:
+        raise AssertionError(f"table {self.name} copied")
+
+    monkeypatch.setattr(Table, "__deepcopy__", refuse, raising=False)
+
+
+def test_a_cancelled_transaction_leaves_table_and_stream_as_they_were(
+    dynamodb: Any, tables_never_copied: None
+) -> None:
+    roll_back_transactions_in_place()
+    # Given a ledger with two rows and their stream records
+    for sk in ("a", "b"):
+        dynamodb.put_item(
+            TableName=LEDGER, Item={"pk": {"S": "lead-1"}, "sk": {"S": sk}, "n": {"N": "1"}}
+        )
+    before_rows, before_stream = ledger_rows(dynamodb), stream_records(dynamodb)
+    # When a transaction updates one row, deletes the other and adds a third, and its last
+    # condition fails
+    with pytest.raises(ClientError) as cancelled:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": LEDGER,
+                        "Key": {"pk": {"S": "lead-1"}, "sk": {"S": "a"}},
+                        "UpdateExpression": "SET n = n + :one",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+                {"Delete": {"TableName": LEDGER, "Key": {"pk": {"S": "lead-1"}, "sk": {"S": "b"}}}},
+                {"Put": {"TableName": LEDGER, "Item": {"pk": {"S": "lead-2"}, "sk": {"S": "a"}}}},
+                {
+                    "Put": {
+                        "TableName": TABLE,
+                        "Item": {"pk": {"S": "taken"}},
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                },
+            ]
+        )
+    # Then nothing of it stays: not the rows, not a stream record
+    reasons = cancelled.value.response["CancellationReasons"]
+    codes = [reason["Code"] for reason in reasons]
+    assert codes == ["None", "None", "None", "ConditionalCheckFailed"]
+    assert ledger_rows(dynamodb) == before_rows
+    assert stream_records(dynamodb) == before_stream
+    assert dynamodb.scan(TableName=TABLE)["Count"] == 0
+
+
+def test_a_transaction_that_succeeds_writes_every_item_and_its_stream_records(
+    dynamodb: Any, tables_never_copied: None
+) -> None:
+    roll_back_transactions_in_place()
+    dynamodb.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": LEDGER, "Item": {"pk": {"S": "lead-1"}, "sk": {"S": sk}}}}
+            for sk in ("a", "b", "c")
+        ]
+    )
+    assert sorted(ledger_rows(dynamodb)) == [("lead-1", "a"), ("lead-1", "b"), ("lead-1", "c")]
+    assert [r["eventName"] for r in stream_records(dynamodb)] == ["INSERT"] * 3
+
+
+def test_an_item_named_twice_is_refused_before_anything_is_written(
+    dynamodb: Any, tables_never_copied: None
+) -> None:
+    roll_back_transactions_in_place()
+    twice = {"Put": {"TableName": LEDGER, "Item": {"pk": {"S": "lead-1"}, "sk": {"S": "a"}}}}
+    with pytest.raises(ClientError) as refused:
+        dynamodb.transact_write_items(TransactItems=[twice, twice])
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert ledger_rows(dynamodb) == {}
+    assert stream_records(dynamodb) == []
+
+
+def test_stream_records_every_reader_has_delivered_are_dropped(dynamodb: Any) -> None:
+    from types import SimpleNamespace
+
+    for sk in "abcde":
+        dynamodb.put_item(TableName=LEDGER, Item={"pk": {"S": "lead-1"}, "sk": {"S": sk}})
+    records = stream_records(dynamodb)
+    first = int(records[0]["dynamodb"]["SequenceNumber"])
+    arn = dynamodb.describe_table(TableName=LEDGER)["Table"]["LatestStreamArn"]
+    # Given two pollers of the stream, one past three records and one past all five
+    readers = StreamReaders()
+    slow = SimpleNamespace(mapping=SimpleNamespace(stream_arn=arn), delivered_mark=first + 3)
+    fast = SimpleNamespace(mapping=SimpleNamespace(stream_arn=arn), delivered_mark=first + 5)
+    readers.add(slow)  # type: ignore[arg-type]
+    readers.add(fast)  # type: ignore[arg-type]
+    # When the delivered records are dropped, Then only the slow poller's backlog stays, under
+    # the sequence numbers it had
+    assert readers.drop_delivered(arn) == 3
+    assert stream_records(dynamodb) == records[3:]
+    # And a poller that has not started holds everything back
+    readers.add(SimpleNamespace(mapping=SimpleNamespace(stream_arn=arn), delivered_mark=None))  # type: ignore[arg-type]
+    fast.delivered_mark = slow.delivered_mark = first + 5
+    assert readers.drop_delivered(arn) == 0
