@@ -182,6 +182,10 @@ class Runtime(RuntimeState):
         """Let the clock run on by ``delta`` (see advance_to)."""
         self._move_clock({"by": delta.total_seconds()})
 
+    def run_until_idle(self) -> None:
+        """Let the clock run until nothing is left to happen by itself (only schedules)."""
+        self._move_clock({"until_idle": True})
+
     def settle(self) -> None:
         """Wait for the work in flight (a form's stream records, a started journey's first
         mail), time standing still."""
