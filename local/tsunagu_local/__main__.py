@@ -16,8 +16,7 @@ from tsunagu.journeys.install import install_shipped
 from tsunagu.journeys.shipped import shipped_site_paths
 from tsunagu_local import pages
 from tsunagu_local.clocks import ScaledRuntimeClock
-from tsunagu_local.mailbox import sent_mail
-from tsunagu_local.runtime import ACCOUNT_ID, REGION, LocalRuntime, RuntimeOptions
+from tsunagu_local.runtime import MAIL_FILE, LocalRuntime, RuntimeOptions
 from tsunagu_local.seed import (
     DEMO_FORM_ID,
     DEMO_SITE_ID,
@@ -72,6 +71,7 @@ def build_runtime(args: argparse.Namespace) -> LocalRuntime:
     if args.fresh:
         for saved in (args.state_dir / "dynamodb").glob("*.json"):
             saved.unlink()
+        (args.state_dir / MAIL_FILE).unlink(missing_ok=True)
     return LocalRuntime(
         RuntimeOptions(
             template=args.template,
@@ -120,7 +120,7 @@ def install_pages(runtime: LocalRuntime) -> None:
             "/_local/demo/case-study": pages.content_page("case-study"),
             "/_local/thanks": pages.thanks_page,
             "/favicon.ico": pages.no_content,
-            "/_local/mail": pages.mail_viewer(lambda: sent_mail(ACCOUNT_ID, REGION)),
+            "/_local/mail": pages.mail_viewer(runtime.mailbox.sent_mail),
         }
     )
 
@@ -154,9 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_demo:
             install_pages(runtime)
         else:
-            runtime.local_pages["/_local/mail"] = pages.mail_viewer(
-                lambda: sent_mail(ACCOUNT_ID, REGION)
-            )
+            runtime.local_pages["/_local/mail"] = pages.mail_viewer(runtime.mailbox.sent_mail)
     except OSError as error:
         print(f"could not start: {error}", file=sys.stderr)
         runtime.stop()

@@ -1,12 +1,15 @@
 """The sent-mail viewer's source: every mail moto's SES accepted, parsed for display, with the
-instant it was accepted on the runtime's clock (moto keeps none)."""
+instant it was accepted on the runtime's clock (moto keeps none); with ``--persist`` (the
+default) the mail of earlier runs too, as the tables are kept."""
 
 from __future__ import annotations
 
 import email
 import email.policy
+import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tsunagu.clock import Clock, isoformat
@@ -111,3 +114,29 @@ def sent_mail(account_id: str, region: str) -> list[SentMail]:
         elif hasattr(message, "body"):
             mails.append(_from_simple(message))
     return list(reversed(mails))
+
+
+class Mailbox:
+    """Every mail sent, newest first: this run's, then those kept from earlier runs in
+    ``saved`` (None: nothing is kept)."""
+
+    def __init__(self, account_id: str, region: str, saved: Path | None) -> None:
+        self._account_id = account_id
+        self._region = region
+        self._saved = saved
+        self._earlier: list[SentMail] = []
+        if saved is not None and saved.exists():
+            self._earlier = [
+                SentMail(**{**kept, "headers": [tuple(pair) for pair in kept["headers"]]})
+                for kept in json.loads(saved.read_text(encoding="utf-8"))
+            ]
+
+    def sent_mail(self) -> list[SentMail]:
+        return sent_mail(self._account_id, self._region) + self._earlier
+
+    def save(self) -> None:
+        if self._saved is None:
+            return
+        self._saved.parent.mkdir(parents=True, exist_ok=True)
+        kept = [asdict(mail) for mail in self.sent_mail()]
+        self._saved.write_text(json.dumps(kept, ensure_ascii=False), encoding="utf-8")

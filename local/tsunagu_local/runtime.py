@@ -30,7 +30,7 @@ from tsunagu_local.clocks import RuntimeClock, ScaledRuntimeClock, VirtualClock
 from tsunagu_local.gateway import HttpApiGateway, LocalPage, routes_from
 from tsunagu_local.intrinsics import Resolver
 from tsunagu_local.lambdas import FunctionRegistry, LocalFunction, install_moto_invoke
-from tsunagu_local.mailbox import install_send_clock
+from tsunagu_local.mailbox import Mailbox, install_send_clock
 from tsunagu_local.schedules import ScheduledRule, rate_seconds
 from tsunagu_local.secrets import create_secret, generated_value
 from tsunagu_local.streams import (
@@ -50,6 +50,8 @@ log = logging.getLogger("tsunagu.local")
 
 ACCOUNT_ID = "123456789012"
 REGION = "ap-northeast-1"
+MAIL_FILE = "mail.json"
+"""Where a persisted runtime keeps the sent-mail viewer's mail, in its state folder."""
 STATE_FILE = "runtime.json"
 
 # What AWS gives a function that the template does not, and what makes no sense locally.
@@ -97,6 +99,9 @@ class LocalRuntime:
         self._moto: Any = None
         self.stack: Stack | None = None
         self.clock: RuntimeClock | None = None
+        self.mailbox = Mailbox(
+            ACCOUNT_ID, REGION, self.options.state_dir / MAIL_FILE if self.options.persist else None
+        )
         self._saved_environ: dict[str, str | None] = {}
 
     # ------------------------------------------------------------------ lifecycle
@@ -176,6 +181,7 @@ class LocalRuntime:
             register_in_process(self.clock_url, None)
         if self.options.persist and self.tables:
             self._save_tables()
+            self.mailbox.save()
         state_file = self.options.state_dir / STATE_FILE
         state_file.unlink(missing_ok=True)
         if self._moto is not None:

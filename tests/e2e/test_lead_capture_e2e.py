@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 from urllib.parse import urlencode
 
 from tests.e2e.conftest import RunningTsunagu, start_tsunagu
+from tests.support.runtime import move_clock
 
 
 def wait_for(check: object, timeout: float = 10.0) -> None:
@@ -145,10 +147,20 @@ def test_forms_are_managed_with_the_cli(tsunagu: RunningTsunagu) -> None:
     assert invalid.returncode == 1 and "fields" in invalid.stderr
 
 
+def sent_to(running: RunningTsunagu, email: str) -> list[dict[str, Any]]:
+    status, _, body = running.request("GET", "/_local/mail?format=json")
+    assert status == 200
+    return [m for m in json.loads(body) if email in " ".join(m["recipients"])]
+
+
 def test_data_is_kept_across_a_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    first = start_tsunagu(tmp_path)
-    status, created = first.post_json("/forms/demo/submissions", {"email": "kept@example.com"})
+    first = start_tsunagu(tmp_path, "--virtual-time")
+    status, created = first.post_json(
+        "/forms/demo/submissions", {"email": "kept@example.com", "consent": True}
+    )
     assert status == 201
+    move_clock(first.api_url, {"settle": True}, timeout=60)  # the welcome mail goes out
+    [welcome] = sent_to(first, "kept@example.com")
     assert first.stop() == 0
 
     second = start_tsunagu(tmp_path)
@@ -160,5 +172,8 @@ def test_data_is_kept_across_a_restart(tmp_path) -> None:  # type: ignore[no-unt
             "/forms/demo/submissions", {"email": "kept@example.com"}
         )
         assert (again_status, again["lead_id"]) == (200, created["lead_id"])
+        # And the mail viewer still shows the mail sent before the restart, with its send time
+        assert welcome in sent_to(second, "kept@example.com")
+        assert welcome["sent_at"] is not None
     finally:
         assert second.stop() == 0
