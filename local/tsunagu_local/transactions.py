@@ -242,30 +242,18 @@ def roll_back_transactions_in_place() -> None:
                 raise ConditionalCheckFailed(item=old)
             if op_type != "ConditionCheck":
                 journal.remember(table_name, key)
+            conditions = {
+                "condition_expression": condition,
+                "expression_attribute_names": names,
+                "expression_attribute_values": values,
+            }
             if op_type == "Put":
-                self.put_item(
-                    table_name,
-                    op["Item"],
-                    condition_expression=condition,
-                    expression_attribute_names=names,
-                    expression_attribute_values=values,
-                )
+                self.put_item(table_name, op["Item"], **conditions)
             elif op_type == "Delete":
-                self.delete_item(
-                    table_name,
-                    key,
-                    condition_expression=condition,
-                    expression_attribute_names=names,
-                    expression_attribute_values=values,
-                )
+                self.delete_item(table_name, key, **conditions)
             elif op_type == "Update":
                 self.update_item(
-                    table_name,
-                    key,
-                    update_expression=op["UpdateExpression"],
-                    condition_expression=condition,
-                    expression_attribute_names=names,
-                    expression_attribute_values=values,
+                    table_name, key, update_expression=op["UpdateExpression"], **conditions
                 )
             return (None, None, None)
         except (MultipleTransactionsException, MockValidationException):
