@@ -45,9 +45,10 @@ from tsunagu.settings import Settings
 TITLE = "journey state transitions per lead (Step Functions Standard)"
 PRICE_PER_1000_TRANSITIONS = 0.025
 SEMINAR_GOAL = 12
-STEP = timedelta(hours=2)
-"""The runtime runs on virtual time; the benchmark moves it two hours at a time and lets each lead
-react once its delay has passed (so a reaction lands within two hours of its moment)."""
+STEP = timedelta(hours=6)
+"""The runtime runs on virtual time. The benchmark moves it to the next reaction it knows of (a
+wait that is open, plus the lead's delay), and at most six hours at a time, so a wait that opens
+during a move gets its reaction at most six hours late (every wait here lasts days)."""
 CLOCK_START = "2026-12-06T22:00:00Z"
 """Monday 7 December 2026, 07:00 in Tokyo; setting up the leads takes a few simulated hours."""
 RUN_TIMEOUT = 600.0
@@ -289,9 +290,13 @@ def timeouts() -> dict[str, int]:
     return seconds
 
 
-def react(runs: list[Run], settings: Settings, clock: Clock, timeout_of: dict[str, int]) -> None:
-    """Produce each reaction once its wait is registered and its delay has passed."""
+def react(
+    runs: list[Run], settings: Settings, clock: Clock, timeout_of: dict[str, int]
+) -> datetime | None:
+    """Produce each reaction once its wait is registered and its delay has passed; answer when the
+    next reaction of an open wait is due, if one is."""
     waits = services.wait_repository(settings)
+    next_due: datetime | None = None
     for run in runs:
         if run.execution_arn is None or run.status != "RUNNING":
             continue
@@ -303,11 +308,14 @@ def react(runs: list[Run], settings: Settings, clock: Clock, timeout_of: dict[st
             if name != execution or reaction is None or state in run.reacted:
                 continue
             registered_at = parse_instant(wait.deadline) - timedelta(seconds=timeout_of[state])
-            if clock.now() < registered_at + reaction.after:
+            due = registered_at + reaction.after
+            if clock.now() < due:
+                next_due = due if next_due is None else min(next_due, due)
                 continue
             [match] = [m for m in wait.matches if m.label == reaction.label]
             record(settings, clock, run.lead_id, match)
             run.reacted.add(state)
+    return next_due
 
 
 def finish(runs: list[Run], runtime: Runtime) -> None:
@@ -424,10 +432,14 @@ def test_journey_transitions_per_lead(runtime: Runtime, bench_report: BenchRepor
             if run.execution_arn is None:  # the stream has yet to enter the form lead
                 entry = journeys.entry(run.lead_id, run.path.journey)
                 run.execution_arn = entry.execution_arn if entry else None
-        react(runs, settings, clock, timeout_of)
+        next_reaction = react(runs, settings, clock, timeout_of)
         finish(runs, runtime)
         if any(run.awaits_reaction() for run in runs):
-            runtime.advance_by(STEP)
+            step_end = runtime.now() + STEP
+            if next_reaction is not None and next_reaction < step_end:
+                runtime.advance_to(next_reaction)
+            else:
+                runtime.advance_to(step_end)
         else:
             # No lead has anything left to do: the rest of every journey runs by itself, and
             # virtual time gives it the same instants however far the clock is moved at once.
