@@ -11,17 +11,21 @@ PYTHON313 := $(shell \
     if "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1; then echo "$$p"; break; fi; \
   done)
 STAMP := $(VENV)/.installed
+# The outside tools of make proof live in their own virtualenv (checkov pins its own boto3).
+PROOF_VENV := .venv-proof
+PROOF_STAMP := $(PROOF_VENV)/.installed
 # The browser the e2e tests drive (Playwright with the system's Chromium, never a downloaded one).
 CHROMIUM := $(or $(wildcard /usr/bin/chromium),$(shell command -v chromium 2>/dev/null))
 export TSUNAGU_CHROMIUM := $(or $(TSUNAGU_CHROMIUM),$(CHROMIUM),/usr/bin/chromium)
 
-.PHONY: help up test browser lint typecheck static unit integration e2e bench build validate clean
+.PHONY: help up test proof browser lint typecheck static unit integration e2e bench build validate clean
 
 help:
 	@echo "make up     - set everything up and run Tsunagu on the embedded local AWS"
 	@echo "make test   - set everything up and run every test suite and static check"
 	@echo "             (installs Debian's chromium with apt-get for the browser tests if missing)"
 	@echo "make bench  - print the benchmark reports (tests/benchmarks)"
+	@echo "make proof  - the product under outside tools, load, faults and hostile input (figures)"
 	@echo "make build  - sam build (the same template that make up runs locally)"
 
 $(STAMP): pyproject.toml requirements/dev.lock
@@ -37,7 +41,7 @@ $(STAMP): pyproject.toml requirements/dev.lock
 up: $(STAMP)
 	@$(BIN)/tsunagu-local $(ARGS)
 
-test: $(STAMP) browser
+test: $(STAMP) $(PROOF_STAMP) browser
 	@# The static checks run beside pytest (they take one core for half a minute, while pytest's
 	@# workers are still starting); make test fails if either does.
 	@# Two pytest workers on the usual 2-core machine (up to 4 on a larger one): most of the suite
@@ -86,4 +90,13 @@ validate: $(STAMP)
 	@SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint
 
 clean:
-	rm -rf $(VENV) .aws-sam .tsunagu .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PROOF_VENV) .aws-sam .tsunagu .pytest_cache .mypy_cache .ruff_cache
+
+$(PROOF_STAMP): requirements/proof.lock
+	@echo "==> creating $(PROOF_VENV) with $(PYTHON313)"
+	@test -x $(PROOF_VENV)/bin/python || $(PYTHON313) -m venv $(PROOF_VENV)
+	@$(PROOF_VENV)/bin/python -m pip install --quiet -r requirements/proof.lock
+	@touch $(PROOF_STAMP)
+
+proof: $(STAMP) $(PROOF_STAMP)
+	@$(BIN)/python -m tests.proof $(ARGS)

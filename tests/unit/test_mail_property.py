@@ -10,6 +10,7 @@ the store; the messenger checks every mail against it at the moment it is handed
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -352,7 +353,11 @@ class CheckingMessenger(MemoryMessenger):
         return super().send(mail)
 
 
-@settings(max_examples=200, deadline=None, database=None)
+EXAMPLES = int(os.environ.get("TSUNAGU_PROPERTY_EXAMPLES", "200"))
+"""Generated sequences per run: 200 in the everyday suite; ``make proof`` asks for 10,000."""
+
+
+@settings(max_examples=EXAMPLES, deadline=None, database=None)
 # The paths that matter most, always run besides what Hypothesis draws
 @example(  # a topic opt-out outlives the marketing opt-in that covered it
     leads=2,
