@@ -508,7 +508,12 @@ class LocalRuntime:
             function=self.functions.get(props["FunctionName"]),
             stream_arn=source,
             batch_size=int(props.get("BatchSize", 100)),
-            batching_window=float(props.get("MaximumBatchingWindowInSeconds", 0)),
+            # On virtual time no simulated time passes while records wait to be delivered, so
+            # the window (simulated seconds) is over at once; waiting it out in real seconds
+            # would only hold every settle for a second.
+            batching_window=0.0
+            if self.options.virtual_time
+            else float(props.get("MaximumBatchingWindowInSeconds", 0)),
             starting_position=props.get("StartingPosition", "TRIM_HORIZON"),
             max_retries=int(props.get("MaximumRetryAttempts", -1)),
             report_item_failures="ReportBatchItemFailures"

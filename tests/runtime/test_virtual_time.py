@@ -72,8 +72,8 @@ def with_clock_watcher(template: dict[str, Any]) -> None:
                         "Stream": {"Fn::GetAtt": ["WatchedTable", "StreamArn"]},
                         "StartingPosition": "TRIM_HORIZON",
                         "BatchSize": 10,
-                        # A record waits this long (real seconds) for a fuller batch: all that
-                        # while it is undelivered and no function runs.
+                        # On virtual time the window is over at once (no simulated time passes
+                        # while a record waits); the scaled clock waits it in real seconds.
                         "MaximumBatchingWindowInSeconds": 2,
                     },
                 }
@@ -369,8 +369,7 @@ def test_a_running_function_holds_the_clock_although_time_may_move(
 def test_an_undelivered_stream_record_holds_the_clock(runtime: RunningRuntime) -> None:
     now = runtime.simulated_now()
     key = f"stream-{uuid.uuid4().hex[:12]}"
-    # Given a record written to the watched table: its poller waits up to two real seconds for
-    # more records before it invokes the watcher
+    # Given a record written to the watched table, not yet read by its poller
     runtime.client("dynamodb").put_item(TableName=WATCHED, Item={"pk": {"S": key}})
     # When the clock is allowed an hour meanwhile
     state = runtime.advance(by="1h")
