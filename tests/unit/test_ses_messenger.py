@@ -303,3 +303,39 @@ def test_through_send_mail_a_throttled_send_goes_out_once() -> None:
     headers = parsed(client.accepted[0])
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert headers["List-Unsubscribe"].startswith("<https://mail.example.com/u/")
+
+
+class LostAnswers:
+    """Stands in for the network under botocore: SES took the mail, the answer never came back
+    (a 500, as when SES fails after accepting). Nothing leaves the machine."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def __call__(self, request: Any, **_: Any) -> Any:
+        from botocore.awsrequest import AWSResponse
+
+        self.requests += 1
+
+        class Body:
+            def stream(self, **_: Any) -> Any:
+                yield b'{"message": "InternalFailure"}'
+
+        return AWSResponse(request.url, 500, {"content-type": "application/json"}, Body())
+
+
+def test_a_send_whose_answer_is_lost_goes_to_ses_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the adapter with its own botocore client (the one Lambda uses), whose every answer
+    # from SES is lost after SES took the mail
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    adapter = SesMessenger(settings(), sleep=Sleeps())
+    lost = LostAnswers()
+    adapter._client.meta.events.register("before-send.sesv2.SendEmail", lost)
+    # When one mail is sent
+    with pytest.raises(MessengerError) as failure:
+        adapter.send(outgoing())
+    # Then SES was asked once (botocore's own retry would mail the person twice), and the
+    # outcome is unknown, never "failed" (which the journey would retry)
+    assert lost.requests == 1
+    assert failure.value.definite is False

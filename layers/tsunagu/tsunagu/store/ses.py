@@ -50,12 +50,14 @@ class SesMessenger:
             from botocore.config import Config
 
             # No retries inside botocore: a resent request could mail twice; this adapter
-            # retries only throttling, which SES answers before sending.
+            # retries only throttling, which SES answers before sending. (botocore's
+            # "max_attempts" counts retries after the first request; "total_max_attempts"
+            # counts every request.)
             client = boto3.client(
                 "sesv2",
                 region_name=settings.region,
                 endpoint_url=settings.aws_endpoint_url,
-                config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+                config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
             )
         self._client = client
         self._configuration_set = settings.mail_configuration_set
