@@ -2,8 +2,12 @@
 
 Input: ``{"lead_id", "template_id", "template_version"?, "idempotency_key", "journey"?}``; a
 journey passes ``States.Format('{}:{}', $$.Execution.Id, $$.State.Name)`` as the key. Output:
-``{"status": "sent"|"skipped", "message_id", "reason", "ses_message_id"}``. A failure raises
-(SendFailed, SendInProgress), so the state machine's Retry and Catch decide what follows.
+``{"status": "sent"|"skipped"|"unknown", "message_id", "reason", "ses_message_id"}``. A failure
+raises (SendFailed, SendInProgress), so the state machine's Retry and Catch decide what follows.
+
+"unknown": SES may have taken the mail (its answer was lost). Sending again could mail the person
+twice, and failing the step would end the journey and lose every later step, so the step goes on
+as if sent; the send stays recorded as unknown and the MailUnknown metric raises an alarm.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tsunagu import services
-from tsunagu.mail.send import SendRequest
+from tsunagu.mail.send import SendOutcomeUnknown, SendRequest
 from tsunagu.observability import logger, metrics, observed
 from tsunagu.settings import get_settings
 
@@ -32,7 +36,18 @@ class SendEmailInput(BaseModel):
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = get_settings()
     request = SendEmailInput.model_validate(event)
-    result = services.send(settings, SendRequest(**request.model_dump()))
+    try:
+        result = services.send(settings, SendRequest(**request.model_dump()))
+    except SendOutcomeUnknown as unknown:
+        metrics.add_metric(name="MailUnknown", unit="Count", value=1)
+        answer = {
+            "status": "unknown",
+            "message_id": unknown.message_id,
+            "reason": "ses_outcome_unknown",
+            "ses_message_id": None,
+        }
+        logger.warning("mail outcome unknown; not sent again", extra=answer)
+        return answer
     metrics.add_metric(name=f"Mail{result.status.capitalize()}", unit="Count", value=1)
     logger.info("mail handled", extra=result.as_record())
     return result.as_record()

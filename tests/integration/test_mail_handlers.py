@@ -31,6 +31,8 @@ from tests.integration.mail_helpers import (
 )
 from tests.integration.tracking_helpers import with_token
 from tsunagu import services
+from tsunagu.mail.send import MessengerError, OutgoingMail
+from tsunagu.store.ses import SesMessenger
 from tsunagu.tracking.tokens import TokenKind
 from tsunagu_local.lambdas import FunctionError
 
@@ -160,6 +162,28 @@ def test_the_same_idempotency_key_sends_nothing_more(stack: AwsStack, lead_id: s
     assert again == first
     assert len(sent_messages()) == 1
     assert len(lead_events(stack, lead_id, "mail_sent")) == 1
+
+
+def test_a_mail_whose_answer_was_lost_lets_the_journey_go_on_and_is_not_resent(
+    stack: AwsStack, lead_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given SES takes the mail and its answer is lost on the way back
+    took_it = SesMessenger.send
+
+    def answer_lost(self: SesMessenger, mail: OutgoingMail) -> str:
+        took_it(self, mail)
+        raise MessengerError("InternalFailure: the answer was lost", definite=False)
+
+    monkeypatch.setattr(SesMessenger, "send", answer_lost)
+    # When the journey's task sends, and Step Functions runs the task again
+    first = send(stack, lead_id, key="execution-1:Send welcome mail")
+    again = send(stack, lead_id, key="execution-1:Send welcome mail")
+    # Then the step answers "unknown" (the journey goes on, its later waits match the message
+    # id), and the person has one mail
+    assert first["status"] == again["status"] == "unknown"
+    assert first["message_id"] == again["message_id"]
+    assert first["message_id"].startswith("msg_")
+    assert len(sent_messages()) == 1
 
 
 def test_another_key_sends_another_mail(stack: AwsStack, lead_id: str) -> None:

@@ -19,6 +19,7 @@ from tsunagu.mail.send import (
     OutgoingMail,
     SendFailed,
     SendInProgress,
+    SendOutcomeUnknown,
     SendRequest,
     SendResult,
     send_mail,
@@ -184,6 +185,20 @@ def test_a_mail_ses_may_have_taken_is_never_sent_again(store, messenger) -> None
     # And the journey's retry does not mail the person a second time
     with pytest.raises(TsunaguError):
         send(store, messenger)
+    assert messenger.sent == []
+
+
+def test_an_unknown_outcome_names_the_message_on_every_retry(store, messenger) -> None:
+    # Given SES's answer lost after the request went out
+    messenger.failures.append(MessengerError("InternalFailure: 500", definite=False))
+    with pytest.raises(SendOutcomeUnknown) as first:
+        send(store, messenger)
+    # When the step is retried, Then it names the same message (the journey's later waits
+    # match clicks and opens by it), and still sends nothing
+    with pytest.raises(SendOutcomeUnknown) as again:
+        send(store, messenger)
+    assert first.value.message_id == again.value.message_id
+    assert store.sends[KEY]["response"]["message_id"] == first.value.message_id
     assert messenger.sent == []
 
 

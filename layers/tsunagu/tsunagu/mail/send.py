@@ -48,6 +48,10 @@ class SendOutcomeUnknown(TsunaguError):
     """SES may have taken the mail (a timeout after sending). Recorded, alarmed, never resent:
     a person must not get the same mail twice."""
 
+    def __init__(self, message: str, *, message_id: str) -> None:
+        super().__init__(message)
+        self.message_id = message_id
+
 
 class MessengerError(Exception):
     """SES refused or kept throttling the mail (``definite``), or the outcome is unknown."""
@@ -198,7 +202,8 @@ def send_mail(
             )
         if prior.get("status") == "unknown":
             raise SendOutcomeUnknown(
-                f"send {request.idempotency_key!r}: SES may have taken it; not sent again"
+                f"send {request.idempotency_key!r}: SES may have taken it; not sent again",
+                message_id=prior.get("message_id", message_id),
             )
         raise SendInProgress(f"send {request.idempotency_key!r} is already in progress")
     finished = False
@@ -328,7 +333,9 @@ def _send_claimed(
         finish(status, None, failed)
         if error.definite:
             raise SendFailed(f"SES did not take the mail: {error}") from error
-        raise SendOutcomeUnknown(f"SES may or may not have taken the mail: {error}") from error
+        raise SendOutcomeUnknown(
+            f"SES may or may not have taken the mail: {error}", message_id=message_id
+        ) from error
     result = SendResult("sent", message_id, None, ses_message_id)
     finish(
         "sent",
