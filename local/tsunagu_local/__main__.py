@@ -14,8 +14,9 @@ from tsunagu import services
 from tsunagu.clock import parse_instant
 from tsunagu.journeys.install import install_shipped
 from tsunagu.journeys.shipped import shipped_site_paths
-from tsunagu_local import pages
+from tsunagu_local import faults, pages
 from tsunagu_local.clocks import ScaledRuntimeClock
+from tsunagu_local.faults import Fault, FaultPlan
 from tsunagu_local.runtime import MAIL_FILE, LocalRuntime, RuntimeOptions
 from tsunagu_local.seed import (
     DEMO_FORM_ID,
@@ -56,6 +57,14 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-demo", action="store_true", help="do not seed the demo form (for other templates)"
     )
+    parser.add_argument(
+        "--faults",
+        default=None,
+        metavar="SPEC",
+        help="inject AWS's own failures at random, e.g. 'seed=7,all=0.02' (kinds: "
+        + ", ".join(kind.value for kind in Fault)
+        + f"); for make proof (default: ${faults.ENVIRONMENT_VARIABLE}: none)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -72,6 +81,12 @@ def build_runtime(args: argparse.Namespace) -> LocalRuntime:
         for saved in (args.state_dir / "dynamodb").glob("*.json"):
             saved.unlink()
         (args.state_dir / MAIL_FILE).unlink(missing_ok=True)
+    spec = args.faults or os.environ.get(faults.ENVIRONMENT_VARIABLE) or None
+    if spec:
+        try:
+            FaultPlan.parse(spec)
+        except faults.FaultSpecError as error:
+            raise SystemExit(f"tsunagu-local: --faults: {error}") from None
     return LocalRuntime(
         RuntimeOptions(
             template=args.template,
@@ -81,6 +96,7 @@ def build_runtime(args: argparse.Namespace) -> LocalRuntime:
             time_scale=scale,
             virtual_time=virtual,
             persist=not args.no_persist,
+            faults=spec,
         )
     )
 

@@ -25,7 +25,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from tsunagu_local import faults
 from tsunagu_local.clocks import RuntimeClock, working
+from tsunagu_local.faults import Fault
 
 log = logging.getLogger("tsunagu.local.lambda")
 
@@ -163,11 +165,15 @@ def install_moto_invoke(registry: FunctionRegistry) -> None:
             function.clock.begin_work()
             threading.Thread(target=_invoke_quietly, args=(function, event), daemon=True).start()
             return b""
+        if faults.fires(Fault.TASK_THROTTLED):  # before the handler: nothing was done
+            raise faults.service_error("TooManyRequestsException", 429, "Rate Exceeded.")
         try:
             result = function.invoke(event)
         except FunctionError as error:
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps(error.payload).encode()
+        if faults.fires(Fault.TASK_ANSWER_LOST):  # the handler has done its work
+            raise faults.service_error("ServiceException", 500, "injected: the answer was lost")
         return json.dumps(result).encode()
 
     LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]

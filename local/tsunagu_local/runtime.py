@@ -25,8 +25,10 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from tsunagu.clock import isoformat, register_in_process
 from tsunagu.journeys.business_time import business_calendar
 from tsunagu.settings import Settings
+from tsunagu_local import faults
 from tsunagu_local.clock_api import clock_page
 from tsunagu_local.clocks import RuntimeClock, ScaledRuntimeClock, VirtualClock
+from tsunagu_local.faults import FaultPlan
 from tsunagu_local.gateway import HttpApiGateway, LocalPage, routes_from
 from tsunagu_local.intrinsics import Resolver
 from tsunagu_local.lambdas import FunctionRegistry, LocalFunction, install_moto_invoke
@@ -84,6 +86,10 @@ class RuntimeOptions:
     persist: bool = True
     """Keep DynamoDB data in state_dir across restarts."""
     parameters: dict[str, str] = field(default_factory=dict)
+    faults: str | None = None
+    """A fault-injection spec (tsunagu_local.faults): AWS's own failures, injected at random at
+    the Lambda API, the stream pollers and SES, for the proof that nothing is lost or sent
+    twice. None: no faults."""
 
 
 class LocalRuntime:
@@ -145,6 +151,8 @@ class LocalRuntime:
         roll_back_transactions_in_place()
         honour_client_request_tokens()
         install_moto_invoke(self.functions)
+        faults.install(FaultPlan.parse(self.options.faults) if self.options.faults else None)
+        self.local_pages["/_local/faults"] = faults.faults_page
         parameters = dict(self.options.parameters)
         if "Stage" in declared_parameters(self.options.template):
             parameters.setdefault("Stage", self.options.stage)

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tsunagu_local import faults
+from tsunagu_local.faults import Fault
 from tsunagu_local.lambdas import FunctionError, LocalFunction
 
 log = logging.getLogger("tsunagu.local.streams")
@@ -27,6 +29,10 @@ log = logging.getLogger("tsunagu.local.streams")
 POLL_INTERVAL_SECONDS = 0.05
 # Lambda retries "until the record expires" when MaximumRetryAttempts is -1; locally, stop here.
 LOCAL_RETRY_CEILING = 10
+_INJECTED_CRASH = {
+    "errorMessage": "injected: the function failed after it had done its work",
+    "errorType": "Runtime.ExitError",
+}
 
 
 @dataclass
@@ -144,16 +150,38 @@ class StreamPoller:
             batch += self._read(size - len(batch))
         return batch
 
+    def _invoke(self, batch: list[dict[str, Any]]) -> Any:
+        """The function's answer to the batch, with the faults injected (tsunagu_local.faults):
+        all off unless the runtime was started with --faults."""
+        function = self.mapping.function
+        if len(batch) > 1 and faults.fires(Fault.BATCH_CRASH_PART_WAY):
+            function.invoke({"Records": batch[: 1 + faults.index(len(batch) - 1)]})
+            raise FunctionError(_INJECTED_CRASH)
+        result = function.invoke({"Records": batch})
+        if faults.fires(Fault.HANDLER_RAISES_AFTER):
+            raise FunctionError(_INJECTED_CRASH)
+        if self.mapping.report_item_failures and faults.fires(Fault.BATCH_PARTIAL_FAILURE):
+            record = batch[faults.index(len(batch))]
+            answer: dict[str, Any] = result if isinstance(result, dict) else {}
+            reported = [*(answer.get("batchItemFailures") or [])]
+            reported.append({"itemIdentifier": record["dynamodb"]["SequenceNumber"]})
+            result = {**answer, "batchItemFailures": reported}
+        return result
+
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
         failed_from: int | None
         try:
-            result = self.mapping.function.invoke({"Records": batch})
+            result = self._invoke(batch)
             failed_from = self._first_failure(batch, result)
         except FunctionError:
             failed_from = 0
         if failed_from is None:
             self._pending, self._attempts = [], 0
             self.mapping.delivered_batches += 1
+            if faults.fires(Fault.BATCH_REDELIVERED):
+                # The checkpoint was lost: the same batch comes again, from the same mark.
+                self._pending = batch
+                return
             self._delivered_up_to(batch, [])
             return
         # Lambda checkpoints before the first failed record and retries from there.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SECTIONS = ("consent", "static")
+SECTIONS = ("faults", "consent", "static")
 """Section name -> module ``tests.proof.<name>``, in the order ``make proof`` runs them."""
 
 
