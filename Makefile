@@ -11,6 +11,10 @@ PYTHON313 := $(shell \
     if "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1; then echo "$$p"; break; fi; \
   done)
 STAMP := $(VENV)/.installed
+# The layer's requirements as this machine's wheels: the bytecode test and the cold-start
+# benchmark build the layer with its own Makefile from these, without the network.
+WHEELHOUSE := $(VENV)/wheelhouse
+WHEELHOUSE_STAMP := $(WHEELHOUSE)/.downloaded
 # The outside tools of make proof live in their own virtualenv (checkov pins its own boto3).
 PROOF_VENV := .venv-proof
 PROOF_STAMP := $(PROOF_VENV)/.installed
@@ -38,10 +42,17 @@ $(STAMP): pyproject.toml requirements/dev.lock
 	@$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+$(WHEELHOUSE_STAMP): layers/tsunagu/requirements.txt | $(STAMP)
+	@echo "==> downloading the layer's wheels for this machine into $(WHEELHOUSE)"
+	@rm -rf $(WHEELHOUSE)
+	@$(BIN)/python -m pip download --quiet --only-binary=:all: \
+	  --requirement layers/tsunagu/requirements.txt --dest $(WHEELHOUSE)
+	@touch $(WHEELHOUSE_STAMP)
+
 up: $(STAMP)
 	@$(BIN)/tsunagu-local $(ARGS)
 
-test: $(STAMP) $(PROOF_STAMP) browser
+test: $(STAMP) $(WHEELHOUSE_STAMP) $(PROOF_STAMP) browser
 	@# The static checks run beside pytest (they take one core for half a minute, while pytest's
 	@# workers are still starting); make test fails if either does.
 	@# Two pytest workers on the usual 2-core machine (up to 4 on a larger one): most of the suite
@@ -80,7 +91,7 @@ typecheck: $(STAMP)
 	@# Every handler module is named app: check them one at a time.
 	@for handler in functions/*/app.py; do $(BIN)/mypy --strict --no-error-summary "$$handler" || exit 1; done
 
-bench: $(STAMP)
+bench: $(STAMP) $(WHEELHOUSE_STAMP)
 	@$(BIN)/python -m pytest tests/benchmarks -q
 
 build: $(STAMP)

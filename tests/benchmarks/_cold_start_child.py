@@ -1,23 +1,24 @@
 """Runs in a fresh interpreter (see test_cold_start.py); prints one RESULT line of JSON.
 
-    python -P _cold_start_child.py floor
-    python -P _cold_start_child.py handler <path to functions/<folder>/app.py>
+    BENCH_SYS_PATH=<function dir>:<layer dir> python -I -S -B _cold_start_child.py floor
+    BENCH_SYS_PATH=<function dir>:<layer dir> python -I -S -B _cold_start_child.py handler <folder>
 
-<folder> is one of FUNCTIONS (capture_form, track_event): it says what the handler's first
-invocation builds before its first network call, and which DynamoDB clients its first request
-builds.
+The interpreter sees nothing of this machine's packages (-I: no PYTHON* variables, user site or
+script folder; -S: no site-packages), only what BENCH_SYS_PATH puts first on sys.path: the
+built function's folder and the built layer's python/ folder, in the order Lambda puts /var/task
+and /opt/python. -B: nothing writes bytecode, as nothing can on Lambda's read-only file systems.
+
+<folder> is one of FUNCTIONS (capture_form, track_event): the handler module is imported as Lambda
+imports it (``app``, from the function's folder), then the child builds what the first invocation
+builds before its first network call, and the DynamoDB clients its first request builds.
 
 Times are taken with time.perf_counter inside this process, so interpreter start-up and exit are
-not part of them. Before the first perf_counter() call nothing is imported that start-up has not
-imported already (os, sys, time), so no module's import cost leaves either measurement.
+not part of them. Before the first perf_counter() call nothing is imported but os, sys and time
+(and importlib for a handler), so no module's import cost leaves either measurement.
 
-Two switches in the environment, both set up before anything is timed:
-
-- BENCH_BLOCKED_MODULES (comma-separated top-level names): these cannot be imported, as if they
-  were not installed (to see the process as the deployed layer would have it).
-- BENCH_CENSUS=1: record every botocore client created, with what creating it cost. This imports
-  botocore before the timed part, so the timings of such a run are not comparable; it is only for
-  the census.
+BENCH_CENSUS=1 in the environment records every botocore client created, with what creating it
+cost. This imports botocore before the timed part, so the timings of such a run are not
+comparable; it is only for the census.
 """
 
 from __future__ import annotations
@@ -28,9 +29,6 @@ import time
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing would move its cost out
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from importlib.machinery import ModuleSpec
-    from types import ModuleType
     from typing import Any
 
 MARKER = "RESULT "
@@ -59,24 +57,11 @@ FUNCTIONS = {
 }
 
 
-class _NotInstalled:
-    """A meta path finder that answers "not installed" for some top-level names."""
-
-    def __init__(self, names: set[str]) -> None:
-        self.names = names
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> ModuleSpec | None:
-        if fullname.split(".", 1)[0] in self.names:
-            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
-        return None
-
-
-def _block_modules() -> None:
-    names = {n for n in os.environ.get("BENCH_BLOCKED_MODULES", "").split(",") if n}
-    if names:
-        sys.meta_path.insert(0, _NotInstalled(names))
+def _put_artifact_on_path() -> None:
+    """The built function's folder and layer, first on sys.path, before anything is timed."""
+    sys.path[:0] = [
+        entry for entry in os.environ.get("BENCH_SYS_PATH", "").split(os.pathsep) if entry
+    ]
 
 
 def _census() -> list[list[Any]] | None:
@@ -110,21 +95,16 @@ def floor() -> dict[str, Any]:
     return {"total_ms": (done - started) * 1000, "modules": _top_level_modules()}
 
 
-def handler(app_path: str, census: list[list[Any]] | None) -> dict[str, Any]:
-    store, first_client, next_client = FUNCTIONS[os.path.basename(os.path.dirname(app_path))]
-    import importlib.util
+def handler(folder: str, census: list[list[Any]] | None) -> dict[str, Any]:
+    store, first_client, next_client = FUNCTIONS[folder]
+    import importlib
 
     started = time.perf_counter()
-    # As Lambda imports the handler module `app` (here by path: /var/task is not on sys.path).
-    spec = importlib.util.spec_from_file_location("app", app_path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"no module at {app_path}")
-    app = importlib.util.module_from_spec(spec)
-    sys.modules["app"] = app
+    # As Lambda's runtime imports the handler module `app` from /var/task.
     try:
-        spec.loader.exec_module(app)
+        app = importlib.import_module("app")
     except ImportError as error:  # what Lambda reports as Runtime.ImportModuleError
-        return {"import_error": f"{type(error).__name__}: {error}"}
+        raise SystemExit(f"the handler does not import: {type(error).__name__}: {error}") from None
     imported = time.perf_counter()
 
     # What the first invocation builds before its first network call.
@@ -168,7 +148,7 @@ def handler(app_path: str, census: list[list[Any]] | None) -> dict[str, Any]:
 
 
 def main() -> None:
-    _block_modules()
+    _put_artifact_on_path()
     census = _census()
     mode = sys.argv[1]
     result = floor() if mode == "floor" else handler(sys.argv[2], census)
