@@ -30,6 +30,7 @@ from tsunagu_local.clock_api import clock_page
 from tsunagu_local.clocks import RuntimeClock, ScaledRuntimeClock, VirtualClock
 from tsunagu_local.faults import FaultPlan
 from tsunagu_local.gateway import HttpApiGateway, LocalPage, routes_from
+from tsunagu_local.interpreter import repeat_no_work_per_execution
 from tsunagu_local.intrinsics import Resolver
 from tsunagu_local.lambdas import FunctionRegistry, LocalFunction, install_moto_invoke
 from tsunagu_local.mailbox import Mailbox, install_send_clock
@@ -147,6 +148,7 @@ class LocalRuntime:
         else:
             self.clock = ScaledRuntimeClock(start, time.time(), self.options.time_scale)
         install_step_functions_clock(self.clock)
+        repeat_no_work_per_execution()
         install_send_clock(self.clock)
         roll_back_transactions_in_place()
         honour_client_request_tokens()

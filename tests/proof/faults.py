@@ -1,8 +1,8 @@
 """``make proof`` - faults: journeys keep their promises while AWS fails the way AWS fails.
 
-What it proves: over at least 1,000 journey runs (500 and 40 leads twice over would not do: one
-run per lead, 1,000 leads at full size, 40 in the short form), with AWS's own failures injected
-at random, **no person gets the same mail twice and no journey step is lost**.
+What it proves: over at least 1,000 journey runs (one run per lead: 1,000 leads at full size,
+12 in the short form), with AWS's own failures injected at random, **no person gets the same
+mail twice and no journey step is lost**.
 
 How: the embedded runtime is started as ``make up`` starts it (``python -m tsunagu_local``: the
 product's template.yaml, real handlers, the shipped journeys as ASL in moto, DynamoDB streams,
@@ -24,7 +24,9 @@ or does nothing, each reaction recorded as the tracking endpoints record it once
 open (so the stream resumes the waiting execution, faults and all). The clock runs two days at
 a time until no reaction is left, then until idle.
 
-Counted, from what the runtime holds afterwards: every mail in the local SES mailbox by
+The full run shares the leads between runtimes, one per core, each with its own fault seed:
+a runtime is one process that runs its handlers one at a time, so one per core is what the
+machine can do at once. Counted, from what each runtime holds afterwards: every mail in the local SES mailbox by
 recipient and subject (a duplicate: the same mail to the same lead twice); every execution of
 the journey with its history (a lost step: an execution that did not succeed, or whose states
 entered are not its path's - each "Send ..." and "Tag ..." state exactly once, in order - or a
@@ -39,6 +41,7 @@ import os
 import subprocess
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -64,13 +67,16 @@ CLOCK_START = "2026-12-06T22:00:00Z"
 FULL_LEADS = int(os.environ.get("TSUNAGU_PROOF_FAULT_LEADS", "1000"))
 """The issue asks for at least 1,000 journey runs; a smaller number only for trying it out."""
 QUICK_LEADS = 12
+SEED = 20261207
+SHARDS = os.cpu_count() or 1
+"""Runtimes at once in the full run: one per core."""
 FULL_FAULTS = (
-    "seed=20261207,task_throttled=0.02,task_answer_lost=0.02,handler_raises_after=0.03,"
+    "task_throttled=0.02,task_answer_lost=0.02,handler_raises_after=0.03,"
     "batch_crash_part_way=0.03,batch_partial_failure=0.03,batch_redelivered=0.03,"
     "ses_throttled=0.03,ses_answer_lost=0.01"
 )
 QUICK_FAULTS = (
-    "seed=7,task_throttled=0.06,task_answer_lost=0.06,handler_raises_after=0.12,"
+    "task_throttled=0.06,task_answer_lost=0.06,handler_raises_after=0.12,"
     "batch_crash_part_way=0.12,batch_partial_failure=0.12,batch_redelivered=0.12,"
     "ses_throttled=0.1,ses_answer_lost=0.08"
 )
@@ -345,82 +351,124 @@ def lost_steps(lead: Lead, subjects: Counter[str]) -> list[str]:
     return problems
 
 
-# ---------------------------------------------------------------- the section
-def run(*, quick: bool, workdir: Path) -> ProofResult:
-    result = ProofResult(TITLE)
-    size = QUICK_LEADS if quick else FULL_LEADS
-    spec = QUICK_FAULTS if quick else FULL_FAULTS
+# ---------------------------------------------------------------- one runtime's share
+@dataclass
+class Shard:
+    """One runtime and the leads it runs; what it found once it has run them."""
+
+    number: int
+    leads: list[Lead]
+    spec: str
+    failures: list[str] = field(default_factory=list)
+    reactions: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    mails: list[dict[str, Any]] = field(default_factory=list)
+    by_recipient: dict[str, Counter[str]] = field(default_factory=dict)
+    faults: dict[str, Any] = field(default_factory=dict)
+    evidence: list[str] = field(default_factory=list)
+    forms_seconds: float = 0.0
+    journeys_seconds: float = 0.0
+
+
+def run_shard(shard: Shard, workdir: Path) -> Shard:
     began = time.monotonic()
-    runtime = launch(workdir / "runtime", spec)
+    runtime = launch(workdir / f"runtime-{shard.number}", shard.spec)
     try:
-        leads = [
-            Lead(f"fault{number:04d}@example.jp", PATHS[number % len(PATHS)])
-            for number in range(size)
-        ]
+        leads = shard.leads
         # Given every lead filling in the demo form (50 a minute: the form's own limit) ...
-        for start in range(0, size, FORMS_PER_MINUTE):
+        for start in range(0, len(leads), FORMS_PER_MINUTE):
             for lead in leads[start : start + FORMS_PER_MINUTE]:
                 status, answer = submit_form(runtime, lead.email)
                 if status != 201:
-                    result.fail(f"{lead.email}: the form answered {status} {answer}")
+                    shard.failures.append(f"{lead.email}: the form answered {status} {answer}")
                 lead.lead_id = str(answer.get("lead_id", ""))
             move(runtime, {"by": 61})
         submitted = time.monotonic()
         by_id = {lead.lead_id: lead for lead in leads if lead.lead_id}
         # ... when each reacts as its path says while AWS fails at random ...
         horizon = runtime.now() + HORIZON
-        reactions = 0
         while runtime.now() < horizon:
-            reactions += react(runtime, by_id)
+            shard.reactions += react(runtime, by_id)
             pending = any(lead.awaits_reaction() for lead in leads)
             if not pending or running(runtime) == 0:
                 break
             move(runtime, {"by": STEP.total_seconds()})
         move(runtime, {"until_idle": True})
-        driven = time.monotonic()
-        # ... then every lead got each of its path's mails once, and took its whole path.
-        statuses = collect_executions(runtime, by_id)
-        mails = runtime.mail_viewer()
-        by_recipient: dict[str, Counter[str]] = {}
-        for mail in mails:
+        shard.forms_seconds = submitted - began
+        shard.journeys_seconds = time.monotonic() - submitted
+        # ... then what the runtime holds: executions, mails, the faults it injected.
+        shard.statuses = collect_executions(runtime, by_id)
+        shard.mails = runtime.mail_viewer()
+        for mail in shard.mails:
             for recipient in mail["recipients"]:
-                by_recipient.setdefault(recipient, Counter())[mail["subject"]] += 1
-        duplicates = sum(
-            count - 1 for subjects in by_recipient.values() for count in subjects.values()
-        )
-        lost: dict[str, list[str]] = {}
+                shard.by_recipient.setdefault(recipient, Counter())[mail["subject"]] += 1
+        shard.faults = injected(runtime)
         for lead in leads:
-            problems = lost_steps(lead, by_recipient.get(lead.email, Counter()))
-            if problems:
-                lost[lead.email] = problems
-        faults = injected(runtime)
-        evidence: list[str] = []
-        for lead in leads:
-            subjects = by_recipient.get(lead.email, Counter())
-            if any(count > 1 for count in subjects.values()) and len(evidence) < 60:
-                evidence += duplicate_evidence(runtime, lead, mails)
+            subjects = shard.by_recipient.get(lead.email, Counter())
+            if any(count > 1 for count in subjects.values()) and len(shard.evidence) < 60:
+                shard.evidence += duplicate_evidence(runtime, lead, shard.mails)
     finally:
         runtime.stop()
+    return shard
+
+
+# ---------------------------------------------------------------- the section
+def run(*, quick: bool, workdir: Path) -> ProofResult:
+    """The leads shared between runtimes, one per core (each runtime runs its handlers one at a
+    time, as one process with one environment must), each with its own fault seed."""
+    result = ProofResult(TITLE)
+    size = QUICK_LEADS if quick else FULL_LEADS
+    rates = QUICK_FAULTS if quick else FULL_FAULTS
+    shards_wanted = 1 if quick else max(1, min(SHARDS, size))
+    began = time.monotonic()
+    leads = [
+        Lead(f"fault{number:04d}@example.jp", PATHS[number % len(PATHS)]) for number in range(size)
+    ]
+    shards = [
+        Shard(number, leads[number::shards_wanted], f"seed={SEED + number},{rates}")
+        for number in range(shards_wanted)
+    ]
+    with ThreadPoolExecutor(max_workers=len(shards)) as pool:
+        done = list(pool.map(lambda shard: run_shard(shard, workdir), shards))
     elapsed = time.monotonic() - began
+
+    statuses: Counter[str] = sum((shard.statuses for shard in done), Counter())
+    faults: Counter[str] = Counter()
+    for shard in done:
+        faults.update(shard.faults["injected"])
+        for failure in shard.failures:
+            result.fail(failure)
+    by_recipient = {k: v for shard in done for k, v in shard.by_recipient.items()}
+    mails = sum(len(shard.mails) for shard in done)
+    duplicates = sum(count - 1 for subjects in by_recipient.values() for count in subjects.values())
+    lost: dict[str, list[str]] = {}
+    for lead in leads:
+        problems = lost_steps(lead, by_recipient.get(lead.email, Counter()))
+        if problems:
+            lost[lead.email] = problems
     expected_mails = sum(lead.path.mails for lead in leads)
     result.line(
         f"journey runs: {size} leads through {JOURNEY} ({len(PATHS)} paths), entered by the"
-        f" demo form's stream; {reactions} reactions (page views, clicks, opens) by stream"
+        f" demo form's stream, on {len(done)} runtime(s); "
+        f"{sum(shard.reactions for shard in done)} reactions (page views, clicks, opens) by stream"
     )
-    result.line(f"faults injected ({faults['spec']}): {faults['total']}")
-    for kind, count in faults["injected"].items():
+    result.line(
+        f"faults injected (seeds {SEED}..{SEED + len(done) - 1}, {rates}): {sum(faults.values())}"
+    )
+    for kind, count in faults.items():
         result.line(f"  {kind:<24} {count:>6}")
-    result.line(f"mails in the mailbox: {len(mails)} (the paths send {expected_mails})")
+    result.line(f"mails in the mailbox: {mails} (the paths send {expected_mails})")
     result.line(f"duplicate mails (same lead, same mail, twice or more): {duplicates}")
     result.line(f"leads with lost journey steps: {len(lost)}")
     result.line(
         "executions by status: "
         + (", ".join(f"{status} {count}" for status, count in sorted(statuses.items())) or "none")
     )
+    forms = max(shard.forms_seconds for shard in done)
+    journeys = max(shard.journeys_seconds for shard in done)
     result.line(
-        f"real seconds: {elapsed:.0f} (forms {submitted - began:.0f}, journeys"
-        f" {driven - submitted:.0f}, counting {elapsed - (driven - began):.0f});"
-        f" {elapsed / size:.2f} per journey run"
+        f"real seconds: {elapsed:.0f} (forms {forms:.0f}, journeys {journeys:.0f}, slowest"
+        f" runtime); {elapsed / size:.2f} per journey run"
     )
     if duplicates:
         twice = [
@@ -430,13 +478,14 @@ def run(*, quick: bool, workdir: Path) -> ProofResult:
             if count > 1
         ]
         result.fail(f"{duplicates} duplicate mails, e.g. {twice[:3]}")
-        for line in evidence:
-            result.line(line)
+        for shard in done:
+            for line in shard.evidence:
+                result.line(line)
     if lost:
         examples = [f"{email}: {'; '.join(problems)}" for email, problems in list(lost.items())[:5]]
         result.fail(f"{len(lost)} leads lost journey steps, e.g.\n    " + "\n    ".join(examples))
-    for kind, count in faults["injected"].items():
-        if not count:
+    for kind in {kind for shard in done for kind in shard.faults["injected"]}:
+        if not faults[kind]:
             result.fail(f"no {kind} fault was injected: the run proves nothing about it")
     if statuses.get("RUNNING"):
         result.fail(f"{statuses['RUNNING']} executions still RUNNING after the clock ran idle")

@@ -1,0 +1,93 @@
+"""moto's Step Functions interpreter, without the work it repeats for every execution and task.
+
+**Each definition parsed once.** moto's interpreter parses the whole ASL definition with an ANTLR
+parser written in pure Python every time an execution starts
+(``ExecutionWorker._get_evaluation_entrypoint``). welcome_nurture is about 900 lines of JSON: on
+the runtime, that parse was two fifths of all the CPU a journey run took (measured with py-spy
+during the fault-injection proof).
+
+The parsed program is a tree of declarations: every value an execution changes lives in that
+execution's ``Environment`` (retry attempts included, keyed by each component's ``heap_key``), so
+one tree serves every execution of the same definition. The one lazy attribute, ``heap_key``,
+is set on every component before the tree is shared, so two executions starting at once cannot
+give one component two keys.
+
+**One Lambda client per region.** For every Lambda task, moto's interpreter builds a new boto3
+client (``boto_client_for``): loading the service model each time was a tenth of a journey run's
+CPU. A boto3 client is safe to share between threads, so the tasks share one per region.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from typing import Any
+
+_PATCHED_FLAG = "_tsunagu_parsed_once"
+_PARSE_LOCK = threading.Lock()
+
+
+def _give_every_component_its_key(root: Any) -> None:
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+
+    seen: set[int] = set()
+    pending = [root]
+    while pending:
+        node = pending.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, EvalComponent):
+            _ = node.heap_key
+        if isinstance(node, list | tuple | set | frozenset):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            pending.extend(node.values())
+        elif hasattr(node, "__dict__") and type(node).__module__.startswith("moto.stepfunctions"):
+            pending.extend(vars(node).values())
+
+
+@lru_cache(maxsize=128)
+def _program(definition: str) -> Any:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    program, _ = AmazonStateLanguageParser.parse(definition)
+    _give_every_component_its_key(program)
+    return program
+
+
+def _one_client_per_region(build: Any) -> Any:
+    clients: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        if state_credentials is not None:  # a task with its own credentials: as moto does
+            return build(region, service, state_credentials)
+        with lock:
+            if (region, service) not in clients:
+                clients[(region, service)] = build(region, service)
+            return clients[(region, service)]
+
+    return client_for
+
+
+def repeat_no_work_per_execution() -> None:
+    """Install both (once per process)."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    if getattr(ExecutionWorker._get_evaluation_entrypoint, _PATCHED_FLAG, False):
+        return
+    build = getattr(lambda_eval_utils, "boto_client_for")  # noqa: B009 - not re-exported
+    setattr(lambda_eval_utils, "boto_client_for", _one_client_per_region(build))  # noqa: B010
+    _parse_each_definition_once(ExecutionWorker)
+
+
+def _parse_each_definition_once(worker_class: Any) -> None:
+    def entrypoint(self: Any) -> Any:
+        definition: str = self._evaluation_details.state_machine_details.definition
+        with _PARSE_LOCK:  # one parse per definition, even when executions start together
+            return _program(definition)
+
+    setattr(entrypoint, _PATCHED_FLAG, True)
+    worker_class._get_evaluation_entrypoint = entrypoint
