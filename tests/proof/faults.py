@@ -24,15 +24,15 @@ or does nothing, each reaction recorded as the tracking endpoints record it once
 open (so the stream resumes the waiting execution, faults and all). The clock runs two days at
 a time until no reaction is left, then until idle.
 
-The full run shares the leads between runtimes, one per core, each with its own fault seed:
-a runtime is one process that runs its handlers one at a time, so one per core is what the
-machine can do at once. Counted, from what each runtime holds afterwards: every mail in the local SES mailbox by
-recipient and subject (a duplicate: the same mail to the same lead twice); every execution of
-the journey with its history (a lost step: an execution that did not succeed, or whose states
-entered are not its path's - each "Send ..." and "Tag ..." state exactly once, in order - or a
-lead without its path's mails, or a lead entered more than once); executions by status; the
-faults injected by kind (``GET /_local/faults``). Real seconds are printed, never asserted.
-"""
+The full run shares the leads between runtimes, one per core, each with its own fault seed: a
+runtime is one process that runs its handlers one at a time, so one per core is what the machine
+can do at once. Counted, from what each runtime holds afterwards: every mail in the local SES
+mailbox by recipient and subject (a duplicate: the same mail to the same lead twice); every
+execution of the journey with its history (a lost step: an execution that did not succeed, or
+whose states entered are not its path's - each "Send ..." and "Tag ..." state exactly once, in
+order - or a lead without its path's mails, or a lead entered more than once); executions by
+status; the faults injected by kind (``GET /_local/faults``). Real seconds are printed, never
+asserted. """
 
 from __future__ import annotations
 
