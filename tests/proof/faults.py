@@ -32,7 +32,8 @@ execution of the journey with its history (a lost step: an execution that did no
 whose states entered are not its path's - each "Send ..." and "Tag ..." state exactly once, in
 order - or a lead without its path's mails, or a lead entered more than once); executions by
 status; the faults injected by kind (``GET /_local/faults``). Real seconds are printed, never
-asserted. """
+asserted.
+"""
 
 from __future__ import annotations
 
