@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.proof import SECTIONS, ProofResult
+from tests.proof import SHORT_FORM_SECTIONS, ProofResult
 from tests.support.bench_report import BenchReport
 
 
-@pytest.mark.parametrize("section", SECTIONS)
+@pytest.mark.parametrize("section", SHORT_FORM_SECTIONS)
 def test_proof_section_holds_in_its_short_form(
     section: str, tmp_path: Path, bench_report: BenchReport
 ) -> None:
