@@ -91,8 +91,11 @@ class Runtime(RuntimeState):
 
     # -- start and stop
     @classmethod
-    def launch(cls, name: str, workdir: Path, *, clock_start: str) -> Runtime:
-        """Start it as ``make up`` does, from ``workdir``; returns at once (see ``wait_ready``).
+    def launch(
+        cls, name: str, workdir: Path, *, clock_start: str, options: tuple[str, ...] = ()
+    ) -> Runtime:
+        """Start it as ``make up`` does, from ``workdir``, with ``options`` added to its command
+        line; returns at once (see ``wait_ready``).
 
         The process runs in Asia/Tokyo on purpose, as a developer's machine here would: the
         runtime must keep its own clock in UTC."""
@@ -108,6 +111,7 @@ class Runtime(RuntimeState):
                     "--clock-start",
                     clock_start,
                     "--virtual-time",
+                    *options,
                 ),
                 cwd=workdir,
                 env=runtime_environment(),

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -50,16 +49,14 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from tests.conftest import ROOT
 from tests.journeys.harness import Runtime
 from tests.proof import ProofResult
-from tests.support.runtime import execution_history, runtime_command, runtime_environment
+from tests.support.runtime import execution_history
 from tsunagu import services
 from tsunagu.clock import isoformat
 from tsunagu.ids import new_id
 from tsunagu.journeys.waits import EventMatch
 from tsunagu.leads.model import LeadEvent
-from tsunagu_local.runtime import free_port
 
 TITLE = "faults: 0 duplicate mails, 0 lost journey steps"
 JOURNEY = "welcome_nurture"
@@ -171,27 +168,7 @@ class Lead:
 # ---------------------------------------------------------------- the runtime
 def launch(workdir: Path, spec: str) -> Runtime:
     """``make up`` with ``--faults``, fresh, on virtual time, on free ports."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    log_path = workdir / "runtime.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            runtime_command(
-                ROOT / "template.yaml",
-                workdir / ".tsunagu",
-                free_port(),
-                "--no-persist",
-                "--clock-start",
-                CLOCK_START,
-                "--virtual-time",
-                "--faults",
-                spec,
-            ),
-            cwd=workdir,
-            env=runtime_environment(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    runtime = Runtime("faults", process, workdir, log_path)
+    runtime = Runtime.launch("faults", workdir, clock_start=CLOCK_START, options=("--faults", spec))
     runtime.wait_ready()
     return runtime
 
