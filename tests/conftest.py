@@ -38,6 +38,10 @@ os.environ.update(
         "AWS_REGION": REGION,
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_DISABLED": "true",
+        # As template.yaml's Globals give every function: Powertools' Metrics takes its namespace
+        # when tsunagu.observability is first imported (at collection, in this environment), and
+        # a flush without one fails the handler ("Must contain a metric namespace").
+        "POWERTOOLS_METRICS_NAMESPACE": "Tsunagu",
         "TZ": "UTC",
     }
 )
