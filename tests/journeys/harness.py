@@ -396,8 +396,10 @@ def submit_demo_form(
     *,
     visitor_id: str | None = None,
     submission_id: str | None = None,
+    timeout: float = 15,
 ) -> tuple[int, dict[str, Any]]:
-    """The demo form, posted as the page's script posts it, with the newsletter box ticked."""
+    """The demo form, posted as the page's script posts it, with the newsletter box ticked
+    (``timeout``: real seconds, longer where the runtime is busy with many leads' journeys)."""
     fields: dict[str, Any] = {
         "email": email,
         "name": name,
@@ -413,6 +415,7 @@ def submit_demo_form(
         "/forms/demo/submissions",
         json.dumps(fields).encode(),
         {"content-type": "application/json", "origin": runtime.api_url},
+        timeout=timeout,
     )
     return status, json.loads(body)
 

@@ -49,7 +49,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from tests.journeys.harness import Runtime
+from tests.journeys.harness import Runtime, submit_demo_form
 from tests.proof import ProofResult
 from tests.support.runtime import execution_history
 from tsunagu import services
@@ -87,6 +87,8 @@ HORIZON = timedelta(days=40)
 CLOCK_TIMEOUT = 1800.0
 """Real seconds a clock move may take: a bound for a broken run only."""
 SITE = "https://www.example.com"
+FORM_TIMEOUT = 300.0
+"""Real seconds a form post may wait: the runtime is busy with the journeys of the leads before."""
 
 VISIT_WAIT = "Wait for a visit to the pricing or case-study page"
 CLICK_WAIT = "Wait for a click on the second mail"
@@ -171,26 +173,6 @@ def launch(workdir: Path, spec: str) -> Runtime:
     runtime = Runtime.launch("faults", workdir, clock_start=CLOCK_START, options=("--faults", spec))
     runtime.wait_ready()
     return runtime
-
-
-def submit_form(runtime: Runtime, email: str) -> tuple[int, dict[str, Any]]:
-    """The demo form, as its page posts it, newsletter box ticked (given time: the runtime is
-    busy with the journeys of the leads before)."""
-    fields: dict[str, Any] = {
-        "email": email,
-        "name": "フォールト 太郎",
-        "company": "Example 株式会社",
-    }
-    fields["consent"] = True
-    status, _, body = runtime.http(
-        "POST",
-        "/forms/demo/submissions",
-        json.dumps(fields).encode(),
-        {"content-type": "application/json", "origin": runtime.api_url},
-        timeout=300,
-    )
-    answer: dict[str, Any] = json.loads(body)
-    return status, answer
 
 
 def duplicate_evidence(runtime: Runtime, lead: Lead, mails: list[dict[str, Any]]) -> list[str]:
@@ -356,7 +338,9 @@ def run_shard(shard: Shard, workdir: Path) -> Shard:
         # Given every lead filling in the demo form (50 a minute: the form's own limit) ...
         for start in range(0, len(leads), FORMS_PER_MINUTE):
             for lead in leads[start : start + FORMS_PER_MINUTE]:
-                status, answer = submit_form(runtime, lead.email)
+                status, answer = submit_demo_form(
+                    runtime, lead.email, "フォールト 太郎", timeout=FORM_TIMEOUT
+                )
                 if status != 201:
                     shard.failures.append(f"{lead.email}: the form answered {status} {answer}")
                 lead.lead_id = str(answer.get("lead_id", ""))
