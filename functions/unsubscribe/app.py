@@ -12,7 +12,7 @@ from typing import Any
 from tsunagu import services
 from tsunagu.api.requests import HttpRequest, read_unsubscribe_form
 from tsunagu.api.responses import Response, error_response, html_response
-from tsunagu.errors import TsunaguError
+from tsunagu.errors import NotFound, TsunaguError
 from tsunagu.mail.pages import (
     confirm_page,
     confirmed_page,
@@ -20,9 +20,12 @@ from tsunagu.mail.pages import (
     unsubscribed_page,
 )
 from tsunagu.mail.preferences import (
+    OneClickUnsubscribe,
     PreferenceContext,
+    SubscriptionConfirmation,
     confirm_subscription,
     preferences,
+    read_unsubscribe_link_post,
     unsubscribe_one_click,
     update_preferences,
 )
@@ -47,27 +50,29 @@ def handler(event: dict[str, Any], context: Any) -> Response:
             confirming = request.query.get("confirm") == "1" and bool(current.pending)
             page = confirm_page(current) if confirming else preference_page(current)
             return html_response(200, page, NO_STORE)
-        form = read_unsubscribe_form(request)
-        if form.get("confirm") == ["1"]:
+        posted = read_unsubscribe_link_post(read_unsubscribe_form(request))
+        if isinstance(posted, SubscriptionConfirmation):
             confirmed = confirm_subscription(token, who, signer=signer, store=store, clock=clock)
             metrics.add_metric(name="DoubleOptInConfirmed", unit="Count", value=1)
             return html_response(200, confirmed_page(confirmed), NO_STORE)
-        if form.get("List-Unsubscribe") == ["One-Click"]:
+        if isinstance(posted, OneClickUnsubscribe):
             unsubscribe_one_click(token, who, signer=signer, store=store, clock=clock)
             metrics.add_metric(name="OneClickUnsubscribe", unit="Count", value=1)
             return html_response(200, unsubscribed_page(), NO_STORE)
-        chosen = {name.removeprefix("topic:"): True for name in form if name.startswith("topic:")}
         current = preferences(token, signer=signer, store=store)
-        subscribed = {topic: chosen.get(topic, False) for topic in current.topics}
+        subscribed = {topic: topic in posted.ticked_topics for topic in current.topics}
         updated = update_preferences(
             token,
             subscribed,
-            "unsubscribe_all" in form,
+            posted.unsubscribe_all,
             who,
             signer=signer,
             store=store,
             clock=clock,
         )
         return html_response(200, preference_page(updated, saved=True), NO_STORE)
-    except TsunaguError as error:
+    except NotFound as error:
         return error_response(error, as_html=True, headers=NO_STORE, title="Link not valid")
+    except TsunaguError as error:
+        title = "Nothing was changed / 変更されていません"
+        return error_response(error, as_html=True, headers=NO_STORE, title=title)

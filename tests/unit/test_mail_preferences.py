@@ -7,13 +7,17 @@ import re
 import pytest
 
 from tsunagu.clock import FixedClock
-from tsunagu.errors import NotFound
+from tsunagu.errors import MalformedRequest, NotFound
 from tsunagu.mail.consent import SkipReason, skip_reason
 from tsunagu.mail.preferences import (
     CONSENT_CHANGED,
+    OneClickUnsubscribe,
+    PreferenceChoices,
     PreferenceContext,
+    SubscriptionConfirmation,
     mask,
     preferences,
+    read_unsubscribe_link_post,
     unsubscribe_one_click,
     update_preferences,
 )
@@ -257,3 +261,70 @@ def test_a_bad_link_is_not_found_and_changes_nothing(store, signer, clock, case)
         update_preferences(token, {}, True, CONTEXT, signer=signer, store=store, clock=clock)
     assert store.consent_changes == []
     assert store.events == []
+
+
+# ---------------------------------------------------------------- what a POST to the link asks
+
+
+@pytest.mark.parametrize(
+    ("form", "meant"),
+    [
+        ({"List-Unsubscribe": ["One-Click"]}, OneClickUnsubscribe()),
+        ({"List-Unsubscribe": ["One-Click"], "provider_extra": ["x"]}, OneClickUnsubscribe()),
+        ({"confirm": ["1"]}, SubscriptionConfirmation()),
+        ({"form": ["preferences"]}, PreferenceChoices(frozenset(), False)),
+        (
+            {"form": ["preferences"], "topic:seminars": ["on"], "unsubscribe_all": ["on"]},
+            PreferenceChoices(frozenset({"seminars"}), True),
+        ),
+    ],
+    ids=["one-click", "one-click with a provider's field", "confirm", "nothing ticked", "ticked"],
+)
+def test_each_form_that_posts_to_the_link_is_read_for_what_it_means(
+    form: dict[str, list[str]], meant: object
+) -> None:
+    assert read_unsubscribe_link_post(form) == meant
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({}, "neither a one-click unsubscribe"),
+        ({"topic:marketing": ["on"]}, "neither a one-click unsubscribe"),
+        ({"unsubscribe_all": ["on"]}, "neither a one-click unsubscribe"),
+        ({"form": ["other"], "unsubscribe_all": ["on"]}, "neither a one-click unsubscribe"),
+        ({"List-Unsubscribe": ["one-click"]}, "List-Unsubscribe must be One-Click"),
+        ({"List-Unsubscribe": [""]}, "List-Unsubscribe must be One-Click"),
+        ({"List-Unsubscribe": ["One-Click", "No"]}, "sent more than once"),
+        ({"form": ["preferences"], "unsubscribe_all": ["yes"]}, "sends unsubscribe_all=on"),
+        ({"form": ["preferences"], "topic:marketing": ["off"]}, "sends topic:marketing=on"),
+        ({"form": ["preferences"], "topic:a": ["on", "on"]}, "sent more than once"),
+        ({"form": ["preferences"], "email": ["x@example.com"]}, "has no field 'email'"),
+        ({"confirm": ["2"]}, "sends only confirm=1"),
+        ({"confirm": ["1"], "topic:a": ["on"]}, "sends only confirm=1"),
+    ],
+    ids=[
+        "empty",
+        "boxes without the form's marker",
+        "unsubscribe_all without the form's marker",
+        "another form",
+        "one-click in other letters",
+        "one-click empty",
+        "one-click twice",
+        "unsubscribe_all not on",
+        "topic not on",
+        "a box twice",
+        "a field the form does not have",
+        "confirm not 1",
+        "confirm with boxes",
+    ],
+)
+def test_a_post_that_is_none_of_the_link_forms_is_refused_saying_why(
+    form: dict[str, list[str]], message: str
+) -> None:
+    # An empty post was read as the preference form with every box unticked: any stray POST to
+    # the link opted the lead out of every topic.
+    with pytest.raises(MalformedRequest) as refused:
+        read_unsubscribe_link_post(form)
+    assert message in refused.value.message
+    assert "nothing" in refused.value.message

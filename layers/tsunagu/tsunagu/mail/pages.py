@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 
-from tsunagu.mail.preferences import Preferences
+from tsunagu.mail.preferences import PREFERENCE_FORM, TOPIC_FIELD_PREFIX, Preferences
 
 _STYLE = (
     "<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}"
@@ -18,17 +18,19 @@ _STYLE = (
 
 def preference_page(prefs: Preferences, saved: bool = False) -> str:
     boxes = "".join(
-        f"<label><input type=checkbox name='topic:{html.escape(topic)}'"
+        f"<label><input type=checkbox name='{TOPIC_FIELD_PREFIX}{html.escape(topic)}'"
         f"{' checked' if on else ''}> {html.escape(topic)}</label>"
         for topic, on in sorted(prefs.topics.items())
     )
     everything = " checked" if prefs.unsubscribed_from_all else ""
     note = "<p><b>Saved. / 保存しました。</b></p>" if saved else ""
+    marker, value = PREFERENCE_FORM
     return (
         "<!doctype html><html lang=ja><meta charset=utf-8>"
         f"<title>配信設定 / Mail preferences</title>{_STYLE}"
         f"<h1>配信設定 / Mail preferences</h1>{note}"
-        f"<p>{html.escape(prefs.masked_email)}</p><form method=post>{boxes}"
+        f"<p>{html.escape(prefs.masked_email)}</p><form method=post>"
+        f"<input type=hidden name={marker} value={value}>{boxes}"
         f"<label><input type=checkbox name=unsubscribe_all{everything}> "
         "すべての配信を停止する / Unsubscribe from all</label>"
         "<button type=submit>保存 / Save</button></form>"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tsunagu.clock import Clock, isoformat
-from tsunagu.errors import NotFound
+from tsunagu.errors import MalformedRequest, NotFound
 from tsunagu.ids import new_id
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
 from tsunagu.mail.consent import ALL_TOPICS, MARKETING
@@ -36,6 +36,77 @@ class Preferences:
     unsubscribed_from_all: bool
     pending: list[str]
     """Topics signed up for and waiting for the double opt-in confirmation."""
+
+
+PREFERENCE_FORM = ("form", "preferences")
+"""The hidden field the preference page's form carries. Without it an empty form post would be
+indistinguishable from "untick every box", and any stray POST to the link would unsubscribe."""
+
+TOPIC_FIELD_PREFIX = "topic:"
+
+
+@dataclass(frozen=True)
+class OneClickUnsubscribe:
+    """RFC 8058: a mail provider's unsubscribe button posted ``List-Unsubscribe=One-Click``."""
+
+
+@dataclass(frozen=True)
+class SubscriptionConfirmation:
+    """The double opt-in confirmation page's button."""
+
+
+@dataclass(frozen=True)
+class PreferenceChoices:
+    """The preference page's form: the topics left ticked, and the "unsubscribe from all" box."""
+
+    ticked_topics: frozenset[str]
+    unsubscribe_all: bool
+
+
+UnsubscribeLinkPost = OneClickUnsubscribe | SubscriptionConfirmation | PreferenceChoices
+
+
+def read_unsubscribe_link_post(form: Mapping[str, Sequence[str]]) -> UnsubscribeLinkPost:
+    """What a POST to the unsubscribe link asks for, or MalformedRequest (400) when it is none of
+    the three forms that post there: a consent change is only ever made on a request that says
+    exactly what it wants."""
+
+    def single(name: str) -> str:
+        values = form[name]
+        if len(values) != 1:
+            raise MalformedRequest(f"the field {name!r} is sent more than once; nothing changed")
+        return values[0]
+
+    if "List-Unsubscribe" in form:
+        # RFC 8058 fixes the value; providers may add fields of their own, which are ignored.
+        if single("List-Unsubscribe") != "One-Click":
+            raise MalformedRequest(
+                "List-Unsubscribe must be One-Click (RFC 8058); nothing was changed"
+            )
+        return OneClickUnsubscribe()
+    if "confirm" in form:
+        if single("confirm") != "1" or len(form) != 1:
+            raise MalformedRequest("the confirmation form sends only confirm=1; nothing changed")
+        return SubscriptionConfirmation()
+    marker, expected = PREFERENCE_FORM
+    if marker in form and single(marker) == expected:
+        ticked: set[str] = set()
+        for name in form:
+            if name == marker:
+                continue
+            if name != "unsubscribe_all" and not name.startswith(TOPIC_FIELD_PREFIX):
+                raise MalformedRequest(
+                    f"the preference form has no field {name[:64]!r}; nothing was changed"
+                )
+            if single(name) != "on":
+                raise MalformedRequest(f"a ticked box sends {name[:64]}=on; nothing was changed")
+            if name.startswith(TOPIC_FIELD_PREFIX):
+                ticked.add(name.removeprefix(TOPIC_FIELD_PREFIX))
+        return PreferenceChoices(frozenset(ticked), "unsubscribe_all" in form)
+    raise MalformedRequest(
+        "this is neither a one-click unsubscribe (List-Unsubscribe=One-Click) nor the "
+        "preference page's form; nothing was changed. Open the link in the mail again."
+    )
 
 
 class PreferenceStore(Protocol):
