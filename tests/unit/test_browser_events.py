@@ -96,6 +96,25 @@ def test_bad_events_are_reported_by_index_and_good_ones_kept(clock: FixedClock) 
     assert len(store.stored) == 2
 
 
+@pytest.mark.parametrize(
+    "occurred_at",
+    [0, 1795338040, "0001-01-01T00:00:00+09:00", "9999-12-31T23:59:59-01:00", "1999-12-31T00:00Z"],
+    ids=["zero", "a unix time", "year 1 east of UTC", "year 9999 west of UTC", "before 2000"],
+)
+def test_a_client_time_that_is_not_a_date_time_text_of_this_era_rejects_the_event(
+    clock: FixedClock, occurred_at: object
+) -> None:
+    # Found by make proof's api run: year 1 at +09:00 answered 500 (UTC conversion overflow),
+    # and a number was read as seconds since 1970.
+    store = MemoryTracking()
+    result = ingest(store, clock, [page_view(occurred_at=occurred_at), page_view()])
+    assert result.accepted == 1
+    [rejected] = result.rejected
+    assert rejected["index"] == 0
+    assert [e["field"] for e in rejected["errors"]] == ["occurred_at"]
+    assert len(store.stored) == 1
+
+
 def test_an_unbelievable_client_clock_is_replaced(clock: FixedClock) -> None:
     store = MemoryTracking()
     ingest(store, clock, [page_view(occurred_at="2030-01-01T00:00:00Z")])

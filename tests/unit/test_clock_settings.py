@@ -48,6 +48,15 @@ def test_timestamps_are_utc_iso_with_z() -> None:
     assert parse_instant("2026-12-04T09:30:00").tzinfo is not None
 
 
+def test_stored_timestamps_have_four_digit_years_and_sort_as_text() -> None:
+    # strftime's %Y writes year 1 as "1" on Linux: "1-01-01T..." sorted after "2026-...".
+    early = datetime(1, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)
+    assert isoformat(early) == "0001-01-02T03:04:05.678Z"
+    assert sorted([isoformat(datetime(2026, 1, 1, tzinfo=UTC)), isoformat(early)])[0].startswith(
+        "0001"
+    )
+
+
 def test_settings_from_environment_round_trip() -> None:
     settings = Settings.from_environ(ENV)
     assert settings.leads_table == "leads"

@@ -241,6 +241,19 @@ def body_with(**changes: Any) -> bytes:
     [
         (body_with(deal_amount=-1), "deal_amount"),
         (body_with(deal_amount="a lot"), "deal_amount"),
+        (body_with(deal_amount=True), "deal_amount"),
+        (body_with(deal_amount="5"), None),  # decimal text, as HubSpot sends amounts
+        (body_with(deal_amount="5e3"), "deal_amount"),
+        (body_with(deal_amount="1,000"), "deal_amount"),
+        (body_with(deal_amount="NaN"), "deal_amount"),
+        # An instant is text with an offset, within 2000-2099: 0 was read as 1970, and year 1
+        # with an offset overflowed on the way to UTC (a 500, found by make proof's api run).
+        (body_with(updated_at=0), "updated_at"),
+        (body_with(updated_at="0001-01-01T00:00:00+09:00"), "updated_at"),
+        (body_with(updated_at="9999-12-31T23:59:59-09:00"), "updated_at"),
+        (body_with(updated_at="1999-12-31T23:59:59Z"), "updated_at"),
+        (body_with(updated_at="2100-01-01T00:00:00Z"), "updated_at"),
+        (body_with(deal_amount=None, status=None, owner=None, currency=None), None),  # says nothing
         (body_with(email="not an address"), "email"),
         (body_with(owner="nobody"), "owner"),
         (body_with(updated_at="2026-12-01T02:59:00"), "updated_at"),  # no offset

@@ -116,6 +116,10 @@ class TestSubmission:
             {"email": "a@example.com", "company": "Example\x85KK"},
             {"email": "a@example.com", "submission_id": "<script>"},
             {"email": "a@example.com", "visitor_id": "short"},
+            # Ids are text: a number would pass the pattern once read as text, and true would
+            # vanish as "no id" (both were accepted, against the API document).
+            {"email": "a@example.com", "submission_id": 12345678},
+            {"email": "a@example.com", "visitor_id": True},
             {"email": "a@example.com", **{f"extra{i}": "x" for i in range(100)}},
         ],
     )

@@ -67,8 +67,12 @@ def parse_instant(text: str) -> datetime:
 
 def isoformat(instant: datetime) -> str:
     """UTC ISO-8601 with milliseconds and a Z: the one timestamp format in storage."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{instant.microsecond // 1000:03d}Z"
+    # Not strftime: its %Y gives "1" rather than "0001" for early years on Linux, and a stored
+    # timestamp must sort as text.
+    at = instant.astimezone(UTC)
+    return (
+        f"{at.year:04d}-{at.month:02d}-{at.day:02d}T{at.hour:02d}:{at.minute:02d}:"
+        f"{at.second:02d}.{at.microsecond // 1000:03d}Z"
     )
 
 

@@ -98,8 +98,12 @@ def _check_value(spec: FormField, raw: RawValue, errors: list[FieldError]) -> st
 
 
 def _client_id(raw: Mapping[str, RawValue], name: str, errors: list[FieldError]) -> str | None:
-    value = _text(raw.get(name))
+    value = raw.get(name)
     if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        # 12345678 or true is a page's bug, not an id: read as text it would pass, or vanish.
+        errors.append(FieldError(name, "must be text (8-64 letters, digits, '-' or '_')"))
         return None
     if not _CLIENT_ID.match(value):
         errors.append(FieldError(name, "must be 8-64 letters, digits, '-' or '_'"))

@@ -23,9 +23,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, NamedTuple
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tsunagu.api.requests import load_json_object
+from tsunagu.client_values import ClientInstant
 from tsunagu.clock import isoformat, parse_instant
 from tsunagu.errors import (
     FieldError,
@@ -199,6 +200,9 @@ def normalise_status(text: str) -> CrmStatus:
     return _STATUS_WORDS.get(folded, CrmStatus.OTHER)
 
 
+_AMOUNT_TEXT = re.compile(r"^[0-9]{1,16}(\.[0-9]{1,4})?$")
+
+
 def _no_control(value: str | None) -> str | None:
     # None: the field was sent as null, which says nothing about it (the model's default).
     if value is not None and has_control_characters(value):
@@ -217,11 +221,21 @@ class CrmUpdate(BaseModel):
     status: str | None = Field(default=None, min_length=1, max_length=100)
     owner: str | None = Field(default=None, max_length=254)
     deal_amount: Decimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=4)
+    """A JSON number or decimal text: CRMs such as HubSpot send amounts as text, exact."""
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
-    updated_at: AwareDatetime
+    updated_at: ClientInstant
     """When the CRM record changed: newest_wins compares it, and an older update is stale."""
 
     _text = field_validator("crm_id", "status")(_no_control)
+
+    @field_validator("deal_amount", mode="before")
+    @classmethod
+    def _plain_amount(cls, value: Any) -> Any:
+        # Text is read only in the plain form the API document gives: "1e3", "NaN" or "1,000"
+        # would be one CRM's bug stored as another amount.
+        if isinstance(value, bool) or (isinstance(value, str) and not _AMOUNT_TEXT.match(value)):
+            raise ValueError("must be a number, or decimal text like 1350000.50")
+        return value
 
     _address = field_validator("email", "owner")(normalised_or_none)
 

@@ -16,8 +16,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tsunagu.client_values import ClientInstant
 from tsunagu.clock import Clock, isoformat
 from tsunagu.errors import FieldError, NotFound, OriginNotAllowed, ValidationFailed
 from tsunagu.event_kinds import SERVER_EVENT_KINDS
@@ -81,7 +82,7 @@ class BrowserEvent(BaseModel):
     visitor_id: str = Field(pattern=CLIENT_ID_PATTERN)
     id: str | None = Field(default=None, pattern=CLIENT_ID_PATTERN)
     """Client-made id: a beacon sent twice stores one event."""
-    occurred_at: AwareDatetime | None = None
+    occurred_at: ClientInstant | None = None
     url: str | None = Field(default=None, max_length=2048)
     title: str | None = Field(default=None, max_length=300)
     referrer: str | None = Field(default=None, max_length=2048)
