@@ -201,6 +201,29 @@ def test_a_resent_beacon_stores_each_event_once(stack: AwsStack) -> None:
     assert [e["sk"] for e in events] == [e["sk"] for e in first]
 
 
+def test_a_beacon_resent_after_its_visitor_became_a_lead_is_stored_once(stack: AwsStack) -> None:
+    # Given a page view stored while browser v_8f14e45fceea167a was anonymous (a repeat is the
+    # same event when it has the same id and the same time)
+    browser = {"visitor_id": "v_8f14e45fceea167a", "occurred_at": "2026-11-22T09:00:01.000Z"}
+    early = dict(GOOD, id="before-the-form-01", **browser)
+    invoke(stack, batch(early))
+    # ... and the form then linked that browser to a lead
+    lead_id = capture_lead(stack)
+    before = stored_events(stack)
+
+    # When the browser sends the same beacon again, now with one page view more
+    later = dict(GOOD, id="after-the-form-01", **browser)
+    response = invoke(stack, batch(early, later))
+
+    # Then both are accepted and only the new one is stored, under the lead: a second copy of
+    # the first under the lead would be scored and routed again (found by make proof's load)
+    assert body_of(response) == {"accepted": 2, "rejected": []}
+    new = [e for e in stored_events(stack) if e not in before]
+    assert [(e["subject"], e["event_id"]) for e in new] == [
+        (f"lead#{lead_id}", "after-the-form-01")
+    ]
+
+
 def test_an_event_repeated_inside_one_batch_is_stored_once(stack: AwsStack) -> None:
     event = dict(GOOD, id="repeated-event-01", occurred_at="2026-11-22T09:00:01.000Z")
 

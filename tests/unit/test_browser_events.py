@@ -30,7 +30,13 @@ class MemoryTracking:
         return (SITE if site_id == SITE.site_id else None), known
 
     def put_events(self, events: Sequence[LeadEvent]) -> None:
-        self.stored.extend(events)
+        keys = {(e.subject, e.storage_key) for e in events}
+        self.stored = [e for e in self.stored if (e.subject, e.storage_key) not in keys]
+        self.stored.extend(events)  # a put replaces an item with the same key, as DynamoDB's
+
+    def stored_for_visitors(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        anonymous = {(e.visitor_id, e.storage_key) for e in self.stored if e.lead_id is None}
+        return {key for key in keys if key in anonymous}
 
 
 @pytest.fixture
@@ -137,3 +143,26 @@ def test_ip_truncation() -> None:
     assert truncate_ip("203.0.113.77") == "203.0.113.0"
     assert truncate_ip("2001:db8:abcd:12:1:2:3:4") == "2001:db8:abcd::"
     assert truncate_ip("not an ip") is None
+
+
+def test_a_beacon_repeated_after_the_visitor_became_a_lead_is_stored_once(
+    clock: FixedClock,
+) -> None:
+    # Given a visitor's page view, stored while the visitor was anonymous
+    store = MemoryTracking()
+    assert ingest(store, clock, [page_view()]).accepted == 1
+    [first] = store.stored
+    assert first.subject == "visitor#v_0123456789abcdef"
+
+    # When the form links the visitor to a lead and the browser sends the same beacon again
+    # (with a page view it had not sent yet)
+    store.leads["v_0123456789abcdef"] = "lead_01JDEXAMPLE0000000000000001"
+    again = ingest(store, clock, [page_view(), page_view(id="e_0000000000000002")])
+
+    # Then both are accepted, the repeat is not stored a second time under the lead (the
+    # lead's timeline already joins its visitor's events), and the new one goes to the lead
+    assert again.accepted == 2
+    assert [(e.subject, e.event_id) for e in store.stored] == [
+        ("visitor#v_0123456789abcdef", "e_0000000000000001"),
+        ("lead#lead_01JDEXAMPLE0000000000000001", "e_0000000000000002"),
+    ]

@@ -90,6 +90,27 @@ class TrackingRepository:
     def put_event(self, event: LeadEvent) -> None:
         event_to_item(self._tables, event).save()
 
+    def stored_for_visitors(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        table = self._tables.settings.events_table
+        request: dict[str, Any] = {
+            table: {
+                "Keys": [
+                    {"subject": {"S": f"visitor#{visitor_id}"}, "sk": {"S": storage_key}}
+                    for visitor_id, storage_key in sorted(set(keys))
+                ],
+                "ProjectionExpression": "subject, sk",
+                "ConsistentRead": True,
+            }
+        }
+        found: set[tuple[str, str]] = set()
+        client: Any = self._tables.connection.client
+        while request:
+            response = client.batch_get_item(RequestItems=request)
+            for item in response["Responses"].get(table, []):
+                found.add((item["subject"]["S"].removeprefix("visitor#"), item["sk"]["S"]))
+            request = response.get("UnprocessedKeys") or {}
+        return found
+
     def recent_clicks(self, lead_id: str, message_id: str, since: str) -> list[LeadEvent]:
         events = self._tables.events
         items = events.query(

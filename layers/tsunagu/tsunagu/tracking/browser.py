@@ -140,6 +140,11 @@ class TrackingStore(Protocol):
 
     def put_events(self, events: Sequence[LeadEvent]) -> None: ...
 
+    def stored_for_visitors(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (visitor id, storage key) pairs already hold an event stored while
+        the visitor was anonymous."""
+        ...
+
 
 def truncate_ip(ip: str | None) -> str | None:
     """Cut an address to its network (/24 IPv4, /48 IPv6): enough for region, not a person."""
@@ -205,13 +210,32 @@ def ingest_browser_events(
     received = clock.now()
     ip = truncate_ip(context.source_ip) if site.truncate_ip else context.source_ip
     stored: dict[tuple[str, str], LeadEvent] = {}
+    with_client_ids: list[LeadEvent] = []
     for index, event in accepted:
         lead_event = _to_event(event, index, site, received, ip, context, leads_by_visitor)
         # The same event twice in one batch (a retried beacon merged into the next) is one
         # event; DynamoDB refuses a batch that writes one key twice.
-        stored.setdefault((lead_event.subject, lead_event.storage_key), lead_event)
+        key = (lead_event.subject, lead_event.storage_key)
+        if key not in stored and event.id is not None:
+            with_client_ids.append(lead_event)
+        stored.setdefault(key, lead_event)
+    accepted_count = len(stored)  # a repeat is accepted, and stored once
+    for visitor_id, storage_key in _stored_before_the_link(with_client_ids, store):
+        # A beacon repeated after the form linked its visitor to a lead: its first copy is
+        # under the visitor (the lead's timeline joins it); a second under the lead would
+        # be scored and routed again.
+        del stored[(f"lead#{leads_by_visitor[visitor_id]}", storage_key)]
     store.put_events(list(stored.values()))
-    return IngestResult(len(stored), rejected)
+    return IngestResult(accepted_count, rejected)
+
+
+def _stored_before_the_link(
+    events: Sequence[LeadEvent], store: TrackingStore
+) -> set[tuple[str, str]]:
+    """Events with client ids, now for a lead, that were stored while their visitor was still
+    anonymous. Only linked visitors' events are looked up: one read per such batch."""
+    keys = [(e.visitor_id, e.storage_key) for e in events if e.lead_id and e.visitor_id]
+    return store.stored_for_visitors(keys) if keys else set()
 
 
 def _to_event(
