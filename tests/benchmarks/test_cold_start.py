@@ -44,7 +44,7 @@ from tests.support.bench_report import QUICK, BenchReport
 from tsunagu.settings import Settings
 
 CHILD = Path(__file__).with_name("_cold_start_child.py")
-ROUNDS = 5 if QUICK else 21  # with bytecode: the goal's figures; odd, so the median is a sample
+ROUNDS = 3 if QUICK else 21  # with bytecode: the goal's figures; odd, so the median is a sample
 SOURCE_ROUNDS = 1 if QUICK else 11  # without bytecode: each process takes about three times longer
 QUICK_NOTE = "; a quick run: make bench takes 21 and 11" if QUICK else ""
 WARM_UP_ROUNDS = 1  # with bytecode, discarded: the first processes pay for a cold page cache
