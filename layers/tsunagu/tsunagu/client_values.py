@@ -11,7 +11,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ValidationError
+
+from tsunagu.errors import FieldError, ValidationFailed
 
 EARLIEST_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST_INSTANT = datetime(2100, 1, 1, tzinfo=UTC)
@@ -38,3 +40,13 @@ ClientInstant = Annotated[
 ]
 """A date-time a client sends: text with its UTC offset, between 2000 and 2099."""
 
+
+def validation_failed(error: ValidationError, whole: str) -> ValidationFailed:
+    """pydantic's errors as the domain's: each field by its dotted path (``nodes.0.kind``), or
+    ``whole`` for the body itself."""
+    return ValidationFailed(
+        [
+            FieldError(".".join(str(p) for p in e["loc"]) or whole, e["msg"])
+            for e in error.errors(include_url=False, include_input=False)
+        ]
+    )

@@ -26,14 +26,12 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tsunagu.api.requests import load_json_object
-from tsunagu.client_values import ClientInstant
+from tsunagu.client_values import ClientInstant, validation_failed
 from tsunagu.clock import isoformat, parse_instant
 from tsunagu.errors import (
-    FieldError,
     IdempotencyConflict,
     MalformedRequest,
     Unauthenticated,
-    ValidationFailed,
 )
 from tsunagu.leads.email import normalised_or_none
 from tsunagu.leads.merge import Channel, FieldValue
@@ -269,12 +267,7 @@ def parse_crm_update(body: bytes) -> CrmUpdate:
     try:
         return CrmUpdate.model_validate(data)
     except ValidationError as error:
-        raise ValidationFailed(
-            [
-                FieldError(".".join(str(p) for p in e["loc"]) or "(body)", e["msg"])
-                for e in error.errors(include_url=False, include_input=False)
-            ]
-        ) from None
+        raise validation_failed(error, "(body)") from None
 
 
 FieldPolicy = Literal["crm_wins", "tsunagu_wins", "newest_wins"]
