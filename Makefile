@@ -22,7 +22,7 @@ PROOF_STAMP := $(PROOF_VENV)/.installed
 CHROMIUM := $(or $(wildcard /usr/bin/chromium),$(shell command -v chromium 2>/dev/null))
 export TSUNAGU_CHROMIUM := $(or $(TSUNAGU_CHROMIUM),$(CHROMIUM),/usr/bin/chromium)
 
-.PHONY: help up test proof browser lint typecheck static unit integration e2e bench build validate clean
+.PHONY: help up test proof browser lint typecheck static unit integration e2e bench build validate journeys clean
 
 help:
 	@echo "make up     - set everything up and run Tsunagu on the embedded local AWS"
@@ -31,6 +31,7 @@ help:
 	@echo "make bench  - print the benchmark reports (tests/benchmarks)"
 	@echo "make proof  - the product under outside tools, load, faults and hostile input (figures)"
 	@echo "make build  - sam build (the same template that make up runs locally)"
+	@echo "make journeys - compile journeys/*.json to statemachines/ and write their JSON Schema"
 
 $(STAMP): pyproject.toml requirements/dev.lock
 	@if [ -z "$(PYTHON313)" ]; then \
@@ -99,6 +100,11 @@ build: $(STAMP)
 
 validate: $(STAMP)
 	@SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint
+
+# The shipped journeys' ASL is generated from their definitions (tests/static checks it is).
+journeys: $(STAMP)
+	@$(BIN)/tsunagu journeys compile journeys/*.json --write statemachines
+	@$(BIN)/tsunagu journeys schema > docs/journey-definition.schema.json
 
 clean:
 	rm -rf $(VENV) $(PROOF_VENV) .aws-sam .tsunagu .pytest_cache .mypy_cache .ruff_cache

@@ -513,6 +513,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if hasattr(args, "run_offline"):  # works on files only: no runtime or stack needed
+            offline: int = args.run_offline(args)
+            return offline
         settings, args.functions = (
             _stack_settings(args.stack, args.region) if args.stack else _local_settings()
         )

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from tsunagu import services
 from tsunagu.clock import isoformat
-from tsunagu.errors import NotFound
+from tsunagu.errors import NotFound, ValidationFailed
+from tsunagu.journeys.compiler import asl_text, compile_journey, definition_schema, read_definition
 from tsunagu.settings import Settings
 
 
@@ -241,10 +244,45 @@ def journeys_resume_all(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def journeys_compile(args: argparse.Namespace) -> int:
+    """Offline: definition files to ASL (stdout, or ``--write DIR/<journey_id>.asl.json``)."""
+    for name in args.files:
+        try:
+            definition = read_definition(Path(name).read_text(encoding="utf-8"))
+            text = asl_text(compile_journey(definition))
+        except ValidationFailed as error:
+            for problem in error.errors:
+                print(f"{name}: {problem.field}: {problem.message}", file=sys.stderr)
+            return 1
+        if args.write is None:
+            sys.stdout.write(text)
+            continue
+        target = Path(args.write) / f"{definition.journey_id}.asl.json"
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            target.write_text(text, encoding="utf-8")
+            print(f"wrote {target}")
+    return 0
+
+
+def journeys_schema(args: argparse.Namespace) -> int:
+    """Offline: the JSON Schema of journey definitions."""
+    sys.stdout.write(json.dumps(definition_schema(), ensure_ascii=False, indent=2) + "\n")
+    return 0
+
+
 def add_journey_commands(groups: Any) -> None:
     journeys = groups.add_parser("journeys", help="journeys: start, pause, resume, status")
     commands = journeys.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="journeys and their status").set_defaults(run=journeys_list)
+    compile_ = commands.add_parser(
+        "compile", help="check journey definitions and compile them to ASL (no runtime needed)"
+    )
+    compile_.add_argument("files", nargs="+", metavar="FILE")
+    compile_.add_argument("--write", metavar="DIR", help="write DIR/<journey_id>.asl.json")
+    compile_.set_defaults(run_offline=journeys_compile)
+    commands.add_parser(
+        "schema", help="the JSON Schema of journey definitions (no runtime needed)"
+    ).set_defaults(run_offline=journeys_schema)
     show = commands.add_parser("show", help="a journey's definition")
     show.add_argument("journey")
     show.set_defaults(run=journeys_show)

@@ -1,8 +1,9 @@
 """A journey as a marketer manages it: which state machine runs it, who enters, who leaves, and
 what happens to the leads it holds when it is paused and resumed.
 
-The state machine (an ASL file in ``statemachines/``) is the journey's shape; this record is its
-policy, kept in DynamoDB so a marketer can pause a journey or change who enters without a deploy.
+The state machine is the journey's shape (compiled from its definition in ``journeys/``, see
+``tsunagu.journeys.definition``); this record is its policy, kept in DynamoDB so a marketer can
+pause a journey or change who enters without a deploy.
 """
 
 from __future__ import annotations

@@ -1,0 +1,482 @@
+"""Journey definitions to Step Functions ASL.
+
+Deterministic: the same definition always gives the same ASL, so the generated files can be
+committed and checked. Every ``send`` becomes the gate pattern the journey activities expect
+(check the gate; send, defer under the frequency cap, hold while paused, or skip; leave when the
+lead may not stay), every Lambda task the same retries, and every function ARN a
+``${...FunctionArn}`` substitution the template (or the publisher) fills in.
+
+Validation runs first and answers each problem with the node's id and a sentence.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+
+from tsunagu.api.requests import load_json_object
+from tsunagu.client_values import validation_failed
+from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.journeys.definition import (
+    End,
+    JourneyDefinition,
+    Node,
+    Send,
+    UpdateLead,
+    Wait,
+    WaitFor,
+)
+
+ASL = dict[str, Any]
+
+LAMBDA_RETRY: ASL = {
+    "ErrorEquals": [
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.TooManyRequestsException",
+    ],
+    "IntervalSeconds": 2,
+    "MaxAttempts": 6,
+    "BackoffRate": 2,
+    "JitterStrategy": "FULL",
+}
+"""Lambda's own transient errors, on every task: the handlers are idempotent."""
+SEND_RETRY: ASL = {
+    "ErrorEquals": ["SendFailed", "SendInProgress"],
+    "IntervalSeconds": 60,
+    "MaxAttempts": 3,
+    "BackoffRate": 4,
+}
+"""SES refused for now, or another attempt of the same send still holds its claim."""
+
+LEFT_THE_JOURNEY = "The lead left the journey"
+MAX_STATE_NAME = 80  # Step Functions' limit
+
+_INVOKE = "arn:aws:states:::lambda:invoke"
+_INVOKE_WAITING = "arn:aws:states:::lambda:invoke.waitForTaskToken"
+
+
+# ---------------------------------------------------------------- names
+
+
+def send_state(node: Send) -> str:
+    return f"Send {node.label}"
+
+
+def _gate_state(node: Send) -> str:
+    return f"Check the gate before {node.label}"
+
+
+def _schedule_state(node: Wait) -> str:
+    return node.schedule_label or f"Schedule {node.label}"
+
+
+def _wait_state(node: Wait) -> str:
+    return node.wait_label or f"Wait until {node.label} may go"
+
+
+def _wait_for_state(node: WaitFor) -> str:
+    return f"Wait for {node.label}"
+
+
+def entry_state(node: Node) -> str:
+    """The state other nodes go to when they go to this node."""
+    if isinstance(node, Send):
+        return _gate_state(node)
+    if isinstance(node, Wait):
+        return _schedule_state(node)
+    if isinstance(node, WaitFor):
+        return _wait_for_state(node)
+    return node.label
+
+
+def _state_names(node: Node) -> list[str]:
+    if isinstance(node, Send):
+        return [
+            _gate_state(node),
+            f"What did the gate say about {node.label}?",
+            f"Hold {node.label} while the journey is paused",
+            f"Defer {node.label} under the frequency cap",
+            send_state(node),
+            f"Note that {node.label} was skipped",
+        ]
+    if isinstance(node, Wait):
+        return [_schedule_state(node), _wait_state(node)]
+    if isinstance(node, WaitFor):
+        return [_wait_for_state(node)] + ([node.question] if node.question else [])
+    return [node.label]
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _edges(node: Node) -> list[str]:
+    if isinstance(node, WaitFor):
+        return [e.next for e in node.exits] + ([node.timed_out] if node.timed_out else [])
+    if isinstance(node, End):
+        return []
+    return [node.next] if node.next else []
+
+
+def validate(definition: JourneyDefinition, templates: Collection[str] | None = None) -> None:
+    """Every problem at once, each as (node id, sentence); ``templates``, when given, are the
+    template ids that exist."""
+    problems: list[FieldError] = []
+
+    def problem(node_id: str, sentence: str) -> None:
+        problems.append(FieldError(node_id, sentence))
+
+    nodes: dict[str, Node] = {}
+    for node in definition.nodes:
+        if node.id in nodes:
+            problem(node.id, "two nodes have this id")
+        nodes[node.id] = node
+    if definition.start not in nodes:
+        problem("(journey)", f"starts at {definition.start!r}, which is not a node")
+    for node in definition.nodes:
+        for target in _edges(node):
+            if target not in nodes:
+                problem(node.id, f"goes to {target!r}, which is not a node")
+    slots = {n.result_slot for n in definition.nodes if isinstance(n, Send)}
+    for node in definition.nodes:
+        if isinstance(node, WaitFor):
+            _check_wait_for(node, slots, problem)
+        if isinstance(node, Send) and templates is not None and node.template not in templates:
+            problem(node.id, f"sends template {node.template!r}, which does not exist")
+        if isinstance(node, Wait):
+            _check_rule(node, problem)
+    seen: dict[str, str] = {}
+    for node in definition.nodes:
+        names = _state_names(node)
+        too_long = [name for name in names if len(name) > MAX_STATE_NAME]
+        if too_long:
+            problem(node.id, f"makes the step name {too_long[0]!r}, longer than 80 characters")
+        for name in names:
+            if name in seen and seen[name] != node.id:
+                problem(node.id, f"makes the step name {name!r}, as node {seen[name]!r} does")
+            seen.setdefault(name, node.id)
+    if not problems:
+        _check_reachable_and_loops(definition, nodes, problem)
+    if problems:
+        raise ValidationFailed(problems)
+
+
+def _check_wait_for(node: WaitFor, slots: set[str], problem: Any) -> None:
+    if node.timed_out is None:
+        problem(node.id, "has no timed_out edge: say where leads go when nothing happens in time")
+    outcomes = [e.outcome for e in node.events]
+    exits = [e.outcome for e in node.exits]
+    for outcome in sorted(set(outcomes) - set(exits)):
+        problem(node.id, f"has no exit for the outcome {outcome!r}")
+    for outcome in sorted(set(exits) - set(outcomes)):
+        problem(node.id, f"has an exit for {outcome!r}, which none of its events is")
+    if len({e.next for e in node.exits}) > 1 and not node.question:
+        problem(node.id, "sends outcomes different ways: name the decision in 'question'")
+    for event in node.events:
+        if event.of_mail is not None and event.of_mail not in slots:
+            problem(node.id, f"waits for activity of {event.of_mail!r}, which no send records")
+
+
+def _check_rule(node: Wait, problem: Any) -> None:
+    rule = node.rule
+    if rule.kind == "same_day_or_next" and rule.cutoff is None:
+        problem(node.id, "same_day_or_next needs its cutoff (HH:MM)")
+    if rule.kind == "business_days_later" and rule.days is None:
+        problem(node.id, "business_days_later needs its days")
+    if rule.only_that_day and rule.kind != "same_day_or_next":
+        problem(node.id, "only_that_day goes with same_day_or_next")
+
+
+def _check_reachable_and_loops(
+    definition: JourneyDefinition, nodes: dict[str, Node], problem: Any
+) -> None:
+    reached: set[str] = set()
+    todo = [definition.start]
+    while todo:
+        current = todo.pop()
+        if current not in reached:
+            reached.add(current)
+            todo.extend(_edges(nodes[current]))
+    for node in definition.nodes:
+        if node.id not in reached:
+            problem(node.id, "cannot be reached from the start")
+    # A loop must pass a wait: without one a lead would spin through it at once, forever.
+    instant = {n.id: _edges(n) for n in definition.nodes if not _waits(n)}
+    for start in sorted(instant):
+        path = _cycle_from(start, instant)
+        if path:
+            problem(start, f"is in a loop with no wait in it: {' -> '.join(path)}")
+            return
+
+
+def _waits(node: Node) -> bool:
+    return isinstance(node, Wait | WaitFor)
+
+
+def _cycle_from(start: str, graph: dict[str, list[str]]) -> list[str]:
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    visited: set[str] = set()
+    while stack:
+        current, path = stack.pop()
+        for target in graph.get(current, []):
+            if target == start:
+                return [*path, start]
+            if target in graph and target not in visited:
+                visited.add(target)
+                stack.append((target, [*path, target]))
+    return []
+
+
+# ---------------------------------------------------------------- compiling
+
+
+def compile_journey(definition: JourneyDefinition, templates: Collection[str] | None = None) -> ASL:
+    """The state machine of a definition (validated first: ValidationFailed names each node)."""
+    validate(definition, templates)
+    nodes = {n.id: n for n in definition.nodes}
+    states: ASL = {}
+    for node in definition.nodes:
+        states.update(_Compiler(definition, nodes).states_of(node))
+    if any(isinstance(n, Send) for n in definition.nodes):
+        states[LEFT_THE_JOURNEY] = {
+            "Type": "Succeed",
+            "Comment": "The gate found the lead may not stay: unsubscribed, bounced, removed,"
+            " converted, with sales, or the journey archived.",
+        }
+    return {
+        "Comment": definition.description,
+        "StartAt": entry_state(nodes[definition.start]),
+        "States": states,
+    }
+
+
+def read_definition(text: str) -> JourneyDefinition:
+    """A definition from JSON text (a file or a request body). Unreadable JSON is
+    MalformedRequest; a definition that breaks the format is ValidationFailed, field by field."""
+    data = load_json_object(text)
+    try:
+        return JourneyDefinition.model_validate(data)
+    except PydanticValidationError as error:
+        raise validation_failed(error, "(definition)") from None
+
+
+def definition_schema() -> ASL:
+    """The JSON Schema of the definition format (docs/journey-definition.schema.json)."""
+    schema = JourneyDefinition.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://tsunagu.example.com/schemas/journey-definition.schema.json"
+    return schema
+
+
+def asl_text(asl: ASL) -> str:
+    """The committed form of compiled ASL: two-space JSON, non-ASCII kept, a final newline."""
+    return json.dumps(asl, ensure_ascii=False, indent=2) + "\n"
+
+
+class _Compiler:
+    def __init__(self, definition: JourneyDefinition, nodes: dict[str, Node]) -> None:
+        self.journey_id = definition.journey_id
+        self.nodes = nodes
+
+    def states_of(self, node: Node) -> ASL:
+        if isinstance(node, Send):
+            return self._send(node)
+        if isinstance(node, Wait):
+            return self._wait(node)
+        if isinstance(node, WaitFor):
+            return self._wait_for(node)
+        if isinstance(node, UpdateLead):
+            return self._update_lead(node)
+        return {node.label: {"Type": "Succeed"}}
+
+    def _to(self, node_id: str) -> str:
+        return entry_state(self.nodes[node_id])
+
+    def _then(self, node_id: str | None) -> ASL:
+        return {"Next": self._to(node_id)} if node_id else {"End": True}
+
+    def _scheduled_only_that_day(self, send: Send) -> bool:
+        return any(
+            isinstance(n, Wait) and n.next == send.id and n.rule.only_that_day
+            for n in self.nodes.values()
+        )
+
+    def _send(self, node: Send) -> ASL:
+        gate, choice, hold, defer, send, skipped = _state_names(node)
+        payload: ASL = {
+            "journey_id": self.journey_id,
+            "lead_id.$": "$.lead_id",
+            "step": send,
+            "execution_name.$": "$$.Execution.Name",
+            "state.$": "$",
+        }
+        if node.deadline_input_field:
+            payload["deadline_field"] = node.deadline_input_field
+        if self._scheduled_only_that_day(node):
+            payload["send_by_field"] = "schedule.send_by"
+        slot = f"$.{node.result_slot}"
+        if node.next:
+            skip: ASL = {
+                "Type": "Pass",
+                "Result": {"status": "skipped", "message_id": "skipped"},
+                "ResultPath": slot,
+                "Next": self._to(node.next),
+            }
+        else:
+            skip = {
+                "Type": "Succeed",
+                "Comment": "The gate skipped the last mail (a resume policy or the frequency cap).",
+            }
+        return {
+            gate: _lambda_task(
+                "${JourneyGateFunctionArn}",
+                payload,
+                ResultSelector={
+                    "action.$": "$.Payload.action",
+                    "reason.$": "$.Payload.reason",
+                    "send_at.$": "$.Payload.send_at",
+                },
+                ResultPath="$.gate",
+                Next=choice,
+            ),
+            choice: {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.gate.action", "StringEquals": action, "Next": target}
+                    for action, target in (
+                        ("send", send),
+                        ("defer", defer),
+                        ("park", hold),
+                        ("skip", skipped),
+                    )
+                ],
+                "Default": LEFT_THE_JOURNEY,
+            },
+            hold: _lambda_task(
+                "${JourneyGateFunctionArn}",
+                {**payload, "park": {"token.$": "$$.Task.Token"}},
+                resource=_INVOKE_WAITING,
+                ResultPath="$.release",
+                Next=gate,
+                Catch=[{"ErrorEquals": ["NotPaused"], "ResultPath": "$.not_paused", "Next": gate}],
+            ),
+            defer: {"Type": "Wait", "TimestampPath": "$.gate.send_at", "Next": gate},
+            send: _lambda_task(
+                "${SendEmailFunctionArn}",
+                {
+                    "lead_id.$": "$.lead_id",
+                    "template_id": node.template,
+                    "idempotency_key.$": "States.Format('{}:{}', $$.Execution.Id, $$.State.Name)",
+                    "journey": {"journey_id": self.journey_id, "step": send},
+                },
+                retry=[LAMBDA_RETRY, SEND_RETRY],
+                ResultSelector={
+                    "status.$": "$.Payload.status",
+                    "message_id.$": "$.Payload.message_id",
+                },
+                ResultPath=slot,
+                **self._then(node.next),
+            ),
+            skipped: skip,
+        }
+
+    def _wait(self, node: Wait) -> ASL:
+        rule = node.rule.model_dump(exclude_none=True, exclude_defaults=True)
+        rule["kind"] = node.rule.kind
+        selector = {"send_at.$": "$.Payload.send_at"}
+        if node.rule.only_that_day:
+            selector["send_by.$"] = "$.Payload.send_by"
+        return {
+            _schedule_state(node): _lambda_task(
+                "${NextSendTimeFunctionArn}",
+                {"rule": rule, "state.$": "$"},
+                ResultSelector=selector,
+                ResultPath="$.schedule",
+                Next=_wait_state(node),
+            ),
+            _wait_state(node): {
+                "Type": "Wait",
+                "TimestampPath": "$.schedule.send_at",
+                "Next": self._to(node.next),
+            },
+        }
+
+    def _wait_for(self, node: WaitFor) -> ASL:
+        events = []
+        for awaited in node.events:
+            event: ASL = {"type": awaited.type}
+            if awaited.of_mail:
+                event["message_id.$"] = f"$.{awaited.of_mail}.message_id"
+            if awaited.url_contains:
+                event["url_contains"] = awaited.url_contains
+            event["label"] = awaited.outcome
+            events.append(event)
+        targets = [self._to(e.next) for e in node.exits]
+        decided = len(set(targets)) > 1 and node.question is not None
+        assert node.timed_out is not None  # validated
+        states: ASL = {
+            _wait_for_state(node): _lambda_task(
+                "${WaitForEventFunctionArn}",
+                {
+                    "token.$": "$$.Task.Token",
+                    "lead_id.$": "$.lead_id",
+                    "wait_id.$": "States.Format('{}:{}', $$.Execution.Name, $$.State.Name)",
+                    "events": events,
+                    "timeout_seconds": node.within_seconds,
+                },
+                resource=_INVOKE_WAITING,
+                TimeoutSeconds=node.within_seconds,
+                ResultPath="$.response",
+                Catch=[
+                    {
+                        "ErrorEquals": ["States.Timeout"],
+                        "ResultPath": "$.timed_out",
+                        "Next": self._to(node.timed_out),
+                    }
+                ],
+                Next=node.question if decided else targets[0],
+            )
+        }
+        if decided and node.question is not None:
+            states[node.question] = {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.response.matched", "StringEquals": e.outcome, "Next": target}
+                    for e, target in zip(node.exits[:-1], targets[:-1], strict=True)
+                ],
+                "Default": targets[-1],
+            }
+        return states
+
+    def _update_lead(self, node: UpdateLead) -> ASL:
+        payload: ASL = {"lead_id.$": "$.lead_id", "journey_id": self.journey_id}
+        if node.add_tags:
+            payload["add_tags"] = list(node.add_tags)
+        if node.remove_tags:
+            payload["remove_tags"] = list(node.remove_tags)
+        return {
+            node.label: _lambda_task(
+                "${UpdateLeadFunctionArn}", payload, ResultPath=None, **self._then(node.next)
+            )
+        }
+
+
+def _lambda_task(
+    function: str,
+    payload: ASL,
+    *,
+    resource: str = _INVOKE,
+    retry: Iterable[ASL] = (LAMBDA_RETRY,),
+    **fields: Any,
+) -> ASL:
+    return {
+        "Type": "Task",
+        "Resource": resource,
+        "Parameters": {"FunctionName": function, "Payload": payload},
+        "Retry": [dict(r) for r in retry],
+        **fields,
+    }

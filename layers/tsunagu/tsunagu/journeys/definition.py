@@ -1,0 +1,155 @@
+"""A journey's shape as data: nodes and edges in the marketer's words, compiled to Step Functions.
+
+The definition is what a marketer (or the console) writes; ``tsunagu.journeys.compiler`` turns
+it into ASL with every mail behind the journey gate, so pause and resume policies, exits and the
+frequency cap work the same for every journey. The JSON Schema a definition file is checked
+against is generated from these models (``docs/journey-definition.schema.json``).
+
+Each node names the states it becomes with a ``label``: a send labelled "mail B" becomes "Send
+mail B", "Check the gate before mail B", "Hold mail B while the journey is paused"... The state
+names are what the marketer reads in an execution's history, what the gate records as the step,
+and part of every wait's id, so they are stable sentences rather than generated ids.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tsunagu.journeys.model import JOURNEY_ID_PATTERN
+
+DEFINITION_FORMAT = "tsunagu.journey/1"
+
+NODE_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+TAG_PATTERN = r"^[a-z0-9][a-z0-9:_-]{0,62}$"
+
+NodeId = Annotated[str, Field(pattern=NODE_ID_PATTERN)]
+Label = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^\n\r\t]+$")]
+"""A noun phrase ("the invitation", "mail B"): part of the state names, which Step Functions
+limits to 80 characters."""
+
+
+class _Node(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    id: NodeId
+    label: Label
+
+
+class Send(_Node):
+    """A mail, behind the journey gate: sent, deferred under the frequency cap, held while the
+    journey is paused, or skipped by a resume policy; a lead who may no longer stay leaves."""
+
+    kind: Literal["send"]
+    template: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    result: NodeId | None = None
+    """Where the send's outcome is kept for later nodes (a ``wait_for`` naming this mail): the
+    node id unless several sends share one slot (alternative mails at the same point)."""
+    deadline_input_field: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    """A date-time in the journey's input (``seminar_at``) after which the mail is not sent
+    when the journey resumes under the ``expire`` policy."""
+    next: NodeId | None = None
+    """None: the journey ends after this mail."""
+
+    @property
+    def result_slot(self) -> str:
+        return self.result or self.id
+
+
+class ScheduleRule(BaseModel):
+    """When the next mail may go, in the lead's business calendar (journeys.business_time)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    kind: Literal["next_business_day", "same_day_or_next", "business_days_later"]
+    days: int | None = Field(default=None, ge=1, le=60)
+    """business_days_later: how many."""
+    cutoff: str | None = Field(default=None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    """same_day_or_next: after this local time, the next business day."""
+    at: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    """The local time the mail goes (HH:MM)."""
+    only_that_day: bool = False
+    """same_day_or_next: the mail makes sense on that day only; resumed later, it is skipped."""
+
+
+class Wait(_Node):
+    """A wait in business time before the next node (a send, usually). ``label`` names what
+    is waited for ("the campaign offer" gives "Schedule the campaign offer" and "Wait until the
+    campaign offer may go"); ``schedule_label`` and ``wait_label`` replace either sentence."""
+
+    kind: Literal["wait"]
+    rule: ScheduleRule
+    schedule_label: Label | None = None
+    wait_label: Label | None = None
+    next: NodeId
+
+
+class Awaited(BaseModel):
+    """One event a ``wait_for`` listens for, and the outcome it stands for."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    type: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    outcome: NodeId
+    of_mail: NodeId | None = None
+    """Only this mail's activity (the ``result`` of a send before this node)."""
+    url_contains: str | None = Field(default=None, min_length=1, max_length=500)
+
+
+class Exit(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    outcome: NodeId
+    next: NodeId
+
+
+class WaitFor(_Node):
+    """Wait for one of a person's events, within a time; two kinds of exit, what happened
+    (``exits``, by outcome) and ``timed_out``. ``label`` finishes "Wait for ..."."""
+
+    kind: Literal["wait_for"]
+    events: list[Awaited] = Field(min_length=1, max_length=10)
+    within_seconds: int = Field(ge=60, le=365 * 86400)
+    exits: list[Exit] = Field(min_length=1)
+    """Where each outcome goes; the last listed is taken for any other outcome."""
+    question: Label | None = None
+    """The name of the decision when outcomes go different ways ("Did the lead click or
+    attend?")."""
+    timed_out: NodeId | None = None
+    """Where a lead goes when nothing happened in time (an ``end`` node to end there). Left
+    out, the definition is refused: a forgotten timeout edge strands leads."""
+
+
+class UpdateLead(_Node):
+    """Tags added and removed on the lead. ``label`` is the whole sentence ("Tag the lead as
+    dormant")."""
+
+    kind: Literal["update_lead"]
+    add_tags: list[Annotated[str, Field(pattern=TAG_PATTERN)]] = Field(default_factory=list)
+    remove_tags: list[Annotated[str, Field(pattern=TAG_PATTERN)]] = Field(default_factory=list)
+    next: NodeId | None = None
+
+
+class End(_Node):
+    """The journey ends here for the lead. ``label`` is the whole sentence ("The lead has had
+    every mail")."""
+
+    kind: Literal["end"]
+
+
+Node = Annotated[Send | Wait | WaitFor | UpdateLead | End, Field(discriminator="kind")]
+
+
+class JourneyDefinition(BaseModel):
+    """One journey's shape. Its policy (triggers, re-entry, exits, status) is the journey
+    record (tsunagu.journeys.model.Journey), which names the state machine this compiles to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    format: Literal["tsunagu.journey/1"] = Field(alias="$format")
+    journey_id: str = Field(pattern=JOURNEY_ID_PATTERN)
+    description: str = Field(min_length=1, max_length=2000)
+    """What the journey does, in a sentence or three: the state machine's Comment."""
+    start: NodeId
+    nodes: list[Node] = Field(min_length=1, max_length=200)

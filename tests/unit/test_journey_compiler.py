@@ -1,0 +1,219 @@
+"""Journey definitions: each validation rule answers with the node's id and a sentence; the
+compiler puts every mail behind the gate and gives every task the same retries."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from tsunagu.errors import MalformedRequest, ValidationFailed
+from tsunagu.journeys.compiler import (
+    LAMBDA_RETRY,
+    LEFT_THE_JOURNEY,
+    SEND_RETRY,
+    compile_journey,
+    read_definition,
+)
+from tsunagu.journeys.definition import JourneyDefinition
+
+BASE: dict[str, Any] = {
+    "$format": "tsunagu.journey/1",
+    "journey_id": "trial_follow_up",
+    "description": "A trial user gets a tip; a click earns the case study, silence a reminder.",
+    "start": "tip",
+    "nodes": [
+        {
+            "id": "tip",
+            "kind": "send",
+            "label": "the tip",
+            "template": "trial-tip",
+            "next": "tip_clicked",
+        },
+        {
+            "id": "tip_clicked",
+            "kind": "wait_for",
+            "label": "a click on the tip",
+            "events": [{"type": "link_clicked", "of_mail": "tip", "outcome": "clicked"}],
+            "within_seconds": 172800,
+            "exits": [{"outcome": "clicked", "next": "case_study"}],
+            "timed_out": "before_reminder",
+        },
+        {
+            "id": "case_study",
+            "kind": "send",
+            "label": "the case study",
+            "template": "trial-case-study",
+        },
+        {
+            "id": "before_reminder",
+            "kind": "wait",
+            "label": "the reminder",
+            "rule": {"kind": "business_days_later", "days": 2, "at": "10:00"},
+            "next": "reminder",
+        },
+        {"id": "reminder", "kind": "send", "label": "the reminder", "template": "trial-reminder"},
+    ],
+}
+TEMPLATES = {"trial-tip", "trial-case-study", "trial-reminder"}
+
+
+def changed(change: Any) -> JourneyDefinition:
+    data = copy.deepcopy(BASE)
+    change(data)
+    return JourneyDefinition.model_validate(data)
+
+
+def node(data: dict[str, Any], node_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(n for n in data["nodes"] if n["id"] == node_id)
+    return found
+
+
+def problems(definition: JourneyDefinition) -> list[tuple[str, str]]:
+    with pytest.raises(ValidationFailed) as refused:
+        compile_journey(definition, TEMPLATES)
+    return [(e.field, e.message) for e in refused.value.errors]
+
+
+def test_a_valid_definition_compiles_with_every_mail_behind_the_gate() -> None:
+    asl = compile_journey(JourneyDefinition.model_validate(BASE), TEMPLATES)
+
+    states = asl["States"]
+    assert asl["StartAt"] == "Check the gate before the tip"
+    gate = states["What did the gate say about the tip?"]
+    assert [c["Next"] for c in gate["Choices"]] == [
+        "Send the tip",
+        "Defer the tip under the frequency cap",
+        "Hold the tip while the journey is paused",
+        "Note that the tip was skipped",
+    ]
+    assert gate["Default"] == LEFT_THE_JOURNEY
+    assert states["Send the tip"]["Retry"] == [LAMBDA_RETRY, SEND_RETRY]
+    tasks = [s for s in states.values() if s["Type"] == "Task"]
+    assert all(s["Retry"][0] == LAMBDA_RETRY for s in tasks)
+    assert all(s["Parameters"]["FunctionName"].startswith("${") for s in tasks)
+    wait = states["Wait for a click on the tip"]
+    assert wait["Catch"][0]["Next"] == "Schedule the reminder"
+    assert wait["Parameters"]["Payload"]["events"][0]["message_id.$"] == "$.tip.message_id"
+    assert states["Send the reminder"]["End"] is True
+
+
+def test_the_same_definition_always_compiles_to_the_same_asl() -> None:
+    first = json.dumps(compile_journey(JourneyDefinition.model_validate(BASE)))
+    again = json.dumps(compile_journey(JourneyDefinition.model_validate(copy.deepcopy(BASE))))
+    assert first == again
+
+
+def test_an_unreachable_node_is_named() -> None:
+    def orphan(data: dict[str, Any]) -> None:
+        data["nodes"].append(
+            {"id": "orphan", "kind": "send", "label": "the orphan", "template": "trial-tip"}
+        )
+
+    assert problems(changed(orphan)) == [("orphan", "cannot be reached from the start")]
+
+
+def test_a_loop_without_a_wait_is_named() -> None:
+    def loop(data: dict[str, Any]) -> None:
+        node(data, "case_study")["next"] = "tag"
+        data["nodes"].append(
+            {"id": "tag", "kind": "update_lead", "label": "Tag the lead", "next": "case_study"}
+        )
+
+    assert problems(changed(loop)) == [
+        ("case_study", "is in a loop with no wait in it: case_study -> tag -> case_study")
+    ]
+
+
+def test_a_loop_through_a_wait_is_allowed() -> None:
+    def loop(data: dict[str, Any]) -> None:
+        node(data, "reminder")["next"] = "tip_clicked"
+
+    compile_journey(changed(loop), TEMPLATES)
+
+
+def test_a_wait_for_without_its_timed_out_edge_is_named() -> None:
+    def no_timeout(data: dict[str, Any]) -> None:
+        del node(data, "tip_clicked")["timed_out"]
+        data["nodes"] = [n for n in data["nodes"] if n["id"] not in ("before_reminder", "reminder")]
+
+    assert problems(changed(no_timeout)) == [
+        ("tip_clicked", "has no timed_out edge: say where leads go when nothing happens in time")
+    ]
+
+
+def test_an_unknown_template_is_named() -> None:
+    def unknown(data: dict[str, Any]) -> None:
+        node(data, "reminder")["template"] = "trial-remnder"
+
+    assert problems(changed(unknown)) == [
+        ("reminder", "sends template 'trial-remnder', which does not exist")
+    ]
+
+
+def test_an_edge_to_a_missing_node_is_named() -> None:
+    def dangling(data: dict[str, Any]) -> None:
+        node(data, "case_study")["next"] = "upsell"
+
+    assert problems(changed(dangling)) == [("case_study", "goes to 'upsell', which is not a node")]
+
+
+def test_outcomes_going_different_ways_need_a_named_decision() -> None:
+    def two_ways(data: dict[str, Any]) -> None:
+        wait = node(data, "tip_clicked")
+        wait["events"].append({"type": "mail_opened", "of_mail": "tip", "outcome": "opened"})
+        wait["exits"].append({"outcome": "opened", "next": "before_reminder"})
+
+    assert problems(changed(two_ways)) == [
+        ("tip_clicked", "sends outcomes different ways: name the decision in 'question'")
+    ]
+
+
+def test_an_outcome_without_an_exit_is_named() -> None:
+    def no_exit(data: dict[str, Any]) -> None:
+        node(data, "tip_clicked")["events"].append({"type": "mail_opened", "outcome": "opened"})
+
+    assert problems(changed(no_exit)) == [("tip_clicked", "has no exit for the outcome 'opened'")]
+
+
+def test_waiting_for_a_mail_no_send_records_is_named() -> None:
+    def other_mail(data: dict[str, Any]) -> None:
+        node(data, "tip_clicked")["events"][0]["of_mail"] = "newsletter"
+
+    assert problems(changed(other_mail)) == [
+        ("tip_clicked", "waits for activity of 'newsletter', which no send records")
+    ]
+
+
+def test_two_nodes_with_one_id_are_named() -> None:
+    def twice(data: dict[str, Any]) -> None:
+        data["nodes"].append(dict(node(data, "reminder"), label="another reminder"))
+
+    assert ("reminder", "two nodes have this id") in problems(changed(twice))
+
+
+def test_a_rule_missing_its_numbers_is_named() -> None:
+    def no_days(data: dict[str, Any]) -> None:
+        del node(data, "before_reminder")["rule"]["days"]
+
+    assert problems(changed(no_days)) == [("before_reminder", "business_days_later needs its days")]
+
+
+def test_a_step_name_over_80_characters_is_named() -> None:
+    def long_label(data: dict[str, Any]) -> None:
+        node(data, "case_study")["label"] = "the case study about " + "x" * 39
+
+    [(node_id, sentence)] = problems(changed(long_label))
+    assert node_id == "case_study" and "longer than 80 characters" in sentence
+
+
+def test_a_definition_file_that_breaks_the_format_is_refused_field_by_field() -> None:
+    with pytest.raises(MalformedRequest):
+        read_definition("{not json")
+    bad = copy.deepcopy(BASE)
+    bad["nodes"][0]["kind"] = "teleport"
+    with pytest.raises(ValidationFailed) as refused:
+        read_definition(json.dumps(bad))
+    assert refused.value.errors[0].field.startswith("nodes.0")
