@@ -44,7 +44,7 @@ STAGE = "local"  # the runtime deploys every template as stage "local"
 CLOCK_START = "2026-12-04T09:00:00Z"
 TIME_SCALE = 3600.0
 # Generous upper bounds only: a loaded machine starts and stops the runtime slowly.
-START_TIMEOUT_SECONDS = 120.0
+START_TIMEOUT_SECONDS = 600.0
 STOP_TIMEOUT_SECONDS = 60.0
 SIGINT_AGAIN_SECONDS = 5.0
 # Real seconds the runtime may take to settle the work of one advance of its virtual clock.
