@@ -49,8 +49,8 @@ def test_the_published_json_schema_is_the_models(tmp_path: Path) -> None:
 
 
 def test_the_schema_refuses_what_the_models_refuse() -> None:
-    # The schema is for editors (the console, an IDE): it must not accept a node the compiler
-    # would refuse for its shape.
+    # The schema is for editors (the console, an IDE): a node of a kind the compiler does not
+    # know is refused there too.
     schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
     bad = json.loads(DEFINITIONS[0].read_text(encoding="utf-8"))
     bad["nodes"][0]["kind"] = "teleport"

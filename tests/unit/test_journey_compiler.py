@@ -209,6 +209,97 @@ def test_a_step_name_over_80_characters_is_named() -> None:
     assert node_id == "case_study" and "longer than 80 characters" in sentence
 
 
+def test_waiting_for_a_mail_sent_only_later_is_named() -> None:
+    # The wait reads the mail's message id: on a path that has not sent it, the execution fails.
+    def wait_first(data: dict[str, Any]) -> None:
+        data["start"] = "tip_clicked"
+        node(data, "tip_clicked")["events"][0]["of_mail"] = "reminder"
+        data["nodes"] = [n for n in data["nodes"] if n["id"] != "tip"]
+
+    assert problems(changed(wait_first)) == [
+        ("tip_clicked", "waits for activity of 'reminder', which is not always sent first")
+    ]
+
+
+def test_a_loop_through_a_wait_that_may_not_wait_is_named() -> None:
+    # same_day_or_next answers "now" before its cutoff: such a loop spins until the cutoff.
+    def spin(data: dict[str, Any]) -> None:
+        before = node(data, "before_reminder")
+        before["rule"] = {"kind": "same_day_or_next", "cutoff": "17:00", "at": "10:00"}
+        before["next"] = "tag"
+        data["nodes"].append(
+            {"id": "tag", "kind": "update_lead", "label": "Tag the lead", "next": "before_reminder"}
+        )
+        data["nodes"] = [n for n in data["nodes"] if n["id"] != "reminder"]
+
+    [(node_id, sentence)] = problems(changed(spin))
+    assert node_id == "before_reminder" and "loop with no wait" in sentence
+
+
+def test_a_result_kept_under_a_name_the_journey_uses_is_named() -> None:
+    def overwrite(data: dict[str, Any]) -> None:
+        node(data, "case_study")["result"] = "lead_id"
+
+    assert problems(changed(overwrite)) == [
+        ("case_study", "keeps its result as 'lead_id', a name the journey uses")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "sentence"),
+    [
+        (
+            lambda data: node(data, "tip_clicked").update(question="Wait for a click on the tip"),
+            "makes the step name 'Wait for a click on the tip', which itself has already",
+        ),
+        (
+            lambda data: node(data, "before_reminder").update(
+                schedule_label="Wait", wait_label="Wait"
+            ),
+            "makes the step name 'Wait', which itself has already",
+        ),
+    ],
+    ids=["a question named like its wait", "schedule and wait named alike"],
+)
+def test_a_node_whose_own_steps_share_a_name_is_named(change: Any, sentence: str) -> None:
+    node_id = "tip_clicked" if "click" in sentence else "before_reminder"
+    assert (node_id, sentence) in problems(changed(change))
+
+
+def test_the_gates_exit_name_is_kept_for_the_gate() -> None:
+    def take_it(data: dict[str, Any]) -> None:
+        node(data, "case_study")["next"] = "tag"
+        data["nodes"].append(
+            {"id": "tag", "kind": "update_lead", "label": "The lead left the journey"}
+        )
+
+    assert problems(changed(take_it)) == [
+        (
+            "tag",
+            "makes the step name 'The lead left the journey', which the gate's exit has already",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda data: node(data, "tip_clicked")["events"][0].update(outcome="o" * 41),
+        lambda data: node(data, "case_study").update(template="trial_case_study"),
+        lambda data: data["nodes"].append(
+            {"id": "t", "kind": "update_lead", "label": "Tag", "add_tags": ["x" * 51]}
+        ),
+    ],
+    ids=["an outcome over 40 characters", "a template id with _", "a tag over 50 characters"],
+)
+def test_the_format_refuses_what_the_journey_functions_would_refuse(change: Any) -> None:
+    # Caught when the definition is read, not when a lead reaches the step and its task fails.
+    data = copy.deepcopy(BASE)
+    change(data)
+    with pytest.raises(ValidationFailed):
+        read_definition(json.dumps(data))
+
+
 def test_a_definition_file_that_breaks_the_format_is_refused_field_by_field() -> None:
     with pytest.raises(MalformedRequest):
         read_definition("{not json")

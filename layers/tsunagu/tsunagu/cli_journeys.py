@@ -10,7 +10,7 @@ from typing import Any
 
 from tsunagu import services
 from tsunagu.clock import isoformat
-from tsunagu.errors import NotFound, ValidationFailed
+from tsunagu.errors import NotFound, TsunaguError, ValidationFailed
 from tsunagu.journeys.compiler import asl_text, compile_journey, definition_schema, read_definition
 from tsunagu.settings import Settings
 
@@ -245,15 +245,28 @@ def journeys_resume_all(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def journeys_compile(args: argparse.Namespace) -> int:
-    """Offline: definition files to ASL (stdout, or ``--write DIR/<journey_id>.asl.json``)."""
+    """Offline: definition files to ASL (stdout, or ``--write DIR/<journey_id>.asl.json``).
+    Every file is checked and every problem printed, each with its file and node."""
+    if args.write is not None and not Path(args.write).is_dir():
+        raise JourneyCliError(f"--write {args.write}: no such folder")
+    failed = False
     for name in args.files:
         try:
             definition = read_definition(Path(name).read_text(encoding="utf-8"))
             text = asl_text(compile_journey(definition))
+        except OSError as error:
+            print(f"{name}: {error.strerror or error}", file=sys.stderr)
+            failed = True
+            continue
         except ValidationFailed as error:
             for problem in error.errors:
                 print(f"{name}: {problem.field}: {problem.message}", file=sys.stderr)
-            return 1
+            failed = True
+            continue
+        except TsunaguError as error:
+            print(f"{name}: {error.message}", file=sys.stderr)
+            failed = True
+            continue
         if args.write is None:
             sys.stdout.write(text)
             continue
@@ -261,7 +274,7 @@ def journeys_compile(args: argparse.Namespace) -> int:
         if not target.exists() or target.read_text(encoding="utf-8") != text:
             target.write_text(text, encoding="utf-8")
             print(f"wrote {target}")
-    return 0
+    return 1 if failed else 0
 
 
 def journeys_schema(args: argparse.Namespace) -> int:

@@ -55,6 +55,21 @@ SEND_RETRY: ASL = {
 
 LEFT_THE_JOURNEY = "The lead left the journey"
 MAX_STATE_NAME = 80  # Step Functions' limit
+RESERVED_SLOTS = frozenset(
+    {
+        "lead_id",
+        "journey_id",
+        "time_zone",
+        "gate",
+        "schedule",
+        "response",
+        "release",
+        "timed_out",
+        "not_paused",
+    }
+)
+"""Keys of the execution's state that the input or the generated states write: a send's result
+stored under one would overwrite it (``$.lead_id`` replaced by a mail's outcome)."""
 
 _INVOKE = "arn:aws:states:::lambda:invoke"
 _INVOKE_WAITING = "arn:aws:states:::lambda:invoke.waitForTaskToken"
@@ -142,25 +157,32 @@ def validate(definition: JourneyDefinition, templates: Collection[str] | None = 
             if target not in nodes:
                 problem(node.id, f"goes to {target!r}, which is not a node")
     slots = {n.result_slot for n in definition.nodes if isinstance(n, Send)}
+    inputs = {n.deadline_input_field for n in definition.nodes if isinstance(n, Send)}
     for node in definition.nodes:
+        if isinstance(node, Send) and node.result_slot in RESERVED_SLOTS | inputs:
+            problem(node.id, f"keeps its result as {node.result_slot!r}, a name the journey uses")
         if isinstance(node, WaitFor):
             _check_wait_for(node, slots, problem)
         if isinstance(node, Send) and templates is not None and node.template not in templates:
             problem(node.id, f"sends template {node.template!r}, which does not exist")
         if isinstance(node, Wait):
             _check_rule(node, problem)
-    seen: dict[str, str] = {}
+    seen: dict[str, str] = {LEFT_THE_JOURNEY: ""}  # the gate's own exit
     for node in definition.nodes:
         names = _state_names(node)
         too_long = [name for name in names if len(name) > MAX_STATE_NAME]
         if too_long:
             problem(node.id, f"makes the step name {too_long[0]!r}, longer than 80 characters")
         for name in names:
-            if name in seen and seen[name] != node.id:
-                problem(node.id, f"makes the step name {name!r}, as node {seen[name]!r} does")
+            if name in seen:
+                owner = seen[name]
+                who = "the gate's exit" if not owner else "itself" if owner == node.id else owner
+                problem(node.id, f"makes the step name {name!r}, which {who} has already")
             seen.setdefault(name, node.id)
     if not problems:
         _check_reachable_and_loops(definition, nodes, problem)
+    if not problems:
+        _check_mails_sent_before_their_waits(definition, nodes, problem)
     if problems:
         raise ValidationFailed(problems)
 
@@ -214,7 +236,44 @@ def _check_reachable_and_loops(
 
 
 def _waits(node: Node) -> bool:
-    return isinstance(node, Wait | WaitFor)
+    """Whether the node always takes time. Not ``same_day_or_next``: on a business day before
+    its cutoff it answers "now", so a loop through it would spin until the cutoff."""
+    if isinstance(node, Wait):
+        return node.rule.kind != "same_day_or_next"
+    return isinstance(node, WaitFor)
+
+
+def _check_mails_sent_before_their_waits(
+    definition: JourneyDefinition, nodes: dict[str, Node], problem: Any
+) -> None:
+    """A wait for a mail's activity reads the mail's message id: on every path from the start
+    to the wait, a send must have recorded it (else the execution fails at the wait)."""
+    for node in definition.nodes:
+        if not isinstance(node, WaitFor):
+            continue
+        for slot in sorted({e.of_mail for e in node.events if e.of_mail}):
+            if _reachable_without(definition.start, node.id, slot, nodes):
+                problem(node.id, f"waits for activity of {slot!r}, which is not always sent first")
+
+
+def _reachable_without(start: str, target: str, slot: str, nodes: dict[str, Node]) -> bool:
+    def records(node_id: str) -> bool:
+        node = nodes[node_id]
+        return isinstance(node, Send) and node.result_slot == slot
+
+    if records(start):
+        return False
+    reached: set[str] = set()
+    todo = [start]
+    while todo:
+        current = todo.pop()
+        if current == target:
+            return True
+        if current in reached:
+            continue
+        reached.add(current)
+        todo.extend(t for t in _edges(nodes[current]) if not records(t))
+    return False
 
 
 def _cycle_from(start: str, graph: dict[str, list[str]]) -> list[str]:
@@ -239,8 +298,11 @@ def compile_journey(definition: JourneyDefinition, templates: Collection[str] | 
     validate(definition, templates)
     nodes = {n.id: n for n in definition.nodes}
     states: ASL = {}
+    compiler = _Compiler(definition, nodes)
     for node in definition.nodes:
-        states.update(_Compiler(definition, nodes).states_of(node))
+        for name, state in compiler.states_of(node).items():
+            assert name not in states, f"two states named {name!r}"  # validate() refuses it
+            states[name] = state
     if any(isinstance(n, Send) for n in definition.nodes):
         states[LEFT_THE_JOURNEY] = {
             "Type": "Succeed",

@@ -18,11 +18,15 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tsunagu.journeys.model import JOURNEY_ID_PATTERN
+from tsunagu.leads.updates import Tag
 
 DEFINITION_FORMAT = "tsunagu.journey/1"
 
 NODE_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
-TAG_PATTERN = r"^[a-z0-9][a-z0-9:_-]{0,62}$"
+OUTCOME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+"""An outcome travels as the wait's event label (tsunagu.journeys.waits.EventMatch: 40)."""
+TEMPLATE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+"""As tsunagu.mail.templates.MailTemplate's: the compiler must not accept what send refuses."""
 
 NodeId = Annotated[str, Field(pattern=NODE_ID_PATTERN)]
 Label = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^\n\r\t]+$")]
@@ -42,7 +46,7 @@ class Send(_Node):
     journey is paused, or skipped by a resume policy; a lead who may no longer stay leaves."""
 
     kind: Literal["send"]
-    template: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    template: str = Field(pattern=TEMPLATE_ID_PATTERN)
     result: NodeId | None = None
     """Where the send's outcome is kept for later nodes (a ``wait_for`` naming this mail): the
     node id unless several sends share one slot (alternative mails at the same point)."""
@@ -91,7 +95,7 @@ class Awaited(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     type: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
-    outcome: NodeId
+    outcome: str = Field(pattern=OUTCOME_PATTERN)
     of_mail: NodeId | None = None
     """Only this mail's activity (the ``result`` of a send before this node)."""
     url_contains: str | None = Field(default=None, min_length=1, max_length=500)
@@ -100,7 +104,7 @@ class Awaited(BaseModel):
 class Exit(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
-    outcome: NodeId
+    outcome: str = Field(pattern=OUTCOME_PATTERN)
     next: NodeId
 
 
@@ -126,8 +130,8 @@ class UpdateLead(_Node):
     dormant")."""
 
     kind: Literal["update_lead"]
-    add_tags: list[Annotated[str, Field(pattern=TAG_PATTERN)]] = Field(default_factory=list)
-    remove_tags: list[Annotated[str, Field(pattern=TAG_PATTERN)]] = Field(default_factory=list)
+    add_tags: list[Tag] = Field(default_factory=list, max_length=20)
+    remove_tags: list[Tag] = Field(default_factory=list, max_length=20)
     next: NodeId | None = None
 
 
