@@ -334,25 +334,44 @@ def test_a_link_that_is_not_genuine_gets_404_and_changes_nothing(
 
 # ---------------------------------------------------------------- bad requests
 
+URLENCODED = "application/x-www-form-urlencoded"
+
 
 @pytest.mark.parametrize(
-    ("body", "content_type", "status"),
+    ("body", "content_type", "status", "message"),
     [
-        ("List-Unsubscribe=One-Click", "text/plain", 415),
-        ('{"List-Unsubscribe": "One-Click"}', "application/json", 415),
+        ("List-Unsubscribe=One-Click", "text/plain", 415, "send application/x-www-form-urlencoded"),
+        (
+            '{"List-Unsubscribe": "One-Click"}',
+            "application/json",
+            415,
+            "send application/x-www-form-urlencoded",
+        ),
         (
             '--b\r\nContent-Disposition: form-data; name="unsubscribe_all"\r\n\r\non\r\n--b--\r\n',
             "multipart/form-data; boundary=b",
             415,
+            "send application/x-www-form-urlencoded",
         ),
-        ("topic%3Amarketing=on&" + "x" * 9000, "application/x-www-form-urlencoded", 400),
-        (b"topic%3Amarketing=\xff\xfe", "application/x-www-form-urlencoded", 400),
-        ("&".join(f"f{i}=1" for i in range(60)), "application/x-www-form-urlencoded", 400),
+        # Each one the preference form but for the one flaw, so the 400 is that flaw's.
+        (
+            "form=preferences&topic%3Amarketing=on&" + "x" * 9000,
+            URLENCODED,
+            400,
+            "the form is too large",
+        ),
+        (b"form=preferences&topic%3Amarketing=\xff\xfe", URLENCODED, 400, "cannot be read"),
+        (
+            "form=preferences&" + "&".join(f"topic%3Af{i}=on" for i in range(60)),
+            URLENCODED,
+            400,
+            "cannot be read",
+        ),
     ],
     ids=["text/plain", "json", "multipart form", "too large", "not utf-8", "too many fields"],
 )
 def test_a_post_that_cannot_be_read_gets_4xx_and_changes_nothing(
-    mailed: Mailed, body: str | bytes, content_type: str, status: int
+    mailed: Mailed, body: str | bytes, content_type: str, status: int, message: str
 ) -> None:
     before = snapshot(mailed.stack)
 
@@ -360,6 +379,7 @@ def test_a_post_that_cannot_be_read_gets_4xx_and_changes_nothing(
 
     assert response["statusCode"] == status
     assert response["headers"]["content-type"].startswith("text/html")
+    assert message in response["body"]
     assert snapshot(mailed.stack) == before
 
 

@@ -92,8 +92,8 @@ class Size:
 
 FULL = Size(leads=2000, events=20000, concurrency=32, resend_every=20, cross_link_probes=20)
 QUICK = Size(leads=24, events=600, concurrency=12, resend_every=10, cross_link_probes=5)
-"""40 leads, not 100: each lead costs the runtime about a CPU-second (its capture, the stream
-consumer, a welcome journey run to its first wait), and the short form must stay near a minute."""
+"""24 leads: each costs the runtime about a CPU-second (its capture, the stream consumer, a
+welcome journey run to its first wait), and the short form runs inside make test's ten minutes."""
 EVENTS_BEFORE_FORM = 3
 EVENTS_AFTER_FORM = 3
 TRACKED_TYPES = frozenset({"page_view", "pdf_download", "video_view", "document_request"})

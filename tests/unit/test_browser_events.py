@@ -104,8 +104,24 @@ def test_bad_events_are_reported_by_index_and_good_ones_kept(clock: FixedClock) 
 
 @pytest.mark.parametrize(
     "occurred_at",
-    [0, 1795338040, "0001-01-01T00:00:00+09:00", "9999-12-31T23:59:59-01:00", "1999-12-31T00:00Z"],
-    ids=["zero", "a unix time", "year 1 east of UTC", "year 9999 west of UTC", "before 2000"],
+    [
+        0,
+        1795338040,
+        "1795338040",
+        "2026-12-04 08:59:58Z",
+        "0001-01-01T00:00:00+09:00",
+        "9999-12-31T23:59:59-01:00",
+        "1999-12-31T00:00Z",
+    ],
+    ids=[
+        "zero",
+        "a unix time",
+        "a unix time as text",
+        "a space for the T",
+        "year 1 east of UTC",
+        "year 9999 west of UTC",
+        "before 2000",
+    ],
 )
 def test_a_client_time_that_is_not_a_date_time_text_of_this_era_rejects_the_event(
     clock: FixedClock, occurred_at: object

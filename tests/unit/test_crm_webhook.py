@@ -246,6 +246,8 @@ def body_with(**changes: Any) -> bytes:
         (body_with(deal_amount="5e3"), "deal_amount"),
         (body_with(deal_amount="1,000"), "deal_amount"),
         (body_with(deal_amount="NaN"), "deal_amount"),
+        (body_with(deal_amount="5\n"), "deal_amount"),
+        (body_with(updated_at="1796000000"), "updated_at"),  # a Unix time, as text
         # An instant is text with an offset, within 2000-2099: 0 was read as 1970, and year 1
         # with an offset overflowed on the way to UTC (a 500, found by make proof's api run).
         (body_with(updated_at=0), "updated_at"),

@@ -120,6 +120,7 @@ class TestSubmission:
             # vanish as "no id" (both were accepted, against the API document).
             {"email": "a@example.com", "submission_id": 12345678},
             {"email": "a@example.com", "visitor_id": True},
+            {"email": "a@example.com", "submission_id": "3f1c9a5e-0d7b-4f8e\n"},
             {"email": "a@example.com", **{f"extra{i}": "x" for i in range(100)}},
         ],
     )

@@ -8,6 +8,7 @@ overflows when it is converted to UTC (a 500 instead of a 422).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -21,8 +22,17 @@ LATEST_INSTANT = datetime(2100, 1, 1, tzinfo=UTC)
 the bounds keep every conversion (to UTC, to a lead's time zone) inside the calendar."""
 
 
+_RFC_3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})"
+)
+"""The API document's ``format: date-time``. pydantic would also read "1795338040" as a Unix
+time and a space for the T."""
+
+
 def _date_time_text(value: Any) -> Any:
-    if not isinstance(value, str | datetime):
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC_3339.fullmatch(value):
         raise ValueError("must be a date-time text with its offset, like 2026-12-03T10:00:00+09:00")
     return value
 

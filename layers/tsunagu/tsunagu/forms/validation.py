@@ -105,7 +105,7 @@ def _client_id(raw: Mapping[str, RawValue], name: str, errors: list[FieldError])
         # 12345678 or true is a page's bug, not an id: read as text it would pass, or vanish.
         errors.append(FieldError(name, "must be text (8-64 letters, digits, '-' or '_')"))
         return None
-    if not _CLIENT_ID.match(value):
+    if not _CLIENT_ID.fullmatch(value):  # match's $ would let "...\n" through
         errors.append(FieldError(name, "must be 8-64 letters, digits, '-' or '_'"))
         return None
     return value

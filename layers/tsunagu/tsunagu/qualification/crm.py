@@ -198,7 +198,7 @@ def normalise_status(text: str) -> CrmStatus:
     return _STATUS_WORDS.get(folded, CrmStatus.OTHER)
 
 
-_AMOUNT_TEXT = re.compile(r"^[0-9]{1,16}(\.[0-9]{1,4})?$")
+_AMOUNT_TEXT = re.compile(r"[0-9]{1,16}(\.[0-9]{1,4})?")
 
 
 def _no_control(value: str | None) -> str | None:
@@ -231,7 +231,9 @@ class CrmUpdate(BaseModel):
     def _plain_amount(cls, value: Any) -> Any:
         # Text is read only in the plain form the API document gives: "1e3", "NaN" or "1,000"
         # would be one CRM's bug stored as another amount.
-        if isinstance(value, bool) or (isinstance(value, str) and not _AMOUNT_TEXT.match(value)):
+        if isinstance(value, bool) or (
+            isinstance(value, str) and not _AMOUNT_TEXT.fullmatch(value)
+        ):
             raise ValueError("must be a number, or decimal text like 1350000.50")
         return value
 
