@@ -50,7 +50,13 @@ from tsunagu.journeys.lifecycle import JourneyEntry, ParkedExecution
 from tsunagu.leads.capture import CaptureWrite
 from tsunagu.leads.email import normalise_email
 from tsunagu.leads.merge import Channel, FieldValue
-from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent, email_identity
+from tsunagu.leads.model import (
+    ConsentEvidence,
+    Lead,
+    LeadEvent,
+    email_identity,
+    visitor_identity,
+)
 from tsunagu.settings import Settings
 from tsunagu_local.runtime import free_port
 
@@ -349,9 +355,18 @@ class History:
 
 
 # ---------------------------------------------------------------- leads
-def import_lead(runtime: Runtime, email: str, name: str, *, tags: Iterable[str]) -> str:
+def import_lead(
+    runtime: Runtime,
+    email: str,
+    name: str,
+    *,
+    tags: Iterable[str] = (),
+    visitor_id: str | None = None,
+    consent_text: str = "セミナーやイベントのご案内をメールで受け取る",
+) -> str:
     """A lead from an attendee list: marketing consent recorded with the list's wording, no form
-    event (so no form-triggered journey enters it and its frequency cap is its own)."""
+    event (so no form-triggered journey enters it and its frequency cap is its own); with a
+    visitor id, the browser's tracked events are the lead's."""
     now = runtime.now()
     at = isoformat(now)
     address = normalise_email(email)
@@ -360,7 +375,7 @@ def import_lead(runtime: Runtime, email: str, name: str, *, tags: Iterable[str])
         email=address.address,
         fields={"name": FieldValue(name, Channel.IMPORT, at)},
         sources=[Channel.IMPORT.value],
-        visitor_ids=set(),
+        visitor_ids={visitor_id} if visitor_id else set(),
         stage="lead",
         created_at=at,
         updated_at=at,
@@ -371,7 +386,7 @@ def import_lead(runtime: Runtime, email: str, name: str, *, tags: Iterable[str])
             lead=lead,
             is_new=True,
             claim_identities=[email_identity(address.identity_key)],
-            point_identities=[],
+            point_identities=[visitor_identity(visitor_id)] if visitor_id else [],
             event=LeadEvent(new_id("evt", now), "lead_imported", at, lead.lead_id, None, {}),
             consent=ConsentEvidence(
                 evidence_id=new_id("cns", now),
@@ -380,7 +395,7 @@ def import_lead(runtime: Runtime, email: str, name: str, *, tags: Iterable[str])
                 topic="marketing",
                 status="opted_in",
                 at=at,
-                text="セミナーやイベントのご案内をメールで受け取る",
+                text=consent_text,
                 text_version="2026-11",
             ),
             idempotency_key=None,

@@ -56,20 +56,14 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from tests.conftest import ROOT
-from tests.journeys.harness import Runtime
+from tests.journeys.harness import Runtime, import_lead
 from tests.proof import ProofResult
 from tsunagu import services
-from tsunagu.clock import isoformat, parse_instant
-from tsunagu.ids import new_id
-from tsunagu.leads.capture import FORM_SUBMITTED, CaptureWrite
+from tsunagu.clock import parse_instant
+from tsunagu.leads.capture import FORM_SUBMITTED
 from tsunagu.leads.email import normalise_email
-from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import (
-    ConsentEvidence,
-    Lead,
-    LeadEvent,
     email_identity,
-    visitor_identity,
 )
 from tsunagu.tracking.tokens import TokenKind, TrackingToken
 
@@ -173,45 +167,18 @@ def import_leads(runtime: Runtime, count: int) -> list[dict[str, str]]:
     Imported, not posted through the form: a new lead from a form starts the welcome journey,
     close to a second of the runtime's time each, and these must be many, because the clock
     stands still and each click reads the lead's whole event history."""
-    store = services.lead_repository(runtime.settings)
-    at = isoformat(runtime.now())
     leads = []
     for n in range(count):
         address = normalise_email(f"proof.lead{n:03d}@{'example.jp' if n % 2 else 'example.com'}")
         visitor_id = f"v_proof_lead_{n:04d}"
-        lead = Lead(
-            lead_id=new_id("lead", runtime.now()),
-            email=address.address,
-            fields={"name": FieldValue(f"Proof Lead {n}", Channel.IMPORT, at)},
-            sources=[Channel.IMPORT.value],
-            visitor_ids={visitor_id},
-            stage="lead",
-            created_at=at,
-            updated_at=at,
+        lead_id = import_lead(
+            runtime,
+            address.address,
+            f"Proof Lead {n}",
+            visitor_id=visitor_id,
+            consent_text="Yes, send me news about products and events by e-mail.",
         )
-        store.commit_capture(
-            CaptureWrite(
-                lead=lead,
-                is_new=True,
-                claim_identities=[email_identity(address.identity_key)],
-                point_identities=[visitor_identity(visitor_id)],
-                event=LeadEvent(new_id("evt", runtime.now()), LEAD_IMPORTED, at, lead.lead_id),
-                consent=ConsentEvidence(
-                    evidence_id=new_id("cns", runtime.now()),
-                    lead_id=lead.lead_id,
-                    email=lead.email,
-                    topic="marketing",
-                    status="opted_in",
-                    at=at,
-                    text="Yes, send me news about products and events by e-mail.",
-                    text_version="2026-11",
-                ),
-                idempotency_key=None,
-                request_hash="",
-                response={},
-            )
-        )
-        leads.append({"lead_id": lead.lead_id, "email": lead.email, "visitor_id": visitor_id})
+        leads.append({"lead_id": lead_id, "email": address.address, "visitor_id": visitor_id})
     return leads
 
 
