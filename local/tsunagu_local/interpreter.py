@@ -12,6 +12,11 @@ one tree serves every execution of the same definition. The one lazy attribute, 
 is set on every component before the tree is shared, so two executions starting at once cannot
 give one component two keys.
 
+**Checked with the same parse.** CreateStateMachine and UpdateStateMachine check a definition by
+parsing it (``StepFunctionsParserBackend._validate_definition``): the check keeps the tree it
+parsed, so a journey's first execution does not parse its definition a second time, and a
+runtime starts with one parse per state machine instead of two.
+
 **One Lambda client per region.** For every Lambda task, moto's interpreter builds a new boto3
 client (``boto_client_for``): loading the service model each time was a tenth of a journey run's
 CPU. A boto3 client is safe to share between threads, so the tasks share one per region.
@@ -72,15 +77,17 @@ def _one_client_per_region(build: Any) -> Any:
 
 
 def repeat_no_work_per_execution() -> None:
-    """Install both (once per process)."""
+    """Install all three (once per process)."""
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     if getattr(ExecutionWorker._get_evaluation_entrypoint, _PATCHED_FLAG, False):
         return
     build = getattr(lambda_eval_utils, "boto_client_for")  # noqa: B009 - not re-exported
     setattr(lambda_eval_utils, "boto_client_for", _one_client_per_region(build))  # noqa: B010
     _parse_each_definition_once(ExecutionWorker)
+    _check_with_the_kept_parse(StepFunctionsParserBackend)
 
 
 def _parse_each_definition_once(worker_class: Any) -> None:
@@ -91,3 +98,17 @@ def _parse_each_definition_once(worker_class: Any) -> None:
 
     setattr(entrypoint, _PATCHED_FLAG, True)
     worker_class._get_evaluation_entrypoint = entrypoint
+
+
+def _check_with_the_kept_parse(backend_class: Any) -> None:
+    moto_check = backend_class._validate_definition
+
+    def check(definition: str) -> None:
+        try:
+            with _PARSE_LOCK:
+                _program(definition)
+        except Exception:
+            moto_check(definition)  # moto's own error, the one CreateStateMachine answers
+            raise
+
+    backend_class._validate_definition = staticmethod(check)

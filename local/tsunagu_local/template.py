@@ -6,6 +6,7 @@ import copy
 import json
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +72,32 @@ def _prepare(template: dict[str, Any], base_dir: Path) -> dict[str, Path]:
 
 
 def declared_parameters(template_path: Path) -> dict[str, Any]:
-    parameters: dict[str, Any] = yaml_parse(template_path.read_text(encoding="utf-8")).get(
+    parameters: dict[str, Any] = _parsed(template_path.read_text(encoding="utf-8")).get(
         "Parameters", {}
     )
-    return parameters
+    return copy.deepcopy(parameters)
+
+
+# Parsing template.yaml and translating it take most of a second (PyYAML in pure Python, then the
+# SAM translator). The test suite loads the same template for every in-process stack and every
+# runtime it starts, so both are kept for the text, and the translation for its exact input:
+# a changed template, ASL or API document is parsed and translated again. Callers get copies.
+
+
+@lru_cache(maxsize=4)
+def _parsed(text: str) -> Any:
+    return yaml_parse(text)
+
+
+@lru_cache(maxsize=8)
+def _translated(prepared: str, values: str) -> dict[str, Any]:
+    template = json.loads(prepared)
+    translated: dict[str, Any] = transform(template, json.loads(values), _OfflinePolicyLoader())
+    return translated
 
 
 def load_stack(template_path: Path, parameters: dict[str, str], region: str) -> Stack:
-    template = yaml_parse(template_path.read_text(encoding="utf-8"))
+    template = copy.deepcopy(_parsed(template_path.read_text(encoding="utf-8")))
     code_dirs = _prepare(template, template_path.parent)
     declared = template.get("Parameters", {})
     unknown = set(parameters) - set(declared)
@@ -89,7 +108,11 @@ def load_stack(template_path: Path, parameters: dict[str, str], region: str) -> 
     if missing:
         raise TemplateError(f"parameters without a value: {missing}")
     os.environ.setdefault("AWS_DEFAULT_REGION", region)
-    translated = transform(copy.deepcopy(template), dict(values), _OfflinePolicyLoader())
+    # The translation's whole input as its cache key (the template holds only JSON values once
+    # parsed: samtranslator's loader reads dates and numbers as text where CloudFormation does).
+    translated = copy.deepcopy(
+        _translated(json.dumps(template, sort_keys=True), json.dumps(values, sort_keys=True))
+    )
     resources = translated["Resources"]
     # The translator renames nothing that had a CodeUri: the function keeps its logical id.
     return Stack(
