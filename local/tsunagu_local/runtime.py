@@ -47,6 +47,7 @@ from tsunagu_local.transactions import (
     honour_client_request_tokens,
     roll_back_transactions_in_place,
 )
+from tsunagu_local.versions import run_versions_as_aws_does
 from tsunagu_local.waits import install_step_functions_clock
 
 log = logging.getLogger("tsunagu.local")
@@ -149,6 +150,7 @@ class LocalRuntime:
             self.clock = ScaledRuntimeClock(start, time.time(), self.options.time_scale)
         install_step_functions_clock(self.clock)
         repeat_no_work_per_execution()
+        run_versions_as_aws_does()
         install_send_clock(self.clock)
         roll_back_transactions_in_place()
         honour_client_request_tokens()
@@ -298,6 +300,7 @@ class LocalRuntime:
             # Named before functions, so a function's environment can refer to them.
             ("AWS::ApiGatewayV2::Api", self._name_api),
             ("AWS::StepFunctions::StateMachine", self._name_state_machine),
+            ("AWS::Lambda::Function", self._name_function),
             ("AWS::Lambda::Function", self._create_function),
             ("AWS::StepFunctions::StateMachine", self._create_state_machine),
             ("AWS::Lambda::EventSourceMapping", self._create_event_source),
@@ -448,6 +451,14 @@ class LocalRuntime:
         )
         resolver.refs[logical_id] = name
         resolver.attributes[(logical_id, "Arn")] = arn
+
+    def _name_function(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
+        # The publishing function's environment names the functions a journey may call.
+        name = resolver.resolve(props.get("FunctionName")) or self._physical_name(logical_id)
+        resolver.refs[logical_id] = name
+        resolver.attributes[(logical_id, "Arn")] = (
+            f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
+        )
 
     def _name_state_machine(
         self, logical_id: str, props: dict[str, Any], resolver: Resolver

@@ -83,6 +83,13 @@ EXPECTED = {
     ("crm_webhook", "secretsmanager:GetSecretValue"),
     ("hand_off", "ses:SendEmail"),
     ("enter_segments", "states:StartExecution"),
+    ("publish_journey", "states:CreateStateMachine"),
+    ("publish_journey", "iam:PassRole"),
+    ("publish_journey", "states:UpdateStateMachine"),
+    ("publish_journey", "states:CreateStateMachineAlias"),
+    ("publish_journey", "states:UpdateStateMachineAlias"),
+    ("publish_journey", "states:ListStateMachineVersions"),
+    ("publish_journey", "dynamodb:PutItem"),
 }
 FUNCTIONS_DRIVEN = {
     "capture_form",
@@ -99,6 +106,7 @@ FUNCTIONS_DRIVEN = {
     "hand_off",
     "crm_webhook",
     "enter_segments",
+    "publish_journey",
 }
 
 
@@ -110,9 +118,16 @@ class Statement:
     resources: tuple[str, ...]
     source: str = ""
     """Which policy of the role it came from (for messages)."""
+    string_equals: tuple[tuple[str, str], ...] = ()
+    """``Condition: {StringEquals: {key: value}}``, the one condition operator the template
+    uses (iam:PassedToService on iam:PassRole)."""
 
     def describe(self) -> str:
-        return f"{self.effect} {list(self.actions)} on {list(self.resources)}  [{self.source}]"
+        condition = f" if {dict(self.string_equals)}" if self.string_equals else ""
+        return (
+            f"{self.effect} {list(self.actions)} on {list(self.resources)}{condition}"
+            f"  [{self.source}]"
+        )
 
 
 class _StackResolver(Resolver):
@@ -145,6 +160,17 @@ def stack_resolver(stack: Stack, names: Mapping[str, str]) -> Resolver:
             arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{table}"
             resolver.attributes[(logical_id, "Arn")] = arn
             resolver.attributes[(logical_id, "StreamArn")] = f"{arn}/stream/local"
+    for logical_id in stack.of_type("AWS::Lambda::Function"):
+        # As AwsStack.function names them.
+        function = f"test-{stack.code_dirs[logical_id].name}"
+        resolver.refs.setdefault(logical_id, function)
+        resolver.attributes[(logical_id, "Arn")] = (
+            f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function}"
+        )
+    for logical_id in stack.of_type("AWS::IAM::Role"):
+        resolver.attributes[(logical_id, "Arn")] = (
+            f"arn:aws:iam::{ACCOUNT_ID}:role/{STAGE_PREFIX}{logical_id}"
+        )
     for logical_id, resource in stack.of_type("AWS::SES::ConfigurationSet").items():
         # Ref of a configuration set is its Name (tsunagu-${Stage}).
         name = resource.get("Properties", {}).get("Name")
@@ -169,26 +195,36 @@ def role_statements(stack: Stack, resolver: Resolver) -> dict[str, list[Statemen
             raise AssertionError(f"{logical_id}: role {role_arn!r} is not one of the template's")
         role_id = role_arn["Fn::GetAtt"][0]
         role = stack.resources[role_id]["Properties"]
-        statements: list[Statement] = []
-        for policy in role.get("Policies", []):
-            document = resolver.resolve(policy["PolicyDocument"])
-            for raw in _strings_or_dicts(document.get("Statement", [])):
-                unsupported = {"NotAction", "NotResource", "Condition"} & set(raw)
-                if unsupported:
-                    raise AssertionError(
-                        f"{logical_id} ({policy['PolicyName']}): {sorted(unsupported)} is not "
-                        "understood by this test; extend the matcher"
-                    )
-                statements.append(
-                    Statement(
-                        effect=raw["Effect"],
-                        actions=_strings(raw["Action"]),
-                        resources=_strings(raw["Resource"]),
-                        source=str(policy["PolicyName"]),
-                    )
-                )
-        found[folder] = statements
+        found[folder] = policy_statements(logical_id, role, resolver)
     return found
+
+
+def policy_statements(
+    logical_id: str, role: Mapping[str, Any], resolver: Resolver
+) -> list[Statement]:
+    """An AWS::IAM::Role's inline policy statements, resolved."""
+    statements: list[Statement] = []
+    for policy in role.get("Policies", []):
+        document = resolver.resolve(policy["PolicyDocument"])
+        for raw in _strings_or_dicts(document.get("Statement", [])):
+            unsupported = {"NotAction", "NotResource"} & set(raw)
+            condition = dict(raw.get("Condition", {}))
+            string_equals = condition.pop("StringEquals", {})
+            if unsupported or condition:
+                raise AssertionError(
+                    f"{logical_id} ({policy['PolicyName']}): {sorted(unsupported | set(condition))}"
+                    " is not understood by this test; extend the matcher"
+                )
+            statements.append(
+                Statement(
+                    effect=raw["Effect"],
+                    actions=_strings(raw["Action"]),
+                    resources=_strings(raw["Resource"]),
+                    source=str(policy["PolicyName"]),
+                    string_equals=tuple(sorted((k, str(v)) for k, v in string_equals.items())),
+                )
+            )
+    return statements
 
 
 def _strings_or_dicts(value: Any) -> list[dict[str, Any]]:
@@ -200,13 +236,22 @@ def _pattern(glob: str, *, ignore_case: bool) -> re.Pattern[str]:
     return re.compile(f"^{body}$", re.IGNORECASE if ignore_case else 0)
 
 
-def allows(statements: list[Statement], action: str, resource: str) -> bool:
+def allows(
+    statements: list[Statement],
+    action: str,
+    resource: str,
+    context: Mapping[str, str] | None = None,
+) -> bool:
     """IAM's rule, for the Action/Resource statements a SAM role has: some Allow matches and no
-    Deny does. Actions match case-insensitively, both with * and ? wildcards."""
+    Deny does. Actions match case-insensitively, both with * and ? wildcards; a StringEquals
+    condition holds when the request's ``context`` has each key with that value."""
 
     def matches(statement: Statement) -> bool:
-        return any(_pattern(a, ignore_case=True).match(action) for a in statement.actions) and any(
-            _pattern(r, ignore_case=False).match(resource) for r in statement.resources
+        known = context or {}
+        return (
+            any(_pattern(a, ignore_case=True).match(action) for a in statement.actions)
+            and any(_pattern(r, ignore_case=False).match(resource) for r in statement.resources)
+            and all(known.get(key) == value for key, value in statement.string_equals)
         )
 
     if any(s.effect == "Deny" and matches(s) for s in statements):
@@ -262,6 +307,20 @@ def required(call: Call) -> list[tuple[str, str]]:
             ]
         return [(f"dynamodb:{operation}", "*")]
     if service == "states":
+        machines = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine"
+        if operation == "CreateStateMachine":
+            # Creating one passes it its role: iam:PassRole on that role, to Step Functions.
+            return [
+                ("states:CreateStateMachine", f"{machines}:{params['name']}"),
+                ("iam:PassRole", params["roleArn"]),
+            ]
+        if operation == "CreateStateMachineAlias":
+            version = params["routingConfiguration"][0]["stateMachineVersionArn"]
+            return [
+                ("states:CreateStateMachineAlias", f"{version.rsplit(':', 1)[0]}:{params['name']}")
+            ]
+        if operation in ("UpdateStateMachineAlias", "DescribeStateMachineAlias"):
+            return [(f"states:{operation}", params["stateMachineAliasArn"])]
         if operation == "StartExecution":
             return [("states:StartExecution", params["stateMachineArn"])]
         if operation in ("StopExecution", "DescribeExecution", "GetExecutionHistory"):
@@ -373,9 +432,17 @@ def permission_gaps(
     for call in calls:
         own = statements.get(call.function, [])
         for action, resource in required(call):
-            if not allows(own, action, resource):
+            if not allows(own, action, resource, request_context(call, action)):
                 gaps[(call.function, action, resource)] = None
     return list(gaps)
+
+
+def request_context(call: Call, action: str) -> dict[str, str]:
+    """The condition keys IAM sets for this request (only those the template's conditions
+    name): a role passed by a Step Functions call is passed to Step Functions."""
+    if action == "iam:PassRole":
+        return {"iam:PassedToService": f"{call.service}.amazonaws.com"}
+    return {}
 
 
 def gap_report(
@@ -535,6 +602,46 @@ def drive_every_function(q: Qualified, monkeypatch: pytest.MonkeyPatch) -> None:
     report = aws.function("enter_segments").invoke({})
     assert report.get("re_engagement", {}).get("entered"), report
 
+    publish_journeys(aws)
+
+
+PUBLISHED_MACHINE = f"{STATE_MACHINE_ARN_PREFIX}journey-welcome-nurture"
+
+
+def publish_journeys(aws: AwsStack) -> None:
+    """publish_journey with the environment template.yaml gives it: welcome_nurture published,
+    changed and published again, its versions listed, rolled back."""
+    from tsunagu_local.versions import run_versions_as_aws_does
+
+    run_versions_as_aws_does()  # moto answers ListStateMachineVersions only with this
+    stack = load_stack(TEMPLATE, {"Stage": "test"}, REGION)
+    function = stack.resources["PublishJourneyFunction"]["Properties"]
+    variables = stack_resolver(stack, stack_names(aws)).resolve(
+        function["Environment"]["Variables"]
+    )
+    aws.environment.update({key: str(value) for key, value in variables.items()})
+    definition = json.loads((ROOT / "journeys" / "welcome_nurture.json").read_text("utf-8"))
+    publish = aws.function("publish_journey")
+    first = publish.invoke({"action": "publish", "definition": definition, "note": "first"})
+    assert first["ok"] and first["version"] == 1, first
+    changed = {**definition, "description": definition["description"] + " Changed."}
+    second = publish.invoke({"action": "publish", "definition": changed})
+    assert second["ok"] and second["version"] == 2, second
+    listed = publish.invoke({"action": "versions", "journey_id": "welcome_nurture"})
+    assert [v["version"] for v in listed["versions"]] == [2, 1] and listed["live"] == 2, listed
+    back = publish.invoke({"action": "rollback", "journey_id": "welcome_nurture"})
+    assert back["ok"] and back["version"] == 1, back
+
+
+def functions_named(asl: Any) -> set[str]:
+    """Every FunctionName a state machine's tasks invoke."""
+    if isinstance(asl, dict):
+        named = {str(asl["FunctionName"])} if "FunctionName" in asl else set()
+        return named.union(*(functions_named(value) for value in asl.values()))
+    if isinstance(asl, list):
+        return set().union(*(functions_named(value) for value in asl))
+    return set()
+
 
 # ================================================================ the tests
 def test_every_call_a_handler_makes_is_allowed_by_its_role(
@@ -556,6 +663,25 @@ def test_every_call_a_handler_makes_is_allowed_by_its_role(
     statements = template_statements(TEMPLATE, names)
     gaps = permission_gaps(recorder.calls, statements)
     assert not gaps, gap_report(gaps, statements, names)
+
+    # The role every published journey runs with may invoke each function the published
+    # journey's tasks invoke (the calls Step Functions makes with it), and no other.
+    stack = load_stack(TEMPLATE, {"Stage": "test"}, REGION)
+    journey_role = policy_statements(
+        "JourneyRole", stack.resources["JourneyRole"]["Properties"], stack_resolver(stack, names)
+    )
+    published = boto3.client("stepfunctions", region_name=REGION).describe_state_machine(
+        stateMachineArn=PUBLISHED_MACHINE
+    )
+    invoked = functions_named(json.loads(published["definition"]))
+    assert len(invoked) == 5, invoked  # gate, send, wait for an event, next send time, update
+    refused = [arn for arn in invoked if not allows(journey_role, "lambda:InvokeFunction", arn)]
+    assert not refused, f"JourneyRole may not invoke {refused}"
+    assert not allows(
+        journey_role,
+        "lambda:InvokeFunction",
+        f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:test-capture_form",
+    )
 
     # And the check can fail: route_events without its Step Functions statement and without
     # the QualificationTable policy (the gap that reached a deployment).
@@ -687,3 +813,29 @@ def test_the_matcher_follows_iam() -> None:
     assert permission_gaps([send], {"send_email": only_identity}) == [
         ("send_email", "ses:SendEmail", f"{ses}:configuration-set/tsunagu-test")
     ]
+
+    # iam:PassRole with a StringEquals condition: only when the role goes to that service.
+    role = f"arn:aws:iam::{ACCOUNT_ID}:role/tsunagu-test-JourneyRole"
+    pass_to_states = [
+        Statement(
+            "Allow",
+            ("iam:PassRole",),
+            (role,),
+            string_equals=(("iam:PassedToService", "states.amazonaws.com"),),
+        )
+    ]
+    create = Call(
+        "publish_journey",
+        "states",
+        "CreateStateMachine",
+        {"name": "tsunagu-test-journey-x", "roleArn": role},
+    )
+    assert ("iam:PassRole", role) in required(create)
+    assert request_context(create, "iam:PassRole") == {
+        "iam:PassedToService": "states.amazonaws.com"
+    }
+    assert allows(pass_to_states, "iam:PassRole", role, request_context(create, "iam:PassRole"))
+    assert not allows(pass_to_states, "iam:PassRole", role)
+    assert not allows(
+        pass_to_states, "iam:PassRole", role, {"iam:PassedToService": "lambda.amazonaws.com"}
+    )

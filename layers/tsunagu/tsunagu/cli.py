@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from tsunagu import services
 from tsunagu.cli_clock import ClockCliError, add_clock_commands
+from tsunagu.cli_functions import FunctionCliError, invoke_function
 from tsunagu.cli_journeys import JourneyCliError, add_journey_commands
 from tsunagu.cli_qualification import QualificationCliError, add_qualification_commands
 from tsunagu.clock import isoformat
@@ -84,6 +85,7 @@ def _stack_settings(stack_name: str, region: str | None) -> tuple[Settings, dict
     functions = {
         "SendEmailFunction": outputs["SendEmailFunctionName"],
         "SesFeedbackFunction": outputs["SesFeedbackFunctionName"],
+        "PublishJourneyFunction": outputs["PublishJourneyFunctionName"],
     }
     return Settings.from_environ(environ), functions
 
@@ -286,20 +288,6 @@ def templates_list(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _invoke(args: argparse.Namespace, logical_id: str, payload: dict[str, Any]) -> Any:
-    import boto3
-
-    name = args.functions.get(logical_id)
-    if not name:
-        raise CliError(f"{logical_id} is not deployed here")
-    client: Any = boto3.client("lambda", region_name=args.region)
-    response = client.invoke(FunctionName=name, Payload=json.dumps(payload).encode())
-    body = json.loads(response["Payload"].read() or b"null")
-    if response.get("FunctionError"):
-        raise CliError(f"{logical_id} failed: {body.get('errorType')}: {body.get('errorMessage')}")
-    return body
-
-
 def mail_send(settings: Settings, args: argparse.Namespace) -> int:
     """Send one mail through send_email, exactly as a journey step does."""
     _, lead = _find_lead(settings, args.email)
@@ -307,7 +295,7 @@ def mail_send(settings: Settings, args: argparse.Namespace) -> int:
     payload = {"lead_id": lead.lead_id, "template_id": args.template, "idempotency_key": key}
     if args.version:
         payload["template_version"] = args.version
-    _print(_invoke(args, "SendEmailFunction", payload))
+    _print(invoke_function(args, "SendEmailFunction", payload))
     return 0
 
 
@@ -353,7 +341,7 @@ def mail_simulate(settings: Settings, args: argparse.Namespace) -> int:
             "bounce": {"bounceType": kind, "bounceSubType": "General"},
         }
     event = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": json.dumps(notification)}}]}
-    _print(_invoke(args, "SesFeedbackFunction", event))
+    _print(invoke_function(args, "SesFeedbackFunction", event))
     return 0
 
 
@@ -523,6 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (
         CliError,
         ClockCliError,
+        FunctionCliError,
         JourneyCliError,
         QualificationCliError,
         TsunaguError,

@@ -277,6 +277,64 @@ def journeys_compile(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _publishing(args: argparse.Namespace, payload: dict[str, Any]) -> dict[str, Any]:
+    """The publish_journey function's answer; what the user can fix is a JourneyCliError, one
+    line per problem."""
+    from tsunagu.cli_functions import invoke_function
+
+    answer: dict[str, Any] = invoke_function(args, "PublishJourneyFunction", payload)
+    if not answer.get("ok"):
+        problems = answer.get("problems") or []
+        lines = [f"{p['field']}: {p['message']}" for p in problems] or [answer.get("error", "")]
+        raise JourneyCliError("nothing was published:\n  " + "\n  ".join(lines))
+    return answer
+
+
+def journeys_publish(settings: Settings, args: argparse.Namespace) -> int:
+    """Validate, compile and publish a definition as a new version; new entries take it."""
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+        read_definition(text)  # the format first, here: the function checks it all again
+    except OSError as error:
+        raise JourneyCliError(f"cannot read {args.file}: {error.strerror}") from None
+    except ValidationFailed as error:
+        lines = [f"{p.field}: {p.message}" for p in error.errors]
+        message = f"{args.file}: nothing was published:\n  " + "\n  ".join(lines)
+        raise JourneyCliError(message) from None
+    payload: dict[str, Any] = {"action": "publish", "definition": json.loads(text)}
+    if args.note:
+        payload["note"] = args.note
+    answer = _publishing(args, payload)
+    journey, version = answer["journey_id"], answer["version"]
+    if not answer["changed"]:
+        print(f"{journey}: unchanged, version {version} is live")
+    else:
+        first = " (first publication: entered by `tsunagu journeys start` until it has triggers)"
+        print(f"{journey}: version {version} is live{first if answer['created'] else ''}")
+    return 0
+
+
+def journeys_versions(settings: Settings, args: argparse.Namespace) -> int:
+    answer = _publishing(args, {"action": "versions", "journey_id": args.journey})
+    for version in answer["versions"]:
+        live = "live" if version["version"] == answer["live"] else ""
+        note = version.get("note") or ""
+        print(f"{version['version']}\t{version['created_at']}\t{live}\t{note}".rstrip())
+    return 0
+
+
+def journeys_rollback(settings: Settings, args: argparse.Namespace) -> int:
+    payload: dict[str, Any] = {"action": "rollback", "journey_id": args.journey}
+    if args.to is not None:
+        payload["version"] = args.to
+    answer = _publishing(args, payload)
+    print(
+        f"{answer['journey_id']}: version {answer['version']} is live; running executions"
+        " finish on the version they started on"
+    )
+    return 0
+
+
 def journeys_schema(args: argparse.Namespace) -> int:
     """Offline: the JSON Schema of journey definitions."""
     sys.stdout.write(json.dumps(definition_schema(), ensure_ascii=False, indent=2) + "\n")
@@ -296,6 +354,21 @@ def add_journey_commands(groups: Any) -> None:
     commands.add_parser(
         "schema", help="the JSON Schema of journey definitions (no runtime needed)"
     ).set_defaults(run_offline=journeys_schema)
+    publish = commands.add_parser(
+        "publish", help="publish a definition as a new version (no deploy); new entries take it"
+    )
+    publish.add_argument("file", metavar="FILE")
+    publish.add_argument("--note", help="what changed, kept with the version")
+    publish.set_defaults(run=journeys_publish)
+    versions = commands.add_parser("versions", help="a published journey's versions")
+    versions.add_argument("journey")
+    versions.set_defaults(run=journeys_versions)
+    rollback = commands.add_parser(
+        "rollback", help="new entries take an earlier version (by default the one before)"
+    )
+    rollback.add_argument("journey")
+    rollback.add_argument("--to", type=int, metavar="VERSION")
+    rollback.set_defaults(run=journeys_rollback)
     show = commands.add_parser("show", help="a journey's definition")
     show.add_argument("journey")
     show.set_defaults(run=journeys_show)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from tsunagu.journeys.gate import FrequencyCap
     from tsunagu.journeys.lifecycle import EntryResult
     from tsunagu.journeys.model import Journey
+    from tsunagu.journeys.publishing import PublishingTarget
     from tsunagu.journeys.stream import JourneyRouting
     from tsunagu.leads.model import Lead
     from tsunagu.mail.send import MailPolicy, SendRequest, SendResult
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from tsunagu.store.mail import MailRepository
     from tsunagu.store.qualification import CrmRepository, QualificationRepository
     from tsunagu.store.ses import SesMessenger
+    from tsunagu.store.state_machines import StepFunctionsStateMachines
     from tsunagu.store.tracking import SiteRepository, TrackingRepository
     from tsunagu.tracking.settling import ClickSettling
     from tsunagu.tracking.tokens import TokenSigner
@@ -249,9 +251,41 @@ def allowed_send_time(settings: Settings, time_zone: str | None) -> Callable[[da
 
 
 def state_machine_arn(settings: Settings, journey: Journey) -> str:
+    """The journey's state machine, unqualified: its executions, of every version."""
     if not settings.state_machine_arn_prefix:
         raise RuntimeError("TSUNAGU_STATE_MACHINE_ARN_PREFIX is not set for this function")
     return settings.state_machine_arn_prefix + journey.state_machine
+
+
+def entry_arn(settings: Settings, journey: Journey) -> str:
+    """Where a lead's execution starts: a published journey's alias (the live version), or
+    the state machine deployed with the stack."""
+    if journey.published is not None:
+        return journey.published.alias_arn
+    return state_machine_arn(settings, journey)
+
+
+def publishing_target(settings: Settings) -> PublishingTarget:
+    """Where published journeys go: only the publishing function has the role and ARNs."""
+    from tsunagu.journeys.publishing import PublishingTarget
+
+    if not (settings.state_machine_arn_prefix and settings.journey_role_arn):
+        raise RuntimeError(
+            "TSUNAGU_STATE_MACHINE_ARN_PREFIX and TSUNAGU_JOURNEY_ROLE_ARN are not set for this"
+            " function: journeys are published by the publish_journey function"
+        )
+    return PublishingTarget(
+        arn_prefix=settings.state_machine_arn_prefix,
+        role_arn=settings.journey_role_arn,
+        activities=settings.journey_activities,
+    )
+
+
+@lru_cache(maxsize=8)
+def state_machines(settings: Settings) -> StepFunctionsStateMachines:
+    from tsunagu.store.state_machines import StepFunctionsStateMachines
+
+    return StepFunctionsStateMachines(settings)
 
 
 def enter_leads(
@@ -266,7 +300,7 @@ def enter_leads(
     """Enter each lead (manual starts, segments): one cause, so a repeat enters nobody twice."""
     from tsunagu.journeys.lifecycle import enter, lead_payload
 
-    arn = state_machine_arn(settings, journey)
+    arn = entry_arn(settings, journey)
     results = []
     for lead in leads:
         result = enter(
@@ -295,7 +329,7 @@ def journey_routing(settings: Settings) -> JourneyRouting:
         executions(settings),
         wait_repository(settings),
         clock(settings),
-        lambda journey: state_machine_arn(settings, journey),
+        lambda journey: entry_arn(settings, journey),
     )
 
 

@@ -46,6 +46,12 @@ class Settings(BaseModel):
     state_machine_arn_prefix: str | None = None
     """``arn:aws:states:<region>:<account>:stateMachine:<stack>-``: a journey's state machine is
     this plus its name (set where executions are started)."""
+    journey_role_arn: str | None = None
+    """The role every published journey's state machine runs with (set on the publishing
+    function)."""
+    journey_activity_arns: str = ""
+    """The functions a compiled journey calls, as ``JourneyGateFunctionArn=arn:...,...`` (the
+    compiler's substitutions, as template.yaml gives the stack's journeys)."""
     frequency_cap: str = "per_day=1,per_week=3,over=defer"
     """Marketing mails per lead across all journeys (see journeys.gate.FrequencyCap)."""
     api_url: str | None = None
@@ -123,6 +129,11 @@ class Settings(BaseModel):
         if "AWS_ENDPOINT_URL" in environ:
             values["aws_endpoint_url"] = environ["AWS_ENDPOINT_URL"]
         return cls.model_validate(values)
+
+    @property
+    def journey_activities(self) -> dict[str, str]:
+        pairs = (pair.partition("=") for pair in self.journey_activity_arns.split(","))
+        return {name.strip(): arn.strip() for name, _, arn in pairs if name.strip()}
 
     @property
     def allowlist(self) -> frozenset[str]:

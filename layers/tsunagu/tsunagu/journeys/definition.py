@@ -153,6 +153,9 @@ class JourneyDefinition(BaseModel):
 
     format: Literal["tsunagu.journey/1"] = Field(alias="$format")
     journey_id: str = Field(pattern=JOURNEY_ID_PATTERN)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    """The journey's name where people see it; a journey published for the first time takes
+    it (its id when there is none)."""
     description: str = Field(min_length=1, max_length=2000)
     """What the journey does, in a sentence or three: the state machine's Comment."""
     start: NodeId

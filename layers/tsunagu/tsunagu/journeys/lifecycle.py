@@ -144,6 +144,14 @@ class EntryResult:
     execution_arn: str | None = None
 
 
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """An execution's ARN, from the state machine, version or alias it was started on (execution
+    names are unique per state machine, whichever version ran them)."""
+    parts = state_machine_arn.split(":")
+    unqualified = ":".join(parts[:7])  # arn:aws:states:<region>:<account>:stateMachine:<name>
+    return f"{unqualified.replace(':stateMachine:', ':execution:')}:{name}"
+
+
 def enter(
     journey: Journey,
     lead_id: str,
@@ -171,7 +179,7 @@ def enter(
     if still_in and previous is not None and executions.is_running(previous.execution_arn):
         return EntryResult(journey.journey_id, False, "still_in_journey")
     if not repeat:
-        arn = f"{state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
+        arn = execution_arn(state_machine_arn, name)
         at = isoformat(now)
         entry = JourneyEntry(
             lead_id=lead_id,

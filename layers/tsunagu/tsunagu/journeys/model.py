@@ -93,6 +93,20 @@ class ResumePolicy(BaseModel):
     """pace: how many parked leads are released per minute."""
 
 
+class PublishedVersion(BaseModel):
+    """The version of the journey's state machine new entries take (tsunagu.journeys.publishing).
+    Entries start on the alias, so an execution finishes on the version it started on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int = Field(ge=1)
+    version_arn: str
+    alias_arn: str
+    published_at: str
+    note: str | None = Field(default=None, max_length=256)
+    """What changed, as the publisher said it (Step Functions' version description)."""
+
+
 class Journey(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -109,6 +123,9 @@ class Journey(BaseModel):
     resume: ResumePolicy = Field(default_factory=ResumePolicy)
     paused_at: str | None = None
     updated_at: str | None = None
+    published: PublishedVersion | None = None
+    """Set once the journey is published from its definition; None for a state machine
+    deployed with the stack (template.yaml), which entries start on directly."""
 
     def leaves_on_crm_status(self, status: str | None) -> bool:
         wanted = {s.casefold() for s in self.exit.crm_statuses}

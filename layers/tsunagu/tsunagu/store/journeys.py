@@ -12,7 +12,7 @@ from pynamodb.exceptions import PutError
 
 from tsunagu.clock import parse_instant
 from tsunagu.journeys.gate import EntryState, SendLedger
-from tsunagu.journeys.lifecycle import JourneyEntry, ParkedExecution, with_exit
+from tsunagu.journeys.lifecycle import JourneyEntry, ParkedExecution, execution_arn, with_exit
 from tsunagu.journeys.model import Journey
 from tsunagu.journeys.steps import GateView
 from tsunagu.journeys.waits import EventMatch, JourneyWait
@@ -315,7 +315,7 @@ class StepFunctionsExecutions(StepFunctionsResumer):
 
     def start(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str:
         """Start once: the same name again (a redelivered event) is not a second execution."""
-        arn = f"{state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
+        arn = execution_arn(state_machine_arn, name)
         try:
             response = self._client.start_execution(
                 stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload)

@@ -1,0 +1,294 @@
+"""Publishing a journey without a deploy: its definition validated and compiled, a new version of
+its own state machine published, and the journey's ``live`` alias pointed at it.
+
+Entries start on the alias (``services.entry_arn``): Step Functions binds an execution to the
+version it started on, so leads already in the journey finish the path they began while new
+entries take the new one. Rolling back points the alias at an earlier version; nothing else
+changes. A journey's first publication creates its state machine (named after the journey,
+with the stack's prefix) under the one role every published journey runs with, and its journey
+record if it had none; the record's policy (triggers, exits, status) stays the marketer's.
+
+Stack-deployed state machines (template.yaml) are left alone: publishing a shipped journey gives
+it its own published state machine, and its record points there from then on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tsunagu.clock import Clock, isoformat
+from tsunagu.errors import FieldError, NotFound, ValidationFailed
+from tsunagu.journeys.compiler import compile_journey
+from tsunagu.journeys.definition import JourneyDefinition
+from tsunagu.journeys.model import Journey, PublishedVersion
+
+LIVE_ALIAS = "live"
+MAX_STATE_MACHINE_NAME = 80  # Step Functions' limit
+_SUBSTITUTION_PREFIX = "${"
+
+
+@dataclass(frozen=True)
+class MachineVersion:
+    number: int
+    arn: str
+    created_at: str
+    note: str | None
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A published journey's state machine as Step Functions has it."""
+
+    arn: str
+    alias_arn: str | None
+    live_version_arn: str | None
+    """The version the alias routes every new execution to (None: no alias yet)."""
+
+
+class StateMachines(Protocol):
+    """The Step Functions calls publishing makes (tsunagu.store.state_machines)."""
+
+    def find(self, arn: str) -> Machine | None: ...
+
+    def create(self, name: str, definition: str, role_arn: str, note: str | None) -> str:
+        """Create and publish version 1: its version ARN."""
+        ...
+
+    def publish(self, arn: str, definition: str, note: str | None) -> str:
+        """Update the definition and publish it: the new version's ARN (an unchanged definition
+        gives the version that has it)."""
+        ...
+
+    def definition(self, version_arn: str) -> str: ...
+
+    def point_alias(self, machine: Machine, version_arn: str) -> str:
+        """Route every new execution to this version (the alias is created the first time)."""
+        ...
+
+    def versions(self, arn: str) -> list[MachineVersion]:
+        """Newest first."""
+        ...
+
+
+class JourneyRecords(Protocol):
+    def get_journey(self, journey_id: str) -> Journey | None: ...
+
+    def put_journey(self, journey: Journey, at: str) -> Journey: ...
+
+
+@dataclass(frozen=True)
+class PublishingTarget:
+    """Where published journeys live: from the settings of the function that publishes."""
+
+    arn_prefix: str
+    """``arn:aws:states:<region>:<account>:stateMachine:<stack>-``"""
+    role_arn: str
+    """The one role every published journey runs with."""
+    activities: Mapping[str, str]
+    """The compiled ASL's substitutions (``JourneyGateFunctionArn``) and their ARNs."""
+
+    def state_machine_name(self, journey_id: str) -> str:
+        """Without the stack prefix, as the journey record names it."""
+        return f"journey-{journey_id.replace('_', '-')}"
+
+    def state_machine_arn(self, journey_id: str) -> str:
+        return self.arn_prefix + self.state_machine_name(journey_id)
+
+
+@dataclass(frozen=True)
+class Publication:
+    journey_id: str
+    version: int
+    version_arn: str
+    alias_arn: str
+    changed: bool
+    """False when the definition was the live version's already (nothing was published)."""
+    created: bool
+    """True when this was the journey's first publication."""
+
+
+def substitute(asl: Mapping[str, Any], activities: Mapping[str, str]) -> str:
+    """The compiled ASL with every ``${Name}`` replaced by its ARN, as CloudFormation's
+    DefinitionSubstitutions do for the stack's journeys; a name with no ARN is refused."""
+    missing: set[str] = set()
+
+    def replace(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: replace(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [replace(item) for item in value]
+        if isinstance(value, str) and value.startswith(_SUBSTITUTION_PREFIX):
+            name = value[len(_SUBSTITUTION_PREFIX) : -1]
+            if name not in activities:
+                missing.add(name)
+                return value
+            return activities[name]
+        return value
+
+    substituted = replace(asl)
+    if missing:
+        raise RuntimeError(f"no ARN for the journey activities {sorted(missing)}")
+    return json.dumps(substituted, ensure_ascii=False, sort_keys=True)
+
+
+def publish(
+    definition: JourneyDefinition,
+    *,
+    note: str | None,
+    target: PublishingTarget,
+    machines: StateMachines,
+    journeys: JourneyRecords,
+    clock: Clock,
+    templates: set[str] | None = None,
+) -> Publication:
+    """Validate, compile and publish; ValidationFailed names each node that is wrong, and
+    nothing is published then."""
+    journey_id = definition.journey_id
+    name = target.state_machine_name(journey_id)
+    full_name = target.arn_prefix.rsplit(":", 1)[1] + name
+    if len(full_name) > MAX_STATE_MACHINE_NAME:
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "journey_id",
+                    f"the state machine would be named {full_name!r}, longer than Step"
+                    f" Functions' {MAX_STATE_MACHINE_NAME} characters: choose a shorter id",
+                )
+            ]
+        )
+    asl = substitute(compile_journey(definition, templates), target.activities)
+    arn = target.state_machine_arn(journey_id)
+    machine = machines.find(arn)
+    if machine is None:
+        version_arn = machines.create(full_name, asl, target.role_arn, note)
+        machine = Machine(arn=arn, alias_arn=None, live_version_arn=None)
+        changed = True
+    elif (
+        machine.live_version_arn is not None
+        and machines.definition(machine.live_version_arn) == asl
+    ):
+        version_arn, changed = machine.live_version_arn, False
+    else:
+        version_arn, changed = machines.publish(arn, asl, note), True
+    alias_arn = machine.alias_arn
+    if changed or alias_arn is None:
+        alias_arn = machines.point_alias(machine, version_arn)
+    record = journeys.get_journey(journey_id)
+    created = record is None
+    published_now = changed or record is None or record.published is None
+    if published_now:
+        _record_publication(
+            record or _new_record(definition, name),
+            PublishedVersion(
+                version=_version_number(version_arn),
+                version_arn=version_arn,
+                alias_arn=alias_arn,
+                published_at=isoformat(clock.now()),
+                note=note,
+            ),
+            name,
+            journeys,
+            clock,
+        )
+    return Publication(
+        journey_id=journey_id,
+        version=_version_number(version_arn),
+        version_arn=version_arn,
+        alias_arn=alias_arn,
+        changed=changed,
+        created=created,
+    )
+
+
+def versions(
+    journey_id: str, *, target: PublishingTarget, machines: StateMachines
+) -> tuple[list[MachineVersion], int | None]:
+    """The journey's published versions, newest first, and the live one's number."""
+    machine = machines.find(target.state_machine_arn(journey_id))
+    if machine is None:
+        raise NotFound(f"journey {journey_id!r} has never been published")
+    live = _version_number(machine.live_version_arn) if machine.live_version_arn else None
+    return machines.versions(machine.arn), live
+
+
+def rollback(
+    journey_id: str,
+    *,
+    to_version: int | None,
+    target: PublishingTarget,
+    machines: StateMachines,
+    journeys: JourneyRecords,
+    clock: Clock,
+) -> Publication:
+    """Point the alias back at ``to_version`` (by default the version before the live one).
+    Executions running on the newer version finish on it; new entries take the old one."""
+    published, live = versions(journey_id, target=target, machines=machines)
+    if to_version is None:
+        older = [v for v in published if live is None or v.number < live]
+        if not older:
+            raise NotFound(f"journey {journey_id!r} has no version before {live}")
+        chosen = older[0]
+    else:
+        found = [v for v in published if v.number == to_version]
+        if not found:
+            numbers = ", ".join(str(v.number) for v in published)
+            raise NotFound(f"journey {journey_id!r} has no version {to_version} (has {numbers})")
+        chosen = found[0]
+    machine = machines.find(target.state_machine_arn(journey_id))
+    assert machine is not None  # versions() found it
+    alias_arn = machines.point_alias(machine, chosen.arn)
+    record = journeys.get_journey(journey_id)
+    if record is None:
+        raise NotFound(f"journey {journey_id!r} has no record")
+    _record_publication(
+        record,
+        PublishedVersion(
+            version=chosen.number,
+            version_arn=chosen.arn,
+            alias_arn=alias_arn,
+            published_at=isoformat(clock.now()),
+            note=f"rolled back to version {chosen.number}",
+        ),
+        target.state_machine_name(journey_id),
+        journeys,
+        clock,
+    )
+    return Publication(
+        journey_id=journey_id,
+        version=chosen.number,
+        version_arn=chosen.arn,
+        alias_arn=alias_arn,
+        changed=live != chosen.number,
+        created=False,
+    )
+
+
+def _new_record(definition: JourneyDefinition, state_machine: str) -> Journey:
+    """A journey published for the first time: live, entered by hand until the marketer gives
+    it triggers (tsunagu journeys save), with the default exits and resume policy."""
+    return Journey(
+        journey_id=definition.journey_id,
+        name=definition.name or definition.journey_id,
+        state_machine=state_machine,
+        status="active",
+    )
+
+
+def _record_publication(
+    record: Journey,
+    published: PublishedVersion,
+    state_machine: str,
+    journeys: JourneyRecords,
+    clock: Clock,
+) -> None:
+    journeys.put_journey(
+        record.model_copy(update={"published": published, "state_machine": state_machine}),
+        isoformat(clock.now()),
+    )
+
+
+def _version_number(version_arn: str) -> int:
+    return int(version_arn.rsplit(":", 1)[1])

@@ -1,0 +1,139 @@
+"""Publishing a journey without a deploy: a journey that is not in template.yaml published on
+the local runtime, a lead entered, version 2 published while that lead waits, a second lead
+entered. Each lead finishes on the version it started on; a rollback sends new entries back to
+version 1; a definition that does not validate publishes nothing.
+
+Both versions send the welcome mail, wait two business days, then send a second mail: version
+1 the getting-started guide, version 2 the customer stories. Which second mail a lead got is
+which version it ran.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.journeys.harness import Runtime, import_lead, jst, sent_mails
+
+JOURNEY = "spring_webinar"
+MONDAY_MORNING = jst(2026, 12, 7, 9)
+FIRST, SECOND, THIRD = (f"{who}@example.jp" for who in ("aoki", "baba", "chiba"))
+
+
+def definition(second_mail: str) -> dict[str, Any]:
+    return {
+        "$format": "tsunagu.journey/1",
+        "journey_id": JOURNEY,
+        "name": "Spring webinar follow-up",
+        "description": "A welcome, and two business days later a second mail.",
+        "start": "welcome",
+        "nodes": [
+            {"id": "welcome", "kind": "send", "label": "the welcome mail",
+             "template": "welcome", "next": "before_second"},
+            {"id": "before_second", "kind": "wait", "label": "the second mail",
+             "rule": {"kind": "business_days_later", "days": 2, "at": "10:00"},
+             "next": "second"},
+            {"id": "second", "kind": "send", "label": "the second mail",
+             "template": second_mail},
+        ],
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    workdir = tmp_path_factory.mktemp("publishing")
+    started = Runtime.launch(
+        "publishing", workdir, clock_start=MONDAY_MORNING.isoformat(), options=("--no-demo",)
+    )
+    try:
+        started.wait_ready()
+        started.cli_ok("journeys", "install", "--site-url", "https://www.example.com")
+        yield started
+    finally:
+        started.stop()
+
+
+def publish(runtime: Runtime, second_mail: str, note: str) -> str:
+    path = runtime.workdir / f"{JOURNEY}-{second_mail}.json"
+    path.write_text(json.dumps(definition(second_mail)), encoding="utf-8")
+    return runtime.cli_ok("journeys", "publish", str(path), "--note", note)
+
+
+def enter(runtime: Runtime, email: str) -> str:
+    output = runtime.cli_ok("journeys", "start", JOURNEY, "--lead", email)
+    [arn] = [word.strip("()") for word in output.split() if word.startswith("(arn:")]
+    return arn
+
+
+def version_of(runtime: Runtime, execution_arn: str) -> str:
+    described = runtime.client("stepfunctions").describe_execution(executionArn=execution_arn)
+    return str(described["stateMachineVersionArn"]).rsplit(":", 1)[1]
+
+
+def second_mails(runtime: Runtime, lead_id: str) -> list[str]:
+    return [m.template_id for m in sent_mails(runtime, lead_id) if m.template_id != "welcome"]
+
+
+def test_each_lead_finishes_on_the_version_it_started_on(runtime: Runtime) -> None:
+    leads = {email: import_lead(runtime, email, "テスト 太郎") for email in (FIRST, SECOND)}
+    # Given the journey, which template.yaml does not have, published as version 1
+    assert f"{JOURNEY}: version 1 is live" in publish(runtime, "welcome-getting-started", "v1")
+    # ... and a lead entered, who has had the welcome mail and waits for the second
+    first = enter(runtime, FIRST)
+    runtime.settle()
+    assert [m.template_id for m in sent_mails(runtime, leads[FIRST])] == ["welcome"]
+
+    # When version 2 is published while that lead waits, and a second lead enters
+    published = publish(runtime, "welcome-customer-stories", "customer stories instead")
+    assert f"{JOURNEY}: version 2 is live" in published
+    second = enter(runtime, SECOND)
+    runtime.advance_by(timedelta(days=4))
+
+    # Then the first lead finished on version 1 and the second on version 2
+    assert runtime.history(first).status == "SUCCEEDED"
+    assert runtime.history(second).status == "SUCCEEDED"
+    assert version_of(runtime, first) == "1"
+    assert version_of(runtime, second) == "2"
+    assert second_mails(runtime, leads[FIRST]) == ["welcome-getting-started"]
+    assert second_mails(runtime, leads[SECOND]) == ["welcome-customer-stories"]
+    # ... and the versions are listed, newest first, with what changed
+    versions = runtime.cli_ok("journeys", "versions", JOURNEY).splitlines()
+    assert [line.split("\t")[0] for line in versions] == ["2", "1"]
+    assert versions[0].endswith("live\tcustomer stories instead")
+
+
+def test_publishing_the_same_definition_again_publishes_nothing(runtime: Runtime) -> None:
+    before = runtime.cli_ok("journeys", "versions", JOURNEY)
+    current = json.loads(runtime.cli_ok("journeys", "show", JOURNEY))["published"]["version"]
+    mail = "welcome-customer-stories" if current == 2 else "welcome-getting-started"
+    assert f"{JOURNEY}: unchanged, version {current} is live" in publish(runtime, mail, "again")
+    assert runtime.cli_ok("journeys", "versions", JOURNEY) == before
+
+
+def test_a_rollback_sends_new_entries_to_the_earlier_version(runtime: Runtime) -> None:
+    lead_id = import_lead(runtime, THIRD, "テスト 花子")
+    assert f"{JOURNEY}: version 1 is live" in runtime.cli_ok(
+        "journeys", "rollback", JOURNEY, "--to", "1"
+    )
+    third = enter(runtime, THIRD)
+    runtime.advance_by(timedelta(days=7))  # two business days, over a weekend
+    assert version_of(runtime, third) == "1"
+    assert second_mails(runtime, lead_id) == ["welcome-getting-started"]
+    assert "1\t" in runtime.cli_ok("journeys", "versions", JOURNEY)
+
+
+def test_a_definition_that_does_not_validate_publishes_nothing(runtime: Runtime) -> None:
+    before = runtime.cli_ok("journeys", "versions", JOURNEY)
+    broken = definition("no-such-template")
+    path: Path = runtime.workdir / "broken.json"
+    path.write_text(json.dumps(broken), encoding="utf-8")
+    done = runtime.cli("journeys", "publish", str(path))
+    assert done.returncode == 1
+    assert "nothing was published" in done.stderr
+    assert "second" in done.stderr and "no-such-template" in done.stderr, done.stderr
+    assert runtime.cli_ok("journeys", "versions", JOURNEY) == before

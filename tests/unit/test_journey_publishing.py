@@ -1,0 +1,205 @@
+"""Publishing's decisions, against an in-memory Step Functions (the runtime test is
+tests/journeys/test_publishing.py): what is created, published, pointed at and recorded."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tsunagu.clock import FixedClock
+from tsunagu.errors import NotFound, ValidationFailed
+from tsunagu.journeys.compiler import read_definition
+from tsunagu.journeys.definition import JourneyDefinition
+from tsunagu.journeys.model import Journey
+from tsunagu.journeys.publishing import (
+    Machine,
+    MachineVersion,
+    PublishingTarget,
+    publish,
+    rollback,
+    substitute,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFIX = "arn:aws:states:ap-northeast-1:123456789012:stateMachine:tsunagu-dev-"
+ACTIVITIES = {
+    name: f"arn:aws:lambda:ap-northeast-1:123456789012:function:{name}"
+    for name in (
+        "JourneyGateFunctionArn",
+        "SendEmailFunctionArn",
+        "WaitForEventFunctionArn",
+        "NextSendTimeFunctionArn",
+        "UpdateLeadFunctionArn",
+    )
+}
+TARGET = PublishingTarget(PREFIX, "arn:aws:iam::123456789012:role/journeys", ACTIVITIES)
+CLOCK = FixedClock(datetime(2026, 12, 7, 1, tzinfo=UTC))
+
+
+@dataclass
+class FakeStateMachines:
+    definitions: dict[str, list[str]] = field(default_factory=dict)
+    notes: dict[str, list[str | None]] = field(default_factory=dict)
+    live: dict[str, str] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+
+    def find(self, arn: str) -> Machine | None:
+        if arn not in self.definitions:
+            return None
+        alias = f"{arn}:live" if arn in self.live else None
+        return Machine(arn, alias, self.live.get(arn))
+
+    def create(self, name: str, definition: str, role_arn: str, note: str | None) -> str:
+        self.calls.append(f"create {name} as {role_arn}")
+        arn = PREFIX.rsplit(":", 1)[0] + ":" + name
+        self.definitions[arn], self.notes[arn] = [definition], [note]
+        return f"{arn}:1"
+
+    def publish(self, arn: str, definition: str, note: str | None) -> str:
+        self.calls.append(f"publish {arn}")
+        self.definitions[arn].append(definition)
+        self.notes[arn].append(note)
+        return f"{arn}:{len(self.definitions[arn])}"
+
+    def definition(self, version_arn: str) -> str:
+        arn, number = version_arn.rsplit(":", 1)
+        return self.definitions[arn][int(number) - 1]
+
+    def point_alias(self, machine: Machine, version_arn: str) -> str:
+        self.calls.append(f"alias -> {version_arn.rsplit(':', 1)[1]}")
+        self.live[machine.arn] = version_arn
+        return f"{machine.arn}:live"
+
+    def versions(self, arn: str) -> list[MachineVersion]:
+        return [
+            MachineVersion(n, f"{arn}:{n}", "2026-12-07T01:00:00Z", self.notes[arn][n - 1])
+            for n in range(len(self.definitions[arn]), 0, -1)
+        ]
+
+
+@dataclass
+class FakeJourneys:
+    records: dict[str, Journey] = field(default_factory=dict)
+
+    def get_journey(self, journey_id: str) -> Journey | None:
+        return self.records.get(journey_id)
+
+    def put_journey(self, journey: Journey, at: str) -> Journey:
+        self.records[journey.journey_id] = journey.model_copy(update={"updated_at": at})
+        return self.records[journey.journey_id]
+
+
+def welcome(description: str | None = None) -> JourneyDefinition:
+    definition = read_definition((ROOT / "journeys" / "welcome_nurture.json").read_text("utf-8"))
+    if description is None:
+        return definition
+    return definition.model_copy(update={"description": description})
+
+
+def test_the_first_publication_creates_the_machine_its_alias_and_a_live_record() -> None:
+    machines, journeys = FakeStateMachines(), FakeJourneys()
+    published = publish(
+        welcome(), note="first", target=TARGET, machines=machines, journeys=journeys, clock=CLOCK
+    )
+    assert (published.version, published.changed, published.created) == (1, True, True)
+    assert machines.calls == [
+        "create tsunagu-dev-journey-welcome-nurture as arn:aws:iam::123456789012:role/journeys",
+        "alias -> 1",
+    ]
+    record = journeys.records["welcome_nurture"]
+    assert record.status == "active" and record.state_machine == "journey-welcome-nurture"
+    assert record.published is not None and record.published.alias_arn == published.alias_arn
+    # Every substitution is an ARN: nothing of the template's ${...} is left
+    asl = machines.definition(published.version_arn)
+    assert "${" not in asl and ACTIVITIES["JourneyGateFunctionArn"] in asl
+
+
+def test_an_existing_record_keeps_its_policy_and_points_at_the_new_version() -> None:
+    machines = FakeStateMachines()
+    paused = Journey(
+        journey_id="welcome_nurture",
+        name="Welcome",
+        state_machine="welcome-nurture",
+        status="paused",
+        paused_at="2026-12-06T00:00:00Z",
+    )
+    journeys = FakeJourneys({"welcome_nurture": paused})
+    publish(welcome(), note=None, target=TARGET, machines=machines, journeys=journeys, clock=CLOCK)
+    second = publish(
+        welcome("Changed."), note="v2", target=TARGET, machines=machines, journeys=journeys,
+        clock=CLOCK,
+    )  # fmt: skip
+    assert (second.version, second.changed, second.created) == (2, True, False)
+    record = journeys.records["welcome_nurture"]
+    assert (record.status, record.paused_at, record.name) == ("paused", paused.paused_at, "Welcome")
+    assert record.published is not None and record.published.version == 2
+    assert record.published.note == "v2"
+
+
+def test_the_same_definition_again_publishes_nothing() -> None:
+    machines, journeys = FakeStateMachines(), FakeJourneys()
+    publish(welcome(), note=None, target=TARGET, machines=machines, journeys=journeys, clock=CLOCK)
+    calls = list(machines.calls)
+    again = publish(
+        welcome(), note=None, target=TARGET, machines=machines, journeys=journeys, clock=CLOCK
+    )
+    assert (again.version, again.changed) == (1, False)
+    assert machines.calls == calls
+
+
+def test_a_definition_that_does_not_validate_publishes_nothing() -> None:
+    machines, journeys = FakeStateMachines(), FakeJourneys()
+    with pytest.raises(ValidationFailed) as refused:
+        publish(
+            welcome(), note=None, target=TARGET, machines=machines, journeys=journeys,
+            clock=CLOCK, templates={"welcome"},
+        )  # fmt: skip
+    assert any(e.field == "campaign_offer" for e in refused.value.errors), refused.value.errors
+    assert machines.calls == [] and journeys.records == {}
+
+
+def test_a_journey_id_too_long_for_a_state_machine_name_is_refused() -> None:
+    data = json.loads((ROOT / "journeys" / "re_engagement.json").read_text("utf-8"))
+    data["journey_id"] = "a" * 63
+    with pytest.raises(ValidationFailed) as refused:
+        publish(
+            JourneyDefinition.model_validate(data), note=None, target=TARGET,
+            machines=FakeStateMachines(), journeys=FakeJourneys(), clock=CLOCK,
+        )  # fmt: skip
+    assert refused.value.errors[0].field == "journey_id"
+    assert "80 characters" in refused.value.errors[0].message
+
+
+def test_a_rollback_points_the_alias_back_and_says_so_on_the_record() -> None:
+    machines, journeys = FakeStateMachines(), FakeJourneys()
+    for description in ("One.", "Two.", "Three."):
+        publish(
+            welcome(description), note=description, target=TARGET, machines=machines,
+            journeys=journeys, clock=CLOCK,
+        )  # fmt: skip
+    back = rollback(
+        "welcome_nurture", to_version=None, target=TARGET, machines=machines, journeys=journeys,
+        clock=CLOCK,
+    )  # fmt: skip
+    assert back.version == 2  # the one before the live one
+    record = journeys.records["welcome_nurture"].published
+    assert record is not None and (record.version, record.note) == (2, "rolled back to version 2")
+    with pytest.raises(NotFound, match="has no version 7"):
+        rollback(
+            "welcome_nurture", to_version=7, target=TARGET, machines=machines,
+            journeys=journeys, clock=CLOCK,
+        )  # fmt: skip
+    with pytest.raises(NotFound, match="never been published"):
+        rollback(
+            "re_engagement", to_version=None, target=TARGET, machines=machines,
+            journeys=journeys, clock=CLOCK,
+        )  # fmt: skip
+
+
+def test_a_substitution_without_an_arn_is_refused() -> None:
+    with pytest.raises(RuntimeError, match="SendEmailFunctionArn"):
+        substitute({"FunctionName": "${SendEmailFunctionArn}"}, {})
