@@ -18,7 +18,9 @@ to show that the product keeps its promises - no mail twice, no journey step los
   mail is in the mailbox, the caller gets a 500).
 
 A spec is ``kind=probability`` pairs separated by commas, ``all=P`` for every kind and
-``seed=N`` for the random choices (``"seed=7,all=0.03,ses_answer_lost=0.01"``). The choices are
+``seed=N`` for the random choices (``"seed=7,all=0.03,ses_answer_lost=0.01"``); ``first=1``
+makes every kind with a probability fire at its first chance, so a short run injects each kind
+however few chances it has (a batch of two records comes rarely in a small run). The choices are
 drawn from one seeded generator; which invocation draws which number still depends on how the
 runtime's threads interleave. ``GET /_local/faults`` answers the spec and how many faults of each
 kind were injected.
@@ -62,6 +64,8 @@ class FaultPlan:
 
     probabilities: dict[Fault, float] = field(default_factory=dict)
     seed: int = 0
+    first_chance: bool = False
+    """Every kind with a probability fires at its first chance, then by its probability."""
 
     @classmethod
     def parse(cls, spec: str) -> FaultPlan:
@@ -77,6 +81,9 @@ class FaultPlan:
                 if name == "seed":
                     plan.seed = int(value)
                     continue
+                if name == "first":
+                    plan.first_chance = bool(int(value))
+                    continue
                 probability = float(value)
             except ValueError:
                 raise FaultSpecError(f"{part!r}: not a number") from None
@@ -88,12 +95,13 @@ class FaultPlan:
                 plan.probabilities[Fault(name)] = probability
             else:
                 kinds = ", ".join(f.value for f in Fault)
-                raise FaultSpecError(f"no fault {name!r} (kinds: {kinds}, all, seed)")
+                raise FaultSpecError(f"no fault {name!r} (kinds: {kinds}, all, seed, first)")
         return plan
 
     def describe(self) -> str:
         chances = ",".join(f"{kind}={p:g}" for kind, p in self.probabilities.items() if p)
-        return f"seed={self.seed}" + (f",{chances}" if chances else "")
+        first = ",first=1" if self.first_chance else ""
+        return f"seed={self.seed}{first}" + (f",{chances}" if chances else "")
 
 
 class FaultInjector:
@@ -110,7 +118,8 @@ class FaultInjector:
         if probability <= 0.0:
             return False
         with self._lock:
-            fired = self._random.random() < probability
+            first = self.plan.first_chance and self.injected[kind] == 0
+            fired = first or self._random.random() < probability
             if fired:
                 self.injected[kind] += 1
         if fired:

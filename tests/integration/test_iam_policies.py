@@ -90,6 +90,7 @@ EXPECTED = {
     ("publish_journey", "states:UpdateStateMachineAlias"),
     ("publish_journey", "states:ListStateMachineVersions"),
     ("publish_journey", "dynamodb:PutItem"),
+    ("journey_decide", "dynamodb:PutItem"),
 }
 FUNCTIONS_DRIVEN = {
     "capture_form",
@@ -107,6 +108,7 @@ FUNCTIONS_DRIVEN = {
     "crm_webhook",
     "enter_segments",
     "publish_journey",
+    "journey_decide",
 }
 
 
@@ -556,6 +558,9 @@ def drive_every_function(q: Qualified, monkeypatch: pytest.MonkeyPatch) -> None:
     update = load_event("update_lead", "tag_pricing_interest")
     update["lead_id"] = lead_id
     aws.function("update_lead").invoke(update)
+    decide = load_event("journey_decide", "split")
+    decide["lead_id"] = lead_id
+    assert aws.function("journey_decide").invoke(decide)["outcome"] in ("a", "b")
 
     # click_link on the waited-for mail -> route_events resumes the wait (SendTaskSuccess).
     q.click(lead_id, "msg_clicked")

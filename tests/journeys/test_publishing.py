@@ -137,3 +137,80 @@ def test_a_definition_that_does_not_validate_publishes_nothing(runtime: Runtime)
     assert "nothing was published" in done.stderr
     assert "second" in done.stderr and "no-such-template" in done.stderr, done.stderr
     assert runtime.cli_ok("journeys", "versions", JOURNEY) == before
+
+
+# ---------------------------------------------------------------- decisions
+DECIDING = "pricing_follow_up"
+TAGGED = "dai@example.jp"
+UNTAGGED = tuple(f"lead{n}@example.jp" for n in range(8))
+
+
+def deciding_definition() -> dict[str, Any]:
+    return {
+        "$format": "tsunagu.journey/1",
+        "journey_id": DECIDING,
+        "description": "Pricing readers get the offer; the others an A/B test, less a control.",
+        "start": "interest",
+        "nodes": [
+            {"id": "interest", "kind": "branch", "label": "the pricing interest",
+             "cases": [{"outcome": "pricing", "when": "tag=interest:pricing", "next": "offer"}],
+             "default": "control"},
+            {"id": "control", "kind": "holdout", "label": "the control group", "percent": 25,
+             "next": "subject_test"},
+            {"id": "subject_test", "kind": "split", "label": "the second-mail test",
+             "paths": [{"outcome": "guide", "percent": 50, "next": "guide"},
+                       {"outcome": "stories", "percent": 50, "next": "stories"}]},
+            {"id": "offer", "kind": "send", "label": "the offer",
+             "template": "welcome-campaign-offer"},
+            {"id": "guide", "kind": "send", "label": "the guide",
+             "template": "welcome-getting-started"},
+            {"id": "stories", "kind": "send", "label": "the stories",
+             "template": "welcome-customer-stories"},
+        ],
+    }  # fmt: skip
+
+
+def expected_path(lead_id: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """(node, outcome) decisions and mails for an untagged lead, from the draws themselves."""
+    from tsunagu.journeys.decisions import draw
+
+    decisions = [("interest", "default")]
+    if draw(DECIDING, "control", lead_id) < 25:
+        return [*decisions, ("control", "holdout")], []
+    decisions.append(("control", "continue"))
+    if draw(DECIDING, "subject_test", lead_id) < 50:
+        return [*decisions, ("subject_test", "guide")], ["welcome-getting-started"]
+    return [*decisions, ("subject_test", "stories")], ["welcome-customer-stories"]
+
+
+def test_branch_holdout_and_split_decide_per_lead_and_say_why(runtime: Runtime) -> None:
+    path = runtime.workdir / f"{DECIDING}.json"
+    path.write_text(json.dumps(deciding_definition()), encoding="utf-8")
+    runtime.cli_ok("journeys", "publish", str(path))
+    leads = {TAGGED: import_lead(runtime, TAGGED, "テスト 大", tags=["interest:pricing"])}
+    leads.update({email: import_lead(runtime, email, "テスト 次郎") for email in UNTAGGED})
+    for email in leads:
+        runtime.cli_ok("journeys", "start", DECIDING, "--lead", email)
+    runtime.settle()
+
+    def decisions(lead_id: str) -> list[tuple[str, str]]:
+        found = [e for e in runtime.events(lead_id) if e.type == "journey_decision"]
+        ordered = sorted(found, key=lambda e: e.occurred_at)
+        return [(str(e.properties["node"]), str(e.properties["outcome"])) for e in ordered]
+
+    def mails(lead_id: str) -> list[str]:
+        return [m.template_id for m in sent_mails(runtime, lead_id)]
+
+    # The tagged lead: the branch's case, with the tags it read
+    assert decisions(leads[TAGGED]) == [("interest", "pricing")]
+    assert mails(leads[TAGGED]) == ["welcome-campaign-offer"]
+    # Every other lead: the default, then its own draws, the same as the domain computes them
+    # (the rates over many leads: tests/unit/test_journey_decisions.py)
+    for email in UNTAGGED:
+        expected_decisions, expected_mails = expected_path(leads[email])
+        assert decisions(leads[email]) == expected_decisions, email
+        assert mails(leads[email]) == expected_mails, email
+    # ... and the timeline says why
+    timeline = runtime.cli_ok("leads", "timeline", TAGGED)
+    assert f"{DECIDING}.interest -> pricing" in timeline
+    assert "tag=['interest:pricing']" in timeline

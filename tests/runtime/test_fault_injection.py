@@ -65,7 +65,18 @@ def test_a_spec_names_kinds_with_probabilities_all_of_them_and_a_seed() -> None:
     assert FaultPlan.parse(plan.describe()).probabilities == plan.probabilities
 
 
-@pytest.mark.parametrize("spec", ["nonsense=0.1", "all=2", "task_throttled", "seed=x"])
+def test_with_first_every_kind_fires_at_its_first_chance_then_by_its_probability() -> None:
+    plan = FaultPlan.parse("seed=1,first=1,batch_crash_part_way=0.01,ses_throttled=0.01")
+    assert plan.first_chance and FaultPlan.parse(plan.describe()) == plan
+    faults.install(plan)
+    crashes = [faults.fires(Fault.BATCH_CRASH_PART_WAY) for _ in range(100)]
+    assert crashes[0] and sum(crashes) < 10  # the first, then about one in a hundred
+    assert faults.fires(Fault.SES_THROTTLED)  # each kind's own first chance
+    assert not faults.fires(Fault.TASK_THROTTLED)  # a kind without a probability never fires
+    faults.install(None)
+
+
+@pytest.mark.parametrize("spec", ["nonsense=0.1", "all=2", "task_throttled", "seed=x", "first=yes"])
 def test_a_spec_that_cannot_be_read_is_refused(spec: str) -> None:
     with pytest.raises(FaultSpecError):
         FaultPlan.parse(spec)

@@ -28,6 +28,9 @@ def lead(**overrides: Any) -> Lead:
         "updated_at": isoformat(NOW - timedelta(days=10)),
         "last_activity_at": isoformat(NOW - timedelta(days=95)),
         "tags": {"seminar-2026-12", "interest:pricing"},
+        "score": 72.5,
+        "grade": "B",
+        "crm_status": "Working",
     }
     return Lead(**{**values, **overrides})
 
@@ -50,8 +53,10 @@ def test_a_segment_is_parsed_into_its_conditions() -> None:
         ("stage", "is not NAME=VALUE"),
         ("stage:lead", "is not NAME=VALUE"),
         ("colour=red", "unknown filter 'colour'"),
-        ("stage>=3", "use silent_days>=N"),
-        ("silent_days=90", "use silent_days>=N"),
+        ("stage>=3", "stage: use silent_days and score with >=N"),
+        ("silent_days=90", "silent_days: use silent_days and score with >=N"),
+        ("score=70", "score: use silent_days and score with >=N"),
+        ("score>=high", "whole number"),
         ("silent_days>=ninety", "whole number"),
         ("silent_days>=-5", "whole number"),
         ("stage=lead,bogus=1", "unknown filter 'bogus'"),
@@ -80,6 +85,12 @@ def test_a_bad_segment_is_refused_with_a_reason(text: str, message: str) -> None
         ("silent_days>=96", False),
         ("stage=lead,tag=interest:pricing,silent_days>=30", True),
         ("stage=lead,tag=nope", False),  # every condition must hold
+        ("score>=70", True),
+        ("score>=73", False),
+        ("grade=b", True),  # compared case-insensitively
+        ("grade=A", False),
+        ("crm_status=working", True),
+        ("crm_status=won", False),
     ],
 )
 def test_each_filter_selects(text: str, selected: bool) -> None:
@@ -114,3 +125,21 @@ def test_every_filter_the_cli_help_offers_is_accepted() -> None:
         except ValueError as error:
             refused.append(f"{example}: {error}")
     assert refused == []
+
+
+def test_a_lead_without_a_score_grade_or_crm_status_has_none_of_them() -> None:
+    bare = lead(score=None, grade=None, crm_status=None)
+    assert not Segment.parse("score>=1").selects(bare, NOW)
+    assert Segment.parse("score>=0").selects(bare, NOW)
+    assert not Segment.parse("grade=B").selects(bare, NOW)
+    assert not Segment.parse("crm_status=working").selects(bare, NOW)
+
+
+def test_the_values_a_filter_read_say_why_it_selected() -> None:
+    segment = Segment.parse("tag=nope,score>=70,silent_days>=30,grade=B")
+    assert segment.values(lead(), NOW) == {
+        "tag": ["interest:pricing", "seminar-2026-12"],
+        "score": 72.5,
+        "silent_days": 95,
+        "grade": "B",
+    }

@@ -208,6 +208,11 @@ def leads_timeline(settings: Settings, args: argparse.Namespace) -> int:
         elif event.type in ("mail_opened", "link_clicked"):
             human += 1
         detail = props.get("url") or props.get("form_id") or props.get("message_id") or ""
+        if event.type == "journey_decision":  # why this branch: the values the decision read
+            why = ", ".join(f"{k}={v}" for k, v in sorted((props.get("values") or {}).items()))
+            control = " (control group)" if props.get("control_group") else ""
+            detail = f"{props.get('journey_id')}.{props.get('node')} -> {props.get('outcome')}"
+            detail += f"{control}  [{why}]"
         utm = props.get("utm") or {}
         campaign = f"  utm={','.join(f'{k}:{v}' for k, v in utm.items())}" if utm else ""
         print(f"{event.occurred_at}  {who}{event.type:<16} {detail}{campaign}{flag}")

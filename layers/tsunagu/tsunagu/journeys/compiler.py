@@ -21,14 +21,18 @@ from tsunagu.api.requests import load_json_object
 from tsunagu.client_values import validation_failed
 from tsunagu.errors import FieldError, ValidationFailed
 from tsunagu.journeys.definition import (
+    Branch,
     End,
+    Holdout,
     JourneyDefinition,
     Node,
     Send,
+    Split,
     UpdateLead,
     Wait,
     WaitFor,
 )
+from tsunagu.journeys.segments import Segment
 
 ASL = dict[str, Any]
 
@@ -66,6 +70,7 @@ RESERVED_SLOTS = frozenset(
         "release",
         "timed_out",
         "not_paused",
+        "decision",
     }
 )
 """Keys of the execution's state that the input or the generated states write: a send's result
@@ -98,6 +103,22 @@ def _wait_for_state(node: WaitFor) -> str:
     return f"Wait for {node.label}"
 
 
+def _decide_state(node: Branch | Split | Holdout) -> str:
+    return f"Decide {node.label}" if isinstance(node, Branch) else f"Draw {node.label}"
+
+
+def _which_state(node: Branch | Split | Holdout) -> str:
+    if isinstance(node, Branch):
+        return f"Which way after {node.label}?"
+    if isinstance(node, Split):
+        return f"Which path of {node.label}?"
+    return f"Is the lead in {node.label}?"
+
+
+def _kept_state(node: Holdout) -> str:
+    return f"Keep the lead in {node.label}"
+
+
 def entry_state(node: Node) -> str:
     """The state other nodes go to when they go to this node."""
     if isinstance(node, Send):
@@ -106,6 +127,8 @@ def entry_state(node: Node) -> str:
         return _schedule_state(node)
     if isinstance(node, WaitFor):
         return _wait_for_state(node)
+    if isinstance(node, Branch | Split | Holdout):
+        return _decide_state(node)
     return node.label
 
 
@@ -123,6 +146,10 @@ def _state_names(node: Node) -> list[str]:
         return [_schedule_state(node), _wait_state(node)]
     if isinstance(node, WaitFor):
         return [_wait_for_state(node)] + ([node.question] if node.question else [])
+    if isinstance(node, Holdout):
+        return [_decide_state(node), _which_state(node), _kept_state(node)]
+    if isinstance(node, Branch | Split):
+        return [_decide_state(node), _which_state(node)]
     return [node.label]
 
 
@@ -132,6 +159,10 @@ def _state_names(node: Node) -> list[str]:
 def _edges(node: Node) -> list[str]:
     if isinstance(node, WaitFor):
         return [e.next for e in node.exits] + ([node.timed_out] if node.timed_out else [])
+    if isinstance(node, Branch):
+        return [c.next for c in node.cases] + ([node.default] if node.default else [])
+    if isinstance(node, Split):
+        return [p.next for p in node.paths]
     if isinstance(node, End):
         return []
     return [node.next] if node.next else []
@@ -167,6 +198,10 @@ def validate(definition: JourneyDefinition, templates: Collection[str] | None = 
             problem(node.id, f"sends template {node.template!r}, which does not exist")
         if isinstance(node, Wait):
             _check_rule(node, problem)
+        if isinstance(node, Branch):
+            _check_branch(node, problem)
+        if isinstance(node, Split):
+            _check_split(node, problem)
     seen: dict[str, str] = {LEFT_THE_JOURNEY: ""}  # the gate's own exit
     for node in definition.nodes:
         names = _state_names(node)
@@ -201,6 +236,36 @@ def _check_wait_for(node: WaitFor, slots: set[str], problem: Any) -> None:
     for event in node.events:
         if event.of_mail is not None and event.of_mail not in slots:
             problem(node.id, f"waits for activity of {event.of_mail!r}, which no send records")
+
+
+def _check_branch(node: Branch, problem: Any) -> None:
+    if node.default is None:
+        problem(node.id, "has no default: say where a lead no case selects goes")
+    for outcome in _repeated(c.outcome for c in node.cases):
+        problem(node.id, f"has two cases with the outcome {outcome!r}")
+    for case in node.cases:
+        try:
+            Segment.parse(case.when)
+        except ValueError as error:
+            problem(node.id, f"case {case.outcome!r}: {error}")
+
+
+def _check_split(node: Split, problem: Any) -> None:
+    total = sum(p.percent for p in node.paths)
+    if total != 100:
+        problem(node.id, f"shares {total}% of the leads: the paths' percents must add up to 100")
+    for outcome in _repeated(p.outcome for p in node.paths):
+        problem(node.id, f"has two paths with the outcome {outcome!r}")
+
+
+def _repeated(outcomes: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    repeated = []
+    for outcome in outcomes:
+        if outcome in seen and outcome not in repeated:
+            repeated.append(outcome)
+        seen.add(outcome)
+    return repeated
 
 
 def _check_rule(node: Wait, problem: Any) -> None:
@@ -353,7 +418,61 @@ class _Compiler:
             return self._wait_for(node)
         if isinstance(node, UpdateLead):
             return self._update_lead(node)
+        if isinstance(node, Branch):
+            assert node.default is not None  # validated
+            cases = [{"outcome": c.outcome, "when": c.when} for c in node.cases]
+            ways = [(c.outcome, self._to(c.next)) for c in node.cases]
+            return self._decision(node, {"kind": "branch", "cases": cases}, ways, node.default)
+        if isinstance(node, Split):
+            paths = [{"outcome": p.outcome, "percent": p.percent} for p in node.paths]
+            ways = [(p.outcome, self._to(p.next)) for p in node.paths[:-1]]
+            last = node.paths[-1].next
+            return self._decision(node, {"kind": "split", "paths": paths}, ways, last)
+        if isinstance(node, Holdout):
+            kept = _kept_state(node)
+            states = self._decision(
+                node, {"kind": "holdout", "percent": node.percent}, [("holdout", kept)], node.next
+            )
+            states[kept] = {
+                "Type": "Succeed",
+                "Comment": "A control group: the lead gets nothing more from this journey.",
+            }
+            return states
         return {node.label: {"Type": "Succeed"}}
+
+    def _decision(
+        self,
+        node: Branch | Split | Holdout,
+        decision: ASL,
+        ways: list[tuple[str, str]],
+        otherwise: str,
+    ) -> ASL:
+        """The journey_decide task (which records the decision on the lead) and the Choice on
+        its outcome."""
+        return {
+            _decide_state(node): _lambda_task(
+                "${JourneyDecideFunctionArn}",
+                {
+                    "journey_id": self.journey_id,
+                    "node": node.id,
+                    "lead_id.$": "$.lead_id",
+                    "execution_id.$": "$$.Execution.Id",
+                    "entered_at.$": "$$.State.EnteredTime",
+                    "decision": decision,
+                },
+                ResultSelector={"outcome.$": "$.Payload.outcome"},
+                ResultPath="$.decision",
+                Next=_which_state(node),
+            ),
+            _which_state(node): {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.decision.outcome", "StringEquals": outcome, "Next": target}
+                    for outcome, target in ways
+                ],
+                "Default": self._to(otherwise),
+            },
+        }
 
     def _to(self, node_id: str) -> str:
         return entry_state(self.nodes[node_id])

@@ -135,6 +135,58 @@ class UpdateLead(_Node):
     next: NodeId | None = None
 
 
+class Case(BaseModel):
+    """One way a ``branch`` can go: the first case whose filter holds for the lead decides."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    outcome: str = Field(pattern=OUTCOME_PATTERN)
+    when: str = Field(min_length=1, max_length=500)
+    """A lead filter (``tag=interest:pricing,score>=50``): stage, tag, source, domain, grade,
+    crm_status with ``=``; score, silent_days with ``>=``; every condition must hold."""
+    next: NodeId
+
+
+class Branch(_Node):
+    """Ordered cases on the lead as it is when it gets here; none holding, ``default``.
+    ``label`` names the decision ("the pricing interest" gives "Decide the pricing
+    interest")."""
+
+    kind: Literal["branch"]
+    cases: list[Case] = Field(min_length=1, max_length=10)
+    default: NodeId | None = None
+    """Where a lead no case selects goes. Left out, the definition is refused: a lead no case
+    selects would be stranded."""
+
+
+class Path(BaseModel):
+    """One path of a ``split``, and its share of the leads."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    outcome: str = Field(pattern=OUTCOME_PATTERN)
+    percent: int = Field(ge=1, le=99)
+    next: NodeId
+
+
+class Split(_Node):
+    """Leads shared out between paths at random, the same lead always the same way (an A/B
+    test); the shares add up to 100. ``label`` names the test ("the subject-line test")."""
+
+    kind: Literal["split"]
+    paths: list[Path] = Field(min_length=2, max_length=10)
+
+
+class Holdout(_Node):
+    """A share of leads leaves the journey here and is kept as a control group (recorded as
+    such, for the reports); the rest go on. ``label`` names the group ("the control
+    group")."""
+
+    kind: Literal["holdout"]
+    percent: int = Field(ge=1, le=50)
+    next: NodeId
+
+
 class End(_Node):
     """The journey ends here for the lead. ``label`` is the whole sentence ("The lead has had
     every mail")."""
@@ -142,7 +194,10 @@ class End(_Node):
     kind: Literal["end"]
 
 
-Node = Annotated[Send | Wait | WaitFor | UpdateLead | End, Field(discriminator="kind")]
+Node = Annotated[
+    Send | Wait | WaitFor | Branch | Split | Holdout | UpdateLead | End,
+    Field(discriminator="kind"),
+]
 
 
 class JourneyDefinition(BaseModel):

@@ -1,4 +1,5 @@
-"""A simple lead filter for manual entry: ``stage=lead,tag=seminar-2026-12,silent_days>=90``."""
+"""A simple lead filter: ``stage=lead,tag=seminar-2026-12,silent_days>=90``. Manual entries,
+segment triggers and a journey's ``branch`` cases all read it (tsunagu.journeys.decisions)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from datetime import datetime, timedelta
 from tsunagu.clock import parse_instant
 from tsunagu.leads.model import Lead
 
-_KNOWN = ("stage", "tag", "source", "domain", "silent_days")
+_KNOWN = ("stage", "tag", "source", "domain", "grade", "crm_status", "silent_days", "score")
+_AT_LEAST = ("silent_days", "score")
+"""Compared with ``>=`` (a number); the others with ``=``."""
 
 
 @dataclass(frozen=True)
@@ -35,10 +38,11 @@ class Segment:
             name, value = name.strip(), value.strip()
             if name not in _KNOWN:
                 raise ValueError(f"unknown filter {name!r}: use {', '.join(_KNOWN)}")
-            if (name == "silent_days") != (operator == ">="):
-                raise ValueError(f"{name}: use silent_days>=N, and = for the others")
-            if name == "silent_days" and not value.isdigit():
-                raise ValueError(f"silent_days needs a whole number of days, not {value!r}")
+            if (name in _AT_LEAST) != (operator == ">="):
+                at_least = " and ".join(_AT_LEAST)
+                raise ValueError(f"{name}: use {at_least} with >=N, = for the others")
+            if name in _AT_LEAST and not value.isdigit():
+                raise ValueError(f"{name} needs a whole number, not {value!r}")
             conditions.append(Condition(name, operator, value))
         if not conditions:
             raise ValueError("an empty segment would select every lead; name a filter")
@@ -46,6 +50,24 @@ class Segment:
 
     def selects(self, lead: Lead, now: datetime) -> bool:
         return all(_holds(c, lead, now) for c in self.conditions)
+
+    def values(self, lead: Lead, now: datetime) -> dict[str, object]:
+        """What the lead had for each name the filter reads: why it did or did not select it."""
+        return {c.name: _value(c.name, lead, now) for c in self.conditions}
+
+
+def _value(name: str, lead: Lead, now: datetime) -> object:
+    if name == "tag":
+        return sorted(lead.tags)
+    if name == "source":
+        return list(lead.sources)
+    if name == "domain":
+        return lead.email.rsplit("@", 1)[-1].casefold()
+    if name == "silent_days":
+        return (now - parse_instant(lead.last_activity_at or lead.created_at)).days
+    return {"stage": lead.stage, "grade": lead.grade, "crm_status": lead.crm_status}.get(
+        name, lead.score
+    )
 
 
 def _holds(condition: Condition, lead: Lead, now: datetime) -> bool:
@@ -58,5 +80,11 @@ def _holds(condition: Condition, lead: Lead, now: datetime) -> bool:
         return value in lead.sources
     if name == "domain":
         return lead.email.rsplit("@", 1)[-1].casefold() == value.casefold()
+    if name == "grade":
+        return (lead.grade or "").casefold() == value.casefold()
+    if name == "crm_status":
+        return (lead.crm_status or "").casefold() == value.casefold()
+    if name == "score":
+        return (lead.score or 0) >= int(value)
     last = parse_instant(lead.last_activity_at or lead.created_at)
     return now - last >= timedelta(days=int(value))
