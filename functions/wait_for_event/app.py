@@ -34,6 +34,9 @@ class WaitForEventInput(BaseModel):
     """Several events, any of which ends the wait (each with a ``label`` to branch on)."""
     timeout_seconds: int = Field(ge=1, le=365 * 24 * 3600)
     """The same as the task's TimeoutSeconds: the wait is forgotten after it."""
+    journey_id: str | None = Field(default=None, max_length=63)
+    node: str | None = Field(default=None, max_length=63)
+    """The wait_for node: the event that ends the wait is recorded as its decision."""
 
 
 @observed()
@@ -51,5 +54,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         request.timeout_seconds,
         store=services.wait_repository(settings),
         clock=services.clock(settings),
+        journey_id=request.journey_id,
+        node=request.node,
     )
     return {"registered": wait.wait_id, "deadline": wait.deadline}

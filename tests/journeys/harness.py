@@ -590,10 +590,11 @@ class Director:
             except BaseException as error:  # handed to the test that waits for this step
                 future.set_exception(error)
                 outcome = f"failed: {error!r}"[:300]
-            self.log.append(
-                f"{self.ran_at.get(step.name, self.runtime.now()).astimezone(JST):%a %H:%M} JST"
-                f"  {time.monotonic() - began:5.2f}s  {step.name}: {outcome}"
-            )
+            # Not the runtime's clock for a step that never began: the runtime may be gone
+            # (the session ended with the script still running), and asking it would raise here.
+            at = self.ran_at.get(step.name)
+            when = f"{at.astimezone(JST):%a %H:%M} JST" if at else "(did not begin)"
+            self.log.append(f"{when}  {time.monotonic() - began:5.2f}s  {step.name}: {outcome}")
             (self.runtime.workdir / "script.log").write_text("\n".join(self.log) + "\n")
 
     def wait_until_done(self, name: str, timeout: float = 120.0) -> None:

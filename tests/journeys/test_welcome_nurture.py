@@ -84,6 +84,16 @@ def test_a_pricing_page_viewer_gets_the_campaign_offer_the_next_business_morning
     assert visit["response"]["matched"] == "pricing"
     assert parse_jst(visit["response"]["occurred_at"]).date() == FRIDAY
     assert "interest:pricing" in world.runtime.lead(world.leads[VIEWS_PRICING]).tags
+    # ... and the lead's timeline says why: the page view that decided the wait, a person's
+    [decision] = [
+        e
+        for e in world.runtime.events(world.leads[VIEWS_PRICING])
+        if e.type == "journey_decision" and e.properties["node"] == "pricing_or_case_study"
+    ]
+    assert decision.properties["outcome"] == "pricing"
+    assert decision.properties["values"]["event"] == "page_view"
+    assert decision.properties["values"]["by"] == "person"
+    assert decision.properties["values"]["event_id"] == visit["response"]["event_id"]
     [scheduled] = history.outputs("Schedule the campaign offer")
     assert scheduled["schedule"]["send_at"] == TUESDAY_TEN_UTC
     at_ten(offer, TUESDAY_TEN)

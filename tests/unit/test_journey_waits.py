@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tsunagu.clock import FixedClock
-from tsunagu.journeys.waits import EventMatch, JourneyWait, register_wait, resume_waits
+from tsunagu.journeys.waits import (
+    EventMatch,
+    JourneyWait,
+    register_wait,
+    resume_waits,
+    wait_decision,
+)
 
 CLICK = EventMatch(type="link_clicked", message_id="msg_1")
 
@@ -61,10 +67,36 @@ def test_the_matching_click_resumes_the_journey_once() -> None:
     resumed = resume_waits("lead_1", store=store, resumer=resumer, **click)
     again = resume_waits("lead_1", store=store, resumer=resumer, **click)
 
-    assert [w.token for w in resumed] == ["token-1"] and again == []
+    assert [r.wait.token for r in resumed] == ["token-1"] and again == []
     _, output = resumer.resumed[0]
     assert output["event"] == "link_clicked"
     assert output["properties"] == {"message_id": "msg_1", "link_id": "l1"}  # no signals
+
+
+def test_the_event_that_ends_a_wait_is_recorded_as_its_nodes_decision() -> None:
+    store = MemoryWaits()
+    clock = FixedClock(datetime(2026, 12, 4, 9, 0, tzinfo=UTC))
+    register_wait(
+        "lead_1", "welcome_nurture-lead_1-x:Wait for a click", "token-1", CLICK, 86400,
+        store=store, clock=clock, journey_id="welcome_nurture", node="second_clicked",
+    )  # fmt: skip
+    click = event("link_clicked", "2026-12-04T10:00:00Z", message_id="msg_1")
+    [resumed] = resume_waits("lead_1", store=store, resumer=RecordingResumer(), **click)
+    decision = wait_decision(resumed, "link_clicked", "evt_1", "2026-12-04T10:00:00Z")
+    assert decision is not None and decision.type == "journey_decision"
+    assert decision.properties["node"] == "second_clicked"
+    assert decision.properties["kind"] == "wait_for"
+    assert decision.properties["outcome"] == "link_clicked"  # the event's type: no label
+    assert decision.properties["values"] == {
+        "event": "link_clicked", "event_id": "evt_1", "by": "person",
+    }  # fmt: skip
+    again = wait_decision(resumed, "link_clicked", "evt_1", "2026-12-04T10:00:00Z")
+    assert again == decision  # a redelivered batch writes the same event
+    # A wait registered without its node (before decisions were recorded): nothing to record
+    old = resume_waits(
+        "lead_1", store=setup()[0], resumer=RecordingResumer(), **click
+    )  # fmt: skip
+    assert wait_decision(old[0], "link_clicked", "evt_1", "2026-12-04T10:00:00Z") is None
 
 
 def test_other_events_do_not_resume() -> None:

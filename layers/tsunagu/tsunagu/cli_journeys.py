@@ -335,6 +335,48 @@ def journeys_rollback(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def journeys_simulate(args: argparse.Namespace) -> int:
+    """Offline: the dry run of a definition for synthetic leads (tsunagu.journeys.simulation)."""
+    from datetime import datetime, time
+    from zoneinfo import ZoneInfo
+
+    from tsunagu.journeys.business_time import business_calendar, parse_quiet_hours
+    from tsunagu.journeys.gate import FrequencyCap
+    from tsunagu.journeys.simulation import Rules, parse_assumptions, report, simulate
+
+    defaults = {name: field.default for name, field in Settings.model_fields.items()}
+    zone = args.time_zone or defaults["default_time_zone"]
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+        start = datetime.fromisoformat(args.start)
+        if start.tzinfo is None:
+            entered = start.time() if "T" in args.start else time(10, 0)
+            start = datetime.combine(start.date(), entered, ZoneInfo(zone))
+        rules = Rules(
+            calendar=business_calendar(defaults["business_country"], args.closed_days or ""),
+            quiet=parse_quiet_hours(
+                defaults["quiet_hours"] if args.quiet_hours is None else args.quiet_hours
+            ),
+            cap=FrequencyCap.parse(args.frequency_cap or defaults["frequency_cap"]),
+            time_zone=zone,
+        )
+        simulation = simulate(
+            read_definition(text),
+            start=start,
+            leads=args.leads,
+            assumptions=parse_assumptions(args.assume or ""),
+            rules=rules,
+            seed=args.seed,
+        )
+    except OSError as error:
+        raise JourneyCliError(f"cannot read {args.file}: {error.strerror}") from None
+    except ValidationFailed as error:
+        lines = [f"{p.field}: {p.message}" for p in error.errors]
+        raise JourneyCliError(f"{args.file}:\n  " + "\n  ".join(lines)) from None
+    print("\n".join(report(simulation, time_zone=zone)))
+    return 0
+
+
 def journeys_schema(args: argparse.Namespace) -> int:
     """Offline: the JSON Schema of journey definitions."""
     sys.stdout.write(json.dumps(definition_schema(), ensure_ascii=False, indent=2) + "\n")
@@ -354,6 +396,26 @@ def add_journey_commands(groups: Any) -> None:
     commands.add_parser(
         "schema", help="the JSON Schema of journey definitions (no runtime needed)"
     ).set_defaults(run_offline=journeys_schema)
+    simulate = commands.add_parser(
+        "simulate",
+        help="dry run: synthetic leads through a definition, nothing sent (no runtime needed)",
+    )
+    simulate.add_argument("file", metavar="FILE")
+    simulate.add_argument(
+        "--start", required=True, help="when they enter: 2027-04-28 (10:00 local) or ISO time"
+    )
+    simulate.add_argument("--leads", type=int, default=1000, help="how many (default 1000)")
+    simulate.add_argument(
+        "--assume",
+        help="how leads behave: click=0.3,open=0.5,attend=0.1,view=0.2 (any other event by its"
+        " type); an awaited event not named never happens",
+    )
+    simulate.add_argument("--seed", type=int, default=0, help="the same seed, the same run")
+    simulate.add_argument("--time-zone", help="the leads' (default Asia/Tokyo)")
+    simulate.add_argument("--closed-days", help="company closed days: 2027-08-13..2027-08-16,...")
+    simulate.add_argument("--quiet-hours", help="default 20:00-08:00; empty for none")
+    simulate.add_argument("--frequency-cap", help="default per_day=1,per_week=3,over=defer")
+    simulate.set_defaults(run_offline=journeys_simulate)
     publish = commands.add_parser(
         "publish", help="publish a definition as a new version (no deploy); new entries take it"
     )

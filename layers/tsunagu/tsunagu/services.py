@@ -144,6 +144,7 @@ class JourneyWaits:
 
         self._store = BatchWaits(WaitRepository(bind_tables(settings)))
         self._resumer = StepFunctionsResumer(settings)
+        self._leads = lead_repository(settings)
 
     def begin_batch(self) -> None:
         self._store.begin_batch()
@@ -156,7 +157,7 @@ class JourneyWaits:
         occurred_at: str,
         properties: Any,
     ) -> int:
-        from tsunagu.journeys.waits import resume_waits
+        from tsunagu.journeys.waits import resume_waits, wait_decision
 
         resumed = resume_waits(
             lead_id,
@@ -167,6 +168,10 @@ class JourneyWaits:
             store=self._store,
             resumer=self._resumer,
         )
+        for wait in resumed:
+            decision = wait_decision(wait, event_type, event_id, occurred_at)
+            if decision is not None:
+                self._leads.put_event(decision)
         return len(resumed)
 
 

@@ -608,6 +608,10 @@ class _Compiler:
                     "wait_id.$": "States.Format('{}:{}', $$.Execution.Name, $$.State.Name)",
                     "events": events,
                     "timeout_seconds": node.within_seconds,
+                    # The event that ends the wait is recorded on the lead as this node's
+                    # journey_decision (tsunagu.journeys.waits).
+                    "journey_id": self.journey_id,
+                    "node": node.id,
                 },
                 resource=_INVOKE_WAITING,
                 TimeoutSeconds=node.within_seconds,

@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ConfigDict, Field
 
 from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.event_match import EventConditions
+
+if TYPE_CHECKING:
+    from tsunagu.leads.model import LeadEvent
 
 
 class EventMatch(EventConditions):
@@ -38,6 +41,10 @@ class JourneyWait:
     matches: tuple[EventMatch, ...]
     """Any one of these ends the wait."""
     deadline: str
+    journey_id: str | None = None
+    node: str | None = None
+    """The journey and its ``wait_for`` node: the event that ends the wait is recorded as that
+    node's decision (None: a wait registered before decisions were recorded)."""
 
     def first_match(self, event_type: str, properties: Mapping[str, Any]) -> EventMatch | None:
         return next((m for m in self.matches if m.matches(event_type, properties)), None)
@@ -66,12 +73,21 @@ def register_wait(
     *,
     store: WaitStore,
     clock: Clock,
+    journey_id: str | None = None,
+    node: str | None = None,
 ) -> JourneyWait:
     deadline = clock.now() + timedelta(seconds=timeout_seconds)
     alternatives = (matches,) if isinstance(matches, EventMatch) else tuple(matches)
-    wait = JourneyWait(lead_id, wait_id, token, alternatives, isoformat(deadline))
+    wait = JourneyWait(lead_id, wait_id, token, alternatives, isoformat(deadline), journey_id, node)
     store.register_wait(wait)
     return wait
+
+
+@dataclass(frozen=True)
+class Resumed:
+    wait: JourneyWait
+    outcome: str
+    """The matched event's label (the wait_for's outcome), or its type."""
 
 
 def resume_waits(
@@ -83,7 +99,7 @@ def resume_waits(
     *,
     store: WaitStore,
     resumer: Resumer,
-) -> Sequence[JourneyWait]:
+) -> Sequence[Resumed]:
     """Resume every wait of this lead the event matches; returns those resumed.
 
     The execution is resumed before its wait is removed: a batch redelivered after a failure in
@@ -106,8 +122,31 @@ def resume_waits(
         }
         resumer.resume(wait.token, output)
         store.end_wait(wait)
-        resumed.append(wait)
+        resumed.append(Resumed(wait, str(output["matched"])))
     return resumed
+
+
+def wait_decision(
+    resumed: Resumed, event_type: str, event_id: str, occurred_at: str
+) -> LeadEvent | None:
+    """The ``journey_decision`` event for a wait a person's event ended (route_events resumes
+    waits on people's events only: a scanner's click never decides); None for a wait that
+    does not know its node. Keyed on the wait and the event, so a redelivered batch writes the
+    same event again."""
+    from tsunagu.journeys.decisions import Decided, decision_event
+
+    wait = resumed.wait
+    if wait.journey_id is None or wait.node is None:
+        return None
+    return decision_event(
+        Decided(resumed.outcome, {"event": event_type, "event_id": event_id, "by": "person"}),
+        lead_id=wait.lead_id,
+        journey_id=wait.journey_id,
+        node=wait.node,
+        kind="wait_for",
+        execution_id=wait.wait_id.split(":", 1)[0],
+        entered_at=occurred_at,
+    )
 
 
 def deadline_passed(wait: JourneyWait, now: datetime) -> bool:

@@ -34,22 +34,32 @@ class WaitRepository:
             wait.lead_id,
             wait.wait_id,
             token=wait.token,
-            match={"any": [m.model_dump(mode="json", exclude_none=True) for m in wait.matches]},
+            match={
+                "any": [m.model_dump(mode="json", exclude_none=True) for m in wait.matches],
+                # Kept with the match (no new attribute on the table): whose decision it is.
+                **({"journey_id": wait.journey_id} if wait.journey_id else {}),
+                **({"node": wait.node} if wait.node else {}),
+            },
             deadline=wait.deadline,
             expires_at=int(expires.timestamp()),
         ).save()
 
     def waits_of(self, lead_id: str) -> list[JourneyWait]:
-        return [
-            JourneyWait(
-                item.lead_id,
-                item.wait_id,
-                item.token,
-                _matches(_plain(item.match)),
-                item.deadline,
+        waits = []
+        for item in self._tables.waits.query(lead_id, consistent_read=True):
+            match = _plain(item.match)
+            waits.append(
+                JourneyWait(
+                    item.lead_id,
+                    item.wait_id,
+                    item.token,
+                    _matches(match),
+                    item.deadline,
+                    match.get("journey_id"),
+                    match.get("node"),
+                )
             )
-            for item in self._tables.waits.query(lead_id, consistent_read=True)
-        ]
+        return waits
 
     def end_wait(self, wait: JourneyWait) -> None:
         self._tables.waits(wait.lead_id, wait.wait_id).delete()

@@ -1,0 +1,393 @@
+"""The dry run: a journey definition played for a population of synthetic leads before it goes
+live — who reaches each node and when, which mails would go on which dates, and what the
+state machine would cost — with nothing sent to anyone.
+
+Each lead walks the definition with the rules its state machine's steps apply, called here
+directly: ``next_send_time`` for waits (the business calendar, company closed days and quiet
+hours of the settings), the gate's ``decide`` for every mail (the frequency cap; a mail that
+makes sense on one day only is skipped past it), the decisions' ``decide`` for branch, split and
+holdout. Simulated time is the leads' own: the run takes a second of real time for a thousand
+leads and a month of journey, where running each one through the local runtime's Step
+Functions would take an hour.
+
+Behaviour follows the assumptions: ``click=0.3`` means each lead clicks a mail it is waited on
+for with probability 0.3, at a moment spread evenly over the wait's window. Each awaited event
+happens or not independently; the first to happen decides. A lead's choices come from a
+generator seeded with the run's seed and the lead's number, so a run can be repeated exactly.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from tsunagu.clock import isoformat, parse_instant
+from tsunagu.journeys import decisions, gate
+from tsunagu.journeys.business_time import (
+    BusinessCalendar,
+    QuietHours,
+    SendTimeRule,
+    first_allowed_moment,
+    next_send_time,
+    send_by,
+)
+from tsunagu.journeys.compiler import validate
+from tsunagu.journeys.definition import (
+    Branch,
+    End,
+    Holdout,
+    JourneyDefinition,
+    Node,
+    Send,
+    Split,
+    UpdateLead,
+    Wait,
+    WaitFor,
+)
+from tsunagu.journeys.model import Journey
+from tsunagu.leads.model import Lead
+from tsunagu.mail.consent import ConsentView
+
+EVENT_ASSUMPTIONS = {
+    "link_clicked": "click",
+    "mail_opened": "open",
+    "seminar_attended": "attend",
+    "page_view": "view",
+    "form_submitted": "form",
+}
+"""The assumption that drives each awaited event type; any other type by its own name."""
+TRANSITION_PRICE_USD = 0.000025
+"""Step Functions Standard workflows' list price per state transition (USD 0.025 per 1,000,
+us-east-1; the free tier and the Lambda invocations are not counted)."""
+MAX_LEADS = 100_000
+MAX_STEPS = 500
+"""A lead that takes more steps than this is in a loop that never ends (validate() refuses a
+loop without a wait, but a wait can still go round forever)."""
+
+
+class AssumptionError(ValueError):
+    """The assumptions cannot be read."""
+
+
+def parse_assumptions(text: str) -> dict[str, float]:
+    """``click=0.3,open=0.5,attend=0.1`` -> {name: probability}."""
+    rates: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, equals, value = part.partition("=")
+        try:
+            rate = float(value)
+        except ValueError:
+            rate = -1.0
+        if not equals or not name.strip() or not 0.0 <= rate <= 1.0:
+            raise AssumptionError(f"{part!r}: say name=probability, a number from 0 to 1")
+        rates[name.strip()] = rate
+    return rates
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The business time and frequency cap the journey's steps would apply (from settings)."""
+
+    calendar: BusinessCalendar
+    quiet: QuietHours
+    cap: gate.FrequencyCap
+    time_zone: str
+
+
+@dataclass
+class _Walker:
+    """One synthetic lead on its way through the journey."""
+
+    lead: Lead
+    now: datetime
+    chance: random.Random
+    sent: dict[str, bool] = field(default_factory=dict)
+    """Result slot -> whether its mail went (a skipped mail cannot be clicked)."""
+    recent_sends: list[str] = field(default_factory=list)
+    send_by: datetime | None = None
+    transitions: int = 0
+    path: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Simulation:
+    journey_id: str
+    leads: int
+    start: datetime
+    node_order: list[str]
+    """The definition's order, which the report follows."""
+    reached: dict[str, list[datetime]] = field(default_factory=lambda: defaultdict(list))
+    """Node id -> the instants leads reached it."""
+    outcomes: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    """Decision node id (wait_for, branch, split, holdout) -> outcome -> leads."""
+    mails: dict[str, Counter[date]] = field(default_factory=lambda: defaultdict(Counter))
+    """Template -> local date -> mails that would go."""
+    skipped: Counter[str] = field(default_factory=Counter)
+    """Send node id -> mails the gate would skip (past their day, the cap)."""
+    paths: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    transitions: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    """Path -> state transitions one lead on it takes."""
+
+    @property
+    def transitions_per_entry(self) -> float:
+        total = sum(self.transitions[p] * n for p, n in self.paths.items())
+        return total / self.leads if self.leads else 0.0
+
+    @property
+    def cost_per_thousand_entries(self) -> float:
+        return self.transitions_per_entry * 1000 * TRANSITION_PRICE_USD
+
+
+def simulate(
+    definition: JourneyDefinition,
+    *,
+    start: datetime,
+    leads: int,
+    assumptions: Mapping[str, float],
+    rules: Rules,
+    seed: int = 0,
+    journey: Journey | None = None,
+) -> Simulation:
+    """``leads`` synthetic leads entering at ``start``; ValidationFailed for a definition that
+    would not publish."""
+    if not 1 <= leads <= MAX_LEADS:
+        raise ValueError(f"simulate 1 to {MAX_LEADS:,} leads, not {leads}")
+    validate(definition)
+    nodes = {n.id: n for n in definition.nodes}
+    policy = journey or Journey(
+        journey_id=definition.journey_id,
+        name=definition.name or definition.journey_id,
+        state_machine="simulation",
+        status="active",
+    )
+    result = Simulation(definition.journey_id, leads, start, [n.id for n in definition.nodes])
+    allowed_at: Callable[[datetime], datetime] = lambda instant: first_allowed_moment(  # noqa: E731
+        instant, time_zone=rules.time_zone, calendar=rules.calendar, quiet=rules.quiet
+    )
+    for number in range(leads):
+        walker = _Walker(
+            lead=_synthetic_lead(number, start),
+            now=start,
+            # Not a secret: the same seed replays the same run.
+            chance=random.Random(f"{seed}:{number}"),  # noqa: S311
+        )
+        current: str | None = definition.start
+        while current is not None:
+            if len(walker.path) >= MAX_STEPS:
+                raise ValueError(f"a lead went round {MAX_STEPS} steps without ending: a loop")
+            node = nodes[current]
+            walker.path.append(node.id)
+            result.reached[node.id].append(walker.now)
+            current = _step(node, walker, result, policy, rules, allowed_at, assumptions)
+        path = tuple(walker.path)
+        result.paths[path] += 1
+        result.transitions[path] = walker.transitions
+    return result
+
+
+def _synthetic_lead(number: int, start: datetime) -> Lead:
+    at = isoformat(start)
+    return Lead(
+        lead_id=f"lead_simulated_{number:06d}",
+        email=f"simulated-{number}@example.com",
+        fields={},
+        sources=["simulation"],
+        visitor_ids=set(),
+        stage="lead",
+        created_at=at,
+        updated_at=at,
+    )
+
+
+def _step(
+    node: Node,
+    walker: _Walker,
+    result: Simulation,
+    policy: Journey,
+    rules: Rules,
+    allowed_at: Callable[[datetime], datetime],
+    assumptions: Mapping[str, float],
+) -> str | None:
+    """What the node does to the lead; the next node's id (None: the journey ends)."""
+    if isinstance(node, Send):
+        return _send(node, walker, result, policy, rules, allowed_at)
+    if isinstance(node, Wait):
+        walker.transitions += 2  # Schedule, Wait
+        rule = SendTimeRule.model_validate(node.rule.model_dump(exclude_none=True))
+        walker.now = next_send_time(
+            rule,
+            now=walker.now,
+            time_zone=rules.time_zone,
+            calendar=rules.calendar,
+            quiet=rules.quiet,
+        )
+        walker.send_by = (
+            send_by(walker.now, rules.time_zone, rules.quiet) if rule.only_that_day else None
+        )
+        return node.next
+    if isinstance(node, WaitFor):
+        return _wait_for(node, walker, result, assumptions)
+    if isinstance(node, Branch | Split | Holdout):
+        return _decide(node, walker, result)
+    if isinstance(node, UpdateLead):
+        walker.transitions += 1
+        walker.lead.tags = (walker.lead.tags | set(node.add_tags)) - set(node.remove_tags)
+        return node.next
+    assert isinstance(node, End)
+    walker.transitions += 1
+    return None
+
+
+def _send(
+    node: Send,
+    walker: _Walker,
+    result: Simulation,
+    policy: Journey,
+    rules: Rules,
+    allowed_at: Callable[[datetime], datetime],
+) -> str | None:
+    opted_in = ConsentView(topics={policy.topic: "opted_in"})
+    while True:
+        walker.transitions += 3  # the gate, its Choice, and the send, deferral or skip
+        decided = gate.decide(
+            gate.GateInput(
+                journey=policy,
+                account_paused=False,
+                lead=walker.lead,
+                consent=opted_in,
+                entry=gate.EntryState("active"),
+                recent_sends=walker.recent_sends,
+                step=f"Send {node.label}",
+                send_by=isoformat(walker.send_by) if walker.send_by else None,
+            ),
+            now=walker.now,
+            cap=rules.cap,
+            allowed_at=allowed_at,
+        )
+        if decided.action == "defer" and decided.send_at:
+            walker.now = parse_instant(decided.send_at)
+            continue
+        break
+    walker.send_by = None
+    sent = decided.action == "send"
+    walker.sent[node.result_slot] = sent
+    if sent:
+        walker.recent_sends.append(isoformat(walker.now))
+        local_day = walker.now.astimezone(ZoneInfo(rules.time_zone)).date()
+        result.mails[node.template][local_day] += 1
+    else:
+        result.skipped[node.id] += 1
+    return node.next or None  # the send, or the skip's Succeed, ends the journey
+
+
+def _wait_for(
+    node: WaitFor,
+    walker: _Walker,
+    result: Simulation,
+    assumptions: Mapping[str, float],
+) -> str | None:
+    walker.transitions += 1  # the waiting task
+    window = timedelta(seconds=node.within_seconds)
+    happened: list[tuple[timedelta, str]] = []
+    for awaited in node.events:
+        rate = assumptions.get(EVENT_ASSUMPTIONS.get(awaited.type, awaited.type), 0.0)
+        if awaited.of_mail is not None and not walker.sent.get(awaited.of_mail, False):
+            rate = 0.0  # a mail that did not go cannot be clicked or opened
+        # Both numbers are drawn whatever the rate, so one assumption's change does not shift
+        # every other draw of the lead.
+        does, when = walker.chance.random(), walker.chance.random()
+        if does < rate:
+            happened.append((window * when, awaited.outcome))
+    if not happened:
+        walker.now += window
+        result.outcomes[node.id]["timed_out"] += 1
+        return node.timed_out
+    after, outcome = min(happened)
+    walker.now += after
+    result.outcomes[node.id][outcome] += 1
+    exits = {e.outcome: e.next for e in node.exits}
+    target = exits.get(outcome, node.exits[-1].next)
+    if node.question and len({e.next for e in node.exits}) > 1:
+        walker.transitions += 1  # the question's Choice
+    return target
+
+
+def _decide(
+    node: Branch | Split | Holdout,
+    walker: _Walker,
+    result: Simulation,
+) -> str | None:
+    walker.transitions += 2  # journey_decide, its Choice
+    spec: decisions.BranchSpec | decisions.SplitSpec | decisions.HoldoutSpec
+    if isinstance(node, Branch):
+        cases = [{"outcome": c.outcome, "when": c.when} for c in node.cases]
+        spec = decisions.BranchSpec(kind="branch", cases=cases)
+    elif isinstance(node, Split):
+        paths = [{"outcome": p.outcome, "percent": p.percent} for p in node.paths]
+        spec = decisions.SplitSpec(kind="split", paths=paths)
+    else:
+        spec = decisions.HoldoutSpec(kind="holdout", percent=node.percent)
+    decided = decisions.decide(
+        spec, walker.lead, journey_id=result.journey_id, node=node.id, now=walker.now
+    )
+    result.outcomes[node.id][decided.outcome] += 1
+    if isinstance(node, Branch):
+        ways = {c.outcome: c.next for c in node.cases}
+        return ways.get(decided.outcome, node.default)
+    if isinstance(node, Split):
+        return {p.outcome: p.next for p in node.paths}[decided.outcome]
+    if decided.outcome == decisions.HOLDOUT:
+        walker.transitions += 1  # kept as a control group
+        return None
+    return node.next
+
+
+def report(simulation: Simulation, *, time_zone: str) -> list[str]:
+    """The dry run as the CLI prints it."""
+    zone = ZoneInfo(time_zone)
+
+    def local(instant: datetime) -> str:
+        return instant.astimezone(zone).strftime("%m-%d %a %H:%M")
+
+    lines = [
+        f"dry run of {simulation.journey_id}: {simulation.leads} synthetic leads entering at "
+        f"{local(simulation.start)} ({time_zone}); nothing is sent",
+        "",
+        "node                            leads   first         median        last",
+    ]
+    for node_id in simulation.node_order:
+        ordered = sorted(simulation.reached.get(node_id, []))
+        if not ordered:
+            lines.append(f"{node_id:<30} {0:>6}   (no lead gets here)")
+            continue
+        median = ordered[len(ordered) // 2]
+        lines.append(
+            f"{node_id:<30} {len(ordered):>6}   {local(ordered[0])}  {local(median)}"
+            f"  {local(ordered[-1])}"
+        )
+        for outcome, count in sorted(simulation.outcomes.get(node_id, Counter()).items()):
+            lines.append(f"  -> {outcome:<26} {count:>6}")
+        if simulation.skipped.get(node_id):
+            lines.append(f"  -> not sent (the gate skips)  {simulation.skipped[node_id]:>5}")
+    lines += ["", "mails that would go, by day:"]
+    for template, days in simulation.mails.items():
+        spread = ", ".join(f"{d:%m-%d %a} {n}" for d, n in sorted(days.items()))
+        lines.append(f"  {template}: {sum(days.values())} ({spread})")
+    lines += ["", "paths (leads, state transitions each):"]
+    for path, count in simulation.paths.most_common():
+        lines.append(f"  {count:>6}  {simulation.transitions[path]:>3}  {' > '.join(path)}")
+    per_entry = simulation.transitions_per_entry
+    median_transitions = statistics.median(
+        t for path, n in simulation.paths.items() for t in [simulation.transitions[path]] * n
+    )
+    lines.append(
+        f"state transitions: {per_entry:.1f} per entry on average (median {median_transitions:g});"
+        f" USD {simulation.cost_per_thousand_entries:.3f} per 1,000 entries at Step Functions'"
+        " list price (USD 0.025 per 1,000 transitions; Lambda not counted)"
+    )
+    return lines

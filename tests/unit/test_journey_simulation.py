@@ -1,0 +1,148 @@
+"""The dry run: seminar_follow_up over Golden Week 2027 for 1,000 synthetic leads. The counts at
+each decision match the assumed rates within sampling error (the expectation computed here from
+the assumptions), every mail lands on a business day outside quiet hours, and the dates follow
+the journey's rules over the holidays. (Its speed: tests/benchmarks/test_journey_dry_run.py.)"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date, datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tsunagu.journeys.business_time import business_calendar, parse_quiet_hours
+from tsunagu.journeys.compiler import read_definition
+from tsunagu.journeys.gate import FrequencyCap
+from tsunagu.journeys.simulation import (
+    AssumptionError,
+    Rules,
+    Simulation,
+    parse_assumptions,
+    report,
+    simulate,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+JST = ZoneInfo("Asia/Tokyo")
+GOLDEN_WEEK_START = datetime(2027, 4, 28, 10, 0, tzinfo=JST)  # Wednesday; Thursday is Showa Day
+RULES = Rules(
+    calendar=business_calendar("JP", ""),
+    quiet=parse_quiet_hours("20:00-08:00"),
+    cap=FrequencyCap.parse("per_day=1,per_week=3,over=defer"),
+    time_zone="Asia/Tokyo",
+)
+LEADS = 1000
+CLICK, ATTEND = 0.3, 0.1
+
+
+@pytest.fixture(scope="module")
+def seminar() -> Simulation:
+    definition = read_definition((ROOT / "journeys" / "seminar_follow_up.json").read_text("utf-8"))
+    return simulate(
+        definition,
+        start=GOLDEN_WEEK_START,
+        leads=LEADS,
+        assumptions=parse_assumptions(f"click={CLICK},open=0.5,attend={ATTEND}"),
+        rules=RULES,
+        seed=1,
+    )
+
+
+def within_sampling_error(count: int, probability: float) -> bool:
+    """Within four standard deviations of a binomial expectation (a false alarm about once in
+    16,000 runs; the seed is fixed, so in practice never)."""
+    expected = LEADS * probability
+    return abs(count - expected) <= 4 * math.sqrt(LEADS * probability * (1 - probability))
+
+
+def test_the_decision_counts_match_the_assumed_rates(seminar: Simulation) -> None:
+    outcomes = seminar.outcomes["click_or_attend"]
+    # Each event happens independently at a moment spread evenly over the three days; the first
+    # to happen decides. Both happen: either comes first, half the time each.
+    attended = ATTEND * (1 - CLICK) + ATTEND * CLICK / 2
+    clicked = CLICK * (1 - ATTEND) + CLICK * ATTEND / 2
+    nothing = (1 - CLICK) * (1 - ATTEND)
+    assert sum(outcomes.values()) == LEADS
+    assert within_sampling_error(outcomes["attended"], attended), outcomes
+    assert within_sampling_error(outcomes["clicked"], clicked), outcomes
+    assert within_sampling_error(outcomes["timed_out"], nothing), outcomes
+    # ... and every lead reached the node its outcome leads to
+    reached = seminar.reached
+    assert len(reached["invitation"]) == LEADS
+    assert len(reached["next_business_morning"]) == outcomes["clicked"]
+    assert len(reached["same_day_as_attending"]) == outcomes["attended"]
+    assert len(reached["mail_b"]) == outcomes["timed_out"]
+
+
+def test_mails_go_on_business_days_by_the_journeys_rules(seminar: Simulation) -> None:
+    mails = seminar.mails
+    assert mails["seminar-invitation"] == {date(2027, 4, 28): LEADS}
+    # No click for three days: the wait ends on Saturday 1 May; the next business day after the
+    # weekend and the Golden Week holidays (3-5 May) is Thursday 6 May.
+    timed_out = seminar.outcomes["click_or_attend"]["timed_out"]
+    assert mails["seminar-no-click-reminder"] == {date(2027, 5, 6): timed_out}
+    # A click's mail A goes the next business morning: Friday 30 April (the 29th is Showa Day)
+    # for a click on the 28th or 29th, Thursday 6 May for a click on the 30th or the 1st.
+    assert set(mails["seminar-clicked-follow-up"]) <= {date(2027, 4, 30), date(2027, 5, 6)}
+    for days in mails.values():
+        for day in days:
+            assert RULES.calendar.is_business_day(day), day
+    for instants in seminar.reached.values():
+        for instant in instants:
+            assert instant.astimezone(JST).date() >= date(2027, 4, 28)
+
+
+def test_a_thank_you_for_today_that_cannot_go_today_is_skipped_not_sent_late(
+    seminar: Simulation,
+) -> None:
+    # Mail C makes sense on the day of attendance only. Attending on the 28th, after the
+    # invitation the same morning, the frequency cap holds it past that day: the gate skips it.
+    attended = seminar.outcomes["click_or_attend"]["attended"]
+    sent = sum(seminar.mails["seminar-thanks-for-attending"].values())
+    skipped = seminar.skipped["mail_c"]
+    assert sent + skipped == attended and skipped > 0
+
+
+def test_the_report_names_every_node_its_mails_and_the_cost(seminar: Simulation) -> None:
+    text = "\n".join(report(seminar, time_zone="Asia/Tokyo"))
+    for node in ("invitation", "click_or_attend", "mail_a", "mail_b", "mail_c"):
+        assert f"\n{node} " in text
+    assert "seminar-no-click-reminder: " in text and "05-06 Thu" in text
+    assert "per 1,000 entries at Step Functions' list price" in text
+    # The invitation path: gate, choice, send (3), the wait (1), Schedule and Wait (2), mail B (3)
+    path = "invitation > click_or_attend > same_business_day > mail_b"
+    assert re.search(rf"\n +\d+ +9  {path}\n", text)
+
+
+def test_the_same_seed_gives_the_same_run_and_another_seed_another() -> None:
+    definition = read_definition((ROOT / "journeys" / "re_engagement.json").read_text("utf-8"))
+
+    def run(seed: int) -> dict[tuple[str, ...], int]:
+        simulation = simulate(
+            definition,
+            start=GOLDEN_WEEK_START,
+            leads=200,
+            assumptions={"click": 0.5},
+            rules=RULES,
+            seed=seed,
+        )
+        return dict(simulation.paths)
+
+    assert run(7) == run(7)
+    assert run(7) != run(8)
+
+
+@pytest.mark.parametrize("text", ["click", "click=1.5", "click=often", "=0.3"])
+def test_assumptions_that_cannot_be_read_are_refused(text: str) -> None:
+    with pytest.raises(AssumptionError, match="name=probability"):
+        parse_assumptions(text)
+
+
+def test_an_event_nobody_is_assumed_to_do_never_happens() -> None:
+    definition = read_definition((ROOT / "journeys" / "seminar_follow_up.json").read_text("utf-8"))
+    quiet = simulate(definition, start=GOLDEN_WEEK_START, leads=50, assumptions={}, rules=RULES)
+    assert dict(quiet.outcomes["click_or_attend"]) == {"timed_out": 50}
+    assert time(10, 0) == quiet.reached["mail_b"][0].astimezone(JST).time()
