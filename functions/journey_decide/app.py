@@ -61,7 +61,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
             journey_id=request.journey_id,
             node=request.node,
             kind=request.decision.kind,
-            execution_id=request.execution_id,
+            # The name, as a wait_for's decision has it (its wait id starts with the name).
+            execution_name=request.execution_id.rsplit(":", 1)[-1],
             entered_at=entered_at,
         )
     )

@@ -86,6 +86,7 @@ EXPECTED = {
     ("publish_journey", "states:CreateStateMachine"),
     ("publish_journey", "iam:PassRole"),
     ("publish_journey", "states:UpdateStateMachine"),
+    ("publish_journey", "states:PublishStateMachineVersion"),
     ("publish_journey", "states:CreateStateMachineAlias"),
     ("publish_journey", "states:UpdateStateMachineAlias"),
     ("publish_journey", "states:ListStateMachineVersions"),
@@ -311,10 +312,18 @@ def required(call: Call) -> list[tuple[str, str]]:
     if service == "states":
         machines = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine"
         if operation == "CreateStateMachine":
-            # Creating one passes it its role: iam:PassRole on that role, to Step Functions.
+            # Creating one passes it its role: iam:PassRole on that role, to Step Functions;
+            # publishing a version with it needs PublishStateMachineVersion as well.
+            arn = f"{machines}:{params['name']}"
             return [
-                ("states:CreateStateMachine", f"{machines}:{params['name']}"),
+                ("states:CreateStateMachine", arn),
                 ("iam:PassRole", params["roleArn"]),
+                *([("states:PublishStateMachineVersion", arn)] if params.get("publish") else []),
+            ]
+        if operation == "UpdateStateMachine" and params.get("publish"):
+            return [
+                ("states:UpdateStateMachine", params["stateMachineArn"]),
+                ("states:PublishStateMachineVersion", params["stateMachineArn"]),
             ]
         if operation == "CreateStateMachineAlias":
             version = params["routingConfiguration"][0]["stateMachineVersionArn"]
@@ -680,8 +689,22 @@ def test_every_call_a_handler_makes_is_allowed_by_its_role(
     )
     invoked = functions_named(json.loads(published["definition"]))
     assert len(invoked) == 5, invoked  # gate, send, wait for an event, next send time, update
-    refused = [arn for arn in invoked if not allows(journey_role, "lambda:InvokeFunction", arn)]
+    # ... and every activity a published journey may call (journey_decide too)
+    pairs = aws.environment["TSUNAGU_JOURNEY_ACTIVITY_ARNS"].split(",")
+    activities = {pair.partition("=")[2] for pair in pairs}
+    assert len(activities) == 6 and invoked <= activities, activities
+    refused = [arn for arn in activities if not allows(journey_role, "lambda:InvokeFunction", arn)]
     assert not refused, f"JourneyRole may not invoke {refused}"
+    # publish_journey may make only journey-* state machines, and pass only JourneyRole
+    publisher = statements["publish_journey"]
+    stack_machine = f"{STATE_MACHINE_ARN_PREFIX}welcome-nurture"
+    assert allows(publisher, "states:UpdateStateMachine", PUBLISHED_MACHINE)
+    assert not allows(publisher, "states:UpdateStateMachine", stack_machine)
+    assert not allows(publisher, "states:CreateStateMachine", f"{STATE_MACHINE_ARN_PREFIX}x")
+    to_states = {"iam:PassedToService": "states.amazonaws.com"}
+    assert allows(publisher, "iam:PassRole", aws.environment["TSUNAGU_JOURNEY_ROLE_ARN"], to_states)
+    other_role = f"arn:aws:iam::{ACCOUNT_ID}:role/{STAGE_PREFIX}RouteEventsFunctionRole"
+    assert not allows(publisher, "iam:PassRole", other_role, to_states)
     assert not allows(
         journey_role,
         "lambda:InvokeFunction",

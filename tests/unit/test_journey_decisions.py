@@ -212,7 +212,7 @@ def test_a_holdout_keeps_its_share_as_a_control_group_on_the_lead() -> None:
     kept = next(d for d in decided if d.outcome == "holdout")
     event = decision_event(
         kept, lead_id="lead_1", journey_id="j", node="control", kind="holdout",
-        execution_id="arn:aws:states:ap-northeast-1:123456789012:execution:m:e",
+        execution_name="pricing_follow_up-lead_1-0001",
         entered_at="2026-12-07T01:00:00Z",
     )  # fmt: skip
     assert event.type == "journey_decision"
@@ -226,10 +226,62 @@ def test_a_retried_decision_is_the_same_event() -> None:
     )
     common: dict[str, Any] = {
         "lead_id": "lead_1", "journey_id": "j", "node": "c", "kind": "holdout",
-        "execution_id": "arn:exec",
+        "execution_name": "pricing_follow_up-lead_1-0001",
     }  # fmt: skip
     once = decision_event(decided, entered_at="2026-12-07T01:00:00Z", **common)
     again = decision_event(decided, entered_at="2026-12-07T01:00:00Z", **common)
     later = decision_event(decided, entered_at="2026-12-14T01:00:00Z", **common)
     assert once.storage_key == again.storage_key
     assert later.storage_key != once.storage_key  # the node reached again, a new decision
+
+
+def test_a_case_named_default_is_refused() -> None:
+    def named_default(nodes: dict[str, Any]) -> None:
+        nodes["interest"]["cases"][1]["outcome"] = "default"
+
+    assert (
+        "interest",
+        "names a case 'default', the outcome of no case holding: rename it",
+    ) in problems(named_default)
+
+
+def test_a_decision_is_not_the_leads_activity() -> None:
+    # A journey_decision is Tsunagu's record: it must not move the lead's last activity (which
+    # would reset silent_days) nor resume a wait, nor enter a journey as if the lead acted.
+    from tsunagu.routing import route_event
+
+    class Store:
+        def __init__(self) -> None:
+            self.recorded: list[str] = []
+
+        def record_activity(self, lead_id: str, event_type: str, occurred_at: str) -> bool:
+            self.recorded.append(event_type)
+            return True
+
+    class Journeys:
+        def __init__(self) -> None:
+            self.by_person: list[bool] = []
+
+        def on_event(self, event: Any, *, by_person: bool) -> None:
+            self.by_person.append(by_person)
+
+    store, journeys = Store(), Journeys()
+    decided = decide(
+        HoldoutSpec(kind="holdout", percent=10), lead(), journey_id="j", node="c", now=NOW
+    )
+    event = decision_event(
+        decided, lead_id="lead_1", journey_id="j", node="c", kind="holdout",
+        execution_name="j-lead_1-0001", entered_at="2026-12-07T01:00:00Z",
+    )  # fmt: skip
+    image = {
+        "lead_id": event.lead_id,
+        "event_id": event.event_id,
+        "type": event.type,
+        "occurred_at": event.occurred_at,
+        "properties": event.properties,
+    }
+    route_event(image, store=store, journeys=journeys)
+    assert store.recorded == [] and journeys.by_person == [False]
+    # ... where a page view is the lead's own
+    route_event({**image, "type": "page_view"}, store=store, journeys=journeys)
+    assert store.recorded == ["page_view"] and journeys.by_person == [False, True]

@@ -14,11 +14,12 @@ from tsunagu.clock import FixedClock
 from tsunagu.errors import NotFound, ValidationFailed
 from tsunagu.journeys.compiler import read_definition
 from tsunagu.journeys.definition import JourneyDefinition
-from tsunagu.journeys.model import Journey
+from tsunagu.journeys.model import Journey, Trigger
 from tsunagu.journeys.publishing import (
     Machine,
     MachineVersion,
     PublishingTarget,
+    keep_publication,
     publish,
     rollback,
     substitute,
@@ -61,6 +62,8 @@ class FakeStateMachines:
 
     def publish(self, arn: str, definition: str, note: str | None) -> str:
         self.calls.append(f"publish {arn}")
+        if definition in self.definitions[arn]:  # as Step Functions: the version that has it
+            return f"{arn}:{self.definitions[arn].index(definition) + 1}"
         self.definitions[arn].append(definition)
         self.notes[arn].append(note)
         return f"{arn}:{len(self.definitions[arn])}"
@@ -203,3 +206,54 @@ def test_a_rollback_points_the_alias_back_and_says_so_on_the_record() -> None:
 def test_a_substitution_without_an_arn_is_refused() -> None:
     with pytest.raises(RuntimeError, match="SendEmailFunctionArn"):
         substitute({"FunctionName": "${SendEmailFunctionArn}"}, {})
+
+
+def test_a_publication_that_stopped_after_creating_the_machine_is_finished_next_time() -> None:
+    # The machine and version 1 exist, but the alias and the record were never written
+    machines, journeys = FakeStateMachines(), FakeJourneys()
+    arn = TARGET.state_machine_arn("welcome_nurture")
+    publish(welcome(), note=None, target=TARGET, machines=machines, journeys=journeys, clock=CLOCK)
+    machines.live.pop(arn)
+    journeys.records.clear()
+    again = publish(
+        welcome(), note=None, target=TARGET, machines=machines, journeys=journeys, clock=CLOCK
+    )
+    assert again.version == 1 and machines.live[arn] == f"{arn}:1"
+    record = journeys.records["welcome_nurture"].published
+    assert record is not None and record.version == 1
+
+
+def test_a_record_behind_the_alias_is_brought_up_to_it() -> None:
+    machines, journeys = FakeStateMachines(), FakeJourneys()
+    publish(welcome(), note=None, target=TARGET, machines=machines, journeys=journeys, clock=CLOCK)
+    behind = journeys.records["welcome_nurture"]
+    publish(
+        welcome("Two."), note=None, target=TARGET, machines=machines, journeys=journeys,
+        clock=CLOCK,
+    )  # fmt: skip
+    journeys.records["welcome_nurture"] = behind  # the record write of version 2 was lost
+    again = publish(
+        welcome("Two."), note=None, target=TARGET, machines=machines, journeys=journeys,
+        clock=CLOCK,
+    )  # fmt: skip
+    assert again.changed is False
+    record = journeys.records["welcome_nurture"].published
+    assert record is not None and record.version == 2
+
+
+def test_saving_a_published_journeys_policy_keeps_its_publication() -> None:
+    machines, journeys = FakeStateMachines(), FakeJourneys()
+    publish(welcome(), note=None, target=TARGET, machines=machines, journeys=journeys, clock=CLOCK)
+    published = journeys.records["welcome_nurture"]
+    policy = Journey(
+        journey_id="welcome_nurture",
+        name="Welcome, with a trigger",
+        state_machine="welcome-nurture",  # the file names the stack's machine
+        status="active",
+        triggers=[Trigger(kind="form_submitted")],
+    )
+    saved = keep_publication(policy, published)
+    assert saved.published == published.published
+    assert saved.state_machine == "journey-welcome-nurture"
+    assert saved.triggers == policy.triggers and saved.name == policy.name
+    assert keep_publication(policy, None) == policy

@@ -74,29 +74,50 @@ def test_the_matching_click_resumes_the_journey_once() -> None:
 
 
 def test_the_event_that_ends_a_wait_is_recorded_as_its_nodes_decision() -> None:
-    store = MemoryWaits()
-    clock = FixedClock(datetime(2026, 12, 4, 9, 0, tzinfo=UTC))
-    register_wait(
-        "lead_1", "welcome_nurture-lead_1-x:Wait for a click", "token-1", CLICK, 86400,
-        store=store, clock=clock, journey_id="welcome_nurture", node="second_clicked",
-    )  # fmt: skip
+    def waiting() -> MemoryWaits:
+        store = MemoryWaits()
+        register_wait(
+            "lead_1", "welcome_nurture-lead_1-x:Wait for a click", "token-1", CLICK, 86400,
+            store=store, clock=FixedClock(datetime(2026, 12, 4, 9, 0, tzinfo=UTC)),
+            journey_id="welcome_nurture", node="second_clicked",
+        )  # fmt: skip
+        return store
+
     click = event("link_clicked", "2026-12-04T10:00:00Z", message_id="msg_1")
-    [resumed] = resume_waits("lead_1", store=store, resumer=RecordingResumer(), **click)
-    decision = wait_decision(resumed, "link_clicked", "evt_1", "2026-12-04T10:00:00Z")
+    recorded: list[Any] = []
+
+    def record(resumed: Any) -> None:
+        recorded.append(wait_decision(resumed, "link_clicked", "evt_1", "2026-12-04T10:00:00Z"))
+
+    store = waiting()
+    resume_waits("lead_1", store=store, resumer=RecordingResumer(), on_decided=record, **click)
+    [decision] = recorded
     assert decision is not None and decision.type == "journey_decision"
     assert decision.properties["node"] == "second_clicked"
     assert decision.properties["kind"] == "wait_for"
+    assert decision.properties["execution_name"] == "welcome_nurture-lead_1-x"
     assert decision.properties["outcome"] == "link_clicked"  # the event's type: no label
     assert decision.properties["values"] == {
         "event": "link_clicked", "event_id": "evt_1", "by": "person",
     }  # fmt: skip
-    again = wait_decision(resumed, "link_clicked", "evt_1", "2026-12-04T10:00:00Z")
-    assert again == decision  # a redelivered batch writes the same event
+    assert store.waits == {}  # and the wait is over
+
+    # A token Step Functions no longer has (the wait timed out meanwhile): the event decided
+    # nothing, and nothing says it did
+    recorded.clear()
+    store = waiting()
+    resume_waits("lead_1", store=store, resumer=GoneResumer(), on_decided=record, **click)
+    assert recorded == [] and store.waits == {}
+
     # A wait registered without its node (before decisions were recorded): nothing to record
-    old = resume_waits(
-        "lead_1", store=setup()[0], resumer=RecordingResumer(), **click
-    )  # fmt: skip
-    assert wait_decision(old[0], "link_clicked", "evt_1", "2026-12-04T10:00:00Z") is None
+    resume_waits("lead_1", store=setup()[0], resumer=RecordingResumer(), on_decided=record, **click)
+    assert recorded == [None]
+
+
+class GoneResumer(RecordingResumer):
+    def resume(self, token: str, output: Mapping[str, Any]) -> bool:
+        super().resume(token, output)
+        return False
 
 
 def test_other_events_do_not_resume() -> None:

@@ -44,7 +44,8 @@ def journeys_show(settings: Settings, args: argparse.Namespace) -> int:
 
 def journeys_save(settings: Settings, args: argparse.Namespace) -> int:
     """Create or replace a journey record (triggers, re-entry, exits, resume policy) from JSON;
-    its state machine must be deployed with the stack (an ASL file in statemachines/)."""
+    its state machine is deployed with the stack (an ASL file in statemachines/) or published
+    (`journeys publish`), and a published journey's record keeps its publication."""
     from pathlib import Path
 
     from pydantic import ValidationError
@@ -57,9 +58,13 @@ def journeys_save(settings: Settings, args: argparse.Namespace) -> int:
         raise JourneyCliError(f"cannot read {args.file}: {error.strerror}") from None
     except ValidationError as error:
         raise JourneyCliError(f"{args.file} is not a valid journey: {error}") from None
+    from tsunagu.journeys.publishing import keep_publication
+
     store = services.journey_repository(settings)
-    if store.get_journey(journey.journey_id) is not None and not args.replace:
+    existing = store.get_journey(journey.journey_id)
+    if existing is not None and not args.replace:
         raise JourneyCliError(f"journey {journey.journey_id} exists: add --replace to change it")
+    journey = keep_publication(journey, existing)
     store.put_journey(journey, isoformat(services.clock(settings).now()))
     print(f"journey {journey.journey_id} saved ({journey.status})")
     return 0

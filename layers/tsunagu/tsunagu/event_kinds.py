@@ -19,6 +19,7 @@ SYSTEM_EVENT_KINDS = frozenset(
         "crm_conflict",
         "owner_notified",
         "score_changed",
+        "journey_decision",
     }
 )
 

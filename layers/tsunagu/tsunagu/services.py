@@ -159,6 +159,11 @@ class JourneyWaits:
     ) -> int:
         from tsunagu.journeys.waits import resume_waits, wait_decision
 
+        def record(resumed: Any) -> None:
+            decision = wait_decision(resumed, event_type, event_id, occurred_at)
+            if decision is not None:
+                self._leads.put_event(decision)
+
         resumed = resume_waits(
             lead_id,
             event_type,
@@ -167,11 +172,8 @@ class JourneyWaits:
             properties,
             store=self._store,
             resumer=self._resumer,
+            on_decided=record,
         )
-        for wait in resumed:
-            decision = wait_decision(wait, event_type, event_id, occurred_at)
-            if decision is not None:
-                self._leads.put_event(decision)
         return len(resumed)
 
 

@@ -243,6 +243,8 @@ def _check_branch(node: Branch, problem: Any) -> None:
         problem(node.id, "has no default: say where a lead no case selects goes")
     for outcome in _repeated(c.outcome for c in node.cases):
         problem(node.id, f"has two cases with the outcome {outcome!r}")
+    if any(c.outcome == "default" for c in node.cases):
+        problem(node.id, "names a case 'default', the outcome of no case holding: rename it")
     for case in node.cases:
         try:
             Segment.parse(case.when)

@@ -107,12 +107,12 @@ def decision_event(
     journey_id: str,
     node: str,
     kind: str,
-    execution_id: str,
+    execution_name: str,
     entered_at: str,
 ) -> LeadEvent:
     """The event, keyed on the execution, the node and when the step was entered: a retried
     step writes the same item again rather than a second decision."""
-    seed = f"{execution_id}\n{node}\n{entered_at}".encode()
+    seed = f"{execution_name}\n{node}\n{entered_at}".encode()
     event_id = "dec_" + hashlib.sha256(seed).hexdigest()[:26]
     return LeadEvent(
         event_id=event_id,
@@ -125,7 +125,7 @@ def decision_event(
             "kind": kind,
             "outcome": decided.outcome,
             "values": {k: v for k, v in decided.values.items() if v is not None},
-            "execution_id": execution_id,
+            "execution_name": execution_name,
             "control_group": kind == "holdout" and decided.outcome == HOLDOUT,
         },
     )

@@ -178,7 +178,13 @@ def publish(
         alias_arn = machines.point_alias(machine, version_arn)
     record = journeys.get_journey(journey_id)
     created = record is None
-    published_now = changed or record is None or record.published is None
+    # Also when the record lags the alias (a publication that stopped after moving the alias).
+    published_now = (
+        changed
+        or record is None
+        or record.published is None
+        or record.published.version_arn != version_arn
+    )
     if published_now:
         _record_publication(
             record or _new_record(definition, name),
@@ -237,12 +243,12 @@ def rollback(
             numbers = ", ".join(str(v.number) for v in published)
             raise NotFound(f"journey {journey_id!r} has no version {to_version} (has {numbers})")
         chosen = found[0]
+    record = journeys.get_journey(journey_id)
+    if record is None:  # checked before the alias moves: nothing changes then
+        raise NotFound(f"journey {journey_id!r} has no record")
     machine = machines.find(target.state_machine_arn(journey_id))
     assert machine is not None  # versions() found it
     alias_arn = machines.point_alias(machine, chosen.arn)
-    record = journeys.get_journey(journey_id)
-    if record is None:
-        raise NotFound(f"journey {journey_id!r} has no record")
     _record_publication(
         record,
         PublishedVersion(
@@ -263,6 +269,17 @@ def rollback(
         alias_arn=alias_arn,
         changed=live != chosen.number,
         created=False,
+    )
+
+
+def keep_publication(policy: Journey, existing: Journey | None) -> Journey:
+    """A journey record saved over a published one (new triggers, exits, status) keeps the
+    publication: entries go on starting on the live alias, and a rollback stays in force.
+    Only publish and rollback change which version is live."""
+    if existing is None or existing.published is None:
+        return policy
+    return policy.model_copy(
+        update={"published": existing.published, "state_machine": existing.state_machine}
     )
 
 

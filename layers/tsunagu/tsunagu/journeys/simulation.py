@@ -131,12 +131,17 @@ class Simulation:
     """Send node id -> mails the gate would skip (past their day, the cap)."""
     paths: Counter[tuple[str, ...]] = field(default_factory=Counter)
     transitions: Counter[tuple[str, ...]] = field(default_factory=Counter)
-    """Path -> state transitions one lead on it takes."""
+    """Path -> state transitions of all the leads on it (leads on one path may differ: each
+    deferral under the frequency cap adds three)."""
+    per_lead: list[int] = field(default_factory=list)
+    """Each lead's state transitions."""
+
+    def mean_transitions(self, path: tuple[str, ...]) -> float:
+        return self.transitions[path] / self.paths[path]
 
     @property
     def transitions_per_entry(self) -> float:
-        total = sum(self.transitions[p] * n for p, n in self.paths.items())
-        return total / self.leads if self.leads else 0.0
+        return sum(self.per_lead) / self.leads if self.leads else 0.0
 
     @property
     def cost_per_thousand_entries(self) -> float:
@@ -186,7 +191,8 @@ def simulate(
             current = _step(node, walker, result, policy, rules, allowed_at, assumptions)
         path = tuple(walker.path)
         result.paths[path] += 1
-        result.transitions[path] = walker.transitions
+        result.transitions[path] += walker.transitions
+        result.per_lead.append(walker.transitions)
     return result
 
 
@@ -378,13 +384,12 @@ def report(simulation: Simulation, *, time_zone: str) -> list[str]:
     for template, days in simulation.mails.items():
         spread = ", ".join(f"{d:%m-%d %a} {n}" for d, n in sorted(days.items()))
         lines.append(f"  {template}: {sum(days.values())} ({spread})")
-    lines += ["", "paths (leads, state transitions each):"]
+    lines += ["", "paths (leads, state transitions per lead on average):"]
     for path, count in simulation.paths.most_common():
-        lines.append(f"  {count:>6}  {simulation.transitions[path]:>3}  {' > '.join(path)}")
+        mean = simulation.mean_transitions(path)
+        lines.append(f"  {count:>6}  {mean:>5.1f}  {' > '.join(path)}")
     per_entry = simulation.transitions_per_entry
-    median_transitions = statistics.median(
-        t for path, n in simulation.paths.items() for t in [simulation.transitions[path]] * n
-    )
+    median_transitions = statistics.median(simulation.per_lead)
     lines.append(
         f"state transitions: {per_entry:.1f} per entry on average (median {median_transitions:g});"
         f" USD {simulation.cost_per_thousand_entries:.3f} per 1,000 entries at Step Functions'"

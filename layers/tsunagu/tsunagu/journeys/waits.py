@@ -8,7 +8,7 @@ wait and the journey's Catch on States.Timeout takes the "did not" branch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -88,6 +88,9 @@ class Resumed:
     wait: JourneyWait
     outcome: str
     """The matched event's label (the wait_for's outcome), or its type."""
+    decided: bool
+    """Step Functions took the event: False when the token was gone (the wait had timed out,
+    or a redelivered batch resumes it again), so the event decided nothing."""
 
 
 def resume_waits(
@@ -99,11 +102,13 @@ def resume_waits(
     *,
     store: WaitStore,
     resumer: Resumer,
+    on_decided: Callable[[Resumed], None] | None = None,
 ) -> Sequence[Resumed]:
     """Resume every wait of this lead the event matches; returns those resumed.
 
     The execution is resumed before its wait is removed: a batch redelivered after a failure in
     between resumes again, which Step Functions refuses for a used token (and that is fine).
+    ``on_decided`` records a wait the event decided, before the wait is removed.
     """
     event_time = parse_instant(occurred_at)
     resumed = []
@@ -120,9 +125,11 @@ def resume_waits(
             "occurred_at": occurred_at,
             "properties": {k: v for k, v in properties.items() if k != "signals"},
         }
-        resumer.resume(wait.token, output)
+        entry = Resumed(wait, str(output["matched"]), resumer.resume(wait.token, output))
+        if entry.decided and on_decided is not None:
+            on_decided(entry)
         store.end_wait(wait)
-        resumed.append(Resumed(wait, str(output["matched"])))
+        resumed.append(entry)
     return resumed
 
 
@@ -131,8 +138,9 @@ def wait_decision(
 ) -> LeadEvent | None:
     """The ``journey_decision`` event for a wait a person's event ended (route_events resumes
     waits on people's events only: a scanner's click never decides); None for a wait that
-    does not know its node. Keyed on the wait and the event, so a redelivered batch writes the
-    same event again."""
+    does not know its node. Keyed on the execution, the node and the event's time, so writing
+    it twice writes one item. (A crash between the resume and this write loses the record: the
+    batch redelivered finds the token used, and nothing says it was this event.)"""
     from tsunagu.journeys.decisions import Decided, decision_event
 
     wait = resumed.wait
@@ -144,7 +152,7 @@ def wait_decision(
         journey_id=wait.journey_id,
         node=wait.node,
         kind="wait_for",
-        execution_id=wait.wait_id.split(":", 1)[0],
+        execution_name=wait.wait_id.split(":", 1)[0],
         entered_at=occurred_at,
     )
 
