@@ -282,6 +282,13 @@ def journeys_compile(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+_REFUSED = {
+    "publish": "nothing was published",
+    "versions": "no versions to list",
+    "rollback": "nothing was rolled back",
+}
+
+
 def _publishing(args: argparse.Namespace, payload: dict[str, Any]) -> dict[str, Any]:
     """The publish_journey function's answer; what the user can fix is a JourneyCliError, one
     line per problem."""
@@ -291,7 +298,7 @@ def _publishing(args: argparse.Namespace, payload: dict[str, Any]) -> dict[str, 
     if not answer.get("ok"):
         problems = answer.get("problems") or []
         lines = [f"{p['field']}: {p['message']}" for p in problems] or [answer.get("error", "")]
-        raise JourneyCliError("nothing was published:\n  " + "\n  ".join(lines))
+        raise JourneyCliError(f"{_REFUSED[payload['action']]}:\n  " + "\n  ".join(lines))
     return answer
 
 
