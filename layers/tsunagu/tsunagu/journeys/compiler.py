@@ -20,6 +20,7 @@ from pydantic import ValidationError as PydanticValidationError
 from tsunagu.api.requests import load_json_object
 from tsunagu.client_values import validation_failed
 from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.journeys.decisions import HOLDOUT, spec_of
 from tsunagu.journeys.definition import (
     Branch,
     End,
@@ -422,19 +423,14 @@ class _Compiler:
             return self._update_lead(node)
         if isinstance(node, Branch):
             assert node.default is not None  # validated
-            cases = [{"outcome": c.outcome, "when": c.when} for c in node.cases]
             ways = [(c.outcome, self._to(c.next)) for c in node.cases]
-            return self._decision(node, {"kind": "branch", "cases": cases}, ways, node.default)
+            return self._decision(node, ways, node.default)
         if isinstance(node, Split):
-            paths = [{"outcome": p.outcome, "percent": p.percent} for p in node.paths]
             ways = [(p.outcome, self._to(p.next)) for p in node.paths[:-1]]
-            last = node.paths[-1].next
-            return self._decision(node, {"kind": "split", "paths": paths}, ways, last)
+            return self._decision(node, ways, node.paths[-1].next)
         if isinstance(node, Holdout):
             kept = _kept_state(node)
-            states = self._decision(
-                node, {"kind": "holdout", "percent": node.percent}, [("holdout", kept)], node.next
-            )
+            states = self._decision(node, [(HOLDOUT, kept)], node.next)
             states[kept] = {
                 "Type": "Succeed",
                 "Comment": "A control group: the lead gets nothing more from this journey.",
@@ -445,7 +441,6 @@ class _Compiler:
     def _decision(
         self,
         node: Branch | Split | Holdout,
-        decision: ASL,
         ways: list[tuple[str, str]],
         otherwise: str,
     ) -> ASL:
@@ -460,7 +455,7 @@ class _Compiler:
                     "lead_id.$": "$.lead_id",
                     "execution_id.$": "$$.Execution.Id",
                     "entered_at.$": "$$.State.EnteredTime",
-                    "decision": decision,
+                    "decision": spec_of(node).model_dump(mode="json"),
                 },
                 ResultSelector={"outcome.$": "$.Payload.outcome"},
                 ResultPath="$.decision",

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tsunagu.journeys.definition import Branch, Holdout, Split
 from tsunagu.journeys.segments import Segment
 from tsunagu.leads.model import Lead, LeadEvent
 
@@ -53,6 +54,18 @@ class HoldoutSpec(_Spec):
 
 
 DecisionSpec = Annotated[BranchSpec | SplitSpec | HoldoutSpec, Field(discriminator="kind")]
+
+
+def spec_of(node: Branch | Split | Holdout) -> BranchSpec | SplitSpec | HoldoutSpec:
+    """What journey_decide is asked to decide at a definition's node: the compiler sends it as
+    the task's ``decision``, the dry run decides it directly."""
+    if isinstance(node, Branch):
+        cases = [CaseSpec(outcome=c.outcome, when=c.when) for c in node.cases]
+        return BranchSpec(kind="branch", cases=cases)
+    if isinstance(node, Split):
+        paths = [PathSpec(outcome=p.outcome, percent=p.percent) for p in node.paths]
+        return SplitSpec(kind="split", paths=paths)
+    return HoldoutSpec(kind="holdout", percent=node.percent)
 
 
 @dataclass(frozen=True)

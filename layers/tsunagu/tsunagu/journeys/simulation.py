@@ -288,7 +288,7 @@ def _send(
         result.mails[node.template][local_day] += 1
     else:
         result.skipped[node.id] += 1
-    return node.next or None  # the send, or the skip's Succeed, ends the journey
+    return node.next  # None: the send, or the skip's Succeed, ends the journey
 
 
 def _wait_for(
@@ -329,17 +329,12 @@ def _decide(
     result: Simulation,
 ) -> str | None:
     walker.transitions += 2  # journey_decide, its Choice
-    spec: decisions.BranchSpec | decisions.SplitSpec | decisions.HoldoutSpec
-    if isinstance(node, Branch):
-        cases = [{"outcome": c.outcome, "when": c.when} for c in node.cases]
-        spec = decisions.BranchSpec(kind="branch", cases=cases)
-    elif isinstance(node, Split):
-        paths = [{"outcome": p.outcome, "percent": p.percent} for p in node.paths]
-        spec = decisions.SplitSpec(kind="split", paths=paths)
-    else:
-        spec = decisions.HoldoutSpec(kind="holdout", percent=node.percent)
     decided = decisions.decide(
-        spec, walker.lead, journey_id=result.journey_id, node=node.id, now=walker.now
+        decisions.spec_of(node),
+        walker.lead,
+        journey_id=result.journey_id,
+        node=node.id,
+        now=walker.now,
     )
     result.outcomes[node.id][decided.outcome] += 1
     if isinstance(node, Branch):
