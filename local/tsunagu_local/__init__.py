@@ -5,3 +5,7 @@ process: tables, queues, SES identities, functions (their handlers called in-pro
 machines, HttpApi routes on 127.0.0.1 and DynamoDB stream pollers. There is no second list of
 resources: adding a function or a route to the template needs no change here.
 """
+
+from tsunagu_local.moto_imports import defer_unused_moto_packages
+
+defer_unused_moto_packages()
