@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.crm import Crm, serve
+
 # The benchmark report's and the scheduling hooks must live where the xdist controller, which
 # collects no tests, loads them too.
 pytest_plugins = ["tests.support.bench_report", "tests.support.scheduling"]
@@ -169,3 +171,12 @@ def load_event(function: str, case: str) -> dict[str, Any]:
     """A sample event from events/<function>/<case>.json (`sam local invoke` uses them too)."""
     event: dict[str, Any] = json.loads((EVENTS / function / f"{case}.json").read_text("utf-8"))
     return event
+
+
+@pytest.fixture(scope="module")
+def crm() -> Iterator[Crm]:
+    """A CRM's inbound webhook on 127.0.0.1 for the module's tests (tests.support.crm)."""
+    found = Crm()
+    server = serve(found)
+    yield found
+    server.shutdown()

@@ -1,11 +1,16 @@
-"""hand_off — the steps of handing a new MQL to sales (statemachines/hand_off_to_sales.asl.json).
+"""hand_off — telling sales about a lead: the steps of handing a new MQL to sales
+(statemachines/hand_off_to_sales.asl.json), and a journey's ``notify_owner`` and ``webhook``
+nodes (tsunagu.journeys.compiler), which reuse them.
 
 Input ``{"step": "assign"|"notify"|"push"|"park", "lead_id", ...}``:
 
 - assign: keep the lead's owner, or give it one by the owner rules; ``{"owner", "push"}``.
 - notify: mail the owner the lead, every point of its score and its recent activity, once per
-  ``key`` (the state machine passes execution and state).
-- push: POST the lead to the CRM webhook, signed; raises PushFailed (the Retry's backoff).
+  ``key`` (the state machine passes execution and state). From a journey: ``assign_owner``
+  (assign first when no owner is given), ``note`` (the marketer's message), ``journey_id``.
+- push: POST the lead to the CRM webhook, signed; raises PushFailed (the Retry's backoff). From
+  a journey: ``event`` (the payload's type), ``journey_id``, ``node`` and ``key`` (sent as
+  ``delivery_id``, the same on every retry, for the CRM to drop a repeat).
 - park: record a push that failed every retry, for ``tsunagu crm pushes``.
 """
 
@@ -31,6 +36,17 @@ class HandOffInput(BaseModel):
     owner: str | None = Field(default=None, max_length=254)
     key: str | None = Field(default=None, max_length=500)
     error: dict[str, Any] = Field(default_factory=dict)
+    # From a journey's notify_owner and webhook nodes:
+    assign_owner: bool = False
+    note: str | None = Field(default=None, max_length=1000)
+    event: str | None = Field(default=None, max_length=63)
+    journey_id: str | None = Field(default=None, max_length=63)
+    node: str | None = Field(default=None, max_length=63)
+
+    def journey(self) -> dict[str, str] | None:
+        if not self.journey_id:
+            return None
+        return {"journey_id": self.journey_id, "node": self.node or ""}
 
 
 @observed()
@@ -61,22 +77,29 @@ def _lead(settings: Settings, lead_id: str) -> Any:
 
 
 def _notify(settings: Settings, request: HandOffInput) -> dict[str, Any]:
-    if not request.owner:
+    owner = request.owner
+    if not owner and request.assign_owner:
+        owner = _assign(settings, request)["owner"]
+    if not owner:
         return {"notified": "no_owner"}
     lead = _lead(settings, request.lead_id)
     now = services.clock(settings).now()
     qualification = services.qualification_repository(settings)
+    note = None
+    if request.note:
+        note = handoff.JourneyNote(request.journey_id or "journey", request.note)
     message = handoff.notification(
         lead,
         qualification.awards_of(lead.lead_id),
         services.lead_repository(settings).events(lead.lead_id, limit=40),
         qualification.config(),
         now,
+        note,
     )
     domains = sorted(settings.sender_domains)
     status = handoff.notify_owner(
         lead,
-        request.owner,
+        owner,
         message,
         key=request.key or f"mql:{lead.lead_id}",
         sender=f"tsunagu@{domains[0] if domains else 'example.com'}",
@@ -95,9 +118,12 @@ def _push(settings: Settings, request: HandOffInput) -> dict[str, Any]:
     if not settings.crm_webhook_url:
         return {"pushed": "not_configured"}
     lead = _lead(settings, request.lead_id)
+    payload = handoff.push_payload(lead, request.event or "lead.mql", request.journey())
+    if request.key:
+        payload["delivery_id"] = request.key
     status = post_signed(
         settings.crm_webhook_url,
-        handoff.push_body(handoff.push_payload(lead)),
+        handoff.push_body(payload),
         services.crm_signing_key(settings),
         services.clock(settings).now(),
     )
@@ -107,9 +133,10 @@ def _push(settings: Settings, request: HandOffInput) -> dict[str, Any]:
 
 def _park(settings: Settings, request: HandOffInput) -> dict[str, Any]:
     at = isoformat(services.clock(settings).now())
-    services.qualification_repository(settings).park_push(
-        request.lead_id, at, {"lead_id": request.lead_id, "at": at, "error": request.error}
-    )
+    detail: dict[str, Any] = {"lead_id": request.lead_id, "at": at, "error": request.error}
+    if request.event:
+        detail.update(type=request.event, journey=request.journey())
+    services.qualification_repository(settings).park_push(request.lead_id, at, detail)
     metrics.add_metric(name="CrmPushParked", unit="Count", value=1)
     return {"parked": at}
 

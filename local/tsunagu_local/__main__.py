@@ -65,8 +65,26 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         + ", ".join(kind.value for kind in Fault)
         + f"); for make proof (default: ${faults.ENVIRONMENT_VARIABLE}: none)",
     )
+    parser.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a template parameter, as sam deploy --parameter-overrides gives it"
+        " (e.g. CrmWebhookUrl=http://127.0.0.1:8080/crm); repeat for more",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
+
+
+def _parameters(pairs: list[str]) -> dict[str, str]:
+    parameters: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name.strip():
+            raise SystemExit(f"tsunagu-local: --parameter {pair!r}: say NAME=VALUE")
+        parameters[name.strip()] = value
+    return parameters
 
 
 def build_runtime(args: argparse.Namespace) -> LocalRuntime:
@@ -96,6 +114,7 @@ def build_runtime(args: argparse.Namespace) -> LocalRuntime:
             time_scale=scale,
             virtual_time=virtual,
             persist=not args.no_persist,
+            parameters=_parameters(args.parameter),
             faults=spec,
         )
     )

@@ -11,7 +11,9 @@ execution counts as work from its StartExecution until it waits or ends.
 
 from __future__ import annotations
 
+import datetime
 import threading
+import types
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -199,6 +201,21 @@ def _ends_counted_work(clock: RuntimeClock, run: Any) -> Any:
     return body
 
 
+def _datetime_on(clock: RuntimeClock) -> types.ModuleType:
+    """The ``datetime`` module, but for ``datetime.datetime.now()``, which is ``clock``'s."""
+
+    class ClockDatetime(datetime.datetime):
+        @classmethod
+        def now(cls, tz: datetime.tzinfo | None = None) -> Any:
+            instant = clock.now()
+            return instant.astimezone(tz) if tz is not None else instant.replace(tzinfo=None)
+
+    module = types.ModuleType("datetime")
+    module.__dict__.update(vars(datetime))
+    module.datetime = ClockDatetime  # type: ignore[attr-defined]
+    return module
+
+
 def install_execution_clock(clock: RuntimeClock) -> None:
     """Executions on the runtime's clock: their start and stop dates and every history event are
     stamped with it, and each execution counts as work while its thread runs (it stops counting
@@ -212,6 +229,11 @@ def install_execution_clock(clock: RuntimeClock) -> None:
         return clock.now()
 
     EventManager._get_current_timestamp = staticmethod(now)  # type: ignore[method-assign]
+    # A state's $$.State.EnteredTime (journey_decide stamps decisions with it) is read from
+    # datetime.datetime.now() in moto's State; that module alone is given the runtime's clock.
+    from moto.stepfunctions.parser.asl.component.state import state as state_module
+
+    state_module.datetime = _datetime_on(clock)  # type: ignore[attr-defined]
 
     if getattr(ExecutionWorker.start, _PATCHED_FLAG, False):
         return

@@ -688,11 +688,13 @@ def test_every_call_a_handler_makes_is_allowed_by_its_role(
         stateMachineArn=PUBLISHED_MACHINE
     )
     invoked = functions_named(json.loads(published["definition"]))
-    assert len(invoked) == 5, invoked  # gate, send, wait for an event, next send time, update
-    # ... and every activity a published journey may call (journey_decide too)
+    # gate, send, wait for an event, next send time, update, and journey_decide (a timed-out wait)
+    assert len(invoked) == 6, invoked
+    # ... and every activity a published journey may call (journey_decide too, and hand_off
+    # for notify_owner and webhook nodes)
     pairs = aws.environment["TSUNAGU_JOURNEY_ACTIVITY_ARNS"].split(",")
     activities = {pair.partition("=")[2] for pair in pairs}
-    assert len(activities) == 6 and invoked <= activities, activities
+    assert len(activities) == 7 and invoked <= activities, activities
     refused = [arn for arn in activities if not allows(journey_role, "lambda:InvokeFunction", arn)]
     assert not refused, f"JourneyRole may not invoke {refused}"
     # publish_journey may make only journey-* state machines, and pass only JourneyRole

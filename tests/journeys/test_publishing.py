@@ -6,6 +6,10 @@ version 1; a definition that does not validate publishes nothing.
 Both versions send the welcome mail, wait two business days, then send a second mail: version
 1 the getting-started guide, version 2 the customer stories. Which second mail a lead got is
 which version it ran.
+
+Then journeys with decisions (branch, holdout, split) and with the nodes that tell sales
+(update_lead, notify_owner, webhook), published on the same runtime, whose CRM webhook is a
+small CRM this module serves on 127.0.0.1 (tests.support.crm).
 """
 
 from __future__ import annotations
@@ -13,12 +17,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.journeys.harness import Runtime, import_lead, jst, sent_mails
+from tests.support.crm import Crm
+from tsunagu import services
+from tsunagu.clock import parse_instant
+from tsunagu.qualification.crm import verify_signature
+from tsunagu_local.seed import DEMO_SALES_TEAM, seed_qualification
 
 JOURNEY = "spring_webinar"
 MONDAY_MORNING = jst(2026, 12, 7, 9)
@@ -45,14 +55,19 @@ def definition(second_mail: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+def runtime(crm: Crm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     workdir = tmp_path_factory.mktemp("publishing")
     started = Runtime.launch(
-        "publishing", workdir, clock_start=MONDAY_MORNING.isoformat(), options=("--no-demo",)
+        "publishing",
+        workdir,
+        clock_start=MONDAY_MORNING.isoformat(),
+        options=("--no-demo", "--parameter", f"CrmWebhookUrl={crm.url}"),
     )
     try:
         started.wait_ready()
         started.cli_ok("journeys", "install", "--site-url", "https://www.example.com")
+        # The demo's sales team takes leads in turn (--no-demo left the owner rules out)
+        seed_qualification(services.qualification_repository(started.settings))
         yield started
     finally:
         started.stop()
@@ -64,8 +79,8 @@ def publish(runtime: Runtime, second_mail: str, note: str) -> str:
     return runtime.cli_ok("journeys", "publish", str(path), "--note", note)
 
 
-def enter(runtime: Runtime, email: str) -> str:
-    output = runtime.cli_ok("journeys", "start", JOURNEY, "--lead", email)
+def enter(runtime: Runtime, email: str, journey_id: str = JOURNEY) -> str:
+    output = runtime.cli_ok("journeys", "start", journey_id, "--lead", email)
     [arn] = [word.strip("()") for word in output.split() if word.startswith("(arn:")]
     return arn
 
@@ -194,8 +209,10 @@ def test_branch_holdout_and_split_decide_per_lead_and_say_why(runtime: Runtime) 
     runtime.settle()
 
     def decisions(lead_id: str) -> list[tuple[str, str]]:
+        """In the order the journey took them (all at one simulated instant: nothing waits)."""
         found = [e for e in runtime.events(lead_id) if e.type == "journey_decision"]
-        ordered = sorted(found, key=lambda e: e.occurred_at)
+        order = [n["id"] for n in deciding_definition()["nodes"]]
+        ordered = sorted(found, key=lambda e: (e.occurred_at, order.index(e.properties["node"])))
         return [(str(e.properties["node"]), str(e.properties["outcome"])) for e in ordered]
 
     def mails(lead_id: str) -> list[str]:
@@ -214,3 +231,94 @@ def test_branch_holdout_and_split_decide_per_lead_and_say_why(runtime: Runtime) 
     timeline = runtime.cli_ok("leads", "timeline", TAGGED)
     assert f"{DECIDING}.interest -> pricing" in timeline
     assert "tag=['interest:pricing']" in timeline
+
+
+# ---------------------------------------------------------------- telling sales
+TELLING = "pricing_hand_raise"
+MESSAGE = "料金ページから問い合わせがありました。1営業日以内にご連絡ください。"
+RAISED, UNREACHABLE = "eri@example.jp", "down.fumi@example.jp"  # the CRM always fails "down"
+
+
+def telling_definition() -> dict[str, Any]:
+    return {
+        "$format": "tsunagu.journey/1",
+        "journey_id": TELLING,
+        "description": "A lead who asked for pricing is marked, its owner told, the CRM told.",
+        "start": "mark",
+        "nodes": [
+            {"id": "mark", "kind": "update_lead",
+             "label": "Mark the lead as a pricing hand-raiser", "stage": "sql",
+             "add_tags": ["hand-raiser"], "fields": {"interest": "pricing"},
+             "next": "tell_owner"},
+            {"id": "tell_owner", "kind": "notify_owner",
+             "label": "Tell the owner the lead asked for pricing", "message": MESSAGE,
+             "next": "tell_crm"},
+            {"id": "tell_crm", "kind": "webhook",
+             "label": "Tell the CRM the lead asked for pricing",
+             "event": "lead.asked_for_pricing", "next": "done"},
+            {"id": "done", "kind": "end", "label": "The hand-raiser is with sales"},
+        ],
+    }  # fmt: skip
+
+
+def test_update_lead_notify_owner_and_webhook_tell_sales_and_the_crm(
+    runtime: Runtime, crm: Crm
+) -> None:
+    path = runtime.workdir / f"{TELLING}.json"
+    path.write_text(json.dumps(telling_definition(), ensure_ascii=False), encoding="utf-8")
+    runtime.cli_ok("journeys", "publish", str(path))
+    leads = {email: import_lead(runtime, email, "テスト 恵理") for email in (RAISED, UNREACHABLE)}
+    runs = {email: enter(runtime, email, TELLING) for email in leads}
+    runtime.advance_by(timedelta(hours=1))  # past every retry of the failing call (930 s)
+
+    for email, lead_id in leads.items():
+        # Both leads went all the way: the failing call did not strand the second
+        assert runtime.history(runs[email]).status == "SUCCEEDED", email
+        lead = runtime.lead(lead_id)
+        # update_lead: stage, tag and field, each said on the lead
+        assert lead.stage == "sql" and "hand-raiser" in lead.tags
+        assert lead.fields["interest"].value == "pricing"
+        kinds = [e.type for e in runtime.events(lead_id)]
+        assert "stage_changed" in kinds and "lead_updated" in kinds
+        # notify_owner: one mail to the owner the owner rules gave it, never to the lead
+        owner = lead.fields["owner_email"].value
+        assert owner in DEMO_SALES_TEAM
+        to_owner = [
+            m for m in runtime.mail_viewer()
+            if m["subject"].startswith(f"[{TELLING}] テスト 恵理") and email in (m["text"] or "")
+        ]  # fmt: skip
+        assert len(to_owner) == 1, to_owner
+        assert to_owner[0]["recipients"] == [owner]
+        assert to_owner[0]["text"].startswith(MESSAGE)
+        assert sent_mails(runtime, lead_id) == []
+        assert kinds.count("owner_notified") == 1
+
+    # webhook: the lead, signed, with the node's event, the journey and one delivery id
+    [taken] = crm.of(RAISED)
+    assert taken.answered == 200
+    verify_signature(
+        services.crm_signing_key(runtime.settings),
+        taken.headers["x-tsunagu-timestamp"],
+        taken.body,
+        taken.headers["x-tsunagu-signature"],
+        now=parse_instant(taken.sent_at.isoformat()),
+    )
+    assert taken.payload["type"] == "lead.asked_for_pricing"
+    assert taken.payload["journey"] == {"journey_id": TELLING, "node": "tell_crm"}
+    assert taken.payload["lead_id"] == leads[RAISED] and taken.payload["stage"] == "sql"
+    assert taken.payload["delivery_id"].startswith(runs[RAISED])
+    # ... retried with backoff when the CRM fails (the same delivery id each time), then parked
+    attempts = crm.of(UNREACHABLE)
+    assert len(attempts) == 6 and {a.answered for a in attempts} == {500}
+    assert len({a.payload["delivery_id"] for a in attempts}) == 1
+    gaps = [(b.sent_at - a.sent_at).total_seconds() for a, b in pairwise(attempts)]
+    assert gaps == [30, 60, 120, 240, 480]
+    parked = [
+        json.loads(line)
+        for line in runtime.cli_ok("crm", "pushes").splitlines()
+        if leads[UNREACHABLE] in line
+    ]
+    assert [(p["type"], p["journey"]["node"]) for p in parked] == [
+        ("lead.asked_for_pricing", "tell_crm")
+    ]
+    assert "the CRM answered 500" in json.dumps(parked[0]["error"])

@@ -133,6 +133,16 @@ def test_a_lead_who_does_nothing_gets_the_guide_after_three_days(
     waited = history.simulated(timed_out) - history.simulated(submitted)
     assert abs(waited - timedelta(days=3)) <= LATE, waited
     assert history.simulated(timed_out).astimezone(JST).date() == jst(2026, 11, 23).date()
+    # ... and the lead's timeline says so: the node's decision, at the instant it timed out
+    [decision] = [
+        e
+        for e in world.runtime.events(world.leads[SILENT])
+        if e.type == "journey_decision" and e.properties["node"] == "pricing_or_case_study"
+    ]
+    assert decision.properties["outcome"] == "timed_out"
+    assert decision.properties["kind"] == "wait_for"
+    assert decision.properties["values"] == {"within_seconds": 3 * 86400}
+    assert abs(parse_instant(decision.occurred_at) - history.simulated(timed_out)) <= LATE
     [scheduled] = history.outputs("Schedule the getting-started guide")
     assert scheduled["schedule"]["send_at"] == TUESDAY_TEN_UTC
     at_ten(guide, TUESDAY_TEN)

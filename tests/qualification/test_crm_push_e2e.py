@@ -1,32 +1,27 @@
 """The outbound CRM webhook on the embedded runtime: a new MQL is pushed to the CRM signed, the
 push is retried with backoff when the CRM fails, and parked when it keeps failing.
 
-``tsunagu-local`` takes no template parameters on its command line, so the runtime is started
-on a copy of template.yaml whose ``CrmWebhookUrl`` defaults to a small CRM served by this test
-on 127.0.0.1 (the functions, state machines and layer are the project's own, linked in). It runs
-on virtual time: simulated time stands still while the lead is scored and handed off, and the
-Retry's 30 s, 60 s, ... intervals pass only when the test advances the clock past them, each
-retry running at its own simulated instant. Each push carries ``x-tsunagu-timestamp`` from the
-runtime's clock, so the gaps between pushes are exact, whatever the machine's load.
+The runtime is started with ``--parameter CrmWebhookUrl=...`` pointing at a small CRM served by
+this test on 127.0.0.1 (tests.support.crm). It runs on virtual time: simulated time stands
+still while the lead is scored and handed off, and the Retry's 30 s, 60 s, ... intervals pass
+only when the test advances the clock past them, each retry running at its own simulated
+instant. Each push carries ``x-tsunagu-timestamp`` from the runtime's clock, so the gaps between
+pushes are exact, whatever the machine's load.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.e2e.conftest import start_tsunagu
 from tests.qualification.embedded import VIRTUAL_TIME, Embedded
+from tests.support.crm import FLAKY_FAILURES, Crm
 from tsunagu.clock import isoformat, parse_instant
 from tsunagu.qualification.crm import verify_signature
 from tsunagu_local.seed import DEMO_SALES_TEAM
@@ -34,104 +29,20 @@ from tsunagu_local.seed import DEMO_SALES_TEAM
 pytestmark = pytest.mark.e2e
 
 HAND_OFF = "hand-off-to-sales"
-FLAKY_FAILURES = 2
 RETRY_INTERVAL = 30  # IntervalSeconds of the push's Retry (BackoffRate 2, MaxAttempts 5)
 PUSH_ATTEMPTS = 1 + 5
 BACKOFF = [RETRY_INTERVAL * 2**n for n in range(PUSH_ATTEMPTS - 1)]
 """Simulated seconds between one push and the next: 30, 60, 120, 240, 480."""
-DEFAULT_URL = 'CrmWebhookUrl:\n    Type: String\n    Default: ""'
-
-
-@dataclass(frozen=True)
-class Received:
-    headers: dict[str, str]
-    body: bytes
-    answered: int
-
-    @property
-    def payload(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.body)
-        return parsed
-
-    @property
-    def sent_at(self) -> datetime:
-        """When the runtime pushed it, on its clock (the signed timestamp, whole seconds)."""
-        return datetime.fromtimestamp(int(self.headers["x-tsunagu-timestamp"]), UTC)
-
-
-@dataclass
-class Crm:
-    """A CRM's inbound webhook: 500 for the first FLAKY_FAILURES pushes of a lead whose address
-    starts with "flaky", 500 always for "down", 200 otherwise."""
-
-    url: str = ""
-    received: list[Received] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def answer(self, body: bytes) -> int:
-        email = str(json.loads(body).get("email", ""))
-        earlier = sum(1 for r in self.received if r.payload.get("email") == email)
-        if email.startswith("down") or (email.startswith("flaky") and earlier < FLAKY_FAILURES):
-            return 500
-        return 200
-
-    def of(self, email: str) -> list[Received]:
-        with self.lock:
-            return [r for r in self.received if r.payload.get("email") == email]
-
-
-def serve(crm: Crm) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", "0")))
-            with crm.lock:
-                status = crm.answer(body)
-                crm.received.append(
-                    Received({k.lower(): v for k, v in self.headers.items()}, body, status)
-                )
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.end_headers()
-            self.wfile.write(b'{"ok": true}' if status == 200 else b'{"error": "try later"}')
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, name="crm", daemon=True).start()
-    crm.url = f"http://127.0.0.1:{server.server_port}/crm/inbound"
-    return server
-
-
-def template_pushing_to(url: str, folder: Path) -> Path:
-    """template.yaml with CrmWebhookUrl defaulting to ``url``, beside links to the code."""
-    text = (ROOT / "template.yaml").read_text("utf-8")
-    assert text.count(DEFAULT_URL) == 1, "template.yaml's CrmWebhookUrl parameter moved"
-    folder.mkdir()
-    for linked in ("functions", "statemachines", "layers"):
-        (folder / linked).symlink_to(ROOT / linked, target_is_directory=True)
-    variant = folder / "template.yaml"
-    variant.write_text(text.replace(DEFAULT_URL, DEFAULT_URL[:-2] + f'"{url}"'), "utf-8")
-    return variant
-
-
-@pytest.fixture(scope="module")
-def crm() -> Iterator[Crm]:
-    found = Crm()
-    server = serve(found)
-    yield found
-    server.shutdown()
 
 
 @pytest.fixture(scope="module")
 def embedded(crm: Crm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
     workdir = tmp_path_factory.mktemp("crm-push")
-    template = template_pushing_to(crm.url, workdir / "stack")
     running = start_tsunagu(
         workdir,
         "--no-persist",
-        "--template",
-        str(template),
+        "--parameter",
+        f"CrmWebhookUrl={crm.url}",
         *VIRTUAL_TIME,
     )
     try:

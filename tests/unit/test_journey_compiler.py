@@ -95,7 +95,7 @@ def test_a_valid_definition_compiles_with_every_mail_behind_the_gate() -> None:
     assert all(s["Retry"][0] == LAMBDA_RETRY for s in tasks)
     assert all(s["Parameters"]["FunctionName"].startswith("${") for s in tasks)
     wait = states["Wait for a click on the tip"]
-    assert wait["Catch"][0]["Next"] == "Schedule the reminder"
+    assert wait["Catch"][0]["Next"] == "Time is up for a click on the tip"
     assert wait["Parameters"]["Payload"]["events"][0]["message_id.$"] == "$.tip.message_id"
     assert states["Send the reminder"]["End"] is True
 
@@ -119,7 +119,13 @@ def test_a_loop_without_a_wait_is_named() -> None:
     def loop(data: dict[str, Any]) -> None:
         node(data, "case_study")["next"] = "tag"
         data["nodes"].append(
-            {"id": "tag", "kind": "update_lead", "label": "Tag the lead", "next": "case_study"}
+            {
+                "id": "tag",
+                "kind": "update_lead",
+                "label": "Tag the lead",
+                "add_tags": ["t"],
+                "next": "case_study",
+            }
         )
 
     assert problems(changed(loop)) == [
@@ -228,7 +234,13 @@ def test_a_loop_through_a_wait_that_may_not_wait_is_named() -> None:
         before["rule"] = {"kind": "same_day_or_next", "cutoff": "17:00", "at": "10:00"}
         before["next"] = "tag"
         data["nodes"].append(
-            {"id": "tag", "kind": "update_lead", "label": "Tag the lead", "next": "before_reminder"}
+            {
+                "id": "tag",
+                "kind": "update_lead",
+                "label": "Tag the lead",
+                "add_tags": ["t"],
+                "next": "before_reminder",
+            }
         )
         data["nodes"] = [n for n in data["nodes"] if n["id"] != "reminder"]
 
@@ -270,7 +282,12 @@ def test_the_gates_exit_name_is_kept_for_the_gate() -> None:
     def take_it(data: dict[str, Any]) -> None:
         node(data, "case_study")["next"] = "tag"
         data["nodes"].append(
-            {"id": "tag", "kind": "update_lead", "label": "The lead left the journey"}
+            {
+                "id": "tag",
+                "kind": "update_lead",
+                "label": "The lead left the journey",
+                "add_tags": ["t"],
+            }
         )
 
     assert problems(changed(take_it)) == [
@@ -308,3 +325,84 @@ def test_a_definition_file_that_breaks_the_format_is_refused_field_by_field() ->
     with pytest.raises(ValidationFailed) as refused:
         read_definition(json.dumps(bad))
     assert refused.value.errors[0].field.startswith("nodes.0")
+
+
+# ---------------------------------------------------------------- nodes that tell sales
+def telling(data: dict[str, Any]) -> None:
+    """The case study is followed by a mark, a mail to the owner and a call to the CRM."""
+    node(data, "case_study")["next"] = "mark"
+    data["nodes"] += [
+        {"id": "mark", "kind": "update_lead", "label": "Mark the lead as engaged",
+         "stage": "sql", "fields": {"interest": "case study"}, "next": "tell_owner"},
+        {"id": "tell_owner", "kind": "notify_owner", "label": "Tell the owner",
+         "message": "The lead read the case study.", "next": "tell_crm"},
+        {"id": "tell_crm", "kind": "webhook", "label": "Tell the CRM",
+         "event": "lead.engaged"},
+    ]  # fmt: skip
+
+
+def test_notify_owner_and_webhook_call_hand_off_and_the_lead_goes_on_when_they_fail() -> None:
+    states = compile_journey(changed(telling), TEMPLATES)["States"]
+
+    mark = states["Mark the lead as engaged"]["Parameters"]["Payload"]
+    assert mark["stage"] == "sql" and mark["fields"] == {"interest": "case study"}
+    owner = states["Tell the owner"]
+    assert owner["Parameters"]["FunctionName"] == "${HandOffFunctionArn}"
+    payload = owner["Parameters"]["Payload"]
+    assert payload["step"] == "notify" and payload["assign_owner"] is True
+    assert payload["note"] == "The lead read the case study."
+    assert "MessengerError" in owner["Retry"][0]["ErrorEquals"]
+    # SES refusing every retry: the lead goes on to the next node all the same
+    [caught] = owner["Catch"]
+    assert caught["ErrorEquals"] == ["MessengerError"] and caught["ResultPath"] is None
+    assert states[caught["Next"]] == {"Type": "Pass", "Next": "Tell the CRM"}
+    assert owner["Next"] == "Tell the CRM"
+
+    crm = states["Tell the CRM"]
+    assert crm["Parameters"]["Payload"]["step"] == "push"
+    assert crm["Parameters"]["Payload"]["event"] == "lead.engaged"
+    assert crm["Retry"][0]["ErrorEquals"] == ["PushFailed"]
+    # a call that fails every retry is parked, and the journey ends as it would have
+    park = states[crm["Catch"][0]["Next"]]
+    assert park["Parameters"]["Payload"]["step"] == "park"
+    assert crm["End"] is True and park["End"] is True
+
+
+def test_an_update_lead_that_changes_nothing_is_named() -> None:
+    def empty(data: dict[str, Any]) -> None:
+        node(data, "case_study")["next"] = "mark"
+        data["nodes"].append({"id": "mark", "kind": "update_lead", "label": "Mark it"})
+
+    assert problems(changed(empty)) == [("mark", "changes nothing: set a stage, tags or fields")]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"kind": "update_lead", "label": "Mark", "stage": "vip"},
+        {"kind": "notify_owner", "label": "Tell", "message": ""},
+        {"kind": "webhook", "label": "Call", "event": "Lead Engaged"},
+        {"kind": "webhook", "label": "Call", "event": "x", "url": "http://169.254.169.254/"},
+    ],
+    ids=["an unknown stage", "an empty message", "an event with spaces", "a URL of its own"],
+)
+def test_the_format_refuses_bad_sales_nodes(bad: dict[str, Any]) -> None:
+    data = copy.deepcopy(BASE)
+    data["nodes"].append({"id": "extra", **bad})
+    with pytest.raises(ValidationFailed):
+        read_definition(json.dumps(data))
+
+
+def test_a_timed_out_wait_is_recorded_on_the_lead_before_the_timed_out_edge() -> None:
+    states = compile_journey(JourneyDefinition.model_validate(BASE), TEMPLATES)["States"]
+
+    [caught] = states["Wait for a click on the tip"]["Catch"]
+    assert caught["ErrorEquals"] == ["States.Timeout"]
+    recorded = states[caught["Next"]]
+    assert caught["Next"] == "Time is up for a click on the tip"
+    assert recorded["Parameters"]["FunctionName"] == "${JourneyDecideFunctionArn}"
+    payload = recorded["Parameters"]["Payload"]
+    assert payload["node"] == "tip_clicked"
+    assert payload["decision"] == {"kind": "timed_out", "within_seconds": 172800}
+    assert recorded["ResultPath"] is None  # the lead's state goes on unchanged
+    assert recorded["Next"] == "Schedule the reminder"

@@ -454,6 +454,9 @@ def test_the_payload_cannot_replace_who_entered() -> None:
         ("crm_status_changed", {"from": None, "to": "in negotiation"}, "crm_status"),
         ("crm_status_changed", {"from": None, "to": "contacted"}, None),
         ("stage_changed", {"from": "mql", "to": "sql"}, "converted"),
+        ("stage_changed", {"from": "mql", "to": "sql", "by": "journey:welcome"}, "converted"),
+        # ... but not the stage the journey itself set: the nodes after it are on purpose
+        ("stage_changed", {"from": "mql", "to": "sql", "by": "journey:seminar_follow_up"}, None),
         ("stage_changed", {"from": "lead", "to": "mql"}, None),
         ("form_submitted", {"form_id": "demo-request"}, "goal_reached"),
         ("form_submitted", {"form_id": "white-paper"}, None),

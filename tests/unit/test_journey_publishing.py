@@ -35,6 +35,8 @@ ACTIVITIES = {
         "WaitForEventFunctionArn",
         "NextSendTimeFunctionArn",
         "UpdateLeadFunctionArn",
+        "JourneyDecideFunctionArn",
+        "HandOffFunctionArn",
     )
 }
 TARGET = PublishingTarget(PREFIX, "arn:aws:iam::123456789012:role/journeys", ACTIVITIES)

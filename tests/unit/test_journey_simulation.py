@@ -112,9 +112,10 @@ def test_the_report_names_every_node_its_mails_and_the_cost(seminar: Simulation)
         assert f"\n{node} " in text
     assert "seminar-no-click-reminder: " in text and "05-06 Thu" in text
     assert "per 1,000 entries at Step Functions' list price" in text
-    # The invitation path: gate, choice, send (3), the wait (1), Schedule and Wait (2), mail B (3)
+    # The invitation path: gate, choice, send (3), the wait (1), its timeout recorded (1),
+    # Schedule and Wait (2), mail B (3)
     path = "invitation > click_or_attend > same_business_day > mail_b"
-    assert re.search(rf"\n +\d+ +9\.0  {path}\n", text)
+    assert re.search(rf"\n +\d+ +10\.0  {path}\n", text)
 
 
 def test_the_same_seed_gives_the_same_run_and_another_seed_another() -> None:

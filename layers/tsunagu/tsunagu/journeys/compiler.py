@@ -15,23 +15,26 @@ import json
 from collections.abc import Collection, Iterable
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from tsunagu.api.requests import load_json_object
 from tsunagu.client_values import validation_failed
 from tsunagu.errors import FieldError, ValidationFailed
-from tsunagu.journeys.decisions import HOLDOUT, spec_of
+from tsunagu.journeys.decisions import HOLDOUT, TimedOutSpec, spec_of
 from tsunagu.journeys.definition import (
     Branch,
     End,
     Holdout,
     JourneyDefinition,
     Node,
+    NotifyOwner,
     Send,
     Split,
     UpdateLead,
     Wait,
     WaitFor,
+    Webhook,
 )
 from tsunagu.journeys.segments import Segment
 
@@ -57,6 +60,18 @@ SEND_RETRY: ASL = {
     "BackoffRate": 4,
 }
 """SES refused for now, or another attempt of the same send still holds its claim."""
+OWNER_MAIL_RETRY: ASL = {
+    **LAMBDA_RETRY,
+    "ErrorEquals": ["MessengerError", *LAMBDA_RETRY["ErrorEquals"]],
+}
+"""SES refused the owner's mail (the claim is released, so a retry sends it once)."""
+WEBHOOK_RETRY: ASL = {
+    "ErrorEquals": ["PushFailed"],
+    "IntervalSeconds": 30,
+    "MaxAttempts": 5,
+    "BackoffRate": 2,
+}
+"""As the hand-off's push to the CRM: a CRM down for a few minutes is waited for."""
 
 LEFT_THE_JOURNEY = "The lead left the journey"
 MAX_STATE_NAME = 80  # Step Functions' limit
@@ -72,6 +87,7 @@ RESERVED_SLOTS = frozenset(
         "timed_out",
         "not_paused",
         "decision",
+        "webhook_error",
     }
 )
 """Keys of the execution's state that the input or the generated states write: a send's result
@@ -120,6 +136,18 @@ def _kept_state(node: Holdout) -> str:
     return f"Keep the lead in {node.label}"
 
 
+def _time_is_up_state(node: WaitFor) -> str:
+    return f"Time is up for {node.label}"
+
+
+def _park_state(node: Webhook) -> str:
+    return f"Park the failed call: {node.label}"
+
+
+def _without_mail_state(node: NotifyOwner) -> str:
+    return f"Go on without the mail: {node.label}"
+
+
 def entry_state(node: Node) -> str:
     """The state other nodes go to when they go to this node."""
     if isinstance(node, Send):
@@ -146,11 +174,16 @@ def _state_names(node: Node) -> list[str]:
     if isinstance(node, Wait):
         return [_schedule_state(node), _wait_state(node)]
     if isinstance(node, WaitFor):
-        return [_wait_for_state(node)] + ([node.question] if node.question else [])
+        question = [node.question] if node.question else []
+        return [_wait_for_state(node), _time_is_up_state(node), *question]
     if isinstance(node, Holdout):
         return [_decide_state(node), _which_state(node), _kept_state(node)]
     if isinstance(node, Branch | Split):
         return [_decide_state(node), _which_state(node)]
+    if isinstance(node, Webhook):
+        return [node.label, _park_state(node)]
+    if isinstance(node, NotifyOwner):
+        return [node.label, _without_mail_state(node)]
     return [node.label]
 
 
@@ -203,6 +236,10 @@ def validate(definition: JourneyDefinition, templates: Collection[str] | None = 
             _check_branch(node, problem)
         if isinstance(node, Split):
             _check_split(node, problem)
+        if isinstance(node, UpdateLead) and not (
+            node.stage or node.add_tags or node.remove_tags or node.fields
+        ):
+            problem(node.id, "changes nothing: set a stage, tags or fields")
     seen: dict[str, str] = {LEFT_THE_JOURNEY: ""}  # the gate's own exit
     for node in definition.nodes:
         names = _state_names(node)
@@ -421,6 +458,10 @@ class _Compiler:
             return self._wait_for(node)
         if isinstance(node, UpdateLead):
             return self._update_lead(node)
+        if isinstance(node, NotifyOwner):
+            return self._notify_owner(node)
+        if isinstance(node, Webhook):
+            return self._webhook(node)
         if isinstance(node, Branch):
             assert node.default is not None  # validated
             ways = [(c.outcome, self._to(c.next)) for c in node.cases]
@@ -449,14 +490,7 @@ class _Compiler:
         return {
             _decide_state(node): _lambda_task(
                 "${JourneyDecideFunctionArn}",
-                {
-                    "journey_id": self.journey_id,
-                    "node": node.id,
-                    "lead_id.$": "$.lead_id",
-                    "execution_id.$": "$$.Execution.Id",
-                    "entered_at.$": "$$.State.EnteredTime",
-                    "decision": spec_of(node).model_dump(mode="json"),
-                },
+                self._decision_payload(node, spec_of(node)),
                 ResultSelector={"outcome.$": "$.Payload.outcome"},
                 ResultPath="$.decision",
                 Next=_which_state(node),
@@ -469,6 +503,16 @@ class _Compiler:
                 ],
                 "Default": self._to(otherwise),
             },
+        }
+
+    def _decision_payload(self, node: Node, spec: BaseModel) -> ASL:
+        return {
+            "journey_id": self.journey_id,
+            "node": node.id,
+            "lead_id.$": "$.lead_id",
+            "execution_id.$": "$$.Execution.Id",
+            "entered_at.$": "$$.State.EnteredTime",
+            "decision": spec.model_dump(mode="json"),
         }
 
     def _to(self, node_id: str) -> str:
@@ -617,11 +661,21 @@ class _Compiler:
                     {
                         "ErrorEquals": ["States.Timeout"],
                         "ResultPath": "$.timed_out",
-                        "Next": self._to(node.timed_out),
+                        "Next": _time_is_up_state(node),
                     }
                 ],
                 Next=node.question if decided else targets[0],
-            )
+            ),
+            # Nothing happened: recorded on the lead as the node's decision, as an event that
+            # ended the wait is by route_events (no Lambda runs when a task times out).
+            _time_is_up_state(node): _lambda_task(
+                "${JourneyDecideFunctionArn}",
+                self._decision_payload(
+                    node, TimedOutSpec(kind="timed_out", within_seconds=node.within_seconds)
+                ),
+                ResultPath=None,
+                Next=self._to(node.timed_out),
+            ),
         }
         if decided and node.question is not None:
             states[node.question] = {
@@ -636,14 +690,81 @@ class _Compiler:
 
     def _update_lead(self, node: UpdateLead) -> ASL:
         payload: ASL = {"lead_id.$": "$.lead_id", "journey_id": self.journey_id}
+        if node.stage:
+            payload["stage"] = node.stage
         if node.add_tags:
             payload["add_tags"] = list(node.add_tags)
         if node.remove_tags:
             payload["remove_tags"] = list(node.remove_tags)
+        if node.fields:
+            payload["fields"] = dict(node.fields)
         return {
             node.label: _lambda_task(
                 "${UpdateLeadFunctionArn}", payload, ResultPath=None, **self._then(node.next)
             )
+        }
+
+    def _notify_owner(self, node: NotifyOwner) -> ASL:
+        """hand_off's notify step, once per execution and state (its send ledger key). A mail
+        SES keeps refusing is recorded on the lead (``mail_failed``), and the lead goes on."""
+        payload: ASL = {
+            "step": "notify",
+            "lead_id.$": "$.lead_id",
+            "assign_owner": True,
+            "key.$": "States.Format('{}:{}', $$.Execution.Id, $$.State.Name)",
+            "note": node.message,
+            "journey_id": self.journey_id,
+            "node": node.id,
+        }
+        without = _without_mail_state(node)
+        return {
+            node.label: _lambda_task(
+                "${HandOffFunctionArn}",
+                payload,
+                retry=(OWNER_MAIL_RETRY,),
+                ResultPath=None,
+                Catch=[{"ErrorEquals": ["MessengerError"], "ResultPath": None, "Next": without}],
+                **self._then(node.next),
+            ),
+            without: {"Type": "Pass", **self._then(node.next)},
+        }
+
+    def _webhook(self, node: Webhook) -> ASL:
+        """hand_off's push step with the node's event; parked when it fails every retry, and
+        the lead goes on either way."""
+        payload: ASL = {
+            "step": "push",
+            "lead_id.$": "$.lead_id",
+            "key.$": "States.Format('{}:{}', $$.Execution.Id, $$.State.Name)",
+            "event": node.event,
+            "journey_id": self.journey_id,
+            "node": node.id,
+        }
+        park = _park_state(node)
+        return {
+            node.label: _lambda_task(
+                "${HandOffFunctionArn}",
+                payload,
+                retry=(WEBHOOK_RETRY, LAMBDA_RETRY),
+                ResultPath=None,
+                Catch=[
+                    {"ErrorEquals": ["States.ALL"], "ResultPath": "$.webhook_error", "Next": park}
+                ],
+                **self._then(node.next),
+            ),
+            park: _lambda_task(
+                "${HandOffFunctionArn}",
+                {
+                    "step": "park",
+                    "lead_id.$": "$.lead_id",
+                    "error.$": "$.webhook_error",
+                    "event": node.event,
+                    "journey_id": self.journey_id,
+                    "node": node.id,
+                },
+                ResultPath=None,
+                **self._then(node.next),
+            ),
         }
 
 

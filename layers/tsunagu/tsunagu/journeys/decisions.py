@@ -1,5 +1,7 @@
-"""A journey's decisions about a lead — ``branch``, ``split``, ``holdout`` — and the
-``journey_decision`` event that says, on the lead's timeline, why it went the way it did.
+"""A journey's decisions about a lead — ``branch``, ``split``, ``holdout``, and a ``wait_for``
+that timed out — and the ``journey_decision`` event that says, on the lead's timeline, why it
+went the way it did. (A ``wait_for`` a person's event ends is recorded by route_events, which
+resumes it: tsunagu.journeys.waits.wait_decision.)
 
 A split or holdout draws from the lead, the journey and the node alone, so the same lead is
 always on the same side of an A/B test however often it enters or the step is retried; a branch
@@ -22,6 +24,7 @@ from tsunagu.leads.model import Lead, LeadEvent
 DECISION_EVENT = "journey_decision"
 HOLDOUT = "holdout"
 CONTINUE = "continue"
+TIMED_OUT = "timed_out"
 
 
 class _Spec(BaseModel):
@@ -53,7 +56,21 @@ class HoldoutSpec(_Spec):
     percent: int = Field(ge=1, le=50)
 
 
-DecisionSpec = Annotated[BranchSpec | SplitSpec | HoldoutSpec, Field(discriminator="kind")]
+class TimedOutSpec(_Spec):
+    """Nothing a ``wait_for`` listened for happened within its time: nothing to decide, only
+    to record (the state machine's timeout already chose the way)."""
+
+    kind: Literal["timed_out"]
+    within_seconds: int = Field(ge=1)
+
+
+Spec = BranchSpec | SplitSpec | HoldoutSpec | TimedOutSpec
+DecisionSpec = Annotated[Spec, Field(discriminator="kind")]
+
+
+def node_kind(spec: Spec) -> str:
+    """The kind of node the decision was taken at, as the event records it."""
+    return "wait_for" if isinstance(spec, TimedOutSpec) else spec.kind
 
 
 def spec_of(node: Branch | Split | Holdout) -> BranchSpec | SplitSpec | HoldoutSpec:
@@ -83,13 +100,15 @@ def draw(journey_id: str, node: str, lead_id: str) -> int:
 
 
 def decide(
-    spec: BranchSpec | SplitSpec | HoldoutSpec,
+    spec: Spec,
     lead: Lead,
     *,
     journey_id: str,
     node: str,
     now: datetime,
 ) -> Decided:
+    if isinstance(spec, TimedOutSpec):
+        return Decided(TIMED_OUT, {"within_seconds": spec.within_seconds})
     if isinstance(spec, BranchSpec):
         read: dict[str, Any] = {}
         chosen = "default"

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tsunagu.journeys.model import JOURNEY_ID_PATTERN
-from tsunagu.leads.updates import Tag
+from tsunagu.leads.updates import STAGES, Tag
 
 DEFINITION_FORMAT = "tsunagu.journey/1"
 
@@ -29,6 +29,7 @@ TEMPLATE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 """As tsunagu.mail.templates.MailTemplate's: the compiler must not accept what send refuses."""
 
 NodeId = Annotated[str, Field(pattern=NODE_ID_PATTERN)]
+FieldName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 Label = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^\n\r\t]+$")]
 """A noun phrase ("the invitation", "mail B"): part of the state names, which Step Functions
 limits to 80 characters."""
@@ -126,12 +127,43 @@ class WaitFor(_Node):
 
 
 class UpdateLead(_Node):
-    """Tags added and removed on the lead. ``label`` is the whole sentence ("Tag the lead as
-    dormant")."""
+    """The lead's stage set, tags added and removed, fields set; each change is an event on the
+    lead (``stage_changed``, ``lead_updated``), so other journeys can start or end on it.
+    ``label`` is the whole sentence ("Tag the lead as dormant")."""
 
     kind: Literal["update_lead"]
+    stage: str | None = Field(default=None, pattern="^(" + "|".join(STAGES) + ")$")
     add_tags: list[Tag] = Field(default_factory=list, max_length=20)
     remove_tags: list[Tag] = Field(default_factory=list, max_length=20)
+    fields: dict[FieldName, Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=dict, max_length=20
+    )
+    """Fields set on the lead, as a sales person would set them (``interest: pricing``)."""
+    next: NodeId | None = None
+
+
+class NotifyOwner(_Node):
+    """A mail to the lead's sales owner (given one by the owner rules if it has none) with the
+    ``message``, the lead, its score explained and its recent activity; sent once per lead and
+    node, never to the lead. ``label`` is the whole sentence ("Tell the owner the lead asked
+    for pricing")."""
+
+    kind: Literal["notify_owner"]
+    message: str = Field(min_length=1, max_length=1000)
+    """What the owner should know or do, in the marketer's words (the mail's first line)."""
+    next: NodeId | None = None
+
+
+class Webhook(_Node):
+    """The lead, signed, POSTed to the CRM webhook (the one the hand-off pushes MQLs to) with
+    ``event`` as its type: retried with backoff, parked (``tsunagu crm pushes``) when it keeps
+    failing, and the lead goes on either way. Only the address configured at deploy time is
+    called: a journey cannot point Tsunagu at another one. ``label`` is the whole sentence
+    ("Tell the CRM the lead asked for pricing")."""
+
+    kind: Literal["webhook"]
+    event: str = Field(pattern=r"^[a-z][a-z0-9_.]{0,62}$")
+    """The payload's ``type`` (``lead.asked_for_pricing``), for the CRM to tell calls apart."""
     next: NodeId | None = None
 
 
@@ -195,7 +227,7 @@ class End(_Node):
 
 
 Node = Annotated[
-    Send | Wait | WaitFor | Branch | Split | Holdout | UpdateLead | End,
+    Send | Wait | WaitFor | Branch | Split | Holdout | UpdateLead | NotifyOwner | Webhook | End,
     Field(discriminator="kind"),
 ]
 

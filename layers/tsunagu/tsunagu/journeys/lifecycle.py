@@ -222,7 +222,12 @@ def exit_reason_for(journey: Journey, event: Occurrence) -> str | None:
         return "removed"
     if event.type == "crm_status_changed" and journey.leaves_on_crm_status(props.get("to")):
         return "crm_status"
-    if event.type == "stage_changed" and journey.leaves_on_stage(str(props.get("to"))):
+    # Not the stage this journey's own update_lead set: the nodes after it (tell the owner,
+    # call the CRM) are there on purpose. Its later mails still pass the gate, which holds
+    # nurture back from a lead in a stage the journey exits on.
+    set_here = props.get("by") == f"journey:{journey.journey_id}"
+    stage_left = event.type == "stage_changed" and journey.leaves_on_stage(str(props.get("to")))
+    if stage_left and not set_here:
         return "converted"
     if any(goal.matches(event.type, props) for goal in journey.exit.goals):
         return "goal_reached"

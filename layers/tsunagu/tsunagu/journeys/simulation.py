@@ -43,11 +43,13 @@ from tsunagu.journeys.definition import (
     Holdout,
     JourneyDefinition,
     Node,
+    NotifyOwner,
     Send,
     Split,
     UpdateLead,
     Wait,
     WaitFor,
+    Webhook,
 )
 from tsunagu.journeys.model import Journey
 from tsunagu.leads.model import Lead
@@ -243,6 +245,11 @@ def _step(
     if isinstance(node, UpdateLead):
         walker.transitions += 1
         walker.lead.tags = (walker.lead.tags | set(node.add_tags)) - set(node.remove_tags)
+        walker.lead.stage = node.stage or walker.lead.stage
+        # Fields are not kept: no branch condition reads a field a journey can set.
+        return node.next
+    if isinstance(node, NotifyOwner | Webhook):
+        walker.transitions += 1  # the mail to the owner, or the call (sent by nobody here)
         return node.next
     assert isinstance(node, End)
     walker.transitions += 1
@@ -312,6 +319,7 @@ def _wait_for(
     if not happened:
         walker.now += window
         result.outcomes[node.id]["timed_out"] += 1
+        walker.transitions += 1  # "Time is up for ...": the timeout recorded on the lead
         return node.timed_out
     after, outcome = min(happened)
     walker.now += after

@@ -71,26 +71,41 @@ class Notification:
     html: str
 
 
+@dataclass(frozen=True)
+class JourneyNote:
+    """Why a journey's ``notify_owner`` node mails the owner: the marketer's message."""
+
+    journey_id: str
+    message: str
+
+
 def notification(
     lead: Lead,
     awards: Sequence[Award],
     recent: Sequence[LeadEvent],
     config: QualificationConfig,
     now: datetime,
+    note: JourneyNote | None = None,
 ) -> Notification:
-    """What the owner reads: who, why (every point), and what the lead did lately."""
+    """What the owner reads: who, why (every point), and what the lead did lately; with a
+    journey's ``note``, the marketer's message first instead of the MQL headline."""
     explanation = explain(awards, now, config.scoring)
     fit = grade(lead_attributes(lead), config.grading)
     cell = matrix_cell(fit.grade, score_band(explanation.score, config.scoring.mql_threshold))
     name = lead.fields["name"].value if "name" in lead.fields else lead.email
     company = lead.fields["company"].value if "company" in lead.fields else ""
     subject = (
-        f"[MQL {cell}] {name}"
+        (f"[{note.journey_id}] {name}" if note else f"[MQL {cell}] {name}")
         + (f" ({company})" if company else "")
         + (f" - score {explanation.score:g}")
     )
+    headline = (
+        [f"{note.message}", "", f"{name} <{lead.email}>, from the journey {note.journey_id}."]
+        if note
+        else [f"{name} <{lead.email}> became a marketing-qualified lead."]
+    )
     lines = [
-        f"{name} <{lead.email}> became a marketing-qualified lead.",
+        *headline,
         f"Score {explanation.score:g} (threshold {config.scoring.mql_threshold}), "
         f"grade {fit.grade.value} ({cell}).",
         "",
@@ -192,11 +207,15 @@ def notify_owner(
     return status
 
 
-def push_payload(lead: Lead) -> dict[str, Any]:
-    """What the CRM receives for a new MQL (JSON, signed like the inbound webhook)."""
+def push_payload(
+    lead: Lead, event: str = "lead.mql", journey: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """What the CRM receives (JSON, signed like the inbound webhook): for a new MQL, or as a
+    journey's ``webhook`` node's ``event`` with the journey and node it came from."""
     fields = {name: value.value for name, value in lead.fields.items()}
     return {
-        "type": "lead.mql",
+        "type": event,
+        **({"journey": journey} if journey else {}),
         "lead_id": lead.lead_id,
         "email": lead.email,
         "stage": lead.stage,
