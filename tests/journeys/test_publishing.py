@@ -322,3 +322,32 @@ def test_update_lead_notify_owner_and_webhook_tell_sales_and_the_crm(
         ("lead.asked_for_pricing", "tell_crm")
     ]
     assert "the CRM answered 500" in json.dumps(parked[0]["error"])
+
+
+# ---------------------------------------------------------------- one real lead's dry run
+def test_the_dry_run_of_one_real_lead_reads_its_tags_and_consent_and_sends_nothing(
+    runtime: Runtime,
+) -> None:
+    path = runtime.workdir / f"{DECIDING}-forecast.json"
+    path.write_text(json.dumps(deciding_definition()), encoding="utf-8")
+    tagged = import_lead(runtime, "gen@example.jp", "テスト 玄", tags=["interest:pricing"])
+    events_before = runtime.events(tagged)
+
+    output = runtime.cli_ok(
+        "journeys", "simulate", str(path), "--lead", "GEN@example.jp",
+        "--start", "2026-12-21T09:30:00+09:00", "--days", "10",
+    )  # fmt: skip
+
+    assert f"dry run of {DECIDING} for gen@example.jp: entering 12-21 Mon 09:30" in output
+    steps = [line.split(None, 4)[3:] for line in output.splitlines() if line[:2] == "12"]
+    assert steps[:2] == [
+        ["interest", "-> pricing (tag=['interest:pricing'])"],
+        ["offer", "sends welcome-campaign-offer"],
+    ], output
+    # Nothing happened to the lead: no mail, no decision, no entry
+    assert sent_mails(runtime, tagged) == []
+    assert runtime.events(tagged) == events_before
+    # A lead that does not exist is said so
+    missing = runtime.cli("journeys", "simulate", str(path), "--lead", "nobody@example.jp")
+    assert missing.returncode == 1
+    assert "no lead with the address nobody@example.jp" in missing.stderr

@@ -5,7 +5,8 @@ starts once), with two groups of files kept together:
 
 - ``tests/journeys``: its tests share two session-scoped worlds, each a runtime playing days of
   a script. Split across workers, each worker would build both, doubling the suite's longest
-  part.
+  part. The files that start their own runtime instead (``OWN_UNITS``) are units of their own:
+  kept in the group, they only lengthened the suite's longest unit of work.
 - ``tests/benchmarks``: each compares figures taken inside its own run; two measuring at once on
   two workers would only add noise to each other, so they run one after another.
 
@@ -27,10 +28,18 @@ SHARED_SCOPES = (
     ("tests/journeys/", "tests/journeys"),
 )
 """(prefix of a test file's path, the unit of work it belongs to), longest unit first."""
+OWN_UNITS = frozenset(
+    {
+        "tests/journeys/test_publishing.py",  # its own runtime (journeys published on it)
+        "tests/journeys/test_time_independence.py",  # two runtimes of its own, one loaded
+    }
+)
 
 
 def scope_of(nodeid: str) -> str:
     path = nodeid.split("::", 1)[0]
+    if path in OWN_UNITS:
+        return path
     for prefix, scope in SHARED_SCOPES:
         if path.startswith(prefix):
             return scope

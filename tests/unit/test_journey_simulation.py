@@ -5,6 +5,7 @@ the journey's rules over the holidays. (Its speed: tests/benchmarks/test_journey
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from datetime import date, datetime, time
@@ -18,12 +19,17 @@ from tsunagu.journeys.compiler import read_definition
 from tsunagu.journeys.gate import FrequencyCap
 from tsunagu.journeys.simulation import (
     AssumptionError,
+    Forecast,
     Rules,
     Simulation,
+    forecast,
+    forecast_report,
     parse_assumptions,
     report,
     simulate,
 )
+from tsunagu.leads.model import Lead
+from tsunagu.mail.consent import ConsentView
 
 ROOT = Path(__file__).resolve().parents[2]
 JST = ZoneInfo("Asia/Tokyo")
@@ -147,3 +153,100 @@ def test_an_event_nobody_is_assumed_to_do_never_happens() -> None:
     quiet = simulate(definition, start=GOLDEN_WEEK_START, leads=50, assumptions={}, rules=RULES)
     assert dict(quiet.outcomes["click_or_attend"]) == {"timed_out": 50}
     assert time(10, 0) == quiet.reached["mail_b"][0].astimezone(JST).time()
+
+
+# ---------------------------------------------------------------- one real lead's next days
+def real_lead(**changes: object) -> Lead:
+    lead = Lead(
+        lead_id="lead_real",
+        email="aoki@example.jp",
+        fields={},
+        sources=["import"],
+        visitor_ids=set(),
+        stage="lead",
+        created_at="2027-04-01T00:00:00Z",
+        updated_at="2027-04-01T00:00:00Z",
+        tags={"seminar:2027-05"},
+    )
+    return dataclasses.replace(lead, **changes)  # type: ignore[arg-type]
+
+
+OPTED_IN = ConsentView(topics={"marketing": "opted_in"})
+SEMINAR = (ROOT / "journeys" / "seminar_follow_up.json").read_text("utf-8")
+
+
+def lines_of(result: Forecast) -> list[tuple[str, str, str]]:
+    return [(f"{s.at.astimezone(JST):%m-%d %H:%M}", s.node, s.what) for s in result.steps]
+
+
+def test_one_real_lead_over_golden_week_step_by_step() -> None:
+    lead = real_lead()
+    result = forecast(
+        read_definition(SEMINAR),
+        lead,
+        OPTED_IN,
+        [],
+        start=GOLDEN_WEEK_START,
+        days=30,
+        assumptions={},
+        rules=RULES,
+    )
+    # Nothing assumed: the three-day wait times out on Saturday 05-01, and "the same business
+    # day" is Thursday 05-06, after the weekend and the three holidays of Golden Week
+    assert lines_of(result) == [
+        ("04-28 10:00", "invitation", "sends seminar-invitation"),
+        ("04-28 10:00", "click_or_attend",
+         "waits up to 3 d for a click on the invitation or for attendance"),
+        ("05-01 10:00", "click_or_attend", "nothing within 3 d: time is up"),
+        ("05-01 10:00", "same_business_day", "waits until 05-06 Thu 10:00"),
+        ("05-06 10:00", "mail_b", "sends seminar-no-click-reminder"),
+    ]  # fmt: skip
+    assert result.at_the_end is None
+    assert lead.tags == {"seminar:2027-05"} and lead.stage == "lead"  # the lead is untouched
+    text = "\n".join(forecast_report(result, time_zone="Asia/Tokyo", assumed=""))
+    assert "aoki@example.jp" in text and "nothing is sent" in text
+    assert "the journey ends for this lead within that time" in text
+
+
+def test_the_lead_own_mails_count_against_the_frequency_cap() -> None:
+    # A mail this morning: one a day, so the invitation waits for tomorrow; tomorrow is Showa
+    # Day, so Friday, at the first moment out of quiet hours
+    this_morning = "2027-04-28T00:00:00Z"  # 09:00 in Tokyo
+    result = forecast(
+        read_definition(SEMINAR), real_lead(), OPTED_IN, [this_morning],
+        start=GOLDEN_WEEK_START, days=30, assumptions={}, rules=RULES,
+    )  # fmt: skip
+    first, sent = lines_of(result)[:2]
+    assert first[1:] == (
+        "invitation",
+        "seminar-invitation deferred to 04-30 Fri 08:00: frequency_cap",
+    )
+    assert sent == ("04-30 08:00", "invitation", "sends seminar-invitation")
+
+
+def test_a_lead_without_consent_leaves_at_the_first_mail() -> None:
+    result = forecast(
+        read_definition(SEMINAR), real_lead(), ConsentView(topics={}), [],
+        start=GOLDEN_WEEK_START, days=30, assumptions={}, rules=RULES,
+    )  # fmt: skip
+    assert lines_of(result) == [
+        ("04-28 10:00", "invitation", "leaves the journey before seminar-invitation: no_consent")
+    ]
+    assert result.at_the_end is None
+
+
+def test_a_forecast_ends_where_the_lead_would_be_and_assumed_events_happen() -> None:
+    result = forecast(
+        read_definition(SEMINAR), real_lead(), OPTED_IN, [],
+        start=GOLDEN_WEEK_START, days=2, assumptions={}, rules=RULES,
+    )  # fmt: skip
+    assert [s.node for s in result.steps] == ["invitation", "click_or_attend"]
+    assert result.at_the_end == "click_or_attend"  # still waiting when the two days end
+
+    clicked = forecast(
+        read_definition(SEMINAR), real_lead(), OPTED_IN, [],
+        start=GOLDEN_WEEK_START, days=30, assumptions={"click": 1.0}, rules=RULES,
+    )  # fmt: skip
+    decided = [s.what for s in clicked.steps if s.node == "click_or_attend"][-1]
+    assert decided.startswith("clicked (assumed), after ")
+    assert [s.node for s in clicked.steps][-1] == "mail_a"

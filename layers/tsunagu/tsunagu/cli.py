@@ -24,8 +24,7 @@ from tsunagu.cli_journeys import JourneyCliError, add_journey_commands
 from tsunagu.cli_qualification import QualificationCliError, add_qualification_commands
 from tsunagu.clock import isoformat
 from tsunagu.errors import TsunaguError
-from tsunagu.leads.email import InvalidEmail, normalise_email
-from tsunagu.leads.model import email_identity
+from tsunagu.leads.lookup import lead_by_email
 from tsunagu.mail.consent import consent_as_sends_see_it
 from tsunagu.settings import Settings
 
@@ -124,15 +123,8 @@ def _with_lead(command: Any) -> Any:
 
 
 def _find_lead(settings: Settings, email: str) -> tuple[Any, Any]:
-    try:
-        address = normalise_email(email)
-    except InvalidEmail as error:
-        raise CliError(f"{email!r} is not an e-mail address: {error}") from None
     leads = services.lead_repository(settings)
-    lead = leads.find_lead(email_identity(address.identity_key))
-    if lead is None:
-        raise CliError(f"no lead with the address {address.address}")
-    return leads, lead
+    return leads, lead_by_email(leads, email)
 
 
 def _pairs(values: list[str], option: str) -> dict[str, str]:
@@ -506,8 +498,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if hasattr(args, "run_offline"):  # works on files only: no runtime or stack needed
-            offline: int = args.run_offline(args)
+        # Works on files only, no runtime or stack needed; None: this use of it needs them.
+        offline: int | None = args.run_offline(args) if hasattr(args, "run_offline") else None
+        if offline is not None:
             return offline
         settings, args.functions = (
             _stack_settings(args.stack, args.region) if args.stack else _local_settings()

@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tsunagu import services
 from tsunagu.clock import isoformat
 from tsunagu.errors import NotFound, TsunaguError, ValidationFailed
 from tsunagu.journeys.compiler import asl_text, compile_journey, definition_schema, read_definition
+from tsunagu.journeys.lifecycle import lead_payload
+from tsunagu.journeys.model import Journey
+from tsunagu.leads.lookup import lead_by_email
 from tsunagu.settings import Settings
 
 
@@ -110,17 +117,7 @@ def journeys_start(settings: Settings, args: argparse.Namespace) -> int:
         raise JourneyCliError(f"journey {journey.journey_id} is {journey.status}")
     leads = services.lead_repository(settings)
     if args.lead:
-        from tsunagu.leads.email import InvalidEmail, normalise_email
-        from tsunagu.leads.model import email_identity
-
-        try:
-            address = normalise_email(args.lead)
-        except InvalidEmail as error:
-            raise JourneyCliError(f"{args.lead!r} is not an e-mail address: {error}") from None
-        lead = leads.find_lead(email_identity(address.identity_key))
-        if lead is None:
-            raise JourneyCliError(f"no lead with the address {address.address}")
-        selected = [lead]
+        selected = [lead_by_email(leads, args.lead)]
     else:
         segment = Segment.parse(args.segment)
         now = services.clock(settings).now()
@@ -347,46 +344,103 @@ def journeys_rollback(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def journeys_simulate(args: argparse.Namespace) -> int:
-    """Offline: the dry run of a definition for synthetic leads (tsunagu.journeys.simulation)."""
-    from datetime import datetime, time
-    from zoneinfo import ZoneInfo
+def journeys_simulate(args: argparse.Namespace) -> int | None:
+    """Offline: the dry run of a definition for synthetic leads (tsunagu.journeys.simulation).
+    With --lead it needs the runtime (the lead, its consent and mails): None says so, and
+    ``journeys_forecast`` runs instead."""
+    from tsunagu.journeys.simulation import parse_assumptions, report, simulate
 
-    from tsunagu.journeys.business_time import business_calendar, parse_quiet_hours
-    from tsunagu.journeys.gate import FrequencyCap
-    from tsunagu.journeys.simulation import Rules, parse_assumptions, report, simulate
-
+    if args.lead:
+        return None
+    if not args.start:
+        raise JourneyCliError("say when the synthetic leads enter: --start 2027-04-28")
     defaults = {name: field.default for name, field in Settings.model_fields.items()}
     zone = args.time_zone or defaults["default_time_zone"]
-    try:
-        text = Path(args.file).read_text(encoding="utf-8")
-        start = datetime.fromisoformat(args.start)
-        if start.tzinfo is None:
-            entered = start.time() if "T" in args.start else time(10, 0)
-            start = datetime.combine(start.date(), entered, ZoneInfo(zone))
-        rules = Rules(
-            calendar=business_calendar(defaults["business_country"], args.closed_days or ""),
-            quiet=parse_quiet_hours(
-                defaults["quiet_hours"] if args.quiet_hours is None else args.quiet_hours
-            ),
-            cap=FrequencyCap.parse(args.frequency_cap or defaults["frequency_cap"]),
-            time_zone=zone,
-        )
+    with _definition_problems(args.file):
+        definition = read_definition(_read(args.file))
+        rules = _rules(args, defaults, zone)
         simulation = simulate(
-            read_definition(text),
-            start=start,
+            definition,
+            start=_start(args.start, zone),
             leads=args.leads,
             assumptions=parse_assumptions(args.assume or ""),
             rules=rules,
             seed=args.seed,
         )
-    except OSError as error:
-        raise JourneyCliError(f"cannot read {args.file}: {error.strerror}") from None
-    except ValidationFailed as error:
-        lines = [f"{p.field}: {p.message}" for p in error.errors]
-        raise JourneyCliError(f"{args.file}:\n  " + "\n  ".join(lines)) from None
     print("\n".join(report(simulation, time_zone=zone)))
     return 0
+
+
+def journeys_forecast(settings: Settings, args: argparse.Namespace) -> int:
+    """The dry run's second form: one real lead's next --days days in the definition, read
+    from the runtime (or stack) with its consent and recent mails; nothing sent or stored."""
+    from tsunagu.journeys.simulation import forecast, forecast_report, parse_assumptions
+
+    lead = lead_by_email(services.lead_repository(settings), args.lead)
+    zone = args.time_zone or lead_payload(lead).get("time_zone") or settings.default_time_zone
+    defaults = {name: getattr(settings, name) for name in Settings.model_fields}
+    with _definition_problems(args.file):
+        definition = read_definition(_read(args.file))
+        journeys = services.journey_repository(settings)
+        record = journeys.get_journey(definition.journey_id)
+        topic = record.topic if record else Journey.model_fields["topic"].default
+        view = journeys.gate_view(definition.journey_id, lead.lead_id, topic)
+        start = _start(args.start, zone) if args.start else services.clock(settings).now()
+        result = forecast(
+            definition,
+            lead,
+            view.recipient.consent,
+            view.sends.within(start),
+            start=start,
+            days=args.days,
+            assumptions=parse_assumptions(args.assume or ""),
+            rules=_rules(args, defaults, zone),
+            seed=args.seed,
+            journey=view.journey,
+        )
+    print("\n".join(forecast_report(result, time_zone=zone, assumed=args.assume or "")))
+    return 0
+
+
+@contextmanager
+def _definition_problems(file: str) -> Iterator[None]:
+    """A file that cannot be read, or a definition that does not validate, said per node."""
+    try:
+        yield
+    except OSError as error:
+        raise JourneyCliError(f"cannot read {file}: {error.strerror}") from None
+    except ValidationFailed as error:
+        lines = [f"{p.field}: {p.message}" for p in error.errors]
+        raise JourneyCliError(f"{file}:\n  " + "\n  ".join(lines)) from None
+
+
+def _read(file: str) -> str:
+    return Path(file).read_text(encoding="utf-8")
+
+
+def _start(text: str, zone: str) -> datetime:
+    """``2027-04-28`` (10:00 in ``zone``), or an ISO time, with or without its offset."""
+    start = datetime.fromisoformat(text)
+    if start.tzinfo is None:
+        entered = start.time() if "T" in text else time(10, 0)
+        start = datetime.combine(start.date(), entered, ZoneInfo(zone))
+    return start
+
+
+def _rules(args: argparse.Namespace, settings: dict[str, Any], zone: str) -> Any:
+    """The business time and cap of ``settings`` (the defaults offline), or the options'."""
+    from tsunagu.journeys.business_time import business_calendar, parse_quiet_hours
+    from tsunagu.journeys.gate import FrequencyCap
+    from tsunagu.journeys.simulation import Rules
+
+    closed = settings["company_closed_days"] if args.closed_days is None else args.closed_days
+    quiet = settings["quiet_hours"] if args.quiet_hours is None else args.quiet_hours
+    return Rules(
+        calendar=business_calendar(settings["business_country"], closed or ""),
+        quiet=parse_quiet_hours(quiet),
+        cap=FrequencyCap.parse(args.frequency_cap or settings["frequency_cap"]),
+        time_zone=zone,
+    )
 
 
 def journeys_schema(args: argparse.Namespace) -> int:
@@ -410,13 +464,19 @@ def add_journey_commands(groups: Any) -> None:
     ).set_defaults(run_offline=journeys_schema)
     simulate = commands.add_parser(
         "simulate",
-        help="dry run: synthetic leads through a definition, nothing sent (no runtime needed)",
+        help="dry run: synthetic leads through a definition, nothing sent (no runtime needed);"
+        " or one real lead's next days (--lead)",
     )
     simulate.add_argument("file", metavar="FILE")
     simulate.add_argument(
-        "--start", required=True, help="when they enter: 2027-04-28 (10:00 local) or ISO time"
+        "--start",
+        help="when they enter: 2027-04-28 (10:00 local) or ISO time (with --lead: default now)",
     )
     simulate.add_argument("--leads", type=int, default=1000, help="how many (default 1000)")
+    simulate.add_argument(
+        "--lead", metavar="EMAIL", help="one real lead instead, with its consent and mails"
+    )
+    simulate.add_argument("--days", type=int, default=30, help="with --lead: how far (30)")
     simulate.add_argument(
         "--assume",
         help="how leads behave: click=0.3,open=0.5,attend=0.1,view=0.2 (any other event by its"
@@ -427,7 +487,7 @@ def add_journey_commands(groups: Any) -> None:
     simulate.add_argument("--closed-days", help="company closed days: 2027-08-13..2027-08-16,...")
     simulate.add_argument("--quiet-hours", help="default 20:00-08:00; empty for none")
     simulate.add_argument("--frequency-cap", help="default per_day=1,per_week=3,over=defer")
-    simulate.set_defaults(run_offline=journeys_simulate)
+    simulate.set_defaults(run_offline=journeys_simulate, run=journeys_forecast)
     publish = commands.add_parser(
         "publish", help="publish a definition as a new version (no deploy); new entries take it"
     )

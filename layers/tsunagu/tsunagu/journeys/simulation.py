@@ -10,6 +10,11 @@ holdout. Simulated time is the leads' own: the run takes a second of real time f
 leads and a month of journey, where running each one through the local runtime's Step
 Functions would take an hour.
 
+The second form, ``forecast``, walks one real lead the same way: its own consent, stage, tags,
+score and the mails it had lately (the frequency cap counts them), step by step over the next
+days, with the instant and the reason for each — what a marketer checks before she puts a
+particular customer into a journey. Nothing is sent or stored in either form.
+
 Behaviour follows the assumptions: ``click=0.3`` means each lead clicks a mail it is waited on
 for with probability 0.3, at a moment spread evenly over the wait's window. Each awaited event
 happens or not independently; the first to happen decides. A lead's choices come from a
@@ -18,10 +23,11 @@ generator seeded with the run's seed and the lead's number, so a run can be repe
 
 from __future__ import annotations
 
+import copy
 import random
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -101,9 +107,18 @@ class Rules:
     time_zone: str
 
 
+@dataclass(frozen=True)
+class ForecastStep:
+    """What one node does to the lead, and when (the one-lead dry run)."""
+
+    at: datetime
+    node: str
+    what: str
+
+
 @dataclass
 class _Walker:
-    """One synthetic lead on its way through the journey."""
+    """One lead on its way through the journey: synthetic, or a real one (``forecast``)."""
 
     lead: Lead
     now: datetime
@@ -114,6 +129,14 @@ class _Walker:
     send_by: datetime | None = None
     transitions: int = 0
     path: list[str] = field(default_factory=list)
+    consent: ConsentView | None = None
+    """A real lead's consent; None: a synthetic lead, opted in to the journey's topic."""
+    log: list[ForecastStep] | None = None
+    """Kept for a real lead only: a thousand synthetic leads' steps are only counted."""
+
+    def say(self, node: str, what: str, at: datetime | None = None) -> None:
+        if self.log is not None:
+            self.log.append(ForecastStep(at or self.now, node, what))
 
 
 @dataclass
@@ -166,12 +189,7 @@ def simulate(
         raise ValueError(f"simulate 1 to {MAX_LEADS:,} leads, not {leads}")
     validate(definition)
     nodes = {n.id: n for n in definition.nodes}
-    policy = journey or Journey(
-        journey_id=definition.journey_id,
-        name=definition.name or definition.journey_id,
-        state_machine="simulation",
-        status="active",
-    )
+    policy = journey or _policy(definition, None)
     result = Simulation(definition.journey_id, leads, start, [n.id for n in definition.nodes])
     allowed_at: Callable[[datetime], datetime] = lambda instant: first_allowed_moment(  # noqa: E731
         instant, time_zone=rules.time_zone, calendar=rules.calendar, quiet=rules.quiet
@@ -196,6 +214,116 @@ def simulate(
         result.transitions[path] += walker.transitions
         result.per_lead.append(walker.transitions)
     return result
+
+
+def _local(instant: datetime, rules: Rules) -> str:
+    return instant.astimezone(ZoneInfo(rules.time_zone)).strftime("%m-%d %a %H:%M")
+
+
+def _duration(span: timedelta) -> str:
+    days, seconds = span.days, span.seconds
+    hours, minutes = seconds // 3600, seconds % 3600 // 60
+    parts = [f"{days} d"] if days else []
+    parts += [f"{hours} h"] if hours else []
+    parts += [f"{minutes} min"] if minutes or not parts else []
+    return " ".join(parts)
+
+
+@dataclass
+class Forecast:
+    """One real lead's next days in a journey, as the dry run's second form shows them."""
+
+    journey_id: str
+    email: str
+    start: datetime
+    until: datetime
+    steps: list[ForecastStep]
+    at_the_end: str | None
+    """The node the lead would be in when the forecast ends; None: its journey ended before."""
+
+
+def forecast(
+    definition: JourneyDefinition,
+    lead: Lead,
+    consent: ConsentView,
+    recent_sends: Sequence[str],
+    *,
+    start: datetime,
+    days: int,
+    assumptions: Mapping[str, float],
+    rules: Rules,
+    seed: int = 0,
+    journey: Journey | None = None,
+) -> Forecast:
+    """``lead`` entering at ``start``, step by step for ``days`` days, with its own consent,
+    stage, tags, score and recent mails (the frequency cap counts them): what each node would
+    do and when. Nothing is sent and nothing is stored; an awaited event happens with its
+    assumed probability (none given: nothing happens, so every wait times out)."""
+    if not 1 <= days <= 366:
+        raise ValueError(f"forecast 1 to 366 days, not {days}")
+    validate(definition)
+    nodes = {n.id: n for n in definition.nodes}
+    policy = _policy(definition, journey)
+    allowed_at: Callable[[datetime], datetime] = lambda instant: first_allowed_moment(  # noqa: E731
+        instant, time_zone=rules.time_zone, calendar=rules.calendar, quiet=rules.quiet
+    )
+    walker = _Walker(
+        lead=copy.deepcopy(lead),  # its tags and stage change on the way; the lead's do not
+        now=start,
+        chance=random.Random(f"{seed}:{lead.lead_id}"),  # noqa: S311 - not a secret
+        recent_sends=list(recent_sends),
+        consent=consent,
+        log=[],
+    )
+    scratch = Simulation(definition.journey_id, 1, start, list(nodes))
+    until = start + timedelta(days=days)
+    current: str | None = definition.start
+    while current is not None:
+        if len(walker.path) >= MAX_STEPS:
+            raise ValueError(f"the lead went round {MAX_STEPS} steps without ending: a loop")
+        walker.path.append(current)
+        following = _step(nodes[current], walker, scratch, policy, rules, allowed_at, assumptions)
+        if walker.now > until:  # the step runs past the forecast's end: the lead is still in it
+            break
+        current = following
+    assert walker.log is not None
+    steps = [step for step in walker.log if step.at <= until]
+    return Forecast(definition.journey_id, lead.email, start, until, steps, current)
+
+
+def forecast_report(result: Forecast, *, time_zone: str, assumed: str) -> list[str]:
+    """The one-lead dry run as the CLI prints it."""
+    zone = ZoneInfo(time_zone)
+
+    def local(instant: datetime) -> str:
+        return instant.astimezone(zone).strftime("%m-%d %a %H:%M")
+
+    width = max((len(step.node) for step in result.steps), default=4)
+    lines = [
+        f"dry run of {result.journey_id} for {result.email}: entering {local(result.start)}, "
+        f"the next {(result.until - result.start).days} days ({time_zone}); nothing is sent",
+        f"assumed: {assumed or 'nothing the journey waits for happens'}",
+        "",
+        *(f"{local(step.at)}  {step.node:<{width}}  {step.what}" for step in result.steps),
+        "",
+    ]
+    if result.at_the_end is None:
+        lines.append("the journey ends for this lead within that time")
+    else:
+        lines.append(f"{local(result.until)}: still in the journey, at {result.at_the_end}")
+    return lines
+
+
+def _policy(definition: JourneyDefinition, journey: Journey | None) -> Journey:
+    """The journey's record (its topic and exit stages), as if it were active."""
+    if journey is not None:
+        return journey.model_copy(update={"status": "active"})
+    return Journey(
+        journey_id=definition.journey_id,
+        name=definition.name or definition.journey_id,
+        state_machine="simulation",
+        status="active",
+    )
 
 
 def _synthetic_lead(number: int, start: datetime) -> Lead:
@@ -227,6 +355,7 @@ def _step(
     if isinstance(node, Wait):
         walker.transitions += 2  # Schedule, Wait
         rule = SendTimeRule.model_validate(node.rule.model_dump(exclude_none=True))
+        waited_from = walker.now
         walker.now = next_send_time(
             rule,
             now=walker.now,
@@ -234,6 +363,7 @@ def _step(
             calendar=rules.calendar,
             quiet=rules.quiet,
         )
+        walker.say(node.id, f"waits until {_local(walker.now, rules)}", waited_from)
         walker.send_by = (
             send_by(walker.now, rules.time_zone, rules.quiet) if rule.only_that_day else None
         )
@@ -247,12 +377,21 @@ def _step(
         walker.lead.tags = (walker.lead.tags | set(node.add_tags)) - set(node.remove_tags)
         walker.lead.stage = node.stage or walker.lead.stage
         # Fields are not kept: no branch condition reads a field a journey can set.
+        changes = [f"stage {node.stage}"] if node.stage else []
+        changes += [f"+tag {t}" for t in node.add_tags] + [f"-tag {t}" for t in node.remove_tags]
+        changes += [f"{name}={value}" for name, value in sorted(node.fields.items())]
+        walker.say(node.id, "sets " + ", ".join(changes))
         return node.next
     if isinstance(node, NotifyOwner | Webhook):
         walker.transitions += 1  # the mail to the owner, or the call (sent by nobody here)
+        if isinstance(node, NotifyOwner):
+            walker.say(node.id, f"mails the lead's owner: {node.message}")
+        else:
+            walker.say(node.id, f"calls the CRM webhook: {node.event}")
         return node.next
     assert isinstance(node, End)
     walker.transitions += 1
+    walker.say(node.id, f"ends: {node.label}")
     return None
 
 
@@ -264,7 +403,7 @@ def _send(
     rules: Rules,
     allowed_at: Callable[[datetime], datetime],
 ) -> str | None:
-    opted_in = ConsentView(topics={policy.topic: "opted_in"})
+    consent = walker.consent or ConsentView(topics={policy.topic: "opted_in"})
     while True:
         walker.transitions += 3  # the gate, its Choice, and the send, deferral or skip
         decided = gate.decide(
@@ -272,7 +411,7 @@ def _send(
                 journey=policy,
                 account_paused=False,
                 lead=walker.lead,
-                consent=opted_in,
+                consent=consent,
                 entry=gate.EntryState("active"),
                 recent_sends=walker.recent_sends,
                 step=f"Send {node.label}",
@@ -283,18 +422,26 @@ def _send(
             allowed_at=allowed_at,
         )
         if decided.action == "defer" and decided.send_at:
-            walker.now = parse_instant(decided.send_at)
+            later = parse_instant(decided.send_at)
+            walker.say(node.id, f"{node.template} deferred to {_local(later, rules)}: "
+                       f"{decided.reason}")  # fmt: skip
+            walker.now = later
             continue
         break
     walker.send_by = None
+    if decided.action == "exit":  # a real lead the gate would not mail (consent, stage, ...)
+        walker.say(node.id, f"leaves the journey before {node.template}: {decided.reason}")
+        return None
     sent = decided.action == "send"
     walker.sent[node.result_slot] = sent
     if sent:
         walker.recent_sends.append(isoformat(walker.now))
         local_day = walker.now.astimezone(ZoneInfo(rules.time_zone)).date()
         result.mails[node.template][local_day] += 1
+        walker.say(node.id, f"sends {node.template}")
     else:
         result.skipped[node.id] += 1
+        walker.say(node.id, f"skips {node.template}: {decided.reason}")
     return node.next  # None: the send, or the skip's Succeed, ends the journey
 
 
@@ -306,6 +453,7 @@ def _wait_for(
 ) -> str | None:
     walker.transitions += 1  # the waiting task
     window = timedelta(seconds=node.within_seconds)
+    walker.say(node.id, f"waits up to {_duration(window)} for {node.label}")
     happened: list[tuple[timedelta, str]] = []
     for awaited in node.events:
         rate = assumptions.get(EVENT_ASSUMPTIONS.get(awaited.type, awaited.type), 0.0)
@@ -320,10 +468,12 @@ def _wait_for(
         walker.now += window
         result.outcomes[node.id]["timed_out"] += 1
         walker.transitions += 1  # "Time is up for ...": the timeout recorded on the lead
+        walker.say(node.id, f"nothing within {_duration(window)}: time is up")
         return node.timed_out
     after, outcome = min(happened)
     walker.now += after
     result.outcomes[node.id][outcome] += 1
+    walker.say(node.id, f"{outcome} (assumed), after {_duration(after)}")
     exits = {e.outcome: e.next for e in node.exits}
     target = exits.get(outcome, node.exits[-1].next)
     if node.question and len({e.next for e in node.exits}) > 1:
@@ -345,6 +495,8 @@ def _decide(
         now=walker.now,
     )
     result.outcomes[node.id][decided.outcome] += 1
+    why = ", ".join(f"{k}={v}" for k, v in decided.values.items() if v is not None)
+    walker.say(node.id, f"-> {decided.outcome}" + (f" ({why})" if why else ""))
     if isinstance(node, Branch):
         ways = {c.outcome: c.next for c in node.cases}
         return ways.get(decided.outcome, node.default)
