@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import time
 from typing import Any
@@ -145,6 +146,26 @@ def test_forms_are_managed_with_the_cli(tsunagu: RunningTsunagu) -> None:
     form_file.write_text(json.dumps({**definition, "fields": []}))
     invalid = tsunagu.cli("forms", "create", "--file", str(form_file), "--replace")
     assert invalid.returncode == 1 and "fields" in invalid.stderr
+
+
+def test_a_change_at_the_cli_is_in_the_audit_log_with_who_and_what(
+    tsunagu: RunningTsunagu,
+) -> None:
+    status, _ = tsunagu.post_json(
+        "/forms/demo/submissions", {"email": "audit.me@example.jp", "consent": True}
+    )
+    assert status == 201
+    changed = tsunagu.cli("leads", "set", "audit.me@example.jp", "--stage", "sql", "--tag", "vip")
+    assert changed.returncode == 0, changed.stderr
+
+    listed = tsunagu.cli("audit", "list")
+    assert listed.returncode == 0, listed.stderr
+    [line] = [x for x in listed.stdout.splitlines() if "leads.update" in x and "vip" in x]
+    assert f"local:{getpass.getuser()} [admin]" in line  # the operator, as the machine knows it
+    assert "{'stage': 'lead', 'tags': []} -> {'stage': 'sql', 'tags': ['vip']}" in line
+    exported = tsunagu.cli("audit", "list", "--csv")
+    assert exported.stdout.startswith("\ufeffat,user_id,email,role,via,")
+    assert "leads.update" in exported.stdout
 
 
 def sent_to(running: RunningTsunagu, email: str) -> list[dict[str, Any]]:

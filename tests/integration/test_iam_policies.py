@@ -869,3 +869,24 @@ def test_the_matcher_follows_iam() -> None:
     assert not allows(
         pass_to_states, "iam:PassRole", role, {"iam:PassedToService": "lambda.amazonaws.com"}
     )
+
+
+def test_no_role_may_change_or_delete_an_audit_entry(aws: AwsStack) -> None:
+    # The audit log is appended to by the use cases with the caller's own credentials (the CLI
+    # operator's today); no function or journey role may write, overwrite or delete an entry.
+    names = stack_names(aws)
+    audit_table = _table_arn(names["AuditLogTable"])
+    stack = load_stack(TEMPLATE, {"Stage": "test"}, REGION)
+    roles = template_statements(TEMPLATE, names)
+    roles["JourneyRole"] = policy_statements(
+        "JourneyRole", stack.resources["JourneyRole"]["Properties"], stack_resolver(stack, names)
+    )
+    writes = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "DeleteTable", "UpdateTable")
+    granted = [
+        (role, action)
+        for role, statements in roles.items()
+        for action in (f"dynamodb:{w}" for w in writes)
+        if allows(statements, action, audit_table)
+    ]
+    assert granted == []
+    assert len(roles) > 10  # every function's role was read, not none

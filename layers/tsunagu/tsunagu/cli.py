@@ -25,7 +25,6 @@ from tsunagu.cli_qualification import QualificationCliError, add_qualification_c
 from tsunagu.clock import isoformat
 from tsunagu.errors import TsunaguError
 from tsunagu.leads.lookup import lead_by_email
-from tsunagu.mail.consent import consent_as_sends_see_it
 from tsunagu.settings import Settings
 
 LOCAL_STATE = Path(".tsunagu") / "runtime.json"
@@ -43,6 +42,7 @@ OUTPUT_TO_SETTING = {
     "JourneyWaitsTableName": "TSUNAGU_JOURNEY_WAITS_TABLE",
     "JourneysTableName": "TSUNAGU_JOURNEYS_TABLE",
     "QualificationTableName": "TSUNAGU_QUALIFICATION_TABLE",
+    "AuditLogTableName": "TSUNAGU_AUDIT_TABLE",
     "CrmWebhookSecretArn": "TSUNAGU_CRM_SECRET_ARN",
     "StateMachineArnPrefix": "TSUNAGU_STATE_MACHINE_ARN_PREFIX",
     "ApiUrl": "TSUNAGU_API_URL",
@@ -94,20 +94,13 @@ def _print(value: Any) -> None:
 
 
 # ---------------------------------------------------------------- leads
+# Each lead command is a thin layer over a use case (tsunagu.commands.leads), run as the
+# operator (services.operator), which the audit log records for every change.
 def leads_get(settings: Settings, args: argparse.Namespace) -> int:
-    leads, lead = _find_lead(settings, args.email)
-    _print(
-        {
-            **lead.summary(),
-            # As sends see it (an unsubscribe from all mail overrides each topic's opt-in).
-            "consent": consent_as_sends_see_it(leads.consent_state(lead.lead_id)),
-            "consent_evidence": [e.__dict__ for e in leads.consent_evidence(lead.lead_id)],
-            "recent_events": [
-                {"type": e.type, "at": e.occurred_at, **e.properties}
-                for e in leads.events(lead.lead_id, limit=args.events)
-            ],
-        }
-    )
+    from tsunagu.commands import leads
+
+    ports, operator = services.lead_commands(settings), services.operator(settings)
+    _print(leads.show(ports, operator, args.email, events=args.events))
     return 0
 
 
@@ -139,10 +132,9 @@ def _pairs(values: list[str], option: str) -> dict[str, str]:
 
 def leads_set(settings: Settings, args: argparse.Namespace) -> int:
     """A person's change (marketing or sales at the CLI): ranks as the sales channel."""
-    from tsunagu.leads.merge import Channel
-    from tsunagu.leads.updates import LeadUpdate, update_lead
+    from tsunagu.commands import leads
+    from tsunagu.leads.updates import LeadUpdate
 
-    leads, lead = _find_lead(settings, args.email)
     try:
         update = LeadUpdate(
             stage=args.stage,
@@ -153,13 +145,8 @@ def leads_set(settings: Settings, args: argparse.Namespace) -> int:
         )
     except ValidationError as error:
         raise CliError("; ".join(e["msg"] for e in error.errors())) from None
-    changed, events = update_lead(
-        lead.lead_id,
-        update,
-        by=f"cli:{os.environ.get('USER', 'unknown')}",
-        source=Channel.SALES,
-        store=leads,
-        now=services.clock(settings).now(),
+    changed, events = leads.update(
+        services.lead_commands(settings), services.operator(settings), args.email, update
     )
     print(f"{changed.email}: " + (", ".join(e.type for e in events) or "nothing changed"))
     return 0
@@ -167,25 +154,25 @@ def leads_set(settings: Settings, args: argparse.Namespace) -> int:
 
 def leads_record(settings: Settings, args: argparse.Namespace) -> int:
     """An offline event (a seminar's attendee list, a trade-show scan) on the lead's stream."""
-    import re
+    from tsunagu.commands import leads
 
-    from tsunagu.ids import new_id
-    from tsunagu.leads.model import LeadEvent
-
-    if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", args.kind):
-        raise CliError(f"{args.kind!r} is not an event kind (lower_snake_case)")
-    leads, lead = _find_lead(settings, args.email)
-    now = services.clock(settings).now()
-    properties: dict[str, Any] = {**_pairs(args.prop, "--prop"), "source": "cli"}
-    event = LeadEvent(new_id("evt", now), args.kind, isoformat(now), lead.lead_id, None, properties)
-    leads.put_event(event)
-    print(f"{lead.email}: {args.kind} recorded at {event.occurred_at}")
+    event = leads.record_event(
+        services.lead_commands(settings),
+        services.operator(settings),
+        args.email,
+        args.kind,
+        _pairs(args.prop, "--prop"),
+    )
+    print(f"{args.email}: {args.kind} recorded at {event.occurred_at}")
     return 0
 
 
 def leads_timeline(settings: Settings, args: argparse.Namespace) -> int:
-    leads, lead = _find_lead(settings, args.email)
-    events = leads.timeline(lead, limit=args.limit)
+    from tsunagu.commands import leads
+
+    _, events = leads.timeline(
+        services.lead_commands(settings), services.operator(settings), args.email, limit=args.limit
+    )
     if args.json:
         _print([{"type": e.type, "at": e.occurred_at, **e.properties} for e in events])
         return 0
@@ -298,20 +285,11 @@ def mail_send(settings: Settings, args: argparse.Namespace) -> int:
 
 def leads_suppress(settings: Settings, args: argparse.Namespace) -> int:
     """Stop every mail to a lead (a person asked by phone, a role address, a legal hold)."""
-    from tsunagu.ids import new_id
-    from tsunagu.leads.model import LeadEvent
+    from tsunagu.commands import leads
 
-    _, lead = _find_lead(settings, args.email)
-    now = services.clock(settings).now()
-    at = isoformat(now)
-    event = LeadEvent(
-        new_id("evt", now),
-        "mail_suppressed",
-        at,
-        lead.lead_id,
-        properties={"reason": "manual", "note": args.note},
+    lead = leads.suppress(
+        services.lead_commands(settings), services.operator(settings), args.email, args.note
     )
-    services.mail_repository(settings).suppress(lead.lead_id, lead.email, "manual", at, event)
     print(f"{lead.email}: suppressed (manual); no mail of any kind will be sent")
     return 0
 
@@ -386,6 +364,35 @@ def forms_get(settings: Settings, args: argparse.Namespace) -> int:
     if form is None:
         raise CliError(f"no form with id {args.form_id!r}")
     _print(form.model_dump(mode="json"))
+    return 0
+
+
+# ---------------------------------------------------------------- audit
+def audit_list(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from tsunagu.commands.audit import as_csv, list_entries
+    from tsunagu.store.audit import AuditRepository
+
+    def instant(text: str) -> datetime:
+        parsed = datetime.fromisoformat(text)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+    now = services.clock(settings).now()
+    until = instant(args.until) if args.until else now + timedelta(seconds=1)
+    since = instant(args.since) if args.since else now - timedelta(days=7)
+    entries = list_entries(
+        AuditRepository(settings), services.operator(settings), since, until, limit=args.limit
+    )
+    if args.csv:
+        sys.stdout.write(as_csv(entries))
+        return 0
+    for e in entries:
+        who = e.actor.email or e.actor.user_id
+        change = f" {e.before} -> {e.after}" if e.before or e.after else ""
+        note = f" ({e.detail})" if e.detail else ""
+        print(f"{e.at}  {who} [{e.actor.role}]  {e.operation} {e.target} {e.outcome}{change}{note}")
+    print(f"-- {len(entries)} entries from {isoformat(since)} to {isoformat(until)}")
     return 0
 
 
@@ -492,6 +499,16 @@ def _parser() -> argparse.ArgumentParser:
     show = forms.add_parser("get", help="show a form's definition")
     show.add_argument("form_id")
     show.set_defaults(run=forms_get)
+
+    audit = groups.add_parser("audit", help="who changed what").add_subparsers(
+        dest="command", required=True
+    )
+    listing = audit.add_parser("list", help="the audit log, newest first (--csv to export)")
+    listing.add_argument("--since", help="from this day or ISO time (default: 7 days ago)")
+    listing.add_argument("--until", help="up to this day or ISO time (default: now)")
+    listing.add_argument("--limit", type=int, default=200)
+    listing.add_argument("--csv", action="store_true", help="CSV for a spreadsheet")
+    listing.set_defaults(run=audit_list)
     return parser
 
 

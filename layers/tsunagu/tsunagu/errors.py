@@ -36,6 +36,11 @@ class Unauthenticated(TsunaguError):
     """The request does not prove who sent it (a missing, wrong or stale signature)."""
 
 
+class Forbidden(TsunaguError):
+    """The caller is known, and its role may not do this (or it calls from an address outside
+    the allowlist)."""
+
+
 class OriginNotAllowed(TsunaguError):
     """A browser sent the request from a site that is not registered for this resource."""
 

@@ -17,6 +17,8 @@ from tsunagu.settings import Settings
 from tsunagu.store.tables import bind_tables
 
 if TYPE_CHECKING:
+    from tsunagu.commands.access import Actor
+    from tsunagu.commands.leads import LeadCommands
     from tsunagu.journeys.business_time import BusinessCalendar, QuietHours
     from tsunagu.journeys.gate import FrequencyCap
     from tsunagu.journeys.lifecycle import EntryResult
@@ -354,6 +356,34 @@ def click_settling(settings: Settings) -> ClickSettling | None:
 
 # ---------------------------------------------------------------- qualification
 @lru_cache(maxsize=8)
+def lead_commands(settings: Settings) -> LeadCommands:
+    """The ports of the lead use cases (tsunagu.commands.leads)."""
+    from tsunagu.commands.leads import LeadCommands
+    from tsunagu.store.audit import AuditRepository
+
+    return LeadCommands(
+        leads=lead_repository(settings),
+        suppressions=mail_repository(settings),
+        audit=AuditRepository(settings),
+        clock=clock(settings),
+    )
+
+
+def operator(settings: Settings) -> Actor:
+    """Whoever runs the CLI with the stack's credentials: an admin, recorded in the audit log by
+    IAM identity (on the local runtime, whose AWS identity is moto's, by the machine's user)."""
+    import getpass
+
+    from tsunagu.commands.access import Actor, Role
+
+    if settings.aws_endpoint_url:
+        return Actor(user_id=f"local:{getpass.getuser()}", role=Role.ADMIN, via="cli")
+    import boto3
+
+    arn = boto3.client("sts", region_name=settings.region).get_caller_identity()["Arn"]
+    return Actor(user_id=str(arn), role=Role.ADMIN, via="cli")
+
+
 def qualification_repository(settings: Settings) -> QualificationRepository:
     from tsunagu.store.qualification import QualificationRepository
 

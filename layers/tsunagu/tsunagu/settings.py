@@ -38,6 +38,10 @@ class Settings(BaseModel):
     journey_waits_table: str
     journeys_table: str
     qualification_table: str
+    audit_table: str | None = None
+    """The audit log (tsunagu.commands.audit): every change people make, and every refusal."""
+    audit_retention_days: int = Field(default=400, ge=1, le=3650)
+    """How long an audit entry is kept (the table's TTL removes it after)."""
     crm_secret_arn: str | None = None
     """Secrets Manager secret with the CRM webhooks' signing keys (``inbound``, ``outbound``)."""
     crm_webhook_url: str | None = None

@@ -8,6 +8,7 @@ from typing import Any
 
 from tsunagu.errors import (
     ConcurrentUpdate,
+    Forbidden,
     IdempotencyConflict,
     MalformedRequest,
     NotFound,
@@ -23,6 +24,7 @@ from tsunagu.errors import (
 STATUS_BY_ERROR: dict[type[TsunaguError], int] = {
     MalformedRequest: 400,
     Unauthenticated: 401,
+    Forbidden: 403,
     OriginNotAllowed: 403,
     NotFound: 404,
     IdempotencyConflict: 409,

@@ -1,0 +1,87 @@
+"""Who may do what: the roles, the caller, and the one table of operations and the roles each
+is open to. Every use case names its operation; a front end never decides access itself.
+
+The roles (seed 002: per-user permissions before MA goes live):
+
+- ``admin``: everything, including users and settings;
+- ``marketer``: leads, forms, sites, templates, journeys, segments, reports; not users;
+- ``sales``: reads leads and the hot list, sets stage and CRM status of the leads it owns;
+- ``viewer``: reads only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from tsunagu.errors import Forbidden
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    MARKETER = "marketer"
+    SALES = "sales"
+    VIEWER = "viewer"
+
+
+EVERYONE = frozenset(Role)
+MARKETING = frozenset({Role.ADMIN, Role.MARKETER})
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks: a signed-in user of the admin API, or an operator at the CLI (who holds the
+    stack's own credentials, so acts as ``admin`` and is recorded by IAM identity)."""
+
+    user_id: str
+    role: Role
+    email: str | None = None
+    source_ip: str | None = None
+    via: Literal["api", "cli"] = "cli"
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    """``leads.update``: the audit log's and the API document's name for it."""
+    roles: frozenset[Role]
+    changes: bool
+    """Whether it changes something: changes are recorded with their before and after."""
+    own_leads_only: frozenset[Role] = frozenset()
+    """Roles that may do it only on leads they own (``owner_email`` is theirs)."""
+
+
+OPERATIONS: dict[str, Operation] = {
+    op.name: op
+    for op in (
+        Operation("leads.show", EVERYONE, changes=False),
+        Operation("leads.timeline", EVERYONE, changes=False),
+        Operation(
+            "leads.update",
+            frozenset({Role.ADMIN, Role.MARKETER, Role.SALES}),
+            changes=True,
+            own_leads_only=frozenset({Role.SALES}),
+        ),
+        Operation("leads.record_event", MARKETING, changes=True),
+        Operation("leads.suppress", MARKETING, changes=True),
+        Operation("audit.list", frozenset({Role.ADMIN}), changes=False),
+    )
+}
+"""The one permission table. A front end (CLI command, API route) names an operation here; a
+test walks every operation with every role."""
+
+SALES_MAY_CHANGE = frozenset({"stage", "crm_status"})
+"""What ``sales`` may change on a lead it owns (stage and CRM status, nothing else)."""
+
+
+def operation(name: str) -> Operation:
+    return OPERATIONS[name]
+
+
+def authorise(actor: Actor, name: str) -> Operation:
+    """The operation, when the actor's role may do it at all; Forbidden otherwise."""
+    found = OPERATIONS[name]
+    if actor.role not in found.roles:
+        raise Forbidden(f"the {actor.role} role may not {name}")
+    return found

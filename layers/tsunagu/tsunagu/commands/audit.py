@@ -1,0 +1,163 @@
+"""The audit log (seed 002: 操作ログ): every change a person makes through a use case, and every
+refusal, with who, when, from where, which operation, on what, and a compact before and after.
+
+Entries are only ever appended (``AuditLog.append`` refuses to overwrite one); nothing in
+Tsunagu updates or deletes them, and the table's TTL removes them after the retention period.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from tsunagu.clock import Clock, isoformat
+from tsunagu.commands.access import Actor, Operation, authorise
+from tsunagu.errors import FieldError, Forbidden, ValidationFailed
+from tsunagu.ids import new_id
+
+Outcome = Literal["done", "refused"]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    entry_id: str
+    at: str
+    actor: Actor
+    operation: str
+    target: str
+    """What it was done to: ``lead:<id>``, ``journey:<id>``..."""
+    outcome: Outcome
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    """Only what changed: the values before and after, by name."""
+    detail: str | None = None
+    """Why it was refused, or what was done when no value changed (an event recorded)."""
+
+
+class AuditLog(Protocol):
+    def append(self, entry: AuditEntry) -> None:
+        """Store the entry; never replaces one (the same id twice is an error)."""
+        ...
+
+    def entries(
+        self, since: datetime, until: datetime, *, limit: int = 200
+    ) -> list[AuditEntry]: ...
+
+
+def what_changed(
+    before: Mapping[str, Any], after: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two sides, cut to the names whose values differ (compact, as the log keeps them)."""
+    names = sorted({*before, *after})
+    changed = [n for n in names if before.get(n) != after.get(n)]
+    return {n: before.get(n) for n in changed}, {n: after.get(n) for n in changed}
+
+
+@dataclass
+class Recording:
+    """What a use case tells the log about the change it made."""
+
+    operation: Operation
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    detail: str | None = None
+
+    def changed(self, before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
+        self.before, self.after = what_changed(before, after)
+
+
+@contextmanager
+def recorded(
+    log: AuditLog, clock: Clock, actor: Actor, name: str, target: str
+) -> Iterator[Recording]:
+    """Authorise ``actor`` for operation ``name`` and run the use case's work inside: a refusal
+    (here or raised by the work, e.g. sales on a lead it does not own) is logged and raised; a
+    change is logged with its before and after. Reads are not logged."""
+    try:
+        recording = Recording(authorise(actor, name))
+        yield recording
+    except Forbidden as refusal:
+        log.append(_entry(clock.now(), actor, name, target, "refused", detail=refusal.message))
+        raise
+    if recording.operation.changes and (recording.before or recording.after or recording.detail):
+        log.append(
+            _entry(
+                clock.now(),
+                actor,
+                name,
+                target,
+                "done",
+                before=recording.before,
+                after=recording.after,
+                detail=recording.detail,
+            )
+        )
+
+
+def _entry(
+    now: datetime, actor: Actor, name: str, target: str, outcome: Outcome, **more: Any
+) -> AuditEntry:
+    return AuditEntry(new_id("aud", now), isoformat(now), actor, name, target, outcome, **more)
+
+
+def list_entries(
+    log: AuditLog, actor: Actor, since: datetime, until: datetime, *, limit: int = 200
+) -> list[AuditEntry]:
+    """Newest first; admins only (the log says who did what to whom)."""
+    authorise(actor, "audit.list")
+    if until <= since:
+        raise ValidationFailed([FieldError("until", "must be after since")])
+    return log.entries(since, until, limit=min(max(limit, 1), 5000))
+
+
+CSV_COLUMNS = (
+    "at",
+    "user_id",
+    "email",
+    "role",
+    "via",
+    "source_ip",
+    "operation",
+    "target",
+    "outcome",
+    "before",
+    "after",
+    "detail",
+)
+
+
+def as_csv(entries: Iterable[AuditEntry]) -> str:
+    """The entries as CSV (UTF-8 with a BOM, so Excel opens Japanese text as it should);
+    ``before`` and ``after`` as JSON. A cell that a spreadsheet would run as a formula is
+    prefixed with ``'``."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for e in entries:
+        row = [
+            e.at,
+            e.actor.user_id,
+            e.actor.email or "",
+            e.actor.role,
+            e.actor.via,
+            e.actor.source_ip or "",
+            e.operation,
+            e.target,
+            e.outcome,
+            json.dumps(e.before, ensure_ascii=False, sort_keys=True) if e.before else "",
+            json.dumps(e.after, ensure_ascii=False, sort_keys=True) if e.after else "",
+            e.detail or "",
+        ]
+        writer.writerow([_inert(str(cell)) for cell in row])
+    return out.getvalue()
+
+
+def _inert(cell: str) -> str:
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell

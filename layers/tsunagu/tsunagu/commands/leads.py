@@ -1,0 +1,160 @@
+"""Leads, as people look at them and change them: show, timeline, update, record an offline
+event, suppress. The CLI's ``tsunagu leads ...`` commands call these (and the admin API will)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tsunagu.clock import Clock, isoformat
+from tsunagu.commands.access import SALES_MAY_CHANGE, Actor, Role, authorise
+from tsunagu.commands.audit import AuditLog, recorded
+from tsunagu.errors import FieldError, Forbidden, ValidationFailed
+from tsunagu.ids import new_id
+from tsunagu.leads.lookup import lead_by_email
+from tsunagu.leads.merge import Channel
+from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
+from tsunagu.leads.updates import LeadUpdate
+from tsunagu.leads.updates import update_lead as apply_to_stored_lead
+from tsunagu.mail.consent import consent_as_sends_see_it
+
+EVENT_KIND = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+class LeadStore(Protocol):
+    def find_lead(self, identity: str) -> Lead | None: ...
+
+    def get_lead(self, lead_id: str) -> Lead | None: ...
+
+    def save_changes(self, lead: Lead, events: list[LeadEvent]) -> None: ...
+
+    def put_event(self, event: LeadEvent) -> None: ...
+
+    def events(self, lead_id: str, limit: int = 100) -> list[LeadEvent]: ...
+
+    def timeline(self, lead: Lead, limit: int = 500) -> list[LeadEvent]: ...
+
+    def consent_evidence(self, lead_id: str) -> list[ConsentEvidence]: ...
+
+    def consent_state(self, lead_id: str) -> dict[str, str]: ...
+
+
+class Suppressions(Protocol):
+    def suppress(
+        self, lead_id: str, email: str, reason: str, at: str, event: LeadEvent
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class LeadCommands:
+    """The ports the lead use cases need (built by ``services.lead_commands``)."""
+
+    leads: LeadStore
+    suppressions: Suppressions
+    audit: AuditLog
+    clock: Clock
+
+
+def show(ports: LeadCommands, actor: Actor, email: str, *, events: int = 20) -> dict[str, Any]:
+    """The lead, its consent as sends see it, its evidence and its latest events."""
+    authorise(actor, "leads.show")
+    lead = lead_by_email(ports.leads, email)
+    return {
+        **lead.summary(),
+        # As sends see it (an unsubscribe from all mail overrides each topic's opt-in).
+        "consent": consent_as_sends_see_it(ports.leads.consent_state(lead.lead_id)),
+        "consent_evidence": [e.__dict__ for e in ports.leads.consent_evidence(lead.lead_id)],
+        "recent_events": [
+            {"type": e.type, "at": e.occurred_at, **e.properties}
+            for e in ports.leads.events(lead.lead_id, limit=events)
+        ],
+    }
+
+
+def timeline(
+    ports: LeadCommands, actor: Actor, email: str, *, limit: int = 500
+) -> tuple[Lead, list[LeadEvent]]:
+    """The lead's events, its browsing before it had a name included, oldest first."""
+    authorise(actor, "leads.timeline")
+    lead = lead_by_email(ports.leads, email)
+    return lead, ports.leads.timeline(lead, limit=limit)
+
+
+def update(
+    ports: LeadCommands, actor: Actor, email: str, change: LeadUpdate
+) -> tuple[Lead, list[LeadEvent]]:
+    """A person's change to a lead (stage, CRM status, tags, fields): ranks as the sales
+    channel when fields merge. ``sales`` may set stage and CRM status of its own leads only."""
+    lead = lead_by_email(ports.leads, email)
+    with recorded(ports.audit, ports.clock, actor, "leads.update", f"lead:{lead.lead_id}") as log:
+        if actor.role is Role.SALES:
+            _sales_may(actor, lead, change)
+        changed, events = apply_to_stored_lead(
+            lead.lead_id,
+            change,
+            by=f"{actor.via}:{actor.email or actor.user_id}",
+            source=Channel.SALES,
+            store=ports.leads,
+            now=ports.clock.now(),
+        )
+        log.changed(_audited_view(lead), _audited_view(changed))
+    return changed, events
+
+
+def record_event(
+    ports: LeadCommands, actor: Actor, email: str, kind: str, properties: Mapping[str, str]
+) -> LeadEvent:
+    """An offline event (a seminar's attendee list, a trade-show scan) on the lead's stream:
+    scoring, journeys and their waits take it as they take a tracked one."""
+    if not EVENT_KIND.fullmatch(kind):
+        raise ValidationFailed([FieldError("kind", f"{kind!r} is not an event kind (a_b_c)")])
+    lead = lead_by_email(ports.leads, email)
+    target = f"lead:{lead.lead_id}"
+    with recorded(ports.audit, ports.clock, actor, "leads.record_event", target) as log:
+        now = ports.clock.now()
+        props: dict[str, Any] = {**properties, "source": actor.via}
+        event = LeadEvent(new_id("evt", now), kind, isoformat(now), lead.lead_id, None, props)
+        ports.leads.put_event(event)
+        log.detail = f"recorded {kind} ({event.event_id})"
+    return event
+
+
+def suppress(ports: LeadCommands, actor: Actor, email: str, note: str | None) -> Lead:
+    """Stop every mail to a lead (a person asked by phone, a role address, a legal hold)."""
+    lead = lead_by_email(ports.leads, email)
+    with recorded(ports.audit, ports.clock, actor, "leads.suppress", f"lead:{lead.lead_id}") as log:
+        now = ports.clock.now()
+        at = isoformat(now)
+        event = LeadEvent(
+            new_id("evt", now),
+            "mail_suppressed",
+            at,
+            lead.lead_id,
+            properties={"reason": "manual", "note": note},
+        )
+        ports.suppressions.suppress(lead.lead_id, lead.email, "manual", at, event)
+        log.changed({"suppressed": None}, {"suppressed": "manual"})
+        log.detail = note
+    return lead
+
+
+def _sales_may(actor: Actor, lead: Lead, change: LeadUpdate) -> None:
+    owner = lead.fields["owner_email"].value if "owner_email" in lead.fields else None
+    if owner is None or owner.casefold() != (actor.email or "").casefold():
+        raise Forbidden(f"{lead.email} is not yours: sales may change only the leads it owns")
+    asked = {name for name, value in change.model_dump(exclude_defaults=True).items() if value}
+    if asked - SALES_MAY_CHANGE:
+        names = ", ".join(sorted(asked - SALES_MAY_CHANGE))
+        raise Forbidden(f"sales may set stage and CRM status only, not {names}")
+
+
+def _audited_view(lead: Lead) -> dict[str, Any]:
+    """What of a lead the log compares: the values a person changes."""
+    return {
+        "stage": lead.stage,
+        "crm_status": lead.crm_status,
+        "tags": sorted(lead.tags),
+        **{f"fields.{name}": value.value for name, value in sorted(lead.fields.items())},
+    }

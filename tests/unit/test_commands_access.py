@@ -1,0 +1,220 @@
+"""Who may do what (tsunagu.commands.access): every operation walked with every role against the
+issue's description of the roles, and the audit log's record of changes and refusals
+(tsunagu.commands.audit), with the lead use cases on fakes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tsunagu.commands import leads
+from tsunagu.commands.access import OPERATIONS, Actor, Role, authorise
+from tsunagu.commands.audit import AuditEntry, as_csv, list_entries, what_changed
+from tsunagu.errors import Forbidden, ValidationFailed
+from tsunagu.leads.merge import Channel, FieldValue
+from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent, email_identity
+from tsunagu.leads.updates import LeadUpdate
+
+NOW = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)
+OWNER = "sales.sato@example.com"
+
+# What the issue gives each role, operation by operation (False: refused outright; "own": only
+# on the leads the caller owns).
+EXPECTED: dict[str, dict[Role, bool | str]] = {
+    "leads.show": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
+    "leads.timeline": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
+    "leads.update": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: "own", Role.VIEWER: False},
+    "leads.record_event": {
+        Role.ADMIN: True, Role.MARKETER: True, Role.SALES: False, Role.VIEWER: False,
+    },
+    "leads.suppress": {
+        Role.ADMIN: True, Role.MARKETER: True, Role.SALES: False, Role.VIEWER: False,
+    },
+    "audit.list": {Role.ADMIN: True, Role.MARKETER: False, Role.SALES: False, Role.VIEWER: False},
+}  # fmt: skip
+
+
+def test_the_table_has_exactly_the_operations_described() -> None:
+    assert set(OPERATIONS) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("role", list(Role))
+def test_every_operation_with_every_role(name: str, role: Role) -> None:
+    actor = Actor(user_id="u1", role=role, email="someone@example.com", via="api")
+    expected = EXPECTED[name][role]
+    if expected is False:
+        with pytest.raises(Forbidden):
+            authorise(actor, name)
+    else:
+        assert authorise(actor, name).name == name
+        assert (role in OPERATIONS[name].own_leads_only) == (expected == "own")
+
+
+# ---------------------------------------------------------------- fakes
+@dataclass
+class FakeLeads:
+    stored: dict[str, Lead]
+    events_put: list[LeadEvent] = field(default_factory=list)
+
+    def find_lead(self, identity: str) -> Lead | None:
+        found = (x for x in self.stored.values() if email_identity(x.email.casefold()) == identity)
+        return next(found, None)
+
+    def get_lead(self, lead_id: str) -> Lead | None:
+        return self.stored.get(lead_id)
+
+    def save_changes(self, lead: Lead, events: list[LeadEvent]) -> None:
+        self.stored[lead.lead_id] = lead
+        self.events_put += events
+
+    def put_event(self, event: LeadEvent) -> None:
+        self.events_put.append(event)
+
+    def events(self, lead_id: str, limit: int = 100) -> list[LeadEvent]:
+        return [e for e in self.events_put if e.lead_id == lead_id][:limit]
+
+    def timeline(self, lead: Lead, limit: int = 500) -> list[LeadEvent]:
+        return self.events(lead.lead_id, limit)
+
+    def consent_evidence(self, lead_id: str) -> list[ConsentEvidence]:
+        return []
+
+    def consent_state(self, lead_id: str) -> dict[str, str]:
+        return {"marketing": "opted_in"}
+
+
+@dataclass
+class FakeSuppressions:
+    suppressed: list[str] = field(default_factory=list)
+
+    def suppress(self, lead_id: str, email: str, reason: str, at: str, event: LeadEvent) -> None:
+        self.suppressed.append(lead_id)
+
+
+@dataclass
+class FakeAudit:
+    kept: dict[str, AuditEntry] = field(default_factory=dict)
+
+    def append(self, entry: AuditEntry) -> None:
+        assert entry.entry_id not in self.kept, "an entry was overwritten"
+        self.kept[entry.entry_id] = entry
+
+    def entries(self, since: datetime, until: datetime, *, limit: int = 200) -> list[AuditEntry]:
+        return sorted(self.kept.values(), key=lambda e: e.at, reverse=True)[:limit]
+
+
+class FixedClock:
+    def now(self) -> datetime:
+        return NOW
+
+
+def ports() -> leads.LeadCommands:
+    lead = Lead(
+        lead_id="lead_1",
+        email="aoki@example.jp",
+        fields={"owner_email": FieldValue(OWNER, Channel.SALES, "2026-12-01T00:00:00Z")},
+        sources=["form"],
+        visitor_ids=set(),
+        stage="mql",
+        created_at="2026-12-01T00:00:00Z",
+        updated_at="2026-12-01T00:00:00Z",
+    )
+    return leads.LeadCommands(
+        leads=FakeLeads({lead.lead_id: lead}),
+        suppressions=FakeSuppressions(),
+        audit=FakeAudit(),
+        clock=FixedClock(),
+    )
+
+
+def audit_of(p: leads.LeadCommands) -> list[AuditEntry]:
+    assert isinstance(p.audit, FakeAudit)
+    return list(p.audit.kept.values())
+
+
+MARKETER = Actor(user_id="u-m", role=Role.MARKETER, email="mika@example.com", via="api")
+SALES_OWNER = Actor(user_id="u-s", role=Role.SALES, email=OWNER, via="api")
+OTHER_SALES = Actor(user_id="u-t", role=Role.SALES, email="sales.suzuki@example.com", via="api")
+VIEWER = Actor(user_id="u-v", role=Role.VIEWER, email="vera@example.com", via="api")
+
+
+# ---------------------------------------------------------------- the use cases and the log
+def test_a_change_is_recorded_with_who_and_only_what_changed() -> None:
+    p = ports()
+    leads.update(p, MARKETER, "Aoki@example.jp", LeadUpdate(stage="sql", add_tags=["vip"]))
+    [entry] = audit_of(p)
+    assert (entry.operation, entry.target, entry.outcome) == ("leads.update", "lead:lead_1", "done")
+    assert entry.actor == MARKETER and entry.at == "2026-12-03T01:00:00.000Z"
+    assert entry.before == {"stage": "mql", "tags": []}
+    assert entry.after == {"stage": "sql", "tags": ["vip"]}
+
+
+def test_a_change_that_changes_nothing_and_a_read_are_not_recorded() -> None:
+    p = ports()
+    leads.update(p, MARKETER, "aoki@example.jp", LeadUpdate(stage="mql"))
+    leads.show(p, VIEWER, "aoki@example.jp")
+    assert audit_of(p) == []
+
+
+def test_sales_sets_the_stage_of_its_own_lead_only_and_each_refusal_is_recorded() -> None:
+    p = ports()
+    leads.update(p, SALES_OWNER, "aoki@example.jp", LeadUpdate(stage="sql"))
+    with pytest.raises(Forbidden, match="not yours"):
+        leads.update(p, OTHER_SALES, "aoki@example.jp", LeadUpdate(stage="opportunity"))
+    with pytest.raises(Forbidden, match="stage and CRM status only, not add_tags"):
+        leads.update(p, SALES_OWNER, "aoki@example.jp", LeadUpdate(add_tags=["x"]))
+    with pytest.raises(Forbidden):
+        leads.suppress(p, VIEWER, "aoki@example.jp", "asked by phone")
+
+    entries = sorted(audit_of(p), key=lambda e: e.actor.user_id)
+    assert [(e.actor.user_id, e.operation, e.outcome) for e in entries] == [
+        ("u-s", "leads.update", "done"),
+        ("u-s", "leads.update", "refused"),
+        ("u-t", "leads.update", "refused"),
+        ("u-v", "leads.suppress", "refused"),
+    ]
+    assert p.leads.get_lead("lead_1").stage == "sql"  # type: ignore[union-attr]
+    assert p.suppressions.suppressed == []  # type: ignore[attr-defined]
+
+
+def test_recording_an_event_and_suppressing_are_recorded_with_what_was_done() -> None:
+    p = ports()
+    event = leads.record_event(p, MARKETER, "aoki@example.jp", "seminar_attended", {"id": "s1"})
+    leads.suppress(p, MARKETER, "aoki@example.jp", "asked by phone")
+    details = {e.operation: e for e in audit_of(p)}
+    assert details["leads.record_event"].detail == f"recorded seminar_attended ({event.event_id})"
+    assert details["leads.suppress"].after == {"suppressed": "manual"}
+    assert details["leads.suppress"].detail == "asked by phone"
+    with pytest.raises(ValidationFailed):
+        leads.record_event(p, MARKETER, "aoki@example.jp", "Seminar Attended", {})
+
+
+def test_only_an_admin_lists_the_log_and_the_csv_is_safe_for_a_spreadsheet() -> None:
+    p = ports()
+    leads.update(p, MARKETER, "aoki@example.jp", LeadUpdate(fields={"note": "=HYPERLINK(1)"}))
+    admin = Actor(user_id="u-a", role=Role.ADMIN)
+    with pytest.raises(Forbidden):
+        list_entries(p.audit, MARKETER, NOW - timedelta(days=1), NOW)
+    entries = list_entries(p.audit, admin, NOW - timedelta(days=1), NOW + timedelta(seconds=1))
+    text = as_csv(entries)
+    assert text.startswith("\ufeffat,user_id,")
+    assert "mika@example.com" in text and '"{""fields.note"": ""=HYPERLINK(1)""}"' in text
+    assert as_csv([]).count("\r\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        ({"a": 1, "b": 2}, {"a": 1, "b": 3}, ({"b": 2}, {"b": 3})),
+        ({}, {"x": "new"}, ({"x": None}, {"x": "new"})),
+        ({"same": [1]}, {"same": [1]}, ({}, {})),
+    ],
+)
+def test_what_changed_keeps_only_the_names_that_differ(
+    before: dict[str, Any], after: dict[str, Any], expected: Any
+) -> None:
+    assert what_changed(before, after) == expected
