@@ -5,15 +5,12 @@ starts once), with two groups of files kept together:
 
 - ``tests/journeys``: its tests share two session-scoped worlds, each a runtime playing days of
   a script. Split across workers, each worker would build both, doubling the suite's longest
-  part. The files that start their own runtime instead (``OWN_UNITS``) are units of their own:
-  kept in the group, they only lengthened the suite's longest unit of work.
+  part.
 - ``tests/benchmarks``: each compares figures taken inside its own run; two measuring at once on
   two workers would only add noise to each other, so they run one after another.
 
-These two are also the longest units of work, so they are handed out first, and after them the
-longest single files (``LONGEST_FILES``): xdist would hand units out in collection order, and a
-long file drawn last (the proof's short forms, two minutes on one worker) would finish alone
-while the other worker idles.
+These two are also the longest units of work, so they are handed out first (xdist would order
+units by their number of tests, and the six benchmarks would start last and finish last).
 
 xdist's own ``xdist_group`` mark cannot do this with pytest 9.2: xdist 3.8 tags a grouped test by
 rewriting ``item._nodeid``, which pytest 9.2 no longer reads, so the groups are silently ignored.
@@ -30,28 +27,10 @@ SHARED_SCOPES = (
     ("tests/journeys/", "tests/journeys"),
 )
 """(prefix of a test file's path, the unit of work it belongs to), longest unit first."""
-OWN_UNITS = frozenset(
-    {
-        "tests/journeys/test_publishing.py",  # its own runtime (journeys published on it)
-        "tests/journeys/test_time_independence.py",  # two runtimes of its own, one loaded
-    }
-)
-
-
-LONGEST_FILES = (
-    "tests/proof/test_proof.py",  # the make proof short forms: about two minutes
-    "tests/journeys/test_time_independence.py",  # the same scenario twice, once loaded
-    "tests/journeys/test_publishing.py",
-    "tests/e2e/test_lead_capture_e2e.py",
-    "tests/e2e/test_mail_e2e.py",
-)
-"""Handed out right after the shared scopes, longest first (from ``--durations``)."""
 
 
 def scope_of(nodeid: str) -> str:
     path = nodeid.split("::", 1)[0]
-    if path in OWN_UNITS:
-        return path
     for prefix, scope in SHARED_SCOPES:
         if path.startswith(prefix):
             return scope
@@ -73,8 +52,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _assign_work_unit(self, node: Any) -> None:
             if not self.prioritised:  # the queue is complete by the first assignment
                 self.prioritised = True
-                first = [scope for _, scope in SHARED_SCOPES] + list(LONGEST_FILES)
-                for scope in reversed(first):
+                for _, scope in reversed(SHARED_SCOPES):
                     if scope in self.workqueue:
                         self.workqueue.move_to_end(scope, last=False)
             super()._assign_work_unit(node)

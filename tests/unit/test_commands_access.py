@@ -10,10 +10,13 @@ from typing import Any
 
 import pytest
 
-from tsunagu.commands import leads
+from tests.unit.journey_fixtures import journey
+from tests.unit.test_journey_steps import MemoryJourneyStore, RecordingExecutions
+from tsunagu.commands import journeys, leads
 from tsunagu.commands.access import OPERATIONS, Actor, Role, authorise
 from tsunagu.commands.audit import AuditEntry, as_csv, list_entries, what_changed
 from tsunagu.errors import Forbidden, ValidationFailed
+from tsunagu.journeys.model import ResumePolicy
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent, email_identity
 from tsunagu.leads.updates import LeadUpdate
@@ -34,6 +37,14 @@ EXPECTED: dict[str, dict[Role, bool | str]] = {
         Role.ADMIN: True, Role.MARKETER: True, Role.SALES: False, Role.VIEWER: False,
     },
     "audit.list": {Role.ADMIN: True, Role.MARKETER: False, Role.SALES: False, Role.VIEWER: False},
+    "journeys.list": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
+    **{
+        name: {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: False, Role.VIEWER: False}
+        for name in (
+            "journeys.set_status", "journeys.pause", "journeys.resume", "journeys.stop_all",
+            "journeys.resume_all",
+        )
+    },
 }  # fmt: skip
 
 
@@ -218,3 +229,34 @@ def test_what_changed_keeps_only_the_names_that_differ(
     before: dict[str, Any], after: dict[str, Any], expected: Any
 ) -> None:
     assert what_changed(before, after) == expected
+
+
+# ---------------------------------------------------------------- journeys
+def journey_ports() -> tuple[journeys.JourneyCommands, MemoryJourneyStore]:
+    store = MemoryJourneyStore(journey())
+    ports = journeys.JourneyCommands(
+        journeys=store, executions=RecordingExecutions(), audit=FakeAudit(), clock=FixedClock()
+    )
+    return ports, store
+
+
+def test_who_paused_and_how_it_was_resumed_is_in_the_log() -> None:
+    ports, store = journey_ports()
+    journeys.pause(ports, MARKETER, "seminar_follow_up")
+    with pytest.raises(Forbidden):
+        journeys.stop_all(ports, VIEWER)
+    journeys.resume(
+        ports, MARKETER, "seminar_follow_up", ResumePolicy(kind="skip_missed", rate_per_minute=60)
+    )
+    journeys.stop_all(ports, MARKETER)
+
+    assert isinstance(ports.audit, FakeAudit)
+    log = list(ports.audit.kept.values())  # in the order they were appended
+    assert [(e.operation, e.outcome, e.before, e.after) for e in log] == [
+        ("journeys.pause", "done", {"status": "active"}, {"status": "paused"}),
+        ("journeys.stop_all", "refused", {}, {}),
+        ("journeys.resume", "done", {"status": "paused"}, {"status": "active"}),
+        ("journeys.stop_all", "done", {"emergency_stop": False}, {"emergency_stop": True}),
+    ]
+    assert log[2].detail == "policy skip_missed: 0 released (none parked)"
+    assert store.stop_log[-1][2] == "api:mika@example.com"  # the account's stop says who

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 from tsunagu import services
 from tsunagu.clock import isoformat
-from tsunagu.errors import NotFound, TsunaguError, ValidationFailed
+from tsunagu.commands import journeys
+from tsunagu.errors import TsunaguError, ValidationFailed
 from tsunagu.journeys.compiler import asl_text, compile_journey, definition_schema, read_definition
 from tsunagu.journeys.lifecycle import lead_payload
 from tsunagu.journeys.model import Journey
@@ -27,25 +28,26 @@ class JourneyCliError(Exception):
 
 
 def _journey(settings: Settings, journey_id: str) -> Any:
-    journey = services.journey_repository(settings).get_journey(journey_id)
-    if journey is None:
-        known = ", ".join(j.journey_id for j in services.journey_repository(settings).journeys())
-        raise JourneyCliError(f"no journey {journey_id!r} (known: {known or 'none'})")
-    return journey
+    return journeys.find(services.journey_commands(settings), journey_id)
 
 
 def journeys_list(settings: Settings, args: argparse.Namespace) -> int:
-    store = services.journey_repository(settings)
-    if store.account_paused():
+    stopped, found = journeys.listing(
+        services.journey_commands(settings), services.operator(settings)
+    )
+    if stopped:
         print("EMERGENCY STOP: every journey holds its mails (tsunagu journeys resume-all)")
-    for journey in store.journeys():
+    for journey in found:
         triggers = ", ".join(t.kind for t in journey.triggers) or "none"
         print(f"{journey.journey_id}\t{journey.status}\ttriggers: {triggers}\t{journey.name}")
     return 0
 
 
 def journeys_show(settings: Settings, args: argparse.Namespace) -> int:
-    print(json.dumps(_journey(settings, args.journey).model_dump(mode="json"), indent=2))
+    journey = journeys.show(
+        services.journey_commands(settings), services.operator(settings), args.journey
+    )
+    print(json.dumps(journey.model_dump(mode="json"), indent=2))
     return 0
 
 
@@ -78,16 +80,11 @@ def journeys_save(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def journeys_set_status(settings: Settings, args: argparse.Namespace) -> int:
-    """draft / active / archived (pause and resume have their own commands: they hold and
-    release leads). An archived journey enters nobody, and its leads leave at their next gate."""
-    journey = _journey(settings, args.journey)
-    if journey.status == "paused":
-        raise JourneyCliError(f"{journey.journey_id} is paused: resume it first (by a policy)")
-    services.journey_repository(settings).put_journey(
-        journey.model_copy(update={"status": args.status}),
-        isoformat(services.clock(settings).now()),
-    )
-    print(f"{journey.journey_id}: {journey.status} -> {args.status}")
+    """draft / active / archived (pause and resume have their own commands)."""
+    ports = services.journey_commands(settings)
+    before = journeys.find(ports, args.journey).status
+    changed = journeys.set_status(ports, services.operator(settings), args.journey, args.status)
+    print(f"{changed.journey_id}: {before} -> {changed.status}")
     return 0
 
 
@@ -156,12 +153,8 @@ def _input_pairs(extra: list[str] | None) -> dict[str, Any]:
 
 
 def journeys_pause(settings: Settings, args: argparse.Namespace) -> int:
-    from tsunagu.journeys.steps import pause_journey
-
-    journey = pause_journey(
-        args.journey,
-        store=services.journey_repository(settings),
-        clock=services.clock(settings),
+    journey = journeys.pause(
+        services.journey_commands(settings), services.operator(settings), args.journey
     )
     print(f"{journey.journey_id} paused: each lead stops at its next mail until resumed")
     return 0
@@ -169,21 +162,13 @@ def journeys_pause(settings: Settings, args: argparse.Namespace) -> int:
 
 def journeys_resume(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.journeys.model import ResumePolicy
-    from tsunagu.journeys.steps import resume_journey
 
     policy = None
     if args.policy:
         policy = ResumePolicy(kind=args.policy, rate_per_minute=args.rate or 60)
-    try:
-        report = resume_journey(
-            args.journey,
-            policy=policy,
-            store=services.journey_repository(settings),
-            executions=services.executions(settings),
-            clock=services.clock(settings),
-        )
-    except NotFound as error:
-        raise JourneyCliError(error.message) from None
+    report = journeys.resume(
+        services.journey_commands(settings), services.operator(settings), args.journey, policy
+    )
     actions = ", ".join(f"{n} {action}" for action, n in sorted(report.by_action.items()))
     print(
         f"{args.journey} resumed: {report.released} released ({actions or 'none parked'})"
@@ -193,25 +178,12 @@ def journeys_resume(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def journeys_status(settings: Settings, args: argparse.Namespace) -> int:
-    from tsunagu.journeys.steps import parked_by_step
-
-    store = services.journey_repository(settings)
-    journeys = [_journey(settings, args.journey)] if args.journey else store.journeys()
-    report = {
-        "emergency_stop": store.account_paused(),
-        "journeys": [
-            {
-                "journey": j.journey_id,
-                "status": j.status,
-                "paused_at": j.paused_at,
-                "resume_policy": j.resume.kind,
-                "parked": sum(parked_by_step(store.parked(j.journey_id)).values()),
-                "parked_at_step": parked_by_step(store.parked(j.journey_id)),
-                "running": _running(settings, j),
-            }
-            for j in journeys
-        ],
-    }
+    report = journeys.status(
+        services.journey_commands(settings),
+        services.operator(settings),
+        args.journey,
+        lambda journey: _running(settings, journey),
+    )
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 
@@ -225,22 +197,13 @@ def _running(settings: Settings, journey: Any) -> int | None:
 
 
 def journeys_stop_all(settings: Settings, args: argparse.Namespace) -> int:
-    from tsunagu.journeys.steps import stop_all
-
-    stop_all(store=services.journey_repository(settings), clock=services.clock(settings), by="cli")
+    journeys.stop_all(services.journey_commands(settings), services.operator(settings))
     print("emergency stop: every journey holds its next mail until `tsunagu journeys resume-all`")
     return 0
 
 
 def journeys_resume_all(settings: Settings, args: argparse.Namespace) -> int:
-    from tsunagu.journeys.steps import resume_all
-
-    reports = resume_all(
-        store=services.journey_repository(settings),
-        executions=services.executions(settings),
-        clock=services.clock(settings),
-        by="cli",
-    )
+    reports = journeys.resume_all(services.journey_commands(settings), services.operator(settings))
     for journey_id, report in reports.items():
         print(f"{journey_id}: {report.released} released")
     return 0

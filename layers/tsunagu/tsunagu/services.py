@@ -18,6 +18,7 @@ from tsunagu.store.tables import bind_tables
 
 if TYPE_CHECKING:
     from tsunagu.commands.access import Actor
+    from tsunagu.commands.journeys import JourneyCommands
     from tsunagu.commands.leads import LeadCommands
     from tsunagu.journeys.business_time import BusinessCalendar, QuietHours
     from tsunagu.journeys.gate import FrequencyCap
@@ -364,6 +365,19 @@ def lead_commands(settings: Settings) -> LeadCommands:
     return LeadCommands(
         leads=lead_repository(settings),
         suppressions=mail_repository(settings),
+        audit=AuditRepository(settings),
+        clock=clock(settings),
+    )
+
+
+def journey_commands(settings: Settings) -> JourneyCommands:
+    """The ports of the journey use cases (tsunagu.commands.journeys)."""
+    from tsunagu.commands.journeys import JourneyCommands
+    from tsunagu.store.audit import AuditRepository
+
+    return JourneyCommands(
+        journeys=journey_repository(settings),
+        executions=executions(settings),
         audit=AuditRepository(settings),
         clock=clock(settings),
     )

@@ -65,6 +65,12 @@ OPERATIONS: dict[str, Operation] = {
         ),
         Operation("leads.record_event", MARKETING, changes=True),
         Operation("leads.suppress", MARKETING, changes=True),
+        Operation("journeys.list", EVERYONE, changes=False),
+        Operation("journeys.set_status", MARKETING, changes=True),
+        Operation("journeys.pause", MARKETING, changes=True),
+        Operation("journeys.resume", MARKETING, changes=True),
+        Operation("journeys.stop_all", MARKETING, changes=True),
+        Operation("journeys.resume_all", MARKETING, changes=True),
         Operation("audit.list", frozenset({Role.ADMIN}), changes=False),
     )
 }

@@ -47,8 +47,13 @@ def _day(at: datetime) -> str:
 
 class AuditRepository:
     def __init__(self, settings: Settings) -> None:
-        self._model = _bound(settings)
+        self._settings = settings
         self._retention = timedelta(days=settings.audit_retention_days)
+
+    @property
+    def _model(self) -> type[AuditItem]:
+        """Bound on first use: a use case that only reads never needs the table."""
+        return _bound(self._settings)
 
     def append(self, entry: AuditEntry) -> None:
         at = parse_instant(entry.at)

@@ -1,0 +1,154 @@
+"""Journeys, as marketers run them: list, show, status, change the status, pause, resume by a
+policy, and the account-wide emergency stop. The CLI's ``tsunagu journeys ...`` commands call
+these (and the admin API will); each change goes in the audit log — "who paused everything
+before Golden Week, and what did they choose when they resumed?"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from tsunagu.clock import Clock, isoformat
+from tsunagu.commands.access import Actor, authorise
+from tsunagu.commands.audit import AuditLog, recorded
+from tsunagu.errors import FieldError, NotFound, ValidationFailed
+from tsunagu.journeys import steps
+from tsunagu.journeys.lifecycle import Executions
+from tsunagu.journeys.model import Journey, ResumePolicy
+from tsunagu.journeys.steps import GateStore, ResumeReport, parked_by_step
+
+
+@dataclass(frozen=True)
+class JourneyCommands:
+    """The ports of the journey use cases (built by ``services.journey_commands``)."""
+
+    journeys: GateStore
+    executions: Executions
+    audit: AuditLog
+    clock: Clock
+
+
+def find(ports: JourneyCommands, journey_id: str) -> Journey:
+    journey = ports.journeys.get_journey(journey_id)
+    if journey is None:
+        known = ", ".join(j.journey_id for j in ports.journeys.journeys()) or "none"
+        raise NotFound(f"no journey {journey_id!r} (known: {known})")
+    return journey
+
+
+def listing(ports: JourneyCommands, actor: Actor) -> tuple[bool, list[Journey]]:
+    """Whether the emergency stop holds every journey, and the journeys."""
+    authorise(actor, "journeys.list")
+    return ports.journeys.account_paused(), ports.journeys.journeys()
+
+
+def show(ports: JourneyCommands, actor: Actor, journey_id: str) -> Journey:
+    authorise(actor, "journeys.list")
+    return find(ports, journey_id)
+
+
+def status(
+    ports: JourneyCommands,
+    actor: Actor,
+    journey_id: str | None,
+    running: Any,
+) -> dict[str, Any]:
+    """Each journey's status, its parked leads by step, and its running executions
+    (``running(journey)`` counts them; None where the journey has no state machine here)."""
+    authorise(actor, "journeys.list")
+    store = ports.journeys
+    journeys = [find(ports, journey_id)] if journey_id else store.journeys()
+    return {
+        "emergency_stop": store.account_paused(),
+        "journeys": [
+            {
+                "journey": j.journey_id,
+                "status": j.status,
+                "paused_at": j.paused_at,
+                "resume_policy": j.resume.kind,
+                "parked": sum(parked_by_step(store.parked(j.journey_id)).values()),
+                "parked_at_step": parked_by_step(store.parked(j.journey_id)),
+                "running": running(j),
+            }
+            for j in journeys
+        ],
+    }
+
+
+def set_status(
+    ports: JourneyCommands,
+    actor: Actor,
+    journey_id: str,
+    new_status: Literal["draft", "active", "archived"],
+) -> Journey:
+    """draft / active / archived (pause and resume hold and release leads: their own use
+    cases). An archived journey enters nobody, and its leads leave at their next gate."""
+    journey = find(ports, journey_id)
+    target = f"journey:{journey_id}"
+    with recorded(ports.audit, ports.clock, actor, "journeys.set_status", target) as log:
+        if journey.status == "paused":
+            raise ValidationFailed(
+                [FieldError("status", f"{journey_id} is paused: resume it first (by a policy)")]
+            )
+        changed = ports.journeys.put_journey(
+            journey.model_copy(update={"status": new_status}), isoformat(ports.clock.now())
+        )
+        log.changed({"status": journey.status}, {"status": changed.status})
+    return changed
+
+
+def pause(ports: JourneyCommands, actor: Actor, journey_id: str) -> Journey:
+    """Each lead stops at its next mail until the journey is resumed."""
+    journey = find(ports, journey_id)
+    target = f"journey:{journey_id}"
+    with recorded(ports.audit, ports.clock, actor, "journeys.pause", target) as log:
+        paused = steps.pause_journey(journey_id, store=ports.journeys, clock=ports.clock)
+        log.changed({"status": journey.status}, {"status": paused.status})
+    return paused
+
+
+def resume(
+    ports: JourneyCommands, actor: Actor, journey_id: str, policy: ResumePolicy | None
+) -> ResumeReport:
+    """Release the held leads by ``policy`` (the journey's own when None)."""
+    journey = find(ports, journey_id)
+    target = f"journey:{journey_id}"
+    with recorded(ports.audit, ports.clock, actor, "journeys.resume", target) as log:
+        report = steps.resume_journey(
+            journey_id,
+            policy=policy,
+            store=ports.journeys,
+            executions=ports.executions,
+            clock=ports.clock,
+        )
+        chosen = policy or journey.resume
+        log.changed({"status": journey.status}, {"status": "active"})
+        log.detail = f"policy {chosen.kind}: {report.released} released " + (
+            ", ".join(f"{n} {action}" for action, n in sorted(report.by_action.items()))
+            or "(none parked)"
+        )
+    return report
+
+
+def stop_all(ports: JourneyCommands, actor: Actor) -> None:
+    """The emergency stop: every journey holds its next mail until ``resume_all``."""
+    with recorded(ports.audit, ports.clock, actor, "journeys.stop_all", "account") as log:
+        was = ports.journeys.account_paused()
+        steps.stop_all(store=ports.journeys, clock=ports.clock, by=_who(actor))
+        log.changed({"emergency_stop": was}, {"emergency_stop": True})
+
+
+def resume_all(ports: JourneyCommands, actor: Actor) -> dict[str, ResumeReport]:
+    """Lift the emergency stop; each journey not paused on its own resumes by its policy."""
+    with recorded(ports.audit, ports.clock, actor, "journeys.resume_all", "account") as log:
+        was = ports.journeys.account_paused()
+        reports = steps.resume_all(
+            store=ports.journeys, executions=ports.executions, clock=ports.clock, by=_who(actor)
+        )
+        log.changed({"emergency_stop": was}, {"emergency_stop": False})
+        log.detail = ", ".join(f"{j}: {r.released} released" for j, r in reports.items())
+    return reports
+
+
+def _who(actor: Actor) -> str:
+    return f"{actor.via}:{actor.email or actor.user_id}"
