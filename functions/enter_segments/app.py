@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from tsunagu import services
+from tsunagu.journeys.lifecycle import enter_leads
 from tsunagu.journeys.segments import Segment
 from tsunagu.observability import logger, metrics, observed
 from tsunagu.settings import get_settings
@@ -35,12 +36,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 continue
             segment = Segment.parse(trigger.segment)
             selected = [lead for lead in leads if segment.selects(lead, now)]
-            results = services.enter_leads(
-                settings,
+            results = enter_leads(
                 journey,
                 selected,
                 cause=f"segment:{now.date().isoformat()}",
                 trigger="segment",
+                state_machine_arn=services.entry_arn(settings, journey),
+                store=services.journey_repository(settings),
+                executions=services.executions(settings),
+                clock=services.clock(settings),
             )
             entered = sum(1 for _, result in results if result.entered)
             report[journey.journey_id] = {"selected": len(selected), "entered": entered}

@@ -41,8 +41,8 @@ EXPECTED: dict[str, dict[Role, bool | str]] = {
     **{
         name: {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: False, Role.VIEWER: False}
         for name in (
-            "journeys.set_status", "journeys.pause", "journeys.resume", "journeys.stop_all",
-            "journeys.resume_all",
+            "journeys.start", "journeys.set_status", "journeys.pause", "journeys.resume",
+            "journeys.stop_all", "journeys.resume_all",
         )
     },
 }  # fmt: skip
@@ -235,7 +235,12 @@ def test_what_changed_keeps_only_the_names_that_differ(
 def journey_ports() -> tuple[journeys.JourneyCommands, MemoryJourneyStore]:
     store = MemoryJourneyStore(journey())
     ports = journeys.JourneyCommands(
-        journeys=store, executions=RecordingExecutions(), audit=FakeAudit(), clock=FixedClock()
+        journeys=store,  # type: ignore[arg-type]  # entry's half is not needed here
+        executions=RecordingExecutions(),
+        audit=FakeAudit(),
+        clock=FixedClock(),
+        leads=FakeLeads({}),
+        entry_arn=lambda journey: f"arn:aws:states:::stateMachine:{journey.journey_id}",
     )
     return ports, store
 

@@ -107,37 +107,23 @@ def journeys_install(settings: Settings, args: argparse.Namespace) -> int:
 
 def journeys_start(settings: Settings, args: argparse.Namespace) -> int:
     """Manual entry: one lead (--lead) or every lead a simple filter selects (--segment)."""
-    from tsunagu.journeys.segments import Segment
-
-    journey = _journey(settings, args.journey)
-    if journey.status not in ("active", "paused", "draft"):
-        raise JourneyCliError(f"journey {journey.journey_id} is {journey.status}")
-    leads = services.lead_repository(settings)
-    if args.lead:
-        selected = [lead_by_email(leads, args.lead)]
-    else:
-        segment = Segment.parse(args.segment)
-        now = services.clock(settings).now()
-        selected = [lead for lead in leads.all_leads() if segment.selects(lead, now)]
-    # One name per lead, journey and request: running the same command twice enters nobody
-    # twice (the key defaults to today's date, so a daily re-run is a new request).
-    request_key = args.key or isoformat(services.clock(settings).now())[:10]
-    results = services.enter_leads(
-        settings,
-        journey,
-        selected,
-        cause=f"manual:{request_key}",
-        trigger="manual",
+    started = journeys.start(
+        services.journey_commands(settings),
+        services.operator(settings),
+        args.journey,
+        lead_email=args.lead,
+        segment=args.segment,
+        request_key=args.key,
         extra=_input_pairs(args.input),
     )
-    for lead, result in results:
+    for lead, result in started.results:
         if result.entered:
             print(f"{lead.email}: {result.reason} ({result.execution_arn})")
         else:
             print(f"{lead.email}: not entered ({result.reason})")
-    entered = sum(1 for _, result in results if result.entered)
     print(
-        f"-- {entered} entered, {len(results) - entered} not entered, of {len(selected)} selected"
+        f"-- {started.entered} entered, {len(started.results) - started.entered} not entered,"
+        f" of {started.selected} selected"
     )
     return 0
 

@@ -7,7 +7,7 @@ the tracking endpoints never import form validation, and capture never imports t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -22,11 +22,9 @@ if TYPE_CHECKING:
     from tsunagu.commands.leads import LeadCommands
     from tsunagu.journeys.business_time import BusinessCalendar, QuietHours
     from tsunagu.journeys.gate import FrequencyCap
-    from tsunagu.journeys.lifecycle import EntryResult
     from tsunagu.journeys.model import Journey
     from tsunagu.journeys.publishing import PublishingTarget
     from tsunagu.journeys.stream import JourneyRouting
-    from tsunagu.leads.model import Lead
     from tsunagu.mail.send import MailPolicy, SendRequest, SendResult
     from tsunagu.qualification.stream import QualificationRouting
     from tsunagu.store.forms import FormRepository
@@ -298,37 +296,6 @@ def state_machines(settings: Settings) -> StepFunctionsStateMachines:
     return StepFunctionsStateMachines(settings)
 
 
-def enter_leads(
-    settings: Settings,
-    journey: Journey,
-    leads: Iterable[Lead],
-    *,
-    cause: str,
-    trigger: str,
-    extra: Mapping[str, Any] | None = None,
-) -> list[tuple[Lead, EntryResult]]:
-    """Enter each lead (manual starts, segments): one cause, so a repeat enters nobody twice."""
-    from tsunagu.journeys.lifecycle import enter, lead_payload
-
-    arn = entry_arn(settings, journey)
-    results = []
-    for lead in leads:
-        result = enter(
-            journey,
-            lead.lead_id,
-            cause=cause,
-            trigger=trigger,
-            trigger_event_id=None,
-            payload={**lead_payload(lead), **(extra or {})},
-            state_machine_arn=arn,
-            store=journey_repository(settings),
-            executions=executions(settings),
-            clock=clock(settings),
-        )
-        results.append((lead, result))
-    return results
-
-
 @lru_cache(maxsize=8)
 def journey_routing(settings: Settings) -> JourneyRouting:
     """route_events' side of journeys (see tsunagu.journeys.stream)."""
@@ -380,6 +347,8 @@ def journey_commands(settings: Settings) -> JourneyCommands:
         executions=executions(settings),
         audit=AuditRepository(settings),
         clock=clock(settings),
+        leads=lead_repository(settings),
+        entry_arn=lambda journey: entry_arn(settings, journey),
     )
 
 

@@ -66,6 +66,7 @@ OPERATIONS: dict[str, Operation] = {
         Operation("leads.record_event", MARKETING, changes=True),
         Operation("leads.suppress", MARKETING, changes=True),
         Operation("journeys.list", EVERYONE, changes=False),
+        Operation("journeys.start", MARKETING, changes=True),
         Operation("journeys.set_status", MARKETING, changes=True),
         Operation("journeys.pause", MARKETING, changes=True),
         Operation("journeys.resume", MARKETING, changes=True),
@@ -79,10 +80,6 @@ test walks every operation with every role."""
 
 SALES_MAY_CHANGE = frozenset({"stage", "crm_status"})
 """What ``sales`` may change on a lead it owns (stage and CRM status, nothing else)."""
-
-
-def operation(name: str) -> Operation:
-    return OPERATIONS[name]
 
 
 def authorise(actor: Actor, name: str) -> Operation:

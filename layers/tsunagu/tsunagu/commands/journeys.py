@@ -5,27 +5,52 @@ before Golden Week, and what did they choose when they resumed?"."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from tsunagu.clock import Clock, isoformat
 from tsunagu.commands.access import Actor, authorise
 from tsunagu.commands.audit import AuditLog, recorded
 from tsunagu.errors import FieldError, NotFound, ValidationFailed
 from tsunagu.journeys import steps
-from tsunagu.journeys.lifecycle import Executions
+from tsunagu.journeys.lifecycle import EntryResult, Executions, JourneyStore, enter_leads
 from tsunagu.journeys.model import Journey, ResumePolicy
+from tsunagu.journeys.segments import Segment
 from tsunagu.journeys.steps import GateStore, ResumeReport, parked_by_step
+from tsunagu.leads.lookup import LeadFinder, lead_by_email
+from tsunagu.leads.model import Lead
+
+
+class Leads(LeadFinder, Protocol):
+    def all_leads(self) -> list[Lead]: ...
+
+
+class Journeys(GateStore, JourneyStore, Protocol):
+    """The journey repository, as the gate (pause, resume) and entry see it."""
 
 
 @dataclass(frozen=True)
 class JourneyCommands:
     """The ports of the journey use cases (built by ``services.journey_commands``)."""
 
-    journeys: GateStore
+    journeys: Journeys
     executions: Executions
     audit: AuditLog
     clock: Clock
+    leads: Leads
+    entry_arn: Callable[[Journey], str]
+    """Where a journey's executions start: its alias when published, else its state machine."""
+
+
+@dataclass(frozen=True)
+class Started:
+    selected: int
+    results: list[tuple[Lead, EntryResult]]
+
+    @property
+    def entered(self) -> int:
+        return sum(1 for _, result in self.results if result.entered)
 
 
 def find(ports: JourneyCommands, journey_id: str) -> Journey:
@@ -73,6 +98,50 @@ def status(
             for j in journeys
         ],
     }
+
+
+def start(
+    ports: JourneyCommands,
+    actor: Actor,
+    journey_id: str,
+    *,
+    lead_email: str | None = None,
+    segment: str | None = None,
+    request_key: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Started:
+    """Manual entry: one lead, or every lead a simple filter selects. One name per lead,
+    journey and request: the same request twice enters nobody twice (the key defaults to
+    today's date, so a daily re-run is a new request)."""
+    journey = find(ports, journey_id)
+    target = f"journey:{journey_id}"
+    with recorded(ports.audit, ports.clock, actor, "journeys.start", target) as log:
+        if journey.status not in ("active", "paused", "draft"):
+            raise ValidationFailed([FieldError("journey", f"{journey_id} is {journey.status}")])
+        now = ports.clock.now()
+        if lead_email:
+            selected = [lead_by_email(ports.leads, lead_email)]
+        elif segment:
+            chosen = Segment.parse(segment)
+            selected = [lead for lead in ports.leads.all_leads() if chosen.selects(lead, now)]
+        else:
+            raise ValidationFailed([FieldError("lead", "name a lead or a segment")])
+        key = request_key or isoformat(now)[:10]
+        results = enter_leads(
+            journey,
+            selected,
+            cause=f"manual:{key}",
+            trigger="manual",
+            extra=extra,
+            state_machine_arn=ports.entry_arn(journey),
+            store=ports.journeys,
+            executions=ports.executions,
+            clock=ports.clock,
+        )
+        started = Started(len(selected), results)
+        who = lead_email or f"segment {segment}"
+        log.detail = f"{who}: {started.entered} entered of {started.selected} (request {key})"
+    return started
 
 
 def set_status(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tsunagu.clock import Clock, isoformat
-from tsunagu.commands.access import SALES_MAY_CHANGE, Actor, Role, authorise
+from tsunagu.commands.access import SALES_MAY_CHANGE, Actor, authorise
 from tsunagu.commands.audit import AuditLog, recorded
 from tsunagu.errors import FieldError, Forbidden, ValidationFailed
 from tsunagu.ids import new_id
@@ -89,7 +89,7 @@ def update(
     channel when fields merge. ``sales`` may set stage and CRM status of its own leads only."""
     lead = lead_by_email(ports.leads, email)
     with recorded(ports.audit, ports.clock, actor, "leads.update", f"lead:{lead.lead_id}") as log:
-        if actor.role is Role.SALES:
+        if actor.role in log.operation.own_leads_only:
             _sales_may(actor, lead, change)
         changed, events = apply_to_stored_lead(
             lead.lead_id,

@@ -9,7 +9,7 @@ with a condition before the execution starts. Starting the same name again is ha
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -205,6 +205,40 @@ def enter(
     }
     arn = executions.start(state_machine_arn, name, journey_input)
     return EntryResult(journey.journey_id, True, "repeated" if repeat else "entered", arn)
+
+
+def enter_leads(
+    journey: Journey,
+    leads: Iterable[Lead],
+    *,
+    cause: str,
+    trigger: str,
+    extra: Mapping[str, Any] | None = None,
+    state_machine_arn: str,
+    store: JourneyStore,
+    executions: Executions,
+    clock: Clock,
+) -> list[tuple[Lead, EntryResult]]:
+    """Enter each lead (manual starts, segments): one cause, so a repeat enters nobody twice;
+    each execution learns the lead's time zone and ``extra``."""
+    return [
+        (
+            lead,
+            enter(
+                journey,
+                lead.lead_id,
+                cause=cause,
+                trigger=trigger,
+                trigger_event_id=None,
+                payload={**lead_payload(lead), **(extra or {})},
+                state_machine_arn=state_machine_arn,
+                store=store,
+                executions=executions,
+                clock=clock,
+            ),
+        )
+        for lead in leads
+    ]
 
 
 # ---------------------------------------------------------------- exit
