@@ -167,6 +167,20 @@ def test_a_change_at_the_cli_is_in_the_audit_log_with_who_and_what(
     assert exported.stdout.startswith("\ufeffat,user_id,email,role,via,")
     assert "leads.update" in exported.stdout
 
+    # A rules change too: who lowered the MQL threshold, from what to what
+    rules = json.loads(tsunagu.cli("qualification", "show").stdout)
+    rules_file = tsunagu.workdir / "rules.json"
+    rules_file.write_text(json.dumps({"scoring": {**rules["scoring"], "mql_threshold": 55}}))
+    saved = tsunagu.cli("qualification", "set", "--file", str(rules_file))
+    assert saved.returncode == 0 and "MQL at 55" in saved.stdout, saved.stderr
+    rules_file.write_text(json.dumps({"minimum_grade": "Z"}))
+    refused = tsunagu.cli("qualification", "set", "--file", str(rules_file))
+    assert refused.returncode == 1 and "minimum_grade" in refused.stderr
+    [rules_line] = [
+        x for x in tsunagu.cli("audit", "list").stdout.splitlines() if "qualification.set" in x
+    ]
+    assert "'mql_threshold': 70" in rules_line and "'mql_threshold': 55" in rules_line
+
 
 def sent_to(running: RunningTsunagu, email: str) -> list[dict[str, Any]]:
     status, _, body = running.request("GET", "/_local/mail?format=json")

@@ -12,14 +12,15 @@ import pytest
 
 from tests.unit.journey_fixtures import journey
 from tests.unit.test_journey_steps import MemoryJourneyStore, RecordingExecutions
-from tsunagu.commands import journeys, leads
+from tsunagu.commands import journeys, leads, qualification
 from tsunagu.commands.access import OPERATIONS, Actor, Role, authorise
 from tsunagu.commands.audit import AuditEntry, as_csv, list_entries, what_changed
 from tsunagu.errors import Forbidden, ValidationFailed
-from tsunagu.journeys.model import ResumePolicy
+from tsunagu.journeys.model import PublishedVersion, ResumePolicy
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent, email_identity
 from tsunagu.leads.updates import LeadUpdate
+from tsunagu.qualification.config import QualificationConfig
 
 NOW = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)
 OWNER = "sales.sato@example.com"
@@ -38,11 +39,15 @@ EXPECTED: dict[str, dict[Role, bool | str]] = {
     },
     "audit.list": {Role.ADMIN: True, Role.MARKETER: False, Role.SALES: False, Role.VIEWER: False},
     "journeys.list": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
+    "qualification.show": {
+        Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True,
+    },
     **{
         name: {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: False, Role.VIEWER: False}
         for name in (
-            "journeys.start", "journeys.set_status", "journeys.pause", "journeys.resume",
-            "journeys.stop_all", "journeys.resume_all",
+            "journeys.start", "journeys.publish", "journeys.rollback", "journeys.set_status",
+            "journeys.pause", "journeys.resume", "journeys.stop_all", "journeys.resume_all",
+            "qualification.set",
         )
     },
 }  # fmt: skip
@@ -265,3 +270,61 @@ def test_who_paused_and_how_it_was_resumed_is_in_the_log() -> None:
     ]
     assert log[2].detail == "policy skip_missed: 0 released (none parked)"
     assert store.stop_log[-1][2] == "api:mika@example.com"  # the account's stop says who
+
+
+def test_a_publication_and_a_rollback_are_recorded_with_the_versions() -> None:
+    ports, store = journey_ports()
+    store.definitions["seminar_follow_up"] = journey(
+        published=PublishedVersion(
+            version=3, version_arn="arn:v3", alias_arn="arn:alias", published_at="2026-12-01"
+        )
+    )
+    asked: list[dict[str, Any]] = []
+
+    def publisher(payload: dict[str, Any]) -> dict[str, Any]:
+        asked.append(payload)
+        if payload["action"] == "publish":
+            return {"ok": True, "journey_id": "seminar_follow_up", "version": 4, "changed": True}
+        return {"ok": True, "journey_id": "seminar_follow_up", "version": 2}
+
+    definition = {"journey_id": "seminar_follow_up", "nodes": []}
+    journeys.publish(ports, MARKETER, definition, "customer stories instead", publisher)
+    journeys.rollback(ports, MARKETER, "seminar_follow_up", 2, publisher)
+    with pytest.raises(Forbidden):
+        journeys.publish(ports, VIEWER, definition, None, publisher)
+
+    assert [p["action"] for p in asked] == ["publish", "rollback"]  # the viewer asked nothing
+    assert isinstance(ports.audit, FakeAudit)
+    log = list(ports.audit.kept.values())
+    assert [(e.operation, e.before, e.after, e.outcome) for e in log] == [
+        ("journeys.publish", {"version": 3}, {"version": 4}, "done"),
+        ("journeys.rollback", {"version": 3}, {"version": 2}, "done"),
+        ("journeys.publish", {}, {}, "refused"),
+    ]
+    assert log[0].detail == "customer stories instead"
+
+
+def test_a_rules_change_is_recorded_section_by_section_and_a_bad_one_changes_nothing() -> None:
+    @dataclass
+    class Rules:
+        kept: QualificationConfig = field(default_factory=QualificationConfig)
+
+        def config(self) -> QualificationConfig:
+            return self.kept
+
+        def save_config(self, config: QualificationConfig) -> None:
+            self.kept = config
+
+    rules = Rules()
+    ports = qualification.QualificationCommands(rules=rules, audit=FakeAudit(), clock=FixedClock())
+    before = rules.kept.scoring.mql_threshold
+    scoring = {**rules.kept.model_dump(mode="json")["scoring"], "mql_threshold": 60}
+    qualification.replace_sections(ports, MARKETER, {"scoring": scoring})
+    with pytest.raises(ValidationFailed):
+        qualification.replace_sections(ports, MARKETER, {"minimum_grade": "Z"})
+
+    assert rules.kept.scoring.mql_threshold == 60
+    [entry] = list(ports.audit.kept.values())  # type: ignore[attr-defined]
+    assert list(entry.before) == ["scoring"] and list(entry.after) == ["scoring"]
+    assert entry.before["scoring"]["mql_threshold"] == before
+    assert entry.after["scoring"]["mql_threshold"] == 60

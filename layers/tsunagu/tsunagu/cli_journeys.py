@@ -235,17 +235,21 @@ _REFUSED = {
 }
 
 
-def _publishing(args: argparse.Namespace, payload: dict[str, Any]) -> dict[str, Any]:
-    """The publish_journey function's answer; what the user can fix is a JourneyCliError, one
+def _publisher(args: argparse.Namespace) -> journeys.Publisher:
+    """The publish_journey function, invoked; what the user can fix is a JourneyCliError, one
     line per problem."""
     from tsunagu.cli_functions import invoke_function
 
-    answer: dict[str, Any] = invoke_function(args, "PublishJourneyFunction", payload)
-    if not answer.get("ok"):
-        problems = answer.get("problems") or []
-        lines = [f"{p['field']}: {p['message']}" for p in problems] or [answer.get("error", "")]
-        raise JourneyCliError(f"{_REFUSED[payload['action']]}:\n  " + "\n  ".join(lines))
-    return answer
+    def publisher(payload: dict[str, Any]) -> dict[str, Any]:
+        answer: dict[str, Any] = invoke_function(args, "PublishJourneyFunction", payload)
+        if not answer.get("ok"):
+            problems = answer.get("problems") or []
+            lines = [f"{p['field']}: {p['message']}" for p in problems]
+            lines = lines or [answer.get("error", "")]
+            raise JourneyCliError(f"{_REFUSED[payload['action']]}:\n  " + "\n  ".join(lines))
+        return answer
+
+    return publisher
 
 
 def journeys_publish(settings: Settings, args: argparse.Namespace) -> int:
@@ -259,10 +263,13 @@ def journeys_publish(settings: Settings, args: argparse.Namespace) -> int:
         lines = [f"{p.field}: {p.message}" for p in error.errors]
         message = f"{args.file}: nothing was published:\n  " + "\n  ".join(lines)
         raise JourneyCliError(message) from None
-    payload: dict[str, Any] = {"action": "publish", "definition": json.loads(text)}
-    if args.note:
-        payload["note"] = args.note
-    answer = _publishing(args, payload)
+    answer = journeys.publish(
+        services.journey_commands(settings),
+        services.operator(settings),
+        json.loads(text),
+        args.note,
+        _publisher(args),
+    )
     journey, version = answer["journey_id"], answer["version"]
     if not answer["changed"]:
         print(f"{journey}: unchanged, version {version} is live")
@@ -273,7 +280,12 @@ def journeys_publish(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def journeys_versions(settings: Settings, args: argparse.Namespace) -> int:
-    answer = _publishing(args, {"action": "versions", "journey_id": args.journey})
+    answer = journeys.versions(
+        services.journey_commands(settings),
+        services.operator(settings),
+        args.journey,
+        _publisher(args),
+    )
     for version in answer["versions"]:
         live = "live" if version["version"] == answer["live"] else ""
         note = version.get("note") or ""
@@ -282,10 +294,13 @@ def journeys_versions(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def journeys_rollback(settings: Settings, args: argparse.Namespace) -> int:
-    payload: dict[str, Any] = {"action": "rollback", "journey_id": args.journey}
-    if args.to is not None:
-        payload["version"] = args.to
-    answer = _publishing(args, payload)
+    answer = journeys.rollback(
+        services.journey_commands(settings),
+        services.operator(settings),
+        args.journey,
+        args.to,
+        _publisher(args),
+    )
     print(
         f"{answer['journey_id']}: version {answer['version']} is live; running executions"
         " finish on the version they started on"

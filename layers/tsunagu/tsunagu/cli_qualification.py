@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from tsunagu import services
+from tsunagu.errors import ValidationFailed
 from tsunagu.settings import Settings
 
 
@@ -99,7 +98,11 @@ def leads_hot(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def qualification_show(settings: Settings, args: argparse.Namespace) -> int:
-    config = services.qualification_repository(settings).config()
+    from tsunagu.commands import qualification
+
+    config = qualification.show(
+        services.qualification_commands(settings), services.operator(settings)
+    )
     print(json.dumps(config.model_dump(mode="json"), indent=2, ensure_ascii=False))
     return 0
 
@@ -107,18 +110,22 @@ def qualification_show(settings: Settings, args: argparse.Namespace) -> int:
 def qualification_set(settings: Settings, args: argparse.Namespace) -> int:
     """Replace the sections the file gives (scoring, grading, minimum_grade, owners,
     crm_merge); the others stay."""
-    from tsunagu.qualification.config import QualificationConfig
+    from tsunagu.commands import qualification
 
-    store = services.qualification_repository(settings)
     try:
         given = json.loads(Path(args.file).read_text("utf-8"))
-        merged = {**store.config().model_dump(mode="json"), **given}
-        config = QualificationConfig.model_validate(merged)
     except OSError as error:
         raise QualificationCliError(f"cannot read {args.file}: {error.strerror}") from None
-    except (ValueError, ValidationError) as error:
+    except ValueError as error:
         raise QualificationCliError(f"{args.file} is not valid: {error}") from None
-    store.save_config(config)
+    if not isinstance(given, dict):
+        raise QualificationCliError(f"{args.file} is not valid: not a JSON object")
+    try:
+        config = qualification.replace_sections(
+            services.qualification_commands(settings), services.operator(settings), given
+        )
+    except ValidationFailed as error:
+        raise QualificationCliError(f"{args.file} is not valid: {error.message}") from None
     print(
         f"saved: {len(config.scoring.rules)} scoring rules, MQL at "
         f"{config.scoring.mql_threshold}, minimum grade {config.minimum_grade.value}"

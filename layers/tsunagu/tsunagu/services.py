@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from tsunagu.commands.access import Actor
     from tsunagu.commands.journeys import JourneyCommands
     from tsunagu.commands.leads import LeadCommands
+    from tsunagu.commands.qualification import QualificationCommands
     from tsunagu.journeys.business_time import BusinessCalendar, QuietHours
     from tsunagu.journeys.gate import FrequencyCap
     from tsunagu.journeys.model import Journey
@@ -349,6 +350,18 @@ def journey_commands(settings: Settings) -> JourneyCommands:
         clock=clock(settings),
         leads=lead_repository(settings),
         entry_arn=lambda journey: entry_arn(settings, journey),
+    )
+
+
+def qualification_commands(settings: Settings) -> QualificationCommands:
+    """The ports of the qualification-rules use cases (tsunagu.commands.qualification)."""
+    from tsunagu.commands.qualification import QualificationCommands
+    from tsunagu.store.audit import AuditRepository
+
+    return QualificationCommands(
+        rules=qualification_repository(settings),
+        audit=AuditRepository(settings),
+        clock=clock(settings),
     )
 
 

@@ -67,11 +67,15 @@ OPERATIONS: dict[str, Operation] = {
         Operation("leads.suppress", MARKETING, changes=True),
         Operation("journeys.list", EVERYONE, changes=False),
         Operation("journeys.start", MARKETING, changes=True),
+        Operation("journeys.publish", MARKETING, changes=True),
+        Operation("journeys.rollback", MARKETING, changes=True),
         Operation("journeys.set_status", MARKETING, changes=True),
         Operation("journeys.pause", MARKETING, changes=True),
         Operation("journeys.resume", MARKETING, changes=True),
         Operation("journeys.stop_all", MARKETING, changes=True),
         Operation("journeys.resume_all", MARKETING, changes=True),
+        Operation("qualification.show", EVERYONE, changes=False),
+        Operation("qualification.set", MARKETING, changes=True),
         Operation("audit.list", frozenset({Role.ADMIN}), changes=False),
     )
 }

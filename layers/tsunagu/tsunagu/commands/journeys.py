@@ -144,6 +144,64 @@ def start(
     return started
 
 
+Publisher = Callable[[dict[str, Any]], dict[str, Any]]
+"""The publish_journey function, asked ``{"action": ...}``: its answer when ``ok``; a refusal
+is raised by the caller's side of the port (it knows how to say what to fix)."""
+
+
+def publish(
+    ports: JourneyCommands,
+    actor: Actor,
+    definition: Mapping[str, Any],
+    note: str | None,
+    publisher: Publisher,
+) -> dict[str, Any]:
+    """A definition published as a new version, without a deploy; new entries take it."""
+    journey_id = str(definition.get("journey_id", ""))
+    target = f"journey:{journey_id}"
+    with recorded(ports.audit, ports.clock, actor, "journeys.publish", target) as log:
+        live = _live_version(ports, journey_id)
+        payload: dict[str, Any] = {"action": "publish", "definition": dict(definition)}
+        if note:
+            payload["note"] = note
+        answer = publisher(payload)
+        if answer.get("changed"):
+            log.changed({"version": live}, {"version": answer["version"]})
+            log.detail = note
+    return answer
+
+
+def rollback(
+    ports: JourneyCommands,
+    actor: Actor,
+    journey_id: str,
+    version: int | None,
+    publisher: Publisher,
+) -> dict[str, Any]:
+    """New entries take an earlier version (the one before the live one when None)."""
+    target = f"journey:{journey_id}"
+    with recorded(ports.audit, ports.clock, actor, "journeys.rollback", target) as log:
+        live = _live_version(ports, journey_id)
+        payload: dict[str, Any] = {"action": "rollback", "journey_id": journey_id}
+        if version is not None:
+            payload["version"] = version
+        answer = publisher(payload)
+        log.changed({"version": live}, {"version": answer["version"]})
+    return answer
+
+
+def versions(
+    ports: JourneyCommands, actor: Actor, journey_id: str, publisher: Publisher
+) -> dict[str, Any]:
+    authorise(actor, "journeys.list")
+    return publisher({"action": "versions", "journey_id": journey_id})
+
+
+def _live_version(ports: JourneyCommands, journey_id: str) -> int | None:
+    journey = ports.journeys.get_journey(journey_id)
+    return journey.published.version if journey and journey.published else None
+
+
 def set_status(
     ports: JourneyCommands,
     actor: Actor,
