@@ -80,10 +80,18 @@ def _notify(settings: Settings, request: HandOffInput) -> dict[str, Any]:
     owner = request.owner
     if not owner and request.assign_owner:
         owner = _assign(settings, request)["owner"]
+    now = services.clock(settings).now()
     if not owner:
+        if request.journey_id and request.key:  # a journey's mail to nobody: on the timeline
+            handoff.note_no_owner(
+                request.lead_id,
+                request.journey_id,
+                key=request.key,
+                ledger=services.mail_repository(settings),
+                now=now,
+            )
         return {"notified": "no_owner"}
     lead = _lead(settings, request.lead_id)
-    now = services.clock(settings).now()
     qualification = services.qualification_repository(settings)
     note = None
     if request.note:

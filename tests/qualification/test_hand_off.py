@@ -148,3 +148,20 @@ def test_a_notification_ses_refused_goes_out_when_the_step_runs_again(
     # Then the owner gets the mail the second time
     assert again["notified"] == "sent"
     assert len(mails_to(owner)) == 1
+
+
+def test_a_journeys_owner_mail_with_no_owner_to_go_to_says_so_once_on_the_timeline(
+    qualified: Qualified,
+) -> None:
+    # No owner rules (nothing seeded) and no owner on the lead
+    q = qualified
+    lead = q.capture("nobody.owns.me@example.jp")
+    step = {"assign_owner": True, "note": "Call them", "journey_id": "pricing", "key": "exec:s"}
+    assert hand_off(q, "notify", lead, **step) == {"notified": "no_owner"}
+    assert hand_off(q, "notify", lead, **step) == {"notified": "no_owner"}  # a retried task
+
+    events = services.lead_repository(q.settings()).events(lead)
+    told = [e for e in events if e.type == "owner_notified"]
+    assert len(told) == 1
+    assert told[0].properties == {"status": "no_owner", "journey_id": "pricing"}
+    assert sent_messages() == []

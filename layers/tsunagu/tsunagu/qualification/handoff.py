@@ -207,6 +207,26 @@ def notify_owner(
     return status
 
 
+def note_no_owner(
+    lead_id: str, journey_id: str, *, key: str, ledger: SendLedger, now: datetime
+) -> None:
+    """A journey's ``notify_owner`` found no owner (none set, no owner rule matched): the
+    lead's timeline says why sales heard nothing, once per ``key`` (the step's send-ledger
+    claim, as a sent notification has)."""
+    at = isoformat(now)
+    digest = hashlib.sha256(f"{lead_id}\nno owner".encode()).hexdigest()
+    if ledger.claim_send(key, new_id("msg", now), at, digest) is not None:
+        return
+    event = LeadEvent(
+        new_id("evt", now),
+        "owner_notified",
+        at,
+        lead_id,
+        properties={"status": "no_owner", "journey_id": journey_id},
+    )
+    ledger.finish_send(key, "skipped", {"status": "no_owner"}, event)
+
+
 def push_payload(
     lead: Lead, event: str = "lead.mql", journey: dict[str, str] | None = None
 ) -> dict[str, Any]:
