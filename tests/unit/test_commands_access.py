@@ -39,6 +39,8 @@ EXPECTED: dict[str, dict[Role, bool | str]] = {
     },
     "audit.list": {Role.ADMIN: True, Role.MARKETER: False, Role.SALES: False, Role.VIEWER: False},
     "journeys.list": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
+    "forms.list": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
+    "sites.list": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
     "qualification.show": {
         Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True,
     },
@@ -47,7 +49,7 @@ EXPECTED: dict[str, dict[Role, bool | str]] = {
         for name in (
             "journeys.start", "journeys.publish", "journeys.rollback", "journeys.set_status",
             "journeys.pause", "journeys.resume", "journeys.stop_all", "journeys.resume_all",
-            "qualification.set",
+            "qualification.set", "forms.save", "sites.save",
         )
     },
 }  # fmt: skip
@@ -328,3 +330,50 @@ def test_a_rules_change_is_recorded_section_by_section_and_a_bad_one_changes_not
     assert list(entry.before) == ["scoring"] and list(entry.after) == ["scoring"]
     assert entry.before["scoring"]["mql_threshold"] == before
     assert entry.after["scoring"]["mql_threshold"] == 60
+
+
+def test_a_form_is_never_overwritten_by_accident_and_a_change_says_what_changed() -> None:
+    from tsunagu.commands import definitions
+    from tsunagu.errors import AlreadyExists
+    from tsunagu.forms.model import FormDefinition, FormField
+
+    @dataclass
+    class Forms:
+        kept: dict[str, FormDefinition] = field(default_factory=dict)
+
+        def get(self, key: str, /) -> FormDefinition | None:
+            return self.kept.get(key)
+
+        def put(self, definition: FormDefinition, clock: Any, /) -> None:
+            self.kept[definition.form_id] = definition
+
+        def list(self) -> list[FormDefinition]:
+            return list(self.kept.values())
+
+    forms, audit = Forms(), FakeAudit()
+    ports = definitions.DefinitionCommands(audit=audit, clock=FixedClock())
+    form = FormDefinition(
+        form_id="seminar",
+        name="Seminar",
+        fields=[FormField(name="email", type="email", required=True)],
+        allowed_origins=["https://www.example.com"],
+    )
+    wider = form.model_copy(
+        update={"allowed_origins": ["https://www.example.com", "https://x.example.jp"]}
+    )
+
+    assert definitions.save(ports, MARKETER, "form", "seminar", form, forms, replace=False) is False
+    with pytest.raises(AlreadyExists):
+        definitions.save(ports, MARKETER, "form", "seminar", wider, forms, replace=False)
+    assert forms.kept["seminar"] == form
+    assert definitions.save(ports, MARKETER, "form", "seminar", wider, forms, replace=True) is True
+    with pytest.raises(Forbidden):
+        definitions.save(ports, VIEWER, "form", "seminar", form, forms, replace=True)
+
+    created, replaced, refused = audit.kept.values()
+    assert created.detail == "created" and created.after["form_id"] == "seminar"
+    assert replaced.before == {"allowed_origins": ["https://www.example.com"]}
+    assert replaced.after == {
+        "allowed_origins": ["https://www.example.com", "https://x.example.jp"]
+    }
+    assert (refused.operation, refused.outcome) == ("forms.save", "refused")

@@ -204,12 +204,17 @@ def sites_create(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.tracking.sites import SiteDefinition
 
     site = _read_definition(SiteDefinition, args.file)
-    _store("site", site.site_id, site, services.site_repository(settings), settings, args.replace)
+    _store(settings, "site", site.site_id, site, services.site_repository(settings), args.replace)
     return 0
 
 
 def sites_list(settings: Settings, args: argparse.Namespace) -> int:
-    for site in services.site_repository(settings).list():
+    from tsunagu.commands import definitions
+
+    sites = definitions.listing(
+        services.operator(settings), "site", services.site_repository(settings)
+    )
+    for site in sites:
         print(f"{site.site_id}\t{site.name}\t{', '.join(site.allowed_origins)}")
     return 0
 
@@ -325,19 +330,27 @@ def forms_create(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.forms.model import FormDefinition
 
     form = _read_definition(FormDefinition, args.file)
-    _store("form", form.form_id, form, services.form_repository(settings), settings, args.replace)
+    _store(settings, "form", form.form_id, form, services.form_repository(settings), args.replace)
     return 0
 
 
 def _store(
-    kind: str, key: str, definition: Any, repository: Any, settings: Settings, replace: bool
+    settings: Settings, kind: Any, key: str, definition: Any, store: Any, replace: bool
 ) -> None:
     """Create a definition, or replace it when asked to: never overwrite one by accident."""
-    exists = repository.get(key) is not None
-    if exists and not replace:
-        raise CliError(f"{kind} {key!r} exists; add --replace to update it")
-    repository.put(definition, services.clock(settings))
-    print(f"{kind} {key!r} {'updated' if exists else 'created'}")
+    from tsunagu.commands import definitions
+    from tsunagu.errors import AlreadyExists
+
+    ports = definitions.DefinitionCommands(
+        audit=services.audit_log(settings), clock=services.clock(settings)
+    )
+    try:
+        replaced = definitions.save(
+            ports, services.operator(settings), kind, key, definition, store, replace=replace
+        )
+    except AlreadyExists as error:
+        raise CliError(f"{error.message}; add --replace to update it") from None
+    print(f"{kind} {key!r} {'updated' if replaced else 'created'}")
 
 
 def _read_definition[M: BaseModel](model: type[M], path: str) -> M:
@@ -353,16 +366,23 @@ def _read_definition[M: BaseModel](model: type[M], path: str) -> M:
 
 
 def forms_list(settings: Settings, args: argparse.Namespace) -> int:
-    for form in services.form_repository(settings).list():
+    from tsunagu.commands import definitions
+
+    forms = definitions.listing(
+        services.operator(settings), "form", services.form_repository(settings)
+    )
+    for form in forms:
         origins = ", ".join(form.allowed_origins) or "(server-side posts only)"
         print(f"{form.form_id}\t{form.name}\t{origins}")
     return 0
 
 
 def forms_get(settings: Settings, args: argparse.Namespace) -> int:
-    form = services.form_repository(settings).get(args.form_id)
-    if form is None:
-        raise CliError(f"no form with id {args.form_id!r}")
+    from tsunagu.commands import definitions
+
+    form = definitions.show(
+        services.operator(settings), "form", args.form_id, services.form_repository(settings)
+    )
     _print(form.model_dump(mode="json"))
     return 0
 
@@ -372,7 +392,6 @@ def audit_list(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
     from tsunagu.commands.audit import as_csv, list_entries
-    from tsunagu.store.audit import AuditRepository
 
     def instant(text: str) -> datetime:
         parsed = datetime.fromisoformat(text)
@@ -382,7 +401,7 @@ def audit_list(settings: Settings, args: argparse.Namespace) -> int:
     until = instant(args.until) if args.until else now + timedelta(seconds=1)
     since = instant(args.since) if args.since else now - timedelta(days=7)
     entries = list_entries(
-        AuditRepository(settings), services.operator(settings), since, until, limit=args.limit
+        services.audit_log(settings), services.operator(settings), since, until, limit=args.limit
     )
     if args.csv:
         sys.stdout.write(as_csv(entries))

@@ -45,6 +45,10 @@ class OriginNotAllowed(TsunaguError):
     """A browser sent the request from a site that is not registered for this resource."""
 
 
+class AlreadyExists(TsunaguError):
+    """Something with this id exists, and the request did not ask to replace it."""
+
+
 class IdempotencyConflict(TsunaguError):
     """A client submission id was reused for a different request."""
 

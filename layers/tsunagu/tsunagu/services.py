@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from tsunagu.journeys.stream import JourneyRouting
     from tsunagu.mail.send import MailPolicy, SendRequest, SendResult
     from tsunagu.qualification.stream import QualificationRouting
+    from tsunagu.store.audit import AuditRepository
     from tsunagu.store.forms import FormRepository
     from tsunagu.store.journeys import (
         JourneyRepository,
@@ -325,15 +326,21 @@ def click_settling(settings: Settings) -> ClickSettling | None:
 
 # ---------------------------------------------------------------- qualification
 @lru_cache(maxsize=8)
+def audit_log(settings: Settings) -> AuditRepository:
+    """Where the use cases record who changed what (tsunagu.commands.audit)."""
+    from tsunagu.store.audit import AuditRepository
+
+    return AuditRepository(settings)
+
+
 def lead_commands(settings: Settings) -> LeadCommands:
     """The ports of the lead use cases (tsunagu.commands.leads)."""
     from tsunagu.commands.leads import LeadCommands
-    from tsunagu.store.audit import AuditRepository
 
     return LeadCommands(
         leads=lead_repository(settings),
         suppressions=mail_repository(settings),
-        audit=AuditRepository(settings),
+        audit=audit_log(settings),
         clock=clock(settings),
     )
 
@@ -341,12 +348,11 @@ def lead_commands(settings: Settings) -> LeadCommands:
 def journey_commands(settings: Settings) -> JourneyCommands:
     """The ports of the journey use cases (tsunagu.commands.journeys)."""
     from tsunagu.commands.journeys import JourneyCommands
-    from tsunagu.store.audit import AuditRepository
 
     return JourneyCommands(
         journeys=journey_repository(settings),
         executions=executions(settings),
-        audit=AuditRepository(settings),
+        audit=audit_log(settings),
         clock=clock(settings),
         leads=lead_repository(settings),
         entry_arn=lambda journey: entry_arn(settings, journey),
@@ -356,11 +362,10 @@ def journey_commands(settings: Settings) -> JourneyCommands:
 def qualification_commands(settings: Settings) -> QualificationCommands:
     """The ports of the qualification-rules use cases (tsunagu.commands.qualification)."""
     from tsunagu.commands.qualification import QualificationCommands
-    from tsunagu.store.audit import AuditRepository
 
     return QualificationCommands(
         rules=qualification_repository(settings),
-        audit=AuditRepository(settings),
+        audit=audit_log(settings),
         clock=clock(settings),
     )
 

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from tsunagu.errors import (
+    AlreadyExists,
     ConcurrentUpdate,
     Forbidden,
     IdempotencyConflict,
@@ -27,6 +28,7 @@ STATUS_BY_ERROR: dict[type[TsunaguError], int] = {
     Forbidden: 403,
     OriginNotAllowed: 403,
     NotFound: 404,
+    AlreadyExists: 409,
     IdempotencyConflict: 409,
     ConcurrentUpdate: 409,
     PayloadTooLarge: 413,

@@ -1,0 +1,67 @@
+"""Forms and sites, as marketers register them: created, or replaced when asked to (never
+overwritten by accident), listed and shown; each creation and change in the audit log with what
+it changed (a form's allowed origins, a site's, a consent text...)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from pydantic import BaseModel
+
+from tsunagu.clock import Clock
+from tsunagu.commands.access import Actor, authorise
+from tsunagu.commands.audit import AuditLog, recorded
+from tsunagu.errors import AlreadyExists, NotFound
+
+Kind = Literal["form", "site"]
+
+
+class Definitions[D: BaseModel](Protocol):
+    def get(self, key: str, /) -> D | None: ...
+
+    def put(self, definition: D, clock: Clock, /) -> None: ...
+
+    def list(self) -> list[D]: ...
+
+
+@dataclass(frozen=True)
+class DefinitionCommands:
+    audit: AuditLog
+    clock: Clock
+
+
+def save[D: BaseModel](
+    ports: DefinitionCommands,
+    actor: Actor,
+    kind: Kind,
+    key: str,
+    definition: D,
+    store: Definitions[D],
+    *,
+    replace: bool,
+) -> bool:
+    """Store ``definition``; True when it replaced one. AlreadyExists when one has ``key`` and
+    ``replace`` was not asked for."""
+    with recorded(ports.audit, ports.clock, actor, f"{kind}s.save", f"{kind}:{key}") as log:
+        existing = store.get(key)
+        if existing is not None and not replace:
+            raise AlreadyExists(f"{kind} {key!r} exists")
+        store.put(definition, ports.clock)
+        before = existing.model_dump(mode="json") if existing is not None else {}
+        log.changed(before, definition.model_dump(mode="json"))
+        log.detail = "replaced" if existing is not None else "created"
+    return existing is not None
+
+
+def listing[D: BaseModel](actor: Actor, kind: Kind, store: Definitions[D]) -> list[D]:
+    authorise(actor, f"{kind}s.list")
+    return store.list()
+
+
+def show[D: BaseModel](actor: Actor, kind: Kind, key: str, store: Definitions[D]) -> D:
+    authorise(actor, f"{kind}s.list")
+    found = store.get(key)
+    if found is None:
+        raise NotFound(f"no {kind} with id {key!r}")
+    return found
