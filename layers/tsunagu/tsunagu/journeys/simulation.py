@@ -106,6 +106,12 @@ class Rules:
     cap: gate.FrequencyCap
     time_zone: str
 
+    def allowed_at(self, instant: datetime) -> datetime:
+        """The first moment out of quiet hours and closed days (where a deferral lands)."""
+        return first_allowed_moment(
+            instant, time_zone=self.time_zone, calendar=self.calendar, quiet=self.quiet
+        )
+
 
 @dataclass(frozen=True)
 class ForecastStep:
@@ -189,11 +195,9 @@ def simulate(
         raise ValueError(f"simulate 1 to {MAX_LEADS:,} leads, not {leads}")
     validate(definition)
     nodes = {n.id: n for n in definition.nodes}
-    policy = journey or _policy(definition, None)
+    policy = _policy(definition, journey)
     result = Simulation(definition.journey_id, leads, start, [n.id for n in definition.nodes])
-    allowed_at: Callable[[datetime], datetime] = lambda instant: first_allowed_moment(  # noqa: E731
-        instant, time_zone=rules.time_zone, calendar=rules.calendar, quiet=rules.quiet
-    )
+    allowed_at = rules.allowed_at
     for number in range(leads):
         walker = _Walker(
             lead=_synthetic_lead(number, start),
@@ -264,9 +268,7 @@ def forecast(
     validate(definition)
     nodes = {n.id: n for n in definition.nodes}
     policy = _policy(definition, journey)
-    allowed_at: Callable[[datetime], datetime] = lambda instant: first_allowed_moment(  # noqa: E731
-        instant, time_zone=rules.time_zone, calendar=rules.calendar, quiet=rules.quiet
-    )
+    allowed_at = rules.allowed_at
     walker = _Walker(
         lead=copy.deepcopy(lead),  # its tags and stage change on the way; the lead's do not
         now=start,
