@@ -171,7 +171,7 @@ def test_a_change_is_recorded_with_who_and_only_what_changed() -> None:
     assert entry.after == {"stage": "sql", "tags": ["vip"]}
 
 
-def test_a_change_that_changes_nothing_and_a_read_are_not_recorded() -> None:
+def test_a_change_that_changes_nothing_and_an_allowed_read_are_not_recorded() -> None:
     p = ports()
     leads.update(p, MARKETER, "aoki@example.jp", LeadUpdate(stage="mql"))
     leads.show(p, VIEWER, "aoki@example.jp")
@@ -216,8 +216,15 @@ def test_only_an_admin_lists_the_log_and_the_csv_is_safe_for_a_spreadsheet() -> 
     leads.update(p, MARKETER, "aoki@example.jp", LeadUpdate(fields={"note": "=HYPERLINK(1)"}))
     admin = Actor(user_id="u-a", role=Role.ADMIN)
     with pytest.raises(Forbidden):
-        list_entries(p.audit, MARKETER, NOW - timedelta(days=1), NOW)
-    entries = list_entries(p.audit, admin, NOW - timedelta(days=1), NOW + timedelta(seconds=1))
+        list_entries(p.audit, p.clock, MARKETER, NOW - timedelta(days=1), NOW)
+    entries = list_entries(
+        p.audit, p.clock, admin, NOW - timedelta(days=1), NOW + timedelta(seconds=1)
+    )
+    # ... the marketer's attempt is itself on record, as a refusal
+    assert sorted((e.operation, e.outcome) for e in entries) == [
+        ("audit.list", "refused"),
+        ("leads.update", "done"),
+    ]
     text = as_csv(entries)
     assert text.startswith("\ufeffat,user_id,")
     assert "mika@example.com" in text and '"{""fields.note"": ""=HYPERLINK(1)""}"' in text

@@ -212,8 +212,9 @@ def sites_list(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.commands import definitions
 
     sites = definitions.listing(
-        services.operator(settings), "site", services.site_repository(settings)
-    )
+        _definition_ports(settings), services.operator(settings), "site",
+        services.site_repository(settings),
+    )  # fmt: skip
     for site in sites:
         print(f"{site.site_id}\t{site.name}\t{', '.join(site.allowed_origins)}")
     return 0
@@ -334,6 +335,12 @@ def forms_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _definition_ports(settings: Settings) -> Any:
+    from tsunagu.commands.definitions import DefinitionCommands
+
+    return DefinitionCommands(audit=services.audit_log(settings), clock=services.clock(settings))
+
+
 def _store(
     settings: Settings, kind: Any, key: str, definition: Any, store: Any, replace: bool
 ) -> None:
@@ -341,9 +348,7 @@ def _store(
     from tsunagu.commands import definitions
     from tsunagu.errors import AlreadyExists
 
-    ports = definitions.DefinitionCommands(
-        audit=services.audit_log(settings), clock=services.clock(settings)
-    )
+    ports = _definition_ports(settings)
     try:
         replaced = definitions.save(
             ports, services.operator(settings), kind, key, definition, store, replace=replace
@@ -369,8 +374,9 @@ def forms_list(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.commands import definitions
 
     forms = definitions.listing(
-        services.operator(settings), "form", services.form_repository(settings)
-    )
+        _definition_ports(settings), services.operator(settings), "form",
+        services.form_repository(settings),
+    )  # fmt: skip
     for form in forms:
         origins = ", ".join(form.allowed_origins) or "(server-side posts only)"
         print(f"{form.form_id}\t{form.name}\t{origins}")
@@ -381,8 +387,9 @@ def forms_get(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.commands import definitions
 
     form = definitions.show(
-        services.operator(settings), "form", args.form_id, services.form_repository(settings)
-    )
+        _definition_ports(settings), services.operator(settings), "form", args.form_id,
+        services.form_repository(settings),
+    )  # fmt: skip
     _print(form.model_dump(mode="json"))
     return 0
 
@@ -401,7 +408,12 @@ def audit_list(settings: Settings, args: argparse.Namespace) -> int:
     until = instant(args.until) if args.until else now + timedelta(seconds=1)
     since = instant(args.since) if args.since else now - timedelta(days=7)
     entries = list_entries(
-        services.audit_log(settings), services.operator(settings), since, until, limit=args.limit
+        services.audit_log(settings),
+        services.clock(settings),
+        services.operator(settings),
+        since,
+        until,
+        limit=args.limit,
     )
     if args.csv:
         sys.stdout.write(as_csv(entries))

@@ -77,8 +77,9 @@ def recorded(
     log: AuditLog, clock: Clock, actor: Actor, name: str, target: str
 ) -> Iterator[Recording]:
     """Authorise ``actor`` for operation ``name`` and run the use case's work inside: a refusal
-    (here or raised by the work, e.g. sales on a lead it does not own) is logged and raised; a
-    change is logged with its before and after. Reads are not logged."""
+    (here or raised by the work, e.g. sales on a lead it does not own) is logged and raised, for
+    reads and changes alike; a change is logged with its before and after. A read that is
+    allowed is not logged."""
     try:
         recording = Recording(authorise(actor, name))
         yield recording
@@ -107,10 +108,18 @@ def _entry(
 
 
 def list_entries(
-    log: AuditLog, actor: Actor, since: datetime, until: datetime, *, limit: int = 200
+    log: AuditLog,
+    clock: Clock,
+    actor: Actor,
+    since: datetime,
+    until: datetime,
+    *,
+    limit: int = 200,
 ) -> list[AuditEntry]:
-    """Newest first; admins only (the log says who did what to whom)."""
-    authorise(actor, "audit.list")
+    """Newest first; admins only (the log says who did what to whom): anyone else's attempt is
+    itself recorded."""
+    with recorded(log, clock, actor, "audit.list", "audit"):
+        pass
     if until <= since:
         raise ValidationFailed([FieldError("until", "must be after since")])
     return log.entries(since, until, limit=min(max(limit, 1), 5000))

@@ -10,7 +10,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel
 
 from tsunagu.clock import Clock
-from tsunagu.commands.access import Actor, authorise
+from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, recorded
 from tsunagu.errors import AlreadyExists, NotFound
 
@@ -54,14 +54,18 @@ def save[D: BaseModel](
     return existing is not None
 
 
-def listing[D: BaseModel](actor: Actor, kind: Kind, store: Definitions[D]) -> list[D]:
-    authorise(actor, f"{kind}s.list")
-    return store.list()
+def listing[D: BaseModel](
+    ports: DefinitionCommands, actor: Actor, kind: Kind, store: Definitions[D]
+) -> list[D]:
+    with recorded(ports.audit, ports.clock, actor, f"{kind}s.list", f"{kind}s"):
+        return store.list()
 
 
-def show[D: BaseModel](actor: Actor, kind: Kind, key: str, store: Definitions[D]) -> D:
-    authorise(actor, f"{kind}s.list")
-    found = store.get(key)
+def show[D: BaseModel](
+    ports: DefinitionCommands, actor: Actor, kind: Kind, key: str, store: Definitions[D]
+) -> D:
+    with recorded(ports.audit, ports.clock, actor, f"{kind}s.list", f"{kind}:{key}"):
+        found = store.get(key)
     if found is None:
         raise NotFound(f"no {kind} with id {key!r}")
     return found

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from tsunagu.clock import Clock, isoformat
-from tsunagu.commands.access import Actor, authorise
+from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, recorded
 from tsunagu.errors import FieldError, NotFound, ValidationFailed
 from tsunagu.journeys import steps
@@ -63,13 +63,13 @@ def find(ports: JourneyCommands, journey_id: str) -> Journey:
 
 def listing(ports: JourneyCommands, actor: Actor) -> tuple[bool, list[Journey]]:
     """Whether the emergency stop holds every journey, and the journeys."""
-    authorise(actor, "journeys.list")
-    return ports.journeys.account_paused(), ports.journeys.journeys()
+    with recorded(ports.audit, ports.clock, actor, "journeys.list", "journeys"):
+        return ports.journeys.account_paused(), ports.journeys.journeys()
 
 
 def show(ports: JourneyCommands, actor: Actor, journey_id: str) -> Journey:
-    authorise(actor, "journeys.list")
-    return find(ports, journey_id)
+    with recorded(ports.audit, ports.clock, actor, "journeys.list", f"journey:{journey_id}"):
+        return find(ports, journey_id)
 
 
 def status(
@@ -80,8 +80,8 @@ def status(
 ) -> dict[str, Any]:
     """Each journey's status, its parked leads by step, and its running executions
     (``running(journey)`` counts them; None where the journey has no state machine here)."""
-    authorise(actor, "journeys.list")
-    store = ports.journeys
+    with recorded(ports.audit, ports.clock, actor, "journeys.list", "journeys"):
+        store = ports.journeys
     journeys = [find(ports, journey_id)] if journey_id else store.journeys()
     return {
         "emergency_stop": store.account_paused(),
@@ -193,8 +193,8 @@ def rollback(
 def versions(
     ports: JourneyCommands, actor: Actor, journey_id: str, publisher: Publisher
 ) -> dict[str, Any]:
-    authorise(actor, "journeys.list")
-    return publisher({"action": "versions", "journey_id": journey_id})
+    with recorded(ports.audit, ports.clock, actor, "journeys.list", f"journey:{journey_id}"):
+        return publisher({"action": "versions", "journey_id": journey_id})
 
 
 def _live_version(ports: JourneyCommands, journey_id: str) -> int | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tsunagu.clock import Clock, isoformat
-from tsunagu.commands.access import SALES_MAY_CHANGE, Actor, authorise
+from tsunagu.commands.access import SALES_MAY_CHANGE, Actor
 from tsunagu.commands.audit import AuditLog, recorded
 from tsunagu.errors import FieldError, Forbidden, ValidationFailed
 from tsunagu.ids import new_id
@@ -59,8 +59,8 @@ class LeadCommands:
 
 def show(ports: LeadCommands, actor: Actor, email: str, *, events: int = 20) -> dict[str, Any]:
     """The lead, its consent as sends see it, its evidence and its latest events."""
-    authorise(actor, "leads.show")
-    lead = lead_by_email(ports.leads, email)
+    with recorded(ports.audit, ports.clock, actor, "leads.show", f"lead:{email}"):
+        lead = lead_by_email(ports.leads, email)
     return {
         **lead.summary(),
         # As sends see it (an unsubscribe from all mail overrides each topic's opt-in).
@@ -77,8 +77,8 @@ def timeline(
     ports: LeadCommands, actor: Actor, email: str, *, limit: int = 500
 ) -> tuple[Lead, list[LeadEvent]]:
     """The lead's events, its browsing before it had a name included, oldest first."""
-    authorise(actor, "leads.timeline")
-    lead = lead_by_email(ports.leads, email)
+    with recorded(ports.audit, ports.clock, actor, "leads.timeline", f"lead:{email}"):
+        lead = lead_by_email(ports.leads, email)
     return lead, ports.leads.timeline(lead, limit=limit)
 
 

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from tsunagu.clock import Clock
-from tsunagu.commands.access import Actor, authorise
+from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, recorded
 from tsunagu.errors import FieldError, ValidationFailed
 from tsunagu.qualification.config import QualificationConfig
@@ -31,8 +31,8 @@ class QualificationCommands:
 
 
 def show(ports: QualificationCommands, actor: Actor) -> QualificationConfig:
-    authorise(actor, "qualification.show")
-    return ports.rules.config()
+    with recorded(ports.audit, ports.clock, actor, "qualification.show", "qualification"):
+        return ports.rules.config()
 
 
 def replace_sections(
