@@ -101,6 +101,12 @@ def recorded(
         )
 
 
+def allowed(log: AuditLog, clock: Clock, actor: Actor, name: str, target: str) -> None:
+    """A read's check: Forbidden (and its refusal logged) unless the role may do ``name``."""
+    with recorded(log, clock, actor, name, target):
+        pass
+
+
 def _entry(
     now: datetime, actor: Actor, name: str, target: str, outcome: Outcome, **more: Any
 ) -> AuditEntry:
@@ -118,8 +124,7 @@ def list_entries(
 ) -> list[AuditEntry]:
     """Newest first; admins only (the log says who did what to whom): anyone else's attempt is
     itself recorded."""
-    with recorded(log, clock, actor, "audit.list", "audit"):
-        pass
+    allowed(log, clock, actor, "audit.list", "audit")
     if until <= since:
         raise ValidationFailed([FieldError("until", "must be after since")])
     return log.entries(since, until, limit=min(max(limit, 1), 5000))

@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol
 
 from tsunagu.clock import Clock, isoformat
 from tsunagu.commands.access import Actor
-from tsunagu.commands.audit import AuditLog, recorded
+from tsunagu.commands.audit import AuditLog, allowed, recorded
 from tsunagu.errors import FieldError, NotFound, ValidationFailed
 from tsunagu.journeys import steps
 from tsunagu.journeys.lifecycle import EntryResult, Executions, JourneyStore, enter_leads
@@ -76,28 +76,27 @@ def status(
     ports: JourneyCommands,
     actor: Actor,
     journey_id: str | None,
-    running: Any,
+    running: Callable[[Journey], int | None],
 ) -> dict[str, Any]:
     """Each journey's status, its parked leads by step, and its running executions
     (``running(journey)`` counts them; None where the journey has no state machine here)."""
-    with recorded(ports.audit, ports.clock, actor, "journeys.list", "journeys"):
-        store = ports.journeys
+    allowed(ports.audit, ports.clock, actor, "journeys.list", "journeys")
+    store = ports.journeys
     journeys = [find(ports, journey_id)] if journey_id else store.journeys()
-    return {
-        "emergency_stop": store.account_paused(),
-        "journeys": [
-            {
-                "journey": j.journey_id,
-                "status": j.status,
-                "paused_at": j.paused_at,
-                "resume_policy": j.resume.kind,
-                "parked": sum(parked_by_step(store.parked(j.journey_id)).values()),
-                "parked_at_step": parked_by_step(store.parked(j.journey_id)),
-                "running": running(j),
-            }
-            for j in journeys
-        ],
-    }
+
+    def one(journey: Journey) -> dict[str, Any]:
+        at_step = parked_by_step(store.parked(journey.journey_id))  # one read per journey
+        return {
+            "journey": journey.journey_id,
+            "status": journey.status,
+            "paused_at": journey.paused_at,
+            "resume_policy": journey.resume.kind,
+            "parked": sum(at_step.values()),
+            "parked_at_step": at_step,
+            "running": running(journey),
+        }
+
+    return {"emergency_stop": store.account_paused(), "journeys": [one(j) for j in journeys]}
 
 
 def start(
