@@ -17,6 +17,7 @@ from tsunagu.journeys.shipped import shipped_site_paths
 from tsunagu_local import faults, pages
 from tsunagu_local.clocks import ScaledRuntimeClock
 from tsunagu_local.faults import Fault, FaultPlan
+from tsunagu_local.people import ADMIN_EMAIL, SIGN_IN_FILE, local_password
 from tsunagu_local.runtime import MAIL_FILE, LocalRuntime, RuntimeOptions
 from tsunagu_local.seed import (
     DEMO_FORM_ID,
@@ -172,6 +173,16 @@ def _clock_line(runtime: LocalRuntime) -> str:
     )
 
 
+def _sign_in_lines(runtime: LocalRuntime) -> str:
+    if not runtime.user_pools:
+        return ""
+    password = local_password(runtime.options.state_dir)
+    return (
+        f"  Admin API:         {runtime.api_url}/admin/me  (Authorization: Bearer <ID token>)\n"
+        f"  Sign in as:        {ADMIN_EMAIL} / {password}  (role admin; .tsunagu/{SIGN_IN_FILE})\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     logging.basicConfig(
@@ -208,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{demo}"
         f"  API:               {runtime.api_url}  (POST /forms/demo/submissions)\n"
         f"  Sent-mail viewer:  {runtime.api_url}/_local/mail\n"
+        f"{_sign_in_lines(runtime)}"
         f"  Clock:             {_clock_line(runtime)}\n"
         f"  CLI:               .venv/bin/tsunagu leads get EMAIL | leads score EMAIL\n"
         f"                     .venv/bin/tsunagu journeys list | status | start | pause | resume\n"

@@ -20,6 +20,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
 from tsunagu.clock import Clock, SystemClock
+from tsunagu_local.jwt_authorizer import JwtAuthorizer, Unauthorized
 from tsunagu_local.lambdas import FunctionError, FunctionRegistry
 from tsunagu_local.template import Stack
 
@@ -42,6 +43,8 @@ class Route:
     function_logical_id: str
     pattern: re.Pattern[str]
     literal_segments: int
+    authorizer: JwtAuthorizer | None = None
+    """The route's JWT authorizer: no token, no call."""
 
     @property
     def route_key(self) -> str:
@@ -61,7 +64,8 @@ def _compile(path: str) -> tuple[re.Pattern[str], int]:
     return re.compile(f"^{regex or '/'}$"), literals
 
 
-def routes_from(stack: Stack) -> list[Route]:
+def routes_from(stack: Stack, authorizers: dict[str, JwtAuthorizer] | None = None) -> list[Route]:
+    """The routes, each with its authorizer (``authorizers`` by security scheme name)."""
     routes: list[Route] = []
     for api in stack.of_type("AWS::ApiGatewayV2::Api").values():
         for path, operations in api["Properties"].get("Body", {}).get("paths", {}).items():
@@ -74,7 +78,13 @@ def routes_from(stack: Stack) -> list[Route]:
                     continue
                 verb = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
                 pattern, literals = _compile(path)
-                routes.append(Route(verb, path, target.group(1), pattern, literals))
+                schemes = [name for entry in operation.get("security", []) for name in entry]
+                authorizer = next(
+                    (authorizers[n] for n in schemes if authorizers and n in authorizers), None
+                )
+                if schemes and authorizer is None:
+                    raise ValueError(f"{verb} {path}: no authorizer {schemes} here")
+                routes.append(Route(verb, path, target.group(1), pattern, literals, authorizer))
     # API Gateway picks the most specific route: more literal segments first, ANY last.
     return sorted(routes, key=lambda r: (-r.literal_segments, r.method == "ANY", r.path))
 
@@ -109,6 +119,15 @@ class HttpApiGateway:
             return _json(404, {"message": "Not Found"})
         route, path_parameters = matched
         event = self._event(request, route, path_parameters)
+        if route.authorizer is not None:
+            try:
+                claims = route.authorizer.claims(event["headers"])
+            except Unauthorized as refusal:
+                answer = _json(401, {"message": "Unauthorized"})
+                if str(refusal):
+                    answer.headers["www-authenticate"] = f"Bearer {refusal}"
+                return answer
+            event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
         try:
             result = self.functions.get(route.function_logical_id).invoke(event)
         except FunctionError:

@@ -32,8 +32,10 @@ from tsunagu_local.faults import FaultPlan
 from tsunagu_local.gateway import HttpApiGateway, LocalPage, routes_from
 from tsunagu_local.interpreter import repeat_no_work_per_execution
 from tsunagu_local.intrinsics import Resolver
+from tsunagu_local.jwt_authorizer import JwtAuthorizer
 from tsunagu_local.lambdas import FunctionRegistry, LocalFunction, install_moto_invoke
 from tsunagu_local.mailbox import Mailbox, install_send_clock
+from tsunagu_local.people import ADMIN_EMAIL, add_user, local_password
 from tsunagu_local.schedules import ScheduledRule, rate_seconds
 from tsunagu_local.secrets import create_secret, generated_value
 from tsunagu_local.streams import (
@@ -111,6 +113,10 @@ class LocalRuntime:
             ACCOUNT_ID, REGION, self.options.state_dir / MAIL_FILE if self.options.persist else None
         )
         self._saved_environ: dict[str, str | None] = {}
+        self._resolver: Resolver | None = None
+        self.user_pools: dict[str, str] = {}
+        """The template's user pools: logical id to pool id."""
+        self.user_pool_clients: dict[str, str] = {}
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -175,6 +181,7 @@ class LocalRuntime:
             if isinstance(self.clock, VirtualClock):
                 self.clock.add_probe(poller.has_pending_work)
         self._start_api(self.stack)
+        self._add_local_admin()
         if isinstance(self.clock, VirtualClock):
             self.clock.start()
         for schedule in self.schedules:
@@ -295,6 +302,9 @@ class LocalRuntime:
             ("AWS::Logs::LogGroup", self._create_log_group),
             ("AWS::SES::ConfigurationSet", self._create_configuration_set),
             ("AWS::SES::EmailIdentity", self._create_email_identity),
+            ("AWS::Cognito::UserPool", self._create_user_pool),
+            ("AWS::Cognito::UserPoolClient", self._create_user_pool_client),
+            ("AWS::Cognito::UserPoolGroup", self._create_user_pool_group),
             ("AWS::IAM::Role", self._create_role),
             ("AWS::Lambda::LayerVersion", self._name_layer),
             # Named before functions, so a function's environment can refer to them.
@@ -306,6 +316,7 @@ class LocalRuntime:
             ("AWS::Lambda::EventSourceMapping", self._create_event_source),
             ("AWS::Events::Rule", self._create_schedule),
         ]
+        self._resolver = resolver  # the API's authorizers name the user pool it created
         handled = {kind for kind, _ in steps}
         for kind, create in steps:
             for logical_id, resource in stack.of_type(kind).items():
@@ -485,6 +496,67 @@ class LocalRuntime:
             type="STANDARD",
         )
 
+    def _create_user_pool(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
+        props = resolver.resolve(props)
+        cognito = self.client("cognito-idp")
+        kept = ("Policies", "UsernameAttributes", "AdminCreateUserConfig", "MfaConfiguration")
+        asked: dict[str, Any] = {key: props[key] for key in kept if key in props}
+        name = props.get("UserPoolName") or self._physical_name(logical_id)
+        pool = cognito.create_user_pool(PoolName=name, **asked)["UserPool"]
+        self.user_pools[logical_id] = pool["Id"]
+        resolver.refs[logical_id] = pool["Id"]
+        resolver.attributes[(logical_id, "Arn")] = pool["Arn"]
+        resolver.attributes[(logical_id, "ProviderName")] = (
+            f"cognito-idp.{REGION}.amazonaws.com/{pool['Id']}"
+        )
+        resolver.attributes[(logical_id, "ProviderURL")] = (
+            f"https://cognito-idp.{REGION}.amazonaws.com/{pool['Id']}"
+        )
+
+    def _create_user_pool_client(
+        self, logical_id: str, props: dict[str, Any], resolver: Resolver
+    ) -> None:
+        props = resolver.resolve(props)
+        created = self.client("cognito-idp").create_user_pool_client(
+            UserPoolId=props["UserPoolId"],
+            ClientName=props.get("ClientName") or logical_id,
+            GenerateSecret=bool(props.get("GenerateSecret", False)),
+            ExplicitAuthFlows=props.get("ExplicitAuthFlows", []),
+        )["UserPoolClient"]
+        self.user_pool_clients[logical_id] = created["ClientId"]
+        resolver.refs[logical_id] = created["ClientId"]
+
+    def _create_user_pool_group(
+        self, logical_id: str, props: dict[str, Any], resolver: Resolver
+    ) -> None:
+        props = resolver.resolve(props)
+        self.client("cognito-idp").create_group(
+            GroupName=props["GroupName"],
+            UserPoolId=props["UserPoolId"],
+            Description=props.get("Description", ""),
+            Precedence=int(props.get("Precedence", 0)),
+        )
+        resolver.refs[logical_id] = props["GroupName"]
+
+    def _add_local_admin(self) -> None:
+        """One admin in each user pool, so `make up` can print how to sign in."""
+        for pool_id in self.user_pools.values():
+            password = local_password(self.options.state_dir)
+            add_user(self.client("cognito-idp"), pool_id, ADMIN_EMAIL, password, "admin")
+
+    def _authorizers(self, stack: Stack) -> dict[str, JwtAuthorizer]:
+        """The HttpApi's JWT authorizers, with the user pool and client this runtime made."""
+        assert self._resolver is not None
+        found: dict[str, JwtAuthorizer] = {}
+        for api in stack.of_type("AWS::ApiGatewayV2::Api").values():
+            body = api["Properties"].get("Body", {})
+            schemes = self._resolver.resolve(body.get("components", {}).get("securitySchemes", {}))
+            for name, scheme in schemes.items():
+                config = scheme.get("x-amazon-apigateway-authorizer", {})
+                if config.get("type") == "jwt":
+                    found[name] = JwtAuthorizer.from_scheme(name, scheme, self.endpoint_url)
+        return found
+
     def _name_api(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
         resolver.refs[logical_id] = "local"
         resolver.attributes[(logical_id, "ApiEndpoint")] = self.api_url
@@ -555,7 +627,8 @@ class LocalRuntime:
         except ValidationError:  # not Tsunagu's own template: Japan's calendar
             calendar, time_zone = business_calendar("JP", ""), "Asia/Tokyo"
         self.local_pages["/_local/clock"] = clock_page(self.clock, calendar, time_zone)
-        gateway = HttpApiGateway(routes_from(stack), self.functions, self.local_pages, self.clock)
+        routes = routes_from(stack, self._authorizers(stack))
+        gateway = HttpApiGateway(routes, self.functions, self.local_pages, self.clock)
         self._api_server = make_server("127.0.0.1", self.options.api_port, gateway, threaded=True)
         self.options.api_port = self._api_server.server_port
         Thread(target=self._api_server.serve_forever, name="http-api", daemon=True).start()
@@ -578,6 +651,12 @@ class LocalRuntime:
             "api_url": self.api_url,
             "environment": environment,
             "functions": {f.logical_id: f.name for f in self.functions},
+            # How a client signs in to the admin API (the password is in its own file).
+            "sign_in": {
+                "user_pools": self.user_pools,
+                "clients": self.user_pool_clients,
+                "admin": ADMIN_EMAIL if self.user_pools else None,
+            },
         }
         (self.options.state_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
 

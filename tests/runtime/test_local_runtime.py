@@ -336,11 +336,14 @@ def test_a_route_only_the_fixture_has_is_served_with_no_change_in_local(
     runtime: RunningRuntime,
 ) -> None:
     from tsunagu_local.gateway import routes_from
+    from tsunagu_local.jwt_authorizer import JwtAuthorizer
     from tsunagu_local.template import load_stack
 
     # Given a route and function that the product's template does not have
     product = load_stack(ROOT / "template.yaml", {"Stage": "test"}, REGION)
-    assert "GET /ping/{word}" not in {r.route_key for r in routes_from(product)}
+    sign_in = JwtAuthorizer("AdminSignIn", "https://issuer", frozenset(), "authorization", "")
+    routes = routes_from(product, {"AdminSignIn": sign_in})
+    assert "GET /ping/{word}" not in {r.route_key for r in routes}
     assert "PingFunction" not in product.resources
     # ... and that nothing in local/ knows about
     for source in (ROOT / "local" / "tsunagu_local").rglob("*.py"):
