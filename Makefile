@@ -22,7 +22,7 @@ PROOF_STAMP := $(PROOF_VENV)/.installed
 CHROMIUM := $(or $(wildcard /usr/bin/chromium),$(shell command -v chromium 2>/dev/null))
 export TSUNAGU_CHROMIUM := $(or $(TSUNAGU_CHROMIUM),$(CHROMIUM),/usr/bin/chromium)
 
-.PHONY: help up test proof browser lint typecheck static unit integration e2e bench build validate journeys clean
+.PHONY: help up test proof browser lint typecheck static unit integration e2e bench build validate journeys docs clean
 
 help:
 	@echo "make up     - set everything up and run Tsunagu on the embedded local AWS"
@@ -32,6 +32,7 @@ help:
 	@echo "make proof  - the product under outside tools, load, faults and hostile input (figures)"
 	@echo "make build  - sam build (the same template that make up runs locally)"
 	@echo "make journeys - compile journeys/*.json to statemachines/ and write their JSON Schema"
+	@echo "make docs   - write the admin routes into docs/openapi.yaml (from tsunagu.api.admin)"
 
 $(STAMP): pyproject.toml requirements/dev.lock
 	@if [ -z "$(PYTHON313)" ]; then \
@@ -105,6 +106,10 @@ validate: $(STAMP)
 journeys: $(STAMP)
 	@$(BIN)/tsunagu journeys compile journeys/*.json --write statemachines
 	@$(BIN)/tsunagu journeys schema > docs/journey-definition.schema.json
+
+# The admin API's part of the API document is generated from its routes (tests/static checks it).
+docs: $(STAMP)
+	@$(BIN)/python -m tsunagu_local.admin_document docs/openapi.yaml
 
 clean:
 	rm -rf $(VENV) $(PROOF_VENV) .aws-sam .tsunagu .pytest_cache .mypy_cache .ruff_cache

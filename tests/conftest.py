@@ -158,7 +158,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
         # SES refuses unverified senders: the template's sender domain, as at deploy time.
         ses = boto3.client("ses", region_name=REGION)
         ses.verify_domain_identity(Domain=stack.parameters["SenderDomain"])
-        function = next(iter(stack.of_type("AWS::Lambda::Function").values()))
+        # The template's Globals, as a function with none of its own variables has them.
+        function = stack.of_type("AWS::Lambda::Function")["CaptureFormFunction"]
         variables = function["Properties"]["Environment"]["Variables"]
         environment = {k: str(v) for k, v in resolver.resolve(variables).items()}
         environment["AWS_REGION"] = REGION

@@ -10,48 +10,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import AwsStack
+from tests.support.leads import store_lead
 from tsunagu import services
 from tsunagu.commands import leads
 from tsunagu.commands.access import Actor, Role
 from tsunagu.commands.audit import AuditEntry
 from tsunagu.errors import IdempotencyConflict
-from tsunagu.leads.capture import CaptureWrite
-from tsunagu.leads.merge import Channel, FieldValue
-from tsunagu.leads.model import Lead, LeadEvent, email_identity
 from tsunagu.leads.updates import LeadUpdate
 from tsunagu.store.audit import AuditRepository
 
 OPERATOR = Actor(user_id="local:tester", role=Role.ADMIN, via="cli")
-
-
-def store_lead(aws: AwsStack, email: str) -> Lead:
-    settings = aws.settings()
-    now = datetime.now(UTC)
-    at = now.isoformat()
-    lead = Lead(
-        lead_id=f"lead_{email.split('@')[0]}",
-        email=email,
-        fields={"name": FieldValue("テスト 太郎", Channel.IMPORT, at)},
-        sources=["import"],
-        visitor_ids=set(),
-        stage="lead",
-        created_at=at,
-        updated_at=at,
-    )
-    services.lead_repository(settings).commit_capture(
-        CaptureWrite(
-            lead=lead,
-            is_new=True,
-            claim_identities=[email_identity(email)],
-            point_identities=[],
-            event=LeadEvent(f"evt_{lead.lead_id}", "lead_imported", at, lead.lead_id, None, {}),
-            consent=None,
-            idempotency_key=None,
-            request_hash="",
-            response={},
-        )
-    )
-    return lead
 
 
 def test_a_change_through_a_use_case_is_in_the_table_with_its_before_and_after(

@@ -28,8 +28,10 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from samtranslator.yaml_helper import yaml_parse
 
+from tsunagu.api.admin import ROUTES as ADMIN_ROUTES
 from tsunagu.api.responses import STATUS_BY_ERROR
 from tsunagu.errors import Unauthenticated
+from tsunagu_local.admin_document import rendered
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -331,7 +333,13 @@ def openapi_routes(document: Mapping[str, Any]) -> set[tuple[str, str]]:
     }
 
 
+ADMIN_PROXY = ("ANY", "/admin/{proxy+}")
+"""One route in the template for the admin API, whose function routes inside (its table is
+tsunagu.api.admin.ROUTES): the document lists those routes instead."""
+
+
 def http_api_routes(template: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The routes API Gateway serves, the admin API's one route spelt out as its table."""
     routes = set()
     for resource in resources_of_type(template, FUNCTION).values():
         for event in (resource.get("Properties", {}).get("Events") or {}).values():
@@ -344,7 +352,30 @@ def http_api_routes(template: Mapping[str, Any]) -> set[tuple[str, str]]:
                         properties.get("Path", "$default"),
                     )
                 )
+    if ADMIN_PROXY in routes:
+        routes.remove(ADMIN_PROXY)
+        routes |= {(route.method, route.path) for route in ADMIN_ROUTES}
     return routes
+
+
+def test_the_admin_routes_in_the_document_are_generated_from_the_code() -> None:
+    # Given the document as it is, and as `make docs` would write it from the routes' table
+    written = OPENAPI.read_text("utf-8")
+
+    # Then they are the same: each route's roles, body and parameters are the code's
+    assert rendered(written) == written, "docs/openapi.yaml is stale: run `make docs`"
+
+
+def test_every_admin_route_says_its_roles_and_needs_a_token(
+    template: dict[str, Any], openapi: dict[str, Any]
+) -> None:
+    function = resources_of_type(template, FUNCTION)["AdminApiFunction"]
+    [event] = function["Properties"]["Events"].values()
+    assert event["Properties"]["Auth"] == {"Authorizer": "AdminSignIn"}
+    for route in ADMIN_ROUTES:
+        documented = openapi["paths"][route.path][route.method.lower()]
+        assert documented["security"] == [{"AdminSignIn": []}]
+        assert documented["x-tsunagu-roles"], route.path
 
 
 def test_openapi_document_is_valid_openapi_3(openapi: dict[str, Any]) -> None:

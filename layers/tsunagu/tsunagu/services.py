@@ -18,7 +18,7 @@ from tsunagu.store.tables import bind_tables
 
 if TYPE_CHECKING:
     from tsunagu.commands.access import Actor
-    from tsunagu.commands.journeys import JourneyCommands
+    from tsunagu.commands.journeys import JourneyCommands, Publisher
     from tsunagu.commands.leads import LeadCommands
     from tsunagu.commands.qualification import QualificationCommands
     from tsunagu.journeys.business_time import BusinessCalendar, QuietHours
@@ -357,6 +357,35 @@ def journey_commands(settings: Settings) -> JourneyCommands:
         leads=lead_repository(settings),
         entry_arn=lambda journey: entry_arn(settings, journey),
     )
+
+
+def journey_publisher(settings: Settings) -> Publisher:
+    """The publish_journey function, invoked (it holds the right to create state machines;
+    the admin API does not): a refusal becomes ValidationFailed, one problem per field."""
+    import json
+
+    import boto3
+
+    from tsunagu.errors import FieldError, NotFound, ValidationFailed
+
+    name = settings.publish_journey_function
+
+    def publisher(payload: dict[str, Any]) -> dict[str, Any]:
+        if not name:
+            raise RuntimeError("TSUNAGU_PUBLISH_JOURNEY_FUNCTION is not set: no publishing here")
+        client: Any = boto3.client("lambda", region_name=settings.region)
+        response = client.invoke(FunctionName=name, Payload=json.dumps(payload).encode())
+        answer: dict[str, Any] = json.loads(response["Payload"].read() or b"null")
+        if response.get("FunctionError"):
+            raise RuntimeError(f"{name} failed: {answer.get('errorMessage')}")
+        if answer.get("ok"):
+            return answer
+        problems = [FieldError(p["field"], p["message"]) for p in answer.get("problems") or []]
+        if problems:
+            raise ValidationFailed(problems)
+        raise NotFound(str(answer.get("error") or "not found"))
+
+    return publisher
 
 
 def qualification_commands(settings: Settings) -> QualificationCommands:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -42,6 +43,11 @@ class Settings(BaseModel):
     """The audit log (tsunagu.commands.audit): every change people make, and every refusal."""
     audit_retention_days: int = Field(default=400, ge=1, le=3650)
     """How long an audit entry is kept (the table's TTL removes it after)."""
+    admin_allowed_cidrs: str = ""
+    """Where the admin API may be called from: CIDR ranges, comma-separated (seed 002's
+    IPアドレス制御); empty: from anywhere (sign-in is still required)."""
+    publish_journey_function: str | None = None
+    """The function that publishes journeys (set where people publish: the admin API)."""
     crm_secret_arn: str | None = None
     """Secrets Manager secret with the CRM webhooks' signing keys (``inbound``, ``outbound``)."""
     crm_webhook_url: str | None = None
@@ -117,6 +123,23 @@ class Settings(BaseModel):
     def _readable_limit(cls, text: str) -> str:
         RateLimit.parse(text)  # raises ValueError with what is wrong
         return text
+
+    @field_validator("admin_allowed_cidrs")
+    @classmethod
+    def _readable_networks(cls, text: str) -> str:
+        for part in text.split(","):
+            if part.strip():
+                ip_network(part.strip(), strict=False)  # raises ValueError naming the part
+        return text
+
+    @property
+    def admin_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """The admin API's allowlist; empty: no limit."""
+        return tuple(
+            ip_network(part.strip(), strict=False)
+            for part in self.admin_allowed_cidrs.split(",")
+            if part.strip()
+        )
 
     @property
     def submission_limits(self) -> SubmissionLimits:

@@ -35,7 +35,8 @@ class Actor:
     stack's own credentials, so acts as ``admin`` and is recorded by IAM identity)."""
 
     user_id: str
-    role: Role
+    role: Role | None
+    """None: a signed-in user in no group, who may do nothing (and is told why)."""
     email: str | None = None
     source_ip: str | None = None
     via: Literal["api", "cli"] = "cli"
@@ -93,6 +94,11 @@ SALES_MAY_CHANGE = frozenset({"stage", "crm_status"})
 def authorise(actor: Actor, name: str) -> Operation:
     """The operation, when the actor's role may do it at all; Forbidden otherwise."""
     found = OPERATIONS[name]
+    if actor.role is None:
+        raise Forbidden(
+            "your user is in none of the groups admin, marketer, sales or viewer: "
+            "ask an admin to add you to one"
+        )
     if actor.role not in found.roles:
         raise Forbidden(f"the {actor.role} role may not {name}")
     return found

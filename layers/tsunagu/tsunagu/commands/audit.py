@@ -107,6 +107,12 @@ def allowed(log: AuditLog, clock: Clock, actor: Actor, name: str, target: str) -
         pass
 
 
+def refused(log: AuditLog, clock: Clock, actor: Actor, name: str, target: str, why: str) -> None:
+    """A refusal made before any use case ran (an address outside the allowlist): logged as
+    the use case would have logged it."""
+    log.append(_entry(clock.now(), actor, name, target, "refused", detail=why))
+
+
 def _entry(
     now: datetime, actor: Actor, name: str, target: str, outcome: Outcome, **more: Any
 ) -> AuditEntry:
@@ -159,7 +165,7 @@ def as_csv(entries: Iterable[AuditEntry]) -> str:
             e.at,
             e.actor.user_id,
             e.actor.email or "",
-            e.actor.role,
+            e.actor.role or "",
             e.actor.via,
             e.actor.source_ip or "",
             e.operation,

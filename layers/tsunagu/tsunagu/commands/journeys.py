@@ -180,6 +180,7 @@ def rollback(
     """New entries take an earlier version (the one before the live one when None)."""
     target = f"journey:{journey_id}"
     with recorded(ports.audit, ports.clock, actor, "journeys.rollback", target) as log:
+        find(ports, journey_id)
         live = _live_version(ports, journey_id)
         payload: dict[str, Any] = {"action": "rollback", "journey_id": journey_id}
         if version is not None:
@@ -193,6 +194,7 @@ def versions(
     ports: JourneyCommands, actor: Actor, journey_id: str, publisher: Publisher
 ) -> dict[str, Any]:
     with recorded(ports.audit, ports.clock, actor, "journeys.list", f"journey:{journey_id}"):
+        find(ports, journey_id)
         return publisher({"action": "versions", "journey_id": journey_id})
 
 
@@ -201,11 +203,11 @@ def _live_version(ports: JourneyCommands, journey_id: str) -> int | None:
     return journey.published.version if journey and journey.published else None
 
 
+SettableStatus = Literal["draft", "active", "archived"]
+
+
 def set_status(
-    ports: JourneyCommands,
-    actor: Actor,
-    journey_id: str,
-    new_status: Literal["draft", "active", "archived"],
+    ports: JourneyCommands, actor: Actor, journey_id: str, new_status: SettableStatus
 ) -> Journey:
     """draft / active / archived (pause and resume hold and release leads: their own use
     cases). An archived journey enters nobody, and its leads leave at their next gate."""

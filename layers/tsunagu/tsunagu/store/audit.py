@@ -94,6 +94,6 @@ def _entry(data: dict[str, Any]) -> AuditEntry:
     return AuditEntry(
         **{
             **data,
-            "actor": Actor(**{**actor, "role": Role(actor["role"])}),
+            "actor": Actor(**{**actor, "role": Role(actor["role"]) if actor["role"] else None}),
         }
     )

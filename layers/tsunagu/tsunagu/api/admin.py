@@ -1,0 +1,718 @@
+"""The admin API: ``/admin/...`` on the HttpApi, for the console and for the CLI with a token.
+
+Each route is one line of ``ROUTES``: method, path, the operation it performs (whose roles are
+declared once, in ``tsunagu.commands.access.OPERATIONS``) and the function that calls the use
+case. API Gateway's JWT authorizer has checked the token before the function runs (the local
+runtime's gateway checks it the same way); this module reads who it is from the verified
+claims, refuses addresses outside the allowlist before any use case runs, and maps domain errors
+to statuses in the one error map (``tsunagu.api.responses``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from tsunagu import services
+from tsunagu.api.requests import HttpRequest
+from tsunagu.api.responses import Response, error_response, json_response
+from tsunagu.client_values import validation_failed
+from tsunagu.commands import definitions, journeys, leads, qualification
+from tsunagu.commands.access import OPERATIONS, Actor, Role, authorise
+from tsunagu.commands.audit import AuditEntry, as_csv, list_entries, refused
+from tsunagu.errors import (
+    FieldError,
+    Forbidden,
+    MalformedRequest,
+    NotFound,
+    PayloadTooLarge,
+    TsunaguError,
+    Unauthenticated,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from tsunagu.forms.model import FormDefinition
+from tsunagu.journeys.model import ResumePolicy
+from tsunagu.leads.updates import LeadUpdate
+from tsunagu.qualification.config import QualificationConfig
+from tsunagu.settings import Settings
+from tsunagu.tracking.sites import SiteDefinition
+
+MAX_BODY_BYTES = 512 * 1024
+"""A journey definition is the largest body the API takes; anything bigger is refused unread."""
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+ROLE_PRECEDENCE = (Role.ADMIN, Role.MARKETER, Role.SALES, Role.VIEWER)
+"""A user in several groups acts with the widest role among them."""
+
+
+# ---------------------------------------------------------------- the request
+
+
+@dataclass(frozen=True)
+class AdminCall:
+    """One request, read: who asks, from where, and what they sent."""
+
+    settings: Settings
+    actor: Actor
+    method: str
+    path: str
+    params: dict[str, str]
+    query: dict[str, str]
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def json(self) -> dict[str, Any]:
+        if not self.body:
+            return {}
+        media_type = self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            raise UnsupportedMediaType(f"send application/json, not {media_type or 'nothing'}")
+        try:
+            value = json.loads(self.body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise MalformedRequest(f"the body is not JSON: {error}") from None
+        if not isinstance(value, dict):
+            raise MalformedRequest("the body must be a JSON object")
+        return value
+
+    def model[M: BaseModel](self, model: type[M]) -> M:
+        try:
+            return model.model_validate(self.json())
+        except ValidationError as error:
+            raise validation_failed(error, "(body)") from None
+
+    def text(self, name: str) -> str | None:
+        value = self.query.get(name)
+        return value if value else None
+
+    def number(self, name: str, default: int, *, low: int = 1, high: int = 10_000) -> int:
+        text = self.query.get(name)
+        if text is None or text == "":
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValidationFailed([FieldError(name, f"{text!r} is not a whole number")]) from None
+        if not low <= value <= high:
+            raise ValidationFailed([FieldError(name, f"must be between {low} and {high}")])
+        return value
+
+    def instant(self, name: str, default: datetime) -> datetime:
+        text = self.query.get(name)
+        if not text:
+            return default
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValidationFailed(
+                [FieldError(name, f"{text!r} is not a date or an ISO 8601 instant")]
+            ) from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------- who asks
+
+
+def actor_from(claims: Mapping[str, Any], source_ip: str | None) -> Actor:
+    """The signed-in user, from the claims the JWT authorizer verified. API Gateway passes a
+    list claim as one string (``[admin marketer]``); the local gateway as a list."""
+    groups = claims.get("cognito:groups") or []
+    if isinstance(groups, str):
+        groups = groups.strip("[]").replace(",", " ").split()
+    role = next((r for r in ROLE_PRECEDENCE if r.value in groups), None)
+    email = claims.get("email")
+    return Actor(
+        user_id=str(claims.get("sub") or claims.get("username") or "unknown"),
+        role=role,
+        email=str(email) if email else None,
+        source_ip=source_ip,
+        via="api",
+    )
+
+
+def from_allowed_network(settings: Settings, source_ip: str | None) -> bool:
+    networks = settings.admin_networks
+    if not networks:
+        return True
+    try:
+        address = ip_address(source_ip or "")
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
+# ---------------------------------------------------------------- paging
+
+
+def page(items: Sequence[Any], call: AdminCall) -> dict[str, Any]:
+    """A page of an ordered list: ``limit`` items from the opaque ``cursor`` on, and the cursor
+    of the next page (None on the last)."""
+    limit = call.number("limit", PAGE_SIZE, high=MAX_PAGE_SIZE)
+    start = _offset(call.text("cursor"))
+    chunk = list(items[start : start + limit])
+    more = start + limit < len(items)
+    return {"items": chunk, "next_cursor": _cursor(start + limit) if more else None}
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+
+
+def _offset(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        offset = int(value["o"])
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise ValidationFailed([FieldError("cursor", "not a cursor this API gave")]) from None
+    if offset < 0:
+        raise ValidationFailed([FieldError("cursor", "not a cursor this API gave")])
+    return offset
+
+
+# ---------------------------------------------------------------- leads
+
+
+def _lead_ports(call: AdminCall) -> leads.LeadCommands:
+    return services.lead_commands(call.settings)
+
+
+def lead_show(call: AdminCall) -> Any:
+    """A lead: its fields, consent as sends see it, the evidence, its latest events."""
+    return leads.show(_lead_ports(call), call.actor, call.params["lead"])
+
+
+def lead_timeline(call: AdminCall) -> Any:
+    """The lead's events, oldest first, its anonymous browsing included."""
+    limit = call.number("limit", 500, high=2000)
+    lead, events = leads.timeline(_lead_ports(call), call.actor, call.params["lead"], limit=limit)
+    return {
+        "lead_id": lead.lead_id,
+        "events": [
+            {
+                "event_id": e.event_id,
+                "type": e.type,
+                "at": e.occurred_at,
+                "properties": e.properties,
+                "automated": bool(e.properties.get("automated")),
+            }
+            for e in events
+        ],
+    }
+
+
+def lead_update(call: AdminCall) -> Any:
+    """Set a lead's stage, CRM status, tags or fields (sales: stage and CRM status of its own
+    leads)."""
+    change = call.model(LeadUpdate)
+    lead, events = leads.update(_lead_ports(call), call.actor, call.params["lead"], change)
+    return {"lead": lead.summary(), "events": [e.type for e in events]}
+
+
+class RecordedEvent(BaseModel):
+    kind: str
+    properties: dict[str, str] = {}
+
+
+def lead_record_event(call: AdminCall) -> Any:
+    """Record an offline event (a seminar attended, a trade-show scan) on the lead."""
+    asked = call.model(RecordedEvent)
+    event = leads.record_event(
+        _lead_ports(call), call.actor, call.params["lead"], asked.kind, asked.properties
+    )
+    return 201, {"event_id": event.event_id, "type": event.type, "at": event.occurred_at}
+
+
+class Suppression(BaseModel):
+    note: str | None = None
+
+
+def lead_suppress(call: AdminCall) -> Any:
+    """Stop every mail to the lead."""
+    asked = call.model(Suppression)
+    lead = leads.suppress(_lead_ports(call), call.actor, call.params["lead"], asked.note)
+    return {"lead_id": lead.lead_id, "suppressed": True}
+
+
+# ---------------------------------------------------------------- journeys
+
+
+def _journey_ports(call: AdminCall) -> journeys.JourneyCommands:
+    return services.journey_commands(call.settings)
+
+
+def journey_list(call: AdminCall) -> Any:
+    """The journeys, and whether the emergency stop holds them all."""
+    paused, found = journeys.listing(_journey_ports(call), call.actor)
+    listed = [j.model_dump(mode="json", exclude={"definition"}) for j in found]
+    return {"emergency_stop": paused, **page(listed, call)}
+
+
+def journey_status(call: AdminCall) -> Any:
+    """Each journey's status and its parked leads by step (one journey with ?journey=)."""
+    ports = _journey_ports(call)
+    return journeys.status(ports, call.actor, call.text("journey"), lambda _: None)
+
+
+def journey_show(call: AdminCall) -> Any:
+    """One journey: its status, triggers, exits, resume policy and published version."""
+    return journeys.show(_journey_ports(call), call.actor, call.params["journey"]).model_dump(
+        mode="json"
+    )
+
+
+class Publication(BaseModel):
+    definition: dict[str, Any]
+    note: str | None = None
+
+
+def journey_publish(call: AdminCall) -> Any:
+    """Publish a journey definition as a new version, without a deploy."""
+    asked = call.model(Publication)
+    publisher = services.journey_publisher(call.settings)
+    answer = journeys.publish(
+        _journey_ports(call), call.actor, asked.definition, asked.note, publisher
+    )
+    return 201 if answer.get("changed") else 200, answer
+
+
+class Rollback(BaseModel):
+    version: int | None = None
+
+
+def journey_rollback(call: AdminCall) -> Any:
+    """New entries take an earlier version (the one before the live one by default)."""
+    asked = call.model(Rollback)
+    publisher = services.journey_publisher(call.settings)
+    return journeys.rollback(
+        _journey_ports(call), call.actor, call.params["journey"], asked.version, publisher
+    )
+
+
+def journey_versions(call: AdminCall) -> Any:
+    """The journey's published versions, and which is live."""
+    publisher = services.journey_publisher(call.settings)
+    return journeys.versions(_journey_ports(call), call.actor, call.params["journey"], publisher)
+
+
+class StatusChange(BaseModel):
+    status: journeys.SettableStatus
+
+
+def status_change(call: AdminCall) -> Any:
+    """Set a journey's status: draft, active or archived."""
+    asked = call.model(StatusChange)
+    changed = journeys.set_status(
+        _journey_ports(call), call.actor, call.params["journey"], asked.status
+    )
+    return {"journey_id": changed.journey_id, "status": changed.status}
+
+
+def journey_pause(call: AdminCall) -> Any:
+    """Pause the journey: each lead stops at its next mail."""
+    paused = journeys.pause(_journey_ports(call), call.actor, call.params["journey"])
+    return {"journey_id": paused.journey_id, "status": paused.status, "paused_at": paused.paused_at}
+
+
+class Resume(BaseModel):
+    policy: ResumePolicy | None = None
+
+
+def journey_resume(call: AdminCall) -> Any:
+    """Resume the journey: its held leads go on by a policy (its own by default)."""
+    asked = call.model(Resume)
+    report = journeys.resume(_journey_ports(call), call.actor, call.params["journey"], asked.policy)
+    return {"released": report.released, "by_action": report.by_action}
+
+
+class Entry(BaseModel):
+    lead: str | None = None
+    segment: str | None = None
+    request_key: str | None = None
+
+
+def journey_start(call: AdminCall) -> Any:
+    """Enter one lead, or every lead a segment selects, into the journey."""
+    asked = call.model(Entry)
+    started = journeys.start(
+        _journey_ports(call),
+        call.actor,
+        call.params["journey"],
+        lead_email=asked.lead,
+        segment=asked.segment,
+        request_key=asked.request_key,
+    )
+    return {
+        "selected": started.selected,
+        "entered": started.entered,
+        "results": [
+            {"lead_id": lead.lead_id, "entered": result.entered, "reason": result.reason}
+            for lead, result in started.results
+        ],
+    }
+
+
+def emergency_stop(call: AdminCall) -> Any:
+    """The emergency stop: every journey holds its next mail."""
+    journeys.stop_all(_journey_ports(call), call.actor)
+    return {"emergency_stop": True}
+
+
+def emergency_stop_lift(call: AdminCall) -> Any:
+    """Lift the emergency stop: each journey resumes by its own policy."""
+    reports = journeys.resume_all(_journey_ports(call), call.actor)
+    return {
+        "emergency_stop": False,
+        "released": {journey: report.released for journey, report in reports.items()},
+    }
+
+
+# ---------------------------------------------------------------- forms and sites
+
+
+def _definition_ports(call: AdminCall) -> definitions.DefinitionCommands:
+    return definitions.DefinitionCommands(
+        audit=services.audit_log(call.settings), clock=services.clock(call.settings)
+    )
+
+
+def _definition_routes(
+    kind: definitions.Kind, store: Callable[[Settings], Any], model: type[BaseModel]
+) -> tuple[Callable[[AdminCall], Any], ...]:
+    key_param = kind
+
+    def listed(call: AdminCall) -> Any:
+        """The {kind}s, in pages."""
+        found = definitions.listing(_definition_ports(call), call.actor, kind, store(call.settings))
+        return page([d.model_dump(mode="json") for d in found], call)
+
+    def shown(call: AdminCall) -> Any:
+        """One {kind}."""
+        found = definitions.show(
+            _definition_ports(call), call.actor, kind, call.params[key_param], store(call.settings)
+        )
+        return found.model_dump(mode="json")
+
+    def saved(call: AdminCall) -> Any:
+        """Create the {kind}, or replace it with ?replace=true (never by accident)."""
+        key = call.params[key_param]
+        body = call.json()
+        id_field = f"{kind}_id"
+        if body.get(id_field, key) != key:
+            raise ValidationFailed([FieldError(id_field, f"must be {key!r}, as in the path")])
+        try:
+            definition = model.model_validate({**body, id_field: key})
+        except ValidationError as error:
+            raise validation_failed(error, "(body)") from None
+        replaced = definitions.save(
+            _definition_ports(call),
+            call.actor,
+            kind,
+            key,
+            definition,
+            store(call.settings),
+            replace=call.query.get("replace") == "true",
+        )
+        return 200 if replaced else 201, definition.model_dump(mode="json")
+
+    return listed, shown, saved
+
+
+forms_list, forms_show, forms_save = _definition_routes(
+    "form", services.form_repository, FormDefinition
+)
+sites_list, sites_show, sites_save = _definition_routes(
+    "site", services.site_repository, SiteDefinition
+)
+
+
+# ---------------------------------------------------------------- qualification and audit
+
+
+def qualification_show(call: AdminCall) -> Any:
+    """The qualification rules: scoring, grading, MQL threshold, owners, CRM merge."""
+    ports = services.qualification_commands(call.settings)
+    return qualification.show(ports, call.actor).model_dump(mode="json")
+
+
+def qualification_set(call: AdminCall) -> Any:
+    """Replace the sections of the rules the body has; the others stay."""
+    ports = services.qualification_commands(call.settings)
+    return qualification.replace_sections(ports, call.actor, call.json()).model_dump(mode="json")
+
+
+def audit_entries(call: AdminCall) -> Any:
+    """The audit log, newest first, by date range (CSV with ?format=csv)."""
+    now = services.clock(call.settings).now()
+    until = call.instant("until", now + timedelta(seconds=1))
+    since = call.instant("since", until - timedelta(days=7))
+    limit = call.number("limit", PAGE_SIZE, high=5000)
+    entries = list_entries(
+        services.audit_log(call.settings),
+        services.clock(call.settings),
+        call.actor,
+        since,
+        until,
+        limit=limit,
+    )
+    if call.query.get("format") == "csv":
+        return CsvBody(as_csv(entries))
+    # The next page: entries strictly before the oldest on this one.
+    more = len(entries) == limit
+    return {
+        "items": [_audit_view(e) for e in entries],
+        "next_until": entries[-1].at if more else None,
+    }
+
+
+@dataclass(frozen=True)
+class CsvBody:
+    text: str
+
+
+def _audit_view(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "entry_id": entry.entry_id,
+        "at": entry.at,
+        "user_id": entry.actor.user_id,
+        "email": entry.actor.email,
+        "role": entry.actor.role,
+        "via": entry.actor.via,
+        "source_ip": entry.actor.source_ip,
+        "operation": entry.operation,
+        "target": entry.target,
+        "outcome": entry.outcome,
+        "before": entry.before,
+        "after": entry.after,
+        "detail": entry.detail,
+    }
+
+
+def me(call: AdminCall) -> Any:
+    """Who the token says you are, and what your role may do (the console shows only that)."""
+    allowed = sorted(op.name for op in OPERATIONS.values() if call.actor.role in op.roles)
+    return {
+        "user_id": call.actor.user_id,
+        "email": call.actor.email,
+        "role": call.actor.role,
+        "operations": allowed,
+    }
+
+
+# ---------------------------------------------------------------- the routes
+
+
+@dataclass(frozen=True)
+class AdminRoute:
+    method: str
+    path: str
+    """As the API document writes it: ``/admin/leads/{lead}``."""
+    operation: str | None
+    """The operation in ``OPERATIONS`` (its roles); None for ``/admin/me``, open to anyone
+    signed in."""
+    run: Callable[[AdminCall], Any]
+    body: type[BaseModel] | None = None
+    """What the body is (for the API document; ``run`` reads it)."""
+    query: tuple[str, ...] = ()
+    """The query parameters it reads (``QUERY_PARAMETERS``)."""
+
+    @property
+    def summary(self) -> str:
+        doc = self.run.__doc__ or ""
+        kind = self.path.split("/")[2].rstrip("s")
+        return " ".join(doc.split()).replace("{kind}", kind)
+
+
+PAGED = ("limit", "cursor")
+ROUTES: tuple[AdminRoute, ...] = (
+    AdminRoute("GET", "/admin/me", None, me),
+    AdminRoute("GET", "/admin/leads/{lead}", "leads.show", lead_show),
+    AdminRoute("PATCH", "/admin/leads/{lead}", "leads.update", lead_update, LeadUpdate),
+    AdminRoute(
+        "GET", "/admin/leads/{lead}/timeline", "leads.timeline", lead_timeline, query=("limit",)
+    ),
+    AdminRoute(
+        "POST",
+        "/admin/leads/{lead}/events",
+        "leads.record_event",
+        lead_record_event,
+        RecordedEvent,
+    ),
+    AdminRoute(
+        "POST", "/admin/leads/{lead}/suppression", "leads.suppress", lead_suppress, Suppression
+    ),
+    AdminRoute("GET", "/admin/journeys", "journeys.list", journey_list, query=PAGED),
+    AdminRoute("POST", "/admin/journeys", "journeys.publish", journey_publish, Publication),
+    AdminRoute(
+        "GET", "/admin/journeys/status", "journeys.list", journey_status, query=("journey",)
+    ),
+    AdminRoute("GET", "/admin/journeys/{journey}", "journeys.list", journey_show),
+    AdminRoute("GET", "/admin/journeys/{journey}/versions", "journeys.list", journey_versions),
+    AdminRoute(
+        "POST",
+        "/admin/journeys/{journey}/rollback",
+        "journeys.rollback",
+        journey_rollback,
+        Rollback,
+    ),
+    AdminRoute(
+        "PUT",
+        "/admin/journeys/{journey}/status",
+        "journeys.set_status",
+        status_change,
+        StatusChange,
+    ),
+    AdminRoute("POST", "/admin/journeys/{journey}/pause", "journeys.pause", journey_pause),
+    AdminRoute(
+        "POST", "/admin/journeys/{journey}/resume", "journeys.resume", journey_resume, Resume
+    ),
+    AdminRoute("POST", "/admin/journeys/{journey}/entries", "journeys.start", journey_start, Entry),
+    AdminRoute("PUT", "/admin/emergency-stop", "journeys.stop_all", emergency_stop),
+    AdminRoute("DELETE", "/admin/emergency-stop", "journeys.resume_all", emergency_stop_lift),
+    AdminRoute("GET", "/admin/forms", "forms.list", forms_list, query=PAGED),
+    AdminRoute("GET", "/admin/forms/{form}", "forms.list", forms_show),
+    AdminRoute(
+        "PUT", "/admin/forms/{form}", "forms.save", forms_save, FormDefinition, query=("replace",)
+    ),
+    AdminRoute("GET", "/admin/sites", "sites.list", sites_list, query=PAGED),
+    AdminRoute("GET", "/admin/sites/{site}", "sites.list", sites_show),
+    AdminRoute(
+        "PUT", "/admin/sites/{site}", "sites.save", sites_save, SiteDefinition, query=("replace",)
+    ),
+    AdminRoute("GET", "/admin/qualification", "qualification.show", qualification_show),
+    AdminRoute(
+        "PUT", "/admin/qualification", "qualification.set", qualification_set, QualificationConfig
+    ),
+    AdminRoute(
+        "GET",
+        "/admin/audit",
+        "audit.list",
+        audit_entries,
+        query=("since", "until", "limit", "format"),
+    ),
+)
+"""Every admin route: the API document lists exactly these (a static test), and the role-matrix
+test walks each with every role."""
+
+
+def _matcher(path: str) -> Callable[[str], dict[str, str] | None]:
+    want = path.strip("/").split("/")
+
+    def match(asked: str) -> dict[str, str] | None:
+        got = asked.strip("/").split("/")
+        if len(got) != len(want):
+            return None
+        params: dict[str, str] = {}
+        for pattern, value in zip(want, got, strict=True):
+            if pattern.startswith("{"):
+                if not value:
+                    return None
+                params[pattern[1:-1]] = value
+            elif pattern != value:
+                return None
+        return params
+
+    return match
+
+
+_MATCHERS = [(route, _matcher(route.path)) for route in ROUTES]
+
+
+def route_for(method: str, path: str) -> tuple[AdminRoute, dict[str, str]]:
+    """The route a request asks for; literal segments win (``/journeys/status`` is not a
+    journey named ``status``). NotFound names what exists at the path, if anything."""
+    candidates = [(r, p) for r, m in _MATCHERS if (p := m(path)) is not None]
+    candidates.sort(key=lambda found: len(found[1]))
+    for route, params in candidates:
+        if route.method == method:
+            return route, params
+    if candidates:
+        methods = ", ".join(sorted({r.method for r, _ in candidates}))
+        raise MethodNotAllowed(f"{path} takes {methods}, not {method}", methods)
+    raise NotFound(f"no admin route {method} {path}")
+
+
+class MethodNotAllowed(NotFound):
+    def __init__(self, message: str, allowed: str) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
+# ---------------------------------------------------------------- the handler
+
+
+def handle(event: Mapping[str, Any], settings: Settings) -> Response:
+    """One admin request, start to end: who, from where, which route, the use case, the
+    answer. Nothing is read or changed before the address and the role have been checked."""
+    context = event.get("requestContext") or {}
+    claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
+    try:
+        request = HttpRequest.from_http_api_event(dict(event))
+        actor = actor_from(claims, request.source_ip)
+        try:
+            route, params = route_for(request.method, request.path)
+        except NotFound:
+            # From outside the allowlist, not even which routes exist is said.
+            _check_caller(settings, actor, None, request.path, signed_in=bool(claims))
+            raise
+        _check_caller(settings, actor, route.operation, request.path, signed_in=bool(claims))
+        if len(request.body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+        call = AdminCall(
+            settings=settings,
+            actor=actor,
+            method=request.method,
+            path=request.path,
+            params=params,
+            query=request.query,
+            body=request.body,
+            headers=request.headers,
+        )
+        result = route.run(call)
+    except MethodNotAllowed as error:
+        return error_response(error, headers={"allow": error.allowed}) | {"statusCode": 405}
+    except TsunaguError as error:
+        return error_response(error)
+    if isinstance(result, CsvBody):
+        return {
+            "statusCode": 200,
+            "headers": {
+                "content-type": "text/csv; charset=utf-8",
+                "content-disposition": 'attachment; filename="audit.csv"',
+            },
+            "body": result.text,
+        }
+    status, body = result if isinstance(result, tuple) else (200, result)
+    return json_response(status, body, {"cache-control": "no-store"})
+
+
+def _check_caller(
+    settings: Settings, actor: Actor, operation: str | None, path: str, *, signed_in: bool
+) -> None:
+    """The address first (403 from outside the allowlist, whoever it is), then the sign-in,
+    then the role: a refusal is in the audit log, and no use case has run."""
+    why: str | None = None
+    if not from_allowed_network(settings, actor.source_ip):
+        why = f"the admin API is not served to {actor.source_ip} (outside the allowlist)"
+    elif not signed_in:
+        # API Gateway never calls us unsigned: the route has lost its authorizer.
+        raise Unauthenticated("sign in first: no verified token came with the request")
+    elif operation is not None:
+        try:
+            authorise(actor, operation)
+        except Forbidden as refusal:
+            why = refusal.message
+    if why is not None:
+        log, clock = services.audit_log(settings), services.clock(settings)
+        refused(log, clock, actor, operation or "admin.me", path, why)
+        raise Forbidden(why)

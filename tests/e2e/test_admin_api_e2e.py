@@ -1,0 +1,204 @@
+"""The admin API over real HTTP, on the runtime `make up` starts (with the allowlist set to
+127.0.0.1): sign in as the admin it prints, and every way in without a valid token or from
+another address is refused and changes nothing."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import time
+from collections.abc import Iterator
+from importlib.resources import files
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
+
+from tests.e2e.conftest import RunningTsunagu, start_tsunagu
+from tests.support.runtime import local_client
+from tsunagu_local.people import ADMIN_EMAIL, SIGN_IN_FILE
+
+INTRUDER_SITE = {"name": "Not ours", "allowed_origins": ["https://intruder.example.com"]}
+
+
+@pytest.fixture(scope="module")
+def tsunagu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTsunagu]:
+    running = start_tsunagu(
+        tmp_path_factory.mktemp("admin"),
+        "--no-persist",
+        "--parameter",
+        "AdminAllowedCidrs=127.0.0.1/32",
+    )
+    yield running
+    if running.process.poll() is None:
+        running.stop()
+
+
+def state(tsunagu: RunningTsunagu) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((tsunagu.workdir / ".tsunagu/runtime.json").read_text())
+    return loaded
+
+
+def cognito(tsunagu: RunningTsunagu) -> Any:
+    environment = state(tsunagu)["environment"]
+    return local_client(
+        "cognito-idp",
+        region=environment["AWS_REGION"],
+        endpoint_url=environment["AWS_ENDPOINT_URL"],
+        max_attempts=2,
+    )
+
+
+def admin_token(tsunagu: RunningTsunagu) -> str:
+    password = (tsunagu.workdir / ".tsunagu" / SIGN_IN_FILE).read_text().strip()
+    client_id = state(tsunagu)["sign_in"]["clients"]["AdminConsoleClient"]
+    answer = cognito(tsunagu).initiate_auth(
+        ClientId=client_id,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": ADMIN_EMAIL, "PASSWORD": password},
+    )
+    token: str = answer["AuthenticationResult"]["IdToken"]
+    return token
+
+
+def admin_call(
+    tsunagu: RunningTsunagu,
+    method: str,
+    path: str,
+    *,
+    token: str | None,
+    body: Any = None,
+    from_address: str = "127.0.0.1",
+) -> tuple[int, dict[str, str], Any]:
+    """Over HTTP from ``from_address`` (any 127.x address reaches the runtime's port)."""
+    url = urlsplit(tsunagu.api_url)
+    connection = http.client.HTTPConnection(
+        url.hostname or "127.0.0.1", url.port, timeout=30, source_address=(from_address, 0)
+    )
+    headers = {"content-type": "application/json"}
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    try:
+        data = None if body is None else json.dumps(body).encode()
+        connection.request(method, path, body=data, headers=headers)
+        response = connection.getresponse()
+        text = response.read()
+        answer = json.loads(text) if text else None
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, answer
+    finally:
+        connection.close()
+
+
+def pool_key() -> RSAKey:
+    """The key moto's user pools sign with (what a stolen signing key would be)."""
+    return RSAKey.import_key(_moto_resource("jwks-private.json.gz"))
+
+
+def resigned(token: str, key: RSAKey, **changes: Any) -> str:
+    """The token's claims, changed, signed with ``key``."""
+    claims = dict(jwt.decode(token, KeySet.import_key_set(_public_keys())).claims)
+    claims.update(changes)
+    header = {"alg": "RS256", "kid": key.kid or "other"}
+    return jwt.encode(header, claims, key)
+
+
+def _public_keys() -> dict[str, Any]:
+    return _moto_resource("jwks-public.json.gz")
+
+
+def _moto_resource(name: str) -> dict[str, Any]:
+    packed = (files("moto.cognitoidp") / "resources" / name).read_bytes()
+    loaded: dict[str, Any] = json.loads(gzip.decompress(packed))
+    return loaded
+
+
+def test_make_up_prints_how_to_sign_in_and_the_admin_can(tsunagu: RunningTsunagu) -> None:
+    printed = "".join(tsunagu.output)
+    password = (tsunagu.workdir / ".tsunagu" / SIGN_IN_FILE).read_text().strip()
+    assert f"Sign in as:        {ADMIN_EMAIL} / {password}" in printed
+
+    status, _, me = admin_call(tsunagu, "GET", "/admin/me", token=admin_token(tsunagu))
+
+    assert status == 200
+    assert (me["email"], me["role"]) == (ADMIN_EMAIL, "admin")
+    assert "audit.list" in me["operations"]
+
+
+@pytest.mark.parametrize(
+    "forge",
+    ["none", "garbage", "expired", "another_key", "another_audience", "another_issuer"],
+)
+def test_without_a_valid_token_the_gateway_refuses_and_nothing_changes(
+    tsunagu: RunningTsunagu, forge: str
+) -> None:
+    good = admin_token(tsunagu)
+    tokens: dict[str, str | None] = {
+        "none": None,
+        "garbage": "not-a-jwt",
+        "expired": resigned(good, pool_key(), exp=int(time.time()) - 60),
+        "another_key": resigned(good, RSAKey.generate_key(2048)),
+        "another_audience": resigned(good, pool_key(), aud="someone-elses-app"),
+        "another_issuer": resigned(
+            good, pool_key(), iss="https://cognito-idp.ap-northeast-1.amazonaws.com/other"
+        ),
+    }
+    site = f"/admin/sites/intruder-{forge.replace('_', '-')}"
+
+    status, headers, body = admin_call(
+        tsunagu, "PUT", site, token=tokens[forge], body=INTRUDER_SITE
+    )
+
+    assert status == 401
+    assert body == {"message": "Unauthorized"}
+    assert (forge == "none") == ("www-authenticate" not in headers)
+    assert admin_call(tsunagu, "GET", site, token=good)[0] == 404
+
+
+def test_from_outside_the_allowlist_a_signed_in_admin_is_refused_and_it_is_logged(
+    tsunagu: RunningTsunagu,
+) -> None:
+    token = admin_token(tsunagu)
+
+    status, _, body = admin_call(
+        tsunagu, "PUT", "/admin/sites/from-elsewhere", token=token,
+        body=INTRUDER_SITE, from_address="127.0.0.2",
+    )  # fmt: skip
+
+    assert status == 403
+    assert "127.0.0.2" in body["message"]
+    assert admin_call(tsunagu, "GET", "/admin/sites/from-elsewhere", token=token)[0] == 404
+    _, _, log = admin_call(tsunagu, "GET", "/admin/audit?limit=200", token=token)
+    [refusal] = [e for e in log["items"] if e["target"] == "/admin/sites/from-elsewhere"]
+    assert (refusal["outcome"], refusal["source_ip"], refusal["email"]) == (
+        "refused",
+        "127.0.0.2",
+        ADMIN_EMAIL,
+    )
+
+
+def test_a_change_is_logged_with_who_from_where_and_what_changed(
+    tsunagu: RunningTsunagu,
+) -> None:
+    token = admin_token(tsunagu)
+
+    partner = {"name": "Partner", "allowed_origins": ["https://partner.example.jp"]}
+    status, _, _ = admin_call(tsunagu, "PUT", "/admin/sites/partner", token=token, body=partner)
+
+    assert status == 201
+    _, _, log = admin_call(tsunagu, "GET", "/admin/audit?limit=200", token=token)
+    [entry] = [e for e in log["items"] if e["target"] == "site:partner"]
+    assert (entry["operation"], entry["via"], entry["email"], entry["source_ip"]) == (
+        "sites.save",
+        "api",
+        ADMIN_EMAIL,
+        "127.0.0.1",
+    )
+    assert entry["after"]["allowed_origins"] == ["https://partner.example.jp"]
+
+
+def test_no_state_folder_secret_is_left_readable_by_others(tsunagu: RunningTsunagu) -> None:
+    mode = (tsunagu.workdir / ".tsunagu" / SIGN_IN_FILE).stat().st_mode & 0o777
+    assert mode == 0o600, oct(mode)

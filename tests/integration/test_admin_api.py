@@ -1,0 +1,251 @@
+"""The admin API's handler on moto (in-process), called with the events API Gateway sends after
+its JWT authorizer has verified a token: every route with every role, the audit log of what
+was changed and what was refused, the allowlist, and bad input.
+
+(The authorizer itself, the allowlist over real HTTP and sign-in are tested on the local
+runtime: tests/e2e/test_admin_api_e2e.py.)"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import AwsStack
+from tests.support.admin import event
+from tests.support.leads import store_lead
+from tsunagu import services
+from tsunagu.api import admin
+from tsunagu.commands.access import OPERATIONS, Role
+from tsunagu.commands.audit import AuditEntry
+from tsunagu.journeys.install import install_shipped
+from tsunagu.settings import Settings
+
+SALES_EMAIL = "sales.sato@example.com"
+OWNED = "owned@example.jp"
+NOT_OWNED = "other@example.jp"
+ROLES: tuple[Role | None, ...] = (*Role, None)
+SAMPLE_PARAMS = {
+    "lead": OWNED,
+    "journey": "no-such-journey",
+    "form": "no-such-form",
+    "site": "no-such-site",
+}
+
+
+def call(settings: Settings, *args: Any, **kwargs: Any) -> tuple[int, Any]:
+    response = admin.handle(event(*args, **kwargs), settings)
+    text = response.get("body") or "null"
+    is_json = response["headers"].get("content-type", "").startswith("application/json")
+    return response["statusCode"], json.loads(text) if is_json else text
+
+
+def audit_entries(settings: Settings) -> list[AuditEntry]:
+    now = services.clock(settings).now()
+    return services.audit_log(settings).entries(
+        now - timedelta(hours=1), now + timedelta(hours=1), limit=5000
+    )
+
+
+@pytest.fixture
+def stack(aws: AwsStack) -> Settings:
+    """Two leads (one owned by the sales user), the shipped journeys, nothing in the log."""
+    settings = aws.settings()
+    store_lead(aws, OWNED, owner=SALES_EMAIL)
+    store_lead(aws, NOT_OWNED)
+    install_shipped(
+        journeys=services.journey_repository(settings),
+        templates=services.mail_repository(settings),
+        clock=services.clock(settings),
+        site_url="https://www.example.com",
+        sender="news@example.com",
+    )
+    return settings
+
+
+def test_every_route_with_every_role_is_refused_exactly_when_the_table_says(
+    stack: Settings,
+) -> None:
+    # Given every route, each asked by each role (and by a user in no group)
+    asked = 0
+    seen = 0
+    for route in admin.ROUTES:
+        path = route.path.format(**SAMPLE_PARAMS)
+        for role in ROLES:
+            status, _ = call(stack, route.method, path, role=role, email=SALES_EMAIL)
+            entries = audit_entries(stack)
+            new, seen = entries[: len(entries) - seen], len(entries)
+            may = route.operation is None or (
+                role is not None and role in OPERATIONS[route.operation].roles
+            )
+            # Then a refusal is a 403 with its entry in the log; nothing else is a 403
+            assert (status == 403) == (not may), (route.method, route.path, role, status)
+            assert [e.outcome for e in new if e.outcome == "refused"] == (
+                [] if may else ["refused"]
+            ), (route.method, route.path, role)
+            asked += 1
+    assert asked == len(admin.ROUTES) * len(ROLES)
+
+
+def test_sales_changes_the_stage_of_its_own_leads_only(stack: Settings) -> None:
+    # When sales sets the stage of its own lead, and of another's
+    own, _ = call(stack, "PATCH", f"/admin/leads/{OWNED}", role=Role.SALES,
+                  email=SALES_EMAIL, body={"stage": "sql"})  # fmt: skip
+    other, body = call(stack, "PATCH", f"/admin/leads/{NOT_OWNED}", role=Role.SALES,
+                       email=SALES_EMAIL, body={"stage": "sql"})  # fmt: skip
+    tags, _ = call(stack, "PATCH", f"/admin/leads/{OWNED}", role=Role.SALES,
+                   email=SALES_EMAIL, body={"add_tags": ["vip"]})  # fmt: skip
+
+    # Then only the first is done, and the log says so
+    assert (own, other, tags) == (200, 403, 403)
+    assert "not yours" in body["message"]
+    entries = audit_entries(stack)
+    done = [e for e in entries if e.outcome == "done"]
+    assert [(e.operation, e.before, e.after) for e in done] == [
+        ("leads.update", {"stage": "lead"}, {"stage": "sql"})
+    ]
+    assert {e.actor.email for e in entries} == {SALES_EMAIL}
+    assert {e.actor.source_ip for e in entries} == {"198.51.100.7"}
+
+
+def test_each_change_through_the_api_is_in_the_log_with_its_before_and_after(
+    stack: Settings,
+) -> None:
+    # When a marketer changes a lead, a form, the rules and a journey through the API
+    asks = [
+        ("PATCH", f"/admin/leads/{OWNED}", {"stage": "mql", "add_tags": ["seminar"]}),
+        ("POST", f"/admin/leads/{OWNED}/events", {"kind": "seminar_attended"}),
+        ("POST", f"/admin/leads/{NOT_OWNED}/suppression", {"note": "asked by phone"}),
+        ("PUT", "/admin/forms/contact", {"name": "Contact", "fields": [{"name": "email",
+                                          "type": "email", "required": True}]}),
+        ("PUT", "/admin/qualification", {"minimum_grade": "C"}),
+        ("POST", "/admin/journeys/seminar_follow_up/pause", {}),
+        ("PUT", "/admin/emergency-stop", None),
+    ]  # fmt: skip
+    statuses = [call(stack, m, p, role=Role.MARKETER, body=b)[0] for m, p, b in asks]
+
+    # Then each is done and logged, newest first, with what it changed
+    assert statuses == [200, 201, 200, 201, 200, 200, 200]
+    logged = {e.operation: e for e in audit_entries(stack)}
+    assert logged["leads.update"].after == {"stage": "mql", "tags": ["seminar"]}
+    assert logged["leads.update"].before == {"stage": "lead", "tags": []}
+    assert "seminar_attended" in (logged["leads.record_event"].detail or "")
+    assert logged["leads.suppress"].after == {"suppressed": "manual"}
+    assert logged["forms.save"].detail == "created"
+    assert logged["forms.save"].after["name"] == "Contact"
+    assert logged["qualification.set"].after == {"minimum_grade": "C"}
+    assert (logged["journeys.pause"].before, logged["journeys.pause"].after) == (
+        {"status": "active"},
+        {"status": "paused"},
+    )
+    assert logged["journeys.stop_all"].after == {"emergency_stop": True}
+    assert {e.actor.role for e in logged.values()} == {Role.MARKETER}
+
+
+def test_no_route_alters_or_deletes_an_audit_entry(stack: Settings) -> None:
+    # Given an entry in the log
+    call(stack, "PATCH", f"/admin/leads/{OWNED}", body={"stage": "sql"})
+    [entry] = audit_entries(stack)
+    path_of = {"entry": f"/admin/audit/{entry.entry_id}", "log": "/admin/audit"}
+
+    # When an admin tries every method on the log and on the entry
+    statuses = {
+        (method, name): call(stack, method, path, body={"outcome": "done", "after": {}})[0]
+        for method in ("POST", "PUT", "PATCH", "DELETE")
+        for name, path in path_of.items()
+    }
+
+    # Then there is no such route, and the entry is as it was
+    assert set(statuses.values()) <= {404, 405}, statuses
+    assert audit_entries(stack) == [entry]
+    assert all(r.path != "/admin/audit" or r.method == "GET" for r in admin.ROUTES)
+
+
+def test_the_log_is_listed_by_date_range_and_exported_as_csv_to_admins(stack: Settings) -> None:
+    call(stack, "PATCH", f"/admin/leads/{OWNED}", body={"stage": "sql"})
+    call(stack, "GET", "/admin/audit", role=Role.VIEWER)  # refused, and logged
+
+    status, listed = call(stack, "GET", "/admin/audit", query={"limit": "1"})
+    assert status == 200
+    assert [e["operation"] for e in listed["items"]] == ["audit.list"]
+    assert listed["next_until"] == listed["items"][0]["at"]
+    _, older = call(stack, "GET", "/admin/audit", query={"until": listed["next_until"]})
+    assert [e["operation"] for e in older["items"]] == ["leads.update"]
+
+    status, text = call(stack, "GET", "/admin/audit", query={"format": "csv"})
+    assert status == 200
+    assert text.startswith("\ufeffat,user_id,email,role,via,source_ip,operation")
+    assert "leads.update" in text and "refused" in text
+
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    _, none = call(stack, "GET", "/admin/audit", query={"since": later, "until": later + "x"})
+    assert none["message"]  # a bad instant is a 422 that says which
+
+
+def test_from_outside_the_allowlist_every_route_is_refused_before_anything_runs(
+    stack: Settings,
+) -> None:
+    fenced = stack.model_copy(update={"admin_allowed_cidrs": "203.0.113.0/24, 2001:db8::/32"})
+
+    inside, _ = call(fenced, "GET", "/admin/me", source_ip="203.0.113.9")
+    outside = {
+        route.path: call(fenced, route.method, route.path.format(**SAMPLE_PARAMS),
+                         body={"stage": "sql"}, source_ip="198.51.100.7")[0]
+        for route in admin.ROUTES
+    }  # fmt: skip
+    unknown, _ = call(fenced, "GET", "/admin/no-such-thing", source_ip="198.51.100.7")
+
+    assert inside == 200
+    assert set(outside.values()) == {403}
+    assert unknown == 403  # not even which routes exist
+    lead = services.lead_repository(stack).find_lead(f"email:{OWNED}")
+    assert lead is not None and lead.stage == "lead"
+    refusals = audit_entries(stack)
+    assert len(refusals) == len(admin.ROUTES) + 1
+    assert {e.outcome for e in refusals} == {"refused"}
+    assert all("allowlist" in (e.detail or "") for e in refusals)
+
+
+@pytest.mark.parametrize(
+    ("ask", "status", "says"),
+    [
+        ({"raw_body": "{not json"}, 400, "not JSON"),
+        ({"raw_body": "[1, 2]"}, 400, "JSON object"),
+        ({"raw_body": "x" * (admin.MAX_BODY_BYTES + 1)}, 413, "larger than"),
+        ({"body": {"stage": "sql"}, "headers": {"content-type": "text/plain"}}, 415, "json"),
+        ({"body": {"stage": "boss"}}, 422, "stage"),
+        ({"body": {"owner": "x"}}, 422, "owner"),
+    ],
+)
+def test_bad_input_is_a_4xx_that_says_what_and_changes_nothing(
+    stack: Settings, ask: dict[str, Any], status: int, says: str
+) -> None:
+    got, body = call(stack, "PATCH", f"/admin/leads/{OWNED}", **ask)
+
+    assert got == status
+    assert says in json.dumps(body)
+    lead = services.lead_repository(stack).find_lead(f"email:{OWNED}")
+    assert lead is not None and lead.stage == "lead"
+    assert [e for e in audit_entries(stack) if e.outcome == "done"] == []
+
+
+def test_unknown_routes_and_methods_say_what_exists(stack: Settings) -> None:
+    assert call(stack, "GET", "/admin/nothing")[0] == 404
+    response = admin.handle(event("DELETE", "/admin/forms"), stack)
+    assert response["statusCode"] == 405
+    assert response["headers"]["allow"] == "GET"
+
+
+def test_lists_come_in_pages(stack: Settings) -> None:
+    first_status, first = call(stack, "GET", "/admin/journeys", query={"limit": "2"})
+    _, rest = call(stack, "GET", "/admin/journeys", query={"cursor": first["next_cursor"]})
+    _, bad = call(stack, "GET", "/admin/journeys", query={"cursor": "nonsense"})
+
+    assert first_status == 200
+    ids = [j["journey_id"] for j in first["items"] + rest["items"]]
+    every = [j.journey_id for j in services.journey_repository(stack).journeys()]
+    assert len(first["items"]) == 2 and sorted(ids) == sorted(every)
+    assert rest["next_cursor"] is None
+    assert "cursor" in bad["message"]
