@@ -47,6 +47,17 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string", "enum": ["json", "csv"]},
         "description": "`csv`: the entries as CSV (UTF-8 with a BOM, for Excel).",
     },
+    "q": {
+        "schema": {"type": "string", "minLength": 1, "maxLength": 100},
+        "description": "A word of the e-mail, name or company (full-width and case ignored); "
+        "an address typed whole finds its lead.",
+    },
+    "stage": {"schema": {"type": "string"}, "description": "Only leads at this stage."},
+    "owner": {"schema": {"type": "string"}, "description": "Only leads this address owns."},
+    "tag": {"schema": {"type": "string"}, "description": "Only leads with this tag."},
+    "grade": {"schema": {"type": "string", "enum": ["A", "B", "C", "D"]}},
+    "score_min": {"schema": {"type": "integer"}, "description": "Score at least this."},
+    "score_max": {"schema": {"type": "integer"}, "description": "Score at most this."},
     "journey": {
         "schema": {"type": "string"},
         "description": "Only this journey.",

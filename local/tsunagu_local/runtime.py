@@ -30,6 +30,7 @@ from tsunagu_local.clock_api import clock_page
 from tsunagu_local.clocks import RuntimeClock, ScaledRuntimeClock, VirtualClock
 from tsunagu_local.faults import FaultPlan
 from tsunagu_local.gateway import HttpApiGateway, LocalPage, routes_from
+from tsunagu_local.index_order import order_index_queries_cheaply
 from tsunagu_local.interpreter import repeat_no_work_per_execution
 from tsunagu_local.intrinsics import Resolver
 from tsunagu_local.jwt_authorizer import JwtAuthorizer
@@ -157,6 +158,7 @@ class LocalRuntime:
         install_step_functions_clock(self.clock)
         repeat_no_work_per_execution()
         run_versions_as_aws_does()
+        order_index_queries_cheaply()
         install_send_clock(self.clock)
         roll_back_transactions_in_place()
         honour_client_request_tokens()

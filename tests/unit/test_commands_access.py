@@ -28,6 +28,8 @@ OWNER = "sales.sato@example.com"
 # What the issue gives each role, operation by operation (False: refused outright; "own": only
 # on the leads the caller owns).
 EXPECTED: dict[str, dict[Role, bool | str]] = {
+    "leads.search": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
+    "leads.reindex": {Role.ADMIN: True, Role.MARKETER: False, Role.SALES: False, Role.VIEWER: False},
     "leads.show": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
     "leads.timeline": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
     "leads.update": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: "own", Role.VIEWER: False},

@@ -167,6 +167,39 @@ def leads_record(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def leads_search(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.commands import leads
+    from tsunagu.leads.search import LeadQuery
+
+    asked = {
+        "q": args.word, "stage": args.stage, "owner": args.owner, "tag": args.tag,
+        "grade": args.grade, "score_min": args.score_min, "score_max": args.score_max,
+        "limit": args.limit, "cursor": args.cursor,
+    }  # fmt: skip
+    try:
+        query = LeadQuery.model_validate({k: v for k, v in asked.items() if v is not None})
+    except ValidationError as error:
+        raise CliError("; ".join(f"{e['loc'][0] if e['loc'] else 'search'}: {e['msg']}"
+                                 for e in error.errors())) from None  # fmt: skip
+    page = leads.search(services.lead_commands(settings), services.operator(settings), query)
+    for lead in page.leads:
+        name = lead.fields["name"].value if "name" in lead.fields else ""
+        company = lead.fields["company"].value if "company" in lead.fields else ""
+        score = "-" if lead.score is None else f"{lead.score:.0f}"
+        print(f"{lead.email}\t{name}\t{company}\t{lead.stage}\t{score}\t{lead.grade or '-'}")
+    more = f"; more: --cursor {page.next_cursor}" if page.next_cursor else ""
+    print(f"-- {len(page.leads)} leads ({page.examined} index entries read){more}")
+    return 0
+
+
+def leads_reindex(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.commands import leads
+
+    written = leads.reindex(services.lead_commands(settings), services.operator(settings))
+    print(f"{written} leads given their search attributes")
+    return 0
+
+
 def leads_timeline(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.commands import leads
 
@@ -459,6 +492,20 @@ def _parser() -> argparse.ArgumentParser:
     record.add_argument("kind", help="the event kind, e.g. seminar_attended")
     record.add_argument("--prop", action="append", default=[], help="NAME=VALUE (repeat)")
     record.set_defaults(run=leads_record)
+    search = leads.add_parser("search", help="leads by a word and filters, highest score first")
+    search.add_argument("word", nargs="?", help="a word of the e-mail, name or company")
+    search.add_argument("--stage")
+    search.add_argument("--owner", help="the owner's address")
+    search.add_argument("--tag")
+    search.add_argument("--grade", choices=["A", "B", "C", "D"])
+    search.add_argument("--score-min", type=int)
+    search.add_argument("--score-max", type=int)
+    search.add_argument("--limit", type=int, default=50)
+    search.add_argument("--cursor", help="the cursor the page before printed")
+    search.set_defaults(run=leads_search)
+    leads.add_parser(
+        "reindex", help="give leads saved before the search indexes existed their attributes"
+    ).set_defaults(run=leads_reindex)
     timeline = leads.add_parser("timeline", help="a lead's history in time order")
     timeline.add_argument("email")
     timeline.add_argument("--limit", type=int, default=200)

@@ -41,6 +41,8 @@ from tsunagu.errors import (
 )
 from tsunagu.forms.model import FormDefinition
 from tsunagu.journeys.model import ResumePolicy
+from tsunagu.leads.model import Lead
+from tsunagu.leads.search import LeadQuery
 from tsunagu.leads.updates import LeadUpdate
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.settings import Settings
@@ -185,6 +187,43 @@ def _offset(cursor: str | None) -> int:
 
 def _lead_ports(call: AdminCall) -> leads.LeadCommands:
     return services.lead_commands(call.settings)
+
+
+def lead_search(call: AdminCall) -> Any:
+    """Leads by a word of their e-mail, name or company, and by stage, owner, tag, grade and
+    score band; highest score first, in pages."""
+    try:
+        query = LeadQuery.model_validate(call.query)
+    except ValidationError as error:
+        raise validation_failed(error, "(query)") from None
+    found = leads.search(_lead_ports(call), call.actor, query)
+    return {
+        "items": [_lead_row(lead) for lead in found.leads],
+        "next_cursor": found.next_cursor,
+        "examined": found.examined,
+    }
+
+
+def _lead_row(lead: Lead) -> dict[str, Any]:
+    """What a list of leads shows of each."""
+
+    def field(name: str) -> Any:
+        return lead.fields[name].value if name in lead.fields else None
+
+    return {
+        "lead_id": lead.lead_id,
+        "email": lead.email,
+        "name": field("name"),
+        "company": field("company"),
+        "owner_email": field("owner_email"),
+        "stage": lead.stage,
+        "score": lead.score,
+        "grade": lead.grade,
+        "tags": sorted(lead.tags),
+        "crm_status": lead.crm_status,
+        "last_activity_at": lead.last_activity_at,
+        "updated_at": lead.updated_at,
+    }
 
 
 def lead_show(call: AdminCall) -> Any:
@@ -536,6 +575,13 @@ class AdminRoute:
 PAGED = ("limit", "cursor")
 ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("GET", "/admin/me", None, me),
+    AdminRoute(
+        "GET",
+        "/admin/leads",
+        "leads.search",
+        lead_search,
+        query=("q", "stage", "owner", "tag", "grade", "score_min", "score_max", *PAGED),
+    ),
     AdminRoute("GET", "/admin/leads/{lead}", "leads.show", lead_show),
     AdminRoute("PATCH", "/admin/leads/{lead}", "leads.update", lead_update, LeadUpdate),
     AdminRoute(

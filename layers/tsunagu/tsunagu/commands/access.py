@@ -56,6 +56,8 @@ class Operation:
 OPERATIONS: dict[str, Operation] = {
     op.name: op
     for op in (
+        Operation("leads.search", EVERYONE, changes=False),
+        Operation("leads.reindex", frozenset({Role.ADMIN}), changes=True),
         Operation("leads.show", EVERYONE, changes=False),
         Operation("leads.timeline", EVERYONE, changes=False),
         Operation(

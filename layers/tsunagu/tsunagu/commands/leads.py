@@ -10,12 +10,13 @@ from typing import Any, Protocol
 
 from tsunagu.clock import Clock, isoformat
 from tsunagu.commands.access import SALES_MAY_CHANGE, Actor
-from tsunagu.commands.audit import AuditLog, recorded
-from tsunagu.errors import FieldError, Forbidden, ValidationFailed
+from tsunagu.commands.audit import AuditLog, allowed, recorded
+from tsunagu.errors import FieldError, Forbidden, MalformedRequest, NotFound, ValidationFailed
 from tsunagu.ids import new_id
 from tsunagu.leads.lookup import lead_by_email
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
+from tsunagu.leads.search import LeadPage, LeadQuery, fold
 from tsunagu.leads.updates import LeadUpdate
 from tsunagu.leads.updates import update_lead as apply_to_stored_lead
 from tsunagu.mail.consent import consent_as_sends_see_it
@@ -40,6 +41,10 @@ class LeadStore(Protocol):
 
     def consent_state(self, lead_id: str) -> dict[str, str]: ...
 
+    def search(self, query: LeadQuery) -> LeadPage: ...
+
+    def reindex(self) -> int: ...
+
 
 class Suppressions(Protocol):
     def suppress(
@@ -55,6 +60,43 @@ class LeadCommands:
     suppressions: Suppressions
     audit: AuditLog
     clock: Clock
+
+
+def search(ports: LeadCommands, actor: Actor, query: LeadQuery) -> LeadPage:
+    """Leads by a word of their e-mail, name or company and by stage, owner, tag, grade and
+    score band, highest score first, a page at a time. An address typed whole is looked up
+    directly (the word filter finds parts of one)."""
+    allowed(ports.audit, ports.clock, actor, "leads.search", "leads")
+    if query.q and "@" in query.q and query.cursor is None:
+        try:
+            found = lead_by_email(ports.leads, query.q)
+        except (MalformedRequest, NotFound):
+            pass  # not a whole address: search for it as a word
+        else:
+            return LeadPage([found] if _matches(found, query) else [], None, 1)
+    return ports.leads.search(query)
+
+
+def reindex(ports: LeadCommands, actor: Actor) -> int:
+    """Give every lead saved before the search indexes existed their attributes (after an
+    upgrade); returns how many leads were written."""
+    with recorded(ports.audit, ports.clock, actor, "leads.reindex", "leads") as log:
+        written = ports.leads.reindex()
+        log.detail = f"{written} leads given their search attributes"
+    return written
+
+
+def _matches(lead: Lead, query: LeadQuery) -> bool:
+    owner = lead.fields["owner_email"].value if "owner_email" in lead.fields else ""
+    score = lead.score or 0
+    return (
+        (query.stage is None or lead.stage == query.stage)
+        and (query.owner is None or fold(str(owner)) == fold(query.owner))
+        and (query.tag is None or query.tag in lead.tags)
+        and (query.grade is None or lead.grade == query.grade)
+        and (query.score_min is None or score >= query.score_min)
+        and (query.score_max is None or score <= query.score_max)
+    )
 
 
 def show(ports: LeadCommands, actor: Actor, email: str, *, events: int = 20) -> dict[str, Any]:

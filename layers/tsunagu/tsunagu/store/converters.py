@@ -9,10 +9,12 @@ from tsunagu.clock import parse_instant
 from tsunagu.leads.merge import FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
 from tsunagu.mail.consent import ConsentView, Recipient, Suppression
+from tsunagu.store.lead_search import search_attributes
 from tsunagu.store.tables import Tables
 
 
 def lead_to_item(tables: Tables, lead: Lead) -> Any:
+    """The item of a full save; it carries the search indexes' attributes too."""
     item = tables.leads(
         lead.lead_id,
         email=lead.email,
@@ -30,6 +32,7 @@ def lead_to_item(tables: Tables, lead: Lead) -> Any:
         score_at=lead.score_at,
         grade=lead.grade,
         stage_history=lead.stage_history or None,
+        **search_attributes(lead),
     )
     # Left unset for a new lead, so the save's condition is "no such lead yet".
     if lead.version is not None:

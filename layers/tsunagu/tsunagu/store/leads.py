@@ -11,6 +11,7 @@ from tsunagu.clock import parse_instant
 from tsunagu.forms.model import FormDefinition
 from tsunagu.leads.capture import CaptureWrite, RememberedSubmission, WriteConflict
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
+from tsunagu.leads.search import LeadPage, LeadQuery
 from tsunagu.store.converters import (
     consent_from_item,
     consent_items,
@@ -21,6 +22,7 @@ from tsunagu.store.converters import (
     unsubscribed_from_all,
 )
 from tsunagu.store.forms import FormRepository
+from tsunagu.store.lead_search import search_attributes, search_page
 from tsunagu.store.tables import Tables, get_or_none
 
 
@@ -43,6 +45,35 @@ class LeadRepository:
     def get_lead(self, lead_id: str) -> Lead | None:
         item = get_or_none(self._tables.leads, lead_id)
         return None if item is None else lead_from_item(item)
+
+    def search(self, query: LeadQuery) -> LeadPage:
+        """A page of leads, highest score first, from the search indexes (lead_search)."""
+        return search_page(self._tables, query)
+
+    def reindex(self) -> int:
+        """Write every lead's search attributes (leads saved before the indexes existed have
+        none, and no search finds them): one scan, then one conditional update each. Returns
+        how many leads were written."""
+        leads = self._tables.leads
+        written = 0
+        for item in leads.scan(filter_condition=leads.rank.does_not_exist()):
+            attributes = search_attributes(lead_from_item(item))
+            try:
+                leads._get_connection().update_item(
+                    item.lead_id,
+                    actions=[
+                        getattr(leads, name).set(value)
+                        for name, value in attributes.items()
+                        if value is not None
+                    ],
+                    condition=leads.lead_id.exists(),
+                )
+            except UpdateError as error:
+                if error.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+                continue  # deleted meanwhile
+            written += 1
+        return written
 
     def get_submission(self, key: str) -> RememberedSubmission | None:
         item = get_or_none(self._tables.idempotency, key)

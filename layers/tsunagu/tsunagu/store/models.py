@@ -41,6 +41,15 @@ class LeadItem(Model):
     grade = UnicodeAttribute(null=True)
     stage_history = ListAttribute(of=MapAttribute, null=True)
     """Every stage change: {from, to, by, at}. Kept on the lead: events expire, this does not."""
+    # What the search indexes read (tsunagu.store.lead_search), written with every full save.
+    listing = UnicodeAttribute(null=True)
+    """``lead``: every lead is in the ``all_leads`` index."""
+    owner = UnicodeAttribute(null=True)
+    """The owner's address, case-folded (the ``by_owner`` index holds only owned leads)."""
+    rank = UnicodeAttribute(null=True)
+    """The score, shifted and zero-padded, then the lead id: each index sorts by it."""
+    search_text = UnicodeAttribute(null=True)
+    """E-mail, name and company, NFKC and case-folded: what a search word is looked for in."""
     version = VersionAttribute()
 
 

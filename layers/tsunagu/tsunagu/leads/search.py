@@ -1,0 +1,69 @@
+"""What a person searches leads by: a word of the e-mail, name or company, and filters by stage,
+owner, tag, grade and score band. Results come highest score first, a page at a time."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tsunagu.leads.model import Lead
+from tsunagu.leads.updates import STAGES, Tag
+
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+SCORE_FLOOR = -100_000
+"""Scores below this (and above ``-SCORE_FLOOR * 9``) sort as the bound: no real score gets near."""
+
+
+class LeadQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    q: str | None = Field(default=None, min_length=1, max_length=100)
+    """A word of the e-mail, name or company (full-width and case ignored)."""
+    stage: str | None = Field(default=None, pattern="^(" + "|".join(STAGES) + ")$")
+    owner: str | None = Field(default=None, min_length=3, max_length=254)
+    tag: Tag | None = None
+    grade: Annotated[str, Field(pattern="^[ABCD]$")] | None = None
+    score_min: int | None = Field(default=None, ge=-99_999, le=899_999)
+    score_max: int | None = Field(default=None, ge=-99_999, le=899_999)
+    limit: int = Field(default=PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    cursor: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _band_in_order(self) -> Self:
+        low, high = self.score_min, self.score_max
+        if low is not None and high is not None and low > high:
+            raise ValueError("score_min is above score_max")
+        return self
+
+    @property
+    def word(self) -> str | None:
+        return fold(self.q) if self.q else None
+
+
+@dataclass(frozen=True)
+class LeadPage:
+    leads: list[Lead]
+    next_cursor: str | None
+    """None when nothing more matches."""
+    examined: int
+    """Index entries read for this page (what it cost; never the whole table)."""
+
+
+def fold(text: str) -> str:
+    """How searched text and the search word are both compared: NFKC, case-folded, spaces
+    collapsed (full-width ＡＢＣ and half-width ｶﾅ find their usual forms)."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def rank(score: float | None, lead_id: str) -> str:
+    """The sort key: the score, shifted so every score is positive, zero-padded, then the id."""
+    points = min(max(round(score or 0), SCORE_FLOOR), -SCORE_FLOOR * 9 - 1)
+    return f"{points - SCORE_FLOOR:07d}#{lead_id}"
+
+
+def rank_bound(score: int, *, upper: bool) -> str:
+    return f"{score - SCORE_FLOOR:07d}#" + ("\uffff" if upper else "")

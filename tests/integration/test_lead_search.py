@@ -1,0 +1,198 @@
+"""Lead search on the leads table's indexes (moto, in-process): filters, order, pages, the
+whole-address lookup, never a Scan, and the reindex of leads saved before the indexes."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.conftest import AwsStack
+from tests.support.admin import event
+from tests.support.leads import store_lead
+from tsunagu import services
+from tsunagu.api import admin
+from tsunagu.commands import leads
+from tsunagu.commands.access import Actor, Role
+from tsunagu.errors import ValidationFailed
+from tsunagu.leads.search import LeadQuery
+from tsunagu.settings import Settings
+
+VIEWER = Actor(user_id="u-viewer", role=Role.VIEWER, email="viewer@example.com", via="api")
+SATO = "sales.sato@example.com"
+
+
+@pytest.fixture
+def people(aws: AwsStack) -> Settings:
+    """Seven leads: stages, owners, tags, grades, scores, names and companies."""
+    store_lead(
+        aws,
+        "aoki@example.jp",
+        name="青木 花子",
+        company="株式会社サンプル",
+        stage="mql",
+        score=85,
+        grade="A",
+        tags={"seminar"},
+        owner=SATO,
+    )
+    store_lead(
+        aws,
+        "ito@example.jp",
+        name="伊藤 次郎",
+        company="サンプル商事",
+        stage="mql",
+        score=72,
+        grade="B",
+        owner=SATO,
+    )
+    store_lead(
+        aws,
+        "ueda@example.jp",
+        name="Ueda Ken",
+        company="Example KK",
+        stage="lead",
+        score=40,
+        grade="B",
+        tags={"seminar", "vip"},
+    )
+    store_lead(aws, "endo@example.jp", name="遠藤 学", stage="lead", score=15, grade="D")
+    store_lead(
+        aws,
+        "oda@example.com",
+        name="Oda Mai",
+        company="ｻﾝﾌﾟﾙ Lab",
+        stage="sql",
+        score=120,
+        grade="A",
+        owner="sales.suzuki@example.com",
+    )
+    store_lead(aws, "kato@example.com", name="加藤 陽子", stage="customer", score=-5)
+    store_lead(aws, "kimura@example.com", name="木村 翔", stage="lead")  # no score yet
+    return aws.settings()  # fmt: skip
+
+
+def found(settings: Settings, **asked: Any) -> list[str]:
+    page = leads.search(services.lead_commands(settings), VIEWER, LeadQuery(**asked))
+    return [lead.email for lead in page.leads]
+
+
+FILTERS: list[tuple[dict[str, Any], list[str]]] = [
+    ({}, ["oda", "aoki", "ito", "ueda", "endo", "kimura", "kato"]),
+    ({"stage": "mql"}, ["aoki", "ito"]),
+    ({"owner": "SALES.SATO@example.com"}, ["aoki", "ito"]),
+    ({"tag": "seminar"}, ["aoki", "ueda"]),
+    ({"grade": "B"}, ["ito", "ueda"]),
+    ({"score_min": 40, "score_max": 85}, ["aoki", "ito", "ueda"]),
+    ({"score_max": 0}, ["kimura", "kato"]),
+    ({"q": "サンプル"}, ["oda", "aoki", "ito"]),  # ｻﾝﾌﾟﾙ (half-width) folds to サンプル
+    ({"q": "ＵＥＤＡ"}, ["ueda"]),  # full-width, upper case
+    ({"q": "example.com"}, ["oda", "kimura", "kato"]),
+    ({"q": "sample"}, []),
+    ({"stage": "lead", "tag": "vip", "score_min": 10}, ["ueda"]),
+    ({"owner": SATO, "stage": "mql", "grade": "A", "q": "青木"}, ["aoki"]),
+]
+"""(what is asked, who is found in order): one stack for all of them."""
+
+
+def test_filters_combine_and_the_highest_score_comes_first(people: Settings) -> None:
+    got = [[e.split("@")[0] for e in found(people, **asked)] for asked, _ in FILTERS]
+    assert got == [expected for _, expected in FILTERS]
+
+
+def test_an_address_typed_whole_is_looked_up_and_still_filtered(people: Settings) -> None:
+    assert found(people, q=" AOKI@example.jp ") == ["aoki@example.jp"]
+    assert found(people, q="aoki@example.jp", stage="lead") == []
+    assert found(people, q="nobody@example.jp") == []  # no lead: a word search finds none
+
+
+def test_pages_follow_one_another_without_gaps_or_repeats(people: Settings) -> None:
+    ports = services.lead_commands(people)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        page = leads.search(ports, VIEWER, LeadQuery(limit=2, cursor=cursor))
+        seen += [lead.email for lead in page.leads]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert [e.split("@")[0] for e in seen] == [
+        "oda", "aoki", "ito", "ueda", "endo", "kimura", "kato"
+    ]  # fmt: skip
+
+    # A cursor of another search (other index) or a made-up one is refused, not misread
+    first = leads.search(ports, VIEWER, LeadQuery(limit=1))
+    with pytest.raises(ValidationFailed):
+        leads.search(ports, VIEWER, LeadQuery(stage="mql", cursor=first.next_cursor))
+    with pytest.raises(ValidationFailed):
+        leads.search(ports, VIEWER, LeadQuery(cursor="eyJpIjoiYWxsX2xlYWRzIn0"))
+
+
+@pytest.fixture
+def dynamodb_operations(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Every DynamoDB operation made, by name."""
+    import botocore.client
+
+    counted: Counter[str] = Counter()
+    original = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
+
+    def counting(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        if client.meta.service_model.service_name == "dynamodb":
+            counted[operation] += 1
+        return original(client, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting)
+    return counted
+
+
+def test_a_search_queries_an_index_and_never_scans(
+    people: Settings, dynamodb_operations: Counter[str]
+) -> None:
+    for asked in ({}, {"stage": "lead"}, {"owner": SATO}, {"q": "サンプル", "tag": "vip"}):
+        found(people, **asked)
+
+    assert set(dynamodb_operations) == {"Query"}, dynamodb_operations
+    assert dynamodb_operations["Query"] == 4
+
+
+def test_leads_saved_before_the_indexes_are_found_after_a_reindex(people: Settings) -> None:
+    # Given a lead item as an earlier version wrote it (no search attributes)
+    client = boto3.client("dynamodb", region_name=people.region)
+    client.update_item(
+        TableName=people.leads_table,
+        Key={"lead_id": {"S": "lead_ueda"}},
+        UpdateExpression="REMOVE listing, #o, #r, search_text",
+        ExpressionAttributeNames={"#o": "owner", "#r": "rank"},
+    )
+    assert "ueda@example.jp" not in found(people)
+
+    # When an admin reindexes
+    admin_actor = Actor(user_id="local:ops", role=Role.ADMIN, via="cli")
+    written = leads.reindex(services.lead_commands(people), admin_actor)
+
+    # Then it is found again, and only it was written
+    assert written == 1
+    assert found(people, tag="vip") == ["ueda@example.jp"]
+
+
+def test_the_admin_route_answers_rows_and_refuses_unknown_filters(people: Settings) -> None:
+    ok = admin.handle(
+        event("GET", "/admin/leads", role=Role.SALES, query={"stage": "mql", "limit": "1"}),
+        people,
+    )
+    bad = admin.handle(event("GET", "/admin/leads", query={"colour": "red"}), people)
+    band = admin.handle(
+        event("GET", "/admin/leads", query={"score_min": "50", "score_max": "10"}), people
+    )
+
+    body = json.loads(ok["body"])
+    assert ok["statusCode"] == 200
+    assert [(r["email"], r["company"], r["owner_email"]) for r in body["items"]] == [
+        ("aoki@example.jp", "株式会社サンプル", SATO)
+    ]
+    assert body["next_cursor"]
+    assert (bad["statusCode"], band["statusCode"]) == (422, 422)
+    assert "colour" in bad["body"] and "score_min" in band["body"]
