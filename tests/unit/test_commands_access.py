@@ -29,7 +29,9 @@ OWNER = "sales.sato@example.com"
 # on the leads the caller owns).
 EXPECTED: dict[str, dict[Role, bool | str]] = {
     "leads.search": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
-    "leads.reindex": {Role.ADMIN: True, Role.MARKETER: False, Role.SALES: False, Role.VIEWER: False},
+    "leads.reindex": {
+        Role.ADMIN: True, Role.MARKETER: False, Role.SALES: False, Role.VIEWER: False,
+    },
     "leads.show": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
     "leads.timeline": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
     "leads.update": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: "own", Role.VIEWER: False},
