@@ -249,3 +249,17 @@ def test_lists_come_in_pages(stack: Settings) -> None:
     assert len(first["items"]) == 2 and sorted(ids) == sorted(every)
     assert rest["next_cursor"] is None
     assert "cursor" in bad["message"]
+
+
+def test_a_body_field_no_route_knows_is_refused_not_ignored(stack: Settings) -> None:
+    # A typo ("notes" for "note") would otherwise suppress with no note, silently
+    suppress, body = call(
+        stack, "POST", f"/admin/leads/{OWNED}/suppression", body={"notes": "asked by phone"}
+    )
+    start, _ = call(
+        stack, "POST", "/admin/journeys/seminar_follow_up/entries", body={"leads": [OWNED]}
+    )
+
+    assert (suppress, start) == (422, 422)
+    assert "notes" in json.dumps(body)
+    assert [e for e in audit_entries(stack) if e.outcome == "done"] == []

@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tsunagu import services
 from tsunagu.api.requests import HttpRequest
@@ -259,8 +259,12 @@ def lead_update(call: AdminCall) -> Any:
 
 
 class RecordedEvent(BaseModel):
-    kind: str
-    properties: dict[str, str] = {}
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(max_length=40)
+    properties: dict[str, Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=dict, max_length=20
+    )
 
 
 def lead_record_event(call: AdminCall) -> Any:
@@ -273,7 +277,9 @@ def lead_record_event(call: AdminCall) -> Any:
 
 
 class Suppression(BaseModel):
-    note: str | None = None
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(default=None, max_length=500)
 
 
 def lead_suppress(call: AdminCall) -> Any:
@@ -311,8 +317,10 @@ def journey_show(call: AdminCall) -> Any:
 
 
 class Publication(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     definition: dict[str, Any]
-    note: str | None = None
+    note: str | None = Field(default=None, max_length=256)
 
 
 def journey_publish(call: AdminCall) -> Any:
@@ -326,6 +334,8 @@ def journey_publish(call: AdminCall) -> Any:
 
 
 class Rollback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     version: int | None = None
 
 
@@ -345,6 +355,8 @@ def journey_versions(call: AdminCall) -> Any:
 
 
 class StatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     status: journeys.SettableStatus
 
 
@@ -364,6 +376,8 @@ def journey_pause(call: AdminCall) -> Any:
 
 
 class Resume(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     policy: ResumePolicy | None = None
 
 
@@ -375,9 +389,11 @@ def journey_resume(call: AdminCall) -> Any:
 
 
 class Entry(BaseModel):
-    lead: str | None = None
-    segment: str | None = None
-    request_key: str | None = None
+    model_config = ConfigDict(extra="forbid")
+
+    lead: str | None = Field(default=None, max_length=254)
+    segment: str | None = Field(default=None, max_length=200)
+    request_key: str | None = Field(default=None, min_length=1, max_length=100)
 
 
 def journey_start(call: AdminCall) -> Any:
