@@ -35,6 +35,32 @@ log = logging.getLogger("tsunagu.local.lambda")
 # invokes another function synchronously does not deadlock.
 _ENVIRONMENT_LOCK = threading.RLock()
 
+NESTED_HEADER = "x-tsunagu-invoked-by"
+"""Set on a synchronous Lambda Invoke made by a running handler. That call reaches moto's
+server on another thread, which could never take the lock the waiting handler holds (the admin
+API publishing through publish_journey hung until its timeout): the nested invocation runs
+under the caller's hold instead, which is safe because the caller is blocked until it answers."""
+_running = threading.local()
+"""``token``: the invocation this thread is running a handler for (None outside one)."""
+_holder: list[str] = []
+"""The tokens of the invocations holding the lock, outermost first."""
+
+
+def _mark_nested(params: dict[str, Any], **_: Any) -> None:
+    """botocore's before-call hook on Lambda Invoke: say which running handler is calling."""
+    token = getattr(_running, "token", None)
+    if token is not None:
+        params.setdefault("headers", {})[NESTED_HEADER] = token
+
+
+def mark_nested_invocations() -> None:
+    """Register the hook on the default session, which the handlers' clients come from."""
+    import boto3
+
+    events = boto3._get_default_session().events
+    events.unregister("before-call.lambda.Invoke", unique_id="tsunagu-nested-invoke")
+    events.register("before-call.lambda.Invoke", _mark_nested, unique_id="tsunagu-nested-invoke")
+
 
 class FunctionError(Exception):
     """A handler raised: carries the payload Lambda would return with x-amz-function-error."""
@@ -92,9 +118,13 @@ class LocalFunction:
         entry: Callable[[Any, Any], Any] = getattr(self._module, function_name)
         return entry
 
-    def invoke(self, event: Any) -> Any:
-        """Call the handler; raise FunctionError with Lambda's error payload if it fails."""
-        with working(self.clock), _ENVIRONMENT_LOCK, _environment(self.environment):
+    def invoke(self, event: Any, *, invoked_by: str | None = None) -> Any:
+        """Call the handler; raise FunctionError with Lambda's error payload if it fails.
+        ``invoked_by``: the running invocation that called this one synchronously (it holds
+        the lock and waits for the answer)."""
+        nested = invoked_by is not None and bool(_holder) and _holder[-1] == invoked_by
+        lock = contextlib.nullcontext() if nested else _ENVIRONMENT_LOCK
+        with working(self.clock), lock, _environment(self.environment), _running_as_token():
             self.invocations += 1
             context = LambdaContext(self.name, self.arn, self.memory, self.timeout)
             try:
@@ -109,6 +139,19 @@ class LocalFunction:
                         "stackTrace": traceback.format_tb(error.__traceback__),
                     }
                 ) from error
+
+
+@contextmanager
+def _running_as_token() -> Iterator[None]:
+    token = uuid.uuid4().hex
+    outer = getattr(_running, "token", None)
+    _running.token = token
+    _holder.append(token)
+    try:
+        yield
+    finally:
+        _holder.pop()
+        _running.token = outer
 
 
 @contextmanager
@@ -150,6 +193,8 @@ def install_moto_invoke(registry: FunctionRegistry) -> None:
     """Make moto's docker-less Lambda call our handlers (Step Functions tasks invoke through it)."""
     from moto.awslambda_simple.models import LambdaSimpleBackend
 
+    mark_nested_invocations()
+
     def invoke(
         backend: Any,
         function_name: str,
@@ -168,7 +213,7 @@ def install_moto_invoke(registry: FunctionRegistry) -> None:
         if faults.fires(Fault.TASK_THROTTLED):  # before the handler: nothing was done
             raise faults.service_error("TooManyRequestsException", 429, "Rate Exceeded.")
         try:
-            result = function.invoke(event)
+            result = function.invoke(event, invoked_by=headers.get(NESTED_HEADER))
         except FunctionError as error:
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps(error.payload).encode()

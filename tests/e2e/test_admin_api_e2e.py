@@ -17,6 +17,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
+from tests.conftest import ROOT
 from tests.e2e.conftest import RunningTsunagu, start_tsunagu
 from tests.support.runtime import local_client
 from tsunagu_local.people import ADMIN_EMAIL, SIGN_IN_FILE
@@ -202,3 +203,30 @@ def test_a_change_is_logged_with_who_from_where_and_what_changed(
 def test_no_state_folder_secret_is_left_readable_by_others(tsunagu: RunningTsunagu) -> None:
     mode = (tsunagu.workdir / ".tsunagu" / SIGN_IN_FILE).stat().st_mode & 0o777
     assert mode == 0o600, oct(mode)
+
+
+def test_a_marketer_publishes_a_journey_through_the_api_and_a_broken_one_says_why(
+    tsunagu: RunningTsunagu,
+) -> None:
+    token = admin_token(tsunagu)
+    definition = json.loads((ROOT / "journeys" / "welcome_nurture.json").read_text("utf-8"))
+    broken = {**definition, "nodes": [{**definition["nodes"][0], "kind": "teleport"}]}
+
+    published = admin_call(
+        tsunagu, "POST", "/admin/journeys", token=token,
+        body={"definition": definition, "note": "first from the console"},
+    )  # fmt: skip
+    refused = admin_call(tsunagu, "POST", "/admin/journeys", token=token,
+                         body={"definition": broken})  # fmt: skip
+    _, _, versions = admin_call(
+        tsunagu, "GET", "/admin/journeys/welcome_nurture/versions", token=token
+    )
+
+    assert published[0] == 201, published
+    assert published[2]["version"] == 1
+    assert refused[0] == 422 and refused[2]["errors"], refused
+    assert versions["live"] == 1
+    assert [v["note"] for v in versions["versions"]] == ["first from the console"]
+    _, _, log = admin_call(tsunagu, "GET", "/admin/audit?limit=200", token=token)
+    [entry] = [e for e in log["items"] if e["operation"] == "journeys.publish"]
+    assert (entry["before"], entry["after"]) == ({"version": None}, {"version": 1})

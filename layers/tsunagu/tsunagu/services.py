@@ -359,22 +359,27 @@ def journey_commands(settings: Settings) -> JourneyCommands:
     )
 
 
+@lru_cache(maxsize=8)
 def journey_publisher(settings: Settings) -> Publisher:
     """The publish_journey function, invoked (it holds the right to create state machines;
-    the admin API does not): a refusal becomes ValidationFailed, one problem per field."""
+    the admin API does not): a refusal becomes ValidationFailed, one problem per field. The
+    Lambda client is built on the first publish, not for every request that might."""
     import json
-
-    import boto3
 
     from tsunagu.errors import FieldError, NotFound, ValidationFailed
 
     name = settings.publish_journey_function
 
+    @lru_cache(maxsize=1)
+    def lambda_client() -> Any:
+        import boto3
+
+        return boto3.client("lambda", region_name=settings.region)
+
     def publisher(payload: dict[str, Any]) -> dict[str, Any]:
         if not name:
             raise RuntimeError("TSUNAGU_PUBLISH_JOURNEY_FUNCTION is not set: no publishing here")
-        client: Any = boto3.client("lambda", region_name=settings.region)
-        response = client.invoke(FunctionName=name, Payload=json.dumps(payload).encode())
+        response = lambda_client().invoke(FunctionName=name, Payload=json.dumps(payload).encode())
         answer: dict[str, Any] = json.loads(response["Payload"].read() or b"null")
         if response.get("FunctionError"):
             raise RuntimeError(f"{name} failed: {answer.get('errorMessage')}")

@@ -10,8 +10,6 @@ to statuses in the one error map (``tsunagu.api.responses``).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from tsunagu.client_values import validation_failed
 from tsunagu.commands import definitions, journeys, leads, qualification
 from tsunagu.commands.access import OPERATIONS, Actor, Role, authorise
 from tsunagu.commands.audit import AuditEntry, as_csv, list_entries, refused
+from tsunagu.cursors import decode_cursor, encode_cursor, not_a_cursor
 from tsunagu.errors import (
     FieldError,
     Forbidden,
@@ -166,19 +165,15 @@ def page(items: Sequence[Any], call: AdminCall) -> dict[str, Any]:
 
 
 def _cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+    return encode_cursor({"o": offset})
 
 
 def _offset(cursor: str | None) -> int:
     if not cursor:
         return 0
-    try:
-        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        offset = int(value["o"])
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise ValidationFailed([FieldError("cursor", "not a cursor this API gave")]) from None
-    if offset < 0:
-        raise ValidationFailed([FieldError("cursor", "not a cursor this API gave")])
+    offset = decode_cursor(cursor).get("o")
+    if not isinstance(offset, int) or offset < 0:
+        raise not_a_cursor()
     return offset
 
 

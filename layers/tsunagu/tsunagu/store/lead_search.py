@@ -19,12 +19,9 @@ An address typed whole is looked up by its identity instead: one read.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from typing import Any
 
-from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.cursors import decode_cursor, encode_cursor, not_a_cursor
 from tsunagu.leads.model import Lead
 from tsunagu.leads.search import LeadPage, LeadQuery, fold, rank, rank_bound
 from tsunagu.store.tables import Tables
@@ -127,26 +124,21 @@ def _key_of(item: dict[str, Any], index: str) -> dict[str, Any]:
 
 
 def _encode(key: dict[str, Any], index: str) -> str:
-    text = json.dumps({"i": index, "k": key}, separators=(",", ":"), sort_keys=True)
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    return encode_cursor({"i": index, "k": key})
 
 
 def _decode(cursor: str | None, index: str) -> dict[str, Any] | None:
     if not cursor:
         return None
-    refused = ValidationFailed([FieldError("cursor", "not a cursor of this search")])
-    try:
-        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError):
-        raise refused from None
-    if not isinstance(value, dict) or value.get("i") != index:
-        raise refused  # a cursor of another search (other filters) would skip or repeat
+    value = decode_cursor(cursor)
+    if value.get("i") != index:
+        raise not_a_cursor()  # a cursor of another search (other filters) would skip or repeat
     key = value.get("k")
     wanted = {"lead_id", "rank", INDEXES[index]}
     if not isinstance(key, dict) or set(key) != wanted:
-        raise refused
+        raise not_a_cursor()
     if not all(isinstance(v, dict) and set(v) == {"S"} for v in key.values()):
-        raise refused
+        raise not_a_cursor()
     return key
 
 
