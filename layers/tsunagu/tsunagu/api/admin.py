@@ -41,7 +41,7 @@ from tsunagu.errors import (
 from tsunagu.forms.model import FormDefinition
 from tsunagu.journeys.model import ResumePolicy
 from tsunagu.leads.model import Lead
-from tsunagu.leads.search import LeadQuery
+from tsunagu.leads.search import MAX_PAGE_SIZE, PAGE_SIZE, LeadQuery
 from tsunagu.leads.updates import LeadUpdate
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.settings import Settings
@@ -49,8 +49,6 @@ from tsunagu.tracking.sites import SiteDefinition
 
 MAX_BODY_BYTES = 512 * 1024
 """A journey definition is the largest body the API takes; anything bigger is refused unread."""
-PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
 ROLE_PRECEDENCE = (Role.ADMIN, Role.MARKETER, Role.SALES, Role.VIEWER)
 """A user in several groups acts with the widest role among them."""
 
