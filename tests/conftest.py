@@ -6,6 +6,7 @@ either to moto in-process (``aws`` fixture) or to the local runtime on 127.0.0.1
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -47,6 +48,18 @@ os.environ.update(
         "TZ": "UTC",
     }
 )
+
+
+@functools.cache
+def moto_client(service: str, region: str = REGION) -> Any:
+    """A botocore client for the in-process moto of the ``aws`` fixture, made once per process:
+    making one costs tens of milliseconds, and tests asked for hundreds. moto answers whichever
+    client calls while a mock is active (its handler is on every client), and each test's mock
+    starts from empty backends, so sharing the client shares no data."""
+    import boto3
+
+    make_client: Any = boto3.client  # typed per service literal; ours is a plain str
+    return make_client(service, region_name=region)
 
 
 @dataclass
@@ -122,7 +135,6 @@ def _no_cached_forms() -> Iterator[None]:
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     """moto in-process, with every DynamoDB table of template.yaml created from its definition;
     its transactions behave as the local runtime's do (tokens honoured, rolled back in place)."""
-    import boto3
     from moto import mock_aws
 
     from tsunagu_local.intrinsics import Resolver
@@ -138,25 +150,28 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     resolver = Resolver(parameters=stack.parameters, conditions=stack.conditions)
     roll_back_transactions_in_place()
     honour_client_request_tokens()
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
+    # boto3's default session outlives the test (moto would replace it at every start): a new
+    # session reads every service model again, and that was a third of an integration test.
+    # Its credentials are the fake ones this fixture always has, so nothing leaks between tests.
+    with mock_aws(config={"core": {"reset_boto3_session": False}}):
+        dynamodb = moto_client("dynamodb")
         tables = {}
         for logical_id, resource in stack.of_type("AWS::DynamoDB::Table").items():
             name = f"tsunagu-test-{logical_id}"
             create_table(dynamodb, name, resolver.resolve(resource["Properties"]))
             tables[logical_id] = name
             resolver.refs[logical_id] = name
-        secrets = boto3.client("secretsmanager", region_name=REGION)
+        secrets = moto_client("secretsmanager")
         for logical_id, resource in stack.of_type("AWS::SecretsManager::Secret").items():
             value = generated_value(resolver.resolve(resource["Properties"]))
             resolver.refs[logical_id] = create_secret(secrets, f"tsunagu-test-{logical_id}", value)
-        sesv2 = boto3.client("sesv2", region_name=REGION)
+        sesv2 = moto_client("sesv2")
         for logical_id in stack.of_type("AWS::SES::ConfigurationSet"):
             name = f"tsunagu-test-{logical_id}"
             sesv2.create_configuration_set(ConfigurationSetName=name)
             resolver.refs[logical_id] = name
         # SES refuses unverified senders: the template's sender domain, as at deploy time.
-        ses = boto3.client("ses", region_name=REGION)
+        ses = moto_client("ses")
         ses.verify_domain_identity(Domain=stack.parameters["SenderDomain"])
         # The template's Globals, as a function with none of its own variables has them.
         function = stack.of_type("AWS::Lambda::Function")["CaptureFormFunction"]

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import urllib.request
 import zipfile
@@ -118,6 +119,8 @@ class LocalRuntime:
         self.user_pools: dict[str, str] = {}
         """The template's user pools: logical id to pool id."""
         self.user_pool_clients: dict[str, str] = {}
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -207,6 +210,7 @@ class LocalRuntime:
         state_file.unlink(missing_ok=True)
         if self._moto is not None:
             self._moto.stop()
+        self._clients.clear()
         for key, value in self._saved_environ.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -215,15 +219,21 @@ class LocalRuntime:
         time.tzset()
 
     def client(self, service: str) -> Any:
-        make_client: Any = boto3.client  # typed per service literal; ours is a plain str
-        return make_client(
-            service,
-            region_name=REGION,
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's fixed local credentials
-            config=Config(retries={"max_attempts": 2}),
-        )
+        """One client per service for the runtime's own calls to moto: making a botocore client
+        costs about 50 ms of CPU, and deploying the template asked for 80 of them at every start.
+        botocore's clients are safe to share between threads."""
+        with self._clients_lock:
+            if service not in self._clients:
+                make_client: Any = boto3.client  # typed per service literal; ours is a plain str
+                self._clients[service] = make_client(
+                    service,
+                    region_name=REGION,
+                    endpoint_url=self.endpoint_url,
+                    aws_access_key_id="testing",
+                    aws_secret_access_key="testing",  # noqa: S106 - moto's fixed local credentials
+                    config=Config(retries={"max_attempts": 2}),
+                )
+            return self._clients[service]
 
     def settings(self) -> Settings:
         """Every setting any function of this runtime sees (for the CLI, seeding and tests):

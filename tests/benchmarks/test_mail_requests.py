@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 
-import boto3
 import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
@@ -26,7 +25,7 @@ import tsunagu.store.mail
 from tests.benchmarks._newsletter import JOURNEY, SUBJECT, newsletter_html
 from tests.benchmarks.test_aws_requests import Recorded as SharedRecorded
 from tests.benchmarks.test_aws_requests import recording_aws_calls, seed_demo_form, with_body
-from tests.conftest import REGION, AwsStack, load_event
+from tests.conftest import REGION, AwsStack, load_event, moto_client
 from tests.support.bench_report import BenchReport
 from tsunagu import services
 from tsunagu.mail.templates import MailTemplate
@@ -112,7 +111,7 @@ def sent_messages() -> list[Any]:
 
 
 def idempotency_status(aws: AwsStack, key: str) -> str | None:
-    item = boto3.client("dynamodb", region_name=REGION).get_item(
+    item = moto_client("dynamodb").get_item(
         TableName=aws.tables["IdempotencyTable"], Key={"key": {"S": f"send:{key}"}}
     )
     status: str | None = item.get("Item", {}).get("status", {}).get("S")
@@ -120,9 +119,7 @@ def idempotency_status(aws: AwsStack, key: str) -> str | None:
 
 
 def lead_event_types(aws: AwsStack, lead_id: str) -> list[str]:
-    items = boto3.client("dynamodb", region_name=REGION).scan(TableName=aws.tables["EventsTable"])[
-        "Items"
-    ]
+    items = moto_client("dynamodb").scan(TableName=aws.tables["EventsTable"])["Items"]
     return [i["type"]["S"] for i in items if i.get("lead_id", {}).get("S") == lead_id]
 
 
@@ -170,7 +167,7 @@ def test_send_email_aws_requests(aws: AwsStack, bench_report: BenchReport) -> No
     labels = {name: logical_id.removesuffix("Table") for logical_id, name in aws.tables.items()}
 
     # ---- given (not counted): a verified sender domain, the template, the leads
-    boto3.client("ses", region_name=REGION).verify_domain_identity(Domain="example.com")
+    moto_client("ses").verify_domain_identity(Domain="example.com")
     settings = aws.settings()
     stored = services.mail_repository(settings).save_template(
         MailTemplate(

@@ -19,10 +19,9 @@ import uuid
 from email.message import EmailMessage
 from typing import Any
 
-import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
-from tests.conftest import REGION, AwsStack, load_event
+from tests.conftest import REGION, AwsStack, load_event, moto_client
 from tests.integration.tracking_helpers import raw_items, stored_events
 from tsunagu import services
 from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
@@ -57,10 +56,8 @@ def prepare_mail(aws: AwsStack, **environment: str) -> AwsStack:
     set, and two forms with a consent checkbox (``demo`` for marketing, ``seminar`` for the
     ``seminars`` topic)."""
     aws.environment.update({**MAIL_ENVIRONMENT, **environment})
-    boto3.client("ses", region_name=REGION).verify_domain_identity(Domain="example.com")
-    boto3.client("sesv2", region_name=REGION).create_configuration_set(
-        ConfigurationSetName=CONFIGURATION_SET
-    )
+    moto_client("ses").verify_domain_identity(Domain="example.com")
+    moto_client("sesv2").create_configuration_set(ConfigurationSetName=CONFIGURATION_SET)
     settings = aws.settings()
     forms = services.form_repository(settings)
     for form_id, topic in (("demo", "marketing"), ("seminar", "seminars")):

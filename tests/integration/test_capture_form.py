@@ -6,10 +6,9 @@ import copy
 import json
 from typing import Any
 
-import boto3
 import pytest
 
-from tests.conftest import REGION, AwsStack, load_event
+from tests.conftest import AwsStack, load_event, moto_client
 
 SITE = "https://www.example.com"
 
@@ -27,7 +26,7 @@ def invoke(stack: AwsStack, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def items(stack: AwsStack, logical_id: str) -> list[dict[str, Any]]:
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb = moto_client("dynamodb")
     found: list[dict[str, Any]] = dynamodb.scan(TableName=stack.tables[logical_id])["Items"]
     return found
 

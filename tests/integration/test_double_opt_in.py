@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
-from tests.conftest import REGION, AwsStack, load_event
+from tests.conftest import AwsStack, load_event, moto_client
 from tests.integration.mail_helpers import (
     capture,
     consent_state,
@@ -52,7 +51,7 @@ def double_opt_in_form(aws: AwsStack) -> None:
 
 def stream_batch_of_lead_events(aws: AwsStack, lead_id: str) -> dict[str, Any]:
     """The events table's items for the lead, as the stream would deliver them (NEW_IMAGE)."""
-    client = boto3.client("dynamodb", region_name=REGION)
+    client = moto_client("dynamodb")
     items = client.query(
         TableName=aws.tables["EventsTable"],
         KeyConditionExpression="subject = :s",
@@ -122,7 +121,7 @@ def test_consent_waits_for_the_confirmation_and_a_get_confirms_nothing(aws: AwsS
     # Then the topic is opted in, with its own evidence, and marketing to that topic may go out
     assert confirmed["statusCode"] == 200
     assert consent_state(aws, lead_id) == {"newsletter": "opted_in"}
-    client = boto3.client("dynamodb", region_name=REGION)
+    client = moto_client("dynamodb")
     records = [
         {k: TypeDeserializer().deserialize(v) for k, v in item.items()}
         for item in client.scan(TableName=aws.tables["ConsentTable"])["Items"]

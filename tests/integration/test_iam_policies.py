@@ -24,11 +24,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import botocore.client
 import pytest
 
-from tests.conftest import REGION, ROOT, TEMPLATE, AwsStack, load_event
+from tests.conftest import REGION, ROOT, TEMPLATE, AwsStack, load_event, moto_client
 from tests.integration.mail_helpers import (
     feedback,
     parse,
@@ -488,7 +487,7 @@ def gap_report(
 def stack_names(aws: AwsStack) -> dict[str, str]:
     """Logical id -> what Ref returns in the test stack (tables, secrets)."""
     names = dict(aws.tables)
-    secrets = boto3.client("secretsmanager", region_name=REGION)
+    secrets = moto_client("secretsmanager")
     for secret in secrets.list_secrets()["SecretList"]:
         if secret["Name"].startswith(STAGE_PREFIX):
             names[secret["Name"].removeprefix(STAGE_PREFIX)] = secret["ARN"]
@@ -517,7 +516,7 @@ def prepare_journeys(q: Qualified) -> None:
         sender="news@example.com",
     )
     seed_qualification(services.qualification_repository(settings))
-    stepfunctions = boto3.client("stepfunctions", region_name=REGION)
+    stepfunctions = moto_client("stepfunctions")
     for machine in JOURNEY_MACHINES:
         stepfunctions.create_state_machine(
             name=f"{STAGE_PREFIX}{machine}",
@@ -529,7 +528,7 @@ def prepare_journeys(q: Qualified) -> None:
 
 
 def journey_executions(journey_machine: str) -> list[dict[str, Any]]:
-    stepfunctions = boto3.client("stepfunctions", region_name=REGION)
+    stepfunctions = moto_client("stepfunctions")
     listed = stepfunctions.list_executions(
         stateMachineArn=f"{STATE_MACHINE_ARN_PREFIX}{journey_machine}"
     )["executions"]
@@ -735,7 +734,7 @@ def test_every_call_a_handler_makes_is_allowed_by_its_role(
     journey_role = policy_statements(
         "JourneyRole", stack.resources["JourneyRole"]["Properties"], stack_resolver(stack, names)
     )
-    published = boto3.client("stepfunctions", region_name=REGION).describe_state_machine(
+    published = moto_client("stepfunctions").describe_state_machine(
         stateMachineArn=PUBLISHED_MACHINE
     )
     invoked = functions_named(json.loads(published["definition"]))

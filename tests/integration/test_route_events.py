@@ -6,9 +6,7 @@ import copy
 import json
 from typing import Any
 
-import boto3
-
-from tests.conftest import REGION, AwsStack, load_event
+from tests.conftest import AwsStack, load_event, moto_client
 
 
 def capture_lead(aws: AwsStack) -> str:
@@ -43,7 +41,7 @@ def batch_for(lead_id: str, occurred_at: str, sequence: str = "1") -> dict[str, 
 
 
 def lead_item(aws: AwsStack, lead_id: str) -> dict[str, Any]:
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb = moto_client("dynamodb")
     item: dict[str, Any] = dynamodb.get_item(
         TableName=aws.tables["LeadsTable"], Key={"lead_id": {"S": lead_id}}
     )["Item"]

@@ -10,10 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-import boto3
 import pytest
 
-from tests.conftest import REGION, AwsStack, load_event
+from tests.conftest import AwsStack, load_event, moto_client
 from tests.integration.tracking_helpers import set_clock
 from tsunagu.leads.submission_limits import RateLimit
 from tsunagu.settings import Settings
@@ -49,7 +48,7 @@ def post(
 
 def stored(stack: AwsStack) -> dict[str, int]:
     """Items per table, the limits' own counters left out."""
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb = moto_client("dynamodb")
     counts = {}
     for logical_id, table in stack.tables.items():
         items = dynamodb.scan(TableName=table)["Items"]

@@ -11,10 +11,9 @@ import struct
 from datetime import timedelta
 from typing import Any
 
-import boto3
 import pytest
 
-from tests.conftest import REGION, AwsStack, load_event
+from tests.conftest import AwsStack, load_event, moto_client
 from tests.integration.tracking_helpers import (
     BROWSER,
     DESTINATION,
@@ -452,7 +451,7 @@ def stream_batch(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 def click_items(stack: AwsStack) -> dict[bool, dict[str, Any]]:
     """The stored link_clicked items (raw DynamoDB JSON), by their automated judgement."""
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb = moto_client("dynamodb")
     items = dynamodb.scan(TableName=stack.tables["EventsTable"])["Items"]
     return {
         item["properties"]["M"]["automated"]["BOOL"]: item
@@ -462,7 +461,7 @@ def click_items(stack: AwsStack) -> dict[bool, dict[str, Any]]:
 
 
 def last_activity(stack: AwsStack, lead_id: str) -> tuple[str | None, str | None]:
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb = moto_client("dynamodb")
     item = dynamodb.get_item(TableName=stack.tables["LeadsTable"], Key={"lead_id": {"S": lead_id}})[
         "Item"
     ]

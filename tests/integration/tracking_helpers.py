@@ -13,10 +13,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
-from tests.conftest import REGION, AwsStack, load_event
+from tests.conftest import AwsStack, load_event, moto_client
 from tsunagu import services
 from tsunagu.tracking.sites import SiteDefinition
 from tsunagu.tracking.tokens import TokenKind, TrackingToken
@@ -119,7 +118,7 @@ def from_ip(event: dict[str, Any], ip: str) -> dict[str, Any]:
 
 
 def raw_items(aws: AwsStack, logical_id: str) -> list[dict[str, Any]]:
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb = moto_client("dynamodb")
     found: list[dict[str, Any]] = dynamodb.scan(TableName=aws.tables[logical_id])["Items"]
     return found
 

@@ -24,11 +24,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
-from tests.conftest import REGION, ROOT, AwsStack, load_event
+from tests.conftest import REGION, ROOT, AwsStack, load_event, moto_client
 from tests.integration.mail_helpers import prepare_mail
 from tests.integration.tracking_helpers import register_site, set_clock, sign, with_token
 from tsunagu import cli, services
@@ -97,7 +96,7 @@ class Qualified:
         return self.aws.settings()
 
     def dynamodb(self) -> Any:
-        return boto3.client("dynamodb", region_name=REGION)
+        return moto_client("dynamodb")
 
     def raw_items(self, logical_id: str) -> list[dict[str, Any]]:
         paginator = self.dynamodb().get_paginator("scan")
@@ -211,7 +210,7 @@ class Qualified:
         route_events held (moto records the executions without running them): mark the click
         settled, so the stream brings it back - here, it is delivered again. Whether anything
         was settled."""
-        stepfunctions = boto3.client("stepfunctions", region_name=REGION)
+        stepfunctions = moto_client("stepfunctions")
         executions = stepfunctions.list_executions(
             stateMachineArn=STATE_MACHINE_ARN_PREFIX + SETTLE_CLICKS_STATE_MACHINE
         )["executions"]
@@ -298,14 +297,14 @@ class Qualified:
 
     def hand_offs(self) -> list[dict[str, Any]]:
         """Executions of the hand-off state machine (started, never run by moto)."""
-        stepfunctions = boto3.client("stepfunctions", region_name=REGION)
+        stepfunctions = moto_client("stepfunctions")
         listed = stepfunctions.list_executions(
             stateMachineArn=STATE_MACHINE_ARN_PREFIX + "hand-off-to-sales"
         )["executions"]
         return [dict(execution) for execution in listed]
 
     def hand_off_inputs(self) -> list[dict[str, Any]]:
-        stepfunctions = boto3.client("stepfunctions", region_name=REGION)
+        stepfunctions = moto_client("stepfunctions")
         return [
             json.loads(stepfunctions.describe_execution(executionArn=e["executionArn"])["input"])
             for e in self.hand_offs()
@@ -313,7 +312,7 @@ class Qualified:
 
     # ------------------------------------------------------------------ the CRM webhook
     def crm_key(self) -> bytes:
-        secrets = boto3.client("secretsmanager", region_name=REGION)
+        secrets = moto_client("secretsmanager")
         arn = self.aws.environment["TSUNAGU_CRM_SECRET_ARN"]
         value = json.loads(secrets.get_secret_value(SecretId=arn)["SecretString"])
         return str(value["signing_key"]).encode()
@@ -371,7 +370,7 @@ def qualify(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> Qualified:
     """The stack wired as the template wires route_events, hand_off and crm_webhook."""
     prepare_mail(aws)
     set_clock(aws, NOW)
-    secrets = boto3.client("secretsmanager", region_name=REGION)
+    secrets = moto_client("secretsmanager")
     (crm_secret,) = [
         s["ARN"]
         for s in secrets.list_secrets()["SecretList"]
@@ -382,7 +381,7 @@ def qualify(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> Qualified:
     for key, value in aws.environment.items():
         monkeypatch.setenv(key, value)
     definition = (ROOT / "statemachines" / "hand_off_to_sales.asl.json").read_text("utf-8")
-    boto3.client("stepfunctions", region_name=REGION).create_state_machine(
+    moto_client("stepfunctions").create_state_machine(
         name=HAND_OFF_MACHINE,
         definition=definition.replace(
             "${HandOffFunctionArn}",
@@ -391,7 +390,7 @@ def qualify(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> Qualified:
         roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/hand-off",
     )
     settle = (ROOT / "statemachines" / "settle_clicks.asl.json").read_text("utf-8")
-    boto3.client("stepfunctions", region_name=REGION).create_state_machine(
+    moto_client("stepfunctions").create_state_machine(
         name=SETTLE_CLICKS_MACHINE,
         definition=settle.replace("${EventsTableName}", aws.tables["EventsTable"]),
         roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/settle-clicks",
