@@ -63,6 +63,14 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string"},
         "description": "Only this journey.",
     },
+    "version": {
+        "schema": {"type": "integer", "minimum": 1},
+        "description": "This version (the latest unless given).",
+    },
+    "lead": {
+        "schema": {"type": "string", "format": "email"},
+        "description": "The lead whose data fills the merge tags.",
+    },
     "replace": {
         "schema": {"type": "string", "enum": ["true", "false"]},
         "description": "`true` replaces an existing one; without it, an existing id is a 409.",

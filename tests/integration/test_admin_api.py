@@ -8,6 +8,7 @@ runtime: tests/e2e/test_admin_api_e2e.py.)"""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ SAMPLE_PARAMS = {
     "journey": "no-such-journey",
     "form": "no-such-form",
     "site": "no-such-site",
+    "template": "seminar-invitation",
 }
 
 
@@ -263,3 +265,109 @@ def test_a_body_field_no_route_knows_is_refused_not_ignored(stack: Settings) -> 
     assert (suppress, start) == (422, 422)
     assert "notes" in json.dumps(body)
     assert [e for e in audit_entries(stack) if e.outcome == "done"] == []
+
+
+# ---------------------------------------------------------------- mail templates
+NEW_VERSION = {
+    "name": "Seminar: invitation",
+    "subject": "{{ lead.name }} 様: セミナーのご案内",
+    "html": '<p>{{ lead.name }} 様</p><p><a href="https://www.example.com/seminar">詳細</a></p>',
+    "from_address": "news@example.com",
+}
+
+
+def test_a_template_version_is_stored_previewed_for_a_lead_and_logged(stack: Settings) -> None:
+    # When a marketer stores a new version of a shipped template
+    status, stored = call(
+        stack, "POST", "/admin/templates/seminar-invitation/versions", body=NEW_VERSION
+    )
+    # Then it is version 2, the first stays as it was, and the log has what changed
+    assert (status, stored["version"]) == (201, 2)
+    _, first = call(stack, "GET", "/admin/templates/seminar-invitation", query={"version": "1"})
+    assert first["version"] == 1 and first["subject"] != stored["subject"]
+    [entry] = [e for e in audit_entries(stack) if e.operation == "templates.save"]
+    assert (entry.target, entry.detail) == ("template:seminar-invitation", "version 2")
+    assert entry.after["subject"] == NEW_VERSION["subject"] and entry.before["version"] == 1
+
+    # And the preview is that version with the lead's own data, its links inert, nothing sent
+    status, shown = call(
+        stack, "GET", "/admin/templates/seminar-invitation/preview", query={"lead": OWNED}
+    )
+    assert status == 200 and shown["version"] == 2
+    assert shown["subject"] == "テスト 太郎 様: セミナーのご案内"
+    links = re.findall(r'href="([^"]+)"', shown["html"])
+    assert links and all(link.startswith("https://preview.invalid/") for link in links)
+    assert "https://www.example.com/seminar" not in shown["html"]
+    events = services.lead_repository(stack).events("lead_owned")  # store_lead's id
+    assert [e.type for e in events] == ["lead_imported"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"html": "<p>{{ lead.name </p>"}, "template"),  # does not render
+        ({"subject": "{{ lead.name | no_such_filter }}"}, "template"),  # not a filter
+        ({"template_id": "another-one"}, "template_id"),  # not the one in the path
+        ({"from_address": "not an address"}, "from_address"),
+    ],
+)
+def test_a_template_that_cannot_be_stored_is_a_422_and_stores_nothing(
+    stack: Settings, change: dict[str, str], field: str
+) -> None:
+    status, body = call(
+        stack,
+        "POST",
+        "/admin/templates/seminar-invitation/versions",
+        body={**NEW_VERSION, **change},
+    )
+    assert status == 422, body
+    assert field in json.dumps(body)
+    _, latest = call(stack, "GET", "/admin/templates/seminar-invitation")
+    assert latest["version"] == 1
+    assert not [e for e in audit_entries(stack) if e.operation == "templates.save"]
+
+
+def test_a_preview_names_what_is_missing(stack: Settings) -> None:
+    no_lead, body = call(stack, "GET", "/admin/templates/seminar-invitation/preview")
+    assert no_lead == 422 and "lead" in json.dumps(body)
+    unknown, _ = call(
+        stack,
+        "GET",
+        "/admin/templates/seminar-invitation/preview",
+        query={"lead": "nobody@example.com"},
+    )
+    no_version, _ = call(
+        stack, "GET", "/admin/templates/seminar-invitation", query={"version": "9"}
+    )
+    assert (unknown, no_version) == (404, 404)
+
+
+# ---------------------------------------------------------------- scores for sales
+def test_the_hot_list_ranks_by_score_and_leaves_out_customers(aws: AwsStack) -> None:
+    settings = aws.settings()
+    store_lead(aws, "warm@example.jp", score=40, grade="B")
+    store_lead(aws, "hot@example.jp", score=90, grade="C", owner=SALES_EMAIL)
+    store_lead(aws, "hot-a@example.jp", score=90, grade="A")
+    store_lead(aws, "bought@example.jp", score=120, stage="customer")
+    store_lead(aws, "cold@example.jp")  # never scored
+
+    status, listed = call(settings, "GET", "/admin/hot-list", role=Role.SALES)
+
+    assert status == 200
+    assert [(h["email"], h["score"]) for h in listed["items"]] == [
+        ("hot-a@example.jp", 90),
+        ("hot@example.jp", 90),
+        ("warm@example.jp", 40),
+    ]
+    assert listed["items"][1]["owner"] == SALES_EMAIL
+    _, top = call(settings, "GET", "/admin/hot-list", query={"limit": "1"})
+    assert [h["email"] for h in top["items"]] == ["hot-a@example.jp"]
+
+
+def test_a_score_is_explained_and_failed_crm_pushes_listed(stack: Settings) -> None:
+    status, explained = call(stack, "GET", f"/admin/leads/{OWNED}/score", role=Role.VIEWER)
+    assert status == 200
+    assert (explained["email"], explained["score"], explained["threshold"]) == (OWNED, 0, 70)
+    assert explained["lines"] == [] and explained["cell"] == f"{explained['grade']}4"
+    status, pushes = call(stack, "GET", "/admin/crm/pushes", role=Role.SALES)
+    assert (status, pushes["items"]) == (200, [])

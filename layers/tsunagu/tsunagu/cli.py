@@ -24,7 +24,6 @@ from tsunagu.cli_journeys import JourneyCliError, add_journey_commands
 from tsunagu.cli_qualification import QualificationCliError, add_qualification_commands
 from tsunagu.clock import isoformat
 from tsunagu.errors import TsunaguError
-from tsunagu.leads.lookup import lead_by_email
 from tsunagu.settings import Settings
 
 LOCAL_STATE = Path(".tsunagu") / "runtime.json"
@@ -104,20 +103,10 @@ def leads_get(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_lead(command: Any) -> Any:
-    """A command that takes the lead named by ``args.email``."""
+def _find_lead(settings: Settings, email: str) -> Any:
+    from tsunagu.commands import leads
 
-    def run(settings: Settings, args: argparse.Namespace) -> int:
-        _, lead = _find_lead(settings, args.email)
-        code: int = command(settings, args, lead)
-        return code
-
-    return run
-
-
-def _find_lead(settings: Settings, email: str) -> tuple[Any, Any]:
-    leads = services.lead_repository(settings)
-    return leads, lead_by_email(leads, email)
+    return leads.find(services.lead_commands(settings), services.operator(settings), email)
 
 
 def _pairs(values: list[str], option: str) -> dict[str, str]:
@@ -259,7 +248,7 @@ def tracking_links(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.ids import new_id
     from tsunagu.tracking.tokens import TokenKind, TrackingToken
 
-    _, lead = _find_lead(settings, args.email)
+    lead = _find_lead(settings, args.email)
     signer = services.token_signer(settings)
     now = services.clock(settings).now()
     message_id = args.message or new_id("msg", now)
@@ -290,30 +279,50 @@ def tracking_links(settings: Settings, args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- mail
 def templates_create(settings: Settings, args: argparse.Namespace) -> int:
-    from tsunagu.mail.render import RenderError, check_template
+    from tsunagu.commands import mail
     from tsunagu.mail.templates import MailTemplate
 
     template = _read_definition(MailTemplate, args.file)
     if args.html:
         template = template.model_copy(update={"html": Path(args.html).read_text("utf-8")})
-    try:
-        check_template(template)
-    except RenderError as error:
-        raise CliError(f"the template does not render: {error}") from None
-    stored = services.mail_repository(settings).save_template(template, services.clock(settings))
+    stored = mail.save_template(
+        services.mail_commands(settings), services.operator(settings), template
+    )
     print(f"template {stored.template_id!r} stored as version {stored.version}")
     return 0
 
 
 def templates_list(settings: Settings, args: argparse.Namespace) -> int:
-    for template in services.mail_repository(settings).templates():
+    from tsunagu.commands import mail
+
+    for template in mail.listing(services.mail_commands(settings), services.operator(settings)):
         print(f"{template.template_id}\tv{template.version}\t{template.topic}\t{template.subject}")
+    return 0
+
+
+def templates_preview(settings: Settings, args: argparse.Namespace) -> int:
+    """The template as a lead would receive it now (links inert); nothing is sent."""
+    from tsunagu.commands import mail
+
+    shown = mail.preview(
+        services.mail_commands(settings),
+        services.operator(settings),
+        args.template,
+        args.email,
+        args.version,
+    )
+    if args.html:
+        print(shown.mail.html)
+        return 0
+    print(f"template {shown.template.template_id!r} version {shown.template.version}")
+    print(f"Subject: {shown.mail.subject}\n")
+    print(shown.mail.text)
     return 0
 
 
 def mail_send(settings: Settings, args: argparse.Namespace) -> int:
     """Send one mail through send_email, exactly as a journey step does."""
-    _, lead = _find_lead(settings, args.email)
+    lead = _find_lead(settings, args.email)
     key = args.key or f"cli:{services.clock(settings).now().isoformat()}:{lead.lead_id}"
     payload = {"lead_id": lead.lead_id, "template_id": args.template, "idempotency_key": key}
     if args.version:
@@ -335,8 +344,12 @@ def leads_suppress(settings: Settings, args: argparse.Namespace) -> int:
 
 def mail_simulate(settings: Settings, args: argparse.Namespace) -> int:
     """What SES would publish for the lead's latest mail: a bounce or a complaint."""
-    leads, lead = _find_lead(settings, args.email)
-    sent = [e for e in leads.events(lead.lead_id, limit=200) if e.type == "mail_sent"]
+    from tsunagu.commands import leads
+
+    lead, events = leads.recent_events(
+        services.lead_commands(settings), services.operator(settings), args.email, limit=200
+    )
+    sent = [e for e in events if e.type == "mail_sent"]
     message_id = sent[0].properties.get("message_id") if sent else "msg_simulated"
     ses_id = sent[0].properties.get("ses_message_id") if sent else "simulated"
     notification: dict[str, Any] = {
@@ -531,6 +544,14 @@ def _parser() -> argparse.ArgumentParser:
     template_commands.add_parser("list", help="latest version of each").set_defaults(
         run=templates_list
     )
+    preview = template_commands.add_parser(
+        "preview", help="a template as a lead would receive it (links inert, nothing sent)"
+    )
+    preview.add_argument("template")
+    preview.add_argument("email")
+    preview.add_argument("--version", type=int, help="this version, not the latest")
+    preview.add_argument("--html", action="store_true", help="print the HTML, not the text")
+    preview.set_defaults(run=templates_preview)
 
     mail = groups.add_parser("mail", help="send mail, simulate SES feedback")
     mail_commands = mail.add_subparsers(dest="command", required=True)
@@ -572,7 +593,7 @@ def _parser() -> argparse.ArgumentParser:
     create.set_defaults(run=forms_create)
     add_journey_commands(groups)
     add_clock_commands(groups)
-    add_qualification_commands(groups, leads, _with_lead)
+    add_qualification_commands(groups, leads)
     forms.add_parser("list", help="list forms").set_defaults(run=forms_list)
     show = forms.add_parser("get", help="show a form's definition")
     show.add_argument("form_id")

@@ -13,13 +13,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tsunagu import services
-from tsunagu.clock import isoformat
 from tsunagu.commands import journeys
-from tsunagu.errors import TsunaguError, ValidationFailed
+from tsunagu.errors import AlreadyExists, TsunaguError, ValidationFailed
 from tsunagu.journeys.compiler import asl_text, compile_journey, definition_schema, read_definition
 from tsunagu.journeys.lifecycle import lead_payload
 from tsunagu.journeys.model import Journey
-from tsunagu.leads.lookup import lead_by_email
 from tsunagu.settings import Settings
 
 
@@ -59,22 +57,23 @@ def journeys_save(settings: Settings, args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
-    from tsunagu.journeys.model import Journey
-
     try:
         journey = Journey.model_validate_json(Path(args.file).read_text("utf-8"))
     except OSError as error:
         raise JourneyCliError(f"cannot read {args.file}: {error.strerror}") from None
     except ValidationError as error:
         raise JourneyCliError(f"{args.file} is not a valid journey: {error}") from None
-    from tsunagu.journeys.publishing import keep_publication
-
-    store = services.journey_repository(settings)
-    existing = store.get_journey(journey.journey_id)
-    if existing is not None and not args.replace:
-        raise JourneyCliError(f"journey {journey.journey_id} exists: add --replace to change it")
-    journey = keep_publication(journey, existing)
-    store.put_journey(journey, isoformat(services.clock(settings).now()))
+    try:
+        journeys.save(
+            services.journey_commands(settings),
+            services.operator(settings),
+            journey,
+            replace=args.replace,
+        )
+    except AlreadyExists:
+        raise JourneyCliError(
+            f"journey {journey.journey_id} exists: add --replace to change it"
+        ) from None
     print(f"journey {journey.journey_id} saved ({journey.status})")
     return 0
 
@@ -89,15 +88,13 @@ def journeys_set_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def journeys_install(settings: Settings, args: argparse.Namespace) -> int:
-    from tsunagu.journeys.install import install_shipped
-
     domains = sorted(settings.sender_domains)
     if not args.sender and not domains:
         raise JourneyCliError("give --sender (no verified sender domain is configured)")
-    added = install_shipped(
-        journeys=services.journey_repository(settings),
-        templates=services.mail_repository(settings),
-        clock=services.clock(settings),
+    added = journeys.install(
+        services.journey_commands(settings),
+        services.mail_repository(settings),
+        services.operator(settings),
         site_url=args.site_url,
         sender=args.sender or f"news@{domains[0]}",
     )
@@ -168,18 +165,9 @@ def journeys_status(settings: Settings, args: argparse.Namespace) -> int:
         services.journey_commands(settings),
         services.operator(settings),
         args.journey,
-        lambda journey: _running(settings, journey),
     )
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
-
-
-def _running(settings: Settings, journey: Any) -> int | None:
-    try:
-        arn = services.state_machine_arn(settings, journey)
-    except RuntimeError:
-        return None
-    return services.executions(settings).running_count(arn)
 
 
 def journeys_stop_all(settings: Settings, args: argparse.Namespace) -> int:
@@ -338,29 +326,25 @@ def journeys_simulate(args: argparse.Namespace) -> int | None:
 def journeys_forecast(settings: Settings, args: argparse.Namespace) -> int:
     """The dry run's second form: one real lead's next --days days in the definition, read
     from the runtime (or stack) with its consent and recent mails; nothing sent or stored."""
-    from tsunagu.journeys.simulation import forecast, forecast_report, parse_assumptions
+    from tsunagu.commands import leads
+    from tsunagu.journeys.simulation import forecast_report, parse_assumptions
 
-    lead = lead_by_email(services.lead_repository(settings), args.lead)
+    operator = services.operator(settings)
+    lead = leads.find(services.lead_commands(settings), operator, args.lead)
     zone = args.time_zone or lead_payload(lead).get("time_zone") or settings.default_time_zone
     defaults = {name: getattr(settings, name) for name in Settings.model_fields}
     with _definition_problems(args.file):
         definition = read_definition(_read(args.file))
-        journeys = services.journey_repository(settings)
-        record = journeys.get_journey(definition.journey_id)
-        topic = record.topic if record else Journey.model_fields["topic"].default
-        view = journeys.gate_view(definition.journey_id, lead.lead_id, topic)
-        start = _start(args.start, zone) if args.start else services.clock(settings).now()
-        result = forecast(
+        result = journeys.forecast_for_lead(
+            services.journey_commands(settings),
+            operator,
             definition,
             lead,
-            view.recipient.consent,
-            view.sends.within(start),
-            start=start,
+            start=_start(args.start, zone) if args.start else None,
             days=args.days,
             assumptions=parse_assumptions(args.assume or ""),
             rules=_rules(args, defaults, zone),
             seed=args.seed,
-            journey=view.journey,
         )
     print("\n".join(forecast_report(result, time_zone=zone, assumed=args.assume or "")))
     return 0

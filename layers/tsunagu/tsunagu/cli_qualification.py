@@ -17,51 +17,24 @@ class QualificationCliError(Exception):
     """Printed without a traceback by the CLI's main."""
 
 
-def leads_score(settings: Settings, args: argparse.Namespace, lead: Any) -> int:
+def leads_score(settings: Settings, args: argparse.Namespace) -> int:
     """Every point behind the lead's score, decay included, and its grade."""
-    from tsunagu.qualification.grading import grade, matrix_cell
-    from tsunagu.qualification.pipeline import lead_attributes
-    from tsunagu.qualification.scoring import explain, score_band
+    from tsunagu.commands import qualification
 
-    store = services.qualification_repository(settings)
-    config = store.config()
-    now = services.clock(settings).now()
-    explanation = explain(store.awards_of(lead.lead_id), now, config.scoring)
-    fit = grade(lead_attributes(lead), config.grading)
-    band = score_band(explanation.score, config.scoring.mql_threshold)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "email": lead.email,
-                    "score": explanation.score,
-                    "threshold": config.scoring.mql_threshold,
-                    "grade": fit.grade.value,
-                    "cell": matrix_cell(fit.grade, band),
-                    "stage": lead.stage,
-                    "lines": [
-                        {
-                            "event_id": line.event_id,
-                            "event_type": line.event_type,
-                            "rule_id": line.rule_id,
-                            "points": line.points,
-                            "decayed": line.decayed,
-                        }
-                        for line in explanation.lines
-                    ],
-                },
-                indent=2,
-                default=str,
-            )
-        )
-        return 0
-    print(
-        f"{lead.email}: score {explanation.score:g} (MQL at {config.scoring.mql_threshold}), "
-        f"grade {fit.grade.value}, {matrix_cell(fit.grade, band)}, stage {lead.stage}"
+    report = qualification.explain_score(
+        services.qualification_commands(settings), services.operator(settings), args.email
     )
-    for line in explanation.text():
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2, default=str, ensure_ascii=False))
+        return 0
+    lead = report.lead
+    print(
+        f"{lead.email}: score {report.score:g} (MQL at {report.threshold}), "
+        f"grade {report.grade}, {report.cell}, stage {lead.stage}"
+    )
+    for line in report.explanation.text():
         print(f"  {line}")
-    for reason in fit.reasons:
+    for reason in report.fit:
         print(
             f"  fit: {reason.attribute} {reason.value!r} matched {reason.matched!r}: "
             f"{reason.points:+d}"
@@ -72,26 +45,17 @@ def leads_score(settings: Settings, args: argparse.Namespace, lead: Any) -> int:
 
 
 def leads_hot(settings: Settings, args: argparse.Namespace) -> int:
-    """For sales: leads by score, then grade, then how recently they were active. With decay in
-    the rules, the score is recomputed for now: the stored one is as of the lead's last event."""
-    from tsunagu.qualification.scoring import current_score
+    """For sales: leads by score, then grade, then how recently they were active."""
+    from tsunagu.commands import qualification
 
-    store = services.qualification_repository(settings)
-    model = store.config().scoring
-    now = services.clock(settings).now()
-    fades = any(rule.half_life_days for rule in model.rules)
-    ranked = [
-        (current_score(store.awards_of(lead.lead_id), now, model) if fades else lead.score, lead)
-        for lead in services.lead_repository(settings).all_leads()
-        if lead.score is not None and lead.stage not in ("customer", "disqualified")
-    ]
-    ranked.sort(key=lambda pair: pair[1].last_activity_at or "", reverse=True)
-    ranked.sort(key=lambda pair: pair[1].grade or "Z")
-    ranked.sort(key=lambda pair: pair[0] or 0, reverse=True)
-    for score, lead in ranked[: args.limit]:
+    ranked = qualification.hot_list(
+        services.qualification_commands(settings), services.operator(settings), args.limit
+    )
+    for hot in ranked:
+        lead = hot.lead
         owner = lead.fields["owner_email"].value if "owner_email" in lead.fields else "-"
         print(
-            f"{score or 0:>7.1f}  {lead.grade or '?'}  {lead.stage:<11} "
+            f"{hot.score:>7.1f}  {lead.grade or '?'}  {lead.stage:<11} "
             f"{lead.last_activity_at or '-':<25} {lead.email}  owner {owner}"
         )
     return 0
@@ -145,18 +109,22 @@ def crm_sign(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def crm_pushes(settings: Settings, args: argparse.Namespace) -> int:
-    parked = services.qualification_repository(settings).failed_pushes()
+    from tsunagu.commands import qualification
+
+    parked = qualification.failed_pushes(
+        services.qualification_commands(settings), services.operator(settings)
+    )
     for push in parked:
         print(json.dumps(push, ensure_ascii=False, default=str))
     print(f"-- {len(parked)} pushes to the CRM failed every retry")
     return 0
 
 
-def add_qualification_commands(groups: Any, leads: Any, lead_command: Any) -> None:
+def add_qualification_commands(groups: Any, leads: Any) -> None:
     score = leads.add_parser("score", help="explain a lead's score: every event and rule")
     score.add_argument("email")
     score.add_argument("--json", action="store_true")
-    score.set_defaults(run=lead_command(leads_score))
+    score.set_defaults(run=leads_score)
     hot = leads.add_parser("hot", help="the hot list for sales: score, grade, recency")
     hot.add_argument("--limit", type=int, default=30)
     hot.set_defaults(run=leads_hot)

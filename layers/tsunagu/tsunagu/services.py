@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from tsunagu.commands.access import Actor
     from tsunagu.commands.journeys import JourneyCommands, Publisher
     from tsunagu.commands.leads import LeadCommands
+    from tsunagu.commands.mail import MailCommands
     from tsunagu.commands.qualification import QualificationCommands
     from tsunagu.journeys.business_time import BusinessCalendar, QuietHours
     from tsunagu.journeys.gate import FrequencyCap
@@ -356,7 +357,17 @@ def journey_commands(settings: Settings) -> JourneyCommands:
         clock=clock(settings),
         leads=lead_repository(settings),
         entry_arn=lambda journey: entry_arn(settings, journey),
+        running=lambda journey: running_executions(settings, journey),
     )
+
+
+def running_executions(settings: Settings, journey: Journey) -> int | None:
+    """The journey's running executions; None where no state machine prefix is configured."""
+    try:
+        arn = state_machine_arn(settings, journey)
+    except RuntimeError:
+        return None
+    return executions(settings).running_count(arn)
 
 
 @lru_cache(maxsize=8)
@@ -393,12 +404,25 @@ def journey_publisher(settings: Settings) -> Publisher:
     return publisher
 
 
+def mail_commands(settings: Settings) -> MailCommands:
+    """The ports of the mail-template use cases (tsunagu.commands.mail)."""
+    from tsunagu.commands.mail import MailCommands
+
+    return MailCommands(
+        templates=mail_repository(settings),
+        leads=lead_repository(settings),
+        audit=audit_log(settings),
+        clock=clock(settings),
+    )
+
+
 def qualification_commands(settings: Settings) -> QualificationCommands:
     """The ports of the qualification-rules use cases (tsunagu.commands.qualification)."""
     from tsunagu.commands.qualification import QualificationCommands
 
     return QualificationCommands(
         rules=qualification_repository(settings),
+        leads=lead_repository(settings),
         audit=audit_log(settings),
         clock=clock(settings),
     )

@@ -23,7 +23,7 @@ from tsunagu import services
 from tsunagu.api.requests import HttpRequest
 from tsunagu.api.responses import Response, error_response, json_response
 from tsunagu.client_values import validation_failed
-from tsunagu.commands import definitions, journeys, leads, qualification
+from tsunagu.commands import definitions, journeys, leads, mail, qualification
 from tsunagu.commands.access import OPERATIONS, Actor, Role, authorise
 from tsunagu.commands.audit import AuditEntry, as_csv, list_entries, refused
 from tsunagu.cursors import decode_cursor, encode_cursor, not_a_cursor
@@ -43,6 +43,7 @@ from tsunagu.journeys.model import ResumePolicy
 from tsunagu.leads.model import Lead
 from tsunagu.leads.search import MAX_PAGE_SIZE, PAGE_SIZE, LeadQuery
 from tsunagu.leads.updates import LeadUpdate
+from tsunagu.mail.templates import MailTemplate
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.settings import Settings
 from tsunagu.tracking.sites import SiteDefinition
@@ -299,7 +300,7 @@ def journey_list(call: AdminCall) -> Any:
 def journey_status(call: AdminCall) -> Any:
     """Each journey's status and its parked leads by step (one journey with ?journey=)."""
     ports = _journey_ports(call)
-    return journeys.status(ports, call.actor, call.text("journey"), lambda _: None)
+    return journeys.status(ports, call.actor, call.text("journey"))
 
 
 def journey_show(call: AdminCall) -> Any:
@@ -484,6 +485,57 @@ sites_list, sites_show, sites_save = _definition_routes(
 )
 
 
+# ---------------------------------------------------------------- mail templates
+
+
+def templates_list(call: AdminCall) -> Any:
+    """The latest version of every mail template."""
+    found = mail.listing(services.mail_commands(call.settings), call.actor)
+    return page([t.model_dump(mode="json") for t in found], call)
+
+
+def template_show(call: AdminCall) -> Any:
+    """A mail template: its latest version, or ?version=."""
+    version = call.number("version", 0, low=1) if call.query.get("version") else None
+    found = mail.show(
+        services.mail_commands(call.settings), call.actor, call.params["template"], version
+    )
+    return found.model_dump(mode="json")
+
+
+def template_save(call: AdminCall) -> Any:
+    """Store the template as its next version (stored versions never change)."""
+    key = call.params["template"]
+    body = call.json()
+    if body.get("template_id", key) != key:
+        raise ValidationFailed([FieldError("template_id", f"must be {key!r}, as in the path")])
+    try:
+        template = MailTemplate.model_validate({**body, "template_id": key, "version": 0})
+    except ValidationError as error:
+        raise validation_failed(error, "(body)") from None
+    stored = mail.save_template(services.mail_commands(call.settings), call.actor, template)
+    return 201, stored.model_dump(mode="json")
+
+
+def template_preview(call: AdminCall) -> Any:
+    """The template as the lead (?lead=) would receive it now: subject, HTML and text, links
+    inert. Nothing is sent or stored."""
+    lead = call.text("lead")
+    if lead is None:
+        raise ValidationFailed([FieldError("lead", "is required: the lead whose data to use")])
+    version = call.number("version", 0, low=1) if call.query.get("version") else None
+    shown = mail.preview(
+        services.mail_commands(call.settings), call.actor, call.params["template"], lead, version
+    )
+    return {
+        "template_id": shown.template.template_id,
+        "version": shown.template.version,
+        "subject": shown.mail.subject,
+        "html": shown.mail.html,
+        "text": shown.mail.text,
+    }
+
+
 # ---------------------------------------------------------------- qualification and audit
 
 
@@ -497,6 +549,27 @@ def qualification_set(call: AdminCall) -> Any:
     """Replace the sections of the rules the body has; the others stay."""
     ports = services.qualification_commands(call.settings)
     return qualification.replace_sections(ports, call.actor, call.json()).model_dump(mode="json")
+
+
+def lead_score(call: AdminCall) -> Any:
+    """The lead's score explained: every event and rule behind it, decay included, the grade
+    with its reasons, the matrix cell and the stage history."""
+    ports = services.qualification_commands(call.settings)
+    return qualification.explain_score(ports, call.actor, call.params["lead"]).as_json()
+
+
+def hot_list(call: AdminCall) -> Any:
+    """For sales: leads by score for now, then grade, then recent activity (customers and
+    disqualified leads left out)."""
+    ports = services.qualification_commands(call.settings)
+    limit = call.number("limit", PAGE_SIZE, high=MAX_PAGE_SIZE)
+    return {"items": [hot.as_json() for hot in qualification.hot_list(ports, call.actor, limit)]}
+
+
+def crm_pushes(call: AdminCall) -> Any:
+    """Pushes to the CRM that failed every retry, newest first."""
+    ports = services.qualification_commands(call.settings)
+    return page(qualification.failed_pushes(ports, call.actor), call)
 
 
 def audit_entries(call: AdminCall) -> Any:
@@ -643,6 +716,27 @@ ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("GET", "/admin/sites/{site}", "sites.list", sites_show),
     AdminRoute(
         "PUT", "/admin/sites/{site}", "sites.save", sites_save, SiteDefinition, query=("replace",)
+    ),
+    AdminRoute("GET", "/admin/leads/{lead}/score", "leads.score", lead_score),
+    AdminRoute("GET", "/admin/hot-list", "leads.hot", hot_list, query=("limit",)),
+    AdminRoute("GET", "/admin/crm/pushes", "crm.pushes", crm_pushes, query=PAGED),
+    AdminRoute("GET", "/admin/templates", "templates.list", templates_list, query=PAGED),
+    AdminRoute(
+        "GET", "/admin/templates/{template}", "templates.list", template_show, query=("version",)
+    ),
+    AdminRoute(
+        "POST",
+        "/admin/templates/{template}/versions",
+        "templates.save",
+        template_save,
+        MailTemplate,
+    ),
+    AdminRoute(
+        "GET",
+        "/admin/templates/{template}/preview",
+        "templates.list",
+        template_preview,
+        query=("lead", "version"),
     ),
     AdminRoute("GET", "/admin/qualification", "qualification.show", qualification_show),
     AdminRoute(

@@ -7,16 +7,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from tsunagu.clock import Clock, isoformat
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
-from tsunagu.errors import FieldError, NotFound, ValidationFailed
+from tsunagu.errors import AlreadyExists, FieldError, NotFound, ValidationFailed
 from tsunagu.journeys import steps
+from tsunagu.journeys.definition import JourneyDefinition
+from tsunagu.journeys.install import Templates, install_shipped
 from tsunagu.journeys.lifecycle import EntryResult, Executions, JourneyStore, enter_leads
 from tsunagu.journeys.model import Journey, ResumePolicy
+from tsunagu.journeys.publishing import keep_publication
 from tsunagu.journeys.segments import Segment
+from tsunagu.journeys.simulation import Forecast, forecast
+from tsunagu.journeys.simulation import Rules as SimulationRules
 from tsunagu.journeys.steps import GateStore, ResumeReport, parked_by_step
 from tsunagu.leads.lookup import LeadFinder, lead_by_email
 from tsunagu.leads.model import Lead
@@ -28,6 +34,8 @@ class Leads(LeadFinder, Protocol):
 
 class Journeys(GateStore, JourneyStore, Protocol):
     """The journey repository, as the gate (pause, resume) and entry see it."""
+
+    def put_journey(self, journey: Journey, at: str) -> Journey: ...
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,9 @@ class JourneyCommands:
     leads: Leads
     entry_arn: Callable[[Journey], str]
     """Where a journey's executions start: its alias when published, else its state machine."""
+    running: Callable[[Journey], int | None]
+    """A journey's running executions (of every version); None where it has no state machine
+    this deployment knows."""
 
 
 @dataclass(frozen=True)
@@ -72,14 +83,9 @@ def show(ports: JourneyCommands, actor: Actor, journey_id: str) -> Journey:
         return find(ports, journey_id)
 
 
-def status(
-    ports: JourneyCommands,
-    actor: Actor,
-    journey_id: str | None,
-    running: Callable[[Journey], int | None],
-) -> dict[str, Any]:
-    """Each journey's status, its parked leads by step, and its running executions
-    (``running(journey)`` counts them; None where the journey has no state machine here)."""
+def status(ports: JourneyCommands, actor: Actor, journey_id: str | None) -> dict[str, Any]:
+    """Each journey's status, its parked leads by step, and its running executions (None
+    where the journey has no state machine here)."""
     allowed(ports.audit, ports.clock, actor, "journeys.list", "journeys")
     store = ports.journeys
     journeys = [find(ports, journey_id)] if journey_id else store.journeys()
@@ -93,7 +99,7 @@ def status(
             "resume_policy": journey.resume.kind,
             "parked": sum(at_step.values()),
             "parked_at_step": at_step,
-            "running": running(journey),
+            "running": ports.running(journey),
         }
 
     return {"emergency_stop": store.account_paused(), "journeys": [one(j) for j in journeys]}
@@ -146,6 +152,75 @@ def start(
 Publisher = Callable[[dict[str, Any]], dict[str, Any]]
 """The publish_journey function, asked ``{"action": ...}``: its answer when ``ok``; a refusal
 is raised by the caller's side of the port (it knows how to say what to fix)."""
+
+
+def save(ports: JourneyCommands, actor: Actor, journey: Journey, *, replace: bool) -> bool:
+    """Create or (when asked) replace a journey record: triggers, re-entry, exits, resume
+    policy, status. A published journey's record keeps its publication (only publish and
+    rollback change the live version). True when it replaced one; AlreadyExists otherwise."""
+    key = journey.journey_id
+    with recorded(ports.audit, ports.clock, actor, "journeys.save", f"journey:{key}") as log:
+        existing = ports.journeys.get_journey(key)
+        if existing is not None and not replace:
+            raise AlreadyExists(f"journey {key!r} exists: replace it to change it")
+        stored = ports.journeys.put_journey(
+            keep_publication(journey, existing), isoformat(ports.clock.now())
+        )
+        before = existing.model_dump(mode="json", exclude={"updated_at"}) if existing else {}
+        log.changed(before, stored.model_dump(mode="json", exclude={"updated_at"}))
+        log.detail = "replaced" if existing is not None else "created"
+    return existing is not None
+
+
+def install(
+    ports: JourneyCommands, templates: Templates, actor: Actor, *, site_url: str, sender: str
+) -> list[str]:
+    """The shipped journeys and their mails, where missing (nothing present is changed)."""
+    with recorded(ports.audit, ports.clock, actor, "journeys.save", "journeys:shipped") as log:
+        added = install_shipped(
+            journeys=ports.journeys,
+            templates=templates,
+            clock=ports.clock,
+            site_url=site_url,
+            sender=sender,
+        )
+        log.changed({}, {"installed": added} if added else {})
+    return added
+
+
+def forecast_for_lead(
+    ports: JourneyCommands,
+    actor: Actor,
+    definition: JourneyDefinition,
+    lead: Lead,
+    *,
+    start: datetime | None,
+    days: int,
+    assumptions: Mapping[str, float],
+    rules: SimulationRules,
+    seed: int = 0,
+) -> Forecast:
+    """The dry run's second form: the lead's next ``days`` days in ``definition`` from
+    ``start`` (now if None), with its own consent, stage, tags, score and week of sends (the
+    frequency cap counts them), and the journey's record as stored. Nothing is sent or
+    stored."""
+    allowed(ports.audit, ports.clock, actor, "journeys.list", f"journey:{definition.journey_id}")
+    record = ports.journeys.get_journey(definition.journey_id)
+    topic = record.topic if record else Journey.model_fields["topic"].default
+    view = ports.journeys.gate_view(definition.journey_id, lead.lead_id, topic)
+    begin = start or ports.clock.now()
+    return forecast(
+        definition,
+        lead,
+        view.recipient.consent,
+        view.sends.within(begin),
+        start=begin,
+        days=days,
+        assumptions=assumptions,
+        rules=rules,
+        seed=seed,
+        journey=view.journey,
+    )
 
 
 def publish(

@@ -115,6 +115,20 @@ def show(ports: LeadCommands, actor: Actor, email: str, *, events: int = 20) -> 
     }
 
 
+def find(ports: LeadCommands, actor: Actor, email: str) -> Lead:
+    """The lead with this address (as capture matches it): NotFound when there is none."""
+    with recorded(ports.audit, ports.clock, actor, "leads.show", f"lead:{email}"):
+        return lead_by_email(ports.leads, email)
+
+
+def recent_events(
+    ports: LeadCommands, actor: Actor, email: str, *, limit: int = 100
+) -> tuple[Lead, list[LeadEvent]]:
+    """The lead and its latest events, newest first."""
+    lead = find(ports, actor, email)
+    return lead, ports.leads.events(lead.lead_id, limit=limit)
+
+
 def timeline(
     ports: LeadCommands, actor: Actor, email: str, *, limit: int = 500
 ) -> tuple[Lead, list[LeadEvent]]:

@@ -1,6 +1,7 @@
 """The qualification rules (scoring, grading, the MQL threshold, owner rules, the CRM merge
 policy), as marketers read and change them; each change goes in the audit log, section by
-section, so "who lowered the MQL threshold?" has an answer."""
+section, so "who lowered the MQL threshold?" has an answer. And what the rules make of the
+leads: a lead's score explained, the hot list for sales, the CRM pushes that failed."""
 
 from __future__ import annotations
 
@@ -12,9 +13,26 @@ from pydantic import ValidationError
 
 from tsunagu.clock import Clock
 from tsunagu.commands.access import Actor
-from tsunagu.commands.audit import AuditLog, recorded
+from tsunagu.commands.audit import AuditLog, allowed, recorded
 from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.leads.lookup import LeadFinder, lead_by_email
+from tsunagu.leads.model import Lead
+from tsunagu.leads.search import MAX_PAGE_SIZE, LeadPage, LeadQuery
 from tsunagu.qualification.config import QualificationConfig
+from tsunagu.qualification.grading import GradeReason, grade, matrix_cell
+from tsunagu.qualification.pipeline import lead_attributes
+from tsunagu.qualification.scoring import (
+    Award,
+    ScoreExplanation,
+    current_score,
+    explain,
+    score_band,
+)
+
+NOT_HOT = frozenset({"customer", "disqualified"})
+"""Stages the hot list leaves out: sales has them already, or has ruled them out."""
+HOT_LIST_READ = 1_000
+"""Leads read, highest stored score first, to rank the hot list (see :func:`hot_list`)."""
 
 
 class Rules(Protocol):
@@ -22,12 +40,153 @@ class Rules(Protocol):
 
     def save_config(self, config: QualificationConfig) -> None: ...
 
+    def awards_of(self, lead_id: str) -> list[Award]: ...
+
+    def failed_pushes(self) -> list[dict[str, Any]]: ...
+
+
+class Leads(LeadFinder, Protocol):
+    def search(self, query: LeadQuery) -> LeadPage: ...
+
 
 @dataclass(frozen=True)
 class QualificationCommands:
     rules: Rules
+    leads: Leads
     audit: AuditLog
     clock: Clock
+
+
+@dataclass(frozen=True)
+class ScoreReport:
+    """A lead's score as sales and marketing read it: every award behind it, decay included,
+    the grade with its reasons, the matrix cell and the stage history."""
+
+    lead: Lead
+    explanation: ScoreExplanation
+    threshold: int
+    grade: str
+    cell: str
+    fit: list[GradeReason]
+
+    @property
+    def score(self) -> float:
+        return self.explanation.score
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "email": self.lead.email,
+            "lead_id": self.lead.lead_id,
+            "score": self.score,
+            "threshold": self.threshold,
+            "grade": self.grade,
+            "cell": self.cell,
+            "stage": self.lead.stage,
+            "lines": [
+                {
+                    "event_id": line.event_id,
+                    "event_type": line.event_type,
+                    "occurred_at": line.occurred_at.isoformat(),
+                    "rule_id": line.rule_id,
+                    "description": line.description,
+                    "points": line.points,
+                    "decayed": line.decayed,
+                    "half_life_days": line.half_life_days,
+                    "note": line.note,
+                }
+                for line in self.explanation.lines
+            ],
+            "fit": [
+                {
+                    "attribute": reason.attribute,
+                    "value": reason.value,
+                    "matched": reason.matched,
+                    "points": reason.points,
+                }
+                for reason in self.fit
+            ],
+            "stage_history": list(self.lead.stage_history),
+        }
+
+
+@dataclass(frozen=True)
+class HotLead:
+    lead: Lead
+    score: float
+    """At the time asked, decay included."""
+
+    def as_json(self) -> dict[str, Any]:
+        owner = self.lead.fields.get("owner_email")
+        return {
+            "email": self.lead.email,
+            "lead_id": self.lead.lead_id,
+            "score": self.score,
+            "grade": self.lead.grade,
+            "stage": self.lead.stage,
+            "last_activity_at": self.lead.last_activity_at,
+            "owner": owner.value if owner is not None else None,
+        }
+
+
+def explain_score(ports: QualificationCommands, actor: Actor, email: str) -> ScoreReport:
+    """Every point behind the lead's score as of now, decay included, and its grade."""
+    allowed(ports.audit, ports.clock, actor, "leads.score", email)
+    lead = lead_by_email(ports.leads, email)
+    config = ports.rules.config()
+    explanation = explain(ports.rules.awards_of(lead.lead_id), ports.clock.now(), config.scoring)
+    fit = grade(lead_attributes(lead), config.grading)
+    band = score_band(explanation.score, config.scoring.mql_threshold)
+    return ScoreReport(
+        lead=lead,
+        explanation=explanation,
+        threshold=config.scoring.mql_threshold,
+        grade=fit.grade.value,
+        cell=matrix_cell(fit.grade, band),
+        fit=list(fit.reasons),
+    )
+
+
+def hot_list(ports: QualificationCommands, actor: Actor, limit: int = 20) -> list[HotLead]:
+    """For sales: leads by score, then grade, then how recently they were active; customers and
+    disqualified leads left out.
+
+    Read through the leads' score index, highest stored score first, never a scan: the first
+    ``HOT_LIST_READ`` leads. With decay in the rules, those are scored again for now (the
+    stored score is as of the lead's last event) before they are ranked.
+    """
+    allowed(ports.audit, ports.clock, actor, "leads.hot", "leads")
+    model = ports.rules.config().scoring
+    now = ports.clock.now()
+    fades = any(rule.half_life_days for rule in model.rules)
+    candidates: list[Lead] = []
+    cursor: str | None = None
+    while len(candidates) < HOT_LIST_READ:
+        page = ports.leads.search(LeadQuery(limit=MAX_PAGE_SIZE, cursor=cursor))
+        candidates += [
+            lead for lead in page.leads if lead.score is not None and lead.stage not in NOT_HOT
+        ]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    ranked = [
+        HotLead(
+            lead,
+            current_score(ports.rules.awards_of(lead.lead_id), now, model)
+            if fades
+            else float(lead.score or 0),
+        )
+        for lead in candidates
+    ]
+    ranked.sort(key=lambda hot: hot.lead.last_activity_at or "", reverse=True)
+    ranked.sort(key=lambda hot: hot.lead.grade or "Z")
+    ranked.sort(key=lambda hot: hot.score, reverse=True)
+    return ranked[:limit]
+
+
+def failed_pushes(ports: QualificationCommands, actor: Actor) -> list[dict[str, Any]]:
+    """Pushes to the CRM that failed every retry, newest first (parked for a person to see)."""
+    allowed(ports.audit, ports.clock, actor, "crm.pushes", "crm")
+    return ports.rules.failed_pushes()
 
 
 def show(ports: QualificationCommands, actor: Actor) -> QualificationConfig:

@@ -132,11 +132,11 @@ class Messenger(Protocol):
         ...
 
 
-def _lead_context(lead: Lead) -> dict[str, Any]:
+def lead_context(lead: Lead) -> dict[str, Any]:
     return {"email": lead.email, **{name: value.value for name, value in lead.fields.items()}}
 
 
-def _owner(lead: Lead) -> dict[str, str]:
+def owner_context(lead: Lead) -> dict[str, str]:
     return {
         k.removeprefix("owner_"): v.value for k, v in lead.fields.items() if k.startswith("owner_")
     }
@@ -297,10 +297,10 @@ def _send_claimed(
         honeypot=f"{base}/c/{token(TokenKind.HONEYPOT, base + '/', 'honeypot')}",
         unsubscribe=unsubscribe,
     )
-    owner = _owner(lead)
+    owner = owner_context(lead)
     try:
         rendered = render_mail(
-            template, lead=_lead_context(lead), owner=owner, journey=request.journey, urls=urls
+            template, lead=lead_context(lead), owner=owner, journey=request.journey, urls=urls
         )
     except RenderError as error:
         finish(
