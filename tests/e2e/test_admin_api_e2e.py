@@ -230,3 +230,44 @@ def test_a_marketer_publishes_a_journey_through_the_api_and_a_broken_one_says_wh
     _, _, log = admin_call(tsunagu, "GET", "/admin/audit?limit=200", token=token)
     [entry] = [e for e in log["items"] if e["operation"] == "journeys.publish"]
     assert (entry["before"], entry["after"]) == ({"version": None}, {"version": 1})
+
+
+def test_the_cli_calls_the_api_with_a_signed_in_persons_token(tsunagu: RunningTsunagu) -> None:
+    # Given the admin signed in at the CLI (the password from the file make up wrote)
+    password_file = tsunagu.workdir / ".tsunagu" / SIGN_IN_FILE
+    signed = tsunagu.cli("api", "sign-in", ADMIN_EMAIL, "--password-file", str(password_file))
+    assert signed.returncode == 0, signed.stderr
+    token_file = tsunagu.workdir / ".tsunagu" / "api-token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+
+    # When they ask who they are, invite a marketer and store a site through the API
+    me = tsunagu.cli("api", "get", "/admin/me")
+    invited = tsunagu.cli(
+        "api", "post", "/admin/users", "--data", '{"email": "mika@example.jp", "role": "marketer"}'
+    )
+    stored = tsunagu.cli(
+        "api",
+        "put",
+        "/admin/sites/cli-site",
+        "--data",
+        '{"name": "CLI", "allowed_origins": ["https://cli.example.jp"]}',
+    )
+    refused = tsunagu.cli("api", "get", "/admin/leads/not-an-address")
+
+    # Then each went through the API as that person, and the log says so
+    assert json.loads(me.stdout)["role"] == "admin", me.stderr
+    assert json.loads(invited.stdout)["role"] == "marketer", invited.stderr
+    assert stored.returncode == 0, stored.stderr
+    assert refused.returncode == 1 and "the API answered 4" in refused.stderr
+    _, _, log = admin_call(tsunagu, "GET", "/admin/audit?limit=200", token=admin_token(tsunagu))
+    made = {e["target"]: (e["via"], e["email"]) for e in log["items"] if e["outcome"] == "done"}
+    assert made["site:cli-site"] == ("api", ADMIN_EMAIL)
+    assert made["user:mika@example.jp"] == ("api", ADMIN_EMAIL)
+
+    # And a wrong password or no token is a plain message, not a traceback
+    wrong = tsunagu.workdir / "wrong-password"
+    wrong.write_text("Not-the-password-1")
+    failed = tsunagu.cli("api", "sign-in", ADMIN_EMAIL, "--password-file", str(wrong))
+    assert failed.returncode == 1 and "the e-mail or the password is wrong" in failed.stderr
+    token_file.unlink()
+    assert "not signed in" in tsunagu.cli("api", "get", "/admin/me").stderr

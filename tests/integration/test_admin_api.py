@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AwsStack
+from tests.conftest import AwsStack, moto_client
 from tests.support.admin import event
 from tests.support.leads import store_lead
 from tsunagu import services
@@ -34,6 +34,7 @@ SAMPLE_PARAMS = {
     "form": "no-such-form",
     "site": "no-such-site",
     "template": "seminar-invitation",
+    "user": "marketer.ito@example.com",
 }
 
 
@@ -53,8 +54,16 @@ def audit_entries(settings: Settings) -> list[AuditEntry]:
 
 @pytest.fixture
 def stack(aws: AwsStack) -> Settings:
-    """Two leads (one owned by the sales user), the shipped journeys, nothing in the log."""
+    """Two leads (one owned by the sales user), the shipped journeys, the user pool with its
+    groups and one marketer, nothing in the log."""
+    pool = moto_client("cognito-idp").create_user_pool(
+        PoolName="tsunagu-test-people", UsernameAttributes=["email"]
+    )["UserPool"]["Id"]
+    for role in Role:
+        moto_client("cognito-idp").create_group(GroupName=role.value, UserPoolId=pool)
+    aws.environment["TSUNAGU_ADMIN_USER_POOL_ID"] = pool
     settings = aws.settings()
+    services.user_commands(settings).directory.invite("marketer.ito@example.com", Role.MARKETER)
     store_lead(aws, OWNED, owner=SALES_EMAIL)
     store_lead(aws, NOT_OWNED)
     install_shipped(
@@ -371,3 +380,66 @@ def test_a_score_is_explained_and_failed_crm_pushes_listed(stack: Settings) -> N
     assert explained["lines"] == [] and explained["cell"] == f"{explained['grade']}4"
     status, pushes = call(stack, "GET", "/admin/crm/pushes", role=Role.SALES)
     assert (status, pushes["items"]) == (200, [])
+
+
+# ---------------------------------------------------------------- users
+def test_an_admin_invites_people_changes_roles_and_disables_them_all_logged(
+    stack: Settings,
+) -> None:
+    # When the admin invites a salesperson, makes the marketer a viewer and disables them
+    status, invited = call(
+        stack, "POST", "/admin/users", body={"email": "Sales.Kato@example.com", "role": "sales"}
+    )
+    changed, ito = call(
+        stack, "PATCH", "/admin/users/marketer.ito@example.com", body={"role": "viewer"}
+    )
+    disabled, off = call(
+        stack, "PATCH", "/admin/users/marketer.ito@example.com", body={"enabled": False}
+    )
+
+    # Then each is done, the list says so, and each is in the log with its before and after
+    assert (status, invited["role"], invited["status"]) == (201, "sales", "FORCE_CHANGE_PASSWORD")
+    assert (changed, ito["role"], disabled, off["enabled"]) == (200, "viewer", 200, False)
+    _, listed = call(stack, "GET", "/admin/users")
+    assert [(u["email"], u["role"], u["enabled"]) for u in listed["items"]] == [
+        ("marketer.ito@example.com", "viewer", False),
+        ("sales.kato@example.com", "sales", True),
+    ]
+    logged = [
+        (e.target, e.before, e.after) for e in audit_entries(stack) if e.operation == "users.save"
+    ]
+    assert sorted(logged, key=repr) == [
+        ("user:marketer.ito@example.com", {"enabled": True}, {"enabled": False}),
+        ("user:marketer.ito@example.com", {"role": "marketer"}, {"role": "viewer"}),
+        (
+            "user:sales.kato@example.com",
+            {"enabled": None, "role": None},
+            {"enabled": True, "role": "sales"},
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "expected"),
+    [
+        ("POST", "/admin/users", {"email": "marketer.ito@example.com", "role": "sales"}, 409),
+        ("POST", "/admin/users", {"email": "not an address", "role": "sales"}, 422),
+        ("POST", "/admin/users", {"email": "new@example.com", "role": "owner"}, 422),
+        ("PATCH", "/admin/users/nobody@example.com", {"role": "sales"}, 404),
+        ("PATCH", "/admin/users/marketer.ito@example.com", {}, 422),
+        # An admin cannot lock themselves out (the caller is SALES_EMAIL, made an admin below)
+        ("PATCH", f"/admin/users/{SALES_EMAIL}", {"role": "viewer"}, 422),
+        ("PATCH", f"/admin/users/{SALES_EMAIL}", {"enabled": False}, 422),
+    ],
+)
+def test_a_user_change_that_cannot_be_made_says_why_and_changes_nothing(
+    stack: Settings, method: str, path: str, body: dict[str, Any], expected: int
+) -> None:
+    services.user_commands(stack).directory.invite(SALES_EMAIL, Role.ADMIN)
+    before = call(stack, "GET", "/admin/users")[1]
+
+    status, answer = call(stack, method, path, body=body, email=SALES_EMAIL)
+
+    assert status == expected, answer
+    assert call(stack, "GET", "/admin/users")[1] == before
+    assert not [e for e in audit_entries(stack) if e.outcome == "done"]

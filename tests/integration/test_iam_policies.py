@@ -97,6 +97,11 @@ EXPECTED = {
     ("admin_api", "dynamodb:Scan"),
     ("admin_api", "states:StartExecution"),
     ("admin_api", "dynamodb:PutItem"),
+    ("admin_api", "states:ListExecutions"),
+    ("admin_api", "cognito-idp:AdminCreateUser"),
+    ("admin_api", "cognito-idp:AdminRemoveUserFromGroup"),
+    ("admin_api", "cognito-idp:AdminUserGlobalSignOut"),
+    ("admin_api", "cognito-idp:ListUsersInGroup"),
 }
 FUNCTIONS_DRIVEN = {
     "capture_form",
@@ -180,6 +185,12 @@ def stack_resolver(stack: Stack, names: Mapping[str, str]) -> Resolver:
         resolver.attributes[(logical_id, "Arn")] = (
             f"arn:aws:iam::{ACCOUNT_ID}:role/{STAGE_PREFIX}{logical_id}"
         )
+    for logical_id in stack.of_type("AWS::Cognito::UserPool"):
+        pool = names.get(logical_id)
+        if pool is not None:
+            resolver.attributes[(logical_id, "Arn")] = (
+                f"arn:aws:cognito-idp:{REGION}:{ACCOUNT_ID}:userpool/{pool}"
+            )
     for logical_id, resource in stack.of_type("AWS::SES::ConfigurationSet").items():
         # Ref of a configuration set is its Name (tsunagu-${Stage}).
         name = resource.get("Properties", {}).get("Name")
@@ -349,6 +360,9 @@ def required(call: Call) -> list[tuple[str, str]]:
         return [(f"states:{operation}", params.get("stateMachineArn", "*"))]
     if service == "secretsmanager":
         return [(f"secretsmanager:{operation}", params["SecretId"])]
+    if service == "cognito-idp" and "UserPoolId" in params:
+        pool = f"arn:aws:cognito-idp:{REGION}:{ACCOUNT_ID}:userpool/{params['UserPoolId']}"
+        return [(f"cognito-idp:{operation}", pool)]
     if service == "ses":
         ses_arn = f"arn:aws:ses:{REGION}:{ACCOUNT_ID}"
         if operation == "SendEmail" and "Content" in params:  # SES v2
@@ -485,13 +499,30 @@ def gap_report(
 
 
 def stack_names(aws: AwsStack) -> dict[str, str]:
-    """Logical id -> what Ref returns in the test stack (tables, secrets)."""
+    """Logical id -> what Ref returns in the test stack (tables, secrets, the user pool)."""
     names = dict(aws.tables)
     secrets = moto_client("secretsmanager")
     for secret in secrets.list_secrets()["SecretList"]:
         if secret["Name"].startswith(STAGE_PREFIX):
             names[secret["Name"].removeprefix(STAGE_PREFIX)] = secret["ARN"]
+    for pool in moto_client("cognito-idp").list_user_pools(MaxResults=60)["UserPools"]:
+        if pool["Name"] == PEOPLE_POOL:
+            names["AdminUserPool"] = pool["Id"]
     return names
+
+
+PEOPLE_POOL = "tsunagu-test-people"
+"""The template's AdminUserPool at stage test (made by drive_admin_api)."""
+
+
+def make_people_pool() -> str:
+    cognito = moto_client("cognito-idp")
+    pool: str = cognito.create_user_pool(PoolName=PEOPLE_POOL, UsernameAttributes=["email"])[
+        "UserPool"
+    ]["Id"]
+    for group in ("admin", "marketer", "sales", "viewer"):
+        cognito.create_group(GroupName=group, UserPoolId=pool)
+    return pool
 
 
 def template_statements(template: Path, names: Mapping[str, str]) -> dict[str, list[Statement]]:
@@ -629,7 +660,9 @@ def drive_every_function(q: Qualified, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def drive_admin_api(aws: AwsStack, email: str) -> None:
     """admin_api with the environment template.yaml gives it, asked as a marketer what the
-    console asks (publishing is publish_journey's, above)."""
+    console asks, and as an admin what only admins do (publishing is publish_journey's,
+    above)."""
+    make_people_pool()
     stack = load_stack(TEMPLATE, {"Stage": "test"}, REGION)
     function = stack.resources["AdminApiFunction"]["Properties"]
     variables = stack_resolver(stack, stack_names(aws)).resolve(
@@ -658,9 +691,33 @@ def drive_admin_api(aws: AwsStack, email: str) -> None:
         ("PUT", "/admin/qualification", {"minimum_grade": "C"}),
         ("POST", f"/admin/leads/{email}/suppression", {"note": "asked by phone"}),
         ("GET", "/admin/audit", None),
+        ("GET", f"/admin/leads/{email}/score", None),
+        ("GET", "/admin/hot-list", None),
+        ("GET", "/admin/crm/pushes", None),
+        ("GET", "/admin/templates", None),
+        ("POST", "/admin/templates/seminar-invitation/versions", {"name": "IAM",
+                 "subject": "IAM", "html": "<p>IAM</p>", "from_address": "news@example.com"}),
+        ("GET", "/admin/templates/seminar-invitation", None),
+        ("GET", f"/admin/templates/seminar-invitation/preview?lead={email}", None),
     ]  # fmt: skip
-    for method, path, body in asks:
-        response = admin.invoke(admin_event(method, path, role=Role.MARKETER, body=body))
+    as_admin: list[tuple[str, str, Any]] = [
+        ("POST", "/admin/users", {"email": "new.marketer@example.jp", "role": "marketer"}),
+        ("PATCH", "/admin/users/new.marketer@example.jp", {"role": "viewer", "enabled": False}),
+        ("PATCH", "/admin/users/new.marketer@example.jp", {"enabled": True}),
+        ("GET", "/admin/users", None),
+    ]
+    for method, path, body in asks + as_admin:
+        role = Role.ADMIN if (method, path, body) in as_admin else Role.MARKETER
+        path, _, query = path.partition("?")
+        response = admin.invoke(
+            admin_event(
+                method,
+                path,
+                role=role,
+                body=body,
+                query=dict([query.split("=")]) if query else None,
+            )
+        )
         if path == "/admin/audit":
             assert response["statusCode"] == 403, response  # marketers may not read the log
         else:

@@ -41,7 +41,10 @@ EXPECTED: dict[str, dict[Role, bool | str]] = {
     "leads.suppress": {
         Role.ADMIN: True, Role.MARKETER: True, Role.SALES: False, Role.VIEWER: False,
     },
-    "audit.list": {Role.ADMIN: True, Role.MARKETER: False, Role.SALES: False, Role.VIEWER: False},
+    **{
+        name: {Role.ADMIN: True, Role.MARKETER: False, Role.SALES: False, Role.VIEWER: False}
+        for name in ("audit.list", "users.list", "users.save")
+    },
     "journeys.list": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
     "forms.list": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
     "sites.list": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},

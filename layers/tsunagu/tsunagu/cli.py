@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from tsunagu import services
+from tsunagu.cli_api import ApiCliError, add_api_commands
 from tsunagu.cli_clock import ClockCliError, add_clock_commands
 from tsunagu.cli_functions import FunctionCliError, invoke_function
 from tsunagu.cli_journeys import JourneyCliError, add_journey_commands
@@ -594,6 +595,7 @@ def _parser() -> argparse.ArgumentParser:
     add_journey_commands(groups)
     add_clock_commands(groups)
     add_qualification_commands(groups, leads)
+    add_api_commands(groups)
     forms.add_parser("list", help="list forms").set_defaults(run=forms_list)
     show = forms.add_parser("get", help="show a form's definition")
     show.add_argument("form_id")
@@ -623,6 +625,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         code: int = args.run(settings, args)
     except (
+        ApiCliError,
         CliError,
         ClockCliError,
         FunctionCliError,

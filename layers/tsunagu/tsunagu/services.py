@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from tsunagu.commands.leads import LeadCommands
     from tsunagu.commands.mail import MailCommands
     from tsunagu.commands.qualification import QualificationCommands
+    from tsunagu.commands.users import UserCommands
     from tsunagu.journeys.business_time import BusinessCalendar, QuietHours
     from tsunagu.journeys.gate import FrequencyCap
     from tsunagu.journeys.model import Journey
@@ -402,6 +403,27 @@ def journey_publisher(settings: Settings) -> Publisher:
         raise NotFound(str(answer.get("error") or "not found"))
 
     return publisher
+
+
+@lru_cache(maxsize=4)
+def cognito_client(region: str) -> Any:
+    import boto3
+
+    return boto3.client("cognito-idp", region_name=region)
+
+
+def user_commands(settings: Settings) -> UserCommands:
+    """The ports of the user-management use cases (tsunagu.commands.users)."""
+    from tsunagu.commands.users import UserCommands
+    from tsunagu.store.users import CognitoDirectory
+
+    if not settings.admin_user_pool_id:
+        raise RuntimeError("TSUNAGU_ADMIN_USER_POOL_ID is not set for this function")
+    return UserCommands(
+        directory=CognitoDirectory(cognito_client(settings.region), settings.admin_user_pool_id),
+        audit=audit_log(settings),
+        clock=clock(settings),
+    )
 
 
 def mail_commands(settings: Settings) -> MailCommands:

@@ -46,6 +46,8 @@ class Settings(BaseModel):
     admin_allowed_cidrs: str = ""
     """Where the admin API may be called from: CIDR ranges, comma-separated (seed 002's
     IPアドレス制御); empty: from anywhere (sign-in is still required)."""
+    admin_user_pool_id: str | None = None
+    """The user pool of the people who sign in (set where admins manage them: the admin API)."""
     publish_journey_function: str | None = None
     """The function that publishes journeys (set where people publish: the admin API)."""
     crm_secret_arn: str | None = None

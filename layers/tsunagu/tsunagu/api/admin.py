@@ -23,7 +23,7 @@ from tsunagu import services
 from tsunagu.api.requests import HttpRequest
 from tsunagu.api.responses import Response, error_response, json_response
 from tsunagu.client_values import validation_failed
-from tsunagu.commands import definitions, journeys, leads, mail, qualification
+from tsunagu.commands import definitions, journeys, leads, mail, qualification, users
 from tsunagu.commands.access import OPERATIONS, Actor, Role, authorise
 from tsunagu.commands.audit import AuditEntry, as_csv, list_entries, refused
 from tsunagu.cursors import decode_cursor, encode_cursor, not_a_cursor
@@ -485,6 +485,51 @@ sites_list, sites_show, sites_save = _definition_routes(
 )
 
 
+# ---------------------------------------------------------------- users
+
+
+class Invitation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(max_length=254)
+    role: Role
+
+
+class UserChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    enabled: bool | None = None
+
+
+def users_list(call: AdminCall) -> Any:
+    """The people who sign in: their role, whether they may, and their status."""
+    found = users.listing(services.user_commands(call.settings), call.actor)
+    return page([user.as_json() for user in found], call)
+
+
+def user_invite(call: AdminCall) -> Any:
+    """Invite someone with a role: the pool mails them a temporary password."""
+    asked = call.model(Invitation)
+    user = users.invite(services.user_commands(call.settings), call.actor, asked.email, asked.role)
+    return 201, user.as_json()
+
+
+def user_change(call: AdminCall) -> Any:
+    """Change a user's role, or disable (signed out everywhere) or enable them."""
+    asked = call.model(UserChange)
+    if asked.role is None and asked.enabled is None:
+        raise ValidationFailed([FieldError("(body)", "give role, enabled or both")])
+    ports, email = services.user_commands(call.settings), call.params["user"]
+    user = None
+    if asked.role is not None:
+        user = users.set_role(ports, call.actor, email, asked.role)
+    if asked.enabled is not None:
+        user = users.set_enabled(ports, call.actor, email, asked.enabled)
+    assert user is not None
+    return user.as_json()
+
+
 # ---------------------------------------------------------------- mail templates
 
 
@@ -717,6 +762,9 @@ ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute(
         "PUT", "/admin/sites/{site}", "sites.save", sites_save, SiteDefinition, query=("replace",)
     ),
+    AdminRoute("GET", "/admin/users", "users.list", users_list, query=PAGED),
+    AdminRoute("POST", "/admin/users", "users.save", user_invite, Invitation),
+    AdminRoute("PATCH", "/admin/users/{user}", "users.save", user_change, UserChange),
     AdminRoute("GET", "/admin/leads/{lead}/score", "leads.score", lead_score),
     AdminRoute("GET", "/admin/hot-list", "leads.hot", hot_list, query=("limit",)),
     AdminRoute("GET", "/admin/crm/pushes", "crm.pushes", crm_pushes, query=PAGED),

@@ -90,6 +90,8 @@ OPERATIONS: dict[str, Operation] = {
         Operation("qualification.show", EVERYONE, changes=False),
         Operation("qualification.set", MARKETING, changes=True),
         Operation("audit.list", frozenset({Role.ADMIN}), changes=False),
+        Operation("users.list", frozenset({Role.ADMIN}), changes=False),
+        Operation("users.save", frozenset({Role.ADMIN}), changes=True),
     )
 }
 """The one permission table. A front end (CLI command, API route) names an operation here; a

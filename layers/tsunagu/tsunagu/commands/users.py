@@ -1,0 +1,119 @@
+"""The people who sign in, as an admin manages them: list, invite with a role, change a role,
+disable and enable. Each user's role is its one group in the user pool (tsunagu.commands.access);
+every change is in the audit log. An admin cannot take away their own admin role or disable
+themselves: the last admin could lock everyone out of the console that way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tsunagu.clock import Clock
+from tsunagu.commands.access import Actor, Role
+from tsunagu.commands.audit import AuditLog, allowed, recorded
+from tsunagu.errors import AlreadyExists, FieldError, NotFound, ValidationFailed
+from tsunagu.leads.email import InvalidEmail, normalise_email
+
+
+@dataclass(frozen=True)
+class User:
+    email: str
+    role: Role | None
+    """None: in no group, so refused everywhere until an admin gives a role."""
+    enabled: bool
+    status: str
+    """The pool's word: FORCE_CHANGE_PASSWORD until an invited user first signs in, then
+    CONFIRMED."""
+    created_at: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "email": self.email,
+            "role": self.role.value if self.role else None,
+            "enabled": self.enabled,
+            "status": self.status,
+            "created_at": self.created_at,
+        }
+
+
+class Directory(Protocol):
+    """The user pool (Cognito in AWS and on the local runtime)."""
+
+    def users(self) -> list[User]: ...
+
+    def user(self, email: str) -> User | None: ...
+
+    def invite(self, email: str, role: Role) -> User: ...
+
+    def set_role(self, email: str, role: Role) -> None: ...
+
+    def set_enabled(self, email: str, enabled: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class UserCommands:
+    directory: Directory
+    audit: AuditLog
+    clock: Clock
+
+
+def listing(ports: UserCommands, actor: Actor) -> list[User]:
+    allowed(ports.audit, ports.clock, actor, "users.list", "users")
+    return sorted(ports.directory.users(), key=lambda user: user.email)
+
+
+def invite(ports: UserCommands, actor: Actor, email: str, role: Role) -> User:
+    """A new user with ``role``: the pool mails them a temporary password (valid 7 days)."""
+    address = _address(email)
+    with recorded(ports.audit, ports.clock, actor, "users.save", f"user:{address}") as log:
+        if ports.directory.user(address) is not None:
+            raise AlreadyExists(f"{address} is a user already: change their role instead")
+        user = ports.directory.invite(address, role)
+        log.changed({}, {"role": role.value, "enabled": True})
+        log.detail = "invited"
+    return user
+
+
+def set_role(ports: UserCommands, actor: Actor, email: str, role: Role) -> User:
+    address = _address(email)
+    with recorded(ports.audit, ports.clock, actor, "users.save", f"user:{address}") as log:
+        user = _existing(ports, address)
+        if _is_self(actor, address) and role is not Role.ADMIN:
+            raise ValidationFailed(
+                [FieldError("role", "you cannot take away your own admin role: ask another admin")]
+            )
+        ports.directory.set_role(address, role)
+        log.changed({"role": user.role.value if user.role else None}, {"role": role.value})
+    return _existing(ports, address)
+
+
+def set_enabled(ports: UserCommands, actor: Actor, email: str, enabled: bool) -> User:
+    """Disable (signs the user out everywhere; their tokens stop working within the hour the
+    ID token lives) or enable again."""
+    address = _address(email)
+    with recorded(ports.audit, ports.clock, actor, "users.save", f"user:{address}") as log:
+        user = _existing(ports, address)
+        if _is_self(actor, address) and not enabled:
+            raise ValidationFailed([FieldError("enabled", "you cannot disable yourself")])
+        ports.directory.set_enabled(address, enabled)
+        log.changed({"enabled": user.enabled}, {"enabled": enabled})
+    return _existing(ports, address)
+
+
+def _address(email: str) -> str:
+    """As the pool knows a user: the address, case folded (sign-in ignores case)."""
+    try:
+        return normalise_email(email).identity_key
+    except InvalidEmail as error:
+        raise ValidationFailed([FieldError("email", str(error))]) from None
+
+
+def _existing(ports: UserCommands, address: str) -> User:
+    user = ports.directory.user(address)
+    if user is None:
+        raise NotFound(f"no user {address}")
+    return user
+
+
+def _is_self(actor: Actor, address: str) -> bool:
+    return actor.email is not None and actor.email.casefold() == address

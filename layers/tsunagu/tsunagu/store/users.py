@@ -1,0 +1,91 @@
+"""The user pool as tsunagu.commands.users sees it: Cognito's admin API on the stack's pool. A
+user's role is the one Tsunagu group it is in (admin, marketer, sales, viewer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tsunagu.commands.access import Role
+from tsunagu.commands.users import User
+
+ROLE_GROUPS = tuple(role.value for role in Role)
+
+
+class CognitoDirectory:
+    def __init__(self, client: Any, pool_id: str) -> None:
+        self._client = client
+        self._pool = pool_id
+
+    def users(self) -> list[User]:
+        members = {
+            user["Username"]: Role(group)
+            for group in ROLE_GROUPS
+            for page in self._client.get_paginator("list_users_in_group").paginate(
+                UserPoolId=self._pool, GroupName=group
+            )
+            for user in page["Users"]
+        }
+        return [
+            _user(found, members.get(found["Username"]))
+            for page in self._client.get_paginator("list_users").paginate(UserPoolId=self._pool)
+            for found in page["Users"]
+        ]
+
+    def user(self, email: str) -> User | None:
+        try:
+            found = self._client.admin_get_user(UserPoolId=self._pool, Username=email)
+        except self._client.exceptions.UserNotFoundException:
+            return None
+        return _user(found, self._role(found["Username"]))
+
+    def invite(self, email: str, role: Role) -> User:
+        created = self._client.admin_create_user(
+            UserPoolId=self._pool,
+            Username=email,
+            UserAttributes=[
+                {"Name": "email", "Value": email},
+                {"Name": "email_verified", "Value": "true"},
+            ],
+            DesiredDeliveryMediums=["EMAIL"],
+        )["User"]
+        self._client.admin_add_user_to_group(
+            UserPoolId=self._pool, Username=email, GroupName=role.value
+        )
+        return _user(created, role)
+
+    def set_role(self, email: str, role: Role) -> None:
+        # Into the new group first: a user is never in none on the way.
+        self._client.admin_add_user_to_group(
+            UserPoolId=self._pool, Username=email, GroupName=role.value
+        )
+        for group in ROLE_GROUPS:
+            if group != role.value:
+                self._client.admin_remove_user_from_group(
+                    UserPoolId=self._pool, Username=email, GroupName=group
+                )
+
+    def set_enabled(self, email: str, enabled: bool) -> None:
+        if enabled:
+            self._client.admin_enable_user(UserPoolId=self._pool, Username=email)
+            return
+        self._client.admin_disable_user(UserPoolId=self._pool, Username=email)
+        self._client.admin_user_global_sign_out(UserPoolId=self._pool, Username=email)
+
+    def _role(self, username: str) -> Role | None:
+        groups = self._client.admin_list_groups_for_user(UserPoolId=self._pool, Username=username)
+        names = {group["GroupName"] for group in groups["Groups"]}
+        # The most powerful first, as the pool's precedence orders the groups.
+        return next((Role(name) for name in ROLE_GROUPS if name in names), None)
+
+
+def _user(found: dict[str, Any], role: Role | None) -> User:
+    attributes = found.get("Attributes") or found.get("UserAttributes") or []
+    email = next((a["Value"] for a in attributes if a["Name"] == "email"), found["Username"])
+    created = found.get("UserCreateDate")
+    return User(
+        email=email,
+        role=role,
+        enabled=bool(found.get("Enabled", True)),
+        status=str(found.get("UserStatus", "")),
+        created_at=created.isoformat() if created is not None else None,
+    )
