@@ -130,7 +130,7 @@ class HotLead:
 
 def explain_score(ports: QualificationCommands, actor: Actor, email: str) -> ScoreReport:
     """Every point behind the lead's score as of now, decay included, and its grade."""
-    allowed(ports.audit, ports.clock, actor, "leads.score", email)
+    allowed(ports.audit, ports.clock, actor, "leads.score", f"lead:{email}")
     lead = lead_by_email(ports.leads, email)
     config = ports.rules.config()
     explanation = explain(ports.rules.awards_of(lead.lead_id), ports.clock.now(), config.scoring)
