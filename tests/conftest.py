@@ -11,7 +11,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,8 @@ class AwsStack:
 
     environment: dict[str, str]
     tables: dict[str, str]
+    stream_marks: dict[str, int] = field(default_factory=dict)
+    """Stream ARN -> the last sequence number handed to its consumer (tests.support.leads)."""
 
     def function(self, folder: str) -> Any:
         """The handler in functions/<folder>, loaded and invoked as the local runtime does."""

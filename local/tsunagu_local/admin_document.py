@@ -50,8 +50,10 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
     },
     "q": {
         "schema": {"type": "string", "minLength": 1, "maxLength": 100},
-        "description": "A word of the e-mail, name or company (full-width and case ignored); "
-        "an address typed whole finds its lead.",
+        "description": "The beginning of a word of the e-mail, name or company (full-width, "
+        "case and legal forms such as 株式会社 ignored): `サンプル` finds 株式会社サンプル and "
+        "サンプル商事, `example.jp` everyone at that domain. An address typed whole finds its "
+        "lead. A word matching more than 2,000 leads answers `truncated: true`.",
     },
     "stage": {"schema": {"type": "string"}, "description": "Only leads at this stage."},
     "owner": {"schema": {"type": "string"}, "description": "Only leads this address owns."},

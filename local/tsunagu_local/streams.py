@@ -49,7 +49,7 @@ class StreamMapping:
     parked: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _as_lambda_json(value: Any) -> Any:
+def as_lambda_json(value: Any) -> Any:
     """What Lambda puts in the event where boto3 parsed a value: epoch seconds, base64."""
     if isinstance(value, datetime):
         return value.timestamp()
@@ -86,7 +86,7 @@ class StreamPoller:
             )["ShardIterator"]
             for shard in shards
         ]
-        shard = _stream_shard(self.mapping.stream_arn)
+        shard = stream_shard(self.mapping.stream_arn)
         if shard is not None:
             at_start = (starting_position or self.mapping.starting_position) == "TRIM_HORIZON"
             self._next_sequence = shard.starting_sequence_number if at_start else _shard_end(shard)
@@ -103,7 +103,7 @@ class StreamPoller:
 
     def has_pending_work(self) -> bool:
         """Records written and not yet delivered (read from the stream, or not yet read)."""
-        shard = _stream_shard(self.mapping.stream_arn)
+        shard = stream_shard(self.mapping.stream_arn)
         if shard is None or self._next_sequence is None:
             return False
         return _shard_end(shard) > self._next_sequence
@@ -133,7 +133,7 @@ class StreamPoller:
                 record["eventSourceARN"] = self.mapping.stream_arn
                 # moto writes "us-east-1" into every record; Lambda gives the table's region.
                 record["awsRegion"] = self.mapping.stream_arn.split(":")[3]
-                records.append(json.loads(json.dumps(record, default=_as_lambda_json)))
+                records.append(json.loads(json.dumps(record, default=as_lambda_json)))
         return records
 
     def _next_batch(self) -> list[dict[str, Any]]:
@@ -247,7 +247,7 @@ class StreamPoller:
             )
 
 
-def _stream_shard(stream_arn: str) -> Any:
+def stream_shard(stream_arn: str) -> Any:
     """moto's shard behind a stream ARN (``arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/..``),
     read in-process: the runtime and its moto share one process."""
     from moto.dynamodb.models import dynamodb_backends
@@ -292,7 +292,7 @@ class StreamReaders:
             return 0
         from tsunagu_local.transactions import WRITE_LOCK
 
-        shard = _stream_shard(stream_arn)
+        shard = stream_shard(stream_arn)
         if shard is None:
             return 0
         with WRITE_LOCK:  # a transaction being cancelled cuts the stream by length

@@ -109,6 +109,7 @@ def lambda_environment(home: Path, function: Function, artifact: BuiltArtifact) 
         journey_waits_table="tsunagu-bench-JourneyWaitsTable",
         journeys_table="tsunagu-bench-JourneysTable",
         qualification_table="tsunagu-bench-QualificationTable",
+        lead_terms_table="tsunagu-bench-LeadTermsTable",
         tracking_secret_arn=(
             f"arn:aws:secretsmanager:{REGION}:123456789012:secret:tsunagu-bench-TrackingSecret"
         ),

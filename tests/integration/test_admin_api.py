@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import AwsStack, moto_client
+from tests.integration.mail_helpers import parse, parts, sent_messages
 from tests.support.admin import event
 from tests.support.leads import store_lead
 from tsunagu import services
@@ -349,6 +350,44 @@ def test_a_preview_names_what_is_missing(stack: Settings) -> None:
         stack, "GET", "/admin/templates/seminar-invitation", query={"version": "9"}
     )
     assert (unknown, no_version) == (404, 404)
+
+
+def test_a_test_send_reaches_only_the_allowlist_marked_and_with_inert_links(
+    stack: Settings,
+) -> None:
+    path = "/admin/templates/seminar-invitation/test-sends"
+    call(stack, "POST", "/admin/templates/seminar-invitation/versions", body=NEW_VERSION)
+
+    # When a marketer mails the template, as a lead would get it, to a colleague
+    status, sent = call(stack, "POST", path, body={"to": "QA@Example.com", "lead": OWNED})
+
+    # Then the colleague has it, marked as a test, with the lead's data and inert links
+    assert status == 200, sent
+    assert (sent["to"], sent["version"]) == ("QA@example.com", 2)
+    [message] = sent_messages()
+    mail = parse(message.raw_data)
+    assert mail["To"] == "QA@example.com"
+    assert mail["Subject"] == "[TEST] テスト 太郎 様: セミナーのご案内" == sent["subject"]
+    _, html = parts(mail)
+    links = re.findall(r'href="([^"]+)"', html)
+    assert links and all(link.startswith("https://preview.invalid/") for link in links)
+    # and nothing happened to the lead: no event, no send record
+    events = services.lead_repository(stack).events("lead_owned")
+    assert [e.type for e in events] == ["lead_imported"]
+    [entry] = [e for e in audit_entries(stack) if e.operation == "templates.test_send"]
+    assert entry.detail == "version 2 to QA@example.com"
+
+    # Without a lead, sample data fills the merge tags
+    status, sample = call(stack, "POST", path, body={"to": "qa@example.jp", "version": 1})
+    assert status == 200 and sample["version"] == 1
+
+    # Outside the allowlist, with a made-up field, or by a viewer: refused, nothing sent
+    outside, body = call(stack, "POST", path, body={"to": "someone@example.net"})
+    extra, _ = call(stack, "POST", path, body={"to": "qa@example.com", "bcc": "x@example.net"})
+    viewer, _ = call(stack, "POST", path, role=Role.VIEWER, body={"to": "qa@example.com"})
+    assert (outside, extra, viewer) == (422, 422, 403)
+    assert "allowlist" in json.dumps(body)
+    assert len(sent_messages()) == 2
 
 
 # ---------------------------------------------------------------- scores for sales

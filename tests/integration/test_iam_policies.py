@@ -49,6 +49,7 @@ from tests.qualification.conftest import (
     qualify,
 )
 from tests.support.admin import event as admin_event
+from tests.support.leads import index_leads
 from tsunagu.commands.access import Role
 from tsunagu_local.intrinsics import Resolver
 from tsunagu_local.lambdas import LocalFunction
@@ -102,6 +103,8 @@ EXPECTED = {
     ("admin_api", "cognito-idp:AdminRemoveUserFromGroup"),
     ("admin_api", "cognito-idp:AdminUserGlobalSignOut"),
     ("admin_api", "cognito-idp:ListUsersInGroup"),
+    ("admin_api", "dynamodb:BatchGetItem"),
+    ("index_leads", "dynamodb:BatchWriteItem"),
 }
 FUNCTIONS_DRIVEN = {
     "capture_form",
@@ -121,6 +124,7 @@ FUNCTIONS_DRIVEN = {
     "publish_journey",
     "journey_decide",
     "admin_api",
+    "index_leads",
 }
 
 
@@ -724,6 +728,13 @@ def drive_admin_api(aws: AwsStack, email: str) -> None:
             assert response["statusCode"] < 300, (method, path, response)
         if path.endswith("/entries") and "lead" in body:
             assert json.loads(response["body"])["entered"] == 1, response
+
+    # index_leads keeps the lead terms from the leads stream; searches read them
+    assert index_leads(aws)
+    for query in ({"tag": "vip"}, {"q": "jiro"}, {"tag": "vip", "stage": "lead"}):
+        response = admin.invoke(admin_event("GET", "/admin/leads", query=query))
+        assert response["statusCode"] == 200, response
+        assert [row["email"] for row in json.loads(response["body"])["items"]] == [email]
 
 
 PUBLISHED_MACHINE = f"{STATE_MACHINE_ARN_PREFIX}journey-welcome-nurture"

@@ -12,13 +12,14 @@ import pytest
 
 from tests.conftest import AwsStack
 from tests.support.admin import event
-from tests.support.leads import store_lead
+from tests.support.leads import index_leads, store_lead
 from tsunagu import services
 from tsunagu.api import admin
 from tsunagu.commands import leads
 from tsunagu.commands.access import Actor, Role
 from tsunagu.errors import ValidationFailed
-from tsunagu.leads.search import LeadQuery
+from tsunagu.leads.search import LeadQuery, rank
+from tsunagu.leads.updates import LeadUpdate
 from tsunagu.settings import Settings
 
 VIEWER = Actor(user_id="u-viewer", role=Role.VIEWER, email="viewer@example.com", via="api")
@@ -72,6 +73,7 @@ def people(aws: AwsStack) -> Settings:
     )
     store_lead(aws, "kato@example.com", name="加藤 陽子", stage="customer", score=-5)
     store_lead(aws, "kimura@example.com", name="木村 翔", stage="lead")  # no score yet
+    index_leads(aws)  # their tags and words, from the leads stream
     return aws.settings()  # fmt: skip
 
 
@@ -151,31 +153,132 @@ def dynamodb_operations(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 def test_a_search_queries_an_index_and_never_scans(
     people: Settings, dynamodb_operations: Counter[str]
 ) -> None:
-    for asked in ({}, {"stage": "lead"}, {"owner": SATO}, {"q": "サンプル", "tag": "vip"}):
+    searches = (
+        {},
+        {"stage": "lead"},
+        {"owner": SATO},
+        {"grade": "A"},
+        {"tag": "seminar"},
+        {"q": "サンプル"},
+        {"q": "サンプル", "tag": "vip"},
+        {"stage": "lead", "tag": "vip", "score_min": 10},
+    )
+    for asked in searches:
         found(people, **asked)
 
-    assert set(dynamodb_operations) == {"Query"}, dynamodb_operations
-    assert dynamodb_operations["Query"] == 4
+    # One Query each; those that read keys first fetch their page's leads in one batch
+    assert set(dynamodb_operations) <= {"Query", "BatchGetItem"}, dynamodb_operations
+    assert dynamodb_operations["Query"] == len(searches)
+    assert dynamodb_operations["BatchGetItem"] <= len(searches) - 3
 
 
-def test_leads_saved_before_the_indexes_are_found_after_a_reindex(people: Settings) -> None:
+def test_leads_saved_before_the_indexes_are_found_after_a_reindex(
+    aws: AwsStack, people: Settings
+) -> None:
     # Given a lead item as an earlier version wrote it (no search attributes)
     client = boto3.client("dynamodb", region_name=people.region)
     client.update_item(
         TableName=people.leads_table,
         Key={"lead_id": {"S": "lead_ueda"}},
-        UpdateExpression="REMOVE listing, #o, #r, search_text",
+        UpdateExpression="REMOVE listing, #o, #r, search_words",
         ExpressionAttributeNames={"#o": "owner", "#r": "rank"},
     )
+    index_leads(aws)
     assert "ueda@example.jp" not in found(people)
+    assert found(people, tag="vip") == [] and found(people, q="ueda") == []
 
-    # When an admin reindexes
+    # When an admin reindexes (and the stream brings the change to the lead terms)
     admin_actor = Actor(user_id="local:ops", role=Role.ADMIN, via="cli")
     written = leads.reindex(services.lead_commands(people), admin_actor)
+    index_leads(aws)
 
     # Then it is found again, and only it was written
     assert written == 1
     assert found(people, tag="vip") == ["ueda@example.jp"]
+    assert found(people, q="ueda") == ["ueda@example.jp"]
+
+
+def lead_terms(settings: Settings) -> set[tuple[str, str]]:
+    items = boto3.client("dynamodb", region_name=settings.region).scan(
+        TableName=settings.lead_terms_table
+    )["Items"]
+    return {(item["term"]["S"], item["lead_id"]["S"].removeprefix("lead_")) for item in items}
+
+
+def test_the_lead_terms_follow_each_change_of_a_lead(aws: AwsStack, people: Settings) -> None:
+    ports = services.lead_commands(people)
+    admin_actor = Actor(user_id="u-admin", role=Role.ADMIN, email="a@example.com", via="api")
+    assert ("tag#seminar", "endo") not in lead_terms(people)
+
+    # A tag added, another removed: found by the new one only, once the stream has run
+    leads.update(ports, admin_actor, "endo@example.jp", LeadUpdate(add_tags=["seminar"]))
+    leads.update(ports, admin_actor, "ueda@example.jp", LeadUpdate(remove_tags=["seminar"]))
+    assert found(people, tag="seminar") == ["aoki@example.jp", "ueda@example.jp"]  # not yet
+    index_leads(aws)
+    assert found(people, tag="seminar") == ["aoki@example.jp", "endo@example.jp"]
+    assert ("tag#seminar", "ueda") not in lead_terms(people)
+
+    # A new score moves the lead within its tag and its words
+    client = boto3.client("dynamodb", region_name=people.region)
+    client.update_item(
+        TableName=people.leads_table,
+        Key={"lead_id": {"S": "lead_endo"}},
+        UpdateExpression="SET score = :s, #r = :r",
+        ExpressionAttributeNames={"#r": "rank"},
+        ExpressionAttributeValues={":s": {"N": "99"}, ":r": {"S": rank(99, "lead_endo")}},
+    )
+    index_leads(aws)
+    assert found(people, tag="seminar") == ["endo@example.jp", "aoki@example.jp"]
+    assert found(people, q="遠藤") == ["endo@example.jp"]
+
+    # A last-activity mark changes no term, and a redelivered change writes nothing new
+    terms = services.lead_terms(people)
+    item = client.get_item(TableName=people.leads_table, Key={"lead_id": {"S": "lead_endo"}})
+    marked = item["Item"] | {"last_activity_at": {"S": "2026-12-01T00:00:00+00:00"}}
+    assert terms.apply(item["Item"], marked) == 0
+    assert terms.apply(item["Item"], item["Item"]) == 0
+
+    # A deleted lead leaves no term behind
+    client.delete_item(TableName=people.leads_table, Key={"lead_id": {"S": "lead_endo"}})
+    index_leads(aws)
+    assert not [term for term in lead_terms(people) if term[1] == "endo"]
+
+
+def test_a_word_finds_the_beginning_of_a_word_and_ranks_by_score(people: Settings) -> None:
+    assert found(people, q="サン") == ["oda@example.com", "aoki@example.jp", "ito@example.jp"]
+    assert found(people, q="株式会社サンプル") == found(people, q="サンプル")
+    assert found(people, q="青木花子") == found(people, q="青木 花子") == ["aoki@example.jp"]
+    assert found(people, q="example.jp") == [
+        "aoki@example.jp", "ito@example.jp", "ueda@example.jp", "endo@example.jp"
+    ]  # fmt: skip
+    assert found(people, q="商事") == []  # inside a word: not looked for
+    assert found(people, q="example.jp", score_min=40, score_max=80) == [
+        "ito@example.jp", "ueda@example.jp"
+    ]  # fmt: skip
+
+
+def test_a_word_matching_too_many_leads_says_so_and_pages_go_on(
+    people: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.store import lead_search
+
+    ports = services.lead_commands(people)
+    monkeypatch.setattr(lead_search, "WORD_MATCHES", 3)
+    page = leads.search(ports, VIEWER, LeadQuery(q="example", limit=2))
+    assert page.truncated and len(page.leads) == 2 and page.next_cursor
+
+    monkeypatch.setattr(lead_search, "WORD_MATCHES", 2_000)
+    first = leads.search(ports, VIEWER, LeadQuery(q="example", limit=4))
+    second = leads.search(ports, VIEWER, LeadQuery(q="example", limit=4, cursor=first.next_cursor))
+    assert not first.truncated and second.next_cursor is None
+    assert [lead.email.split("@")[0] for lead in first.leads + second.leads] == [
+        "oda", "aoki", "ito", "ueda", "endo", "kimura", "kato"
+    ]  # fmt: skip
+    tag_page = leads.search(ports, VIEWER, LeadQuery(tag="seminar", limit=1))
+    with pytest.raises(ValidationFailed):  # a cursor of a tag search is not one of a word's
+        leads.search(ports, VIEWER, LeadQuery(q="example", cursor=tag_page.next_cursor))
+    with pytest.raises(ValidationFailed):  # nor of another tag's
+        leads.search(ports, VIEWER, LeadQuery(tag="vip", cursor=tag_page.next_cursor))
 
 
 def test_the_admin_route_answers_rows_and_refuses_unknown_filters(people: Settings) -> None:

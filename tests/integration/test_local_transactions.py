@@ -12,7 +12,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tsunagu_local.streams import StreamReaders, _stream_shard
+from tsunagu_local.streams import StreamReaders, stream_shard
 from tsunagu_local.transactions import (
     honour_client_request_tokens,
     roll_back_transactions_in_place,
@@ -119,7 +119,7 @@ def ledger_rows(client: Any) -> dict[tuple[str, str], dict[str, Any]]:
 def stream_records(client: Any) -> list[dict[str, Any]]:
     """The records in the table's stream from its trim horizon, read as the pollers read them."""
     arn = client.describe_table(TableName=LEDGER)["Table"]["LatestStreamArn"]
-    shard = _stream_shard(arn)
+    shard = stream_shard(arn)
     records: list[dict[str, Any]] = shard.get(shard.starting_sequence_number, 1000)
     return records
 

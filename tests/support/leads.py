@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.conftest import AwsStack
+from tests.conftest import REGION, AwsStack, moto_client
 from tsunagu import services
 from tsunagu.leads.capture import CaptureWrite
 from tsunagu.leads.merge import Channel, FieldValue
@@ -56,3 +56,32 @@ def store_lead(
         )
     )
     return lead
+
+
+def index_leads(aws: AwsStack) -> int:
+    """Hand IndexLeadsFunction what is new on the leads table's stream, in batches of 100 as
+    Lambda's poller does in AWS and the local runtime's does there (lead search finds tags and
+    words through the lead terms it writes). Returns how many records it got.
+
+    The records are read from moto's shard itself: moto's in-process mock does not answer the
+    DynamoDB Streams API (the local runtime's moto server does)."""
+    import json
+
+    from tsunagu_local.streams import as_lambda_json, stream_shard
+
+    table = moto_client("dynamodb").describe_table(TableName=aws.tables["LeadsTable"])["Table"]
+    stream_arn = table["LatestStreamArn"]
+    shard = stream_shard(stream_arn)
+    done = aws.stream_marks.get(stream_arn, 0)
+    records = [
+        json.loads(json.dumps(item.to_json(), default=as_lambda_json))
+        | {"eventSourceARN": stream_arn, "awsRegion": REGION}
+        for item in shard.items
+        if int(item.to_json()["dynamodb"]["SequenceNumber"]) > done
+    ]
+    for start in range(0, len(records), 100):
+        answer = aws.function("index_leads").invoke({"Records": records[start : start + 100]})
+        assert answer == {"batchItemFailures": []}, answer
+    if records:
+        aws.stream_marks[stream_arn] = int(records[-1]["dynamodb"]["SequenceNumber"])
+    return len(records)

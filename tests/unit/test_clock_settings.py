@@ -26,6 +26,7 @@ ENV = {
     "TSUNAGU_JOURNEY_WAITS_TABLE": "waits",
     "TSUNAGU_JOURNEYS_TABLE": "journeys",
     "TSUNAGU_QUALIFICATION_TABLE": "qualification",
+    "TSUNAGU_LEAD_TERMS_TABLE": "lead-terms",
 }
 
 

@@ -144,6 +144,7 @@ def test_the_settings_allowlist_is_case_blind() -> None:
         journey_waits_table="waits",
         journeys_table="journeys",
         qualification_table="qualification",
+        lead_terms_table="lead-terms",
         mail_allowlist=" QA@Example.net , Example.JP ,",
     )
     # Then it matches addresses whatever their case

@@ -74,6 +74,7 @@ def settings(**overrides: Any) -> Settings:
         "journey_waits_table": "waits",
         "journeys_table": "journeys",
         "qualification_table": "qualification",
+        "lead_terms_table": "lead-terms",
         "mail_configuration_set": "tsunagu-dev",
         "max_send_rate": 1000,
     }

@@ -42,6 +42,7 @@ OUTPUT_TO_SETTING = {
     "JourneyWaitsTableName": "TSUNAGU_JOURNEY_WAITS_TABLE",
     "JourneysTableName": "TSUNAGU_JOURNEYS_TABLE",
     "QualificationTableName": "TSUNAGU_QUALIFICATION_TABLE",
+    "LeadTermsTableName": "TSUNAGU_LEAD_TERMS_TABLE",
     "AuditLogTableName": "TSUNAGU_AUDIT_TABLE",
     "CrmWebhookSecretArn": "TSUNAGU_CRM_SECRET_ARN",
     "StateMachineArnPrefix": "TSUNAGU_STATE_MACHINE_ARN_PREFIX",
@@ -160,6 +161,7 @@ def leads_record(settings: Settings, args: argparse.Namespace) -> int:
 def leads_search(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.commands import leads
     from tsunagu.leads.search import LeadQuery
+    from tsunagu.store.lead_search import WORD_MATCHES
 
     asked = {
         "q": args.word, "stage": args.stage, "owner": args.owner, "tag": args.tag,
@@ -178,6 +180,8 @@ def leads_search(settings: Settings, args: argparse.Namespace) -> int:
         score = "-" if lead.score is None else f"{lead.score:.0f}"
         print(f"{lead.email}\t{name}\t{company}\t{lead.stage}\t{score}\t{lead.grade or '-'}")
     more = f"; more: --cursor {page.next_cursor}" if page.next_cursor else ""
+    if page.truncated:
+        more += f"; the word matched more leads than a search ranks ({WORD_MATCHES:,}): type more"
     print(f"-- {len(page.leads)} leads ({page.examined} index entries read){more}")
     return 0
 
@@ -318,6 +322,22 @@ def templates_preview(settings: Settings, args: argparse.Namespace) -> int:
     print(f"template {shown.template.template_id!r} version {shown.template.version}")
     print(f"Subject: {shown.mail.subject}\n")
     print(shown.mail.text)
+    return 0
+
+
+def templates_test_send(settings: Settings, args: argparse.Namespace) -> int:
+    """Mail the template (links inert, "[TEST]" before the subject) to an allowlisted colleague."""
+    from tsunagu.commands import mail
+
+    sent = mail.send_proof(
+        services.mail_commands(settings),
+        services.operator(settings),
+        args.template,
+        args.to,
+        lead_email=args.lead,
+        version=args.version,
+    )
+    print(f"sent version {sent.version} to {sent.to}: {sent.subject}")
     return 0
 
 
@@ -553,6 +573,14 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--version", type=int, help="this version, not the latest")
     preview.add_argument("--html", action="store_true", help="print the HTML, not the text")
     preview.set_defaults(run=templates_preview)
+    test_send = template_commands.add_parser(
+        "test-send", help="mail a template to a colleague on the mail allowlist, marked [TEST]"
+    )
+    test_send.add_argument("template")
+    test_send.add_argument("--to", required=True, help="an address on the mail allowlist")
+    test_send.add_argument("--lead", help="whose data fills the merge tags (sample data if not)")
+    test_send.add_argument("--version", type=int, help="this version, not the latest")
+    test_send.set_defaults(run=templates_test_send)
 
     mail = groups.add_parser("mail", help="send mail, simulate SES feedback")
     mail_commands = mail.add_subparsers(dest="command", required=True)

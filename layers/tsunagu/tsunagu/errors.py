@@ -78,3 +78,7 @@ class TooManyRequests(TsunaguError):
     def __init__(self, message: str, retry_after_seconds: int) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+
+
+class UpstreamRefused(TsunaguError):
+    """A service Tsunagu depends on (SES) refused what was asked of it: nothing was done."""

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         StepFunctionsExecutions,
         WaitRepository,
     )
+    from tsunagu.store.lead_search import LeadTerms
     from tsunagu.store.leads import LeadRepository
     from tsunagu.store.mail import MailRepository
     from tsunagu.store.qualification import CrmRepository, QualificationRepository
@@ -52,6 +53,13 @@ def lead_repository(settings: Settings) -> LeadRepository:
     from tsunagu.store.leads import LeadRepository
 
     return LeadRepository(bind_tables(settings))
+
+
+@lru_cache(maxsize=8)
+def lead_terms(settings: Settings) -> LeadTerms:
+    from tsunagu.store.lead_search import LeadTerms
+
+    return LeadTerms(bind_tables(settings))
 
 
 @lru_cache(maxsize=8)
@@ -428,13 +436,15 @@ def user_commands(settings: Settings) -> UserCommands:
 
 def mail_commands(settings: Settings) -> MailCommands:
     """The ports of the mail-template use cases (tsunagu.commands.mail)."""
-    from tsunagu.commands.mail import MailCommands
+    from tsunagu.commands.mail import MailCommands, ProofRules
 
     return MailCommands(
         templates=mail_repository(settings),
         leads=lead_repository(settings),
         audit=audit_log(settings),
         clock=clock(settings),
+        messenger=messenger(settings),
+        proofs=ProofRules(settings.allowlist, settings.sender_domains),
     )
 
 

@@ -39,6 +39,8 @@ class Settings(BaseModel):
     journey_waits_table: str
     journeys_table: str
     qualification_table: str
+    lead_terms_table: str
+    """A lead's tags and search words, one entry each (kept from the leads table's stream)."""
     audit_table: str | None = None
     """The audit log (tsunagu.commands.audit): every change people make, and every refusal."""
     audit_retention_days: int = Field(default=400, ge=1, le=3650)

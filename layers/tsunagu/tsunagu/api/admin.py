@@ -195,6 +195,7 @@ def lead_search(call: AdminCall) -> Any:
         "items": [_lead_row(lead) for lead in found.leads],
         "next_cursor": found.next_cursor,
         "examined": found.examined,
+        "truncated": found.truncated,
     }
 
 
@@ -581,6 +582,26 @@ def template_preview(call: AdminCall) -> Any:
     }
 
 
+def template_test_send(call: AdminCall) -> Any:
+    """Mail the template, rendered for a lead (or sample data) with inert links and "[TEST]"
+    before its subject, to an address on the mail allowlist (only there, in every stage)."""
+    asked = call.model(mail.ProofRequest)
+    sent = mail.send_proof(
+        services.mail_commands(call.settings),
+        call.actor,
+        call.params["template"],
+        asked.to,
+        lead_email=asked.lead,
+        version=asked.version,
+    )
+    return {
+        "to": sent.to,
+        "version": sent.version,
+        "subject": sent.subject,
+        "ses_message_id": sent.ses_message_id,
+    }
+
+
 # ---------------------------------------------------------------- qualification and audit
 
 
@@ -785,6 +806,13 @@ ROUTES: tuple[AdminRoute, ...] = (
         "templates.list",
         template_preview,
         query=("lead", "version"),
+    ),
+    AdminRoute(
+        "POST",
+        "/admin/templates/{template}/test-sends",
+        "templates.test_send",
+        template_test_send,
+        mail.ProofRequest,
     ),
     AdminRoute("GET", "/admin/qualification", "qualification.show", qualification_show),
     AdminRoute(

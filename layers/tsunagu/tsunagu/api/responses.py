@@ -19,6 +19,7 @@ from tsunagu.errors import (
     TsunaguError,
     Unauthenticated,
     UnsupportedMediaType,
+    UpstreamRefused,
     ValidationFailed,
 )
 
@@ -35,6 +36,7 @@ STATUS_BY_ERROR: dict[type[TsunaguError], int] = {
     UnsupportedMediaType: 415,
     ValidationFailed: 422,
     TooManyRequests: 429,
+    UpstreamRefused: 502,
 }
 
 Response = dict[str, Any]

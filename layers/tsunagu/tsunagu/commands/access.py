@@ -87,6 +87,7 @@ OPERATIONS: dict[str, Operation] = {
         Operation("crm.pushes", EVERYONE, changes=False),
         Operation("templates.list", EVERYONE, changes=False),
         Operation("templates.save", MARKETING, changes=True),
+        Operation("templates.test_send", MARKETING, changes=True),
         Operation("qualification.show", EVERYONE, changes=False),
         Operation("qualification.set", MARKETING, changes=True),
         Operation("audit.list", frozenset({Role.ADMIN}), changes=False),

@@ -1,20 +1,32 @@
 """Mail templates, as marketers write them: a new version stored (never a version changed), the
-latest of each listed, any version shown, and a preview of how a lead will see it - rendered
-with the lead's own data, as a send renders it, but with inert links: a preview must not carry
-a working click, open or unsubscribe URL."""
+latest of each listed, any version shown, a preview of how a lead will see it - rendered with
+the lead's own data, as a send renders it, but with inert links: a preview must not carry a
+working click, open or unsubscribe URL - and a test send of that preview to a colleague's
+inbox, which only ever reaches the mail allowlist."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from tsunagu.clock import Clock
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
-from tsunagu.errors import FieldError, NotFound, ValidationFailed
+from tsunagu.errors import FieldError, NotFound, UpstreamRefused, ValidationFailed
+from tsunagu.leads.email import InvalidEmail, normalise_email
 from tsunagu.leads.lookup import LeadFinder, lead_by_email
+from tsunagu.mail.consent import allowed_outside_production
 from tsunagu.mail.render import RenderedMail, RenderError, TrackingUrls, check_template, render_mail
-from tsunagu.mail.send import lead_context, owner_context
+from tsunagu.mail.send import (
+    Messenger,
+    MessengerError,
+    OutgoingMail,
+    lead_context,
+    owner_context,
+    sender_for,
+)
 from tsunagu.mail.templates import MailTemplate
 
 PREVIEW_LINKS = "https://preview.invalid"
@@ -35,12 +47,28 @@ class Templates(Protocol):
     def templates(self) -> list[MailTemplate]: ...
 
 
+TEST_SUBJECT = "[TEST] "
+"""Before a test send's (a proof's) subject: nobody mistakes it for the real mail."""
+SAMPLE_LEAD = {"name": "見本 花子", "company": "株式会社サンプル", "title": "マーケティング部 部長"}
+"""The merge tags' data of a test send made for no lead in particular."""
+
+
+@dataclass(frozen=True)
+class ProofRules:
+    recipients: frozenset[str]
+    """The mail allowlist: the only addresses or domains a test send may go to, in every stage."""
+    sender_domains: frozenset[str]
+
+
 @dataclass(frozen=True)
 class MailCommands:
     templates: Templates
     leads: LeadFinder
     audit: AuditLog
     clock: Clock
+    messenger: Messenger | None = None
+    """Where test sends go (SES); None where nothing may send."""
+    proofs: ProofRules | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +76,8 @@ class Preview:
     template: MailTemplate
     """The version rendered."""
     mail: RenderedMail
+    owner: dict[str, str]
+    """The lead's owner, as the merge tags saw them (a sender may be the owner)."""
 
 
 def save_template(ports: MailCommands, actor: Actor, template: MailTemplate) -> MailTemplate:
@@ -92,14 +122,93 @@ def preview(
     template = show(ports, actor, template_id, version)
     allowed(ports.audit, ports.clock, actor, "leads.show", f"lead:{email}")
     lead = lead_by_email(ports.leads, email)
+    owner = owner_context(lead)
     try:
         mail = render_mail(
-            template,
-            lead=lead_context(lead),
-            owner=owner_context(lead),
-            journey=None,
-            urls=PREVIEW_URLS,
+            template, lead=lead_context(lead), owner=owner, journey=None, urls=PREVIEW_URLS
         )
     except RenderError as error:
         raise ValidationFailed([FieldError("template", f"does not render: {error}")]) from None
-    return Preview(template, mail)
+    return Preview(template, mail, owner)
+
+
+class ProofRequest(BaseModel):
+    """Mail a template's preview to a colleague (an address on the mail allowlist)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    to: str = Field(min_length=3, max_length=254)
+    """Who gets it: an address or a domain on the mail allowlist."""
+    lead: str | None = Field(default=None, min_length=3, max_length=254)
+    """The lead whose data fills the merge tags (sample data when not given)."""
+    version: int | None = Field(default=None, ge=1)
+    """The version to send (the latest when not given)."""
+
+
+@dataclass(frozen=True)
+class ProofSent:
+    to: str
+    version: int
+    subject: str
+    ses_message_id: str
+
+
+def send_proof(
+    ports: MailCommands,
+    actor: Actor,
+    template_id: str,
+    to: str,
+    *,
+    lead_email: str | None = None,
+    version: int | None = None,
+) -> ProofSent:
+    """The preview (for ``lead_email``, or sample data) mailed to ``to``, a colleague on the mail
+    allowlist — in every stage, prod included: a test send never reaches a lead or anyone
+    outside. Its links are inert and it carries no lead's id, so nothing it causes (an open, a
+    click, a bounce) is counted for anyone."""
+    target = f"template:{template_id}"
+    with recorded(ports.audit, ports.clock, actor, "templates.test_send", target) as log:
+        try:
+            address = normalise_email(to).address
+        except InvalidEmail as error:
+            raise ValidationFailed([FieldError("to", str(error))]) from None
+        rules, messenger = ports.proofs, ports.messenger
+        if rules is None or messenger is None:
+            raise ValidationFailed([FieldError("to", "this stack cannot send test mail")])
+        if not allowed_outside_production(address, rules.recipients):
+            raise ValidationFailed(
+                [FieldError("to", "test sends go only to the mail allowlist (MailAllowlist)")]
+            )
+        if lead_email is not None:
+            rendered = preview(ports, actor, template_id, lead_email, version)
+            template, mail, owner = rendered.template, rendered.mail, rendered.owner
+        else:
+            template = show(ports, actor, template_id, version)
+            owner = {}
+            try:
+                mail = render_mail(
+                    template,
+                    lead={"email": address, **SAMPLE_LEAD},
+                    owner=owner,
+                    journey=None,
+                    urls=PREVIEW_URLS,
+                )
+            except RenderError as error:
+                problem = f"does not render: {error}"
+                raise ValidationFailed([FieldError("template", problem)]) from None
+        outgoing = OutgoingMail(
+            sender=sender_for(template, owner, rules.sender_domains),
+            recipient=address,
+            subject=TEST_SUBJECT + mail.subject,
+            html=mail.html,
+            text=mail.text,
+            reply_to=template.reply_to,
+            headers={},
+            tags={"purpose": "test_send", "template_id": template.template_id},
+        )
+        try:
+            sent = messenger.send(outgoing)
+        except MessengerError as error:
+            raise UpstreamRefused(f"SES did not take the test mail: {error}") from None
+        log.detail = f"version {template.version} to {address}"
+    return ProofSent(address, template.version, outgoing.subject, sent)

@@ -147,12 +147,16 @@ def _display_name(name: str | None) -> str:
     return one_line(name or "")
 
 
-def _sender(template: MailTemplate, owner: Mapping[str, str], policy: MailPolicy) -> str:
+def sender_for(
+    template: MailTemplate, owner: Mapping[str, str], verified_domains: frozenset[str]
+) -> str:
+    """The From of a mail: the lead's owner when the template says so and the owner's domain
+    is one SES may send from, else the template's own sender."""
     address = owner.get("email", "")
     if (
         template.sender_is_owner
         and "@" in address
-        and address.rsplit("@", 1)[1].casefold() in policy.verified_domains
+        and address.rsplit("@", 1)[1].casefold() in verified_domains
     ):
         return formataddr((_display_name(owner.get("name")), address))
     return formataddr((_display_name(template.from_name), template.from_address))
@@ -311,7 +315,7 @@ def _send_claimed(
     if policy.unsubscribe_mailto:
         unsubscribe_targets.append(f"<mailto:{policy.unsubscribe_mailto}?subject=unsubscribe>")
     outgoing = OutgoingMail(
-        sender=_sender(template, owner, policy),
+        sender=sender_for(template, owner, policy.verified_domains),
         recipient=lead.email,
         subject=rendered.subject,
         html=rendered.html,

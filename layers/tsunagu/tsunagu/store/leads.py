@@ -52,11 +52,13 @@ class LeadRepository:
 
     def reindex(self) -> int:
         """Write every lead's search attributes (leads saved before the indexes existed have
-        none, and no search finds them): one scan, then one conditional update each. Returns
-        how many leads were written."""
+        none, and no search finds them): one scan, then one conditional update each; the
+        leads table's stream then gives them their lead terms. Returns how many leads were
+        written."""
         leads = self._tables.leads
         written = 0
-        for item in leads.scan(filter_condition=leads.rank.does_not_exist()):
+        unindexed = leads.rank.does_not_exist() | leads.search_words.does_not_exist()
+        for item in leads.scan(filter_condition=unindexed):
             attributes = search_attributes(lead_from_item(item))
             try:
                 leads._get_connection().update_item(

@@ -48,8 +48,8 @@ class LeadItem(Model):
     """The owner's address, case-folded (the ``by_owner`` index holds only owned leads)."""
     rank = UnicodeAttribute(null=True)
     """The score, shifted and zero-padded, then the lead id: each index sorts by it."""
-    search_text = UnicodeAttribute(null=True)
-    """E-mail, name and company, NFKC and case-folded: what a search word is looked for in."""
+    search_words = ListAttribute(of=UnicodeAttribute, null=True)
+    """The words a search finds the lead by (its lead terms are kept from them)."""
     version = VersionAttribute()
 
 
