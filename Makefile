@@ -18,11 +18,15 @@ WHEELHOUSE_STAMP := $(WHEELHOUSE)/.downloaded
 # The outside tools of make proof live in their own virtualenv (checkov pins its own boto3).
 PROOF_VENV := .venv-proof
 PROOF_STAMP := $(PROOF_VENV)/.installed
+# The console (console/): built with npm from its committed lock; the local runtime serves it.
+CONSOLE_STAMP := console/dist/index.html
+CONSOLE_SOURCES := console/package.json console/package-lock.json console/index.html \
+  console/vite.config.ts console/tsconfig.json $(shell find console/src -type f 2>/dev/null)
 # The browser the e2e tests drive (Playwright with the system's Chromium, never a downloaded one).
 CHROMIUM := $(or $(wildcard /usr/bin/chromium),$(shell command -v chromium 2>/dev/null))
 export TSUNAGU_CHROMIUM := $(or $(TSUNAGU_CHROMIUM),$(CHROMIUM),/usr/bin/chromium)
 
-.PHONY: help up test proof browser lint typecheck static unit integration e2e bench build validate journeys docs clean
+.PHONY: help up test proof browser console publish-console lint typecheck static unit integration e2e bench build validate journeys docs clean
 
 help:
 	@echo "make up     - set everything up and run Tsunagu on the embedded local AWS"
@@ -33,6 +37,8 @@ help:
 	@echo "make build  - sam build (the same template that make up runs locally)"
 	@echo "make journeys - compile journeys/*.json to statemachines/ and write their JSON Schema"
 	@echo "make docs   - write the admin routes into docs/openapi.yaml (from tsunagu.api.admin)"
+	@echo "make console - build the console (npm ci, vite build); make up does it when needed"
+	@echo "make publish-console STACK=name - the console into a deployed stack (after sam deploy)"
 
 $(STAMP): pyproject.toml requirements/dev.lock
 	@if [ -z "$(PYTHON313)" ]; then \
@@ -51,10 +57,25 @@ $(WHEELHOUSE_STAMP): layers/tsunagu/requirements.txt | $(STAMP)
 	  --requirement layers/tsunagu/requirements.txt --dest $(WHEELHOUSE)
 	@touch $(WHEELHOUSE_STAMP)
 
-up: $(STAMP)
+up: $(STAMP) $(CONSOLE_STAMP)
 	@$(BIN)/tsunagu-local $(ARGS)
 
-test: $(STAMP) $(WHEELHOUSE_STAMP) $(PROOF_STAMP) browser
+console: $(CONSOLE_STAMP)
+
+# After `sam deploy`: the console into the stack's bucket, behind its CloudFront distribution.
+publish-console: $(STAMP) $(CONSOLE_STAMP)
+	@test -n "$(STACK)" || { echo "say which stack: make publish-console STACK=tsunagu-dev"; exit 1; }
+	@$(BIN)/tsunagu --stack $(STACK) console publish
+
+$(CONSOLE_STAMP): $(CONSOLE_SOURCES)
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "The console is built with Node.js (20 or later) and npm, which this machine lacks."; \
+	  echo "Install them (Debian: 'sudo apt-get install nodejs npm'; or https://nodejs.org)"; \
+	  echo "and run this again."; exit 1; fi
+	@echo "==> building the console (npm ci from console/package-lock.json, vite build)"
+	@cd console && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+
+test: $(STAMP) $(WHEELHOUSE_STAMP) $(PROOF_STAMP) $(CONSOLE_STAMP) browser
 	@# The static checks run beside pytest (they take one core for half a minute, while pytest's
 	@# workers are still starting); make test fails if either does.
 	@# Two pytest workers on the usual 2-core machine (up to 4 on a larger one): most of the suite
@@ -67,18 +88,20 @@ test: $(STAMP) $(WHEELHOUSE_STAMP) $(PROOF_STAMP) browser
 	if [ $$checks -ne 0 ]; then echo "make test: lint or typecheck failed (see above)"; fi; \
 	exit $$(( tests != 0 || checks != 0 ))
 
-# Debian's chromium for the browser tests: installed with apt-get when missing and we are root (a
-# fresh machine, CI); otherwise a plain message and a failure. The tests never skip without it.
+# Debian's chromium for the browser tests, and a Japanese font (the console's screenshots must
+# show text, not boxes): installed with apt-get when missing and we are root (a fresh machine,
+# CI); otherwise a plain message and a failure. The tests never skip without them.
 browser:
-	@if [ -x "$(TSUNAGU_CHROMIUM)" ]; then exit 0; fi; \
+	@have_font() { fc-list :lang=ja 2>/dev/null | grep -q .; }; \
+	if [ -x "$(TSUNAGU_CHROMIUM)" ] && have_font; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "==> installing Debian's chromium for the browser tests (apt-get)"; \
+	  echo "==> installing Debian's chromium and a Japanese font for the browser tests (apt-get)"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
-	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null \
-	    || { echo "apt-get could not install chromium"; exit 1; }; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-liberation \
+	    fonts-noto-cjk >/dev/null || { echo "apt-get could not install chromium and fonts-noto-cjk"; exit 1; }; \
 	else \
-	  echo "The browser tests need Chromium at $(TSUNAGU_CHROMIUM)."; \
-	  echo "install Debian's chromium: sudo apt-get install chromium"; \
+	  echo "The browser tests need Chromium at $(TSUNAGU_CHROMIUM) and a Japanese font."; \
+	  echo "install Debian's packages: sudo apt-get install chromium fonts-noto-cjk"; \
 	  exit 1; \
 	fi; \
 	test -x "$(TSUNAGU_CHROMIUM)" || { echo "chromium is not at $(TSUNAGU_CHROMIUM) after apt-get;" \
@@ -93,7 +116,7 @@ typecheck: $(STAMP)
 	@# Every handler module is named app: check them one at a time.
 	@for handler in functions/*/app.py; do $(BIN)/mypy --strict --no-error-summary "$$handler" || exit 1; done
 
-bench: $(STAMP) $(WHEELHOUSE_STAMP)
+bench: $(STAMP) $(WHEELHOUSE_STAMP) $(CONSOLE_STAMP)
 	@$(BIN)/python -m pytest tests/benchmarks -q
 
 build: $(STAMP)
@@ -112,7 +135,8 @@ docs: $(STAMP)
 	@$(BIN)/python -m tsunagu_local.admin_document docs/openapi.yaml
 
 clean:
-	rm -rf $(VENV) $(PROOF_VENV) .aws-sam .tsunagu .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PROOF_VENV) .aws-sam .tsunagu .pytest_cache .mypy_cache .ruff_cache \
+	  console/node_modules console/dist
 
 $(PROOF_STAMP): requirements/proof.lock
 	@echo "==> creating $(PROOF_VENV) with $(PYTHON313)"

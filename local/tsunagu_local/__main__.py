@@ -12,7 +12,7 @@ from types import FrameType
 
 from tsunagu import services
 from tsunagu.clock import parse_instant
-from tsunagu.journeys.install import install_shipped
+from tsunagu.journeys.install import install_shipped, shipped_graphs
 from tsunagu.journeys.shipped import shipped_site_paths
 from tsunagu_local import faults, pages
 from tsunagu_local.clocks import ScaledRuntimeClock
@@ -144,6 +144,7 @@ def install_pages(runtime: LocalRuntime) -> None:
         clock=clock,
         site_url=site_url,
         sender=f"news@{sorted(settings.sender_domains)[0]}",
+        graphs=shipped_graphs(runtime.options.template.parent / "journeys"),
     )
     seed_qualification(services.qualification_repository(settings))
     for path in shipped_site_paths():
@@ -171,6 +172,14 @@ def _clock_line(runtime: LocalRuntime) -> str:
         "                     .venv/bin/tsunagu clock show | advance --by 3d | --to T"
         " | --business-days 1 | --until-idle"
     )
+
+
+def _console_line(runtime: LocalRuntime) -> str:
+    if not runtime.user_pools:
+        return ""
+    built = (runtime.options.template.parent / "console" / "dist" / "index.html").is_file()
+    note = "" if built else "  (not built: make console)"
+    return f"  Console:           {runtime.api_url}/console/{note}\n"
 
 
 def _sign_in_lines(runtime: LocalRuntime) -> str:
@@ -219,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{demo}"
         f"  API:               {runtime.api_url}  (POST /forms/demo/submissions)\n"
         f"  Sent-mail viewer:  {runtime.api_url}/_local/mail\n"
+        f"{_console_line(runtime)}"
         f"{_sign_in_lines(runtime)}"
         f"  Clock:             {_clock_line(runtime)}\n"
         f"  CLI:               .venv/bin/tsunagu leads get EMAIL | leads score EMAIL\n"

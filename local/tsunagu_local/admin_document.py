@@ -53,7 +53,7 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
         "description": "The beginning of a word of the e-mail, name or company (full-width, "
         "case and legal forms such as 株式会社 ignored): `サンプル` finds 株式会社サンプル and "
         "サンプル商事, `example.jp` everyone at that domain. An address typed whole finds its "
-        "lead. A word matching more than 2,000 leads answers `truncated: true`.",
+        "lead. A word matching more than 1,000 leads answers `truncated: true`.",
     },
     "stage": {"schema": {"type": "string"}, "description": "Only leads at this stage."},
     "owner": {"schema": {"type": "string"}, "description": "Only leads this address owns."},

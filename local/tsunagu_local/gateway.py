@@ -96,12 +96,15 @@ class HttpApiGateway:
         functions: FunctionRegistry,
         local_pages: dict[str, LocalPage] | None = None,
         clock: Clock | None = None,
+        local_folders: dict[str, LocalPage] | None = None,
     ) -> None:
         self.routes = routes
         self.functions = functions
         self.clock = clock or SystemClock()
         # The same dict the runtime fills after start-up (an empty dict is falsy: no `or {}`).
         self.local_pages = local_pages if local_pages is not None else {}
+        # Pages under a path (``/console`` serves ``/console/assets/...`` too).
+        self.local_folders = local_folders if local_folders is not None else {}
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
@@ -112,6 +115,9 @@ class HttpApiGateway:
         page = self.local_pages.get(request.path)
         if page is not None:
             return page(request)
+        for folder, folder_page in self.local_folders.items():
+            if request.path == folder or request.path.startswith(folder + "/"):
+                return folder_page(request)
         if (request.content_length or 0) > MAX_PAYLOAD_BYTES:
             return _json(413, {"message": "Request Entity Too Large"})
         matched = self._match(request.method, request.path)

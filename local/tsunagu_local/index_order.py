@@ -6,8 +6,10 @@ DynamoType objects, each comparison converting both values again. At 50,000 lead
 the lead search took seconds, and a query on a table of 250,000 lead terms six seconds, where
 DynamoDB reads only the page. Here:
 
-- a query on a table's own key reads only its partition (moto keeps items by hash key);
-- an index query lists the items unsorted (moto sorts them for the index anyway);
+- a query on a table's own key reads only its partition (moto keeps items by hash key), cut to
+  the range condition with moto's own comparison functions on plain values;
+- an index query lists only the items with the asked key values, unsorted (moto sorts them for
+  the index anyway);
 - an index query's sort converts each item's key once, with the same order (strings by code
   point, which is DynamoDB's UTF-8 byte order; numbers as numbers).
 
@@ -18,7 +20,10 @@ runtime's tests check the answers are moto's own (tests/runtime/test_index_order
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
+
+from moto.dynamodb.comparisons import get_comparison_func
 
 _PATCHED_FLAG = "_tsunagu_plain_sort_keys"
 MOTO_ORDER = "_tsunagu_moto_sorted_items"
@@ -33,6 +38,59 @@ def _plain(value: Any) -> Any:
     # A string is already its own sort key (and the usual one: index keys here are strings);
     # only numbers and binaries need converting.
     return value.value if value.type == "S" else value.cast_value
+
+
+@dataclass
+class _Query:
+    """The query a thread is answering, and the items it could possibly return: moto checks
+    each again with its own comparisons, so these only leave out what it would leave out."""
+
+    table: Any
+    hash_key: Any
+    """The table's own hash key; None for an index query."""
+    range_comparison: str | None
+    range_objs: list[Any]
+    hash_conditions: list[tuple[str, Any]]
+    range_conditions: list[tuple[str, str, list[Any]]]
+
+    def partition_candidates(self, table: Any) -> list[Any]:
+        """A query on the table's key: its partition (moto keeps items by hash key), cut to the
+        range condition and sorted by range key as moto sorts it."""
+        group = table.items.get(self.hash_key)
+        if group is None:
+            return []
+        if not table.range_key_attr:
+            return [group]
+        items = list(group.values())
+        if self.range_comparison:
+            test = get_comparison_func(self.range_comparison)
+            bounds = [obj.cast_value for obj in self.range_objs]
+            items = [item for item in items if test(_plain(item.range_key), *bounds)]
+        items.sort(key=lambda item: _plain(item.range_key))
+        return items
+
+    def index_candidates(self, table: Any) -> list[Any]:
+        """An index query: the items with the asked hash key values (and range condition),
+        unsorted (moto sorts them for the index itself)."""
+        groups = table.items.values()
+        items = [i for g in groups for i in g.values()] if table.range_key_attr else list(groups)
+        wanted = [(name, value.type, _plain(value)) for name, value in self.hash_conditions]
+
+        def same(item: Any, name: str, kind: str, plain: Any) -> bool:
+            found = item.attrs.get(name)
+            return found is not None and found.type == kind and _plain(found) == plain
+
+        items = [i for i in items if all(same(i, *condition) for condition in wanted)]
+        if self.range_conditions:
+            name, comparison, values = self.range_conditions[-1]
+            test = get_comparison_func(comparison)
+            bounds = [value.cast_value for value in values]
+            items = [
+                item
+                for item in items
+                if item.attrs.get(name) is not None and test(_plain(item.attrs[name]), *bounds)
+            ]
+        return items
 
 
 def order_index_queries_cheaply() -> None:
@@ -52,30 +110,28 @@ def order_index_queries_cheaply() -> None:
     moto_query, moto_all_items = Table.query, Table.all_items
 
     def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-        # index_name is the 8th positional parameter (moto's backend passes it so).
+        # moto's backend passes range_comparison, range_objs, ... index_name positionally.
         index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
-        _querying.current = (self, None if index_name else hash_key)
+        _querying.current = _Query(
+            table=self,
+            hash_key=None if index_name else hash_key,
+            range_comparison=args[0] if args else None,
+            range_objs=list(args[1]) if len(args) > 1 and args[1] else [],
+            hash_conditions=list(kwargs.get("hash_key_conditions") or []),
+            range_conditions=list(kwargs.get("range_key_conditions") or []),
+        )
         try:
             return moto_query(self, hash_key, *args, **kwargs)
         finally:
             _querying.current = None
 
     def all_items(self: Any) -> list[Any]:
-        current = getattr(_querying, "current", None)
-        if current is None or current[0] is not self:
+        current: _Query | None = getattr(_querying, "current", None)
+        if current is None or current.table is not self:
             return moto_all_items(self)  # a scan, an export...: moto's own, sorted
-        hash_key = current[1]
-        if hash_key is None:  # an index query: moto sorts the index's items itself
-            groups = self.items.values()
-            if not self.range_key_attr:
-                return list(groups)
-            return [item for group in groups for item in group.values()]
-        # A query on the table's key: the partition only (moto keeps it keyed by hash key;
-        # its query then sorts it by range key itself).
-        group = self.items.get(hash_key)
-        if group is None:
-            return []
-        return list(group.values()) if self.range_key_attr else [group]
+        if current.hash_key is None:
+            return current.index_candidates(self)
+        return current.partition_candidates(self)
 
     setattr(Table, MOTO_ORDER, Table.sorted_items)
     setattr(Table, MOTO_QUERY, moto_query)

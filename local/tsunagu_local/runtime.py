@@ -26,7 +26,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from tsunagu.clock import isoformat, register_in_process
 from tsunagu.journeys.business_time import business_calendar
 from tsunagu.settings import Settings
-from tsunagu_local import faults
+from tsunagu_local import console, faults
 from tsunagu_local.clock_api import clock_page
 from tsunagu_local.clocks import RuntimeClock, ScaledRuntimeClock, VirtualClock
 from tsunagu_local.faults import FaultPlan
@@ -58,6 +58,8 @@ log = logging.getLogger("tsunagu.local")
 
 ACCOUNT_ID = "123456789012"
 REGION = "ap-northeast-1"
+LOCAL_DISTRIBUTION_DOMAIN = "console.invalid"
+"""What a CloudFront distribution's DomainName is locally (the console's origin is the API's)."""
 MAIL_FILE = "mail.json"
 """Where a persisted runtime keeps the sent-mail viewer's mail, in its state folder."""
 STATE_FILE = "runtime.json"
@@ -107,6 +109,7 @@ class LocalRuntime:
         self.schedules: list[ScheduledRule] = []
         self.tables: dict[str, str] = {}
         self.local_pages: dict[str, LocalPage] = {}
+        self.local_folders: dict[str, LocalPage] = {}
         self._api_server: BaseWSGIServer | None = None
         self._moto: Any = None
         self.stack: Stack | None = None
@@ -187,6 +190,7 @@ class LocalRuntime:
                 self.clock.add_probe(poller.has_pending_work)
         self._start_api(self.stack)
         self._add_local_admin()
+        self._serve_console()
         if isinstance(self.clock, VirtualClock):
             self.clock.start()
         for schedule in self.schedules:
@@ -318,6 +322,7 @@ class LocalRuntime:
             ("AWS::Cognito::UserPoolClient", self._create_user_pool_client),
             ("AWS::Cognito::UserPoolGroup", self._create_user_pool_group),
             ("AWS::IAM::Role", self._create_role),
+            ("AWS::CloudFront::Distribution", self._name_distribution),
             ("AWS::Lambda::LayerVersion", self._name_layer),
             # Named before functions, so a function's environment can refer to them.
             ("AWS::ApiGatewayV2::Api", self._name_api),
@@ -338,6 +343,13 @@ class LocalRuntime:
         skipped = sorted({r["Type"] for r in stack.resources.values()} - handled)
         log.debug("not emulated locally (no behaviour to run): %s", ", ".join(skipped))
         return self._restore_tables() if self.options.persist else False
+
+    def _name_distribution(
+        self, logical_id: str, props: dict[str, Any], resolver: Resolver
+    ) -> None:
+        # No CloudFront here: the runtime serves the console itself, on the API's own origin
+        # (tsunagu_local/console.py). A reserved name (RFC 2606) no browser page comes from.
+        resolver.attributes[(logical_id, "DomainName")] = LOCAL_DISTRIBUTION_DOMAIN
 
     def _create_table(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
         props = resolver.resolve(props)
@@ -550,6 +562,19 @@ class LocalRuntime:
         )
         resolver.refs[logical_id] = props["GroupName"]
 
+    def _serve_console(self) -> None:
+        """The console at /console (built into console/dist by make up), signing in with the
+        template's user pool client."""
+        if not self.user_pool_clients:
+            return
+        client_id = next(iter(self.user_pool_clients.values()))
+        dist = self.options.template.parent / "console" / "dist"
+        self.local_folders[console.PREFIX] = console.console_page(dist)
+        self.local_pages[f"{console.PREFIX}/config.json"] = console.config_page(
+            self.api_url, client_id, REGION
+        )
+        self.local_pages["/_local/cognito"] = console.cognito_page(self.endpoint_url, REGION)
+
     def _add_local_admin(self) -> None:
         """One admin in each user pool, so `make up` can print how to sign in."""
         for pool_id in self.user_pools.values():
@@ -640,7 +665,9 @@ class LocalRuntime:
             calendar, time_zone = business_calendar("JP", ""), "Asia/Tokyo"
         self.local_pages["/_local/clock"] = clock_page(self.clock, calendar, time_zone)
         routes = routes_from(stack, self._authorizers(stack))
-        gateway = HttpApiGateway(routes, self.functions, self.local_pages, self.clock)
+        gateway = HttpApiGateway(
+            routes, self.functions, self.local_pages, self.clock, self.local_folders
+        )
         self._api_server = make_server("127.0.0.1", self.options.api_port, gateway, threaded=True)
         self.options.api_port = self._api_server.server_port
         Thread(target=self._api_server.serve_forever, name="http-api", daemon=True).start()

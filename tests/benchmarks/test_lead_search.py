@@ -53,7 +53,7 @@ SEARCHES: tuple[tuple[str, dict[str, str]], ...] = (
     ("an address typed whole", {"q": "lead.01234@example.jp"}),
     ("a word of half the leads (サンプル)", {"q": "サンプル"}),
 )
-"""The last, a word that begins words of 25,000 leads, ranks the first WORD_MATCHES (2,000) of
+"""The last, a word that begins words of 25,000 leads, ranks the first WORD_MATCHES (1,000) of
 them and says the page is truncated."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
+from tests.support.browser import chromium, module_chromium  # noqa: F401 (the browser fixtures)
 from tests.support.runtime import http_request, runtime_command, runtime_environment, tsunagu_cli
 from tsunagu_local.runtime import free_port
 
@@ -96,3 +97,23 @@ def tsunagu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTsunagu
     yield running
     if running.process.poll() is None:
         running.stop()
+
+
+def tracked_links(tsunagu: RunningTsunagu, email: str, *extra: str) -> dict[str, Any]:
+    made = tsunagu.cli(
+        "tracking",
+        "links",
+        email,
+        "--url",
+        "https://www.example.com/pricing",
+        "--url",
+        "https://www.example.com/case-study",
+        *extra,
+    )
+    assert made.returncode == 0, made.stderr
+    links: dict[str, Any] = json.loads(made.stdout)
+    # The runtime's own URL, whatever port it has (no --api given: it printed port 3000 once)
+    urls = [u for value in links.values() for u in (value if isinstance(value, list) else [value])]
+    signed = [u for u in urls if isinstance(u, str) and "://" in u]
+    assert signed and all(u.startswith(tsunagu.api_url + "/") for u in signed), signed
+    return links

@@ -5,32 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.e2e.conftest import RunningTsunagu
+from tests.e2e.conftest import RunningTsunagu, tracked_links
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
 )
-
-
-def tracked_links(tsunagu: RunningTsunagu, email: str, *extra: str) -> dict[str, Any]:
-    made = tsunagu.cli(
-        "tracking",
-        "links",
-        email,
-        "--url",
-        "https://www.example.com/pricing",
-        "--url",
-        "https://www.example.com/case-study",
-        *extra,
-    )
-    assert made.returncode == 0, made.stderr
-    links: dict[str, Any] = json.loads(made.stdout)
-    # The runtime's own URL, whatever port it has (no --api given: it printed port 3000 once)
-    urls = [u for value in links.values() for u in (value if isinstance(value, list) else [value])]
-    signed = [u for u in urls if isinstance(u, str) and "://" in u]
-    assert signed and all(u.startswith(tsunagu.api_url + "/") for u in signed), signed
-    return links
 
 
 def timeline(tsunagu: RunningTsunagu, email: str) -> list[dict[str, Any]]:

@@ -11,110 +11,28 @@ The browser is Debian's ``chromium`` driven by Playwright (never a browser Playw
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 from playwright.sync_api import (
-    Browser,
     BrowserContext,
     Page,
-    Playwright,
     Route,
-    sync_playwright,
 )
 
 from tests.e2e.conftest import RunningTsunagu
+from tests.support.browser import Chromium, chromium_path
 from tsunagu.clock import isoformat
 from tsunagu.event_kinds import SYSTEM_EVENT_KINDS
 
-INSTALL_HINT = "install Debian's chromium: sudo apt-get install chromium"
-DEFAULT_CHROMIUM = "/usr/bin/chromium"
-# As the machine's own probe starts it: no GPU, no sandbox (root), and no background connections
-# (this machine's network is closed; Chromium would otherwise try Google's hosts at every start).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 BEACON_WAIT = 10.0
 """How long to wait for a beacon: the snippet flushes after about 1 s or on pagehide."""
 QUIET_PERIOD = 2.5
 """How long a snippet that must stay silent is watched (twice its 1 s flush timer, and more)."""
-
-
-def chromium_path() -> str:
-    """Debian's Chromium: $TSUNAGU_CHROMIUM (set by the Makefile), else /usr/bin/chromium or
-    `chromium` on PATH. Missing, the calling test fails with what to install."""
-    configured = os.environ.get("TSUNAGU_CHROMIUM")
-    candidates = [configured] if configured else [DEFAULT_CHROMIUM, shutil.which("chromium")]
-    for candidate in candidates:
-        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    pytest.fail(
-        f"no Chromium at {configured or DEFAULT_CHROMIUM} for the browser tests: {INSTALL_HINT}"
-        " (or set TSUNAGU_CHROMIUM to its path; `make test` installs it when run as root)",
-        pytrace=False,
-    )
-
-
-class Chromium:
-    """One headless Chromium for the module, started when a test first asks for a browser
-    profile: a missing browser then fails that test, in its body, rather than erroring a
-    fixture."""
-
-    def __init__(self) -> None:
-        self._playwright: Playwright | None = None
-        self._browser: Browser | None = None
-        self._contexts: list[BrowserContext] = []
-
-    def new_context(self) -> BrowserContext:
-        """A fresh browser profile: no cookies from any test before."""
-        if self._browser is None:
-            executable = chromium_path()
-            self._playwright = sync_playwright().start()
-            self._browser = self._playwright.chromium.launch(
-                executable_path=executable, args=CHROMIUM_ARGS
-            )
-        context = self._browser.new_context()
-        context.set_default_timeout(15_000)
-        self._contexts.append(context)
-        return context
-
-    def close_contexts(self) -> None:
-        while self._contexts:
-            self._contexts.pop().close()
-
-    def close(self) -> None:
-        self.close_contexts()
-        if self._browser is not None:
-            self._browser.close()
-        if self._playwright is not None:
-            self._playwright.stop()
-
-
-@pytest.fixture(scope="module")
-def module_chromium() -> Iterator[Chromium]:
-    browser = Chromium()
-    yield browser
-    browser.close()
-
-
-@pytest.fixture
-def chromium(module_chromium: Chromium) -> Iterator[Chromium]:
-    """The module's Chromium; the profiles a test opened are closed after it."""
-    yield module_chromium
-    module_chromium.close_contexts()
 
 
 class Beacons:

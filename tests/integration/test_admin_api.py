@@ -482,3 +482,31 @@ def test_a_user_change_that_cannot_be_made_says_why_and_changes_nothing(
     assert status == expected, answer
     assert call(stack, "GET", "/admin/users")[1] == before
     assert not [e for e in audit_entries(stack) if e.outcome == "done"]
+
+
+# ---------------------------------------------------------------- the console's origin (CORS)
+def test_only_the_console_s_origin_may_call_the_api_from_a_browser(aws: AwsStack) -> None:
+    console = "https://d111111abcdef8.cloudfront.net"
+    aws.environment["TSUNAGU_CONSOLE_ORIGIN"] = console
+    settings = aws.settings()
+
+    def ask(method: str, origin: str) -> dict[str, Any]:
+        return admin.handle(event(method, "/admin/me", headers={"origin": origin}), settings)
+
+    # A preflight (no token comes with it) is answered yes for the console, no for another page
+    yes, no = ask("OPTIONS", console), ask("OPTIONS", "https://intruder.example.com")
+    assert yes["statusCode"] == 204
+    assert yes["headers"]["access-control-allow-origin"] == console
+    assert "PATCH" in yes["headers"]["access-control-allow-methods"]
+    assert "authorization" in yes["headers"]["access-control-allow-headers"]
+    assert no["statusCode"] == 403 and "access-control-allow-origin" not in no["headers"]
+
+    # And an answer carries the console's origin only when the console asked
+    from_console, from_elsewhere = ask("GET", console), ask("GET", "https://intruder.example.com")
+    assert from_console["statusCode"] == from_elsewhere["statusCode"] == 200
+    assert from_console["headers"]["access-control-allow-origin"] == console
+    assert "access-control-allow-origin" not in from_elsewhere["headers"]
+
+    # Without a console in AWS (the local runtime serves it on the API's own origin): no CORS
+    aws.environment["TSUNAGU_CONSOLE_ORIGIN"] = ""
+    assert admin.handle(event("OPTIONS", "/admin/me"), aws.settings())["statusCode"] == 403

@@ -195,6 +195,8 @@ def stack_resolver(stack: Stack, names: Mapping[str, str]) -> Resolver:
             resolver.attributes[(logical_id, "Arn")] = (
                 f"arn:aws:cognito-idp:{REGION}:{ACCOUNT_ID}:userpool/{pool}"
             )
+    for logical_id in stack.of_type("AWS::CloudFront::Distribution"):
+        resolver.attributes[(logical_id, "DomainName")] = "console.invalid"
     for logical_id, resource in stack.of_type("AWS::SES::ConfigurationSet").items():
         # Ref of a configuration set is its Name (tsunagu-${Stage}).
         name = resource.get("Properties", {}).get("Name")

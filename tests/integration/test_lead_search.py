@@ -267,7 +267,7 @@ def test_a_word_matching_too_many_leads_says_so_and_pages_go_on(
     page = leads.search(ports, VIEWER, LeadQuery(q="example", limit=2))
     assert page.truncated and len(page.leads) == 2 and page.next_cursor
 
-    monkeypatch.setattr(lead_search, "WORD_MATCHES", 2_000)
+    monkeypatch.setattr(lead_search, "WORD_MATCHES", 1_000)
     first = leads.search(ports, VIEWER, LeadQuery(q="example", limit=4))
     second = leads.search(ports, VIEWER, LeadQuery(q="example", limit=4, cursor=first.next_cursor))
     assert not first.truncated and second.next_cursor is None

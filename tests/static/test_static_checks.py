@@ -370,8 +370,12 @@ def test_every_admin_route_says_its_roles_and_needs_a_token(
     template: dict[str, Any], openapi: dict[str, Any]
 ) -> None:
     function = resources_of_type(template, FUNCTION)["AdminApiFunction"]
-    [event] = function["Properties"]["Events"].values()
-    assert event["Properties"]["Auth"] == {"Authorizer": "AdminSignIn"}
+    events = function["Properties"]["Events"]
+    assert set(events) == {"Admin", "ConsolePreflight"}
+    assert events["Admin"]["Properties"]["Auth"] == {"Authorizer": "AdminSignIn"}
+    # Only a browser's CORS preflight (it carries no token) is answered without the authorizer
+    preflight = events["ConsolePreflight"]["Properties"]
+    assert preflight["Method"] == "OPTIONS" and "Auth" not in preflight
     for route in ADMIN_ROUTES:
         documented = openapi["paths"][route.path][route.method.lower()]
         assert documented["security"] == [{"AdminSignIn": []}]

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from tsunagu import services
 from tsunagu.cli_api import ApiCliError, add_api_commands
 from tsunagu.cli_clock import ClockCliError, add_clock_commands
+from tsunagu.cli_console import ConsoleCliError, add_console_commands
 from tsunagu.cli_functions import FunctionCliError, invoke_function
 from tsunagu.cli_journeys import JourneyCliError, add_journey_commands
 from tsunagu.cli_qualification import QualificationCliError, add_qualification_commands
@@ -621,6 +622,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--replace", action="store_true", help="update an existing form")
     create.set_defaults(run=forms_create)
     add_journey_commands(groups)
+    add_console_commands(groups)
     add_clock_commands(groups)
     add_qualification_commands(groups, leads)
     add_api_commands(groups)
@@ -658,6 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ClockCliError,
         FunctionCliError,
         JourneyCliError,
+        ConsoleCliError,
         QualificationCliError,
         TsunaguError,
         ValueError,

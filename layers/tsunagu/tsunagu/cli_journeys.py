@@ -16,6 +16,7 @@ from tsunagu import services
 from tsunagu.commands import journeys
 from tsunagu.errors import AlreadyExists, TsunaguError, ValidationFailed
 from tsunagu.journeys.compiler import asl_text, compile_journey, definition_schema, read_definition
+from tsunagu.journeys.install import shipped_graphs
 from tsunagu.journeys.lifecycle import lead_payload
 from tsunagu.journeys.model import Journey
 from tsunagu.settings import Settings
@@ -97,6 +98,8 @@ def journeys_install(settings: Settings, args: argparse.Namespace) -> int:
         services.operator(settings),
         site_url=args.site_url,
         sender=args.sender or f"news@{domains[0]}",
+        # From the project's folder: the shipped graphs, for the console's editor.
+        graphs=shipped_graphs(Path("journeys")) if Path("journeys").is_dir() else None,
     )
     print("\n".join(added) if added else "everything is installed already")
     return 0

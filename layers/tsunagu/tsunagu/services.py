@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from tsunagu.journeys.gate import FrequencyCap
     from tsunagu.journeys.model import Journey
     from tsunagu.journeys.publishing import PublishingTarget
+    from tsunagu.journeys.simulation import Rules as SimulationRules
     from tsunagu.journeys.stream import JourneyRouting
     from tsunagu.mail.send import MailPolicy, SendRequest, SendResult
     from tsunagu.qualification.stream import QualificationRouting
@@ -238,6 +239,18 @@ def clock(settings: Settings) -> Clock:
 
 
 # ---------------------------------------------------------------- journeys
+def simulation_rules(settings: Settings) -> SimulationRules:
+    """The business time and frequency cap the dry run plays a journey by (the stage's)."""
+    from tsunagu.journeys.simulation import Rules
+
+    return Rules(
+        calendar=business_calendar(settings),
+        quiet=quiet_hours(settings),
+        cap=frequency_cap(settings),
+        time_zone=settings.default_time_zone,
+    )
+
+
 @lru_cache(maxsize=8)
 def journey_repository(settings: Settings) -> JourneyRepository:
     from tsunagu.store.journeys import JourneyRepository

@@ -48,6 +48,10 @@ class Settings(BaseModel):
     admin_allowed_cidrs: str = ""
     """Where the admin API may be called from: CIDR ranges, comma-separated (seed 002's
     IPアドレス制御); empty: from anywhere (sign-in is still required)."""
+    console_origin: str = Field(default="", pattern=r"^(https://[A-Za-z0-9.-]+(:[0-9]+)?)?$")
+    """Where the console is served from in AWS (``https://<CloudFront domain>``): the admin API
+    answers that origin's cross-origin requests, and no other's. Empty on the local runtime,
+    where the console and the API share an origin."""
     admin_user_pool_id: str | None = None
     """The user pool of the people who sign in (set where admins manage them: the admin API)."""
     publish_journey_function: str | None = None

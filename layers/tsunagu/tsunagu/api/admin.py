@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -40,6 +41,7 @@ from tsunagu.errors import (
 )
 from tsunagu.forms.model import FormDefinition
 from tsunagu.journeys.model import ResumePolicy
+from tsunagu.journeys.simulation import Simulation
 from tsunagu.leads.model import Lead
 from tsunagu.leads.search import MAX_PAGE_SIZE, PAGE_SIZE, LeadQuery
 from tsunagu.leads.updates import LeadUpdate
@@ -326,6 +328,111 @@ def journey_publish(call: AdminCall) -> Any:
         _journey_ports(call), call.actor, asked.definition, asked.note, publisher
     )
     return 201 if answer.get("changed") else 200, answer
+
+
+def _graph_view(view: journeys.GraphView) -> dict[str, Any]:
+    return {
+        "journey_id": view.graph.journey_id,
+        "which": view.graph.which,
+        "version": view.graph.version,
+        "by": view.graph.by,
+        "updated_at": view.graph.updated_at,
+        "definition": view.graph.definition,
+        "problems": [{"field": p.field, "message": p.message} for p in view.problems],
+    }
+
+
+def journey_graph(call: AdminCall) -> Any:
+    """The journey's graph for the editor: its draft, else its latest published version, else
+    the shipped one; with what would stop it from publishing, node by node."""
+    return _graph_view(journeys.graph(_journey_ports(call), call.actor, call.params["journey"]))
+
+
+class GraphDraft(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    definition: dict[str, Any]
+
+
+def journey_graph_save(call: AdminCall) -> Any:
+    """Keep the graph as the journey's draft (it may still have problems; they come back)."""
+    asked = call.model(GraphDraft)
+    if asked.definition.get("journey_id", call.params["journey"]) != call.params["journey"]:
+        raise ValidationFailed(
+            [FieldError("journey_id", f"must be {call.params['journey']!r}, as in the path")]
+        )
+    definition = {**asked.definition, "journey_id": call.params["journey"]}
+    return _graph_view(journeys.save_draft(_journey_ports(call), call.actor, definition))
+
+
+class DryRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    definition: dict[str, Any] | None = None
+    """The graph to play (the journey's stored one when not given)."""
+    leads: int = Field(default=200, ge=1, le=2000)
+    start: datetime | None = None
+    """When the synthetic leads enter (now when not given)."""
+    assume: str = Field(default="", max_length=500)
+    """Probabilities of what leads do: ``clicked=0.3,opened=0.5``."""
+
+
+def journey_dry_run(call: AdminCall) -> Any:
+    """The dry run: synthetic leads through the graph, how many reach each node and when its
+    mails would go. Nothing is sent or stored."""
+    from tsunagu.journeys.simulation import AssumptionError, parse_assumptions
+
+    asked = call.model(DryRun)
+    ports = _journey_ports(call)
+    definition = asked.definition
+    if definition is None:
+        definition = journeys.graph(ports, call.actor, call.params["journey"]).graph.definition
+    try:
+        assumptions = parse_assumptions(asked.assume)
+    except AssumptionError as error:
+        raise ValidationFailed([FieldError("assume", str(error))]) from None
+    rules = services.simulation_rules(call.settings)
+    result = journeys.dry_run(
+        ports,
+        call.actor,
+        {**definition, "journey_id": call.params["journey"]},
+        leads=asked.leads,
+        start=asked.start,
+        assumptions=assumptions,
+        rules=rules,
+    )
+    return _dry_run_view(result, ZoneInfo(rules.time_zone))
+
+
+def _dry_run_view(result: Simulation, zone: ZoneInfo) -> dict[str, Any]:
+    """Per node: how many leads reach it, the first and last instant (in the journey's time
+    zone), the outcomes of a decision, the mails the gate would skip; per template, the mails
+    by day; and what the journey costs in Step Functions transitions."""
+
+    def local(instants: list[datetime], pick: Callable[..., datetime]) -> str | None:
+        return pick(instants).astimezone(zone).isoformat() if instants else None
+
+    return {
+        "leads": result.leads,
+        "start": result.start.astimezone(zone).isoformat(),
+        "time_zone": str(zone),
+        "nodes": {
+            node: {
+                "reached": len(result.reached.get(node, [])),
+                "first_at": local(result.reached.get(node, []), min),
+                "last_at": local(result.reached.get(node, []), max),
+                "outcomes": dict(result.outcomes.get(node, {})),
+                "skipped": result.skipped.get(node, 0),
+            }
+            for node in result.node_order
+        },
+        "mails": {
+            template: {day.isoformat(): count for day, count in sorted(days.items())}
+            for template, days in result.mails.items()
+        },
+        "transitions_per_entry": round(result.transitions_per_entry, 2),
+        "cost_per_thousand_entries_usd": round(result.cost_per_thousand_entries, 4),
+    }
 
 
 class Rollback(BaseModel):
@@ -766,6 +873,13 @@ ROUTES: tuple[AdminRoute, ...] = (
         status_change,
         StatusChange,
     ),
+    AdminRoute("GET", "/admin/journeys/{journey}/graph", "journeys.list", journey_graph),
+    AdminRoute(
+        "PUT", "/admin/journeys/{journey}/graph", "journeys.save", journey_graph_save, GraphDraft
+    ),
+    AdminRoute(
+        "POST", "/admin/journeys/{journey}/dry-run", "journeys.list", journey_dry_run, DryRun
+    ),
     AdminRoute("POST", "/admin/journeys/{journey}/pause", "journeys.pause", journey_pause),
     AdminRoute(
         "POST", "/admin/journeys/{journey}/resume", "journeys.resume", journey_resume, Resume
@@ -879,6 +993,46 @@ class MethodNotAllowed(NotFound):
 def handle(event: Mapping[str, Any], settings: Settings) -> Response:
     """One admin request, start to end: who, from where, which route, the use case, the
     answer. Nothing is read or changed before the address and the role have been checked."""
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    origin = headers.get("origin", "")
+    allowed_origin = bool(settings.console_origin) and origin == settings.console_origin
+    method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", ""))
+    if method.upper() == "OPTIONS":
+        return _preflight(allowed_origin, origin)
+    response = _answer(event, settings)
+    if allowed_origin:
+        response["headers"] = {
+            **response.get("headers", {}),
+            "access-control-allow-origin": origin,
+            "vary": "Origin",
+        }
+    return response
+
+
+CORS_METHODS = "GET, POST, PUT, PATCH, DELETE"
+
+
+def _preflight(allowed: bool, origin: str) -> Response:
+    """The console's browser asks before a cross-origin call (no token comes with the question,
+    so the route has no authorizer): yes for the console's origin, no for any other."""
+    if not allowed:
+        return json_response(
+            403, {"message": f"the admin API is not open to {origin or 'that page'}"}
+        )
+    return {
+        "statusCode": 204,
+        "headers": {
+            "access-control-allow-origin": origin,
+            "access-control-allow-methods": CORS_METHODS,
+            "access-control-allow-headers": "authorization, content-type",
+            "access-control-max-age": "600",
+            "vary": "Origin",
+        },
+        "body": "",
+    }
+
+
+def _answer(event: Mapping[str, Any], settings: Settings) -> Response:
     context = event.get("requestContext") or {}
     claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
     try:

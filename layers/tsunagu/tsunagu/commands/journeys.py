@@ -10,18 +10,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from pydantic import ValidationError
+
 from tsunagu.clock import Clock, isoformat
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
 from tsunagu.errors import AlreadyExists, FieldError, NotFound, ValidationFailed
 from tsunagu.journeys import steps
+from tsunagu.journeys.compiler import validate
 from tsunagu.journeys.definition import JourneyDefinition
 from tsunagu.journeys.install import Templates, install_shipped
 from tsunagu.journeys.lifecycle import EntryResult, Executions, JourneyStore, enter_leads
-from tsunagu.journeys.model import Journey, ResumePolicy
+from tsunagu.journeys.model import Journey, ResumePolicy, StoredGraph, published_graph_key
 from tsunagu.journeys.publishing import keep_publication
 from tsunagu.journeys.segments import Segment
-from tsunagu.journeys.simulation import Forecast, forecast
+from tsunagu.journeys.simulation import Forecast, Simulation, forecast, simulate
 from tsunagu.journeys.simulation import Rules as SimulationRules
 from tsunagu.journeys.steps import GateStore, ResumeReport, parked_by_step
 from tsunagu.leads.lookup import LeadFinder, lead_by_email
@@ -36,6 +39,12 @@ class Journeys(GateStore, JourneyStore, Protocol):
     """The journey repository, as the gate (pause, resume) and entry see it."""
 
     def put_journey(self, journey: Journey, at: str) -> Journey: ...
+
+    def save_graph(self, graph: StoredGraph) -> None: ...
+
+    def graph(self, journey_id: str, which: str) -> StoredGraph | None: ...
+
+    def published_graph(self, journey_id: str) -> StoredGraph | None: ...
 
 
 @dataclass(frozen=True)
@@ -173,9 +182,16 @@ def save(ports: JourneyCommands, actor: Actor, journey: Journey, *, replace: boo
 
 
 def install(
-    ports: JourneyCommands, templates: Templates, actor: Actor, *, site_url: str, sender: str
+    ports: JourneyCommands,
+    templates: Templates,
+    actor: Actor,
+    *,
+    site_url: str,
+    sender: str,
+    graphs: Mapping[str, dict[str, Any]] | None = None,
 ) -> list[str]:
-    """The shipped journeys and their mails, where missing (nothing present is changed)."""
+    """The shipped journeys, their graphs and their mails, where missing (nothing present is
+    changed)."""
     with recorded(ports.audit, ports.clock, actor, "journeys.save", "journeys:shipped") as log:
         added = install_shipped(
             journeys=ports.journeys,
@@ -183,6 +199,7 @@ def install(
             clock=ports.clock,
             site_url=site_url,
             sender=sender,
+            graphs=graphs,
         )
         log.changed({}, {"installed": added} if added else {})
     return added
@@ -223,6 +240,111 @@ def forecast_for_lead(
     )
 
 
+# ---------------------------------------------------------------- the graph people edit
+
+
+@dataclass(frozen=True)
+class GraphView:
+    graph: StoredGraph
+    problems: list[FieldError]
+    """What stops it from publishing, each on the node it concerns (``field`` is the node id,
+    or ``(journey)``); empty when it would publish."""
+
+
+def graph(ports: JourneyCommands, actor: Actor, journey_id: str) -> GraphView:
+    """The journey's graph as people should see it: the draft when one is newer than the
+    latest published version, else that version, else the shipped one."""
+    allowed(ports.audit, ports.clock, actor, "journeys.list", f"journey:{journey_id}")
+    store = ports.journeys
+    draft, published = store.graph(journey_id, "draft"), store.published_graph(journey_id)
+    # Published first: a draft published at the same instant is that version.
+    newest = max(
+        (g for g in (published, draft) if g is not None),
+        key=lambda g: g.updated_at,
+        default=None,
+    )
+    found = newest or store.graph(journey_id, "shipped")
+    if found is None:
+        raise NotFound(f"no graph of journey {journey_id!r} here")
+    return GraphView(found, graph_problems(found.definition))
+
+
+def save_draft(ports: JourneyCommands, actor: Actor, definition: Mapping[str, Any]) -> GraphView:
+    """Keep ``definition`` as the journey's draft: a draft may still be incomplete (its
+    problems come back, node by node), but it must be a journey definition."""
+    parsed = parse_graph(definition)
+    target = f"journey:{parsed.journey_id}"
+    with recorded(ports.audit, ports.clock, actor, "journeys.save", target) as log:
+        stored = StoredGraph(
+            journey_id=parsed.journey_id,
+            which="draft",
+            definition=parsed.model_dump(mode="json", by_alias=True, exclude_none=True),
+            by=_who(actor),
+            updated_at=isoformat(ports.clock.now()),
+        )
+        ports.journeys.save_graph(stored)
+        problems = graph_problems(stored.definition)
+        log.detail = f"draft saved, {len(problems)} problem(s) before it can publish"
+    return GraphView(stored, problems)
+
+
+def dry_run(
+    ports: JourneyCommands,
+    actor: Actor,
+    definition: Mapping[str, Any],
+    *,
+    leads: int,
+    start: datetime | None,
+    assumptions: Mapping[str, float],
+    rules: SimulationRules,
+) -> Simulation:
+    """``leads`` synthetic leads through ``definition`` from ``start`` (now if None): how many
+    reach each node, and when its mails would go. Nothing is sent or stored."""
+    parsed = parse_graph(definition)
+    allowed(ports.audit, ports.clock, actor, "journeys.list", f"journey:{parsed.journey_id}")
+    return simulate(
+        parsed,
+        start=start or ports.clock.now(),
+        leads=leads,
+        assumptions=assumptions,
+        rules=rules,
+        journey=ports.journeys.get_journey(parsed.journey_id),
+    )
+
+
+def parse_graph(definition: Mapping[str, Any]) -> JourneyDefinition:
+    """The definition, or ValidationFailed with each problem on the node it concerns."""
+    try:
+        return JourneyDefinition.model_validate(definition)
+    except ValidationError as error:
+        nodes = definition.get("nodes")
+        problems = []
+        for found in error.errors():
+            where: list[Any] = list(found["loc"])
+            field = "(journey)"
+            if len(where) >= 2 and where[0] == "nodes" and isinstance(where[1], int):
+                node = nodes[where[1]] if isinstance(nodes, list) and where[1] < len(nodes) else {}
+                field = (
+                    str(node.get("id"))
+                    if isinstance(node, dict) and node.get("id")
+                    else (f"nodes[{where[1]}]")
+                )
+                where = where[3:] if len(where) > 2 and isinstance(where[2], str) else where[2:]
+            detail = ".".join(str(part) for part in where)
+            problems.append(
+                FieldError(field, f"{detail}: {found['msg']}" if detail else found["msg"])
+            )
+        raise ValidationFailed(problems) from None
+
+
+def graph_problems(definition: Mapping[str, Any]) -> list[FieldError]:
+    try:
+        validate(parse_graph(definition))
+    except ValidationFailed as error:
+        return list(error.errors)
+    return []
+
+
 def publish(
     ports: JourneyCommands,
     actor: Actor,
@@ -242,6 +364,17 @@ def publish(
         if answer.get("changed"):
             log.changed({"version": live}, {"version": answer["version"]})
             log.detail = note
+        if answer.get("version"):
+            # The graph of that version, for the editor (and a rollback to show what it was).
+            ports.journeys.save_graph(
+                StoredGraph(
+                    journey_id=journey_id,
+                    which=published_graph_key(int(answer["version"])),
+                    definition=dict(definition),
+                    by=_who(actor),
+                    updated_at=isoformat(ports.clock.now()),
+                )
+            )
     return answer
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
 
 from tsunagu.clock import Clock, isoformat
-from tsunagu.journeys.model import Journey
+from tsunagu.journeys.model import Journey, StoredGraph
 from tsunagu.journeys.shipped import SHIPPED_JOURNEYS, SHIPPED_MAILS, shipped_template
 from tsunagu.mail.templates import MailTemplate
 
@@ -14,6 +17,10 @@ class JourneyDefinitions(Protocol):
     def get_journey(self, journey_id: str) -> Journey | None: ...
 
     def put_journey(self, journey: Journey, at: str) -> Journey: ...
+
+    def graph(self, journey_id: str, which: str) -> StoredGraph | None: ...
+
+    def save_graph(self, graph: StoredGraph) -> None: ...
 
 
 class Templates(Protocol):
@@ -29,8 +36,11 @@ def install_shipped(
     clock: Clock,
     site_url: str,
     sender: str,
+    graphs: Mapping[str, dict[str, Any]] | None = None,
 ) -> list[str]:
-    """Add what is missing; returns what was added ("template welcome", "journey ...")."""
+    """Add what is missing; returns what was added ("template welcome", "journey ...").
+    ``graphs``: the shipped journeys' definitions (journeys/*.json) by journey id, kept as each
+    journey's ``shipped`` graph so the console's editor opens them."""
     added = []
     for mail in SHIPPED_MAILS:
         if templates.template(mail.template_id, None) is None:
@@ -40,4 +50,19 @@ def install_shipped(
         if journeys.get_journey(journey.journey_id) is None:
             journeys.put_journey(journey, isoformat(clock.now()))
             added.append(f"journey {journey.journey_id}")
+    for journey_id, definition in sorted((graphs or {}).items()):
+        if journeys.graph(journey_id, "shipped") is None:
+            journeys.save_graph(
+                StoredGraph(journey_id, "shipped", definition, "shipped", isoformat(clock.now()))
+            )
+            added.append(f"graph {journey_id}")
     return added
+
+
+def shipped_graphs(folder: Path) -> dict[str, dict[str, Any]]:
+    """The definitions in a folder like the project's journeys/, by journey id."""
+    graphs = {}
+    for path in sorted(folder.glob("*.json")):
+        definition = json.loads(path.read_text("utf-8"))
+        graphs[str(definition["journey_id"])] = definition
+    return graphs

@@ -8,7 +8,8 @@ pause a journey or change who enters without a deploy.
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -133,3 +134,24 @@ class Journey(BaseModel):
 
     def leaves_on_stage(self, stage: str) -> bool:
         return stage in self.exit.stages
+
+
+@dataclass(frozen=True)
+class StoredGraph:
+    """A journey's graph as stored (tsunagu.journeys.definition, as JSON): ``which`` is
+    ``draft`` (what people are editing), ``v000003`` (published as version 3) or ``shipped``
+    (installed with Tsunagu)."""
+
+    journey_id: str
+    which: str
+    definition: dict[str, Any]
+    by: str | None
+    updated_at: str
+
+    @property
+    def version(self) -> int | None:
+        return int(self.which[1:]) if self.which.startswith("v") else None
+
+
+def published_graph_key(version: int) -> str:
+    return f"v{version:06d}"

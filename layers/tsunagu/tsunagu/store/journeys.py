@@ -13,7 +13,7 @@ from pynamodb.exceptions import PutError
 from tsunagu.clock import parse_instant
 from tsunagu.journeys.gate import EntryState, SendLedger
 from tsunagu.journeys.lifecycle import JourneyEntry, ParkedExecution, execution_arn, with_exit
-from tsunagu.journeys.model import Journey
+from tsunagu.journeys.model import Journey, StoredGraph
 from tsunagu.journeys.steps import GateView
 from tsunagu.journeys.waits import EventMatch, JourneyWait
 from tsunagu.settings import Settings
@@ -126,6 +126,16 @@ def _parked_pk(journey_id: str) -> str:
     return f"parked#{journey_id}"
 
 
+def _graph(journey_id: str, item: Any) -> StoredGraph:
+    return StoredGraph(
+        journey_id=journey_id,
+        which=item.sk.removeprefix("graph#"),
+        definition=item.data["definition"],
+        by=item.data.get("by"),
+        updated_at=item.updated_at,
+    )
+
+
 class JourneyRepository:
     """Journey definitions, the emergency stop, entries and parked executions (one table)."""
 
@@ -151,6 +161,33 @@ class JourneyRepository:
         return sorted(
             (Journey.model_validate(item.data) for item in items), key=lambda j: j.journey_id
         )
+
+    # -- journey graphs (tsunagu.journeys.definition): the draft people edit, each version
+    # published from one, and the shipped one
+    def save_graph(self, graph: StoredGraph) -> None:
+        self._tables.journeys(
+            f"journey#{graph.journey_id}",
+            f"graph#{graph.which}",
+            data={"definition": graph.definition, "by": graph.by},
+            status=graph.which,
+            updated_at=graph.updated_at,
+        ).save()
+
+    def graph(self, journey_id: str, which: str) -> StoredGraph | None:
+        item = get_or_none(self._tables.journeys, f"journey#{journey_id}", f"graph#{which}")
+        return None if item is None else _graph(journey_id, item)
+
+    def published_graph(self, journey_id: str) -> StoredGraph | None:
+        """The graph of the latest version published from one (``graph#v<version>``)."""
+        model = self._tables.journeys
+        items = model.query(
+            f"journey#{journey_id}",
+            model.sk.startswith("graph#v"),
+            scan_index_forward=False,
+            limit=1,
+            consistent_read=True,
+        )
+        return next((_graph(journey_id, item) for item in items), None)
 
     # -- the account-wide emergency stop
     def account_paused(self) -> bool:

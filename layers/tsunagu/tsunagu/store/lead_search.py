@@ -50,7 +50,7 @@ MAX_READ = 1_000
 filters, a request reads exactly the page)."""
 DEFAULT_BUDGET = 5_000
 """Index entries one page may read before it answers with what it found and a cursor."""
-WORD_MATCHES = 2_000
+WORD_MATCHES = 1_000
 """Leads a word search ranks by score at most (a word that begins this many leads' words is too
 short to search by on its own)."""
 INDEXES = {"all_leads": "listing", "by_stage": "stage", "by_owner": "owner", "by_grade": "grade"}

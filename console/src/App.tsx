@@ -1,0 +1,113 @@
+import { Suspense, lazy, useCallback, useEffect, useState } from "react";
+import { useTranslation } from "react-i18next";
+import { HashRouter, NavLink, Navigate, Route, Routes } from "react-router";
+
+import { api } from "./api";
+import { currentSession, signOut } from "./auth";
+import { type Me, MeContext } from "./me";
+import { SignIn } from "./screens/SignIn";
+import { Leads } from "./screens/Leads";
+
+// Every screen but the first is its own chunk, loaded when it is opened.
+const LeadPage = lazy(() => import("./screens/LeadPage"));
+const Journeys = lazy(() => import("./screens/Journeys"));
+const JourneyCanvas = lazy(() => import("./screens/JourneyCanvas"));
+const Templates = lazy(() => import("./screens/Templates"));
+const FormsAndSites = lazy(() => import("./screens/FormsAndSites"));
+const Settings = lazy(() => import("./screens/Settings"));
+const Audit = lazy(() => import("./screens/Audit"));
+
+export function App() {
+  const { t } = useTranslation();
+  const [me, setMe] = useState<Me | null>(null);
+  const [checking, setChecking] = useState(currentSession() !== null);
+
+  const loadMe = useCallback(() => {
+    setChecking(true);
+    api<Me>("GET", "/admin/me")
+      .then(setMe)
+      .catch(() => setMe(null))
+      .finally(() => setChecking(false));
+  }, []);
+
+  useEffect(() => {
+    if (currentSession() !== null) loadMe();
+    const out = () => setMe(null);
+    window.addEventListener("tsunagu:signed-out", out);
+    return () => window.removeEventListener("tsunagu:signed-out", out);
+  }, [loadMe]);
+
+  if (checking) return <p className="loading">{t("common.loading")}</p>;
+  if (me === null) return <SignIn onSignedIn={loadMe} />;
+
+  return (
+    <MeContext.Provider value={me}>
+      <HashRouter>
+        <Header me={me} onSignOut={() => (signOut(), setMe(null))} />
+        <main id="main">
+          <Suspense fallback={<p className="loading">{t("common.loading")}</p>}>
+            <Routes>
+              <Route path="/" element={<Navigate to="/leads" replace />} />
+              <Route path="/leads" element={<Leads />} />
+              <Route path="/leads/:email" element={<LeadPage />} />
+              <Route path="/journeys" element={<Journeys />} />
+              <Route path="/journeys/new" element={<JourneyCanvas />} />
+              <Route path="/journeys/:journeyId" element={<JourneyCanvas />} />
+              <Route path="/templates" element={<Templates />} />
+              <Route path="/templates/:templateId" element={<Templates />} />
+              <Route path="/forms" element={<FormsAndSites />} />
+              <Route path="/settings" element={<Settings />} />
+              <Route path="/audit" element={<Audit />} />
+              <Route path="*" element={<p>{t("common.not_found")}</p>} />
+            </Routes>
+          </Suspense>
+        </main>
+      </HashRouter>
+    </MeContext.Provider>
+  );
+}
+
+function Header({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
+  const { t, i18n } = useTranslation();
+  const links: [string, string, boolean][] = [
+    ["/leads", t("nav.leads"), true],
+    ["/journeys", t("nav.journeys"), true],
+    ["/templates", t("nav.mail"), true],
+    ["/forms", t("nav.forms"), true],
+    ["/settings", t("nav.settings"), true],
+    ["/audit", t("nav.audit"), me.operations.includes("audit.list")],
+  ];
+  return (
+    <header className="top">
+      <a className="skip" href="#main">
+        {t("nav.skip")}
+      </a>
+      <span className="brand">Tsunagu</span>
+      <nav aria-label={t("nav.label")}>
+        {links
+          .filter(([, , shown]) => shown)
+          .map(([to, label]) => (
+            <NavLink key={to} to={to}>
+              {label}
+            </NavLink>
+          ))}
+      </nav>
+      <span className="who">
+        {me.email} ({t(`roles.${me.role}`)})
+      </span>
+      <label className="language">
+        <span className="visually-hidden">{t("nav.language")}</span>
+        <select
+          value={i18n.language?.startsWith("ja") ? "ja" : "en"}
+          onChange={(event) => void i18n.changeLanguage(event.target.value)}
+        >
+          <option value="ja">日本語</option>
+          <option value="en">English</option>
+        </select>
+      </label>
+      <button type="button" onClick={onSignOut}>
+        {t("nav.sign_out")}
+      </button>
+    </header>
+  );
+}

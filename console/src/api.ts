@@ -1,0 +1,66 @@
+// The admin API, the console's only back end. Errors come as the API's one error map writes
+// them: {"message"}, and on a 422 {"message", "errors": [{"field", "message"}]}.
+import { currentSession, signOut } from "./auth";
+import { config } from "./config";
+
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly problems: FieldProblem[] = [],
+  ) {
+    super(message);
+  }
+}
+
+type Query = Record<string, string | number | undefined | null>;
+
+export async function api<T>(
+  method: string,
+  path: string,
+  options: { query?: Query; body?: unknown; raw?: boolean } = {},
+): Promise<T> {
+  const session = currentSession();
+  if (session === null) {
+    window.dispatchEvent(new Event("tsunagu:signed-out"));
+    throw new ApiError(401, "not signed in");
+  }
+  const { api_url } = await config();
+  const url = new URL(api_url.replace(/\/$/, "") + path);
+  for (const [name, value] of Object.entries(options.query ?? {})) {
+    if (value !== undefined && value !== null && value !== "") {
+      url.searchParams.set(name, String(value));
+    }
+  }
+  const response = await fetch(url, {
+    method,
+    headers: {
+      authorization: `Bearer ${session.idToken}`,
+      ...(options.body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+  });
+  if (response.status === 401) {
+    signOut();
+    window.dispatchEvent(new Event("tsunagu:signed-out"));
+  }
+  if (!response.ok) {
+    const answer = (await response.json().catch(() => ({}))) as {
+      message?: string;
+      errors?: FieldProblem[];
+    };
+    throw new ApiError(response.status, answer.message ?? response.statusText, answer.errors);
+  }
+  if (options.raw) return (await response.text()) as T;
+  return (await response.json()) as T;
+}
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}

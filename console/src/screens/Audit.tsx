@@ -1,0 +1,169 @@
+import { useCallback, useEffect, useMemo, useState } from "react";
+import { useTranslation } from "react-i18next";
+
+import { ApiError, api } from "../api";
+import { when } from "../i18n";
+
+interface AuditRow {
+  entry_id: string;
+  at: string;
+  user_id: string;
+  email: string | null;
+  role: string;
+  via: string;
+  source_ip: string | null;
+  operation: string;
+  target: string;
+  outcome: string;
+  before: Record<string, unknown>;
+  after: Record<string, unknown>;
+  detail: string | null;
+}
+
+function daysAgo(days: number): string {
+  const date = new Date(Date.now() - days * 86_400_000);
+  return date.toISOString().slice(0, 10);
+}
+
+export default function Audit() {
+  const { t } = useTranslation();
+  const [since, setSince] = useState(daysAgo(7));
+  const [until, setUntil] = useState(daysAgo(-1));
+  const [who, setWho] = useState("");
+  const [operation, setOperation] = useState("");
+  const [outcome, setOutcome] = useState("");
+  const [rows, setRows] = useState<AuditRow[]>([]);
+  const [problem, setProblem] = useState<string | null>(null);
+
+  const range = useMemo(
+    () => ({
+      since: new Date(`${since}T00:00:00`).toISOString(),
+      until: new Date(`${until}T00:00:00`).toISOString(),
+    }),
+    [since, until],
+  );
+
+  const load = useCallback(async () => {
+    setProblem(null);
+    try {
+      const page = await api<{ items: AuditRow[] }>("GET", "/admin/audit", {
+        query: { ...range, limit: 5000 },
+      });
+      setRows(page.items);
+    } catch (error) {
+      setProblem(error instanceof ApiError ? error.message : String(error));
+    }
+  }, [range]);
+
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  const shown = rows.filter(
+    (row) =>
+      (!who || `${row.email ?? ""} ${row.user_id}`.toLowerCase().includes(who.toLowerCase())) &&
+      (!operation || row.operation.includes(operation)) &&
+      (!outcome || row.outcome === outcome),
+  );
+
+  async function exportCsv() {
+    try {
+      const text = await api<string>("GET", "/admin/audit", {
+        query: { ...range, limit: 5000, format: "csv" },
+        raw: true,
+      });
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(new Blob([text], { type: "text/csv;charset=utf-8" }));
+      link.download = `tsunagu-audit-${since}-${until}.csv`;
+      link.click();
+      URL.revokeObjectURL(link.href);
+    } catch (error) {
+      setProblem(error instanceof ApiError ? error.message : String(error));
+    }
+  }
+
+  const operations = [...new Set(rows.map((row) => row.operation))].sort();
+  return (
+    <section>
+      <h1>{t("audit.title")}</h1>
+      <form className="filters" onSubmit={(event) => event.preventDefault()}>
+        <label>
+          {t("audit.since")}
+          <input type="date" value={since} onChange={(event) => setSince(event.target.value)} />
+        </label>
+        <label>
+          {t("audit.until")}
+          <input type="date" value={until} onChange={(event) => setUntil(event.target.value)} />
+        </label>
+        <label>
+          {t("audit.who")}
+          <input value={who} onChange={(event) => setWho(event.target.value)} />
+        </label>
+        <label>
+          {t("audit.operation")}
+          <select value={operation} onChange={(event) => setOperation(event.target.value)}>
+            <option value="">{t("common.any")}</option>
+            {operations.map((name) => (
+              <option key={name}>{name}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          {t("audit.outcome")}
+          <select value={outcome} onChange={(event) => setOutcome(event.target.value)}>
+            <option value="">{t("common.any")}</option>
+            <option value="done">{t("audit.outcomes.done")}</option>
+            <option value="refused">{t("audit.outcomes.refused")}</option>
+          </select>
+        </label>
+        <button type="button" onClick={() => void exportCsv()}>
+          {t("audit.export")}
+        </button>
+      </form>
+      {problem && (
+        <p role="alert" className="problem">
+          {problem}
+        </p>
+      )}
+      <p className="note">{t("audit.count", { count: shown.length })}</p>
+      <table className="list audit">
+        <thead>
+          <tr>
+            <th scope="col">{t("audit.at")}</th>
+            <th scope="col">{t("audit.who")}</th>
+            <th scope="col">{t("audit.operation")}</th>
+            <th scope="col">{t("audit.target")}</th>
+            <th scope="col">{t("audit.outcome")}</th>
+            <th scope="col">{t("audit.change")}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {shown.map((row) => (
+            <tr key={row.entry_id} className={row.outcome === "refused" ? "refused" : undefined}>
+              <td>{when(row.at)}</td>
+              <td>
+                {row.email ?? row.user_id}
+                <br />
+                <small>
+                  {row.role} · {row.via}
+                  {row.source_ip ? ` · ${row.source_ip}` : ""}
+                </small>
+              </td>
+              <td>{row.operation}</td>
+              <td>{row.target}</td>
+              <td>{t(`audit.outcomes.${row.outcome}`, row.outcome)}</td>
+              <td>
+                {Object.keys(row.after).length > 0 && (
+                  <code>
+                    {JSON.stringify(row.before)} → {JSON.stringify(row.after)}
+                  </code>
+                )}
+                {row.detail && <div>{row.detail}</div>}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}

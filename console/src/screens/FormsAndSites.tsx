@@ -1,0 +1,200 @@
+import { type FormEvent, useCallback, useEffect, useState } from "react";
+import { useTranslation } from "react-i18next";
+
+import { ApiError, api } from "../api";
+import { config } from "../config";
+import { useMay } from "../me";
+
+interface FormField {
+  name: string;
+  type: string;
+  required?: boolean;
+}
+
+interface FormRow {
+  form_id: string;
+  name: string;
+  allowed_origins: string[];
+  fields: FormField[];
+}
+
+interface SiteRow {
+  site_id: string;
+  name: string;
+  allowed_origins: string[];
+}
+
+function formEmbed(apiUrl: string, form: FormRow): string {
+  const inputs = form.fields.map((field) =>
+    field.type === "checkbox"
+      ? `  <label><input type="checkbox" name="${field.name}" value="yes"> ${field.name}</label>`
+      : `  <label>${field.name} <input type="${field.type === "email" ? "email" : "text"}" name="${field.name}"${field.required ? " required" : ""}></label>`,
+  );
+  return [
+    `<form method="post" action="${apiUrl}/forms/${form.form_id}/submissions">`,
+    ...inputs,
+    `  <button type="submit">送信</button>`,
+    `</form>`,
+  ].join("\n");
+}
+
+function problemText(error: unknown): string {
+  if (error instanceof ApiError) {
+    return [error.message, ...error.problems.map((p) => `${p.field}: ${p.message}`)].join("; ");
+  }
+  return error instanceof SyntaxError ? `JSON: ${error.message}` : String(error);
+}
+
+export default function FormsAndSites() {
+  const { t } = useTranslation();
+  const may = useMay();
+  const [forms, setForms] = useState<FormRow[]>([]);
+  const [sites, setSites] = useState<SiteRow[]>([]);
+  const [apiUrl, setApiUrl] = useState("");
+  const [message, setMessage] = useState<string | null>(null);
+
+  const load = useCallback(async () => {
+    const [formPage, sitePage, settings] = await Promise.all([
+      api<{ items: FormRow[] }>("GET", "/admin/forms", { query: { limit: 200 } }),
+      api<{ items: SiteRow[] }>("GET", "/admin/sites", { query: { limit: 200 } }),
+      config(),
+    ]);
+    setForms(formPage.items);
+    setSites(sitePage.items);
+    setApiUrl(settings.api_url.replace(/\/$/, ""));
+  }, []);
+
+  useEffect(() => {
+    void load().catch((error) => setMessage(problemText(error)));
+  }, [load]);
+
+  async function save(kind: "forms" | "sites", id: string, text: string) {
+    setMessage(null);
+    try {
+      await api("PUT", `/admin/${kind}/${encodeURIComponent(id)}`, {
+        query: { replace: "true" },
+        body: JSON.parse(text),
+      });
+      setMessage(t("common.saved"));
+      await load();
+    } catch (error) {
+      setMessage(problemText(error));
+    }
+  }
+
+  return (
+    <section>
+      <h1>{t("forms.title")}</h1>
+      {message && <p role="status">{message}</p>}
+      <h2>{t("forms.forms")}</h2>
+      {forms.map((form) => (
+        <article key={form.form_id} className="card">
+          <h3>
+            {form.name} <small>{form.form_id}</small>
+          </h3>
+          <label>
+            {t("forms.embed")}
+            <textarea readOnly rows={form.fields.length + 3} value={formEmbed(apiUrl, form)} />
+          </label>
+          {may("forms.save") && (
+            <JsonEditor
+              label={t("forms.definition")}
+              value={form}
+              onSave={(text) => save("forms", form.form_id, text)}
+            />
+          )}
+        </article>
+      ))}
+      {may("forms.save") && (
+        <NewDefinition
+          label={t("forms.new_form")}
+          template={{ name: "", fields: [{ name: "email", type: "email", required: true }], allowed_origins: [] }}
+          onSave={(id, text) => save("forms", id, text)}
+        />
+      )}
+      <h2>{t("forms.sites")}</h2>
+      {sites.map((site) => (
+        <article key={site.site_id} className="card">
+          <h3>
+            {site.name} <small>{site.site_id}</small>
+          </h3>
+          <label>
+            {t("forms.snippet")}
+            <textarea
+              readOnly
+              rows={2}
+              value={`<script async src="${apiUrl}/t.js" data-site="${site.site_id}"></script>`}
+            />
+          </label>
+          {may("sites.save") && (
+            <JsonEditor
+              label={t("forms.definition")}
+              value={site}
+              onSave={(text) => save("sites", site.site_id, text)}
+            />
+          )}
+        </article>
+      ))}
+      {may("sites.save") && (
+        <NewDefinition
+          label={t("forms.new_site")}
+          template={{ name: "", allowed_origins: ["https://www.example.com"] }}
+          onSave={(id, text) => save("sites", id, text)}
+        />
+      )}
+    </section>
+  );
+}
+
+function JsonEditor(props: { label: string; value: unknown; onSave: (text: string) => Promise<void> }) {
+  const { t } = useTranslation();
+  const [text, setText] = useState(() => JSON.stringify(props.value, null, 2));
+  return (
+    <details>
+      <summary>{t("forms.edit")}</summary>
+      <form
+        onSubmit={(event: FormEvent) => {
+          event.preventDefault();
+          void props.onSave(text);
+        }}
+      >
+        <label>
+          {props.label}
+          <textarea rows={12} spellCheck={false} value={text} onChange={(event) => setText(event.target.value)} />
+        </label>
+        <button type="submit">{t("common.save")}</button>
+      </form>
+    </details>
+  );
+}
+
+function NewDefinition(props: {
+  label: string;
+  template: unknown;
+  onSave: (id: string, text: string) => Promise<void>;
+}) {
+  const { t } = useTranslation();
+  const [id, setId] = useState("");
+  const [text, setText] = useState(() => JSON.stringify(props.template, null, 2));
+  return (
+    <details className="card">
+      <summary>{props.label}</summary>
+      <form
+        onSubmit={(event: FormEvent) => {
+          event.preventDefault();
+          void props.onSave(id.trim(), text);
+        }}
+      >
+        <label>
+          {t("forms.id")}
+          <input required pattern="[a-z0-9][a-z0-9-]*" value={id} onChange={(event) => setId(event.target.value)} />
+        </label>
+        <label>
+          {t("forms.definition")}
+          <textarea rows={10} spellCheck={false} value={text} onChange={(event) => setText(event.target.value)} />
+        </label>
+        <button type="submit">{t("common.save")}</button>
+      </form>
+    </details>
+  );
+}

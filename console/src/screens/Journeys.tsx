@@ -1,0 +1,245 @@
+import { type FormEvent, useCallback, useEffect, useState } from "react";
+import { useTranslation } from "react-i18next";
+
+import { Link } from "react-router";
+
+import { ApiError, api } from "../api";
+import { when } from "../i18n";
+import { useMay } from "../me";
+
+interface JourneyRow {
+  journey_id: string;
+  name: string;
+  status: string;
+  paused_at: string | null;
+  published?: { version: number; published_at: string } | null;
+}
+
+interface JourneyStatus {
+  journey: string;
+  status: string;
+  paused_at: string | null;
+  resume_policy: string;
+  parked: number;
+  parked_at_step: Record<string, number>;
+  running: number | null;
+}
+
+export const POLICIES = ["send_missed", "skip_missed", "pace", "expire"] as const;
+
+export default function Journeys() {
+  const { t } = useTranslation();
+  const may = useMay();
+  const [rows, setRows] = useState<JourneyRow[]>([]);
+  const [statuses, setStatuses] = useState<Record<string, JourneyStatus>>({});
+  const [stopped, setStopped] = useState(false);
+  const [message, setMessage] = useState<string | null>(null);
+  const [resuming, setResuming] = useState<string | null>(null);
+
+  const load = useCallback(async () => {
+    const [listed, status] = await Promise.all([
+      api<{ items: JourneyRow[]; emergency_stop: boolean }>("GET", "/admin/journeys", {
+        query: { limit: 200 },
+      }),
+      api<{ journeys: JourneyStatus[]; emergency_stop: boolean }>("GET", "/admin/journeys/status"),
+    ]);
+    setRows(listed.items);
+    setStopped(status.emergency_stop);
+    setStatuses(Object.fromEntries(status.journeys.map((one) => [one.journey, one])));
+  }, []);
+
+  useEffect(() => {
+    void load().catch((error) => setMessage(String(error)));
+  }, [load]);
+
+  async function run(what: () => Promise<unknown>, done: string) {
+    setMessage(null);
+    try {
+      await what();
+      setMessage(done);
+      await load();
+    } catch (error) {
+      setMessage(error instanceof ApiError ? error.message : String(error));
+    }
+  }
+
+  return (
+    <section>
+      <h1>{t("journeys.title")}</h1>
+      {stopped && (
+        <p className="banner" role="status">
+          {t("journeys.stopped_all")}
+        </p>
+      )}
+      <div className="toolbar">
+        {may("journeys.save") && <Link to="/journeys/new">{t("journeys.new")}</Link>}
+        {may("journeys.stop_all") && !stopped && (
+          <button
+            type="button"
+            className="danger"
+            onClick={() => {
+              if (window.confirm(t("journeys.stop_all_confirm"))) {
+                void run(() => api("PUT", "/admin/emergency-stop"), t("journeys.stopped_all"));
+              }
+            }}
+          >
+            {t("journeys.stop_all")}
+          </button>
+        )}
+        {may("journeys.resume_all") && stopped && (
+          <button
+            type="button"
+            onClick={() => {
+              if (window.confirm(t("journeys.resume_all_confirm"))) {
+                void run(() => api("DELETE", "/admin/emergency-stop"), t("journeys.resumed"));
+              }
+            }}
+          >
+            {t("journeys.resume_all")}
+          </button>
+        )}
+      </div>
+      {message && <p role="status">{message}</p>}
+      <table className="list">
+        <thead>
+          <tr>
+            <th scope="col">{t("journeys.name")}</th>
+            <th scope="col">{t("journeys.status")}</th>
+            <th scope="col">{t("journeys.version")}</th>
+            <th scope="col">{t("journeys.running")}</th>
+            <th scope="col">{t("journeys.parked")}</th>
+            <th scope="col">{t("journeys.actions")}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((journey) => {
+            const status = statuses[journey.journey_id];
+            return (
+              <tr key={journey.journey_id}>
+                <td>
+                  <Link to={`/journeys/${journey.journey_id}`}>{journey.name}</Link>
+                  <br />
+                  <small>{journey.journey_id}</small>
+                </td>
+                <td>
+                  {t(`journeys.statuses.${journey.status}`, journey.status)}
+                  {journey.paused_at && <small> ({when(journey.paused_at)})</small>}
+                </td>
+                <td>{journey.published?.version ?? "—"}</td>
+                <td className="number">{status?.running ?? "—"}</td>
+                <td className="number">
+                  {status?.parked ?? 0}
+                  {status && status.parked > 0 && (
+                    <small>
+                      {" "}
+                      (
+                      {Object.entries(status.parked_at_step)
+                        .map(([step, count]) => `${step}: ${count}`)
+                        .join(", ")}
+                      )
+                    </small>
+                  )}
+                </td>
+                <td>
+                  {may("journeys.pause") && journey.status === "active" && (
+                    <button
+                      type="button"
+                      onClick={() => {
+                        if (window.confirm(t("journeys.pause_confirm", { name: journey.name }))) {
+                          void run(
+                            () => api("POST", `/admin/journeys/${journey.journey_id}/pause`),
+                            t("journeys.paused"),
+                          );
+                        }
+                      }}
+                    >
+                      {t("journeys.pause")}
+                    </button>
+                  )}
+                  {may("journeys.resume") && journey.status === "paused" && (
+                    <button type="button" onClick={() => setResuming(journey.journey_id)}>
+                      {t("journeys.resume")}
+                    </button>
+                  )}
+                </td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+      {resuming && (
+        <ResumeDialog
+          journeyId={resuming}
+          defaultPolicy={statuses[resuming]?.resume_policy ?? "send_missed"}
+          onClose={() => setResuming(null)}
+          onResume={(policy, rate) =>
+            run(
+              () =>
+                api("POST", `/admin/journeys/${resuming}/resume`, {
+                  body: { policy: { kind: policy, ...(policy === "pace" ? { rate_per_minute: rate } : {}) } },
+                }),
+              t("journeys.resumed"),
+            ).then(() => setResuming(null))
+          }
+        />
+      )}
+    </section>
+  );
+}
+
+function ResumeDialog(props: {
+  journeyId: string;
+  defaultPolicy: string;
+  onClose: () => void;
+  onResume: (policy: string, rate: number) => Promise<void>;
+}) {
+  const { t } = useTranslation();
+  const [policy, setPolicy] = useState(props.defaultPolicy);
+  const [rate, setRate] = useState(60);
+  return (
+    <dialog open aria-labelledby="resume-title" className="dialog">
+      <form
+        onSubmit={(event: FormEvent) => {
+          event.preventDefault();
+          void props.onResume(policy, rate);
+        }}
+      >
+        <h2 id="resume-title">{t("journeys.resume_title", { journey: props.journeyId })}</h2>
+        <fieldset>
+          <legend>{t("journeys.policy")}</legend>
+          {POLICIES.map((kind) => (
+            <label key={kind} className="choice">
+              <input
+                type="radio"
+                name="policy"
+                value={kind}
+                checked={policy === kind}
+                onChange={() => setPolicy(kind)}
+              />
+              <strong>{t(`journeys.policies.${kind}.name`)}</strong>
+              <span>{t(`journeys.policies.${kind}.explained`)}</span>
+            </label>
+          ))}
+        </fieldset>
+        {policy === "pace" && (
+          <label>
+            {t("journeys.rate")}
+            <input
+              type="number"
+              min={1}
+              max={10000}
+              value={rate}
+              onChange={(event) => setRate(Number(event.target.value))}
+            />
+          </label>
+        )}
+        <div className="toolbar">
+          <button type="submit">{t("journeys.resume")}</button>
+          <button type="button" onClick={props.onClose}>
+            {t("common.cancel")}
+          </button>
+        </div>
+      </form>
+    </dialog>
+  );
+}

@@ -1,0 +1,348 @@
+import { type FormEvent, useCallback, useEffect, useState } from "react";
+import { useTranslation } from "react-i18next";
+import { useParams } from "react-router";
+
+import { ApiError, api } from "../api";
+import { when } from "../i18n";
+import { useMay, useMe } from "../me";
+import { STAGES } from "./Leads";
+
+interface FieldValue {
+  value: string | number | boolean | null;
+  source: string;
+  at: string;
+}
+
+interface LeadView {
+  lead_id: string;
+  email: string;
+  stage: string;
+  fields: Record<string, FieldValue>;
+  tags: string[];
+  score: number | null;
+  grade: string | null;
+  crm_status: string | null;
+  consent: Record<string, string>;
+  consent_evidence: {
+    topic?: string;
+    status?: string;
+    text?: string;
+    at?: string;
+    source?: string;
+    ip?: string;
+  }[];
+}
+
+interface TimelineEvent {
+  event_id: string;
+  type: string;
+  at: string;
+  properties: Record<string, unknown>;
+  automated: boolean;
+}
+
+interface ScoreLine {
+  event_id: string;
+  event_type: string;
+  occurred_at: string;
+  rule_id: string;
+  description: string;
+  points: number;
+  decayed: number;
+  note: string | null;
+}
+
+interface ScoreView {
+  score: number;
+  threshold: number;
+  grade: string;
+  cell: string;
+  lines: ScoreLine[];
+  fit: { attribute: string; value: unknown; matched: string | null; points: number }[];
+  stage_history: { from?: string; to?: string; by?: string; at?: string }[];
+}
+
+export default function LeadPage() {
+  const { t } = useTranslation();
+  const { email = "" } = useParams();
+  const [lead, setLead] = useState<LeadView | null>(null);
+  const [events, setEvents] = useState<TimelineEvent[]>([]);
+  const [score, setScore] = useState<ScoreView | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+
+  const load = useCallback(async () => {
+    setProblem(null);
+    try {
+      const path = `/admin/leads/${encodeURIComponent(email)}`;
+      const [shown, timeline, explained] = await Promise.all([
+        api<LeadView>("GET", path),
+        api<{ events: TimelineEvent[] }>("GET", `${path}/timeline`),
+        api<ScoreView>("GET", `${path}/score`).catch(() => null),
+      ]);
+      setLead(shown);
+      setEvents(timeline.events);
+      setScore(explained);
+    } catch (error) {
+      setProblem(error instanceof ApiError ? error.message : String(error));
+    }
+  }, [email]);
+
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  if (problem) {
+    return (
+      <p role="alert" className="problem">
+        {problem}
+      </p>
+    );
+  }
+  if (lead === null) return <p className="loading">{t("common.loading")}</p>;
+  const name = lead.fields.name?.value;
+
+  return (
+    <article className="lead">
+      <h1>
+        {name ? `${String(name)} ` : ""}
+        <small>{lead.email}</small>
+      </h1>
+      <dl className="facts">
+        <dt>{t("leads.stage")}</dt>
+        <dd>{t(`stages.${lead.stage}`, lead.stage)}</dd>
+        <dt>{t("leads.score")}</dt>
+        <dd>{lead.score === null ? "—" : Math.round(lead.score)}</dd>
+        <dt>{t("leads.grade")}</dt>
+        <dd>{lead.grade ?? "—"}</dd>
+        <dt>{t("leads.tags")}</dt>
+        <dd>{lead.tags.join(", ") || "—"}</dd>
+        <dt>{t("lead.crm_status")}</dt>
+        <dd>{lead.crm_status ?? "—"}</dd>
+      </dl>
+      <Actions lead={lead} onChanged={() => void load()} />
+
+      <section>
+        <h2>{t("lead.fields")}</h2>
+        <table className="list">
+          <thead>
+            <tr>
+              <th scope="col">{t("lead.field")}</th>
+              <th scope="col">{t("lead.value")}</th>
+              <th scope="col">{t("lead.source")}</th>
+              <th scope="col">{t("lead.at")}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {Object.entries(lead.fields).map(([field, value]) => (
+              <tr key={field}>
+                <th scope="row">{field}</th>
+                <td>{String(value.value ?? "")}</td>
+                <td>{value.source}</td>
+                <td>{when(value.at)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </section>
+
+      <section>
+        <h2>{t("lead.timeline")}</h2>
+        <ol className="timeline">
+          {events.map((event) => (
+            <li key={event.event_id} className={event.automated ? "automated" : undefined}>
+              <time dateTime={event.at}>{when(event.at)}</time>{" "}
+              <strong>{t(`events.${event.type}`, event.type)}</strong>
+              {event.automated && (
+                <span className="badge automated-badge">
+                  {t("lead.automated")}
+                  {Array.isArray(event.properties.reasons) &&
+                    `: ${(event.properties.reasons as string[]).join(", ")}`}
+                </span>
+              )}
+              <EventDetail properties={event.properties} />
+            </li>
+          ))}
+        </ol>
+        {events.length === 0 && <p>{t("lead.no_events")}</p>}
+      </section>
+
+      {score && (
+        <section>
+          <h2>{t("lead.score_explained")}</h2>
+          <p>
+            {t("lead.score_summary", {
+              score: Math.round(score.score),
+              threshold: score.threshold,
+              grade: score.grade,
+              cell: score.cell,
+            })}
+          </p>
+          <table className="list">
+            <thead>
+              <tr>
+                <th scope="col">{t("lead.at")}</th>
+                <th scope="col">{t("lead.event")}</th>
+                <th scope="col">{t("lead.rule")}</th>
+                <th scope="col">{t("lead.points")}</th>
+                <th scope="col">{t("lead.after_decay")}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {score.lines.map((line) => (
+                <tr key={`${line.event_id}-${line.rule_id}`}>
+                  <td>{when(line.occurred_at)}</td>
+                  <td>{t(`events.${line.event_type}`, line.event_type)}</td>
+                  <td>
+                    {line.description}
+                    {line.note && <small> ({line.note})</small>}
+                  </td>
+                  <td className="number">{line.points}</td>
+                  <td className="number">{line.decayed.toFixed(1)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <h3>{t("lead.fit")}</h3>
+          <ul>
+            {score.fit.map((reason) => (
+              <li key={reason.attribute}>
+                {reason.attribute}: {String(reason.value ?? "—")}{" "}
+                {reason.matched ? `→ ${reason.matched} (${reason.points})` : ""}
+              </li>
+            ))}
+          </ul>
+          <h3>{t("lead.stage_history")}</h3>
+          <ol>
+            {score.stage_history.map((change, index) => (
+              <li key={index}>
+                {when(change.at)}: {change.from ?? "—"} → {change.to} ({change.by})
+              </li>
+            ))}
+          </ol>
+        </section>
+      )}
+
+      <section>
+        <h2>{t("lead.consent")}</h2>
+        <dl className="facts">
+          {Object.entries(lead.consent).map(([topic, status]) => (
+            <div key={topic}>
+              <dt>{topic}</dt>
+              <dd>{status}</dd>
+            </div>
+          ))}
+        </dl>
+        <h3>{t("lead.evidence")}</h3>
+        <ul>
+          {lead.consent_evidence.map((evidence, index) => (
+            <li key={index}>
+              {when(evidence.at)} {evidence.topic} {evidence.status}
+              {evidence.text && <q>{evidence.text}</q>} {evidence.source}
+            </li>
+          ))}
+        </ul>
+      </section>
+    </article>
+  );
+}
+
+function EventDetail({ properties }: { properties: Record<string, unknown> }) {
+  const shown = ["url", "path", "form_id", "subject", "template_id", "journey_id", "link_url"]
+    .filter((name) => properties[name])
+    .map((name) => `${name}: ${String(properties[name])}`);
+  return shown.length ? <span className="detail"> {shown.join(" · ")}</span> : null;
+}
+
+function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void }) {
+  const { t } = useTranslation();
+  const may = useMay();
+  const me = useMe();
+  const [stage, setStage] = useState(lead.stage);
+  const [tag, setTag] = useState("");
+  const [message, setMessage] = useState<string | null>(null);
+  const owner = lead.fields.owner_email?.value;
+  const mayUpdate =
+    may("leads.update") && (me.role !== "sales" || (owner && owner === me.email));
+  const path = `/admin/leads/${encodeURIComponent(lead.email)}`;
+
+  async function run(what: () => Promise<unknown>, done: string) {
+    setMessage(null);
+    try {
+      await what();
+      setMessage(done);
+      onChanged();
+    } catch (error) {
+      setMessage(error instanceof ApiError ? error.message : String(error));
+    }
+  }
+
+  if (!mayUpdate && !may("leads.record_event") && !may("leads.suppress")) return null;
+  return (
+    <section className="actions" aria-label={t("lead.actions")}>
+      {mayUpdate && (
+        <form
+          onSubmit={(event: FormEvent) => {
+            event.preventDefault();
+            void run(() => api("PATCH", path, { body: { stage } }), t("lead.saved"));
+          }}
+        >
+          <label>
+            {t("leads.stage")}
+            <select value={stage} onChange={(event) => setStage(event.target.value)}>
+              {STAGES.map((value) => (
+                <option key={value} value={value}>
+                  {t(`stages.${value}`)}
+                </option>
+              ))}
+            </select>
+          </label>
+          <button type="submit">{t("lead.set_stage")}</button>
+        </form>
+      )}
+      {mayUpdate && me.role !== "sales" && (
+        <form
+          onSubmit={(event: FormEvent) => {
+            event.preventDefault();
+            void run(
+              () => api("PATCH", path, { body: { add_tags: [tag.trim()] } }),
+              t("lead.saved"),
+            );
+          }}
+        >
+          <label>
+            {t("lead.add_tag")}
+            <input value={tag} required onChange={(event) => setTag(event.target.value)} />
+          </label>
+          <button type="submit">{t("lead.add")}</button>
+        </form>
+      )}
+      {may("leads.record_event") && (
+        <button
+          type="button"
+          onClick={() =>
+            void run(
+              () => api("POST", `${path}/events`, { body: { kind: "seminar_attended" } }),
+              t("lead.recorded"),
+            )
+          }
+        >
+          {t("lead.record_attendance")}
+        </button>
+      )}
+      {may("leads.suppress") && (
+        <button
+          type="button"
+          className="danger"
+          onClick={() => {
+            if (window.confirm(t("lead.suppress_confirm"))) {
+              void run(() => api("POST", `${path}/suppression`, { body: {} }), t("lead.suppressed"));
+            }
+          }}
+        >
+          {t("lead.suppress")}
+        </button>
+      )}
+      {message && <p role="status">{message}</p>}
+    </section>
+  );
+}

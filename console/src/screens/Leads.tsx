@@ -1,0 +1,168 @@
+import { type FormEvent, useEffect, useState } from "react";
+import { useTranslation } from "react-i18next";
+import { Link, useSearchParams } from "react-router";
+
+import { ApiError, api } from "../api";
+import { when } from "../i18n";
+
+export interface LeadRow {
+  lead_id: string;
+  email: string;
+  name: string | null;
+  company: string | null;
+  owner_email: string | null;
+  stage: string;
+  score: number | null;
+  grade: string | null;
+  tags: string[];
+  last_activity_at: string | null;
+}
+
+interface SearchPage {
+  items: LeadRow[];
+  next_cursor: string | null;
+  truncated: boolean;
+}
+
+export const STAGES = ["lead", "mql", "sql", "opportunity", "customer", "recycled", "disqualified"];
+const FILTERS = ["q", "stage", "owner", "tag", "grade", "score_min", "score_max"] as const;
+
+export function Leads() {
+  const { t } = useTranslation();
+  const [params, setParams] = useSearchParams();
+  const [draft, setDraft] = useState<Record<string, string>>(() =>
+    Object.fromEntries(FILTERS.map((name) => [name, params.get(name) ?? ""])),
+  );
+  const [pages, setPages] = useState<SearchPage[]>([]);
+  const [problem, setProblem] = useState<string | null>(null);
+  const [loading, setLoading] = useState(false);
+
+  const query = Object.fromEntries(FILTERS.map((name) => [name, params.get(name) ?? ""]));
+  const key = JSON.stringify(query);
+
+  async function load(cursor: string | null) {
+    setLoading(true);
+    setProblem(null);
+    try {
+      const page = await api<SearchPage>("GET", "/admin/leads", {
+        query: { ...query, limit: 50, cursor },
+      });
+      setPages((before) => (cursor ? [...before, page] : [page]));
+    } catch (error) {
+      setProblem(error instanceof ApiError ? error.message : String(error));
+    } finally {
+      setLoading(false);
+    }
+  }
+
+  useEffect(() => {
+    void load(null);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [key]);
+
+  function search(event: FormEvent) {
+    event.preventDefault();
+    setParams(Object.fromEntries(Object.entries(draft).filter(([, value]) => value.trim())));
+  }
+
+  const rows = pages.flatMap((page) => page.items);
+  const last = pages[pages.length - 1];
+  const field = (name: string) => ({
+    value: draft[name],
+    onChange: (event: { target: { value: string } }) =>
+      setDraft((before) => ({ ...before, [name]: event.target.value })),
+  });
+
+  return (
+    <section>
+      <h1>{t("leads.title")}</h1>
+      <form className="filters" role="search" onSubmit={search}>
+        <label>
+          {t("leads.word")}
+          <input type="search" placeholder={t("leads.word_hint")} {...field("q")} />
+        </label>
+        <label>
+          {t("leads.stage")}
+          <select {...field("stage")}>
+            <option value="">{t("common.any")}</option>
+            {STAGES.map((stage) => (
+              <option key={stage} value={stage}>
+                {t(`stages.${stage}`)}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          {t("leads.owner")}
+          <input type="email" {...field("owner")} />
+        </label>
+        <label>
+          {t("leads.tag")}
+          <input {...field("tag")} />
+        </label>
+        <label>
+          {t("leads.grade")}
+          <select {...field("grade")}>
+            <option value="">{t("common.any")}</option>
+            {["A", "B", "C", "D"].map((grade) => (
+              <option key={grade}>{grade}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          {t("leads.score_min")}
+          <input type="number" inputMode="numeric" {...field("score_min")} />
+        </label>
+        <label>
+          {t("leads.score_max")}
+          <input type="number" inputMode="numeric" {...field("score_max")} />
+        </label>
+        <button type="submit">{t("leads.search")}</button>
+      </form>
+      {problem && (
+        <p role="alert" className="problem">
+          {problem}
+        </p>
+      )}
+      {last?.truncated && <p className="note">{t("leads.truncated")}</p>}
+      <table className="list">
+        <caption className="visually-hidden">{t("leads.title")}</caption>
+        <thead>
+          <tr>
+            <th scope="col">{t("leads.email")}</th>
+            <th scope="col">{t("leads.name")}</th>
+            <th scope="col">{t("leads.company")}</th>
+            <th scope="col">{t("leads.stage")}</th>
+            <th scope="col">{t("leads.score")}</th>
+            <th scope="col">{t("leads.grade")}</th>
+            <th scope="col">{t("leads.tags")}</th>
+            <th scope="col">{t("leads.last_activity")}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((lead) => (
+            <tr key={lead.lead_id}>
+              <td>
+                <Link to={`/leads/${encodeURIComponent(lead.email)}`}>{lead.email}</Link>
+              </td>
+              <td>{lead.name}</td>
+              <td>{lead.company}</td>
+              <td>{t(`stages.${lead.stage}`, lead.stage)}</td>
+              <td className="number">{lead.score === null ? "—" : Math.round(lead.score)}</td>
+              <td>{lead.grade ?? "—"}</td>
+              <td>{lead.tags.join(", ")}</td>
+              <td>{when(lead.last_activity_at)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {!loading && rows.length === 0 && <p>{t("leads.none")}</p>}
+      {loading && <p className="loading">{t("common.loading")}</p>}
+      {last?.next_cursor && !loading && (
+        <button type="button" onClick={() => void load(last.next_cursor)}>
+          {t("common.more")}
+        </button>
+      )}
+    </section>
+  );
+}

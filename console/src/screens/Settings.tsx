@@ -1,0 +1,214 @@
+import { type FormEvent, useCallback, useEffect, useState } from "react";
+import { useTranslation } from "react-i18next";
+
+import { ApiError, api } from "../api";
+import { when } from "../i18n";
+import { useMay, useMe } from "../me";
+
+const ROLES = ["admin", "marketer", "sales", "viewer"] as const;
+
+export default function Settings() {
+  const { t } = useTranslation();
+  const may = useMay();
+  return (
+    <section>
+      <h1>{t("settings.title")}</h1>
+      <Qualification />
+      {may("users.list") && <Users />}
+      {!may("users.list") && <p className="note">{t("settings.users_admins_only")}</p>}
+    </section>
+  );
+}
+
+function Qualification() {
+  const { t } = useTranslation();
+  const may = useMay();
+  const [rules, setRules] = useState<Record<string, unknown> | null>(null);
+  const [text, setText] = useState("");
+  const [message, setMessage] = useState<string | null>(null);
+
+  const load = useCallback(async () => {
+    const found = await api<Record<string, unknown>>("GET", "/admin/qualification");
+    setRules(found);
+    setText(JSON.stringify(found, null, 2));
+  }, []);
+
+  useEffect(() => {
+    void load().catch((error) => setMessage(String(error)));
+  }, [load]);
+
+  async function save(event: FormEvent) {
+    event.preventDefault();
+    setMessage(null);
+    try {
+      await api("PUT", "/admin/qualification", { body: JSON.parse(text) });
+      setMessage(t("common.saved"));
+      await load();
+    } catch (error) {
+      if (error instanceof SyntaxError) setMessage(t("settings.not_json", { error: error.message }));
+      else if (error instanceof ApiError)
+        setMessage([error.message, ...error.problems.map((p) => `${p.field}: ${p.message}`)].join("; "));
+      else setMessage(String(error));
+    }
+  }
+
+  return (
+    <section>
+      <h2>{t("settings.qualification")}</h2>
+      <p className="note">{t("settings.qualification_explained")}</p>
+      {rules === null ? (
+        <p className="loading">{t("common.loading")}</p>
+      ) : (
+        <form onSubmit={(event) => void save(event)}>
+          <label>
+            {t("settings.rules_json")}
+            <textarea
+              rows={18}
+              value={text}
+              readOnly={!may("qualification.set")}
+              spellCheck={false}
+              onChange={(event) => setText(event.target.value)}
+            />
+          </label>
+          {may("qualification.set") && <button type="submit">{t("common.save")}</button>}
+        </form>
+      )}
+      {message && <p role="status">{message}</p>}
+    </section>
+  );
+}
+
+interface User {
+  email: string;
+  role: string | null;
+  enabled: boolean;
+  status: string;
+  created_at: string | null;
+}
+
+function Users() {
+  const { t } = useTranslation();
+  const me = useMe();
+  const [users, setUsers] = useState<User[]>([]);
+  const [email, setEmail] = useState("");
+  const [role, setRole] = useState<string>("marketer");
+  const [message, setMessage] = useState<string | null>(null);
+
+  const load = useCallback(async () => {
+    const page = await api<{ items: User[] }>("GET", "/admin/users", { query: { limit: 200 } });
+    setUsers(page.items);
+  }, []);
+
+  useEffect(() => {
+    void load().catch((error) => setMessage(String(error)));
+  }, [load]);
+
+  async function run(what: () => Promise<unknown>, done: string) {
+    setMessage(null);
+    try {
+      await what();
+      setMessage(done);
+      await load();
+    } catch (error) {
+      setMessage(error instanceof ApiError ? error.message : String(error));
+    }
+  }
+
+  return (
+    <section>
+      <h2>{t("settings.users")}</h2>
+      <table className="list">
+        <thead>
+          <tr>
+            <th scope="col">{t("settings.email")}</th>
+            <th scope="col">{t("settings.role")}</th>
+            <th scope="col">{t("settings.status")}</th>
+            <th scope="col">{t("settings.since")}</th>
+            <th scope="col">{t("journeys.actions")}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {users.map((user) => {
+            const self = user.email === me.email;
+            return (
+              <tr key={user.email}>
+                <td>{user.email}</td>
+                <td>
+                  <label>
+                    <span className="visually-hidden">{t("settings.role_of", { email: user.email })}</span>
+                    <select
+                      value={user.role ?? ""}
+                      disabled={self}
+                      onChange={(event) =>
+                        void run(
+                          () =>
+                            api("PATCH", `/admin/users/${encodeURIComponent(user.email)}`, {
+                              body: { role: event.target.value },
+                            }),
+                          t("common.saved"),
+                        )
+                      }
+                    >
+                      {ROLES.map((name) => (
+                        <option key={name} value={name}>
+                          {t(`roles.${name}`)}
+                        </option>
+                      ))}
+                    </select>
+                  </label>
+                </td>
+                <td>{user.enabled ? user.status : t("settings.disabled")}</td>
+                <td>{when(user.created_at)}</td>
+                <td>
+                  {!self && (
+                    <button
+                      type="button"
+                      className={user.enabled ? "danger" : undefined}
+                      onClick={() => {
+                        if (!user.enabled || window.confirm(t("settings.disable_confirm", { email: user.email }))) {
+                          void run(
+                            () =>
+                              api("PATCH", `/admin/users/${encodeURIComponent(user.email)}`, {
+                                body: { enabled: !user.enabled },
+                              }),
+                            t("common.saved"),
+                          );
+                        }
+                      }}
+                    >
+                      {user.enabled ? t("settings.disable") : t("settings.enable")}
+                    </button>
+                  )}
+                </td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+      <form
+        className="filters"
+        onSubmit={(event: FormEvent) => {
+          event.preventDefault();
+          void run(() => api("POST", "/admin/users", { body: { email, role } }), t("settings.invited"));
+        }}
+      >
+        <label>
+          {t("settings.email")}
+          <input type="email" required value={email} onChange={(event) => setEmail(event.target.value)} />
+        </label>
+        <label>
+          {t("settings.role")}
+          <select value={role} onChange={(event) => setRole(event.target.value)}>
+            {ROLES.map((name) => (
+              <option key={name} value={name}>
+                {t(`roles.${name}`)}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button type="submit">{t("settings.invite")}</button>
+      </form>
+      {message && <p role="status">{message}</p>}
+    </section>
+  );
+}

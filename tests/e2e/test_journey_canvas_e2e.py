@@ -1,0 +1,178 @@
+"""Journeys in the console, in Debian's Chromium, on the runtime in virtual time (a Tuesday
+morning in Tokyo, so no quiet hour holds a mail): a marketer builds a two-mail journey by
+dragging edges between nodes, dry-runs it and sees the counts on the canvas, publishes it,
+starts it for a lead and finds the first mail in the mail viewer; she pauses the seminar
+follow-up, lets the reminder's day pass, resumes it skipping what was missed, and the held
+reminder is never sent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import RunningTsunagu, start_tsunagu
+from tests.support.browser import Chromium, screenshot
+from tsunagu_local.people import ADMIN_EMAIL, SIGN_IN_FILE
+
+LEAD = "mei.kondo@example.jp"
+
+
+@pytest.fixture(scope="module")
+def tsunagu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTsunagu]:
+    running = start_tsunagu(
+        tmp_path_factory.mktemp("canvas"),
+        "--no-persist",
+        "--virtual-time",
+        "--clock-start",
+        "2026-12-08T10:00:00+09:00",
+    )
+    status, _ = running.post_json(
+        "/forms/demo/submissions", {"email": LEAD, "name": "近藤 芽衣", "consent": True}
+    )
+    assert status == 201
+    yield running
+    if running.process.poll() is None:
+        running.stop()
+
+
+def sent_mail(tsunagu: RunningTsunagu) -> list[dict[str, Any]]:
+    _, _, body = tsunagu.request("GET", "/_local/mail?format=json")
+    mails: list[dict[str, Any]] = json.loads(body)
+    return mails
+
+
+def node(page: Page, node_id: str) -> Any:
+    return page.locator(f'.react-flow__node[data-id="{node_id}"]')
+
+
+def drag_edge(page: Page, source: str, target: str) -> None:
+    """From the source node's right handle to the target node's left one, with the mouse, as a
+    person drags an edge."""
+    start = node(page, source).locator(".react-flow__handle-right").bounding_box()
+    end = node(page, target).locator(".react-flow__handle-left").bounding_box()
+    assert start is not None and end is not None
+    page.mouse.move(start["x"] + start["width"] / 2, start["y"] + start["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(end["x"] + end["width"] / 2, end["y"] + end["height"] / 2, steps=12)
+    page.mouse.up()
+
+
+def test_a_marketer_builds_dry_runs_publishes_and_starts_a_journey_on_the_canvas(
+    tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
+) -> None:
+    context = chromium.new_context(locale="en-GB", viewport={"width": 1500, "height": 1000})
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    password = (tsunagu.workdir / ".tsunagu" / SIGN_IN_FILE).read_text().strip()
+    page.goto(f"{tsunagu.api_url}/console/#/journeys/new")
+    page.get_by_label("E-mail").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+    # Given a new journey: one mail, then the end
+    page.get_by_label("Journey id").fill("webinar_follow_up")
+    page.get_by_label("Name").first.fill("Webinar follow-up")
+    expect(node(page, "first_mail")).to_be_visible()
+
+    # When she adds a second mail and connects first mail -> second mail -> end on the canvas
+    page.get_by_role("button", name="+ Send").click()
+    expect(node(page, "send_3")).to_be_visible()
+    page.get_by_label("Mail template").fill("welcome-customer-stories")
+    node(page, "first_mail").click()
+    page.get_by_label("Mail template").fill("welcome-getting-started")
+    drag_edge(page, "first_mail", "send_3")
+    drag_edge(page, "send_3", "done")
+
+    # Then saving keeps a draft with no problem left
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Draft saved")
+    assert page.locator(".node-problem, .problem").all_inner_texts() == []
+    expect(page.get_by_role("status")).to_contain_text("it can be published")
+
+    # And the dry run puts each node's count on the canvas
+    page.get_by_role("button", name="Dry run").click()
+    expect(page.get_by_test_id("run-first_mail")).to_contain_text("200 leads")
+    expect(page.get_by_test_id("run-send_3")).to_contain_text("200 leads")
+    expect(page.locator(".panel")).to_contain_text("welcome-customer-stories")
+    screenshot(page, tmp_path, "console-canvas")
+
+    # When she publishes it and starts it for a lead
+    page.get_by_label("What changed").fill("first version")
+    page.get_by_role("button", name="Publish").last.click()
+    expect(page.get_by_role("status")).to_contain_text("Version 1 is live")
+    page.locator(".panel").get_by_label("E-mail").fill(LEAD)
+    page.get_by_role("button", name="Start", exact=True).click()
+    expect(page.get_by_role("status")).to_contain_text("1 lead(s) entered")
+
+    # Then the first mail is in the mail viewer, addressed to the lead: the next day, since the
+    # frequency cap (one mail a day) held it behind the welcome mail sent this morning
+    settled = tsunagu.cli("clock", "advance", "--by", "1d")
+    assert settled.returncode == 0, settled.stderr
+    to_lead = [m for m in sent_mail(tsunagu) if LEAD in json.dumps(m, ensure_ascii=False)]
+    subjects = [str(m.get("subject")) for m in to_lead]
+    assert "はじめてのマーケティングオートメーション: 3つのステップ" in subjects, subjects
+
+    # And the graph it opens with next time is the published version 1
+    page.reload()
+    expect(page.locator("h1")).to_contain_text("v1")
+
+
+def test_a_paused_journey_resumed_by_skipping_sends_nothing_it_held(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    lead = "sora.ikeda@example.jp"
+    # A lead in no other journey: the welcome nurture, archived, takes no new lead (its welcome
+    # mail would use the day's one mail the frequency cap allows, deferring the invitation)
+    archived = tsunagu.cli("journeys", "set-status", "welcome_nurture", "archived")
+    assert archived.returncode == 0, archived.stderr
+    status, _ = tsunagu.post_json(
+        "/forms/demo/submissions", {"email": lead, "name": "池田 空", "consent": True}
+    )
+    assert status == 201
+    context = chromium.new_context(locale="en-GB", viewport={"width": 1500, "height": 1000})
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    password = (tsunagu.workdir / ".tsunagu" / SIGN_IN_FILE).read_text().strip()
+    page.goto(f"{tsunagu.api_url}/console/#/journeys/seminar_follow_up")
+    page.get_by_label("E-mail").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+    # Given the lead started on the seminar follow-up (its invitation goes at once)
+    page.locator(".panel").get_by_label("E-mail").fill(lead)
+    page.get_by_role("button", name="Start", exact=True).click()
+    expect(page.get_by_role("status")).to_contain_text("1 lead(s) entered")
+    assert tsunagu.cli("clock", "advance", "--by", "1m").returncode == 0
+
+    # When the marketer pauses it, and the reminder's day passes while it is paused
+    page.goto(f"{tsunagu.api_url}/console/#/journeys")
+    row = page.locator("tr", has_text="seminar_follow_up")
+    row.get_by_role("button", name="Pause").click()
+    expect(row).to_contain_text("Paused")
+    # (the reminder's day: three days without a click, then the next business morning; six
+    # days cover a weekend on the way, whichever weekday the lead started on)
+    assert tsunagu.cli("clock", "advance", "--by", "6d").returncode == 0
+    page.reload()
+    held = row.locator("td").nth(4)  # "held while paused"
+    expect(held).to_contain_text("1")  # the lead waits at the reminder's gate
+
+    # And she resumes it, choosing to skip what was missed
+    row.get_by_role("button", name="Resume").click()
+    page.get_by_role("dialog").get_by_label("Skip what was missed").check()
+    page.get_by_role("dialog").get_by_role("button", name="Resume").click()
+    expect(row).to_contain_text("Active")
+    assert tsunagu.cli("clock", "advance", "--by", "1d").returncode == 0
+
+    # Then the invitation went, and the reminder it held never did
+    subjects = [
+        str(mail.get("subject"))
+        for mail in sent_mail(tsunagu)
+        if lead in json.dumps(mail, ensure_ascii=False)
+    ]
+    assert any("導入事例セミナーのご案内" in s and "【ご招待】" in s for s in subjects), subjects
+    assert "【残席わずか】導入事例セミナーのご案内" not in subjects, subjects

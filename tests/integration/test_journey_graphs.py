@@ -1,0 +1,150 @@
+"""A journey's graph through the admin API, as the console's editor uses it: the shipped graph
+opens, a draft is kept with its problems named on their nodes, something that is not a journey
+definition is refused field by field, and the dry run counts who reaches each node and when."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, AwsStack
+from tests.support.admin import event
+from tsunagu import services
+from tsunagu.api import admin
+from tsunagu.commands.access import Role
+from tsunagu.journeys.install import install_shipped, shipped_graphs
+from tsunagu.settings import Settings
+
+TWO_MAILS: dict[str, Any] = {
+    "$format": "tsunagu.journey/1",
+    "journey_id": "webinar_follow_up",
+    "name": "Webinar follow-up",
+    "description": "Thanks the next business morning, then the recording three days later.",
+    "start": "before_thanks",
+    "nodes": [
+        {"id": "before_thanks", "kind": "wait", "label": "the thank-you mail",
+         "rule": {"kind": "next_business_day", "at": "10:00"}, "next": "thanks"},
+        {"id": "thanks", "kind": "send", "label": "the thank-you mail", "template": "welcome",
+         "next": "before_recording"},
+        {"id": "before_recording", "kind": "wait", "label": "the recording",
+         "rule": {"kind": "business_days_later", "days": 3, "at": "10:00"}, "next": "recording"},
+        {"id": "recording", "kind": "send", "label": "the recording",
+         "template": "welcome-getting-started", "next": "done"},
+        {"id": "done", "kind": "end", "label": "the end"},
+    ],
+}  # fmt: skip
+
+
+def call(settings: Settings, *args: Any, **kwargs: Any) -> tuple[int, Any]:
+    response = admin.handle(event(*args, **kwargs), settings)
+    return response["statusCode"], json.loads(response.get("body") or "null")
+
+
+@pytest.fixture
+def stack(aws: AwsStack) -> Settings:
+    settings = aws.settings()
+    install_shipped(
+        journeys=services.journey_repository(settings),
+        templates=services.mail_repository(settings),
+        clock=services.clock(settings),
+        site_url="https://www.example.com",
+        sender="news@example.com",
+        graphs=shipped_graphs(ROOT / "journeys"),
+    )
+    return settings
+
+
+def test_a_shipped_journey_opens_in_the_editor_as_shipped(stack: Settings) -> None:
+    status, shown = call(stack, "GET", "/admin/journeys/welcome_nurture/graph", role=Role.VIEWER)
+    assert status == 200
+    assert (shown["which"], shown["version"], shown["problems"]) == ("shipped", None, [])
+    file = json.loads((ROOT / "journeys" / "welcome_nurture.json").read_text("utf-8"))
+    assert shown["definition"] == file
+
+
+def test_a_draft_is_kept_with_its_problems_on_their_nodes(stack: Settings) -> None:
+    # Given a graph whose last mail points at a node that is not there yet
+    unfinished = {**TWO_MAILS, "nodes": [*TWO_MAILS["nodes"][:3], {
+        **TWO_MAILS["nodes"][3], "next": "later"}]}  # fmt: skip
+    path = "/admin/journeys/webinar_follow_up/graph"
+
+    # When the marketer saves it as a draft
+    status, saved = call(stack, "PUT", path, body={"definition": unfinished})
+
+    # Then it is kept, and the problem is named on the node it concerns
+    assert status == 200, saved
+    assert saved["which"] == "draft"
+    assert [p["field"] for p in saved["problems"]] == ["recording"]
+    assert "later" in saved["problems"][0]["message"]
+    _, shown = call(stack, "GET", path)
+    assert shown["definition"]["nodes"][3]["next"] == "later"
+    entries = services.audit_log(stack).entries(
+        datetime(2000, 1, 1).astimezone(), datetime(2100, 1, 1).astimezone()
+    )
+    assert [(e.operation, e.target) for e in entries] == [
+        ("journeys.save", "journey:webinar_follow_up")
+    ]
+
+    # And once finished, it has no problem left
+    _, fixed = call(stack, "PUT", path, body={"definition": TWO_MAILS})
+    assert fixed["problems"] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"nodes": [{"id": "thanks", "kind": "teleport", "label": "x"}]}, "thanks"),
+        ({"nodes": [{**TWO_MAILS["nodes"][1], "template": "Not A Template"}]}, "thanks"),
+        ({"journey_id": "another_one"}, "journey_id"),
+        ({"start": None}, "(journey)"),
+    ],
+)
+def test_what_is_not_a_journey_definition_is_refused_on_its_node_and_kept_nowhere(
+    stack: Settings, change: dict[str, Any], field: str
+) -> None:
+    path = "/admin/journeys/webinar_follow_up/graph"
+    status, body = call(stack, "PUT", path, body={"definition": {**TWO_MAILS, **change}})
+    assert status == 422, body
+    assert field in [problem["field"] for problem in body["errors"]], body
+    assert call(stack, "GET", path)[0] == 404
+
+
+def test_a_viewer_may_read_but_not_save_a_graph(stack: Settings) -> None:
+    path = "/admin/journeys/webinar_follow_up/graph"
+    status, _ = call(stack, "PUT", path, role=Role.VIEWER, body={"definition": TWO_MAILS})
+    assert status == 403
+    assert call(stack, "GET", path, role=Role.VIEWER)[0] == 404
+
+
+def test_the_dry_run_counts_each_node_and_dates_each_mail(stack: Settings) -> None:
+    # When the marketer dry-runs the graph for 50 leads entering on a Friday evening in Tokyo
+    status, run = call(
+        stack,
+        "POST",
+        "/admin/journeys/webinar_follow_up/dry-run",
+        body={"definition": TWO_MAILS, "leads": 50, "start": "2026-12-04T19:00:00+09:00"},
+    )
+
+    # Then every lead reaches every node; the thanks go on Monday 10:00, the recording three
+    # business days later (Thursday), both in the journey's time zone
+    assert status == 200, run
+    assert {node: counts["reached"] for node, counts in run["nodes"].items()} == dict.fromkeys(
+        ("before_thanks", "thanks", "before_recording", "recording", "done"), 50
+    )
+    assert run["nodes"]["thanks"]["first_at"] == "2026-12-07T10:00:00+09:00"
+    assert run["nodes"]["recording"]["first_at"] == "2026-12-10T10:00:00+09:00"
+    assert run["mails"] == {
+        "welcome": {"2026-12-07": 50},
+        "welcome-getting-started": {"2026-12-10": 50},
+    }
+    assert run["transitions_per_entry"] > 0
+
+    # And a graph that would not publish is refused with its problems, nothing simulated
+    broken = {**TWO_MAILS, "start": "nowhere"}
+    status, body = call(
+        stack, "POST", "/admin/journeys/webinar_follow_up/dry-run", body={"definition": broken}
+    )
+    assert status == 422 and body["errors"][0]["field"] == "(journey)"

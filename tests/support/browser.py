@@ -1,0 +1,110 @@
+"""Debian's Chromium driven by Playwright for the browser tests (never a browser Playwright
+downloads): ``make test`` installs it, and without it these tests fail with what to install.
+They never skip."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+
+INSTALL_HINT = "install Debian's chromium: sudo apt-get install chromium"
+DEFAULT_CHROMIUM = "/usr/bin/chromium"
+# As the machine's own probe starts it: no GPU, no sandbox (root), and no background connections
+# (this machine's network is closed; Chromium would otherwise try Google's hosts at every start).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    """Debian's Chromium: $TSUNAGU_CHROMIUM (set by the Makefile), else /usr/bin/chromium or
+    `chromium` on PATH. Missing, the calling test fails with what to install."""
+    configured = os.environ.get("TSUNAGU_CHROMIUM")
+    candidates = [configured] if configured else [DEFAULT_CHROMIUM, shutil.which("chromium")]
+    for candidate in candidates:
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.fail(
+        f"no Chromium at {configured or DEFAULT_CHROMIUM} for the browser tests: {INSTALL_HINT}"
+        " (or set TSUNAGU_CHROMIUM to its path; `make test` installs it when run as root)",
+        pytrace=False,
+    )
+
+
+class Chromium:
+    """One headless Chromium for the module, started when a test first asks for a browser
+    profile: a missing browser then fails that test, in its body, rather than erroring a
+    fixture."""
+
+    def __init__(self) -> None:
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._contexts: list[BrowserContext] = []
+
+    def new_context(self, **options: Any) -> BrowserContext:
+        """A fresh browser profile: no cookies from any test before (``options``: Playwright's
+        context options, a locale for one)."""
+        if self._browser is None:
+            executable = chromium_path()
+            self._playwright = sync_playwright().start()
+            self._browser = self._playwright.chromium.launch(
+                executable_path=executable, args=CHROMIUM_ARGS
+            )
+        context = self._browser.new_context(**options)
+        context.set_default_timeout(15_000)
+        self._contexts.append(context)
+        return context
+
+    def close_contexts(self) -> None:
+        while self._contexts:
+            self._contexts.pop().close()
+
+    def close(self) -> None:
+        self.close_contexts()
+        if self._browser is not None:
+            self._browser.close()
+        if self._playwright is not None:
+            self._playwright.stop()
+
+
+@pytest.fixture(scope="module")
+def module_chromium() -> Iterator[Chromium]:
+    browser = Chromium()
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def chromium(module_chromium: Chromium) -> Iterator[Chromium]:
+    """The module's Chromium; the profiles a test opened are closed after it."""
+    yield module_chromium
+    module_chromium.close_contexts()
+
+
+SCREENSHOTS_VARIABLE = "TSUNAGU_CONSOLE_SCREENSHOTS"
+"""A folder where the console's browser tests also save their screenshots (the README's come
+from `TSUNAGU_CONSOLE_SCREENSHOTS=docs/img .venv/bin/python -m pytest tests/e2e -k console`)."""
+
+
+def screenshot(page: Any, folder: Any, name: str) -> None:
+    """The page as it is, in the test's folder (and in $TSUNAGU_CONSOLE_SCREENSHOTS if set)."""
+    from pathlib import Path
+
+    targets = [Path(folder)]
+    if os.environ.get(SCREENSHOTS_VARIABLE):
+        targets.append(Path(os.environ[SCREENSHOTS_VARIABLE]))
+    for target in targets:
+        target.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(target / f"{name}.png"), full_page=True)
