@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -100,11 +101,24 @@ from `TSUNAGU_CONSOLE_SCREENSHOTS=docs/img .venv/bin/python -m pytest tests/e2e 
 
 def screenshot(page: Any, folder: Any, name: str) -> None:
     """The page as it is, in the test's folder (and in $TSUNAGU_CONSOLE_SCREENSHOTS if set)."""
-    from pathlib import Path
-
     targets = [Path(folder)]
     if os.environ.get(SCREENSHOTS_VARIABLE):
         targets.append(Path(os.environ[SCREENSHOTS_VARIABLE]))
     for target in targets:
         target.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(target / f"{name}.png"), full_page=True)
+
+
+AXE = Path(__file__).resolve().parents[2] / "console" / "node_modules" / "axe-core" / "axe.min.js"
+"""axe-core, from the console's own npm dependencies (make console installs it)."""
+
+
+def accessibility_problems(page: Any) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations of the page as it is now."""
+    page.add_script_tag(path=str(AXE))
+    found: dict[str, Any] = page.evaluate("async () => await axe.run(document)")
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
+        for v in found["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]

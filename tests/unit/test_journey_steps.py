@@ -15,7 +15,7 @@ from tsunagu.clock import FixedClock, isoformat
 from tsunagu.errors import NotFound
 from tsunagu.journeys.gate import EntryState, FrequencyCap, GateDecision, SendLedger
 from tsunagu.journeys.lifecycle import JourneyEntry, ParkedExecution, with_exit
-from tsunagu.journeys.model import Journey, ResumePolicy
+from tsunagu.journeys.model import Journey, ResumePolicy, StoredGraph
 from tsunagu.journeys.steps import (
     GateRequest,
     GateView,
@@ -56,6 +56,16 @@ def make_entry(journey_id: str = "seminar_follow_up", **overrides: Any) -> Journ
 class MemoryJourneyStore:
     """The journey repository's semantics, in memory."""
 
+    def save_graph(self, graph: StoredGraph) -> None:
+        self.graphs[(graph.journey_id, graph.which)] = graph
+
+    def graph(self, journey_id: str, which: str) -> StoredGraph | None:
+        return self.graphs.get((journey_id, which))
+
+    def published_graph(self, journey_id: str) -> StoredGraph | None:
+        published = [g for (j, w), g in self.graphs.items() if j == journey_id and w[0] == "v"]
+        return max(published, key=lambda g: g.which, default=None)
+
     def __init__(self, *journeys: Journey) -> None:
         self.definitions = {j.journey_id: j for j in journeys}
         self.paused_account = False
@@ -68,6 +78,7 @@ class MemoryJourneyStore:
         self.reserve_before_next_write: str | None = None
         self.parked_records: dict[tuple[str, str], ParkedExecution] = {}
         self.exits: list[tuple[str, str, str]] = []
+        self.graphs: dict[tuple[str, str], StoredGraph] = {}
         self.stop_log: list[tuple[bool, str, str]] = []
         self.pause_on_park: bool | None = None
         """Flip the journey's status as the park is written (a racing marketer)."""

@@ -31,6 +31,14 @@ interface LeadView {
     source?: string;
     ip?: string;
   }[];
+  journeys: {
+    journey_id: string;
+    status: string;
+    entered_at: string;
+    trigger: string;
+    entries: number;
+    exit_reason: string | null;
+  }[];
 }
 
 interface TimelineEvent {
@@ -166,6 +174,25 @@ export default function LeadPage() {
         {events.length === 0 && <p>{t("lead.no_events")}</p>}
       </section>
 
+      <section>
+        <h2>{t("lead.journeys")}</h2>
+        {lead.journeys.length === 0 ? (
+          <p>{t("lead.no_journeys")}</p>
+        ) : (
+          <ul>
+            {lead.journeys.map((entry) => (
+              <li key={entry.journey_id}>
+                <strong>{entry.journey_id}</strong> — {t(`lead.entry_status.${entry.status}`, entry.status)}
+                {", "}
+                {t("lead.entered", { at: when(entry.entered_at), trigger: entry.trigger })}
+                {entry.exit_reason && ` (${entry.exit_reason})`}
+              </li>
+            ))}
+          </ul>
+        )}
+        <p className="note">{t("lead.decisions_on_timeline")}</p>
+      </section>
+
       {score && (
         <section>
           <h2>{t("lead.score_explained")}</h2>
@@ -247,6 +274,21 @@ export default function LeadPage() {
 }
 
 function EventDetail({ properties }: { properties: Record<string, unknown> }) {
+  const { t } = useTranslation();
+  if (properties.node && properties.outcome) {
+    // A journey's decision: where it went, and the values it read ("why this branch")
+    const values = Object.entries((properties.values as Record<string, unknown>) ?? {})
+      .map(([name, value]) => `${name}=${String(value)}`)
+      .join(", ");
+    return (
+      <span className="detail decision">
+        {" "}
+        {String(properties.journey_id)} · {String(properties.node)} → <strong>{String(properties.outcome)}</strong>
+        {properties.control_group ? ` (${t("lead.control_group")})` : ""}
+        {values && ` — ${t("lead.because", { values })}`}
+      </span>
+    );
+  }
   const shown = ["url", "path", "form_id", "subject", "template_id", "journey_id", "link_url"]
     .filter((name) => properties[name])
     .map((name) => `${name}: ${String(properties[name])}`);

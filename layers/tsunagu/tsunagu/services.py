@@ -365,6 +365,7 @@ def lead_commands(settings: Settings) -> LeadCommands:
         suppressions=mail_repository(settings),
         audit=audit_log(settings),
         clock=clock(settings),
+        journeys=journey_repository(settings),
     )
 
 

@@ -13,6 +13,7 @@ from tsunagu.commands.access import SALES_MAY_CHANGE, Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
 from tsunagu.errors import FieldError, Forbidden, MalformedRequest, NotFound, ValidationFailed
 from tsunagu.ids import new_id
+from tsunagu.journeys.lifecycle import JourneyEntry
 from tsunagu.leads.lookup import lead_by_email
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
@@ -52,6 +53,10 @@ class Suppressions(Protocol):
     ) -> None: ...
 
 
+class JourneyEntries(Protocol):
+    def entries_of(self, lead_id: str) -> list[JourneyEntry]: ...
+
+
 @dataclass(frozen=True)
 class LeadCommands:
     """The ports the lead use cases need (built by ``services.lead_commands``)."""
@@ -60,6 +65,8 @@ class LeadCommands:
     suppressions: Suppressions
     audit: AuditLog
     clock: Clock
+    journeys: JourneyEntries | None = None
+    """The lead's journeys, for the lead page (None where nobody reads them)."""
 
 
 def search(ports: LeadCommands, actor: Actor, query: LeadQuery) -> LeadPage:
@@ -108,6 +115,19 @@ def show(ports: LeadCommands, actor: Actor, email: str, *, events: int = 20) -> 
         # As sends see it (an unsubscribe from all mail overrides each topic's opt-in).
         "consent": consent_as_sends_see_it(ports.leads.consent_state(lead.lead_id)),
         "consent_evidence": [e.__dict__ for e in ports.leads.consent_evidence(lead.lead_id)],
+        # The journeys it is in or was in; why it took each branch is on its timeline
+        # (journey_decision events).
+        "journeys": [
+            {
+                "journey_id": entry.journey_id,
+                "status": entry.status,
+                "entered_at": entry.entered_at,
+                "trigger": entry.trigger,
+                "entries": entry.entries,
+                "exit_reason": entry.exit_reason,
+            }
+            for entry in (ports.journeys.entries_of(lead.lead_id) if ports.journeys else [])
+        ],
         "recent_events": [
             {"type": e.type, "at": e.occurred_at, **e.properties}
             for e in ports.leads.events(lead.lead_id, limit=events)
