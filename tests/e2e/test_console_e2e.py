@@ -66,7 +66,7 @@ def signed_in(
     chromium: Chromium, tsunagu: RunningTsunagu, email: str, password: str, locale: str
 ) -> Page:
     # axe-core is put into the page as a script: the console's CSP would refuse it.
-    context = chromium.new_context(locale=locale, bypass_csp=True)
+    context = chromium.new_context(locale=locale, timezone_id="Asia/Tokyo", bypass_csp=True)
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())  # "are you sure?" confirmations
     page.goto(f"{tsunagu.api_url}/console/")
@@ -111,6 +111,12 @@ def test_a_marketer_finds_a_lead_by_its_company_and_sees_the_scanner_marked(
     expect(page.locator("h1")).to_contain_text("佐藤 香織")
     # And the journeys it is in: the form entered it into the welcome nurture
     expect(page.locator("article.lead")).to_contain_text("welcome_nurture")
+
+    # When she starts the seminar follow-up for it from the lead page
+    page.locator("section.actions").get_by_label("ジャーニー").select_option("seminar_follow_up")
+    page.get_by_role("button", name="ジャーニーを開始").click()
+    expect(page.get_by_role("status")).to_contain_text("リードがジャーニーを開始しました")
+    expect(page.locator("article.lead")).to_contain_text("seminar_follow_up")
     screenshot(page, tmp_path, "console-lead")
     assert accessibility_problems(page) == []
 

@@ -66,7 +66,10 @@ def test_a_marketer_builds_dry_runs_publishes_and_starts_a_journey_on_the_canvas
     tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
 ) -> None:
     context = chromium.new_context(
-        locale="en-GB", viewport={"width": 1500, "height": 1000}, bypass_csp=True
+        locale="en-GB",
+        timezone_id="Asia/Tokyo",
+        viewport={"width": 1500, "height": 1000},
+        bypass_csp=True,
     )
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
@@ -138,7 +141,10 @@ def test_a_paused_journey_resumed_by_skipping_sends_nothing_it_held(
     )
     assert status == 201
     context = chromium.new_context(
-        locale="en-GB", viewport={"width": 1500, "height": 1000}, bypass_csp=True
+        locale="en-GB",
+        timezone_id="Asia/Tokyo",
+        viewport={"width": 1500, "height": 1000},
+        bypass_csp=True,
     )
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())

@@ -148,3 +148,18 @@ def test_the_dry_run_counts_each_node_and_dates_each_mail(stack: Settings) -> No
         stack, "POST", "/admin/journeys/webinar_follow_up/dry-run", body={"definition": broken}
     )
     assert status == 422 and body["errors"][0]["field"] == "(journey)"
+
+
+def test_the_dry_run_keeps_off_the_holidays_and_names_them(stack: Settings) -> None:
+    # When the leads enter on New Year's Eve (元日 is a national holiday, then a weekend)
+    status, run = call(
+        stack,
+        "POST",
+        "/admin/journeys/webinar_follow_up/dry-run",
+        body={"definition": TWO_MAILS, "leads": 5, "start": "2026-12-31T19:00:00+09:00"},
+    )
+
+    # Then the thanks wait for Monday the 4th, and the period's holidays are named for the canvas
+    assert status == 200, run
+    assert run["nodes"]["thanks"]["first_at"] == "2027-01-04T10:00:00+09:00"
+    assert run["days_off"] == {"2027-01-01": "元日"}

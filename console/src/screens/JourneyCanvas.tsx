@@ -52,7 +52,13 @@ interface DryRun {
   leads: number;
   nodes: Record<string, NodeRun>;
   mails: Record<string, Record<string, number>>;
+  days_off: Record<string, string>;
   cost_per_thousand_entries_usd: number;
+}
+interface LiveStatus {
+  status: string;
+  parked_at_step: Record<string, number>;
+  running: number | null;
 }
 interface Versions {
   live: number | null;
@@ -147,11 +153,12 @@ interface StepData extends Record<string, unknown> {
   start: boolean;
   problems: string[];
   run?: NodeRun;
+  parked?: number;
 }
 
 function Step({ data, selected }: NodeProps<Node<StepData>>) {
   const { t } = useTranslation();
-  const { node, problems, run } = data;
+  const { node, problems, run, parked } = data;
   return (
     <div
       className={`step step-${node.kind}${problems.length ? " invalid" : ""}${selected ? " chosen" : ""}`}
@@ -169,6 +176,7 @@ function Step({ data, selected }: NodeProps<Node<StepData>>) {
           {node.kind === "send" && run.first_at && <> · {when(run.first_at)}</>}
         </div>
       )}
+      {parked ? <div className="parked">{t("canvas.parked", { count: parked })}</div> : null}
       {problems.map((problem) => (
         <div key={problem} className="node-problem" role="note">
           {problem}
@@ -197,6 +205,8 @@ export default function JourneyCanvas() {
   const [message, setMessage] = useState<string | null>(null);
   const [note, setNote] = useState("");
   const [lead, setLead] = useState("");
+  const [segment, setSegment] = useState("");
+  const [live, setLive] = useState<LiveStatus | null>(null);
   const editable = may("journeys.save");
   const [flow, setFlow] = useState<ReactFlowInstance<Node<StepData>> | null>(null);
 
@@ -216,6 +226,12 @@ export default function JourneyCanvas() {
     api<Versions>("GET", `/admin/journeys/${journeyId}/versions`)
       .then(setVersions)
       .catch(() => setVersions(null));
+    // Live: leads in the journey, and those held at a gate while it is paused, by step
+    api<{ journeys: LiveStatus[] }>("GET", "/admin/journeys/status", {
+      query: { journey: journeyId },
+    })
+      .then((answer) => setLive(answer.journeys[0] ?? null))
+      .catch(() => setLive(null));
   }, [isNew, journeyId]);
 
   useEffect(() => {
@@ -238,9 +254,11 @@ export default function JourneyCanvas() {
         start: node.id === definition.start,
         problems: problems.filter((p) => p.field === node.id).map((p) => p.message),
         run: run?.nodes[node.id],
+        // The gate before a send holds its leads at the step "Send <label>"
+        parked: live?.parked_at_step[`Send ${node.label}`],
       },
     }));
-  }, [definition, positions, problems, run, selected]);
+  }, [definition, positions, problems, run, selected, live]);
 
   const edges: Edge[] = useMemo(
     () =>
@@ -389,10 +407,11 @@ export default function JourneyCanvas() {
     event.preventDefault();
     if (!definition) return;
     try {
+      const who = lead.trim() ? { lead: lead.trim() } : { segment: segment.trim() };
       const answer = await api<{ entered: number }>(
         "POST",
         `/admin/journeys/${definition.journey_id}/entries`,
-        { body: { lead: lead.trim() } },
+        { body: who },
       );
       setMessage(t("canvas.started", { count: answer.entered }));
     } catch (error) {
@@ -419,6 +438,14 @@ export default function JourneyCanvas() {
           </small>
         )}
       </h1>
+      {live && (
+        <p className="note live-status">
+          {t("canvas.live_status", {
+            status: t(`journeys.statuses.${live.status}`, live.status),
+            running: live.running ?? "—",
+          })}
+        </p>
+      )}
       <div className="journey-fields">
         <label>
           {t("canvas.journey_id")}
@@ -523,6 +550,18 @@ export default function JourneyCanvas() {
                   </li>
                 ))}
               </ul>
+              {Object.keys(run.days_off).length > 0 && (
+                <>
+                  <h3>{t("canvas.days_off")}</h3>
+                  <ul className="days-off">
+                    {Object.entries(run.days_off).map(([day, name]) => (
+                      <li key={day}>
+                        <time dateTime={day}>{day}</time> {name === "closed" ? t("canvas.closed") : name}
+                      </li>
+                    ))}
+                  </ul>
+                </>
+              )}
               <p className="note">
                 {t("canvas.cost", { usd: run.cost_per_thousand_entries_usd.toFixed(4) })}
               </p>
@@ -570,9 +609,18 @@ export default function JourneyCanvas() {
                 {t("leads.email")}
                 <input
                   type="email"
-                  required
+                  required={!segment.trim()}
                   value={lead}
                   onChange={(event) => setLead(event.target.value)}
+                />
+              </label>
+              <label>
+                {t("canvas.or_segment")}
+                <input
+                  placeholder="stage=lead,tag=seminar"
+                  value={segment}
+                  disabled={Boolean(lead.trim())}
+                  onChange={(event) => setSegment(event.target.value)}
                 />
               </label>
               <button type="submit">{t("canvas.start_button")}</button>

@@ -301,11 +301,27 @@ function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void })
   const me = useMe();
   const [stage, setStage] = useState(lead.stage);
   const [tag, setTag] = useState("");
+  const [journeys, setJourneys] = useState<{ journey_id: string; name: string; status: string }[]>(
+    [],
+  );
+  const [journey, setJourney] = useState("");
   const [message, setMessage] = useState<string | null>(null);
   const owner = lead.fields.owner_email?.value;
   const mayUpdate =
     may("leads.update") && (me.role !== "sales" || (owner && owner === me.email));
   const path = `/admin/leads/${encodeURIComponent(lead.email)}`;
+  const mayStart = may("journeys.start");
+
+  useEffect(() => {
+    if (!mayStart) return;
+    api<{ items: { journey_id: string; name: string; status: string }[] }>(
+      "GET",
+      "/admin/journeys",
+      { query: { limit: 200 } },
+    )
+      .then((page) => setJourneys(page.items.filter((one) => one.status === "active")))
+      .catch(() => setJourneys([]));
+  }, [mayStart]);
 
   async function run(what: () => Promise<unknown>, done: string) {
     setMessage(null);
@@ -318,7 +334,7 @@ function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void })
     }
   }
 
-  if (!mayUpdate && !may("leads.record_event") && !may("leads.suppress")) return null;
+  if (!mayUpdate && !may("leads.record_event") && !may("leads.suppress") && !mayStart) return null;
   return (
     <section className="actions" aria-label={t("lead.actions")}>
       {mayUpdate && (
@@ -383,6 +399,44 @@ function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void })
         >
           {t("lead.suppress")}
         </button>
+      )}
+      {mayStart && journeys.length > 0 && (
+        <form
+          onSubmit={(event: FormEvent) => {
+            event.preventDefault();
+            void (async () => {
+              setMessage(null);
+              try {
+                const answer = await api<{ entered: number; results: { reason: string | null }[] }>(
+                  "POST",
+                  `/admin/journeys/${journey}/entries`,
+                  { body: { lead: lead.email } },
+                );
+                setMessage(
+                  answer.entered
+                    ? t("lead.started")
+                    : t("lead.not_started", { reason: answer.results[0]?.reason ?? "—" }),
+                );
+                onChanged();
+              } catch (error) {
+                setMessage(error instanceof ApiError ? error.message : String(error));
+              }
+            })();
+          }}
+        >
+          <label>
+            {t("lead.start_journey")}
+            <select required value={journey} onChange={(event) => setJourney(event.target.value)}>
+              <option value="">—</option>
+              {journeys.map((one) => (
+                <option key={one.journey_id} value={one.journey_id}>
+                  {one.name}
+                </option>
+              ))}
+            </select>
+          </label>
+          <button type="submit">{t("lead.start")}</button>
+        </form>
       )}
       {message && <p role="status">{message}</p>}
     </section>

@@ -40,6 +40,7 @@ from tsunagu.errors import (
     ValidationFailed,
 )
 from tsunagu.forms.model import FormDefinition
+from tsunagu.journeys.business_time import BusinessCalendar
 from tsunagu.journeys.model import ResumePolicy
 from tsunagu.journeys.simulation import Simulation
 from tsunagu.leads.model import Lead
@@ -401,13 +402,14 @@ def journey_dry_run(call: AdminCall) -> Any:
         assumptions=assumptions,
         rules=rules,
     )
-    return _dry_run_view(result, ZoneInfo(rules.time_zone))
+    return _dry_run_view(result, ZoneInfo(rules.time_zone), rules.calendar)
 
 
-def _dry_run_view(result: Simulation, zone: ZoneInfo) -> dict[str, Any]:
+def _dry_run_view(result: Simulation, zone: ZoneInfo, calendar: BusinessCalendar) -> dict[str, Any]:
     """Per node: how many leads reach it, the first and last instant (in the journey's time
     zone), the outcomes of a decision, the mails the gate would skip; per template, the mails
-    by day; and what the journey costs in Step Functions transitions."""
+    by day; the holidays and closed days of the period (the schedule keeps off them); and what
+    the journey costs in Step Functions transitions."""
 
     def local(instants: list[datetime], pick: Callable[..., datetime]) -> str | None:
         return pick(instants).astimezone(zone).isoformat() if instants else None
@@ -429,6 +431,18 @@ def _dry_run_view(result: Simulation, zone: ZoneInfo) -> dict[str, Any]:
         "mails": {
             template: {day.isoformat(): count for day, count in sorted(days.items())}
             for template, days in result.mails.items()
+        },
+        "days_off": {
+            day.isoformat(): name
+            for day, name in calendar.days_off(
+                result.start.astimezone(zone).date(),
+                max(
+                    (max(times) for times in result.reached.values() if times),
+                    default=result.start,
+                )
+                .astimezone(zone)
+                .date(),
+            ).items()
         },
         "transitions_per_entry": round(result.transitions_per_entry, 2),
         "cost_per_thousand_entries_usd": round(result.cost_per_thousand_entries, 4),

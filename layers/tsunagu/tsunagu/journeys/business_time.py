@@ -43,6 +43,20 @@ class BusinessCalendar:
             and day not in _national_holidays(self.country)
         )
 
+    def days_off(self, first: date, last: date) -> dict[date, str]:
+        """The national holidays (by their names in the calendar's own language: 元日,
+        成人の日...) and the company's closed days from ``first`` to ``last``, weekends aside."""
+        national = _national_holidays(self.country)
+        off: dict[date, str] = {}
+        day = first
+        while day <= last:
+            if day in national:
+                off[day] = str(national.get(day))
+            elif day in self.closed_days:
+                off[day] = "closed"
+            day += timedelta(days=1)
+        return off
+
     def first_business_day_from(self, day: date) -> date:
         for offset in range(MAX_DAYS_AHEAD):
             candidate = day + timedelta(days=offset)
