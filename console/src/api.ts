@@ -64,3 +64,11 @@ export interface Page<T> {
   items: T[];
   next_cursor: string | null;
 }
+
+/** What went wrong, in words for the page: the API's message and each field's problem. */
+export function describeError(error: unknown): string {
+  if (error instanceof ApiError) {
+    return [error.message, ...error.problems.map((p) => `${p.field}: ${p.message}`)].join("; ");
+  }
+  return error instanceof SyntaxError ? `JSON: ${error.message}` : String(error);
+}

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from tests.support.browser import chromium, module_chromium  # noqa: F401 (the browser fixtures)
+from tests.support.browser import Chromium, chromium, module_chromium  # noqa: F401 (fixtures)
 from tests.support.runtime import http_request, runtime_command, runtime_environment, tsunagu_cli
 from tsunagu_local.runtime import free_port
 
@@ -117,3 +117,45 @@ def tracked_links(tsunagu: RunningTsunagu, email: str, *extra: str) -> dict[str,
     signed = [u for u in urls if isinstance(u, str) and "://" in u]
     assert signed and all(u.startswith(tsunagu.api_url + "/") for u in signed), signed
     return links
+
+
+def console_page(
+    browser: Chromium,
+    tsunagu: RunningTsunagu,
+    email: str,
+    password: str,
+    *,
+    locale: str = "en-GB",
+    at: str = "",
+) -> Any:
+    """A browser signed in to the console as ``email``, on ``#/<at>`` (the lead list when
+    empty), with "are you sure?" confirmations accepted. In Tokyo's time zone, as a Japanese
+    marketer's; the console's CSP is bypassed so that axe-core can be put into the page."""
+    import re
+
+    from playwright.sync_api import expect
+
+    context = browser.new_context(
+        locale=locale,
+        timezone_id="Asia/Tokyo",
+        viewport={"width": 1500, "height": 1000},
+        bypass_csp=True,
+    )
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"{tsunagu.api_url}/console/#/{at}" if at else f"{tsunagu.api_url}/console/")
+    words = {"ja-JP": ("メールアドレス", "パスワード", "ログイン")}
+    email_label, password_label, button = words.get(locale, ("E-mail", "Password", "Sign in"))
+    page.get_by_label(email_label).fill(email)
+    page.get_by_label(password_label).fill(password)
+    page.get_by_role("button", name=button).click()
+    expect(page.locator("header.top")).to_contain_text(email)
+    # The app goes on to the lead list by itself: a screen opened before it has would be undone
+    page.wait_for_url(re.compile(f"#/{re.escape(at) if at else 'leads'}$"))
+    return page
+
+
+def admin_password(tsunagu: RunningTsunagu) -> str:
+    from tsunagu_local.people import SIGN_IN_FILE
+
+    return (tsunagu.workdir / ".tsunagu" / SIGN_IN_FILE).read_text().strip()

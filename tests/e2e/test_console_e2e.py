@@ -17,10 +17,16 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import RunningTsunagu, start_tsunagu, tracked_links
+from tests.e2e.conftest import (
+    RunningTsunagu,
+    admin_password,
+    console_page,
+    start_tsunagu,
+    tracked_links,
+)
 from tests.support.browser import Chromium, accessibility_problems, screenshot
 from tests.support.runtime import local_client
-from tsunagu_local.people import ADMIN_EMAIL, SIGN_IN_FILE, add_user
+from tsunagu_local.people import ADMIN_EMAIL, add_user
 
 PASSWORD = "Console-test-2026"
 MARKETER = "marketer.ito@example.com"
@@ -62,29 +68,6 @@ def tsunagu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTsunagu
         running.stop()
 
 
-def signed_in(
-    chromium: Chromium, tsunagu: RunningTsunagu, email: str, password: str, locale: str
-) -> Page:
-    # axe-core is put into the page as a script: the console's CSP would refuse it.
-    context = chromium.new_context(locale=locale, timezone_id="Asia/Tokyo", bypass_csp=True)
-    page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())  # "are you sure?" confirmations
-    page.goto(f"{tsunagu.api_url}/console/")
-    words = {"ja-JP": ("メールアドレス", "パスワード", "ログイン")}
-    email_label, password_label, button = words.get(locale, ("E-mail", "Password", "Sign in"))
-    page.get_by_label(email_label).fill(email)
-    page.get_by_label(password_label).fill(password)
-    page.get_by_role("button", name=button).click()
-    expect(page.locator("header.top")).to_contain_text(email)
-    # The app goes on to the lead list by itself: a screen opened before it has would be undone
-    page.wait_for_url(re.compile(r"#/leads$"))
-    return page
-
-
-def admin_password(tsunagu: RunningTsunagu) -> str:
-    return (tsunagu.workdir / ".tsunagu" / SIGN_IN_FILE).read_text().strip()
-
-
 def open_screen(page: Page, tsunagu: RunningTsunagu, screen: str) -> None:
     page.goto(f"{tsunagu.api_url}/console/#/{screen}")
     page.wait_for_url(re.compile(f"#/{re.escape(screen)}$"))
@@ -95,7 +78,7 @@ def open_screen(page: Page, tsunagu: RunningTsunagu, screen: str) -> None:
 def test_a_marketer_finds_a_lead_by_its_company_and_sees_the_scanner_marked(
     tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
 ) -> None:
-    page = signed_in(chromium, tsunagu, MARKETER, PASSWORD, "ja-JP")
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="ja-JP")
 
     # When she searches by a word of the company and opens the lead
     page.get_by_label("検索").first.fill("ツナグ")
@@ -124,7 +107,7 @@ def test_a_marketer_finds_a_lead_by_its_company_and_sees_the_scanner_marked(
 def test_a_marketer_pauses_a_journey_and_resumes_it_by_a_policy(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:
-    page = signed_in(chromium, tsunagu, MARKETER, PASSWORD, "en-GB")
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB")
     open_screen(page, tsunagu, "journeys")
     row = page.locator("tr", has_text="seminar_follow_up")
 
@@ -145,7 +128,7 @@ def test_a_marketer_pauses_a_journey_and_resumes_it_by_a_policy(
 def test_a_viewer_sees_no_button_that_changes_anything_and_is_refused_when_forcing_one(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:
-    page = signed_in(chromium, tsunagu, VIEWER, PASSWORD, "en-GB")
+    page = console_page(chromium, tsunagu, VIEWER, PASSWORD, locale="en-GB")
     page.goto(f"{tsunagu.api_url}/console/#/leads/{LEAD}")
     expect(page.locator("ol.timeline")).to_be_visible()
     assert page.locator("section.actions").count() == 0
@@ -178,13 +161,13 @@ def test_an_admin_finds_the_changes_in_the_audit_log_and_exports_it(
 ) -> None:
     # Given the marketer's pause and resume and the viewer's refused change (tests above; made
     # here too when this test runs alone)
-    marketer = signed_in(chromium, tsunagu, MARKETER, PASSWORD, "en-GB")
+    marketer = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB")
     open_screen(marketer, tsunagu, "journeys")
     row = marketer.locator("tr", has_text="re_engagement")
     row.get_by_role("button", name="Pause").click()
     expect(row).to_contain_text("Paused")
 
-    page = signed_in(chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), "en-GB")
+    page = console_page(chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), locale="en-GB")
     open_screen(page, tsunagu, "audit")
     table = page.locator("table.audit")
     expect(table).to_contain_text("journeys.pause")
@@ -203,7 +186,7 @@ def test_an_admin_finds_the_changes_in_the_audit_log_and_exports_it(
 def test_every_screen_passes_the_accessibility_check_in_both_languages(
     tsunagu: RunningTsunagu, chromium: Chromium, locale: str
 ) -> None:
-    page = signed_in(chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), locale)
+    page = console_page(chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), locale=locale)
     expected_language = locale.split("-")[0]
     problems = {}
     for screen in (*SCREENS, f"leads/{LEAD}", "templates/seminar-invitation", "audit"):

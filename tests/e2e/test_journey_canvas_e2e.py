@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import RunningTsunagu, start_tsunagu
+from tests.e2e.conftest import RunningTsunagu, admin_password, console_page, start_tsunagu
 from tests.support.browser import Chromium, accessibility_problems, screenshot
-from tsunagu_local.people import ADMIN_EMAIL, SIGN_IN_FILE
+from tsunagu_local.people import ADMIN_EMAIL
 
 LEAD = "mei.kondo@example.jp"
 
@@ -65,19 +65,7 @@ def drag_edge(page: Page, source: str, target: str) -> None:
 def test_a_marketer_builds_dry_runs_publishes_and_starts_a_journey_on_the_canvas(
     tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
 ) -> None:
-    context = chromium.new_context(
-        locale="en-GB",
-        timezone_id="Asia/Tokyo",
-        viewport={"width": 1500, "height": 1000},
-        bypass_csp=True,
-    )
-    page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())
-    password = (tsunagu.workdir / ".tsunagu" / SIGN_IN_FILE).read_text().strip()
-    page.goto(f"{tsunagu.api_url}/console/#/journeys/new")
-    page.get_by_label("E-mail").fill(ADMIN_EMAIL)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page = console_page(chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), at="journeys/new")
 
     # Given a new journey: one mail, then the end
     page.get_by_label("Journey id").fill("webinar_follow_up")
@@ -140,19 +128,9 @@ def test_a_paused_journey_resumed_by_skipping_sends_nothing_it_held(
         "/forms/demo/submissions", {"email": lead, "name": "池田 空", "consent": True}
     )
     assert status == 201
-    context = chromium.new_context(
-        locale="en-GB",
-        timezone_id="Asia/Tokyo",
-        viewport={"width": 1500, "height": 1000},
-        bypass_csp=True,
+    page = console_page(
+        chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), at="journeys/seminar_follow_up"
     )
-    page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())
-    password = (tsunagu.workdir / ".tsunagu" / SIGN_IN_FILE).read_text().strip()
-    page.goto(f"{tsunagu.api_url}/console/#/journeys/seminar_follow_up")
-    page.get_by_label("E-mail").fill(ADMIN_EMAIL)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
 
     # Given the lead started on the seminar follow-up (its invitation goes at once)
     page.locator(".panel").get_by_label("E-mail").fill(lead)

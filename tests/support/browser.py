@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Playwright, expect, sync_playwright
 
 INSTALL_HINT = "install Debian's chromium: sudo apt-get install chromium"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
@@ -122,3 +122,8 @@ def accessibility_problems(page: Any) -> list[dict[str, Any]]:
         for v in found["violations"]
         if v["impact"] in ("serious", "critical")
     ]
+
+
+# A page's own work (a request to the runtime, React rendering) can take seconds on a loaded
+# machine: assertions wait as long as actions do (the contexts' default timeout).
+expect.set_options(timeout=15_000)

@@ -1,7 +1,7 @@
 import { type FormEvent, useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 
-import { ApiError, api } from "../api";
+import { api, describeError } from "../api";
 import { config } from "../config";
 import { useMay } from "../me";
 
@@ -38,13 +38,6 @@ function formEmbed(apiUrl: string, form: FormRow): string {
   ].join("\n");
 }
 
-function problemText(error: unknown): string {
-  if (error instanceof ApiError) {
-    return [error.message, ...error.problems.map((p) => `${p.field}: ${p.message}`)].join("; ");
-  }
-  return error instanceof SyntaxError ? `JSON: ${error.message}` : String(error);
-}
-
 export default function FormsAndSites() {
   const { t } = useTranslation();
   const may = useMay();
@@ -65,7 +58,7 @@ export default function FormsAndSites() {
   }, []);
 
   useEffect(() => {
-    void load().catch((error) => setMessage(problemText(error)));
+    void load().catch((error) => setMessage(describeError(error)));
   }, [load]);
 
   async function save(kind: "forms" | "sites", id: string, text: string) {
@@ -78,7 +71,7 @@ export default function FormsAndSites() {
       setMessage(t("common.saved"));
       await load();
     } catch (error) {
-      setMessage(problemText(error));
+      setMessage(describeError(error));
     }
   }
 

@@ -21,7 +21,7 @@ import { type FormEvent, useCallback, useEffect, useMemo, useState } from "react
 import { useTranslation } from "react-i18next";
 import { Link, useNavigate, useParams } from "react-router";
 
-import { ApiError, type FieldProblem, api } from "../api";
+import { ApiError, type FieldProblem, api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay } from "../me";
 
@@ -221,7 +221,7 @@ export default function JourneyCanvas() {
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) {
         setDefinition({ ...EMPTY, journey_id: journeyId ?? "" });
-      } else setMessage(describe(error));
+      } else setMessage(describeError(error));
     }
     api<Versions>("GET", `/admin/journeys/${journeyId}/versions`)
       .then(setVersions)
@@ -356,7 +356,7 @@ export default function JourneyCanvas() {
       if (isNew) navigate(`/journeys/${id}`, { replace: true });
     } catch (error) {
       if (error instanceof ApiError) setProblems(error.problems);
-      setMessage(describe(error));
+      setMessage(describeError(error));
     }
   }
 
@@ -372,7 +372,7 @@ export default function JourneyCanvas() {
       setMessage(t("canvas.dry_run_done", { leads: result.leads }));
     } catch (error) {
       if (error instanceof ApiError) setProblems(error.problems);
-      setMessage(describe(error));
+      setMessage(describeError(error));
     }
   }
 
@@ -388,7 +388,7 @@ export default function JourneyCanvas() {
       await load();
     } catch (error) {
       if (error instanceof ApiError) setProblems(error.problems);
-      setMessage(describe(error));
+      setMessage(describeError(error));
     }
   }
 
@@ -399,7 +399,7 @@ export default function JourneyCanvas() {
       setMessage(t("canvas.rolled_back", { version }));
       await load();
     } catch (error) {
-      setMessage(describe(error));
+      setMessage(describeError(error));
     }
   }
 
@@ -415,7 +415,7 @@ export default function JourneyCanvas() {
       );
       setMessage(t("canvas.started", { count: answer.entered }));
     } catch (error) {
-      setMessage(describe(error));
+      setMessage(describeError(error));
     }
   }
 
@@ -756,11 +756,4 @@ function unlink(node: JourneyNode, gone: (target: string) => boolean): JourneyNo
     if (gone(edge.target)) result = unlinkField(result, edge.field);
   }
   return result;
-}
-
-function describe(error: unknown): string {
-  if (error instanceof ApiError) {
-    return [error.message, ...error.problems.map((p) => `${p.field}: ${p.message}`)].join("; ");
-  }
-  return String(error);
 }

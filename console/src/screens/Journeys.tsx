@@ -3,9 +3,10 @@ import { useTranslation } from "react-i18next";
 
 import { Link } from "react-router";
 
-import { ApiError, api } from "../api";
+import { api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay } from "../me";
+import { useAction } from "../useAction";
 
 interface JourneyRow {
   journey_id: string;
@@ -33,7 +34,6 @@ export default function Journeys() {
   const [rows, setRows] = useState<JourneyRow[]>([]);
   const [statuses, setStatuses] = useState<Record<string, JourneyStatus>>({});
   const [stopped, setStopped] = useState(false);
-  const [message, setMessage] = useState<string | null>(null);
   const [resuming, setResuming] = useState<string | null>(null);
 
   const load = useCallback(async () => {
@@ -48,20 +48,11 @@ export default function Journeys() {
     setStatuses(Object.fromEntries(status.journeys.map((one) => [one.journey, one])));
   }, []);
 
-  useEffect(() => {
-    void load().catch((error) => setMessage(String(error)));
-  }, [load]);
+  const { message, setMessage, run } = useAction(load);
 
-  async function run(what: () => Promise<unknown>, done: string) {
-    setMessage(null);
-    try {
-      await what();
-      setMessage(done);
-      await load();
-    } catch (error) {
-      setMessage(error instanceof ApiError ? error.message : String(error));
-    }
-  }
+  useEffect(() => {
+    void load().catch((error) => setMessage(describeError(error)));
+  }, [load, setMessage]);
 
   return (
     <section>

@@ -2,9 +2,10 @@ import { type FormEvent, useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { useParams } from "react-router";
 
-import { ApiError, api } from "../api";
+import { ApiError, api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay, useMe } from "../me";
+import { useAction } from "../useAction";
 import { STAGES } from "./Leads";
 
 interface FieldValue {
@@ -305,7 +306,7 @@ function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void })
     [],
   );
   const [journey, setJourney] = useState("");
-  const [message, setMessage] = useState<string | null>(null);
+  const { message, setMessage, run } = useAction(onChanged);
   const owner = lead.fields.owner_email?.value;
   const mayUpdate =
     may("leads.update") && (me.role !== "sales" || (owner && owner === me.email));
@@ -322,17 +323,6 @@ function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void })
       .then((page) => setJourneys(page.items.filter((one) => one.status === "active")))
       .catch(() => setJourneys([]));
   }, [mayStart]);
-
-  async function run(what: () => Promise<unknown>, done: string) {
-    setMessage(null);
-    try {
-      await what();
-      setMessage(done);
-      onChanged();
-    } catch (error) {
-      setMessage(error instanceof ApiError ? error.message : String(error));
-    }
-  }
 
   if (!mayUpdate && !may("leads.record_event") && !may("leads.suppress") && !mayStart) return null;
   return (
@@ -419,7 +409,7 @@ function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void })
                 );
                 onChanged();
               } catch (error) {
-                setMessage(error instanceof ApiError ? error.message : String(error));
+                setMessage(describeError(error));
               }
             })();
           }}

@@ -57,7 +57,7 @@ export function Leads() {
 
   useEffect(() => {
     void load(null);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // Loads again when the filters in the address change (key), not on every render.
   }, [key]);
 
   function search(event: FormEvent) {

@@ -1,9 +1,10 @@
 import { type FormEvent, useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 
-import { ApiError, api } from "../api";
+import { api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay, useMe } from "../me";
+import { useAction } from "../useAction";
 
 const ROLES = ["admin", "marketer", "sales", "viewer"] as const;
 
@@ -45,10 +46,11 @@ function Qualification() {
       setMessage(t("common.saved"));
       await load();
     } catch (error) {
-      if (error instanceof SyntaxError) setMessage(t("settings.not_json", { error: error.message }));
-      else if (error instanceof ApiError)
-        setMessage([error.message, ...error.problems.map((p) => `${p.field}: ${p.message}`)].join("; "));
-      else setMessage(String(error));
+      setMessage(
+        error instanceof SyntaxError
+          ? t("settings.not_json", { error: error.message })
+          : describeError(error),
+      );
     }
   }
 
@@ -92,27 +94,17 @@ function Users() {
   const [users, setUsers] = useState<User[]>([]);
   const [email, setEmail] = useState("");
   const [role, setRole] = useState<string>("marketer");
-  const [message, setMessage] = useState<string | null>(null);
 
   const load = useCallback(async () => {
     const page = await api<{ items: User[] }>("GET", "/admin/users", { query: { limit: 200 } });
     setUsers(page.items);
   }, []);
 
-  useEffect(() => {
-    void load().catch((error) => setMessage(String(error)));
-  }, [load]);
+  const { message, setMessage, run } = useAction(load);
 
-  async function run(what: () => Promise<unknown>, done: string) {
-    setMessage(null);
-    try {
-      await what();
-      setMessage(done);
-      await load();
-    } catch (error) {
-      setMessage(error instanceof ApiError ? error.message : String(error));
-    }
-  }
+  useEffect(() => {
+    void load().catch((error) => setMessage(describeError(error)));
+  }, [load, setMessage]);
 
   return (
     <section>

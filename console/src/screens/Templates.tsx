@@ -2,7 +2,7 @@ import { type FormEvent, useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { Link, useNavigate, useParams } from "react-router";
 
-import { ApiError, api } from "../api";
+import { api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay } from "../me";
 
@@ -29,13 +29,6 @@ interface Preview {
   text: string;
 }
 
-function problemText(error: unknown): string {
-  if (error instanceof ApiError) {
-    return [error.message, ...error.problems.map((p) => `${p.field}: ${p.message}`)].join("; ");
-  }
-  return String(error);
-}
-
 export default function Templates() {
   const { templateId } = useParams();
   return templateId ? <TemplateEditor templateId={templateId} /> : <TemplateList />;
@@ -48,7 +41,7 @@ function TemplateList() {
   useEffect(() => {
     api<{ items: MailTemplate[] }>("GET", "/admin/templates", { query: { limit: 200 } })
       .then((page) => setTemplates(page.items))
-      .catch((error) => setProblem(problemText(error)));
+      .catch((error) => setProblem(describeError(error)));
   }, []);
   return (
     <section>
@@ -98,7 +91,7 @@ function TemplateEditor({ templateId }: { templateId: string }) {
   }, [path]);
 
   useEffect(() => {
-    void load().catch((error) => setMessage(problemText(error)));
+    void load().catch((error) => setMessage(describeError(error)));
   }, [load]);
 
   async function showPreview(version?: number) {
@@ -106,7 +99,7 @@ function TemplateEditor({ templateId }: { templateId: string }) {
     try {
       setPreview(await api<Preview>("GET", `${path}/preview`, { query: { lead: lead.trim(), version } }));
     } catch (error) {
-      setMessage(problemText(error));
+      setMessage(describeError(error));
     }
   }
 
@@ -121,7 +114,7 @@ function TemplateEditor({ templateId }: { templateId: string }) {
       setMessage(t("mail.stored", { version: stored.version }));
       await showPreview(stored.version);
     } catch (error) {
-      setMessage(problemText(error));
+      setMessage(describeError(error));
     }
   }
 
@@ -134,7 +127,7 @@ function TemplateEditor({ templateId }: { templateId: string }) {
       });
       setMessage(t("mail.test_sent", { to: sent.to, version: sent.version }));
     } catch (error) {
-      setMessage(problemText(error));
+      setMessage(describeError(error));
     }
   }
 
