@@ -34,10 +34,10 @@ from tests.qualification.conftest import (
     qualify,
 )
 from tests.support.bench_report import QUICK, BenchReport
+from tests.support.shipped import install_shipped_journeys
 from tsunagu import services
 from tsunagu.clock import isoformat
 from tsunagu.ids import new_id
-from tsunagu.journeys.install import install_shipped
 from tsunagu.journeys.shipped import SHIPPED_JOURNEYS
 from tsunagu.journeys.stream import JourneyRouting
 from tsunagu.leads.model import LeadEvent
@@ -224,13 +224,7 @@ class Bench:
 def bench(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bench]:
     q = qualify(aws, monkeypatch)
     settings = q.settings()
-    install_shipped(
-        journeys=services.journey_repository(settings),
-        templates=services.mail_repository(settings),
-        clock=services.clock(settings),
-        site_url="https://www.example.com",
-        sender="news@example.com",
-    )
+    install_shipped_journeys(settings)
     stepfunctions = boto3.client("stepfunctions", region_name=REGION)
     for journey in SHIPPED_JOURNEYS:  # registered, never run: a form lead enters welcome_nurture
         stepfunctions.create_state_machine(

@@ -18,11 +18,11 @@ from tests.conftest import AwsStack, moto_client
 from tests.integration.mail_helpers import parse, parts, sent_messages
 from tests.support.admin import event
 from tests.support.leads import store_lead
+from tests.support.shipped import install_shipped_journeys
 from tsunagu import services
 from tsunagu.api import admin
 from tsunagu.commands.access import OPERATIONS, Role
 from tsunagu.commands.audit import AuditEntry
-from tsunagu.journeys.install import install_shipped
 from tsunagu.settings import Settings
 
 SALES_EMAIL = "sales.sato@example.com"
@@ -67,13 +67,7 @@ def stack(aws: AwsStack) -> Settings:
     services.user_commands(settings).directory.invite("marketer.ito@example.com", Role.MARKETER)
     store_lead(aws, OWNED, owner=SALES_EMAIL)
     store_lead(aws, NOT_OWNED)
-    install_shipped(
-        journeys=services.journey_repository(settings),
-        templates=services.mail_repository(settings),
-        clock=services.clock(settings),
-        site_url="https://www.example.com",
-        sender="news@example.com",
-    )
+    install_shipped_journeys(settings)
     return settings
 
 

@@ -50,6 +50,7 @@ from tests.qualification.conftest import (
 )
 from tests.support.admin import event as admin_event
 from tests.support.leads import index_leads
+from tests.support.shipped import install_shipped_journeys
 from tsunagu.commands.access import Role
 from tsunagu_local.intrinsics import Resolver
 from tsunagu_local.lambdas import LocalFunction
@@ -541,17 +542,10 @@ def prepare_journeys(q: Qualified) -> None:
     """The shipped journeys and templates installed, the demo scoring and sales team seeded, and
     the journeys' state machines created in moto (executions start; moto runs none)."""
     from tsunagu import services
-    from tsunagu.journeys.install import install_shipped
     from tsunagu_local.seed import seed_qualification
 
     settings = q.settings()
-    install_shipped(
-        journeys=services.journey_repository(settings),
-        templates=services.mail_repository(settings),
-        clock=services.clock(settings),
-        site_url="https://www.example.com",
-        sender="news@example.com",
-    )
+    install_shipped_journeys(settings)
     seed_qualification(services.qualification_repository(settings))
     stepfunctions = moto_client("stepfunctions")
     for machine in JOURNEY_MACHINES:

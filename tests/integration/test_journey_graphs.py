@@ -12,10 +12,10 @@ import pytest
 
 from tests.conftest import ROOT, AwsStack
 from tests.support.admin import event
+from tests.support.shipped import install_shipped_journeys
 from tsunagu import services
 from tsunagu.api import admin
 from tsunagu.commands.access import Role
-from tsunagu.journeys.install import install_shipped, shipped_graphs
 from tsunagu.settings import Settings
 
 TWO_MAILS: dict[str, Any] = {
@@ -46,14 +46,7 @@ def call(settings: Settings, *args: Any, **kwargs: Any) -> tuple[int, Any]:
 @pytest.fixture
 def stack(aws: AwsStack) -> Settings:
     settings = aws.settings()
-    install_shipped(
-        journeys=services.journey_repository(settings),
-        templates=services.mail_repository(settings),
-        clock=services.clock(settings),
-        site_url="https://www.example.com",
-        sender="news@example.com",
-        graphs=shipped_graphs(ROOT / "journeys"),
-    )
+    install_shipped_journeys(settings, with_graphs=True)
     return settings
 
 
