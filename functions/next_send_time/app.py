@@ -5,7 +5,9 @@ Input: ``{"rule": {"kind": "next_business_day", "at": "10:00"}, "time_zone"?: "A
 "state"?: {...}}`` - a journey passes its state (``"state.$": "$"``), whose ``time_zone`` (the
 lead's, when known at entry) is used when no ``time_zone`` is given.
 (rule kinds: next_business_day, business_days_later with days, same_day_or_next with cutoff,
-after with hours; ``only_that_day`` for a mail that makes sense on one day only). Output:
+after with hours; ``only_that_day`` for a mail that makes sense on one day only). A journey's
+wait node also passes ``journey_id``, ``node`` and ``execution``: the execution is recorded as
+waiting there until the send time. Output:
 ``{"send_at": "2026-11-24T01:00:00Z"}``, with ``"send_by"`` (when quiet hours begin that day)
 for an ``only_that_day`` rule.
 """
@@ -24,6 +26,7 @@ from tsunagu.journeys.business_time import (
     send_by,
     step_functions_timestamp,
 )
+from tsunagu.journeys.lifecycle import WaitingAt
 from tsunagu.observability import observed
 from tsunagu.settings import get_settings
 
@@ -34,6 +37,11 @@ class NextSendTimeInput(BaseModel):
     rule: SendTimeRule
     time_zone: str | None = Field(default=None, max_length=64)
     state: dict[str, Any] = Field(default_factory=dict)
+    journey_id: str | None = Field(default=None, max_length=63)
+    node: str | None = Field(default=None, max_length=63)
+    execution: str | None = Field(default=None, max_length=80)
+    """A journey's wait node passes these: the execution is recorded as waiting there until
+    the send time (the console's live counts)."""
 
 
 @observed()
@@ -44,13 +52,26 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
         request.state.get("time_zone") or settings.default_time_zone
     )
     quiet = services.quiet_hours(settings)
+    now = services.clock(settings).now()
     send_at = next_send_time(
         request.rule,
-        now=services.clock(settings).now(),
+        now=now,
         time_zone=time_zone,
         calendar=services.business_calendar(settings),
         quiet=quiet,
     )
+    lead_id = request.state.get("lead_id")
+    if request.journey_id and request.node and request.execution and isinstance(lead_id, str):
+        services.journey_repository(settings).mark_waiting(
+            WaitingAt(
+                request.journey_id,
+                request.node,
+                request.execution,
+                lead_id,
+                isoformat(now),
+                isoformat(send_at),
+            )
+        )
     answer = {"send_at": step_functions_timestamp(send_at)}
     if request.rule.only_that_day:
         answer["send_by"] = isoformat(send_by(send_at, time_zone, quiet))

@@ -73,6 +73,13 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string", "format": "email"},
         "description": "The lead whose data fills the merge tags.",
     },
+    "reason": {
+        "schema": {
+            "type": "string",
+            "enum": ["hard_bounce", "soft_bounce_limit", "complaint", "manual"],
+        },
+        "description": "Only suppressions for this reason.",
+    },
     "replace": {
         "schema": {"type": "string", "enum": ["true", "false"]},
         "description": "`true` replaces an existing one; without it, an existing id is a 409.",

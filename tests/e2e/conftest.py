@@ -127,9 +127,11 @@ def console_page(
     *,
     locale: str = "en-GB",
     at: str = "",
+    prompt_answer: str = "",
 ) -> Any:
     """A browser signed in to the console as ``email``, on ``#/<at>`` (the lead list when
-    empty), with "are you sure?" confirmations accepted. In Tokyo's time zone, as a Japanese
+    empty), with "are you sure?" confirmations accepted and a question ("why?") answered with
+    ``prompt_answer``. In Tokyo's time zone, as a Japanese
     marketer's; the console's CSP is bypassed so that axe-core can be put into the page."""
     import re
 
@@ -142,7 +144,10 @@ def console_page(
         bypass_csp=True,
     )
     page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())
+    page.on(
+        "dialog",
+        lambda dialog: dialog.accept(prompt_answer) if dialog.type == "prompt" else dialog.accept(),
+    )
     page.goto(f"{tsunagu.api_url}/console/#/{at}" if at else f"{tsunagu.api_url}/console/")
     words = {"ja-JP": ("メールアドレス", "パスワード", "ログイン")}
     email_label, password_label, button = words.get(locale, ("E-mail", "Password", "Sign in"))

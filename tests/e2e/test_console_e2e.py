@@ -134,7 +134,9 @@ def test_a_viewer_sees_no_button_that_changes_anything_and_is_refused_when_forci
     assert page.locator("section.actions").count() == 0
     for screen in ("journeys", "templates/seminar-invitation", "settings"):
         open_screen(page, tsunagu, screen)
-        changing = page.get_by_role("button", name=re.compile("Pause|Stop|Store|Save|Invite|Send"))
+        changing = page.get_by_role(
+            "button", name=re.compile("Pause|Stop|Store|Save|Invite|Send|Suppress|Lift|Add|Remove")
+        )
         assert changing.count() == 0, screen
     expect(page.get_by_role("link", name="Audit log")).to_have_count(0)
 
@@ -154,6 +156,80 @@ def test_a_viewer_sees_no_button_that_changes_anything_and_is_refused_when_forci
     assert status == 403
     lead = json.loads(tsunagu.cli("leads", "get", LEAD).stdout)
     assert lead["stage"] != "customer"
+
+
+def test_a_marketer_changes_the_rules_in_forms_and_nothing_is_kept_that_the_api_refuses(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB")
+    open_screen(page, tsunagu, "settings")
+    click = "Clicked a link in a mail"
+
+    # She makes a click worth 15 points, at most 45 a week, and gives example.co.jp an owner
+    page.get_by_label(f"Points of {click}").fill("15")
+    page.get_by_label(f"Cap of {click}").fill("45")
+    page.get_by_label(f"Period of {click}").select_option("week")
+    page.get_by_role("button", name="Owners").click()
+    page.get_by_role("button", name="Add an owner rule").click()
+    page.get_by_label("Domains (comma-separated)").fill("example.co.jp, example.ne.jp")
+    page.get_by_label("Owner (e-mail)").fill("sales.kato@example.com")
+    page.get_by_role("button", name="Save", exact=True).click()
+    # ... after the round robin that came with Tsunagu, where no lead would ever reach it
+    expect(page.get_by_role("alert")).to_contain_text("rule 2 is never reached")
+    page.get_by_role("button", name="Move up").last.click()
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_role("status")).to_have_text("Saved.")
+    rules = json.loads(tsunagu.cli("qualification", "show").stdout)
+    (clicked,) = [r for r in rules["scoring"]["rules"] if r["rule_id"] == "link-clicked"]
+    assert (clicked["points"], clicked["cap"], clicked["cap_period"]) == (15, 45, "week")
+    key_accounts, catch_all = rules["owners"]["rules"]
+    assert key_accounts == {
+        "kind": "domain",
+        "domains": ["example.co.jp", "example.ne.jp"],
+        "owner": "sales.kato@example.com",
+    }
+    assert catch_all["kind"] == "round_robin"
+
+    # A rule worth 0 points is refused on the rule's own row, and nothing of it is stored
+    page.get_by_role("button", name="Scoring").click()
+    page.get_by_label(f"Points of {click}").fill("0")
+    page.get_by_label(f"Cap of {click}").fill("60")
+    page.get_by_role("button", name="Save", exact=True).click()
+    row = page.locator("tr", has=page.get_by_label(f"Points of {click}"))
+    expect(row.get_by_role("alert")).to_contain_text("worth 0 points does nothing")
+    assert accessibility_problems(page) == []
+    page.reload()
+    expect(page.get_by_label(f"Points of {click}")).to_have_value("15")
+    expect(page.get_by_label(f"Cap of {click}")).to_have_value("45")
+
+
+def test_a_marketer_suppresses_an_address_and_lifts_it_with_a_reason(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    address = "asked.by.phone@example.jp"
+    status, _ = tsunagu.post_json(
+        "/forms/demo/submissions", {"email": address, "name": "電話 依頼"}
+    )
+    assert status == 201
+    reason = "they asked for the newsletter again"
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", prompt_answer=reason)
+    open_screen(page, tsunagu, "settings")
+    suppressions = page.get_by_role("table", name="Suppression list")
+
+    page.get_by_label("Suppress an address").fill(address)
+    page.get_by_label("Why (for the record)").fill("asked by phone")
+    page.get_by_role("button", name="Suppress", exact=True).click()
+    row = suppressions.locator("tr", has_text=address)
+    expect(row).to_contain_text("Added by hand")
+    assert address in tsunagu.cli("suppressions", "list", "--reason", "manual").stdout
+
+    # Lifting asks why (answered as the page opened), and the reason goes to the audit log
+    row.get_by_role("button", name="Lift").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Mail may reach {address} again")
+    expect(suppressions.locator("tr", has_text=address)).to_have_count(0)
+    assert address not in tsunagu.cli("suppressions", "list").stdout
+    logged = tsunagu.cli("audit", "list", "--csv")
+    assert reason in logged.stdout, logged
 
 
 def test_an_admin_finds_the_changes_in_the_audit_log_and_exports_it(

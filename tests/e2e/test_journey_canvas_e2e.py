@@ -8,6 +8,7 @@ reminder is never sent."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,21 @@ def test_a_marketer_builds_dry_runs_publishes_and_starts_a_journey_on_the_canvas
     expect(page.get_by_test_id("run-first_mail")).to_contain_text("200 leads")
     expect(page.get_by_test_id("run-send_3")).to_contain_text("200 leads")
     expect(page.locator(".panel")).to_contain_text("welcome-customer-stories")
+    assert accessibility_problems(page) == []
+
+    # And a dry run for leads entering on the Friday before Golden Week shows its holidays on
+    # the calendar and the mails kept off them: the first mail goes that morning; the second
+    # (one mail a day) waits over the weekend and 5/3-5/5 until Thursday the 6th
+    page.get_by_label("Leads enter at (blank: now)").fill("2027-04-30T10:00")
+    page.get_by_role("button", name="Dry run").click()
+    calendar = page.locator(".send-calendar")
+    for day, holiday in (("2027-05-03", "憲法記念日"), ("2027-05-05", "こどもの日")):
+        expect(calendar.locator(f'td[data-day="{day}"]')).to_contain_text(holiday)
+        expect(calendar.locator(f'td[data-day="{day}"]')).to_have_class(re.compile("holiday"))
+    expect(calendar.locator('td[data-day="2027-04-30"]')).to_contain_text("200 mails")
+    expect(calendar.locator('td[data-day="2027-05-06"]')).to_contain_text("200 mails")
+    expect(page.get_by_test_id("run-send_3")).to_contain_text("6 May 2027")  # when it goes
+    expect(calendar.locator("td.holiday.sending")).to_have_count(0)
     screenshot(page, tmp_path, "console-canvas")
     assert accessibility_problems(page) == []
 
@@ -137,6 +153,9 @@ def test_a_paused_journey_resumed_by_skipping_sends_nothing_it_held(
     page.get_by_role("button", name="Start", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text("1 lead(s) entered")
     assert tsunagu.cli("clock", "advance", "--by", "1m").returncode == 0
+    # ... and the canvas counts it waiting for a click or attendance after the invitation
+    page.reload()
+    expect(page.get_by_test_id("waiting-click_or_attend")).to_have_text("1 waiting here")
 
     # When the marketer pauses it, and the reminder's day passes while it is paused
     page.goto(f"{tsunagu.api_url}/console/#/journeys")

@@ -690,6 +690,8 @@ def drive_admin_api(aws: AwsStack, email: str) -> None:
         ("GET", "/admin/qualification", None),
         ("PUT", "/admin/qualification", {"minimum_grade": "C"}),
         ("POST", f"/admin/leads/{email}/suppression", {"note": "asked by phone"}),
+        ("GET", "/admin/suppressions", None),
+        ("DELETE", f"/admin/leads/{email}/suppression", {"note": "asked again"}),
         ("GET", "/admin/audit", None),
         ("GET", f"/admin/leads/{email}/score", None),
         ("GET", "/admin/hot-list", None),

@@ -156,3 +156,37 @@ def test_the_dry_run_keeps_off_the_holidays_and_names_them(stack: Settings) -> N
     assert status == 200, run
     assert run["nodes"]["thanks"]["first_at"] == "2027-01-04T10:00:00+09:00"
     assert run["days_off"] == {"2027-01-01": "元日"}
+
+
+def test_a_mail_the_frequency_cap_defers_is_dated_when_it_goes_not_when_it_is_reached(
+    stack: Settings,
+) -> None:
+    # Two mails back to back, the leads entering on the Friday before Golden Week at 10:00
+    back_to_back = {
+        **TWO_MAILS,
+        "start": "thanks",
+        "nodes": [
+            {**TWO_MAILS["nodes"][1], "next": "recording"},
+            TWO_MAILS["nodes"][3],
+            TWO_MAILS["nodes"][4],
+        ],
+    }
+    status, run = call(
+        stack,
+        "POST",
+        "/admin/journeys/webinar_follow_up/dry-run",
+        body={"definition": back_to_back, "leads": 5, "start": "2027-04-30T10:00:00+09:00"},
+    )
+    assert status == 200, run
+    recording = run["nodes"]["recording"]
+    # Reached right after the thanks, but one mail a day: it goes after the weekend and the
+    # three holidays, on Thursday 6 May as the quiet hours end
+    assert recording["first_at"] == "2027-04-30T10:00:00+09:00"
+    assert recording["first_sent_at"] == "2027-05-06T08:00:00+09:00"
+    assert run["nodes"]["thanks"]["first_sent_at"] == "2027-04-30T10:00:00+09:00"
+    assert run["nodes"]["done"]["first_sent_at"] is None
+    assert run["days_off"] == {
+        "2027-05-03": "憲法記念日",
+        "2027-05-04": "みどりの日",
+        "2027-05-05": "こどもの日",
+    }

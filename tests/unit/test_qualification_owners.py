@@ -170,3 +170,16 @@ def test_rules_are_data_with_a_kind() -> None:
 def test_bad_owner_rules_are_refused(rule: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         OwnerRules.model_validate({"rules": [rule]})
+
+
+def test_a_rule_after_a_round_robin_is_refused_as_never_reached() -> None:
+    late_domain = {"kind": "domain", "domains": ["example.co.jp"], "owner": "ka@example.com"}
+    with pytest.raises(ValidationError, match="rule 2 is never reached"):
+        OwnerRules.model_validate(
+            {"rules": [{"kind": "round_robin", "members": TEAM}, late_domain]}
+        )
+    # In the right order (the catch-all last) the same rules are taken
+    rules = OwnerRules.model_validate(
+        {"rules": [late_domain, {"kind": "round_robin", "members": TEAM}]}
+    )
+    assert [r.kind for r in rules.rules] == ["domain", "round_robin"]

@@ -24,6 +24,7 @@ import { Link, useNavigate, useParams } from "react-router";
 import { ApiError, type FieldProblem, api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay } from "../me";
+import { SendCalendar } from "./SendCalendar";
 
 type JourneyNode = { id: string; kind: string; label: string; [field: string]: unknown };
 interface Definition {
@@ -45,6 +46,7 @@ interface GraphView {
 interface NodeRun {
   reached: number;
   first_at: string | null;
+  first_sent_at: string | null;
   outcomes: Record<string, number>;
   skipped: number;
 }
@@ -58,8 +60,12 @@ interface DryRun {
 interface LiveStatus {
   status: string;
   parked_at_step: Record<string, number>;
+  waiting_at_node: Record<string, number>;
   running: number | null;
 }
+
+/** How often the canvas's live counts are read again while it is open. */
+const LIVE_EVERY_MS = 30_000;
 interface Versions {
   live: number | null;
   versions: { version: number; published_at: string; note?: string | null }[];
@@ -154,11 +160,12 @@ interface StepData extends Record<string, unknown> {
   problems: string[];
   run?: NodeRun;
   parked?: number;
+  waiting?: number;
 }
 
 function Step({ data, selected }: NodeProps<Node<StepData>>) {
   const { t } = useTranslation();
-  const { node, problems, run, parked } = data;
+  const { node, problems, run, parked, waiting } = data;
   return (
     <div
       className={`step step-${node.kind}${problems.length ? " invalid" : ""}${selected ? " chosen" : ""}`}
@@ -173,9 +180,14 @@ function Step({ data, selected }: NodeProps<Node<StepData>>) {
       {run && (
         <div className="run" data-testid={`run-${node.id}`}>
           {t("canvas.reached", { count: run.reached })}
-          {node.kind === "send" && run.first_at && <> · {when(run.first_at)}</>}
+          {node.kind === "send" && run.first_sent_at && <> · ✉ {when(run.first_sent_at)}</>}
         </div>
       )}
+      {waiting ? (
+        <div className="waiting" data-testid={`waiting-${node.id}`}>
+          {t("canvas.waiting", { count: waiting })}
+        </div>
+      ) : null}
       {parked ? <div className="parked">{t("canvas.parked", { count: parked })}</div> : null}
       {problems.map((problem) => (
         <div key={problem} className="node-problem" role="note">
@@ -207,8 +219,20 @@ export default function JourneyCanvas() {
   const [lead, setLead] = useState("");
   const [segment, setSegment] = useState("");
   const [live, setLive] = useState<LiveStatus | null>(null);
+  const [enterAt, setEnterAt] = useState("");
   const editable = may("journeys.save");
   const [flow, setFlow] = useState<ReactFlowInstance<Node<StepData>> | null>(null);
+
+  // Live: leads in the journey, those waiting at each wait node, and those held at a gate
+  // while it is paused, by step - read again every half minute while the canvas is open.
+  const loadLive = useCallback(() => {
+    if (isNew) return;
+    api<{ journeys: LiveStatus[] }>("GET", "/admin/journeys/status", {
+      query: { journey: journeyId },
+    })
+      .then((answer) => setLive(answer.journeys[0] ?? null))
+      .catch(() => setLive(null));
+  }, [isNew, journeyId]);
 
   const load = useCallback(async () => {
     if (isNew) return;
@@ -226,17 +250,17 @@ export default function JourneyCanvas() {
     api<Versions>("GET", `/admin/journeys/${journeyId}/versions`)
       .then(setVersions)
       .catch(() => setVersions(null));
-    // Live: leads in the journey, and those held at a gate while it is paused, by step
-    api<{ journeys: LiveStatus[] }>("GET", "/admin/journeys/status", {
-      query: { journey: journeyId },
-    })
-      .then((answer) => setLive(answer.journeys[0] ?? null))
-      .catch(() => setLive(null));
-  }, [isNew, journeyId]);
+    loadLive();
+  }, [isNew, journeyId, loadLive]);
 
   useEffect(() => {
     void load();
   }, [load]);
+
+  useEffect(() => {
+    const timer = window.setInterval(loadLive, LIVE_EVERY_MS);
+    return () => window.clearInterval(timer);
+  }, [loadLive]);
 
   useEffect(() => {
     if (definition && Object.keys(positions).length === 0) setPositions(layout(definition));
@@ -256,6 +280,7 @@ export default function JourneyCanvas() {
         run: run?.nodes[node.id],
         // The gate before a send holds its leads at the step "Send <label>"
         parked: live?.parked_at_step[`Send ${node.label}`],
+        waiting: live?.waiting_at_node?.[node.id],
       },
     }));
   }, [definition, positions, problems, run, selected, live]);
@@ -365,7 +390,8 @@ export default function JourneyCanvas() {
     setMessage(null);
     try {
       const result = await api<DryRun>("POST", `/admin/journeys/${definition.journey_id}/dry-run`, {
-        body: { definition, leads: 200 },
+        // Blank: the leads enter now; else at the chosen time, in this browser's time zone
+        body: { definition, leads: 200, start: enterAt ? new Date(enterAt).toISOString() : undefined },
       });
       setRun(result);
       setProblems([]);
@@ -483,6 +509,10 @@ export default function JourneyCanvas() {
           <button type="button" onClick={() => void save()}>
             {t("canvas.save")}
           </button>
+          <label className="inline">
+            {t("canvas.enter_at")}
+            <input type="datetime-local" value={enterAt} onChange={(event) => setEnterAt(event.target.value)} />
+          </label>
           <button type="button" onClick={() => void dryRun()}>
             {t("canvas.dry_run")}
           </button>
@@ -540,6 +570,7 @@ export default function JourneyCanvas() {
           {run && (
             <section>
               <h2>{t("canvas.mails_by_day")}</h2>
+              <SendCalendar mails={run.mails} daysOff={run.days_off} />
               <ul>
                 {Object.entries(run.mails).map(([template, days]) => (
                   <li key={template}>

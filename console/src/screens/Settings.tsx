@@ -5,6 +5,8 @@ import { api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay, useMe } from "../me";
 import { useAction } from "../useAction";
+import { Rules } from "./Rules";
+import { Suppressions } from "./Suppressions";
 
 const ROLES = ["admin", "marketer", "sales", "viewer"] as const;
 
@@ -14,68 +16,10 @@ export default function Settings() {
   return (
     <section>
       <h1>{t("settings.title")}</h1>
-      <Qualification />
+      <Rules />
+      <Suppressions />
       {may("users.list") && <Users />}
       {!may("users.list") && <p className="note">{t("settings.users_admins_only")}</p>}
-    </section>
-  );
-}
-
-function Qualification() {
-  const { t } = useTranslation();
-  const may = useMay();
-  const [rules, setRules] = useState<Record<string, unknown> | null>(null);
-  const [text, setText] = useState("");
-  const [message, setMessage] = useState<string | null>(null);
-
-  const load = useCallback(async () => {
-    const found = await api<Record<string, unknown>>("GET", "/admin/qualification");
-    setRules(found);
-    setText(JSON.stringify(found, null, 2));
-  }, []);
-
-  useEffect(() => {
-    void load().catch((error) => setMessage(String(error)));
-  }, [load]);
-
-  async function save(event: FormEvent) {
-    event.preventDefault();
-    setMessage(null);
-    try {
-      await api("PUT", "/admin/qualification", { body: JSON.parse(text) });
-      setMessage(t("common.saved"));
-      await load();
-    } catch (error) {
-      setMessage(
-        error instanceof SyntaxError
-          ? t("settings.not_json", { error: error.message })
-          : describeError(error),
-      );
-    }
-  }
-
-  return (
-    <section>
-      <h2>{t("settings.qualification")}</h2>
-      <p className="note">{t("settings.qualification_explained")}</p>
-      {rules === null ? (
-        <p className="loading">{t("common.loading")}</p>
-      ) : (
-        <form onSubmit={(event) => void save(event)}>
-          <label>
-            {t("settings.rules_json")}
-            <textarea
-              rows={18}
-              value={text}
-              readOnly={!may("qualification.set")}
-              spellCheck={false}
-              onChange={(event) => setText(event.target.value)}
-            />
-          </label>
-          {may("qualification.set") && <button type="submit">{t("common.save")}</button>}
-        </form>
-      )}
-      {message && <p role="status">{message}</p>}
     </section>
   );
 }

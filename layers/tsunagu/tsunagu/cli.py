@@ -364,6 +364,31 @@ def leads_suppress(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def leads_unsuppress(settings: Settings, args: argparse.Namespace) -> int:
+    """Let mail reach a suppressed lead again (never after a complaint)."""
+    from tsunagu.commands import leads
+
+    lifted = leads.unsuppress(
+        services.lead_commands(settings), services.operator(settings), args.email, args.note
+    )
+    print(f"{args.email}: no longer suppressed (was {lifted.reason} since {lifted.at})")
+    return 0
+
+
+def suppressions_list(settings: Settings, args: argparse.Namespace) -> int:
+    """The suppression list, newest first."""
+    from tsunagu.commands import leads
+
+    ports, actor = services.lead_commands(settings), services.operator(settings)
+    cursor: str | None = None
+    while True:
+        found, cursor = leads.suppressions(ports, actor, args.reason, 500, cursor)
+        for entry in found:
+            print(f"{entry.at}  {entry.reason:<17}  {entry.email}")
+        if cursor is None:
+            return 0
+
+
 def mail_simulate(settings: Settings, args: argparse.Namespace) -> int:
     """What SES would publish for the lead's latest mail: a bounce or a complaint."""
     from tsunagu.commands import leads
@@ -512,6 +537,20 @@ def _parser() -> argparse.ArgumentParser:
     suppress.add_argument("email")
     suppress.add_argument("--note", default="", help="why, for the record")
     suppress.set_defaults(run=leads_suppress)
+    unsuppress = leads.add_parser(
+        "unsuppress", help="let mail reach a suppressed lead again (not after a complaint)"
+    )
+    unsuppress.add_argument("email")
+    unsuppress.add_argument("--note", required=True, help="why, for the record")
+    unsuppress.set_defaults(run=leads_unsuppress)
+    suppressed = groups.add_parser(
+        "suppressions", help="the addresses no mail may reach"
+    ).add_subparsers(dest="command", required=True)
+    listing = suppressed.add_parser("list", help="newest first, with the reason")
+    listing.add_argument(
+        "--reason", choices=("hard_bounce", "soft_bounce_limit", "complaint", "manual")
+    )
+    listing.set_defaults(run=suppressions_list)
     change = leads.add_parser("set", help="set a lead's stage, tags, fields or CRM status")
     change.add_argument("email")
     change.add_argument("--stage")

@@ -12,6 +12,7 @@ SYSTEM_EVENT_KINDS = frozenset(
         "mail_bounced",
         "mail_complained",
         "mail_suppressed",
+        "mail_unsuppressed",
         "consent_changed",
         "stage_changed",
         "crm_status_changed",

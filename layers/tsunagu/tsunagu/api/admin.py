@@ -287,6 +287,31 @@ def lead_suppress(call: AdminCall) -> Any:
     return {"lead_id": lead.lead_id, "suppressed": True}
 
 
+class Unsuppression(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(min_length=1, max_length=500)
+    """Why mail may reach the lead again (the address was corrected, ...): kept in the log."""
+
+
+def lead_unsuppress(call: AdminCall) -> Any:
+    """Let mail reach a suppressed lead again (a manual suppression: marketers; after bounces:
+    admins; a complaint: no one)."""
+    asked = call.model(Unsuppression)
+    lifted = leads.unsuppress(_lead_ports(call), call.actor, call.params["lead"], asked.note)
+    return {"lead_id": lifted.lead_id, "suppressed": False, "lifted": lifted.reason}
+
+
+def suppression_list(call: AdminCall) -> Any:
+    """The suppression list, newest first: who no mail may reach and why (hard_bounce,
+    soft_bounce_limit, complaint, manual)."""
+    limit = call.number("limit", PAGE_SIZE, high=MAX_PAGE_SIZE)
+    found, next_cursor = leads.suppressions(
+        _lead_ports(call), call.actor, call.text("reason"), limit, call.text("cursor")
+    )
+    return {"items": [entry.__dict__ for entry in found], "next_cursor": next_cursor}
+
+
 # ---------------------------------------------------------------- journeys
 
 
@@ -423,6 +448,8 @@ def _dry_run_view(result: Simulation, zone: ZoneInfo, calendar: BusinessCalendar
                 "reached": len(result.reached.get(node, [])),
                 "first_at": local(result.reached.get(node, []), min),
                 "last_at": local(result.reached.get(node, []), max),
+                # A send node's mails: later than reaching it when the frequency cap defers them
+                "first_sent_at": local(result.sent.get(node, []), min),
                 "outcomes": dict(result.outcomes.get(node, {})),
                 "skipped": result.skipped.get(node, 0),
             }
@@ -437,7 +464,11 @@ def _dry_run_view(result: Simulation, zone: ZoneInfo, calendar: BusinessCalendar
             for day, name in calendar.days_off(
                 result.start.astimezone(zone).date(),
                 max(
-                    (max(times) for times in result.reached.values() if times),
+                    (
+                        max(times)
+                        for times in (*result.reached.values(), *result.sent.values())
+                        if times
+                    ),
                     default=result.start,
                 )
                 .astimezone(zone)
@@ -865,6 +896,20 @@ ROUTES: tuple[AdminRoute, ...] = (
     ),
     AdminRoute(
         "POST", "/admin/leads/{lead}/suppression", "leads.suppress", lead_suppress, Suppression
+    ),
+    AdminRoute(
+        "DELETE",
+        "/admin/leads/{lead}/suppression",
+        "leads.unsuppress",
+        lead_unsuppress,
+        Unsuppression,
+    ),
+    AdminRoute(
+        "GET",
+        "/admin/suppressions",
+        "suppressions.list",
+        suppression_list,
+        query=("reason", *PAGED),
     ),
     AdminRoute("GET", "/admin/journeys", "journeys.list", journey_list, query=PAGED),
     AdminRoute("POST", "/admin/journeys", "journeys.publish", journey_publish, Publication),

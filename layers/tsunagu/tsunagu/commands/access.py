@@ -68,6 +68,8 @@ OPERATIONS: dict[str, Operation] = {
         ),
         Operation("leads.record_event", MARKETING, changes=True),
         Operation("leads.suppress", MARKETING, changes=True),
+        Operation("leads.unsuppress", MARKETING, changes=True),
+        Operation("suppressions.list", EVERYONE, changes=False),
         Operation("journeys.list", EVERYONE, changes=False),
         Operation("journeys.save", MARKETING, changes=True),
         Operation("journeys.start", MARKETING, changes=True),

@@ -46,6 +46,8 @@ class Journeys(GateStore, JourneyStore, Protocol):
 
     def published_graph(self, journey_id: str) -> StoredGraph | None: ...
 
+    def waiting_by_node(self, journey_id: str, now: datetime) -> dict[str, int]: ...
+
 
 @dataclass(frozen=True)
 class JourneyCommands:
@@ -93,11 +95,12 @@ def show(ports: JourneyCommands, actor: Actor, journey_id: str) -> Journey:
 
 
 def status(ports: JourneyCommands, actor: Actor, journey_id: str | None) -> dict[str, Any]:
-    """Each journey's status, its parked leads by step, and its running executions (None
-    where the journey has no state machine here)."""
+    """Each journey's status, its parked leads by step, the leads waiting at each wait node,
+    and its running executions (None where the journey has no state machine here)."""
     allowed(ports.audit, ports.clock, actor, "journeys.list", "journeys")
     store = ports.journeys
     journeys = [find(ports, journey_id)] if journey_id else store.journeys()
+    now = ports.clock.now()
 
     def one(journey: Journey) -> dict[str, Any]:
         at_step = parked_by_step(store.parked(journey.journey_id))  # one read per journey
@@ -108,6 +111,7 @@ def status(ports: JourneyCommands, actor: Actor, journey_id: str | None) -> dict
             "resume_policy": journey.resume.kind,
             "parked": sum(at_step.values()),
             "parked_at_step": at_step,
+            "waiting_at_node": store.waiting_by_node(journey.journey_id, now),
             "running": ports.running(journey),
         }
 

@@ -9,9 +9,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tsunagu.clock import Clock, isoformat
-from tsunagu.commands.access import SALES_MAY_CHANGE, Actor
+from tsunagu.commands.access import SALES_MAY_CHANGE, Actor, Role
 from tsunagu.commands.audit import AuditLog, allowed, recorded
-from tsunagu.errors import FieldError, Forbidden, MalformedRequest, NotFound, ValidationFailed
+from tsunagu.errors import (
+    ConcurrentUpdate,
+    FieldError,
+    Forbidden,
+    MalformedRequest,
+    NotFound,
+    ValidationFailed,
+)
 from tsunagu.ids import new_id
 from tsunagu.journeys.lifecycle import JourneyEntry
 from tsunagu.leads.lookup import lead_by_email
@@ -20,7 +27,7 @@ from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
 from tsunagu.leads.search import LeadPage, LeadQuery, fold
 from tsunagu.leads.updates import LeadUpdate
 from tsunagu.leads.updates import update_lead as apply_to_stored_lead
-from tsunagu.mail.consent import consent_as_sends_see_it
+from tsunagu.mail.consent import SUPPRESSION_REASONS, SuppressionEntry, consent_as_sends_see_it
 
 EVENT_KIND = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
@@ -51,6 +58,14 @@ class Suppressions(Protocol):
     def suppress(
         self, lead_id: str, email: str, reason: str, at: str, event: LeadEvent
     ) -> None: ...
+
+    def suppression(self, lead_id: str) -> SuppressionEntry | None: ...
+
+    def lift_suppression(self, entry: SuppressionEntry, event: LeadEvent) -> bool: ...
+
+    def suppressions(
+        self, reason: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[SuppressionEntry], str | None]: ...
 
 
 class JourneyEntries(Protocol):
@@ -214,6 +229,62 @@ def suppress(ports: LeadCommands, actor: Actor, email: str, note: str | None) ->
         log.changed({"suppressed": None}, {"suppressed": "manual"})
         log.detail = note
     return lead
+
+
+def suppressions(
+    ports: LeadCommands,
+    actor: Actor,
+    reason: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[SuppressionEntry], str | None]:
+    """The suppression list, newest first: every address no mail may reach, and why."""
+    allowed(ports.audit, ports.clock, actor, "suppressions.list", "suppressions")
+    if reason is not None and reason not in SUPPRESSION_REASONS:
+        known = ", ".join(SUPPRESSION_REASONS)
+        raise ValidationFailed([FieldError("reason", f"one of {known}")])
+    return ports.suppressions.suppressions(reason, limit, cursor)
+
+
+LIFTED_BY_ADMIN_ONLY = frozenset({"hard_bounce", "soft_bounce_limit"})
+"""A bounce is lifted once the address is corrected or the mailbox works again - by an admin,
+as mail to a dead address harms every lead's delivery (the sender's reputation)."""
+
+
+def unsuppress(ports: LeadCommands, actor: Actor, email: str, note: str) -> SuppressionEntry:
+    """Let mail reach a suppressed lead again (consent still decides what it may receive).
+
+    A complaint is never lifted here: the person marked our mail as spam, and only their own
+    new consent may bring marketing mail back."""
+    lead = lead_by_email(ports.leads, email)
+    target = f"lead:{lead.lead_id}"
+    with recorded(ports.audit, ports.clock, actor, "leads.unsuppress", target) as log:
+        entry = ports.suppressions.suppression(lead.lead_id)
+        if entry is None:
+            raise NotFound(f"{lead.email} is not suppressed")
+        if entry.reason == "complaint":
+            raise Forbidden(
+                f"{lead.email} complained about our mail (marked it as spam): no one may lift "
+                "that; mail may reach them again only when they opt in themselves"
+            )
+        if entry.reason in LIFTED_BY_ADMIN_ONLY and actor.role is not Role.ADMIN:
+            raise Forbidden(
+                f"{lead.email} is suppressed after bounces ({entry.reason}): only an admin may "
+                "lift it, once the address is corrected"
+            )
+        now = ports.clock.now()
+        event = LeadEvent(
+            new_id("evt", now),
+            "mail_unsuppressed",
+            isoformat(now),
+            lead.lead_id,
+            properties={"reason": entry.reason, "suppressed_at": entry.at, "note": note},
+        )
+        if not ports.suppressions.lift_suppression(entry, event):
+            raise ConcurrentUpdate(f"{lead.email}'s suppression changed meanwhile: read it again")
+        log.changed({"suppressed": entry.reason}, {"suppressed": None})
+        log.detail = note
+    return entry
 
 
 def _sales_may(actor: Actor, lead: Lead, change: LeadUpdate) -> None:

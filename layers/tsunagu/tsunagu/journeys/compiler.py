@@ -615,7 +615,14 @@ class _Compiler:
         return {
             _schedule_state(node): _lambda_task(
                 "${NextSendTimeFunctionArn}",
-                {"rule": rule, "state.$": "$"},
+                {
+                    "rule": rule,
+                    "state.$": "$",
+                    # Where the execution now waits, for the canvas's live counts.
+                    "journey_id": self.journey_id,
+                    "node": node.id,
+                    "execution.$": "$$.Execution.Name",
+                },
                 ResultSelector=selector,
                 ResultPath="$.schedule",
                 Next=_wait_state(node),

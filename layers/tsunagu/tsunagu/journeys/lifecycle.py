@@ -36,6 +36,20 @@ class JourneyEntry:
 
 
 @dataclass(frozen=True)
+class WaitingAt:
+    """Where an execution waits: at a ``wait`` node until a send time, or at a ``wait_for``
+    node until the lead acts or the deadline passes. One per execution (a later wait replaces
+    it); it counts as waiting only until ``until`` - after that the execution has moved on."""
+
+    journey_id: str
+    node: str
+    execution_name: str
+    lead_id: str
+    since: str
+    until: str
+
+
+@dataclass(frozen=True)
 class ParkedExecution:
     journey_id: str
     execution_name: str

@@ -158,6 +158,9 @@ class Simulation:
     """Decision node id (wait_for, branch, split, holdout) -> outcome -> leads."""
     mails: dict[str, Counter[date]] = field(default_factory=lambda: defaultdict(Counter))
     """Template -> local date -> mails that would go."""
+    sent: dict[str, list[datetime]] = field(default_factory=lambda: defaultdict(list))
+    """Send node id -> the instants its mails would go (later than reaching it when the gate
+    defers a mail under the frequency cap)."""
     skipped: Counter[str] = field(default_factory=Counter)
     """Send node id -> mails the gate would skip (past their day, the cap)."""
     paths: Counter[tuple[str, ...]] = field(default_factory=Counter)
@@ -440,6 +443,7 @@ def _send(
         walker.recent_sends.append(isoformat(walker.now))
         local_day = walker.now.astimezone(ZoneInfo(rules.time_zone)).date()
         result.mails[node.template][local_day] += 1
+        result.sent[node.id].append(walker.now)
         walker.say(node.id, f"sends {node.template}")
     else:
         result.skipped[node.id] += 1

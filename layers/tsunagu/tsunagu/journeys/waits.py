@@ -45,6 +45,7 @@ class JourneyWait:
     node: str | None = None
     """The journey and its ``wait_for`` node: the event that ends the wait is recorded as that
     node's decision (None: a wait registered before decisions were recorded)."""
+    registered_at: str | None = None
 
     def first_match(self, event_type: str, properties: Mapping[str, Any]) -> EventMatch | None:
         return next((m for m in self.matches if m.matches(event_type, properties)), None)
@@ -76,9 +77,19 @@ def register_wait(
     journey_id: str | None = None,
     node: str | None = None,
 ) -> JourneyWait:
-    deadline = clock.now() + timedelta(seconds=timeout_seconds)
+    now = clock.now()
+    deadline = now + timedelta(seconds=timeout_seconds)
     alternatives = (matches,) if isinstance(matches, EventMatch) else tuple(matches)
-    wait = JourneyWait(lead_id, wait_id, token, alternatives, isoformat(deadline), journey_id, node)
+    wait = JourneyWait(
+        lead_id,
+        wait_id,
+        token,
+        alternatives,
+        isoformat(deadline),
+        journey_id,
+        node,
+        registered_at=isoformat(now),
+    )
     store.register_wait(wait)
     return wait
 

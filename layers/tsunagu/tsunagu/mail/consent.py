@@ -36,6 +36,19 @@ class Suppression:
 
 
 @dataclass(frozen=True)
+class SuppressionEntry:
+    """A line of the suppression list."""
+
+    lead_id: str
+    email: str
+    reason: str
+    at: str
+
+
+SUPPRESSION_REASONS = ("hard_bounce", "soft_bounce_limit", "complaint", "manual")
+
+
+@dataclass(frozen=True)
 class ConsentView:
     topics: Mapping[str, str]
     """topic -> opted_in | opted_out | pending."""

@@ -107,6 +107,19 @@ class OwnerRules(BaseModel):
 
     rules: tuple[OwnerRule, ...] = Field(default=(), max_length=100)
 
+    @field_validator("rules")
+    @classmethod
+    def _each_reachable(cls, rules: tuple[OwnerRule, ...]) -> tuple[OwnerRule, ...]:
+        # A round robin takes every lead that reaches it: a rule after it would never be used,
+        # which is always a mistake of order (the catch-all goes last).
+        for position, rule in enumerate(rules[:-1], start=1):
+            if isinstance(rule, RoundRobin):
+                raise ValueError(
+                    f"rule {position + 1} is never reached: the round robin before it (rule "
+                    f"{position}) takes every lead; put the round robin last"
+                )
+        return rules
+
 
 def assign_owner(
     email: str,

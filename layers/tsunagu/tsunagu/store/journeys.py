@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import DeleteError, PutError
 
 from tsunagu.clock import parse_instant
 from tsunagu.journeys.gate import EntryState, SendLedger
-from tsunagu.journeys.lifecycle import JourneyEntry, ParkedExecution, execution_arn, with_exit
+from tsunagu.journeys.lifecycle import (
+    JourneyEntry,
+    ParkedExecution,
+    WaitingAt,
+    execution_arn,
+    with_exit,
+)
 from tsunagu.journeys.model import Journey, StoredGraph
 from tsunagu.journeys.steps import GateView
 from tsunagu.journeys.waits import EventMatch, JourneyWait
@@ -43,6 +50,13 @@ class WaitRepository:
             deadline=wait.deadline,
             expires_at=int(expires.timestamp()),
         ).save()
+        if wait.journey_id and wait.node:
+            execution_name = wait.wait_id.partition(":")[0]  # names cannot hold a colon
+            since = wait.registered_at or wait.deadline
+            at = WaitingAt(
+                wait.journey_id, wait.node, execution_name, wait.lead_id, since, wait.deadline
+            )
+            mark_waiting(self._tables, at)
 
     def waits_of(self, lead_id: str) -> list[JourneyWait]:
         waits = []
@@ -63,6 +77,8 @@ class WaitRepository:
 
     def end_wait(self, wait: JourneyWait) -> None:
         self._tables.waits(wait.lead_id, wait.wait_id).delete()
+        if wait.journey_id and wait.node:
+            stop_waiting(self._tables, wait.journey_id, wait.wait_id.partition(":")[0], wait.node)
 
     def end_waits_of(self, lead_id: str, execution_name: str) -> int:
         """Forget what an execution that left its journey was waiting for."""
@@ -71,6 +87,42 @@ class WaitRepository:
         for item in items:
             item.delete()
         return len(items)
+
+
+def mark_waiting(tables: Tables, waiting: WaitingAt) -> None:
+    """Record where the execution waits (replacing where it waited before)."""
+    expires = parse_instant(waiting.until) + WAIT_GRACE
+    tables.journeys(
+        _waiting_pk(waiting.journey_id),
+        waiting.execution_name,
+        data={"lead_id": waiting.lead_id, "until": waiting.until},
+        status="waiting",
+        node=waiting.node,
+        updated_at=waiting.since,
+        expires_at=int(expires.timestamp()),
+    ).save()
+
+
+def stop_waiting(tables: Tables, journey_id: str, execution_name: str, node: str | None) -> None:
+    """The execution no longer waits (at ``node``, when given: a later wait's record stays)."""
+    model = tables.journeys
+    item = model(_waiting_pk(journey_id), execution_name)
+    try:
+        item.delete(condition=None if node is None else model.node == node)
+    except DeleteError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
+
+
+def waiting_by_node(tables: Tables, journey_id: str, now: datetime) -> dict[str, int]:
+    """How many executions of the journey wait at each node now (one Query of its records;
+    a record whose wait is over is not counted - the execution has moved on)."""
+    counts: Counter[str] = Counter()
+    model = tables.journeys
+    for item in model.query(_waiting_pk(journey_id), attributes_to_get=["node", "data"]):
+        if item.node and parse_instant(item.data["until"]) > now:
+            counts[item.node] += 1
+    return dict(counts)
 
 
 def _matches(stored: dict[str, Any]) -> tuple[EventMatch, ...]:
@@ -120,6 +172,10 @@ def _entry_key(lead_id: str, journey_id: str) -> tuple[str, str]:
 
 def _ledger_key(lead_id: str) -> tuple[str, str]:
     return f"lead#{lead_id}", "sends"
+
+
+def _waiting_pk(journey_id: str) -> str:
+    return f"waiting#{journey_id}"
 
 
 def _parked_pk(journey_id: str) -> str:
@@ -300,6 +356,14 @@ class JourneyRepository:
         pk, sk = _entry_key(entry.lead_id, entry.journey_id)
         left = with_exit(entry, reason, at)
         model(pk, sk, data=_entry_data(left), status="exited", updated_at=at).save()
+        stop_waiting(self._tables, entry.journey_id, entry.execution_name, None)
+
+    # -- where executions wait
+    def mark_waiting(self, waiting: WaitingAt) -> None:
+        mark_waiting(self._tables, waiting)
+
+    def waiting_by_node(self, journey_id: str, now: datetime) -> dict[str, int]:
+        return waiting_by_node(self._tables, journey_id, now)
 
     # -- parked executions
     def park(self, parked: ParkedExecution) -> None:

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from tsunagu.clock import Clock, isoformat, parse_instant
+from tsunagu.cursors import decode_cursor, encode_cursor, not_a_cursor
 from tsunagu.leads.model import ConsentEvidence, LeadEvent
-from tsunagu.mail.consent import Recipient
+from tsunagu.mail.consent import Recipient, SuppressionEntry
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.store.converters import (
     consent_items,
@@ -24,6 +25,9 @@ from tsunagu.store.leads import LeadRepository
 from tsunagu.store.tables import Tables, batch_get, get_or_none
 
 SEND_RECORD_DAYS = 90
+SUPPRESSION = "suppression"
+"""The consent record that stops all mail to a lead, and its key in the index of them."""
+SUPPRESSION_INDEX = "suppressions"
 _latest: dict[tuple[str, str], tuple[float, MailTemplate]] = {}
 _versions: dict[tuple[str, str, int], MailTemplate] = {}
 
@@ -171,9 +175,75 @@ class MailRepository(LeadRepository):
         model = self._tables.consent
         with TransactWrite(connection=self._tables.connection) as transaction:
             transaction.save(
-                model(lead_id, "suppression", topic="*", status=reason, at=at, email=email)
+                model(
+                    lead_id,
+                    SUPPRESSION,
+                    topic="*",
+                    status=reason,
+                    at=at,
+                    email=email,
+                    listed=SUPPRESSION,
+                )
             )
             transaction.save(event_to_item(self._tables, event))
+
+    def suppression(self, lead_id: str) -> SuppressionEntry | None:
+        item = get_or_none(self._tables.consent, lead_id, SUPPRESSION)
+        return None if item is None else SuppressionEntry(lead_id, item.email, item.status, item.at)
+
+    def lift_suppression(self, entry: SuppressionEntry, event: LeadEvent) -> bool:
+        """Remove the suppression read as ``entry`` (False when it changed meanwhile: a bounce
+        or complaint that arrived since is not lifted by a decision about the older one)."""
+        model = self._tables.consent
+        try:
+            with TransactWrite(connection=self._tables.connection) as transaction:
+                transaction.delete(
+                    model(entry.lead_id, SUPPRESSION),
+                    condition=(model.status == entry.reason) & (model.at == entry.at),
+                )
+                transaction.save(event_to_item(self._tables, event))
+                if entry.reason == "soft_bounce_limit":
+                    # Counting starts again: the next soft bounce is the first, not the limit.
+                    transaction.delete(model(entry.lead_id, "soft_bounces"))
+        except TransactWriteError as error:
+            if _conditions_failed(error):
+                return False
+            raise
+        return True
+
+    def suppressions(
+        self, reason: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[SuppressionEntry], str | None]:
+        """The suppression list, newest first, a page at a time (the sparse ``suppressions``
+        index holds suppression records only; a reason filters within it)."""
+        client: Any = self._tables.connection.client
+        request: dict[str, Any] = {
+            "TableName": self._tables.settings.consent_table,
+            "IndexName": SUPPRESSION_INDEX,
+            "KeyConditionExpression": "listed = :l",
+            "ExpressionAttributeValues": {":l": {"S": SUPPRESSION}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if reason is not None:
+            request["FilterExpression"] = "#s = :r"
+            request["ExpressionAttributeNames"] = {"#s": "status"}
+            request["ExpressionAttributeValues"][":r"] = {"S": reason}
+        start = _suppression_cursor(cursor)
+        found: list[SuppressionEntry] = []
+        while True:
+            if start is not None:
+                request["ExclusiveStartKey"] = start
+            answer = client.query(**request)
+            for raw in answer.get("Items", []):
+                item = self._tables.consent.from_raw_data(raw)
+                found.append(SuppressionEntry(item.lead_id, item.email, item.status, item.at))
+                if len(found) == limit:
+                    key = {n: raw[n] for n in ("lead_id", "record", "listed", "at")}
+                    return found, encode_cursor({"i": SUPPRESSION_INDEX, "k": key})
+            start = answer.get("LastEvaluatedKey")
+            if start is None:
+                return found, None
 
     def reset_soft_bounces(self, lead_id: str) -> None:
         self._tables.consent(lead_id, "soft_bounces").delete()
@@ -191,6 +261,25 @@ class MailRepository(LeadRepository):
             ]
         )
         return len(item.feedback_ids or ())
+
+
+def _suppression_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    value = decode_cursor(cursor)
+    key = value.get("k")
+    if value.get("i") != SUPPRESSION_INDEX or not isinstance(key, dict):
+        raise not_a_cursor()
+    if set(key) != {"lead_id", "record", "listed", "at"} or not all(
+        isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in key.values()
+    ):
+        raise not_a_cursor()
+    return key
+
+
+def _conditions_failed(error: TransactWriteError) -> bool:
+    reasons = error.cancellation_reasons
+    return any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons)
 
 
 def table_cache_seconds(tables: Tables) -> float:

@@ -113,6 +113,9 @@ class ConsentItem(Model):
     consent has none: its evidence names the form)."""
     feedback_ids = UnicodeSetAttribute(null=True)
     """On the soft_bounces record: SES feedback ids counted (a redelivered event counts once)."""
+    listed = UnicodeAttribute(null=True)
+    """On the suppression record only: its key in the ``suppressions`` index (newest first),
+    which holds nothing else - the suppression list is read without a Scan."""
 
 
 class FormItem(Model):
@@ -144,7 +147,9 @@ class JourneyRecordItem(Model):
     - ``journey#<id>`` / ``definition`` — the journey (``data`` holds its JSON);
     - ``account`` / ``control`` — the account-wide emergency stop;
     - ``lead#<lead_id>`` / ``entry#<journey_id>`` — a lead's entry: its execution, when, why;
-    - ``parked#<journey_id>`` / ``<execution name>`` — an execution held at a gate while paused.
+    - ``parked#<journey_id>`` / ``<execution name>`` — an execution held at a gate while paused;
+    - ``waiting#<journey_id>`` / ``<execution name>`` — the wait node an execution is at, and
+      until when (the canvas's live counts).
     """
 
     class Meta:
@@ -155,6 +160,10 @@ class JourneyRecordItem(Model):
     data = JSONAttribute()
     status = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute()
+    node = UnicodeAttribute(null=True)
+    """On a waiting record: the node (a condition when the wait ends: only that wait's record)."""
+    expires_at = NumberAttribute(null=True)
+    """Epoch seconds; the table's TTL attribute (waiting records, a day after their wait)."""
 
 
 class QualificationItem(Model):

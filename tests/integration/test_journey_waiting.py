@@ -1,0 +1,120 @@
+"""Where executions wait, for the canvas's live counts (moto, in-process): the wait steps record
+it as the generated state machines call them, a later wait replaces an earlier one, and the
+record stops counting when the wait ends - by the lead acting, by leaving the journey, or by its
+time passing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, AwsStack
+from tests.support.leads import store_lead
+from tests.support.shipped import install_shipped_journeys
+from tsunagu import services
+from tsunagu.clock import parse_instant
+from tsunagu.commands import journeys
+from tsunagu.journeys.compiler import compile_journey, read_definition
+from tsunagu.journeys.lifecycle import JourneyEntry
+from tsunagu.settings import Settings
+
+JOURNEY = "seminar_follow_up"
+WAIT_FOR = "click_or_attend"
+TIMED = "next_business_morning"
+
+
+def waiting(settings: Settings) -> dict[str, int]:
+    report = journeys.status(
+        services.journey_commands(settings), services.operator(settings), JOURNEY
+    )
+    (one,) = report["journeys"]
+    counts: dict[str, int] = one["waiting_at_node"]
+    return counts
+
+
+def wait_for_payload(execution: str, lead_id: str) -> dict[str, Any]:
+    return {
+        "token": f"token-{execution}",
+        "lead_id": lead_id,
+        "wait_id": f"{execution}:Wait for a click on the invitation or for attendance",
+        "events": [{"type": "link_clicked", "label": "clicked"}],
+        "timeout_seconds": 3 * 24 * 3600,
+        "journey_id": JOURNEY,
+        "node": WAIT_FOR,
+    }
+
+
+def schedule_payload(execution: str, lead_id: str) -> dict[str, Any]:
+    return {
+        "rule": {"kind": "next_business_day", "at": "10:00"},
+        "state": {"lead_id": lead_id},
+        "journey_id": JOURNEY,
+        "node": TIMED,
+        "execution": execution,
+    }
+
+
+@pytest.fixture
+def stack(aws: AwsStack) -> Settings:
+    settings = aws.settings()
+    install_shipped_journeys(settings)
+    return settings
+
+
+def test_the_generated_steps_pass_what_the_count_needs() -> None:
+    definition = read_definition((ROOT / "journeys" / f"{JOURNEY}.json").read_text("utf-8"))
+    states = compile_journey(definition)["States"]
+    schedule = states["Schedule mail A for the next business morning"]["Parameters"]["Payload"]
+    assert schedule["journey_id"] == JOURNEY and schedule["node"] == TIMED
+    assert schedule["execution.$"] == "$$.Execution.Name"
+    wait = states["Wait for a click on the invitation or for attendance"]["Parameters"]["Payload"]
+    assert (wait["journey_id"], wait["node"]) == (JOURNEY, WAIT_FOR)
+
+
+def test_each_execution_counts_once_at_the_node_it_waits_at(stack: Settings, aws: AwsStack) -> None:
+    leads = [store_lead(aws, f"waiting.{n}@example.jp").lead_id for n in range(3)]
+    register = aws.function("wait_for_event")
+    schedule = aws.function("next_send_time")
+    assert waiting(stack) == {}
+
+    for n, lead_id in enumerate(leads):
+        register.invoke(wait_for_payload(f"exec-{n}", lead_id))
+    register.invoke(wait_for_payload("exec-0", leads[0]))  # a retried task: still one
+    assert waiting(stack) == {WAIT_FOR: 3}
+
+    # exec-0 clicked: its wait ends, and it moves on to wait for the next business morning
+    store = services.wait_repository(stack)
+    (wait,) = store.waits_of(leads[0])
+    store.end_wait(wait)
+    assert waiting(stack) == {WAIT_FOR: 2}
+    answer = schedule.invoke(schedule_payload("exec-0", leads[0]))
+    assert waiting(stack) == {WAIT_FOR: 2, TIMED: 1}
+
+    # exec-1 leaves the journey (unsubscribed, say): it no longer waits anywhere
+    repository = services.journey_repository(stack)
+    left = JourneyEntry(
+        leads[1], JOURNEY, "exec-1", "arn:exec-1", "2026-12-01T00:00:00+00:00", "manual",
+        None, 1, "active", None, "2026-12-01T00:00:00+00:00",
+    )  # fmt: skip
+    repository.exit_entry(left, "unsubscribed", "2026-12-01T00:00:01+00:00")
+    assert waiting(stack) == {WAIT_FOR: 1, TIMED: 1}
+
+    # Once the send time has passed, exec-0 is not waiting any more (it has gone on to send)
+    send_at = parse_instant(answer["send_at"])
+    assert repository.waiting_by_node(JOURNEY, send_at - timedelta(seconds=1)) == {
+        WAIT_FOR: 1,
+        TIMED: 1,
+    }
+    assert repository.waiting_by_node(JOURNEY, send_at) == {WAIT_FOR: 1}
+
+
+def test_a_wait_that_ended_does_not_remove_a_later_one(stack: Settings, aws: AwsStack) -> None:
+    lead_id = store_lead(aws, "later.wait@example.jp").lead_id
+    aws.function("wait_for_event").invoke(wait_for_payload("exec-9", lead_id))
+    (wait,) = services.wait_repository(stack).waits_of(lead_id)
+    # The execution already waits at the next node when the old wait's clean-up comes late
+    aws.function("next_send_time").invoke(schedule_payload("exec-9", lead_id))
+    services.wait_repository(stack).end_wait(wait)
+    assert waiting(stack) == {TIMED: 1}
