@@ -184,3 +184,40 @@ def test_a_paused_journey_resumed_by_skipping_sends_nothing_it_held(
     ]
     assert any("導入事例セミナーのご案内" in s and "【ご招待】" in s for s in subjects), subjects
     assert "【残席わずか】導入事例セミナーのご案内" not in subjects, subjects
+
+
+def test_a_marketer_sets_a_wait_and_a_wait_for_in_forms_not_json(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    page = console_page(
+        chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), at="journeys/seminar_follow_up"
+    )
+    # The wait for a click or attendance: three days, listening to the invitation's clicks
+    expect(node(page, "click_or_attend")).to_be_visible()
+    node(page, "click_or_attend").click()
+    panel = page.locator(".panel")
+    expect(panel.get_by_label("Within (days)")).to_have_value("3")
+    expect(panel.get_by_label("Of the mail").first).to_have_value("invitation")
+    panel.get_by_label("Within (days)").fill("5")
+    # ... and mail A's wait: the next business day at 10:00, moved to 09:30
+    node(page, "next_business_morning").click()
+    expect(panel.get_by_label(re.compile(r"^Rule"))).to_have_value("next_business_day")
+    panel.get_by_label("At (local time)").fill("09:30")
+    assert accessibility_problems(page) == []
+
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Draft saved")
+    # The stored draft, read from the API with her own token
+    stored = page.evaluate(
+        """async () => {
+            const token = JSON.parse(sessionStorage.getItem("tsunagu.session")).idToken;
+            const answer = await fetch("/admin/journeys/seminar_follow_up/graph",
+                                       {headers: {authorization: `Bearer ${token}`}});
+            return await answer.json();
+        }"""
+    )
+    assert stored["which"] == "draft", stored
+    nodes = {n["id"]: n for n in stored["definition"]["nodes"]}
+    assert nodes["click_or_attend"]["within_seconds"] == 5 * 86_400
+    rule = nodes["next_business_morning"]["rule"]
+    assert (rule["kind"], rule["at"]) == ("next_business_day", "09:30"), rule

@@ -24,9 +24,9 @@ import { Link, useNavigate, useParams } from "react-router";
 import { ApiError, type FieldProblem, api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay } from "../me";
+import { type JourneyNode, NodeFields } from "./NodeFields";
 import { SendCalendar } from "./SendCalendar";
 
-type JourneyNode = { id: string; kind: string; label: string; [field: string]: unknown };
 interface Definition {
   $format: string;
   journey_id: string;
@@ -560,6 +560,9 @@ export default function JourneyCanvas() {
               node={chosen}
               isStart={definition.start === chosen.id}
               editable={editable}
+              sends={definition.nodes
+                .filter((node) => node.kind === "send")
+                .map((node) => ({ slot: String(node.result ?? node.id), label: node.label }))}
               onChange={(node) => replaceNode(chosen.id, node)}
               onStart={() => change({ ...definition, start: chosen.id })}
               onDelete={() => deleteNode(chosen.id)}
@@ -667,6 +670,7 @@ function NodePanel(props: {
   node: JourneyNode;
   isStart: boolean;
   editable: boolean;
+  sends: { slot: string; label: string }[];
   onChange: (node: JourneyNode) => void;
   onStart: () => void;
   onDelete: () => void;
@@ -675,6 +679,8 @@ function NodePanel(props: {
   const [text, setText] = useState(() => JSON.stringify(props.node, null, 2));
   const [problem, setProblem] = useState<string | null>(null);
   const { node } = props;
+  // The JSON shows what the forms above changed too
+  useEffect(() => setText(JSON.stringify(node, null, 2)), [node]);
   const set = (field: string, value: unknown) => props.onChange({ ...node, [field]: value });
   return (
     <section>
@@ -689,16 +695,7 @@ function NodePanel(props: {
           onChange={(event) => set("label", event.target.value)}
         />
       </label>
-      {node.kind === "send" && (
-        <label>
-          {t("canvas.template")}
-          <input
-            value={String(node.template ?? "")}
-            readOnly={!props.editable}
-            onChange={(event) => set("template", event.target.value)}
-          />
-        </label>
-      )}
+      <NodeFields node={node} editable={props.editable} sends={props.sends} onChange={props.onChange} />
       <details>
         <summary>{t("canvas.all_fields")}</summary>
         <label>

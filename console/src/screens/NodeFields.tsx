@@ -1,0 +1,271 @@
+// The chosen node's settings as forms, per kind: which mail a send sends, when a wait lets the
+// lead go on (in business time), what a wait-for listens for and for how long, what an update
+// sets on the lead, what the owner is told. What has no form here (a branch's cases, a split's
+// shares, a webhook) stays in the node's JSON under "Every field".
+import { useEffect, useState } from "react";
+import { useTranslation } from "react-i18next";
+
+import { api, type Page } from "../api";
+
+export type JourneyNode = { id: string; kind: string; label: string; [field: string]: unknown };
+
+interface Awaited {
+  type: string;
+  outcome: string;
+  of_mail?: string | null;
+  url_contains?: string | null;
+}
+interface Exit {
+  outcome: string;
+  next: string;
+}
+
+const RULE_KINDS = ["next_business_day", "same_day_or_next", "business_days_later"] as const;
+const AWAITED_KINDS = ["link_clicked", "mail_opened", "form_submitted", "seminar_attended", "page_view"];
+const STAGES = ["lead", "mql", "sql", "opportunity", "customer", "recycled", "disqualified"];
+const DAY = 86_400;
+
+let templates: Promise<string[]> | null = null;
+/** The templates' ids, read once per page: the choices of a send. */
+function templateIds(): Promise<string[]> {
+  templates ??= api<Page<{ template_id: string }>>("GET", "/admin/templates", { query: { limit: 200 } })
+    .then((page) => page.items.map((item) => item.template_id))
+    .catch(() => {
+      templates = null;
+      return [];
+    });
+  return templates;
+}
+
+function tags(text: string): string[] {
+  return text
+    .split(/[,、\s]+/)
+    .map((tag) => tag.trim())
+    .filter(Boolean);
+}
+
+export function NodeFields({
+  node,
+  editable,
+  sends,
+  onChange,
+}: {
+  node: JourneyNode;
+  editable: boolean;
+  /** The journey's send nodes: what a wait-for may listen to the activity of. */
+  sends: { slot: string; label: string }[];
+  onChange: (node: JourneyNode) => void;
+}) {
+  const { t } = useTranslation();
+  const set = (field: string, value: unknown) => {
+    const next = { ...node, [field]: value };
+    if (value === undefined || value === null || value === "") delete next[field];
+    onChange(next);
+  };
+  const disabled = !editable;
+
+  switch (node.kind) {
+    case "send":
+      return <TemplateChoice value={String(node.template ?? "")} disabled={disabled} onChange={(v) => set("template", v)} />;
+    case "wait": {
+      const rule = (node.rule ?? { kind: "next_business_day", at: "10:00" }) as Record<string, unknown>;
+      const setRule = (field: string, value: unknown) => {
+        const next: Record<string, unknown> = { ...rule, [field]: value };
+        if (field === "kind") {
+          // Only the fields of the chosen kind: the definition refuses the others' leftovers
+          delete next.days;
+          delete next.cutoff;
+          delete next.only_that_day;
+          if (value === "business_days_later") next.days = 3;
+          if (value === "same_day_or_next") next.cutoff = "17:00";
+        }
+        if (value === false) delete next[field];
+        set("rule", next);
+      };
+      return (
+        <fieldset className="node-fields" disabled={disabled}>
+          <legend>{t("node.when")}</legend>
+          <label>
+            {t("node.rule")}
+            <select value={String(rule.kind)} onChange={(event) => setRule("kind", event.target.value)}>
+              {RULE_KINDS.map((kind) => (
+                <option key={kind} value={kind}>
+                  {t(`node.rules.${kind}`)}
+                </option>
+              ))}
+            </select>
+          </label>
+          {rule.kind === "business_days_later" && (
+            <label>
+              {t("node.days")}
+              <input type="number" min={1} max={60} value={Number(rule.days ?? 1)}
+                onChange={(event) => setRule("days", Number(event.target.value))} />
+            </label>
+          )}
+          {rule.kind === "same_day_or_next" && (
+            <label>
+              {t("node.cutoff")}
+              <input type="time" value={String(rule.cutoff ?? "17:00")}
+                onChange={(event) => setRule("cutoff", event.target.value)} />
+            </label>
+          )}
+          <label>
+            {t("node.at")}
+            <input type="time" value={String(rule.at ?? "10:00")} onChange={(event) => setRule("at", event.target.value)} />
+          </label>
+          {rule.kind === "same_day_or_next" && (
+            <label className="check">
+              <input type="checkbox" checked={Boolean(rule.only_that_day)}
+                onChange={(event) => setRule("only_that_day", event.target.checked)} />
+              {t("node.only_that_day")}
+            </label>
+          )}
+          <p className="note">{t("node.business_time")}</p>
+        </fieldset>
+      );
+    }
+    case "wait_for": {
+      const events = (Array.isArray(node.events) ? node.events : []) as Awaited[];
+      const exits = (Array.isArray(node.exits) ? node.exits : []) as Exit[];
+      const seconds = Number(node.within_seconds ?? 3 * DAY);
+      const setEvent = (index: number, field: keyof Awaited, value: string) => {
+        const changed = events.map((event, i) => {
+          if (i !== index) return event;
+          const next: Awaited = { ...event, [field]: value || undefined };
+          if (!value) delete next[field];
+          return next;
+        });
+        const update: JourneyNode = { ...node, events: changed };
+        if (field === "outcome") {
+          // The exit of the old outcome follows the rename: its edge stays where it was drawn
+          const before = events[index].outcome;
+          update.exits = exits.map((exit) => (exit.outcome === before ? { ...exit, outcome: value } : exit));
+        }
+        onChange(update);
+      };
+      return (
+        <fieldset className="node-fields" disabled={disabled}>
+          <legend>{t("node.listens")}</legend>
+          <label>
+            {t("node.within_days")}
+            <input type="number" min={1} max={365} step="any" value={Math.round((seconds / DAY) * 100) / 100}
+              onChange={(event) => set("within_seconds", Math.max(60, Math.round(Number(event.target.value) * DAY)))} />
+          </label>
+          {events.map((event, index) => (
+            <div key={index} className="card awaited">
+              <label>
+                {t("node.activity")}
+                <select value={event.type} onChange={(e) => setEvent(index, "type", e.target.value)}>
+                  {[...new Set([event.type, ...AWAITED_KINDS])].map((kind) => (
+                    <option key={kind} value={kind}>
+                      {t(`events.${kind}`, { defaultValue: kind })}
+                    </option>
+                  ))}
+                </select>
+              </label>
+              {(event.type === "link_clicked" || event.type === "mail_opened") && (
+                <label>
+                  {t("node.of_mail")}
+                  <select value={event.of_mail ?? ""} onChange={(e) => setEvent(index, "of_mail", e.target.value)}>
+                    <option value="">{t("node.any_mail")}</option>
+                    {sends.map((send) => (
+                      <option key={send.slot} value={send.slot}>
+                        {send.label}
+                      </option>
+                    ))}
+                  </select>
+                </label>
+              )}
+              {(event.type === "link_clicked" || event.type === "page_view") && (
+                <label>
+                  {t("rules.url_contains")}
+                  <input value={event.url_contains ?? ""} onChange={(e) => setEvent(index, "url_contains", e.target.value)} />
+                </label>
+              )}
+              <label>
+                {t("node.outcome")}
+                <input value={event.outcome} pattern="[a-z][a-z0-9_]*"
+                  onChange={(e) => setEvent(index, "outcome", e.target.value)} />
+              </label>
+              {editable && events.length > 1 && (
+                <button type="button" className="link"
+                  onClick={() => onChange({ ...node, events: events.filter((_, i) => i !== index) })}>
+                  {t("rules.remove")}
+                </button>
+              )}
+            </div>
+          ))}
+          {editable && events.length < 10 && (
+            <button type="button" className="secondary"
+              onClick={() => onChange({ ...node, events: [...events, { type: "link_clicked", outcome: `outcome_${events.length + 1}` }] })}>
+              {t("node.add_event")}
+            </button>
+          )}
+          <p className="note">{t("node.exits_by_edges")}</p>
+        </fieldset>
+      );
+    }
+    case "update_lead":
+      return (
+        <fieldset className="node-fields" disabled={disabled}>
+          <legend>{t("node.sets")}</legend>
+          <label>
+            {t("node.stage")}
+            <select value={String(node.stage ?? "")} onChange={(event) => set("stage", event.target.value)}>
+              <option value="">{t("node.stage_unchanged")}</option>
+              {STAGES.map((stage) => (
+                <option key={stage} value={stage}>
+                  {t(`stages.${stage}`)}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            {t("node.add_tags")}
+            <TagInput value={(node.add_tags as string[] | undefined) ?? []} onChange={(v) => set("add_tags", v.length ? v : undefined)} />
+          </label>
+          <label>
+            {t("node.remove_tags")}
+            <TagInput value={(node.remove_tags as string[] | undefined) ?? []} onChange={(v) => set("remove_tags", v.length ? v : undefined)} />
+          </label>
+        </fieldset>
+      );
+    case "notify_owner":
+      return (
+        <label>
+          {t("node.message")}
+          <textarea rows={4} value={String(node.message ?? "")} readOnly={disabled}
+            onChange={(event) => set("message", event.target.value)} />
+        </label>
+      );
+    default:
+      return null;
+  }
+}
+
+/** Tags typed with commas or spaces; kept as typed until the field is left. */
+function TagInput({ value, onChange }: { value: string[]; onChange: (tags: string[]) => void }) {
+  const joined = value.join(", ");
+  const [text, setText] = useState(joined);
+  useEffect(() => setText(joined), [joined]);
+  return <input value={text} onChange={(event) => setText(event.target.value)} onBlur={() => onChange(tags(text))} />;
+}
+
+function TemplateChoice({ value, disabled, onChange }: { value: string; disabled: boolean; onChange: (v: string) => void }) {
+  const { t } = useTranslation();
+  const [ids, setIds] = useState<string[]>([]);
+  useEffect(() => {
+    void templateIds().then(setIds);
+  }, []);
+  return (
+    <label>
+      {t("canvas.template")}
+      <input value={value} list="template-ids" readOnly={disabled} onChange={(event) => onChange(event.target.value)} />
+      <datalist id="template-ids">
+        {ids.map((id) => (
+          <option key={id} value={id} />
+        ))}
+      </datalist>
+    </label>
+  );
+}
