@@ -158,6 +158,33 @@ def test_a_viewer_sees_no_button_that_changes_anything_and_is_refused_when_forci
     assert lead["stage"] != "customer"
 
 
+def test_a_marketer_edits_a_mail_and_sees_it_rendered_for_the_lead_as_she_types(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    page = console_page(
+        chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="templates/seminar-invitation"
+    )
+    caption = page.locator("figure.preview figcaption")
+    preview = page.frame_locator("figure.preview iframe")
+    # Before any lead is named, the sample lead's data fills the merge tags
+    expect(caption).to_contain_text("as edited, not stored yet")
+
+    page.get_by_label("Preview for the lead").fill(LEAD)
+    page.get_by_label("Subject").fill("{{ lead.name }} 様へ: 導入事例セミナーのご案内")
+    expect(caption).to_contain_text("佐藤 香織 様へ: 導入事例セミナーのご案内")
+    expect(preview.locator("body")).to_be_visible()
+    # Links in the preview go nowhere (the sender's renderer, with inert links)
+    hrefs = preview.locator("a").evaluate_all("links => links.map(a => a.href)")
+    assert hrefs and all(href.startswith("https://preview.invalid/") for href in hrefs), hrefs
+
+    # A subject that does not render says why, and nothing was stored
+    page.get_by_label("Subject").fill("{{ lead.name 様へ")
+    expect(page.get_by_role("alert")).to_contain_text("does not render")
+    listed = tsunagu.cli("templates", "list").stdout.splitlines()
+    (invitation,) = [line for line in listed if line.startswith("seminar-invitation\t")]
+    assert invitation.split("\t")[1] == "v1", invitation
+
+
 def test_a_marketer_changes_the_rules_in_forms_and_nothing_is_kept_that_the_api_refuses(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:

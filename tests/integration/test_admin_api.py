@@ -346,6 +346,41 @@ def test_a_preview_names_what_is_missing(stack: Settings) -> None:
     assert (unknown, no_version) == (404, 404)
 
 
+def test_the_draft_being_edited_is_previewed_for_a_lead_before_it_is_stored(
+    stack: Settings,
+) -> None:
+    path = "/admin/templates/seminar-invitation/preview"
+    # When the editor asks for the preview of what it holds (a viewer may look too)
+    status, shown = call(
+        stack, "POST", path, role=Role.VIEWER, body={"template": NEW_VERSION, "lead": OWNED}
+    )
+    # Then it is rendered with the lead's data by the sender's renderer, its links inert
+    assert status == 200, shown
+    assert (shown["subject"], shown["version"]) == ("テスト 太郎 様: セミナーのご案内", None)
+    links = re.findall(r'href="([^"]+)"', shown["html"])
+    assert links and all(link.startswith("https://preview.invalid/") for link in links)
+    # ... with the sample lead's when no lead is named
+    _, sample = call(stack, "POST", path, body={"template": NEW_VERSION})
+    assert sample["subject"] == "見本 花子 様: セミナーのご案内"
+    # And nothing was stored or sent
+    _, latest = call(stack, "GET", "/admin/templates/seminar-invitation")
+    assert latest["version"] == 1
+    assert [e.type for e in services.lead_repository(stack).events("lead_owned")] == [
+        "lead_imported"
+    ]
+
+    # A draft that does not render, or is not a template, is a 422 naming the problem
+    for draft, problem in (
+        ({**NEW_VERSION, "html": "<p>{{ lead.name </p>"}, "does not render"),
+        ({**NEW_VERSION, "subject": ""}, '"field": "subject"'),
+        ({**NEW_VERSION, "html": "x" * 200_001}, '"field": "html"'),
+    ):
+        status, body = call(stack, "POST", path, body={"template": draft})
+        assert status == 422 and problem in json.dumps(body), body
+    unknown, _ = call(stack, "POST", path, body={"template": NEW_VERSION, "lead": NOT_OWNED + "x"})
+    assert unknown == 404
+
+
 def test_a_test_send_reaches_only_the_allowlist_marked_and_with_inert_links(
     stack: Settings,
 ) -> None:

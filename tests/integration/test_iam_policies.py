@@ -701,6 +701,9 @@ def drive_admin_api(aws: AwsStack, email: str) -> None:
                  "subject": "IAM", "html": "<p>IAM</p>", "from_address": "news@example.com"}),
         ("GET", "/admin/templates/seminar-invitation", None),
         ("GET", f"/admin/templates/seminar-invitation/preview?lead={email}", None),
+        ("POST", "/admin/templates/seminar-invitation/preview", {"lead": email, "template": {
+            "name": "IAM", "subject": "IAM", "html": "<p>IAM</p>",
+            "from_address": "news@example.com"}}),
     ]  # fmt: skip
     as_admin: list[tuple[str, str, Any]] = [
         ("POST", "/admin/users", {"email": "new.marketer@example.jp", "role": "marketer"}),

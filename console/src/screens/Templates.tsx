@@ -1,4 +1,4 @@
-import { type FormEvent, useCallback, useEffect, useState } from "react";
+import { type FormEvent, useCallback, useEffect, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { Link, useNavigate, useParams } from "react-router";
 
@@ -23,11 +23,14 @@ interface MailTemplate {
 }
 
 interface Preview {
-  version: number;
+  version: number | null;
   subject: string;
   html: string;
   text: string;
 }
+
+/** How long the editor rests before its preview is rendered again. */
+const PREVIEW_AFTER_MS = 400;
 
 export default function Templates() {
   const { templateId } = useParams();
@@ -82,6 +85,7 @@ function TemplateEditor({ templateId }: { templateId: string }) {
   const [template, setTemplate] = useState<MailTemplate | null>(null);
   const [lead, setLead] = useState("");
   const [preview, setPreview] = useState<Preview | null>(null);
+  const [previewProblem, setPreviewProblem] = useState<string | null>(null);
   const [to, setTo] = useState("");
   const [message, setMessage] = useState<string | null>(null);
   const path = `/admin/templates/${encodeURIComponent(templateId)}`;
@@ -94,14 +98,26 @@ function TemplateEditor({ templateId }: { templateId: string }) {
     void load().catch((error) => setMessage(describeError(error)));
   }, [load]);
 
-  async function showPreview(version?: number) {
-    if (!lead.trim()) return;
-    try {
-      setPreview(await api<Preview>("GET", `${path}/preview`, { query: { lead: lead.trim(), version } }));
-    } catch (error) {
-      setMessage(describeError(error));
-    }
-  }
+  // The live preview: what the editor holds, rendered by the sender's own renderer for the
+  // chosen lead (the sample lead until an address is typed whole) a moment after each change.
+  const asked = useRef(0);
+  useEffect(() => {
+    if (template === null) return;
+    const { version: _version, created_at: _created, ...draft } = template;
+    const address = lead.trim();
+    const forLead = /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(address) ? address : undefined;
+    const timer = window.setTimeout(() => {
+      const mine = ++asked.current;
+      api<Preview>("POST", `${path}/preview`, { body: { template: draft, lead: forLead } })
+        .then((shown) => {
+          if (mine !== asked.current) return; // a later change's answer is on its way
+          setPreview(shown);
+          setPreviewProblem(null);
+        })
+        .catch((error) => mine === asked.current && setPreviewProblem(describeError(error)));
+    }, PREVIEW_AFTER_MS);
+    return () => window.clearTimeout(timer);
+  }, [template, lead, path]);
 
   async function save(event: FormEvent) {
     event.preventDefault();
@@ -112,7 +128,6 @@ function TemplateEditor({ templateId }: { templateId: string }) {
       const stored = await api<MailTemplate>("POST", `${path}/versions`, { body });
       setTemplate(stored);
       setMessage(t("mail.stored", { version: stored.version }));
-      await showPreview(stored.version);
     } catch (error) {
       setMessage(describeError(error));
     }
@@ -173,22 +188,20 @@ function TemplateEditor({ templateId }: { templateId: string }) {
           {editable && <button type="submit">{t("mail.store")}</button>}
         </form>
         <div>
-          <form
-            onSubmit={(event: FormEvent) => {
-              event.preventDefault();
-              void showPreview();
-            }}
-          >
-            <label>
-              {t("mail.preview_for")}
-              <input type="email" value={lead} onChange={(event) => setLead(event.target.value)} />
-            </label>
-            <button type="submit">{t("mail.preview")}</button>
-          </form>
+          <label>
+            {t("mail.preview_for")}
+            <input type="email" value={lead} onChange={(event) => setLead(event.target.value)} />
+          </label>
+          {previewProblem && (
+            <p className="problem" role="alert">
+              {previewProblem}
+            </p>
+          )}
           {preview && (
             <figure className="preview">
               <figcaption>
-                {t("mail.subject")}: <strong>{preview.subject}</strong> (v{preview.version})
+                {t("mail.subject")}: <strong>{preview.subject}</strong>{" "}
+                ({preview.version === null ? t("mail.unsaved") : `v${preview.version}`})
               </figcaption>
               {/* The same renderer as sends, links inert; sandboxed: no script, no navigation. */}
               <iframe title={t("mail.preview")} sandbox="" srcDoc={preview.html} />

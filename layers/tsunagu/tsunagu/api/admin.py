@@ -734,6 +734,34 @@ def template_preview(call: AdminCall) -> Any:
     }
 
 
+class DraftPreview(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    template: dict[str, Any]
+    """The template as the editor holds it (name, subject, html, from_address, ...)."""
+    lead: str | None = Field(default=None, min_length=3, max_length=254)
+    """The lead whose data fills the merge tags (the sample lead's when not given)."""
+
+
+def template_preview_draft(call: AdminCall) -> Any:
+    """The template being edited, before it is stored, as the lead (or the sample lead) would
+    receive it now: subject, HTML and text, links inert. Nothing is sent or stored."""
+    asked = call.model(DraftPreview)
+    key = call.params["template"]
+    try:
+        draft = MailTemplate.model_validate({**asked.template, "template_id": key, "version": 0})
+    except ValidationError as error:
+        raise validation_failed(error, "template") from None
+    shown = mail.preview_draft(services.mail_commands(call.settings), call.actor, draft, asked.lead)
+    return {
+        "template_id": key,
+        "version": None,
+        "subject": shown.mail.subject,
+        "html": shown.mail.html,
+        "text": shown.mail.text,
+    }
+
+
 def template_test_send(call: AdminCall) -> Any:
     """Mail the template, rendered for a lead (or sample data) with inert links and "[TEST]"
     before its subject, to an address on the mail allowlist (only there, in every stage)."""
@@ -979,6 +1007,13 @@ ROUTES: tuple[AdminRoute, ...] = (
         "templates.list",
         template_preview,
         query=("lead", "version"),
+    ),
+    AdminRoute(
+        "POST",
+        "/admin/templates/{template}/preview",
+        "templates.list",
+        template_preview_draft,
+        DraftPreview,
     ),
     AdminRoute(
         "POST",

@@ -119,17 +119,43 @@ def preview(
 ) -> Preview:
     """The template as the lead with ``email`` would receive it now: its fields and its owner's
     in the merge tags, links inert (``PREVIEW_LINKS``). Nothing is sent or stored."""
-    template = show(ports, actor, template_id, version)
-    allowed(ports.audit, ports.clock, actor, "leads.show", f"lead:{email}")
-    lead = lead_by_email(ports.leads, email)
-    owner = owner_context(lead)
+    return render_preview(ports, actor, show(ports, actor, template_id, version), email)
+
+
+SAMPLE_ADDRESS = "mihon.hanako@example.jp"
+"""The sample lead's address (a preview made for no lead in particular)."""
+
+
+def render_preview(
+    ports: MailCommands,
+    actor: Actor,
+    template: MailTemplate,
+    email: str | None,
+    *,
+    sample_address: str = SAMPLE_ADDRESS,
+) -> Preview:
+    """A template - stored, or the draft an editor holds - as the lead with ``email`` would
+    receive it now (or with the sample lead's data when None), by the sender's own renderer,
+    links inert. Nothing is sent or stored."""
+    if email is None:
+        lead, owner = {"email": sample_address, **SAMPLE_LEAD}, {}
+    else:
+        allowed(ports.audit, ports.clock, actor, "leads.show", f"lead:{email}")
+        found = lead_by_email(ports.leads, email)
+        lead, owner = lead_context(found), owner_context(found)
     try:
-        mail = render_mail(
-            template, lead=lead_context(lead), owner=owner, journey=None, urls=PREVIEW_URLS
-        )
+        mail = render_mail(template, lead=lead, owner=owner, journey=None, urls=PREVIEW_URLS)
     except RenderError as error:
         raise ValidationFailed([FieldError("template", f"does not render: {error}")]) from None
     return Preview(template, mail, owner)
+
+
+def preview_draft(
+    ports: MailCommands, actor: Actor, draft: MailTemplate, email: str | None
+) -> Preview:
+    """The draft being edited, before it is stored: the console's live preview."""
+    allowed(ports.audit, ports.clock, actor, "templates.list", f"template:{draft.template_id}")
+    return render_preview(ports, actor, draft, email)
 
 
 class ProofRequest(BaseModel):
@@ -179,23 +205,10 @@ def send_proof(
             raise ValidationFailed(
                 [FieldError("to", "test sends go only to the mail allowlist (MailAllowlist)")]
             )
-        if lead_email is not None:
-            rendered = preview(ports, actor, template_id, lead_email, version)
-            template, mail, owner = rendered.template, rendered.mail, rendered.owner
-        else:
-            template = show(ports, actor, template_id, version)
-            owner = {}
-            try:
-                mail = render_mail(
-                    template,
-                    lead={"email": address, **SAMPLE_LEAD},
-                    owner=owner,
-                    journey=None,
-                    urls=PREVIEW_URLS,
-                )
-            except RenderError as error:
-                problem = f"does not render: {error}"
-                raise ValidationFailed([FieldError("template", problem)]) from None
+        stored = show(ports, actor, template_id, version)
+        # Made for no lead in particular, the sample lead has the colleague's address
+        rendered = render_preview(ports, actor, stored, lead_email, sample_address=address)
+        template, mail, owner = rendered.template, rendered.mail, rendered.owner
         outgoing = OutgoingMail(
             sender=sender_for(template, owner, rules.sender_domains),
             recipient=address,
