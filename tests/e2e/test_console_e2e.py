@@ -185,6 +185,54 @@ def test_a_marketer_edits_a_mail_and_sees_it_rendered_for_the_lead_as_she_types(
     assert invitation.split("\t")[1] == "v1", invitation
 
 
+def test_a_marketer_builds_a_sign_up_form_and_a_person_signs_up_through_it(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="forms")
+    page.get_by_text("New form", exact=True).click()
+    editor = page.get_by_role("form", name="Form New form")
+    editor.get_by_label("Id", exact=True).fill("seminar-2027")
+    editor.get_by_label("Name", exact=True).fill("Seminar 2027 sign-up")
+    editor.get_by_label("Counts as").select_option("seminar")
+    editor.get_by_label("Sites it may be embedded on").fill("https://www.example.com")
+    editor.get_by_role("button", name="Add a field").click()
+    editor.get_by_label("Name (data) of field 2").fill("company")
+    editor.get_by_label("Label (shown) of field 2").fill("会社名")
+    editor.get_by_label("Required of field 2").check()
+    editor.get_by_label("Ask for consent to marketing mail").check()
+    words = "セミナー情報のメール配信に同意します"
+    editor.get_by_label("The words the person agrees to").fill(words)
+    # A field name Tsunagu keeps for itself is refused, naming it, and nothing is stored
+    editor.get_by_role("button", name="Add a field").click()
+    editor.get_by_label("Name (data) of field 4").fill("submission_id")
+    editor.get_by_role("button", name="Save").click()
+    expect(editor.get_by_role("alert")).to_contain_text("reserved")
+    assert "seminar-2027" not in tsunagu.cli("forms", "list").stdout
+    editor.get_by_role("button", name="Remove submission_id").click()
+    editor.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Saved.")
+
+    # The embed code it shows is the form as built: labels, the consent in its exact words
+    card = page.locator("article", has_text="seminar-2027")
+    embed = card.get_by_label("Embed code").input_value()
+    assert 'action="' in embed and "/forms/seminar-2027/submissions" in embed
+    assert '<input type="text" name="company" required>' in embed.replace("会社名 ", "")
+    assert words in embed
+    assert accessibility_problems(page) == []
+
+    # And a person signing up through it is a lead with the consent, in those words' version
+    status, _ = tsunagu.post_json(
+        "/forms/seminar-2027/submissions",
+        {"email": "signs.up@example.jp", "company": "株式会社サインアップ", "consent": True},
+        origin="https://www.example.com",
+    )
+    assert status == 201
+    lead = json.loads(tsunagu.cli("leads", "get", "signs.up@example.jp").stdout)
+    assert lead["fields"]["company"]["value"] == "株式会社サインアップ", lead
+    (evidence,) = lead["consent_evidence"]
+    assert (evidence["form_id"], evidence["text_version"]) == ("seminar-2027", "1"), evidence
+
+
 def test_a_marketer_changes_the_rules_in_forms_and_nothing_is_kept_that_the_api_refuses(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:

@@ -4,38 +4,14 @@ import { useTranslation } from "react-i18next";
 import { api, describeError } from "../api";
 import { config } from "../config";
 import { useMay } from "../me";
+import { type FormDefinition, FormEditor, NEW_FORM, formEmbed } from "./FormEditor";
 
-interface FormField {
-  name: string;
-  type: string;
-  required?: boolean;
-}
-
-interface FormRow {
-  form_id: string;
-  name: string;
-  allowed_origins: string[];
-  fields: FormField[];
-}
+type FormRow = FormDefinition;
 
 interface SiteRow {
   site_id: string;
   name: string;
   allowed_origins: string[];
-}
-
-function formEmbed(apiUrl: string, form: FormRow): string {
-  const inputs = form.fields.map((field) =>
-    field.type === "checkbox"
-      ? `  <label><input type="checkbox" name="${field.name}" value="yes"> ${field.name}</label>`
-      : `  <label>${field.name} <input type="${field.type === "email" ? "email" : "text"}" name="${field.name}"${field.required ? " required" : ""}></label>`,
-  );
-  return [
-    `<form method="post" action="${apiUrl}/forms/${form.form_id}/submissions">`,
-    ...inputs,
-    `  <button type="submit">送信</button>`,
-    `</form>`,
-  ].join("\n");
 }
 
 export default function FormsAndSites() {
@@ -60,6 +36,11 @@ export default function FormsAndSites() {
   useEffect(() => {
     void load().catch((error) => setMessage(describeError(error)));
   }, [load]);
+
+  async function saved(done: string) {
+    setMessage(done);
+    await load();
+  }
 
   async function save(kind: "forms" | "sites", id: string, text: string) {
     setMessage(null);
@@ -87,23 +68,26 @@ export default function FormsAndSites() {
           </h3>
           <label>
             {t("forms.embed")}
-            <textarea readOnly rows={form.fields.length + 3} value={formEmbed(apiUrl, form)} />
+            <textarea readOnly rows={form.fields.length + 7} value={formEmbed(apiUrl, form)} />
           </label>
           {may("forms.save") && (
-            <JsonEditor
-              label={t("forms.definition")}
-              value={form}
-              onSave={(text) => save("forms", form.form_id, text)}
-            />
+            <details>
+              <summary>{t("forms.edit")}</summary>
+              <FormEditor initial={form} isNew={false} onSaved={saved} />
+              <JsonEditor
+                label={t("forms.definition")}
+                value={form}
+                onSave={(text) => save("forms", form.form_id, text)}
+              />
+            </details>
           )}
         </article>
       ))}
       {may("forms.save") && (
-        <NewDefinition
-          label={t("forms.new_form")}
-          template={{ name: "", fields: [{ name: "email", type: "email", required: true }], allowed_origins: [] }}
-          onSave={(id, text) => save("forms", id, text)}
-        />
+        <details className="card">
+          <summary>{t("forms.new_form")}</summary>
+          <FormEditor initial={NEW_FORM} isNew onSaved={saved} />
+        </details>
       )}
       <h2>{t("forms.sites")}</h2>
       {sites.map((site) => (
@@ -144,7 +128,7 @@ function JsonEditor(props: { label: string; value: unknown; onSave: (text: strin
   const [text, setText] = useState(() => JSON.stringify(props.value, null, 2));
   return (
     <details>
-      <summary>{t("forms.edit")}</summary>
+      <summary>{t("forms.edit_json")}</summary>
       <form
         onSubmit={(event: FormEvent) => {
           event.preventDefault();
