@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tsunagu.api.admin import ROUTES, AdminRoute
+from tsunagu.api.admin import LIMIT_MAX, ROUTES, AdminRoute
 from tsunagu.commands.access import OPERATIONS, Role
 from tsunagu.leads.search import MAX_PAGE_SIZE
 
@@ -36,11 +36,12 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
         "description": "The `next_cursor` of the page before (none for the first page).",
     },
     "since": {
-        "schema": {"type": "string", "format": "date-time"},
-        "description": "From this instant (a week before `until` unless given).",
+        "schema": {"type": "string", "minLength": 10, "maxLength": 40},
+        "description": "From this day (YYYY-MM-DD) or ISO 8601 instant (a week before `until` "
+        "unless given).",
     },
     "until": {
-        "schema": {"type": "string", "format": "date-time"},
+        "schema": {"type": "string", "minLength": 10, "maxLength": 40},
         "description": "Up to, not including, this instant (now unless given); the next page "
         "is `until` = the `next_until` of this one.",
     },
@@ -89,12 +90,20 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
 
 def _error_statuses(route: AdminRoute) -> list[str]:
     """The errors a route can answer (each described once, in the admin tag)."""
-    statuses = {"401", "403", "404"}
-    if route.query or route.body is not None:
+    # 400: a path value that cannot be what it names (a lead's address that is no address)
+    statuses = {"400", "401", "403", "404"}
+    if route.query or route.body is not None or "{" in route.path:
         statuses.add("422")
     if route.body is not None:
         statuses |= {"400", "413", "415", "409"}
     return sorted(statuses)
+
+
+def _query_parameter(route: AdminRoute, name: str) -> dict[str, Any]:
+    parameter = {"name": name, "in": "query", **copy.deepcopy(QUERY_PARAMETERS[name])}
+    if name == "limit" and route.path in LIMIT_MAX:
+        parameter["schema"]["maximum"] = LIMIT_MAX[route.path]
+    return parameter
 
 
 def admin_paths() -> dict[str, Any]:
@@ -113,7 +122,7 @@ def _operation(route: AdminRoute) -> dict[str, Any]:
     parameters = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in re.findall(r"\{(\w+)\}", route.path)
-    ] + [{"name": name, "in": "query", **QUERY_PARAMETERS[name]} for name in route.query]
+    ] + [_query_parameter(route, name) for name in route.query]
     operation: dict[str, Any] = {
         "operationId": _operation_id(route),
         "summary": route.summary,
@@ -126,7 +135,8 @@ def _operation(route: AdminRoute) -> dict[str, Any]:
         operation["parameters"] = parameters
     if route.body is not None:
         operation["requestBody"] = {
-            "required": route.method != "POST" or route.body.model_fields != {},
+            # A body whose every field has a default may be left out (it is read as {}).
+            "required": any(field.is_required() for field in route.body.model_fields.values()),
             "content": {
                 "application/json": {
                     "schema": {"$ref": f"#/components/schemas/{SCHEMA_PREFIX}{route.body.__name__}"}

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from tests.conftest import AwsStack
 from tests.support.leads import store_lead
 from tsunagu import services
+from tsunagu.clock import FixedClock
 from tsunagu.commands import leads
 from tsunagu.commands.access import Actor, Role
 from tsunagu.commands.audit import AuditEntry
@@ -31,8 +33,8 @@ def test_a_change_through_a_use_case_is_in_the_table_with_its_before_and_after(
         services.lead_commands(settings), OPERATOR, "aoki@example.jp", LeadUpdate(stage="sql")
     )
 
-    log = AuditRepository(settings)
-    now = datetime.now(UTC)
+    log = services.audit_log(settings)
+    now = services.clock(settings).now()
     [entry] = log.entries(now - timedelta(minutes=5), now + timedelta(minutes=5))
     assert (entry.actor, entry.operation, entry.outcome) == (OPERATOR, "leads.update", "done")
     assert (entry.before, entry.after) == ({"stage": "lead"}, {"stage": "sql"})
@@ -42,8 +44,8 @@ def test_entries_are_listed_newest_first_across_days_and_expire_after_the_retent
     aws: AwsStack,
 ) -> None:
     settings = aws.settings()
-    log = AuditRepository(settings)
     base = datetime(2026, 12, 1, 23, 59, tzinfo=UTC)
+    log = AuditRepository(settings, FixedClock(base + timedelta(days=3)))
     for n, at in enumerate((base, base + timedelta(minutes=2), base + timedelta(days=2))):
         log.append(
             AuditEntry(f"aud_{n}", at.isoformat(), OPERATOR, "leads.suppress", "lead:x", "done")
@@ -60,8 +62,32 @@ def test_entries_are_listed_newest_first_across_days_and_expire_after_the_retent
     assert item.expires_at == int(kept_until.timestamp())
 
 
+def test_a_range_reaching_far_past_or_future_reads_only_the_days_that_can_hold_entries(
+    aws: AwsStack,
+) -> None:
+    # (since=0001-01-01 once made the log read every day since then: 739,000 Queries)
+    now = datetime(2026, 12, 4, 10, tzinfo=UTC)
+    log = AuditRepository(aws.settings(), FixedClock(now))
+    log.append(AuditEntry("aud_now", now.isoformat(), OPERATOR, "leads.update", "lead:x", "done"))
+    days_read: list[str] = []
+    query = log._model.query
+
+    def counted(day: str, *args: Any, **kwargs: Any) -> Any:
+        days_read.append(day)
+        return query(day, *args, **kwargs)
+
+    log._model.query = counted  # type: ignore[method-assign]
+    try:
+        # (far enough to tell, near enough that the old loop ends: 8,000 days)
+        listed = log.entries(now - timedelta(days=5000), now + timedelta(days=3000))
+    finally:
+        del log._model.query
+    assert [e.entry_id for e in listed] == ["aud_now"]
+    assert len(days_read) <= aws.settings().audit_retention_days + 3
+
+
 def test_an_entry_is_never_overwritten(aws: AwsStack) -> None:
-    log = AuditRepository(aws.settings())
+    log = AuditRepository(aws.settings(), FixedClock(datetime(2026, 12, 3, 2, tzinfo=UTC)))
     at = "2026-12-03T01:00:00+00:00"
     entry = AuditEntry("aud_1", at, OPERATOR, "leads.update", "lead:x", "done")
     log.append(entry)

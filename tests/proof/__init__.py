@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SECTIONS = ("api", "load", "faults", "consent", "static")
+SECTIONS = ("api", "admin_api", "load", "faults", "consent", "static")
 """Section name -> module ``tests.proof.<name>``, in the order ``make proof`` runs them."""
 SHORT_FORM_SECTIONS = SECTIONS
 """What ``make test`` runs in short: every section."""

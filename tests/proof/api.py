@@ -336,6 +336,15 @@ def run_schemathesis(
     runtime: Runtime, size: RunSize, workdir: Path, fixtures: Path
 ) -> subprocess.CompletedProcess[str]:
     report_dir = workdir / "report"
+    command = schemathesis_command(runtime, size, report_dir, write_config(size, workdir))
+    return run_schemathesis_command(command, workdir, fixtures, size.timeout_seconds)
+
+
+def run_schemathesis_command(
+    command: list[str], workdir: Path, fixtures: Path, timeout_seconds: int
+) -> subprocess.CompletedProcess[str]:
+    """Schemathesis run with the hooks and their fixtures; what it printed is kept in
+    ``schemathesis.out``."""
     environment = {
         key: value
         for key, value in os.environ.items()
@@ -348,7 +357,6 @@ def run_schemathesis(
             "PYTHONUNBUFFERED": "1",
         }
     )
-    command = schemathesis_command(runtime, size, report_dir, write_config(size, workdir))
     try:
         done = subprocess.run(
             command,
@@ -356,7 +364,7 @@ def run_schemathesis(
             env=environment,
             capture_output=True,
             text=True,
-            timeout=size.timeout_seconds,
+            timeout=timeout_seconds,
             check=False,
         )
     except subprocess.TimeoutExpired as stuck:

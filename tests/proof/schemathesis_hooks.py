@@ -1,4 +1,5 @@
-"""Schemathesis hooks for ``make proof``'s api section (see ``tests/proof/api.py``).
+"""Schemathesis hooks for ``make proof``'s api and admin api sections (see ``tests/proof/api.py``
+and ``tests/proof/admin_api.py``).
 
 Loaded by ``schemathesis run`` in its own virtualenv (``.venv-proof``) through
 ``SCHEMATHESIS_HOOKS``, so this module imports only schemathesis, what schemathesis itself sends
@@ -479,11 +480,35 @@ def _crm_report(case: OpenApiCase, chance: random.Random, kwargs: dict[str, Any]
     kwargs["data"] = payload
 
 
+ADMIN_PATH_IDS: Final = {
+    "lead": "lead_emails",
+    "journey": "journey_ids",
+    "template": "template_ids",
+    "form": "form_ids",
+    "site": "site_ids",
+    "user": "user_emails",
+}
+"""An admin route's path parameter -> the fixture (``admin_api.py``) with ids that exist."""
+
+
+def _admin_ids(case: OpenApiCase, chance: random.Random) -> None:
+    """Real ids in an admin route's path most of the time (the change is really made); the
+    generated ones now and then (the 404s)."""
+    admin = FIXTURES.get("admin") or {}
+    for name in list(case.path_parameters or {}):
+        fixture = ADMIN_PATH_IDS.get(name)
+        values = FIXTURES.get(fixture) if fixture == "lead_emails" else admin.get(fixture)
+        if values and chance.random() < VALID_ID_SHARE:
+            case.path_parameters[name] = _choice(chance, list(values))
+
+
 @schemathesis.hook
 def before_call(context: HookContext, case: OpenApiCase, kwargs: dict[str, Any]) -> None:
     label = case.operation.label
     chance = _chance(case)
-    if label == SUBMIT_FORM:
+    if case.operation.path.startswith("/admin/"):
+        _admin_ids(case, chance)
+    elif label == SUBMIT_FORM:
         _form_submission(case, chance)
     elif label == PREFLIGHT_FORM:
         _form_preflight(case, chance)

@@ -353,7 +353,7 @@ def audit_log(settings: Settings) -> AuditRepository:
     """Where the use cases record who changed what (tsunagu.commands.audit)."""
     from tsunagu.store.audit import AuditRepository
 
-    return AuditRepository(settings)
+    return AuditRepository(settings, clock(settings))
 
 
 def lead_commands(settings: Settings) -> LeadCommands:

@@ -88,8 +88,10 @@ class AdminCall:
         return value
 
     def model[M: BaseModel](self, model: type[M]) -> M:
+        """The body as ``model``, strictly: ``"5"`` is not a number, ``0`` not ``false`` -
+        what the API document says a field is, the body must send (dates as ISO text)."""
         try:
-            return model.model_validate(self.json())
+            return strictly(model, self.json())
         except ValidationError as error:
             raise validation_failed(error, "(body)") from None
 
@@ -151,6 +153,13 @@ def from_allowed_network(settings: Settings, source_ip: str | None) -> bool:
     except ValueError:
         return False
     return any(address in network for network in networks)
+
+
+def strictly[M: BaseModel](model: type[M], value: dict[str, Any]) -> M:
+    """``value`` (a JSON body, read) as ``model``, as strictly as JSON types go: ``"5"`` is not
+    a number and ``0`` not ``false`` - what the API document says a field is, the body must
+    send (dates and instants as ISO text, as JSON has no other way). ValidationError if not."""
+    return model.model_validate_json(json.dumps(value), strict=True)
 
 
 # ---------------------------------------------------------------- paging
@@ -231,7 +240,7 @@ def lead_show(call: AdminCall) -> Any:
 
 def lead_timeline(call: AdminCall) -> Any:
     """The lead's events, oldest first, its anonymous browsing included."""
-    limit = call.number("limit", 500, high=2000)
+    limit = call.number("limit", 500, high=LIMIT_MAX["/admin/leads/{lead}/timeline"])
     lead, events = leads.timeline(_lead_ports(call), call.actor, call.params["lead"], limit=limit)
     return {
         "lead_id": lead.lead_id,
@@ -613,7 +622,7 @@ def _definition_routes(
         if body.get(id_field, key) != key:
             raise ValidationFailed([FieldError(id_field, f"must be {key!r}, as in the path")])
         try:
-            definition = model.model_validate({**body, id_field: key})
+            definition = strictly(model, {**body, id_field: key})
         except ValidationError as error:
             raise validation_failed(error, "(body)") from None
         replaced = definitions.save(
@@ -708,7 +717,7 @@ def template_save(call: AdminCall) -> Any:
     if body.get("template_id", key) != key:
         raise ValidationFailed([FieldError("template_id", f"must be {key!r}, as in the path")])
     try:
-        template = MailTemplate.model_validate({**body, "template_id": key, "version": 0})
+        template = strictly(MailTemplate, {**body, "template_id": key, "version": 0})
     except ValidationError as error:
         raise validation_failed(error, "(body)") from None
     stored = mail.save_template(services.mail_commands(call.settings), call.actor, template)
@@ -749,7 +758,7 @@ def template_preview_draft(call: AdminCall) -> Any:
     asked = call.model(DraftPreview)
     key = call.params["template"]
     try:
-        draft = MailTemplate.model_validate({**asked.template, "template_id": key, "version": 0})
+        draft = strictly(MailTemplate, {**asked.template, "template_id": key, "version": 0})
     except ValidationError as error:
         raise validation_failed(error, "template") from None
     shown = mail.preview_draft(services.mail_commands(call.settings), call.actor, draft, asked.lead)
@@ -820,10 +829,13 @@ def crm_pushes(call: AdminCall) -> Any:
 
 def audit_entries(call: AdminCall) -> Any:
     """The audit log, newest first, by date range (CSV with ?format=csv)."""
+    shape = call.query.get("format") or "json"
+    if shape not in ("json", "csv"):
+        raise ValidationFailed([FieldError("format", f"{shape!r}: json or csv")])
     now = services.clock(call.settings).now()
     until = call.instant("until", now + timedelta(seconds=1))
     since = call.instant("since", until - timedelta(days=7))
-    limit = call.number("limit", PAGE_SIZE, high=5000)
+    limit = call.number("limit", PAGE_SIZE, high=LIMIT_MAX["/admin/audit"])
     entries = list_entries(
         services.audit_log(call.settings),
         services.clock(call.settings),
@@ -832,7 +844,7 @@ def audit_entries(call: AdminCall) -> Any:
         until,
         limit=limit,
     )
-    if call.query.get("format") == "csv":
+    if shape == "csv":
         return CsvBody(as_csv(entries))
     # The next page: entries strictly before the oldest on this one.
     more = len(entries) == limit
@@ -901,6 +913,8 @@ class AdminRoute:
 
 
 PAGED = ("limit", "cursor")
+LIMIT_MAX = {"/admin/leads/{lead}/timeline": 2000, "/admin/audit": 5000}
+"""Routes whose ``limit`` goes above MAX_PAGE_SIZE (a timeline, the log's CSV export)."""
 ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("GET", "/admin/me", None, me),
     AdminRoute(

@@ -140,7 +140,10 @@ def start(
         if lead_email:
             selected = [lead_by_email(ports.leads, lead_email)]
         elif segment:
-            chosen = Segment.parse(segment)
+            try:
+                chosen = Segment.parse(segment)
+            except ValueError as error:
+                raise ValidationFailed([FieldError("segment", str(error))]) from None
             selected = [lead for lead in ports.leads.all_leads() if chosen.selects(lead, now)]
         else:
             raise ValidationFailed([FieldError("lead", "name a lead or a segment")])

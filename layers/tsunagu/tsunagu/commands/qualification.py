@@ -5,6 +5,7 @@ leads: a lead's score explained, the hot list for sales, the CRM pushes that fai
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -202,7 +203,9 @@ def replace_sections(
     with recorded(ports.audit, ports.clock, actor, "qualification.set", "qualification") as log:
         current = ports.rules.config().model_dump(mode="json")
         try:
-            config = QualificationConfig.model_validate({**current, **given})
+            # Strictly, as JSON reads (the CLI's file and the API's body alike): "60" is not 60
+            merged = json.dumps({**current, **given})
+            config = QualificationConfig.model_validate_json(merged, strict=True)
         except ValidationError as error:
             raise ValidationFailed(
                 [

@@ -14,7 +14,7 @@ from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import PutError
 from pynamodb.models import Model
 
-from tsunagu.clock import isoformat, parse_instant
+from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.commands.access import Actor, Role
 from tsunagu.commands.audit import AuditEntry
 from tsunagu.errors import IdempotencyConflict
@@ -46,8 +46,9 @@ def _day(at: datetime) -> str:
 
 
 class AuditRepository:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock) -> None:
         self._settings = settings
+        self._clock = clock
         self._retention = timedelta(days=settings.audit_retention_days)
 
     @property
@@ -72,6 +73,12 @@ class AuditRepository:
 
     def entries(self, since: datetime, until: datetime, *, limit: int = 200) -> list[AuditEntry]:
         """Newest first, from ``since`` up to (not including) ``until``."""
+        # Only the days that can hold entries are read, one Query each: nothing is older than
+        # the retention or newer than now, so since=0001-01-01 or until=9999-12-31 cost no
+        # more than the retention's days (not millions of Queries).
+        now = self._clock.now()
+        since = max(since, now - self._retention - timedelta(days=1))
+        until = min(until, now + timedelta(days=1))
         found: list[AuditEntry] = []
         day = until
         while day.date() >= since.date() and len(found) < limit:
