@@ -691,6 +691,8 @@ def drive_admin_api(aws: AwsStack, email: str) -> None:
         ("PUT", "/admin/qualification", {"minimum_grade": "C"}),
         ("POST", f"/admin/leads/{email}/suppression", {"note": "asked by phone"}),
         ("GET", "/admin/suppressions", None),
+        ("POST", "/admin/imports/plans", {"file_name": "list.csv", "content_base64":
+            "44Oh44O844Or44Ki44OJ44Os44K5DQppYW0ubGlzdEBleGFtcGxlLmpwDQo="}),
         ("DELETE", f"/admin/leads/{email}/suppression", {"note": "asked again"}),
         ("GET", "/admin/audit", None),
         ("GET", f"/admin/leads/{email}/score", None),

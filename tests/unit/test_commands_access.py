@@ -61,7 +61,7 @@ EXPECTED: dict[str, dict[Role, bool | str]] = {
             "journeys.start", "journeys.publish", "journeys.rollback", "journeys.set_status",
             "journeys.pause", "journeys.resume", "journeys.stop_all", "journeys.resume_all",
             "qualification.set", "forms.save", "sites.save", "templates.save", "journeys.save",
-            "templates.test_send", "leads.unsuppress",
+            "templates.test_send", "leads.unsuppress", "imports.plan",
         )
     },
 }  # fmt: skip

@@ -22,6 +22,7 @@ from tsunagu.cli_api import ApiCliError, add_api_commands
 from tsunagu.cli_clock import ClockCliError, add_clock_commands
 from tsunagu.cli_console import ConsoleCliError, add_console_commands
 from tsunagu.cli_functions import FunctionCliError, invoke_function
+from tsunagu.cli_imports import add_import_commands
 from tsunagu.cli_journeys import JourneyCliError, add_journey_commands
 from tsunagu.cli_qualification import QualificationCliError, add_qualification_commands
 from tsunagu.clock import isoformat
@@ -664,6 +665,7 @@ def _parser() -> argparse.ArgumentParser:
     add_console_commands(groups)
     add_clock_commands(groups)
     add_qualification_commands(groups, leads)
+    add_import_commands(groups)
     add_api_commands(groups)
     forms.add_parser("list", help="list forms").set_defaults(run=forms_list)
     show = forms.add_parser("get", help="show a form's definition")

@@ -18,6 +18,7 @@ from tsunagu.store.tables import bind_tables
 
 if TYPE_CHECKING:
     from tsunagu.commands.access import Actor
+    from tsunagu.commands.imports import ImportCommands
     from tsunagu.commands.journeys import JourneyCommands, Publisher
     from tsunagu.commands.leads import LeadCommands
     from tsunagu.commands.mail import MailCommands
@@ -354,6 +355,15 @@ def audit_log(settings: Settings) -> AuditRepository:
     from tsunagu.store.audit import AuditRepository
 
     return AuditRepository(settings, clock(settings))
+
+
+def import_commands(settings: Settings) -> ImportCommands:
+    """The ports of the list-import use cases (tsunagu.commands.imports)."""
+    from tsunagu.commands.imports import ImportCommands
+
+    return ImportCommands(
+        leads=lead_repository(settings), audit=audit_log(settings), clock=clock(settings)
+    )
 
 
 def lead_commands(settings: Settings) -> LeadCommands:

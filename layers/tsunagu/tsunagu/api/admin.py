@@ -10,12 +10,14 @@ to statuses in the one error map (``tsunagu.api.responses``).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -24,7 +26,7 @@ from tsunagu import services
 from tsunagu.api.requests import HttpRequest
 from tsunagu.api.responses import Response, error_response, json_response
 from tsunagu.client_values import validation_failed
-from tsunagu.commands import definitions, journeys, leads, mail, qualification, users
+from tsunagu.commands import definitions, imports, journeys, leads, mail, qualification, users
 from tsunagu.commands.access import OPERATIONS, Actor, Role, authorise
 from tsunagu.commands.audit import AuditEntry, as_csv, list_entries, refused
 from tsunagu.cursors import decode_cursor, encode_cursor, not_a_cursor
@@ -40,9 +42,11 @@ from tsunagu.errors import (
     ValidationFailed,
 )
 from tsunagu.forms.model import FormDefinition
+from tsunagu.imports.plan import ConsentColumn, ImportOptions
 from tsunagu.journeys.business_time import BusinessCalendar
 from tsunagu.journeys.model import ResumePolicy
 from tsunagu.journeys.simulation import Simulation
+from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import Lead
 from tsunagu.leads.search import MAX_PAGE_SIZE, PAGE_SIZE, LeadQuery
 from tsunagu.leads.updates import LeadUpdate
@@ -319,6 +323,65 @@ def suppression_list(call: AdminCall) -> Any:
         _lead_ports(call), call.actor, call.text("reason"), limit, call.text("cursor")
     )
     return {"items": [entry.__dict__ for entry in found], "next_cursor": next_cursor}
+
+
+# ---------------------------------------------------------------- lead lists
+
+
+class ConsentMeaning(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    column: str = Field(min_length=1, max_length=200)
+    yes: list[Annotated[str, Field(max_length=100)]] = Field(min_length=1, max_length=20)
+    """The answers that mean "yes, mail me"; nothing else opts a row in."""
+    no: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=20)
+    topic: str = Field(default="marketing", pattern=r"^[a-z][a-z0-9_-]{0,39}$")
+
+
+class ImportPlanRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file_name: str = Field(min_length=1, max_length=200, pattern=r"^[^/\\]+$")
+    """As the user's file is named (``.tsv`` says tab-separated)."""
+    content_base64: str = Field(min_length=1, max_length=MAX_BODY_BYTES)
+    """The file's bytes, base64 (as far as the body's 512 KB allows: a few thousand rows)."""
+    encoding: Literal["utf-8", "utf-8-sig", "cp932", "shift_jis", "utf-16"] | None = None
+    """Found when not given."""
+    source: Literal["import", "trade_show", "seminar", "web_form", "sales", "crm"] = "import"
+    mapping: dict[str, str] = Field(default_factory=dict, max_length=200)
+    """Header -> field, over the automatic mapping (``-`` leaves a column out)."""
+    consent: ConsentMeaning | None = None
+    rows: int = Field(default=200, ge=1, le=5000)
+    """How many rows' plans to answer with (the counts are of every row)."""
+
+
+def import_plan(call: AdminCall) -> Any:
+    """The dry run of importing a lead list (CSV or TSV in any encoding Excel saves): what each
+    row would do - create, update (which fields change, which a higher-ranked source keeps),
+    unchanged, merged with an earlier row, rejected with the reason - and the rejected rows as
+    a CSV to fix and import again. Nothing is written."""
+    asked = call.model(ImportPlanRequest)
+    try:
+        data = base64.b64decode(asked.content_base64, validate=True)
+    except binascii.Error:
+        raise ValidationFailed([FieldError("content_base64", "is not base64")]) from None
+    consent = None
+    if asked.consent is not None:
+        meaning = asked.consent
+        consent = ConsentColumn(meaning.column, frozenset(meaning.yes), frozenset(meaning.no),
+                                meaning.topic)  # fmt: skip
+    planned = imports.plan(
+        services.import_commands(call.settings),
+        call.actor,
+        data,
+        asked.file_name,
+        ImportOptions(Channel(asked.source), asked.mapping, consent),
+        encoding=asked.encoding,
+    )
+    answer = planned.as_json(rows=asked.rows)
+    if planned.plan.count("rejected"):
+        answer["rejected_csv_base64"] = base64.b64encode(planned.rejected_file).decode()
+    return answer
 
 
 # ---------------------------------------------------------------- journeys
@@ -953,6 +1016,7 @@ ROUTES: tuple[AdminRoute, ...] = (
         suppression_list,
         query=("reason", *PAGED),
     ),
+    AdminRoute("POST", "/admin/imports/plans", "imports.plan", import_plan, ImportPlanRequest),
     AdminRoute("GET", "/admin/journeys", "journeys.list", journey_list, query=PAGED),
     AdminRoute("POST", "/admin/journeys", "journeys.publish", journey_publish, Publication),
     AdminRoute(

@@ -70,6 +70,7 @@ OPERATIONS: dict[str, Operation] = {
         Operation("leads.suppress", MARKETING, changes=True),
         Operation("leads.unsuppress", MARKETING, changes=True),
         Operation("suppressions.list", EVERYONE, changes=False),
+        Operation("imports.plan", MARKETING, changes=False),
         Operation("journeys.list", EVERYONE, changes=False),
         Operation("journeys.save", MARKETING, changes=True),
         Operation("journeys.start", MARKETING, changes=True),

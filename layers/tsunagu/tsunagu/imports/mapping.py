@@ -1,0 +1,92 @@
+"""Which column is which lead field, from the header as people write it in
+Japanese or English (メールアドレス, 氏名 / 姓 / 名, 会社名, 部署, 役職,
+電話番号, 住所, 都道府県...). A header is compared folded (NFKC, case, spaces,
+「・」 and punctuation dropped), so 「Ｅメール」, "E-mail" and "email address"
+are one. What no alias names is left out and reported; the user may name any
+column's field instead (a mapping saved per source is such a list)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from tsunagu.errors import FieldError, ValidationFailed
+
+ALIASES: Mapping[str, tuple[str, ...]] = {
+    "email": ("メールアドレス", "メール", "eメール", "eメールアドレス", "email", "e-mail",
+              "emailaddress", "mail", "mailaddress", "メアド"),
+    "name": ("氏名", "名前", "お名前", "フルネーム", "name", "fullname", "担当者名", "ご担当者名"),
+    "last_name": ("姓", "苗字", "名字", "lastname", "familyname", "surname"),
+    "first_name": ("名", "firstname", "givenname"),
+    "name_kana": ("フリガナ", "ふりがな", "氏名カナ", "氏名(カナ)", "カナ", "kana"),
+    "company": ("会社名", "企業名", "社名", "会社", "法人名", "勤務先", "company", "companyname",
+                "organization", "organisation"),
+    "department": ("部署", "部署名", "所属", "所属部署", "部門", "department", "dept", "division"),
+    "job_title": ("役職", "役職名", "肩書", "肩書き", "title", "jobtitle", "position"),
+    "phone": ("電話番号", "電話", "tel", "phone", "phonenumber", "telephone", "携帯電話", "携帯"),
+    "postal_code": ("郵便番号", "〒", "zip", "zipcode", "postalcode", "postcode"),
+    "prefecture": ("都道府県", "prefecture", "state", "region"),
+    "address": ("住所", "所在地", "address", "streetaddress"),
+    "country": ("国", "国名", "country"),
+    "company_size": ("従業員数", "社員数", "企業規模", "companysize", "employees"),
+    "industry": ("業種", "業界", "industry"),
+    "visited_on": ("来場日", "来場日時", "visitdate", "visitedon"),
+    "met_on": ("名刺交換日", "交換日", "metdate", "meton"),
+}  # fmt: skip
+"""Lead field -> the headers (folded) that name it."""
+
+FIELD = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_DROPPED = re.compile(r"[\s_\-・.:：()（）]+")
+
+
+def fold_header(text: str) -> str:
+    return _DROPPED.sub("", unicodedata.normalize("NFKC", text).casefold())
+
+
+_BY_HEADER = {fold_header(alias): field for field, aliases in ALIASES.items() for alias in aliases}
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    fields: dict[int, str]
+    """Column index -> lead field."""
+    unmapped: list[str]
+    """Headers of the columns no field takes (left out of the import)."""
+
+    def header_of(self, field: str, header: Sequence[str]) -> str | None:
+        return next((header[i] for i, f in self.fields.items() if f == field), None)
+
+
+def map_columns(
+    header: Sequence[str], given: Mapping[str, str] | None = None, *, ignore: Sequence[str] = ()
+) -> ColumnMap:
+    """Each column's field: the user's own mapping first (header -> field, or ``-`` to leave
+    it out), then the aliases. A field two columns claim, or no e-mail column, is refused."""
+    given = {fold_header(h): f for h, f in (given or {}).items()}
+    ignored = {fold_header(h) for h in ignore}
+    fields: dict[int, str] = {}
+    unmapped: list[str] = []
+    problems: list[FieldError] = []
+    for index, title in enumerate(header):
+        key = fold_header(title)
+        field = given.get(key) or (None if key in ignored else _BY_HEADER.get(key))
+        if field is None or field == "-":
+            if title:
+                unmapped.append(title)
+            continue
+        if not FIELD.match(field):
+            problems.append(FieldError(f"mapping.{title}", f"{field!r} is not a field name"))
+            continue
+        if field in fields.values():
+            problems.append(FieldError(f"mapping.{title}", f"a second column for {field}"))
+            continue
+        fields[index] = field
+    if "email" not in fields.values():
+        problems.append(
+            FieldError("mapping", "no column is the e-mail address (name one: 列名=email)")
+        )
+    if problems:
+        raise ValidationFailed(problems)
+    return ColumnMap(fields, unmapped)

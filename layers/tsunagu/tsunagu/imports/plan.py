@@ -1,0 +1,225 @@
+"""The dry run of an import: what each row would do, before anything is written.
+
+Per row: **create** (a new lead), **update** (which fields change, and which a higher-ranked
+source keeps - a trade-show list does not overwrite what the CRM or sales set), **unchanged**,
+**merged** (a later row of an address the file has already: its values join that row's, the
+later value winning), or **rejected** with the reason. The real run is to apply exactly this
+plan; the rejected rows go back to the user as a file with the reason beside each, which
+imports again once fixed.
+
+A consent column is read only with the meaning the user states for it (which answers say yes,
+which say no): a row is opted in only when its answer is one of the yes values - a blank, or
+anything else, never opts anyone in.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.imports.cleaning import BadValue, clean_value, company_key
+from tsunagu.imports.mapping import ColumnMap, fold_header, map_columns
+from tsunagu.imports.reading import Table
+from tsunagu.leads.email import InvalidEmail, normalise_email
+from tsunagu.leads.merge import DEFAULT_PRIORITY, Channel
+from tsunagu.leads.model import Lead
+
+REASON_HEADER = "取り込めなかった理由 (reason)"
+"""The column the rejected-rows file adds; left out when that file is imported again."""
+Action = Literal["create", "update", "unchanged", "merged", "rejected"]
+ACTIONS: tuple[Action, ...] = ("create", "update", "unchanged", "merged", "rejected")
+
+
+@dataclass(frozen=True)
+class ConsentColumn:
+    """What the user says a consent column means."""
+
+    header: str
+    yes: frozenset[str]
+    """Answers that mean "yes, send me mail" (compared folded: 「希望する」, "Yes", "○")."""
+    no: frozenset[str]
+    """Answers that mean no (recorded as an opt-out); a blank says nothing."""
+    topic: str = "marketing"
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    source: Channel = Channel.IMPORT
+    """What the file counts as when fields are merged (a trade-show list is not a CRM)."""
+    mapping: Mapping[str, str] = field(default_factory=dict)
+    """Header -> field, over the automatic mapping (``-`` leaves a column out)."""
+    consent: ConsentColumn | None = None
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    row: int
+    """The row in the spreadsheet (the header is row 1)."""
+    action: Action
+    email: str | None = None
+    values: dict[str, str] = field(default_factory=dict)
+    changes: dict[str, tuple[str | None, str]] = field(default_factory=dict)
+    """Field -> (value before, value after) for an update."""
+    kept: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    """Field -> (the value kept, its source, the file's value it keeps out)."""
+    consent: Literal["yes", "no"] | None = None
+    reason: str | None = None
+    into: int | None = None
+    """For a merged row: the row it joined."""
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    encoding: str
+    source: Channel
+    columns: dict[str, str]
+    """Header -> field, as the import reads the file."""
+    unmapped: list[str]
+    rows: list[RowPlan]
+
+    def count(self, action: Action) -> int:
+        return sum(1 for row in self.rows if row.action == action)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {action: self.count(action) for action in ACTIONS}
+
+
+def plan_import(
+    table: Table,
+    options: ImportOptions,
+    find_lead: Callable[[str], Lead | None],
+) -> ImportPlan:
+    """``find_lead`` takes a cleaned address and answers its lead (or None)."""
+    columns = map_columns(table.header, options.mapping, ignore=[REASON_HEADER])
+    consent_at = _consent_index(table, options.consent)
+    first_of: dict[str, int] = {}
+    """Identity key -> index in ``planned`` of the first row with that address."""
+    planned: list[RowPlan] = []
+    for number, cells in zip(table.row_numbers, table.rows, strict=True):
+        row = _read_row(number, cells, columns, options.consent, consent_at)
+        if row.action == "rejected" or row.email is None:
+            planned.append(row)
+            continue
+        key = row.email.casefold()
+        if key in first_of:
+            at = first_of[key]
+            earlier = planned[at]
+            planned[at] = RowPlan(
+                earlier.row,
+                earlier.action,
+                earlier.email,
+                {**earlier.values, **row.values},
+                consent=row.consent or earlier.consent,
+            )
+            planned.append(RowPlan(number, "merged", row.email, row.values, into=earlier.row))
+            continue
+        first_of[key] = len(planned)
+        planned.append(row)
+    rows = [
+        _against_store(row, options.source, find_lead) if row.action == "create" else row
+        for row in planned
+    ]
+    return ImportPlan(
+        table.encoding,
+        options.source,
+        {table.header[i]: f for i, f in sorted(columns.fields.items())},
+        columns.unmapped,
+        rows,
+    )
+
+
+def _consent_index(table: Table, consent: ConsentColumn | None) -> int | None:
+    if consent is None:
+        return None
+    wanted = fold_header(consent.header)
+    for index, title in enumerate(table.header):
+        if fold_header(title) == wanted:
+            return index
+    problem = f"no column {consent.header!r} in the file ({', '.join(table.header)})"
+    raise ValidationFailed([FieldError("consent_column", problem)])
+
+
+def _read_row(
+    number: int,
+    cells: list[str],
+    columns: ColumnMap,
+    consent: ConsentColumn | None,
+    consent_at: int | None,
+) -> RowPlan:
+    """The row's cleaned values, or its rejection: one reason a person can act on."""
+    try:
+        values = {f: clean_value(f, cells[i]) for i, f in columns.fields.items()}
+    except BadValue as error:
+        return RowPlan(number, "rejected", reason=str(error))
+    raw_email = values.pop("email", "")
+    if not raw_email:
+        return RowPlan(number, "rejected", reason="no e-mail address")
+    try:
+        address = normalise_email(raw_email).address
+    except InvalidEmail as error:
+        return RowPlan(number, "rejected", reason=f"email {raw_email!r}: {error}")
+    last, first = values.pop("last_name", ""), values.pop("first_name", "")
+    if not values.get("name") and (last or first):
+        values["name"] = f"{last} {first}".strip()
+    answer: Literal["yes", "no"] | None = None
+    if consent is not None and consent_at is not None:
+        said = fold_header(cells[consent_at])
+        if said in {fold_header(v) for v in consent.yes}:
+            answer = "yes"
+        elif said in {fold_header(v) for v in consent.no}:
+            answer = "no"
+        elif said:
+            meanings = f"yes: {', '.join(sorted(consent.yes))}; no: {', '.join(sorted(consent.no))}"
+            return RowPlan(
+                number,
+                "rejected",
+                reason=f"consent {cells[consent_at]!r} is neither a yes nor a no ({meanings})",
+            )
+    return RowPlan(
+        number, "create", address, {k: v for k, v in values.items() if v}, consent=answer
+    )
+
+
+def _against_store(
+    row: RowPlan, source: Channel, find_lead: Callable[[str], Lead | None]
+) -> RowPlan:
+    assert row.email is not None
+    lead = find_lead(row.email)
+    if lead is None:
+        return row
+    changes: dict[str, tuple[str | None, str]] = {}
+    kept: dict[str, tuple[str, str, str]] = {}
+    for name, value in row.values.items():
+        current = lead.fields.get(name)
+        if current is not None and _same(name, current.value, value):
+            continue
+        if current is None or DEFAULT_PRIORITY[source] >= DEFAULT_PRIORITY[current.source]:
+            changes[name] = (None if current is None else current.value, value)
+        else:
+            kept[name] = (current.value, current.source.value, value)
+    action: Action = "update" if changes or row.consent else "unchanged"
+    return RowPlan(row.row, action, lead.email, row.values, changes, kept, consent=row.consent)
+
+
+def _same(name: str, stored: str, incoming: str) -> bool:
+    if name == "company":
+        return company_key(stored) == company_key(incoming)
+    return stored.strip() == incoming.strip()
+
+
+def rejected_file(table: Table, plan: ImportPlan) -> bytes:
+    """The rejected rows as they were, the reason in an added column: UTF-8 with a BOM (Excel
+    opens it as it should), importable again once fixed (the reason column is left out)."""
+    reasons = {row.row: row.reason or "" for row in plan.rows if row.action == "rejected"}
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([*table.header, REASON_HEADER])
+    for number, cells in zip(table.row_numbers, table.rows, strict=True):
+        if number in reasons:
+            writer.writerow([*cells, reasons[number]])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")

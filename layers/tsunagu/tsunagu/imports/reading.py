@@ -1,0 +1,99 @@
+"""A CSV or TSV file's bytes to rows: the encoding found (or given), the delimiter, the header.
+
+Excel saves a Japanese sheet as cp932 ("CSV"), as UTF-8 with a BOM ("CSV UTF-8"), or as UTF-16
+with tabs ("Unicode text"); Google Sheets and most tools as UTF-8 without a BOM. The order of
+trying follows from what can be told apart for certain: a BOM says it outright; text that
+decodes as UTF-8 is UTF-8 (cp932 text with any Japanese in it almost never does); then cp932,
+which is Shift_JIS as Windows writes it (①, ㈱, 髙 included). Anything else is refused with
+the encodings tried, and the user may name the encoding instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+from tsunagu.errors import FieldError, ValidationFailed
+
+ENCODINGS = ("utf-8", "utf-8-sig", "cp932", "utf-16")
+"""What a user may name (``--encoding``); ``shift_jis`` is read as cp932."""
+MAX_COLUMNS = 200
+UNREADABLE = "the file is not UTF-8, UTF-16 or Shift_JIS (cp932): name its encoding"
+
+
+@dataclass(frozen=True)
+class Table:
+    encoding: str
+    """As found or given: utf-8, utf-8-sig (UTF-8 with a BOM), cp932 or utf-16."""
+    delimiter: str
+    header: list[str]
+    rows: list[list[str]]
+    """Each row's cells, as many as the header (short rows padded, blank rows left out)."""
+    row_numbers: list[int]
+    """Each row's line in the file as a spreadsheet counts it (the header is row 1)."""
+
+
+def detect_encoding(data: bytes) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    for encoding in ("utf-8", "cp932"):
+        try:
+            data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    raise ValidationFailed([FieldError("encoding", UNREADABLE)])
+
+
+def read_table(data: bytes, file_name: str, encoding: str | None = None) -> Table:
+    """The file's rows under its header; ValidationFailed (field ``encoding`` or ``file``)
+    when it cannot be read as a table."""
+    if encoding is not None:
+        encoding = {"shift_jis": "cp932", "sjis": "cp932", "utf8": "utf-8"}.get(
+            encoding.lower(), encoding.lower()
+        )
+        if encoding not in ENCODINGS:
+            known = ", ".join(ENCODINGS)
+            raise ValidationFailed([FieldError("encoding", f"{encoding!r}: one of {known}")])
+    found = encoding or detect_encoding(data)
+    try:
+        text = data.decode(found)
+    except UnicodeDecodeError as error:
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "encoding", f"the file is not {found}: {error.reason} at byte {error.start}"
+                )
+            ]
+        ) from None
+    text = text.removeprefix("\ufeff")
+    first_line = text.split("\n", 1)[0]
+    delimiter = (
+        "\t"
+        if file_name.lower().endswith(".tsv") or first_line.count("\t") > first_line.count(",")
+        else ","
+    )
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        lines = list(reader)
+    except csv.Error as error:
+        raise ValidationFailed(
+            [FieldError("file", f"not a {delimiter!r} table: {error}")]
+        ) from None
+    header_at = next((n for n, cells in enumerate(lines) if any(c.strip() for c in cells)), None)
+    if header_at is None:
+        raise ValidationFailed([FieldError("file", "the file has no header row")])
+    header = [cell.strip() for cell in lines[header_at]]
+    if len(header) > MAX_COLUMNS:
+        raise ValidationFailed([FieldError("file", f"more than {MAX_COLUMNS} columns")])
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    for number, cells in enumerate(lines[header_at + 1 :], start=header_at + 2):
+        if not any(cell.strip() for cell in cells):
+            continue
+        rows.append([*cells[: len(header)], *[""] * (len(header) - len(cells))])
+        numbers.append(number)
+    return Table(found, delimiter, header, rows, numbers)

@@ -1,0 +1,226 @@
+"""Lead lists as Japanese teams have them: the encodings Excel saves, Japanese and English
+headers, values as people type them, the plan of each row before anything is written, and the
+rejected rows handed back as a file that imports again once fixed."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+
+import pytest
+
+from tsunagu.errors import ValidationFailed
+from tsunagu.imports.cleaning import BadValue, company_key, read_date
+from tsunagu.imports.mapping import map_columns
+from tsunagu.imports.plan import (
+    REASON_HEADER,
+    ConsentColumn,
+    ImportOptions,
+    plan_import,
+    rejected_file,
+)
+from tsunagu.imports.reading import read_table
+from tsunagu.leads.merge import Channel, FieldValue
+from tsunagu.leads.model import Lead
+
+AT = "2026-12-04T01:00:00+00:00"
+HEADER = ["メールアドレス", "姓", "名", "会社名", "部署", "役職", "電話番号", "配信希望"]
+ROWS = [
+    ["ｔａｒｏ＠ｅｘａｍｐｌｅ．ｊｐ", "山田", "太郎", "(株)サンプル", "営業部", "部長",
+     "０３－１２３４－５６７８", "希望する"],
+    ["hanako@example.com", "佐藤", "花子", "サンプル商事", "", "", "", "希望しない"],
+    ["not an address", "鈴木", "一郎", "", "", "", "", ""],
+    ["known@example.jp", "", "", "株式会社ノウン", "マーケティング部", "課長", "", ""],
+    ["Taro@Example.jp", "", "", "", "情報システム部", "", "", ""],
+    ["same@example.jp", "", "", "株式会社セイム", "", "", "", ""],
+    ["maybe@example.jp", "", "", "", "", "", "", "たぶん"],
+]  # fmt: skip
+
+
+def sheet(encoding: str, *, delimiter: str = ",", rows: list[list[str]] = ROWS) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(HEADER)
+    writer.writerows(rows)
+    return out.getvalue().encode(encoding)
+
+
+KNOWN = Lead(
+    "lead_known",
+    "known@example.jp",
+    {
+        "company": FieldValue("株式会社ノウン", Channel.CRM, AT),
+        "department": FieldValue("営業部", Channel.WEB_FORM, AT),
+        "job_title": FieldValue("部長", Channel.CRM, AT),
+    },
+    [],
+    set(),
+    "lead",
+    AT,
+    AT,
+)
+SAME = Lead(
+    "lead_same", "same@example.jp", {"company": FieldValue("セイム(株)", Channel.CRM, AT)},
+    [], set(), "lead", AT, AT,
+)  # fmt: skip
+
+
+def find(address: str) -> Lead | None:
+    return {"known@example.jp": KNOWN, "same@example.jp": SAME}.get(address.casefold())
+
+
+CONSENT = ConsentColumn("配信希望", yes=frozenset({"希望する"}), no=frozenset({"希望しない"}))
+
+
+@pytest.mark.parametrize(
+    ("encoding", "saved", "delimiter", "name"),
+    [
+        ("cp932", "cp932", ",", "list.csv"),  # Excel's "CSV"
+        ("utf-8-sig", "utf-8-sig", ",", "list.csv"),  # Excel's "CSV UTF-8"
+        ("utf-8", "utf-8", ",", "list.csv"),  # Google Sheets
+        ("utf-16", "utf-16", "\t", "list.txt"),  # Excel's "Unicode text"
+        ("utf-8", "utf-8", "\t", "list.tsv"),
+    ],
+)
+def test_each_encoding_excel_and_sheets_save_is_found_and_read_alike(
+    encoding: str, saved: str, delimiter: str, name: str
+) -> None:
+    table = read_table(sheet(saved, delimiter=delimiter), name)
+    assert (table.encoding, table.delimiter) == (encoding, delimiter)
+    assert table.header == HEADER
+    assert table.rows == ROWS
+    assert table.row_numbers == list(range(2, 2 + len(ROWS)))
+
+
+def test_an_encoding_can_be_named_and_a_wrong_one_is_refused_with_a_reason() -> None:
+    assert read_table(sheet("cp932"), "x.csv", "Shift_JIS").rows == ROWS
+    with pytest.raises(ValidationFailed, match="encoding"):
+        read_table(sheet("cp932"), "x.csv", "utf-8")
+    with pytest.raises(ValidationFailed, match="encoding"):
+        read_table(sheet("utf-8"), "x.csv", "latin-9")
+    with pytest.raises(ValidationFailed, match="encoding"):
+        read_table(bytes([0x81, 0xFF, 0xFE, 0x80]) * 10, "x.csv")
+
+
+def test_japanese_and_english_headers_map_to_the_same_fields() -> None:
+    japanese = map_columns(
+        ["メールアドレス", "氏名", "会社名", "部署", "役職", "電話番号", "都道府県"]
+    )
+    english = map_columns(
+        ["E-mail", "Name", "Company", "Department", "Job Title", "Phone", "State"]
+    )
+    assert list(japanese.fields.values()) == list(english.fields.values()) == [
+        "email", "name", "company", "department", "job_title", "phone", "prefecture",
+    ]  # fmt: skip
+    odd = map_columns(["Ｅメール", "備考", "来場ブース"], {"来場ブース": "booth"})
+    assert odd.fields == {0: "email", 2: "booth"} and odd.unmapped == ["備考"]
+    with pytest.raises(ValidationFailed, match="e-mail"):
+        map_columns(["氏名", "会社名"])
+    with pytest.raises(ValidationFailed, match="second column"):
+        map_columns(["メール", "Email"])
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("2026/12/4", date(2026, 12, 4)),
+        ("2026-12-04", date(2026, 12, 4)),
+        ("2026年12月4日", date(2026, 12, 4)),
+        ("２０２６年１２月４日", date(2026, 12, 4)),
+        ("令和8年12月4日", date(2026, 12, 4)),
+        ("令和元年5月1日", date(2019, 5, 1)),
+        ("R8.12.4", date(2026, 12, 4)),
+        ("平成31年4月30日", date(2019, 4, 30)),
+        ("46360", date(2026, 12, 4)),  # an Excel serial
+    ],
+)
+def test_dates_in_the_forms_japanese_sheets_hold_them(text: str, day: date) -> None:
+    assert read_date(text) == day
+
+
+def test_a_date_column_is_stored_as_an_iso_date_and_a_bad_one_rejects_its_row() -> None:
+    table = read_table(
+        "メール,来場日\r\na@example.jp,令和8年12月4日\r\nb@example.jp,46360\r\nc@example.jp,来週\r\n".encode(
+            "cp932"
+        ),
+        "booth.csv",
+    )
+    plan = plan_import(table, ImportOptions(Channel.TRADE_SHOW), find)
+    assert [row.values.get("visited_on") for row in plan.rows[:2]] == ["2026-12-04"] * 2
+    assert plan.rows[2].action == "rejected" and "来週" in (plan.rows[2].reason or "")
+
+
+@pytest.mark.parametrize("text", ["2026年2月30日", "来週", "12/4", "123"])
+def test_what_is_not_a_date_says_so(text: str) -> None:
+    with pytest.raises(BadValue):
+        read_date(text)
+
+
+def test_legal_forms_before_or_after_are_one_company() -> None:
+    keys = {
+        company_key(n)
+        for n in ("株式会社サンプル", "(株)サンプル", "㈱サンプル", "サンプル株式会社")
+    }
+    assert keys == {"サンプル"}
+    assert company_key("サンプル商事") != company_key("サンプル")
+
+
+def test_the_plan_says_what_each_row_would_do_before_anything_is_written() -> None:
+    table = read_table(sheet("cp932"), "trade-show.csv")
+    plan = plan_import(table, ImportOptions(Channel.TRADE_SHOW, consent=CONSENT), find)
+    by_row = {row.row: row for row in plan.rows}
+
+    # A new person, the address and phone typed full-width: cleaned as capture cleans them;
+    # her later row (same address, other case) joins it
+    taro = by_row[2]
+    assert (taro.action, taro.email) == ("create", "taro@example.jp")
+    assert taro.values == {
+        "name": "山田 太郎", "company": "(株)サンプル", "department": "情報システム部",
+        "job_title": "部長", "phone": "03-1234-5678",
+    }  # fmt: skip
+    assert taro.consent == "yes"
+    assert (by_row[6].action, by_row[6].into) == ("merged", 2)
+    # A "no" is recorded as such; it never opts anyone in
+    assert (by_row[3].action, by_row[3].consent) == ("create", "no")
+    # Not an address, and an answer the user gave no meaning to: rejected, with the reason
+    assert by_row[4].action == "rejected" and "not an address" in (by_row[4].reason or "")
+    assert by_row[8].action == "rejected" and "たぶん" in (by_row[8].reason or "")
+    # A known lead: the trade show changes the department a web form set, but not the title
+    # the CRM set (kept, and said so); its company is the CRM's under another legal form
+    known = by_row[5]
+    assert known.action == "update"
+    assert known.changes == {"department": ("営業部", "マーケティング部")}
+    assert known.kept == {"job_title": ("部長", "crm", "課長")}
+    assert by_row[7].action == "unchanged"  # (株) セイム is セイム(株)
+
+    assert plan.counts == {"create": 2, "update": 1, "unchanged": 1, "merged": 1, "rejected": 2}
+    assert plan.unmapped == ["配信希望"] and plan.columns["姓"] == "last_name"
+
+
+def test_the_rejected_rows_come_back_with_their_reasons_and_import_again_once_fixed() -> None:
+    table = read_table(sheet("cp932"), "list.csv")
+    plan = plan_import(table, ImportOptions(consent=CONSENT), find)
+    returned = rejected_file(table, plan)
+    assert returned.startswith("\ufeff".encode())  # Excel reads it as UTF-8
+    again = read_table(returned, "rejected.csv")
+    assert again.header == [*HEADER, REASON_HEADER]
+    assert [row[0] for row in again.rows] == ["not an address", "maybe@example.jp"]
+    assert "not an address" in again.rows[0][-1]
+
+    # Fixed in the sheet (the reason column left as it is), the rows import
+    again.rows[0][0] = "ichiro@example.jp"
+    again.rows[1][-2] = "希望する"
+    fixed = plan_import(again, ImportOptions(consent=CONSENT), find)
+    assert [(row.action, row.email, row.consent) for row in fixed.rows] == [
+        ("create", "ichiro@example.jp", None),
+        ("create", "maybe@example.jp", "yes"),
+    ]
+    assert REASON_HEADER in fixed.unmapped
+
+
+def test_a_consent_column_that_is_not_in_the_file_is_refused_naming_it() -> None:
+    table = read_table(sheet("utf-8"), "list.csv")
+    other = ConsentColumn("メール配信", yes=frozenset({"はい"}), no=frozenset())
+    with pytest.raises(ValidationFailed, match="メール配信"):
+        plan_import(table, ImportOptions(consent=other), find)
