@@ -16,6 +16,7 @@ const Templates = lazy(() => import("./screens/Templates"));
 const FormsAndSites = lazy(() => import("./screens/FormsAndSites"));
 const Settings = lazy(() => import("./screens/Settings"));
 const Audit = lazy(() => import("./screens/Audit"));
+const Imports = lazy(() => import("./screens/Imports"));
 
 export function App() {
   const { t } = useTranslation();
@@ -58,6 +59,7 @@ export function App() {
               <Route path="/forms" element={<FormsAndSites />} />
               <Route path="/settings" element={<Settings />} />
               <Route path="/audit" element={<Audit />} />
+              <Route path="/imports" element={<Imports />} />
               <Route path="*" element={<p>{t("common.not_found")}</p>} />
             </Routes>
           </Suspense>
@@ -74,6 +76,7 @@ function Header({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
     ["/journeys", t("nav.journeys"), true],
     ["/templates", t("nav.mail"), true],
     ["/forms", t("nav.forms"), true],
+    ["/imports", t("nav.imports"), me.operations.includes("imports.plan")],
     ["/settings", t("nav.settings"), true],
     ["/audit", t("nav.audit"), me.operations.includes("audit.list")],
   ];

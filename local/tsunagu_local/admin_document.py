@@ -203,6 +203,13 @@ def openapi_30(schema: Any) -> Any:
     result = {k: openapi_30(v) if k != "properties" else _each(v) for k, v in result.items()}
     if "const" in result:
         result["enum"] = [result.pop("const")]
+    patterns = result.pop("patternProperties", None)
+    if isinstance(patterns, dict) and len(patterns) == 1:
+        # 3.0 has no patternProperties: the values' schema, and the names' pattern said in words
+        ((pattern, values),) = patterns.items()
+        result["additionalProperties"] = values
+        result["x-property-names"] = pattern
+        result.setdefault("description", f"Names match `{pattern}`.")
     for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
         if isinstance(result.get(bound), int | float) and not isinstance(result[bound], bool):
             result[limit] = result[bound]

@@ -37,7 +37,7 @@ CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
 )
-SCREENS = ("leads", "journeys", "templates", "forms", "settings")
+SCREENS = ("leads", "journeys", "templates", "forms", "imports", "settings")
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +231,40 @@ def test_a_marketer_builds_a_sign_up_form_and_a_person_signs_up_through_it(
     assert lead["fields"]["company"]["value"] == "株式会社サインアップ", lead
     (evidence,) = lead["consent_evidence"]
     assert (evidence["form_id"], evidence["text_version"]) == ("seminar-2027", "1"), evidence
+
+
+def test_a_marketer_dry_runs_a_shift_jis_trade_show_list_and_downloads_its_rejected_rows(
+    tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
+) -> None:
+    sheet = tmp_path / "展示会リスト.csv"
+    rows = [
+        ["メールアドレス", "氏名", "会社名", "配信希望"],
+        ["booth.visitor@example.jp", "来場 一郎", "㈱ブース", "希望する"],
+        [LEAD, "佐藤 香織", COMPANY, ""],
+        ["名刺の読み取りミス", "不明", "", ""],
+    ]
+    sheet.write_bytes("".join(",".join(row) + "\r\n" for row in rows).encode("cp932"))
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="imports")
+    page.get_by_label("File").set_input_files(str(sheet))
+    page.get_by_label("Counts as").select_option("trade_show")
+    page.get_by_label("Consent column").fill("配信希望")
+    page.get_by_label("Answers meaning yes").fill("希望する")
+    page.get_by_role("button", name="Dry run").click()
+
+    status = page.get_by_role("status")
+    expect(status).to_contain_text("Read as cp932.")
+    expect(status).to_contain_text("create 1 · update 0 · unchanged 1 · merged 0 · rejected 1")
+    table = page.get_by_role("table", name="Rows")
+    expect(table.locator("tr", has_text="booth.visitor@example.jp")).to_contain_text("consent: yes")
+    assert accessibility_problems(page) == []
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the rejected rows").click()
+    saved = tmp_path / "rejected.csv"
+    download.value.save_as(saved)
+    returned = saved.read_text("utf-8-sig").splitlines()
+    assert returned[1].startswith("名刺の読み取りミス,不明") and "email" in returned[1]
+    # A dry run writes nothing
+    assert tsunagu.cli("leads", "get", "booth.visitor@example.jp").returncode != 0
 
 
 def test_a_marketer_changes_the_rules_in_forms_and_nothing_is_kept_that_the_api_refuses(

@@ -566,3 +566,28 @@ def test_input_the_handlers_once_choked_on_or_misread_is_a_422_naming_the_field(
 def test_the_log_in_a_shape_it_does_not_have_is_a_422_not_json_by_default(stack: Settings) -> None:
     status, answer = call(stack, "GET", "/admin/audit", query={"format": "xml"})
     assert status == 422 and "format" in json.dumps(answer["errors"]), answer
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        # found by schemathesis signed in: a field named "M" was stored as an item DynamoDB
+        # itself could not read back, and control characters were kept in fields
+        (f"/admin/leads/{OWNED}", {"fields": {"M": "x"}}),
+        (f"/admin/leads/{OWNED}", {"fields": {"title": "部長\x1f"}}),
+        (f"/admin/leads/{OWNED}", {"crm_status": "won\u2028"}),
+        (f"/admin/leads/{OWNED}/events", {"kind": "booth_visited", "properties": {"M": "x"}}),
+        (f"/admin/leads/{OWNED}/events", {"kind": "booth_visited", "properties": {"a": "\x00"}}),
+    ],
+)
+def test_field_names_no_tool_can_carry_and_control_characters_are_refused(
+    stack: Settings, path: str, body: dict[str, Any]
+) -> None:
+    method = "PATCH" if path.endswith(OWNED) else "POST"
+    status, answer = call(stack, method, path, body=body)
+    assert status == 422, answer
+    lead = services.lead_repository(stack).find_lead(f"email:{OWNED}")
+    assert lead is not None and set(lead.fields) == {"name", "owner_email"}
+    assert [e.type for e in services.lead_repository(stack).events(lead.lead_id)] == [
+        "lead_imported"
+    ]

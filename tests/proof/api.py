@@ -509,10 +509,13 @@ def scan(runtime: Runtime, table: str) -> list[dict[str, Any]]:
     """Every item of a table, as plain Python values."""
     items: list[dict[str, Any]] = []
     for page in runtime.client("dynamodb").get_paginator("scan").paginate(TableName=table):
-        items.extend(
-            {key: _deserializer.deserialize(value) for key, value in item.items()}
-            for item in page["Items"]
-        )
+        for item in page["Items"]:
+            try:
+                items.append({key: _deserializer.deserialize(v) for key, v in item.items()})
+            except TypeError as error:
+                # A stored item DynamoDB's own types cannot read: a finding, shown whole
+                problem = f"{table}: an item that cannot be read ({error}): {item}"
+                raise AssertionError(problem) from None
     return items
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,13 +50,14 @@ from tsunagu.journeys.simulation import Simulation
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import Lead
 from tsunagu.leads.search import MAX_PAGE_SIZE, PAGE_SIZE, LeadQuery
-from tsunagu.leads.updates import LeadUpdate
+from tsunagu.leads.updates import FieldName, FieldText, LeadUpdate
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.settings import Settings
 from tsunagu.tracking.sites import SiteDefinition
 
 MAX_BODY_BYTES = 512 * 1024
+WHOLE_NUMBER = re.compile(r"-?[0-9]{1,9}")
 """A journey definition is the largest body the API takes; anything bigger is refused unread."""
 ROLE_PRECEDENCE = (Role.ADMIN, Role.MARKETER, Role.SALES, Role.VIEWER)
 """A user in several groups acts with the widest role among them."""
@@ -105,19 +107,18 @@ class AdminCall:
 
     def number(self, name: str, default: int, *, low: int = 1, high: int = 10_000) -> int:
         text = self.query.get(name)
-        if text is None or text == "":
+        if text is None:
             return default
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValidationFailed([FieldError(name, f"{text!r} is not a whole number")]) from None
+        if not WHOLE_NUMBER.fullmatch(text):  # int() would take " 5", "1_000" and "٣"
+            raise ValidationFailed([FieldError(name, f"{text!r} is not a whole number")])
+        value = int(text)
         if not low <= value <= high:
             raise ValidationFailed([FieldError(name, f"must be between {low} and {high}")])
         return value
 
     def instant(self, name: str, default: datetime) -> datetime:
         text = self.query.get(name)
-        if not text:
+        if text is None:
             return default
         try:
             parsed = datetime.fromisoformat(text)
@@ -273,9 +274,7 @@ class RecordedEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: str = Field(max_length=40)
-    properties: dict[str, Annotated[str, Field(max_length=500)]] = Field(
-        default_factory=dict, max_length=20
-    )
+    properties: dict[FieldName, FieldText] = Field(default_factory=dict, max_length=20)
 
 
 def lead_record_event(call: AdminCall) -> Any:

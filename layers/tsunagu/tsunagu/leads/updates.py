@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tsunagu.clock import isoformat
 from tsunagu.errors import ConcurrentUpdate, NotFound
@@ -16,6 +16,7 @@ from tsunagu.ids import new_id
 from tsunagu.leads.capture import WriteConflict
 from tsunagu.leads.merge import Channel, merge_fields
 from tsunagu.leads.model import Lead, LeadEvent
+from tsunagu.text import has_control_characters
 
 STAGES = (
     "lead",
@@ -27,6 +28,17 @@ STAGES = (
     "disqualified",
 )
 Tag = Annotated[str, Field(pattern=r"^[\w][\w .:/-]{0,49}$")]
+FieldName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+"""A lead field's name as forms and imports write them (a name any tool can carry)."""
+
+
+def _one_line(value: str) -> str:
+    if has_control_characters(value):
+        raise ValueError("contains control characters or line breaks")
+    return value
+
+
+FieldText = Annotated[str, Field(max_length=500), AfterValidator(_one_line)]
 
 
 class LeadUpdate(BaseModel):
@@ -35,8 +47,10 @@ class LeadUpdate(BaseModel):
     stage: str | None = Field(default=None, pattern="^(" + "|".join(STAGES) + ")$")
     add_tags: list[Tag] = Field(default_factory=list, max_length=20)
     remove_tags: list[Tag] = Field(default_factory=list, max_length=20)
-    fields: dict[str, str] = Field(default_factory=dict, max_length=50)
-    crm_status: str | None = Field(default=None, min_length=1, max_length=60)
+    fields: dict[FieldName, FieldText] = Field(default_factory=dict, max_length=50)
+    crm_status: Annotated[str, AfterValidator(_one_line)] | None = Field(
+        default=None, min_length=1, max_length=60
+    )
 
 
 def apply_update(
