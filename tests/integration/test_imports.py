@@ -140,3 +140,9 @@ def test_the_cli_prints_the_plan_and_writes_the_rejected_rows(
     assert "create 1  update 0  unchanged 1  merged 0  rejected 1" in printed
     assert "job_title kept (crm: 部長)" in printed
     assert (tmp_path / "rejected.csv").read_text("utf-8-sig").count("\n") == 2
+
+
+def test_text_that_is_not_even_ascii_is_not_base64_and_says_so(stack: Settings) -> None:
+    # (found by the admin fuzz: it was a 500)
+    status, answer = call(stack, {"file_name": "a.csv", "content_base64": "メール"})
+    assert status == 422 and "content_base64" in json.dumps(answer), answer

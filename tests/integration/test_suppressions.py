@@ -238,3 +238,9 @@ def test_the_cli_lists_and_lifts_as_the_api_does(
     assert cli.main(["leads", "unsuppress", COMPLAINED, "--note", "sales asked"]) != 0
     assert "complained" in capsys.readouterr().err
     assert [i["email"] for i in listed(stack)[1]["items"]] == [SOFT, COMPLAINED, BOUNCED]
+
+
+def test_an_empty_reason_is_not_every_reason(stack: Settings) -> None:
+    # (found by the admin fuzz: ?reason= listed every suppression)
+    status, body = listed(stack, reason="")
+    assert status == 422 and "reason" in json.dumps(body), body

@@ -319,7 +319,7 @@ def suppression_list(call: AdminCall) -> Any:
     soft_bounce_limit, complaint, manual)."""
     limit = call.number("limit", PAGE_SIZE, high=MAX_PAGE_SIZE)
     found, next_cursor = leads.suppressions(
-        _lead_ports(call), call.actor, call.text("reason"), limit, call.text("cursor")
+        _lead_ports(call), call.actor, call.query.get("reason"), limit, call.text("cursor")
     )
     return {"items": [entry.__dict__ for entry in found], "next_cursor": next_cursor}
 
@@ -342,7 +342,7 @@ class ImportPlanRequest(BaseModel):
 
     file_name: str = Field(min_length=1, max_length=200, pattern=r"^[^/\\]+$")
     """As the user's file is named (``.tsv`` says tab-separated)."""
-    content_base64: str = Field(min_length=1, max_length=MAX_BODY_BYTES)
+    content_base64: str = Field(min_length=1, max_length=MAX_BODY_BYTES - 4096)
     """The file's bytes, base64 (as far as the body's 512 KB allows: a few thousand rows)."""
     encoding: Literal["utf-8", "utf-8-sig", "cp932", "shift_jis", "utf-16"] | None = None
     """Found when not given."""
@@ -362,7 +362,7 @@ def import_plan(call: AdminCall) -> Any:
     asked = call.model(ImportPlanRequest)
     try:
         data = base64.b64decode(asked.content_base64, validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # ValueError: not ASCII at all
         raise ValidationFailed([FieldError("content_base64", "is not base64")]) from None
     consent = None
     if asked.consent is not None:
