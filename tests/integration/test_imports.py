@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import AwsStack
 from tests.support.admin import event
+from tests.support.cli import runtime_here
 from tests.support.leads import store_lead
 from tsunagu import cli, services
 from tsunagu.api import admin
@@ -124,11 +125,7 @@ def test_the_cli_prints_the_plan_and_writes_the_rejected_rows(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    (tmp_path / ".tsunagu").mkdir()
-    (tmp_path / ".tsunagu" / "runtime.json").write_text(
-        json.dumps({"environment": aws.environment, "functions": {}})
-    )
-    monkeypatch.chdir(tmp_path)
+    runtime_here(aws, tmp_path, monkeypatch)
     (tmp_path / "list.csv").write_bytes(sheet_bytes())
     code = cli.main(
         ["imports", "plan", "list.csv", "--source", "trade_show", "--consent-column", "配信希望",

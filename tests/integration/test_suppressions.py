@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import AwsStack
 from tests.support.admin import event
+from tests.support.cli import runtime_here
 from tests.support.leads import store_lead
 from tsunagu import cli, services
 from tsunagu.api import admin
@@ -225,11 +226,7 @@ def test_the_cli_lists_and_lifts_as_the_api_does(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # A folder whose runtime state names the test stack, as `make up` leaves one.
-    (tmp_path / ".tsunagu").mkdir()
-    (tmp_path / ".tsunagu" / "runtime.json").write_text(
-        json.dumps({"environment": aws.environment, "functions": {}})
-    )
-    monkeypatch.chdir(tmp_path)
+    runtime_here(aws, tmp_path, monkeypatch)
     assert cli.main(["suppressions", "list", "--reason", "manual"]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed == [f"2026-11-01T01:00:00+00:00  manual             {MANUAL}"]

@@ -35,6 +35,7 @@ from tests.proof.api import (
     report_tables,
     run_schemathesis_command,
     scan,
+    schemathesis_command,
 )
 from tsunagu_local.people import ADMIN_EMAIL, SIGN_IN_FILE, add_user
 
@@ -96,43 +97,21 @@ def write_config(workdir: Path) -> Path:
 
 
 def command(runtime: Runtime, token: str, quick: bool, report_dir: Path) -> list[str]:
-    return [
-        str(SCHEMATHESIS),
-        "--config-file",
-        str(write_config(report_dir.parent)),
-        "run",
-        str(Path(__file__).parents[2] / "docs" / "openapi.yaml"),
-        "--url",
-        runtime.api_url,
-        "--include-tag",
-        "admin",
-        "--header",
-        f"Authorization: Bearer {token}",
-        "--checks",
-        "all",
-        "--exclude-checks",
-        ",".join(EXCLUDED_CHECKS),
-        "--phases",
-        "examples,coverage,fuzzing",
-        "--max-examples",
-        str(max_examples(quick)),
-        "--workers",
-        "2",
-        "--seed",
-        str(SEED),
-        "--continue-on-failure",
-        "--request-timeout",
-        "30",
-        "--header",
-        "Connection: close",
-        "--generation-database",
-        "none",
-        "--report",
-        "ndjson,junit",
-        "--report-dir",
-        str(report_dir),
-        "--no-color",
-    ]
+    return schemathesis_command(
+        runtime,
+        write_config(report_dir.parent),
+        report_dir,
+        workers=2,
+        seed=SEED,
+        chosen=[
+            "--include-tag",
+            "admin",
+            "--header",
+            f"Authorization: Bearer {token}",
+            "--max-examples",
+            str(max_examples(quick)),
+        ],
+    )
 
 
 def audited(runtime: Runtime, report: RunReport) -> dict[str, int]:

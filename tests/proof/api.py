@@ -291,8 +291,16 @@ def write_config(size: RunSize, workdir: Path) -> Path:
 
 
 def schemathesis_command(
-    runtime: Runtime, size: RunSize, report_dir: Path, config: Path
+    runtime: Runtime,
+    config: Path,
+    report_dir: Path,
+    *,
+    workers: int,
+    seed: int,
+    chosen: list[str],
 ) -> list[str]:
+    """Schemathesis's command line, the same for the public and the admin sections but for
+    ``chosen``: which operations, and anything they need (a token, example counts)."""
     return [
         str(SCHEMATHESIS),
         "--config-file",
@@ -301,21 +309,17 @@ def schemathesis_command(
         str(OPENAPI),
         "--url",
         runtime.api_url,
+        *chosen,
         "--checks",
         "all",
         "--exclude-checks",
         ",".join(EXCLUDED_CHECKS),
-        # The admin routes need a signed-in user's token, so here every request of theirs would
-        # be the gateway's 401: their refusals and bad input are tested over HTTP in
-        # tests/e2e/test_admin_api_e2e.py and tests/integration/test_admin_api.py.
-        "--exclude-tag",
-        "admin",
         "--phases",
         "examples,coverage,fuzzing",
         "--workers",
-        str(size.workers),
+        str(workers),
         "--seed",
-        str(SEED),
+        str(seed),
         "--continue-on-failure",
         "--request-timeout",
         "30",
@@ -336,7 +340,15 @@ def run_schemathesis(
     runtime: Runtime, size: RunSize, workdir: Path, fixtures: Path
 ) -> subprocess.CompletedProcess[str]:
     report_dir = workdir / "report"
-    command = schemathesis_command(runtime, size, report_dir, write_config(size, workdir))
+    command = schemathesis_command(
+        runtime,
+        write_config(size, workdir),
+        report_dir,
+        workers=size.workers,
+        seed=SEED,
+        # The admin routes need a signed-in user's token: admin_api.py's section signs in.
+        chosen=["--exclude-tag", "admin"],
+    )
     return run_schemathesis_command(command, workdir, fixtures, size.timeout_seconds)
 
 

@@ -30,6 +30,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from tests.conftest import REGION, ROOT, AwsStack, load_event, moto_client
 from tests.integration.mail_helpers import prepare_mail
 from tests.integration.tracking_helpers import register_site, set_clock, sign, with_token
+from tests.support.cli import runtime_here
 from tsunagu import cli, services
 from tsunagu.clock import isoformat
 from tsunagu.ids import new_id
@@ -409,10 +410,4 @@ def qualified(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Qualif
 def cli_here(qualified: Qualified, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A folder whose .tsunagu/runtime.json names the test stack, as ``make up`` leaves one:
     ``tsunagu.cli.main`` run from it talks to moto in-process."""
-    state = tmp_path / ".tsunagu"
-    state.mkdir()
-    (state / "runtime.json").write_text(
-        json.dumps({"environment": qualified.aws.environment, "functions": {}})
-    )
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return runtime_here(qualified.aws, tmp_path, monkeypatch)
