@@ -1,8 +1,8 @@
-import { Suspense, lazy, useCallback, useEffect, useState } from "react";
+import { type ReactNode, Suspense, lazy, useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { HashRouter, NavLink, Navigate, Route, Routes } from "react-router";
 
-import { api } from "./api";
+import { api, useBusy } from "./api";
 import { currentSession, signOut } from "./auth";
 import { type Me, MeContext } from "./me";
 import { SignIn } from "./screens/SignIn";
@@ -45,7 +45,7 @@ export function App() {
     <MeContext.Provider value={me}>
       <HashRouter>
         <Header me={me} onSignOut={() => (signOut(), setMe(null))} />
-        <main id="main">
+        <BusyMain>
           <Suspense fallback={<p className="loading">{t("common.loading")}</p>}>
             <Routes>
               <Route path="/" element={<Navigate to="/leads" replace />} />
@@ -63,7 +63,7 @@ export function App() {
               <Route path="*" element={<p>{t("common.not_found")}</p>} />
             </Routes>
           </Suspense>
-        </main>
+        </BusyMain>
       </HashRouter>
     </MeContext.Provider>
   );
@@ -112,5 +112,16 @@ function Header({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
         {t("nav.sign_out")}
       </button>
     </header>
+  );
+}
+
+/** The main region, marked busy while a request is under way; its own component so that a
+ * request starting or ending re-renders only this element, not the screen inside it. */
+function BusyMain({ children }: { children: ReactNode }) {
+  const busy = useBusy();
+  return (
+    <main id="main" aria-busy={busy}>
+      {children}
+    </main>
   );
 }

@@ -1,7 +1,31 @@
 // The admin API, the console's only back end. Errors come as the API's one error map writes
 // them: {"message"}, and on a 422 {"message", "errors": [{"field", "message"}]}.
+import { useSyncExternalStore } from "react";
+
 import { currentSession, signOut } from "./auth";
 import { config } from "./config";
+
+// Requests under way, for `aria-busy` on the page's main region: a screen reader knows the
+// screen is still filling in, and so do the browser tests (instead of guessing from network
+// silence, which a slow machine or a polling canvas never gives them).
+let inFlight = 0;
+const busyListeners = new Set<() => void>();
+
+function setInFlight(change: number): void {
+  inFlight += change;
+  for (const listener of busyListeners) listener();
+}
+
+/** True while any admin API request is under way. */
+export function useBusy(): boolean {
+  return useSyncExternalStore(
+    (listener) => {
+      busyListeners.add(listener);
+      return () => busyListeners.delete(listener);
+    },
+    () => inFlight > 0,
+  );
+}
 
 export interface FieldProblem {
   field: string;
@@ -24,6 +48,19 @@ export async function api<T>(
   method: string,
   path: string,
   options: { query?: Query; body?: unknown; raw?: boolean } = {},
+): Promise<T> {
+  setInFlight(+1);
+  try {
+    return await request<T>(method, path, options);
+  } finally {
+    setInFlight(-1);
+  }
+}
+
+async function request<T>(
+  method: string,
+  path: string,
+  options: { query?: Query; body?: unknown; raw?: boolean },
 ): Promise<T> {
   const session = currentSession();
   if (session === null) {

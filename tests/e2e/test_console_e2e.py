@@ -72,7 +72,17 @@ def open_screen(page: Page, tsunagu: RunningTsunagu, screen: str) -> None:
     page.goto(f"{tsunagu.api_url}/console/#/{screen}")
     page.wait_for_url(re.compile(f"#/{re.escape(screen)}$"))
     expect(page.locator("main h1")).to_be_visible()
-    page.wait_for_load_state("networkidle")
+    settled(page)
+
+
+def settled(page: Page) -> None:
+    """Wait until the screen has filled in: no request of the console's under way (it marks
+    its main region aria-busy meanwhile) and no part of the screen still loading. Not the
+    network's silence: a slow machine or the canvas's live counts may never give half a
+    second of it."""
+    expect(page.locator("main")).to_have_attribute("aria-busy", "false")
+    expect(page.locator("main .loading")).to_have_count(0)
+    expect(page.locator("main")).to_have_attribute("aria-busy", "false")
 
 
 def test_a_marketer_finds_a_lead_by_its_company_and_sees_the_scanner_marked(
@@ -132,8 +142,14 @@ def test_a_viewer_sees_no_button_that_changes_anything_and_is_refused_when_forci
     page.goto(f"{tsunagu.api_url}/console/#/leads/{LEAD}")
     expect(page.locator("ol.timeline")).to_be_visible()
     assert page.locator("section.actions").count() == 0
-    for screen in ("journeys", "templates/seminar-invitation", "settings"):
+    filled_in = {
+        "journeys": "seminar_follow_up",
+        "templates/seminar-invitation": "Seminar: invitation",
+        "settings": "Scoring, grading and owners",
+    }
+    for screen, shows in filled_in.items():
         open_screen(page, tsunagu, screen)
+        expect(page.locator("main")).to_contain_text(shows)
         changing = page.get_by_role(
             "button", name=re.compile("Pause|Stop|Store|Save|Invite|Send|Suppress|Lift|Add|Remove")
         )

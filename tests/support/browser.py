@@ -15,6 +15,10 @@ from playwright.sync_api import Browser, BrowserContext, Playwright, expect, syn
 
 INSTALL_HINT = "install Debian's chromium: sudo apt-get install chromium"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
+# How long an action or an assertion waits for the page. Only an upper bound: a page that is
+# ready goes on at once, so a generous one costs nothing on an idle machine and keeps a loaded
+# one (make test runs two workers beside benchmarks that start interpreters) from failing.
+BROWSER_WAIT_MS = 30_000
 # As the machine's own probe starts it: no GPU, no sandbox (root), and no background connections
 # (this machine's network is closed; Chromium would otherwise try Google's hosts at every start).
 CHROMIUM_ARGS = [
@@ -64,7 +68,7 @@ class Chromium:
                 executable_path=executable, args=CHROMIUM_ARGS
             )
         context = self._browser.new_context(**options)
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(BROWSER_WAIT_MS)
         self._contexts.append(context)
         return context
 
@@ -126,4 +130,4 @@ def accessibility_problems(page: Any) -> list[dict[str, Any]]:
 
 # A page's own work (a request to the runtime, React rendering) can take seconds on a loaded
 # machine: assertions wait as long as actions do (the contexts' default timeout).
-expect.set_options(timeout=15_000)
+expect.set_options(timeout=BROWSER_WAIT_MS)
