@@ -145,12 +145,14 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     from tsunagu_local.template import load_stack
     from tsunagu_local.transactions import (
         honour_client_request_tokens,
+        isolate_reads,
         roll_back_transactions_in_place,
     )
 
     stack = load_stack(TEMPLATE, {"Stage": "test"}, REGION)
     resolver = Resolver(parameters=stack.parameters, conditions=stack.conditions)
     roll_back_transactions_in_place()
+    isolate_reads()
     honour_client_request_tokens()
     # boto3's default session outlives the test (moto would replace it at every start): a new
     # session reads every service model again, and that was a third of an integration test.

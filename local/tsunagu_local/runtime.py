@@ -49,6 +49,7 @@ from tsunagu_local.tables import create_table
 from tsunagu_local.template import Stack, declared_parameters, load_stack
 from tsunagu_local.transactions import (
     honour_client_request_tokens,
+    isolate_reads,
     roll_back_transactions_in_place,
 )
 from tsunagu_local.versions import run_versions_as_aws_does
@@ -167,6 +168,7 @@ class LocalRuntime:
         order_index_queries_cheaply()
         install_send_clock(self.clock)
         roll_back_transactions_in_place()
+        isolate_reads()
         honour_client_request_tokens()
         install_moto_invoke(self.functions)
         faults.install(FaultPlan.parse(self.options.faults) if self.options.faults else None)

@@ -290,12 +290,12 @@ class StreamReaders:
         marks = [poller.delivered_mark for poller in self._by_stream.get(stream_arn, [])]
         if not marks or any(mark is None for mark in marks):
             return 0
-        from tsunagu_local.transactions import WRITE_LOCK
+        from tsunagu_local.transactions import TABLE_LOCK
 
         shard = stream_shard(stream_arn)
         if shard is None:
             return 0
-        with WRITE_LOCK:  # a transaction being cancelled cuts the stream by length
+        with TABLE_LOCK:  # a transaction being cancelled cuts the stream by length
             dropped = min(int(mark) for mark in marks if mark is not None)
             dropped -= int(shard.starting_sequence_number)
             if dropped <= 0:

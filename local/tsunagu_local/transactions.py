@@ -100,10 +100,11 @@ def honour_client_request_tokens() -> None:
 # ---------------------------------------------------------------------------------------------
 # Rolling back a cancelled transaction without copying tables
 
-WRITE_LOCK = threading.RLock()
-"""Held by every DynamoDB write and for the whole of a transaction. moto serves requests on
-threads and has no lock of its own: without this, a write landing between a transaction's steps
-would be undone with it, and two writes could take the same stream sequence number."""
+TABLE_LOCK = threading.RLock()
+"""Held by every DynamoDB write, for the whole of a transaction, and by every read of a table or
+a stream (see isolate_reads). moto serves requests on threads and has no lock of its own:
+without this, a write landing between a transaction's steps would be undone with it, and two
+writes could take the same stream sequence number."""
 
 
 @dataclass
@@ -179,7 +180,7 @@ def roll_back_transactions_in_place() -> None:
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
         if len(transact_items) > 100:
             raise TooManyTransactionsException()
-        with WRITE_LOCK:
+        with TABLE_LOCK:
             journal = _Journal(self)
             try:
                 errors = [_apply(self, journal, item) for item in _unique(self, transact_items)]
@@ -265,7 +266,7 @@ def roll_back_transactions_in_place() -> None:
 
     def _locked(write: Any) -> Any:
         def locked_write(self: Any, *args: Any, **kwargs: Any) -> Any:
-            with WRITE_LOCK:
+            with TABLE_LOCK:
                 return write(self, *args, **kwargs)
 
         return locked_write
@@ -274,3 +275,49 @@ def roll_back_transactions_in_place() -> None:
         setattr(DynamoDBBackend, name, _locked(getattr(DynamoDBBackend, name)))
     transact_write_items.rolls_back_in_place = True  # type: ignore[attr-defined]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reads never see a transaction half done
+
+_READS = {
+    "moto.dynamodb.responses.DynamoHandler": (
+        "get_item",
+        "batch_get_item",
+        "query",
+        "scan",
+        "transact_get_items",
+    ),
+    "moto.dynamodbstreams.responses.DynamoDBStreamsHandler": ("get_records",),
+}
+
+
+def isolate_reads() -> None:
+    """Every read of a table or a stream waits for the transaction under way, as DynamoDB
+    isolates transactions from GetItem, Query, Scan and the stream.
+
+    A transaction writes its items one by one and undoes them if one fails (see above). A read
+    served meanwhile saw the writes of a transaction that never happened: under load a test read
+    a third form_submitted event from a replayed submission whose transaction was being
+    cancelled, and a stream poller can hand such a record to route_events. Each read request,
+    its answer's serialisation included (moto updates items in place), holds TABLE_LOCK.
+    """
+    import importlib
+
+    for dotted, names in _READS.items():
+        module_name, class_name = dotted.rsplit(".", 1)
+        handler = getattr(importlib.import_module(module_name), class_name)
+        for name in names:
+            read = getattr(handler, name)
+            if getattr(read, "isolated", False):
+                continue
+            setattr(handler, name, _isolated(read))
+
+
+def _isolated(read: Any) -> Any:
+    def isolated_read(self: Any) -> Any:
+        with TABLE_LOCK:
+            return read(self)
+
+    isolated_read.isolated = True  # type: ignore[attr-defined]
+    return isolated_read

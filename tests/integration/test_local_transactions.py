@@ -1,9 +1,11 @@
 """The local runtime's DynamoDB runs transactions as DynamoDB does: a repeated
-ClientRequestToken is not applied twice, and a cancelled transaction leaves no trace - in the
-table or its stream - without the runtime copying whole tables to get there."""
+ClientRequestToken is not applied twice, a cancelled transaction leaves no trace - in the
+table or its stream - without the runtime copying whole tables to get there, and no read sees a
+transaction half done."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +17,7 @@ from botocore.exceptions import ClientError
 from tsunagu_local.streams import StreamReaders, stream_shard
 from tsunagu_local.transactions import (
     honour_client_request_tokens,
+    isolate_reads,
     roll_back_transactions_in_place,
 )
 
@@ -226,3 +229,88 @@ def test_stream_records_every_reader_has_delivered_are_dropped(dynamodb: Any) ->
     readers.add(SimpleNamespace(mapping=SimpleNamespace(stream_arn=arn), delivered_mark=None))  # type: ignore[arg-type]
     fast.delivered_mark = slow.delivered_mark = first + 5
     assert readers.drop_delivered(arn) == 0
+
+
+def test_a_read_waits_for_the_transaction_under_way_and_never_sees_a_cancelled_one(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    roll_back_transactions_in_place()
+    isolate_reads()
+    from moto.dynamodb.models import DynamoDBBackend
+
+    # Given a transaction that has written its first item and is held there (its second
+    # item's condition will fail, so it will be cancelled)
+    written, release = threading.Event(), threading.Event()
+    put_item = DynamoDBBackend.put_item
+
+    def put_then_hold(self: Any, table_name: str, item: Any, *args: Any, **kwargs: Any) -> Any:
+        result = put_item(self, table_name, item, *args, **kwargs)
+        if table_name == LEDGER:
+            written.set()
+            release.wait(timeout=60)
+        return result
+
+    monkeypatch.setattr(DynamoDBBackend, "put_item", put_then_hold)
+    cancelled: list[str] = []
+
+    def transaction() -> None:
+        try:
+            dynamodb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": LEDGER,
+                            "Item": {"pk": {"S": "lead-9"}, "sk": {"S": "x"}},
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": TABLE,
+                            "Item": {"pk": {"S": "taken"}},
+                            "ConditionExpression": "attribute_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        except ClientError as error:
+            cancelled.append(error.response["Error"]["Code"])
+
+    # (botocore's own endpoint for the streams API is not one moto's in-process mock knows)
+    streams = boto3.client(
+        "dynamodbstreams",
+        region_name="ap-northeast-1",
+        endpoint_url="https://streams.dynamodb.ap-northeast-1.amazonaws.com",
+    )
+    arn = dynamodb.describe_table(TableName=LEDGER)["Table"]["LatestStreamArn"]
+    shard_id = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    seen: dict[str, Any] = {}
+    read_done = threading.Event()
+
+    def read() -> None:
+        seen["rows"] = dynamodb.query(
+            TableName=LEDGER,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "lead-9"}},
+        )["Items"]
+        seen["records"] = streams.get_records(ShardIterator=iterator)["Records"]
+        read_done.set()
+
+    writer = threading.Thread(target=transaction)
+    writer.start()
+    assert written.wait(timeout=60)
+    # When a query and a stream read arrive meanwhile
+    reader = threading.Thread(target=read)
+    reader.start()
+    # Then they wait for the transaction (however long this machine lets them run, they cannot
+    # finish while it holds them) ...
+    finished_while_held = read_done.wait(timeout=1.0)
+    release.set()
+    writer.join(timeout=60)
+    reader.join(timeout=60)
+    assert not finished_while_held
+    # ... and, once it is cancelled, see nothing of it
+    assert cancelled == ["TransactionCanceledException"]
+    assert seen == {"rows": [], "records": []}
