@@ -139,6 +139,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     its transactions behave as the local runtime's do (tokens honoured, rolled back in place)."""
     from moto import mock_aws
 
+    from tsunagu_local.fast_reads import serialize_reads_quickly
     from tsunagu_local.intrinsics import Resolver
     from tsunagu_local.secrets import create_secret, generated_value
     from tsunagu_local.tables import create_table
@@ -153,6 +154,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     resolver = Resolver(parameters=stack.parameters, conditions=stack.conditions)
     roll_back_transactions_in_place()
     isolate_reads()
+    serialize_reads_quickly()
     honour_client_request_tokens()
     # boto3's default session outlives the test (moto would replace it at every start): a new
     # session reads every service model again, and that was a third of an integration test.

@@ -17,6 +17,7 @@ const FormsAndSites = lazy(() => import("./screens/FormsAndSites"));
 const Settings = lazy(() => import("./screens/Settings"));
 const Audit = lazy(() => import("./screens/Audit"));
 const Imports = lazy(() => import("./screens/Imports"));
+const Reports = lazy(() => import("./screens/Reports"));
 
 export function App() {
   const { t } = useTranslation();
@@ -60,6 +61,9 @@ export function App() {
               <Route path="/settings" element={<Settings />} />
               <Route path="/audit" element={<Audit />} />
               <Route path="/imports" element={<Imports />} />
+              <Route path="/reports" element={<Reports />} />
+              <Route path="/reports/:kind" element={<Reports />} />
+              <Route path="/reports/:kind/:id" element={<Reports />} />
               <Route path="*" element={<p>{t("common.not_found")}</p>} />
             </Routes>
           </Suspense>
@@ -76,6 +80,7 @@ function Header({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
     ["/journeys", t("nav.journeys"), true],
     ["/templates", t("nav.mail"), true],
     ["/forms", t("nav.forms"), true],
+    ["/reports", t("nav.reports"), me.operations.includes("reports.show")],
     ["/imports", t("nav.imports"), me.operations.includes("imports.plan")],
     ["/settings", t("nav.settings"), true],
     ["/audit", t("nav.audit"), me.operations.includes("audit.list")],

@@ -35,6 +35,7 @@ class WaitForEventInput(BaseModel):
     timeout_seconds: int = Field(ge=1, le=365 * 24 * 3600)
     """The same as the task's TimeoutSeconds: the wait is forgotten after it."""
     journey_id: str | None = Field(default=None, max_length=63)
+    journey_version: int | None = Field(default=None, ge=1)
     node: str | None = Field(default=None, max_length=63)
     """The wait_for node: the event that ends the wait is recorded as its decision."""
 
@@ -56,5 +57,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         clock=services.clock(settings),
         journey_id=request.journey_id,
         node=request.node,
+        journey_version=request.journey_version,
     )
     return {"registered": wait.wait_id, "deadline": wait.deadline}

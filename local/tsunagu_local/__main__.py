@@ -14,11 +14,11 @@ from tsunagu import services
 from tsunagu.clock import parse_instant
 from tsunagu.journeys.install import install_shipped, shipped_graphs
 from tsunagu.journeys.shipped import shipped_site_paths
-from tsunagu_local import faults, pages
+from tsunagu_local import faults, firehose, pages
 from tsunagu_local.clocks import ScaledRuntimeClock
 from tsunagu_local.faults import Fault, FaultPlan
 from tsunagu_local.people import ADMIN_EMAIL, SIGN_IN_FILE, local_password
-from tsunagu_local.runtime import MAIL_FILE, LocalRuntime, RuntimeOptions
+from tsunagu_local.runtime import ANALYTICS_FOLDER, MAIL_FILE, LocalRuntime, RuntimeOptions
 from tsunagu_local.seed import (
     DEMO_FORM_ID,
     DEMO_SITE_ID,
@@ -100,6 +100,7 @@ def build_runtime(args: argparse.Namespace) -> LocalRuntime:
         for saved in (args.state_dir / "dynamodb").glob("*.json"):
             saved.unlink()
         (args.state_dir / MAIL_FILE).unlink(missing_ok=True)
+        firehose.clear(args.state_dir / ANALYTICS_FOLDER)  # the events' rows go with the events
     spec = args.faults or os.environ.get(faults.ENVIRONMENT_VARIABLE) or None
     if spec:
         try:

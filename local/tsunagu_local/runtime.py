@@ -26,9 +26,10 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from tsunagu.clock import isoformat, register_in_process
 from tsunagu.journeys.business_time import business_calendar
 from tsunagu.settings import Settings
-from tsunagu_local import console, faults
+from tsunagu_local import console, faults, firehose
 from tsunagu_local.clock_api import clock_page
 from tsunagu_local.clocks import RuntimeClock, ScaledRuntimeClock, VirtualClock
+from tsunagu_local.fast_reads import serialize_reads_quickly
 from tsunagu_local.faults import FaultPlan
 from tsunagu_local.gateway import HttpApiGateway, LocalPage, routes_from
 from tsunagu_local.index_order import order_index_queries_cheaply
@@ -46,7 +47,7 @@ from tsunagu_local.streams import (
     StreamReaders,
 )
 from tsunagu_local.tables import create_table
-from tsunagu_local.template import Stack, declared_parameters, load_stack
+from tsunagu_local.template import Stack, TemplateError, declared_parameters, load_stack
 from tsunagu_local.transactions import (
     honour_client_request_tokens,
     isolate_reads,
@@ -63,6 +64,9 @@ LOCAL_DISTRIBUTION_DOMAIN = "console.invalid"
 """What a CloudFront distribution's DomainName is locally (the console's origin is the API's)."""
 MAIL_FILE = "mail.json"
 """Where a persisted runtime keeps the sent-mail viewer's mail, in its state folder."""
+ANALYTICS_FOLDER = "analytics"
+"""Where the runtime's buckets are, in its state folder: what Firehose delivers to S3 lands in
+``analytics/`` (tsunagu_local.firehose), and `tsunagu analytics query` reads it there."""
 STATE_FILE = "runtime.json"
 
 # What AWS gives a function that the template does not, and what makes no sense locally.
@@ -125,6 +129,8 @@ class LocalRuntime:
         self.user_pool_clients: dict[str, str] = {}
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
+        self.delivery_streams: list[str] = []
+        """The Firehose streams whose Parquet this runtime writes (tsunagu_local.firehose)."""
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -169,7 +175,9 @@ class LocalRuntime:
         install_send_clock(self.clock)
         roll_back_transactions_in_place()
         isolate_reads()
+        serialize_reads_quickly()
         honour_client_request_tokens()
+        firehose.install()
         install_moto_invoke(self.functions)
         faults.install(FaultPlan.parse(self.options.faults) if self.options.faults else None)
         self.local_pages["/_local/faults"] = faults.faults_page
@@ -206,6 +214,8 @@ class LocalRuntime:
             poller.stop()
         for schedule in self.schedules:
             schedule.stop()
+        for name in self.delivery_streams:
+            firehose.forget(name)
         if isinstance(self.clock, VirtualClock):
             self.clock.stop()
             register_in_process(self.clock_url, None)
@@ -215,6 +225,14 @@ class LocalRuntime:
         state_file = self.options.state_dir / STATE_FILE
         state_file.unlink(missing_ok=True)
         if self._moto is not None:
+            # moto keeps every service's state in this process, not in its server: without a
+            # reset, the next runtime started here would find this one's tables and refuse to
+            # create its own (benchmarks start one runtime per module).
+            request = urllib.request.Request(  # noqa: S310 - our own loopback server
+                f"{self.endpoint_url}/moto-api/reset", data=b"", method="POST"
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                response.read()
             self._moto.stop()
         self._clients.clear()
         for key, value in self._saved_environ.items():
@@ -318,12 +336,17 @@ class LocalRuntime:
             ("AWS::SecretsManager::Secret", self._create_secret),
             ("AWS::SNS::Topic", self._create_topic),
             ("AWS::Logs::LogGroup", self._create_log_group),
+            ("AWS::Logs::LogStream", self._create_log_stream),
             ("AWS::SES::ConfigurationSet", self._create_configuration_set),
             ("AWS::SES::EmailIdentity", self._create_email_identity),
             ("AWS::Cognito::UserPool", self._create_user_pool),
             ("AWS::Cognito::UserPoolClient", self._create_user_pool_client),
             ("AWS::Cognito::UserPoolGroup", self._create_user_pool_group),
+            ("AWS::S3::Bucket", self._create_bucket),
+            ("AWS::Glue::Database", self._create_glue_database),
+            ("AWS::Glue::Table", self._create_glue_table),
             ("AWS::IAM::Role", self._create_role),
+            ("AWS::KinesisFirehose::DeliveryStream", self._create_delivery_stream),
             ("AWS::CloudFront::Distribution", self._name_distribution),
             ("AWS::Lambda::LayerVersion", self._name_layer),
             # Named before functions, so a function's environment can refer to them.
@@ -410,6 +433,16 @@ class LocalRuntime:
             f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"
         )
 
+    def _create_log_stream(
+        self, logical_id: str, props: dict[str, Any], resolver: Resolver
+    ) -> None:
+        props = resolver.resolve(props)
+        name = props.get("LogStreamName") or logical_id
+        self.client("logs").create_log_stream(
+            logGroupName=props["LogGroupName"], logStreamName=name
+        )
+        resolver.refs[logical_id] = name
+
     def _create_configuration_set(
         self, logical_id: str, props: dict[str, Any], resolver: Resolver
     ) -> None:
@@ -439,6 +472,75 @@ class LocalRuntime:
         )["Role"]
         resolver.refs[logical_id] = name
         resolver.attributes[(logical_id, "Arn")] = role["Arn"]
+
+    def _create_bucket(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
+        # Named and made in moto so that references resolve; what Firehose delivers to a bucket
+        # as Parquet is written to the state folder instead (see _create_delivery_stream).
+        name = resolver.resolve(props.get("BucketName")) or self._physical_name(logical_id).lower()
+        self.client("s3").create_bucket(
+            Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION}
+        )
+        resolver.refs[logical_id] = name
+        resolver.attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
+        resolver.attributes[(logical_id, "RegionalDomainName")] = (
+            f"{name}.s3.{REGION}.amazonaws.com"
+        )
+
+    def _create_glue_database(
+        self, logical_id: str, props: dict[str, Any], resolver: Resolver
+    ) -> None:
+        database = resolver.resolve(props)["DatabaseInput"]
+        self.client("glue").create_database(DatabaseInput=database)
+        resolver.refs[logical_id] = database["Name"]
+
+    def _create_glue_table(
+        self, logical_id: str, props: dict[str, Any], resolver: Resolver
+    ) -> None:
+        props = resolver.resolve(props)
+        self.client("glue").create_table(
+            DatabaseName=props["DatabaseName"], TableInput=props["TableInput"]
+        )
+        resolver.refs[logical_id] = props["TableInput"]["Name"]
+
+    def analytics_dir(self) -> Path:
+        """The local stand-in for the buckets Firehose delivers Parquet to."""
+        return self.options.state_dir / ANALYTICS_FOLDER
+
+    def _create_delivery_stream(
+        self, logical_id: str, props: dict[str, Any], resolver: Resolver
+    ) -> None:
+        props = resolver.resolve(props)
+        name = props.get("DeliveryStreamName") or self._physical_name(logical_id)
+        destination = props.get("ExtendedS3DestinationConfiguration")
+        if destination is None:
+            raise TemplateError(f"{logical_id}: only ExtendedS3 delivery streams run locally")
+        self.client("firehose").create_delivery_stream(
+            DeliveryStreamName=name,
+            DeliveryStreamType=props.get("DeliveryStreamType", "DirectPut"),
+            ExtendedS3DestinationConfiguration=destination,
+        )
+        resolver.refs[logical_id] = name
+        resolver.attributes[(logical_id, "Arn")] = (
+            f"arn:aws:firehose:{REGION}:{ACCOUNT_ID}:deliverystream/{name}"
+        )
+        conversion = destination.get("DataFormatConversionConfiguration")
+        if not conversion or not conversion.get("Enabled", True):
+            return  # no conversion: moto's own Firehose, raw records into its S3
+        # Firehose reads the schema from the Glue table the conversion names; so does this.
+        schema = conversion["SchemaConfiguration"]
+        table = self.client("glue").get_table(
+            DatabaseName=schema["DatabaseName"], Name=schema["TableName"]
+        )["Table"]
+        columns = [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]]
+        if not self.options.persist:
+            firehose.clear(self.analytics_dir())  # nothing is kept across restarts
+        self.delivery_streams.append(name)
+        firehose.register(
+            name,
+            firehose.ParquetDestination.from_configuration(
+                self.analytics_dir(), destination, columns
+            ),
+        )
 
     def _name_layer(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
         # The domain package is installed in this environment (editable); nothing to unpack.
@@ -692,6 +794,8 @@ class LocalRuntime:
             "api_url": self.api_url,
             "environment": environment,
             "functions": {f.logical_id: f.name for f in self.functions},
+            # Where Firehose's Parquet lands (`tsunagu analytics query` reads it).
+            "analytics": str(self.analytics_dir().resolve()),
             # How a client signs in to the admin API (the password is in its own file).
             "sign_in": {
                 "user_pools": self.user_pools,

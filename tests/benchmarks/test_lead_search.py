@@ -12,26 +12,24 @@ from __future__ import annotations
 
 import json
 import statistics
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.support.bench_report import QUICK, BenchReport
+from tests.support.runtime import runtime_in_process
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import Lead
 from tsunagu.store.converters import lead_to_item
 from tsunagu.store.tables import bind_tables
 from tsunagu_local.people import ADMIN_EMAIL, local_password, sign_in
-from tsunagu_local.runtime import LocalRuntime, RuntimeOptions
+from tsunagu_local.runtime import LocalRuntime
 
 TITLE = "lead search: GET /admin/leads, a page of 50"
 LEADS = 2_000 if QUICK else 50_000
@@ -84,21 +82,8 @@ def synthetic_lead(n: int, at: str) -> Lead:
 
 @pytest.fixture(scope="module")
 def runtime() -> Iterator[LocalRuntime]:
-    state = Path(tempfile.mkdtemp(prefix="lead-search-"))
-    options = RuntimeOptions(
-        template=ROOT / "template.yaml",
-        state_dir=state,
-        api_port=0,
-        persist=False,
-        virtual_time=True,
-        clock_start=datetime(2026, 12, 1, tzinfo=UTC),
-    )
-    running = LocalRuntime(options)
-    running.start()
-    try:
+    with runtime_in_process("lead-search-", datetime(2026, 12, 1, tzinfo=UTC)) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def load_leads(runtime: LocalRuntime) -> float:

@@ -49,7 +49,7 @@ from tests.qualification.conftest import (
     qualify,
 )
 from tests.support.admin import event as admin_event
-from tests.support.leads import index_leads
+from tests.support.leads import index_leads, new_stream_records
 from tests.support.shipped import install_shipped_journeys
 from tsunagu.commands.access import Role
 from tsunagu_local.intrinsics import Resolver
@@ -106,6 +106,9 @@ EXPECTED = {
     ("admin_api", "cognito-idp:ListUsersInGroup"),
     ("admin_api", "dynamodb:BatchGetItem"),
     ("index_leads", "dynamodb:BatchWriteItem"),
+    ("report_events", "dynamodb:BatchGetItem"),
+    ("report_events", "dynamodb:TransactWriteItems"),
+    ("admin_api", "dynamodb:Query"),
 }
 FUNCTIONS_DRIVEN = {
     "capture_form",
@@ -126,6 +129,7 @@ FUNCTIONS_DRIVEN = {
     "journey_decide",
     "admin_api",
     "index_leads",
+    "report_events",
 }
 
 
@@ -655,7 +659,17 @@ def drive_every_function(q: Qualified, monkeypatch: pytest.MonkeyPatch) -> None:
 
     publish_journeys(aws)
     q.capture("jiro.suzuki@example.jp")  # a new lead, in no journey yet
+    count_for_reports(aws)
     drive_admin_api(aws, "jiro.suzuki@example.jp")
+
+
+def count_for_reports(aws: AwsStack) -> None:
+    """report_events counts everything the scenario stored, from the events stream."""
+    records = new_stream_records(aws, "EventsTable")
+    assert records
+    for start in range(0, len(records), 100):
+        answer = aws.function("report_events").invoke({"Records": records[start : start + 100]})
+        assert answer == {"batchItemFailures": []}, answer
 
 
 def drive_admin_api(aws: AwsStack, email: str) -> None:
@@ -706,12 +720,15 @@ def drive_admin_api(aws: AwsStack, email: str) -> None:
         ("POST", "/admin/templates/seminar-invitation/preview", {"lead": email, "template": {
             "name": "IAM", "subject": "IAM", "html": "<p>IAM</p>",
             "from_address": "news@example.com"}}),
+        ("GET", "/admin/reports/mail/welcome", None),
+        ("GET", "/admin/reports/journeys/welcome_nurture?format=csv", None),
     ]  # fmt: skip
     as_admin: list[tuple[str, str, Any]] = [
         ("POST", "/admin/users", {"email": "new.marketer@example.jp", "role": "marketer"}),
         ("PATCH", "/admin/users/new.marketer@example.jp", {"role": "viewer", "enabled": False}),
         ("PATCH", "/admin/users/new.marketer@example.jp", {"enabled": True}),
         ("GET", "/admin/users", None),
+        ("POST", "/admin/reports/rebuild", {"from": "2026-11-01", "to": "2026-12-31"}),
     ]
     for method, path, body in asks + as_admin:
         role = Role.ADMIN if (method, path, body) in as_admin else Role.MARKETER

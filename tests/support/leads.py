@@ -61,7 +61,17 @@ def store_lead(
 def index_leads(aws: AwsStack) -> int:
     """Hand IndexLeadsFunction what is new on the leads table's stream, in batches of 100 as
     Lambda's poller does in AWS and the local runtime's does there (lead search finds tags and
-    words through the lead terms it writes). Returns how many records it got.
+    words through the lead terms it writes). Returns how many records it got."""
+    records = new_stream_records(aws, "LeadsTable")
+    for start in range(0, len(records), 100):
+        answer = aws.function("index_leads").invoke({"Records": records[start : start + 100]})
+        assert answer == {"batchItemFailures": []}, answer
+    return len(records)
+
+
+def new_stream_records(aws: AwsStack, table: str) -> list[dict[str, Any]]:
+    """The records on the stream of the template's table ``table`` (a logical id) since the last
+    call, as Lambda's poller hands them to a function.
 
     The records are read from moto's shard itself: moto's in-process mock does not answer the
     DynamoDB Streams API (the local runtime's moto server does)."""
@@ -69,8 +79,8 @@ def index_leads(aws: AwsStack) -> int:
 
     from tsunagu_local.streams import as_lambda_json, stream_shard
 
-    table = moto_client("dynamodb").describe_table(TableName=aws.tables["LeadsTable"])["Table"]
-    stream_arn = table["LatestStreamArn"]
+    described = moto_client("dynamodb").describe_table(TableName=aws.tables[table])["Table"]
+    stream_arn = described["LatestStreamArn"]
     shard = stream_shard(stream_arn)
     done = aws.stream_marks.get(stream_arn, 0)
     records = [
@@ -79,9 +89,6 @@ def index_leads(aws: AwsStack) -> int:
         for item in shard.items
         if int(item.to_json()["dynamodb"]["SequenceNumber"]) > done
     ]
-    for start in range(0, len(records), 100):
-        answer = aws.function("index_leads").invoke({"Records": records[start : start + 100]})
-        assert answer == {"batchItemFailures": []}, answer
     if records:
         aws.stream_marks[stream_arn] = int(records[-1]["dynamodb"]["SequenceNumber"])
-    return len(records)
+    return records

@@ -8,16 +8,22 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from email.message import Message
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+
+if TYPE_CHECKING:
+    from tsunagu_local.runtime import LocalRuntime
 
 
 def wait_for[T](
@@ -160,3 +166,25 @@ def execution_history(stepfunctions: Any, execution_arn: str) -> list[dict[str, 
         token = page.get("nextToken")
         if not token:
             return events
+
+
+@contextmanager
+def runtime_in_process(prefix: str, clock_start: datetime) -> Iterator[LocalRuntime]:
+    """The product's template on a local runtime in this process (a benchmark's: it reads the
+    runtime's tables directly), in virtual time from ``clock_start``, with nothing kept."""
+    from tsunagu_local.runtime import LocalRuntime, RuntimeOptions
+
+    options = RuntimeOptions(
+        template=Path(__file__).resolve().parents[2] / "template.yaml",
+        state_dir=Path(tempfile.mkdtemp(prefix=prefix)),
+        api_port=0,
+        persist=False,
+        virtual_time=True,
+        clock_start=clock_start,
+    )
+    running = LocalRuntime(options)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -43,7 +43,7 @@ EXPECTED: dict[str, dict[Role, bool | str]] = {
     },
     **{
         name: {Role.ADMIN: True, Role.MARKETER: False, Role.SALES: False, Role.VIEWER: False}
-        for name in ("audit.list", "users.list", "users.save")
+        for name in ("audit.list", "users.list", "users.save", "reports.rebuild")
     },
     "journeys.list": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
     "forms.list": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
@@ -52,7 +52,7 @@ EXPECTED: dict[str, dict[Role, bool | str]] = {
         name: {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True}
         for name in (
             "qualification.show", "leads.score", "leads.hot", "crm.pushes", "templates.list",
-            "suppressions.list",
+            "suppressions.list", "reports.show",
         )
     },
     **{

@@ -313,6 +313,7 @@ def test_entering_claims_the_entry_then_starts_the_named_execution() -> None:
             {
                 "lead_id": LEAD,
                 "journey_id": "seminar_follow_up",
+                "journey_version": None,  # deployed with the stack, not published
                 "trigger": "form_submitted",
                 "entered_on": isoformat(NOW),
             },

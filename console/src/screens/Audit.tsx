@@ -2,6 +2,7 @@ import { useCallback, useEffect, useMemo, useState } from "react";
 import { useTranslation } from "react-i18next";
 
 import { ApiError, api } from "../api";
+import { saveAs } from "../download";
 import { when } from "../i18n";
 
 interface AuditRow {
@@ -72,11 +73,7 @@ export default function Audit() {
         query: { ...range, limit: 5000, format: "csv" },
         raw: true,
       });
-      const link = document.createElement("a");
-      link.href = URL.createObjectURL(new Blob([text], { type: "text/csv;charset=utf-8" }));
-      link.download = `tsunagu-audit-${since}-${until}.csv`;
-      link.click();
-      URL.revokeObjectURL(link.href);
+      saveAs(text, `tsunagu-audit-${since}-${until}.csv`);
     } catch (error) {
       setProblem(error instanceof ApiError ? error.message : String(error));
     }

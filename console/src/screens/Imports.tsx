@@ -4,6 +4,7 @@ import { type FormEvent, useState } from "react";
 import { useTranslation } from "react-i18next";
 
 import { api, describeError } from "../api";
+import { saveAs } from "../download";
 
 const SOURCES = ["import", "trade_show", "seminar", "web_form", "sales", "crm"] as const;
 const ACTIONS = ["create", "update", "unchanged", "merged", "rejected"] as const;
@@ -76,11 +77,8 @@ export default function Imports() {
 
   function download(plan: Plan) {
     const bytes = Uint8Array.from(atob(plan.rejected_csv_base64 ?? ""), (c) => c.charCodeAt(0));
-    const link = document.createElement("a");
-    link.href = URL.createObjectURL(new Blob([bytes], { type: "text/csv" }));
-    link.download = `rejected-${file?.name ?? "rows.csv"}`;
-    link.click();
-    URL.revokeObjectURL(link.href);
+    // In the encoding the list came in, so it imports again as it was: no charset named.
+    saveAs(bytes, `rejected-${file?.name ?? "rows.csv"}`, "text/csv");
   }
 
   return (

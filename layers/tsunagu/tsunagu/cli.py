@@ -18,6 +18,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from tsunagu import services
+from tsunagu.analytics.query import AnalyticsError
+from tsunagu.cli_analytics import add_analytics_commands
 from tsunagu.cli_api import ApiCliError, add_api_commands
 from tsunagu.cli_clock import ClockCliError, add_clock_commands
 from tsunagu.cli_console import ConsoleCliError, add_console_commands
@@ -25,6 +27,7 @@ from tsunagu.cli_functions import FunctionCliError, invoke_function
 from tsunagu.cli_imports import add_import_commands
 from tsunagu.cli_journeys import JourneyCliError, add_journey_commands
 from tsunagu.cli_qualification import QualificationCliError, add_qualification_commands
+from tsunagu.cli_reports import add_report_commands
 from tsunagu.clock import isoformat
 from tsunagu.errors import TsunaguError
 from tsunagu.settings import Settings
@@ -46,6 +49,7 @@ OUTPUT_TO_SETTING = {
     "QualificationTableName": "TSUNAGU_QUALIFICATION_TABLE",
     "LeadTermsTableName": "TSUNAGU_LEAD_TERMS_TABLE",
     "AuditLogTableName": "TSUNAGU_AUDIT_TABLE",
+    "ReportsTableName": "TSUNAGU_REPORTS_TABLE",
     "CrmWebhookSecretArn": "TSUNAGU_CRM_SECRET_ARN",
     "StateMachineArnPrefix": "TSUNAGU_STATE_MACHINE_ARN_PREFIX",
     "ApiUrl": "TSUNAGU_API_URL",
@@ -664,8 +668,10 @@ def _parser() -> argparse.ArgumentParser:
     add_journey_commands(groups)
     add_console_commands(groups)
     add_clock_commands(groups)
+    add_analytics_commands(groups)
     add_qualification_commands(groups, leads)
     add_import_commands(groups)
+    add_report_commands(groups)
     add_api_commands(groups)
     forms.add_parser("list", help="list forms").set_defaults(run=forms_list)
     show = forms.add_parser("get", help="show a form's definition")
@@ -696,6 +702,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         code: int = args.run(settings, args)
     except (
+        AnalyticsError,
         ApiCliError,
         CliError,
         ClockCliError,

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from tsunagu.commands.leads import LeadCommands
     from tsunagu.commands.mail import MailCommands
     from tsunagu.commands.qualification import QualificationCommands
+    from tsunagu.commands.reports import ReportCommands
     from tsunagu.commands.users import UserCommands
     from tsunagu.journeys.business_time import BusinessCalendar, QuietHours
     from tsunagu.journeys.gate import FrequencyCap
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from tsunagu.store.leads import LeadRepository
     from tsunagu.store.mail import MailRepository
     from tsunagu.store.qualification import CrmRepository, QualificationRepository
+    from tsunagu.store.reports import ReportsRepository
     from tsunagu.store.ses import SesMessenger
     from tsunagu.store.state_machines import StepFunctionsStateMachines
     from tsunagu.store.tracking import SiteRepository, TrackingRepository
@@ -357,6 +359,30 @@ def audit_log(settings: Settings) -> AuditRepository:
     return AuditRepository(settings, clock(settings))
 
 
+# ---------------------------------------------------------------- reports
+@lru_cache(maxsize=8)
+def reports(settings: Settings) -> ReportsRepository:
+    """The report counters' table (tsunagu.reports), on the tables' one client."""
+    from tsunagu.store.reports import ReportsRepository
+
+    if not settings.reports_table:
+        raise RuntimeError("no reports table is configured (TSUNAGU_REPORTS_TABLE)")
+    client = bind_tables(settings).connection.client
+    return ReportsRepository(client, settings.reports_table, settings.events_table)
+
+
+def report_commands(settings: Settings) -> ReportCommands:
+    """The ports of the report use cases (tsunagu.commands.reports)."""
+    from tsunagu.commands.reports import ReportCommands
+
+    return ReportCommands(
+        counters=reports(settings),
+        audit=audit_log(settings),
+        clock=clock(settings),
+        time_zone=settings.default_time_zone,
+    )
+
+
 def import_commands(settings: Settings) -> ImportCommands:
     """The ports of the list-import use cases (tsunagu.commands.imports)."""
     from tsunagu.commands.imports import ImportCommands
@@ -442,6 +468,16 @@ def cognito_client(region: str) -> Any:
     import boto3
 
     return boto3.client("cognito-idp", region_name=region)
+
+
+@lru_cache(maxsize=8)
+def firehose_client(settings: Settings) -> Any:
+    """The analytics export's delivery stream client (tsunagu.analytics.delivery)."""
+    import boto3
+
+    return boto3.client(
+        "firehose", region_name=settings.region, endpoint_url=settings.aws_endpoint_url
+    )
 
 
 def user_commands(settings: Settings) -> UserCommands:

@@ -41,9 +41,13 @@ class Settings(BaseModel):
     qualification_table: str
     lead_terms_table: str
     """A lead's tags and search words, one entry each (kept from the leads table's stream)."""
+    analytics_delivery_stream: str | None = None
+    """The Firehose delivery stream that takes events as rows for SQL (set on report_events)."""
     audit_table: str | None = None
     """The audit log (tsunagu.commands.audit): every change people make, and every refusal."""
     audit_retention_days: int = Field(default=400, ge=1, le=3650)
+    reports_table: str | None = None
+    """The report counters (tsunagu.reports): kept from the events stream, read by reports."""
     """How long an audit entry is kept (the table's TTL removes it after)."""
     admin_allowed_cidrs: str = ""
     """Where the admin API may be called from: CIDR ranges, comma-separated (seed 002's

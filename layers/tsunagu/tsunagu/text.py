@@ -38,3 +38,12 @@ def normalise_line_breaks(text: str) -> str:
 def header_line(text: str) -> str:
     """``text`` as one header line: every line break and control character becomes a space."""
     return re.sub(r" {2,}", " ", _NOT_ONE_LINE.sub(" ", text)).strip()
+
+
+SPREADSHEET_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """A CSV cell that Excel or Sheets will show as text, never run as a formula (a cell that
+    begins with one of SPREADSHEET_FORMULA_STARTS is prefixed with ``'``)."""
+    return "'" + cell if cell.startswith(SPREADSHEET_FORMULA_STARTS) else cell

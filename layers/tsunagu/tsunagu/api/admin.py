@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from ipaddress import ip_address
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -27,7 +27,16 @@ from tsunagu import services
 from tsunagu.api.requests import HttpRequest
 from tsunagu.api.responses import Response, error_response, json_response
 from tsunagu.client_values import validation_failed
-from tsunagu.commands import definitions, imports, journeys, leads, mail, qualification, users
+from tsunagu.commands import (
+    definitions,
+    imports,
+    journeys,
+    leads,
+    mail,
+    qualification,
+    reports,
+    users,
+)
 from tsunagu.commands.access import OPERATIONS, Actor, Role, authorise
 from tsunagu.commands.audit import AuditEntry, as_csv, list_entries, refused
 from tsunagu.cursors import decode_cursor, encode_cursor, not_a_cursor
@@ -53,6 +62,8 @@ from tsunagu.leads.search import MAX_PAGE_SIZE, PAGE_SIZE, LeadQuery
 from tsunagu.leads.updates import FieldName, FieldText, LeadUpdate
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.qualification.config import QualificationConfig
+from tsunagu.reports.definitions import METRICS, RATES
+from tsunagu.reports.figures import Report, report_csv
 from tsunagu.settings import Settings
 from tsunagu.tracking.sites import SiteDefinition
 
@@ -115,6 +126,16 @@ class AdminCall:
         if not low <= value <= high:
             raise ValidationFailed([FieldError(name, f"must be between {low} and {high}")])
         return value
+
+    def day(self, name: str, default: date) -> date:
+        text = self.query.get(name)
+        if text is None:
+            return default
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            problem = FieldError(name, f"{text!r} is not a day (YYYY-MM-DD)")
+            raise ValidationFailed([problem]) from None
 
     def instant(self, name: str, default: datetime) -> datetime:
         text = self.query.get(name)
@@ -919,6 +940,72 @@ def audit_entries(call: AdminCall) -> Any:
 @dataclass(frozen=True)
 class CsvBody:
     text: str
+    filename: str = "audit.csv"
+
+
+# ---------------------------------------------------------------- reports
+REPORT_DAYS = 30
+"""A report's range when none is given: the last 30 days up to today."""
+
+
+class RebuildRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    first_day: date = Field(alias="from")
+    last_day: date = Field(alias="to")
+
+
+def _report_range(call: AdminCall) -> tuple[date, date]:
+    """``?from`` and ``?to`` (days, in the account's time zone); the last 30 days by default."""
+    zone = ZoneInfo(call.settings.default_time_zone)
+    today = services.clock(call.settings).now().astimezone(zone).date()
+    last = call.day("to", today)
+    return call.day("from", last - timedelta(days=REPORT_DAYS - 1)), last
+
+
+def _report_answer(report: Report, call: AdminCall) -> Any:
+    shape = call.query.get("format") or "json"
+    if shape not in ("json", "csv"):
+        raise ValidationFailed([FieldError("format", f"{shape!r}: json or csv")])
+    if shape == "csv":
+        name = f"{report.kind}-{report.subject_id}-{report.first_day}-{report.last_day}.csv"
+        return CsvBody("\ufeff" + report_csv(report), name)
+    return {**report.as_dict(), "definitions": METRICS, "rates_are": RATES}
+
+
+def report_mail(call: AdminCall) -> Any:
+    """A mail template's figures per version over a range of days: people's and machines'
+    opens and clicks side by side, bounces, unsubscribes and the rates (CSV with
+    ?format=csv)."""
+    first, last = _report_range(call)
+    ports = services.report_commands(call.settings)
+    found = reports.mail_report(ports, call.actor, call.params["template"], first, last)
+    return _report_answer(found, call)
+
+
+def report_journey(call: AdminCall) -> Any:
+    """A journey's figures per version and node over a range of days: each mail node's counts
+    and rates, each decision node's outcomes (CSV with ?format=csv)."""
+    first, last = _report_range(call)
+    ports = services.report_commands(call.settings)
+    found = reports.journey_report(ports, call.actor, call.params["journey"], first, last)
+    return _report_answer(found, call)
+
+
+def report_rebuild(call: AdminCall) -> Any:
+    """Count a range of days again from the stored events (after automated activity was
+    re-judged), replacing their counters."""
+    asked = call.model(RebuildRequest)
+    ports = services.report_commands(call.settings)
+    done = reports.rebuild(ports, call.actor, asked.first_day, asked.last_day)
+    return {
+        "from": asked.first_day.isoformat(),
+        "to": asked.last_day.isoformat(),
+        "events": done.events,
+        "counted": done.counted,
+        "rows": done.rows,
+        "rows_replaced": done.rows_removed,
+    }
 
 
 def _audit_view(entry: AuditEntry) -> dict[str, Any]:
@@ -1110,6 +1197,21 @@ ROUTES: tuple[AdminRoute, ...] = (
         audit_entries,
         query=("since", "until", "limit", "format"),
     ),
+    AdminRoute(
+        "GET",
+        "/admin/reports/mail/{template}",
+        "reports.show",
+        report_mail,
+        query=("from", "to", "format"),
+    ),
+    AdminRoute(
+        "GET",
+        "/admin/reports/journeys/{journey}",
+        "reports.show",
+        report_journey,
+        query=("from", "to", "format"),
+    ),
+    AdminRoute("POST", "/admin/reports/rebuild", "reports.rebuild", report_rebuild, RebuildRequest),
 )
 """Every admin route: the API document lists exactly these (a static test), and the role-matrix
 test walks each with every role."""
@@ -1238,7 +1340,7 @@ def _answer(event: Mapping[str, Any], settings: Settings) -> Response:
             "statusCode": 200,
             "headers": {
                 "content-type": "text/csv; charset=utf-8",
-                "content-disposition": 'attachment; filename="audit.csv"',
+                "content-disposition": f'attachment; filename="{result.filename}"',
             },
             "body": result.text,
         }

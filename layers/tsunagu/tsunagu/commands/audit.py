@@ -20,6 +20,7 @@ from tsunagu.clock import Clock, isoformat
 from tsunagu.commands.access import Actor, Operation, authorise
 from tsunagu.errors import FieldError, Forbidden, ValidationFailed
 from tsunagu.ids import new_id
+from tsunagu.text import spreadsheet_safe
 
 Outcome = Literal["done", "refused"]
 
@@ -175,9 +176,5 @@ def as_csv(entries: Iterable[AuditEntry]) -> str:
             json.dumps(e.after, ensure_ascii=False, sort_keys=True) if e.after else "",
             e.detail or "",
         ]
-        writer.writerow([_inert(str(cell)) for cell in row])
+        writer.writerow([spreadsheet_safe(str(cell)) for cell in row])
     return out.getvalue()
-
-
-def _inert(cell: str) -> str:
-    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell

@@ -508,6 +508,7 @@ class _Compiler:
     def _decision_payload(self, node: Node, spec: BaseModel) -> ASL:
         return {
             "journey_id": self.journey_id,
+            "journey_version.$": "$.journey_version",
             "node": node.id,
             "lead_id.$": "$.lead_id",
             "execution_id.$": "$$.Execution.Id",
@@ -593,7 +594,13 @@ class _Compiler:
                     "lead_id.$": "$.lead_id",
                     "template_id": node.template,
                     "idempotency_key.$": "States.Format('{}:{}', $$.Execution.Id, $$.State.Name)",
-                    "journey": {"journey_id": self.journey_id, "step": send},
+                    # Recorded on mail_sent: the reports count the mail for this node.
+                    "journey": {
+                        "journey_id": self.journey_id,
+                        "journey_version.$": "$.journey_version",
+                        "node": node.id,
+                        "step": send,
+                    },
                 },
                 retry=[LAMBDA_RETRY, SEND_RETRY],
                 ResultSelector={
@@ -659,6 +666,7 @@ class _Compiler:
                     # The event that ends the wait is recorded on the lead as this node's
                     # journey_decision (tsunagu.journeys.waits).
                     "journey_id": self.journey_id,
+                    "journey_version.$": "$.journey_version",
                     "node": node.id,
                 },
                 resource=_INVOKE_WAITING,

@@ -141,6 +141,7 @@ def decision_event(
     kind: str,
     execution_name: str,
     entered_at: str,
+    journey_version: int | None = None,
 ) -> LeadEvent:
     """The event, keyed on the execution, the node and when the step was entered: a retried
     step writes the same item again rather than a second decision."""
@@ -159,5 +160,6 @@ def decision_event(
             "values": {k: v for k, v in decided.values.items() if v is not None},
             "execution_name": execution_name,
             "control_group": kind == "holdout" and decided.outcome == HOLDOUT,
+            **({"journey_version": journey_version} if journey_version is not None else {}),
         },
     )

@@ -215,6 +215,9 @@ def enter(
         **payload,  # first: extra input never replaces who entered, or where
         "lead_id": lead_id,
         "journey_id": journey.journey_id,
+        # Which version of the journey this execution runs, for the reports: the one the alias
+        # routes new executions to (None for a state machine deployed with the stack).
+        "journey_version": journey.published.version if journey.published else None,
         "trigger": trigger,
     }
     arn = executions.start(state_machine_arn, name, journey_input)

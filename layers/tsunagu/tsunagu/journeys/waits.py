@@ -46,6 +46,9 @@ class JourneyWait:
     """The journey and its ``wait_for`` node: the event that ends the wait is recorded as that
     node's decision (None: a wait registered before decisions were recorded)."""
     registered_at: str | None = None
+    journey_version: int | None = None
+    """The version the execution runs (None: deployed with the stack, or registered before
+    versions were recorded)."""
 
     def first_match(self, event_type: str, properties: Mapping[str, Any]) -> EventMatch | None:
         return next((m for m in self.matches if m.matches(event_type, properties)), None)
@@ -76,6 +79,7 @@ def register_wait(
     clock: Clock,
     journey_id: str | None = None,
     node: str | None = None,
+    journey_version: int | None = None,
 ) -> JourneyWait:
     now = clock.now()
     deadline = now + timedelta(seconds=timeout_seconds)
@@ -89,6 +93,7 @@ def register_wait(
         journey_id,
         node,
         registered_at=isoformat(now),
+        journey_version=journey_version,
     )
     store.register_wait(wait)
     return wait
@@ -165,6 +170,7 @@ def wait_decision(
         kind="wait_for",
         execution_name=wait.wait_id.split(":", 1)[0],
         entered_at=occurred_at,
+        journey_version=wait.journey_version,
     )
 
 

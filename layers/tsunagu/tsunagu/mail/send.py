@@ -172,6 +172,13 @@ def _event(kind: str, lead_id: str, at: str, now: Any, **properties: Any) -> Lea
     )
 
 
+def journey_details(journey: Mapping[str, Any]) -> dict[str, Any]:
+    """What a journey's send says of itself on the mail's events (the reports count the mail
+    for that journey version and node)."""
+    names = ("journey_id", "journey_version", "node")
+    return {name: journey[name] for name in names if journey.get(name) is not None}
+
+
 def _request_hash(request: SendRequest) -> str:
     what = [request.lead_id, request.template_id, request.template_version]
     return hashlib.sha256(json.dumps(what).encode()).hexdigest()
@@ -265,6 +272,7 @@ def _send_claimed(
         "topic": template.topic,
         "mail_kind": template.kind,
         "idempotency_key": request.idempotency_key,
+        **journey_details(request.journey),
     }
     reason = skip_reason(
         address=lead.email if lead else None,

@@ -46,6 +46,11 @@ class WaitRepository:
                 # Kept with the match (no new attribute on the table): whose decision it is.
                 **({"journey_id": wait.journey_id} if wait.journey_id else {}),
                 **({"node": wait.node} if wait.node else {}),
+                **(
+                    {"journey_version": wait.journey_version}
+                    if wait.journey_version is not None
+                    else {}
+                ),
             },
             deadline=wait.deadline,
             expires_at=int(expires.timestamp()),
@@ -71,6 +76,7 @@ class WaitRepository:
                     item.deadline,
                     match.get("journey_id"),
                     match.get("node"),
+                    journey_version=_version(match.get("journey_version")),
                 )
             )
         return waits
@@ -87,6 +93,10 @@ class WaitRepository:
         for item in items:
             item.delete()
         return len(items)
+
+
+def _version(value: Any) -> int | None:
+    return int(value) if value is not None else None
 
 
 def mark_waiting(tables: Tables, waiting: WaitingAt) -> None:

@@ -1,0 +1,290 @@
+// Reports: a mail template (per version) or a journey (per version and node) over a range of
+// days, from the counters the events stream keeps. People's and machines' activity side by
+// side, never mixed; every figure's definition one click away (the API sends them).
+import { useCallback, useEffect, useMemo, useState } from "react";
+import { useTranslation } from "react-i18next";
+import { useNavigate, useParams } from "react-router";
+
+import { api, describeError } from "../api";
+import { saveAs } from "../download";
+import { DailyBars } from "./ReportChart";
+
+type Counts = Record<string, number>;
+
+interface Figures {
+  counts: Counts;
+  rates: Record<string, number | null>;
+  machines_by_reason: { opened: Counts; clicked: Counts };
+  outcomes: Counts;
+}
+
+interface Part extends Figures {
+  version: number;
+  node?: string;
+  by_day: Record<string, Counts>;
+}
+
+interface Report {
+  kind: "mail" | "journey";
+  id: string;
+  from: string;
+  to: string;
+  time_zone: string;
+  total: Figures;
+  parts: Part[];
+  definitions: Record<string, string>;
+  rates_are: Record<string, string>;
+}
+
+const PATHS = { mail: "/admin/reports/mail", journey: "/admin/reports/journeys" } as const;
+
+function daysBefore(day: string, days: number): string {
+  const date = new Date(`${day}T00:00:00Z`);
+  date.setUTCDate(date.getUTCDate() - days);
+  return date.toISOString().slice(0, 10);
+}
+
+function percent(value: number | null | undefined): string {
+  return value === null || value === undefined ? "–" : `${(value * 100).toFixed(1)}%`;
+}
+
+function everyDay(from: string, to: string): string[] {
+  const days: string[] = [];
+  for (let day = from; day <= to && days.length < 400; day = daysBefore(day, -1)) days.push(day);
+  return days;
+}
+
+export default function Reports() {
+  const { t } = useTranslation();
+  const navigate = useNavigate();
+  const params = useParams();
+  const kind = params.kind === "journey" ? "journey" : "mail";
+  const id = params.id ?? "";
+  const [choices, setChoices] = useState<{ mail: string[]; journey: string[] }>({
+    mail: [],
+    journey: [],
+  });
+  // Blank until chosen: the API's default is the last 30 days on the stack's own clock (the
+  // local runtime's may be virtual) in the account's time zone, which the browser cannot know.
+  const [to, setTo] = useState("");
+  const [from, setFrom] = useState("");
+  const [report, setReport] = useState<Report | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+
+  useEffect(() => {
+    Promise.all([
+      api<{ items: { template_id: string }[] }>("GET", "/admin/templates", {
+        query: { limit: 200 },
+      }),
+      api<{ items: { journey_id: string }[] }>("GET", "/admin/journeys", {
+        query: { limit: 200 },
+      }),
+    ])
+      .then(([templates, journeys]) =>
+        setChoices({
+          mail: templates.items.map((item) => item.template_id),
+          journey: journeys.items.map((item) => item.journey_id),
+        }),
+      )
+      .catch((error) => setProblem(describeError(error)));
+  }, []);
+
+  const load = useCallback(async () => {
+    if (!id) return;
+    setProblem(null);
+    try {
+      setReport(await api<Report>("GET", `${PATHS[kind]}/${id}`, { query: { from, to } }));
+    } catch (error) {
+      setReport(null);
+      setProblem(describeError(error));
+    }
+  }, [kind, id, from, to]);
+
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  async function downloadCsv() {
+    try {
+      const text = await api<string>("GET", `${PATHS[kind]}/${id}`, {
+        query: { from: report?.from, to: report?.to, format: "csv" },
+        raw: true,
+      });
+      saveAs(text, `tsunagu-${kind}-${id}-${report?.from}-${report?.to}.csv`);
+    } catch (error) {
+      setProblem(describeError(error));
+    }
+  }
+
+  const days = useMemo(() => (report ? everyDay(report.from, report.to) : []), [report]);
+  const series = useMemo(() => {
+    if (!report) return [];
+    const sum = (name: string) =>
+      days.map((day) =>
+        report.parts.reduce((total, part) => total + (part.by_day[day]?.[name] ?? 0), 0),
+      );
+    return [
+      { name: t("reports.people_opens"), values: sum("opened_people"), stack: "o", color: "#1f6f8b" },
+      { name: t("reports.machine_opens"), values: sum("opened_machines"), stack: "o", color: "#b8c4cc" },
+      { name: t("reports.people_clicks"), values: sum("clicked_people"), stack: "c", color: "#c45a00" },
+      { name: t("reports.machine_clicks"), values: sum("clicked_machines"), stack: "c", color: "#e8c8a8" },
+    ];
+  }, [report, days, t]);
+
+  const label = (part: Part) =>
+    `${part.version === 0 ? t("reports.deployed") : `v${part.version}`}${part.node ? ` ${part.node}` : ""}`;
+
+  return (
+    <section>
+      <h1>{t("reports.title")}</h1>
+      <form className="filters" onSubmit={(event) => event.preventDefault()}>
+        <label>
+          {t("reports.kind")}
+          <select
+            value={kind}
+            onChange={(event) => navigate(`/reports/${event.target.value}`)}
+          >
+            <option value="mail">{t("reports.kinds.mail")}</option>
+            <option value="journey">{t("reports.kinds.journey")}</option>
+          </select>
+        </label>
+        <label>
+          {t(`reports.kinds.${kind}`)}
+          <select value={id} onChange={(event) => navigate(`/reports/${kind}/${event.target.value}`)}>
+            <option value="">{t("reports.choose")}</option>
+            {choices[kind].map((choice) => (
+              <option key={choice}>{choice}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          {t("reports.from")}
+          <input
+            type="date"
+            value={from || report?.from || ""}
+            onChange={(event) => setFrom(event.target.value)}
+          />
+        </label>
+        <label>
+          {t("reports.to")}
+          <input
+            type="date"
+            value={to || report?.to || ""}
+            onChange={(event) => setTo(event.target.value)}
+          />
+        </label>
+        {report && (
+          <button type="button" onClick={() => void downloadCsv()}>
+            {t("reports.csv")}
+          </button>
+        )}
+      </form>
+      {problem && (
+        <p role="alert" className="problem">
+          {problem}
+        </p>
+      )}
+      {!id && <p className="note">{t("reports.pick")}</p>}
+      {report && (
+        <>
+          <p className="note">
+            {t("reports.range", { from: report.from, to: report.to, zone: report.time_zone })}
+          </p>
+          {report.parts.length === 0 && <p>{t("reports.nothing")}</p>}
+          {report.parts.length > 0 && (
+            <DailyBars days={days} series={series} label={t("reports.chart", { id })} />
+          )}
+          <table className="list report">
+            <caption>{t(`reports.caption_${report.kind}`, { id: report.id })}</caption>
+            <thead>
+              <tr>
+                <th scope="col">{report.kind === "journey" ? t("reports.node") : t("reports.version")}</th>
+                <th scope="col">{t("reports.sent")}</th>
+                <th scope="col">{t("reports.bounced")}</th>
+                <th scope="col">{t("reports.opened")}</th>
+                <th scope="col">{t("reports.clicked")}</th>
+                <th scope="col">{t("reports.machines")}</th>
+                <th scope="col">{t("reports.unsubscribed")}</th>
+                <th scope="col">{t("reports.decided")}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {[...report.parts.map((part) => [label(part), part] as const), [t("reports.total"), report.total] as const].map(
+                ([name, figures]) => (
+                  <tr key={name}>
+                    <th scope="row">{name}</th>
+                    <td>{figures.counts.sent ?? 0}</td>
+                    <td>{(figures.counts.bounced_hard ?? 0) + (figures.counts.bounced_soft ?? 0)}</td>
+                    <td>
+                      {figures.counts.opened_people_unique ?? 0} ({percent(figures.rates.open_rate)})
+                    </td>
+                    <td>
+                      {figures.counts.clicked_people_unique ?? 0} ({percent(figures.rates.click_rate)})
+                    </td>
+                    <td>
+                      {t("reports.machine_counts", {
+                        opens: figures.counts.opened_machines ?? 0,
+                        clicks: figures.counts.clicked_machines ?? 0,
+                      })}
+                    </td>
+                    <td>{figures.counts.unsubscribed ?? 0}</td>
+                    <td>
+                      {Object.entries(figures.outcomes)
+                        .map(([outcome, n]) => `${outcome} ${n}`)
+                        .join(", ")}
+                    </td>
+                  </tr>
+                ),
+              )}
+            </tbody>
+          </table>
+          <MachineReasons figures={report.total} />
+          <details>
+            <summary>{t("reports.definitions")}</summary>
+            <dl className="definitions">
+              {Object.entries({ ...report.definitions, ...report.rates_are }).map(([name, meaning]) => (
+                <div key={name}>
+                  <dt>
+                    <code>{name}</code>
+                  </dt>
+                  <dd>{meaning}</dd>
+                </div>
+              ))}
+            </dl>
+          </details>
+        </>
+      )}
+    </section>
+  );
+}
+
+function MachineReasons({ figures }: { figures: Figures }) {
+  const { t } = useTranslation();
+  const rows = (["opened", "clicked"] as const).flatMap((action) =>
+    Object.entries(figures.machines_by_reason[action]).map(([reason, n]) => ({ action, reason, n })),
+  );
+  if (rows.length === 0) return null;
+  return (
+    <table className="list">
+      <caption>{t("reports.reasons")}</caption>
+      <thead>
+        <tr>
+          <th scope="col">{t("reports.activity")}</th>
+          <th scope="col">{t("reports.reason")}</th>
+          <th scope="col">{t("reports.count")}</th>
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map((row) => (
+          <tr key={`${row.action}-${row.reason}`}>
+            <td>{t(`reports.${row.action}_by_machines`)}</td>
+            <td>
+              <code>{row.reason}</code>
+            </td>
+            <td>{row.n}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}

@@ -1,0 +1,169 @@
+"""``tsunagu reports mail|journey|rebuild``: the figures the counters keep, as a table, CSV or
+JSON, and the counters of a range of days counted again."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import date, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tsunagu import services
+from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.reports.figures import Figures, Part, Report, report_csv
+from tsunagu.settings import Settings
+
+DEFAULT_DAYS = 30
+
+# (column, what it shows) for the table; CSV and JSON carry every count and rate.
+TABLE_COLUMNS = (
+    ("sent", "sent"),
+    ("bounced", "bounced (hard + soft)"),
+    ("opened", "people's opens, unique"),
+    ("open%", "open rate"),
+    ("clicked", "people's clicks, unique"),
+    ("click%", "click rate"),
+    ("m.opens", "machines' opens"),
+    ("m.clicks", "machines' clicks"),
+    ("unsub", "unsubscribed"),
+)
+
+
+def _day(text: str, name: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValidationFailed([FieldError(name, f"{text!r} is not a day (YYYY-MM-DD)")]) from None
+
+
+def _range(settings: Settings, args: argparse.Namespace) -> tuple[date, date]:
+    """From --from to --to; by default the last 30 days up to today, in the account's time
+    zone and on the stack's clock (virtual time on the local runtime)."""
+    today = services.clock(settings).now().astimezone(ZoneInfo(settings.default_time_zone)).date()
+    last = _day(args.to, "to") if args.to else today
+    first = _day(args.since, "from") if args.since else last - timedelta(days=DEFAULT_DAYS - 1)
+    return first, last
+
+
+def reports_mail(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.commands import reports
+
+    first, last = _range(settings, args)
+    ports = services.report_commands(settings)
+    report = reports.mail_report(ports, services.operator(settings), args.template, first, last)
+    return _show(report, args.format)
+
+
+def reports_journey(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.commands import reports
+
+    first, last = _range(settings, args)
+    ports = services.report_commands(settings)
+    report = reports.journey_report(ports, services.operator(settings), args.journey, first, last)
+    return _show(report, args.format)
+
+
+def reports_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.commands import reports
+
+    first, last = _day(args.since, "from"), _day(args.to, "to")
+    ports = services.report_commands(settings)
+    done = reports.rebuild(ports, services.operator(settings), first, last)
+    print(
+        f"{first} to {last}: {done.events} events read, {done.counted} counted;"
+        f" {done.rows} counter rows written, {done.rows_removed} replaced"
+    )
+    return 0
+
+
+def _show(report: Report, form: str) -> int:
+    if form == "json":
+        print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    elif form == "csv":
+        print(report_csv(report), end="")
+    else:
+        print(report_table(report))
+    return 0
+
+
+def _label(part: Part) -> str:
+    version = "deployed" if part.version == 0 else f"v{part.version}"
+    return f"{version} {part.node}" if part.node else version
+
+
+def _cells(figures: Figures) -> list[str]:
+    rates = figures.rates()
+
+    def percent(name: str) -> str:
+        value = rates[name]
+        return "-" if value is None else f"{value * 100:.1f}%"
+
+    return [
+        str(figures.get("sent")),
+        str(figures.get("bounced_hard") + figures.get("bounced_soft")),
+        str(figures.get("opened_people_unique")),
+        percent("open_rate"),
+        str(figures.get("clicked_people_unique")),
+        percent("click_rate"),
+        str(figures.get("opened_machines")),
+        str(figures.get("clicked_machines")),
+        str(figures.get("unsubscribed")),
+    ]
+
+
+def report_table(report: Report) -> str:
+    """The report for a terminal: one line per version (or node), the total last, then the
+    machines' activity by reason and each decision node's outcomes."""
+    header = ["", *(name for name, _ in TABLE_COLUMNS)]
+    lines = [[_label(p), *_cells(p.figures)] for p in report.parts]
+    lines.append(["total", *_cells(report.total)])
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+
+    out = [
+        f"{report.kind} {report.subject_id}: {report.first_day} to {report.last_day}"
+        f" ({report.time_zone} days)",
+        line(header),
+        *(line(row) for row in lines),
+    ]
+    for action in ("opened", "clicked"):
+        reasons = report.total.machine_reasons(action)
+        if reasons:
+            shown = ", ".join(f"{reason} {n}" for reason, n in reasons.items())
+            out.append(f"machines' {action.replace('ed', 's')} by reason: {shown}")
+    for part in report.parts:
+        outcomes = part.figures.outcomes()
+        if outcomes:
+            shown = ", ".join(f"{name} {n}" for name, n in outcomes.items())
+            out.append(f"{_label(part)}: {part.figures.get('decided')} decided - {shown}")
+    if not report.parts:
+        out.append("(nothing counted in these days)")
+    out.append("columns: " + "; ".join(f"{name} = {meaning}" for name, meaning in TABLE_COLUMNS))
+    return "\n".join(out)
+
+
+def add_report_commands(groups: Any) -> None:
+    reports = groups.add_parser("reports", help="figures per mail and journey, from the counters")
+    commands = reports.add_subparsers(dest="command", required=True)
+    for name, target, run, what in (
+        ("mail", "template", reports_mail, "a mail template, per version"),
+        ("journey", "journey", reports_journey, "a journey, per version and node"),
+    ):
+        parser = commands.add_parser(name, help=what)
+        parser.add_argument(target)
+        parser.add_argument("--from", dest="since", metavar="YYYY-MM-DD", help="first day")
+        parser.add_argument("--to", metavar="YYYY-MM-DD", help="last day (default: today)")
+        parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+        parser.set_defaults(run=run)
+    rebuild = commands.add_parser(
+        "rebuild", help="count the days again from the stored events (after a re-judgement)"
+    )
+    rebuild.add_argument("--from", dest="since", required=True, metavar="YYYY-MM-DD")
+    rebuild.add_argument("--to", required=True, metavar="YYYY-MM-DD")
+    rebuild.set_defaults(run=reports_rebuild)

@@ -1,0 +1,213 @@
+"""Keeping the counters: a batch of the events stream counted exactly once, and the counters of
+a range of days rebuilt from the stored events.
+
+Exactly once: every event that counts is marked in the same transaction as its increments, and
+a batch first reads which of its events are marked already, so a redelivered batch (or the
+same record twice in one batch) counts nothing more. Increments to the same counter row are
+added up first, so a batch of a hundred events costs a few writes, not a hundred.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from tsunagu.clock import isoformat
+from tsunagu.reports.counting import (
+    CountedMail,
+    CounterKey,
+    StoredEvent,
+    add,
+    count,
+    final_at,
+    is_final,
+    needs_mail,
+)
+
+ATTEMPTS = 5
+"""Batches that lose a race with another writer (a rebuild, a second consumer) read again."""
+TRANSACTION_ITEMS = 100
+"""DynamoDB's limit on the items of one TransactWriteItems."""
+
+
+class Conflict(Exception):
+    """Another writer counted one of the events, or changed one of the mails, meanwhile."""
+
+
+@dataclass(frozen=True)
+class Writes:
+    """One transaction's worth of counting: the events it marks, the mails it creates or
+    changes (each with the state it was read in: None for a new one) and the increments."""
+
+    marks: Sequence[str]
+    mails: Sequence[tuple[CountedMail | None, CountedMail]]
+    increments: Mapping[CounterKey, Mapping[str, int]]
+
+
+class CounterStore(Protocol):
+    def counted(
+        self, event_ids: Iterable[str], message_ids: Iterable[str]
+    ) -> tuple[set[str], dict[str, CountedMail]]: ...
+
+    def write(self, writes: Writes, at: datetime) -> None: ...
+
+
+class RebuildStore(Protocol):
+    def events_between(self, first: str, last: str) -> Iterable[Mapping[str, Any]]: ...
+
+    def mails(self, message_ids: Iterable[str]) -> dict[str, CountedMail]: ...
+
+    def replace_rows(
+        self, first_day: str, last_day: str, rows: Mapping[CounterKey, Mapping[str, int]]
+    ) -> int: ...
+
+    def replace_mails(self, mails: Iterable[CountedMail]) -> None: ...
+
+
+@dataclass
+class BatchCount:
+    """What a batch did: events counted, events already counted (redelivered), writes made."""
+
+    counted: int = 0
+    already: int = 0
+    transactions: int = 0
+
+
+def count_batch(
+    images: Sequence[Mapping[str, Any] | None],
+    *,
+    store: CounterStore,
+    time_zone: ZoneInfo,
+    now: datetime,
+) -> BatchCount:
+    """Count the final events among the stream images, each exactly once."""
+    events = [
+        e for e in (StoredEvent.from_image(i) for i in images if i) if e is not None and is_final(e)
+    ]
+    for _ in range(ATTEMPTS):
+        try:
+            return _count_once(events, store, time_zone, now)
+        except Conflict:
+            continue  # what was written stays marked; the rest is read again
+    raise Conflict(f"the counters kept changing under {len(events)} events")
+
+
+@dataclass
+class _Pending:
+    marks: list[str] = field(default_factory=list)
+    mails: dict[str, tuple[CountedMail | None, CountedMail]] = field(default_factory=dict)
+    increments: dict[CounterKey, dict[str, int]] = field(default_factory=dict)
+
+    def size_with(self, event_id: str, mail: CountedMail | None, keys: Iterable[CounterKey]) -> int:
+        new_keys = {k for k in keys if k not in self.increments}
+        new_mail = mail is not None and mail.message_id not in self.mails
+        return (
+            len(self.marks)
+            + len(self.mails)
+            + len(self.increments)
+            + 1
+            + int(new_mail)
+            + len(new_keys)
+        )
+
+    def writes(self) -> Writes:
+        return Writes(self.marks, list(self.mails.values()), self.increments)
+
+
+def _count_once(
+    events: Sequence[StoredEvent], store: CounterStore, time_zone: ZoneInfo, now: datetime
+) -> BatchCount:
+    result = BatchCount()
+    marked, mails = store.counted(
+        (e.event_id for e in events),
+        (e.message_id for e in events if needs_mail(e) and e.message_id),
+    )
+    pending = _Pending()
+
+    def flush() -> None:
+        nonlocal pending
+        if pending.marks:
+            store.write(pending.writes(), now)
+            result.transactions += 1
+        pending = _Pending()
+
+    for event in events:
+        if event.event_id in marked:
+            result.already += 1
+            continue
+        mail = mails.get(event.message_id) if event.message_id else None
+        counted = count(event, mail, time_zone)
+        if counted is None:
+            continue
+        changed = counted.mail if counted.mail is not None and counted.mail != mail else None
+        if pending.size_with(event.event_id, changed, counted.increments) > TRANSACTION_ITEMS:
+            flush()
+        pending.marks.append(event.event_id)
+        add(pending.increments, counted)
+        if changed is not None:
+            before = pending.mails.get(changed.message_id, (mail, changed))[0]
+            pending.mails[changed.message_id] = (before, changed)
+            mails[changed.message_id] = changed
+        marked.add(event.event_id)
+        result.counted += 1
+    flush()
+    return result
+
+
+# ------------------------------------------------------------------------------- rebuilding
+@dataclass(frozen=True)
+class Rebuilt:
+    events: int
+    counted: int
+    rows: int
+    rows_removed: int
+
+
+def day_bounds(first_day: date, last_day: date, time_zone: ZoneInfo) -> tuple[str, str]:
+    """The instants (as stored) from the start of ``first_day`` to the end of ``last_day`` in
+    the report's time zone."""
+    start = datetime.combine(first_day, time.min, time_zone)
+    end = datetime.combine(last_day + timedelta(days=1), time.min, time_zone)
+    return isoformat(start), isoformat(end - timedelta(milliseconds=1))
+
+
+def rebuild(
+    first_day: date, last_day: date, *, store: RebuildStore, time_zone: ZoneInfo
+) -> Rebuilt:
+    """Count the days again from the stored events, as they stand now (a click re-judged since
+    is counted as it is judged now), and replace those days' counter rows.
+
+    A mail's firsts before ``first_day`` stand: an open in the range of a mail first opened
+    earlier is not unique again. Run it while the days are quiet (a day's events still arriving
+    would be counted by the consumer and by the rebuild).
+    """
+    if last_day < first_day:
+        raise ValueError("the range ends before it starts")
+    first, last = day_bounds(first_day, last_day, time_zone)
+    events = [e for e in map(StoredEvent.from_image, store.events_between(first, last)) if e]
+    events.sort(key=lambda e: (final_at(e), e.event_id))
+    first_text = first_day.isoformat()
+    known = store.mails({e.message_id for e in events if e.message_id and needs_mail(e)})
+    mails = {message_id: _before(mail, first_text) for message_id, mail in known.items()}
+    rows: dict[CounterKey, dict[str, int]] = {}
+    counted = 0
+    for event in events:
+        mail = mails.get(event.message_id) if event.message_id else None
+        result = count(event, mail, time_zone)
+        if result is None:
+            continue
+        add(rows, result)
+        counted += 1
+        if result.mail is not None:
+            mails[result.mail.message_id] = result.mail
+    removed = store.replace_rows(first_text, last_day.isoformat(), rows)
+    store.replace_mails(mails.values())
+    return Rebuilt(events=len(events), counted=counted, rows=len(rows), rows_removed=removed)
+
+
+def _before(mail: CountedMail, first_day: str) -> CountedMail:
+    """The mail with only the firsts it had before the rebuilt range."""
+    return replace(mail, firsts={n: day for n, day in mail.firsts.items() if day < first_day})

@@ -1,0 +1,300 @@
+"""What one stored event adds to the report counters.
+
+The counters are kept per day (in the account's time zone) for three subjects: a mail template
+(per version), a journey (per version and node) and a form (per source). Each metric's exact
+meaning is in ``tsunagu.reports.definitions``; this module is the code that follows it.
+
+Opens, clicks, bounces and unsubscribes name their mail only by its message id. The counter
+keeps its own index of the mails it has counted (``CountedMail``: which template, journey and
+node sent it, and which "first of its kind" this mail has had), so that a later event of the
+mail is attributed without reading the send record, and "unique" means the first such event
+of that one mail.
+
+Counting is pure: ``count`` takes the event and the mail as they stand and returns the
+increments and the mail's new state. The stream consumer and the rebuild share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from typing import Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from tsunagu.clock import isoformat, parse_instant
+from tsunagu.tracking.settling import SETTLE_AFTER_SECONDS
+
+SubjectKind = Literal["mail", "journey", "form"]
+
+# The first event of each kind that a mail can have; "unique" counts these.
+FIRSTS = (
+    "opened_people",
+    "opened_machines",
+    "clicked_people",
+    "clicked_machines",
+    "unsubscribed",
+)
+DEPLOYED = 0
+"""The version of a journey whose state machine was deployed with the stack rather than
+published from its definition (its executions carry no version)."""
+
+
+@dataclass(frozen=True, order=True)
+class CounterKey:
+    """One row of counters: a subject (``mail#welcome``), a day and a part of the subject
+    (``v3`` for a template version; ``v2#send_invite`` for a journey version's node; the source
+    for a form)."""
+
+    subject: str
+    day: str
+    part: str
+
+    @property
+    def sort_key(self) -> str:
+        return f"{self.day}#{self.part}"
+
+    @classmethod
+    def from_sort_key(cls, subject: str, sort_key: str) -> CounterKey:
+        day, part = sort_key.split("#", 1)
+        return cls(subject, day, part)
+
+
+def mail_subject(template_id: str) -> str:
+    return f"mail#{template_id}"
+
+
+def journey_subject(journey_id: str) -> str:
+    return f"journey#{journey_id}"
+
+
+def form_subject(form_id: str) -> str:
+    return f"form#{form_id}"
+
+
+@dataclass(frozen=True)
+class CountedMail:
+    """A mail the counters have seen sent: what it is attributed to, and its firsts (the metric
+    of ``FIRSTS`` -> the day it happened)."""
+
+    message_id: str
+    lead_id: str
+    template_id: str
+    template_version: int
+    sent_day: str
+    journey_id: str | None = None
+    journey_version: int | None = None
+    node: str | None = None
+    firsts: Mapping[str, str] = field(default_factory=dict)
+
+    def keys(self, day: str) -> list[CounterKey]:
+        """The rows an event of this mail on ``day`` counts in."""
+        keys = [CounterKey(mail_subject(self.template_id), day, f"v{self.template_version}")]
+        if self.journey_id and self.node:
+            version = self.journey_version if self.journey_version is not None else DEPLOYED
+            keys.append(
+                CounterKey(journey_subject(self.journey_id), day, f"v{version}#{self.node}")
+            )
+        return keys
+
+
+@dataclass(frozen=True)
+class Counted:
+    """What an event adds: ``increments`` per counter row, and the mail as it stands after the
+    event (a new mail for ``mail_sent``; None when the event is not a mail's)."""
+
+    increments: dict[CounterKey, dict[str, int]]
+    mail: CountedMail | None = None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """The parts of a stored event (a stream image, or an item read back) that counting reads."""
+
+    event_id: str
+    type: str
+    occurred_at: str
+    lead_id: str | None
+    properties: Mapping[str, Any]
+
+    @classmethod
+    def from_image(cls, image: Mapping[str, Any]) -> StoredEvent | None:
+        if not image.get("event_id") or not image.get("type") or not image.get("occurred_at"):
+            return None
+        return cls(
+            event_id=str(image["event_id"]),
+            type=str(image["type"]),
+            occurred_at=str(image["occurred_at"]),
+            lead_id=str(image["lead_id"]) if image.get("lead_id") else None,
+            properties=image.get("properties") or {},
+        )
+
+    @property
+    def message_id(self) -> str | None:
+        value = self.properties.get("message_id")
+        return str(value) if value else None
+
+
+def day_of(instant: str, time_zone: ZoneInfo) -> str:
+    """The calendar day, in the report's time zone, of an ISO instant."""
+    return parse_instant(instant).astimezone(time_zone).date().isoformat()
+
+
+def is_final(event: StoredEvent) -> bool:
+    """Whether the event's judgement can no longer change. A click judged a person's waits for
+    the burst window (tsunagu.tracking.settling): it is counted when it is settled, as a
+    person's or as a machine's if a later click of the burst re-judged it."""
+    if event.type != "link_clicked":
+        return True
+    return bool(event.properties.get("automated")) or bool(event.properties.get("settled"))
+
+
+def final_at(event: StoredEvent) -> str:
+    """When the event became final, as the stream's consumer meets it: a person's click when
+    it settled, anything else when it occurred. The rebuild counts in this order, so that the
+    first open of a mail is the same one the consumer counted."""
+    if event.type == "link_clicked" and not event.properties.get("automated"):
+        settled = parse_instant(event.occurred_at) + timedelta(seconds=SETTLE_AFTER_SECONDS)
+        return isoformat(settled)
+    return event.occurred_at
+
+
+def needs_mail(event: StoredEvent) -> bool:
+    """Whether counting the event needs the mail it belongs to."""
+    return event.type in _MAIL_EVENTS and event.message_id is not None
+
+
+_MAIL_EVENTS = frozenset(
+    {
+        "mail_delivered",
+        "mail_bounced",
+        "mail_complained",
+        "mail_opened",
+        "link_clicked",
+        "consent_changed",
+    }
+)
+_UNSUBSCRIBE_METHODS = frozenset({"one_click", "preferences"})
+
+
+def count(event: StoredEvent, mail: CountedMail | None, time_zone: ZoneInfo) -> Counted | None:
+    """The increments ``event`` adds, or None when it counts nothing (not a counted kind, not
+    final yet, or a mail event whose mail the counters never saw sent)."""
+    if not is_final(event):
+        return None
+    day = day_of(event.occurred_at, time_zone)
+    if event.type == "mail_sent":
+        return _sent(event, day)
+    if event.type == "journey_decision":
+        return _decided(event, day)
+    if event.type == "form_submitted":
+        return _submitted(event, day)
+    if event.type not in _MAIL_EVENTS or mail is None:
+        return None
+    return _of_mail(event, mail, day)
+
+
+def _sent(event: StoredEvent, day: str) -> Counted | None:
+    props = event.properties
+    message_id, template_id = event.message_id, props.get("template_id")
+    if not message_id or not template_id or event.lead_id is None:
+        return None
+    journey_version = props.get("journey_version")
+    mail = CountedMail(
+        message_id=message_id,
+        lead_id=event.lead_id,
+        template_id=str(template_id),
+        template_version=int(props.get("template_version") or 1),
+        sent_day=day,
+        journey_id=str(props["journey_id"]) if props.get("journey_id") else None,
+        journey_version=int(journey_version) if journey_version is not None else None,
+        node=str(props["node"]) if props.get("node") else None,
+    )
+    return Counted({key: {"sent": 1} for key in mail.keys(day)}, mail)
+
+
+def _decided(event: StoredEvent, day: str) -> Counted | None:
+    props = event.properties
+    journey_id, node, outcome = props.get("journey_id"), props.get("node"), props.get("outcome")
+    if not journey_id or not node or not outcome:
+        return None
+    version = props.get("journey_version")
+    version = int(version) if version is not None else DEPLOYED
+    key = CounterKey(journey_subject(str(journey_id)), day, f"v{version}#{node}")
+    return Counted({key: {"decided": 1, f"outcome:{outcome}": 1}})
+
+
+def form_source(properties: Mapping[str, Any]) -> str:
+    """Where a submission came from: the campaign's utm_source when the form carried one, else
+    the referring site, else ``direct``."""
+    fields = properties.get("fields") or {}
+    utm = fields.get("utm_source") if isinstance(fields, Mapping) else None
+    if utm:
+        return str(utm)[:100]
+    referrer = properties.get("referrer")
+    host = urlsplit(str(referrer)).hostname if referrer else None
+    return host or "direct"
+
+
+def _submitted(event: StoredEvent, day: str) -> Counted | None:
+    form_id = event.properties.get("form_id")
+    if not form_id:
+        return None
+    key = CounterKey(form_subject(str(form_id)), day, form_source(event.properties))
+    metrics = {"submitted": 1}
+    if event.properties.get("new_lead"):
+        metrics["new_leads"] = 1
+    return Counted({key: metrics})
+
+
+def _of_mail(event: StoredEvent, mail: CountedMail, day: str) -> Counted | None:
+    props = event.properties
+    metrics: dict[str, int] = {}
+    firsts = dict(mail.firsts)
+
+    def first(name: str) -> None:
+        if name not in firsts:
+            firsts[name] = day
+            metrics[f"{name}_unique"] = 1
+
+    if event.type == "mail_delivered":
+        metrics["delivered"] = 1
+    elif event.type == "mail_bounced":
+        metrics["bounced_hard" if props.get("bounce_type") == "Permanent" else "bounced_soft"] = 1
+    elif event.type == "mail_complained":
+        metrics["complained"] = 1
+    elif event.type == "consent_changed":
+        unsubscribed = (
+            props.get("status") == "opted_out" and props.get("method") in _UNSUBSCRIBE_METHODS
+        )
+        # Once per mail: the preferences page opts out of several topics in one visit.
+        if not unsubscribed or "unsubscribed" in firsts:
+            return None
+        firsts["unsubscribed"] = day
+        metrics["unsubscribed"] = 1
+    else:
+        who = "machines" if props.get("automated") else "people"
+        action = "opened" if event.type == "mail_opened" else "clicked"
+        metrics[f"{action}_{who}"] = 1
+        first(f"{action}_{who}")
+        if action == "clicked":
+            first(f"opened_{who}")  # a click implies an open: the image may have been blocked
+        if who == "machines":
+            for reason in props.get("reasons") or ["unexplained"]:
+                metrics[f"{action}_machines:{reason}"] = 1
+    changed = replace(mail, firsts=firsts) if firsts != dict(mail.firsts) else mail
+    return Counted({key: dict(metrics) for key in mail.keys(day)}, changed)
+
+
+def add(total: dict[CounterKey, dict[str, int]], counted: Counted) -> None:
+    """Fold ``counted``'s increments into ``total``."""
+    for key, metrics in counted.increments.items():
+        row = total.setdefault(key, {})
+        for name, n in metrics.items():
+            row[name] = row.get(name, 0) + n
+
+
+def days_between(first: date, last: date) -> tuple[str, str]:
+    """Sort-key bounds that take in every part of every day from ``first`` to ``last``."""
+    return first.isoformat(), f"{last.isoformat()}#\uffff"

@@ -1,0 +1,68 @@
+"""What each counted metric means, in words: the README and the API document repeat these, a
+static test checks they do, and ``tsunagu.reports.counting`` is the code that follows them.
+
+A day is a calendar day in the account's time zone (``TSUNAGU_DEFAULT_TIME_ZONE``, Japan by
+default), of the instant the event occurred. "Unique" is per mail: one mail is one send of one
+template version to one lead, so a lead who gets the same mail again (a second entry into a
+journey) can count twice, and a lead who opens one mail five times counts once.
+"""
+
+from __future__ import annotations
+
+DAYS_AND_UNIQUES = (
+    "A day is a calendar day in the account's time zone (Japan unless set otherwise) of the"
+    " instant the event occurred. Unique is per mail: one mail is one send of one template"
+    " version to one lead, so a lead who opens a mail five times counts once, and a lead who"
+    " gets the mail again (entering the journey a second time) can count again. People's and"
+    " machines' activity (scanners, privacy proxies, judged when it arrives) are counted apart"
+    " and never mixed."
+)
+
+METRICS: dict[str, str] = {
+    "sent": "mails handed to SES (mail_sent), by the day they were sent",
+    "delivered": "SES delivery notifications received (only where SES feedback is set up)",
+    "bounced_hard": "permanent bounces (the address is suppressed at once)",
+    "bounced_soft": "transient bounces, each one (the address is suppressed after a run of them)",
+    "complained": "complaints (the lead is opted out of everything and suppressed)",
+    "unsubscribed": (
+        "mails from which the lead unsubscribed (one-click or the preferences page), once per mail"
+        " however many topics it left"
+    ),
+    "opened_people": "opens judged a person's, every one",
+    "opened_people_unique": (
+        "mails with at least one open or click judged a person's (a click implies an open: the"
+        " image may have been blocked)"
+    ),
+    "opened_machines": "opens judged automated (a scanner, a privacy proxy), every one",
+    "opened_machines_unique": "mails with at least one open or click judged automated",
+    "opened_machines:<reason>": (
+        "automated opens with that judgement reason (an open with two reasons counts under both)"
+    ),
+    "clicked_people": (
+        "clicks judged a person's, every one; counted once the burst window has passed, so a"
+        " scanner's burst re-judged meanwhile counts as a machine's"
+    ),
+    "clicked_people_unique": "mails with at least one click judged a person's",
+    "clicked_machines": "clicks judged automated, every one",
+    "clicked_machines_unique": "mails with at least one click judged automated",
+    "clicked_machines:<reason>": "automated clicks with that judgement reason",
+    "decided": "leads that reached a branch, split or holdout node (journey reports)",
+    "outcome:<name>": "of those, the leads that went that way",
+    "submitted": "form submissions stored (form reports; per source: utm_source, else referrer)",
+    "new_leads": "of those, the submissions that created a lead",
+}
+
+RATES: dict[str, str] = {
+    "delivery_rate": "(sent - bounced_hard - bounced_soft) / sent",
+    "bounce_rate": "(bounced_hard + bounced_soft) / sent",
+    "open_rate": "opened_people_unique / (sent - bounced_hard - bounced_soft)",
+    "click_rate": "clicked_people_unique / (sent - bounced_hard - bounced_soft)",
+    "click_to_open_rate": "clicked_people_unique / opened_people_unique",
+    "unsubscribe_rate": "unsubscribed / (sent - bounced_hard - bounced_soft)",
+    "complaint_rate": "complained / (sent - bounced_hard - bounced_soft)",
+    "machine_click_share": "clicked_machines / (clicked_people + clicked_machines)",
+}
+"""Rates are of people only (machines are shown beside them, never mixed in). The denominator
+is the mails not bounced, as most mail tools compute "delivered": SES's delivery notifications
+are optional, and a rate should not depend on whether they are set up. A rate whose denominator
+is 0 is shown as none, not 0."""

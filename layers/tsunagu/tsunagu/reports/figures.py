@@ -1,0 +1,215 @@
+"""Reports read from the counters: a mail (per template version) and a journey (per version and
+node), over a range of days, with the rates of ``tsunagu.reports.definitions``."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Protocol
+
+from tsunagu.reports.counting import CounterKey, journey_subject, mail_subject
+from tsunagu.text import spreadsheet_safe
+
+MAX_DAYS = 400
+"""The longest range a report reads (a year and a bit: a year-on-year look)."""
+
+
+class CounterRows(Protocol):
+    def rows(
+        self, subject: str, first_day: str, last_day: str
+    ) -> list[tuple[CounterKey, dict[str, int]]]: ...
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The summed counters of one part of a report, and the rates computed from them."""
+
+    counts: dict[str, int]
+
+    def get(self, name: str) -> int:
+        return self.counts.get(name, 0)
+
+    @property
+    def not_bounced(self) -> int:
+        return self.get("sent") - self.get("bounced_hard") - self.get("bounced_soft")
+
+    def rates(self) -> dict[str, float | None]:
+        kept = self.not_bounced
+        clicks = self.get("clicked_people") + self.get("clicked_machines")
+        return {
+            "delivery_rate": _ratio(kept, self.get("sent")),
+            "bounce_rate": _ratio(
+                self.get("bounced_hard") + self.get("bounced_soft"), self.get("sent")
+            ),
+            "open_rate": _ratio(self.get("opened_people_unique"), kept),
+            "click_rate": _ratio(self.get("clicked_people_unique"), kept),
+            "click_to_open_rate": _ratio(
+                self.get("clicked_people_unique"), self.get("opened_people_unique")
+            ),
+            "unsubscribe_rate": _ratio(self.get("unsubscribed"), kept),
+            "complaint_rate": _ratio(self.get("complained"), kept),
+            "machine_click_share": _ratio(self.get("clicked_machines"), clicks),
+        }
+
+    def machine_reasons(self, action: str) -> dict[str, int]:
+        prefix = f"{action}_machines:"
+        return {
+            name.removeprefix(prefix): n
+            for name, n in sorted(self.counts.items())
+            if name.startswith(prefix)
+        }
+
+    def outcomes(self) -> dict[str, int]:
+        return {
+            name.removeprefix("outcome:"): n
+            for name, n in sorted(self.counts.items())
+            if name.startswith("outcome:")
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        plain = {k: v for k, v in sorted(self.counts.items()) if ":" not in k}
+        return {
+            "counts": plain,
+            "rates": self.rates(),
+            "machines_by_reason": {
+                "opened": self.machine_reasons("opened"),
+                "clicked": self.machine_reasons("clicked"),
+            },
+            "outcomes": self.outcomes(),
+        }
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _summed(rows: Iterable[dict[str, int]]) -> Figures:
+    total: dict[str, int] = {}
+    for row in rows:
+        for name, n in row.items():
+            total[name] = total.get(name, 0) + n
+    return Figures(total)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One version (of a mail) or one node of one version (of a journey), with its figures and
+    its counts per day."""
+
+    version: int
+    node: str | None
+    figures: Figures
+    by_day: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {"version": self.version}
+        if self.node is not None:
+            shown["node"] = self.node
+        return {**shown, **self.figures.as_dict(), "by_day": self.by_day}
+
+
+@dataclass(frozen=True)
+class Report:
+    kind: str
+    subject_id: str
+    first_day: str
+    last_day: str
+    time_zone: str
+    total: Figures
+    parts: list[Part]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "id": self.subject_id,
+            "from": self.first_day,
+            "to": self.last_day,
+            "time_zone": self.time_zone,
+            "total": self.total.as_dict(),
+            "parts": [p.as_dict() for p in self.parts],
+        }
+
+
+def check_range(first_day: date, last_day: date) -> None:
+    if last_day < first_day:
+        raise ValueError("the range ends before it starts")
+    if (last_day - first_day).days + 1 > MAX_DAYS:
+        raise ValueError(f"a report covers at most {MAX_DAYS} days")
+
+
+def mail_report(
+    template_id: str, first_day: date, last_day: date, *, store: CounterRows, time_zone: str
+) -> Report:
+    subject = mail_subject(template_id)
+    return _report("mail", template_id, subject, first_day, last_day, store, time_zone)
+
+
+def journey_report(
+    journey_id: str, first_day: date, last_day: date, *, store: CounterRows, time_zone: str
+) -> Report:
+    subject = journey_subject(journey_id)
+    return _report("journey", journey_id, subject, first_day, last_day, store, time_zone)
+
+
+def _report(
+    kind: str,
+    subject_id: str,
+    subject: str,
+    first_day: date,
+    last_day: date,
+    store: CounterRows,
+    time_zone: str,
+) -> Report:
+    check_range(first_day, last_day)
+    rows = store.rows(subject, first_day.isoformat(), last_day.isoformat())
+    grouped: dict[str, dict[str, dict[str, int]]] = {}
+    for key, counts in rows:
+        grouped.setdefault(key.part, {})[key.day] = counts
+    parts = [_part(part, by_day) for part, by_day in grouped.items()]
+    parts.sort(key=lambda p: (-p.version, p.node or ""))
+    return Report(
+        kind=kind,
+        subject_id=subject_id,
+        first_day=first_day.isoformat(),
+        last_day=last_day.isoformat(),
+        time_zone=time_zone,
+        total=_summed(counts for _, counts in rows),
+        parts=parts,
+    )
+
+
+def _part(part: str, by_day: Mapping[str, dict[str, int]]) -> Part:
+    version_text, _, node = part.partition("#")
+    return Part(
+        version=int(version_text.removeprefix("v")),
+        node=node or None,
+        figures=_summed(by_day.values()),
+        by_day=dict(sorted(by_day.items())),
+    )
+
+
+def report_csv(report: Report) -> str:
+    """One row per version (or node), every count and rate as a column; the cells as a
+    spreadsheet shows them (nothing it would run as a formula)."""
+    names = sorted({n for p in report.parts for n in p.figures.counts} | {"sent"})
+    rate_names = list(report.total.rates())
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(["kind", "id", "version", "node", "from", "to", *names, *rate_names])
+    for part in report.parts:
+        rates = part.figures.rates()
+        row = [
+            report.kind,
+            report.subject_id,
+            part.version,
+            part.node or "",
+            report.first_day,
+            report.last_day,
+            *(part.figures.get(n) for n in names),
+            *("" if rates[r] is None else rates[r] for r in rate_names),
+        ]
+        writer.writerow([spreadsheet_safe(str(cell)) for cell in row])
+    return buffer.getvalue()

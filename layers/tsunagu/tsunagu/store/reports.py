@@ -1,0 +1,282 @@
+"""The reports table: counter rows, the counted mails and the marks of counted events.
+
+One table, three kinds of item (all with ``pk`` and ``sk``):
+
+- a counter row: ``pk`` = the subject (``mail#welcome``, ``journey#seminar_follow_up``,
+  ``form#demo``), ``sk`` = ``<day>#<part>`` (``2026-12-04#v3``), one number attribute per metric.
+  A report is one Query per subject over a range of days.
+- a counted mail: ``pk`` = ``message#<id>``, ``sk`` = ``-`` (tsunagu.reports.counting.CountedMail).
+- an event's mark: ``pk`` = ``event#<id>``, ``sk`` = ``-``, written in the same transaction as
+  the counts it made, so a redelivered record finds it and counts nothing; TTL removes it after
+  the stream's retention has long passed.
+
+Written with the low-level client: a counter row's attributes are the metrics themselves, which
+no fixed model describes, and each batch's writes are one TransactWriteItems.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from tsunagu.reports.counters import TRANSACTION_ITEMS, Conflict, Writes
+from tsunagu.reports.counting import CountedMail, CounterKey
+
+MARK_DAYS = 7
+"""How long an event's mark is kept: a DynamoDB stream holds records for 24 hours."""
+_NONE = "-"
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _deserializer.deserialize(value) for name, value in item.items()}
+
+
+def _mail_pk(message_id: str) -> str:
+    return f"message#{message_id}"
+
+
+def _mark_pk(event_id: str) -> str:
+    return f"event#{event_id}"
+
+
+class ReportsRepository:
+    def __init__(self, client: Any, table: str, events_table: str) -> None:
+        self._client = client
+        self._table = table
+        self._events_table = events_table
+
+    # ---------------------------------------------------------------- counting
+    def counted(
+        self, event_ids: Iterable[str], message_ids: Iterable[str]
+    ) -> tuple[set[str], dict[str, CountedMail]]:
+        """Which of the events are marked counted, and the counted mails among the messages
+        (one BatchGetItem per 100 keys)."""
+        keys = [_mark_pk(e) for e in dict.fromkeys(event_ids)]
+        keys += [_mail_pk(m) for m in dict.fromkeys(message_ids)]
+        marked: set[str] = set()
+        mails: dict[str, CountedMail] = {}
+        for item in self._get_many(keys):
+            pk = str(item["pk"])
+            if pk.startswith("event#"):
+                marked.add(pk.removeprefix("event#"))
+            else:
+                mail = _mail_from(item)
+                mails[mail.message_id] = mail
+        return marked, mails
+
+    def write(self, writes: Writes, at: datetime) -> None:
+        """The marks, mails and increments, all or nothing; Conflict if another writer got to
+        an event or a mail first."""
+        expires = int((at + timedelta(days=MARK_DAYS)).timestamp())
+        items: list[dict[str, Any]] = []
+        for event_id in writes.marks:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": _item(
+                            {"pk": _mark_pk(event_id), "sk": _NONE, "expires_at": expires}
+                        ),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
+        for before, after in writes.mails:
+            items.append(self._mail_write(before, after))
+        for key, metrics in writes.increments.items():
+            items.append(self._increment(key, metrics))
+        if not items:
+            return
+        assert len(items) <= TRANSACTION_ITEMS, len(items)
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            reasons = error.response.get("CancellationReasons") or []
+            codes = {r.get("Code") for r in reasons}
+            if codes & {"ConditionalCheckFailed", "TransactionConflict"}:
+                raise Conflict(str(error)) from error
+            raise
+
+    def _mail_write(self, before: CountedMail | None, after: CountedMail) -> dict[str, Any]:
+        item = _mail_item(after)
+        if before is None:
+            condition = "attribute_not_exists(pk)"
+            values = None
+        else:
+            # The mail as it was read: only its firsts ever change.
+            condition = "firsts = :before"
+            values = {":before": _serializer.serialize(json.dumps(dict(before.firsts)))}
+        put: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": item,
+            "ConditionExpression": condition,
+        }
+        if values:
+            put["ExpressionAttributeValues"] = values
+        return {"Put": put}
+
+    def _increment(self, key: CounterKey, metrics: Mapping[str, int]) -> dict[str, Any]:
+        names = {f"#m{i}": name for i, name in enumerate(sorted(metrics))}
+        values = {f":m{i}": {"N": str(metrics[name])} for i, name in enumerate(sorted(metrics))}
+        adds = ", ".join(f"#m{i} :m{i}" for i in range(len(names)))
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": _item({"pk": key.subject, "sk": key.sort_key}),
+                "UpdateExpression": f"ADD {adds}",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    # ---------------------------------------------------------------- reading
+    def rows(
+        self, subject: str, first_day: str, last_day: str
+    ) -> list[tuple[CounterKey, dict[str, int]]]:
+        """The counter rows of a subject from ``first_day`` to ``last_day`` (inclusive)."""
+        found: list[tuple[CounterKey, dict[str, int]]] = []
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
+            ExpressionAttributeValues={
+                ":pk": {"S": subject},
+                ":first": {"S": first_day},
+                ":last": {"S": f"{last_day}#\uffff"},
+            },
+        )
+        for page in pages:
+            for item in page["Items"]:
+                plain = _plain(item)
+                key = CounterKey.from_sort_key(str(plain.pop("pk")), str(plain.pop("sk")))
+                found.append((key, {name: int(n) for name, n in plain.items()}))
+        return found
+
+    # ---------------------------------------------------------------- rebuilding
+    def events_between(self, first: str, last: str) -> Iterator[dict[str, Any]]:
+        """Every stored event that occurred from ``first`` to ``last`` (ISO instants), in no
+        particular order: a Scan of the events table, paginated (a rebuild is rare and run by
+        an operator; see the README for its cost)."""
+        pages = self._client.get_paginator("scan").paginate(
+            TableName=self._events_table,
+            FilterExpression="occurred_at BETWEEN :first AND :last",
+            ExpressionAttributeValues={":first": {"S": first}, ":last": {"S": last}},
+        )
+        for page in pages:
+            for item in page["Items"]:
+                yield _plain(item)
+
+    def mails(self, message_ids: Iterable[str]) -> dict[str, CountedMail]:
+        return self.counted([], message_ids)[1]
+
+    def replace_rows(
+        self, first_day: str, last_day: str, rows: Mapping[CounterKey, Mapping[str, int]]
+    ) -> int:
+        """Delete every counter row from ``first_day`` to ``last_day``, then write ``rows``;
+        the number of rows deleted."""
+        doomed: list[dict[str, Any]] = []
+        pages = self._client.get_paginator("scan").paginate(
+            TableName=self._table,
+            FilterExpression=(
+                "sk BETWEEN :first AND :last"
+                " AND NOT begins_with(pk, :mail) AND NOT begins_with(pk, :mark)"
+            ),
+            ExpressionAttributeValues={
+                ":first": {"S": first_day},
+                ":last": {"S": f"{last_day}#\uffff"},
+                ":mail": {"S": "message#"},
+                ":mark": {"S": "event#"},
+            },
+            ProjectionExpression="pk, sk",
+        )
+        for page in pages:
+            doomed.extend(page["Items"])
+        requests = [{"DeleteRequest": {"Key": key}} for key in doomed]
+        written = {(key.subject, key.sort_key) for key in rows}
+        # A row deleted and written again in one BatchWriteItem would be refused (one key
+        # twice): the rows being rewritten are overwritten, not deleted.
+        requests = [
+            r
+            for r in requests
+            if (r["DeleteRequest"]["Key"]["pk"]["S"], r["DeleteRequest"]["Key"]["sk"]["S"])
+            not in written
+        ]
+        requests += [
+            {
+                "PutRequest": {
+                    "Item": _item(
+                        {"pk": key.subject, "sk": key.sort_key, **{n: v for n, v in m.items() if v}}
+                    )
+                }
+            }
+            for key, m in rows.items()
+        ]
+        self._write_many(requests)
+        return len(doomed)
+
+    def replace_mails(self, mails: Iterable[CountedMail]) -> None:
+        self._write_many([{"PutRequest": {"Item": _mail_item(m)}} for m in mails])
+
+    # ---------------------------------------------------------------- batches
+    def _get_many(self, pks: list[str]) -> Iterator[dict[str, Any]]:
+        for start in range(0, len(pks), 100):
+            keys = [{"pk": {"S": pk}, "sk": {"S": _NONE}} for pk in pks[start : start + 100]]
+            request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                answer = self._client.batch_get_item(RequestItems=request)
+                for item in answer["Responses"].get(self._table, []):
+                    yield _plain(item)
+                request = answer.get("UnprocessedKeys") or {}
+
+    def _write_many(self, requests: list[dict[str, Any]]) -> None:
+        for start in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self._table: requests[start : start + 25]}
+            while pending:
+                answer = self._client.batch_write_item(RequestItems=pending)
+                pending = answer.get("UnprocessedItems") or {}
+
+
+def _item(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _serializer.serialize(value) for name, value in values.items()}
+
+
+def _mail_item(mail: CountedMail) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "pk": _mail_pk(mail.message_id),
+        "sk": _NONE,
+        "lead_id": mail.lead_id,
+        "template_id": mail.template_id,
+        "template_version": mail.template_version,
+        "sent_day": mail.sent_day,
+        # JSON, so that the transaction's condition compares the whole of it as read.
+        "firsts": json.dumps(dict(mail.firsts)),
+    }
+    if mail.journey_id:
+        values["journey_id"] = mail.journey_id
+    if mail.journey_version is not None:
+        values["journey_version"] = mail.journey_version
+    if mail.node:
+        values["node"] = mail.node
+    return _item(values)
+
+
+def _mail_from(item: Mapping[str, Any]) -> CountedMail:
+    version = item.get("journey_version")
+    return CountedMail(
+        message_id=str(item["pk"]).removeprefix("message#"),
+        lead_id=str(item["lead_id"]),
+        template_id=str(item["template_id"]),
+        template_version=int(item["template_version"]),
+        sent_day=str(item["sent_day"]),
+        journey_id=str(item["journey_id"]) if item.get("journey_id") else None,
+        journey_version=int(version) if version is not None else None,
+        node=str(item["node"]) if item.get("node") else None,
+        firsts=json.loads(str(item.get("firsts") or "{}")),
+    )

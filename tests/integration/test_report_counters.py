@@ -1,0 +1,387 @@
+"""The report counters, kept by report_events from the events stream, against a known history.
+
+The history is made by the product's own code where a lead's activity enters it (record_open
+and follow_link judge opens and clicks, the one-click unsubscribe, SES feedback) on a clock the
+test moves; the sends are written as send_email writes them. Every expected figure below was
+worked out by hand from that history, and is written as a number, not computed.
+
+Days are Japan's (the account's time zone): D1 = 2026-12-01, D2 = 2026-12-02.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.conftest import AwsStack, moto_client
+from tests.support.leads import new_stream_records, store_lead
+from tsunagu import services
+from tsunagu.clock import FixedClock, isoformat
+from tsunagu.commands.access import Actor, Role
+from tsunagu.leads.model import LeadEvent
+from tsunagu.mail.feedback import handle_ses_event
+from tsunagu.mail.preferences import PreferenceContext, unsubscribe_one_click
+from tsunagu.mail.send import journey_details
+from tsunagu.tracking.mail_activity import LinkRequest, follow_link, record_open
+from tsunagu.tracking.tokens import TokenKind, TrackingToken
+
+JST = ZoneInfo("Asia/Tokyo")
+D1, D2 = "2026-12-01", "2026-12-02"
+SENT_D1 = datetime(2026, 12, 1, 9, 0, tzinfo=JST)
+SENT_D2 = datetime(2026, 12, 2, 10, 0, tzinfo=JST)
+CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"
+APPLE_PROXY = "Mozilla/5.0"
+PERSON_IP, APPLE_IP = "203.0.113.5", "17.58.0.1"
+WELCOME_NURTURE = {"journey_id": "welcome_nurture", "journey_version": 2, "node": "welcome_mail"}
+ADMIN = Actor(user_id="admin@example.com", role=Role.ADMIN, email="admin@example.com", via="api")
+
+
+class History:
+    """The leads, their mails and what they did, written through the product's functions."""
+
+    def __init__(self, aws: AwsStack) -> None:
+        self.aws = aws
+        self.settings = aws.settings()
+        self.clock = FixedClock(SENT_D1)
+        self.signer = services.token_signer(self.settings)
+        self.tracking = services.tracking_repository(self.settings)
+        self.leads = {
+            name: store_lead(aws, f"{name}@example.com").lead_id
+            for name in ("a", "b", "c", "d", "e", "f")
+        }
+        self.sent_at: dict[str, datetime] = {}
+
+    def at(self, instant: datetime) -> None:
+        self.clock.instant = instant
+
+    def send(self, lead: str, version: int, journey: dict[str, Any] | None = None) -> str:
+        """mail_sent as send_email stores it."""
+        now = self.clock.now()
+        message_id = f"msg_{lead}_v{version}"
+        self.sent_at[message_id] = now
+        details = {
+            "message_id": message_id,
+            "template_id": "welcome",
+            "template_version": version,
+            "topic": "marketing",
+            "mail_kind": "marketing",
+            "idempotency_key": f"key-{message_id}",
+            **journey_details(journey or {}),
+        }
+        event = LeadEvent(
+            f"evt_sent_{message_id}", "mail_sent", isoformat(now), self.leads[lead], None, details
+        )
+        services.lead_repository(self.settings).put_event(event)
+        return message_id
+
+    def _token(self, kind: TokenKind, message_id: str, link: str | None = None) -> str:
+        lead = message_id.split("_")[1]
+        return self.signer.sign(
+            TrackingToken(
+                kind=kind,
+                message_id=message_id,
+                lead_id=self.leads[lead],
+                sent_at=int(self.sent_at[message_id].timestamp()),
+                url=f"https://www.example.com/{link}" if link else None,
+                link_id=link,
+                topic="marketing",
+            )
+        )
+
+    def open(self, message_id: str, agent: str, ip: str) -> None:
+        request = LinkRequest(
+            self._token(TokenKind.OPEN, message_id), "GET", {"user-agent": agent}, ip
+        )
+        assert record_open(request, signer=self.signer, store=self.tracking, clock=self.clock)
+
+    def click(self, message_id: str, link: str, agent: str = CHROME) -> None:
+        request = LinkRequest(
+            self._token(TokenKind.CLICK, message_id, link), "GET", {"user-agent": agent}, PERSON_IP
+        )
+        follow_link(request, signer=self.signer, store=self.tracking, clock=self.clock)
+
+    def settle_clicks(self) -> None:
+        """What settle_clicks' state machine does once the burst window has passed: mark every
+        click still unsettled."""
+        dynamodb = moto_client("dynamodb")
+        table = self.settings.events_table
+        for item in dynamodb.scan(TableName=table)["Items"]:
+            if item["type"]["S"] == "link_clicked" and "settled" not in item["properties"]["M"]:
+                dynamodb.update_item(
+                    TableName=table,
+                    Key={"subject": item["subject"], "sk": item["sk"]},
+                    UpdateExpression="SET #p.#s = :t",
+                    ExpressionAttributeNames={"#p": "properties", "#s": "settled"},
+                    ExpressionAttributeValues={":t": {"BOOL": True}},
+                )
+
+    def unsubscribe(self, message_id: str) -> None:
+        unsubscribe_one_click(
+            self._token(TokenKind.UNSUBSCRIBE, message_id),
+            PreferenceContext(PERSON_IP, CHROME),
+            signer=self.signer,
+            store=services.mail_repository(self.settings),
+            clock=self.clock,
+        )
+
+    def ses(self, message_id: str, kind: str, **more: Any) -> None:
+        lead = message_id.split("_")[1]
+        notification = {
+            "eventType": kind,
+            "mail": {
+                "messageId": f"ses-{message_id}",
+                "tags": {"lead_id": [self.leads[lead]], "message_id": [message_id]},
+            },
+            **more,
+        }
+        handle_ses_event(
+            notification,
+            store=services.mail_repository(self.settings),
+            clock=self.clock,
+            soft_bounce_limit=3,
+        )
+
+    def decide(self, lead: str, outcome: str) -> None:
+        event = LeadEvent(
+            f"dec_{lead}",
+            "journey_decision",
+            isoformat(self.clock.now()),
+            self.leads[lead],
+            None,
+            {
+                "journey_id": "welcome_nurture",
+                "journey_version": 2,
+                "node": "clicked",
+                "kind": "branch",
+                "outcome": outcome,
+            },
+        )
+        services.lead_repository(self.settings).put_event(event)
+
+    def form(self, lead: str, event_id: str, *, new: bool, **how: Any) -> None:
+        properties = {"form_id": "demo", "fields": how.get("fields", {}), "new_lead": new}
+        properties["referrer"] = how.get("referrer")
+        event = LeadEvent(
+            event_id, "form_submitted", isoformat(self.clock.now()), self.leads[lead], None,
+            properties,
+        )  # fmt: skip
+        services.lead_repository(self.settings).put_event(event)
+
+
+def deliver(aws: AwsStack, records: list[dict[str, Any]], batch: int = 100) -> None:
+    for start in range(0, len(records), batch):
+        answer = aws.function("report_events").invoke({"Records": records[start : start + batch]})
+        assert answer == {"batchItemFailures": []}, answer
+
+
+def make_history(aws: AwsStack) -> History:
+    h = History(aws)
+    # D1, 09:00: the welcome mail (v1) from welcome_nurture v2 to a, b, c and d
+    h.at(SENT_D1)
+    ma, mb, mc, md = (h.send(lead, 1, WELCOME_NURTURE) for lead in "abcd")
+    h.form("a", "evt_form_1", new=True, fields={"utm_source": "newsletter"})
+    # 09:30: Apple's privacy proxy fetches b's images (a machine: apple_privacy_proxy)
+    h.at(SENT_D1 + timedelta(minutes=30))
+    h.open(mb, APPLE_PROXY, APPLE_IP)
+    # 10:00: a security gateway follows c's two links two seconds apart: the first click
+    # looks like a person's until the second comes (then both are link_burst)
+    h.at(SENT_D1 + timedelta(hours=1))
+    h.click(mc, "pricing")
+    h.at(SENT_D1 + timedelta(hours=1, seconds=2))
+    h.click(mc, "case-study")
+    # 11:00 and 12:00: a opens the mail twice; 12:05 a clicks (a person)
+    h.at(SENT_D1 + timedelta(hours=2))
+    h.open(ma, CHROME, PERSON_IP)
+    h.at(SENT_D1 + timedelta(hours=3))
+    h.open(ma, CHROME, PERSON_IP)
+    h.at(SENT_D1 + timedelta(hours=3, minutes=5))
+    h.click(ma, "pricing")
+    # 13:00: d unsubscribes with one click; 20:00: b opens it in person
+    h.at(SENT_D1 + timedelta(hours=4))
+    h.unsubscribe(md)
+    h.at(SENT_D1 + timedelta(hours=11))
+    h.open(mb, CHROME, PERSON_IP)
+    # The branch after the mail: a clicked, the others did not
+    h.decide("a", "clicked")
+    for lead in "bcd":
+        h.decide(lead, "not_clicked")
+    # D2, 09:30: a clicks again (a person: clicked, not again unique)
+    h.at(datetime(2026, 12, 2, 9, 30, tzinfo=JST))
+    h.click(ma, "pricing")
+    # 10:00: v2 of the mail, outside any journey, to e and f; e's is delivered, f's bounces
+    h.at(SENT_D2)
+    me, mf = h.send("e", 2), h.send("f", 2)
+    h.at(SENT_D2 + timedelta(minutes=1))
+    h.ses(me, "Delivery")
+    h.ses(mf, "Bounce", bounce={"bounceType": "Permanent", "bounceSubType": "General"})
+    h.form("e", "evt_form_2", new=False, referrer="https://www.example.jp/blog/ma")
+    h.settle_clicks()
+    return h
+
+
+def counters(aws: AwsStack) -> dict[tuple[str, str, str], dict[str, int]]:
+    """Every counter row: (subject, day, part) -> the metrics that are not 0."""
+    repository = services.reports(aws.settings())
+    found = {}
+    for subject in ("mail#welcome", "journey#welcome_nurture", "form#demo"):
+        for key, metrics in repository.rows(subject, D1, D2):
+            found[(key.subject, key.day, key.part)] = {k: v for k, v in metrics.items() if v}
+    return found
+
+
+# Worked out by hand from make_history.
+D1_WELCOME_V1 = {
+    "sent": 4,
+    # a twice, b once in person
+    "opened_people": 3,
+    "opened_people_unique": 2,
+    # b's privacy proxy
+    "opened_machines": 1,
+    "opened_machines:apple_privacy_proxy": 1,
+    # b (proxy) and c (the gateway's clicks imply an open)
+    "opened_machines_unique": 2,
+    "clicked_people": 1,
+    "clicked_people_unique": 1,
+    # c's two clicks: the first re-judged when the second came
+    "clicked_machines": 2,
+    "clicked_machines_unique": 1,
+    "clicked_machines:link_burst": 2,
+    "unsubscribed": 1,
+}
+EXPECTED = {
+    ("mail#welcome", D1, "v1"): D1_WELCOME_V1,
+    ("mail#welcome", D2, "v1"): {"clicked_people": 1},
+    ("mail#welcome", D2, "v2"): {"sent": 2, "delivered": 1, "bounced_hard": 1},
+    ("journey#welcome_nurture", D1, "v2#welcome_mail"): D1_WELCOME_V1,
+    ("journey#welcome_nurture", D2, "v2#welcome_mail"): {"clicked_people": 1},
+    ("journey#welcome_nurture", D1, "v2#clicked"): {
+        "decided": 4,
+        "outcome:clicked": 1,
+        "outcome:not_clicked": 3,
+    },
+    ("form#demo", D1, "newsletter"): {"submitted": 1, "new_leads": 1},
+    ("form#demo", D2, "www.example.jp"): {"submitted": 1},
+}
+
+
+def test_every_counter_matches_the_history_counted_by_hand_and_a_redelivery_changes_none(
+    aws: AwsStack,
+) -> None:
+    make_history(aws)
+    records = new_stream_records(aws, "EventsTable")
+    # The first click of c's burst: stored as a person's, re-judged, then settled - three
+    # records of one event, counted once (as a machine's) when its judgement became final
+    burst_first = [r for r in records if "msg_c_v1" in str(r) and "pricing" in str(r)]
+    assert [r["eventName"] for r in burst_first] == ["INSERT", "MODIFY", "MODIFY"]
+
+    # When the stream delivers it in batches of 7, and then the first 30 records again
+    deliver(aws, records, batch=7)
+    deliver(aws, records[:30], batch=30)
+
+    # Then every counter is the hand-counted figure, once
+    assert counters(aws) == EXPECTED
+
+
+def test_the_reports_give_the_figures_and_rates_of_the_definitions(aws: AwsStack) -> None:
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    ports = services.report_commands(aws.settings())
+    from tsunagu.commands import reports
+
+    mail = reports.mail_report(ports, ADMIN, "welcome", date(2026, 12, 1), date(2026, 12, 2))
+    shown = mail.as_dict()
+    v2, v1 = shown["parts"]
+    assert (v2["version"], v1["version"]) == (2, 1)
+    # v1: 4 sent, none bounced; 2 mails opened and 1 clicked by people; 1 unsubscribed;
+    # clicks: 2 people's (D1 and D2) and 2 machines'
+    assert v1["rates"] == {
+        "delivery_rate": 1.0,
+        "bounce_rate": 0.0,
+        "open_rate": 0.5,
+        "click_rate": 0.25,
+        "click_to_open_rate": 0.5,
+        "unsubscribe_rate": 0.25,
+        "complaint_rate": 0.0,
+        "machine_click_share": 0.5,
+    }
+    assert v1["machines_by_reason"] == {
+        "opened": {"apple_privacy_proxy": 1},
+        "clicked": {"link_burst": 2},
+    }
+    # v2: 2 sent, 1 hard bounce: 1 not bounced, opened by no one
+    assert v2["rates"]["delivery_rate"] == 0.5
+    assert v2["rates"]["open_rate"] == 0.0
+    assert v2["rates"]["click_to_open_rate"] is None  # nothing opened: no rate, not 0
+    # The total: 6 sent, 5 not bounced, 2 opened by people
+    assert shown["total"]["counts"]["sent"] == 6
+    assert shown["total"]["rates"]["open_rate"] == 0.4
+
+    journey = reports.journey_report(
+        ports, ADMIN, "welcome_nurture", date(2026, 12, 1), date(2026, 12, 2)
+    ).as_dict()
+    nodes = {p["node"]: p for p in journey["parts"]}
+    assert nodes["clicked"]["outcomes"] == {"clicked": 1, "not_clicked": 3}
+    assert nodes["welcome_mail"]["counts"]["sent"] == 4
+    assert nodes["welcome_mail"]["by_day"][D2] == {"clicked_people": 1}
+
+
+def test_a_rebuild_gives_the_same_counters_and_counts_a_rejudged_click_as_it_now_stands(
+    aws: AwsStack,
+) -> None:
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    counted = counters(aws)
+    ports = services.report_commands(aws.settings())
+    from tsunagu.commands import reports
+
+    # A rebuild of both days changes nothing
+    done = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2))
+    assert counters(aws) == counted == EXPECTED
+    assert (done.rows, done.rows_removed) == (len(EXPECTED), len(EXPECTED))
+
+    # When a's click of D2 is re-judged a machine's (a scanner's agent, found later), the
+    # consumer leaves it (already counted) and a rebuild of D2 counts it as it now stands
+    dynamodb = moto_client("dynamodb")
+    table = aws.settings().events_table
+    [click] = [
+        i
+        for i in dynamodb.scan(TableName=table)["Items"]
+        if i["type"]["S"] == "link_clicked" and i["occurred_at"]["S"].startswith("2026-12-02")
+    ]
+    dynamodb.update_item(
+        TableName=table,
+        Key={"subject": click["subject"], "sk": click["sk"]},
+        UpdateExpression="SET #p.#a = :t, #p.#r = :r",
+        ExpressionAttributeNames={"#p": "properties", "#a": "automated", "#r": "reasons"},
+        ExpressionAttributeValues={
+            ":t": {"BOOL": True},
+            ":r": {"L": [{"S": "scanner_user_agent"}]},
+        },
+    )
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    assert counters(aws) == EXPECTED
+    reports.rebuild(ports, ADMIN, date(2026, 12, 2), date(2026, 12, 2))
+    machine_click = {
+        "clicked_machines": 1,
+        "clicked_machines_unique": 1,
+        "clicked_machines:scanner_user_agent": 1,
+        # a's mail had no machine activity before: the click implies one
+        "opened_machines_unique": 1,
+    }
+    assert counters(aws) == {
+        **EXPECTED,
+        ("mail#welcome", D2, "v1"): machine_click,
+        ("journey#welcome_nurture", D2, "v2#welcome_mail"): machine_click,
+    }
+
+
+def test_a_report_of_a_range_that_ends_before_it_starts_is_refused(aws: AwsStack) -> None:
+    from tsunagu.commands import reports
+    from tsunagu.errors import ValidationFailed
+
+    ports = services.report_commands(aws.settings())
+    with pytest.raises(ValidationFailed, match="ends before it starts"):
+        reports.mail_report(ports, ADMIN, "welcome", date(2026, 12, 2), date(2026, 12, 1))

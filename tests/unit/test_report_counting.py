@@ -1,0 +1,114 @@
+"""Counting a batch of the events stream: transactions within DynamoDB's 100 items, a lost race
+read again, nothing counted twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tsunagu.reports.counters import Conflict, Writes, count_batch
+from tsunagu.reports.counting import CountedMail, CounterKey
+
+JST = ZoneInfo("Asia/Tokyo")
+NOW = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
+
+
+class MemoryCounters:
+    """The counters' table in memory, refusing what DynamoDB would."""
+
+    def __init__(self, conflicts: int = 0) -> None:
+        self.marked: set[str] = set()
+        self.mails: dict[str, CountedMail] = {}
+        self.rows: dict[CounterKey, dict[str, int]] = {}
+        self.transactions: list[int] = []
+        self.conflicts = conflicts
+
+    def counted(
+        self, event_ids: Iterable[str], message_ids: Iterable[str]
+    ) -> tuple[set[str], dict[str, CountedMail]]:
+        return (
+            {e for e in event_ids if e in self.marked},
+            {m: self.mails[m] for m in message_ids if m in self.mails},
+        )
+
+    def write(self, writes: Writes, at: datetime) -> None:
+        size = len(writes.marks) + len(writes.mails) + len(writes.increments)
+        assert size <= 100, size  # DynamoDB refuses a bigger transaction
+        if self.conflicts:
+            self.conflicts -= 1
+            raise Conflict("another writer")
+        assert not set(writes.marks) & self.marked
+        self.marked |= set(writes.marks)
+        for _, mail in writes.mails:
+            self.mails[mail.message_id] = mail
+        for key, metrics in writes.increments.items():
+            row = self.rows.setdefault(key, {})
+            for name, n in metrics.items():
+                row[name] = row.get(name, 0) + n
+        self.transactions.append(size)
+
+
+def submitted(i: int, source: str) -> dict[str, Any]:
+    return {
+        "event_id": f"evt_{i}",
+        "type": "form_submitted",
+        "occurred_at": "2026-12-04T01:00:00.000Z",
+        "lead_id": f"lead_{i}",
+        "properties": {"form_id": "demo", "fields": {"utm_source": source}, "new_lead": True},
+    }
+
+
+def test_a_batch_that_needs_more_than_100_items_is_written_in_several_transactions() -> None:
+    # 120 submissions from 120 sources: a mark and a counter row each, 240 items
+    store = MemoryCounters()
+    done = count_batch(
+        [submitted(i, f"source-{i}") for i in range(120)], store=store, time_zone=JST, now=NOW
+    )
+    assert (done.counted, done.already) == (120, 0)
+    assert store.transactions == [100, 100, 40]
+    assert all(row == {"submitted": 1, "new_leads": 1} for row in store.rows.values())
+    assert len(store.rows) == 120
+
+
+def test_increments_to_one_row_are_added_up_before_they_are_written() -> None:
+    store = MemoryCounters()
+    done = count_batch(
+        [submitted(i, "newsletter") for i in range(90)], store=store, time_zone=JST, now=NOW
+    )
+    # 90 marks and one counter row: one transaction of 91 items
+    assert done.transactions == 1 and store.transactions == [91]
+    assert store.rows == {
+        CounterKey("form#demo", "2026-12-04", "newsletter"): {"submitted": 90, "new_leads": 90}
+    }
+
+
+def test_a_lost_race_is_read_again_and_counts_once() -> None:
+    store = MemoryCounters(conflicts=2)
+    images = [submitted(i, "newsletter") for i in range(3)]
+    count_batch(images, store=store, time_zone=JST, now=NOW)
+    # And the same batch delivered again counts nothing
+    again = count_batch(images, store=store, time_zone=JST, now=NOW)
+    assert (again.counted, again.already) == (0, 3)
+    assert store.rows[CounterKey("form#demo", "2026-12-04", "newsletter")]["submitted"] == 3
+
+
+def test_a_click_still_held_counts_nothing_until_it_settles() -> None:
+    store = MemoryCounters()
+    store.mails["msg_1"] = CountedMail("msg_1", "lead_1", "welcome", 1, "2026-12-04")
+    click = {
+        "event_id": "evt_click",
+        "type": "link_clicked",
+        "occurred_at": "2026-12-04T02:00:00.000Z",
+        "lead_id": "lead_1",
+        "properties": {"message_id": "msg_1", "automated": False, "reasons": []},
+    }
+    assert count_batch([click], store=store, time_zone=JST, now=NOW).counted == 0
+    settled = {**click, "properties": {**click["properties"], "settled": True}}
+    assert count_batch([click, settled], store=store, time_zone=JST, now=NOW).counted == 1
+    assert store.rows[CounterKey("mail#welcome", "2026-12-04", "v1")] == {
+        "clicked_people": 1,
+        "clicked_people_unique": 1,
+        "opened_people_unique": 1,
+    }
