@@ -36,6 +36,7 @@ SAMPLE_PARAMS = {
     "site": "no-such-site",
     "template": "seminar-invitation",
     "user": "marketer.ito@example.com",
+    "node": "subject_test",
 }
 
 

@@ -385,3 +385,12 @@ def test_a_report_of_a_range_that_ends_before_it_starts_is_refused(aws: AwsStack
     ports = services.report_commands(aws.settings())
     with pytest.raises(ValidationFailed, match="ends before it starts"):
         reports.mail_report(ports, ADMIN, "welcome", date(2026, 12, 2), date(2026, 12, 1))
+
+
+def test_a_rebuild_at_the_end_of_the_calendar_is_refused_not_a_crash(aws: AwsStack) -> None:
+    from tsunagu.commands import reports
+    from tsunagu.errors import ValidationFailed
+
+    ports = services.report_commands(aws.settings())
+    with pytest.raises(ValidationFailed, match="from 2000-01-01 to 2999-12-31"):
+        reports.rebuild(ports, ADMIN, date(9999, 12, 1), date(9999, 12, 31))

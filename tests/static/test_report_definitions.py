@@ -33,7 +33,11 @@ def test_the_api_document_gives_the_definitions_with_each_report() -> None:
         for path, operations in document["paths"].items()
         if path.startswith("/admin/reports/") and "get" in operations
     }
-    assert set(reports) == {"/admin/reports/mail/{template}", "/admin/reports/journeys/{journey}"}
+    assert set(reports) == {
+        "/admin/reports/mail/{template}",
+        "/admin/reports/journeys/{journey}",
+        "/admin/reports/journeys/{journey}/experiments/{node}",
+    }
     for operation in reports.values():
         for name, meaning in METRICS.items():
             assert f"- `{name}`: {meaning}" in operation["description"]

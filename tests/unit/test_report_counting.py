@@ -3,51 +3,16 @@ read again, nothing counted twice."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tsunagu.reports.counters import Conflict, Writes, count_batch
+from tests.support.reports import MemoryCounters
+from tsunagu.reports.counters import count_batch
 from tsunagu.reports.counting import CountedMail, CounterKey
 
 JST = ZoneInfo("Asia/Tokyo")
 NOW = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
-
-
-class MemoryCounters:
-    """The counters' table in memory, refusing what DynamoDB would."""
-
-    def __init__(self, conflicts: int = 0) -> None:
-        self.marked: set[str] = set()
-        self.mails: dict[str, CountedMail] = {}
-        self.rows: dict[CounterKey, dict[str, int]] = {}
-        self.transactions: list[int] = []
-        self.conflicts = conflicts
-
-    def counted(
-        self, event_ids: Iterable[str], message_ids: Iterable[str]
-    ) -> tuple[set[str], dict[str, CountedMail]]:
-        return (
-            {e for e in event_ids if e in self.marked},
-            {m: self.mails[m] for m in message_ids if m in self.mails},
-        )
-
-    def write(self, writes: Writes, at: datetime) -> None:
-        size = len(writes.marks) + len(writes.mails) + len(writes.increments)
-        assert size <= 100, size  # DynamoDB refuses a bigger transaction
-        if self.conflicts:
-            self.conflicts -= 1
-            raise Conflict("another writer")
-        assert not set(writes.marks) & self.marked
-        self.marked |= set(writes.marks)
-        for _, mail in writes.mails:
-            self.mails[mail.message_id] = mail
-        for key, metrics in writes.increments.items():
-            row = self.rows.setdefault(key, {})
-            for name, n in metrics.items():
-                row[name] = row.get(name, 0) + n
-        self.transactions.append(size)
 
 
 def submitted(i: int, source: str) -> dict[str, Any]:
@@ -68,8 +33,8 @@ def test_a_batch_that_needs_more_than_100_items_is_written_in_several_transactio
     )
     assert (done.counted, done.already) == (120, 0)
     assert store.transactions == [100, 100, 40]
-    assert all(row == {"submitted": 1, "new_leads": 1} for row in store.rows.values())
-    assert len(store.rows) == 120
+    assert all(row == {"submitted": 1, "new_leads": 1} for row in store.rows_by_key.values())
+    assert len(store.rows_by_key) == 120
 
 
 def test_increments_to_one_row_are_added_up_before_they_are_written() -> None:
@@ -79,7 +44,7 @@ def test_increments_to_one_row_are_added_up_before_they_are_written() -> None:
     )
     # 90 marks and one counter row: one transaction of 91 items
     assert done.transactions == 1 and store.transactions == [91]
-    assert store.rows == {
+    assert store.rows_by_key == {
         CounterKey("form#demo", "2026-12-04", "newsletter"): {"submitted": 90, "new_leads": 90}
     }
 
@@ -91,7 +56,7 @@ def test_a_lost_race_is_read_again_and_counts_once() -> None:
     # And the same batch delivered again counts nothing
     again = count_batch(images, store=store, time_zone=JST, now=NOW)
     assert (again.counted, again.already) == (0, 3)
-    assert store.rows[CounterKey("form#demo", "2026-12-04", "newsletter")]["submitted"] == 3
+    assert store.rows_by_key[CounterKey("form#demo", "2026-12-04", "newsletter")]["submitted"] == 3
 
 
 def test_a_click_still_held_counts_nothing_until_it_settles() -> None:
@@ -107,7 +72,7 @@ def test_a_click_still_held_counts_nothing_until_it_settles() -> None:
     assert count_batch([click], store=store, time_zone=JST, now=NOW).counted == 0
     settled = {**click, "properties": {**click["properties"], "settled": True}}
     assert count_batch([click, settled], store=store, time_zone=JST, now=NOW).counted == 1
-    assert store.rows[CounterKey("mail#welcome", "2026-12-04", "v1")] == {
+    assert store.rows_by_key[CounterKey("mail#welcome", "2026-12-04", "v1")] == {
         "clicked_people": 1,
         "clicked_people_unique": 1,
         "opened_people_unique": 1,

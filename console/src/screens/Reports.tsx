@@ -239,6 +239,19 @@ export default function Reports() {
             </tbody>
           </table>
           <MachineReasons figures={report.total} />
+          {report.kind === "journey" &&
+            report.parts
+              .filter((part) => part.node && (part.counts.assigned ?? 0) > 0)
+              .map((part) => (
+                <Experiment
+                  key={`${part.version}-${part.node}`}
+                  journey={report.id}
+                  node={part.node ?? ""}
+                  version={part.version}
+                  from={report.from}
+                  to={report.to}
+                />
+              ))}
           <details>
             <summary>{t("reports.definitions")}</summary>
             <dl className="definitions">
@@ -286,5 +299,90 @@ function MachineReasons({ figures }: { figures: Figures }) {
         ))}
       </tbody>
     </table>
+  );
+}
+
+interface ExperimentAnswer {
+  arms: {
+    arm: string;
+    assigned: number;
+    sent: number;
+    clicked_people_unique: number;
+    click_rate: number | null;
+  }[];
+  versus: {
+    arm: string;
+    baseline: string;
+    difference: number | null;
+    interval: [number, number] | null;
+    p_value: number | null;
+    significant: boolean;
+    more_mails_needed_per_arm: number | null;
+  }[];
+}
+
+/** A split's arms and the test between them, judged on people's clicks, never on opens. */
+function Experiment(props: {
+  journey: string;
+  node: string;
+  version: number;
+  from: string;
+  to: string;
+}) {
+  const { t } = useTranslation();
+  const { journey, node, version, from, to } = props;
+  const [found, setFound] = useState<ExperimentAnswer | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+  useEffect(() => {
+    api<ExperimentAnswer>("GET", `/admin/reports/journeys/${journey}/experiments/${node}`, {
+      query: { from, to, version: version || undefined },
+    })
+      .then(setFound)
+      .catch((error) => setProblem(describeError(error)));
+  }, [journey, node, version, from, to]);
+  if (problem) return <p className="problem">{problem}</p>;
+  if (found === null) return null;
+  return (
+    <section className="experiment">
+      <h2>{t("reports.experiment", { node })}</h2>
+      <table className="list">
+        <thead>
+          <tr>
+            <th scope="col">{t("reports.arm")}</th>
+            <th scope="col">{t("reports.assigned")}</th>
+            <th scope="col">{t("reports.sent")}</th>
+            <th scope="col">{t("reports.clicked")}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {found.arms.map((arm) => (
+            <tr key={arm.arm}>
+              <th scope="row">{arm.arm}</th>
+              <td>{arm.assigned}</td>
+              <td>{arm.sent}</td>
+              <td>
+                {arm.clicked_people_unique} ({percent(arm.click_rate)})
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {found.versus.map((versus) => (
+        <p key={versus.arm} className="verdict">
+          {versus.interval === null || versus.difference === null
+            ? t("reports.too_few", { arm: versus.arm, baseline: versus.baseline })
+            : t(versus.significant ? "reports.significant" : "reports.not_yet", {
+                arm: versus.arm,
+                baseline: versus.baseline,
+                difference: (versus.difference * 100).toFixed(2),
+                low: (versus.interval[0] * 100).toFixed(2),
+                high: (versus.interval[1] * 100).toFixed(2),
+                p: versus.p_value?.toFixed(4),
+                more: versus.more_mails_needed_per_arm ?? "–",
+              })}
+        </p>
+      ))}
+      <p className="note">{t("reports.never_on_opens")}</p>
+    </section>
   );
 }

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from tsunagu import services
 from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.reports.experiments import ExperimentReport
 from tsunagu.reports.figures import Figures, Part, Report, report_csv
 from tsunagu.settings import Settings
 
@@ -62,6 +63,55 @@ def reports_journey(settings: Settings, args: argparse.Namespace) -> int:
     ports = services.report_commands(settings)
     report = reports.journey_report(ports, services.operator(settings), args.journey, first, last)
     return _show(report, args.format)
+
+
+def reports_experiment(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.commands import reports
+
+    first, last = _range(settings, args)
+    ports = services.report_commands(settings)
+    found = reports.experiment_report(
+        ports, services.operator(settings), args.journey, args.node, first, last, args.version
+    )
+    if args.format == "json":
+        print(json.dumps(found.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(experiment_table(found))
+    return 0
+
+
+def experiment_table(found: ExperimentReport) -> str:
+    """Each arm's mails and people's clicks, then each arm against the first in words."""
+    shown = found.as_dict()
+    out = [
+        f"split {found.node} of {found.journey_id}: {found.first_day} to {found.last_day}"
+        " (people's clicks per mail sent after the split; never judged on opens)",
+        f"  {'arm':<14} {'assigned':>9} {'sent':>7} {'clicked':>8} {'rate':>7}",
+    ]
+    for arm in shown["arms"]:
+        rate = "-" if arm["click_rate"] is None else f"{arm['click_rate'] * 100:.2f}%"
+        out.append(
+            f"  {arm['arm']:<14} {arm['assigned']:>9} {arm['sent']:>7}"
+            f" {arm['clicked_people_unique']:>8} {rate:>7}"
+        )
+    for versus in shown["versus"]:
+        if versus["interval"] is None:
+            out.append(f"  {versus['arm']} vs {versus['baseline']}: not enough mails yet")
+            continue
+        low, high = (x * 100 for x in versus["interval"])
+        verdict = (
+            "a real difference (p < 0.05)"
+            if versus["significant"]
+            else f"no significant difference yet; about {versus['more_mails_needed_per_arm']}"
+            " more mails per arm would tell, if the observed difference is real"
+        )
+        out.append(
+            f"  {versus['arm']} vs {versus['baseline']}: {versus['difference'] * 100:+.2f} points"
+            f" (95% interval {low:+.2f} to {high:+.2f}), p = {versus['p_value']:.4f}: {verdict}"
+        )
+    if not shown["arms"]:
+        out.append("  (nothing counted for this split in these days)")
+    return "\n".join(out)
 
 
 def reports_rebuild(settings: Settings, args: argparse.Namespace) -> int:
@@ -161,6 +211,16 @@ def add_report_commands(groups: Any) -> None:
         parser.add_argument("--to", metavar="YYYY-MM-DD", help="last day (default: today)")
         parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
         parser.set_defaults(run=run)
+    experiment = commands.add_parser(
+        "experiment", help="a journey's split: arms, people's clicks, the test (A/B)"
+    )
+    experiment.add_argument("journey")
+    experiment.add_argument("node", help="the split node's id")
+    experiment.add_argument("--version", type=int, help="the journey version (the latest)")
+    experiment.add_argument("--from", dest="since", metavar="YYYY-MM-DD", help="first day")
+    experiment.add_argument("--to", metavar="YYYY-MM-DD", help="last day (default: today)")
+    experiment.add_argument("--format", choices=("table", "json"), default="table")
+    experiment.set_defaults(run=reports_experiment)
     rebuild = commands.add_parser(
         "rebuild", help="count the days again from the stored events (after a re-judgement)"
     )

@@ -992,6 +992,19 @@ def report_journey(call: AdminCall) -> Any:
     return _report_answer(found, call)
 
 
+def report_experiment(call: AdminCall) -> Any:
+    """A journey's split (A/B test): each arm's leads, mails and people's clicks, and each arm
+    against the first - the difference with its 95 % interval, a two-proportion test and the
+    mails per arm still needed; never judged on opens."""
+    first, last = _report_range(call)
+    version = call.number("version", 0, low=1) if call.query.get("version") else None
+    ports = services.report_commands(call.settings)
+    found = reports.experiment_report(
+        ports, call.actor, call.params["journey"], call.params["node"], first, last, version
+    )
+    return found.as_dict()
+
+
 def report_rebuild(call: AdminCall) -> Any:
     """Count a range of days again from the stored events (after automated activity was
     re-judged), replacing their counters."""
@@ -1210,6 +1223,13 @@ ROUTES: tuple[AdminRoute, ...] = (
         "reports.show",
         report_journey,
         query=("from", "to", "format"),
+    ),
+    AdminRoute(
+        "GET",
+        "/admin/reports/journeys/{journey}/experiments/{node}",
+        "reports.show",
+        report_experiment,
+        query=("from", "to", "version"),
     ),
     AdminRoute("POST", "/admin/reports/rebuild", "reports.rebuild", report_rebuild, RebuildRequest),
 )

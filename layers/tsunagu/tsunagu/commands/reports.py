@@ -13,8 +13,9 @@ from tsunagu.clock import Clock
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
 from tsunagu.errors import FieldError, ValidationFailed
-from tsunagu.reports import counters, figures
+from tsunagu.reports import counters, experiments, figures
 from tsunagu.reports.counters import RebuildStore, Rebuilt
+from tsunagu.reports.experiments import ExperimentReport
 from tsunagu.reports.figures import CounterRows, Report
 
 
@@ -57,6 +58,23 @@ def journey_report(
     _checked(first, last)
     return figures.journey_report(
         journey_id, first, last, store=ports.counters, time_zone=ports.time_zone
+    )
+
+
+def experiment_report(
+    ports: ReportCommands,
+    actor: Actor,
+    journey_id: str,
+    node: str,
+    first: date,
+    last: date,
+    version: int | None = None,
+) -> ExperimentReport:
+    """A journey's split: each arm's mails and people's clicks, each arm against the first."""
+    allowed(ports.audit, ports.clock, actor, "reports.show", f"journey:{journey_id}#{node}")
+    _checked(first, last)
+    return experiments.experiment_report(
+        journey_id, node, first, last, store=ports.counters, version=version
     )
 
 

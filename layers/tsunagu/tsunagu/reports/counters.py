@@ -17,15 +17,19 @@ from zoneinfo import ZoneInfo
 
 from tsunagu.clock import isoformat
 from tsunagu.reports.counting import (
+    Assignment,
+    Counted,
     CountedMail,
     CounterKey,
     StoredEvent,
     add,
+    assignment_key,
     count,
     final_at,
     is_final,
     needs_mail,
 )
+from tsunagu.reports.figures import check_range
 
 ATTEMPTS = 5
 """Batches that lose a race with another writer (a rebuild, a second consumer) read again."""
@@ -45,26 +49,47 @@ class Writes:
     marks: Sequence[str]
     mails: Sequence[tuple[CountedMail | None, CountedMail]]
     increments: Mapping[CounterKey, Mapping[str, int]]
+    assignments: Sequence[tuple[Assignment | None, Assignment]] = ()
 
 
 class CounterStore(Protocol):
     def counted(
-        self, event_ids: Iterable[str], message_ids: Iterable[str]
-    ) -> tuple[set[str], dict[str, CountedMail]]: ...
+        self,
+        event_ids: Iterable[str],
+        message_ids: Iterable[str],
+        assignments: Iterable[tuple[str, str]] = (),
+    ) -> Known: ...
 
     def write(self, writes: Writes, at: datetime) -> None: ...
+
+
+@dataclass
+class Known:
+    """What the counters hold of a batch's events: which are counted already, the counted mails
+    they belong to, and their leads' arms ((journey, lead) -> Assignment)."""
+
+    marked: set[str] = field(default_factory=set)
+    mails: dict[str, CountedMail] = field(default_factory=dict)
+    assignments: dict[tuple[str, str], Assignment] = field(default_factory=dict)
 
 
 class RebuildStore(Protocol):
     def events_between(self, first: str, last: str) -> Iterable[Mapping[str, Any]]: ...
 
-    def mails(self, message_ids: Iterable[str]) -> dict[str, CountedMail]: ...
+    def counted(
+        self,
+        event_ids: Iterable[str],
+        message_ids: Iterable[str],
+        assignments: Iterable[tuple[str, str]] = (),
+    ) -> Known: ...
 
     def replace_rows(
         self, first_day: str, last_day: str, rows: Mapping[CounterKey, Mapping[str, int]]
     ) -> int: ...
 
-    def replace_mails(self, mails: Iterable[CountedMail]) -> None: ...
+    def replace_mails(
+        self, mails: Iterable[CountedMail], assignments: Iterable[Assignment] = ()
+    ) -> None: ...
 
 
 @dataclass
@@ -100,31 +125,42 @@ class _Pending:
     marks: list[str] = field(default_factory=list)
     mails: dict[str, tuple[CountedMail | None, CountedMail]] = field(default_factory=dict)
     increments: dict[CounterKey, dict[str, int]] = field(default_factory=dict)
+    assignments: dict[tuple[str, str], tuple[Assignment | None, Assignment]] = field(
+        default_factory=dict
+    )
 
-    def size_with(self, event_id: str, mail: CountedMail | None, keys: Iterable[CounterKey]) -> int:
-        new_keys = {k for k in keys if k not in self.increments}
+    @property
+    def size(self) -> int:
+        return len(self.marks) + len(self.mails) + len(self.increments) + len(self.assignments)
+
+    def size_with(self, counted: Counted, mail: CountedMail | None) -> int:
+        """The transaction's items with this event's writes added."""
+        new_keys = {k for k in counted.increments if k not in self.increments}
         new_mail = mail is not None and mail.message_id not in self.mails
-        return (
-            len(self.marks)
-            + len(self.mails)
-            + len(self.increments)
-            + 1
-            + int(new_mail)
-            + len(new_keys)
-        )
+        given = counted.assignment
+        new_assignment = given is not None and _key(given) not in self.assignments
+        return self.size + 1 + int(new_mail) + int(new_assignment) + len(new_keys)
 
     def writes(self) -> Writes:
-        return Writes(self.marks, list(self.mails.values()), self.increments)
+        return Writes(
+            self.marks,
+            list(self.mails.values()),
+            self.increments,
+            list(self.assignments.values()),
+        )
+
+
+def _key(assignment: Assignment) -> tuple[str, str]:
+    return assignment.journey_id, assignment.lead_id
 
 
 def _count_once(
     events: Sequence[StoredEvent], store: CounterStore, time_zone: ZoneInfo, now: datetime
 ) -> BatchCount:
     result = BatchCount()
-    marked, mails = store.counted(
-        (e.event_id for e in events),
-        (e.message_id for e in events if needs_mail(e) and e.message_id),
-    )
+    message_ids = (e.message_id for e in events if needs_mail(e) and e.message_id)
+    leads_arms = {key for e in events if (key := assignment_key(e)) is not None}
+    known = store.counted((e.event_id for e in events), message_ids, leads_arms)
     pending = _Pending()
 
     def flush() -> None:
@@ -135,23 +171,30 @@ def _count_once(
         pending = _Pending()
 
     for event in events:
-        if event.event_id in marked:
+        if event.event_id in known.marked:
             result.already += 1
             continue
-        mail = mails.get(event.message_id) if event.message_id else None
-        counted = count(event, mail, time_zone)
+        mail = known.mails.get(event.message_id) if event.message_id else None
+        lead_arms = assignment_key(event)
+        assignment = known.assignments.get(lead_arms) if lead_arms else None
+        counted = count(event, mail, time_zone, assignment)
         if counted is None:
             continue
         changed = counted.mail if counted.mail is not None and counted.mail != mail else None
-        if pending.size_with(event.event_id, changed, counted.increments) > TRANSACTION_ITEMS:
+        if pending.size_with(counted, changed) > TRANSACTION_ITEMS:
             flush()
         pending.marks.append(event.event_id)
         add(pending.increments, counted)
         if changed is not None:
             before = pending.mails.get(changed.message_id, (mail, changed))[0]
             pending.mails[changed.message_id] = (before, changed)
-            mails[changed.message_id] = changed
-        marked.add(event.event_id)
+            known.mails[changed.message_id] = changed
+        given = counted.assignment
+        if given is not None and given != assignment:
+            was = pending.assignments.get(_key(given), (assignment, given))[0]
+            pending.assignments[_key(given)] = (was, given)
+            known.assignments[_key(given)] = given
+        known.marked.add(event.event_id)
         result.counted += 1
     flush()
     return result
@@ -184,27 +227,35 @@ def rebuild(
     earlier is not unique again. Run it while the days are quiet (a day's events still arriving
     would be counted by the consumer and by the rebuild).
     """
-    if last_day < first_day:
-        raise ValueError("the range ends before it starts")
+    check_range(first_day, last_day)
     first, last = day_bounds(first_day, last_day, time_zone)
     events = [e for e in map(StoredEvent.from_image, store.events_between(first, last)) if e]
     events.sort(key=lambda e: (final_at(e), e.event_id))
     first_text = first_day.isoformat()
-    known = store.mails({e.message_id for e in events if e.message_id and needs_mail(e)})
-    mails = {message_id: _before(mail, first_text) for message_id, mail in known.items()}
+    known = store.counted(
+        [],
+        {e.message_id for e in events if e.message_id and needs_mail(e)},
+        {key for e in events if (key := assignment_key(e)) is not None},
+    )
+    mails = {message_id: _before(mail, first_text) for message_id, mail in known.mails.items()}
+    # A lead's arm in a split is drawn from its id: counted again, it is the arm it had.
+    assignments = dict(known.assignments)
     rows: dict[CounterKey, dict[str, int]] = {}
     counted = 0
     for event in events:
         mail = mails.get(event.message_id) if event.message_id else None
-        result = count(event, mail, time_zone)
+        lead_arms = assignment_key(event)
+        result = count(event, mail, time_zone, assignments.get(lead_arms) if lead_arms else None)
         if result is None:
             continue
         add(rows, result)
         counted += 1
         if result.mail is not None:
             mails[result.mail.message_id] = result.mail
+        if result.assignment is not None:
+            assignments[_key(result.assignment)] = result.assignment
     removed = store.replace_rows(first_text, last_day.isoformat(), rows)
-    store.replace_mails(mails.values())
+    store.replace_mails(mails.values(), assignments.values())
     return Rebuilt(events=len(events), counted=counted, rows=len(rows), rows_removed=removed)
 
 

@@ -73,6 +73,21 @@ def form_subject(form_id: str) -> str:
     return f"form#{form_id}"
 
 
+def experiment_subject(journey_id: str, node: str) -> str:
+    """A split of a journey: its arms' counts (sk ``<day>#v<version>#<arm>``)."""
+    return f"experiment#{journey_id}#{node}"
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The arms a lead was given in a journey's splits (split node -> outcome), so that the mails
+    it is sent afterwards, and what it does with them, count for its arm."""
+
+    journey_id: str
+    lead_id: str
+    arms: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class CountedMail:
     """A mail the counters have seen sent: what it is attributed to, and its firsts (the metric
@@ -87,15 +102,21 @@ class CountedMail:
     journey_version: int | None = None
     node: str | None = None
     firsts: Mapping[str, str] = field(default_factory=dict)
+    arms: Mapping[str, str] = field(default_factory=dict)
+    """The arms its lead was in when it was sent (split node -> outcome)."""
 
     def keys(self, day: str) -> list[CounterKey]:
-        """The rows an event of this mail on ``day`` counts in."""
+        """The rows an event of this mail on ``day`` counts in: its template version's, its
+        journey node's, and each arm's of the splits its lead went through before it."""
         keys = [CounterKey(mail_subject(self.template_id), day, f"v{self.template_version}")]
         if self.journey_id and self.node:
             version = self.journey_version if self.journey_version is not None else DEPLOYED
             keys.append(
                 CounterKey(journey_subject(self.journey_id), day, f"v{version}#{self.node}")
             )
+            for split, arm in sorted(self.arms.items()):
+                subject = experiment_subject(self.journey_id, split)
+                keys.append(CounterKey(subject, day, f"v{version}#{arm}"))
         return keys
 
 
@@ -106,6 +127,8 @@ class Counted:
 
     increments: dict[CounterKey, dict[str, int]]
     mail: CountedMail | None = None
+    assignment: Assignment | None = None
+    """A split's decision: the lead's arms in the journey, with this one added."""
 
 
 @dataclass(frozen=True)
@@ -178,16 +201,22 @@ _MAIL_EVENTS = frozenset(
 _UNSUBSCRIBE_METHODS = frozenset({"one_click", "preferences"})
 
 
-def count(event: StoredEvent, mail: CountedMail | None, time_zone: ZoneInfo) -> Counted | None:
+def count(
+    event: StoredEvent,
+    mail: CountedMail | None,
+    time_zone: ZoneInfo,
+    assignment: Assignment | None = None,
+) -> Counted | None:
     """The increments ``event`` adds, or None when it counts nothing (not a counted kind, not
-    final yet, or a mail event whose mail the counters never saw sent)."""
+    final yet, or a mail event whose mail the counters never saw sent). ``assignment``: the
+    lead's arms in the journey of a ``mail_sent`` or a split's ``journey_decision``."""
     if not is_final(event):
         return None
     day = day_of(event.occurred_at, time_zone)
     if event.type == "mail_sent":
-        return _sent(event, day)
+        return _sent(event, day, assignment)
     if event.type == "journey_decision":
-        return _decided(event, day)
+        return _decided(event, day, assignment)
     if event.type == "form_submitted":
         return _submitted(event, day)
     if event.type not in _MAIL_EVENTS or mail is None:
@@ -195,7 +224,7 @@ def count(event: StoredEvent, mail: CountedMail | None, time_zone: ZoneInfo) -> 
     return _of_mail(event, mail, day)
 
 
-def _sent(event: StoredEvent, day: str) -> Counted | None:
+def _sent(event: StoredEvent, day: str, assignment: Assignment | None) -> Counted | None:
     props = event.properties
     message_id, template_id = event.message_id, props.get("template_id")
     if not message_id or not template_id or event.lead_id is None:
@@ -210,11 +239,24 @@ def _sent(event: StoredEvent, day: str) -> Counted | None:
         journey_id=str(props["journey_id"]) if props.get("journey_id") else None,
         journey_version=int(journey_version) if journey_version is not None else None,
         node=str(props["node"]) if props.get("node") else None,
+        arms=dict(assignment.arms) if assignment is not None else {},
     )
     return Counted({key: {"sent": 1} for key in mail.keys(day)}, mail)
 
 
-def _decided(event: StoredEvent, day: str) -> Counted | None:
+def assignment_key(event: StoredEvent) -> tuple[str, str] | None:
+    """(journey, lead) whose arms counting ``event`` reads: a journey's send, or a split."""
+    journey_id = event.properties.get("journey_id")
+    if not journey_id or event.lead_id is None:
+        return None
+    if event.type == "mail_sent" or (
+        event.type == "journey_decision" and event.properties.get("kind") == "split"
+    ):
+        return str(journey_id), event.lead_id
+    return None
+
+
+def _decided(event: StoredEvent, day: str, assignment: Assignment | None) -> Counted | None:
     props = event.properties
     journey_id, node, outcome = props.get("journey_id"), props.get("node"), props.get("outcome")
     if not journey_id or not node or not outcome:
@@ -222,7 +264,15 @@ def _decided(event: StoredEvent, day: str) -> Counted | None:
     version = props.get("journey_version")
     version = int(version) if version is not None else DEPLOYED
     key = CounterKey(journey_subject(str(journey_id)), day, f"v{version}#{node}")
-    return Counted({key: {"decided": 1, f"outcome:{outcome}": 1}})
+    increments = {key: {"decided": 1, f"outcome:{outcome}": 1}}
+    if props.get("kind") != "split" or event.lead_id is None:
+        return Counted(increments)
+    increments[key]["assigned"] = 1  # marks the node a split, for the journey report
+    arm = CounterKey(experiment_subject(str(journey_id), str(node)), day, f"v{version}#{outcome}")
+    increments[arm] = {"assigned": 1}
+    arms = dict(assignment.arms) if assignment is not None else {}
+    arms[str(node)] = str(outcome)
+    return Counted(increments, assignment=Assignment(str(journey_id), event.lead_id, arms))
 
 
 def form_source(properties: Mapping[str, Any]) -> str:

@@ -47,6 +47,10 @@ METRICS: dict[str, str] = {
     "clicked_machines_unique": "mails with at least one click judged automated",
     "clicked_machines:<reason>": "automated clicks with that judgement reason",
     "decided": "leads that reached a branch, split or holdout node (journey reports)",
+    "assigned": (
+        "leads a split gave an arm (journey and experiment reports; an experiment's other"
+        " figures are of the mails sent to each arm's leads after the split)"
+    ),
     "outcome:<name>": "of those, the leads that went that way",
     "submitted": "form submissions stored (form reports; per source: utm_source, else referrer)",
     "new_leads": "of those, the submissions that created a lead",

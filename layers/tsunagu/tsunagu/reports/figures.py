@@ -133,7 +133,14 @@ class Report:
         }
 
 
+EARLIEST, LATEST = date(2000, 1, 1), date(2999, 12, 31)
+"""The days a report may name (no event is older; the end of the range plus a day must still
+be a date)."""
+
+
 def check_range(first_day: date, last_day: date) -> None:
+    if not (first_day >= EARLIEST and last_day <= LATEST):
+        raise ValueError(f"a report's days are from {EARLIEST} to {LATEST}")
     if last_day < first_day:
         raise ValueError("the range ends before it starts")
     if (last_day - first_day).days + 1 > MAX_DAYS:

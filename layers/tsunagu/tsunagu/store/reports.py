@@ -24,8 +24,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from tsunagu.reports.counters import TRANSACTION_ITEMS, Conflict, Writes
-from tsunagu.reports.counting import CountedMail, CounterKey
+from tsunagu.reports.counters import TRANSACTION_ITEMS, Conflict, Known, Writes
+from tsunagu.reports.counting import Assignment, CountedMail, CounterKey
 
 MARK_DAYS = 7
 """How long an event's mark is kept: a DynamoDB stream holds records for 24 hours."""
@@ -47,6 +47,10 @@ def _mark_pk(event_id: str) -> str:
     return f"event#{event_id}"
 
 
+def _assignment_pk(journey_id: str, lead_id: str) -> str:
+    return f"assignment#{journey_id}#{lead_id}"
+
+
 class ReportsRepository:
     def __init__(self, client: Any, table: str, events_table: str) -> None:
         self._client = client
@@ -55,22 +59,28 @@ class ReportsRepository:
 
     # ---------------------------------------------------------------- counting
     def counted(
-        self, event_ids: Iterable[str], message_ids: Iterable[str]
-    ) -> tuple[set[str], dict[str, CountedMail]]:
-        """Which of the events are marked counted, and the counted mails among the messages
-        (one BatchGetItem per 100 keys)."""
+        self,
+        event_ids: Iterable[str],
+        message_ids: Iterable[str],
+        assignments: Iterable[tuple[str, str]] = (),
+    ) -> Known:
+        """Which of the events are marked counted, the counted mails among the messages, and
+        the leads' arms in those journeys (one BatchGetItem per 100 keys)."""
         keys = [_mark_pk(e) for e in dict.fromkeys(event_ids)]
         keys += [_mail_pk(m) for m in dict.fromkeys(message_ids)]
-        marked: set[str] = set()
-        mails: dict[str, CountedMail] = {}
+        keys += [_assignment_pk(j, lead) for j, lead in dict.fromkeys(assignments)]
+        known = Known()
         for item in self._get_many(keys):
             pk = str(item["pk"])
             if pk.startswith("event#"):
-                marked.add(pk.removeprefix("event#"))
+                known.marked.add(pk.removeprefix("event#"))
+            elif pk.startswith("assignment#"):
+                given = _assignment_from(item)
+                known.assignments[(given.journey_id, given.lead_id)] = given
             else:
                 mail = _mail_from(item)
-                mails[mail.message_id] = mail
-        return marked, mails
+                known.mails[mail.message_id] = mail
+        return known
 
     def write(self, writes: Writes, at: datetime) -> None:
         """The marks, mails and increments, all or nothing; Conflict if another writer got to
@@ -90,7 +100,11 @@ class ReportsRepository:
                 }
             )
         for before, after in writes.mails:
-            items.append(self._mail_write(before, after))
+            read = None if before is None else _mail_item(before)
+            items.append(self._conditional_put(_mail_item(after), read))
+        for was, given in writes.assignments:
+            read = None if was is None else _assignment_item(was)
+            items.append(self._conditional_put(_assignment_item(given), read))
         for key, metrics in writes.increments.items():
             items.append(self._increment(key, metrics))
         if not items:
@@ -105,22 +119,18 @@ class ReportsRepository:
                 raise Conflict(str(error)) from error
             raise
 
-    def _mail_write(self, before: CountedMail | None, after: CountedMail) -> dict[str, Any]:
-        item = _mail_item(after)
+    def _conditional_put(
+        self, item: dict[str, Any], before: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Put ``item`` if the stored one is still ``before`` as read (None: if there is none).
+        Only a mail's firsts and a lead's arms ever change, so those are compared."""
+        put: dict[str, Any] = {"TableName": self._table, "Item": item}
         if before is None:
-            condition = "attribute_not_exists(pk)"
-            values = None
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
         else:
-            # The mail as it was read: only its firsts ever change.
-            condition = "firsts = :before"
-            values = {":before": _serializer.serialize(json.dumps(dict(before.firsts)))}
-        put: dict[str, Any] = {
-            "TableName": self._table,
-            "Item": item,
-            "ConditionExpression": condition,
-        }
-        if values:
-            put["ExpressionAttributeValues"] = values
+            changing = "firsts" if "firsts" in item else "arms"
+            put["ConditionExpression"] = f"{changing} = :before"
+            put["ExpressionAttributeValues"] = {":before": before[changing]}
         return {"Put": put}
 
     def _increment(self, key: CounterKey, metrics: Mapping[str, int]) -> dict[str, Any]:
@@ -173,9 +183,6 @@ class ReportsRepository:
             for item in page["Items"]:
                 yield _plain(item)
 
-    def mails(self, message_ids: Iterable[str]) -> dict[str, CountedMail]:
-        return self.counted([], message_ids)[1]
-
     def replace_rows(
         self, first_day: str, last_day: str, rows: Mapping[CounterKey, Mapping[str, int]]
     ) -> int:
@@ -221,8 +228,11 @@ class ReportsRepository:
         self._write_many(requests)
         return len(doomed)
 
-    def replace_mails(self, mails: Iterable[CountedMail]) -> None:
-        self._write_many([{"PutRequest": {"Item": _mail_item(m)}} for m in mails])
+    def replace_mails(
+        self, mails: Iterable[CountedMail], assignments: Iterable[Assignment] = ()
+    ) -> None:
+        items = [_mail_item(m) for m in mails] + [_assignment_item(a) for a in assignments]
+        self._write_many([{"PutRequest": {"Item": item}} for item in items])
 
     # ---------------------------------------------------------------- batches
     def _get_many(self, pks: list[str]) -> Iterator[dict[str, Any]]:
@@ -255,8 +265,8 @@ def _mail_item(mail: CountedMail) -> dict[str, Any]:
         "template_id": mail.template_id,
         "template_version": mail.template_version,
         "sent_day": mail.sent_day,
-        # JSON, so that the transaction's condition compares the whole of it as read.
-        "firsts": json.dumps(dict(mail.firsts)),
+        # JSON with sorted keys, so that the transaction's condition compares it as read.
+        "firsts": json.dumps(dict(mail.firsts), sort_keys=True),
     }
     if mail.journey_id:
         values["journey_id"] = mail.journey_id
@@ -264,7 +274,30 @@ def _mail_item(mail: CountedMail) -> dict[str, Any]:
         values["journey_version"] = mail.journey_version
     if mail.node:
         values["node"] = mail.node
+    if mail.arms:
+        values["arms"] = json.dumps(dict(mail.arms), sort_keys=True)
     return _item(values)
+
+
+def _assignment_item(given: Assignment) -> dict[str, Any]:
+    return _item(
+        {
+            "pk": _assignment_pk(given.journey_id, given.lead_id),
+            "sk": _NONE,
+            "journey_id": given.journey_id,
+            "lead_id": given.lead_id,
+            # JSON with sorted keys: the transaction's condition compares it as read.
+            "arms": json.dumps(dict(given.arms), sort_keys=True),
+        }
+    )
+
+
+def _assignment_from(item: Mapping[str, Any]) -> Assignment:
+    return Assignment(
+        journey_id=str(item["journey_id"]),
+        lead_id=str(item["lead_id"]),
+        arms=json.loads(str(item.get("arms") or "{}")),
+    )
 
 
 def _mail_from(item: Mapping[str, Any]) -> CountedMail:
@@ -279,4 +312,5 @@ def _mail_from(item: Mapping[str, Any]) -> CountedMail:
         journey_version=int(version) if version is not None else None,
         node=str(item["node"]) if item.get("node") else None,
         firsts=json.loads(str(item.get("firsts") or "{}")),
+        arms=json.loads(str(item.get("arms") or "{}")),
     )
