@@ -50,6 +50,11 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string", "format": "date"},
         "description": "The last day (YYYY-MM-DD, in the account's time zone); today unless given.",
     },
+    "by": {
+        "schema": {"type": "string", "enum": ["channel", "form"]},
+        "description": "Group the leads by the channel they first came by (the default) or by "
+        "their first form.",
+    },
     "until": {
         "schema": {"type": "string", "minLength": 10, "maxLength": 40},
         "description": "Up to, not including, this instant (now unless given); the next page "

@@ -394,3 +394,53 @@ def test_a_rebuild_at_the_end_of_the_calendar_is_refused_not_a_crash(aws: AwsSta
     ports = services.report_commands(aws.settings())
     with pytest.raises(ValidationFailed, match="from 2000-01-01 to 2999-12-31"):
         reports.rebuild(ports, ADMIN, date(9999, 12, 1), date(9999, 12, 31))
+
+
+def test_the_funnel_follows_the_leads_created_in_the_days_stage_by_stage(aws: AwsStack) -> None:
+    from tsunagu.commands import reports
+
+    settings = aws.settings()
+    leads = services.lead_repository(settings)
+
+    def event(event_id: str, kind: str, at: datetime, lead: str, **properties: Any) -> None:
+        leads.put_event(LeadEvent(event_id, kind, isoformat(at), lead, None, properties))
+
+    def stage(n: int, lead: str, to: str, at: datetime) -> None:
+        event(f"evt_stage_{n}", "stage_changed", at, lead, **{"from": "?", "to": to})
+
+    d1 = datetime(2026, 12, 1, 10, 0, tzinfo=JST)
+    # Given two leads created by the demo form on D1 and one imported on D1 from a trade show
+    for name in ("p", "q"):
+        store_lead(aws, f"{name}@example.com", created_at=isoformat(d1), sources=["web_form"])
+        event(f"evt_new_{name}", "form_submitted", d1, f"lead_{name}", form_id="demo",
+              fields={}, new_lead=True)  # fmt: skip
+    store_lead(aws, "r@example.com", created_at=isoformat(d1), sources=["trade_show"])
+    # When p becomes an MQL 2 days later and an SQL 3 days after that, q an MQL after 4 days
+    # and back to lead and MQL again, and the CRM makes r a customer on D1 + 10
+    stage(1, "lead_p", "mql", d1 + timedelta(days=2))
+    stage(2, "lead_p", "sql", d1 + timedelta(days=5))
+    stage(3, "lead_q", "mql", d1 + timedelta(days=4))
+    stage(4, "lead_q", "lead", d1 + timedelta(days=6))
+    stage(5, "lead_q", "mql", d1 + timedelta(days=7))
+    stage(6, "lead_r", "customer", d1 + timedelta(days=10))
+    records = new_stream_records(aws, "EventsTable")
+    deliver(aws, records, batch=4)
+    deliver(aws, records, batch=100)  # redelivered: counts nothing more
+
+    ports = services.report_commands(settings)
+    shown = reports.funnel_report(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 1))
+    by_channel = {g.name: [(s.reached, s.conversion, s.median_days) for s in g.stages]
+                  for g in shown.groups}  # fmt: skip
+    # Then (reached, conversion from the stage before, median days from it), stage by stage
+    assert by_channel == {
+        # p: mql after 2 days, sql after 3 more; q: mql after 4 days (once)
+        "web_form": [(2, None, None), (2, 1.0, 3.0), (1, 0.5, 3.0), (0, 0.0, None),
+                     (0, None, None)],
+        # r: every stage passed at once on day 10 (mql after 10 days, the rest after 0)
+        "trade_show": [(1, None, None), (1, 1.0, 10.0), (1, 1.0, 0.0), (1, 1.0, 0.0),
+                       (1, 1.0, 0.0)],
+    }  # fmt: skip
+    total = [(s.reached, s.conversion) for s in shown.total.stages]
+    assert total == [(3, None), (3, 1.0), (2, 0.6667), (1, 0.5), (1, 1.0)]
+    by_form = reports.funnel_report(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 1), "form")
+    assert {g.name: g.stages[0].reached for g in by_form.groups} == {"demo": 2, "-": 1}

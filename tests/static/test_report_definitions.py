@@ -37,6 +37,7 @@ def test_the_api_document_gives_the_definitions_with_each_report() -> None:
         "/admin/reports/mail/{template}",
         "/admin/reports/journeys/{journey}",
         "/admin/reports/journeys/{journey}/experiments/{node}",
+        "/admin/reports/funnel",
     }
     for operation in reports.values():
         for name, meaning in METRICS.items():

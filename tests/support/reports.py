@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from tsunagu.reports.counters import Conflict, Known, Writes
-from tsunagu.reports.counting import Assignment, CountedMail, CounterKey
+from tsunagu.reports.counting import Assignment, CountedMail, CounterKey, FunnelLead
 
 
 class MemoryCounters:
@@ -18,6 +18,7 @@ class MemoryCounters:
         self.mails: dict[str, CountedMail] = {}
         self.rows_by_key: dict[CounterKey, dict[str, int]] = {}
         self.assignments: dict[tuple[str, str], Assignment] = {}
+        self.funnels: dict[str, FunnelLead] = {}
         self.transactions: list[int] = []
         self.conflicts = conflicts
 
@@ -26,16 +27,23 @@ class MemoryCounters:
         event_ids: Iterable[str],
         message_ids: Iterable[str],
         assignments: Iterable[tuple[str, str]] = (),
+        funnel_leads: Iterable[str] = (),
+        first_touch_leads: Iterable[str] = (),
     ) -> Known:
         return Known(
             {e for e in event_ids if e in self.marked},
             {m: self.mails[m] for m in message_ids if m in self.mails},
             {k: self.assignments[k] for k in assignments if k in self.assignments},
+            {lead: self.funnels[lead] for lead in funnel_leads if lead in self.funnels},
         )
 
     def write(self, writes: Writes, at: datetime) -> None:
         size = (
-            len(writes.marks) + len(writes.mails) + len(writes.increments) + len(writes.assignments)
+            len(writes.marks)
+            + len(writes.mails)
+            + len(writes.increments)
+            + len(writes.assignments)
+            + len(writes.funnels)
         )
         assert size <= 100, size  # DynamoDB refuses a bigger transaction
         if self.conflicts:
@@ -47,6 +55,8 @@ class MemoryCounters:
             self.mails[mail.message_id] = mail
         for _, given in writes.assignments:
             self.assignments[(given.journey_id, given.lead_id)] = given
+        for _, lead in writes.funnels:
+            self.funnels[lead.lead_id] = lead
         for key, metrics in writes.increments.items():
             row = self.rows_by_key.setdefault(key, {})
             for name, n in metrics.items():

@@ -21,7 +21,8 @@ def submitted(i: int, source: str) -> dict[str, Any]:
         "type": "form_submitted",
         "occurred_at": "2026-12-04T01:00:00.000Z",
         "lead_id": f"lead_{i}",
-        "properties": {"form_id": "demo", "fields": {"utm_source": source}, "new_lead": True},
+        # An existing lead's submission: a form row only (a new lead's would start its funnel)
+        "properties": {"form_id": "demo", "fields": {"utm_source": source}, "new_lead": False},
     }
 
 
@@ -33,7 +34,7 @@ def test_a_batch_that_needs_more_than_100_items_is_written_in_several_transactio
     )
     assert (done.counted, done.already) == (120, 0)
     assert store.transactions == [100, 100, 40]
-    assert all(row == {"submitted": 1, "new_leads": 1} for row in store.rows_by_key.values())
+    assert all(row == {"submitted": 1} for row in store.rows_by_key.values())
     assert len(store.rows_by_key) == 120
 
 
@@ -45,7 +46,7 @@ def test_increments_to_one_row_are_added_up_before_they_are_written() -> None:
     # 90 marks and one counter row: one transaction of 91 items
     assert done.transactions == 1 and store.transactions == [91]
     assert store.rows_by_key == {
-        CounterKey("form#demo", "2026-12-04", "newsletter"): {"submitted": 90, "new_leads": 90}
+        CounterKey("form#demo", "2026-12-04", "newsletter"): {"submitted": 90}
     }
 
 

@@ -114,6 +114,31 @@ def experiment_table(found: ExperimentReport) -> str:
     return "\n".join(out)
 
 
+def reports_funnel(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.commands import reports
+
+    first, last = _range(settings, args)
+    ports = services.report_commands(settings)
+    found = reports.funnel_report(ports, services.operator(settings), first, last, args.by)
+    if args.format == "json":
+        print(json.dumps(found.as_dict(), indent=2, ensure_ascii=False))
+        return 0
+    print(
+        f"funnel of the leads created {found.first_day} to {found.last_day}, by {found.by}"
+        " (reached; conversion from the stage before; median days from it)"
+    )
+    for group in (*found.groups, found.total):
+        cells = [
+            f"{s.name} {s.reached}"
+            + ("" if s.conversion is None else f" ({s.conversion * 100:.0f}%")
+            + ("" if s.median_days is None else f", {s.median_days:g} d")
+            + ("" if s.conversion is None else ")")
+            for s in group.stages
+        ]
+        print(f"  {group.name:<16} " + "  ->  ".join(cells))
+    return 0
+
+
 def reports_rebuild(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.commands import reports
 
@@ -211,6 +236,14 @@ def add_report_commands(groups: Any) -> None:
         parser.add_argument("--to", metavar="YYYY-MM-DD", help="last day (default: today)")
         parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
         parser.set_defaults(run=run)
+    funnel = commands.add_parser(
+        "funnel", help="the leads created in the days: MQL, SQL, opportunity, customer"
+    )
+    funnel.add_argument("--by", choices=("channel", "form"), default="channel")
+    funnel.add_argument("--from", dest="since", metavar="YYYY-MM-DD", help="first day")
+    funnel.add_argument("--to", metavar="YYYY-MM-DD", help="last day (default: today)")
+    funnel.add_argument("--format", choices=("table", "json"), default="table")
+    funnel.set_defaults(run=reports_funnel)
     experiment = commands.add_parser(
         "experiment", help="a journey's split: arms, people's clicks, the test (A/B)"
     )

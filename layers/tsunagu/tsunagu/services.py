@@ -368,7 +368,9 @@ def reports(settings: Settings) -> ReportsRepository:
     if not settings.reports_table:
         raise RuntimeError("no reports table is configured (TSUNAGU_REPORTS_TABLE)")
     client = bind_tables(settings).connection.client
-    return ReportsRepository(client, settings.reports_table, settings.events_table)
+    return ReportsRepository(
+        client, settings.reports_table, settings.events_table, settings.leads_table
+    )
 
 
 def report_commands(settings: Settings) -> ReportCommands:

@@ -1005,6 +1005,19 @@ def report_experiment(call: AdminCall) -> Any:
     return found.as_dict()
 
 
+def report_funnel(call: AdminCall) -> Any:
+    """The funnel of the leads created in a range of days: how many reached MQL, SQL,
+    opportunity and customer, each stage's conversion from the one before and the median days
+    it took, by first channel (or ?by=form: first form)."""
+    first, last = _report_range(call)
+    by = call.query.get("by") or "channel"
+    if by not in ("channel", "form"):
+        raise ValidationFailed([FieldError("by", f"{by!r}: channel or form")])
+    ports = services.report_commands(call.settings)
+    grouping: Literal["channel", "form"] = "form" if by == "form" else "channel"
+    return reports.funnel_report(ports, call.actor, first, last, grouping).as_dict()
+
+
 def report_rebuild(call: AdminCall) -> Any:
     """Count a range of days again from the stored events (after automated activity was
     re-judged), replacing their counters."""
@@ -1230,6 +1243,9 @@ ROUTES: tuple[AdminRoute, ...] = (
         "reports.show",
         report_experiment,
         query=("from", "to", "version"),
+    ),
+    AdminRoute(
+        "GET", "/admin/reports/funnel", "reports.show", report_funnel, query=("from", "to", "by")
     ),
     AdminRoute("POST", "/admin/reports/rebuild", "reports.rebuild", report_rebuild, RebuildRequest),
 )

@@ -13,10 +13,11 @@ from tsunagu.clock import Clock
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
 from tsunagu.errors import FieldError, ValidationFailed
-from tsunagu.reports import counters, experiments, figures
+from tsunagu.reports import counters, experiments, figures, funnel
 from tsunagu.reports.counters import RebuildStore, Rebuilt
 from tsunagu.reports.experiments import ExperimentReport
 from tsunagu.reports.figures import CounterRows, Report
+from tsunagu.reports.funnel import FunnelReport, Grouping
 
 
 class ReportStore(CounterRows, RebuildStore, Protocol):
@@ -76,6 +77,15 @@ def experiment_report(
     return experiments.experiment_report(
         journey_id, node, first, last, store=ports.counters, version=version
     )
+
+
+def funnel_report(
+    ports: ReportCommands, actor: Actor, first: date, last: date, by: Grouping = "channel"
+) -> FunnelReport:
+    """The leads created in the days, stage by stage, by first channel or first form."""
+    allowed(ports.audit, ports.clock, actor, "reports.show", f"funnel:{by}")
+    _checked(first, last)
+    return funnel.funnel_report(first, last, store=ports.counters, by=by)
 
 
 def rebuild(ports: ReportCommands, actor: Actor, first: date, last: date) -> Rebuilt:

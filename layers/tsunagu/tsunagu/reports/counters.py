@@ -17,16 +17,20 @@ from zoneinfo import ZoneInfo
 
 from tsunagu.clock import isoformat
 from tsunagu.reports.counting import (
+    FUNNEL_SUBJECT,
     Assignment,
     Counted,
     CountedMail,
     CounterKey,
+    FunnelLead,
     StoredEvent,
     add,
     assignment_key,
     count,
     final_at,
+    first_touch,
     is_final,
+    needs_funnel,
     needs_mail,
 )
 from tsunagu.reports.figures import check_range
@@ -50,6 +54,7 @@ class Writes:
     mails: Sequence[tuple[CountedMail | None, CountedMail]]
     increments: Mapping[CounterKey, Mapping[str, int]]
     assignments: Sequence[tuple[Assignment | None, Assignment]] = ()
+    funnels: Sequence[tuple[FunnelLead | None, FunnelLead]] = ()
 
 
 class CounterStore(Protocol):
@@ -58,6 +63,8 @@ class CounterStore(Protocol):
         event_ids: Iterable[str],
         message_ids: Iterable[str],
         assignments: Iterable[tuple[str, str]] = (),
+        funnel_leads: Iterable[str] = (),
+        first_touch_leads: Iterable[str] = (),
     ) -> Known: ...
 
     def write(self, writes: Writes, at: datetime) -> None: ...
@@ -66,11 +73,15 @@ class CounterStore(Protocol):
 @dataclass
 class Known:
     """What the counters hold of a batch's events: which are counted already, the counted mails
-    they belong to, and their leads' arms ((journey, lead) -> Assignment)."""
+    they belong to, their leads' arms ((journey, lead) -> Assignment) and their leads as the
+    funnel has them."""
 
     marked: set[str] = field(default_factory=set)
     mails: dict[str, CountedMail] = field(default_factory=dict)
     assignments: dict[tuple[str, str], Assignment] = field(default_factory=dict)
+    funnels: dict[str, FunnelLead] = field(default_factory=dict)
+    first_touches: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    """For a lead the funnel has not seen: (created_at, its first channel), from the lead."""
 
 
 class RebuildStore(Protocol):
@@ -128,10 +139,17 @@ class _Pending:
     assignments: dict[tuple[str, str], tuple[Assignment | None, Assignment]] = field(
         default_factory=dict
     )
+    funnels: dict[str, tuple[FunnelLead | None, FunnelLead]] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
-        return len(self.marks) + len(self.mails) + len(self.increments) + len(self.assignments)
+        return (
+            len(self.marks)
+            + len(self.mails)
+            + len(self.increments)
+            + len(self.assignments)
+            + len(self.funnels)
+        )
 
     def size_with(self, counted: Counted, mail: CountedMail | None) -> int:
         """The transaction's items with this event's writes added."""
@@ -139,7 +157,9 @@ class _Pending:
         new_mail = mail is not None and mail.message_id not in self.mails
         given = counted.assignment
         new_assignment = given is not None and _key(given) not in self.assignments
-        return self.size + 1 + int(new_mail) + int(new_assignment) + len(new_keys)
+        lead = counted.funnel
+        new_funnel = lead is not None and lead.lead_id not in self.funnels
+        return self.size + 1 + int(new_mail) + int(new_assignment) + int(new_funnel) + len(new_keys)
 
     def writes(self) -> Writes:
         return Writes(
@@ -147,6 +167,7 @@ class _Pending:
             list(self.mails.values()),
             self.increments,
             list(self.assignments.values()),
+            list(self.funnels.values()),
         )
 
 
@@ -160,7 +181,13 @@ def _count_once(
     result = BatchCount()
     message_ids = (e.message_id for e in events if needs_mail(e) and e.message_id)
     leads_arms = {key for e in events if (key := assignment_key(e)) is not None}
-    known = store.counted((e.event_id for e in events), message_ids, leads_arms)
+    funnel_leads = {e.lead_id for e in events if needs_funnel(e) and e.lead_id}
+    # A stage change of a lead the funnel has not seen reads the lead (a form's new lead
+    # starts the funnel itself).
+    touched = {e.lead_id for e in events if e.type == "stage_changed" and e.lead_id}
+    known = store.counted(
+        (e.event_id for e in events), message_ids, leads_arms, funnel_leads, touched
+    )
     pending = _Pending()
 
     def flush() -> None:
@@ -177,7 +204,8 @@ def _count_once(
         mail = known.mails.get(event.message_id) if event.message_id else None
         lead_arms = assignment_key(event)
         assignment = known.assignments.get(lead_arms) if lead_arms else None
-        counted = count(event, mail, time_zone, assignment)
+        funnel = _funnel_of(event, known, time_zone)
+        counted = count(event, mail, time_zone, assignment, funnel)
         if counted is None:
             continue
         changed = counted.mail if counted.mail is not None and counted.mail != mail else None
@@ -194,10 +222,29 @@ def _count_once(
             was = pending.assignments.get(_key(given), (assignment, given))[0]
             pending.assignments[_key(given)] = (was, given)
             known.assignments[_key(given)] = given
+        lead = counted.funnel
+        if lead is not None and lead != funnel:
+            read = pending.funnels.get(lead.lead_id, (known.funnels.get(lead.lead_id), lead))[0]
+            pending.funnels[lead.lead_id] = (read, lead)
+            known.funnels[lead.lead_id] = lead
         known.marked.add(event.event_id)
         result.counted += 1
     flush()
     return result
+
+
+def _funnel_of(event: StoredEvent, known: Known, time_zone: ZoneInfo) -> FunnelLead | None:
+    """The lead as the funnel has it; for a stage change of a lead it has not seen, built from
+    the lead's creation and first channel."""
+    if not needs_funnel(event) or event.lead_id is None:
+        return None
+    found = known.funnels.get(event.lead_id)
+    if found is not None or event.type != "stage_changed":
+        return found
+    touch = known.first_touches.get(event.lead_id)
+    if touch is None:
+        return None  # the lead is gone (erased): nothing to count it for
+    return first_touch(event.lead_id, touch[0], touch[1], time_zone)
 
 
 # ------------------------------------------------------------------------------- rebuilding
@@ -254,6 +301,9 @@ def rebuild(
             mails[result.mail.message_id] = result.mail
         if result.assignment is not None:
             assignments[_key(result.assignment)] = result.assignment
+    # The funnel counts stages by the day each lead was created, not the day of the event, and
+    # no re-judgement changes a stage: its rows are not rebuilt.
+    rows = {key: metrics for key, metrics in rows.items() if key.subject != FUNNEL_SUBJECT}
     removed = store.replace_rows(first_text, last_day.isoformat(), rows)
     store.replace_mails(mails.values(), assignments.values())
     return Rebuilt(events=len(events), counted=counted, rows=len(rows), rows_removed=removed)

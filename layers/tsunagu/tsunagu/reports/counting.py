@@ -73,6 +73,32 @@ def form_subject(form_id: str) -> str:
     return f"form#{form_id}"
 
 
+FUNNEL_SUBJECT = "funnel"
+"""The funnel's rows: sk ``<day the lead was created>#<channel>#<first form>``."""
+FUNNEL_STAGES = ("lead", "mql", "sql", "opportunity", "customer")
+"""The stages of the funnel, in order; a lead counts at a stage the first time it reaches it
+(or a later one: a lead the CRM makes a customer straight away has passed every stage)."""
+NO_FORM = "-"
+MAX_DAYS_COUNTED = 400
+"""Days between two stages beyond this are counted as this many (the histogram's last bin)."""
+
+
+@dataclass(frozen=True)
+class FunnelLead:
+    """A lead as the funnel counts it: its cohort (the day it was created), its first touch
+    (the channel it came by and its first form), and the day it first reached each stage."""
+
+    lead_id: str
+    created_day: str
+    channel: str
+    form_id: str = NO_FORM
+    reached: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> CounterKey:
+        return CounterKey(FUNNEL_SUBJECT, self.created_day, f"{self.channel}#{self.form_id}")
+
+
 def experiment_subject(journey_id: str, node: str) -> str:
     """A split of a journey: its arms' counts (sk ``<day>#v<version>#<arm>``)."""
     return f"experiment#{journey_id}#{node}"
@@ -129,6 +155,8 @@ class Counted:
     mail: CountedMail | None = None
     assignment: Assignment | None = None
     """A split's decision: the lead's arms in the journey, with this one added."""
+    funnel: FunnelLead | None = None
+    """A lead created, or reaching a stage of the funnel: the lead as the funnel now has it."""
 
 
 @dataclass(frozen=True)
@@ -206,10 +234,13 @@ def count(
     mail: CountedMail | None,
     time_zone: ZoneInfo,
     assignment: Assignment | None = None,
+    funnel: FunnelLead | None = None,
 ) -> Counted | None:
     """The increments ``event`` adds, or None when it counts nothing (not a counted kind, not
     final yet, or a mail event whose mail the counters never saw sent). ``assignment``: the
-    lead's arms in the journey of a ``mail_sent`` or a split's ``journey_decision``."""
+    lead's arms in the journey of a ``mail_sent`` or a split's ``journey_decision``; ``funnel``:
+    the lead as the funnel has it, for a ``stage_changed`` (its first touch read from the lead
+    when the funnel has not seen it yet)."""
     if not is_final(event):
         return None
     day = day_of(event.occurred_at, time_zone)
@@ -218,7 +249,9 @@ def count(
     if event.type == "journey_decision":
         return _decided(event, day, assignment)
     if event.type == "form_submitted":
-        return _submitted(event, day)
+        return _submitted(event, day, funnel)
+    if event.type == "stage_changed":
+        return _stage_reached(event, day, funnel)
     if event.type not in _MAIL_EVENTS or mail is None:
         return None
     return _of_mail(event, mail, day)
@@ -287,15 +320,62 @@ def form_source(properties: Mapping[str, Any]) -> str:
     return host or "direct"
 
 
-def _submitted(event: StoredEvent, day: str) -> Counted | None:
+def _submitted(event: StoredEvent, day: str, funnel: FunnelLead | None) -> Counted | None:
     form_id = event.properties.get("form_id")
     if not form_id:
         return None
     key = CounterKey(form_subject(str(form_id)), day, form_source(event.properties))
     metrics = {"submitted": 1}
-    if event.properties.get("new_lead"):
-        metrics["new_leads"] = 1
-    return Counted({key: metrics})
+    if not event.properties.get("new_lead") or event.lead_id is None or funnel is not None:
+        return Counted({key: metrics})
+    metrics["new_leads"] = 1
+    created = FunnelLead(event.lead_id, day, "web_form", str(form_id), {"lead": day})
+    return Counted({key: metrics, created.key: {"reached:lead": 1}}, funnel=created)
+
+
+def needs_funnel(event: StoredEvent) -> bool:
+    """Whether counting the event reads the lead as the funnel has it: a stage it moved to, or
+    its creation by a form."""
+    if event.lead_id is None:
+        return False
+    if event.type == "form_submitted":
+        return bool(event.properties.get("new_lead"))
+    return event.type == "stage_changed" and event.properties.get("to") in FUNNEL_STAGES
+
+
+def first_touch(
+    lead_id: str, created_at: str, channel: str | None, time_zone: ZoneInfo
+) -> FunnelLead:
+    """A lead the funnel has not seen (created by an import, the CRM or the API, not a form),
+    from the lead itself: its day of creation and the channel it first came by."""
+    return FunnelLead(lead_id, day_of(created_at, time_zone), channel or "unknown")
+
+
+def _stage_reached(event: StoredEvent, day: str, funnel: FunnelLead | None) -> Counted | None:
+    """The stages a lead reaches for the first time: the one it moved to, and any it skipped
+    on the way (each with the days since the one before it)."""
+    stage = event.properties.get("to")
+    if funnel is None or stage not in FUNNEL_STAGES:
+        return None
+    reached = dict(funnel.reached)
+    metrics: dict[str, int] = {}
+    previous_day = funnel.created_day
+    for name in FUNNEL_STAGES[: FUNNEL_STAGES.index(str(stage)) + 1]:
+        if name in reached:
+            previous_day = reached[name]
+            continue
+        if name == "lead":  # a lead not created by a form: it was a lead from its creation
+            reached[name] = funnel.created_day
+            metrics["reached:lead"] = 1
+            continue
+        reached[name] = day
+        metrics[f"reached:{name}"] = 1
+        waited = (date.fromisoformat(day) - date.fromisoformat(previous_day)).days
+        metrics[f"days_to:{name}:{min(max(waited, 0), MAX_DAYS_COUNTED)}"] = 1
+        previous_day = day
+    if not metrics:
+        return None  # back and forth: every stage up to this one was reached before
+    return Counted({funnel.key: metrics}, funnel=replace(funnel, reached=reached))
 
 
 def _of_mail(event: StoredEvent, mail: CountedMail, day: str) -> Counted | None:

@@ -52,6 +52,14 @@ METRICS: dict[str, str] = {
         " figures are of the mails sent to each arm's leads after the split)"
     ),
     "outcome:<name>": "of those, the leads that went that way",
+    "reached:<stage>": (
+        "funnel: leads created in the day that have reached the stage (lead, mql, sql,"
+        " opportunity, customer) or a later one, whenever they reached it, each lead once"
+    ),
+    "days_to:<stage>:<n>": (
+        "funnel: of those, the leads that took n whole days from the stage before (the"
+        " report's median days)"
+    ),
     "submitted": "form submissions stored (form reports; per source: utm_source, else referrer)",
     "new_leads": "of those, the submissions that created a lead",
 }

@@ -25,7 +25,13 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from tsunagu.reports.counters import TRANSACTION_ITEMS, Conflict, Known, Writes
-from tsunagu.reports.counting import Assignment, CountedMail, CounterKey
+from tsunagu.reports.counting import (
+    FUNNEL_SUBJECT,
+    Assignment,
+    CountedMail,
+    CounterKey,
+    FunnelLead,
+)
 
 MARK_DAYS = 7
 """How long an event's mark is kept: a DynamoDB stream holds records for 24 hours."""
@@ -51,11 +57,16 @@ def _assignment_pk(journey_id: str, lead_id: str) -> str:
     return f"assignment#{journey_id}#{lead_id}"
 
 
+def _funnel_pk(lead_id: str) -> str:
+    return f"funnel-lead#{lead_id}"
+
+
 class ReportsRepository:
-    def __init__(self, client: Any, table: str, events_table: str) -> None:
+    def __init__(self, client: Any, table: str, events_table: str, leads_table: str) -> None:
         self._client = client
         self._table = table
         self._events_table = events_table
+        self._leads_table = leads_table
 
     # ---------------------------------------------------------------- counting
     def counted(
@@ -63,12 +74,18 @@ class ReportsRepository:
         event_ids: Iterable[str],
         message_ids: Iterable[str],
         assignments: Iterable[tuple[str, str]] = (),
+        funnel_leads: Iterable[str] = (),
+        first_touch_leads: Iterable[str] = (),
     ) -> Known:
-        """Which of the events are marked counted, the counted mails among the messages, and
-        the leads' arms in those journeys (one BatchGetItem per 100 keys)."""
+        """Which of the events are marked counted, the counted mails among the messages, the
+        leads' arms in those journeys and the leads as the funnel has them (one BatchGetItem
+        per 100 keys); for a lead of ``first_touch_leads`` the funnel has not seen, its
+        creation and first channel (one more, on the leads table)."""
+        leads = list(dict.fromkeys(funnel_leads))
         keys = [_mark_pk(e) for e in dict.fromkeys(event_ids)]
         keys += [_mail_pk(m) for m in dict.fromkeys(message_ids)]
         keys += [_assignment_pk(j, lead) for j, lead in dict.fromkeys(assignments)]
+        keys += [_funnel_pk(lead) for lead in leads]
         known = Known()
         for item in self._get_many(keys):
             pk = str(item["pk"])
@@ -77,9 +94,18 @@ class ReportsRepository:
             elif pk.startswith("assignment#"):
                 given = _assignment_from(item)
                 known.assignments[(given.journey_id, given.lead_id)] = given
+            elif pk.startswith("funnel-lead#"):
+                lead = _funnel_from(item)
+                known.funnels[lead.lead_id] = lead
             else:
                 mail = _mail_from(item)
                 known.mails[mail.message_id] = mail
+        touched = set(first_touch_leads)
+        unseen = [lead for lead in leads if lead not in known.funnels and lead in touched]
+        for item in self._get_leads(unseen):
+            sources = item.get("sources") or []
+            channel = str(sources[0]) if sources else None
+            known.first_touches[str(item["lead_id"])] = (str(item["created_at"]), channel)
         return known
 
     def write(self, writes: Writes, at: datetime) -> None:
@@ -105,6 +131,9 @@ class ReportsRepository:
         for was, given in writes.assignments:
             read = None if was is None else _assignment_item(was)
             items.append(self._conditional_put(_assignment_item(given), read))
+        for had, lead in writes.funnels:
+            read = None if had is None else _funnel_item(had)
+            items.append(self._conditional_put(_funnel_item(lead), read))
         for key, metrics in writes.increments.items():
             items.append(self._increment(key, metrics))
         if not items:
@@ -123,12 +152,12 @@ class ReportsRepository:
         self, item: dict[str, Any], before: dict[str, Any] | None
     ) -> dict[str, Any]:
         """Put ``item`` if the stored one is still ``before`` as read (None: if there is none).
-        Only a mail's firsts and a lead's arms ever change, so those are compared."""
+        Only a mail's firsts, a lead's arms and its funnel stages change: those are compared."""
         put: dict[str, Any] = {"TableName": self._table, "Item": item}
         if before is None:
             put["ConditionExpression"] = "attribute_not_exists(pk)"
         else:
-            changing = "firsts" if "firsts" in item else "arms"
+            changing = next(n for n in ("firsts", "arms", "reached") if n in item)
             put["ConditionExpression"] = f"{changing} = :before"
             put["ExpressionAttributeValues"] = {":before": before[changing]}
         return {"Put": put}
@@ -194,12 +223,15 @@ class ReportsRepository:
             FilterExpression=(
                 "sk BETWEEN :first AND :last"
                 " AND NOT begins_with(pk, :mail) AND NOT begins_with(pk, :mark)"
+                " AND pk <> :funnel"
             ),
             ExpressionAttributeValues={
                 ":first": {"S": first_day},
                 ":last": {"S": f"{last_day}#\uffff"},
                 ":mail": {"S": "message#"},
                 ":mark": {"S": "event#"},
+                # The funnel's rows are by the day a lead was created: a rebuild leaves them.
+                ":funnel": {"S": FUNNEL_SUBJECT},
             },
             ProjectionExpression="pk, sk",
         )
@@ -242,6 +274,21 @@ class ReportsRepository:
             while request:
                 answer = self._client.batch_get_item(RequestItems=request)
                 for item in answer["Responses"].get(self._table, []):
+                    yield _plain(item)
+                request = answer.get("UnprocessedKeys") or {}
+
+    def _get_leads(self, lead_ids: list[str]) -> Iterator[dict[str, Any]]:
+        for start in range(0, len(lead_ids), 100):
+            keys = [{"lead_id": {"S": lead}} for lead in lead_ids[start : start + 100]]
+            request: dict[str, Any] = {
+                self._leads_table: {
+                    "Keys": keys,
+                    "ProjectionExpression": "lead_id, created_at, sources",
+                }
+            }
+            while request:
+                answer = self._client.batch_get_item(RequestItems=request)
+                for item in answer["Responses"].get(self._leads_table, []):
                     yield _plain(item)
                 request = answer.get("UnprocessedKeys") or {}
 
@@ -313,4 +360,28 @@ def _mail_from(item: Mapping[str, Any]) -> CountedMail:
         node=str(item["node"]) if item.get("node") else None,
         firsts=json.loads(str(item.get("firsts") or "{}")),
         arms=json.loads(str(item.get("arms") or "{}")),
+    )
+
+
+def _funnel_item(lead: FunnelLead) -> dict[str, Any]:
+    return _item(
+        {
+            "pk": _funnel_pk(lead.lead_id),
+            "sk": _NONE,
+            "lead_id": lead.lead_id,
+            "created_day": lead.created_day,
+            "channel": lead.channel,
+            "form_id": lead.form_id,
+            "reached": json.dumps(dict(lead.reached), sort_keys=True),
+        }
+    )
+
+
+def _funnel_from(item: Mapping[str, Any]) -> FunnelLead:
+    return FunnelLead(
+        lead_id=str(item["lead_id"]),
+        created_day=str(item["created_day"]),
+        channel=str(item["channel"]),
+        form_id=str(item["form_id"]),
+        reached=json.loads(str(item.get("reached") or "{}")),
     )
