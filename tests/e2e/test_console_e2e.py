@@ -428,7 +428,7 @@ def test_every_screen_passes_the_accessibility_check_in_both_languages(
     expected_language = locale.split("-")[0]
     problems = {}
     screens = (*SCREENS, f"leads/{LEAD}", "templates/seminar-invitation", "audit", "reports")
-    for screen in (*screens, "reports/journey/welcome_nurture"):
+    for screen in (*screens, "reports/journey/welcome_nurture", "reports/funnel"):
         open_screen(page, tsunagu, screen)
         assert page.evaluate("document.documentElement.lang") == expected_language
         problems[screen] = accessibility_problems(page)

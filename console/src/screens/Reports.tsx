@@ -59,6 +59,7 @@ export default function Reports() {
   const navigate = useNavigate();
   const params = useParams();
   const kind = params.kind === "journey" ? "journey" : "mail";
+  const isFunnel = params.kind === "funnel";
   const id = params.id ?? "";
   const [choices, setChoices] = useState<{ mail: string[]; journey: string[] }>({
     mail: [],
@@ -90,7 +91,7 @@ export default function Reports() {
   }, []);
 
   const load = useCallback(async () => {
-    if (!id) return;
+    if (!id || isFunnel) return;
     setProblem(null);
     try {
       setReport(await api<Report>("GET", `${PATHS[kind]}/${id}`, { query: { from, to } }));
@@ -98,7 +99,7 @@ export default function Reports() {
       setReport(null);
       setProblem(describeError(error));
     }
-  }, [kind, id, from, to]);
+  }, [kind, id, from, to, isFunnel]);
 
   useEffect(() => {
     void load();
@@ -141,22 +142,28 @@ export default function Reports() {
         <label>
           {t("reports.kind")}
           <select
-            value={kind}
+            value={isFunnel ? "funnel" : kind}
             onChange={(event) => navigate(`/reports/${event.target.value}`)}
           >
             <option value="mail">{t("reports.kinds.mail")}</option>
             <option value="journey">{t("reports.kinds.journey")}</option>
+            <option value="funnel">{t("reports.kinds.funnel")}</option>
           </select>
         </label>
-        <label>
-          {t(`reports.kinds.${kind}`)}
-          <select value={id} onChange={(event) => navigate(`/reports/${kind}/${event.target.value}`)}>
-            <option value="">{t("reports.choose")}</option>
-            {choices[kind].map((choice) => (
-              <option key={choice}>{choice}</option>
-            ))}
-          </select>
-        </label>
+        {!isFunnel && (
+          <label>
+            {t(`reports.kinds.${kind}`)}
+            <select
+              value={id}
+              onChange={(event) => navigate(`/reports/${kind}/${event.target.value}`)}
+            >
+              <option value="">{t("reports.choose")}</option>
+              {choices[kind].map((choice) => (
+                <option key={choice}>{choice}</option>
+              ))}
+            </select>
+          </label>
+        )}
         <label>
           {t("reports.from")}
           <input
@@ -184,7 +191,8 @@ export default function Reports() {
           {problem}
         </p>
       )}
-      {!id && <p className="note">{t("reports.pick")}</p>}
+      {isFunnel && <Funnel from={from} to={to} />}
+      {!id && !isFunnel && <p className="note">{t("reports.pick")}</p>}
       {report && (
         <>
           <p className="note">
@@ -384,5 +392,79 @@ function Experiment(props: {
       ))}
       <p className="note">{t("reports.never_on_opens")}</p>
     </section>
+  );
+}
+
+interface FunnelAnswer {
+  from: string;
+  to: string;
+  groups: FunnelGroup[];
+  total: FunnelGroup;
+}
+
+interface FunnelGroup {
+  group: string;
+  stages: {
+    stage: string;
+    reached: number;
+    conversion: number | null;
+    median_days: number | null;
+  }[];
+}
+
+/** The leads created in the days, stage by stage: reached, conversion, median days. */
+function Funnel({ from, to }: { from: string; to: string }) {
+  const { t } = useTranslation();
+  const [by, setBy] = useState<"channel" | "form">("channel");
+  const [found, setFound] = useState<FunnelAnswer | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+  useEffect(() => {
+    api<FunnelAnswer>("GET", "/admin/reports/funnel", { query: { from, to, by } })
+      .then(setFound)
+      .catch((error) => setProblem(describeError(error)));
+  }, [from, to, by]);
+  if (problem) return <p className="problem">{problem}</p>;
+  if (found === null) return null;
+  const stages = found.total.stages.map((stage) => stage.stage);
+  return (
+    <>
+      <p className="note">{t("reports.funnel_range", { from: found.from, to: found.to })}</p>
+      <label>
+        {t("reports.by")}
+        <select value={by} onChange={(event) => setBy(event.target.value as "channel" | "form")}>
+          <option value="channel">{t("reports.by_channel")}</option>
+          <option value="form">{t("reports.by_form")}</option>
+        </select>
+      </label>
+      <table className="list report">
+        <caption>{t("reports.funnel_caption")}</caption>
+        <thead>
+          <tr>
+            <th scope="col">{t(by === "channel" ? "reports.by_channel" : "reports.by_form")}</th>
+            {stages.map((stage) => (
+              <th scope="col" key={stage}>
+                {t(`stages.${stage}`)}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {[...found.groups, { ...found.total, group: t("reports.total") }].map((group) => (
+            <tr key={group.group}>
+              <th scope="row">{group.group}</th>
+              {group.stages.map((stage) => (
+                <td key={stage.stage}>
+                  {stage.reached}
+                  {stage.conversion !== null && ` (${percent(stage.conversion)}`}
+                  {stage.median_days !== null && `, ${t("reports.days", { n: stage.median_days })}`}
+                  {stage.conversion !== null && ")"}
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p className="note">{t("reports.funnel_note")}</p>
+    </>
   );
 }
