@@ -592,3 +592,33 @@ def test_field_names_no_tool_can_carry_and_control_characters_are_refused(
     assert [e.type for e in services.lead_repository(stack).events(lead.lead_id)] == [
         "lead_imported"
     ]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "ask", "says"),
+    [
+        ("GET", "/admin/reports/mail/welcome", {"query": {"from": "yesterday"}}, "from"),
+        ("GET", "/admin/reports/mail/welcome", {"query": {"to": "2026-13-01"}}, "to"),
+        ("GET", "/admin/reports/mail/welcome", {"query": {"format": "xml"}}, "format"),
+        ("GET", "/admin/reports/journeys/welcome_nurture",
+         {"query": {"from": "2026-12-05", "to": "2026-12-01"}}, "ends before it starts"),
+        ("GET", "/admin/reports/journeys/welcome_nurture",
+         {"query": {"from": "2020-01-01", "to": "2026-12-01"}}, "at most 400 days"),
+        ("GET", "/admin/reports/funnel", {"query": {"by": "owner"}}, "by"),
+        ("GET", "/admin/reports/journeys/welcome_nurture/experiments/split",
+         {"query": {"version": "0"}}, "version"),
+        ("POST", "/admin/reports/rebuild", {"body": {"from": "2026-12-01"}}, "to"),
+        ("POST", "/admin/reports/rebuild",
+         {"body": {"from": "2026-12-01", "to": "2026-12-02", "all": True}}, "all"),
+        ("POST", "/admin/reports/rebuild",
+         {"body": {"from": "9999-12-01", "to": "9999-12-31"}}, "2999-12-31"),
+    ],
+)  # fmt: skip
+def test_a_report_asked_for_badly_is_a_422_that_says_what_and_changes_nothing(
+    stack: Settings, method: str, path: str, ask: dict[str, Any], says: str
+) -> None:
+    got, body = call(stack, method, path, **ask)
+
+    assert got == 422, body
+    assert says in json.dumps(body)
+    assert [e for e in audit_entries(stack) if e.outcome == "done"] == []
