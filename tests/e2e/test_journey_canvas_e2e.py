@@ -127,9 +127,11 @@ def test_a_marketer_builds_dry_runs_publishes_and_starts_a_journey_on_the_canvas
     subjects = [str(m.get("subject")) for m in to_lead]
     assert "はじめてのマーケティングオートメーション: 3つのステップ" in subjects, subjects
 
-    # And the graph it opens with next time is the published version 1
+    # And the graph it opens with next time is the published version 1, with what the report
+    # counters counted on its nodes over the last 30 days
     page.reload()
     expect(page.locator("h1")).to_contain_text("v1")
+    expect(page.get_by_test_id("counted-first_mail")).to_contain_text("1 sent")
 
 
 def test_a_paused_journey_resumed_by_skipping_sends_nothing_it_held(

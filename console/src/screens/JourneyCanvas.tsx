@@ -161,11 +161,41 @@ interface StepData extends Record<string, unknown> {
   run?: NodeRun;
   parked?: number;
   waiting?: number;
+  counted?: NodeCounts;
+}
+
+/** A node's last 30 days from the report counters (every version together). */
+interface NodeCounts {
+  sent: number;
+  opened: number;
+  clicked: number;
+  decided: number;
+}
+
+interface JourneyReport {
+  parts: { node?: string; counts: Record<string, number> }[];
+}
+
+function countsByNode(report: JourneyReport): Record<string, NodeCounts> {
+  const found: Record<string, NodeCounts> = {};
+  for (const part of report.parts) {
+    if (!part.node) continue;
+    const sum = (found[part.node] ??= { sent: 0, opened: 0, clicked: 0, decided: 0 });
+    sum.sent += part.counts.sent ?? 0;
+    sum.opened += part.counts.opened_people_unique ?? 0;
+    sum.clicked += part.counts.clicked_people_unique ?? 0;
+    sum.decided += part.counts.decided ?? 0;
+  }
+  return found;
+}
+
+function share(part: number, whole: number): string {
+  return whole ? `${Math.round((part / whole) * 100)}%` : "–";
 }
 
 function Step({ data, selected }: NodeProps<Node<StepData>>) {
   const { t } = useTranslation();
-  const { node, problems, run, parked, waiting } = data;
+  const { node, problems, run, parked, waiting, counted } = data;
   return (
     <div
       className={`step step-${node.kind}${problems.length ? " invalid" : ""}${selected ? " chosen" : ""}`}
@@ -189,6 +219,20 @@ function Step({ data, selected }: NodeProps<Node<StepData>>) {
         </div>
       ) : null}
       {parked ? <div className="parked">{t("canvas.parked", { count: parked })}</div> : null}
+      {counted && counted.sent > 0 && (
+        <div className="counted" data-testid={`counted-${node.id}`}>
+          {t("canvas.counted_mail", {
+            sent: counted.sent,
+            opened: share(counted.opened, counted.sent),
+            clicked: share(counted.clicked, counted.sent),
+          })}
+        </div>
+      )}
+      {counted && counted.decided > 0 && (
+        <div className="counted" data-testid={`counted-${node.id}`}>
+          {t("canvas.counted_decided", { count: counted.decided })}
+        </div>
+      )}
       {problems.map((problem) => (
         <div key={problem} className="node-problem" role="note">
           {problem}
@@ -204,6 +248,7 @@ const NODE_TYPES = { step: Step };
 export default function JourneyCanvas() {
   const { t } = useTranslation();
   const may = useMay();
+  const mayReport = may("reports.show"); // a boolean: the function is new at every render
   const navigate = useNavigate();
   const { journeyId } = useParams();
   const isNew = journeyId === undefined;
@@ -219,6 +264,7 @@ export default function JourneyCanvas() {
   const [lead, setLead] = useState("");
   const [segment, setSegment] = useState("");
   const [live, setLive] = useState<LiveStatus | null>(null);
+  const [counted, setCounted] = useState<Record<string, NodeCounts>>({});
   const [enterAt, setEnterAt] = useState("");
   const editable = may("journeys.save");
   const [flow, setFlow] = useState<ReactFlowInstance<Node<StepData>> | null>(null);
@@ -251,7 +297,13 @@ export default function JourneyCanvas() {
       .then(setVersions)
       .catch(() => setVersions(null));
     loadLive();
-  }, [isNew, journeyId, loadLive]);
+    // The last 30 days on each node, from the report counters (people's opens and clicks).
+    if (mayReport) {
+      api<JourneyReport>("GET", `/admin/reports/journeys/${journeyId}`)
+        .then((report) => setCounted(countsByNode(report)))
+        .catch(() => setCounted({}));
+    }
+  }, [isNew, journeyId, loadLive, mayReport]);
 
   useEffect(() => {
     void load();
@@ -281,9 +333,10 @@ export default function JourneyCanvas() {
         // The gate before a send holds its leads at the step "Send <label>"
         parked: live?.parked_at_step[`Send ${node.label}`],
         waiting: live?.waiting_at_node?.[node.id],
+        counted: counted[node.id],
       },
     }));
-  }, [definition, positions, problems, run, selected, live]);
+  }, [definition, positions, problems, run, selected, live, counted]);
 
   const edges: Edge[] = useMemo(
     () =>
