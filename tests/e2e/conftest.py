@@ -91,6 +91,12 @@ def start_tsunagu(workdir: Path, *extra: str) -> RunningTsunagu:
     return running
 
 
+def start_on_virtual_time(workdir: Path, clock_start: str) -> RunningTsunagu:
+    """`make up` on virtual time, its clock standing at ``clock_start`` until a test moves it,
+    keeping nothing."""
+    return start_tsunagu(workdir, "--no-persist", "--virtual-time", "--clock-start", clock_start)
+
+
 @pytest.fixture(scope="module")
 def tsunagu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTsunagu]:
     running = start_tsunagu(tmp_path_factory.mktemp("make-up"), "--no-persist")

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from tests.e2e.conftest import RunningTsunagu, start_tsunagu
+from tests.e2e.conftest import RunningTsunagu, start_on_virtual_time
 from tests.support import runtime as runtime_support
 from tsunagu.clock import parse_instant
 
@@ -51,13 +51,7 @@ def readme_answer() -> str:
 
 @pytest.fixture(scope="module")
 def tsunagu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTsunagu]:
-    running = start_tsunagu(
-        tmp_path_factory.mktemp("analytics"),
-        "--no-persist",
-        "--virtual-time",
-        "--clock-start",
-        CLOCK_START,
-    )
+    running = start_on_virtual_time(tmp_path_factory.mktemp("analytics"), CLOCK_START)
     yield running
     if running.process.poll() is None:
         running.stop()

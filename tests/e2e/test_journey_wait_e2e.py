@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.e2e.conftest import RunningTsunagu, start_tsunagu
+from tests.e2e.conftest import RunningTsunagu, start_on_virtual_time
 from tests.support import runtime as runtime_support
 from tests.support.runtime import execution_history
 from tsunagu.clock import isoformat, parse_instant
@@ -43,13 +43,7 @@ run, never a measure of the product."""
 @pytest.fixture(scope="module")
 def tsunagu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTsunagu]:
     """`make up` on virtual time, its clock at CLOCK_START."""
-    running = start_tsunagu(
-        tmp_path_factory.mktemp("journey-wait"),
-        "--no-persist",
-        "--virtual-time",
-        "--clock-start",
-        CLOCK_START,
-    )
+    running = start_on_virtual_time(tmp_path_factory.mktemp("journey-wait"), CLOCK_START)
     yield running
     if running.process.poll() is None:
         running.stop()

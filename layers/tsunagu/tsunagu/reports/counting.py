@@ -19,23 +19,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from tsunagu.clock import isoformat, parse_instant
 from tsunagu.tracking.settling import SETTLE_AFTER_SECONDS
 
-SubjectKind = Literal["mail", "journey", "form"]
-
-# The first event of each kind that a mail can have; "unique" counts these.
-FIRSTS = (
-    "opened_people",
-    "opened_machines",
-    "clicked_people",
-    "clicked_machines",
-    "unsubscribed",
-)
 DEPLOYED = 0
 """The version of a journey whose state machine was deployed with the stack rather than
 published from its definition (its executions carry no version)."""
@@ -116,8 +106,9 @@ class Assignment:
 
 @dataclass(frozen=True)
 class CountedMail:
-    """A mail the counters have seen sent: what it is attributed to, and its firsts (the metric
-    of ``FIRSTS`` -> the day it happened)."""
+    """A mail the counters have seen sent: what it is attributed to, and its firsts - for each of
+    opened_people, opened_machines, clicked_people, clicked_machines and unsubscribed, the day
+    the mail first had one (what "unique" counts)."""
 
     message_id: str
     lead_id: str
@@ -423,8 +414,3 @@ def add(total: dict[CounterKey, dict[str, int]], counted: Counted) -> None:
         row = total.setdefault(key, {})
         for name, n in metrics.items():
             row[name] = row.get(name, 0) + n
-
-
-def days_between(first: date, last: date) -> tuple[str, str]:
-    """Sort-key bounds that take in every part of every day from ``first`` to ``last``."""
-    return first.isoformat(), f"{last.isoformat()}#\uffff"

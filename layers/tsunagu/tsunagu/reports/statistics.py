@@ -13,7 +13,7 @@ counts are kept in every result for that reason).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 _NORMAL = NormalDist()
@@ -205,22 +205,24 @@ def _compare(
 ) -> Comparison:
     rate_a = successes_a / trials_a if trials_a else None
     rate_b = successes_b / trials_b if trials_b else None
+    # What an arm without trials leaves: no difference to speak of, nothing significant.
+    undecided = Comparison(
+        successes_a=successes_a,
+        trials_a=trials_a,
+        successes_b=successes_b,
+        trials_b=trials_b,
+        confidence=confidence,
+        rate_a=rate_a,
+        rate_b=rate_b,
+        difference=None,
+        interval=None,
+        relative_lift=None,
+        z=None,
+        p_value=None,
+        significant=False,
+    )
     if rate_a is None or rate_b is None:
-        return Comparison(
-            successes_a=successes_a,
-            trials_a=trials_a,
-            successes_b=successes_b,
-            trials_b=trials_b,
-            confidence=confidence,
-            rate_a=rate_a,
-            rate_b=rate_b,
-            difference=None,
-            interval=None,
-            relative_lift=None,
-            z=None,
-            p_value=None,
-            significant=False,
-        )
+        return undecided
 
     difference = rate_b - rate_a
 
@@ -240,14 +242,8 @@ def _compare(
         # arms should still tell 1e-20 from 1e-80.
         p_value = math.erfc(abs(z) / math.sqrt(2))
 
-    return Comparison(
-        successes_a=successes_a,
-        trials_a=trials_a,
-        successes_b=successes_b,
-        trials_b=trials_b,
-        confidence=confidence,
-        rate_a=rate_a,
-        rate_b=rate_b,
+    return replace(
+        undecided,
         difference=difference,
         interval=interval,
         relative_lift=rate_b / rate_a - 1 if rate_a > 0 else None,
