@@ -21,15 +21,26 @@ interface AuditRow {
   detail: string | null;
 }
 
-function daysAgo(days: number): string {
-  const date = new Date(Date.now() - days * 86_400_000);
-  return date.toISOString().slice(0, 10);
+/** The browser's own calendar day ``days`` before today, as a date input holds it. A UTC date
+ * here would put "today" a day off for half of every day in Tokyo. */
+function localDayAgo(days: number): string {
+  const now = new Date();
+  const day = new Date(now.getFullYear(), now.getMonth(), now.getDate() - days);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${day.getFullYear()}-${pad(day.getMonth() + 1)}-${pad(day.getDate())}`;
+}
+
+/** The instant a local calendar day starts, ``later`` days after ``day``. */
+function startOfLocalDay(day: string, later = 0): string {
+  const [year, month, date] = day.split("-").map(Number);
+  return new Date(year, month - 1, date + later).toISOString();
 }
 
 export default function Audit() {
   const { t } = useTranslation();
-  const [since, setSince] = useState(daysAgo(7));
-  const [until, setUntil] = useState(daysAgo(-1));
+  // Both days are included: the last seven days up to and with today, on the browser's calendar.
+  const [since, setSince] = useState(localDayAgo(7));
+  const [until, setUntil] = useState(localDayAgo(0));
   const [who, setWho] = useState("");
   const [operation, setOperation] = useState("");
   const [outcome, setOutcome] = useState("");
@@ -38,8 +49,8 @@ export default function Audit() {
 
   const range = useMemo(
     () => ({
-      since: new Date(`${since}T00:00:00`).toISOString(),
-      until: new Date(`${until}T00:00:00`).toISOString(),
+      since: startOfLocalDay(since),
+      until: startOfLocalDay(until, 1),
     }),
     [since, until],
   );

@@ -259,6 +259,10 @@ export default function JourneyCanvas() {
   const [versions, setVersions] = useState<Versions | null>(null);
   const [selected, setSelected] = useState<string | null>(null);
   const [positions, setPositions] = useState<Record<string, { x: number; y: number }>>({});
+  // The size React Flow measured for each node, handed back with every node we derive: a node
+  // given without it is hidden until measured again, and the canvas derives new nodes on every
+  // keystroke and live count (a loaded browser then showed nodes that never became visible).
+  const [measured, setMeasured] = useState<Record<string, { width: number; height: number }>>({});
   const [message, setMessage] = useState<string | null>(null);
   const [note, setNote] = useState("");
   const [lead, setLead] = useState("");
@@ -324,6 +328,7 @@ export default function JourneyCanvas() {
       id: node.id,
       type: "step",
       position: positions[node.id] ?? { x: 0, y: 0 },
+      measured: measured[node.id],
       selected: node.id === selected,
       data: {
         node,
@@ -336,7 +341,7 @@ export default function JourneyCanvas() {
         counted: counted[node.id],
       },
     }));
-  }, [definition, positions, problems, run, selected, live, counted]);
+  }, [definition, positions, measured, problems, run, selected, live, counted]);
 
   const edges: Edge[] = useMemo(
     () =>
@@ -591,6 +596,9 @@ export default function JourneyCanvas() {
                 if (one.type === "position" && one.position) {
                   const position = one.position;
                   setPositions((before) => ({ ...before, [one.id]: position }));
+                } else if (one.type === "dimensions" && one.dimensions) {
+                  const size = one.dimensions;
+                  setMeasured((before) => ({ ...before, [one.id]: size }));
                 }
               }
             }}
