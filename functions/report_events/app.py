@@ -15,6 +15,7 @@ dead-letter queue; `tsunagu reports rebuild` counts its days again.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,7 +27,21 @@ from tsunagu import services
 from tsunagu.analytics.delivery import export_records
 from tsunagu.observability import logger, metrics, observed
 from tsunagu.reports.counters import count_batch
-from tsunagu.settings import get_settings
+from tsunagu.reports.counting import JourneyGoal
+from tsunagu.settings import Settings, get_settings
+
+GOALS_KEPT_SECONDS = 60.0
+"""How long a container keeps the journeys' goals before reading them again: a goal changed
+counts from at most a minute later, and a busy stream does not scan the journeys per batch."""
+_goals_read: tuple[float, dict[str, JourneyGoal]] | None = None
+
+
+def _goals(settings: Settings) -> dict[str, JourneyGoal]:
+    global _goals_read
+    # The container's own monotonic clock, not the domain's: this is a cache, not a decision.
+    if _goals_read is None or time.monotonic() - _goals_read[0] > GOALS_KEPT_SECONDS:
+        _goals_read = (time.monotonic(), services.journey_goals(settings))
+    return _goals_read[1]
 
 
 @observed()
@@ -42,6 +57,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str
         store=services.reports(settings),
         time_zone=ZoneInfo(settings.default_time_zone),
         now=services.clock(settings).now(),
+        goals=_goals(settings),
     )
     metrics.add_metric(name="EventsCounted", unit="Count", value=done.counted)
     failed: list[str] = []

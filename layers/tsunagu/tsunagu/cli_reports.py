@@ -81,37 +81,50 @@ def reports_experiment(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def experiment_table(found: ExperimentReport) -> str:
-    """Each arm's mails and people's clicks, then each arm against the first in words."""
+    """Each arm's mails, people's clicks and conversions, then each arm against the baseline
+    (a holdout's control group, else the first arm) in words."""
     shown = found.as_dict()
     out = [
-        f"split {found.node} of {found.journey_id}: {found.first_day} to {found.last_day}"
-        " (people's clicks per mail sent after the split; never judged on opens)",
-        f"  {'arm':<14} {'assigned':>9} {'sent':>7} {'clicked':>8} {'rate':>7}",
+        f"experiment {found.node} of {found.journey_id}: {found.first_day} to {found.last_day}"
+        " (people's clicks per mail sent after the split, never judged on opens; conversions"
+        " per lead assigned)",
+        f"  {'arm':<14} {'assigned':>9} {'sent':>7} {'clicked':>8} {'rate':>7}"
+        f" {'converted':>10} {'rate':>7}",
     ]
     for arm in shown["arms"]:
         rate = "-" if arm["click_rate"] is None else f"{arm['click_rate'] * 100:.2f}%"
+        converted = arm["conversion_rate"]
+        conversion = "-" if converted is None else f"{converted * 100:.2f}%"
         out.append(
             f"  {arm['arm']:<14} {arm['assigned']:>9} {arm['sent']:>7}"
-            f" {arm['clicked_people_unique']:>8} {rate:>7}"
+            f" {arm['clicked_people_unique']:>8} {rate:>7} {arm['converted']:>10} {conversion:>7}"
         )
-    for versus in shown["versus"]:
+    out += _verdicts(shown["versus"], "clicks", "mails")
+    out += _verdicts(shown["conversions_versus"], "conversions", "leads")
+    if not shown["arms"]:
+        out.append("  (nothing counted for this split in these days)")
+    return "\n".join(out)
+
+
+def _verdicts(comparisons: list[dict[str, Any]], what: str, per: str) -> list[str]:
+    out = []
+    for versus in comparisons:
+        head = f"  {what}: {versus['arm']} vs {versus['baseline']}"
         if versus["interval"] is None:
-            out.append(f"  {versus['arm']} vs {versus['baseline']}: not enough mails yet")
+            out.append(f"{head}: not enough {per} yet")
             continue
         low, high = (x * 100 for x in versus["interval"])
         verdict = (
             "a real difference (p < 0.05)"
             if versus["significant"]
-            else f"no significant difference yet; about {versus['more_mails_needed_per_arm']}"
-            " more mails per arm would tell, if the observed difference is real"
+            else f"no significant difference yet; about {versus[f'more_{per}_needed_per_arm']}"
+            f" more {per} per arm would tell, if the observed difference is real"
         )
         out.append(
-            f"  {versus['arm']} vs {versus['baseline']}: {versus['difference'] * 100:+.2f} points"
+            f"{head}: {versus['difference'] * 100:+.2f} points"
             f" (95% interval {low:+.2f} to {high:+.2f}), p = {versus['p_value']:.4f}: {verdict}"
         )
-    if not shown["arms"]:
-        out.append("  (nothing counted for this split in these days)")
-    return "\n".join(out)
+    return out
 
 
 def reports_funnel(settings: Settings, args: argparse.Namespace) -> int:

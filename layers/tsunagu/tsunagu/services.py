@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from tsunagu.journeys.stream import JourneyRouting
     from tsunagu.mail.send import MailPolicy, SendRequest, SendResult
     from tsunagu.qualification.stream import QualificationRouting
+    from tsunagu.reports.counting import JourneyGoal
     from tsunagu.store.audit import AuditRepository
     from tsunagu.store.forms import FormRepository
     from tsunagu.store.journeys import (
@@ -382,7 +383,16 @@ def report_commands(settings: Settings) -> ReportCommands:
         audit=audit_log(settings),
         clock=clock(settings),
         time_zone=settings.default_time_zone,
+        goals=lambda: journey_goals(settings),
     )
+
+
+def journey_goals(settings: Settings) -> dict[str, JourneyGoal]:
+    """Every journey's goal, as the report counters count conversions (one Scan of the
+    journeys' definitions)."""
+    from tsunagu.reports.counting import goals_of
+
+    return goals_of(journey_repository(settings).journeys())
 
 
 def import_commands(settings: Settings) -> ImportCommands:

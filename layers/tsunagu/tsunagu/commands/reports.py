@@ -4,6 +4,7 @@ rebuild of the counters; shared by the CLI (``tsunagu reports``) and the admin A
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
@@ -15,6 +16,7 @@ from tsunagu.commands.audit import AuditLog, allowed, recorded
 from tsunagu.errors import FieldError, ValidationFailed
 from tsunagu.reports import counters, experiments, figures, funnel
 from tsunagu.reports.counters import RebuildStore, Rebuilt
+from tsunagu.reports.counting import JourneyGoal
 from tsunagu.reports.experiments import ExperimentReport
 from tsunagu.reports.figures import CounterRows, Report
 from tsunagu.reports.funnel import FunnelReport, Grouping
@@ -31,6 +33,8 @@ class ReportCommands:
     clock: Clock
     time_zone: str
     """The account's time zone: a report's days are its days."""
+    goals: Callable[[], Mapping[str, JourneyGoal]] = dict
+    """Each journey's goal (what a rebuild counts as converted), read when needed."""
 
 
 def _checked(first: date, last: date) -> None:
@@ -95,7 +99,11 @@ def rebuild(ports: ReportCommands, actor: Actor, first: date, last: date) -> Reb
     with recorded(ports.audit, ports.clock, actor, "reports.rebuild", target) as log:
         _checked(first, last)
         done = counters.rebuild(
-            first, last, store=ports.counters, time_zone=ZoneInfo(ports.time_zone)
+            first,
+            last,
+            store=ports.counters,
+            time_zone=ZoneInfo(ports.time_zone),
+            goals=ports.goals(),
         )
         log.detail = (
             f"{done.events} events read, {done.counted} counted, {done.rows} counter rows"

@@ -82,6 +82,9 @@ class ExitConditions(BaseModel):
     """Lifecycle stages that end the nurture (converted, handed to sales, disqualified)."""
     goals: list[EventMatch] = Field(default_factory=list, max_length=10)
     """Events that mean the journey reached its goal (a demo request, a purchase)."""
+    goal_window_days: int = Field(default=30, ge=1, le=365)
+    """How long after a lead's first step in the journey a goal counts as its conversion in
+    the reports (a control group's lead converts by the same rule, having got nothing)."""
 
 
 class ResumePolicy(BaseModel):

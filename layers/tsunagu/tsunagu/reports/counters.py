@@ -23,13 +23,14 @@ from tsunagu.reports.counting import (
     CountedMail,
     CounterKey,
     FunnelLead,
+    JourneyGoal,
     StoredEvent,
     add,
-    assignment_key,
     count,
     final_at,
     first_touch,
     is_final,
+    membership_keys,
     needs_funnel,
     needs_mail,
 )
@@ -118,14 +119,16 @@ def count_batch(
     store: CounterStore,
     time_zone: ZoneInfo,
     now: datetime,
+    goals: Mapping[str, JourneyGoal] | None = None,
 ) -> BatchCount:
-    """Count the final events among the stream images, each exactly once."""
+    """Count the final events among the stream images, each exactly once. ``goals``: each
+    journey's goal, by journey (what ``converted`` counts)."""
     events = [
         e for e in (StoredEvent.from_image(i) for i in images if i) if e is not None and is_final(e)
     ]
     for _ in range(ATTEMPTS):
         try:
-            return _count_once(events, store, time_zone, now)
+            return _count_once(events, store, time_zone, now, goals or {})
         except Conflict:
             continue  # what was written stays marked; the rest is read again
     raise Conflict(f"the counters kept changing under {len(events)} events")
@@ -155,11 +158,10 @@ class _Pending:
         """The transaction's items with this event's writes added."""
         new_keys = {k for k in counted.increments if k not in self.increments}
         new_mail = mail is not None and mail.message_id not in self.mails
-        given = counted.assignment
-        new_assignment = given is not None and _key(given) not in self.assignments
+        new_members = {_key(a) for a in counted.assignments} - set(self.assignments)
         lead = counted.funnel
         new_funnel = lead is not None and lead.lead_id not in self.funnels
-        return self.size + 1 + int(new_mail) + int(new_assignment) + int(new_funnel) + len(new_keys)
+        return self.size + 1 + int(new_mail) + len(new_members) + int(new_funnel) + len(new_keys)
 
     def writes(self) -> Writes:
         return Writes(
@@ -176,11 +178,15 @@ def _key(assignment: Assignment) -> tuple[str, str]:
 
 
 def _count_once(
-    events: Sequence[StoredEvent], store: CounterStore, time_zone: ZoneInfo, now: datetime
+    events: Sequence[StoredEvent],
+    store: CounterStore,
+    time_zone: ZoneInfo,
+    now: datetime,
+    goals: Mapping[str, JourneyGoal],
 ) -> BatchCount:
     result = BatchCount()
     message_ids = (e.message_id for e in events if needs_mail(e) and e.message_id)
-    leads_arms = {key for e in events if (key := assignment_key(e)) is not None}
+    leads_arms = {key for e in events for key in membership_keys(e, goals)}
     funnel_leads = {e.lead_id for e in events if needs_funnel(e) and e.lead_id}
     # A stage change of a lead the funnel has not seen reads the lead (a form's new lead
     # starts the funnel itself).
@@ -202,10 +208,8 @@ def _count_once(
             result.already += 1
             continue
         mail = known.mails.get(event.message_id) if event.message_id else None
-        lead_arms = assignment_key(event)
-        assignment = known.assignments.get(lead_arms) if lead_arms else None
         funnel = _funnel_of(event, known, time_zone)
-        counted = count(event, mail, time_zone, assignment, funnel)
+        counted = count(event, mail, time_zone, known.assignments, funnel, goals)
         if counted is None:
             continue
         changed = counted.mail if counted.mail is not None and counted.mail != mail else None
@@ -217,9 +221,9 @@ def _count_once(
             before = pending.mails.get(changed.message_id, (mail, changed))[0]
             pending.mails[changed.message_id] = (before, changed)
             known.mails[changed.message_id] = changed
-        given = counted.assignment
-        if given is not None and given != assignment:
-            was = pending.assignments.get(_key(given), (assignment, given))[0]
+        for given in counted.assignments:
+            stored = known.assignments.get(_key(given))
+            was = pending.assignments.get(_key(given), (stored, given))[0]
             pending.assignments[_key(given)] = (was, given)
             known.assignments[_key(given)] = given
         lead = counted.funnel
@@ -265,7 +269,12 @@ def day_bounds(first_day: date, last_day: date, time_zone: ZoneInfo) -> tuple[st
 
 
 def rebuild(
-    first_day: date, last_day: date, *, store: RebuildStore, time_zone: ZoneInfo
+    first_day: date,
+    last_day: date,
+    *,
+    store: RebuildStore,
+    time_zone: ZoneInfo,
+    goals: Mapping[str, JourneyGoal] | None = None,
 ) -> Rebuilt:
     """Count the days again from the stored events, as they stand now (a click re-judged since
     is counted as it is judged now), and replace those days' counter rows.
@@ -279,28 +288,32 @@ def rebuild(
     events = [e for e in map(StoredEvent.from_image, store.events_between(first, last)) if e]
     events.sort(key=lambda e: (final_at(e), e.event_id))
     first_text = first_day.isoformat()
+    goals = goals or {}
     known = store.counted(
         [],
         {e.message_id for e in events if e.message_id and needs_mail(e)},
-        {key for e in events if (key := assignment_key(e)) is not None},
+        {key for e in events for key in membership_keys(e, goals)},
     )
     mails = {message_id: _before(mail, first_text) for message_id, mail in known.mails.items()}
-    # A lead's arm in a split is drawn from its id: counted again, it is the arm it had.
-    assignments = dict(known.assignments)
+    # A lead's arm in a split is drawn from its id: counted again, it is the arm it had. What it
+    # reached in the range is counted again.
+    assignments = {
+        key: replace(a, reached={n: d for n, d in a.reached.items() if d < first_text})
+        for key, a in known.assignments.items()
+    }
     rows: dict[CounterKey, dict[str, int]] = {}
     counted = 0
     for event in events:
         mail = mails.get(event.message_id) if event.message_id else None
-        lead_arms = assignment_key(event)
-        result = count(event, mail, time_zone, assignments.get(lead_arms) if lead_arms else None)
+        result = count(event, mail, time_zone, assignments, None, goals)
         if result is None:
             continue
         add(rows, result)
         counted += 1
         if result.mail is not None:
             mails[result.mail.message_id] = result.mail
-        if result.assignment is not None:
-            assignments[_key(result.assignment)] = result.assignment
+        for given in result.assignments:
+            assignments[_key(given)] = given
     # The funnel counts stages by the day each lead was created, not the day of the event, and
     # no re-judgement changes a stage: its rows are not rebuilt.
     rows = {key: metrics for key, metrics in rows.items() if key.subject != FUNNEL_SUBJECT}

@@ -16,10 +16,10 @@ increments and the mail's new state. The stream consumer and the rebuild share i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -96,12 +96,58 @@ def experiment_subject(journey_id: str, node: str) -> str:
 
 @dataclass(frozen=True)
 class Assignment:
-    """The arms a lead was given in a journey's splits (split node -> outcome), so that the mails
-    it is sent afterwards, and what it does with them, count for its arm."""
+    """A lead in a journey as the counters know it: since its first counted step there (a mail
+    or a decision), on which version, the arms it was given in the journey's splits and
+    holdouts (node -> outcome) so that what follows counts for its arm, and the day it first
+    reached each outcome the journey is judged by (``converted``: one of the journey's goals;
+    ``mql``) within the journey's window."""
 
     journey_id: str
     lead_id: str
     arms: Mapping[str, str] = field(default_factory=dict)
+    since: str | None = None
+    """The instant of the lead's first counted step in the journey (None: counted before the
+    counters kept it; such a lead's conversions are not counted)."""
+    version: int | None = None
+    reached: Mapping[str, str] = field(default_factory=dict)
+    """``converted`` / ``mql`` -> the day it was counted: each once per lead and journey."""
+
+
+@dataclass(frozen=True)
+class JourneyGoal:
+    """What a journey counts as converted: any of its goal events (its exit goals), when it
+    happens within ``window_days`` of the lead's first step in the journey."""
+
+    journey_id: str
+    matches: Sequence[Callable[[str, Mapping[str, Any]], bool]]
+    window_days: int
+
+    def reached_by(self, event: StoredEvent) -> bool:
+        return any(match(event.type, event.properties) for match in self.matches)
+
+
+class _HasGoals(Protocol):
+    journey_id: str
+
+    @property
+    def exit(self) -> Any: ...
+
+
+def goals_of(journeys: Iterable[_HasGoals]) -> dict[str, JourneyGoal]:
+    """Each journey's goal as counting reads it (tsunagu.journeys.model.Journey's exit goals
+    and window); a journey without goals has none, and converts nobody."""
+    return {
+        j.journey_id: JourneyGoal(
+            j.journey_id, [g.matches for g in j.exit.goals], j.exit.goal_window_days
+        )
+        for j in journeys
+        if j.exit.goals
+    }
+
+
+OUTCOMES_AFTER_ENTRY = ("converted", "mql")
+"""What a journey's leads are counted for reaching after they entered (counting.py's
+definitions: once per lead and journey, within the journey's window)."""
 
 
 @dataclass(frozen=True)
@@ -144,8 +190,9 @@ class Counted:
 
     increments: dict[CounterKey, dict[str, int]]
     mail: CountedMail | None = None
-    assignment: Assignment | None = None
-    """A split's decision: the lead's arms in the journey, with this one added."""
+    assignments: tuple[Assignment, ...] = ()
+    """The lead in the journeys the event changed it in: its first step, an arm added, an
+    outcome reached."""
     funnel: FunnelLead | None = None
     """A lead created, or reaching a stage of the funnel: the lead as the funnel now has it."""
 
@@ -224,36 +271,122 @@ def count(
     event: StoredEvent,
     mail: CountedMail | None,
     time_zone: ZoneInfo,
-    assignment: Assignment | None = None,
+    memberships: Mapping[tuple[str, str], Assignment] | None = None,
     funnel: FunnelLead | None = None,
+    goals: Mapping[str, JourneyGoal] | None = None,
 ) -> Counted | None:
     """The increments ``event`` adds, or None when it counts nothing (not a counted kind, not
-    final yet, or a mail event whose mail the counters never saw sent). ``assignment``: the
-    lead's arms in the journey of a ``mail_sent`` or a split's ``journey_decision``; ``funnel``:
-    the lead as the funnel has it, for a ``stage_changed`` (its first touch read from the lead
-    when the funnel has not seen it yet)."""
+    final yet, or a mail event whose mail the counters never saw sent). ``memberships``: the
+    lead in the journeys of ``membership_keys`` as the counters have it; ``funnel``: the lead as
+    the funnel has it, for a ``stage_changed`` (its first touch read from the lead when the
+    funnel has not seen it yet); ``goals``: every journey's goal, by journey."""
     if not is_final(event):
         return None
     day = day_of(event.occurred_at, time_zone)
+    known = memberships or {}
+    counted: Counted | None
     if event.type == "mail_sent":
-        return _sent(event, day, assignment)
-    if event.type == "journey_decision":
-        return _decided(event, day, assignment)
-    if event.type == "form_submitted":
-        return _submitted(event, day, funnel)
-    if event.type == "stage_changed":
-        return _stage_reached(event, day, funnel)
-    if event.type not in _MAIL_EVENTS or mail is None:
-        return None
-    return _of_mail(event, mail, day)
+        counted = _sent(event, day, known)
+    elif event.type == "journey_decision":
+        counted = _decided(event, day, known)
+    elif event.type == "form_submitted":
+        counted = _submitted(event, day, funnel)
+    elif event.type == "stage_changed":
+        counted = _stage_reached(event, day, funnel)
+    elif event.type not in _MAIL_EVENTS or mail is None:
+        counted = None
+    else:
+        counted = _of_mail(event, mail, day)
+    return _with_outcomes(counted, event, day, known, goals or {})
 
 
-def _sent(event: StoredEvent, day: str, assignment: Assignment | None) -> Counted | None:
+def membership_keys(event: StoredEvent, goals: Mapping[str, JourneyGoal]) -> list[tuple[str, str]]:
+    """(journey, lead) pairs whose membership counting ``event`` reads: the journey of a send
+    or a decision, the journeys whose goal the event is, and every journey for a lead that
+    became an MQL."""
+    if event.lead_id is None:
+        return []
+    journey_id = event.properties.get("journey_id")
+    if journey_id and event.type in ("mail_sent", "journey_decision"):
+        return [(str(journey_id), event.lead_id)]
+    if _became_mql(event):
+        return [(j, event.lead_id) for j in sorted(goals)]
+    return [(j, event.lead_id) for j, goal in sorted(goals.items()) if goal.reached_by(event)]
+
+
+def _became_mql(event: StoredEvent) -> bool:
+    return event.type == "stage_changed" and event.properties.get("to") == "mql"
+
+
+def _joined(
+    event: StoredEvent, journey_id: str, known: Mapping[tuple[str, str], Assignment]
+) -> Assignment:
+    """The lead in the journey, from its first counted step there if this is that step."""
+    assert event.lead_id is not None
+    found = known.get((journey_id, event.lead_id))
+    if found is not None and found.since is not None:
+        return found
+    version = event.properties.get("journey_version")
+    return Assignment(
+        journey_id,
+        event.lead_id,
+        arms=dict(found.arms) if found is not None else {},
+        since=event.occurred_at,
+        version=int(version) if version is not None else DEPLOYED,
+        reached=dict(found.reached) if found is not None else {},
+    )
+
+
+def _with_outcomes(
+    counted: Counted | None,
+    event: StoredEvent,
+    day: str,
+    known: Mapping[tuple[str, str], Assignment],
+    goals: Mapping[str, JourneyGoal],
+) -> Counted | None:
+    """``counted`` with what the event means for the journeys its lead is in: a goal reached
+    (``converted``) or MQL reached, within the journey's window, once per lead and journey,
+    counted for the journey version and for each arm the lead was given."""
+    if event.lead_id is None or event.type in ("mail_sent", "journey_decision"):
+        return counted
+    outcome = "mql" if _became_mql(event) else "converted"
+    increments: dict[CounterKey, dict[str, int]] = {}
+    changed: list[Assignment] = []
+    for key in membership_keys(event, goals):
+        member, goal = known.get(key), goals.get(key[0])
+        if member is None or member.since is None or goal is None or outcome in member.reached:
+            continue
+        window_ends = parse_instant(member.since) + timedelta(days=goal.window_days)
+        if not parse_instant(member.since) <= parse_instant(event.occurred_at) <= window_ends:
+            continue
+        version = member.version if member.version is not None else DEPLOYED
+        keys = [CounterKey(journey_subject(member.journey_id), day, f"v{version}")]
+        keys += [
+            CounterKey(experiment_subject(member.journey_id, node), day, f"v{version}#{arm}")
+            for node, arm in sorted(member.arms.items())
+        ]
+        for counter in keys:
+            increments[counter] = {outcome: 1}
+        changed.append(replace(member, reached={**member.reached, outcome: day}))
+    if not changed:
+        return counted
+    if counted is None:
+        return Counted(increments, assignments=tuple(changed))
+    total = {k: dict(v) for k, v in counted.increments.items()}
+    add(total, Counted(increments))
+    return replace(counted, increments=total, assignments=(*counted.assignments, *changed))
+
+
+def _sent(
+    event: StoredEvent, day: str, known: Mapping[tuple[str, str], Assignment]
+) -> Counted | None:
     props = event.properties
     message_id, template_id = event.message_id, props.get("template_id")
     if not message_id or not template_id or event.lead_id is None:
         return None
     journey_version = props.get("journey_version")
+    journey_id = str(props["journey_id"]) if props.get("journey_id") else None
+    member = _joined(event, journey_id, known) if journey_id else None
     mail = CountedMail(
         message_id=message_id,
         lead_id=event.lead_id,
@@ -263,24 +396,19 @@ def _sent(event: StoredEvent, day: str, assignment: Assignment | None) -> Counte
         journey_id=str(props["journey_id"]) if props.get("journey_id") else None,
         journey_version=int(journey_version) if journey_version is not None else None,
         node=str(props["node"]) if props.get("node") else None,
-        arms=dict(assignment.arms) if assignment is not None else {},
+        arms=dict(member.arms) if member is not None else {},
     )
-    return Counted({key: {"sent": 1} for key in mail.keys(day)}, mail)
+    joined = () if member is None or member == known.get(_key_of(member)) else (member,)
+    return Counted({key: {"sent": 1} for key in mail.keys(day)}, mail, joined)
 
 
-def assignment_key(event: StoredEvent) -> tuple[str, str] | None:
-    """(journey, lead) whose arms counting ``event`` reads: a journey's send, or a split."""
-    journey_id = event.properties.get("journey_id")
-    if not journey_id or event.lead_id is None:
-        return None
-    if event.type == "mail_sent" or (
-        event.type == "journey_decision" and event.properties.get("kind") == "split"
-    ):
-        return str(journey_id), event.lead_id
-    return None
+def _key_of(member: Assignment) -> tuple[str, str]:
+    return member.journey_id, member.lead_id
 
 
-def _decided(event: StoredEvent, day: str, assignment: Assignment | None) -> Counted | None:
+def _decided(
+    event: StoredEvent, day: str, known: Mapping[tuple[str, str], Assignment]
+) -> Counted | None:
     props = event.properties
     journey_id, node, outcome = props.get("journey_id"), props.get("node"), props.get("outcome")
     if not journey_id or not node or not outcome:
@@ -289,14 +417,22 @@ def _decided(event: StoredEvent, day: str, assignment: Assignment | None) -> Cou
     version = int(version) if version is not None else DEPLOYED
     key = CounterKey(journey_subject(str(journey_id)), day, f"v{version}#{node}")
     increments = {key: {"decided": 1, f"outcome:{outcome}": 1}}
-    if props.get("kind") != "split" or event.lead_id is None:
+    if event.lead_id is None:
         return Counted(increments)
-    increments[key]["assigned"] = 1  # marks the node a split, for the journey report
-    arm = CounterKey(experiment_subject(str(journey_id), str(node)), day, f"v{version}#{outcome}")
-    increments[arm] = {"assigned": 1}
-    arms = dict(assignment.arms) if assignment is not None else {}
-    arms[str(node)] = str(outcome)
-    return Counted(increments, assignment=Assignment(str(journey_id), event.lead_id, arms))
+    member = _joined(event, str(journey_id), known)
+    if props.get("kind") in _EXPERIMENTS:
+        increments[key]["assigned"] = 1  # marks the node an experiment, for the journey report
+        arm = CounterKey(
+            experiment_subject(str(journey_id), str(node)), day, f"v{version}#{outcome}"
+        )
+        increments[arm] = {"assigned": 1}
+        member = replace(member, arms={**member.arms, str(node): str(outcome)})
+    joined = () if member == known.get(_key_of(member)) else (member,)
+    return Counted(increments, assignments=joined)
+
+
+_EXPERIMENTS = frozenset({"split", "holdout"})
+"""Decisions whose arms are compared: a split's paths, a holdout's control group and the rest."""
 
 
 def form_source(properties: Mapping[str, Any]) -> str:

@@ -9,6 +9,11 @@ the report says how many more mails per arm would tell.
 
 A rate here is per mail sent after the split (a lead sent two mails counts twice), as the
 counters count: ``clicked_people_unique / sent``.
+
+Conversions are compared too, per lead: ``converted / assigned``, where converted is a lead
+that reached one of the journey's goals within its window (tsunagu.reports.counting). A holdout
+is read the same way, its control group (``holdout``) the baseline: the difference is the
+journey's lift over leads it left alone.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from tsunagu.journeys.decisions import HOLDOUT
 from tsunagu.reports.counting import experiment_subject
 from tsunagu.reports.figures import CounterRows, check_range
 from tsunagu.reports.statistics import Comparison, compare_proportions, still_needed
@@ -40,6 +46,15 @@ class Arm:
         # range's edge, never more clicked mails than sent ones.
         return min(self.counts.get("clicked_people_unique", 0), self.sent)
 
+    @property
+    def assigned(self) -> int:
+        return self.counts.get("assigned", 0)
+
+    @property
+    def converted(self) -> int:
+        # As with clicks: a lead assigned before the range and converted in it.
+        return min(self.counts.get("converted", 0), self.assigned)
+
 
 @dataclass(frozen=True)
 class Versus:
@@ -49,6 +64,8 @@ class Versus:
     baseline: str
     comparison: Comparison
     more_needed: int | None
+    per: str = "mails"
+    """What a trial is: a mail sent (clicks) or a lead assigned (conversions)."""
 
     def as_dict(self) -> dict[str, Any]:
         c = self.comparison
@@ -62,7 +79,7 @@ class Versus:
             "relative_lift": _rounded(c.relative_lift),
             "p_value": _rounded(c.p_value),
             "significant": c.significant,
-            "more_mails_needed_per_arm": self.more_needed,
+            f"more_{self.per}_needed_per_arm": self.more_needed,
         }  # fmt: skip
 
 
@@ -78,6 +95,7 @@ class ExperimentReport:
     last_day: str
     arms: list[Arm]
     versus: list[Versus]
+    conversions: list[Versus]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -97,10 +115,17 @@ class ExperimentReport:
                     "click_rate": round(arm.clicked / arm.sent, 6) if arm.sent else None,
                     "opened_people_unique": arm.counts.get("opened_people_unique", 0),
                     "clicked_machines": arm.counts.get("clicked_machines", 0),
+                    "converted": arm.converted,
+                    "conversion_rate": (
+                        round(arm.converted / arm.assigned, 6) if arm.assigned else None
+                    ),
+                    "mqls": arm.counts.get("mql", 0),
                 }
                 for arm in self.arms
             ],
             "versus": [v.as_dict() for v in self.versus],
+            "conversion_metric": "converted / assigned",
+            "conversions_versus": [v.as_dict() for v in self.conversions],
         }
 
 
@@ -128,7 +153,9 @@ def experiment_report(
     arms = [
         Arm(v, outcome, counts) for (v, outcome), counts in sorted(totals.items()) if v == chosen
     ]
-    versus = []
+    # A holdout's control group is what the rest is measured against; else the first arm.
+    arms.sort(key=lambda arm: arm.outcome != HOLDOUT)
+    versus, conversions = [], []
     if arms:
         baseline = arms[0]
         for arm in arms[1:]:
@@ -136,6 +163,12 @@ def experiment_report(
                 baseline.clicked, baseline.sent, arm.clicked, arm.sent, CONFIDENCE
             )
             versus.append(Versus(arm.outcome, baseline.outcome, compared, still_needed(compared)))
+            lift = compare_proportions(
+                baseline.converted, baseline.assigned, arm.converted, arm.assigned, CONFIDENCE
+            )
+            conversions.append(
+                Versus(arm.outcome, baseline.outcome, lift, still_needed(lift), per="leads")
+            )
     return ExperimentReport(
-        journey_id, node, first_day.isoformat(), last_day.isoformat(), arms, versus
+        journey_id, node, first_day.isoformat(), last_day.isoformat(), arms, versus, conversions
     )

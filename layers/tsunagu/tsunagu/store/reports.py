@@ -152,13 +152,19 @@ class ReportsRepository:
         self, item: dict[str, Any], before: dict[str, Any] | None
     ) -> dict[str, Any]:
         """Put ``item`` if the stored one is still ``before`` as read (None: if there is none).
-        Only a mail's firsts, a lead's arms and its funnel stages change: those are compared."""
+        Only a mail's firsts, a lead's state in a journey and its funnel stages change: those
+        are compared (an item of the earlier form, holding only ``arms``, by those)."""
         put: dict[str, Any] = {"TableName": self._table, "Item": item}
         if before is None:
             put["ConditionExpression"] = "attribute_not_exists(pk)"
         else:
-            changing = next(n for n in ("firsts", "arms", "reached") if n in item)
-            put["ConditionExpression"] = f"{changing} = :before"
+            changing = next(n for n in ("firsts", "state", "reached") if n in item)
+            # A name, not the word itself: STATE is one of DynamoDB's reserved words.
+            put["ConditionExpression"] = "#changing = :before"
+            if changing == "state" and '"since": null' in before["state"]["S"]:
+                # Read from an item of the earlier form, which has no state to compare yet.
+                put["ConditionExpression"] += " OR attribute_not_exists(#changing)"
+            put["ExpressionAttributeNames"] = {"#changing": changing}
             put["ExpressionAttributeValues"] = {":before": before[changing]}
         return {"Put": put}
 
@@ -327,6 +333,12 @@ def _mail_item(mail: CountedMail) -> dict[str, Any]:
 
 
 def _assignment_item(given: Assignment) -> dict[str, Any]:
+    state = {
+        "arms": dict(given.arms),
+        "since": given.since,
+        "version": given.version,
+        "reached": dict(given.reached),
+    }
     return _item(
         {
             "pk": _assignment_pk(given.journey_id, given.lead_id),
@@ -334,16 +346,23 @@ def _assignment_item(given: Assignment) -> dict[str, Any]:
             "journey_id": given.journey_id,
             "lead_id": given.lead_id,
             # JSON with sorted keys: the transaction's condition compares it as read.
-            "arms": json.dumps(dict(given.arms), sort_keys=True),
+            "state": json.dumps(state, sort_keys=True),
         }
     )
 
 
 def _assignment_from(item: Mapping[str, Any]) -> Assignment:
+    # An item written before memberships were kept holds its arms alone.
+    state = json.loads(str(item["state"])) if item.get("state") else {}
+    arms = state.get("arms", json.loads(str(item.get("arms") or "{}")))
+    version = state.get("version")
     return Assignment(
         journey_id=str(item["journey_id"]),
         lead_id=str(item["lead_id"]),
-        arms=json.loads(str(item.get("arms") or "{}")),
+        arms=arms,
+        since=state.get("since"),
+        version=int(version) if version is not None else None,
+        reached=state.get("reached") or {},
     )
 
 
