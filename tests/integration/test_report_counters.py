@@ -444,3 +444,66 @@ def test_the_funnel_follows_the_leads_created_in_the_days_stage_by_stage(aws: Aw
     assert total == [(3, None), (3, 1.0), (2, 0.6667), (1, 0.5), (1, 1.0)]
     by_form = reports.funnel_report(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 1), "form")
     assert {g.name: g.stages[0].reached for g in by_form.groups} == {"demo": 2, "-": 1}
+
+
+PRICED_V2 = {
+    "$format": "tsunagu.journey/1",
+    "journey_id": "welcome_nurture",
+    "description": "The welcome mail, then a branch on its click (as make_history records it).",
+    "start": "welcome_mail",
+    "nodes": [
+        {"id": "welcome_mail", "kind": "send", "label": "the welcome mail",
+         "template": "welcome", "next": "clicked"},
+        {"id": "clicked", "kind": "branch", "label": "the click",
+         "cases": [{"outcome": "clicked", "when": "score>=10", "next": "done"}],
+         "default": "done"},
+        {"id": "done", "kind": "end", "label": "the end"},
+    ],
+}  # fmt: skip
+
+
+def test_the_journey_report_prices_each_version_from_the_definition_it_was_published_with(
+    aws: AwsStack,
+) -> None:
+    from tsunagu.commands import reports
+    from tsunagu.journeys.model import StoredGraph
+
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    settings = aws.settings()
+    services.journey_repository(settings).save_graph(
+        StoredGraph(
+            "welcome_nurture", "v000002", PRICED_V2, "admin@example.com", isoformat(SENT_D1)
+        )
+    )
+    ports = services.report_commands(settings)
+    shown = reports.journey_report(
+        ports, ADMIN, "welcome_nurture", date(2026, 12, 1), date(2026, 12, 2)
+    ).as_dict()
+    [v2] = shown["cost"]["versions"]
+    # 4 leads: the send is gate, choice, send (3 transitions, 2 Lambda calls, 1 mail) each; the
+    # branch is decide, choice (2, 1); the end 1 transition: 4 x 6 = 24 transitions, 4 x 3 = 12
+    # invocations, 4 mails
+    assert (v2["version"], v2["executions"], v2["transitions"]) == (2, 4, 24)
+    assert (v2["invocations"], v2["mails"]) == (12, 4)
+    # At list price: 24 x $0.000025 = $0.0006; 12 x ($0.0000002 + 0.5 GB x 0.1 s x
+    # $0.0000133334) = 12 x $0.00000086667 = $0.0000104 -> $0.000010; 4 x $0.0001 = $0.0004
+    assert v2["usd"] == {
+        "step_functions": "0.000600",
+        "lambda": "0.000010",
+        "ses": "0.000400",
+        "total": "0.001010",
+    }
+    assert shown["cost"]["total_usd"] == "0.001010"
+
+
+def test_a_version_whose_definition_is_not_kept_is_said_to_be_unpriced(aws: AwsStack) -> None:
+    from tsunagu.commands import reports
+
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    ports = services.report_commands(aws.settings())
+    shown = reports.journey_report(
+        ports, ADMIN, "welcome_nurture", date(2026, 12, 1), date(2026, 12, 2)
+    ).as_dict()
+    assert shown["cost"] == {"total_usd": None, "versions": [{"version": 2, "priced": False}]}

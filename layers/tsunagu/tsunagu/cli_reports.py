@@ -230,10 +230,28 @@ def report_table(report: Report) -> str:
         if outcomes:
             shown = ", ".join(f"{name} {n}" for name, n in outcomes.items())
             out.append(f"{_label(part)}: {part.figures.get('decided')} decided - {shown}")
+    out += _cost_lines(report)
     if not report.parts:
         out.append("(nothing counted in these days)")
     out.append("columns: " + "; ".join(f"{name} = {meaning}" for name, meaning in TABLE_COLUMNS))
     return "\n".join(out)
+
+
+def _cost_lines(report: Report) -> list[str]:
+    """A journey's AWS cost at list price, per version, in words."""
+    out = []
+    for version, cost in sorted(report.costs.items(), reverse=True):
+        label = "deployed" if version == 0 else f"v{version}"
+        if cost is None:
+            out.append(f"AWS cost of {label}: not priced (its definition is not kept)")
+            continue
+        out.append(
+            f"AWS cost of {label} at list price: ${cost.total_usd} ({cost.executions} executions,"
+            f" {cost.transitions} state transitions ${cost.step_functions_usd},"
+            f" {cost.invocations} Lambda invocations ${cost.lambda_usd},"
+            f" {cost.mails} mails ${cost.ses_usd})"
+        )
+    return out
 
 
 def add_report_commands(groups: Any) -> None:

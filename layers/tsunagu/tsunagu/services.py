@@ -384,6 +384,7 @@ def report_commands(settings: Settings) -> ReportCommands:
         clock=clock(settings),
         time_zone=settings.default_time_zone,
         goals=lambda: journey_goals(settings),
+        graphs=journey_repository(settings),
     )
 
 

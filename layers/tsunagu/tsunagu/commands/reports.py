@@ -5,18 +5,23 @@ rebuild of the counters; shared by the CLI (``tsunagu reports``) and the admin A
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Protocol
 from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError as PydanticValidationError
 
 from tsunagu.clock import Clock
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
 from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.journeys.definition import JourneyDefinition
+from tsunagu.journeys.model import StoredGraph, published_graph_key
 from tsunagu.reports import counters, experiments, figures, funnel
+from tsunagu.reports.cost import JourneyCost, journey_cost
 from tsunagu.reports.counters import RebuildStore, Rebuilt
-from tsunagu.reports.counting import JourneyGoal
+from tsunagu.reports.counting import DEPLOYED, JourneyGoal
 from tsunagu.reports.experiments import ExperimentReport
 from tsunagu.reports.figures import CounterRows, Report
 from tsunagu.reports.funnel import FunnelReport, Grouping
@@ -24,6 +29,10 @@ from tsunagu.reports.funnel import FunnelReport, Grouping
 
 class ReportStore(CounterRows, RebuildStore, Protocol):
     """The counters' table, as reports read it and a rebuild replaces it."""
+
+
+class JourneyGraphs(Protocol):
+    def graph(self, journey_id: str, which: str) -> StoredGraph | None: ...
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,8 @@ class ReportCommands:
     """The account's time zone: a report's days are its days."""
     goals: Callable[[], Mapping[str, JourneyGoal]] = dict
     """Each journey's goal (what a rebuild counts as converted), read when needed."""
+    graphs: JourneyGraphs | None = None
+    """Each journey version's definition, to price what it did (None: reports without cost)."""
 
 
 def _checked(first: date, last: date) -> None:
@@ -58,12 +69,35 @@ def mail_report(
 def journey_report(
     ports: ReportCommands, actor: Actor, journey_id: str, first: date, last: date
 ) -> Report:
-    """A journey's figures per version and node, from ``first`` to ``last``."""
+    """A journey's figures per version and node, from ``first`` to ``last``, with each
+    version's AWS cost at list price."""
     allowed(ports.audit, ports.clock, actor, "reports.show", f"journey:{journey_id}")
     _checked(first, last)
-    return figures.journey_report(
+    report = figures.journey_report(
         journey_id, first, last, store=ports.counters, time_zone=ports.time_zone
     )
+    return replace(report, costs=_costs(ports, report))
+
+
+def _costs(ports: ReportCommands, report: Report) -> dict[int, JourneyCost | None]:
+    """Each version's cost, from the definition it was published with (the shipped one for a
+    state machine deployed with the stack)."""
+    if ports.graphs is None:
+        return {}
+    costs: dict[int, JourneyCost | None] = {}
+    for version in sorted({p.version for p in report.parts}):
+        which = "shipped" if version == DEPLOYED else published_graph_key(version)
+        graph = ports.graphs.graph(report.subject_id, which)
+        try:
+            definition = JourneyDefinition.model_validate(graph.definition) if graph else None
+            costs[version] = (
+                None
+                if definition is None
+                else journey_cost(definition, report.counts_by_node(version))
+            )
+        except (PydanticValidationError, ValidationFailed):
+            costs[version] = None  # a definition an older Tsunagu stored, no longer valid
+    return costs
 
 
 def experiment_report(

@@ -398,6 +398,18 @@ def _cycle_from(start: str, graph: dict[str, list[str]]) -> list[str]:
 # ---------------------------------------------------------------- compiling
 
 
+LAMBDA_TASK_RESOURCES = frozenset({_INVOKE, _INVOKE_WAITING})
+"""The Task resources that invoke a Lambda function (what the cost of a journey counts)."""
+
+
+def node_states(definition: JourneyDefinition) -> dict[str, ASL]:
+    """Each node's own states, as ``compile_journey`` writes them (node id -> its fragment),
+    for whoever needs to read what one pass through a node does (tsunagu.reports.cost)."""
+    nodes = {n.id: n for n in definition.nodes}
+    compiler = _Compiler(definition, nodes)
+    return {node.id: compiler.states_of(node) for node in definition.nodes}
+
+
 def compile_journey(definition: JourneyDefinition, templates: Collection[str] | None = None) -> ASL:
     """The state machine of a definition (validated first: ValidationFailed names each node)."""
     validate(definition, templates)

@@ -8,8 +8,10 @@ import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import Any, Protocol
 
+from tsunagu.reports.cost import JourneyCost
 from tsunagu.reports.counting import CounterKey, journey_subject, mail_subject
 from tsunagu.text import spreadsheet_safe
 
@@ -120,9 +122,22 @@ class Report:
     time_zone: str
     total: Figures
     parts: list[Part]
+    costs: Mapping[int, JourneyCost | None] = field(default_factory=dict)
+    """A journey's: each version's AWS cost at list price (tsunagu.reports.cost), None for a
+    version whose definition is not kept."""
+
+    @property
+    def cost_usd(self) -> Decimal | None:
+        """The journey's cost over the days, all versions (None: nothing could be priced)."""
+        known = [c.total_usd for c in self.costs.values() if c is not None]
+        return sum(known, Decimal(0)) if known else None
+
+    def counts_by_node(self, version: int) -> dict[str, dict[str, int]]:
+        """One version's summed counters per node, as the cost estimate reads them."""
+        return {p.node: p.figures.counts for p in self.parts if p.version == version and p.node}
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        shown = {
             "kind": self.kind,
             "id": self.subject_id,
             "from": self.first_day,
@@ -131,6 +146,17 @@ class Report:
             "total": self.total.as_dict(),
             "parts": [p.as_dict() for p in self.parts],
         }
+        if self.kind == "journey":
+            total = self.cost_usd
+            shown["cost"] = {
+                "total_usd": None if total is None else str(total),
+                "versions": [
+                    {"version": version, "priced": cost is not None}
+                    | ({} if cost is None else cost.as_dict())
+                    for version, cost in sorted(self.costs.items(), reverse=True)
+                ],
+            }
+        return shown
 
 
 EARLIEST, LATEST = date(2000, 1, 1), date(2999, 12, 31)
