@@ -1,4 +1,5 @@
-"""POST /crm/leads — a CRM (SFA) reports a lead's status, owner, deal and its own record id.
+"""POST /crm/leads — a CRM (SFA) reports a lead's status, owner, deal and its own record id;
+POST /crm/deals — it reports a deal (amount, stage, won or lost, close date) and its leads.
 
 The body is signed: ``x-tsunagu-timestamp`` (Unix seconds) and ``x-tsunagu-signature``
 (``v1=<hex HMAC-SHA256 of "<timestamp>." + body>``, the key in the CRM secret). A bad or stale
@@ -19,6 +20,7 @@ from tsunagu.errors import PayloadTooLarge, TsunaguError, UnsupportedMediaType
 from tsunagu.observability import HTTP_API, logger, metrics, observed
 from tsunagu.qualification.crm import parse_crm_update, verify_signature
 from tsunagu.qualification.crm_sync import apply_crm_update
+from tsunagu.qualification.deals import apply_crm_deal, parse_crm_deal
 from tsunagu.settings import get_settings
 
 MAX_BODY_BYTES = 16 * 1024
@@ -43,18 +45,28 @@ def handler(event: dict[str, Any], context: Any) -> Response:
             # runtime running simulated time must not refuse (or admit) requests by it.
             datetime.now(UTC),
         )
-        update = parse_crm_update(request.body)
-        result = apply_crm_update(
-            update,
-            verified,
-            policy=services.qualification_repository(settings).config().crm_merge,
-            store=services.crm_repository(settings),
-            now=clock.now(),
-        )
+        body: dict[str, Any]
+        if request.path.endswith("/deals"):
+            deal = apply_crm_deal(
+                parse_crm_deal(request.body),
+                verified,
+                store=services.crm_repository(settings),
+                now=clock.now(),
+            )
+            body = deal.as_body()
+        else:
+            update = apply_crm_update(
+                parse_crm_update(request.body),
+                verified,
+                policy=services.qualification_repository(settings).config().crm_merge,
+                store=services.crm_repository(settings),
+                now=clock.now(),
+            )
+            body = update.as_body()
     except TsunaguError as error:
         metrics.add_metric(name="CrmUpdateRejected", unit="Count", value=1)
         logger.info("CRM update refused", extra={"reason": error.message})
         return error_response(error)
     metrics.add_metric(name="CrmUpdateApplied", unit="Count", value=1)
-    logger.info("CRM update applied", extra=result.as_body())
-    return json_response(200, result.as_body())
+    logger.info("CRM update applied", extra=body)
+    return json_response(200, body)

@@ -329,13 +329,16 @@ class Qualified:
             "x-tsunagu-signature": signature_header(self.crm_key(), timestamp, body),
         }
 
-    def crm_post(self, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
-        """crm_webhook invoked as API Gateway (HTTP API, payload 2.0) would for POST /crm/leads."""
+    def crm_post(
+        self, body: bytes, headers: Mapping[str, str], path: str = "/crm/leads"
+    ) -> dict[str, Any]:
+        """crm_webhook invoked as API Gateway (HTTP API, payload 2.0) would for POST ``path``
+        (/crm/leads or /crm/deals)."""
         epoch_ms = int(time.time() * 1000)
         event = {
             "version": "2.0",
-            "routeKey": "POST /crm/leads",
-            "rawPath": "/crm/leads",
+            "routeKey": f"POST {path}",
+            "rawPath": path,
             "rawQueryString": "",
             "headers": {"host": "api.example.com", "user-agent": "ExampleCRM/2.1", **headers},
             "requestContext": {
@@ -345,13 +348,13 @@ class Qualified:
                 "domainPrefix": "api",
                 "http": {
                     "method": "POST",
-                    "path": "/crm/leads",
+                    "path": path,
                     "protocol": "HTTP/1.1",
                     "sourceIp": "203.0.113.40",
                     "userAgent": "ExampleCRM/2.1",
                 },
                 "requestId": f"req-{epoch_ms}",
-                "routeKey": "POST /crm/leads",
+                "routeKey": f"POST {path}",
                 "stage": "$default",
                 "time": "01/Dec/2026:01:00:00 +0000",
                 "timeEpoch": epoch_ms,

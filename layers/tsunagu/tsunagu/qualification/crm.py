@@ -201,7 +201,7 @@ def normalise_status(text: str) -> CrmStatus:
 _AMOUNT_TEXT = re.compile(r"[0-9]{1,16}(\.[0-9]{1,4})?")
 
 
-def _no_control(value: str | None) -> str | None:
+def refuse_control_characters(value: str | None) -> str | None:
     # None: the field was sent as null, which says nothing about it (the model's default).
     if value is not None and has_control_characters(value):
         raise ValueError("contains control characters")
@@ -224,7 +224,7 @@ class CrmUpdate(BaseModel):
     updated_at: ClientInstant
     """When the CRM record changed: newest_wins compares it, and an older update is stale."""
 
-    _text = field_validator("crm_id", "status")(_no_control)
+    _text = field_validator("crm_id", "status")(refuse_control_characters)
 
     @field_validator("deal_amount", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from tsunagu.leads.capture import WriteConflict
 from tsunagu.leads.model import Lead, LeadEvent
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.qualification.crm import ReplayedRequest, VerifiedRequest
+from tsunagu.qualification.deals import CrmDeal, StaleDeal
 from tsunagu.qualification.pipeline import ScoreWrite, StageMoved
 from tsunagu.qualification.scoring import Award
 from tsunagu.store.converters import event_to_item, lead_from_item, lead_to_item
@@ -206,4 +207,48 @@ class CrmRepository(LeadRepository):
                 ) from error
             if "ConditionalCheckFailed" in codes or "TransactionConflict" in codes:
                 raise WriteConflict("lead") from error
+            raise
+
+    # -- deals (tsunagu.qualification.deals)
+    def find_lead_for_reference(self, crm_id: str | None, email: str | None) -> Lead | None:
+        from tsunagu.leads.email import normalise_email
+        from tsunagu.leads.model import email_identity
+
+        lead = self.find_lead(f"crm:{crm_id}") if crm_id else None
+        if lead is None and email:
+            lead = self.find_lead(email_identity(normalise_email(email).identity_key))
+        return lead
+
+    def save_crm_deal(self, deal: CrmDeal, event: LeadEvent, request: VerifiedRequest) -> None:
+        """``deal#<id>`` / ``crm``: the deal as the CRM last described it, its update time in
+        ``value`` (milliseconds) so that only a newer one replaces it."""
+        t = self._tables
+        replay = t.qualification(
+            f"replay#{request.replay_key}",
+            "crm",
+            expires_at=int(request.keep_until.timestamp()) + 3600,
+        )
+        updated_ms = int(deal.updated_at.timestamp() * 1000)
+        kept = t.qualification(
+            f"deal#{deal.deal_id}", "crm", data=event.properties, value=updated_ms
+        )
+        try:
+            with TransactWrite(connection=t.connection) as tx:
+                tx.save(replay, condition=t.qualification.pk.does_not_exist())
+                tx.save(
+                    kept,
+                    condition=t.qualification.pk.does_not_exist()
+                    | (t.qualification.value < updated_ms),
+                )
+                tx.save(event_to_item(t, event))
+        except TransactWriteError as error:
+            codes = [r.code if r is not None else None for r in error.cancellation_reasons or []]
+            if codes and codes[0] == "ConditionalCheckFailed":
+                raise ReplayedRequest(
+                    "this request was already received; sign a new one"
+                ) from error
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                raise StaleDeal(
+                    f"deal {deal.deal_id!r} has an update as new or newer than this one"
+                ) from error
             raise
