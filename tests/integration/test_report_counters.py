@@ -11,6 +11,7 @@ Days are Japan's (the account's time zone): D1 = 2026-12-01, D2 = 2026-12-02.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ import pytest
 
 from tests.conftest import AwsStack, moto_client
 from tests.support.leads import new_stream_records, store_lead
+from tests.support.shipped import install_shipped_journeys
 from tsunagu import services
 from tsunagu.clock import FixedClock, isoformat
 from tsunagu.commands.access import Actor, Role
@@ -25,6 +27,8 @@ from tsunagu.leads.model import LeadEvent
 from tsunagu.mail.feedback import handle_ses_event
 from tsunagu.mail.preferences import PreferenceContext, unsubscribe_one_click
 from tsunagu.mail.send import journey_details
+from tsunagu.qualification.crm import VerifiedRequest
+from tsunagu.qualification.deals import CrmDeal, apply_crm_deal
 from tsunagu.tracking.mail_activity import LinkRequest, follow_link, record_open
 from tsunagu.tracking.tokens import TokenKind, TrackingToken
 
@@ -52,19 +56,27 @@ class History:
             name: store_lead(aws, f"{name}@example.com").lead_id
             for name in ("a", "b", "c", "d", "e", "f")
         }
+        # welcome_nurture's goal: a demo request (form demo-request)
+        install_shipped_journeys(self.settings)
         self.sent_at: dict[str, datetime] = {}
 
     def at(self, instant: datetime) -> None:
         self.clock.instant = instant
 
-    def send(self, lead: str, version: int, journey: dict[str, Any] | None = None) -> str:
+    def send(
+        self,
+        lead: str,
+        version: int,
+        journey: dict[str, Any] | None = None,
+        template: str = "welcome",
+    ) -> str:
         """mail_sent as send_email stores it."""
         now = self.clock.now()
-        message_id = f"msg_{lead}_v{version}"
+        message_id = f"msg_{lead}_v{version}" + ("" if template == "welcome" else f"_{template}")
         self.sent_at[message_id] = now
         details = {
             "message_id": message_id,
-            "template_id": "welcome",
+            "template_id": template,
             "template_version": version,
             "topic": "marketing",
             "mail_kind": "marketing",
@@ -161,8 +173,29 @@ class History:
         )
         services.lead_repository(self.settings).put_event(event)
 
-    def form(self, lead: str, event_id: str, *, new: bool, **how: Any) -> None:
-        properties = {"form_id": "demo", "fields": how.get("fields", {}), "new_lead": new}
+    def deal(self, deal_id: str, leads: str, amount: str, status: str, at: datetime) -> None:
+        """What the CRM's POST /crm/deals stores (the signature checked: crm_webhook's part)."""
+        body = {
+            "deal_id": deal_id,
+            "amount": amount,
+            "currency": "JPY",
+            "status": status,
+            "close_date": D2,
+            "leads": [{"email": f"{lead}@example.com"} for lead in leads],
+            "updated_at": isoformat(at),
+        }
+        request = VerifiedRequest(at, f"replay-{deal_id}-{status}", at + timedelta(minutes=5))
+        apply_crm_deal(
+            CrmDeal.model_validate(body),
+            request,
+            store=services.crm_repository(self.settings),
+            now=self.clock.now(),
+        )
+
+    def form(
+        self, lead: str, event_id: str, *, new: bool, form_id: str = "demo", **how: Any
+    ) -> None:
+        properties = {"form_id": form_id, "fields": how.get("fields", {}), "new_lead": new}
         properties["referrer"] = how.get("referrer")
         event = LeadEvent(
             event_id, "form_submitted", isoformat(self.clock.now()), self.leads[lead], None,
@@ -218,6 +251,23 @@ def make_history(aws: AwsStack) -> History:
     h.ses(me, "Delivery")
     h.ses(mf, "Bounce", bounce={"bounceType": "Permanent", "bounceSubType": "General"})
     h.form("e", "evt_form_2", new=False, referrer="https://www.example.jp/blog/ma")
+    # 10:30: b asks for a demo - welcome_nurture's goal, within 30 days of its welcome mail
+    h.at(SENT_D2 + timedelta(minutes=30))
+    h.form("b", "evt_form_3", new=False, form_id="demo-request")
+    # 11:00: the seminar invitation (no journey) to a, who opens it at 11:10 (a person)
+    h.at(SENT_D2 + timedelta(hours=1))
+    invitation = h.send("a", 1, template="seminar-invitation")
+    h.at(SENT_D2 + timedelta(hours=1, minutes=10))
+    h.open(invitation, CHROME, PERSON_IP)
+    # 18:00: the CRM reports four deals closed on D2: a's (won), the account of c and b (won;
+    # c's mail was touched by machines only), d's (won, then lost after all) and e's (won; e
+    # never opened a mail)
+    h.at(SENT_D2 + timedelta(hours=8))
+    h.deal("D-1", "a", "1000000", "won", h.clock.now())
+    h.deal("D-2", "cb", "300001", "won", h.clock.now())
+    h.deal("D-3", "d", "50000", "won", h.clock.now())
+    h.deal("D-3", "d", "50000", "lost", h.clock.now() + timedelta(minutes=5))
+    h.deal("D-4", "e", "70000", "won", h.clock.now())
     h.settle_clicks()
     return h
 
@@ -226,7 +276,8 @@ def counters(aws: AwsStack) -> dict[tuple[str, str, str], dict[str, int]]:
     """Every counter row: (subject, day, part) -> the metrics that are not 0."""
     repository = services.reports(aws.settings())
     found = {}
-    for subject in ("mail#welcome", "journey#welcome_nurture", "form#demo"):
+    subjects = ("mail#welcome", "mail#seminar-invitation", "journey#welcome_nurture", "form#demo")
+    for subject in (*subjects, "form#demo-request", "deals"):
         for key, metrics in repository.rows(subject, D1, D2):
             found[(key.subject, key.day, key.part)] = {k: v for k, v in metrics.items() if v}
     return found
@@ -264,6 +315,21 @@ EXPECTED = {
     },
     ("form#demo", D1, "newsletter"): {"submitted": 1, "new_leads": 1},
     ("form#demo", D2, "www.example.jp"): {"submitted": 1},
+    # b's demo request: welcome_nurture's goal, a day after its first mail of the journey
+    ("form#demo-request", D2, "direct"): {"submitted": 1},
+    ("journey#welcome_nurture", D2, "v2"): {"converted": 1},
+    ("mail#seminar-invitation", D2, "v1"): {
+        "sent": 1,
+        "opened_people": 1,
+        "opened_people_unique": 1,
+    },
+}
+DEALS = {
+    # By the day they closed; D-3 won, then lost: its win taken back
+    ("deals", D2, "JPY#D-1"): {"won": 1, "revenue_cents": 100_000_000},
+    ("deals", D2, "JPY#D-2"): {"won": 1, "revenue_cents": 30_000_100},
+    ("deals", D2, "JPY#D-3"): {"lost": 1},
+    ("deals", D2, "JPY#D-4"): {"won": 1, "revenue_cents": 7_000_000},
 }
 
 
@@ -282,7 +348,7 @@ def test_every_counter_matches_the_history_counted_by_hand_and_a_redelivery_chan
     deliver(aws, records[:30], batch=30)
 
     # Then every counter is the hand-counted figure, once
-    assert counters(aws) == EXPECTED
+    assert counters(aws) == {**EXPECTED, **DEALS}
 
 
 def test_the_reports_give_the_figures_and_rates_of_the_definitions(aws: AwsStack) -> None:
@@ -322,8 +388,10 @@ def test_the_reports_give_the_figures_and_rates_of_the_definitions(aws: AwsStack
     journey = reports.journey_report(
         ports, ADMIN, "welcome_nurture", date(2026, 12, 1), date(2026, 12, 2)
     ).as_dict()
-    nodes = {p["node"]: p for p in journey["parts"]}
+    nodes = {p.get("node"): p for p in journey["parts"]}
     assert nodes["clicked"]["outcomes"] == {"clicked": 1, "not_clicked": 3}
+    # The version as a whole (no node): the leads that reached the journey's goal
+    assert nodes[None]["counts"] == {"converted": 1}
     assert nodes["welcome_mail"]["counts"]["sent"] == 4
     assert nodes["welcome_mail"]["by_day"][D2] == {"clicked_people": 1}
 
@@ -337,9 +405,9 @@ def test_a_rebuild_gives_the_same_counters_and_counts_a_rejudged_click_as_it_now
     ports = services.report_commands(aws.settings())
     from tsunagu.commands import reports
 
-    # A rebuild of both days changes nothing
+    # A rebuild of both days changes nothing (the deals' rows, by close day, are not its own)
     done = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2))
-    assert counters(aws) == counted == EXPECTED
+    assert counters(aws) == counted == {**EXPECTED, **DEALS}
     assert (done.rows, done.rows_removed) == (len(EXPECTED), len(EXPECTED))
 
     # When a's click of D2 is re-judged a machine's (a scanner's agent, found later), the
@@ -362,7 +430,7 @@ def test_a_rebuild_gives_the_same_counters_and_counts_a_rejudged_click_as_it_now
         },
     )
     deliver(aws, new_stream_records(aws, "EventsTable"))
-    assert counters(aws) == EXPECTED
+    assert counters(aws) == {**EXPECTED, **DEALS}
     reports.rebuild(ports, ADMIN, date(2026, 12, 2), date(2026, 12, 2))
     machine_click = {
         "clicked_machines": 1,
@@ -373,6 +441,7 @@ def test_a_rebuild_gives_the_same_counters_and_counts_a_rejudged_click_as_it_now
     }
     assert counters(aws) == {
         **EXPECTED,
+        **DEALS,
         ("mail#welcome", D2, "v1"): machine_click,
         ("journey#welcome_nurture", D2, "v2#welcome_mail"): machine_click,
     }
@@ -462,21 +531,27 @@ PRICED_V2 = {
 }  # fmt: skip
 
 
+def published_as_version_2(aws: AwsStack) -> Any:
+    """The settings, with PRICED_V2 kept as welcome_nurture's version 2 (as publishing keeps
+    each version's definition)."""
+    from tsunagu.journeys.model import StoredGraph
+
+    settings = aws.settings()
+    graph = StoredGraph(
+        "welcome_nurture", "v000002", PRICED_V2, "admin@example.com", isoformat(SENT_D1)
+    )
+    services.journey_repository(settings).save_graph(graph)
+    return settings
+
+
 def test_the_journey_report_prices_each_version_from_the_definition_it_was_published_with(
     aws: AwsStack,
 ) -> None:
     from tsunagu.commands import reports
-    from tsunagu.journeys.model import StoredGraph
 
     make_history(aws)
     deliver(aws, new_stream_records(aws, "EventsTable"))
-    settings = aws.settings()
-    services.journey_repository(settings).save_graph(
-        StoredGraph(
-            "welcome_nurture", "v000002", PRICED_V2, "admin@example.com", isoformat(SENT_D1)
-        )
-    )
-    ports = services.report_commands(settings)
+    ports = services.report_commands(published_as_version_2(aws))
     shown = reports.journey_report(
         ports, ADMIN, "welcome_nurture", date(2026, 12, 1), date(2026, 12, 2)
     ).as_dict()
@@ -507,3 +582,57 @@ def test_a_version_whose_definition_is_not_kept_is_said_to_be_unpriced(aws: AwsS
         ports, ADMIN, "welcome_nurture", date(2026, 12, 1), date(2026, 12, 2)
     ).as_dict()
     assert shown["cost"] == {"total_usd": None, "versions": [{"version": 2, "priced": False}]}
+
+
+def test_won_deals_are_credited_to_the_mails_and_journeys_people_touched_by_each_model(
+    aws: AwsStack,
+) -> None:
+    from tsunagu.commands import reports
+
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"), batch=9)
+    ports = services.report_commands(published_as_version_2(aws))
+    found = reports.attribution_report(
+        ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2), 90, {"JPY": Decimal(150)}
+    ).as_dict()
+
+    # Three deals won on D2 (D-3 was lost after all): 1,000,000 + 300,001 + 70,000 yen
+    assert (found["deals_won"], found["won"]) == (3, {"JPY": "1370001"})
+    # e never opened a mail: its deal is unattributed, not spread over everything
+    assert found["unattributed"] == {"deals": 1, "revenue": {"JPY": "70000"}}
+    # D-1 (a): touched by the welcome mail (a opened it D1 11:00) and the seminar invitation
+    # (opened D2 11:10): first touch to welcome, last to the invitation, linear half each.
+    # D-2 (c and b): c's mail only machines touched; b opened its welcome mail in person at
+    # D1 20:00 (the privacy proxy's open before it is not a touch): all of it to welcome.
+    welcome = {
+        "deals": 2,
+        "touches": 2,
+        "revenue": {
+            "first_touch": {"JPY": "1300001"},
+            "last_touch": {"JPY": "300001"},
+            "linear": {"JPY": "800001"},
+        },
+    }
+    assert found["mails"] == [
+        {
+            "template_id": "seminar-invitation",
+            "deals": 1,
+            "touches": 1,
+            "revenue": {
+                "first_touch": {},
+                "last_touch": {"JPY": "1000000"},
+                "linear": {"JPY": "500000"},
+            },
+        },
+        {"template_id": "welcome", **welcome},
+    ]
+    [journey] = found["journeys"]
+    assert {k: journey[k] for k in welcome} == welcome
+    # ROI: revenue in dollars (150 yen each) over the journey's cost, $0.001010 (see the
+    # pricing test above): 800,001 / 150 / 0.001010 = 5,280,534.65 by the linear model
+    assert journey["cost_usd"] == "0.001010"
+    assert journey["roi"] == {
+        "first_touch": "8580864.69",
+        "last_touch": "1980204.62",
+        "linear": "5280534.65",
+    }

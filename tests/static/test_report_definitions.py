@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from tsunagu.reports.definitions import DAYS_AND_UNIQUES, METRICS, RATES
+from tsunagu.reports.definitions import ATTRIBUTION, DAYS_AND_UNIQUES, METRICS, RATES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,6 +18,7 @@ def test_the_readme_defines_every_metric_and_rate_as_the_code_does() -> None:
         line
         for line in (
             DAYS_AND_UNIQUES,
+            ATTRIBUTION,
             *(f"- `{name}`: {meaning}" for name, meaning in METRICS.items()),
             *(f"- `{name}` = {formula}" for name, formula in RATES.items()),
         )
@@ -38,8 +39,10 @@ def test_the_api_document_gives_the_definitions_with_each_report() -> None:
         "/admin/reports/journeys/{journey}",
         "/admin/reports/journeys/{journey}/experiments/{node}",
         "/admin/reports/funnel",
+        "/admin/reports/attribution",
     }
     for operation in reports.values():
+        assert " ".join(ATTRIBUTION.split()) in " ".join(operation["description"].split())
         for name, meaning in METRICS.items():
             assert f"- `{name}`: {meaning}" in operation["description"]
         for name, formula in RATES.items():

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from tsunagu.reports.counters import Conflict, Known, Writes
-from tsunagu.reports.counting import Assignment, CountedMail, CounterKey, FunnelLead
+from tsunagu.reports.counting import Assignment, CountedDeal, CountedMail, CounterKey, FunnelLead
 
 
 class MemoryCounters:
@@ -19,6 +19,7 @@ class MemoryCounters:
         self.rows_by_key: dict[CounterKey, dict[str, int]] = {}
         self.assignments: dict[tuple[str, str], Assignment] = {}
         self.funnels: dict[str, FunnelLead] = {}
+        self.deals: dict[str, CountedDeal] = {}
         self.transactions: list[int] = []
         self.conflicts = conflicts
 
@@ -29,12 +30,14 @@ class MemoryCounters:
         assignments: Iterable[tuple[str, str]] = (),
         funnel_leads: Iterable[str] = (),
         first_touch_leads: Iterable[str] = (),
+        deal_ids: Iterable[str] = (),
     ) -> Known:
         return Known(
             {e for e in event_ids if e in self.marked},
             {m: self.mails[m] for m in message_ids if m in self.mails},
             {k: self.assignments[k] for k in assignments if k in self.assignments},
             {lead: self.funnels[lead] for lead in funnel_leads if lead in self.funnels},
+            deals={d: self.deals[d] for d in deal_ids if d in self.deals},
         )
 
     def write(self, writes: Writes, at: datetime) -> None:
@@ -44,6 +47,7 @@ class MemoryCounters:
             + len(writes.increments)
             + len(writes.assignments)
             + len(writes.funnels)
+            + len(writes.deals)
         )
         assert size <= 100, size  # DynamoDB refuses a bigger transaction
         if self.conflicts:
@@ -57,6 +61,8 @@ class MemoryCounters:
             self.assignments[(given.journey_id, given.lead_id)] = given
         for _, lead in writes.funnels:
             self.funnels[lead.lead_id] = lead
+        for _, deal in writes.deals:
+            self.deals[deal.deal_id] = deal
         for key, metrics in writes.increments.items():
             row = self.rows_by_key.setdefault(key, {})
             for name, n in metrics.items():

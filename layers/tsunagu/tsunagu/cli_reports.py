@@ -11,6 +11,12 @@ from zoneinfo import ZoneInfo
 
 from tsunagu import services
 from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.reports.attribution import (
+    DEFAULT_LOOKBACK_DAYS,
+    Attribution,
+    attribution_csv,
+    parse_usd_rates,
+)
 from tsunagu.reports.experiments import ExperimentReport
 from tsunagu.reports.figures import Figures, Part, Report, report_csv
 from tsunagu.settings import Settings
@@ -125,6 +131,61 @@ def _verdicts(comparisons: list[dict[str, Any]], what: str, per: str) -> list[st
             f" (95% interval {low:+.2f} to {high:+.2f}), p = {versus['p_value']:.4f}: {verdict}"
         )
     return out
+
+
+def reports_attribution(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.commands import reports
+
+    first, last = _range(settings, args)
+    ports = services.report_commands(settings)
+    found = reports.attribution_report(
+        ports,
+        services.operator(settings),
+        first,
+        last,
+        args.lookback_days,
+        parse_usd_rates(args.usd_rate, "usd_rate"),
+    )
+    if args.format == "json":
+        print(json.dumps(found.as_dict(), indent=2, ensure_ascii=False))
+    elif args.format == "csv":
+        print(attribution_csv(found), end="")
+    else:
+        print(attribution_table(found))
+    return 0
+
+
+def attribution_table(found: Attribution) -> str:
+    """Per journey, then per mail: deals and touches, revenue by each model, cost and ROI."""
+    shown = found.as_dict()
+
+    def money(amounts: dict[str, str]) -> str:
+        return ", ".join(f"{amount} {currency}" for currency, amount in amounts.items()) or "-"
+
+    out = [
+        f"won deals closed {found.first_day} to {found.last_day}: {found.deals_won},"
+        f" {money(shown['won'])}; touches: people's opens and clicks in the"
+        f" {found.lookback_days} days before each close",
+        f"  unattributed (no touch): {found.deals_unattributed} deals,"
+        f" {money(shown['unattributed']['revenue'])}",
+    ]
+    for kind, rows, key in (("journey", shown["journeys"], "journey_id"),
+                            ("mail", shown["mails"], "template_id")):  # fmt: skip
+        for row in rows:
+            revenue = row["revenue"]
+            line = (
+                f"  {kind} {row[key]}: {row['deals']} deals, {row['touches']} touches;"
+                f" first touch {money(revenue['first_touch'])};"
+                f" last touch {money(revenue['last_touch'])}; linear {money(revenue['linear'])}"
+            )
+            if kind == "journey":
+                cost = "not priced" if row["cost_usd"] is None else f"${row['cost_usd']}"
+                roi = row["roi"]["linear"]
+                line += f"; AWS cost {cost}; ROI (linear) {'-' if roi is None else roi + 'x'}"
+            out.append(line)
+    if not found.journeys and not found.mails:
+        out.append("  (no touch credited in these days)")
+    return "\n".join(out)
 
 
 def reports_funnel(settings: Settings, args: argparse.Namespace) -> int:
@@ -276,7 +337,9 @@ def add_report_commands(groups: Any) -> None:
     funnel.add_argument("--format", choices=("table", "json"), default="table")
     funnel.set_defaults(run=reports_funnel)
     experiment = commands.add_parser(
-        "experiment", help="a journey's split: arms, people's clicks, the test (A/B)"
+        "experiment",
+        aliases=["experiments"],
+        help="a journey's split or holdout: arms, people's clicks, conversions, the test",
     )
     experiment.add_argument("journey")
     experiment.add_argument("node", help="the split node's id")
@@ -285,6 +348,26 @@ def add_report_commands(groups: Any) -> None:
     experiment.add_argument("--to", metavar="YYYY-MM-DD", help="last day (default: today)")
     experiment.add_argument("--format", choices=("table", "json"), default="table")
     experiment.set_defaults(run=reports_experiment)
+    credited = commands.add_parser(
+        "attribution", help="won deals' revenue credited to journeys and mails, with ROI"
+    )
+    credited.add_argument("--from", dest="since", metavar="YYYY-MM-DD", help="first close day")
+    credited.add_argument("--to", metavar="YYYY-MM-DD", help="last close day (default: today)")
+    credited.add_argument(
+        "--lookback-days",
+        type=int,
+        default=DEFAULT_LOOKBACK_DAYS,
+        help=f"touches up to this many days before a deal closed count ({DEFAULT_LOOKBACK_DAYS})",
+    )
+    credited.add_argument(
+        "--usd-rate",
+        action="append",
+        default=[],
+        metavar="CUR=RATE",
+        help="units of a currency per US dollar, for ROI (e.g. JPY=150); repeatable",
+    )
+    credited.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    credited.set_defaults(run=reports_attribution)
     rebuild = commands.add_parser(
         "rebuild", help="count the days again from the stored events (after a re-judgement)"
     )

@@ -62,6 +62,12 @@ from tsunagu.leads.search import MAX_PAGE_SIZE, PAGE_SIZE, LeadQuery
 from tsunagu.leads.updates import FieldName, FieldText, LeadUpdate
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.qualification.config import QualificationConfig
+from tsunagu.reports.attribution import (
+    DEFAULT_LOOKBACK_DAYS,
+    MAX_LOOKBACK_DAYS,
+    attribution_csv,
+    parse_usd_rates,
+)
 from tsunagu.reports.definitions import METRICS, RATES
 from tsunagu.reports.figures import Report, report_csv
 from tsunagu.settings import Settings
@@ -1018,6 +1024,25 @@ def report_funnel(call: AdminCall) -> Any:
     return reports.funnel_report(ports, call.actor, first, last, grouping).as_dict()
 
 
+def report_attribution(call: AdminCall) -> Any:
+    """The won deals that closed in a range of days, their revenue credited to the journeys and
+    mails people opened or clicked in the look-back window before each close (first-touch,
+    last-touch, linear), and each journey's AWS cost and ROI (?usd_rates=JPY:150 turns revenue
+    into dollars; CSV with ?format=csv)."""
+    first, last = _report_range(call)
+    lookback = call.number("lookback_days", DEFAULT_LOOKBACK_DAYS, low=1, high=MAX_LOOKBACK_DAYS)
+    rates_text = call.query.get("usd_rates") or ""
+    rates = parse_usd_rates([t for t in rates_text.split(",") if t.strip()], "usd_rates")
+    ports = services.report_commands(call.settings)
+    found = reports.attribution_report(ports, call.actor, first, last, lookback, rates)
+    shape = call.query.get("format") or "json"
+    if shape not in ("json", "csv"):
+        raise ValidationFailed([FieldError("format", f"{shape!r}: json or csv")])
+    if shape == "csv":
+        return CsvBody("\ufeff" + attribution_csv(found), f"attribution-{first}-{last}.csv")
+    return found.as_dict()
+
+
 def report_rebuild(call: AdminCall) -> Any:
     """Count a range of days again from the stored events (after automated activity was
     re-judged), replacing their counters."""
@@ -1246,6 +1271,13 @@ ROUTES: tuple[AdminRoute, ...] = (
     ),
     AdminRoute(
         "GET", "/admin/reports/funnel", "reports.show", report_funnel, query=("from", "to", "by")
+    ),
+    AdminRoute(
+        "GET",
+        "/admin/reports/attribution",
+        "reports.show",
+        report_attribution,
+        query=("from", "to", "lookback_days", "usd_rates", "format"),
     ),
     AdminRoute("POST", "/admin/reports/rebuild", "reports.rebuild", report_rebuild, RebuildRequest),
 )

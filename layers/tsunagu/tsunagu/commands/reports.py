@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -18,16 +19,22 @@ from tsunagu.commands.audit import AuditLog, allowed, recorded
 from tsunagu.errors import FieldError, ValidationFailed
 from tsunagu.journeys.definition import JourneyDefinition
 from tsunagu.journeys.model import StoredGraph, published_graph_key
-from tsunagu.reports import counters, experiments, figures, funnel
+from tsunagu.reports import attribution, counters, experiments, figures, funnel
 from tsunagu.reports.cost import JourneyCost, journey_cost
 from tsunagu.reports.counters import RebuildStore, Rebuilt
-from tsunagu.reports.counting import DEPLOYED, JourneyGoal
+from tsunagu.reports.counting import DEPLOYED, CountedDeal, CountedMail, JourneyGoal
 from tsunagu.reports.experiments import ExperimentReport
 from tsunagu.reports.figures import CounterRows, Report
 from tsunagu.reports.funnel import FunnelReport, Grouping
 
 
-class ReportStore(CounterRows, RebuildStore, Protocol):
+class AttributionStore(Protocol):
+    def deals_closed(self, first_day: str, last_day: str) -> list[CountedDeal]: ...
+
+    def touches(self, lead_id: str, since: str, until: str) -> list[CountedMail]: ...
+
+
+class ReportStore(CounterRows, RebuildStore, AttributionStore, Protocol):
     """The counters' table, as reports read it and a rebuild replaces it."""
 
 
@@ -124,6 +131,44 @@ def funnel_report(
     allowed(ports.audit, ports.clock, actor, "reports.show", f"funnel:{by}")
     _checked(first, last)
     return funnel.funnel_report(first, last, store=ports.counters, by=by)
+
+
+def attribution_report(
+    ports: ReportCommands,
+    actor: Actor,
+    first: date,
+    last: date,
+    lookback_days: int = attribution.DEFAULT_LOOKBACK_DAYS,
+    usd_rates: Mapping[str, Decimal] | None = None,
+) -> attribution.Attribution:
+    """The deals won in the days, credited to the journeys and mails that touched their leads
+    by first-touch, last-touch and linear models, with each journey's ROI."""
+    allowed(ports.audit, ports.clock, actor, "reports.show", "attribution")
+    _checked(first, last)
+    problems = []
+    if not 1 <= lookback_days <= attribution.MAX_LOOKBACK_DAYS:
+        limit = attribution.MAX_LOOKBACK_DAYS
+        problems.append(FieldError("lookback_days", f"from 1 to {limit} days"))
+    if problems:
+        raise ValidationFailed(problems)
+    found = attribution.attribute(
+        ports.counters.deals_closed(first.isoformat(), last.isoformat()),
+        ports.counters.touches,
+        first_day=first,
+        last_day=last,
+        lookback_days=lookback_days,
+        time_zone=ports.time_zone,
+    )
+    # A journey's cost over the days its credited touches could come from (at most a report's
+    # longest range, ending with the last day).
+    since = max(first - timedelta(days=lookback_days), last - timedelta(days=figures.MAX_DAYS - 1))
+    costs = {}
+    for journey_id in found.journeys:
+        report = figures.journey_report(
+            journey_id, since, last, store=ports.counters, time_zone=ports.time_zone
+        )
+        costs[journey_id] = replace(report, costs=_costs(ports, report)).cost_usd
+    return replace(found, costs_usd=costs, usd_rates=dict(usd_rates or {}))
 
 
 def rebuild(ports: ReportCommands, actor: Actor, first: date, last: date) -> Rebuilt:

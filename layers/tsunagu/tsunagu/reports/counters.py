@@ -17,9 +17,11 @@ from zoneinfo import ZoneInfo
 
 from tsunagu.clock import isoformat
 from tsunagu.reports.counting import (
+    DEALS_SUBJECT,
     FUNNEL_SUBJECT,
     Assignment,
     Counted,
+    CountedDeal,
     CountedMail,
     CounterKey,
     FunnelLead,
@@ -27,6 +29,7 @@ from tsunagu.reports.counting import (
     StoredEvent,
     add,
     count,
+    deal_id_of,
     final_at,
     first_touch,
     is_final,
@@ -56,6 +59,7 @@ class Writes:
     increments: Mapping[CounterKey, Mapping[str, int]]
     assignments: Sequence[tuple[Assignment | None, Assignment]] = ()
     funnels: Sequence[tuple[FunnelLead | None, FunnelLead]] = ()
+    deals: Sequence[tuple[CountedDeal | None, CountedDeal]] = ()
 
 
 class CounterStore(Protocol):
@@ -66,6 +70,7 @@ class CounterStore(Protocol):
         assignments: Iterable[tuple[str, str]] = (),
         funnel_leads: Iterable[str] = (),
         first_touch_leads: Iterable[str] = (),
+        deal_ids: Iterable[str] = (),
     ) -> Known: ...
 
     def write(self, writes: Writes, at: datetime) -> None: ...
@@ -83,6 +88,7 @@ class Known:
     funnels: dict[str, FunnelLead] = field(default_factory=dict)
     first_touches: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     """For a lead the funnel has not seen: (created_at, its first channel), from the lead."""
+    deals: dict[str, CountedDeal] = field(default_factory=dict)
 
 
 class RebuildStore(Protocol):
@@ -143,6 +149,7 @@ class _Pending:
         default_factory=dict
     )
     funnels: dict[str, tuple[FunnelLead | None, FunnelLead]] = field(default_factory=dict)
+    deals: dict[str, tuple[CountedDeal | None, CountedDeal]] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -152,6 +159,7 @@ class _Pending:
             + len(self.increments)
             + len(self.assignments)
             + len(self.funnels)
+            + len(self.deals)
         )
 
     def size_with(self, counted: Counted, mail: CountedMail | None) -> int:
@@ -161,7 +169,9 @@ class _Pending:
         new_members = {_key(a) for a in counted.assignments} - set(self.assignments)
         lead = counted.funnel
         new_funnel = lead is not None and lead.lead_id not in self.funnels
-        return self.size + 1 + int(new_mail) + len(new_members) + int(new_funnel) + len(new_keys)
+        new_deal = counted.deal is not None and counted.deal.deal_id not in self.deals
+        news = int(new_mail) + len(new_members) + int(new_funnel) + int(new_deal) + len(new_keys)
+        return self.size + 1 + news
 
     def writes(self) -> Writes:
         return Writes(
@@ -170,6 +180,7 @@ class _Pending:
             self.increments,
             list(self.assignments.values()),
             list(self.funnels.values()),
+            list(self.deals.values()),
         )
 
 
@@ -191,8 +202,9 @@ def _count_once(
     # A stage change of a lead the funnel has not seen reads the lead (a form's new lead
     # starts the funnel itself).
     touched = {e.lead_id for e in events if e.type == "stage_changed" and e.lead_id}
+    deal_ids = {named for e in events if (named := deal_id_of(e))}
     known = store.counted(
-        (e.event_id for e in events), message_ids, leads_arms, funnel_leads, touched
+        (e.event_id for e in events), message_ids, leads_arms, funnel_leads, touched, deal_ids
     )
     pending = _Pending()
 
@@ -209,7 +221,9 @@ def _count_once(
             continue
         mail = known.mails.get(event.message_id) if event.message_id else None
         funnel = _funnel_of(event, known, time_zone)
-        counted = count(event, mail, time_zone, known.assignments, funnel, goals)
+        deal_id = deal_id_of(event)
+        deal = known.deals.get(deal_id) if deal_id else None
+        counted = count(event, mail, time_zone, known.assignments, funnel, goals, deal)
         if counted is None:
             continue
         changed = counted.mail if counted.mail is not None and counted.mail != mail else None
@@ -231,6 +245,10 @@ def _count_once(
             read = pending.funnels.get(lead.lead_id, (known.funnels.get(lead.lead_id), lead))[0]
             pending.funnels[lead.lead_id] = (read, lead)
             known.funnels[lead.lead_id] = lead
+        if counted.deal is not None:
+            kept = pending.deals.get(counted.deal.deal_id, (deal, counted.deal))[0]
+            pending.deals[counted.deal.deal_id] = (kept, counted.deal)
+            known.deals[counted.deal.deal_id] = counted.deal
         known.marked.add(event.event_id)
         result.counted += 1
     flush()
@@ -314,14 +332,18 @@ def rebuild(
             mails[result.mail.message_id] = result.mail
         for given in result.assignments:
             assignments[_key(given)] = given
-    # The funnel counts stages by the day each lead was created, not the day of the event, and
-    # no re-judgement changes a stage: its rows are not rebuilt.
-    rows = {key: metrics for key, metrics in rows.items() if key.subject != FUNNEL_SUBJECT}
+    # The funnel counts stages by the day each lead was created, and deals by the day they
+    # closed, not by the day of the event, and no re-judgement changes either: their rows are
+    # not rebuilt.
+    rows = {k: m for k, m in rows.items() if k.subject not in (FUNNEL_SUBJECT, DEALS_SUBJECT)}
     removed = store.replace_rows(first_text, last_day.isoformat(), rows)
     store.replace_mails(mails.values(), assignments.values())
     return Rebuilt(events=len(events), counted=counted, rows=len(rows), rows_removed=removed)
 
 
 def _before(mail: CountedMail, first_day: str) -> CountedMail:
-    """The mail with only the firsts it had before the rebuilt range."""
-    return replace(mail, firsts={n: day for n, day in mail.firsts.items() if day < first_day})
+    """The mail with only the firsts it had before the rebuilt range (and its touch, if a
+    person's open or click is among them)."""
+    firsts = {n: day for n, day in mail.firsts.items() if day < first_day}
+    touched = mail.touched_at if {"opened_people", "clicked_people"} & set(firsts) else None
+    return replace(mail, firsts=firsts, touched_at=touched)

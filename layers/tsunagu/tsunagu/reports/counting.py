@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -87,6 +88,40 @@ class FunnelLead:
     @property
     def key(self) -> CounterKey:
         return CounterKey(FUNNEL_SUBJECT, self.created_day, f"{self.channel}#{self.form_id}")
+
+
+DEALS_SUBJECT = "deals"
+"""The deals' rows: sk ``<close day>#<currency>#<deal id>``, ``won`` / ``lost`` and
+``revenue_cents`` (the amount in hundredths of the currency's unit) as the deal now stands."""
+
+
+@dataclass(frozen=True)
+class CountedDeal:
+    """A CRM deal as the counters last counted it (what a later change of it takes back)."""
+
+    deal_id: str
+    status: str
+    currency: str
+    amount_cents: int
+    close_day: str | None
+    lead_ids: tuple[str, ...]
+    updated_at: str
+
+    @property
+    def key(self) -> CounterKey | None:
+        if self.close_day is None:
+            return None
+        return CounterKey(DEALS_SUBJECT, self.close_day, f"{self.currency}#{self.deal_id}")
+
+    def contribution(self) -> dict[str, int]:
+        if self.status == "won":
+            return {"won": 1, "revenue_cents": self.amount_cents}
+        return {"lost": 1} if self.status == "lost" else {}
+
+
+def amount_in_cents(text: str) -> int:
+    """A deal's amount (exact decimal text, at most 2 places) in hundredths of its unit."""
+    return int(Decimal(text) * 100)
 
 
 def experiment_subject(journey_id: str, node: str) -> str:
@@ -167,6 +202,9 @@ class CountedMail:
     firsts: Mapping[str, str] = field(default_factory=dict)
     arms: Mapping[str, str] = field(default_factory=dict)
     """The arms its lead was in when it was sent (split node -> outcome)."""
+    touched_at: str | None = None
+    """When a person first opened or clicked it: the mail's touch, as revenue attribution
+    counts touches (tsunagu.reports.attribution). None while only machines have."""
 
     def keys(self, day: str) -> list[CounterKey]:
         """The rows an event of this mail on ``day`` counts in: its template version's, its
@@ -195,6 +233,8 @@ class Counted:
     outcome reached."""
     funnel: FunnelLead | None = None
     """A lead created, or reaching a stage of the funnel: the lead as the funnel now has it."""
+    deal: CountedDeal | None = None
+    """A deal's change: the deal as now counted."""
 
 
 @dataclass(frozen=True)
@@ -274,6 +314,7 @@ def count(
     memberships: Mapping[tuple[str, str], Assignment] | None = None,
     funnel: FunnelLead | None = None,
     goals: Mapping[str, JourneyGoal] | None = None,
+    deal: CountedDeal | None = None,
 ) -> Counted | None:
     """The increments ``event`` adds, or None when it counts nothing (not a counted kind, not
     final yet, or a mail event whose mail the counters never saw sent). ``memberships``: the
@@ -293,6 +334,8 @@ def count(
         counted = _submitted(event, day, funnel)
     elif event.type == "stage_changed":
         counted = _stage_reached(event, day, funnel)
+    elif event.type == DEAL_CHANGED:
+        counted = _deal_changed(event, deal)
     elif event.type not in _MAIL_EVENTS or mail is None:
         counted = None
     else:
@@ -505,10 +548,53 @@ def _stage_reached(event: StoredEvent, day: str, funnel: FunnelLead | None) -> C
     return Counted({funnel.key: metrics}, funnel=replace(funnel, reached=reached))
 
 
+DEAL_CHANGED = "deal_changed"
+
+
+def deal_id_of(event: StoredEvent) -> str | None:
+    """The deal a ``deal_changed`` is about."""
+    if event.type != DEAL_CHANGED:
+        return None
+    value = event.properties.get("deal_id")
+    return str(value) if value else None
+
+
+def _deal_changed(event: StoredEvent, before: CountedDeal | None) -> Counted | None:
+    """What a deal's change moves: its previous state taken back, its new one counted (a won
+    deal lost after all, an amount corrected, a close day moved). A change older than the one
+    counted (the stream of another lead delivered it late) counts nothing."""
+    props = event.properties
+    deal_id, status, currency = deal_id_of(event), props.get("status"), props.get("currency")
+    if not deal_id or status not in ("open", "won", "lost") or not currency:
+        return None
+    updated_at = str(props.get("updated_at") or event.occurred_at)
+    if before is not None and updated_at <= before.updated_at:
+        return None
+    now = CountedDeal(
+        deal_id=deal_id,
+        status=str(status),
+        currency=str(currency),
+        amount_cents=amount_in_cents(str(props.get("amount") or "0")),
+        close_day=str(props["close_date"]) if props.get("close_date") else None,
+        lead_ids=tuple(str(lead) for lead in props.get("lead_ids") or [event.lead_id] if lead),
+        updated_at=updated_at,
+    )
+    increments: dict[CounterKey, dict[str, int]] = {}
+    for state, sign in ((before, -1), (now, 1)):
+        if state is None or state.key is None:
+            continue
+        row = increments.setdefault(state.key, {})
+        for name, n in state.contribution().items():
+            row[name] = row.get(name, 0) + sign * n
+    increments = {k: {n: v for n, v in m.items() if v} for k, m in increments.items()}
+    return Counted({k: m for k, m in increments.items() if m}, deal=now)
+
+
 def _of_mail(event: StoredEvent, mail: CountedMail, day: str) -> Counted | None:
     props = event.properties
     metrics: dict[str, int] = {}
     firsts = dict(mail.firsts)
+    touched_at = mail.touched_at
 
     def first(name: str) -> None:
         if name not in firsts:
@@ -533,6 +619,9 @@ def _of_mail(event: StoredEvent, mail: CountedMail, day: str) -> Counted | None:
     else:
         who = "machines" if props.get("automated") else "people"
         action = "opened" if event.type == "mail_opened" else "clicked"
+        # The earliest: a click is counted once settled, after an open that came later.
+        if who == "people" and (touched_at is None or event.occurred_at < touched_at):
+            touched_at = event.occurred_at
         metrics[f"{action}_{who}"] = 1
         first(f"{action}_{who}")
         if action == "clicked":
@@ -540,7 +629,11 @@ def _of_mail(event: StoredEvent, mail: CountedMail, day: str) -> Counted | None:
         if who == "machines":
             for reason in props.get("reasons") or ["unexplained"]:
                 metrics[f"{action}_machines:{reason}"] = 1
-    changed = replace(mail, firsts=firsts) if firsts != dict(mail.firsts) else mail
+    changed = (
+        replace(mail, firsts=firsts, touched_at=touched_at)
+        if firsts != dict(mail.firsts) or touched_at != mail.touched_at
+        else mail
+    )
     return Counted({key: dict(metrics) for key in mail.keys(day)}, changed)
 
 

@@ -48,10 +48,20 @@ METRICS: dict[str, str] = {
     "clicked_machines:<reason>": "automated clicks with that judgement reason",
     "decided": "leads that reached a branch, split or holdout node (journey reports)",
     "assigned": (
-        "leads a split gave an arm (journey and experiment reports; an experiment's other"
-        " figures are of the mails sent to each arm's leads after the split)"
+        "leads a split or holdout gave an arm (journey and experiment reports; an experiment's"
+        " mail figures are of the mails sent to each arm's leads after it)"
     ),
     "outcome:<name>": "of those, the leads that went that way",
+    "converted": (
+        "leads that reached one of the journey's goals within its window (30 days unless set)"
+        " after their first mail or decision in the journey, each lead once per journey; by the"
+        " day of the goal, for the journey version and for each arm the lead was in (a holdout's"
+        " control group converts by the same rule)"
+    ),
+    "mql": "leads that became MQLs in the same window, counted the same way",
+    "won": "deals: won deals, by the day they closed (the CRM's close date), as they now stand",
+    "lost": "deals: lost deals, by the day they closed",
+    "revenue_cents": "deals: won deals' amounts in hundredths of their currency, per currency",
     "reached:<stage>": (
         "funnel: leads created in the day that have reached the stage (lead, mql, sql,"
         " opportunity, customer) or a later one, whenever they reached it, each lead once"
@@ -78,3 +88,15 @@ RATES: dict[str, str] = {
 is the mails not bounced, as most mail tools compute "delivered": SES's delivery notifications
 are optional, and a rate should not depend on whether they are set up. A rate whose denominator
 is 0 is shown as none, not 0."""
+
+ATTRIBUTION = (
+    "Attribution: a touch is a mail a person opened or clicked (machines' opens and clicks never"
+    " count), at the instant of that person's first open or click. A won deal's touches are those"
+    " of every lead the CRM associates with it, from the look-back window's days (90 unless set)"
+    " before its close day to the end of that day. First touch gives the whole amount to the"
+    " earliest touch, last touch to the latest, linear equal shares to each (a hundredth at a"
+    " time to the earliest for what does not divide). A touch credits its mail and the journey"
+    " that sent it. A won deal with no touch is unattributed. Amounts stay in their currency;"
+    " ROI is the attributed revenue in US dollars (at the rates given) over the journey's AWS"
+    " cost at list price for the look-back window and the report's days."
+)

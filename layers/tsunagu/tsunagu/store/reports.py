@@ -26,8 +26,10 @@ from botocore.exceptions import ClientError
 
 from tsunagu.reports.counters import TRANSACTION_ITEMS, Conflict, Known, Writes
 from tsunagu.reports.counting import (
+    DEALS_SUBJECT,
     FUNNEL_SUBJECT,
     Assignment,
+    CountedDeal,
     CountedMail,
     CounterKey,
     FunnelLead,
@@ -61,6 +63,15 @@ def _funnel_pk(lead_id: str) -> str:
     return f"funnel-lead#{lead_id}"
 
 
+def _deal_pk(deal_id: str) -> str:
+    return f"deal#{deal_id}"
+
+
+TOUCHES_INDEX = "touches_by_lead"
+"""The counted mails a person opened or clicked, by lead and the instant of that first touch
+(a sparse index: a mail only machines touched is not in it)."""
+
+
 class ReportsRepository:
     def __init__(self, client: Any, table: str, events_table: str, leads_table: str) -> None:
         self._client = client
@@ -76,6 +87,7 @@ class ReportsRepository:
         assignments: Iterable[tuple[str, str]] = (),
         funnel_leads: Iterable[str] = (),
         first_touch_leads: Iterable[str] = (),
+        deal_ids: Iterable[str] = (),
     ) -> Known:
         """Which of the events are marked counted, the counted mails among the messages, the
         leads' arms in those journeys and the leads as the funnel has them (one BatchGetItem
@@ -86,6 +98,7 @@ class ReportsRepository:
         keys += [_mail_pk(m) for m in dict.fromkeys(message_ids)]
         keys += [_assignment_pk(j, lead) for j, lead in dict.fromkeys(assignments)]
         keys += [_funnel_pk(lead) for lead in leads]
+        keys += [_deal_pk(deal) for deal in dict.fromkeys(deal_ids)]
         known = Known()
         for item in self._get_many(keys):
             pk = str(item["pk"])
@@ -97,6 +110,9 @@ class ReportsRepository:
             elif pk.startswith("funnel-lead#"):
                 lead = _funnel_from(item)
                 known.funnels[lead.lead_id] = lead
+            elif pk.startswith("deal#"):
+                deal = _deal_from(item)
+                known.deals[deal.deal_id] = deal
             else:
                 mail = _mail_from(item)
                 known.mails[mail.message_id] = mail
@@ -134,6 +150,9 @@ class ReportsRepository:
         for had, lead in writes.funnels:
             read = None if had is None else _funnel_item(had)
             items.append(self._conditional_put(_funnel_item(lead), read))
+        for kept, deal in writes.deals:
+            read = None if kept is None else _deal_item(kept)
+            items.append(self._conditional_put(_deal_item(deal), read))
         for key, metrics in writes.increments.items():
             items.append(self._increment(key, metrics))
         if not items:
@@ -204,6 +223,39 @@ class ReportsRepository:
                 found.append((key, {name: int(n) for name, n in plain.items()}))
         return found
 
+    # ---------------------------------------------------------------- attribution
+    def deals_closed(self, first_day: str, last_day: str) -> list[CountedDeal]:
+        """The deals as counted whose close day is in the range (with their leads), won or
+        lost; one Query of the deals' rows and a BatchGetItem of the deals."""
+        ids = {
+            key.part.split("#", 1)[1]
+            for key, metrics in self.rows(DEALS_SUBJECT, first_day, last_day)
+            if any(metrics.values())
+        }
+        deals = [_deal_from(item) for item in self._get_many([_deal_pk(d) for d in sorted(ids)])]
+        return sorted(
+            (d for d in deals if d.close_day and first_day <= d.close_day <= last_day),
+            key=lambda d: (d.close_day or "", d.deal_id),
+        )
+
+    def touches(self, lead_id: str, since: str, until: str) -> list[CountedMail]:
+        """The mails of the lead a person first opened or clicked from ``since`` to ``until``
+        (ISO instants), oldest first."""
+        found: list[CountedMail] = []
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self._table,
+            IndexName=TOUCHES_INDEX,
+            KeyConditionExpression="touch_lead = :lead AND touched_at BETWEEN :since AND :until",
+            ExpressionAttributeValues={
+                ":lead": {"S": lead_id},
+                ":since": {"S": since},
+                ":until": {"S": until},
+            },
+        )
+        for page in pages:
+            found.extend(_mail_from(_plain(item)) for item in page["Items"])
+        return found
+
     # ---------------------------------------------------------------- rebuilding
     def events_between(self, first: str, last: str) -> Iterator[dict[str, Any]]:
         """Every stored event that occurred from ``first`` to ``last`` (ISO instants), in no
@@ -229,15 +281,17 @@ class ReportsRepository:
             FilterExpression=(
                 "sk BETWEEN :first AND :last"
                 " AND NOT begins_with(pk, :mail) AND NOT begins_with(pk, :mark)"
-                " AND pk <> :funnel"
+                " AND pk <> :funnel AND pk <> :deals"
             ),
             ExpressionAttributeValues={
                 ":first": {"S": first_day},
                 ":last": {"S": f"{last_day}#\uffff"},
                 ":mail": {"S": "message#"},
                 ":mark": {"S": "event#"},
-                # The funnel's rows are by the day a lead was created: a rebuild leaves them.
+                # The funnel's rows are by the day a lead was created, the deals' by the day
+                # they closed: a rebuild leaves them.
                 ":funnel": {"S": FUNNEL_SUBJECT},
+                ":deals": {"S": DEALS_SUBJECT},
             },
             ProjectionExpression="pk, sk",
         )
@@ -329,6 +383,10 @@ def _mail_item(mail: CountedMail) -> dict[str, Any]:
         values["node"] = mail.node
     if mail.arms:
         values["arms"] = json.dumps(dict(mail.arms), sort_keys=True)
+    if mail.touched_at:
+        # The keys of TOUCHES_INDEX: only a mail a person touched is in it.
+        values["touch_lead"] = mail.lead_id
+        values["touched_at"] = mail.touched_at
     return _item(values)
 
 
@@ -379,6 +437,35 @@ def _mail_from(item: Mapping[str, Any]) -> CountedMail:
         node=str(item["node"]) if item.get("node") else None,
         firsts=json.loads(str(item.get("firsts") or "{}")),
         arms=json.loads(str(item.get("arms") or "{}")),
+        touched_at=str(item["touched_at"]) if item.get("touched_at") else None,
+    )
+
+
+def _deal_item(deal: CountedDeal) -> dict[str, Any]:
+    state = {
+        "status": deal.status,
+        "currency": deal.currency,
+        "amount_cents": deal.amount_cents,
+        "close_day": deal.close_day,
+        "lead_ids": list(deal.lead_ids),
+        "updated_at": deal.updated_at,
+    }
+    # JSON with sorted keys: the transaction's condition compares it as read.
+    return _item(
+        {"pk": _deal_pk(deal.deal_id), "sk": _NONE, "state": json.dumps(state, sort_keys=True)}
+    )
+
+
+def _deal_from(item: Mapping[str, Any]) -> CountedDeal:
+    state = json.loads(str(item["state"]))
+    return CountedDeal(
+        deal_id=str(item["pk"]).removeprefix("deal#"),
+        status=str(state["status"]),
+        currency=str(state["currency"]),
+        amount_cents=int(state["amount_cents"]),
+        close_day=state.get("close_day"),
+        lead_ids=tuple(state.get("lead_ids") or ()),
+        updated_at=str(state["updated_at"]),
     )
 
 
