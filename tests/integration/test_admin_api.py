@@ -37,6 +37,7 @@ SAMPLE_PARAMS = {
     "template": "seminar-invitation",
     "user": "marketer.ito@example.com",
     "node": "subject_test",
+    "import_id": "imp_no_such_import",
 }
 
 

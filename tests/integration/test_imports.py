@@ -143,3 +143,158 @@ def test_text_that_is_not_even_ascii_is_not_base64_and_says_so(stack: Settings) 
     # (found by the admin fuzz: it was a 500)
     status, answer = call(stack, {"file_name": "a.csv", "content_base64": "メール"})
     assert status == 422 and "content_base64" in json.dumps(answer), answer
+
+
+# ---------------------------------------------------------------- the real run, and undo
+RUN_SHEET = [
+    ["メールアドレス", "氏名", "会社名", "部署", "役職", "配信希望"],
+    ["new.visitor@example.jp", "展示 花子", "㈱ブース", "", "部長", "希望する"],
+    ["known@example.jp", "既存 一郎", "株式会社ノウン", "営業部", "課長", ""],
+    ["broken-address", "壊れ 太郎", "", "", "", ""],
+    ["ＮＥＷ.visitor@example.jp", "", "", "総務部", "", ""],
+    ["optout@example.jp", "配信 停止", "", "", "", "希望しない"],
+]
+CONSENT = {"column": "配信希望", "yes": ["希望する"], "no": ["希望しない"]}
+
+
+def run_body(**more: Any) -> dict[str, Any]:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(RUN_SHEET)
+    return {
+        "file_name": "展示会2026.csv",
+        "content_base64": base64.b64encode(out.getvalue().encode("cp932")).decode(),
+        "source": "trade_show",
+        "consent": CONSENT,
+        **more,
+    }
+
+
+def post(settings: Settings, path: str, body: Any = None) -> tuple[int, Any]:
+    response = admin.handle(event("POST", path, role=Role.MARKETER, body=body), settings)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_the_run_applies_exactly_the_dry_run_s_plan_and_undo_takes_it_back(
+    stack: Settings,
+) -> None:
+    leads = services.lead_repository(stack)
+    status, plan = call(stack, run_body())
+    assert status == 200, plan
+    assert plan["counts"] == {
+        "create": 2, "update": 1, "unchanged": 0, "merged": 1, "rejected": 1,
+    }  # fmt: skip
+
+    # When the marketer applies that plan
+    status, done = post(stack, "/admin/imports", run_body(plan_digest=plan["plan_digest"]))
+    assert status == 201, done
+    assert (done["status"], done["counts"]) == ("applied", plan["counts"])
+    import_id = done["import_id"]
+
+    # Then the new lead has the file's values (row 5 merged into row 2), as a trade show's
+    visitor = leads.find_lead("email:new.visitor@example.jp")
+    assert visitor is not None
+    assert {k: (v.value, v.source.value) for k, v in visitor.fields.items()} == {
+        "name": ("展示 花子", "trade_show"),
+        "company": ("㈱ブース", "trade_show"),
+        "department": ("総務部", "trade_show"),
+        "job_title": ("部長", "trade_show"),
+    }
+    [imported] = leads.events(visitor.lead_id)
+    assert imported.type == "lead_imported"
+    assert (imported.properties["import_id"], imported.properties["row"]) == (import_id, 2)
+    # ... its consent is evidence naming the file, the row and the import
+    assert leads.consent_state(visitor.lead_id) == {"marketing": "opted_in"}
+    [evidence] = leads.consent_evidence(visitor.lead_id)
+    assert evidence.text == "展示会2026.csv, row 2: 配信希望 = yes"
+    assert evidence.text_version == import_id
+    # ... 希望しない is an opt-out, never an opt-in
+    optout = leads.find_lead("email:optout@example.jp")
+    assert optout is not None
+    assert leads.consent_state(optout.lead_id) == {"marketing": "opted_out"}
+    # ... the known lead got its department; the CRM's job title stays
+    known = leads.find_lead("email:known@example.jp")
+    assert known is not None
+    assert known.fields["department"].value == "営業部"
+    assert (known.fields["job_title"].value, known.fields["job_title"].source.value) == (
+        "部長", "crm",
+    )  # fmt: skip
+    assert leads.events(known.lead_id)[0].properties["import_id"] == import_id
+
+    # The same plan cannot be applied twice: the leads now exist, so the plan is another one
+    before = len(leads.all_leads())
+    status, refused = post(stack, "/admin/imports", run_body(plan_digest=plan["plan_digest"]))
+    assert status == 409 and "dry run" in refused["message"], refused
+    assert len(leads.all_leads()) == before
+
+    # When sales renames the opted-out lead afterwards, and the import is undone
+    renamed = leads.find_lead("email:optout@example.jp")
+    assert renamed is not None
+    renamed.fields["name"] = FieldValue("営業 更新", Channel.SALES, "2026-12-05T00:00:00+00:00")
+    renamed.updated_at = "2026-12-05T00:00:00+00:00"
+    leads.save_changes(renamed, [])
+    status, undone = post(stack, f"/admin/imports/{import_id}/undo")
+    assert status == 200, undone
+    # Then the visitor it created is gone (its address free again), the known lead's department
+    # is as before, and the lead changed since is kept, and said so
+    assert undone["undo"] == {"removed": 1, "restored": 1, "kept": 1}
+    assert [k["email"] for k in undone["kept"]] == ["optout@example.jp"]
+    assert leads.find_lead("email:new.visitor@example.jp") is None
+    assert leads.events(visitor.lead_id) == [] and leads.consent_evidence(visitor.lead_id) == []
+    known = leads.find_lead("email:known@example.jp")
+    assert known is not None and "department" not in known.fields
+    assert leads.find_lead("email:optout@example.jp") is not None
+    # ... once: an import is undone one time
+    status, again = post(stack, f"/admin/imports/{import_id}/undo")
+    assert status == 409, again
+    response = admin.handle(event("GET", "/admin/imports", role=Role.VIEWER), stack)
+    [listed] = json.loads(response["body"])["items"]
+    assert (listed["import_id"], listed["status"]) == (import_id, "undone")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "role", "status"),
+    [
+        ("/admin/imports", run_body(), Role.MARKETER, 422),  # no plan_digest
+        ("/admin/imports", run_body(plan_digest="xyz"), Role.MARKETER, 422),
+        ("/admin/imports", run_body(plan_digest="0123456789abcdef"), Role.MARKETER, 409),
+        ("/admin/imports", run_body(plan_digest="0123456789abcdef"), Role.VIEWER, 403),
+        ("/admin/imports/imp_unknown/undo", None, Role.MARKETER, 404),
+        ("/admin/imports/imp_unknown/undo", None, Role.SALES, 403),
+    ],
+)
+def test_a_run_or_undo_asked_for_badly_changes_nothing(
+    stack: Settings, path: str, body: Any, role: Role, status: int
+) -> None:
+    before = len(services.lead_repository(stack).all_leads())
+    response = admin.handle(event("POST", path, role=role, body=body), stack)
+    assert response["statusCode"] == status, response["body"]
+    assert json.loads(response["body"])["message"]
+    assert len(services.lead_repository(stack).all_leads()) == before
+
+
+def test_the_cli_runs_the_plan_lists_it_and_undoes_it(
+    stack: Settings,
+    aws: AwsStack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    runtime_here(aws, tmp_path, monkeypatch)
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(RUN_SHEET)
+    (tmp_path / "list.csv").write_bytes(out.getvalue().encode("cp932"))
+    options = ["--source", "trade_show", "--consent-column", "配信希望",
+               "--consent-yes", "希望する", "--consent-no", "希望しない"]  # fmt: skip
+    assert cli.main(["imports", "plan", "list.csv", *options]) == 0
+    printed = capsys.readouterr().out
+    digest = printed.rsplit("--plan ", 1)[1].strip()
+    assert cli.main(["imports", "run", "list.csv", *options, "--plan", digest]) == 0
+    printed = capsys.readouterr().out
+    assert "create 2  update 1  unchanged 0  merged 1  rejected 1" in printed
+    import_id = printed.split(" as ", 1)[1].split(":", 1)[0]
+    assert services.lead_repository(stack).find_lead("email:optout@example.jp") is not None
+    assert cli.main(["imports", "list"]) == 0
+    assert f"{import_id}  applied" in capsys.readouterr().out
+    assert cli.main(["imports", "undo", import_id]) == 0
+    assert "2 leads removed, 1 restored, 0 left" in capsys.readouterr().out
+    assert services.lead_repository(stack).find_lead("email:optout@example.jp") is None

@@ -52,7 +52,7 @@ EXPECTED: dict[str, dict[Role, bool | str]] = {
         name: {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True}
         for name in (
             "qualification.show", "leads.score", "leads.hot", "crm.pushes", "templates.list",
-            "suppressions.list", "reports.show",
+            "suppressions.list", "reports.show", "imports.list",
         )
     },
     **{
@@ -61,7 +61,8 @@ EXPECTED: dict[str, dict[Role, bool | str]] = {
             "journeys.start", "journeys.publish", "journeys.rollback", "journeys.set_status",
             "journeys.pause", "journeys.resume", "journeys.stop_all", "journeys.resume_all",
             "qualification.set", "forms.save", "sites.save", "templates.save", "journeys.save",
-            "templates.test_send", "leads.unsuppress", "imports.plan",
+            "templates.test_send", "leads.unsuppress", "imports.plan", "imports.run",
+            "imports.undo",
         )
     },
 }  # fmt: skip

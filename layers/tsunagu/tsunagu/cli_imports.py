@@ -1,4 +1,6 @@
-"""``tsunagu imports plan FILE``: the dry run of importing a lead list, row by row."""
+"""``tsunagu imports plan FILE``: the dry run of importing a lead list, row by row;
+``imports run FILE --plan DIGEST`` applies exactly that plan; ``imports undo ID`` takes it back;
+``imports list``."""
 
 from __future__ import annotations
 
@@ -17,10 +19,7 @@ from tsunagu.settings import Settings
 SOURCES = ("import", "trade_show", "seminar", "web_form", "sales", "crm")
 
 
-def imports_plan(settings: Settings, args: argparse.Namespace) -> int:
-    """What importing the file would do, row by row; nothing is written."""
-    from tsunagu.commands import imports
-
+def _options(args: argparse.Namespace) -> ImportOptions:
     consent = None
     if args.consent_column:
         consent = ConsentColumn(
@@ -32,14 +31,20 @@ def imports_plan(settings: Settings, args: argparse.Namespace) -> int:
     if any("=" not in part for part in args.map):
         raise ValidationFailed([FieldError("map", "give each as HEADER=FIELD (列名=company)")])
     mapping = dict(part.split("=", 1) for part in args.map)
-    options = ImportOptions(Channel(args.source), mapping, consent)
+    return ImportOptions(Channel(args.source), mapping, consent)
+
+
+def imports_plan(settings: Settings, args: argparse.Namespace) -> int:
+    """What importing the file would do, row by row; nothing is written."""
+    from tsunagu.commands import imports
+
     path = Path(args.file)
     planned = imports.plan(
         services.import_commands(settings),
         services.operator(settings),
         path.read_bytes(),
         path.name,
-        options,
+        _options(args),
         encoding=args.encoding,
     )
     if args.rejected:
@@ -59,6 +64,66 @@ def imports_plan(settings: Settings, args: argparse.Namespace) -> int:
         print(f"  ... {len(plan.rows) - args.rows} more rows (--rows N, or --json)")
     if args.rejected:
         print(f"rejected rows, with the reason: {args.rejected} (fix them and import it again)")
+    digest = planned.as_json(rows=0)["plan_digest"]
+    print(f"to apply exactly this plan: imports run {path.name} (same options) --plan {digest}")
+    return 0
+
+
+def imports_run(settings: Settings, args: argparse.Namespace) -> int:
+    """Apply the file's plan (refused if it is no longer the dry run's ``--plan``)."""
+    from tsunagu.commands import imports
+
+    path = Path(args.file)
+    record, planned = imports.run(
+        services.import_commands(settings),
+        services.operator(settings),
+        path.read_bytes(),
+        path.name,
+        _options(args),
+        encoding=args.encoding,
+        plan_digest=args.plan,
+    )
+    if args.rejected:
+        Path(args.rejected).write_bytes(planned.rejected_file)
+    if args.json:
+        print(json.dumps(record.as_json(), indent=2, ensure_ascii=False))
+        return 0
+    counts = "  ".join(f"{action} {n}" for action, n in record.counts.items())
+    print(f"imported {path.name} as {record.import_id}: {counts}")
+    print(f"to take it back: tsunagu imports undo {record.import_id}")
+    return 0
+
+
+def imports_undo(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.commands import imports
+
+    done = imports.undo(services.import_commands(settings), services.operator(settings), args.id)
+    if args.json:
+        print(json.dumps(done.as_json(), indent=2, ensure_ascii=False))
+        return 0
+    undo = done.record.undo
+    print(
+        f"undone {args.id}: {undo['removed']} leads removed, {undo['restored']} restored,"
+        f" {undo['kept']} left as they were changed since"
+    )
+    for row in done.kept:
+        changed = ", ".join(row["changed_since"])
+        print(f"  row {row['row']:>5}  {row['email']}  changed since: {changed}")
+    return 0
+
+
+def imports_list(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.commands import imports
+
+    found = imports.list_imports(services.import_commands(settings), services.operator(settings))
+    if args.json:
+        print(json.dumps([r.as_json() for r in found], indent=2, ensure_ascii=False))
+        return 0
+    for record in found:
+        counts = " ".join(f"{a} {n}" for a, n in record.counts.items() if n)
+        print(f"{record.at}  {record.import_id}  {record.status:<8}  {record.file_name}  {counts}")
+    if not found:
+        print("(no imports yet)")
     return 0
 
 
@@ -80,6 +145,23 @@ def add_import_commands(groups: Any) -> None:
     imports = groups.add_parser("imports", help="lead lists (CSV / TSV, any encoding Excel saves)")
     commands = imports.add_subparsers(dest="command", required=True)
     plan = commands.add_parser("plan", help="the dry run: what each row would do (writes nothing)")
+    _file_arguments(plan)
+    plan.add_argument("--rows", type=int, default=50, help="rows to print (default 50)")
+    plan.set_defaults(run=imports_plan)
+    run = commands.add_parser("run", help="apply the file: exactly its dry run's plan")
+    _file_arguments(run)
+    run.add_argument("--plan", metavar="DIGEST", help="the dry run's plan (refused if it changed)")
+    run.set_defaults(run=imports_run)
+    undo = commands.add_parser("undo", help="take an import back (what changed since is kept)")
+    undo.add_argument("id", help="the import's id (imports list)")
+    undo.add_argument("--json", action="store_true")
+    undo.set_defaults(run=imports_undo)
+    listing = commands.add_parser("list", help="the imports, newest first")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=imports_list)
+
+
+def _file_arguments(plan: Any) -> None:
     plan.add_argument("file")
     plan.add_argument("--source", choices=SOURCES, default="import", help="what the list counts as")
     plan.add_argument(
@@ -94,6 +176,4 @@ def add_import_commands(groups: Any) -> None:
     plan.add_argument("--consent-no", action="append", default=[], help="an answer meaning no")
     plan.add_argument("--consent-topic", default="marketing")
     plan.add_argument("--rejected", metavar="PATH", help="write the rejected rows here (CSV)")
-    plan.add_argument("--rows", type=int, default=50, help="rows to print (default 50)")
     plan.add_argument("--json", action="store_true")
-    plan.set_defaults(run=imports_plan)

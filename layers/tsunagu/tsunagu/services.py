@@ -400,8 +400,17 @@ def import_commands(settings: Settings) -> ImportCommands:
     """The ports of the list-import use cases (tsunagu.commands.imports)."""
     from tsunagu.commands.imports import ImportCommands
 
+    imports = None
+    if settings.imports_table:
+        from tsunagu.store.imports import ImportRepository
+
+        client = bind_tables(settings).connection.client
+        imports = ImportRepository(client, settings.imports_table)
     return ImportCommands(
-        leads=lead_repository(settings), audit=audit_log(settings), clock=clock(settings)
+        leads=lead_repository(settings),
+        audit=audit_log(settings),
+        clock=clock(settings),
+        imports=imports,
     )
 
 

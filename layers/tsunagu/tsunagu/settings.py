@@ -46,9 +46,12 @@ class Settings(BaseModel):
     audit_table: str | None = None
     """The audit log (tsunagu.commands.audit): every change people make, and every refusal."""
     audit_retention_days: int = Field(default=400, ge=1, le=3650)
+    """How long an audit entry is kept (the table's TTL removes it after)."""
     reports_table: str | None = None
     """The report counters (tsunagu.reports): kept from the events stream, read by reports."""
-    """How long an audit entry is kept (the table's TTL removes it after)."""
+    imports_table: str | None = None
+    """The lead lists imported (tsunagu.imports.apply): each import and what each row did, so
+    that it can be undone."""
     admin_allowed_cidrs: str = ""
     """Where the admin API may be called from: CIDR ranges, comma-separated (seed 002's
     IPアドレス制御); empty: from anywhere (sign-in is still required)."""

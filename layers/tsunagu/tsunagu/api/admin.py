@@ -381,12 +381,13 @@ class ImportPlanRequest(BaseModel):
     """How many rows' plans to answer with (the counts are of every row)."""
 
 
-def import_plan(call: AdminCall) -> Any:
-    """The dry run of importing a lead list (CSV or TSV in any encoding Excel saves): what each
-    row would do - create, update (which fields change, which a higher-ranked source keeps),
-    unchanged, merged with an earlier row, rejected with the reason - and the rejected rows as
-    a CSV to fix and import again. Nothing is written."""
-    asked = call.model(ImportPlanRequest)
+class ImportRunRequest(ImportPlanRequest):
+    plan_digest: str = Field(pattern=r"^[0-9a-f]{16}$")
+    """The dry run's ``plan_digest``: the run applies that plan or nothing (409 if the leads
+    changed since and the plan is no longer that one)."""
+
+
+def _import_file(asked: ImportPlanRequest) -> tuple[bytes, ImportOptions]:
     try:
         data = base64.b64decode(asked.content_base64, validate=True)
     except (binascii.Error, ValueError):  # ValueError: not ASCII at all
@@ -396,18 +397,62 @@ def import_plan(call: AdminCall) -> Any:
         meaning = asked.consent
         consent = ConsentColumn(meaning.column, frozenset(meaning.yes), frozenset(meaning.no),
                                 meaning.topic)  # fmt: skip
+    return data, ImportOptions(Channel(asked.source), asked.mapping, consent)
+
+
+def import_plan(call: AdminCall) -> Any:
+    """The dry run of importing a lead list (CSV or TSV in any encoding Excel saves): what each
+    row would do - create, update (which fields change, which a higher-ranked source keeps),
+    unchanged, merged with an earlier row, rejected with the reason - and the rejected rows as
+    a CSV to fix and import again. Nothing is written; ``plan_digest`` names this plan for the
+    real run."""
+    asked = call.model(ImportPlanRequest)
+    data, options = _import_file(asked)
     planned = imports.plan(
         services.import_commands(call.settings),
         call.actor,
         data,
         asked.file_name,
-        ImportOptions(Channel(asked.source), asked.mapping, consent),
+        options,
         encoding=asked.encoding,
     )
     answer = planned.as_json(rows=asked.rows)
     if planned.plan.count("rejected"):
         answer["rejected_csv_base64"] = base64.b64encode(planned.rejected_file).decode()
     return answer
+
+
+def import_run(call: AdminCall) -> Any:
+    """Apply a lead list: exactly the plan of its dry run (``plan_digest``), each row its own
+    transaction with the import's id on every lead and event it writes; 409 and nothing
+    written if the plan changed since. Answers the import (its id, for undo)."""
+    asked = call.model(ImportRunRequest)
+    data, options = _import_file(asked)
+    record, _ = imports.run(
+        services.import_commands(call.settings),
+        call.actor,
+        data,
+        asked.file_name,
+        options,
+        encoding=asked.encoding,
+        plan_digest=asked.plan_digest,
+    )
+    return 201, record.as_json()
+
+
+def import_undo(call: AdminCall) -> Any:
+    """Take an import back: the leads it created are removed unless changed since, the fields
+    it changed restored unless changed since; what was kept is listed."""
+    found = imports.undo(
+        services.import_commands(call.settings), call.actor, call.params["import_id"]
+    )
+    return found.as_json()
+
+
+def import_list(call: AdminCall) -> Any:
+    """The imports, newest first: who ran which file when, its counts, undone or not."""
+    found = imports.list_imports(services.import_commands(call.settings), call.actor)
+    return {"items": [record.as_json() for record in found]}
 
 
 # ---------------------------------------------------------------- journeys
@@ -1154,6 +1199,9 @@ ROUTES: tuple[AdminRoute, ...] = (
         query=("reason", *PAGED),
     ),
     AdminRoute("POST", "/admin/imports/plans", "imports.plan", import_plan, ImportPlanRequest),
+    AdminRoute("GET", "/admin/imports", "imports.list", import_list),
+    AdminRoute("POST", "/admin/imports", "imports.run", import_run, ImportRunRequest),
+    AdminRoute("POST", "/admin/imports/{import_id}/undo", "imports.undo", import_undo),
     AdminRoute("GET", "/admin/journeys", "journeys.list", journey_list, query=PAGED),
     AdminRoute("POST", "/admin/journeys", "journeys.publish", journey_publish, Publication),
     AdminRoute(

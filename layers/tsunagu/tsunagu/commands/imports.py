@@ -1,29 +1,66 @@
-"""Importing a lead list, as people do it: the dry run first (what each row would do), shared
-by the CLI (``tsunagu imports plan``) and the admin API (``POST /admin/imports/plans``)."""
+"""Importing a lead list, as people do it: the dry run first (what each row would do), then the
+real run of exactly that plan, and its undo; shared by the CLI (``tsunagu imports plan|run|undo|
+list``) and the admin API (``/admin/imports/...``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from tsunagu.clock import Clock
+from tsunagu.clock import Clock, isoformat
 from tsunagu.commands.access import Actor
-from tsunagu.commands.audit import AuditLog, allowed
-from tsunagu.imports.plan import ImportOptions, ImportPlan, plan_import, rejected_file
+from tsunagu.commands.audit import AuditLog, allowed, recorded
+from tsunagu.errors import AlreadyExists, ConcurrentUpdate, NotFound
+from tsunagu.ids import new_id
+from tsunagu.imports import apply
+from tsunagu.imports.apply import LEAD_UPDATED, AppliedRow, ImportRecord
+from tsunagu.imports.plan import ImportOptions, ImportPlan, RowPlan, plan_import, rejected_file
 from tsunagu.imports.reading import Table, read_table
+from tsunagu.leads.capture import CaptureWrite, WriteConflict
 from tsunagu.leads.email import normalise_email
-from tsunagu.leads.model import Lead, email_identity
+from tsunagu.leads.model import Lead, LeadEvent, email_identity
 
 
 class LeadFinder(Protocol):
     def find_lead(self, identity: str) -> Lead | None: ...
 
 
+class ImportedLeads(LeadFinder, Protocol):
+    def get_lead(self, lead_id: str) -> Lead | None: ...
+
+    def commit_capture(self, write: CaptureWrite) -> None: ...
+
+    def save_changes(self, lead: Lead, events: list[LeadEvent]) -> None: ...
+
+    def remove_lead(self, lead: Lead, identities: list[str]) -> None: ...
+
+
+class ImportStore(Protocol):
+    def save_import(self, record: ImportRecord) -> None: ...
+
+    def get_import(self, import_id: str) -> ImportRecord | None: ...
+
+    def imports(self, limit: int = 100) -> list[ImportRecord]: ...
+
+    def save_rows(self, import_id: str, rows: Sequence[AppliedRow]) -> None: ...
+
+    def rows_of(self, import_id: str) -> Iterable[AppliedRow]: ...
+
+
 @dataclass(frozen=True)
 class ImportCommands:
-    leads: LeadFinder
+    leads: ImportedLeads
     audit: AuditLog
     clock: Clock
+    imports: ImportStore | None = None
+    """Where imports are kept (None: a stack that only plans)."""
+
+
+ROWS_PER_WRITE = 25
+"""Rows' records are kept as the run goes, this many at a time: a run that dies part-way has
+kept what it did, and undo can still take it back."""
+ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -37,6 +74,7 @@ class PlannedImport:
 
     def as_json(self, *, rows: int | None = None) -> dict[str, Any]:
         return {
+            "plan_digest": apply.plan_digest(self.plan),
             "encoding": self.plan.encoding,
             "source": self.plan.source.value,
             "columns": self.plan.columns,
@@ -74,10 +112,174 @@ def plan(
     """The dry run of importing the file: nothing is written. ValidationFailed (with the
     field: encoding, file, mapping, consent_column) when the file cannot be read as a list."""
     allowed(ports.audit, ports.clock, actor, "imports.plan", f"file:{file_name}")
+    return _planned(ports, data, file_name, options, encoding)
+
+
+def _find(ports: ImportCommands, address: str) -> Lead | None:
+    return ports.leads.find_lead(email_identity(normalise_email(address).identity_key))
+
+
+def _planned(
+    ports: ImportCommands,
+    data: bytes,
+    file_name: str,
+    options: ImportOptions,
+    encoding: str | None,
+) -> PlannedImport:
     table = read_table(data, file_name, encoding)
+    return PlannedImport(table, plan_import(table, options, lambda a: _find(ports, a)))
 
-    def find(address: str) -> Lead | None:
-        key = normalise_email(address).identity_key
-        return ports.leads.find_lead(email_identity(key))
 
-    return PlannedImport(table, plan_import(table, options, find))
+def _store(ports: ImportCommands) -> ImportStore:
+    if ports.imports is None:
+        raise RuntimeError("no imports table is configured (TSUNAGU_IMPORTS_TABLE)")
+    return ports.imports
+
+
+def run(
+    ports: ImportCommands,
+    actor: Actor,
+    data: bytes,
+    file_name: str,
+    options: ImportOptions,
+    *,
+    encoding: str | None = None,
+    plan_digest: str | None = None,
+) -> tuple[ImportRecord, PlannedImport]:
+    """Apply the file: exactly the plan its dry run showed (``plan_digest``, from the dry run:
+    ConcurrentUpdate if the plan is no longer that one - the leads changed meanwhile - and
+    nothing is written). Rejected and merged rows write nothing; every other row is its own
+    transaction, recorded for undo."""
+    store = _store(ports)
+    with recorded(ports.audit, ports.clock, actor, "imports.run", f"file:{file_name}") as log:
+        planned = _planned(ports, data, file_name, options, encoding)
+        digest = apply.plan_digest(planned.plan)
+        if plan_digest is not None and plan_digest != digest:
+            raise ConcurrentUpdate(
+                "the plan changed since the dry run (leads were created or changed meanwhile):"
+                " run the dry run again and check it"
+            )
+        now = ports.clock.now()
+        record = ImportRecord(
+            import_id=new_id("imp", now),
+            file_name=file_name,
+            source=options.source.value,
+            encoding=planned.plan.encoding,
+            by=actor.email or actor.user_id,
+            at=isoformat(now),
+            digest=digest,
+            counts=planned.plan.counts,
+        )
+        store.save_import(record)
+        done: list[AppliedRow] = []
+        for row in planned.plan.rows:
+            if row.action in ("create", "update"):
+                done.append(_apply_row(ports, row, record, options, file_name))
+            if len(done) >= ROWS_PER_WRITE:
+                store.save_rows(record.import_id, done)
+                done = []
+        store.save_rows(record.import_id, done)
+        record = replace(record, status="applied")
+        store.save_import(record)
+        log.after = {"import_id": record.import_id, "counts": record.counts}
+        log.detail = f"import {record.import_id}: " + ", ".join(
+            f"{k} {v}" for k, v in record.counts.items()
+        )
+    return record, planned
+
+
+def _apply_row(
+    ports: ImportCommands,
+    row: RowPlan,
+    record: ImportRecord,
+    options: ImportOptions,
+    file_name: str,
+) -> AppliedRow:
+    """One row's transaction, read again and retried when the lead changed underneath it (a
+    lead created meanwhile by a form is updated instead). A row already applied by an earlier
+    attempt of this run is found by its idempotency key and not applied twice."""
+    assert row.email is not None
+    for _ in range(ATTEMPTS):
+        lead = _find(ports, row.email)
+        if lead is not None and row.action == "create":
+            # Created meanwhile: the file's values go in as an update would put them.
+            changes: dict[str, tuple[str | None, str]] = {
+                name: (None, value) for name, value in row.values.items()
+            }
+            row = replace(row, action="update", changes=changes)
+        write, applied = apply.row_write(
+            row,
+            lead if row.action == "update" else None,
+            import_id=record.import_id,
+            file_name=file_name,
+            options=options,
+            now=ports.clock.now(),
+        )
+        try:
+            ports.leads.commit_capture(write)
+        except WriteConflict as conflict:
+            if conflict.kind == "submission":
+                return applied  # this run applied the row already
+            continue
+        return applied
+    raise ConcurrentUpdate(f"row {row.row} ({row.email}) kept changing while it was imported")
+
+
+@dataclass(frozen=True)
+class UndoResult:
+    record: ImportRecord
+    kept: list[dict[str, Any]]
+    """What undo left, and why (each row: lead, fields changed since)."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.record.as_json(), "kept": self.kept}
+
+
+def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
+    """Take the import back: a lead it created is removed if nothing changed it since; a field
+    it changed is restored if it still holds what the import wrote. What changed since is kept,
+    and said."""
+    store = _store(ports)
+    with recorded(ports.audit, ports.clock, actor, "imports.undo", f"import:{import_id}") as log:
+        record = store.get_import(import_id)
+        if record is None:
+            raise NotFound(f"no import {import_id!r}")
+        if record.status == "undone":
+            raise AlreadyExists(f"import {import_id} was undone at {record.undone_at}")
+        counts = {"removed": 0, "restored": 0, "kept": 0}
+        kept: list[dict[str, Any]] = []
+        now = ports.clock.now()
+        for applied in store.rows_of(import_id):
+            lead = ports.leads.get_lead(applied.lead_id)
+            if lead is None:
+                continue  # removed already (an undo that stopped part-way)
+            if applied.outcome == "created" and apply.unchanged_since(lead, applied):
+                identity = email_identity(normalise_email(lead.email).identity_key)
+                ports.leads.remove_lead(lead, [identity])
+                counts["removed"] += 1
+                continue
+            put_back, restored, changed = apply.undone_fields(lead, applied)
+            if applied.outcome == "created":
+                changed = changed or ["(the lead has had activity since)"]
+            if restored and applied.outcome == "updated":
+                event = LeadEvent(
+                    new_id("evt", now),
+                    LEAD_UPDATED,
+                    isoformat(now),
+                    lead.lead_id,
+                    properties={"import_id": import_id, "undone": True, "fields": restored},
+                )
+                ports.leads.save_changes(replace(put_back, updated_at=isoformat(now)), [event])
+                counts["restored"] += 1
+            if changed:
+                counts["kept"] += 1
+                kept.append({"row": applied.row, "email": applied.email, "changed_since": changed})
+        record = replace(record, status="undone", undone_at=isoformat(now), undo=counts)
+        store.save_import(record)
+        log.detail = ", ".join(f"{k} {v}" for k, v in counts.items())
+    return UndoResult(record, kept)
+
+
+def list_imports(ports: ImportCommands, actor: Actor) -> list[ImportRecord]:
+    allowed(ports.audit, ports.clock, actor, "imports.list", "imports")
+    return _store(ports).imports()

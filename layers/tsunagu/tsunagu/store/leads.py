@@ -164,6 +164,26 @@ class LeadRepository:
                 raise WriteConflict("lead") from error
             raise
 
+    def remove_lead(self, lead: Lead, identities: list[str]) -> None:
+        """Remove the lead as read (its version: WriteConflict if it changed since), its
+        identities, events and consent records, all at once (an import undone: a lead nothing
+        else has touched has a handful of items)."""
+        t = self._tables
+        events = list(t.events.query(f"lead#{lead.lead_id}", consistent_read=True))
+        consent = list(t.consent.query(lead.lead_id, consistent_read=True))
+        try:
+            with TransactWrite(connection=t.connection) as tx:
+                tx.delete(lead_to_item(t, lead))  # the version makes it conditional
+                for identity in identities:
+                    tx.delete(t.identities(identity))
+                for item in [*events, *consent]:
+                    tx.delete(item)
+        except TransactWriteError as error:
+            codes = {r.code for r in error.cancellation_reasons if r is not None}
+            if codes & {"ConditionalCheckFailed", "TransactionConflict"}:
+                raise WriteConflict("lead") from error
+            raise
+
     def all_leads(self) -> list[Lead]:
         """Every lead (a scan: for the CLI's segments, not for request paths)."""
         return [lead_from_item(item) for item in self._tables.leads.scan()]

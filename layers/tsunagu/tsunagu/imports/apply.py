@@ -1,0 +1,213 @@
+"""The real run of an import: exactly the plan the dry run showed, written row by row, and its
+undo.
+
+Each row is one capture transaction (tsunagu.leads.capture's ``CaptureWrite``): the lead, its
+address claimed for a new one, a ``lead_imported`` / ``lead_updated`` event naming the import
+and the row, and the consent the file gave - together or not at all, with the idempotency key
+``import:<id>:<row>``, so a run retried after a failure never applies a row twice. What each
+row did is kept (the lead, the fields it wrote and what they were before), which is what undo
+reads: a lead the import created is removed if nothing changed it since, a field it changed is
+restored if it still holds what the import wrote. Consent the file gave is evidence of what a
+person said, and stays recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from tsunagu.clock import isoformat
+from tsunagu.ids import new_id
+from tsunagu.imports.plan import ImportOptions, ImportPlan, RowPlan
+from tsunagu.leads.capture import CaptureWrite
+from tsunagu.leads.email import normalise_email
+from tsunagu.leads.merge import FieldValue
+from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent, email_identity
+
+LEAD_IMPORTED = "lead_imported"
+LEAD_UPDATED = "lead_updated"
+Outcome = Literal["created", "updated", "unchanged"]
+
+
+def plan_digest(plan: ImportPlan) -> str:
+    """What the dry run promised, as a short hash: the real run refuses to write a plan that
+    has changed since (another import, a form, sales editing a lead)."""
+    shown = [
+        [r.row, r.action, r.email, r.values, {k: list(v) for k, v in r.changes.items()}, r.consent]
+        for r in plan.rows
+    ]
+    text = json.dumps([plan.source.value, plan.columns, shown], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class AppliedRow:
+    """What one row of the file did."""
+
+    row: int
+    outcome: Outcome
+    lead_id: str
+    email: str
+    at: str
+    """When the row was written (the lead's ``updated_at`` then)."""
+    written: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Field -> the value the import wrote (value, source, at)."""
+    before: dict[str, dict[str, str] | None] = field(default_factory=dict)
+    """Field -> what it held before (None: nothing)."""
+    consent: str | None = None
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    import_id: str
+    file_name: str
+    source: str
+    encoding: str
+    by: str
+    at: str
+    digest: str
+    counts: dict[str, int]
+    """Per plan action (create, update, unchanged, merged, rejected)."""
+    status: Literal["applying", "applied", "undone"] = "applying"
+    undone_at: str | None = None
+    undo: dict[str, int] = field(default_factory=dict)
+    """What undo did: removed, restored, kept (changed since)."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "import_id": self.import_id,
+            "file_name": self.file_name,
+            "source": self.source,
+            "encoding": self.encoding,
+            "by": self.by,
+            "at": self.at,
+            "plan_digest": self.digest,
+            "counts": self.counts,
+            "status": self.status,
+            "undone_at": self.undone_at,
+            "undo": self.undo,
+        }
+
+
+def row_write(
+    row: RowPlan,
+    lead: Lead | None,
+    *,
+    import_id: str,
+    file_name: str,
+    options: ImportOptions,
+    now: datetime,
+) -> tuple[CaptureWrite, AppliedRow]:
+    """The transaction of one create or update row of the plan (``lead``: the lead as it is
+    now, None for a new one), and what it does."""
+    assert row.email is not None
+    assert row.action in ("create", "update")
+    at = isoformat(now)
+    source = options.source
+    if lead is None:
+        lead = Lead(
+            lead_id=new_id("lead", now),
+            email=row.email,
+            fields={},
+            sources=[],
+            visitor_ids=set(),
+            stage="lead",
+            created_at=at,
+            updated_at=at,
+        )
+        wanted = dict(row.values)
+    else:
+        lead = replace(lead, fields=dict(lead.fields))
+        wanted = {name: after for name, (_, after) in row.changes.items()}
+    before = {
+        name: (lead.fields[name].to_item() if name in lead.fields else None) for name in wanted
+    }
+    for name, value in wanted.items():
+        lead.fields[name] = FieldValue(value, source, at)
+    lead.updated_at = at
+    if source.value not in lead.sources:
+        lead.sources = [*lead.sources, source.value]
+    new = lead.version is None
+    event = LeadEvent(
+        event_id=new_id("evt", now),
+        type=LEAD_IMPORTED if new else LEAD_UPDATED,
+        occurred_at=at,
+        lead_id=lead.lead_id,
+        properties={
+            "import_id": import_id,
+            "file": file_name,
+            "row": row.row,
+            "source": source.value,
+            "fields": sorted(wanted),
+            "kept_fields": sorted(row.kept),
+            "consent": row.consent,
+            "new_lead": new,
+        },
+    )
+    consent = None
+    if row.consent is not None and options.consent is not None:
+        meaning = options.consent
+        consent = ConsentEvidence(
+            evidence_id=new_id("cns", now),
+            lead_id=lead.lead_id,
+            email=lead.email,
+            topic=meaning.topic,
+            status="opted_in" if row.consent == "yes" else "opted_out",
+            at=at,
+            text=f"{file_name}, row {row.row}: {meaning.header} = {row.consent}",
+            text_version=import_id,
+        )
+    identity = email_identity(normalise_email(row.email).identity_key)
+    write = CaptureWrite(
+        lead=lead,
+        is_new=new,
+        claim_identities=[identity] if new else [],
+        point_identities=[],
+        event=event,
+        consent=consent,
+        idempotency_key=f"import:{import_id}:{row.row}",
+        request_hash=f"{import_id}:{row.row}",
+        response={"lead_id": lead.lead_id, "created": new},
+    )
+    applied = AppliedRow(
+        row=row.row,
+        outcome="created" if new else "updated",
+        lead_id=lead.lead_id,
+        email=lead.email,
+        at=at,
+        written={name: lead.fields[name].to_item() for name in wanted},
+        before=before,
+        consent=row.consent,
+    )
+    return write, applied
+
+
+def undone_fields(lead: Lead, applied: AppliedRow) -> tuple[Lead, list[str], list[str]]:
+    """The lead with each field the import changed put back, where it still holds what the
+    import wrote; the fields restored, and those changed since (left as they are)."""
+    fields = dict(lead.fields)
+    restored, kept = [], []
+    for name, written in applied.written.items():
+        current = fields.get(name)
+        if current is None or current.to_item() != written:
+            kept.append(name)
+            continue
+        was = applied.before.get(name)
+        if was is None:
+            del fields[name]
+        else:
+            fields[name] = FieldValue.from_item(was)
+        restored.append(name)
+    return replace(lead, fields=fields), restored, kept
+
+
+def unchanged_since(lead: Lead, applied: AppliedRow) -> bool:
+    """Whether a lead the import created is still as the import left it (nothing wrote to it:
+    no form, no mail activity, no person's edit)."""
+    return lead.updated_at == applied.at and all(
+        name in lead.fields and lead.fields[name].to_item() == written
+        for name, written in applied.written.items()
+    )

@@ -1,0 +1,108 @@
+"""The imports table: each import (``imports`` / ``<at>#<id>``: listed newest first, and read
+by id through ``import#<id>`` / ``meta``) and what each of its rows did (``import#<id>`` /
+``row#<n>``, for undo).
+
+Written with the low-level client: an import's rows are JSON documents, written 25 at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from tsunagu.imports.apply import AppliedRow, ImportRecord
+
+_LIST = "imports"
+_META = "meta"
+
+
+def _import_pk(import_id: str) -> str:
+    return f"import#{import_id}"
+
+
+def _row_sk(row: int) -> str:
+    return f"row#{row:07d}"
+
+
+class ImportRepository:
+    def __init__(self, client: Any, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def save_import(self, record: ImportRecord) -> None:
+        """The import under its id, and in the list (both written: one item each)."""
+        document = {"S": json.dumps(asdict(record), ensure_ascii=False, sort_keys=True)}
+        listed = {"pk": {"S": _LIST}, "sk": {"S": f"{record.at}#{record.import_id}"}}
+        self._client.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {
+                            "pk": {"S": _import_pk(record.import_id)},
+                            "sk": {"S": _META},
+                            "record": document,
+                        },
+                    }
+                },
+                {"Put": {"TableName": self._table, "Item": {**listed, "record": document}}},
+            ]
+        )
+
+    def get_import(self, import_id: str) -> ImportRecord | None:
+        answer = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": _import_pk(import_id)}, "sk": {"S": _META}},
+            ConsistentRead=True,
+        )
+        item = answer.get("Item")
+        return None if item is None else _record(item)
+
+    def imports(self, limit: int = 100) -> list[ImportRecord]:
+        answer = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :list",
+            ExpressionAttributeValues={":list": {"S": _LIST}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [_record(item) for item in answer["Items"]]
+
+    def save_rows(self, import_id: str, rows: Sequence[AppliedRow]) -> None:
+        requests = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "pk": {"S": _import_pk(import_id)},
+                        "sk": {"S": _row_sk(row.row)},
+                        "row": {"S": json.dumps(asdict(row), ensure_ascii=False)},
+                    }
+                }
+            }
+            for row in rows
+        ]
+        for start in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self._table: requests[start : start + 25]}
+            while pending:
+                answer = self._client.batch_write_item(RequestItems=pending)
+                pending = answer.get("UnprocessedItems") or {}
+
+    def rows_of(self, import_id: str) -> Iterator[AppliedRow]:
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :import AND begins_with(sk, :row)",
+            ExpressionAttributeValues={
+                ":import": {"S": _import_pk(import_id)},
+                ":row": {"S": "row#"},
+            },
+            ConsistentRead=True,
+        )
+        for page in pages:
+            for item in page["Items"]:
+                yield AppliedRow(**json.loads(item["row"]["S"]))
+
+
+def _record(item: dict[str, Any]) -> ImportRecord:
+    return ImportRecord(**json.loads(item["record"]["S"]))
