@@ -224,3 +224,49 @@ def test_a_consent_column_that_is_not_in_the_file_is_refused_naming_it() -> None
     other = ConsentColumn("メール配信", yes=frozenset({"はい"}), no=frozenset())
     with pytest.raises(ValidationFailed, match="メール配信"):
         plan_import(table, ImportOptions(consent=other), find)
+
+
+def workbook(rows: list[list[object]]) -> bytes:
+    """An .xlsx as Excel saves one: the header, then the rows, typed cells and all."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_an_excel_workbook_is_read_as_its_first_sheet_typed_cells_as_text() -> None:
+    from datetime import datetime
+
+    data = workbook(
+        [
+            ["メールアドレス", "氏名", "来場日", "従業員数", "メモ", "電話番号"],
+            [None, None, None, None, None, None],  # a blank row: left out
+            ["ｔａｒｏ＠ｅｘａｍｐｌｅ．ｊｐ", "山田 太郎", date(2026, 12, 4), 120, "=1+1",
+             "03-1234-5678"],
+            ["hanako@example.com", "佐藤 花子", datetime(2026, 12, 5, 14, 30), 12.5, None, None],
+        ]
+    )  # fmt: skip
+    table = read_table(data, "展示会.xlsx")
+    assert (table.encoding, table.header[0]) == ("xlsx", "メールアドレス")
+    assert table.rows == [
+        # A formula is never run: read as the value Excel last computed (none here)
+        ["ｔａｒｏ＠ｅｘａｍｐｌｅ．ｊｐ", "山田 太郎", "2026-12-04", "120", "", "03-1234-5678"],
+        ["hanako@example.com", "佐藤 花子", "2026-12-05 14:30:00", "12.5", "", ""],
+    ]
+    assert table.row_numbers == [3, 4]
+    # ... and planned as any list is: the full-width address cleaned, the day a date
+    plan = plan_import(table, ImportOptions(), find)
+    assert [(r.action, r.email) for r in plan.rows] == [
+        ("create", "taro@example.jp"), ("create", "hanako@example.com"),
+    ]  # fmt: skip
+    assert [r.values["visited_on"] for r in plan.rows] == ["2026-12-04", "2026-12-05"]
+
+
+def test_a_file_named_xlsx_that_is_not_a_workbook_is_refused_saying_so() -> None:
+    with pytest.raises(ValidationFailed, match="not an Excel workbook"):
+        read_table(b"email\r\nx@example.jp\r\n", "list.xlsx")

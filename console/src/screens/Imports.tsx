@@ -88,7 +88,7 @@ export default function Imports() {
       <form className="filters" onSubmit={(event) => void dryRun(event)}>
         <label>
           {t("imports.file")}
-          <input type="file" accept=".csv,.tsv,.txt,text/csv" required
+          <input type="file" accept=".csv,.tsv,.txt,.xlsx,text/csv,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" required
             onChange={(event) => setFile(event.target.files?.[0] ?? null)} />
         </label>
         <label>

@@ -20,7 +20,9 @@ _ERAS = {"令和": 2018, "平成": 1988, "昭和": 1925, "r": 2018, "h": 1988, "
 _ERA_DATE = re.compile(
     r"^(令和|平成|昭和|[rhs])\s*(\d{1,2}|元)[年./-](\d{1,2})[月./-](\d{1,2})日?$"
 )
-_YMD = re.compile(r"^(\d{4})[年./-](\d{1,2})[月./-](\d{1,2})日?$")
+# A time after the day (a sheet's "2026/12/5 14:30", a workbook's date cell with a time) is the
+# same day.
+_YMD = re.compile(r"^(\d{4})[年./-](\d{1,2})[月./-](\d{1,2})日?(?:[ t]\d{1,2}:\d{2}(?::\d{2})?)?$")
 _EXCEL_EPOCH = date(1899, 12, 30)
 """Excel's day 0 (its serials count from here, its 1900 leap-year bug included)."""
 
@@ -45,8 +47,8 @@ def clean_value(field: str, raw: str) -> str:
 
 
 def read_date(raw: str) -> date:
-    """2026/12/4, 2026-12-04, 2026年12月4日, 令和8年12月4日, R8.12.4 or an Excel serial (46360);
-    BadValue otherwise."""
+    """2026/12/4, 2026-12-04, 2026年12月4日 (a time after it is left out), 令和8年12月4日, R8.12.4
+    or an Excel serial (46360); BadValue otherwise."""
     text = unicodedata.normalize("NFKC", raw).strip().casefold()
     try:
         if text.isdigit() and 20_000 <= int(text) <= 80_000:  # 1954..2118 as a serial

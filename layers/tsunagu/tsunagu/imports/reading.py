@@ -1,4 +1,5 @@
-"""A CSV or TSV file's bytes to rows: the encoding found (or given), the delimiter, the header.
+"""A CSV, TSV or Excel (.xlsx) file's bytes to rows: the encoding found (or given), the
+delimiter, the header.
 
 Excel saves a Japanese sheet as cp932 ("CSV"), as UTF-8 with a BOM ("CSV UTF-8"), or as UTF-16
 with tabs ("Unicode text"); Google Sheets and most tools as UTF-8 without a BOM. The order of
@@ -6,6 +7,10 @@ trying follows from what can be told apart for certain: a BOM says it outright; 
 decodes as UTF-8 is UTF-8 (cp932 text with any Japanese in it almost never does); then cp932,
 which is Shift_JIS as Windows writes it (①, ㈱, 髙 included). Anything else is refused with
 the encodings tried, and the user may name the encoding instead.
+
+An .xlsx workbook is read with openpyxl (its first sheet; formulas as the values Excel last
+computed, never run), its XML through defusedxml. A date cell becomes ``2026-12-04`` (with the
+time when it has one), a whole number ``42`` rather than ``42.0``; an empty cell is blank.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from datetime import date, datetime, time
 
 from tsunagu.errors import FieldError, ValidationFailed
 
@@ -48,9 +54,16 @@ def detect_encoding(data: bytes) -> str:
     raise ValidationFailed([FieldError("encoding", UNREADABLE)])
 
 
+XLSX_MAGIC = b"PK\x03\x04"
+MAX_XLSX_CELLS = 5_000_000
+"""A sheet larger than this is refused rather than read (a zip expands many times over)."""
+
+
 def read_table(data: bytes, file_name: str, encoding: str | None = None) -> Table:
     """The file's rows under its header; ValidationFailed (field ``encoding`` or ``file``)
     when it cannot be read as a table."""
+    if file_name.lower().endswith(".xlsx") or data.startswith(XLSX_MAGIC):
+        return _table("xlsx", "", _xlsx_lines(data))
     if encoding is not None:
         encoding = {"shift_jis": "cp932", "sjis": "cp932", "utf8": "utf-8"}.get(
             encoding.lower(), encoding.lower()
@@ -83,6 +96,10 @@ def read_table(data: bytes, file_name: str, encoding: str | None = None) -> Tabl
         raise ValidationFailed(
             [FieldError("file", f"not a {delimiter!r} table: {error}")]
         ) from None
+    return _table(found, delimiter, lines)
+
+
+def _table(found: str, delimiter: str, lines: list[list[str]]) -> Table:
     header_at = next((n for n, cells in enumerate(lines) if any(c.strip() for c in cells)), None)
     if header_at is None:
         raise ValidationFailed([FieldError("file", "the file has no header row")])
@@ -97,3 +114,44 @@ def read_table(data: bytes, file_name: str, encoding: str | None = None) -> Tabl
         rows.append([*cells[: len(header)], *[""] * (len(header) - len(cells))])
         numbers.append(number)
     return Table(found, delimiter, header, rows, numbers)
+
+
+def _xlsx_lines(data: bytes) -> list[list[str]]:
+    """The first sheet's rows as text."""
+    import zipfile
+
+    import openpyxl  # only when a workbook is read: the layer's cold start does not pay for it
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
+        raise ValidationFailed(
+            [FieldError("file", f"not an Excel workbook (.xlsx): {error}")]
+        ) from None
+    try:
+        sheet = book.worksheets[0]
+        lines: list[list[str]] = []
+        cells = 0
+        for values in sheet.iter_rows(values_only=True):
+            cells += len(values)
+            if cells > MAX_XLSX_CELLS:
+                raise ValidationFailed([FieldError("file", f"more than {MAX_XLSX_CELLS} cells")])
+            lines.append([_cell_text(v) for v in values])
+    finally:
+        book.close()
+    return lines
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == time.min else value.isoformat(" ")
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
