@@ -4,8 +4,8 @@ list``) and the admin API (``/admin/imports/...``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from tsunagu.clock import Clock, isoformat
@@ -67,6 +67,8 @@ ATTEMPTS = 3
 class PlannedImport:
     table: Table
     plan: ImportPlan
+    leads: Mapping[str, Lead | None] = field(default_factory=dict)
+    """The leads the plan was made against, by address (what the run writes over first)."""
 
     @property
     def rejected_file(self) -> bytes:
@@ -127,7 +129,13 @@ def _planned(
     encoding: str | None,
 ) -> PlannedImport:
     table = read_table(data, file_name, encoding)
-    return PlannedImport(table, plan_import(table, options, lambda a: _find(ports, a)))
+    found: dict[str, Lead | None] = {}
+
+    def find(address: str) -> Lead | None:
+        found[address] = _find(ports, address)
+        return found[address]
+
+    return PlannedImport(table, plan_import(table, options, find), found)
 
 
 def _store(ports: ImportCommands) -> ImportStore:
@@ -174,7 +182,7 @@ def run(
         done: list[AppliedRow] = []
         for row in planned.plan.rows:
             if row.action in ("create", "update"):
-                done.append(_apply_row(ports, row, record, options, file_name))
+                done.append(_apply_row(ports, row, record, options, file_name, planned.leads))
             if len(done) >= ROWS_PER_WRITE:
                 store.save_rows(record.import_id, done)
                 done = []
@@ -194,13 +202,15 @@ def _apply_row(
     record: ImportRecord,
     options: ImportOptions,
     file_name: str,
+    planned_against: Mapping[str, Lead | None],
 ) -> AppliedRow:
-    """One row's transaction, read again and retried when the lead changed underneath it (a
-    lead created meanwhile by a form is updated instead). A row already applied by an earlier
-    attempt of this run is found by its idempotency key and not applied twice."""
+    """One row's transaction, on the lead the plan read, read again and retried when it changed
+    underneath (a lead created meanwhile by a form is updated instead). A row already applied
+    by an earlier attempt of this run is found by its idempotency key and not applied twice."""
     assert row.email is not None
-    for _ in range(ATTEMPTS):
-        lead = _find(ports, row.email)
+    for attempt in range(ATTEMPTS):
+        known = attempt == 0 and row.email in planned_against
+        lead = planned_against[row.email] if known else _find(ports, row.email)
         if lead is not None and row.action == "create":
             # Created meanwhile: the file's values go in as an update would put them.
             changes: dict[str, tuple[str | None, str]] = {
