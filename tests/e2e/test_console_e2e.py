@@ -13,9 +13,10 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.conftest import (
     RunningTsunagu,
@@ -431,3 +432,182 @@ def test_every_screen_passes_the_accessibility_check_in_both_languages(
         assert page.evaluate("document.documentElement.lang") == expected_language
         problems[screen] = accessibility_problems(page)
     assert problems == {screen: [] for screen in problems}
+
+
+BUYER = "buyer.kimura@example.jp"
+DEAL_AMOUNT = "1350000"
+
+
+def attribution(tsunagu: RunningTsunagu, *args: str) -> dict[str, Any]:
+    """What `tsunagu reports attribution` credits over its default days (the last 30, up to
+    today on the runtime's clock, in the account's time zone)."""
+    shown = tsunagu.cli("reports", "attribution", "--format", "json", *args)
+    assert shown.returncode == 0, shown.stderr
+    found: dict[str, Any] = json.loads(shown.stdout)
+    return found
+
+
+def signed_crm_post(
+    tsunagu: RunningTsunagu, path: str, payload: dict[str, Any], folder: Path
+) -> tuple[int, dict[str, Any]]:
+    """POST ``payload`` as the CRM would, signed with the CRM secret by `tsunagu crm sign`."""
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    (folder / "crm-body.json").write_bytes(body)
+    signed = tsunagu.cli("crm", "sign", "--file", str(folder / "crm-body.json"))
+    assert signed.returncode == 0, signed.stderr
+    headers = dict(line.split(": ", 1) for line in signed.stdout.strip().splitlines())
+    status, _, answer = tsunagu.request(
+        "POST", path, body, {"content-type": "application/json", **headers}
+    )
+    return status, json.loads(answer)
+
+
+def welcome_mail_of(tsunagu: RunningTsunagu, email: str) -> str:
+    """The message id of the welcome mail welcome_nurture sent the lead (its first node)."""
+
+    def sent() -> str | None:
+        shown = tsunagu.cli("leads", "timeline", email, "--json")
+        assert shown.returncode == 0, shown.stderr
+        mails = [
+            e["message_id"]
+            for e in json.loads(shown.stdout)
+            if e["type"] == "mail_sent" and e.get("template_id") == "welcome"
+        ]
+        return mails[0] if mails else None
+
+    return wait_for(sent, timeout=STREAM_WAIT_SECONDS, what="the welcome mail", interval=0.5)
+
+
+def test_a_marketer_sees_a_won_deal_credited_to_the_mail_its_lead_opened(
+    tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
+) -> None:
+    # Given a lead who asked for news, sent the welcome mail by welcome_nurture, and who opened
+    # it in person an hour later (the open pixel, loaded by a desktop Chrome)
+    status, _ = tsunagu.post_json(
+        "/forms/demo/submissions", {"email": BUYER, "name": "木村 誠", "consent": True}
+    )
+    assert status == 201
+    message_id = welcome_mail_of(tsunagu, BUYER)
+    pixel = tracked_links(tsunagu, BUYER, "--message", message_id, "--sent-seconds-ago", "3600")
+    opened = tsunagu.request(
+        "GET", pixel["open_pixel"].removeprefix(tsunagu.api_url), headers={"user-agent": CHROME}
+    )
+    assert opened[0] == 200
+
+    # When the CRM says the lead's company signed today (the runtime's today, in Tokyo)
+    today = attribution(tsunagu)["to"]
+    deal = {
+        "deal_id": "D-E2E-0001",
+        "name": "年間契約 2027",
+        "amount": DEAL_AMOUNT,
+        "currency": "JPY",
+        "stage": "受注",
+        "status": "won",
+        "close_date": today,
+        "leads": [{"email": BUYER}],
+        "account": "木村商事 株式会社",
+        "updated_at": f"{today}T06:00:00Z",
+    }
+    status, answer = signed_crm_post(tsunagu, "/crm/deals", deal, tmp_path)
+    assert status == 200, answer
+
+    # And the events stream has counted the deal and the open (asynchronously, as in AWS)
+    def credited() -> dict[str, Any] | None:
+        found = attribution(tsunagu)
+        mails = {m["template_id"]: m for m in found["mails"]}
+        welcome = mails.get("welcome")
+        if welcome is None or welcome["revenue"]["last_touch"].get("JPY") != DEAL_AMOUNT:
+            return None
+        return found
+
+    found = wait_for(credited, timeout=STREAM_WAIT_SECONDS, what="the deal credited")
+    (journey,) = [j for j in found["journeys"] if j["journey_id"] == "welcome_nurture"]
+    assert journey["revenue"]["first_touch"] == {"JPY": DEAL_AMOUNT}
+    assert journey["roi"]["linear"] is None  # no exchange rate given
+
+    # Then the marketer's attribution view shows the revenue on the mail and on the journey
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB")
+    open_screen(page, tsunagu, "reports")
+    page.get_by_label("Report on").select_option("attribution")
+    page.wait_for_url(re.compile("#/reports/attribution$"))
+    settled(page)
+    main = page.locator("main")
+    expect(main).to_contain_text("A touch is a mail a person opened or clicked")
+    expect(main).to_contain_text("Last touch")
+    mails = page.get_by_role("table", name="Revenue credited per mail template")
+    expect(row_of(mails, "welcome")).to_contain_text("1,350,000 JPY")
+    journeys = page.get_by_role("table", name="Revenue credited per journey")
+    journey_row = row_of(journeys, "welcome_nurture")
+    expect(journey_row).to_contain_text("1,350,000 JPY")
+    expect(journey_row).to_contain_text("USD")  # its AWS cost: the shipped version is priced
+    # Without an exchange rate no ROI, and the dash says why
+    expect(journey_row.locator("[title^='No exchange rate for JPY']")).to_have_count(3)
+    expect(page.locator("figure.report-chart canvas")).to_be_visible()
+    assert accessibility_problems(page) == []
+
+    # When she gives the yen's rate, the ROI is shown
+    page.get_by_label("Exchange rates to US dollars").fill("JPY:150")
+    page.get_by_role("button", name="Apply").click()
+    settled(page)
+    expect(journey_row.locator("[title^='No exchange rate']")).to_have_count(0)
+    screenshot(page, tmp_path, "console-attribution")
+
+    # And the CSV she downloads has the mail's row
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    saved = tmp_path / "attribution.csv"
+    download.value.save_as(saved)
+    rows = list(csv.DictReader(io.StringIO(saved.read_text("utf-8-sig"))))
+    assert any(
+        (r["kind"], r["id"], r["model"], r["currency"], r["revenue"])
+        == ("mail", "welcome", "linear", "JPY", DEAL_AMOUNT)
+        for r in rows
+    ), rows
+    journey_rows = [r for r in rows if r["kind"] == "journey" and r["id"] == "welcome_nurture"]
+    assert journey_rows and all(r["roi"] for r in journey_rows), journey_rows
+
+    # And in Japanese, the same view reads in Japanese and passes the accessibility check
+    japanese = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="ja-JP")
+    open_screen(japanese, tsunagu, "reports/attribution")
+    table = japanese.get_by_role("table", name="メールテンプレート別の貢献売上")
+    expect(row_of(table, "welcome")).to_contain_text("1,350,000 JPY")
+    expect(japanese.locator("main")).to_contain_text("タッチとは")
+    assert accessibility_problems(japanese) == []
+
+
+def row_of(table: Locator, heading: str) -> Locator:
+    """The table's row headed ``heading`` (its row header, exactly)."""
+    return table.get_by_role("row").filter(
+        has=table.page.get_by_role("rowheader", name=heading, exact=True)
+    )
+
+
+def test_a_marketer_sees_what_a_journey_cost_on_aws_at_list_price(
+    tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
+) -> None:
+    # Given welcome_nurture has sent a welcome mail (counted from the events stream)
+    reader = "cost.reader@example.jp"
+    status, _ = tsunagu.post_json(
+        "/forms/demo/submissions", {"email": reader, "name": "費用 読者", "consent": True}
+    )
+    assert status == 201
+    welcome_mail_of(tsunagu, reader)
+
+    def counted() -> bool:
+        shown = tsunagu.cli("reports", "journey", "welcome_nurture", "--format", "json")
+        assert shown.returncode == 0, shown.stderr
+        report = json.loads(shown.stdout)
+        return any(v["priced"] and v["mails"] for v in report["cost"]["versions"])
+
+    wait_for(counted, timeout=STREAM_WAIT_SECONDS, what="the journey's cost", interval=0.5)
+
+    # Then its report has the cost section: per version, the estimate's assumptions said
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB")
+    open_screen(page, tsunagu, "reports/journey/welcome_nurture")
+    section = page.locator("section.journey-cost")
+    expect(section.get_by_role("heading")).to_have_text("AWS cost (estimate)")
+    expect(section).to_contain_text("0.5 GB and 100 ms per Lambda call")
+    costs = page.get_by_role("table", name="Estimated AWS cost per version, in US dollars")
+    expect(row_of(costs, "deployed")).to_contain_text("USD")
+    screenshot(page, tmp_path, "console-journey-cost")
+    assert accessibility_problems(page) == []

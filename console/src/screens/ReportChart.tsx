@@ -21,14 +21,20 @@ export interface Series {
   color: string;
 }
 
+/** Days on the axis as "MM-DD" (the year is the report's). */
+const monthAndDay = (day: string) => day.slice(5);
+
 export function DailyBars({
   days,
   series,
   label,
+  axisLabel = monthAndDay,
 }: {
   days: string[];
   series: Series[];
   label: string;
+  /** How a category is written on the axis: a day by default, anything else as it is. */
+  axisLabel?: (category: string) => string;
 }) {
   const element = useRef<HTMLDivElement>(null);
   useEffect(() => {
@@ -39,7 +45,7 @@ export function DailyBars({
       tooltip: { trigger: "axis" },
       legend: { top: 0 },
       grid: { left: 40, right: 16, top: 32, bottom: 24 },
-      xAxis: { type: "category", data: days.map((day) => day.slice(5)) },
+      xAxis: { type: "category", data: days.map(axisLabel) },
       yAxis: { type: "value", minInterval: 1 },
       series: series.map((s) => ({
         name: s.name,
@@ -55,7 +61,7 @@ export function DailyBars({
       window.removeEventListener("resize", resize);
       chart.dispose();
     };
-  }, [days, series]);
+  }, [days, series, axisLabel]);
   // ECharts labels the element it draws in with its own description of the data (aria); the
   // figure's caption says what the chart is.
   return (

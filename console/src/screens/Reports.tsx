@@ -1,12 +1,15 @@
-// Reports: a mail template (per version) or a journey (per version and node) over a range of
-// days, from the counters the events stream keeps. People's and machines' activity side by
-// side, never mixed; every figure's definition one click away (the API sends them).
+// Reports: a mail template (per version) or a journey (per version and node, with its AWS cost)
+// over a range of days, from the counters the events stream keeps. People's and machines'
+// activity side by side, never mixed; every figure's definition one click away (the API sends
+// them). The funnel and revenue attribution are views of their own under the same filters.
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { useNavigate, useParams } from "react-router";
 
 import { api, describeError } from "../api";
 import { saveAs } from "../download";
+import { Attribution, useFormats } from "./Attribution";
+import { type CostAnswer, JourneyCost } from "./JourneyCost";
 import { DailyBars } from "./ReportChart";
 
 type Counts = Record<string, number>;
@@ -34,6 +37,7 @@ interface Report {
   parts: Part[];
   definitions: Record<string, string>;
   rates_are: Record<string, string>;
+  cost?: CostAnswer;
 }
 
 const PATHS = { mail: "/admin/reports/mail", journey: "/admin/reports/journeys" } as const;
@@ -59,7 +63,9 @@ export default function Reports() {
   const navigate = useNavigate();
   const params = useParams();
   const kind = params.kind === "journey" ? "journey" : "mail";
-  const isFunnel = params.kind === "funnel";
+  // The funnel and attribution: views over all leads and deals, with no mail or journey chosen
+  const view = params.kind === "funnel" || params.kind === "attribution" ? params.kind : null;
+  const wholeAccount = view !== null;
   const id = params.id ?? "";
   const [choices, setChoices] = useState<{ mail: string[]; journey: string[] }>({
     mail: [],
@@ -71,6 +77,7 @@ export default function Reports() {
   const [from, setFrom] = useState("");
   const [report, setReport] = useState<Report | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
+  const formats = useFormats();
 
   useEffect(() => {
     Promise.all([
@@ -91,7 +98,10 @@ export default function Reports() {
   }, []);
 
   const load = useCallback(async () => {
-    if (!id || isFunnel) return;
+    if (!id || wholeAccount) {
+      setReport(null); // a mail's or journey's figures are not the funnel's nor attribution's
+      return;
+    }
     setProblem(null);
     try {
       setReport(await api<Report>("GET", `${PATHS[kind]}/${id}`, { query: { from, to } }));
@@ -99,7 +109,7 @@ export default function Reports() {
       setReport(null);
       setProblem(describeError(error));
     }
-  }, [kind, id, from, to, isFunnel]);
+  }, [kind, id, from, to, wholeAccount]);
 
   useEffect(() => {
     void load();
@@ -142,15 +152,16 @@ export default function Reports() {
         <label>
           {t("reports.kind")}
           <select
-            value={isFunnel ? "funnel" : kind}
+            value={view ?? kind}
             onChange={(event) => navigate(`/reports/${event.target.value}`)}
           >
             <option value="mail">{t("reports.kinds.mail")}</option>
             <option value="journey">{t("reports.kinds.journey")}</option>
             <option value="funnel">{t("reports.kinds.funnel")}</option>
+            <option value="attribution">{t("reports.kinds.attribution")}</option>
           </select>
         </label>
-        {!isFunnel && (
+        {!wholeAccount && (
           <label>
             {t(`reports.kinds.${kind}`)}
             <select
@@ -191,8 +202,9 @@ export default function Reports() {
           {problem}
         </p>
       )}
-      {isFunnel && <Funnel from={from} to={to} />}
-      {!id && !isFunnel && <p className="note">{t("reports.pick")}</p>}
+      {view === "funnel" && <Funnel from={from} to={to} />}
+      {view === "attribution" && <Attribution from={from} to={to} />}
+      {!id && !wholeAccount && <p className="note">{t("reports.pick")}</p>}
       {report && (
         <>
           <p className="note">
@@ -217,36 +229,27 @@ export default function Reports() {
               </tr>
             </thead>
             <tbody>
-              {[...report.parts.map((part) => [label(part), part] as const), [t("reports.total"), report.total] as const].map(
-                ([name, figures]) => (
-                  <tr key={name}>
-                    <th scope="row">{name}</th>
-                    <td>{figures.counts.sent ?? 0}</td>
-                    <td>{(figures.counts.bounced_hard ?? 0) + (figures.counts.bounced_soft ?? 0)}</td>
-                    <td>
-                      {figures.counts.opened_people_unique ?? 0} ({percent(figures.rates.open_rate)})
-                    </td>
-                    <td>
-                      {figures.counts.clicked_people_unique ?? 0} ({percent(figures.rates.click_rate)})
-                    </td>
-                    <td>
-                      {t("reports.machine_counts", {
-                        opens: figures.counts.opened_machines ?? 0,
-                        clicks: figures.counts.clicked_machines ?? 0,
+              {report.parts.map((part) =>
+                report.kind === "journey" && !part.node ? (
+                  // A journey version as a whole (no node): its leads' conversions and MQLs
+                  <tr key={`v${part.version}`} className="version-outcomes">
+                    <th scope="row">{t("reports.whole_version", { version: label(part) })}</th>
+                    <td colSpan={7}>
+                      {t("reports.version_outcomes", {
+                        converted: formats.count(part.counts.converted),
+                        mqls: formats.count(part.counts.mql),
                       })}
                     </td>
-                    <td>{figures.counts.unsubscribed ?? 0}</td>
-                    <td>
-                      {Object.entries(figures.outcomes)
-                        .map(([outcome, n]) => `${outcome} ${n}`)
-                        .join(", ")}
-                    </td>
                   </tr>
+                ) : (
+                  <FiguresRow key={label(part)} name={label(part)} figures={part} />
                 ),
               )}
+              <FiguresRow name={t("reports.total")} figures={report.total} />
             </tbody>
           </table>
           <MachineReasons figures={report.total} />
+          {report.kind === "journey" && report.cost && <JourneyCost cost={report.cost} />}
           {report.kind === "journey" &&
             report.parts
               .filter((part) => part.node && (part.counts.assigned ?? 0) > 0)
@@ -276,6 +279,38 @@ export default function Reports() {
         </>
       )}
     </section>
+  );
+}
+
+/** One version's or node's mail figures (or the total's), people's and machines' apart. */
+function FiguresRow({ name, figures }: { name: string; figures: Figures }) {
+  const { t } = useTranslation();
+  const formats = useFormats();
+  const n = (count: number | undefined) => formats.count(count ?? 0);
+  return (
+    <tr>
+      <th scope="row">{name}</th>
+      <td>{n(figures.counts.sent)}</td>
+      <td>{n((figures.counts.bounced_hard ?? 0) + (figures.counts.bounced_soft ?? 0))}</td>
+      <td>
+        {n(figures.counts.opened_people_unique)} ({formats.percent(figures.rates.open_rate)})
+      </td>
+      <td>
+        {n(figures.counts.clicked_people_unique)} ({formats.percent(figures.rates.click_rate)})
+      </td>
+      <td>
+        {t("reports.machine_counts", {
+          opens: n(figures.counts.opened_machines),
+          clicks: n(figures.counts.clicked_machines),
+        })}
+      </td>
+      <td>{n(figures.counts.unsubscribed)}</td>
+      <td>
+        {Object.entries(figures.outcomes)
+          .map(([outcome, count]) => `${outcome} ${n(count)}`)
+          .join(", ")}
+      </td>
+    </tr>
   );
 }
 
@@ -310,6 +345,17 @@ function MachineReasons({ figures }: { figures: Figures }) {
   );
 }
 
+interface Versus {
+  arm: string;
+  baseline: string;
+  difference: number | null;
+  interval: [number, number] | null;
+  p_value: number | null;
+  significant: boolean;
+  more_mails_needed_per_arm?: number | null;
+  more_leads_needed_per_arm?: number | null;
+}
+
 interface ExperimentAnswer {
   arms: {
     arm: string;
@@ -317,19 +363,19 @@ interface ExperimentAnswer {
     sent: number;
     clicked_people_unique: number;
     click_rate: number | null;
+    converted: number;
+    conversion_rate: number | null;
+    mqls: number;
   }[];
-  versus: {
-    arm: string;
-    baseline: string;
-    difference: number | null;
-    interval: [number, number] | null;
-    p_value: number | null;
-    significant: boolean;
-    more_mails_needed_per_arm: number | null;
-  }[];
+  versus: Versus[];
+  conversions_versus: Versus[];
 }
 
-/** A split's arms and the test between them, judged on people's clicks, never on opens. */
+/** The control group's arm of a holdout: the baseline, sent none of the journey's mails. */
+const HOLDOUT = "holdout";
+
+/** A split's arms and the tests between them: people's clicks per mail (never opens) and
+ * conversions per lead. A holdout is read as the journey's lift over its control group. */
 function Experiment(props: {
   journey: string;
   node: string;
@@ -338,6 +384,7 @@ function Experiment(props: {
   to: string;
 }) {
   const { t } = useTranslation();
+  const formats = useFormats();
   const { journey, node, version, from, to } = props;
   const [found, setFound] = useState<ExperimentAnswer | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
@@ -350,9 +397,29 @@ function Experiment(props: {
   }, [journey, node, version, from, to]);
   if (problem) return <p className="problem">{problem}</p>;
   if (found === null) return null;
+  const holdout = found.arms[0]?.arm === HOLDOUT;
+  // Clicks: the same sentences as ever. Conversions: per lead; for a holdout, the lift.
+  const verdict = (versus: Versus, words: "clicks" | "conversions" | "lift") => {
+    const prefix = { clicks: "reports", conversions: "reports.conversions", lift: "reports.lift" }[
+      words
+    ];
+    const more =
+      words === "clicks" ? versus.more_mails_needed_per_arm : versus.more_leads_needed_per_arm;
+    if (versus.interval === null || versus.difference === null)
+      return t(`${prefix}.too_few`, { arm: versus.arm, baseline: versus.baseline });
+    return t(`${prefix}.${versus.significant ? "significant" : "not_yet"}`, {
+      arm: versus.arm,
+      baseline: versus.baseline,
+      difference: (versus.difference * 100).toFixed(2),
+      low: (versus.interval[0] * 100).toFixed(2),
+      high: (versus.interval[1] * 100).toFixed(2),
+      p: versus.p_value?.toFixed(4) ?? "–",
+      more: more === null || more === undefined ? "–" : formats.count(more),
+    });
+  };
   return (
     <section className="experiment">
-      <h2>{t("reports.experiment", { node })}</h2>
+      <h2>{t(holdout ? "reports.holdout" : "reports.experiment", { node })}</h2>
       <table className="list">
         <thead>
           <tr>
@@ -360,37 +427,46 @@ function Experiment(props: {
             <th scope="col">{t("reports.assigned")}</th>
             <th scope="col">{t("reports.sent")}</th>
             <th scope="col">{t("reports.clicked")}</th>
+            <th scope="col">{t("reports.converted")}</th>
+            <th scope="col">{t("reports.conversion_rate")}</th>
+            <th scope="col">{t("reports.mqls")}</th>
           </tr>
         </thead>
         <tbody>
           {found.arms.map((arm) => (
             <tr key={arm.arm}>
-              <th scope="row">{arm.arm}</th>
-              <td>{arm.assigned}</td>
-              <td>{arm.sent}</td>
+              <th scope="row">
+                {holdout && arm.arm === HOLDOUT
+                  ? t("reports.control_group", { arm: arm.arm })
+                  : arm.arm}
+              </th>
+              <td>{formats.count(arm.assigned)}</td>
+              <td>{formats.count(arm.sent)}</td>
               <td>
-                {arm.clicked_people_unique} ({percent(arm.click_rate)})
+                {formats.count(arm.clicked_people_unique)} ({formats.percent(arm.click_rate)})
               </td>
+              <td>{formats.count(arm.converted)}</td>
+              <td>{formats.percent(arm.conversion_rate)}</td>
+              <td>{formats.count(arm.mqls)}</td>
             </tr>
           ))}
         </tbody>
       </table>
-      {found.versus.map((versus) => (
-        <p key={versus.arm} className="verdict">
-          {versus.interval === null || versus.difference === null
-            ? t("reports.too_few", { arm: versus.arm, baseline: versus.baseline })
-            : t(versus.significant ? "reports.significant" : "reports.not_yet", {
-                arm: versus.arm,
-                baseline: versus.baseline,
-                difference: (versus.difference * 100).toFixed(2),
-                low: (versus.interval[0] * 100).toFixed(2),
-                high: (versus.interval[1] * 100).toFixed(2),
-                p: versus.p_value?.toFixed(4),
-                more: versus.more_mails_needed_per_arm ?? "–",
-              })}
+      {!holdout &&
+        found.versus.map((versus) => (
+          <p key={`clicks-${versus.arm}`} className="verdict">
+            {verdict(versus, "clicks")}
+          </p>
+        ))}
+      {found.conversions_versus.map((versus) => (
+        <p key={`conversions-${versus.arm}`} className="verdict">
+          {verdict(versus, holdout ? "lift" : "conversions")}
         </p>
       ))}
-      <p className="note">{t("reports.never_on_opens")}</p>
+      <p className="note">
+        {holdout ? t("reports.holdout_note") : t("reports.never_on_opens")}{" "}
+        {t("reports.conversions_note")}
+      </p>
     </section>
   );
 }
