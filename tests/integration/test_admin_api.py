@@ -38,6 +38,7 @@ SAMPLE_PARAMS = {
     "user": "marketer.ito@example.com",
     "node": "subject_test",
     "import_id": "imp_no_such_import",
+    "value": "no-such-exclusion.example.com",
 }
 
 

@@ -16,6 +16,7 @@ from tsunagu.clock import FixedClock
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
 from tsunagu.mail.consent import ALL_TOPICS, MARKETING, ConsentView, Recipient, Suppression
+from tsunagu.mail.exclusions import ExclusionList
 from tsunagu.mail.send import MailPolicy, MessengerError, OutgoingMail
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.tracking.tokens import TokenKind, TokenSigner, TrackingToken
@@ -99,6 +100,7 @@ class MemoryMailStore:
         """send key -> {"status": ..., "response": ...}, like the idempotency table."""
         self.events: list[LeadEvent] = []
         self.consent_changes: list[tuple[ConsentEvidence, str]] = []
+        self.exclusion_list = ExclusionList()
 
     # ---------------------------------------------------------------- test set-up
     def add_lead(self, lead: Lead) -> Lead:
@@ -147,6 +149,9 @@ class MemoryMailStore:
         return Recipient(
             replace(lead) if lead else None, ConsentView(topics, self.suppressions.get(lead_id))
         )
+
+    def exclusions(self) -> ExclusionList:
+        return self.exclusion_list
 
     def finish_send(self, key: str, status: str, record: dict[str, Any], event: LeadEvent) -> None:
         claim = self.sends[key]

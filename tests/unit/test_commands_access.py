@@ -52,7 +52,7 @@ EXPECTED: dict[str, dict[Role, bool | str]] = {
         name: {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True}
         for name in (
             "qualification.show", "leads.score", "leads.hot", "crm.pushes", "templates.list",
-            "suppressions.list", "reports.show", "imports.list",
+            "suppressions.list", "reports.show", "imports.list", "exclusions.list",
         )
     },
     **{
@@ -62,7 +62,7 @@ EXPECTED: dict[str, dict[Role, bool | str]] = {
             "journeys.pause", "journeys.resume", "journeys.stop_all", "journeys.resume_all",
             "qualification.set", "forms.save", "sites.save", "templates.save", "journeys.save",
             "templates.test_send", "leads.unsuppress", "imports.plan", "imports.run",
-            "imports.undo",
+            "imports.undo", "exclusions.save",
         )
     },
 }  # fmt: skip

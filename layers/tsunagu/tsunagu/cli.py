@@ -380,6 +380,36 @@ def leads_unsuppress(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def exclusions_list(settings: Settings, args: argparse.Namespace) -> int:
+    """The account's exclusions: no marketing mail goes to them."""
+    from tsunagu.commands import mail
+
+    found = mail.exclusions(services.mail_commands(settings), services.operator(settings))
+    for entry in found.entries:
+        print(f"{entry.at}  {entry.list:<12}  {entry.kind:<7}  {entry.value}  {entry.note or ''}")
+    if not found.entries:
+        print("(no exclusions)")
+    return 0
+
+
+def exclusions_add(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.commands import mail
+
+    ports, actor = services.mail_commands(settings), services.operator(settings)
+    entry = mail.exclude(ports, actor, args.value, args.list, args.note)
+    print(f"excluded {entry.kind} {entry.value} ({entry.list}): marketing mail to it is skipped")
+    return 0
+
+
+def exclusions_remove(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.commands import mail
+
+    ports, actor = services.mail_commands(settings), services.operator(settings)
+    gone = mail.include_again(ports, actor, args.value)
+    print(f"{gone.value} is no longer excluded (it was on {gone.list})")
+    return 0
+
+
 def suppressions_list(settings: Settings, args: argparse.Namespace) -> int:
     """The suppression list, newest first."""
     from tsunagu.commands import leads
@@ -556,6 +586,18 @@ def _parser() -> argparse.ArgumentParser:
         "--reason", choices=("hard_bounce", "soft_bounce_limit", "complaint", "manual")
     )
     listing.set_defaults(run=suppressions_list)
+    excluded = groups.add_parser(
+        "exclusions", help="addresses and domains no marketing mail goes to (除外管理)"
+    ).add_subparsers(dest="command", required=True)
+    excluded.add_parser("list", help="every exclusion").set_defaults(run=exclusions_list)
+    adding = excluded.add_parser("add", help="exclude an address or a domain (and its subdomains)")
+    adding.add_argument("value", help="rival@example.com, or example.co.jp")
+    adding.add_argument("--list", default="competitors", help="competitors, customers, staff...")
+    adding.add_argument("--note", help="why, for the record")
+    adding.set_defaults(run=exclusions_add)
+    removing = excluded.add_parser("remove", help="take an address or a domain off")
+    removing.add_argument("value")
+    removing.set_defaults(run=exclusions_remove)
     change = leads.add_parser("set", help="set a lead's stage, tags, fields or CRM status")
     change.add_argument("email")
     change.add_argument("--stage")

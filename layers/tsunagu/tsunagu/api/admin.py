@@ -227,6 +227,10 @@ def _lead_ports(call: AdminCall) -> leads.LeadCommands:
     return services.lead_commands(call.settings)
 
 
+def _mail_ports(call: AdminCall) -> mail.MailCommands:
+    return services.mail_commands(call.settings)
+
+
 def lead_search(call: AdminCall) -> Any:
     """Leads by a word of their e-mail, name or company, and by stage, owner, tag, grade and
     score band; highest score first, in pages."""
@@ -339,6 +343,36 @@ def lead_unsuppress(call: AdminCall) -> Any:
     asked = call.model(Unsuppression)
     lifted = leads.unsuppress(_lead_ports(call), call.actor, call.params["lead"], asked.note)
     return {"lead_id": lifted.lead_id, "suppressed": False, "lifted": lifted.reason}
+
+
+class ExclusionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: str = Field(min_length=3, max_length=254)
+    """An address (``rival@example.com``) or a domain (``example.co.jp``: its subdomains too)."""
+    list: str = Field(default="competitors", min_length=1, max_length=40)
+    """Which list: competitors, customers, staff, or another name."""
+    note: str | None = Field(default=None, max_length=500)
+
+
+def exclusion_list(call: AdminCall) -> Any:
+    """The account's exclusions: addresses and domains no marketing mail goes to, whatever
+    they consented to (skipped at send time as ``excluded``)."""
+    found = mail.exclusions(_mail_ports(call), call.actor)
+    return {"items": [e.as_json() for e in found.entries], "version": found.version}
+
+
+def exclusion_add(call: AdminCall) -> Any:
+    """Exclude an address or a domain from marketing mail from the next send on."""
+    asked = call.model(ExclusionRequest)
+    return 201, mail.exclude(
+        _mail_ports(call), call.actor, asked.value, asked.list, asked.note
+    ).as_json()
+
+
+def exclusion_remove(call: AdminCall) -> Any:
+    """Take an address or a domain off the exclusions."""
+    return mail.include_again(_mail_ports(call), call.actor, call.params["value"]).as_json()
 
 
 def suppression_list(call: AdminCall) -> Any:
@@ -1191,6 +1225,9 @@ ROUTES: tuple[AdminRoute, ...] = (
         lead_unsuppress,
         Unsuppression,
     ),
+    AdminRoute("GET", "/admin/exclusions", "exclusions.list", exclusion_list),
+    AdminRoute("POST", "/admin/exclusions", "exclusions.save", exclusion_add, ExclusionRequest),
+    AdminRoute("DELETE", "/admin/exclusions/{value}", "exclusions.save", exclusion_remove),
     AdminRoute(
         "GET",
         "/admin/suppressions",

@@ -11,13 +11,14 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tsunagu.clock import Clock
+from tsunagu.clock import Clock, isoformat
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
 from tsunagu.errors import FieldError, NotFound, UpstreamRefused, ValidationFailed
 from tsunagu.leads.email import InvalidEmail, normalise_email
 from tsunagu.leads.lookup import LeadFinder, lead_by_email
 from tsunagu.mail.consent import allowed_outside_production
+from tsunagu.mail.exclusions import Exclusion, ExclusionList, exclusion_entry
 from tsunagu.mail.render import RenderedMail, RenderError, TrackingUrls, check_template, render_mail
 from tsunagu.mail.send import (
     Messenger,
@@ -45,6 +46,10 @@ class Templates(Protocol):
     def template(self, template_id: str, version: int | None) -> MailTemplate | None: ...
 
     def templates(self) -> list[MailTemplate]: ...
+
+    def exclusions(self, *, fresh: bool = False) -> ExclusionList: ...
+
+    def save_exclusions(self, changed: ExclusionList) -> None: ...
 
 
 TEST_SUBJECT = "[TEST] "
@@ -225,3 +230,38 @@ def send_proof(
             raise UpstreamRefused(f"SES did not take the test mail: {error}") from None
         log.detail = f"version {template.version} to {address}"
     return ProofSent(address, template.version, outgoing.subject, sent)
+
+
+# ------------------------------------------------------------------------------ exclusions
+def exclusions(ports: MailCommands, actor: Actor) -> ExclusionList:
+    """The account's exclusions (no marketing mail goes to them)."""
+    allowed(ports.audit, ports.clock, actor, "exclusions.list", "exclusions")
+    return ports.templates.exclusions(fresh=True)
+
+
+def exclude(
+    ports: MailCommands, actor: Actor, value: str, list_name: str, note: str | None
+) -> Exclusion:
+    """Add an address or a domain to a list of exclusions (replacing its entry if it has one):
+    from the next send on, marketing mail to it is skipped as ``excluded``."""
+    with recorded(ports.audit, ports.clock, actor, "exclusions.save", f"exclusion:{value}") as log:
+        entry = exclusion_entry(
+            value, list_name, note, actor.email or actor.user_id, isoformat(ports.clock.now())
+        )
+        current = ports.templates.exclusions(fresh=True)
+        before = current.excluding_entry(entry.value)
+        ports.templates.save_exclusions(current.with_entry(entry))
+        log.changed(before.as_json() if before else {}, entry.as_json())
+    return entry
+
+
+def include_again(ports: MailCommands, actor: Actor, value: str) -> Exclusion:
+    """Take an address or domain off the exclusions (NotFound if it is not on them)."""
+    with recorded(ports.audit, ports.clock, actor, "exclusions.save", f"exclusion:{value}") as log:
+        current = ports.templates.exclusions(fresh=True)
+        changed, gone = current.without(value)
+        if gone is None:
+            raise NotFound(f"{value!r} is not among the exclusions")
+        ports.templates.save_exclusions(changed)
+        log.changed(gone.as_json(), {})
+    return gone

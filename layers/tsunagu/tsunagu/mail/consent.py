@@ -25,6 +25,8 @@ class SkipReason(StrEnum):
     SUPPRESSED = "suppressed"
     OPTED_OUT = "opted_out"
     NO_CONSENT = "no_consent"
+    EXCLUDED = "excluded"
+    """On the account's exclusions (tsunagu.mail.exclusions): marketing mail only."""
     SANDBOXED = "sandboxed"
 
 

@@ -27,6 +27,7 @@ from tsunagu.mail.consent import (
     allowed_outside_production,
     skip_reason,
 )
+from tsunagu.mail.exclusions import ExclusionList
 from tsunagu.mail.render import RenderError, TrackingUrls, one_line, render_mail
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.tracking.tokens import TokenKind, TokenSigner, TrackingToken
@@ -120,6 +121,10 @@ class MailStore(Protocol):
     def template(self, template_id: str, version: int | None) -> MailTemplate | None: ...
 
     def recipient(self, lead_id: str, topic: str) -> Recipient: ...
+
+    def exclusions(self) -> ExclusionList:
+        """The account's exclusions (a warm function may keep them for half a minute)."""
+        ...
 
     def finish_send(
         self, key: str, status: str, record: dict[str, Any], event: LeadEvent
@@ -283,6 +288,11 @@ def _send_claimed(
     outside_allowlist = lead is not None and not (
         policy.production or allowed_outside_production(lead.email, policy.allowlist)
     )
+    if reason is None and lead is not None and template.kind != "transactional":
+        excluded = store.exclusions().excluding(lead.email)
+        if excluded is not None:
+            reason = SkipReason.EXCLUDED
+            details["excluded_by"] = f"{excluded.list}: {excluded.value}"
     if reason is None and outside_allowlist:
         reason = SkipReason.SANDBOXED
     if reason is not None or lead is None:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.cursors import decode_cursor, encode_cursor, not_a_cursor
+from tsunagu.errors import ConcurrentUpdate
 from tsunagu.leads.model import ConsentEvidence, LeadEvent
 from tsunagu.mail.consent import Recipient, SuppressionEntry
+from tsunagu.mail.exclusions import Exclusion, ExclusionList
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.store.converters import (
     consent_items,
@@ -32,9 +36,16 @@ _latest: dict[tuple[str, str], tuple[float, MailTemplate]] = {}
 _versions: dict[tuple[str, str, int], MailTemplate] = {}
 
 
+_exclusions: dict[str, tuple[float, ExclusionList]] = {}
+EXCLUSIONS_KEY = {"lead_id": {"S": "exclusions"}, "record": {"S": "list"}}
+"""The account's exclusions: one item of the consent table, in a partition no lead id takes."""
+EXCLUSIONS_CACHE_SECONDS = 30.0
+
+
 def forget_cached_templates() -> None:
     _latest.clear()
     _versions.clear()
+    _exclusions.clear()
 
 
 class MailRepository(LeadRepository):
@@ -143,6 +154,49 @@ class MailRepository(LeadRepository):
             found.get(settings.leads_table, []),
             found.get(settings.consent_table, []),
         )
+
+    # ------------------------------------------------------------ exclusions
+    def exclusions(self, *, fresh: bool = False) -> ExclusionList:
+        """The account's exclusions; a warm function keeps them half a minute (``fresh``: read
+        now, as a change does before it writes)."""
+        table = self._tables.settings.consent_table
+        cached = _exclusions.get(table)
+        if fresh or cached is None or time.monotonic() - cached[0] > EXCLUSIONS_CACHE_SECONDS:
+            client: Any = self._tables.connection.client  # botocore's, untyped by PynamoDB
+            item = client.get_item(TableName=table, Key=EXCLUSIONS_KEY, ConsistentRead=True)
+            found = item.get("Item")
+            kept = (
+                ExclusionList(
+                    tuple(Exclusion(**e) for e in json.loads(found["entries"]["S"])),
+                    int(found["version"]["N"]),
+                )
+                if found
+                else ExclusionList()
+            )
+            cached = (time.monotonic(), kept)
+            _exclusions[table] = cached
+        return cached[1]
+
+    def save_exclusions(self, changed: ExclusionList) -> None:
+        """Store the list if nobody changed it since it was read (ConcurrentUpdate if so)."""
+        table = self._tables.settings.consent_table
+        entries = json.dumps([e.as_json() for e in changed.entries], ensure_ascii=False)
+        item = {**EXCLUSIONS_KEY, "entries": {"S": entries}, "version": {"N": str(changed.version)}}
+        client: Any = self._tables.connection.client
+        try:
+            client.put_item(
+                TableName=table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(version) OR version = :read",
+                ExpressionAttributeValues={":read": {"N": str(changed.version - 1)}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ConcurrentUpdate(
+                    "the exclusions changed meanwhile: read them again"
+                ) from error
+            raise
+        _exclusions.pop(table, None)
 
     # ------------------------------------------------------------ consent changes
     def pending_topics(self, lead_id: str) -> list[str]:

@@ -1,0 +1,80 @@
+"""Global exclusions through the admin API and the real send path (moto, in-process): a domain
+put on the competitors' list stops marketing mail to a lead who consented, the skipped send says
+``excluded``, taking it off lets mail go again, and bad entries are 422 changing nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import AwsStack
+from tests.integration.mail_helpers import capture, prepare_mail, save_template, send
+from tests.support.admin import event
+from tsunagu import services
+from tsunagu.api import admin
+from tsunagu.commands.access import Role
+from tsunagu.store.mail import forget_cached_templates
+
+RIVAL = "buyer@example.jp"  # on the test stage's allowlist, so it may be mailed
+
+
+def call(
+    aws: AwsStack, method: str, path: str, body: Any = None, role: Role = Role.MARKETER
+) -> tuple[int, Any]:
+    response = admin.handle(event(method, path, role=role, body=body), aws.settings())
+    return response["statusCode"], json.loads(response["body"])
+
+
+@pytest.fixture
+def mailing(aws: AwsStack) -> AwsStack:
+    prepare_mail(aws)
+    save_template(aws)
+    return aws
+
+
+def test_a_domain_on_the_competitors_list_gets_no_marketing_mail_until_it_is_taken_off(
+    mailing: AwsStack,
+) -> None:
+    lead_id = capture(mailing, RIVAL, consent=True)
+    rivals = {"value": "example.jp", "list": "competitors", "note": "競合"}
+    status, added = call(mailing, "POST", "/admin/exclusions", rivals)
+    assert status == 201, added
+    assert (added["kind"], added["value"]) == ("domain", "example.jp")
+
+    # The sender's cache is half a minute: a new function (a cold container) reads it now
+    forget_cached_templates()
+    skipped = send(mailing, lead_id)
+    assert (skipped["status"], skipped["reason"]) == ("skipped", "excluded")
+    [event_] = [e for e in services.lead_repository(mailing.settings()).events(lead_id)
+                if e.type == "mail_skipped"]  # fmt: skip
+    assert event_.properties["excluded_by"] == "competitors: example.jp"
+
+    status, listed = call(mailing, "GET", "/admin/exclusions", role=Role.VIEWER)
+    assert status == 200 and [e["value"] for e in listed["items"]] == ["example.jp"]
+
+    status, _ = call(mailing, "DELETE", "/admin/exclusions/example.jp")
+    assert status == 200
+    forget_cached_templates()
+    again = send(mailing, lead_id)
+    assert again["status"] == "sent", again
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "role", "status"),
+    [
+        ("POST", "/admin/exclusions", {"value": "not a domain"}, Role.MARKETER, 422),
+        ("POST", "/admin/exclusions", {"value": "example.jp", "list": "Bad"}, Role.MARKETER, 422),
+        ("POST", "/admin/exclusions", {"value": "example.jp", "extra": 1}, Role.MARKETER, 422),
+        ("POST", "/admin/exclusions", {"value": "example.jp"}, Role.VIEWER, 403),
+        ("DELETE", "/admin/exclusions/example.com", None, Role.MARKETER, 404),
+    ],
+)  # fmt: skip
+def test_bad_exclusions_are_refused_and_change_nothing(
+    mailing: AwsStack, method: str, path: str, body: Any, role: Role, status: int
+) -> None:
+    got, answer = call(mailing, method, path, body, role)
+    assert got == status, answer
+    assert answer["message"]
+    assert services.mail_repository(mailing.settings()).exclusions(fresh=True).entries == ()

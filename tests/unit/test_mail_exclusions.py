@@ -1,0 +1,111 @@
+"""Global exclusions (除外管理): whatever addresses and domains are on the lists and whatever the
+leads consented to, a marketing mail never reaches an excluded address (its own entry, its
+domain's or a parent domain's), and is recorded as skipped with ``excluded``; everything else is
+decided exactly as without exclusions, and transactional mail is not affected.
+
+Hypothesis draws the lists, the leads' addresses and their consent; ``MemoryMailStore`` and
+``send_mail`` are the real send path's domain code."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tsunagu.errors import ValidationFailed
+from tsunagu.mail.exclusions import Exclusion, ExclusionList, exclusion_entry
+from tsunagu.mail.send import SendRequest, send_mail
+
+from .mail_fakes import (
+    MemoryMailStore,
+    MemoryMessenger,
+    make_clock,
+    make_lead,
+    make_policy,
+    make_signer,
+    make_template,
+)
+
+DOMAINS = ("example.com", "example.co.jp", "mail.example.co.jp", "example.jp")
+LOCAL_PARTS = ("aiko", "ben", "chie", "info")
+AT = "2026-12-04T00:00:00+00:00"
+
+address = st.builds(lambda local, domain: f"{local}@{domain}", st.sampled_from(LOCAL_PARTS),
+                    st.sampled_from(DOMAINS))  # fmt: skip
+entry = st.one_of(
+    address.map(lambda a: exclusion_entry(a, "competitors", None, "m@example.com", AT)),
+    st.sampled_from(DOMAINS).map(lambda d: exclusion_entry(d, "staff", None, "m@example.com", AT)),
+)
+
+
+def truly_excluded(email: str, entries: list[Exclusion]) -> bool:
+    """Written down without ExclusionList: the address itself, or its domain or a parent."""
+    domain = email.rsplit("@", 1)[1]
+    return any(
+        e.value == email
+        if e.kind == "address"
+        else (domain == e.value or domain.endswith("." + e.value))
+        for e in entries
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    entries=st.lists(entry, max_size=6),
+    email=address,
+    consented=st.booleans(),
+    kind=st.sampled_from(("marketing", "transactional")),
+)
+def test_no_marketing_mail_reaches_an_excluded_address(
+    entries: list[Exclusion], email: str, consented: bool, kind: str
+) -> None:
+    store, messenger = MemoryMailStore(), MemoryMessenger()
+    listed = ExclusionList()
+    for one in entries:
+        listed = listed.with_entry(one)
+    store.exclusion_list = listed
+    store.add_lead(make_lead("lead_1", email))
+    if consented:
+        store.set_consent("lead_1", "marketing", "opted_in")
+    store.add_template(make_template(kind=kind))
+    result = send_mail(
+        SendRequest(lead_id="lead_1", template_id="welcome", idempotency_key="k1"),
+        store=store,
+        messenger=messenger,
+        signer=make_signer(),
+        clock=make_clock(),
+        policy=make_policy(),
+    )
+    excluded = truly_excluded(email, entries)
+    if kind == "transactional":
+        assert result.status == "sent"  # a receipt the person asked for still goes
+    elif not consented:
+        assert (result.status, result.reason) == ("skipped", "no_consent")
+    elif excluded:
+        assert (result.status, result.reason) == ("skipped", "excluded")
+        [skipped] = store.events_of("mail_skipped")
+        assert skipped.properties["excluded_by"]
+    else:
+        assert result.status == "sent"
+    if kind == "marketing" and excluded:
+        assert messenger.sent == []  # nothing was handed to SES
+
+
+def test_an_entry_is_an_address_or_a_domain_as_a_person_types_it() -> None:
+    by = "m@example.com"
+    assert exclusion_entry("＠Example.CO.JP ", "staff", None, by, AT).value == "example.co.jp"
+    assert exclusion_entry("Rival@Example.com", "competitors", None, by, AT).kind == "address"
+    assert exclusion_entry("例え.jp", "competitors", None, by, AT).value == "xn--r8jz45g.jp"
+
+
+@pytest.mark.parametrize(
+    ("value", "list_name", "field"),
+    [("not a domain", "staff", "value"), ("a@", "staff", "value"),
+     ("example.com", "Staff", "list"), ("localhost", "staff", "value")],
+)  # fmt: skip
+def test_what_is_neither_is_refused_naming_the_field(
+    value: str, list_name: str, field: str
+) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        exclusion_entry(value, list_name, None, "m@example.com", AT)
+    assert [e.field for e in refused.value.errors] == [field]
