@@ -78,3 +78,34 @@ def test_a_click_still_held_counts_nothing_until_it_settles() -> None:
         "clicked_people_unique": 1,
         "opened_people_unique": 1,
     }
+
+
+def test_a_journey_counts_the_mqls_its_leads_became_within_its_window_once_each() -> None:
+    from tsunagu.reports.counting import JourneyGoal
+
+    def image(event_id: str, kind: str, at: str, lead: str, **props: Any) -> dict[str, Any]:
+        return {"event_id": event_id, "type": kind, "occurred_at": at, "lead_id": lead,
+                "properties": props}  # fmt: skip
+
+    sent = {"template_id": "welcome", "template_version": 1, "journey_id": "nurture",
+            "journey_version": 2, "node": "welcome_mail"}  # fmt: skip
+    history = [
+        # a and b get the journey's first mail on 1 December
+        image("s_a", "mail_sent", "2026-12-01T00:00:00.000Z", "lead_a", message_id="m_a", **sent),
+        image("s_b", "mail_sent", "2026-12-01T00:00:00.000Z", "lead_b", message_id="m_b", **sent),
+        # a becomes an MQL on the 3rd (and again, after falling back, on the 5th: once);
+        # b only after the journey's 30 days; c was never in the journey
+        image("q_a1", "stage_changed", "2026-12-03T00:00:00.000Z", "lead_a", to="mql"),
+        image("q_a2", "stage_changed", "2026-12-05T00:00:00.000Z", "lead_a", to="mql"),
+        image("q_b", "stage_changed", "2027-01-05T00:00:00.000Z", "lead_b", to="mql"),
+        image("q_c", "stage_changed", "2026-12-03T00:00:00.000Z", "lead_c", to="mql"),
+    ]
+    store = MemoryCounters()
+    # A journey with no goal: it converts nobody, and still counts its MQLs
+    goals = {"nurture": JourneyGoal("nurture", [], 30)}
+    count_batch(history, store=store, time_zone=JST, now=NOW, goals=goals)
+    version_rows = {
+        key.day: metrics for key, metrics in store.rows_by_key.items()
+        if key.subject == "journey#nurture" and key.part == "v2"
+    }  # fmt: skip
+    assert version_rows == {"2026-12-03": {"mql": 1}}

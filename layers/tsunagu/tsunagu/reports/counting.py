@@ -170,13 +170,13 @@ class _HasGoals(Protocol):
 
 def goals_of(journeys: Iterable[_HasGoals]) -> dict[str, JourneyGoal]:
     """Each journey's goal as counting reads it (tsunagu.journeys.model.Journey's exit goals
-    and window); a journey without goals has none, and converts nobody."""
+    and window). A journey without goals converts nobody, and still counts the MQLs its leads
+    became within the window."""
     return {
         j.journey_id: JourneyGoal(
             j.journey_id, [g.matches for g in j.exit.goals], j.exit.goal_window_days
         )
         for j in journeys
-        if j.exit.goals
     }
 
 
