@@ -109,3 +109,18 @@ def test_a_journey_counts_the_mqls_its_leads_became_within_its_window_once_each(
         if key.subject == "journey#nurture" and key.part == "v2"
     }  # fmt: skip
     assert version_rows == {"2026-12-03": {"mql": 1}}
+
+
+def test_the_funnel_as_csv_is_one_row_per_group_and_stage_the_total_last() -> None:
+    from tsunagu.reports.funnel import FunnelGroup, FunnelReport, Stage, funnel_csv
+
+    stages = [Stage("lead", 10, None, None), Stage("mql", 4, 0.4, 3.0)]
+    found = FunnelReport(
+        "2026-12-01", "2026-12-31", "channel", FunnelGroup("total", stages),
+        [FunnelGroup("=web_form", stages)],
+    )  # fmt: skip
+    lines = funnel_csv(found).splitlines()
+    assert lines[0] == "by,group,stage,reached,conversion,median_days,from,to"
+    # a group name a spreadsheet would run as a formula is written as text
+    assert lines[1] == "channel,'=web_form,lead,10,,,2026-12-01,2026-12-31"
+    assert lines[4] == "channel,total,mql,4,0.4,3.0,2026-12-01,2026-12-31"

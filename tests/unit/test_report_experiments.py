@@ -206,3 +206,18 @@ def test_conversions_count_once_per_lead_and_only_within_the_window() -> None:
     assert arms["continue"]["converted"] == arms["continue"]["assigned"]
     assert arms["holdout"]["converted"] == 0
     assert totals["converted"] == arms["continue"]["assigned"]
+
+
+def test_the_experiment_as_csv_has_each_arm_then_each_comparison() -> None:
+    from tsunagu.reports.experiments import experiment_csv
+
+    found = experiment_report(
+        JOURNEY, HOLDOUT_NODE, date(2026, 12, 1), date(2027, 2, 28),
+        store=run_holdout({"holdout": 0.06, "continue": 0.10}, seed=21),
+    )  # fmt: skip
+    lines = experiment_csv(found).splitlines()
+    assert lines[0].startswith("journey,node,version,arm,assigned,sent")
+    assert [line.split(",")[3] for line in lines[1:3]] == ["holdout", "continue"]
+    assert lines[3] == ""
+    metrics = [line.split(",")[0] for line in lines[5:]]
+    assert metrics == ["people's clicks per mail", "conversions per lead"]

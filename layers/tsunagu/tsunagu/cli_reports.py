@@ -17,8 +17,9 @@ from tsunagu.reports.attribution import (
     attribution_csv,
     parse_usd_rates,
 )
-from tsunagu.reports.experiments import ExperimentReport
+from tsunagu.reports.experiments import ExperimentReport, experiment_csv
 from tsunagu.reports.figures import Figures, Part, Report, report_csv
+from tsunagu.reports.funnel import funnel_csv
 from tsunagu.settings import Settings
 
 DEFAULT_DAYS = 30
@@ -81,6 +82,8 @@ def reports_experiment(settings: Settings, args: argparse.Namespace) -> int:
     )
     if args.format == "json":
         print(json.dumps(found.as_dict(), indent=2, ensure_ascii=False))
+    elif args.format == "csv":
+        print(experiment_csv(found), end="")
     else:
         print(experiment_table(found))
     return 0
@@ -196,6 +199,9 @@ def reports_funnel(settings: Settings, args: argparse.Namespace) -> int:
     found = reports.funnel_report(ports, services.operator(settings), first, last, args.by)
     if args.format == "json":
         print(json.dumps(found.as_dict(), indent=2, ensure_ascii=False))
+        return 0
+    if args.format == "csv":
+        print(funnel_csv(found), end="")
         return 0
     print(
         f"funnel of the leads created {found.first_day} to {found.last_day}, by {found.by}"
@@ -334,7 +340,7 @@ def add_report_commands(groups: Any) -> None:
     funnel.add_argument("--by", choices=("channel", "form"), default="channel")
     funnel.add_argument("--from", dest="since", metavar="YYYY-MM-DD", help="first day")
     funnel.add_argument("--to", metavar="YYYY-MM-DD", help="last day (default: today)")
-    funnel.add_argument("--format", choices=("table", "json"), default="table")
+    funnel.add_argument("--format", choices=("table", "csv", "json"), default="table")
     funnel.set_defaults(run=reports_funnel)
     experiment = commands.add_parser(
         "experiment",
@@ -346,7 +352,7 @@ def add_report_commands(groups: Any) -> None:
     experiment.add_argument("--version", type=int, help="the journey version (the latest)")
     experiment.add_argument("--from", dest="since", metavar="YYYY-MM-DD", help="first day")
     experiment.add_argument("--to", metavar="YYYY-MM-DD", help="last day (default: today)")
-    experiment.add_argument("--format", choices=("table", "json"), default="table")
+    experiment.add_argument("--format", choices=("table", "csv", "json"), default="table")
     experiment.set_defaults(run=reports_experiment)
     credited = commands.add_parser(
         "attribution", help="won deals' revenue credited to journeys and mails, with ROI"

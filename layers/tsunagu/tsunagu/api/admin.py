@@ -69,7 +69,9 @@ from tsunagu.reports.attribution import (
     parse_usd_rates,
 )
 from tsunagu.reports.definitions import METRICS, RATES
+from tsunagu.reports.experiments import experiment_csv
 from tsunagu.reports.figures import Report, report_csv
+from tsunagu.reports.funnel import funnel_csv
 from tsunagu.settings import Settings
 from tsunagu.tracking.sites import SiteDefinition
 
@@ -997,9 +999,7 @@ def crm_pushes(call: AdminCall) -> Any:
 
 def audit_entries(call: AdminCall) -> Any:
     """The audit log, newest first, by date range (CSV with ?format=csv)."""
-    shape = call.query.get("format") or "json"
-    if shape not in ("json", "csv"):
-        raise ValidationFailed([FieldError("format", f"{shape!r}: json or csv")])
+    as_csv_file = _csv_asked(call)
     now = services.clock(call.settings).now()
     until = call.instant("until", now + timedelta(seconds=1))
     since = call.instant("since", until - timedelta(days=7))
@@ -1012,7 +1012,7 @@ def audit_entries(call: AdminCall) -> Any:
         until,
         limit=limit,
     )
-    if shape == "csv":
+    if as_csv_file:
         return CsvBody(as_csv(entries))
     # The next page: entries strictly before the oldest on this one.
     more = len(entries) == limit
@@ -1049,10 +1049,7 @@ def _report_range(call: AdminCall) -> tuple[date, date]:
 
 
 def _report_answer(report: Report, call: AdminCall) -> Any:
-    shape = call.query.get("format") or "json"
-    if shape not in ("json", "csv"):
-        raise ValidationFailed([FieldError("format", f"{shape!r}: json or csv")])
-    if shape == "csv":
+    if _csv_asked(call):
         name = f"{report.kind}-{report.subject_id}-{report.first_day}-{report.last_day}.csv"
         return CsvBody("\ufeff" + report_csv(report), name)
     return {**report.as_dict(), "definitions": METRICS, "rates_are": RATES}
@@ -1087,7 +1084,18 @@ def report_experiment(call: AdminCall) -> Any:
     found = reports.experiment_report(
         ports, call.actor, call.params["journey"], call.params["node"], first, last, version
     )
+    if _csv_asked(call):
+        name = f"experiment-{found.journey_id}-{found.node}-{first}-{last}.csv"
+        return CsvBody("\ufeff" + experiment_csv(found), name)
     return found.as_dict()
+
+
+def _csv_asked(call: AdminCall) -> bool:
+    """``?format=csv`` (JSON unless asked; anything else is 422)."""
+    shape = call.query.get("format") or "json"
+    if shape not in ("json", "csv"):
+        raise ValidationFailed([FieldError("format", f"{shape!r}: json or csv")])
+    return shape == "csv"
 
 
 def report_funnel(call: AdminCall) -> Any:
@@ -1100,7 +1108,10 @@ def report_funnel(call: AdminCall) -> Any:
         raise ValidationFailed([FieldError("by", f"{by!r}: channel or form")])
     ports = services.report_commands(call.settings)
     grouping: Literal["channel", "form"] = "form" if by == "form" else "channel"
-    return reports.funnel_report(ports, call.actor, first, last, grouping).as_dict()
+    found = reports.funnel_report(ports, call.actor, first, last, grouping)
+    if _csv_asked(call):
+        return CsvBody("\ufeff" + funnel_csv(found), f"funnel-{by}-{first}-{last}.csv")
+    return found.as_dict()
 
 
 def report_attribution(call: AdminCall) -> Any:
@@ -1114,10 +1125,7 @@ def report_attribution(call: AdminCall) -> Any:
     rates = parse_usd_rates([t for t in rates_text.split(",") if t.strip()], "usd_rates")
     ports = services.report_commands(call.settings)
     found = reports.attribution_report(ports, call.actor, first, last, lookback, rates)
-    shape = call.query.get("format") or "json"
-    if shape not in ("json", "csv"):
-        raise ValidationFailed([FieldError("format", f"{shape!r}: json or csv")])
-    if shape == "csv":
+    if _csv_asked(call):
         return CsvBody("\ufeff" + attribution_csv(found), f"attribution-{first}-{last}.csv")
     return found.as_dict()
 
@@ -1352,10 +1360,14 @@ ROUTES: tuple[AdminRoute, ...] = (
         "/admin/reports/journeys/{journey}/experiments/{node}",
         "reports.show",
         report_experiment,
-        query=("from", "to", "version"),
+        query=("from", "to", "version", "format"),
     ),
     AdminRoute(
-        "GET", "/admin/reports/funnel", "reports.show", report_funnel, query=("from", "to", "by")
+        "GET",
+        "/admin/reports/funnel",
+        "reports.show",
+        report_funnel,
+        query=("from", "to", "by", "format"),
     ),
     AdminRoute(
         "GET",

@@ -18,6 +18,8 @@ journey's lift over leads it left alone.
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -26,6 +28,7 @@ from tsunagu.journeys.decisions import HOLDOUT
 from tsunagu.reports.counting import experiment_subject
 from tsunagu.reports.figures import CounterRows, check_range
 from tsunagu.reports.statistics import Comparison, compare_proportions, still_needed
+from tsunagu.text import spreadsheet_safe
 
 CONFIDENCE = 0.95
 
@@ -172,3 +175,31 @@ def experiment_report(
     return ExperimentReport(
         journey_id, node, first_day.isoformat(), last_day.isoformat(), arms, versus, conversions
     )
+
+
+def experiment_csv(found: ExperimentReport) -> str:
+    """One row per arm (leads, mails, people's clicks, conversions and their rates), then one per
+    comparison with its interval and test."""
+    shown = found.as_dict()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    names = ["assigned", "sent", "clicked_people_unique", "click_rate", "converted",
+             "conversion_rate", "mqls"]  # fmt: skip
+    writer.writerow(["journey", "node", "version", "arm", *names])
+    for arm in shown["arms"]:
+        cells = [found.journey_id, found.node, arm["version"], arm["arm"]]
+        writer.writerow([spreadsheet_safe(str(c)) for c in cells + [arm[n] for n in names]])
+    writer.writerow([])
+    writer.writerow(["metric", "arm", "baseline", "difference", "low", "high", "p_value",
+                     "significant", "more_needed_per_arm"])  # fmt: skip
+    compared = (
+        ("people's clicks per mail", shown["versus"], "mails"),
+        ("conversions per lead", shown["conversions_versus"], "leads"),
+    )
+    for metric, comparisons, per in compared:
+        for v in comparisons:
+            low, high = v["interval"] or ("", "")
+            row = [metric, v["arm"], v["baseline"], v["difference"], low, high, v["p_value"],
+                   v["significant"], v[f"more_{per}_needed_per_arm"]]  # fmt: skip
+            writer.writerow([spreadsheet_safe("" if c is None else str(c)) for c in row])
+    return buffer.getvalue()

@@ -11,12 +11,15 @@ median is read from their counts without keeping each lead.
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
 from tsunagu.reports.counting import FUNNEL_STAGES, FUNNEL_SUBJECT
 from tsunagu.reports.figures import CounterRows, check_range
+from tsunagu.text import spreadsheet_safe
 
 Grouping = Literal["channel", "form"]
 
@@ -123,3 +126,18 @@ def funnel_report(
         _group("all", total),
         [_group(name, metrics) for name, metrics in sorted(grouped.items())],
     )
+
+
+def funnel_csv(found: FunnelReport) -> str:
+    """One row per group and stage (the total last): reached, conversion, median days."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(["by", "group", "stage", "reached", "conversion", "median_days", "from", "to"])
+    for group in (*found.groups, found.total):
+        for stage in group.stages:
+            row = [found.by, group.name, stage.name, stage.reached,
+                   "" if stage.conversion is None else stage.conversion,
+                   "" if stage.median_days is None else stage.median_days,
+                   found.first_day, found.last_day]  # fmt: skip
+            writer.writerow([spreadsheet_safe(str(cell)) for cell in row])
+    return buffer.getvalue()
