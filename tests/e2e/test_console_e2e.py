@@ -611,3 +611,93 @@ def test_a_marketer_sees_what_a_journey_cost_on_aws_at_list_price(
     expect(row_of(costs, "deployed")).to_contain_text("USD")
     screenshot(page, tmp_path, "console-journey-cost")
     assert accessibility_problems(page) == []
+
+
+def test_a_marketer_applies_a_list_s_dry_run_and_undoes_the_import(
+    tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
+) -> None:
+    # Given a Shift_JIS list of a seminar with one new address that asked for mail
+    address = "seminar.apply.nakamura@example.jp"
+    sheet = tmp_path / "セミナー参加者.csv"
+    rows = [
+        ["メールアドレス", "氏名", "会社名", "配信希望"],
+        [address, "中村 真一", "中村工業株式会社", "希望する"],
+    ]
+    sheet.write_bytes("".join(",".join(row) + "\r\n" for row in rows).encode("cp932"))
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="imports")
+    settled(page)
+
+    # When she dry runs it and applies the plan (confirmed: the dialog is accepted)
+    page.get_by_label("File").set_input_files(str(sheet))
+    page.get_by_label("Counts as").select_option("seminar")
+    page.get_by_label("Consent column").fill("配信希望")
+    page.get_by_label("Answers meaning yes").fill("希望する")
+    page.get_by_role("button", name="Dry run").click()
+    expect(page.get_by_role("status")).to_contain_text("create 1 · update 0")
+    page.get_by_role("button", name="Apply this plan").click()
+
+    # Then the import's id and counts are said, the lead exists, and the import is listed
+    status = page.get_by_role("status")
+    expect(status).to_contain_text("applied: create 1 · update 0 · unchanged 0")
+    found = re.search(r"Import (\S+) applied", status.inner_text())
+    assert found, status.inner_text()
+    import_id = found[1]
+    shown = tsunagu.cli("leads", "get", address)
+    assert shown.returncode == 0, shown.stderr
+    assert "中村 真一" in shown.stdout and "opted_in" in shown.stdout, shown.stdout
+    history = page.get_by_role("table", name="Imports so far")
+    row = history.locator("tr", has_text=import_id)
+    expect(row).to_contain_text("セミナー参加者.csv")
+    expect(row).to_contain_text("applied")
+    settled(page)
+    assert accessibility_problems(page) == []
+
+    # When she undoes it (confirmed), the lead it created is removed and the import says so
+    row.get_by_role("button", name="Undo").click()
+    expect(page.get_by_role("status")).to_contain_text(
+        f"Import {import_id} undone: removed 1, restored 0, kept 0"
+    )
+    expect(row).to_contain_text("undone")
+    expect(row.get_by_role("button", name="Undo")).to_have_count(0)
+    assert tsunagu.cli("leads", "get", address).returncode != 0
+
+
+def test_a_marketer_excludes_a_domain_and_a_viewer_only_sees_the_exclusions(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    domain = "rival-exclusion.example.com"
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB")
+    open_screen(page, tsunagu, "settings")
+    section = page.locator("section.exclusions")
+    expect(section).to_contain_text("No marketing mail goes to these addresses and domains")
+
+    # When she excludes a competitor's domain with a note
+    section.get_by_label("Address or domain to exclude").fill(domain)
+    section.get_by_label("List", exact=True).fill("competitors")
+    section.get_by_label("Note (why it is excluded)").fill("競合: 展示会で名刺交換")
+    section.get_by_role("button", name="Exclude", exact=True).click()
+    expect(section.get_by_role("status")).to_contain_text(f"{domain} is excluded")
+    table = page.get_by_role("table", name="Exclusions")
+    row = row_of(table, domain)
+    expect(row).to_contain_text("Domain (and its subdomains)")
+    expect(row).to_contain_text("Competitors")
+    expect(row).to_contain_text("競合: 展示会で名刺交換")
+    expect(row).to_contain_text(MARKETER)
+    assert domain in tsunagu.cli("exclusions", "list").stdout
+    settled(page)
+    assert accessibility_problems(page) == []
+
+    # Then a viewer sees it listed, with nothing to add or remove it
+    viewer = console_page(chromium, tsunagu, VIEWER, PASSWORD, locale="ja-JP")
+    open_screen(viewer, tsunagu, "settings")
+    viewed = viewer.locator("section.exclusions")
+    expect(viewer.get_by_role("table", name="除外管理")).to_contain_text(domain)
+    expect(viewed.get_by_role("button")).to_have_count(0)
+    expect(viewed.locator("form")).to_have_count(0)
+    assert accessibility_problems(viewer) == []
+
+    # When she removes it (confirmed), it is gone from the list and from the account's
+    row.get_by_role("button", name=f"Remove {domain}").click()
+    expect(section.get_by_role("status")).to_contain_text(f"{domain} is no longer excluded")
+    expect(row_of(table, domain)).to_have_count(0)
+    assert domain not in tsunagu.cli("exclusions", "list").stdout

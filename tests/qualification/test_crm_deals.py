@@ -50,8 +50,10 @@ def deal_events(q: Qualified, lead_id: str) -> list[dict[str, Any]]:
 def test_a_won_deal_of_an_account_is_kept_on_its_primary_lead_with_every_lead_named(
     qualified: Qualified, leads: dict[str, str]
 ) -> None:
-    status, body = post(qualified, won(leads=[{"email": BUYER}, {"email": COLLEAGUE},
-                                              {"email": "left.the.company@example.co.jp"}]))  # fmt: skip
+    gone = "left.the.company@example.co.jp"
+    status, body = post(
+        qualified, won(leads=[{"email": BUYER}, {"email": COLLEAGUE}, {"email": gone}])
+    )
     assert status == 200, body
     assert body["lead_ids"] == [leads[BUYER], leads[COLLEAGUE]]
     # A contact Tsunagu does not know is said, not guessed

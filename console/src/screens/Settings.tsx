@@ -5,6 +5,7 @@ import { api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay, useMe } from "../me";
 import { useAction } from "../useAction";
+import { Exclusions } from "./Exclusions";
 import { Rules } from "./Rules";
 import { Suppressions } from "./Suppressions";
 
@@ -18,6 +19,7 @@ export default function Settings() {
       <h1>{t("settings.title")}</h1>
       <Rules />
       <Suppressions />
+      <Exclusions />
       {may("users.list") && <Users />}
       {!may("users.list") && <p className="note">{t("settings.users_admins_only")}</p>}
     </section>

@@ -6,9 +6,10 @@ address claimed for a new one, a ``lead_imported`` / ``lead_updated`` event nami
 and the row, and the consent the file gave - together or not at all, with the idempotency key
 ``import:<id>:<row>``, so a run retried after a failure never applies a row twice. What each
 row did is kept (the lead, the fields it wrote and what they were before), which is what undo
-reads: a lead the import created is removed if nothing changed it since, a field it changed is
-restored if it still holds what the import wrote. Consent the file gave is evidence of what a
-person said, and stays recorded.
+reads: a lead the import created is removed if nothing changed it since (its events and consent
+records with it: the import was the only thing it had), a field it changed is restored if it
+still holds what the import wrote. Consent the file gave a lead that existed before is evidence
+of what a person said, and stays recorded.
 """
 
 from __future__ import annotations
