@@ -628,6 +628,12 @@ def test_won_deals_are_credited_to_the_mails_and_journeys_people_touched_by_each
     ]
     [journey] = found["journeys"]
     assert {k: journey[k] for k in welcome} == welcome
+    # By where each deal's primary lead first came from: a by the demo form (the newsletter's
+    # link); c and e were never seen coming by a form
+    assert found["sources"] == [
+        {"channel": "unknown", "form": "-", "deals": 2, "revenue": {"JPY": "370001"}},
+        {"channel": "web_form", "form": "demo", "deals": 1, "revenue": {"JPY": "1000000"}},
+    ]
     # ROI: revenue in dollars (150 yen each) over the journey's cost, $0.001010 (see the
     # pricing test above): 800,001 / 150 / 0.001010 = 5,280,534.65 by the linear model
     assert journey["cost_usd"] == "0.001010"

@@ -188,6 +188,11 @@ def attribution_table(found: Attribution) -> str:
             out.append(line)
     if not found.journeys and not found.mails:
         out.append("  (no touch credited in these days)")
+    for source in shown["sources"]:
+        out.append(
+            f"  leads first from {source['channel']} (form {source['form']}):"
+            f" {source['deals']} won deals, {money(source['revenue'])}"
+        )
     return "\n".join(out)
 
 

@@ -4,7 +4,7 @@ rebuild of the counters; shared by the CLI (``tsunagu reports``) and the admin A
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -32,6 +32,8 @@ class AttributionStore(Protocol):
     def deals_closed(self, first_day: str, last_day: str) -> list[CountedDeal]: ...
 
     def touches(self, lead_id: str, since: str, until: str) -> list[CountedMail]: ...
+
+    def first_touches(self, lead_ids: Iterable[str]) -> dict[str, tuple[str, str]]: ...
 
 
 class ReportStore(CounterRows, RebuildStore, AttributionStore, Protocol):
@@ -151,13 +153,15 @@ def attribution_report(
         problems.append(FieldError("lookback_days", f"from 1 to {limit} days"))
     if problems:
         raise ValidationFailed(problems)
+    deals = ports.counters.deals_closed(first.isoformat(), last.isoformat())
     found = attribution.attribute(
-        ports.counters.deals_closed(first.isoformat(), last.isoformat()),
+        deals,
         ports.counters.touches,
         first_day=first,
         last_day=last,
         lookback_days=lookback_days,
         time_zone=ports.time_zone,
+        first_touches=ports.counters.first_touches(d.lead_ids[0] for d in deals if d.lead_ids),
     )
     # A journey's cost over the days its credited touches could come from (at most a report's
     # longest range, ending with the last day).

@@ -77,6 +77,9 @@ class Attribution:
     deals_unattributed: int
     journeys: dict[str, Credit]
     mails: dict[str, Credit]
+    sources: dict[tuple[str, str], tuple[int, dict[str, int]]] = field(default_factory=dict)
+    """(first channel, first form) of each won deal's primary lead -> (deals, revenue per
+    currency): the deals and revenue each source of leads brought, whatever touched them."""
     costs_usd: Mapping[str, Decimal | None] = field(default_factory=dict)
     """Each credited journey's AWS cost over the days its touches could come from."""
     usd_rates: Mapping[str, Decimal] = field(default_factory=dict)
@@ -122,6 +125,10 @@ class Attribution:
             "mails": [
                 {"template_id": template_id, **_credit(credit)}
                 for template_id, credit in sorted(self.mails.items())
+            ],
+            "sources": [
+                {"channel": channel, "form": form, "deals": deals, "revenue": _amounts(revenue)}
+                for (channel, form), (deals, revenue) in sorted(self.sources.items())
             ],
         }
 
@@ -188,10 +195,13 @@ def attribute(
     last_day: date,
     lookback_days: int,
     time_zone: str,
+    first_touches: Mapping[str, tuple[str, str]] | None = None,
 ) -> Attribution:
     """Credit the won deals among ``deals`` (as counted, closed in the days) to what touched
-    their leads, by every model."""
+    their leads, by every model; and to the source of each deal's primary lead
+    (``first_touches``: lead -> its first channel and form, as the funnel keeps them)."""
     zone = ZoneInfo(time_zone)
+    sources: dict[tuple[str, str], tuple[int, dict[str, int]]] = {}
     won: dict[str, int] = {}
     unattributed: dict[str, int] = {}
     deals_won = deals_unattributed = 0
@@ -202,6 +212,11 @@ def attribute(
             continue
         deals_won += 1
         won[deal.currency] = won.get(deal.currency, 0) + deal.amount_cents
+        primary = deal.lead_ids[0] if deal.lead_ids else None
+        source = (first_touches or {}).get(primary or "", ("unknown", "-"))
+        count, revenue = sources.get(source, (0, {}))
+        revenue = {**revenue, deal.currency: revenue.get(deal.currency, 0) + deal.amount_cents}
+        sources[source] = (count + 1, revenue)
         since, until = window(deal.close_day, lookback_days, zone)
         found = {
             mail.message_id: mail for lead in deal.lead_ids for mail in touches(lead, since, until)
@@ -237,6 +252,7 @@ def attribute(
         deals_unattributed=deals_unattributed,
         journeys=journeys,
         mails=mails,
+        sources=sources,
     )
 
 
@@ -262,4 +278,9 @@ def attribution_csv(found: Attribution) -> str:
                     found.first_day, found.last_day, found.lookback_days,
                 ]  # fmt: skip
                 writer.writerow([spreadsheet_safe(str(cell)) for cell in row])
+    for (channel, form), (deals, revenue) in sorted(found.sources.items()):
+        for currency, cents in sorted(revenue.items()):
+            row = ["source", f"{channel}#{form}", "won", currency, Decimal(cents) / 100, deals,
+                   "", "", "", found.first_day, found.last_day, found.lookback_days]  # fmt: skip
+            writer.writerow([spreadsheet_safe(str(cell)) for cell in row])
     return buffer.getvalue()

@@ -238,6 +238,13 @@ class ReportsRepository:
             key=lambda d: (d.close_day or "", d.deal_id),
         )
 
+    def first_touches(self, lead_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """Each lead's first channel and form, as the funnel keeps them (leads it has not seen
+        are left out)."""
+        keys = [_funnel_pk(lead) for lead in dict.fromkeys(lead_ids)]
+        leads = (_funnel_from(item) for item in self._get_many(keys))
+        return {lead.lead_id: (lead.channel, lead.form_id) for lead in leads}
+
     def touches(self, lead_id: str, since: str, until: str) -> list[CountedMail]:
         """The mails of the lead a person first opened or clicked from ``since`` to ``until``
         (ISO instants), oldest first."""
