@@ -298,3 +298,26 @@ def test_the_cli_runs_the_plan_lists_it_and_undoes_it(
     assert cli.main(["imports", "undo", import_id]) == 0
     assert "2 leads removed, 1 restored, 0 left" in capsys.readouterr().out
     assert services.lead_repository(stack).find_lead("email:optout@example.jp") is None
+
+
+def test_a_lead_that_changes_while_the_undo_runs_is_kept_and_said_so(
+    stack: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.leads.capture import WriteConflict
+    from tsunagu.store.leads import LeadRepository
+
+    status, plan = call(stack, run_body())
+    status, done = post(stack, "/admin/imports", run_body(plan_digest=plan["plan_digest"]))
+    assert status == 201, done
+
+    # A form post lands on each created lead between the undo's read and its removal
+    def changed_meanwhile(self: LeadRepository, lead: Any, identities: list[str]) -> None:
+        raise WriteConflict("lead")
+
+    monkeypatch.setattr(LeadRepository, "remove_lead", changed_meanwhile)
+    status, undone = post(stack, f"/admin/imports/{done['import_id']}/undo")
+    assert status == 200, undone
+    assert undone["undo"] == {"removed": 0, "restored": 1, "kept": 2}
+    assert {k["email"] for k in undone["kept"]} == {"new.visitor@example.jp", "optout@example.jp"}
+    assert all(k["changed_since"] == ["(changed while the undo ran)"] for k in undone["kept"])
+    assert services.lead_repository(stack).find_lead("email:new.visitor@example.jp") is not None

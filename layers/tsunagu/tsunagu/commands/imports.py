@@ -263,24 +263,28 @@ def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
             lead = ports.leads.get_lead(applied.lead_id)
             if lead is None:
                 continue  # removed already (an undo that stopped part-way)
-            if applied.outcome == "created" and apply.unchanged_since(lead, applied):
-                identity = email_identity(normalise_email(lead.email).identity_key)
-                ports.leads.remove_lead(lead, [identity])
-                counts["removed"] += 1
-                continue
             put_back, restored, changed = apply.undone_fields(lead, applied)
-            if applied.outcome == "created":
-                changed = changed or ["(the lead has had activity since)"]
-            if restored and applied.outcome == "updated":
-                event = LeadEvent(
-                    new_id("evt", now),
-                    LEAD_UPDATED,
-                    isoformat(now),
-                    lead.lead_id,
-                    properties={"import_id": import_id, "undone": True, "fields": restored},
-                )
-                ports.leads.save_changes(replace(put_back, updated_at=isoformat(now)), [event])
-                counts["restored"] += 1
+            try:
+                if applied.outcome == "created" and apply.unchanged_since(lead, applied):
+                    identity = email_identity(normalise_email(lead.email).identity_key)
+                    ports.leads.remove_lead(lead, [identity])
+                    counts["removed"] += 1
+                    continue
+                if applied.outcome == "created":
+                    changed = changed or ["(the lead has had activity since)"]
+                if restored and applied.outcome == "updated":
+                    event = LeadEvent(
+                        new_id("evt", now),
+                        LEAD_UPDATED,
+                        isoformat(now),
+                        lead.lead_id,
+                        properties={"import_id": import_id, "undone": True, "fields": restored},
+                    )
+                    ports.leads.save_changes(replace(put_back, updated_at=isoformat(now)), [event])
+                    counts["restored"] += 1
+            except WriteConflict:
+                # Something wrote to the lead between our read and the undo: it changed since.
+                changed = ["(changed while the undo ran)"]
             if changed:
                 counts["kept"] += 1
                 kept.append({"row": applied.row, "email": applied.email, "changed_since": changed})

@@ -180,10 +180,6 @@ def goals_of(journeys: Iterable[_HasGoals]) -> dict[str, JourneyGoal]:
     }
 
 
-OUTCOMES_AFTER_ENTRY = ("converted", "mql")
-"""What a journey's leads are counted for reaching after they entered (counting.py's
-definitions: once per lead and journey, within the journey's window)."""
-
 
 @dataclass(frozen=True)
 class CountedMail:
@@ -320,7 +316,8 @@ def count(
     final yet, or a mail event whose mail the counters never saw sent). ``memberships``: the
     lead in the journeys of ``membership_keys`` as the counters have it; ``funnel``: the lead as
     the funnel has it, for a ``stage_changed`` (its first touch read from the lead when the
-    funnel has not seen it yet); ``goals``: every journey's goal, by journey."""
+    funnel has not seen it yet); ``goals``: every journey's goal, by journey; ``deal``: the
+    deal of a ``deal_changed`` as the counters last counted it."""
     if not is_final(event):
         return None
     day = day_of(event.occurred_at, time_zone)
