@@ -543,6 +543,9 @@ def test_a_marketer_sees_a_won_deal_credited_to_the_mail_its_lead_opened(
     # Without an exchange rate no ROI, and the dash says why
     expect(journey_row.locator("[title^='No exchange rate for JPY']")).to_have_count(3)
     expect(page.locator("figure.report-chart canvas")).to_be_visible()
+    # ... and where the deal's lead first came from: the demo form
+    sources = page.get_by_role("table", name=re.compile("where their lead first came from"))
+    expect(row_of(sources, "web_form")).to_contain_text("1,350,000 JPY")
     assert accessibility_problems(page) == []
 
     # When she gives the yen's rate, the ROI is shown

@@ -40,6 +40,13 @@ interface MailCredit extends Credit {
   template_id: string;
 }
 
+interface SourceCredit {
+  channel: string;
+  form: string;
+  deals: number;
+  revenue: Amounts;
+}
+
 interface AttributionAnswer {
   from: string;
   to: string;
@@ -52,6 +59,7 @@ interface AttributionAnswer {
   usd_rates: Record<string, string>;
   journeys: JourneyCredit[];
   mails: MailCredit[];
+  sources: SourceCredit[];
 }
 
 /** Numbers in the language shown (Intl.NumberFormat); decimal text formatted exactly, never
@@ -391,6 +399,29 @@ export function Attribution({ from, to }: { from: string; to: string }) {
                       <Money amounts={mail.revenue[m]} formats={formats} />
                     </td>
                   ))}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <table className="list report attribution-sources">
+            <caption>{t("reports.attribution.sources_caption")}</caption>
+            <thead>
+              <tr>
+                <th scope="col">{t("reports.attribution.channel")}</th>
+                <th scope="col">{t("reports.attribution.form")}</th>
+                <th scope="col">{t("reports.attribution.deals_column")}</th>
+                <th scope="col">{t("reports.attribution.won_revenue")}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {(found.sources ?? []).map((source) => (
+                <tr key={`${source.channel}#${source.form}`}>
+                  <th scope="row">{source.channel}</th>
+                  <td>{source.form}</td>
+                  <td className="number">{formats.count(source.deals)}</td>
+                  <td className="number">
+                    <Money amounts={source.revenue} formats={formats} />
+                  </td>
                 </tr>
               ))}
             </tbody>
