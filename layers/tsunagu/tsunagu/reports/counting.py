@@ -180,7 +180,6 @@ def goals_of(journeys: Iterable[_HasGoals]) -> dict[str, JourneyGoal]:
     }
 
 
-
 @dataclass(frozen=True)
 class CountedMail:
     """A mail the counters have seen sent: what it is attributed to, and its firsts - for each of
