@@ -198,7 +198,16 @@ def normalise_status(text: str) -> CrmStatus:
     return _STATUS_WORDS.get(folded, CrmStatus.OTHER)
 
 
-_AMOUNT_TEXT = re.compile(r"[0-9]{1,16}(\.[0-9]{1,4})?")
+_AMOUNT_TEXT = re.compile(r"[0-9]{1,20}(\.[0-9]{1,4})?")
+
+
+def plain_amount(value: Any) -> Any:
+    """An amount as a JSON number or plain decimal text. Text is read only in the plain form the
+    API document gives: "1e3", "NaN" or "1,000" would be one CRM's bug stored as another amount
+    (the field's own limits then bound its digits)."""
+    if isinstance(value, bool) or (isinstance(value, str) and not _AMOUNT_TEXT.fullmatch(value)):
+        raise ValueError("must be a number, or decimal text like 1350000.50")
+    return value
 
 
 def refuse_control_characters(value: str | None) -> str | None:
@@ -226,16 +235,7 @@ class CrmUpdate(BaseModel):
 
     _text = field_validator("crm_id", "status")(refuse_control_characters)
 
-    @field_validator("deal_amount", mode="before")
-    @classmethod
-    def _plain_amount(cls, value: Any) -> Any:
-        # Text is read only in the plain form the API document gives: "1e3", "NaN" or "1,000"
-        # would be one CRM's bug stored as another amount.
-        if isinstance(value, bool) or (
-            isinstance(value, str) and not _AMOUNT_TEXT.fullmatch(value)
-        ):
-            raise ValueError("must be a number, or decimal text like 1350000.50")
-        return value
+    _amount = field_validator("deal_amount", mode="before")(plain_amount)
 
     _address = field_validator("email", "owner")(normalised_or_none)
 

@@ -13,7 +13,6 @@ stream carries it to the report counters), with every associated lead named.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -29,13 +28,12 @@ from tsunagu.errors import ConcurrentUpdate, MalformedRequest, NotFound
 from tsunagu.ids import new_id
 from tsunagu.leads.email import normalised_or_none
 from tsunagu.leads.model import Lead, LeadEvent
-from tsunagu.qualification.crm import VerifiedRequest, refuse_control_characters
+from tsunagu.qualification.crm import VerifiedRequest, plain_amount, refuse_control_characters
 
 MAX_LEADS_PER_DEAL = 50
 """An account's contacts on one deal: enough for a buying committee, bounded for one
 transaction's worth of lookups."""
 DEAL_CHANGED = "deal_changed"
-_AMOUNT_TEXT = re.compile(r"[0-9]{1,18}(\.[0-9]{1,2})?")
 
 
 class StaleDeal(ConcurrentUpdate):
@@ -83,15 +81,7 @@ class CrmDeal(BaseModel):
 
     _text = field_validator("deal_id", "name", "stage", "account")(refuse_control_characters)
 
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _plain_amount(cls, value: Any) -> Any:
-        # As for a lead's deal amount: a number, or plain decimal text, never "1e3" or "1,000".
-        if isinstance(value, bool) or (
-            isinstance(value, str) and not _AMOUNT_TEXT.fullmatch(value)
-        ):
-            raise ValueError("must be a number, or decimal text like 1350000.50")
-        return value
+    _amount = field_validator("amount", mode="before")(plain_amount)
 
     @model_validator(mode="after")
     def _closed_on_a_day(self) -> CrmDeal:

@@ -162,6 +162,24 @@ class QualificationRepository:
         return [{"key": item.sk, **(item.data or {})} for item in items]
 
 
+def _replay_guard(t: Tables, request: VerifiedRequest) -> Any:
+    """The record that a CRM request was received (until its timestamp could not pass again),
+    saved on the condition that it is new: a replay fails it."""
+    return t.qualification(
+        f"replay#{request.replay_key}",
+        "crm",
+        expires_at=int(request.keep_until.timestamp()) + 3600,
+    )
+
+
+def _refusals(error: TransactWriteError) -> list[str | None]:
+    """Each item's cancellation code; ReplayedRequest when the first, the replay guard, failed."""
+    codes = [r.code if r is not None else None for r in error.cancellation_reasons or []]
+    if codes and codes[0] == "ConditionalCheckFailed":
+        raise ReplayedRequest("this request was already received; sign a new one") from error
+    return codes
+
+
 class CrmRepository(LeadRepository):
     """The lead as the CRM webhook finds and changes it."""
 
@@ -178,11 +196,7 @@ class CrmRepository(LeadRepository):
         self, lead: Lead, events: Sequence[LeadEvent], request: VerifiedRequest, crm_id: str
     ) -> None:
         t = self._tables
-        replay = t.qualification(
-            f"replay#{request.replay_key}",
-            "crm",
-            expires_at=int(request.keep_until.timestamp()) + 3600,
-        )
+        replay = _replay_guard(t, request)
         pointer = t.identities(f"crm:{crm_id}", lead_id=lead.lead_id, created_at=lead.updated_at)
         try:
             with TransactWrite(connection=t.connection) as tx:
@@ -196,11 +210,7 @@ class CrmRepository(LeadRepository):
                 for event in events:
                     tx.save(event_to_item(t, event))
         except TransactWriteError as error:
-            codes = [r.code if r is not None else None for r in error.cancellation_reasons or []]
-            if codes and codes[0] == "ConditionalCheckFailed":
-                raise ReplayedRequest(
-                    "this request was already received; sign a new one"
-                ) from error
+            codes = _refusals(error)  # the replay guard first
             if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
                 raise IdempotencyConflict(
                     f"CRM id {crm_id!r} belongs to another lead in Tsunagu"
@@ -223,11 +233,7 @@ class CrmRepository(LeadRepository):
         """``deal#<id>`` / ``crm``: the deal as the CRM last described it, its update time in
         ``value`` (milliseconds) so that only a newer one replaces it."""
         t = self._tables
-        replay = t.qualification(
-            f"replay#{request.replay_key}",
-            "crm",
-            expires_at=int(request.keep_until.timestamp()) + 3600,
-        )
+        replay = _replay_guard(t, request)
         updated_ms = int(deal.updated_at.timestamp() * 1000)
         kept = t.qualification(
             f"deal#{deal.deal_id}", "crm", data=event.properties, value=updated_ms
@@ -242,11 +248,7 @@ class CrmRepository(LeadRepository):
                 )
                 tx.save(event_to_item(t, event))
         except TransactWriteError as error:
-            codes = [r.code if r is not None else None for r in error.cancellation_reasons or []]
-            if codes and codes[0] == "ConditionalCheckFailed":
-                raise ReplayedRequest(
-                    "this request was already received; sign a new one"
-                ) from error
+            codes = _refusals(error)  # the replay guard first
             if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
                 raise StaleDeal(
                     f"deal {deal.deal_id!r} has an update as new or newer than this one"
