@@ -316,14 +316,7 @@ export function Attribution({ from, to }: { from: string; to: string }) {
             <caption>{t("reports.attribution.journeys_caption")}</caption>
             <thead>
               <tr>
-                <th scope="col">{t("reports.kinds.journey")}</th>
-                <th scope="col">{t("reports.attribution.deals_column")}</th>
-                <th scope="col">{t("reports.attribution.touches")}</th>
-                {MODELS.map((m) => (
-                  <th scope="col" key={m}>
-                    {t("reports.attribution.revenue_by", { model: modelName(m) })}
-                  </th>
-                ))}
+                <CreditHeaders subject={t("reports.kinds.journey")} modelName={modelName} />
                 <th scope="col">{t("reports.attribution.cost")}</th>
                 {MODELS.map((m) => (
                   <th scope="col" key={m}>
@@ -341,13 +334,7 @@ export function Attribution({ from, to }: { from: string; to: string }) {
               {found.journeys.map((journey) => (
                 <tr key={journey.journey_id}>
                   <th scope="row">{journey.journey_id}</th>
-                  <td className="number">{formats.count(journey.deals)}</td>
-                  <td className="number">{formats.count(journey.touches)}</td>
-                  {MODELS.map((m) => (
-                    <td className="number" key={m}>
-                      <Money amounts={journey.revenue[m]} formats={formats} />
-                    </td>
-                  ))}
+                  <CreditCells credit={journey} formats={formats} />
                   <td className="number">
                     {journey.cost_usd === null ? (
                       <Missing why={t("reports.attribution.not_priced")} />
@@ -373,14 +360,7 @@ export function Attribution({ from, to }: { from: string; to: string }) {
             <caption>{t("reports.attribution.mails_caption")}</caption>
             <thead>
               <tr>
-                <th scope="col">{t("reports.kinds.mail")}</th>
-                <th scope="col">{t("reports.attribution.deals_column")}</th>
-                <th scope="col">{t("reports.attribution.touches")}</th>
-                {MODELS.map((m) => (
-                  <th scope="col" key={m}>
-                    {t("reports.attribution.revenue_by", { model: modelName(m) })}
-                  </th>
-                ))}
+                <CreditHeaders subject={t("reports.kinds.mail")} modelName={modelName} />
               </tr>
             </thead>
             <tbody>
@@ -392,13 +372,7 @@ export function Attribution({ from, to }: { from: string; to: string }) {
               {found.mails.map((mail) => (
                 <tr key={mail.template_id}>
                   <th scope="row">{mail.template_id}</th>
-                  <td className="number">{formats.count(mail.deals)}</td>
-                  <td className="number">{formats.count(mail.touches)}</td>
-                  {MODELS.map((m) => (
-                    <td className="number" key={m}>
-                      <Money amounts={mail.revenue[m]} formats={formats} />
-                    </td>
-                  ))}
+                  <CreditCells credit={mail} formats={formats} />
                 </tr>
               ))}
             </tbody>
@@ -428,6 +402,43 @@ export function Attribution({ from, to }: { from: string; to: string }) {
           </table>
         </>
       )}
+    </>
+  );
+}
+
+/** The columns a journey's and a mail's rows share: deals, touches, revenue by each model. */
+function CreditHeaders({
+  subject,
+  modelName,
+}: {
+  subject: string;
+  modelName: (model: Model) => string;
+}) {
+  const { t } = useTranslation();
+  return (
+    <>
+      <th scope="col">{subject}</th>
+      <th scope="col">{t("reports.attribution.deals_column")}</th>
+      <th scope="col">{t("reports.attribution.touches")}</th>
+      {MODELS.map((m) => (
+        <th scope="col" key={m}>
+          {t("reports.attribution.revenue_by", { model: modelName(m) })}
+        </th>
+      ))}
+    </>
+  );
+}
+
+function CreditCells({ credit, formats }: { credit: Credit; formats: Formats }) {
+  return (
+    <>
+      <td className="number">{formats.count(credit.deals)}</td>
+      <td className="number">{formats.count(credit.touches)}</td>
+      {MODELS.map((m) => (
+        <td className="number" key={m}>
+          <Money amounts={credit.revenue[m]} formats={formats} />
+        </td>
+      ))}
     </>
   );
 }
