@@ -258,18 +258,24 @@ class CrmUpdate(BaseModel):
         return self.status_code in SALES_ENGAGED
 
 
-def parse_crm_update(body: bytes) -> CrmUpdate:
-    """Read a verified body. Unreadable JSON is MalformedRequest (400); readable JSON with bad
-    fields is ValidationFailed (422), naming each field."""
+def read_crm_body[Body: BaseModel](body: bytes, model: type[Body]) -> Body:
+    """Read a verified body as ``model``. Unreadable JSON is MalformedRequest (400); readable
+    JSON with bad fields is ValidationFailed (422), naming each field. Numbers are read as
+    decimals, so an amount is kept exactly."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedRequest("the body is not UTF-8 JSON") from None
     data = load_json_object(text, parse_float=Decimal)
     try:
-        return CrmUpdate.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as error:
         raise validation_failed(error, "(body)") from None
+
+
+def parse_crm_update(body: bytes) -> CrmUpdate:
+    """A lead's update from the CRM (``POST /crm/leads``)."""
+    return read_crm_body(body, CrmUpdate)
 
 
 FieldPolicy = Literal["crm_wins", "tsunagu_wins", "newest_wins"]

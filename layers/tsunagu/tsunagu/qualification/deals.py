@@ -19,16 +19,20 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tsunagu.api.requests import load_json_object
-from tsunagu.client_values import ClientInstant, validation_failed
+from tsunagu.client_values import ClientInstant
 from tsunagu.clock import isoformat
-from tsunagu.errors import ConcurrentUpdate, MalformedRequest, NotFound
+from tsunagu.errors import ConcurrentUpdate, NotFound
 from tsunagu.ids import new_id
 from tsunagu.leads.email import normalised_or_none
 from tsunagu.leads.model import Lead, LeadEvent
-from tsunagu.qualification.crm import VerifiedRequest, plain_amount, refuse_control_characters
+from tsunagu.qualification.crm import (
+    VerifiedRequest,
+    plain_amount,
+    read_crm_body,
+    refuse_control_characters,
+)
 
 MAX_LEADS_PER_DEAL = 50
 """An account's contacts on one deal: enough for a buying committee, bounded for one
@@ -91,17 +95,8 @@ class CrmDeal(BaseModel):
 
 
 def parse_crm_deal(body: bytes) -> CrmDeal:
-    """Read a verified body: unreadable JSON is MalformedRequest (400), bad fields are
-    ValidationFailed (422), each named."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise MalformedRequest("the body is not UTF-8 JSON") from None
-    data = load_json_object(text, parse_float=Decimal)
-    try:
-        return CrmDeal.model_validate(data)
-    except ValidationError as error:
-        raise validation_failed(error, "(body)") from None
+    """A deal from the CRM (``POST /crm/deals``), read as a lead's update is."""
+    return read_crm_body(body, CrmDeal)
 
 
 class DealStore(Protocol):
