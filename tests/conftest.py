@@ -123,9 +123,15 @@ class AwsStack:
 def _no_cached_forms() -> Iterator[None]:
     from tsunagu.store.forms import forget_cached_forms
     from tsunagu.store.mail import forget_cached_templates
+    from tsunagu.store.segments import forget_cached_segments
     from tsunagu.store.tracking import forget_cached_sites
 
-    forgetters = (forget_cached_forms, forget_cached_sites, forget_cached_templates)
+    forgetters = (
+        forget_cached_forms,
+        forget_cached_sites,
+        forget_cached_templates,
+        forget_cached_segments,
+    )
     for forget in forgetters:
         forget()
     yield

@@ -1,5 +1,6 @@
 """enter_segments — once a day (a Schedule): enter the leads each active journey's segment
-trigger selects, e.g. re_engagement's ``silent_days>=90``.
+trigger selects, e.g. re_engagement's ``silent_days>=90`` (or a saved segment:
+``in_segment=webinar_no_shows``).
 
 The day names the entry (``segment:2026-11-22``), so a retried or repeated run enters nobody
 twice, and the journey's re-entry policy decides whether a lead still selected next month
@@ -12,8 +13,8 @@ from typing import Any
 
 from tsunagu import services
 from tsunagu.journeys.lifecycle import enter_leads
-from tsunagu.journeys.segments import Segment
 from tsunagu.observability import logger, metrics, observed
+from tsunagu.segments.filter import Segment
 from tsunagu.settings import get_settings
 
 
@@ -29,13 +30,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if not journeys:
         return {}
     leads = services.lead_repository(settings).all_leads()
+    facts = services.segment_facts(settings)  # each lead's events and consent read once
     report: dict[str, Any] = {}
     for journey in journeys:
         for trigger in journey.triggers:
             if trigger.kind != "segment" or trigger.segment is None:
                 continue
             segment = Segment.parse(trigger.segment)
-            selected = [lead for lead in leads if segment.selects(lead, now)]
+            selected = [lead for lead in leads if segment.selects(lead, now, facts)]
             results = enter_leads(
                 journey,
                 selected,

@@ -58,6 +58,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
         journey_id=request.journey_id,
         node=request.node,
         now=parse_instant(entered_at),
+        facts=services.segment_facts(settings),
     )
     leads.put_event(
         decision_event(

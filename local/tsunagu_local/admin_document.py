@@ -107,6 +107,16 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
         },
         "description": "Only suppressions for this reason.",
     },
+    "segment": {
+        "schema": {"type": "string", "minLength": 1, "maxLength": 1000},
+        "description": "A saved segment's name, or a filter (`stage=lead,score>=50`): only the "
+        "leads it selects (every lead unless given).",
+    },
+    "encoding": {
+        "schema": {"type": "string", "enum": ["utf-8", "cp932"]},
+        "description": "`utf-8` (with a BOM: Excel reads Japanese text; default) or `cp932` "
+        "(Shift_JIS, for older Excel; a character it cannot hold becomes `?`).",
+    },
     "replace": {
         "schema": {"type": "string", "enum": ["true", "false"]},
         "description": "`true` replaces an existing one; without it, an existing id is a 409.",
@@ -187,7 +197,7 @@ def _operation(route: AdminRoute) -> dict[str, Any]:
     }
     if ok == "201":
         responses["201"] = {"description": "Created.", "content": _json_object()}
-    if route.query and "format" in route.query:
+    if route.query and ("format" in route.query or route.operation == "leads.export"):
         responses["200"]["content"]["text/csv"] = {"schema": {"type": "string"}}
     for status in _error_statuses(route):
         responses[status] = {"$ref": "#/components/responses/AdminError"}

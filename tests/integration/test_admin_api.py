@@ -39,6 +39,8 @@ SAMPLE_PARAMS = {
     "node": "subject_test",
     "import_id": "imp_no_such_import",
     "value": "no-such-exclusion.example.com",
+    "name": "no-such-segment",
+    "mapping": "no-such-mapping",
 }
 
 

@@ -693,6 +693,12 @@ def drive_admin_api(aws: AwsStack, email: str) -> None:
         ("GET", "/admin/journeys/status", None),
         ("POST", "/admin/journeys/seminar_follow_up/entries", {"lead": email}),
         ("POST", "/admin/journeys/re_engagement/entries", {"segment": "stage=lead"}),
+        ("POST", "/admin/segments", {"name": "iam-test", "filter":
+            "stage=lead,did=form_submitted/30d,consent.marketing=yes,import=imp_x"}),
+        ("POST", "/admin/segments/try", {"filter": "in_segment=iam-test"}),
+        ("GET", "/admin/segments/iam-test", None),
+        ("GET", "/admin/leads/export?segment=iam-test&encoding=cp932", None),
+        ("POST", "/admin/journeys/re_engagement/entries", {"segment": "iam-test"}),
         ("POST", "/admin/journeys/welcome_nurture/pause", {}),
         ("POST", "/admin/journeys/welcome_nurture/resume", {"policy": {"kind": "skip_missed"}}),
         ("PUT", "/admin/emergency-stop", None),
@@ -739,7 +745,7 @@ def drive_admin_api(aws: AwsStack, email: str) -> None:
                 path,
                 role=role,
                 body=body,
-                query=dict([query.split("=")]) if query else None,
+                query=dict(pair.split("=") for pair in query.split("&")) if query else None,
             )
         )
         if path == "/admin/audit":

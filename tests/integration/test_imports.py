@@ -321,3 +321,100 @@ def test_a_lead_that_changes_while_the_undo_runs_is_kept_and_said_so(
     assert {k["email"] for k in undone["kept"]} == {"new.visitor@example.jp", "optout@example.jp"}
     assert all(k["changed_since"] == ["(changed while the undo ran)"] for k in undone["kept"])
     assert services.lead_repository(stack).find_lead("email:new.visitor@example.jp") is not None
+
+
+# ---------------------------------------------------------------- mappings saved per source
+CARD_SCANS = [
+    ["E-mail", "ご芳名", "貴社名", "案内"],
+    ["card.one@example.jp", "名刺 一郎", "カード(株)", "可"],
+    ["card.two@example.jp", "名刺 二郎", "", "不可"],
+]
+
+
+def card_scans() -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(CARD_SCANS)
+    return base64.b64encode(out.getvalue().encode("cp932")).decode()
+
+
+def put(settings: Settings, path: str, body: Any, role: Role = Role.MARKETER) -> tuple[int, Any]:
+    response = admin.handle(event("PUT", path, role=role, body=body), settings)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_a_mapping_saved_for_a_source_is_reused_by_name_and_can_be_overridden(
+    stack: Settings,
+) -> None:
+    # Unknown headers: without a mapping the file has no name, no company and no consent
+    status, plan = call(stack, {"file_name": "cards.csv", "content_base64": card_scans()})
+    assert status == 200 and set(plan["unmapped"]) >= {"ご芳名", "案内"}, plan
+
+    cards = {"source": "trade_show", "columns": {"ご芳名": "name", "貴社名": "company"},
+             "consent": {"column": "案内", "yes": ["可"], "no": ["不可"]},
+             "encoding": "cp932", "description": "展示会の名刺スキャン"}  # fmt: skip
+    status, saved = put(stack, "/admin/imports/mappings/trade-show-cards", cards)
+    assert status == 200 and saved["by"] == "marketer@example.com", saved
+
+    status, plan = call(
+        stack,
+        {"file_name": "cards.csv", "content_base64": card_scans(), "saved_mapping":
+         "trade-show-cards"},
+    )  # fmt: skip
+    assert status == 200, plan
+    rows = {row["email"]: row for row in plan["rows"]}
+    assert rows["card.one@example.jp"]["values"] == {"name": "名刺 一郎", "company": "カード(株)"}
+    assert [rows[e]["consent"] for e in ("card.one@example.jp", "card.two@example.jp")] == [
+        "yes",
+        "no",
+    ]
+
+    # What the request gives wins over what was saved: here, the column left out
+    status, plan = call(
+        stack,
+        {"file_name": "cards.csv", "content_base64": card_scans(),
+         "saved_mapping": "trade-show-cards", "mapping": {"貴社名": "-"}},
+    )  # fmt: skip
+    assert "company" not in plan["rows"][0]["values"], plan
+
+    response = admin.handle(event("GET", "/admin/imports/mappings", role=Role.VIEWER), stack)
+    listed = json.loads(response["body"])["items"]
+    assert [(m["name"], m["source"]) for m in listed] == [("trade-show-cards", "trade_show")]
+
+    for path, body, role, status_wanted in (
+        ("/admin/imports/mappings/cards", {"columns": {"x": "Not A Field"}}, Role.MARKETER, 422),
+        ("/admin/imports/mappings/Bad Name", {}, Role.MARKETER, 422),
+        ("/admin/imports/mappings/cards", {}, Role.VIEWER, 403),
+    ):
+        assert put(stack, path, body, role)[0] == status_wanted
+    status, answer = call(
+        stack, {"file_name": "c.csv", "content_base64": card_scans(), "saved_mapping": "gone"}
+    )
+    assert status == 404 and "trade-show-cards" in answer["message"], answer
+
+    deleted = admin.handle(
+        event("DELETE", "/admin/imports/mappings/trade-show-cards", role=Role.MARKETER), stack
+    )
+    assert deleted["statusCode"] == 200
+    assert json.loads(admin.handle(event("GET", "/admin/imports/mappings"), stack)["body"]) == {
+        "items": []
+    }
+
+
+def test_the_cli_saves_a_mapping_and_plans_with_it(
+    stack: Settings,
+    aws: AwsStack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    runtime_here(aws, tmp_path, monkeypatch)
+    (tmp_path / "cards.csv").write_bytes(base64.b64decode(card_scans()))
+    assert cli.main(
+        ["imports", "mappings", "save", "cards", "--source", "trade_show", "--map",
+         "ご芳名=name", "--consent-column", "案内", "--consent-yes", "可", "--consent-no", "不可"]
+    ) == 0  # fmt: skip
+    assert "saved mapping cards: counted as trade_show, ご芳名 → name" in capsys.readouterr().out
+    assert cli.main(["imports", "plan", "cards.csv", "--mapping", "cards"]) == 0
+    printed = capsys.readouterr().out
+    assert "counted as trade_show (saved mapping cards)" in printed
+    assert "create 2" in printed and "consent: no" in printed

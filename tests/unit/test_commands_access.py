@@ -33,6 +33,22 @@ EXPECTED: dict[str, dict[Role, bool | str]] = {
         Role.ADMIN: True, Role.MARKETER: False, Role.SALES: False, Role.VIEWER: False,
     },
     "leads.show": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
+    "imports.mappings": {
+        Role.ADMIN: True, Role.MARKETER: True, Role.SALES: False, Role.VIEWER: False,
+    },
+    "leads.export": {
+        Role.ADMIN: True, Role.MARKETER: True, Role.SALES: False, Role.VIEWER: False,
+    },
+    "segments.list": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
+    "segments.preview": {
+        Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True,
+    },
+    "segments.save": {
+        Role.ADMIN: True, Role.MARKETER: True, Role.SALES: False, Role.VIEWER: False,
+    },
+    "segments.delete": {
+        Role.ADMIN: True, Role.MARKETER: True, Role.SALES: False, Role.VIEWER: False,
+    },
     "leads.timeline": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: True, Role.VIEWER: True},
     "leads.update": {Role.ADMIN: True, Role.MARKETER: True, Role.SALES: "own", Role.VIEWER: False},
     "leads.record_event": {

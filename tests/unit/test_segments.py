@@ -1,4 +1,5 @@
-"""The simple lead filter for manual entry (``tsunagu journeys start --segment``)."""
+"""The lead filter: saved segments, manual entry (``tsunagu journeys start --segment``),
+segment triggers and branch cases."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Any
 import pytest
 
 from tsunagu.clock import isoformat
-from tsunagu.journeys.segments import Condition, Segment
+from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import Lead
+from tsunagu.segments.filter import Condition, Segment
 
 NOW = datetime(2026, 12, 9, 1, 0, tzinfo=UTC)
 
@@ -53,9 +55,17 @@ def test_a_segment_is_parsed_into_its_conditions() -> None:
         ("stage", "is not NAME=VALUE"),
         ("stage:lead", "is not NAME=VALUE"),
         ("colour=red", "unknown filter 'colour'"),
-        ("stage>=3", "stage: use silent_days and score with >=N"),
-        ("silent_days=90", "silent_days: use silent_days and score with >=N"),
-        ("score=70", "score: use silent_days and score with >=N"),
+        ("stage>=3", "stage: use = or != (>= and <= are for score and silent_days)"),
+        ("silent_days=90", "silent_days: use silent_days>=N or silent_days<=N"),
+        ("score=70", "score: use score>=N or score<=N"),
+        ("field=x", "field: name the field: field.X"),
+        ("consent.newsletter=maybe", "consent.newsletter: use yes / no / none"),
+        ("did=form_submitted", "did needs an event and 1 to 3650 days"),
+        ("did=form_submitted/0d", "did needs an event and 1 to 3650 days"),
+        ("did!=form_submitted/3d", "did: use did=EVENT/Nd"),
+        ("in_segment=Not A Name", "in_segment needs a segment's name"),
+        ("stage.x=lead", "unknown filter 'stage.x'"),
+        ("tag=", "tag needs a value"),
         ("score>=high", "whole number"),
         ("silent_days>=ninety", "whole number"),
         ("silent_days>=-5", "whole number"),
@@ -116,7 +126,7 @@ def _cli_segment_help() -> str:
 
 
 def test_every_filter_the_cli_help_offers_is_accepted() -> None:
-    examples = re.findall(r"([a-z_]+(?:=|>=)[\w:.-]+)", _cli_segment_help())
+    examples = re.findall(r"([a-z_]+(?:=|>=|<=)[\w:./-]+)", _cli_segment_help())
     assert examples, "the help names no example filters"
     refused = []
     for example in examples:
@@ -143,3 +153,134 @@ def test_the_values_a_filter_read_say_why_it_selected() -> None:
         "silent_days": 95,
         "grade": "B",
     }
+
+
+# ---------------------------------------------------------------- negation, bands, fields
+@pytest.mark.parametrize(
+    ("text", "selected"),
+    [
+        ("stage!=customer", True),
+        ("stage!=lead", False),
+        ("tag!=seminar-2026-12", False),
+        ("tag!=customer", True),
+        ("score>=70,score<=80", True),  # a score band
+        ("score<=72", False),
+        ("silent_days<=100", True),
+        ("silent_days<=94", False),
+        ("owner=Sales.Owner@example.jp", True),  # without case
+        ("owner=other@example.jp", False),
+        ("owner!=other@example.jp", True),
+        ("field.company=株式会社Ｅｘａｍｐｌｅ", True),  # NFKC: full-width letters are one
+        ("field.company!=株式会社Example", False),
+        ("field.department=", True),  # blank: the lead has no department
+        ("field.company=", False),
+    ],
+)
+def test_negation_bands_owner_and_fields(text: str, selected: bool) -> None:
+    fields = {
+        "company": FieldValue("株式会社Example", Channel.WEB_FORM, isoformat(NOW)),
+        "owner_email": FieldValue("sales.owner@example.jp", Channel.CRM, isoformat(NOW)),
+    }
+    assert Segment.parse(text).selects(lead(fields=fields), NOW) is selected
+
+
+class Facts:
+    """What a filter reads beyond the lead, as a test states it."""
+
+    def __init__(self) -> None:
+        self.events: dict[tuple[str, str], datetime] = {}
+        self.topics: dict[str, dict[str, str]] = {}
+        self.imports: dict[str, frozenset[str]] = {}
+        self.saved: dict[str, Segment] = {}
+        self.asked: list[str] = []
+
+    def did(self, lead_id: str, event_type: str, since: datetime) -> bool:
+        self.asked.append(f"did {event_type}")
+        at = self.events.get((lead_id, event_type))
+        return at is not None and at >= since
+
+    def consent(self, lead_id: str) -> dict[str, str]:
+        self.asked.append("consent")
+        return self.topics.get(lead_id, {})
+
+    def imported(self, import_id: str) -> frozenset[str]:
+        self.asked.append(f"import {import_id}")
+        return self.imports.get(import_id, frozenset())
+
+    def segment(self, name: str) -> Segment | None:
+        self.asked.append(f"segment {name}")
+        return self.saved.get(name)
+
+
+def test_events_are_read_for_the_last_n_days() -> None:
+    facts = Facts()
+    facts.events[("lead_1", "form_submitted")] = NOW - timedelta(days=29, hours=23)
+    assert Segment.parse("did=form_submitted/30d").selects(lead(), NOW, facts)
+    assert not Segment.parse("did=form_submitted/29d").selects(lead(), NOW, facts)
+    assert not Segment.parse("did_not=form_submitted/30d").selects(lead(), NOW, facts)
+    assert Segment.parse("did_not=webinar_attended/90d").selects(lead(), NOW, facts)
+
+
+@pytest.mark.parametrize(
+    ("topics", "yes", "no", "none"),
+    [
+        ({"newsletter": "opted_in"}, True, False, False),
+        ({"marketing": "opted_in"}, True, False, False),  # the forms' box covers each topic
+        ({"marketing": "opted_in", "newsletter": "opted_out"}, False, True, False),
+        ({"newsletter": "opted_in", "all": "opted_out"}, False, True, False),  # unsubscribed
+        ({"newsletter": "pending"}, False, False, True),  # not confirmed yet
+        ({}, False, False, True),
+    ],
+)
+def test_consent_per_topic_is_read_as_a_send_reads_it(
+    topics: dict[str, str], yes: bool, no: bool, none: bool
+) -> None:
+    facts = Facts()
+    facts.topics["lead_1"] = topics
+    for value, expected in (("yes", yes), ("no", no), ("none", none)):
+        assert Segment.parse(f"consent.newsletter={value}").selects(lead(), NOW, facts) is expected
+        assert Segment.parse(f"consent.newsletter!={value}").selects(lead(), NOW, facts) is (
+            not expected
+        )
+
+
+def test_import_and_membership_of_another_segment() -> None:
+    facts = Facts()
+    facts.imports["imp_1"] = frozenset({"lead_1"})
+    facts.saved["pricing"] = Segment.parse("tag=interest:pricing")
+    facts.saved["big"] = Segment.parse("field.company_size=1000+")
+    assert Segment.parse("import=imp_1").selects(lead(), NOW, facts)
+    assert not Segment.parse("import=imp_2").selects(lead(), NOW, facts)
+    assert Segment.parse("in_segment=pricing").selects(lead(), NOW, facts)
+    assert not Segment.parse("in_segment=big").selects(lead(), NOW, facts)
+    assert Segment.parse("in_segment!=big").selects(lead(), NOW, facts)
+    assert not Segment.parse("in_segment=deleted").selects(lead(), NOW, facts)
+
+
+def test_a_segment_that_contains_itself_stops_instead_of_recursing() -> None:
+    facts = Facts()
+    facts.saved["a"] = Segment.parse("in_segment=b")
+    facts.saved["b"] = Segment.parse("in_segment=a")
+    with pytest.raises(ValueError, match="contain itself"):
+        Segment.parse("in_segment=a").selects(lead(), NOW, facts)
+
+
+def test_the_leads_own_conditions_are_checked_before_any_fact_is_read() -> None:
+    facts = Facts()
+    segment = Segment.parse("did=form_submitted/30d,consent.newsletter=yes,stage=mql")
+    assert str(segment.conditions[0]) == "stage=mql"
+    assert not segment.selects(lead(), NOW, facts)
+    assert facts.asked == []
+
+
+def test_what_an_index_can_narrow_is_handed_to_the_lead_search() -> None:
+    segment = Segment.parse("stage=lead,tag=vip,grade=b,score>=50,score<=90,owner=a@example.jp")
+    assert segment.index_filters() == {
+        "stage": "lead",
+        "tag": "vip",
+        "grade": "B",
+        "score_min": 50,
+        "score_max": 90,
+        "owner": "a@example.jp",
+    }
+    assert Segment.parse("stage!=lead,did=form_submitted/3d").index_filters() == {}

@@ -28,6 +28,7 @@ from tsunagu.cli_imports import add_import_commands
 from tsunagu.cli_journeys import JourneyCliError, add_journey_commands
 from tsunagu.cli_qualification import QualificationCliError, add_qualification_commands
 from tsunagu.cli_reports import add_report_commands
+from tsunagu.cli_segments import add_export_command, add_segment_commands
 from tsunagu.clock import isoformat
 from tsunagu.errors import TsunaguError
 from tsunagu.settings import Settings
@@ -578,6 +579,7 @@ def _parser() -> argparse.ArgumentParser:
     unsuppress.add_argument("email")
     unsuppress.add_argument("--note", required=True, help="why, for the record")
     unsuppress.set_defaults(run=leads_unsuppress)
+    add_export_command(leads)
     suppressed = groups.add_parser(
         "suppressions", help="the addresses no mail may reach"
     ).add_subparsers(dest="command", required=True)
@@ -713,6 +715,7 @@ def _parser() -> argparse.ArgumentParser:
     add_analytics_commands(groups)
     add_qualification_commands(groups, leads)
     add_import_commands(groups)
+    add_segment_commands(groups)
     add_report_commands(groups)
     add_api_commands(groups)
     forms.add_parser("list", help="list forms").set_defaults(run=forms_list)

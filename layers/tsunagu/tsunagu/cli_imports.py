@@ -1,6 +1,6 @@
 """``tsunagu imports plan FILE``: the dry run of importing a lead list, row by row;
 ``imports run FILE --plan DIGEST`` applies exactly that plan; ``imports undo ID`` takes it back;
-``imports list``."""
+``imports list``; ``imports mappings save|list|delete`` keeps a source's options by name."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from tsunagu import services
 from tsunagu.errors import FieldError, ValidationFailed
 from tsunagu.imports.plan import ConsentColumn, ImportOptions
 from tsunagu.imports.reading import ENCODINGS
+from tsunagu.imports.saved import IMPORT_SOURCES, SavedMapping
 from tsunagu.leads.merge import Channel
 from tsunagu.settings import Settings
 
-SOURCES = ("import", "trade_show", "seminar", "web_form", "sales", "crm")
+SOURCES = IMPORT_SOURCES
 
 
 def _options(args: argparse.Namespace) -> ImportOptions:
@@ -31,7 +32,20 @@ def _options(args: argparse.Namespace) -> ImportOptions:
     if any("=" not in part for part in args.map):
         raise ValidationFailed([FieldError("map", "give each as HEADER=FIELD (列名=company)")])
     mapping = dict(part.split("=", 1) for part in args.map)
-    return ImportOptions(Channel(args.source), mapping, consent)
+    return ImportOptions(Channel(args.source or "import"), mapping, consent)
+
+
+def _file_options(settings: Settings, args: argparse.Namespace) -> tuple[ImportOptions, str | None]:
+    """The options given, over the saved mapping the file names (--mapping)."""
+    from tsunagu.commands import imports
+
+    return imports.options_with_mapping(
+        services.import_commands(settings),
+        args.mapping,
+        _options(args),
+        source_given=args.source is not None,
+        encoding=args.encoding,
+    )
 
 
 def imports_plan(settings: Settings, args: argparse.Namespace) -> int:
@@ -39,13 +53,14 @@ def imports_plan(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.commands import imports
 
     path = Path(args.file)
+    options, encoding = _file_options(settings, args)
     planned = imports.plan(
         services.import_commands(settings),
         services.operator(settings),
         path.read_bytes(),
         path.name,
-        _options(args),
-        encoding=args.encoding,
+        options,
+        encoding=encoding,
     )
     if args.rejected:
         Path(args.rejected).write_bytes(planned.rejected_file)
@@ -53,7 +68,11 @@ def imports_plan(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(planned.as_json(), indent=2, ensure_ascii=False))
         return 0
     plan = planned.plan
-    print(f"{path.name}: {len(plan.rows)} rows, read as {plan.encoding}, counted as {args.source}")
+    print(
+        f"{path.name}: {len(plan.rows)} rows, read as {plan.encoding},"
+        f" counted as {options.source.value}"
+        + (f" (saved mapping {args.mapping})" if args.mapping else "")
+    )
     print("columns: " + ", ".join(f"{header} → {field}" for header, field in plan.columns.items()))
     if plan.unmapped:
         print("left out: " + ", ".join(plan.unmapped))
@@ -65,6 +84,8 @@ def imports_plan(settings: Settings, args: argparse.Namespace) -> int:
     if args.rejected:
         print(f"rejected rows, with the reason: {args.rejected} (fix them and import it again)")
     digest = planned.as_json(rows=0)["plan_digest"]
+    if not args.mapping:
+        print("to reuse these options for this source's next file: imports mappings save NAME")
     print(f"to apply exactly this plan: imports run {path.name} (same options) --plan {digest}")
     return 0
 
@@ -74,13 +95,14 @@ def imports_run(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.commands import imports
 
     path = Path(args.file)
+    options, encoding = _file_options(settings, args)
     record, planned = imports.run(
         services.import_commands(settings),
         services.operator(settings),
         path.read_bytes(),
         path.name,
-        _options(args),
-        encoding=args.encoding,
+        options,
+        encoding=encoding,
         plan_digest=args.plan,
     )
     if args.rejected:
@@ -127,6 +149,53 @@ def imports_list(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def mappings_save(settings: Settings, args: argparse.Namespace) -> int:
+    """Save the options of a source's files under a name (replacing one of that name)."""
+    from tsunagu.commands import imports
+
+    saved = imports.save_mapping(
+        services.import_commands(settings),
+        services.operator(settings),
+        SavedMapping.of(
+            args.name, _options(args), encoding=args.encoding, description=args.description
+        ),
+    )
+    print(f"saved mapping {saved.name}: counted as {saved.source}, " + _columns(saved))
+    print(f"use it: tsunagu imports plan FILE --mapping {saved.name}")
+    return 0
+
+
+def mappings_list(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.commands import imports
+
+    found = imports.mappings(services.import_commands(settings), services.operator(settings))
+    if args.json:
+        print(json.dumps([m.as_json() for m in found], indent=2, ensure_ascii=False))
+        return 0
+    for m in found:
+        print(f"{m.name:<24} {m.source:<11} {_columns(m)}")
+    if not found:
+        print("(no mappings saved yet: imports mappings save NAME --source ... --map ...)")
+    return 0
+
+
+def mappings_delete(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.commands import imports
+
+    imports.delete_mapping(
+        services.import_commands(settings), services.operator(settings), args.name
+    )
+    print(f"deleted mapping {args.name}")
+    return 0
+
+
+def _columns(mapping: SavedMapping) -> str:
+    columns = ", ".join(f"{h} → {f}" for h, f in mapping.columns.items()) or "automatic columns"
+    if mapping.consent_column:
+        columns += f"; consent: {mapping.consent_column} (yes: {'/'.join(mapping.consent_yes)})"
+    return columns
+
+
 def _detail(row: Any) -> str:
     if row.action == "rejected":
         return str(row.reason)
@@ -159,11 +228,34 @@ def add_import_commands(groups: Any) -> None:
     listing = commands.add_parser("list", help="the imports, newest first")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(run=imports_list)
+    saved = commands.add_parser("mappings", help="options saved per source, reused by name")
+    mappings = saved.add_subparsers(dest="mappings_command", required=True)
+    save = mappings.add_parser("save", help="save a source's options (--source, --map, consent)")
+    save.add_argument("name", help="e.g. trade-show-cards (lower-case letters, digits, _ and -)")
+    _option_arguments(save)
+    save.add_argument("--description", default="")
+    save.set_defaults(run=mappings_save)
+    listed = mappings.add_parser("list", help="the saved mappings")
+    listed.add_argument("--json", action="store_true")
+    listed.set_defaults(run=mappings_list)
+    delete = mappings.add_parser("delete", help="delete a saved mapping")
+    delete.add_argument("name")
+    delete.set_defaults(run=mappings_delete)
 
 
 def _file_arguments(plan: Any) -> None:
     plan.add_argument("file")
-    plan.add_argument("--source", choices=SOURCES, default="import", help="what the list counts as")
+    plan.add_argument(
+        "--mapping", metavar="NAME", help="a saved mapping (imports mappings list); options given"
+        " here override its",
+    )  # fmt: skip
+    _option_arguments(plan)
+    plan.add_argument("--rejected", metavar="PATH", help="write the rejected rows here (CSV)")
+    plan.add_argument("--json", action="store_true")
+
+
+def _option_arguments(plan: Any) -> None:
+    plan.add_argument("--source", choices=SOURCES, help="what the list counts as (default: import)")
     plan.add_argument(
         "--encoding", choices=(*ENCODINGS, "shift_jis"), help="(found when not given)"
     )
@@ -175,5 +267,3 @@ def _file_arguments(plan: Any) -> None:
     plan.add_argument("--consent-yes", action="append", default=[], help="an answer meaning yes")
     plan.add_argument("--consent-no", action="append", default=[], help="an answer meaning no")
     plan.add_argument("--consent-topic", default="marketing")
-    plan.add_argument("--rejected", metavar="PATH", help="write the rejected rows here (CSV)")
-    plan.add_argument("--json", action="store_true")

@@ -106,7 +106,7 @@ def journeys_install(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def journeys_start(settings: Settings, args: argparse.Namespace) -> int:
-    """Manual entry: one lead (--lead) or every lead a simple filter selects (--segment)."""
+    """Manual entry: one lead (--lead) or every lead a segment or filter selects (--segment)."""
     started = journeys.start(
         services.journey_commands(settings),
         services.operator(settings),
@@ -475,8 +475,10 @@ def add_journey_commands(groups: Any) -> None:
     who.add_argument("--lead", help="the lead's e-mail address")
     who.add_argument(
         "--segment",
-        help="a filter: stage=lead, tag=seminar-2026-12, source=web_form, domain=example.jp, "
-        "silent_days>=90 (comma-separated, all must hold; the gate still checks consent)",
+        help="a saved segment's name (segments list), or a filter: stage=lead, "
+        "tag=seminar-2026-12, source=web_form, domain=example.jp, silent_days>=90, score<=80, "
+        "did=form_submitted/30d, in_segment=hot_accounts (comma-separated, all must hold; "
+        "tsunagu segments try shows the filters; the gate still checks consent)",
     )
     start.add_argument(
         "--input", action="append", help="NAME=VALUE added to the execution's input (repeat)"

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tsunagu.commands.mail import MailCommands
     from tsunagu.commands.qualification import QualificationCommands
     from tsunagu.commands.reports import ReportCommands
+    from tsunagu.commands.segments import SegmentCommands
     from tsunagu.commands.users import UserCommands
     from tsunagu.journeys.business_time import BusinessCalendar, QuietHours
     from tsunagu.journeys.gate import FrequencyCap
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from tsunagu.reports.counting import JourneyGoal
     from tsunagu.store.audit import AuditRepository
     from tsunagu.store.forms import FormRepository
+    from tsunagu.store.imports import ImportRepository
     from tsunagu.store.journeys import (
         JourneyRepository,
         StepFunctionsExecutions,
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from tsunagu.store.mail import MailRepository
     from tsunagu.store.qualification import CrmRepository, QualificationRepository
     from tsunagu.store.reports import ReportsRepository
+    from tsunagu.store.segments import SegmentExclusions, SegmentRepository, StoredFacts
     from tsunagu.store.ses import SesMessenger
     from tsunagu.store.state_machines import StepFunctionsStateMachines
     from tsunagu.store.tracking import SiteRepository, TrackingRepository
@@ -128,7 +131,17 @@ def send(settings: Settings, request: SendRequest) -> SendResult:
         signer=token_signer(settings),
         clock=clock(settings),
         policy=mail_policy(settings),
+        segments=segment_exclusions(settings),
     )
+
+
+def segment_exclusions(settings: Settings) -> SegmentExclusions | None:
+    repository = segment_repository(settings)
+    if repository is None:
+        return None
+    from tsunagu.store.segments import SegmentExclusions
+
+    return SegmentExclusions(repository, lambda: segment_facts(settings))
 
 
 class MailConfirmations:
@@ -400,17 +413,60 @@ def import_commands(settings: Settings) -> ImportCommands:
     """The ports of the list-import use cases (tsunagu.commands.imports)."""
     from tsunagu.commands.imports import ImportCommands
 
-    imports = None
-    if settings.imports_table:
-        from tsunagu.store.imports import ImportRepository
-
-        client = bind_tables(settings).connection.client
-        imports = ImportRepository(client, settings.imports_table)
     return ImportCommands(
         leads=lead_repository(settings),
         audit=audit_log(settings),
         clock=clock(settings),
-        imports=imports,
+        imports=import_repository(settings),
+    )
+
+
+@lru_cache(maxsize=8)
+def import_repository(settings: Settings) -> ImportRepository | None:
+    if not settings.imports_table:
+        return None
+    from tsunagu.store.imports import ImportRepository
+
+    return ImportRepository(bind_tables(settings).connection.client, settings.imports_table)
+
+
+@lru_cache(maxsize=8)
+def segment_repository(settings: Settings) -> SegmentRepository | None:
+    """The saved segments (None: a stack without them, where a filter may not name one)."""
+    if not settings.segments_table:
+        return None
+    from tsunagu.store.segments import SegmentRepository
+
+    return SegmentRepository(
+        bind_tables(settings).connection.client,
+        settings.segments_table,
+        cache_seconds=settings.form_cache_seconds,
+    )
+
+
+def segment_facts(settings: Settings) -> StoredFacts:
+    """What filters read beyond the lead, for one evaluation (each fact read once)."""
+    from tsunagu.store.segments import StoredFacts
+
+    return StoredFacts(
+        bind_tables(settings), segment_repository(settings), import_repository(settings)
+    )
+
+
+def segment_commands(settings: Settings) -> SegmentCommands:
+    """The ports of the segment and export use cases (tsunagu.commands.segments)."""
+    from tsunagu.commands.segments import SegmentCommands
+
+    segments = segment_repository(settings)
+    if segments is None:
+        raise RuntimeError("no segments table is configured (TSUNAGU_SEGMENTS_TABLE)")
+    return SegmentCommands(
+        segments=segments,
+        leads=lead_repository(settings),
+        facts=lambda: segment_facts(settings),
+        journeys=journey_repository(settings),
+        audit=audit_log(settings),
+        clock=clock(settings),
     )
 
 
@@ -431,6 +487,7 @@ def journey_commands(settings: Settings) -> JourneyCommands:
     """The ports of the journey use cases (tsunagu.commands.journeys)."""
     from tsunagu.commands.journeys import JourneyCommands
 
+    segments = segment_repository(settings)
     return JourneyCommands(
         journeys=journey_repository(settings),
         executions=executions(settings),
@@ -439,6 +496,8 @@ def journey_commands(settings: Settings) -> JourneyCommands:
         leads=lead_repository(settings),
         entry_arn=lambda journey: entry_arn(settings, journey),
         running=lambda journey: running_executions(settings, journey),
+        saved_segment=lambda name: segments.get_segment(name) if segments else None,
+        facts=lambda: segment_facts(settings),
     )
 
 

@@ -52,6 +52,8 @@ class Settings(BaseModel):
     imports_table: str | None = None
     """The lead lists imported (tsunagu.imports.apply): each import and what each row did, so
     that it can be undone."""
+    segments_table: str | None = None
+    """The saved segments (tsunagu.segments.saved), read by sends for their exclusions."""
     admin_allowed_cidrs: str = ""
     """Where the admin API may be called from: CIDR ranges, comma-separated (seed 002's
     IPアドレス制御); empty: from anywhere (sign-in is still required)."""

@@ -35,6 +35,7 @@ from tsunagu.commands import (
     mail,
     qualification,
     reports,
+    segments,
     users,
 )
 from tsunagu.commands.access import OPERATIONS, Actor, Role, authorise
@@ -53,9 +54,11 @@ from tsunagu.errors import (
 )
 from tsunagu.forms.model import FormDefinition
 from tsunagu.imports.plan import ConsentColumn, ImportOptions
+from tsunagu.imports.saved import SavedMapping
 from tsunagu.journeys.business_time import BusinessCalendar
 from tsunagu.journeys.model import ResumePolicy
 from tsunagu.journeys.simulation import Simulation
+from tsunagu.leads.export import ENCODINGS
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import Lead
 from tsunagu.leads.search import MAX_PAGE_SIZE, PAGE_SIZE, LeadQuery
@@ -72,6 +75,8 @@ from tsunagu.reports.definitions import METRICS, RATES
 from tsunagu.reports.experiments import experiment_csv
 from tsunagu.reports.figures import Report, report_csv
 from tsunagu.reports.funnel import funnel_csv
+from tsunagu.segments.filter import SEGMENT_NAME
+from tsunagu.segments.selection import Preview
 from tsunagu.settings import Settings
 from tsunagu.tracking.sites import SiteDefinition
 
@@ -399,6 +404,9 @@ class ConsentMeaning(BaseModel):
     no: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=20)
     topic: str = Field(default="marketing", pattern=r"^[a-z][a-z0-9_-]{0,39}$")
 
+    def meaning(self) -> ConsentColumn:
+        return ConsentColumn(self.column, frozenset(self.yes), frozenset(self.no), self.topic)
+
 
 class ImportPlanRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -409,10 +417,14 @@ class ImportPlanRequest(BaseModel):
     """The file's bytes, base64 (as far as the body's 512 KB allows: a few thousand rows)."""
     encoding: Literal["utf-8", "utf-8-sig", "cp932", "shift_jis", "utf-16"] | None = None
     """Found when not given."""
-    source: Literal["import", "trade_show", "seminar", "web_form", "sales", "crm"] = "import"
+    source: Literal["import", "trade_show", "seminar", "web_form", "sales", "crm"] | None = None
+    """What the list counts as (``import`` unless given or saved in ``saved_mapping``)."""
     mapping: dict[str, str] = Field(default_factory=dict, max_length=200)
     """Header -> field, over the automatic mapping (``-`` leaves a column out)."""
     consent: ConsentMeaning | None = None
+    saved_mapping: str | None = Field(default=None, max_length=63)
+    """A mapping saved for this source (``/admin/imports/mappings``): its options, with what
+    this request gives on top."""
     rows: int = Field(default=200, ge=1, le=5000)
     """How many rows' plans to answer with (the counts are of every row)."""
 
@@ -423,17 +435,68 @@ class ImportRunRequest(ImportPlanRequest):
     changed since and the plan is no longer that one)."""
 
 
-def _import_file(asked: ImportPlanRequest) -> tuple[bytes, ImportOptions]:
+def _import_file(
+    call: AdminCall, asked: ImportPlanRequest
+) -> tuple[bytes, ImportOptions, str | None]:
+    """The file's bytes, its options (over the saved mapping it names) and its encoding."""
     try:
         data = base64.b64decode(asked.content_base64, validate=True)
     except (binascii.Error, ValueError):  # ValueError: not ASCII at all
         raise ValidationFailed([FieldError("content_base64", "is not base64")]) from None
-    consent = None
-    if asked.consent is not None:
-        meaning = asked.consent
-        consent = ConsentColumn(meaning.column, frozenset(meaning.yes), frozenset(meaning.no),
-                                meaning.topic)  # fmt: skip
-    return data, ImportOptions(Channel(asked.source), asked.mapping, consent)
+    consent = asked.consent.meaning() if asked.consent else None
+    given = ImportOptions(Channel(asked.source or "import"), asked.mapping, consent)
+    options, encoding = imports.options_with_mapping(
+        services.import_commands(call.settings),
+        asked.saved_mapping,
+        given,
+        source_given=asked.source is not None,
+        encoding=asked.encoding,
+    )
+    return data, options, encoding
+
+
+class MappingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["import", "trade_show", "seminar", "web_form", "sales", "crm"] = "import"
+    columns: dict[str, str] = Field(default_factory=dict, max_length=200)
+    """Header -> field over the automatic mapping (``-`` leaves a column out)."""
+    consent: ConsentMeaning | None = None
+    encoding: Literal["utf-8", "utf-8-sig", "cp932", "shift_jis", "utf-16"] | None = None
+    description: str = Field(default="", max_length=500)
+
+
+def mapping_list(call: AdminCall) -> Any:
+    """The mappings saved per source, by name."""
+    found = imports.mappings(services.import_commands(call.settings), call.actor)
+    return {"items": [m.as_json() for m in found]}
+
+
+def mapping_save(call: AdminCall) -> Any:
+    """Save a source's import options under a name (replacing one of that name): what its files
+    count as, their columns' fields, what their consent column means, their encoding."""
+    asked = call.model(MappingRequest)
+    consent = asked.consent.meaning() if asked.consent else None
+    options = ImportOptions(Channel(asked.source), asked.columns, consent)
+    saved = imports.save_mapping(
+        services.import_commands(call.settings),
+        call.actor,
+        SavedMapping.of(
+            call.params["mapping"],
+            options,
+            encoding=asked.encoding,
+            description=asked.description,
+        ),
+    )
+    return saved.as_json()
+
+
+def mapping_delete(call: AdminCall) -> Any:
+    """Delete a saved mapping (the imports made with it are not touched)."""
+    imports.delete_mapping(
+        services.import_commands(call.settings), call.actor, call.params["mapping"]
+    )
+    return {"deleted": call.params["mapping"]}
 
 
 def import_plan(call: AdminCall) -> Any:
@@ -443,14 +506,14 @@ def import_plan(call: AdminCall) -> Any:
     a CSV to fix and import again. Nothing is written; ``plan_digest`` names this plan for the
     real run."""
     asked = call.model(ImportPlanRequest)
-    data, options = _import_file(asked)
+    data, options, encoding = _import_file(call, asked)
     planned = imports.plan(
         services.import_commands(call.settings),
         call.actor,
         data,
         asked.file_name,
         options,
-        encoding=asked.encoding,
+        encoding=encoding,
     )
     answer = planned.as_json(rows=asked.rows)
     if planned.plan.count("rejected"):
@@ -463,14 +526,14 @@ def import_run(call: AdminCall) -> Any:
     transaction with the import's id on every lead and event it writes; 409 and nothing
     written if the plan changed since. Answers the import (its id, for undo)."""
     asked = call.model(ImportRunRequest)
-    data, options = _import_file(asked)
+    data, options, encoding = _import_file(call, asked)
     record, _ = imports.run(
         services.import_commands(call.settings),
         call.actor,
         data,
         asked.file_name,
         options,
-        encoding=asked.encoding,
+        encoding=encoding,
         plan_digest=asked.plan_digest,
     )
     return 201, record.as_json()
@@ -489,6 +552,104 @@ def import_list(call: AdminCall) -> Any:
     """The imports, newest first: who ran which file when, its counts, undone or not."""
     found = imports.list_imports(services.import_commands(call.settings), call.actor)
     return {"items": [record.as_json() for record in found]}
+
+
+# ---------------------------------------------------------------- segments and export
+
+
+class SegmentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=63)
+    filter: str = Field(min_length=1, max_length=1000)
+    """Conditions joined by commas (tsunagu.segments.filter): ``stage=lead,score>=50``."""
+    description: str = Field(default="", max_length=500)
+    exclude_from_marketing: bool = False
+    """A global exclusion: no marketing mail goes to the leads it selects."""
+    version: int | None = Field(default=None, ge=1)
+    """The version read, to change a segment (409 if someone saved it since); none to create."""
+
+
+class SegmentTryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filter: str = Field(min_length=1, max_length=1000)
+    """A filter, or a saved segment's name."""
+
+
+def _segment_answer(found: Preview) -> dict[str, Any]:
+    return {
+        "count": found.count,
+        "sample": [_lead_row(lead) for lead in found.sample],
+    }
+
+
+def segment_list(call: AdminCall) -> Any:
+    """The saved segments by name."""
+    found = segments.list_segments(services.segment_commands(call.settings), call.actor)
+    return {"items": [s.as_json() for s in found]}
+
+
+def segment_try(call: AdminCall) -> Any:
+    """How many leads a filter (or a saved segment) selects now, and the first ten by score:
+    what to look at before saving it. Nothing is written."""
+    asked = call.model(SegmentTryRequest)
+    ports = services.segment_commands(call.settings)
+    return _segment_answer(segments.try_filter(ports, call.actor, asked.filter))
+
+
+def segment_show(call: AdminCall) -> Any:
+    """A saved segment, who it selects now (count and sample) and what reads it (journeys'
+    triggers and branches, other segments)."""
+    ports = services.segment_commands(call.settings)
+    shown = segments.show(ports, call.actor, call.params["name"])
+    return shown.segment.as_json() | _segment_answer(shown.preview) | {"used_by": shown.used_by}
+
+
+def segment_save(call: AdminCall) -> Any:
+    """Save a segment under a name (201), or change one (give the version read; 409 if someone
+    saved it since). A filter naming a segment that does not exist, or leading back to this
+    one, is refused."""
+    asked = call.model(SegmentRequest)
+    if asked.name != call.params.get("name", asked.name):
+        raise ValidationFailed([FieldError("name", "differs from the segment in the path")])
+    saved = segments.save(
+        services.segment_commands(call.settings),
+        call.actor,
+        asked.name,
+        asked.filter,
+        description=asked.description,
+        exclude_from_marketing=asked.exclude_from_marketing,
+        version=asked.version,
+    )
+    return (201 if saved.version == 1 else 200), saved.as_json()
+
+
+def segment_delete(call: AdminCall) -> Any:
+    """Delete a segment; refused (422, naming them) while a journey or segment reads it."""
+    segments.delete(services.segment_commands(call.settings), call.actor, call.params["name"])
+    return {"deleted": call.params["name"]}
+
+
+def lead_export(call: AdminCall) -> Any:
+    """Leads as CSV for Excel: every lead, or those a saved segment (or a filter) selects
+    (``?segment=``); ``?encoding=utf-8`` (with a BOM, default) or ``cp932``. A cell a
+    spreadsheet would run as a formula is prefixed with ``'``. Marketers and admins; every
+    export is in the audit log."""
+    encoding = call.query.get("encoding") or "utf-8"
+    if encoding not in ENCODINGS:
+        raise ValidationFailed([FieldError("encoding", f"{encoding!r}: utf-8 or cp932")])
+    segment = call.text("segment")
+    exported = segments.export(
+        services.segment_commands(call.settings),
+        call.actor,
+        segment=segment,
+        encoding="cp932" if encoding == "cp932" else "utf-8",
+    )
+    name = f"leads-{segment if segment and SEGMENT_NAME.match(segment) else 'export'}.csv"
+    if exported.encoding == "utf-8":
+        return CsvBody(exported.data.decode("utf-8"), name)
+    return CsvBody("", name, data=exported.data, charset="shift_jis")
 
 
 # ---------------------------------------------------------------- journeys
@@ -1026,6 +1187,9 @@ def audit_entries(call: AdminCall) -> Any:
 class CsvBody:
     text: str
     filename: str = "audit.csv"
+    data: bytes | None = None
+    """The file's bytes in another encoding than UTF-8 (``charset``): sent as base64."""
+    charset: str = "utf-8"
 
 
 # ---------------------------------------------------------------- reports
@@ -1245,8 +1409,22 @@ ROUTES: tuple[AdminRoute, ...] = (
     ),
     AdminRoute("POST", "/admin/imports/plans", "imports.plan", import_plan, ImportPlanRequest),
     AdminRoute("GET", "/admin/imports", "imports.list", import_list),
+    AdminRoute(
+        "GET", "/admin/leads/export", "leads.export", lead_export, query=("segment", "encoding")
+    ),
+    AdminRoute("GET", "/admin/segments", "segments.list", segment_list),
+    AdminRoute("POST", "/admin/segments", "segments.save", segment_save, SegmentRequest),
+    AdminRoute("POST", "/admin/segments/try", "segments.preview", segment_try, SegmentTryRequest),
+    AdminRoute("GET", "/admin/segments/{name}", "segments.list", segment_show),
+    AdminRoute("PUT", "/admin/segments/{name}", "segments.save", segment_save, SegmentRequest),
+    AdminRoute("DELETE", "/admin/segments/{name}", "segments.delete", segment_delete),
     AdminRoute("POST", "/admin/imports", "imports.run", import_run, ImportRunRequest),
     AdminRoute("POST", "/admin/imports/{import_id}/undo", "imports.undo", import_undo),
+    AdminRoute("GET", "/admin/imports/mappings", "imports.list", mapping_list),
+    AdminRoute(
+        "PUT", "/admin/imports/mappings/{mapping}", "imports.mappings", mapping_save, MappingRequest
+    ),
+    AdminRoute("DELETE", "/admin/imports/mappings/{mapping}", "imports.mappings", mapping_delete),
     AdminRoute("GET", "/admin/journeys", "journeys.list", journey_list, query=PAGED),
     AdminRoute("POST", "/admin/journeys", "journeys.publish", journey_publish, Publication),
     AdminRoute(
@@ -1501,13 +1679,19 @@ def _answer(event: Mapping[str, Any], settings: Settings) -> Response:
     except TsunaguError as error:
         return error_response(error)
     if isinstance(result, CsvBody):
+        file: dict[str, Any] = (
+            {"body": result.text}
+            if result.data is None
+            else {"body": base64.b64encode(result.data).decode(), "isBase64Encoded": True}
+        )
         return {
             "statusCode": 200,
             "headers": {
-                "content-type": "text/csv; charset=utf-8",
+                "content-type": f"text/csv; charset={result.charset}",
                 "content-disposition": f'attachment; filename="{result.filename}"',
+                "cache-control": "no-store",
             },
-            "body": result.text,
+            **file,
         }
     status, body = result if isinstance(result, tuple) else (200, result)
     return json_response(status, body, {"cache-control": "no-store"})

@@ -51,6 +51,8 @@ class Operation:
     """Whether it changes something: changes are recorded with their before and after."""
     own_leads_only: frozenset[Role] = frozenset()
     """Roles that may do it only on leads they own (``owner_email`` is theirs)."""
+    audited: bool = False
+    """A read recorded all the same: it takes personal data out of Tsunagu (an export)."""
 
 
 OPERATIONS: dict[str, Operation] = {
@@ -70,10 +72,17 @@ OPERATIONS: dict[str, Operation] = {
         Operation("leads.suppress", MARKETING, changes=True),
         Operation("leads.unsuppress", MARKETING, changes=True),
         Operation("suppressions.list", EVERYONE, changes=False),
+        # Every lead's address in one file: those who plan campaigns, and on the record.
+        Operation("leads.export", MARKETING, changes=False, audited=True),
+        Operation("segments.list", EVERYONE, changes=False),
+        Operation("segments.preview", EVERYONE, changes=False),
+        Operation("segments.save", MARKETING, changes=True),
+        Operation("segments.delete", MARKETING, changes=True),
         Operation("imports.plan", MARKETING, changes=False),
         Operation("imports.list", EVERYONE, changes=False),
         Operation("imports.run", MARKETING, changes=True),
         Operation("imports.undo", MARKETING, changes=True),
+        Operation("imports.mappings", MARKETING, changes=True),
         Operation("journeys.list", EVERYONE, changes=False),
         Operation("journeys.save", MARKETING, changes=True),
         Operation("journeys.start", MARKETING, changes=True),

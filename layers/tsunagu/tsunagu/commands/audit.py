@@ -80,14 +80,17 @@ def recorded(
     """Authorise ``actor`` for operation ``name`` and run the use case's work inside: a refusal
     (here or raised by the work, e.g. sales on a lead it does not own) is logged and raised, for
     reads and changes alike; a change is logged with its before and after. A read that is
-    allowed is not logged."""
+    allowed is not logged, unless its operation is ``audited`` (an export)."""
     try:
         recording = Recording(authorise(actor, name))
         yield recording
     except Forbidden as refusal:
         log.append(_entry(clock.now(), actor, name, target, "refused", detail=refusal.message))
         raise
-    if recording.operation.changes and (recording.before or recording.after or recording.detail):
+    operation = recording.operation
+    if (operation.changes or operation.audited) and (
+        recording.before or recording.after or recording.detail
+    ):
         log.append(
             _entry(
                 clock.now(),

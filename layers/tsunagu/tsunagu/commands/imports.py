@@ -17,6 +17,7 @@ from tsunagu.imports import apply
 from tsunagu.imports.apply import LEAD_UPDATED, AppliedRow, ImportRecord
 from tsunagu.imports.plan import ImportOptions, ImportPlan, RowPlan, plan_import, rejected_file
 from tsunagu.imports.reading import Table, read_table
+from tsunagu.imports.saved import SavedMapping, checked_mapping, with_overrides
 from tsunagu.leads.capture import CaptureWrite, WriteConflict
 from tsunagu.leads.email import normalise_email
 from tsunagu.leads.model import Lead, LeadEvent, email_identity
@@ -46,6 +47,14 @@ class ImportStore(Protocol):
     def save_rows(self, import_id: str, rows: Sequence[AppliedRow]) -> None: ...
 
     def rows_of(self, import_id: str) -> Iterable[AppliedRow]: ...
+
+    def save_mapping(self, mapping: SavedMapping) -> None: ...
+
+    def get_mapping(self, name: str) -> SavedMapping | None: ...
+
+    def mappings(self) -> list[SavedMapping]: ...
+
+    def delete_mapping(self, name: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -297,3 +306,62 @@ def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
 def list_imports(ports: ImportCommands, actor: Actor) -> list[ImportRecord]:
     allowed(ports.audit, ports.clock, actor, "imports.list", "imports")
     return _store(ports).imports()
+
+
+# ---------------------------------------------------------------- saved mappings
+
+
+def save_mapping(ports: ImportCommands, actor: Actor, mapping: SavedMapping) -> SavedMapping:
+    """Save (or replace) a source's mapping under its name."""
+    target = f"mapping:{mapping.name}"
+    with recorded(ports.audit, ports.clock, actor, "imports.mappings", target) as log:
+        store = _store(ports)
+        saved = replace(
+            checked_mapping(mapping),
+            by=actor.email or actor.user_id,
+            at=isoformat(ports.clock.now()),
+        )
+        before = store.get_mapping(mapping.name)
+        store.save_mapping(saved)
+        log.changed(_mapping_audited(before), _mapping_audited(saved))
+    return saved
+
+
+def mappings(ports: ImportCommands, actor: Actor) -> list[SavedMapping]:
+    allowed(ports.audit, ports.clock, actor, "imports.list", "mappings")
+    return sorted(_store(ports).mappings(), key=lambda m: m.name)
+
+
+def delete_mapping(ports: ImportCommands, actor: Actor, name: str) -> None:
+    with recorded(ports.audit, ports.clock, actor, "imports.mappings", f"mapping:{name}") as log:
+        store = _store(ports)
+        before = store.get_mapping(name)
+        if before is None or not store.delete_mapping(name):
+            raise NotFound(f"no saved mapping {name!r}")
+        log.changed(_mapping_audited(before), {})
+
+
+def options_with_mapping(
+    ports: ImportCommands,
+    name: str | None,
+    given: ImportOptions,
+    *,
+    source_given: bool,
+    encoding: str | None,
+) -> tuple[ImportOptions, str | None]:
+    """The options and encoding of a plan that names a saved mapping (what the person gave for
+    this file on top), or the given ones when it names none."""
+    if name is None:
+        return given, encoding
+    saved = _store(ports).get_mapping(name)
+    if saved is None:
+        known = ", ".join(m.name for m in _store(ports).mappings()) or "none saved"
+        raise NotFound(f"no saved mapping {name!r} (saved: {known})")
+    options = with_overrides(saved.options(), given, source_given=source_given)
+    return options, encoding or saved.encoding
+
+
+def _mapping_audited(mapping: SavedMapping | None) -> dict[str, Any]:
+    if mapping is None:
+        return {}
+    return {k: v for k, v in mapping.as_json().items() if k not in ("by", "at")}

@@ -23,16 +23,19 @@ from tsunagu.journeys.install import Templates, install_shipped
 from tsunagu.journeys.lifecycle import EntryResult, Executions, JourneyStore, enter_leads
 from tsunagu.journeys.model import Journey, ResumePolicy, StoredGraph, published_graph_key
 from tsunagu.journeys.publishing import keep_publication
-from tsunagu.journeys.segments import Segment
 from tsunagu.journeys.simulation import Forecast, Simulation, forecast, simulate
 from tsunagu.journeys.simulation import Rules as SimulationRules
 from tsunagu.journeys.steps import GateStore, ResumeReport, parked_by_step
 from tsunagu.leads.lookup import LeadFinder, lead_by_email
 from tsunagu.leads.model import Lead
+from tsunagu.segments.filter import SEGMENT_NAME, Facts, NoFacts, Segment
+from tsunagu.segments.saved import SavedSegment, parsed_filter
+from tsunagu.segments.selection import Leads as SegmentLeads
+from tsunagu.segments.selection import selected as segments_selected
 
 
-class Leads(LeadFinder, Protocol):
-    def all_leads(self) -> list[Lead]: ...
+class Leads(LeadFinder, SegmentLeads, Protocol):
+    pass
 
 
 class Journeys(GateStore, JourneyStore, Protocol):
@@ -63,6 +66,10 @@ class JourneyCommands:
     running: Callable[[Journey], int | None]
     """A journey's running executions (of every version); None where it has no state machine
     this deployment knows."""
+    saved_segment: Callable[[str], SavedSegment | None] = lambda name: None
+    """A saved segment by name (None: none by that name, or a stack without segments)."""
+    facts: Callable[[], Facts] = NoFacts
+    """What filters read beyond the lead, for one evaluation."""
 
 
 @dataclass(frozen=True)
@@ -140,11 +147,8 @@ def start(
         if lead_email:
             selected = [lead_by_email(ports.leads, lead_email)]
         elif segment:
-            try:
-                chosen = Segment.parse(segment)
-            except ValueError as error:
-                raise ValidationFailed([FieldError("segment", str(error))]) from None
-            selected = [lead for lead in ports.leads.all_leads() if chosen.selects(lead, now)]
+            chosen = _segment(ports, segment)
+            selected = list(segments_selected(chosen, ports.leads, ports.facts(), now))
         else:
             raise ValidationFailed([FieldError("lead", "name a lead or a segment")])
         key = request_key or isoformat(now)[:10]
@@ -163,6 +167,16 @@ def start(
         who = lead_email or f"segment {segment}"
         log.detail = f"{who}: {started.entered} entered of {started.selected} (request {key})"
     return started
+
+
+def _segment(ports: JourneyCommands, text: str) -> Segment:
+    """A saved segment's filter when ``text`` names one, else ``text`` read as a filter."""
+    if SEGMENT_NAME.match(text):
+        saved = ports.saved_segment(text)
+        if saved is None:
+            raise NotFound(f"no segment {text!r}: give a saved segment's name, or a filter")
+        return saved.segment
+    return parsed_filter(text, "segment")
 
 
 Publisher = Callable[[dict[str, Any]], dict[str, Any]]

@@ -20,7 +20,7 @@ ALIASES: Mapping[str, tuple[str, ...]] = {
     "name": ("氏名", "名前", "お名前", "フルネーム", "name", "fullname", "担当者名", "ご担当者名"),
     "last_name": ("姓", "苗字", "名字", "lastname", "familyname", "surname"),
     "first_name": ("名", "firstname", "givenname"),
-    "name_kana": ("フリガナ", "ふりがな", "氏名カナ", "氏名(カナ)", "カナ", "kana"),
+    "name_kana": ("フリガナ", "ふりがな", "氏名カナ", "氏名(カナ)", "カナ", "kana", "namekana"),
     "company": ("会社名", "企業名", "社名", "会社", "法人名", "勤務先", "company", "companyname",
                 "organization", "organisation"),
     "department": ("部署", "部署名", "所属", "所属部署", "部門", "department", "dept", "division"),

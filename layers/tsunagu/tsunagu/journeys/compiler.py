@@ -36,7 +36,7 @@ from tsunagu.journeys.definition import (
     WaitFor,
     Webhook,
 )
-from tsunagu.journeys.segments import Segment
+from tsunagu.segments.filter import Segment
 
 ASL = dict[str, Any]
 

@@ -18,8 +18,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tsunagu.journeys.definition import Branch, Holdout, Split
-from tsunagu.journeys.segments import Segment
 from tsunagu.leads.model import Lead, LeadEvent
+from tsunagu.segments.filter import NO_FACTS, Facts, Segment
 
 DECISION_EVENT = "journey_decision"
 HOLDOUT = "holdout"
@@ -106,6 +106,7 @@ def decide(
     journey_id: str,
     node: str,
     now: datetime,
+    facts: Facts = NO_FACTS,
 ) -> Decided:
     if isinstance(spec, TimedOutSpec):
         return Decided(TIMED_OUT, {"within_seconds": spec.within_seconds})
@@ -114,8 +115,8 @@ def decide(
         chosen = "default"
         for case in spec.cases:
             segment = Segment.parse(case.when)
-            read.update(segment.values(lead, now))
-            if segment.selects(lead, now):
+            read.update(segment.values(lead, now, facts))
+            if segment.selects(lead, now, facts):
                 chosen = case.outcome
                 break
         return Decided(chosen, read)

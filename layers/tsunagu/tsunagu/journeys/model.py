@@ -53,7 +53,7 @@ class Trigger(BaseModel):
         if self.kind in needed and needed[self.kind] is None:
             raise ValueError(f"a {self.kind} trigger needs its {_needs[self.kind]}")
         if self.segment is not None:
-            from tsunagu.journeys.segments import Segment
+            from tsunagu.segments.filter import Segment
 
             Segment.parse(self.segment)  # a bad filter is refused when saved, not at 3 a.m.
         return self

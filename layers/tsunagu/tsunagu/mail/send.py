@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.utils import formataddr
 from typing import Any, Literal, Protocol
 
@@ -137,6 +138,12 @@ class Messenger(Protocol):
         ...
 
 
+class ExcludingSegments(Protocol):
+    def excluding(self, lead: Lead, now: datetime) -> str | None:
+        """The first saved segment marked "exclude from marketing" that selects the lead."""
+        ...
+
+
 def lead_context(lead: Lead) -> dict[str, Any]:
     return {"email": lead.email, **{name: value.value for name, value in lead.fields.items()}}
 
@@ -197,6 +204,7 @@ def send_mail(
     signer: TokenSigner,
     clock: Clock,
     policy: MailPolicy,
+    segments: ExcludingSegments | None = None,
 ) -> SendResult:
     now = clock.now()
     at = isoformat(now)
@@ -233,7 +241,9 @@ def send_mail(
         finished = True
 
     try:
-        return _send_claimed(request, message_id, now, store, messenger, signer, policy, finish)
+        return _send_claimed(
+            request, message_id, now, store, messenger, signer, policy, finish, segments
+        )
     except Exception as error:
         if not finished:
             # Failed before SES had the mail (a DynamoDB error, a bad header): nothing went
@@ -255,6 +265,7 @@ def _send_claimed(
     signer: TokenSigner,
     policy: MailPolicy,
     finish: Callable[[str, SendResult | None, LeadEvent], None],
+    segments: ExcludingSegments | None,
 ) -> SendResult:
     at = isoformat(now)
     template = store.template(request.template_id, request.template_version)
@@ -293,6 +304,9 @@ def _send_claimed(
         if excluded is not None:
             reason = SkipReason.EXCLUDED
             details["excluded_by"] = f"{excluded.list}: {excluded.value}"
+        elif segments is not None and (segment := segments.excluding(lead, now)) is not None:
+            reason = SkipReason.EXCLUDED
+            details["excluded_by"] = f"segment: {segment}"
     if reason is None and outside_allowlist:
         reason = SkipReason.SANDBOXED
     if reason is not None or lead is None:

@@ -1,6 +1,6 @@
 """The imports table: each import (``imports`` / ``<at>#<id>``: listed newest first, and read
-by id through ``import#<id>`` / ``meta``) and what each of its rows did (``import#<id>`` /
-``row#<n>``, for undo).
+by id through ``import#<id>`` / ``meta``), what each of its rows did (``import#<id>`` /
+``row#<n>``, for undo), and the mappings saved per source (``mappings`` / ``<name>``).
 
 Written with the low-level client: an import's rows are JSON documents, written 25 at a time.
 """
@@ -13,9 +13,11 @@ from dataclasses import asdict
 from typing import Any
 
 from tsunagu.imports.apply import AppliedRow, ImportRecord
+from tsunagu.imports.saved import SavedMapping
 
 _LIST = "imports"
 _META = "meta"
+_MAPPINGS = "mappings"
 
 
 def _import_pk(import_id: str) -> str:
@@ -102,6 +104,47 @@ class ImportRepository:
         for page in pages:
             for item in page["Items"]:
                 yield AppliedRow(**json.loads(item["row"]["S"]))
+
+    # ------------------------------------------------------------ saved mappings
+    def save_mapping(self, mapping: SavedMapping) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                "pk": {"S": _MAPPINGS},
+                "sk": {"S": mapping.name},
+                "mapping": {"S": json.dumps(mapping.as_json(), ensure_ascii=False)},
+            },
+        )
+
+    def get_mapping(self, name: str) -> SavedMapping | None:
+        answer = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": _MAPPINGS}, "sk": {"S": name}},
+            ConsistentRead=True,
+        )
+        item = answer.get("Item")
+        return None if item is None else SavedMapping.from_json(json.loads(item["mapping"]["S"]))
+
+    def mappings(self) -> list[SavedMapping]:
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :mappings",
+            ExpressionAttributeValues={":mappings": {"S": _MAPPINGS}},
+            ConsistentRead=True,
+        )
+        return [
+            SavedMapping.from_json(json.loads(item["mapping"]["S"]))
+            for page in pages
+            for item in page["Items"]
+        ]
+
+    def delete_mapping(self, name: str) -> bool:
+        answer = self._client.delete_item(
+            TableName=self._table,
+            Key={"pk": {"S": _MAPPINGS}, "sk": {"S": name}},
+            ReturnValues="ALL_OLD",
+        )
+        return "Attributes" in answer
 
 
 def _record(item: dict[str, Any]) -> ImportRecord:

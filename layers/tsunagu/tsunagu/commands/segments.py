@@ -1,0 +1,210 @@
+"""Saved segments and the lead export, as people use them: a filter tried (count and sample)
+before it is saved, saved segments listed, shown with what reads them, changed and deleted (not
+while something reads them), and leads exported as CSV — all leads, a filter's or a segment's.
+Shared by the CLI (``tsunagu segments ...``, ``tsunagu leads export``) and the admin API
+(``/admin/segments``, ``/admin/leads/export``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tsunagu.clock import Clock, isoformat
+from tsunagu.commands.access import Actor
+from tsunagu.commands.audit import AuditLog, allowed, recorded
+from tsunagu.errors import AlreadyExists, ConcurrentUpdate, FieldError, NotFound, ValidationFailed
+from tsunagu.journeys.model import Journey, StoredGraph
+from tsunagu.leads.export import ExportedLeads, ExportEncoding, export_leads
+from tsunagu.leads.model import Lead
+from tsunagu.segments.filter import SEGMENT_NAME, Facts, Segment
+from tsunagu.segments.saved import SavedSegment, checked, parsed_filter
+from tsunagu.segments.selection import Leads, Preview, preview, selected
+
+
+class SegmentStore(Protocol):
+    def get_segment(self, name: str) -> SavedSegment | None: ...
+
+    def segments(self) -> list[SavedSegment]: ...
+
+    def save_segment(self, segment: SavedSegment) -> None: ...
+
+    def delete_segment(self, name: str, version: int) -> None: ...
+
+
+class JourneyReader(Protocol):
+    def journeys(self) -> list[Journey]: ...
+
+    def graph(self, journey_id: str, which: str) -> StoredGraph | None: ...
+
+    def published_graph(self, journey_id: str) -> StoredGraph | None: ...
+
+
+@dataclass(frozen=True)
+class SegmentCommands:
+    segments: SegmentStore
+    leads: Leads
+    facts: Callable[[], Facts]
+    """A fresh reader of events, consent and imports for one evaluation."""
+    journeys: JourneyReader
+    audit: AuditLog
+    clock: Clock
+
+
+def resolve(ports: SegmentCommands, text: str, field: str = "segment") -> Segment:
+    """A saved segment's filter when ``text`` is a segment's name, else ``text`` as a filter."""
+    if SEGMENT_NAME.match(text):
+        saved = ports.segments.get_segment(text)
+        if saved is None:
+            known = ", ".join(s.name for s in ports.segments.segments()) or "none saved"
+            raise NotFound(f"no segment {text!r} (segments: {known})")
+        return saved.segment
+    return parsed_filter(text, field)
+
+
+def list_segments(ports: SegmentCommands, actor: Actor) -> list[SavedSegment]:
+    allowed(ports.audit, ports.clock, actor, "segments.list", "segments")
+    return ports.segments.segments()
+
+
+def try_filter(ports: SegmentCommands, actor: Actor, text: str) -> Preview:
+    """How many leads a filter (or a saved segment's name) selects now, and the first of them:
+    what people look at before they save it."""
+    allowed(ports.audit, ports.clock, actor, "segments.preview", "segments")
+    return preview(resolve(ports, text, "filter"), ports.leads, ports.facts(), ports.clock.now())
+
+
+@dataclass(frozen=True)
+class ShownSegment:
+    segment: SavedSegment
+    preview: Preview
+    used_by: list[str]
+
+
+def show(ports: SegmentCommands, actor: Actor, name: str) -> ShownSegment:
+    allowed(ports.audit, ports.clock, actor, "segments.list", f"segment:{name}")
+    saved = _find(ports, name)
+    found = preview(saved.segment, ports.leads, ports.facts(), ports.clock.now())
+    return ShownSegment(saved, found, used_by(ports, name))
+
+
+def save(
+    ports: SegmentCommands,
+    actor: Actor,
+    name: str,
+    filter_text: str,
+    *,
+    description: str = "",
+    exclude_from_marketing: bool = False,
+    version: int | None = None,
+) -> SavedSegment:
+    """Create a segment (``version`` None) or change the version read (ConcurrentUpdate when
+    someone saved it meanwhile)."""
+    with recorded(ports.audit, ports.clock, actor, "segments.save", f"segment:{name}") as log:
+        segment = checked(name, filter_text, description, lookup=ports.segments.get_segment)
+        existing = ports.segments.get_segment(name)
+        if version is None and existing is not None:
+            raise AlreadyExists(f"segment {name!r} exists: give its version to change it")
+        if version is not None and (existing is None or existing.version != version):
+            now_at = "deleted" if existing is None else f"at version {existing.version}"
+            raise ConcurrentUpdate(f"segment {name!r} is {now_at} now: reload it")
+        saved = SavedSegment(
+            name=name,
+            filter=str(segment),
+            description=description.strip(),
+            exclude_from_marketing=exclude_from_marketing,
+            by=actor.email or actor.user_id,
+            at=isoformat(ports.clock.now()),
+            version=1 if existing is None else existing.version + 1,
+        )
+        ports.segments.save_segment(saved)
+        log.changed(_audited(existing), _audited(saved))
+    return saved
+
+
+def delete(ports: SegmentCommands, actor: Actor, name: str) -> None:
+    with recorded(ports.audit, ports.clock, actor, "segments.delete", f"segment:{name}") as log:
+        saved = _find(ports, name)
+        if readers := used_by(ports, name):
+            raise ValidationFailed(
+                [FieldError("name", f"{name!r} is still read by {', '.join(readers)}")]
+            )
+        ports.segments.delete_segment(name, saved.version)
+        log.changed(_audited(saved), {})
+
+
+def used_by(ports: SegmentCommands, name: str) -> list[str]:
+    """What reads the segment: other segments, journeys' segment triggers, and the branches of
+    each journey's draft and published graphs."""
+    readers = [
+        f"segment {s.name}"
+        for s in ports.segments.segments()
+        if name in Segment.parse(s.filter).segments_named
+    ]
+    for journey in ports.journeys.journeys():
+        if any(
+            t.segment and _reads(t.segment, name) for t in journey.triggers if t.kind == "segment"
+        ):
+            readers.append(f"journey {journey.journey_id} (trigger)")
+        for graph in (
+            ports.journeys.graph(journey.journey_id, "draft"),
+            ports.journeys.published_graph(journey.journey_id),
+        ):
+            if graph is not None:
+                readers += [
+                    f"journey {journey.journey_id} ({graph.which}, branch {node})"
+                    for node in _branches_reading(graph, name)
+                ]
+    return sorted(set(readers))
+
+
+def _reads(text: str, name: str) -> bool:
+    try:
+        return name in Segment.parse(text).segments_named
+    except ValueError:
+        return False
+
+
+def _branches_reading(graph: StoredGraph, name: str) -> Iterable[str]:
+    for node in graph.definition.get("nodes", []):
+        cases = node.get("cases", []) if node.get("kind") == "branch" else []
+        if any(_reads(str(case.get("when", "")), name) for case in cases):
+            yield str(node.get("id"))
+
+
+def export(
+    ports: SegmentCommands,
+    actor: Actor,
+    *,
+    segment: str | None = None,
+    encoding: ExportEncoding = "utf-8",
+) -> ExportedLeads:
+    """Every lead, or those a filter or saved segment selects, as CSV; the export (who, what,
+    how many rows) is recorded in the audit log."""
+    target = f"segment:{segment}" if segment else "leads"
+    with recorded(ports.audit, ports.clock, actor, "leads.export", target) as log:
+        chosen: Iterable[Lead]
+        if segment:
+            chosen = selected(
+                resolve(ports, segment), ports.leads, ports.facts(), ports.clock.now()
+            )
+        else:
+            chosen = ports.leads.all_leads()
+        exported = export_leads(sorted(chosen, key=lambda lead: lead.email), encoding)
+        replaced = f", {exported.replaced} characters not in cp932" if exported.replaced else ""
+        log.detail = f"{exported.rows} leads as CSV ({encoding}{replaced})"
+    return exported
+
+
+def _find(ports: SegmentCommands, name: str) -> SavedSegment:
+    saved = ports.segments.get_segment(name)
+    if saved is None:
+        raise NotFound(f"no segment {name!r}")
+    return saved
+
+
+def _audited(segment: SavedSegment | None) -> dict[str, Any]:
+    if segment is None:
+        return {}
+    shown = segment.as_json()
+    return {k: shown[k] for k in ("filter", "description", "exclude_from_marketing")}

@@ -1,0 +1,285 @@
+"""The lead filter: ``stage=lead,tag=seminar-2026-12,silent_days>=90``. Saved segments, manual
+entries (``journeys start --segment``), segment triggers and a journey's ``branch`` cases all
+read it (tsunagu.journeys.decisions).
+
+Conditions, separated by commas, all of which must hold:
+
+- ``stage``, ``tag``, ``source``, ``domain``, ``grade``, ``crm_status``, ``owner``:
+  ``=`` or ``!=`` a value (tags and sources exactly, the rest without case, NFKC);
+- ``field.<name>``: a lead field (``field.company=株式会社Example``; an empty value means the
+  field is blank), ``=`` or ``!=``;
+- ``score``, ``silent_days``: ``>=`` or ``<=`` a whole number (a score band is both);
+- ``consent.<topic>``: ``=`` or ``!=`` ``yes`` (opted in, as a send reads it), ``no`` (opted
+  out) or ``none`` (never asked);
+- ``import``: the lead was created or changed by that import (``import=imp_...``);
+- ``did`` / ``did_not``: a person (never a machine's click) did the event in the last N days:
+  ``did=form_submitted/30d``;
+- ``in_segment``: ``=`` or ``!=`` a saved segment's name (membership of another segment).
+
+What only the lead holds is read from it; the rest (events, consent, imports, other segments)
+from ``Facts``, asked only once the lead's own conditions hold, so a filter costs a read per
+lead only where it must.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from tsunagu.clock import parse_instant
+from tsunagu.leads.model import Lead
+
+EQUAL, NOT_EQUAL, AT_LEAST, AT_MOST = "=", "!=", ">=", "<="
+
+PLAIN = ("stage", "tag", "source", "domain", "grade", "crm_status", "owner")
+"""Compared with = or != against what the lead itself holds."""
+NUMBERS = ("score", "silent_days")
+"""Compared with >= or <= a whole number."""
+DOTTED = ("field", "consent")
+"""``field.<name>`` and ``consent.<topic>``."""
+FACTS = ("import", "did", "did_not", "in_segment")
+"""Read from Facts, not from the lead."""
+NAMES = (*PLAIN, *NUMBERS, *(f"{d}.<name>" for d in DOTTED), *FACTS)
+CONSENT_VALUES = ("yes", "no", "none")
+MAX_DAYS = 3_650
+MAX_DEPTH = 5
+"""Segments within segments this deep at most (a saved segment may not contain itself)."""
+
+_CONDITION = re.compile(r"^([a-z_]+)(?:\.([A-Za-z0-9_:-]{1,60}))?\s*(>=|<=|!=|=)\s*(.*)$", re.S)
+_DID = re.compile(r"^([a-z][a-z0-9_]{0,59})\s*/\s*(\d{1,4})d$")
+SEGMENT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+class Facts(Protocol):
+    """What a filter reads beyond the lead itself."""
+
+    def did(self, lead_id: str, event_type: str, since: datetime) -> bool:
+        """Whether a person (not a machine) did the event since then."""
+        ...
+
+    def consent(self, lead_id: str) -> Mapping[str, str]:
+        """topic -> opted_in | opted_out | pending."""
+        ...
+
+    def imported(self, import_id: str) -> frozenset[str]:
+        """The leads the import created or changed."""
+        ...
+
+    def segment(self, name: str) -> Segment | None:
+        """A saved segment's filter (None: no such segment)."""
+        ...
+
+
+class NoFacts:
+    """Nothing known beyond the lead (a dry run's synthetic leads): no events, no consent, in
+    no import, in no saved segment."""
+
+    def did(self, lead_id: str, event_type: str, since: datetime) -> bool:
+        return False
+
+    def consent(self, lead_id: str) -> Mapping[str, str]:
+        return {}
+
+    def imported(self, import_id: str) -> frozenset[str]:
+        return frozenset()
+
+    def segment(self, name: str) -> Segment | None:
+        return None
+
+
+NO_FACTS = NoFacts()
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str
+    operator: str
+    value: str
+    argument: str | None = None
+    """The field of ``field.<name>``, the topic of ``consent.<topic>``."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}.{self.argument}" if self.argument else self.name
+
+    @property
+    def reads_facts(self) -> bool:
+        return self.name in FACTS or self.name == "consent"
+
+    def __str__(self) -> str:
+        return f"{self.label}{self.operator}{self.value}"
+
+
+@dataclass(frozen=True)
+class Segment:
+    conditions: tuple[Condition, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Segment:
+        conditions = [_condition(part) for part in _parts(text)]
+        if not conditions:
+            raise ValueError("an empty segment would select every lead; name a filter")
+        # The lead's own conditions first: a lead they leave out costs no read.
+        return cls(tuple(sorted(conditions, key=lambda c: c.reads_facts)))
+
+    def __str__(self) -> str:
+        return ",".join(str(c) for c in self.conditions)
+
+    @property
+    def segments_named(self) -> frozenset[str]:
+        """The saved segments this filter reads (``in_segment``)."""
+        return frozenset(c.value for c in self.conditions if c.name == "in_segment")
+
+    @property
+    def imports_named(self) -> frozenset[str]:
+        return frozenset(c.value for c in self.conditions if c.name == "import")
+
+    def selects(
+        self, lead: Lead, now: datetime, facts: Facts = NO_FACTS, *, depth: int = 0
+    ) -> bool:
+        return all(_holds(c, lead, now, facts, depth) for c in self.conditions)
+
+    def values(self, lead: Lead, now: datetime, facts: Facts = NO_FACTS) -> dict[str, object]:
+        """What the lead had for each name the filter reads: why it did or did not select it."""
+        return {c.label: _value(c, lead, now, facts) for c in self.conditions}
+
+    def index_filters(self) -> dict[str, Any]:
+        """The conditions a lead search's index can apply (tsunagu.leads.search.LeadQuery):
+        an equal stage, tag, owner or grade, and a score band. The others are checked on each
+        lead it finds."""
+        found: dict[str, Any] = {}
+        for c in self.conditions:
+            if c.operator == EQUAL and c.name in ("stage", "tag", "owner") and c.name not in found:
+                found[c.name] = c.value
+            elif c.operator == EQUAL and c.name == "grade" and "grade" not in found:
+                found["grade"] = c.value.upper()
+            elif c.name == "score":
+                bound = "score_min" if c.operator == AT_LEAST else "score_max"
+                found[bound] = int(c.value)
+        return found
+
+
+def _parts(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def _condition(part: str) -> Condition:
+    matched = _CONDITION.match(part)
+    if matched is None:
+        raise ValueError(f"{part!r} is not NAME=VALUE (or NAME>=NUMBER, NAME!=VALUE)")
+    name, argument, operator, value = matched.groups()
+    value = value.strip()
+    if name in DOTTED and argument is None:
+        raise ValueError(f"{name}: name the {'field' if name == 'field' else 'topic'}: {name}.X")
+    if name not in (*PLAIN, *NUMBERS, *DOTTED, *FACTS) or (argument and name not in DOTTED):
+        raise ValueError(f"unknown filter {part.split(operator)[0].strip()!r}: use "
+                         + ", ".join(NAMES))  # fmt: skip
+    label = f"{name}.{argument}" if argument else name
+    if name in NUMBERS:
+        if operator not in (AT_LEAST, AT_MOST):
+            raise ValueError(f"{name}: use {name}>=N or {name}<=N")
+        if not value.isdigit():
+            raise ValueError(f"{name} needs a whole number, not {value!r}")
+    elif operator not in (EQUAL, NOT_EQUAL):
+        raise ValueError(f"{label}: use = or != (>= and <= are for {' and '.join(NUMBERS)})")
+    if name in ("did", "did_not"):
+        if operator != EQUAL:
+            raise ValueError(f"{name}: use {name}=EVENT/Nd (did_not for the opposite)")
+        did = _DID.match(value)
+        if did is None or not 1 <= int(did.group(2)) <= MAX_DAYS:
+            raise ValueError(
+                f"{name} needs an event and 1 to {MAX_DAYS} days, e.g. {name}=form_submitted/30d"
+            )
+    if name == "consent" and value.casefold() not in CONSENT_VALUES:
+        raise ValueError(f"{label}: use {' / '.join(CONSENT_VALUES)}, not {value!r}")
+    if name == "in_segment" and not SEGMENT_NAME.match(value):
+        raise ValueError(f"in_segment needs a segment's name, not {value!r}")
+    if not value and name != "field":
+        raise ValueError(f"{label} needs a value")
+    return Condition(name, operator, value, argument)
+
+
+def fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).strip().casefold()
+
+
+def _consent_of(topic: str, topics: Mapping[str, str]) -> str:
+    """yes / no / none for a topic, as a marketing send reads consent (tsunagu.mail.consent)."""
+    if topics.get("all") == "opted_out" or topics.get(topic) == "opted_out":
+        return "no"
+    if topics.get(topic) == "opted_in" or topics.get("marketing") == "opted_in":
+        return "yes"
+    return "none"
+
+
+def _silent_days(lead: Lead, now: datetime) -> int:
+    return (now - parse_instant(lead.last_activity_at or lead.created_at)).days
+
+
+def _value(c: Condition, lead: Lead, now: datetime, facts: Facts) -> object:
+    """What the lead has for the condition's name (several values for tags and sources)."""
+    name = c.name
+    if name == "tag":
+        return sorted(lead.tags)
+    if name == "source":
+        return list(lead.sources)
+    if name == "domain":
+        return lead.email.rsplit("@", 1)[-1].casefold()
+    if name == "silent_days":
+        return _silent_days(lead, now)
+    if name == "score":
+        return lead.score
+    if name == "owner":
+        owner = lead.fields.get("owner_email")
+        return owner.value if owner is not None else None
+    if name == "field":
+        held = lead.fields.get(c.argument or "")
+        return held.value if held is not None else None
+    if name == "consent":
+        return _consent_of(c.argument or "", facts.consent(lead.lead_id))
+    if name == "import":
+        return lead.lead_id in facts.imported(c.value)
+    if name in ("did", "did_not"):
+        event, days = _did(c.value)
+        return facts.did(lead.lead_id, event, now - timedelta(days=days))
+    if name == "in_segment":
+        return _member(c.value, lead, now, facts, depth=0)
+    return {"stage": lead.stage, "grade": lead.grade, "crm_status": lead.crm_status}[name]
+
+
+def _did(value: str) -> tuple[str, int]:
+    matched = _DID.match(value)
+    assert matched is not None  # checked when parsed
+    return matched.group(1), int(matched.group(2))
+
+
+def _member(name: str, lead: Lead, now: datetime, facts: Facts, depth: int) -> bool:
+    if depth >= MAX_DEPTH:
+        raise ValueError(f"segments nest deeper than {MAX_DEPTH} (does {name!r} contain itself?)")
+    segment = facts.segment(name)
+    return segment is not None and segment.selects(lead, now, facts, depth=depth + 1)
+
+
+def _holds(c: Condition, lead: Lead, now: datetime, facts: Facts, depth: int) -> bool:
+    if c.name in NUMBERS:
+        number = (lead.score or 0) if c.name == "score" else _silent_days(lead, now)
+        return number >= int(c.value) if c.operator == AT_LEAST else number <= int(c.value)
+    if c.name == "did":
+        return bool(_value(c, lead, now, facts))
+    if c.name == "did_not":
+        return not _value(c, lead, now, facts)
+    if c.name == "in_segment":
+        member = _member(c.value, lead, now, facts, depth)
+    elif c.name == "import":
+        member = lead.lead_id in facts.imported(c.value)
+    else:
+        held = _value(c, lead, now, facts)
+        if isinstance(held, list):  # tags and sources: as the lead search's index keys them
+            member = c.value in held
+        else:
+            member = fold(str(held or "")) == fold(c.value)
+    return member if c.operator == EQUAL else not member

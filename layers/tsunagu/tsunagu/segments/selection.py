@@ -1,0 +1,69 @@
+"""The leads a segment selects, read the cheapest way the filter allows.
+
+How it scales (README, "Saved segments"):
+
+- **What is built** (tens of thousands of leads, e.g. 50,000): where the filter names an equal
+  stage, tag, owner or grade, or a score band, the candidates come from that lead-search index
+  (a Query a page at a time, tsunagu.store.lead_search); otherwise from one Scan of the leads.
+  Each candidate is checked against the rest of the filter in memory, and only then are its
+  events, consent or imports read (one Query each) for the conditions that need them.
+- **Millions of leads** (5,000,000): a Scan per evaluation would read gigabytes, and the event
+  conditions a Query per lead. That scale needs the filter compiled to SQL over the analytics
+  store (the leads exported to S3 beside the events, Athena in AWS): not built yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from tsunagu.leads.model import Lead
+from tsunagu.leads.search import MAX_PAGE_SIZE, LeadPage, LeadQuery
+from tsunagu.segments.filter import Facts, Segment
+
+SAMPLE = 10
+"""Leads a preview shows."""
+
+
+class Leads(Protocol):
+    def search(self, query: LeadQuery) -> LeadPage: ...
+
+    def all_leads(self) -> Iterable[Lead]: ...
+
+
+def candidates(segment: Segment, leads: Leads) -> Iterator[Lead]:
+    """Every lead the segment could select: from an index where it names one, else all."""
+    try:
+        query = LeadQuery(**segment.index_filters(), limit=MAX_PAGE_SIZE)
+    except ValidationError:
+        query = None  # e.g. a tag no lead can have: the scan finds nobody, as it should
+    if query is None or query == LeadQuery(limit=MAX_PAGE_SIZE):
+        yield from leads.all_leads()
+        return
+    while True:
+        page = leads.search(query)
+        yield from page.leads
+        if page.next_cursor is None:
+            return
+        query = query.model_copy(update={"cursor": page.next_cursor})
+
+
+def selected(segment: Segment, leads: Leads, facts: Facts, now: datetime) -> Iterator[Lead]:
+    return (lead for lead in candidates(segment, leads) if segment.selects(lead, now, facts))
+
+
+@dataclass(frozen=True)
+class Preview:
+    count: int
+    sample: list[Lead]
+    """The first SAMPLE leads it selects, highest score first."""
+
+
+def preview(segment: Segment, leads: Leads, facts: Facts, now: datetime) -> Preview:
+    chosen = list(selected(segment, leads, facts, now))
+    chosen.sort(key=lambda lead: (-(lead.score or 0), lead.email))
+    return Preview(len(chosen), chosen[:SAMPLE])

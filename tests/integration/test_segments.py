@@ -1,0 +1,241 @@
+"""Saved segments and the lead export through the admin API and the real stores (moto,
+in-process): a filter tried before it is saved, with events and consent read from the tables;
+a segment inside another; what may not be saved or deleted; a segment marked "exclude from
+marketing" stopping a send; the export as Excel opens it, formula-safe, in cp932 too, on the
+audit log, and imported back unchanged."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import AwsStack
+from tests.integration.mail_helpers import capture, prepare_mail, save_template, send
+from tests.support.admin import event
+from tests.support.cli import runtime_here
+from tests.support.leads import store_lead
+from tsunagu import cli, services
+from tsunagu.api import admin
+from tsunagu.clock import isoformat
+from tsunagu.commands import imports
+from tsunagu.commands.access import Role
+from tsunagu.imports.plan import ImportOptions
+from tsunagu.leads.lookup import lead_by_email
+from tsunagu.leads.merge import Channel
+from tsunagu.leads.model import LeadEvent
+
+ENGAGED = "did=form_submitted/30d,consent.marketing=yes"
+FORMULA = '=HYPERLINK("https://evil.example.com","請求書")'
+
+
+def call(
+    aws: AwsStack,
+    method: str,
+    path: str,
+    body: Any = None,
+    role: Role = Role.MARKETER,
+    query: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    response = admin.handle(event(method, path, role=role, body=body, query=query), aws.settings())
+    if response["headers"]["content-type"].startswith("text/csv"):
+        return response["statusCode"], response
+    return response["statusCode"], json.loads(response["body"])
+
+
+@pytest.fixture
+def stack(aws: AwsStack) -> AwsStack:
+    """aiko filled a form today and opted in; ben filled one and did not; chika was imported
+    (no form, no consent) with a formula for a company."""
+    prepare_mail(aws)
+    save_template(aws)
+    capture(aws, "aiko@example.jp", consent=True, name="青木 愛子")
+    capture(aws, "ben@example.com", consent=False, name="Ben Example")
+    store_lead(aws, "chika@example.jp", company=FORMULA, stage="mql", score=80.0, tags={"vip"})
+    return aws
+
+
+def emails(answer: dict[str, Any]) -> list[str]:
+    return sorted(row["email"] for row in answer["sample"])
+
+
+def test_a_filter_is_tried_saved_nested_and_protected(stack: AwsStack) -> None:
+    status, tried = call(stack, "POST", "/admin/segments/try", {"filter": ENGAGED})
+    assert status == 200, tried
+    assert (tried["count"], emails(tried)) == (1, ["aiko@example.jp"])
+
+    # A machine's click is not the lead's doing.
+    settings = stack.settings()
+    now = services.clock(settings).now()
+    leads = services.lead_repository(settings)
+    ben = lead_by_email(leads, "ben@example.com")
+    leads.put_event(
+        LeadEvent("evt_clicked", "link_clicked", isoformat(now - timedelta(days=2)), ben.lead_id,
+                  None, {"automated": True})
+    )  # fmt: skip
+    status, tried = call(stack, "POST", "/admin/segments/try", {"filter": "did=link_clicked/7d"})
+    assert (status, tried["count"]) == (200, 0)
+    leads.put_event(
+        LeadEvent("evt_read", "link_clicked", isoformat(now - timedelta(days=8)), ben.lead_id,
+                  None, {})
+    )  # fmt: skip
+    status, tried = call(stack, "POST", "/admin/segments/try", {"filter": "did=link_clicked/9d"})
+    assert (status, emails(tried)) == (200, ["ben@example.com"])
+    status, tried = call(stack, "POST", "/admin/segments/try", {"filter": "did=link_clicked/7d"})
+    assert (status, tried["count"]) == (200, 0)  # a week back, only the machine clicked
+    status, tried = call(stack, "POST", "/admin/segments/try", {"filter": "did=form_submitted/1d"})
+    assert emails(tried) == ["aiko@example.jp", "ben@example.com"]  # chika was imported
+
+    status, saved = call(stack, "POST", "/admin/segments", {"name": "engaged", "filter": ENGAGED})
+    assert (status, saved["version"], saved["filter"]) == (201, 1, ENGAGED), saved
+    others = {"name": "not-engaged", "filter": "in_segment!=engaged", "description": "残り"}
+    assert call(stack, "POST", "/admin/segments", others)[0] == 201
+    status, tried = call(stack, "POST", "/admin/segments/try", {"filter": "not-engaged"})
+    assert emails(tried) == ["ben@example.com", "chika@example.jp"]
+
+    status, shown = call(stack, "GET", "/admin/segments/engaged", role=Role.VIEWER)
+    assert status == 200 and shown["used_by"] == ["segment not-engaged"] and shown["count"] == 1
+
+    refusals = [
+        ("PUT", "/admin/segments/engaged",
+         {"name": "engaged", "filter": "in_segment=not-engaged", "version": 1}, 422, "itself"),
+        ("PUT", "/admin/segments/engaged", {"name": "engaged", "filter": "stage=lead",
+                                            "version": 7}, 409, "version 1"),
+        ("POST", "/admin/segments", {"name": "engaged", "filter": "stage=lead"}, 409, "exists"),
+        ("POST", "/admin/segments", {"name": "x", "filter": "in_segment=gone"}, 422, "'gone'"),
+        ("POST", "/admin/segments", {"name": "x", "filter": "colour=red"}, 422, "unknown filter"),
+        ("POST", "/admin/segments", {"name": "Bad Name", "filter": "stage=lead"}, 422, "name"),
+        ("DELETE", "/admin/segments/engaged", None, 422, "not-engaged"),
+    ]  # fmt: skip
+    for method, path, body, expected, says in refusals:
+        status, answer = call(stack, method, path, body)
+        assert status == expected and says in json.dumps(answer, ensure_ascii=False), answer
+    status, _ = call(stack, "POST", "/admin/segments", others | {"name": "x"}, role=Role.VIEWER)
+    assert status == 403
+
+    status, listed = call(stack, "GET", "/admin/segments")
+    assert [(s["name"], s["version"]) for s in listed["items"]] == [
+        ("engaged", 1),
+        ("not-engaged", 1),
+    ]
+    assert call(stack, "DELETE", "/admin/segments/not-engaged")[0] == 200
+    assert call(stack, "DELETE", "/admin/segments/engaged")[0] == 200
+    operations = [e.operation for e in services.audit_log(settings).entries(
+        now - timedelta(days=1), now + timedelta(days=1))]  # fmt: skip
+    assert operations.count("segments.save") >= 2 and operations.count("segments.delete") == 2
+
+
+def test_a_segment_excluded_from_marketing_stops_the_send_until_it_is_unmarked(
+    stack: AwsStack,
+) -> None:
+    settings = stack.settings()
+    aiko = lead_by_email(services.lead_repository(settings), "aiko@example.jp")
+    contract = {"name": "under-contract", "filter": "field.company=example kk",
+                "exclude_from_marketing": True}  # fmt: skip
+    assert call(stack, "POST", "/admin/segments", contract)[0] == 201
+    skipped = send(stack, aiko.lead_id)
+    assert (skipped["status"], skipped["reason"]) == ("skipped", "excluded"), skipped
+    [event_] = [e for e in services.lead_repository(settings).events(aiko.lead_id)
+                if e.type == "mail_skipped"]  # fmt: skip
+    assert event_.properties["excluded_by"] == "segment: under-contract"
+
+    unmarked = contract | {"exclude_from_marketing": False, "version": 1}
+    assert call(stack, "PUT", "/admin/segments/under-contract", unmarked)[0] == 200
+    assert send(stack, aiko.lead_id)["status"] == "sent"
+
+
+def test_the_export_opens_in_excel_safely_is_audited_and_imports_back_unchanged(
+    stack: AwsStack,
+) -> None:
+    status, response = call(stack, "GET", "/admin/leads/export")
+    assert status == 200, response
+    assert response["headers"]["content-type"] == "text/csv; charset=utf-8"
+    assert response["body"].startswith("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(response["body"].removeprefix("\ufeff"))))
+    by_email = {row["email"]: row for row in rows}
+    assert sorted(by_email) == ["aiko@example.jp", "ben@example.com", "chika@example.jp"]
+    assert by_email["chika@example.jp"]["company"] == "'" + FORMULA  # text, never a formula
+    assert (by_email["chika@example.jp"]["stage"], by_email["chika@example.jp"]["tags"]) == (
+        "mql",
+        "vip",
+    )
+    assert by_email["aiko@example.jp"]["name"] == "青木 愛子"
+
+    status, response = call(
+        stack, "GET", "/admin/leads/export", query={"segment": "stage=mql", "encoding": "cp932"}
+    )
+    assert status == 200 and response["isBase64Encoded"], response
+    text = base64.b64decode(response["body"]).decode("cp932")
+    assert [row["email"] for row in csv.DictReader(io.StringIO(text))] == ["chika@example.jp"]
+
+    for query, role, expected in (
+        ({}, Role.VIEWER, 403),
+        ({}, Role.SALES, 403),
+        ({"encoding": "latin-1"}, Role.MARKETER, 422),
+        ({"segment": "no-such-segment"}, Role.MARKETER, 404),
+    ):
+        assert call(stack, "GET", "/admin/leads/export", role=role, query=query)[0] == expected
+
+    settings = stack.settings()
+    now = services.clock(settings).now()
+    exports = [
+        (e.target, e.detail)
+        for e in services.audit_log(settings).entries(now - timedelta(days=1), now + timedelta(1))
+        if e.operation == "leads.export" and e.outcome == "done"
+    ]
+    assert sorted(exports) == [
+        ("leads", "3 leads as CSV (utf-8)"),
+        ("segment:stage=mql", "1 leads as CSV (cp932)"),
+    ]
+
+    # Fixed in Excel and imported again, the file changes nobody who was not changed.
+    exported = call(stack, "GET", "/admin/leads/export", query={"segment": "stage=lead"})[1]
+    planned = imports.plan(
+        services.import_commands(settings),
+        services.operator(settings),
+        exported["body"].encode("utf-8"),
+        "leads-export.csv",
+        ImportOptions(Channel.IMPORT),
+    )
+    assert {row.email: row.action for row in planned.plan.rows} == {
+        "aiko@example.jp": "unchanged",
+        "ben@example.com": "unchanged",
+    }
+
+
+def test_the_cli_tries_saves_lists_and_exports_a_segment(
+    stack: AwsStack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    runtime_here(stack, tmp_path, monkeypatch)
+    assert cli.main(["segments", "try", "stage=lead,score<=10"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("2 leads selected now, the first:")
+    assert "aiko@example.jp" in printed and "chika" not in printed
+
+    assert cli.main(["segments", "save", "hot", "stage=mql", "--exclude-from-marketing"]) == 0
+    assert "saved segment hot (version 1): stage=mql (excluded from marketing mail)" in (
+        capsys.readouterr().out
+    )
+    assert cli.main(["segments", "save", "hot", "score>=70", "--replace"]) == 0
+    assert "version 2" in capsys.readouterr().out
+    assert cli.main(["segments", "list"]) == 0
+    assert capsys.readouterr().out.split() == ["hot", "score>=70"]
+
+    assert cli.main(["leads", "export", "--segment", "hot", "--encoding", "cp932", "-o",
+                     "hot.csv"]) == 0  # fmt: skip
+    assert "1 leads written to hot.csv (cp932)" in capsys.readouterr().out
+    text = (tmp_path / "hot.csv").read_bytes().decode("cp932")
+    assert text.splitlines()[1].startswith("chika@example.jp,")
+
+    assert cli.main(["segments", "delete", "hot"]) == 0
+    assert cli.main(["segments", "show", "hot"]) == 1
+    assert "no segment 'hot'" in capsys.readouterr().err
