@@ -323,6 +323,57 @@ def test_a_lead_that_changes_while_the_undo_runs_is_kept_and_said_so(
     assert services.lead_repository(stack).find_lead("email:new.visitor@example.jp") is not None
 
 
+def test_a_group_meeting_a_lead_created_meanwhile_goes_row_by_row_and_loses_nothing(
+    stack: Settings, aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.store.leads import LeadRepository
+
+    status, plan = call(stack, run_body())
+    assert plan["counts"]["create"] == 2
+    grouped = LeadRepository.commit_captures
+    groups: list[int] = []
+
+    # A form creates one of the file's new leads between the dry run and its group's write
+    def form_first(self: LeadRepository, writes: Any, token: str) -> None:
+        groups.append(len(writes))
+        if len(groups) == 1:
+            store_lead(aws, "new.visitor@example.jp", name="フォーム 花子")
+        grouped(self, writes, token)
+
+    monkeypatch.setattr(LeadRepository, "commit_captures", form_first)
+    status, done = post(stack, "/admin/imports", run_body(plan_digest=plan["plan_digest"]))
+    assert status == 201, done
+    assert groups == [3]  # the three rows that write went as one group, which was refused
+    leads = services.lead_repository(stack)
+    visitor = leads.find_lead("email:new.visitor@example.jp")
+    assert visitor is not None and visitor.lead_id == "lead_new.visitor"  # the form's, updated
+    assert visitor.fields["company"].value == "㈱ブース"
+    assert leads.find_lead("email:optout@example.jp") is not None
+    known = leads.find_lead("email:known@example.jp")
+    assert known is not None and known.fields["department"].value == "営業部"
+
+
+def test_a_group_applied_by_an_earlier_attempt_is_not_applied_twice(
+    stack: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.leads.capture import WriteConflict
+    from tsunagu.store.leads import LeadRepository
+
+    grouped = LeadRepository.commit_captures
+
+    # The group is written, but the answer is lost (a timeout): the run goes row by row
+    def answer_lost(self: LeadRepository, writes: Any, token: str) -> None:
+        grouped(self, writes, token)
+        raise WriteConflict("lead")
+
+    monkeypatch.setattr(LeadRepository, "commit_captures", answer_lost)
+    status, plan = call(stack, run_body())
+    status, done = post(stack, "/admin/imports", run_body(plan_digest=plan["plan_digest"]))
+    assert status == 201 and done["counts"]["create"] == 2, done
+    events = services.lead_repository(stack).events("lead_known")
+    assert [e.type for e in events].count("lead_updated") == 1
+
+
 # ---------------------------------------------------------------- mappings saved per source
 CARD_SCANS = [
     ["E-mail", "ご芳名", "貴社名", "案内"],

@@ -4,7 +4,7 @@ list``) and the admin API (``/admin/imports/...``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -26,11 +26,15 @@ from tsunagu.leads.model import Lead, LeadEvent, email_identity
 class LeadFinder(Protocol):
     def find_lead(self, identity: str) -> Lead | None: ...
 
+    def find_leads(self, identities: Sequence[str]) -> dict[str, Lead]: ...
+
 
 class ImportedLeads(LeadFinder, Protocol):
     def get_lead(self, lead_id: str) -> Lead | None: ...
 
     def commit_capture(self, write: CaptureWrite) -> None: ...
+
+    def commit_captures(self, writes: Sequence[CaptureWrite], token: str) -> None: ...
 
     def save_changes(self, lead: Lead, events: list[LeadEvent]) -> None: ...
 
@@ -69,6 +73,10 @@ class ImportCommands:
 ROWS_PER_WRITE = 25
 """Rows' records are kept as the run goes, this many at a time: a run that dies part-way has
 kept what it did, and undo can still take it back."""
+ROWS_PER_TRANSACTION = 14
+"""Rows applied in one transaction: DynamoDB takes 100 items in one, and a row's capture is at
+most 7 (its submission key, the address it claims, the lead, the event, consent evidence and
+state, and the opt-out from all mail an opt-in lifts)."""
 ATTEMPTS = 3
 
 
@@ -127,7 +135,7 @@ def plan(
 
 
 def _find(ports: ImportCommands, address: str) -> Lead | None:
-    return ports.leads.find_lead(email_identity(normalise_email(address).identity_key))
+    return ports.leads.find_lead(_identity(address))
 
 
 def _planned(
@@ -139,12 +147,20 @@ def _planned(
 ) -> PlannedImport:
     table = read_table(data, file_name, encoding)
     found: dict[str, Lead | None] = {}
+    read: dict[str, Lead] = {}
+
+    def prefetch(addresses: Sequence[str]) -> None:
+        read.update(ports.leads.find_leads([_identity(a) for a in addresses]))
 
     def find(address: str) -> Lead | None:
-        found[address] = _find(ports, address)
+        found[address] = read.get(_identity(address))
         return found[address]
 
-    return PlannedImport(table, plan_import(table, options, find), found)
+    return PlannedImport(table, plan_import(table, options, find, prefetch=prefetch), found)
+
+
+def _identity(address: str) -> str:
+    return email_identity(normalise_email(address).identity_key)
 
 
 def _store(ports: ImportCommands) -> ImportStore:
@@ -188,14 +204,11 @@ def run(
             counts=planned.plan.counts,
         )
         store.save_import(record)
-        done: list[AppliedRow] = []
-        for row in planned.plan.rows:
-            if row.action in ("create", "update"):
-                done.append(_apply_row(ports, row, record, options, file_name, planned.leads))
-            if len(done) >= ROWS_PER_WRITE:
-                store.save_rows(record.import_id, done)
-                done = []
-        store.save_rows(record.import_id, done)
+        writing = [row for row in planned.plan.rows if row.action in ("create", "update")]
+        for group in _groups(writing):
+            done = _apply_group(ports, group, record, options, file_name, planned.leads)
+            for start in range(0, len(done), ROWS_PER_WRITE):
+                store.save_rows(record.import_id, done[start : start + ROWS_PER_WRITE])
         record = replace(record, status="applied")
         store.save_import(record)
         log.after = {"import_id": record.import_id, "counts": record.counts}
@@ -203,6 +216,45 @@ def run(
             f"{k} {v}" for k, v in record.counts.items()
         )
     return record, planned
+
+
+def _groups(rows: Sequence[RowPlan]) -> Iterator[Sequence[RowPlan]]:
+    for start in range(0, len(rows), ROWS_PER_TRANSACTION):
+        yield rows[start : start + ROWS_PER_TRANSACTION]
+
+
+def _apply_group(
+    ports: ImportCommands,
+    rows: Sequence[RowPlan],
+    record: ImportRecord,
+    options: ImportOptions,
+    file_name: str,
+    planned_against: Mapping[str, Lead | None],
+) -> list[AppliedRow]:
+    """A group of rows in one transaction, on the leads the plan read. When any of them met a
+    change underneath it (a form created or changed the lead meanwhile) or the group was
+    applied by an earlier attempt, nothing of the group was written: its rows go one at a time,
+    each read again and retried as it needs."""
+    now = ports.clock.now()
+    writes, applied = [], []
+    for row in rows:
+        assert row.email is not None
+        lead = planned_against.get(row.email)
+        write, done = apply.row_write(
+            row,
+            lead if row.action == "update" else None,
+            import_id=record.import_id,
+            file_name=file_name,
+            options=options,
+            now=now,
+        )
+        writes.append(write)
+        applied.append(done)
+    try:
+        ports.leads.commit_captures(writes, f"{record.import_id}:{rows[0].row}")
+    except WriteConflict:
+        return [_apply_row(ports, row, record, options, file_name, planned_against) for row in rows]
+    return applied
 
 
 def _apply_row(

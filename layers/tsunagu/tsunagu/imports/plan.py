@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -93,8 +93,11 @@ def plan_import(
     table: Table,
     options: ImportOptions,
     find_lead: Callable[[str], Lead | None],
+    *,
+    prefetch: Callable[[Sequence[str]], None] | None = None,
 ) -> ImportPlan:
-    """``find_lead`` takes a cleaned address and answers its lead (or None)."""
+    """``find_lead`` takes a cleaned address and answers its lead (or None); ``prefetch``, when
+    given, is first handed every address it will be asked about (to read them in batches)."""
     columns = map_columns(table.header, options.mapping, ignore=[REASON_HEADER])
     consent_at = _consent_index(table, options.consent)
     first_of: dict[str, int] = {}
@@ -120,6 +123,8 @@ def plan_import(
             continue
         first_of[key] = len(planned)
         planned.append(row)
+    if prefetch is not None:
+        prefetch([row.email for row in planned if row.action == "create" and row.email])
     rows = [
         _against_store(row, options.source, find_lead) if row.action == "create" else row
         for row in planned

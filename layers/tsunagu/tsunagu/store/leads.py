@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
@@ -23,7 +24,7 @@ from tsunagu.store.converters import (
 )
 from tsunagu.store.forms import FormRepository
 from tsunagu.store.lead_search import search_attributes, search_page
-from tsunagu.store.tables import Tables, get_or_none
+from tsunagu.store.tables import Tables, batch_get, get_or_none
 
 
 class LeadRepository:
@@ -41,6 +42,28 @@ class LeadRepository:
         if pointer is None:
             return None
         return self.get_lead(pointer.lead_id)
+
+    def find_leads(self, identities: Sequence[str]) -> dict[str, Lead]:
+        """The leads of many identities (a list's addresses), read 100 at a time: a
+        BatchGetItem of the identities, then one of their leads. Identities with no lead are
+        left out."""
+        t = self._tables
+        names = t.settings.lead_identities_table, t.settings.leads_table
+        wanted = list(dict.fromkeys(identities))
+        lead_of: dict[str, str] = {}
+        for start in range(0, len(wanted), BATCH_GET):
+            keys = [{"identity": {"S": i}} for i in wanted[start : start + BATCH_GET]]
+            found = batch_get(t, {names[0]: {"Keys": keys, "ConsistentRead": True}})
+            lead_of |= {i["identity"]["S"]: i["lead_id"]["S"] for i in found.get(names[0], [])}
+        ids = list(dict.fromkeys(lead_of.values()))
+        leads: dict[str, Lead] = {}
+        for start in range(0, len(ids), BATCH_GET):
+            keys = [{"lead_id": {"S": i}} for i in ids[start : start + BATCH_GET]]
+            found = batch_get(t, {names[1]: {"Keys": keys, "ConsistentRead": True}})
+            for raw in found.get(names[1], []):
+                lead = lead_from_item(t.leads.from_raw_data(raw))
+                leads[lead.lead_id] = lead
+        return {i: leads[lead_id] for i, lead_id in lead_of.items() if lead_id in leads}
 
     def get_lead(self, lead_id: str) -> Lead | None:
         item = get_or_none(self._tables.leads, lead_id)
@@ -93,40 +116,7 @@ class LeadRepository:
         with_conditions = TransactWrite(connection=t.connection)
         try:
             with with_conditions as tx:
-                if write.idempotency_key:
-                    remembered = t.idempotency(
-                        write.idempotency_key,
-                        request_hash=write.request_hash,
-                        response=write.response,
-                        created_at=write.lead.updated_at,
-                        expires_at=_expiry(write.lead.updated_at, t.settings.idempotency_ttl_hours),
-                    )
-                    tx.save(remembered, condition=t.idempotency.key.does_not_exist())
-                    kinds.append("submission")
-                for identity in write.claim_identities:
-                    claim = t.identities(
-                        identity, lead_id=write.lead.lead_id, created_at=write.lead.updated_at
-                    )
-                    tx.save(claim, condition=t.identities.identity.does_not_exist())
-                    kinds.append("identity")
-                for identity in write.point_identities:
-                    pointer = t.identities(
-                        identity, lead_id=write.lead.lead_id, created_at=write.lead.updated_at
-                    )
-                    tx.save(pointer)
-                    kinds.append("pointer")
-                # VersionAttribute adds the optimistic-lock condition on save.
-                tx.save(lead_to_item(t, write.lead))
-                kinds.append("lead")
-                tx.save(event_to_item(t, write.event))
-                kinds.append("event")
-                if write.consent is not None:
-                    for item in consent_items(t, write.consent):
-                        tx.save(item)
-                        kinds.append("consent")
-                    if write.consent.status == "opted_in":
-                        tx.delete(unsubscribed_from_all(t, write.lead.lead_id))
-                        deleted.append("consent")
+                _add_capture(t, tx, write, kinds, deleted)
                 for window in write.counted:
                     tx.update(
                         counters(window.key),
@@ -148,6 +138,25 @@ class LeadRepository:
             codes = {r.code for r in error.cancellation_reasons if r is not None}
             if "TransactionConflict" in codes:
                 # Another transaction on the same items was in flight: read again and retry.
+                raise WriteConflict("lead") from error
+            raise
+
+    def commit_captures(self, writes: Sequence[CaptureWrite], token: str) -> None:
+        """Several captures (an import's rows, none counted against a rate limit) in one
+        transaction: all of them or none. ``token`` names the transaction, so a retry of the
+        same group after a timeout is applied once. WriteConflict (``lead``) when any of them
+        met a change underneath it: the caller applies that group one capture at a time."""
+        if sum(capture_size(write) for write in writes) > MAX_TRANSACTION_ITEMS:
+            raise ValueError(f"more than {MAX_TRANSACTION_ITEMS} items in one transaction")
+        t = self._tables
+        try:
+            with TransactWrite(connection=t.connection, client_request_token=token) as tx:
+                for write in writes:
+                    assert not write.counted, "a rate-limited capture goes alone"
+                    _add_capture(t, tx, write, [], [])
+        except TransactWriteError as error:
+            codes = {r.code for r in error.cancellation_reasons if r is not None}
+            if codes & {"ConditionalCheckFailed", "TransactionConflict"}:
                 raise WriteConflict("lead") from error
             raise
 
@@ -248,3 +257,64 @@ class LeadRepository:
 
 def _expiry(at: str, hours: int) -> int:
     return int((parse_instant(at) + timedelta(hours=hours)).timestamp())
+
+
+MAX_TRANSACTION_ITEMS = 100
+"""DynamoDB's limit on the items of one TransactWriteItems."""
+BATCH_GET = 100
+"""DynamoDB's limit on the keys of one BatchGetItem."""
+
+
+def capture_size(write: CaptureWrite) -> int:
+    """The items a capture writes (what counts against MAX_TRANSACTION_ITEMS)."""
+    consent = 0
+    if write.consent is not None:
+        consent = 2 + (1 if write.consent.status == "opted_in" and not write.is_new else 0)
+    return (
+        (1 if write.idempotency_key else 0)
+        + len(write.claim_identities)
+        + len(write.point_identities)
+        + 2  # the lead, its event
+        + consent
+        + len(write.counted)
+    )
+
+
+def _add_capture(
+    t: Tables, tx: TransactWrite, write: CaptureWrite, kinds: list[str], deleted: list[str]
+) -> None:
+    """A capture's items put into the transaction; ``kinds`` and ``deleted`` say what each is,
+    in the order DynamoDB reports cancellation reasons."""
+    if write.idempotency_key:
+        remembered = t.idempotency(
+            write.idempotency_key,
+            request_hash=write.request_hash,
+            response=write.response,
+            created_at=write.lead.updated_at,
+            expires_at=_expiry(write.lead.updated_at, t.settings.idempotency_ttl_hours),
+        )
+        tx.save(remembered, condition=t.idempotency.key.does_not_exist())
+        kinds.append("submission")
+    for identity in write.claim_identities:
+        claim = t.identities(identity, lead_id=write.lead.lead_id, created_at=write.lead.updated_at)
+        tx.save(claim, condition=t.identities.identity.does_not_exist())
+        kinds.append("identity")
+    for identity in write.point_identities:
+        pointer = t.identities(
+            identity, lead_id=write.lead.lead_id, created_at=write.lead.updated_at
+        )
+        tx.save(pointer)
+        kinds.append("pointer")
+    # VersionAttribute adds the optimistic-lock condition on save.
+    tx.save(lead_to_item(t, write.lead))
+    kinds.append("lead")
+    tx.save(event_to_item(t, write.event))
+    kinds.append("event")
+    if write.consent is not None:
+        for item in consent_items(t, write.consent):
+            tx.save(item)
+            kinds.append("consent")
+        if write.consent.status == "opted_in" and not write.is_new:
+            # An opt-in lifts an earlier unsubscribe from all mail (a new lead has none).
+            tx.delete(unsubscribed_from_all(t, write.lead.lead_id))
+            deleted.append("consent")
