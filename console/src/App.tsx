@@ -18,6 +18,7 @@ const Settings = lazy(() => import("./screens/Settings"));
 const Audit = lazy(() => import("./screens/Audit"));
 const Imports = lazy(() => import("./screens/Imports"));
 const Reports = lazy(() => import("./screens/Reports"));
+const Segments = lazy(() => import("./screens/Segments"));
 
 export function App() {
   const { t } = useTranslation();
@@ -52,6 +53,7 @@ export function App() {
               <Route path="/" element={<Navigate to="/leads" replace />} />
               <Route path="/leads" element={<Leads />} />
               <Route path="/leads/:email" element={<LeadPage />} />
+              <Route path="/segments" element={<Segments />} />
               <Route path="/journeys" element={<Journeys />} />
               <Route path="/journeys/new" element={<JourneyCanvas />} />
               <Route path="/journeys/:journeyId" element={<JourneyCanvas />} />
@@ -77,6 +79,7 @@ function Header({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
   const { t, i18n } = useTranslation();
   const links: [string, string, boolean][] = [
     ["/leads", t("nav.leads"), true],
+    ["/segments", t("nav.segments"), me.operations.includes("segments.list")],
     ["/journeys", t("nav.journeys"), true],
     ["/templates", t("nav.mail"), true],
     ["/forms", t("nav.forms"), true],

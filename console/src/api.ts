@@ -44,10 +44,19 @@ export class ApiError extends Error {
 
 type Query = Record<string, string | number | undefined | null>;
 
+/** ``raw``: the answer as text; ``bytes``: as an ArrayBuffer, byte for byte (a file in an
+ * encoding other than UTF-8, which text would garble). */
+interface RequestOptions {
+  query?: Query;
+  body?: unknown;
+  raw?: boolean;
+  bytes?: boolean;
+}
+
 export async function api<T>(
   method: string,
   path: string,
-  options: { query?: Query; body?: unknown; raw?: boolean } = {},
+  options: RequestOptions = {},
 ): Promise<T> {
   setInFlight(+1);
   try {
@@ -60,7 +69,7 @@ export async function api<T>(
 async function request<T>(
   method: string,
   path: string,
-  options: { query?: Query; body?: unknown; raw?: boolean },
+  options: RequestOptions,
 ): Promise<T> {
   const session = currentSession();
   if (session === null) {
@@ -93,6 +102,7 @@ async function request<T>(
     };
     throw new ApiError(response.status, answer.message ?? response.statusText, answer.errors);
   }
+  if (options.bytes) return (await response.arrayBuffer()) as T;
   if (options.raw) return (await response.text()) as T;
   return (await response.json()) as T;
 }

@@ -38,7 +38,7 @@ CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
 )
-SCREENS = ("leads", "journeys", "templates", "forms", "imports", "settings")
+SCREENS = ("leads", "segments", "journeys", "templates", "forms", "imports", "settings")
 STREAM_WAIT_SECONDS = 120
 """A bound on the runtime's stream pollers counting a mail (a broken run, not a measure)."""
 
@@ -704,3 +704,259 @@ def test_a_marketer_excludes_a_domain_and_a_viewer_only_sees_the_exclusions(
     expect(section.get_by_role("status")).to_contain_text(f"{domain} is no longer excluded")
     expect(row_of(table, domain)).to_have_count(0)
     assert domain not in tsunagu.cli("exclusions", "list").stdout
+
+
+RIVALS = ("rival.suzuki@example.jp", "rival.tanaka@example.jp")
+RIVAL_COMPANY = "株式会社ライバル商事"
+
+
+def test_a_marketer_tries_a_filter_saves_it_excluded_and_exports_it_in_shift_jis(
+    tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
+) -> None:
+    # Given two people of a competitor who signed up through the demo form
+    for email in RIVALS:
+        status, _ = tsunagu.post_json(
+            "/forms/demo/submissions",
+            {"email": email, "name": "競合 社員", "company": RIVAL_COMPANY},
+        )
+        assert status == 201
+    segment = "rival_staff"
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="segments")
+    settled(page)
+
+    # When she writes a filter and tries it, before saving anything
+    page.get_by_role("textbox", name="Filter", exact=True).fill(f"field.company={RIVAL_COMPANY}")
+    page.get_by_role("button", name="Try").click()
+    expect(page.locator("main")).to_contain_text("2 leads selected now.")
+    sample = page.get_by_role("table", name="The first leads selected, highest score first")
+    for email in RIVALS:
+        expect(sample.locator("tr", has_text=email)).to_contain_text(RIVAL_COMPANY)
+    assert segment not in tsunagu.cli("segments", "list").stdout
+    settled(page)
+    assert accessibility_problems(page) == []
+
+    # And saves it as a segment no marketing mail goes to
+    page.get_by_label("Name", exact=True).fill(segment)
+    page.get_by_label("Description", exact=True).fill("競合の社員（展示会で名刺交換）")
+    page.get_by_label("Exclude from marketing mail").check()
+    expect(page.locator("main")).to_contain_text("transactional mail")
+    page.get_by_role("button", name="Save segment").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Segment {segment} is saved.")
+
+    # Then it is listed with its badge, and saved as she wrote it
+    saved = page.get_by_role("table", name="Saved segments").locator("tr", has_text=segment)
+    expect(saved).to_contain_text("Excluded from marketing")
+    expect(saved).to_contain_text(f"field.company={RIVAL_COMPANY}")
+    shown = json.loads(tsunagu.cli("segments", "show", segment, "--json").stdout)
+    assert shown["exclude_from_marketing"] is True and shown["count"] == 2, shown
+    assert shown["description"] == "競合の社員（展示会で名刺交換）", shown
+
+    # When she exports it as CSV for an older Excel (Shift_JIS)
+    page.get_by_label("CSV encoding").select_option("cp932")
+    with page.expect_download() as download:
+        saved.get_by_role("button", name=f"Export CSV {segment}").click()
+    file = tmp_path / "rivals.csv"
+    download.value.save_as(file)
+    assert download.value.suggested_filename == f"leads-{segment}.csv"
+
+    # Then the file is cp932 as the API wrote it (no BOM, the Japanese intact), with its leads
+    data = file.read_bytes()
+    assert not data.startswith(b"\xef\xbb\xbf") and RIVAL_COMPANY.encode("cp932") in data
+    rows = list(csv.DictReader(io.StringIO(data.decode("cp932"))))
+    assert sorted(row["email"] for row in rows) == list(RIVALS), rows
+    assert {row["company"] for row in rows} == {RIVAL_COMPANY}, rows
+
+    # And the export is in the audit log: who, which segment, how many leads
+    logged = tsunagu.cli("audit", "list", "--csv")
+    exports = [
+        row
+        for row in csv.DictReader(io.StringIO(logged.stdout.lstrip("\ufeff")))
+        if row["operation"] == "leads.export" and row["target"] == f"segment:{segment}"
+    ]
+    assert [(r["email"], r["outcome"], r["detail"]) for r in exports] == [
+        (MARKETER, "done", "2 leads as CSV (cp932)")
+    ], exports
+    admin = console_page(chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), locale="en-GB")
+    open_screen(admin, tsunagu, "audit")
+    exported = admin.locator("table.audit tr", has_text=f"segment:{segment}").filter(
+        has_text="leads.export"
+    )
+    expect(exported).to_contain_text(MARKETER)
+
+    # And a viewer sees the segment and may try a filter, with nothing to save, delete or export
+    viewer = console_page(chromium, tsunagu, VIEWER, PASSWORD, locale="ja-JP", at="segments")
+    settled(viewer)
+    row = viewer.get_by_role("table", name="保存済みのセグメント").locator("tr", has_text=segment)
+    expect(row).to_contain_text("マーケティング配信から除外")
+    row.get_by_role("button", name=f"開く {segment}").click()
+    expect(viewer.locator("main")).to_contain_text("現在 2 件のリードが該当します。")
+    viewer.get_by_role("button", name="試す").click()
+    expect(viewer.locator("main")).to_contain_text("現在 2 件のリードが該当します。")
+    settled(viewer)
+    for forbidden in ("セグメントを保存", "削除", "CSVエクスポート"):
+        expect(viewer.get_by_role("button", name=forbidden)).to_have_count(0)
+    expect(viewer.get_by_label("CSVの文字コード")).to_have_count(0)
+    assert accessibility_problems(viewer) == []
+    open_screen(viewer, tsunagu, "leads")
+    expect(viewer.get_by_role("button", name="CSVエクスポート")).to_have_count(0)
+    # Forced with the viewer's own token, the API refuses the export
+    status = viewer.evaluate(
+        """async () => {
+            const token = JSON.parse(sessionStorage.getItem("tsunagu.session")).idToken;
+            const answer = await fetch("/admin/leads/export?encoding=cp932", {
+                headers: {authorization: `Bearer ${token}`},
+            });
+            return answer.status;
+        }"""
+    )
+    assert status == 403
+
+
+def test_a_marketer_saves_over_a_change_made_meanwhile_and_cannot_delete_a_segment_still_read(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given a segment, and another segment that reads it
+    saved = tsunagu.cli("segments", "save", "seminar_hot", "tag=seminar-hot")
+    assert saved.returncode == 0, saved.stderr
+    saved = tsunagu.cli("segments", "save", "seminar_hot_grade_a", "in_segment=seminar_hot,grade=A")
+    assert saved.returncode == 0, saved.stderr
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="segments")
+    settled(page)
+
+    # When she opens it, it says what reads it
+    table = page.get_by_role("table", name="Saved segments")
+    table.get_by_role("button", name="Open seminar_hot", exact=True).click()
+    expect(page.get_by_role("heading", name="Segment seminar_hot")).to_be_focused()
+    expect(page.locator(".used-by")).to_contain_text("segment seminar_hot_grade_a")
+    settled(page)
+    assert accessibility_problems(page) == []
+
+    # When someone else changes it after she opened it, her save is refused and it is reloaded
+    changed = tsunagu.cli(
+        "segments", "save", "seminar_hot", "tag=seminar-hot,score>=10", "--replace"
+    )
+    assert changed.returncode == 0, changed.stderr
+    page.get_by_label("Description", exact=True).fill("セミナー後に関心の高いリード")
+    page.get_by_role("button", name="Save segment").click()
+    expect(page.get_by_role("alert")).to_contain_text("Someone changed segment seminar_hot")
+    expect(page.get_by_role("textbox", name="Filter", exact=True)).to_have_value(
+        re.compile("score>=10")
+    )
+    shown = json.loads(tsunagu.cli("segments", "show", "seminar_hot", "--json").stdout)
+    assert (shown["version"], shown["description"]) == (2, ""), shown
+
+    # ... and saved again on the version she now sees, it is kept
+    page.get_by_label("Description", exact=True).fill("セミナー後に関心の高いリード")
+    page.get_by_role("button", name="Save segment").click()
+    expect(page.get_by_role("status")).to_contain_text("Segment seminar_hot is saved.")
+    shown = json.loads(tsunagu.cli("segments", "show", "seminar_hot", "--json").stdout)
+    assert (shown["version"], shown["description"]) == (3, "セミナー後に関心の高いリード")
+    assert "score>=10" in shown["filter"], shown
+
+    # When she deletes it (confirmed), the API refuses, naming the segment that reads it
+    page.get_by_role("button", name="Delete seminar_hot").click()
+    expect(page.get_by_role("alert")).to_contain_text("still read by segment seminar_hot_grade_a")
+    assert "seminar_hot " in tsunagu.cli("segments", "list").stdout
+
+    # ... but the segment that reads it, nothing reads: deleted
+    table.get_by_role("button", name="Open seminar_hot_grade_a").click()
+    expect(page.get_by_role("heading", name="Segment seminar_hot_grade_a")).to_be_visible()
+    settled(page)
+    page.get_by_role("button", name="Delete seminar_hot_grade_a").click()
+    expect(page.get_by_role("status")).to_contain_text("Segment seminar_hot_grade_a is deleted.")
+    expect(table.locator("tr", has_text="seminar_hot_grade_a")).to_have_count(0)
+    assert "seminar_hot_grade_a" not in tsunagu.cli("segments", "list").stdout
+
+
+def test_a_marketer_exports_every_lead_from_the_lead_list(
+    tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
+) -> None:
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB")
+    settled(page)
+    expect(page.locator("main")).to_contain_text("Every export is recorded in the audit log")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export CSV").click()
+    file = tmp_path / "leads.csv"
+    download.value.save_as(file)
+    data = file.read_bytes()
+    # UTF-8 with the BOM Excel needs, kept as the API sent it
+    assert data.startswith(b"\xef\xbb\xbf"), data[:20]
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    (lead,) = [row for row in rows if row["email"] == LEAD]
+    assert lead["company"] == COMPANY, lead
+    logged = tsunagu.cli("audit", "list", "--csv").stdout
+    assert any(
+        row["operation"] == "leads.export" and row["target"] == "leads" and row["email"] == MARKETER
+        for row in csv.DictReader(io.StringIO(logged.lstrip("\ufeff")))
+    ), logged
+
+
+def test_a_marketer_branches_a_journey_on_a_saved_segment_the_canvas_offers(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given a saved segment, and a journey draft whose branch tests a tag
+    saved = tsunagu.cli(
+        "segments", "save", "key_accounts", "tag=key-account", "--description", "重点顧客"
+    )
+    assert saved.returncode == 0, saved.stderr
+    definition = {
+        "$format": "tsunagu.journey/1",
+        "journey_id": "account_branch",
+        "description": "Key accounts one way, the rest another",
+        "start": "decide",
+        "nodes": [
+            {
+                "id": "decide",
+                "kind": "branch",
+                "label": "the account",
+                "cases": [{"outcome": "key_account", "when": "tag=vip", "next": "done"}],
+                "default": "done",
+            },
+            {"id": "done", "kind": "end", "label": "The lead has been sorted"},
+        ],
+    }
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB")
+    status = page.evaluate(
+        """async (definition) => {
+            const token = JSON.parse(sessionStorage.getItem("tsunagu.session")).idToken;
+            const answer = await fetch("/admin/journeys/account_branch/graph", {
+                method: "PUT",
+                headers: {authorization: `Bearer ${token}`, "content-type": "application/json"},
+                body: JSON.stringify({definition}),
+            });
+            return answer.status;
+        }""",
+        definition,
+    )
+    assert status == 200
+
+    # When she chooses the branch on the canvas, its case's condition offers the saved segments
+    page.goto(f"{tsunagu.api_url}/console/#/journeys/account_branch")
+    page.locator('.react-flow__node[data-id="decide"]').click()
+    condition = page.get_by_role("combobox", name="Condition of key_account")
+    expect(condition).to_have_value("tag=vip")
+    offered = page.locator("datalist#segment-conditions option")
+    expect(offered).to_have_count(len(segment_names(tsunagu)))
+    expect(page.locator('datalist option[value="in_segment=key_accounts"]')).to_have_count(1)
+    settled(page)
+    assert accessibility_problems(page) == []
+
+    # And she makes it test the segment, saves the draft and publishes it (confirmed)
+    condition.fill("in_segment=key_accounts")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Draft saved: it can be published.")
+    page.get_by_role("button", name="Publish").click()
+    expect(page.get_by_role("status")).to_contain_text("Version 1 is live.")
+
+    # Then the segment says the journey's branch reads it, and cannot be deleted under it
+    shown = json.loads(tsunagu.cli("segments", "show", "key_accounts", "--json").stdout)
+    readers = shown["used_by"]
+    assert "journey account_branch (draft, branch decide)" in readers, shown
+    assert any(r.startswith("journey account_branch (v") for r in readers), shown  # published
+    assert tsunagu.cli("segments", "delete", "key_accounts").returncode != 0
+
+
+def segment_names(tsunagu: RunningTsunagu) -> list[str]:
+    listed = tsunagu.cli("segments", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return [segment["name"] for segment in json.loads(listed.stdout)]

@@ -816,7 +816,7 @@ function link(node: JourneyNode, target: string): JourneyNode {
     case "branch": {
       const cases = Array.isArray(node.cases) ? node.cases : [];
       if (cases.length > 0 && !node.default) return { ...node, default: target };
-      return { ...node, cases: [...cases, { outcome: `case_${cases.length + 1}`, when: "stage == 'mql'", next: target }] };
+      return { ...node, cases: [...cases, { outcome: `case_${cases.length + 1}`, when: "stage=mql", next: target }] };
     }
     case "split": {
       const paths = Array.isArray(node.paths) ? node.paths : [];

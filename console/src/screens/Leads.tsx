@@ -2,8 +2,10 @@ import { type FormEvent, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { Link, useSearchParams } from "react-router";
 
-import { ApiError, api } from "../api";
+import { ApiError, api, describeError } from "../api";
+import { EXPORT_ENCODINGS, type ExportEncoding, exportLeads } from "../download";
 import { when } from "../i18n";
+import { useMay } from "../me";
 
 export interface LeadRow {
   lead_id: string;
@@ -27,8 +29,62 @@ interface SearchPage {
 export const STAGES = ["lead", "mql", "sql", "opportunity", "customer", "recycled", "disqualified"];
 const FILTERS = ["q", "stage", "owner", "tag", "grade", "score_min", "score_max"] as const;
 
+/** Which encoding an exported CSV is written in, each choice said for whom it is. */
+export function EncodingChoice({
+  value,
+  onChange,
+}: {
+  value: ExportEncoding;
+  onChange: (encoding: ExportEncoding) => void;
+}) {
+  const { t } = useTranslation();
+  return (
+    <label>
+      {t("export.encoding")}
+      <select value={value} onChange={(event) => onChange(event.target.value as ExportEncoding)}>
+        {EXPORT_ENCODINGS.map((encoding) => (
+          <option key={encoding} value={encoding}>
+            {t(`export.encodings.${encoding}`)}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+/** Every lead as CSV (marketers and admins), on the record in the audit log. */
+function ExportAll() {
+  const { t } = useTranslation();
+  const [encoding, setEncoding] = useState<ExportEncoding>("utf-8");
+  const [message, setMessage] = useState<string | null>(null);
+
+  async function exportAll() {
+    setMessage(null);
+    try {
+      await exportLeads(null, encoding);
+      setMessage(t("export.done", { file: "leads-export.csv" }));
+    } catch (error) {
+      setMessage(describeError(error));
+    }
+  }
+
+  return (
+    <div className="toolbar">
+      <EncodingChoice value={encoding} onChange={setEncoding} />
+      <button type="button" className="secondary" onClick={() => void exportAll()}>
+        {t("export.button")}
+      </button>
+      <span className="note">
+        {t("export.every_lead")} {t("export.audited")}
+      </span>
+      {message && <span role="status">{message}</span>}
+    </div>
+  );
+}
+
 export function Leads() {
   const { t } = useTranslation();
+  const may = useMay();
   const [params, setParams] = useSearchParams();
   const [draft, setDraft] = useState<Record<string, string>>(() =>
     Object.fromEntries(FILTERS.map((name) => [name, params.get(name) ?? ""])),
@@ -119,6 +175,7 @@ export function Leads() {
         </label>
         <button type="submit">{t("leads.search")}</button>
       </form>
+      {may("leads.export") && <ExportAll />}
       {problem && (
         <p role="alert" className="problem">
           {problem}

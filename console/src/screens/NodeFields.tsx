@@ -1,7 +1,8 @@
 // The chosen node's settings as forms, per kind: which mail a send sends, when a wait lets the
 // lead go on (in business time), what a wait-for listens for and for how long, what an update
-// sets on the lead, what the owner is told. What has no form here (a branch's cases, a split's
-// shares, a webhook) stays in the node's JSON under "Every field".
+// sets on the lead, what the owner is told, each case's condition of a branch (the saved
+// segments offered as in_segment=<name>). What has no form here (a split's shares, a webhook)
+// stays in the node's JSON under "Every field".
 import { useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 
@@ -17,6 +18,11 @@ interface Awaited {
 }
 interface Exit {
   outcome: string;
+  next: string;
+}
+interface Case {
+  outcome: string;
+  when: string;
   next: string;
 }
 
@@ -35,6 +41,18 @@ function templateIds(): Promise<string[]> {
       return [];
     });
   return templates;
+}
+
+let segments: Promise<{ name: string; description: string }[]> | null = null;
+/** The saved segments, read once per page: what a branch's case may test (in_segment=<name>). */
+function savedSegments(): Promise<{ name: string; description: string }[]> {
+  segments ??= api<{ items: { name: string; description: string }[] }>("GET", "/admin/segments")
+    .then((found) => found.items)
+    .catch(() => {
+      segments = null;
+      return [];
+    });
+  return segments;
 }
 
 function tags(text: string): string[] {
@@ -230,6 +248,26 @@ export function NodeFields({
           </label>
         </fieldset>
       );
+    case "branch": {
+      const cases = Array.isArray(node.cases) ? (node.cases as Case[]) : [];
+      const setWhen = (index: number, when: string) =>
+        set("cases", cases.map((one, at) => (at === index ? { ...one, when } : one)));
+      return (
+        <fieldset className="node-fields" disabled={disabled}>
+          <legend>{t("node.cases")}</legend>
+          {cases.length === 0 && <p className="note">{t("node.cases_by_edges")}</p>}
+          {cases.map((one, index) => (
+            <label key={index}>
+              {t("node.case_when", { outcome: one.outcome })}
+              <input list="segment-conditions" maxLength={500} value={one.when}
+                onChange={(event) => setWhen(index, event.target.value)} />
+            </label>
+          ))}
+          {cases.length > 0 && <p className="detail">{t("node.case_help")}</p>}
+          <SegmentConditions />
+        </fieldset>
+      );
+    }
     case "notify_owner":
       return (
         <label>
@@ -267,5 +305,22 @@ function TemplateChoice({ value, disabled, onChange }: { value: string; disabled
         ))}
       </datalist>
     </label>
+  );
+}
+
+/** The saved segments as conditions a case may hold (in_segment=<name>), for its input's list. */
+function SegmentConditions() {
+  const [found, setFound] = useState<{ name: string; description: string }[]>([]);
+  useEffect(() => {
+    void savedSegments().then(setFound);
+  }, []);
+  return (
+    <datalist id="segment-conditions">
+      {found.map((segment) => (
+        <option key={segment.name} value={`in_segment=${segment.name}`}>
+          {segment.description || segment.name}
+        </option>
+      ))}
+    </datalist>
   );
 }
