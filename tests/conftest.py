@@ -182,6 +182,12 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
             name = f"tsunagu-test-{logical_id}"
             sesv2.create_configuration_set(ConfigurationSetName=name)
             resolver.refs[logical_id] = name
+        s3 = moto_client("s3")
+        for logical_id in stack.of_type("AWS::S3::Bucket"):
+            name = f"tsunagu-test-{logical_id.lower()}"
+            s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+            resolver.refs[logical_id] = name
+            resolver.attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
         # SES refuses unverified senders: the template's sender domain, as at deploy time.
         ses = moto_client("ses")
         ses.verify_domain_identity(Domain=stack.parameters["SenderDomain"])

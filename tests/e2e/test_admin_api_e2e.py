@@ -271,3 +271,64 @@ def test_the_cli_calls_the_api_with_a_signed_in_persons_token(tsunagu: RunningTs
     assert failed.returncode == 1 and "the e-mail or the password is wrong" in failed.stderr
     token_file.unlink()
     assert "not signed in" in tsunagu.cli("api", "get", "/admin/me").stderr
+
+
+def test_a_large_list_uploaded_to_s3_is_imported_in_chunks_on_step_functions(
+    tsunagu: RunningTsunagu,
+) -> None:
+    import csv
+    import io
+    import urllib.request
+
+    from tests.support.runtime import wait_for
+
+    rows = 1_100  # three chunks of up to 500
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["メールアドレス", "氏名", "会社名", "配信希望"])
+    for n in range(rows):
+        writer.writerow([f"chunked{n:05d}@example.jp", f"分割 {n}", "株式会社チャンク", "希望する"])
+    data = out.getvalue().encode("cp932")
+    token = admin_token(tsunagu)
+
+    # The browser's way: a pre-signed URL from the admin API, and one PUT of the file to S3
+    status, _, upload = admin_call(
+        tsunagu, "POST", "/admin/imports/uploads", token=token, body={"file_name": "大量.csv"}
+    )
+    assert status == 201, upload
+    # As a browser PUTs a File: its type as the content type (urllib would send a form's)
+    put = urllib.request.Request(
+        upload["url"], data=data, method="PUT", headers={"content-type": "text/csv"}
+    )
+    with urllib.request.urlopen(put, timeout=30) as answer:
+        assert answer.status == 200
+    file = {"file_name": "大量.csv", "upload_id": upload["upload_id"], "source": "trade_show",
+            "consent": {"column": "配信希望", "yes": ["希望する"]}}  # fmt: skip
+    status, _, plan = admin_call(tsunagu, "POST", "/admin/imports/plans", token=token, body=file)
+    assert status == 200 and plan["counts"]["create"] == rows, plan
+
+    status, _, queued = admin_call(
+        tsunagu, "POST", "/admin/imports", token=token,
+        body=file | {"plan_digest": plan["plan_digest"]},
+    )  # fmt: skip
+    assert status == 202 and queued["status"] == "queued", queued
+
+    def finished() -> dict[str, Any] | None:
+        _, _, found = admin_call(
+            tsunagu, "GET", f"/admin/imports/{queued['import_id']}", token=token
+        )
+        return found if found["status"] not in ("queued", "applying") else None
+
+    done = wait_for(finished, timeout=600, interval=1.0, what="the import state machine")
+    assert done["status"] == "applied", done
+    assert done["progress"] == {
+        "rows_total": rows, "rows_done": rows, "rows_parked": 0, "chunks_total": 3,
+        "chunks_done": 3, "parked": [],
+    }  # fmt: skip
+
+    shown = tsunagu.cli("imports", "status", queued["import_id"])
+    assert shown.returncode == 0, shown.stderr
+    assert "applied" in shown.stdout and "1,100 / 1,100 rows, 3 of 3 chunks" in shown.stdout
+    assert "[##############################] 100%" in shown.stdout
+    lead = tsunagu.cli("leads", "get", "chunked01099@example.jp")
+    assert lead.returncode == 0 and "株式会社チャンク" in lead.stdout, lead.stderr

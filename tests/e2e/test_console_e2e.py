@@ -382,6 +382,7 @@ def test_an_admin_finds_the_changes_in_the_audit_log_and_exports_it(
         page.get_by_role("button", name="Export CSV").click()
     saved = tmp_path / "audit.csv"
     download.value.save_as(saved)
+    assert saved.read_bytes().startswith(b"\xef\xbb\xbf")  # the BOM Excel reads UTF-8 by
     rows = list(csv.DictReader(io.StringIO(saved.read_text("utf-8-sig"))))
     assert any(r["operation"] == "journeys.pause" and MARKETER in r.values() for r in rows), rows
 

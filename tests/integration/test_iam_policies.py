@@ -109,6 +109,12 @@ EXPECTED = {
     ("report_events", "dynamodb:BatchGetItem"),
     ("report_events", "dynamodb:TransactWriteItems"),
     ("admin_api", "dynamodb:Query"),
+    ("admin_api", "s3:GetObject"),
+    ("admin_api", "states:StartExecution"),
+    ("import_list", "s3:PutObject"),
+    ("import_list", "s3:GetObject"),
+    ("import_list", "dynamodb:TransactWriteItems"),
+    ("import_list", "dynamodb:BatchGetItem"),
 }
 FUNCTIONS_DRIVEN = {
     "capture_form",
@@ -130,6 +136,7 @@ FUNCTIONS_DRIVEN = {
     "admin_api",
     "index_leads",
     "report_events",
+    "import_list",
 }
 
 
@@ -200,6 +207,9 @@ def stack_resolver(stack: Stack, names: Mapping[str, str]) -> Resolver:
             resolver.attributes[(logical_id, "Arn")] = (
                 f"arn:aws:cognito-idp:{REGION}:{ACCOUNT_ID}:userpool/{pool}"
             )
+    bucket = names.get("ImportsBucket")
+    if bucket is not None:
+        resolver.attributes[("ImportsBucket", "Arn")] = f"arn:aws:s3:::{bucket}"
     for logical_id in stack.of_type("AWS::CloudFront::Distribution"):
         resolver.attributes[(logical_id, "DomainName")] = "console.invalid"
     for logical_id, resource in stack.of_type("AWS::SES::ConfigurationSet").items():
@@ -369,6 +379,10 @@ def required(call: Call) -> list[tuple[str, str]]:
             # journeys, so the role must allow it on this stack's state machines.
             return [(f"states:{operation}", f"{STATE_MACHINE_ARN_PREFIX}welcome-nurture")]
         return [(f"states:{operation}", params.get("stateMachineArn", "*"))]
+    if service == "s3" and "Key" in params:
+        # HeadObject is authorized as GetObject.
+        action = {"HeadObject": "GetObject"}.get(operation, operation)
+        return [(f"s3:{action}", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")]
     if service == "secretsmanager":
         return [(f"secretsmanager:{operation}", params["SecretId"])]
     if service == "cognito-idp" and "UserPoolId" in params:
@@ -519,7 +533,15 @@ def stack_names(aws: AwsStack) -> dict[str, str]:
     for pool in moto_client("cognito-idp").list_user_pools(MaxResults=60)["UserPools"]:
         if pool["Name"] == PEOPLE_POOL:
             names["AdminUserPool"] = pool["Id"]
+    names["ImportsBucket"] = "tsunagu-test-importsbucket"  # as the aws fixture names it
+    for machine in moto_client("stepfunctions").list_state_machines()["stateMachines"]:
+        if machine["name"] == IMPORT_MACHINE:
+            names["ImportListStateMachine"] = machine["stateMachineArn"]
     return names
+
+
+IMPORT_MACHINE = "tsunagu-test-import-list"
+"""The template's ImportListStateMachine at stage test (made by drive_import_list)."""
 
 
 PEOPLE_POOL = "tsunagu-test-people"
@@ -658,9 +680,48 @@ def drive_every_function(q: Qualified, monkeypatch: pytest.MonkeyPatch) -> None:
     assert report.get("re_engagement", {}).get("entered"), report
 
     publish_journeys(aws)
+    drive_import_list(aws)
     q.capture("jiro.suzuki@example.jp")  # a new lead, in no journey yet
     count_for_reports(aws)
     drive_admin_api(aws, "jiro.suzuki@example.jp")
+
+
+def drive_import_list(aws: AwsStack) -> None:
+    """A large list as the admin API and import_list take it: a pre-signed upload, the dry run
+    read from S3, the background run queued (its state machine started), and the state
+    machine's steps."""
+    role = "arn:aws:iam::123456789012:role/tsunagu-test-import-list"
+    moto_client("stepfunctions").create_state_machine(
+        name=IMPORT_MACHINE,
+        definition=json.dumps({"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}),
+        roleArn=role,
+    )
+    stack = load_stack(TEMPLATE, {"Stage": "test"}, REGION)
+    resolver = stack_resolver(stack, stack_names(aws))
+    for logical_id in ("AdminApiFunction", "ImportListFunction"):
+        variables = stack.resources[logical_id]["Properties"]["Environment"]["Variables"]
+        aws.environment.update({k: str(v) for k, v in resolver.resolve(variables).items()})
+    admin = aws.function("admin_api")
+    sheet = "メールアドレス,氏名\r\niam.bulk@example.jp,一括 太郎\r\n".encode("cp932")
+
+    def ask(method: str, path: str, body: Any) -> Any:
+        response = admin.invoke(admin_event(method, path, role=Role.MARKETER, body=body))
+        assert response["statusCode"] < 300, (path, response)
+        return json.loads(response["body"])
+
+    upload = ask("POST", "/admin/imports/uploads", {"file_name": "bulk.csv"})
+    key = f"uploads/{upload['upload_id']}/bulk.csv"
+    moto_client("s3").put_object(Bucket="tsunagu-test-importsbucket", Key=key, Body=sheet)
+    file = {"file_name": "bulk.csv", "upload_id": upload["upload_id"]}
+    plan = ask("POST", "/admin/imports/plans", file)
+    queued = ask("POST", "/admin/imports", file | {"plan_digest": plan["plan_digest"]})
+    steps = aws.function("import_list")
+    import_id = queued["import_id"]
+    [chunk] = steps.invoke({"step": "prepare", "import_id": import_id})["chunks"]
+    assert steps.invoke({"step": "chunk", **chunk}) == {"rows": 1}
+    steps.invoke({"step": "park", **chunk, "error": {"Error": "x"}})  # counted once: no-op here
+    assert steps.invoke({"step": "finish", "import_id": import_id}) == {"status": "applied"}
+    ask("GET", f"/admin/imports/{import_id}", None)
 
 
 def count_for_reports(aws: AwsStack) -> None:

@@ -469,3 +469,111 @@ def test_the_cli_saves_a_mapping_and_plans_with_it(
     printed = capsys.readouterr().out
     assert "counted as trade_show (saved mapping cards)" in printed
     assert "create 2" in printed and "consent: no" in printed
+
+
+# ---------------------------------------------------------------- large lists, in the background
+def big_sheet(rows: int) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["メールアドレス", "氏名", "会社名", "配信希望"])
+    for n in range(rows):
+        writer.writerow([f"big{n:05d}@example.jp", f"大量 {n}", "株式会社ビッグ", "希望する"])
+    return out.getvalue().encode("cp932")
+
+
+def test_a_large_list_runs_in_chunks_a_failing_chunk_is_parked_and_the_rest_written(
+    stack: Settings, aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.commands import import_jobs
+    from tsunagu.imports import jobs
+
+    monkeypatch.setattr(jobs, "CHUNK_ROWS", 40)
+    started: list[str] = []
+    monkeypatch.setattr(services, "start_import", lambda _settings, i: started.append(i) or i)
+    aws.environment["TSUNAGU_IMPORT_STATE_MACHINE_ARN"] = "arn:aws:states:x:1:stateMachine:i"
+    stack = aws.settings()
+    ports = services.import_commands(aws.settings())
+
+    # The marketer asks where to upload; the CLI uploads itself (both land in the bucket)
+    response = admin.handle(
+        event("POST", "/admin/imports/uploads", role=Role.MARKETER,
+              body={"file_name": "大量リスト.csv"}), stack,
+    )  # fmt: skip
+    upload = json.loads(response["body"])
+    assert response["statusCode"] == 201 and upload["method"] == "PUT", upload
+    assert upload["upload_id"].startswith("upl_") and "uploads/" in upload["url"]
+    upload_id = import_jobs.upload_file(ports, "大量リスト.csv", big_sheet(100))
+
+    body = {"file_name": "大量リスト.csv", "upload_id": upload_id, "source": "trade_show",
+            "consent": {"column": "配信希望", "yes": ["希望する"]}}  # fmt: skip
+    status, plan = call(aws.settings(), body)
+    assert status == 200 and plan["counts"]["create"] == 100, plan
+    status, queued = post(
+        aws.settings(), "/admin/imports", body | {"plan_digest": plan["plan_digest"]}
+    )
+    assert status == 202 and queued["status"] == "queued", queued
+    import_id = queued["import_id"]
+    assert started == [import_id]
+
+    # The state machine's steps, as import_list.asl.json runs them
+    function = aws.function("import_list")
+    chunks = function.invoke({"step": "prepare", "import_id": import_id})["chunks"]
+    assert [c["index"] for c in chunks] == [0, 1, 2]
+    assert function.invoke({"step": "prepare", "import_id": import_id})["chunks"] == chunks
+    assert function.invoke({"step": "chunk", "import_id": import_id, "index": 0}) == {"rows": 40}
+    assert function.invoke({"step": "chunk", "import_id": import_id, "index": 0}) == {"rows": 40}
+    status_of = admin.handle(event("GET", f"/admin/imports/{import_id}", role=Role.VIEWER), stack)
+    progress = json.loads(status_of["body"])["progress"]
+    assert (progress["rows_done"], progress["rows_total"], progress["chunks_done"]) == (40, 100, 1)
+    function.invoke({"step": "park", "import_id": import_id, "index": 1,
+                     "error": {"Error": "ConcurrentUpdate", "Cause": "kept changing"}})  # fmt: skip
+    assert function.invoke({"step": "chunk", "import_id": import_id, "index": 2}) == {"rows": 20}
+    assert function.invoke({"step": "finish", "import_id": import_id}) == {
+        "status": "applied_with_parked"
+    }
+
+    record, progress_now = import_jobs.status(ports, services.operator(stack), import_id)
+    assert progress_now is not None
+    assert (progress_now.rows_done, progress_now.rows_parked) == (60, 40)
+    assert progress_now.parked[0]["first_row"] == 42 and progress_now.parked[0]["last_row"] == 81
+    assert record.detail is not None and "rows 42-81" in record.detail
+    leads = services.lead_repository(stack)
+    assert leads.find_lead("email:big00000@example.jp") is not None
+    assert leads.find_lead("email:big00040@example.jp") is None  # parked: not written
+    assert leads.find_lead("email:big00099@example.jp") is not None
+
+    # Undo takes back what was written, and only that
+    status, undone = post(stack, f"/admin/imports/{import_id}/undo")
+    assert status == 200 and undone["undo"]["removed"] == 60, undone
+
+
+def test_a_background_run_whose_plan_changed_is_refused_and_writes_nothing(
+    stack: Settings, aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.commands import import_jobs
+
+    monkeypatch.setattr(services, "start_import", lambda _settings, i: i)
+    aws.environment["TSUNAGU_IMPORT_STATE_MACHINE_ARN"] = "arn:aws:states:x:1:stateMachine:i"
+    stack = aws.settings()
+    ports = services.import_commands(aws.settings())
+    upload_id = import_jobs.upload_file(ports, "list.csv", big_sheet(3))
+    body = {"file_name": "list.csv", "upload_id": upload_id}
+    status, queued = post(aws.settings(), "/admin/imports", body | {"plan_digest": "0" * 16})
+    assert status == 202, queued
+    function = aws.function("import_list")
+    assert function.invoke({"step": "prepare", "import_id": queued["import_id"]}) == {"chunks": []}
+    assert function.invoke({"step": "finish", "import_id": queued["import_id"]}) == {
+        "status": "refused"
+    }
+    record, _ = import_jobs.status(ports, services.operator(stack), queued["import_id"])
+    assert record.detail is not None and "plan changed since the dry run" in record.detail
+    assert services.lead_repository(stack).find_lead("email:big00000@example.jp") is None
+
+    for asked, expected in (
+        (body | {"upload_id": "upl_01NOSUCHUPLOAD"}, 404),
+        (body | {"upload_id": "../../etc"}, 422),
+        (body | {"content_base64": "YQ=="}, 422),  # both a body and an upload
+    ):
+        assert post(aws.settings(), "/admin/imports", asked | {"plan_digest": "0" * 16})[0] == (
+            expected
+        )

@@ -27,6 +27,7 @@ from tsunagu.clock import isoformat
 from tsunagu.commands import imports
 from tsunagu.commands.access import Role
 from tsunagu.imports.plan import ImportOptions
+from tsunagu.journeys.model import StoredGraph
 from tsunagu.leads.lookup import lead_by_email
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import LeadEvent
@@ -125,6 +126,17 @@ def test_a_filter_is_tried_saved_nested_and_protected(stack: AwsStack) -> None:
         ("not-engaged", 1),
     ]
     assert call(stack, "DELETE", "/admin/segments/not-engaged")[0] == 200
+
+    # A journey only drafted on the canvas, never published, reads it in a branch
+    journeys = services.journey_repository(settings)
+    branch = {"id": "decide", "kind": "branch", "cases": [{"outcome": "hot",
+              "when": "in_segment=engaged"}], "default": "end"}  # fmt: skip
+    journeys.save_graph(
+        StoredGraph("drafted", "draft", {"nodes": [branch]}, "marketer@example.com", "x")
+    )
+    status, answer = call(stack, "DELETE", "/admin/segments/engaged")
+    assert status == 422 and "journey drafted (draft, branch decide)" in answer["message"]
+    journeys.save_graph(StoredGraph("drafted", "draft", {"nodes": []}, "marketer@example.com", "y"))
     assert call(stack, "DELETE", "/admin/segments/engaged")[0] == 200
     operations = [e.operation for e in services.audit_log(settings).entries(
         now - timedelta(days=1), now + timedelta(days=1))]  # fmt: skip

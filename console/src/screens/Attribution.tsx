@@ -163,11 +163,11 @@ export function Attribution({ from, to }: { from: string; to: string }) {
   async function downloadCsv() {
     if (found === null) return;
     try {
-      const text = await api<string>("GET", "/admin/reports/attribution", {
+      const bytes = await api<ArrayBuffer>("GET", "/admin/reports/attribution", {
         query: { ...query, from: found.from, to: found.to, format: "csv" },
-        raw: true,
+        bytes: true, // byte for byte: text() would drop the BOM Excel needs
       });
-      saveAs(text, `tsunagu-attribution-${found.from}-${found.to}.csv`);
+      saveAs(new Uint8Array(bytes), `tsunagu-attribution-${found.from}-${found.to}.csv`);
     } catch (error) {
       setProblem(describeError(error));
     }

@@ -80,11 +80,11 @@ export default function Audit() {
 
   async function exportCsv() {
     try {
-      const text = await api<string>("GET", "/admin/audit", {
+      const bytes = await api<ArrayBuffer>("GET", "/admin/audit", {
         query: { ...range, limit: 5000, format: "csv" },
-        raw: true,
+        bytes: true, // byte for byte: text() would drop the BOM Excel needs
       });
-      saveAs(text, `tsunagu-audit-${since}-${until}.csv`);
+      saveAs(new Uint8Array(bytes), `tsunagu-audit-${since}-${until}.csv`);
     } catch (error) {
       setProblem(error instanceof ApiError ? error.message : String(error));
     }

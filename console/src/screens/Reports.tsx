@@ -117,11 +117,11 @@ export default function Reports() {
 
   async function downloadCsv() {
     try {
-      const text = await api<string>("GET", `${PATHS[kind]}/${id}`, {
+      const bytes = await api<ArrayBuffer>("GET", `${PATHS[kind]}/${id}`, {
         query: { from: report?.from, to: report?.to, format: "csv" },
-        raw: true,
+        bytes: true, // byte for byte: text() would drop the BOM Excel needs
       });
-      saveAs(text, `tsunagu-${kind}-${id}-${report?.from}-${report?.to}.csv`);
+      saveAs(new Uint8Array(bytes), `tsunagu-${kind}-${id}-${report?.from}-${report?.to}.csv`);
     } catch (error) {
       setProblem(describeError(error));
     }

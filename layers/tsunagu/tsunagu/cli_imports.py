@@ -11,6 +11,7 @@ from typing import Any
 
 from tsunagu import services
 from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.imports.jobs import progress_bar
 from tsunagu.imports.plan import ConsentColumn, ImportOptions
 from tsunagu.imports.reading import ENCODINGS
 from tsunagu.imports.saved import IMPORT_SOURCES, SavedMapping
@@ -96,6 +97,8 @@ def imports_run(settings: Settings, args: argparse.Namespace) -> int:
 
     path = Path(args.file)
     options, encoding = _file_options(settings, args)
+    if args.background:
+        return _run_in_background(settings, args, path, options, encoding)
     record, planned = imports.run(
         services.import_commands(settings),
         services.operator(settings),
@@ -114,6 +117,85 @@ def imports_run(settings: Settings, args: argparse.Namespace) -> int:
     print(f"imported {path.name} as {record.import_id}: {counts}")
     print(f"to take it back: tsunagu imports undo {record.import_id}")
     return 0
+
+
+def _run_in_background(
+    settings: Settings,
+    args: argparse.Namespace,
+    path: Path,
+    options: ImportOptions,
+    encoding: str | None,
+) -> int:
+    """Upload the file to the stack's bucket, queue its import, and (unless --no-wait) show
+    its progress until it has finished."""
+    from tsunagu.commands import import_jobs
+
+    ports = services.import_commands(settings)
+    upload_id = import_jobs.upload_file(ports, path.name, path.read_bytes())
+    record = import_jobs.start(
+        ports,
+        services.operator(settings),
+        upload_id,
+        path.name,
+        options,
+        encoding=encoding,
+        plan_digest=args.plan,
+    )
+    print(f"queued {path.name} as {record.import_id}: it runs in the background")
+    if args.no_wait:
+        print(f"its progress: tsunagu imports status {record.import_id}")
+        return 0
+    return _watch(settings, record.import_id)
+
+
+def imports_status(settings: Settings, args: argparse.Namespace) -> int:
+    """An import, and its background run's progress (--watch: until it has finished)."""
+    if args.watch:
+        return _watch(settings, args.id)
+    return _print_status(settings, args.id, json_output=args.json)[1]
+
+
+def _print_status(
+    settings: Settings, import_id: str, *, json_output: bool = False
+) -> tuple[bool, int]:
+    """Print where the import is; (finished, exit status)."""
+    from tsunagu.commands import import_jobs
+
+    record, progress = import_jobs.status(
+        services.import_commands(settings), services.operator(settings), import_id
+    )
+    finished = record.status not in ("queued", "applying")
+    code = 1 if record.status == "refused" else 0
+    if json_output:
+        document = record.as_json() | {"progress": progress.as_json() if progress else None}
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+        return finished, code
+    line = f"{record.import_id}  {record.status:<19} {record.file_name}"
+    if progress is not None:
+        line += (
+            f"  {progress_bar(progress.rows_done, progress.rows_total)}"
+            f"  {progress.rows_done:,} / {progress.rows_total:,} rows,"
+            f" {progress.chunks_done} of {progress.chunks_total} chunks"
+        )
+        if progress.parked:
+            line += f", {len(progress.parked)} parked"
+    print(line, flush=True)
+    if finished and record.detail:
+        print(f"  {record.detail}")
+    return finished, code
+
+
+def _watch(settings: Settings, import_id: str) -> int:
+    import time
+
+    while True:
+        finished, code = _print_status(settings, import_id)
+        if finished:
+            return code
+        time.sleep(WATCH_SECONDS)  # a person watching: wall-clock pacing is what they want
+
+
+WATCH_SECONDS = 2.0
 
 
 def imports_undo(settings: Settings, args: argparse.Namespace) -> int:
@@ -220,7 +302,20 @@ def add_import_commands(groups: Any) -> None:
     run = commands.add_parser("run", help="apply the file: exactly its dry run's plan")
     _file_arguments(run)
     run.add_argument("--plan", metavar="DIGEST", help="the dry run's plan (refused if it changed)")
+    run.add_argument(
+        "--background", action="store_true",
+        help="upload the file to the stack and import it in chunks on Step Functions (large"
+        " files: no time limit, progress, a failed chunk retried then parked)",
+    )  # fmt: skip
+    run.add_argument(
+        "--no-wait", action="store_true", help="with --background: queue it and return"
+    )
     run.set_defaults(run=imports_run)
+    status = commands.add_parser("status", help="an import's progress (a background run's too)")
+    status.add_argument("id")
+    status.add_argument("--watch", action="store_true", help="until it has finished")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(run=imports_status)
     undo = commands.add_parser("undo", help="take an import back (what changed since is kept)")
     undo.add_argument("id", help="the import's id (imports list)")
     undo.add_argument("--json", action="store_true")

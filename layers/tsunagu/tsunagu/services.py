@@ -413,12 +413,39 @@ def import_commands(settings: Settings) -> ImportCommands:
     """The ports of the list-import use cases (tsunagu.commands.imports)."""
     from tsunagu.commands.imports import ImportCommands
 
+    files = None
+    if settings.imports_bucket:
+        from tsunagu.store.import_files import ImportFiles
+
+        files = ImportFiles(aws_client(settings, "s3"), settings.imports_bucket)
     return ImportCommands(
         leads=lead_repository(settings),
         audit=audit_log(settings),
         clock=clock(settings),
         imports=import_repository(settings),
+        files=files,
+        start_job=(lambda import_id: start_import(settings, import_id))
+        if settings.import_state_machine_arn
+        else None,
     )
+
+
+def start_import(settings: Settings, import_id: str) -> str:
+    """Start the import state machine for this import (named by it: started once)."""
+    import json
+
+    assert settings.import_state_machine_arn
+    client = aws_client(settings, "stepfunctions")
+    try:
+        answer = client.start_execution(
+            stateMachineArn=settings.import_state_machine_arn,
+            name=import_id,
+            input=json.dumps({"import_id": import_id}),
+        )
+    except client.exceptions.ExecutionAlreadyExists:
+        return f"{settings.import_state_machine_arn}:{import_id}"
+    arn: str = answer["executionArn"]
+    return arn
 
 
 @lru_cache(maxsize=8)
@@ -549,6 +576,15 @@ def cognito_client(region: str) -> Any:
     import boto3
 
     return boto3.client("cognito-idp", region_name=region)
+
+
+@lru_cache(maxsize=16)
+def aws_client(settings: Settings, service: str) -> Any:
+    """A client of this stage's region (and the local runtime's endpoint, where there is one)."""
+    import boto3
+
+    make: Any = boto3.client  # the service named at run time, so no stub's overload applies
+    return make(service, region_name=settings.region, endpoint_url=settings.aws_endpoint_url)
 
 
 @lru_cache(maxsize=8)

@@ -52,6 +52,10 @@ class Settings(BaseModel):
     imports_table: str | None = None
     """The lead lists imported (tsunagu.imports.apply): each import and what each row did, so
     that it can be undone."""
+    imports_bucket: str | None = None
+    """Uploaded lead lists and a background import's chunks (tsunagu.store.import_files)."""
+    import_state_machine_arn: str | None = None
+    """The state machine that imports a large list in chunks (statemachines/import_list)."""
     segments_table: str | None = None
     """The saved segments (tsunagu.segments.saved), read by sends for their exclusions."""
     admin_allowed_cidrs: str = ""

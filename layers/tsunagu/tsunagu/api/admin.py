@@ -18,10 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from ipaddress import ip_address
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tsunagu import services
 from tsunagu.api.requests import HttpRequest
@@ -29,6 +29,7 @@ from tsunagu.api.responses import Response, error_response, json_response
 from tsunagu.client_values import validation_failed
 from tsunagu.commands import (
     definitions,
+    import_jobs,
     imports,
     journeys,
     leads,
@@ -413,8 +414,18 @@ class ImportPlanRequest(BaseModel):
 
     file_name: str = Field(min_length=1, max_length=200, pattern=r"^[^/\\]+$")
     """As the user's file is named (``.tsv`` says tab-separated)."""
-    content_base64: str = Field(min_length=1, max_length=MAX_BODY_BYTES - 4096)
+    content_base64: str | None = Field(default=None, min_length=1, max_length=MAX_BODY_BYTES - 4096)
     """The file's bytes, base64 (as far as the body's 512 KB allows: a few thousand rows)."""
+    upload_id: str | None = Field(default=None, max_length=64)
+    """Or the file uploaded through ``POST /admin/imports/uploads`` (any size up to 100 MB):
+    its run goes on in the background (202; ``GET /admin/imports/{import_id}`` for progress)."""
+
+    @model_validator(mode="after")
+    def _one_file(self) -> Self:
+        if (self.content_base64 is None) == (self.upload_id is None):
+            raise ValueError("give the file as content_base64 or as an upload_id, one of them")
+        return self
+
     encoding: Literal["utf-8", "utf-8-sig", "cp932", "shift_jis", "utf-16"] | None = None
     """Found when not given."""
     source: Literal["import", "trade_show", "seminar", "web_form", "sales", "crm"] | None = None
@@ -439,14 +450,19 @@ def _import_file(
     call: AdminCall, asked: ImportPlanRequest
 ) -> tuple[bytes, ImportOptions, str | None]:
     """The file's bytes, its options (over the saved mapping it names) and its encoding."""
-    try:
-        data = base64.b64decode(asked.content_base64, validate=True)
-    except (binascii.Error, ValueError):  # ValueError: not ASCII at all
-        raise ValidationFailed([FieldError("content_base64", "is not base64")]) from None
+    ports = services.import_commands(call.settings)
+    if asked.upload_id is not None:
+        data = import_jobs.uploaded(ports, asked.upload_id, asked.file_name)
+    else:
+        assert asked.content_base64 is not None
+        try:
+            data = base64.b64decode(asked.content_base64, validate=True)
+        except (binascii.Error, ValueError):  # ValueError: not ASCII at all
+            raise ValidationFailed([FieldError("content_base64", "is not base64")]) from None
     consent = asked.consent.meaning() if asked.consent else None
     given = ImportOptions(Channel(asked.source or "import"), asked.mapping, consent)
     options, encoding = imports.options_with_mapping(
-        services.import_commands(call.settings),
+        ports,
         asked.saved_mapping,
         given,
         source_given=asked.source is not None,
@@ -522,10 +538,14 @@ def import_plan(call: AdminCall) -> Any:
 
 
 def import_run(call: AdminCall) -> Any:
-    """Apply a lead list: exactly the plan of its dry run (``plan_digest``), each row its own
-    transaction with the import's id on every lead and event it writes; 409 and nothing
-    written if the plan changed since. Answers the import (its id, for undo)."""
+    """Apply a lead list: exactly the plan of its dry run (``plan_digest``), rows written 14 to
+    a transaction with the import's id on every lead and event; 409 and nothing written if the
+    plan changed since. Answers the import (its id, for undo). A file given as an ``upload_id``
+    is applied in the background (202: the import queued; its progress at
+    ``GET /admin/imports/{import_id}``; a plan changed since makes it ``refused``)."""
     asked = call.model(ImportRunRequest)
+    if asked.upload_id is not None:
+        return _import_in_background(call, asked)
     data, options, encoding = _import_file(call, asked)
     record, _ = imports.run(
         services.import_commands(call.settings),
@@ -537,6 +557,53 @@ def import_run(call: AdminCall) -> Any:
         plan_digest=asked.plan_digest,
     )
     return 201, record.as_json()
+
+
+def _import_in_background(call: AdminCall, asked: ImportRunRequest) -> Any:
+    assert asked.upload_id is not None
+    ports = services.import_commands(call.settings)
+    consent = asked.consent.meaning() if asked.consent else None
+    given = ImportOptions(Channel(asked.source or "import"), asked.mapping, consent)
+    options, encoding = imports.options_with_mapping(
+        ports, asked.saved_mapping, given, source_given=asked.source is not None,
+        encoding=asked.encoding,
+    )  # fmt: skip
+    record = import_jobs.start(
+        ports,
+        call.actor,
+        asked.upload_id,
+        asked.file_name,
+        options,
+        encoding=encoding,
+        plan_digest=asked.plan_digest,
+    )
+    return 202, record.as_json() | {"progress": None}
+
+
+class UploadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file_name: str = Field(min_length=1, max_length=200)
+    """The list's name as the user has it: a .csv, .tsv, .txt or .xlsx file."""
+
+
+def import_upload(call: AdminCall) -> Any:
+    """Where to upload a lead list too large for a request's body: PUT its bytes to ``url``
+    before ``expires_at`` (15 minutes), then plan it and run it naming the ``upload_id``."""
+    asked = call.model(UploadRequest)
+    upload = import_jobs.new_upload(
+        services.import_commands(call.settings), call.actor, asked.file_name
+    )
+    return 201, upload.as_json()
+
+
+def import_status(call: AdminCall) -> Any:
+    """An import, and how far its background run is: rows written of the total, chunks done,
+    chunks parked after their retries (with the rows they held)."""
+    record, progress = import_jobs.status(
+        services.import_commands(call.settings), call.actor, call.params["import_id"]
+    )
+    return record.as_json() | {"progress": progress.as_json() if progress else None}
 
 
 def import_undo(call: AdminCall) -> Any:
@@ -1420,6 +1487,8 @@ ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("DELETE", "/admin/segments/{name}", "segments.delete", segment_delete),
     AdminRoute("POST", "/admin/imports", "imports.run", import_run, ImportRunRequest),
     AdminRoute("POST", "/admin/imports/{import_id}/undo", "imports.undo", import_undo),
+    AdminRoute("POST", "/admin/imports/uploads", "imports.plan", import_upload, UploadRequest),
+    AdminRoute("GET", "/admin/imports/{import_id}", "imports.list", import_status),
     AdminRoute("GET", "/admin/imports/mappings", "imports.list", mapping_list),
     AdminRoute(
         "PUT", "/admin/imports/mappings/{mapping}", "imports.mappings", mapping_save, MappingRequest
@@ -1620,6 +1689,8 @@ def handle(event: Mapping[str, Any], settings: Settings) -> Response:
         response["headers"] = {
             **response.get("headers", {}),
             "access-control-allow-origin": origin,
+            # The console names a downloaded CSV as the API does.
+            "access-control-expose-headers": "content-disposition",
             "vary": "Origin",
         }
     return response

@@ -4,7 +4,7 @@ list``) and the admin API (``/admin/imports/...``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -14,11 +14,11 @@ from tsunagu.commands.audit import AuditLog, allowed, recorded
 from tsunagu.errors import AlreadyExists, ConcurrentUpdate, NotFound
 from tsunagu.ids import new_id
 from tsunagu.imports import apply
-from tsunagu.imports.apply import LEAD_UPDATED, AppliedRow, ImportRecord
+from tsunagu.imports.apply import LEAD_UPDATED, AppliedRow, ImportProgress, ImportRecord
 from tsunagu.imports.plan import ImportOptions, ImportPlan, RowPlan, plan_import, rejected_file
 from tsunagu.imports.reading import Table, read_table
 from tsunagu.imports.saved import SavedMapping, checked_mapping, with_overrides
-from tsunagu.leads.capture import CaptureWrite, WriteConflict
+from tsunagu.leads.capture import CaptureWrite, RememberedSubmission, WriteConflict
 from tsunagu.leads.email import normalise_email
 from tsunagu.leads.model import Lead, LeadEvent, email_identity
 
@@ -36,9 +36,25 @@ class ImportedLeads(LeadFinder, Protocol):
 
     def commit_captures(self, writes: Sequence[CaptureWrite], token: str) -> None: ...
 
+    def get_submission(self, key: str) -> RememberedSubmission | None: ...
+
     def save_changes(self, lead: Lead, events: list[LeadEvent]) -> None: ...
 
     def remove_lead(self, lead: Lead, identities: list[str]) -> None: ...
+
+
+class ImportFiles(Protocol):
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def put_json(self, key: str, document: Any) -> None: ...
+
+    def get_json(self, key: str) -> Any: ...
+
+    def upload_url(self, key: str, seconds: int) -> str: ...
 
 
 class ImportStore(Protocol):
@@ -52,6 +68,8 @@ class ImportStore(Protocol):
 
     def rows_of(self, import_id: str) -> Iterable[AppliedRow]: ...
 
+    def get_row(self, import_id: str, row: int) -> AppliedRow | None: ...
+
     def save_mapping(self, mapping: SavedMapping) -> None: ...
 
     def get_mapping(self, name: str) -> SavedMapping | None: ...
@@ -59,6 +77,14 @@ class ImportStore(Protocol):
     def mappings(self) -> list[SavedMapping]: ...
 
     def delete_mapping(self, name: str) -> bool: ...
+
+    def start_progress(self, import_id: str, rows_total: int, chunks_total: int) -> None: ...
+
+    def chunk_finished(
+        self, import_id: str, index: int, rows: int, parked: dict[str, Any] | None = None
+    ) -> bool: ...
+
+    def progress(self, import_id: str) -> ImportProgress | None: ...
 
 
 @dataclass(frozen=True)
@@ -68,6 +94,10 @@ class ImportCommands:
     clock: Clock
     imports: ImportStore | None = None
     """Where imports are kept (None: a stack that only plans)."""
+    files: ImportFiles | None = None
+    """Uploaded lists and background runs' chunks (None: a stack without the bucket)."""
+    start_job: Callable[[str], str] | None = None
+    """Start the background import of this id (its state machine); the execution's ARN."""
 
 
 ROWS_PER_WRITE = 25
@@ -290,10 +320,39 @@ def _apply_row(
             ports.leads.commit_capture(write)
         except WriteConflict as conflict:
             if conflict.kind == "submission":
-                return applied  # this run applied the row already
+                return _applied_before(ports, record.import_id, row, write.idempotency_key)
             continue
         return applied
     raise ConcurrentUpdate(f"row {row.row} ({row.email}) kept changing while it was imported")
+
+
+def _applied_before(
+    ports: ImportCommands, import_id: str, row: RowPlan, key: str | None
+) -> AppliedRow:
+    """What an earlier attempt of this run did with the row: its kept record, or - when that
+    attempt stopped between writing the row and keeping its record - the record made again from
+    the lead it wrote (a created lead can still be undone; an updated one keeps its fields,
+    their earlier values being lost with the attempt)."""
+    kept = _store(ports).get_row(import_id, row.row)
+    if kept is not None:
+        return kept
+    remembered = ports.leads.get_submission(key) if key else None
+    lead_id = str((remembered.response if remembered else {}).get("lead_id", ""))
+    lead = ports.leads.get_lead(lead_id) if lead_id else None
+    if lead is None or remembered is None:
+        raise ConcurrentUpdate(f"row {row.row} ({row.email}) was written, and its lead is gone")
+    created = bool(remembered.response.get("created"))
+    written = {n: lead.fields[n].to_item() for n in row.values if created and n in lead.fields}
+    return AppliedRow(
+        row=row.row,
+        outcome="created" if created else "updated",
+        lead_id=lead.lead_id,
+        email=lead.email,
+        at=lead.updated_at,
+        written=written,
+        before=dict.fromkeys(written),
+        consent=row.consent,
+    )
 
 
 @dataclass(frozen=True)
@@ -317,6 +376,14 @@ def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
             raise NotFound(f"no import {import_id!r}")
         if record.status == "undone":
             raise AlreadyExists(f"import {import_id} was undone at {record.undone_at}")
+        if record.status in ("queued", "applying"):
+            # A background run still going (a synchronous run that died part-way has no
+            # progress, and is undone as far as it got).
+            progress = store.progress(import_id)
+            if record.status == "queued" or (progress is not None and not progress.finished):
+                raise ConcurrentUpdate(
+                    f"import {import_id} is still running: undo it once it has finished"
+                )
         counts = {"removed": 0, "restored": 0, "kept": 0}
         kept: list[dict[str, Any]] = []
         now = ports.clock.now()

@@ -35,9 +35,9 @@ class SegmentStore(Protocol):
 class JourneyReader(Protocol):
     def journeys(self) -> list[Journey]: ...
 
-    def graph(self, journey_id: str, which: str) -> StoredGraph | None: ...
-
     def published_graph(self, journey_id: str) -> StoredGraph | None: ...
+
+    def draft_graphs(self) -> list[StoredGraph]: ...
 
 
 @dataclass(frozen=True)
@@ -135,26 +135,26 @@ def delete(ports: SegmentCommands, actor: Actor, name: str) -> None:
 
 def used_by(ports: SegmentCommands, name: str) -> list[str]:
     """What reads the segment: other segments, journeys' segment triggers, and the branches of
-    each journey's draft and published graphs."""
+    every draft (a journey saved only as a draft too) and of each journey's published graph."""
     readers = [
         f"segment {s.name}"
         for s in ports.segments.segments()
         if name in Segment.parse(s.filter).segments_named
     ]
+    graphs = ports.journeys.draft_graphs()
     for journey in ports.journeys.journeys():
         if any(
             t.segment and _reads(t.segment, name) for t in journey.triggers if t.kind == "segment"
         ):
             readers.append(f"journey {journey.journey_id} (trigger)")
-        for graph in (
-            ports.journeys.graph(journey.journey_id, "draft"),
-            ports.journeys.published_graph(journey.journey_id),
-        ):
-            if graph is not None:
-                readers += [
-                    f"journey {journey.journey_id} ({graph.which}, branch {node})"
-                    for node in _branches_reading(graph, name)
-                ]
+        published = ports.journeys.published_graph(journey.journey_id)
+        graphs += [published] if published is not None else []
+    for graph in graphs:
+        shown = "draft" if graph.version is None else f"version {graph.version}"
+        readers += [
+            f"journey {graph.journey_id} ({shown}, branch {node})"
+            for node in _branches_reading(graph, name)
+        ]
     return sorted(set(readers))
 
 

@@ -31,6 +31,37 @@ from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent, email_identity
 LEAD_IMPORTED = "lead_imported"
 LEAD_UPDATED = "lead_updated"
 Outcome = Literal["created", "updated", "unchanged"]
+ImportStatus = Literal["queued", "applying", "applied", "applied_with_parked", "refused", "undone"]
+"""queued: a background run waiting for its state machine; applied_with_parked: every chunk
+done but some parked after their retries (their rows were not written); refused: nothing was
+written (see ``detail``)."""
+
+
+@dataclass(frozen=True)
+class ImportProgress:
+    """How far a background run is: rows and chunks written, and the chunks parked."""
+
+    rows_total: int
+    chunks_total: int
+    rows_done: int = 0
+    chunks_done: int = 0
+    rows_parked: int = 0
+    parked: list[dict[str, Any]] = field(default_factory=list)
+    """Each chunk parked: its index, its first and last row, the error."""
+
+    @property
+    def finished(self) -> bool:
+        return self.chunks_done + len(self.parked) >= self.chunks_total
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "rows_total": self.rows_total,
+            "rows_done": self.rows_done,
+            "rows_parked": self.rows_parked,
+            "chunks_total": self.chunks_total,
+            "chunks_done": self.chunks_done,
+            "parked": self.parked,
+        }
 
 
 def plan_digest(plan: ImportPlan) -> str:
@@ -72,10 +103,13 @@ class ImportRecord:
     digest: str
     counts: dict[str, int]
     """Per plan action (create, update, unchanged, merged, rejected)."""
-    status: Literal["applying", "applied", "undone"] = "applying"
+    status: ImportStatus = "applying"
     undone_at: str | None = None
     undo: dict[str, int] = field(default_factory=dict)
     """What undo did: removed, restored, kept (changed since)."""
+    detail: str | None = None
+    """Why a background run was refused (the plan changed since the dry run, the file could not
+    be read), or what it parked."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -90,6 +124,7 @@ class ImportRecord:
             "status": self.status,
             "undone_at": self.undone_at,
             "undo": self.undo,
+            "detail": self.detail,
         }
 
 

@@ -173,6 +173,10 @@ def _condition(part: str) -> Condition:
         raise ValueError(f"{part!r} is not NAME=VALUE (or NAME>=NUMBER, NAME!=VALUE)")
     name, argument, operator, value = matched.groups()
     value = value.strip()
+    if value.startswith(("=", "<", ">")):
+        raise ValueError(f"{part!r}: one operator, e.g. stage=mql (not ==)")
+    if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
+        raise ValueError(f"{part!r}: write the value without quotes, e.g. stage=mql")
     if name in DOTTED and argument is None:
         raise ValueError(f"{name}: name the {'field' if name == 'field' else 'topic'}: {name}.X")
     if name not in (*PLAIN, *NUMBERS, *DOTTED, *FACTS) or (argument and name not in DOTTED):

@@ -1,6 +1,8 @@
 """The imports table: each import (``imports`` / ``<at>#<id>``: listed newest first, and read
 by id through ``import#<id>`` / ``meta``), what each of its rows did (``import#<id>`` /
-``row#<n>``, for undo), and the mappings saved per source (``mappings`` / ``<name>``).
+``row#<n>``, for undo), a background run's progress (``import#<id>`` / ``progress``, and
+``chunk#<n>`` for each chunk counted) and the mappings saved per source (``mappings`` /
+``<name>``).
 
 Written with the low-level client: an import's rows are JSON documents, written 25 at a time.
 """
@@ -12,12 +14,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from tsunagu.imports.apply import AppliedRow, ImportRecord
+from tsunagu.imports.apply import AppliedRow, ImportProgress, ImportRecord
 from tsunagu.imports.saved import SavedMapping
 
 _LIST = "imports"
 _META = "meta"
 _MAPPINGS = "mappings"
+_PROGRESS = "progress"
 
 
 def _import_pk(import_id: str) -> str:
@@ -91,6 +94,15 @@ class ImportRepository:
                 answer = self._client.batch_write_item(RequestItems=pending)
                 pending = answer.get("UnprocessedItems") or {}
 
+    def get_row(self, import_id: str, row: int) -> AppliedRow | None:
+        answer = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": _import_pk(import_id)}, "sk": {"S": _row_sk(row)}},
+            ConsistentRead=True,
+        )
+        item = answer.get("Item")
+        return None if item is None else AppliedRow(**json.loads(item["row"]["S"]))
+
     def rows_of(self, import_id: str) -> Iterator[AppliedRow]:
         pages = self._client.get_paginator("query").paginate(
             TableName=self._table,
@@ -104,6 +116,82 @@ class ImportRepository:
         for page in pages:
             for item in page["Items"]:
                 yield AppliedRow(**json.loads(item["row"]["S"]))
+
+    # ------------------------------------------------------------ a background run's progress
+    def start_progress(self, import_id: str, rows_total: int, chunks_total: int) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                "pk": {"S": _import_pk(import_id)},
+                "sk": {"S": _PROGRESS},
+                "rows_total": {"N": str(rows_total)},
+                "chunks_total": {"N": str(chunks_total)},
+                "rows_done": {"N": "0"},
+                "chunks_done": {"N": "0"},
+                "rows_parked": {"N": "0"},
+                "parked": {"L": []},
+            },
+        )
+
+    def chunk_finished(
+        self, import_id: str, index: int, rows: int, parked: dict[str, Any] | None = None
+    ) -> bool:
+        """Count a chunk done (or parked) once: its mark and the counters in one transaction,
+        so a retried step counts nothing twice. False when it was counted already."""
+        if parked is None:
+            update = "ADD rows_done :rows, chunks_done :one"
+            values: dict[str, Any] = {":rows": {"N": str(rows)}, ":one": {"N": "1"}}
+        else:
+            update = "ADD rows_parked :rows SET parked = list_append(parked, :parked)"
+            values = {
+                ":rows": {"N": str(rows)},
+                ":parked": {"L": [{"S": json.dumps(parked, ensure_ascii=False)}]},
+            }
+        pk = {"S": _import_pk(import_id)}
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": {"pk": pk, "sk": {"S": f"chunk#{index:05d}"}},
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": {"pk": pk, "sk": {"S": _PROGRESS}},
+                            "UpdateExpression": update,
+                            "ExpressionAttributeValues": values,
+                        }
+                    },
+                ]
+            )
+        except self._client.exceptions.TransactionCanceledException as error:
+            reasons = error.response.get("CancellationReasons", [])
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                return False
+            raise
+        return True
+
+    def progress(self, import_id: str) -> ImportProgress | None:
+        answer = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": _import_pk(import_id)}, "sk": {"S": _PROGRESS}},
+            ConsistentRead=True,
+        )
+        item = answer.get("Item")
+        if item is None:
+            return None
+        return ImportProgress(
+            rows_total=int(item["rows_total"]["N"]),
+            chunks_total=int(item["chunks_total"]["N"]),
+            rows_done=int(item["rows_done"]["N"]),
+            chunks_done=int(item["chunks_done"]["N"]),
+            rows_parked=int(item["rows_parked"]["N"]),
+            parked=[json.loads(p["S"]) for p in item["parked"]["L"]],
+        )
 
     # ------------------------------------------------------------ saved mappings
     def save_mapping(self, mapping: SavedMapping) -> None:

@@ -243,6 +243,12 @@ class JourneyRepository:
         item = get_or_none(self._tables.journeys, f"journey#{journey_id}", f"graph#{which}")
         return None if item is None else _graph(journey_id, item)
 
+    def draft_graphs(self) -> list[StoredGraph]:
+        """Every journey's draft, a journey saved only as a draft too (a Scan: tens of them)."""
+        model = self._tables.journeys
+        items = model.scan(model.sk == "graph#draft")
+        return [_graph(item.pk.removeprefix("journey#"), item) for item in items]
+
     def published_graph(self, journey_id: str) -> StoredGraph | None:
         """The graph of the latest version published from one (``graph#v<version>``)."""
         model = self._tables.journeys

@@ -156,7 +156,9 @@ class LeadRepository:
                     _add_capture(t, tx, write, [], [])
         except TransactWriteError as error:
             codes = {r.code for r in error.cancellation_reasons if r is not None}
-            if codes & {"ConditionalCheckFailed", "TransactionConflict"}:
+            # A retry of a group written before (its token, other event ids) is a mismatch.
+            retried = error.cause_response_code == "IdempotentParameterMismatchException"
+            if retried or codes & {"ConditionalCheckFailed", "TransactionConflict"}:
                 raise WriteConflict("lead") from error
             raise
 
@@ -169,7 +171,9 @@ class LeadRepository:
                     tx.save(event_to_item(self._tables, event))
         except TransactWriteError as error:
             codes = {r.code for r in error.cancellation_reasons if r is not None}
-            if codes & {"ConditionalCheckFailed", "TransactionConflict"}:
+            # A retry of a group written before (its token, other event ids) is a mismatch.
+            retried = error.cause_response_code == "IdempotentParameterMismatchException"
+            if retried or codes & {"ConditionalCheckFailed", "TransactionConflict"}:
                 raise WriteConflict("lead") from error
             raise
 
@@ -189,7 +193,9 @@ class LeadRepository:
                     tx.delete(item)
         except TransactWriteError as error:
             codes = {r.code for r in error.cancellation_reasons if r is not None}
-            if codes & {"ConditionalCheckFailed", "TransactionConflict"}:
+            # A retry of a group written before (its token, other event ids) is a mismatch.
+            retried = error.cause_response_code == "IdempotentParameterMismatchException"
+            if retried or codes & {"ConditionalCheckFailed", "TransactionConflict"}:
                 raise WriteConflict("lead") from error
             raise
 

@@ -1,0 +1,270 @@
+"""A large lead list imported in the background (tsunagu.imports.jobs): uploaded to S3 (a
+pre-signed URL from the admin API, or the CLI's own upload), started by a person, then run by
+the import state machine's steps - prepare (plan the file, refuse it if the plan is no longer
+the dry run's, cut it into chunks), a chunk at a time (retried, then parked), and finish - with
+its progress readable all along (``tsunagu imports status``, ``GET /admin/imports/{id}``).
+
+The person's part (upload, start, status) is authorised and audited as the synchronous run is;
+the steps are the stack's own work and need no actor."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+from tsunagu.clock import isoformat
+from tsunagu.commands.access import Actor
+from tsunagu.commands.audit import allowed, recorded
+from tsunagu.commands.imports import (
+    ROWS_PER_WRITE,
+    ImportCommands,
+    ImportFiles,
+    _apply_group,
+    _groups,
+    _identity,
+    _planned,
+    _store,
+)
+from tsunagu.errors import FieldError, NotFound, ValidationFailed
+from tsunagu.ids import new_id
+from tsunagu.imports import apply, jobs
+from tsunagu.imports.apply import ImportProgress, ImportRecord
+from tsunagu.imports.jobs import ImportJob
+from tsunagu.imports.plan import ImportOptions
+
+FILE_NAME = re.compile(r"^[^/\\]{1,200}\.(csv|tsv|txt|xlsx)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Upload:
+    upload_id: str
+    file_name: str
+    url: str
+    """PUT the file's bytes here (no other header needed), before ``expires_at``."""
+    expires_at: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "upload_id": self.upload_id,
+            "file_name": self.file_name,
+            "url": self.url,
+            "method": "PUT",
+            "expires_at": self.expires_at,
+            "max_bytes": jobs.MAX_UPLOAD_BYTES,
+        }
+
+
+def _files(ports: ImportCommands) -> ImportFiles:
+    if ports.files is None:
+        raise RuntimeError("no imports bucket is configured (TSUNAGU_IMPORTS_BUCKET)")
+    return ports.files
+
+
+def _checked_name(file_name: str) -> str:
+    if not FILE_NAME.match(file_name):
+        raise ValidationFailed(
+            [FieldError("file_name", f"{file_name!r}: a .csv, .tsv, .txt or .xlsx file's name")]
+        )
+    return file_name
+
+
+def new_upload(ports: ImportCommands, actor: Actor, file_name: str) -> Upload:
+    """Where to upload a list too large for a request's body (the first step of its dry run)."""
+    allowed(ports.audit, ports.clock, actor, "imports.plan", f"file:{file_name}")
+    now = ports.clock.now()
+    upload_id = new_id("upl", now)
+    key = jobs.upload_key(upload_id, _checked_name(file_name))
+    url = _files(ports).upload_url(key, jobs.UPLOAD_SECONDS)
+    expires = isoformat(now + timedelta(seconds=jobs.UPLOAD_SECONDS))
+    return Upload(upload_id, file_name, url, expires)
+
+
+def upload_file(ports: ImportCommands, file_name: str, data: bytes) -> str:
+    """The CLI's upload (it holds the stack's credentials): the upload id."""
+    upload_id = new_id("upl", ports.clock.now())
+    _files(ports).put(jobs.upload_key(upload_id, _checked_name(file_name)), data)
+    return upload_id
+
+
+def uploaded(ports: ImportCommands, upload_id: str, file_name: str) -> bytes:
+    """The bytes of an upload; NotFound when nothing was uploaded there (or it expired)."""
+    _check_upload_id(upload_id)
+    data = _files(ports).get(jobs.upload_key(upload_id, _checked_name(file_name)))
+    if data is None:
+        raise NotFound(f"nothing was uploaded as {file_name!r} to {upload_id}: upload it first")
+    return data
+
+
+def _check_upload_id(upload_id: str) -> None:
+    if not re.fullmatch(r"upl_[0-9A-Za-z]{1,40}", upload_id):
+        raise ValidationFailed([FieldError("upload_id", f"{upload_id!r} is no upload id")])
+
+
+def start(
+    ports: ImportCommands,
+    actor: Actor,
+    upload_id: str,
+    file_name: str,
+    options: ImportOptions,
+    *,
+    encoding: str | None = None,
+    plan_digest: str | None = None,
+) -> ImportRecord:
+    """Queue the uploaded file's import: its state machine plans it again (refusing a plan that
+    is no longer ``plan_digest``) and applies it in chunks. Answers the queued import."""
+    store = _store(ports)
+    if ports.start_job is None:
+        raise RuntimeError("no import state machine is configured")
+    with recorded(ports.audit, ports.clock, actor, "imports.run", f"file:{file_name}") as log:
+        _check_upload_id(upload_id)
+        if not _files(ports).exists(jobs.upload_key(upload_id, _checked_name(file_name))):
+            raise NotFound(f"nothing was uploaded as {file_name!r} to {upload_id}: upload it first")
+        now = ports.clock.now()
+        import_id = new_id("imp", now)
+        job = ImportJob.of(
+            import_id,
+            jobs.upload_key(upload_id, file_name),
+            file_name,
+            options,
+            encoding=encoding,
+            plan_digest=plan_digest,
+        )
+        _files(ports).put_json(jobs.job_key(import_id), job.as_json())
+        record = ImportRecord(
+            import_id=import_id,
+            file_name=file_name,
+            source=options.source.value,
+            encoding=encoding or "",
+            by=actor.email or actor.user_id,
+            at=isoformat(now),
+            digest=plan_digest or "",
+            counts={},
+            status="queued",
+        )
+        store.save_import(record)
+        ports.start_job(import_id)
+        log.after = {"import_id": import_id, "status": "queued"}
+        log.detail = f"import {import_id} of {file_name} queued (in the background)"
+    return record
+
+
+def status(
+    ports: ImportCommands, actor: Actor, import_id: str
+) -> tuple[ImportRecord, ImportProgress | None]:
+    allowed(ports.audit, ports.clock, actor, "imports.list", f"import:{import_id}")
+    store = _store(ports)
+    record = store.get_import(import_id)
+    if record is None:
+        raise NotFound(f"no import {import_id!r}")
+    return record, store.progress(import_id)
+
+
+# ---------------------------------------------------------------- the state machine's steps
+
+
+def _job(ports: ImportCommands, import_id: str) -> tuple[ImportJob, ImportRecord]:
+    record = _store(ports).get_import(import_id)
+    if record is None:
+        raise NotFound(f"no import {import_id!r}")
+    return ImportJob.from_json(_files(ports).get_json(jobs.job_key(import_id))), record
+
+
+def prepare(ports: ImportCommands, import_id: str) -> list[int]:
+    """Plan the file and keep its chunks; the chunks' indexes (none when it was refused: its
+    record says why). A retried step finds its chunks kept and plans nothing again."""
+    store, files = _store(ports), _files(ports)
+    job, record = _job(ports, import_id)
+    if record.status != "queued":
+        progress = store.progress(import_id)
+        return list(range(progress.chunks_total if progress else 0))
+    data = files.get(job.file_key)
+    if data is None:
+        _refuse(ports, record, "the uploaded file is gone (uploads are kept a week)")
+        return []
+    try:
+        planned = _planned(ports, data, job.file_name, job.options, job.encoding)
+    except ValidationFailed as error:
+        _refuse(ports, record, error.message)
+        return []
+    digest = apply.plan_digest(planned.plan)
+    if job.plan_digest and job.plan_digest != digest:
+        _refuse(
+            ports,
+            record,
+            "the plan changed since the dry run (leads were created or changed meanwhile):"
+            " run the dry run again and check it",
+        )
+        return []
+    parts = jobs.chunks(planned.plan.rows)
+    for index, part in enumerate(parts):
+        files.put_json(jobs.chunk_key(import_id, index), [jobs.row_json(r) for r in part])
+    store.start_progress(import_id, sum(len(p) for p in parts), len(parts))
+    store.save_import(
+        replace(
+            record,
+            status="applying",
+            encoding=planned.plan.encoding,
+            digest=digest,
+            counts=planned.plan.counts,
+        )
+    )
+    return list(range(len(parts)))
+
+
+def _refuse(ports: ImportCommands, record: ImportRecord, why: str) -> None:
+    _store(ports).save_import(replace(record, status="refused", detail=why))
+
+
+def apply_chunk(ports: ImportCommands, import_id: str, index: int) -> int:
+    """Write one chunk's rows (14 to a transaction, as the synchronous run does) and count it
+    done; a retry applies no row twice and counts nothing twice. The rows written."""
+    store = _store(ports)
+    job, record = _job(ports, import_id)
+    rows = [jobs.row_from_json(d) for d in _files(ports).get_json(jobs.chunk_key(import_id, index))]
+    found = ports.leads.find_leads([_identity(r.email) for r in rows if r.email])
+    against = {r.email: found.get(_identity(r.email)) for r in rows if r.email}
+    for group in _groups(rows):
+        done = _apply_group(ports, group, record, job.options, job.file_name, against)
+        for start in range(0, len(done), ROWS_PER_WRITE):
+            store.save_rows(import_id, done[start : start + ROWS_PER_WRITE])
+    store.chunk_finished(import_id, index, len(rows))
+    return len(rows)
+
+
+def park_chunk(ports: ImportCommands, import_id: str, index: int, error: str) -> None:
+    """A chunk that failed every retry: counted as parked (its rows named), the rest go on."""
+    rows = _files(ports).get_json(jobs.chunk_key(import_id, index))
+    parked = {
+        "chunk": index,
+        "first_row": rows[0]["row"] if rows else None,
+        "last_row": rows[-1]["row"] if rows else None,
+        "error": error[:500],
+    }
+    _store(ports).chunk_finished(import_id, index, len(rows), parked=parked)
+
+
+def finish(ports: ImportCommands, import_id: str) -> ImportRecord:
+    """The import applied, or applied with parked chunks (their rows say which)."""
+    store = _store(ports)
+    record = store.get_import(import_id)
+    if record is None:
+        raise NotFound(f"no import {import_id!r}")
+    if record.status != "applying":
+        return record  # refused when prepared, or finished by an earlier attempt
+    progress = store.progress(import_id)
+    parked = progress.parked if progress else []
+    finished = replace(
+        record,
+        status="applied_with_parked" if parked else "applied",
+        detail=(
+            f"{len(parked)} chunks parked after their retries, rows "
+            + ", ".join(f"{p['first_row']}-{p['last_row']}" for p in parked)
+            + ": fix what failed and import those rows again"
+        )
+        if parked
+        else None,
+    )
+    store.save_import(finished)
+    return finished

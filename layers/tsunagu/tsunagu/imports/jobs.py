@@ -1,0 +1,131 @@
+"""A large list imported in the background: the file is uploaded to S3, and a state machine
+(statemachines/import_list.asl.json) plans it, cuts the plan into chunks, applies the chunks a
+few at a time (each retried, then parked without stopping the rest) and finishes the import.
+
+What the steps hand each other is kept in S3 beside the file, not in the state machine's input
+(256 KB at most): the job (the options the person chose, the plan's digest they approved) and
+each chunk's planned rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tsunagu.imports.plan import ConsentColumn, ImportOptions, RowPlan
+from tsunagu.leads.merge import Channel
+
+CHUNK_ROWS = 500
+"""Planned rows per chunk: a chunk is applied well inside a Lambda's time (a few seconds in AWS)
+and a failed one, retried or parked, is a small part of the file."""
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+"""What a pre-signed upload accepts (a 100,000-row list is about 15 MB as CSV)."""
+UPLOAD_SECONDS = 15 * 60
+"""How long a pre-signed upload URL works."""
+
+
+def upload_key(upload_id: str, file_name: str) -> str:
+    return f"uploads/{upload_id}/{file_name}"
+
+
+def job_key(import_id: str) -> str:
+    return f"imports/{import_id}/job.json"
+
+
+def chunk_key(import_id: str, index: int) -> str:
+    return f"imports/{import_id}/chunks/{index:05d}.json"
+
+
+@dataclass(frozen=True)
+class ImportJob:
+    import_id: str
+    file_key: str
+    file_name: str
+    encoding: str | None
+    plan_digest: str | None
+    """The dry run the person approved; the run refuses a plan that changed since."""
+    source: str
+    mapping: dict[str, str]
+    consent: dict[str, Any] | None
+    """ConsentColumn as JSON (header, yes, no, topic)."""
+
+    @classmethod
+    def of(
+        cls,
+        import_id: str,
+        file_key: str,
+        file_name: str,
+        options: ImportOptions,
+        *,
+        encoding: str | None,
+        plan_digest: str | None,
+    ) -> ImportJob:
+        consent = options.consent
+        return cls(
+            import_id=import_id,
+            file_key=file_key,
+            file_name=file_name,
+            encoding=encoding,
+            plan_digest=plan_digest,
+            source=options.source.value,
+            mapping=dict(options.mapping),
+            consent=None
+            if consent is None
+            else {
+                "header": consent.header,
+                "yes": sorted(consent.yes),
+                "no": sorted(consent.no),
+                "topic": consent.topic,
+            },
+        )
+
+    @property
+    def options(self) -> ImportOptions:
+        consent = None
+        if self.consent is not None:
+            consent = ConsentColumn(
+                self.consent["header"],
+                frozenset(self.consent["yes"]),
+                frozenset(self.consent["no"]),
+                self.consent["topic"],
+            )
+        return ImportOptions(Channel(self.source), dict(self.mapping), consent)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> ImportJob:
+        return cls(**document)
+
+
+def row_json(row: RowPlan) -> dict[str, Any]:
+    return asdict(row)
+
+
+def row_from_json(document: dict[str, Any]) -> RowPlan:
+    return RowPlan(
+        row=document["row"],
+        action=document["action"],
+        email=document["email"],
+        values=document["values"],
+        changes={k: (v[0], v[1]) for k, v in document["changes"].items()},
+        kept={k: (v[0], v[1], v[2]) for k, v in document["kept"].items()},
+        consent=document["consent"],
+        reason=document["reason"],
+        into=document["into"],
+    )
+
+
+def chunks(rows: list[RowPlan], size: int | None = None) -> list[list[RowPlan]]:
+    """The rows that write (create, update), cut into chunks of ``size`` (CHUNK_ROWS)."""
+    size = size or CHUNK_ROWS
+    writing = [row for row in rows if row.action in ("create", "update")]
+    return [writing[start : start + size] for start in range(0, len(writing), size)]
+
+
+def progress_bar(done: int, total: int, width: int = 30) -> str:
+    """``[##########....................]  33%`` (a terminal's progress bar)."""
+    share = 1.0 if total == 0 else min(done / total, 1.0)
+    filled = round(share * width)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {share:4.0%}"

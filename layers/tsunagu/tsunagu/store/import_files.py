@@ -1,0 +1,51 @@
+"""The imports bucket: uploaded lists (``uploads/<upload id>/<file name>``, uploaded through a
+pre-signed URL or by the CLI) and what a background run's steps hand each other
+(``imports/<import id>/job.json`` and ``chunks/<n>.json``). The bucket's lifecycle rule removes
+both after a week: the import's own record (the imports table) is what is kept."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class ImportFiles:
+    def __init__(self, client: Any, bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    def put(self, key: str, data: bytes) -> None:
+        self._client.put_object(Bucket=self._bucket, Key=key, Body=data)
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            answer = self._client.get_object(Bucket=self._bucket, Key=key)
+        except self._client.exceptions.NoSuchKey:
+            return None
+        data: bytes = answer["Body"].read()
+        return data
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._client.head_object(Bucket=self._bucket, Key=key)
+        except self._client.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def put_json(self, key: str, document: Any) -> None:
+        self.put(key, json.dumps(document, ensure_ascii=False).encode())
+
+    def get_json(self, key: str) -> Any:
+        data = self.get(key)
+        if data is None:
+            raise FileNotFoundError(key)
+        return json.loads(data)
+
+    def upload_url(self, key: str, seconds: int) -> str:
+        """A URL that takes one PUT of the file, for ``seconds``."""
+        url: str = self._client.generate_presigned_url(
+            "put_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=seconds
+        )
+        return url
