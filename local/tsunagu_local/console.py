@@ -28,17 +28,26 @@ SIGN_IN_CALLS = frozenset(
         "AWSCognitoIdentityProviderService.RespondToAuthChallenge",
     }
 )
-SECURITY_HEADERS = {
-    # As the CloudFront response headers policy sets them in AWS (template.yaml).
-    "content-security-policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'self'; "
-        "form-action 'self'; object-src 'none'"
-    ),
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "same-origin",
-    "x-frame-options": "DENY",
-}
+
+
+def security_headers(storage_origin: str = "") -> dict[str, str]:
+    """As the CloudFront response headers policy sets them in AWS (template.yaml). The console
+    may connect to its own origin and to the storage a large list is uploaded to through a
+    pre-signed URL: S3's bucket host in AWS, the runtime's moto server here."""
+    connect = f"'self' {storage_origin}".strip()
+    return {
+        "content-security-policy": (
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"connect-src {connect}; frame-src 'self'; frame-ancestors 'none'; "
+            "base-uri 'self'; form-action 'self'; object-src 'none'"
+        ),
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "same-origin",
+        "x-frame-options": "DENY",
+    }
+
+
+SECURITY_HEADERS = security_headers()
 MISSING_BUILD = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>Console not built</title>"
     "<h1>The console is not built</h1><p>Run <code>make up</code> (it builds the console with "
@@ -46,9 +55,10 @@ MISSING_BUILD = (
 )
 
 
-def console_page(dist: Path) -> LocalPage:
+def console_page(dist: Path, storage_origin: str = "") -> LocalPage:
     """Files of the built console; the app itself for ``/console`` and ``/console/``."""
     root = dist.resolve()
+    headers = security_headers(storage_origin)
 
     def serve(request: Request) -> Response:
         relative = request.path.removeprefix(PREFIX).lstrip("/") or "index.html"
@@ -66,7 +76,7 @@ def console_page(dist: Path) -> LocalPage:
         return Response(
             target.read_bytes(),
             content_type=kind,
-            headers={**SECURITY_HEADERS, "cache-control": caching},
+            headers={**headers, "cache-control": caching},
         )
 
     return serve

@@ -673,7 +673,8 @@ class LocalRuntime:
             return
         client_id = next(iter(self.user_pool_clients.values()))
         dist = self.options.template.parent / "console" / "dist"
-        self.local_folders[console.PREFIX] = console.console_page(dist)
+        # A large list goes from the browser straight to the imports bucket (moto, here).
+        self.local_folders[console.PREFIX] = console.console_page(dist, self.endpoint_url)
         self.local_pages[f"{console.PREFIX}/config.json"] = console.config_page(
             self.api_url, client_id, REGION
         )

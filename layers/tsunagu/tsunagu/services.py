@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from tsunagu.clock import Clock, clock_from
 from tsunagu.settings import Settings
@@ -417,7 +417,7 @@ def import_commands(settings: Settings) -> ImportCommands:
     if settings.imports_bucket:
         from tsunagu.store.import_files import ImportFiles
 
-        files = ImportFiles(aws_client(settings, "s3"), settings.imports_bucket)
+        files = ImportFiles(s3_client(settings), settings.imports_bucket)
     return ImportCommands(
         leads=lead_repository(settings),
         audit=audit_log(settings),
@@ -585,6 +585,23 @@ def aws_client(settings: Settings, service: str) -> Any:
 
     make: Any = boto3.client  # the service named at run time, so no stub's overload applies
     return make(service, region_name=settings.region, endpoint_url=settings.aws_endpoint_url)
+
+
+@lru_cache(maxsize=8)
+def s3_client(settings: Settings) -> Any:
+    """S3 signing its pre-signed URLs with Signature Version 4 (S3 refuses version 2 for new
+    buckets, and 4 signs no content type, so a browser may PUT a file with its own) on the
+    bucket's regional host, the one the console's CSP allows; path-style on a local endpoint."""
+    import boto3
+    from botocore.config import Config
+
+    addressing: Literal["path", "virtual"] = "path" if settings.aws_endpoint_url else "virtual"
+    return boto3.client(
+        "s3",
+        region_name=settings.region,
+        endpoint_url=settings.aws_endpoint_url,
+        config=Config(signature_version="s3v4", s3={"addressing_style": addressing}),
+    )
 
 
 @lru_cache(maxsize=8)
