@@ -5,22 +5,25 @@ Also answers the CORS preflight (OPTIONS) for forms posted with fetch from a reg
 
 from __future__ import annotations
 
-from typing import Any
+from tsunagu import HandlerImports
 
-from tsunagu import services
-from tsunagu.api.requests import FORM_URLENCODED, HttpRequest, read_form_fields
-from tsunagu.api.responses import (
-    Response,
-    error_response,
-    html_response,
-    json_response,
-    preflight,
-    redirect,
-)
-from tsunagu.errors import TsunaguError
-from tsunagu.leads.capture import CaptureResult, RequestContext, capture_submission, open_form
-from tsunagu.observability import HTTP_API, logger, metrics, observed
-from tsunagu.settings import get_settings
+with HandlerImports(__name__):  # README, Deploying to AWS
+    from typing import Any
+
+    from tsunagu import services
+    from tsunagu.api.requests import FORM_URLENCODED, HttpRequest, read_form_fields
+    from tsunagu.api.responses import (
+        Response,
+        error_response,
+        html_response,
+        json_response,
+        preflight,
+        redirect,
+    )
+    from tsunagu.errors import TsunaguError
+    from tsunagu.leads.capture import CaptureResult, RequestContext, capture_submission, open_form
+    from tsunagu.observability import HTTP_API, logger, metrics, observed
+    from tsunagu.settings import get_settings
 
 THANK_YOU_PAGE = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>Thank you</title>"

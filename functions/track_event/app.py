@@ -6,22 +6,25 @@ Beacons arrive as text/plain (no CORS preflight); JSON clients may preflight wit
 
 from __future__ import annotations
 
-from typing import Any
+from tsunagu import HandlerImports
 
-from tsunagu import services
-from tsunagu.api.requests import JSON, TEXT, HttpRequest, read_json_object
-from tsunagu.api.responses import Response, error_response, json_response, preflight
-from tsunagu.errors import (
-    FieldError,
-    OriginNotAllowed,
-    PayloadTooLarge,
-    TsunaguError,
-    ValidationFailed,
-)
-from tsunagu.observability import HTTP_API, logger, metrics, observed
-from tsunagu.settings import get_settings
-from tsunagu.tracking.browser import MAX_EVENTS, BrowserContext, ingest_browser_events
-from tsunagu.tracking.sites import is_site_id
+with HandlerImports(__name__):  # README, Deploying to AWS
+    from typing import Any
+
+    from tsunagu import services
+    from tsunagu.api.requests import JSON, TEXT, HttpRequest, read_json_object
+    from tsunagu.api.responses import Response, error_response, json_response, preflight
+    from tsunagu.errors import (
+        FieldError,
+        OriginNotAllowed,
+        PayloadTooLarge,
+        TsunaguError,
+        ValidationFailed,
+    )
+    from tsunagu.observability import HTTP_API, logger, metrics, observed
+    from tsunagu.settings import get_settings
+    from tsunagu.tracking.browser import MAX_EVENTS, BrowserContext, ingest_browser_events
+    from tsunagu.tracking.sites import is_site_id
 
 MAX_BODY_BYTES = 64 * 1024
 

@@ -10,7 +10,9 @@ layer (``python -I -S -B``, see _cold_start_child.py), timed with time.perf_coun
 Floor: ``import boto3; boto3.client("dynamodb")`` from the built layer. Handler: import ``app``
 from the built function's folder as Lambda does, then build what the first invocation builds
 before any network I/O (settings, the store the handler asks for, clock, bound tables; see
-FUNCTIONS in _cold_start_child.py).
+FUNCTIONS in _cold_start_child.py). What the handlers build on first use instead of at import
+(the Tracer, validators, modules only some requests need) is timed apart, for information: the
+first request on a new container still waits for it.
 
 Each kind runs with the artifact's bytecode and without it. Without: the same tree with every
 __pycache__ left out, which is what ``sam build`` shipped before the Makefiles. (Not
@@ -44,6 +46,7 @@ from tests.support.bench_report import QUICK, BenchReport
 from tsunagu.settings import Settings
 
 CHILD = Path(__file__).with_name("_cold_start_child.py")
+DEFERRED_MARKER = "DEFERRED WORK FOLLOWS"  # as _cold_start_child.py prints it on stderr
 ROUNDS = 3 if QUICK else 21  # with bytecode: the goal's figures; odd, so the median is a sample
 SOURCE_ROUNDS = 1 if QUICK else 11  # without bytecode: each process takes about three times longer
 QUICK_NOTE = "; a quick run: make bench takes 21 and 11" if QUICK else ""
@@ -63,6 +66,8 @@ class Function:
     logical_id: str
     first_client: str
     next_client: str
+    deferred: str
+    """What its first request builds on first use that importing the handler does not."""
 
     @property
     def title(self) -> str:
@@ -75,12 +80,14 @@ FUNCTIONS = (
         "CaptureFormFunction",
         "the first DynamoDB client",
         "transactions' connection (shares the client)",
+        "the Tracer, the form model's validator, the e-mail validator, the search modules",
     ),
     Function(
         "track_event",
         "TrackEventFunction",
         "the BatchGetItem connection",
         "Events table's connection (shares the client)",
+        "the Tracer, the event model's validator",
     ),
 )
 
@@ -227,10 +234,13 @@ IMPORT_TIME = re.compile(r"^import time:\s+(\d+) \|\s+\d+ \|\s+(\S+)$")
 
 
 def import_self_times(kind: Kind, cwd: Path) -> dict[str, float]:
-    """Milliseconds of import self-time per third-party package, from one -X importtime run."""
+    """Milliseconds of import self-time per third-party package, from one -X importtime run,
+    up to what the child builds for the first request on first use."""
     completed = run_child(kind, cwd, "-X", "importtime")
     totals: dict[str, float] = {}
     for line in completed.stderr.splitlines():
+        if line == DEFERRED_MARKER:
+            break
         match = IMPORT_TIME.match(line)
         if match is None:
             continue
@@ -289,6 +299,13 @@ def wrapped(text: str, indent: int = 4) -> list[str]:
     return textwrap.wrap(
         text, width=96, initial_indent=" " * indent, subsequent_indent=" " * indent
     )
+
+
+def _ratio_with_deferred(samples: Samples, folder: str) -> float:
+    """Import + init + what the first request builds on first use, against the floor: the part
+    of a cold request's wait that moving work out of import does not remove."""
+    totals = [result["total_ms"] + result["deferred_ms"] for result in samples.results[folder]]
+    return statistics.median(totals) / samples.median(FLOOR)
 
 
 def verdict(ratio: float) -> str:
@@ -360,6 +377,14 @@ def cold_start_report(
         f"{samples.ratio(folder, FLOOR, 'with_client_ms'):.2f}",
         summary(f"{function.next_client}, first use (first request)", next_first_ms),
         summary(f"{function.next_client}, reused (warm requests)", next_reuse_ms),
+        "  built by the first request, on first use, rather than by import:",
+        *wrapped(
+            f"{function.deferred} (the Tracer with tracing disabled, as here; with tracing on "
+            "it also patches botocore, pynamodb and the HTTP libraries)"
+        ),
+        summary("first use of all of these (first request)", samples.ms(folder, "deferred_ms")),
+        "  import + init + that first use / floor, ratio of medians: "
+        f"{_ratio_with_deferred(samples, folder):.2f}",
         "",
         f"  botocore clients created during handler import + init (one more run): {len(created)}",
         *(f"    {service:<10} {ms:6.1f} ms to create" for service, ms in created),

@@ -19,7 +19,7 @@ RESERVED_FIELDS = frozenset({SUBMISSION_ID_FIELD, VISITOR_ID_FIELD})
 
 
 class FormField(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
     type: FieldType = "text"
@@ -44,7 +44,7 @@ class FormField(BaseModel):
 class ConsentSpec(BaseModel):
     """The consent checkbox: what the person agrees to, in which words, in which version."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     field: str = "consent"
     topic: str = Field(default="marketing", pattern=r"^[a-z][a-z0-9_-]{0,39}$")
@@ -59,7 +59,7 @@ class ConsentSpec(BaseModel):
 
 
 class FormDefinition(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     form_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     name: str = Field(min_length=1, max_length=200)

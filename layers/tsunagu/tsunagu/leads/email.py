@@ -9,8 +9,6 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-from email_validator import EmailNotValidError, validate_email
-
 # Characters NFKC leaves alone that still arrive from copy and paste.
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 MAX_ADDRESS_LENGTH = 254
@@ -46,6 +44,12 @@ def normalise_email(raw: str) -> EmailAddress:
         raise InvalidEmail("an e-mail address is required")
     if len(text) > MAX_ADDRESS_LENGTH:
         raise InvalidEmail(f"an e-mail address has at most {MAX_ADDRESS_LENGTH} characters")
+    # Imported on first use, not at the top: email_validator compiles large regular expressions
+    # at import (about 19 ms), which functions that load this module but check no address would
+    # pay for nothing. capture_form's first submission pays it instead of its import (README,
+    # Deploying to AWS).
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as error:

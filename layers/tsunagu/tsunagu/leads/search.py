@@ -37,7 +37,7 @@ SPACES = re.compile(r"[\s,]+")
 
 
 class LeadQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     q: str | None = Field(default=None, min_length=1, max_length=100)
     """The beginning of a word of the e-mail, name or company (see ``search_words``)."""

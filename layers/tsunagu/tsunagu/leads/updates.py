@@ -42,7 +42,7 @@ FieldText = Annotated[str, Field(max_length=500), AfterValidator(_one_line)]
 
 
 class LeadUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     stage: str | None = Field(default=None, pattern="^(" + "|".join(STAGES) + ")$")
     add_tags: list[Tag] = Field(default_factory=list, max_length=20)

@@ -9,12 +9,16 @@ from tsunagu.clock import parse_instant
 from tsunagu.leads.merge import FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
 from tsunagu.mail.consent import ConsentView, Recipient, Suppression
-from tsunagu.store.lead_search import search_attributes
 from tsunagu.store.tables import Tables
 
 
 def lead_to_item(tables: Tables, lead: Lead) -> Any:
     """The item of a full save; it carries the search indexes' attributes too."""
+    # Imported here, not at the top: lead_search brings leads.search and leads.updates (and
+    # through them leads.capture and form validation), which track_event, loading this module
+    # for events, never needs (README, Deploying to AWS).
+    from tsunagu.store.lead_search import search_attributes
+
     item = tables.leads(
         lead.lead_id,
         email=lead.email,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
@@ -12,7 +13,6 @@ from tsunagu.clock import parse_instant
 from tsunagu.forms.model import FormDefinition
 from tsunagu.leads.capture import CaptureWrite, RememberedSubmission, WriteConflict
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
-from tsunagu.leads.search import LeadPage, LeadQuery
 from tsunagu.store.converters import (
     consent_from_item,
     consent_items,
@@ -23,8 +23,10 @@ from tsunagu.store.converters import (
     unsubscribed_from_all,
 )
 from tsunagu.store.forms import FormRepository
-from tsunagu.store.lead_search import search_attributes, search_page
 from tsunagu.store.tables import Tables, batch_get, get_or_none
+
+if TYPE_CHECKING:
+    from tsunagu.leads.search import LeadPage, LeadQuery
 
 
 class LeadRepository:
@@ -71,6 +73,8 @@ class LeadRepository:
 
     def search(self, query: LeadQuery) -> LeadPage:
         """A page of leads, highest score first, from the search indexes (lead_search)."""
+        from tsunagu.store.lead_search import search_page  # off capture_form's cold start
+
         return search_page(self._tables, query)
 
     def reindex(self) -> int:
@@ -78,6 +82,8 @@ class LeadRepository:
         none, and no search finds them): one scan, then one conditional update each; the
         leads table's stream then gives them their lead terms. Returns how many leads were
         written."""
+        from tsunagu.store.lead_search import search_attributes  # off the cold start
+
         leads = self._tables.leads
         written = 0
         unindexed = leads.rank.does_not_exist() | leads.search_words.does_not_exist()

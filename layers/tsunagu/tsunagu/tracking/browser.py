@@ -76,7 +76,7 @@ def _storable_number(value: PropertyValue) -> PropertyValue:
 class BrowserEvent(BaseModel):
     """One event as the snippet sends it (see docs/openapi.yaml, TrackedEvent)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", str_strip_whitespace=True)
 
     type: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
     visitor_id: str = Field(pattern=CLIENT_ID_PATTERN)
