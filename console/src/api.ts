@@ -107,6 +107,23 @@ async function request<T>(
   return (await response.json()) as T;
 }
 
+/** A file's bytes PUT to a pre-signed URL (the imports bucket's, not the admin API: no token,
+ * the file's own type as its content type), counted as a request under way. S3 says what went
+ * wrong in XML; its <Message> is the error's. */
+export async function putFile(url: string, file: Blob): Promise<void> {
+  setInFlight(+1);
+  try {
+    const response = await fetch(url, { method: "PUT", body: file });
+    if (!response.ok) {
+      const text = await response.text().catch(() => "");
+      const said = /<Message>([^<]*)<\/Message>/.exec(text)?.[1];
+      throw new ApiError(response.status, said ?? response.statusText);
+    }
+  } finally {
+    setInFlight(-1);
+  }
+}
+
 export interface Page<T> {
   items: T[];
   next_cursor: string | null;

@@ -134,11 +134,13 @@ def console_page(
     locale: str = "en-GB",
     at: str = "",
     prompt_answer: str = "",
+    bypass_csp: bool = True,
 ) -> Any:
     """A browser signed in to the console as ``email``, on ``#/<at>`` (the lead list when
     empty), with "are you sure?" confirmations accepted and a question ("why?") answered with
     ``prompt_answer``. In Tokyo's time zone, as a Japanese
-    marketer's; the console's CSP is bypassed so that axe-core can be put into the page."""
+    marketer's; the console's CSP is bypassed so that axe-core can be put into the page, unless
+    ``bypass_csp`` is false (the CSP enforced, as a real browser does: what it blocks fails)."""
     import re
 
     from playwright.sync_api import expect
@@ -147,7 +149,7 @@ def console_page(
         locale=locale,
         timezone_id="Asia/Tokyo",
         viewport={"width": 1500, "height": 1000},
-        bypass_csp=True,
+        bypass_csp=bypass_csp,
     )
     page = context.new_page()
     page.on(

@@ -188,6 +188,7 @@ def test_the_run_applies_exactly_the_dry_run_s_plan_and_undo_takes_it_back(
     status, done = post(stack, "/admin/imports", run_body(plan_digest=plan["plan_digest"]))
     assert status == 201, done
     assert (done["status"], done["counts"]) == ("applied", plan["counts"])
+    assert done["background"] is False
     import_id = done["import_id"]
 
     # Then the new lead has the file's values (row 5 merged into row 2), as a trade show's
@@ -511,7 +512,7 @@ def test_a_large_list_runs_in_chunks_a_failing_chunk_is_parked_and_the_rest_writ
     status, queued = post(
         aws.settings(), "/admin/imports", body | {"plan_digest": plan["plan_digest"]}
     )
-    assert status == 202 and queued["status"] == "queued", queued
+    assert status == 202 and (queued["status"], queued["background"]) == ("queued", True), queued
     import_id = queued["import_id"]
     assert started == [import_id]
 

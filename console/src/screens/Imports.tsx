@@ -1,16 +1,23 @@
 // Importing a lead list: the dry run (the file as Excel or Sheets saved it, what each row would
 // do before anything is written, and the rejected rows to download, fix and import again), then
-// applying exactly that plan, and the imports so far, each of which may be undone.
-import { type FormEvent, useCallback, useEffect, useState } from "react";
+// applying exactly that plan, and the imports so far, each of which may be undone. A list too
+// large for a request's body is uploaded to the imports bucket first (a pre-signed URL), and
+// applied in the background: its progress is shown as it goes.
+import { type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 
-import { api, ApiError, describeError } from "../api";
+import { api, ApiError, describeError, putFile } from "../api";
 import { saveAs } from "../download";
 import { when } from "../i18n";
 import { useMay } from "../me";
 
 const SOURCES = ["import", "trade_show", "seminar", "web_form", "sales", "crm"] as const;
 const ACTIONS = ["create", "update", "unchanged", "merged", "rejected"] as const;
+/** Files larger than this are uploaded (a pre-signed PUT) and applied in the background: sent
+ * as base64 they would near the API's 512 KB body. */
+const UPLOAD_OVER_BYTES = 300 * 1024;
+/** How often a background run's progress is asked for. */
+const POLL_MS = 1500;
 
 interface PlannedRow {
   row: number;
@@ -41,9 +48,36 @@ interface ImportRecord {
   at: string;
   plan_digest: string;
   counts: Record<string, number>;
-  status: "applying" | "applied" | "undone";
+  status: "queued" | "applying" | "applied" | "applied_with_parked" | "refused" | "undone";
   undone_at: string | null;
   undo: { removed: number; restored: number; kept: number } | null;
+  /** Why a background run was refused, or which of its rows it parked. */
+  detail?: string | null;
+  /** Run by the import state machine (not within one request). */
+  background?: boolean;
+}
+interface Parked {
+  chunk: number;
+  first_row: number | null;
+  last_row: number | null;
+  error: string;
+}
+interface Progress {
+  rows_total: number;
+  rows_done: number;
+  rows_parked: number;
+  chunks_total: number;
+  chunks_done: number;
+  parked: Parked[];
+}
+/** An import with how far its background run is (none for one applied in a single request). */
+interface ImportState extends ImportRecord {
+  progress: Progress | null;
+}
+interface Upload {
+  upload_id: string;
+  url: string;
+  max_bytes: number;
 }
 interface KeptRow {
   row: number;
@@ -57,7 +91,9 @@ interface Undone extends ImportRecord {
 /** What a dry run asked: sent again, with the plan's digest, to apply exactly that plan. */
 interface PlanRequest {
   file_name: string;
-  content_base64: string;
+  /** The file itself, or the upload holding it (a large file: applied in the background). */
+  content_base64?: string;
+  upload_id?: string;
   source: string;
   consent?: { column: string; yes: string[]; no: string[] };
   rows: number;
@@ -84,6 +120,12 @@ function countsText(t: (key: string) => string, counts: Record<string, number>):
   return ACTIONS.map((action) => `${t(`imports.actions.${action}`)} ${counts[action] ?? 0}`).join(" · ");
 }
 
+/** Still going: queued, or applying with a background run's progress (an "applying" import
+ * without progress is a single-request run that stopped part-way: it will not move). */
+function running(state: ImportState): boolean {
+  return state.status === "queued" || (state.status === "applying" && state.progress !== null);
+}
+
 export default function Imports() {
   const { t } = useTranslation();
   const may = useMay();
@@ -97,6 +139,32 @@ export default function Imports() {
   const [asked, setAsked] = useState<PlanRequest | null>(null);
   const [message, setMessage] = useState<string | null>(null);
   const [history, setHistory] = useState(0);
+  /** The import whose run is shown (and a count, to show it afresh when opened again). */
+  const [shown, setShown] = useState<{ id: string; opened: number } | null>(null);
+
+  /** The file where the API reads it: in the request (base64), or, when large, uploaded. */
+  async function fileOf(file: File): Promise<Pick<PlanRequest, "content_base64" | "upload_id">> {
+    if (file.size <= UPLOAD_OVER_BYTES) {
+      return { content_base64: base64Of(await file.arrayBuffer()) };
+    }
+    const upload = await api<Upload>("POST", "/admin/imports/uploads", {
+      body: { file_name: file.name },
+    });
+    if (file.size > upload.max_bytes) {
+      throw new ApiError(413, t("imports.too_large", { mb: Math.floor(upload.max_bytes / 1024 / 1024) }));
+    }
+    setMessage(t("imports.uploading", { kb: Math.ceil(file.size / 1024) }));
+    try {
+      await putFile(upload.url, file);
+    } catch (error) {
+      // The network, or the browser refusing the request (its CSP, CORS), says only "Failed to fetch"
+      if (error instanceof TypeError) {
+        throw new ApiError(0, t("imports.upload_failed", { detail: error.message }));
+      }
+      throw error;
+    }
+    return { upload_id: upload.upload_id };
+  }
 
   async function dryRun(event: FormEvent) {
     event.preventDefault();
@@ -107,7 +175,7 @@ export default function Imports() {
     try {
       const body: PlanRequest = {
         file_name: file.name,
-        content_base64: base64Of(await file.arrayBuffer()),
+        ...(await fileOf(file)),
         source,
         consent: consentColumn.trim()
           ? { column: consentColumn.trim(), yes: values(yes), no: values(no) }
@@ -116,6 +184,7 @@ export default function Imports() {
       };
       setPlan(await api<Plan>("POST", "/admin/imports/plans", { body }));
       setAsked(body);
+      setMessage(null);
     } catch (error) {
       setMessage(describeError(error));
     }
@@ -131,7 +200,12 @@ export default function Imports() {
       });
       setPlan(null);
       setAsked(null);
-      setMessage(t("imports.applied", { id: record.import_id, counts: countsText(t, record.counts) }));
+      if (record.status === "queued") {
+        // 202: applied in the background; its progress is shown below the form
+        setShown((before) => ({ id: record.import_id, opened: (before?.opened ?? 0) + 1 }));
+      } else {
+        setMessage(t("imports.applied", { id: record.import_id, counts: countsText(t, record.counts) }));
+      }
     } catch (error) {
       if (error instanceof ApiError && error.status === 409) {
         // The leads changed since the dry run: this plan is not what would happen any more.
@@ -194,7 +268,9 @@ export default function Imports() {
               <button type="button" onClick={() => void apply(plan, asked)}>
                 {t("imports.apply")}
               </button>{" "}
-              <span className="note">{t("imports.apply_explained")}</span>
+              <span className="note">
+                {t(asked.upload_id ? "imports.apply_background_explained" : "imports.apply_explained")}
+              </span>
             </p>
           )}
           <p>
@@ -244,13 +320,183 @@ export default function Imports() {
           </table>
         </>
       )}
-      <History changed={history} onUndone={() => setMessage(null)} />
+      {shown && (
+        <ImportRun
+          key={`${shown.id}-${shown.opened}`}
+          importId={shown.id}
+          onFinished={() => setHistory((count) => count + 1)}
+          onClose={() => setShown(null)}
+        />
+      )}
+      <History
+        changed={history}
+        onUndone={() => setMessage(null)}
+        onOpen={(id) => {
+          setMessage(null);
+          setShown((before) => ({ id, opened: (before?.opened ?? 0) + 1 }));
+        }}
+      />
     </section>
   );
 }
 
+/** One import as it is now: a background run's progress (asked again every POLL_MS until it
+ * has finished), its parked chunks, and how it ended, in words. */
+function ImportRun({
+  importId,
+  onFinished,
+  onClose,
+}: {
+  importId: string;
+  onFinished: () => void;
+  onClose: () => void;
+}) {
+  const { t, i18n } = useTranslation();
+  const count = useMemo(() => new Intl.NumberFormat(i18n.language || undefined), [i18n.language]);
+  const [state, setState] = useState<ImportState | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+  const heading = useRef<HTMLHeadingElement>(null);
+  const finished = useRef(onFinished);
+  finished.current = onFinished;
+
+  useEffect(() => heading.current?.focus(), []);
+
+  useEffect(() => {
+    let stopped = false;
+    let timer: number | undefined;
+    let wasRunning = false;
+    async function ask() {
+      try {
+        const found = await api<ImportState>("GET", `/admin/imports/${encodeURIComponent(importId)}`);
+        if (stopped) return;
+        setState(found);
+        setProblem(null);
+        if (running(found)) {
+          wasRunning = true;
+          timer = window.setTimeout(() => void ask(), POLL_MS);
+        } else if (wasRunning) {
+          finished.current(); // the list of imports shows how it ended
+        }
+      } catch (error) {
+        if (stopped) return;
+        setProblem(describeError(error));
+        // The API refusing (gone, not allowed) is final; a network or server failure may pass
+        const refused = error instanceof ApiError && error.status >= 400 && error.status < 500;
+        if (!refused) timer = window.setTimeout(() => void ask(), POLL_MS * 2);
+      }
+    }
+    void ask();
+    return () => {
+      stopped = true;
+      window.clearTimeout(timer);
+    };
+  }, [importId]);
+
+  const progress = state?.progress ?? null;
+  const parked = progress?.parked ?? [];
+  return (
+    <section className="import-run" aria-labelledby="import-run-title">
+      <h2 id="import-run-title" ref={heading} tabIndex={-1}>
+        {t("imports.run_title", { file: state?.file_name ?? importId })}
+      </h2>
+      {state === null ? (
+        problem === null && <p className="loading">{t("common.loading")}</p>
+      ) : (
+        <>
+          <p className="detail">
+            {state.import_id} · {t(`imports.statuses.${state.status}`)}
+          </p>
+          {progress ? (
+            <p>
+              <progress
+                aria-label={t("imports.rows_written")}
+                value={progress.rows_done}
+                max={Math.max(progress.rows_total, 1)}
+              />{" "}
+              {t("imports.progress", {
+                done: count.format(progress.rows_done),
+                total: count.format(progress.rows_total),
+                chunks_done: count.format(progress.chunks_done),
+                chunks_total: count.format(progress.chunks_total),
+              })}
+              {progress.rows_parked > 0 &&
+                ` ${t("imports.rows_parked", { count: progress.rows_parked, rows: count.format(progress.rows_parked) })}`}
+            </p>
+          ) : (
+            state.status === "queued" && (
+              <p>
+                <progress aria-label={t("imports.rows_written")} /> {t("imports.queued_explained")}
+              </p>
+            )
+          )}
+          {parked.length > 0 && (
+            <table className="list" aria-label={t("imports.parked")}>
+              <thead>
+                <tr>
+                  <th scope="col">{t("imports.chunk")}</th>
+                  <th scope="col">{t("imports.rows")}</th>
+                  <th scope="col">{t("imports.error")}</th>
+                </tr>
+              </thead>
+              <tbody>
+                {parked.map((chunk) => (
+                  <tr key={chunk.chunk} className="refused">
+                    <td className="number">{chunk.chunk + 1}</td>
+                    <td>
+                      {chunk.first_row ?? "—"}–{chunk.last_row ?? "—"}
+                    </td>
+                    <td>{chunk.error}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+          {!running(state) && <p role="status">{ending(t, state)}</p>}
+          {!running(state) && (
+            <button type="button" className="secondary" onClick={onClose}>
+              {t("imports.close_run")}
+            </button>
+          )}
+        </>
+      )}
+      {problem && <p role="alert">{problem}</p>}
+    </section>
+  );
+}
+
+/** How an import ended (or stands, when it will not move), in words. */
+function ending(t: (key: string, values?: Record<string, unknown>) => string, state: ImportState): string {
+  const id = state.import_id;
+  switch (state.status) {
+    case "applied":
+      return t("imports.applied", { id, counts: countsText(t, state.counts) });
+    case "applied_with_parked": {
+      const parked = state.progress?.parked ?? [];
+      return t("imports.applied_with_parked", {
+        id,
+        count: parked.length,
+        rows: parked.map((p) => `${p.first_row ?? "—"}–${p.last_row ?? "—"}`).join(", "),
+      });
+    }
+    case "refused":
+      return t("imports.refused", { id, detail: state.detail ?? "" });
+    case "applying":
+      return t("imports.stopped", { id });
+    default:
+      return `${id}: ${t(`imports.statuses.${state.status}`)}`;
+  }
+}
+
 /** The imports so far, newest first; each applied one may be undone. */
-function History({ changed, onUndone }: { changed: number; onUndone: () => void }) {
+function History({
+  changed,
+  onUndone,
+  onOpen,
+}: {
+  changed: number;
+  onUndone: () => void;
+  onOpen: (importId: string) => void;
+}) {
   const { t } = useTranslation();
   const may = useMay();
   const mayUndo = may("imports.undo");
@@ -331,6 +577,15 @@ function History({ changed, onUndone }: { changed: number; onUndone: () => void 
                 <td>{countsText(t, record.counts)}</td>
                 <td>
                   {t(`imports.statuses.${record.status}`)}
+                  {record.detail && record.status !== "undone" && <div className="detail">{record.detail}</div>}
+                  {record.status !== "undone" && (
+                    <div>
+                      <button type="button" className="secondary" onClick={() => onOpen(record.import_id)}>
+                        {t("imports.open_run")}
+                        <span className="visually-hidden"> {record.file_name} ({when(record.at)})</span>
+                      </button>
+                    </div>
+                  )}
                   {record.status === "undone" && (
                     <div className="detail">
                       {when(record.undone_at)}
@@ -340,7 +595,8 @@ function History({ changed, onUndone }: { changed: number; onUndone: () => void 
                 </td>
                 {mayUndo && (
                   <td>
-                    {record.status !== "undone" && (
+                    {!["undone", "queued", "refused"].includes(record.status) &&
+                      !(record.background && record.status === "applying") && (
                       <button type="button" className="danger" onClick={() => void undo(record)}>
                         {t("imports.undo")}
                         <span className="visually-hidden"> {record.file_name} ({when(record.at)})</span>

@@ -142,6 +142,7 @@ def start(
             digest=plan_digest or "",
             counts={},
             status="queued",
+            background=True,
         )
         store.save_import(record)
         ports.start_job(import_id)

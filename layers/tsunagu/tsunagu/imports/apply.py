@@ -110,6 +110,8 @@ class ImportRecord:
     detail: str | None = None
     """Why a background run was refused (the plan changed since the dry run, the file could not
     be read), or what it parked."""
+    background: bool = False
+    """Run by the import state machine (its progress is kept), not within one request."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -125,6 +127,7 @@ class ImportRecord:
             "undone_at": self.undone_at,
             "undo": self.undo,
             "detail": self.detail,
+            "background": self.background,
         }
 
 
