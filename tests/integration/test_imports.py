@@ -548,6 +548,46 @@ def test_a_large_list_runs_in_chunks_a_failing_chunk_is_parked_and_the_rest_writ
     assert status == 200 and undone["undo"]["removed"] == 60, undone
 
 
+def test_a_background_run_that_stops_part_way_is_marked_failed_and_can_be_undone(
+    stack: Settings, aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.commands import import_jobs
+    from tsunagu.commands.imports import _group_token
+    from tsunagu.imports import jobs
+
+    assert len(_group_token("imp_01KDZZZZZZZZZZZZZZZZZZZZZZ", 1_000_000)) <= 36  # DynamoDB's
+    monkeypatch.setattr(jobs, "CHUNK_ROWS", 40)
+    monkeypatch.setattr(services, "start_import", lambda _settings, i: i)
+    aws.environment["TSUNAGU_IMPORT_STATE_MACHINE_ARN"] = "arn:aws:states:x:1:stateMachine:i"
+    stack = aws.settings()
+    ports = services.import_commands(stack)
+    upload_id = import_jobs.upload_file(ports, "list.csv", big_sheet(100))
+    file = {"file_name": "list.csv", "upload_id": upload_id}
+    digest = call(stack, file)[1]["plan_digest"]
+    status, queued = post(stack, "/admin/imports", file | {"plan_digest": digest})
+    function = aws.function("import_list")
+    function.invoke({"step": "prepare", "import_id": queued["import_id"]})
+    function.invoke({"step": "chunk", "import_id": queued["import_id"], "index": 0})
+    status, refused = post(stack, f"/admin/imports/{queued['import_id']}/undo")
+    assert status == 409 and "still running" in refused["message"], refused
+
+    # The Map ran out of retries (the state machine's Catch): the import says so
+    stopped = {"Error": "States.Timeout", "Cause": "chunk 1"}
+    failed = function.invoke({"step": "fail", "import_id": queued["import_id"], "error": stopped})
+    assert failed == {"status": "failed"}
+    record, _ = import_jobs.status(ports, services.operator(stack), queued["import_id"])
+    assert record.detail == "stopped part-way: States.Timeout: chunk 1"
+    status, undone = post(stack, f"/admin/imports/{queued['import_id']}/undo")
+    assert status == 200 and undone["undo"]["removed"] == 40, undone
+
+    for name in ("a.csv\n", "../a.csv", "a.exe", "\udc80.csv", "a\x7f.csv"):
+        response = admin.handle(
+            event("POST", "/admin/imports/uploads", role=Role.MARKETER, body={"file_name": name}),
+            stack,
+        )
+        assert response["statusCode"] == 422, (name, response)
+
+
 def test_a_background_run_whose_plan_changed_is_refused_and_writes_nothing(
     stack: Settings, aws: AwsStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

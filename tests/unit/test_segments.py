@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 
 from tsunagu.clock import isoformat
+from tsunagu.errors import ValidationFailed
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import Lead
 from tsunagu.segments.filter import Condition, Segment
+from tsunagu.segments.saved import SavedSegment, checked
 
 NOW = datetime(2026, 12, 9, 1, 0, tzinfo=UTC)
 
@@ -67,6 +69,8 @@ def test_a_segment_is_parsed_into_its_conditions() -> None:
         ("stage.x=lead", "unknown filter 'stage.x'"),
         ("tag=", "tag needs a value"),
         ("stage == 'mql'", "one operator, e.g. stage=mql (not ==)"),
+        ("silent_days>=²", "whole number"),  # isdigit() would take it, and int() refuse it
+        ("score>=١٢", "whole number"),
         ("stage='mql'", "without quotes"),
         ('field.company="Example"', "without quotes"),
         ("score>=high", "whole number"),
@@ -287,3 +291,25 @@ def test_what_an_index_can_narrow_is_handed_to_the_lead_search() -> None:
         "owner": "a@example.jp",
     }
     assert Segment.parse("stage!=lead,did=form_submitted/3d").index_filters() == {}
+
+
+def saved_segment(name: str, filter_text: str) -> SavedSegment:
+    return SavedSegment(name, filter_text, "", False, "m@example.com", "2026-12-01T00:00:00Z")
+
+
+def test_a_change_that_would_nest_the_segments_reading_it_too_deep_is_refused() -> None:
+    # e -> d -> c -> b -> a: five deep, the most a segment may be
+    chain = [saved_segment("a", "stage=lead")] + [
+        saved_segment(name, f"in_segment={below}")
+        for name, below in zip("bcde", "abcd", strict=True)
+    ]
+    checked("a", "stage=lead,tag=vip", "", saved=chain)  # no deeper: fine
+    with pytest.raises(ValidationFailed, match="nest deeper than 5: f -> e -> d -> c -> b -> a"):
+        checked("f", "in_segment=e", "", saved=chain)
+    # a change at the bottom pushes the segments that read it too deep
+    with pytest.raises(ValidationFailed, match="deeper than 5: e -> d -> c -> b -> a -> z"):
+        checked("a", "in_segment=z", "", saved=[*chain, saved_segment("z", "stage=lead")])
+    with pytest.raises(ValidationFailed, match="contain itself: a -> e -> d -> c -> b -> a"):
+        checked("a", "in_segment=e", "", saved=chain)
+    with pytest.raises(ValidationFailed, match="no segment is named 'gone'"):
+        checked("x", "in_segment=gone", "", saved=chain)

@@ -48,7 +48,7 @@ interface ImportRecord {
   at: string;
   plan_digest: string;
   counts: Record<string, number>;
-  status: "queued" | "applying" | "applied" | "applied_with_parked" | "refused" | "undone";
+  status: "queued" | "applying" | "applied" | "applied_with_parked" | "refused" | "failed" | "undone";
   undone_at: string | null;
   undo: { removed: number; restored: number; kept: number } | null;
   /** Why a background run was refused, or which of its rows it parked. */
@@ -480,6 +480,8 @@ function ending(t: (key: string, values?: Record<string, unknown>) => string, st
     }
     case "refused":
       return t("imports.refused", { id, detail: state.detail ?? "" });
+    case "failed":
+      return t("imports.failed", { id, detail: state.detail ?? "" });
     case "applying":
       return t("imports.stopped", { id });
     default:

@@ -165,7 +165,7 @@ def _print_status(
         services.import_commands(settings), services.operator(settings), import_id
     )
     finished = record.status not in ("queued", "applying")
-    code = 1 if record.status == "refused" else 0
+    code = 1 if record.status in ("refused", "failed") else 0
     if json_output:
         document = record.as_json() | {"progress": progress.as_json() if progress else None}
         print(json.dumps(document, indent=2, ensure_ascii=False))

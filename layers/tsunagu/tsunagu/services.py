@@ -600,7 +600,11 @@ def s3_client(settings: Settings) -> Any:
         "s3",
         region_name=settings.region,
         endpoint_url=settings.aws_endpoint_url,
-        config=Config(signature_version="s3v4", s3={"addressing_style": addressing}),
+        config=Config(
+            signature_version="s3v4",
+            # us-east-1 too on its regional host (bucket.s3.us-east-1...), the one the CSP names
+            s3={"addressing_style": addressing, "us_east_1_regional_endpoint": "regional"},
+        ),
     )
 
 

@@ -433,7 +433,7 @@ class ImportPlanRequest(BaseModel):
     mapping: dict[str, str] = Field(default_factory=dict, max_length=200)
     """Header -> field, over the automatic mapping (``-`` leaves a column out)."""
     consent: ConsentMeaning | None = None
-    saved_mapping: str | None = Field(default=None, max_length=63)
+    saved_mapping: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]{0,62}$")
     """A mapping saved for this source (``/admin/imports/mappings``): its options, with what
     this request gives on top."""
     rows: int = Field(default=200, ge=1, le=5000)
@@ -707,6 +707,8 @@ def lead_export(call: AdminCall) -> Any:
     if encoding not in ENCODINGS:
         raise ValidationFailed([FieldError("encoding", f"{encoding!r}: utf-8 or cp932")])
     segment = call.text("segment")
+    if segment is None and "segment" in call.query:
+        raise ValidationFailed([FieldError("segment", "empty: leave it out to export every lead")])
     exported = segments.export(
         services.segment_commands(call.settings),
         call.actor,

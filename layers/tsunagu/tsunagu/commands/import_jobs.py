@@ -34,7 +34,7 @@ from tsunagu.imports.apply import ImportProgress, ImportRecord
 from tsunagu.imports.jobs import ImportJob
 from tsunagu.imports.plan import ImportOptions
 
-FILE_NAME = re.compile(r"^[^/\\]{1,200}\.(csv|tsv|txt|xlsx)$", re.IGNORECASE)
+FILE_NAME = re.compile(r"[^/\\\x00-\x1f]{1,200}\.(csv|tsv|txt|xlsx)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,20 @@ def _files(ports: ImportCommands) -> ImportFiles:
 
 
 def _checked_name(file_name: str) -> str:
-    if not FILE_NAME.match(file_name):
+    if not (FILE_NAME.fullmatch(file_name) and file_name.isprintable() and _utf8(file_name)):
         raise ValidationFailed(
             [FieldError("file_name", f"{file_name!r}: a .csv, .tsv, .txt or .xlsx file's name")]
         )
     return file_name
+
+
+def _utf8(text: str) -> bool:
+    """No lone surrogate (a JSON body may carry one escaped): it can be no S3 key."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def new_upload(ports: ImportCommands, actor: Actor, file_name: str) -> Upload:
@@ -145,7 +154,11 @@ def start(
             background=True,
         )
         store.save_import(record)
-        ports.start_job(import_id)
+        try:
+            ports.start_job(import_id)
+        except Exception as error:
+            store.save_import(replace(record, status="failed", detail=f"not started: {error}"))
+            raise
         log.after = {"import_id": import_id, "status": "queued"}
         log.detail = f"import {import_id} of {file_name} queued (in the background)"
     return record
@@ -244,6 +257,20 @@ def park_chunk(ports: ImportCommands, import_id: str, index: int, error: str) ->
         "error": error[:500],
     }
     _store(ports).chunk_finished(import_id, index, len(rows), parked=parked)
+
+
+def fail(ports: ImportCommands, import_id: str, error: str) -> ImportRecord:
+    """The state machine stopped part-way (a step out of retries): said, so that the import is
+    no longer shown running and what it wrote can be undone."""
+    store = _store(ports)
+    record = store.get_import(import_id)
+    if record is None:
+        raise NotFound(f"no import {import_id!r}")
+    if record.status not in ("queued", "applying"):
+        return record
+    failed = replace(record, status="failed", detail=f"stopped part-way: {error[:500]}")
+    store.save_import(failed)
+    return failed
 
 
 def finish(ports: ImportCommands, import_id: str) -> ImportRecord:

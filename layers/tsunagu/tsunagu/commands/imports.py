@@ -4,6 +4,7 @@ list``) and the admin API (``/admin/imports/...``)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -11,13 +12,19 @@ from typing import Any, Protocol
 from tsunagu.clock import Clock, isoformat
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
-from tsunagu.errors import AlreadyExists, ConcurrentUpdate, NotFound
+from tsunagu.errors import (
+    AlreadyExists,
+    ConcurrentUpdate,
+    FieldError,
+    NotFound,
+    ValidationFailed,
+)
 from tsunagu.ids import new_id
 from tsunagu.imports import apply
 from tsunagu.imports.apply import LEAD_UPDATED, AppliedRow, ImportProgress, ImportRecord
 from tsunagu.imports.plan import ImportOptions, ImportPlan, RowPlan, plan_import, rejected_file
 from tsunagu.imports.reading import Table, read_table
-from tsunagu.imports.saved import SavedMapping, checked_mapping, with_overrides
+from tsunagu.imports.saved import MAPPING_NAME, SavedMapping, checked_mapping, with_overrides
 from tsunagu.leads.capture import CaptureWrite, RememberedSubmission, WriteConflict
 from tsunagu.leads.email import normalise_email
 from tsunagu.leads.model import Lead, LeadEvent, email_identity
@@ -253,6 +260,13 @@ def _groups(rows: Sequence[RowPlan]) -> Iterator[Sequence[RowPlan]]:
         yield rows[start : start + ROWS_PER_TRANSACTION]
 
 
+def _group_token(import_id: str, first_row: int) -> str:
+    """The group's ClientRequestToken: the same for every attempt, and within DynamoDB's 36
+    characters whatever the row (an import id and a row number alone pass 36 from row
+    100,000)."""
+    return hashlib.sha256(f"{import_id}:{first_row}".encode()).hexdigest()[:32]
+
+
 def _apply_group(
     ports: ImportCommands,
     rows: Sequence[RowPlan],
@@ -281,7 +295,7 @@ def _apply_group(
         writes.append(write)
         applied.append(done)
     try:
-        ports.leads.commit_captures(writes, f"{record.import_id}:{rows[0].row}")
+        ports.leads.commit_captures(writes, _group_token(record.import_id, rows[0].row))
     except WriteConflict:
         return [_apply_row(ports, row, record, options, file_name, planned_against) for row in rows]
     return applied
@@ -472,6 +486,8 @@ def options_with_mapping(
     this file on top), or the given ones when it names none."""
     if name is None:
         return given, encoding
+    if not MAPPING_NAME.match(name):
+        raise ValidationFailed([FieldError("saved_mapping", f"{name!r} is no mapping's name")])
     saved = _store(ports).get_mapping(name)
     if saved is None:
         known = ", ".join(m.name for m in _store(ports).mappings()) or "none saved"

@@ -101,7 +101,7 @@ def save(
     """Create a segment (``version`` None) or change the version read (ConcurrentUpdate when
     someone saved it meanwhile)."""
     with recorded(ports.audit, ports.clock, actor, "segments.save", f"segment:{name}") as log:
-        segment = checked(name, filter_text, description, lookup=ports.segments.get_segment)
+        segment = checked(name, filter_text, description, saved=ports.segments.segments())
         existing = ports.segments.get_segment(name)
         if version is None and existing is not None:
             raise AlreadyExists(f"segment {name!r} exists: give its version to change it")
@@ -136,11 +136,7 @@ def delete(ports: SegmentCommands, actor: Actor, name: str) -> None:
 def used_by(ports: SegmentCommands, name: str) -> list[str]:
     """What reads the segment: other segments, journeys' segment triggers, and the branches of
     every draft (a journey saved only as a draft too) and of each journey's published graph."""
-    readers = [
-        f"segment {s.name}"
-        for s in ports.segments.segments()
-        if name in Segment.parse(s.filter).segments_named
-    ]
+    readers = [f"segment {s.name}" for s in ports.segments.segments() if _reads(s.filter, name)]
     graphs = ports.journeys.draft_graphs()
     for journey in ports.journeys.journeys():
         if any(

@@ -31,10 +31,13 @@ from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent, email_identity
 LEAD_IMPORTED = "lead_imported"
 LEAD_UPDATED = "lead_updated"
 Outcome = Literal["created", "updated", "unchanged"]
-ImportStatus = Literal["queued", "applying", "applied", "applied_with_parked", "refused", "undone"]
+ImportStatus = Literal[
+    "queued", "applying", "applied", "applied_with_parked", "refused", "failed", "undone"
+]
 """queued: a background run waiting for its state machine; applied_with_parked: every chunk
-done but some parked after their retries (their rows were not written); refused: nothing was
-written (see ``detail``)."""
+done but some parked after their retries (what they had not written yet is not written);
+refused: nothing was written (see ``detail``); failed: a background run stopped part-way (see
+``detail``): what it wrote may be undone."""
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,7 @@ def _condition(part: str) -> Condition:
     if name in NUMBERS:
         if operator not in (AT_LEAST, AT_MOST):
             raise ValueError(f"{name}: use {name}>=N or {name}<=N")
-        if not value.isdigit():
+        if not re.fullmatch(r"[0-9]{1,9}", value):  # not isdigit(): it takes ² and ٣
             raise ValueError(f"{name} needs a whole number, not {value!r}")
     elif operator not in (EQUAL, NOT_EQUAL):
         raise ValueError(f"{label}: use = or != (>= and <= are for {' and '.join(NUMBERS)})")

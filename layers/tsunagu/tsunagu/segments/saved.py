@@ -7,7 +7,7 @@ does not exist, is refused, and so is deleting a segment something still reads."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -58,10 +58,12 @@ def checked(
     filter_text: str,
     description: str,
     *,
-    lookup: Callable[[str], SavedSegment | None],
+    saved: Sequence[SavedSegment],
 ) -> Segment:
-    """The filter of a segment about to be saved under ``name``, once its name, text and the
-    segments it reads (each existing, none leading back to it) are checked."""
+    """The filter of a segment about to be saved under ``name``, once its name and text are
+    checked, every segment it reads exists, and the segments as they would then be (``saved``
+    with this one changed) contain no cycle and nest no deeper than MAX_DEPTH - a change to
+    one segment can push the segments that read it too deep."""
     problems = []
     if not SEGMENT_NAME.match(name):
         problems.append(FieldError("name", f"{name!r}: lower-case letters, digits, _ and -"))
@@ -70,33 +72,28 @@ def checked(
     if problems:
         raise ValidationFailed(problems)
     segment = parsed_filter(filter_text)
-    if trail := _path_back(name, segment.segments_named, lookup, (name,)):
-        raise ValidationFailed(
-            [FieldError("filter", "a segment may not contain itself: " + " -> ".join(trail))]
-        )
+    reads = {s.name: _named(s.filter) for s in saved} | {name: segment.segments_named}
+    if missing := sorted(segment.segments_named - reads.keys()):
+        raise ValidationFailed([FieldError("filter", f"no segment is named {missing[0]!r}")])
+    for start in sorted(reads):
+        if problem := _too_deep(start, reads, (start,)):
+            raise ValidationFailed([FieldError("filter", problem)])
     return segment
 
 
-def _path_back(
-    name: str,
-    reads: Iterable[str],
-    lookup: Callable[[str], SavedSegment | None],
-    trail: tuple[str, ...],
-) -> tuple[str, ...]:
-    for read in sorted(reads):
-        if read == name:
-            return (*trail, read)
-        found = lookup(read)
-        if found is None:
-            raise ValidationFailed([FieldError("filter", f"no segment is named {read!r}")])
-        if len(trail) > MAX_DEPTH:
-            raise ValidationFailed(
-                [
-                    FieldError(
-                        "filter", f"segments nest deeper than {MAX_DEPTH}: {' -> '.join(trail)}"
-                    )
-                ]
-            )
-        if back := _path_back(name, found.segment.segments_named, lookup, (*trail, read)):
-            return back
-    return ()
+def _named(filter_text: str) -> frozenset[str]:
+    try:
+        return Segment.parse(filter_text).segments_named
+    except ValueError:
+        return frozenset()  # a filter saved before a rule got stricter reads nothing here
+
+
+def _too_deep(name: str, reads: Mapping[str, frozenset[str]], trail: tuple[str, ...]) -> str | None:
+    for read in sorted(reads.get(name, frozenset())):
+        if read in trail:
+            return "a segment may not contain itself: " + " -> ".join((*trail, read))
+        if len(trail) >= MAX_DEPTH:
+            return f"segments would nest deeper than {MAX_DEPTH}: " + " -> ".join((*trail, read))
+        if problem := _too_deep(read, reads, (*trail, read)):
+            return problem
+    return None

@@ -28,8 +28,24 @@ a change reaches every send within half a minute)."""
 _excluding: dict[str, tuple[float, list[SavedSegment]]] = {}
 
 
+IMPORTED_CACHE_SECONDS = 60.0
+"""How long a warm function keeps an import's leads: an exclusion segment naming an import
+(``import=imp_...``) is checked on every marketing send, and the import's rows are many."""
+_imported: dict[str, tuple[float, frozenset[str]]] = {}
+
+
 def forget_cached_segments() -> None:
     _excluding.clear()
+    _imported.clear()
+
+
+def _imported_leads(imports: ImportRepository | None, import_id: str) -> frozenset[str]:
+    cached = _imported.get(import_id)
+    if cached is None or time.monotonic() - cached[0] > IMPORTED_CACHE_SECONDS:
+        rows = imports.rows_of(import_id) if imports else ()
+        cached = (time.monotonic(), frozenset(row.lead_id for row in rows if row.lead_id))
+        _imported[import_id] = cached
+    return cached[1]
 
 
 class SegmentRepository:
@@ -151,8 +167,7 @@ class StoredFacts:
 
     def imported(self, import_id: str) -> frozenset[str]:
         if import_id not in self._imported:
-            rows = self._imports.rows_of(import_id) if self._imports else ()
-            self._imported[import_id] = frozenset(row.lead_id for row in rows if row.lead_id)
+            self._imported[import_id] = _imported_leads(self._imports, import_id)
         return self._imported[import_id]
 
     def segment(self, name: str) -> Segment | None:
