@@ -459,16 +459,23 @@ def _import_file(
             data = base64.b64decode(asked.content_base64, validate=True)
         except (binascii.Error, ValueError):  # ValueError: not ASCII at all
             raise ValidationFailed([FieldError("content_base64", "is not base64")]) from None
+    options, encoding = _import_options(ports, asked)
+    return data, options, encoding
+
+
+def _import_options(
+    ports: imports.ImportCommands, asked: ImportPlanRequest
+) -> tuple[ImportOptions, str | None]:
+    """The options the request gives, over the saved mapping it names, and its encoding."""
     consent = asked.consent.meaning() if asked.consent else None
     given = ImportOptions(Channel(asked.source or "import"), asked.mapping, consent)
-    options, encoding = imports.options_with_mapping(
+    return imports.options_with_mapping(
         ports,
         asked.saved_mapping,
         given,
         source_given=asked.source is not None,
         encoding=asked.encoding,
     )
-    return data, options, encoding
 
 
 class MappingRequest(BaseModel):
@@ -562,12 +569,7 @@ def import_run(call: AdminCall) -> Any:
 def _import_in_background(call: AdminCall, asked: ImportRunRequest) -> Any:
     assert asked.upload_id is not None
     ports = services.import_commands(call.settings)
-    consent = asked.consent.meaning() if asked.consent else None
-    given = ImportOptions(Channel(asked.source or "import"), asked.mapping, consent)
-    options, encoding = imports.options_with_mapping(
-        ports, asked.saved_mapping, given, source_given=asked.source is not None,
-        encoding=asked.encoding,
-    )  # fmt: skip
+    options, encoding = _import_options(ports, asked)
     record = import_jobs.start(
         ports,
         call.actor,
