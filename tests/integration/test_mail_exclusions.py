@@ -65,6 +65,7 @@ def test_a_domain_on_the_competitors_list_gets_no_marketing_mail_until_it_is_tak
     ("method", "path", "body", "role", "status"),
     [
         ("POST", "/admin/exclusions", {"value": "not a domain"}, Role.MARKETER, 422),
+        ("POST", "/admin/exclusions", {"value": "exam\x85ple.jp"}, Role.MARKETER, 422),  # idna
         ("POST", "/admin/exclusions", {"value": "example.jp", "list": "Bad"}, Role.MARKETER, 422),
         ("POST", "/admin/exclusions", {"value": "example.jp", "extra": 1}, Role.MARKETER, 422),
         ("POST", "/admin/exclusions", {"value": "example.jp"}, Role.VIEWER, 403),

@@ -190,6 +190,8 @@ def test_the_export_opens_in_excel_safely_is_audited_and_imports_back_unchanged(
         ({}, Role.VIEWER, 403),
         ({}, Role.SALES, 403),
         ({"encoding": "latin-1"}, Role.MARKETER, 422),
+        ({"encoding": ""}, Role.MARKETER, 422),
+        ({"segment": ""}, Role.MARKETER, 422),
         ({"segment": "no-such-segment"}, Role.MARKETER, 404),
     ):
         assert call(stack, "GET", "/admin/leads/export", role=role, query=query)[0] == expected

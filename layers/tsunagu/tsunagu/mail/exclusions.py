@@ -54,7 +54,10 @@ def exclusion_entry(text: str, list_name: str, note: str | None, by: str, at: st
             )
         except InvalidEmail as error:
             raise ValidationFailed([FieldError("value", f"{text!r}: {error}")]) from None
-    domain = cleaned.encode("idna").decode("ascii") if not cleaned.isascii() else cleaned
+    try:
+        domain = cleaned.encode("idna").decode("ascii") if not cleaned.isascii() else cleaned
+    except UnicodeError:  # a character no domain can hold (U+0085, a lone surrogate)
+        domain = ""
     if not _DOMAIN.match(domain):
         raise ValidationFailed(
             [FieldError("value", f"{text!r} is neither an address nor a domain")]
