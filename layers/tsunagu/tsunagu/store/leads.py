@@ -161,10 +161,7 @@ class LeadRepository:
                     assert not write.counted, "a rate-limited capture goes alone"
                     _add_capture(t, tx, write, [], [])
         except TransactWriteError as error:
-            codes = {r.code for r in error.cancellation_reasons if r is not None}
-            # A retry of a group written before (its token, other event ids) is a mismatch.
-            retried = error.cause_response_code == "IdempotentParameterMismatchException"
-            if retried or codes & {"ConditionalCheckFailed", "TransactionConflict"}:
+            if _changed_underneath(error):
                 raise WriteConflict("lead") from error
             raise
 
@@ -176,10 +173,7 @@ class LeadRepository:
                 for event in events:
                     tx.save(event_to_item(self._tables, event))
         except TransactWriteError as error:
-            codes = {r.code for r in error.cancellation_reasons if r is not None}
-            # A retry of a group written before (its token, other event ids) is a mismatch.
-            retried = error.cause_response_code == "IdempotentParameterMismatchException"
-            if retried or codes & {"ConditionalCheckFailed", "TransactionConflict"}:
+            if _changed_underneath(error):
                 raise WriteConflict("lead") from error
             raise
 
@@ -198,10 +192,7 @@ class LeadRepository:
                 for item in [*events, *consent]:
                     tx.delete(item)
         except TransactWriteError as error:
-            codes = {r.code for r in error.cancellation_reasons if r is not None}
-            # A retry of a group written before (its token, other event ids) is a mismatch.
-            retried = error.cause_response_code == "IdempotentParameterMismatchException"
-            if retried or codes & {"ConditionalCheckFailed", "TransactionConflict"}:
+            if _changed_underneath(error):
                 raise WriteConflict("lead") from error
             raise
 
@@ -290,6 +281,16 @@ def capture_size(write: CaptureWrite) -> int:
         + consent
         + len(write.counted)
     )
+
+
+def _changed_underneath(error: TransactWriteError) -> bool:
+    """Whether a transaction was refused because its items changed since they were read (or
+    another transaction was writing them), or - with a ClientRequestToken - because an earlier
+    attempt under the same token wrote other items (a group retried with new event ids): in
+    each case the caller reads again."""
+    codes = {r.code for r in error.cancellation_reasons if r is not None}
+    retried = error.cause_response_code == "IdempotentParameterMismatchException"
+    return retried or bool(codes & {"ConditionalCheckFailed", "TransactionConflict"})
 
 
 def _add_capture(
