@@ -38,6 +38,7 @@ from tsunagu_local.intrinsics import Resolver
 from tsunagu_local.jwt_authorizer import JwtAuthorizer
 from tsunagu_local.lambdas import FunctionRegistry, LocalFunction, install_moto_invoke
 from tsunagu_local.mailbox import Mailbox, install_send_clock
+from tsunagu_local.model_tracking import track_models_weakly
 from tsunagu_local.people import ADMIN_EMAIL, add_user, local_password
 from tsunagu_local.schedules import ScheduledRule, rate_seconds
 from tsunagu_local.secrets import create_secret, generated_value
@@ -157,6 +158,7 @@ class LocalRuntime:
         return {"TSUNAGU_CLOCK_URL": self.clock_url}
 
     def start(self) -> None:
+        track_models_weakly()
         self._start_moto()
         os.environ["TZ"] = "UTC"  # moto's Wait and timestamp code reads naive local time
         time.tzset()
