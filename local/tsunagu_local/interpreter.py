@@ -132,16 +132,22 @@ def _program(definition: str) -> Any:
 
 
 def _one_client_per_region(build: Any) -> Any:
-    clients: dict[tuple[str, str], Any] = {}
+    """``boto_client_for``, building one client per region, service and role.
+
+    moto hands every task the credentials it runs with (the state's own, or else the state
+    machine's role), never None: a cache that built afresh whenever credentials were given
+    was never used for a Lambda task, and building the client was again a tenth of the
+    runtime's CPU under load (py-spy, tests/proof/load.py). The role is part of the key, so a
+    task with credentials of its own still gets a client of its own."""
+    clients: dict[tuple[str, str, str | None], Any] = {}
     lock = threading.Lock()
 
     def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        if state_credentials is not None:  # a task with its own credentials: as moto does
-            return build(region, service, state_credentials)
+        key = (region, service, getattr(state_credentials, "role_arn", None))
         with lock:
-            if (region, service) not in clients:
-                clients[(region, service)] = build(region, service)
-            return clients[(region, service)]
+            if key not in clients:
+                clients[key] = build(region, service, state_credentials)
+            return clients[key]
 
     return client_for
 
