@@ -757,7 +757,7 @@ class LocalRuntime:
             in (props.get("FunctionResponseTypes") or []),
             on_failure_queue_url=queue_url,
         )
-        poller = StreamPoller(mapping, self.client("dynamodbstreams"), self.client("sqs"))
+        poller = StreamPoller(mapping, self.client("sqs"))
         self.stream_readers.add(poller)
         self.pollers.append(poller)
 

@@ -5,6 +5,7 @@ transaction half done."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -14,7 +15,13 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tsunagu_local.streams import StreamReaders, stream_shard
+from tsunagu_local.streams import (
+    StreamReaders,
+    as_lambda_json,
+    lambda_record,
+    read_records,
+    stream_shard,
+)
 from tsunagu_local.transactions import (
     honour_client_request_tokens,
     isolate_reads,
@@ -231,6 +238,51 @@ def test_stream_records_every_reader_has_delivered_are_dropped(dynamodb: Any) ->
     assert readers.drop_delivered(arn) == 0
 
 
+def test_the_pollers_read_in_process_what_get_records_answers(dynamodb: Any) -> None:
+    """The pollers take records from moto's shard, not through GetRecords (streams.read_records):
+    what a function receives must be what the API would have given, every attribute type."""
+    item = {
+        "pk": {"S": "lead-1"},
+        "sk": {"S": "名前"},
+        "number": {"N": "12.50"},
+        "binary": {"B": b"\x00\xffbytes"},
+        "flag": {"BOOL": True},
+        "nothing": {"NULL": True},
+        "map": {"M": {"nested": {"L": [{"S": "a"}, {"N": "1"}, {"B": b"\x01"}]}}},
+        "strings": {"SS": ["x", "y"]},
+        "numbers": {"NS": ["1", "2.5"]},
+        "binaries": {"BS": [b"\x02", b"\x03"]},
+    }
+    dynamodb.put_item(TableName=LEDGER, Item=item)
+    dynamodb.put_item(TableName=LEDGER, Item={**item, "number": {"N": "13"}})
+    dynamodb.delete_item(TableName=LEDGER, Key={"pk": item["pk"], "sk": item["sk"]})
+    arn = dynamodb.describe_table(TableName=LEDGER)["Table"]["LatestStreamArn"]
+    streams = boto3.client(
+        "dynamodbstreams",
+        region_name="ap-northeast-1",
+        endpoint_url="https://streams.dynamodb.ap-northeast-1.amazonaws.com",
+    )
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=stream_shard(arn).id, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    answered = streams.get_records(ShardIterator=iterator)["Records"]
+    first = int(answered[0]["dynamodb"]["SequenceNumber"])
+
+    read = [lambda_record(record, arn) for record in read_records(arn, first, 10)]
+
+    assert [r["eventName"] for r in read] == ["INSERT", "MODIFY", "REMOVE"]
+    for ours, api in zip(read, answered, strict=True):
+        expected = json.loads(json.dumps(api, default=as_lambda_json))
+        expected["eventSourceARN"] = arn
+        expected["awsRegion"] = "ap-northeast-1"
+        when = ours["dynamodb"].pop("ApproximateCreationDateTime")
+        assert abs(when - expected["dynamodb"].pop("ApproximateCreationDateTime")) < 1
+        assert ours == expected
+    # A limit and a start are honoured, as an iterator's position would be
+    assert [r["eventName"] for r in read_records(arn, first + 1, 1)] == ["MODIFY"]
+    assert read_records(arn, first + 3, 10) == []
+
+
 def test_a_read_waits_for_the_transaction_under_way_and_never_sees_a_cancelled_one(
     dynamodb: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -282,9 +334,8 @@ def test_a_read_waits_for_the_transaction_under_way_and_never_sees_a_cancelled_o
         endpoint_url="https://streams.dynamodb.ap-northeast-1.amazonaws.com",
     )
     arn = dynamodb.describe_table(TableName=LEDGER)["Table"]["LatestStreamArn"]
-    shard_id = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
     iterator = streams.get_shard_iterator(
-        StreamArn=arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+        StreamArn=arn, ShardId=stream_shard(arn).id, ShardIteratorType="TRIM_HORIZON"
     )["ShardIterator"]
     seen: dict[str, Any] = {}
     read_done = threading.Event()

@@ -200,7 +200,7 @@ def poller() -> tuple[StreamPoller, RecordingFunction]:
         max_retries=5,
         report_item_failures=True,
     )
-    return StreamPoller(mapping, streams_client=None, sqs_client=None), function
+    return StreamPoller(mapping, sqs_client=None), function
 
 
 def batch(size: int = 6) -> list[dict[str, Any]]:
