@@ -26,6 +26,12 @@ pickle runs code, so the cache lives where only someone who could already change
 moto can write: the same virtualenv, created by ``make``. ``TSUNAGU_LOCAL_ASL_CACHE`` moves it;
 ``off`` turns it off.
 
+**Each JSONPath parsed once.** moto's interpreter parses every JSONPath of a state (``InputPath``,
+``Parameters`` bindings, ``ResultPath``...) each time the state runs, with jsonpath-ng, which
+builds a new PLY lexer and parser for each parse: about a twentieth of the runtime's CPU under
+load (py-spy, tests/proof/load.py). A parsed path is only read when it is applied, so one parse
+serves every state and execution.
+
 **One Lambda client per region.** For every Lambda task, moto's interpreter builds a new boto3
 client (``boto_client_for``): loading the service model each time was a tenth of a journey run's
 CPU. A boto3 client is safe to share between threads, so the tasks share one per region.
@@ -153,7 +159,7 @@ def _one_client_per_region(build: Any) -> Any:
 
 
 def repeat_no_work_per_execution() -> None:
-    """Install all three (once per process)."""
+    """Install all four (once per process)."""
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
@@ -164,6 +170,7 @@ def repeat_no_work_per_execution() -> None:
     setattr(lambda_eval_utils, "boto_client_for", _one_client_per_region(build))  # noqa: B010
     _parse_each_definition_once(ExecutionWorker)
     _check_with_the_kept_parse(StepFunctionsParserBackend)
+    _parse_each_json_path_once()
 
 
 def _parse_each_definition_once(worker_class: Any) -> None:
@@ -174,6 +181,14 @@ def _parse_each_definition_once(worker_class: Any) -> None:
 
     setattr(entrypoint, _PATCHED_FLAG, True)
     worker_class._get_evaluation_entrypoint = entrypoint
+
+
+def _parse_each_json_path_once() -> None:
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    for module in (json_path, result_path):  # jsonpath_ng.ext's parse, and jsonpath_ng's
+        module.parse = lru_cache(maxsize=4096)(module.parse)  # type: ignore[attr-defined]
 
 
 def _check_with_the_kept_parse(backend_class: Any) -> None:

@@ -1,4 +1,5 @@
-"""The runtime's Step Functions tasks share their boto3 clients (tsunagu_local.interpreter)."""
+"""The runtime's Step Functions tasks share their boto3 clients and parsed JSONPaths
+(tsunagu_local.interpreter)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,17 @@ def test_tasks_running_with_the_same_role_share_one_client() -> None:
     assert client_for("ap-northeast-1", "sqs", StateCredentials(role_arn=MACHINE_ROLE)) is not first
     assert client_for("us-east-1", "lambda", None) is not first
     assert len(built) == 4
+
+
+def test_each_json_path_is_parsed_once_and_still_applied_as_before() -> None:
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    from tsunagu_local.interpreter import repeat_no_work_per_execution
+
+    repeat_no_work_per_execution()
+    parse = json_path.parse  # type: ignore[attr-defined]
+    assert parse("$.lead.email") is parse("$.lead.email")
+    data = {"lead": {"email": "taro@example.jp", "tags": ["a", "b"]}}
+    assert json_path.extract_json("$.lead.email", data) == "taro@example.jp"
+    assert json_path.extract_json("$.lead.tags[0]", data) == "a"
+    assert json_path.extract_json("$.lead.tags[*]", data) == ["a", "b"]
