@@ -620,6 +620,13 @@ def test_field_names_no_tool_can_carry_and_control_characters_are_refused(
         ("GET", "/admin/reports/attribution", {"query": {"format": "xlsx"}}, "format"),
         ("GET", "/admin/reports/journeys/welcome_nurture/experiments/split",
          {"query": {"version": "0"}}, "version"),
+        # (found by make proof's fuzzing: an empty version was taken for the latest)
+        ("GET", "/admin/reports/journeys/welcome_nurture/experiments/split",
+         {"query": {"version": ""}}, "version"),
+        ("GET", "/admin/templates/welcome", {"query": {"version": ""}}, "version"),
+        ("GET", "/admin/templates/welcome/preview",
+         {"query": {"version": "", "lead": OWNED}}, "version"),
+        ("PUT", "/admin/sites/demo", {"query": {"replace": "yes"}, "body": {}}, "replace"),
         ("POST", "/admin/reports/rebuild", {"body": {"from": "2026-12-01"}}, "to"),
         ("POST", "/admin/reports/rebuild",
          {"body": {"from": "2026-12-01", "to": "2026-12-02", "all": True}}, "all"),

@@ -142,6 +142,18 @@ class AdminCall:
             raise ValidationFailed([FieldError(name, f"must be between {low} and {high}")])
         return value
 
+    def optional_number(self, name: str, *, low: int = 1, high: int = 10_000) -> int | None:
+        """``number`` when the query names it (given empty, refused), else None."""
+        return self.number(name, 0, low=low, high=high) if name in self.query else None
+
+    def flag(self, name: str) -> bool:
+        """``?name=true`` or ``false`` (absent: false); anything else is refused, not taken
+        for false."""
+        text = self.query.get(name, "false")
+        if text not in ("true", "false"):
+            raise ValidationFailed([FieldError(name, f"{text!r}: say true or false")])
+        return text == "true"
+
     def day(self, name: str, default: date) -> date:
         text = self.query.get(name)
         if text is None:
@@ -1020,6 +1032,7 @@ def _definition_routes(
     def saved(call: AdminCall) -> Any:
         """Create the {kind}, or replace it with ?replace=true (never by accident)."""
         key = call.params[key_param]
+        replace = call.flag("replace")
         body = call.json()
         id_field = f"{kind}_id"
         if body.get(id_field, key) != key:
@@ -1035,7 +1048,7 @@ def _definition_routes(
             key,
             definition,
             store(call.settings),
-            replace=call.query.get("replace") == "true",
+            replace=replace,
         )
         return 200 if replaced else 201, definition.model_dump(mode="json")
 
@@ -1106,7 +1119,7 @@ def templates_list(call: AdminCall) -> Any:
 
 def template_show(call: AdminCall) -> Any:
     """A mail template: its latest version, or ?version=."""
-    version = call.number("version", 0, low=1) if call.query.get("version") else None
+    version = call.optional_number("version")
     found = mail.show(
         services.mail_commands(call.settings), call.actor, call.params["template"], version
     )
@@ -1133,7 +1146,7 @@ def template_preview(call: AdminCall) -> Any:
     lead = call.text("lead")
     if lead is None:
         raise ValidationFailed([FieldError("lead", "is required: the lead whose data to use")])
-    version = call.number("version", 0, low=1) if call.query.get("version") else None
+    version = call.optional_number("version")
     shown = mail.preview(
         services.mail_commands(call.settings), call.actor, call.params["template"], lead, version
     )
@@ -1319,7 +1332,7 @@ def report_experiment(call: AdminCall) -> Any:
     against the first - the difference with its 95 % interval, a two-proportion test and the
     mails per arm still needed; never judged on opens."""
     first, last = _report_range(call)
-    version = call.number("version", 0, low=1) if call.query.get("version") else None
+    version = call.optional_number("version")
     ports = services.report_commands(call.settings)
     found = reports.experiment_report(
         ports, call.actor, call.params["journey"], call.params["node"], first, last, version
