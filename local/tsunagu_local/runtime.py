@@ -39,6 +39,7 @@ from tsunagu_local.jwt_authorizer import JwtAuthorizer
 from tsunagu_local.lambdas import FunctionRegistry, LocalFunction, install_moto_invoke
 from tsunagu_local.mailbox import Mailbox, install_send_clock
 from tsunagu_local.model_tracking import track_models_weakly
+from tsunagu_local.moto_dispatch import dispatch_without_rereading
 from tsunagu_local.people import ADMIN_EMAIL, add_user, local_password
 from tsunagu_local.schedules import ScheduledRule, rate_seconds
 from tsunagu_local.secrets import create_secret, generated_value
@@ -159,6 +160,7 @@ class LocalRuntime:
 
     def start(self) -> None:
         track_models_weakly()
+        dispatch_without_rereading()
         self._start_moto()
         os.environ["TZ"] = "UTC"  # moto's Wait and timestamp code reads naive local time
         time.tzset()
