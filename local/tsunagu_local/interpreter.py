@@ -32,9 +32,10 @@ builds a new PLY lexer and parser for each parse: about a twentieth of the runti
 load (py-spy, tests/proof/load.py). A parsed path is only read when it is applied, so one parse
 serves every state and execution.
 
-**One Lambda client per region.** For every Lambda task, moto's interpreter builds a new boto3
-client (``boto_client_for``): loading the service model each time was a tenth of a journey run's
-CPU. A boto3 client is safe to share between threads, so the tasks share one per region.
+**One Lambda client per region and role.** For every Lambda task, moto's interpreter builds a new
+boto3 client (``boto_client_for``): loading the service model each time was a tenth of a journey
+run's CPU. A boto3 client is safe to share between threads, so the tasks share one per region and
+role.
 """
 
 from __future__ import annotations
