@@ -537,7 +537,29 @@ def mail_of(
         found = [m for m in sent_mails(runtime, lead_id) if m.template_id == template_id]
         return found[0] if found else None
 
-    return wait_for(probe, timeout=timeout, what=f"mail {template_id} to {lead_id}", interval=0.2)
+    try:
+        return wait_for(
+            probe, timeout=timeout, what=f"mail {template_id} to {lead_id}", interval=0.2
+        )
+    except AssertionError as missing:
+        raise AssertionError(f"{missing}\n{diagnosis(runtime, lead_id)}") from None
+
+
+def diagnosis(runtime: Runtime, lead_id: str) -> str:
+    """What a test that waited in vain for the lead needs to know: the clock, the lead's events
+    and mails, and each of its journeys' executions (status and the states they went through)."""
+    lines = []
+    try:
+        _, _, clock = runtime.http("GET", "/_local/clock")
+        lines.append(f"clock: {clock.decode()}")
+        lines.append(f"events: {[(e.type, e.occurred_at) for e in runtime.events(lead_id)]}")
+        lines.append(f"mails: {[(m.template_id, m.sent_at) for m in sent_mails(runtime, lead_id)]}")
+        for entry in services.journey_repository(runtime.settings).entries_of(lead_id):
+            history = runtime.history(entry.execution_arn)
+            lines.append(f"{entry.journey_id}: {history.describe()}")
+    except Exception as failed:  # the diagnosis must never hide the failure it explains
+        lines.append(f"(diagnosis stopped: {failed!r})")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- a script of what happens when
