@@ -327,24 +327,28 @@ def test_a_lead_that_changes_while_the_undo_runs_is_kept_and_said_so(
 def test_a_group_meeting_a_lead_created_meanwhile_goes_row_by_row_and_loses_nothing(
     stack: Settings, aws: AwsStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tsunagu.store.leads import LeadRepository
+    from tsunagu.store.imports import ImportRepository
 
     status, plan = call(stack, run_body())
     assert plan["counts"]["create"] == 2
-    grouped = LeadRepository.commit_captures
+    grouped = ImportRepository.apply_rows
     groups: list[int] = []
 
     # A form creates one of the file's new leads between the dry run and its group's write
-    def form_first(self: LeadRepository, writes: Any, token: str) -> None:
+    def form_first(
+        self: ImportRepository, import_id: str, writes: Any, applied: Any, token: Any = None
+    ) -> None:
         groups.append(len(writes))
         if len(groups) == 1:
             store_lead(aws, "new.visitor@example.jp", name="フォーム 花子")
-        grouped(self, writes, token)
+        grouped(self, import_id, writes, applied, token)
 
-    monkeypatch.setattr(LeadRepository, "commit_captures", form_first)
+    monkeypatch.setattr(ImportRepository, "apply_rows", form_first)
     status, done = post(stack, "/admin/imports", run_body(plan_digest=plan["plan_digest"]))
     assert status == 201, done
-    assert groups == [3]  # the three rows that write went as one group, which was refused
+    # The three rows that write went as one group, which was refused; then one at a time, the
+    # form's lead twice (as planned, refused: its address is claimed; then read again, updated)
+    assert groups == [3, 1, 1, 1, 1]
     leads = services.lead_repository(stack)
     visitor = leads.find_lead("email:new.visitor@example.jp")
     assert visitor is not None and visitor.lead_id == "lead_new.visitor"  # the form's, updated
@@ -358,21 +362,30 @@ def test_a_group_applied_by_an_earlier_attempt_is_not_applied_twice(
     stack: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tsunagu.leads.capture import WriteConflict
-    from tsunagu.store.leads import LeadRepository
+    from tsunagu.store.imports import ImportRepository
 
-    grouped = LeadRepository.commit_captures
+    grouped = ImportRepository.apply_rows
+    calls: list[int] = []
 
     # The group is written, but the answer is lost (a timeout): the run goes row by row
-    def answer_lost(self: LeadRepository, writes: Any, token: str) -> None:
-        grouped(self, writes, token)
+    def answer_lost(
+        self: ImportRepository, import_id: str, writes: Any, applied: Any, token: Any = None
+    ) -> None:
+        calls.append(len(writes))
+        grouped(self, import_id, writes, applied, token)
         raise WriteConflict("lead")
 
-    monkeypatch.setattr(LeadRepository, "commit_captures", answer_lost)
+    monkeypatch.setattr(ImportRepository, "apply_rows", answer_lost)
     status, plan = call(stack, run_body())
     status, done = post(stack, "/admin/imports", run_body(plan_digest=plan["plan_digest"]))
     assert status == 201 and done["counts"]["create"] == 2, done
+    # Each row was found in the group's receipt: none was written again
+    assert calls == [3]
     events = services.lead_repository(stack).events("lead_known")
     assert [e.type for e in events].count("lead_updated") == 1
+    # And undo has every row's record, the updated lead's earlier values included
+    status, undone = post(stack, f"/admin/imports/{done['import_id']}/undo")
+    assert status == 200 and undone["undo"] == {"removed": 2, "restored": 1, "kept": 0}, undone
 
 
 # ---------------------------------------------------------------- mappings saved per source

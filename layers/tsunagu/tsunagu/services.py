@@ -454,7 +454,7 @@ def import_repository(settings: Settings) -> ImportRepository | None:
         return None
     from tsunagu.store.imports import ImportRepository
 
-    return ImportRepository(bind_tables(settings).connection.client, settings.imports_table)
+    return ImportRepository(bind_tables(settings))
 
 
 @lru_cache(maxsize=8)

@@ -18,7 +18,6 @@ from tsunagu.clock import isoformat
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import allowed, recorded
 from tsunagu.commands.imports import (
-    ROWS_PER_WRITE,
     ImportCommands,
     ImportFiles,
     _apply_group,
@@ -240,9 +239,7 @@ def apply_chunk(ports: ImportCommands, import_id: str, index: int) -> int:
     found = ports.leads.find_leads([_identity(r.email) for r in rows if r.email])
     against = {r.email: found.get(_identity(r.email)) for r in rows if r.email}
     for group in _groups(rows):
-        done = _apply_group(ports, group, record, job.options, job.file_name, against)
-        for start in range(0, len(done), ROWS_PER_WRITE):
-            store.save_rows(import_id, done[start : start + ROWS_PER_WRITE])
+        _apply_group(ports, group, record, job.options, job.file_name, against)
     store.chunk_finished(import_id, index, len(rows))
     return len(rows)
 

@@ -25,7 +25,7 @@ from tsunagu.imports.apply import LEAD_UPDATED, AppliedRow, ImportProgress, Impo
 from tsunagu.imports.plan import ImportOptions, ImportPlan, RowPlan, plan_import, rejected_file
 from tsunagu.imports.reading import Table, read_table
 from tsunagu.imports.saved import MAPPING_NAME, SavedMapping, checked_mapping, with_overrides
-from tsunagu.leads.capture import CaptureWrite, RememberedSubmission, WriteConflict
+from tsunagu.leads.capture import CaptureWrite, WriteConflict
 from tsunagu.leads.email import normalise_email
 from tsunagu.leads.model import Lead, LeadEvent, email_identity
 
@@ -38,12 +38,6 @@ class LeadFinder(Protocol):
 
 class ImportedLeads(LeadFinder, Protocol):
     def get_lead(self, lead_id: str) -> Lead | None: ...
-
-    def commit_capture(self, write: CaptureWrite) -> None: ...
-
-    def commit_captures(self, writes: Sequence[CaptureWrite], token: str) -> None: ...
-
-    def get_submission(self, key: str) -> RememberedSubmission | None: ...
 
     def save_changes(self, lead: Lead, events: list[LeadEvent]) -> None: ...
 
@@ -71,7 +65,13 @@ class ImportStore(Protocol):
 
     def imports(self, limit: int = 100) -> list[ImportRecord]: ...
 
-    def save_rows(self, import_id: str, rows: Sequence[AppliedRow]) -> None: ...
+    def apply_rows(
+        self,
+        import_id: str,
+        writes: Sequence[CaptureWrite],
+        applied: Sequence[AppliedRow],
+        token: str | None = None,
+    ) -> None: ...
 
     def rows_of(self, import_id: str) -> Iterable[AppliedRow]: ...
 
@@ -107,13 +107,10 @@ class ImportCommands:
     """Start the background import of this id (its state machine); the execution's ARN."""
 
 
-ROWS_PER_WRITE = 25
-"""Rows' records are kept as the run goes, this many at a time: a run that dies part-way has
-kept what it did, and undo can still take it back."""
-ROWS_PER_TRANSACTION = 14
-"""Rows applied in one transaction: DynamoDB takes 100 items in one, and a row's capture is at
-most 7 (its submission key, the address it claims, the lead, the event, consent evidence and
-state, and the opt-out from all mail an opt-in lifts)."""
+ROWS_PER_TRANSACTION = 16
+"""Rows applied in one transaction: DynamoDB takes 100 items in one; a row's capture is at most
+6 (the address it claims, the lead, the event, consent evidence and state, and the opt-out from
+all mail an opt-in lifts), and the group's receipt is one more."""
 ATTEMPTS = 3
 
 
@@ -218,8 +215,8 @@ def run(
 ) -> tuple[ImportRecord, PlannedImport]:
     """Apply the file: exactly the plan its dry run showed (``plan_digest``, from the dry run:
     ConcurrentUpdate if the plan is no longer that one - the leads changed meanwhile - and
-    nothing is written). Rejected and merged rows write nothing; every other row is its own
-    transaction, recorded for undo."""
+    nothing is written). Rejected and merged rows write nothing; the others are written
+    ROWS_PER_TRANSACTION to a transaction, with the receipt undo reads."""
     store = _store(ports)
     with recorded(ports.audit, ports.clock, actor, "imports.run", f"file:{file_name}") as log:
         planned = _planned(ports, data, file_name, options, encoding)
@@ -243,9 +240,7 @@ def run(
         store.save_import(record)
         writing = [row for row in planned.plan.rows if row.action in ("create", "update")]
         for group in _groups(writing):
-            done = _apply_group(ports, group, record, options, file_name, planned.leads)
-            for start in range(0, len(done), ROWS_PER_WRITE):
-                store.save_rows(record.import_id, done[start : start + ROWS_PER_WRITE])
+            _apply_group(ports, group, record, options, file_name, planned.leads)
         record = replace(record, status="applied")
         store.save_import(record)
         log.after = {"import_id": record.import_id, "counts": record.counts}
@@ -275,10 +270,10 @@ def _apply_group(
     file_name: str,
     planned_against: Mapping[str, Lead | None],
 ) -> list[AppliedRow]:
-    """A group of rows in one transaction, on the leads the plan read. When any of them met a
-    change underneath it (a form created or changed the lead meanwhile) or the group was
-    applied by an earlier attempt, nothing of the group was written: its rows go one at a time,
-    each read again and retried as it needs."""
+    """A group of rows in one transaction with its receipt, on the leads the plan read. When any
+    of them met a change underneath it (a form created or changed the lead meanwhile) or an
+    earlier attempt applied some of them, nothing of the group was written: its rows go one at
+    a time, each read again and retried as it needs."""
     now = ports.clock.now()
     writes, applied = [], []
     for row in rows:
@@ -294,8 +289,9 @@ def _apply_group(
         )
         writes.append(write)
         applied.append(done)
+    token = _group_token(record.import_id, rows[0].row)
     try:
-        ports.leads.commit_captures(writes, _group_token(record.import_id, rows[0].row))
+        _store(ports).apply_rows(record.import_id, writes, applied, token)
     except WriteConflict:
         return [_apply_row(ports, row, record, options, file_name, planned_against) for row in rows]
     return applied
@@ -309,10 +305,15 @@ def _apply_row(
     file_name: str,
     planned_against: Mapping[str, Lead | None],
 ) -> AppliedRow:
-    """One row's transaction, on the lead the plan read, read again and retried when it changed
-    underneath (a lead created meanwhile by a form is updated instead). A row already applied
-    by an earlier attempt of this run is found by its idempotency key and not applied twice."""
+    """One row's transaction with its receipt, on the lead the plan read, read again and retried
+    when it changed underneath (a lead created meanwhile by a form is updated instead). A row
+    already applied by an earlier attempt of this run is found in its receipt and not applied
+    twice."""
     assert row.email is not None
+    store = _store(ports)
+    earlier = store.get_row(record.import_id, row.row)
+    if earlier is not None:
+        return earlier
     for attempt in range(ATTEMPTS):
         known = attempt == 0 and row.email in planned_against
         lead = planned_against[row.email] if known else _find(ports, row.email)
@@ -331,42 +332,15 @@ def _apply_row(
             now=ports.clock.now(),
         )
         try:
-            ports.leads.commit_capture(write)
+            store.apply_rows(record.import_id, [write], [applied])
         except WriteConflict as conflict:
-            if conflict.kind == "submission":
-                return _applied_before(ports, record.import_id, row, write.idempotency_key)
+            if conflict.kind == "submission":  # another attempt applied it meanwhile
+                earlier = store.get_row(record.import_id, row.row)
+                if earlier is not None:
+                    return earlier
             continue
         return applied
     raise ConcurrentUpdate(f"row {row.row} ({row.email}) kept changing while it was imported")
-
-
-def _applied_before(
-    ports: ImportCommands, import_id: str, row: RowPlan, key: str | None
-) -> AppliedRow:
-    """What an earlier attempt of this run did with the row: its kept record, or - when that
-    attempt stopped between writing the row and keeping its record - the record made again from
-    the lead it wrote (a created lead can still be undone; an updated one keeps its fields,
-    their earlier values being lost with the attempt)."""
-    kept = _store(ports).get_row(import_id, row.row)
-    if kept is not None:
-        return kept
-    remembered = ports.leads.get_submission(key) if key else None
-    lead_id = str((remembered.response if remembered else {}).get("lead_id", ""))
-    lead = ports.leads.get_lead(lead_id) if lead_id else None
-    if lead is None or remembered is None:
-        raise ConcurrentUpdate(f"row {row.row} ({row.email}) was written, and its lead is gone")
-    created = bool(remembered.response.get("created"))
-    written = {n: lead.fields[n].to_item() for n in row.values if created and n in lead.fields}
-    return AppliedRow(
-        row=row.row,
-        outcome="created" if created else "updated",
-        lead_id=lead.lead_id,
-        email=lead.email,
-        at=lead.updated_at,
-        written=written,
-        before=dict.fromkeys(written),
-        consent=row.consent,
-    )
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
-"""The real run of an import: exactly the plan the dry run showed, written row by row, and its
-undo.
+"""The real run of an import: exactly the plan the dry run showed, and its undo.
 
-Each row is one capture transaction (tsunagu.leads.capture's ``CaptureWrite``): the lead, its
-address claimed for a new one, a ``lead_imported`` / ``lead_updated`` event naming the import
-and the row, and the consent the file gave - together or not at all, with the idempotency key
-``import:<id>:<row>``, so a run retried after a failure never applies a row twice. What each
-row did is kept (the lead, the fields it wrote and what they were before), which is what undo
-reads: a lead the import created is removed if nothing changed it since (its events and consent
+Each row is one capture (tsunagu.leads.capture's ``CaptureWrite``): the lead, its address
+claimed for a new one, a ``lead_imported`` / ``lead_updated`` event naming the import and the
+row, and the consent the file gave. Rows are written a group to a transaction, together with
+the group's receipt: what each row did (the lead, the fields it wrote and what they were
+before). The receipt is refused if it exists already, so a run retried after a failure never
+applies a row twice, and what undo reads is never missing for a row that was written.
+
+Undo: a lead the import created is removed if nothing changed it since (its events and consent
 records with it: the import was the only thing it had), a field it changed is restored if it
 still holds what the import wrote. Consent the file gave a lead that existed before is evidence
 of what a person said, and stays recorded.
@@ -210,9 +211,9 @@ def row_write(
         point_identities=[],
         event=event,
         consent=consent,
-        idempotency_key=f"import:{import_id}:{row.row}",
-        request_hash=f"{import_id}:{row.row}",
-        response={"lead_id": lead.lead_id, "created": new},
+        idempotency_key=None,  # the group's receipt makes the rows' writes happen once
+        request_hash="",
+        response={},
     )
     applied = AppliedRow(
         row=row.row,

@@ -1,10 +1,11 @@
 """The imports table: each import (``imports`` / ``<at>#<id>``: listed newest first, and read
-by id through ``import#<id>`` / ``meta``), what each of its rows did (``import#<id>`` /
-``row#<n>``, for undo), a background run's progress (``import#<id>`` / ``progress``, and
-``chunk#<n>`` for each chunk counted) and the mappings saved per source (``mappings`` /
-``<name>``).
+by id through ``import#<id>`` / ``meta``), what its rows did (``import#<id>`` / ``row#<n>``: a
+receipt per transaction of rows, keyed by its first row, for undo), a background run's progress
+(``import#<id>`` / ``progress``, and ``chunk#<n>`` for each chunk counted) and the mappings
+saved per source (``mappings`` / ``<name>``).
 
-Written with the low-level client: an import's rows are JSON documents, written 25 at a time.
+The receipts are written with the rows' captures, in their transaction (a PynamoDB model, as
+the captures are); the rest with the low-level client.
 """
 
 from __future__ import annotations
@@ -14,8 +15,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
+
 from tsunagu.imports.apply import AppliedRow, ImportProgress, ImportRecord
 from tsunagu.imports.saved import SavedMapping
+from tsunagu.leads.capture import CaptureWrite, WriteConflict
+from tsunagu.store.leads import add_capture, changed_underneath
+from tsunagu.store.tables import Tables
 
 _LIST = "imports"
 _META = "meta"
@@ -31,10 +38,20 @@ def _row_sk(row: int) -> str:
     return f"row#{row:07d}"
 
 
+_RECEIPTS_LOOKED_AT = 20
+"""How many receipts before a row ``get_row`` reads, newest first, to find the one holding it:
+more than a transaction's rows, so a row written alone after its group was refused is found
+as surely as one written in a group."""
+
+
 class ImportRepository:
-    def __init__(self, client: Any, table: str) -> None:
-        self._client = client
-        self._table = table
+    def __init__(self, tables: Tables) -> None:
+        assert tables.settings.imports_table, "no imports table is configured"
+        assert tables.import_receipts is not None
+        self._tables = tables
+        self._receipts = tables.import_receipts
+        self._client: Any = tables.connection.client  # the low-level botocore client
+        self._table = tables.settings.imports_table
 
     def save_import(self, record: ImportRecord) -> None:
         """The import under its id, and in the list (both written: one item each)."""
@@ -75,33 +92,65 @@ class ImportRepository:
         )
         return [_record(item) for item in answer["Items"]]
 
-    def save_rows(self, import_id: str, rows: Sequence[AppliedRow]) -> None:
-        requests = [
-            {
-                "PutRequest": {
-                    "Item": {
-                        "pk": {"S": _import_pk(import_id)},
-                        "sk": {"S": _row_sk(row.row)},
-                        "row": {"S": json.dumps(asdict(row), ensure_ascii=False)},
-                    }
-                }
-            }
-            for row in rows
-        ]
-        for start in range(0, len(requests), 25):
-            pending: dict[str, Any] = {self._table: requests[start : start + 25]}
-            while pending:
-                answer = self._client.batch_write_item(RequestItems=pending)
-                pending = answer.get("UnprocessedItems") or {}
+    def apply_rows(
+        self,
+        import_id: str,
+        writes: Sequence[CaptureWrite],
+        applied: Sequence[AppliedRow],
+        token: str | None = None,
+    ) -> None:
+        """The rows' captures and their receipt, in one transaction: all of it or none.
+
+        The receipt (keyed by the first row) is refused if one exists under its key, so rows an
+        earlier attempt wrote are never written twice: WriteConflict ``submission`` then. Any
+        other conflict - a lead changed or created since it was read - is ``lead``: the caller
+        reads again. ``token`` (the ClientRequestToken) makes a retry after a lost answer
+        succeed without writing again."""
+        t, receipts = self._tables, self._receipts
+        kinds: list[str] = []
+        deleted: list[str] = []
+        receipt = receipts(
+            _import_pk(import_id),
+            _row_sk(applied[0].row),
+            rows=json.dumps([asdict(row) for row in applied], ensure_ascii=False),
+        )
+        try:
+            with TransactWrite(connection=t.connection, client_request_token=token) as tx:
+                for write in writes:
+                    assert not write.counted, "an import's rows count against no rate limit"
+                    add_capture(t, tx, write, kinds, deleted)
+                tx.save(receipt, condition=receipts.sk.does_not_exist())
+        except TransactWriteError as error:
+            # Cancellation reasons come as PynamoDB sends the items: deletes, then puts; the
+            # receipt is the last put.
+            reasons = list(error.cancellation_reasons)
+            index = len(deleted) + len(kinds)
+            mine = reasons[index] if index < len(reasons) else None
+            if mine is not None and mine.code == "ConditionalCheckFailed":
+                raise WriteConflict("submission") from error
+            if changed_underneath(error):
+                raise WriteConflict("lead") from error
+            raise
 
     def get_row(self, import_id: str, row: int) -> AppliedRow | None:
-        answer = self._client.get_item(
+        """What the row did, from the receipt that holds it (None: not applied)."""
+        answer = self._client.query(
             TableName=self._table,
-            Key={"pk": {"S": _import_pk(import_id)}, "sk": {"S": _row_sk(row)}},
+            KeyConditionExpression="pk = :import AND sk BETWEEN :first AND :row",
+            ExpressionAttributeValues={
+                ":import": {"S": _import_pk(import_id)},
+                ":first": {"S": "row#"},
+                ":row": {"S": _row_sk(row)},
+            },
+            ScanIndexForward=False,
+            Limit=_RECEIPTS_LOOKED_AT,
             ConsistentRead=True,
         )
-        item = answer.get("Item")
-        return None if item is None else AppliedRow(**json.loads(item["row"]["S"]))
+        for item in answer["Items"]:
+            for applied in _receipt_rows(item):
+                if applied.row == row:
+                    return applied
+        return None
 
     def rows_of(self, import_id: str) -> Iterator[AppliedRow]:
         pages = self._client.get_paginator("query").paginate(
@@ -115,7 +164,7 @@ class ImportRepository:
         )
         for page in pages:
             for item in page["Items"]:
-                yield AppliedRow(**json.loads(item["row"]["S"]))
+                yield from _receipt_rows(item)
 
     # ------------------------------------------------------------ a background run's progress
     def start_progress(self, import_id: str, rows_total: int, chunks_total: int) -> None:
@@ -233,6 +282,14 @@ class ImportRepository:
             ReturnValues="ALL_OLD",
         )
         return "Attributes" in answer
+
+
+def _receipt_rows(item: dict[str, Any]) -> list[AppliedRow]:
+    """The rows a receipt holds (``row``: one row's record, as imports before receipts kept
+    them)."""
+    if "rows" in item:
+        return [AppliedRow(**row) for row in json.loads(item["rows"]["S"])]
+    return [AppliedRow(**json.loads(item["row"]["S"]))]
 
 
 def _record(item: dict[str, Any]) -> ImportRecord:

@@ -122,7 +122,7 @@ class LeadRepository:
         with_conditions = TransactWrite(connection=t.connection)
         try:
             with with_conditions as tx:
-                _add_capture(t, tx, write, kinds, deleted)
+                add_capture(t, tx, write, kinds, deleted)
                 for window in write.counted:
                     tx.update(
                         counters(window.key),
@@ -147,24 +147,6 @@ class LeadRepository:
                 raise WriteConflict("lead") from error
             raise
 
-    def commit_captures(self, writes: Sequence[CaptureWrite], token: str) -> None:
-        """Several captures (an import's rows, none counted against a rate limit) in one
-        transaction: all of them or none. ``token`` names the transaction, so a retry of the
-        same group after a timeout is applied once. WriteConflict (``lead``) when any of them
-        met a change underneath it: the caller applies that group one capture at a time."""
-        if sum(capture_size(write) for write in writes) > MAX_TRANSACTION_ITEMS:
-            raise ValueError(f"more than {MAX_TRANSACTION_ITEMS} items in one transaction")
-        t = self._tables
-        try:
-            with TransactWrite(connection=t.connection, client_request_token=token) as tx:
-                for write in writes:
-                    assert not write.counted, "a rate-limited capture goes alone"
-                    _add_capture(t, tx, write, [], [])
-        except TransactWriteError as error:
-            if _changed_underneath(error):
-                raise WriteConflict("lead") from error
-            raise
-
     def save_changes(self, lead: Lead, events: list[LeadEvent]) -> None:
         """The changed lead (on its version) and the events saying what changed, together."""
         try:
@@ -173,7 +155,7 @@ class LeadRepository:
                 for event in events:
                     tx.save(event_to_item(self._tables, event))
         except TransactWriteError as error:
-            if _changed_underneath(error):
+            if changed_underneath(error):
                 raise WriteConflict("lead") from error
             raise
 
@@ -192,7 +174,7 @@ class LeadRepository:
                 for item in [*events, *consent]:
                     tx.delete(item)
         except TransactWriteError as error:
-            if _changed_underneath(error):
+            if changed_underneath(error):
                 raise WriteConflict("lead") from error
             raise
 
@@ -283,7 +265,7 @@ def capture_size(write: CaptureWrite) -> int:
     )
 
 
-def _changed_underneath(error: TransactWriteError) -> bool:
+def changed_underneath(error: TransactWriteError) -> bool:
     """Whether a transaction was refused because its items changed since they were read (or
     another transaction was writing them), or - with a ClientRequestToken - because an earlier
     attempt under the same token wrote other items (a group retried with new event ids): in
@@ -293,7 +275,7 @@ def _changed_underneath(error: TransactWriteError) -> bool:
     return retried or bool(codes & {"ConditionalCheckFailed", "TransactionConflict"})
 
 
-def _add_capture(
+def add_capture(
     t: Tables, tx: TransactWrite, write: CaptureWrite, kinds: list[str], deleted: list[str]
 ) -> None:
     """A capture's items put into the transaction; ``kinds`` and ``deleted`` say what each is,

@@ -205,6 +205,20 @@ class MailTemplateItem(Model):
     created_at = UnicodeAttribute()
 
 
+class ImportReceiptItem(Model):
+    """What some rows of an import did, written in the same transaction as those rows (the
+    imports table: ``import#<id>`` / ``row#<its first row>``, the rows' ``AppliedRow`` records
+    as a JSON list): undo reads it, and a retried run finds in it what was applied already. The
+    rest of that table is written with the low-level client (tsunagu.store.imports)."""
+
+    class Meta:
+        table_name = "unbound"  # bound per stage in tables.py
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    rows = UnicodeAttribute()
+
+
 class IdempotencyItem(Model):
     """A remembered request: a replay with the same key gets the same answer."""
 

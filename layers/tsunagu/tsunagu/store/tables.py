@@ -19,6 +19,7 @@ from tsunagu.store.models import (
     EventItem,
     FormItem,
     IdempotencyItem,
+    ImportReceiptItem,
     JourneyRecordItem,
     JourneyWaitItem,
     LeadIdentityItem,
@@ -45,6 +46,8 @@ class Tables:
     journeys: type[JourneyRecordItem]
     qualification: type[QualificationItem]
     settings: Settings
+    import_receipts: type[ImportReceiptItem] | None = None
+    """Bound when the stack keeps imports (TSUNAGU_IMPORTS_TABLE)."""
 
     @cached_property
     def connection(self) -> Connection:
@@ -68,6 +71,7 @@ class Tables:
             self.waits,
             self.journeys,
             self.qualification,
+            *([self.import_receipts] if self.import_receipts is not None else []),
         ):
             table = model._get_connection()
             meta = table.get_meta_table()
@@ -100,6 +104,9 @@ def bind_tables(settings: Settings) -> Tables:
         journeys=_bind(JourneyRecordItem, settings.journeys_table, settings),
         qualification=_bind(QualificationItem, settings.qualification_table, settings),
         settings=settings,
+        import_receipts=_bind(ImportReceiptItem, settings.imports_table, settings)
+        if settings.imports_table
+        else None,
     )
     _ = tables.connection  # share it now: no client is built until the first request
     return tables
