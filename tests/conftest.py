@@ -142,11 +142,13 @@ def _no_cached_forms() -> Iterator[None]:
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     """moto in-process, with every DynamoDB table of template.yaml created from its definition;
-    its transactions behave as the local runtime's do (tokens honoured, rolled back in place)."""
+    its transactions behave as the local runtime's do (tokens honoured, rolled back in place),
+    and it measures an item's size once, as the runtime's does."""
     from moto import mock_aws
 
     from tsunagu_local.fast_reads import serialize_reads_quickly
     from tsunagu_local.intrinsics import Resolver
+    from tsunagu_local.item_size import check_item_size_once
     from tsunagu_local.secrets import create_secret, generated_value
     from tsunagu_local.tables import create_table
     from tsunagu_local.template import load_stack
@@ -159,6 +161,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     stack = load_stack(TEMPLATE, {"Stage": "test"}, REGION)
     resolver = Resolver(parameters=stack.parameters, conditions=stack.conditions)
     roll_back_transactions_in_place()
+    check_item_size_once()
     isolate_reads()
     serialize_reads_quickly()
     honour_client_request_tokens()

@@ -35,6 +35,7 @@ from tsunagu_local.gateway import HttpApiGateway, LocalPage, routes_from
 from tsunagu_local.index_order import order_index_queries_cheaply
 from tsunagu_local.interpreter import repeat_no_work_per_execution
 from tsunagu_local.intrinsics import Resolver
+from tsunagu_local.item_size import check_item_size_once
 from tsunagu_local.jwt_authorizer import JwtAuthorizer
 from tsunagu_local.lambdas import FunctionRegistry, LocalFunction, install_moto_invoke
 from tsunagu_local.mailbox import Mailbox, install_send_clock
@@ -160,6 +161,7 @@ class LocalRuntime:
 
     def start(self) -> None:
         track_models_weakly()
+        check_item_size_once()
         dispatch_without_rereading()
         self._start_moto()
         os.environ["TZ"] = "UTC"  # moto's Wait and timestamp code reads naive local time
