@@ -8,12 +8,13 @@ import base64
 import csv
 import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import AwsStack
+from tests.conftest import AwsStack, moto_client
 from tests.support.admin import event
 from tests.support.cli import runtime_here
 from tests.support.leads import store_lead
@@ -386,6 +387,111 @@ def test_a_group_applied_by_an_earlier_attempt_is_not_applied_twice(
     # And undo has every row's record, the updated lead's earlier values included
     status, undone = post(stack, f"/admin/imports/{done['import_id']}/undo")
     assert status == 200 and undone["undo"] == {"removed": 2, "restored": 1, "kept": 0}, undone
+
+
+def test_a_receipt_written_already_is_told_apart_from_a_lead_changed_underneath(
+    stack: Settings,
+) -> None:
+    """A refused receipt means "applied already" wherever it comes among the transaction's
+    items: here after the delete of an unsubscribe from all mail, which an opt-in lifts."""
+    from tsunagu.imports.apply import row_write
+    from tsunagu.imports.plan import ConsentColumn, ImportOptions, RowPlan
+    from tsunagu.leads.capture import WriteConflict
+    from tsunagu.leads.model import ConsentEvidence
+    from tsunagu.store.converters import consent_items
+    from tsunagu.store.tables import bind_tables
+
+    leads = services.lead_repository(stack)
+    known = leads.find_lead("email:known@example.jp")
+    assert known is not None
+    unsubscribed = ConsentEvidence(
+        "cns_unsubscribed", known.lead_id, known.email, "all", "opted_out",
+        "2026-12-01T02:00:00+00:00", text="配信停止",
+    )  # fmt: skip
+    for item in consent_items(bind_tables(stack), unsubscribed):
+        item.save()
+    options = ImportOptions(
+        Channel.TRADE_SHOW, consent=ConsentColumn("配信希望", frozenset({"希望する"}), frozenset())
+    )
+    row = RowPlan(3, "update", known.email, changes={"department": (None, "営業部")}, consent="yes")
+    write, applied = row_write(
+        row, known, import_id="imp_x", file_name="a.csv", options=options,
+        now=datetime(2026, 12, 2, 1, tzinfo=UTC),
+    )  # fmt: skip
+    store = services.import_repository(stack)
+    assert store is not None
+    store.apply_rows("imp_x", [write], [applied])
+    assert leads.consent_state(known.lead_id) == {"marketing": "opted_in"}  # the opt-out lifted
+
+    # The same row again (an attempt that did not know): its receipt is what refuses it
+    with pytest.raises(WriteConflict) as again:
+        store.apply_rows("imp_x", [write], [applied])
+    assert again.value.kind == "submission"
+    assert store.get_row("imp_x", 3) == applied
+    assert [e.type for e in leads.events(known.lead_id)].count("lead_updated") == 1
+
+
+def long_values_sheet(rows: int) -> tuple[bytes, list[str]]:
+    """``rows`` leads, each with nine text fields of 500 characters (the longest a cell may
+    be), in Japanese: three bytes a character."""
+    headers = ["メールアドレス", "氏名", "フリガナ", "会社名", "部署", "役職", "住所", "業種",
+               "備考", "メモ"]  # fmt: skip
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(headers)
+    emails = [f"long{n:02d}@example.jp" for n in range(rows)]
+    for n, email in enumerate(emails):
+        writer.writerow([email, *((f"{n:02d}{k}" + "展" * 496) for k in range(len(headers) - 1))])
+    return out.getvalue().encode("utf-8"), emails
+
+
+def test_rows_whose_records_would_not_fit_one_receipt_are_written_under_several(
+    stack: Settings, aws: AwsStack
+) -> None:
+    # 19 known leads (one transaction's worth), each of whose nine long fields the file changes:
+    # the records keep what was written and what was there, about 27 KB a row, 500 KB in all
+    data, emails = long_values_sheet(19)
+    at = "2026-12-01T01:00:00+00:00"
+    for email in emails:
+        store_lead(
+            aws, email, fields={"name": FieldValue("旧 " + "名" * 490, Channel.IMPORT, at)}
+            | {f: FieldValue("旧" * 499, Channel.IMPORT, at) for f in
+               ("name_kana", "company", "department", "job_title", "address", "industry",
+                "remarks", "memo")},
+        )  # fmt: skip
+    body = {
+        "file_name": "long.csv",
+        "content_base64": base64.b64encode(data).decode(),
+        "source": "trade_show",
+        "mapping": {"備考": "remarks", "メモ": "memo"},
+    }
+    status, plan = call(stack, body)
+    assert status == 200 and plan["counts"]["update"] == 19, plan
+    status, done = post(stack, "/admin/imports", {**body, "plan_digest": plan["plan_digest"]})
+    assert status == 201 and done["status"] == "applied", done
+
+    leads = services.lead_repository(stack)
+    for n, email in enumerate(emails):
+        lead = leads.find_lead(f"email:{email}")
+        assert lead is not None and lead.fields["memo"].value.startswith(f"{n:02d}8"), email
+    receipts = moto_client("dynamodb").query(
+        TableName=stack.imports_table,
+        KeyConditionExpression="pk = :import AND begins_with(sk, :row)",
+        ExpressionAttributeValues={
+            ":import": {"S": f"import#{done['import_id']}"}, ":row": {"S": "row#"}
+        },
+    )["Items"]  # fmt: skip
+    assert len(receipts) >= 2
+    assert all(len(item["rows"]["S"].encode()) < 400_000 for item in receipts)
+
+    # And undo puts every field back from them
+    status, undone = post(stack, f"/admin/imports/{done['import_id']}/undo")
+    assert status == 200 and undone["undo"] == {"removed": 0, "restored": 19, "kept": 0}, undone
+    assert all(
+        lead.fields["memo"].value == "旧" * 499
+        for lead in (leads.find_lead(f"email:{email}") for email in emails)
+        if lead is not None
+    )
 
 
 # ---------------------------------------------------------------- mappings saved per source

@@ -69,6 +69,21 @@ def test_an_item_over_the_limit_is_refused_and_one_under_it_is_stored(dynamodb: 
     assert too_big.value.response["Error"]["Code"] == "ValidationException"
 
 
+def test_the_limit_is_moto_s_to_the_byte(dynamodb: Any) -> None:
+    # Key "pk" = "lead-1" (2 + 6 bytes) and "a" (1 byte) with a value: 405,000 bytes in all
+    exactly = {"pk": {"S": "lead-1"}, "a": {"S": "x" * (ITEM_SIZE_LIMIT - 9)}}
+    dynamodb.put_item(TableName=TABLE, Item=exactly)
+    one_more = {"pk": {"S": "lead-2"}, "a": {"S": "x" * (ITEM_SIZE_LIMIT - 8)}}
+    with pytest.raises(ClientError) as refused:
+        dynamodb.put_item(TableName=TABLE, Item=one_more)
+    assert "maximum allowed size" in refused.value.response["Error"]["Message"]
+    # Multi-byte characters count as their UTF-8 bytes: 135,000 three-byte characters fill it
+    japanese = {"pk": {"S": "lead-3"}, "a": {"S": "展" * 134_997}}
+    dynamodb.put_item(TableName=TABLE, Item=japanese)
+    with pytest.raises(ClientError):
+        dynamodb.put_item(TableName=TABLE, Item={"pk": {"S": "lead-4"}, "a": {"S": "展" * 134_998}})
+
+
 def test_an_item_is_measured_once_not_once_per_attribute(
     dynamodb: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

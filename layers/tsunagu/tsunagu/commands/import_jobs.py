@@ -231,8 +231,9 @@ def _refuse(ports: ImportCommands, record: ImportRecord, why: str) -> None:
 
 
 def apply_chunk(ports: ImportCommands, import_id: str, index: int) -> int:
-    """Write one chunk's rows (14 to a transaction, as the synchronous run does) and count it
-    done; a retry applies no row twice and counts nothing twice. The rows written."""
+    """Write one chunk's rows (ROWS_PER_TRANSACTION to a transaction with their receipt, as the
+    synchronous run does) and count it done; a retry applies no row twice and counts nothing
+    twice. The rows written."""
     store = _store(ports)
     job, record = _job(ports, import_id)
     rows = [jobs.row_from_json(d) for d in _files(ports).get_json(jobs.chunk_key(import_id, index))]

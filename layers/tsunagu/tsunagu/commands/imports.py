@@ -107,10 +107,16 @@ class ImportCommands:
     """Start the background import of this id (its state machine); the execution's ARN."""
 
 
-ROWS_PER_TRANSACTION = 16
+ROWS_PER_TRANSACTION = 19
 """Rows applied in one transaction: DynamoDB takes 100 items in one; a row's capture is at most
-6 (the address it claims, the lead, the event, consent evidence and state, and the opt-out from
-all mail an opt-in lifts), and the group's receipt is one more."""
+5 (the lead, its event, consent evidence and state, and either the address a new lead claims or
+the opt-out from all mail an opt-in lifts from a lead that exists), and the group's receipt is
+one more."""
+RECEIPT_BYTES = 300_000
+"""What one receipt holds at most (its rows' records as JSON): DynamoDB refuses an item over
+400 KB, and a row that changes many long fields can take tens of KB (a cell holds up to 500
+characters, three bytes each in Japanese, and the record keeps what it wrote and what was there
+before). A group whose rows would pass it is written as several, each with its own receipt."""
 ATTEMPTS = 3
 
 
@@ -269,13 +275,14 @@ def _apply_group(
     options: ImportOptions,
     file_name: str,
     planned_against: Mapping[str, Lead | None],
-) -> list[AppliedRow]:
-    """A group of rows in one transaction with its receipt, on the leads the plan read. When any
-    of them met a change underneath it (a form created or changed the lead meanwhile) or an
-    earlier attempt applied some of them, nothing of the group was written: its rows go one at
-    a time, each read again and retried as it needs."""
+) -> None:
+    """A group of rows in one transaction with its receipt (or several, when their records would
+    not fit one receipt), on the leads the plan read. When any of them met a change underneath
+    it (a form created or changed the lead meanwhile) or an earlier attempt applied some of
+    them, nothing of that transaction was written: its rows go one at a time, each read again
+    and retried as it needs."""
     now = ports.clock.now()
-    writes, applied = [], []
+    built = []
     for row in rows:
         assert row.email is not None
         lead = planned_against.get(row.email)
@@ -287,14 +294,33 @@ def _apply_group(
             options=options,
             now=now,
         )
-        writes.append(write)
-        applied.append(done)
-    token = _group_token(record.import_id, rows[0].row)
-    try:
-        _store(ports).apply_rows(record.import_id, writes, applied, token)
-    except WriteConflict:
-        return [_apply_row(ports, row, record, options, file_name, planned_against) for row in rows]
-    return applied
+        built.append((row, write, done))
+    for part in _within_one_receipt(built):
+        token = _group_token(record.import_id, part[0][0].row)
+        try:
+            _store(ports).apply_rows(
+                record.import_id, [w for _, w, _ in part], [a for _, _, a in part], token
+            )
+        except WriteConflict:
+            for row, _, _ in part:
+                _apply_row(ports, row, record, options, file_name, planned_against)
+
+
+def _within_one_receipt[T](
+    built: Sequence[tuple[RowPlan, T, AppliedRow]],
+) -> Iterator[Sequence[tuple[RowPlan, T, AppliedRow]]]:
+    """The rows cut where their records would pass RECEIPT_BYTES (most groups: not at all)."""
+    part: list[tuple[RowPlan, T, AppliedRow]] = []
+    size = 0
+    for entry in built:
+        grows = entry[2].stored_bytes()
+        if part and size + grows > RECEIPT_BYTES:
+            yield part
+            part, size = [], 0
+        part.append(entry)
+        size += grows
+    if part:
+        yield part
 
 
 def _apply_row(

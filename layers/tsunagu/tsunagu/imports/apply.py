@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -94,6 +94,13 @@ class AppliedRow:
     before: dict[str, dict[str, str] | None] = field(default_factory=dict)
     """Field -> what it held before (None: nothing)."""
     consent: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def stored_bytes(self) -> int:
+        """Its size in a receipt (JSON, as UTF-8)."""
+        return len(json.dumps(self.as_json(), ensure_ascii=False).encode())
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,12 @@ from pynamodb.transactions import TransactWrite
 from tsunagu.imports.apply import AppliedRow, ImportProgress, ImportRecord
 from tsunagu.imports.saved import SavedMapping
 from tsunagu.leads.capture import CaptureWrite, WriteConflict
-from tsunagu.store.leads import add_capture, changed_underneath
+from tsunagu.store.leads import (
+    MAX_TRANSACTION_ITEMS,
+    add_capture,
+    capture_size,
+    changed_underneath,
+)
 from tsunagu.store.tables import Tables
 
 _LIST = "imports"
@@ -39,9 +44,10 @@ def _row_sk(row: int) -> str:
 
 
 _RECEIPTS_LOOKED_AT = 20
-"""How many receipts before a row ``get_row`` reads, newest first, to find the one holding it:
-more than a transaction's rows, so a row written alone after its group was refused is found
-as surely as one written in a group."""
+"""How many receipts at or before a row ``get_row`` reads, newest first, to find the one holding
+it. The nearest is that one whenever the row was applied (a group's receipt, keyed by its first
+row, is refused once any of its rows has a receipt of its own, and rows go in order); the rest
+are a margin, cheap in one Query."""
 
 
 class ImportRepository:
@@ -107,12 +113,14 @@ class ImportRepository:
         reads again. ``token`` (the ClientRequestToken) makes a retry after a lost answer
         succeed without writing again."""
         t, receipts = self._tables, self._receipts
+        if sum(capture_size(write) for write in writes) + 1 > MAX_TRANSACTION_ITEMS:
+            raise ValueError(f"more than {MAX_TRANSACTION_ITEMS} items in one transaction")
         kinds: list[str] = []
         deleted: list[str] = []
         receipt = receipts(
             _import_pk(import_id),
             _row_sk(applied[0].row),
-            rows=json.dumps([asdict(row) for row in applied], ensure_ascii=False),
+            rows=json.dumps([row.as_json() for row in applied], ensure_ascii=False),
         )
         try:
             with TransactWrite(connection=t.connection, client_request_token=token) as tx:
