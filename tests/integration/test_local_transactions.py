@@ -15,6 +15,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support.moto_tables import create_keyed_table
 from tsunagu_local.streams import (
     StreamReaders,
     as_lambda_json,
@@ -38,25 +39,8 @@ def dynamodb() -> Iterator[Any]:
 
     with mock_aws():
         client = boto3.client("dynamodb", region_name="ap-northeast-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        client.create_table(
-            TableName=LEDGER,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )
+        create_keyed_table(client, TABLE)
+        create_keyed_table(client, LEDGER, sort_key=True, stream=True)
         yield client
 
 

@@ -9,6 +9,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support.moto_tables import create_keyed_table
 from tsunagu_local.item_size import ITEM_SIZE_LIMIT, check_item_size_once
 
 TABLE = "item-size-test"
@@ -21,12 +22,7 @@ def dynamodb() -> Iterator[Any]:
     check_item_size_once()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="ap-northeast-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_keyed_table(client, TABLE)
         yield client
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.support.moto_tables import create_keyed_table
 from tsunagu_local.model_tracking import WeakInstances, track_models_weakly
 
 TABLE = "tracking-test"
@@ -22,13 +23,7 @@ def dynamodb() -> Iterator[Any]:
     track_models_weakly()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="ap-northeast-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )
+        create_keyed_table(client, TABLE, stream=True)
         yield client
 
 
