@@ -294,26 +294,32 @@ def _apply_group(
             options=options,
             now=now,
         )
-        built.append((row, write, done))
+        built.append(_BuiltRow(row, write, done))
     for part in _within_one_receipt(built):
-        token = _group_token(record.import_id, part[0][0].row)
+        token = _group_token(record.import_id, part[0].plan.row)
+        writes, applied = [b.write for b in part], [b.applied for b in part]
         try:
-            _store(ports).apply_rows(
-                record.import_id, [w for _, w, _ in part], [a for _, _, a in part], token
-            )
+            _store(ports).apply_rows(record.import_id, writes, applied, token)
         except WriteConflict:
-            for row, _, _ in part:
-                _apply_row(ports, row, record, options, file_name, planned_against)
+            for built_row in part:
+                _apply_row(ports, built_row.plan, record, options, file_name, planned_against)
 
 
-def _within_one_receipt[T](
-    built: Sequence[tuple[RowPlan, T, AppliedRow]],
-) -> Iterator[Sequence[tuple[RowPlan, T, AppliedRow]]]:
+@dataclass(frozen=True)
+class _BuiltRow:
+    """A row of the plan, the capture that writes it and the record its receipt keeps."""
+
+    plan: RowPlan
+    write: CaptureWrite
+    applied: AppliedRow
+
+
+def _within_one_receipt(built: Sequence[_BuiltRow]) -> Iterator[list[_BuiltRow]]:
     """The rows cut where their records would pass RECEIPT_BYTES (most groups: not at all)."""
-    part: list[tuple[RowPlan, T, AppliedRow]] = []
+    part: list[_BuiltRow] = []
     size = 0
     for entry in built:
-        grows = entry[2].stored_bytes()
+        grows = entry.applied.stored_bytes()
         if part and size + grows > RECEIPT_BYTES:
             yield part
             part, size = [], 0
