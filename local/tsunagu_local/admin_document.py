@@ -117,6 +117,10 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
         "description": "`utf-8` (with a BOM: Excel reads Japanese text; default) or `cp932` "
         "(Shift_JIS, for older Excel; a character it cannot hold becomes `?`).",
     },
+    "new": {
+        "schema": {"type": "string", "enum": ["true", "false"]},
+        "description": "`true`: create it; a template with this id is a 409, not replaced.",
+    },
     "replace": {
         "schema": {"type": "string", "enum": ["true", "false"]},
         "description": "`true` replaces an existing one; without it, an existing id is a 409.",

@@ -204,6 +204,55 @@ def test_a_marketer_edits_a_mail_and_sees_it_rendered_for_the_lead_as_she_types(
     assert invitation.split("\t")[1] == "v1", invitation
 
 
+def test_a_marketer_creates_a_mail_changes_it_and_rolls_it_back_from_its_history(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="templates")
+    page.get_by_role("button", name="New template").click()
+    form = page.get_by_role("form", name="New template")
+    form.get_by_label("Id", exact=True).fill("spring-offer")
+    form.get_by_label("Name").fill("Spring offer")
+    form.get_by_label("Subject").fill("春のご案内")
+    form.get_by_label("From (address)").fill("news@example.com")
+    form.get_by_role("button", name="Create").click()
+
+    # She lands in the new template's editor, and gives it a text version and a default
+    page.wait_for_url(re.compile("#/templates/spring-offer$"))
+    editor = page.get_by_role("form", name="Template")
+    editor.get_by_label("Subject").fill("{{ lead.name }} 様: 春のご案内")
+    editor.get_by_label("Values for fields a lead lacks").fill("name=ご担当者")
+    editor.get_by_label("Kind").select_option("transactional")
+    expect(page.locator("figure.preview figcaption")).to_contain_text("見本 花子 様: 春のご案内")
+    editor.get_by_role("button", name="Store as a new version").click()
+    expect(page.get_by_role("status")).to_have_text("Stored as version 2.")
+
+    # A second "new" template with the same id is refused, naming it
+    page.goto(f"{tsunagu.api_url}/console/#/templates")
+    page.get_by_role("button", name="New template").click()
+    form = page.get_by_role("form", name="New template")
+    form.get_by_label("Id", exact=True).fill("spring-offer")
+    form.get_by_label("Name").fill("Another")
+    form.get_by_label("Subject").fill("別件")
+    form.get_by_label("From (address)").fill("news@example.com")
+    form.get_by_role("button", name="Create").click()
+    expect(form.get_by_role("alert")).to_contain_text("spring-offer")
+
+    # From the history she opens version 1 and restores it as the newest
+    page.goto(f"{tsunagu.api_url}/console/#/templates/spring-offer")
+    history = page.get_by_role("region", name="Versions")
+    expect(history.locator("tbody tr")).to_have_count(2)
+    expect(history.locator("tbody tr").first).to_contain_text(MARKETER)
+    history.get_by_role("button", name="Open v1").click()
+    expect(page.get_by_role("note")).to_contain_text("Storing it makes it version 3")
+    assert accessibility_problems(page) == []
+    page.get_by_role("button", name="Restore version 1 as the newest").click()
+    expect(page.get_by_role("status")).to_have_text("Stored as version 3.")
+
+    listed = tsunagu.cli("templates", "versions", "spring-offer").stdout.splitlines()
+    assert [line.split("\t")[0] for line in listed] == ["v3", "v2", "v1"], listed
+    assert listed[0].split("\t")[2] == MARKETER and listed[0].endswith("\t春のご案内"), listed
+
+
 def test_a_marketer_builds_a_sign_up_form_and_a_person_signs_up_through_it(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:

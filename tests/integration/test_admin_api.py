@@ -311,6 +311,51 @@ def test_a_template_version_is_stored_previewed_for_a_lead_and_logged(stack: Set
     assert [e.type for e in events] == ["lead_imported"]
 
 
+def test_a_templates_history_lists_every_version_with_who_stored_it(stack: Settings) -> None:
+    path = "/admin/templates/seminar-invitation/versions"
+    call(stack, "POST", path, body=NEW_VERSION, role=Role.MARKETER, email="ito@example.com")
+    later = {**NEW_VERSION, "subject": "再送: セミナーのご案内"}
+    call(stack, "POST", path, body=later, role=Role.MARKETER, email="ueno@example.com")
+
+    status, history = call(stack, "GET", path, role=Role.VIEWER)
+
+    assert status == 200 and history["template_id"] == "seminar-invitation"
+    listed = [(v["version"], v["saved_by"], v["subject"]) for v in history["items"]]
+    assert listed[:2] == [
+        (3, "ueno@example.com", "再送: セミナーのご案内"),
+        (2, "ito@example.com", NEW_VERSION["subject"]),
+    ]
+    # The shipped first version was stored by no one in particular, and is still there
+    assert [v["version"] for v in history["items"]] == [3, 2, 1]
+    assert history["items"][2]["saved_by"] is None
+    assert all(v["created_at"].endswith("Z") for v in history["items"])
+    missing, body = call(stack, "GET", "/admin/templates/no-such-mail/versions")
+    assert missing == 404 and "no-such-mail" in body["message"]
+
+
+def test_creating_a_template_never_turns_an_existing_one_into_its_next_version(
+    stack: Settings,
+) -> None:
+    path = "/admin/templates/{}/versions"
+    created, body = call(
+        stack, "POST", path.format("spring-offer"), body=NEW_VERSION, query={"new": "true"}
+    )
+    assert (created, body["version"]) == (201, 1)
+
+    # A second "new" template with an id already taken is refused, and stores nothing
+    taken, body = call(
+        stack, "POST", path.format("seminar-invitation"), body=NEW_VERSION, query={"new": "true"}
+    )
+    assert taken == 409 and "seminar-invitation" in body["message"], body
+    _, latest = call(stack, "GET", "/admin/templates/seminar-invitation")
+    assert latest["version"] == 1
+    assert not [e for e in audit_entries(stack) if e.target == "template:seminar-invitation"]
+    unclear, body = call(
+        stack, "POST", path.format("another"), body=NEW_VERSION, query={"new": "yes"}
+    )
+    assert unclear == 422 and "new" in json.dumps(body)
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [

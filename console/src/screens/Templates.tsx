@@ -19,7 +19,42 @@ interface MailTemplate {
   from_name: string | null;
   reply_to: string | null;
   sender_is_owner: boolean;
+  defaults: Record<string, string>;
   created_at?: string | null;
+}
+
+interface TemplateVersion {
+  version: number;
+  created_at: string;
+  saved_by: string | null;
+  name: string;
+  subject: string;
+}
+
+/** What a new template starts from: the lead's name, a line to write, and nothing to undo. */
+const STARTER_HTML = "<p>{{ lead.name }} 様</p>\n<p></p>";
+const KINDS = ["marketing", "transactional"] as const;
+
+/** The fields a template has beyond what is stored about it (its id, version and date). */
+function editable(template: MailTemplate) {
+  const { version: _version, created_at: _created, ...draft } = template;
+  return draft;
+}
+
+/** ``name=value`` lines, as the defaults are edited, and back. */
+function defaultsText(defaults: Record<string, string>): string {
+  return Object.entries(defaults)
+    .map(([name, value]) => `${name}=${value}`)
+    .join("\n");
+}
+
+function defaultsOf(text: string): Record<string, string> {
+  const found: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const at = line.indexOf("=");
+    if (at > 0) found[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+  }
+  return found;
 }
 
 interface Preview {
@@ -39,17 +74,30 @@ export default function Templates() {
 
 function TemplateList() {
   const { t } = useTranslation();
+  const may = useMay();
   const [templates, setTemplates] = useState<MailTemplate[]>([]);
   const [problem, setProblem] = useState<string | null>(null);
+  const [creating, setCreating] = useState(false);
   useEffect(() => {
     api<{ items: MailTemplate[] }>("GET", "/admin/templates", { query: { limit: 200 } })
       .then((page) => setTemplates(page.items))
       .catch((error) => setProblem(describeError(error)));
   }, []);
+  const topics = [...new Set(templates.map((template) => template.topic))].sort();
   return (
     <section>
       <h1>{t("mail.title")}</h1>
       {problem && <p role="alert" className="problem">{problem}</p>}
+      {may("templates.save") &&
+        (creating ? (
+          <NewTemplate topics={topics} onCancel={() => setCreating(false)} />
+        ) : (
+          <p>
+            <button type="button" onClick={() => setCreating(true)}>
+              {t("mail.new")}
+            </button>
+          </p>
+        ))}
       <table className="list">
         <thead>
           <tr>
@@ -78,11 +126,126 @@ function TemplateList() {
   );
 }
 
+function NewTemplate({ topics, onCancel }: { topics: string[]; onCancel: () => void }) {
+  const { t } = useTranslation();
+  const navigate = useNavigate();
+  const [draft, setDraft] = useState({
+    template_id: "",
+    name: "",
+    subject: "",
+    from_address: "",
+    kind: "marketing",
+    topic: "marketing",
+  });
+  const [problem, setProblem] = useState<string | null>(null);
+  const set = (name: keyof typeof draft) => (event: { target: { value: string } }) =>
+    setDraft({ ...draft, [name]: event.target.value });
+
+  async function create(event: FormEvent) {
+    event.preventDefault();
+    setProblem(null);
+    const { template_id: id, ...rest } = draft;
+    try {
+      await api("POST", `/admin/templates/${encodeURIComponent(id.trim())}/versions`, {
+        query: { new: "true" },
+        body: { ...rest, html: STARTER_HTML },
+      });
+      navigate(`/templates/${id.trim()}`);
+    } catch (error) {
+      setProblem(describeError(error));
+    }
+  }
+
+  return (
+    <form className="new-template" aria-label={t("mail.new")} onSubmit={(event) => void create(event)}>
+      <h2>{t("mail.new")}</h2>
+      <label>
+        {t("mail.id")}
+        <input
+          required
+          pattern="[a-z0-9][a-z0-9\-]{0,62}"
+          value={draft.template_id}
+          onChange={set("template_id")}
+          aria-describedby="new-template-id"
+        />
+      </label>
+      <p className="note" id="new-template-id">{t("mail.id_explained")}</p>
+      <label>
+        {t("mail.name")}
+        <input required value={draft.name} onChange={set("name")} />
+      </label>
+      <label>
+        {t("mail.subject")}
+        <input required value={draft.subject} onChange={set("subject")} />
+      </label>
+      <label>
+        {t("mail.from_address")}
+        <input required type="email" value={draft.from_address} onChange={set("from_address")} />
+      </label>
+      <KindAndTopic
+        kind={draft.kind}
+        topic={draft.topic}
+        topics={topics}
+        onKind={set("kind")}
+        onTopic={set("topic")}
+      />
+      {problem && <p role="alert" className="problem">{problem}</p>}
+      <button type="submit">{t("mail.create")}</button>{" "}
+      <button type="button" onClick={onCancel}>{t("common.cancel")}</button>
+    </form>
+  );
+}
+
+/** Marketing mail needs the lead's consent to its topic; transactional mail (a confirmation)
+ * needs none, but never goes to a suppressed address. */
+function KindAndTopic(props: {
+  kind: string;
+  topic: string;
+  topics: string[];
+  readOnly?: boolean;
+  onKind: (event: { target: { value: string } }) => void;
+  onTopic: (event: { target: { value: string } }) => void;
+}) {
+  const { t } = useTranslation();
+  return (
+    <>
+      <label>
+        {t("mail.kind")}
+        <select value={props.kind} disabled={props.readOnly} onChange={props.onKind}>
+          {KINDS.map((kind) => (
+            <option key={kind} value={kind}>
+              {t(`mail.kinds.${kind}`)}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        {t("mail.topic")}
+        <input
+          list="template-topics"
+          required
+          value={props.topic}
+          readOnly={props.readOnly}
+          onChange={props.onTopic}
+        />
+      </label>
+      <datalist id="template-topics">
+        {props.topics.map((topic) => (
+          <option key={topic} value={topic} />
+        ))}
+      </datalist>
+      <p className="note">{t("mail.kind_explained")}</p>
+    </>
+  );
+}
+
 function TemplateEditor({ templateId }: { templateId: string }) {
   const { t } = useTranslation();
   const may = useMay();
   const navigate = useNavigate();
   const [template, setTemplate] = useState<MailTemplate | null>(null);
+  const [defaults, setDefaults] = useState("");
+  const [history, setHistory] = useState<TemplateVersion[]>([]);
   const [lead, setLead] = useState("");
   const [preview, setPreview] = useState<Preview | null>(null);
   const [previewProblem, setPreviewProblem] = useState<string | null>(null);
@@ -90,9 +253,18 @@ function TemplateEditor({ templateId }: { templateId: string }) {
   const [message, setMessage] = useState<string | null>(null);
   const path = `/admin/templates/${encodeURIComponent(templateId)}`;
 
-  const load = useCallback(async () => {
-    setTemplate(await api<MailTemplate>("GET", path));
-  }, [path]);
+  const load = useCallback(
+    async (version?: number) => {
+      const [shown, versions] = await Promise.all([
+        api<MailTemplate>("GET", path, { query: version === undefined ? {} : { version } }),
+        api<{ items: TemplateVersion[] }>("GET", `${path}/versions`),
+      ]);
+      setTemplate(shown);
+      setDefaults(defaultsText(shown.defaults));
+      setHistory(versions.items);
+    },
+    [path],
+  );
 
   useEffect(() => {
     void load().catch((error) => setMessage(describeError(error)));
@@ -103,7 +275,7 @@ function TemplateEditor({ templateId }: { templateId: string }) {
   const asked = useRef(0);
   useEffect(() => {
     if (template === null) return;
-    const { version: _version, created_at: _created, ...draft } = template;
+    const draft = { ...editable(template), defaults: defaultsOf(defaults) };
     const address = lead.trim();
     const forLead = /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(address) ? address : undefined;
     const timer = window.setTimeout(() => {
@@ -117,16 +289,24 @@ function TemplateEditor({ templateId }: { templateId: string }) {
         .catch((error) => mine === asked.current && setPreviewProblem(describeError(error)));
     }, PREVIEW_AFTER_MS);
     return () => window.clearTimeout(timer);
-  }, [template, lead, path]);
+  }, [template, defaults, lead, path]);
 
   async function save(event: FormEvent) {
     event.preventDefault();
     if (template === null) return;
     setMessage(null);
-    const { version: _version, created_at: _created, ...body } = template;
+    // Empty optional fields are unset, not "": the text is then made from the HTML, and a
+    // blank reply-to is no address.
+    const body = {
+      ...editable(template),
+      text: template.text || null,
+      from_name: template.from_name || null,
+      reply_to: template.reply_to || null,
+      defaults: defaultsOf(defaults),
+    };
     try {
       const stored = await api<MailTemplate>("POST", `${path}/versions`, { body });
-      setTemplate(stored);
+      await load();
       setMessage(t("mail.stored", { version: stored.version }));
     } catch (error) {
       setMessage(describeError(error));
@@ -146,10 +326,29 @@ function TemplateEditor({ templateId }: { templateId: string }) {
     }
   }
 
+  function open(version: number) {
+    setMessage(null);
+    void load(version).catch((error) => setMessage(describeError(error)));
+  }
+
   if (template === null) return <p className="loading">{t("common.loading")}</p>;
-  const editable = may("templates.save");
+  const mayEdit = may("templates.save");
+  const latest = history.length > 0 ? history[0].version : template.version;
+  const older = template.version < latest;
   const set = (name: keyof MailTemplate) => (event: { target: { value: string } }) =>
     setTemplate({ ...template, [name]: event.target.value });
+  const text = (name: "name" | "subject" | "from_address" | "from_name" | "reply_to", type = "text") => (
+    <label>
+      {t(`mail.${name}`)}
+      <input
+        type={type}
+        value={template[name] ?? ""}
+        readOnly={!mayEdit}
+        required={name === "name" || name === "subject" || name === "from_address"}
+        onChange={set(name)}
+      />
+    </label>
+  );
 
   return (
     <section className="template-editor">
@@ -161,31 +360,72 @@ function TemplateEditor({ templateId }: { templateId: string }) {
       <h1>
         {template.name} <small>v{template.version} {when(template.created_at)}</small>
       </h1>
+      {older && (
+        <p className="note" role="note">
+          {t("mail.older", { version: template.version, latest, next: latest + 1 })}
+        </p>
+      )}
       <div className="split">
-        <form onSubmit={(event) => void save(event)}>
-          <label>
-            {t("mail.name")}
-            <input value={template.name} readOnly={!editable} onChange={set("name")} />
+        <form aria-label={t("mail.editor")} onSubmit={(event) => void save(event)}>
+          {text("name")}
+          {text("subject")}
+          {text("from_address", "email")}
+          {text("from_name")}
+          {text("reply_to", "email")}
+          <label className="check">
+            <input
+              type="checkbox"
+              checked={template.sender_is_owner}
+              disabled={!mayEdit}
+              onChange={(event) => setTemplate({ ...template, sender_is_owner: event.target.checked })}
+            />{" "}
+            {t("mail.sender_is_owner")}
           </label>
-          <label>
-            {t("mail.subject")}
-            <input value={template.subject} readOnly={!editable} onChange={set("subject")} />
-          </label>
-          <label>
-            {t("mail.from")}
-            <input value={template.from_address} readOnly={!editable} onChange={set("from_address")} />
-          </label>
+          <KindAndTopic
+            kind={template.kind}
+            topic={template.topic}
+            topics={[template.topic]}
+            readOnly={!mayEdit}
+            onKind={set("kind")}
+            onTopic={set("topic")}
+          />
           <label>
             {t("mail.html")}
             <textarea
               rows={16}
               spellCheck={false}
               value={template.html}
-              readOnly={!editable}
+              readOnly={!mayEdit}
               onChange={set("html")}
             />
           </label>
-          {editable && <button type="submit">{t("mail.store")}</button>}
+          <label>
+            {t("mail.text")}
+            <textarea
+              rows={6}
+              value={template.text ?? ""}
+              placeholder={t("mail.text_from_html")}
+              readOnly={!mayEdit}
+              onChange={set("text")}
+            />
+          </label>
+          <label>
+            {t("mail.defaults")}
+            <textarea
+              rows={3}
+              spellCheck={false}
+              value={defaults}
+              placeholder="name=ご担当者"
+              readOnly={!mayEdit}
+              onChange={(event) => setDefaults(event.target.value)}
+            />
+          </label>
+          <p className="note">{t("mail.defaults_explained")}</p>
+          {mayEdit && (
+            <button type="submit">
+              {older ? t("mail.restore", { version: template.version }) : t("mail.store")}
+            </button>
+          )}
         </form>
         <div>
           <label>
@@ -217,9 +457,49 @@ function TemplateEditor({ templateId }: { templateId: string }) {
               <p className="note">{t("mail.test_explained")}</p>
             </form>
           )}
+          <Versions history={history} shown={template.version} onOpen={open} />
         </div>
       </div>
       {message && <p role="status">{message}</p>}
+    </section>
+  );
+}
+
+/** Every stored version, newest first: when, by whom, its subject; any of them can be opened
+ * in the editor (and stored again as the newest: a roll-back that keeps the history). */
+function Versions(props: { history: TemplateVersion[]; shown: number; onOpen: (version: number) => void }) {
+  const { t } = useTranslation();
+  return (
+    <section className="versions" aria-labelledby="template-versions">
+      <h2 id="template-versions">{t("mail.versions")}</h2>
+      <table className="list">
+        <thead>
+          <tr>
+            <th scope="col">{t("mail.version")}</th>
+            <th scope="col">{t("mail.stored_at")}</th>
+            <th scope="col">{t("mail.stored_by")}</th>
+            <th scope="col">{t("mail.subject")}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {props.history.map((version) => (
+            <tr key={version.version} aria-current={version.version === props.shown ? "true" : undefined}>
+              <td className="number">
+                {version.version === props.shown ? (
+                  <strong>v{version.version}</strong>
+                ) : (
+                  <button type="button" className="link" onClick={() => props.onOpen(version.version)}>
+                    {t("mail.open_version", { version: version.version })}
+                  </button>
+                )}
+              </td>
+              <td>{when(version.created_at)}</td>
+              <td>{version.saved_by ?? t("mail.shipped")}</td>
+              <td>{version.subject}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
     </section>
   );
 }

@@ -316,6 +316,18 @@ def templates_list(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def templates_versions(settings: Settings, args: argparse.Namespace) -> int:
+    """A template's history, the newest version first."""
+    from tsunagu.commands import mail
+
+    for version in mail.versions(
+        services.mail_commands(settings), services.operator(settings), args.template
+    ):
+        by = version.saved_by or "-"
+        print(f"v{version.version}\t{version.created_at}\t{by}\t{version.subject}")
+    return 0
+
+
 def templates_preview(settings: Settings, args: argparse.Namespace) -> int:
     """The template as a lead would receive it now (links inert); nothing is sent."""
     from tsunagu.commands import mail
@@ -658,6 +670,11 @@ def _parser() -> argparse.ArgumentParser:
     template_commands.add_parser("list", help="latest version of each").set_defaults(
         run=templates_list
     )
+    versions = template_commands.add_parser(
+        "versions", help="a template's history: each version, when and by whom it was stored"
+    )
+    versions.add_argument("template")
+    versions.set_defaults(run=templates_versions)
     preview = template_commands.add_parser(
         "preview", help="a template as a lead would receive it (links inert, nothing sent)"
     )

@@ -15,7 +15,7 @@ import binascii
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from ipaddress import ip_address
 from typing import Annotated, Any, Literal, Self
@@ -1127,8 +1127,10 @@ def template_show(call: AdminCall) -> Any:
 
 
 def template_save(call: AdminCall) -> Any:
-    """Store the template as its next version (stored versions never change)."""
+    """Store the template as its next version (stored versions never change); ``?new=true``
+    creates it, and a template with its id is a 409 rather than replaced."""
     key = call.params["template"]
+    new = call.flag("new")
     body = call.json()
     if body.get("template_id", key) != key:
         raise ValidationFailed([FieldError("template_id", f"must be {key!r}, as in the path")])
@@ -1136,8 +1138,18 @@ def template_save(call: AdminCall) -> Any:
         template = strictly(MailTemplate, {**body, "template_id": key, "version": 0})
     except ValidationError as error:
         raise validation_failed(error, "(body)") from None
-    stored = mail.save_template(services.mail_commands(call.settings), call.actor, template)
+    stored = mail.save_template(
+        services.mail_commands(call.settings), call.actor, template, new=new
+    )
     return 201, stored.model_dump(mode="json")
+
+
+def template_versions(call: AdminCall) -> Any:
+    """The template's history: every stored version, the newest first, with when and by whom
+    it was stored."""
+    key = call.params["template"]
+    found = mail.versions(services.mail_commands(call.settings), call.actor, key)
+    return {"template_id": key, "items": [asdict(version) for version in found]}
 
 
 def template_preview(call: AdminCall) -> Any:
@@ -1572,11 +1584,18 @@ ROUTES: tuple[AdminRoute, ...] = (
         "GET", "/admin/templates/{template}", "templates.list", template_show, query=("version",)
     ),
     AdminRoute(
+        "GET",
+        "/admin/templates/{template}/versions",
+        "templates.list",
+        template_versions,
+    ),
+    AdminRoute(
         "POST",
         "/admin/templates/{template}/versions",
         "templates.save",
         template_save,
         MailTemplate,
+        query=("new",),
     ),
     AdminRoute(
         "GET",

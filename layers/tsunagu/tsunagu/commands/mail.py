@@ -14,7 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from tsunagu.clock import Clock, isoformat
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
-from tsunagu.errors import FieldError, NotFound, UpstreamRefused, ValidationFailed
+from tsunagu.errors import (
+    AlreadyExists,
+    FieldError,
+    NotFound,
+    UpstreamRefused,
+    ValidationFailed,
+)
 from tsunagu.leads.email import InvalidEmail, normalise_email
 from tsunagu.leads.lookup import LeadFinder, lead_by_email
 from tsunagu.mail.consent import allowed_outside_production
@@ -28,7 +34,7 @@ from tsunagu.mail.send import (
     owner_context,
     sender_for,
 )
-from tsunagu.mail.templates import MailTemplate
+from tsunagu.mail.templates import MailTemplate, TemplateVersion
 
 PREVIEW_LINKS = "https://preview.invalid"
 """Where a preview's links point (RFC 2606's reserved .invalid: never anyone's host)."""
@@ -41,9 +47,13 @@ PREVIEW_URLS = TrackingUrls(
 
 
 class Templates(Protocol):
-    def save_template(self, template: MailTemplate, clock: Clock) -> MailTemplate: ...
+    def save_template(
+        self, template: MailTemplate, clock: Clock, saved_by: str | None = None
+    ) -> MailTemplate: ...
 
     def template(self, template_id: str, version: int | None) -> MailTemplate | None: ...
+
+    def template_versions(self, template_id: str) -> list[TemplateVersion]: ...
 
     def templates(self) -> list[MailTemplate]: ...
 
@@ -85,9 +95,13 @@ class Preview:
     """The lead's owner, as the merge tags saw them (a sender may be the owner)."""
 
 
-def save_template(ports: MailCommands, actor: Actor, template: MailTemplate) -> MailTemplate:
+def save_template(
+    ports: MailCommands, actor: Actor, template: MailTemplate, *, new: bool = False
+) -> MailTemplate:
     """Store ``template`` as its next version (the version it carries is ignored). A template
-    that does not render (syntax, or a reach outside the sandbox) is refused, field by field."""
+    that does not render (syntax, or a reach outside the sandbox) is refused, field by field.
+    ``new``: the template is being created, so an existing one with its id is not replaced
+    (AlreadyExists) - a second "new" template must not become the first one's next version."""
     key = template.template_id
     with recorded(ports.audit, ports.clock, actor, "templates.save", f"template:{key}") as log:
         try:
@@ -95,7 +109,9 @@ def save_template(ports: MailCommands, actor: Actor, template: MailTemplate) -> 
         except RenderError as error:
             raise ValidationFailed([FieldError("template", f"does not render: {error}")]) from None
         previous = ports.templates.template(key, None)
-        stored = ports.templates.save_template(template, ports.clock)
+        if new and previous is not None:
+            raise AlreadyExists(f"a template {key!r} exists (version {previous.version})")
+        stored = ports.templates.save_template(template, ports.clock, actor.email or actor.user_id)
         before = previous.model_dump(mode="json") if previous is not None else {}
         log.changed(before, stored.model_dump(mode="json"))
         log.detail = f"version {stored.version}"
@@ -116,6 +132,15 @@ def show(
     if found is None:
         which = f" version {version}" if version is not None else ""
         raise NotFound(f"no template {template_id!r}{which}")
+    return found
+
+
+def versions(ports: MailCommands, actor: Actor, template_id: str) -> list[TemplateVersion]:
+    """The template's history: every stored version, the newest first."""
+    allowed(ports.audit, ports.clock, actor, "templates.list", f"template:{template_id}")
+    found = ports.templates.template_versions(template_id)
+    if not found:
+        raise NotFound(f"no template {template_id!r}")
     return found
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -36,3 +37,17 @@ class MailTemplate(BaseModel):
     """Values for fields a lead lacks, by name: ``{"name": "ご担当者"}``."""
 
     _address = field_validator("from_address", "reply_to")(normalised_or_none)
+
+
+@dataclass(frozen=True)
+class TemplateVersion:
+    """One stored version of a template, as its history lists it: when, by whom, and enough of
+    it to tell the versions apart."""
+
+    version: int
+    created_at: str
+    saved_by: str | None
+    """Who stored it (an e-mail, or the operator's identity); None for versions stored before
+    this was kept, and for the templates Tsunagu ships."""
+    name: str
+    subject: str

@@ -18,7 +18,7 @@ from tsunagu.errors import ConcurrentUpdate
 from tsunagu.leads.model import ConsentEvidence, LeadEvent
 from tsunagu.mail.consent import Recipient, SuppressionEntry
 from tsunagu.mail.exclusions import Exclusion, ExclusionList
-from tsunagu.mail.templates import MailTemplate
+from tsunagu.mail.templates import MailTemplate, TemplateVersion
 from tsunagu.store.converters import (
     consent_items,
     event_to_item,
@@ -52,7 +52,9 @@ class MailRepository(LeadRepository):
     """Templates, sends, consent changes and suppression - on top of the lead look-ups."""
 
     # ------------------------------------------------------------ templates
-    def save_template(self, template: MailTemplate, clock: Clock) -> MailTemplate:
+    def save_template(
+        self, template: MailTemplate, clock: Clock, saved_by: str | None = None
+    ) -> MailTemplate:
         """Store as a new version (versions never change once stored)."""
         model = self._tables.templates
         for _attempt in range(3):
@@ -66,6 +68,7 @@ class MailRepository(LeadRepository):
                     stored.version,
                     definition=stored.model_dump(mode="json"),
                     created_at=isoformat(clock.now()),
+                    saved_by=saved_by,
                 ).save(condition=model.version.does_not_exist())
             except PutError:
                 continue  # someone stored the same version meanwhile: take the next one
@@ -93,6 +96,19 @@ class MailRepository(LeadRepository):
         if version is None:
             _latest[(table, template_id)] = (time.monotonic(), template)
         return template
+
+    def template_versions(self, template_id: str) -> list[TemplateVersion]:
+        """Every stored version of the template, the newest first."""
+        return [
+            TemplateVersion(
+                version=int(item.version),
+                created_at=item.created_at,
+                saved_by=item.saved_by,
+                name=item.definition.get("name", ""),
+                subject=item.definition.get("subject", ""),
+            )
+            for item in self._tables.templates.query(template_id, scan_index_forward=False)
+        ]
 
     def templates(self) -> list[MailTemplate]:
         """The latest version of every template."""

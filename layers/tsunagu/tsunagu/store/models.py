@@ -203,6 +203,7 @@ class MailTemplateItem(Model):
     version = NumberAttribute(range_key=True)
     definition = JSONAttribute()
     created_at = UnicodeAttribute()
+    saved_by = UnicodeAttribute(null=True)
 
 
 class ImportReceiptItem(Model):
