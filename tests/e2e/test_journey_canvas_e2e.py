@@ -223,3 +223,56 @@ def test_a_marketer_sets_a_wait_and_a_wait_for_in_forms_not_json(
     assert nodes["click_or_attend"]["within_seconds"] == 5 * 86_400
     rule = nodes["next_business_morning"]["rule"]
     assert (rule["kind"], rule["at"]) == ("next_business_day", "09:30"), rule
+
+
+def test_a_marketer_builds_an_ab_test_with_a_control_group_in_forms(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    page = console_page(chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), at="journeys/new")
+    page.get_by_label("Journey id").fill("subject_line_test")
+    page.get_by_label("Name").first.fill("Subject-line test")
+    panel = page.locator(".panel")
+
+    # A control group first, then a split between two mails, all from the palette
+    page.get_by_role("button", name="+ Holdout").click()
+    expect(node(page, "holdout_3")).to_be_visible()
+    panel.get_by_label("Share of leads kept out (%)").fill("20")
+    panel.get_by_role("button", name="Make this the start").click()
+    page.get_by_role("button", name="+ Split").click()
+    page.get_by_role("button", name="+ Send").click()
+    panel.get_by_label("Mail template").fill("welcome-customer-stories")
+    drag_edge(page, "holdout_3", "split_4")
+    drag_edge(page, "split_4", "first_mail")
+    drag_edge(page, "split_4", "send_5")
+    drag_edge(page, "send_5", "done")
+
+    # The split's paths are named and shared out in its form; a total other than 100 is said
+    node(page, "split_4").click()
+    panel.get_by_label("Path 2: its name").fill("stories")
+    panel.get_by_label("Share of path_1 (%)").fill("70")
+    expect(panel.get_by_role("alert")).to_have_text("The shares add up to 120 of 100.")
+    panel.get_by_label("Share of stories (%)").fill("30")
+    expect(panel).to_contain_text("The shares add up to 100 of 100.")
+    assert accessibility_problems(page) == []
+
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("it can be published")
+    page.get_by_role("button", name="Dry run").click()
+    expect(page.get_by_test_id("run-holdout_3")).to_contain_text("200 leads")
+
+    stored = page.evaluate(
+        """async () => {
+            const token = JSON.parse(sessionStorage.getItem("tsunagu.session")).idToken;
+            const answer = await fetch("/admin/journeys/subject_line_test/graph",
+                                       {headers: {authorization: `Bearer ${token}`}});
+            return await answer.json();
+        }"""
+    )
+    definition = stored["definition"]
+    nodes = {n["id"]: n for n in definition["nodes"]}
+    assert definition["start"] == "holdout_3"
+    assert (nodes["holdout_3"]["percent"], nodes["holdout_3"]["next"]) == (20, "split_4")
+    assert [(p["outcome"], p["percent"], p["next"]) for p in nodes["split_4"]["paths"]] == [
+        ("path_1", 70, "first_mail"),
+        ("stories", 30, "send_5"),
+    ]

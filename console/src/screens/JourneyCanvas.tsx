@@ -90,6 +90,10 @@ const NEW_NODE: Record<string, (id: string) => JourneyNode> = {
   }),
   branch: (id) => ({ id, kind: "branch", label: `branch ${id}`, cases: [] }),
   update_lead: (id) => ({ id, kind: "update_lead", label: `update ${id}`, add_tags: [] }),
+  split: (id) => ({ id, kind: "split", label: `test ${id}`, paths: [] }),
+  holdout: (id) => ({ id, kind: "holdout", label: `control group ${id}`, percent: 10 }),
+  notify_owner: (id) => ({ id, kind: "notify_owner", label: `tell the owner ${id}`, message: "" }),
+  webhook: (id) => ({ id, kind: "webhook", label: `tell the CRM ${id}`, event: "lead.journey_step" }),
   end: (id) => ({ id, kind: "end", label: "the end" }),
 };
 

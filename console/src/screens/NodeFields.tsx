@@ -1,12 +1,15 @@
-// The chosen node's settings as forms, per kind: which mail a send sends, when a wait lets the
-// lead go on (in business time), what a wait-for listens for and for how long, what an update
-// sets on the lead, what the owner is told, each case's condition of a branch (the saved
-// segments offered as in_segment=<name>). What has no form here (a split's shares, a webhook)
-// stays in the node's JSON under "Every field".
+// The chosen node's settings as forms, per kind: which mail a send sends (and its result slot
+// and deadline), when a wait lets the lead go on (in business time) and how its steps are
+// named, what a wait-for listens for and for how long, what an update sets on the lead, what
+// the owner is told, each case of a branch (its name and condition; the saved segments offered
+// as in_segment=<name>), each path's share of a split, a holdout's share and a webhook's event.
+// Edges (exits, next, default, timed-out) are drawn on the canvas, not typed. Every field is
+// also in the node's JSON under "Every field".
 import { useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 
 import { api, type Page } from "../api";
+import { pairsOf, pairsText } from "../pairs";
 
 export type JourneyNode = { id: string; kind: string; label: string; [field: string]: unknown };
 
@@ -23,6 +26,11 @@ interface Exit {
 interface Case {
   outcome: string;
   when: string;
+  next: string;
+}
+interface SplitPath {
+  outcome: string;
+  percent: number;
   next: string;
 }
 
@@ -82,9 +90,32 @@ export function NodeFields({
   };
   const disabled = !editable;
 
+  const optionalText = (field: string, label: string, help?: string, pattern?: string) => (
+    <>
+      <label>
+        {label}
+        <input value={String(node[field] ?? "")} pattern={pattern} readOnly={disabled}
+          onChange={(event) => set(field, event.target.value)} />
+      </label>
+      {help && <p className="note">{help}</p>}
+    </>
+  );
+  // An outcome names the edge it is taken on: renaming one renames that edge, never moves it
+  const renamed = <T extends { outcome: string }>(items: T[], index: number, outcome: string) =>
+    items.map((item, at) => (at === index ? { ...item, outcome } : item));
+
   switch (node.kind) {
     case "send":
-      return <TemplateChoice value={String(node.template ?? "")} disabled={disabled} onChange={(v) => set("template", v)} />;
+      return (
+        <>
+          <TemplateChoice value={String(node.template ?? "")} disabled={disabled} onChange={(v) => set("template", v)} />
+          <details>
+            <summary>{t("node.send_more")}</summary>
+            {optionalText("result", t("node.result"), t("node.result_help"), "[a-z][a-z0-9_]*")}
+            {optionalText("deadline_input_field", t("node.deadline"), t("node.deadline_help"), "[a-z][a-z0-9_]*")}
+          </details>
+        </>
+      );
     case "wait": {
       const rule = (node.rule ?? { kind: "next_business_day", at: "10:00" }) as Record<string, unknown>;
       const setRule = (field: string, value: unknown) => {
@@ -139,6 +170,8 @@ export function NodeFields({
             </label>
           )}
           <p className="note">{t("node.business_time")}</p>
+          {optionalText("schedule_label", t("node.schedule_label"))}
+          {optionalText("wait_label", t("node.wait_label"), t("node.step_labels_help"))}
         </fieldset>
       );
     }
@@ -220,6 +253,7 @@ export function NodeFields({
             </button>
           )}
           <p className="note">{t("node.exits_by_edges")}</p>
+          {optionalText("question", t("node.question"), t("node.question_help"))}
         </fieldset>
       );
     }
@@ -246,6 +280,15 @@ export function NodeFields({
             {t("node.remove_tags")}
             <TagInput value={(node.remove_tags as string[] | undefined) ?? []} onChange={(v) => set("remove_tags", v.length ? v : undefined)} />
           </label>
+          <label>
+            {t("node.fields")}
+            <PairsInput
+              value={(node.fields as Record<string, string> | undefined) ?? {}}
+              readOnly={disabled}
+              onChange={(v) => set("fields", Object.keys(v).length ? v : undefined)}
+            />
+          </label>
+          <p className="note">{t("node.fields_help")}</p>
         </fieldset>
       );
     case "branch": {
@@ -257,17 +300,69 @@ export function NodeFields({
           <legend>{t("node.cases")}</legend>
           {cases.length === 0 && <p className="note">{t("node.cases_by_edges")}</p>}
           {cases.map((one, index) => (
-            <label key={index}>
-              {t("node.case_when", { outcome: one.outcome })}
-              <input list="segment-conditions" maxLength={500} value={one.when}
-                onChange={(event) => setWhen(index, event.target.value)} />
-            </label>
+            <div key={index} className="card">
+              <label>
+                {t("node.case_name", { number: index + 1 })}
+                <input value={one.outcome} pattern="[a-z][a-z0-9_]*"
+                  onChange={(event) => set("cases", renamed(cases, index, event.target.value))} />
+              </label>
+              <label>
+                {t("node.case_when", { outcome: one.outcome })}
+                <input list="segment-conditions" maxLength={500} value={one.when}
+                  onChange={(event) => setWhen(index, event.target.value)} />
+              </label>
+            </div>
           ))}
           {cases.length > 0 && <p className="detail">{t("node.case_help")}</p>}
           <SegmentConditions />
         </fieldset>
       );
     }
+    case "split": {
+      const paths = Array.isArray(node.paths) ? (node.paths as SplitPath[]) : [];
+      const total = paths.reduce((sum, path) => sum + (Number(path.percent) || 0), 0);
+      const setShare = (index: number, percent: number) =>
+        set("paths", paths.map((path, at) => (at === index ? { ...path, percent } : path)));
+      return (
+        <fieldset className="node-fields" disabled={disabled}>
+          <legend>{t("node.paths")}</legend>
+          {paths.length < 2 && <p className="note">{t("node.paths_by_edges")}</p>}
+          {paths.map((path, index) => (
+            <div key={index} className="card">
+              <label>
+                {t("node.path_name", { number: index + 1 })}
+                <input value={path.outcome} pattern="[a-z][a-z0-9_]*"
+                  onChange={(event) => set("paths", renamed(paths, index, event.target.value))} />
+              </label>
+              <label>
+                {t("node.path_share", { outcome: path.outcome })}
+                <input type="number" min={1} max={99} value={path.percent}
+                  onChange={(event) => setShare(index, Number(event.target.value))} />
+              </label>
+            </div>
+          ))}
+          {paths.length > 0 && (
+            <p className={total === 100 ? "note" : "problem"} role={total === 100 ? undefined : "alert"}>
+              {t("node.paths_total", { total })}
+            </p>
+          )}
+        </fieldset>
+      );
+    }
+    case "holdout":
+      return (
+        <fieldset className="node-fields" disabled={disabled}>
+          <legend>{t("node.holdout")}</legend>
+          <label>
+            {t("node.holdout_percent")}
+            <input type="number" min={1} max={50} value={Number(node.percent ?? 10)}
+              onChange={(event) => set("percent", Number(event.target.value))} />
+          </label>
+          <p className="note">{t("node.holdout_help")}</p>
+        </fieldset>
+      );
+    case "webhook":
+      return optionalText("event", t("node.webhook_event"), t("node.webhook_help"), "[a-z][a-z0-9_.]*");
     case "notify_owner":
       return (
         <label>
@@ -279,6 +374,21 @@ export function NodeFields({
     default:
       return null;
   }
+}
+
+/** ``name=value`` a line (an update's fields); kept as typed until the field is left. */
+function PairsInput(props: {
+  value: Record<string, string>;
+  readOnly: boolean;
+  onChange: (pairs: Record<string, string>) => void;
+}) {
+  const joined = pairsText(props.value);
+  const [text, setText] = useState(joined);
+  useEffect(() => setText(joined), [joined]);
+  return (
+    <textarea rows={3} spellCheck={false} placeholder="interest=pricing" value={text} readOnly={props.readOnly}
+      onChange={(event) => setText(event.target.value)} onBlur={() => props.onChange(pairsOf(text))} />
+  );
 }
 
 /** Tags typed with commas or spaces; kept as typed until the field is left. */

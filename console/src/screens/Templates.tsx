@@ -5,6 +5,7 @@ import { Link, useNavigate, useParams } from "react-router";
 import { api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay } from "../me";
+import { pairsOf, pairsText } from "../pairs";
 
 interface MailTemplate {
   template_id: string;
@@ -41,21 +42,6 @@ function editable(template: MailTemplate) {
   return draft;
 }
 
-/** ``name=value`` lines, as the defaults are edited, and back. */
-function defaultsText(defaults: Record<string, string>): string {
-  return Object.entries(defaults)
-    .map(([name, value]) => `${name}=${value}`)
-    .join("\n");
-}
-
-function defaultsOf(text: string): Record<string, string> {
-  const found: Record<string, string> = {};
-  for (const line of text.split("\n")) {
-    const at = line.indexOf("=");
-    if (at > 0) found[line.slice(0, at).trim()] = line.slice(at + 1).trim();
-  }
-  return found;
-}
 
 interface Preview {
   version: number | null;
@@ -260,7 +246,7 @@ function TemplateEditor({ templateId }: { templateId: string }) {
         api<{ items: TemplateVersion[] }>("GET", `${path}/versions`),
       ]);
       setTemplate(shown);
-      setDefaults(defaultsText(shown.defaults));
+      setDefaults(pairsText(shown.defaults));
       setHistory(versions.items);
     },
     [path],
@@ -275,7 +261,7 @@ function TemplateEditor({ templateId }: { templateId: string }) {
   const asked = useRef(0);
   useEffect(() => {
     if (template === null) return;
-    const draft = { ...editable(template), defaults: defaultsOf(defaults) };
+    const draft = { ...editable(template), defaults: pairsOf(defaults) };
     const address = lead.trim();
     const forLead = /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(address) ? address : undefined;
     const timer = window.setTimeout(() => {
@@ -302,7 +288,7 @@ function TemplateEditor({ templateId }: { templateId: string }) {
       text: template.text || null,
       from_name: template.from_name || null,
       reply_to: template.reply_to || null,
-      defaults: defaultsOf(defaults),
+      defaults: pairsOf(defaults),
     };
     try {
       const stored = await api<MailTemplate>("POST", `${path}/versions`, { body });
