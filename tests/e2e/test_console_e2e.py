@@ -1158,3 +1158,45 @@ def segment_names(tsunagu: RunningTsunagu) -> list[str]:
     listed = tsunagu.cli("segments", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     return [segment["name"] for segment in json.loads(listed.stdout)]
+
+
+def test_a_marketer_adds_a_site_in_a_form_and_copies_its_snippet(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="forms")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_text("New site", exact=True).click()
+    editor = page.get_by_role("form", name="New site")
+    editor.get_by_label("Id", exact=True).fill("campaign-lp")
+    editor.get_by_label("Name", exact=True).fill("Campaign landing pages")
+    # An origin that is not one (a path, plain http to a public host) is refused on its field
+    editor.get_by_label("Where its pages are").fill("https://lp.example.com\nhttp://www.example.com/lp")
+    editor.get_by_role("button", name="Save").click()
+    expect(editor.get_by_role("alert").first).to_be_visible()
+    assert "campaign-lp" not in tsunagu.cli("sites", "list").stdout
+
+    editor.get_by_label("Where its pages are").fill("https://lp.example.com\nhttps://www.example.com")
+    editor.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Saved.")
+    card = page.locator("article", has_text="campaign-lp")
+    expect(card).to_contain_text("https://lp.example.com, https://www.example.com")
+
+    # Its snippet is copied whole with one click
+    card.get_by_role("button", name="Copy the Tracking snippet").click()
+    expect(card).to_contain_text("Tracking snippet copied.")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied == card.get_by_label("Tracking snippet").input_value()
+    assert 'data-site="campaign-lp"' in copied
+    assert accessibility_problems(page) == []
+
+    # The new-site form is empty again; a second site with the same id is refused, not made to
+    # replace the first
+    again = page.get_by_role("form", name="New site")
+    expect(again.get_by_label("Id", exact=True)).to_have_value("")
+    again.get_by_label("Id", exact=True).fill("campaign-lp")
+    again.get_by_label("Name", exact=True).fill("Another")
+    again.get_by_label("Where its pages are").fill("https://other.example.com")
+    again.get_by_role("button", name="Save").click()
+    expect(again.get_by_role("alert")).to_contain_text("campaign-lp")
+    listed = tsunagu.cli("sites", "list").stdout
+    assert "Campaign landing pages" in listed and "Another" not in listed, listed

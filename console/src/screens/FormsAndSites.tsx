@@ -1,8 +1,9 @@
 import { type FormEvent, useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 
-import { api, describeError } from "../api";
+import { ApiError, api, describeError, type FieldProblem } from "../api";
 import { config } from "../config";
+import { CopyButton } from "../copy";
 import { useMay } from "../me";
 import { type FormDefinition, FormEditor, NEW_FORM, formEmbed } from "./FormEditor";
 
@@ -12,6 +13,14 @@ interface SiteRow {
   site_id: string;
   name: string;
   allowed_origins: string[];
+  truncate_ip: boolean;
+}
+
+const NEW_SITE: SiteRow = { site_id: "", name: "", allowed_origins: [], truncate_ip: true };
+
+/** The tracking snippet a site's pages carry (tsunagu.tracking: /t.js). */
+function snippet(apiUrl: string, siteId: string): string {
+  return `<script async src="${apiUrl}/t.js" data-site="${siteId}"></script>`;
 }
 
 export default function FormsAndSites() {
@@ -66,10 +75,13 @@ export default function FormsAndSites() {
           <h3>
             {form.name} <small>{form.form_id}</small>
           </h3>
-          <label>
-            {t("forms.embed")}
-            <textarea readOnly rows={form.fields.length + 7} value={formEmbed(apiUrl, form)} />
-          </label>
+          <div className="code">
+            <label>
+              {t("forms.embed")}
+              <textarea readOnly rows={form.fields.length + 7} value={formEmbed(apiUrl, form)} />
+            </label>
+            <CopyButton text={formEmbed(apiUrl, form)} what={t("forms.embed")} />
+          </div>
           {may("forms.save") && (
             <details>
               <summary>{t("forms.edit")}</summary>
@@ -95,29 +107,32 @@ export default function FormsAndSites() {
           <h3>
             {site.name} <small>{site.site_id}</small>
           </h3>
-          <label>
-            {t("forms.snippet")}
-            <textarea
-              readOnly
-              rows={2}
-              value={`<script async src="${apiUrl}/t.js" data-site="${site.site_id}"></script>`}
-            />
-          </label>
+          <div className="code">
+            <label>
+              {t("forms.snippet")}
+              <textarea readOnly rows={2} value={snippet(apiUrl, site.site_id)} />
+            </label>
+            <CopyButton text={snippet(apiUrl, site.site_id)} what={t("forms.snippet")} />
+          </div>
+          <p className="note">
+            {t("sites.summary", {
+              origins: site.allowed_origins.join(", "),
+              ip: t(site.truncate_ip ? "sites.ip_cut" : "sites.ip_whole"),
+            })}
+          </p>
           {may("sites.save") && (
-            <JsonEditor
-              label={t("forms.definition")}
-              value={site}
-              onSave={(text) => save("sites", site.site_id, text)}
-            />
+            <details>
+              <summary>{t("forms.edit")}</summary>
+              <SiteEditor initial={site} isNew={false} onSaved={saved} />
+            </details>
           )}
         </article>
       ))}
       {may("sites.save") && (
-        <NewDefinition
-          label={t("forms.new_site")}
-          template={{ name: "", allowed_origins: ["https://www.example.com"] }}
-          onSave={(id, text) => save("sites", id, text)}
-        />
+        <details className="card">
+          <summary>{t("forms.new_site")}</summary>
+          <SiteEditor initial={NEW_SITE} isNew onSaved={saved} />
+        </details>
       )}
     </section>
   );
@@ -145,33 +160,82 @@ function JsonEditor(props: { label: string; value: unknown; onSave: (text: strin
   );
 }
 
-function NewDefinition(props: {
-  label: string;
-  template: unknown;
-  onSave: (id: string, text: string) => Promise<void>;
-}) {
+/** A site: its name, the origins whose pages may send events (and embed its forms), and
+ * whether visitors' IP addresses are kept cut short. Each problem the API finds is shown on
+ * its field; nothing is stored unless all of it is valid. */
+function SiteEditor(props: { initial: SiteRow; isNew: boolean; onSaved: (message: string) => Promise<void> }) {
   const { t } = useTranslation();
-  const [id, setId] = useState("");
-  const [text, setText] = useState(() => JSON.stringify(props.template, null, 2));
+  const [site, setSite] = useState(props.initial);
+  const [origins, setOrigins] = useState(props.initial.allowed_origins.join("\n"));
+  const [problems, setProblems] = useState<FieldProblem[]>([]);
+  const [message, setMessage] = useState<string | null>(null);
+  const at = (field: string) =>
+    problems
+      .filter((p) => p.field === field || p.field.startsWith(`${field}.`))
+      .map((p) => (
+        <p key={`${p.field}:${p.message}`} className="problem" role="alert">
+          {p.message}
+        </p>
+      ));
+
+  async function submit(event: FormEvent) {
+    event.preventDefault();
+    setProblems([]);
+    setMessage(null);
+    const body = {
+      ...site,
+      site_id: site.site_id.trim(),
+      allowed_origins: origins.split(/[\s,]+/).filter(Boolean),
+    };
+    try {
+      await api("PUT", `/admin/sites/${encodeURIComponent(body.site_id)}`, {
+        query: props.isNew ? {} : { replace: "true" },
+        body,
+      });
+      if (props.isNew) {
+        // Stored: the form is ready for the next new site
+        setSite(props.initial);
+        setOrigins("");
+      }
+      await props.onSaved(t("common.saved"));
+    } catch (error) {
+      setMessage(describeError(error));
+      if (error instanceof ApiError) setProblems(error.problems);
+    }
+  }
+
   return (
-    <details className="card">
-      <summary>{props.label}</summary>
-      <form
-        onSubmit={(event: FormEvent) => {
-          event.preventDefault();
-          void props.onSave(id.trim(), text);
-        }}
-      >
+    <form
+      className="site-editor"
+      aria-label={props.isNew ? t("forms.new_site") : t("sites.editor_of", { site: site.site_id })}
+      onSubmit={(event) => void submit(event)}
+    >
+      {props.isNew && (
         <label>
           {t("forms.id")}
-          <input required pattern="[a-z0-9][a-z0-9-]*" value={id} onChange={(event) => setId(event.target.value)} />
+          <input required pattern="[a-z0-9][a-z0-9\-]*" value={site.site_id}
+            onChange={(event) => setSite({ ...site, site_id: event.target.value })} />
         </label>
-        <label>
-          {t("forms.definition")}
-          <textarea rows={10} spellCheck={false} value={text} onChange={(event) => setText(event.target.value)} />
-        </label>
-        <button type="submit">{t("common.save")}</button>
-      </form>
-    </details>
+      )}
+      {at("site_id")}
+      <label>
+        {t("forms.name")}
+        <input required value={site.name} onChange={(event) => setSite({ ...site, name: event.target.value })} />
+      </label>
+      {at("name")}
+      <label>
+        {t("sites.origins")}
+        <textarea rows={3} required spellCheck={false} placeholder="https://www.example.com" value={origins}
+          onChange={(event) => setOrigins(event.target.value)} />
+      </label>
+      {at("allowed_origins")}
+      <label className="check">
+        <input type="checkbox" checked={site.truncate_ip}
+          onChange={(event) => setSite({ ...site, truncate_ip: event.target.checked })} />
+        {t("sites.truncate_ip")}
+      </label>
+      {message && problems.length === 0 && <p className="problem" role="alert">{message}</p>}
+      <button type="submit">{t("common.save")}</button>
+    </form>
   );
 }
