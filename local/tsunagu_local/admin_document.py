@@ -117,6 +117,18 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
         "description": "`utf-8` (with a BOM: Excel reads Japanese text; default) or `cp932` "
         "(Shift_JIS, for older Excel; a character it cannot hold becomes `?`).",
     },
+    "who": {
+        "schema": {"type": "string", "minLength": 1, "maxLength": 254},
+        "description": "Only entries by someone whose e-mail or user id contains this (any case).",
+    },
+    "operation": {
+        "schema": {"type": "string", "minLength": 1, "maxLength": 60},
+        "description": "Only this operation (`journeys.pause`), or a group of them (`journeys`).",
+    },
+    "outcome": {
+        "schema": {"type": "string", "enum": ["done", "refused"]},
+        "description": "Only changes made (`done`) or only refusals (`refused`).",
+    },
     "new": {
         "schema": {"type": "string", "enum": ["true", "false"]},
         "description": "`true`: create it; a template with this id is a 409, not replaced.",

@@ -7,6 +7,8 @@ runtime: tests/e2e/test_admin_api_e2e.py.)"""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -193,6 +195,48 @@ def test_the_log_is_listed_by_date_range_and_exported_as_csv_to_admins(stack: Se
     later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     _, none = call(stack, "GET", "/admin/audit", query={"since": later, "until": later + "x"})
     assert none["message"]  # a bad instant is a 422 that says which
+
+
+def test_the_log_is_filtered_by_who_operation_and_outcome_in_pages_and_in_the_csv(
+    stack: Settings,
+) -> None:
+    call(stack, "PATCH", f"/admin/leads/{OWNED}", body={"stage": "sql"}, email="ito@example.com")
+    call(stack, "PATCH", f"/admin/leads/{OWNED}", body={"stage": "opportunity"},
+         email="Ueno@Example.com")  # fmt: skip
+    call(stack, "POST", "/admin/journeys/welcome_nurture/pause", email="ueno@example.com")
+    call(stack, "GET", "/admin/audit", role=Role.VIEWER, email="viewer@example.com")  # refused
+
+    def listed(**query: str) -> list[tuple[str, str]]:
+        status, page = call(stack, "GET", "/admin/audit", query=query, email="admin@example.com")
+        assert status == 200, page
+        return [(e["email"], e["operation"]) for e in page["items"]]
+
+    # Whose: a part of the address, in any case
+    assert listed(who="ueno") == [
+        ("ueno@example.com", "journeys.pause"),
+        ("Ueno@Example.com", "leads.update"),
+    ]
+    # An operation, or every operation of a group
+    assert listed(operation="leads.update", who="example.com") == [
+        ("Ueno@Example.com", "leads.update"),
+        ("ito@example.com", "leads.update"),
+    ]
+    assert listed(operation="journeys") == [("ueno@example.com", "journeys.pause")]
+    assert listed(operation="leads") == listed(operation="leads.update")
+    assert listed(outcome="refused") == [("viewer@example.com", "audit.list")]
+    # A page of a filtered log is full: the limit counts matching entries only
+    assert listed(who="ueno", limit="1") == [("ueno@example.com", "journeys.pause")]
+
+    # The CSV export holds exactly the entries the filters keep
+    status, text = call(
+        stack, "GET", "/admin/audit", query={"format": "csv", "who": "ueno", "operation": "leads"}
+    )
+    assert status == 200
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+    assert [(r["email"], r["operation"]) for r in rows] == [("Ueno@Example.com", "leads.update")]
+
+    unclear, body = call(stack, "GET", "/admin/audit", query={"outcome": "failed"})
+    assert unclear == 422 and "outcome" in json.dumps(body)
 
 
 def test_from_outside_the_allowlist_every_route_is_refused_before_anything_runs(

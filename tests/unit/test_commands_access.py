@@ -14,7 +14,14 @@ from tests.unit.journey_fixtures import journey
 from tests.unit.test_journey_steps import MemoryJourneyStore, RecordingExecutions
 from tsunagu.commands import journeys, leads, qualification
 from tsunagu.commands.access import OPERATIONS, Actor, Role, authorise
-from tsunagu.commands.audit import AuditEntry, as_csv, list_entries, what_changed
+from tsunagu.commands.audit import (
+    EVERY_ENTRY,
+    AuditEntry,
+    AuditFilter,
+    as_csv,
+    list_entries,
+    what_changed,
+)
 from tsunagu.errors import Forbidden, ValidationFailed
 from tsunagu.journeys.model import PublishedVersion, ResumePolicy
 from tsunagu.leads.merge import Channel, FieldValue
@@ -150,8 +157,16 @@ class FakeAudit:
         assert entry.entry_id not in self.kept, "an entry was overwritten"
         self.kept[entry.entry_id] = entry
 
-    def entries(self, since: datetime, until: datetime, *, limit: int = 200) -> list[AuditEntry]:
-        return sorted(self.kept.values(), key=lambda e: e.at, reverse=True)[:limit]
+    def entries(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        limit: int = 200,
+        matching: AuditFilter = EVERY_ENTRY,
+    ) -> list[AuditEntry]:
+        kept = [e for e in self.kept.values() if matching.matches(e)]
+        return sorted(kept, key=lambda e: e.at, reverse=True)[:limit]
 
 
 class FixedClock:

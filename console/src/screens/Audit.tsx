@@ -1,9 +1,10 @@
-import { useCallback, useEffect, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 
 import { ApiError, api } from "../api";
 import { saveAs } from "../download";
 import { when } from "../i18n";
+import { useMe } from "../me";
 
 interface AuditRow {
   entry_id: string;
@@ -36,8 +37,14 @@ function startOfLocalDay(day: string, later = 0): string {
   return new Date(year, month - 1, date + later).toISOString();
 }
 
+/** Entries a page shows (more on asking), and the most one CSV export holds (the API's cap). */
+const PAGE = 500;
+const EXPORT_MAX = 5000;
+const WHO_PAUSE_MS = 300;
+
 export default function Audit() {
   const { t } = useTranslation();
+  const me = useMe();
   // Both days are included: the last seven days up to and with today, on the browser's calendar.
   const [since, setSince] = useState(localDayAgo(7));
   const [until, setUntil] = useState(localDayAgo(0));
@@ -45,43 +52,54 @@ export default function Audit() {
   const [operation, setOperation] = useState("");
   const [outcome, setOutcome] = useState("");
   const [rows, setRows] = useState<AuditRow[]>([]);
+  const [nextUntil, setNextUntil] = useState<string | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
+  // What is typed in "who" is asked for once the typing pauses, not at every key
+  const [typed, setTyped] = useState("");
+  useEffect(() => {
+    const timer = window.setTimeout(() => setTyped(who.trim()), WHO_PAUSE_MS);
+    return () => window.clearTimeout(timer);
+  }, [who]);
 
-  const range = useMemo(
+  // The filters are the API's (the same entries in the table and in the CSV), each page full
+  const asked = useMemo(
     () => ({
       since: startOfLocalDay(since),
       until: startOfLocalDay(until, 1),
+      who: typed || undefined,
+      operation: operation || undefined,
+      outcome: outcome || undefined,
     }),
-    [since, until],
+    [since, until, typed, operation, outcome],
   );
 
-  const load = useCallback(async () => {
-    setProblem(null);
-    try {
-      const page = await api<{ items: AuditRow[] }>("GET", "/admin/audit", {
-        query: { ...range, limit: 5000 },
-      });
-      setRows(page.items);
-    } catch (error) {
-      setProblem(error instanceof ApiError ? error.message : String(error));
-    }
-  }, [range]);
+  const latest = useRef(0);
+  const load = useCallback(
+    async (before?: string) => {
+      setProblem(null);
+      const mine = ++latest.current;
+      try {
+        const page = await api<{ items: AuditRow[]; next_until: string | null }>("GET", "/admin/audit", {
+          query: { ...asked, until: before ?? asked.until, limit: PAGE },
+        });
+        if (mine !== latest.current) return; // the filters changed meanwhile: a newer answer comes
+        setRows((shown) => (before ? [...shown, ...page.items] : page.items));
+        setNextUntil(page.next_until);
+      } catch (error) {
+        setProblem(error instanceof ApiError ? error.message : String(error));
+      }
+    },
+    [asked],
+  );
 
   useEffect(() => {
     void load();
   }, [load]);
 
-  const shown = rows.filter(
-    (row) =>
-      (!who || `${row.email ?? ""} ${row.user_id}`.toLowerCase().includes(who.toLowerCase())) &&
-      (!operation || row.operation.includes(operation)) &&
-      (!outcome || row.outcome === outcome),
-  );
-
   async function exportCsv() {
     try {
       const bytes = await api<ArrayBuffer>("GET", "/admin/audit", {
-        query: { ...range, limit: 5000, format: "csv" },
+        query: { ...asked, limit: EXPORT_MAX, format: "csv" },
         bytes: true, // byte for byte: text() would drop the BOM Excel needs
       });
       saveAs(new Uint8Array(bytes), `tsunagu-audit-${since}-${until}.csv`);
@@ -90,7 +108,8 @@ export default function Audit() {
     }
   }
 
-  const operations = [...new Set(rows.map((row) => row.operation))].sort();
+  // An admin may do every operation: the ones there are to filter by
+  const operations = me.operations.filter((name) => name.includes(".")).sort();
   return (
     <section>
       <h1>{t("audit.title")}</h1>
@@ -133,7 +152,10 @@ export default function Audit() {
           {problem}
         </p>
       )}
-      <p className="note">{t("audit.count", { count: shown.length })}</p>
+      <p className="note">
+        {t(nextUntil ? "audit.count_more" : "audit.count", { count: rows.length })}{" "}
+        {t("audit.export_holds", { count: EXPORT_MAX })}
+      </p>
       <table className="list audit">
         <thead>
           <tr>
@@ -146,7 +168,7 @@ export default function Audit() {
           </tr>
         </thead>
         <tbody>
-          {shown.map((row) => (
+          {rows.map((row) => (
             <tr key={row.entry_id} className={row.outcome === "refused" ? "refused" : undefined}>
               <td>{when(row.at)}</td>
               <td>
@@ -172,6 +194,13 @@ export default function Audit() {
           ))}
         </tbody>
       </table>
+      {nextUntil && (
+        <p>
+          <button type="button" className="secondary" onClick={() => void load(nextUntil)}>
+            {t("common.more")}
+          </button>
+        </p>
+      )}
     </section>
   );
 }

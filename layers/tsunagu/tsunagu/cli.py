@@ -543,7 +543,7 @@ def forms_get(settings: Settings, args: argparse.Namespace) -> int:
 def audit_list(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
-    from tsunagu.commands.audit import as_csv, list_entries
+    from tsunagu.commands.audit import AuditFilter, as_csv, list_entries
 
     def instant(text: str) -> datetime:
         parsed = datetime.fromisoformat(text)
@@ -559,6 +559,7 @@ def audit_list(settings: Settings, args: argparse.Namespace) -> int:
         since,
         until,
         limit=args.limit,
+        matching=AuditFilter(args.who, args.operation, args.outcome),
     )
     if args.csv:
         sys.stdout.write(as_csv(entries))
@@ -750,6 +751,11 @@ def _parser() -> argparse.ArgumentParser:
     listing = audit.add_parser("list", help="the audit log, newest first (--csv to export)")
     listing.add_argument("--since", help="from this day or ISO time (default: 7 days ago)")
     listing.add_argument("--until", help="up to this day or ISO time (default: now)")
+    listing.add_argument("--who", help="by someone whose e-mail or user id contains this")
+    listing.add_argument(
+        "--operation", help="this operation (journeys.pause) or a group of them (journeys)"
+    )
+    listing.add_argument("--outcome", choices=("done", "refused"))
     listing.add_argument("--limit", type=int, default=200)
     listing.add_argument("--csv", action="store_true", help="CSV for a spreadsheet")
     listing.set_defaults(run=audit_list)

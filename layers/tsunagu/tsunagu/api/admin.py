@@ -41,7 +41,14 @@ from tsunagu.commands import (
     users,
 )
 from tsunagu.commands.access import OPERATIONS, Actor, Role, authorise
-from tsunagu.commands.audit import AuditEntry, as_csv, list_entries, refused
+from tsunagu.commands.audit import (
+    AuditEntry,
+    AuditFilter,
+    Outcome,
+    as_csv,
+    list_entries,
+    refused,
+)
 from tsunagu.cursors import decode_cursor, encode_cursor, not_a_cursor
 from tsunagu.errors import (
     FieldError,
@@ -1256,12 +1263,18 @@ def crm_pushes(call: AdminCall) -> Any:
 
 
 def audit_entries(call: AdminCall) -> Any:
-    """The audit log, newest first, by date range (CSV with ?format=csv)."""
+    """The audit log, newest first, by date range, who, operation and outcome (CSV with
+    ?format=csv: the same entries)."""
     as_csv_file = _csv_asked(call)
     now = services.clock(call.settings).now()
     until = call.instant("until", now + timedelta(seconds=1))
     since = call.instant("since", until - timedelta(days=7))
     limit = call.number("limit", PAGE_SIZE, high=LIMIT_MAX["/admin/audit"])
+    asked = call.text("outcome")
+    outcomes: dict[str | None, Outcome | None] = {None: None, "done": "done", "refused": "refused"}
+    if asked not in outcomes:
+        raise ValidationFailed([FieldError("outcome", f"{asked!r}: say done or refused")])
+    outcome = outcomes[asked]
     entries = list_entries(
         services.audit_log(call.settings),
         services.clock(call.settings),
@@ -1269,6 +1282,7 @@ def audit_entries(call: AdminCall) -> Any:
         since,
         until,
         limit=limit,
+        matching=AuditFilter(call.text("who"), call.text("operation"), outcome),
     )
     if as_csv_file:
         return CsvBody(as_csv(entries))
@@ -1627,7 +1641,7 @@ ROUTES: tuple[AdminRoute, ...] = (
         "/admin/audit",
         "audit.list",
         audit_entries,
-        query=("since", "until", "limit", "format"),
+        query=("since", "until", "who", "operation", "outcome", "limit", "format"),
     ),
     AdminRoute(
         "GET",

@@ -41,14 +41,47 @@ class AuditEntry:
     """Why it was refused, or what was done when no value changed (an event recorded)."""
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which entries a reader asks for: by whom (a part of the e-mail or user id, in any case),
+    which operation (its name, or a group of them: ``journeys`` is every ``journeys.*``), and
+    the outcome. Empty: every entry."""
+
+    who: str | None = None
+    operation: str | None = None
+    outcome: Outcome | None = None
+
+    def matches(self, entry: AuditEntry) -> bool:
+        if self.who:
+            said = f"{entry.actor.email or ''} {entry.actor.user_id}".casefold()
+            if self.who.casefold() not in said:
+                return False
+        if self.operation and not (
+            entry.operation == self.operation or entry.operation.startswith(self.operation + ".")
+        ):
+            return False
+        return self.outcome is None or entry.outcome == self.outcome
+
+
+EVERY_ENTRY = AuditFilter()
+
+
 class AuditLog(Protocol):
     def append(self, entry: AuditEntry) -> None:
         """Store the entry; never replaces one (the same id twice is an error)."""
         ...
 
     def entries(
-        self, since: datetime, until: datetime, *, limit: int = 200
-    ) -> list[AuditEntry]: ...
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        limit: int = 200,
+        matching: AuditFilter = EVERY_ENTRY,
+    ) -> list[AuditEntry]:
+        """Newest first; ``limit`` counts only the entries ``matching`` keeps, so a page of a
+        filtered log is as full as the log allows."""
+        ...
 
 
 def what_changed(
@@ -131,13 +164,14 @@ def list_entries(
     until: datetime,
     *,
     limit: int = 200,
+    matching: AuditFilter = EVERY_ENTRY,
 ) -> list[AuditEntry]:
     """Newest first; admins only (the log says who did what to whom): anyone else's attempt is
     itself recorded."""
     allowed(log, clock, actor, "audit.list", "audit")
     if until <= since:
         raise ValidationFailed([FieldError("until", "must be after since")])
-    return log.entries(since, until, limit=min(max(limit, 1), 5000))
+    return log.entries(since, until, limit=min(max(limit, 1), 5000), matching=matching)
 
 
 CSV_COLUMNS = (

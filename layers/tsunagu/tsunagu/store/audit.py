@@ -16,7 +16,7 @@ from pynamodb.models import Model
 
 from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.commands.access import Actor, Role
-from tsunagu.commands.audit import AuditEntry
+from tsunagu.commands.audit import EVERY_ENTRY, AuditEntry, AuditFilter
 from tsunagu.errors import IdempotencyConflict
 from tsunagu.settings import Settings
 
@@ -71,8 +71,16 @@ class AuditRepository:
                 raise IdempotencyConflict(f"audit entry {entry.entry_id} exists already") from None
             raise
 
-    def entries(self, since: datetime, until: datetime, *, limit: int = 200) -> list[AuditEntry]:
-        """Newest first, from ``since`` up to (not including) ``until``."""
+    def entries(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        limit: int = 200,
+        matching: AuditFilter = EVERY_ENTRY,
+    ) -> list[AuditEntry]:
+        """Newest first, from ``since`` up to (not including) ``until``, those ``matching``
+        keeps (read and left out here: the log is small, and a day's Query reads it all)."""
         # Only the days that can hold entries are read, one Query each: nothing is older than
         # the retention or newer than now, so since=0001-01-01 or until=9999-12-31 cost no
         # more than the retention's days (not millions of Queries).
@@ -88,7 +96,7 @@ class AuditRepository:
                 scan_index_forward=False,
             ):
                 entry = _entry(item.data)
-                if since <= parse_instant(entry.at) < until:
+                if since <= parse_instant(entry.at) < until and matching.matches(entry):
                     found.append(entry)
                 if len(found) >= limit:
                     break
