@@ -38,3 +38,10 @@ export function when(iso: string | null | undefined): string {
     timeStyle: "short",
   }).format(new Date(iso));
 }
+
+/** Why something happened, in words, for a reason code the API gives (a machine's activity, a
+ * lead leaving a journey or not entering it): the code itself when it has no words yet, so a
+ * new reason is still shown rather than hidden. */
+export function reasonText(code: string): string {
+  return i18n.t(`reasons.${code}`, { defaultValue: code });
+}

@@ -104,6 +104,7 @@ def test_a_marketer_finds_a_lead_by_its_company_and_sees_the_scanner_marked(
     automated = timeline.locator("li.automated")
     expect(automated.first).to_contain_text("機械による操作")
     expect(automated.first).to_contain_text("too_soon_after_delivery")
+    expect(automated.first).to_contain_text("配信から数秒以内（人が読む前）")  # the reason in words
     expect(page.locator("h1")).to_contain_text("佐藤 香織")
     # And the journeys it is in: the form entered it into the welcome nurture
     expect(page.locator("article.lead")).to_contain_text("welcome_nurture")
@@ -482,11 +483,21 @@ def test_a_marketer_reads_a_mail_s_report_counted_from_the_events_stream(
 def test_every_screen_passes_the_accessibility_check_in_both_languages(
     tsunagu: RunningTsunagu, chromium: Chromium, locale: str
 ) -> None:
-    page = console_page(chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), locale=locale)
     expected_language = locale.split("-")[0]
     problems = {}
+    # The sign-in screen, before anyone is signed in
+    context = chromium.new_context(locale=locale, bypass_csp=True)
+    signing_in = context.new_page()
+    signing_in.goto(f"{tsunagu.api_url}/console/")
+    expect(signing_in.locator("input[type=password]")).to_be_visible()
+    assert signing_in.evaluate("document.documentElement.lang") == expected_language
+    problems["sign-in"] = accessibility_problems(signing_in)
+    context.close()
+
+    page = console_page(chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), locale=locale)
     screens = (*SCREENS, f"leads/{LEAD}", "templates/seminar-invitation", "audit", "reports")
-    for screen in (*screens, "reports/journey/welcome_nurture", "reports/funnel"):
+    canvases = ("journeys/seminar_follow_up", "journeys/new")
+    for screen in (*screens, *canvases, "reports/journey/welcome_nurture", "reports/funnel"):
         open_screen(page, tsunagu, screen)
         assert page.evaluate("document.documentElement.lang") == expected_language
         problems[screen] = accessibility_problems(page)

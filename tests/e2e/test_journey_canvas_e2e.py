@@ -101,7 +101,7 @@ def test_a_marketer_builds_dry_runs_publishes_and_starts_a_journey_on_the_canvas
     page.get_by_label("Leads enter at (blank: now)").fill("2027-04-30T10:00")
     page.get_by_role("button", name="Dry run").click()
     calendar = page.locator(".send-calendar")
-    for day, holiday in (("2027-05-03", "憲法記念日"), ("2027-05-05", "こどもの日")):
+    for day, holiday in (("2027-05-03", "Constitution Day"), ("2027-05-05", "Children's Day")):
         expect(calendar.locator(f'td[data-day="{day}"]')).to_contain_text(holiday)
         expect(calendar.locator(f'td[data-day="{day}"]')).to_have_class(re.compile("holiday"))
     expect(calendar.locator('td[data-day="2027-04-30"]')).to_contain_text("200 mails")
@@ -162,13 +162,15 @@ def test_a_paused_journey_resumed_by_skipping_sends_nothing_it_held(
     # When the marketer pauses it, and the reminder's day passes while it is paused
     page.goto(f"{tsunagu.api_url}/console/#/journeys")
     row = page.locator("tr", has_text="seminar_follow_up")
+    # (the journeys list says where leads wait too)
+    expect(row.locator("td").nth(4)).to_have_text("1 (click_or_attend: 1)")
     row.get_by_role("button", name="Pause").click()
     expect(row).to_contain_text("Paused")
     # (the reminder's day: three days without a click, then the next business morning; six
     # days cover a weekend on the way, whichever weekday the lead started on)
     assert tsunagu.cli("clock", "advance", "--by", "6d").returncode == 0
     page.reload()
-    held = row.locator("td").nth(4)  # "held while paused"
+    held = row.locator("td").nth(5)  # "held while paused"
     expect(held).to_contain_text("1")  # the lead waits at the reminder's gate
 
     # And she resumes it, choosing to skip what was missed

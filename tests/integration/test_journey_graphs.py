@@ -156,6 +156,27 @@ def test_the_dry_run_keeps_off_the_holidays_and_names_them(stack: Settings) -> N
     assert status == 200, run
     assert run["nodes"]["thanks"]["first_at"] == "2027-01-04T10:00:00+09:00"
     assert run["days_off"] == {"2027-01-01": "元日"}
+    # ... named in the reader's language when the console asks for it
+    for language, named in (("en", "New Year's Day"), ("ja", "元日")):
+        _, run = call(
+            stack,
+            "POST",
+            "/admin/journeys/webinar_follow_up/dry-run",
+            body={
+                "definition": TWO_MAILS,
+                "leads": 5,
+                "start": "2026-12-31T19:00:00+09:00",
+                "language": language,
+            },
+        )
+        assert run["days_off"] == {"2027-01-01": named}
+    status, refused = call(
+        stack,
+        "POST",
+        "/admin/journeys/webinar_follow_up/dry-run",
+        body={"definition": TWO_MAILS, "language": "fr"},
+    )
+    assert status == 422 and "language" in json.dumps(refused)
 
 
 def test_a_mail_the_frequency_cap_defers_is_dated_when_it_goes_not_when_it_is_reached(

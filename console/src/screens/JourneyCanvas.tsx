@@ -22,9 +22,9 @@ import { useTranslation } from "react-i18next";
 import { Link, useNavigate, useParams } from "react-router";
 
 import { ApiError, type FieldProblem, api, describeError } from "../api";
-import { when } from "../i18n";
+import i18n, { when } from "../i18n";
 import { useMay } from "../me";
-import { type JourneyNode, NodeFields } from "./NodeFields";
+import { type JourneyNode, NodeFields, savedSegments } from "./NodeFields";
 import { SendCalendar } from "./SendCalendar";
 
 interface Definition {
@@ -453,7 +453,12 @@ export default function JourneyCanvas() {
     try {
       const result = await api<DryRun>("POST", `/admin/journeys/${definition.journey_id}/dry-run`, {
         // Blank: the leads enter now; else at the chosen time, in this browser's time zone
-        body: { definition, leads: 200, start: enterAt ? new Date(enterAt).toISOString() : undefined },
+        body: {
+          definition,
+          leads: 200,
+          start: enterAt ? new Date(enterAt).toISOString() : undefined,
+          language: i18n.language?.startsWith("ja") ? "ja" : "en", // the holidays' names
+        },
       });
       setRun(result);
       setProblems([]);
@@ -717,11 +722,13 @@ export default function JourneyCanvas() {
                 {t("canvas.or_segment")}
                 <input
                   placeholder="stage=lead,tag=seminar"
+                  list="start-segments"
                   value={segment}
                   disabled={Boolean(lead.trim())}
                   onChange={(event) => setSegment(event.target.value)}
                 />
               </label>
+              <SavedSegmentNames id="start-segments" />
               <button type="submit">{t("canvas.start_button")}</button>
             </form>
           )}
@@ -849,4 +856,21 @@ function unlink(node: JourneyNode, gone: (target: string) => boolean): JourneyNo
     if (gone(edge.target)) result = unlinkField(result, edge.field);
   }
   return result;
+}
+
+/** The saved segments' names, offered where a segment is typed (its name or a filter). */
+function SavedSegmentNames({ id }: { id: string }) {
+  const [found, setFound] = useState<{ name: string; description: string }[]>([]);
+  useEffect(() => {
+    void savedSegments().then(setFound);
+  }, []);
+  return (
+    <datalist id={id}>
+      {found.map((segment) => (
+        <option key={segment.name} value={segment.name}>
+          {segment.description || segment.name}
+        </option>
+      ))}
+    </datalist>
+  );
 }

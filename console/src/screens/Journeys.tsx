@@ -23,7 +23,27 @@ interface JourneyStatus {
   resume_policy: string;
   parked: number;
   parked_at_step: Record<string, number>;
+  waiting_at_node: Record<string, number>;
   running: number | null;
+}
+
+/** A count, and where it is when there is any: "3 (invitation: 2, reminder: 1)". */
+function CountAt({ at }: { at: Record<string, number> }) {
+  const total = Object.values(at).reduce((sum, count) => sum + count, 0);
+  return (
+    <>
+      {total}
+      {total > 0 && (
+        <small>
+          {" ("}
+          {Object.entries(at)
+            .map(([where, count]) => `${where}: ${count}`)
+            .join(", ")}
+          {")"}
+        </small>
+      )}
+    </>
+  );
 }
 
 export const POLICIES = ["send_missed", "skip_missed", "pace", "expire"] as const;
@@ -98,6 +118,7 @@ export default function Journeys() {
             <th scope="col">{t("journeys.status")}</th>
             <th scope="col">{t("journeys.version")}</th>
             <th scope="col">{t("journeys.running")}</th>
+            <th scope="col">{t("journeys.waiting")}</th>
             <th scope="col">{t("journeys.parked")}</th>
             <th scope="col">{t("journeys.actions")}</th>
           </tr>
@@ -119,17 +140,10 @@ export default function Journeys() {
                 <td>{journey.published?.version ?? "—"}</td>
                 <td className="number">{status?.running ?? "—"}</td>
                 <td className="number">
-                  {status?.parked ?? 0}
-                  {status && status.parked > 0 && (
-                    <small>
-                      {" "}
-                      (
-                      {Object.entries(status.parked_at_step)
-                        .map(([step, count]) => `${step}: ${count}`)
-                        .join(", ")}
-                      )
-                    </small>
-                  )}
+                  <CountAt at={status?.waiting_at_node ?? {}} />
+                </td>
+                <td className="number">
+                  <CountAt at={status?.parked_at_step ?? {}} />
                 </td>
                 <td>
                   {may("journeys.pause") && journey.status === "active" && (

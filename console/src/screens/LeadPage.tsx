@@ -3,7 +3,7 @@ import { useTranslation } from "react-i18next";
 import { useParams } from "react-router";
 
 import { ApiError, api, describeError } from "../api";
-import { when } from "../i18n";
+import { reasonText, when } from "../i18n";
 import { useMay, useMe } from "../me";
 import { useAction } from "../useAction";
 import { STAGES } from "./Leads";
@@ -164,8 +164,17 @@ export default function LeadPage() {
               {event.automated && (
                 <span className="badge automated-badge">
                   {t("lead.automated")}
-                  {Array.isArray(event.properties.reasons) &&
-                    `: ${(event.properties.reasons as string[]).join(", ")}`}
+                  {Array.isArray(event.properties.reasons) && (
+                    <>
+                      {": "}
+                      {(event.properties.reasons as string[]).map((code, index) => (
+                        <span key={code}>
+                          {index > 0 && "; "}
+                          {reasonText(code)} <code>{code}</code>
+                        </span>
+                      ))}
+                    </>
+                  )}
                 </span>
               )}
               <EventDetail properties={event.properties} />
@@ -186,7 +195,7 @@ export default function LeadPage() {
                 <strong>{entry.journey_id}</strong> — {t(`lead.entry_status.${entry.status}`, entry.status)}
                 {", "}
                 {t("lead.entered", { at: when(entry.entered_at), trigger: entry.trigger })}
-                {entry.exit_reason && ` (${entry.exit_reason})`}
+                {entry.exit_reason && ` (${reasonText(entry.exit_reason)})`}
               </li>
             ))}
           </ul>
@@ -405,7 +414,7 @@ function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void })
                 setMessage(
                   answer.entered
                     ? t("lead.started")
-                    : t("lead.not_started", { reason: answer.results[0]?.reason ?? "—" }),
+                    : t("lead.not_started", { reason: reasonText(answer.results[0]?.reason ?? "—") }),
                 );
                 onChanged();
               } catch (error) {

@@ -53,7 +53,7 @@ function templateIds(): Promise<string[]> {
 
 let segments: Promise<{ name: string; description: string }[]> | null = null;
 /** The saved segments, read once per page: what a branch's case may test (in_segment=<name>). */
-function savedSegments(): Promise<{ name: string; description: string }[]> {
+export function savedSegments(): Promise<{ name: string; description: string }[]> {
   segments ??= api<{ items: { name: string; description: string }[] }>("GET", "/admin/segments")
     .then((found) => found.items)
     .catch(() => {

@@ -8,6 +8,7 @@ import { useNavigate, useParams } from "react-router";
 
 import { api, describeError } from "../api";
 import { saveAs } from "../download";
+import { reasonText } from "../i18n";
 import { Attribution, useFormats } from "./Attribution";
 import { type CostAnswer, JourneyCost } from "./JourneyCost";
 import { DailyBars } from "./ReportChart";
@@ -335,7 +336,7 @@ function MachineReasons({ figures }: { figures: Figures }) {
           <tr key={`${row.action}-${row.reason}`}>
             <td>{t(`reports.${row.action}_by_machines`)}</td>
             <td>
-              <code>{row.reason}</code>
+              {reasonText(row.reason)} <code>{row.reason}</code>
             </td>
             <td>{row.n}</td>
           </tr>

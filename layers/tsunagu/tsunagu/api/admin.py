@@ -832,6 +832,8 @@ class DryRun(BaseModel):
     """When the synthetic leads enter (now when not given)."""
     assume: str = Field(default="", max_length=500)
     """Probabilities of what leads do: ``clicked=0.3,opened=0.5``."""
+    language: Literal["ja", "en"] | None = None
+    """The language the days off are named in (the business calendar's own when not given)."""
 
 
 def journey_dry_run(call: AdminCall) -> Any:
@@ -858,10 +860,12 @@ def journey_dry_run(call: AdminCall) -> Any:
         assumptions=assumptions,
         rules=rules,
     )
-    return _dry_run_view(result, ZoneInfo(rules.time_zone), rules.calendar)
+    return _dry_run_view(result, ZoneInfo(rules.time_zone), rules.calendar, asked.language)
 
 
-def _dry_run_view(result: Simulation, zone: ZoneInfo, calendar: BusinessCalendar) -> dict[str, Any]:
+def _dry_run_view(
+    result: Simulation, zone: ZoneInfo, calendar: BusinessCalendar, language: str | None
+) -> dict[str, Any]:
     """Per node: how many leads reach it, the first and last instant (in the journey's time
     zone), the outcomes of a decision, the mails the gate would skip; per template, the mails
     by day; the holidays and closed days of the period (the schedule keeps off them); and what
@@ -904,6 +908,7 @@ def _dry_run_view(result: Simulation, zone: ZoneInfo, calendar: BusinessCalendar
                 )
                 .astimezone(zone)
                 .date(),
+                language,
             ).items()
         },
         "transitions_per_entry": round(result.transitions_per_entry, 2),

@@ -22,9 +22,17 @@ from pydantic import BaseModel, ConfigDict, Field
 MAX_DAYS_AHEAD = 366
 
 
+HOLIDAY_LANGUAGES = {"en": "en_US", "ja": "ja"}
+"""The languages people read the console in, as the holidays package names them."""
+
+
 @lru_cache(maxsize=16)
-def _national_holidays(country: str) -> holidays.HolidayBase:
-    return holidays.country_holidays(country)
+def _national_holidays(country: str, language: str | None = None) -> holidays.HolidayBase:
+    """The country's holidays, named in ``language`` when the package has the country in it,
+    else in the country's own."""
+    named = HOLIDAY_LANGUAGES.get(language or "")
+    supported = holidays.country_holidays(country).supported_languages
+    return holidays.country_holidays(country, language=named if named in supported else None)
 
 
 @dataclass(frozen=True)
@@ -43,10 +51,11 @@ class BusinessCalendar:
             and day not in _national_holidays(self.country)
         )
 
-    def days_off(self, first: date, last: date) -> dict[date, str]:
-        """The national holidays (by their names in the calendar's own language: 元日,
-        成人の日...) and the company's closed days from ``first`` to ``last``, weekends aside."""
-        national = _national_holidays(self.country)
+    def days_off(self, first: date, last: date, language: str | None = None) -> dict[date, str]:
+        """The national holidays (by their names in ``language``, ``en`` or ``ja``, else in the
+        calendar's own: 元日, 成人の日...) and the company's closed days (``closed``) from
+        ``first`` to ``last``, weekends aside."""
+        national = _national_holidays(self.country, language)
         off: dict[date, str] = {}
         day = first
         while day <= last:
