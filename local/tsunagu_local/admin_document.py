@@ -117,6 +117,10 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
         "description": "`utf-8` (with a BOM: Excel reads Japanese text; default) or `cp932` "
         "(Shift_JIS, for older Excel; a character it cannot hold becomes `?`).",
     },
+    "before": {
+        "schema": {"type": "string", "minLength": 20, "maxLength": 120},
+        "description": "The `next_before` of a page: the events before it (earlier ones).",
+    },
     "who": {
         "schema": {"type": "string", "minLength": 1, "maxLength": 254},
         "description": "Only entries by someone whose e-mail or user id contains this (any case).",

@@ -189,6 +189,13 @@ def test_a_paused_journey_resumed_by_skipping_sends_nothing_it_held(
     assert any("導入事例セミナーのご案内" in s and "【ご招待】" in s for s in subjects), subjects
     assert "【残席わずか】導入事例セミナーのご案内" not in subjects, subjects
 
+    # And the lead's page lists, under the journey, the decision taken at the wait for a click
+    page.goto(f"{tsunagu.api_url}/console/#/leads/{lead}")
+    decisions = page.get_by_role("list", name="Its decisions")
+    expect(decisions).to_contain_text("click_or_attend → timed_out")
+    expect(page.locator("li", has=decisions)).to_contain_text("seminar_follow_up")
+    assert accessibility_problems(page) == []
+
 
 def test_a_marketer_sets_a_wait_and_a_wait_for_in_forms_not_json(
     tsunagu: RunningTsunagu, chromium: Chromium

@@ -329,6 +329,34 @@ NEW_VERSION = {
 }
 
 
+def test_a_long_timeline_is_read_page_by_page_back_to_its_first_event(stack: Settings) -> None:
+    path = f"/admin/leads/{OWNED}/timeline"
+    for n in range(4):
+        visit = {"kind": "trade_show_visit", "properties": {"booth": f"B{n}"}}
+        status, _ = call(stack, "POST", f"/admin/leads/{OWNED}/events", body=visit)
+        assert status == 201
+
+    pages, before = [], None
+    while True:
+        query = {"limit": "2"} | ({"before": before} if before else {})
+        status, page = call(stack, "GET", path, query=query)
+        assert status == 200, page
+        pages.append([e["properties"].get("booth", e["type"]) for e in page["events"]])
+        before = page["next_before"]
+        if before is None:
+            break
+
+    # Newest page first, each page oldest first; every event once, the import first of all
+    assert pages == [["B2", "B3"], ["B0", "B1"], ["lead_imported"]]
+    _, whole = call(stack, "GET", path)
+    assert [e["properties"].get("booth", e["type"]) for e in whole["events"]] == [
+        "lead_imported", "B0", "B1", "B2", "B3"
+    ]  # fmt: skip
+    assert whole["next_before"] is None
+    forged, body = call(stack, "GET", path, query={"before": "yesterday"})
+    assert forged == 422 and "before" in json.dumps(body)
+
+
 def test_a_template_version_is_stored_previewed_for_a_lead_and_logged(stack: Settings) -> None:
     # When a marketer stores a new version of a shipped template
     status, stored = call(

@@ -131,7 +131,7 @@ class FakeLeads:
     def events(self, lead_id: str, limit: int = 100) -> list[LeadEvent]:
         return [e for e in self.events_put if e.lead_id == lead_id][:limit]
 
-    def timeline(self, lead: Lead, limit: int = 500) -> list[LeadEvent]:
+    def timeline(self, lead: Lead, limit: int = 500, before: str | None = None) -> list[LeadEvent]:
         return self.events(lead.lead_id, limit)
 
     def consent_evidence(self, lead_id: str) -> list[ConsentEvidence]:

@@ -50,6 +50,17 @@ interface TimelineEvent {
   automated: boolean;
 }
 
+interface Timeline {
+  events: TimelineEvent[];
+  /** The cursor of the events before these (null: these go back to the first). */
+  next_before: string | null;
+}
+
+/** Whether the event is a journey's decision for the lead (where it went, and why). */
+function isDecision(event: TimelineEvent): boolean {
+  return Boolean(event.properties.node && event.properties.outcome);
+}
+
 interface ScoreLine {
   event_id: string;
   event_type: string;
@@ -76,25 +87,38 @@ export default function LeadPage() {
   const { email = "" } = useParams();
   const [lead, setLead] = useState<LeadView | null>(null);
   const [events, setEvents] = useState<TimelineEvent[]>([]);
+  const [earlier, setEarlier] = useState<string | null>(null);
   const [score, setScore] = useState<ScoreView | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
+  const path = `/admin/leads/${encodeURIComponent(email)}`;
 
   const load = useCallback(async () => {
     setProblem(null);
     try {
-      const path = `/admin/leads/${encodeURIComponent(email)}`;
       const [shown, timeline, explained] = await Promise.all([
         api<LeadView>("GET", path),
-        api<{ events: TimelineEvent[] }>("GET", `${path}/timeline`),
+        api<Timeline>("GET", `${path}/timeline`),
         api<ScoreView>("GET", `${path}/score`).catch(() => null),
       ]);
       setLead(shown);
       setEvents(timeline.events);
+      setEarlier(timeline.next_before);
       setScore(explained);
     } catch (error) {
       setProblem(error instanceof ApiError ? error.message : String(error));
     }
-  }, [email]);
+  }, [path]);
+
+  async function loadEarlier() {
+    if (earlier === null) return;
+    try {
+      const page = await api<Timeline>("GET", `${path}/timeline`, { query: { before: earlier } });
+      setEvents((shown) => [...page.events, ...shown]);
+      setEarlier(page.next_before);
+    } catch (error) {
+      setProblem(error instanceof ApiError ? error.message : String(error));
+    }
+  }
 
   useEffect(() => {
     void load();
@@ -156,6 +180,11 @@ export default function LeadPage() {
 
       <section>
         <h2>{t("lead.timeline")}</h2>
+        {earlier && (
+          <button type="button" className="secondary" onClick={() => void loadEarlier()}>
+            {t("lead.earlier")}
+          </button>
+        )}
         <ol className="timeline">
           {events.map((event) => (
             <li key={event.event_id} className={event.automated ? "automated" : undefined}>
@@ -196,11 +225,14 @@ export default function LeadPage() {
                 {", "}
                 {t("lead.entered", { at: when(entry.entered_at), trigger: entry.trigger })}
                 {entry.exit_reason && ` (${reasonText(entry.exit_reason)})`}
+                <Decisions
+                  of={events.filter((e) => isDecision(e) && e.properties.journey_id === entry.journey_id)}
+                />
               </li>
             ))}
           </ul>
         )}
-        <p className="note">{t("lead.decisions_on_timeline")}</p>
+        <p className="note">{t(earlier ? "lead.decisions_shown" : "lead.decisions_all")}</p>
       </section>
 
       {score && (
@@ -280,6 +312,23 @@ export default function LeadPage() {
         </ul>
       </section>
     </article>
+  );
+}
+
+/** A journey's decisions for the lead, in order: at which node, which way, and the values it
+ * read ("why this branch"). */
+function Decisions({ of }: { of: TimelineEvent[] }) {
+  const { t } = useTranslation();
+  if (of.length === 0) return null;
+  return (
+    <ol className="decisions" aria-label={t("lead.decisions")}>
+      {of.map((event) => (
+        <li key={event.event_id}>
+          <time dateTime={event.at}>{when(event.at)}</time>
+          <EventDetail properties={event.properties} />
+        </li>
+      ))}
+    </ol>
   );
 }
 

@@ -302,12 +302,23 @@ def lead_show(call: AdminCall) -> Any:
     return leads.show(_lead_ports(call), call.actor, call.params["lead"])
 
 
+TIMELINE_CURSOR = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{8,15}Z#[A-Za-z0-9_-]{1,80}")
+"""An event's storage key, as ``next_before`` gives it: an instant and an event id."""
+
+
 def lead_timeline(call: AdminCall) -> Any:
-    """The lead's events, oldest first, its anonymous browsing included."""
+    """The lead's newest events, oldest first, its anonymous browsing included; ``before`` (the
+    ``next_before`` of a page) gives the events before that page."""
     limit = call.number("limit", 500, high=LIMIT_MAX["/admin/leads/{lead}/timeline"])
-    lead, events = leads.timeline(_lead_ports(call), call.actor, call.params["lead"], limit=limit)
+    before = call.text("before")
+    if before is not None and not TIMELINE_CURSOR.fullmatch(before):
+        raise ValidationFailed([FieldError("before", "is not a next_before this route gave")])
+    lead, events = leads.timeline(
+        _lead_ports(call), call.actor, call.params["lead"], limit=limit, before=before
+    )
     return {
         "lead_id": lead.lead_id,
+        "next_before": events[0].storage_key if len(events) == limit else None,
         "events": [
             {
                 "event_id": e.event_id,
@@ -1498,7 +1509,11 @@ ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("GET", "/admin/leads/{lead}", "leads.show", lead_show),
     AdminRoute("PATCH", "/admin/leads/{lead}", "leads.update", lead_update, LeadUpdate),
     AdminRoute(
-        "GET", "/admin/leads/{lead}/timeline", "leads.timeline", lead_timeline, query=("limit",)
+        "GET",
+        "/admin/leads/{lead}/timeline",
+        "leads.timeline",
+        lead_timeline,
+        query=("limit", "before"),
     ),
     AdminRoute(
         "POST",

@@ -43,7 +43,9 @@ class LeadStore(Protocol):
 
     def events(self, lead_id: str, limit: int = 100) -> list[LeadEvent]: ...
 
-    def timeline(self, lead: Lead, limit: int = 500) -> list[LeadEvent]: ...
+    def timeline(
+        self, lead: Lead, limit: int = 500, before: str | None = None
+    ) -> list[LeadEvent]: ...
 
     def consent_evidence(self, lead_id: str) -> list[ConsentEvidence]: ...
 
@@ -165,12 +167,14 @@ def recent_events(
 
 
 def timeline(
-    ports: LeadCommands, actor: Actor, email: str, *, limit: int = 500
+    ports: LeadCommands, actor: Actor, email: str, *, limit: int = 500, before: str | None = None
 ) -> tuple[Lead, list[LeadEvent]]:
-    """The lead's events, its browsing before it had a name included, oldest first."""
+    """The lead's newest ``limit`` events (before ``before``, the ``storage_key`` of the oldest
+    event a page showed, for the page before it), its browsing before it had a name included,
+    oldest first."""
     with recorded(ports.audit, ports.clock, actor, "leads.timeline", f"lead:{email}"):
         lead = lead_by_email(ports.leads, email)
-    return lead, ports.leads.timeline(lead, limit=limit)
+    return lead, ports.leads.timeline(lead, limit=limit, before=before)
 
 
 def update(

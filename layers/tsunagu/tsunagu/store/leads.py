@@ -189,16 +189,19 @@ class LeadRepository:
         items = self._tables.events.query(f"lead#{lead_id}", scan_index_forward=False, limit=limit)
         return [event_from_item(item) for item in items]
 
-    def timeline(self, lead: Lead, limit: int = 500) -> list[LeadEvent]:
-        """The lead's history in time order, including what its visitor ids did while still
-        anonymous (stored against the visitor, joined here)."""
+    def timeline(self, lead: Lead, limit: int = 500, before: str | None = None) -> list[LeadEvent]:
+        """The lead's newest ``limit`` events in time order (those before ``before``, an event's
+        ``storage_key``, when given), including what its visitor ids did while still anonymous
+        (stored against the visitor, joined here)."""
+        events_table = self._tables.events
         subjects = [f"lead#{lead.lead_id}", *(f"visitor#{v}" for v in sorted(lead.visitor_ids))]
+        earlier = events_table.sk < before if before is not None else None
         events = [
             event_from_item(item)
             for subject in subjects
-            for item in self._tables.events.query(subject, scan_index_forward=False, limit=limit)
+            for item in events_table.query(subject, earlier, scan_index_forward=False, limit=limit)
         ]
-        return sorted(events, key=lambda e: (e.occurred_at, e.event_id))[-limit:]
+        return sorted(events, key=lambda event: event.storage_key)[-limit:]
 
     def consent_evidence(self, lead_id: str) -> list[ConsentEvidence]:
         items = self._tables.consent.query(
