@@ -347,6 +347,14 @@ def test_a_marketer_changes_the_rules_in_forms_and_nothing_is_kept_that_the_api_
     page.get_by_label(f"Points of {click}").fill("15")
     page.get_by_label(f"Cap of {click}").fill("45")
     page.get_by_label(f"Period of {click}").select_option("week")
+    # ... only for the seminar invitation's links, and only a link to the seminar page
+    page.get_by_label(f"Form or mail of {click}").fill("seminar-invitation")
+    page.get_by_label(f"Other properties of {click}").fill("link_id=l1")
+    page.get_by_label(f"Other properties of {click}").blur()
+    page.get_by_role("button", name="CRM merge").click()
+    page.get_by_label("Owner").select_option("crm_wins")
+    expect(page.locator("main")).to_contain_text("The CRM's value replaces the one set in Tsunagu.")
+    assert accessibility_problems(page) == []
     page.get_by_role("button", name="Owners").click()
     page.get_by_role("button", name="Add an owner rule").click()
     page.get_by_label("Domains (comma-separated)").fill("example.co.jp, example.ne.jp")
@@ -360,6 +368,11 @@ def test_a_marketer_changes_the_rules_in_forms_and_nothing_is_kept_that_the_api_
     rules = json.loads(tsunagu.cli("qualification", "show").stdout)
     (clicked,) = [r for r in rules["scoring"]["rules"] if r["rule_id"] == "link-clicked"]
     assert (clicked["points"], clicked["cap"], clicked["cap_period"]) == (15, 45, "week")
+    assert (clicked["template_id"], clicked["properties"]) == (
+        "seminar-invitation",
+        {"link_id": "l1"},
+    )
+    assert rules["crm_merge"]["owner"] == "crm_wins"
     key_accounts, catch_all = rules["owners"]["rules"]
     assert key_accounts == {
         "kind": "domain",

@@ -1,12 +1,14 @@
-// Scoring, grading and owner rules as forms: the sheet a marketer keeps (what an activity is
-// worth, how fit is graded, who gets which lead), saved whole through the API, which checks it
-// and answers each problem with the field it concerns. The JSON stays one tab away for what
-// the forms do not cover (the CRM merge policy, property conditions).
+// Scoring, grading, owner and CRM rules as forms: the sheet a marketer keeps (what an activity
+// is worth and on which form or mail, how fit is graded, who gets which lead, which side wins
+// when the CRM disagrees), saved whole through the API, which checks it and answers each
+// problem with the field it concerns. The JSON stays one tab away for the rare conditions the
+// forms leave out (a mail's message id, a link id).
 import { type FormEvent, type ReactNode, useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 
 import { ApiError, api, type FieldProblem } from "../api";
 import { useMay } from "../me";
+import { pairsOf, pairsText } from "../pairs";
 
 interface ScoringRule {
   rule_id: string;
@@ -14,6 +16,8 @@ interface ScoringRule {
   type: string;
   url_contains: string | null;
   form_id: string | null;
+  template_id?: string | null;
+  properties?: Record<string, string>;
   points: number;
   cap: number | null;
   cap_period: "day" | "week" | "month" | "ever";
@@ -45,10 +49,14 @@ interface Config {
   };
   minimum_grade: "A" | "B" | "C" | "D";
   owners: { rules: OwnerRule[] };
+  crm_merge: Record<(typeof CRM_FIELDS)[number], (typeof MERGE_POLICIES)[number]>;
   [other: string]: unknown;
 }
 
-const TABS = ["scoring", "grading", "owners", "json"] as const;
+const CRM_FIELDS = ["status", "owner", "deal_amount", "currency"] as const;
+const MERGE_POLICIES = ["crm_wins", "tsunagu_wins", "newest_wins"] as const;
+
+const TABS = ["scoring", "grading", "owners", "crm", "json"] as const;
 const EVENT_KINDS = [
   "page_view",
   "form_submitted",
@@ -169,6 +177,7 @@ export function Rules() {
           {tab === "scoring" && <Scoring config={config} change={change} problemsAt={problemsAt} editable={!readOnly} />}
           {tab === "grading" && <Grading config={config} change={change} problemsAt={problemsAt} editable={!readOnly} />}
           {tab === "owners" && <Owners config={config} change={change} problemsAt={problemsAt} editable={!readOnly} />}
+          {tab === "crm" && <CrmMerge config={config} change={change} problemsAt={problemsAt} editable={!readOnly} />}
           {tab === "json" && (
             <label>
               {t("settings.rules_json")}
@@ -261,6 +270,8 @@ function Scoring({ config, change, problemsAt, editable }: Part) {
       </div>
       <Problems found={[...problemsAt("scoring.mql_threshold"), ...problemsAt("scoring.time_zone")]} />
       <p className="note">{t("rules.scoring_explained")}</p>
+      <IdList id="rule-forms" path="/admin/forms" field="form_id" />
+      <IdList id="rule-templates" path="/admin/templates" field="template_id" />
       <datalist id="event-kinds">
         {EVENT_KINDS.map((kind) => (
           <option key={kind} value={kind}>
@@ -274,6 +285,8 @@ function Scoring({ config, change, problemsAt, editable }: Part) {
             <th scope="col">{t("rules.description")}</th>
             <th scope="col">{t("rules.event")}</th>
             <th scope="col">{t("rules.url_contains")}</th>
+            <th scope="col">{t("rules.which")}</th>
+            <th scope="col">{t("rules.properties")}</th>
             <th scope="col">{t("rules.points")}</th>
             <th scope="col">{t("rules.cap")}</th>
             <th scope="col">{t("rules.per")}</th>
@@ -304,6 +317,13 @@ function Scoring({ config, change, problemsAt, editable }: Part) {
                 <td>
                   <input aria-label={at("url_contains")} value={rule.url_contains ?? ""} size={12}
                     onChange={(event) => edit((r) => void (r.url_contains = event.target.value || null))} />
+                </td>
+                <td>
+                  <Which rule={rule} label={at("which")} edit={edit} />
+                </td>
+                <td>
+                  <PropertiesInput label={at("properties")} value={rule.properties ?? {}}
+                    onChange={(properties) => edit((r) => void (r.properties = properties))} />
                 </td>
                 <td>
                   <input aria-label={at("points")} type="number" value={rule.points} style={{ width: "5rem" }}
@@ -604,5 +624,88 @@ function Owners({ config, change, problemsAt, editable }: Part) {
         </button>
       )}
     </>
+  );
+}
+
+/** The form or the mail a scoring rule's activity must concern, where its kind has one: a form
+ * submission of that form, an open or click of that mail. Blank: any. */
+function Which({
+  rule,
+  label,
+  edit,
+}: {
+  rule: ScoringRule;
+  label: string;
+  edit: (update: (r: ScoringRule) => void) => void;
+}) {
+  const field = rule.type === "form_submitted" ? "form_id" : MAIL_EVENTS.has(rule.type) ? "template_id" : null;
+  if (field === null) return <span aria-hidden="true">—</span>;
+  return (
+    <input aria-label={label} size={14} list={field === "form_id" ? "rule-forms" : "rule-templates"}
+      placeholder={field === "form_id" ? "demo" : "seminar-invitation"} value={rule[field] ?? ""}
+      onChange={(event) => edit((r) => void (r[field] = event.target.value || null))} />
+  );
+}
+
+const MAIL_EVENTS = new Set(["mail_opened", "link_clicked"]);
+
+/** Any other property the activity must have, ``name=value`` a line; kept as typed until the
+ * field is left. */
+function PropertiesInput(props: { label: string; value: Record<string, string>; onChange: (v: Record<string, string>) => void }) {
+  const joined = pairsText(props.value);
+  const [text, setText] = useState(joined);
+  useEffect(() => setText(joined), [joined]);
+  return (
+    <textarea aria-label={props.label} rows={1} cols={16} spellCheck={false} placeholder="status=opted_out"
+      value={text} onChange={(event) => setText(event.target.value)} onBlur={() => props.onChange(pairsOf(text))} />
+  );
+}
+
+/** Which side wins, per field, when the CRM and Tsunagu disagree (the CRM webhook's merge). */
+function CrmMerge({ config, change, problemsAt }: Part) {
+  const { t } = useTranslation();
+  return (
+    <>
+      <p className="note">{t("rules.crm_explained")}</p>
+      <dl className="policies">
+        {MERGE_POLICIES.map((policy) => (
+          <div key={policy}>
+            <dt>{t(`rules.policies.${policy}`)}</dt>
+            <dd>{t(`rules.policy_explained.${policy}`)}</dd>
+          </div>
+        ))}
+      </dl>
+      {CRM_FIELDS.map((field) => (
+        <label key={field}>
+          {t(`rules.crm_fields.${field}`)}
+          <select value={config.crm_merge[field]}
+            onChange={(event) => change((d) => void (d.crm_merge[field] = event.target.value as (typeof MERGE_POLICIES)[number]))}>
+            {MERGE_POLICIES.map((policy) => (
+              <option key={policy} value={policy}>
+                {t(`rules.policies.${policy}`)}
+              </option>
+            ))}
+          </select>
+        </label>
+      ))}
+      <Problems found={problemsAt("crm_merge")} />
+    </>
+  );
+}
+
+/** The ids of what ``path`` lists (forms, templates), offered where a rule names one. */
+function IdList({ id, path, field }: { id: string; path: string; field: string }) {
+  const [ids, setIds] = useState<string[]>([]);
+  useEffect(() => {
+    api<{ items: Record<string, string>[] }>("GET", path, { query: { limit: 200 } })
+      .then((page) => setIds(page.items.map((item) => item[field])))
+      .catch(() => setIds([]));
+  }, [path, field]);
+  return (
+    <datalist id={id}>
+      {ids.map((one) => (
+        <option key={one} value={one} />
+      ))}
+    </datalist>
   );
 }
