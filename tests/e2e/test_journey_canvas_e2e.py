@@ -285,3 +285,44 @@ def test_a_marketer_builds_an_ab_test_with_a_control_group_in_forms(
         ("path_1", 70, "first_mail"),
         ("stories", 30, "send_5"),
     ]
+
+
+def test_a_marketer_gives_a_journey_a_form_trigger_and_a_new_sign_up_enters_it(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    page = console_page(
+        chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), at="journeys/re_engagement"
+    )
+    page.get_by_text("Entry, re-entry and exit").click()
+    settings = page.get_by_role("form", name="Entry, re-entry and exit")
+    # Whatever triggers it came with, she makes a submission of the demo form the only one
+    while settings.get_by_role("button", name=re.compile("^Remove trigger")).count():
+        settings.get_by_role("button", name=re.compile("^Remove trigger")).first.click()
+    expect(settings).to_contain_text("leads enter only when started by hand")
+    settings.get_by_role("button", name="Add a trigger").click()
+    settings.get_by_label("Trigger 1").select_option("form_submitted")
+    settings.get_by_label("Which form").select_option("demo")
+    settings.get_by_label("May a lead enter again?").select_option("after_interval")
+    settings.get_by_role("spinbutton", name="Days since its last entry").fill("30")
+    settings.get_by_label("Customer").check()
+    assert accessibility_problems(page) == []
+    settings.get_by_role("button", name="Save the settings").click()
+    expect(settings.get_by_role("status")).to_have_text("Saved.")
+
+    shown = json.loads(tsunagu.cli("journeys", "show", "re_engagement").stdout)
+    assert shown["triggers"] == [
+        {"kind": "form_submitted", "form_id": "demo", "event": None, "threshold": None,
+         "stage": None, "segment": None}
+    ]  # fmt: skip
+    assert shown["reentry"] == {"kind": "after_interval", "interval_days": 30}
+    assert "customer" in shown["exit"]["stages"]
+
+    # A person who signs up through the demo form now enters the journey
+    newcomer = "hana.mori@example.jp"
+    status, _ = tsunagu.post_json(
+        "/forms/demo/submissions", {"email": newcomer, "name": "森 花", "consent": True}
+    )
+    assert status == 201
+    assert tsunagu.cli("clock", "advance", "--by", "1m").returncode == 0
+    lead = json.loads(tsunagu.cli("leads", "get", newcomer).stdout)
+    assert "re_engagement" in [entry["journey_id"] for entry in lead["journeys"]], lead

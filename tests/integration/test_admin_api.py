@@ -771,3 +771,61 @@ def test_a_download_s_name_is_sent_in_a_header_any_http_server_can_write() -> No
     assert admin._attachment("leads-export.csv") == (
         "attachment; filename=\"leads-export.csv\"; filename*=UTF-8''leads-export.csv"
     )
+
+
+def test_a_marketer_gives_a_journey_its_triggers_and_exits_without_a_new_version(
+    stack: Settings,
+) -> None:
+    path = "/admin/journeys/welcome_nurture"
+    _, before = call(stack, "GET", path)
+    settings = {
+        "topic": "newsletter",
+        "triggers": [
+            {"kind": "form_submitted", "form_id": "demo"},
+            {"kind": "score_crossed", "threshold": 40},
+        ],
+        "reentry": {"kind": "after_interval", "interval_days": 90},
+        "exit": {"stages": ["sql"], "crm_statuses": ["Won"], "goals": [{"type": "demo_booked"}]},
+        "resume": {"kind": "pace", "rate_per_minute": 20},
+    }
+
+    status, stored = call(stack, "PUT", f"{path}/settings", body=settings, role=Role.MARKETER)
+
+    assert status == 200, stored
+    _, shown = call(stack, "GET", path)
+    assert shown["topic"] == "newsletter"
+    assert [t["kind"] for t in shown["triggers"]] == ["form_submitted", "score_crossed"]
+    assert shown["reentry"] == {"kind": "after_interval", "interval_days": 90}
+    assert shown["exit"]["stages"] == ["sql"] and shown["exit"]["goals"][0]["type"] == "demo_booked"
+    assert shown["resume"] == {"kind": "pace", "rate_per_minute": 20}
+    # The graph, the status and the live version are the journey's own, untouched
+    assert (shown["status"], shown["published"], shown["state_machine"]) == (
+        before["status"], before["published"], before["state_machine"]
+    )  # fmt: skip
+    [entry] = [e for e in audit_entries(stack) if e.operation == "journeys.save"]
+    assert entry.target == "journey:welcome_nurture"
+    assert entry.after["topic"] == "newsletter" and entry.before["topic"] == before["topic"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"triggers": [{"kind": "score_crossed"}]}, "triggers"),  # no threshold
+        ({"triggers": [{"kind": "segment", "segment": "score>>5"}]}, "triggers"),
+        ({"reentry": {"kind": "sometimes"}}, "reentry"),
+        ({"resume": {"kind": "pace", "rate_per_minute": 0}}, "resume"),
+        ({"topic": "Not a topic!"}, "topic"),
+        ({"state_machine": "elsewhere"}, "state_machine"),  # not a setting
+    ],
+)
+def test_journey_settings_that_cannot_hold_are_a_422_and_change_nothing(
+    stack: Settings, settings: dict[str, Any], field: str
+) -> None:
+    path = "/admin/journeys/welcome_nurture"
+    _, before = call(stack, "GET", path)
+    status, body = call(stack, "PUT", f"{path}/settings", body=settings)
+    assert status == 422 and field in json.dumps(body), body
+    assert call(stack, "GET", path)[1] == before
+    assert not [e for e in audit_entries(stack) if e.operation == "journeys.save"]
+    missing, _ = call(stack, "PUT", "/admin/journeys/no_such_journey/settings", body={})
+    assert missing == 404

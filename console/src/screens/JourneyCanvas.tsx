@@ -24,6 +24,7 @@ import { Link, useNavigate, useParams } from "react-router";
 import { ApiError, type FieldProblem, api, describeError } from "../api";
 import i18n, { when } from "../i18n";
 import { useMay } from "../me";
+import { JourneySettings } from "./JourneySettings";
 import { type JourneyNode, NodeFields, savedSegments } from "./NodeFields";
 import { SendCalendar } from "./SendCalendar";
 
@@ -705,6 +706,12 @@ export default function JourneyCanvas() {
                 ))}
               </ul>
             </section>
+          )}
+          {!isNew && journeyId && (
+            <details className="settings">
+              <summary>{t("journey_settings.title")}</summary>
+              <JourneySettings journeyId={journeyId} editable={may("journeys.save")} />
+            </details>
           )}
           {may("journeys.start") && !isNew && (
             <form onSubmit={(event) => void start(event)}>

@@ -65,7 +65,7 @@ from tsunagu.forms.model import FormDefinition
 from tsunagu.imports.plan import ConsentColumn, ImportOptions
 from tsunagu.imports.saved import SavedMapping
 from tsunagu.journeys.business_time import BusinessCalendar
-from tsunagu.journeys.model import ResumePolicy
+from tsunagu.journeys.model import JourneySettings, ResumePolicy
 from tsunagu.journeys.simulation import Simulation
 from tsunagu.leads.export import ENCODINGS
 from tsunagu.leads.merge import Channel
@@ -779,6 +779,14 @@ def journey_show(call: AdminCall) -> Any:
     return journeys.show(_journey_ports(call), call.actor, call.params["journey"]).model_dump(
         mode="json"
     )
+
+
+def journey_configure(call: AdminCall) -> Any:
+    """Set a journey's triggers, re-entry, exits, consent topic and resume policy (its graph
+    and published version stay)."""
+    asked = call.model(JourneySettings)
+    stored = journeys.configure(_journey_ports(call), call.actor, call.params["journey"], asked)
+    return stored.model_dump(mode="json")
 
 
 class Publication(BaseModel):
@@ -1568,6 +1576,13 @@ ROUTES: tuple[AdminRoute, ...] = (
         "GET", "/admin/journeys/status", "journeys.list", journey_status, query=("journey",)
     ),
     AdminRoute("GET", "/admin/journeys/{journey}", "journeys.list", journey_show),
+    AdminRoute(
+        "PUT",
+        "/admin/journeys/{journey}/settings",
+        "journeys.save",
+        journey_configure,
+        JourneySettings,
+    ),
     AdminRoute("GET", "/admin/journeys/{journey}/versions", "journeys.list", journey_versions),
     AdminRoute(
         "POST",

@@ -21,7 +21,13 @@ from tsunagu.journeys.compiler import validate
 from tsunagu.journeys.definition import JourneyDefinition
 from tsunagu.journeys.install import Templates, install_shipped
 from tsunagu.journeys.lifecycle import EntryResult, Executions, JourneyStore, enter_leads
-from tsunagu.journeys.model import Journey, ResumePolicy, StoredGraph, published_graph_key
+from tsunagu.journeys.model import (
+    Journey,
+    JourneySettings,
+    ResumePolicy,
+    StoredGraph,
+    published_graph_key,
+)
 from tsunagu.journeys.publishing import keep_publication
 from tsunagu.journeys.simulation import Forecast, Simulation, forecast, simulate
 from tsunagu.journeys.simulation import Rules as SimulationRules
@@ -200,6 +206,26 @@ def save(ports: JourneyCommands, actor: Actor, journey: Journey, *, replace: boo
         log.changed(before, stored.model_dump(mode="json", exclude={"updated_at"}))
         log.detail = "replaced" if existing is not None else "created"
     return existing is not None
+
+
+def configure(
+    ports: JourneyCommands, actor: Actor, journey_id: str, settings: JourneySettings
+) -> Journey:
+    """Give a journey its triggers, re-entry, exits, topic and resume policy (a journey first
+    published from the console is entered by hand until it has triggers). Its graph, status
+    and publication stay as they are."""
+    with recorded(ports.audit, ports.clock, actor, "journeys.save", f"journey:{journey_id}") as log:
+        existing = find(ports, journey_id)
+        asked = {name: getattr(settings, name) for name in JourneySettings.model_fields}
+        stored = ports.journeys.put_journey(
+            existing.model_copy(update=asked), isoformat(ports.clock.now())
+        )
+        names = set(JourneySettings.model_fields)
+        log.changed(
+            existing.model_dump(mode="json", include=names),
+            stored.model_dump(mode="json", include=names),
+        )
+    return stored
 
 
 def install(

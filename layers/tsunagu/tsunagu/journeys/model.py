@@ -97,6 +97,21 @@ class ResumePolicy(BaseModel):
     """pace: how many parked leads are released per minute."""
 
 
+class JourneySettings(BaseModel):
+    """What a marketer sets on a journey besides its graph: the consent topic its mails need,
+    what enters a lead and when, who may enter again, what ends a lead's time in it, and what
+    held mails do when it resumes. Changing them needs no new version: the journey's record
+    carries them, and the routers and gates read it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic: str = Field(default="marketing", pattern=r"^[a-z][a-z0-9_-]{0,39}$")
+    triggers: list[Trigger] = Field(default_factory=list, max_length=20)
+    reentry: ReentryPolicy = Field(default_factory=ReentryPolicy)
+    exit: ExitConditions = Field(default_factory=ExitConditions)
+    resume: ResumePolicy = Field(default_factory=ResumePolicy)
+
+
 class PublishedVersion(BaseModel):
     """The version of the journey's state machine new entries take (tsunagu.journeys.publishing).
     Entries start on the alias, so an execution finishes on the version it started on."""

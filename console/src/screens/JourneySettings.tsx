@@ -1,0 +1,309 @@
+// A journey's settings beside its graph: the consent topic its mails need, what enters a lead
+// (a form, an event, a score crossed, a stage reached, a segment, or only by hand), who may
+// enter again, what ends a lead's time in it, and what held mails do when it resumes. Saved
+// through PUT /admin/journeys/{j}/settings: no new version, the graph and the live version stay.
+import { type FormEvent, useCallback, useEffect, useState } from "react";
+import { useTranslation } from "react-i18next";
+
+import { ApiError, api, type FieldProblem } from "../api";
+import { POLICIES } from "./Journeys";
+import { STAGES } from "./Leads";
+import { savedSegments } from "./NodeFields";
+
+const TRIGGER_KINDS = ["form_submitted", "event", "score_crossed", "stage_reached", "segment", "manual"] as const;
+const REENTRY_KINDS = ["never", "after_interval", "always"] as const;
+
+interface Trigger {
+  kind: (typeof TRIGGER_KINDS)[number];
+  form_id?: string | null;
+  event?: { type: string } | null;
+  threshold?: number | null;
+  stage?: string | null;
+  segment?: string | null;
+}
+
+interface Settings {
+  topic: string;
+  triggers: Trigger[];
+  reentry: { kind: (typeof REENTRY_KINDS)[number]; interval_days: number };
+  exit: { stages: string[]; crm_statuses: string[]; goals: { type: string }[]; goal_window_days: number };
+  resume: { kind: (typeof POLICIES)[number]; rate_per_minute: number };
+}
+
+/** A new trigger of ``kind``, with the one value it needs. */
+function triggerOf(kind: Trigger["kind"]): Trigger {
+  switch (kind) {
+    case "event":
+      return { kind, event: { type: "page_view" } };
+    case "score_crossed":
+      return { kind, threshold: 50 };
+    case "stage_reached":
+      return { kind, stage: "mql" };
+    case "segment":
+      return { kind, segment: "" };
+    default:
+      return { kind };
+  }
+}
+
+function words(text: string): string[] {
+  return text
+    .split(/[,、\s]+/)
+    .map((word) => word.trim())
+    .filter(Boolean);
+}
+
+export function JourneySettings({ journeyId, editable }: { journeyId: string; editable: boolean }) {
+  const { t } = useTranslation();
+  const [settings, setSettings] = useState<Settings | null>(null);
+  const [missing, setMissing] = useState(false);
+  const [problems, setProblems] = useState<FieldProblem[]>([]);
+  const [message, setMessage] = useState<string | null>(null);
+  const [segments, setSegments] = useState<{ name: string }[]>([]);
+  const [forms, setForms] = useState<string[]>([]);
+  const path = `/admin/journeys/${encodeURIComponent(journeyId)}`;
+
+  const load = useCallback(async () => {
+    try {
+      const journey = await api<Settings>("GET", path);
+      const { topic, triggers, reentry, exit, resume } = journey;
+      setSettings({ topic, triggers, reentry, exit, resume });
+      setMissing(false);
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) setMissing(true);
+      else setMessage(error instanceof ApiError ? error.message : String(error));
+    }
+  }, [path]);
+
+  useEffect(() => {
+    void load();
+    void savedSegments().then(setSegments);
+    api<{ items: { form_id: string }[] }>("GET", "/admin/forms", { query: { limit: 200 } })
+      .then((page) => setForms(page.items.map((form) => form.form_id)))
+      .catch(() => setForms([]));
+  }, [load]);
+
+  if (missing) return <p className="note">{t("journey_settings.publish_first")}</p>;
+  if (settings === null) return <p className="loading">{message ?? t("common.loading")}</p>;
+
+  const change = (update: Partial<Settings>) => setSettings({ ...settings, ...update });
+  const setTrigger = (index: number, trigger: Trigger) =>
+    change({ triggers: settings.triggers.map((one, at) => (at === index ? trigger : one)) });
+  const problemsAt = (prefix: string) =>
+    problems.filter((p) => p.field === prefix || p.field.startsWith(`${prefix}.`));
+  const shown = (prefix: string) =>
+    problemsAt(prefix).map((p) => (
+      <p key={`${p.field}:${p.message}`} className="problem" role="alert">
+        {p.message}
+      </p>
+    ));
+
+  async function save(event: FormEvent) {
+    event.preventDefault();
+    setProblems([]);
+    setMessage(null);
+    try {
+      await api("PUT", `${path}/settings`, { body: settings });
+      setMessage(t("common.saved"));
+      await load();
+    } catch (error) {
+      setMessage(error instanceof ApiError ? error.message : String(error));
+      if (error instanceof ApiError) setProblems(error.problems);
+    }
+  }
+
+  return (
+    <form className="journey-settings" aria-label={t("journey_settings.title")} onSubmit={(event) => void save(event)}>
+      <fieldset disabled={!editable}>
+        <legend>{t("journey_settings.triggers")}</legend>
+        {settings.triggers.length === 0 && <p className="note">{t("journey_settings.by_hand_only")}</p>}
+        {settings.triggers.map((trigger, index) => (
+          <div key={index} className="card">
+            <label>
+              {t("journey_settings.trigger_n", { n: index + 1 })}
+              <select value={trigger.kind} onChange={(event) => setTrigger(index, triggerOf(event.target.value as Trigger["kind"]))}>
+                {TRIGGER_KINDS.map((kind) => (
+                  <option key={kind} value={kind}>
+                    {t(`journey_settings.kinds.${kind}`)}
+                  </option>
+                ))}
+              </select>
+            </label>
+            {trigger.kind === "form_submitted" && (
+              <label>
+                {t("journey_settings.form")}
+                <select value={trigger.form_id ?? ""} onChange={(event) => setTrigger(index, { ...trigger, form_id: event.target.value || null })}>
+                  <option value="">{t("journey_settings.any_form")}</option>
+                  {forms.map((form) => (
+                    <option key={form} value={form}>
+                      {form}
+                    </option>
+                  ))}
+                </select>
+              </label>
+            )}
+            {trigger.kind === "event" && (
+              <label>
+                {t("journey_settings.event")}
+                <input value={trigger.event?.type ?? ""} pattern="[a-z][a-z0-9_]*"
+                  onChange={(event) => setTrigger(index, { ...trigger, event: { type: event.target.value } })} />
+              </label>
+            )}
+            {trigger.kind === "score_crossed" && (
+              <label>
+                {t("journey_settings.threshold")}
+                <input type="number" value={trigger.threshold ?? ""}
+                  onChange={(event) => setTrigger(index, { ...trigger, threshold: Number(event.target.value) })} />
+              </label>
+            )}
+            {trigger.kind === "stage_reached" && (
+              <label>
+                {t("journey_settings.stage")}
+                <select value={trigger.stage ?? "mql"} onChange={(event) => setTrigger(index, { ...trigger, stage: event.target.value })}>
+                  {STAGES.map((stage) => (
+                    <option key={stage} value={stage}>
+                      {t(`stages.${stage}`)}
+                    </option>
+                  ))}
+                </select>
+              </label>
+            )}
+            {trigger.kind === "segment" && (
+              <label>
+                {t("journey_settings.segment")}
+                <input list="settings-segments" placeholder="silent_days>=90" value={trigger.segment ?? ""}
+                  onChange={(event) => setTrigger(index, { ...trigger, segment: event.target.value })} />
+              </label>
+            )}
+            {shown(`triggers.${index}`)}
+            {editable && (
+              <button type="button" className="link"
+                onClick={() => change({ triggers: settings.triggers.filter((_, at) => at !== index) })}>
+                {t("journey_settings.remove_trigger", { n: index + 1 })}
+              </button>
+            )}
+          </div>
+        ))}
+        {problems
+          .filter((p) => p.field === "triggers")
+          .map((p) => (
+            <p key={p.message} className="problem" role="alert">
+              {p.message}
+            </p>
+          ))}
+        <datalist id="settings-segments">
+          {segments.map((segment) => (
+            <option key={segment.name} value={segment.name} />
+          ))}
+        </datalist>
+        {editable && (
+          <button type="button" className="secondary"
+            onClick={() => change({ triggers: [...settings.triggers, triggerOf("form_submitted")] })}>
+            {t("journey_settings.add_trigger")}
+          </button>
+        )}
+      </fieldset>
+
+      <fieldset disabled={!editable}>
+        <legend>{t("journey_settings.entering_again")}</legend>
+        <label>
+          {t("journey_settings.reentry")}
+          <select value={settings.reentry.kind}
+            onChange={(event) => change({ reentry: { ...settings.reentry, kind: event.target.value as Settings["reentry"]["kind"] } })}>
+            {REENTRY_KINDS.map((kind) => (
+              <option key={kind} value={kind}>
+                {t(`journey_settings.reentries.${kind}`)}
+              </option>
+            ))}
+          </select>
+        </label>
+        {settings.reentry.kind === "after_interval" && (
+          <label>
+            {t("journey_settings.interval_days")}
+            <input type="number" min={1} max={3650} value={settings.reentry.interval_days}
+              onChange={(event) => change({ reentry: { ...settings.reentry, interval_days: Number(event.target.value) } })} />
+          </label>
+        )}
+        {shown("reentry")}
+      </fieldset>
+
+      <fieldset disabled={!editable}>
+        <legend>{t("journey_settings.leaving")}</legend>
+        <p className="note">{t("journey_settings.always_leaves")}</p>
+        <fieldset className="stages">
+          <legend>{t("journey_settings.exit_stages")}</legend>
+          {STAGES.map((stage) => (
+            <label key={stage} className="check">
+              <input type="checkbox" checked={settings.exit.stages.includes(stage)}
+                onChange={(event) =>
+                  change({
+                    exit: {
+                      ...settings.exit,
+                      stages: event.target.checked
+                        ? [...settings.exit.stages, stage]
+                        : settings.exit.stages.filter((one) => one !== stage),
+                    },
+                  })
+                } />
+              {t(`stages.${stage}`)}
+            </label>
+          ))}
+        </fieldset>
+        <ListInput label={t("journey_settings.crm_statuses")} value={settings.exit.crm_statuses}
+          onChange={(crm_statuses) => change({ exit: { ...settings.exit, crm_statuses } })} />
+        <ListInput label={t("journey_settings.goals")} value={settings.exit.goals.map((goal) => goal.type)}
+          onChange={(types) => change({ exit: { ...settings.exit, goals: types.map((type) => ({ type })) } })} />
+        <label>
+          {t("journey_settings.goal_window_days")}
+          <input type="number" min={1} max={365} value={settings.exit.goal_window_days}
+            onChange={(event) => change({ exit: { ...settings.exit, goal_window_days: Number(event.target.value) } })} />
+        </label>
+        {shown("exit")}
+      </fieldset>
+
+      <fieldset disabled={!editable}>
+        <legend>{t("journey_settings.mail")}</legend>
+        <label>
+          {t("journey_settings.topic")}
+          <input required value={settings.topic} onChange={(event) => change({ topic: event.target.value })} />
+        </label>
+        {shown("topic")}
+        <label>
+          {t("journey_settings.resume")}
+          <select value={settings.resume.kind}
+            onChange={(event) => change({ resume: { ...settings.resume, kind: event.target.value as Settings["resume"]["kind"] } })}>
+            {POLICIES.map((policy) => (
+              <option key={policy} value={policy}>
+                {t(`journeys.policies.${policy}.name`)}
+              </option>
+            ))}
+          </select>
+        </label>
+        <p className="note">{t(`journeys.policies.${settings.resume.kind}.explained`)}</p>
+        {settings.resume.kind === "pace" && (
+          <label>
+            {t("journey_settings.rate_per_minute")}
+            <input type="number" min={1} max={10000} value={settings.resume.rate_per_minute}
+              onChange={(event) => change({ resume: { ...settings.resume, rate_per_minute: Number(event.target.value) } })} />
+          </label>
+        )}
+        {shown("resume")}
+      </fieldset>
+      {editable && <button type="submit">{t("journey_settings.save")}</button>}
+      {message && <p role="status">{message}</p>}
+    </form>
+  );
+}
+
+/** Words typed with commas or spaces (CRM statuses, goal events); kept as typed until left. */
+function ListInput({ label, value, onChange }: { label: string; value: string[]; onChange: (v: string[]) => void }) {
+  const joined = value.join(", ");
+  const [text, setText] = useState(joined);
+  useEffect(() => setText(joined), [joined]);
+  return (
+    <label>
+      {label}
+      <input value={text} onChange={(event) => setText(event.target.value)} onBlur={() => onChange(words(text))} />
+    </label>
+  );
+}
