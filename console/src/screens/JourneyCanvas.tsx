@@ -568,12 +568,16 @@ export default function JourneyCanvas() {
         </label>
       </div>
       {editable && (
-        <div className="toolbar" role="toolbar" aria-label={t("canvas.palette")}>
+        <div className="toolbar palette" role="toolbar" aria-label={t("canvas.palette")}>
           {Object.keys(NEW_NODE).map((kind) => (
             <button key={kind} type="button" className="secondary" onClick={() => addNode(kind)}>
               + {t(`canvas.kinds.${kind}`)}
             </button>
           ))}
+        </div>
+      )}
+      {editable && (
+        <div className="toolbar">
           <button type="button" onClick={() => void save()}>
             {t("canvas.save")}
           </button>
