@@ -205,17 +205,23 @@ def test_a_marketer_edits_a_mail_and_sees_it_rendered_for_the_lead_as_she_types(
     assert invitation.split("\t")[1] == "v1", invitation
 
 
+def new_template(page: Page, template_id: str, name: str, subject: str) -> Locator:
+    """Fill in and send the template list's "New template" form; the form, for what it says."""
+    page.get_by_role("button", name="New template").click()
+    form = page.get_by_role("form", name="New template")
+    form.get_by_label("Id", exact=True).fill(template_id)
+    form.get_by_label("Name").fill(name)
+    form.get_by_label("Subject").fill(subject)
+    form.get_by_label("From (address)").fill("news@example.com")
+    form.get_by_role("button", name="Create").click()
+    return form
+
+
 def test_a_marketer_creates_a_mail_changes_it_and_rolls_it_back_from_its_history(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:
     page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="templates")
-    page.get_by_role("button", name="New template").click()
-    form = page.get_by_role("form", name="New template")
-    form.get_by_label("Id", exact=True).fill("spring-offer")
-    form.get_by_label("Name").fill("Spring offer")
-    form.get_by_label("Subject").fill("春のご案内")
-    form.get_by_label("From (address)").fill("news@example.com")
-    form.get_by_role("button", name="Create").click()
+    new_template(page, "spring-offer", "Spring offer", "春のご案内")
 
     # She lands in the new template's editor, and gives it a text version and a default
     page.wait_for_url(re.compile("#/templates/spring-offer$"))
@@ -229,13 +235,7 @@ def test_a_marketer_creates_a_mail_changes_it_and_rolls_it_back_from_its_history
 
     # A second "new" template with the same id is refused, naming it
     page.goto(f"{tsunagu.api_url}/console/#/templates")
-    page.get_by_role("button", name="New template").click()
-    form = page.get_by_role("form", name="New template")
-    form.get_by_label("Id", exact=True).fill("spring-offer")
-    form.get_by_label("Name").fill("Another")
-    form.get_by_label("Subject").fill("別件")
-    form.get_by_label("From (address)").fill("news@example.com")
-    form.get_by_role("button", name="Create").click()
+    form = new_template(page, "spring-offer", "Another", "別件")
     expect(form.get_by_role("alert")).to_contain_text("spring-offer")
 
     # From the history she opens version 1 and restores it as the newest

@@ -295,6 +295,7 @@ def test_a_marketer_gives_a_journey_a_form_trigger_and_a_new_sign_up_enters_it(
     )
     page.get_by_text("Entry, re-entry and exit").click()
     settings = page.get_by_role("form", name="Entry, re-entry and exit")
+    expect(settings.get_by_role("button", name="Add a trigger")).to_be_visible()  # read
     # Whatever triggers it came with, she makes a submission of the demo form the only one
     while settings.get_by_role("button", name=re.compile("^Remove trigger")).count():
         settings.get_by_role("button", name=re.compile("^Remove trigger")).first.click()

@@ -257,6 +257,7 @@ export default function JourneyCanvas() {
   const navigate = useNavigate();
   const { journeyId } = useParams();
   const isNew = journeyId === undefined;
+  const [settingsOpen, setSettingsOpen] = useState(false);
   const [definition, setDefinition] = useState<Definition | null>(isNew ? EMPTY : null);
   const [view, setView] = useState<GraphView | null>(null);
   const [problems, setProblems] = useState<FieldProblem[]>([]);
@@ -712,9 +713,10 @@ export default function JourneyCanvas() {
             </section>
           )}
           {!isNew && journeyId && (
-            <details className="settings">
+            <details className="settings" onToggle={(event) => setSettingsOpen(event.currentTarget.open)}>
               <summary>{t("journey_settings.title")}</summary>
-              <JourneySettings journeyId={journeyId} editable={may("journeys.save")} />
+              {/* Read when opened: most visits to the canvas are about the graph */}
+              {settingsOpen && <JourneySettings journeyId={journeyId} editable={may("journeys.save")} />}
             </details>
           )}
           {may("journeys.start") && !isNew && (

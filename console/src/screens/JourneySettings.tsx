@@ -6,6 +6,7 @@ import { type FormEvent, useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 
 import { ApiError, api, type FieldProblem } from "../api";
+import { WordsInput } from "../inputs";
 import { POLICIES } from "./Journeys";
 import { STAGES } from "./Leads";
 import { savedSegments } from "./NodeFields";
@@ -44,13 +45,6 @@ function triggerOf(kind: Trigger["kind"]): Trigger {
     default:
       return { kind };
   }
-}
-
-function words(text: string): string[] {
-  return text
-    .split(/[,、\s]+/)
-    .map((word) => word.trim())
-    .filter(Boolean);
 }
 
 export function JourneySettings({ journeyId, editable }: { journeyId: string; editable: boolean }) {
@@ -249,10 +243,16 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
             </label>
           ))}
         </fieldset>
-        <ListInput label={t("journey_settings.crm_statuses")} value={settings.exit.crm_statuses}
-          onChange={(crm_statuses) => change({ exit: { ...settings.exit, crm_statuses } })} />
-        <ListInput label={t("journey_settings.goals")} value={settings.exit.goals.map((goal) => goal.type)}
-          onChange={(types) => change({ exit: { ...settings.exit, goals: types.map((type) => ({ type })) } })} />
+        <label>
+          {t("journey_settings.crm_statuses")}
+          <WordsInput value={settings.exit.crm_statuses}
+            onChange={(crm_statuses) => change({ exit: { ...settings.exit, crm_statuses } })} />
+        </label>
+        <label>
+          {t("journey_settings.goals")}
+          <WordsInput value={settings.exit.goals.map((goal) => goal.type)}
+            onChange={(types) => change({ exit: { ...settings.exit, goals: types.map((type) => ({ type })) } })} />
+        </label>
         <label>
           {t("journey_settings.goal_window_days")}
           <input type="number" min={1} max={365} value={settings.exit.goal_window_days}
@@ -292,18 +292,5 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
       {editable && <button type="submit">{t("journey_settings.save")}</button>}
       {message && <p role="status">{message}</p>}
     </form>
-  );
-}
-
-/** Words typed with commas or spaces (CRM statuses, goal events); kept as typed until left. */
-function ListInput({ label, value, onChange }: { label: string; value: string[]; onChange: (v: string[]) => void }) {
-  const joined = value.join(", ");
-  const [text, setText] = useState(joined);
-  useEffect(() => setText(joined), [joined]);
-  return (
-    <label>
-      {label}
-      <input value={text} onChange={(event) => setText(event.target.value)} onBlur={() => onChange(words(text))} />
-    </label>
   );
 }

@@ -9,7 +9,7 @@ import { useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 
 import { api, type Page } from "../api";
-import { pairsOf, pairsText } from "../pairs";
+import { PairsInput, WordsInput } from "../inputs";
 
 export type JourneyNode = { id: string; kind: string; label: string; [field: string]: unknown };
 
@@ -61,13 +61,6 @@ export function savedSegments(): Promise<{ name: string; description: string }[]
       return [];
     });
   return segments;
-}
-
-function tags(text: string): string[] {
-  return text
-    .split(/[,、\s]+/)
-    .map((tag) => tag.trim())
-    .filter(Boolean);
 }
 
 export function NodeFields({
@@ -274,16 +267,17 @@ export function NodeFields({
           </label>
           <label>
             {t("node.add_tags")}
-            <TagInput value={(node.add_tags as string[] | undefined) ?? []} onChange={(v) => set("add_tags", v.length ? v : undefined)} />
+            <WordsInput value={(node.add_tags as string[] | undefined) ?? []} onChange={(v) => set("add_tags", v.length ? v : undefined)} />
           </label>
           <label>
             {t("node.remove_tags")}
-            <TagInput value={(node.remove_tags as string[] | undefined) ?? []} onChange={(v) => set("remove_tags", v.length ? v : undefined)} />
+            <WordsInput value={(node.remove_tags as string[] | undefined) ?? []} onChange={(v) => set("remove_tags", v.length ? v : undefined)} />
           </label>
           <label>
             {t("node.fields")}
             <PairsInput
               value={(node.fields as Record<string, string> | undefined) ?? {}}
+              placeholder="interest=pricing"
               readOnly={disabled}
               onChange={(v) => set("fields", Object.keys(v).length ? v : undefined)}
             />
@@ -374,29 +368,6 @@ export function NodeFields({
     default:
       return null;
   }
-}
-
-/** ``name=value`` a line (an update's fields); kept as typed until the field is left. */
-function PairsInput(props: {
-  value: Record<string, string>;
-  readOnly: boolean;
-  onChange: (pairs: Record<string, string>) => void;
-}) {
-  const joined = pairsText(props.value);
-  const [text, setText] = useState(joined);
-  useEffect(() => setText(joined), [joined]);
-  return (
-    <textarea rows={3} spellCheck={false} placeholder="interest=pricing" value={text} readOnly={props.readOnly}
-      onChange={(event) => setText(event.target.value)} onBlur={() => props.onChange(pairsOf(text))} />
-  );
-}
-
-/** Tags typed with commas or spaces; kept as typed until the field is left. */
-function TagInput({ value, onChange }: { value: string[]; onChange: (tags: string[]) => void }) {
-  const joined = value.join(", ");
-  const [text, setText] = useState(joined);
-  useEffect(() => setText(joined), [joined]);
-  return <input value={text} onChange={(event) => setText(event.target.value)} onBlur={() => onChange(tags(text))} />;
 }
 
 function TemplateChoice({ value, disabled, onChange }: { value: string; disabled: boolean; onChange: (v: string) => void }) {

@@ -8,7 +8,7 @@ import { useTranslation } from "react-i18next";
 
 import { ApiError, api, type FieldProblem } from "../api";
 import { useMay } from "../me";
-import { pairsOf, pairsText } from "../pairs";
+import { PairsInput } from "../inputs";
 
 interface ScoringRule {
   rule_id: string;
@@ -322,7 +322,7 @@ function Scoring({ config, change, problemsAt, editable }: Part) {
                   <Which rule={rule} label={at("which")} edit={edit} />
                 </td>
                 <td>
-                  <PropertiesInput label={at("properties")} value={rule.properties ?? {}}
+                  <PairsInput label={at("properties")} rows={1} placeholder="status=opted_out" value={rule.properties ?? {}}
                     onChange={(properties) => edit((r) => void (r.properties = properties))} />
                 </td>
                 <td>
@@ -648,18 +648,6 @@ function Which({
 }
 
 const MAIL_EVENTS = new Set(["mail_opened", "link_clicked"]);
-
-/** Any other property the activity must have, ``name=value`` a line; kept as typed until the
- * field is left. */
-function PropertiesInput(props: { label: string; value: Record<string, string>; onChange: (v: Record<string, string>) => void }) {
-  const joined = pairsText(props.value);
-  const [text, setText] = useState(joined);
-  useEffect(() => setText(joined), [joined]);
-  return (
-    <textarea aria-label={props.label} rows={1} cols={16} spellCheck={false} placeholder="status=opted_out"
-      value={text} onChange={(event) => setText(event.target.value)} onBlur={() => props.onChange(pairsOf(text))} />
-  );
-}
 
 /** Which side wins, per field, when the CRM and Tsunagu disagree (the CRM webhook's merge). */
 function CrmMerge({ config, change, problemsAt }: Part) {
