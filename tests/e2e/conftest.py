@@ -168,6 +168,22 @@ def console_page(
     return page
 
 
+def add_console_user(tsunagu: RunningTsunagu, email: str, password: str, role: str) -> None:
+    """Someone who signs in to the console with ``role``, in the runtime's own user pool."""
+    from tests.support.runtime import local_client
+    from tsunagu_local.people import add_user
+
+    state = json.loads((tsunagu.workdir / ".tsunagu" / "runtime.json").read_text())
+    environment = state["environment"]
+    cognito = local_client(
+        "cognito-idp",
+        region=environment["AWS_REGION"],
+        endpoint_url=environment["AWS_ENDPOINT_URL"],
+        max_attempts=2,
+    )
+    add_user(cognito, state["sign_in"]["user_pools"]["AdminUserPool"], email, password, role)
+
+
 def admin_password(tsunagu: RunningTsunagu) -> str:
     from tsunagu_local.people import SIGN_IN_FILE
 

@@ -20,14 +20,15 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.conftest import (
     RunningTsunagu,
+    add_console_user,
     admin_password,
     console_page,
     start_tsunagu,
     tracked_links,
 )
 from tests.support.browser import Chromium, accessibility_problems, screenshot
-from tests.support.runtime import local_client, wait_for
-from tsunagu_local.people import ADMIN_EMAIL, add_user
+from tests.support.runtime import wait_for
+from tsunagu_local.people import ADMIN_EMAIL
 
 PASSWORD = "Console-test-2026"
 MARKETER = "marketer.ito@example.com"
@@ -47,17 +48,8 @@ STREAM_WAIT_SECONDS = 120
 def tsunagu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTsunagu]:
     """The runtime with a marketer and a viewer, and a lead whose mail a scanner clicked."""
     running = start_tsunagu(tmp_path_factory.mktemp("console"), "--no-persist")
-    state = json.loads((running.workdir / ".tsunagu" / "runtime.json").read_text())
-    environment = state["environment"]
-    cognito = local_client(
-        "cognito-idp",
-        region=environment["AWS_REGION"],
-        endpoint_url=environment["AWS_ENDPOINT_URL"],
-        max_attempts=2,
-    )
-    pool = state["sign_in"]["user_pools"]["AdminUserPool"]
-    add_user(cognito, pool, MARKETER, PASSWORD, "marketer")
-    add_user(cognito, pool, VIEWER, PASSWORD, "viewer")
+    add_console_user(running, MARKETER, PASSWORD, "marketer")
+    add_console_user(running, VIEWER, PASSWORD, "viewer")
     status, _ = running.post_json(
         "/forms/demo/submissions", {"email": LEAD, "name": "佐藤 香織", "company": COMPANY}
     )

@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import RunningTsunagu, admin_password, console_page, start_tsunagu
+from tests.e2e.conftest import RunningTsunagu, add_console_user, console_page, start_tsunagu
 from tests.support.browser import Chromium, accessibility_problems, screenshot
-from tsunagu_local.people import ADMIN_EMAIL
 
 LEAD = "mei.kondo@example.jp"
+MARKETER = "marketer.ito@example.com"
+PASSWORD = "Canvas-test-2026"
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,7 @@ def tsunagu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTsunagu
         "--clock-start",
         "2026-12-08T10:00:00+09:00",
     )
+    add_console_user(running, MARKETER, PASSWORD, "marketer")
     status, _ = running.post_json(
         "/forms/demo/submissions", {"email": LEAD, "name": "近藤 芽衣", "consent": True}
     )
@@ -66,7 +68,7 @@ def drag_edge(page: Page, source: str, target: str) -> None:
 def test_a_marketer_builds_dry_runs_publishes_and_starts_a_journey_on_the_canvas(
     tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
 ) -> None:
-    page = console_page(chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), at="journeys/new")
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="journeys/new")
 
     # Given a new journey: one mail, then the end
     page.get_by_label("Journey id").fill("webinar_follow_up")
@@ -146,9 +148,7 @@ def test_a_paused_journey_resumed_by_skipping_sends_nothing_it_held(
         "/forms/demo/submissions", {"email": lead, "name": "池田 空", "consent": True}
     )
     assert status == 201
-    page = console_page(
-        chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), at="journeys/seminar_follow_up"
-    )
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="journeys/seminar_follow_up")
 
     # Given the lead started on the seminar follow-up (its invitation goes at once)
     page.locator(".panel").get_by_label("E-mail").fill(lead)
@@ -200,9 +200,7 @@ def test_a_paused_journey_resumed_by_skipping_sends_nothing_it_held(
 def test_a_marketer_sets_a_wait_and_a_wait_for_in_forms_not_json(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:
-    page = console_page(
-        chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), at="journeys/seminar_follow_up"
-    )
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="journeys/seminar_follow_up")
     # The wait for a click or attendance: three days, listening to the invitation's clicks
     expect(node(page, "click_or_attend")).to_be_visible()
     node(page, "click_or_attend").click()
@@ -237,7 +235,7 @@ def test_a_marketer_sets_a_wait_and_a_wait_for_in_forms_not_json(
 def test_a_marketer_builds_an_ab_test_with_a_control_group_in_forms(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:
-    page = console_page(chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), at="journeys/new")
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="journeys/new")
     page.get_by_label("Journey id").fill("subject_line_test")
     page.get_by_label("Name").first.fill("Subject-line test")
     panel = page.locator(".panel")
@@ -290,9 +288,7 @@ def test_a_marketer_builds_an_ab_test_with_a_control_group_in_forms(
 def test_a_marketer_gives_a_journey_a_form_trigger_and_a_new_sign_up_enters_it(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:
-    page = console_page(
-        chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), at="journeys/re_engagement"
-    )
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="journeys/re_engagement")
     page.get_by_text("Entry, re-entry and exit").click()
     settings = page.get_by_role("form", name="Entry, re-entry and exit")
     expect(settings.get_by_role("button", name="Add a trigger")).to_be_visible()  # read
