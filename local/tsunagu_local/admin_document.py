@@ -119,7 +119,8 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
     },
     "before": {
         "schema": {"type": "string", "minLength": 20, "maxLength": 120},
-        "description": "The `next_before` of a page: the events before it (earlier ones).",
+        "description": "The `next_before` of a page: what comes after it (older events or "
+        "entries).",
     },
     "who": {
         "schema": {"type": "string", "minLength": 1, "maxLength": 254},

@@ -25,6 +25,8 @@ from tsunagu import services
 from tsunagu.api import admin
 from tsunagu.commands.access import OPERATIONS, Role
 from tsunagu.commands.audit import AuditEntry
+from tsunagu.errors import AlreadyExists, ConcurrentUpdate
+from tsunagu.mail.templates import MailTemplate
 from tsunagu.settings import Settings
 
 SALES_EMAIL = "sales.sato@example.com"
@@ -235,8 +237,38 @@ def test_the_log_is_filtered_by_who_operation_and_outcome_in_pages_and_in_the_cs
     rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
     assert [(r["email"], r["operation"]) for r in rows] == [("Ueno@Example.com", "leads.update")]
 
-    unclear, body = call(stack, "GET", "/admin/audit", query={"outcome": "failed"})
-    assert unclear == 422 and "outcome" in json.dumps(body)
+    for query, field in (
+        ({"outcome": "failed"}, "outcome"),
+        ({"operation": "journeys.explode"}, "operation"),  # a typo is said, not an empty page
+        ({"who": "x" * 255}, "who"),
+        ({"before": "2026-12-05T00:00:00Z"}, "before"),  # an instant is not a page key
+    ):
+        unclear, body = call(stack, "GET", "/admin/audit", query=query)
+        assert unclear == 422 and field in json.dumps(body), (query, body)
+
+
+def test_paging_the_log_loses_no_entry_of_the_same_millisecond(
+    stack: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Five changes stamped with one instant (a fixed clock): pages of two must still give all
+    frozen = services.clock(stack).now()
+    monkeypatch.setattr(type(services.clock(stack)), "now", lambda _self: frozen)
+    for stage in ("mql", "sql", "opportunity", "customer", "recycled"):
+        call(stack, "PATCH", f"/admin/leads/{OWNED}", body={"stage": stage})
+
+    seen, before = [], None
+    while True:
+        query = {"limit": "2", "operation": "leads.update"} | ({"before": before} if before else {})
+        status, page = call(stack, "GET", "/admin/audit", query=query)
+        assert status == 200, page
+        seen += [e["after"]["stage"] for e in page["items"]]
+        before = page["next_before"]
+        if before is None:
+            break
+    assert sorted(seen) == sorted(["mql", "sql", "opportunity", "customer", "recycled"])
+    assert len(seen) == 5
+    _, whole = call(stack, "GET", "/admin/audit", query={"operation": "leads.update"})
+    assert len({e["at"] for e in whole["items"]}) == 1  # one millisecond for all five
 
 
 def test_from_outside_the_allowlist_every_route_is_refused_before_anything_runs(
@@ -815,6 +847,10 @@ def test_a_marketer_gives_a_journey_its_triggers_and_exits_without_a_new_version
         ({"reentry": {"kind": "sometimes"}}, "reentry"),
         ({"resume": {"kind": "pace", "rate_per_minute": 0}}, "resume"),
         ({"topic": "Not a topic!"}, "topic"),
+        ({"triggers": [{"kind": "stage_reached", "stage": "sqll"}]}, "triggers"),  # a typo
+        ({"exit": {"stages": ["won"]}}, "exit"),  # not a stage: a CRM status
+        ({"exit": {"crm_statuses": ["won"] * 21}}, "exit"),
+        ({"exit": {"crm_statuses": ["x" * 61]}}, "exit"),
         ({"state_machine": "elsewhere"}, "state_machine"),  # not a setting
     ],
 )
@@ -829,3 +865,31 @@ def test_journey_settings_that_cannot_hold_are_a_422_and_change_nothing(
     assert not [e for e in audit_entries(stack) if e.operation == "journeys.save"]
     missing, _ = call(stack, "PUT", "/admin/journeys/no_such_journey/settings", body={})
     assert missing == 404
+
+
+def test_settings_are_stored_only_over_the_record_they_were_read_from(stack: Settings) -> None:
+    # A pause (or a publish) stored between reading the journey and saving its settings must
+    # not be undone by the save
+    store = services.journey_commands(stack).journeys
+    read = store.get_journey("welcome_nurture")
+    assert read is not None and read.updated_at
+    paused = read.model_copy(update={"status": "paused"})
+    store.put_journey(paused, "2030-01-01T00:00:00.000Z")
+
+    with pytest.raises(ConcurrentUpdate, match="changed meanwhile"):
+        store.put_journey(read, "2030-01-01T00:00:01.000Z", unless_changed_since=read.updated_at)
+    kept = store.get_journey("welcome_nurture")
+    assert kept is not None and kept.status == "paused"
+
+
+def test_two_templates_created_at_once_with_one_id_never_become_one_templates_versions(
+    stack: Settings,
+) -> None:
+    # The second create has passed its look for an existing template before the first stored
+    store = services.mail_repository(stack)
+    clock = services.clock(stack)
+    first = MailTemplate(template_id="autumn-offer", **NEW_VERSION)
+    store.save_template(first, clock, "ito@example.com", first=True)
+    with pytest.raises(AlreadyExists, match="autumn-offer"):
+        store.save_template(first, clock, "ueno@example.com", first=True)
+    assert [v.version for v in store.template_versions("autumn-offer")] == [1]

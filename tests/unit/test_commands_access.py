@@ -164,6 +164,7 @@ class FakeAudit:
         *,
         limit: int = 200,
         matching: AuditFilter = EVERY_ENTRY,
+        before: str | None = None,
     ) -> list[AuditEntry]:
         kept = [e for e in self.kept.values() if matching.matches(e)]
         return sorted(kept, key=lambda e: e.at, reverse=True)[:limit]

@@ -52,7 +52,7 @@ export default function Audit() {
   const [operation, setOperation] = useState("");
   const [outcome, setOutcome] = useState("");
   const [rows, setRows] = useState<AuditRow[]>([]);
-  const [nextUntil, setNextUntil] = useState<string | null>(null);
+  const [nextBefore, setNextBefore] = useState<string | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
   // What is typed in "who" is asked for once the typing pauses, not at every key
   const [typed, setTyped] = useState("");
@@ -79,12 +79,12 @@ export default function Audit() {
       setProblem(null);
       const mine = ++latest.current;
       try {
-        const page = await api<{ items: AuditRow[]; next_until: string | null }>("GET", "/admin/audit", {
-          query: { ...asked, until: before ?? asked.until, limit: PAGE },
+        const page = await api<{ items: AuditRow[]; next_before: string | null }>("GET", "/admin/audit", {
+          query: { ...asked, before, limit: PAGE },
         });
         if (mine !== latest.current) return; // the filters changed meanwhile: a newer answer comes
         setRows((shown) => (before ? [...shown, ...page.items] : page.items));
-        setNextUntil(page.next_until);
+        setNextBefore(page.next_before);
       } catch (error) {
         setProblem(error instanceof ApiError ? error.message : String(error));
       }
@@ -153,7 +153,7 @@ export default function Audit() {
         </p>
       )}
       <p className="note">
-        {t(nextUntil ? "audit.count_more" : "audit.count", { count: rows.length })}{" "}
+        {t(nextBefore ? "audit.count_more" : "audit.count", { count: rows.length })}{" "}
         {t("audit.export_holds", { count: EXPORT_MAX })}
       </p>
       <table className="list audit">
@@ -194,9 +194,9 @@ export default function Audit() {
           ))}
         </tbody>
       </table>
-      {nextUntil && (
+      {nextBefore && (
         <p>
-          <button type="button" className="secondary" onClick={() => void load(nextUntil)}>
+          <button type="button" className="secondary" onClick={() => void load(nextBefore)}>
             {t("common.more")}
           </button>
         </p>

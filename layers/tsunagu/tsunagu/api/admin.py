@@ -47,6 +47,7 @@ from tsunagu.commands.audit import (
     Outcome,
     as_csv,
     list_entries,
+    page_key,
     refused,
 )
 from tsunagu.cursors import decode_cursor, encode_cursor, not_a_cursor
@@ -302,8 +303,9 @@ def lead_show(call: AdminCall) -> Any:
     return leads.show(_lead_ports(call), call.actor, call.params["lead"])
 
 
-TIMELINE_CURSOR = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{8,15}Z#[A-Za-z0-9_-]{1,80}")
-"""An event's storage key, as ``next_before`` gives it: an instant and an event id."""
+PAGE_KEY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{8,15}Z#[A-Za-z0-9_-]{1,80}")
+"""A ``next_before`` as the routes give it (an event's storage key, an audit entry's page key):
+an instant and an id. Checked before it reaches a key condition."""
 
 
 def lead_timeline(call: AdminCall) -> Any:
@@ -311,7 +313,7 @@ def lead_timeline(call: AdminCall) -> Any:
     ``next_before`` of a page) gives the events before that page."""
     limit = call.number("limit", 500, high=LIMIT_MAX["/admin/leads/{lead}/timeline"])
     before = call.text("before")
-    if before is not None and not TIMELINE_CURSOR.fullmatch(before):
+    if before is not None and not PAGE_KEY.fullmatch(before):
         raise ValidationFailed([FieldError("before", "is not a next_before this route gave")])
     lead, events = leads.timeline(
         _lead_ports(call), call.actor, call.params["lead"], limit=limit, before=before
@@ -1286,6 +1288,11 @@ def crm_pushes(call: AdminCall) -> Any:
     return page(qualification.failed_pushes(ports, call.actor), call)
 
 
+MAX_WHO = 254
+AUDITED_OPERATIONS = frozenset(OPERATIONS) | {name.split(".")[0] for name in OPERATIONS}
+"""What ``?operation=`` may name: an operation, or a group of them (``journeys``)."""
+
+
 def audit_entries(call: AdminCall) -> Any:
     """The audit log, newest first, by date range, who, operation and outcome (CSV with
     ?format=csv: the same entries)."""
@@ -1299,6 +1306,16 @@ def audit_entries(call: AdminCall) -> Any:
     if asked not in outcomes:
         raise ValidationFailed([FieldError("outcome", f"{asked!r}: say done or refused")])
     outcome = outcomes[asked]
+    who, operation = call.text("who"), call.text("operation")
+    if who is not None and len(who) > MAX_WHO:
+        raise ValidationFailed([FieldError("who", f"at most {MAX_WHO} characters")])
+    if operation is not None and operation not in AUDITED_OPERATIONS:
+        raise ValidationFailed(
+            [FieldError("operation", f"{operation[:60]!r} is no operation, nor a group of them")]
+        )
+    before = call.text("before")
+    if before is not None and not PAGE_KEY.fullmatch(before):
+        raise ValidationFailed([FieldError("before", "is not a next_before this route gave")])
     entries = list_entries(
         services.audit_log(call.settings),
         services.clock(call.settings),
@@ -1306,14 +1323,18 @@ def audit_entries(call: AdminCall) -> Any:
         since,
         until,
         limit=limit,
-        matching=AuditFilter(call.text("who"), call.text("operation"), outcome),
+        matching=AuditFilter(who, operation, outcome),
+        before=before,
     )
     if as_csv_file:
         return CsvBody(as_csv(entries))
-    # The next page: entries strictly before the oldest on this one.
+    # The next page: the entries after the last on this one (newest first), by its page key,
+    # which tells apart entries of the same millisecond; next_until (by instant alone) is kept
+    # for the callers that page by it.
     more = len(entries) == limit
     return {
         "items": [_audit_view(e) for e in entries],
+        "next_before": page_key(entries[-1]) if more else None,
         "next_until": entries[-1].at if more else None,
     }
 
@@ -1676,7 +1697,7 @@ ROUTES: tuple[AdminRoute, ...] = (
         "/admin/audit",
         "audit.list",
         audit_entries,
-        query=("since", "until", "who", "operation", "outcome", "limit", "format"),
+        query=("since", "until", "before", "who", "operation", "outcome", "limit", "format"),
     ),
     AdminRoute(
         "GET",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from tsunagu.clock import Clock, isoformat
+from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.commands.access import Actor, Operation, authorise
 from tsunagu.errors import FieldError, Forbidden, ValidationFailed
 from tsunagu.ids import new_id
@@ -39,6 +39,12 @@ class AuditEntry:
     """Only what changed: the values before and after, by name."""
     detail: str | None = None
     """Why it was refused, or what was done when no value changed (an event recorded)."""
+
+
+def page_key(entry: AuditEntry) -> str:
+    """The entry's sort key in the log: its instant in one form (so keys sort by time), then
+    its id (so entries of the same millisecond keep an order a page can resume from)."""
+    return f"{isoformat(parse_instant(entry.at))}#{entry.entry_id}"
 
 
 @dataclass(frozen=True)
@@ -78,9 +84,11 @@ class AuditLog(Protocol):
         *,
         limit: int = 200,
         matching: AuditFilter = EVERY_ENTRY,
+        before: str | None = None,
     ) -> list[AuditEntry]:
         """Newest first; ``limit`` counts only the entries ``matching`` keeps, so a page of a
-        filtered log is as full as the log allows."""
+        filtered log is as full as the log allows; ``before``: only entries older than the one
+        with this page key (the next page)."""
         ...
 
 
@@ -165,13 +173,15 @@ def list_entries(
     *,
     limit: int = 200,
     matching: AuditFilter = EVERY_ENTRY,
+    before: str | None = None,
 ) -> list[AuditEntry]:
     """Newest first; admins only (the log says who did what to whom): anyone else's attempt is
     itself recorded."""
     allowed(log, clock, actor, "audit.list", "audit")
     if until <= since:
         raise ValidationFailed([FieldError("until", "must be after since")])
-    return log.entries(since, until, limit=min(max(limit, 1), 5000), matching=matching)
+    limit = min(max(limit, 1), 5000)
+    return log.entries(since, until, limit=limit, matching=matching, before=before)
 
 
 CSV_COLUMNS = (

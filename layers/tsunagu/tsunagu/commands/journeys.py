@@ -47,7 +47,9 @@ class Leads(LeadFinder, SegmentLeads, Protocol):
 class Journeys(GateStore, JourneyStore, Protocol):
     """The journey repository, as the gate (pause, resume) and entry see it."""
 
-    def put_journey(self, journey: Journey, at: str) -> Journey: ...
+    def put_journey(
+        self, journey: Journey, at: str, *, unless_changed_since: str | None = None
+    ) -> Journey: ...
 
     def save_graph(self, graph: StoredGraph) -> None: ...
 
@@ -217,8 +219,11 @@ def configure(
     with recorded(ports.audit, ports.clock, actor, "journeys.save", f"journey:{journey_id}") as log:
         existing = find(ports, journey_id)
         asked = {name: getattr(settings, name) for name in JourneySettings.model_fields}
+        # Only over the record as read: a pause or a publish landing meanwhile is not undone
         stored = ports.journeys.put_journey(
-            existing.model_copy(update=asked), isoformat(ports.clock.now())
+            existing.model_copy(update=asked),
+            isoformat(ports.clock.now()),
+            unless_changed_since=existing.updated_at,
         )
         names = set(JourneySettings.model_fields)
         log.changed(

@@ -48,7 +48,12 @@ PREVIEW_URLS = TrackingUrls(
 
 class Templates(Protocol):
     def save_template(
-        self, template: MailTemplate, clock: Clock, saved_by: str | None = None
+        self,
+        template: MailTemplate,
+        clock: Clock,
+        saved_by: str | None = None,
+        *,
+        first: bool = False,
     ) -> MailTemplate: ...
 
     def template(self, template_id: str, version: int | None) -> MailTemplate | None: ...
@@ -111,7 +116,9 @@ def save_template(
         previous = ports.templates.template(key, None)
         if new and previous is not None:
             raise AlreadyExists(f"a template {key!r} exists (version {previous.version})")
-        stored = ports.templates.save_template(template, ports.clock, actor.email or actor.user_id)
+        stored = ports.templates.save_template(
+            template, ports.clock, actor.email or actor.user_id, first=new
+        )
         before = previous.model_dump(mode="json") if previous is not None else {}
         log.changed(before, stored.model_dump(mode="json"))
         log.detail = f"version {stored.version}"

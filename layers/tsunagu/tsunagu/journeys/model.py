@@ -9,11 +9,12 @@ pause a journey or change who enters without a deploy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tsunagu.journeys.waits import EventMatch
+from tsunagu.leads.updates import STAGES
 
 JOURNEY_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 
@@ -23,6 +24,8 @@ JourneyStatus = Literal["draft", "active", "paused", "archived"]
 # as qualification.crm.SALES_ENGAGED; a lost lead may be recycled into nurture).
 DEFAULT_EXIT_CRM_STATUSES = ("working", "in negotiation", "won")
 DEFAULT_EXIT_STAGES = ("sql", "opportunity", "customer", "disqualified")
+STAGE = "^(" + "|".join(STAGES) + ")$"
+"""A lead's lifecycle stage, as a trigger or an exit names it (a typo would never fire)."""
 
 
 class Trigger(BaseModel):
@@ -31,13 +34,13 @@ class Trigger(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["form_submitted", "event", "score_crossed", "stage_reached", "segment", "manual"]
-    form_id: str | None = Field(default=None, max_length=64)
+    form_id: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     """form_submitted: only this form (any form when absent)."""
     event: EventMatch | None = None
     """event: the event that enters the lead."""
-    threshold: int | None = None
+    threshold: int | None = Field(default=None, ge=1, le=100_000)
     """score_crossed: enters when the score reaches this from below."""
-    stage: str | None = Field(default=None, max_length=40)
+    stage: str | None = Field(default=None, pattern=STAGE)
     """stage_reached: enters when the lead's stage becomes this."""
     segment: str | None = Field(default=None, max_length=500)
     """segment: every lead this filter selects (``silent_days>=90``), checked once a day."""
@@ -76,9 +79,13 @@ class ExitConditions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    crm_statuses: list[str] = Field(default_factory=lambda: list(DEFAULT_EXIT_CRM_STATUSES))
+    crm_statuses: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(
+        default_factory=lambda: list(DEFAULT_EXIT_CRM_STATUSES), max_length=20
+    )
     """CRM statuses (compared case-insensitively) that mean sales has the lead."""
-    stages: list[str] = Field(default_factory=lambda: list(DEFAULT_EXIT_STAGES))
+    stages: list[Annotated[str, Field(pattern=STAGE)]] = Field(
+        default_factory=lambda: list(DEFAULT_EXIT_STAGES), max_length=len(STAGES)
+    )
     """Lifecycle stages that end the nurture (converted, handed to sales, disqualified)."""
     goals: list[EventMatch] = Field(default_factory=list, max_length=10)
     """Events that mean the journey reached its goal (a demo request, a purchase)."""

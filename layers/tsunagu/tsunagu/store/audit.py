@@ -16,7 +16,7 @@ from pynamodb.models import Model
 
 from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.commands.access import Actor, Role
-from tsunagu.commands.audit import EVERY_ENTRY, AuditEntry, AuditFilter
+from tsunagu.commands.audit import EVERY_ENTRY, AuditEntry, AuditFilter, page_key
 from tsunagu.errors import IdempotencyConflict
 from tsunagu.settings import Settings
 
@@ -60,7 +60,7 @@ class AuditRepository:
         at = parse_instant(entry.at)
         item = self._model(
             _day(at),
-            f"{isoformat(at)}#{entry.entry_id}",  # one form of instant, so the keys sort by time
+            page_key(entry),
             data=asdict(entry),
             expires_at=int((at + self._retention).timestamp()),
         )
@@ -78,9 +78,11 @@ class AuditRepository:
         *,
         limit: int = 200,
         matching: AuditFilter = EVERY_ENTRY,
+        before: str | None = None,
     ) -> list[AuditEntry]:
-        """Newest first, from ``since`` up to (not including) ``until``, those ``matching``
-        keeps (read and left out here: the log is small, and a day's Query reads it all)."""
+        """Newest first, from ``since`` up to (not including) ``until`` and the entry whose
+        ``page_key`` is ``before``, those ``matching`` keeps (read and left out here: the log is
+        small, and a day's Query reads it all)."""
         # Only the days that can hold entries are read, one Query each: nothing is older than
         # the retention or newer than now, so since=0001-01-01 or until=9999-12-31 cost no
         # more than the retention's days (not millions of Queries).
@@ -95,6 +97,8 @@ class AuditRepository:
                 self._model.sk.between(isoformat(since), isoformat(until)),
                 scan_index_forward=False,
             ):
+                if before is not None and item.sk >= before:
+                    continue  # on the page before, or that page's last entry itself
                 entry = _entry(item.data)
                 if since <= parse_instant(entry.at) < until and matching.matches(entry):
                     found.append(entry)

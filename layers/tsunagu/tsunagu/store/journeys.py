@@ -12,6 +12,7 @@ from typing import Any
 from pynamodb.exceptions import DeleteError, PutError
 
 from tsunagu.clock import parse_instant
+from tsunagu.errors import ConcurrentUpdate
 from tsunagu.journeys.gate import EntryState, SendLedger
 from tsunagu.journeys.lifecycle import (
     JourneyEntry,
@@ -209,12 +210,29 @@ class JourneyRepository:
         self._tables = tables
 
     # -- definitions
-    def put_journey(self, journey: Journey, at: str) -> Journey:
+    def put_journey(
+        self, journey: Journey, at: str, *, unless_changed_since: str | None = None
+    ) -> Journey:
+        """Store the record; with ``unless_changed_since`` (the ``updated_at`` it was read
+        with), only if no one stored it since - else ConcurrentUpdate, and nothing written."""
         stored = journey.model_copy(update={"updated_at": at})
         pk, sk = _definition_key(journey.journey_id)
-        self._tables.journeys(
+        model = self._tables.journeys
+        item = model(
             pk, sk, data=stored.model_dump(mode="json"), status=stored.status, updated_at=at
-        ).save()
+        )
+        if unless_changed_since is None:
+            item.save()
+            return stored
+        try:
+            item.save(condition=model.updated_at == unless_changed_since)
+        except PutError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            raise ConcurrentUpdate(
+                f"journey {journey.journey_id!r} changed meanwhile (paused, resumed, published or "
+                "saved by someone else): read it again and repeat the change"
+            ) from None
         return stored
 
     def get_journey(self, journey_id: str) -> Journey | None:

@@ -14,7 +14,7 @@ from pynamodb.transactions import TransactWrite
 
 from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.cursors import decode_cursor, encode_cursor, not_a_cursor
-from tsunagu.errors import ConcurrentUpdate
+from tsunagu.errors import AlreadyExists, ConcurrentUpdate
 from tsunagu.leads.model import ConsentEvidence, LeadEvent
 from tsunagu.mail.consent import Recipient, SuppressionEntry
 from tsunagu.mail.exclusions import Exclusion, ExclusionList
@@ -53,14 +53,21 @@ class MailRepository(LeadRepository):
 
     # ------------------------------------------------------------ templates
     def save_template(
-        self, template: MailTemplate, clock: Clock, saved_by: str | None = None
+        self,
+        template: MailTemplate,
+        clock: Clock,
+        saved_by: str | None = None,
+        *,
+        first: bool = False,
     ) -> MailTemplate:
-        """Store as a new version (versions never change once stored)."""
+        """Store as a new version (versions never change once stored). ``first``: as version 1
+        only - AlreadyExists if any template has its id, even one stored a moment ago."""
         model = self._tables.templates
         for _attempt in range(3):
-            latest = next(
-                iter(model.query(template.template_id, scan_index_forward=False, limit=1)), None
-            )
+            latest = None
+            if not first:
+                found = model.query(template.template_id, scan_index_forward=False, limit=1)
+                latest = next(iter(found), None)
             stored = template.model_copy(update={"version": (latest.version if latest else 0) + 1})
             try:
                 model(
@@ -71,6 +78,8 @@ class MailRepository(LeadRepository):
                     saved_by=saved_by,
                 ).save(condition=model.version.does_not_exist())
             except PutError:
+                if first:
+                    raise AlreadyExists(f"a template {template.template_id!r} exists") from None
                 continue  # someone stored the same version meanwhile: take the next one
             _latest.pop((self._tables.settings.templates_table, template.template_id), None)
             return stored
