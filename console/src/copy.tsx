@@ -14,7 +14,7 @@ export function CopyButton({ text, what }: { text: string; what: string }) {
       setSaid(t("copy.copied", { what }));
     } catch {
       // No clipboard permission (an insecure origin, a browser policy): select the text
-      const field = button.parentElement?.querySelector("textarea");
+      const field = button.closest(".code")?.querySelector("textarea");
       field?.select();
       setSaid(t("copy.selected", { what }));
     }

@@ -1,29 +1,45 @@
-// Inputs for small lists typed as text, kept as typed until the field is left (then read, and
-// shown again as read): words separated by commas or spaces (tags, CRM statuses, goal events),
-// and name=value a line (an update's fields, a scoring rule's other properties).
+// Inputs for small lists typed as text: words separated by commas or spaces (tags, CRM
+// statuses), and name=value a line (an update's fields, a scoring rule's other properties).
 import { useEffect, useState } from "react";
 
 import { pairsOf, pairsText } from "./pairs";
 
-/** Words typed with commas (also 、) or spaces. */
-export function wordsOf(text: string): string[] {
+/** Words typed with commas (also 、) or spaces; ``commasOnly``: a word may hold spaces ("in
+ * negotiation"), and only commas and new lines part them. */
+export function wordsOf(text: string, commasOnly = false): string[] {
   return text
-    .split(/[,、\s]+/)
+    .split(commasOnly ? /[,、\n]+/ : /[,、\s]+/)
     .map((word) => word.trim())
     .filter(Boolean);
+}
+
+/** The text typed is kept as typed; what it means is handed on at every change (so a form sent
+ * with Enter sends what is shown), and the text is rewritten only when the value changes from
+ * elsewhere. */
+function useTyped<T>(value: T, show: (value: T) => string, read: (text: string) => T) {
+  const shown = show(value);
+  const [text, setText] = useState(shown);
+  useEffect(() => {
+    setText((typed) => (show(read(typed)) === shown ? typed : shown));
+    // show and read are pure functions: the value alone decides
+  }, [shown]);
+  return [text, setText] as const;
 }
 
 export function WordsInput(props: {
   value: string[];
   onChange: (words: string[]) => void;
   label?: string;
+  commasOnly?: boolean;
 }) {
-  const joined = props.value.join(", ");
-  const [text, setText] = useState(joined);
-  useEffect(() => setText(joined), [joined]);
+  const read = (text: string) => wordsOf(text, props.commasOnly);
+  const [text, setText] = useTyped(props.value, (words) => words.join(", "), read);
   return (
-    <input aria-label={props.label} value={text} onChange={(event) => setText(event.target.value)}
-      onBlur={() => props.onChange(wordsOf(text))} />
+    <input aria-label={props.label} value={text}
+      onChange={(event) => {
+        setText(event.target.value);
+        props.onChange(read(event.target.value));
+      }} />
   );
 }
 
@@ -35,12 +51,13 @@ export function PairsInput(props: {
   rows?: number;
   readOnly?: boolean;
 }) {
-  const joined = pairsText(props.value);
-  const [text, setText] = useState(joined);
-  useEffect(() => setText(joined), [joined]);
+  const [text, setText] = useTyped(props.value, pairsText, pairsOf);
   return (
     <textarea aria-label={props.label} rows={props.rows ?? 3} spellCheck={false} placeholder={props.placeholder}
-      value={text} readOnly={props.readOnly} onChange={(event) => setText(event.target.value)}
-      onBlur={() => props.onChange(pairsOf(text))} />
+      value={text} readOnly={props.readOnly}
+      onChange={(event) => {
+        setText(event.target.value);
+        props.onChange(pairsOf(event.target.value));
+      }} />
   );
 }

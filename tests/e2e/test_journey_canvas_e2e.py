@@ -323,3 +323,23 @@ def test_a_marketer_gives_a_journey_a_form_trigger_and_a_new_sign_up_enters_it(
     assert tsunagu.cli("clock", "advance", "--by", "1m").returncode == 0
     lead = json.loads(tsunagu.cli("leads", "get", newcomer).stdout)
     assert "re_engagement" in [entry["journey_id"] for entry in lead["journeys"]], lead
+
+
+def test_saving_a_journeys_settings_keeps_what_the_form_does_not_show_and_statuses_whole(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="journeys/welcome_nurture")
+    page.get_by_text("Entry, re-entry and exit").click()
+    settings = page.get_by_role("form", name="Entry, re-entry and exit")
+    # Its goal, a demo request through one form, shows with that form
+    expect(settings.get_by_label("Which form").last).to_have_value("demo-request")
+    # CRM statuses with spaces stay whole; sent with Enter, what is shown is what is saved
+    statuses = settings.get_by_label(re.compile("these CRM statuses"))
+    statuses.fill("working, in negotiation, closed won")
+    statuses.press("Enter")
+    expect(settings.get_by_role("status")).to_have_text("Saved.")
+
+    shown = json.loads(tsunagu.cli("journeys", "show", "welcome_nurture").stdout)
+    assert shown["exit"]["crm_statuses"] == ["working", "in negotiation", "closed won"]
+    [goal] = shown["exit"]["goals"]
+    assert (goal["type"], goal["form_id"]) == ("form_submitted", "demo-request")

@@ -14,10 +14,19 @@ import { savedSegments } from "./NodeFields";
 const TRIGGER_KINDS = ["form_submitted", "event", "score_crossed", "stage_reached", "segment", "manual"] as const;
 const REENTRY_KINDS = ["never", "after_interval", "always"] as const;
 
+/** An activity's conditions (tsunagu.event_match): its kind, and what else it must concern. */
+interface EventMatch {
+  type: string;
+  form_id?: string | null;
+  template_id?: string | null;
+  url_contains?: string | null;
+  [other: string]: unknown;
+}
+
 interface Trigger {
   kind: (typeof TRIGGER_KINDS)[number];
   form_id?: string | null;
-  event?: { type: string } | null;
+  event?: EventMatch | null;
   threshold?: number | null;
   stage?: string | null;
   segment?: string | null;
@@ -27,7 +36,7 @@ interface Settings {
   topic: string;
   triggers: Trigger[];
   reentry: { kind: (typeof REENTRY_KINDS)[number]; interval_days: number };
-  exit: { stages: string[]; crm_statuses: string[]; goals: { type: string }[]; goal_window_days: number };
+  exit: { stages: string[]; crm_statuses: string[]; goals: EventMatch[]; goal_window_days: number };
   resume: { kind: (typeof POLICIES)[number]; rate_per_minute: number };
 }
 
@@ -140,7 +149,7 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
               <label>
                 {t("journey_settings.event")}
                 <input value={trigger.event?.type ?? ""} pattern="[a-z][a-z0-9_]*"
-                  onChange={(event) => setTrigger(index, { ...trigger, event: { type: event.target.value } })} />
+                  onChange={(event) => setTrigger(index, { ...trigger, event: { ...trigger.event, type: event.target.value } })} />
               </label>
             )}
             {trigger.kind === "score_crossed" && (
@@ -187,7 +196,7 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
           ))}
         <datalist id="settings-segments">
           {segments.map((segment) => (
-            <option key={segment.name} value={segment.name} />
+            <option key={segment.name} value={`in_segment=${segment.name}`} />
           ))}
         </datalist>
         {editable && (
@@ -245,14 +254,11 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
         </fieldset>
         <label>
           {t("journey_settings.crm_statuses")}
-          <WordsInput value={settings.exit.crm_statuses}
+          <WordsInput commasOnly value={settings.exit.crm_statuses}
             onChange={(crm_statuses) => change({ exit: { ...settings.exit, crm_statuses } })} />
         </label>
-        <label>
-          {t("journey_settings.goals")}
-          <WordsInput value={settings.exit.goals.map((goal) => goal.type)}
-            onChange={(types) => change({ exit: { ...settings.exit, goals: types.map((type) => ({ type })) } })} />
-        </label>
+        <Goals goals={settings.exit.goals} forms={forms} editable={editable}
+          onChange={(goals) => change({ exit: { ...settings.exit, goals } })} />
         <label>
           {t("journey_settings.goal_window_days")}
           <input type="number" min={1} max={365} value={settings.exit.goal_window_days}
@@ -292,5 +298,55 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
       {editable && <button type="submit">{t("journey_settings.save")}</button>}
       {message && <p role="status">{message}</p>}
     </form>
+  );
+}
+
+/** The goals: each an activity, and the form, mail or page it must concern (any other
+ * condition a goal was given elsewhere is kept as it is). */
+function Goals(props: { goals: EventMatch[]; forms: string[]; editable: boolean; onChange: (goals: EventMatch[]) => void }) {
+  const { t } = useTranslation();
+  const set = (index: number, field: keyof EventMatch, value: string) =>
+    props.onChange(props.goals.map((goal, at) => (at === index ? { ...goal, [field]: value || null } : goal)));
+  return (
+    <fieldset className="goals">
+      <legend>{t("journey_settings.goals")}</legend>
+      {props.goals.map((goal, index) => (
+        <div key={index} className="card">
+          <label>
+            {t("journey_settings.goal_n", { n: index + 1 })}
+            <input required pattern="[a-z][a-z0-9_]*" value={goal.type} onChange={(event) => set(index, "type", event.target.value)} />
+          </label>
+          {goal.type === "form_submitted" && (
+            <label>
+              {t("journey_settings.form")}
+              <select value={goal.form_id ?? ""} onChange={(event) => set(index, "form_id", event.target.value)}>
+                <option value="">{t("journey_settings.any_form")}</option>
+                {[...new Set([...(goal.form_id ? [goal.form_id] : []), ...props.forms])].map((form) => (
+                  <option key={form} value={form}>
+                    {form}
+                  </option>
+                ))}
+              </select>
+            </label>
+          )}
+          {goal.type === "page_view" && (
+            <label>
+              {t("rules.url_contains")}
+              <input value={goal.url_contains ?? ""} onChange={(event) => set(index, "url_contains", event.target.value)} />
+            </label>
+          )}
+          {props.editable && (
+            <button type="button" className="link" onClick={() => props.onChange(props.goals.filter((_, at) => at !== index))}>
+              {t("journey_settings.remove_goal", { n: index + 1 })}
+            </button>
+          )}
+        </div>
+      ))}
+      {props.editable && props.goals.length < 10 && (
+        <button type="button" className="secondary" onClick={() => props.onChange([...props.goals, { type: "form_submitted" }])}>
+          {t("journey_settings.add_goal")}
+        </button>
+      )}
+    </fieldset>
   );
 }

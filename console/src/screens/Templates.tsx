@@ -32,6 +32,19 @@ interface TemplateVersion {
   subject: string;
 }
 
+/** The template as the editor holds it, as the API takes it: empty optional fields unset, not
+ * "" (the text is then made from the HTML; a blank reply-to is no address), the defaults read
+ * from their lines. The preview and the save send the same. */
+function asStored(template: MailTemplate, defaults: string) {
+  return {
+    ...editable(template),
+    text: template.text || null,
+    from_name: template.from_name || null,
+    reply_to: template.reply_to || null,
+    defaults: pairsOf(defaults),
+  };
+}
+
 /** What a new template starts from: the lead's name, a line to write, and nothing to undo. */
 const STARTER_HTML = "<p>{{ lead.name }} 様</p>\n<p></p>";
 const KINDS = ["marketing", "transactional"] as const;
@@ -261,7 +274,7 @@ function TemplateEditor({ templateId }: { templateId: string }) {
   const asked = useRef(0);
   useEffect(() => {
     if (template === null) return;
-    const draft = { ...editable(template), defaults: pairsOf(defaults) };
+    const draft = asStored(template, defaults);
     const address = lead.trim();
     const forLead = /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(address) ? address : undefined;
     const timer = window.setTimeout(() => {
@@ -281,15 +294,7 @@ function TemplateEditor({ templateId }: { templateId: string }) {
     event.preventDefault();
     if (template === null) return;
     setMessage(null);
-    // Empty optional fields are unset, not "": the text is then made from the HTML, and a
-    // blank reply-to is no address.
-    const body = {
-      ...editable(template),
-      text: template.text || null,
-      from_name: template.from_name || null,
-      reply_to: template.reply_to || null,
-      defaults: pairsOf(defaults),
-    };
+    const body = asStored(template, defaults);
     try {
       const stored = await api<MailTemplate>("POST", `${path}/versions`, { body });
       await load();
