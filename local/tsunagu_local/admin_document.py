@@ -272,6 +272,14 @@ def openapi_30(schema: Any) -> Any:
     result = {k: openapi_30(v) if k != "properties" else _each(v) for k, v in result.items()}
     if "const" in result:
         result["enum"] = [result.pop("const")]
+    if (
+        result.get("nullable")
+        and isinstance(result.get("enum"), list)
+        and None not in result["enum"]
+    ):
+        # An enum lists every allowed value, null included (OpenAPI 3.0.3): else validators and
+        # fuzzers take a null the API accepts for a value it should refuse.
+        result["enum"] = [*result["enum"], None]
     patterns = result.pop("patternProperties", None)
     if isinstance(patterns, dict) and len(patterns) == 1:
         # 3.0 has no patternProperties: the values' schema, and the names' pattern said in words

@@ -1307,6 +1307,9 @@ def audit_entries(call: AdminCall) -> Any:
         raise ValidationFailed([FieldError("outcome", f"{asked!r}: say done or refused")])
     outcome = outcomes[asked]
     who, operation = call.text("who"), call.text("operation")
+    for name in ("who", "operation"):
+        if name in call.query and not call.query[name]:
+            raise ValidationFailed([FieldError(name, "empty: leave it out to list every entry")])
     if who is not None and len(who) > MAX_WHO:
         raise ValidationFailed([FieldError("who", f"at most {MAX_WHO} characters")])
     if operation is not None and operation not in AUDITED_OPERATIONS:
