@@ -22,10 +22,11 @@ import { useTranslation } from "react-i18next";
 import { Link, useNavigate, useParams } from "react-router";
 
 import { ApiError, type FieldProblem, api, describeError } from "../api";
+import { type SegmentChoice, savedSegments } from "../choices";
 import i18n, { when } from "../i18n";
 import { useMay } from "../me";
 import { JourneySettings } from "./JourneySettings";
-import { type JourneyNode, NodeFields, savedSegments } from "./NodeFields";
+import { type JourneyNode, NodeFields } from "./NodeFields";
 import { SendCalendar } from "./SendCalendar";
 
 interface Definition {
@@ -873,7 +874,7 @@ function unlink(node: JourneyNode, gone: (target: string) => boolean): JourneyNo
 
 /** The saved segments' names, offered where a segment is typed (its name or a filter). */
 function SavedSegmentNames({ id }: { id: string }) {
-  const [found, setFound] = useState<{ name: string; description: string }[]>([]);
+  const [found, setFound] = useState<SegmentChoice[]>([]);
   useEffect(() => {
     void savedSegments().then(setFound);
   }, []);

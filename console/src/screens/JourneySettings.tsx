@@ -6,10 +6,10 @@ import { type FormEvent, useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 
 import { ApiError, api, type FieldProblem } from "../api";
+import { formIds, type SegmentChoice, savedSegments } from "../choices";
 import { WordsInput } from "../inputs";
 import { POLICIES } from "./Journeys";
 import { STAGES } from "./Leads";
-import { savedSegments } from "./NodeFields";
 
 const TRIGGER_KINDS = ["form_submitted", "event", "score_crossed", "stage_reached", "segment", "manual"] as const;
 const REENTRY_KINDS = ["never", "after_interval", "always"] as const;
@@ -62,7 +62,7 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
   const [missing, setMissing] = useState(false);
   const [problems, setProblems] = useState<FieldProblem[]>([]);
   const [message, setMessage] = useState<string | null>(null);
-  const [segments, setSegments] = useState<{ name: string }[]>([]);
+  const [segments, setSegments] = useState<SegmentChoice[]>([]);
   const [forms, setForms] = useState<string[]>([]);
   const path = `/admin/journeys/${encodeURIComponent(journeyId)}`;
 
@@ -81,9 +81,7 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
   useEffect(() => {
     void load();
     void savedSegments().then(setSegments);
-    api<{ items: { form_id: string }[] }>("GET", "/admin/forms", { query: { limit: 200 } })
-      .then((page) => setForms(page.items.map((form) => form.form_id)))
-      .catch(() => setForms([]));
+    void formIds().then(setForms);
   }, [load]);
 
   if (missing) return <p className="note">{t("journey_settings.publish_first")}</p>;

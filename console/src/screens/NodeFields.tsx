@@ -8,8 +8,9 @@
 import { useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 
-import { api, type Page } from "../api";
+import { savedSegments, templateIds } from "../choices";
 import { PairsInput, WordsInput } from "../inputs";
+import { STAGES } from "./Leads";
 
 export type JourneyNode = { id: string; kind: string; label: string; [field: string]: unknown };
 
@@ -36,32 +37,7 @@ interface SplitPath {
 
 const RULE_KINDS = ["next_business_day", "same_day_or_next", "business_days_later"] as const;
 const AWAITED_KINDS = ["link_clicked", "mail_opened", "form_submitted", "seminar_attended", "page_view"];
-const STAGES = ["lead", "mql", "sql", "opportunity", "customer", "recycled", "disqualified"];
 const DAY = 86_400;
-
-let templates: Promise<string[]> | null = null;
-/** The templates' ids, read once per page: the choices of a send. */
-function templateIds(): Promise<string[]> {
-  templates ??= api<Page<{ template_id: string }>>("GET", "/admin/templates", { query: { limit: 200 } })
-    .then((page) => page.items.map((item) => item.template_id))
-    .catch(() => {
-      templates = null;
-      return [];
-    });
-  return templates;
-}
-
-let segments: Promise<{ name: string; description: string }[]> | null = null;
-/** The saved segments, read once per page: what a branch's case may test (in_segment=<name>). */
-export function savedSegments(): Promise<{ name: string; description: string }[]> {
-  segments ??= api<{ items: { name: string; description: string }[] }>("GET", "/admin/segments")
-    .then((found) => found.items)
-    .catch(() => {
-      segments = null;
-      return [];
-    });
-  return segments;
-}
 
 export function NodeFields({
   node,

@@ -7,6 +7,7 @@ import { type FormEvent, type ReactNode, useCallback, useEffect, useState } from
 import { useTranslation } from "react-i18next";
 
 import { ApiError, api, type FieldProblem } from "../api";
+import { formIds, templateIds } from "../choices";
 import { useMay } from "../me";
 import { PairsInput } from "../inputs";
 
@@ -270,8 +271,8 @@ function Scoring({ config, change, problemsAt, editable }: Part) {
       </div>
       <Problems found={[...problemsAt("scoring.mql_threshold"), ...problemsAt("scoring.time_zone")]} />
       <p className="note">{t("rules.scoring_explained")}</p>
-      <IdList id="rule-forms" path="/admin/forms" field="form_id" />
-      <IdList id="rule-templates" path="/admin/templates" field="template_id" />
+      <IdList id="rule-forms" read={formIds} />
+      <IdList id="rule-templates" read={templateIds} />
       <datalist id="event-kinds">
         {EVENT_KINDS.map((kind) => (
           <option key={kind} value={kind}>
@@ -681,14 +682,12 @@ function CrmMerge({ config, change, problemsAt }: Part) {
   );
 }
 
-/** The ids of what ``path`` lists (forms, templates), offered where a rule names one. */
-function IdList({ id, path, field }: { id: string; path: string; field: string }) {
+/** The ids ``read`` gives (forms, templates), offered where a rule names one. */
+function IdList({ id, read }: { id: string; read: () => Promise<string[]> }) {
   const [ids, setIds] = useState<string[]>([]);
   useEffect(() => {
-    api<{ items: Record<string, string>[] }>("GET", path, { query: { limit: 200 } })
-      .then((page) => setIds(page.items.map((item) => item[field])))
-      .catch(() => setIds([]));
-  }, [path, field]);
+    void read().then(setIds);
+  }, [read]);
   return (
     <datalist id={id}>
       {ids.map((one) => (
