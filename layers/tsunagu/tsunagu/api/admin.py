@@ -154,6 +154,16 @@ class AdminCall:
         """``number`` when the query names it (given empty, refused), else None."""
         return self.number(name, 0, low=low, high=high) if name in self.query else None
 
+    def page_key(self, name: str = "before") -> str | None:
+        """A ``next_before`` this API gave, when the query names one (given empty, or not one,
+        refused: an empty cursor is not "from the start"), else None."""
+        if name not in self.query:
+            return None
+        key = self.query[name]
+        if not PAGE_KEY.fullmatch(key):
+            raise ValidationFailed([FieldError(name, "is not a next_before this route gave")])
+        return key
+
     def flag(self, name: str) -> bool:
         """``?name=true`` or ``false`` (absent: false); anything else is refused, not taken
         for false."""
@@ -312,9 +322,7 @@ def lead_timeline(call: AdminCall) -> Any:
     """The lead's newest events, oldest first, its anonymous browsing included; ``before`` (the
     ``next_before`` of a page) gives the events before that page."""
     limit = call.number("limit", 500, high=LIMIT_MAX["/admin/leads/{lead}/timeline"])
-    before = call.text("before")
-    if before is not None and not PAGE_KEY.fullmatch(before):
-        raise ValidationFailed([FieldError("before", "is not a next_before this route gave")])
+    before = call.page_key()
     lead, events = leads.timeline(
         _lead_ports(call), call.actor, call.params["lead"], limit=limit, before=before
     )
@@ -1316,9 +1324,7 @@ def audit_entries(call: AdminCall) -> Any:
         raise ValidationFailed(
             [FieldError("operation", f"{operation[:60]!r} is no operation, nor a group of them")]
         )
-    before = call.text("before")
-    if before is not None and not PAGE_KEY.fullmatch(before):
-        raise ValidationFailed([FieldError("before", "is not a next_before this route gave")])
+    before = call.page_key()
     entries = list_entries(
         services.audit_log(call.settings),
         services.clock(call.settings),
