@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import PutError
 
 from tests.conftest import AwsStack, moto_client
 from tests.integration.mail_helpers import parse, parts, sent_messages
@@ -897,3 +899,30 @@ def test_two_templates_created_at_once_with_one_id_never_become_one_templates_ve
     with pytest.raises(AlreadyExists, match="autumn-offer"):
         store.save_template(first, clock, "ueno@example.com", first=True)
     assert [v.version for v in store.template_versions("autumn-offer")] == [1]
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_a_template_write_dynamodb_refuses_is_that_error_not_a_taken_id(
+    stack: Settings, monkeypatch: pytest.MonkeyPatch, first: bool
+) -> None:
+    # Only a failed "no such version yet" condition means someone else took the id or the
+    # version; a throttled write must not be told to the user as "exists", nor retried blind
+    store = services.mail_repository(stack)
+    throttled = PutError(
+        cause=ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
+            "PutItem",
+        )
+    )
+    attempts: list[int] = []
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        attempts.append(1)
+        raise throttled
+
+    monkeypatch.setattr(store._tables.templates, "save", refuse)
+    template = MailTemplate(template_id="winter-offer", **NEW_VERSION)
+    with pytest.raises(PutError) as raised:
+        store.save_template(template, services.clock(stack), "ito@example.com", first=first)
+    assert raised.value.cause_response_code == "ProvisionedThroughputExceededException"
+    assert attempts == [1]

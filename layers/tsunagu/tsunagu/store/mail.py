@@ -77,7 +77,9 @@ class MailRepository(LeadRepository):
                     created_at=isoformat(clock.now()),
                     saved_by=saved_by,
                 ).save(condition=model.version.does_not_exist())
-            except PutError:
+            except PutError as error:
+                if error.cause_response_code != "ConditionalCheckFailedException":
+                    raise  # throttled, refused, unreachable: not a version someone else took
                 if first:
                     raise AlreadyExists(f"a template {template.template_id!r} exists") from None
                 continue  # someone stored the same version meanwhile: take the next one
