@@ -39,8 +39,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from samtranslator.yaml_helper import yaml_parse
 
-from tests.conftest import REGION
+from tests.conftest import REGION, TEMPLATE
 from tests.support.artifact import BuiltArtifact, built_for_this_run
 from tests.support.bench_report import QUICK, BenchReport
 from tsunagu.settings import Settings
@@ -149,7 +150,15 @@ def lambda_environment(home: Path, function: Function, artifact: BuiltArtifact) 
         "BENCH_SYS_PATH": os.pathsep.join([str(task_root), str(artifact.layer_site)]),
     }
     environment.update(settings.as_environ())  # AWS_REGION and every TSUNAGU_* variable
+    environment.update(template_constants())  # e.g. PYDANTIC_DISABLE_PLUGINS, as deployed
     return environment
+
+
+def template_constants() -> dict[str, str]:
+    """The variables template.yaml gives every function as plain values (not references)."""
+    template = yaml_parse(TEMPLATE.read_text(encoding="utf-8"))
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    return {name: value for name, value in variables.items() if isinstance(value, str)}
 
 
 @dataclass(frozen=True)
