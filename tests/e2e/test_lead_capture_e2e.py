@@ -180,6 +180,12 @@ def test_a_change_at_the_cli_is_in_the_audit_log_with_who_and_what(
         x for x in tsunagu.cli("audit", "list").stdout.splitlines() if "qualification.set" in x
     ]
     assert "'mql_threshold': 70" in rules_line and "'mql_threshold': 55" in rules_line
+    # A listing cut by --limit says so; one that holds every entry does not
+    assert (
+        "older entries in that range are not shown"
+        in tsunagu.cli("audit", "list", "--limit", "1").stdout
+    )
+    assert "not shown" not in listed.stdout
 
 
 def sent_to(running: RunningTsunagu, email: str) -> list[dict[str, Any]]:

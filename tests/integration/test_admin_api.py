@@ -274,6 +274,12 @@ def test_paging_the_log_loses_no_entry_of_the_same_millisecond(
     assert len(seen) == 5
     _, whole = call(stack, "GET", "/admin/audit", query={"operation": "leads.update"})
     assert len({e["at"] for e in whole["items"]}) == 1  # one millisecond for all five
+    # A page that ends with the last entry offers no next page (not an empty one)
+    _, exact = call(stack, "GET", "/admin/audit", query={"operation": "leads.update", "limit": "5"})
+    assert len(exact["items"]) == 5 and exact["next_before"] is None
+    assert exact["next_until"] is None
+    _, short = call(stack, "GET", "/admin/audit", query={"operation": "leads.update", "limit": "4"})
+    assert len(short["items"]) == 4 and short["next_before"] is not None
 
 
 def test_from_outside_the_allowlist_every_route_is_refused_before_anything_runs(
@@ -390,6 +396,11 @@ def test_a_long_timeline_is_read_page_by_page_back_to_its_first_event(stack: Set
         "lead_imported", "B0", "B1", "B2", "B3"
     ]  # fmt: skip
     assert whole["next_before"] is None
+    # A page that ends with the first event offers no page before it (not an empty one)
+    _, exact = call(stack, "GET", path, query={"limit": "5"})
+    assert len(exact["events"]) == 5 and exact["next_before"] is None
+    _, short = call(stack, "GET", path, query={"limit": "4"})
+    assert len(short["events"]) == 4 and short["next_before"] is not None
     for forged in ("yesterday", ""):  # an empty cursor is no cursor: said, not ignored
         status, body = call(stack, "GET", path, query={"before": forged})
         assert status == 422 and "before" in json.dumps(body), forged

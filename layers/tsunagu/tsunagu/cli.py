@@ -208,9 +208,10 @@ def leads_reindex(settings: Settings, args: argparse.Namespace) -> int:
 def leads_timeline(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.commands import leads
 
-    _, events = leads.timeline(
+    page = leads.timeline(
         services.lead_commands(settings), services.operator(settings), args.email, limit=args.limit
     )
+    events = page.events
     if args.json:
         _print([{"type": e.type, "at": e.occurred_at, **e.properties} for e in events])
         return 0
@@ -234,6 +235,8 @@ def leads_timeline(settings: Settings, args: argparse.Namespace) -> int:
         campaign = f"  utm={','.join(f'{k}:{v}' for k, v in utm.items())}" if utm else ""
         print(f"{event.occurred_at}  {who}{event.type:<16} {detail}{campaign}{flag}")
     print(f"-- {len(events)} events; mail activity: {human} by people, {automated} automated")
+    if page.earlier:
+        print(f"-- earlier events are not shown: raise --limit (now {args.limit})")
     return 0
 
 
@@ -552,7 +555,7 @@ def audit_list(settings: Settings, args: argparse.Namespace) -> int:
     now = services.clock(settings).now()
     until = instant(args.until) if args.until else now + timedelta(seconds=1)
     since = instant(args.since) if args.since else now - timedelta(days=7)
-    entries = list_entries(
+    page = list_entries(
         services.audit_log(settings),
         services.clock(settings),
         services.operator(settings),
@@ -561,6 +564,7 @@ def audit_list(settings: Settings, args: argparse.Namespace) -> int:
         limit=args.limit,
         matching=AuditFilter(args.who, args.operation, args.outcome),
     )
+    entries = page.entries
     if args.csv:
         sys.stdout.write(as_csv(entries))
         return 0
@@ -570,6 +574,8 @@ def audit_list(settings: Settings, args: argparse.Namespace) -> int:
         note = f" ({e.detail})" if e.detail else ""
         print(f"{e.at}  {who} [{e.actor.role}]  {e.operation} {e.target} {e.outcome}{change}{note}")
     print(f"-- {len(entries)} entries from {isoformat(since)} to {isoformat(until)}")
+    if page.more:
+        print(f"-- older entries in that range are not shown: raise --limit (now {args.limit})")
     return 0
 
 

@@ -323,12 +323,13 @@ def lead_timeline(call: AdminCall) -> Any:
     ``next_before`` of a page) gives the events before that page."""
     limit = call.number("limit", 500, high=LIMIT_MAX["/admin/leads/{lead}/timeline"])
     before = call.page_key()
-    lead, events = leads.timeline(
+    page = leads.timeline(
         _lead_ports(call), call.actor, call.params["lead"], limit=limit, before=before
     )
+    events = page.events
     return {
-        "lead_id": lead.lead_id,
-        "next_before": events[0].storage_key if len(events) == limit else None,
+        "lead_id": page.lead.lead_id,
+        "next_before": events[0].storage_key if page.earlier else None,
         "events": [
             {
                 "event_id": e.event_id,
@@ -1325,7 +1326,7 @@ def audit_entries(call: AdminCall) -> Any:
             [FieldError("operation", f"{operation[:60]!r} is no operation, nor a group of them")]
         )
     before = call.page_key()
-    entries = list_entries(
+    page = list_entries(
         services.audit_log(call.settings),
         services.clock(call.settings),
         call.actor,
@@ -1335,12 +1336,12 @@ def audit_entries(call: AdminCall) -> Any:
         matching=AuditFilter(who, operation, outcome),
         before=before,
     )
+    entries, more = page.entries, page.more
     if as_csv_file:
         return CsvBody(as_csv(entries))
     # The next page: the entries after the last on this one (newest first), by its page key,
     # which tells apart entries of the same millisecond; next_until (by instant alone) is kept
     # for the callers that page by it.
-    more = len(entries) == limit
     return {
         "items": [_audit_view(e) for e in entries],
         "next_before": page_key(entries[-1]) if more else None,

@@ -164,6 +164,15 @@ def _entry(
     return AuditEntry(new_id("aud", now), isoformat(now), actor, name, target, outcome, **more)
 
 
+@dataclass(frozen=True)
+class AuditPage:
+    entries: list[AuditEntry]
+    """Newest first."""
+    more: bool
+    """Whether older entries in the range (and the filter) follow: read one ahead, so a page that
+    ends exactly at the range's last entry does not offer an empty next page."""
+
+
 def list_entries(
     log: AuditLog,
     clock: Clock,
@@ -174,14 +183,15 @@ def list_entries(
     limit: int = 200,
     matching: AuditFilter = EVERY_ENTRY,
     before: str | None = None,
-) -> list[AuditEntry]:
+) -> AuditPage:
     """Newest first; admins only (the log says who did what to whom): anyone else's attempt is
     itself recorded."""
     allowed(log, clock, actor, "audit.list", "audit")
     if until <= since:
         raise ValidationFailed([FieldError("until", "must be after since")])
     limit = min(max(limit, 1), 5000)
-    return log.entries(since, until, limit=limit, matching=matching, before=before)
+    found = log.entries(since, until, limit=limit + 1, matching=matching, before=before)
+    return AuditPage(found[:limit], more=len(found) > limit)
 
 
 CSV_COLUMNS = (

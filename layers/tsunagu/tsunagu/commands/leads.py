@@ -166,15 +166,26 @@ def recent_events(
     return lead, ports.leads.events(lead.lead_id, limit=limit)
 
 
+@dataclass(frozen=True)
+class TimelinePage:
+    lead: Lead
+    events: list[LeadEvent]
+    """Oldest first."""
+    earlier: bool
+    """Whether events older than this page's first exist (read one ahead, so a page that ends
+    exactly at the lead's first event does not offer an empty page before it)."""
+
+
 def timeline(
     ports: LeadCommands, actor: Actor, email: str, *, limit: int = 500, before: str | None = None
-) -> tuple[Lead, list[LeadEvent]]:
+) -> TimelinePage:
     """The lead's newest ``limit`` events (before ``before``, the ``storage_key`` of the oldest
     event a page showed, for the page before it), its browsing before it had a name included,
     oldest first."""
     with recorded(ports.audit, ports.clock, actor, "leads.timeline", f"lead:{email}"):
         lead = lead_by_email(ports.leads, email)
-    return lead, ports.leads.timeline(lead, limit=limit, before=before)
+    events = ports.leads.timeline(lead, limit=limit + 1, before=before)
+    return TimelinePage(lead, events[-limit:], earlier=len(events) > limit)
 
 
 def update(
