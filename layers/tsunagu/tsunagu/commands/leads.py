@@ -184,6 +184,7 @@ def timeline(
     oldest first."""
     with recorded(ports.audit, ports.clock, actor, "leads.timeline", f"lead:{email}"):
         lead = lead_by_email(ports.leads, email)
+    limit = max(limit, 1)
     events = ports.leads.timeline(lead, limit=limit + 1, before=before)
     return TimelinePage(lead, events[-limit:], earlier=len(events) > limit)
 
