@@ -186,6 +186,9 @@ def test_a_change_at_the_cli_is_in_the_audit_log_with_who_and_what(
         in tsunagu.cli("audit", "list", "--limit", "1").stdout
     )
     assert "not shown" not in listed.stdout
+    cut = tsunagu.cli("audit", "list", "--limit", "1", "--csv")
+    assert cut.stdout.count("\n") == 2  # the header and one entry
+    assert "older entries in that range are not in the file" in cut.stderr
 
 
 def sent_to(running: RunningTsunagu, email: str) -> list[dict[str, Any]]:

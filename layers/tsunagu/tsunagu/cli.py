@@ -567,6 +567,9 @@ def audit_list(settings: Settings, args: argparse.Namespace) -> int:
     entries = page.entries
     if args.csv:
         sys.stdout.write(as_csv(entries))
+        if page.more:  # on stderr: stdout is the file
+            print(f"older entries in that range are not in the file: raise --limit (now "
+                  f"{args.limit}) or narrow --since", file=sys.stderr)  # fmt: skip
         return 0
     for e in entries:
         who = e.actor.email or e.actor.user_id
