@@ -189,6 +189,10 @@ def test_a_change_at_the_cli_is_in_the_audit_log_with_who_and_what(
     cut = tsunagu.cli("audit", "list", "--limit", "1", "--csv")
     assert cut.stdout.count("\n") == 2  # the header and one entry
     assert "older entries in that range are not in the file" in cut.stderr
+    # The timeline too, on stderr when stdout is JSON for a script
+    one = tsunagu.cli("leads", "timeline", "audit.me@example.jp", "--limit", "1", "--json")
+    assert len(json.loads(one.stdout)) == 1
+    assert "earlier events are not shown: raise --limit (now 1)" in one.stderr
 
 
 def sent_to(running: RunningTsunagu, email: str) -> list[dict[str, Any]]:

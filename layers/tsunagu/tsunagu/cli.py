@@ -212,8 +212,11 @@ def leads_timeline(settings: Settings, args: argparse.Namespace) -> int:
         services.lead_commands(settings), services.operator(settings), args.email, limit=args.limit
     )
     events = page.events
+    earlier = f"earlier events are not shown: raise --limit (now {max(args.limit, 1)})"
     if args.json:
         _print([{"type": e.type, "at": e.occurred_at, **e.properties} for e in events])
+        if page.earlier:  # on stderr: stdout is the JSON
+            print(earlier, file=sys.stderr)
         return 0
     human = automated = 0
     for event in events:
@@ -236,7 +239,7 @@ def leads_timeline(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{event.occurred_at}  {who}{event.type:<16} {detail}{campaign}{flag}")
     print(f"-- {len(events)} events; mail activity: {human} by people, {automated} automated")
     if page.earlier:
-        print(f"-- earlier events are not shown: raise --limit (now {args.limit})")
+        print(f"-- {earlier}")
     return 0
 
 
@@ -546,7 +549,7 @@ def forms_get(settings: Settings, args: argparse.Namespace) -> int:
 def audit_list(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
-    from tsunagu.commands.audit import AuditFilter, as_csv, list_entries
+    from tsunagu.commands.audit import MAX_AUDIT_ENTRIES, AuditFilter, as_csv, list_entries
 
     def instant(text: str) -> datetime:
         parsed = datetime.fromisoformat(text)
@@ -565,11 +568,16 @@ def audit_list(settings: Settings, args: argparse.Namespace) -> int:
         matching=AuditFilter(args.who, args.operation, args.outcome),
     )
     entries = page.entries
+    # What would bring the rest: a higher limit, or (at the most a listing takes) a shorter range
+    rest = (
+        f"raise --limit (now {len(entries)})"
+        if len(entries) < MAX_AUDIT_ENTRIES
+        else f"narrow --since / --until ({MAX_AUDIT_ENTRIES:,} entries at most)"
+    )
     if args.csv:
         sys.stdout.write(as_csv(entries))
         if page.more:  # on stderr: stdout is the file
-            print(f"older entries in that range are not in the file: raise --limit (now "
-                  f"{args.limit}) or narrow --since", file=sys.stderr)  # fmt: skip
+            print(f"older entries in that range are not in the file: {rest}", file=sys.stderr)
         return 0
     for e in entries:
         who = e.actor.email or e.actor.user_id
@@ -578,7 +586,7 @@ def audit_list(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{e.at}  {who} [{e.actor.role}]  {e.operation} {e.target} {e.outcome}{change}{note}")
     print(f"-- {len(entries)} entries from {isoformat(since)} to {isoformat(until)}")
     if page.more:
-        print(f"-- older entries in that range are not shown: raise --limit (now {args.limit})")
+        print(f"-- older entries in that range are not shown: {rest}")
     return 0
 
 

@@ -42,6 +42,7 @@ from tsunagu.commands import (
 )
 from tsunagu.commands.access import OPERATIONS, Actor, Role, authorise
 from tsunagu.commands.audit import (
+    MAX_AUDIT_ENTRIES,
     AuditEntry,
     AuditFilter,
     Outcome,
@@ -1534,7 +1535,7 @@ class AdminRoute:
 
 
 PAGED = ("limit", "cursor")
-LIMIT_MAX = {"/admin/leads/{lead}/timeline": 2000, "/admin/audit": 5000}
+LIMIT_MAX = {"/admin/leads/{lead}/timeline": 2000, "/admin/audit": MAX_AUDIT_ENTRIES}
 """Routes whose ``limit`` goes above MAX_PAGE_SIZE (a timeline, the log's CSV export)."""
 ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("GET", "/admin/me", None, me),

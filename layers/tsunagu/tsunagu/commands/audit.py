@@ -164,6 +164,10 @@ def _entry(
     return AuditEntry(new_id("aud", now), isoformat(now), actor, name, target, outcome, **more)
 
 
+MAX_AUDIT_ENTRIES = 5000
+"""The most entries one listing (or CSV) holds."""
+
+
 @dataclass(frozen=True)
 class AuditPage:
     entries: list[AuditEntry]
@@ -189,7 +193,7 @@ def list_entries(
     allowed(log, clock, actor, "audit.list", "audit")
     if until <= since:
         raise ValidationFailed([FieldError("until", "must be after since")])
-    limit = min(max(limit, 1), 5000)
+    limit = min(max(limit, 1), MAX_AUDIT_ENTRIES)
     found = log.entries(since, until, limit=limit + 1, matching=matching, before=before)
     return AuditPage(found[:limit], more=len(found) > limit)
 

@@ -179,9 +179,9 @@ class TimelinePage:
 def timeline(
     ports: LeadCommands, actor: Actor, email: str, *, limit: int = 500, before: str | None = None
 ) -> TimelinePage:
-    """The lead's newest ``limit`` events (before ``before``, the ``storage_key`` of the oldest
-    event a page showed, for the page before it), its browsing before it had a name included,
-    oldest first."""
+    """The lead's newest ``limit`` events (one at least; before ``before``, the ``storage_key``
+    of the oldest event a page showed, for the page before it), its browsing before it had a name
+    included, oldest first, and whether earlier events exist."""
     with recorded(ports.audit, ports.clock, actor, "leads.timeline", f"lead:{email}"):
         lead = lead_by_email(ports.leads, email)
     limit = max(limit, 1)
