@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.conftest import RunningTsunagu, add_console_user, console_page, start_tsunagu
 from tests.support.browser import Chromium, accessibility_problems, screenshot
@@ -285,12 +285,19 @@ def test_a_marketer_builds_an_ab_test_with_a_control_group_in_forms(
     ]
 
 
+def journey_settings(
+    chromium: Chromium, tsunagu: RunningTsunagu, journey: str
+) -> tuple[Page, Locator]:
+    """The journey's page, signed in as the marketer, with its entry/exit settings opened."""
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at=f"journeys/{journey}")
+    page.get_by_text("Entry, re-entry and exit").click()
+    return page, page.get_by_role("form", name="Entry, re-entry and exit")
+
+
 def test_a_marketer_gives_a_journey_a_form_trigger_and_a_new_sign_up_enters_it(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:
-    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="journeys/re_engagement")
-    page.get_by_text("Entry, re-entry and exit").click()
-    settings = page.get_by_role("form", name="Entry, re-entry and exit")
+    page, settings = journey_settings(chromium, tsunagu, "re_engagement")
     expect(settings.get_by_role("button", name="Add a trigger")).to_be_visible()  # read
     # Whatever triggers it came with, she makes a submission of the demo form the only one
     while settings.get_by_role("button", name=re.compile("^Remove trigger")).count():
@@ -328,9 +335,7 @@ def test_a_marketer_gives_a_journey_a_form_trigger_and_a_new_sign_up_enters_it(
 def test_saving_a_journeys_settings_keeps_what_the_form_does_not_show_and_statuses_whole(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:
-    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="journeys/welcome_nurture")
-    page.get_by_text("Entry, re-entry and exit").click()
-    settings = page.get_by_role("form", name="Entry, re-entry and exit")
+    _, settings = journey_settings(chromium, tsunagu, "welcome_nurture")
     # Its goal, a demo request through one form, shows with that form
     expect(settings.get_by_label("Which form").last).to_have_value("demo-request")
     # CRM statuses with spaces stay whole; sent with Enter, what is shown is what is saved

@@ -131,17 +131,8 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
               </select>
             </label>
             {trigger.kind === "form_submitted" && (
-              <label>
-                {t("journey_settings.form")}
-                <select value={trigger.form_id ?? ""} onChange={(event) => setTrigger(index, { ...trigger, form_id: event.target.value || null })}>
-                  <option value="">{t("journey_settings.any_form")}</option>
-                  {forms.map((form) => (
-                    <option key={form} value={form}>
-                      {form}
-                    </option>
-                  ))}
-                </select>
-              </label>
+              <FormChoice value={trigger.form_id} forms={forms}
+                onChange={(form_id) => setTrigger(index, { ...trigger, form_id })} />
             )}
             {trigger.kind === "event" && (
               <label>
@@ -301,6 +292,25 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
 
 /** The goals: each an activity, and the form, mail or page it must concern (any other
  * condition a goal was given elsewhere is kept as it is). */
+/** Which form a trigger or a goal means (blank: any). The stored one stays offered even when the
+ * list no longer has it, so saving never turns "this form" into "any form" unasked. */
+function FormChoice({ value, forms, onChange }: { value?: string | null; forms: string[]; onChange: (form: string | null) => void }) {
+  const { t } = useTranslation();
+  return (
+    <label>
+      {t("journey_settings.form")}
+      <select value={value ?? ""} onChange={(event) => onChange(event.target.value || null)}>
+        <option value="">{t("journey_settings.any_form")}</option>
+        {[...new Set([...(value ? [value] : []), ...forms])].map((form) => (
+          <option key={form} value={form}>
+            {form}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
 function Goals(props: { goals: EventMatch[]; forms: string[]; editable: boolean; onChange: (goals: EventMatch[]) => void }) {
   const { t } = useTranslation();
   const set = (index: number, field: keyof EventMatch, value: string) =>
@@ -315,17 +325,8 @@ function Goals(props: { goals: EventMatch[]; forms: string[]; editable: boolean;
             <input required pattern="[a-z][a-z0-9_]*" value={goal.type} onChange={(event) => set(index, "type", event.target.value)} />
           </label>
           {goal.type === "form_submitted" && (
-            <label>
-              {t("journey_settings.form")}
-              <select value={goal.form_id ?? ""} onChange={(event) => set(index, "form_id", event.target.value)}>
-                <option value="">{t("journey_settings.any_form")}</option>
-                {[...new Set([...(goal.form_id ? [goal.form_id] : []), ...props.forms])].map((form) => (
-                  <option key={form} value={form}>
-                    {form}
-                  </option>
-                ))}
-              </select>
-            </label>
+            <FormChoice value={goal.form_id} forms={props.forms}
+              onChange={(form_id) => set(index, "form_id", form_id ?? "")} />
           )}
           {goal.type === "page_view" && (
             <label>
