@@ -66,11 +66,37 @@ export async function api<T>(
   }
 }
 
+/** A file the API sends (a CSV export) with the answer's headers: a cut audit log says in
+ * one where the next file starts. */
+export interface FileAnswer {
+  bytes: ArrayBuffer;
+  headers: Headers;
+}
+
+export async function apiFile(path: string, query: Query = {}): Promise<FileAnswer> {
+  setInFlight(+1);
+  try {
+    const response = await send("GET", path, { query });
+    return { bytes: await response.arrayBuffer(), headers: response.headers };
+  } finally {
+    setInFlight(-1);
+  }
+}
+
 async function request<T>(
   method: string,
   path: string,
   options: RequestOptions,
 ): Promise<T> {
+  const response = await send(method, path, options);
+  if (options.bytes) return (await response.arrayBuffer()) as T;
+  if (options.raw) return (await response.text()) as T;
+  return (await response.json()) as T;
+}
+
+/** The request, signed with the session's token; an answer that is not 2xx is thrown as the
+ * API's error. */
+async function send(method: string, path: string, options: RequestOptions): Promise<Response> {
   const session = currentSession();
   if (session === null) {
     window.dispatchEvent(new Event("tsunagu:signed-out"));
@@ -102,9 +128,7 @@ async function request<T>(
     };
     throw new ApiError(response.status, answer.message ?? response.statusText, answer.errors);
   }
-  if (options.bytes) return (await response.arrayBuffer()) as T;
-  if (options.raw) return (await response.text()) as T;
-  return (await response.json()) as T;
+  return response;
 }
 
 /** A file's bytes PUT to a pre-signed URL (the imports bucket's, not the admin API: no token,

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tsunagu.api.admin import LIMIT_MAX, ROUTES, AdminRoute
+from tsunagu.api.admin import LIMIT_MAX, NEXT_BEFORE_HEADER, ROUTES, AdminRoute
 from tsunagu.commands.access import OPERATIONS, Role
 from tsunagu.leads.search import MAX_PAGE_SIZE
 from tsunagu.reports.definitions import ATTRIBUTION, DAYS_AND_UNIQUES, METRICS, RATES
@@ -220,6 +220,14 @@ def _operation(route: AdminRoute) -> dict[str, Any]:
         responses["201"] = {"description": "Created.", "content": _json_object()}
     if route.query and ("format" in route.query or route.operation == "leads.export"):
         responses["200"]["content"]["text/csv"] = {"schema": {"type": "string"}}
+    if route.operation == "audit.list":
+        responses["200"]["headers"] = {
+            NEXT_BEFORE_HEADER: {
+                "description": "With `format=csv`, when the range holds more entries than the"
+                " file: the `before` of the next file (as `next_before` in JSON).",
+                "schema": {"type": "string"},
+            }
+        }
     for status in _error_statuses(route):
         responses[status] = {"$ref": "#/components/responses/AdminError"}
     operation["responses"] = responses

@@ -12,6 +12,8 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,12 @@ from tests.e2e.conftest import (
 )
 from tests.support.browser import Chromium, accessibility_problems, screenshot
 from tests.support.runtime import wait_for
+from tsunagu import services
+from tsunagu.clock import isoformat
+from tsunagu.commands.access import Actor, Role
+from tsunagu.commands.audit import MAX_AUDIT_ENTRIES, AuditEntry
+from tsunagu.ids import new_id
+from tsunagu.settings import Settings
 from tsunagu_local.people import ADMIN_EMAIL
 
 PASSWORD = "Console-test-2026"
@@ -40,6 +48,7 @@ CHROME = (
     "Chrome/131.0.0.0 Safari/537.36"
 )
 SCREENS = ("leads", "segments", "journeys", "templates", "forms", "imports", "settings")
+BULK_WRITER = "crm.sync@example.com"
 STREAM_WAIT_SECONDS = 120
 """A bound on the runtime's stream pollers counting a mail (a broken run, not a measure)."""
 
@@ -449,6 +458,68 @@ def test_an_admin_finds_the_changes_in_the_audit_log_and_exports_it(
         (MARKETER, "journeys.pause")
     }, rows
     assert any(r["target"] == "journey:re_engagement" for r in rows), rows
+
+
+def test_an_admin_exports_a_log_larger_than_one_file_file_by_file(
+    tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
+) -> None:
+    # Given 5,001 changes by one integration in the last hours: one more than a CSV file holds
+    # (and, newer than all of them, one change by someone else)
+    archived = seed_audit_entries(tsunagu, BULK_WRITER, MAX_AUDIT_ENTRIES + 1)
+    seed_audit_entries(tsunagu, "someone.else@example.com", 1, later=True)
+    page = console_page(chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), locale="en-GB")
+    open_screen(page, tsunagu, "audit")
+    first_row = page.locator("table.audit tbody tr").first
+    expect(first_row).not_to_contain_text(BULK_WRITER)
+    page.get_by_label("Who").fill(BULK_WRITER)
+    expect(first_row).to_contain_text(BULK_WRITER)  # the filter has been applied
+
+    # When she exports them, the first file holds the newest 5,000 and the page says there is more
+    with page.expect_download() as first:
+        page.get_by_role("button", name="Export CSV").click()
+    cut = page.get_by_role("status").filter(has_text="the range holds older ones")
+    expect(cut).to_contain_text(f"File 1 holds {MAX_AUDIT_ENTRIES} entries")
+    # And the next file holds the rest, after which nothing more is offered
+    with page.expect_download() as second:
+        cut.get_by_role("button", name="Export the next file (2)").click()
+    expect(cut).to_have_count(0)
+
+    files = []
+    for number, download in enumerate((first.value, second.value), start=1):
+        saved = tmp_path / f"audit-{number}.csv"
+        download.save_as(saved)
+        files.append(list(csv.DictReader(io.StringIO(saved.read_text("utf-8-sig")))))
+    assert second.value.suggested_filename.endswith("-part2.csv")
+    assert [len(rows) for rows in files] == [MAX_AUDIT_ENTRIES, 1]
+    targets = [row["target"] for rows in files for row in rows]
+    assert sorted(targets) == sorted(archived)  # every entry, once
+
+
+def seed_audit_entries(
+    tsunagu: RunningTsunagu, email: str, count: int, *, later: bool = False
+) -> list[str]:
+    """``count`` audit entries of one actor, a second apart up to a second ago (``later``: up
+    to now), written straight to the runtime's audit table (as many changes through the API
+    would take minutes); their targets."""
+    state = json.loads((tsunagu.workdir / ".tsunagu" / "runtime.json").read_text())
+    log = services.audit_log(Settings.from_environ(state["environment"]))
+    actor = Actor(user_id=email, role=Role.ADMIN, email=email)
+    newest = datetime.now(UTC) - timedelta(seconds=0 if later else 1)
+    entries = [
+        AuditEntry(
+            entry_id=new_id("aud", newest),
+            at=isoformat(newest - timedelta(seconds=n)),
+            actor=actor,
+            operation="leads.update",
+            target=f"lead:{email.split('@')[0]}-{n:05d}",
+            outcome="done",
+            after={"stage": "recycled"},
+        )
+        for n in range(count)
+    ]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(log.append, entries))
+    return [entry.target for entry in entries]
 
 
 def test_a_marketer_reads_a_mail_s_report_counted_from_the_events_stream(

@@ -282,6 +282,40 @@ def test_paging_the_log_loses_no_entry_of_the_same_millisecond(
     assert len(short["items"]) == 4 and short["next_before"] is not None
 
 
+def test_a_range_larger_than_one_csv_file_is_exported_file_by_file(
+    stack: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given five changes in one millisecond, and CSV files of at most two entries
+    frozen = services.clock(stack).now()
+    monkeypatch.setattr(type(services.clock(stack)), "now", lambda _self: frozen)
+    for stage in ("mql", "sql", "opportunity", "customer", "recycled"):
+        call(stack, "PATCH", f"/admin/leads/{OWNED}", body={"stage": stage})
+
+    # When each file's header says where the next one starts, and the next is asked from there
+    files, before = [], None
+    while True:
+        query = {"format": "csv", "limit": "2", "operation": "leads.update"}
+        response = admin.handle(
+            event("GET", "/admin/audit", query=query | ({"before": before} if before else {})),
+            stack,
+        )
+        assert response["statusCode"] == 200, response
+        files.append(list(csv.DictReader(io.StringIO(response["body"].removeprefix("\ufeff")))))
+        before = response["headers"].get(admin.NEXT_BEFORE_HEADER)
+        if before is None:
+            break
+
+    # Then the files hold every entry once, two, two and the last one, and only the cut files
+    # say there is more
+    assert [len(rows) for rows in files] == [2, 2, 1]
+    stages = [json.loads(row["after"])["stage"] for rows in files for row in rows]
+    assert sorted(stages) == sorted(["mql", "sql", "opportunity", "customer", "recycled"])
+    whole = admin.handle(
+        event("GET", "/admin/audit", query={"format": "csv", "operation": "leads.update"}), stack
+    )
+    assert admin.NEXT_BEFORE_HEADER not in whole["headers"]
+
+
 def test_from_outside_the_allowlist_every_route_is_refused_before_anything_runs(
     stack: Settings,
 ) -> None:
@@ -706,6 +740,9 @@ def test_only_the_console_s_origin_may_call_the_api_from_a_browser(aws: AwsStack
     assert from_console["statusCode"] == from_elsewhere["statusCode"] == 200
     assert from_console["headers"]["access-control-allow-origin"] == console
     assert "access-control-allow-origin" not in from_elsewhere["headers"]
+    # The console reads where a cut audit CSV goes on, and a file's name
+    exposed = from_console["headers"]["access-control-expose-headers"].split(", ")
+    assert set(exposed) == {"content-disposition", admin.NEXT_BEFORE_HEADER}
 
     # Without a console in AWS (the local runtime serves it on the API's own origin): no CORS
     aws.environment["TSUNAGU_CONSOLE_ORIGIN"] = ""

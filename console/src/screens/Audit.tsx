@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 
-import { ApiError, api } from "../api";
+import { ApiError, api, apiFile } from "../api";
 import { saveAs } from "../download";
 import { when } from "../i18n";
 import { useMe } from "../me";
@@ -40,6 +40,8 @@ function startOfLocalDay(day: string, later = 0): string {
 /** Entries a page shows (more on asking), and the most one CSV export holds (the API's cap). */
 const PAGE = 500;
 const EXPORT_MAX = 5000;
+/** Sent with a CSV file the API cut: the ``before`` of the next file. */
+const NEXT_BEFORE_HEADER = "x-tsunagu-next-before";
 const WHO_PAUSE_MS = 300;
 
 export default function Audit() {
@@ -54,6 +56,8 @@ export default function Audit() {
   const [rows, setRows] = useState<AuditRow[]>([]);
   const [nextBefore, setNextBefore] = useState<string | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
+  // After a file the API cut (the range holds more than one file): where the next file starts
+  const [nextFile, setNextFile] = useState<{ before: string; part: number } | null>(null);
   // What is typed in "who" is asked for once the typing pauses, not at every key
   const [typed, setTyped] = useState("");
   useEffect(() => {
@@ -94,15 +98,25 @@ export default function Audit() {
 
   useEffect(() => {
     void load();
+    setNextFile(null); // other filters: a file cut under the old ones does not go on
   }, [load]);
 
-  async function exportCsv() {
+  /** One file of the filtered range, newest first: the first, or the one after a cut file. */
+  async function exportCsv(from?: { before: string; part: number }) {
+    setProblem(null);
+    const part = from?.part ?? 1;
     try {
-      const bytes = await api<ArrayBuffer>("GET", "/admin/audit", {
-        query: { ...asked, limit: EXPORT_MAX, format: "csv" },
-        bytes: true, // byte for byte: text() would drop the BOM Excel needs
+      // Byte for byte: text() would drop the BOM Excel needs
+      const file = await apiFile("/admin/audit", {
+        ...asked,
+        before: from?.before,
+        limit: EXPORT_MAX,
+        format: "csv",
       });
-      saveAs(new Uint8Array(bytes), `tsunagu-audit-${since}-${until}.csv`);
+      const suffix = part > 1 ? `-part${part}` : "";
+      saveAs(new Uint8Array(file.bytes), `tsunagu-audit-${since}-${until}${suffix}.csv`);
+      const before = file.headers.get(NEXT_BEFORE_HEADER);
+      setNextFile(before ? { before, part: part + 1 } : null);
     } catch (error) {
       setProblem(error instanceof ApiError ? error.message : String(error));
     }
@@ -156,6 +170,14 @@ export default function Audit() {
         {t(nextBefore ? "audit.count_more" : "audit.count", { count: rows.length })}{" "}
         {t("audit.export_holds", { count: EXPORT_MAX })}
       </p>
+      {nextFile && (
+        <p role="status" className="note">
+          {t("audit.export_cut", { part: nextFile.part - 1, count: EXPORT_MAX })}{" "}
+          <button type="button" className="secondary" onClick={() => void exportCsv(nextFile)}>
+            {t("audit.export_next", { part: nextFile.part })}
+          </button>
+        </p>
+      )}
       <table className="list audit">
         <thead>
           <tr>

@@ -1339,7 +1339,9 @@ def audit_entries(call: AdminCall) -> Any:
     )
     entries, more = page.entries, page.more
     if as_csv_file:
-        return CsvBody(as_csv(entries))
+        # A file holds one page too: when the range holds more, the header says where the next
+        # file starts (?before=), as next_before does in JSON.
+        return CsvBody(as_csv(entries), next_before=page_key(entries[-1]) if more else None)
     # The next page: the entries after the last on this one (newest first), by its page key,
     # which tells apart entries of the same millisecond; next_until (by instant alone) is kept
     # for the callers that page by it.
@@ -1357,6 +1359,12 @@ class CsvBody:
     data: bytes | None = None
     """The file's bytes in another encoding than UTF-8 (``charset``): sent as base64."""
     charset: str = "utf-8"
+    next_before: str | None = None
+    """When the file is one page of more (the audit log's): the ``?before=`` of the next file,
+    sent as NEXT_BEFORE_HEADER."""
+
+
+NEXT_BEFORE_HEADER = "x-tsunagu-next-before"
 
 
 # ---------------------------------------------------------------- reports
@@ -1812,7 +1820,7 @@ def handle(event: Mapping[str, Any], settings: Settings) -> Response:
             **response.get("headers", {}),
             "access-control-allow-origin": origin,
             # The console names a downloaded CSV as the API does.
-            "access-control-expose-headers": "content-disposition",
+            "access-control-expose-headers": f"content-disposition, {NEXT_BEFORE_HEADER}",
             "vary": "Origin",
         }
     return response
@@ -1877,15 +1885,14 @@ def _answer(event: Mapping[str, Any], settings: Settings) -> Response:
             if result.data is None
             else {"body": base64.b64encode(result.data).decode(), "isBase64Encoded": True}
         )
-        return {
-            "statusCode": 200,
-            "headers": {
-                "content-type": f"text/csv; charset={result.charset}",
-                "content-disposition": _attachment(result.filename),
-                "cache-control": "no-store",
-            },
-            **file,
+        file_headers = {
+            "content-type": f"text/csv; charset={result.charset}",
+            "content-disposition": _attachment(result.filename),
+            "cache-control": "no-store",
         }
+        if result.next_before is not None:
+            file_headers[NEXT_BEFORE_HEADER] = result.next_before
+        return {"statusCode": 200, "headers": file_headers, **file}
     status, body = result if isinstance(result, tuple) else (200, result)
     return json_response(status, body, {"cache-control": "no-store"})
 
