@@ -67,6 +67,20 @@ def tsunagu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTsunagu
     for link in tracked_links(running, LEAD)["links"]:
         path = link.removeprefix(running.api_url)
         assert running.request("GET", path, headers={"user-agent": CHROME})[0] == 302
+
+    # A word search reads the lead terms, and the lead page the lead's journeys: both written
+    # from the streams, asynchronously as in AWS, and no screen refreshes by itself
+    def found_and_entered() -> bool:
+        found = LEAD in running.cli("leads", "search", "ツナグ").stdout
+        shown = json.loads(running.cli("leads", "get", LEAD).stdout)
+        return found and any(j["journey_id"] == "welcome_nurture" for j in shown["journeys"])
+
+    wait_for(
+        found_and_entered,
+        timeout=STREAM_WAIT_SECONDS,
+        what=f"{LEAD} found by its company and in welcome_nurture",
+        interval=0.5,
+    )
     yield running
     if running.process.poll() is None:
         running.stop()

@@ -25,6 +25,7 @@ from tests.journeys.harness import (
     ScriptedWorld,
     Step,
     import_lead,
+    mail_of,
     wait_for,
 )
 from tsunagu.clock import isoformat
@@ -204,12 +205,9 @@ class PauseDay(ScriptedWorld):
         resumed_at: datetime = self.runtime.now()
         resumed = self.runtime.cli_ok("journeys", "resume-all")
         self.wait_finished([HELD_BY_STOP_ALL])
-        _, dormant_arn = self.execution_of(DORMANT, RE_ENGAGEMENT)
-        wait_for(
-            lambda: "Send the we-miss-you mail" in self.runtime.history(dormant_arn).states(),
-            timeout=CYCLE_TIMEOUT,
-            what="the dormant lead's first mail",
-        )
+        # The mail itself, not its state entered: send_email may still be sending it, and this
+        # is the script's last step (no settle follows it)
+        mail_of(self.runtime, self.leads[DORMANT], "reengage-we-miss-you", timeout=CYCLE_TIMEOUT)
         return {
             "stopped": stopped,
             "entered": entered,
