@@ -338,6 +338,9 @@ def test_a_marketer_dry_runs_a_shift_jis_trade_show_list_and_downloads_its_rejec
     status = page.get_by_role("status")
     expect(status).to_contain_text("Read as cp932.")
     expect(status).to_contain_text("create 1 · update 0 · unchanged 1 · merged 0 · rejected 1")
+    # The consent column is said to be read as consent, not listed among the columns left out
+    expect(page.locator("main")).to_contain_text("配信希望 → read as consent")
+    expect(page.locator("main")).not_to_contain_text("left out")
     table = page.get_by_role("table", name="Rows")
     expect(table.locator("tr", has_text="booth.visitor@example.jp")).to_contain_text("consent: yes")
     assert accessibility_problems(page) == []

@@ -8,19 +8,23 @@ import base64
 import csv
 import io
 import json
+import re
+import shlex
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import AwsStack, moto_client
+from tests.conftest import ROOT, AwsStack, load_event, moto_client
 from tests.support.admin import event
 from tests.support.cli import runtime_here
 from tests.support.leads import store_lead
 from tsunagu import cli, services
 from tsunagu.api import admin
 from tsunagu.commands.access import Role
+from tsunagu.imports.plan import REASON_HEADER
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.settings import Settings
 
@@ -138,6 +142,59 @@ def test_the_cli_prints_the_plan_and_writes_the_rejected_rows(
     assert "create 1  update 0  unchanged 1  merged 0  rejected 1" in printed
     assert "job_title kept (crm: 部長)" in printed
     assert (tmp_path / "rejected.csv").read_text("utf-8-sig").count("\n") == 2
+
+
+def readme_example() -> tuple[list[list[str]], list[str]]:
+    """README's "Importing a lead list" example: its commands (each split as the shell splits
+    it, continuation lines joined) and the output it shows for the last of them."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Importing a lead list") :]
+    commands_block = re.search(r"```sh\n(curl .*?)```", section, re.DOTALL)
+    output_block = re.search(r"<!-- the plan's output[^>]*-->\n```\n(.*?)```", section, re.DOTALL)
+    assert commands_block and output_block, "README: the import example has moved"
+    lines = commands_block.group(1).replace("\\\n", " ").splitlines()
+    return [shlex.split(line) for line in lines if line.strip()], output_block.group(1).splitlines()
+
+
+def test_the_readme_s_example_prints_what_the_readme_shows(
+    aws: AwsStack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the README's commands, run in order from a folder holding the example sheet
+    commands, shown = readme_example()
+    (curl, *_), form_post = commands[0], commands[0]
+    assert curl == "curl" and form_post[-2] == "-d"
+    aws.seed_demo_form()
+    posted = load_event("capture_form", "new_lead_json") | {"body": form_post[-1]}
+    answer = aws.function("capture_form").invoke(posted)
+    assert answer["statusCode"] == 201, answer
+    runtime_here(aws, tmp_path, monkeypatch)
+    (tmp_path / "examples").mkdir()
+    shutil.copy(ROOT / "examples" / "展示会2026.csv", tmp_path / "examples")
+    printed = []
+    for command in commands[1:]:
+        assert command[0] == ".venv/bin/tsunagu", command
+        assert cli.main(command[1:]) == 0, command
+        printed = capsys.readouterr().out.splitlines()
+
+    # Then the plan is the README's, line for line (but the digest, which the leads' own
+    # instants change)
+    def without_digest(lines: list[str]) -> list[str]:
+        return [re.sub(r"--plan [0-9a-f]{16}$", "--plan DIGEST", line) for line in lines]
+
+    assert without_digest(printed) == without_digest(shown)
+    # And the rejected rows' file holds the broken row with its reason; fixed, it imports
+    rejected = tmp_path / "rejected.csv"
+    rows = rejected.read_text("utf-8-sig").splitlines()
+    assert len(rows) == 2 and rows[0].endswith(REASON_HEADER), rows
+    assert rows[1].startswith("broken-address,壊れ 太郎"), rows
+    rejected.write_text(
+        rejected.read_text("utf-8-sig").replace("broken-address", "fixed@example.jp")
+    )
+    assert cli.main(["imports", "plan", "rejected.csv", "--source", "trade_show"]) == 0
+    assert "create 1  update 0  unchanged 0  merged 0  rejected 0" in capsys.readouterr().out
 
 
 def test_text_that_is_not_even_ascii_is_not_base64_and_says_so(stack: Settings) -> None:

@@ -34,6 +34,7 @@ interface Plan {
   encoding: string;
   columns: Record<string, string>;
   unmapped: string[];
+  consent_column: string | null;
   counts: Record<string, number>;
   rows: PlannedRow[];
   rejected_csv_base64?: string;
@@ -277,6 +278,7 @@ export default function Imports() {
             {Object.entries(plan.columns)
               .map(([header, field]) => `${header} → ${field}`)
               .join(", ")}
+            {plan.consent_column && `, ${plan.consent_column} → ${t("imports.read_as_consent")}`}
             {plan.unmapped.length > 0 && <span className="note"> ({t("imports.left_out")}: {plan.unmapped.join(", ")})</span>}
           </p>
           {plan.rejected_csv_base64 && (

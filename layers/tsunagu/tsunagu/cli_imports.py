@@ -75,11 +75,19 @@ def imports_plan(settings: Settings, args: argparse.Namespace) -> int:
         + (f" (saved mapping {args.mapping})" if args.mapping else "")
     )
     print("columns: " + ", ".join(f"{header} → {field}" for header, field in plan.columns.items()))
+    if plan.consent_column and options.consent:
+        meaning = options.consent
+        print(
+            f"consent: {plan.consent_column} (yes: {'/'.join(sorted(meaning.yes))}; no: "
+            f"{'/'.join(sorted(meaning.no)) or '-'}; blank: no answer, nothing recorded)"
+        )
     if plan.unmapped:
         print("left out: " + ", ".join(plan.unmapped))
     print("  ".join(f"{action} {count}" for action, count in plan.counts.items()))
     for row in plan.rows[: args.rows]:
-        print(f"  row {row.row:>5}  {row.action:<9}  {row.email or ''}  {_detail(row)}")
+        # A rejected row may have no address to show: its reason says what the column held
+        shown = "  ".join(part for part in (row.email, _detail(row)) if part)
+        print(f"  row {row.row:>5}  {row.action:<9}  {shown}")
     if len(plan.rows) > args.rows:
         print(f"  ... {len(plan.rows) - args.rows} more rows (--rows N, or --json)")
     if args.rejected:
@@ -87,7 +95,8 @@ def imports_plan(settings: Settings, args: argparse.Namespace) -> int:
     digest = planned.as_json(rows=0)["plan_digest"]
     if not args.mapping:
         print("to reuse these options for this source's next file: imports mappings save NAME")
-    print(f"to apply exactly this plan: imports run {path.name} (same options) --plan {digest}")
+    # The path as typed, so that the line can be copied as it is
+    print(f"to apply exactly this plan: imports run {args.file} (same options) --plan {digest}")
     return 0
 
 

@@ -138,6 +138,7 @@ class PlannedImport:
             "source": self.plan.source.value,
             "columns": self.plan.columns,
             "unmapped": self.plan.unmapped,
+            "consent_column": self.plan.consent_column,
             "counts": self.plan.counts,
             "rows": [
                 {

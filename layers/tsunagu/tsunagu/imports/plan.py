@@ -79,7 +79,10 @@ class ImportPlan:
     columns: dict[str, str]
     """Header -> field, as the import reads the file."""
     unmapped: list[str]
+    """The headers of the columns the import leaves out (not the consent column: it is read)."""
     rows: list[RowPlan]
+    consent_column: str | None = None
+    """The header of the column read as consent, as the file spells it."""
 
     def count(self, action: Action) -> int:
         return sum(1 for row in self.rows if row.action == action)
@@ -129,12 +132,14 @@ def plan_import(
         _against_store(row, options.source, find_lead) if row.action == "create" else row
         for row in planned
     ]
+    consent_header = None if consent_at is None else table.header[consent_at]
     return ImportPlan(
         table.encoding,
         options.source,
         {table.header[i]: f for i, f in sorted(columns.fields.items())},
-        columns.unmapped,
+        [title for title in columns.unmapped if title != consent_header],
         rows,
+        consent_header,
     )
 
 
