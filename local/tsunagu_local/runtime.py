@@ -278,10 +278,13 @@ class LocalRuntime:
         if isinstance(self.clock, VirtualClock):
             self.clock.settle(timeout)
             return
+        # Caught up: no record written that a poller has not delivered, and no poller in the
+        # middle of a delivery (whose function may be writing to another stream right now).
         deadline = time.monotonic() + timeout
-        time.sleep(0.3)
-        for poller in self.pollers:
-            poller.idle.wait(max(0.0, deadline - time.monotonic()))
+        while any(p.has_pending_work() or not p.idle.is_set() for p in self.pollers):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the stream pollers did not catch up in {timeout:g} s")
+            time.sleep(0.05)
 
     # ------------------------------------------------------------------ moto
     def _start_moto(self) -> None:
