@@ -279,9 +279,15 @@ class LocalRuntime:
             self.clock.settle(timeout)
             return
         # Caught up: no record written that a poller has not delivered, and no poller in the
-        # middle of a delivery (whose function may be writing to another stream right now).
+        # middle of a delivery (whose function may be writing to another stream right now). The
+        # pollers are looked at one after another, so a look is trusted only if no delivery
+        # ended during it (one that did may have written to a stream already looked at).
         deadline = time.monotonic() + timeout
-        while any(p.has_pending_work() or not p.idle.is_set() for p in self.pollers):
+        while True:
+            handled = sum(p.batches_handled for p in self.pollers)
+            quiet = not any(p.has_pending_work() or not p.idle.is_set() for p in self.pollers)
+            if quiet and handled == sum(p.batches_handled for p in self.pollers):
+                return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the stream pollers did not catch up in {timeout:g} s")
             time.sleep(0.05)

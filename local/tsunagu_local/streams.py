@@ -105,6 +105,9 @@ class StreamPoller:
         """The first sequence number this poller has not read."""
         self.readers: StreamReaders | None = None
         self.idle = threading.Event()
+        self.batches_handled = 0
+        """Counts every batch taken to the function (before idle can be set again): a waiter
+        that saw it change while it looked saw a delivery it may have missed."""
 
     def start(self, starting_position: str | None = None) -> None:
         shard = stream_shard(self.mapping.stream_arn)
@@ -142,7 +145,10 @@ class StreamPoller:
                     self._stop.wait(POLL_INTERVAL_SECONDS)
                     continue
                 self.idle.clear()
-                self._deliver(batch)
+                try:
+                    self._deliver(batch)
+                finally:
+                    self.batches_handled += 1
             except Exception:
                 log.exception("stream poller for %s failed; retrying", self.mapping.function.name)
                 self._stop.wait(1)

@@ -14,6 +14,7 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -27,6 +28,7 @@ from tsunagu.commands.access import Role
 from tsunagu.imports.plan import REASON_HEADER
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.settings import Settings
+from tsunagu_local.seed import demo_form
 
 SHEET = [
     ["メールアドレス", "氏名", "会社名", "役職", "配信希望"],
@@ -164,10 +166,21 @@ def test_the_readme_s_example_prints_what_the_readme_shows(
 ) -> None:
     # Given the README's commands, run in order from a folder holding the example sheet
     commands, shown = readme_example()
-    (curl, *_), form_post = commands[0], commands[0]
-    assert curl == "curl" and form_post[-2] == "-d"
-    aws.seed_demo_form()
-    posted = load_event("capture_form", "new_lead_json") | {"body": form_post[-1]}
+    form_post = commands[0]
+    assert form_post[0] == "curl" and form_post[-2] == "-d", form_post
+    url = urlsplit(form_post[form_post.index("-s") + 1])
+    # The form `make up` seeds, posted as curl posts it: JSON, no Origin
+    settings = aws.settings()
+    services.form_repository(settings).put(
+        demo_form(f"{url.scheme}://{url.netloc}"), services.clock(settings)
+    )
+    posted = load_event("capture_form", "new_lead_json") | {
+        "rawPath": url.path,
+        "pathParameters": {"form_id": url.path.split("/")[2]},
+        "headers": {"content-type": "application/json", "user-agent": "curl/8.11.1"},
+        "body": form_post[-1],
+    }
+    assert url.path == "/forms/demo/submissions", url
     answer = aws.function("capture_form").invoke(posted)
     assert answer["statusCode"] == 201, answer
     runtime_here(aws, tmp_path, monkeypatch)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import csv
 import io
+import shlex
 from datetime import date
 
 import pytest
 
+from tsunagu.cli_imports import _shell_word
 from tsunagu.errors import ValidationFailed
 from tsunagu.imports.cleaning import BadValue, company_key, read_date
 from tsunagu.imports.mapping import map_columns
@@ -271,3 +273,17 @@ def test_an_excel_workbook_is_read_as_its_first_sheet_typed_cells_as_text() -> N
 def test_a_file_named_xlsx_that_is_not_a_workbook_is_refused_saying_so() -> None:
     with pytest.raises(ValidationFailed, match="not an Excel workbook"):
         read_table(b"email\r\nx@example.jp\r\n", "list.xlsx")
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [
+        ("examples/展示会2026.csv", "examples/展示会2026.csv"),  # no quotes a shell would not need
+        ("名簿 (1).csv", "'名簿 (1).csv'"),
+        ("it's.csv", "'it'\"'\"'s.csv'"),
+        ("$HOME.csv", "'$HOME.csv'"),
+    ],
+)
+def test_the_run_hint_names_the_file_so_a_shell_reads_it_back(typed: str, shown: str) -> None:
+    assert _shell_word(typed) == shown
+    assert shlex.split(_shell_word(typed)) == [typed]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +98,8 @@ def imports_plan(settings: Settings, args: argparse.Namespace) -> int:
     if not args.mapping:
         print("to reuse these options for this source's next file: imports mappings save NAME")
     # The path as typed, so that the line can be copied as it is
-    print(f"to apply exactly this plan: imports run {args.file} (same options) --plan {digest}")
+    run = f"imports run {_shell_word(args.file)} (same options) --plan {digest}"
+    print(f"to apply exactly this plan: {run}")
     return 0
 
 
@@ -278,6 +281,15 @@ def mappings_delete(settings: Settings, args: argparse.Namespace) -> int:
     )
     print(f"deleted mapping {args.name}")
     return 0
+
+
+SHELL_SPECIAL = re.compile(r"""[\s'"\\$`!*?#&;|<>(){}\[\]~]""")
+
+
+def _shell_word(text: str) -> str:
+    """``text`` as a shell reads it back: quoted only when it holds what the shell would read
+    otherwise (a Japanese file name is left as it is, as shlex.quote would not)."""
+    return shlex.quote(text) if SHELL_SPECIAL.search(text) or not text else text
 
 
 def _columns(mapping: SavedMapping) -> str:
