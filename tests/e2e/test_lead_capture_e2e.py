@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import shlex
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -189,6 +190,16 @@ def test_a_change_at_the_cli_is_in_the_audit_log_with_who_and_what(
     cut = tsunagu.cli("audit", "list", "--limit", "1", "--csv")
     assert cut.stdout.count("\n") == 2  # the header and one entry
     assert "older entries in that range are not in the file" in cut.stderr
+    # And the next file goes on from the entry the hint names, as the API's next_before does
+    hint = cut.stderr.split("the same with ", 1)[1].split(",", 1)[0]
+    option, key = shlex.split(hint)
+    assert option == "--before"
+    after = tsunagu.cli("audit", "list", "--limit", "1", "--csv", "--before", key)
+    assert after.returncode == 0, after.stderr
+    first, second = cut.stdout.splitlines()[1], after.stdout.splitlines()[1]
+    assert first != second and second[:24] <= first[:24]  # older, or of the same millisecond
+    unclear = tsunagu.cli("audit", "list", "--before", "yesterday")
+    assert unclear.returncode == 1 and "before" in unclear.stderr, unclear
     # The timeline too, on stderr when stdout is JSON for a script
     one = tsunagu.cli("leads", "timeline", "audit.me@example.jp", "--limit", "1", "--json")
     assert len(json.loads(one.stdout)) == 1

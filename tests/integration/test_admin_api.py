@@ -25,9 +25,11 @@ from tests.support.leads import store_lead
 from tests.support.shipped import install_shipped_journeys
 from tsunagu import services
 from tsunagu.api import admin
-from tsunagu.commands.access import OPERATIONS, Role
+from tsunagu.clock import isoformat
+from tsunagu.commands.access import OPERATIONS, Actor, Role
 from tsunagu.commands.audit import AuditEntry
 from tsunagu.errors import AlreadyExists, ConcurrentUpdate
+from tsunagu.leads.search import PAGE_SIZE
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.settings import Settings
 
@@ -252,15 +254,24 @@ def test_the_log_is_filtered_by_who_operation_and_outcome_in_pages_and_in_the_cs
         assert unclear == 422 and field in json.dumps(body), (query, body)
 
 
-def test_paging_the_log_loses_no_entry_of_the_same_millisecond(
-    stack: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Five changes stamped with one instant (a fixed clock): pages of two must still give all
+STAGES = ("mql", "sql", "opportunity", "customer", "recycled")
+
+
+@pytest.fixture
+def five_changes_in_one_millisecond(stack: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The lead moved through STAGES, every change stamped with one instant (a fixed clock)."""
     frozen = services.clock(stack).now()
     monkeypatch.setattr(type(services.clock(stack)), "now", lambda _self: frozen)
-    for stage in ("mql", "sql", "opportunity", "customer", "recycled"):
+    for stage in STAGES:
         call(stack, "PATCH", f"/admin/leads/{OWNED}", body={"stage": stage})
+    return stack
 
+
+def test_paging_the_log_loses_no_entry_of_the_same_millisecond(
+    five_changes_in_one_millisecond: Settings,
+) -> None:
+    # Five changes stamped with one instant: pages of two must still give all
+    stack = five_changes_in_one_millisecond
     seen, before = [], None
     while True:
         query = {"limit": "2", "operation": "leads.update"} | ({"before": before} if before else {})
@@ -270,8 +281,7 @@ def test_paging_the_log_loses_no_entry_of_the_same_millisecond(
         before = page["next_before"]
         if before is None:
             break
-    assert sorted(seen) == sorted(["mql", "sql", "opportunity", "customer", "recycled"])
-    assert len(seen) == 5
+    assert sorted(seen) == sorted(STAGES)
     _, whole = call(stack, "GET", "/admin/audit", query={"operation": "leads.update"})
     assert len({e["at"] for e in whole["items"]}) == 1  # one millisecond for all five
     # A page that ends with the last entry offers no next page (not an empty one)
@@ -283,14 +293,10 @@ def test_paging_the_log_loses_no_entry_of_the_same_millisecond(
 
 
 def test_a_range_larger_than_one_csv_file_is_exported_file_by_file(
-    stack: Settings, monkeypatch: pytest.MonkeyPatch
+    five_changes_in_one_millisecond: Settings,
 ) -> None:
     # Given five changes in one millisecond, and CSV files of at most two entries
-    frozen = services.clock(stack).now()
-    monkeypatch.setattr(type(services.clock(stack)), "now", lambda _self: frozen)
-    for stage in ("mql", "sql", "opportunity", "customer", "recycled"):
-        call(stack, "PATCH", f"/admin/leads/{OWNED}", body={"stage": stage})
-
+    stack = five_changes_in_one_millisecond
     # When each file's header says where the next one starts, and the next is asked from there
     files, before = [], None
     while True:
@@ -309,11 +315,26 @@ def test_a_range_larger_than_one_csv_file_is_exported_file_by_file(
     # say there is more
     assert [len(rows) for rows in files] == [2, 2, 1]
     stages = [json.loads(row["after"])["stage"] for rows in files for row in rows]
-    assert sorted(stages) == sorted(["mql", "sql", "opportunity", "customer", "recycled"])
+    assert sorted(stages) == sorted(STAGES)
     whole = admin.handle(
         event("GET", "/admin/audit", query={"format": "csv", "operation": "leads.update"}), stack
     )
     assert admin.NEXT_BEFORE_HEADER not in whole["headers"]
+
+
+def test_a_csv_holds_the_range_where_a_page_holds_a_page(stack: Settings) -> None:
+    # Given more entries than a page holds
+    log, now = services.audit_log(stack), services.clock(stack).now()
+    bot = Actor(user_id="crm-sync", role=Role.ADMIN, email="crm.sync@example.com")
+    for n in range(PAGE_SIZE + 5):
+        at = isoformat(now - timedelta(seconds=n))
+        log.append(AuditEntry(f"aud_{n:04d}", at, bot, "leads.update", f"lead:{n}", "done"))
+
+    # When the log is asked for without a limit, Then a page is a page, and a CSV is the range
+    _, page = call(stack, "GET", "/admin/audit", query={"who": "crm.sync"})
+    _, text = call(stack, "GET", "/admin/audit", query={"who": "crm.sync", "format": "csv"})
+    assert len(page["items"]) == PAGE_SIZE and page["next_before"] is not None
+    assert len(list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))) == PAGE_SIZE + 5
 
 
 def test_from_outside_the_allowlist_every_route_is_refused_before_anything_runs(

@@ -31,6 +31,15 @@ function localDayAgo(days: number): string {
   return `${day.getFullYear()}-${pad(day.getMonth() + 1)}-${pad(day.getDate())}`;
 }
 
+/** Where the file after a cut one starts, and what it is asked with: the first file's filters
+ * and name. */
+interface NextFile {
+  filters: Record<string, string | undefined>;
+  name: string;
+  before: string;
+  part: number;
+}
+
 /** The instant a local calendar day starts, ``later`` days after ``day``. */
 function startOfLocalDay(day: string, later = 0): string {
   const [year, month, date] = day.split("-").map(Number);
@@ -57,7 +66,8 @@ export default function Audit() {
   const [nextBefore, setNextBefore] = useState<string | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
   // After a file the API cut (the range holds more than one file): where the next file starts
-  const [nextFile, setNextFile] = useState<{ before: string; part: number } | null>(null);
+  const [nextFile, setNextFile] = useState<NextFile | null>(null);
+  const [exporting, setExporting] = useState(false);
   // What is typed in "who" is asked for once the typing pauses, not at every key
   const [typed, setTyped] = useState("");
   useEffect(() => {
@@ -96,29 +106,40 @@ export default function Audit() {
     [asked],
   );
 
+  // Other filters: a file cut under the old ones does not go on, not even one still on its way
+  const filtersSeen = useRef(0);
   useEffect(() => {
     void load();
-    setNextFile(null); // other filters: a file cut under the old ones does not go on
+    filtersSeen.current += 1;
+    setNextFile(null);
   }, [load]);
 
-  /** One file of the filtered range, newest first: the first, or the one after a cut file. */
-  async function exportCsv(from?: { before: string; part: number }) {
+  /** One file of the filtered range, newest first: the first, or the one after a cut file
+   * (asked with that file's filters and name, whatever the form holds now). */
+  async function exportCsv(after?: NextFile) {
     setProblem(null);
-    const part = from?.part ?? 1;
+    setExporting(true);
+    const filters = after?.filters ?? asked;
+    const name = after?.name ?? `tsunagu-audit-${since}-${until}`;
+    const part = after?.part ?? 1;
+    const seen = filtersSeen.current;
     try {
       // Byte for byte: text() would drop the BOM Excel needs
       const file = await apiFile("/admin/audit", {
-        ...asked,
-        before: from?.before,
+        ...filters,
+        before: after?.before,
         limit: EXPORT_MAX,
         format: "csv",
       });
-      const suffix = part > 1 ? `-part${part}` : "";
-      saveAs(new Uint8Array(file.bytes), `tsunagu-audit-${since}-${until}${suffix}.csv`);
+      saveAs(new Uint8Array(file.bytes), `${name}${part > 1 ? `-part${part}` : ""}.csv`);
       const before = file.headers.get(NEXT_BEFORE_HEADER);
-      setNextFile(before ? { before, part: part + 1 } : null);
+      if (seen === filtersSeen.current) {
+        setNextFile(before ? { filters, name, before, part: part + 1 } : null);
+      }
     } catch (error) {
       setProblem(error instanceof ApiError ? error.message : String(error));
+    } finally {
+      setExporting(false);
     }
   }
 
@@ -157,7 +178,7 @@ export default function Audit() {
             <option value="refused">{t("audit.outcomes.refused")}</option>
           </select>
         </label>
-        <button type="button" onClick={() => void exportCsv()}>
+        <button type="button" disabled={exporting} onClick={() => void exportCsv()}>
           {t("audit.export")}
         </button>
       </form>
@@ -173,7 +194,12 @@ export default function Audit() {
       {nextFile && (
         <p role="status" className="note">
           {t("audit.export_cut", { part: nextFile.part - 1, count: EXPORT_MAX })}{" "}
-          <button type="button" className="secondary" onClick={() => void exportCsv(nextFile)}>
+          <button
+            type="button"
+            className="secondary"
+            disabled={exporting}
+            onClick={() => void exportCsv(nextFile)}
+          >
             {t("audit.export_next", { part: nextFile.part })}
           </button>
         </p>

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -549,7 +550,13 @@ def forms_get(settings: Settings, args: argparse.Namespace) -> int:
 def audit_list(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
-    from tsunagu.commands.audit import MAX_AUDIT_ENTRIES, AuditFilter, as_csv, list_entries
+    from tsunagu.commands.audit import (
+        MAX_AUDIT_ENTRIES,
+        AuditFilter,
+        as_csv,
+        list_entries,
+        page_key,
+    )
 
     def instant(text: str) -> datetime:
         parsed = datetime.fromisoformat(text)
@@ -564,16 +571,19 @@ def audit_list(settings: Settings, args: argparse.Namespace) -> int:
         services.operator(settings),
         since,
         until,
-        limit=args.limit,
+        # A file holds the range, up to the most a file holds; a listing on screen, 200
+        limit=(MAX_AUDIT_ENTRIES if args.csv else 200) if args.limit is None else args.limit,
         matching=AuditFilter(args.who, args.operation, args.outcome),
+        before=args.before,
     )
     entries = page.entries
-    # What would bring the rest: a higher limit, or (at the most a listing takes) a shorter range
-    rest = (
-        f"raise --limit (now {len(entries)})"
-        if len(entries) < MAX_AUDIT_ENTRIES
-        else f"narrow --since / --until ({MAX_AUDIT_ENTRIES:,} entries at most)"
-    )
+    # What brings the rest: the same command from the last entry on (a CSV's next file), or a
+    # higher limit where one can be asked
+    rest = ""
+    if page.more:
+        rest = f"the same with --before {shlex.quote(page_key(entries[-1]))}"
+        if len(entries) < MAX_AUDIT_ENTRIES:
+            rest += f", or raise --limit (now {len(entries)}; {MAX_AUDIT_ENTRIES:,} at most)"
     if args.csv:
         sys.stdout.write(as_csv(entries))
         if page.more:  # on stderr: stdout is the file
@@ -773,7 +783,12 @@ def _parser() -> argparse.ArgumentParser:
         "--operation", help="this operation (journeys.pause) or a group of them (journeys)"
     )
     listing.add_argument("--outcome", choices=("done", "refused"))
-    listing.add_argument("--limit", type=int, default=200)
+    listing.add_argument(
+        "--limit", type=int, help="entries at most (default 200, or 5,000 with --csv)"
+    )
+    listing.add_argument(
+        "--before", help="go on after this entry (the key the listing before printed at its end)"
+    )
     listing.add_argument("--csv", action="store_true", help="CSV for a spreadsheet")
     listing.set_defaults(run=audit_list)
     return parser

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any
 
 from tsunagu.errors import FieldError, ValidationFailed
@@ -29,3 +30,15 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
 
 def not_a_cursor() -> ValidationFailed:
     return ValidationFailed([FieldError("cursor", "not a cursor of this list")])
+
+
+PAGE_KEY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{8,15}Z#[A-Za-z0-9_-]{1,80}")
+"""A ``next_before`` as the lists that page back in time give it (an event's storage key, an audit
+entry's page key): an instant and an id. Checked before it reaches a key condition."""
+
+
+def checked_page_key(key: str, field: str = "before") -> str:
+    """``key`` when it is a ``next_before`` (see PAGE_KEY); ValidationFailed naming ``field``."""
+    if not PAGE_KEY.fullmatch(key):
+        raise ValidationFailed([FieldError(field, "is not a next_before this list gave")])
+    return key

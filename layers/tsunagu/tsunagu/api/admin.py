@@ -51,7 +51,7 @@ from tsunagu.commands.audit import (
     page_key,
     refused,
 )
-from tsunagu.cursors import decode_cursor, encode_cursor, not_a_cursor
+from tsunagu.cursors import checked_page_key, decode_cursor, encode_cursor, not_a_cursor
 from tsunagu.errors import (
     FieldError,
     Forbidden,
@@ -160,10 +160,7 @@ class AdminCall:
         refused: an empty cursor is not "from the start"), else None."""
         if name not in self.query:
             return None
-        key = self.query[name]
-        if not PAGE_KEY.fullmatch(key):
-            raise ValidationFailed([FieldError(name, "is not a next_before this route gave")])
-        return key
+        return checked_page_key(self.query[name], name)
 
     def flag(self, name: str) -> bool:
         """``?name=true`` or ``false`` (absent: false); anything else is refused, not taken
@@ -314,15 +311,10 @@ def lead_show(call: AdminCall) -> Any:
     return leads.show(_lead_ports(call), call.actor, call.params["lead"])
 
 
-PAGE_KEY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{8,15}Z#[A-Za-z0-9_-]{1,80}")
-"""A ``next_before`` as the routes give it (an event's storage key, an audit entry's page key):
-an instant and an id. Checked before it reaches a key condition."""
-
-
 def lead_timeline(call: AdminCall) -> Any:
     """The lead's newest events, oldest first, its anonymous browsing included; ``before`` (the
     ``next_before`` of a page) gives the events before that page."""
-    limit = call.number("limit", 500, high=LIMIT_MAX["/admin/leads/{lead}/timeline"])
+    limit = call.number("limit", TIMELINE_PAGE_SIZE, high=LIMIT_MAX["/admin/leads/{lead}/timeline"])
     before = call.page_key()
     page = leads.timeline(
         _lead_ports(call), call.actor, call.params["lead"], limit=limit, before=before
@@ -1310,7 +1302,10 @@ def audit_entries(call: AdminCall) -> Any:
     now = services.clock(call.settings).now()
     until = call.instant("until", now + timedelta(seconds=1))
     since = call.instant("since", until - timedelta(days=7))
-    limit = call.number("limit", PAGE_SIZE, high=LIMIT_MAX["/admin/audit"])
+    # A CSV holds the range (up to the most a file holds) unless asked for fewer; a page, a page
+    limit = call.number(
+        "limit", MAX_AUDIT_ENTRIES if as_csv_file else PAGE_SIZE, high=LIMIT_MAX["/admin/audit"]
+    )
     asked = call.text("outcome")
     outcomes: dict[str | None, Outcome | None] = {None: None, "done": "done", "refused": "refused"}
     if asked not in outcomes:
@@ -1544,6 +1539,8 @@ class AdminRoute:
 
 PAGED = ("limit", "cursor")
 LIMIT_MAX = {"/admin/leads/{lead}/timeline": 2000, "/admin/audit": MAX_AUDIT_ENTRIES}
+TIMELINE_PAGE_SIZE = 500
+"""A timeline's events a page when ``limit`` is not given (other lists: PAGE_SIZE)."""
 """Routes whose ``limit`` goes above MAX_PAGE_SIZE (a timeline, the log's CSV export)."""
 ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("GET", "/admin/me", None, me),

@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 
 from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.commands.access import Actor, Operation, authorise
+from tsunagu.cursors import checked_page_key
 from tsunagu.errors import FieldError, Forbidden, ValidationFailed
 from tsunagu.ids import new_id
 from tsunagu.text import spreadsheet_safe
@@ -189,10 +190,13 @@ def list_entries(
     before: str | None = None,
 ) -> AuditPage:
     """Newest first; admins only (the log says who did what to whom): anyone else's attempt is
-    itself recorded."""
+    itself recorded. ``before``: the page key of the last entry of the page before (a cut CSV
+    file's next file starts there)."""
     allowed(log, clock, actor, "audit.list", "audit")
     if until <= since:
         raise ValidationFailed([FieldError("until", "must be after since")])
+    if before is not None:
+        checked_page_key(before)
     limit = min(max(limit, 1), MAX_AUDIT_ENTRIES)
     found = log.entries(since, until, limit=limit + 1, matching=matching, before=before)
     return AuditPage(found[:limit], more=len(found) > limit)
