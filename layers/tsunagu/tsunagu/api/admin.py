@@ -1539,9 +1539,9 @@ class AdminRoute:
 
 PAGED = ("limit", "cursor")
 LIMIT_MAX = {"/admin/leads/{lead}/timeline": 2000, "/admin/audit": MAX_AUDIT_ENTRIES}
+"""Routes whose ``limit`` goes above MAX_PAGE_SIZE (a timeline, the log's CSV export)."""
 TIMELINE_PAGE_SIZE = 500
 """A timeline's events a page when ``limit`` is not given (other lists: PAGE_SIZE)."""
-"""Routes whose ``limit`` goes above MAX_PAGE_SIZE (a timeline, the log's CSV export)."""
 ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("GET", "/admin/me", None, me),
     AdminRoute(
