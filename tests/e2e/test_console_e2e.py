@@ -133,6 +133,37 @@ def test_a_marketer_finds_a_lead_by_its_company_and_sees_the_scanner_marked(
     assert accessibility_problems(page) == []
 
 
+def test_searching_again_with_the_same_word_shows_a_lead_captured_since(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given the lead list searched for a company nobody has signed up from yet
+    company, newcomer = "株式会社ヨリミチ", "jiro.tanaka@example.jp"
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB")
+    page.get_by_label("Search").first.fill("ヨリミチ")
+    page.get_by_role("button", name="Search").click()
+    settled(page)
+    expect(page.locator("main")).to_contain_text("No lead matches.")
+
+    # When someone of that company signs up meanwhile, and the search index has him
+    status, _ = tsunagu.post_json(
+        "/forms/demo/submissions", {"email": newcomer, "name": "田中 次郎", "company": company}
+    )
+    assert status == 201
+    wait_for(
+        lambda: newcomer in tsunagu.cli("leads", "search", "ヨリミチ").stdout,
+        timeout=STREAM_WAIT_SECONDS,
+        what=f"{newcomer} found by its company",
+        interval=0.5,
+    )
+    # And she presses Search again, the word unchanged (the address stays the same)
+    page.get_by_role("button", name="Search").click()
+    settled(page)
+
+    # Then the list is read again and shows him, without reloading the page
+    expect(page.get_by_role("link", name=newcomer)).to_be_visible()
+    expect(page.locator("main")).not_to_contain_text("No lead matches.")
+
+
 def test_a_marketer_pauses_a_journey_and_resumes_it_by_a_policy(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:

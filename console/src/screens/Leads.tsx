@@ -118,7 +118,13 @@ export function Leads() {
 
   function search(event: FormEvent) {
     event.preventDefault();
-    setParams(Object.fromEntries(Object.entries(draft).filter(([, value]) => value.trim())));
+    const next = Object.fromEntries(Object.entries(draft).filter(([, value]) => value.trim()));
+    // The same filters leave the address as it is, so nothing would load: the list would stay
+    // as it was when first shown, without the leads captured or imported since. Search again
+    // means "show me the list now".
+    const unchanged = FILTERS.every((name) => (next[name] ?? "") === (params.get(name) ?? ""));
+    if (unchanged) void load(null);
+    else setParams(next);
   }
 
   const rows = pages.flatMap((page) => page.items);
