@@ -20,7 +20,7 @@ from tests.conftest import AwsStack
 from tests.integration.mail_helpers import capture, prepare_mail, save_template, send
 from tests.support.admin import event
 from tests.support.cli import runtime_here
-from tests.support.leads import store_lead
+from tests.support.leads import index_leads, store_lead
 from tsunagu import cli, services
 from tsunagu.api import admin
 from tsunagu.clock import isoformat
@@ -253,3 +253,42 @@ def test_the_cli_tries_saves_lists_and_exports_a_segment(
     assert cli.main(["segments", "delete", "hot"]) == 0
     assert cli.main(["segments", "show", "hot"]) == 1
     assert "no segment 'hot'" in capsys.readouterr().err
+
+
+def test_an_import_s_leads_are_selected_by_it_before_the_search_index_has_them(
+    stack: AwsStack,
+) -> None:
+    # Given a list that updates chika (tagged vip) and creates two leads, just applied: the
+    # lead-search index, written from the leads' stream, has not had any of it yet (as in
+    # AWS for a second or so after the import, longer after a large one)
+    settings = stack.settings()
+    sheet = (
+        "メールアドレス,部署\r\nchika@example.jp,営業部\r\ndai@example.jp,\r\nemi@example.jp,\r\n"
+    )
+    record, _ = imports.run(
+        services.import_commands(settings),
+        services.operator(settings),
+        sheet.encode("utf-8"),
+        "展示会.csv",
+        ImportOptions(Channel.TRADE_SHOW),
+    )
+    assert record.counts == {"create": 2, "update": 1, "unchanged": 0, "rejected": 0,
+                             "merged": 0}  # fmt: skip
+    of_the_import = f"import={record.import_id}"
+    status, tried = call(stack, "POST", "/admin/segments/try", {"filter": "tag=vip"})
+    assert (status, tried["count"]) == (200, 0), tried  # the index is behind: chika not found
+
+    # When the import's leads are filtered by a tag, or by a stage
+    status, vip = call(stack, "POST", "/admin/segments/try", {"filter": f"{of_the_import},tag=vip"})
+    status, new = call(
+        stack, "POST", "/admin/segments/try", {"filter": f"{of_the_import},stage=lead"}
+    )
+
+    # Then they are read from what the import recorded, not from the index: all of them
+    assert (status, emails(vip)) == (200, ["chika@example.jp"]), vip
+    assert emails(new) == ["dai@example.jp", "emi@example.jp"], new  # chika is an mql
+    # And once the index has caught up, the tag alone finds chika as well
+    assert index_leads(stack) > 0
+    assert emails(call(stack, "POST", "/admin/segments/try", {"filter": "tag=vip"})[1]) == [
+        "chika@example.jp"
+    ]

@@ -42,7 +42,7 @@ from tsunagu.leads.search import (
     search_key,
     search_words,
 )
-from tsunagu.store.tables import Tables, batch_get
+from tsunagu.store.tables import Tables, lead_items
 
 LISTING = "lead"
 MAX_READ = 1_000
@@ -246,7 +246,7 @@ def _index_search(
             break
     if whole_items:
         return found, next_cursor, examined
-    return _fetch_leads(tables, [item["lead_id"]["S"] for item in found]), next_cursor, examined
+    return lead_items(tables, [item["lead_id"]["S"] for item in found]), next_cursor, examined
 
 
 def _source_for(query: LeadQuery) -> tuple[str, str]:
@@ -311,19 +311,7 @@ def _word_search(
     next_cursor = (
         encode_cursor({"i": "words", "r": page[-1][0]}) if len(ranked) > query.limit else None
     )
-    return _fetch_leads(tables, [lead_id for _, lead_id in page]), next_cursor, examined, truncated
-
-
-def _fetch_leads(tables: Tables, lead_ids: list[str]) -> list[dict[str, Any]]:
-    """The leads' items in the order given (one BatchGetItem a hundred; one deleted meanwhile
-    is left out)."""
-    table = tables.leads.Meta.table_name
-    items: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(lead_ids), 100):
-        keys = [{"lead_id": {"S": lead_id}} for lead_id in lead_ids[start : start + 100]]
-        found = batch_get(tables, {table: {"Keys": keys, "ConsistentRead": True}})
-        items |= {item["lead_id"]["S"]: item for item in found.get(table, [])}
-    return [items[lead_id] for lead_id in lead_ids if lead_id in items]
+    return lead_items(tables, [lead_id for _, lead_id in page]), next_cursor, examined, truncated
 
 
 def _encode(source: str, key: dict[str, Any]) -> str:

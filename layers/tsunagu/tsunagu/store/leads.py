@@ -23,7 +23,7 @@ from tsunagu.store.converters import (
     unsubscribed_from_all,
 )
 from tsunagu.store.forms import FormRepository
-from tsunagu.store.tables import Tables, batch_get, get_or_none
+from tsunagu.store.tables import BATCH_GET, Tables, batch_get, get_or_none, lead_items
 
 if TYPE_CHECKING:
     from tsunagu.leads.search import LeadPage, LeadQuery
@@ -50,22 +50,24 @@ class LeadRepository:
         BatchGetItem of the identities, then one of their leads. Identities with no lead are
         left out."""
         t = self._tables
-        names = t.settings.lead_identities_table, t.settings.leads_table
+        identities_table = t.settings.lead_identities_table
         wanted = list(dict.fromkeys(identities))
         lead_of: dict[str, str] = {}
         for start in range(0, len(wanted), BATCH_GET):
             keys = [{"identity": {"S": i}} for i in wanted[start : start + BATCH_GET]]
-            found = batch_get(t, {names[0]: {"Keys": keys, "ConsistentRead": True}})
-            lead_of |= {i["identity"]["S"]: i["lead_id"]["S"] for i in found.get(names[0], [])}
+            found = batch_get(t, {identities_table: {"Keys": keys, "ConsistentRead": True}})
+            lead_of |= {
+                i["identity"]["S"]: i["lead_id"]["S"] for i in found.get(identities_table, [])
+            }
         ids = list(dict.fromkeys(lead_of.values()))
-        leads: dict[str, Lead] = {}
-        for start in range(0, len(ids), BATCH_GET):
-            keys = [{"lead_id": {"S": i}} for i in ids[start : start + BATCH_GET]]
-            found = batch_get(t, {names[1]: {"Keys": keys, "ConsistentRead": True}})
-            for raw in found.get(names[1], []):
-                lead = lead_from_item(t.leads.from_raw_data(raw))
-                leads[lead.lead_id] = lead
+        leads = {lead.lead_id: lead for lead in self.leads_by_id(ids)}
         return {i: leads[lead_id] for i, lead_id in lead_of.items() if lead_id in leads}
+
+    def leads_by_id(self, lead_ids: Sequence[str]) -> list[Lead]:
+        """The leads of these ids in that order, read strongly consistent, 100 at a time; an
+        id with no lead is left out."""
+        t = self._tables
+        return [lead_from_item(t.leads.from_raw_data(raw)) for raw in lead_items(t, lead_ids)]
 
     def get_lead(self, lead_id: str) -> Lead | None:
         item = get_or_none(self._tables.leads, lead_id)
@@ -249,8 +251,6 @@ def _expiry(at: str, hours: int) -> int:
 
 MAX_TRANSACTION_ITEMS = 100
 """DynamoDB's limit on the items of one TransactWriteItems."""
-BATCH_GET = 100
-"""DynamoDB's limit on the keys of one BatchGetItem."""
 
 
 def capture_size(write: CaptureWrite) -> int:

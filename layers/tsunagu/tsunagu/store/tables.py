@@ -6,6 +6,7 @@ reads the environment at import time and two stages never share a model class.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
@@ -122,6 +123,10 @@ def get_or_none[M: Model](
         return None
 
 
+BATCH_GET = 100
+"""DynamoDB's limit on the keys of one BatchGetItem."""
+
+
 def batch_get(tables: Tables, request: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """BatchGetItem until nothing is left unprocessed; the raw items per table."""
     client: Any = tables.connection.client
@@ -132,3 +137,15 @@ def batch_get(tables: Tables, request: dict[str, Any]) -> dict[str, list[dict[st
             found.setdefault(table, []).extend(items)
         request = response.get("UnprocessedKeys") or {}
     return found
+
+
+def lead_items(tables: Tables, lead_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The leads' raw items in the order given, read strongly consistent (one BatchGetItem a
+    hundred); one deleted meanwhile is left out."""
+    table = tables.leads.Meta.table_name
+    items: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(lead_ids), BATCH_GET):
+        keys = [{"lead_id": {"S": lead_id}} for lead_id in lead_ids[start : start + BATCH_GET]]
+        found = batch_get(tables, {table: {"Keys": keys, "ConsistentRead": True}})
+        items |= {item["lead_id"]["S"]: item for item in found.get(table, [])}
+    return [items[lead_id] for lead_id in lead_ids if lead_id in items]
