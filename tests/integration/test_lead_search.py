@@ -198,6 +198,32 @@ def test_leads_saved_before_the_indexes_are_found_after_a_reindex(
     assert found(people, q="ueda") == ["ueda@example.jp"]
 
 
+def test_a_lead_scored_by_an_earlier_version_is_ranked_by_its_score_after_a_reindex(
+    aws: AwsStack, people: Settings
+) -> None:
+    # Given endo (15) scored to 95 as an earlier version's scoring wrote it: the score without
+    # the rank the indexes sort by
+    client = boto3.client("dynamodb", region_name=people.region)
+    client.update_item(
+        TableName=people.leads_table,
+        Key={"lead_id": {"S": "lead_endo"}},
+        UpdateExpression="SET score = :score",
+        ExpressionAttributeValues={":score": {"N": "95"}},
+    )
+    index_leads(aws)
+    assert "endo@example.jp" not in found(people, score_min=90)
+
+    # When an admin reindexes
+    admin_actor = Actor(user_id="local:ops", role=Role.ADMIN, via="cli")
+    written = leads.reindex(services.lead_commands(people), admin_actor)
+    index_leads(aws)
+
+    # Then endo is found and sorted by 95, and no other lead was written
+    assert written == 1
+    assert found(people, score_min=90) == ["oda@example.com", "endo@example.jp"]
+    assert found(people, stage="lead", score_min=90) == ["endo@example.jp"]
+
+
 def lead_terms(settings: Settings) -> set[tuple[str, str]]:
     items = boto3.client("dynamodb", region_name=settings.region).scan(
         TableName=settings.lead_terms_table

@@ -22,6 +22,8 @@ from tests.integration.mail_helpers import (
     with_token,
 )
 from tests.qualification.conftest import Qualified
+from tsunagu import services
+from tsunagu.leads.search import LeadQuery
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.qualification.scoring import DEFAULT_RULES, ScoringModel, ScoringRule
 from tsunagu.store.qualification import QualificationRepository
@@ -298,3 +300,25 @@ def test_an_unsubscribe_takes_ten_points(qualified: Qualified) -> None:
     assert score_of(q, lead_id) == 0
     last = q.events(lead_id, "score_changed")[-1]["properties"]
     assert (last["from"], last["to"], last["rules"]) == (10, 0, ["unsubscribed"])
+
+
+# ---------------------------------------------------------------- what the score is found by
+
+
+def test_a_scored_lead_is_found_and_ordered_by_its_new_score(qualified: Qualified) -> None:
+    q = qualified
+    # Given two leads from the demo form (10 each), one of whom then attends the seminar (20)
+    quiet = q.capture("quiet@example.jp")
+    keen = q.capture(LEAD)
+    q.record(keen, "seminar_attended")
+    q.deliver()
+    assert (score_of(q, quiet), score_of(q, keen)) == (10, 30)
+
+    # When the lead list is searched by score, highest first, as the console and segments do
+    leads = services.lead_repository(q.settings())
+    found = leads.search(LeadQuery(score_min=20))
+    listed = leads.search(LeadQuery())
+
+    # Then the search indexes read the score the scoring wrote, not the one the form left
+    assert [lead.lead_id for lead in found.leads] == [keen]
+    assert [lead.lead_id for lead in listed.leads] == [keen, quiet]

@@ -80,17 +80,25 @@ class LeadRepository:
         return search_page(self._tables, query)
 
     def reindex(self) -> int:
-        """Write every lead's search attributes (leads saved before the indexes existed have
-        none, and no search finds them): one scan, then one conditional update each; the
-        leads table's stream then gives them their lead terms. Returns how many leads were
-        written."""
+        """Write every lead's search attributes where they are missing or no longer what the
+        lead holds (leads saved before the indexes existed have none, and no search finds
+        them; a score written before the scoring kept the rank sorted where the old score put
+        it): one scan, then one conditional update each, only if the lead did not change
+        meanwhile; the leads table's stream then brings their lead terms up to date. Returns
+        how many leads were written."""
         from tsunagu.store.lead_search import search_attributes  # off the cold start
 
         leads = self._tables.leads
         written = 0
-        unindexed = leads.rank.does_not_exist() | leads.search_words.does_not_exist()
-        for item in leads.scan(filter_condition=unindexed):
+        for item in leads.scan():
             attributes = search_attributes(lead_from_item(item))
+            if all(getattr(item, name) == value for name, value in attributes.items()):
+                continue
+            unchanged = (
+                leads.version.does_not_exist()
+                if item.version is None
+                else leads.version == item.version
+            )
             try:
                 leads._get_connection().update_item(
                     item.lead_id,
@@ -99,12 +107,12 @@ class LeadRepository:
                         for name, value in attributes.items()
                         if value is not None
                     ],
-                    condition=leads.lead_id.exists(),
+                    condition=leads.lead_id.exists() & unchanged,
                 )
             except UpdateError as error:
                 if error.cause_response_code != "ConditionalCheckFailedException":
                     raise
-                continue  # deleted meanwhile
+                continue  # deleted or changed meanwhile: its own save wrote its attributes
             written += 1
         return written
 

@@ -13,6 +13,7 @@ from pynamodb.transactions import TransactWrite
 from tsunagu.errors import IdempotencyConflict
 from tsunagu.leads.capture import WriteConflict
 from tsunagu.leads.model import Lead, LeadEvent
+from tsunagu.leads.search import rank
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.qualification.crm import ReplayedRequest, VerifiedRequest
 from tsunagu.qualification.deals import CrmDeal, StaleDeal
@@ -89,15 +90,19 @@ class QualificationRepository:
         sets = [
             "score = :score",
             "score_at = :at",
+            # The search indexes sort by the rank, and score filters read it (lead_search): a
+            # score written without it would leave the lead where its old score put it.
+            "#rank = :rank",
             "#version = if_not_exists(#version, :zero) + :one",
         ]
         values: dict[str, Any] = {
             ":score": {"N": str(round(write.score, 4))},
+            ":rank": {"S": rank(write.score, write.lead_id)},
             ":at": {"S": write.at},
             ":zero": {"N": "0"},
             ":one": {"N": "1"},
         }
-        names = {"#version": "version"}
+        names = {"#version": "version", "#rank": "rank"}
         condition = "attribute_exists(lead_id)"
         if write.grade is not None:
             sets.append("grade = :grade")
