@@ -263,6 +263,36 @@ def test_soft_bounces_suppress_after_three(tsunagu: RunningTsunagu, template: st
     assert mail_send(tsunagu, email, template)["reason"] == "bounced"
 
 
+def test_a_version_stored_a_moment_ago_is_the_one_mail_send_sends(
+    tsunagu: RunningTsunagu, template: str
+) -> None:
+    # Given a mail sent with version 1 of a template (the send function now holds it)
+    email = "news.reader@example.jp"
+    signed_up(tsunagu, email)
+    path = Path(tsunagu.workdir) / "news-template.json"
+
+    def store(subject: str) -> None:
+        definition = {"template_id": "e2e-news", "name": "E2E news", "subject": subject,
+                      "html": "<html><body><p>お知らせ</p></body></html>",
+                      "from_address": "news@example.com", "from_name": "Example Corp"}  # fmt: skip
+        path.write_text(json.dumps(definition, ensure_ascii=False), "utf-8")
+        assert tsunagu.cli("templates", "create", "--file", str(path)).returncode == 0
+
+    store("ニュース 第1号")
+    assert mail_send(tsunagu, email, "e2e-news")["status"] == "sent"
+
+    # When she corrects it, storing version 2, and sends it at once
+    store("ニュース 第1号 (訂正)")
+    sent = mail_send(tsunagu, email, "e2e-news")
+
+    # Then version 2 is what went out, not the version the send function had read before
+    assert sent["status"] == "sent", sent
+    assert [m["subject"] for m in mails_to(tsunagu, email)] == [
+        "ニュース 第1号 (訂正)",
+        "ニュース 第1号",
+    ]
+
+
 def test_an_unknown_template_is_reported(tsunagu: RunningTsunagu, template: str) -> None:
     email = "no.template@example.jp"
     signed_up(tsunagu, email)

@@ -372,12 +372,18 @@ def templates_test_send(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def mail_send(settings: Settings, args: argparse.Namespace) -> int:
-    """Send one mail through send_email, exactly as a journey step does."""
+    """Send one mail through send_email, exactly as a journey step does. Without --version it
+    sends the latest version stored now: a warm send function keeps the latest it read for
+    form_cache_seconds, and someone who has just stored a correction means to send that."""
     lead = _find_lead(settings, args.email)
     key = args.key or f"cli:{services.clock(settings).now().isoformat()}:{lead.lead_id}"
     payload = {"lead_id": lead.lead_id, "template_id": args.template, "idempotency_key": key}
-    if args.version:
-        payload["template_version"] = args.version
+    version = args.version
+    if version is None:
+        latest = services.mail_repository(settings).template(args.template, None)
+        version = latest.version if latest else None  # none stored: send_email says so
+    if version:
+        payload["template_version"] = version
     _print(invoke_function(args, "SendEmailFunction", payload))
     return 0
 
