@@ -246,7 +246,7 @@ def test_the_cli_tries_saves_lists_and_exports_a_segment(
 
     assert cli.main(["leads", "export", "--segment", "hot", "--encoding", "cp932", "-o",
                      "hot.csv"]) == 0  # fmt: skip
-    assert "1 leads written to hot.csv (cp932)" in capsys.readouterr().out
+    assert "1 lead written to hot.csv (cp932)" in capsys.readouterr().out
     text = (tmp_path / "hot.csv").read_bytes().decode("cp932")
     assert text.splitlines()[1].startswith("chika@example.jp,")
 

@@ -22,8 +22,12 @@ FILTER_HELP = (
 )
 
 
+def _leads(count: int) -> str:
+    return f"{count:,} lead" if count == 1 else f"{count:,} leads"
+
+
 def _preview_lines(found: Preview) -> list[str]:
-    lines = [f"{found.count} leads selected now" + (", the first:" if found.sample else "")]
+    lines = [f"{_leads(found.count)} selected now" + (", the first:" if found.sample else "")]
     lines += [f"  {_lead_line(lead)}" for lead in found.sample]
     return lines
 
@@ -145,7 +149,7 @@ def leads_export(settings: Settings, args: argparse.Namespace) -> int:
             if exported.replaced
             else ""
         )
-        print(f"{exported.rows} leads written to {args.output} ({exported.encoding}{replaced})")
+        print(f"{_leads(exported.rows)} written to {args.output} ({exported.encoding}{replaced})")
     else:
         sys.stdout.buffer.write(exported.data)
         sys.stdout.flush()
