@@ -484,6 +484,10 @@ def test_the_funnel_follows_the_leads_created_in_the_days_stage_by_stage(aws: Aw
         event(f"evt_new_{name}", "form_submitted", d1, f"lead_{name}", form_id="demo",
               fields={}, new_lead=True)  # fmt: skip
     store_lead(aws, "r@example.com", created_at=isoformat(d1), sources=["trade_show"])
+    # And one who signed up for a seminar on D1 through the seminar's form (its channel)
+    store_lead(aws, "s@example.com", created_at=isoformat(d1), sources=["seminar"])
+    event("evt_new_s", "form_submitted", d1, "lead_s", form_id="seminar-2026-12",
+          source="seminar", fields={}, new_lead=True)  # fmt: skip
     # When p becomes an MQL 2 days later and an SQL 3 days after that, q an MQL after 4 days
     # and back to lead and MQL again, and the CRM makes r a customer on D1 + 10
     stage(1, "lead_p", "mql", d1 + timedelta(days=2))
@@ -508,11 +512,16 @@ def test_the_funnel_follows_the_leads_created_in_the_days_stage_by_stage(aws: Aw
         # r: every stage passed at once on day 10 (mql after 10 days, the rest after 0)
         "trade_show": [(1, None, None), (1, 1.0, 10.0), (1, 1.0, 0.0), (1, 1.0, 0.0),
                        (1, 1.0, 0.0)],
+        # s: a lead still
+        "seminar": [(1, None, None), (0, 0.0, None), (0, None, None), (0, None, None),
+                    (0, None, None)],
     }  # fmt: skip
     total = [(s.reached, s.conversion) for s in shown.total.stages]
-    assert total == [(3, None), (3, 1.0), (2, 0.6667), (1, 0.5), (1, 1.0)]
+    assert total == [(4, None), (3, 0.75), (2, 0.6667), (1, 0.5), (1, 1.0)]
     by_form = reports.funnel_report(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 1), "form")
-    assert {g.name: g.stages[0].reached for g in by_form.groups} == {"demo": 2, "-": 1}
+    assert {g.name: g.stages[0].reached for g in by_form.groups} == {
+        "demo": 2, "seminar-2026-12": 1, "-": 1,
+    }  # fmt: skip
 
 
 PRICED_V2 = {

@@ -157,6 +157,7 @@ def _plan(
         visitor_id=submission.visitor_id,
         properties={
             "form_id": form.form_id,
+            "source": form.source.value,  # the channel the funnel counts a new lead under
             "submission_id": submission.submission_id,
             "fields": submission.fields,
             "changed_fields": merged.changed,

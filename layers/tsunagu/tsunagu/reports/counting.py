@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from tsunagu.clock import isoformat, parse_instant
+from tsunagu.leads.merge import Channel
 from tsunagu.tracking.settling import SETTLE_AFTER_SECONDS
 
 DEPLOYED = 0
@@ -495,7 +496,10 @@ def _submitted(event: StoredEvent, day: str, funnel: FunnelLead | None) -> Count
     if not event.properties.get("new_lead") or event.lead_id is None or funnel is not None:
         return Counted({key: metrics})
     metrics["new_leads"] = 1
-    created = FunnelLead(event.lead_id, day, "web_form", str(form_id), {"lead": day})
+    # The form's channel (a seminar's sign-up form says "seminar"); events stored before the
+    # submission carried it came from web forms.
+    channel = str(event.properties.get("source") or Channel.WEB_FORM.value)
+    created = FunnelLead(event.lead_id, day, channel, str(form_id), {"lead": day})
     return Counted({key: metrics, created.key: {"reached:lead": 1}}, funnel=created)
 
 
