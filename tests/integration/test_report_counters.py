@@ -10,6 +10,7 @@ Days are Japan's (the account's time zone): D1 = 2026-12-01, D2 = 2026-12-02.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.conftest import AwsStack, moto_client
+from tests.integration.mail_helpers import save_template
 from tests.support.leads import new_stream_records, store_lead
 from tests.support.shipped import install_shipped_journeys
 from tsunagu import services
@@ -651,3 +653,26 @@ def test_won_deals_are_credited_to_the_mails_and_journeys_people_touched_by_each
         "last_touch": "1980204.62",
         "linear": "5280534.65",
     }
+
+
+def test_a_report_of_something_that_does_not_exist_says_so_not_zeros(aws: AwsStack) -> None:
+    from tsunagu.commands import reports
+    from tsunagu.errors import NotFound
+
+    install_shipped_journeys(aws.settings(), with_graphs=True)
+    ports = services.report_commands(aws.settings())
+    days = date(2026, 12, 1), date(2026, 12, 31)
+    # A journey and a template that exist but counted nothing in the days: empty reports
+    assert reports.journey_report(ports, ADMIN, "welcome_nurture", *days).parts == []
+    save_template(aws)
+    assert reports.mail_report(ports, ADMIN, "welcome", *days).parts == []
+    # Typos: named as such, with where to look
+    with pytest.raises(NotFound, match="no template 'welcom'"):
+        reports.mail_report(ports, ADMIN, "welcom", *days)
+    with pytest.raises(NotFound, match="no journey 'welcome_nuture'"):
+        reports.journey_report(ports, ADMIN, "welcome_nuture", *days)
+    with pytest.raises(NotFound, match="no journey 'welcome_nuture'"):
+        reports.experiment_report(ports, ADMIN, "welcome_nuture", "subject_test", *days)
+    unknown_split = "welcome_nurture has no split or holdout 'subject_test' (its experiments: none)"
+    with pytest.raises(NotFound, match=re.escape(unknown_split)):
+        reports.experiment_report(ports, ADMIN, "welcome_nurture", "subject_test", *days)

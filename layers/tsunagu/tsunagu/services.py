@@ -398,6 +398,7 @@ def report_commands(settings: Settings) -> ReportCommands:
         time_zone=settings.default_time_zone,
         goals=lambda: journey_goals(settings),
         graphs=journey_repository(settings),
+        templates=mail_repository(settings),
     )
 
 

@@ -16,9 +16,10 @@ from pydantic import ValidationError as PydanticValidationError
 from tsunagu.clock import Clock
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
-from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.errors import FieldError, NotFound, ValidationFailed
 from tsunagu.journeys.definition import JourneyDefinition
-from tsunagu.journeys.model import StoredGraph, published_graph_key
+from tsunagu.journeys.model import Journey, StoredGraph, published_graph_key
+from tsunagu.mail.templates import MailTemplate
 from tsunagu.reports import attribution, counters, experiments, figures, funnel
 from tsunagu.reports.cost import JourneyCost, journey_cost
 from tsunagu.reports.counters import RebuildStore, Rebuilt
@@ -43,6 +44,14 @@ class ReportStore(CounterRows, RebuildStore, AttributionStore, Protocol):
 class JourneyGraphs(Protocol):
     def graph(self, journey_id: str, which: str) -> StoredGraph | None: ...
 
+    def published_graph(self, journey_id: str) -> StoredGraph | None: ...
+
+    def get_journey(self, journey_id: str) -> Journey | None: ...
+
+
+class Templates(Protocol):
+    def template(self, template_id: str, version: int | None) -> MailTemplate | None: ...
+
 
 @dataclass(frozen=True)
 class ReportCommands:
@@ -54,7 +63,10 @@ class ReportCommands:
     goals: Callable[[], Mapping[str, JourneyGoal]] = dict
     """Each journey's goal (what a rebuild counts as converted), read when needed."""
     graphs: JourneyGraphs | None = None
-    """Each journey version's definition, to price what it did (None: reports without cost)."""
+    """Each journey version's definition, to price what it did (None: reports without cost),
+    and to tell a journey or an experiment that does not exist from one that counted nothing."""
+    templates: Templates | None = None
+    """To tell a template that does not exist from one that counted nothing."""
 
 
 def _checked(first: date, last: date) -> None:
@@ -70,9 +82,12 @@ def mail_report(
     """A mail template's figures per version, from ``first`` to ``last`` (days, inclusive)."""
     allowed(ports.audit, ports.clock, actor, "reports.show", f"mail:{template_id}")
     _checked(first, last)
-    return figures.mail_report(
+    report = figures.mail_report(
         template_id, first, last, store=ports.counters, time_zone=ports.time_zone
     )
+    if not report.parts and ports.templates and not ports.templates.template(template_id, None):
+        raise NotFound(f"no template {template_id!r} (tsunagu templates list)")
+    return report
 
 
 def journey_report(
@@ -85,7 +100,37 @@ def journey_report(
     report = figures.journey_report(
         journey_id, first, last, store=ports.counters, time_zone=ports.time_zone
     )
+    if not report.parts:
+        _journey_known(ports, journey_id)
     return replace(report, costs=_costs(ports, report))
+
+
+def _journey_known(ports: ReportCommands, journey_id: str) -> None:
+    """NotFound for a journey that never was (a typo), so an empty report means "nothing
+    counted in these days", never "no such journey"."""
+    if ports.graphs is not None and ports.graphs.get_journey(journey_id) is None:
+        raise NotFound(f"no journey {journey_id!r} (tsunagu journeys list)")
+
+
+def _experiment_known(ports: ReportCommands, journey_id: str, node: str) -> None:
+    """NotFound for a node that is no split or holdout of the journey's shipped or live
+    definition, naming those it has."""
+    _journey_known(ports, journey_id)
+    if ports.graphs is None:
+        return
+    graphs = (ports.graphs.graph(journey_id, "shipped"), ports.graphs.published_graph(journey_id))
+    experiments_of = sorted(
+        {
+            str(n.get("id"))
+            for graph in graphs
+            if graph is not None
+            for n in graph.definition.get("nodes", [])
+            if isinstance(n, dict) and n.get("kind") in ("split", "holdout")
+        }
+    )
+    if node not in experiments_of:
+        named = ", ".join(experiments_of) if experiments_of else "none"
+        raise NotFound(f"{journey_id} has no split or holdout {node!r} (its experiments: {named})")
 
 
 def _costs(ports: ReportCommands, report: Report) -> dict[int, JourneyCost | None]:
@@ -121,9 +166,12 @@ def experiment_report(
     """A journey's split: each arm's mails and people's clicks, each arm against the first."""
     allowed(ports.audit, ports.clock, actor, "reports.show", f"journey:{journey_id}#{node}")
     _checked(first, last)
-    return experiments.experiment_report(
+    report = experiments.experiment_report(
         journey_id, node, first, last, store=ports.counters, version=version
     )
+    if not report.arms:
+        _experiment_known(ports, journey_id, node)
+    return report
 
 
 def funnel_report(
