@@ -364,12 +364,20 @@ def test_from_outside_the_allowlist_every_route_is_refused_before_anything_runs(
 @pytest.mark.parametrize(
     ("ask", "status", "says"),
     [
-        ({"raw_body": "{not json"}, 400, "not JSON"),
+        ({"raw_body": "{not json"}, 400, "not valid JSON"),
         ({"raw_body": "[1, 2]"}, 400, "JSON object"),
+        # What json.loads itself cannot take answered like the public endpoints, not a 500
+        ({"raw_body": '{"fields": ' + "[" * 20000 + "]" * 20000 + "}"}, 400, "Tsunagu can read"),
+        ({"raw_body": '{"fields": {"job_title": 1' + "0" * 5000 + "}}"}, 400, "Tsunagu can read"),
+        ({"raw_body": '{"stage": NaN}'}, 400, "NaN is not a JSON value"),
+        ({"raw_body": '{"stage": "\\ud800"}'}, 400, "lone surrogate"),
         ({"raw_body": "x" * (admin.MAX_BODY_BYTES + 1)}, 413, "larger than"),
         ({"body": {"stage": "sql"}, "headers": {"content-type": "text/plain"}}, 415, "json"),
         ({"body": {"stage": "boss"}}, 422, "stage"),
         ({"body": {"owner": "x"}}, 422, "owner"),
+        # The lead's own attributes are not fields: a second email or stage beside the real one
+        ({"body": {"fields": {"email": "evil@example.com"}}}, 422, "the lead's own"),
+        ({"body": {"fields": {"stage": "customer", "score": "999"}}}, 422, "the lead's own"),
     ],
 )
 def test_bad_input_is_a_4xx_that_says_what_and_changes_nothing(
@@ -539,6 +547,9 @@ def test_creating_a_template_never_turns_an_existing_one_into_its_next_version(
         ({"subject": "{{ lead.name | no_such_filter }}"}, "template"),  # not a filter
         ({"template_id": "another-one"}, "template_id"),  # not the one in the path
         ({"from_address": "not an address"}, "from_address"),
+        ({"from_address": "news@evil.example.net"}, "SES may not send from evil.example.net"),
+        ({"subject": "{{ range(100001) | list | length }}"}, "OverflowError"),
+        ({"subject": "{{ 'x' * 100000000 }}"}, "a repetition past"),
     ],
 )
 def test_a_template_that_cannot_be_stored_is_a_422_and_stores_nothing(

@@ -139,6 +139,31 @@ def test_bad_input_gets_a_clear_4xx_and_stores_nothing(
     assert stored_counts(stack) == before
 
 
+@pytest.mark.parametrize(
+    ("case", "body", "says"),
+    [
+        # A Shift_JIS page's form, and UTF-8 of a lone surrogate: no U+FFFD kept for a name
+        ("browser_form_post", "email=sjis@example.jp&name=%82%A0", "accept-charset"),
+        ("browser_form_post", "email=sjis@example.jp&name=%FF%FE", "accept-charset"),
+        ("browser_form_post", "email=sjis@example.jp&name=%ED%A0%80", "accept-charset"),
+        # A number past a float's range, which would be stored as the text "inf"
+        ("new_lead_json", '{"email": "inf@example.jp", "name": 1e309}', "out of range"),
+    ],
+)
+def test_a_value_that_cannot_be_kept_as_sent_is_refused_not_mangled(
+    stack: AwsStack, case: str, body: str, says: str
+) -> None:
+    before = stored_counts(stack)
+    event = copy.deepcopy(load_event("capture_form", case))
+    event["body"] = body
+
+    response = invoke(stack, event)
+
+    assert response["statusCode"] == 400, response
+    assert says in response["body"]  # a browser's post is answered with a page that says it
+    assert stored_counts(stack) == before
+
+
 def test_a_one_megabyte_body_is_refused(stack: AwsStack) -> None:
     before = stored_counts(stack)
     event = with_json_body(

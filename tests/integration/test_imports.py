@@ -769,12 +769,14 @@ def test_a_background_run_that_stops_part_way_is_marked_failed_and_can_be_undone
     status, undone = post(stack, f"/admin/imports/{queued['import_id']}/undo")
     assert status == 200 and undone["undo"]["removed"] == 40, undone
 
-    for name in ("a.csv\n", "../a.csv", "a.exe", "\udc80.csv", "a\x7f.csv"):
+    # (a lone surrogate is not text at all: the body is refused before its fields are read)
+    refused = {"a.csv\n": 422, "../a.csv": 422, "a.exe": 422, "\udc80.csv": 400, "a\x7f.csv": 422}
+    for name, expected in refused.items():
         response = admin.handle(
             event("POST", "/admin/imports/uploads", role=Role.MARKETER, body={"file_name": name}),
             stack,
         )
-        assert response["statusCode"] == 422, (name, response)
+        assert response["statusCode"] == expected, (name, response)
 
 
 def test_a_background_run_whose_plan_changed_is_refused_and_writes_nothing(

@@ -55,6 +55,14 @@ class TestDefinition:
                 ]
             )
 
+    @pytest.mark.parametrize(
+        "field",
+        [FormField(name="stage"), FormField(name="score"), FormField(name="x", lead_field="tags")],
+    )
+    def test_the_lead_s_own_attributes_cannot_be_fields(self, field: FormField) -> None:
+        with pytest.raises(ValidationError, match="the lead's own"):
+            make_form(fields=[FormField(name="email", type="email", required=True), field])
+
     def test_consent_must_point_at_a_checkbox(self) -> None:
         with pytest.raises(ValidationError, match="checkbox"):
             make_form(consent=ConsentSpec(field="company", text="t", version="1"))

@@ -233,3 +233,9 @@ def test_update_lead_without_a_change_writes_nothing() -> None:
 def test_update_lead_on_a_missing_lead_is_not_found() -> None:
     with pytest.raises(NotFound, match="lead_1"):
         update(ConflictingStore(None), LeadUpdate(stage="mql"))
+
+
+@pytest.mark.parametrize("name", ["email", "stage", "score", "lead_id", "tags", "updated_at"])
+def test_a_field_may_not_take_the_name_of_the_lead_s_own_attribute(name: str) -> None:
+    with pytest.raises(ValidationError, match="the lead's own"):
+        LeadUpdate(fields={name: "x"})

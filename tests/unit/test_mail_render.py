@@ -307,11 +307,26 @@ def test_check_template_accepts_a_good_template() -> None:
         {"subject": "{{ lead.name "},
         {"text": "{% for x in %}"},
         {"html": "{% for c in [].__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}"},
+        # What a template's own expressions raise, beyond Jinja's errors
+        {"subject": "{{ range(100001)|list|length }}"},
+        {"html": "{% for i in range(10**9) %}x{% endfor %}"},
+        {"subject": "{{ 1 / 0 }}"},
+        {"text": "{{ 1 + 'a' }}"},
+        # And what would build a value no mail holds: 100 MB, a 10**100000 digit number, a
+        # loop writing ten billion pieces
+        {"subject": "{{ 'x' * 100000000 }}"},
+        {"subject": "{{ 10 ** 100000 }}"},
+        {"html": "{% for i in range(99999) %}{% for j in range(99999) %}x{% endfor %}{% endfor %}"},
     ],
 )
 def test_check_template_rejects_what_cannot_render(part: dict[str, str]) -> None:
     with pytest.raises(RenderError):
         check_template(make_template(**part))
+
+
+def test_repetition_and_powers_within_reason_still_render() -> None:
+    mail = render("<p>{{ '-' * 20 }} {{ 2 ** 10 }}</p>")
+    assert "-" * 20 + " 1024" in mail.html
 
 
 def test_a_template_is_a_validated_model() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -104,9 +105,17 @@ def read_json_object(
 
 
 def _json_fields(text: str) -> dict[str, RawValue]:
-    value = _json_object(text)
+    value = load_json_object(text, parse_float=_finite_float)
     _check_names(value)
     return value
+
+
+def _finite_float(text: str) -> float:
+    """A form value is stored as text: 1e309 would be stored as "inf"."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise MalformedRequest(f"the body is not valid JSON: {text[:40]} is out of range")
+    return number
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -139,7 +148,15 @@ def _reject_constant(name: str) -> None:
 
 def _urlencoded_fields(text: str) -> dict[str, RawValue]:
     try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, max_num_fields=200)
+        # errors="strict": a percent-encoded byte that is not UTF-8 (a Shift_JIS page's form)
+        # would otherwise be kept as U+FFFD, the name or company lost without a word
+        pairs = parse_qsl(
+            text, keep_blank_values=True, strict_parsing=False, max_num_fields=200, errors="strict"
+        )
+    except UnicodeDecodeError:
+        raise MalformedRequest(
+            'a field is not UTF-8; add accept-charset="UTF-8" to the <form> tag'
+        ) from None
     except ValueError as error:
         raise MalformedRequest(f"the form body cannot be read: {error}") from None
     fields: dict[str, RawValue] = {}

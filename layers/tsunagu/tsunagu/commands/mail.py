@@ -100,6 +100,23 @@ class Preview:
     """The lead's owner, as the merge tags saw them (a sender may be the owner)."""
 
 
+def _check_sender(ports: MailCommands, template: MailTemplate) -> None:
+    """SES sends only from the stage's verified domains: a template from another would be
+    stored, then refused by SES at every send of every journey that uses it."""
+    verified = ports.proofs.sender_domains if ports.proofs else frozenset()
+    domain = template.from_address.rsplit("@", 1)[-1].casefold()
+    if verified and domain not in verified:
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "from_address",
+                    f"SES may not send from {domain}: the verified sender domains are "
+                    f"{', '.join(sorted(verified))} (the stack's SenderDomain)",
+                )
+            ]
+        )
+
+
 def save_template(
     ports: MailCommands, actor: Actor, template: MailTemplate, *, new: bool = False
 ) -> MailTemplate:
@@ -113,6 +130,7 @@ def save_template(
             check_template(template)
         except RenderError as error:
             raise ValidationFailed([FieldError("template", f"does not render: {error}")]) from None
+        _check_sender(ports, template)
         previous = ports.templates.template(key, None)
         if new and previous is not None:
             raise AlreadyExists(f"a template {key!r} exists (version {previous.version})")

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tsunagu.leads.merge import Channel
+from tsunagu.leads.model import RESERVED_FIELD_NAMES
 from tsunagu.origins import check_origin
 
 FieldType = Literal["email", "text", "textarea", "tel", "url", "number", "checkbox", "select"]
@@ -95,6 +96,12 @@ class FormDefinition(BaseModel):
         clashes = RESERVED_FIELDS.intersection(names) | ({self.honeypot_field} & set(names))
         if clashes:
             raise ValueError(f"field names reserved by Tsunagu: {sorted(clashes)}")
+        own = {f.target for f in self.fields if f is not email} & RESERVED_FIELD_NAMES
+        if own:
+            raise ValueError(
+                f"{sorted(own)}: the lead's own, not fields a form fills (name it otherwise, or"
+                " set lead_field)"
+            )
         if self.consent is not None:
             box = next((f for f in self.fields if f.name == self.consent.field), None)
             if box is None or box.type != "checkbox":

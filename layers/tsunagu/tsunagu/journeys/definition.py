@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tsunagu.journeys.model import JOURNEY_ID_PATTERN
+from tsunagu.leads.model import not_reserved_field
 from tsunagu.leads.updates import STAGES, Tag
 
 DEFINITION_FORMAT = "tsunagu.journey/1"
@@ -135,9 +136,10 @@ class UpdateLead(_Node):
     stage: str | None = Field(default=None, pattern="^(" + "|".join(STAGES) + ")$")
     add_tags: list[Tag] = Field(default_factory=list, max_length=20)
     remove_tags: list[Tag] = Field(default_factory=list, max_length=20)
-    fields: dict[FieldName, Annotated[str, Field(max_length=500)]] = Field(
-        default_factory=dict, max_length=20
-    )
+    fields: dict[
+        Annotated[FieldName, AfterValidator(not_reserved_field)],
+        Annotated[str, Field(max_length=500)],
+    ] = Field(default_factory=dict, max_length=20)
     """Fields set on the lead, as a sales person would set them (``interest: pricing``)."""
     next: NodeId | None = None
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from tsunagu.leads.model import Lead
+from tsunagu.leads.model import LEAD_ATTRIBUTES, Lead
 from tsunagu.text import spreadsheet_safe
 
 ExportEncoding = Literal["utf-8", "cp932"]
@@ -40,17 +40,7 @@ FIELDS = (
     "owner_email",
 )
 """Lead fields in the order people expect them; any other field a lead has follows, by name."""
-LEAD_COLUMNS = (
-    "stage",
-    "score",
-    "grade",
-    "crm_status",
-    "tags",
-    "sources",
-    "created_at",
-    "last_activity_at",
-    "lead_id",
-)
+LEAD_COLUMNS = LEAD_ATTRIBUTES
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,29 @@ from typing import Any
 
 from tsunagu.leads.merge import FieldValue
 
+LEAD_ATTRIBUTES = (
+    "stage",
+    "score",
+    "grade",
+    "crm_status",
+    "tags",
+    "sources",
+    "created_at",
+    "last_activity_at",
+    "lead_id",
+)
+"""What a lead holds itself, beside its address and its fields, in the order an export writes
+them."""
+RESERVED_FIELD_NAMES = frozenset({"email", "updated_at", *LEAD_ATTRIBUTES})
+"""No field may take one of these names: it would stand beside the lead's own value as a
+second one, in an export's columns, a merge tag or a filter."""
+
+
+def not_reserved_field(name: str) -> str:
+    if name in RESERVED_FIELD_NAMES:
+        raise ValueError(f"{name!r} is the lead's own, not a field: set it by its own name")
+    return name
+
 
 @dataclass
 class Lead:

@@ -15,7 +15,7 @@ from tsunagu.errors import ConcurrentUpdate, NotFound
 from tsunagu.ids import new_id
 from tsunagu.leads.capture import WriteConflict
 from tsunagu.leads.merge import Channel, merge_fields
-from tsunagu.leads.model import Lead, LeadEvent
+from tsunagu.leads.model import Lead, LeadEvent, not_reserved_field
 from tsunagu.text import has_control_characters
 
 STAGES = (
@@ -39,6 +39,8 @@ def _one_line(value: str) -> str:
 
 
 FieldText = Annotated[str, Field(max_length=500), AfterValidator(_one_line)]
+LeadFieldName = Annotated[FieldName, AfterValidator(not_reserved_field)]
+"""A field of a lead: not one of the lead's own attributes (stage, score, email, ...)."""
 
 
 class LeadUpdate(BaseModel):
@@ -47,7 +49,7 @@ class LeadUpdate(BaseModel):
     stage: str | None = Field(default=None, pattern="^(" + "|".join(STAGES) + ")$")
     add_tags: list[Tag] = Field(default_factory=list, max_length=20)
     remove_tags: list[Tag] = Field(default_factory=list, max_length=20)
-    fields: dict[FieldName, FieldText] = Field(default_factory=dict, max_length=50)
+    fields: dict[LeadFieldName, FieldText] = Field(default_factory=dict, max_length=50)
     crm_status: Annotated[str, AfterValidator(_one_line)] | None = Field(
         default=None, min_length=1, max_length=60
     )

@@ -18,6 +18,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from tsunagu.mail.templates import MailTemplate
@@ -59,9 +60,35 @@ class RenderedMail:
     """(link id, destination) of every tracked link."""
 
 
+MAX_RENDERED = 1_000_000
+"""Characters one part of a mail may render to: far beyond any real mail, and a bound on what a
+template can make a send function build (``{{ 'x' * 100000000 }}``)."""
+MAX_EXPONENT = 64
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, and no arithmetic that builds a value past what a mail could hold: the
+    sandbox bounds ``range`` but not ``*`` or ``**``."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"a power above {MAX_EXPONENT}")
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                if (
+                    isinstance(sequence, str | list | tuple)
+                    and isinstance(times, int)
+                    and len(sequence) * times > MAX_RENDERED
+                ):
+                    raise SecurityError(f"a repetition past {MAX_RENDERED:,} characters")
+        return super().call_binop(context, operator, left, right)
+
+
 @lru_cache(maxsize=1)
 def _environment() -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(autoescape=True, undefined=ChainableUndefined)
+    return _Sandbox(autoescape=True, undefined=ChainableUndefined)
 
 
 @lru_cache(maxsize=256)
@@ -73,11 +100,22 @@ def _compile(source: str, autoescape: bool) -> Any:
 
 
 def _render(source: str, context: Mapping[str, Any], *, autoescape: bool) -> str:
+    parts: list[str] = []
+    length = 0
     try:
-        rendered: str = _compile(source, autoescape).render(context)
+        # Piece by piece, so a loop that writes without end stops at the bound
+        for part in _compile(source, autoescape).generate(context):
+            length += len(part)
+            if length > MAX_RENDERED:
+                raise RenderError(f"it renders to more than {MAX_RENDERED:,} characters")
+            parts.append(part)
     except TemplateError as error:  # SecurityError is a TemplateError too
         raise RenderError(f"{type(error).__name__}: {error}") from None
-    return rendered
+    except (ArithmeticError, TypeError, ValueError, RecursionError) as error:
+        # What a template's own expressions raise: range() past the sandbox's bound, 1/0,
+        # 1 + 'a'. The template's fault, never the sender's.
+        raise RenderError(f"{type(error).__name__}: {error}") from None
+    return "".join(parts)
 
 
 def check_template(template: MailTemplate) -> None:

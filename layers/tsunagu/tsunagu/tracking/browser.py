@@ -64,9 +64,11 @@ def _referrer(value: str | None) -> str | None:
 
 
 def _storable_number(value: PropertyValue) -> PropertyValue:
-    """DynamoDB numbers have 38 significant digits and a magnitude under 1e126; JSON allows
-    more (and Python reads 1e400 as infinity)."""
-    if isinstance(value, float) and (not math.isfinite(value) or abs(value) > 1e100):
+    """DynamoDB numbers have 38 significant digits and a magnitude from 1e-130 to under 1e126;
+    JSON allows more (and Python reads 1e400 as infinity, 1e-400 as zero)."""
+    if isinstance(value, float) and (
+        not math.isfinite(value) or abs(value) > 1e100 or 0 < abs(value) < 1e-100
+    ):
         raise ValueError("number out of range")
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**38:
         raise ValueError("number out of range")
