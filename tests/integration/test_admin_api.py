@@ -818,6 +818,11 @@ def test_the_log_in_a_shape_it_does_not_have_is_a_422_not_json_by_default(stack:
         (f"/admin/leads/{OWNED}", {"crm_status": "won\u2028"}),
         (f"/admin/leads/{OWNED}/events", {"kind": "booth_visited", "properties": {"M": "x"}}),
         (f"/admin/leads/{OWNED}/events", {"kind": "booth_visited", "properties": {"a": "\x00"}}),
+        # found by a probe: what only Tsunagu observes, recorded by hand, would enter journeys
+        # (a form submission) or score (an open, a click)
+        (f"/admin/leads/{OWNED}/events", {"kind": "form_submitted"}),
+        (f"/admin/leads/{OWNED}/events", {"kind": "mail_opened"}),
+        (f"/admin/leads/{OWNED}/events", {"kind": "stage_changed"}),
     ],
 )
 def test_field_names_no_tool_can_carry_and_control_characters_are_refused(

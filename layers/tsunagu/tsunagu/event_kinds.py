@@ -24,11 +24,11 @@ SYSTEM_EVENT_KINDS = frozenset(
     }
 )
 
+# What only Tsunagu writes, from what it saw itself: recorded by hand (tsunagu leads record,
+# POST /admin/leads/{lead}/events), one would forge a form submission that enters journeys, or
+# opens and clicks that score.
+OBSERVED_EVENT_KINDS = SYSTEM_EVENT_KINDS | {"form_submitted", "mail_opened", "link_clicked"}
+
 # Every kind only the server writes: a browser claiming one would forge a form submission, a
-# mail open or click, or a consent change.
-SERVER_EVENT_KINDS = SYSTEM_EVENT_KINDS | {
-    "form_submitted",
-    "mail_opened",
-    "link_clicked",
-    "seminar_attended",
-}
+# mail open or click, or a consent change; a seminar's attendance comes from its attendee list.
+SERVER_EVENT_KINDS = OBSERVED_EVENT_KINDS | {"seminar_attended"}

@@ -19,6 +19,7 @@ from tsunagu.errors import (
     NotFound,
     ValidationFailed,
 )
+from tsunagu.event_kinds import OBSERVED_EVENT_KINDS
 from tsunagu.ids import new_id
 from tsunagu.journeys.lifecycle import JourneyEntry
 from tsunagu.leads.lookup import lead_by_email
@@ -217,6 +218,10 @@ def record_event(
     scoring, journeys and their waits take it as they take a tracked one."""
     if not EVENT_KIND.fullmatch(kind):
         raise ValidationFailed([FieldError("kind", f"{kind!r} is not an event kind (a_b_c)")])
+    if kind in OBSERVED_EVENT_KINDS:
+        raise ValidationFailed(
+            [FieldError("kind", f"{kind} is recorded by Tsunagu itself, when it happens")]
+        )
     lead = lead_by_email(ports.leads, email)
     target = f"lead:{lead.lead_id}"
     with recorded(ports.audit, ports.clock, actor, "leads.record_event", target) as log:
