@@ -1,5 +1,7 @@
 """The leads stream's consumer: keeps each lead's tags and search words in the lead terms, the
-table lead search reads for a tag or a word (tsunagu.store.lead_search).
+table lead search reads for a tag or a word (tsunagu.store.lead_search), and its grade with the
+fields it follows from (a job title changed by a form, an import or the CRM regrades the lead,
+so grade filters and `leads hot` read what `leads score` explains).
 
 Each record moves the terms from what the old item implied to what the new one does; most lead
 changes (a last-activity mark) touch none. Records of one lead arrive in order, and applying one
@@ -28,7 +30,9 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 def _record_handler(record: DynamoDBRecord) -> None:
     # The images as DynamoDB wrote them: the terms are written back in the same form.
     change = record.raw_event.get("dynamodb") or {}
-    services.lead_terms(get_settings()).apply(change.get("OldImage"), change.get("NewImage"))
+    settings = get_settings()
+    services.lead_terms(settings).apply(change.get("OldImage"), change.get("NewImage"))
+    services.qualification_repository(settings).regrade(change.get("NewImage"))
 
 
 @observed()

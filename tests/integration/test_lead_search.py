@@ -26,6 +26,11 @@ VIEWER = Actor(user_id="u-viewer", role=Role.VIEWER, email="viewer@example.com",
 SATO = "sales.sato@example.com"
 
 
+GRADE_A = {"job_title": "部長", "company_size": "1000", "industry": "製造業", "country": "JP"}
+GRADE_B = {"job_title": "部長", "company_size": "1000"}
+"""Fields the default grading rules grade A and B (the grade follows them, from the stream)."""
+
+
 @pytest.fixture
 def people(aws: AwsStack) -> Settings:
     """Seven leads: stages, owners, tags, grades, scores, names and companies."""
@@ -36,7 +41,7 @@ def people(aws: AwsStack) -> Settings:
         company="株式会社サンプル",
         stage="mql",
         score=85,
-        grade="A",
+        more_fields=GRADE_A,
         tags={"seminar"},
         owner=SATO,
     )
@@ -47,7 +52,7 @@ def people(aws: AwsStack) -> Settings:
         company="サンプル商事",
         stage="mql",
         score=72,
-        grade="B",
+        more_fields=GRADE_B,
         owner=SATO,
     )
     store_lead(
@@ -57,10 +62,10 @@ def people(aws: AwsStack) -> Settings:
         company="Example KK",
         stage="lead",
         score=40,
-        grade="B",
+        more_fields=GRADE_B,
         tags={"seminar", "vip"},
     )
-    store_lead(aws, "endo@example.jp", name="遠藤 学", stage="lead", score=15, grade="D")
+    store_lead(aws, "endo@example.jp", name="遠藤 学", stage="lead", score=15)  # grade D
     store_lead(
         aws,
         "oda@example.com",
@@ -68,12 +73,15 @@ def people(aws: AwsStack) -> Settings:
         company="ｻﾝﾌﾟﾙ Lab",
         stage="sql",
         score=120,
-        grade="A",
+        more_fields=GRADE_A,
         owner="sales.suzuki@example.com",
     )
     store_lead(aws, "kato@example.com", name="加藤 陽子", stage="customer", score=-5)
     store_lead(aws, "kimura@example.com", name="木村 翔", stage="lead")  # no score yet
-    index_leads(aws)  # their tags and words, from the leads stream
+    # Their tags and words, and their grades, from the leads stream; then the grades written
+    # reach the lead terms (each term carries its lead's grade)
+    while index_leads(aws):
+        pass
     return aws.settings()  # fmt: skip
 
 
@@ -325,3 +333,21 @@ def test_the_admin_route_answers_rows_and_refuses_unknown_filters(people: Settin
     assert body["next_cursor"]
     assert (bad["statusCode"], band["statusCode"]) == (422, 422)
     assert "colour" in bad["body"] and "score_min" in band["body"]
+
+
+def test_the_grade_follows_the_fields_it_is_graded_on(aws: AwsStack, people: Settings) -> None:
+    assert found(people, grade="B") == ["ito@example.jp", "ueda@example.jp"]
+    # When ueda's job title changes (the CRM, an import or a person; here an admin)
+    admin_actor = Actor(user_id="u-admin", role=Role.ADMIN, email="a@example.com", via="api")
+    change = LeadUpdate(fields={"job_title": "担当"})
+    leads.update(services.lead_commands(people), admin_actor, "ueda@example.jp", change)
+    while index_leads(aws):
+        pass
+
+    # Then the stream regrades it (a large company still, no longer a manager: C), as `leads
+    # score` explains it, for every filter on grade
+    assert found(people, grade="B") == ["ito@example.jp"]
+    assert found(people, grade="C") == ["ueda@example.jp"]
+    assert found(people, grade="C", tag="vip") == ["ueda@example.jp"]  # the terms carry it
+    ueda = services.lead_repository(people).find_lead("email:ueda@example.jp")
+    assert ueda is not None and ueda.grade == "C"

@@ -20,9 +20,11 @@ def store_lead(
     owner: str | None = None,
     name: str = "テスト 太郎",
     company: str | None = None,
+    more_fields: dict[str, str] | None = None,
     **changes: Any,
 ) -> Lead:
-    """``changes``: any other of the lead's values (stage, score, grade, tags...)."""
+    """``more_fields``: other fields, as an import gives them (job_title, company_size...).
+    ``changes``: any other of the lead's values (stage, score, grade, tags...)."""
     settings = aws.settings()
     now = datetime.now(UTC)
     at = now.isoformat()
@@ -31,6 +33,8 @@ def store_lead(
         fields["company"] = FieldValue(company, Channel.IMPORT, at)
     if owner:
         fields["owner_email"] = FieldValue(owner, Channel.SALES, at)
+    for field, value in (more_fields or {}).items():
+        fields[field] = FieldValue(value, Channel.IMPORT, at)
     lead = Lead(
         lead_id=f"lead_{email.split('@')[0]}",
         email=email,

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from tsunagu.errors import IdempotencyConflict
@@ -17,7 +17,8 @@ from tsunagu.leads.search import rank
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.qualification.crm import ReplayedRequest, VerifiedRequest
 from tsunagu.qualification.deals import CrmDeal, StaleDeal
-from tsunagu.qualification.pipeline import ScoreWrite, StageMoved
+from tsunagu.qualification.grading import grade
+from tsunagu.qualification.pipeline import ScoreWrite, StageMoved, lead_attributes
 from tsunagu.qualification.scoring import Award
 from tsunagu.store.converters import event_to_item, lead_from_item, lead_to_item
 from tsunagu.store.leads import LeadRepository
@@ -157,6 +158,35 @@ class QualificationRepository:
         item = model(f"counter#{team}", "round_robin")
         item.update(actions=[model.value.add(1)])
         return int(item.value or 0)
+
+    # -- the grade, kept with the fields it follows from
+    def regrade(self, image: dict[str, Any] | None) -> str | None:
+        """Store the grade the lead's fields give under the grading rules, where it is not the
+        stored one; the grade written, or None. ``image``: the lead item as the leads stream
+        carries it. Written only if the lead is still that version: a later change comes down
+        the stream after it and is graded then."""
+        if not image or "lead_id" not in image:
+            return None  # a deleted lead
+        leads = self._tables.leads
+        item = leads.from_raw_data(image)
+        lead = lead_from_item(item)
+        fit = grade(lead_attributes(lead), self.config().grading).grade.value
+        if lead.grade == fit:
+            return None  # also what stops the write's own stream record from writing again
+        unchanged = (
+            leads.version.does_not_exist()
+            if item.version is None
+            else leads.version == item.version
+        )
+        try:
+            leads._get_connection().update_item(
+                item.lead_id, actions=[leads.grade.set(fit)], condition=unchanged
+            )
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            return None
+        return fit
 
     # -- pushes to the CRM that failed every retry
     def park_push(self, lead_id: str, at: str, detail: dict[str, Any]) -> None:
