@@ -361,7 +361,7 @@ def test_a_publication_and_a_rollback_are_recorded_with_the_versions() -> None:
     assert log[0].detail == "customer stories instead"
 
 
-def test_a_rules_change_is_recorded_section_by_section_and_a_bad_one_changes_nothing() -> None:
+def test_a_rules_change_is_recorded_value_by_value_and_a_bad_one_changes_nothing() -> None:
     @dataclass
     class Rules:
         kept: QualificationConfig = field(default_factory=QualificationConfig)
@@ -387,9 +387,11 @@ def test_a_rules_change_is_recorded_section_by_section_and_a_bad_one_changes_not
 
     assert rules.kept.scoring.mql_threshold == 60
     [entry] = list(ports.audit.kept.values())  # type: ignore[attr-defined]
-    assert list(entry.before) == ["scoring"] and list(entry.after) == ["scoring"]
-    assert entry.before["scoring"]["mql_threshold"] == before
-    assert entry.after["scoring"]["mql_threshold"] == 60
+    # Only the threshold, by its path: not the scoring sheet's rules twice
+    assert (entry.before, entry.after) == (
+        {"scoring.mql_threshold": before},
+        {"scoring.mql_threshold": 60},
+    )
 
 
 def test_a_form_is_never_overwritten_by_accident_and_a_change_says_what_changed() -> None:
@@ -437,3 +439,26 @@ def test_a_form_is_never_overwritten_by_accident_and_a_change_says_what_changed(
         "allowed_origins": ["https://www.example.com", "https://x.example.jp"]
     }
     assert (refused.operation, refused.outcome) == ("forms.save", "refused")
+
+
+def test_the_log_keeps_only_the_setting_that_changed_named_by_its_path() -> None:
+    # One rule's points changed in a sheet of several, and the minimum grade
+    rules = [{"rule_id": "mail_opened", "points": 5}, {"rule_id": "form_submitted", "points": 10}]
+    before = {"scoring": {"mql_threshold": 70, "rules": rules}, "minimum_grade": "D"}
+    changed = [{**rules[0], "points": 8}, rules[1]]
+    after = {"scoring": {"mql_threshold": 70, "rules": changed}, "minimum_grade": "C"}
+
+    assert what_changed(before, after) == (
+        {"minimum_grade": "D", "scoring.rules[mail_opened].points": 5},
+        {"minimum_grade": "C", "scoring.rules[mail_opened].points": 8},
+    )
+    # A rule added is its own values, each named; a flat change stays as it was
+    added = {"scoring": {"mql_threshold": 70, "rules": [*rules, {"rule_id": "x", "points": 1}]}}
+    assert what_changed({"scoring": before["scoring"]}, added)[1] == {
+        "scoring.rules[x].points": 1,
+        "scoring.rules[x].rule_id": "x",
+    }
+    assert what_changed({"tags": ["a"]}, {"tags": ["a", "b"]}) == (
+        {"tags": ["a"]},
+        {"tags": ["a", "b"]},
+    )

@@ -96,10 +96,44 @@ class AuditLog(Protocol):
 def what_changed(
     before: Mapping[str, Any], after: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The two sides, cut to the names whose values differ (compact, as the log keeps them)."""
-    names = sorted({*before, *after})
-    changed = [n for n in names if before.get(n) != after.get(n)]
-    return {n: before.get(n) for n in changed}, {n: after.get(n) for n in changed}
+    """The two sides, cut to the values that differ (compact, as the log keeps them). Nested
+    settings are followed down to the value that changed, named by its path: one rule's points
+    changed is ``scoring.rules[form_submitted].points``, not the whole scoring sheet twice."""
+    old, new = _paths(before), _paths(after)
+    names = sorted({*old, *new})
+    changed = [n for n in names if old.get(n) != new.get(n)]
+    return {n: old.get(n) for n in changed}, {n: new.get(n) for n in changed}
+
+
+IDENTITY_KEYS = ("id", "rule_id", "name")
+"""What names an item of a list of settings (a rule, a node, a form field) in a path."""
+
+
+def _paths(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for name, inner in value.items():
+        path = f"{prefix}{name}"
+        if isinstance(inner, Mapping) and inner:
+            paths |= _paths(inner, f"{path}.")
+            continue
+        key = _identity_key(inner)
+        if key is None:
+            paths[path] = inner
+            continue
+        for item in inner:
+            paths |= _paths(item, f"{path}[{item[key]}].")
+    return paths
+
+
+def _identity_key(value: Any) -> str | None:
+    """The key every item of a list of mappings has, once each, if there is one."""
+    if not isinstance(value, list) or not value or not all(isinstance(i, Mapping) for i in value):
+        return None
+    for key in IDENTITY_KEYS:
+        names = [i.get(key) for i in value]
+        if all(isinstance(n, str) for n in names) and len(set(names)) == len(names):
+            return key
+    return None
 
 
 @dataclass
