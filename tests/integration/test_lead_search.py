@@ -351,3 +351,32 @@ def test_the_grade_follows_the_fields_it_is_graded_on(aws: AwsStack, people: Set
     assert found(people, grade="C", tag="vip") == ["ueda@example.jp"]  # the terms carry it
     ueda = services.lead_repository(people).find_lead("email:ueda@example.jp")
     assert ueda is not None and ueda.grade == "C"
+
+
+def test_a_reindex_regrades_a_lead_whose_grade_the_rules_no_longer_give(
+    aws: AwsStack, people: Settings
+) -> None:
+    # Given aoki graded A, and grading rules changed since so that no job title counts: the
+    # stream regrades a lead only when the lead itself changes
+    qualification = services.qualification_repository(people)
+    config = qualification.config()
+    grading = config.grading.model_copy(update={"job_titles": ()})
+    qualification.save_config(config.model_copy(update={"grading": grading}))
+    assert found(people, grade="A") == ["oda@example.com", "aoki@example.jp"]
+
+    stored = services.lead_repository(people)
+    moved = {
+        lead.email for lead in stored.all_leads() if lead.grade != qualification.grade_of(lead)
+    }
+    assert "aoki@example.jp" in moved
+
+    # When an admin reindexes
+    admin_actor = Actor(user_id="local:ops", role=Role.ADMIN, via="cli")
+    written = leads.reindex(services.lead_commands(people), admin_actor)
+    while index_leads(aws):
+        pass
+
+    # Then every lead has the grade today's rules give it; only those that moved were written
+    assert written == len(moved)
+    assert all(lead.grade == qualification.grade_of(lead) for lead in stored.all_leads())
+    assert "aoki@example.jp" not in found(people, grade="A")

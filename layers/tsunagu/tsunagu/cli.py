@@ -202,7 +202,7 @@ def leads_reindex(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.commands import leads
 
     written = leads.reindex(services.lead_commands(settings), services.operator(settings))
-    print(f"{written} leads given their search attributes")
+    print(f"{written} leads given their search attributes and grade")
     return 0
 
 
@@ -677,7 +677,9 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--cursor", help="the cursor the page before printed")
     search.set_defaults(run=leads_search)
     leads.add_parser(
-        "reindex", help="give leads saved before the search indexes existed their attributes"
+        "reindex",
+        help="give every lead its search attributes and its grade (after an upgrade,"
+        " or after the grading rules changed)",
     ).set_defaults(run=leads_reindex)
     timeline = leads.add_parser("timeline", help="a lead's history in time order")
     timeline.add_argument("email")

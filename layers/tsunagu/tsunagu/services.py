@@ -508,6 +508,7 @@ def lead_commands(settings: Settings) -> LeadCommands:
         audit=audit_log(settings),
         clock=clock(settings),
         journeys=journey_repository(settings),
+        grading=qualification_repository(settings).grade_of,
     )
 
 

@@ -4,7 +4,7 @@ event, suppress. The CLI's ``tsunagu leads ...`` commands call these (and the ad
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -54,7 +54,7 @@ class LeadStore(Protocol):
 
     def search(self, query: LeadQuery) -> LeadPage: ...
 
-    def reindex(self) -> int: ...
+    def reindex(self, grading: Callable[[Lead], str] | None = None) -> int: ...
 
 
 class Suppressions(Protocol):
@@ -85,6 +85,8 @@ class LeadCommands:
     clock: Clock
     journeys: JourneyEntries | None = None
     """The lead's journeys, for the lead page (None where nobody reads them)."""
+    grading: Callable[[Lead], str] | None = None
+    """The grade a lead's fields give under today's grading rules (a reindex regrades)."""
 
 
 def search(ports: LeadCommands, actor: Actor, query: LeadQuery) -> LeadPage:
@@ -103,11 +105,12 @@ def search(ports: LeadCommands, actor: Actor, query: LeadQuery) -> LeadPage:
 
 
 def reindex(ports: LeadCommands, actor: Actor) -> int:
-    """Give every lead saved before the search indexes existed their attributes (after an
-    upgrade); returns how many leads were written."""
+    """Give every lead the search attributes and the grade it should have: after an upgrade,
+    or after the grading rules changed (the stream regrades a lead only when it changes);
+    returns how many leads were written."""
     with recorded(ports.audit, ports.clock, actor, "leads.reindex", "leads") as log:
-        written = ports.leads.reindex()
-        log.detail = f"{written} leads given their search attributes"
+        written = ports.leads.reindex(ports.grading)
+        log.detail = f"{written} leads given their search attributes and grade"
     return written
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -79,19 +79,23 @@ class LeadRepository:
 
         return search_page(self._tables, query)
 
-    def reindex(self) -> int:
+    def reindex(self, grading: Callable[[Lead], str] | None = None) -> int:
         """Write every lead's search attributes where they are missing or no longer what the
         lead holds (leads saved before the indexes existed have none, and no search finds
         them; a score written before the scoring kept the rank sorted where the old score put
-        it): one scan, then one conditional update each, only if the lead did not change
-        meanwhile; the leads table's stream then brings their lead terms up to date. Returns
-        how many leads were written."""
+        it), and with ``grading`` its grade (after the grading rules changed): one scan, then
+        one conditional update each, only if the lead did not change meanwhile; the leads
+        table's stream then brings their lead terms up to date. Returns how many leads were
+        written."""
         from tsunagu.store.lead_search import search_attributes  # off the cold start
 
         leads = self._tables.leads
         written = 0
         for item in leads.scan():
-            attributes = search_attributes(lead_from_item(item))
+            lead = lead_from_item(item)
+            attributes = search_attributes(lead)
+            if grading is not None:
+                attributes["grade"] = grading(lead)
             if all(getattr(item, name) == value for name, value in attributes.items()):
                 continue
             unchanged = (

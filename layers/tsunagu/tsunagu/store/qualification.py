@@ -160,6 +160,10 @@ class QualificationRepository:
         return int(item.value or 0)
 
     # -- the grade, kept with the fields it follows from
+    def grade_of(self, lead: Lead) -> str:
+        """The grade the lead's fields give under the grading rules."""
+        return grade(lead_attributes(lead), self.config().grading).grade.value
+
     def regrade(self, image: dict[str, Any] | None) -> str | None:
         """Store the grade the lead's fields give under the grading rules, where it is not the
         stored one; the grade written, or None. ``image``: the lead item as the leads stream
@@ -170,7 +174,7 @@ class QualificationRepository:
         leads = self._tables.leads
         item = leads.from_raw_data(image)
         lead = lead_from_item(item)
-        fit = grade(lead_attributes(lead), self.config().grading).grade.value
+        fit = self.grade_of(lead)
         if lead.grade == fit:
             return None  # also what stops the write's own stream record from writing again
         unchanged = (
