@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
@@ -27,6 +27,7 @@ from tsunagu.store.tables import BATCH_GET, Tables, batch_get, get_or_none, lead
 
 if TYPE_CHECKING:
     from tsunagu.leads.search import LeadPage, LeadQuery
+    from tsunagu.store.models import LeadItem
 
 
 class LeadRepository:
@@ -98,26 +99,8 @@ class LeadRepository:
                 attributes["grade"] = grading(lead)
             if all(getattr(item, name) == value for name, value in attributes.items()):
                 continue
-            unchanged = (
-                leads.version.does_not_exist()
-                if item.version is None
-                else leads.version == item.version
-            )
-            try:
-                leads._get_connection().update_item(
-                    item.lead_id,
-                    actions=[
-                        getattr(leads, name).set(value)
-                        for name, value in attributes.items()
-                        if value is not None
-                    ],
-                    condition=leads.lead_id.exists() & unchanged,
-                )
-            except UpdateError as error:
-                if error.cause_response_code != "ConditionalCheckFailedException":
-                    raise
-                continue  # deleted or changed meanwhile: its own save wrote its attributes
-            written += 1
+            # Deleted or changed meanwhile: its own save wrote its attributes.
+            written += set_if_unchanged(self._tables, item, attributes)
         return written
 
     def get_submission(self, key: str) -> RememberedSubmission | None:
@@ -259,6 +242,27 @@ class LeadRepository:
 
 def _expiry(at: str, hours: int) -> int:
     return int((parse_instant(at) + timedelta(hours=hours)).timestamp())
+
+
+def set_if_unchanged(tables: Tables, item: LeadItem, values: Mapping[str, Any]) -> bool:
+    """Set attributes the lead derives from itself (search attributes, grade) on the lead as
+    ``item`` read it: nothing if the lead was deleted or changed since (its own stream record
+    comes next). Returns whether it was written. Not a save: the version stays, so a save
+    from the same read is not refused for it."""
+    leads = tables.leads
+    version = leads.version
+    unchanged = version.does_not_exist() if item.version is None else version == item.version
+    try:
+        leads._get_connection().update_item(
+            item.lead_id,
+            actions=[getattr(leads, name).set(v) for name, v in values.items() if v is not None],
+            condition=leads.lead_id.exists() & unchanged,
+        )
+    except UpdateError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
 
 
 MAX_TRANSACTION_ITEMS = 100

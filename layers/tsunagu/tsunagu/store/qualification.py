@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from tsunagu.errors import IdempotencyConflict
@@ -21,7 +21,7 @@ from tsunagu.qualification.grading import grade
 from tsunagu.qualification.pipeline import ScoreWrite, StageMoved, lead_attributes
 from tsunagu.qualification.scoring import Award
 from tsunagu.store.converters import event_to_item, lead_from_item, lead_to_item
-from tsunagu.store.leads import LeadRepository
+from tsunagu.store.leads import LeadRepository, set_if_unchanged
 from tsunagu.store.tables import Tables, get_or_none
 
 CONFIG_KEY = ("config", "qualification")
@@ -171,26 +171,12 @@ class QualificationRepository:
         the stream after it and is graded then."""
         if not image or "lead_id" not in image:
             return None  # a deleted lead
-        leads = self._tables.leads
-        item = leads.from_raw_data(image)
+        item = self._tables.leads.from_raw_data(image)
         lead = lead_from_item(item)
         fit = self.grade_of(lead)
         if lead.grade == fit:
             return None  # also what stops the write's own stream record from writing again
-        unchanged = (
-            leads.version.does_not_exist()
-            if item.version is None
-            else leads.version == item.version
-        )
-        try:
-            leads._get_connection().update_item(
-                item.lead_id, actions=[leads.grade.set(fit)], condition=unchanged
-            )
-        except UpdateError as error:
-            if error.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            return None
-        return fit
+        return fit if set_if_unchanged(self._tables, item, {"grade": fit}) else None
 
     # -- pushes to the CRM that failed every retry
     def park_push(self, lead_id: str, at: str, detail: dict[str, Any]) -> None:
