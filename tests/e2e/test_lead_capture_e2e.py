@@ -180,7 +180,8 @@ def test_a_change_at_the_cli_is_in_the_audit_log_with_who_and_what(
     [rules_line] = [
         x for x in tsunagu.cli("audit", "list").stdout.splitlines() if "qualification.set" in x
     ]
-    assert "'mql_threshold': 70" in rules_line and "'mql_threshold': 55" in rules_line
+    # Only what changed, named by its path: not the whole scoring sheet before and after
+    assert "{'scoring.mql_threshold': 70} -> {'scoring.mql_threshold': 55}" in rules_line
     # A listing cut by --limit says so; one that holds every entry does not
     assert (
         "older entries in that range are not shown"
