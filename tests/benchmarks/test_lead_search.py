@@ -55,6 +55,15 @@ SEARCHES: tuple[tuple[str, dict[str, str]], ...] = (
 them and says the page is truncated."""
 
 
+GRADED_BY = {
+    "A": {"job_title": "部長", "company_size": "1000", "industry": "製造業", "country": "JP"},
+    "B": {"job_title": "部長", "company_size": "1000"},
+    "C": {"job_title": "部長"},
+    "D": {},
+}
+"""Fields the default grading rules grade A to D."""
+
+
 def synthetic_lead(n: int, at: str) -> Lead:
     fields = {
         "name": FieldValue(f"テスト {n:05d}", Channel.IMPORT, at),
@@ -62,6 +71,9 @@ def synthetic_lead(n: int, at: str) -> Lead:
     }
     if n % 3 == 0:
         fields["owner_email"] = FieldValue(OWNERS[n % len(OWNERS)], Channel.SALES, at)
+    grade = "ABCD"[(n // 7) % 4]
+    for name, value in GRADED_BY[grade].items():
+        fields[name] = FieldValue(value, Channel.IMPORT, at)
     tags = {"seminar"} if n % 10 == 0 else set()
     if n % 20 == 3:
         tags.add("vip")
@@ -76,7 +88,7 @@ def synthetic_lead(n: int, at: str) -> Lead:
         updated_at=at,
         tags=tags,
         score=float((n * 37) % 150),
-        grade="ABCD"[(n // 7) % 4],
+        grade=grade,  # as the fields give it: the stream's regrade then writes nothing
     )
 
 
