@@ -317,6 +317,13 @@ def test_check_template_accepts_a_good_template() -> None:
         {"subject": "{{ 'x' * 100000000 }}"},
         {"subject": "{{ 10 ** 100000 }}"},
         {"html": "{% for i in range(99999) %}{% for j in range(99999) %}x{% endfor %}{% endfor %}"},
+        {"subject": "{{ (((2 ** 64) ** 64) ** 64) ** 64 }}"},
+        {"subject": "{{ 'x' | center(4000000000) }}"},
+        {"subject": "{{ 'ab' | indent(99999999) }}"},
+        {"subject": "{{ '{:>99999999}'.format(1) }}"},
+        {"subject": "{{ '%099999999d' % 1 }}"},
+        {"subject": "{{ '%099999999d' | format(1) }}"},
+        {"subject": "{{ range(100000) | join('x' * 999999) }}"},
     ],
 )
 def test_check_template_rejects_what_cannot_render(part: dict[str, str]) -> None:
@@ -324,9 +331,12 @@ def test_check_template_rejects_what_cannot_render(part: dict[str, str]) -> None
         check_template(make_template(**part))
 
 
-def test_repetition_and_powers_within_reason_still_render() -> None:
-    mail = render("<p>{{ '-' * 20 }} {{ 2 ** 10 }}</p>")
-    assert "-" * 20 + " 1024" in mail.html
+def test_repetition_powers_widths_and_joins_within_reason_still_render() -> None:
+    mail = render(
+        "<p>{{ '-' * 20 }} {{ 2 ** 10 }} {{ '%05d' % 42 }} {{ '{:>4}'.format('a') }}"
+        " {{ [1, 2] | join(', ') }} [{{ 'a' | center(5) }}]</p>"
+    )
+    assert "-" * 20 + " 1024 00042    a 1, 2 [  a  ]" in mail.html
 
 
 def test_a_template_is_a_validated_model() -> None:

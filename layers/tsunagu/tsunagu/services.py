@@ -508,7 +508,8 @@ def lead_commands(settings: Settings) -> LeadCommands:
         audit=audit_log(settings),
         clock=clock(settings),
         journeys=journey_repository(settings),
-        grading=qualification_repository(settings).grade_of,
+        # Only a reindex grades: the admin routes need not load the qualification store
+        grading=lambda lead: qualification_repository(settings).grade_of(lead),
     )
 
 

@@ -61,20 +61,32 @@ class RenderedMail:
 
 
 MAX_RENDERED = 1_000_000
-"""Characters one part of a mail may render to: far beyond any real mail, and a bound on what a
-template can make a send function build (``{{ 'x' * 100000000 }}``)."""
-MAX_EXPONENT = 64
+"""Characters one part of a mail may render to: far beyond any real mail."""
+MAX_POWER_BITS = 100_000
+"""The largest whole number a power may make (about 30,000 digits)."""
+_HUGE_WIDTH = re.compile(r"%[-+ #0*]*\d{7,}|\{[^{}]*:[^{}]*\d{7,}[^{}]*\}")
+"""A printf or format width of a million or more: ``'%09999999d' % 1``, ``'{:>9999999}'``."""
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """The sandbox, and no arithmetic that builds a value past what a mail could hold: the
-    sandbox bounds ``range`` but not ``*`` or ``**``."""
+    """The sandbox, and a bound on what one expression may build before it is written: the
+    sandbox bounds ``range`` but not repetition, powers, widths or joins. (Rendering itself
+    stops past MAX_RENDERED; see _render.)"""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        plain = dict(self.filters)
+        for name in ("center", "indent"):
+            self.filters[name] = _bounded_width(plain[name])
+        self.filters["format"] = _checked_format(plain["format"])
+        self.filters["join"] = _bounded_join(plain["join"])
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
-            raise SecurityError(f"a power above {MAX_EXPONENT}")
+        whole = isinstance(left, int) and isinstance(right, int)
+        if operator == "**" and whole and abs(left).bit_length() * right > MAX_POWER_BITS:
+            raise SecurityError(f"a power past {MAX_POWER_BITS:,} bits")
         if operator == "*":
             for sequence, times in ((left, right), (right, left)):
                 if (
@@ -83,7 +95,48 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                     and len(sequence) * times > MAX_RENDERED
                 ):
                     raise SecurityError(f"a repetition past {MAX_RENDERED:,} characters")
+        if operator == "%" and isinstance(left, str):
+            _check_widths(left)
         return super().call_binop(context, operator, left, right)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:
+            _check_widths(value.__self__)
+        return wrapped
+
+
+def _check_widths(text: str) -> None:
+    if _HUGE_WIDTH.search(text):
+        raise SecurityError("a width of a million characters or more")
+
+
+def _bounded_width(plain: Callable[..., Any]) -> Callable[..., Any]:
+    def bounded(value: Any, width: Any = 80, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(width, int) and width > MAX_RENDERED:
+            raise SecurityError(f"a width past {MAX_RENDERED:,} characters")
+        return plain(value, width, *args, **kwargs)
+
+    return bounded
+
+
+def _checked_format(plain: Callable[..., Any]) -> Callable[..., Any]:
+    def checked(value: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_widths(str(value))
+        return plain(value, *args, **kwargs)
+
+    return checked
+
+
+def _bounded_join(plain: Callable[..., Any]) -> Callable[..., Any]:
+    def bounded(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> Any:
+        items = list(value)
+        if len(str(d)) * len(items) > MAX_RENDERED:
+            raise SecurityError(f"a join past {MAX_RENDERED:,} characters")
+        return plain(eval_ctx, items, d, attribute)
+
+    bounded.jinja_pass_arg = plain.jinja_pass_arg  # type: ignore[attr-defined]
+    return bounded
 
 
 @lru_cache(maxsize=1)
@@ -111,9 +164,9 @@ def _render(source: str, context: Mapping[str, Any], *, autoescape: bool) -> str
             parts.append(part)
     except TemplateError as error:  # SecurityError is a TemplateError too
         raise RenderError(f"{type(error).__name__}: {error}") from None
-    except (ArithmeticError, TypeError, ValueError, RecursionError) as error:
+    except (ArithmeticError, TypeError, ValueError, RecursionError, MemoryError) as error:
         # What a template's own expressions raise: range() past the sandbox's bound, 1/0,
-        # 1 + 'a'. The template's fault, never the sender's.
+        # 1 + 'a', a value too large to build. The template's fault, never the sender's.
         raise RenderError(f"{type(error).__name__}: {error}") from None
     return "".join(parts)
 

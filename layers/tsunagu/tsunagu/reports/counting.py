@@ -496,8 +496,8 @@ def _submitted(event: StoredEvent, day: str, funnel: FunnelLead | None) -> Count
     if not event.properties.get("new_lead") or event.lead_id is None or funnel is not None:
         return Counted({key: metrics})
     metrics["new_leads"] = 1
-    # The form's channel (a seminar's sign-up form says "seminar"); events stored before the
-    # submission carried it came from web forms.
+    # The form's channel (a seminar's sign-up form says "seminar"). Submissions stored before
+    # 2026-12-05 do not carry it and count as web_form, also when a rebuild counts them again.
     channel = str(event.properties.get("source") or Channel.WEB_FORM.value)
     created = FunnelLead(event.lead_id, day, channel, str(form_id), {"lead": day})
     return Counted({key: metrics, created.key: {"reached:lead": 1}}, funnel=created)

@@ -38,10 +38,12 @@ class QualificationRepository:
         self._tables = tables
 
     # -- settings: read on every scored event, so a warm function keeps them half a minute
-    def config(self) -> QualificationConfig:
+    def config(self, *, fresh: bool = False) -> QualificationConfig:
+        """``fresh``: read now, whatever this process keeps (another process may have saved
+        new rules within the last half minute)."""
         table = self._tables.settings.qualification_table
         cached = _configs.get(table)
-        if cached is None or time.monotonic() - cached[0] > CONFIG_CACHE_SECONDS:
+        if fresh or cached is None or time.monotonic() - cached[0] > CONFIG_CACHE_SECONDS:
             item = get_or_none(self._tables.qualification, *CONFIG_KEY)
             config = (
                 QualificationConfig.model_validate(item.data) if item else QualificationConfig()
@@ -88,6 +90,7 @@ class QualificationRepository:
             {"Put": {"TableName": settings.events_table, "Item": event_to_item(t, e).serialize()}}
             for e in write.events
         ]
+        score = round(write.score, 4)
         sets = [
             "score = :score",
             "score_at = :at",
@@ -97,8 +100,8 @@ class QualificationRepository:
             "#version = if_not_exists(#version, :zero) + :one",
         ]
         values: dict[str, Any] = {
-            ":score": {"N": str(round(write.score, 4))},
-            ":rank": {"S": rank(write.score, write.lead_id)},
+            ":score": {"N": str(score)},
+            ":rank": {"S": rank(score, write.lead_id)},  # of the score as stored
             ":at": {"S": write.at},
             ":zero": {"N": "0"},
             ":one": {"N": "1"},
@@ -160,9 +163,9 @@ class QualificationRepository:
         return int(item.value or 0)
 
     # -- the grade, kept with the fields it follows from
-    def grade_of(self, lead: Lead) -> str:
+    def grade_of(self, lead: Lead, *, fresh: bool = False) -> str:
         """The grade the lead's fields give under the grading rules."""
-        return grade(lead_attributes(lead), self.config().grading).grade.value
+        return grade(lead_attributes(lead), self.config(fresh=fresh).grading).grade.value
 
     def regrade(self, image: dict[str, Any] | None) -> str | None:
         """Store the grade the lead's fields give under the grading rules, where it is not the
@@ -173,9 +176,13 @@ class QualificationRepository:
             return None  # a deleted lead
         item = self._tables.leads.from_raw_data(image)
         lead = lead_from_item(item)
-        fit = self.grade_of(lead)
-        if lead.grade == fit:
+        if lead.grade == self.grade_of(lead):
             return None  # also what stops the write's own stream record from writing again
+        # A grade to change: by the rules as stored now, not as this process kept them, or a
+        # reindex run just after new rules would be undone here by the old ones.
+        fit = self.grade_of(lead, fresh=True)
+        if lead.grade == fit:
+            return None
         return fit if set_if_unchanged(self._tables, item, {"grade": fit}) else None
 
     # -- pushes to the CRM that failed every retry
