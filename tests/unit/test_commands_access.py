@@ -455,9 +455,16 @@ def test_the_log_keeps_only_the_setting_that_changed_named_by_its_path() -> None
     # A rule added is its own values, each named; a flat change stays as it was
     added = {"scoring": {"mql_threshold": 70, "rules": [*rules, {"rule_id": "x", "points": 1}]}}
     assert what_changed({"scoring": before["scoring"]}, added)[1] == {
+        "scoring.rules.order": ["mail_opened", "form_submitted", "x"],
         "scoring.rules[x].points": 1,
         "scoring.rules[x].rule_id": "x",
     }
+    # Two form fields swapped: the order is what changed
+    fields = [{"name": "email"}, {"name": "company"}]
+    assert what_changed({"fields": fields}, {"fields": fields[::-1]}) == (
+        {"fields.order": ["email", "company"]},
+        {"fields.order": ["company", "email"]},
+    )
     assert what_changed({"tags": ["a"]}, {"tags": ["a", "b"]}) == (
         {"tags": ["a"]},
         {"tags": ["a", "b"]},

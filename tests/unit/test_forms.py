@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from tsunagu.errors import ValidationFailed
-from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
+from tsunagu.forms.model import STORED, ConsentSpec, FormDefinition, FormField
 from tsunagu.forms.validation import is_honeypot_filled, validate_submission
 
 
@@ -62,6 +62,16 @@ class TestDefinition:
     def test_the_lead_s_own_attributes_cannot_be_fields(self, field: FormField) -> None:
         with pytest.raises(ValidationError, match="the lead's own"):
             make_form(fields=[FormField(name="email", type="email", required=True), field])
+
+    def test_a_form_stored_before_that_rule_still_loads(self) -> None:
+        # Stored forms are read back with the STORED context: refused when saved, never when
+        # a submission reads one that was saved before the rule existed
+        stored = make_form().model_dump(mode="json")
+        stored["fields"].append({"name": "stage"})
+        with pytest.raises(ValidationError, match="the lead's own"):
+            FormDefinition.model_validate(stored)
+        loaded = FormDefinition.model_validate(stored, context={STORED: True})
+        assert loaded.fields[-1].name == "stage"
 
     def test_consent_must_point_at_a_checkbox(self) -> None:
         with pytest.raises(ValidationError, match="checkbox"):

@@ -121,6 +121,11 @@ def test_japanese_and_english_headers_map_to_the_same_fields() -> None:
         map_columns(["氏名", "会社名"])
     with pytest.raises(ValidationFailed, match="second column"):
         map_columns(["メール", "Email"])
+    # An exported file's stage and score columns are left out; mapped, they are refused
+    exported = map_columns(["email", "name", "stage", "score"])
+    assert exported.fields == {0: "email", 1: "name"} and exported.unmapped == ["stage", "score"]
+    with pytest.raises(ValidationFailed, match="score is the lead's own"):
+        map_columns(["メール", "スコア"], {"スコア": "score"})
 
 
 @pytest.mark.parametrize(

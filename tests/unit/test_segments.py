@@ -313,3 +313,38 @@ def test_a_change_that_would_nest_the_segments_reading_it_too_deep_is_refused() 
         checked("a", "in_segment=e", "", saved=chain)
     with pytest.raises(ValidationFailed, match="no segment is named 'gone'"):
         checked("x", "in_segment=gone", "", saved=chain)
+
+
+def test_an_import_s_leads_are_kept_only_once_it_has_finished() -> None:
+    from types import SimpleNamespace
+
+    from tsunagu.store.segments import StoredFacts, forget_cached_segments
+
+    class Imports:
+        """An import whose chunks are still being written."""
+
+        def __init__(self) -> None:
+            self.status = "applying"
+            self.leads = ["lead_a"]
+
+        def get_import(self, import_id: str) -> Any:
+            return SimpleNamespace(status=self.status)
+
+        def rows_of(self, import_id: str) -> Any:
+            return [SimpleNamespace(lead_id=lead_id) for lead_id in self.leads]
+
+    forget_cached_segments()
+    imports = Imports()
+
+    def imported() -> frozenset[str]:
+        # A new StoredFacts per evaluation, as a send or a journey start makes one
+        return StoredFacts(None, None, imports).imported("imp_x")  # type: ignore[arg-type]
+
+    assert imported() == {"lead_a"}
+    imports.leads.append("lead_b")  # the next chunk, written meanwhile
+    assert imported() == {"lead_a", "lead_b"}  # read afresh: the import is still applying
+    imports.status = "applied"
+    assert imported() == {"lead_a", "lead_b"}
+    imports.leads.append("lead_c")  # (cannot happen once applied: shows what is kept)
+    assert imported() == {"lead_a", "lead_b"}  # finished: kept for a while, as before
+    forget_cached_segments()

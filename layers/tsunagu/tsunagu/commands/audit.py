@@ -120,6 +120,7 @@ def _paths(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         if key is None:
             paths[path] = inner
             continue
+        paths[f"{path}.order"] = [item[key] for item in inner]  # a form's fields moved
         for item in inner:
             paths |= _paths(item, f"{path}[{item[key]}].")
     return paths

@@ -112,13 +112,17 @@ def _journey_known(ports: ReportCommands, journey_id: str) -> None:
         raise NotFound(f"no journey {journey_id!r} (tsunagu journeys list)")
 
 
-def _experiment_known(ports: ReportCommands, journey_id: str, node: str) -> None:
-    """NotFound for a node that is no split or holdout of the journey's shipped or live
-    definition, naming those it has."""
+def _experiment_known(
+    ports: ReportCommands, journey_id: str, node: str, version: int | None
+) -> None:
+    """NotFound for a node that is no split or holdout of the journey's shipped definition,
+    its latest published one, or the version asked for, naming those they have."""
     _journey_known(ports, journey_id)
     if ports.graphs is None:
         return
-    graphs = (ports.graphs.graph(journey_id, "shipped"), ports.graphs.published_graph(journey_id))
+    graphs = [ports.graphs.graph(journey_id, "shipped"), ports.graphs.published_graph(journey_id)]
+    if version is not None and version != DEPLOYED:
+        graphs.append(ports.graphs.graph(journey_id, published_graph_key(version)))
     experiments_of = sorted(
         {
             str(n.get("id"))
@@ -170,7 +174,7 @@ def experiment_report(
         journey_id, node, first, last, store=ports.counters, version=version
     )
     if not report.arms:
-        _experiment_known(ports, journey_id, node)
+        _experiment_known(ports, journey_id, node, version)
     return report
 
 

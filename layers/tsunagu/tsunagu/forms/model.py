@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import RESERVED_FIELD_NAMES
@@ -17,6 +24,8 @@ FieldType = Literal["email", "text", "textarea", "tel", "url", "number", "checkb
 SUBMISSION_ID_FIELD = "submission_id"
 VISITOR_ID_FIELD = "visitor_id"
 RESERVED_FIELDS = frozenset({SUBMISSION_ID_FIELD, VISITOR_ID_FIELD})
+STORED = "stored"
+"""Validation context: a definition read back from the store, not one being saved."""
 
 
 class FormField(BaseModel):
@@ -86,7 +95,7 @@ class FormDefinition(BaseModel):
         return url
 
     @model_validator(mode="after")
-    def _consistent(self) -> Self:
+    def _consistent(self, info: ValidationInfo) -> Self:
         names = [f.name for f in self.fields]
         if len(set(names)) != len(names):
             raise ValueError("field names must be unique")
@@ -97,7 +106,9 @@ class FormDefinition(BaseModel):
         if clashes:
             raise ValueError(f"field names reserved by Tsunagu: {sorted(clashes)}")
         own = {f.target for f in self.fields if f is not email} & RESERVED_FIELD_NAMES
-        if own:
+        # A form stored before this rule still loads (and takes submissions); it is refused
+        # only when saved again.
+        if own and not (info.context or {}).get(STORED):
             raise ValueError(
                 f"{sorted(own)}: the lead's own, not fields a form fills (name it otherwise, or"
                 " set lead_field)"

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.leads.model import RESERVED_FIELD_NAMES
 
 ALIASES: Mapping[str, tuple[str, ...]] = {
     "email": ("メールアドレス", "メール", "eメール", "eメールアドレス", "email", "e-mail",
@@ -78,6 +79,13 @@ def map_columns(
             continue
         if not FIELD.match(field):
             problems.append(FieldError(f"mapping.{title}", f"{field!r} is not a field name"))
+            continue
+        if field != "email" and field in RESERVED_FIELD_NAMES:
+            # The lead's own (stage, score...): an exported file's columns, left out unless
+            # the user maps one; as a field it would stand beside the lead's own value
+            problems.append(
+                FieldError(f"mapping.{title}", f"{field} is the lead's own, not a field")
+            )
             continue
         if field in fields.values():
             problems.append(FieldError(f"mapping.{title}", f"a second column for {field}"))

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from tsunagu.leads.model import Lead
 from tsunagu.leads.search import MAX_PAGE_SIZE, LeadPage, LeadQuery
-from tsunagu.segments.filter import EQUAL, NO_FACTS, Facts, Segment
+from tsunagu.segments.filter import EQUAL, Facts, Segment
 
 SAMPLE = 10
 """Leads a preview shows."""
@@ -42,7 +42,7 @@ class Leads(Protocol):
     def leads_by_id(self, lead_ids: Sequence[str]) -> Iterable[Lead]: ...
 
 
-def candidates(segment: Segment, leads: Leads, facts: Facts = NO_FACTS) -> Iterator[Lead]:
+def candidates(segment: Segment, leads: Leads, facts: Facts) -> Iterator[Lead]:
     """Every lead the segment could select: the leads of the import it names, else from an index
     where it names one, else all."""
     imports = [c.value for c in segment.conditions if c.name == "import" and c.operator == EQUAL]

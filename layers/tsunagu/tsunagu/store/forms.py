@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from tsunagu.clock import Clock, isoformat
-from tsunagu.forms.model import FormDefinition
+from tsunagu.forms.model import STORED, FormDefinition
 from tsunagu.store.tables import Tables, get_or_none
 
 _cache: dict[tuple[str, str], tuple[float, FormDefinition]] = {}
@@ -30,7 +30,7 @@ class FormRepository:
         item = get_or_none(self._tables.forms, form_id)
         if item is None:
             return None  # unknown forms are not cached: a new form works at once
-        form = FormDefinition.model_validate(item.definition)
+        form = FormDefinition.model_validate(item.definition, context={STORED: True})
         _cache[cache_key] = (time.monotonic(), form)
         return form
 
@@ -42,6 +42,7 @@ class FormRepository:
 
     def list(self) -> list[FormDefinition]:
         forms = [
-            FormDefinition.model_validate(item.definition) for item in self._tables.forms.scan()
+            FormDefinition.model_validate(item.definition, context={STORED: True})
+            for item in self._tables.forms.scan()
         ]
         return sorted(forms, key=lambda f: f.form_id)

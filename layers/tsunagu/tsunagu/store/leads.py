@@ -85,22 +85,29 @@ class LeadRepository:
         lead holds (leads saved before the indexes existed have none, and no search finds
         them; a score written before the scoring kept the rank sorted where the old score put
         it), and with ``grading`` its grade (after the grading rules changed): one scan, then
-        one conditional update each, only if the lead did not change meanwhile; the leads
+        one conditional update each, only if the lead did not change meanwhile (then read again
+        and tried once more: a score written meanwhile sets the rank, not the rest); the leads
         table's stream then brings their lead terms up to date. Returns how many leads were
         written."""
         from tsunagu.store.lead_search import search_attributes  # off the cold start
 
-        leads = self._tables.leads
-        written = 0
-        for item in leads.scan():
+        def mended(item: LeadItem) -> bool | None:
+            """Whether it was written; None if it changed since it was read."""
             lead = lead_from_item(item)
             attributes = search_attributes(lead)
             if grading is not None:
                 attributes["grade"] = grading(lead)
             if all(getattr(item, name) == value for name, value in attributes.items()):
-                continue
-            # Deleted or changed meanwhile: its own save wrote its attributes.
-            written += set_if_unchanged(self._tables, item, attributes)
+                return False
+            return True if set_if_unchanged(self._tables, item, attributes) else None
+
+        written = 0
+        for item in self._tables.leads.scan():
+            done = mended(item)
+            if done is None:
+                again = get_or_none(self._tables.leads, item.lead_id)
+                done = mended(again) if again is not None else False  # or deleted meanwhile
+            written += bool(done)
         return written
 
     def get_submission(self, key: str) -> RememberedSubmission | None:

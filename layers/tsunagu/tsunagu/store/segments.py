@@ -32,6 +32,8 @@ IMPORTED_CACHE_SECONDS = 60.0
 """How long a warm function keeps an import's leads: an exclusion segment naming an import
 (``import=imp_...``) is checked on every marketing send, and the import's rows are many."""
 _imported: dict[str, tuple[float, frozenset[str]]] = {}
+UNFINISHED = ("queued", "applying")
+"""An import in these may still write rows: its leads are read afresh each time."""
 
 
 def forget_cached_segments() -> None:
@@ -41,11 +43,17 @@ def forget_cached_segments() -> None:
 
 def _imported_leads(imports: ImportRepository | None, import_id: str) -> frozenset[str]:
     cached = _imported.get(import_id)
-    if cached is None or time.monotonic() - cached[0] > IMPORTED_CACHE_SECONDS:
-        rows = imports.rows_of(import_id) if imports else ()
-        cached = (time.monotonic(), frozenset(row.lead_id for row in rows if row.lead_id))
-        _imported[import_id] = cached
-    return cached[1]
+    if cached is not None and time.monotonic() - cached[0] <= IMPORTED_CACHE_SECONDS:
+        return cached[1]
+    if imports is None:
+        return frozenset()
+    record = imports.get_import(import_id)
+    leads = frozenset(row.lead_id for row in imports.rows_of(import_id) if row.lead_id)
+    # Kept only once the import has finished: one still applying has more rows to come, and a
+    # journey started by import= must find them all.
+    if record is not None and record.status not in UNFINISHED:
+        _imported[import_id] = (time.monotonic(), leads)
+    return leads
 
 
 class SegmentRepository:
