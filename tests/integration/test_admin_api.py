@@ -548,6 +548,7 @@ def test_creating_a_template_never_turns_an_existing_one_into_its_next_version(
         ({"template_id": "another-one"}, "template_id"),  # not the one in the path
         ({"from_address": "not an address"}, "from_address"),
         ({"from_address": "news@evil.example.net"}, "SES may not send from evil.example.net"),
+        ({"from_address": "news@notexample.com"}, "SES may not send from notexample.com"),
         ({"subject": "{{ range(100001) | list | length }}"}, "OverflowError"),
         ({"subject": "{{ 'x' * 100000000 }}"}, "a repetition past"),
     ],
@@ -566,6 +567,17 @@ def test_a_template_that_cannot_be_stored_is_a_422_and_stores_nothing(
     _, latest = call(stack, "GET", "/admin/templates/seminar-invitation")
     assert latest["version"] == 1
     assert not [e for e in audit_entries(stack) if e.operation == "templates.save"]
+
+
+def test_a_sender_on_a_subdomain_of_the_verified_domain_is_taken(stack: Settings) -> None:
+    # SES's verified domain covers its subdomains (the stack's SenderDomain is example.com)
+    status, body = call(
+        stack,
+        "POST",
+        "/admin/templates/seminar-invitation/versions",
+        body={**NEW_VERSION, "from_address": "news@mail.example.com"},
+    )
+    assert status == 201, body
 
 
 def test_a_preview_names_what_is_missing(stack: Settings) -> None:

@@ -105,7 +105,8 @@ def _check_sender(ports: MailCommands, template: MailTemplate) -> None:
     stored, then refused by SES at every send of every journey that uses it."""
     verified = ports.proofs.sender_domains if ports.proofs else frozenset()
     domain = template.from_address.rsplit("@", 1)[-1].casefold()
-    if verified and domain not in verified:
+    # A verified domain covers its subdomains (news@mail.example.com under example.com)
+    if verified and not any(domain == v or domain.endswith(f".{v}") for v in verified):
         raise ValidationFailed(
             [
                 FieldError(
