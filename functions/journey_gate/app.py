@@ -19,6 +19,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tsunagu import services
+from tsunagu.clock import isoformat, parse_instant
+from tsunagu.journeys.lifecycle import WaitingAt
 from tsunagu.journeys.steps import GateRequest, check_gate, park_execution
 from tsunagu.observability import logger, metrics, observed
 from tsunagu.settings import get_settings
@@ -36,6 +38,9 @@ class JourneyGateInput(BaseModel):
     journey_id: str = Field(min_length=1, max_length=63)
     lead_id: str = Field(min_length=1, max_length=64)
     step: str = Field(min_length=1, max_length=80)
+    node: str | None = Field(default=None, max_length=63)
+    """The send node: a mail deferred by the frequency cap is shown waiting there (None: a
+    state machine compiled before the gate was told its node)."""
     execution_name: str = Field(min_length=1, max_length=80)
     state: dict[str, Any] = Field(default_factory=dict)
     topic: str = Field(default="marketing", max_length=40)
@@ -81,14 +86,28 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         )
         logger.info("execution parked", extra={"journey_id": gate.journey_id, "step": gate.step})
         return {"parked_at": parked.parked_at}
+    clock = services.clock(settings)
     decision = check_gate(
         gate,
         store=store,
         waits=services.wait_repository(settings),
-        clock=services.clock(settings),
+        clock=clock,
         cap=services.frequency_cap(settings),
         allowed_at=services.allowed_send_time(settings, request.state.get("time_zone")),
     )
+    if decision.action == "defer" and decision.send_at and request.node:
+        # The execution now sleeps in a Wait state until send_at: say where, as a wait does
+        until = isoformat(parse_instant(decision.send_at))
+        store.mark_waiting(
+            WaitingAt(
+                gate.journey_id,
+                request.node,
+                gate.execution_name,
+                gate.lead_id,
+                isoformat(clock.now()),
+                until,
+            )
+        )
     metrics.add_metric(name=f"JourneyGate{decision.action.capitalize()}", unit="Count", value=1)
     logger.info(
         "journey gate",

@@ -32,6 +32,7 @@ from typing import Any
 
 from tests.journeys.harness import (
     CHROME,
+    CLOCK_TIMEOUT,
     SCANNER,
     SEMINAR,
     ScriptedWorld,
@@ -41,6 +42,7 @@ from tests.journeys.harness import (
     mail_of,
     submit_demo_form,
     view_page,
+    wait_for,
 )
 from tsunagu import services
 from tsunagu.clock import isoformat
@@ -166,7 +168,17 @@ class HolidayWeek(ScriptedWorld):
         output = self.runtime.cli_ok(
             "journeys", "start", SEMINAR, "--lead", TWO_JOURNEYS, "--key", SEMINAR_KEY
         )
-        return {"welcome": welcome, "output": output}
+
+        def deferred_at_the_invitation() -> int:
+            (status,) = json.loads(self.runtime.cli_ok("journeys", "status", SEMINAR))["journeys"]
+            return int(status["waiting_at_node"].get("invitation", 0))
+
+        # The invitation's gate defers it (the day's mail is used): journeys status shows the
+        # lead waiting at the invitation, as it shows one at a wait
+        waiting = wait_for(
+            deferred_at_the_invitation, timeout=CLOCK_TIMEOUT, what="the deferred invitation"
+        )
+        return {"welcome": welcome, "output": output, "waiting_at_invitation": waiting}
 
     # ------------------------------------------------------------ Friday, 09:00
     def click_on_friday(self) -> dict[str, Any]:

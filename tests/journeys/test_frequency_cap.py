@@ -54,6 +54,8 @@ def test_a_second_journeys_mail_the_same_day_waits_for_the_next_allowed_time(
     assert welcome.sent_at_jst.date() == FRIDAY
     # When seminar_follow_up's invitation comes up for the same lead, the same morning
     assert f"{TWO_JOURNEYS}: entered" in started["output"]
+    # (and, deferred, the lead is shown waiting at the invitation: journeys status)
+    assert started["waiting_at_invitation"] == 1
     invitation = mail_of(
         runtime, lead_id, "seminar-invitation", timeout=runtime.once_at(TUESDAY_NOON)
     )

@@ -546,6 +546,8 @@ class _Compiler:
             "journey_id": self.journey_id,
             "lead_id.$": "$.lead_id",
             "step": send,
+            # A mail deferred by the frequency cap waits at this node (journeys status)
+            "node": node.id,
             "execution_name.$": "$$.Execution.Name",
             "state.$": "$",
         }
