@@ -194,7 +194,9 @@ def leads_search(settings: Settings, args: argparse.Namespace) -> int:
     more = f"; more: --cursor {page.next_cursor}" if page.next_cursor else ""
     if page.truncated:
         more += f"; the word matched more leads than a search ranks ({WORD_MATCHES:,}): type more"
-    print(f"-- {len(page.leads)} leads ({page.examined} index entries read){more}")
+    found = f"{len(page.leads)} lead" + ("" if len(page.leads) == 1 else "s")
+    entries = f"{page.examined:,} index " + ("entry" if page.examined == 1 else "entries")
+    print(f"-- {found} ({entries} read){more}")
     return 0
 
 
