@@ -180,6 +180,15 @@ def test_a_search_queries_an_index_and_never_scans(
     assert dynamodb_operations["BatchGetItem"] <= len(searches) - 3
 
 
+def reindexed_by_an_admin(aws: AwsStack, people: Settings) -> int:
+    """``tsunagu leads reindex``, then the stream's work on what it wrote; how many it wrote."""
+    admin_actor = Actor(user_id="local:ops", role=Role.ADMIN, via="cli")
+    written = leads.reindex(services.lead_commands(people), admin_actor)
+    while index_leads(aws):
+        pass
+    return written
+
+
 def test_leads_saved_before_the_indexes_are_found_after_a_reindex(
     aws: AwsStack, people: Settings
 ) -> None:
@@ -196,9 +205,7 @@ def test_leads_saved_before_the_indexes_are_found_after_a_reindex(
     assert found(people, tag="vip") == [] and found(people, q="ueda") == []
 
     # When an admin reindexes (and the stream brings the change to the lead terms)
-    admin_actor = Actor(user_id="local:ops", role=Role.ADMIN, via="cli")
-    written = leads.reindex(services.lead_commands(people), admin_actor)
-    index_leads(aws)
+    written = reindexed_by_an_admin(aws, people)
 
     # Then it is found again, and only it was written
     assert written == 1
@@ -222,9 +229,7 @@ def test_a_lead_scored_by_an_earlier_version_is_ranked_by_its_score_after_a_rein
     assert "endo@example.jp" not in found(people, score_min=90)
 
     # When an admin reindexes
-    admin_actor = Actor(user_id="local:ops", role=Role.ADMIN, via="cli")
-    written = leads.reindex(services.lead_commands(people), admin_actor)
-    index_leads(aws)
+    written = reindexed_by_an_admin(aws, people)
 
     # Then endo is found and sorted by 95, and no other lead was written
     assert written == 1
@@ -371,10 +376,7 @@ def test_a_reindex_regrades_a_lead_whose_grade_the_rules_no_longer_give(
     assert "aoki@example.jp" in moved
 
     # When an admin reindexes
-    admin_actor = Actor(user_id="local:ops", role=Role.ADMIN, via="cli")
-    written = leads.reindex(services.lead_commands(people), admin_actor)
-    while index_leads(aws):
-        pass
+    written = reindexed_by_an_admin(aws, people)
 
     # Then every lead has the grade today's rules give it; only those that moved were written
     assert written == len(moved)
