@@ -20,12 +20,11 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from pydantic import ValidationError
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from tsunagu.clock import isoformat, register_in_process
 from tsunagu.journeys.business_time import business_calendar
-from tsunagu.settings import Settings
+from tsunagu.settings import Settings, SettingsError
 from tsunagu_local import console, faults, firehose
 from tsunagu_local.clock_api import clock_page
 from tsunagu_local.clocks import RuntimeClock, ScaledRuntimeClock, VirtualClock
@@ -781,7 +780,7 @@ class LocalRuntime:
             settings = self.settings()
             calendar = business_calendar(settings.business_country, settings.company_closed_days)
             time_zone = settings.default_time_zone
-        except ValidationError:  # not Tsunagu's own template: Japan's calendar
+        except SettingsError:  # not Tsunagu's own template: Japan's calendar
             calendar, time_zone = business_calendar("JP", ""), "Asia/Tokyo"
         self.local_pages["/_local/clock"] = clock_page(self.clock, calendar, time_zone)
         routes = routes_from(stack, self._authorizers(stack))
@@ -798,7 +797,7 @@ class LocalRuntime:
         assert self.clock is not None
         try:
             environment = self.settings().as_environ()
-        except ValidationError:
+        except SettingsError:
             # Not Tsunagu's own template (the runtime's tests use others): what any client needs.
             environment = {
                 "AWS_REGION": REGION,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -15,7 +16,6 @@ import pytest
 from tests.conftest import AwsStack, load_event, moto_client
 from tests.integration.tracking_helpers import set_clock
 from tsunagu.leads.submission_limits import RateLimit
-from tsunagu.settings import Settings
 
 NOW = datetime(2026, 12, 4, 1, 10, tzinfo=UTC)
 """10:10 in Tokyo: the hour's window ends in 50 minutes."""
@@ -144,4 +144,4 @@ def test_limits_are_read_as_count_per_window_and_can_be_switched_off(aws: AwsSta
     with pytest.raises(ValueError, match="is not a limit like"):
         RateLimit.parse("ten an hour")
     with pytest.raises(ValueError, match="submissions_per_client"):
-        Settings.model_validate({**aws.settings().model_dump(), "submissions_per_client": "lots"})
+        replace(aws.settings(), submissions_per_client="lots")

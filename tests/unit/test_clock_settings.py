@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from pydantic import ValidationError
 
 from tsunagu.clock import ScaledClock, SystemClock, clock_from, isoformat, parse_instant
-from tsunagu.settings import Settings, get_settings
+from tsunagu.settings import Settings, SettingsError, get_settings
 
 ENV = {
     "AWS_REGION": "ap-northeast-1",
@@ -65,10 +65,66 @@ def test_settings_from_environment_round_trip() -> None:
 
 
 def test_missing_or_bad_settings_fail_at_cold_start() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(SettingsError):
         Settings.from_environ({k: v for k, v in ENV.items() if k != "TSUNAGU_LEADS_TABLE"})
-    with pytest.raises(ValidationError):
+    with pytest.raises(SettingsError):
         Settings.from_environ({**ENV, "TSUNAGU_STAGE": "Prod Stage!"})
+
+
+def test_a_bad_setting_names_its_variable_and_what_is_wrong() -> None:
+    # An operator reads this in the function's log: it must say which variable to fix.
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_environ(
+            {
+                **{k: v for k, v in ENV.items() if k != "TSUNAGU_LEADS_TABLE"},
+                "TSUNAGU_EVENT_RETENTION_DAYS": "a year",
+                "TSUNAGU_MAX_SEND_RATE": "0",
+                "TSUNAGU_SUBMISSIONS_PER_CLIENT": "lots",
+                "TSUNAGU_ADMIN_ALLOWED_CIDRS": "203.0.113.0/24, office",
+            }
+        )
+    assert refused.value.problems == [
+        "leads_table (TSUNAGU_LEADS_TABLE): required",
+        "event_retention_days (TSUNAGU_EVENT_RETENTION_DAYS): must be a whole number, not 'a year'",
+    ]
+    # Once every variable reads as its type, the values are checked against their bounds.
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_environ(
+            {
+                **ENV,
+                "TSUNAGU_EVENT_RETENTION_DAYS": "4000",
+                "TSUNAGU_MAX_SEND_RATE": "0",
+                "TSUNAGU_SUBMISSIONS_PER_CLIENT": "lots",
+                "TSUNAGU_ADMIN_ALLOWED_CIDRS": "203.0.113.0/24, office",
+            }
+        )
+    problems = dict(problem.split(": ", 1) for problem in refused.value.problems)
+    assert problems.keys() == {
+        "admin_allowed_cidrs (TSUNAGU_ADMIN_ALLOWED_CIDRS)",
+        "max_send_rate (TSUNAGU_MAX_SEND_RATE)",
+        "event_retention_days (TSUNAGU_EVENT_RETENTION_DAYS)",
+        "submissions_per_client (TSUNAGU_SUBMISSIONS_PER_CLIENT)",
+    }
+    assert (
+        "'office' does not appear to be"
+        in problems["admin_allowed_cidrs (TSUNAGU_ADMIN_ALLOWED_CIDRS)"]
+    )
+    assert problems["max_send_rate (TSUNAGU_MAX_SEND_RATE)"] == "must be more than 0"
+    assert problems["event_retention_days (TSUNAGU_EVENT_RETENTION_DAYS)"] == "must be at most 3650"
+    assert (
+        "is not a limit like" in problems["submissions_per_client (TSUNAGU_SUBMISSIONS_PER_CLIENT)"]
+    )
+
+
+def test_settings_built_in_code_are_checked_as_the_environment_is() -> None:
+    settings = Settings.from_environ(ENV)
+    with pytest.raises(SettingsError, match="time_scale"):
+        replace(settings, time_scale=0)
+    with pytest.raises(SettingsError, match=r"leads_table .* must be text, not int"):
+        replace(settings, leads_table=7)
+    with pytest.raises(SettingsError, match=r"soft_bounce_limit .* must be a number, not bool"):
+        replace(settings, soft_bounce_limit=True)
+    assert replace(settings, max_send_rate=5).max_send_rate == 5  # a whole number is a number
 
 
 def test_settings_follow_each_functions_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,5 +160,5 @@ def test_a_crm_push_url_is_https_or_loopback(url: str) -> None:
     ],
 )
 def test_a_plain_http_crm_push_url_is_refused_at_cold_start(url: str) -> None:
-    with pytest.raises(ValidationError, match="crm_webhook_url"):
+    with pytest.raises(SettingsError, match="crm_webhook_url"):
         Settings.from_environ({**ENV, "TSUNAGU_CRM_WEBHOOK_URL": url})

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from datetime import datetime, time
 from pathlib import Path
 from typing import Any
@@ -309,7 +310,7 @@ def journeys_simulate(args: argparse.Namespace) -> int | None:
         return None
     if not args.start:
         raise JourneyCliError("say when the synthetic leads enter: --start 2027-04-28")
-    defaults = {name: field.default for name, field in Settings.model_fields.items()}
+    defaults: dict[str, Any] = {setting.name: setting.default for setting in fields(Settings)}
     zone = args.time_zone or defaults["default_time_zone"]
     with _definition_problems(args.file):
         definition = read_definition(_read(args.file))
@@ -335,7 +336,7 @@ def journeys_forecast(settings: Settings, args: argparse.Namespace) -> int:
     operator = services.operator(settings)
     lead = leads.find(services.lead_commands(settings), operator, args.lead)
     zone = args.time_zone or lead_payload(lead).get("time_zone") or settings.default_time_zone
-    defaults = {name: getattr(settings, name) for name in Settings.model_fields}
+    defaults = {setting.name: getattr(settings, setting.name) for setting in fields(Settings)}
     with _definition_problems(args.file):
         definition = read_definition(_read(args.file))
         result = journeys.forecast_for_lead(

@@ -3,17 +3,23 @@
 The cache is keyed on the values of the variables themselves, not on the process: the embedded
 local runtime runs every function in one process, each with its own environment, and a cache keyed
 on nothing would hand one function's settings to another.
+
+A plain dataclass, checked by the few lines below, not a pydantic model: every function imports
+this module on a cold start, and importing pydantic costs about 90 ms there (measured on the built
+artifact: tests/benchmarks/test_cold_start.py). The form and tracking paths import no pydantic
+at all, and a function that needs it for a request body pays for it alone.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Any
 from urllib.parse import urlsplit
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tsunagu.leads.submission_limits import RateLimit, SubmissionLimits
 
@@ -21,10 +27,32 @@ ENV_PREFIX = "TSUNAGU_"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class SettingsError(ValueError):
+    """The environment does not hold valid settings: each problem names its setting and the
+    variable it is read from. Raised on a cold start, so the function fails before any request."""
 
-    stage: str = Field(pattern=r"^[a-z][a-z0-9-]{0,20}$")
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("settings refused: " + "; ".join(problems))
+        self.problems = problems
+
+
+def _setting(
+    default: Any = MISSING,
+    *,
+    pattern: str | None = None,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+) -> Any:
+    """A setting's default and the bounds its value must keep (checked in __post_init__)."""
+    bounds = {"pattern": pattern, "ge": ge, "gt": gt, "le": le}
+    metadata = {name: bound for name, bound in bounds.items() if bound is not None}
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    stage: str = _setting(pattern=r"^[a-z][a-z0-9-]{0,20}$")
     region: str
     leads_table: str
     lead_identities_table: str
@@ -45,7 +73,7 @@ class Settings(BaseModel):
     """The Firehose delivery stream that takes events as rows for SQL (set on report_events)."""
     audit_table: str | None = None
     """The audit log (tsunagu.commands.audit): every change people make, and every refusal."""
-    audit_retention_days: int = Field(default=400, ge=1, le=3650)
+    audit_retention_days: int = _setting(400, ge=1, le=3650)
     """How long an audit entry is kept (the table's TTL removes it after)."""
     reports_table: str | None = None
     """The report counters (tsunagu.reports): kept from the events stream, read by reports."""
@@ -61,7 +89,7 @@ class Settings(BaseModel):
     admin_allowed_cidrs: str = ""
     """Where the admin API may be called from: CIDR ranges, comma-separated (seed 002's
     IPアドレス制御); empty: from anywhere (sign-in is still required)."""
-    console_origin: str = Field(default="", pattern=r"^(https://[A-Za-z0-9.-]+(:[0-9]+)?)?$")
+    console_origin: str = _setting("", pattern=r"^(https://[A-Za-z0-9.-]+(:[0-9]+)?)?$")
     """Where the console is served from in AWS (``https://<CloudFront domain>``): the admin API
     answers that origin's cross-origin requests, and no other's. Empty on the local runtime,
     where the console and the API share an origin."""
@@ -95,11 +123,11 @@ class Settings(BaseModel):
     unsubscribe_mailto: str | None = None
     """An address for mailto: List-Unsubscribe (optional; the https one-click link is always
     there)."""
-    max_send_rate: float = Field(default=10.0, gt=0, le=1000)
+    max_send_rate: float = _setting(10.0, gt=0, le=1000)
     """Mails per second one function instance sends at most (SES enforces the account's)."""
-    soft_bounce_limit: int = Field(default=3, ge=1, le=100)
+    soft_bounce_limit: int = _setting(3, ge=1, le=100)
     """Transient bounces after which an address is suppressed."""
-    business_country: str = Field(default="JP", pattern=r"^[A-Z]{2}$")
+    business_country: str = _setting("JP", pattern=r"^[A-Z]{2}$")
     """Whose national holidays are not business days."""
     company_closed_days: str = ""
     """The company's own closed days: ``2026-08-13..2026-08-16, 2026-12-29..2027-01-03``."""
@@ -108,13 +136,13 @@ class Settings(BaseModel):
     default_time_zone: str = "Asia/Tokyo"
     """For leads whose time zone is not known."""
     # Raw events expire after this many days (DynamoDB TTL); summaries on the lead stay.
-    event_retention_days: int = Field(default=400, ge=1, le=3650)
+    event_retention_days: int = _setting(400, ge=1, le=3650)
     # Web-form bodies are small; anything bigger is refused before it is parsed.
-    max_form_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    max_form_body_bytes: int = _setting(16 * 1024, ge=1024, le=1024 * 1024)
     # Form definitions are read on every submission; a warm function keeps them this long.
-    form_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    form_cache_seconds: float = _setting(30.0, ge=0, le=3600)
     # How long a client submission id is remembered for replay detection.
-    idempotency_ttl_hours: int = Field(default=48, ge=1, le=24 * 30)
+    idempotency_ttl_hours: int = _setting(48, ge=1, le=24 * 30)
     submissions_per_address: str = "10/1h"
     """Form submissions one address may make, across every form (``off``: no limit)."""
     submissions_per_client: str = "60/1m"
@@ -124,43 +152,23 @@ class Settings(BaseModel):
     # The clock (see tsunagu.clock). Unset in AWS: the system clock.
     clock_start: str | None = None
     clock_epoch: float | None = None
-    time_scale: float = Field(default=1.0, gt=0, le=1_000_000)
+    time_scale: float = _setting(1.0, gt=0, le=1_000_000)
     clock_url: str | None = None
     """Only set by the embedded runtime in virtual time: where its clock tells the time."""
 
-    @field_validator("crm_webhook_url")
-    @classmethod
-    def _secure_crm_url(cls, url: str | None) -> str | None:
-        if not url:
-            return url
-        parts = urlsplit(url)
-        loopback = parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
-        if not parts.hostname or not (parts.scheme == "https" or loopback):
-            raise ValueError("must be an https:// URL (plain http only to a loopback host)")
-        return url
-
-    @field_validator("submissions_per_address", "submissions_per_client")
-    @classmethod
-    def _readable_limit(cls, text: str) -> str:
-        RateLimit.parse(text)  # raises ValueError with what is wrong
-        return text
-
-    @field_validator("admin_allowed_cidrs")
-    @classmethod
-    def _readable_networks(cls, text: str) -> str:
-        for part in text.split(","):
-            if part.strip():
-                ip_network(part.strip(), strict=False)  # raises ValueError naming the part
-        return text
+    def __post_init__(self) -> None:
+        problems = [
+            f"{setting.name} ({variable_of(setting.name)}): {problem}"
+            for setting in fields(self)
+            if (problem := _problem(setting, getattr(self, setting.name)))
+        ]
+        if problems:
+            raise SettingsError(problems)
 
     @property
     def admin_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
         """The admin API's allowlist; empty: no limit."""
-        return tuple(
-            ip_network(part.strip(), strict=False)
-            for part in self.admin_allowed_cidrs.split(",")
-            if part.strip()
-        )
+        return _networks(self.admin_allowed_cidrs)
 
     @property
     def submission_limits(self) -> SubmissionLimits:
@@ -168,15 +176,28 @@ class Settings(BaseModel):
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
-        values: dict[str, str] = {}
-        for name in cls.model_fields:
-            key = ENV_PREFIX + name.upper()
-            if key in environ:
-                values[name] = environ[key]
-        values["region"] = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION", "")
+        """The settings a function's environment gives; SettingsError names every variable
+        that is missing or does not read as its setting's type and bounds."""
+        texts: dict[str, str] = {}
+        for setting in fields(cls):
+            if variable_of(setting.name) in environ:
+                texts[setting.name] = environ[variable_of(setting.name)]
+        texts["region"] = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION", "")
         if "AWS_ENDPOINT_URL" in environ:
-            values["aws_endpoint_url"] = environ["AWS_ENDPOINT_URL"]
-        return cls.model_validate(values)
+            texts["aws_endpoint_url"] = environ["AWS_ENDPOINT_URL"]
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for setting in fields(cls):
+            if setting.name in texts:
+                try:
+                    values[setting.name] = _read(setting, texts[setting.name])
+                except ValueError as error:
+                    problems.append(f"{setting.name} ({variable_of(setting.name)}): {error}")
+            elif setting.default is MISSING:
+                problems.append(f"{setting.name} ({variable_of(setting.name)}): required")
+        if problems:
+            raise SettingsError(problems)
+        return cls(**values)
 
     @property
     def journey_activities(self) -> dict[str, str]:
@@ -198,10 +219,80 @@ class Settings(BaseModel):
         env = {"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region}
         if self.aws_endpoint_url:
             env["AWS_ENDPOINT_URL"] = self.aws_endpoint_url
-        for name, value in self.model_dump(exclude={"region", "aws_endpoint_url"}).items():
-            if value is not None:
-                env[ENV_PREFIX + name.upper()] = str(value)
+        for name, value in asdict(self).items():
+            if value is not None and name not in ("region", "aws_endpoint_url"):
+                env[variable_of(name)] = str(value)
         return env
+
+
+def variable_of(name: str) -> str:
+    """The environment variable a setting is read from (``region`` aside: AWS_REGION)."""
+    return "AWS_REGION" if name == "region" else ENV_PREFIX + name.upper()
+
+
+def _secure_crm_url(url: str) -> None:
+    parts = urlsplit(url)
+    loopback = parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+    if url and (not parts.hostname or not (parts.scheme == "https" or loopback)):
+        raise ValueError("must be an https:// URL (plain http only to a loopback host)")
+
+
+def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    # ip_network's ValueError names the part it cannot read.
+    return tuple(ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+
+
+_CHECKS: dict[str, Callable[[str], object]] = {
+    "crm_webhook_url": _secure_crm_url,
+    "submissions_per_address": RateLimit.parse,
+    "submissions_per_client": RateLimit.parse,
+    "admin_allowed_cidrs": _networks,
+}
+"""The settings whose values are checked by more than their type and bounds: each raises a
+ValueError saying what is wrong."""
+
+
+def _read(setting: Field[Any], text: str) -> Any:
+    """A variable's text as its setting's type (the annotation's text: this module's
+    annotations are not evaluated)."""
+    kind = str(setting.type).removesuffix(" | None")
+    if kind == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"must be a whole number, not {text[:40]!r}") from None
+    if kind == "float":
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"must be a number, not {text[:40]!r}") from None
+    return text
+
+
+def _problem(setting: Field[Any], value: Any) -> str | None:
+    """What is wrong with a setting's value, or None."""
+    kind = str(setting.type)
+    if value is None:
+        return None if kind.endswith(" | None") else "required"
+    kind = kind.removesuffix(" | None")
+    expected: tuple[type[Any], ...] = {"str": (str,), "int": (int,), "float": (int, float)}[kind]
+    if isinstance(value, bool) or not isinstance(value, expected):
+        return f"must be {'text' if kind == 'str' else 'a number'}, not {type(value).__name__}"
+    rules: Mapping[str, Any] = setting.metadata
+    if "pattern" in rules and not re.search(rules["pattern"], value):
+        return f"must match {rules['pattern']}"
+    if "ge" in rules and value < rules["ge"]:
+        return f"must be at least {rules['ge']}"
+    if "gt" in rules and value <= rules["gt"]:
+        return f"must be more than {rules['gt']}"
+    if "le" in rules and value > rules["le"]:
+        return f"must be at most {rules['le']}"
+    if setting.name in _CHECKS:
+        try:
+            _CHECKS[setting.name](value)
+        except ValueError as error:
+            return str(error)
+    return None
 
 
 def _relevant_environ() -> tuple[tuple[str, str], ...]:
