@@ -24,7 +24,7 @@ with HandlerImports(__name__):  # README, Deploying to AWS
     from tsunagu.observability import HTTP_API, logger, metrics, observed
     from tsunagu.settings import get_settings
     from tsunagu.tracking.browser import MAX_EVENTS, BrowserContext, ingest_browser_events
-    from tsunagu.tracking.sites import is_site_id
+    from tsunagu.tracking.stored_sites import is_site_id
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -38,7 +38,7 @@ def handler(event: dict[str, Any], context: Any) -> Response:
         request = HttpRequest.from_http_api_event(event)
         origin = request.header("origin")
         if request.method == "OPTIONS":
-            return _preflight(request.query.get("site", ""), origin, settings)
+            return _preflight(request.query.get("site", ""), origin, store)
         body = read_json_object(request, MAX_BODY_BYTES, (JSON, TEXT))
         events = body.get("events")
         site_id = body.get("site_id")
@@ -67,8 +67,8 @@ def handler(event: dict[str, Any], context: Any) -> Response:
     return json_response(status, {"accepted": result.accepted, "rejected": result.rejected}, cors)
 
 
-def _preflight(site_id: str, origin: str | None, settings: Any) -> Response:
-    site = services.site_repository(settings).get(site_id) if is_site_id(site_id) else None
+def _preflight(site_id: str, origin: str | None, store: Any) -> Response:
+    site = store.site(site_id) if is_site_id(site_id) else None
     if site is None or origin is None or not site.allows_origin(origin):
         return error_response(OriginNotAllowed("this origin is not registered for the site"))
     return preflight(origin)

@@ -262,7 +262,7 @@ def test_a_batch_with_no_good_event_is_a_422_and_stores_nothing(stack: AwsStack)
     body = body_of(response)
     assert body["accepted"] == 0
     assert [r["index"] for r in body["rejected"]] == [0, 1, 2]
-    assert body["rejected"][0]["errors"] == [{"field": "visitor_id", "message": "Field required"}]
+    assert body["rejected"][0]["errors"] == [{"field": "visitor_id", "message": "is required"}]
     assert body["rejected"][1]["errors"][0]["field"] == "(event)"
     assert stored_events(stack) == []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,10 +12,22 @@ import pytest
 from tsunagu.clock import FixedClock
 from tsunagu.errors import NotFound, OriginNotAllowed, ValidationFailed
 from tsunagu.leads.model import LeadEvent
-from tsunagu.tracking.browser import BrowserContext, ingest_browser_events, truncate_ip
+from tsunagu.tracking.browser import (
+    BrowserContext,
+    BrowserEvent,
+    EventRefused,
+    ingest_browser_events,
+    truncate_ip,
+)
 from tsunagu.tracking.sites import SiteDefinition
+from tsunagu.tracking.stored_sites import StoredSite
 
-SITE = SiteDefinition(site_id="corp", name="Corp", allowed_origins=["https://www.example.com"])
+# As the tracking function reads it: saved through SiteDefinition, read back without pydantic.
+SITE = StoredSite.from_definition(
+    SiteDefinition(
+        site_id="corp", name="Corp", allowed_origins=["https://WWW.example.com/"]
+    ).model_dump(mode="json")
+)
 CONTEXT = BrowserContext("https://www.example.com", "198.51.100.77", "Mozilla/5.0 (X11)")
 
 
@@ -25,7 +38,7 @@ class MemoryTracking:
 
     def site_and_visitors(
         self, site_id: str, visitor_ids: Sequence[str]
-    ) -> tuple[SiteDefinition | None, dict[str, str]]:
+    ) -> tuple[StoredSite | None, dict[str, str]]:
         known = {v: self.leads[v] for v in visitor_ids if v in self.leads}
         return (SITE if site_id == SITE.site_id else None), known
 
@@ -182,3 +195,71 @@ def test_a_beacon_repeated_after_the_visitor_became_a_lead_is_stored_once(
         ("visitor#v_0123456789abcdef", "e_0000000000000001"),
         ("lead#lead_01JDEXAMPLE0000000000000001", "e_0000000000000002"),
     ]
+
+
+def test_an_event_is_read_trimmed_with_every_field_the_api_document_names() -> None:
+    event = BrowserEvent.read(
+        page_view(
+            type=" page_view ",
+            occurred_at="2026-12-04t08:59:58.123456789z",  # RFC 3339 allows both cases
+            url="",
+            properties={" plan ": " pro ", "seats": 12, "ratio": 0.5, "trial": True, "x": None},
+        )
+    )
+    assert event.type == "page_view"
+    assert event.occurred_at == datetime(2026, 12, 4, 8, 59, 58, 123456, tzinfo=UTC)
+    assert event.url is None  # an empty URL is no URL
+    assert event.properties == {"plan": "pro", "seats": 12, "ratio": 0.5, "trial": True, "x": None}
+
+
+def test_every_problem_of_an_event_is_named_by_its_field() -> None:
+    with pytest.raises(EventRefused) as refused:
+        BrowserEvent.read(
+            {
+                "visitor_id": 12345678,
+                "id": "short",
+                "occurred_at": "2026-02-30T10:00:00Z",
+                "title": "t" * 301,
+                "screen": "wide",
+                "properties": {"ok": 1, "bad key!": 1, "deep": [1], "huge": 1e300},
+                "colour": "blue",
+            }
+        )
+    assert [(e["field"], e["message"]) for e in refused.value.errors] == [
+        ("type", "is required"),
+        ("visitor_id", "must be text"),
+        ("id", "must match ^[A-Za-z0-9_-]{8,64}$"),
+        ("occurred_at", "is not a date-time on the calendar (day is out of range for month)"),
+        ("title", "has at most 300 characters"),
+        ("screen", "must match ^\\d{1,5}x\\d{1,5}$"),
+        ("properties", "property name 'bad key!' must be 1-40 letters, digits or _"),
+        ("properties.deep", "must be text, a number, true, false or null"),
+        ("properties.huge", "number out of range"),
+        ("colour", "is not a field of an event"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("properties", "message"),
+    [
+        ([1, 2], "must be a JSON object"),
+        (None, "must be a JSON object"),  # as the API document says: not nullable
+        ({f"k{i}": i for i in range(21)}, "has at most 20 properties"),
+    ],
+)
+def test_properties_are_one_small_flat_object(properties: object, message: str) -> None:
+    with pytest.raises(EventRefused) as refused:
+        BrowserEvent.read(page_view(properties=properties))
+    assert refused.value.errors == [{"field": "properties", "message": message}]
+
+
+def test_a_stored_site_reads_every_field_a_site_definition_saves() -> None:
+    # The tracking function reads sites without pydantic (tsunagu.tracking.stored_sites): a
+    # field added to SiteDefinition and not to StoredSite would be lost on that path.
+    assert {f.name for f in fields(StoredSite)} == set(SiteDefinition.model_fields)
+    definition = SiteDefinition(
+        site_id="corp", name="Corp", allowed_origins=["https://a.example.com"], truncate_ip=False
+    )
+    assert StoredSite.from_definition(definition.model_dump(mode="json")) == StoredSite(
+        site_id="corp", name="Corp", allowed_origins=("https://a.example.com",), truncate_ip=False
+    )

@@ -10,6 +10,7 @@ so a "next business day" lands on the simulated day.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.request
@@ -63,6 +64,43 @@ def parse_instant(text: str) -> datetime:
     """Parse an ISO-8601 instant; a value without an offset is taken as UTC."""
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+EARLIEST_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(2100, 1, 1, tzinfo=UTC)
+"""Instants a client may name. Nothing a marketing tool records happened before 2000, and
+the bounds keep every conversion (to UTC, to a lead's time zone) inside the calendar."""
+
+_RFC_3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})"
+)
+"""The API document's ``format: date-time``: a date, a time and the offset, nothing else (not a
+Unix time, not a space for the T)."""
+
+
+def client_instant(value: object) -> datetime:
+    """A date-time a client sends: RFC 3339 text with its UTC offset, between 2000 and 2099.
+    ValueError, saying what it must be, for anything else."""
+    if not isinstance(value, str) or not _RFC_3339.fullmatch(value):
+        raise ValueError("must be a date-time text with its offset, like 2026-12-03T10:00:00+09:00")
+    try:
+        # fromisoformat reads at most six digits of a fraction and no lower-case t or z.
+        whole, dot, fraction = value.upper().partition(".")
+        digits = re.match(r"\d*", fraction)
+        cut = digits.group() if digits else ""
+        instant = datetime.fromisoformat(whole + dot + cut[:6] + fraction[len(cut) :])
+    except ValueError as error:
+        raise ValueError(f"is not a date-time on the calendar ({error})") from None
+    return within_the_calendar(instant)
+
+
+def within_the_calendar(instant: datetime) -> datetime:
+    """The instant, if a client may name it (see EARLIEST_INSTANT); ValueError if not."""
+    # Aware datetimes compare through a timedelta, which never overflows, so year 1 with
+    # +09:00 is compared safely here before anything converts it.
+    if not EARLIEST_INSTANT <= instant < LATEST_INSTANT:
+        raise ValueError("must be between 2000-01-01 and 2099-12-31 (UTC)")
+    return instant
 
 
 def isoformat(instant: datetime) -> str:

@@ -50,8 +50,9 @@ if TYPE_CHECKING:
     from tsunagu.store.reports import ReportsRepository
     from tsunagu.store.segments import SegmentExclusions, SegmentRepository, StoredFacts
     from tsunagu.store.ses import SesMessenger
+    from tsunagu.store.sites import SiteRepository
     from tsunagu.store.state_machines import StepFunctionsStateMachines
-    from tsunagu.store.tracking import SiteRepository, TrackingRepository
+    from tsunagu.store.tracking import TrackingRepository
     from tsunagu.tracking.settling import ClickSettling
     from tsunagu.tracking.tokens import TokenSigner
 
@@ -86,7 +87,7 @@ def tracking_repository(settings: Settings) -> TrackingRepository:
 
 @lru_cache(maxsize=8)
 def site_repository(settings: Settings) -> SiteRepository:
-    from tsunagu.store.tracking import SiteRepository
+    from tsunagu.store.sites import SiteRepository
 
     return SiteRepository(bind_tables(settings))
 

@@ -2,50 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from tsunagu.clock import Clock, isoformat
 from tsunagu.leads.model import LeadEvent, visitor_identity
 from tsunagu.store.converters import event_from_item, event_to_item
-from tsunagu.store.tables import Tables, get_or_none
+from tsunagu.store.tables import Tables
 from tsunagu.tracking.judgement import rejudge
-from tsunagu.tracking.sites import SiteDefinition
+from tsunagu.tracking.stored_sites import StoredSite
 
-_site_cache: dict[tuple[str, str], tuple[float, SiteDefinition]] = {}
+_site_cache: dict[tuple[str, str], tuple[float, StoredSite]] = {}
+"""Sites a warm tracking function has read: (sites table, site id) -> (when, site)."""
 
 
 def forget_cached_sites() -> None:
     _site_cache.clear()
 
 
-class SiteRepository:
-    def __init__(self, tables: Tables) -> None:
-        self._tables = tables
-
-    def cached(self, site_id: str) -> SiteDefinition | None:
-        hit = _site_cache.get((self._tables.settings.sites_table, site_id))
-        if hit is not None and time.monotonic() - hit[0] < self._tables.settings.form_cache_seconds:
-            return hit[1]
-        return None
-
-    def remember(self, site: SiteDefinition) -> None:
-        _site_cache[(self._tables.settings.sites_table, site.site_id)] = (time.monotonic(), site)
-
-    def get(self, site_id: str) -> SiteDefinition | None:
-        item = get_or_none(self._tables.sites, site_id)
-        return None if item is None else SiteDefinition.model_validate(item.definition)
-
-    def put(self, site: SiteDefinition, clock: Clock) -> None:
-        self._tables.sites(
-            site.site_id, definition=site.model_dump(mode="json"), updated_at=isoformat(clock.now())
-        ).save()
-        _site_cache.pop((self._tables.settings.sites_table, site.site_id), None)
-
-    def list(self) -> list[SiteDefinition]:
-        sites = [SiteDefinition.model_validate(i.definition) for i in self._tables.sites.scan()]
-        return sorted(sites, key=lambda s: s.site_id)
+def forget_cached_site(sites_table: str, site_id: str) -> None:
+    """Called when a site is saved, so that this process reads it again."""
+    _site_cache.pop((sites_table, site_id), None)
 
 
 class TrackingRepository:
@@ -53,15 +31,26 @@ class TrackingRepository:
 
     def __init__(self, tables: Tables) -> None:
         self._tables = tables
-        self._sites = SiteRepository(tables)
+
+    def _cached_site(self, site_id: str) -> StoredSite | None:
+        settings = self._tables.settings
+        hit = _site_cache.get((settings.sites_table, site_id))
+        if hit is not None and time.monotonic() - hit[0] < settings.form_cache_seconds:
+            return hit[1]
+        return None
+
+    def site(self, site_id: str) -> StoredSite | None:
+        """The site (from this process's cache while it is fresh)."""
+        site, _ = self.site_and_visitors(site_id, ())
+        return site
 
     def site_and_visitors(
         self, site_id: str, visitor_ids: Sequence[str]
-    ) -> tuple[SiteDefinition | None, dict[str, str]]:
+    ) -> tuple[StoredSite | None, dict[str, str]]:
         # One BatchGetItem across both tables: the site (unless cached) and every visitor's link
         # to a lead, so a batch of events costs one read however many visitors it names.
         settings = self._tables.settings
-        site = self._sites.cached(site_id)
+        site = self._cached_site(site_id)
         request: dict[str, Any] = {}
         if site is None:
             request[settings.sites_table] = {"Keys": [{"site_id": {"S": site_id}}]}
@@ -75,8 +64,8 @@ class TrackingRepository:
         while request:
             response = client.batch_get_item(RequestItems=request)
             for item in response["Responses"].get(settings.sites_table, []):
-                site = SiteDefinition.model_validate_json(item["definition"]["S"])
-                self._sites.remember(site)
+                site = StoredSite.from_definition(json.loads(item["definition"]["S"]))
+                _site_cache[(settings.sites_table, site.site_id)] = (time.monotonic(), site)
             for item in response["Responses"].get(settings.lead_identities_table, []):
                 leads[item["identity"]["S"].split(":", 1)[1]] = item["lead_id"]["S"]
             request = response.get("UnprocessedKeys") or {}

@@ -10,21 +10,18 @@ import ipaddress
 import math
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from tsunagu.client_values import ClientInstant
-from tsunagu.clock import Clock, isoformat
+from tsunagu.clock import Clock, client_instant, isoformat
 from tsunagu.errors import FieldError, NotFound, OriginNotAllowed, ValidationFailed
 from tsunagu.event_kinds import SERVER_EVENT_KINDS
 from tsunagu.ids import new_ulid
 from tsunagu.leads.model import LeadEvent
-from tsunagu.tracking.sites import SiteDefinition, is_site_id
+from tsunagu.tracking.stored_sites import StoredSite, is_site_id
 
 MAX_EVENTS = 50
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
@@ -75,48 +72,152 @@ def _storable_number(value: PropertyValue) -> PropertyValue:
     return value
 
 
-class BrowserEvent(BaseModel):
-    """One event as the snippet sends it (see docs/openapi.yaml, TrackedEvent)."""
+class EventRefused(ValueError):
+    """An event the snippet sent that cannot be stored: every problem, by field."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", str_strip_whitespace=True)
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+        self.errors = errors
 
-    type: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
-    visitor_id: str = Field(pattern=CLIENT_ID_PATTERN)
-    id: str | None = Field(default=None, pattern=CLIENT_ID_PATTERN)
+
+@dataclass(frozen=True)
+class BrowserEvent:
+    """One event as the snippet sends it (see docs/openapi.yaml, TrackedEvent).
+
+    Read by ``read`` below, by hand rather than by a pydantic model: this is the tracking
+    function's whole request, and that function imports no pydantic (about 90 ms of every cold
+    start; tests/benchmarks/test_cold_start.py)."""
+
+    type: str
+    visitor_id: str
+    id: str | None = None
     """Client-made id: a beacon sent twice stores one event."""
-    occurred_at: ClientInstant | None = None
-    url: str | None = Field(default=None, max_length=2048)
-    title: str | None = Field(default=None, max_length=300)
-    referrer: str | None = Field(default=None, max_length=2048)
-    screen: str | None = Field(default=None, pattern=r"^\d{1,5}x\d{1,5}$")
-    language: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$")
-    properties: dict[str, PropertyValue] = Field(default_factory=dict, max_length=20)
+    occurred_at: datetime | None = None
+    url: str | None = None
+    title: str | None = None
+    referrer: str | None = None
+    screen: str | None = None
+    language: str | None = None
+    properties: dict[str, PropertyValue] = field(default_factory=dict)
 
-    _url = field_validator("url")(_http_url)
-
-    @field_validator("type")
     @classmethod
-    def _not_reserved(cls, kind: str) -> str:
+    def read(cls, raw: object) -> BrowserEvent:
+        """The event in ``raw`` (a JSON object as parsed), text trimmed of surrounding spaces;
+        EventRefused with every field that is missing, unknown or not as the API document
+        says."""
+        if not isinstance(raw, Mapping):
+            raise EventRefused([{"field": "(event)", "message": "an event must be a JSON object"}])
+        event = _EventReader(raw)
+        kind = event.text("type", pattern=_KIND, required=True)
         if kind in SERVER_EVENT_KINDS:
-            raise ValueError(f"{kind!r} is recorded by Tsunagu itself, not sent by sites")
-        return kind
+            event.refuse("type", f"{kind!r} is recorded by Tsunagu itself, not sent by sites")
+        read = cls(
+            type=kind or "",
+            visitor_id=event.text("visitor_id", pattern=_CLIENT_ID, required=True) or "",
+            id=event.text("id", pattern=_CLIENT_ID),
+            occurred_at=event.instant("occurred_at"),
+            url=event.text("url", max_length=2048, check=_http_url),
+            title=event.text("title", max_length=300, check=_no_control_characters),
+            referrer=event.text("referrer", max_length=2048, check=_referrer),
+            screen=event.text("screen", pattern=_SCREEN),
+            language=event.text("language", pattern=_LANGUAGE),
+            properties=event.properties("properties"),
+        )
+        for name in sorted(set(raw) - _EVENT_FIELDS, key=str):
+            event.refuse(str(name), "is not a field of an event")
+        if event.errors:
+            raise EventRefused(event.errors)
+        return read
 
-    _referrer = field_validator("referrer")(_referrer)
-    _text = field_validator("title")(_no_control_characters)
 
-    @field_validator("properties")
-    @classmethod
-    def _small_flat_properties(cls, values: dict[str, PropertyValue]) -> dict[str, PropertyValue]:
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
+_SCREEN = re.compile(r"^\d{1,5}x\d{1,5}$")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$")
+_EVENT_FIELDS = frozenset(f.name for f in fields(BrowserEvent))
+MAX_PROPERTIES = 20
+
+
+class _EventReader:
+    """The fields of one event, read one by one; every problem is kept, by its field's name."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self._raw = raw
+        self.errors: list[dict[str, str]] = []
+
+    def refuse(self, name: str, message: str) -> None:
+        self.errors.append({"field": name, "message": message})
+
+    def text(
+        self,
+        name: str,
+        *,
+        required: bool = False,
+        pattern: re.Pattern[str] | None = None,
+        max_length: int | None = None,
+        check: Callable[[str], str | None] | None = None,
+    ) -> str | None:
+        value = self._raw.get(name)
+        if value is None:
+            if required:
+                self.refuse(name, "is required")
+            return None
+        if not isinstance(value, str):
+            self.refuse(name, "must be text")
+            return None
+        value = value.strip()
+        if pattern is not None and not pattern.fullmatch(value):
+            self.refuse(name, f"must match {pattern.pattern}")
+        elif max_length is not None and len(value) > max_length:
+            self.refuse(name, f"has at most {max_length} characters")
+        else:
+            try:
+                return check(value) if check is not None else value
+            except ValueError as error:
+                self.refuse(name, str(error))
+        return None
+
+    def instant(self, name: str) -> datetime | None:
+        value = self._raw.get(name)
+        try:
+            return None if value is None else client_instant(value)
+        except ValueError as error:
+            self.refuse(name, str(error))
+            return None
+
+    def properties(self, name: str) -> dict[str, PropertyValue]:
+        if name not in self._raw:
+            return {}
+        values = self._raw[name]
+        if not isinstance(values, Mapping):  # null too: the API document does not allow it
+            self.refuse(name, "must be a JSON object")
+            return {}
+        if len(values) > MAX_PROPERTIES:
+            self.refuse(name, f"has at most {MAX_PROPERTIES} properties")
+            return {}
+        kept: dict[str, PropertyValue] = {}
         for key, value in values.items():
+            key = key.strip()
             if not (1 <= len(key) <= 40) or not key.replace("_", "").isalnum() or not key.isascii():
-                raise ValueError(f"property name {key[:40]!r} must be 1-40 letters, digits or _")
-            if isinstance(value, str):
-                if len(value) > 500:
-                    raise ValueError(f"property {key!r} is longer than 500 characters")
-                _no_control_characters(value)
-            else:
-                _storable_number(value)
-        return values
+                self.refuse(name, f"property name {key[:40]!r} must be 1-40 letters, digits or _")
+                continue
+            try:
+                kept[key] = _property_value(key, value)
+            except ValueError as error:
+                self.refuse(f"{name}.{key}", str(error))
+        return kept
+
+
+def _property_value(key: str, value: object) -> PropertyValue:
+    if isinstance(value, str):
+        value = value.strip()
+        if len(value) > 500:
+            raise ValueError(f"property {key!r} is longer than 500 characters")
+        _no_control_characters(value)
+        return value
+    if value is None or isinstance(value, bool | int | float):
+        return _storable_number(value)
+    raise ValueError("must be text, a number, true, false or null")
 
 
 @dataclass(frozen=True)
@@ -136,7 +237,7 @@ class IngestResult:
 class TrackingStore(Protocol):
     def site_and_visitors(
         self, site_id: str, visitor_ids: Sequence[str]
-    ) -> tuple[SiteDefinition | None, dict[str, str]]:
+    ) -> tuple[StoredSite | None, dict[str, str]]:
         """The site's definition and, for each visitor already known, its lead id."""
         ...
 
@@ -167,13 +268,6 @@ def _utm(url: str | None) -> dict[str, str]:
     return {key[4:]: query[key][:200] for key in UTM_KEYS if query.get(key)}
 
 
-def _errors(error: ValidationError) -> list[dict[str, str]]:
-    return [
-        {"field": ".".join(str(p) for p in e["loc"]) or "(event)", "message": e["msg"]}
-        for e in error.errors(include_url=False, include_input=False)
-    ]
-
-
 def ingest_browser_events(
     site_id: str,
     raw_events: Sequence[Any],
@@ -188,15 +282,9 @@ def ingest_browser_events(
     rejected: list[dict[str, Any]] = []
     for index, raw in enumerate(raw_events):
         try:
-            if not isinstance(raw, Mapping):
-                raise ValueError("an event must be a JSON object")
-            accepted.append((index, BrowserEvent.model_validate(raw)))
-        except ValidationError as error:
-            rejected.append({"index": index, "errors": _errors(error)})
-        except ValueError as error:
-            rejected.append(
-                {"index": index, "errors": [{"field": "(event)", "message": str(error)}]}
-            )
+            accepted.append((index, BrowserEvent.read(raw)))
+        except EventRefused as refused:
+            rejected.append({"index": index, "errors": refused.errors})
 
     if not is_site_id(site_id):
         raise NotFound(f"there is no site with id {site_id[:64]!r}")
@@ -243,7 +331,7 @@ def _stored_before_the_link(
 def _to_event(
     event: BrowserEvent,
     index: int,
-    site: SiteDefinition,
+    site: StoredSite,
     received: datetime,
     ip: str | None,
     context: BrowserContext,

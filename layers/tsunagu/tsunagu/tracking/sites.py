@@ -3,21 +3,16 @@ settings."""
 
 from __future__ import annotations
 
-import re
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tsunagu.origins import check_origin
-
-SITE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
-
-
-def is_site_id(text: str) -> bool:
-    """Checked before a look-up: DynamoDB refuses empty or over-long keys with a 500."""
-    return re.match(SITE_ID_PATTERN, text) is not None
+from tsunagu.tracking.stored_sites import SITE_ID_PATTERN
 
 
 class SiteDefinition(BaseModel):
+    """A site as it is saved: checked here. The tracking function reads it back as a
+    StoredSite (tsunagu.tracking.stored_sites), without pydantic."""
+
     model_config = ConfigDict(extra="forbid")
 
     site_id: str = Field(pattern=SITE_ID_PATTERN)
@@ -30,9 +25,3 @@ class SiteDefinition(BaseModel):
     @classmethod
     def _normalise_origins(cls, origins: list[str]) -> list[str]:
         return [check_origin(o) for o in origins]
-
-    def allows_origin(self, origin: str) -> bool:
-        try:
-            return check_origin(origin) in self.allowed_origins
-        except ValueError:
-            return False

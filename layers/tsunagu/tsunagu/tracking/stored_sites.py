@@ -1,0 +1,50 @@
+"""A site as the tracking function reads it from the store: the three things a batch of events
+needs, without pydantic.
+
+The definition is validated once, when it is saved (tsunagu.tracking.sites.SiteDefinition, a
+pydantic model: the admin API's body, the CLI's file). The tracking function reads it on every
+cold start and importing pydantic there would cost about 90 ms (tests/benchmarks/
+test_cold_start.py), so it reads the stored document into this plain record instead. A test
+keeps the two alike: a field added to SiteDefinition must be added here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tsunagu.origins import check_origin
+
+SITE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+def is_site_id(text: str) -> bool:
+    """Checked before a look-up: DynamoDB refuses empty or over-long keys with a 500."""
+    return re.match(SITE_ID_PATTERN, text) is not None
+
+
+@dataclass(frozen=True)
+class StoredSite:
+    site_id: str
+    name: str
+    allowed_origins: tuple[str, ...]
+    """As SiteDefinition normalised them when the site was saved."""
+    truncate_ip: bool = True
+
+    @classmethod
+    def from_definition(cls, definition: Mapping[str, Any]) -> StoredSite:
+        """The site in a definition as SiteDefinition stored it (``model_dump(mode="json")``)."""
+        return cls(
+            site_id=definition["site_id"],
+            name=definition["name"],
+            allowed_origins=tuple(definition["allowed_origins"]),
+            truncate_ip=definition.get("truncate_ip", True),
+        )
+
+    def allows_origin(self, origin: str) -> bool:
+        try:
+            return check_origin(origin) in self.allowed_origins
+        except ValueError:
+            return False
