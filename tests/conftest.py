@@ -121,9 +121,9 @@ class AwsStack:
 
 @pytest.fixture(autouse=True)
 def _no_cached_forms() -> Iterator[None]:
-    from tsunagu.store.forms import forget_cached_forms
     from tsunagu.store.mail import forget_cached_templates
     from tsunagu.store.segments import forget_cached_segments
+    from tsunagu.store.stored_forms import forget_cached_forms
     from tsunagu.store.tracking import forget_cached_sites
 
     forgetters = (

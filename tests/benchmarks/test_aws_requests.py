@@ -27,7 +27,7 @@ from tests.support.bench_report import BenchReport
 from tsunagu import services
 from tsunagu.clock import isoformat
 from tsunagu.store import tables
-from tsunagu.store.forms import forget_cached_forms
+from tsunagu.store.stored_forms import forget_cached_forms
 from tsunagu.store.tracking import forget_cached_sites
 from tsunagu.tracking.browser import MAX_EVENTS
 from tsunagu.tracking.sites import SiteDefinition

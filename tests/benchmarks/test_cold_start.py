@@ -81,14 +81,15 @@ FUNCTIONS = (
         "CaptureFormFunction",
         "the first DynamoDB client",
         "transactions' connection (shares the client)",
-        "the Tracer, the form model's validator, the e-mail validator, the search modules",
+        "the Tracer, the stored form's record, the submission's check with the e-mail validator,"
+        " the search modules",
     ),
     Function(
         "track_event",
         "TrackEventFunction",
         "the BatchGetItem connection",
         "Events table's connection (shares the client)",
-        "the Tracer, the event model's validator",
+        "the Tracer, the first event's check",
     ),
 )
 
@@ -339,6 +340,12 @@ def cold_start_report(
         - {"app"}
     )
     beyond_floor = [name for name in beyond_floor if not name.startswith("_")]
+    first_use = sorted(
+        set(handlers[0]["first_request_modules"])
+        - set(handlers[0]["modules"])
+        - set(sys.stdlib_module_names)
+    )
+    first_use = [name for name in first_use if not name.startswith("_")] or ["none"]
 
     next_first_ms = [h["next_client_ms"][0] for h in handlers]
     next_reuse_ms = [ms for h in handlers for ms in h["next_client_ms"][1:]]
@@ -392,6 +399,7 @@ def cold_start_report(
             "it also patches botocore, pynamodb and the HTTP libraries)"
         ),
         summary("first use of all of these (first request)", samples.ms(folder, "deferred_ms")),
+        f"  third-party packages that first use loads: {', '.join(first_use)}",
         "  import + init + that first use / floor, ratio of medians: "
         f"{_ratio_with_deferred(samples, folder):.2f}",
         "",

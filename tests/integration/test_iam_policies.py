@@ -436,8 +436,8 @@ def forget_warm_state() -> None:
     forms, rules, bound tables) is fetched, and recorded, by the function that needs it."""
     from tsunagu import services
     from tsunagu.store import qualification, tables
-    from tsunagu.store.forms import forget_cached_forms
     from tsunagu.store.mail import forget_cached_templates
+    from tsunagu.store.stored_forms import forget_cached_forms
     from tsunagu.store.tracking import forget_cached_sites
 
     forget_cached_forms()

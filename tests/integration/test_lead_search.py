@@ -18,7 +18,8 @@ from tsunagu.api import admin
 from tsunagu.commands import leads
 from tsunagu.commands.access import Actor, Role
 from tsunagu.errors import ValidationFailed
-from tsunagu.leads.search import LeadQuery, rank
+from tsunagu.leads.search import LeadQuery
+from tsunagu.leads.search_words import rank
 from tsunagu.leads.updates import LeadUpdate
 from tsunagu.settings import Settings
 

@@ -10,6 +10,7 @@ import pytest
 from tsunagu.clock import FixedClock
 from tsunagu.errors import ConcurrentUpdate, IdempotencyConflict, NotFound, OriginNotAllowed
 from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
+from tsunagu.forms.stored import StoredForm
 from tsunagu.leads.capture import (
     CaptureWrite,
     RememberedSubmission,
@@ -21,18 +22,21 @@ from tsunagu.leads.capture import (
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import Lead
 
-FORM = FormDefinition(
-    form_id="seminar",
-    name="Seminar sign-up",
-    fields=[
-        FormField(name="email", type="email", required=True),
-        FormField(name="company"),
-        FormField(name="consent", type="checkbox"),
-    ],
-    allowed_origins=["https://www.example.com"],
-    consent=ConsentSpec(text="Send me seminar news.", version="2026-11"),
-    thank_you_url="https://www.example.com/thanks",
-    source=Channel.SEMINAR,
+# As the capture function reads it: saved through FormDefinition, read back without pydantic.
+FORM = StoredForm.from_definition(
+    FormDefinition(
+        form_id="seminar",
+        name="Seminar sign-up",
+        fields=[
+            FormField(name="email", type="email", required=True),
+            FormField(name="company"),
+            FormField(name="consent", type="checkbox"),
+        ],
+        allowed_origins=["https://www.example.com"],
+        consent=ConsentSpec(text="Send me seminar news.", version="2026-11"),
+        thank_you_url="https://www.example.com/thanks",
+        source=Channel.SEMINAR,
+    ).model_dump(mode="json")
 )
 CONTEXT = RequestContext(origin="https://www.example.com", source_ip="198.51.100.7")
 
@@ -49,7 +53,7 @@ class MemoryStore:
         self.interfere: list[str] = []
         """Conflicts to simulate before the next commits (another writer got there first)."""
 
-    def get_form(self, form_id: str) -> FormDefinition | None:
+    def get_form(self, form_id: str) -> StoredForm | None:
         return self.forms.get(form_id)
 
     def find_lead(self, identity: str) -> Lead | None:

@@ -17,11 +17,15 @@ import pytest
 from tests.conftest import ROOT
 from tsunagu import HandlerImports
 
-# Loaded on first use, never by importing the handler: the search modules (lead_to_item imports
+# Loaded on first use, never by importing the handler: the search words (lead_to_item imports
 # them on a lead's first save), the e-mail validator (normalise_email), the X-Ray SDK (the
-# Tracer, made on the first invocation).
+# Tracer, made on the first invocation). Never loaded at all: pydantic (see below), and with it
+# lead search and lead updates.
 NOT_AT_IMPORT = {
     "capture_form": (
+        "pydantic",
+        "tsunagu.store.search_attributes",
+        "tsunagu.leads.search_words",
         "tsunagu.store.lead_search",
         "tsunagu.leads.search",
         "tsunagu.leads.updates",
@@ -29,6 +33,9 @@ NOT_AT_IMPORT = {
         "aws_xray_sdk.core",
     ),
     "track_event": (
+        "pydantic",
+        "tsunagu.store.search_attributes",
+        "tsunagu.leads.search_words",
         "tsunagu.store.lead_search",
         "tsunagu.leads.search",
         "tsunagu.leads.updates",
@@ -83,6 +90,48 @@ def test_importing_the_handler_as_lambda_does_leaves_the_deferred_modules_unload
     # As Lambda's entry module: what the imports made is frozen, and the collector is back on.
     assert result["gc_enabled"] is True
     assert isinstance(result["frozen"], int) and result["frozen"] > 10_000
+
+
+REQUEST = textwrap.dedent(
+    """
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    import app
+    import tsunagu.store.search_attributes  # what lead_to_item imports on a lead's first save
+    import tsunagu.store.stored_forms, tsunagu.store.tracking
+    from tsunagu.forms.stored import StoredForm
+    from tsunagu.forms.validation import validate_submission
+    from tsunagu.tracking.browser import BrowserEvent
+    from tsunagu.tracking.stored_sites import StoredSite
+
+    email = {"name": "email", "type": "email", "required": True}
+    form = StoredForm.from_definition({"form_id": "f", "name": "F", "fields": [email]})
+    validate_submission(form, {"email": "taro@example.jp"})
+    StoredSite.from_definition({"site_id": "s", "name": "S", "allowed_origins": []})
+    BrowserEvent.read({"type": "page_view", "visitor_id": "v-0000000001"})
+    print(json.dumps(sorted(sys.modules)))
+    """
+)
+
+
+@pytest.mark.parametrize("folder", sorted(NOT_AT_IMPORT))
+def test_a_first_request_loads_no_pydantic(folder: str) -> None:
+    # Form definitions and sites are checked with pydantic when they are saved; the functions
+    # that take submissions and events read them back as plain records (tsunagu.forms.stored,
+    # tsunagu.tracking.stored_sites) and check requests by hand: pydantic's import is about
+    # 90 ms of a cold start (tests/benchmarks/test_cold_start.py).
+    completed = subprocess.run(
+        [sys.executable, "-c", REQUEST, str(ROOT / "functions" / folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    loaded = json.loads(completed.stdout.splitlines()[-1])
+    assert "tsunagu.store.search_attributes" in loaded  # the request path was walked
+    assert not [name for name in loaded if name.split(".")[0] in ("pydantic", "pydantic_core")]
+    assert "tsunagu.store.lead_search" not in loaded and "tsunagu.leads.updates" not in loaded
 
 
 @pytest.mark.parametrize("folder", sorted(NOT_AT_IMPORT))

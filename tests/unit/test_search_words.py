@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tsunagu.leads.search import search_key, search_words
+from tsunagu.leads.search_words import search_key, search_words
 
 
 @pytest.mark.parametrize(

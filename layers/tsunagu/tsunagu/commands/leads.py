@@ -25,7 +25,8 @@ from tsunagu.journeys.lifecycle import JourneyEntry
 from tsunagu.leads.lookup import lead_by_email
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
-from tsunagu.leads.search import LeadPage, LeadQuery, fold
+from tsunagu.leads.search import LeadPage, LeadQuery
+from tsunagu.leads.search_words import fold
 from tsunagu.leads.updates import LeadUpdate
 from tsunagu.leads.updates import update_lead as apply_to_stored_lead
 from tsunagu.mail.consent import SUPPRESSION_REASONS, SuppressionEntry, consent_as_sends_see_it

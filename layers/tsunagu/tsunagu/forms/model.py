@@ -1,8 +1,10 @@
-"""A form's definition, as a marketer writes it (JSON through the CLI) and Tsunagu stores it."""
+"""A form's definition, as a marketer writes it (JSON through the CLI or the admin API), checked
+before Tsunagu stores it. The capture function reads it back as a StoredForm
+(tsunagu.forms.stored), without pydantic."""
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -14,16 +16,11 @@ from pydantic import (
     model_validator,
 )
 
+from tsunagu.forms.stored import RESERVED_FIELDS, FieldType
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import RESERVED_FIELD_NAMES
 from tsunagu.origins import check_origin
 
-FieldType = Literal["email", "text", "textarea", "tel", "url", "number", "checkbox", "select"]
-
-# Names a submission may carry besides the form's own fields. They are never lead data.
-SUBMISSION_ID_FIELD = "submission_id"
-VISITOR_ID_FIELD = "visitor_id"
-RESERVED_FIELDS = frozenset({SUBMISSION_ID_FIELD, VISITOR_ID_FIELD})
 STORED = "stored"
 """Validation context: a definition read back from the store, not one being saved."""
 
@@ -118,12 +115,3 @@ class FormDefinition(BaseModel):
             if box is None or box.type != "checkbox":
                 raise ValueError(f"consent field {self.consent.field!r} must be a checkbox field")
         return self
-
-    def field(self, name: str) -> FormField | None:
-        return next((f for f in self.fields if f.name == name), None)
-
-    def allows_origin(self, origin: str) -> bool:
-        try:
-            return check_origin(origin) in self.allowed_origins
-        except ValueError:
-            return False

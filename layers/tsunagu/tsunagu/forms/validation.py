@@ -9,12 +9,7 @@ from dataclasses import dataclass, field
 
 from tsunagu.errors import FieldError, ValidationFailed
 from tsunagu.forms import RawValue
-from tsunagu.forms.model import (
-    SUBMISSION_ID_FIELD,
-    VISITOR_ID_FIELD,
-    FormDefinition,
-    FormField,
-)
+from tsunagu.forms.stored import SUBMISSION_ID_FIELD, VISITOR_ID_FIELD, StoredField, StoredForm
 from tsunagu.leads.email import EmailAddress, InvalidEmail, normalise_email
 from tsunagu.text import has_control_characters, normalise_line_breaks
 
@@ -40,7 +35,7 @@ class Submission:
     ignored_fields: list[str] = field(default_factory=list)
 
 
-def is_honeypot_filled(form: FormDefinition, raw: Mapping[str, RawValue]) -> bool:
+def is_honeypot_filled(form: StoredForm, raw: Mapping[str, RawValue]) -> bool:
     value = raw.get(form.honeypot_field)
     return value not in (None, "", False)
 
@@ -51,7 +46,7 @@ def _text(value: RawValue) -> str | None:
     return str(value)
 
 
-def _check_value(spec: FormField, raw: RawValue, errors: list[FieldError]) -> str | None:
+def _check_value(spec: StoredField, raw: RawValue, errors: list[FieldError]) -> str | None:
     """The cleaned value of one field, or None (with an error recorded when it is wrong)."""
     if spec.type == "checkbox":
         if isinstance(raw, bool) or raw is None:
@@ -111,7 +106,7 @@ def _client_id(raw: Mapping[str, RawValue], name: str, errors: list[FieldError])
     return value
 
 
-def validate_submission(form: FormDefinition, raw: Mapping[str, RawValue]) -> Submission:
+def validate_submission(form: StoredForm, raw: Mapping[str, RawValue]) -> Submission:
     """Every problem is reported at once, so a person fixes their form in one go."""
     errors: list[FieldError] = []
     if len(raw) > MAX_SUBMITTED_NAMES:

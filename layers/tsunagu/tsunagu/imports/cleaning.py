@@ -8,7 +8,7 @@ import re
 import unicodedata
 from datetime import date, timedelta
 
-from tsunagu.leads.search import search_key
+from tsunagu.leads.search_words import search_key
 from tsunagu.text import has_control_characters
 
 FOLDED_FIELDS = frozenset({"phone", "postal_code", "company_size"})

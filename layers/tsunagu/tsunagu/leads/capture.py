@@ -17,7 +17,7 @@ from tsunagu.errors import (
     TooManyRequests,
 )
 from tsunagu.forms import RawValue
-from tsunagu.forms.model import FormDefinition
+from tsunagu.forms.stored import StoredForm
 from tsunagu.forms.validation import (
     Submission,
     is_honeypot_filled,
@@ -99,7 +99,7 @@ class WriteConflict(Exception):
 
 
 class CaptureStore(Protocol):
-    def get_form(self, form_id: str) -> FormDefinition | None: ...
+    def get_form(self, form_id: str) -> StoredForm | None: ...
 
     def find_lead(self, identity: str) -> Lead | None: ...
 
@@ -116,7 +116,7 @@ def _request_hash(form_id: str, raw: Mapping[str, RawValue]) -> str:
 
 
 def _plan(
-    form: FormDefinition,
+    form: StoredForm,
     submission: Submission,
     existing: Lead | None,
     context: RequestContext,
@@ -203,7 +203,7 @@ def _plan(
     )
 
 
-def open_form(form_id: str, origin: str | None, *, store: CaptureStore) -> FormDefinition:
+def open_form(form_id: str, origin: str | None, *, store: CaptureStore) -> StoredForm:
     """The form a request names, if that request may use it.
 
     A browser always sends Origin on a cross-site POST; a request from a site the form was not
@@ -218,7 +218,7 @@ def open_form(form_id: str, origin: str | None, *, store: CaptureStore) -> FormD
 
 
 def capture_submission(
-    form: FormDefinition,
+    form: StoredForm,
     raw: Mapping[str, RawValue],
     context: RequestContext,
     *,
@@ -267,7 +267,7 @@ def _too_many(window: CountedWindow, clock: Clock) -> TooManyRequests:
 
 
 def _replay(
-    store: CaptureStore, key: str, request_hash: str, form: FormDefinition, submission: Submission
+    store: CaptureStore, key: str, request_hash: str, form: StoredForm, submission: Submission
 ) -> CaptureResult:
     remembered = store.get_submission(key)
     if remembered is None:  # expired between the conflict and this read

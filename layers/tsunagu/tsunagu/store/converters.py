@@ -14,10 +14,9 @@ from tsunagu.store.tables import Tables
 
 def lead_to_item(tables: Tables, lead: Lead) -> Any:
     """The item of a full save; it carries the search indexes' attributes too."""
-    # Imported here, not at the top: lead_search brings leads.search and leads.updates (and
-    # through them leads.capture and form validation), which track_event, loading this module
-    # for events, never needs (README, Deploying to AWS).
-    from tsunagu.store.lead_search import search_attributes
+    # Imported here, not at the top: track_event loads this module for events and never saves
+    # a lead, so it need not compile the search words' patterns (README, Deploying to AWS).
+    from tsunagu.store.search_attributes import search_attributes
 
     item = tables.leads(
         lead.lead_id,

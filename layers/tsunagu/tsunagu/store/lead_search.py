@@ -1,13 +1,14 @@
 """Lead search on indexes: a page is a Query, never a Scan.
 
-Every full save of a lead (``converters.lead_to_item``) writes the attributes the indexes read:
+Every full save of a lead (``converters.lead_to_item``) writes the attributes the indexes read
+(``tsunagu.store.search_attributes``):
 
 - ``listing`` = ``lead`` on every lead: the ``all_leads`` index, every lead by score;
 - ``stage`` and ``grade``: the ``by_stage`` and ``by_grade`` indexes;
 - ``owner``, case-folded, only on owned leads: the sparse ``by_owner`` index;
 - ``rank``, the sort key of all of them: the score (shifted, zero-padded) then the lead id, so a
   score band is a key condition and the highest scores come first;
-- ``search_words``: the words the lead is found by (``tsunagu.leads.search.search_words``).
+- ``search_words``: the words the lead is found by (``tsunagu.leads.search_words``).
 
 A lead has many tags and many words, and an index key holds one value, so tags and words have
 their own table, the *lead terms*, kept from the leads table's stream (``apply_lead_change``):
@@ -32,19 +33,12 @@ import time
 from typing import Any
 
 from tsunagu.cursors import decode_cursor, encode_cursor, not_a_cursor
-from tsunagu.leads.model import Lead
-from tsunagu.leads.search import (
-    LeadPage,
-    LeadQuery,
-    fold,
-    rank,
-    rank_bound,
-    search_key,
-    search_words,
-)
+from tsunagu.leads.search import LeadPage, LeadQuery
+from tsunagu.leads.search_words import fold, rank_bound, search_key
+from tsunagu.store.converters import lead_from_item
+from tsunagu.store.search_attributes import LISTING
 from tsunagu.store.tables import Tables, lead_items
 
-LISTING = "lead"
 MAX_READ = 1_000
 """Index entries one Query request reads at most, when filters leave some out (without
 filters, a request reads exactly the page)."""
@@ -62,20 +56,6 @@ CARRIED = ("lead_id", "stage", "owner", "grade", "tags")
 """What each term entry carries of its lead: the key to fetch it, and what filters read."""
 BATCH_WRITE = 25
 WRITE_ATTEMPTS = 8
-
-
-def search_attributes(lead: Lead) -> dict[str, Any]:
-    owner = lead.fields.get("owner_email")
-    name, company = (
-        str(lead.fields[field].value) if field in lead.fields else None
-        for field in ("name", "company")
-    )
-    return {
-        "listing": LISTING,
-        "owner": fold(str(owner.value)) if owner is not None and owner.value else None,
-        "rank": rank(lead.score, lead.lead_id),
-        "search_words": search_words(lead.email, name, company),
-    }
 
 
 # ------------------------------------------------------------------ the lead terms
@@ -148,8 +128,6 @@ def _batch_write(tables: Tables, writes: list[dict[str, Any]]) -> None:
 
 
 def search_page(tables: Tables, query: LeadQuery, *, budget: int = DEFAULT_BUDGET) -> LeadPage:
-    from tsunagu.store.converters import lead_from_item  # (it imports search_attributes)
-
     if query.word:
         items, cursor, examined, truncated = _word_search(tables, query)
     else:

@@ -10,7 +10,7 @@ from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from tsunagu.clock import parse_instant
-from tsunagu.forms.model import FormDefinition
+from tsunagu.forms.stored import StoredForm
 from tsunagu.leads.capture import CaptureWrite, RememberedSubmission, WriteConflict
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
 from tsunagu.store.converters import (
@@ -22,7 +22,7 @@ from tsunagu.store.converters import (
     lead_to_item,
     unsubscribed_from_all,
 )
-from tsunagu.store.forms import FormRepository
+from tsunagu.store.stored_forms import read_stored_form
 from tsunagu.store.tables import BATCH_GET, Tables, batch_get, get_or_none, lead_items
 
 if TYPE_CHECKING:
@@ -35,10 +35,9 @@ class LeadRepository:
 
     def __init__(self, tables: Tables) -> None:
         self._tables = tables
-        self._forms = FormRepository(tables)
 
-    def get_form(self, form_id: str) -> FormDefinition | None:
-        return self._forms.get(form_id)
+    def get_form(self, form_id: str) -> StoredForm | None:
+        return read_stored_form(self._tables, form_id)
 
     def find_lead(self, identity: str) -> Lead | None:
         pointer = get_or_none(self._tables.identities, identity)
@@ -89,7 +88,7 @@ class LeadRepository:
         and tried once more: a score written meanwhile sets the rank, not the rest); the leads
         table's stream then brings their lead terms up to date. Returns how many leads were
         written."""
-        from tsunagu.store.lead_search import search_attributes  # off the cold start
+        from tsunagu.store.search_attributes import search_attributes  # off the cold start
 
         def mended(item: LeadItem) -> bool | None:
             """Whether it was written; None if it changed since it was read."""

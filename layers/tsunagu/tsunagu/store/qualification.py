@@ -13,7 +13,7 @@ from pynamodb.transactions import TransactWrite
 from tsunagu.errors import IdempotencyConflict
 from tsunagu.leads.capture import WriteConflict
 from tsunagu.leads.model import Lead, LeadEvent
-from tsunagu.leads.search import rank
+from tsunagu.leads.search_words import rank
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.qualification.crm import ReplayedRequest, VerifiedRequest
 from tsunagu.qualification.deals import CrmDeal, StaleDeal
