@@ -119,7 +119,7 @@ def test_a_first_request_loads_no_pydantic(folder: str) -> None:
     # Form definitions and sites are checked with pydantic when they are saved; the functions
     # that take submissions and events read them back as plain records (tsunagu.forms.stored,
     # tsunagu.tracking.stored_sites) and check requests by hand: pydantic's import is about
-    # 90 ms of a cold start (tests/benchmarks/test_cold_start.py).
+    # 50 ms of a cold start (README, Deploying to AWS).
     completed = subprocess.run(
         [sys.executable, "-c", REQUEST, str(ROOT / "functions" / folder)],
         capture_output=True,

@@ -5,9 +5,9 @@ local runtime runs every function in one process, each with its own environment,
 on nothing would hand one function's settings to another.
 
 A plain dataclass, checked by the few lines below, not a pydantic model: every function imports
-this module on a cold start, and importing pydantic costs about 90 ms there (measured on the built
-artifact: tests/benchmarks/test_cold_start.py). The form and tracking paths import no pydantic
-at all, and a function that needs it for a request body pays for it alone.
+this module on a cold start, and importing pydantic costs about 50 ms there (the built artifact,
+README: Deploying to AWS). The form and tracking functions import no pydantic at all; a function
+that needs it for a request body pays for it alone.
 """
 
 from __future__ import annotations
@@ -225,9 +225,12 @@ class Settings:
         return env
 
 
+_AWS_VARIABLES = {"region": "AWS_REGION", "aws_endpoint_url": "AWS_ENDPOINT_URL"}
+
+
 def variable_of(name: str) -> str:
-    """The environment variable a setting is read from (``region`` aside: AWS_REGION)."""
-    return "AWS_REGION" if name == "region" else ENV_PREFIX + name.upper()
+    """The environment variable a setting is read from: TSUNAGU_<NAME>, or AWS's own."""
+    return _AWS_VARIABLES.get(name) or ENV_PREFIX + name.upper()
 
 
 def _secure_crm_url(url: str) -> None:

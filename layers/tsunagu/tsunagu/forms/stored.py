@@ -2,9 +2,9 @@
 
 A definition is validated once, when it is saved (tsunagu.forms.model.FormDefinition, a pydantic
 model: the admin API's body, the CLI's file). The capture function reads it on every cold start,
-and importing pydantic there would cost about 90 ms of the first submission's wait
-(tests/benchmarks/test_cold_start.py), so it reads the stored document into these records
-instead. A test keeps the two alike: a field added to the model must be added here.
+and importing pydantic there would cost about 50 ms of the first submission's wait (README,
+Deploying to AWS), so it reads the stored document into these records instead. A test keeps the
+two alike: a field added to the model must be added here.
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
-"""A site as the tracking function reads it from the store: the three things a batch of events
-needs, without pydantic.
+"""A site as the tracking function reads it from the store: a plain record, without pydantic.
 
 The definition is validated once, when it is saved (tsunagu.tracking.sites.SiteDefinition, a
 pydantic model: the admin API's body, the CLI's file). The tracking function reads it on every
-cold start and importing pydantic there would cost about 90 ms (tests/benchmarks/
-test_cold_start.py), so it reads the stored document into this plain record instead. A test
-keeps the two alike: a field added to SiteDefinition must be added here.
+cold start, and importing pydantic there would cost about 50 ms (README, Deploying to AWS), so it
+reads the stored document into this record instead. A test keeps the two alike: a field added to
+SiteDefinition must be added here.
 """
 
 from __future__ import annotations
