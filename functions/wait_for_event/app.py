@@ -4,15 +4,19 @@ Task parameters (the state machine passes them; the token comes from ``$$.Task.T
 
     {"token.$": "$$.Task.Token", "lead_id.$": "$.lead_id",
      "wait_id.$": "States.Format('{}:{}', $$.Execution.Name, $$.State.Name)",
-     "event": {"type": "link_clicked", "message_id.$": "$.mail.message_id"},
-     "timeout_seconds": 259200}
+     "events": [{"type": "link_clicked", "message_id.$": "$.mail.message_id", "label": "clicked"}],
+     "timeout_seconds": 259200, "journey_id": "seminar_follow_up", "node": "click_or_attend",
+     "journey_version.$": "$.journey_version", "execution.$": "$$.Execution"}
 
-It only registers the wait and returns; route_events resumes the execution with the matching
-event (a person's, never a scanner's), and the task's TimeoutSeconds ends it otherwise.
+It registers the wait, ends it at once if the lead already did what it waits for since entering
+the journey (tsunagu.journeys.waits.catch_up), and returns; otherwise route_events resumes the
+execution with the matching event (a person's, never a scanner's), and the task's
+TimeoutSeconds ends it if none comes.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,6 +42,21 @@ class WaitForEventInput(BaseModel):
     journey_version: int | None = Field(default=None, ge=1)
     node: str | None = Field(default=None, max_length=63)
     """The wait_for node: the event that ends the wait is recorded as its decision."""
+    execution: dict[str, Any] | None = None
+    """``$$.Execution``: its StartTime, and its Input's ``entered_on`` and ``entered_by`` (the
+    event that entered the lead, when one did). What the lead did since counts (None: a state
+    machine compiled before, which waits only for what comes after)."""
+
+
+def _entered(execution: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """Since when the lead is in the journey, and the event that entered it (if one did)."""
+    if execution is None:
+        return None, None
+    given = execution.get("Input")
+    given = json.loads(given) if isinstance(given, str) else given
+    given = given if isinstance(given, dict) else {}
+    since = given.get("entered_on") or execution.get("StartTime")
+    return (str(since) if since else None), given.get("entered_by")
 
 
 @observed()
@@ -59,4 +78,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         node=request.node,
         journey_version=request.journey_version,
     )
-    return {"registered": wait.wait_id, "deadline": wait.deadline}
+    since, entered_by = _entered(request.execution)
+    caught_up = since is not None and services.journey_waits(settings).catch_up(
+        wait, since, entered_by
+    )
+    return {"registered": wait.wait_id, "deadline": wait.deadline, "caught_up": caught_up}

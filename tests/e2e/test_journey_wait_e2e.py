@@ -1,6 +1,7 @@
 """A journey waiting for a click, on the running local runtime: a scanner's click does not
 resume it, a person's does (wait_for_event registers, route_events resumes), and with no click
-the task's 3-day timeout ends it down the "did not click" branch.
+the task's 3-day timeout ends it down the "did not click" branch. And a journey waiting for a
+page view the lead made before the wait was registered: wait_for_event ends it at once.
 
 The runtime runs on virtual time: simulated time stands still while any work is in flight (the
 execution until it waits for its token, the click's stream record until route_events has it) and
@@ -79,33 +80,50 @@ def stepfunctions(tsunagu: RunningTsunagu) -> Any:
 @pytest.fixture(scope="module")
 def click_journey(tsunagu: RunningTsunagu) -> str:
     """A one-step journey: wait up to 3 days for a click on a given mail."""
-    function = runtime_state(tsunagu)["functions"]["WaitForEventFunction"]
+    waiting = waiting_task(
+        tsunagu,
+        {"event": {"type": "link_clicked", "message_id.$": "$.message_id"}},
+        then="Clicked",
+        otherwise="Did not click",
+    )
     definition = {
         "StartAt": "Wait for a click on the invitation",
         "States": {
-            "Wait for a click on the invitation": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
-                "Parameters": {
-                    "FunctionName": f"arn:aws:lambda:{REGION}:123456789012:function:{function}",
-                    "Payload": {
-                        "token.$": "$$.Task.Token",
-                        "lead_id.$": "$.lead_id",
-                        "wait_id.$": "$$.Execution.Name",
-                        "event": {"type": "link_clicked", "message_id.$": "$.message_id"},
-                        "timeout_seconds": WAIT_SECONDS,
-                    },
-                },
-                "TimeoutSeconds": WAIT_SECONDS,
-                "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Did not click"}],
-                "Next": "Clicked",
-            },
+            "Wait for a click on the invitation": waiting,
             "Clicked": {"Type": "Pass", "End": True},
             "Did not click": {"Type": "Pass", "Result": "no click", "End": True},
         },
     }
+    return state_machine(tsunagu, "wait-for-click", definition)
+
+
+def waiting_task(
+    tsunagu: RunningTsunagu, awaited: dict[str, Any], *, then: str, otherwise: str
+) -> dict[str, Any]:
+    """A ``.waitForTaskToken`` task calling wait_for_event for what is ``awaited``, for 3 days."""
+    function = runtime_state(tsunagu)["functions"]["WaitForEventFunction"]
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {
+            "FunctionName": f"arn:aws:lambda:{REGION}:123456789012:function:{function}",
+            "Payload": {
+                "token.$": "$$.Task.Token",
+                "lead_id.$": "$.lead_id",
+                "wait_id.$": "$$.Execution.Name",
+                "timeout_seconds": WAIT_SECONDS,
+                **awaited,
+            },
+        },
+        "TimeoutSeconds": WAIT_SECONDS,
+        "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": otherwise}],
+        "Next": then,
+    }
+
+
+def state_machine(tsunagu: RunningTsunagu, name: str, definition: dict[str, Any]) -> str:
     arn: str = stepfunctions(tsunagu).create_state_machine(
-        name="wait-for-click",
+        name=name,
         definition=json.dumps(definition),
         roleArn="arn:aws:iam::123456789012:role/journeys",
     )["stateMachineArn"]
@@ -317,3 +335,82 @@ def test_with_no_click_the_journey_goes_on_when_its_three_days_are_up(
     ]
     assert one_event(tsunagu, execution, "TaskTimedOut")["timestamp"] == deadline
     assert finished["stopDate"] == deadline
+
+
+@pytest.fixture(scope="module")
+def visit_journey(tsunagu: RunningTsunagu) -> str:
+    """An hour's pause, then up to 3 days' wait for a visit to the pricing page, as compiled
+    journeys call wait_for_event (with ``$$.Execution``: when the lead entered)."""
+    waiting = waiting_task(
+        tsunagu,
+        {
+            "events": [{"type": "page_view", "url_contains": "/pricing", "label": "pricing"}],
+            "execution.$": "$$.Execution",
+        },
+        then="Visited",
+        otherwise="Did not visit",
+    )
+    definition = {
+        "StartAt": "An hour after entering",
+        "States": {
+            "An hour after entering": {
+                "Type": "Wait",
+                "Seconds": 3600,
+                "Next": "Wait for a visit to the pricing page",
+            },
+            "Wait for a visit to the pricing page": {**waiting, "ResultPath": "$.visit"},
+            "Visited": {"Type": "Pass", "End": True},
+            "Did not visit": {"Type": "Pass", "Result": "no visit", "End": True},
+        },
+    }
+    return state_machine(tsunagu, "wait-for-a-visit", definition)
+
+
+def view_page(tsunagu: RunningTsunagu, visitor_id: str, path: str) -> None:
+    beacon = {
+        "site_id": "demo",
+        "events": [
+            {"type": "page_view", "visitor_id": visitor_id, "url": f"{tsunagu.api_url}{path}"}
+        ],
+    }
+    answer, body = tsunagu.post_json("/t/events", beacon, **{"user-agent": CHROME})
+    assert answer == 200 and body["accepted"] == 1, body
+
+
+def test_a_visit_made_before_the_wait_is_registered_ends_it_when_it_is(
+    tsunagu: RunningTsunagu, visit_journey: str
+) -> None:
+    # Given a lead (whose browser's visitor id the form linked to it) in the journey's pause
+    visitor = "v_visits_before_the_wait_01"
+    status_code, _ = tsunagu.post_json(
+        "/forms/demo/submissions", {"email": "early.visit@example.jp", "visitor_id": visitor}
+    )
+    assert status_code == 201
+    lead_id = json.loads(tsunagu.cli("leads", "get", "early.visit@example.jp").stdout)["lead_id"]
+    execution: str = stepfunctions(tsunagu).start_execution(
+        stateMachineArn=visit_journey,
+        name=f"visit-{lead_id}",
+        input=json.dumps({"lead_id": lead_id}),
+    )["executionArn"]
+    started = settle(tsunagu)
+    # When the lead views the home page, then the pricing page, during the pause
+    move_clock(tsunagu, by="10m")
+    view_page(tsunagu, visitor, "/_local/demo/")
+    move_clock(tsunagu, by="10m")
+    view_page(tsunagu, visitor, "/_local/demo/pricing")
+    visited_at = settle(tsunagu)
+
+    # Then, when the wait is registered an hour after entering, the visit ends it at once
+    assert move_clock(tsunagu, by="40m") == started + timedelta(hours=1)
+    finished = status(tsunagu, execution)
+    assert finished["status"] == "SUCCEEDED", "".join(tsunagu.output)[-3000:]
+    assert states_entered(tsunagu, execution) == [
+        "An hour after entering",
+        "Wait for a visit to the pricing page",
+        "Visited",
+    ]
+    visit = json.loads(finished["output"])["visit"]
+    assert visit["matched"] == "pricing" and visit["event"] == "page_view"
+    assert parse_instant(visit["occurred_at"]) == visited_at
+    assert visit["properties"]["path"] == "/_local/demo/pricing"
+    assert finished["stopDate"] == started + timedelta(hours=1)

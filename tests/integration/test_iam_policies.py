@@ -625,7 +625,7 @@ def drive_every_function(q: Qualified, monkeypatch: pytest.MonkeyPatch) -> None:
     assert sent.get("status") in ("sent", "already_sent"), sent
     wait = load_event("wait_for_event", "click_within_three_days")
     wait["lead_id"] = lead_id
-    wait["event"]["message_id"] = "msg_clicked"
+    wait["events"][0]["message_id"] = "msg_clicked"
     aws.function("wait_for_event").invoke(wait)
     update = load_event("update_lead", "tag_pricing_interest")
     update["lead_id"] = lead_id

@@ -18,6 +18,7 @@ from tsunagu.clock import parse_instant
 from tsunagu.commands import journeys
 from tsunagu.journeys.compiler import compile_journey, read_definition
 from tsunagu.journeys.lifecycle import JourneyEntry
+from tsunagu.leads.model import LeadEvent
 from tsunagu.settings import Settings
 
 JOURNEY = "seminar_follow_up"
@@ -71,6 +72,8 @@ def test_the_generated_steps_pass_what_the_count_needs() -> None:
     assert schedule["execution.$"] == "$$.Execution.Name"
     wait = states["Wait for a click on the invitation or for attendance"]["Parameters"]["Payload"]
     assert (wait["journey_id"], wait["node"]) == (JOURNEY, WAIT_FOR)
+    # and when the lead entered, so that what it did before the wait counts (waits.catch_up)
+    assert wait["execution.$"] == "$$.Execution"
 
 
 def test_each_execution_counts_once_at_the_node_it_waits_at(stack: Settings, aws: AwsStack) -> None:
@@ -118,3 +121,43 @@ def test_a_wait_that_ended_does_not_remove_a_later_one(stack: Settings, aws: Aws
     aws.function("next_send_time").invoke(schedule_payload("exec-9", lead_id))
     services.wait_repository(stack).end_wait(wait)
     assert waiting(stack) == {TIMED: 1}
+
+
+def test_a_wait_registered_after_the_lead_acted_ends_at_once_and_counts_from_the_entry(
+    stack: Settings, aws: AwsStack
+) -> None:
+    # Given a lead that entered the journey by a form at 10:00 (its execution starting a
+    # little later), clicked the invitation at 10:05, and viewed a page at 10:06
+    lead_id = store_lead(aws, "acted.early@example.jp").lead_id
+    leads = services.lead_repository(stack)
+    happened = [
+        ("evt_form", "form_submitted", "2026-12-01T01:00:00.000Z", {}),
+        ("evt_click", "link_clicked", "2026-12-01T01:05:00.000Z", {"settled": True}),
+        ("evt_view", "page_view", "2026-12-01T01:06:00.000Z", {"url": "https://x.example/"}),
+    ]
+    for event_id, kind, at, properties in happened:
+        leads.put_event(LeadEvent(event_id, kind, at, lead_id, properties=properties))
+    execution = {
+        "Name": "exec-early",
+        "StartTime": "2026-12-01T01:00:02.000Z",
+        "Input": {"lead_id": lead_id, "entered_on": happened[0][2], "entered_by": "evt_form"},
+    }
+    register = aws.function("wait_for_event")
+
+    # When the journey registers its wait for a click at 11:00, Then the click ends it at once,
+    # and the decision names the click
+    answer = register.invoke({**wait_for_payload("exec-early", lead_id), "execution": execution})
+    assert answer["caught_up"] is True
+    assert services.wait_repository(stack).waits_of(lead_id) == []
+    assert waiting(stack) == {}
+
+    # A wait for a form submission is not ended by the one that entered the lead
+    form = {**wait_for_payload("exec-form", lead_id), "events": [{"type": "form_submitted"}]}
+    answer = register.invoke({**form, "execution": {**execution, "Name": "exec-form"}})
+    assert answer["caught_up"] is False
+    assert len(services.wait_repository(stack).waits_of(lead_id)) == 1
+
+    # Nor does a state machine compiled before (no execution given) look back at all
+    answer = register.invoke(wait_for_payload("exec-old", lead_id))
+    assert answer["caught_up"] is False
+    assert len(services.wait_repository(stack).waits_of(lead_id)) == 2

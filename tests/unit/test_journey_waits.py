@@ -10,10 +10,12 @@ from tsunagu.clock import FixedClock
 from tsunagu.journeys.waits import (
     EventMatch,
     JourneyWait,
+    catch_up,
     register_wait,
     resume_waits,
     wait_decision,
 )
+from tsunagu.leads.model import LeadEvent
 
 CLICK = EventMatch(type="link_clicked", message_id="msg_1")
 
@@ -87,7 +89,7 @@ def test_the_event_that_ends_a_wait_is_recorded_as_its_nodes_decision() -> None:
     recorded: list[Any] = []
 
     def record(resumed: Any) -> None:
-        recorded.append(wait_decision(resumed, "link_clicked", "evt_1", "2026-12-04T10:00:00Z"))
+        recorded.append(wait_decision(resumed))
 
     store = waiting()
     resume_waits("lead_1", store=store, resumer=RecordingResumer(), on_decided=record, **click)
@@ -158,3 +160,93 @@ def test_matching_rules() -> None:
     assert EventMatch(type="form_submitted", form_id="demo").matches(
         "form_submitted", {"form_id": "demo"}
     )
+
+
+# ---------------------------------------------------------------- what the lead did before
+
+
+PRICING = EventMatch(type="page_view", url_contains="/pricing", label="pricing")
+
+
+def lead_event(event_type: str, at: str, event_id: str, **properties: Any) -> LeadEvent:
+    return LeadEvent(event_id, event_type, at, "lead_1", properties=properties)
+
+
+def pricing_wait(store: MemoryWaits, execution: str = "exec") -> JourneyWait:
+    return register_wait(
+        "lead_1", f"{execution}:Wait for a visit", "token-2", [PRICING], 3 * 86400,
+        store=store, clock=FixedClock(datetime(2026, 12, 4, 9, 0, tzinfo=UTC)),
+        journey_id="welcome_nurture", node="pricing_or_case_study",
+    )  # fmt: skip
+
+
+def test_a_visit_made_before_the_wait_was_registered_ends_it_at_once() -> None:
+    # The lead entered at 08:00 (the form), opened the pricing page at 08:00:01 while the
+    # welcome mail was being sent, and the wait is registered at 09:00.
+    store, resumer = MemoryWaits(), RecordingResumer()
+    wait = pricing_wait(store)
+    history = [
+        lead_event("form_submitted", "2026-12-04T08:00:00.000Z", "evt_form"),
+        lead_event("page_view", "2026-12-04T08:00:01.000Z", "evt_home", url="https://x.example/"),
+        lead_event("mail_sent", "2026-12-04T08:00:02.000Z", "evt_mail"),
+        lead_event("page_view", "2026-12-04T08:00:03.000Z", "evt_p1", url="https://x.example/pricing"),
+        lead_event("page_view", "2026-12-04T08:30:00.000Z", "evt_p2", url="https://x.example/pricing"),
+    ]  # fmt: skip
+    recorded: list[Any] = []
+    ended = catch_up(
+        wait, history, entered_by="evt_form", store=store, resumer=resumer,
+        on_decided=lambda resumed: recorded.append(wait_decision(resumed)),
+    )  # fmt: skip
+    assert ended is not None and ended.outcome == "pricing"
+    [(token, output)] = resumer.resumed
+    assert token == "token-2"
+    assert (output["matched"], output["event_id"]) == ("pricing", "evt_p1")  # the first visit
+    assert store.waits == {}  # ended, as route_events ends a wait it resumes
+    [decision] = recorded
+    assert decision.properties["values"]["event_id"] == "evt_p1"
+    assert decision.occurred_at == "2026-12-04T08:00:03.000Z"
+
+
+def test_only_what_a_person_did_and_nothing_twice_ends_a_wait_from_history() -> None:
+    store, resumer = MemoryWaits(), RecordingResumer()
+    wait = pricing_wait(store, "exec")
+    pricing = "https://x.example/pricing"
+    history = [
+        # the event that entered the lead (a journey triggered by a pricing view)
+        lead_event("page_view", "2026-12-04T08:00:00.000Z", "evt_entry", url=pricing),
+        # a scanner's, or a proxy's
+        lead_event("page_view", "2026-12-04T08:01:00.000Z", "evt_bot", url=pricing, automated=True),
+        # a visit that already ended an earlier wait of this execution...
+        lead_event("page_view", "2026-12-04T08:02:00.000Z", "evt_used", url=pricing),
+        lead_event(
+            "journey_decision", "2026-12-04T08:02:00.000Z", "dec_1", kind="wait_for",
+            execution_name="exec", values={"event": "page_view", "event_id": "evt_used"},
+        ),
+        # ...and one that ended a wait of another execution counts here
+        lead_event(
+            "journey_decision", "2026-12-04T08:03:00.000Z", "dec_2", kind="wait_for",
+            execution_name="other", values={"event": "page_view", "event_id": "evt_p"},
+        ),
+    ]  # fmt: skip
+    assert catch_up(wait, history, entered_by="evt_entry", store=store, resumer=resumer) is None
+    assert resumer.resumed == [] and list(store.waits.values()) == [wait]  # it still waits
+
+    history.append(lead_event("page_view", "2026-12-04T08:04:00.000Z", "evt_p", url=pricing))
+    ended = catch_up(wait, history, entered_by="evt_entry", store=store, resumer=resumer)
+    assert ended is not None and resumer.resumed[0][1]["event_id"] == "evt_p"
+
+
+def test_a_click_whose_judgement_is_not_final_is_left_to_the_stream() -> None:
+    # A click a later burst may still show to be a scanner's comes back through the stream
+    # once settled, and the wait registered by then takes it there.
+    store, resumer = MemoryWaits(), RecordingResumer()
+    wait = register_wait(
+        "lead_1", "exec:Wait for a click", "token-1", CLICK, 3 * 86400,
+        store=store, clock=FixedClock(datetime(2026, 12, 4, 9, 0, tzinfo=UTC)),
+    )  # fmt: skip
+    unsettled = lead_event("link_clicked", "2026-12-04T08:00:00.000Z", "evt_c", message_id="msg_1")
+    assert catch_up(wait, [unsettled], entered_by=None, store=store, resumer=resumer) is None
+    settled = lead_event(
+        "link_clicked", "2026-12-04T08:00:00.000Z", "evt_c", message_id="msg_1", settled=True
+    )
+    assert catch_up(wait, [settled], entered_by=None, store=store, resumer=resumer) is not None

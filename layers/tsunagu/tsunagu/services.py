@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from tsunagu.journeys.publishing import PublishingTarget
     from tsunagu.journeys.simulation import Rules as SimulationRules
     from tsunagu.journeys.stream import JourneyRouting
+    from tsunagu.journeys.waits import JourneyWait, Resumed
     from tsunagu.mail.send import MailPolicy, SendRequest, SendResult
     from tsunagu.qualification.stream import QualificationRouting
     from tsunagu.reports.counting import JourneyGoal
@@ -189,12 +190,7 @@ class JourneyWaits:
         occurred_at: str,
         properties: Any,
     ) -> int:
-        from tsunagu.journeys.waits import resume_waits, wait_decision
-
-        def record(resumed: Any) -> None:
-            decision = wait_decision(resumed, event_type, event_id, occurred_at)
-            if decision is not None:
-                self._leads.put_event(decision)
+        from tsunagu.journeys.waits import resume_waits
 
         resumed = resume_waits(
             lead_id,
@@ -204,9 +200,32 @@ class JourneyWaits:
             properties,
             store=self._store,
             resumer=self._resumer,
-            on_decided=record,
+            on_decided=self._record_decision,
         )
         return len(resumed)
+
+    def catch_up(self, wait: JourneyWait, since: str, entered_by: str | None) -> bool:
+        """End a wait just registered with what the lead did since ``since``, when the
+        journey was entered (tsunagu.journeys.waits.catch_up); whether it ended."""
+        from tsunagu.journeys.waits import catch_up
+
+        history = self._leads.events_since(wait.lead_id, since)
+        ended = catch_up(
+            wait,
+            history,
+            entered_by=entered_by,
+            store=self._store,
+            resumer=self._resumer,
+            on_decided=self._record_decision,
+        )
+        return ended is not None
+
+    def _record_decision(self, resumed: Resumed) -> None:
+        from tsunagu.journeys.waits import wait_decision
+
+        decision = wait_decision(resumed)
+        if decision is not None:
+            self._leads.put_event(decision)
 
 
 @lru_cache(maxsize=8)

@@ -682,6 +682,9 @@ class _Compiler:
                     "journey_id": self.journey_id,
                     "journey_version.$": "$.journey_version",
                     "node": node.id,
+                    # When the lead entered (the execution's start, and its input's entered_on):
+                    # what it did since counts, also before this wait was registered.
+                    "execution.$": "$$.Execution",
                 },
                 resource=_INVOKE_WAITING,
                 TimeoutSeconds=node.within_seconds,

@@ -77,7 +77,8 @@ class JourneyRouting:
                 cause=f"event:{event.event_id}",
                 trigger=event.type,
                 trigger_event_id=event.event_id,
-                payload={"entered_on": event.occurred_at},
+                # What the lead does from here on counts for the journey's waits.
+                payload={"entered_on": event.occurred_at, "entered_by": event.event_id},
                 state_machine_arn=self._state_machine_arn(journey),
                 store=self._store,
                 executions=self._executions,

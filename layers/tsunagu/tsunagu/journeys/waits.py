@@ -4,6 +4,11 @@ A journey's ``.waitForTaskToken`` task registers what it waits for (wait_for_eve
 route_events sees a matching event *by a person* it resumes the execution with the event
 (SendTaskSuccess). Nobody polls: if nothing matches, the task's own TimeoutSeconds ends the
 wait and the journey's Catch on States.Timeout takes the "did not" branch.
+
+What the lead did after entering the journey but before the wait was registered counts too
+(``catch_up``): a pricing page opened from the thank-you page, while the welcome mail was still
+being sent, is a visit to the pricing page. An event counts once per execution: one that ended
+an earlier wait of the same execution does not end a later one.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import ConfigDict, Field
 
 from tsunagu.clock import Clock, isoformat, parse_instant
+from tsunagu.event_kinds import SYSTEM_EVENT_KINDS
 from tsunagu.event_match import EventConditions
 
 if TYPE_CHECKING:
@@ -100,8 +106,19 @@ def register_wait(
 
 
 @dataclass(frozen=True)
+class Happened:
+    """The event that ended a wait."""
+
+    type: str
+    event_id: str
+    occurred_at: str
+    properties: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class Resumed:
     wait: JourneyWait
+    event: Happened
     outcome: str
     """The matched event's label (the wait_for's outcome), or its type."""
     decided: bool
@@ -134,24 +151,77 @@ def resume_waits(
         matched = wait.first_match(event_type, properties)
         if matched is None:
             continue
-        output = {
-            "matched": matched.label or event_type,
-            "event": event_type,
-            "event_id": event_id,
-            "occurred_at": occurred_at,
-            "properties": {k: v for k, v in properties.items() if k != "signals"},
-        }
-        entry = Resumed(wait, str(output["matched"]), resumer.resume(wait.token, output))
-        if entry.decided and on_decided is not None:
-            on_decided(entry)
-        store.end_wait(wait)
-        resumed.append(entry)
+        event = Happened(event_type, event_id, occurred_at, properties)
+        resumed.append(_resume(wait, matched, event, store, resumer, on_decided))
     return resumed
 
 
-def wait_decision(
-    resumed: Resumed, event_type: str, event_id: str, occurred_at: str
-) -> LeadEvent | None:
+def _resume(
+    wait: JourneyWait,
+    matched: EventMatch,
+    event: Happened,
+    store: WaitStore,
+    resumer: Resumer,
+    on_decided: Callable[[Resumed], None] | None,
+) -> Resumed:
+    output = {
+        "matched": matched.label or event.type,
+        "event": event.type,
+        "event_id": event.event_id,
+        "occurred_at": event.occurred_at,
+        "properties": {k: v for k, v in event.properties.items() if k != "signals"},
+    }
+    entry = Resumed(wait, event, str(output["matched"]), resumer.resume(wait.token, output))
+    if entry.decided and on_decided is not None:
+        on_decided(entry)
+    store.end_wait(wait)
+    return entry
+
+
+def catch_up(
+    wait: JourneyWait,
+    history: Sequence[LeadEvent],
+    *,
+    entered_by: str | None,
+    store: WaitStore,
+    resumer: Resumer,
+    on_decided: Callable[[Resumed], None] | None = None,
+) -> Resumed | None:
+    """End a wait just registered with what the lead already did, if anything counts.
+
+    ``history``: the lead's events since it entered the journey, oldest first (``entered_by``,
+    the event that entered it, is not one of them). The first that a person did and the wait
+    matches ends the wait, as route_events would have ended it had the wait been there: not an
+    automated event or one Tsunagu recorded, not a click whose judgement is not final yet (it
+    comes back through the stream once it is, and the wait is there by then), and not an
+    event that already ended another wait of this execution (its ``journey_decision`` is in
+    the history). None when nothing counts: the wait stays.
+    """
+    execution = wait.wait_id.split(":", 1)[0]
+    claimed = {
+        str(event.properties.get("values", {}).get("event_id"))
+        for event in history
+        if event.type == "journey_decision"
+        and event.properties.get("execution_name") == execution
+        and event.properties.get("kind") == "wait_for"
+    }
+    for event in history:
+        if (
+            event.event_id == entered_by
+            or event.event_id in claimed
+            or event.type in SYSTEM_EVENT_KINDS
+            or event.properties.get("automated")
+            or (event.type == "link_clicked" and not event.properties.get("settled"))
+        ):
+            continue
+        matched = wait.first_match(event.type, event.properties)
+        if matched is not None:
+            happened = Happened(event.type, event.event_id, event.occurred_at, event.properties)
+            return _resume(wait, matched, happened, store, resumer, on_decided)
+    return None
+
+
+def wait_decision(resumed: Resumed) -> LeadEvent | None:
     """The ``journey_decision`` event for a wait a person's event ended (route_events resumes
     waits on people's events only: a scanner's click never decides); None for a wait that
     does not know its node. Keyed on the execution, the node and the event's time, so writing
@@ -159,17 +229,17 @@ def wait_decision(
     batch redelivered finds the token used, and nothing says it was this event.)"""
     from tsunagu.journeys.decisions import Decided, decision_event
 
-    wait = resumed.wait
+    wait, event = resumed.wait, resumed.event
     if wait.journey_id is None or wait.node is None:
         return None
     return decision_event(
-        Decided(resumed.outcome, {"event": event_type, "event_id": event_id, "by": "person"}),
+        Decided(resumed.outcome, {"event": event.type, "event_id": event.event_id, "by": "person"}),
         lead_id=wait.lead_id,
         journey_id=wait.journey_id,
         node=wait.node,
         kind="wait_for",
         execution_name=wait.wait_id.split(":", 1)[0],
-        entered_at=occurred_at,
+        entered_at=event.occurred_at,
         journey_version=wait.journey_version,
     )
 

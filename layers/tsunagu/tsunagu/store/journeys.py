@@ -152,7 +152,7 @@ class StepFunctionsResumer:
     GONE = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
 
     def __init__(self, settings: Settings) -> None:
-        import boto3  # only route_events resumes executions
+        import boto3  # only the functions that resume executions need the client
 
         self._client: Any = boto3.client(
             "stepfunctions", region_name=settings.region, endpoint_url=settings.aws_endpoint_url

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
-from tsunagu.clock import parse_instant
+from tsunagu.clock import isoformat, parse_instant
 from tsunagu.forms.stored import StoredForm
 from tsunagu.leads.capture import CaptureWrite, RememberedSubmission, WriteConflict
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
@@ -190,6 +190,15 @@ class LeadRepository:
 
     def events(self, lead_id: str, limit: int = 100) -> list[LeadEvent]:
         items = self._tables.events.query(f"lead#{lead_id}", scan_index_forward=False, limit=limit)
+        return [event_from_item(item) for item in items]
+
+    def events_since(self, lead_id: str, since: str, limit: int = 1000) -> list[LeadEvent]:
+        """The lead's events from ``since`` (an ISO instant) on, oldest first: at most
+        ``limit``, which a journey's first days never come near."""
+        start = isoformat(parse_instant(since))
+        items = self._tables.events.query(
+            f"lead#{lead_id}", self._tables.events.sk >= start, limit=limit
+        )
         return [event_from_item(item) for item in items]
 
     def timeline(self, lead: Lead, limit: int = 500, before: str | None = None) -> list[LeadEvent]:
