@@ -17,14 +17,16 @@ TimeoutSeconds ends it if none comes.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tsunagu import services
-from tsunagu.journeys.waits import EventMatch, register_wait
-from tsunagu.observability import observed
-from tsunagu.settings import get_settings
+from tsunagu.clock import parse_instant
+from tsunagu.journeys.waits import EventMatch, JourneyWait, register_wait
+from tsunagu.observability import logger, metrics, observed
+from tsunagu.settings import Settings, get_settings
 
 
 class WaitForEventInput(BaseModel):
@@ -48,15 +50,20 @@ class WaitForEventInput(BaseModel):
     machine compiled before, which waits only for what comes after)."""
 
 
-def _entered(execution: dict[str, Any] | None) -> tuple[str | None, str | None]:
-    """Since when the lead is in the journey, and the event that entered it (if one did)."""
+def _entered(execution: dict[str, Any] | None) -> tuple[datetime, str | None] | None:
+    """When the lead entered the journey (the entering event's time, or the execution's
+    start), and the event that entered it (if one did); None: not given, or not readable."""
     if execution is None:
-        return None, None
+        return None
     given = execution.get("Input")
     given = json.loads(given) if isinstance(given, str) else given
     given = given if isinstance(given, dict) else {}
-    since = given.get("entered_on") or execution.get("StartTime")
-    return (str(since) if since else None), given.get("entered_by")
+    try:
+        entered = parse_instant(str(given.get("entered_on") or execution["StartTime"]))
+    except (KeyError, ValueError):
+        return None
+    entered_by = given.get("entered_by")
+    return entered, str(entered_by) if entered_by else None
 
 
 @observed()
@@ -78,8 +85,24 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         node=request.node,
         journey_version=request.journey_version,
     )
-    since, entered_by = _entered(request.execution)
-    caught_up = since is not None and services.journey_waits(settings).catch_up(
-        wait, since, entered_by
-    )
-    return {"registered": wait.wait_id, "deadline": wait.deadline, "caught_up": caught_up}
+    return {
+        "registered": wait.wait_id,
+        "deadline": wait.deadline,
+        "caught_up": _catch_up(settings, wait, _entered(request.execution)),
+    }
+
+
+def _catch_up(
+    settings: Settings, wait: JourneyWait, entered: tuple[datetime, str | None] | None
+) -> bool:
+    """End the wait at once with what the lead did since entering, if anything counts. Only
+    a help: the wait is registered, and route_events ends it with what the lead does next, so
+    a failure here is logged and counted, never the task's (which would end the execution)."""
+    if entered is None:
+        return False
+    try:
+        return services.journey_waits(settings).catch_up(wait, *entered)
+    except Exception:
+        logger.exception("could not look back for the wait", extra={"wait_id": wait.wait_id})
+        metrics.add_metric(name="WaitLookBackFailed", unit="Count", value=1)
+        return False

@@ -161,3 +161,23 @@ def test_a_wait_registered_after_the_lead_acted_ends_at_once_and_counts_from_the
     answer = register.invoke(wait_for_payload("exec-old", lead_id))
     assert answer["caught_up"] is False
     assert len(services.wait_repository(stack).waits_of(lead_id)) == 2
+
+
+def test_a_look_back_that_fails_leaves_the_wait_registered(
+    stack: Settings, aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Looking back is only a help: the wait is there for route_events, and the task must not
+    # fail (its failure would end the lead's journey).
+    lead_id = store_lead(aws, "look.back.fails@example.jp").lead_id
+
+    def throttled(*_: object) -> bool:
+        raise RuntimeError("ProvisionedThroughputExceededException")
+
+    monkeypatch.setattr(services.JourneyWaits, "catch_up", throttled)
+    execution = {"Name": "exec-x", "StartTime": "2026-12-01T01:00:00.000Z", "Input": {}}
+    payload = {**wait_for_payload("exec-x", lead_id), "execution": execution}
+    assert aws.function("wait_for_event").invoke(payload)["caught_up"] is False
+    unreadable = {**execution, "Input": {"entered_on": "yesterday"}, "StartTime": None}
+    payload = {**wait_for_payload("exec-y", lead_id), "execution": unreadable}
+    assert aws.function("wait_for_event").invoke(payload)["caught_up"] is False
+    assert len(services.wait_repository(stack).waits_of(lead_id)) == 2

@@ -263,3 +263,29 @@ def test_a_stored_site_reads_every_field_a_site_definition_saves() -> None:
     assert StoredSite.from_definition(definition.model_dump(mode="json")) == StoredSite(
         site_id="corp", name="Corp", allowed_origins=("https://a.example.com",), truncate_ip=False
     )
+
+
+def test_text_is_trimmed_of_white_space_only_and_control_characters_are_refused() -> None:
+    # str.strip() would also take U+001C..U+001F off the ends: hidden, not refused.
+    assert BrowserEvent.read(page_view(title="\u3000Pricing\xa0")).title == "Pricing"
+    for changes in ({"title": "hi \x1c"}, {"type": "\x1fpage_view"}):
+        with pytest.raises(EventRefused):
+            BrowserEvent.read(page_view(**changes))
+    with pytest.raises(EventRefused) as refused:
+        BrowserEvent.read(page_view(properties={"note": "\x1f"}))
+    assert refused.value.errors == [
+        {"field": "properties.note", "message": "contains control characters"}
+    ]
+
+
+def test_an_event_that_keeps_its_browsers_time_records_when_it_was_received(
+    clock: FixedClock,
+) -> None:
+    # A journey's wait counts what arrived after the lead entered (tsunagu.journeys.waits).
+    store = MemoryTracking()
+    ingest(store, clock, [page_view(), page_view(id="e_0000000000000002", occurred_at=None)])
+    kept, stamped = store.stored
+    assert kept.occurred_at == "2026-12-04T08:59:58.120Z"
+    assert kept.properties["received_at"] == "2026-12-04T09:00:00.000Z"
+    assert stamped.occurred_at == "2026-12-04T09:00:00.001Z"
+    assert "received_at" not in stamped.properties  # its time is the server's

@@ -116,6 +116,21 @@ def test_a_bad_setting_names_its_variable_and_what_is_wrong() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("variable", "text"),
+    [
+        ("TSUNAGU_TIME_SCALE", "nan"),  # compares false with every bound
+        ("TSUNAGU_MAX_SEND_RATE", "inf"),
+        ("TSUNAGU_STAGE", "dev\n"),  # a pattern's $ would let a trailing line break through
+        ("TSUNAGU_BUSINESS_COUNTRY", "JP\n"),
+        ("TSUNAGU_EVENT_RETENTION_DAYS", "３６５"),  # int() reads full-width digits
+    ],
+)
+def test_a_setting_is_refused_where_a_lenient_read_would_pass_it(variable: str, text: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_environ({**ENV, variable: text})
+
+
 def test_settings_built_in_code_are_checked_as_the_environment_is() -> None:
     settings = Settings.from_environ(ENV)
     with pytest.raises(SettingsError, match="time_scale"):

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from tsunagu.clock import FixedClock
+from tsunagu.clock import FixedClock, parse_instant
 from tsunagu.journeys.waits import (
     EventMatch,
     JourneyWait,
@@ -166,6 +166,11 @@ def test_matching_rules() -> None:
 
 
 PRICING = EventMatch(type="page_view", url_contains="/pricing", label="pricing")
+ENTERED = datetime(2026, 12, 4, 8, 0, tzinfo=UTC)
+
+
+def at(time_of_day: str) -> datetime:
+    return parse_instant(f"2026-12-04T{time_of_day}Z")
 
 
 def lead_event(event_type: str, at: str, event_id: str, **properties: Any) -> LeadEvent:
@@ -194,7 +199,7 @@ def test_a_visit_made_before_the_wait_was_registered_ends_it_at_once() -> None:
     ]  # fmt: skip
     recorded: list[Any] = []
     ended = catch_up(
-        wait, history, entered_by="evt_form", store=store, resumer=resumer,
+        wait, history, entered=at("08:00:00"), entered_by="evt_form", store=store, resumer=resumer,
         on_decided=lambda resumed: recorded.append(wait_decision(resumed)),
     )  # fmt: skip
     assert ended is not None and ended.outcome == "pricing"
@@ -209,6 +214,7 @@ def test_a_visit_made_before_the_wait_was_registered_ends_it_at_once() -> None:
 
 def test_only_what_a_person_did_and_nothing_twice_ends_a_wait_from_history() -> None:
     store, resumer = MemoryWaits(), RecordingResumer()
+    waits: dict[str, Any] = {"store": store, "resumer": resumer}
     wait = pricing_wait(store, "exec")
     pricing = "https://x.example/pricing"
     history = [
@@ -228,11 +234,11 @@ def test_only_what_a_person_did_and_nothing_twice_ends_a_wait_from_history() -> 
             execution_name="other", values={"event": "page_view", "event_id": "evt_p"},
         ),
     ]  # fmt: skip
-    assert catch_up(wait, history, entered_by="evt_entry", store=store, resumer=resumer) is None
+    assert catch_up(wait, history, entered=ENTERED, entered_by="evt_entry", **waits) is None
     assert resumer.resumed == [] and list(store.waits.values()) == [wait]  # it still waits
 
     history.append(lead_event("page_view", "2026-12-04T08:04:00.000Z", "evt_p", url=pricing))
-    ended = catch_up(wait, history, entered_by="evt_entry", store=store, resumer=resumer)
+    ended = catch_up(wait, history, entered=ENTERED, entered_by="evt_entry", **waits)
     assert ended is not None and resumer.resumed[0][1]["event_id"] == "evt_p"
 
 
@@ -240,13 +246,60 @@ def test_a_click_whose_judgement_is_not_final_is_left_to_the_stream() -> None:
     # A click a later burst may still show to be a scanner's comes back through the stream
     # once settled, and the wait registered by then takes it there.
     store, resumer = MemoryWaits(), RecordingResumer()
+    waits: dict[str, Any] = {"store": store, "resumer": resumer}
     wait = register_wait(
         "lead_1", "exec:Wait for a click", "token-1", CLICK, 3 * 86400,
         store=store, clock=FixedClock(datetime(2026, 12, 4, 9, 0, tzinfo=UTC)),
     )  # fmt: skip
     unsettled = lead_event("link_clicked", "2026-12-04T08:00:00.000Z", "evt_c", message_id="msg_1")
-    assert catch_up(wait, [unsettled], entered_by=None, store=store, resumer=resumer) is None
+    assert catch_up(wait, [unsettled], entered=ENTERED, entered_by=None, **waits) is None
     settled = lead_event(
         "link_clicked", "2026-12-04T08:00:00.000Z", "evt_c", message_id="msg_1", settled=True
     )
-    assert catch_up(wait, [settled], entered_by=None, store=store, resumer=resumer) is not None
+    assert catch_up(wait, [settled], entered=ENTERED, entered_by=None, **waits) is not None
+
+
+def test_what_counts_arrived_after_the_entry_whatever_the_browsers_clock_said() -> None:
+    # The form entered the lead at 08:00:00 (server time). The thank-you page's beacon came
+    # from a browser whose clock is 3 s slow: stored at its time, 07:59:58, received 08:00:01.
+    # A view from the same browser an hour before the form was received then, and is older.
+    store, resumer = MemoryWaits(), RecordingResumer()
+    wait = pricing_wait(store)
+    pricing = "https://x.example/pricing"
+    before = lead_event(
+        "page_view", "2026-12-04T06:59:58.000Z", "evt_old", url=pricing,
+        received_at="2026-12-04T07:00:01.000Z",
+    )  # fmt: skip
+    slow = lead_event(
+        "page_view", "2026-12-04T07:59:58.000Z", "evt_slow", url=pricing,
+        received_at="2026-12-04T08:00:01.000Z",
+    )  # fmt: skip
+    form = lead_event("form_submitted", "2026-12-04T08:00:00.000Z", "evt_form")
+    ended = catch_up(
+        wait, [before, slow, form], entered=at("08:00:00"), entered_by="evt_form",
+        store=store, resumer=resumer,
+    )  # fmt: skip
+    assert ended is not None and resumer.resumed[0][1]["event_id"] == "evt_slow"
+
+
+def test_a_journey_entered_by_a_browser_event_counts_from_when_the_server_had_it() -> None:
+    # A pricing view entered the lead; its browser's clock was an hour slow. A case-study
+    # view received before it (but stamped later by a correct clock) is not after the entry.
+    store, resumer = MemoryWaits(), RecordingResumer()
+    case_study = EventMatch(type="page_view", url_contains="/case-study", label="case_study")
+    wait = register_wait(
+        "lead_1", "exec:Wait for a case study", "token-3", [case_study], 86400,
+        store=store, clock=FixedClock(datetime(2026, 12, 4, 9, 0, tzinfo=UTC)),
+    )  # fmt: skip
+    entry = lead_event(
+        "page_view", "2026-12-04T07:00:00.000Z", "evt_entry", url="https://x.example/pricing",
+        received_at="2026-12-04T08:00:00.000Z",
+    )  # fmt: skip
+    earlier = lead_event(
+        "page_view", "2026-12-04T07:30:00.000Z", "evt_earlier", url="https://x.example/case-study"
+    )
+    ended = catch_up(
+        wait, [entry, earlier], entered=at("07:00:00"), entered_by="evt_entry",
+        store=store, resumer=resumer,
+    )  # fmt: skip
+    assert ended is None and resumer.resumed == []

@@ -169,7 +169,8 @@ def wait_repository(settings: Settings) -> WaitRepository:
 
 
 class JourneyWaits:
-    """Resumes journeys waiting for what a lead just did (route_events' side of the waits)."""
+    """Resumes journeys waiting for what a lead does: route_events with each event, and
+    wait_for_event with what the lead did before the wait was registered."""
 
     def __init__(self, settings: Settings) -> None:
         from tsunagu.store.journeys import StepFunctionsResumer, WaitRepository
@@ -204,15 +205,23 @@ class JourneyWaits:
         )
         return len(resumed)
 
-    def catch_up(self, wait: JourneyWait, since: str, entered_by: str | None) -> bool:
-        """End a wait just registered with what the lead did since ``since``, when the
-        journey was entered (tsunagu.journeys.waits.catch_up); whether it ended."""
+    def catch_up(self, wait: JourneyWait, entered: datetime, entered_by: str | None) -> bool:
+        """End a wait just registered with what the lead did since it entered the journey
+        (tsunagu.journeys.waits.catch_up); whether it ended."""
+        from tsunagu.journeys.decisions import DECISION_EVENT
         from tsunagu.journeys.waits import catch_up
+        from tsunagu.tracking.browser import CLIENT_CLOCK_BEHIND
 
-        history = self._leads.events_since(wait.lead_id, since)
+        history = self._leads.events_since(
+            wait.lead_id,
+            entered - CLIENT_CLOCK_BEHIND,
+            {match.type for match in wait.matches} | {DECISION_EVENT},
+            also=entered_by,
+        )
         ended = catch_up(
             wait,
             history,
+            entered=entered,
             entered_by=entered_by,
             store=self._store,
             resumer=self._resumer,

@@ -12,6 +12,7 @@ that needs it for a request body pays for it alone.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -255,10 +256,17 @@ _CHECKS: dict[str, Callable[[str], object]] = {
 ValueError saying what is wrong."""
 
 
+_TYPES: dict[str, tuple[type[Any], ...]] = {"str": (str,), "int": (int,), "float": (int, float)}
+"""The types a setting may have (its annotation, without `` | None``), and the values each takes."""
+
+
 def _read(setting: Field[Any], text: str) -> Any:
     """A variable's text as its setting's type (the annotation's text: this module's
     annotations are not evaluated)."""
     kind = str(setting.type).removesuffix(" | None")
+    if kind in ("int", "float") and not text.isascii():
+        # int() and float() read other scripts' digits (「５」); a setting is written in ASCII.
+        raise ValueError(f"must be a number written in ASCII digits, not {text[:40]!r}")
     if kind == "int":
         try:
             return int(text)
@@ -278,11 +286,13 @@ def _problem(setting: Field[Any], value: Any) -> str | None:
     if value is None:
         return None if kind.endswith(" | None") else "required"
     kind = kind.removesuffix(" | None")
-    expected: tuple[type[Any], ...] = {"str": (str,), "int": (int,), "float": (int, float)}[kind]
+    expected: tuple[type[Any], ...] = _TYPES[kind]
     if isinstance(value, bool) or not isinstance(value, expected):
         return f"must be {'text' if kind == 'str' else 'a number'}, not {type(value).__name__}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
     rules: Mapping[str, Any] = setting.metadata
-    if "pattern" in rules and not re.search(rules["pattern"], value):
+    if "pattern" in rules and not re.fullmatch(rules["pattern"], value):
         return f"must match {rules['pattern']}"
     if "ge" in rules and value < rules["ge"]:
         return f"must be at least {rules['ge']}"

@@ -166,6 +166,11 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     return f"{unqualified.replace(':stateMachine:', ':execution:')}:{name}"
 
 
+ENTRY_KEYS = ("entered_on", "entered_by")
+"""In an execution's input: when the event that entered the lead happened, and its id
+(tsunagu.journeys.stream). A journey's waits count what the lead did from then on."""
+
+
 def enter(
     journey: Journey,
     lead_id: str,
@@ -237,7 +242,9 @@ def enter_leads(
     clock: Clock,
 ) -> list[tuple[Lead, EntryResult]]:
     """Enter each lead (manual starts, segments): one cause, so a repeat enters nobody twice;
-    each execution learns the lead's time zone and ``extra``."""
+    each execution learns the lead's time zone and ``extra`` (but for ENTRY_KEYS: only an
+    event that enters a lead names them, and a journey's waits count from them)."""
+    extra = {k: v for k, v in (extra or {}).items() if k not in ENTRY_KEYS}
     return [
         (
             lead,
@@ -247,7 +254,7 @@ def enter_leads(
                 cause=cause,
                 trigger=trigger,
                 trigger_event_id=None,
-                payload={**lead_payload(lead), **(extra or {})},
+                payload={**lead_payload(lead), **extra},
                 state_machine_arn=state_machine_arn,
                 store=store,
                 executions=executions,

@@ -182,6 +182,7 @@ def catch_up(
     wait: JourneyWait,
     history: Sequence[LeadEvent],
     *,
+    entered: datetime,
     entered_by: str | None,
     store: WaitStore,
     resumer: Resumer,
@@ -189,14 +190,21 @@ def catch_up(
 ) -> Resumed | None:
     """End a wait just registered with what the lead already did, if anything counts.
 
-    ``history``: the lead's events since it entered the journey, oldest first (``entered_by``,
-    the event that entered it, is not one of them). The first that a person did and the wait
-    matches ends the wait, as route_events would have ended it had the wait been there: not an
-    automated event or one Tsunagu recorded, not a click whose judgement is not final yet (it
-    comes back through the stream once it is, and the wait is there by then), and not an
-    event that already ended another wait of this execution (its ``journey_decision`` is in
-    the history). None when nothing counts: the wait stays.
+    ``history``: the lead's events, oldest first, from a day before ``entered`` (when the
+    lead entered the journey: a browser event keeps its browser's time, up to a day behind
+    the server's); ``entered_by``: the event that entered it, if one did, whose own arrival
+    is then the entry. What counts arrived at the server after the entry. The first such
+    event that a person did and the wait matches ends the wait, as route_events would have
+    ended it had the wait been there: not an automated event or one Tsunagu recorded, not a
+    click whose judgement is not final yet (it comes back through the stream once it is, and
+    the wait is there by then), not the entering event itself, and not an event that already
+    ended another wait of this execution (its ``journey_decision`` is in the history; one
+    written in the instant before this wait registered may not be yet: two waits in a row for
+    the same kind of event, with nothing between, could both take it). None when nothing
+    counts: the wait stays.
     """
+    entry = next((e for e in history if e.event_id == entered_by), None)
+    since = arrived(entry) if entry is not None else entered
     execution = wait.wait_id.split(":", 1)[0]
     claimed = {
         str(event.properties.get("values", {}).get("event_id"))
@@ -208,6 +216,7 @@ def catch_up(
     for event in history:
         if (
             event.event_id == entered_by
+            or arrived(event) < since
             or event.event_id in claimed
             or event.type in SYSTEM_EVENT_KINDS
             or event.properties.get("automated")
@@ -219,6 +228,12 @@ def catch_up(
             happened = Happened(event.type, event.event_id, event.occurred_at, event.properties)
             return _resume(wait, matched, happened, store, resumer, on_decided)
     return None
+
+
+def arrived(event: LeadEvent) -> datetime:
+    """When the server had the event: its time, or for a browser event that kept the
+    browser's time, when it was received."""
+    return parse_instant(str(event.properties.get("received_at") or event.occurred_at))
 
 
 def wait_decision(resumed: Resumed) -> LeadEvent | None:

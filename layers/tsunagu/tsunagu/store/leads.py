@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
@@ -192,12 +192,21 @@ class LeadRepository:
         items = self._tables.events.query(f"lead#{lead_id}", scan_index_forward=False, limit=limit)
         return [event_from_item(item) for item in items]
 
-    def events_since(self, lead_id: str, since: str, limit: int = 1000) -> list[LeadEvent]:
-        """The lead's events from ``since`` (an ISO instant) on, oldest first: at most
-        ``limit``, which a journey's first days never come near."""
-        start = isoformat(parse_instant(since))
-        items = self._tables.events.query(
-            f"lead#{lead_id}", self._tables.events.sk >= start, limit=limit
+    def events_since(
+        self, lead_id: str, since: datetime, types: Collection[str], also: str | None = None
+    ) -> list[LeadEvent]:
+        """The lead's events of these ``types`` (and the event ``also``, whatever its type)
+        that happened at ``since`` or later, oldest first: every page, read consistently (an
+        event written a moment ago is there)."""
+        events = self._tables.events
+        wanted = events.type.is_in(*sorted(types))
+        if also is not None:
+            wanted = wanted | (events.event_id == also)
+        items = events.query(
+            f"lead#{lead_id}",
+            events.sk >= isoformat(since),
+            filter_condition=wanted,
+            consistent_read=True,
         )
         return [event_from_item(item) for item in items]
 

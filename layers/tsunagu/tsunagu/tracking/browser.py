@@ -27,7 +27,7 @@ MAX_EVENTS = 50
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 # A client clock further off than this is not believed; the server's time is used instead.
-_PAST_SKEW = timedelta(hours=24)
+CLIENT_CLOCK_BEHIND = timedelta(hours=24)
 _FUTURE_SKEW = timedelta(minutes=5)
 
 PropertyValue = str | int | float | bool | None
@@ -130,6 +130,12 @@ class BrowserEvent:
         return read
 
 
+WHITE_SPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+"""Unicode's White_Space, what is trimmed from text (str.strip() would also take the control
+characters U+001C to U+001F, which must be refused, not hidden)."""
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
 _SCREEN = re.compile(r"^\d{1,5}x\d{1,5}$")
@@ -165,7 +171,7 @@ class _EventReader:
         if not isinstance(value, str):
             self.refuse(name, "must be text")
             return None
-        value = value.strip()
+        value = value.strip(WHITE_SPACE)
         if pattern is not None and not pattern.fullmatch(value):
             self.refuse(name, f"must match {pattern.pattern}")
         elif max_length is not None and len(value) > max_length:
@@ -197,7 +203,7 @@ class _EventReader:
             return {}
         kept: dict[str, PropertyValue] = {}
         for key, value in values.items():
-            key = key.strip()
+            key = key.strip(WHITE_SPACE) if isinstance(key, str) else ""
             if not (1 <= len(key) <= 40) or not key.replace("_", "").isalnum() or not key.isascii():
                 self.refuse(name, f"property name {key[:40]!r} must be 1-40 letters, digits or _")
                 continue
@@ -210,7 +216,7 @@ class _EventReader:
 
 def _property_value(key: str, value: object) -> PropertyValue:
     if isinstance(value, str):
-        value = value.strip()
+        value = value.strip(WHITE_SPACE)
         if len(value) > 500:
             raise ValueError(f"property {key!r} is longer than 500 characters")
         _no_control_characters(value)
@@ -338,9 +344,13 @@ def _to_event(
     leads_by_visitor: Mapping[str, str],
 ) -> LeadEvent:
     occurred = event.occurred_at
-    if occurred is None or not (received - _PAST_SKEW <= occurred <= received + _FUTURE_SKEW):
+    believed = occurred is not None and (
+        received - CLIENT_CLOCK_BEHIND <= occurred <= received + _FUTURE_SKEW
+    )
+    if occurred is None or not believed:
         # Keep a batch's order even when every event gets the same server time.
         occurred = received + timedelta(milliseconds=index)
+        believed = False
     properties: dict[str, Any] = {
         "site_id": site.site_id,
         "url": event.url,
@@ -352,6 +362,9 @@ def _to_event(
         "language": event.language,
         "properties": event.properties,
         "client_time": isoformat(event.occurred_at) if event.occurred_at else None,
+        # When the server had it, where the event keeps the client's time: a journey's wait
+        # counts events from its entry by this (tsunagu.journeys.waits.catch_up).
+        "received_at": isoformat(received) if believed else None,
         "ip": ip,
         "user_agent": (context.user_agent or "")[:400] or None,
     }
