@@ -48,6 +48,10 @@ class WaitForEventInput(BaseModel):
     """``$$.Execution``: its StartTime, and its Input's ``entered_on`` and ``entered_by`` (the
     event that entered the lead, when one did). What the lead did since counts (None: a state
     machine compiled before, which waits only for what comes after)."""
+    state: dict[str, Any] | None = None
+    """The execution's state (``$``): its ``response`` is what ended the previous wait_for,
+    whose event does not end this one. Passed, not read from the decisions: the previous wait's
+    decision may be written a moment after the execution went on."""
 
 
 def _entered(execution: dict[str, Any] | None) -> tuple[datetime, str | None] | None:
@@ -88,12 +92,23 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {
         "registered": wait.wait_id,
         "deadline": wait.deadline,
-        "caught_up": _catch_up(settings, wait, _entered(request.execution)),
+        "caught_up": _catch_up(
+            settings, wait, _entered(request.execution), _previous_event(request.state)
+        ),
     }
 
 
+def _previous_event(state: dict[str, Any] | None) -> str | None:
+    response = (state or {}).get("response")
+    event_id = response.get("event_id") if isinstance(response, dict) else None
+    return str(event_id) if event_id else None
+
+
 def _catch_up(
-    settings: Settings, wait: JourneyWait, entered: tuple[datetime, str | None] | None
+    settings: Settings,
+    wait: JourneyWait,
+    entered: tuple[datetime, str | None] | None,
+    previous_event: str | None,
 ) -> bool:
     """End the wait at once with what the lead did since entering, if anything counts. Only
     a help: the wait is registered, and route_events ends it with what the lead does next, so
@@ -101,7 +116,7 @@ def _catch_up(
     if entered is None:
         return False
     try:
-        return services.journey_waits(settings).catch_up(wait, *entered)
+        return services.journey_waits(settings).catch_up(wait, *entered, taken=previous_event)
     except Exception:
         logger.exception("could not look back for the wait", extra={"wait_id": wait.wait_id})
         metrics.add_metric(name="WaitLookBackFailed", unit="Count", value=1)

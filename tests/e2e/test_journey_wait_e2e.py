@@ -414,3 +414,63 @@ def test_a_visit_made_before_the_wait_is_registered_ends_it_when_it_is(
     assert parse_instant(visit["occurred_at"]) == visited_at
     assert visit["properties"]["path"] == "/_local/demo/pricing"
     assert finished["stopDate"] == started + timedelta(hours=1)
+
+
+def test_one_visit_ends_one_of_two_waits_in_a_row_for_it(tsunagu: RunningTsunagu) -> None:
+    # Given a journey that waits twice in a row for a visit to the pricing page, after a pause
+    awaited = {
+        "events": [{"type": "page_view", "url_contains": "/pricing", "label": "pricing"}],
+        "execution.$": "$$.Execution",
+        "state.$": "$",
+    }
+    first = waiting_task(tsunagu, awaited, then="Wait for another visit", otherwise="No visit")
+    second = waiting_task(tsunagu, awaited, then="Visited twice", otherwise="Visited once")
+    journey = state_machine(
+        tsunagu,
+        "two-waits-for-a-visit",
+        {
+            "StartAt": "An hour after entering",
+            "States": {
+                "An hour after entering": {
+                    "Type": "Wait",
+                    "Seconds": 3600,
+                    "Next": "Wait for a visit",
+                },
+                # As compiled journeys keep what ended a wait: the state's response
+                "Wait for a visit": {**first, "ResultPath": "$.response"},
+                "Wait for another visit": {**second, "ResultPath": "$.response"},
+                "Visited twice": {"Type": "Pass", "End": True},
+                "Visited once": {"Type": "Pass", "End": True},
+                "No visit": {"Type": "Pass", "End": True},
+            },
+        },
+    )
+    visitor = "v_visits_once_before_0001"
+    status_code, _ = tsunagu.post_json(
+        "/forms/demo/submissions", {"email": "visits.once@example.jp", "visitor_id": visitor}
+    )
+    assert status_code == 201
+    lead_id = json.loads(tsunagu.cli("leads", "get", "visits.once@example.jp").stdout)["lead_id"]
+    execution: str = stepfunctions(tsunagu).start_execution(
+        stateMachineArn=journey, name=f"twice-{lead_id}", input=json.dumps({"lead_id": lead_id})
+    )["executionArn"]
+    started = settle(tsunagu)
+
+    # When the lead views the pricing page once, during the pause
+    move_clock(tsunagu, by="10m")
+    view_page(tsunagu, visitor, "/_local/demo/pricing")
+    settle(tsunagu)
+
+    # Then the first wait ends with it when it is registered, and the second does not: it
+    # waits its 3 days out
+    move_clock(tsunagu, by="50m")
+    assert status(tsunagu, execution)["status"] == "RUNNING"
+    move_clock(tsunagu, to=isoformat(started + timedelta(hours=1, seconds=WAIT_SECONDS)))
+    finished = status(tsunagu, execution)
+    assert finished["status"] == "SUCCEEDED", "".join(tsunagu.output)[-3000:]
+    assert states_entered(tsunagu, execution) == [
+        "An hour after entering",
+        "Wait for a visit",
+        "Wait for another visit",
+        "Visited once",
+    ]

@@ -74,6 +74,8 @@ def test_the_generated_steps_pass_what_the_count_needs() -> None:
     assert (wait["journey_id"], wait["node"]) == (JOURNEY, WAIT_FOR)
     # and when the lead entered, so that what it did before the wait counts (waits.catch_up)
     assert wait["execution.$"] == "$$.Execution"
+    # and the state, whose response names the event that ended the previous wait
+    assert wait["state.$"] == "$"
 
 
 def test_each_execution_counts_once_at_the_node_it_waits_at(stack: Settings, aws: AwsStack) -> None:

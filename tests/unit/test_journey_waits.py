@@ -303,3 +303,18 @@ def test_a_journey_entered_by_a_browser_event_counts_from_when_the_server_had_it
         store=store, resumer=resumer,
     )  # fmt: skip
     assert ended is None and resumer.resumed == []
+
+
+def test_the_event_that_ended_the_previous_wait_does_not_end_this_one() -> None:
+    # Its journey_decision may not be written yet when the execution has already gone on to
+    # the next wait: the execution's state says which event it was (``taken``).
+    store, resumer = MemoryWaits(), RecordingResumer()
+    wait = pricing_wait(store, "exec")
+    visit = lead_event(
+        "page_view", "2026-12-04T08:10:00.000Z", "evt_p", url="https://x.example/pricing"
+    )
+    ended = catch_up(
+        wait, [visit], entered=ENTERED, entered_by=None, taken="evt_p",
+        store=store, resumer=resumer,
+    )  # fmt: skip
+    assert ended is None and resumer.resumed == []

@@ -221,3 +221,19 @@ def test_the_experiment_as_csv_has_each_arm_then_each_comparison() -> None:
     assert lines[3] == ""
     metrics = [line.split(",")[0] for line in lines[5:]]
     assert metrics == ["people's clicks per mail", "conversions per lead"]
+
+
+def test_a_split_where_nobody_clicked_says_so_rather_than_a_sample_size() -> None:
+    # Nobody clicked in either arm: no difference was seen, so none can be sized (the table
+    # printed "about None more mails per arm would tell").
+    from tsunagu.cli_reports import experiment_table
+
+    found = experiment_report(
+        JOURNEY, SPLIT, date(2026, 12, 1), date(2026, 12, 2),
+        store=run_split({"a": 0.0, "b": 0.0}, seed=14),
+    )  # fmt: skip
+    [versus] = found.as_dict()["versus"]  # type: ignore[misc]
+    assert versus["more_mails_needed_per_arm"] is None
+    table = experiment_table(found)
+    assert "None" not in table
+    assert "no difference observed yet, so none can be estimated" in table

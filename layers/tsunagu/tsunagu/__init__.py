@@ -13,9 +13,10 @@ class HandlerImports:
     """``with HandlerImports(__name__):`` around a handler module's imports, to shorten its cold
     start (README, Deploying to AWS).
 
-    Importing capture_form or track_event makes about 77,000 objects the garbage collector
-    tracks, nearly all of them living as long as the process (modules, classes, functions), and
-    the collector scans them again and again as they pile up: about 20 ms of a cold start. So
+    Importing capture_form or track_event makes about 63,000 objects the garbage collector
+    tracks (77,000 before pydantic left their paths), nearly all of them living as long as the
+    process (modules, classes, functions), and the collector scans them again and again as they
+    pile up: about 20 ms of a cold start when this was measured, at 77,000. So
     the collector is off while the imports run. At the end, when the module is the one Lambda's
     runtime imports (``app``), what the imports made is frozen (moved where no later collection
     scans it; the few hundred objects of cyclic garbage among them, about 150 kB, are kept for

@@ -455,7 +455,9 @@ def add_journey_commands(groups: Any) -> None:
     rollback.add_argument("journey")
     rollback.add_argument("--to", type=int, metavar="VERSION")
     rollback.set_defaults(run=journeys_rollback)
-    show = commands.add_parser("show", help="a journey's definition")
+    show = commands.add_parser(
+        "show", help="a journey's record: triggers, re-entry, exits, status, publication (JSON)"
+    )
     show.add_argument("journey")
     show.set_defaults(run=journeys_show)
     save = commands.add_parser("save", help="create (or --replace) a journey record from JSON")

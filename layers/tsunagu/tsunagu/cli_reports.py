@@ -123,11 +123,14 @@ def _verdicts(comparisons: list[dict[str, Any]], what: str, per: str) -> list[st
             out.append(f"{head}: not enough {per} yet")
             continue
         low, high = (x * 100 for x in versus["interval"])
+        needed = versus[f"more_{per}_needed_per_arm"]
         verdict = (
             "a real difference (p < 0.05)"
             if versus["significant"]
-            else f"no significant difference yet; about {versus[f'more_{per}_needed_per_arm']}"
-            f" more {per} per arm would tell, if the observed difference is real"
+            else f"no significant difference yet; about {needed} more {per} per arm would tell,"
+            " if the observed difference is real"
+            if needed is not None
+            else "no difference observed yet, so none can be estimated"
         )
         out.append(
             f"{head}: {versus['difference'] * 100:+.2f} points"

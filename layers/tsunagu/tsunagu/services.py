@@ -205,9 +205,12 @@ class JourneyWaits:
         )
         return len(resumed)
 
-    def catch_up(self, wait: JourneyWait, entered: datetime, entered_by: str | None) -> bool:
+    def catch_up(
+        self, wait: JourneyWait, entered: datetime, entered_by: str | None, taken: str | None
+    ) -> bool:
         """End a wait just registered with what the lead did since it entered the journey
-        (tsunagu.journeys.waits.catch_up); whether it ended."""
+        (tsunagu.journeys.waits.catch_up), but for the event ``taken`` by the previous wait;
+        whether it ended."""
         from tsunagu.journeys.decisions import DECISION_EVENT
         from tsunagu.journeys.waits import catch_up
         from tsunagu.tracking.browser import CLIENT_CLOCK_BEHIND
@@ -223,6 +226,7 @@ class JourneyWaits:
             history,
             entered=entered,
             entered_by=entered_by,
+            taken=taken,
             store=self._store,
             resumer=self._resumer,
             on_decided=self._record_decision,

@@ -683,8 +683,11 @@ class _Compiler:
                     "journey_version.$": "$.journey_version",
                     "node": node.id,
                     # When the lead entered (the execution's start, and its input's entered_on):
-                    # what it did since counts, also before this wait was registered.
+                    # what it did since counts, also before this wait was registered; and the
+                    # state, whose ``response`` names the event that ended the wait before
+                    # this one (which does not count twice).
                     "execution.$": "$$.Execution",
+                    "state.$": "$",
                 },
                 resource=_INVOKE_WAITING,
                 TimeoutSeconds=node.within_seconds,

@@ -184,6 +184,7 @@ def catch_up(
     *,
     entered: datetime,
     entered_by: str | None,
+    taken: str | None = None,
     store: WaitStore,
     resumer: Resumer,
     on_decided: Callable[[Resumed], None] | None = None,
@@ -198,10 +199,11 @@ def catch_up(
     ended it had the wait been there: not an automated event or one Tsunagu recorded, not a
     click whose judgement is not final yet (it comes back through the stream once it is, and
     the wait is there by then), not the entering event itself, and not an event that already
-    ended another wait of this execution (its ``journey_decision`` is in the history; one
-    written in the instant before this wait registered may not be yet: two waits in a row for
-    the same kind of event, with nothing between, could both take it). None when nothing
-    counts: the wait stays.
+    ended another wait of this execution: ``taken``, the previous wait's (the execution's own
+    state says which: its decision may not be written yet), or one whose ``journey_decision``
+    is in the history. An event that arrived in the same instant as the entry counts (on
+    virtual time, where the clock stands still while work is in flight, that is the page
+    opened from the thank-you page). None when nothing counts: the wait stays.
     """
     entry = next((e for e in history if e.event_id == entered_by), None)
     since = arrived(entry) if entry is not None else entered
@@ -212,7 +214,7 @@ def catch_up(
         if event.type == "journey_decision"
         and event.properties.get("execution_name") == execution
         and event.properties.get("kind") == "wait_for"
-    }
+    } | ({taken} if taken else set())
     for event in history:
         if (
             event.event_id == entered_by
