@@ -29,6 +29,19 @@ def install_step_functions_clock(clock: RuntimeClock) -> None:
     install_retry_clock(clock)
     install_execution_clock(clock)
     install_parallel_clock(clock)
+    install_definition_clock(clock)
+
+
+def install_definition_clock(clock: RuntimeClock) -> None:
+    """State machines', versions' and aliases' creation and update dates on the runtime's clock
+    (``tsunagu journeys versions`` lists when each version was published)."""
+    from moto.stepfunctions import models
+
+    def now() -> datetime.datetime:
+        # moto keeps these naive, in UTC
+        return clock.now().astimezone(UTC).replace(tzinfo=None)
+
+    models.utcnow = now  # type: ignore[attr-defined]
 
 
 def install_wait_clock(clock: RuntimeClock) -> None:

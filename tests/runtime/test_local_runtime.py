@@ -615,6 +615,17 @@ def test_dynamodb_task_writes_to_the_substituted_table(
     assert "Item" in item
 
 
+def test_state_machines_are_created_on_the_runtimes_clock(
+    runtime: RunningRuntime, journey: JourneyRun
+) -> None:
+    # Created as the runtime started, its clock standing at CLOCK_START (not the machine's
+    # date): `tsunagu journeys versions` lists versions by these dates.
+    described = runtime.client("stepfunctions").describe_state_machine(
+        stateMachineArn=journey.machine_arn
+    )
+    assert described["creationDate"] == utc(CLOCK_START)
+
+
 def test_execution_dates_and_history_are_on_the_runtimes_clock(journey: JourneyRun) -> None:
     # Everything up to the first Wait happened while time stood still: at the start instant.
     assert journey.description["startDate"] == journey.started_at
