@@ -159,10 +159,21 @@ def click(tsunagu: RunningTsunagu, url: str, user_agent: str) -> None:
     assert answer == 302
 
 
-def new_lead(tsunagu: RunningTsunagu, email: str) -> str:
-    assert tsunagu.post_json("/forms/demo/submissions", {"email": email})[0] == 201
+def new_lead(tsunagu: RunningTsunagu, email: str, visitor_id: str | None = None) -> str:
+    """A lead from the demo form; ``visitor_id``: the browser's, which the form links to it."""
+    submission = {"email": email, **({"visitor_id": visitor_id} if visitor_id else {})}
+    assert tsunagu.post_json("/forms/demo/submissions", submission)[0] == 201
     lead_id: str = json.loads(tsunagu.cli("leads", "get", email).stdout)["lead_id"]
     return lead_id
+
+
+def entered(tsunagu: RunningTsunagu, journey: str, name: str, lead_id: str) -> tuple[str, datetime]:
+    """An execution of the journey for the lead, once the work it starts has settled: its ARN
+    and its start."""
+    execution: str = stepfunctions(tsunagu).start_execution(
+        stateMachineArn=journey, name=name, input=json.dumps({"lead_id": lead_id})
+    )["executionArn"]
+    return execution, settle(tsunagu)
 
 
 def waiting_for_a_click(
@@ -382,17 +393,8 @@ def test_a_visit_made_before_the_wait_is_registered_ends_it_when_it_is(
 ) -> None:
     # Given a lead (whose browser's visitor id the form linked to it) in the journey's pause
     visitor = "v_visits_before_the_wait_01"
-    status_code, _ = tsunagu.post_json(
-        "/forms/demo/submissions", {"email": "early.visit@example.jp", "visitor_id": visitor}
-    )
-    assert status_code == 201
-    lead_id = json.loads(tsunagu.cli("leads", "get", "early.visit@example.jp").stdout)["lead_id"]
-    execution: str = stepfunctions(tsunagu).start_execution(
-        stateMachineArn=visit_journey,
-        name=f"visit-{lead_id}",
-        input=json.dumps({"lead_id": lead_id}),
-    )["executionArn"]
-    started = settle(tsunagu)
+    lead_id = new_lead(tsunagu, "early.visit@example.jp", visitor)
+    execution, started = entered(tsunagu, visit_journey, f"visit-{lead_id}", lead_id)
     # When the lead views the home page, then the pricing page, during the pause
     move_clock(tsunagu, by="10m")
     view_page(tsunagu, visitor, "/_local/demo/")
@@ -446,15 +448,8 @@ def test_one_visit_ends_one_of_two_waits_in_a_row_for_it(tsunagu: RunningTsunagu
         },
     )
     visitor = "v_visits_once_before_0001"
-    status_code, _ = tsunagu.post_json(
-        "/forms/demo/submissions", {"email": "visits.once@example.jp", "visitor_id": visitor}
-    )
-    assert status_code == 201
-    lead_id = json.loads(tsunagu.cli("leads", "get", "visits.once@example.jp").stdout)["lead_id"]
-    execution: str = stepfunctions(tsunagu).start_execution(
-        stateMachineArn=journey, name=f"twice-{lead_id}", input=json.dumps({"lead_id": lead_id})
-    )["executionArn"]
-    started = settle(tsunagu)
+    lead_id = new_lead(tsunagu, "visits.once@example.jp", visitor)
+    execution, started = entered(tsunagu, journey, f"twice-{lead_id}", lead_id)
 
     # When the lead views the pricing page once, during the pause
     move_clock(tsunagu, by="10m")
