@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tsunagu.leads.merge import Channel
-from tsunagu.origins import check_origin
+from tsunagu.origins import origin_allowed
 
 FieldType = Literal["email", "text", "textarea", "tel", "url", "number", "checkbox", "select"]
 
@@ -81,7 +81,4 @@ class StoredForm:
         )
 
     def allows_origin(self, origin: str) -> bool:
-        try:
-            return check_origin(origin) in self.allowed_origins
-        except ValueError:
-            return False
+        return origin_allowed(origin, self.allowed_origins)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tsunagu.origins import check_origin
+from tsunagu.origins import origin_allowed
 
 SITE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -43,7 +43,4 @@ class StoredSite:
         )
 
     def allows_origin(self, origin: str) -> bool:
-        try:
-            return check_origin(origin) in self.allowed_origins
-        except ValueError:
-            return False
+        return origin_allowed(origin, self.allowed_origins)
