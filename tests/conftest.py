@@ -143,9 +143,10 @@ def _no_cached_forms() -> Iterator[None]:
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     """moto in-process, with every DynamoDB table of template.yaml created from its definition;
     its transactions behave as the local runtime's do (tokens honoured, rolled back in place),
-    and it measures an item's size once, as the runtime's does."""
+    and it measures an item's size and parses a condition once, as the runtime's does."""
     from moto import mock_aws
 
+    from tsunagu_local.conditions import parse_conditions_once
     from tsunagu_local.fast_reads import serialize_reads_quickly
     from tsunagu_local.intrinsics import Resolver
     from tsunagu_local.item_size import check_item_size_once
@@ -162,6 +163,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     resolver = Resolver(parameters=stack.parameters, conditions=stack.conditions)
     roll_back_transactions_in_place()
     check_item_size_once()
+    parse_conditions_once()
     isolate_reads()
     serialize_reads_quickly()
     honour_client_request_tokens()

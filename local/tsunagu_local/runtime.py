@@ -28,6 +28,7 @@ from tsunagu.settings import Settings, SettingsError
 from tsunagu_local import console, faults, firehose
 from tsunagu_local.clock_api import clock_page
 from tsunagu_local.clocks import RuntimeClock, ScaledRuntimeClock, VirtualClock
+from tsunagu_local.conditions import parse_conditions_once
 from tsunagu_local.fast_reads import serialize_reads_quickly
 from tsunagu_local.faults import FaultPlan
 from tsunagu_local.gateway import HttpApiGateway, LocalPage, routes_from
@@ -161,6 +162,7 @@ class LocalRuntime:
     def start(self) -> None:
         track_models_weakly()
         check_item_size_once()
+        parse_conditions_once()
         dispatch_without_rereading()
         self._start_moto()
         os.environ["TZ"] = "UTC"  # moto's Wait and timestamp code reads naive local time

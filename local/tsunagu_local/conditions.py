@@ -1,0 +1,72 @@
+"""DynamoDB condition expressions parsed once, not three times a write.
+
+moto parses a write's ConditionExpression from its text every time it looks at it: a
+TransactWriteItems parses each item's condition to validate the request, the runtime's
+transaction (tsunagu_local.transactions) parses it to check it, and moto's put, update or delete
+parses it again to check it once more. The lexer and parser are pure Python, and in the import
+benchmark they were an eighth of moto's work, paid by the real run and not by the floor it is
+compared with (a BatchWriteItem has no conditions), where DynamoDB charges nothing for a
+condition.
+
+Here ``ConditionExpressionParser.parse`` keeps what it built for an expression with its names
+and values: the tree (whose nodes are never changed once built: evaluating one reads the item
+it is given) and the names and values it found, which moto's validation reads back from the
+parser. A text that does not parse raises every time, as before: nothing is kept for it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+_INSTALLED_FLAG = "_tsunagu_parses_once"
+KEPT = 4_096
+"""Expressions kept; past this the memory starts again (most writes here use a few dozen
+conditions; a version check or an ``IN`` list with values of its own is one entry each)."""
+
+_kept: dict[tuple[str, str, str], tuple[Any, list[str], list[str]]] = {}
+_lock = threading.Lock()
+
+
+def _key(parser: Any) -> tuple[str, str, str] | None:
+    try:
+        return (
+            parser.condition_expression,
+            json.dumps(parser.expression_attribute_names, sort_keys=True),
+            json.dumps(parser.expression_attribute_values, sort_keys=True),
+        )
+    except TypeError:  # a value JSON cannot write: parse it as moto does, keep nothing
+        return None
+
+
+def parse_conditions_once() -> None:
+    """Make moto's condition parser remember its answers (see the module's docstring)."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    original: Any = ConditionExpressionParser.parse
+    if getattr(original, _INSTALLED_FLAG, False):
+        return
+
+    def parse(self: Any) -> Any:
+        if not self.condition_expression:
+            return original(self)  # no condition: moto answers at once
+        key = _key(self)
+        kept = None if key is None else _kept.get(key)
+        if kept is None:
+            tree = original(self)
+            if key is not None:
+                with _lock:
+                    if len(_kept) >= KEPT:
+                        _kept.clear()
+                    _kept[key] = (tree, list(self.expr_attr_names_found),
+                                  list(self.expr_attr_values_found))  # fmt: skip
+            return tree
+        tree, names, values = kept
+        self.expr_attr_names_found.extend(names)
+        self.expr_attr_values_found.extend(values)
+        return tree
+
+    parse.__wrapped__ = original  # type: ignore[attr-defined]  # the tests compare the two
+    setattr(parse, _INSTALLED_FLAG, True)
+    ConditionExpressionParser.parse = parse  # type: ignore[method-assign]
