@@ -12,17 +12,28 @@ third of the floor) is printed as met or not met, never asserted.
 
 Both are timed in this process's CPU time (``time.process_time``): moto runs in it, on one
 thread, so that is all the work of either side, and other load on the machine moves the ratio far
-less than it moves wall-clock time. On moto the cost follows the items written: the floor writes
-one per lead, the real run five and a nineteenth, which bounds the ratio near a fifth.
+less than it moves wall-clock time. Each side starts with what is already in memory (moto's
+tables, every module) collected and frozen (``gc.freeze``): a full collection walks everything
+not frozen, and moto's tables - which a Lambda's memory never holds - would otherwise be walked
+by whichever side a collection happened to land in (the ratio moved by a fifth between runs).
+
+On moto the cost follows the items written: the floor writes one per lead, the real run five
+and a nineteenth. A second figure compares the real run with a BatchWriteItem of every item it
+wrote for its leads (lead, address, event, consent evidence and state): what the import costs
+beyond writing its data.
 """
 
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 from tests.benchmarks.test_aws_requests import recording_aws_calls
 from tests.conftest import AwsStack, moto_client
@@ -32,6 +43,7 @@ from tsunagu.commands import imports
 from tsunagu.commands.access import Actor, Role
 from tsunagu.imports.plan import ConsentColumn, ImportOptions
 from tsunagu.leads.merge import Channel
+from tsunagu.settings import Settings
 
 TITLE = "imports: the real run against a bare BatchWriteItem"
 ROWS = 1_000 if QUICK else 10_000
@@ -62,13 +74,14 @@ def test_import_rows_per_second_against_the_floor(aws: AwsStack, bench_report: B
     )
     data = sheet(ROWS)
     labels = {settings.leads_table: "Leads", settings.imports_table: "Imports"}
-    with recording_aws_calls(labels) as calls:
+    with recording_aws_calls(labels) as calls, steady_heap():
         started = time.process_time()
         record, _ = imports.run(ports, MARKETER, data, "展示会.csv", options)
         real_seconds = time.process_time() - started
     assert record.counts["create"] == ROWS
 
-    floor_rate = floor_rows_per_second(settings.leads_table)
+    floor_rate = floor_rows_per_second([settings.leads_table], ROWS)
+    items_rate = floor_rows_per_second(lead_tables(settings), ROWS)
 
     writes = Counter(
         op for _, op, _ in calls.entries
@@ -85,36 +98,67 @@ def test_import_rows_per_second_against_the_floor(aws: AwsStack, bench_report: B
         f"  the floor, BatchWriteItem of the same lead items: {floor_rate:,.0f} rows/s of CPU",
         f"  the real run is {share:.2f} of the floor (goal >= {GOAL_SHARE_OF_FLOOR:.2f}:"
         f" {'met' if share >= GOAL_SHARE_OF_FLOOR else 'NOT MET'})",
+        *beside_every_item(real_rate, items_rate),
         f"  write requests: {dict(writes)}; per new lead {sum(writes.values()) / ROWS:.3f}"
         " (19 rows and their receipt to a transaction; the import's record twice)",
     )
 
 
-def floor_rows_per_second(leads_table: str) -> float:
-    """The floor: the same leads' items (as the run stored them), 25 to a BatchWriteItem, into
-    a table of the same keys."""
-    dynamodb = moto_client("dynamodb")
-    stored = [
-        item
-        for page in dynamodb.get_paginator("scan").paginate(TableName=leads_table)
-        for item in page["Items"]
+def lead_tables(settings: Settings) -> list[str]:
+    """Where the run writes its leads' items (its receipts and record are the import's own)."""
+    return [settings.leads_table, settings.lead_identities_table, settings.events_table,
+            settings.consent_table]  # fmt: skip
+
+
+def beside_every_item(rate: float, items_rate: float) -> list[str]:
+    return [
+        f"  BatchWriteItem of every item it wrote for its leads (lead, address, event,"
+        f" consent): {items_rate:,.0f} rows/s of CPU; the real run is {rate / items_rate:.2f}"
+        " of that",
     ]
-    floor_table = f"{leads_table}-floor"
-    description = dynamodb.describe_table(TableName=leads_table)["Table"]
-    dynamodb.create_table(
-        TableName=floor_table,
-        KeySchema=description["KeySchema"],
-        AttributeDefinitions=[
-            a for a in description["AttributeDefinitions"]
-            if a["AttributeName"] in {k["AttributeName"] for k in description["KeySchema"]}
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )  # fmt: skip
-    started = time.process_time()
-    for start in range(0, len(stored), 25):
-        requests = [{"PutRequest": {"Item": item}} for item in stored[start : start + 25]]
-        dynamodb.batch_write_item(RequestItems={floor_table: requests})
-    return len(stored) / (time.process_time() - started)
+
+
+@contextmanager
+def steady_heap() -> Iterator[None]:
+    """What is in memory already collected and frozen for the block (see the docstring)."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def floor_rows_per_second(tables: list[str], rows: int) -> float:
+    """The floor: the items the run stored in ``tables`` (as it stored them), 25 to a
+    BatchWriteItem, into new tables of the same keys; ``rows`` leads per second of that."""
+    dynamodb = moto_client("dynamodb")
+    copies: list[tuple[str, dict[str, Any]]] = []
+    for table in tables:
+        copy = f"{table}-floor{len(dynamodb.list_tables()['TableNames'])}"  # new each time
+        description = dynamodb.describe_table(TableName=table)["Table"]
+        keys = {k["AttributeName"] for k in description["KeySchema"]}
+        dynamodb.create_table(
+            TableName=copy,
+            KeySchema=description["KeySchema"],
+            AttributeDefinitions=[
+                a for a in description["AttributeDefinitions"] if a["AttributeName"] in keys
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        copies += [
+            (copy, item)
+            for page in dynamodb.get_paginator("scan").paginate(TableName=table)
+            for item in page["Items"]
+        ]
+    with steady_heap():
+        started = time.process_time()
+        for start in range(0, len(copies), 25):
+            requests: dict[str, list[dict[str, Any]]] = {}
+            for copy, item in copies[start : start + 25]:
+                requests.setdefault(copy, []).append({"PutRequest": {"Item": item}})
+            dynamodb.batch_write_item(RequestItems=requests)
+        return rows / (time.process_time() - started)
 
 
 def test_a_large_list_in_the_background_against_the_floor(
@@ -134,7 +178,7 @@ def test_a_large_list_in_the_background_against_the_floor(
     )
     data = sheet(LARGE_ROWS)
     labels = {settings.leads_table: "Leads", settings.imports_table: "Imports"}
-    with recording_aws_calls(labels) as calls:
+    with recording_aws_calls(labels) as calls, steady_heap():
         started = time.process_time()
         upload_id = import_jobs.upload_file(ports, "展示会.csv", data)
         record = import_jobs.start(ports, MARKETER, upload_id, "展示会.csv", options)
@@ -144,7 +188,8 @@ def test_a_large_list_in_the_background_against_the_floor(
         finished = import_jobs.finish(ports, record.import_id)
         seconds = time.process_time() - started
     assert finished.status == "applied" and finished.counts["create"] == LARGE_ROWS
-    floor_rate = floor_rows_per_second(settings.leads_table)
+    floor_rate = floor_rows_per_second([settings.leads_table], LARGE_ROWS)
+    items_rate = floor_rows_per_second(lead_tables(settings), LARGE_ROWS)
 
     writes = Counter(
         f"{service}:{op}" for service, op, _ in calls.entries
@@ -161,5 +206,6 @@ def test_a_large_list_in_the_background_against_the_floor(
         f"  the floor, BatchWriteItem of the same lead items: {floor_rate:,.0f} rows/s of CPU",
         f"  the background run is {share:.2f} of the floor (goal >= {GOAL_SHARE_OF_FLOOR:.2f}:"
         f" {'met' if share >= GOAL_SHARE_OF_FLOOR else 'NOT MET'})",
+        *beside_every_item(rate, items_rate),
         f"  write requests: {dict(writes)}; per new lead {sum(writes.values()) / LARGE_ROWS:.3f}",
     )

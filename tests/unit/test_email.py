@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tsunagu.leads.email import InvalidEmail, normalise_email
+from tsunagu.leads.email import InvalidEmail, normalise_email, stored_address_identity
+from tsunagu.leads.model import email_identity
 
 
 @pytest.mark.parametrize(
@@ -54,3 +55,21 @@ def test_internationalised_domain_is_stored_as_punycode() -> None:
 def test_invalid_addresses_are_refused(typed: str) -> None:
     with pytest.raises(InvalidEmail):
         normalise_email(typed)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "Taro.Yamada@EXAMPLE.JP",
+        "ｔａｒｏ＠ｅｘａｍｐｌｅ．ｊｐ",
+        "info@例え.jp",
+        "\u3000Sato@Example.com\u200b",
+    ],
+)
+def test_a_stored_address_has_the_identity_its_typed_form_had(typed: str) -> None:
+    # The import plans once per row and looks the address up again by its stored form
+    stored = normalise_email(typed)
+    assert stored_address_identity(stored.address) == email_identity(stored.identity_key)
+    assert stored_address_identity(stored.address) == stored_address_identity(
+        normalise_email(stored.address).address
+    )

@@ -26,8 +26,8 @@ from tsunagu.imports.plan import ImportOptions, ImportPlan, RowPlan, plan_import
 from tsunagu.imports.reading import Table, read_table
 from tsunagu.imports.saved import MAPPING_NAME, SavedMapping, checked_mapping, with_overrides
 from tsunagu.leads.capture import CaptureWrite, WriteConflict
-from tsunagu.leads.email import normalise_email
-from tsunagu.leads.model import Lead, LeadEvent, email_identity
+from tsunagu.leads.email import stored_address_identity
+from tsunagu.leads.model import Lead, LeadEvent
 
 
 class LeadFinder(Protocol):
@@ -201,7 +201,8 @@ def _planned(
 
 
 def _identity(address: str) -> str:
-    return email_identity(normalise_email(address).identity_key)
+    """A plan's row holds its address normalised (tsunagu.imports.plan)."""
+    return stored_address_identity(address)
 
 
 def _store(ports: ImportCommands) -> ImportStore:
@@ -415,7 +416,7 @@ def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
             put_back, restored, changed = apply.undone_fields(lead, applied)
             try:
                 if applied.outcome == "created" and apply.unchanged_since(lead, applied):
-                    identity = email_identity(normalise_email(lead.email).identity_key)
+                    identity = stored_address_identity(lead.email)
                     ports.leads.remove_lead(lead, [identity])
                     counts["removed"] += 1
                     continue

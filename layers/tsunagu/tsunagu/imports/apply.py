@@ -25,9 +25,9 @@ from tsunagu.clock import isoformat
 from tsunagu.ids import new_id
 from tsunagu.imports.plan import ImportOptions, ImportPlan, RowPlan
 from tsunagu.leads.capture import CaptureWrite
-from tsunagu.leads.email import normalise_email
+from tsunagu.leads.email import stored_address_identity
 from tsunagu.leads.merge import FieldValue
-from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent, email_identity
+from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
 
 LEAD_IMPORTED = "lead_imported"
 LEAD_UPDATED = "lead_updated"
@@ -210,7 +210,7 @@ def row_write(
             text=f"{file_name}, row {row.row}: {meaning.header} = {row.consent}",
             text_version=import_id,
         )
-    identity = email_identity(normalise_email(row.email).identity_key)
+    identity = stored_address_identity(row.email)
     write = CaptureWrite(
         lead=lead,
         is_new=new,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
+from tsunagu.leads.model import email_identity
+
 # Characters NFKC leaves alone that still arrive from copy and paste.
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 MAX_ADDRESS_LENGTH = 254
@@ -57,6 +59,13 @@ def normalise_email(raw: str) -> EmailAddress:
     # ascii_email carries an internationalised domain as punycode, which SES accepts.
     local_part, domain = (result.ascii_email or result.normalized).rsplit("@", 1)
     return EmailAddress(f"{local_part}@{domain.lower()}")
+
+
+def stored_address_identity(address: str) -> str:
+    """The identity of an address normalised already (a stored lead's, an import plan's row):
+    checking it again would give the same address, at the validator's cost, for every row of a
+    100,000-row list."""
+    return email_identity(EmailAddress(address).identity_key)
 
 
 def normalised_or_none(value: str | None) -> str | None:
