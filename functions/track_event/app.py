@@ -24,6 +24,7 @@ with HandlerImports(__name__):  # README, Deploying to AWS
     from tsunagu.observability import HTTP_API, logger, metrics, observed
     from tsunagu.settings import get_settings
     from tsunagu.tracking.browser import MAX_EVENTS, BrowserContext, ingest_browser_events
+    from tsunagu.tracking.judgement import prefetch_header
     from tsunagu.tracking.stored_sites import is_site_id
 
 MAX_BODY_BYTES = 64 * 1024
@@ -51,7 +52,12 @@ def handler(event: dict[str, Any], context: Any) -> Response:
         result = ingest_browser_events(
             site_id,
             events,
-            BrowserContext(origin, request.source_ip, request.header("user-agent")),
+            BrowserContext(
+                origin,
+                request.source_ip,
+                request.header("user-agent"),
+                prefetch_header(request.headers),
+            ),
             store=store,
             clock=services.clock(settings),
         )

@@ -9,8 +9,9 @@ import json
 from typing import Any
 
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 
-from tests.conftest import AwsStack, load_event
+from tests.conftest import AwsStack, load_event, moto_client
 from tests.integration.tracking_helpers import (
     NOW,
     ORIGIN,
@@ -25,6 +26,7 @@ from tests.integration.tracking_helpers import (
 )
 
 GOOD = {"type": "page_view", "visitor_id": VISITOR, "url": f"{ORIGIN}/"}
+_serializer = TypeSerializer()
 
 
 @pytest.fixture
@@ -140,6 +142,61 @@ def test_a_visitor_who_became_a_lead_is_tracked_as_the_lead(stack: AwsStack) -> 
     assert new["known-visitor-01"]["lead_id"] == lead_id
     assert new["known-visitor-01"]["visitor_id"] == "v_8f14e45fceea167a"
     assert new["unknown-visitor-01"]["subject"] == f"visitor#{VISITOR}"
+
+
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({"user-agent": GOOGLEBOT}, "scanner_user_agent"),
+        ({"user-agent": "curl/8.5.0"}, "scanner_user_agent"),
+        ({"sec-purpose": "prefetch;prerender"}, "prefetch_header"),
+    ],
+)
+def test_a_machines_page_view_of_a_lead_is_kept_and_never_counts_as_the_leads_activity(
+    stack: AwsStack, headers: dict[str, str], reason: str
+) -> None:
+    # Given a lead whose browser is known (the Chrome sample's page view moves its activity)
+    lead_id = capture_lead(stack)
+    linked = dict(GOOD, visitor_id="v_8f14e45fceea167a")
+    invoke(stack, batch(dict(linked, id="person-view-01", occurred_at="2026-11-22T09:00:01Z")))
+    # When a crawler running the snippet, or a script, sends a later page view of that visitor
+    response = invoke(
+        stack,
+        with_headers(
+            batch(dict(linked, id="machine-view-1", occurred_at="2026-11-22T09:00:03Z")), **headers
+        ),
+    )
+
+    # Then it is stored, judged automated with its reason and the signals to judge it again
+    assert body_of(response) == {"accepted": 1, "rejected": []}
+    stored = {e["event_id"]: e for e in stored_events(stack)}
+    person, machine = stored["person-view-01"], stored["machine-view-1"]
+    assert "automated" not in person["properties"]
+    assert machine["properties"]["automated"] is True
+    assert machine["properties"]["reasons"] == [reason]
+    assert machine["properties"]["signals"]["kind"] == "browser"
+    # And routed, the person's view moves the lead's last activity and the machine's does not
+    route = stack.function("route_events")
+    for sequence, event in enumerate((person, machine), start=1):
+        assert route.invoke(stream_batch(event, str(sequence))) == {"batchItemFailures": []}
+    lead = moto_client("dynamodb").get_item(
+        TableName=stack.tables["LeadsTable"], Key={"lead_id": {"S": lead_id}}
+    )["Item"]
+    assert lead["last_activity_at"]["S"] == person["occurred_at"]
+
+
+def stream_batch(event: dict[str, Any], sequence: str) -> dict[str, Any]:
+    """The events table's stream record of a stored event, as route_events receives it."""
+    batch = copy.deepcopy(load_event("route_events", "form_submitted"))
+    record = batch["Records"][0]
+    image = {name: _serializer.serialize(value) for name, value in event.items()}
+    record["dynamodb"]["NewImage"] = image
+    record["dynamodb"]["Keys"] = {"subject": image["subject"], "sk": image["sk"]}
+    record["dynamodb"]["SequenceNumber"] = sequence
+    return batch
 
 
 def test_custom_events_sent_as_json_keep_their_properties(stack: AwsStack) -> None:

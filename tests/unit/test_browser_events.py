@@ -19,6 +19,7 @@ from tsunagu.tracking.browser import (
     ingest_browser_events,
     truncate_ip,
 )
+from tsunagu.tracking.judgement import rejudge
 from tsunagu.tracking.sites import SiteDefinition
 from tsunagu.tracking.stored_sites import StoredSite
 
@@ -289,3 +290,48 @@ def test_an_event_that_keeps_its_browsers_time_records_when_it_was_received(
     assert kept.properties["received_at"] == "2026-12-04T09:00:00.000Z"
     assert stamped.occurred_at == "2026-12-04T09:00:00.001Z"
     assert "received_at" not in stamped.properties  # its time is the server's
+
+
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/131.0.0.0 Safari/537.36"
+)
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "prefetch"),
+    [
+        ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", None),
+        ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 HeadlessChrome/131.0.0.0", None),
+        ("curl/8.5.0", None),
+        ("python-requests/2.32.3", None),
+        (None, None),
+        (CHROME, "sec-purpose: prefetch"),
+    ],
+)
+def test_a_batch_a_machine_sent_is_kept_judged_automated_with_its_signals(
+    clock: FixedClock, user_agent: str | None, prefetch: str | None
+) -> None:
+    store = MemoryTracking({"v_0123456789abcdef": "lead_1"})
+    result = ingest(
+        store,
+        clock,
+        [page_view(), page_view(id="e_0000000000000002", type="pdf_download")],
+        user_agent=user_agent,
+        prefetch=prefetch,
+    )
+    assert result.accepted == 2
+    for event in store.stored:
+        assert event.properties["automated"] is True
+        reasons = event.properties["reasons"]
+        assert reasons == (["prefetch_header"] if prefetch else ["scanner_user_agent"])
+        signals = event.properties["signals"]
+        assert signals["kind"] == "browser" and signals["user_agent"] == (user_agent or "")
+        assert rejudge(signals).reasons == reasons  # kept so that it can be judged again
+
+
+def test_a_persons_batch_carries_no_judgement(clock: FixedClock) -> None:
+    store = MemoryTracking()
+    ingest(store, clock, [page_view()], user_agent=CHROME)
+    (event,) = store.stored
+    assert not {"automated", "reasons", "signals"} & set(event.properties)

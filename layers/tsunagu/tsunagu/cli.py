@@ -229,8 +229,8 @@ def leads_timeline(settings: Settings, args: argparse.Namespace) -> int:
         if props.get("automated"):
             automated += 1
             flag = f"  [automated: {', '.join(props.get('reasons', []))}]"
-        elif event.type in ("mail_opened", "link_clicked"):
-            human += 1
+        elif event.type in ("mail_opened", "link_clicked") or "site_id" in props:
+            human += 1  # mail activity and the site's page views and events
         detail = props.get("url") or props.get("form_id") or props.get("message_id") or ""
         if event.type == "journey_decision":  # why this branch: the values the decision read
             why = ", ".join(f"{k}={v}" for k, v in sorted((props.get("values") or {}).items()))
@@ -240,7 +240,9 @@ def leads_timeline(settings: Settings, args: argparse.Namespace) -> int:
         utm = props.get("utm") or {}
         campaign = f"  utm={','.join(f'{k}:{v}' for k, v in utm.items())}" if utm else ""
         print(f"{event.occurred_at}  {who}{event.type:<16} {detail}{campaign}{flag}")
-    print(f"-- {len(events)} events; mail activity: {human} by people, {automated} automated")
+    print(
+        f"-- {len(events)} events; mail and site activity: {human} by people, {automated} automated"
+    )
     if page.earlier:
         print(f"-- {earlier}")
     return 0

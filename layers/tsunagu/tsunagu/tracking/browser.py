@@ -1,7 +1,9 @@
 """Events from the tracking snippet: validated one by one, stored in one batch.
 
 A bad event is reported back by its index and the good ones in the same batch are kept: one
-broken custom event must not lose the page views around it.
+broken custom event must not lose the page views around it. A batch a machine sent (a crawler
+running the snippet, a script posting beacons) is kept too, judged automated as mail activity
+is (tracking.judgement): it never scores, moves a lead's last activity or ends a journey's wait.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tsunagu.errors import FieldError, NotFound, OriginNotAllowed, ValidationFai
 from tsunagu.event_kinds import SERVER_EVENT_KINDS
 from tsunagu.ids import new_ulid
 from tsunagu.leads.model import LeadEvent
+from tsunagu.tracking.judgement import Judgement, Signals, judge
 from tsunagu.tracking.stored_sites import StoredSite, is_site_id
 
 MAX_EVENTS = 50
@@ -231,6 +234,19 @@ class BrowserContext:
     origin: str | None
     source_ip: str | None
     user_agent: str | None
+    prefetch: str | None = None
+    """The header that announced a prefetch, as ``name: value`` (judgement.prefetch_header)."""
+
+    def judgement(self) -> tuple[Signals, Judgement]:
+        """Whether the batch came from a person's browser: a crawler that runs the snippet
+        (Googlebot renders pages), a headless browser or an HTTP library posting beacons names
+        itself in its user agent. Every event of a request shares its answer."""
+        # No address: the rule on addresses is mail opens', and the event keeps the address
+        # as the site's setting says (cut to its network unless told otherwise).
+        signals = Signals(
+            kind="browser", method="POST", user_agent=self.user_agent or "", prefetch=self.prefetch
+        )
+        return signals, judge(signals)
 
 
 @dataclass(frozen=True)
@@ -305,10 +321,20 @@ def ingest_browser_events(
 
     received = clock.now()
     ip = truncate_ip(context.source_ip) if site.truncate_ip else context.source_ip
+    signals, judgement = context.judgement()
+    # Kept only on what was judged a machine's, with what it was judged on (so it can be
+    # judged again): a person's page view carries nothing more than before.
+    automated = (
+        {"automated": True, "reasons": judgement.reasons, "signals": signals.as_dict()}
+        if judgement.automated
+        else {}
+    )
     stored: dict[tuple[str, str], LeadEvent] = {}
     with_client_ids: list[LeadEvent] = []
     for index, event in accepted:
-        lead_event = _to_event(event, index, site, received, ip, context, leads_by_visitor)
+        lead_event = _to_event(
+            event, index, site, received, ip, context, leads_by_visitor, automated
+        )
         # The same event twice in one batch (a retried beacon merged into the next) is one
         # event; DynamoDB refuses a batch that writes one key twice.
         key = (lead_event.subject, lead_event.storage_key)
@@ -342,6 +368,7 @@ def _to_event(
     ip: str | None,
     context: BrowserContext,
     leads_by_visitor: Mapping[str, str],
+    automated: Mapping[str, Any],
 ) -> LeadEvent:
     occurred = event.occurred_at
     believed = occurred is not None and (
@@ -367,6 +394,7 @@ def _to_event(
         "received_at": isoformat(received) if believed else None,
         "ip": ip,
         "user_agent": (context.user_agent or "")[:400] or None,
+        **automated,
     }
     return LeadEvent(
         event_id=event.id or new_ulid(received),

@@ -1,4 +1,4 @@
-"""Telling people from machines in mail opens and clicks.
+"""Telling people from machines in mail opens and clicks, and in the snippet's page views.
 
 B2B mail passes through security gateways (Microsoft Defender for Office 365 Safe Links,
 Mimecast, Proofpoint, Barracuda) that fetch every link and image seconds after delivery, and
@@ -36,6 +36,10 @@ Rules and their evidence:
 
 Google's image proxy (``GoogleImageProxy``) is *not* automated: Gmail fetches through it when a
 person opens the mail.
+
+The snippet's page views and custom events (kind ``browser``) are judged by the rules that need
+no mail: ``scanner_user_agent`` (Googlebot and Bingbot render pages and run their scripts;
+headless browsers and HTTP libraries post beacons) and ``prefetch_header``.
 """
 
 from __future__ import annotations
@@ -69,14 +73,17 @@ _APPLE_NETWORK = ipaddress.ip_network("17.0.0.0/8")
 
 @dataclass(frozen=True)
 class Signals:
-    """What an open or click looked like: kept with the event so it can be re-judged."""
+    """What an open, a click or a batch of page views looked like: kept with the event so it
+    can be re-judged (with a page view, only when it was judged automated: a person's keeps its
+    user agent, and nothing more)."""
 
     kind: str
-    """``open`` or ``click``."""
+    """``open``, ``click`` or ``browser`` (a batch of page views and custom events)."""
     method: str
     user_agent: str
-    ip: str | None
-    seconds_since_sent: float | None
+    ip: str | None = None
+    seconds_since_sent: float | None = None
+    """None for the snippet's events: no mail was sent."""
     prefetch: str | None = None
     """The header that announced a prefetch, as ``name: value``."""
     honeypot: bool = False
