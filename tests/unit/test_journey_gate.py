@@ -405,3 +405,13 @@ def test_a_deferral_within_the_day_still_defers() -> None:
     given = gate(send_by=isoformat(NOW + timedelta(days=2)), recent_sends=sends(ago(hours=2)))
     decision = run(given)
     assert (decision.action, decision.reason) == ("defer", "frequency_cap")
+
+
+def test_after_a_release_under_expire_a_later_mails_deadline_holds_too() -> None:
+    # The invitation was dropped on resume after the seminar began; three days on, the
+    # reminder ("you have not clicked the invitation") has the same deadline
+    later = gate(step="Send mail B", release=None, expiring=True, deadline=ago(days=3))
+    assert run(later) == GateDecision("skip", "deadline_passed")
+    ahead = gate(step="Send mail B", expiring=True, deadline=isoformat(NOW + timedelta(days=1)))
+    assert run(ahead) == GateDecision("send")
+    assert run(gate(step="Send mail B", expiring=True)) == GateDecision("send")  # no deadline

@@ -267,6 +267,20 @@ def test_the_gate_reads_the_release_meant_for_its_step() -> None:
     assert gate(store, waits, request(step="Send mail B", state=skip)) == GateDecision("send")
 
 
+def test_an_execution_let_go_under_expire_keeps_later_mails_deadlines() -> None:
+    store, waits = MemoryJourneyStore(journey()), RecordingWaits()
+    past = isoformat(NOW - timedelta(days=2))
+    # The invitation's release (an earlier step), still in the state at mail B's gate
+    expired = {"lead_id": LEAD, "release": {"step": "Send the invitation", "action": "expire"}}
+    late = request(step="Send mail B", state=expired, deadline=past)
+    assert gate(store, waits, late) == GateDecision("skip", "deadline_passed")
+    # A later release under send_missed replaced it: the marketer chose to send what was held
+    resent = {"lead_id": LEAD, "release": {"step": "Send mail A", "action": "send"}}
+    assert gate(store, waits, request(step="Send mail B", state=resent, deadline=past)) == (
+        GateDecision("send")
+    )
+
+
 def test_the_gate_defers_under_the_cap_across_journeys() -> None:
     store, waits = MemoryJourneyStore(journey()), RecordingWaits()
     store.sends = [isoformat(NOW - timedelta(hours=3))]  # welcome_nurture mailed this morning

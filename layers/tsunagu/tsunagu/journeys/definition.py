@@ -54,7 +54,7 @@ class Send(_Node):
     node id unless several sends share one slot (alternative mails at the same point)."""
     deadline_input_field: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,62}$")
     """A date-time in the journey's input (``seminar_at``) after which the mail is not sent
-    when the journey resumes under the ``expire`` policy."""
+    once the lead was let go under the ``expire`` policy (at this mail or an earlier one)."""
     next: NodeId | None = None
     """None: the journey ends after this mail."""
 

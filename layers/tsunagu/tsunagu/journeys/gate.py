@@ -76,6 +76,15 @@ class Release:
         not_before = release.get("not_before")
         return cls(step, action, str(not_before) if not_before else None)
 
+    @staticmethod
+    def expiring(state: Mapping[str, Any]) -> bool:
+        """Whether the execution was last let go under ``expire``, at this gate or an earlier
+        one: then the deadline of every later mail holds too. An invitation dropped after the
+        seminar began must not be followed by its reminder ("you have not clicked yet") days
+        later; a later release under another policy ends it."""
+        release = state.get("release")
+        return isinstance(release, Mapping) and release.get("action") == "expire"
+
     def as_output(self) -> dict[str, Any]:
         return {"step": self.step, "action": self.action, "not_before": self.not_before}
 
@@ -115,6 +124,9 @@ class GateInput:
     release: Release | None = None
     deadline: str | None = None
     """The mail's own deadline ("the webinar starts"): under ``expire`` it is not sent after."""
+    expiring: bool = False
+    """The execution was let go under ``expire`` at an earlier gate (Release.expiring): this
+    mail's deadline holds as well."""
     send_by: str | None = None
     """The end of the only day the mail makes sense on: past it the mail is skipped under every
     policy, and a deferral that would pass it skips instead."""
@@ -187,13 +199,13 @@ def decide(
     if send_by is not None and send_by <= now:
         return GateDecision("skip", "past_its_day")
     release = gate.release
-    if release is not None:
-        if release.action == "skip":
-            return GateDecision("skip", "skipped_on_resume")
-        if release.action == "expire" and gate.deadline and parse_instant(gate.deadline) <= now:
-            return GateDecision("skip", "deadline_passed")
-        if release.not_before and parse_instant(release.not_before) > now:
-            return _defer("paced", parse_instant(release.not_before), send_by)
+    if release is not None and release.action == "skip":
+        return GateDecision("skip", "skipped_on_resume")
+    expiring = gate.expiring or (release is not None and release.action == "expire")
+    if expiring and gate.deadline and parse_instant(gate.deadline) <= now:
+        return GateDecision("skip", "deadline_passed")
+    if release is not None and release.not_before and parse_instant(release.not_before) > now:
+        return _defer("paced", parse_instant(release.not_before), send_by)
     fits_at = next_allowed_by_cap(gate.recent_sends, now, cap)
     if fits_at is not None:
         if cap.over == "skip":

@@ -121,6 +121,7 @@ def check_gate(
                 recent_sends=view.sends.within(now),
                 step=request.step,
                 release=Release.from_state(request.state, request.step),
+                expiring=Release.expiring(request.state),
                 deadline=request.deadline,
                 send_by=request.send_by,
             ),
