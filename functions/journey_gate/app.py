@@ -3,8 +3,12 @@
 Task parameters (see statemachines/)::
 
     {"journey_id": "seminar_follow_up", "lead_id.$": "$.lead_id", "step": "Send mail A",
-     "execution_name.$": "$$.Execution.Name", "state.$": "$", "deadline_field"?: "seminar_at",
-     "send_by_field"?: "schedule.send_by"}
+     "node": "mail_a", "template_id": "seminar-clicked-follow-up",
+     "execution_name.$": "$$.Execution.Name", "entered_at.$": "$$.State.EnteredTime",
+     "state.$": "$", "deadline_field"?: "seminar_at", "send_by_field"?: "schedule.send_by"}
+
+A mail skipped or deferred is also a ``mail_skipped`` / ``mail_deferred`` line on the lead's
+timeline, with the gate's reason.
 
 Output: ``{"action": "send"|"defer"|"skip"|"park"|"exit", "reason", "send_at"}``; the state
 machine's Choice follows it. With ``"park": {"token.$": "$$.Task.Token"}`` (a
@@ -51,6 +55,10 @@ class JourneyGateInput(BaseModel):
     send_by_field: str | None = Field(default=None, max_length=64)
     """The state's field (a dotted path) holding the end of the only day the mail makes sense
     on, as next_send_time answers it for a rule with ``only_that_day``."""
+    template_id: str | None = Field(default=None, max_length=64)
+    entered_at: str | None = Field(default=None, max_length=40)
+    """``$$.State.EnteredTime``: a mail skipped or deferred here is a line on the lead's
+    timeline keyed on it (tsunagu.journeys.steps.timeline_line)."""
     park: Park | None = None
 
 
@@ -78,6 +86,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         topic=request.topic,
         deadline=request.deadline or _from_state(request.state, request.deadline_field),
         send_by=_from_state(request.state, request.send_by_field),
+        node=request.node,
+        template_id=request.template_id,
+        entered_at=isoformat(parse_instant(request.entered_at)) if request.entered_at else None,
     )
     store = services.journey_repository(settings)
     if request.park is not None:

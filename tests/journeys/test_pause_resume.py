@@ -26,6 +26,7 @@ from tests.journeys.pause_day import (
     PauseDay,
 )
 from tsunagu.clock import parse_instant
+from tsunagu.leads.model import LeadEvent
 
 WAIT_FOR_BEHAVIOUR = "Wait for a click on the invitation or for attendance"
 LATE = timedelta(seconds=1)
@@ -48,6 +49,10 @@ def releases(history: History, hold_state: str) -> list[dict[str, Any]]:
 
 def mails(world: PauseDay, email: str) -> list[SentMail]:
     return sent_mails(world.runtime, world.leads[email])
+
+
+def timeline_lines(world: PauseDay, email: str, kind: str) -> list[LeadEvent]:
+    return [e for e in world.runtime.events(world.leads[email]) if e.type == kind]
 
 
 def journey_report(status: dict[str, Any], journey_id: str) -> dict[str, Any]:
@@ -197,6 +202,12 @@ def test_resume_pace_releases_the_held_leads_at_the_set_rate(pause_day_world: Pa
     assert timedelta(0) <= parse_instant(second_gates[0]["send_at"]) - turn < timedelta(seconds=1)
     assert second_gates[1:] == [SEND]
     assert "Defer mail C under the frequency cap" in histories[second].states()
+    # The lead's timeline says so: mail C deferred for its turn, until then (one line)
+    [deferred] = timeline_lines(world, second, "mail_deferred")
+    assert deferred.properties["reason"] == "paced"
+    assert deferred.properties["until"] == second_gates[0]["send_at"]
+    assert deferred.properties["template_id"] == "seminar-thanks-for-attending"
+    assert timeline_lines(world, first, "mail_deferred") == []
     [second_mail] = mails(world, second)
     assert turn <= second_mail.sent_at < turn + LATE
 
@@ -233,6 +244,11 @@ def test_resume_expire_skips_an_invitation_held_past_the_seminar(
         "send_at": None,
     }
     assert "seminar-invitation" not in [m.template_id for m in mails(world, AFTER_THE_SEMINAR)]
+    # And the lead's timeline says why the invitation did not go
+    [skipped] = timeline_lines(world, AFTER_THE_SEMINAR, "mail_skipped")
+    assert skipped.properties["reason"] == "deadline_passed"
+    assert skipped.properties["template_id"] == "seminar-invitation"
+    assert skipped.properties["node"] == "invitation"
 
 
 def test_stop_all_holds_every_journey_and_resume_all_releases_them(

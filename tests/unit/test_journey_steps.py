@@ -29,7 +29,7 @@ from tsunagu.journeys.steps import (
     resume_journey,
     stop_all,
 )
-from tsunagu.leads.model import Lead
+from tsunagu.leads.model import Lead, LeadEvent
 from tsunagu.mail.consent import ConsentView, Recipient
 
 LEAD = "lead_1"
@@ -81,6 +81,8 @@ class MemoryJourneyStore:
         self.graphs: dict[tuple[str, str], StoredGraph] = {}
         self.stop_log: list[tuple[bool, str, str]] = []
         self.pause_on_park: bool | None = None
+        self.timeline: dict[str, LeadEvent] = {}
+        """Lines put on leads' timelines, by event id (a retry writes the same one again)."""
         """Flip the journey's status as the park is written (a racing marketer)."""
 
     def gate_view(self, journey_id: str, lead_id: str, topic: str) -> GateView:
@@ -97,6 +99,9 @@ class MemoryJourneyStore:
             self.ledger_version = f"v{len(self.sends)}"
             self.reserve_before_next_write = None
         return view
+
+    def put_event(self, event: LeadEvent) -> None:
+        self.timeline[event.event_id] = event
 
     def reserve_send(self, lead_id: str, ledger: SendLedger, times: Sequence[str]) -> bool:
         if ledger.version != self.ledger_version:
@@ -279,6 +284,49 @@ def test_an_execution_let_go_under_expire_keeps_later_mails_deadlines() -> None:
     assert gate(store, waits, request(step="Send mail B", state=resent, deadline=past)) == (
         GateDecision("send")
     )
+
+
+def test_a_skipped_or_deferred_mail_is_one_line_on_the_leads_timeline() -> None:
+    store, waits = MemoryJourneyStore(journey()), RecordingWaits()
+    entered = "2026-12-09T01:00:00.250Z"
+    skip = {"lead_id": LEAD, "journey_version": 3,
+            "release": {"step": "Send mail A", "action": "skip"}}  # fmt: skip
+    skipped = request(state=skip, node="mail_a", template_id="follow-up-a", entered_at=entered)
+    for _ in range(2):  # the gate's Lambda retried: the same line, written again
+        assert gate(store, waits, skipped) == GateDecision("skip", "skipped_on_resume")
+    [line] = store.timeline.values()
+    assert (line.type, line.lead_id, line.occurred_at) == ("mail_skipped", LEAD, entered)
+    assert line.properties == {
+        "reason": "skipped_on_resume", "template_id": "follow-up-a",
+        "journey_id": "seminar_follow_up", "journey_version": 3, "node": "mail_a",
+        "step": "Send mail A",
+        "execution_name": EXECUTION, "by": "journey_gate",
+    }  # fmt: skip
+
+    # Asked again after a deferral (a new entry into the gate's state): a line of its own
+    store.timeline.clear()
+    store.sends = [isoformat(NOW - timedelta(hours=3))]
+    later = request(node="mail_a", template_id="follow-up-a", entered_at="2026-12-09T02:00:00Z")
+    deferred = gate(store, waits, later)
+    assert deferred.action == "defer"
+    [line] = store.timeline.values()
+    assert line.type == "mail_deferred"
+    assert (line.properties["reason"], line.properties["until"]) == (
+        "frequency_cap",
+        deferred.send_at,
+    )
+
+
+def test_a_sent_or_parked_mail_and_an_old_state_machines_gate_leave_no_line() -> None:
+    store, waits = MemoryJourneyStore(journey()), RecordingWaits()
+    entered = {"node": "mail_a", "template_id": "follow-up-a", "entered_at": isoformat(NOW)}
+    assert gate(store, waits, request(**entered)) == GateDecision("send")
+    store.definitions["seminar_follow_up"] = journey(status="paused")
+    assert gate(store, waits, request(**entered)).action == "park"
+    store.definitions["seminar_follow_up"] = journey()
+    skip = {"lead_id": LEAD, "release": {"step": "Send mail A", "action": "skip"}}
+    assert gate(store, waits, request(state=skip)).action == "skip"  # compiled before: no time
+    assert store.timeline == {}
 
 
 def test_the_gate_defers_under_the_cap_across_journeys() -> None:

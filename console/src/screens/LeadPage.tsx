@@ -351,6 +351,9 @@ function EventDetail({ properties }: { properties: Record<string, unknown> }) {
   const shown = ["url", "path", "form_id", "subject", "template_id", "journey_id", "link_url"]
     .filter((name) => properties[name])
     .map((name) => `${name}: ${String(properties[name])}`);
+  // Why a mail was not sent (the gate's or the send's reason), and until when it waits
+  if (typeof properties.reason === "string") shown.push(reasonText(properties.reason));
+  if (typeof properties.until === "string") shown.push(t("lead.until", { at: when(properties.until) }));
   return shown.length ? <span className="detail"> {shown.join(" · ")}</span> : null;
 }
 

@@ -232,6 +232,10 @@ def leads_timeline(settings: Settings, args: argparse.Namespace) -> int:
         elif event.type in ("mail_opened", "link_clicked") or "site_id" in props:
             human += 1  # mail activity and the site's page views and events
         detail = props.get("url") or props.get("form_id") or props.get("message_id") or ""
+        if event.type in ("mail_skipped", "mail_deferred"):  # which mail, and why not now
+            detail = f"{props.get('template_id', '')}: {props.get('reason', '')}"
+            if props.get("until"):
+                detail += f" until {props['until']}"
         if event.type == "journey_decision":  # why this branch: the values the decision read
             why = ", ".join(f"{k}={v}" for k, v in sorted((props.get("values") or {}).items()))
             control = " (control group)" if props.get("control_group") else ""

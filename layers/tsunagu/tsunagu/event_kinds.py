@@ -7,6 +7,7 @@ SYSTEM_EVENT_KINDS = frozenset(
     {
         "mail_sent",
         "mail_skipped",
+        "mail_deferred",
         "mail_failed",
         "mail_delivered",
         "mail_bounced",

@@ -550,6 +550,9 @@ class _Compiler:
             "node": node.id,
             "execution_name.$": "$$.Execution.Name",
             "state.$": "$",
+            # A mail skipped or deferred is a line on the lead's timeline, keyed on this entry
+            "template_id": node.template,
+            "entered_at.$": "$$.State.EnteredTime",
         }
         if node.deadline_input_field:
             payload["deadline_field"] = node.deadline_input_field

@@ -8,6 +8,7 @@ release that arrives twice is refused by Step Functions for the used token.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,13 @@ from tsunagu.journeys.lifecycle import (
     releases,
 )
 from tsunagu.journeys.model import Journey, ResumePolicy
+from tsunagu.leads.model import LeadEvent
 from tsunagu.mail.consent import Recipient
+
+MAIL_SKIPPED = "mail_skipped"
+"""As send_email records a mail it may not send (tsunagu.mail.send); from the gate, the reason
+is the gate's: deadline_passed, skipped_on_resume, past_its_day, frequency_cap."""
+MAIL_DEFERRED = "mail_deferred"
 
 
 class NotPaused(TsunaguError):
@@ -81,6 +88,10 @@ class GateStore(Protocol):
 
     def unpark(self, parked: ParkedExecution) -> None: ...
 
+    def put_event(self, event: LeadEvent) -> None:
+        """A line on the lead's timeline (written again as the same item on a retry)."""
+        ...
+
 
 @dataclass(frozen=True)
 class GateRequest:
@@ -92,6 +103,12 @@ class GateRequest:
     topic: str = "marketing"
     deadline: str | None = None
     send_by: str | None = None
+    node: str | None = None
+    template_id: str | None = None
+    entered_at: str | None = None
+    """When the execution entered the gate's state: a mail the gate skips or defers is a line
+    on the lead's timeline keyed on it (None: a state machine compiled before, which passes
+    neither this nor the template, and leaves no line)."""
 
 
 # Gates of several journeys reserving for one lead at the same instant: after this many
@@ -132,6 +149,9 @@ def check_gate(
         if decision.action == "exit":
             reason = decision.reason or "exited"
             _record_exit(request, reason, store=store, waits=waits, clock=clock)
+        line = timeline_line(request, decision)
+        if line is not None:
+            store.put_event(line)
         if decision.action != "send":
             return decision
         reserved = (*view.sends.within(now), isoformat(now))
@@ -139,6 +159,36 @@ def check_gate(
             return decision
     retry_at = clock.now() + timedelta(minutes=1)
     return GateDecision("defer", "frequency_cap_contention", wait_timestamp(retry_at))
+
+
+def timeline_line(request: GateRequest, decision: GateDecision) -> LeadEvent | None:
+    """The line that says on the lead's timeline why a journey mail was not sent now: skipped
+    (an expired deadline, a resume policy, the frequency cap) or deferred (until when). Keyed
+    on the execution, the step and when the gate was entered, as journey decisions are: a
+    retried gate writes the same line again, a gate asked again after its deferral a new one."""
+    kind = {"skip": MAIL_SKIPPED, "defer": MAIL_DEFERRED}.get(decision.action)
+    if kind is None or request.entered_at is None:
+        return None
+    seed = f"{request.execution_name}\n{request.step}\n{request.entered_at}".encode()
+    version = request.state.get("journey_version")
+    properties: dict[str, Any] = {
+        "reason": decision.reason,
+        "template_id": request.template_id,
+        "journey_id": request.journey_id,
+        "journey_version": version if isinstance(version, int) else None,
+        "node": request.node,
+        "step": request.step,
+        "execution_name": request.execution_name,
+        "until": decision.send_at if decision.action == "defer" else None,
+        "by": "journey_gate",
+    }
+    return LeadEvent(
+        event_id="gat_" + hashlib.sha256(seed).hexdigest()[:26],
+        type=kind,
+        occurred_at=request.entered_at,
+        lead_id=request.lead_id,
+        properties={k: v for k, v in properties.items() if v is not None},
+    )
 
 
 def _record_exit(

@@ -24,8 +24,9 @@ from tsunagu.journeys.lifecycle import (
 from tsunagu.journeys.model import Journey, StoredGraph
 from tsunagu.journeys.steps import GateView
 from tsunagu.journeys.waits import EventMatch, JourneyWait
+from tsunagu.leads.model import LeadEvent
 from tsunagu.settings import Settings
-from tsunagu.store.converters import recipient_from
+from tsunagu.store.converters import event_to_item, recipient_from
 from tsunagu.store.tables import Tables, batch_get, get_or_none
 
 # A wait item outlives its deadline by this much, then DynamoDB's TTL removes it.
@@ -432,6 +433,9 @@ class JourneyRepository:
 
     def unpark(self, parked: ParkedExecution) -> None:
         self._tables.journeys(_parked_pk(parked.journey_id), parked.execution_name).delete()
+
+    def put_event(self, event: LeadEvent) -> None:
+        event_to_item(self._tables, event).save()
 
 
 def _entry_data(entry: JourneyEntry) -> dict[str, Any]:
