@@ -9,9 +9,12 @@ compared with (a BatchWriteItem has no conditions), where DynamoDB charges nothi
 condition.
 
 Here ``ConditionExpressionParser.parse`` keeps what it built for an expression with its names
-and values: the tree (whose nodes are never changed once built: evaluating one reads the item
-it is given) and the names and values it found, which moto's validation reads back from the
-parser. A text that does not parse raises every time, as before: nothing is kept for it.
+and values: the tree and the names and values it found, which moto's validation reads back from
+the parser. Evaluating a tree only reads it and the item it is given. A tree does hold its
+values' own objects, though, and an update can store the same list in an item and later append
+to it in place (``SET tags = :t`` then ``ADD tags :n``): so a tree is built from a private copy
+of the values, never from a request's. A text that does not parse raises every time, as before:
+nothing is kept for it.
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ _lock = threading.Lock()
 
 
 def _key(parser: Any) -> tuple[str, str, str] | None:
+    # None and {} parse alike (moto's validation passes {}, its checks None): one entry.
     try:
         return (
             parser.condition_expression,
-            json.dumps(parser.expression_attribute_names, sort_keys=True),
-            json.dumps(parser.expression_attribute_values, sort_keys=True),
+            json.dumps(parser.expression_attribute_names or {}, sort_keys=True),
+            json.dumps(parser.expression_attribute_values or {}, sort_keys=True),
         )
     except TypeError:  # a value JSON cannot write: parse it as moto does, keep nothing
         return None
@@ -52,15 +56,18 @@ def parse_conditions_once() -> None:
         if not self.condition_expression:
             return original(self)  # no condition: moto answers at once
         key = _key(self)
-        kept = None if key is None else _kept.get(key)
+        if key is None:
+            return original(self)
+        kept = _kept.get(key)
         if kept is None:
+            if self.expression_attribute_values is not None:
+                self.expression_attribute_values = json.loads(key[2])  # the tree's own copy
             tree = original(self)
-            if key is not None:
-                with _lock:
-                    if len(_kept) >= KEPT:
-                        _kept.clear()
-                    _kept[key] = (tree, list(self.expr_attr_names_found),
-                                  list(self.expr_attr_values_found))  # fmt: skip
+            with _lock:
+                if len(_kept) >= KEPT:
+                    _kept.clear()
+                _kept[key] = (tree, list(self.expr_attr_names_found),
+                              list(self.expr_attr_values_found))  # fmt: skip
             return tree
         tree, names, values = kept
         self.expr_attr_names_found.extend(names)

@@ -148,3 +148,26 @@ def test_a_bad_condition_is_refused_every_time_and_an_unused_name_too(dynamodb: 
             )
         assert "unused" in unused.value.response["Error"]["Message"]
     assert "Item" not in dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": "b"}})
+
+
+def test_a_kept_tree_owns_its_values_so_an_item_changed_in_place_cannot_change_it(
+    dynamodb: Any,
+) -> None:
+    # moto stores a SET's value in the item as the request's own list, and ADD appends to
+    # that list in place: a tree built from the request's values would see the append
+    condition = {
+        "ConditionExpression": "attribute_not_exists(tags) OR tags <> :t",
+        "ExpressionAttributeValues": {":t": {"SS": ["x"]}},
+    }
+    key_a, key_b = {"pk": {"S": "a"}}, {"pk": {"S": "b"}}
+    dynamodb.update_item(TableName=TABLE, Key=key_a, UpdateExpression="SET tags = :t", **condition)
+    dynamodb.update_item(
+        TableName=TABLE, Key=key_a, UpdateExpression="ADD tags :n",
+        ExpressionAttributeValues={":n": {"SS": ["y"]}},
+    )  # fmt: skip
+    dynamodb.put_item(TableName=TABLE, Item={**key_b, "tags": {"SS": ["x"]}})
+    with pytest.raises(ClientError) as refused:  # b's tags are {x}: the condition is false
+        dynamodb.update_item(
+            TableName=TABLE, Key=key_b, UpdateExpression="SET tags = :t", **condition
+        )
+    assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
