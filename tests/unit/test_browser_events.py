@@ -330,6 +330,15 @@ def test_a_batch_a_machine_sent_is_kept_judged_automated_with_its_signals(
         assert rejudge(signals).reasons == reasons  # kept so that it can be judged again
 
 
+def test_a_backends_post_without_origin_is_not_judged(clock: FixedClock) -> None:
+    # The site's own server recording a registration with python-requests: no browser
+    store = MemoryTracking({"v_0123456789abcdef": "lead_1"})
+    ingest(store, clock, [page_view(type="seminar_registered")], origin=None,
+           user_agent="python-requests/2.32.3")  # fmt: skip
+    (event,) = store.stored
+    assert "automated" not in event.properties
+
+
 def test_a_persons_batch_carries_no_judgement(clock: FixedClock) -> None:
     store = MemoryTracking()
     ingest(store, clock, [page_view()], user_agent=CHROME)

@@ -472,6 +472,17 @@ def test_what_ends_a_journey(kind: str, properties: dict[str, Any], reason: str 
     assert exit_reason_for(seminar, occurrence(kind, **properties)) == reason
 
 
+def test_a_machine_reaching_a_goal_ends_nothing() -> None:
+    # A crawler viewing the pricing page, a gateway following the "book a demo" link
+    pricing = journey(
+        exit=ExitConditions(goals=[EventMatch(type="page_view", url_contains="/pricing")])
+    )
+    view = {"url": "https://www.example.com/pricing"}
+    assert exit_reason_for(pricing, occurrence("page_view", **view)) == "goal_reached"
+    crawler = occurrence("page_view", **view, automated=True, reasons=["scanner_user_agent"])
+    assert exit_reason_for(pricing, crawler) is None
+
+
 def test_only_exit_kinds_or_a_goal_can_end_a_journey() -> None:
     plain = [journey()]
     with_goal = [journey(exit=ExitConditions(goals=[EventMatch(type="demo_booked")]))]

@@ -124,3 +124,24 @@ def test_the_funnel_as_csv_is_one_row_per_group_and_stage_the_total_last() -> No
     # a group name a spreadsheet would run as a formula is written as text
     assert lines[1] == "channel,'=web_form,lead,10,,,2026-12-01,2026-12-31"
     assert lines[4] == "channel,total,mql,4,0.4,3.0,2026-12-01,2026-12-31"
+
+
+def test_a_machines_event_converts_nobody() -> None:
+    from tests.unit.journey_fixtures import journey
+    from tsunagu.journeys.model import ExitConditions
+    from tsunagu.journeys.waits import EventMatch
+    from tsunagu.reports.counting import StoredEvent, goals_of
+
+    pricing = journey(
+        exit=ExitConditions(goals=[EventMatch(type="page_view", url_contains="/pricing")])
+    )
+    goal = goals_of([pricing])[pricing.journey_id]
+
+    def view(**props: Any) -> StoredEvent:
+        return StoredEvent.from_image({
+            "event_id": "e1", "type": "page_view", "occurred_at": "2026-12-01T00:00:00.000Z",
+            "lead_id": "lead_1", "properties": {"url": "https://www.example.com/pricing", **props},
+        })  # fmt: skip
+
+    assert goal.reached_by(view())
+    assert not goal.reached_by(view(automated=True, reasons=["scanner_user_agent"]))

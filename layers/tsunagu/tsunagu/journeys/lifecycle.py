@@ -287,7 +287,11 @@ def exit_reason_for(journey: Journey, event: Occurrence) -> str | None:
     stage_left = event.type == "stage_changed" and journey.leaves_on_stage(str(props.get("to")))
     if stage_left and not set_here:
         return "converted"
-    if any(goal.matches(event.type, props) for goal in journey.exit.goals):
+    # A goal is a person's: a scanner following the "book a demo" link, or a crawler viewing
+    # the pricing page, does not end the lead's nurture.
+    if not props.get("automated") and any(
+        goal.matches(event.type, props) for goal in journey.exit.goals
+    ):
         return "goal_reached"
     return None
 

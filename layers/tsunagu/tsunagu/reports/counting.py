@@ -159,6 +159,9 @@ class JourneyGoal:
     window_days: int
 
     def reached_by(self, event: StoredEvent) -> bool:
+        """A person reaching a goal: a crawler's view of the pricing page converts nobody."""
+        if event.properties.get("automated"):
+            return False
         return any(match(event.type, event.properties) for match in self.matches)
 
 

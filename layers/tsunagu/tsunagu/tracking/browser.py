@@ -237,10 +237,16 @@ class BrowserContext:
     prefetch: str | None = None
     """The header that announced a prefetch, as ``name: value`` (judgement.prefetch_header)."""
 
-    def judgement(self) -> tuple[Signals, Judgement]:
-        """Whether the batch came from a person's browser: a crawler that runs the snippet
-        (Googlebot renders pages), a headless browser or an HTTP library posting beacons names
-        itself in its user agent. Every event of a request shares its answer."""
+    def judgement(self) -> tuple[Signals, Judgement] | None:
+        """Whether a page's beacon came from a person's browser: a crawler that runs the
+        snippet (Googlebot renders pages), a headless browser or a script posting as a page
+        names itself in its user agent. Every event of a request shares its answer.
+
+        None for a post without ``Origin``: browsers send it on every POST, so that is the
+        site's own backend recording its events (python-requests, Go and curl are what backends
+        use), not judged."""
+        if self.origin is None:
+            return None
         # No address: the rule on addresses is mail opens', and the event keeps the address
         # as the site's setting says (cut to its network unless told otherwise).
         signals = Signals(
@@ -321,14 +327,13 @@ def ingest_browser_events(
 
     received = clock.now()
     ip = truncate_ip(context.source_ip) if site.truncate_ip else context.source_ip
-    signals, judgement = context.judgement()
     # Kept only on what was judged a machine's, with what it was judged on (so it can be
     # judged again): a person's page view carries nothing more than before.
-    automated = (
-        {"automated": True, "reasons": judgement.reasons, "signals": signals.as_dict()}
-        if judgement.automated
-        else {}
-    )
+    judged = context.judgement()
+    automated: dict[str, Any] = {}
+    if judged is not None and judged[1].automated:
+        signals, judgement = judged
+        automated = {"automated": True, "reasons": judgement.reasons, "signals": signals.as_dict()}
     stored: dict[tuple[str, str], LeadEvent] = {}
     with_client_ids: list[LeadEvent] = []
     for index, event in accepted:
