@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tsunagu import services
 from tsunagu.clock import isoformat, parse_instant
-from tsunagu.journeys.lifecycle import WaitingAt
 from tsunagu.journeys.steps import GateRequest, check_gate, park_execution
 from tsunagu.observability import logger, metrics, observed
 from tsunagu.settings import get_settings
@@ -106,19 +105,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         cap=services.frequency_cap(settings),
         allowed_at=services.allowed_send_time(settings, request.state.get("time_zone")),
     )
-    if decision.action == "defer" and decision.send_at and request.node:
-        # The execution now sleeps in a Wait state until send_at: say where, as a wait does
-        until = isoformat(parse_instant(decision.send_at))
-        store.mark_waiting(
-            WaitingAt(
-                gate.journey_id,
-                request.node,
-                gate.execution_name,
-                gate.lead_id,
-                isoformat(clock.now()),
-                until,
-            )
-        )
     metrics.add_metric(name=f"JourneyGate{decision.action.capitalize()}", unit="Count", value=1)
     logger.info(
         "journey gate",

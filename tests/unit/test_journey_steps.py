@@ -14,7 +14,7 @@ from tests.unit.journey_fixtures import lead as make_lead
 from tsunagu.clock import FixedClock, isoformat
 from tsunagu.errors import NotFound
 from tsunagu.journeys.gate import EntryState, FrequencyCap, GateDecision, SendLedger
-from tsunagu.journeys.lifecycle import JourneyEntry, ParkedExecution, with_exit
+from tsunagu.journeys.lifecycle import JourneyEntry, ParkedExecution, WaitingAt, with_exit
 from tsunagu.journeys.model import Journey, ResumePolicy, StoredGraph
 from tsunagu.journeys.steps import (
     GateRequest,
@@ -81,6 +81,7 @@ class MemoryJourneyStore:
         self.graphs: dict[tuple[str, str], StoredGraph] = {}
         self.stop_log: list[tuple[bool, str, str]] = []
         self.pause_on_park: bool | None = None
+        self.waiting: list[WaitingAt] = []
         self.timeline: dict[str, LeadEvent] = {}
         """Lines put on leads' timelines, by event id (a retry writes the same one again)."""
         """Flip the journey's status as the park is written (a racing marketer)."""
@@ -102,6 +103,9 @@ class MemoryJourneyStore:
 
     def put_event(self, event: LeadEvent) -> None:
         self.timeline[event.event_id] = event
+
+    def mark_waiting(self, waiting: WaitingAt) -> None:
+        self.waiting.append(waiting)
 
     def reserve_send(self, lead_id: str, ledger: SendLedger, times: Sequence[str]) -> bool:
         if ledger.version != self.ledger_version:
@@ -315,6 +319,25 @@ def test_a_skipped_or_deferred_mail_is_one_line_on_the_leads_timeline() -> None:
         "frequency_cap",
         deferred.send_at,
     )
+
+
+def test_a_gate_that_keeps_losing_the_reservation_race_says_so_and_where_it_waits() -> None:
+    class AlwaysLoses(MemoryJourneyStore):
+        def reserve_send(self, lead_id: str, ledger: SendLedger, times: Sequence[str]) -> bool:
+            return False  # another journey's gate reserved first, every time
+
+    store, waits = AlwaysLoses(journey()), RecordingWaits()
+    at_mail_a = request(node="mail_a", template_id="follow-up-a", entered_at=isoformat(NOW))
+    decision = gate(store, waits, at_mail_a)
+    assert (decision.action, decision.reason) == ("defer", "frequency_cap_contention")
+    [line] = store.timeline.values()
+    assert line.type == "mail_deferred"
+    assert (line.properties["reason"], line.properties["until"]) == (
+        "frequency_cap_contention",
+        decision.send_at,
+    )
+    [waiting] = store.waiting  # journeys status shows it at its mail
+    assert (waiting.node, waiting.until) == ("mail_a", "2026-12-09T01:01:00.000Z")
 
 
 def test_a_sent_or_parked_mail_and_an_old_state_machines_gate_leave_no_line() -> None:

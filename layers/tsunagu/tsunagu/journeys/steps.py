@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from tsunagu.clock import Clock, isoformat
+from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.errors import NotFound, TsunaguError
 from tsunagu.journeys.gate import (
     EntryState,
@@ -32,6 +32,7 @@ from tsunagu.journeys.lifecycle import (
     JourneyEntry,
     ParkedExecution,
     WaitCleaner,
+    WaitingAt,
     releases,
 )
 from tsunagu.journeys.model import Journey, ResumePolicy
@@ -92,6 +93,8 @@ class GateStore(Protocol):
         """A line on the lead's timeline (written again as the same item on a retry)."""
         ...
 
+    def mark_waiting(self, waiting: WaitingAt) -> None: ...
+
 
 @dataclass(frozen=True)
 class GateRequest:
@@ -125,6 +128,40 @@ def check_gate(
     cap: FrequencyCap,
     allowed_at: Callable[[datetime], datetime],
 ) -> GateDecision:
+    """The gate's decision, and what it leaves: an exit recorded, a deferred mail shown waiting
+    at its node (journeys status), and - last, so that a gate retried after a failure on the way
+    writes the line of what it decided then - a skipped or deferred mail's timeline line."""
+    decision = _decided(
+        request, store=store, waits=waits, clock=clock, cap=cap, allowed_at=allowed_at
+    )
+    if decision.action == "defer" and decision.send_at and request.node:
+        # The execution now sleeps in a Wait state until send_at: say where, as a wait does
+        until = isoformat(parse_instant(decision.send_at))
+        store.mark_waiting(
+            WaitingAt(
+                request.journey_id,
+                request.node,
+                request.execution_name,
+                request.lead_id,
+                isoformat(clock.now()),
+                until,
+            )
+        )
+    line = timeline_line(request, decision)
+    if line is not None:
+        store.put_event(line)
+    return decision
+
+
+def _decided(
+    request: GateRequest,
+    *,
+    store: GateStore,
+    waits: WaitCleaner,
+    clock: Clock,
+    cap: FrequencyCap,
+    allowed_at: Callable[[datetime], datetime],
+) -> GateDecision:
     for _ in range(RESERVATION_ATTEMPTS):
         view = store.gate_view(request.journey_id, request.lead_id, request.topic)
         now = clock.now()
@@ -149,9 +186,6 @@ def check_gate(
         if decision.action == "exit":
             reason = decision.reason or "exited"
             _record_exit(request, reason, store=store, waits=waits, clock=clock)
-        line = timeline_line(request, decision)
-        if line is not None:
-            store.put_event(line)
         if decision.action != "send":
             return decision
         reserved = (*view.sends.within(now), isoformat(now))
