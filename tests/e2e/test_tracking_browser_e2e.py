@@ -33,6 +33,7 @@ BEACON_WAIT = 10.0
 """How long to wait for a beacon: the snippet flushes after about 1 s or on pagehide."""
 QUIET_PERIOD = 2.5
 """How long a snippet that must stay silent is watched (twice its 1 s flush timer, and more)."""
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
 
 class Beacons:
@@ -53,6 +54,16 @@ class Beacons:
     @property
     def events(self) -> list[dict[str, Any]]:
         return [event for batch in self.sent for event in batch.get("events", [])]
+
+
+def as_a_crawler(context: BrowserContext, api_url: str) -> None:
+    """The snippet's beacons leave with Googlebot's user agent (it renders pages and runs their
+    scripts). Set on the route: only beacons sent while the page is open pass through it."""
+
+    def as_googlebot(route: Route) -> None:
+        route.continue_(headers={**route.request.headers, "user-agent": GOOGLEBOT})
+
+    context.route(f"{api_url}/t/events", as_googlebot)
 
 
 def eventually[T](page: Page, check: Callable[[], T | None], timeout: float = BEACON_WAIT) -> T:
@@ -171,6 +182,7 @@ def test_browsing_history_comes_with_the_lead(tsunagu: RunningTsunagu, chromium:
     assert case_study["utm"] == {"source": "ads", "campaign": "winter"}
     assert demo["path"] == "/_local/demo"
     assert "utm" not in demo
+    assert not any(view.get("automated") for view in views)  # a person's browser
     (submitted,) = of_type(events, "form_submitted")
     assert submitted["form_id"] == "demo"
     assert submitted["fields"]["company"] == "Example KK"
@@ -199,6 +211,55 @@ def test_the_visits_come_before_the_form_on_the_timeline(
     kinds = [e["type"] for e in events]
     assert kinds == ["page_view", "page_view", "page_view", "form_submitted"], events
     assert events[-1]["at"] >= clicked_at, (events[-1]["at"], clicked_at)
+
+
+def test_a_crawlers_page_views_are_kept_judged_a_machines(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given a crawler that renders the page and runs the snippet
+    context = chromium.new_context()
+    as_a_crawler(context, tsunagu.api_url)
+    marker = "crawler-9d2b"
+    page = context.new_page()
+    # When it opens a page of the site (and stays while the snippet sends its page view)
+    page.goto(f"{tsunagu.api_url}/_local/demo/pricing?utm_campaign={marker}")
+    wait_for_snippet(page)
+    # Then the page view is stored, judged automated by its user agent
+    [view] = eventually(page, lambda: stored_events(tsunagu, marker, "page_view"))
+    properties = view["properties"]["M"]
+    assert properties["automated"] == {"BOOL": True}
+    assert properties["reasons"] == {"L": [{"S": "scanner_user_agent"}]}
+    assert properties["user_agent"] == {"S": GOOGLEBOT}
+
+
+PRERENDERING = """
+window.__tsunaguPrerendering = true;
+Object.defineProperty(Document.prototype, 'prerendering',
+  {get: () => window.__tsunaguPrerendering, configurable: true});
+"""
+
+
+def test_a_prerendered_page_counts_its_view_once_the_person_opens_it(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given a page the browser prerenders (the address bar guessed it) before anyone sees it
+    context = chromium.new_context()
+    context.add_init_script(PRERENDERING)
+    beacons = Beacons(context, tsunagu.api_url)
+    page = context.new_page()
+    page.goto(f"{tsunagu.api_url}/_local/demo/pricing?utm_campaign=prerendered-4e1a")
+    wait_for_snippet(page)
+    page.wait_for_timeout(QUIET_PERIOD * 1000)
+    # Then nothing is sent while it is only prerendered
+    assert beacons.sent == []
+    # When the person opens it (Chrome activates the page and says so)
+    page.evaluate(
+        "window.__tsunaguPrerendering = false;"
+        " document.dispatchEvent(new Event('prerenderingchange'))"
+    )
+    # Then its page view goes, once
+    eventually(page, lambda: beacons.events)
+    assert [e["type"] for e in beacons.events] == ["page_view"]
 
 
 # ------------------------------------------------------------------ privacy

@@ -19,9 +19,19 @@ DEFAULT_CHROMIUM = "/usr/bin/chromium"
 # ready goes on at once, so a generous one costs nothing on an idle machine and keeps a loaded
 # one (make test runs two workers beside benchmarks that start interpreters) from failing.
 BROWSER_WAIT_MS = 30_000
+PERSONS_CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/131.0.0.0 Safari/537.36"
+)
+"""The user agent the tests' browser gives: a person's desktop Chrome. Headless Chromium names
+itself HeadlessChrome, as crawlers do, and the snippet's page views from it are judged a
+machine's; the tests are about people browsing (one test sets a crawler's on purpose). The
+switch reaches every request, sendBeacon's on pagehide too, which Playwright's user_agent
+option does not."""
 # As the machine's own probe starts it: no GPU, no sandbox (root), and no background connections
 # (this machine's network is closed; Chromium would otherwise try Google's hosts at every start).
 CHROMIUM_ARGS = [
+    f"--user-agent={PERSONS_CHROME}",
     "--headless",
     "--no-sandbox",
     "--disable-gpu",

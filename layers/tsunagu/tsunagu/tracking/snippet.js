@@ -55,6 +55,8 @@
   d.addEventListener("visibilitychange", function () { if (d.visibilityState == "hidden") flush(); });
   w.addEventListener("pagehide", flush);
   if (consent) { if (d.readyState == "loading") d.addEventListener("DOMContentLoaded", stitch); else stitch(); }
-  track("page_view");
+  // A page the browser prerenders may never be seen: its view counts once the person opens it.
+  if (d.prerendering) d.addEventListener("prerenderingchange", function () { track("page_view"); }, { once: true });
+  else track("page_view");
   if (stub && stub.q) for (var i = 0; i < stub.q.length; i++) w.tsunagu.apply(w, stub.q[i]);
 })(window, document, navigator);
