@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+MAIL_SKIPPED = "mail_skipped"
+"""A mail not sent: by send_email (no consent, suppressed, excluded...) or by a journey's gate
+(a deadline passed, a resume policy, the frequency cap); ``reason`` says which."""
+MAIL_DEFERRED = "mail_deferred"
+"""A journey mail the gate held back until ``until`` (the frequency cap, a pace)."""
+
 # What Tsunagu did, or heard from SES, about a lead - not something the lead did.
 SYSTEM_EVENT_KINDS = frozenset(
     {
         "mail_sent",
-        "mail_skipped",
-        "mail_deferred",
+        MAIL_SKIPPED,
+        MAIL_DEFERRED,
         "mail_failed",
         "mail_delivered",
         "mail_bounced",

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.errors import NotFound, TsunaguError
+from tsunagu.event_kinds import MAIL_DEFERRED, MAIL_SKIPPED
 from tsunagu.journeys.gate import (
     EntryState,
     FrequencyCap,
@@ -38,11 +39,6 @@ from tsunagu.journeys.lifecycle import (
 from tsunagu.journeys.model import Journey, ResumePolicy
 from tsunagu.leads.model import LeadEvent
 from tsunagu.mail.consent import Recipient
-
-MAIL_SKIPPED = "mail_skipped"
-"""As send_email records a mail it may not send (tsunagu.mail.send); from the gate, the reason
-is the gate's: deadline_passed, skipped_on_resume, past_its_day, frequency_cap."""
-MAIL_DEFERRED = "mail_deferred"
 
 
 class NotPaused(TsunaguError):

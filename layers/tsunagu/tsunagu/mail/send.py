@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 
 from tsunagu.clock import Clock, isoformat
 from tsunagu.errors import IdempotencyConflict, NotFound, TsunaguError
+from tsunagu.event_kinds import MAIL_SKIPPED
 from tsunagu.ids import new_id
 from tsunagu.leads.model import Lead, LeadEvent
 from tsunagu.mail.consent import (
@@ -34,7 +35,6 @@ from tsunagu.mail.templates import MailTemplate
 from tsunagu.tracking.tokens import TokenKind, TokenSigner, TrackingToken
 
 MAIL_SENT = "mail_sent"
-MAIL_SKIPPED = "mail_skipped"
 MAIL_FAILED = "mail_failed"
 
 
