@@ -3,7 +3,8 @@
 A bad event is reported back by its index and the good ones in the same batch are kept: one
 broken custom event must not lose the page views around it. A batch a machine sent (a crawler
 running the snippet, a script posting beacons) is kept too, judged automated as mail activity
-is (tracking.judgement): it never scores, moves a lead's last activity or ends a journey's wait.
+is (tracking.judgement): it never scores, moves a lead's last activity, ends a journey's wait or
+reaches a journey's goal.
 """
 
 from __future__ import annotations
