@@ -57,6 +57,19 @@ def test_an_event_moves_the_leads_last_activity(aws: AwsStack) -> None:
     assert lead_item(aws, lead_id)["last_activity_at"]["S"] == "2030-01-01T00:00:00.000Z"
 
 
+def test_an_import_is_not_the_leads_activity(aws: AwsStack) -> None:
+    # An imported list says nothing about what the lead did: a lead imported today has not
+    # been active today (inactivity segments and the lead list's last activity rely on it).
+    lead_id = capture_lead(aws)
+    imported = batch_for(lead_id, "2030-01-01T00:00:00.000Z")
+    imported["Records"][0]["dynamodb"]["NewImage"]["type"]["S"] = "lead_imported"
+
+    result = aws.function("route_events").invoke(imported)
+
+    assert result == {"batchItemFailures": []}
+    assert "last_activity_at" not in lead_item(aws, lead_id)
+
+
 def test_a_redelivered_or_older_event_changes_nothing(aws: AwsStack) -> None:
     lead_id = capture_lead(aws)
     route = aws.function("route_events")

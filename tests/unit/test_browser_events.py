@@ -117,6 +117,19 @@ def test_bad_events_are_reported_by_index_and_good_ones_kept(clock: FixedClock) 
 
 
 @pytest.mark.parametrize(
+    "kind", ["form_submitted", "mail_opened", "link_clicked", "lead_imported", "stage_changed"]
+)
+def test_a_site_cannot_send_what_only_tsunagu_records(clock: FixedClock, kind: str) -> None:
+    # A browser claiming an import would enter the journeys that welcome imported leads, and
+    # count a lead in the funnel.
+    store = MemoryTracking()
+    result = ingest(store, clock, [page_view(type=kind)])
+    assert result.accepted == 0
+    assert "recorded by Tsunagu itself" in str(result.rejected[0])
+    assert store.stored == []
+
+
+@pytest.mark.parametrize(
     "occurred_at",
     [
         0,

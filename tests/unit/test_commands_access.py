@@ -254,6 +254,10 @@ def test_recording_an_event_and_suppressing_are_recorded_with_what_was_done() ->
     assert details["leads.suppress"].detail == "asked by phone"
     with pytest.raises(ValidationFailed):
         leads.record_event(p, MARKETER, "aoki@example.jp", "Seminar Attended", {})
+    # Tsunagu's own records are not recorded by hand: a forged import would count in the funnel
+    for kind in ("lead_imported", "form_submitted", "mail_opened"):
+        with pytest.raises(ValidationFailed, match="recorded by Tsunagu itself"):
+            leads.record_event(p, MARKETER, "aoki@example.jp", kind, {"new_lead": "true"})
 
 
 def test_only_an_admin_lists_the_log_and_the_csv_is_safe_for_a_spreadsheet() -> None:

@@ -668,3 +668,28 @@ def test_the_definitions_are_read_once_per_batch() -> None:
                 Occurrence(LEAD, f"evt_{number}", "page_view", isoformat(NOW), {}), by_person=True
             )
     assert store.reads == 2
+
+
+def test_an_imported_lead_enters_a_journey_on_its_import_and_tsunagu_s_other_records_do_not() -> (
+    None
+):
+    # An import is Tsunagu's record (route_events passes by_person=False for it), yet a journey
+    # that welcomes a trade show's list starts on it; a record such as mail_sent enters nobody.
+    store, executions = (
+        Definitions(
+            journey(triggers=[Trigger(kind="event", event=EventMatch(type="lead_imported"))]),
+            journey(
+                "mail_follow_up",
+                triggers=[Trigger(kind="event", event=EventMatch(type="mail_sent"))],
+            ),
+        ),
+        RecordingExecutions(),
+    )
+    routing = JourneyRouting(
+        store, executions, RecordingWaits(), FixedClock(NOW), lambda j: STATE_MACHINE
+    )
+    routing.begin_batch()
+    routing.on_event(occurrence("mail_sent", message_id="m1"), by_person=False)
+    assert executions.started == []
+    routing.on_event(occurrence("lead_imported", import_id="imp_1", row=2), by_person=False)
+    assert len(executions.started) == 1

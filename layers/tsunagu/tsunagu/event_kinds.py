@@ -7,6 +7,10 @@ MAIL_SKIPPED = "mail_skipped"
 (a deadline passed, a resume policy, the frequency cap); ``reason`` says which."""
 MAIL_DEFERRED = "mail_deferred"
 """A journey mail the gate held back until ``until`` (the frequency cap, a pace)."""
+LEAD_IMPORTED = "lead_imported"
+"""A lead created by an import (the import, file and row, its ``source``): the lead's first
+record, which the funnel counts it from. Tsunagu's record, not the lead's activity; a journey
+may still start on it, and a scoring rule may still score it (a trade show's visitors)."""
 
 # What Tsunagu did, or heard from SES, about a lead - not something the lead did.
 SYSTEM_EVENT_KINDS = frozenset(
@@ -23,6 +27,7 @@ SYSTEM_EVENT_KINDS = frozenset(
         "consent_changed",
         "stage_changed",
         "crm_status_changed",
+        LEAD_IMPORTED,
         "lead_updated",
         "crm_conflict",
         "owner_notified",

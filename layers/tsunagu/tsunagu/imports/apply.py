@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from tsunagu.clock import isoformat
+from tsunagu.event_kinds import LEAD_IMPORTED
 from tsunagu.ids import new_id
 from tsunagu.imports.plan import ImportOptions, ImportPlan, RowPlan
 from tsunagu.leads.capture import CaptureWrite
@@ -29,7 +30,6 @@ from tsunagu.leads.email import stored_address_identity
 from tsunagu.leads.merge import FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
 
-LEAD_IMPORTED = "lead_imported"
 LEAD_UPDATED = "lead_updated"
 Outcome = Literal["created", "updated", "unchanged"]
 ImportStatus = Literal[

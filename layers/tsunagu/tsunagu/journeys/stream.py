@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from tsunagu.clock import Clock
+from tsunagu.event_kinds import LEAD_IMPORTED
 from tsunagu.journeys.lifecycle import (
     Executions,
     JourneyStore,
@@ -18,8 +19,9 @@ from tsunagu.journeys.lifecycle import (
 )
 from tsunagu.journeys.model import Journey
 
-# Tsunagu's own records that may still enter a lead: a journey can start on a stage or a score.
-ENTERING_SYSTEM_EVENTS = frozenset({"stage_changed", "score_changed"})
+# Tsunagu's own records that may still enter a lead: a journey can start on a stage or a score,
+# or welcome the leads an import created.
+ENTERING_SYSTEM_EVENTS = frozenset({"stage_changed", "score_changed", LEAD_IMPORTED})
 
 
 class Definitions(JourneyStore, Protocol):

@@ -6,15 +6,16 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from tsunagu.clock import Clock
-from tsunagu.event_kinds import SYSTEM_EVENT_KINDS
+from tsunagu.event_kinds import LEAD_IMPORTED, SYSTEM_EVENT_KINDS
 from tsunagu.journeys.lifecycle import Occurrence
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.qualification.pipeline import score_event
 from tsunagu.stream_batch import BatchAwards, ScoreStore
 
 # Tsunagu's own records of what it did never score, whatever a rule says; an unsubscribe (a
-# consent change) is the lead's doing and scores by its rule.
-NEVER_SCORED = SYSTEM_EVENT_KINDS - {"consent_changed"}
+# consent change) is the lead's doing and scores by its rule, and so may a lead's arrival in an
+# imported list (the visitors a trade show's list brings).
+NEVER_SCORED = SYSTEM_EVENT_KINDS - {"consent_changed", LEAD_IMPORTED}
 
 
 class Starter(Protocol):

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from tsunagu.clock import isoformat, parse_instant
+from tsunagu.event_kinds import LEAD_IMPORTED
 from tsunagu.leads.merge import Channel
 from tsunagu.tracking.settling import SETTLE_AFTER_SECONDS
 
@@ -332,6 +333,8 @@ def count(
         counted = _decided(event, day, known)
     elif event.type == "form_submitted":
         counted = _submitted(event, day, funnel)
+    elif event.type == LEAD_IMPORTED:
+        counted = _imported(event, day, funnel)
     elif event.type == "stage_changed":
         counted = _stage_reached(event, day, funnel)
     elif event.type == DEAL_CHANGED:
@@ -506,12 +509,24 @@ def _submitted(event: StoredEvent, day: str, funnel: FunnelLead | None) -> Count
     return Counted({key: metrics, created.key: {"reached:lead": 1}}, funnel=created)
 
 
+def _imported(event: StoredEvent, day: str, funnel: FunnelLead | None) -> Counted | None:
+    """A lead an import created: in the funnel from that day, by the channel the import
+    counted as (a trade show's list: trade_show) and no form. Counted from its creation, not
+    from its first stage change, so that a list's leads who never move are in the funnel's
+    first stage too, and its conversion rates are not those of the movers alone."""
+    if not event.properties.get("new_lead") or event.lead_id is None or funnel is not None:
+        return None
+    channel = str(event.properties.get("source") or Channel.IMPORT.value)
+    created = FunnelLead(event.lead_id, day, channel, NO_FORM, {"lead": day})
+    return Counted({created.key: {"reached:lead": 1}}, funnel=created)
+
+
 def needs_funnel(event: StoredEvent) -> bool:
     """Whether counting the event reads the lead as the funnel has it: a stage it moved to, or
-    its creation by a form."""
+    its creation by a form or an import."""
     if event.lead_id is None:
         return False
-    if event.type == "form_submitted":
+    if event.type in ("form_submitted", LEAD_IMPORTED):
         return bool(event.properties.get("new_lead"))
     return event.type == "stage_changed" and event.properties.get("to") in FUNNEL_STAGES
 
@@ -519,8 +534,9 @@ def needs_funnel(event: StoredEvent) -> bool:
 def first_touch(
     lead_id: str, created_at: str, channel: str | None, time_zone: ZoneInfo
 ) -> FunnelLead:
-    """A lead the funnel has not seen (created by an import, the CRM or the API, not a form),
-    from the lead itself: its day of creation and the channel it first came by."""
+    """A lead the funnel has not seen (created by the CRM or the API, not a form or an import,
+    or stored before imports were counted), from the lead itself: its day of creation and the
+    channel it first came by."""
     return FunnelLead(lead_id, day_of(created_at, time_zone), channel or "unknown")
 
 
