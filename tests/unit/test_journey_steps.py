@@ -516,10 +516,51 @@ def test_resume_while_the_emergency_stop_holds_releases_nothing() -> None:
         "seminar_follow_up", policy=None, store=store, executions=executions, clock=FixedClock(NOW)
     )
 
-    assert report == ResumeReport(0, {}, 0)
+    assert report == ResumeReport(0, {}, 0, held_by_stop=ResumePolicy())  # its own: send_missed
     assert executions.released == []
     assert len(store.parked("seminar_follow_up")) == 1  # still held, for resume-all
     assert store.definitions["seminar_follow_up"].status == "active"
+
+
+def test_a_policy_chosen_while_the_emergency_stop_holds_is_the_one_lifting_it_releases_by() -> None:
+    # Given a journey whose own policy sends what was held, paused with a lead held, under the
+    # emergency stop, When the marketer resumes it choosing skip_missed (the seminar is over)
+    store = MemoryJourneyStore(journey(status="paused"))
+    store.paused_account = True
+    hold(store, "exec-a", "lead_a", 5)
+    executions = RecordingExecutions()
+    skip = ResumePolicy(kind="skip_missed")
+    report = resume_journey(
+        "seminar_follow_up", policy=skip, store=store, executions=executions, clock=FixedClock(NOW)
+    )
+    assert report.held_by_stop == skip
+    assert executions.released == []
+    # Then lifting the stop skips the held mail (it used to send it by the journey's own
+    # policy, the choice silently dropped), and the choice is spent
+    reports = resume_all(store=store, executions=executions, clock=FixedClock(NOW), by="cli")
+    assert reports["seminar_follow_up"] == ResumeReport(1, {"skip": 1}, 0)
+    assert executions.released[0][1]["policy"] == "skip_missed"
+    assert store.definitions["seminar_follow_up"].resume_after_stop is None
+    assert store.definitions["seminar_follow_up"].resume.kind == "send_missed"
+
+
+def test_pausing_again_under_the_emergency_stop_voids_the_policy_chosen_before() -> None:
+    store = MemoryJourneyStore(journey(status="paused"))
+    store.paused_account = True
+    hold(store, "exec-a", "lead_a", 5)
+    clock = FixedClock(NOW)
+    executions = RecordingExecutions()
+    skip = ResumePolicy(kind="skip_missed")
+    resume_journey(
+        "seminar_follow_up", policy=skip, store=store, executions=executions, clock=clock
+    )
+    pause_journey("seminar_follow_up", store=store, clock=clock)
+    assert store.definitions["seminar_follow_up"].resume_after_stop is None
+    resume_journey(
+        "seminar_follow_up", policy=None, store=store, executions=executions, clock=clock
+    )
+    resume_all(store=store, executions=executions, clock=clock, by="cli")
+    assert [output["policy"] for _, output in executions.released] == ["send_missed"]
 
 
 def test_resume_with_nothing_parked_reports_nothing() -> None:

@@ -27,6 +27,13 @@ interface JourneyStatus {
   running: number | null;
 }
 
+/** What resuming a journey answers: while the emergency stop holds, nothing is released yet. */
+interface Resumed {
+  released: number;
+  by_action: Record<string, number>;
+  held_by_emergency_stop: { kind: (typeof POLICIES)[number] } | null;
+}
+
 /** A count, and where it is when there is any: "3 (invitation: 2, reminder: 1)". */
 function CountAt({ at }: { at: Record<string, number> }) {
   const total = Object.values(at).reduce((sum, count) => sum + count, 0);
@@ -180,10 +187,15 @@ export default function Journeys() {
           onResume={(policy, rate) =>
             run(
               () =>
-                api("POST", `/admin/journeys/${resuming}/resume`, {
+                api<Resumed>("POST", `/admin/journeys/${resuming}/resume`, {
                   body: { policy: { kind: policy, ...(policy === "pace" ? { rate_per_minute: rate } : {}) } },
                 }),
-              t("journeys.resumed"),
+              (answer) =>
+                answer.held_by_emergency_stop
+                  ? t("journeys.resumed_held", {
+                      policy: t(`journeys.policies.${answer.held_by_emergency_stop.kind}.name`),
+                    })
+                  : t("journeys.resumed"),
             ).then(() => setResuming(null))
           }
         />

@@ -156,6 +156,12 @@ def journeys_resume(settings: Settings, args: argparse.Namespace) -> int:
     report = journeys.resume(
         services.journey_commands(settings), services.operator(settings), args.journey, policy
     )
+    if report.held_by_stop is not None:
+        print(
+            f"{args.journey} resumed, but the emergency stop still holds its mails: lifting it"
+            f" (journeys resume-all) releases them by {report.held_by_stop.kind}"
+        )
+        return 0
     actions = ", ".join(f"{n} {action}" for action, n in sorted(report.by_action.items()))
     print(
         f"{args.journey} resumed: {report.released} released ({actions or 'none parked'})"

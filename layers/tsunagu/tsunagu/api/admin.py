@@ -988,10 +988,17 @@ class Resume(BaseModel):
 
 
 def journey_resume(call: AdminCall) -> Any:
-    """Resume the journey: its held leads go on by a policy (its own by default)."""
+    """Resume the journey: its held leads go on by a policy (its own by default). While the
+    emergency stop holds the account, nothing is released yet: ``held_by_emergency_stop``
+    names the policy lifting the stop will release them by."""
     asked = call.model(Resume)
     report = journeys.resume(_journey_ports(call), call.actor, call.params["journey"], asked.policy)
-    return {"released": report.released, "by_action": report.by_action}
+    held = report.held_by_stop
+    return {
+        "released": report.released,
+        "by_action": report.by_action,
+        "held_by_emergency_stop": None if held is None else held.model_dump(),
+    }
 
 
 class Entry(BaseModel):

@@ -511,10 +511,16 @@ def resume(
         )
         chosen = policy or journey.resume
         log.changed({"status": journey.status}, {"status": "active"})
-        log.detail = f"policy {chosen.kind}: {report.released} released " + (
-            ", ".join(f"{n} {action}" for action, n in sorted(report.by_action.items()))
-            or "(none parked)"
-        )
+        if report.held_by_stop is not None:
+            log.detail = (
+                f"policy {chosen.kind}: held by the emergency stop, released by this policy"
+                " when the stop is lifted"
+            )
+        else:
+            log.detail = f"policy {chosen.kind}: {report.released} released " + (
+                ", ".join(f"{n} {action}" for action, n in sorted(report.by_action.items()))
+                or "(none parked)"
+            )
     return report
 
 

@@ -147,6 +147,9 @@ class Journey(BaseModel):
     reentry: ReentryPolicy = Field(default_factory=ReentryPolicy)
     exit: ExitConditions = Field(default_factory=ExitConditions)
     resume: ResumePolicy = Field(default_factory=ResumePolicy)
+    resume_after_stop: ResumePolicy | None = None
+    """The policy the journey was resumed with while the emergency stop still held its mails:
+    lifting the stop releases them by it (then forgets it), not by ``resume``."""
     paused_at: str | None = None
     updated_at: str | None = None
     published: PublishedVersion | None = None

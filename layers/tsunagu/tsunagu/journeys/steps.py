@@ -266,7 +266,9 @@ def _journey(journey_id: str, store: GateStore) -> Journey:
 def pause_journey(journey_id: str, *, store: GateStore, clock: Clock) -> Journey:
     journey = _journey(journey_id, store)
     at = isoformat(clock.now())
-    return store.put_journey(journey.model_copy(update={"status": "paused", "paused_at": at}), at)
+    # Paused again, it is resumed again, with a policy chosen then: one chosen before is void.
+    paused = {"status": "paused", "paused_at": at, "resume_after_stop": None}
+    return store.put_journey(journey.model_copy(update=paused), at)
 
 
 @dataclass(frozen=True)
@@ -275,6 +277,9 @@ class ResumeReport:
     by_action: Mapping[str, int]
     not_waiting: int
     """Parked records whose execution no longer waited (stopped, or released already)."""
+    held_by_stop: ResumePolicy | None = None
+    """Resumed while the emergency stop held its mails: the policy lifting it will release
+    them by (nothing was released now)."""
 
 
 def resume_journey(
@@ -285,12 +290,15 @@ def resume_journey(
     executions: Executions,
     clock: Clock,
 ) -> ResumeReport:
-    """Resume under ``policy`` (the journey's own when None)."""
+    """Resume under ``policy`` (the journey's own when None). While the emergency stop holds
+    the account, nothing is released: the policy is kept for when the stop is lifted."""
     journey = _journey(journey_id, store)
     at = isoformat(clock.now())
-    store.put_journey(journey.model_copy(update={"status": "active", "paused_at": None}), at)
-    if store.account_paused():
-        return ResumeReport(0, {}, 0)  # the emergency stop still holds them
+    held = store.account_paused()
+    resumed = {"status": "active", "paused_at": None, "resume_after_stop": policy if held else None}
+    store.put_journey(journey.model_copy(update=resumed), at)
+    if held:
+        return ResumeReport(0, {}, 0, held_by_stop=policy or journey.resume)
     return _release(journey_id, policy or journey.resume, store, executions, clock)
 
 
@@ -320,13 +328,19 @@ def stop_all(*, store: GateStore, clock: Clock, by: str) -> None:
 def resume_all(
     *, store: GateStore, executions: Executions, clock: Clock, by: str
 ) -> dict[str, ResumeReport]:
-    """Lift the emergency stop; each journey not paused on its own resumes by its policy."""
-    store.set_account_paused(False, isoformat(clock.now()), by)
-    return {
-        journey.journey_id: _release(journey.journey_id, journey.resume, store, executions, clock)
-        for journey in store.journeys()
-        if journey.status != "paused"
-    }
+    """Lift the emergency stop; each journey not paused on its own resumes by its policy (the
+    one it was resumed with during the stop, if any)."""
+    at = isoformat(clock.now())
+    store.set_account_paused(False, at, by)
+    reports = {}
+    for journey in store.journeys():
+        if journey.status == "paused":
+            continue
+        policy = journey.resume_after_stop or journey.resume
+        reports[journey.journey_id] = _release(journey.journey_id, policy, store, executions, clock)
+        if journey.resume_after_stop is not None:
+            store.put_journey(journey.model_copy(update={"resume_after_stop": None}), at)
+    return reports
 
 
 def parked_by_step(parked: Sequence[ParkedExecution]) -> dict[str, int]:
