@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -393,6 +394,55 @@ def test_a_lead_that_changes_while_the_undo_runs_is_kept_and_said_so(
     assert {k["email"] for k in undone["kept"]} == {"new.visitor@example.jp", "optout@example.jp"}
     assert all(k["changed_since"] == ["(changed while the undo ran)"] for k in undone["kept"])
     assert services.lead_repository(stack).find_lead("email:new.visitor@example.jp") is not None
+
+
+def test_an_undone_import_takes_its_leads_out_of_the_funnel_counted_yet_or_not(
+    stack: Settings, aws: AwsStack
+) -> None:
+    from tests.support.leads import new_stream_records
+    from tsunagu.commands import imports, reports
+    from tsunagu.commands.access import Actor
+    from tsunagu.imports.plan import ImportOptions
+
+    admin_actor = Actor(user_id="a@example.com", role=Role.ADMIN, email="a@example.com")
+    ports = services.import_commands(stack)
+    options = ImportOptions(Channel.TRADE_SHOW)
+
+    def imported(first: int, rows: int) -> str:
+        data = big_sheet(first + rows)
+        lines = data.decode("cp932").splitlines(keepends=True)
+        kept = "".join(lines[:1] + lines[1 + first :]).encode("cp932")
+        record, _ = imports.run(ports, admin_actor, kept, "展示会.csv", options)
+        assert record.counts["create"] == rows
+        return record.import_id
+
+    def count_what_happened() -> None:
+        records = new_stream_records(aws, "EventsTable")
+        answer = aws.function("report_events").invoke({"Records": records})
+        assert answer == {"batchItemFailures": []}, answer
+
+    # Given a list of three imported and counted: three trade-show leads in the funnel
+    counted = imported(0, 3)
+    count_what_happened()
+    lead = services.lead_repository(stack).find_lead("email:big00000@example.jp")
+    assert lead is not None
+    day = datetime.fromisoformat(lead.created_at).astimezone(ZoneInfo("Asia/Tokyo")).date()
+
+    def trade_show_leads() -> int:
+        shown = reports.funnel_report(services.report_commands(stack), admin_actor, day, day)
+        return {g.name: g.stages[0].reached for g in shown.groups}.get("trade_show", 0)
+
+    assert trade_show_leads() == 3
+    # And a second list of two, imported while the counters have not come to it yet
+    not_yet = imported(3, 2)
+    # When the second import is undone, then the counters come to its leads' creation, and
+    # the first import is undone too
+    imports.undo(ports, admin_actor, not_yet)
+    count_what_happened()
+    assert trade_show_leads() == 3
+    imports.undo(ports, admin_actor, counted)
+    # Then neither list is in the funnel: as if never imported
+    assert trade_show_leads() == 0
 
 
 def test_a_group_meeting_a_lead_created_meanwhile_goes_row_by_row_and_loses_nothing(

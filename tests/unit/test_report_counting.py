@@ -145,3 +145,33 @@ def test_a_machines_event_converts_nobody() -> None:
 
     assert goal.reached_by(view())
     assert not goal.reached_by(view(automated=True, reasons=["scanner_user_agent"]))
+
+
+def test_withdrawing_a_lead_takes_back_exactly_what_counting_it_added() -> None:
+    # An import's lead counted from its import, then moved on (mql after 3 days, sql skipped
+    # to customer 40 days later): the withdrawal (an undo) adds up with all that to nothing
+    from collections import Counter
+
+    from tsunagu.reports.counting import StoredEvent, count, withdrawal
+
+    def stored(n: int, kind: str, at: str, **properties: Any) -> StoredEvent:
+        return StoredEvent(f"evt_{n}", kind, at, "lead_1", properties)
+
+    history = [
+        stored(1, "lead_imported", "2026-12-01T01:00:00Z", source="trade_show", new_lead=True),
+        stored(2, "stage_changed", "2026-12-04T01:00:00Z", to="mql"),
+        stored(3, "stage_changed", "2027-01-13T01:00:00Z", to="customer"),
+    ]
+    total: Counter[str] = Counter()
+    funnel = None
+    for event in history:
+        counted = count(event, None, JST, funnel=funnel)
+        assert counted is not None and counted.funnel is not None
+        [(key, metrics)] = counted.increments.items()
+        assert key == CounterKey("funnel", "2026-12-01", "trade_show#-")
+        total.update(metrics)
+        funnel = counted.funnel
+    assert funnel is not None
+    assert total["reached:customer"] == 1 and total["days_to:sql:40"] == 1
+    total.update(withdrawal(funnel))
+    assert {name: n for name, n in total.items() if n} == {}

@@ -461,6 +461,7 @@ def import_commands(settings: Settings) -> ImportCommands:
         start_job=(lambda import_id: start_import(settings, import_id))
         if settings.import_state_machine_arn
         else None,
+        funnel=reports(settings) if settings.reports_table else None,
     )
 
 

@@ -94,6 +94,12 @@ class ImportStore(Protocol):
     def progress(self, import_id: str) -> ImportProgress | None: ...
 
 
+class Funnel(Protocol):
+    """The report counters' funnel (tsunagu.store.reports)."""
+
+    def withdraw_from_funnel(self, lead_ids: Iterable[str]) -> int: ...
+
+
 @dataclass(frozen=True)
 class ImportCommands:
     leads: ImportedLeads
@@ -105,6 +111,8 @@ class ImportCommands:
     """Uploaded lists and background runs' chunks (None: a stack without the bucket)."""
     start_job: Callable[[str], str] | None = None
     """Start the background import of this id (its state machine); the execution's ARN."""
+    funnel: Funnel | None = None
+    """Where undo takes the leads it removes back out of the funnel (None: no reports)."""
 
 
 ROWS_PER_TRANSACTION = 19
@@ -408,17 +416,21 @@ def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
                 )
         counts = {"removed": 0, "restored": 0, "kept": 0}
         kept: list[dict[str, Any]] = []
+        gone: list[str] = []
         now = ports.clock.now()
         for applied in store.rows_of(import_id):
             lead = ports.leads.get_lead(applied.lead_id)
             if lead is None:
-                continue  # removed already (an undo that stopped part-way)
+                if applied.outcome == "created":
+                    gone.append(applied.lead_id)  # removed by an undo that stopped part-way
+                continue
             put_back, restored, changed = apply.undone_fields(lead, applied)
             try:
                 if applied.outcome == "created" and apply.unchanged_since(lead, applied):
                     identity = stored_address_identity(lead.email)
                     ports.leads.remove_lead(lead, [identity])
                     counts["removed"] += 1
+                    gone.append(lead.lead_id)
                     continue
                 if applied.outcome == "created":
                     changed = changed or ["(the lead has had activity since)"]
@@ -438,6 +450,10 @@ def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
             if changed:
                 counts["kept"] += 1
                 kept.append({"row": applied.row, "email": applied.email, "changed_since": changed})
+        if gone and ports.funnel is not None:
+            # The funnel counted them from their import (reports.counting): out again, as if
+            # never imported; before the record says undone, so a retried undo does it too.
+            ports.funnel.withdraw_from_funnel(gone)
         record = replace(record, status="undone", undone_at=isoformat(now), undo=counts)
         store.save_import(record)
         log.detail = ", ".join(f"{k} {v}" for k, v in counts.items())

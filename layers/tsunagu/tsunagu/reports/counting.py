@@ -79,7 +79,9 @@ MAX_DAYS_COUNTED = 400
 @dataclass(frozen=True)
 class FunnelLead:
     """A lead as the funnel counts it: its cohort (the day it was created), its first touch
-    (the channel it came by and its first form), and the day it first reached each stage."""
+    (the channel it came by and its first form), and the day it first reached each stage.
+    One that has reached nothing was withdrawn (its import undone): a creation counted after
+    that counts nothing."""
 
     lead_id: str
     created_day: str
@@ -519,6 +521,24 @@ def _imported(event: StoredEvent, day: str, funnel: FunnelLead | None) -> Counte
     channel = str(event.properties.get("source") or Channel.IMPORT.value)
     created = FunnelLead(event.lead_id, day, channel, NO_FORM, {"lead": day})
     return Counted({created.key: {"reached:lead": 1}}, funnel=created)
+
+
+def withdrawal(funnel: FunnelLead) -> dict[str, int]:
+    """What takes a counted lead back out of the funnel (an import undone removed it, as if it
+    had never been imported): one less at every stage it reached, and in the days it took to
+    each, as they were counted (_stage_reached)."""
+    metrics: dict[str, int] = {}
+    previous_day = funnel.created_day
+    for name in FUNNEL_STAGES:
+        day = funnel.reached.get(name)
+        if day is None:
+            break  # the stages reached run from "lead" without a gap: skipped ones are filled
+        metrics[f"reached:{name}"] = -1
+        if name != "lead":
+            waited = (date.fromisoformat(day) - date.fromisoformat(previous_day)).days
+            metrics[f"days_to:{name}:{min(max(waited, 0), MAX_DAYS_COUNTED)}"] = -1
+        previous_day = day
+    return metrics
 
 
 def needs_funnel(event: StoredEvent) -> bool:

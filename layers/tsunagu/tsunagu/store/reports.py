@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,11 +34,14 @@ from tsunagu.reports.counting import (
     CountedMail,
     CounterKey,
     FunnelLead,
+    withdrawal,
 )
 
 MARK_DAYS = 7
 """How long an event's mark is kept: a DynamoDB stream holds records for 24 hours."""
 _NONE = "-"
+WITHDRAW_ATTEMPTS = 5
+"""Tries to take one lead out of the funnel while the counters write it too (each a moment)."""
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -166,6 +170,50 @@ class ReportsRepository:
             if codes & {"ConditionalCheckFailed", "TransactionConflict"}:
                 raise Conflict(str(error)) from error
             raise
+
+    def withdraw_from_funnel(self, lead_ids: Iterable[str]) -> int:
+        """Take these leads back out of the funnel (an import undone removed them): each one
+        counted is uncounted at every stage it reached, and each is kept as having reached
+        nothing, so that its creation, if the counters have not come to it yet, never counts
+        (their put of it is conditional on there being none). Each lead is one transaction,
+        read again if the counters wrote it meanwhile. Answers how many had been counted."""
+        leads = list(dict.fromkeys(lead_ids))
+        read = {
+            lead.lead_id: lead
+            for lead in map(_funnel_from, self._get_many([_funnel_pk(x) for x in leads]))
+        }
+        counted = 0
+        for lead_id in leads:
+            had = read.get(lead_id)
+            for _ in range(WITHDRAW_ATTEMPTS):
+                if had is not None and not had.reached:
+                    break  # withdrawn already
+                if had is None:
+                    gone = FunnelLead(lead_id, _NONE, _NONE)
+                    items = [self._conditional_put(_funnel_item(gone), None)]
+                else:
+                    gone = replace(had, reached={})
+                    items = [
+                        self._conditional_put(_funnel_item(gone), _funnel_item(had)),
+                        self._increment(had.key, withdrawal(had)),
+                    ]
+                try:
+                    self._client.transact_write_items(TransactItems=items)
+                except ClientError as error:
+                    reasons = error.response.get("CancellationReasons") or []
+                    if not {r.get("Code") for r in reasons} & {
+                        "ConditionalCheckFailed",
+                        "TransactionConflict",
+                    }:
+                        raise
+                    found = next(iter(self._get_many([_funnel_pk(lead_id)])), None)
+                    had = None if found is None else _funnel_from(found)
+                    continue
+                counted += had is not None
+                break
+            else:
+                raise Conflict(f"the funnel's record of {lead_id} kept changing")
+        return counted
 
     def _conditional_put(
         self, item: dict[str, Any], before: dict[str, Any] | None
