@@ -164,6 +164,33 @@ def test_each_change_through_the_api_is_in_the_log_with_its_before_and_after(
     assert {e.actor.role for e in logged.values()} == {Role.MARKETER}
 
 
+def test_a_journey_resumed_during_the_emergency_stop_says_its_mails_wait_and_by_what(
+    stack: Settings,
+) -> None:
+    # Given seminar_follow_up paused, under the emergency stop
+    call(stack, "POST", "/admin/journeys/seminar_follow_up/pause", role=Role.MARKETER, body={})
+    call(stack, "PUT", "/admin/emergency-stop", role=Role.ADMIN)
+    # When the marketer resumes it choosing to skip what was missed
+    status, resumed = call(
+        stack, "POST", "/admin/journeys/seminar_follow_up/resume", role=Role.MARKETER,
+        body={"policy": {"kind": "skip_missed"}},
+    )  # fmt: skip
+    # Then nothing is released yet, and the answer, the status and the log say by what it will be
+    assert status == 200, resumed
+    assert resumed["released"] == 0
+    assert resumed["held_by_emergency_stop"]["kind"] == "skip_missed"
+    _, shown = call(stack, "GET", "/admin/journeys/status", role=Role.VIEWER)
+    [seminar] = [j for j in shown["journeys"] if j["journey"] == "seminar_follow_up"]
+    assert (seminar["status"], seminar["resume_after_stop"]) == ("active", "skip_missed")
+    logged = {e.operation: e for e in audit_entries(stack)}
+    assert "held by the emergency stop" in (logged["journeys.resume"].detail or "")
+    # And once the stop is lifted, the choice is spent: it names no policy any more
+    call(stack, "DELETE", "/admin/emergency-stop", role=Role.ADMIN)
+    _, shown = call(stack, "GET", "/admin/journeys/status", role=Role.VIEWER)
+    [seminar] = [j for j in shown["journeys"] if j["journey"] == "seminar_follow_up"]
+    assert (shown["emergency_stop"], seminar["resume_after_stop"]) == (False, None)
+
+
 def test_no_route_alters_or_deletes_an_audit_entry(stack: Settings) -> None:
     # Given an entry in the log
     call(stack, "PATCH", f"/admin/leads/{OWNED}", body={"stage": "sql"})

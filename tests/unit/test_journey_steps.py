@@ -69,6 +69,8 @@ class MemoryJourneyStore:
     def __init__(self, *journeys: Journey) -> None:
         self.definitions = {j.journey_id: j for j in journeys}
         self.paused_account = False
+        self.stopped_at = "2026-12-03T00:00:00+00:00"
+        """When the stop began (tests set paused_account themselves)."""
         self.entries: dict[tuple[str, str], JourneyEntry] = {}
         self.leads: dict[str, Lead] = {LEAD: make_lead()}
         self.consent = ConsentView({"marketing": "opted_in"})
@@ -126,8 +128,12 @@ class MemoryJourneyStore:
     def account_paused(self) -> bool:
         return self.paused_account
 
+    def account_stopped_at(self) -> str | None:
+        return self.stopped_at if self.paused_account else None
+
     def set_account_paused(self, paused: bool, at: str, by: str) -> None:
         self.paused_account = paused
+        self.stopped_at = at
         self.stop_log.append((paused, at, by))
 
     def journeys(self) -> list[Journey]:
@@ -536,12 +542,31 @@ def test_a_policy_chosen_while_the_emergency_stop_holds_is_the_one_lifting_it_re
     assert report.held_by_stop == skip
     assert executions.released == []
     # Then lifting the stop skips the held mail (it used to send it by the journey's own
-    # policy, the choice silently dropped), and the choice is spent
+    # policy, the choice silently dropped), and nothing is written to the journey for it
+    before = store.definitions["seminar_follow_up"]
     reports = resume_all(store=store, executions=executions, clock=FixedClock(NOW), by="cli")
     assert reports["seminar_follow_up"] == ResumeReport(1, {"skip": 1}, 0)
     assert executions.released[0][1]["policy"] == "skip_missed"
-    assert store.definitions["seminar_follow_up"].resume_after_stop is None
-    assert store.definitions["seminar_follow_up"].resume.kind == "send_missed"
+    assert store.definitions["seminar_follow_up"] == before
+
+
+def test_a_choice_belongs_to_the_stop_it_was_made_under() -> None:
+    # Given a choice made under one stop, which was lifted with nothing held
+    store = MemoryJourneyStore(journey(status="paused"))
+    clock = FixedClock(NOW)
+    executions = RecordingExecutions()
+    stop_all(store=store, clock=clock, by="cli")
+    skip = ResumePolicy(kind="skip_missed")
+    resume_journey(
+        "seminar_follow_up", policy=skip, store=store, executions=executions, clock=clock
+    )
+    resume_all(store=store, executions=executions, clock=clock, by="cli")
+    # When a later stop holds a lead and is lifted, Then the journey's own policy releases it
+    later = FixedClock(NOW + timedelta(days=30))
+    stop_all(store=store, clock=later, by="cli")
+    hold(store, "exec-a", "lead_a", 5)
+    resume_all(store=store, executions=executions, clock=later, by="cli")
+    assert [output["policy"] for _, output in executions.released] == ["send_missed"]
 
 
 def test_pausing_again_under_the_emergency_stop_voids_the_policy_chosen_before() -> None:
@@ -561,6 +586,30 @@ def test_pausing_again_under_the_emergency_stop_voids_the_policy_chosen_before()
     )
     resume_all(store=store, executions=executions, clock=clock, by="cli")
     assert [output["policy"] for _, output in executions.released] == ["send_missed"]
+
+
+def test_a_stop_lifted_while_a_resume_writes_is_seen_by_the_resume() -> None:
+    # resume-all lifts the stop and scans while the journey is still paused (so skips it);
+    # the resume, reading the stop again after its write, sees it lifted and releases itself
+    class LiftedDuringTheWrite(MemoryJourneyStore):
+        def put_journey(self, journey: Journey, at: str) -> Journey:
+            if self.paused_account:
+                resume_all(store=self, executions=executions, clock=FixedClock(NOW), by="cli")
+            return super().put_journey(journey, at)
+
+    store = LiftedDuringTheWrite(journey(status="paused"))
+    store.paused_account = True
+    hold(store, "exec-a", "lead_a", 5)
+    executions = RecordingExecutions()
+    report = resume_journey(
+        "seminar_follow_up",
+        policy=ResumePolicy(kind="skip_missed"),
+        store=store,
+        executions=executions,
+        clock=FixedClock(NOW),
+    )
+    assert report == ResumeReport(1, {"skip": 1}, 0)
+    assert store.parked("seminar_follow_up") == []
 
 
 def test_resume_with_nothing_parked_reports_nothing() -> None:

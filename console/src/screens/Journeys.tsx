@@ -21,6 +21,8 @@ interface JourneyStatus {
   status: string;
   paused_at: string | null;
   resume_policy: string;
+  /** The policy chosen during the emergency stop: lifting the stop releases the held mails by it. */
+  resume_after_stop: (typeof POLICIES)[number] | null;
   parked: number;
   parked_at_step: Record<string, number>;
   waiting_at_node: Record<string, number>;
@@ -143,6 +145,16 @@ export default function Journeys() {
                 <td>
                   {t(`journeys.statuses.${journey.status}`, journey.status)}
                   {journey.paused_at && <small> ({when(journey.paused_at)})</small>}
+                  {status?.resume_after_stop && (
+                    <>
+                      <br />
+                      <small>
+                        {t("journeys.after_stop", {
+                          policy: t(`journeys.policies.${status.resume_after_stop}.name`),
+                        })}
+                      </small>
+                    </>
+                  )}
                 </td>
                 <td>{journey.published?.version ?? "—"}</td>
                 <td className="number">{status?.running ?? "—"}</td>

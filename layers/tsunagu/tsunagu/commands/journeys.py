@@ -116,21 +116,24 @@ def status(ports: JourneyCommands, actor: Actor, journey_id: str | None) -> dict
     store = ports.journeys
     journeys = [find(ports, journey_id)] if journey_id else store.journeys()
     now = ports.clock.now()
+    stopped_at = store.account_stopped_at()
 
     def one(journey: Journey) -> dict[str, Any]:
         at_step = parked_by_step(store.parked(journey.journey_id))  # one read per journey
+        held = steps.held_resume(journey, stopped_at)
         return {
             "journey": journey.journey_id,
             "status": journey.status,
             "paused_at": journey.paused_at,
             "resume_policy": journey.resume.kind,
+            "resume_after_stop": None if held is None else held.kind,
             "parked": sum(at_step.values()),
             "parked_at_step": at_step,
             "waiting_at_node": store.waiting_by_node(journey.journey_id, now),
             "running": ports.running(journey),
         }
 
-    return {"emergency_stop": store.account_paused(), "journeys": [one(j) for j in journeys]}
+    return {"emergency_stop": stopped_at is not None, "journeys": [one(j) for j in journeys]}
 
 
 def start(

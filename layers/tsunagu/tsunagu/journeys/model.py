@@ -104,6 +104,18 @@ class ResumePolicy(BaseModel):
     """pace: how many parked leads are released per minute."""
 
 
+class HeldResume(BaseModel):
+    """A resume policy chosen while the emergency stop held the journey's mails, for that stop:
+    lifting it releases them by this policy. Tied to the stop (when it began), so a choice
+    never outlives the stop it was made under."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    policy: ResumePolicy
+    stop: str
+    """When the stop it was chosen under began (the account control record's time)."""
+
+
 class JourneySettings(BaseModel):
     """What a marketer sets on a journey besides its graph: the consent topic its mails need,
     what enters a lead and when, who may enter again, what ends a lead's time in it, and what
@@ -147,9 +159,9 @@ class Journey(BaseModel):
     reentry: ReentryPolicy = Field(default_factory=ReentryPolicy)
     exit: ExitConditions = Field(default_factory=ExitConditions)
     resume: ResumePolicy = Field(default_factory=ResumePolicy)
-    resume_after_stop: ResumePolicy | None = None
+    resume_after_stop: HeldResume | None = None
     """The policy the journey was resumed with while the emergency stop still held its mails:
-    lifting the stop releases them by it (then forgets it), not by ``resume``."""
+    lifting that stop releases them by it, not by ``resume``."""
     paused_at: str | None = None
     updated_at: str | None = None
     published: PublishedVersion | None = None

@@ -275,12 +275,14 @@ def rollback(
 def keep_publication(policy: Journey, existing: Journey | None) -> Journey:
     """A journey record saved over a published one (new triggers, exits, status) keeps the
     publication: entries go on starting on the live alias, and a rollback stays in force.
-    Only publish and rollback change which version is live."""
-    if existing is None or existing.published is None:
-        return policy
-    return policy.model_copy(
-        update={"published": existing.published, "state_machine": existing.state_machine}
-    )
+    Only publish and rollback change which version is live. It keeps, too, the policy it was
+    resumed with during the emergency stop: only resume chooses that."""
+    if existing is None:
+        return policy.model_copy(update={"resume_after_stop": None})
+    kept: dict[str, object] = {"resume_after_stop": existing.resume_after_stop}
+    if existing.published is not None:
+        kept |= {"published": existing.published, "state_machine": existing.state_machine}
+    return policy.model_copy(update=kept)
 
 
 def _new_record(definition: JourneyDefinition, state_machine: str) -> Journey:

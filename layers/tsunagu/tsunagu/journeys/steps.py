@@ -36,7 +36,7 @@ from tsunagu.journeys.lifecycle import (
     WaitingAt,
     releases,
 )
-from tsunagu.journeys.model import Journey, ResumePolicy
+from tsunagu.journeys.model import HeldResume, Journey, ResumePolicy
 from tsunagu.leads.model import LeadEvent
 from tsunagu.mail.consent import Recipient
 
@@ -70,6 +70,10 @@ class GateStore(Protocol):
     def put_journey(self, journey: Journey, at: str) -> Journey: ...
 
     def account_paused(self) -> bool: ...
+
+    def account_stopped_at(self) -> str | None:
+        """When the emergency stop holding the account began; None when there is none."""
+        ...
 
     def set_account_paused(self, paused: bool, at: str, by: str) -> None: ...
 
@@ -271,6 +275,12 @@ def pause_journey(journey_id: str, *, store: GateStore, clock: Clock) -> Journey
     return store.put_journey(journey.model_copy(update=paused), at)
 
 
+def held_resume(journey: Journey, stopped_at: str | None) -> ResumePolicy | None:
+    """The policy chosen for the mails of this journey the current stop holds, if one was."""
+    held = journey.resume_after_stop
+    return held.policy if held is not None and held.stop == stopped_at else None
+
+
 @dataclass(frozen=True)
 class ResumeReport:
     released: int
@@ -291,15 +301,24 @@ def resume_journey(
     clock: Clock,
 ) -> ResumeReport:
     """Resume under ``policy`` (the journey's own when None). While the emergency stop holds
-    the account, nothing is released: the policy is kept for when the stop is lifted."""
+    the account, nothing is released: a policy given is kept for when that stop is lifted.
+
+    Written first, read second, as resume_all does (see the module's docstring): the stop is
+    read again after the journey is active, so a stop lifted meanwhile is seen by one side."""
     journey = _journey(journey_id, store)
-    at = isoformat(clock.now())
-    held = store.account_paused()
-    resumed = {"status": "active", "paused_at": None, "resume_after_stop": policy if held else None}
-    store.put_journey(journey.model_copy(update=resumed), at)
-    if held:
-        return ResumeReport(0, {}, 0, held_by_stop=policy or journey.resume)
-    return _release(journey_id, policy or journey.resume, store, executions, clock)
+    chosen = policy or journey.resume
+    stopped_at = store.account_stopped_at()
+    for _ in range(2):
+        kept = HeldResume(policy=policy, stop=stopped_at) if policy and stopped_at else None
+        resumed = {"status": "active", "paused_at": None, "resume_after_stop": kept}
+        store.put_journey(journey.model_copy(update=resumed), isoformat(clock.now()))
+        still = store.account_stopped_at()
+        if still is None:
+            return _release(journey_id, chosen, store, executions, clock)
+        if still == stopped_at:
+            break
+        stopped_at = still  # lifted and stopped again meanwhile: the choice is for this stop
+    return ResumeReport(0, {}, 0, held_by_stop=chosen)
 
 
 def _release(
@@ -329,18 +348,21 @@ def resume_all(
     *, store: GateStore, executions: Executions, clock: Clock, by: str
 ) -> dict[str, ResumeReport]:
     """Lift the emergency stop; each journey not paused on its own resumes by its policy (the
-    one it was resumed with during the stop, if any)."""
-    at = isoformat(clock.now())
-    store.set_account_paused(False, at, by)
-    reports = {}
-    for journey in store.journeys():
-        if journey.status == "paused":
-            continue
-        policy = journey.resume_after_stop or journey.resume
-        reports[journey.journey_id] = _release(journey.journey_id, policy, store, executions, clock)
-        if journey.resume_after_stop is not None:
-            store.put_journey(journey.model_copy(update={"resume_after_stop": None}), at)
-    return reports
+    one it was resumed with during this stop, if any). Nothing is written to the journeys: a
+    choice belongs to the stop it was made under, and is never read for another."""
+    lifted = store.account_stopped_at()
+    store.set_account_paused(False, isoformat(clock.now()), by)
+    return {
+        journey.journey_id: _release(
+            journey.journey_id,
+            held_resume(journey, lifted) or journey.resume,
+            store,
+            executions,
+            clock,
+        )
+        for journey in store.journeys()
+        if journey.status != "paused"
+    }
 
 
 def parked_by_step(parked: Sequence[ParkedExecution]) -> dict[str, int]:

@@ -282,8 +282,11 @@ class JourneyRepository:
 
     # -- the account-wide emergency stop
     def account_paused(self) -> bool:
+        return self.account_stopped_at() is not None
+
+    def account_stopped_at(self) -> str | None:
         item = get_or_none(self._tables.journeys, *ACCOUNT_CONTROL)
-        return item is not None and item.status == "paused"
+        return item.updated_at if item is not None and item.status == "paused" else None
 
     def set_account_paused(self, paused: bool, at: str, by: str) -> None:
         self._tables.journeys(
