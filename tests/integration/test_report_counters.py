@@ -688,3 +688,58 @@ def test_a_report_of_something_that_does_not_exist_says_so_not_zeros(aws: AwsSta
     unknown_split = "welcome_nurture has no split or holdout 'subject_test' (its experiments: none)"
     with pytest.raises(NotFound, match=re.escape(unknown_split)):
         reports.experiment_report(ports, ADMIN, "welcome_nurture", "subject_test", *days)
+
+
+def test_taking_leads_out_of_the_funnel_reads_again_when_the_counters_write_meanwhile(
+    aws: AwsStack,
+) -> None:
+    from tsunagu.commands import reports
+    from tsunagu.store.reports import ReportsRepository
+
+    settings = aws.settings()
+    leads = services.lead_repository(settings)
+    d1 = datetime(2026, 12, 1, 10, 0, tzinfo=JST)
+
+    def imported(name: str) -> None:
+        store_lead(aws, f"{name}@example.com", created_at=isoformat(d1), sources=["trade_show"])
+        leads.put_event(
+            LeadEvent(f"evt_new_{name}", "lead_imported", isoformat(d1), f"lead_{name}", None,
+                      {"import_id": "imp_1", "source": "trade_show", "new_lead": True})
+        )  # fmt: skip
+
+    # Given p imported and counted, and q imported, its creation on the stream still
+    imported("p")
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    imported("q")
+    on_the_stream = new_stream_records(aws, "EventsTable")
+
+    class CountersFirst:
+        """The counters count q's creation between the withdrawal's read and its write."""
+
+        def __init__(self, client: Any) -> None:
+            self.client, self.met = client, 0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.client, name)
+
+        def transact_write_items(self, **request: Any) -> Any:
+            if not self.met:
+                self.met += 1
+                deliver(aws, on_the_stream)
+            return self.client.transact_write_items(**request)
+
+    pauses: list[float] = []
+    funnel = ReportsRepository(
+        CountersFirst(moto_client("dynamodb")),
+        settings.reports_table or "",
+        settings.events_table,
+        settings.leads_table,
+        pause=pauses.append,
+    )
+    # When both are taken out: the first write is refused (q's record appeared), read again
+    assert funnel.withdraw_from_funnel(["lead_p", "lead_q"]) == 2
+    assert len(pauses) == 1 and 0.05 <= pauses[0] <= 0.15
+    # Then neither is in the funnel, and the counters' q counted once and taken back once
+    shown = reports.funnel_report(services.report_commands(settings), ADMIN, d1.date(), d1.date())
+    assert shown.groups == [] and shown.total.stages[0].reached == 0
+    assert funnel.withdraw_from_funnel(["lead_p", "lead_q"]) == 0  # done already

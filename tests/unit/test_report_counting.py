@@ -175,3 +175,21 @@ def test_withdrawing_a_lead_takes_back_exactly_what_counting_it_added() -> None:
     assert total["reached:customer"] == 1 and total["days_to:sql:40"] == 1
     total.update(withdrawal(funnel))
     assert {name: n for name, n in total.items() if n} == {}
+
+
+def test_nothing_counts_for_a_lead_taken_back_out_of_the_funnel() -> None:
+    # Its creation reaching the counters only now, or a stage change already on its way when
+    # its import was undone (a score rule on lead_imported made it an MQL)
+    from tsunagu.reports.counting import FunnelLead, StoredEvent, count, withdrawn
+
+    counted = FunnelLead("lead_1", "2026-12-01", "trade_show", reached={"lead": "2026-12-01"})
+    for funnel in (withdrawn("lead_1", None), withdrawn("lead_1", counted)):
+        for event in (
+            StoredEvent("evt_1", "lead_imported", "2026-12-01T01:00:00Z", "lead_1",
+                        {"source": "trade_show", "new_lead": True}),
+            StoredEvent("evt_2", "stage_changed", "2026-12-02T01:00:00Z", "lead_1",
+                        {"to": "mql"}),
+            StoredEvent("evt_3", "stage_changed", "2026-12-02T01:00:00Z", "lead_1",
+                        {"to": "lead"}),
+        ):  # fmt: skip
+            assert count(event, None, JST, funnel=funnel) is None

@@ -126,6 +126,8 @@ RECEIPT_BYTES = 300_000
 characters, three bytes each in Japanese, and the record keeps what it wrote and what was there
 before). A group whose rows would pass it is written as several, each with its own receipt."""
 ATTEMPTS = 3
+WITHDRAWN_AT_ONCE = 90
+"""Leads an undo removes before it takes them out of the funnel (one transaction's worth)."""
 
 
 @dataclass(frozen=True)
@@ -418,7 +420,19 @@ def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
         kept: list[dict[str, Any]] = []
         gone: list[str] = []
         now = ports.clock.now()
+
+        def out_of_the_funnel() -> None:
+            # The funnel counted them from their import (reports.counting): out again, as if
+            # never imported - as the undo goes, so an undo cut short by its time limit has
+            # taken out what it removed, and before the record says undone, so the same undo
+            # asked again does what it had not.
+            if gone and ports.funnel is not None:
+                ports.funnel.withdraw_from_funnel(gone)
+            gone.clear()
+
         for applied in store.rows_of(import_id):
+            if len(gone) >= WITHDRAWN_AT_ONCE:
+                out_of_the_funnel()
             lead = ports.leads.get_lead(applied.lead_id)
             if lead is None:
                 if applied.outcome == "created":
@@ -450,10 +464,7 @@ def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
             if changed:
                 counts["kept"] += 1
                 kept.append({"row": applied.row, "email": applied.email, "changed_since": changed})
-        if gone and ports.funnel is not None:
-            # The funnel counted them from their import (reports.counting): out again, as if
-            # never imported; before the record says undone, so a retried undo does it too.
-            ports.funnel.withdraw_from_funnel(gone)
+        out_of_the_funnel()
         record = replace(record, status="undone", undone_at=isoformat(now), undo=counts)
         store.save_import(record)
         log.detail = ", ".join(f"{k} {v}" for k, v in counts.items())

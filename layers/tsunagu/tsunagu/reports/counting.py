@@ -72,6 +72,8 @@ FUNNEL_STAGES = ("lead", "mql", "sql", "opportunity", "customer")
 """The stages of the funnel, in order; a lead counts at a stage the first time it reaches it
 (or a later one: a lead the CRM makes a customer straight away has passed every stage)."""
 NO_FORM = "-"
+NO_DAY = "-"
+"""The day of a lead withdrawn before the funnel counted it (it is counted on no day)."""
 MAX_DAYS_COUNTED = 400
 """Days between two stages beyond this are counted as this many (the histogram's last bin)."""
 
@@ -79,15 +81,17 @@ MAX_DAYS_COUNTED = 400
 @dataclass(frozen=True)
 class FunnelLead:
     """A lead as the funnel counts it: its cohort (the day it was created), its first touch
-    (the channel it came by and its first form), and the day it first reached each stage.
-    One that has reached nothing was withdrawn (its import undone): a creation counted after
-    that counts nothing."""
+    (the channel it came by and its first form), and the day it first reached each stage."""
 
     lead_id: str
     created_day: str
     channel: str
     form_id: str = NO_FORM
     reached: Mapping[str, str] = field(default_factory=dict)
+    withdrawn: bool = False
+    """Taken back out of the funnel (its import undone, the lead removed): nothing that comes
+    for it afterwards counts - its creation, if the counters come to it only now, or a stage
+    change already on its way."""
 
     @property
     def key(self) -> CounterKey:
@@ -523,6 +527,14 @@ def _imported(event: StoredEvent, day: str, funnel: FunnelLead | None) -> Counte
     return Counted({created.key: {"reached:lead": 1}}, funnel=created)
 
 
+def withdrawn(lead_id: str, funnel: FunnelLead | None) -> FunnelLead:
+    """The lead as the funnel keeps it once taken back out: what it was, having reached
+    nothing (a lead the counters have not come to yet: kept so that they never will)."""
+    if funnel is None:
+        return FunnelLead(lead_id, NO_DAY, NO_FORM, withdrawn=True)
+    return replace(funnel, reached={}, withdrawn=True)
+
+
 def withdrawal(funnel: FunnelLead) -> dict[str, int]:
     """What takes a counted lead back out of the funnel (an import undone removed it, as if it
     had never been imported): one less at every stage it reached, and in the days it took to
@@ -564,7 +576,7 @@ def _stage_reached(event: StoredEvent, day: str, funnel: FunnelLead | None) -> C
     """The stages a lead reaches for the first time: the one it moved to, and any it skipped
     on the way (each with the days since the one before it)."""
     stage = event.properties.get("to")
-    if funnel is None or stage not in FUNNEL_STAGES:
+    if funnel is None or funnel.withdrawn or stage not in FUNNEL_STAGES:
         return None
     reached = dict(funnel.reached)
     metrics: dict[str, int] = {}

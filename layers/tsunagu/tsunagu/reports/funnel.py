@@ -124,7 +124,8 @@ def funnel_report(
         last_day.isoformat(),
         by,
         _group("all", total),
-        [_group(name, metrics) for name, metrics in sorted(grouped.items())],
+        # A group whose every lead was taken back out (an import undone) adds up to nothing.
+        [_group(name, m) for name, m in sorted(grouped.items()) if any(m.values())],
     )
 
 

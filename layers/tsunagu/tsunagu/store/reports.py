@@ -17,14 +17,16 @@ no fixed model describes, and each batch's writes are one TransactWriteItems.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import replace
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from tsunagu.errors import ConcurrentUpdate
 from tsunagu.reports.counters import TRANSACTION_ITEMS, Conflict, Known, Writes
 from tsunagu.reports.counting import (
     DEALS_SUBJECT,
@@ -35,13 +37,18 @@ from tsunagu.reports.counting import (
     CounterKey,
     FunnelLead,
     withdrawal,
+    withdrawn,
 )
 
 MARK_DAYS = 7
 """How long an event's mark is kept: a DynamoDB stream holds records for 24 hours."""
 _NONE = "-"
-WITHDRAW_ATTEMPTS = 5
-"""Tries to take one lead out of the funnel while the counters write it too (each a moment)."""
+WITHDRAWN_PER_TRANSACTION = 90
+"""Leads taken out of the funnel in one transaction: DynamoDB takes 100 items, and the leads'
+counter rows (one per cohort day, channel and form: an import's leads share one) come on top."""
+WITHDRAW_ATTEMPTS = 6
+WITHDRAW_PAUSE_SECONDS = 0.1
+"""The first pause before reading again, doubled each time (about 6 s in all)."""
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -77,7 +84,16 @@ TOUCHES_INDEX = "touches_by_lead"
 
 
 class ReportsRepository:
-    def __init__(self, client: Any, table: str, events_table: str, leads_table: str) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        events_table: str,
+        leads_table: str,
+        pause: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._pause = pause
+        """How a retry waits (seconds): a test's clock instead of the wall clock's."""
         self._client = client
         self._table = table
         self._events_table = events_table
@@ -173,47 +189,58 @@ class ReportsRepository:
 
     def withdraw_from_funnel(self, lead_ids: Iterable[str]) -> int:
         """Take these leads back out of the funnel (an import undone removed them): each one
-        counted is uncounted at every stage it reached, and each is kept as having reached
-        nothing, so that its creation, if the counters have not come to it yet, never counts
-        (their put of it is conditional on there being none). Each lead is one transaction,
-        read again if the counters wrote it meanwhile. Answers how many had been counted."""
+        counted is uncounted at every stage it reached, and each is kept as withdrawn, so that
+        nothing coming for it later counts (the counters' put of a creation is conditional on
+        there being no record). Up to WITHDRAWN_PER_TRANSACTION leads a transaction, their
+        increments added up per counter row; a transaction that meets the counters writing
+        the same records is read again and retried after a pause. Answers how many had been
+        counted; ConcurrentUpdate if the counters kept winning (what was done stays done, and
+        the same call again finishes it)."""
         leads = list(dict.fromkeys(lead_ids))
-        read = {
-            lead.lead_id: lead
-            for lead in map(_funnel_from, self._get_many([_funnel_pk(x) for x in leads]))
-        }
         counted = 0
-        for lead_id in leads:
-            had = read.get(lead_id)
-            for _ in range(WITHDRAW_ATTEMPTS):
-                if had is not None and not had.reached:
-                    break  # withdrawn already
-                if had is None:
-                    gone = FunnelLead(lead_id, _NONE, _NONE)
-                    items = [self._conditional_put(_funnel_item(gone), None)]
-                else:
-                    gone = replace(had, reached={})
-                    items = [
-                        self._conditional_put(_funnel_item(gone), _funnel_item(had)),
-                        self._increment(had.key, withdrawal(had)),
-                    ]
-                try:
-                    self._client.transact_write_items(TransactItems=items)
-                except ClientError as error:
-                    reasons = error.response.get("CancellationReasons") or []
-                    if not {r.get("Code") for r in reasons} & {
-                        "ConditionalCheckFailed",
-                        "TransactionConflict",
-                    }:
-                        raise
-                    found = next(iter(self._get_many([_funnel_pk(lead_id)])), None)
-                    had = None if found is None else _funnel_from(found)
-                    continue
-                counted += had is not None
-                break
-            else:
-                raise Conflict(f"the funnel's record of {lead_id} kept changing")
+        for start in range(0, len(leads), WITHDRAWN_PER_TRANSACTION):
+            counted += self._withdraw(leads[start : start + WITHDRAWN_PER_TRANSACTION])
         return counted
+
+    def _withdraw(self, lead_ids: list[str]) -> int:
+        for attempt in range(WITHDRAW_ATTEMPTS):
+            read = {
+                lead.lead_id: lead
+                for lead in map(_funnel_from, self._get_many([_funnel_pk(x) for x in lead_ids]))
+            }
+            items: list[dict[str, Any]] = []
+            increments: dict[CounterKey, dict[str, int]] = {}
+            counted = 0
+            for lead_id in lead_ids:
+                had = read.get(lead_id)
+                if had is not None and had.withdrawn:
+                    continue
+                before = None if had is None else _funnel_item(had)
+                items.append(self._conditional_put(_funnel_item(withdrawn(lead_id, had)), before))
+                if had is not None and had.reached:
+                    counted += 1
+                    row = increments.setdefault(had.key, {})
+                    for name, n in withdrawal(had).items():
+                        row[name] = row.get(name, 0) + n
+            items += [self._increment(key, metrics) for key, metrics in increments.items()]
+            if not items:
+                return 0
+            try:
+                self._client.transact_write_items(TransactItems=items)
+                return counted
+            except ClientError as error:
+                reasons = error.response.get("CancellationReasons") or []
+                codes = {r.get("Code") for r in reasons}
+                if not codes & {"ConditionalCheckFailed", "TransactionConflict"}:
+                    raise
+            # The counters wrote one of these records meanwhile: read again, after a pause
+            # that grows (with jitter, so the two writers do not meet again in step).
+            jitter = random.uniform(0.5, 1.5)  # noqa: S311 - spreading retries, not a secret
+            self._pause(WITHDRAW_PAUSE_SECONDS * (2**attempt) * jitter)
+        raise ConcurrentUpdate(
+            "the report counters kept writing the funnel's records of these leads: undo the"
+            " import again in a minute (what it removed stays removed)"
+        )
 
     def _conditional_put(
         self, item: dict[str, Any], before: dict[str, Any] | None
@@ -291,7 +318,7 @@ class ReportsRepository:
         are left out)."""
         keys = [_funnel_pk(lead) for lead in dict.fromkeys(lead_ids)]
         leads = (_funnel_from(item) for item in self._get_many(keys))
-        return {lead.lead_id: (lead.channel, lead.form_id) for lead in leads}
+        return {lead.lead_id: (lead.channel, lead.form_id) for lead in leads if not lead.withdrawn}
 
     def touches(self, lead_id: str, since: str, until: str) -> list[CountedMail]:
         """The mails of the lead a person first opened or clicked from ``since`` to ``until``
@@ -534,6 +561,7 @@ def _funnel_item(lead: FunnelLead) -> dict[str, Any]:
             "channel": lead.channel,
             "form_id": lead.form_id,
             "reached": json.dumps(dict(lead.reached), sort_keys=True),
+            **({"withdrawn": True} if lead.withdrawn else {}),
         }
     )
 
@@ -545,4 +573,5 @@ def _funnel_from(item: Mapping[str, Any]) -> FunnelLead:
         channel=str(item["channel"]),
         form_id=str(item["form_id"]),
         reached=json.loads(str(item.get("reached") or "{}")),
+        withdrawn=bool(item.get("withdrawn")),
     )
