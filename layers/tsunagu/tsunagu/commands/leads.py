@@ -279,8 +279,8 @@ as mail to a dead address harms every lead's delivery (the sender's reputation).
 def unsuppress(ports: LeadCommands, actor: Actor, email: str, note: str) -> SuppressionEntry:
     """Let mail reach a suppressed lead again (consent still decides what it may receive).
 
-    A complaint is never lifted here: the person marked our mail as spam, and only their own
-    new consent may bring marketing mail back."""
+    A complaint is never lifted: the person marked our mail as spam, and no mail reaches the
+    address again - a new opt-in neither lifts it, nor could its confirmation mail get there."""
     lead = lead_by_email(ports.leads, email)
     target = f"lead:{lead.lead_id}"
     with recorded(ports.audit, ports.clock, actor, "leads.unsuppress", target) as log:
@@ -290,7 +290,7 @@ def unsuppress(ports: LeadCommands, actor: Actor, email: str, note: str) -> Supp
         if entry.reason == "complaint":
             raise Forbidden(
                 f"{lead.email} complained about our mail (marked it as spam): no one may lift "
-                "that; mail may reach them again only when they opt in themselves"
+                "that, and no mail reaches the address again"
             )
         if entry.reason in LIFTED_BY_ADMIN_ONLY and actor.role is not Role.ADMIN:
             raise Forbidden(
