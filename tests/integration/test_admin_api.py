@@ -184,6 +184,11 @@ def test_a_journey_resumed_during_the_emergency_stop_says_its_mails_wait_and_by_
     assert (seminar["status"], seminar["resume_after_stop"]) == ("active", "skip_missed")
     logged = {e.operation: e for e in audit_entries(stack)}
     assert "held by the emergency stop" in (logged["journeys.resume"].detail or "")
+    # And stopping again while stopped (a retried request) changes nothing of that
+    assert call(stack, "PUT", "/admin/emergency-stop", role=Role.ADMIN)[0] == 200
+    _, shown = call(stack, "GET", "/admin/journeys/status", role=Role.VIEWER)
+    [seminar] = [j for j in shown["journeys"] if j["journey"] == "seminar_follow_up"]
+    assert seminar["resume_after_stop"] == "skip_missed"
     # And once the stop is lifted, the choice is spent: it names no policy any more
     call(stack, "DELETE", "/admin/emergency-stop", role=Role.ADMIN)
     _, shown = call(stack, "GET", "/admin/journeys/status", role=Role.VIEWER)

@@ -131,9 +131,14 @@ class MemoryJourneyStore:
     def account_stopped_at(self) -> str | None:
         return self.stopped_at if self.paused_account else None
 
+    def last_stop(self) -> str | None:
+        return self.stopped_at if self.paused_account or self.stop_log else None
+
     def set_account_paused(self, paused: bool, at: str, by: str) -> None:
+        # as the store: a stop in force is left as it began; a lift keeps when it began
+        if paused and not self.paused_account:
+            self.stopped_at = at
         self.paused_account = paused
-        self.stopped_at = at
         self.stop_log.append((paused, at, by))
 
     def journeys(self) -> list[Journey]:
@@ -567,6 +572,50 @@ def test_a_choice_belongs_to_the_stop_it_was_made_under() -> None:
     hold(store, "exec-a", "lead_a", 5)
     resume_all(store=store, executions=executions, clock=later, by="cli")
     assert [output["policy"] for _, output in executions.released] == ["send_missed"]
+
+
+def test_stopping_again_during_a_stop_keeps_the_choices_made_under_it() -> None:
+    # (a retried PUT /admin/emergency-stop, a console tab opened before the stop)
+    store = MemoryJourneyStore(journey(status="paused"))
+    clock = FixedClock(NOW)
+    executions = RecordingExecutions()
+    stop_all(store=store, clock=clock, by="cli")
+    hold(store, "exec-a", "lead_a", 5)
+    skip = ResumePolicy(kind="skip_missed")
+    resume_journey(
+        "seminar_follow_up", policy=skip, store=store, executions=executions, clock=clock
+    )
+    stop_all(store=store, clock=FixedClock(NOW + timedelta(hours=1)), by="console")
+    resume_all(store=store, executions=executions, clock=clock, by="cli")
+    assert [output["policy"] for _, output in executions.released] == ["skip_missed"]
+
+
+def test_a_lift_cut_short_and_asked_again_releases_the_rest_by_the_same_choice() -> None:
+    # The admin's request timed out after the first release (one call per parked lead)
+    store = MemoryJourneyStore(journey(status="paused"))
+    clock = FixedClock(NOW)
+    stop_all(store=store, clock=clock, by="cli")
+    for n in range(3):
+        hold(store, f"exec-{n}", f"lead_{n}", 5 - n)
+    skip = ResumePolicy(kind="skip_missed")
+    executions = RecordingExecutions()
+    resume_journey(
+        "seminar_follow_up", policy=skip, store=store, executions=executions, clock=clock
+    )
+
+    class CutShort(RecordingExecutions):
+        def release(self, token: str, output: Mapping[str, Any]) -> bool:
+            if self.released:
+                raise TimeoutError("the request's time is up")
+            return super().release(token, output)
+
+    cut = CutShort()
+    with pytest.raises(TimeoutError):
+        resume_all(store=store, executions=cut, clock=clock, by="cli")
+    assert not store.account_paused() and len(store.parked("seminar_follow_up")) == 2
+    resume_all(store=store, executions=executions, clock=clock, by="cli")
+    released = [output["policy"] for _, output in cut.released + executions.released]
+    assert released == ["skip_missed"] * 3
 
 
 def test_pausing_again_under_the_emergency_stop_voids_the_policy_chosen_before() -> None:

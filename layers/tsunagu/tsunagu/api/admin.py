@@ -773,7 +773,9 @@ def journey_list(call: AdminCall) -> Any:
 
 
 def journey_status(call: AdminCall) -> Any:
-    """Each journey's status and its parked leads by step (one journey with ?journey=)."""
+    """Each journey's status and its parked leads by step (one journey with ?journey=);
+    ``resume_after_stop``: the policy its held mails go by when the emergency stop is lifted,
+    if one was chosen during it."""
     ports = _journey_ports(call)
     return journeys.status(ports, call.actor, call.text("journey"))
 
@@ -1037,7 +1039,8 @@ def emergency_stop(call: AdminCall) -> Any:
 
 
 def emergency_stop_lift(call: AdminCall) -> Any:
-    """Lift the emergency stop: each journey resumes by its own policy."""
+    """Lift the emergency stop: each journey resumes by the policy it was resumed with during
+    the stop, or else by its own."""
     reports = journeys.resume_all(_journey_ports(call), call.actor)
     return {
         "emergency_stop": False,

@@ -75,6 +75,10 @@ class GateStore(Protocol):
         """When the emergency stop holding the account began; None when there is none."""
         ...
 
+    def last_stop(self) -> str | None:
+        """When the last emergency stop began, in force or lifted; None if there never was."""
+        ...
+
     def set_account_paused(self, paused: bool, at: str, by: str) -> None: ...
 
     def journeys(self) -> list[Journey]: ...
@@ -304,20 +308,22 @@ def resume_journey(
     the account, nothing is released: a policy given is kept for when that stop is lifted.
 
     Written first, read second, as resume_all does (see the module's docstring): the stop is
-    read again after the journey is active, so a stop lifted meanwhile is seen by one side."""
+    read again after the journey is active, so a stop lifted meanwhile is seen by one side.
+    The choice is kept under the last stop even when none holds now: a lift running at this
+    moment, which may release this journey too, then releases by the same policy."""
     journey = _journey(journey_id, store)
     chosen = policy or journey.resume
-    stopped_at = store.account_stopped_at()
+    stop = store.last_stop()
     for _ in range(2):
-        kept = HeldResume(policy=policy, stop=stopped_at) if policy and stopped_at else None
+        kept = HeldResume(policy=policy, stop=stop) if policy and stop else None
         resumed = {"status": "active", "paused_at": None, "resume_after_stop": kept}
         store.put_journey(journey.model_copy(update=resumed), isoformat(clock.now()))
-        still = store.account_stopped_at()
-        if still is None:
+        holding = store.account_stopped_at()
+        if holding is None:
             return _release(journey_id, chosen, store, executions, clock)
-        if still == stopped_at:
+        if holding == stop:
             break
-        stopped_at = still  # lifted and stopped again meanwhile: the choice is for this stop
+        stop = holding  # a stop began meanwhile: the choice is for that one
     return ResumeReport(0, {}, 0, held_by_stop=chosen)
 
 
@@ -349,8 +355,10 @@ def resume_all(
 ) -> dict[str, ResumeReport]:
     """Lift the emergency stop; each journey not paused on its own resumes by its policy (the
     one it was resumed with during this stop, if any). Nothing is written to the journeys: a
-    choice belongs to the stop it was made under, and is never read for another."""
-    lifted = store.account_stopped_at()
+    choice belongs to the stop it was made under, and is never read for another. Asked again
+    after a lift cut short (mails still parked under active journeys), it releases them by
+    the same choices: the lifted stop is still the last one."""
+    lifted = store.last_stop()
     store.set_account_paused(False, isoformat(clock.now()), by)
     return {
         journey.journey_id: _release(

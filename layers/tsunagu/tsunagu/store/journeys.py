@@ -242,7 +242,9 @@ class JourneyRepository:
 
     def journeys(self) -> list[Journey]:
         model = self._tables.journeys
-        items = model.scan(model.sk == "definition")
+        # Consistent: lifting the emergency stop must see a journey a resume made active a
+        # moment before (steps.resume_journey and resume_all: each writes, then reads).
+        items = model.scan(model.sk == "definition", consistent_read=True)
         return sorted(
             (Journey.model_validate(item.data) for item in items), key=lambda j: j.journey_id
         )
@@ -286,15 +288,29 @@ class JourneyRepository:
 
     def account_stopped_at(self) -> str | None:
         item = get_or_none(self._tables.journeys, *ACCOUNT_CONTROL)
-        return item.updated_at if item is not None and item.status == "paused" else None
+        return _stop_of(item) if item is not None and item.status == "paused" else None
+
+    def last_stop(self) -> str | None:
+        item = get_or_none(self._tables.journeys, *ACCOUNT_CONTROL)
+        return None if item is None else _stop_of(item)
 
     def set_account_paused(self, paused: bool, at: str, by: str) -> None:
-        self._tables.journeys(
-            *ACCOUNT_CONTROL,
-            data={"by": by},
-            status="paused" if paused else "active",
-            updated_at=at,
-        ).save()
+        """Stop (a stop in force is left as it is: when it began names it, and the choices
+        made under it) or lift (the lifted stop's start is kept: a lift cut short and asked
+        again releases by the same choices)."""
+        model = self._tables.journeys
+        if paused:
+            item = model(*ACCOUNT_CONTROL, data={"by": by, "stop": at}, status="paused")
+            item.updated_at = at
+            try:
+                item.save(condition=model.pk.does_not_exist() | (model.status != "paused"))
+            except PutError as error:
+                if error.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+            return
+        lifted = self.last_stop()
+        data = {"by": by} | ({"stop": lifted} if lifted else {})
+        model(*ACCOUNT_CONTROL, data=data, status="active", updated_at=at).save()
 
     # -- what the gate reads: one BatchGetItem over three tables
     def gate_view(self, journey_id: str, lead_id: str, topic: str) -> GateView:
@@ -439,6 +455,14 @@ class JourneyRepository:
 
     def put_event(self, event: LeadEvent) -> None:
         event_to_item(self._tables, event).save()
+
+
+def _stop_of(control: Any) -> str | None:
+    """When the last stop began (a record written before it was kept: its time, if paused)."""
+    stop = dict(control.data or {}).get("stop")
+    if stop:
+        return str(stop)
+    return str(control.updated_at) if control.status == "paused" else None
 
 
 def _entry_data(entry: JourneyEntry) -> dict[str, Any]:
