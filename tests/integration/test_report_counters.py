@@ -743,3 +743,75 @@ def test_taking_leads_out_of_the_funnel_reads_again_when_the_counters_write_mean
     shown = reports.funnel_report(services.report_commands(settings), ADMIN, d1.date(), d1.date())
     assert shown.groups == [] and shown.total.stages[0].reached == 0
     assert funnel.withdraw_from_funnel(["lead_p", "lead_q"]) == 0  # done already
+
+
+def test_leads_of_two_days_go_out_in_transactions_of_the_set_size_and_a_losing_one_says_so(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from tsunagu.commands import reports
+    from tsunagu.errors import ConcurrentUpdate
+    from tsunagu.store import reports as stored_reports
+    from tsunagu.store.reports import ReportsRepository
+
+    settings = aws.settings()
+    leads = services.lead_repository(settings)
+    d1 = datetime(2026, 12, 1, 10, 0, tzinfo=JST)
+    d2 = d1 + timedelta(days=1)
+    for name, day in (("v", d1), ("w", d1), ("x", d2)):
+        store_lead(aws, f"{name}@example.com", created_at=isoformat(day), sources=["trade_show"])
+        leads.put_event(
+            LeadEvent(f"evt_new_{name}", "lead_imported", isoformat(day), f"lead_{name}", None,
+                      {"import_id": "imp_1", "source": "trade_show", "new_lead": True})
+        )  # fmt: skip
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+
+    class Refusing:
+        """Every transaction meets the counters (as if they were counting all along)."""
+
+        def __init__(self, client: Any) -> None:
+            self.client, self.asked = client, 0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.client, name)
+
+        def transact_write_items(self, **request: Any) -> Any:
+            self.asked += 1
+            raise ClientError(
+                {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                 "CancellationReasons": [{"Code": "TransactionConflict"}]},
+                "TransactWriteItems",
+            )  # fmt: skip
+
+    def repository(client: Any, pauses: list[float]) -> ReportsRepository:
+        return ReportsRepository(
+            client, settings.reports_table or "", settings.events_table, settings.leads_table,
+            pause=pauses.append,
+        )  # fmt: skip
+
+    # A transaction the counters keep beating is tried WITHDRAW_ATTEMPTS times, pausing between
+    refusing, pauses = Refusing(moto_client("dynamodb")), []
+    with pytest.raises(ConcurrentUpdate, match="undo the import again"):
+        repository(refusing, pauses).withdraw_from_funnel(["lead_v", "lead_w", "lead_x"])
+    assert refusing.asked == stored_reports.WITHDRAW_ATTEMPTS
+    assert len(pauses) == stored_reports.WITHDRAW_ATTEMPTS - 1
+
+    # Two leads a transaction: v and w (D1's row) in one, x (D2's) in the next
+    monkeypatch.setattr(stored_reports, "WITHDRAWN_PER_TRANSACTION", 2)
+    calls: list[int] = []
+    dynamodb = moto_client("dynamodb")
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(dynamodb, name)
+
+        def transact_write_items(self, **request: Any) -> Any:
+            calls.append(len(request["TransactItems"]))
+            return dynamodb.transact_write_items(**request)
+
+    assert repository(Counting(), []).withdraw_from_funnel(["lead_v", "lead_w", "lead_x"]) == 3
+    assert calls == [3, 2]  # two puts and D1's row; one put and D2's row
+    ports = services.report_commands(settings)
+    shown = reports.funnel_report(ports, ADMIN, d1.date(), d2.date())
+    assert shown.groups == []
