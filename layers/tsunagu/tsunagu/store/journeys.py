@@ -300,8 +300,9 @@ class JourneyRepository:
         again releases by the same choices)."""
         model = self._tables.journeys
         if paused:
-            item = model(*ACCOUNT_CONTROL, data={"by": by, "stop": at}, status="paused")
-            item.updated_at = at
+            item = model(
+                *ACCOUNT_CONTROL, data={"by": by, "stop": at}, status="paused", updated_at=at
+            )
             try:
                 item.save(condition=model.pk.does_not_exist() | (model.status != "paused"))
             except PutError as error:

@@ -181,9 +181,7 @@ class ReportsRepository:
         try:
             self._client.transact_write_items(TransactItems=items)
         except ClientError as error:
-            reasons = error.response.get("CancellationReasons") or []
-            codes = {r.get("Code") for r in reasons}
-            if codes & {"ConditionalCheckFailed", "TransactionConflict"}:
+            if _met_another_writer(error):
                 raise Conflict(str(error)) from error
             raise
 
@@ -229,9 +227,7 @@ class ReportsRepository:
                 self._client.transact_write_items(TransactItems=items)
                 return counted
             except ClientError as error:
-                reasons = error.response.get("CancellationReasons") or []
-                codes = {r.get("Code") for r in reasons}
-                if not codes & {"ConditionalCheckFailed", "TransactionConflict"}:
+                if not _met_another_writer(error):
                     raise
             if attempt == WITHDRAW_ATTEMPTS - 1:
                 break
@@ -442,6 +438,13 @@ class ReportsRepository:
             while pending:
                 answer = self._client.batch_write_item(RequestItems=pending)
                 pending = answer.get("UnprocessedItems") or {}
+
+
+def _met_another_writer(error: ClientError) -> bool:
+    """Whether a transaction was refused because another writer changed (or was changing)
+    one of its records since it was read."""
+    codes = {r.get("Code") for r in error.response.get("CancellationReasons") or []}
+    return bool(codes & {"ConditionalCheckFailed", "TransactionConflict"})
 
 
 def _item(values: Mapping[str, Any]) -> dict[str, Any]:
