@@ -17,9 +17,10 @@ from tsunagu import services
 from tsunagu.clock import parse_instant
 from tsunagu.commands import journeys
 from tsunagu.journeys.compiler import compile_journey, read_definition
-from tsunagu.journeys.lifecycle import JourneyEntry
+from tsunagu.journeys.lifecycle import JourneyEntry, ParkedExecution
 from tsunagu.leads.model import LeadEvent
 from tsunagu.settings import Settings
+from tsunagu.store.tables import bind_tables
 
 JOURNEY = "seminar_follow_up"
 WAIT_FOR = "click_or_attend"
@@ -183,3 +184,38 @@ def test_a_look_back_that_fails_leaves_the_wait_registered(
     payload = {**wait_for_payload("exec-y", lead_id), "execution": unreadable}
     assert aws.function("wait_for_event").invoke(payload)["caught_up"] is False
     assert len(services.wait_repository(stack).waits_of(lead_id)) == 2
+
+
+def parked_at(execution: str, token: str, at: str) -> ParkedExecution:
+    return ParkedExecution(JOURNEY, execution, "lead-1", "invite", token, at)
+
+
+def test_a_release_from_an_older_list_does_not_remove_a_later_park(stack: Settings) -> None:
+    """Released at one gate, the execution may park again at the next one (its journey paused
+    again) before a second releaser, reading the list from before, unparks the first park: the
+    second park must stay, or no resume would ever release it."""
+    repository = services.journey_repository(stack)
+    first = parked_at("exec-7", "token-first", "2026-12-01T09:00:00+00:00")
+    repository.park(first)
+    again = parked_at("exec-7", "token-again", "2026-12-01T09:00:00+00:00")
+    repository.park(again)
+    repository.unpark(first)
+    assert repository.parked(JOURNEY) == [again]
+    repository.unpark(again)
+    assert repository.parked(JOURNEY) == []
+
+
+def test_a_record_parked_before_the_token_had_its_own_attribute_is_read_and_unparked(
+    stack: Settings,
+) -> None:
+    tables = bind_tables(stack)
+    data = {"lead_id": "lead-1", "step": "invite", "token": "token-old", "deadline": None}
+    tables.journeys(
+        f"parked#{JOURNEY}", "exec-8", data=data, status="parked",
+        updated_at="2026-12-01T09:00:00+00:00",
+    ).save()  # fmt: skip
+    repository = services.journey_repository(stack)
+    (held,) = repository.parked(JOURNEY)
+    assert held == parked_at("exec-8", "token-old", "2026-12-01T09:00:00+00:00")
+    repository.unpark(held)
+    assert repository.parked(JOURNEY) == []

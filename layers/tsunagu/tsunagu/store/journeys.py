@@ -425,14 +425,10 @@ class JourneyRepository:
         self._tables.journeys(
             _parked_pk(parked.journey_id),
             parked.execution_name,
-            data={
-                "lead_id": parked.lead_id,
-                "step": parked.step,
-                "token": parked.token,
-                "deadline": parked.deadline,
-            },
+            data={"lead_id": parked.lead_id, "step": parked.step, "deadline": parked.deadline},
             status="parked",
             updated_at=parked.parked_at,
+            token=parked.token,
         ).save()
 
     def parked(self, journey_id: str) -> list[ParkedExecution]:
@@ -443,7 +439,7 @@ class JourneyRepository:
                 item.sk,
                 item.data["lead_id"],
                 item.data["step"],
-                item.data["token"],
+                item.token or item.data["token"],
                 item.updated_at,
                 item.data.get("deadline"),
             )
@@ -452,7 +448,18 @@ class JourneyRepository:
         return sorted(parked, key=lambda p: (p.parked_at, p.execution_name))
 
     def unpark(self, parked: ParkedExecution) -> None:
-        self._tables.journeys(_parked_pk(parked.journey_id), parked.execution_name).delete()
+        """Remove this park, and only this one: the execution, once released, may have parked
+        again at a later gate under the same name (a journey paused again) - a releaser working
+        from an older list must not take that record away, or resume would never release it."""
+        model = self._tables.journeys
+        # A record parked before the token had its own attribute can only be this park: any
+        # later one is written with it.
+        this_park = (model.token == parked.token) | model.token.does_not_exist()
+        try:
+            model(_parked_pk(parked.journey_id), parked.execution_name).delete(condition=this_park)
+        except DeleteError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
 
     def put_event(self, event: LeadEvent) -> None:
         event_to_item(self._tables, event).save()
