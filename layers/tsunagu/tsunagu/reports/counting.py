@@ -566,9 +566,9 @@ def needs_funnel(event: StoredEvent) -> bool:
 def first_touch(
     lead_id: str, created_at: str, channel: str | None, time_zone: ZoneInfo
 ) -> FunnelLead:
-    """A lead the funnel has not seen (created by the CRM or the API, not a form or an import,
-    or stored before imports were counted), from the lead itself: its day of creation and the
-    channel it first came by."""
+    """A lead the funnel has not seen, from the lead itself: its day of creation and the
+    channel it first came by. Leads are created only by forms and imports, whose creation the
+    funnel counts; this is for those stored before imports were counted."""
     return FunnelLead(lead_id, day_of(created_at, time_zone), channel or "unknown")
 
 
