@@ -208,8 +208,9 @@ def test_the_export_opens_in_excel_safely_is_audited_and_imports_back_unchanged(
         ("segment:stage=mql", "1 leads as CSV (cp932)"),
     ]
 
-    # Fixed in Excel and imported again, the file changes nobody who was not changed.
-    exported = call(stack, "GET", "/admin/leads/export", query={"segment": "stage=lead"})[1]
+    # Fixed in Excel and imported again, the file changes nobody who was not changed: chika's
+    # company comes back as it was, not with the quote that guarded it.
+    exported = call(stack, "GET", "/admin/leads/export")[1]
     planned = imports.plan(
         services.import_commands(settings),
         services.operator(settings),
@@ -220,6 +221,7 @@ def test_the_export_opens_in_excel_safely_is_audited_and_imports_back_unchanged(
     assert {row.email: row.action for row in planned.plan.rows} == {
         "aiko@example.jp": "unchanged",
         "ben@example.com": "unchanged",
+        "chika@example.jp": "unchanged",
     }
 
 

@@ -227,6 +227,24 @@ def test_the_rejected_rows_come_back_with_their_reasons_and_import_again_once_fi
     assert REASON_HEADER in fixed.unmapped
 
 
+def test_the_rejected_rows_file_guards_formulas_and_they_import_as_they_were() -> None:
+    # A workbook's text cell holding a formula, and a telephone number with its country code
+    formula = '=HYPERLINK("https://evil.example.com","請求書")'
+    row = ["broken-address", "", "", formula, "", "", "+81 3-1234-5678", ""]
+    table = read_table(sheet("utf-8", rows=[row]), "list.csv")
+    returned = rejected_file(table, plan_import(table, ImportOptions(consent=CONSENT), find))
+    again = read_table(returned, "rejected.csv")
+    assert again.rows[0][3:7] == ["'" + formula, "", "", "'+81 3-1234-5678"]  # text in Excel
+
+    again.rows[0][0] = "fixed@example.jp"
+    (fixed,) = plan_import(again, ImportOptions(consent=CONSENT), find).rows
+    assert (fixed.action, fixed.values["company"], fixed.values["phone"]) == (
+        "create",
+        formula,
+        "+81 3-1234-5678",
+    )
+
+
 def test_a_consent_column_that_is_not_in_the_file_is_refused_naming_it() -> None:
     table = read_table(sheet("utf-8"), "list.csv")
     other = ConsentColumn("メール配信", yes=frozenset({"はい"}), no=frozenset())

@@ -47,3 +47,11 @@ def spreadsheet_safe(cell: str) -> str:
     """A CSV cell that Excel or Sheets will show as text, never run as a formula (a cell that
     begins with one of SPREADSHEET_FORMULA_STARTS is prefixed with ``'``)."""
     return "'" + cell if cell.startswith(SPREADSHEET_FORMULA_STARTS) else cell
+
+
+def unguarded(cell: str) -> str:
+    """A cell as it was before spreadsheet_safe: what a file Tsunagu exported (and the
+    marketer fixed and brings back) held, so that ``'+81 3-...`` is imported as ``+81 3-...``
+    and not as a changed telephone number."""
+    guarded = cell.startswith("'") and cell[1:].startswith(SPREADSHEET_FORMULA_STARTS)
+    return cell[1:] if guarded else cell

@@ -9,7 +9,7 @@ import unicodedata
 from datetime import date, timedelta
 
 from tsunagu.leads.search_words import search_key
-from tsunagu.text import has_control_characters
+from tsunagu.text import has_control_characters, unguarded
 
 FOLDED_FIELDS = frozenset({"phone", "postal_code", "company_size"})
 """Fields whose full-width characters are folded (NFKC): digits and hyphens typed by an IME."""
@@ -32,7 +32,9 @@ class BadValue(ValueError):
 
 
 def clean_value(field: str, raw: str) -> str:
-    text = raw.strip()
+    # Tsunagu's own exports guard formula-like cells with a quote: a file brought back holds
+    # the values, not the guards.
+    text = unguarded(raw.strip())
     if not text:
         return ""
     if len(text) > MAX_VALUE:

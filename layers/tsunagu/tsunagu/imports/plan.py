@@ -27,6 +27,7 @@ from tsunagu.imports.reading import Table
 from tsunagu.leads.email import InvalidEmail, normalise_email
 from tsunagu.leads.merge import DEFAULT_PRIORITY, Channel
 from tsunagu.leads.model import Lead
+from tsunagu.text import spreadsheet_safe
 
 REASON_HEADER = "取り込めなかった理由 (reason)"
 """The column the rejected-rows file adds; left out when that file is imported again."""
@@ -224,12 +225,15 @@ def _same(name: str, stored: str, incoming: str) -> bool:
 
 def rejected_file(table: Table, plan: ImportPlan) -> bytes:
     """The rejected rows as they were, the reason in an added column: UTF-8 with a BOM (Excel
-    opens it as it should), importable again once fixed (the reason column is left out)."""
+    opens it as it should), importable again once fixed (the reason column is left out).
+    Formula-like cells are guarded as every export's are (a text cell of a workbook would
+    otherwise become a live formula in the file Tsunagu hands back); the import reads them as
+    they were."""
     reasons = {row.row: row.reason or "" for row in plan.rows if row.action == "rejected"}
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([*table.header, REASON_HEADER])
+    writer.writerow([spreadsheet_safe(cell) for cell in [*table.header, REASON_HEADER]])
     for number, cells in zip(table.row_numbers, table.rows, strict=True):
         if number in reasons:
-            writer.writerow([*cells, reasons[number]])
+            writer.writerow([spreadsheet_safe(cell) for cell in [*cells, reasons[number]]])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
