@@ -385,7 +385,7 @@ def test_a_lead_that_changes_while_the_undo_runs_is_kept_and_said_so(
     assert status == 201, done
 
     # A form post lands on each created lead between the undo's read and its removal
-    def changed_meanwhile(self: LeadRepository, lead: Any, identities: list[str]) -> None:
+    def changed_meanwhile(self: LeadRepository, lead: Any, identities: list[str], _: Any) -> bool:
         raise WriteConflict("lead")
 
     monkeypatch.setattr(LeadRepository, "remove_lead", changed_meanwhile)
@@ -407,13 +407,12 @@ def test_an_undone_import_takes_its_leads_out_of_the_funnel_counted_yet_or_not(
 
     admin_actor = Actor(user_id="a@example.com", role=Role.ADMIN, email="a@example.com")
     ports = services.import_commands(stack)
-    options = ImportOptions(Channel.TRADE_SHOW)
 
-    def imported(first: int, rows: int) -> str:
+    def imported(first: int, rows: int, source: Channel = Channel.TRADE_SHOW) -> str:
         data = big_sheet(first + rows)
         lines = data.decode("cp932").splitlines(keepends=True)
         kept = "".join(lines[:1] + lines[1 + first :]).encode("cp932")
-        record, _ = imports.run(ports, admin_actor, kept, "展示会.csv", options)
+        record, _ = imports.run(ports, admin_actor, kept, "展示会.csv", ImportOptions(source))
         assert record.counts["create"] == rows
         return record.import_id
 
@@ -434,23 +433,27 @@ def test_an_undone_import_takes_its_leads_out_of_the_funnel_counted_yet_or_not(
         return {g.name: g.stages[0].reached for g in shown.groups}
 
     assert funnel() == {"trade_show": 3}
-    # And a second list of two, imported while the counters have not come to it yet, one of
-    # whose leads a scoring rule has made an MQL meanwhile (a stage change on its way too)
-    not_yet = imported(3, 2)
+    # And a second list of two, a seminar's, imported while the counters have not come to it
+    # yet, one of whose leads a scoring rule has made an MQL meanwhile (a stage change on its
+    # way too)
+    not_yet = imported(3, 2, Channel.SEMINAR)
     moved = services.lead_repository(stack).find_lead("email:big00003@example.jp")
     assert moved is not None
     services.lead_repository(stack).put_event(
         LeadEvent("evt_mql", "stage_changed", moved.created_at, moved.lead_id, None,
                   {"from": "lead", "to": "mql"})
     )  # fmt: skip
-    # When the second import is undone, then the counters come to its leads' creation and
-    # stage change (counting nothing, failing nothing), and the first import is undone too
-    imports.undo(ports, admin_actor, not_yet)
+    # When the second import is undone - the MQL is kept: it is a lead of its own now - then
+    # the counters come to its leads' creation (the removed one's counting nothing, failing
+    # nothing) and the MQL's stage change, and the first import is undone too
+    undone = imports.undo(ports, admin_actor, not_yet)
+    assert [k["email"] for k in undone.kept] == ["big00003@example.jp"]
     count_what_happened()
-    assert funnel() == {"trade_show": 3}
+    assert funnel() == {"trade_show": 3, "seminar": 1}
     imports.undo(ports, admin_actor, counted)
-    # Then neither list is in the funnel, not even as a row of noughts: as if never imported
-    assert funnel() == {}
+    # Then only the MQL is in the funnel, the trade show's list not even as a row of noughts:
+    # as if never imported
+    assert funnel() == {"seminar": 1}
 
 
 def test_a_group_meeting_a_lead_created_meanwhile_goes_row_by_row_and_loses_nothing(

@@ -7,7 +7,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, Literal, Protocol
 
 from tsunagu.clock import Clock, isoformat
 from tsunagu.commands.access import Actor
@@ -41,7 +42,9 @@ class ImportedLeads(LeadFinder, Protocol):
 
     def save_changes(self, lead: Lead, events: list[LeadEvent]) -> None: ...
 
-    def remove_lead(self, lead: Lead, identities: list[str]) -> None: ...
+    def remove_lead(
+        self, lead: Lead, identities: list[str], untouched: Callable[[list[LeadEvent]], bool]
+    ) -> bool: ...
 
 
 class ImportFiles(Protocol):
@@ -398,9 +401,9 @@ class UndoResult:
 
 
 def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
-    """Take the import back: a lead it created is removed if nothing changed it since; a field
-    it changed is restored if it still holds what the import wrote. What changed since is kept,
-    and said."""
+    """Take the import back: a lead it created is removed if nothing has happened to it since
+    (apply.only_its_import_since); a field it changed is restored if it still holds what the
+    import wrote. What changed since is kept, and said."""
     store = _store(ports)
     with recorded(ports.audit, ports.clock, actor, "imports.undo", f"import:{import_id}") as log:
         record = store.get_import(import_id)
@@ -430,45 +433,61 @@ def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
                 ports.funnel.withdraw_from_funnel(gone)
             gone.clear()
 
-        for applied in store.rows_of(import_id):
-            if len(gone) >= WITHDRAWN_AT_ONCE:
-                out_of_the_funnel()
-            lead = ports.leads.get_lead(applied.lead_id)
-            if lead is None:
-                if applied.outcome == "created":
-                    gone.append(applied.lead_id)  # removed by an undo that stopped part-way
-                continue
-            put_back, restored, changed = apply.undone_fields(lead, applied)
-            try:
-                if applied.outcome == "created" and apply.unchanged_since(lead, applied):
-                    identity = stored_address_identity(lead.email)
-                    ports.leads.remove_lead(lead, [identity])
-                    counts["removed"] += 1
-                    gone.append(lead.lead_id)
-                    continue
-                if applied.outcome == "created":
-                    changed = changed or ["(the lead has had activity since)"]
-                if restored and applied.outcome == "updated":
-                    event = LeadEvent(
-                        new_id("evt", now),
-                        LEAD_UPDATED,
-                        isoformat(now),
-                        lead.lead_id,
-                        properties={"import_id": import_id, "undone": True, "fields": restored},
+        try:
+            for applied in store.rows_of(import_id):
+                if len(gone) >= WITHDRAWN_AT_ONCE:
+                    out_of_the_funnel()
+                done, changed = _undo_row(ports, import_id, applied, now)
+                if done in ("removed", "restored"):
+                    counts[done] += 1
+                if done in ("removed", "gone"):
+                    gone.append(applied.lead_id)
+                if changed:
+                    counts["kept"] += 1
+                    kept.append(
+                        {"row": applied.row, "email": applied.email, "changed_since": changed}
                     )
-                    ports.leads.save_changes(replace(put_back, updated_at=isoformat(now)), [event])
-                    counts["restored"] += 1
-            except WriteConflict:
-                # Something wrote to the lead between our read and the undo: it changed since.
-                changed = ["(changed while the undo ran)"]
-            if changed:
-                counts["kept"] += 1
-                kept.append({"row": applied.row, "email": applied.email, "changed_since": changed})
-        out_of_the_funnel()
+        finally:
+            out_of_the_funnel()
         record = replace(record, status="undone", undone_at=isoformat(now), undo=counts)
         store.save_import(record)
         log.detail = ", ".join(f"{k} {v}" for k, v in counts.items())
     return UndoResult(record, kept)
+
+
+def _undo_row(
+    ports: ImportCommands, import_id: str, applied: AppliedRow, now: datetime
+) -> tuple[Literal["removed", "restored", "gone"] | None, list[str]]:
+    """Take one row back: what was done (``gone``: a lead removed by an undo that stopped
+    part-way), and what changed since and was left."""
+    lead = ports.leads.get_lead(applied.lead_id)
+    if lead is None:
+        return ("gone" if applied.outcome == "created" else None), []
+    put_back, restored, changed = apply.undone_fields(lead, applied)
+    try:
+        if applied.outcome == "created":
+            untouched = apply.unchanged_since(lead, applied) and ports.leads.remove_lead(
+                lead,
+                [stored_address_identity(lead.email)],
+                lambda events: apply.only_its_import_since(events, import_id),
+            )
+            if untouched:
+                return "removed", []
+            return None, changed or ["(the lead has had activity since)"]
+        if restored:
+            event = LeadEvent(
+                new_id("evt", now),
+                LEAD_UPDATED,
+                isoformat(now),
+                lead.lead_id,
+                properties={"import_id": import_id, "undone": True, "fields": restored},
+            )
+            ports.leads.save_changes(replace(put_back, updated_at=isoformat(now)), [event])
+            return "restored", changed
+    except WriteConflict:
+        # Something wrote to the lead between our read and the undo: it changed since.
+        return None, ["(changed while the undo ran)"]
+    return None, changed
 
 
 def list_imports(ports: ImportCommands, actor: Actor) -> list[ImportRecord]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -252,6 +253,26 @@ def undone_fields(lead: Lead, applied: AppliedRow) -> tuple[Lead, list[str], lis
             fields[name] = FieldValue.from_item(was)
         restored.append(name)
     return replace(lead, fields=fields), restored, kept
+
+
+SCORE_CHANGED = "score_changed"
+
+
+def only_its_import_since(events: Sequence[LeadEvent], import_id: str) -> bool:
+    """Whether a lead's timeline holds nothing but what its import did: the import's own event,
+    and a score a scoring rule gave that event. Anything else - a mail sent or opened, a form,
+    a stage moved, an unsubscribe or a complaint (each writes its event) - is the lead's life
+    since, and undo keeps the lead: removing it would take its opt-out or suppression with
+    it, and a re-import would mail a person who asked not to be mailed."""
+    own = {
+        e.event_id
+        for e in events
+        if e.type == LEAD_IMPORTED and e.properties.get("import_id") == import_id
+    }
+    return all(
+        e.event_id in own or (e.type == SCORE_CHANGED and e.properties.get("event_id") in own)
+        for e in events
+    )
 
 
 def unchanged_since(lead: Lead, applied: AppliedRow) -> bool:

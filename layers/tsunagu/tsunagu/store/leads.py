@@ -162,24 +162,35 @@ class LeadRepository:
                 raise WriteConflict("lead") from error
             raise
 
-    def remove_lead(self, lead: Lead, identities: list[str]) -> None:
+    def remove_lead(
+        self, lead: Lead, identities: list[str], untouched: Callable[[list[LeadEvent]], bool]
+    ) -> bool:
         """Remove the lead as read (its version: WriteConflict if it changed since), its
-        identities, events and consent records, all at once (an import undone: a lead nothing
-        else has touched has a handful of items)."""
+        identities, events, consent records and score, all at once - if ``untouched`` says its
+        events (read consistently) allow it, and they fit one transaction; False otherwise,
+        and nothing is removed (an import undone: a lead nothing else has touched has a
+        handful of items)."""
         t = self._tables
         events = list(t.events.query(f"lead#{lead.lead_id}", consistent_read=True))
+        if not untouched([event_from_item(item) for item in events]):
+            return False
         consent = list(t.consent.query(lead.lead_id, consistent_read=True))
+        scored = list(t.qualification.query(f"lead#{lead.lead_id}", consistent_read=True))
+        items = [*events, *consent, *scored]
+        if 1 + len(identities) + len(items) > MAX_TRANSACTION_ITEMS:
+            return False
         try:
             with TransactWrite(connection=t.connection) as tx:
                 tx.delete(lead_to_item(t, lead))  # the version makes it conditional
                 for identity in identities:
                     tx.delete(t.identities(identity))
-                for item in [*events, *consent]:
+                for item in items:
                     tx.delete(item)
         except TransactWriteError as error:
             if changed_underneath(error):
                 raise WriteConflict("lead") from error
             raise
+        return True
 
     def all_leads(self) -> list[Lead]:
         """Every lead (a scan: for the CLI's segments, not for request paths)."""

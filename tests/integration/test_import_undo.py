@@ -1,0 +1,118 @@
+"""Undoing an import takes back what the import did, never what happened to its leads since
+(moto, in-process): a lead it created who has been mailed, unsubscribed and complained is kept,
+opt-out, suppression and all; a lead nothing else has touched goes, with the score a rule gave
+its import."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from tests.conftest import AwsStack, load_event
+from tests.integration.mail_helpers import (
+    consent_state,
+    feedback,
+    parse,
+    prepare_mail,
+    save_template,
+    send,
+    sent_messages,
+    suppression,
+    token_of,
+    unsubscribe,
+    unsubscribe_url,
+    with_token,
+)
+from tsunagu import services
+from tsunagu.clock import parse_instant
+from tsunagu.commands import imports
+from tsunagu.commands.access import Actor, Role
+from tsunagu.event_kinds import LEAD_IMPORTED
+from tsunagu.imports.plan import ConsentColumn, ImportOptions
+from tsunagu.leads.merge import Channel
+from tsunagu.qualification.config import QualificationConfig
+from tsunagu.qualification.pipeline import score_event
+from tsunagu.qualification.scoring import ScoringModel, ScoringRule
+
+MARKETER = Actor(user_id="m@example.com", role=Role.MARKETER, email="m@example.com")
+OPTIONS = ImportOptions(
+    Channel.TRADE_SHOW,
+    consent=ConsentColumn("配信希望", frozenset({"希望する"}), frozenset({"希望しない"})),
+)
+
+
+def sheet(*addresses: str) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["メールアドレス", "氏名", "配信希望"])
+    writer.writerows([address, "展示 花子", "希望する"] for address in addresses)
+    return out.getvalue().encode("utf-8")
+
+
+def imported(aws: AwsStack, *addresses: str) -> str:
+    record, _ = imports.run(
+        services.import_commands(aws.settings()), MARKETER, sheet(*addresses), "展示会.csv", OPTIONS
+    )
+    return record.import_id
+
+
+def test_a_lead_who_unsubscribed_and_complained_is_kept_with_its_opt_out(aws: AwsStack) -> None:
+    prepare_mail(aws)
+    save_template(aws)
+    settings = aws.settings()
+    import_id = imported(aws, "visitor@example.jp", "quiet@example.jp")
+    leads = services.lead_repository(settings)
+    visitor = leads.find_lead("email:visitor@example.jp")
+    assert visitor is not None
+
+    # The welcome mail goes; the visitor unsubscribes from it, then reports it as spam
+    sent = send(aws, visitor.lead_id, template_id="welcome")
+    assert sent["status"] == "sent", sent
+    link = token_of(unsubscribe_url(parse(sent_messages()[-1].raw_data)))
+    assert (
+        unsubscribe(aws, with_token(load_event("unsubscribe", "one_click_urlencoded"), link))[
+            "statusCode"
+        ]
+        == 200
+    )
+    feedback(aws, "complaint", visitor.lead_id, sent["message_id"])
+    assert consent_state(aws, visitor.lead_id)["all"] == "opted_out"
+    assert suppression(aws, visitor.lead_id) == "complaint"
+
+    done = imports.undo(services.import_commands(settings), MARKETER, import_id)
+    assert done.record.undo == {"removed": 1, "restored": 0, "kept": 1}
+    assert done.kept == [
+        {"row": 2, "email": "visitor@example.jp",
+         "changed_since": ["(the lead has had activity since)"]},
+    ]  # fmt: skip
+    assert leads.find_lead("email:quiet@example.jp") is None
+    # The person's word stays with the lead: no later list can mail them as a stranger
+    assert leads.get_lead(visitor.lead_id) is not None
+    assert consent_state(aws, visitor.lead_id)["all"] == "opted_out"
+    assert suppression(aws, visitor.lead_id) == "complaint"
+
+
+def test_a_lead_scored_for_its_import_alone_is_removed_with_its_score(aws: AwsStack) -> None:
+    settings = aws.settings()
+    import_id = imported(aws, "scored@example.jp")
+    leads = services.lead_repository(settings)
+    lead = leads.find_lead("email:scored@example.jp")
+    assert lead is not None
+    (event,) = [e for e in leads.events(lead.lead_id) if e.type == LEAD_IMPORTED]
+
+    # A scoring rule gives points for being on a list: that is the import's doing too
+    rule = ScoringRule(rule_id="listed", description="On a list", type=LEAD_IMPORTED, points=5)
+    config = QualificationConfig(scoring=ScoringModel(rules=(rule,), mql_threshold=70))
+    scores = services.qualification_repository(settings)
+    now = parse_instant(event.occurred_at)
+    outcome = score_event(
+        lead.lead_id, event.event_id, event.type, event.occurred_at, event.properties,
+        config=config, store=scores, now=now,
+    )  # fmt: skip
+    assert outcome is not None and outcome.after == 5
+    assert {e.type for e in leads.events(lead.lead_id)} == {LEAD_IMPORTED, "score_changed"}
+
+    done = imports.undo(services.import_commands(settings), MARKETER, import_id)
+    assert done.record.undo == {"removed": 1, "restored": 0, "kept": 0}
+    assert leads.get_lead(lead.lead_id) is None
+    assert leads.events(lead.lead_id) == [] and scores.awards_of(lead.lead_id) == []
