@@ -523,8 +523,9 @@ def test_a_group_applied_by_an_earlier_attempt_is_not_applied_twice(
 def test_a_receipt_written_already_is_told_apart_from_a_lead_changed_underneath(
     stack: Settings,
 ) -> None:
-    """A refused receipt means "applied already" wherever it comes among the transaction's
-    items: here after the delete of an unsubscribe from all mail, which an opt-in lifts."""
+    """A refused receipt means "applied already", told apart from a lead changed underneath;
+    and a list's opt-in, written even for a lead unsubscribed from all mail (the plan would
+    not have it: see test_import_consent), never lifts that unsubscribe."""
     from tsunagu.imports.apply import row_write
     from tsunagu.imports.plan import ConsentColumn, ImportOptions, RowPlan
     from tsunagu.leads.capture import WriteConflict
@@ -552,7 +553,7 @@ def test_a_receipt_written_already_is_told_apart_from_a_lead_changed_underneath(
     store = services.import_repository(stack)
     assert store is not None
     store.apply_rows("imp_x", [write], [applied])
-    assert leads.consent_state(known.lead_id) == {"marketing": "opted_in"}  # the opt-out lifted
+    assert leads.consent_state(known.lead_id) == {"all": "opted_out", "marketing": "opted_in"}
 
     # The same row again (an attempt that did not know): its receipt is what refuses it
     with pytest.raises(WriteConflict) as again:

@@ -26,6 +26,8 @@ interface PlannedRow {
   changes: Record<string, { before: string | null; after: string }>;
   kept: Record<string, { kept: string; source: string; file: string }>;
   consent: "yes" | "no" | null;
+  /** Why the file's "yes" is not recorded (the lead has said no since, or is suppressed). */
+  consent_kept: string | null;
   reason: string | null;
   into: number | null;
 }
@@ -315,6 +317,7 @@ export default function Imports() {
                       </div>
                     ))}
                     {row.consent && <div>{t(`imports.consent_${row.consent}`)}</div>}
+                    {row.consent_kept && <div className="detail">{t("imports.consent_kept")}</div>}
                   </td>
                 </tr>
               ))}

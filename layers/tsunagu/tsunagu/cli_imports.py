@@ -310,6 +310,8 @@ def _detail(row: Any) -> str:
     parts += [f"{name} kept ({source}: {value})" for name, (value, source, _) in row.kept.items()]
     if row.consent:
         parts.append(f"consent: {row.consent}")
+    if row.consent_kept:
+        parts.append(f"consent not recorded: {row.consent_kept}")
     return "; ".join(parts)
 
 

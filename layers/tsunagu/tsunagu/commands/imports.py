@@ -5,7 +5,7 @@ list``) and the admin API (``/admin/imports/...``)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -23,7 +23,15 @@ from tsunagu.errors import (
 from tsunagu.ids import new_id
 from tsunagu.imports import apply
 from tsunagu.imports.apply import LEAD_UPDATED, AppliedRow, ImportProgress, ImportRecord
-from tsunagu.imports.plan import ImportOptions, ImportPlan, RowPlan, plan_import, rejected_file
+from tsunagu.imports.plan import (
+    ImportOptions,
+    ImportPlan,
+    RowPlan,
+    plan_import,
+    rebased,
+    refusing_opt_in,
+    rejected_file,
+)
 from tsunagu.imports.reading import Table, read_table
 from tsunagu.imports.saved import MAPPING_NAME, SavedMapping, checked_mapping, with_overrides
 from tsunagu.leads.capture import CaptureWrite, WriteConflict
@@ -39,6 +47,8 @@ class LeadFinder(Protocol):
 
 class ImportedLeads(LeadFinder, Protocol):
     def get_lead(self, lead_id: str) -> Lead | None: ...
+
+    def opted_out(self, lead_ids: Sequence[str], topic: str) -> Collection[str]: ...
 
     def save_changes(self, lead: Lead, events: list[LeadEvent]) -> None: ...
 
@@ -120,9 +130,8 @@ class ImportCommands:
 
 ROWS_PER_TRANSACTION = 19
 """Rows applied in one transaction: DynamoDB takes 100 items in one; a row's capture is at most
-5 (the lead, its event, consent evidence and state, and either the address a new lead claims or
-the opt-out from all mail an opt-in lifts from a lead that exists), and the group's receipt is
-one more."""
+5 (the lead, its event, consent evidence and state, and the address a new lead claims - a list's
+opt-in never lifts an unsubscribe), and the group's receipt is one more."""
 RECEIPT_BYTES = 300_000
 """What one receipt holds at most (its rows' records as JSON): DynamoDB refuses an item over
 400 KB, and a row that changes many long fields can take tens of KB (a cell holds up to 500
@@ -165,6 +174,7 @@ class PlannedImport:
                         for k, (value, source, incoming) in row.kept.items()
                     },
                     "consent": row.consent,
+                    "consent_kept": row.consent_kept,
                     "reason": row.reason,
                     "into": row.into,
                 }
@@ -210,7 +220,8 @@ def _planned(
         found[address] = read.get(_identity(address))
         return found[address]
 
-    return PlannedImport(table, plan_import(table, options, find, prefetch=prefetch), found)
+    planned = plan_import(table, options, find, prefetch=prefetch, opted_out=ports.leads.opted_out)
+    return PlannedImport(table, planned, found)
 
 
 def _identity(address: str) -> str:
@@ -292,24 +303,29 @@ def _apply_group(
     planned_against: Mapping[str, Lead | None],
 ) -> None:
     """A group of rows in one transaction with its receipt (or several, when their records would
-    not fit one receipt), on the leads the plan read. When any of them met a change underneath
-    it (a form created or changed the lead meanwhile) or an earlier attempt applied some of
-    them, nothing of that transaction was written: its rows go one at a time, each read again
-    and retried as it needs."""
+    not fit one receipt), on the leads given (those the plan read, or a chunk read since: each
+    row is planned again against its lead - plan.rebased). When any of them met a change
+    underneath it (a form created or changed the lead meanwhile) or an earlier attempt applied
+    some of them, nothing of that transaction was written: its rows go one at a time, each read
+    again and retried as it needs."""
     now = ports.clock.now()
+    leads = {row.row: planned_against.get(row.email or "") for row in rows}
+    said_no = refusing_opt_in(rows, leads, options, ports.leads.opted_out)
     built = []
-    for row in rows:
-        assert row.email is not None
-        lead = planned_against.get(row.email)
+    for planned_row in rows:
+        lead = leads[planned_row.row]
+        row = rebased(planned_row, lead, options.source, said_no)
+        if row.action == "unchanged":
+            continue  # what the file says, the lead holds now (or a higher source keeps)
         write, done = apply.row_write(
             row,
-            lead if row.action == "update" else None,
+            lead,
             import_id=record.import_id,
             file_name=file_name,
             options=options,
             now=now,
         )
-        built.append(_BuiltRow(row, write, done))
+        built.append(_BuiltRow(planned_row, write, done))
     for part in _within_one_receipt(built):
         token = _group_token(record.import_id, part[0].plan.row)
         writes, applied = [b.write for b in part], [b.applied for b in part]
@@ -351,11 +367,13 @@ def _apply_row(
     options: ImportOptions,
     file_name: str,
     planned_against: Mapping[str, Lead | None],
-) -> AppliedRow:
+) -> AppliedRow | None:
     """One row's transaction with its receipt, on the lead the plan read, read again and retried
-    when it changed underneath (a lead created meanwhile by a form is updated instead). A row
-    already applied by an earlier attempt of this run is found in its receipt and not applied
-    twice."""
+    when it changed underneath - planned again against the lead as it is then (plan.rebased:
+    a lead created meanwhile by a form is updated by the sources' ranks, one that opted out
+    meanwhile is not opted in). A row already applied by an earlier attempt of this run is
+    found in its receipt and not applied twice; a row with nothing left to write writes
+    nothing (None)."""
     assert row.email is not None
     store = _store(ports)
     earlier = store.get_row(record.import_id, row.row)
@@ -364,15 +382,13 @@ def _apply_row(
     for attempt in range(ATTEMPTS):
         known = attempt == 0 and row.email in planned_against
         lead = planned_against[row.email] if known else _find(ports, row.email)
-        if lead is not None and row.action == "create":
-            # Created meanwhile: the file's values go in as an update would put them.
-            changes: dict[str, tuple[str | None, str]] = {
-                name: (None, value) for name, value in row.values.items()
-            }
-            row = replace(row, action="update", changes=changes)
+        said_no = refusing_opt_in([row], {row.row: lead}, options, ports.leads.opted_out)
+        now_row = rebased(row, lead, options.source, said_no)
+        if now_row.action == "unchanged":
+            return None
         write, applied = apply.row_write(
-            row,
-            lead if row.action == "update" else None,
+            now_row,
+            lead,
             import_id=record.import_id,
             file_name=file_name,
             options=options,

@@ -222,6 +222,7 @@ def row_write(
         idempotency_key=None,  # the group's receipt makes the rows' writes happen once
         request_hash="",
         response={},
+        opt_in_lifts_unsubscribe=False,
     )
     applied = AppliedRow(
         row=row.row,

@@ -114,6 +114,7 @@ def row_from_json(document: dict[str, Any]) -> RowPlan:
         consent=document["consent"],
         reason=document["reason"],
         into=document["into"],
+        consent_kept=document.get("consent_kept"),  # chunks kept before it was planned
     )
 
 

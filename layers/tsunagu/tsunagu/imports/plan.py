@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from tsunagu.errors import FieldError, ValidationFailed
@@ -46,6 +46,24 @@ class ConsentColumn:
     """Answers that mean no (recorded as an opt-out); a blank says nothing."""
     topic: str = "marketing"
 
+    def __post_init__(self) -> None:
+        # Answers are compared folded (width, case, punctuation and spaces dropped): one that
+        # folds to nothing ("-", "・") would match every blank cell, and opt in rows that said
+        # nothing at all.
+        problems = [
+            FieldError(f"consent_{side}", f"{answer!r} is blank once spaces and marks are dropped")
+            for side, answers in (("yes", self.yes), ("no", self.no))
+            for answer in sorted(answers)
+            if not fold_header(answer)
+        ]
+        both = {fold_header(a) for a in self.yes} & {fold_header(a) for a in self.no}
+        if both:
+            problems.append(
+                FieldError("consent_no", f"{', '.join(sorted(both))} cannot mean yes and no")
+            )
+        if problems:
+            raise ValidationFailed(problems)
+
 
 @dataclass(frozen=True)
 class ImportOptions:
@@ -71,6 +89,8 @@ class RowPlan:
     reason: str | None = None
     into: int | None = None
     """For a merged row: the row it joined."""
+    consent_kept: str | None = None
+    """Why the file's "yes" is not recorded: the lead has said no since (see rebased)."""
 
 
 @dataclass(frozen=True)
@@ -93,15 +113,21 @@ class ImportPlan:
         return {action: self.count(action) for action in ACTIONS}
 
 
+OptedOut = Callable[[Sequence[str], str], Collection[str]]
+"""The leads of these ids that said no to this topic or to all mail, or are suppressed."""
+
+
 def plan_import(
     table: Table,
     options: ImportOptions,
     find_lead: Callable[[str], Lead | None],
     *,
     prefetch: Callable[[Sequence[str]], None] | None = None,
+    opted_out: OptedOut | None = None,
 ) -> ImportPlan:
     """``find_lead`` takes a cleaned address and answers its lead (or None); ``prefetch``, when
-    given, is first handed every address it will be asked about (to read them in batches)."""
+    given, is first handed every address it will be asked about (to read them in batches);
+    ``opted_out`` is asked once, for the leads the file would opt in."""
     columns = map_columns(table.header, options.mapping, ignore=[REASON_HEADER])
     consent_at = _consent_index(table, options.consent)
     first_of: dict[str, int] = {}
@@ -129,8 +155,12 @@ def plan_import(
         planned.append(row)
     if prefetch is not None:
         prefetch([row.email for row in planned if row.action == "create" and row.email])
+    against = {
+        row.row: find_lead(row.email) for row in planned if row.action == "create" and row.email
+    }
+    said_no = refusing_opt_in(planned, against, options, opted_out)
     rows = [
-        _against_store(row, options.source, find_lead) if row.action == "create" else row
+        rebased(row, against[row.row], options.source, said_no) if row.row in against else row
         for row in planned
     ]
     consent_header = None if consent_at is None else table.header[consent_at]
@@ -180,11 +210,13 @@ def _read_row(
     answer: Literal["yes", "no"] | None = None
     if consent is not None and consent_at is not None:
         said = fold_header(cells[consent_at])
-        if said in {fold_header(v) for v in consent.yes}:
+        if not said:
+            pass  # a blank (or a lone mark) says nothing
+        elif said in {fold_header(v) for v in consent.yes}:
             answer = "yes"
         elif said in {fold_header(v) for v in consent.no}:
             answer = "no"
-        elif said:
+        else:
             meanings = f"yes: {', '.join(sorted(consent.yes))}; no: {', '.join(sorted(consent.no))}"
             return RowPlan(
                 number,
@@ -196,13 +228,38 @@ def _read_row(
     )
 
 
-def _against_store(
-    row: RowPlan, source: Channel, find_lead: Callable[[str], Lead | None]
+def refusing_opt_in(
+    rows: Sequence[RowPlan],
+    leads: Mapping[int, Lead | None],
+    options: ImportOptions,
+    opted_out: OptedOut | None,
+) -> Collection[str]:
+    """The existing leads the file says "yes" for that have said no since, or are suppressed
+    (``leads``: row -> the lead it is about)."""
+    asking = [
+        lead.lead_id
+        for row in rows
+        if row.consent == "yes" and (lead := leads.get(row.row)) is not None
+    ]
+    if not asking or opted_out is None or options.consent is None:
+        return frozenset()
+    return opted_out(asking, options.consent.topic)
+
+
+def rebased(
+    row: RowPlan, lead: Lead | None, source: Channel, said_no: Collection[str] = ()
 ) -> RowPlan:
+    """The row's values (as the file has them) planned against ``lead`` as it is now: a field
+    changes where the file's source ranks at least as high as the value's, and is kept
+    otherwise. The plan uses it, and so does the run on the lead it reads again when the lead
+    changed meanwhile - a trade-show list never overwrites what sales set a moment ago.
+
+    A "yes" for a lead in ``said_no`` is not recorded (``consent_kept`` says why): a sheet's
+    tick may be months old, and the person's later unsubscribe or complaint is their latest
+    word; only they can opt in again (a form, the preferences page). A "no" always counts."""
     assert row.email is not None
-    lead = find_lead(row.email)
     if lead is None:
-        return row
+        return replace(row, action="create", changes={}, kept={})
     changes: dict[str, tuple[str | None, str]] = {}
     kept: dict[str, tuple[str, str, str]] = {}
     for name, value in row.values.items():
@@ -213,8 +270,20 @@ def _against_store(
             changes[name] = (None if current is None else current.value, value)
         else:
             kept[name] = (current.value, current.source.value, value)
-    action: Action = "update" if changes or row.consent else "unchanged"
-    return RowPlan(row.row, action, lead.email, row.values, changes, kept, consent=row.consent)
+    consent, consent_kept = row.consent, row.consent_kept
+    if consent == "yes" and lead.lead_id in said_no:
+        consent, consent_kept = None, "has opted out or is suppressed: only they can opt in again"
+    action: Action = "update" if changes or consent else "unchanged"
+    return RowPlan(
+        row.row,
+        action,
+        lead.email,
+        row.values,
+        changes,
+        kept,
+        consent=consent,
+        consent_kept=consent_kept,
+    )
 
 
 def _same(name: str, stored: str, incoming: str) -> bool:

@@ -76,6 +76,16 @@ class CaptureWrite:
     response: dict[str, Any]
     counted: list[CountedWindow] = field(default_factory=list)
     """Rate-limit counters this submission adds to, each refused when full."""
+    opt_in_lifts_unsubscribe: bool = True
+    """Whether an opt-in here ends an earlier unsubscribe from all mail: the person's own
+    (a ticked form box) does; a list's "yes" never does - it may be older than the no."""
+
+    @property
+    def lifts_unsubscribe(self) -> bool:
+        """Whether the write deletes the lead's unsubscribe from all mail (a new lead has none)."""
+        consent = self.consent
+        opted_in = consent is not None and consent.status == "opted_in"
+        return opted_in and self.opt_in_lifts_unsubscribe and not self.is_new
 
 
 @dataclass(frozen=True)

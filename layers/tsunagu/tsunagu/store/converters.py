@@ -124,6 +124,10 @@ def consent_items(tables: Tables, evidence: ConsentEvidence) -> tuple[Any, Any]:
     return proof, state
 
 
+SUPPRESSION = "suppression"
+"""The consent record that stops all mail to a lead, and its key in the index of them."""
+
+
 def unsubscribed_from_all(tables: Tables, lead_id: str) -> Any:
     """The "unsubscribe from all" record. A fresh, explicit opt-in (a ticked form box, a
     confirmed double opt-in) deletes it: the person's latest word counts, and the evidence of

@@ -13,7 +13,9 @@ from tsunagu.clock import isoformat, parse_instant
 from tsunagu.forms.stored import StoredForm
 from tsunagu.leads.capture import CaptureWrite, RememberedSubmission, WriteConflict
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
+from tsunagu.mail.consent import ALL_TOPICS
 from tsunagu.store.converters import (
+    SUPPRESSION,
     consent_from_item,
     consent_items,
     event_from_item,
@@ -62,6 +64,29 @@ class LeadRepository:
         ids = list(dict.fromkeys(lead_of.values()))
         leads = {lead.lead_id: lead for lead in self.leads_by_id(ids)}
         return {i: leads[lead_id] for i, lead_id in lead_of.items() if lead_id in leads}
+
+    def opted_out(self, lead_ids: Sequence[str], topic: str) -> set[str]:
+        """The leads of these ids that opted out of ``topic`` or of all mail, or are
+        suppressed: their topic, ``topic#all`` and suppression records, read strongly
+        consistent, 33 leads to a BatchGetItem."""
+        table = self._tables.settings.consent_table
+        records = (f"topic#{topic}", f"topic#{ALL_TOPICS}", SUPPRESSION)
+        wanted = list(dict.fromkeys(lead_ids))
+        said_no: set[str] = set()
+        per_batch = BATCH_GET // len(records)
+        for start in range(0, len(wanted), per_batch):
+            keys = [
+                {"lead_id": {"S": lead_id}, "record": {"S": record}}
+                for lead_id in wanted[start : start + per_batch]
+                for record in records
+            ]
+            found = batch_get(self._tables, {table: {"Keys": keys, "ConsistentRead": True}})
+            said_no |= {
+                item["lead_id"]["S"]
+                for item in found.get(table, [])
+                if item["record"]["S"] == SUPPRESSION or item["status"]["S"] == "opted_out"
+            }
+        return said_no
 
     def leads_by_id(self, lead_ids: Sequence[str]) -> list[Lead]:
         """The leads of these ids in that order, read strongly consistent, 100 at a time; an
@@ -308,7 +333,7 @@ def capture_size(write: CaptureWrite) -> int:
     """The items a capture writes (what counts against MAX_TRANSACTION_ITEMS)."""
     consent = 0
     if write.consent is not None:
-        consent = 2 + (1 if write.consent.status == "opted_in" and not write.is_new else 0)
+        consent = 2 + (1 if write.lifts_unsubscribe else 0)
     return (
         (1 if write.idempotency_key else 0)
         + len(write.claim_identities)
@@ -363,7 +388,6 @@ def add_capture(
         for item in consent_items(t, write.consent):
             tx.save(item)
             kinds.append("consent")
-        if write.consent.status == "opted_in" and not write.is_new:
-            # An opt-in lifts an earlier unsubscribe from all mail (a new lead has none).
+        if write.lifts_unsubscribe:
             tx.delete(unsubscribed_from_all(t, write.lead.lead_id))
             deleted.append("consent")

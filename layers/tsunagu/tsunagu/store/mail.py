@@ -20,6 +20,7 @@ from tsunagu.mail.consent import Recipient, SuppressionEntry
 from tsunagu.mail.exclusions import Exclusion, ExclusionList
 from tsunagu.mail.templates import MailTemplate, TemplateVersion
 from tsunagu.store.converters import (
+    SUPPRESSION,
     consent_items,
     event_to_item,
     recipient_from,
@@ -29,8 +30,6 @@ from tsunagu.store.leads import LeadRepository
 from tsunagu.store.tables import Tables, batch_get, get_or_none
 
 SEND_RECORD_DAYS = 90
-SUPPRESSION = "suppression"
-"""The consent record that stops all mail to a lead, and its key in the index of them."""
 SUPPRESSION_INDEX = "suppressions"
 _latest: dict[tuple[str, str], tuple[float, MailTemplate]] = {}
 _versions: dict[tuple[str, str, int], MailTemplate] = {}
