@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
 
 from tests.conftest import AwsStack, load_event
 from tests.integration.mail_helpers import (
@@ -24,9 +29,10 @@ from tests.integration.mail_helpers import (
     with_token,
 )
 from tsunagu import services
-from tsunagu.clock import parse_instant
+from tsunagu.clock import FixedClock, parse_instant
 from tsunagu.commands import imports
 from tsunagu.commands.access import Actor, Role
+from tsunagu.errors import ConcurrentUpdate
 from tsunagu.event_kinds import LEAD_IMPORTED
 from tsunagu.imports.plan import ConsentColumn, ImportOptions
 from tsunagu.leads.merge import Channel
@@ -116,3 +122,101 @@ def test_a_lead_scored_for_its_import_alone_is_removed_with_its_score(aws: AwsSt
     assert done.record.undo == {"removed": 1, "restored": 0, "kept": 0}
     assert leads.get_lead(lead.lead_id) is None
     assert leads.events(lead.lead_id) == [] and scores.awards_of(lead.lead_id) == []
+
+
+def test_an_undo_or_a_second_run_waits_for_a_run_still_applying(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.store.imports import ImportRepository
+
+    clock = FixedClock(datetime(2026, 12, 3, 1, tzinfo=UTC))
+    ports = replace(services.import_commands(aws.settings()), clock=clock)
+    data = sheet(*(f"visitor{n:02d}@example.jp" for n in range(40)))
+    grouped = ImportRepository.apply_rows
+    asked: list[str] = []
+
+    # While the run writes its first group, the marketer clicks again, and a colleague undoes it
+    def meanwhile(self: ImportRepository, import_id: str, *rest: Any) -> None:
+        if not asked:
+            with pytest.raises(ConcurrentUpdate, match="being applied already") as again:
+                imports.run(ports, MARKETER, data, "展示会.csv", OPTIONS)
+            with pytest.raises(ConcurrentUpdate, match="still running") as undone:
+                imports.undo(ports, MARKETER, import_id)
+            asked.extend([str(again.value), str(undone.value)])
+        grouped(self, import_id, *rest)
+
+    monkeypatch.setattr(ImportRepository, "apply_rows", meanwhile)
+    record, _ = imports.run(ports, MARKETER, data, "展示会.csv", OPTIONS)
+    assert len(asked) == 2 and record.status == "applied"
+    assert [r.status for r in imports.list_imports(ports, MARKETER)] == ["applied"]  # one run
+    leads = services.lead_repository(aws.settings())
+    assert len(leads.consent_evidence(leads.find_lead("email:visitor00@example.jp").lead_id)) == 1
+
+    monkeypatch.setattr(ImportRepository, "apply_rows", grouped)
+    assert imports.undo(ports, MARKETER, record.import_id).record.undo["removed"] == 40
+
+
+def test_a_run_taken_for_dead_and_undone_does_not_write_applied_over_the_undo(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.store.imports import ImportRepository
+
+    clock = FixedClock(datetime(2026, 12, 3, 1, tzinfo=UTC))
+    ports = replace(services.import_commands(aws.settings()), clock=clock)
+    data = sheet(*(f"visitor{n:02d}@example.jp" for n in range(40)))
+    grouped = ImportRepository.apply_rows
+    calls: list[str] = []
+
+    # The run stalls past its lease after its first group; undo, asked then, takes it as dead
+    def stalled(self: ImportRepository, import_id: str, *rest: Any) -> None:
+        grouped(self, import_id, *rest)
+        if not calls:
+            calls.append(import_id)
+            clock.advance(minutes=16)
+            assert imports.undo(ports, MARKETER, import_id).record.undo["removed"] == 19
+
+    monkeypatch.setattr(ImportRepository, "apply_rows", stalled)
+    with pytest.raises(ConcurrentUpdate, match="undone now, not applying"):
+        imports.run(ports, MARKETER, data, "展示会.csv", OPTIONS)
+    (record,) = imports.list_imports(ports, MARKETER)
+    assert (record.import_id, record.status) == (calls[0], "undone")
+
+
+def test_a_parked_chunk_counts_what_it_wrote_and_names_only_the_rows_it_did_not(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.commands import import_jobs
+    from tsunagu.imports import jobs
+    from tsunagu.store.imports import ImportRepository
+
+    monkeypatch.setattr(jobs, "CHUNK_ROWS", 40)
+    aws.environment["TSUNAGU_IMPORT_STATE_MACHINE_ARN"] = "arn:aws:states:x:1:stateMachine:i"
+    ports = replace(services.import_commands(aws.settings()), start_job=lambda import_id: import_id)
+    data = sheet(*(f"visitor{n:02d}@example.jp" for n in range(40)))
+    upload_id = import_jobs.upload_file(ports, "展示会.csv", data)
+    import_id = import_jobs.start(ports, MARKETER, upload_id, "展示会.csv", OPTIONS).import_id
+    assert import_jobs.prepare(ports, import_id) == [0]
+
+    # The chunk's first group is written; then DynamoDB fails it on every retry
+    grouped = ImportRepository.apply_rows
+    written: list[int] = []
+
+    def failing_after_one(self: ImportRepository, *args: Any) -> None:
+        if written:
+            raise RuntimeError("throttled")
+        grouped(self, *args)
+        written.append(1)
+
+    monkeypatch.setattr(ImportRepository, "apply_rows", failing_after_one)
+    with pytest.raises(RuntimeError):
+        import_jobs.apply_chunk(ports, import_id, 0)
+    import_jobs.park_chunk(ports, import_id, 0, "throttled")
+    record = import_jobs.finish(ports, import_id)
+
+    _, progress = import_jobs.status(ports, MARKETER, import_id)
+    assert progress is not None
+    assert (progress.rows_done, progress.rows_parked) == (19, 21)
+    assert record.status == "applied_with_parked"
+    assert record.detail is not None and "not written: rows 21-41 (21 rows)" in record.detail
+    monkeypatch.setattr(ImportRepository, "apply_rows", grouped)
+    assert imports.undo(ports, MARKETER, import_id).record.undo["removed"] == 19

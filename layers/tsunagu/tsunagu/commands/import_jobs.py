@@ -21,18 +21,22 @@ from tsunagu.commands.imports import (
     ImportCommands,
     ImportFiles,
     _apply_group,
+    _claim,
     _groups,
     _identity,
     _planned,
     _store,
 )
-from tsunagu.errors import FieldError, NotFound, ValidationFailed
+from tsunagu.errors import ConcurrentUpdate, FieldError, NotFound, ValidationFailed
 from tsunagu.ids import new_id
 from tsunagu.imports import apply, jobs
 from tsunagu.imports.apply import ImportProgress, ImportRecord
 from tsunagu.imports.jobs import ImportJob
 from tsunagu.imports.plan import ImportOptions
 
+BACKGROUND_CLAIM = timedelta(hours=24)
+"""How long a background run holds its plan at most: until it finishes, fails or is refused,
+which let go of it; this is the backstop for a state machine that never told."""
 FILE_NAME = re.compile(r"[^/\\\x00-\x1f]{1,200}\.(csv|tsv|txt|xlsx)", re.IGNORECASE)
 
 
@@ -131,6 +135,8 @@ def start(
             raise NotFound(f"nothing was uploaded as {file_name!r} to {upload_id}: upload it first")
         now = ports.clock.now()
         import_id = new_id("imp", now)
+        if plan_digest:
+            _claim(ports, plan_digest, import_id, now + BACKGROUND_CLAIM)
         job = ImportJob.of(
             import_id,
             jobs.upload_key(upload_id, file_name),
@@ -157,6 +163,7 @@ def start(
             ports.start_job(import_id)
         except Exception as error:
             store.save_import(replace(record, status="failed", detail=f"not started: {error}"))
+            store.release_plan(record.digest, import_id)
             raise
         log.after = {"import_id": import_id, "status": "queued"}
         log.detail = f"import {import_id} of {file_name} queued (in the background)"
@@ -202,6 +209,12 @@ def prepare(ports: ImportCommands, import_id: str) -> list[int]:
         _refuse(ports, record, error.message)
         return []
     digest = apply.plan_digest(planned.plan)
+    if not job.plan_digest:
+        try:  # queued without a dry run's digest: the plan it makes now is what it holds
+            _claim(ports, digest, import_id, ports.clock.now() + BACKGROUND_CLAIM)
+        except ConcurrentUpdate as error:
+            _refuse(ports, record, error.message)
+            return []
     if job.plan_digest and job.plan_digest != digest:
         _refuse(
             ports,
@@ -221,13 +234,23 @@ def prepare(ports: ImportCommands, import_id: str) -> list[int]:
             encoding=planned.plan.encoding,
             digest=digest,
             counts=planned.plan.counts,
-        )
+        ),
+        expected="queued",
     )
     return list(range(len(parts)))
 
 
 def _refuse(ports: ImportCommands, record: ImportRecord, why: str) -> None:
-    _store(ports).save_import(replace(record, status="refused", detail=why))
+    store = _store(ports)
+    store.save_import(replace(record, status="refused", detail=why), expected=record.status)
+    _let_go(ports, record)
+
+
+def _let_go(ports: ImportCommands, record: ImportRecord) -> None:
+    """The plan the run held, released (the record's digest: the dry run's it was queued with,
+    or the one its prepare step made and claimed)."""
+    if record.digest:
+        _store(ports).release_plan(record.digest, record.import_id)
 
 
 def apply_chunk(ports: ImportCommands, import_id: str, index: int) -> int:
@@ -246,15 +269,21 @@ def apply_chunk(ports: ImportCommands, import_id: str, index: int) -> int:
 
 
 def park_chunk(ports: ImportCommands, import_id: str, index: int, error: str) -> None:
-    """A chunk that failed every retry: counted as parked (its rows named), the rest go on."""
-    rows = _files(ports).get_json(jobs.chunk_key(import_id, index))
+    """A chunk that failed every retry: counted as parked, the rest go on. Its groups written
+    before the attempt that failed stay written (and are counted done); the rows that were
+    not are named - those to import again."""
+    store = _store(ports)
+    rows = [row["row"] for row in _files(ports).get_json(jobs.chunk_key(import_id, index))]
+    written = {r.row for r in store.rows_of(import_id, rows[0], rows[-1])} if rows else set()
+    not_written = [row for row in rows if row not in written]
     parked = {
         "chunk": index,
-        "first_row": rows[0]["row"] if rows else None,
-        "last_row": rows[-1]["row"] if rows else None,
+        "rows": len(not_written),
+        "first_row": not_written[0] if not_written else None,
+        "last_row": not_written[-1] if not_written else None,
         "error": error[:500],
     }
-    _store(ports).chunk_finished(import_id, index, len(rows), parked=parked)
+    store.chunk_finished(import_id, index, len(rows) - len(not_written), parked=parked)
 
 
 def fail(ports: ImportCommands, import_id: str, error: str) -> ImportRecord:
@@ -267,8 +296,15 @@ def fail(ports: ImportCommands, import_id: str, error: str) -> ImportRecord:
     if record.status not in ("queued", "applying"):
         return record
     failed = replace(record, status="failed", detail=f"stopped part-way: {error[:500]}")
-    store.save_import(failed)
+    store.save_import(failed, expected=record.status)
+    _let_go(ports, failed)
     return failed
+
+
+def _row_range(parked: dict[str, Any]) -> str:
+    rows = parked.get("rows")  # chunks parked before it was counted name their whole range
+    span = f"{parked['first_row']}-{parked['last_row']}"
+    return span if rows is None else f"{span} ({rows} rows)"
 
 
 def finish(ports: ImportCommands, import_id: str) -> ImportRecord:
@@ -281,16 +317,18 @@ def finish(ports: ImportCommands, import_id: str) -> ImportRecord:
         return record  # refused when prepared, or finished by an earlier attempt
     progress = store.progress(import_id)
     parked = progress.parked if progress else []
+    unwritten = [p for p in parked if p.get("rows", 1) and p["first_row"] is not None]
     finished = replace(
         record,
         status="applied_with_parked" if parked else "applied",
         detail=(
-            f"{len(parked)} chunks parked after their retries, rows "
-            + ", ".join(f"{p['first_row']}-{p['last_row']}" for p in parked)
+            f"{len(parked)} chunks parked after their retries; not written: rows "
+            + ", ".join(_row_range(p) for p in unwritten)
             + ": fix what failed and import those rows again"
         )
         if parked
         else None,
     )
-    store.save_import(finished)
+    store.save_import(finished, expected="applying")
+    _let_go(ports, finished)
     return finished

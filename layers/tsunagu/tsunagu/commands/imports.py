@@ -7,10 +7,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from tsunagu.clock import Clock, isoformat
+from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
 from tsunagu.errors import (
@@ -22,7 +22,13 @@ from tsunagu.errors import (
 )
 from tsunagu.ids import new_id
 from tsunagu.imports import apply
-from tsunagu.imports.apply import LEAD_UPDATED, AppliedRow, ImportProgress, ImportRecord
+from tsunagu.imports.apply import (
+    LEAD_UPDATED,
+    AppliedRow,
+    ImportProgress,
+    ImportRecord,
+    ImportStatus,
+)
 from tsunagu.imports.plan import (
     ImportOptions,
     ImportPlan,
@@ -72,7 +78,11 @@ class ImportFiles(Protocol):
 
 
 class ImportStore(Protocol):
-    def save_import(self, record: ImportRecord) -> None: ...
+    def save_import(self, record: ImportRecord, expected: ImportStatus | None = None) -> None: ...
+
+    def claim_plan(self, digest: str, import_id: str, until: str, now: str) -> str | None: ...
+
+    def release_plan(self, digest: str, import_id: str) -> None: ...
 
     def get_import(self, import_id: str) -> ImportRecord | None: ...
 
@@ -86,7 +96,9 @@ class ImportStore(Protocol):
         token: str | None = None,
     ) -> None: ...
 
-    def rows_of(self, import_id: str) -> Iterable[AppliedRow]: ...
+    def rows_of(
+        self, import_id: str, first: int | None = None, last: int | None = None
+    ) -> Iterable[AppliedRow]: ...
 
     def get_row(self, import_id: str, row: int) -> AppliedRow | None: ...
 
@@ -138,6 +150,9 @@ RECEIPT_BYTES = 300_000
 characters, three bytes each in Japanese, and the record keeps what it wrote and what was there
 before). A group whose rows would pass it is written as several, each with its own receipt."""
 ATTEMPTS = 3
+RUN_LEASE = timedelta(minutes=15)
+"""How long a synchronous run says it is alive (a Lambda's longest run), renewed once a third of
+it has passed: undo waits for a run inside its lease, and takes one past it to have died."""
 WITHDRAWN_AT_ONCE = 90
 """Leads an undo removes before it takes them out of the funnel (one transaction's worth)."""
 
@@ -268,18 +283,49 @@ def run(
             at=isoformat(now),
             digest=digest,
             counts=planned.plan.counts,
+            lease_until=isoformat(now + RUN_LEASE),
         )
-        store.save_import(record)
-        writing = [row for row in planned.plan.rows if row.action in ("create", "update")]
-        for group in _groups(writing):
-            _apply_group(ports, group, record, options, file_name, planned.leads)
-        record = replace(record, status="applied")
-        store.save_import(record)
+        _claim(ports, digest, record.import_id, now + RUN_LEASE)
+        try:
+            store.save_import(record)
+            writing = [row for row in planned.plan.rows if row.action in ("create", "update")]
+            for group in _groups(writing):
+                record = _lease_renewed(ports, record)
+                _apply_group(ports, group, record, options, file_name, planned.leads)
+            record = replace(record, status="applied", lease_until=None)
+            store.save_import(record, expected="applying")
+        finally:
+            store.release_plan(digest, record.import_id)
         log.after = {"import_id": record.import_id, "counts": record.counts}
         log.detail = f"import {record.import_id}: " + ", ".join(
             f"{k} {v}" for k, v in record.counts.items()
         )
     return record, planned
+
+
+def _claim(ports: ImportCommands, digest: str, import_id: str, until: datetime) -> None:
+    """Hold the plan for this run: ConcurrentUpdate if another run is applying it now."""
+    now = isoformat(ports.clock.now())
+    holder = _store(ports).claim_plan(digest, import_id, isoformat(until), now)
+    if holder is not None:
+        raise ConcurrentUpdate(
+            f"this plan is being applied already (import {holder}): once it has finished, run"
+            " the dry run again - the rows it wrote will show as unchanged"
+        )
+
+
+def _lease_renewed(ports: ImportCommands, record: ImportRecord) -> ImportRecord:
+    """The run's record with its lease pushed on when a third of it has passed (a write every
+    five minutes of a long run; none in a short one); ConcurrentUpdate if it was undone
+    meanwhile (the lease had passed: the run was taken to have died)."""
+    now = ports.clock.now()
+    if record.lease_until is None or now + RUN_LEASE * 2 / 3 < parse_instant(record.lease_until):
+        return record
+    until = isoformat(now + RUN_LEASE)
+    renewed = replace(record, lease_until=until)
+    _store(ports).save_import(renewed, expected="applying")
+    _store(ports).claim_plan(record.digest, record.import_id, until, isoformat(now))
+    return renewed
 
 
 def _groups(rows: Sequence[RowPlan]) -> Iterator[Sequence[RowPlan]]:
@@ -428,10 +474,15 @@ def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
         if record.status == "undone":
             raise AlreadyExists(f"import {import_id} was undone at {record.undone_at}")
         if record.status in ("queued", "applying"):
-            # A background run still going (a synchronous run that died part-way has no
-            # progress, and is undone as far as it got).
+            # A run still going: a background one until its chunks are all counted, a
+            # synchronous one while inside its lease (one past it died part-way, and is undone
+            # as far as it got).
             progress = store.progress(import_id)
-            if record.status == "queued" or (progress is not None and not progress.finished):
+            running = record.status == "queued" or (progress is not None and not progress.finished)
+            alive = record.lease_until is not None and (
+                parse_instant(record.lease_until) > ports.clock.now()
+            )
+            if running or alive:
                 raise ConcurrentUpdate(
                     f"import {import_id} is still running: undo it once it has finished"
                 )
@@ -465,8 +516,11 @@ def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
                     )
         finally:
             out_of_the_funnel()
-        record = replace(record, status="undone", undone_at=isoformat(now), undo=counts)
-        store.save_import(record)
+        undone = replace(
+            record, status="undone", undone_at=isoformat(now), undo=counts, lease_until=None
+        )
+        store.save_import(undone, expected=record.status)
+        record = undone
         log.detail = ", ".join(f"{k} {v}" for k, v in counts.items())
     return UndoResult(record, kept)
 

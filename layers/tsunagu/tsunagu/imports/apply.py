@@ -124,6 +124,9 @@ class ImportRecord:
     be read), or what it parked."""
     background: bool = False
     """Run by the import state machine (its progress is kept), not within one request."""
+    lease_until: str | None = None
+    """A synchronous run still applying says it is alive until then (renewed as it goes):
+    undo waits for it; once past, the run is taken to have died part-way."""
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -1,5 +1,6 @@
 """The imports table: each import (``imports`` / ``<at>#<id>``: listed newest first, and read
-by id through ``import#<id>`` / ``meta``), what its rows did (``import#<id>`` / ``row#<n>``: a
+by id through ``import#<id>`` / ``meta``), the plan a run is applying (``plan#<digest>`` /
+``claim``: held while it runs), what its rows did (``import#<id>`` / ``row#<n>``: a
 receipt per transaction of rows, keyed by its first row, for undo), a background run's progress
 (``import#<id>`` / ``progress``, and ``chunk#<n>`` for each chunk counted) and the mappings
 saved per source (``mappings`` / ``<name>``).
@@ -10,6 +11,7 @@ the captures are); the rest with the low-level client.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
@@ -18,7 +20,8 @@ from typing import Any
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from tsunagu.imports.apply import AppliedRow, ImportProgress, ImportRecord
+from tsunagu.errors import ConcurrentUpdate
+from tsunagu.imports.apply import AppliedRow, ImportProgress, ImportRecord, ImportStatus
 from tsunagu.imports.saved import SavedMapping
 from tsunagu.leads.capture import CaptureWrite, WriteConflict
 from tsunagu.store.leads import (
@@ -33,6 +36,8 @@ _LIST = "imports"
 _META = "meta"
 _MAPPINGS = "mappings"
 _PROGRESS = "progress"
+_PLAN = "plan"
+_CLAIM = "claim"
 
 
 def _import_pk(import_id: str) -> str:
@@ -59,25 +64,71 @@ class ImportRepository:
         self._client: Any = tables.connection.client  # the low-level botocore client
         self._table = tables.settings.imports_table
 
-    def save_import(self, record: ImportRecord) -> None:
-        """The import under its id, and in the list (both written: one item each)."""
+    def save_import(self, record: ImportRecord, expected: ImportStatus | None = None) -> None:
+        """The import under its id, and in the list (both written: one item each); with
+        ``expected``, only if the import is still in that status (ConcurrentUpdate if not: an
+        undo and the run it undoes, two undos, never both win)."""
         document = {"S": json.dumps(asdict(record), ensure_ascii=False, sort_keys=True)}
         listed = {"pk": {"S": _LIST}, "sk": {"S": f"{record.at}#{record.import_id}"}}
-        self._client.transact_write_items(
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": {
-                            "pk": {"S": _import_pk(record.import_id)},
-                            "sk": {"S": _META},
-                            "record": document,
-                        },
-                    }
-                },
-                {"Put": {"TableName": self._table, "Item": {**listed, "record": document}}},
-            ]
-        )
+        meta: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": {
+                "pk": {"S": _import_pk(record.import_id)},
+                "sk": {"S": _META},
+                "record": document,
+                "status": {"S": record.status},
+            },
+        }
+        if expected is not None:
+            # Records written before the status had its own attribute are all finished.
+            meta["ConditionExpression"] = "#status = :expected OR attribute_not_exists(#status)"
+            meta["ExpressionAttributeNames"] = {"#status": "status"}
+            meta["ExpressionAttributeValues"] = {":expected": {"S": expected}}
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {"Put": meta},
+                    {"Put": {"TableName": self._table, "Item": {**listed, "record": document}}},
+                ]
+            )
+        except self._client.exceptions.TransactionCanceledException as error:
+            reasons = error.response.get("CancellationReasons", [])
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                now = self.get_import(record.import_id)
+                raise ConcurrentUpdate(
+                    f"import {record.import_id} is {now.status if now else 'gone'} now,"
+                    f" not {expected}"
+                ) from error
+            raise
+
+    def claim_plan(self, digest: str, import_id: str, until: str, now: str) -> str | None:
+        """Hold the plan of this digest for this import until ``until`` (or its release): None
+        when it is held now, else the import that holds it - the same plan is never applied
+        twice at once (a double click, two marketers)."""
+        key = {"pk": {"S": f"{_PLAN}#{digest}"}, "sk": {"S": _CLAIM}}
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={**key, "import_id": {"S": import_id}, "until": {"S": until}},
+                ConditionExpression="attribute_not_exists(pk) OR #until < :now OR #by = :me",
+                ExpressionAttributeNames={"#until": "until", "#by": "import_id"},
+                ExpressionAttributeValues={":now": {"S": now}, ":me": {"S": import_id}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            held = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
+            return str(held.get("Item", {}).get("import_id", {}).get("S", "another import"))
+        return None
+
+    def release_plan(self, digest: str, import_id: str) -> None:
+        """Let go of the plan this import held (nothing if another holds it now)."""
+        with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
+            self._client.delete_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"{_PLAN}#{digest}"}, "sk": {"S": _CLAIM}},
+                ConditionExpression="#by = :me",
+                ExpressionAttributeNames={"#by": "import_id"},
+                ExpressionAttributeValues={":me": {"S": import_id}},
+            )
 
     def get_import(self, import_id: str) -> ImportRecord | None:
         answer = self._client.get_item(
@@ -160,14 +211,21 @@ class ImportRepository:
                     return applied
         return None
 
-    def rows_of(self, import_id: str) -> Iterator[AppliedRow]:
+    def rows_of(
+        self, import_id: str, first: int | None = None, last: int | None = None
+    ) -> Iterator[AppliedRow]:
+        """What the rows did, from their receipts; with ``first`` and ``last``, the receipts
+        keyed by a row between them (a chunk's: its groups begin within it)."""
+        if first is None or last is None:
+            condition = "pk = :import AND begins_with(sk, :row)"
+            bounds = {":row": {"S": "row#"}}
+        else:
+            condition = "pk = :import AND sk BETWEEN :first AND :last"
+            bounds = {":first": {"S": _row_sk(first)}, ":last": {"S": _row_sk(last)}}
         pages = self._client.get_paginator("query").paginate(
             TableName=self._table,
-            KeyConditionExpression="pk = :import AND begins_with(sk, :row)",
-            ExpressionAttributeValues={
-                ":import": {"S": _import_pk(import_id)},
-                ":row": {"S": "row#"},
-            },
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues={":import": {"S": _import_pk(import_id)}, **bounds},
             ConsistentRead=True,
         )
         for page in pages:
@@ -193,15 +251,21 @@ class ImportRepository:
     def chunk_finished(
         self, import_id: str, index: int, rows: int, parked: dict[str, Any] | None = None
     ) -> bool:
-        """Count a chunk done (or parked) once: its mark and the counters in one transaction,
-        so a retried step counts nothing twice. False when it was counted already."""
+        """Count a chunk done (``rows`` written), or parked (``rows`` of it written before its
+        last attempt failed, ``parked["rows"]`` not), once: its mark and the counters in one
+        transaction, so a retried step counts nothing twice. False when it was counted
+        already."""
         if parked is None:
             update = "ADD rows_done :rows, chunks_done :one"
             values: dict[str, Any] = {":rows": {"N": str(rows)}, ":one": {"N": "1"}}
         else:
-            update = "ADD rows_parked :rows SET parked = list_append(parked, :parked)"
+            update = (
+                "ADD rows_done :rows, rows_parked :not_written"
+                " SET parked = list_append(parked, :parked)"
+            )
             values = {
                 ":rows": {"N": str(rows)},
+                ":not_written": {"N": str(parked["rows"])},
                 ":parked": {"L": [{"S": json.dumps(parked, ensure_ascii=False)}]},
             }
         pk = {"S": _import_pk(import_id)}
