@@ -871,3 +871,37 @@ def test_a_background_run_whose_plan_changed_is_refused_and_writes_nothing(
         assert post(aws.settings(), "/admin/imports", asked | {"plan_digest": "0" * 16})[0] == (
             expected
         )
+
+
+def test_a_large_list_s_dry_run_answers_within_a_lambda_s_limit(
+    stack: Settings, aws: AwsStack
+) -> None:
+    """20,000 rows with long values, half of them with broken addresses: the answer holds every
+    count, the rows' plans that fit, and the rejected rows behind a link, not megabytes of
+    base64."""
+    from tsunagu.commands import import_jobs
+    from tsunagu.imports import jobs
+
+    rows = [["メールアドレス", "会社名", "部署", "役職"]]
+    rows += [
+        [f"visitor{n:05d}@example.jp" if n % 2 else f"broken-{n:05d}", *(["展" * 400] * 3)]
+        for n in range(20_000)
+    ]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    ports = services.import_commands(stack)
+    upload_id = import_jobs.upload_file(ports, "大量.csv", out.getvalue().encode("utf-8"))
+
+    body = {"file_name": "大量.csv", "upload_id": upload_id, "rows": 5000}
+    response = admin.handle(event("POST", "/admin/imports/plans", body=body), stack)
+    assert response["statusCode"] == 200
+    assert len(response["body"]) < 6 * 1024 * 1024  # what a Lambda may answer
+    plan = json.loads(response["body"])
+    assert (plan["counts"]["create"], plan["counts"]["rejected"]) == (10_000, 10_000)
+    assert 0 < plan["rows_shown"] == len(plan["rows"]) < 5000
+    assert "rejected_csv_base64" not in plan
+    key = jobs.rejected_key(plan["plan_digest"])
+    assert key in plan["rejected_csv_url"]
+    assert ports.files is not None
+    kept = ports.files.get(key)
+    assert kept is not None and kept.decode("utf-8-sig").count("\r\n") == 10_001

@@ -40,6 +40,9 @@ interface Plan {
   counts: Record<string, number>;
   rows: PlannedRow[];
   rejected_csv_base64?: string;
+  /** A large rejected-rows file is kept in the imports bucket and linked instead (15 minutes). */
+  rejected_csv_url?: string;
+  rows_shown: number;
 }
 
 interface ImportRecord {
@@ -220,6 +223,9 @@ export default function Imports() {
     setHistory((count) => count + 1);
   }
 
+  /** Every row of the file, whatever the answer shows (the counts are of all of them). */
+  const rowsIn = (plan: Plan) => Object.values(plan.counts).reduce((sum, n) => sum + n, 0);
+
   function download(plan: Plan) {
     const bytes = Uint8Array.from(atob(plan.rejected_csv_base64 ?? ""), (c) => c.charCodeAt(0));
     // In the encoding the list came in, so it imports again as it was: no charset named.
@@ -287,6 +293,14 @@ export default function Imports() {
             <button type="button" className="secondary" onClick={() => download(plan)}>
               {t("imports.download_rejected")}
             </button>
+          )}
+          {plan.rejected_csv_url && (
+            <a className="button secondary" href={plan.rejected_csv_url} download>
+              {t("imports.download_rejected")}
+            </a>
+          )}
+          {plan.rows_shown < rowsIn(plan) && (
+            <p className="note">{t("imports.rows_shown", { shown: plan.rows_shown.toLocaleString(), total: rowsIn(plan).toLocaleString() })}</p>
           )}
           <table className="list" aria-label={t("imports.rows")}>
             <thead>

@@ -561,26 +561,17 @@ def import_plan(call: AdminCall) -> Any:
     """The dry run of importing a lead list (CSV or TSV in any encoding Excel saves): what each
     row would do - create, update (which fields change, which a higher-ranked source keeps),
     unchanged, merged with an earlier row, rejected with the reason - and the rejected rows as
-    a CSV to fix and import again. Nothing is written; ``plan_digest`` names this plan for the
-    real run."""
+    a CSV to fix and import again (in the answer, or behind ``rejected_csv_url`` when it is
+    large). Nothing is written; ``plan_digest`` names this plan for the real run."""
     asked = call.model(ImportPlanRequest)
     data, options, encoding = _import_file(call, asked)
-    planned = imports.plan(
-        services.import_commands(call.settings),
-        call.actor,
-        data,
-        asked.file_name,
-        options,
-        encoding=encoding,
-    )
-    answer = planned.as_json(rows=asked.rows)
-    if planned.plan.count("rejected"):
-        answer["rejected_csv_base64"] = base64.b64encode(planned.rejected_file).decode()
-    return answer
+    ports = services.import_commands(call.settings)
+    planned = imports.plan(ports, call.actor, data, asked.file_name, options, encoding=encoding)
+    return imports.plan_answer(ports, planned, asked.file_name, asked.rows)
 
 
 def import_run(call: AdminCall) -> Any:
-    """Apply a lead list: exactly the plan of its dry run (``plan_digest``), rows written 14 to
+    """Apply a lead list: exactly the plan of its dry run (``plan_digest``), rows written 19 to
     a transaction with the import's id on every lead and event; 409 and nothing written if the
     plan changed since. Answers the import (its id, for undo). A file given as an ``upload_id``
     is applied in the background (202: the import queued; its progress at

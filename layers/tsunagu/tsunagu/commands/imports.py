@@ -4,7 +4,9 @@ list``) and the admin API (``/admin/imports/...``)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -21,7 +23,7 @@ from tsunagu.errors import (
     ValidationFailed,
 )
 from tsunagu.ids import new_id
-from tsunagu.imports import apply
+from tsunagu.imports import apply, jobs
 from tsunagu.imports.apply import (
     LEAD_UPDATED,
     AppliedRow,
@@ -75,6 +77,8 @@ class ImportFiles(Protocol):
     def get_json(self, key: str) -> Any: ...
 
     def upload_url(self, key: str, seconds: int) -> str: ...
+
+    def download_url(self, key: str, seconds: int, file_name: str) -> str: ...
 
 
 class ImportStore(Protocol):
@@ -168,7 +172,17 @@ class PlannedImport:
     def rejected_file(self) -> bytes:
         return rejected_file(self.table, self.plan)
 
-    def as_json(self, *, rows: int | None = None) -> dict[str, Any]:
+    def as_json(self, *, rows: int | None = None, max_bytes: int | None = None) -> dict[str, Any]:
+        """The plan as the API answers it: every count, and the first ``rows`` rows' plans (as
+        many of them as ``max_bytes`` of JSON hold, when given: ``rows_shown`` says how many)."""
+        shown: list[dict[str, Any]] = []
+        size = 0
+        for row in self.plan.rows[:rows]:
+            entry = _row_json(row)
+            size += len(json.dumps(entry, ensure_ascii=False).encode())
+            if max_bytes is not None and size > max_bytes:
+                break
+            shown.append(entry)
         return {
             "plan_digest": apply.plan_digest(self.plan),
             "encoding": self.plan.encoding,
@@ -177,25 +191,54 @@ class PlannedImport:
             "unmapped": self.plan.unmapped,
             "consent_column": self.plan.consent_column,
             "counts": self.plan.counts,
-            "rows": [
-                {
-                    "row": row.row,
-                    "action": row.action,
-                    "email": row.email,
-                    "values": row.values,
-                    "changes": {k: {"before": b, "after": a} for k, (b, a) in row.changes.items()},
-                    "kept": {
-                        k: {"kept": value, "source": source, "file": incoming}
-                        for k, (value, source, incoming) in row.kept.items()
-                    },
-                    "consent": row.consent,
-                    "consent_kept": row.consent_kept,
-                    "reason": row.reason,
-                    "into": row.into,
-                }
-                for row in self.plan.rows[:rows]
-            ],
+            "rows": shown,
+            "rows_shown": len(shown),
         }
+
+
+def _row_json(row: RowPlan) -> dict[str, Any]:
+    return {
+        "row": row.row,
+        "action": row.action,
+        "email": row.email,
+        "values": row.values,
+        "changes": {k: {"before": b, "after": a} for k, (b, a) in row.changes.items()},
+        "kept": {
+            k: {"kept": value, "source": source, "file": incoming}
+            for k, (value, source, incoming) in row.kept.items()
+        },
+        "consent": row.consent,
+        "consent_kept": row.consent_kept,
+        "reason": row.reason,
+        "into": row.into,
+    }
+
+
+ANSWER_ROWS_BYTES = 3 * 1024 * 1024
+"""The rows' plans a dry run answers with at most (a Lambda's answer holds 6 MB)."""
+REJECTED_INLINE_BYTES = 512 * 1024
+"""A rejected-rows file up to this size comes in the answer (base64); a larger one is kept in
+the imports bucket and answered as a link (15 minutes)."""
+
+
+def plan_answer(
+    ports: ImportCommands, planned: PlannedImport, file_name: str, rows: int
+) -> dict[str, Any]:
+    """The dry run as the admin API and the console have it: bounded whatever the list's size
+    (a 100,000-row list rejected whole makes a rejected-rows file of megabytes)."""
+    answer = planned.as_json(rows=rows, max_bytes=ANSWER_ROWS_BYTES)
+    if not planned.plan.count("rejected"):
+        return answer
+    rejected = planned.rejected_file
+    if len(rejected) <= REJECTED_INLINE_BYTES or ports.files is None:
+        answer["rejected_csv_base64"] = base64.b64encode(rejected).decode()
+        return answer
+    key = jobs.rejected_key(answer["plan_digest"])
+    ports.files.put(key, rejected)
+    answer["rejected_csv_url"] = ports.files.download_url(
+        key, jobs.UPLOAD_SECONDS, f"rejected-{file_name}"
+    )
+    return answer
 
 
 def plan(

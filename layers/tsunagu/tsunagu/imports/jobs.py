@@ -32,6 +32,10 @@ def job_key(import_id: str) -> str:
     return f"imports/{import_id}/job.json"
 
 
+def rejected_key(plan_digest: str) -> str:
+    return f"plans/{plan_digest}/rejected.csv"
+
+
 def chunk_key(import_id: str, index: int) -> str:
     return f"imports/{import_id}/chunks/{index:05d}.json"
 

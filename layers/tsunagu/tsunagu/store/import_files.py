@@ -1,12 +1,14 @@
 """The imports bucket: uploaded lists (``uploads/<upload id>/<file name>``, uploaded through a
 pre-signed URL or by the CLI) and what a background run's steps hand each other
-(``imports/<import id>/job.json`` and ``chunks/<n>.json``). The bucket's lifecycle rule removes
+(``imports/<import id>/job.json`` and ``chunks/<n>.json``), and a dry run's rejected rows too
+large to answer inline (``plans/<digest>/rejected.csv``). The bucket's lifecycle rule removes
 both after a week: the import's own record (the imports table) is what is kept."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 
 class ImportFiles:
@@ -42,6 +44,20 @@ class ImportFiles:
         if data is None:
             raise FileNotFoundError(key)
         return json.loads(data)
+
+    def download_url(self, key: str, seconds: int, file_name: str) -> str:
+        """A URL that gives the object, saved as ``file_name``, for ``seconds``."""
+        disposition = f"attachment; filename*=UTF-8''{quote(file_name)}"
+        url: str = self._client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self._bucket,
+                "Key": key,
+                "ResponseContentDisposition": disposition,
+            },
+            ExpiresIn=seconds,
+        )
+        return url
 
     def upload_url(self, key: str, seconds: int) -> str:
         """A URL that takes one PUT of the file, for ``seconds``."""
