@@ -10,28 +10,46 @@ Input ``{"step": "prepare"|"chunk"|"park"|"finish", "import_id", ...}``:
 - park (``index``, ``error``): a chunk that failed every retry, counted as parked.
 - finish: the import applied (or applied with parked chunks); ``{"status"}``.
 - fail (``error``): a step out of retries stopped the run: the import says so (``failed``).
+
+Or ``{"step": "dry_run"|"dry_run_failed", "plan_id", ...}``: the dry run of an uploaded list,
+its answer kept for ``GET /admin/imports/plans/{plan_id}`` (``{"status": "planned"}`` or
+``"refused"``); dry_run_failed (``error``): the step ran out of retries, kept as refused.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tsunagu import services
 from tsunagu.commands import import_jobs
 from tsunagu.observability import logger, observed
 from tsunagu.settings import get_settings
 
+DRY_RUN_STEPS = ("dry_run", "dry_run_failed")
+
 
 class ImportStep(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    step: Literal["prepare", "chunk", "park", "finish", "fail"]
-    import_id: str = Field(pattern=r"^imp_[0-9A-Za-z]{1,40}$")
+    step: Literal["prepare", "chunk", "park", "finish", "fail", "dry_run", "dry_run_failed"]
+    import_id: str | None = Field(default=None, pattern=r"^imp_[0-9A-Za-z]{1,40}$")
+    plan_id: str | None = Field(default=None, pattern=r"^pln_[0-9A-Za-z]{1,40}$")
     index: int | None = Field(default=None, ge=0, le=100_000)
     error: dict[str, Any] = Field(default_factory=dict)
-    """The Catch's error (``Error``, ``Cause``) of a parked chunk."""
+    """The Catch's error (``Error``, ``Cause``) of a parked chunk or a failed step."""
+
+    @model_validator(mode="after")
+    def _names_its_subject(self) -> ImportStep:
+        wanted = "plan_id" if self.step in DRY_RUN_STEPS else "import_id"
+        if getattr(self, wanted) is None:
+            raise ValueError(f"the {self.step} step needs {wanted}")
+        return self
+
+    @property
+    def why(self) -> str:
+        return f"{self.error.get('Error', 'failed')}: {self.error.get('Cause', '')}"
 
 
 def _index(request: ImportStep) -> int:
@@ -44,21 +62,30 @@ def _index(request: ImportStep) -> int:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = ImportStep.model_validate(event)
     ports = services.import_commands(get_settings())
+    if request.step in DRY_RUN_STEPS:
+        assert request.plan_id is not None
+        if request.step == "dry_run":
+            status = import_jobs.plan_in_background(ports, request.plan_id)
+        else:
+            import_jobs.dry_run_failed(ports, request.plan_id, request.why)
+            status = "refused"
+        logger.info("dry run step", extra={"step": request.step, "plan_id": request.plan_id})
+        return {"status": status}
+    import_id = request.import_id
+    assert import_id is not None
     answer: dict[str, Any]
     if request.step == "prepare":
-        indexes = import_jobs.prepare(ports, request.import_id)
-        answer = {"chunks": [{"import_id": request.import_id, "index": i} for i in indexes]}
+        indexes = import_jobs.prepare(ports, import_id)
+        answer = {"chunks": [{"import_id": import_id, "index": i} for i in indexes]}
     elif request.step == "chunk":
-        answer = {"rows": import_jobs.apply_chunk(ports, request.import_id, _index(request))}
+        answer = {"rows": import_jobs.apply_chunk(ports, import_id, _index(request))}
     elif request.step == "park":
         index = _index(request)
-        why = f"{request.error.get('Error', 'failed')}: {request.error.get('Cause', '')}"
-        import_jobs.park_chunk(ports, request.import_id, index, why)
+        import_jobs.park_chunk(ports, import_id, index, request.why)
         answer = {"parked": index}
     elif request.step == "fail":
-        why = f"{request.error.get('Error', 'failed')}: {request.error.get('Cause', '')}"
-        answer = {"status": import_jobs.fail(ports, request.import_id, why).status}
+        answer = {"status": import_jobs.fail(ports, import_id, request.why).status}
     else:
-        answer = {"status": import_jobs.finish(ports, request.import_id).status}
-    logger.info("import step", extra={"step": request.step, "import_id": request.import_id})
+        answer = {"status": import_jobs.finish(ports, import_id).status}
+    logger.info("import step", extra={"step": request.step, "import_id": import_id})
     return answer

@@ -47,6 +47,7 @@ SAMPLE_PARAMS = {
     "user": "marketer.ito@example.com",
     "node": "subject_test",
     "import_id": "imp_no_such_import",
+    "plan_id": "pln_no_such_plan",
     "value": "no-such-exclusion.example.com",
     "name": "no-such-segment",
     "mapping": "no-such-mapping",

@@ -687,9 +687,9 @@ def drive_every_function(q: Qualified, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def drive_import_list(aws: AwsStack) -> None:
-    """A large list as the admin API and import_list take it: a pre-signed upload, the dry run
-    read from S3, the background run queued (its state machine started), and the state
-    machine's steps."""
+    """A large list as the admin API and import_list take it: a pre-signed upload, its dry run
+    queued, planned by import_list and read, the background run queued (its state machine
+    started), and the state machine's steps."""
     role = "arn:aws:iam::123456789012:role/tsunagu-test-import-list"
     moto_client("stepfunctions").create_state_machine(
         name=IMPORT_MACHINE,
@@ -713,9 +713,11 @@ def drive_import_list(aws: AwsStack) -> None:
     key = f"uploads/{upload['upload_id']}/bulk.csv"
     moto_client("s3").put_object(Bucket="tsunagu-test-importsbucket", Key=key, Body=sheet)
     file = {"file_name": "bulk.csv", "upload_id": upload["upload_id"]}
-    plan = ask("POST", "/admin/imports/plans", file)
-    queued = ask("POST", "/admin/imports", file | {"plan_digest": plan["plan_digest"]})
     steps = aws.function("import_list")
+    plan_id = ask("POST", "/admin/imports/plans", file)["plan_id"]
+    assert steps.invoke({"step": "dry_run", "plan_id": plan_id}) == {"status": "planned"}
+    plan = ask("GET", f"/admin/imports/plans/{plan_id}", None)
+    queued = ask("POST", "/admin/imports", file | {"plan_digest": plan["plan_digest"]})
     import_id = queued["import_id"]
     [chunk] = steps.invoke({"step": "prepare", "import_id": import_id})["chunks"]
     assert steps.invoke({"step": "chunk", **chunk}) == {"rows": 1}

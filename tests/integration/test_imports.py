@@ -733,6 +733,13 @@ def big_sheet(rows: int) -> bytes:
     return out.getvalue().encode("cp932")
 
 
+def read_dry_run(settings: Settings, plan_id: str) -> dict[str, Any]:
+    response = admin.handle(event("GET", f"/admin/imports/plans/{plan_id}"), settings)
+    assert response["statusCode"] == 200, response
+    answer: dict[str, Any] = json.loads(response["body"])
+    return answer
+
+
 def test_a_large_list_runs_in_chunks_a_failing_chunk_is_parked_and_the_rest_written(
     stack: Settings, aws: AwsStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -741,7 +748,7 @@ def test_a_large_list_runs_in_chunks_a_failing_chunk_is_parked_and_the_rest_writ
 
     monkeypatch.setattr(jobs, "CHUNK_ROWS", 40)
     started: list[str] = []
-    monkeypatch.setattr(services, "start_import", lambda _settings, i: started.append(i) or i)
+    monkeypatch.setattr(services, "start_import", lambda _s, i, *_: started.append(i) or i)
     aws.environment["TSUNAGU_IMPORT_STATE_MACHINE_ARN"] = "arn:aws:states:x:1:stateMachine:i"
     stack = aws.settings()
     ports = services.import_commands(aws.settings())
@@ -758,8 +765,17 @@ def test_a_large_list_runs_in_chunks_a_failing_chunk_is_parked_and_the_rest_writ
 
     body = {"file_name": "大量リスト.csv", "upload_id": upload_id, "source": "trade_show",
             "consent": {"column": "配信希望", "yes": ["希望する"]}}  # fmt: skip
-    status, plan = call(aws.settings(), body)
-    assert status == 200 and plan["counts"]["create"] == 100, plan
+    # Its dry run is planned in the background too (a request has 29 s), then read
+    status, queued = call(aws.settings(), body)
+    assert (status, queued["status"]) == (202, "planning"), queued
+    plan_id = queued["plan_id"]
+    assert started == [plan_id]
+    assert read_dry_run(stack, plan_id)["status"] == "planning"
+    function = aws.function("import_list")
+    assert function.invoke({"step": "dry_run", "plan_id": plan_id}) == {"status": "planned"}
+    plan = read_dry_run(stack, plan_id)
+    assert plan["status"] == "planned" and plan["counts"]["create"] == 100, plan
+    started.clear()
     status, queued = post(
         aws.settings(), "/admin/imports", body | {"plan_digest": plan["plan_digest"]}
     )
@@ -768,7 +784,6 @@ def test_a_large_list_runs_in_chunks_a_failing_chunk_is_parked_and_the_rest_writ
     assert started == [import_id]
 
     # The state machine's steps, as import_list.asl.json runs them
-    function = aws.function("import_list")
     chunks = function.invoke({"step": "prepare", "import_id": import_id})["chunks"]
     assert [c["index"] for c in chunks] == [0, 1, 2]
     assert function.invoke({"step": "prepare", "import_id": import_id})["chunks"] == chunks
@@ -808,15 +823,17 @@ def test_a_background_run_that_stops_part_way_is_marked_failed_and_can_be_undone
 
     assert len(_group_token("imp_01KDZZZZZZZZZZZZZZZZZZZZZZ", 1_000_000)) <= 36  # DynamoDB's
     monkeypatch.setattr(jobs, "CHUNK_ROWS", 40)
-    monkeypatch.setattr(services, "start_import", lambda _settings, i: i)
+    monkeypatch.setattr(services, "start_import", lambda _settings, i, *_: i)
     aws.environment["TSUNAGU_IMPORT_STATE_MACHINE_ARN"] = "arn:aws:states:x:1:stateMachine:i"
     stack = aws.settings()
     ports = services.import_commands(stack)
     upload_id = import_jobs.upload_file(ports, "list.csv", big_sheet(100))
     file = {"file_name": "list.csv", "upload_id": upload_id}
-    digest = call(stack, file)[1]["plan_digest"]
-    status, queued = post(stack, "/admin/imports", file | {"plan_digest": digest})
     function = aws.function("import_list")
+    plan_id = call(stack, file)[1]["plan_id"]
+    function.invoke({"step": "dry_run", "plan_id": plan_id})
+    digest = read_dry_run(stack, plan_id)["plan_digest"]
+    status, queued = post(stack, "/admin/imports", file | {"plan_digest": digest})
     function.invoke({"step": "prepare", "import_id": queued["import_id"]})
     function.invoke({"step": "chunk", "import_id": queued["import_id"], "index": 0})
     status, refused = post(stack, f"/admin/imports/{queued['import_id']}/undo")
@@ -846,7 +863,7 @@ def test_a_background_run_whose_plan_changed_is_refused_and_writes_nothing(
 ) -> None:
     from tsunagu.commands import import_jobs
 
-    monkeypatch.setattr(services, "start_import", lambda _settings, i: i)
+    monkeypatch.setattr(services, "start_import", lambda _settings, i, *_: i)
     aws.environment["TSUNAGU_IMPORT_STATE_MACHINE_ARN"] = "arn:aws:states:x:1:stateMachine:i"
     stack = aws.settings()
     ports = services.import_commands(aws.settings())
@@ -874,13 +891,17 @@ def test_a_background_run_whose_plan_changed_is_refused_and_writes_nothing(
 
 
 def test_a_large_list_s_dry_run_answers_within_a_lambda_s_limit(
-    stack: Settings, aws: AwsStack
+    stack: Settings, aws: AwsStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """20,000 rows with long values, half of them with broken addresses: the answer holds every
-    count, the rows' plans that fit, and the rejected rows behind a link, not megabytes of
-    base64."""
+    """20,000 rows with long values, half of them with broken addresses, planned in the
+    background: the answer holds every count, the rows' plans that fit, and the rejected rows
+    behind a link, not megabytes of base64."""
     from tsunagu.commands import import_jobs
     from tsunagu.imports import jobs
+
+    monkeypatch.setattr(services, "start_import", lambda _settings, i, *_: i)
+    aws.environment["TSUNAGU_IMPORT_STATE_MACHINE_ARN"] = "arn:aws:states:x:1:stateMachine:i"
+    stack = aws.settings()
 
     rows = [["メールアドレス", "会社名", "部署", "役職"]]
     rows += [
@@ -893,7 +914,11 @@ def test_a_large_list_s_dry_run_answers_within_a_lambda_s_limit(
     upload_id = import_jobs.upload_file(ports, "大量.csv", out.getvalue().encode("utf-8"))
 
     body = {"file_name": "大量.csv", "upload_id": upload_id, "rows": 5000}
-    response = admin.handle(event("POST", "/admin/imports/plans", body=body), stack)
+    status, queued = call(stack, body)
+    assert status == 202, queued
+    planned = aws.function("import_list").invoke({"step": "dry_run", "plan_id": queued["plan_id"]})
+    assert planned == {"status": "planned"}
+    response = admin.handle(event("GET", f"/admin/imports/plans/{queued['plan_id']}"), stack)
     assert response["statusCode"] == 200
     assert len(response["body"]) < 6 * 1024 * 1024  # what a Lambda may answer
     plan = json.loads(response["body"])
@@ -905,3 +930,38 @@ def test_a_large_list_s_dry_run_answers_within_a_lambda_s_limit(
     assert ports.files is not None
     kept = ports.files.get(key)
     assert kept is not None and kept.decode("utf-8-sig").count("\r\n") == 10_001
+
+
+def test_a_background_dry_run_of_a_file_that_is_no_list_is_refused_saying_why(
+    stack: Settings, aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.commands import import_jobs
+
+    monkeypatch.setattr(services, "start_import", lambda _settings, i, *_: i)
+    aws.environment["TSUNAGU_IMPORT_STATE_MACHINE_ARN"] = "arn:aws:states:x:1:stateMachine:i"
+    stack = aws.settings()
+    ports = services.import_commands(stack)
+    function = aws.function("import_list")
+
+    upload_id = import_jobs.upload_file(
+        ports, "list.csv", "氏名,会社名\r\n山田,サンプル\r\n".encode()
+    )
+    plan_id = call(stack, {"file_name": "list.csv", "upload_id": upload_id})[1]["plan_id"]
+    assert function.invoke({"step": "dry_run", "plan_id": plan_id}) == {"status": "refused"}
+    refused = read_dry_run(stack, plan_id)
+    assert refused["status"] == "refused" and "plan_digest" not in refused
+    assert refused["error"]["fields"] == [
+        {"field": "mapping", "message": "no column is the e-mail address (name one: 列名=email)"}
+    ]
+
+    # A step out of its retries is refused too, saying so
+    other = call(stack, {"file_name": "list.csv", "upload_id": upload_id})[1]["plan_id"]
+    failure = {"Error": "Lambda.Unknown", "Cause": "out of memory"}
+    function.invoke({"step": "dry_run_failed", "plan_id": other, "error": failure})
+    assert read_dry_run(stack, other)["error"] == {
+        "message": "the dry run failed: Lambda.Unknown: out of memory"
+    }
+
+    for unknown in ("pln_01NOSUCHPLAN", "imp_01NOTAPLAN", "..%2F..%2Fetc"):
+        response = admin.handle(event("GET", f"/admin/imports/plans/{unknown}"), stack)
+        assert response["statusCode"] == 404, (unknown, response)

@@ -45,6 +45,15 @@ interface Plan {
   rows_shown: number;
 }
 
+/** An uploaded list's dry run, planned in the background (202), until it is planned. */
+interface DryRun {
+  plan_id: string;
+  status: "planning" | "planned" | "refused";
+  error?: { message: string; fields?: { field: string; message: string }[] };
+}
+
+const pause = (ms: number) => new Promise((resolve) => window.setTimeout(resolve, ms));
+
 interface ImportRecord {
   import_id: string;
   file_name: string;
@@ -188,7 +197,17 @@ export default function Imports() {
           : undefined,
         rows: 1000,
       };
-      setPlan(await api<Plan>("POST", "/admin/imports/plans", { body }));
+      let answer = await api<Plan | (DryRun & Partial<Plan>)>("POST", "/admin/imports/plans", { body });
+      // An uploaded list is planned in the background: asked again until it is planned
+      while ("plan_id" in answer && answer.status === "planning") {
+        setMessage(t("imports.planning"));
+        await pause(POLL_MS);
+        answer = await api<DryRun & Partial<Plan>>("GET", `/admin/imports/plans/${answer.plan_id}`);
+      }
+      if ("plan_id" in answer && answer.status === "refused") {
+        throw new ApiError(422, answer.error?.message ?? "", answer.error?.fields ?? []);
+      }
+      setPlan(answer as Plan);
       setAsked(body);
       setMessage(null);
     } catch (error) {

@@ -461,12 +461,16 @@ def import_commands(settings: Settings) -> ImportCommands:
         start_job=(lambda import_id: start_import(settings, import_id))
         if settings.import_state_machine_arn
         else None,
+        start_dry_run=(lambda plan_id: start_import(settings, plan_id, {"dry_run": plan_id}))
+        if settings.import_state_machine_arn
+        else None,
         funnel=reports(settings) if settings.reports_table else None,
     )
 
 
-def start_import(settings: Settings, import_id: str) -> str:
-    """Start the import state machine for this import (named by it: started once)."""
+def start_import(settings: Settings, name: str, run: dict[str, str] | None = None) -> str:
+    """Start the import state machine for this import, or (``run``: ``{"dry_run": plan id}``)
+    this dry run: named by it, so started once."""
     import json
 
     assert settings.import_state_machine_arn
@@ -474,11 +478,11 @@ def start_import(settings: Settings, import_id: str) -> str:
     try:
         answer = client.start_execution(
             stateMachineArn=settings.import_state_machine_arn,
-            name=import_id,
-            input=json.dumps({"import_id": import_id}),
+            name=name,
+            input=json.dumps(run or {"import_id": name}),
         )
     except client.exceptions.ExecutionAlreadyExists:
-        return f"{settings.import_state_machine_arn}:{import_id}"
+        return f"{settings.import_state_machine_arn}:{name}"
     arn: str = answer["executionArn"]
     return arn
 

@@ -484,16 +484,14 @@ class ImportRunRequest(ImportPlanRequest):
 def _import_file(
     call: AdminCall, asked: ImportPlanRequest
 ) -> tuple[bytes, ImportOptions, str | None]:
-    """The file's bytes, its options (over the saved mapping it names) and its encoding."""
+    """The file's bytes (a request's: an upload is planned and run in the background), its
+    options (over the saved mapping it names) and its encoding."""
     ports = services.import_commands(call.settings)
-    if asked.upload_id is not None:
-        data = import_jobs.uploaded(ports, asked.upload_id, asked.file_name)
-    else:
-        assert asked.content_base64 is not None
-        try:
-            data = base64.b64decode(asked.content_base64, validate=True)
-        except (binascii.Error, ValueError):  # ValueError: not ASCII at all
-            raise ValidationFailed([FieldError("content_base64", "is not base64")]) from None
+    assert asked.content_base64 is not None
+    try:
+        data = base64.b64decode(asked.content_base64, validate=True)
+    except (binascii.Error, ValueError):  # ValueError: not ASCII at all
+        raise ValidationFailed([FieldError("content_base64", "is not base64")]) from None
     options, encoding = _import_options(ports, asked)
     return data, options, encoding
 
@@ -562,12 +560,37 @@ def import_plan(call: AdminCall) -> Any:
     row would do - create, update (which fields change, which a higher-ranked source keeps),
     unchanged, merged with an earlier row, rejected with the reason - and the rejected rows as
     a CSV to fix and import again (in the answer, or behind ``rejected_csv_url`` when it is
-    large). Nothing is written; ``plan_digest`` names this plan for the real run."""
+    large). Nothing is written; ``plan_digest`` names this plan for the real run. A file given
+    as an ``upload_id`` is planned in the background, whatever its size: 202 with its
+    ``plan_id``; ``GET /admin/imports/plans/{plan_id}`` answers the plan once it is made."""
     asked = call.model(ImportPlanRequest)
+    if asked.upload_id is not None:
+        ports = services.import_commands(call.settings)
+        options, encoding = _import_options(ports, asked)
+        queued = import_jobs.queue_dry_run(
+            ports,
+            call.actor,
+            asked.upload_id,
+            asked.file_name,
+            options,
+            encoding=encoding,
+            rows=asked.rows,
+        )
+        return 202, queued.as_json()
     data, options, encoding = _import_file(call, asked)
     ports = services.import_commands(call.settings)
     planned = imports.plan(ports, call.actor, data, asked.file_name, options, encoding=encoding)
     return imports.plan_answer(ports, planned, asked.file_name, asked.rows)
+
+
+def import_dry_run(call: AdminCall) -> Any:
+    """An uploaded list's dry run, planned in the background: ``status`` planning, then
+    planned (with the plan, as ``POST /admin/imports/plans`` answers one) or refused (with the
+    ``error`` a request's 422 would give: a file that cannot be read as a list)."""
+    found = import_jobs.dry_run(
+        services.import_commands(call.settings), call.actor, call.params["plan_id"]
+    )
+    return found.as_json()
 
 
 def import_run(call: AdminCall) -> Any:
@@ -1589,6 +1612,7 @@ ROUTES: tuple[AdminRoute, ...] = (
         query=("reason", *PAGED),
     ),
     AdminRoute("POST", "/admin/imports/plans", "imports.plan", import_plan, ImportPlanRequest),
+    AdminRoute("GET", "/admin/imports/plans/{plan_id}", "imports.plan", import_dry_run),
     AdminRoute("GET", "/admin/imports", "imports.list", import_list),
     AdminRoute(
         "GET", "/admin/leads/export", "leads.export", lead_export, query=("segment", "encoding")

@@ -9,10 +9,11 @@ the steps are the stack's own work and need no actor."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from tsunagu.clock import isoformat
 from tsunagu.commands.access import Actor
@@ -26,6 +27,8 @@ from tsunagu.commands.imports import (
     _identity,
     _planned,
     _store,
+    plan_answer,
+    with_rejected_link,
 )
 from tsunagu.errors import ConcurrentUpdate, FieldError, NotFound, ValidationFailed
 from tsunagu.ids import new_id
@@ -100,18 +103,108 @@ def upload_file(ports: ImportCommands, file_name: str, data: bytes) -> str:
     return upload_id
 
 
-def uploaded(ports: ImportCommands, upload_id: str, file_name: str) -> bytes:
-    """The bytes of an upload; NotFound when nothing was uploaded there (or it expired)."""
-    _check_upload_id(upload_id)
-    data = _files(ports).get(jobs.upload_key(upload_id, _checked_name(file_name)))
-    if data is None:
-        raise NotFound(f"nothing was uploaded as {file_name!r} to {upload_id}: upload it first")
-    return data
-
-
 def _check_upload_id(upload_id: str) -> None:
     if not re.fullmatch(r"upl_[0-9A-Za-z]{1,40}", upload_id):
         raise ValidationFailed([FieldError("upload_id", f"{upload_id!r} is no upload id")])
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """A dry run of an uploaded list, planned in the background: ``planning`` until its answer
+    (the plan, as ``imports.plan_answer`` gives it) or why it was refused is kept."""
+
+    plan_id: str
+    status: Literal["planning", "planned", "refused"]
+    plan: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    """ValidationFailed's message and fields (what a request's 422 would say)."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"plan_id": self.plan_id, "status": self.status, **(self.plan or {})} | (
+            {"error": self.error} if self.error else {}
+        )
+
+
+def queue_dry_run(
+    ports: ImportCommands,
+    actor: Actor,
+    upload_id: str,
+    file_name: str,
+    options: ImportOptions,
+    *,
+    encoding: str | None = None,
+    rows: int = 200,
+) -> DryRun:
+    """The dry run of an uploaded list, in the background: a list of any size is planned by the
+    import state machine (in AWS a request has 29 s, and a Lambda answering it 512 MB; a
+    100,000-row list needs more than both), its answer read by ``dry_run``."""
+    allowed(ports.audit, ports.clock, actor, "imports.plan", f"file:{file_name}")
+    if ports.start_dry_run is None:
+        raise RuntimeError("no import state machine is configured")
+    _check_upload_id(upload_id)
+    file_key = jobs.upload_key(upload_id, _checked_name(file_name))
+    if not _files(ports).exists(file_key):
+        raise NotFound(f"nothing was uploaded as {file_name!r} to {upload_id}: upload it first")
+    plan_id = new_id("pln", ports.clock.now())
+    job = ImportJob.of(plan_id, file_key, file_name, options, encoding=encoding, plan_digest=None)
+    _files(ports).put_json(jobs.dry_run_key(plan_id, "job"), {**job.as_json(), "rows": rows})
+    ports.start_dry_run(plan_id)
+    return DryRun(plan_id, "planning")
+
+
+def plan_in_background(ports: ImportCommands, plan_id: str) -> str:
+    """The state machine's dry-run step: the plan's answer kept (or why it was refused: a file
+    that cannot be read as a list is the marketer's to fix, not a failure to retry)."""
+    files = _files(ports)
+    job, rows = _dry_run_job(files, plan_id)
+    data = files.get(job.file_key)
+    try:
+        if data is None:
+            raise NotFound("the uploaded file is gone (uploads are kept a week): upload it again")
+        planned = _planned(ports, data, job.file_name, job.options, job.encoding)
+    except (ValidationFailed, NotFound) as error:
+        problem: dict[str, Any] = {"message": error.message}
+        if isinstance(error, ValidationFailed):
+            problem["fields"] = [f.__dict__ for f in error.errors]
+        files.put_json(jobs.dry_run_key(plan_id, "refused"), problem)
+        return "refused"
+    answer = plan_answer(ports, planned, job.file_name, rows)
+    answer.pop("rejected_csv_url", None)  # a fresh link each time the answer is read
+    files.put_json(jobs.dry_run_key(plan_id, "answer"), answer)
+    return "planned"
+
+
+def _dry_run_job(files: ImportFiles, plan_id: str) -> tuple[ImportJob, int]:
+    """What a background dry run plans, and how many rows' plans it answers with."""
+    document = dict(files.get_json(jobs.dry_run_key(plan_id, "job")))
+    rows = int(document.pop("rows"))
+    return ImportJob.from_json(document), rows
+
+
+def dry_run_failed(ports: ImportCommands, plan_id: str, error: str) -> None:
+    """The dry-run step ran out of its retries: kept as refused, saying why."""
+    problem = {"message": f"the dry run failed: {error[:500]}"}
+    _files(ports).put_json(jobs.dry_run_key(plan_id, "refused"), problem)
+
+
+def dry_run(ports: ImportCommands, actor: Actor, plan_id: str) -> DryRun:
+    """A background dry run as it is now."""
+    allowed(ports.audit, ports.clock, actor, "imports.plan", f"plan:{plan_id}")
+    if not re.fullmatch(r"pln_[0-9A-Za-z]{1,40}", plan_id):
+        raise NotFound(f"no dry run {plan_id!r}")
+    files = _files(ports)
+    if not files.exists(jobs.dry_run_key(plan_id, "job")):
+        raise NotFound(f"no dry run {plan_id!r} (dry runs are kept a week)")
+    answer = files.get(jobs.dry_run_key(plan_id, "answer"))
+    if answer is not None:
+        plan = json.loads(answer)
+        if plan["counts"].get("rejected") and "rejected_csv_base64" not in plan:
+            plan = with_rejected_link(ports, plan, _dry_run_job(files, plan_id)[0].file_name)
+        return DryRun(plan_id, "planned", plan=plan)
+    refused = files.get(jobs.dry_run_key(plan_id, "refused"))
+    if refused is not None:
+        return DryRun(plan_id, "refused", error=json.loads(refused))
+    return DryRun(plan_id, "planning")
 
 
 def start(

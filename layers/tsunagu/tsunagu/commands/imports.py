@@ -140,6 +140,8 @@ class ImportCommands:
     """Uploaded lists and background runs' chunks (None: a stack without the bucket)."""
     start_job: Callable[[str], str] | None = None
     """Start the background import of this id (its state machine); the execution's ARN."""
+    start_dry_run: Callable[[str], str] | None = None
+    """Start the background dry run of this plan id (the same state machine)."""
     funnel: Funnel | None = None
     """Where undo takes the leads it removes back out of the funnel (None: no reports)."""
 
@@ -233,12 +235,18 @@ def plan_answer(
     if len(rejected) <= REJECTED_INLINE_BYTES or ports.files is None:
         answer["rejected_csv_base64"] = base64.b64encode(rejected).decode()
         return answer
+    ports.files.put(jobs.rejected_key(answer["plan_digest"]), rejected)
+    return with_rejected_link(ports, answer, file_name)
+
+
+def with_rejected_link(
+    ports: ImportCommands, answer: dict[str, Any], file_name: str
+) -> dict[str, Any]:
+    """The answer with a fresh link to its rejected rows kept in the bucket (15 minutes)."""
+    assert ports.files is not None
     key = jobs.rejected_key(answer["plan_digest"])
-    ports.files.put(key, rejected)
-    answer["rejected_csv_url"] = ports.files.download_url(
-        key, jobs.UPLOAD_SECONDS, f"rejected-{file_name}"
-    )
-    return answer
+    url = ports.files.download_url(key, jobs.UPLOAD_SECONDS, f"rejected-{file_name}")
+    return answer | {"rejected_csv_url": url}
 
 
 def plan(

@@ -10,7 +10,7 @@ each chunk's planned rows.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from tsunagu.imports.plan import ConsentColumn, ImportOptions, RowPlan
 from tsunagu.leads.merge import Channel
@@ -34,6 +34,11 @@ def job_key(import_id: str) -> str:
 
 def rejected_key(plan_digest: str) -> str:
     return f"plans/{plan_digest}/rejected.csv"
+
+
+def dry_run_key(plan_id: str, part: Literal["job", "answer", "refused"]) -> str:
+    """A dry run in the background: what to plan, and then its answer or why it was refused."""
+    return f"dry_runs/{plan_id}/{part}.json"
 
 
 def chunk_key(import_id: str, index: int) -> str:
