@@ -220,3 +220,34 @@ def test_a_parked_chunk_counts_what_it_wrote_and_names_only_the_rows_it_did_not(
     assert record.detail is not None and "not written: rows 21-41 (21 rows)" in record.detail
     monkeypatch.setattr(ImportRepository, "apply_rows", grouped)
     assert imports.undo(ports, MARKETER, import_id).record.undo["removed"] == 19
+
+
+def test_undoing_two_imports_of_a_field_puts_back_what_was_there_before_both(
+    aws: AwsStack,
+) -> None:
+    from tests.support.leads import store_lead
+
+    settings = aws.settings()
+    store_lead(aws, "known@example.jp", more_fields={"job_title": "主任"})
+    ports = services.import_commands(settings)
+
+    def title_list(title: str, name: str) -> str:
+        data = f"メールアドレス,役職\r\nknown@example.jp,{title}\r\n".encode()
+        record, _ = imports.run(ports, MARKETER, data, name, ImportOptions(Channel.TRADE_SHOW))
+        return record.import_id
+
+    first, second = title_list("部長", "A.csv"), title_list("課長", "B.csv")
+    leads = services.lead_repository(settings)
+
+    def title() -> tuple[str, str]:
+        lead = leads.find_lead("email:known@example.jp")
+        assert lead is not None
+        return lead.fields["job_title"].value, lead.fields["job_title"].source.value
+
+    assert title() == ("課長", "trade_show")
+    # The first list was the wrong one: undone, it leaves the second's value (changed since)
+    assert imports.undo(ports, MARKETER, first).kept[0]["changed_since"] == ["job_title"]
+    assert title() == ("課長", "trade_show")
+    # Then the second is undone too: the title goes back to what it was before either
+    assert imports.undo(ports, MARKETER, second).record.undo["restored"] == 1
+    assert title() == ("主任", "import")

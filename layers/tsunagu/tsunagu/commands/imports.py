@@ -22,6 +22,7 @@ from tsunagu.errors import (
     NotFound,
     ValidationFailed,
 )
+from tsunagu.event_kinds import LEAD_IMPORTED
 from tsunagu.ids import new_id
 from tsunagu.imports import apply, jobs
 from tsunagu.imports.apply import (
@@ -63,6 +64,10 @@ class ImportedLeads(LeadFinder, Protocol):
     def remove_lead(
         self, lead: Lead, identities: list[str], untouched: Callable[[list[LeadEvent]], bool]
     ) -> bool: ...
+
+    def events_since(
+        self, lead_id: str, since: datetime, types: Collection[str], also: str | None = None
+    ) -> list[LeadEvent]: ...
 
 
 class ImportFiles(Protocol):
@@ -584,7 +589,9 @@ def _undo_row(
     lead = ports.leads.get_lead(applied.lead_id)
     if lead is None:
         return ("gone" if applied.outcome == "created" else None), []
-    put_back, restored, changed = apply.undone_fields(lead, applied)
+    put_back, restored, changed = apply.undone_fields(
+        lead, applied, lambda name, was: _before_undone_imports(ports, lead.lead_id, name, was)
+    )
     try:
         if applied.outcome == "created":
             untouched = apply.unchanged_since(lead, applied) and ports.leads.remove_lead(
@@ -609,6 +616,47 @@ def _undo_row(
         # Something wrote to the lead between our read and the undo: it changed since.
         return None, ["(changed while the undo ran)"]
     return None, changed
+
+
+UNDONE_CHAIN = 20
+"""How many undone imports a restored value is traced back through at most."""
+
+
+def _before_undone_imports(
+    ports: ImportCommands, lead_id: str, name: str, was: apply.StoredValue | None
+) -> apply.StoredValue | None:
+    """What a field goes back to when an undo restores ``was``: that value, unless it is one an
+    import wrote that has been undone since (a list imported after it changed the same field, so
+    that undo left it) - then what that import found there, and so on. Undoing A, then B, puts
+    back what the lead held before A, not A's value."""
+    store = _store(ports)
+    for _ in range(UNDONE_CHAIN):
+        if was is None:
+            return None
+        wrote = _written_by_an_import(ports, lead_id, name, was)
+        if wrote is None:
+            return was
+        record = store.get_import(wrote[0])
+        applied = store.get_row(*wrote) if record and record.status == "undone" else None
+        if applied is None or applied.written.get(name) != was:
+            return was
+        was = applied.before.get(name)
+    return was
+
+
+def _written_by_an_import(
+    ports: ImportCommands, lead_id: str, name: str, value: apply.StoredValue
+) -> tuple[str, int] | None:
+    """The import and row that wrote this value of the field, from the lead's events (its
+    ``lead_imported`` or ``lead_updated`` at the value's time naming the field)."""
+    kinds = {LEAD_IMPORTED, LEAD_UPDATED}
+    for event in ports.leads.events_since(lead_id, parse_instant(value["at"]), kinds):
+        said = event.properties
+        if event.occurred_at != value["at"] or said.get("undone") or not said.get("import_id"):
+            continue
+        if name in said.get("fields", []) and isinstance(said.get("row"), int):
+            return str(said["import_id"]), int(said["row"])
+    return None
 
 
 def list_imports(ports: ImportCommands, actor: Actor) -> list[ImportRecord]:

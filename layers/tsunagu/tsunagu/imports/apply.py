@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -240,9 +240,19 @@ def row_write(
     return write, applied
 
 
-def undone_fields(lead: Lead, applied: AppliedRow) -> tuple[Lead, list[str], list[str]]:
+StoredValue = dict[str, str]
+"""A field's value as a receipt keeps it (FieldValue.to_item: value, source, at)."""
+
+
+def undone_fields(
+    lead: Lead,
+    applied: AppliedRow,
+    earlier: Callable[[str, StoredValue | None], StoredValue | None] = lambda _, was: was,
+) -> tuple[Lead, list[str], list[str]]:
     """The lead with each field the import changed put back, where it still holds what the
-    import wrote; the fields restored, and those changed since (left as they are)."""
+    import wrote; the fields restored, and those changed since (left as they are).
+    ``earlier`` answers what to put back for a field given what it held before the import:
+    that, unless an import since undone wrote it (see commands.imports)."""
     fields = dict(lead.fields)
     restored, kept = [], []
     for name, written in applied.written.items():
@@ -250,7 +260,7 @@ def undone_fields(lead: Lead, applied: AppliedRow) -> tuple[Lead, list[str], lis
         if current is None or current.to_item() != written:
             kept.append(name)
             continue
-        was = applied.before.get(name)
+        was = earlier(name, applied.before.get(name))
         if was is None:
             del fields[name]
         else:
