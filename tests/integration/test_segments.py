@@ -27,7 +27,7 @@ from tsunagu.clock import isoformat
 from tsunagu.commands import imports
 from tsunagu.commands.access import Role
 from tsunagu.imports.plan import ImportOptions
-from tsunagu.journeys.model import StoredGraph
+from tsunagu.journeys.model import Journey, PublishedVersion, StoredGraph, published_graph_key
 from tsunagu.leads.lookup import lead_by_email
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import LeadEvent
@@ -141,6 +141,52 @@ def test_a_filter_is_tried_saved_nested_and_protected(stack: AwsStack) -> None:
     operations = [e.operation for e in services.audit_log(settings).entries(
         now - timedelta(days=1), now + timedelta(days=1))]  # fmt: skip
     assert operations.count("segments.save") >= 2 and operations.count("segments.delete") == 2
+
+
+def branch_reading(segment: str) -> dict[str, Any]:
+    return {"id": "decide", "kind": "branch", "default": "end",
+            "cases": [{"outcome": "hot", "when": f"in_segment={segment}"}]}  # fmt: skip
+
+
+def test_a_segment_the_running_versions_read_cannot_be_deleted_after_a_rollback(
+    stack: AwsStack,
+) -> None:
+    # Given pricing published twice, version 1 reading vip, version 2 reading rolled-away,
+    # then rolled back to version 1 (`journeys rollback pricing --to 1`): version 1 takes the
+    # new entries, version 2's executions finish on it
+    settings = stack.settings()
+    for name in ("vip", "rolled-away", "shipped-reads"):
+        assert call(stack, "POST", "/admin/segments", {"name": name, "filter": "tag=vip"})[0] == 201
+    journeys = services.journey_repository(settings)
+    at = isoformat(services.clock(settings).now())
+    for version, segment in ((1, "vip"), (2, "rolled-away")):
+        definition = {"journey_id": "pricing", "nodes": [branch_reading(segment)]}
+        journeys.save_graph(StoredGraph("pricing", published_graph_key(version), definition,
+                                        "m@example.com", at))  # fmt: skip
+    rolled_back = PublishedVersion(version=1, version_arn="arn:v1", alias_arn="arn:live",
+                                   published_at=at, note="rolled back to version 1")  # fmt: skip
+    journeys.put_journey(
+        Journey(journey_id="pricing", name="Pricing", state_machine="pricing", status="active",
+                published=rolled_back), at)  # fmt: skip
+    # and a journey deployed with the stack, never published, whose shipped graph reads one
+    journeys.put_journey(Journey(journey_id="stacked", name="S", state_machine="stacked"), at)
+    shipped = {"journey_id": "stacked", "nodes": [branch_reading("shipped-reads")]}
+    journeys.save_graph(StoredGraph("stacked", "shipped", shipped, "shipped", at))
+
+    # When each is shown and deleted
+    # Then each is refused, naming the version that reads it
+    for name, reader in (
+        ("vip", "journey pricing (version 1, branch decide)"),
+        ("rolled-away", "journey pricing (version 2, branch decide)"),
+        ("shipped-reads", "journey stacked (shipped, branch decide)"),
+    ):
+        status, shown = call(stack, "GET", f"/admin/segments/{name}")
+        assert (status, shown["used_by"]) == (200, [reader]), shown
+        status, answer = call(stack, "DELETE", f"/admin/segments/{name}")
+        assert status == 422 and reader in answer["message"], answer
+    assert [s["name"] for s in call(stack, "GET", "/admin/segments")[1]["items"]] == [
+        "rolled-away", "shipped-reads", "vip"
+    ]  # fmt: skip
 
 
 def test_a_segment_excluded_from_marketing_stops_the_send_until_it_is_unmarked(

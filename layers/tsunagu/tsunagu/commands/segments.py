@@ -14,7 +14,7 @@ from tsunagu.clock import Clock, isoformat
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
 from tsunagu.errors import AlreadyExists, ConcurrentUpdate, FieldError, NotFound, ValidationFailed
-from tsunagu.journeys.model import Journey, StoredGraph
+from tsunagu.journeys.model import Journey, StoredGraph, published_graph_key
 from tsunagu.leads.export import ExportedLeads, ExportEncoding, export_leads
 from tsunagu.leads.model import Lead
 from tsunagu.segments.filter import SEGMENT_NAME, Facts, Segment
@@ -36,6 +36,8 @@ class JourneyReader(Protocol):
     def journeys(self) -> list[Journey]: ...
 
     def published_graph(self, journey_id: str) -> StoredGraph | None: ...
+
+    def graph(self, journey_id: str, which: str) -> StoredGraph | None: ...
 
     def draft_graphs(self) -> list[StoredGraph]: ...
 
@@ -135,7 +137,8 @@ def delete(ports: SegmentCommands, actor: Actor, name: str) -> None:
 
 def used_by(ports: SegmentCommands, name: str) -> list[str]:
     """What reads the segment: other segments, journeys' segment triggers, and the branches of
-    every draft (a journey saved only as a draft too) and of each journey's published graph."""
+    every draft (a journey saved only as a draft too) and of the graphs each journey's
+    executions run (``_running_graphs``)."""
     readers = [f"segment {s.name}" for s in ports.segments.segments() if _reads(s.filter, name)]
     graphs = ports.journeys.draft_graphs()
     for journey in ports.journeys.journeys():
@@ -143,15 +146,30 @@ def used_by(ports: SegmentCommands, name: str) -> list[str]:
             t.segment and _reads(t.segment, name) for t in journey.triggers if t.kind == "segment"
         ):
             readers.append(f"journey {journey.journey_id} (trigger)")
-        published = ports.journeys.published_graph(journey.journey_id)
-        graphs += [published] if published is not None else []
+        graphs += _running_graphs(ports, journey)
     for graph in graphs:
-        shown = "draft" if graph.version is None else f"version {graph.version}"
+        shown = f"version {graph.version}" if graph.version is not None else graph.which
         readers += [
             f"journey {graph.journey_id} ({shown}, branch {node})"
             for node in _branches_reading(graph, name)
         ]
     return sorted(set(readers))
+
+
+def _running_graphs(ports: SegmentCommands, journey: Journey) -> list[StoredGraph]:
+    """The graphs the journey's executions run: the live version's (after ``journeys rollback``
+    an older one than the newest), and the newest published version's, whose executions still
+    finish on it after a rollback away from it; a journey never published runs the graph it
+    was shipped with. Older versions may still hold executions too, but which do is not stored
+    (Step Functions would be asked execution by execution), so they are not checked."""
+    store = ports.journeys
+    if journey.published is None:
+        found = [store.graph(journey.journey_id, "shipped")]
+    else:
+        live = published_graph_key(journey.published.version)
+        found = [store.graph(journey.journey_id, live), store.published_graph(journey.journey_id)]
+    unique = {graph.which: graph for graph in found if graph is not None}
+    return list(unique.values())
 
 
 def _reads(text: str, name: str) -> bool:
