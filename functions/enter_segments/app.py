@@ -5,6 +5,10 @@ trigger selects, e.g. re_engagement's ``silent_days>=90`` (or a saved segment:
 The day names the entry (``segment:2026-11-22``), so a retried or repeated run enters nobody
 twice, and the journey's re-entry policy decides whether a lead still selected next month
 enters again. Output: ``{"<journey>": {"selected", "entered"}}``.
+
+A trigger that reads a saved segment no longer there (MissingSegment) enters nobody in its
+journey, and the run fails once every other journey has had its entries, saying which: read as
+"a member of no segment", ``in_segment!=customers`` would have entered every lead.
 """
 
 from __future__ import annotations
@@ -12,10 +16,15 @@ from __future__ import annotations
 from typing import Any
 
 from tsunagu import services
+from tsunagu.errors import MissingSegment
 from tsunagu.journeys.lifecycle import enter_leads
 from tsunagu.observability import logger, metrics, observed
 from tsunagu.segments.filter import Segment
 from tsunagu.settings import get_settings
+
+
+class SegmentTriggerFailed(Exception):
+    """A journey's segment trigger read a segment that is not saved: nobody entered it today."""
 
 
 @observed()
@@ -32,12 +41,21 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     leads = services.lead_repository(settings).all_leads()
     facts = services.segment_facts(settings)  # each lead's events and consent read once
     report: dict[str, Any] = {}
+    missing: list[str] = []
     for journey in journeys:
         for trigger in journey.triggers:
             if trigger.kind != "segment" or trigger.segment is None:
                 continue
             segment = Segment.parse(trigger.segment)
-            selected = [lead for lead in leads if segment.selects(lead, now, facts)]
+            try:
+                selected = [lead for lead in leads if segment.selects(lead, now, facts)]
+            except MissingSegment as error:
+                logger.error(
+                    "segment trigger not run",
+                    extra={"journey_id": journey.journey_id, "segment": error.name},
+                )
+                missing.append(f"{journey.journey_id} ({error.message})")
+                continue
             results = enter_leads(
                 journey,
                 selected,
@@ -52,4 +70,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             report[journey.journey_id] = {"selected": len(selected), "entered": entered}
             metrics.add_metric(name="SegmentEntries", unit="Count", value=entered)
     logger.info("segments entered", extra=report)
+    if missing:
+        raise SegmentTriggerFailed("segment triggers not run: " + "; ".join(missing))
     return report

@@ -16,21 +16,29 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AwsStack
+from tests.conftest import REGION, AwsStack, moto_client
 from tests.integration.mail_helpers import capture, prepare_mail, save_template, send
 from tests.support.admin import event
 from tests.support.cli import runtime_here
 from tests.support.leads import index_leads, store_lead
+from tests.support.shipped import install_shipped_journeys
 from tsunagu import cli, services
 from tsunagu.api import admin
 from tsunagu.clock import isoformat
 from tsunagu.commands import imports
 from tsunagu.commands.access import Role
 from tsunagu.imports.plan import ImportOptions
-from tsunagu.journeys.model import Journey, PublishedVersion, StoredGraph, published_graph_key
+from tsunagu.journeys.model import (
+    Journey,
+    PublishedVersion,
+    StoredGraph,
+    Trigger,
+    published_graph_key,
+)
 from tsunagu.leads.lookup import lead_by_email
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import LeadEvent
+from tsunagu_local.lambdas import FunctionError
 
 ENGAGED = "did=form_submitted/30d,consent.marketing=yes"
 FORMULA = '=HYPERLINK("https://evil.example.com","請求書")'
@@ -144,8 +152,9 @@ def test_a_filter_is_tried_saved_nested_and_protected(stack: AwsStack) -> None:
 
 
 def branch_reading(segment: str) -> dict[str, Any]:
-    return {"id": "decide", "kind": "branch", "default": "end",
-            "cases": [{"outcome": "hot", "when": f"in_segment={segment}"}]}  # fmt: skip
+    case = {"outcome": "hot", "when": f"in_segment={segment}", "next": "end"}
+    return {"id": "decide", "kind": "branch", "label": "hot or not", "cases": [case],
+            "default": "end"}  # fmt: skip
 
 
 def test_a_segment_the_running_versions_read_cannot_be_deleted_after_a_rollback(
@@ -187,6 +196,92 @@ def test_a_segment_the_running_versions_read_cannot_be_deleted_after_a_rollback(
     assert [s["name"] for s in call(stack, "GET", "/admin/segments")[1]["items"]] == [
         "rolled-away", "shipped-reads", "vip"
     ]  # fmt: skip
+
+
+def test_a_filter_naming_a_segment_that_does_not_exist_is_refused_wherever_a_person_gives_it(
+    stack: AwsStack,
+) -> None:
+    # Given a segment "customers", and the shipped journeys
+    settings = stack.settings()
+    install_shipped_journeys(settings)
+    shipped = services.journey_repository(settings).get_journey("re_engagement")
+    customers = {"name": "customers", "filter": "stage=customer"}
+    assert call(stack, "POST", "/admin/segments", customers)[0] == 201
+    typo = "in_segment!=customer"  # read as "a member of nothing", every lead
+    graph = {"$format": "tsunagu.journey/1", "journey_id": "pricing", "name": "Pricing",
+             "description": "Hot accounts first.", "start": "decide",
+             "nodes": [branch_reading("customer"),
+                       {"id": "end", "kind": "end", "label": "end"}]}  # fmt: skip
+
+    # When a filter with a typo in the segment's name is tried, exported, started, made a
+    # journey's trigger, put in a branch and published
+    asks = [
+        ("POST", "/admin/segments/try", {"filter": typo}, None, "filter"),
+        ("GET", "/admin/leads/export", None, {"segment": typo}, "segment"),
+        ("POST", "/admin/journeys/re_engagement/entries", {"segment": typo}, None, "segment"),
+        ("PUT", "/admin/journeys/re_engagement/settings",
+         {"triggers": [{"kind": "manual"}, {"kind": "segment", "segment": typo}]}, None,
+         "triggers.1.segment"),
+        ("POST", "/admin/journeys", {"definition": graph}, None, "decide"),
+    ]  # fmt: skip
+
+    # Then each is refused, naming the segment that does not exist
+    for method, path, body, query, field in asks:
+        status, answer = call(stack, method, path, body, query=query)
+        assert status == 422, (path, answer)
+        [problem] = answer["errors"]
+        assert problem["field"] == field and "no segment is named 'customer'" in problem["message"]
+    # and nobody entered, and the journey's triggers are as they were
+    journeys = services.journey_repository(settings)
+    assert journeys.get_journey("re_engagement") == shipped
+    assert not any(journeys.entries_of(lead.lead_id) for lead in
+                   services.lead_repository(settings).all_leads())  # fmt: skip
+    # And a draft reading it is kept, with the problem on its node
+    status, draft = call(stack, "PUT", "/admin/journeys/pricing/graph", {"definition": graph})
+    assert status == 200 and {"field": "decide", "message":
+        "case 'hot': no segment is named 'customer'"} in draft["problems"], draft  # fmt: skip
+    # And with the segment's name right, the same are taken
+    status, tried = call(stack, "POST", "/admin/segments/try", {"filter": "in_segment!=customers"})
+    assert (status, tried["count"]) == (200, 3), tried
+
+
+def test_a_segment_trigger_reading_a_deleted_segment_enters_nobody_and_fails_the_day_s_run(
+    stack: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two active journeys entered by a segment trigger: "broken" reads a segment deleted
+    # after the trigger was saved, "leads" every lead in the stage lead (aiko and ben)
+    settings = stack.settings()
+    prefix = f"arn:aws:states:{REGION}:123456789012:stateMachine:tsunagu-test-"
+    stack.environment["TSUNAGU_STATE_MACHINE_ARN_PREFIX"] = prefix
+    for key, value in stack.environment.items():
+        monkeypatch.setenv(key, value)
+    journeys = services.journey_repository(settings)
+    at = isoformat(services.clock(settings).now())
+    for journey_id, segment in (("broken", "in_segment!=gone"), ("leads", "stage=lead")):
+        journeys.put_journey(
+            Journey(journey_id=journey_id, name=journey_id, state_machine=journey_id,
+                    status="active", triggers=[Trigger(kind="segment", segment=segment)]), at
+        )  # fmt: skip
+        moto_client("stepfunctions").create_state_machine(
+            name=f"tsunagu-test-{journey_id}",
+            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+            roleArn="arn:aws:iam::123456789012:role/journey",
+        )
+
+    # When the day's segment entries run
+    with pytest.raises(FunctionError) as failed:
+        stack.function("enter_segments").invoke({})
+
+    # Then the run fails naming the journey and the segment, after entering the other journey's
+    # leads; the broken trigger entered nobody (not every lead, as "not in gone" would)
+    assert failed.value.payload["errorType"] == "SegmentTriggerFailed"
+    assert "broken" in str(failed.value) and "'gone'" in str(failed.value)
+
+    def executions(journey_id: str) -> int:
+        listed = moto_client("stepfunctions").list_executions(stateMachineArn=prefix + journey_id)
+        return len(listed["executions"])
+
+    assert (executions("broken"), executions("leads")) == (0, 2)
 
 
 def test_a_segment_excluded_from_marketing_stops_the_send_until_it_is_unmarked(

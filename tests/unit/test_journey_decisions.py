@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tsunagu.errors import ValidationFailed
+from tsunagu.errors import MissingSegment, ValidationFailed
 from tsunagu.journeys.compiler import compile_journey
 from tsunagu.journeys.decisions import (
     BranchSpec,
@@ -23,6 +23,7 @@ from tsunagu.journeys.decisions import (
 )
 from tsunagu.journeys.definition import JourneyDefinition
 from tsunagu.leads.model import Lead
+from tsunagu.segments.filter import NoFacts, Segment
 
 NOW = datetime(2026, 12, 7, 1, tzinfo=UTC)
 DEFINITION: dict[str, Any] = {
@@ -170,6 +171,22 @@ def test_a_branch_takes_the_first_case_that_holds_and_records_what_it_read() -> 
     assert (hot.outcome, hot.values) == ("hot", {"tag": [], "score": 75.0})
     cold = decide(spec, lead(score=10.0), journey_id="j", node="n", now=NOW)
     assert cold.outcome == "default"
+
+
+def test_a_branch_reading_a_segment_no_longer_saved_fails_instead_of_choosing_a_way() -> None:
+    # The segment "customers" was deleted while a running version's branch still reads it
+    spec = BranchSpec.model_validate(
+        {"kind": "branch", "cases": [{"outcome": "prospect", "when": "in_segment!=customers"}]}
+    )
+
+    class NothingSaved(NoFacts):
+        def segment(self, name: str) -> Segment | None:
+            return None
+
+    with pytest.raises(MissingSegment, match="'customers'"):
+        decide(spec, lead(), journey_id="j", node="n", now=NOW, facts=NothingSaved())
+    # A dry run's synthetic lead, with nothing known beyond itself, is in no segment
+    assert decide(spec, lead(), journey_id="j", node="n", now=NOW).outcome == "prospect"
 
 
 def test_a_split_shares_leads_as_asked_and_the_same_lead_always_the_same_way() -> None:

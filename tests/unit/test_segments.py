@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tsunagu.clock import isoformat
-from tsunagu.errors import ValidationFailed
+from tsunagu.errors import MissingSegment, ValidationFailed
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import Lead
 from tsunagu.segments.filter import Condition, Segment
@@ -261,7 +261,17 @@ def test_import_and_membership_of_another_segment() -> None:
     assert Segment.parse("in_segment=pricing").selects(lead(), NOW, facts)
     assert not Segment.parse("in_segment=big").selects(lead(), NOW, facts)
     assert Segment.parse("in_segment!=big").selects(lead(), NOW, facts)
-    assert not Segment.parse("in_segment=deleted").selects(lead(), NOW, facts)
+
+
+@pytest.mark.parametrize("operator", ["=", "!="])
+def test_a_segment_that_is_not_saved_is_an_error_never_a_membership_of_nothing(
+    operator: str,
+) -> None:
+    # in_segment!=deleted read as "not a member" would select every lead
+    with pytest.raises(MissingSegment, match="'deleted'"):
+        Segment.parse(f"in_segment{operator}deleted").selects(lead(), NOW, Facts())
+    # a dry run's synthetic lead, with nothing known beyond itself, is in no segment
+    assert Segment.parse(f"in_segment{operator}deleted").selects(lead(), NOW) is (operator == "!=")
 
 
 def test_a_segment_that_contains_itself_stops_instead_of_recursing() -> None:

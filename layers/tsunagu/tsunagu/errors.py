@@ -45,6 +45,17 @@ class OriginNotAllowed(TsunaguError):
     """A browser sent the request from a site that is not registered for this resource."""
 
 
+class MissingSegment(NotFound):
+    """A filter read a saved segment that is not saved (any more). Every filter a person gives
+    is refused when it names one (tsunagu.segments.saved.missing_segment), and a segment a
+    journey's trigger, draft, live or newest version reads cannot be deleted; this is what is
+    left: an older version whose executions still run, or a deletion racing a save."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a filter reads segment {name!r}, and no segment is named so now")
+        self.name = name
+
+
 class AlreadyExists(TsunaguError):
     """Something with this id exists, and the request did not ask to replace it."""
 

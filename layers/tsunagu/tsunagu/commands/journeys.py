@@ -5,7 +5,7 @@ before Golden Week, and what did they choose when they resumed?"."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -26,6 +26,8 @@ from tsunagu.journeys.model import (
     JourneySettings,
     ResumePolicy,
     StoredGraph,
+    Trigger,
+    branch_cases,
     published_graph_key,
 )
 from tsunagu.journeys.publishing import keep_publication
@@ -35,7 +37,7 @@ from tsunagu.journeys.steps import GateStore, ResumeReport, parked_by_step
 from tsunagu.leads.lookup import LeadFinder, lead_by_email
 from tsunagu.leads.model import Lead
 from tsunagu.segments.filter import SEGMENT_NAME, Facts, NoFacts, Segment
-from tsunagu.segments.saved import SavedSegment, parsed_filter
+from tsunagu.segments.saved import SavedSegment, missing_segment, reading_saved
 from tsunagu.segments.selection import Leads as SegmentLeads
 from tsunagu.segments.selection import selected as segments_selected
 
@@ -187,7 +189,40 @@ def _segment(ports: JourneyCommands, text: str) -> Segment:
         if saved is None:
             raise NotFound(f"no segment {text!r}: give a saved segment's name, or a filter")
         return saved.segment
-    return parsed_filter(text, "segment")
+    return reading_saved(text, _segment_exists(ports), "segment")
+
+
+def _segment_exists(ports: JourneyCommands) -> Callable[[str], bool]:
+    return lambda name: ports.saved_segment(name) is not None
+
+
+def _check_triggers(ports: JourneyCommands, triggers: Sequence[Trigger]) -> None:
+    """ValidationFailed, on each segment trigger that reads a segment that does not exist."""
+    exists = _segment_exists(ports)
+    problems = [
+        FieldError(f"triggers.{index}.segment", problem)
+        for index, trigger in enumerate(triggers)
+        if trigger.segment is not None
+        and (problem := missing_segment(Segment.parse(trigger.segment), exists))
+    ]
+    if problems:
+        raise ValidationFailed(problems)
+
+
+def _branch_problems(ports: JourneyCommands, definition: Mapping[str, Any]) -> list[FieldError]:
+    """Each branch case reading a segment that does not exist, on its node (as the compiler
+    says what else is wrong with a case): the compiler checks what a definition says alone,
+    only the store knows which segments there are."""
+    exists = _segment_exists(ports)
+    problems = []
+    for node, outcome, condition in branch_cases(definition):
+        try:
+            problem = missing_segment(Segment.parse(condition), exists)
+        except ValueError:
+            continue  # the compiler says what is wrong with it
+        if problem:
+            problems.append(FieldError(node, f"case {outcome!r}: {problem}"))
+    return problems
 
 
 Publisher = Callable[[dict[str, Any]], dict[str, Any]]
@@ -201,6 +236,7 @@ def save(ports: JourneyCommands, actor: Actor, journey: Journey, *, replace: boo
     rollback change the live version). True when it replaced one; AlreadyExists otherwise."""
     key = journey.journey_id
     with recorded(ports.audit, ports.clock, actor, "journeys.save", f"journey:{key}") as log:
+        _check_triggers(ports, journey.triggers)
         existing = ports.journeys.get_journey(key)
         if existing is not None and not replace:
             raise AlreadyExists(f"journey {key!r} exists: replace it to change it")
@@ -221,6 +257,7 @@ def configure(
     and publication stay as they are."""
     with recorded(ports.audit, ports.clock, actor, "journeys.save", f"journey:{journey_id}") as log:
         existing = find(ports, journey_id)
+        _check_triggers(ports, settings.triggers)
         asked = {name: getattr(settings, name) for name in JourneySettings.model_fields}
         # Only over the record as read: a pause or a publish landing meanwhile is not undone
         stored = ports.journeys.put_journey(
@@ -321,7 +358,7 @@ def graph(ports: JourneyCommands, actor: Actor, journey_id: str) -> GraphView:
     found = newest or store.graph(journey_id, "shipped")
     if found is None:
         raise NotFound(f"no graph of journey {journey_id!r} here")
-    return GraphView(found, graph_problems(found.definition))
+    return GraphView(found, _problems(ports, found.definition))
 
 
 def save_draft(ports: JourneyCommands, actor: Actor, definition: Mapping[str, Any]) -> GraphView:
@@ -338,7 +375,7 @@ def save_draft(ports: JourneyCommands, actor: Actor, definition: Mapping[str, An
             updated_at=isoformat(ports.clock.now()),
         )
         ports.journeys.save_graph(stored)
-        problems = graph_problems(stored.definition)
+        problems = _problems(ports, stored.definition)
         log.detail = f"draft saved, {len(problems)} problem(s) before it can publish"
     return GraphView(stored, problems)
 
@@ -400,6 +437,12 @@ def graph_problems(definition: Mapping[str, Any]) -> list[FieldError]:
     return []
 
 
+def _problems(ports: JourneyCommands, definition: Mapping[str, Any]) -> list[FieldError]:
+    """What stops the graph from publishing: what the compiler finds, and branches reading a
+    segment that does not exist."""
+    return graph_problems(definition) + _branch_problems(ports, definition)
+
+
 def publish(
     ports: JourneyCommands,
     actor: Actor,
@@ -411,6 +454,8 @@ def publish(
     journey_id = str(definition.get("journey_id", ""))
     target = f"journey:{journey_id}"
     with recorded(ports.audit, ports.clock, actor, "journeys.publish", target) as log:
+        if problems := _branch_problems(ports, definition):
+            raise ValidationFailed(problems)
         live = _live_version(ports, journey_id)
         payload: dict[str, Any] = {"action": "publish", "definition": dict(definition)}
         if note:

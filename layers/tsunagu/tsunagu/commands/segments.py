@@ -14,11 +14,11 @@ from tsunagu.clock import Clock, isoformat
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
 from tsunagu.errors import AlreadyExists, ConcurrentUpdate, FieldError, NotFound, ValidationFailed
-from tsunagu.journeys.model import Journey, StoredGraph, published_graph_key
+from tsunagu.journeys.model import Journey, StoredGraph, branch_cases, published_graph_key
 from tsunagu.leads.export import ExportedLeads, ExportEncoding, export_leads
 from tsunagu.leads.model import Lead
 from tsunagu.segments.filter import SEGMENT_NAME, Facts, Segment
-from tsunagu.segments.saved import SavedSegment, checked, parsed_filter
+from tsunagu.segments.saved import SavedSegment, checked, reading_saved
 from tsunagu.segments.selection import Leads, Preview, preview, selected
 
 
@@ -54,14 +54,15 @@ class SegmentCommands:
 
 
 def resolve(ports: SegmentCommands, text: str, field: str = "segment") -> Segment:
-    """A saved segment's filter when ``text`` is a segment's name, else ``text`` as a filter."""
+    """A saved segment's filter when ``text`` is a segment's name, else ``text`` as a filter
+    (refused when it reads a segment that does not exist)."""
     if SEGMENT_NAME.match(text):
         saved = ports.segments.get_segment(text)
         if saved is None:
             known = ", ".join(s.name for s in ports.segments.segments()) or "none saved"
             raise NotFound(f"no segment {text!r} (segments: {known})")
         return saved.segment
-    return parsed_filter(text, field)
+    return reading_saved(text, lambda name: ports.segments.get_segment(name) is not None, field)
 
 
 def list_segments(ports: SegmentCommands, actor: Actor) -> list[SavedSegment]:
@@ -161,7 +162,8 @@ def _running_graphs(ports: SegmentCommands, journey: Journey) -> list[StoredGrap
     an older one than the newest), and the newest published version's, whose executions still
     finish on it after a rollback away from it; a journey never published runs the graph it
     was shipped with. Older versions may still hold executions too, but which do is not stored
-    (Step Functions would be asked execution by execution), so they are not checked."""
+    (Step Functions would be asked execution by execution): a branch there that reads a
+    deleted segment fails loudly when it runs (tsunagu.errors.MissingSegment)."""
     store = ports.journeys
     if journey.published is None:
         found = [store.graph(journey.journey_id, "shipped")]
@@ -180,10 +182,7 @@ def _reads(text: str, name: str) -> bool:
 
 
 def _branches_reading(graph: StoredGraph, name: str) -> Iterable[str]:
-    for node in graph.definition.get("nodes", []):
-        cases = node.get("cases", []) if node.get("kind") == "branch" else []
-        if any(_reads(str(case.get("when", "")), name) for case in cases):
-            yield str(node.get("id"))
+    return sorted({node for node, _, when in branch_cases(graph.definition) if _reads(when, name)})
 
 
 def export(

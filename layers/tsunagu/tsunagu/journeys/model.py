@@ -8,6 +8,7 @@ pause a journey or change who enters without a deploy.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -195,3 +196,20 @@ class StoredGraph:
 
 def published_graph_key(version: int) -> str:
     return f"v{version:06d}"
+
+
+def branch_cases(definition: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """Each branch case of a graph as stored, however incomplete (a draft may be): its node's
+    id, its outcome and its condition (``in_segment=hot-accounts``), as written."""
+    nodes = definition.get("nodes")
+    found = []
+    for node in nodes if isinstance(nodes, list) else []:
+        if not isinstance(node, Mapping) or node.get("kind") != "branch":
+            continue
+        cases = node.get("cases")
+        found += [
+            (str(node.get("id")), str(case.get("outcome")), str(case.get("when", "")))
+            for case in (cases if isinstance(cases, list) else [])
+            if isinstance(case, Mapping)
+        ]
+    return found

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from tsunagu.clock import parse_instant
+from tsunagu.errors import MissingSegment
 from tsunagu.leads.model import Lead
 
 EQUAL, NOT_EQUAL, AT_LEAST, AT_MOST = "=", "!=", ">=", "<="
@@ -70,13 +71,14 @@ class Facts(Protocol):
         ...
 
     def segment(self, name: str) -> Segment | None:
-        """A saved segment's filter (None: no such segment)."""
+        """A saved segment's filter (None: no such segment; a filter reading it fails with
+        MissingSegment)."""
         ...
 
 
 class NoFacts:
     """Nothing known beyond the lead (a dry run's synthetic leads): no events, no consent, in
-    no import, in no saved segment."""
+    no import, in no saved segment (each is NO_LEAD)."""
 
     def did(self, lead_id: str, event_type: str, since: datetime) -> bool:
         return False
@@ -88,7 +90,7 @@ class NoFacts:
         return frozenset()
 
     def segment(self, name: str) -> Segment | None:
-        return None
+        return NO_LEAD
 
 
 NO_FACTS = NoFacts()
@@ -161,6 +163,19 @@ class Segment:
                 bound = "score_min" if c.operator == AT_LEAST else "score_max"
                 found[bound] = int(c.value)
         return found
+
+
+class _NoLead(Segment):
+    """A segment that selects no lead: each saved segment, to a lead nothing is known of
+    beyond itself (NoFacts)."""
+
+    def selects(
+        self, lead: Lead, now: datetime, facts: Facts = NO_FACTS, *, depth: int = 0
+    ) -> bool:
+        return False
+
+
+NO_LEAD = _NoLead(())
 
 
 def _parts(text: str) -> list[str]:
@@ -265,7 +280,14 @@ def _member(name: str, lead: Lead, now: datetime, facts: Facts, depth: int) -> b
     if depth >= MAX_DEPTH:
         raise ValueError(f"segments nest deeper than {MAX_DEPTH} (does {name!r} contain itself?)")
     segment = facts.segment(name)
-    return segment is not None and segment.selects(lead, now, facts, depth=depth + 1)
+    if segment is None:
+        # Never "a member of nothing": in_segment!=customers would then select every lead -
+        # enter them all, send them all the mail meant for the rest. Failing stops the one
+        # evaluation instead, loudly: a branch's execution fails (named in Step Functions), the
+        # day's segment trigger enters nobody in that journey, a marketing send is not sent
+        # (mail_failed, retried).
+        raise MissingSegment(name)
+    return segment.selects(lead, now, facts, depth=depth + 1)
 
 
 def _holds(c: Condition, lead: Lead, now: datetime, facts: Facts, depth: int) -> bool:

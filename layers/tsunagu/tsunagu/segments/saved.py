@@ -7,7 +7,7 @@ does not exist, is refused, and so is deleting a segment something still reads."
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -53,6 +53,25 @@ def parsed_filter(text: str, field: str = "filter") -> Segment:
         raise ValidationFailed([FieldError(field, str(error))]) from None
 
 
+def missing_segment(segment: Segment, exists: Callable[[str], bool]) -> str | None:
+    """What is wrong when the filter reads a saved segment that does not exist (``no segment
+    is named 'customer'``), else None. Every filter a person gives is checked so - a segment
+    saved, tried or exported, a manual start, a journey's triggers and branches - because where
+    it runs a missing segment is an error (MissingSegment): a typo must be said when it is
+    written, not stop a journey at 3 a.m."""
+    missing = sorted(name for name in segment.segments_named if not exists(name))
+    return f"no segment is named {missing[0]!r}" if missing else None
+
+
+def reading_saved(text: str, exists: Callable[[str], bool], field: str = "filter") -> Segment:
+    """The filter (``parsed_filter``), or ValidationFailed naming ``field`` when it reads a
+    segment that does not exist."""
+    segment = parsed_filter(text, field)
+    if problem := missing_segment(segment, exists):
+        raise ValidationFailed([FieldError(field, problem)])
+    return segment
+
+
 def checked(
     name: str,
     filter_text: str,
@@ -73,8 +92,8 @@ def checked(
         raise ValidationFailed(problems)
     segment = parsed_filter(filter_text)
     reads = {s.name: _named(s.filter) for s in saved} | {name: segment.segments_named}
-    if missing := sorted(segment.segments_named - reads.keys()):
-        raise ValidationFailed([FieldError("filter", f"no segment is named {missing[0]!r}")])
+    if problem := missing_segment(segment, reads.__contains__):
+        raise ValidationFailed([FieldError("filter", problem)])
     for start in sorted(reads):
         if problem := _too_deep(start, reads, (start,)):
             raise ValidationFailed([FieldError("filter", problem)])
