@@ -61,6 +61,33 @@ def test_a_domain_on_the_competitors_list_gets_no_marketing_mail_until_it_is_tak
     assert again["status"] == "sent", again
 
 
+def test_an_internationalised_domain_is_excluded_and_taken_off_as_it_was_typed(
+    mailing: AwsStack,
+) -> None:
+    # Given a lead at straße.example.com who consented (on the allowlist of the test stage), and
+    # straße.example.com and 日本.example.jp excluded as a person types them
+    mailing.environment["TSUNAGU_MAIL_ALLOWLIST"] += ",xn--strae-oqa.example.com"
+    lead_id = capture(mailing, "info@straße.example.com", consent=True)
+    for typed, stored in (("straße.example.com", "xn--strae-oqa.example.com"),
+                          ("日本.example.jp", "xn--wgv71a.example.jp"),
+                          ("rival@日本.example.jp", "rival@xn--wgv71a.example.jp")):  # fmt: skip
+        status, added = call(mailing, "POST", "/admin/exclusions", {"value": typed})
+        assert (status, added["value"]) == (201, stored), added
+
+    # Then no marketing mail goes to the lead
+    forget_cached_templates()
+    skipped = send(mailing, lead_id)
+    assert (skipped["status"], skipped["reason"]) == ("skipped", "excluded"), skipped
+
+    # And each entry is taken off by the text it was added with
+    for typed in ("日本.example.jp", "rival@日本.example.jp", "straße.example.com"):
+        status, answer = call(mailing, "DELETE", f"/admin/exclusions/{typed}")
+        assert status == 200, answer
+    assert services.mail_repository(mailing.settings()).exclusions(fresh=True).entries == ()
+    forget_cached_templates()
+    assert send(mailing, lead_id)["status"] == "sent"
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "role", "status"),
     [

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tsunagu.leads.email import InvalidEmail, normalise_email, stored_address_identity
+from tsunagu.leads.email import (
+    InvalidEmail,
+    normalise_domain,
+    normalise_email,
+    stored_address_identity,
+)
 from tsunagu.leads.model import email_identity
 
 
@@ -73,3 +78,25 @@ def test_a_stored_address_has_the_identity_its_typed_form_had(typed: str) -> Non
     assert stored_address_identity(stored.address) == stored_address_identity(
         normalise_email(stored.address).address
     )
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("straße.example.com", "xn--strae-oqa.example.com"),  # not strasse (IDNA 2003)
+        ("ελλάς.example.com", "xn--hxarsa0b.example.com"),  # the final sigma kept
+        ("日本.example.jp", "xn--wgv71a.example.jp"),
+        ("ＥＸＡＭＰＬＥ．ＪＰ", "example.jp"),
+        ("Bücher.Example.COM", "xn--bcher-kva.example.com"),
+        ("xn--wgv71a.example.jp", "xn--wgv71a.example.jp"),
+    ],
+)
+def test_a_domain_typed_alone_is_stored_as_an_address_s_domain_is(typed: str, stored: str) -> None:
+    assert normalise_domain(typed) == stored
+    assert normalise_email(f"info@{typed}").domain == stored
+
+
+@pytest.mark.parametrize("typed", ["", "localhost", "not a domain", "exam\x85ple.jp", "a@b.jp"])
+def test_what_no_address_could_have_as_its_domain_is_refused(typed: str) -> None:
+    with pytest.raises(InvalidEmail):
+        normalise_domain(typed)

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tsunagu.errors import ValidationFailed
+from tsunagu.leads.email import normalise_email
 from tsunagu.mail.exclusions import Exclusion, ExclusionList, exclusion_entry
 from tsunagu.mail.send import SendRequest, send_mail
 
@@ -96,6 +97,39 @@ def test_an_entry_is_an_address_or_a_domain_as_a_person_types_it() -> None:
     assert exclusion_entry("＠Example.CO.JP ", "staff", None, by, AT).value == "example.co.jp"
     assert exclusion_entry("Rival@Example.com", "competitors", None, by, AT).kind == "address"
     assert exclusion_entry("例え.jp", "competitors", None, by, AT).value == "xn--r8jz45g.jp"
+
+
+@pytest.mark.parametrize(
+    ("typed", "lead_address"),
+    [
+        ("straße.example.com", "info@straße.example.com"),
+        ("info@straße.example.com", "info@straße.example.com"),
+        ("ελλάς.example.com", "info@ελλάς.example.com"),
+        ("日本.example.jp", "rival@日本.example.jp"),
+        ("Rival@日本.Example.JP", "rival@日本.example.jp"),
+        ("日本.example.jp", "rival@sales.日本.example.jp"),
+    ],
+)
+def test_an_internationalised_entry_excludes_the_lead_and_is_taken_off_as_it_was_typed(
+    typed: str, lead_address: str
+) -> None:
+    # Given an entry added as a person typed it, and a lead whose address was stored as every
+    # lead's is
+    entry = exclusion_entry(typed, "competitors", None, "m@example.com", AT)
+    listed = ExclusionList().with_entry(entry)
+    # Then the lead is excluded
+    assert listed.excluding(normalise_email(lead_address).address) == entry
+    # And the entry is taken off by the same text, or as it is listed
+    for named in (typed, entry.value):
+        remaining, gone = listed.without(named)
+        assert (remaining.entries, gone) == ((), entry)
+
+
+def test_an_entry_stored_by_an_earlier_rule_can_be_taken_off_as_it_is_listed() -> None:
+    # A domain no address may have now (a special-use name), which an earlier Tsunagu took
+    earlier = Exclusion("staff.local", "domain", "staff", None, "m@example.com", AT)
+    remaining, gone = ExclusionList((earlier,), 1).without("Staff.Local")
+    assert (remaining.entries, gone) == ((), earlier)
 
 
 @pytest.mark.parametrize(

@@ -40,8 +40,12 @@ class EmailAddress:
         return self.address.rsplit("@", 1)[1]
 
 
+def _as_typed(raw: str) -> str:
+    return unicodedata.normalize("NFKC", raw).translate(_INVISIBLE).strip()
+
+
 def normalise_email(raw: str) -> EmailAddress:
-    text = unicodedata.normalize("NFKC", raw).translate(_INVISIBLE).strip()
+    text = _as_typed(raw)
     if not text:
         raise InvalidEmail("an e-mail address is required")
     if len(text) > MAX_ADDRESS_LENGTH:
@@ -59,6 +63,24 @@ def normalise_email(raw: str) -> EmailAddress:
     # ascii_email carries an internationalised domain as punycode, which SES accepts.
     local_part, domain = (result.ascii_email or result.normalized).rsplit("@", 1)
     return EmailAddress(f"{local_part}@{domain.lower()}")
+
+
+def normalise_domain(raw: str) -> str:
+    """A domain typed on its own (an exclusion, a filter's ``domain=``) as ``normalise_email``
+    stores an address's: the validator's own domain check (IDNA 2008 with UTS 46, which keeps
+    ``ß`` and ``ς``: ``straße`` is ``xn--strae-oqa``, not ``strasse``), punycode, lower case -
+    so it compares equal to the leads' addresses. InvalidEmail when no address could have it."""
+    text = _as_typed(raw)
+    if not text:
+        raise InvalidEmail("a domain is required")
+    from email_validator import EmailNotValidError
+    from email_validator.syntax import validate_email_domain_name
+
+    try:
+        # What validate_email runs on the part after the @, with its defaults
+        return validate_email_domain_name(text)["ascii_domain"].lower()
+    except EmailNotValidError as error:
+        raise InvalidEmail(str(error)) from None
 
 
 def stored_address_identity(address: str) -> str:

@@ -10,17 +10,17 @@ Entries are kept in one list per account, each with the list it belongs to and w
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from tsunagu.errors import FieldError, ValidationFailed
-from tsunagu.leads.email import InvalidEmail, normalise_email
+from tsunagu.leads.email import InvalidEmail, normalise_domain, normalise_email
 
 MAX_ENTRIES = 2_000
 """What one list item holds comfortably (DynamoDB's item limit is 400 KB)."""
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _LIST = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 
@@ -46,23 +46,29 @@ def exclusion_entry(text: str, list_name: str, note: str | None, by: str, at: st
         raise ValidationFailed(
             [FieldError("list", f"{list_name!r}: lower-case letters, e.g. competitors")]
         )
-    cleaned = unicodedata.normalize("NFKC", text).strip().casefold().removeprefix("@")
-    if "@" in cleaned:
-        try:
-            return Exclusion(
-                normalise_email(cleaned).address.casefold(), "address", list_name, note, by, at
-            )
-        except InvalidEmail as error:
-            raise ValidationFailed([FieldError("value", f"{text!r}: {error}")]) from None
     try:
-        domain = cleaned.encode("idna").decode("ascii") if not cleaned.isascii() else cleaned
-    except UnicodeError:  # a character no domain can hold (U+0085, a lone surrogate)
-        domain = ""
-    if not _DOMAIN.match(domain):
-        raise ValidationFailed(
-            [FieldError("value", f"{text!r} is neither an address nor a domain")]
-        )
-    return Exclusion(domain, "domain", list_name, note, by, at)
+        kind, value = exclusion_value(text)
+    except InvalidEmail as error:
+        said = f": {error}" if "@" in _folded(text) else " is neither an address nor a domain"
+        raise ValidationFailed([FieldError("value", f"{text!r}{said}")]) from None
+    return Exclusion(value, kind, list_name, note, by, at)
+
+
+def exclusion_value(text: str) -> tuple[Literal["address", "domain"], str]:
+    """An address or a domain (with or without ``@``) as the leads' addresses are normalised
+    (tsunagu.leads.email) - one rule for adding, removing and matching an entry: an address or
+    domain typed as 日本.example.jp or straße.example.com is the punycode a lead's address holds
+    (case folded only after it, as IDNA 2008 has it). InvalidEmail when it is neither."""
+    typed = unicodedata.normalize("NFKC", text).strip().removeprefix("@")
+    if "@" in typed:
+        return "address", normalise_email(typed).address.casefold()
+    return "domain", normalise_domain(typed)
+
+
+def _folded(text: str) -> str:
+    """An entry as an earlier Tsunagu stored it (folded before IDNA 2003, ``straße`` as
+    ``strasse``), so such an entry can still be taken off as it is listed."""
+    return unicodedata.normalize("NFKC", text).strip().casefold().removeprefix("@")
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,8 @@ class ExclusionList:
     """Bumped by every change: a change made on a list read earlier is refused."""
 
     def excluding(self, address: str) -> Exclusion | None:
-        """The entry that excludes ``address`` (its own, else its domain's or a parent's)."""
+        """The entry that excludes ``address`` (its own, else its domain's or a parent's):
+        a lead's address, normalised when it was stored as the entries are when added."""
         address = address.casefold()
         domain = address.rsplit("@", 1)[-1]
         for entry in self.entries:
@@ -97,8 +104,12 @@ class ExclusionList:
         return ExclusionList((*kept, entry), self.version + 1)
 
     def without(self, value: str) -> tuple[ExclusionList, Exclusion | None]:
-        value = unicodedata.normalize("NFKC", value).strip().casefold().removeprefix("@")
-        gone = next((e for e in self.entries if e.value == value), None)
+        """The list without the entry ``value`` names: as it was typed when added
+        (日本.example.jp) or as it is listed (xn--wgv71a.example.jp)."""
+        named = {_folded(value)}
+        with contextlib.suppress(InvalidEmail):
+            named.add(exclusion_value(value)[1])
+        gone = next((e for e in self.entries if e.value in named), None)
         if gone is None:
             return self, None
         return ExclusionList(
