@@ -284,6 +284,18 @@ def test_a_segment_trigger_reading_a_deleted_segment_enters_nobody_and_fails_the
     assert (executions("broken"), executions("leads")) == (0, 2)
 
 
+def test_an_internationalised_domain_selects_the_leads_there_as_it_is_typed(
+    stack: AwsStack,
+) -> None:
+    capture(stack, "info@日本.example.jp", consent=True)
+    for typed in ("domain=日本.example.jp", "domain=xn--wgv71a.example.jp"):
+        status, tried = call(stack, "POST", "/admin/segments/try", {"filter": typed})
+        assert (status, emails(tried)) == (200, ["info@xn--wgv71a.example.jp"]), tried
+    japan = {"name": "japan", "filter": "domain=日本.example.jp"}
+    status, saved = call(stack, "POST", "/admin/segments", japan)
+    assert (status, saved["filter"]) == (201, "domain=xn--wgv71a.example.jp"), saved
+
+
 def test_a_segment_excluded_from_marketing_stops_the_send_until_it_is_unmarked(
     stack: AwsStack,
 ) -> None:

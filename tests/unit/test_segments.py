@@ -12,6 +12,7 @@ import pytest
 
 from tsunagu.clock import isoformat
 from tsunagu.errors import MissingSegment, ValidationFailed
+from tsunagu.leads.email import normalise_email
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import Lead
 from tsunagu.segments.filter import Condition, Segment
@@ -97,6 +98,7 @@ def test_a_bad_segment_is_refused_with_a_reason(text: str, message: str) -> None
         ("domain=sales.example.jp", True),  # compared case-insensitively
         ("domain=SALES.EXAMPLE.JP", True),
         ("domain=example.jp", False),  # the whole domain, not a suffix
+        ("domain=ｓａｌｅｓ．ｅｘａｍｐｌｅ．ｊｐ", True),  # typed with the IME in full width
         ("silent_days>=90", True),
         ("silent_days>=95", True),  # exactly 95 days silent
         ("silent_days>=96", False),
@@ -112,6 +114,24 @@ def test_a_bad_segment_is_refused_with_a_reason(text: str, message: str) -> None
 )
 def test_each_filter_selects(text: str, selected: bool) -> None:
     assert Segment.parse(text).selects(lead(), NOW) is selected
+
+
+@pytest.mark.parametrize(
+    ("typed", "address"),
+    [
+        ("日本.example.jp", "info@日本.example.jp"),
+        ("xn--wgv71a.example.jp", "info@日本.example.jp"),
+        ("straße.example.com", "info@straße.example.com"),
+    ],
+)
+def test_an_internationalised_domain_selects_the_leads_whose_address_is_there(
+    typed: str, address: str
+) -> None:
+    # The lead's address as every lead's is stored: its domain in punycode
+    at_domain = lead(email=normalise_email(address).address)
+    assert Segment.parse(f"domain={typed}").selects(at_domain, NOW)
+    assert not Segment.parse(f"domain!={typed}").selects(at_domain, NOW)
+    assert not Segment.parse(f"domain={typed}").selects(lead(), NOW)
 
 
 def test_a_lead_never_active_is_silent_since_it_was_created() -> None:

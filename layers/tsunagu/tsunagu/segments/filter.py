@@ -5,7 +5,8 @@ read it (tsunagu.journeys.decisions).
 Conditions, separated by commas, all of which must hold:
 
 - ``stage``, ``tag``, ``source``, ``domain``, ``grade``, ``crm_status``, ``owner``:
-  ``=`` or ``!=`` a value (tags and sources exactly, the rest without case, NFKC);
+  ``=`` or ``!=`` a value (tags and sources exactly, the rest without case, NFKC; a domain as
+  the leads' addresses hold it, an internationalised one as punycode);
 - ``field.<name>``: a lead field (``field.company=株式会社Example``; an empty value means the
   field is blank), ``=`` or ``!=``;
 - ``score``, ``silent_days``: ``>=`` or ``<=`` a whole number (a score band is both);
@@ -32,6 +33,7 @@ from typing import Any, Protocol
 
 from tsunagu.clock import parse_instant
 from tsunagu.errors import MissingSegment
+from tsunagu.leads.email import InvalidEmail, normalise_domain
 from tsunagu.leads.model import Lead
 
 EQUAL, NOT_EQUAL, AT_LEAST, AT_MOST = "=", "!=", ">=", "<="
@@ -217,9 +219,22 @@ def _condition(part: str) -> Condition:
         raise ValueError(f"{label}: use {' / '.join(CONSENT_VALUES)}, not {value!r}")
     if name == "in_segment" and not SEGMENT_NAME.match(value):
         raise ValueError(f"in_segment needs a segment's name, not {value!r}")
+    if name == "domain":
+        value = _as_stored_domain(value)
     if not value and name != "field":
         raise ValueError(f"{label} needs a value")
     return Condition(name, operator, value, argument)
+
+
+def _as_stored_domain(value: str) -> str:
+    """``domain=``'s value as the leads' addresses hold their domains (tsunagu.leads.email):
+    ``日本.example.jp`` is ``xn--wgv71a.example.jp``, ``straße`` stays ``xn--strae-oqa``. A value
+    no address could have is kept as written: it selects no lead, and a filter saved before
+    this rule still reads."""
+    try:
+        return normalise_domain(value)
+    except InvalidEmail:
+        return value
 
 
 def fold(text: str) -> str:
