@@ -19,6 +19,7 @@ import yaml
 from tsunagu.api.admin import (
     LIMIT_MAX,
     NEXT_BEFORE_HEADER,
+    REPLACED_CHARACTERS_HEADER,
     ROUTES,
     TIMELINE_PAGE_SIZE,
     AdminRoute,
@@ -236,6 +237,14 @@ def _operation(route: AdminRoute) -> dict[str, Any]:
         responses["201"] = {"description": "Created.", "content": _json_object()}
     if route.query and ("format" in route.query or route.operation == "leads.export"):
         responses["200"]["content"]["text/csv"] = {"schema": {"type": "string"}}
+    if route.operation == "leads.export":
+        responses["200"]["headers"] = {
+            REPLACED_CHARACTERS_HEADER: {
+                "description": "With `encoding=cp932`: how many characters cp932 has no code for"
+                " (絵文字, 𠮷) the file holds as `?` (0: none; an export as UTF-8 keeps them).",
+                "schema": {"type": "integer", "minimum": 0},
+            }
+        }
     if route.operation == "audit.list":
         responses["200"]["headers"] = {
             NEXT_BEFORE_HEADER: {

@@ -1055,11 +1055,11 @@ RIVAL_COMPANY = "株式会社ライバル商事"
 def test_a_marketer_tries_a_filter_saves_it_excluded_and_exports_it_in_shift_jis(
     tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
 ) -> None:
-    # Given two people of a competitor who signed up through the demo form
-    for email in RIVALS:
+    # Given two people of a competitor who signed up through the demo form, one with a name
+    # Shift_JIS has no code for (𠮷)
+    for email, name in zip(RIVALS, ("競合 社員", "𠮷野 社員"), strict=True):
         status, _ = tsunagu.post_json(
-            "/forms/demo/submissions",
-            {"email": email, "name": "競合 社員", "company": RIVAL_COMPANY},
+            "/forms/demo/submissions", {"email": email, "name": name, "company": RIVAL_COMPANY}
         )
         assert status == 201
     segment = "rival_staff"
@@ -1107,6 +1107,11 @@ def test_a_marketer_tries_a_filter_saves_it_excluded_and_exports_it_in_shift_jis
     rows = list(csv.DictReader(io.StringIO(data.decode("cp932"))))
     assert sorted(row["email"] for row in rows) == list(RIVALS), rows
     assert {row["company"] for row in rows} == {RIVAL_COMPANY}, rows
+    # And she is told the one character the file holds as ?, which only the API knows
+    assert sorted(row["name"] for row in rows) == ["?野 社員", "競合 社員"], rows
+    expect(page.get_by_role("status")).to_contain_text(
+        "1 character has no code in Shift_JIS and is written as ? in the file"
+    )
 
     # And the export is in the audit log: who, which segment, how many leads
     logged = tsunagu.cli("audit", "list", "--csv")
@@ -1116,7 +1121,7 @@ def test_a_marketer_tries_a_filter_saves_it_excluded_and_exports_it_in_shift_jis
         if row["operation"] == "leads.export" and row["target"] == f"segment:{segment}"
     ]
     assert [(r["email"], r["outcome"], r["detail"]) for r in exports] == [
-        (MARKETER, "done", "2 leads as CSV (cp932)")
+        (MARKETER, "done", "2 leads as CSV (cp932, 1 characters not in cp932)")
     ], exports
     admin = console_page(chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), locale="en-GB")
     open_screen(admin, tsunagu, "audit")

@@ -818,9 +818,13 @@ def test_only_the_console_s_origin_may_call_the_api_from_a_browser(aws: AwsStack
     assert from_console["statusCode"] == from_elsewhere["statusCode"] == 200
     assert from_console["headers"]["access-control-allow-origin"] == console
     assert "access-control-allow-origin" not in from_elsewhere["headers"]
-    # The console reads where a cut audit CSV goes on, and a file's name
+    # The console reads where a cut audit CSV goes on, a file's name, and what cp932 lost
     exposed = from_console["headers"]["access-control-expose-headers"].split(", ")
-    assert set(exposed) == {"content-disposition", admin.NEXT_BEFORE_HEADER}
+    assert set(exposed) == {
+        "content-disposition",
+        admin.NEXT_BEFORE_HEADER,
+        admin.REPLACED_CHARACTERS_HEADER,
+    }
 
     # Without a console in AWS (the local runtime serves it on the API's own origin): no CORS
     aws.environment["TSUNAGU_CONSOLE_ORIGIN"] = ""

@@ -321,6 +321,7 @@ def test_the_export_opens_in_excel_safely_is_audited_and_imports_back_unchanged(
     status, response = call(stack, "GET", "/admin/leads/export")
     assert status == 200, response
     assert response["headers"]["content-type"] == "text/csv; charset=utf-8"
+    assert admin.REPLACED_CHARACTERS_HEADER not in response["headers"]  # UTF-8 keeps them all
     assert response["body"].startswith("\ufeff")
     rows = list(csv.DictReader(io.StringIO(response["body"].removeprefix("\ufeff"))))
     by_email = {row["email"]: row for row in rows}
@@ -338,6 +339,7 @@ def test_the_export_opens_in_excel_safely_is_audited_and_imports_back_unchanged(
     assert status == 200 and response["isBase64Encoded"], response
     text = base64.b64decode(response["body"]).decode("cp932")
     assert [row["email"] for row in csv.DictReader(io.StringIO(text))] == ["chika@example.jp"]
+    assert response["headers"][admin.REPLACED_CHARACTERS_HEADER] == "0"  # nothing lost
 
     for query, role, expected in (
         ({}, Role.VIEWER, 403),
@@ -376,6 +378,23 @@ def test_the_export_opens_in_excel_safely_is_audited_and_imports_back_unchanged(
         "ben@example.com": "unchanged",
         "chika@example.jp": "unchanged",
     }
+
+
+def test_a_cp932_export_says_how_many_characters_it_wrote_as_a_question_mark(
+    stack: AwsStack,
+) -> None:
+    # Given a lead whose name and company hold characters cp932 has no code for
+    store_lead(stack, "yoshi@example.jp", name="𠮷田 太郎", company="株式会社サンプル😀")
+
+    # When every lead is exported for an older Excel
+    status, response = call(stack, "GET", "/admin/leads/export", query={"encoding": "cp932"})
+
+    # Then the file has them as ?, and the answer says how many
+    assert status == 200, response
+    rows = list(csv.DictReader(io.StringIO(base64.b64decode(response["body"]).decode("cp932"))))
+    yoshi = next(row for row in rows if row["email"] == "yoshi@example.jp")
+    assert (yoshi["name"], yoshi["company"]) == ("?田 太郎", "株式会社サンプル?")
+    assert response["headers"][admin.REPLACED_CHARACTERS_HEADER] == "2"
 
 
 def test_the_cli_tries_saves_lists_and_exports_a_segment(

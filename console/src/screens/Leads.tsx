@@ -61,8 +61,7 @@ function ExportAll() {
   async function exportAll() {
     setMessage(null);
     try {
-      await exportLeads(null, encoding);
-      setMessage(t("export.done", { file: "leads-export.csv" }));
+      setMessage(await exportLeads(null, encoding));
     } catch (error) {
       setMessage(describeError(error));
     }

@@ -182,8 +182,7 @@ export default function Segments() {
   async function exportCsv(segment: string) {
     say(null);
     try {
-      await exportLeads(segment, encoding);
-      say(t("export.done", { file: `leads-${segment}.csv` }));
+      say(await exportLeads(segment, encoding));
     } catch (error) {
       say(null, error);
     }

@@ -751,9 +751,10 @@ def segment_delete(call: AdminCall) -> Any:
 
 def lead_export(call: AdminCall) -> Any:
     """Leads as CSV for Excel: every lead, or those a saved segment (or a filter) selects
-    (``?segment=``); ``?encoding=utf-8`` (with a BOM, default) or ``cp932``. A cell a
-    spreadsheet would run as a formula is prefixed with ``'``. Marketers and admins; every
-    export is in the audit log."""
+    (``?segment=``); ``?encoding=utf-8`` (with a BOM, default) or ``cp932``, whose answer says
+    in ``x-tsunagu-replaced-characters`` how many characters cp932 has no code for were written
+    as ``?``. A cell a spreadsheet would run as a formula is prefixed with ``'``. Marketers and
+    admins; every export is in the audit log."""
     encoding = call.query.get("encoding", "utf-8")  # given empty: refused below
     if encoding not in ENCODINGS:
         raise ValidationFailed([FieldError("encoding", f"{encoding!r}: utf-8 or cp932")])
@@ -769,7 +770,9 @@ def lead_export(call: AdminCall) -> Any:
     name = f"leads-{segment if segment and SEGMENT_NAME.match(segment) else 'export'}.csv"
     if exported.encoding == "utf-8":
         return CsvBody(exported.data.decode("utf-8"), name)
-    return CsvBody("", name, data=exported.data, charset="shift_jis")
+    return CsvBody(
+        "", name, data=exported.data, charset="shift_jis", replaced_characters=exported.replaced
+    )
 
 
 # ---------------------------------------------------------------- journeys
@@ -1381,9 +1384,13 @@ class CsvBody:
     next_before: str | None = None
     """When the file is one page of more (the audit log's): the ``?before=`` of the next file,
     sent as NEXT_BEFORE_HEADER."""
+    replaced_characters: int | None = None
+    """A cp932 export's characters written as ``?`` (no code for them in cp932), sent as
+    REPLACED_CHARACTERS_HEADER: the file alone does not say a name lost its 𠮷."""
 
 
 NEXT_BEFORE_HEADER = "x-tsunagu-next-before"
+REPLACED_CHARACTERS_HEADER = "x-tsunagu-replaced-characters"
 
 
 # ---------------------------------------------------------------- reports
@@ -1841,8 +1848,11 @@ def handle(event: Mapping[str, Any], settings: Settings) -> Response:
         response["headers"] = {
             **response.get("headers", {}),
             "access-control-allow-origin": origin,
-            # The console names a downloaded CSV as the API does.
-            "access-control-expose-headers": f"content-disposition, {NEXT_BEFORE_HEADER}",
+            # The console names a downloaded CSV as the API does, goes on with a cut audit
+            # CSV, and says what a cp932 export lost.
+            "access-control-expose-headers": ", ".join(
+                ("content-disposition", NEXT_BEFORE_HEADER, REPLACED_CHARACTERS_HEADER)
+            ),
             "vary": "Origin",
         }
     return response
@@ -1914,6 +1924,8 @@ def _answer(event: Mapping[str, Any], settings: Settings) -> Response:
         }
         if result.next_before is not None:
             file_headers[NEXT_BEFORE_HEADER] = result.next_before
+        if result.replaced_characters is not None:
+            file_headers[REPLACED_CHARACTERS_HEADER] = str(result.replaced_characters)
         return {"statusCode": 200, "headers": file_headers, **file}
     status, body = result if isinstance(result, tuple) else (200, result)
     return json_response(status, body, {"cache-control": "no-store"})
