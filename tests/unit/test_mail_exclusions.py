@@ -132,6 +132,14 @@ def test_an_entry_stored_by_an_earlier_rule_can_be_taken_off_as_it_is_listed() -
     assert (remaining.entries, gone) == ((), earlier)
 
 
+def test_taking_off_straße_leaves_strasse_which_is_another_domain() -> None:
+    strasse = exclusion_entry("strasse.example.com", "competitors", None, "m@example.com", AT)
+    strasse_eszett = exclusion_entry("straße.example.com", "competitors", None, "m", AT)
+    listed = ExclusionList().with_entry(strasse).with_entry(strasse_eszett)
+    remaining, gone = listed.without("straße.example.com")
+    assert (remaining.entries, gone) == ((strasse,), strasse_eszett)
+
+
 @pytest.mark.parametrize(
     ("value", "list_name", "field"),
     [("not a domain", "staff", "value"), ("a@", "staff", "value"),

@@ -10,7 +10,6 @@ Entries are kept in one list per account, each with the list it belongs to and w
 
 from __future__ import annotations
 
-import contextlib
 import re
 import unicodedata
 from dataclasses import asdict, dataclass
@@ -66,8 +65,8 @@ def exclusion_value(text: str) -> tuple[Literal["address", "domain"], str]:
 
 
 def _folded(text: str) -> str:
-    """An entry as an earlier Tsunagu stored it (folded before IDNA 2003, ``straße`` as
-    ``strasse``), so such an entry can still be taken off as it is listed."""
+    """An entry as an earlier rule took it, folded only: one no address may have now (a
+    special-use domain such as ``staff.local``) can still be taken off as it is listed."""
     return unicodedata.normalize("NFKC", text).strip().casefold().removeprefix("@")
 
 
@@ -106,10 +105,11 @@ class ExclusionList:
     def without(self, value: str) -> tuple[ExclusionList, Exclusion | None]:
         """The list without the entry ``value`` names: as it was typed when added
         (日本.example.jp) or as it is listed (xn--wgv71a.example.jp)."""
-        named = {_folded(value)}
-        with contextlib.suppress(InvalidEmail):
-            named.add(exclusion_value(value)[1])
-        gone = next((e for e in self.entries if e.value in named), None)
+        try:
+            named = exclusion_value(value)[1]
+        except InvalidEmail:
+            named = _folded(value)
+        gone = next((e for e in self.entries if e.value == named), None)
         if gone is None:
             return self, None
         return ExclusionList(
