@@ -11,6 +11,7 @@ import json
 import re
 import shlex
 import shutil
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -965,3 +966,46 @@ def test_a_background_dry_run_of_a_file_that_is_no_list_is_refused_saying_why(
     for unknown in ("pln_01NOSUCHPLAN", "imp_01NOTAPLAN", "..%2F..%2Fetc"):
         response = admin.handle(event("GET", f"/admin/imports/plans/{unknown}"), stack)
         assert response["statusCode"] == 404, (unknown, response)
+
+
+def damaged_workbook() -> bytes:
+    """A workbook whose sheet XML stops part-way (a download cut short)."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["メールアドレス", "氏名"])
+    book.active.append(["a@example.jp", "山田 太郎"])
+    saved = io.BytesIO()
+    book.save(saved)
+    out = io.BytesIO()
+    with zipfile.ZipFile(saved) as source, zipfile.ZipFile(out, "w") as damaged:
+        for name in source.namelist():
+            body = source.read(name)
+            damaged.writestr(name, body[:-20] if name == "xl/worksheets/sheet1.xml" else body)
+    return out.getvalue()
+
+
+def test_a_damaged_workbook_is_refused_by_the_dry_run_and_the_background_run(
+    stack: Settings, aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.commands import import_jobs
+
+    content = base64.b64encode(damaged_workbook()).decode()
+    status, answer = call(stack, {"file_name": "来場者.xlsx", "content_base64": content})
+    assert status == 422, answer
+    assert answer["errors"][0]["field"] == "file"
+    assert answer["errors"][0]["message"].startswith("not a readable workbook: ")
+
+    # The background run's first step plans the file: the import is refused, saying why
+    monkeypatch.setattr(services, "start_import", lambda _settings, i, *_: i)
+    aws.environment["TSUNAGU_IMPORT_STATE_MACHINE_ARN"] = "arn:aws:states:x:1:stateMachine:i"
+    ports = services.import_commands(aws.settings())
+    upload_id = import_jobs.upload_file(ports, "来場者.xlsx", damaged_workbook())
+    body = {"file_name": "来場者.xlsx", "upload_id": upload_id, "plan_digest": "0" * 16}
+    status, queued = post(aws.settings(), "/admin/imports", body)
+    assert status == 202, queued
+    function = aws.function("import_list")
+    assert function.invoke({"step": "prepare", "import_id": queued["import_id"]}) == {"chunks": []}
+    record, _ = import_jobs.status(ports, services.operator(stack), queued["import_id"])
+    assert record.status == "refused"
+    assert record.detail is not None and "not a readable workbook" in record.detail

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shlex
+import zipfile
+from collections.abc import Callable
 from datetime import date
 
 import pytest
@@ -310,3 +313,45 @@ def test_a_file_named_xlsx_that_is_not_a_workbook_is_refused_saying_so() -> None
 def test_the_run_hint_names_the_file_so_a_shell_reads_it_back(typed: str, shown: str) -> None:
     assert _shell_word(typed) == shown
     assert shlex.split(_shell_word(typed)) == [typed]
+
+
+def with_part(data: bytes, part: str, change: Callable[[bytes], bytes | None]) -> bytes:
+    """The workbook with one of its zip's parts changed (None: left out)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as changed:
+        for name in source.namelist():
+            body = source.read(name)
+            body = change(body) if name == part else body
+            if body is not None:
+                changed.writestr(name, body, zipfile.ZIP_DEFLATED)
+    return out.getvalue()
+
+
+SHEET_PART = "xl/worksheets/sheet1.xml"
+
+
+def with_row(xml: bytes) -> Callable[[bytes], bytes]:
+    row = b'<row r="9">' + xml + b"</row>"
+    return lambda sheet: sheet.replace(b"</sheetData>", row + b"</sheetData>")
+
+
+DAMAGED: dict[str, tuple[str, Callable[[bytes], bytes | None]]] = {
+    "truncated sheet XML": (SHEET_PART, lambda b: b[:-20]),
+    "a sheet part missing": (SHEET_PART, lambda b: None),
+    "no sheet listed": ("xl/workbook.xml", lambda b: re.sub(rb"<sheets>.*</sheets>", b"", b)),
+    "a number cell holding text": (SHEET_PART, with_row(b'<c r="A9"><v>abc</v></c>')),
+    "an entity": (
+        SHEET_PART,
+        lambda b: with_row(b'<c r="A9" t="inlineStr"><is><t>&e;</t></is></c>')(
+            b.replace(b"?>", b'?><!DOCTYPE x [<!ENTITY e "boom">]>', 1)
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGED))
+def test_a_damaged_or_hostile_workbook_is_refused_saying_it_cannot_be_read(damage: str) -> None:
+    part, change = DAMAGED[damage]
+    data = with_part(workbook([["email", "name"], ["a@example.com", "x"]]), part, change)
+    with pytest.raises(ValidationFailed, match=r"^file: not a readable workbook: \S"):
+        read_table(data, "list.xlsx")

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from typing import Any
 
 from tsunagu.errors import FieldError, ValidationFailed
 
@@ -118,22 +120,16 @@ def _table(found: str, delimiter: str, lines: list[list[str]]) -> Table:
 
 def _xlsx_lines(data: bytes) -> list[list[str]]:
     """The first sheet's rows as text."""
-    import zipfile
-
     import openpyxl  # only when a workbook is read: the layer's cold start does not pay for it
-    from openpyxl.utils.exceptions import InvalidFileException
 
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
-        raise ValidationFailed(
-            [FieldError("file", f"not an Excel workbook (.xlsx): {error}")]
-        ) from None
+    except Exception as error:
+        raise _unreadable(error) from None
     try:
-        sheet = book.worksheets[0]
         lines: list[list[str]] = []
         cells = 0
-        for values in sheet.iter_rows(values_only=True):
+        for values in _sheet_values(book):
             cells += len(values)
             if cells > MAX_XLSX_CELLS:
                 raise ValidationFailed([FieldError("file", f"more than {MAX_XLSX_CELLS} cells")])
@@ -141,6 +137,46 @@ def _xlsx_lines(data: bytes) -> list[list[str]]:
     finally:
         book.close()
     return lines
+
+
+def _sheet_values(book: Any) -> Iterator[tuple[object, ...]]:
+    """The sheet's rows as openpyxl reads them, a broken workbook refused: openpyxl parses the
+    sheet only as its rows are asked for, so a workbook that opened can still fail here."""
+    if not book.worksheets:  # none listed, or the parts it lists are missing
+        raise ValidationFailed([FieldError("file", "not a readable workbook: it has no sheet")])
+    try:
+        rows = iter(book.worksheets[0].iter_rows(values_only=True))
+    except Exception as error:
+        raise _unreadable(error) from None
+    while True:
+        try:
+            values = next(rows)
+        except StopIteration:
+            return
+        except Exception as error:
+            raise _unreadable(error) from None
+        yield values
+
+
+def _unreadable(error: Exception) -> ValidationFailed:
+    """A workbook openpyxl could not read, as a refusal naming why.
+
+    What a damaged or hostile file makes openpyxl raise is whatever its zip, XML and attribute
+    readers raise: BadZipFile, an IndexError for a workbook that lists no sheet or a sheet part
+    that is missing, a ValueError for ``<v>abc</v>``, a ParseError for truncated XML or a
+    forbidden entity, a TypeError or AttributeError from a part of the wrong shape. Each is the
+    file's fault, not this code's, which is why the callers catch any Exception around
+    openpyxl's own calls (and only those)."""
+    import zipfile
+
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    if isinstance(error, zipfile.BadZipFile | InvalidFileException):
+        what = "not an Excel workbook (.xlsx)"
+    else:
+        what = "not a readable workbook"
+    detail = " ".join(str(error).split())[:200] or type(error).__name__
+    return ValidationFailed([FieldError("file", f"{what}: {detail}")])
 
 
 def _cell_text(value: object) -> str:
