@@ -355,3 +355,53 @@ def test_a_damaged_or_hostile_workbook_is_refused_saying_it_cannot_be_read(damag
     data = with_part(workbook([["email", "name"], ["a@example.com", "x"]]), part, change)
     with pytest.raises(ValidationFailed, match=r"^file: not a readable workbook: \S"):
         read_table(data, "list.xlsx")
+
+
+def declaring(data: bytes, part: str, size: int) -> bytes:
+    """The zip with ``part``'s headers (its local one and the central directory's) saying it
+    unpacks to ``size`` bytes, whatever it holds."""
+    changed = bytearray(data)
+    name = part.encode()
+    for signature, name_length_at, size_at, name_at in (
+        (b"PK\x03\x04", 26, 22, 30),
+        (b"PK\x01\x02", 28, 24, 46),
+    ):
+        at = changed.find(signature)
+        while changed[at + name_at : at + name_at + len(name)] != name:
+            at = changed.find(signature, at + 4)
+        assert int.from_bytes(changed[at + name_length_at : at + name_length_at + 2], "little")
+        changed[at + size_at : at + size_at + 4] = size.to_bytes(4, "little")
+    return bytes(changed)
+
+
+def bomb(letters: int) -> bytes:
+    """A workbook one of whose cells holds ``letters`` A's: a thousand to one packed (a real
+    sheet packs 5 to 20 to one)."""
+    return with_part(
+        workbook([["email", "name"], ["a@example.com", "x"]]),
+        SHEET_PART,
+        lambda sheet: sheet.replace(b"<t>x</t>", b"<t>" + b"A" * letters + b"</t>"),
+    )
+
+
+def test_a_zip_bomb_workbook_is_refused_before_it_is_unpacked() -> None:
+    from tsunagu.imports.reading import MAX_XLSX_UNPACKED_BYTES
+
+    assert read_table(bomb(100_000), "list.xlsx").rows == [["a@example.com", "A" * 100_000]]
+    with pytest.raises(ValidationFailed, match=r"sheet1\.xml unpacks to [\d,]+ times its packed"):
+        read_table(bomb(2_000_000), "list.xlsx")
+    # Sizes past the limit are refused on the zip's word, before anything is inflated
+    declared = declaring(workbook([["email"], ["a@example.com"]]), SHEET_PART, 200 * 2**20)
+    assert MAX_XLSX_UNPACKED_BYTES < 200 * 2**20
+    with pytest.raises(ValidationFailed, match=r"too large to read safely: it unpacks to 200 MB"):
+        read_table(declared, "list.xlsx")
+
+
+def test_a_part_that_unpacks_to_more_than_its_zip_says_is_refused() -> None:
+    # The headers say 1,000 bytes, under every limit; the part holds 2 MB. zipfile would keep
+    # 1,000 of them, but inflate all 2 MB (or 2 GB) first when the part is read whole
+    with pytest.raises(ValidationFailed, match=r"sheet1\.xml unpacks to more than its zip says"):
+        read_table(declaring(bomb(2_000_000), SHEET_PART, 1_000), "list.xlsx")
+    shared = declaring(workbook([["email"], ["a@example.com"]]), "xl/workbook.xml", 10)
+    with pytest.raises(ValidationFailed, match=r"workbook\.xml unpacks to more than its zip says"):
+        read_table(shared, "list.xlsx")

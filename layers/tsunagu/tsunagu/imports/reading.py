@@ -20,9 +20,12 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tsunagu.errors import FieldError, ValidationFailed
+
+if TYPE_CHECKING:
+    import zipfile
 
 ENCODINGS = ("utf-8", "utf-8-sig", "cp932", "utf-16")
 """What a user may name (``--encoding``); ``shift_jis`` is read as cp932."""
@@ -59,6 +62,22 @@ def detect_encoding(data: bytes) -> str:
 XLSX_MAGIC = b"PK\x03\x04"
 MAX_XLSX_CELLS = 5_000_000
 """A sheet larger than this is refused rather than read (a zip expands many times over)."""
+MAX_XLSX_UNPACKED_BYTES = 128 * 1024 * 1024
+"""What a workbook's parts may unpack to, all together. openpyxl holds a part it reads whole
+(the shared strings: every distinct text in the workbook) at about twice its size - a 311 KB
+file whose one shared string unpacks to 300 MB took 631 MB - and the admin API's function has
+512 MB. A real list stays far below: 100,000 rows of ten lead fields unpack to about 64 MB even
+with every text inline in the sheet (Excel shares them, smaller still); a larger list is a CSV."""
+MAX_XLSX_RATIO = 100
+"""How many times its packed size a part may unpack to. Sheet XML packs 5 to 20 times (the
+100,000-row sheet above: 11); a zip bomb packs a thousand times. Apache POI's reader refuses at
+the same ratio (its ZipSecureFile's default minimum inflate ratio, 0.01)."""
+XLSX_RATIO_FROM_BYTES = 1024 * 1024
+"""Parts smaller than this are not held to the ratio: a tiny part of repeated markup may pack
+better than 100 to 1, and cannot hurt at that size."""
+MAX_XLSX_PARTS = 1_000
+"""A workbook is a few parts per sheet; a zip of a million empty entries would cost gigabytes
+as zipfile's entries before any check on their sizes could run."""
 
 
 def read_table(data: bytes, file_name: str, encoding: str | None = None) -> Table:
@@ -122,6 +141,7 @@ def _xlsx_lines(data: bytes) -> list[list[str]]:
     """The first sheet's rows as text."""
     import openpyxl  # only when a workbook is read: the layer's cold start does not pay for it
 
+    _refuse_zip_bombs(data)
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as error:
@@ -137,6 +157,87 @@ def _xlsx_lines(data: bytes) -> list[list[str]]:
     finally:
         book.close()
     return lines
+
+
+def _refuse_zip_bombs(data: bytes) -> None:
+    """ValidationFailed when the workbook would unpack to more than can be read safely: by the
+    sizes its zip declares, and by what its parts really unpack to.
+
+    The declared sizes alone cannot be trusted: a part whose header says 1 KB may inflate to
+    gigabytes. zipfile keeps only the declared size of what it inflates, but it inflates a part
+    read whole (``ZipFile.read``, as openpyxl reads the workbook and its styles) in one call,
+    all of it in memory first. So each part is inflated here too, a step at a time, and refused
+    as soon as it gives more than it declared: what openpyxl then reads is at most what was
+    declared, and that was held to the limits above. (Inflating twice costs a fraction of a
+    second at the limit; parsing the XML costs far more.)"""
+    import zipfile
+
+    if data.count(b"PK\x01\x02") > MAX_XLSX_PARTS:  # at least the central directory's entries
+        raise _too_large(f"more than {MAX_XLSX_PARTS:,} parts")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            parts = archive.infolist()
+    except Exception as error:  # BadZipFile, and what a broken central directory raises
+        raise _unreadable(error) from None
+    unpacked = sum(part.file_size for part in parts)
+    if unpacked > MAX_XLSX_UNPACKED_BYTES:
+        limit = MAX_XLSX_UNPACKED_BYTES // 2**20
+        raise _too_large(f"it unpacks to {unpacked // 2**20:,} MB, more than {limit} MB")
+    for part in parts:
+        if part.file_size > XLSX_RATIO_FROM_BYTES and (
+            part.file_size > MAX_XLSX_RATIO * part.compress_size
+        ):
+            ratio = part.file_size // max(part.compress_size, 1)
+            raise _too_large(
+                f"{part.filename} unpacks to {ratio:,} times its packed size, more than"
+                f" {MAX_XLSX_RATIO} (a zip bomb?)"
+            )
+    for part in parts:
+        _inflate_as_declared(data, part)
+
+
+def _inflate_as_declared(data: bytes, part: zipfile.ZipInfo) -> None:
+    """Inflate the part, 64 KB at a time, refusing it once it gives more than it declares."""
+    import struct
+    import zipfile
+    import zlib
+
+    def broken(what: str) -> ValidationFailed:
+        return ValidationFailed([FieldError("file", f"not a readable workbook: {what}")])
+
+    if part.compress_type == zipfile.ZIP_STORED:
+        return  # not packed: its size is what it takes in the file, already held to the limit
+    if part.compress_type != zipfile.ZIP_DEFLATED:
+        raise broken(f"{part.filename} is packed in a way Excel does not write")
+    # Its bytes follow its own header, whose name and extra field may differ in length from
+    # the central directory's
+    header = data[part.header_offset : part.header_offset + 30]
+    if len(header) < 30 or not header.startswith(XLSX_MAGIC):
+        raise broken(f"{part.filename} is not where its zip says")
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    start = part.header_offset + 30 + name_length + extra_length
+    packed = memoryview(data)[start : start + part.compress_size]
+    step = 64 * 1024
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    given = 0
+    try:
+        for at in range(0, len(packed), step):
+            pending: bytes | memoryview = packed[at : at + step]
+            while pending and not inflater.eof:
+                given += len(inflater.decompress(pending, step))
+                if given > part.file_size:
+                    raise broken(f"{part.filename} unpacks to more than its zip says")
+                pending = inflater.unconsumed_tail
+        given += len(inflater.flush())
+    except zlib.error as error:
+        raise _unreadable(error) from None
+    if given > part.file_size:
+        raise broken(f"{part.filename} unpacks to more than its zip says")
+
+
+def _too_large(what: str) -> ValidationFailed:
+    message = f"the workbook is too large to read safely: {what}; save the sheet as CSV"
+    return ValidationFailed([FieldError("file", message)])
 
 
 def _sheet_values(book: Any) -> Iterator[tuple[object, ...]]:
