@@ -1009,3 +1009,24 @@ def test_a_damaged_workbook_is_refused_by_the_dry_run_and_the_background_run(
     record, _ = import_jobs.status(ports, services.operator(stack), queued["import_id"])
     assert record.status == "refused"
     assert record.detail is not None and "not a readable workbook" in record.detail
+
+
+def test_a_workbook_s_plan_names_the_sheet_it_read_and_those_it_did_not(stack: Settings) -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.title = "見本"
+    book.active.append(["メールアドレス", "氏名"])
+    book.active.append(["sample@example.jp", "見本 太郎"])
+    book.active.sheet_state = "hidden"
+    visitors = book.create_sheet("来場者")
+    visitors.append(["メールアドレス", "氏名"])
+    visitors.append(["visitor@example.jp", "来場 花子"])
+    book.active = visitors
+    saved = io.BytesIO()
+    book.save(saved)
+    content = base64.b64encode(saved.getvalue()).decode()
+    status, plan = call(stack, {"file_name": "来場者.xlsx", "content_base64": content})
+    assert status == 200, plan
+    assert plan["encoding"] == "xlsx, sheet '来場者' (not read: '見本' (hidden))"
+    assert [row["email"] for row in plan["rows"]] == ["visitor@example.jp"]

@@ -281,7 +281,7 @@ def test_an_excel_workbook_is_read_as_its_first_sheet_typed_cells_as_text() -> N
         ]
     )  # fmt: skip
     table = read_table(data, "展示会.xlsx")
-    assert (table.encoding, table.header[0]) == ("xlsx", "メールアドレス")
+    assert (table.encoding, table.header[0]) == ("xlsx, sheet 'Sheet'", "メールアドレス")
     assert table.rows == [
         # A formula is never run: read as the value Excel last computed (none here)
         ["ｔａｒｏ＠ｅｘａｍｐｌｅ．ｊｐ", "山田 太郎", "2026-12-04", "120", "", "03-1234-5678"],
@@ -405,3 +405,41 @@ def test_a_part_that_unpacks_to_more_than_its_zip_says_is_refused() -> None:
     shared = declaring(workbook([["email"], ["a@example.com"]]), "xl/workbook.xml", 10)
     with pytest.raises(ValidationFailed, match=r"workbook\.xml unpacks to more than its zip says"):
         read_table(shared, "list.xlsx")
+
+
+def test_the_sheet_a_workbook_opens_on_is_read_and_the_plan_names_it() -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    template = book.active
+    template.title = "見本"
+    template.append(["メールアドレス", "氏名"])
+    template.append(["sample@example.jp", "見本 太郎"])
+    template.sheet_state = "hidden"
+    for title in ("来場者", "集計"):
+        sheet = book.create_sheet(title)
+        sheet.append(["メールアドレス", "氏名"])
+        sheet.append([f"{title}@example.jp" if title == "集計" else "visitor@example.jp", title])
+    book.active = 1  # 来場者
+    saved = io.BytesIO()
+    book.save(saved)
+
+    table = read_table(saved.getvalue(), "来場者リスト.xlsx")
+    assert table.rows == [["visitor@example.jp", "来場者"]]
+    assert (table.sheet, table.other_sheets) == ("来場者", ("見本", "集計"))
+    assert table.encoding == "xlsx, sheet '来場者' (not read: '見本' (hidden), '集計')"
+    assert plan_import(table, ImportOptions(), find).encoding == table.encoding
+
+    # Opened on a hidden sheet (Excel never saves one so; another tool may): the first visible
+    opened_on_hidden = with_part(
+        saved.getvalue(), "xl/workbook.xml", lambda xml: xml.replace(b'activeTab="1"', b"")
+    )
+    assert b'activeTab="1"' in zipfile.ZipFile(saved).read("xl/workbook.xml")
+    assert read_table(opened_on_hidden, "来場者リスト.xlsx").sheet == "来場者"
+    every_sheet_hidden = with_part(
+        saved.getvalue(),
+        "xl/workbook.xml",
+        lambda xml: xml.replace(b'state="visible"', b'state="hidden"'),
+    )
+    with pytest.raises(ValidationFailed, match="no visible sheet"):
+        read_table(every_sheet_hidden, "来場者リスト.xlsx")

@@ -8,7 +8,8 @@ decodes as UTF-8 is UTF-8 (cp932 text with any Japanese in it almost never does)
 which is Shift_JIS as Windows writes it (①, ㈱, 髙 included). Anything else is refused with
 the encodings tried, and the user may name the encoding instead.
 
-An .xlsx workbook is read with openpyxl (its first sheet; formulas as the values Excel last
+An .xlsx workbook is read with openpyxl (the sheet it opens on, else its first visible one: a
+hidden sheet is a template or a lookup, not the list; formulas as the values Excel last
 computed, never run), its XML through defusedxml. A date cell becomes ``2026-12-04`` (with the
 time when it has one), a whole number ``42`` rather than ``42.0``; an empty cell is blank.
 """
@@ -43,6 +44,10 @@ class Table:
     """Each row's cells, as many as the header (short rows padded, blank rows left out)."""
     row_numbers: list[int]
     """Each row's line in the file as a spreadsheet counts it (the header is row 1)."""
+    sheet: str | None = None
+    """A workbook's sheet that was read (``encoding`` names it too, and the others)."""
+    other_sheets: tuple[str, ...] = ()
+    """The names of the workbook's other sheets, not read."""
 
 
 def detect_encoding(data: bytes) -> str:
@@ -84,7 +89,9 @@ def read_table(data: bytes, file_name: str, encoding: str | None = None) -> Tabl
     """The file's rows under its header; ValidationFailed (field ``encoding`` or ``file``)
     when it cannot be read as a table."""
     if file_name.lower().endswith(".xlsx") or data.startswith(XLSX_MAGIC):
-        return _table("xlsx", "", _xlsx_lines(data))
+        lines, sheet, others = _xlsx_lines(data)
+        names = tuple(name for name, _ in others)
+        return _table(_sheet_report(sheet, others), "", lines, sheet, names)
     if encoding is not None:
         encoding = {"shift_jis": "cp932", "sjis": "cp932", "utf8": "utf-8"}.get(
             encoding.lower(), encoding.lower()
@@ -120,7 +127,13 @@ def read_table(data: bytes, file_name: str, encoding: str | None = None) -> Tabl
     return _table(found, delimiter, lines)
 
 
-def _table(found: str, delimiter: str, lines: list[list[str]]) -> Table:
+def _table(
+    found: str,
+    delimiter: str,
+    lines: list[list[str]],
+    sheet: str | None = None,
+    others: tuple[str, ...] = (),
+) -> Table:
     header_at = next((n for n, cells in enumerate(lines) if any(c.strip() for c in cells)), None)
     if header_at is None:
         raise ValidationFailed([FieldError("file", "the file has no header row")])
@@ -134,11 +147,12 @@ def _table(found: str, delimiter: str, lines: list[list[str]]) -> Table:
             continue
         rows.append([*cells[: len(header)], *[""] * (len(header) - len(cells))])
         numbers.append(number)
-    return Table(found, delimiter, header, rows, numbers)
+    return Table(found, delimiter, header, rows, numbers, sheet, others)
 
 
-def _xlsx_lines(data: bytes) -> list[list[str]]:
-    """The first sheet's rows as text."""
+def _xlsx_lines(data: bytes) -> tuple[list[list[str]], str, list[tuple[str, bool]]]:
+    """The rows of the sheet to read as text, its name, and the other sheets' (with whether
+    each is hidden)."""
     import openpyxl  # only when a workbook is read: the layer's cold start does not pay for it
 
     _refuse_zip_bombs(data)
@@ -147,16 +161,17 @@ def _xlsx_lines(data: bytes) -> list[list[str]]:
     except Exception as error:
         raise _unreadable(error) from None
     try:
+        sheet, others = _sheet_to_read(book)
         lines: list[list[str]] = []
         cells = 0
-        for values in _sheet_values(book):
+        for values in _sheet_values(sheet):
             cells += len(values)
             if cells > MAX_XLSX_CELLS:
                 raise ValidationFailed([FieldError("file", f"more than {MAX_XLSX_CELLS} cells")])
             lines.append([_cell_text(v) for v in values])
     finally:
         book.close()
-    return lines
+    return lines, sheet.title, others
 
 
 def _refuse_zip_bombs(data: bytes) -> None:
@@ -240,13 +255,55 @@ def _too_large(what: str) -> ValidationFailed:
     return ValidationFailed([FieldError("file", message)])
 
 
-def _sheet_values(book: Any) -> Iterator[tuple[object, ...]]:
-    """The sheet's rows as openpyxl reads them, a broken workbook refused: openpyxl parses the
-    sheet only as its rows are asked for, so a workbook that opened can still fail here."""
+def _sheet_to_read(book: Any) -> tuple[Any, list[tuple[str, bool]]]:
+    """The sheet the workbook opens on when it is visible, else its first visible one (Excel
+    never opens on a hidden sheet, but another tool may save one as active); and the names of
+    the others, each hidden one said so."""
     if not book.worksheets:  # none listed, or the parts it lists are missing
         raise ValidationFailed([FieldError("file", "not a readable workbook: it has no sheet")])
+    visible = [sheet for sheet in book.worksheets if sheet.sheet_state == "visible"]
+    if not visible:
+        raise ValidationFailed([FieldError("file", "the workbook has no visible sheet")])
+    active = book.active
+    chosen = active if any(sheet is active for sheet in visible) else visible[0]
+    others = [
+        (sheet.title, sheet.sheet_state != "visible")
+        for sheet in book.worksheets
+        if sheet is not chosen
+    ]
+    return chosen, others
+
+
+MAX_SHEETS_NAMED = 10
+"""Other sheets named in the report of which sheet was read; more are counted."""
+
+
+def _sheet_report(sheet: str, others: list[tuple[str, bool]]) -> str:
+    """How the plan says what it read: ``xlsx, sheet '来場者' (not read: '見本' (hidden))``.
+    The plan reports it as the file's encoding, the one thing a plan (and the import's record)
+    says about how the file was read."""
+    report = f"xlsx, sheet {_sheet_name(sheet)}"
+    if others:
+        named = [
+            _sheet_name(name) + (" (hidden)" if hidden else "")
+            for name, hidden in others[:MAX_SHEETS_NAMED]
+        ]
+        if len(others) > MAX_SHEETS_NAMED:
+            named.append(f"{len(others) - MAX_SHEETS_NAMED} more")
+        report += f" (not read: {', '.join(named)})"
+    return report
+
+
+def _sheet_name(name: str) -> str:
+    # Excel allows 31 characters; another tool's workbook may hold any number
+    return repr(name if len(name) <= 31 else name[:30] + "…")
+
+
+def _sheet_values(sheet: Any) -> Iterator[tuple[object, ...]]:
+    """The sheet's rows as openpyxl reads them, a broken workbook refused: openpyxl parses the
+    sheet only as its rows are asked for, so a workbook that opened can still fail here."""
     try:
-        rows = iter(book.worksheets[0].iter_rows(values_only=True))
+        rows = iter(sheet.iter_rows(values_only=True))
     except Exception as error:
         raise _unreadable(error) from None
     while True:
