@@ -443,3 +443,38 @@ def test_the_sheet_a_workbook_opens_on_is_read_and_the_plan_names_it() -> None:
     )
     with pytest.raises(ValidationFailed, match="no visible sheet"):
         read_table(every_sheet_hidden, "来場者リスト.xlsx")
+
+
+def test_a_number_cell_reads_as_its_format_shows_it_when_the_format_pads_and_punctuates() -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["メールアドレス", "郵便番号", "電話番号", "従業員数", "メモ"])
+    formats = [
+        # Typed as 0600001 and 0112345678: Excel keeps the numbers, the formats the zeros
+        ("sapporo@example.jp", 600001, "000-0000", 112345678, "0##-###-####"),
+        # Excel's Japanese special formats, 郵便番号 and 電話番号 (市外局番 2 digits)
+        ("tokyo@example.jp", 1000005, "[<=999]000;[<=9999]000-00;000-0000",
+         312345678, "[<=99999999]####-####;(00) ####-####"),
+        ("osaka@example.jp", 5300001, '"〒"000-0000', 612345678, "[$-ja-JP]00-####-####"),
+    ]  # fmt: skip
+    for row, (address, postal, postal_format, phone, phone_format) in enumerate(formats, 2):
+        sheet.append([address, postal, phone, 1200, 12.5])
+        sheet.cell(row, 2).number_format = postal_format
+        sheet.cell(row, 3).number_format = phone_format
+        sheet.cell(row, 4).number_format = "#,##0"  # not only padding: read as stored
+        sheet.cell(row, 5).number_format = "0.0"
+    saved = io.BytesIO()
+    book.save(saved)
+
+    table = read_table(saved.getvalue(), "名簿.xlsx")
+    assert table.rows == [
+        ["sapporo@example.jp", "060-0001", "011-234-5678", "1200", "12.5"],
+        ["tokyo@example.jp", "100-0005", "(03) 1234-5678", "1200", "12.5"],
+        ["osaka@example.jp", "〒530-0001", "06-1234-5678", "1200", "12.5"],
+    ]
+    plan = plan_import(table, ImportOptions(), find)
+    assert plan.rows[0].values == {
+        "postal_code": "060-0001", "phone": "011-234-5678", "company_size": "1200",
+    }  # fmt: skip

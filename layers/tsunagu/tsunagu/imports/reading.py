@@ -11,13 +11,17 @@ the encodings tried, and the user may name the encoding instead.
 An .xlsx workbook is read with openpyxl (the sheet it opens on, else its first visible one: a
 hidden sheet is a template or a lookup, not the list; formulas as the values Excel last
 computed, never run), its XML through defusedxml. A date cell becomes ``2026-12-04`` (with the
-time when it has one), a whole number ``42`` rather than ``42.0``; an empty cell is blank.
+time when it has one), a whole number ``42`` rather than ``42.0`` - or as its number format
+shows it when that only pads and punctuates digits (``000-0000``: 060-0001); an empty cell is
+blank.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -168,7 +172,7 @@ def _xlsx_lines(data: bytes) -> tuple[list[list[str]], str, list[tuple[str, bool
             cells += len(values)
             if cells > MAX_XLSX_CELLS:
                 raise ValidationFailed([FieldError("file", f"more than {MAX_XLSX_CELLS} cells")])
-            lines.append([_cell_text(v) for v in values])
+            lines.append([_cell_text(value, number_format) for value, number_format in values])
     finally:
         book.close()
     return lines, sheet.title, others
@@ -299,16 +303,21 @@ def _sheet_name(name: str) -> str:
     return repr(name if len(name) <= 31 else name[:30] + "…")
 
 
-def _sheet_values(sheet: Any) -> Iterator[tuple[object, ...]]:
-    """The sheet's rows as openpyxl reads them, a broken workbook refused: openpyxl parses the
-    sheet only as its rows are asked for, so a workbook that opened can still fail here."""
+def _sheet_values(sheet: Any) -> Iterator[list[tuple[object, str]]]:
+    """The sheet's rows as openpyxl reads them, each cell's value with its number format (a
+    number's only: that is all the format changes), a broken workbook refused. openpyxl parses
+    the sheet only as its rows are asked for, so a workbook that opened can still fail here;
+    and a cell's format is looked up by its style's index, which a damaged file may not have."""
     try:
-        rows = iter(sheet.iter_rows(values_only=True))
+        rows = iter(sheet.iter_rows())
     except Exception as error:
         raise _unreadable(error) from None
     while True:
         try:
-            values = next(rows)
+            cells = next(rows)
+            values = [
+                (cell.value, cell.number_format if _is_number(cell.value) else "") for cell in cells
+            ]
         except StopIteration:
             return
         except Exception as error:
@@ -337,11 +346,18 @@ def _unreadable(error: Exception) -> ValidationFailed:
     return ValidationFailed([FieldError("file", f"{what}: {detail}")])
 
 
-def _cell_text(value: object) -> str:
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _cell_text(value: object, number_format: str = "") -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
+    shown = _as_formatted(value, number_format) if isinstance(value, int | float) else None
+    if shown is not None:
+        return shown
     if isinstance(value, datetime):
         return value.date().isoformat() if value.time() == time.min else value.isoformat(" ")
     if isinstance(value, date | time):
@@ -349,3 +365,117 @@ def _cell_text(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+# A postal code typed as 0600001 is stored by Excel as the number 600001 and shown through a
+# format (000-0000: 060-0001); a telephone number loses its leading 0 the same way (0##-###-####:
+# 011-234-5678). The marketer sees 060-0001, and Excel's own "Save as CSV" writes 060-0001, so
+# that is what is read, rather than a row rejected for a column whose values look right on
+# screen. Only formats that pad and punctuate whole numbers are applied: digit placeholders
+# (0 shows a digit or 0, # a digit or nothing), literal text, and the conditions of Excel's
+# Japanese "special" formats ([<=999]000;[<=9999]000-00;000-0000 for 郵便番号). Any other
+# (thousands separators, decimals, percent, scientific) leaves the number as it is stored.
+_FORMAT_LITERALS = frozenset(" -()/+")
+_FORMAT_CONDITION = re.compile(r"(<=|>=|<>|<|>|=)(\d+(?:\.\d+)?)")
+_FORMAT_TAG = re.compile(
+    r"\$-[0-9A-Za-z-]+|black|blue|cyan|green|magenta|red|white|yellow|color\s*\d+", re.IGNORECASE
+)
+_COMPARE = {
+    "<=": float.__le__, ">=": float.__ge__, "<>": float.__ne__,
+    "<": float.__lt__, ">": float.__gt__, "=": float.__eq__,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _FormatSection:
+    parts: tuple[str | None, ...]
+    """Literal text, or None for a digit placeholder (``placeholders`` says which)."""
+    placeholders: str
+    """The section's digit placeholders in order, each 0 or #."""
+    condition: tuple[str, float] | None = None
+
+
+def _as_formatted(value: int | float, number_format: str) -> str | None:
+    """The number as the format shows it, or None when the format is not one that only pads
+    and punctuates a whole number (or the number is not a whole one of 0 to 15 digits)."""
+    if not 0 <= value < 10**15 or not float(value).is_integer():  # Excel keeps 15 digits
+        return None
+    if number_format in ("", "General") or len(number_format) > 100:  # Excel's own are short
+        return None
+    sections = _format_sections(number_format)
+    if not sections:
+        return None
+    number = int(value)
+    if any(section.condition for section in sections):
+        section = next(
+            (
+                s
+                for s in sections
+                if s.condition is None or _COMPARE[s.condition[0]](float(number), s.condition[1])
+            ),
+            None,
+        )
+    else:  # positive; negative; zero
+        section = sections[2] if number == 0 and len(sections) > 2 else sections[0]
+    if section is None or not section.placeholders:
+        return None
+    # Digits fill the placeholders from the right; digits beyond them go to the first one
+    digits = str(number) if number else ""  # zero has no significant digit: # shows nothing
+    padded = digits.rjust(len(section.placeholders))
+    first = len(padded) - len(section.placeholders) + 1
+    slots = iter(zip([padded[:first], *padded[first:]], section.placeholders, strict=True))
+    shown = []
+    for part in section.parts:
+        if part is None:
+            slot, placeholder = next(slots)
+            part = slot.replace(" ", "0" if placeholder == "0" else "")
+        shown.append(part)
+    return "".join(shown)
+
+
+@functools.lru_cache(maxsize=256)  # a sheet has a handful of formats and many cells
+def _format_sections(number_format: str) -> tuple[_FormatSection, ...] | None:
+    """The format's sections (split at ``;``), or None when any part of it is more than digit
+    placeholders, literal text, a condition, a locale or a colour."""
+    sections: list[_FormatSection] = []
+    parts: list[str | None] = []
+    placeholders = ""
+    condition: tuple[str, float] | None = None
+    at = 0
+    while at < len(number_format):
+        char = number_format[at]
+        if char == '"':
+            end = number_format.find('"', at + 1)
+            if end < 0:
+                return None
+            parts.append(number_format[at + 1 : end])
+            at = end + 1
+            continue
+        if char == "\\" and at + 1 < len(number_format):
+            parts.append(number_format[at + 1])
+            at += 2
+            continue
+        if char == "[":
+            end = number_format.find("]", at)
+            if end < 0:
+                return None
+            inside = number_format[at + 1 : end]
+            if match := _FORMAT_CONDITION.fullmatch(inside):
+                condition = (match[1], float(match[2]))
+            elif not _FORMAT_TAG.fullmatch(inside):
+                return None
+            at = end + 1
+            continue
+        if char == ";":
+            sections.append(_FormatSection(tuple(parts), placeholders, condition))
+            parts, placeholders, condition = [], "", None
+        elif char in "0#":
+            parts.append(None)
+            placeholders += char
+        elif char in _FORMAT_LITERALS:
+            parts.append(char)
+        else:
+            return None
+        at += 1
+    sections.append(_FormatSection(tuple(parts), placeholders, condition))
+    return tuple(sections)
