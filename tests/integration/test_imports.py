@@ -1030,3 +1030,27 @@ def test_a_workbook_s_plan_names_the_sheet_it_read_and_those_it_did_not(stack: S
     assert status == 200, plan
     assert plan["encoding"] == "xlsx, sheet '来場者' (not read: '見本' (hidden))"
     assert [row["email"] for row in plan["rows"]] == ["visitor@example.jp"]
+
+
+def test_rows_a_stray_quote_or_an_unquoted_comma_spoils_come_back_rejected(
+    stack: Settings,
+) -> None:
+    lines = [
+        "メールアドレス,氏名,会社名,電話番号",
+        "a@example.jp,山田 太郎,Sample, Inc.,03-1234-5678",
+        'b@example.jp,"佐藤 花子,株式会社ビー,03-1111-2222',
+        "c@example.jp,鈴木 一郎,株式会社シー,03-3333-4444",
+    ]
+    content = base64.b64encode(("\r\n".join(lines) + "\r\n").encode("cp932")).decode()
+    status, plan = call(stack, {"file_name": "名刺.csv", "content_base64": content})
+    assert status == 200, plan
+    assert plan["counts"]["rejected"] == 3 and plan["counts"]["create"] == 0, plan
+    reasons = {row["row"]: row["reason"] for row in plan["rows"]}
+    assert "column 5: '03-1234-5678'" in reasons[2]
+    assert reasons[3] == reasons[4] and reasons[3].startswith(
+        'unbalanced quote: a " in file lines 3-4'
+    )
+    returned = base64.b64decode(plan["rejected_csv_base64"]).decode("utf-8-sig").splitlines()
+    assert [line.split(",")[0] for line in returned[1:]] == [
+        "a@example.jp", "b@example.jp", "c@example.jp",
+    ]  # fmt: skip

@@ -478,3 +478,85 @@ def test_a_number_cell_reads_as_its_format_shows_it_when_the_format_pads_and_pun
     assert plan.rows[0].values == {
         "postal_code": "060-0001", "phone": "011-234-5678", "company_size": "1200",
     }  # fmt: skip
+
+
+def test_a_row_with_more_cells_than_the_header_is_rejected_naming_them() -> None:
+    data = (
+        b"email,name,company,phone\r\n"
+        b"a@example.com,Taro,Sample, Inc.,03-1234-5678\r\n"  # the comma moved the phone right
+        b"b@example.com,Hanako,Sample Corp.,03-1111-2222,,\r\n"  # empty cells after: fine
+        b"c@example.com,Jiro\r\n"  # short: padded
+    )
+    table = read_table(data, "list.csv")
+    plan = plan_import(table, ImportOptions(), find)
+    assert [(r.row, r.action) for r in plan.rows] == [(2, "rejected"), (3, "create"), (4, "create")]
+    assert plan.rows[0].reason == (
+        "more cells than the header's 4 columns (column 5: '03-1234-5678'):"
+        " is a comma inside a value not in quotes?"
+    )
+    assert plan.rows[1].values == {
+        "name": "Hanako",
+        "company": "Sample Corp.",
+        "phone": "03-1111-2222",
+    }
+    # The rejected row goes back as it was read, under the header, the reason beside it
+    returned = list(csv.reader(io.StringIO(rejected_file(table, plan).decode("utf-8-sig"))))
+    assert returned[1] == ["a@example.com", "Taro", "Sample", " Inc.", plan.rows[0].reason]
+
+
+def test_a_stray_quote_rejects_every_line_it_swallows_and_says_which() -> None:
+    lines = [
+        "メールアドレス,氏名,会社名",
+        'a@example.jp,"山田 太郎,株式会社エー',  # an OCR artefact: the quote never closes
+        *[f"v{n}@example.jp,来場 {n},株式会社ビー" for n in range(3, 8)],
+    ]
+    data = ("\r\n".join(lines) + "\r\n").encode("cp932")
+    table = read_table(data, "cards.csv")
+    plan = plan_import(table, ImportOptions(), find)
+    reason = (
+        'unbalanced quote: a " in file lines 2-7 runs their rows together into one cell;'
+        " none of those lines is imported (fix the quote)"
+    )
+    assert [(r.row, r.action, r.reason) for r in plan.rows] == [
+        (n, "rejected", reason) for n in range(2, 8)
+    ]
+    # Each swallowed line is a row of the rejected file, its cells where they belong
+    returned = list(csv.reader(io.StringIO(rejected_file(table, plan).decode("utf-8-sig"))))
+    assert returned[1] == ["a@example.jp", "山田 太郎,株式会社エー", "", reason]
+    assert returned[2] == ["v3@example.jp", "来場 3", "株式会社ビー", reason]
+    assert len(returned) == 1 + 6
+
+    # A quote further down that closes it ends what it swallows; the rows after import
+    closed = [
+        *lines[:4],
+        'v4@example.jp,"来場" 4,株式会社ビー',
+        "v5@example.jp,来場 5,株式会社ビー",
+    ]
+    table = read_table("\r\n".join(closed).encode(), "cards.csv")
+    plan = plan_import(table, ImportOptions(), find)
+    assert [(r.row, r.action) for r in plan.rows] == [
+        (2, "rejected"), (3, "rejected"), (4, "rejected"), (5, "rejected"), (6, "create"),
+    ]  # fmt: skip
+    assert "file lines 2-5" in (plan.rows[0].reason or "")
+
+    # A quoted cell over two lines is a cell over two lines, not a stray quote
+    memo = 'email,name,メモ\r\nm@example.jp,Mika,"1行目\n2行目"\r\nn@example.jp,Nao,\r\n'
+    plan = plan_import(read_table(memo.encode(), "list.csv"), ImportOptions(), find)
+    assert [(r.row, r.action, r.email) for r in plan.rows] == [
+        (2, "create", "m@example.jp"), (3, "create", "n@example.jp"),
+    ]  # fmt: skip
+
+
+def test_a_quote_that_runs_past_the_csv_limit_rejects_its_lines_and_the_rest_is_read() -> None:
+    lines = ["email,name,company", 'a@example.jp,"Stray,Quote']
+    lines += [f"v{n:04d}@example.jp,Visitor {n:04d},Sample Corp." for n in range(3, 6003)]
+    table = read_table("\r\n".join(lines).encode(), "list.csv")
+    plan = plan_import(table, ImportOptions(), find)
+    assert [r.row for r in plan.rows] == list(range(2, 6003))  # every line accounted for
+    rejected = [r for r in plan.rows if r.action == "rejected"]
+    last = rejected[-1].row
+    assert [r.row for r in rejected] == list(range(2, last + 1))
+    assert 131_072 < sum(len(line) + 2 for line in lines[1:last]) < 131_072 + 100
+    assert rejected[0].reason is not None
+    assert rejected[0].reason.startswith(f'unbalanced quote: a " in file lines 2-{last} ')
+    assert {r.action for r in plan.rows if r.row > last} == {"create"}

@@ -22,7 +22,7 @@ import csv
 import functools
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any
@@ -45,7 +45,8 @@ class Table:
     delimiter: str
     header: list[str]
     rows: list[list[str]]
-    """Each row's cells, as many as the header (short rows padded, blank rows left out)."""
+    """Each row's cells, as many as the header (short rows padded, blank rows left out); a row
+    that could not be cut into cells for certain has CellOfUnreadRow cells, saying why."""
     row_numbers: list[int]
     """Each row's line in the file as a spreadsheet counts it (the header is row 1)."""
     sheet: str | None = None
@@ -121,14 +122,90 @@ def read_table(data: bytes, file_name: str, encoding: str | None = None) -> Tabl
         if file_name.lower().endswith(".tsv") or first_line.count("\t") > first_line.count(",")
         else ","
     )
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    lines, unread = _delimited_lines(text, delimiter)
+    return _table(found, delimiter, lines, unread=unread, whole_width=True)
+
+
+class CellOfUnreadRow(str):
+    """A cell of a row the file does not say for certain how to cut into cells (more cells
+    than the header has columns, a quote that does not close): its text, and why its row is
+    rejected. The plan rejects a row whose cell fails cleaning, with the reason cleaning gives,
+    and cleaning gives this one for any such cell (``tsunagu.imports.cleaning``): the row goes
+    to the rejected rows as it was read, the reason beside it."""
+
+    reason: str
+
+    def __new__(cls, text: str, reason: str) -> CellOfUnreadRow:
+        cell = super().__new__(cls, text)
+        cell.reason = reason
+        return cell
+
+
+def _delimited_lines(text: str, delimiter: str) -> tuple[list[list[str]], dict[int, str]]:
+    """The text's rows of cells, and why some cannot be trusted (by index in those rows).
+
+    A quote opening a cell makes everything up to the next quote part of that cell, line
+    breaks included: that is how a cell holds an address over two lines. A stray quote (an OCR
+    artefact: ``"山田 太郎``) so swallows the rows after it into one cell, to the end of the
+    file or a later quote, and the csv module says nothing. A row read over several lines is
+    read again strictly, where a quote that never closes (or closes before more text) is an
+    error; then each of its lines becomes a row of its own, rejected with the line range, so
+    the marketer sees every swallowed row in the rejected rows instead of one long cell. A cell
+    past the csv module's limit (131,072 characters: a quote that ran on) is an error even
+    leniently; its lines are rejected the same way, and reading goes on after them."""
+    consumed: list[str] = []
+    """The lines the csv reader has taken since its last row."""
+
+    def physical_lines() -> Iterator[str]:
+        for line in io.StringIO(text, newline=""):  # \r\n, \n or \r, kept
+            consumed.append(line)
+            yield line
+
+    reader = csv.reader(physical_lines(), delimiter=delimiter)
+    lines: list[list[str]] = []
+    unread: dict[int, str] = {}
+    lines_before = 0
+    while True:
+        try:
+            cells: list[str] | None = next(reader)
+        except StopIteration:
+            break
+        except csv.Error:  # the rest of the line that broke the limit is dropped: not read
+            cells = None
+        first, last = lines_before + 1, lines_before + len(consumed)
+        lines_before = last
+        if cells is not None and (first == last or _quotes_close(consumed, delimiter)):
+            lines.append(cells)
+        else:
+            reason = (
+                f'unbalanced quote: a " in file lines {first}-{last} runs their rows together'
+                " into one cell; none of those lines is imported (fix the quote)"
+                if first < last
+                else f"a cell longer than {csv.field_size_limit():,} characters"
+            )
+            for line in consumed:
+                unread[len(lines)] = reason
+                lines.append(_cells_of_line(line, delimiter))
+        consumed.clear()
+    return lines, unread
+
+
+def _quotes_close(lines: list[str], delimiter: str) -> bool:
     try:
-        lines = list(reader)
-    except csv.Error as error:
-        raise ValidationFailed(
-            [FieldError("file", f"not a {delimiter!r} table: {error}")]
-        ) from None
-    return _table(found, delimiter, lines)
+        for _ in csv.reader(lines, delimiter=delimiter, strict=True):
+            pass
+    except csv.Error:
+        return False
+    return True
+
+
+def _cells_of_line(line: str, delimiter: str) -> list[str]:
+    """One physical line's cells, read on its own."""
+    text = line.rstrip("\r\n")
+    try:
+        return next(csv.reader([text], delimiter=delimiter), [])
+    except csv.Error:  # longer than the csv module's limit: the line as one cell
+        return [text]
 
 
 def _table(
@@ -137,7 +214,16 @@ def _table(
     lines: list[list[str]],
     sheet: str | None = None,
     others: tuple[str, ...] = (),
+    *,
+    unread: Mapping[int, str] | None = None,
+    whole_width: bool = False,
 ) -> Table:
+    """The rows under the header. ``unread``: rows (by index in ``lines``) to reject, and why.
+    ``whole_width``: a row with a value past the header's last column is rejected - in a CSV
+    its values have moved right (an unquoted comma inside a value) and none can be trusted
+    where it stands; a workbook's cells stay where the sheet has them, so a value in a column
+    with no header is left out there, as a column no field takes is."""
+    unread = unread or {}
     header_at = next((n for n, cells in enumerate(lines) if any(c.strip() for c in cells)), None)
     if header_at is None:
         raise ValidationFailed([FieldError("file", "the file has no header row")])
@@ -149,9 +235,37 @@ def _table(
     for number, cells in enumerate(lines[header_at + 1 :], start=header_at + 2):
         if not any(cell.strip() for cell in cells):
             continue
-        rows.append([*cells[: len(header)], *[""] * (len(header) - len(cells))])
+        row = [*cells[: len(header)], *[""] * (len(header) - len(cells))]
+        reason = unread.get(number - 1) or (
+            _past_the_header(cells, len(header), delimiter) if whole_width else None
+        )
+        rows.append(row if reason is None else [CellOfUnreadRow(cell, reason) for cell in row])
         numbers.append(number)
     return Table(found, delimiter, header, rows, numbers, sheet, others)
+
+
+MAX_EXTRA_CELLS_NAMED = 3
+
+
+def _past_the_header(cells: list[str], width: int, delimiter: str) -> str | None:
+    """Why a row with values past the header's last column is rejected, naming them; None
+    when it has none (empty cells after the last column are only trailing delimiters)."""
+    extra = [(n, c) for n, c in enumerate(cells[width:], start=width + 1) if c.strip()]
+    if not extra:
+        return None
+    named = [f"column {n}: {_clipped(c)!r}" for n, c in extra[:MAX_EXTRA_CELLS_NAMED]]
+    if len(extra) > MAX_EXTRA_CELLS_NAMED:
+        named.append(f"and {len(extra) - MAX_EXTRA_CELLS_NAMED} more")
+    separator = {",": "comma", "\t": "tab"}.get(delimiter, repr(delimiter))
+    return (
+        f"more cells than the header's {width} columns ({'; '.join(named)}):"
+        f" is a {separator} inside a value not in quotes?"
+    )
+
+
+def _clipped(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _xlsx_lines(data: bytes) -> tuple[list[list[str]], str, list[tuple[str, bool]]]:
