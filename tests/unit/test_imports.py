@@ -560,3 +560,24 @@ def test_a_quote_that_runs_past_the_csv_limit_rejects_its_lines_and_the_rest_is_
     assert rejected[0].reason is not None
     assert rejected[0].reason.startswith(f'unbalanced quote: a " in file lines 2-{last} ')
     assert {r.action for r in plan.rows if r.row > last} == {"create"}
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        # cp932 whose only Japanese is half-width katakana that is also valid UTF-8 (ﾃｽ is ý)
+        ("email,name_kana\r\na@example.com,ﾃｽ\r\n", "cp932"),
+        ("email,name_kana\r\na@example.com,ﾌｼﾞｲ\r\nb@example.com,ﾃｽ\r\n", "cp932"),
+        # UTF-8 with accented Latin inside words, symbols, Cyrillic, Japanese: UTF-8 still
+        ("email,name\r\na@example.com,José\r\nb@example.com,Zoë Müller\r\n", "utf-8"),
+        ("email,city,budget\r\na@example.com,São Paulo,¥1000\r\n", "utf-8"),
+        ("email,name\r\na@example.com,Иван Петров\r\n", "utf-8"),
+        ("email,name_kana\r\na@example.com,ﾃｽﾄ 山田\r\n", "utf-8"),
+    ],
+)
+def test_half_width_kana_that_also_decodes_as_utf8_is_read_as_cp932(
+    text: str, encoding: str
+) -> None:
+    table = read_table(text.encode(encoding), "list.csv")
+    assert table.encoding == encoding
+    assert table.rows == [line.split(",") for line in text.split("\r\n")[1:-1]]

@@ -4,9 +4,10 @@ delimiter, the header.
 Excel saves a Japanese sheet as cp932 ("CSV"), as UTF-8 with a BOM ("CSV UTF-8"), or as UTF-16
 with tabs ("Unicode text"); Google Sheets and most tools as UTF-8 without a BOM. The order of
 trying follows from what can be told apart for certain: a BOM says it outright; text that
-decodes as UTF-8 is UTF-8 (cp932 text with any Japanese in it almost never does); then cp932,
-which is Shift_JIS as Windows writes it (①, ㈱, 髙 included). Anything else is refused with
-the encodings tried, and the user may name the encoding instead.
+decodes as UTF-8 is UTF-8 (cp932 text with kanji or kana in it almost never does), unless it
+also decodes as cp932 and reads as half-width katakana there (below); then cp932, which is
+Shift_JIS as Windows writes it (①, ㈱, 髙 included). Anything else is refused with the
+encodings tried, and the user may name the encoding instead.
 
 An .xlsx workbook is read with openpyxl (the sheet it opens on, else its first visible one: a
 hidden sheet is a template or a lookup, not the list; formulas as the values Excel last
@@ -22,6 +23,7 @@ import csv
 import functools
 import io
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -60,13 +62,55 @@ def detect_encoding(data: bytes) -> str:
         return "utf-8-sig"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16"
-    for encoding in ("utf-8", "cp932"):
-        try:
-            data.decode(encoding)
-        except UnicodeDecodeError:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and (text.isascii() or not _half_width_kana_read_as_utf8(text)):
+        return "utf-8"
+    try:
+        data.decode("cp932")
+    except UnicodeDecodeError:
+        if text is not None:
+            return "utf-8"
+        raise ValidationFailed([FieldError("encoding", UNREADABLE)]) from None
+    return "cp932"
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_HALF_WIDTH_KATAKANA = re.compile(r"[\uff61-\uff9f]+")
+"""｡ to ﾟ: one byte each in cp932 (0xA1 to 0xDF)."""
+
+
+def _half_width_kana_read_as_utf8(text: str) -> bool:
+    """Whether text that decodes as UTF-8 reads better as cp932 half-width katakana.
+
+    A pair of half-width katakana is one byte from 0xC2-0xDF and one from 0xA1-0xBF in cp932,
+    and that is also a two-byte UTF-8 character: ﾃｽ (C3 BD) is ý, ﾌｼﾞｲ is a lone combining
+    mark and a Thaana letter. A short cp932 list whose only Japanese is half-width kana (a
+    フリガナ column) so decodes as UTF-8 into Latin, Greek, Cyrillic... mojibake. Each run of
+    non-ASCII characters votes: for cp932 when it has a letter or mark, stands apart from
+    ASCII letters, and is all half-width katakana in cp932; for UTF-8 otherwise - an accented
+    letter inside a word (José, Müller) is UTF-8's, and so is anything past U+07FF (kana and
+    kanji in UTF-8), which no katakana pair makes. A run of symbols only (¥, °, ©) says
+    nothing either way."""
+    votes = 0
+    for run in _NON_ASCII.finditer(text):
+        found = run.group()
+        if max(found) > "\u07ff":
+            votes -= 1
             continue
-        return encoding
-    raise ValidationFailed([FieldError("encoding", UNREADABLE)])
+        if all(unicodedata.category(char)[0] in "SPNZC" for char in found):
+            continue
+        before = text[run.start() - 1] if run.start() else ""
+        after = text[run.end()] if run.end() < len(text) else ""
+        in_a_word = any(char.isascii() and char.isalpha() for char in before + after)
+        try:
+            as_cp932 = found.encode("utf-8").decode("cp932")
+        except UnicodeDecodeError:
+            as_cp932 = ""
+        votes += 1 if not in_a_word and _HALF_WIDTH_KATAKANA.fullmatch(as_cp932) else -1
+    return votes > 0
 
 
 XLSX_MAGIC = b"PK\x03\x04"
