@@ -1054,3 +1054,42 @@ def test_rows_a_stray_quote_or_an_unquoted_comma_spoils_come_back_rejected(
     assert [line.split(",")[0] for line in returned[1:]] == [
         "a@example.jp", "b@example.jp", "c@example.jp",
     ]  # fmt: skip
+
+
+def test_a_mapping_too_large_to_keep_is_refused_saying_so_and_the_largest_allowed_is_kept(
+    stack: Settings,
+) -> None:
+    path = "/admin/imports/mappings/cards"
+    # The largest allowed, replaced by another: 50 headers of 200 Japanese characters, in the
+    # mapping's item and, before and after, in the audit log's; or 200 short ones
+    for kind in ("来", "場"):
+        largest = {f"{n:03d}" + kind * 197: f"field_{n}" for n in range(50)}
+        status, saved = put(stack, path, {"source": "trade_show", "columns": largest})
+        assert status == 200 and saved["columns"] == largest, saved
+
+    for columns, problem in (
+        ({"a" * 450_000: "booth"}, "the header 'aaaa"),  # 450 KB: was a 500 from DynamoDB
+        ({"来" * 201: "booth"}, "longer than 200 characters"),
+        ({f"列{n}": "-" for n in range(201)}, "at most 200 columns, not 201"),
+        ({f"{n:03d}" + "来" * 197: "-" for n in range(51)}, "come to 10,200 characters"),
+        ({"ブース": "b" * 41}, "the field for 'ブース' is longer than 40 characters"),
+    ):
+        status, answer = put(stack, path, {"source": "trade_show", "columns": columns})
+        assert status == 422, answer
+        assert answer["errors"][0]["field"] == "columns" and problem in answer["message"], answer
+        assert len(json.dumps(answer)) < 1_000  # the header is not sent back
+    listed = json.loads(admin.handle(event("GET", "/admin/imports/mappings"), stack)["body"])
+    assert [m["columns"] for m in listed["items"]] == [largest]
+    many = {f"列{n:03d}": "-" for n in range(200)}
+    assert put(stack, path, {"source": "trade_show", "columns": many})[0] == 200
+
+    # A dry run's mapping is kept nowhere: any of a file's 200 columns, headers held the same
+    for columns, status_wanted in (
+        ({f"{n:03d}" + "来" * 197: "-" for n in range(51)}, 200),
+        ({f"列{n}": "-" for n in range(201)}, 422),
+        ({"a" * 450_000: "booth"}, 422),
+    ):
+        body = {"file_name": "c.csv", "content_base64": card_scans(), "mapping": columns}
+        status, answer = call(stack, body)
+        assert status == status_wanted, answer
+        assert status == 200 or answer["errors"][0]["field"] == "mapping", answer

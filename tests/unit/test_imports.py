@@ -11,6 +11,7 @@ import shlex
 import zipfile
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -581,3 +582,31 @@ def test_half_width_kana_that_also_decodes_as_utf8_is_read_as_cp932(
     table = read_table(text.encode(encoding), "list.csv")
     assert table.encoding == encoding
     assert table.rows == [line.split(",") for line in text.split("\r\n")[1:-1]]
+
+
+def test_a_saved_mapping_too_large_to_keep_is_refused_as_the_cli_saves_it() -> None:
+    from tsunagu.imports.saved import SavedMapping, checked_mapping
+
+    def problems(**given: Any) -> list[str]:
+        try:
+            checked_mapping(SavedMapping(name="cards", source="trade_show", **given))
+        except ValidationFailed as error:
+            return [f"{e.field}: {e.message}" for e in error.errors]
+        return []
+
+    assert problems(columns={"来" * 200: "booth"}) == []
+    assert problems(columns={"来" * 201: "booth"}) == [
+        f"columns: the header {'来' * 40 + '…'!r} is longer than 200 characters"
+    ]
+    assert problems(columns={f"列{n}": "-" for n in range(201)}) == [
+        "columns: at most 200 columns, not 201"
+    ]
+    assert problems(columns={f"{n:03d}" + "来" * 197: "-" for n in range(51)}) == [
+        "columns: the headers come to 10,200 characters, more than 10,000"
+    ]
+    assert problems(consent_column="案内" * 101, consent_yes=["可"]) == [
+        "consent_column: at most 200 characters"
+    ]
+    assert problems(consent_column="案内", consent_yes=["可" * 101]) == [
+        "consent_yes: at most 20 answers of 100 characters"
+    ]

@@ -22,7 +22,14 @@ from typing import Annotated, Any, Literal, Self
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from tsunagu import services
 from tsunagu.api.requests import HttpRequest, load_json_object
@@ -64,7 +71,9 @@ from tsunagu.errors import (
     ValidationFailed,
 )
 from tsunagu.forms.model import FormDefinition
+from tsunagu.imports.mapping import MAX_FIELD_CHARS, MAX_SAVED_HEADER_CHARS, oversized_mapping
 from tsunagu.imports.plan import ConsentColumn, ImportOptions
+from tsunagu.imports.reading import MAX_COLUMNS
 from tsunagu.imports.saved import SavedMapping
 from tsunagu.journeys.business_time import BusinessCalendar
 from tsunagu.journeys.model import JourneySettings, ResumePolicy
@@ -444,6 +453,38 @@ class ConsentMeaning(BaseModel):
         return ConsentColumn(self.column, frozenset(self.yes), frozenset(self.no), self.topic)
 
 
+def _mapping_within(most_chars: int | None) -> Callable[[Any], Any]:
+    """A check of a mapping before pydantic reads it: at most MAX_COLUMNS columns, each header
+    at most MAX_HEADER_CHARS (which OpenAPI 3.0, the admin API document's, cannot say: it has
+    no limit for a property's name), and ``most_chars`` together. pydantic's own error for a
+    header too long would name it as the path of the field it is in, and so send a 400 KB
+    header back; this one clips it."""
+
+    def in_bounds(columns: Any) -> Any:
+        if isinstance(columns, dict):
+            texts = {str(h): t if isinstance(t, str) else "" for h, t in columns.items()}
+            if problem := oversized_mapping(texts, most=MAX_COLUMNS, most_chars=most_chars):
+                raise ValueError(problem)
+        return columns
+
+    return in_bounds
+
+
+PlannedColumns = Annotated[
+    dict[str, Annotated[str, Field(max_length=MAX_FIELD_CHARS)]],
+    Field(max_length=MAX_COLUMNS),
+    BeforeValidator(_mapping_within(None)),
+]
+"""Header -> field for one dry run or run."""
+SavedColumns = Annotated[
+    dict[str, Annotated[str, Field(max_length=MAX_FIELD_CHARS)]],
+    Field(max_length=MAX_COLUMNS),
+    BeforeValidator(_mapping_within(MAX_SAVED_HEADER_CHARS)),
+]
+"""Header -> field of a saved mapping: its headers held together so that saving it can be
+audited in one item."""
+
+
 class ImportPlanRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -465,7 +506,7 @@ class ImportPlanRequest(BaseModel):
     """Found when not given."""
     source: Literal["import", "trade_show", "seminar", "web_form", "sales", "crm"] | None = None
     """What the list counts as (``import`` unless given or saved in ``saved_mapping``)."""
-    mapping: dict[str, str] = Field(default_factory=dict, max_length=200)
+    mapping: PlannedColumns = Field(default_factory=dict)
     """Header -> field, over the automatic mapping (``-`` leaves a column out)."""
     consent: ConsentMeaning | None = None
     saved_mapping: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]{0,62}$")
@@ -515,7 +556,7 @@ class MappingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: Literal["import", "trade_show", "seminar", "web_form", "sales", "crm"] = "import"
-    columns: dict[str, str] = Field(default_factory=dict, max_length=200)
+    columns: SavedColumns = Field(default_factory=dict)
     """Header -> field over the automatic mapping (``-`` leaves a column out)."""
     consent: ConsentMeaning | None = None
     encoding: Literal["utf-8", "utf-8-sig", "cp932", "shift_jis", "utf-16"] | None = None

@@ -39,6 +39,42 @@ ALIASES: Mapping[str, tuple[str, ...]] = {
 """Lead field -> the headers (folded) that name it."""
 
 FIELD = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+MAX_HEADER_CHARS = 200
+"""A header a mapping names (a form's question as its header can be long: 「今後のご案内メール
+の配信を希望されますか」)."""
+MAX_FIELD_CHARS = 40
+"""A field's name (``FIELD``), or ``-``."""
+MAX_SAVED_HEADER_CHARS = 10_000
+"""What a saved mapping's headers may come to, together. Saving one writes an audit entry
+holding each header before and after - a mapping replaced by another, both sides of both -
+JSON-escaped at six bytes a Japanese character: 10,000 characters take about 250 KB there of
+the 400 KB a DynamoDB item holds (the mapping's own item, unescaped, 30 KB). That is 200 short
+headers or 50 of the longest; a dry run's mapping, kept nowhere, is not held to it."""
+
+
+def oversized_mapping(
+    columns: Mapping[str, str], *, most: int, most_chars: int | None = None
+) -> str | None:
+    """Why a header -> field mapping is too large to take (more than ``most`` columns, a
+    header or a field too long, headers of more than ``most_chars`` together), or None. A
+    header is clipped in the answer: a 400 KB header is not sent back."""
+    if len(columns) > most:
+        return f"at most {most} columns, not {len(columns)}"
+    for header, target in columns.items():
+        if len(header) > MAX_HEADER_CHARS:
+            return f"the header {_clipped(header)!r} is longer than {MAX_HEADER_CHARS} characters"
+        if len(target) > MAX_FIELD_CHARS:
+            return f"the field for {_clipped(header)!r} is longer than {MAX_FIELD_CHARS} characters"
+    together = sum(len(header) for header in columns)
+    if most_chars is not None and together > most_chars:
+        return f"the headers come to {together:,} characters, more than {most_chars:,}"
+    return None
+
+
+def _clipped(header: str) -> str:
+    return header if len(header) <= 40 else header[:40] + "…"
+
+
 _DROPPED = re.compile(r"[\s_\-・.:：()（）]+")
 
 

@@ -13,12 +13,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tsunagu.errors import FieldError, ValidationFailed
-from tsunagu.imports.mapping import FIELD
+from tsunagu.imports.mapping import (
+    FIELD,
+    MAX_HEADER_CHARS,
+    MAX_SAVED_HEADER_CHARS,
+    oversized_mapping,
+)
 from tsunagu.imports.plan import ConsentColumn, ImportOptions
-from tsunagu.imports.reading import ENCODINGS
+from tsunagu.imports.reading import ENCODINGS, MAX_COLUMNS
 from tsunagu.leads.merge import Channel
 
 MAPPING_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+MAX_ANSWERS = 20
+MAX_ANSWER_CHARS = 100
+"""What a consent column's yes and no answers may be (as the admin API takes them)."""
 IMPORT_SOURCES = ("import", "trade_show", "seminar", "web_form", "sales", "crm")
 """What a list may count as (never journey or tracking: those are Tsunagu's own)."""
 
@@ -84,9 +92,21 @@ def checked_mapping(mapping: SavedMapping) -> SavedMapping:
         )
     if mapping.source not in IMPORT_SOURCES:
         problems.append(FieldError("source", f"{mapping.source!r}: {', '.join(IMPORT_SOURCES)}"))
-    for header, target in mapping.columns.items():
-        if not header.strip() or (target != "-" and not FIELD.match(target)):
-            problems.append(FieldError("columns", f"{header!r} -> {target!r} is not a field"))
+    too_large = oversized_mapping(
+        mapping.columns, most=MAX_COLUMNS, most_chars=MAX_SAVED_HEADER_CHARS
+    )
+    if too_large:
+        problems.append(FieldError("columns", too_large))
+    else:
+        for header, target in mapping.columns.items():
+            if not header.strip() or (target != "-" and not FIELD.match(target)):
+                problems.append(FieldError("columns", f"{header!r} -> {target!r} is not a field"))
+    if mapping.consent_column and len(mapping.consent_column) > MAX_HEADER_CHARS:
+        problems.append(FieldError("consent_column", f"at most {MAX_HEADER_CHARS} characters"))
+    for name, answers in (("consent_yes", mapping.consent_yes), ("consent_no", mapping.consent_no)):
+        if len(answers) > MAX_ANSWERS or any(len(a) > MAX_ANSWER_CHARS for a in answers):
+            limit = f"at most {MAX_ANSWERS} answers of {MAX_ANSWER_CHARS} characters"
+            problems.append(FieldError(name, limit))
     if mapping.consent_column and not mapping.consent_yes:
         problems.append(FieldError("consent_yes", "say which answers mean yes"))
     if mapping.encoding is not None and mapping.encoding not in (*ENCODINGS, "shift_jis"):
