@@ -43,7 +43,8 @@ UNREADABLE = "the file is not UTF-8, UTF-16 or Shift_JIS (cp932): name its encod
 @dataclass(frozen=True)
 class Table:
     encoding: str
-    """As found or given: utf-8, utf-8-sig (UTF-8 with a BOM), cp932 or utf-16."""
+    """As found or given: utf-8, utf-8-sig (UTF-8 with a BOM), cp932 or utf-16; for a workbook,
+    which sheet was read: ``xlsx, sheet '来場者' (not read: '見本' (hidden))``."""
     delimiter: str
     header: list[str]
     rows: list[list[str]]
@@ -214,8 +215,8 @@ def _delimited_lines(text: str, delimiter: str) -> tuple[list[list[str]], dict[i
             cells: list[str] | None = next(reader)
         except StopIteration:
             break
-        except csv.Error:  # the rest of the line that broke the limit is dropped: not read
-            cells = None
+        except csv.Error:  # past the limit; the reader goes on at the next line
+            cells = None  # (the lines so far, the one that broke it included, are consumed)
         first, last = lines_before + 1, lines_before + len(consumed)
         lines_before = last
         if cells is not None and (first == last or _quotes_close(consumed, delimiter)):
