@@ -193,6 +193,8 @@ class PlannedImport:
         return {
             "plan_digest": apply.plan_digest(self.plan),
             "encoding": self.plan.encoding,
+            "sheet": self.table.sheet,
+            "other_sheets": list(self.table.other_sheets),
             "source": self.plan.source.value,
             "columns": self.plan.columns,
             "unmapped": self.plan.unmapped,

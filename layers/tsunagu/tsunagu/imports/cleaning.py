@@ -8,7 +8,6 @@ import re
 import unicodedata
 from datetime import date, timedelta
 
-from tsunagu.imports.reading import CellOfUnreadRow
 from tsunagu.leads.search_words import search_key
 from tsunagu.text import has_control_characters, unguarded
 
@@ -33,8 +32,6 @@ class BadValue(ValueError):
 
 
 def clean_value(field: str, raw: str) -> str:
-    if isinstance(raw, CellOfUnreadRow):  # the reading could not tell its row's cells apart
-        raise BadValue(raw.reason)
     # Tsunagu's own exports guard formula-like cells with a quote: a file brought back holds
     # the values, not the guards.
     text = unguarded(raw.strip())

@@ -134,6 +134,9 @@ def plan_import(
     """Identity key -> index in ``planned`` of the first row with that address."""
     planned: list[RowPlan] = []
     for number, cells in zip(table.row_numbers, table.rows, strict=True):
+        if number in table.unreadable:  # its cells cannot be told apart for certain
+            planned.append(RowPlan(number, "rejected", reason=table.unreadable[number]))
+            continue
         row = _read_row(number, cells, columns, options.consent, consent_at)
         if row.action == "rejected" or row.email is None:
             planned.append(row)

@@ -25,7 +25,7 @@ import io
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any
 
@@ -48,14 +48,17 @@ class Table:
     delimiter: str
     header: list[str]
     rows: list[list[str]]
-    """Each row's cells, as many as the header (short rows padded, blank rows left out); a row
-    that could not be cut into cells for certain has CellOfUnreadRow cells, saying why."""
+    """Each row's cells, as many as the header (short rows padded, blank rows left out)."""
     row_numbers: list[int]
     """Each row's line in the file as a spreadsheet counts it (the header is row 1)."""
     sheet: str | None = None
     """A workbook's sheet that was read (``encoding`` names it too, and the others)."""
     other_sheets: tuple[str, ...] = ()
     """The names of the workbook's other sheets, not read."""
+    unreadable: Mapping[int, str] = field(default_factory=dict)
+    """Rows (by row number) the file does not say for certain how to cut into cells - more
+    values than the header has columns, a quote that does not close - and why: the plan
+    rejects them with that reason, and they go to the rejected rows as they were read."""
 
 
 def detect_encoding(data: bytes) -> str:
@@ -171,21 +174,6 @@ def read_table(data: bytes, file_name: str, encoding: str | None = None) -> Tabl
     return _table(found, delimiter, lines, unread=unread, whole_width=True)
 
 
-class CellOfUnreadRow(str):
-    """A cell of a row the file does not say for certain how to cut into cells (more cells
-    than the header has columns, a quote that does not close): its text, and why its row is
-    rejected. The plan rejects a row whose cell fails cleaning, with the reason cleaning gives,
-    and cleaning gives this one for any such cell (``tsunagu.imports.cleaning``): the row goes
-    to the rejected rows as it was read, the reason beside it."""
-
-    reason: str
-
-    def __new__(cls, text: str, reason: str) -> CellOfUnreadRow:
-        cell = super().__new__(cls, text)
-        cell.reason = reason
-        return cell
-
-
 def _delimited_lines(text: str, delimiter: str) -> tuple[list[list[str]], dict[int, str]]:
     """The text's rows of cells, and why some cannot be trusted (by index in those rows).
 
@@ -277,16 +265,18 @@ def _table(
         raise ValidationFailed([FieldError("file", f"more than {MAX_COLUMNS} columns")])
     rows: list[list[str]] = []
     numbers: list[int] = []
+    unreadable: dict[int, str] = {}
     for number, cells in enumerate(lines[header_at + 1 :], start=header_at + 2):
         if not any(cell.strip() for cell in cells):
             continue
-        row = [*cells[: len(header)], *[""] * (len(header) - len(cells))]
+        rows.append([*cells[: len(header)], *[""] * (len(header) - len(cells))])
+        numbers.append(number)
         reason = unread.get(number - 1) or (
             _past_the_header(cells, len(header), delimiter) if whole_width else None
         )
-        rows.append(row if reason is None else [CellOfUnreadRow(cell, reason) for cell in row])
-        numbers.append(number)
-    return Table(found, delimiter, header, rows, numbers, sheet, others)
+        if reason is not None:
+            unreadable[number] = reason
+    return Table(found, delimiter, header, rows, numbers, sheet, others, unreadable)
 
 
 MAX_EXTRA_CELLS_NAMED = 3
