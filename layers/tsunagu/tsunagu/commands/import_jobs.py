@@ -103,6 +103,16 @@ def upload_file(ports: ImportCommands, file_name: str, data: bytes) -> str:
     return upload_id
 
 
+def _uploaded(ports: ImportCommands, upload_id: str, file_name: str) -> str:
+    """The key of the file uploaded as ``file_name`` to ``upload_id``; NotFound when nothing
+    was (or it expired)."""
+    _check_upload_id(upload_id)
+    key = jobs.upload_key(upload_id, _checked_name(file_name))
+    if not _files(ports).exists(key):
+        raise NotFound(f"nothing was uploaded as {file_name!r} to {upload_id}: upload it first")
+    return key
+
+
 def _check_upload_id(upload_id: str) -> None:
     if not re.fullmatch(r"upl_[0-9A-Za-z]{1,40}", upload_id):
         raise ValidationFailed([FieldError("upload_id", f"{upload_id!r} is no upload id")])
@@ -141,10 +151,7 @@ def queue_dry_run(
     allowed(ports.audit, ports.clock, actor, "imports.plan", f"file:{file_name}")
     if ports.start_dry_run is None:
         raise RuntimeError("no import state machine is configured")
-    _check_upload_id(upload_id)
-    file_key = jobs.upload_key(upload_id, _checked_name(file_name))
-    if not _files(ports).exists(file_key):
-        raise NotFound(f"nothing was uploaded as {file_name!r} to {upload_id}: upload it first")
+    file_key = _uploaded(ports, upload_id, file_name)
     plan_id = new_id("pln", ports.clock.now())
     job = ImportJob.of(plan_id, file_key, file_name, options, encoding=encoding, plan_digest=None)
     _files(ports).put_json(jobs.dry_run_key(plan_id, "job"), {**job.as_json(), "rows": rows})
@@ -223,16 +230,14 @@ def start(
     if ports.start_job is None:
         raise RuntimeError("no import state machine is configured")
     with recorded(ports.audit, ports.clock, actor, "imports.run", f"file:{file_name}") as log:
-        _check_upload_id(upload_id)
-        if not _files(ports).exists(jobs.upload_key(upload_id, _checked_name(file_name))):
-            raise NotFound(f"nothing was uploaded as {file_name!r} to {upload_id}: upload it first")
+        file_key = _uploaded(ports, upload_id, file_name)
         now = ports.clock.now()
         import_id = new_id("imp", now)
         if plan_digest:
             _claim(ports, plan_digest, import_id, now + BACKGROUND_CLAIM)
         job = ImportJob.of(
             import_id,
-            jobs.upload_key(upload_id, file_name),
+            file_key,
             file_name,
             options,
             encoding=encoding,
