@@ -205,3 +205,30 @@ def test_a_blank_consent_cell_says_nothing(aws: AwsStack) -> None:
         ("create", None),
         ("create", None),
     ]
+
+
+def test_a_no_given_between_the_check_and_the_write_is_kept(
+    mailed: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The person opts out of marketing mail on the preferences page just after the run read
+    who had opted out: the write is refused by the opt-out itself, read again, and the row
+    goes in without the opt-in."""
+    from tsunagu.store.leads import LeadRepository
+
+    read_opt_outs = LeadRepository.opted_out
+    still = lead_of(mailed, "still@example.jp")
+    reads: list[int] = []
+
+    def opting_out_meanwhile(self: LeadRepository, lead_ids: Any, topic: str) -> Any:
+        answer = read_opt_outs(self, lead_ids, topic)
+        reads.append(1)
+        if len(reads) == 2:  # the group's check, just before its write
+            opted_out_of(mailed, still, "marketing")
+        return answer
+
+    monkeypatch.setattr(LeadRepository, "opted_out", opting_out_meanwhile)
+    data = sheet(("still@example.jp", "部長", "希望する"))
+    imports.run(services.import_commands(mailed.settings()), MARKETER, data, "今回.csv", OPTIONS)
+    assert consent_state(mailed, still.lead_id)["marketing"] == "opted_out"
+    assert lead_of(mailed, "still@example.jp").fields["job_title"].value == "部長"
+    assert send(mailed, still.lead_id, template_id="welcome")["status"] == "skipped"

@@ -251,3 +251,103 @@ def test_undoing_two_imports_of_a_field_puts_back_what_was_there_before_both(
     # Then the second is undone too: the title goes back to what it was before either
     assert imports.undo(ports, MARKETER, second).record.undo["restored"] == 1
     assert title() == ("主任", "import")
+
+
+def background_ports(aws: AwsStack) -> imports.ImportCommands:
+    aws.environment["TSUNAGU_IMPORT_STATE_MACHINE_ARN"] = "arn:aws:states:x:1:stateMachine:i"
+    return replace(services.import_commands(aws.settings()), start_job=lambda import_id: import_id)
+
+
+def test_a_chunk_retried_after_its_rows_were_written_writes_none_again(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.commands import import_jobs
+    from tsunagu.store.imports import ImportRepository
+
+    ports = background_ports(aws)
+    rows = "\r\n".join(
+        ["メールアドレス,氏名,配信希望", "quiet@example.jp,無回答,"]
+        + [f"yes{n}@example.jp,希望 {n},希望する" for n in range(3)]
+    )
+    upload_id = import_jobs.upload_file(ports, "展示会.csv", rows.encode())
+    import_id = import_jobs.start(ports, MARKETER, upload_id, "展示会.csv", OPTIONS).import_id
+    assert import_jobs.prepare(ports, import_id) == [0]
+
+    # The chunk's rows are written, then counting it fails (a throttle): the step is retried
+    counted = ImportRepository.chunk_finished
+    failures = [RuntimeError("throttled")]
+
+    def throttled_once(self: ImportRepository, *args: Any, **kwargs: Any) -> bool:
+        if failures:
+            raise failures.pop()
+        return counted(self, *args, **kwargs)
+
+    monkeypatch.setattr(ImportRepository, "chunk_finished", throttled_once)
+    with pytest.raises(RuntimeError):
+        import_jobs.apply_chunk(ports, import_id, 0)
+    assert import_jobs.apply_chunk(ports, import_id, 0) == 4
+    import_jobs.finish(ports, import_id)
+
+    store = ports.imports
+    assert store is not None
+    assert [(r.row, r.outcome) for r in store.rows_of(import_id)] == [
+        (2, "created"), (3, "created"), (4, "created"), (5, "created"),
+    ]  # fmt: skip
+    leads = services.lead_repository(aws.settings())
+    yes = leads.find_lead("email:yes0@example.jp")
+    assert yes is not None and len(leads.consent_evidence(yes.lead_id)) == 1
+    assert imports.undo(ports, MARKETER, import_id).record.undo["removed"] == 4
+
+
+def test_a_run_that_fails_is_said_failed_and_can_be_undone_at_once(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.store.imports import ImportRepository
+
+    ports = services.import_commands(aws.settings())
+    data = sheet(*(f"visitor{n:02d}@example.jp" for n in range(40)))
+    grouped = ImportRepository.apply_rows
+    calls: list[int] = []
+
+    def second_group_fails(self: ImportRepository, *args: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("DynamoDB is unavailable")
+        grouped(self, *args)
+
+    monkeypatch.setattr(ImportRepository, "apply_rows", second_group_fails)
+    with pytest.raises(RuntimeError):
+        imports.run(ports, MARKETER, data, "展示会.csv", OPTIONS)
+    (record,) = imports.list_imports(ports, MARKETER)
+    assert (record.status, record.lease_until) == ("failed", None)
+    assert record.detail == "stopped part-way: DynamoDB is unavailable"
+    monkeypatch.setattr(ImportRepository, "apply_rows", grouped)
+    assert imports.undo(ports, MARKETER, record.import_id).record.undo["removed"] == 19
+    # The plan is free again: the same list runs
+    again, _ = imports.run(ports, MARKETER, data, "展示会.csv", OPTIONS)
+    assert again.counts["create"] == 40
+
+
+def test_a_plan_is_let_go_of_however_its_background_run_ends(aws: AwsStack) -> None:
+    from tsunagu.commands import import_jobs
+
+    ports = background_ports(aws)
+    data = sheet("one@example.jp", "two@example.jp")
+
+    def queued() -> str:
+        upload_id = import_jobs.upload_file(ports, "展示会.csv", data)
+        return import_jobs.start(ports, MARKETER, upload_id, "展示会.csv", OPTIONS).import_id
+
+    # Failed after its plan was claimed (queued without a dry run's digest: prepare claims it)
+    failing = queued()
+    assert import_jobs.prepare(ports, failing) == [0]
+    import_jobs.fail(ports, failing, "States.Timeout: prepare")
+    # Undone once its chunks were counted, before its finish step ran
+    undone = queued()
+    assert import_jobs.prepare(ports, undone) == [0]
+    import_jobs.apply_chunk(ports, undone, 0)
+    imports.undo(ports, MARKETER, undone)
+    assert import_jobs.finish(ports, undone).status == "undone"
+    # Each time, the same list can be run again at once
+    record, _ = imports.run(ports, MARKETER, data, "展示会.csv", OPTIONS)
+    assert record.counts["create"] == 2

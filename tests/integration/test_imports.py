@@ -524,9 +524,9 @@ def test_a_group_applied_by_an_earlier_attempt_is_not_applied_twice(
 def test_a_receipt_written_already_is_told_apart_from_a_lead_changed_underneath(
     stack: Settings,
 ) -> None:
-    """A refused receipt means "applied already", told apart from a lead changed underneath;
-    and a list's opt-in, written even for a lead unsubscribed from all mail (the plan would
-    not have it: see test_import_consent), never lifts that unsubscribe."""
+    """A refused receipt means "applied already", told apart from a lead changed underneath -
+    here one that unsubscribed from all mail after the row was planned (the plan would not
+    have opted it in: see test_import_consent)."""
     from tsunagu.imports.apply import row_write
     from tsunagu.imports.plan import ConsentColumn, ImportOptions, RowPlan
     from tsunagu.leads.capture import WriteConflict
@@ -553,8 +553,16 @@ def test_a_receipt_written_already_is_told_apart_from_a_lead_changed_underneath(
     )  # fmt: skip
     store = services.import_repository(stack)
     assert store is not None
+    with pytest.raises(WriteConflict) as refused:
+        store.apply_rows("imp_x", [write], [applied])
+    assert refused.value.kind == "lead"  # read again, and planned without the opt-in
+    assert leads.consent_state(known.lead_id) == {"all": "opted_out"}
+
+    # Once the unsubscribe is lifted (by the person), the row is written
+    item = bind_tables(stack).consent.get(known.lead_id, "topic#all")
+    item.delete()
     store.apply_rows("imp_x", [write], [applied])
-    assert leads.consent_state(known.lead_id) == {"all": "opted_out", "marketing": "opted_in"}
+    assert leads.consent_state(known.lead_id) == {"marketing": "opted_in"}
 
     # The same row again (an attempt that did not know): its receipt is what refuses it
     with pytest.raises(WriteConflict) as again:
@@ -898,7 +906,6 @@ def test_a_large_list_s_dry_run_answers_within_a_lambda_s_limit(
     background: the answer holds every count, the rows' plans that fit, and the rejected rows
     behind a link, not megabytes of base64."""
     from tsunagu.commands import import_jobs
-    from tsunagu.imports import jobs
 
     monkeypatch.setattr(services, "start_import", lambda _settings, i, *_: i)
     aws.environment["TSUNAGU_IMPORT_STATE_MACHINE_ARN"] = "arn:aws:states:x:1:stateMachine:i"
@@ -921,16 +928,35 @@ def test_a_large_list_s_dry_run_answers_within_a_lambda_s_limit(
     assert planned == {"status": "planned"}
     response = admin.handle(event("GET", f"/admin/imports/plans/{queued['plan_id']}"), stack)
     assert response["statusCode"] == 200
-    assert len(response["body"]) < 6 * 1024 * 1024  # what a Lambda may answer
+    assert len(json.dumps(response)) < 6 * 1024 * 1024  # what a Lambda may answer, as it does
     plan = json.loads(response["body"])
     assert (plan["counts"]["create"], plan["counts"]["rejected"]) == (10_000, 10_000)
     assert 0 < plan["rows_shown"] == len(plan["rows"]) < 5000
     assert "rejected_csv_base64" not in plan
-    key = jobs.rejected_key(plan["plan_digest"])
-    assert key in plan["rejected_csv_url"]
+    key = plan["rejected_csv_key"]
+    assert key.startswith("rejected/") and key in plan["rejected_csv_url"]
     assert ports.files is not None
     kept = ports.files.get(key)
     assert kept is not None and kept.decode("utf-8-sig").count("\r\n") == 10_001
+
+    # Another list, every row of it rejected too, makes the same plan - never the same file
+    other = [["メールアドレス", "会社名"], *([f"other-{n:05d}", "別" * 400] for n in range(2_000))]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(other)
+    first = [["メールアドレス", "会社名"], *([f"first-{n:05d}", "初" * 400] for n in range(2_000))]
+    out_first = io.StringIO()
+    csv.writer(out_first, lineterminator="\r\n").writerows(first)
+    answers = []
+    for name, text in (("a.csv", out_first.getvalue()), ("b.csv", out.getvalue())):
+        upload = import_jobs.upload_file(ports, name, text.encode())
+        plan_id = call(stack, {"file_name": name, "upload_id": upload})[1]["plan_id"]
+        aws.function("import_list").invoke({"step": "dry_run", "plan_id": plan_id})
+        answers.append(read_dry_run(stack, plan_id))
+    assert answers[0]["plan_digest"] == answers[1]["plan_digest"]
+    keys = [answer["rejected_csv_key"] for answer in answers]
+    assert keys[0] != keys[1]
+    assert "first-00000" in (ports.files.get(keys[0]) or b"").decode("utf-8-sig")
+    assert "other-00000" in (ports.files.get(keys[1]) or b"").decode("utf-8-sig")
 
 
 def test_a_background_dry_run_of_a_file_that_is_no_list_is_refused_saying_why(

@@ -53,6 +53,15 @@ interface DryRun {
 }
 
 const pause = (ms: number) => new Promise((resolve) => window.setTimeout(resolve, ms));
+/** How long a background dry run is waited for: its step's retries end well inside it. */
+const DRY_RUN_WAIT_MS = 30 * 60 * 1000;
+/** Network or server failures in a row that a wait rides out before it says so. */
+const PASSING_FAILURES = 5;
+
+/** A failure that may pass (the network, the server), not the API refusing. */
+function mayPass(error: unknown): boolean {
+  return error instanceof TypeError || (error instanceof ApiError && (error.status === 0 || error.status >= 500));
+}
 
 interface ImportRecord {
   import_id: string;
@@ -143,6 +152,14 @@ function running(state: ImportState): boolean {
 
 export default function Imports() {
   const { t } = useTranslation();
+  // A dry run waited for stops being waited for when the screen is left
+  const onScreen = useRef(true);
+  useEffect(() => {
+    onScreen.current = true;
+    return () => {
+      onScreen.current = false;
+    };
+  }, []);
   const may = useMay();
   const mayRun = may("imports.run");
   const [file, setFile] = useState<File | null>(null);
@@ -199,11 +216,21 @@ export default function Imports() {
       };
       let answer = await api<Plan | (DryRun & Partial<Plan>)>("POST", "/admin/imports/plans", { body });
       // An uploaded list is planned in the background: asked again until it is planned
+      const deadline = Date.now() + DRY_RUN_WAIT_MS;
+      let failures = 0;
       while ("plan_id" in answer && answer.status === "planning") {
+        if (!onScreen.current) return;
+        if (Date.now() > deadline) throw new ApiError(0, t("imports.planning_too_long", { id: answer.plan_id }));
         setMessage(t("imports.planning"));
-        await pause(POLL_MS);
-        answer = await api<DryRun & Partial<Plan>>("GET", `/admin/imports/plans/${answer.plan_id}`);
+        await pause(POLL_MS * (failures + 1));
+        try {
+          answer = await api<DryRun & Partial<Plan>>("GET", `/admin/imports/plans/${answer.plan_id}`);
+          failures = 0;
+        } catch (error) {
+          if (!mayPass(error) || ++failures >= PASSING_FAILURES) throw error;
+        }
       }
+      if (!onScreen.current) return;
       if ("plan_id" in answer && answer.status === "refused") {
         throw new ApiError(422, answer.error?.message ?? "", answer.error?.fields ?? []);
       }

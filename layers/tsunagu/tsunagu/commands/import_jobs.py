@@ -9,6 +9,7 @@ the steps are the stack's own work and need no actor."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import dataclass, replace
@@ -205,7 +206,7 @@ def dry_run(ports: ImportCommands, actor: Actor, plan_id: str) -> DryRun:
     answer = files.get(jobs.dry_run_key(plan_id, "answer"))
     if answer is not None:
         plan = json.loads(answer)
-        if plan["counts"].get("rejected") and "rejected_csv_base64" not in plan:
+        if "rejected_csv_key" in plan:
             plan = with_rejected_link(ports, plan, _dry_run_job(files, plan_id)[0].file_name)
         return DryRun(plan_id, "planned", plan=plan)
     refused = files.get(jobs.dry_run_key(plan_id, "refused"))
@@ -243,7 +244,6 @@ def start(
             encoding=encoding,
             plan_digest=plan_digest,
         )
-        _files(ports).put_json(jobs.job_key(import_id), job.as_json())
         record = ImportRecord(
             import_id=import_id,
             file_name=file_name,
@@ -256,12 +256,16 @@ def start(
             status="queued",
             background=True,
         )
-        store.save_import(record)
         try:
+            _files(ports).put_json(jobs.job_key(import_id), job.as_json())
+            store.save_import(record)
             ports.start_job(import_id)
         except Exception as error:
-            store.save_import(replace(record, status="failed", detail=f"not started: {error}"))
-            store.release_plan(record.digest, import_id)
+            # Not started: said on the record (when there is one), and the plan let go of
+            with contextlib.suppress(Exception):
+                failed = replace(record, status="failed", detail=f"not started: {error}"[:600])
+                store.save_import(failed)
+            _let_go(ports, record)
             raise
         log.after = {"import_id": import_id, "status": "queued"}
         log.detail = f"import {import_id} of {file_name} queued (in the background)"
@@ -313,6 +317,9 @@ def prepare(ports: ImportCommands, import_id: str) -> list[int]:
         except ConcurrentUpdate as error:
             _refuse(ports, record, error.message)
             return []
+        # Kept on the record at once: a step failing from here on lets go of what it names
+        record = replace(record, digest=digest)
+        store.save_import(record, expected="queued")
     if job.plan_digest and job.plan_digest != digest:
         _refuse(
             ports,
@@ -358,12 +365,23 @@ def apply_chunk(ports: ImportCommands, import_id: str, index: int) -> int:
     store = _store(ports)
     job, record = _job(ports, import_id)
     rows = [jobs.row_from_json(d) for d in _files(ports).get_json(jobs.chunk_key(import_id, index))]
-    found = ports.leads.find_leads([_identity(r.email) for r in rows if r.email])
-    against = {r.email: found.get(_identity(r.email)) for r in rows if r.email}
-    for group in _groups(rows):
+    # A retry writes only what the attempt before it did not: each row is planned again against
+    # its lead, and a row already written would otherwise be planned as an update of itself
+    written = _written(ports, import_id, [row.row for row in rows])
+    rows_left = [row for row in rows if row.row not in written]
+    found = ports.leads.find_leads([_identity(r.email) for r in rows_left if r.email])
+    against = {r.email: found.get(_identity(r.email)) for r in rows_left if r.email}
+    for group in _groups(rows_left):
         _apply_group(ports, group, record, job.options, job.file_name, against)
     store.chunk_finished(import_id, index, len(rows))
     return len(rows)
+
+
+def _written(ports: ImportCommands, import_id: str, rows: list[int]) -> set[int]:
+    """Which of a chunk's rows (in order) have been written: in the receipts keyed within it."""
+    if not rows:
+        return set()
+    return {applied.row for applied in _store(ports).rows_of(import_id, rows[0], rows[-1])}
 
 
 def park_chunk(ports: ImportCommands, import_id: str, index: int, error: str) -> None:
@@ -372,7 +390,7 @@ def park_chunk(ports: ImportCommands, import_id: str, index: int, error: str) ->
     not are named - those to import again."""
     store = _store(ports)
     rows = [row["row"] for row in _files(ports).get_json(jobs.chunk_key(import_id, index))]
-    written = {r.row for r in store.rows_of(import_id, rows[0], rows[-1])} if rows else set()
+    written = _written(ports, import_id, rows)
     not_written = [row for row in rows if row not in written]
     parked = {
         "chunk": index,

@@ -5,6 +5,7 @@ list``) and the admin API (``/admin/imports/...``)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -43,7 +44,7 @@ from tsunagu.imports.plan import (
 )
 from tsunagu.imports.reading import Table, read_table
 from tsunagu.imports.saved import MAPPING_NAME, SavedMapping, checked_mapping, with_overrides
-from tsunagu.leads.capture import CaptureWrite, WriteConflict
+from tsunagu.leads.capture import MAX_TRANSACTION_ITEMS, CaptureWrite, WriteConflict
 from tsunagu.leads.email import stored_address_identity
 from tsunagu.leads.model import Lead, LeadEvent
 
@@ -152,9 +153,10 @@ class ImportCommands:
 
 
 ROWS_PER_TRANSACTION = 19
-"""Rows applied in one transaction: DynamoDB takes 100 items in one; a row's capture is at most
-5 (the lead, its event, consent evidence and state, and the address a new lead claims - a list's
-opt-in never lifts an unsubscribe), and the group's receipt is one more."""
+"""Rows applied in one transaction: DynamoDB takes 100 items in one; a new lead's row is 5 items
+(the lead, its event, consent evidence and state, the address it claims), and the group's
+receipt is one more. A row opting in a lead that exists holds two checks of its opt-outs
+besides: such a group is cut in two (_within_one_receipt)."""
 RECEIPT_BYTES = 300_000
 """What one receipt holds at most (its rows' records as JSON): DynamoDB refuses an item over
 400 KB, and a row that changes many long fields can take tens of KB (a cell holds up to 500
@@ -181,12 +183,14 @@ class PlannedImport:
 
     def as_json(self, *, rows: int | None = None, max_bytes: int | None = None) -> dict[str, Any]:
         """The plan as the API answers it: every count, and the first ``rows`` rows' plans (as
-        many of them as ``max_bytes`` of JSON hold, when given: ``rows_shown`` says how many)."""
+        many of them as ``max_bytes`` hold when given, measured as a Lambda's answer carries
+        them - JSON in a JSON string, every non-ASCII character escaped: ``rows_shown`` says
+        how many)."""
         shown: list[dict[str, Any]] = []
         size = 0
         for row in self.plan.rows[:rows]:
             entry = _row_json(row)
-            size += len(json.dumps(entry, ensure_ascii=False).encode())
+            size += len(json.dumps(json.dumps(entry)))
             if max_bytes is not None and size > max_bytes:
                 break
             shown.append(entry)
@@ -223,8 +227,10 @@ def _row_json(row: RowPlan) -> dict[str, Any]:
     }
 
 
-ANSWER_ROWS_BYTES = 3 * 1024 * 1024
-"""The rows' plans a dry run answers with at most (a Lambda's answer holds 6 MB)."""
+ANSWER_ROWS_BYTES = 4 * 1024 * 1024
+"""The rows' plans a dry run answers with at most, as the Lambda's answer carries them: with
+the rejected rows inline (REJECTED_INLINE_BYTES, a third more as base64) and the rest, within
+the 6 MB a Lambda may answer."""
 REJECTED_INLINE_BYTES = 512 * 1024
 """A rejected-rows file up to this size comes in the answer (base64); a larger one is kept in
 the imports bucket and answered as a link (15 minutes)."""
@@ -242,16 +248,20 @@ def plan_answer(
     if len(rejected) <= REJECTED_INLINE_BYTES or ports.files is None:
         answer["rejected_csv_base64"] = base64.b64encode(rejected).decode()
         return answer
-    ports.files.put(jobs.rejected_key(answer["plan_digest"]), rejected)
-    return with_rejected_link(ports, answer, file_name)
+    # Named by what it holds: two lists whose plans are alike (every row rejected) never share
+    # a file, and so never each other's people
+    key = jobs.rejected_key(hashlib.sha256(rejected).hexdigest())
+    ports.files.put(key, rejected)
+    return with_rejected_link(ports, answer | {"rejected_csv_key": key}, file_name)
 
 
 def with_rejected_link(
     ports: ImportCommands, answer: dict[str, Any], file_name: str
 ) -> dict[str, Any]:
-    """The answer with a fresh link to its rejected rows kept in the bucket (15 minutes)."""
+    """The answer with a fresh link (15 minutes) to its rejected rows kept in the bucket under
+    ``rejected_csv_key``."""
     assert ports.files is not None
-    key = jobs.rejected_key(answer["plan_digest"])
+    key = answer["rejected_csv_key"]
     url = ports.files.download_url(key, jobs.UPLOAD_SECONDS, f"rejected-{file_name}")
     return answer | {"rejected_csv_url": url}
 
@@ -352,6 +362,16 @@ def run(
                 _apply_group(ports, group, record, options, file_name, planned.leads)
             record = replace(record, status="applied", lease_until=None)
             store.save_import(record, expected="applying")
+        except Exception as error:
+            # Stopped part-way: said at once, so that what it wrote can be undone now rather
+            # than once its lease has passed (unless an undo has taken it already)
+            with contextlib.suppress(ConcurrentUpdate):
+                stopped = f"stopped part-way: {error}"[:600]
+                store.save_import(
+                    replace(record, status="failed", lease_until=None, detail=stopped),
+                    expected="applying",
+                )
+            raise
         finally:
             store.release_plan(digest, record.import_id)
         log.after = {"import_id": record.import_id, "counts": record.counts}
@@ -382,7 +402,9 @@ def _lease_renewed(ports: ImportCommands, record: ImportRecord) -> ImportRecord:
     until = isoformat(now + RUN_LEASE)
     renewed = replace(record, lease_until=until)
     _store(ports).save_import(renewed, expected="applying")
-    _store(ports).claim_plan(record.digest, record.import_id, until, isoformat(now))
+    holder = _store(ports).claim_plan(record.digest, record.import_id, until, isoformat(now))
+    if holder is not None:  # it stalled past its lease, and another run has the plan now
+        raise ConcurrentUpdate(f"import {holder} is applying this plan now: this run stops")
     return renewed
 
 
@@ -450,16 +472,21 @@ class _BuiltRow:
 
 
 def _within_one_receipt(built: Sequence[_BuiltRow]) -> Iterator[list[_BuiltRow]]:
-    """The rows cut where their records would pass RECEIPT_BYTES (most groups: not at all)."""
+    """The rows cut where their records would pass RECEIPT_BYTES, or their items one
+    transaction's (the receipt is one more): most groups not at all; one of existing leads a
+    list opts in, each checked for a "no" (CaptureWrite.checks_no_opt_out), in two."""
     part: list[_BuiltRow] = []
-    size = 0
+    size = items = 0
     for entry in built:
         grows = entry.applied.stored_bytes()
-        if part and size + grows > RECEIPT_BYTES:
+        if part and (
+            size + grows > RECEIPT_BYTES or items + entry.write.items + 1 > MAX_TRANSACTION_ITEMS
+        ):
             yield part
-            part, size = [], 0
+            part, size, items = [], 0, 0
         part.append(entry)
         size += grows
+        items += entry.write.items
     if part:
         yield part
 
@@ -578,6 +605,8 @@ def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
             record, status="undone", undone_at=isoformat(now), undo=counts, lease_until=None
         )
         store.save_import(undone, expected=record.status)
+        if record.digest:  # a run undone before it let go of its plan: the plan is free again
+            store.release_plan(record.digest, record.import_id)
         record = undone
         log.detail = ", ".join(f"{k} {v}" for k, v in counts.items())
     return UndoResult(record, kept)

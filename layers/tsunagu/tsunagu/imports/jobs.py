@@ -32,8 +32,9 @@ def job_key(import_id: str) -> str:
     return f"imports/{import_id}/job.json"
 
 
-def rejected_key(plan_digest: str) -> str:
-    return f"plans/{plan_digest}/rejected.csv"
+def rejected_key(content_hash: str) -> str:
+    """A dry run's rejected rows too large to answer inline, named by their SHA-256."""
+    return f"rejected/{content_hash}.csv"
 
 
 def dry_run_key(plan_id: str, part: Literal["job", "answer", "refused"]) -> str:

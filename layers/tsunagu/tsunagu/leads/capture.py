@@ -83,9 +83,41 @@ class CaptureWrite:
     @property
     def lifts_unsubscribe(self) -> bool:
         """Whether the write deletes the lead's unsubscribe from all mail (a new lead has none)."""
+        return self._opts_in_a_lead_that_exists and self.opt_in_lifts_unsubscribe
+
+    @property
+    def checks_no_opt_out(self) -> bool:
+        """Whether the write holds only while the lead has not opted out (of the topic or of
+        all mail) nor been suppressed: a list's opt-in, so that a "no" given a moment before
+        it is written wins - the write is refused, read again and planned without it. Two
+        condition checks (all mail, suppression) and a condition on the topic's own put."""
+        return self._opts_in_a_lead_that_exists and not self.opt_in_lifts_unsubscribe
+
+    @property
+    def _opts_in_a_lead_that_exists(self) -> bool:
         consent = self.consent
-        opted_in = consent is not None and consent.status == "opted_in"
-        return opted_in and self.opt_in_lifts_unsubscribe and not self.is_new
+        return consent is not None and consent.status == "opted_in" and not self.is_new
+
+    @property
+    def items(self) -> int:
+        """The items its transaction holds (what counts against MAX_TRANSACTION_ITEMS)."""
+        consent = 0
+        if self.consent is not None:
+            consent = (
+                2 + (1 if self.lifts_unsubscribe else 0) + (2 if self.checks_no_opt_out else 0)
+            )
+        return (
+            (1 if self.idempotency_key else 0)
+            + len(self.claim_identities)
+            + len(self.point_identities)
+            + 2  # the lead, its event
+            + consent
+            + len(self.counted)
+        )
+
+
+MAX_TRANSACTION_ITEMS = 100
+"""DynamoDB's limit on the items of one TransactWriteItems."""
 
 
 @dataclass(frozen=True)

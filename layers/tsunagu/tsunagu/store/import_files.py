@@ -1,8 +1,9 @@
 """The imports bucket: uploaded lists (``uploads/<upload id>/<file name>``, uploaded through a
-pre-signed URL or by the CLI) and what a background run's steps hand each other
-(``imports/<import id>/job.json`` and ``chunks/<n>.json``), and a dry run's rejected rows too
-large to answer inline (``plans/<digest>/rejected.csv``). The bucket's lifecycle rule removes
-both after a week: the import's own record (the imports table) is what is kept."""
+pre-signed URL or by the CLI); what a background run's steps hand each other
+(``imports/<import id>/job.json`` and ``chunks/<n>.json``); a background dry run's job and
+answer (``dry_runs/<plan id>/``); and a dry run's rejected rows too large to answer inline
+(``rejected/<their SHA-256>.csv``). The bucket's lifecycle rule removes all of it after a week:
+the import's own record (the imports table) is what is kept."""
 
 from __future__ import annotations
 

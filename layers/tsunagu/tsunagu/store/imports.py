@@ -23,13 +23,8 @@ from pynamodb.transactions import TransactWrite
 from tsunagu.errors import ConcurrentUpdate
 from tsunagu.imports.apply import AppliedRow, ImportProgress, ImportRecord, ImportStatus
 from tsunagu.imports.saved import SavedMapping
-from tsunagu.leads.capture import CaptureWrite, WriteConflict
-from tsunagu.store.leads import (
-    MAX_TRANSACTION_ITEMS,
-    add_capture,
-    capture_size,
-    changed_underneath,
-)
+from tsunagu.leads.capture import MAX_TRANSACTION_ITEMS, CaptureWrite, WriteConflict
+from tsunagu.store.leads import add_capture, capture_size, changed_underneath
 from tsunagu.store.tables import Tables
 
 _LIST = "imports"
@@ -168,6 +163,7 @@ class ImportRepository:
             raise ValueError(f"more than {MAX_TRANSACTION_ITEMS} items in one transaction")
         kinds: list[str] = []
         deleted: list[str] = []
+        checked: list[str] = []
         receipt = receipts(
             _import_pk(import_id),
             _row_sk(applied[0].row),
@@ -177,13 +173,14 @@ class ImportRepository:
             with TransactWrite(connection=t.connection, client_request_token=token) as tx:
                 for write in writes:
                     assert not write.counted, "an import's rows count against no rate limit"
-                    add_capture(t, tx, write, kinds, deleted)
+                    add_capture(t, tx, write, kinds, deleted, checked)
                 tx.save(receipt, condition=receipts.sk.does_not_exist())
         except TransactWriteError as error:
-            # Cancellation reasons come as PynamoDB sends the items: deletes, then puts; the
-            # receipt is the last put.
+            # Cancellation reasons come as PynamoDB sends the items: condition checks (a lead's
+            # opt-out, which a list's opt-in must not pass), deletes, then puts; the receipt is
+            # the last put.
             reasons = list(error.cancellation_reasons)
-            index = len(deleted) + len(kinds)
+            index = len(checked) + len(deleted) + len(kinds)
             mine = reasons[index] if index < len(reasons) else None
             if mine is not None and mine.code == "ConditionalCheckFailed":
                 raise WriteConflict("submission") from error

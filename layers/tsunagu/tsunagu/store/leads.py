@@ -11,7 +11,12 @@ from pynamodb.transactions import TransactWrite
 
 from tsunagu.clock import isoformat, parse_instant
 from tsunagu.forms.stored import StoredForm
-from tsunagu.leads.capture import CaptureWrite, RememberedSubmission, WriteConflict
+from tsunagu.leads.capture import (
+    MAX_TRANSACTION_ITEMS,
+    CaptureWrite,
+    RememberedSubmission,
+    WriteConflict,
+)
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
 from tsunagu.mail.consent import ALL_TOPICS
 from tsunagu.store.converters import (
@@ -325,23 +330,9 @@ def set_if_unchanged(tables: Tables, item: LeadItem, values: Mapping[str, Any]) 
     return True
 
 
-MAX_TRANSACTION_ITEMS = 100
-"""DynamoDB's limit on the items of one TransactWriteItems."""
-
-
 def capture_size(write: CaptureWrite) -> int:
     """The items a capture writes (what counts against MAX_TRANSACTION_ITEMS)."""
-    consent = 0
-    if write.consent is not None:
-        consent = 2 + (1 if write.lifts_unsubscribe else 0)
-    return (
-        (1 if write.idempotency_key else 0)
-        + len(write.claim_identities)
-        + len(write.point_identities)
-        + 2  # the lead, its event
-        + consent
-        + len(write.counted)
-    )
+    return write.items
 
 
 def changed_underneath(error: TransactWriteError) -> bool:
@@ -355,10 +346,29 @@ def changed_underneath(error: TransactWriteError) -> bool:
 
 
 def add_capture(
-    t: Tables, tx: TransactWrite, write: CaptureWrite, kinds: list[str], deleted: list[str]
+    t: Tables,
+    tx: TransactWrite,
+    write: CaptureWrite,
+    kinds: list[str],
+    deleted: list[str],
+    checked: list[str] | None = None,
 ) -> None:
-    """A capture's items put into the transaction; ``kinds`` and ``deleted`` say what each is,
-    in the order DynamoDB reports cancellation reasons."""
+    """A capture's items put into the transaction; ``checked``, ``deleted`` and ``kinds`` say
+    what each is, in the order DynamoDB reports cancellation reasons (PynamoDB sends condition
+    checks, then deletes, then puts)."""
+    consent = t.consent
+    not_opted_out = consent.record.does_not_exist() | (consent.status != "opted_out")
+    if write.checks_no_opt_out:
+        # The topic's own state is checked by the condition on its put, below (one
+        # transaction may not name an item twice)
+        assert write.consent is not None
+        assert checked is not None, "only an import's write checks (apply_rows)"
+        lead_id = write.lead.lead_id
+        if write.consent.topic != ALL_TOPICS:
+            tx.condition_check(consent, lead_id, f"topic#{ALL_TOPICS}", condition=not_opted_out)
+            checked.append("consent")
+        tx.condition_check(consent, lead_id, SUPPRESSION, condition=consent.record.does_not_exist())
+        checked.append("consent")
     if write.idempotency_key:
         remembered = t.idempotency(
             write.idempotency_key,
@@ -385,9 +395,10 @@ def add_capture(
     tx.save(event_to_item(t, write.event))
     kinds.append("event")
     if write.consent is not None:
-        for item in consent_items(t, write.consent):
-            tx.save(item)
-            kinds.append("consent")
+        proof, state = consent_items(t, write.consent)
+        tx.save(proof)
+        tx.save(state, condition=not_opted_out if write.checks_no_opt_out else None)
+        kinds += ["consent", "consent"]
         if write.lifts_unsubscribe:
             tx.delete(unsubscribed_from_all(t, write.lead.lead_id))
             deleted.append("consent")
