@@ -48,6 +48,12 @@ class ImportStep(BaseModel):
         return self
 
     @property
+    def subject(self) -> str:
+        """The plan id of a dry-run step, the import id of the others (the validator made sure
+        the step names it)."""
+        return (self.plan_id if self.step in DRY_RUN_STEPS else self.import_id) or ""
+
+    @property
     def why(self) -> str:
         return f"{self.error.get('Error', 'failed')}: {self.error.get('Cause', '')}"
 
@@ -63,16 +69,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = ImportStep.model_validate(event)
     ports = services.import_commands(get_settings())
     if request.step in DRY_RUN_STEPS:
-        assert request.plan_id is not None
+        plan_id = request.subject
         if request.step == "dry_run":
-            status = import_jobs.plan_in_background(ports, request.plan_id)
+            status = import_jobs.plan_in_background(ports, plan_id)
         else:
-            import_jobs.dry_run_failed(ports, request.plan_id, request.why)
+            import_jobs.dry_run_failed(ports, plan_id, request.why)
             status = "refused"
-        logger.info("dry run step", extra={"step": request.step, "plan_id": request.plan_id})
+        logger.info("dry run step", extra={"step": request.step, "plan_id": plan_id})
         return {"status": status}
-    import_id = request.import_id
-    assert import_id is not None
+    import_id = request.subject
     answer: dict[str, Any]
     if request.step == "prepare":
         indexes = import_jobs.prepare(ports, import_id)
