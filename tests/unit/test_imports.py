@@ -17,7 +17,9 @@ import pytest
 
 from tsunagu.cli_imports import _shell_word
 from tsunagu.errors import ValidationFailed
+from tsunagu.imports.apply import consent_evidence_text
 from tsunagu.imports.cleaning import BadValue, company_key, read_date
+from tsunagu.imports.jobs import row_from_json, row_json
 from tsunagu.imports.mapping import map_columns
 from tsunagu.imports.plan import (
     REASON_HEADER,
@@ -208,6 +210,31 @@ def test_the_plan_says_what_each_row_would_do_before_anything_is_written() -> No
     assert plan.counts == {"create": 2, "update": 1, "unchanged": 1, "merged": 1, "rejected": 2}
     assert plan.unmapped == [] and plan.consent_column == "配信希望"  # read, not left out
     assert plan.columns["姓"] == "last_name"
+
+
+def test_consent_evidence_quotes_the_row_that_answered_and_its_words() -> None:
+    # Given a person on two rows of the list, who answered only on the second, in her words
+    rows = [
+        ["メールアドレス", "氏名", "配信希望"],
+        ["hanako@example.jp", "展示 花子", ""],
+        ["HANAKO@example.jp", "", " 希望しない "],
+        ["jiro@example.jp", "展示 次郎", "希望する"],
+    ]
+    table = read_table("\r\n".join(",".join(r) for r in rows).encode("cp932"), "展示会.csv")
+    plan = plan_import(table, ImportOptions(Channel.TRADE_SHOW, consent=CONSENT), find)
+    hanako, merged, jiro = plan.rows
+    assert (hanako.action, merged.action, merged.into) == ("create", "merged", 2)
+
+    # Then the evidence names row 3 (not row 2, which said nothing) and what row 3 said
+    assert (hanako.consent, hanako.consent_said) == ("no", (3, "希望しない"))
+    assert consent_evidence_text("展示会.csv", hanako, "配信希望") == (
+        "展示会.csv, row 3: 配信希望 = '希望しない' (read as no)"
+    )
+    assert consent_evidence_text("展示会.csv", jiro, "配信希望") == (
+        "展示会.csv, row 4: 配信希望 = '希望する' (read as yes)"
+    )
+    # ... and the words survive the plan's trip through a background chunk
+    assert row_from_json(row_json(hanako)) == hanako
 
 
 def test_the_rejected_rows_come_back_with_their_reasons_and_import_again_once_fixed() -> None:

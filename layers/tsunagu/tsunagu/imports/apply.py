@@ -146,6 +146,16 @@ class ImportRecord:
         }
 
 
+def consent_evidence_text(file_name: str, row: RowPlan, header: str) -> str:
+    """What the consent evidence says the file said: the row that answered (a merged
+    duplicate's own) and its words as written, then how they were read - proof quotes the
+    person's answer, not our reading of it."""
+    if row.consent_said is None:  # planned before the plan kept the words
+        return f"{file_name}, row {row.row}: {header} = {row.consent}"
+    number, words = row.consent_said
+    return f"{file_name}, row {number}: {header} = {words!r} (read as {row.consent})"
+
+
 def row_write(
     row: RowPlan,
     lead: Lead | None,
@@ -211,7 +221,7 @@ def row_write(
             topic=meaning.topic,
             status="opted_in" if row.consent == "yes" else "opted_out",
             at=at,
-            text=f"{file_name}, row {row.row}: {meaning.header} = {row.consent}",
+            text=consent_evidence_text(file_name, row, meaning.header),
             text_version=import_id,
         )
     identity = stored_address_identity(row.email)

@@ -125,7 +125,12 @@ def row_from_json(document: dict[str, Any]) -> RowPlan:
         reason=document["reason"],
         into=document["into"],
         consent_kept=document.get("consent_kept"),  # chunks kept before it was planned
+        consent_said=_said(document.get("consent_said")),  # kept before it was planned
     )
+
+
+def _said(said: list[Any] | None) -> tuple[int, str] | None:
+    return None if said is None else (int(said[0]), str(said[1]))
 
 
 def chunks(rows: list[RowPlan], size: int | None = None) -> list[list[RowPlan]]:

@@ -91,6 +91,9 @@ class RowPlan:
     """For a merged row: the row it joined."""
     consent_kept: str | None = None
     """Why the file's "yes" is not recorded: the lead has said no since (see rebased)."""
+    consent_said: tuple[int, str] | None = None
+    """The row that gave ``consent`` and its cell as written (``(14, "希望しない")``): the
+    consent evidence quotes them, and a merged duplicate's answer is its own row's."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,7 @@ def plan_import(
                 earlier.email,
                 {**earlier.values, **row.values},
                 consent=row.consent or earlier.consent,
+                consent_said=row.consent_said if row.consent else earlier.consent_said,
             )
             planned.append(RowPlan(number, "merged", row.email, row.values, into=earlier.row))
             continue
@@ -211,6 +215,7 @@ def _read_row(
     if not values.get("name") and (last or first):
         values["name"] = f"{last} {first}".strip()
     answer: Literal["yes", "no"] | None = None
+    said_as: tuple[int, str] | None = None
     if consent is not None and consent_at is not None:
         said = fold_header(cells[consent_at])
         if not said:
@@ -226,8 +231,15 @@ def _read_row(
                 "rejected",
                 reason=f"consent {cells[consent_at]!r} is neither a yes nor a no ({meanings})",
             )
+        if answer is not None:
+            said_as = (number, cells[consent_at].strip())
     return RowPlan(
-        number, "create", address, {k: v for k, v in values.items() if v}, consent=answer
+        number,
+        "create",
+        address,
+        {k: v for k, v in values.items() if v},
+        consent=answer,
+        consent_said=said_as,
     )
 
 
@@ -286,6 +298,7 @@ def rebased(
         kept,
         consent=consent,
         consent_kept=consent_kept,
+        consent_said=row.consent_said if consent else None,
     )
 
 
