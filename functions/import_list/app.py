@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tsunagu import services
 from tsunagu.commands import import_jobs
-from tsunagu.observability import logger, observed
+from tsunagu.observability import logger, metrics, observed
 from tsunagu.settings import get_settings
 
 DRY_RUN_STEPS = ("dry_run", "dry_run_failed")
@@ -87,6 +87,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     elif request.step == "park":
         index = _index(request)
         import_jobs.park_chunk(ports, import_id, index, request.why)
+        # The run goes on and ends "applied with parked chunks": the alarm is what tells the
+        # operator that some rows were not written and why (the chunk's error is on the import).
+        metrics.add_metric(name="ImportChunkParked", unit="Count", value=1)
         answer = {"parked": index}
     elif request.step == "fail":
         answer = {"status": import_jobs.fail(ports, import_id, request.why).status}

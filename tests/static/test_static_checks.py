@@ -321,6 +321,47 @@ def test_function_resources_are_named_after_their_folders(template: dict[str, An
     assert misnamed == {}
 
 
+# ---------------------------------------------------------------- alarms
+
+# Powertools publishes add_metric(name="X") as metric X in the namespace the template sets
+# (POWERTOOLS_METRICS_NAMESPACE); an alarm on a name nothing emits never fires, and says nothing.
+EMITTED_METRIC = re.compile(r"add_metric\(\s*name=\"([A-Za-z0-9]+)\"")
+
+
+def emitted_metric_names(root: Path) -> set[str]:
+    sources = [*(root / "functions").rglob("*.py"), *(root / "layers").rglob("*.py")]
+    return {name for path in sources for name in EMITTED_METRIC.findall(path.read_text("utf-8"))}
+
+
+def alarm_metric_problems(template: Mapping[str, Any], emitted: set[str]) -> list[str]:
+    namespace = template["Globals"]["Function"]["Environment"]["Variables"][
+        "POWERTOOLS_METRICS_NAMESPACE"
+    ]
+    problems = []
+    for logical_id, alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").items():
+        properties = alarm["Properties"]
+        if properties.get("Namespace") != namespace:
+            continue
+        if properties["MetricName"] not in emitted:
+            problems.append(f"{logical_id}: nothing emits {namespace}/{properties['MetricName']}")
+    return problems
+
+
+def test_every_alarm_on_our_own_metrics_names_one_the_code_emits(
+    template: dict[str, Any],
+) -> None:
+    emitted = emitted_metric_names(ROOT)
+    assert {"ImportChunkParked", "MailUnknown"} <= emitted
+    assert alarm_metric_problems(template, emitted) == []
+
+
+def test_the_alarm_checker_reports_a_metric_nothing_emits(template: dict[str, Any]) -> None:
+    emitted = emitted_metric_names(ROOT) - {"ImportChunkParked"}
+    assert alarm_metric_problems(template, emitted) == [
+        "ImportChunkParkedAlarm: nothing emits Tsunagu/ImportChunkParked"
+    ]
+
+
 # ---------------------------------------------------------------- public API document
 
 
