@@ -131,6 +131,30 @@ def test_sales_changes_the_stage_of_its_own_leads_only(stack: Settings) -> None:
     assert {e.actor.source_ip for e in entries} == {"198.51.100.7"}
 
 
+@pytest.mark.parametrize("verified", ["false", None])
+def test_an_address_its_user_has_not_confirmed_owns_no_lead(
+    stack: Settings, verified: str | None
+) -> None:
+    # Given a sales user whose token carries the owner's address, never confirmed (a changed
+    # address waiting for its code), or no word on it at all
+    asked = event("PATCH", f"/admin/leads/{OWNED}", role=Role.SALES, email=SALES_EMAIL,
+                  body={"stage": "sql"})  # fmt: skip
+    claims = asked["requestContext"]["authorizer"]["jwt"]["claims"]
+    claims["sub"] = "user-someone-else"
+    if verified is None:
+        del claims["email_verified"]
+    else:
+        claims["email_verified"] = verified
+
+    # When it changes the owner's lead
+    response = admin.handle(asked, stack)
+
+    # Then it is refused as not theirs, and the log names the user, not the address
+    assert response["statusCode"] == 403, response
+    [refused] = audit_entries(stack)
+    assert (refused.actor.user_id, refused.actor.email) == ("user-someone-else", None)
+
+
 def test_each_change_through_the_api_is_in_the_log_with_its_before_and_after(
     stack: Settings,
 ) -> None:

@@ -21,7 +21,7 @@ def event(
     raw_body: str | None = None,
 ) -> dict[str, Any]:
     """What API Gateway passes after the JWT authorizer: claims as strings, a list as ``[a]``."""
-    claims = {"sub": f"user-{email}", "email": email, "token_use": "id"}
+    claims = {"sub": f"user-{email}", "email": email, "email_verified": "true", "token_use": "id"}
     if role is not None:
         claims["cognito:groups"] = f"[{role.value}]"
     result: dict[str, Any] = {

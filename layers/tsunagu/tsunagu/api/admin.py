@@ -212,7 +212,10 @@ def actor_from(claims: Mapping[str, Any], source_ip: str | None) -> Actor:
     if isinstance(groups, str):
         groups = groups.strip("[]").replace(",", " ").split()
     role = next((r for r in ROLE_PRECEDENCE if r.value in groups), None)
-    email = claims.get("email")
+    # The e-mail decides which leads a sales user owns and whom the audit log names, so only a
+    # verified one counts: an address a user typed and never confirmed is nobody's.
+    verified = str(claims.get("email_verified", "")).lower() == "true"
+    email = claims.get("email") if verified else None
     return Actor(
         user_id=str(claims.get("sub") or claims.get("username") or "unknown"),
         role=role,
