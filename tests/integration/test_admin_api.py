@@ -12,8 +12,9 @@ import io
 import json
 import re
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from botocore.exceptions import ClientError
@@ -32,6 +33,7 @@ from tsunagu.commands.audit import AuditEntry
 from tsunagu.errors import AlreadyExists, ConcurrentUpdate
 from tsunagu.leads.search import PAGE_SIZE
 from tsunagu.mail.templates import MailTemplate
+from tsunagu.qualification.config import QualificationConfig
 from tsunagu.settings import Settings
 
 SALES_EMAIL = "sales.sato@example.com"
@@ -155,6 +157,37 @@ def test_an_address_its_user_has_not_confirmed_owns_no_lead(
     assert (refused.actor.user_id, refused.actor.email) == ("user-someone-else", None)
 
 
+def test_saving_one_section_of_the_rules_keeps_another_saved_a_moment_ago(
+    stack: Settings,
+) -> None:
+    # Given an admin's console that read the rules (this process keeps them half a minute)
+    status, shown = call(stack, "GET", "/admin/qualification")
+    assert status == 200 and shown["minimum_grade"] == "D"
+    # ... and another admin, on another container, who then saved a minimum grade of B
+    rules = services.qualification_repository(stack)
+    _, revision = rules.config_revision()
+    graded_b = {**rules.config(fresh=True).model_dump(mode="json"), "minimum_grade": "B"}
+    assert rules.replace_config(QualificationConfig.model_validate(graded_b), revision=revision)
+    services.qualification_repository(stack).config()  # (this process's copy: still D)
+
+    # When the first saves only the CRM merge rules
+    status, saved = call(stack, "PUT", "/admin/qualification",
+                         body={"crm_merge": shown["crm_merge"]})  # fmt: skip
+
+    # Then the other's grade stays, and the log's "before" is what was saved, not the copy
+    assert status == 200, saved
+    assert saved["minimum_grade"] == "B"
+    assert rules.config(fresh=True).minimum_grade == "B"
+
+
+def test_a_rules_save_over_a_revision_someone_replaced_is_refused(stack: Settings) -> None:
+    rules = services.qualification_repository(stack)
+    config, revision = rules.config_revision()
+    assert rules.replace_config(config, revision=revision)
+    assert not rules.replace_config(config, revision=revision)  # the same revision again
+    assert rules.config_revision()[1] == revision + 1
+
+
 def test_each_change_through_the_api_is_in_the_log_with_its_before_and_after(
     stack: Settings,
 ) -> None:
@@ -219,6 +252,44 @@ def test_a_journey_resumed_during_the_emergency_stop_says_its_mails_wait_and_by_
     _, shown = call(stack, "GET", "/admin/journeys/status", role=Role.VIEWER)
     [seminar] = [j for j in shown["journeys"] if j["journey"] == "seminar_follow_up"]
     assert (shown["emergency_stop"], seminar["resume_after_stop"]) == (False, None)
+
+
+def test_an_audit_range_given_in_japan_s_time_lists_that_day_s_early_morning(
+    stack: Settings,
+) -> None:
+    # Given an entry at 05:00 in Tokyo two days ago (20:00 UTC the day before)
+    japan = ZoneInfo("Asia/Tokyo")
+    day = (services.clock(stack).now().astimezone(japan) - timedelta(days=2)).date()
+    at = datetime.combine(day, time(5), japan)
+    admin_actor = Actor("u1", Role.ADMIN, "admin@example.com")
+    services.audit_log(stack).append(
+        AuditEntry("aud_morning", isoformat(at), admin_actor, "users.save", "user:x", "done")
+    )
+
+    # When an admin lists that day as Japan counts it, with its offset
+    since = datetime.combine(day, time.min, japan)
+    status, page = call(stack, "GET", "/admin/audit", query={
+        "since": since.isoformat(), "until": (since + timedelta(days=1)).isoformat(),
+    })  # fmt: skip
+
+    # Then the morning's entry is there
+    assert status == 200, page
+    assert [e["entry_id"] for e in page["items"] if e["operation"] == "users.save"] == [
+        "aud_morning"
+    ]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"until": "0001-01-03"}, {"until": "0001-01-01T00:00:00+01:00"},
+     {"since": "9999-12-31T23:00:00-05:00"}],
+)  # fmt: skip
+def test_an_audit_range_at_the_ends_of_time_is_answered_not_a_500(
+    stack: Settings, query: dict[str, str]
+) -> None:
+    status, page = call(stack, "GET", "/admin/audit", query=query)
+    assert status in (200, 422), page
+    assert status == 422 or page["items"] == []
 
 
 def test_no_route_alters_or_deletes_an_audit_entry(stack: Settings) -> None:

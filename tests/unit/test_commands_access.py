@@ -369,12 +369,19 @@ def test_a_rules_change_is_recorded_value_by_value_and_a_bad_one_changes_nothing
     @dataclass
     class Rules:
         kept: QualificationConfig = field(default_factory=QualificationConfig)
+        revision: int = 0
 
         def config(self) -> QualificationConfig:
             return self.kept
 
-        def save_config(self, config: QualificationConfig) -> None:
-            self.kept = config
+        def config_revision(self) -> tuple[QualificationConfig, int]:
+            return self.kept, self.revision
+
+        def replace_config(self, config: QualificationConfig, *, revision: int) -> bool:
+            if revision != self.revision:
+                return False
+            self.kept, self.revision = config, revision + 1
+            return True
 
     rules = Rules()
     ports = qualification.QualificationCommands(

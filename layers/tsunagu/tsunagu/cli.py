@@ -562,7 +562,7 @@ def forms_get(settings: Settings, args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- audit
 def audit_list(settings: Settings, args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, datetime
 
     from tsunagu.commands.audit import (
         MAX_AUDIT_ENTRIES,
@@ -576,9 +576,8 @@ def audit_list(settings: Settings, args: argparse.Namespace) -> int:
         parsed = datetime.fromisoformat(text)
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
-    now = services.clock(settings).now()
-    until = instant(args.until) if args.until else now + timedelta(seconds=1)
-    since = instant(args.since) if args.since else now - timedelta(days=7)
+    until = instant(args.until) if args.until else None
+    since = instant(args.since) if args.since else None  # none: the week before until
     page = list_entries(
         services.audit_log(settings),
         services.clock(settings),
@@ -608,7 +607,7 @@ def audit_list(settings: Settings, args: argparse.Namespace) -> int:
         change = f" {e.before} -> {e.after}" if e.before or e.after else ""
         note = f" ({e.detail})" if e.detail else ""
         print(f"{e.at}  {who} [{e.actor.role}]  {e.operation} {e.target} {e.outcome}{change}{note}")
-    print(f"-- {len(entries)} entries from {isoformat(since)} to {isoformat(until)}")
+    print(f"-- {len(entries)} entries from {isoformat(page.since)} to {isoformat(page.until)}")
     if page.more:
         print(f"-- older entries in that range are not shown: {rest}")
     return 0

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from tsunagu import services
 from tsunagu.errors import FieldError, ValidationFailed
@@ -20,9 +19,8 @@ from tsunagu.reports.attribution import (
 from tsunagu.reports.experiments import ExperimentReport, experiment_csv
 from tsunagu.reports.figures import Figures, Part, Report, report_csv
 from tsunagu.reports.funnel import funnel_csv
+from tsunagu.reports.ranges import report_days
 from tsunagu.settings import Settings
-
-DEFAULT_DAYS = 30
 
 # (column, what it shows) for the table; CSV and JSON carry every count and rate.
 TABLE_COLUMNS = (
@@ -48,10 +46,12 @@ def _day(text: str, name: str) -> date:
 def _range(settings: Settings, args: argparse.Namespace) -> tuple[date, date]:
     """From --from to --to; by default the last 30 days up to today, in the account's time
     zone and on the stack's clock (virtual time on the local runtime)."""
-    today = services.clock(settings).now().astimezone(ZoneInfo(settings.default_time_zone)).date()
-    last = _day(args.to, "to") if args.to else today
-    first = _day(args.since, "from") if args.since else last - timedelta(days=DEFAULT_DAYS - 1)
-    return first, last
+    return report_days(
+        services.clock(settings).now(),
+        settings.default_time_zone,
+        _day(args.since, "from") if args.since else None,
+        _day(args.to, "to") if args.to else None,
+    )
 
 
 def reports_mail(settings: Settings, args: argparse.Namespace) -> int:

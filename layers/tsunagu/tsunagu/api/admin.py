@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from ipaddress import ip_address
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import quote
@@ -95,6 +95,7 @@ from tsunagu.reports.definitions import METRICS, RATES
 from tsunagu.reports.experiments import experiment_csv
 from tsunagu.reports.figures import Report, report_csv
 from tsunagu.reports.funnel import funnel_csv
+from tsunagu.reports.ranges import report_days
 from tsunagu.segments.filter import SEGMENT_NAME
 from tsunagu.segments.selection import Preview
 from tsunagu.settings import Settings
@@ -180,16 +181,20 @@ class AdminCall:
         return text == "true"
 
     def day(self, name: str, default: date) -> date:
+        given = self.optional_day(name)
+        return default if given is None else given
+
+    def optional_day(self, name: str) -> date | None:
         text = self.query.get(name)
         if text is None:
-            return default
+            return None
         try:
             return date.fromisoformat(text)
         except ValueError:
             problem = FieldError(name, f"{text!r} is not a day (YYYY-MM-DD)")
             raise ValidationFailed([problem]) from None
 
-    def instant(self, name: str, default: datetime) -> datetime:
+    def instant(self, name: str, default: datetime | None = None) -> datetime | None:
         text = self.query.get(name)
         if text is None:
             return default
@@ -1370,9 +1375,7 @@ def audit_entries(call: AdminCall) -> Any:
     """The audit log, newest first, by date range, who, operation and outcome (CSV with
     ?format=csv: the same entries)."""
     as_csv_file = _csv_asked(call)
-    now = services.clock(call.settings).now()
-    until = call.instant("until", now + timedelta(seconds=1))
-    since = call.instant("since", until - timedelta(days=7))
+    until, since = call.instant("until"), call.instant("since")  # none: the last week
     # A CSV holds the range (up to the most a file holds) unless asked for fewer; a page, a page
     limit = call.number(
         "limit", MAX_AUDIT_ENTRIES if as_csv_file else PAGE_SIZE, high=LIMIT_MAX["/admin/audit"]
@@ -1438,10 +1441,6 @@ REPLACED_CHARACTERS_HEADER = "x-tsunagu-replaced-characters"
 
 
 # ---------------------------------------------------------------- reports
-REPORT_DAYS = 30
-"""A report's range when none is given: the last 30 days up to today."""
-
-
 class RebuildRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -1451,14 +1450,10 @@ class RebuildRequest(BaseModel):
 
 def _report_range(call: AdminCall) -> tuple[date, date]:
     """``?from`` and ``?to`` (days, in the account's time zone); the last 30 days by default."""
-    zone = ZoneInfo(call.settings.default_time_zone)
-    today = services.clock(call.settings).now().astimezone(zone).date()
-    last = call.day("to", today)
-    try:
-        default_first = last - timedelta(days=REPORT_DAYS - 1)
-    except OverflowError:  # ?to=0001-01-05: no day 30 days before it
-        default_first = last
-    return call.day("from", default_first), last
+    now = services.clock(call.settings).now()
+    return report_days(
+        now, call.settings.default_time_zone, call.optional_day("from"), call.optional_day("to")
+    )
 
 
 def _report_answer(report: Report, call: AdminCall) -> Any:

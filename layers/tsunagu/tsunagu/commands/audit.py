@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from tsunagu.clock import Clock, isoformat, parse_instant
@@ -211,14 +211,48 @@ class AuditPage:
     more: bool
     """Whether older entries in the range (and the filter) follow: read one ahead, so a page that
     ends exactly at the range's last entry does not offer an empty next page."""
+    since: datetime
+    until: datetime
+    """The range listed, in UTC (``listed_range``)."""
+
+
+DEFAULT_DAYS = 7
+"""A listing without ``since`` covers the week before its end."""
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+def listed_range(
+    now: datetime, since: datetime | None, until: datetime | None
+) -> tuple[datetime, datetime]:
+    """The range a listing covers, in UTC (the log is kept by UTC day, whatever offset the
+    range was given in): until just past ``now`` and from ``DEFAULT_DAYS`` before its end,
+    unless given - the same for the API and the CLI. An instant too near the year 1 or 9999
+    to be moved is the earliest or latest there is."""
+    end = _in_utc(until) if until is not None else now + timedelta(seconds=1)
+    if since is not None:
+        start = _in_utc(since)
+    else:
+        try:
+            start = end - timedelta(days=DEFAULT_DAYS)
+        except OverflowError:  # until=0001-01-03
+            start = EARLIEST
+    return start, end
+
+
+def _in_utc(instant: datetime) -> datetime:
+    try:
+        return instant.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+09:00 is in the year 0 in UTC
+        return EARLIEST if instant.year == 1 else LATEST
 
 
 def list_entries(
     log: AuditLog,
     clock: Clock,
     actor: Actor,
-    since: datetime,
-    until: datetime,
+    since: datetime | None,
+    until: datetime | None,
     *,
     limit: int = 200,
     matching: AuditFilter = EVERY_ENTRY,
@@ -228,13 +262,14 @@ def list_entries(
     itself recorded. ``before``: the page key of the last entry of the page before (a cut CSV
     file's next file starts there)."""
     allowed(log, clock, actor, "audit.list", "audit")
+    since, until = listed_range(clock.now(), since, until)
     if until <= since:
         raise ValidationFailed([FieldError("until", "must be after since")])
     if before is not None:
         checked_page_key(before)
     limit = min(max(limit, 1), MAX_AUDIT_ENTRIES)
     found = log.entries(since, until, limit=limit + 1, matching=matching, before=before)
-    return AuditPage(found[:limit], more=len(found) > limit)
+    return AuditPage(found[:limit], more=len(found) > limit, since=since, until=until)
 
 
 CSV_COLUMNS = (

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from tsunagu.clock import Clock
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
-from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.errors import ConcurrentUpdate, FieldError, ValidationFailed
 from tsunagu.leads.lookup import LeadFinder, lead_by_email
 from tsunagu.leads.model import Lead
 from tsunagu.leads.search import MAX_PAGE_SIZE, LeadPage, LeadQuery
@@ -39,7 +39,9 @@ HOT_LIST_READ = 1_000
 class Rules(Protocol):
     def config(self) -> QualificationConfig: ...
 
-    def save_config(self, config: QualificationConfig) -> None: ...
+    def config_revision(self) -> tuple[QualificationConfig, int]: ...
+
+    def replace_config(self, config: QualificationConfig, *, revision: int) -> bool: ...
 
     def awards_of(self, lead_id: str) -> list[Award]: ...
 
@@ -199,20 +201,29 @@ def replace_sections(
     ports: QualificationCommands, actor: Actor, given: Mapping[str, Any]
 ) -> QualificationConfig:
     """Replace the sections ``given`` has (scoring, grading, minimum_grade, owners, crm_merge);
-    the others stay. ValidationFailed says what is wrong, field by field."""
+    the others stay as they are saved now - not as this process last read them: another admin
+    may have saved one a moment ago. ValidationFailed says what is wrong, field by field."""
     with recorded(ports.audit, ports.clock, actor, "qualification.set", "qualification") as log:
-        current = ports.rules.config().model_dump(mode="json")
-        try:
-            # Strictly, as JSON reads (the CLI's file and the API's body alike): "60" is not 60
-            merged = json.dumps({**current, **given})
-            config = QualificationConfig.model_validate_json(merged, strict=True)
-        except ValidationError as error:
-            raise ValidationFailed(
-                [
-                    FieldError(".".join(str(p) for p in e["loc"]) or "(rules)", e["msg"])
-                    for e in error.errors()
-                ]
-            ) from None
-        ports.rules.save_config(config)
-        log.changed(current, config.model_dump(mode="json"))
-    return config
+        for _ in range(SAVE_ATTEMPTS):
+            saved, revision = ports.rules.config_revision()
+            current = saved.model_dump(mode="json")
+            try:
+                # Strictly, as JSON reads (the CLI's file and the API's body alike): "60" is not 60
+                merged = json.dumps({**current, **given})
+                config = QualificationConfig.model_validate_json(merged, strict=True)
+            except ValidationError as error:
+                raise ValidationFailed(
+                    [
+                        FieldError(".".join(str(p) for p in e["loc"]) or "(rules)", e["msg"])
+                        for e in error.errors()
+                    ]
+                ) from None
+            # Saved only over the revision read: if another section was saved meanwhile, merge
+            # into that one (what was given still replaces its own sections, as asked).
+            if ports.rules.replace_config(config, revision=revision):
+                log.changed(current, config.model_dump(mode="json"))
+                return config
+        raise ConcurrentUpdate("the rules kept changing while they were saved: try again")
+
+
+SAVE_ATTEMPTS = 3

@@ -6,7 +6,7 @@ only with the condition that none has the key yet (append, never overwrite), and
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -87,8 +87,10 @@ class AuditRepository:
         # the retention or newer than now, so since=0001-01-01 or until=9999-12-31 cost no
         # more than the retention's days (not millions of Queries).
         now = self._clock.now()
-        since = max(since, now - self._retention - timedelta(days=1))
-        until = min(until, now + timedelta(days=1))
+        # In UTC, as the days the log is kept by are (a range given in +09:00 would walk
+        # Japan's days and miss each one's first nine hours).
+        since = max(since, now - self._retention - timedelta(days=1)).astimezone(UTC)
+        until = min(until, now + timedelta(days=1)).astimezone(UTC)
         found: list[AuditEntry] = []
         day = until
         while day.date() >= since.date() and len(found) < limit:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from tsunagu.errors import IdempotencyConflict
@@ -56,8 +56,30 @@ class QualificationRepository:
         return get_or_none(self._tables.qualification, *CONFIG_KEY) is not None
 
     def save_config(self, config: QualificationConfig) -> None:
+        """Save the rules whatever is there (a stack's seed, a test); people's changes go
+        through ``replace_config``."""
         self._tables.qualification(*CONFIG_KEY, data=config.model_dump(mode="json")).save()
         _configs.pop(self._tables.settings.qualification_table, None)
+
+    def config_revision(self) -> tuple[QualificationConfig, int]:
+        """The rules as saved now, and their revision (0: never saved by a person)."""
+        item = get_or_none(self._tables.qualification, *CONFIG_KEY)
+        config = QualificationConfig.model_validate(item.data) if item else QualificationConfig()
+        return config, int(item.value or 0) if item else 0
+
+    def replace_config(self, config: QualificationConfig, *, revision: int) -> bool:
+        """Save the rules if they are still at ``revision`` (False if someone saved since)."""
+        model = self._tables.qualification
+        item = model(*CONFIG_KEY, data=config.model_dump(mode="json"), value=revision + 1)
+        unchanged = model.value.does_not_exist() if revision == 0 else model.value == revision
+        try:
+            item.save(condition=unchanged)
+        except PutError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        _configs.pop(self._tables.settings.qualification_table, None)
+        return True
 
     # -- scoring
     def awards_of(self, lead_id: str) -> list[Award]:
