@@ -54,15 +54,25 @@ class CognitoDirectory:
         return _user(created, role)
 
     def set_role(self, email: str, role: Role) -> None:
-        # Into the new group first: a user is never in none on the way.
+        """Out of the groups above ``role``, into its own, then out of those below: a call
+        failing part-way leaves the user with the lesser of the two roles or the new one, never
+        with more than either. A demoted user is signed out everywhere: their session cannot
+        renew its token, so the old role ends with the ID token's hour."""
+        was = self._role(email)
+        rank = ROLE_GROUPS.index(role.value)
+        for group in ROLE_GROUPS[:rank]:
+            self._client.admin_remove_user_from_group(
+                UserPoolId=self._pool, Username=email, GroupName=group
+            )
         self._client.admin_add_user_to_group(
             UserPoolId=self._pool, Username=email, GroupName=role.value
         )
-        for group in ROLE_GROUPS:
-            if group != role.value:
-                self._client.admin_remove_user_from_group(
-                    UserPoolId=self._pool, Username=email, GroupName=group
-                )
+        for group in ROLE_GROUPS[rank + 1 :]:
+            self._client.admin_remove_user_from_group(
+                UserPoolId=self._pool, Username=email, GroupName=group
+            )
+        if was is not None and ROLE_GROUPS.index(was.value) < rank:
+            self._client.admin_user_global_sign_out(UserPoolId=self._pool, Username=email)
 
     def set_enabled(self, email: str, enabled: bool) -> None:
         if enabled:
