@@ -666,6 +666,8 @@ class LocalRuntime:
             ClientName=props.get("ClientName") or logical_id,
             GenerateSecret=bool(props.get("GenerateSecret", False)),
             ExplicitAuthFlows=props.get("ExplicitAuthFlows", []),
+            # What the ID token carries: moto puts only these attributes in it
+            **{key: props[key] for key in ("ReadAttributes", "WriteAttributes") if key in props},
         )["UserPoolClient"]
         self.user_pool_clients[logical_id] = created["ClientId"]
         resolver.refs[logical_id] = created["ClientId"]
