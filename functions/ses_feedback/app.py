@@ -1,7 +1,9 @@
 """ses_feedback — SES events from the configuration set, through SNS: bounces, complaints,
 deliveries. A failing record fails the invocation: Lambda retries it, then parks it in the
-failure queue. Applying a notification twice is harmless: suppression is a state, and a
-transient bounce is counted once per SES feedback id."""
+failure queue. A notification that arrives twice (SNS delivers at least once; a retry repeats
+the records before the failing one) is applied once: tsunagu.mail.feedback remembers each by
+SES's feedback id, in the same write as what it changes, so its events (the lead's timeline,
+the report counters), suppression and opt-out happen once."""
 
 from __future__ import annotations
 

@@ -60,12 +60,26 @@ def test_a_permanent_bounce_suppresses_the_address(sent: Sent) -> None:
     assert len(sent_messages()) == 1
 
 
-def test_a_permanent_bounce_delivered_twice_suppresses_once(sent: Sent) -> None:
-    sent.feedback("permanent_bounce")
-    sent.feedback("permanent_bounce")
+def test_a_permanent_bounce_delivered_twice_suppresses_and_is_recorded_once(sent: Sent) -> None:
+    # When SNS delivers the same hard bounce twice
+    outcomes = sent.feedback("permanent_bounce") + sent.feedback("permanent_bounce")
 
+    # Then the second is known as applied: one bounce on the lead's record
+    assert outcomes == ["suppressed: hard bounce", "already applied: suppressed: hard bounce"]
     assert suppression(sent.stack, sent.lead_id) == "hard_bounce"
+    assert len(lead_events(sent.stack, sent.lead_id, "mail_bounced")) == 1
     assert send(sent.stack, sent.lead_id)["reason"] == "bounced"
+
+
+def test_a_complaint_delivered_twice_opts_out_once(sent: Sent) -> None:
+    # When SNS delivers the same complaint twice
+    outcomes = sent.feedback("complaint") + sent.feedback("complaint")
+
+    # Then one complaint and one opt-out are on the lead's record
+    assert outcomes[1] == "already applied: suppressed and opted out: complaint"
+    assert len(lead_events(sent.stack, sent.lead_id, "mail_complained")) == 1
+    assert len(lead_events(sent.stack, sent.lead_id, "consent_changed")) == 1
+    assert suppression(sent.stack, sent.lead_id) == "complaint"
 
 
 def test_a_complaint_suppresses_and_opts_out(sent: Sent) -> None:
@@ -94,7 +108,7 @@ def test_transient_bounces_suppress_only_after_three(sent: Sent) -> None:
     # When the mailbox is full twice (and SNS delivers the second notification twice)
     assert sent.feedback("transient_bounce", "fb-1") == ["soft bounce 1 of 3"]
     assert sent.feedback("transient_bounce", "fb-2") == ["soft bounce 2 of 3"]
-    assert sent.feedback("transient_bounce", "fb-2") == ["soft bounce 2 of 3"]
+    assert sent.feedback("transient_bounce", "fb-2") == ["already applied: soft bounce 2 of 3"]
 
     # Then the address is not suppressed yet, and mail still goes out
     assert suppression(sent.stack, sent.lead_id) is None
@@ -105,7 +119,7 @@ def test_transient_bounces_suppress_only_after_three(sent: Sent) -> None:
 
     # Then it is suppressed, and the next send is skipped as bounced
     assert suppression(sent.stack, sent.lead_id) == "soft_bounce_limit"
-    assert len(lead_events(sent.stack, sent.lead_id, "mail_bounced")) == 4
+    assert len(lead_events(sent.stack, sent.lead_id, "mail_bounced")) == 3
     result = send(sent.stack, sent.lead_id)
     assert (result["status"], result["reason"]) == ("skipped", "bounced")
     assert len(sent_messages()) == 2

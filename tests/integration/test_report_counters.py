@@ -449,6 +449,32 @@ def test_a_rebuild_gives_the_same_counters_and_counts_a_rejudged_click_as_it_now
     }
 
 
+def test_ses_notifications_sns_delivers_twice_are_counted_once(aws: AwsStack) -> None:
+    from tsunagu.commands import reports
+
+    # Given D2's mails to e and f; e's delivery and f's hard bounce each delivered twice by
+    # SNS (at least once), the second time a few minutes later
+    h = History(aws)
+    h.at(SENT_D2)
+    me, mf = h.send("e", 1), h.send("f", 1)
+    bounce = {"bounceType": "Permanent", "bounceSubType": "General", "feedbackId": "fb-f-1"}
+    for minutes in (1, 5):
+        h.at(SENT_D2 + timedelta(minutes=minutes))
+        h.ses(me, "Delivery", delivery={"timestamp": "2026-12-02T01:01:00.000Z"})
+        h.ses(mf, "Bounce", bounce=bounce)
+
+    # When the stream's records are counted
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+
+    # Then one delivery and one hard bounce: half the mails delivered, not none or less
+    assert counters(aws) == {
+        ("mail#welcome", D2, "v1"): {"sent": 2, "delivered": 1, "bounced_hard": 1}
+    }
+    ports = services.report_commands(aws.settings())
+    shown = reports.mail_report(ports, ADMIN, "welcome", date(2026, 12, 2), date(2026, 12, 2))
+    assert shown.as_dict()["total"]["rates"]["delivery_rate"] == 0.5
+
+
 def test_a_report_of_a_range_that_ends_before_it_starts_is_refused(aws: AwsStack) -> None:
     from tsunagu.commands import reports
     from tsunagu.errors import ValidationFailed

@@ -17,6 +17,7 @@ from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
 from tsunagu.mail.consent import ALL_TOPICS, MARKETING, ConsentView, Recipient, Suppression
 from tsunagu.mail.exclusions import ExclusionList
+from tsunagu.mail.feedback import Feedback
 from tsunagu.mail.send import MailPolicy, MessengerError, OutgoingMail
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.tracking.tokens import TokenKind, TokenSigner, TrackingToken
@@ -100,6 +101,8 @@ class MemoryMailStore:
         """send key -> {"status": ..., "response": ...}, like the idempotency table."""
         self.events: list[LeadEvent] = []
         self.consent_changes: list[tuple[ConsentEvidence, str]] = []
+        self.feedback_applied: dict[str, str] = {}
+        """SES notification key -> its outcome, like the idempotency table's records."""
         self.exclusion_list = ExclusionList()
 
     # ---------------------------------------------------------------- test set-up
@@ -201,6 +204,24 @@ class MemoryMailStore:
     def suppress(self, lead_id: str, email: str, reason: str, at: str, event: LeadEvent) -> None:
         self.suppressions[lead_id] = Suppression(reason, at)
         self.events.append(event)
+
+    def applied_feedback(self, key: str) -> str | None:
+        return self.feedback_applied.get(key)
+
+    def apply_feedback(self, feedback: Feedback, at: str) -> bool:
+        # Like the repository: one write, refused when the notification's key is there
+        if feedback.key in self.feedback_applied:
+            return False
+        self.feedback_applied[feedback.key] = feedback.outcome
+        if feedback.suppression is not None:
+            self.suppressions[feedback.lead_id] = Suppression(feedback.suppression, at)
+        if feedback.opt_out is not None:
+            self.consent_changes.append((feedback.opt_out, "complaint"))
+            self._consent_items(feedback.opt_out)
+        if feedback.reset_soft_bounces:
+            self.reset_soft_bounces(feedback.lead_id)
+        self.events.extend(feedback.events)
+        return True
 
     def count_soft_bounce(
         self, lead_id: str, email: str, at: str, feedback_id: str | None = None

@@ -86,9 +86,50 @@ def test_a_redelivered_transient_bounce_is_counted_once(store) -> None:
     message = notification("transient_bounce")
     first = handle(store, message, limit=2)
     again = handle(store, message, limit=2)
-    # Then one mailbox-full is still only one soft bounce
-    assert (first, again) == ("soft bounce 1 of 2", "soft bounce 1 of 2")
+    # Then one mailbox-full is still only one soft bounce, recorded once
+    assert (first, again) == ("soft bounce 1 of 2", "already applied: soft bounce 1 of 2")
     assert LEAD_ID not in store.suppressions
+    assert len(store.events_of("mail_bounced")) == 1
+
+
+@pytest.mark.parametrize(
+    ("case", "recorded"),
+    [
+        ("permanent_bounce", ["mail_bounced"]),
+        ("complaint", ["mail_complained", "consent_changed"]),
+        ("delivery", ["mail_delivered"]),
+    ],
+)
+def test_a_notification_delivered_twice_is_applied_and_recorded_once(
+    store, case: str, recorded: list[str]
+) -> None:
+    # Given SNS delivering the same notification twice, the second a minute later
+    clock = make_clock()
+    first = handle_ses_event(notification(case), store=store, clock=clock, soft_bounce_limit=3)
+    clock.advance(minutes=1)
+    again = handle_ses_event(notification(case), store=store, clock=clock, soft_bounce_limit=3)
+
+    # Then the second changes nothing and records nothing: one event each on the lead's
+    # timeline (each counted once by the reports), one consent change
+    assert again == f"already applied: {first}"
+    assert [e.type for e in store.events] == recorded
+    assert len(store.consent_changes) == (1 if case == "complaint" else 0)
+
+
+def test_the_events_of_a_notification_have_the_same_ids_whenever_it_arrives() -> None:
+    # Given the same hard bounce applied to two stores (a first delivery and a later one)
+    ids = []
+    for minutes in (0, 90):
+        store = MemoryMailStore()
+        store.add_lead(make_lead(LEAD_ID, "hanako.sato@example.jp"))
+        clock = make_clock()
+        clock.advance(minutes=minutes)
+        handle_ses_event(
+            notification("permanent_bounce"), store=store, clock=clock, soft_bounce_limit=3
+        )
+        ids.append([e.event_id for e in store.events])
+    # Then its event has one id (the counters count an event id once)
+    assert ids[0] == ids[1] and len(ids[0]) == 1
 
 
 def test_a_delivery_between_transient_bounces_starts_the_count_again(store) -> None:

@@ -124,6 +124,8 @@ class World:
         self.outcomes: dict[str, str] = {}
         self.unsubscribe_links: dict[str, str] = {}
         """lead id -> the List-Unsubscribe URL of the last mail it got."""
+        self.feedbacks = 0
+        """SES notifications given so far."""
 
     # ---------------------------------------------------------------- the oracle
     def may_receive(self, lead_id: str, template_id: str) -> bool:
@@ -241,10 +243,12 @@ class World:
         truth.topics["all"] = "opted_out"
 
     def _feedback(self, lead_id: str, kind: str, detail: dict[str, Any]) -> str:
+        # Each about a mail of its own (SES applies one notification once, by its mail)
+        self.feedbacks += 1
         notification = {
             "eventType": kind,
             "mail": {
-                "messageId": "010e0000-ses",
+                "messageId": f"010e0000-ses-{self.feedbacks}",
                 "tags": {"lead_id": [lead_id], "message_id": ["msg_x"], "topic": ["news"]},
             },
             **detail,

@@ -465,6 +465,7 @@ def suppressions_list(settings: Settings, args: argparse.Namespace) -> int:
 def mail_simulate(settings: Settings, args: argparse.Namespace) -> int:
     """What SES would publish for the lead's latest mail: a bounce or a complaint."""
     from tsunagu.commands import leads
+    from tsunagu.ids import new_id
 
     lead, events = leads.recent_events(
         services.lead_commands(settings), services.operator(settings), args.email, limit=200
@@ -479,13 +480,17 @@ def mail_simulate(settings: Settings, args: argparse.Namespace) -> int:
             "tags": {"lead_id": [lead.lead_id], "message_id": [message_id]},
         }
     }
+    # A new notification each time, as SES names each with its own feedback id (the same id
+    # again would be a redelivery, applied once)
+    feedback_id = new_id("simulated", services.clock(settings).now())
     if args.what == "complaint":
-        notification |= {"eventType": "Complaint", "complaint": {"complaintFeedbackType": "abuse"}}
+        complaint = {"complaintFeedbackType": "abuse", "feedbackId": feedback_id}
+        notification |= {"eventType": "Complaint", "complaint": complaint}
     else:
         kind = "Permanent" if args.what == "bounce" else "Transient"
         notification |= {
             "eventType": "Bounce",
-            "bounce": {"bounceType": kind, "bounceSubType": "General"},
+            "bounce": {"bounceType": kind, "bounceSubType": "General", "feedbackId": feedback_id},
         }
     event = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": json.dumps(notification)}}]}
     _print(invoke_function(args, "SesFeedbackFunction", event))

@@ -3,45 +3,98 @@
 A permanent bounce suppresses the address; transient bounces suppress it after a configured
 count; a complaint suppresses and opts the lead out of all marketing mail; a delivery is
 recorded. SES's own account suppression list stays a second net, not the source of truth.
+
+SNS delivers at least once, and Lambda retries a failed invocation: the same notification can
+arrive twice, minutes apart. Each is applied once. It is named by what SES says about it (the
+feedback id of a bounce or complaint; a delivery, which has none, by its mail and recipients),
+its events take ids made from that name, and what it changes is stored in one write with a
+record of the name that fails if the name is there already. So a repeat adds no second event to
+the lead's timeline or the report counters, and suppresses or opts out nothing again (not even
+after an operator lifted the suppression).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tsunagu.clock import Clock, isoformat
-from tsunagu.ids import new_id
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
 from tsunagu.mail.consent import ALL_TOPICS
+
+REPEAT = "already applied: "
+"""The outcome of a notification applied before begins so (the first time's outcome follows)."""
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What one notification changes, stored whole or not at all, and once per ``key``."""
+
+    key: str
+    outcome: str
+    lead_id: str
+    email: str
+    events: Sequence[LeadEvent]
+    suppression: str | None = None
+    """The reason the address is suppressed for, if it is."""
+    opt_out: ConsentEvidence | None = None
+    """A complaint's opt-out of all marketing mail (method ``complaint``)."""
+    reset_soft_bounces: bool = False
+    """A delivery: the transient bounces counted so far were not in a row."""
 
 
 class FeedbackStore(Protocol):
     def get_lead(self, lead_id: str) -> Lead | None: ...
 
-    def suppress(
-        self, lead_id: str, email: str, reason: str, at: str, event: LeadEvent
-    ) -> None: ...
-
     def count_soft_bounce(self, lead_id: str, email: str, at: str, feedback_id: str) -> int:
         """Count a transient bounce once per SES feedback id; returns the count so far."""
         ...
 
-    def change_consent(self, evidence: ConsentEvidence, method: str, event: LeadEvent) -> None: ...
+    def applied_feedback(self, key: str) -> str | None:
+        """The outcome of the notification ``key`` if it was applied, else None."""
+        ...
 
-    def reset_soft_bounces(self, lead_id: str) -> None: ...
-
-    def put_event(self, event: LeadEvent) -> None: ...
+    def apply_feedback(self, feedback: Feedback, at: str) -> bool:
+        """Store what the feedback changes with its key, in one write; False (and nothing
+        written) when its key was applied already."""
+        ...
 
 
 def _tags(mail: Mapping[str, Any]) -> dict[str, str]:
     return {name: values[0] for name, values in (mail.get("tags") or {}).items() if values}
 
 
+def notification_key(kind: str, notification: Mapping[str, Any], lead_id: str) -> str:
+    """The name of an SES notification, the same each time it arrives: SES's feedback id for a
+    bounce or a complaint; otherwise (a delivery) the mail's SES message id, Tsunagu's message id
+    and the recipients."""
+    detail = notification.get(kind.lower())
+    detail = detail if isinstance(detail, Mapping) else {}
+    feedback_id = detail.get("feedbackId")
+    if feedback_id:
+        return f"{kind}:{feedback_id}"
+    mail = notification.get("mail") or {}
+    listed = (
+        detail.get("recipients")
+        or detail.get("bouncedRecipients")
+        or detail.get("complainedRecipients")
+        or []
+    )
+    recipients = sorted(str(r.get("emailAddress") if isinstance(r, Mapping) else r) for r in listed)
+    message_id = _tags(mail).get("message_id")
+    return f"{kind}:{mail.get('messageId')}:{message_id}:{lead_id}:{','.join(recipients)}"
+
+
+def _derived_id(prefix: str, key: str, what: str) -> str:
+    return f"{prefix}_" + hashlib.sha256(f"{key}\n{what}".encode()).hexdigest()[:26]
+
+
 def handle_ses_event(
     notification: Mapping[str, Any], *, store: FeedbackStore, clock: Clock, soft_bounce_limit: int
 ) -> str:
-    """Apply one SES event; returns what was done (for logs and tests)."""
+    """Apply one SES event once; returns what was done (for logs and tests)."""
     kind = str(notification.get("eventType") or notification.get("notificationType") or "")
     mail = notification.get("mail") or {}
     tags = _tags(mail)
@@ -49,13 +102,19 @@ def handle_ses_event(
     lead = store.get_lead(lead_id) if lead_id else None
     if lead is None:
         return "ignored: not a Tsunagu lead's mail"
+    if kind not in ("Bounce", "Complaint", "Delivery"):
+        return f"ignored: {kind or 'unknown'} event"
+    key = notification_key(kind, notification, lead.lead_id)
+    earlier = store.applied_feedback(key)
+    if earlier is not None:
+        return REPEAT + earlier
     now = clock.now()
     at = isoformat(now)
     message_id = tags.get("message_id")
 
     def event(kind_name: str, **properties: Any) -> LeadEvent:
         return LeadEvent(
-            event_id=new_id("evt", now),
+            event_id=_derived_id("ses", key, kind_name),
             type=kind_name,
             occurred_at=at,
             lead_id=lead.lead_id,
@@ -66,53 +125,49 @@ def handle_ses_event(
             },
         )
 
+    def feedback(outcome: str, *events: LeadEvent, **changes: Any) -> Feedback:
+        return Feedback(key, outcome, lead.lead_id, lead.email, events, **changes)
+
     if kind == "Bounce":
         bounce = notification.get("bounce") or {}
         bounce_type = bounce.get("bounceType")
         details = {"bounce_type": bounce_type, "bounce_subtype": bounce.get("bounceSubType")}
         if bounce_type == "Permanent":
-            store.suppress(
-                lead.lead_id, lead.email, "hard_bounce", at, event("mail_bounced", **details)
+            done = feedback(
+                "suppressed: hard bounce",
+                event("mail_bounced", **details),
+                suppression="hard_bounce",
             )
-            return "suppressed: hard bounce"
-        feedback_id = str(bounce.get("feedbackId") or f"{mail.get('messageId')}:{at}")
-        count = store.count_soft_bounce(lead.lead_id, lead.email, at, feedback_id)
-        if count >= soft_bounce_limit:
-            store.suppress(
-                lead.lead_id,
-                lead.email,
-                "soft_bounce_limit",
-                at,
-                event("mail_bounced", soft_bounces=count, **details),
-            )
-            return f"suppressed: {count} soft bounces"
-        store.put_event(event("mail_bounced", soft_bounces=count, **details))
-        return f"soft bounce {count} of {soft_bounce_limit}"
-    if kind == "Complaint":
+        else:
+            count = store.count_soft_bounce(lead.lead_id, lead.email, at, key)
+            bounced = event("mail_bounced", soft_bounces=count, **details)
+            if count >= soft_bounce_limit:
+                done = feedback(
+                    f"suppressed: {count} soft bounces", bounced, suppression="soft_bounce_limit"
+                )
+            else:
+                done = feedback(f"soft bounce {count} of {soft_bounce_limit}", bounced)
+    elif kind == "Complaint":
         complaint = notification.get("complaint") or {}
-        store.suppress(
-            lead.lead_id,
-            lead.email,
-            "complaint",
-            at,
-            event("mail_complained", feedback_type=complaint.get("complaintFeedbackType")),
-        )
         evidence = ConsentEvidence(
-            evidence_id=new_id("cns", now),
+            evidence_id=_derived_id("cns", key, "opt_out"),
             lead_id=lead.lead_id,
             email=lead.email,
             topic=ALL_TOPICS,
             status="opted_out",
             at=at,
         )
-        store.change_consent(
-            evidence,
-            "complaint",
+        done = feedback(
+            "suppressed and opted out: complaint",
+            event("mail_complained", feedback_type=complaint.get("complaintFeedbackType")),
             event("consent_changed", topic=ALL_TOPICS, status="opted_out", method="complaint"),
+            suppression="complaint",
+            opt_out=evidence,
         )
-        return "suppressed and opted out: complaint"
-    if kind == "Delivery":
-        store.reset_soft_bounces(lead.lead_id)  # "after N transient bounces" means in a row
-        store.put_event(event("mail_delivered"))
-        return "delivery recorded"
-    return f"ignored: {kind or 'unknown'} event"
+    else:
+        # "after N transient bounces" means in a row: a delivery starts the count again
+        done = feedback("delivery recorded", event("mail_delivered"), reset_soft_bounces=True)
+    if not store.apply_feedback(done, at):
+        # The same notification, applied meanwhile (SNS delivered it to two invocations)
+        return REPEAT + (store.applied_feedback(key) or done.outcome)
+    return done.outcome

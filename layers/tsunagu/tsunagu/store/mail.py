@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from tsunagu.errors import AlreadyExists, ConcurrentUpdate
 from tsunagu.leads.model import ConsentEvidence, LeadEvent
 from tsunagu.mail.consent import Recipient, SuppressionEntry
 from tsunagu.mail.exclusions import Exclusion, ExclusionList
+from tsunagu.mail.feedback import Feedback
 from tsunagu.mail.templates import MailTemplate, TemplateVersion
 from tsunagu.store.converters import (
     SUPPRESSION,
@@ -30,6 +32,9 @@ from tsunagu.store.leads import LeadRepository
 from tsunagu.store.tables import Tables, batch_get, get_or_none
 
 SEND_RECORD_DAYS = 90
+FEEDBACK_RECORD_DAYS = 30
+"""How long an applied SES notification is remembered: longer than SNS and Lambda retry, and
+than the 14 days a parked one waits in the failure queue to be sent again."""
 SUPPRESSION_INDEX = "suppressions"
 _latest: dict[tuple[str, str], tuple[float, MailTemplate]] = {}
 _versions: dict[tuple[str, str, int], MailTemplate] = {}
@@ -252,20 +257,56 @@ class MailRepository(LeadRepository):
                     )
 
     def suppress(self, lead_id: str, email: str, reason: str, at: str, event: LeadEvent) -> None:
-        model = self._tables.consent
         with TransactWrite(connection=self._tables.connection) as transaction:
-            transaction.save(
-                model(
-                    lead_id,
-                    SUPPRESSION,
-                    topic="*",
-                    status=reason,
-                    at=at,
-                    email=email,
-                    listed=SUPPRESSION,
-                )
-            )
+            transaction.save(self._suppression(lead_id, email, reason, at))
             transaction.save(event_to_item(self._tables, event))
+
+    def _suppression(self, lead_id: str, email: str, reason: str, at: str) -> Any:
+        return self._tables.consent(
+            lead_id, SUPPRESSION, topic="*", status=reason, at=at, email=email, listed=SUPPRESSION
+        )
+
+    # ------------------------------------------------------------ SES feedback
+    def applied_feedback(self, key: str) -> str | None:
+        item = get_or_none(self._tables.idempotency, _feedback_key(key))
+        return None if item is None else str(item.response.get("outcome"))
+
+    def apply_feedback(self, feedback: Feedback, at: str) -> bool:
+        """Everything one SES notification changes, with a record of its key that must not be
+        there yet: a notification delivered again changes nothing (tsunagu.mail.feedback)."""
+        t = self._tables
+        key = _feedback_key(feedback.key)
+        expires = int((parse_instant(at) + timedelta(days=FEEDBACK_RECORD_DAYS)).timestamp())
+        applied = t.idempotency(
+            key,
+            request_hash=key,
+            response={"outcome": feedback.outcome, "notification": feedback.key[:500]},
+            status="applied",
+            created_at=at,
+            expires_at=expires,
+        )
+        try:
+            with TransactWrite(connection=t.connection) as transaction:
+                transaction.save(applied, condition=t.idempotency.key.does_not_exist())
+                if feedback.suppression is not None:
+                    reason = feedback.suppression
+                    transaction.save(
+                        self._suppression(feedback.lead_id, feedback.email, reason, at)
+                    )
+                if feedback.opt_out is not None:
+                    proof, state = consent_items(t, feedback.opt_out)
+                    proof.method = state.method = "complaint"
+                    transaction.save(proof)
+                    transaction.save(state)
+                if feedback.reset_soft_bounces:
+                    transaction.delete(t.consent(feedback.lead_id, "soft_bounces"))
+                for event in feedback.events:
+                    transaction.save(event_to_item(t, event))
+        except TransactWriteError as error:
+            if _conditions_failed(error):
+                return False
+            raise
+        return True
 
     def suppression(self, lead_id: str) -> SuppressionEntry | None:
         item = get_or_none(self._tables.consent, lead_id, SUPPRESSION)
@@ -355,6 +396,10 @@ def _suppression_cursor(cursor: str | None) -> dict[str, Any] | None:
     ):
         raise not_a_cursor()
     return key
+
+
+def _feedback_key(key: str) -> str:
+    return "ses-feedback:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def _conditions_failed(error: TransactWriteError) -> bool:
