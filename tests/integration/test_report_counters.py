@@ -475,6 +475,46 @@ def test_ses_notifications_sns_delivers_twice_are_counted_once(aws: AwsStack) ->
     assert shown.as_dict()["total"]["rates"]["delivery_rate"] == 0.5
 
 
+def totals(aws: AwsStack, subject: str, first: str, last: str) -> dict[str, int]:
+    """The subject's counters summed over the days (parts and days together), those not 0."""
+    summed: dict[str, int] = {}
+    for _, metrics in services.reports(aws.settings()).rows(subject, first, last):
+        for name, n in metrics.items():
+            summed[name] = summed.get(name, 0) + n
+    return {name: n for name, n in summed.items() if n}
+
+
+def test_a_rebuild_of_earlier_days_keeps_the_firsts_a_mail_had_after_them(aws: AwsStack) -> None:
+    from tsunagu.commands import reports
+
+    # Given b's welcome mail from welcome_nurture on D1, first opened by b in person on D3,
+    # and b's demo request (the journey's goal) on D3 too
+    h = History(aws)
+    h.at(SENT_D1)
+    mb = h.send("b", 1, WELCOME_NURTURE)
+    h.at(datetime(2026, 12, 3, 9, 0, tzinfo=JST))
+    h.open(mb, CHROME, PERSON_IP)
+    h.form("b", "evt_demo_1", new=False, form_id="demo-request")
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+
+    # When an operator rebuilds D1..D2 (say, after re-judging a click of D2)
+    ports = services.report_commands(aws.settings())
+    reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2))
+    # (the mail keeps its person's touch of D3, as revenue attribution reads it)
+    [kept] = services.reports(aws.settings()).counted([], [mb]).mails.values()
+    assert kept.touched_at == "2026-12-03T00:00:00.000Z"
+    # And on D4 b opens the mail again and asks for a demo again
+    h.at(datetime(2026, 12, 4, 9, 0, tzinfo=JST))
+    h.open(mb, CHROME, PERSON_IP)
+    h.form("b", "evt_demo_2", new=False, form_id="demo-request")
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+
+    # Then the mail is still opened by one person, and b converted once
+    mail = totals(aws, "mail#welcome", D1, "2026-12-04")
+    assert (mail["opened_people"], mail["opened_people_unique"]) == (2, 1)
+    assert totals(aws, "journey#welcome_nurture", D1, "2026-12-04")["converted"] == 1
+
+
 def test_a_report_of_a_range_that_ends_before_it_starts_is_refused(aws: AwsStack) -> None:
     from tsunagu.commands import reports
     from tsunagu.errors import ValidationFailed

@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from tsunagu.clock import isoformat
+from tsunagu.clock import isoformat, parse_instant
 from tsunagu.reports.counting import (
     DEALS_SUBJECT,
     FUNNEL_SUBJECT,
@@ -297,26 +297,33 @@ def rebuild(
     """Count the days again from the stored events, as they stand now (a click re-judged since
     is counted as it is judged now), and replace those days' counter rows.
 
-    A mail's firsts before ``first_day`` stand: an open in the range of a mail first opened
-    earlier is not unique again. Run it while the days are quiet (a day's events still arriving
-    would be counted by the consumer and by the rebuild).
+    Only the range is counted again: a mail's firsts and a lead's ``converted`` / ``mql`` from
+    the days before and after it stand, as those days' rows do. An open in the range of a mail
+    first opened earlier is not unique again, and a mail first opened after the range stays
+    opened once (its unique stays on that later day, even if an open in the range now counts as
+    a person's). Run it while the days are quiet (a day's events still arriving would be counted
+    by the consumer and by the rebuild).
     """
     check_range(first_day, last_day)
     first, last = day_bounds(first_day, last_day, time_zone)
     events = [e for e in map(StoredEvent.from_image, store.events_between(first, last)) if e]
     events.sort(key=lambda e: (final_at(e), e.event_id))
-    first_text = first_day.isoformat()
+    first_text, last_text = first_day.isoformat(), last_day.isoformat()
     goals = goals or {}
+    # The mails sent in the range are read too: what they had after it stands.
     known = store.counted(
         [],
-        {e.message_id for e in events if e.message_id and needs_mail(e)},
+        {e.message_id for e in events if e.message_id and (needs_mail(e) or e.type == "mail_sent")},
         {key for e in events for key in membership_keys(e, goals)},
     )
-    mails = {message_id: _before(mail, first_text) for message_id, mail in known.mails.items()}
+    mails = {
+        message_id: _outside(mail, first_text, last_text, (first, last))
+        for message_id, mail in known.mails.items()
+    }
     # A lead's arm in a split is drawn from its id: counted again, it is the arm it had. What it
     # reached in the range is counted again.
     assignments = {
-        key: replace(a, reached={n: d for n, d in a.reached.items() if d < first_text})
+        key: replace(a, reached=_days_outside(a.reached, first_text, last_text))
         for key, a in known.assignments.items()
     }
     rows: dict[CounterKey, dict[str, int]] = {}
@@ -329,21 +336,40 @@ def rebuild(
         add(rows, result)
         counted += 1
         if result.mail is not None:
-            mails[result.mail.message_id] = result.mail
+            kept = mails.get(result.mail.message_id)
+            if event.type == "mail_sent" and kept is not None:
+                # Sent in the range, it is counted as new: with the firsts it had after it
+                mails[kept.message_id] = replace(
+                    result.mail, firsts=kept.firsts, touched_at=kept.touched_at
+                )
+            else:
+                mails[result.mail.message_id] = result.mail
         for given in result.assignments:
             assignments[_key(given)] = given
     # The funnel counts stages by the day each lead was created, and deals by the day they
     # closed, not by the day of the event, and no re-judgement changes either: their rows are
     # not rebuilt.
     rows = {k: m for k, m in rows.items() if k.subject not in (FUNNEL_SUBJECT, DEALS_SUBJECT)}
-    removed = store.replace_rows(first_text, last_day.isoformat(), rows)
+    removed = store.replace_rows(first_text, last_text, rows)
     store.replace_mails(mails.values(), assignments.values())
     return Rebuilt(events=len(events), counted=counted, rows=len(rows), rows_removed=removed)
 
 
-def _before(mail: CountedMail, first_day: str) -> CountedMail:
-    """The mail with only the firsts it had before the rebuilt range (and its touch, if a
-    person's open or click is among them)."""
-    firsts = {n: day for n, day in mail.firsts.items() if day < first_day}
-    touched = mail.touched_at if {"opened_people", "clicked_people"} & set(firsts) else None
+def _days_outside(days: Mapping[str, str], first_day: str, last_day: str) -> dict[str, str]:
+    """The entries (name -> day) dated before ``first_day`` or after ``last_day``."""
+    return {name: day for name, day in days.items() if not first_day <= day <= last_day}
+
+
+def _outside(
+    mail: CountedMail, first_day: str, last_day: str, instants: tuple[str, str]
+) -> CountedMail:
+    """The mail with only the firsts it had outside the rebuilt days (those inside are counted
+    again), and its touch if that was outside them too (one inside is found again, if a person's
+    open or click in the range still says so)."""
+    firsts = _days_outside(mail.firsts, first_day, last_day)
+    touched = mail.touched_at
+    if touched is not None:
+        at = parse_instant(touched)
+        if parse_instant(instants[0]) <= at <= parse_instant(instants[1]):
+            touched = None
     return replace(mail, firsts=firsts, touched_at=touched)
