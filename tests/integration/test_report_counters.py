@@ -475,6 +475,55 @@ def test_ses_notifications_sns_delivers_twice_are_counted_once(aws: AwsStack) ->
     assert shown.as_dict()["total"]["rates"]["delivery_rate"] == 0.5
 
 
+def test_a_rate_whose_counts_come_from_different_days_stays_between_none_and_all(
+    aws: AwsStack,
+) -> None:
+    from tsunagu.commands import reports
+
+    # Given e's mail sent on D1 and f's on D2, both hard-bounced on D2, and e's opened by a
+    # person on D2 (a mail client that fetched the images before the bounce came back)
+    h = History(aws)
+    h.at(SENT_D1)
+    me = h.send("e", 1)
+    h.at(SENT_D2)
+    mf = h.send("f", 1)
+    h.at(SENT_D2 + timedelta(minutes=1))
+    h.open(me, CHROME, PERSON_IP)
+    for message_id in (me, mf):
+        h.ses(message_id, "Bounce", bounce={"bounceType": "Permanent", "feedbackId": message_id})
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+
+    # When D2 alone is reported: 1 sent, 2 bounced, 1 opened
+    ports = services.report_commands(aws.settings())
+    shown = reports.mail_report(ports, ADMIN, "welcome", date(2026, 12, 2), date(2026, 12, 2))
+    rates = shown.as_dict()["total"]["rates"]
+
+    # Then no rate is below 0 or above 1, and one of mails not bounced (-1 of them) is none
+    assert rates["delivery_rate"] == 0.0
+    assert rates["bounce_rate"] == 1.0
+    assert rates["open_rate"] is None
+    assert rates["click_rate"] is None
+    assert rates["click_to_open_rate"] == 0.0
+    # And the CSV leaves it empty, and the CLI's table shows "-", as for a rate of nothing
+    header, row = reports_csv_rows(shown)
+    assert row[header.index("open_rate")] == "" and row[header.index("delivery_rate")] == "0.0"
+    from tsunagu.cli_reports import report_table
+
+    lines = report_table(shown).splitlines()
+    [total] = [line.split() for line in lines if line.startswith("total")]
+    assert total == ["total", "1", "2", "1", "-", "0", "-", "0", "0", "0"]
+
+
+def reports_csv_rows(report: Any) -> tuple[list[str], list[str]]:
+    import csv
+    import io
+
+    from tsunagu.reports.figures import report_csv
+
+    header, row = list(csv.reader(io.StringIO(report_csv(report))))
+    return header, row
+
+
 def totals(aws: AwsStack, subject: str, first: str, last: str) -> dict[str, int]:
     """The subject's counters summed over the days (parts and days together), those not 0."""
     summed: dict[str, int] = {}

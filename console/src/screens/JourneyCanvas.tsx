@@ -195,8 +195,10 @@ function countsByNode(report: JourneyReport): Record<string, NodeCounts> {
   return found;
 }
 
+/** As the reports bound a rate (tsunagu.reports.figures.rate): none without a whole, and never
+ * above 100 % (a mail sent before the 30 days and opened in them is an open without its send). */
 function share(part: number, whole: number): string {
-  return whole ? `${Math.round((part / whole) * 100)}%` : "–";
+  return whole > 0 ? `${Math.round(Math.min(Math.max(part / whole, 0), 1) * 100)}%` : "–";
 }
 
 function Step({ data, selected }: NodeProps<Node<StepData>>) {

@@ -87,7 +87,8 @@ RATES: dict[str, str] = {
 """Rates are of people only (machines are shown beside them, never mixed in). The denominator
 is the mails not bounced, as most mail tools compute "delivered": SES's delivery notifications
 are optional, and a rate should not depend on whether they are set up. A rate whose denominator
-is 0 is shown as none, not 0."""
+is 0 or less is none, not 0, and a rate is never below 0 or above 1 (tsunagu.reports.figures.rate:
+the days' counts can come from different days)."""
 
 ATTRIBUTION = (
     "Attribution: a touch is a mail a person opened or clicked (machines' opens and clicks never"

@@ -26,7 +26,7 @@ from typing import Any
 
 from tsunagu.journeys.decisions import HOLDOUT
 from tsunagu.reports.counting import experiment_subject
-from tsunagu.reports.figures import CounterRows, check_range
+from tsunagu.reports.figures import CounterRows, check_range, rate, within
 from tsunagu.reports.statistics import Comparison, compare_proportions, still_needed
 from tsunagu.text import spreadsheet_safe
 
@@ -46,8 +46,8 @@ class Arm:
     @property
     def clicked(self) -> int:
         # A mail sent before the range and clicked in it is a click without its send: at the
-        # range's edge, never more clicked mails than sent ones.
-        return min(self.counts.get("clicked_people_unique", 0), self.sent)
+        # range's edge, never more clicked mails than sent ones (figures.within).
+        return within(self.counts.get("clicked_people_unique", 0), self.sent)
 
     @property
     def assigned(self) -> int:
@@ -56,7 +56,7 @@ class Arm:
     @property
     def converted(self) -> int:
         # As with clicks: a lead assigned before the range and converted in it.
-        return min(self.counts.get("converted", 0), self.assigned)
+        return within(self.counts.get("converted", 0), self.assigned)
 
 
 @dataclass(frozen=True)
@@ -115,13 +115,11 @@ class ExperimentReport:
                     "assigned": arm.counts.get("assigned", 0),
                     "sent": arm.sent,
                     "clicked_people_unique": arm.clicked,
-                    "click_rate": round(arm.clicked / arm.sent, 6) if arm.sent else None,
+                    "click_rate": rate(arm.clicked, arm.sent, digits=6),
                     "opened_people_unique": arm.counts.get("opened_people_unique", 0),
                     "clicked_machines": arm.counts.get("clicked_machines", 0),
                     "converted": arm.converted,
-                    "conversion_rate": (
-                        round(arm.converted / arm.assigned, 6) if arm.assigned else None
-                    ),
+                    "conversion_rate": rate(arm.converted, arm.assigned, digits=6),
                     "mqls": arm.counts.get("mql", 0),
                 }
                 for arm in self.arms

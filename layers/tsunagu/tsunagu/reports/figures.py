@@ -42,18 +42,18 @@ class Figures:
         kept = self.not_bounced
         clicks = self.get("clicked_people") + self.get("clicked_machines")
         return {
-            "delivery_rate": _ratio(kept, self.get("sent")),
-            "bounce_rate": _ratio(
+            "delivery_rate": rate(kept, self.get("sent")),
+            "bounce_rate": rate(
                 self.get("bounced_hard") + self.get("bounced_soft"), self.get("sent")
             ),
-            "open_rate": _ratio(self.get("opened_people_unique"), kept),
-            "click_rate": _ratio(self.get("clicked_people_unique"), kept),
-            "click_to_open_rate": _ratio(
+            "open_rate": rate(self.get("opened_people_unique"), kept),
+            "click_rate": rate(self.get("clicked_people_unique"), kept),
+            "click_to_open_rate": rate(
                 self.get("clicked_people_unique"), self.get("opened_people_unique")
             ),
-            "unsubscribe_rate": _ratio(self.get("unsubscribed"), kept),
-            "complaint_rate": _ratio(self.get("complained"), kept),
-            "machine_click_share": _ratio(self.get("clicked_machines"), clicks),
+            "unsubscribe_rate": rate(self.get("unsubscribed"), kept),
+            "complaint_rate": rate(self.get("complained"), kept),
+            "machine_click_share": rate(self.get("clicked_machines"), clicks),
         }
 
     def machine_reasons(self, action: str) -> dict[str, int]:
@@ -84,8 +84,21 @@ class Figures:
         }
 
 
-def _ratio(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
+def rate(part: int, whole: int, digits: int = 4) -> float | None:
+    """``part / whole`` as every report gives a rate: None (shown as "–") when there is nothing
+    to divide by (``whole`` 0, or below 0: mails not bounced when more bounced in the days than
+    were sent in them), and never below 0 or above 1. A range's counts come from different
+    days: a mail sent before the range and bounced, opened or clicked in it adds to the part
+    without its send in the whole, and a rate of 130 % or -100 % would say nothing true."""
+    if whole <= 0:
+        return None
+    return round(min(max(part / whole, 0.0), 1.0), digits)
+
+
+def within(part: int, whole: int) -> int:
+    """The same bound on a count: ``part`` as at most ``whole`` (and at least 0), for what is
+    computed from the counts themselves (a comparison of two proportions)."""
+    return max(0, min(part, whole))
 
 
 def _summed(rows: Iterable[dict[str, int]]) -> Figures:

@@ -18,7 +18,7 @@ from datetime import date
 from typing import Any, Literal
 
 from tsunagu.reports.counting import FUNNEL_STAGES, FUNNEL_SUBJECT
-from tsunagu.reports.figures import CounterRows, check_range
+from tsunagu.reports.figures import CounterRows, check_range, rate
 from tsunagu.text import spreadsheet_safe
 
 Grouping = Literal["channel", "form"]
@@ -101,7 +101,7 @@ def _group(name: str, metrics: dict[str, int]) -> FunnelGroup:
         reached = metrics.get(f"reached:{stage}", 0)
         prefix = f"days_to:{stage}:"
         days = {int(k.removeprefix(prefix)): n for k, n in metrics.items() if k.startswith(prefix)}
-        conversion = round(reached / before, 4) if before else None
+        conversion = rate(reached, before) if before is not None else None
         stages.append(Stage(stage, reached, conversion, median_from_counts(days)))
         before = reached
     return FunnelGroup(name, stages)
