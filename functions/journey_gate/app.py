@@ -46,7 +46,6 @@ class JourneyGateInput(BaseModel):
     state machine compiled before the gate was told its node)."""
     execution_name: str = Field(min_length=1, max_length=80)
     state: dict[str, Any] = Field(default_factory=dict)
-    topic: str = Field(default="marketing", max_length=40)
     deadline: str | None = Field(default=None, max_length=40)
     deadline_field: str | None = Field(default=None, max_length=64)
     """The state's field holding the mail's own deadline (``seminar_at``), when it has one:
@@ -82,7 +81,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         step=request.step,
         execution_name=request.execution_name,
         state=request.state,
-        topic=request.topic,
         deadline=request.deadline or _from_state(request.state, request.deadline_field),
         send_by=_from_state(request.state, request.send_by_field),
         node=request.node,

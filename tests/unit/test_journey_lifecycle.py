@@ -443,7 +443,8 @@ def test_the_payload_cannot_replace_who_entered() -> None:
     ("kind", "properties", "reason"),
     [
         ("consent_changed", {"status": "opted_out", "topic": "all"}, "unsubscribed"),
-        ("consent_changed", {"status": "opted_out", "topic": "marketing"}, "unsubscribed"),
+        # Out of marketing, with nothing known of the rest: the gate judges at the next mail
+        ("consent_changed", {"status": "opted_out", "topic": "marketing"}, None),
         ("consent_changed", {"status": "opted_out", "topic": "seminars"}, "unsubscribed"),
         ("consent_changed", {"status": "opted_out", "topic": "newsletter"}, None),
         ("consent_changed", {"status": "opted_in", "topic": "all"}, None),
@@ -470,6 +471,26 @@ def test_what_ends_a_journey(kind: str, properties: dict[str, Any], reason: str 
         exit=ExitConditions(goals=[EventMatch(type="form_submitted", form_id="demo-request")]),
     )
     assert exit_reason_for(seminar, occurrence(kind, **properties)) == reason
+
+
+@pytest.mark.parametrize(
+    ("stored", "reason"),
+    [
+        ({"marketing": "opted_out", "seminars": "opted_in"}, None),
+        ({"marketing": "opted_out"}, "no_consent"),
+        ({"marketing": "opted_in"}, "no_consent"),  # the read did not see the opt-out yet
+        ({"marketing": "opted_out", "all": "opted_out", "seminars": "opted_in"}, "unsubscribed"),
+    ],
+)
+def test_an_opt_out_of_marketing_ends_a_journey_by_the_rule_sends_obey(
+    stored: dict[str, str], reason: str | None
+) -> None:
+    # Given a journey on the "seminars" topic, and the lead's consent as stored
+    seminars = journey(topic="seminars")
+    # When the lead opts out of marketing
+    opted_out = occurrence("consent_changed", status="opted_out", topic="marketing")
+    # Then it stays only if it may still be mailed on "seminars" (its own opt-in to it)
+    assert exit_reason_for(seminars, opted_out, stored) == reason
 
 
 def test_a_machine_reaching_a_goal_ends_nothing() -> None:
@@ -636,15 +657,58 @@ class Definitions(MemoryEntries):
         return list(self.definitions)
 
 
+class MemoryLeads:
+    """The leads route_events reads: their consent per topic."""
+
+    def __init__(self, consent: Mapping[str, str] | None = None) -> None:
+        self.consent = dict(consent or {"marketing": "opted_in"})
+
+    def consent_state(self, lead_id: str) -> dict[str, str]:
+        return dict(self.consent)
+
+
+def routing_over(
+    store: Definitions, executions: RecordingExecutions, leads: MemoryLeads | None = None
+) -> JourneyRouting:
+    return JourneyRouting(
+        store,
+        executions,
+        RecordingWaits(),
+        FixedClock(NOW),
+        lambda j: STATE_MACHINE,
+        leads or MemoryLeads(),
+    )
+
+
+def test_route_events_keeps_a_lead_out_of_marketing_but_in_to_the_journeys_topic() -> None:
+    # Given a lead in a "seminars" journey, opted in to seminars, and one in a marketing journey
+    seminars, newsletter = journey(topic="seminars"), journey("newsletter")
+    store = Definitions(seminars, newsletter)
+    for journey_id in ("seminar_follow_up", "newsletter"):
+        store.entries[(LEAD, journey_id)] = entry(journey_id=journey_id, status="active")
+    executions = RecordingExecutions()
+    leads = MemoryLeads({"marketing": "opted_out", "seminars": "opted_in"})
+    routing = routing_over(store, executions, leads)
+    routing.begin_batch()
+
+    # When it opts out of marketing
+    routing.on_event(
+        occurrence("consent_changed", status="opted_out", topic="marketing"), by_person=False
+    )
+
+    # Then it leaves the marketing journey only: seminars may still be mailed to it
+    assert [(journey_id, reason) for journey_id, reason, _ in store.exits] == [
+        ("newsletter", "unsubscribed")
+    ]
+
+
 def test_a_journey_switched_on_takes_the_next_batch_s_leads() -> None:
     # Given a form journey still in draft, and route_events warm with its definition
     store, executions = (
         Definitions(journey(triggers=[Trigger(kind="form_submitted")], status="draft")),
         RecordingExecutions(),
     )
-    routing = JourneyRouting(
-        store, executions, RecordingWaits(), FixedClock(NOW), lambda j: STATE_MACHINE
-    )
+    routing = routing_over(store, executions)
     routing.begin_batch()
     routing.on_event(occurrence("form_submitted", form_id="demo"), by_person=True)
     assert executions.started == []
@@ -658,9 +722,7 @@ def test_a_journey_switched_on_takes_the_next_batch_s_leads() -> None:
 
 def test_the_definitions_are_read_once_per_batch() -> None:
     store = Definitions(journey(triggers=[Trigger(kind="form_submitted")]))
-    routing = JourneyRouting(
-        store, RecordingExecutions(), RecordingWaits(), FixedClock(NOW), lambda j: STATE_MACHINE
-    )
+    routing = routing_over(store, RecordingExecutions())
     for _ in range(2):
         routing.begin_batch()
         for number in range(5):
@@ -685,9 +747,7 @@ def test_an_imported_lead_enters_a_journey_on_its_import_and_tsunagu_s_other_rec
         ),
         RecordingExecutions(),
     )
-    routing = JourneyRouting(
-        store, executions, RecordingWaits(), FixedClock(NOW), lambda j: STATE_MACHINE
-    )
+    routing = routing_over(store, executions)
     routing.begin_batch()
     routing.on_event(occurrence("mail_sent", message_id="m1"), by_person=False)
     assert executions.started == []

@@ -88,7 +88,7 @@ class MemoryJourneyStore:
         """Lines put on leads' timelines, by event id (a retry writes the same one again)."""
         """Flip the journey's status as the park is written (a racing marketer)."""
 
-    def gate_view(self, journey_id: str, lead_id: str, topic: str) -> GateView:
+    def gate_view(self, journey_id: str, lead_id: str) -> GateView:
         entry = self.entries.get((lead_id, journey_id))
         state = None if entry is None else EntryState(entry.status, entry.exit_reason)
         recipient = Recipient(self.leads.get(lead_id), self.consent)

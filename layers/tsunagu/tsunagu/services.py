@@ -382,6 +382,7 @@ def journey_routing(settings: Settings) -> JourneyRouting:
         wait_repository(settings),
         clock(settings),
         lambda journey: entry_arn(settings, journey),
+        lead_repository(settings),
     )
 
 

@@ -314,9 +314,7 @@ def forecast_for_lead(
     frequency cap counts them), and the journey's record as stored. Nothing is sent or
     stored."""
     allowed(ports.audit, ports.clock, actor, "journeys.list", f"journey:{definition.journey_id}")
-    record = ports.journeys.get_journey(definition.journey_id)
-    topic = record.topic if record else Journey.model_fields["topic"].default
-    view = ports.journeys.gate_view(definition.journey_id, lead.lead_id, topic)
+    view = ports.journeys.gate_view(definition.journey_id, lead.lead_id)
     begin = start or ports.clock.now()
     return forecast(
         definition,

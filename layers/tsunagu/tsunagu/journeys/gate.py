@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tsunagu.clock import parse_instant
 from tsunagu.journeys.model import Journey
 from tsunagu.leads.model import Lead
-from tsunagu.mail.consent import ALL_TOPICS, MARKETING, ConsentView
+from tsunagu.mail.consent import ConsentView, SkipReason, marketing_refusal
 
 GateAction = Literal["send", "park", "skip", "defer", "exit"]
 
@@ -155,11 +155,9 @@ def exit_reason(
     if consent.suppression is not None:
         bounced = consent.suppression.reason in ("hard_bounce", "soft_bounce_limit")
         return "bounced" if bounced else "suppressed"
-    topics = consent.topics
-    if topics.get(ALL_TOPICS) == "opted_out" or topics.get(journey.topic) == "opted_out":
-        return "unsubscribed"
-    if topics.get(journey.topic) != "opted_in" and topics.get(MARKETING) != "opted_in":
-        return "no_consent"
+    refused = marketing_refusal(consent.topics, journey.topic)
+    if refused is not None:
+        return "unsubscribed" if refused is SkipReason.OPTED_OUT else "no_consent"
     if journey.leaves_on_crm_status(lead.crm_status):
         return "crm_status"
     if journey.leaves_on_stage(lead.stage):

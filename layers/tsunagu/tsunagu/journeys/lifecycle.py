@@ -9,7 +9,7 @@ with a condition before the execution starts. Starting the same name again is ha
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -18,6 +18,7 @@ from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.journeys.gate import Release
 from tsunagu.journeys.model import Journey, ResumePolicy, Trigger
 from tsunagu.leads.model import Lead
+from tsunagu.mail.consent import SkipReason, marketing_refusal
 
 
 @dataclass(frozen=True)
@@ -266,12 +267,22 @@ def enter_leads(
 
 
 # ---------------------------------------------------------------- exit
-def exit_reason_for(journey: Journey, event: Occurrence) -> str | None:
-    """Whether this event ends the lead's time in this journey, and why."""
+def exit_reason_for(
+    journey: Journey, event: Occurrence, consent: Mapping[str, str] | None = None
+) -> str | None:
+    """Whether this event ends the lead's time in this journey, and why. After an opt-out,
+    the lead stays only if it may still be mailed on the journey's topic, by the rule every
+    send obeys (``consent``: the lead's topics as stored; without them, only an opt-out that
+    alone stops the mail ends it, and the gate judges the rest at the next mail)."""
     props = event.properties
-    opted_out = event.type == "consent_changed" and props.get("status") == "opted_out"
-    if opted_out and props.get("topic") in ("all", journey.topic, "marketing"):
-        return "unsubscribed"
+    if event.type == "consent_changed" and props.get("status") == "opted_out":
+        # What the event says wins over a read that may not show it yet
+        topics = {**(consent or {}), str(props.get("topic")): "opted_out"}
+        refused = marketing_refusal(topics, journey.topic)
+        if refused is SkipReason.OPTED_OUT:
+            return "unsubscribed"
+        if refused is not None and consent is not None:
+            return "no_consent"
     if event.type == "mail_suppressed":
         return "suppressed"
     if event.type == "mail_bounced" and props.get("bounce_type") == "Permanent":
@@ -323,15 +334,20 @@ def leave_journeys(
     executions: Executions,
     waits: WaitCleaner,
     clock: Clock,
+    consent: Callable[[str], Mapping[str, str]] | None = None,
 ) -> list[tuple[str, str]]:
     """Take the lead out of every journey this event ends: stop the execution (so no wait or
-    parked gate lingers), forget its waits, mark the entry. Returns (journey, reason) pairs."""
+    parked gate lingers), forget its waits, mark the entry. Returns (journey, reason) pairs.
+    ``consent`` reads a lead's topics, once, when an opt-out is to be judged."""
     left = []
+    topics: Mapping[str, str] | None = None
     for entry in store.entries_of(event.lead_id):
         journey = journeys.get(entry.journey_id)
         if entry.status != "active" or journey is None:
             continue
-        reason = exit_reason_for(journey, event)
+        if topics is None and consent is not None and event.type == "consent_changed":
+            topics = consent(event.lead_id)
+        reason = exit_reason_for(journey, event, topics)
         if reason is None:
             continue
         store.exit_entry(entry, reason, isoformat(clock.now()))

@@ -58,7 +58,9 @@ class GateView:
 
 
 class GateStore(Protocol):
-    def gate_view(self, journey_id: str, lead_id: str, topic: str) -> GateView: ...
+    def gate_view(self, journey_id: str, lead_id: str) -> GateView:
+        """With the lead's consent to the journey's own topic (its record names it)."""
+        ...
 
     def reserve_send(self, lead_id: str, ledger: SendLedger, times: Sequence[str]) -> bool:
         """Write ``times`` as the lead's ledger if it is still ``ledger``; False if another
@@ -107,7 +109,6 @@ class GateRequest:
     step: str
     execution_name: str
     state: Mapping[str, Any]
-    topic: str = "marketing"
     deadline: str | None = None
     send_by: str | None = None
     node: str | None = None
@@ -167,7 +168,7 @@ def _decided(
     allowed_at: Callable[[datetime], datetime],
 ) -> GateDecision:
     for _ in range(RESERVATION_ATTEMPTS):
-        view = store.gate_view(request.journey_id, request.lead_id, request.topic)
+        view = store.gate_view(request.journey_id, request.lead_id)
         now = clock.now()
         decision = decide(
             GateInput(

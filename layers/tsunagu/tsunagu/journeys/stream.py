@@ -28,6 +28,12 @@ class Definitions(JourneyStore, Protocol):
     def journeys(self) -> list[Journey]: ...
 
 
+class LeadReader(Protocol):
+    def consent_state(self, lead_id: str) -> dict[str, str]:
+        """The lead's consent per topic (opted_in, opted_out, pending)."""
+        ...
+
+
 class JourneyRouting:
     """The journey definitions are read once per stream batch (a scan of a small table), not per
     event: a journey switched on, paused or changed applies from the next batch on. (A cache of
@@ -40,8 +46,10 @@ class JourneyRouting:
         waits: WaitCleaner,
         clock: Clock,
         state_machine_arn: Callable[[Journey], str],
+        leads: LeadReader,
     ) -> None:
         self._store = store
+        self._leads = leads
         self._executions = executions
         self._waits = waits
         self._clock = clock
@@ -69,6 +77,7 @@ class JourneyRouting:
                 executions=self._executions,
                 waits=self._waits,
                 clock=self._clock,
+                consent=self._leads.consent_state,
             )
         if not by_person and event.type not in ENTERING_SYSTEM_EVENTS:
             return  # a scanner's click or Tsunagu's own record enters nobody

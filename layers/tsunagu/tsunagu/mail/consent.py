@@ -74,7 +74,16 @@ def skip_reason(
         return SkipReason.BOUNCED if bounced else SkipReason.SUPPRESSED
     if kind == "transactional":
         return None
-    topics = consent.topics
+    return marketing_refusal(consent.topics, topic)
+
+
+def marketing_refusal(topics: Mapping[str, str], topic: str) -> SkipReason | None:
+    """May a marketing mail on ``topic`` go to a lead whose consent is ``topics``? None when it
+    may, else why not. The one rule: send_email asks it for the template's topic; a journey's
+    gate, its dry run and route_events (when an opt-out arrives) for the journey's topic.
+
+    An opt-out of the topic or of all mail always wins; an opt-out of ``marketing`` ends the
+    blanket consent, not another topic's own opt-in."""
     if topics.get(ALL_TOPICS) == "opted_out" or topics.get(topic) == "opted_out":
         return SkipReason.OPTED_OUT
     if topics.get(topic) == "opted_in" or topics.get(MARKETING) == "opted_in":

@@ -314,7 +314,9 @@ class JourneyRepository:
         model(*ACCOUNT_CONTROL, data=data, status="active", updated_at=at).save()
 
     # -- what the gate reads: one BatchGetItem over three tables
-    def gate_view(self, journey_id: str, lead_id: str, topic: str) -> GateView:
+    def gate_view(self, journey_id: str, lead_id: str) -> GateView:
+        """The consent read is the journey's own topic's (its record says which), with
+        marketing's and all's: a journey on another topic costs one more read."""
         settings = self._tables.settings
         journey_keys = [
             _definition_key(journey_id),
@@ -322,7 +324,7 @@ class JourneyRepository:
             _entry_key(lead_id, journey_id),
             _ledger_key(lead_id),
         ]
-        records = sorted({f"topic#{topic}", "topic#marketing", "topic#all", "suppression"})
+        records = ["suppression", "topic#all", "topic#marketing"]
         request: dict[str, Any] = {
             settings.journeys_table: {
                 "Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in journey_keys],
@@ -350,11 +352,11 @@ class JourneyRepository:
             else:
                 exited = item.status == "exited"
                 entry = EntryState("exited" if exited else "active", item.data.get("exit_reason"))
-        recipient = recipient_from(
-            self._tables,
-            responses.get(settings.leads_table, []),
-            responses.get(settings.consent_table, []),
-        )
+        consent = responses.get(settings.consent_table, [])
+        if journey is not None and f"topic#{journey.topic}" not in records:
+            own = get_or_none(self._tables.consent, lead_id, f"topic#{journey.topic}")
+            consent = [*consent, *([own.serialize()] if own is not None else [])]
+        recipient = recipient_from(self._tables, responses.get(settings.leads_table, []), consent)
         return GateView(journey, paused, entry, recipient, ledger)
 
     def reserve_send(self, lead_id: str, ledger: SendLedger, times: Sequence[str]) -> bool:
