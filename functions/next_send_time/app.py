@@ -25,6 +25,7 @@ from tsunagu.journeys.business_time import (
     next_send_time,
     send_by,
     step_functions_timestamp,
+    time_zone_or,
 )
 from tsunagu.journeys.lifecycle import WaitingAt
 from tsunagu.observability import observed
@@ -48,8 +49,9 @@ class NextSendTimeInput(BaseModel):
 def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     settings = get_settings()
     request = NextSendTimeInput.model_validate(event)
-    time_zone = request.time_zone or str(
-        request.state.get("time_zone") or settings.default_time_zone
+    # A lead's time zone that is not one (free text from a form or an import): the stack's
+    time_zone = time_zone_or(
+        request.time_zone or request.state.get("time_zone"), settings.default_time_zone
     )
     quiet = services.quiet_hours(settings)
     now = services.clock(settings).now()

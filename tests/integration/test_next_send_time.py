@@ -41,6 +41,21 @@ def test_defaults_to_the_stage_time_zone(aws: AwsStack) -> None:
     assert result == {"send_at": "2026-11-26T01:00:00Z"}
 
 
+def test_a_lead_time_zone_that_is_not_a_zone_waits_in_the_stacks(aws: AwsStack) -> None:
+    # Given a lead whose time_zone field came from a form as "Tokyo" (not a zone name)
+    state = {"lead_id": "lead_x", "journey_id": "j", "time_zone": "Tokyo"}
+
+    # When its journey schedules the next business day's mail
+    result = (
+        at_friday_afternoon(aws)
+        .function("next_send_time")
+        .invoke({"rule": {"kind": "next_business_day", "at": "10:00"}, "state": state})
+    )
+
+    # Then the wait is in the stack's time zone (Tokyo), not a failed execution
+    assert result == {"send_at": "2026-11-24T01:00:00Z"}
+
+
 def test_a_bad_rule_fails_the_task(aws: AwsStack) -> None:
     with pytest.raises(FunctionError):
         aws.function("next_send_time").invoke({"rule": {"kind": "whenever"}})

@@ -15,6 +15,7 @@ from tsunagu.journeys.business_time import (
     parse_quiet_hours,
     send_by,
     step_functions_timestamp,
+    time_zone_or,
 )
 
 JAPAN = business_calendar("JP", "2026-12-29..2027-01-03")
@@ -95,3 +96,20 @@ def test_closed_day_ranges_and_quiet_hours_parse() -> None:
     assert quiet.contains(time(23, 0)) and quiet.contains(time(6, 59))
     assert not quiet.contains(time(12, 0))
     assert not parse_quiet_hours("").contains(time(3, 0))
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("America/New_York", "America/New_York"),
+        (None, "Asia/Tokyo"),
+        ("Tokyo", "Asia/Tokyo"),
+        ("+09:00", "Asia/Tokyo"),
+        ("America", "Asia/Tokyo"),  # a folder of zones, not one
+        ("../../etc/passwd", "Asia/Tokyo"),
+        ("", "Asia/Tokyo"),
+        (9, "Asia/Tokyo"),
+    ],
+)
+def test_a_time_zone_that_is_not_one_falls_back_to_the_default(given: object, used: str) -> None:
+    assert time_zone_or(given, "Asia/Tokyo") == used

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tests.unit.journey_fixtures import NOW, journey
+from tests.unit.journey_fixtures import NOW, journey, lead
 from tsunagu.clock import FixedClock, isoformat
 from tsunagu.journeys.gate import Release
 from tsunagu.journeys.lifecycle import (
@@ -20,8 +20,10 @@ from tsunagu.journeys.lifecycle import (
     Occurrence,
     ParkedExecution,
     enter,
+    enter_leads,
     execution_name,
     exit_reason_for,
+    lead_payload,
     leave_journeys,
     may_end_journeys,
     may_enter,
@@ -39,6 +41,8 @@ from tsunagu.journeys.model import (
 )
 from tsunagu.journeys.stream import JourneyRouting
 from tsunagu.journeys.waits import EventMatch
+from tsunagu.leads.merge import Channel, FieldValue
+from tsunagu.leads.model import Lead
 
 STATE_MACHINE = (
     "arn:aws:states:ap-northeast-1:123456789012:stateMachine:tsunagu-dev-seminar-follow-up"
@@ -658,10 +662,14 @@ class Definitions(MemoryEntries):
 
 
 class MemoryLeads:
-    """The leads route_events reads: their consent per topic."""
+    """The leads route_events reads, and their consent per topic."""
 
-    def __init__(self, consent: Mapping[str, str] | None = None) -> None:
+    def __init__(self, consent: Mapping[str, str] | None = None, *leads: Lead) -> None:
         self.consent = dict(consent or {"marketing": "opted_in"})
+        self.leads = {lead.lead_id: lead for lead in leads}
+
+    def get_lead(self, lead_id: str) -> Lead | None:
+        return self.leads.get(lead_id)
 
     def consent_state(self, lead_id: str) -> dict[str, str]:
         return dict(self.consent)
@@ -700,6 +708,50 @@ def test_route_events_keeps_a_lead_out_of_marketing_but_in_to_the_journeys_topic
     assert [(journey_id, reason) for journey_id, reason, _ in store.exits] == [
         ("newsletter", "unsubscribed")
     ]
+
+
+def in_zone(zone: str) -> Lead:
+    return lead(lead_id=LEAD, fields={"time_zone": FieldValue(zone, Channel.IMPORT, "x")})
+
+
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        (Trigger(kind="form_submitted"), "form_submitted", {"form_id": "demo"}),
+        (Trigger(kind="stage_reached", stage="mql"), "stage_changed", {"to": "mql"}),
+        (Trigger(kind="score_crossed", threshold=50), "score_changed", {"from": 40, "to": 60}),
+    ],
+    ids=["form", "stage", "score"],
+)
+def test_a_lead_entered_by_an_event_carries_its_time_zone_as_a_manual_start_does(
+    trigger: tuple[Trigger, str, dict[str, Any]],
+) -> None:
+    # Given a lead in New York, and a journey its form, stage or score enters it into
+    rule, kind, properties = trigger
+    the_journey = journey(triggers=[rule, Trigger(kind="manual")])
+    new_york = in_zone("America/New_York")
+    by_hand = RecordingExecutions()
+    enter_leads(the_journey, [new_york], cause="manual:1", trigger="manual",
+                state_machine_arn=STATE_MACHINE, store=Definitions(), executions=by_hand,
+                clock=FixedClock(NOW))  # fmt: skip
+    by_event = RecordingExecutions()
+    routing = routing_over(Definitions(the_journey), by_event, MemoryLeads(None, new_york))
+    routing.begin_batch()
+
+    # When the event enters it
+    routing.on_event(occurrence(kind, **properties), by_person=True)
+
+    # Then its execution waits in New York time, as one started by hand does
+    [(_, _, started)] = by_event.started
+    assert started["time_zone"] == by_hand.started[0][2]["time_zone"] == "America/New_York"
+
+
+def test_a_lead_time_zone_that_is_not_a_zone_is_left_out_of_the_entry() -> None:
+    # Given a lead whose time_zone field says "Tokyo" (a form's free text), When it enters,
+    # Then the execution does not carry it: its waits are in the stack's time zone
+    assert lead_payload(in_zone("Tokyo")) == {}
+    assert lead_payload(in_zone("Asia/Tokyo")) == {"time_zone": "Asia/Tokyo"}
+    assert lead_payload(None) == {}
 
 
 def test_a_journey_switched_on_takes_the_next_batch_s_leads() -> None:

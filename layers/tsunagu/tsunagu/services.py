@@ -324,9 +324,9 @@ def frequency_cap(settings: Settings) -> FrequencyCap:
 
 def allowed_send_time(settings: Settings, time_zone: str | None) -> Callable[[datetime], datetime]:
     """Moves a moment out of quiet hours and closed days, in the lead's time zone."""
-    from tsunagu.journeys.business_time import first_allowed_moment
+    from tsunagu.journeys.business_time import first_allowed_moment, time_zone_or
 
-    zone = time_zone or settings.default_time_zone
+    zone = time_zone_or(time_zone, settings.default_time_zone)
     calendar, quiet = business_calendar(settings), quiet_hours(settings)
     return lambda instant: first_allowed_moment(
         instant, time_zone=zone, calendar=calendar, quiet=quiet

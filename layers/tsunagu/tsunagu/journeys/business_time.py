@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 from pydantic import BaseModel, ConfigDict, Field
@@ -208,6 +208,29 @@ def parse_quiet_hours(text: str) -> QuietHours:
         return QuietHours(time(0, 0), time(0, 0))
     start, _, end = text.partition("-")
     return QuietHours(time.fromisoformat(start.strip()), time.fromisoformat(end.strip()))
+
+
+def is_time_zone(name: object) -> bool:
+    """Whether ``name`` is a time zone ZoneInfo knows (``Asia/Tokyo``; not ``Tokyo``, not
+    ``+09:00``): a lead's ``time_zone`` is free text from a form, an import or a journey."""
+    if not isinstance(name, str) or not name or len(name) > 64:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+def time_zone_or(name: object, default: str) -> str:
+    """``name`` when it is a time zone, else ``default``, logged: a lead whose time zone cannot
+    be read waits in the stack's time, rather than failing its execution at the first wait."""
+    if name is None or is_time_zone(name):
+        return str(name) if name is not None else default
+    from tsunagu.observability import logger
+
+    logger.warning("unknown time zone, the default used", extra={"time_zone": str(name)[:64]})
+    return default
 
 
 def business_calendar(

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from tsunagu.clock import Clock, isoformat, parse_instant
+from tsunagu.journeys.business_time import time_zone_or
 from tsunagu.journeys.gate import Release
 from tsunagu.journeys.model import Journey, ResumePolicy, Trigger
 from tsunagu.leads.model import Lead
@@ -133,11 +134,13 @@ def execution_name(journey_id: str, lead_id: str, cause: str) -> str:
     return f"{journey_id[:40]}-{lead_id[:12]}-{digest}"
 
 
-def lead_payload(lead: Lead) -> dict[str, Any]:
-    """What an execution should know of the lead from the start: its time zone, when known
-    (business-time waits are in the lead's time, not the company's)."""
-    zone = lead.fields.get("time_zone")
-    return {"time_zone": zone.value} if zone is not None else {}
+def lead_payload(lead: Lead | None) -> dict[str, Any]:
+    """What an execution should know of the lead from the start, however it entered: its time
+    zone, when known and a zone (business-time waits are in the lead's time, not the
+    company's; one that is not a zone is logged and left out, and the stack's is used)."""
+    zone = lead.fields.get("time_zone") if lead is not None else None
+    known = time_zone_or(zone.value, "") if zone is not None else ""
+    return {"time_zone": known} if known else {}
 
 
 def may_enter(journey: Journey, previous: JourneyEntry | None, now: datetime) -> bool:

@@ -13,11 +13,13 @@ from tsunagu.journeys.lifecycle import (
     Occurrence,
     WaitCleaner,
     enter,
+    lead_payload,
     leave_journeys,
     may_end_journeys,
     triggered_journeys,
 )
 from tsunagu.journeys.model import Journey
+from tsunagu.leads.model import Lead
 
 # Tsunagu's own records that may still enter a lead: a journey can start on a stage or a score,
 # or welcome the leads an import created.
@@ -29,6 +31,8 @@ class Definitions(JourneyStore, Protocol):
 
 
 class LeadReader(Protocol):
+    def get_lead(self, lead_id: str) -> Lead | None: ...
+
     def consent_state(self, lead_id: str) -> dict[str, str]:
         """The lead's consent per topic (opted_in, opted_out, pending)."""
         ...
@@ -81,7 +85,10 @@ class JourneyRouting:
             )
         if not by_person and event.type not in ENTERING_SYSTEM_EVENTS:
             return  # a scanner's click or Tsunagu's own record enters nobody
-        for journey in triggered_journeys(journeys, event):
+        entering = triggered_journeys(journeys, event)
+        # The lead's own (its time zone), as a manual start gives it: read once, when it enters
+        lead = self._leads.get_lead(event.lead_id) if entering else None
+        for journey in entering:
             enter(
                 journey,
                 event.lead_id,
@@ -89,7 +96,11 @@ class JourneyRouting:
                 trigger=event.type,
                 trigger_event_id=event.event_id,
                 # What the lead does from here on counts for the journey's waits.
-                payload={"entered_on": event.occurred_at, "entered_by": event.event_id},
+                payload={
+                    **lead_payload(lead),
+                    "entered_on": event.occurred_at,
+                    "entered_by": event.event_id,
+                },
                 state_machine_arn=self._state_machine_arn(journey),
                 store=self._store,
                 executions=self._executions,
