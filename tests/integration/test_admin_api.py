@@ -28,9 +28,10 @@ from tests.support.shipped import install_shipped_journeys
 from tsunagu import services
 from tsunagu.api import admin
 from tsunagu.clock import isoformat
+from tsunagu.commands import journeys
 from tsunagu.commands.access import OPERATIONS, Actor, Role
 from tsunagu.commands.audit import AuditEntry
-from tsunagu.errors import AlreadyExists, ConcurrentUpdate
+from tsunagu.errors import AlreadyExists, ConcurrentUpdate, ValidationFailed
 from tsunagu.leads.search import PAGE_SIZE
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.qualification.config import QualificationConfig
@@ -1113,9 +1114,74 @@ def test_settings_are_stored_only_over_the_record_they_were_read_from(stack: Set
     store.put_journey(paused, "2030-01-01T00:00:00.000Z")
 
     with pytest.raises(ConcurrentUpdate, match="changed meanwhile"):
-        store.put_journey(read, "2030-01-01T00:00:01.000Z", unless_changed_since=read.updated_at)
+        store.put_journey(read, "2030-01-01T00:00:01.000Z")
     kept = store.get_journey("welcome_nurture")
     assert kept is not None and kept.status == "paused"
+
+
+class PausedAfterEachRead:
+    """The journey store, with another marketer's pause landing right after each of the
+    first ``times`` reads of a journey record (between a command's read and its write)."""
+
+    def __init__(self, settings: Settings, times: int) -> None:
+        self.ports = services.journey_commands(settings)
+        self.store = self.ports.journeys
+        self.times = times
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def get_journey(self, journey_id: str) -> Any:
+        read = self.store.get_journey(journey_id)
+        if self.times > 0 and read is not None:
+            self.times -= 1
+            paused = {"status": "paused", "paused_at": "2030-01-01T00:00:00.000Z"}
+            self.store.put_journey(read.model_copy(update=paused), "2030-01-01T00:00:00.000Z")
+        return read
+
+
+def test_a_pause_landing_while_a_status_is_set_is_never_undone(stack: Settings) -> None:
+    # Given a marketer setting welcome_nurture active while another pauses it: the pause is
+    # stored between the status change's read and its write
+    racing = PausedAfterEachRead(stack, times=2)  # the lookup, then the change's own read
+    ports = replace(racing.ports, journeys=racing)
+    actor = Actor(user_id="u1", role=Role.MARKETER, via="api", email="ito@example.com")
+
+    # When the status change goes on, it reads the record again and decides again: paused
+    # journeys are resumed, not set active
+    with pytest.raises(ValidationFailed, match="paused: resume it first"):
+        journeys.set_status(ports, actor, "welcome_nurture", "active")
+
+    # Then the pause, answered 200 to its marketer, holds
+    kept = racing.store.get_journey("welcome_nurture")
+    assert kept is not None and kept.status == "paused"
+
+
+def test_a_record_that_keeps_changing_under_a_status_change_is_a_409(
+    stack: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a journey record someone stores again after every read
+    class AlwaysChanged(PausedAfterEachRead):
+        def get_journey(self, journey_id: str) -> Any:
+            read = self.store.get_journey(journey_id)
+            if read is not None:
+                self.store.put_journey(read, "2030-01-01T00:00:00.000Z")
+            return read
+
+    racing = AlwaysChanged(stack, times=0)
+    monkeypatch.setattr(
+        services, "journey_commands", lambda settings: replace(racing.ports, journeys=racing)
+    )
+
+    # When a marketer archives it, the change is refused after a few rounds: 409, not a
+    # write over a record it did not read
+    status, body = call(
+        stack, "PUT", "/admin/journeys/welcome_nurture/status", body={"status": "archived"}
+    )
+    assert status == 409, body
+    assert "changed meanwhile" in json.dumps(body)
+    kept = racing.store.get_journey("welcome_nurture")
+    assert kept is not None and kept.status != "archived"
 
 
 def test_two_templates_created_at_once_with_one_id_never_become_one_templates_versions(

@@ -312,7 +312,12 @@ class HolidayWeek(ScriptedWorld):
                 "journeys", "start", SEMINAR, "--lead", STARTED_TWICE, "--key", "seminar-2026-12-c"
             )
         finally:
-            journeys.put_journey(shipped, isoformat(self.runtime.now()))
+            changed = journeys.get_journey(SEMINAR)
+            assert changed is not None
+            journeys.put_journey(
+                changed.model_copy(update={"reentry": shipped.reentry}),
+                isoformat(self.runtime.now()),
+            )
         return {"output": output, "shipped": shipped.reentry}
 
     def replay_first_submission(self) -> tuple[int, dict[str, Any]]:

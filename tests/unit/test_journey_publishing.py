@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tsunagu.clock import FixedClock
-from tsunagu.errors import NotFound, ValidationFailed
+from tsunagu.errors import ConcurrentUpdate, NotFound, ValidationFailed
 from tsunagu.journeys.compiler import read_definition
 from tsunagu.journeys.definition import JourneyDefinition
 from tsunagu.journeys.model import Journey, Trigger
@@ -94,8 +94,12 @@ class FakeJourneys:
         return self.records.get(journey_id)
 
     def put_journey(self, journey: Journey, at: str) -> Journey:
-        self.records[journey.journey_id] = journey.model_copy(update={"updated_at": at})
-        return self.records[journey.journey_id]
+        now = self.records.get(journey.journey_id)
+        if (now.revision if now else 0) != journey.revision:  # as the store
+            raise ConcurrentUpdate(f"journey {journey.journey_id!r} changed meanwhile")
+        stored = journey.model_copy(update={"updated_at": at, "revision": journey.revision + 1})
+        self.records[journey.journey_id] = stored
+        return stored
 
 
 def welcome(description: str | None = None) -> JourneyDefinition:
@@ -203,6 +207,47 @@ def test_a_rollback_points_the_alias_back_and_says_so_on_the_record() -> None:
             "re_engagement", to_version=None, target=TARGET, machines=machines,
             journeys=journeys, clock=CLOCK,
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("change", ["publish", "rollback"])
+def test_a_pause_landing_while_a_publication_is_recorded_stays(change: str) -> None:
+    # Given a published journey, and a marketer pausing it while a publication (or a
+    # rollback) is between reading the record and writing it
+    class PausedAfterTheRead(FakeJourneys):
+        pause_next_read = False
+
+        def get_journey(self, journey_id: str) -> Journey | None:
+            read = super().get_journey(journey_id)
+            if read is not None and self.pause_next_read:
+                self.pause_next_read = False
+                self.put_journey(read.model_copy(update={"status": "paused"}), "2026-12-07")
+            return read
+
+    machines, journeys = FakeStateMachines(), PausedAfterTheRead()
+    for description in ("One.", "Two."):
+        publish(
+            welcome(description), note=None, target=TARGET, machines=machines,
+            journeys=journeys, clock=CLOCK,
+        )  # fmt: skip
+
+    # When the publication is recorded
+    journeys.pause_next_read = True
+    if change == "publish":
+        publish(
+            welcome("Three."), note=None, target=TARGET, machines=machines,
+            journeys=journeys, clock=CLOCK,
+        )  # fmt: skip
+    else:
+        rollback(
+            "welcome_nurture", to_version=1, target=TARGET, machines=machines,
+            journeys=journeys, clock=CLOCK,
+        )  # fmt: skip
+
+    # Then the record says both: paused, and the version the alias routes to
+    record = journeys.records["welcome_nurture"]
+    assert record.status == "paused"
+    assert record.published is not None
+    assert record.published.version == (3 if change == "publish" else 1)
 
 
 def test_a_substitution_without_an_arn_is_refused() -> None:

@@ -12,7 +12,7 @@ import pytest
 from tests.unit.journey_fixtures import AT, NOW, journey
 from tests.unit.journey_fixtures import lead as make_lead
 from tsunagu.clock import FixedClock, isoformat
-from tsunagu.errors import NotFound
+from tsunagu.errors import ConcurrentUpdate, NotFound
 from tsunagu.journeys.gate import EntryState, FrequencyCap, GateDecision, SendLedger
 from tsunagu.journeys.lifecycle import JourneyEntry, ParkedExecution, WaitingAt, with_exit
 from tsunagu.journeys.model import Journey, ResumePolicy, StoredGraph
@@ -121,7 +121,11 @@ class MemoryJourneyStore:
         return self.definitions.get(journey_id)
 
     def put_journey(self, journey: Journey, at: str) -> Journey:
-        stored = journey.model_copy(update={"updated_at": at})
+        # as the store: only over the revision read
+        now = self.definitions.get(journey.journey_id)
+        if (now.revision if now else 0) != journey.revision:
+            raise ConcurrentUpdate(f"journey {journey.journey_id!r} changed meanwhile")
+        stored = journey.model_copy(update={"updated_at": at, "revision": journey.revision + 1})
         self.definitions[journey.journey_id] = stored
         return stored
 

@@ -31,6 +31,7 @@ from tsunagu.journeys.model import (
     published_graph_key,
 )
 from tsunagu.journeys.publishing import keep_publication
+from tsunagu.journeys.records import rewrite
 from tsunagu.journeys.simulation import Forecast, Simulation, forecast, simulate
 from tsunagu.journeys.simulation import Rules as SimulationRules
 from tsunagu.journeys.steps import GateStore, ResumeReport, parked_by_step
@@ -49,9 +50,7 @@ class Leads(LeadFinder, SegmentLeads, Protocol):
 class Journeys(GateStore, JourneyStore, Protocol):
     """The journey repository, as the gate (pause, resume) and entry see it."""
 
-    def put_journey(
-        self, journey: Journey, at: str, *, unless_changed_since: str | None = None
-    ) -> Journey: ...
+    def put_journey(self, journey: Journey, at: str) -> Journey: ...
 
     def save_graph(self, graph: StoredGraph) -> None: ...
 
@@ -237,14 +236,18 @@ def save(ports: JourneyCommands, actor: Actor, journey: Journey, *, replace: boo
     key = journey.journey_id
     with recorded(ports.audit, ports.clock, actor, "journeys.save", f"journey:{key}") as log:
         _check_triggers(ports, journey.triggers)
-        existing = ports.journeys.get_journey(key)
-        if existing is not None and not replace:
-            raise AlreadyExists(f"journey {key!r} exists: replace it to change it")
-        stored = ports.journeys.put_journey(
-            keep_publication(journey, existing), isoformat(ports.clock.now())
-        )
-        before = existing.model_dump(mode="json", exclude={"updated_at"}) if existing else {}
-        log.changed(before, stored.model_dump(mode="json", exclude={"updated_at"}))
+
+        def replaced(existing: Journey) -> Journey:
+            if existing is not journey and not replace:
+                raise AlreadyExists(f"journey {key!r} exists: replace it to change it")
+            return keep_publication(journey, None if existing is journey else existing)
+
+        # Over the record as stored (a pause or a publish landing meanwhile is kept)
+        read, stored = rewrite(ports.journeys, key, replaced, _now(ports), new=journey)
+        existing = None if read is journey else read
+        when = {"updated_at", "revision"}
+        before = existing.model_dump(mode="json", exclude=when) if existing else {}
+        log.changed(before, stored.model_dump(mode="json", exclude=when))
         log.detail = "replaced" if existing is not None else "created"
     return existing is not None
 
@@ -260,10 +263,9 @@ def configure(
         _check_triggers(ports, settings.triggers)
         asked = {name: getattr(settings, name) for name in JourneySettings.model_fields}
         # Only over the record as read: a pause or a publish landing meanwhile is not undone
+        # (ConcurrentUpdate: the settings were chosen looking at the record as it was)
         stored = ports.journeys.put_journey(
-            existing.model_copy(update=asked),
-            isoformat(ports.clock.now()),
-            unless_changed_since=existing.updated_at,
+            existing.model_copy(update=asked), isoformat(ports.clock.now())
         )
         names = set(JourneySettings.model_fields)
         log.changed(
@@ -517,16 +519,19 @@ def set_status(
 ) -> Journey:
     """draft / active / archived (pause and resume hold and release leads: their own use
     cases). An archived journey enters nobody, and its leads leave at their next gate."""
-    journey = find(ports, journey_id)
+    find(ports, journey_id)
     target = f"journey:{journey_id}"
     with recorded(ports.audit, ports.clock, actor, "journeys.set_status", target) as log:
-        if journey.status == "paused":
-            raise ValidationFailed(
-                [FieldError("status", f"{journey_id} is paused: resume it first (by a policy)")]
-            )
-        changed = ports.journeys.put_journey(
-            journey.model_copy(update={"status": new_status}), isoformat(ports.clock.now())
-        )
+
+        def changed_to(journey: Journey) -> Journey:
+            if journey.status == "paused":
+                raise ValidationFailed(
+                    [FieldError("status", f"{journey_id} is paused: resume it first (by a policy)")]
+                )
+            return journey.model_copy(update={"status": new_status})
+
+        # Decided on the record as stored: a pause landing meanwhile is seen, never undone
+        journey, changed = rewrite(ports.journeys, journey_id, changed_to, _now(ports))
         log.changed({"status": journey.status}, {"status": changed.status})
     return changed
 
@@ -588,6 +593,10 @@ def resume_all(ports: JourneyCommands, actor: Actor) -> dict[str, ResumeReport]:
         log.changed({"emergency_stop": was}, {"emergency_stop": False})
         log.detail = ", ".join(f"{j}: {r.released} released" for j, r in reports.items())
     return reports
+
+
+def _now(ports: JourneyCommands) -> Callable[[], str]:
+    return lambda: isoformat(ports.clock.now())
 
 
 def _who(actor: Actor) -> str:

@@ -165,6 +165,9 @@ class Journey(BaseModel):
     lifting that stop releases them by it, not by ``resume``."""
     paused_at: str | None = None
     updated_at: str | None = None
+    revision: int = Field(default=0, ge=0)
+    """How many times the record was stored (0: never, or before records counted): every
+    write is conditional on the revision it read (tsunagu.journeys.records)."""
     published: PublishedVersion | None = None
     """Set once the journey is published from its definition; None for a state machine
     deployed with the stack (template.yaml), which entries start on directly."""

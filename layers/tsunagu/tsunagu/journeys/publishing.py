@@ -24,6 +24,7 @@ from tsunagu.errors import FieldError, NotFound, ValidationFailed
 from tsunagu.journeys.compiler import compile_journey
 from tsunagu.journeys.definition import JourneyDefinition
 from tsunagu.journeys.model import Journey, PublishedVersion
+from tsunagu.journeys.records import JourneyRecords, rewrite
 
 LIVE_ALIAS = "live"
 MAX_STATE_MACHINE_NAME = 80  # Step Functions' limit
@@ -71,12 +72,6 @@ class StateMachines(Protocol):
     def versions(self, arn: str) -> list[MachineVersion]:
         """Newest first."""
         ...
-
-
-class JourneyRecords(Protocol):
-    def get_journey(self, journey_id: str) -> Journey | None: ...
-
-    def put_journey(self, journey: Journey, at: str) -> Journey: ...
 
 
 @dataclass(frozen=True)
@@ -187,7 +182,7 @@ def publish(
     )
     if published_now:
         _record_publication(
-            record or _new_record(definition, name),
+            journey_id,
             PublishedVersion(
                 version=_version_number(version_arn),
                 version_arn=version_arn,
@@ -198,6 +193,7 @@ def publish(
             name,
             journeys,
             clock,
+            new=_new_record(definition, name),
         )
     return Publication(
         journey_id=journey_id,
@@ -250,7 +246,7 @@ def rollback(
     assert machine is not None  # versions() found it
     alias_arn = machines.point_alias(machine, chosen.arn)
     _record_publication(
-        record,
+        journey_id,
         PublishedVersion(
             version=chosen.number,
             version_arn=chosen.arn,
@@ -278,8 +274,11 @@ def keep_publication(policy: Journey, existing: Journey | None) -> Journey:
     Only publish and rollback change which version is live. It keeps, too, the policy it was
     resumed with during the emergency stop: only resume chooses that."""
     if existing is None:
-        return policy.model_copy(update={"resume_after_stop": None})
-    kept: dict[str, object] = {"resume_after_stop": existing.resume_after_stop}
+        return policy.model_copy(update={"resume_after_stop": None, "revision": 0})
+    kept: dict[str, object] = {
+        "resume_after_stop": existing.resume_after_stop,
+        "revision": existing.revision,  # stored over the record read, or not at all
+    }
     if existing.published is not None:
         kept |= {"published": existing.published, "state_machine": existing.state_machine}
     return policy.model_copy(update=kept)
@@ -297,15 +296,24 @@ def _new_record(definition: JourneyDefinition, state_machine: str) -> Journey:
 
 
 def _record_publication(
-    record: Journey,
+    journey_id: str,
     published: PublishedVersion,
     state_machine: str,
     journeys: JourneyRecords,
     clock: Clock,
+    *,
+    new: Journey | None = None,
 ) -> None:
-    journeys.put_journey(
-        record.model_copy(update={"published": published, "state_machine": state_machine}),
-        isoformat(clock.now()),
+    """The version the alias now routes to, on the record as it is stored now (a pause or a
+    status set meanwhile stays: only the publication is this change's)."""
+    rewrite(
+        journeys,
+        journey_id,
+        lambda record: record.model_copy(
+            update={"published": published, "state_machine": state_machine}
+        ),
+        lambda: isoformat(clock.now()),
+        new=new,
     )
 
 

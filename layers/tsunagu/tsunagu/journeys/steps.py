@@ -37,6 +37,7 @@ from tsunagu.journeys.lifecycle import (
     releases,
 )
 from tsunagu.journeys.model import HeldResume, Journey, ResumePolicy
+from tsunagu.journeys.records import rewrite
 from tsunagu.leads.model import LeadEvent
 from tsunagu.mail.consent import Recipient
 
@@ -273,11 +274,15 @@ def _journey(journey_id: str, store: GateStore) -> Journey:
 
 
 def pause_journey(journey_id: str, *, store: GateStore, clock: Clock) -> Journey:
-    journey = _journey(journey_id, store)
     at = isoformat(clock.now())
     # Paused again, it is resumed again, with a policy chosen then: one chosen before is void.
     paused = {"status": "paused", "paused_at": at, "resume_after_stop": None}
-    return store.put_journey(journey.model_copy(update=paused), at)
+    # Over the record as stored now: a resume or a status landing meanwhile is paused too
+    return rewrite(store, journey_id, _updated(paused), lambda: at)[1]
+
+
+def _updated(update: Mapping[str, Any]) -> Callable[[Journey], Journey]:
+    return lambda journey: journey.model_copy(update=dict(update))
 
 
 def held_resume(journey: Journey, stopped_at: str | None) -> ResumePolicy | None:
@@ -318,7 +323,7 @@ def resume_journey(
     for _ in range(2):
         kept = HeldResume(policy=policy, stop=stop) if policy and stop else None
         resumed = {"status": "active", "paused_at": None, "resume_after_stop": kept}
-        store.put_journey(journey.model_copy(update=resumed), isoformat(clock.now()))
+        rewrite(store, journey_id, _updated(resumed), lambda: isoformat(clock.now()))
         holding = store.account_stopped_at()
         if holding is None:
             return _release(journey_id, chosen, store, executions, clock)

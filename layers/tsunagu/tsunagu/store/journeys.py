@@ -211,22 +211,24 @@ class JourneyRepository:
         self._tables = tables
 
     # -- definitions
-    def put_journey(
-        self, journey: Journey, at: str, *, unless_changed_since: str | None = None
-    ) -> Journey:
-        """Store the record; with ``unless_changed_since`` (the ``updated_at`` it was read
-        with), only if no one stored it since - else ConcurrentUpdate, and nothing written."""
-        stored = journey.model_copy(update={"updated_at": at})
+    def put_journey(self, journey: Journey, at: str) -> Journey:
+        """Store the record over the one it was read from: only if the stored revision is still
+        ``journey.revision`` (a record of revision 0 - new, or stored before records counted -
+        only over none or such a one); else ConcurrentUpdate, and nothing written."""
+        stored = journey.model_copy(update={"updated_at": at, "revision": journey.revision + 1})
         pk, sk = _definition_key(journey.journey_id)
         model = self._tables.journeys
         item = model(
-            pk, sk, data=stored.model_dump(mode="json"), status=stored.status, updated_at=at
+            pk,
+            sk,
+            data=stored.model_dump(mode="json"),
+            status=stored.status,
+            updated_at=at,
+            revision=stored.revision,
         )
-        if unless_changed_since is None:
-            item.save()
-            return stored
+        read = _as_read(model, journey.revision)
         try:
-            item.save(condition=model.updated_at == unless_changed_since)
+            item.save(condition=read)
         except PutError as error:
             if error.cause_response_code != "ConditionalCheckFailedException":
                 raise
@@ -465,6 +467,12 @@ class JourneyRepository:
 
     def put_event(self, event: LeadEvent) -> None:
         event_to_item(self._tables, event).save()
+
+
+def _as_read(model: Any, revision: int) -> Any:
+    """The condition that the record is still at ``revision`` (0: none, or one stored before
+    records counted their revisions)."""
+    return model.revision.does_not_exist() if revision == 0 else model.revision == revision
 
 
 def _stop_of(control: Any) -> str | None:

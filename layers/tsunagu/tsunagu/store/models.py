@@ -167,6 +167,9 @@ class JourneyRecordItem(Model):
     token = UnicodeAttribute(null=True)
     """On a parked record: the task token it holds, its own attribute so that unparking can be
     conditional on it (records parked before it existed hold it in ``data``)."""
+    revision = NumberAttribute(null=True)
+    """On a journey's record and its draft graph: how many times it was stored; each write is
+    conditional on the revision it read (absent: never stored, or stored before it counted)."""
 
 
 class QualificationItem(Model):
