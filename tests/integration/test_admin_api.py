@@ -32,6 +32,8 @@ from tsunagu.commands import journeys
 from tsunagu.commands.access import OPERATIONS, Actor, Role
 from tsunagu.commands.audit import AuditEntry
 from tsunagu.errors import AlreadyExists, ConcurrentUpdate, ValidationFailed
+from tsunagu.journeys.lifecycle import ParkedExecution
+from tsunagu.journeys.model import Trigger
 from tsunagu.leads.search import PAGE_SIZE
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.qualification.config import QualificationConfig
@@ -1117,6 +1119,33 @@ def test_settings_are_stored_only_over_the_record_they_were_read_from(stack: Set
         store.put_journey(read, "2030-01-01T00:00:01.000Z")
     kept = store.get_journey("welcome_nurture")
     assert kept is not None and kept.status == "paused"
+
+
+def test_saving_a_paused_journeys_record_again_keeps_it_paused_with_its_leads(
+    stack: Settings,
+) -> None:
+    # Given welcome_nurture paused, one lead parked at its gate
+    ports = services.journey_commands(stack)
+    actor = Actor(user_id="u1", role=Role.ADMIN, via="cli", email="ito@example.com")
+    journeys.pause(ports, actor, "welcome_nurture")
+    paused = journeys.find(ports, "welcome_nurture")
+    ports.journeys.park(
+        ParkedExecution("welcome_nurture", "exec-1", "lead_1", "Send mail A", "tok-1",
+                        "2030-01-01T00:00:00.000Z")
+    )  # fmt: skip
+
+    # When its record is saved again from the file (new triggers; the file says draft)
+    from_file = paused.model_copy(
+        update={"status": "draft", "paused_at": None, "revision": 0,
+                "triggers": [Trigger(kind="form_submitted")]}
+    )  # fmt: skip
+    assert journeys.save(ports, actor, from_file, replace=True)
+
+    # Then the triggers are new, and it is still paused (only resume releases its leads)
+    saved = journeys.find(ports, "welcome_nurture")
+    assert saved.triggers == from_file.triggers
+    assert (saved.status, saved.paused_at) == ("paused", paused.paused_at)
+    assert [p.execution_name for p in ports.journeys.parked("welcome_nurture")] == ["exec-1"]
 
 
 class PausedAfterEachRead:

@@ -304,3 +304,23 @@ def test_saving_a_published_journeys_policy_keeps_its_publication() -> None:
     assert saved.state_machine == "journey-welcome-nurture"
     assert saved.triggers == policy.triggers and saved.name == policy.name
     assert keep_publication(policy, None) == policy
+
+
+@pytest.mark.parametrize("status", ["paused", "archived", "draft"])
+def test_saving_a_journeys_policy_keeps_its_status_and_when_it_was_paused(status: str) -> None:
+    # Given a journey paused (archived, a draft) since 1 December
+    paused_at = "2026-12-01T00:00:00.000Z" if status == "paused" else None
+    existing = Journey(
+        journey_id="welcome_nurture", name="Welcome", state_machine="welcome-nurture",
+        status=status, paused_at=paused_at, revision=4,
+    )  # fmt: skip
+    # When its policy is saved again from a file that says active (or says nothing: draft)
+    for said in ("active", "draft"):
+        policy = existing.model_copy(
+            update={"status": said, "paused_at": None, "revision": 0,
+                    "triggers": [Trigger(kind="form_submitted")]}
+        )  # fmt: skip
+        saved = keep_publication(policy, existing)
+        # Then the new triggers are taken, its status and pause are not
+        assert (saved.status, saved.paused_at) == (status, paused_at)
+        assert saved.triggers == policy.triggers and saved.revision == 4

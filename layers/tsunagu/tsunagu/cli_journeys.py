@@ -65,18 +65,15 @@ def journeys_save(settings: Settings, args: argparse.Namespace) -> int:
         raise JourneyCliError(f"cannot read {args.file}: {error.strerror}") from None
     except ValidationError as error:
         raise JourneyCliError(f"{args.file} is not a valid journey: {error}") from None
+    ports = services.journey_commands(settings)
     try:
-        journeys.save(
-            services.journey_commands(settings),
-            services.operator(settings),
-            journey,
-            replace=args.replace,
-        )
+        journeys.save(ports, services.operator(settings), journey, replace=args.replace)
     except AlreadyExists:
         raise JourneyCliError(
             f"journey {journey.journey_id} exists: add --replace to change it"
         ) from None
-    print(f"journey {journey.journey_id} saved ({journey.status})")
+    # A record replaced keeps its status (set-status, pause and resume change it)
+    print(f"journey {journey.journey_id} saved ({journeys.find(ports, journey.journey_id).status})")
     return 0
 
 

@@ -231,7 +231,8 @@ is raised by the caller's side of the port (it knows how to say what to fix)."""
 
 def save(ports: JourneyCommands, actor: Actor, journey: Journey, *, replace: bool) -> bool:
     """Create or (when asked) replace a journey record: triggers, re-entry, exits, resume
-    policy, status. A published journey's record keeps its publication (only publish and
+    policy (and, when it creates one, status). A record replaced keeps its status and pause
+    (only set_status, pause and resume change them) and its publication (only publish and
     rollback change the live version). True when it replaced one; AlreadyExists otherwise."""
     key = journey.journey_id
     with recorded(ports.audit, ports.clock, actor, "journeys.save", f"journey:{key}") as log:

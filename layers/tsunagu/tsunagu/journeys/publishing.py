@@ -269,13 +269,17 @@ def rollback(
 
 
 def keep_publication(policy: Journey, existing: Journey | None) -> Journey:
-    """A journey record saved over a published one (new triggers, exits, status) keeps the
-    publication: entries go on starting on the live alias, and a rollback stays in force.
-    Only publish and rollback change which version is live. It keeps, too, the policy it was
-    resumed with during the emergency stop: only resume chooses that."""
+    """A journey record saved over a published one (new triggers, exits, resume policy) keeps
+    the publication: entries go on starting on the live alias, and a rollback stays in force.
+    Only publish and rollback change which version is live. It keeps its status and when it
+    was paused, too (a paused journey saved active would strand the leads parked at its gates:
+    only set_status, pause and resume change those), and the policy it was resumed with during
+    the emergency stop: only resume chooses that."""
     if existing is None:
         return policy.model_copy(update={"resume_after_stop": None, "revision": 0})
     kept: dict[str, object] = {
+        "status": existing.status,
+        "paused_at": existing.paused_at,
         "resume_after_stop": existing.resume_after_stop,
         "revision": existing.revision,  # stored over the record read, or not at all
     }
