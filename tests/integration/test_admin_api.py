@@ -1148,6 +1148,15 @@ def test_saving_a_paused_journeys_record_again_keeps_it_paused_with_its_leads(
     assert [p.execution_name for p in ports.journeys.parked("welcome_nurture")] == ["exec-1"]
 
 
+def test_resuming_an_archived_journey_is_a_422_and_leaves_it_archived(stack: Settings) -> None:
+    path = "/admin/journeys/welcome_nurture"
+    assert call(stack, "PUT", f"{path}/status", body={"status": "archived"})[0] == 200
+    status, body = call(stack, "POST", f"{path}/resume", body={})
+    assert status == 422, body
+    assert "only a paused journey is resumed" in json.dumps(body)
+    assert call(stack, "GET", path)[1]["status"] == "archived"
+
+
 class PausedAfterEachRead:
     """The journey store, with another marketer's pause landing right after each of the
     first ``times`` reads of a journey record (between a command's read and its write)."""

@@ -12,7 +12,7 @@ import pytest
 from tests.unit.journey_fixtures import AT, NOW, journey
 from tests.unit.journey_fixtures import lead as make_lead
 from tsunagu.clock import FixedClock, isoformat
-from tsunagu.errors import ConcurrentUpdate, NotFound
+from tsunagu.errors import ConcurrentUpdate, NotFound, ValidationFailed
 from tsunagu.journeys.gate import EntryState, FrequencyCap, GateDecision, SendLedger
 from tsunagu.journeys.lifecycle import JourneyEntry, ParkedExecution, WaitingAt, with_exit
 from tsunagu.journeys.model import Journey, ResumePolicy, StoredGraph
@@ -675,6 +675,52 @@ def test_resume_with_nothing_parked_reports_nothing() -> None:
         clock=FixedClock(NOW),
     )
     assert report == ResumeReport(0, {}, 0)
+
+
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        ("archived", "is archived: only a paused journey is resumed"),
+        ("draft", "is draft: only a paused journey is resumed"),
+        ("active", "is active and holds no lead: there is nothing to resume"),
+    ],
+)
+def test_resume_switches_nothing_back_on_that_was_not_paused(status: str, said: str) -> None:
+    # Given a journey archived (a draft, or active with nobody held)
+    store = MemoryJourneyStore(journey(status=status))
+
+    # When someone resumes it, it is refused and stays as it is: its triggers stay off
+    with pytest.raises(ValidationFailed, match=said):
+        resume_journey(
+            "seminar_follow_up",
+            policy=None,
+            store=store,
+            executions=RecordingExecutions(),
+            clock=FixedClock(NOW),
+        )
+    assert store.definitions["seminar_follow_up"].status == status
+
+
+def test_an_active_journey_still_holding_leads_is_resumed() -> None:
+    # Given an active journey whose resume stopped before releasing its parked lead, and one
+    # the emergency stop holds
+    cut_short = MemoryJourneyStore(journey(status="active"))
+    hold(cut_short, "exec-a", "lead_a", 5)
+    stopped = MemoryJourneyStore(journey(status="active"))
+    stopped.paused_account = True
+    executions = RecordingExecutions()
+
+    # When each is resumed, the first releases its lead and the second keeps the choice
+    report = resume_journey(
+        "seminar_follow_up", policy=None, store=cut_short, executions=executions,
+        clock=FixedClock(NOW),
+    )  # fmt: skip
+    assert report.released == 1
+    held = resume_journey(
+        "seminar_follow_up", policy=ResumePolicy(kind="skip_missed"), store=stopped,
+        executions=executions, clock=FixedClock(NOW),
+    )  # fmt: skip
+    assert held.held_by_stop == ResumePolicy(kind="skip_missed")
 
 
 # ---------------------------------------------------------------- the emergency stop

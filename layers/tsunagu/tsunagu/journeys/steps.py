@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from tsunagu.clock import Clock, isoformat, parse_instant
-from tsunagu.errors import NotFound, TsunaguError
+from tsunagu.errors import FieldError, NotFound, TsunaguError, ValidationFailed
 from tsunagu.event_kinds import MAIL_DEFERRED, MAIL_SKIPPED
 from tsunagu.journeys.gate import (
     EntryState,
@@ -318,12 +318,18 @@ def resume_journey(
     The choice is kept under the last stop even when none holds now: a lift running at this
     moment, which may release this journey too, then releases by the same policy."""
     journey = _journey(journey_id, store)
+    _resumable(journey, store)
     chosen = policy or journey.resume
     stop = store.last_stop()
     for _ in range(2):
         kept = HeldResume(policy=policy, stop=stop) if policy and stop else None
-        resumed = {"status": "active", "paused_at": None, "resume_after_stop": kept}
-        rewrite(store, journey_id, _updated(resumed), lambda: isoformat(clock.now()))
+        resumed = _updated({"status": "active", "paused_at": None, "resume_after_stop": kept})
+
+        def resume(now: Journey, resumed: Callable[[Journey], Journey] = resumed) -> Journey:
+            _resumable(now, store)  # decided again on the record as it is now
+            return resumed(now)
+
+        rewrite(store, journey_id, resume, lambda: isoformat(clock.now()))
         holding = store.account_stopped_at()
         if holding is None:
             return _release(journey_id, chosen, store, executions, clock)
@@ -331,6 +337,24 @@ def resume_journey(
             break
         stop = holding  # a stop began meanwhile: the choice is for that one
     return ResumeReport(0, {}, 0, held_by_stop=chosen)
+
+
+def _resumable(journey: Journey, store: GateStore) -> None:
+    """Resume releases what a pause (or the emergency stop) holds: a draft or an archived
+    journey is not switched back on by it, and an active one is resumed only while the stop
+    holds it or leads are still parked at its gates (a resume cut short)."""
+    if journey.status == "paused":
+        return
+    if journey.status == "active":
+        if store.account_stopped_at() is not None or store.parked(journey.journey_id):
+            return
+        problem = f"{journey.journey_id} is active and holds no lead: there is nothing to resume"
+    else:
+        problem = (
+            f"{journey.journey_id} is {journey.status}: only a paused journey is resumed"
+            " (set its status to change it)"
+        )
+    raise ValidationFailed([FieldError("status", problem)])
 
 
 def _release(
