@@ -86,6 +86,38 @@ def test_a_draft_is_kept_with_its_problems_on_their_nodes(stack: Settings) -> No
     assert fixed["problems"] == []
 
 
+def test_two_marketers_saving_one_draft_never_lose_an_edit_silently(stack: Settings) -> None:
+    # Given a draft, opened by two marketers in their editors
+    path = "/admin/journeys/webinar_follow_up/graph"
+    status, first = call(stack, "PUT", path, body={"definition": TWO_MAILS, "revision": 0})
+    assert (status, first["revision"]) == (200, 1), first
+    _, seen_by_a = call(stack, "GET", path, email="a@example.com")
+    _, seen_by_b = call(stack, "GET", path, email="b@example.com")
+    assert seen_by_a["revision"] == seen_by_b["revision"] == 1
+
+    # When B renames the thank-you mail and saves, and A (who has not seen it) saves afterwards
+    b_version = json.loads(json.dumps(seen_by_b["definition"]))
+    b_version["nodes"][1]["label"] = "the thanks"
+    by_b = {"definition": b_version, "revision": seen_by_b["revision"]}
+    status, saved_by_b = call(stack, "PUT", path, email="b@example.com", body=by_b)
+    assert (status, saved_by_b["revision"]) == (200, 2)
+    a_version = json.loads(json.dumps(seen_by_a["definition"]))
+    a_version["description"] = "Changed by A."
+    by_a = {"definition": a_version, "revision": seen_by_a["revision"]}
+    status, refused = call(stack, "PUT", path, email="a@example.com", body=by_a)
+
+    # Then A's save is refused as made on a draft changed since (the console says reload),
+    # and B's edit is kept
+    assert status == 409, refused
+    assert "changed by someone else" in refused["message"] and "reload" in refused["message"]
+    _, now = call(stack, "GET", path)
+    assert now["definition"]["nodes"][1]["label"] == "the thanks"
+    assert now["definition"]["description"] == TWO_MAILS["description"]
+    # And a new journey's first draft, saved as over none, is refused once one exists
+    status, _ = call(stack, "PUT", path, body={"definition": a_version, "revision": 0})
+    assert status == 409
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [

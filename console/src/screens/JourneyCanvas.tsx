@@ -42,6 +42,8 @@ interface GraphView {
   version: number | null;
   by: string | null;
   updated_at: string;
+  /** The journey's draft as it was read (0: none): saved over only if it is still that one. */
+  revision: number;
   definition: Definition;
   problems: FieldProblem[];
 }
@@ -435,8 +437,9 @@ export default function JourneyCanvas() {
     setMessage(null);
     try {
       const id = definition.journey_id;
+      // Over the draft this editor read (a new journey: over none); 409 if someone saved since
       const saved = await api<GraphView>("PUT", `/admin/journeys/${id}/graph`, {
-        body: { definition },
+        body: { definition, revision: view?.revision ?? 0 },
       });
       setView(saved);
       setProblems(saved.problems);
@@ -447,6 +450,12 @@ export default function JourneyCanvas() {
       );
       if (isNew) navigate(`/journeys/${id}`, { replace: true });
     } catch (error) {
+      if (error instanceof ApiError && error.status === 409) {
+        // Someone saved the draft after this editor read it: saving would lose their change.
+        // The edits stay on the canvas; reloading shows theirs.
+        setMessage(t("canvas.changed_meanwhile"));
+        return;
+      }
       if (error instanceof ApiError) setProblems(error.problems);
       setMessage(describeError(error));
     }

@@ -885,6 +885,7 @@ def _graph_view(view: journeys.GraphView) -> dict[str, Any]:
         "version": view.graph.version,
         "by": view.graph.by,
         "updated_at": view.graph.updated_at,
+        "revision": view.revision,
         "definition": view.graph.definition,
         "problems": [{"field": p.field, "message": p.message} for p in view.problems],
     }
@@ -900,17 +901,23 @@ class GraphDraft(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     definition: dict[str, Any]
+    revision: int | None = Field(default=None, ge=0)
+    """The ``revision`` read with the graph (0: the journey had no draft): 409 if someone saved
+    the draft since. Without it the draft is saved over whichever is there."""
 
 
 def journey_graph_save(call: AdminCall) -> Any:
-    """Keep the graph as the journey's draft (it may still have problems; they come back)."""
+    """Keep the graph as the journey's draft (it may still have problems; they come back);
+    given the revision read, only over that draft (409 if someone saved it since)."""
     asked = call.model(GraphDraft)
     if asked.definition.get("journey_id", call.params["journey"]) != call.params["journey"]:
         raise ValidationFailed(
             [FieldError("journey_id", f"must be {call.params['journey']!r}, as in the path")]
         )
     definition = {**asked.definition, "journey_id": call.params["journey"]}
-    return _graph_view(journeys.save_draft(_journey_ports(call), call.actor, definition))
+    return _graph_view(
+        journeys.save_draft(_journey_ports(call), call.actor, definition, revision=asked.revision)
+    )
 
 
 class DryRun(BaseModel):

@@ -54,6 +54,8 @@ class Journeys(GateStore, JourneyStore, Protocol):
 
     def save_graph(self, graph: StoredGraph) -> None: ...
 
+    def save_draft(self, graph: StoredGraph, read: int | None) -> StoredGraph: ...
+
     def graph(self, journey_id: str, which: str) -> StoredGraph | None: ...
 
     def published_graph(self, journey_id: str) -> StoredGraph | None: ...
@@ -342,6 +344,9 @@ class GraphView:
     problems: list[FieldError]
     """What stops it from publishing, each on the node it concerns (``field`` is the node id,
     or ``(journey)``); empty when it would publish."""
+    revision: int
+    """The journey's draft as read (0: it has none), whichever graph is shown: a save over it
+    gives it back (save_draft), and is refused if someone saved the draft since."""
 
 
 def graph(ports: JourneyCommands, actor: Actor, journey_id: str) -> GraphView:
@@ -359,12 +364,22 @@ def graph(ports: JourneyCommands, actor: Actor, journey_id: str) -> GraphView:
     found = newest or store.graph(journey_id, "shipped")
     if found is None:
         raise NotFound(f"no graph of journey {journey_id!r} here")
-    return GraphView(found, _problems(ports, found.definition))
+    revision = draft.revision if draft is not None else 0
+    return GraphView(found, _problems(ports, found.definition), revision)
 
 
-def save_draft(ports: JourneyCommands, actor: Actor, definition: Mapping[str, Any]) -> GraphView:
+def save_draft(
+    ports: JourneyCommands,
+    actor: Actor,
+    definition: Mapping[str, Any],
+    *,
+    revision: int | None = None,
+) -> GraphView:
     """Keep ``definition`` as the journey's draft: a draft may still be incomplete (its
-    problems come back, node by node), but it must be a journey definition."""
+    problems come back, node by node), but it must be a journey definition. ``revision``: the
+    draft's as the editor read it (GraphView.revision); ConcurrentUpdate if someone saved the
+    draft since - two people editing one draft never lose an edit silently (None: over
+    whichever draft is there)."""
     parsed = parse_graph(definition)
     target = f"journey:{parsed.journey_id}"
     with recorded(ports.audit, ports.clock, actor, "journeys.save", target) as log:
@@ -375,10 +390,10 @@ def save_draft(ports: JourneyCommands, actor: Actor, definition: Mapping[str, An
             by=_who(actor),
             updated_at=isoformat(ports.clock.now()),
         )
-        ports.journeys.save_graph(stored)
+        stored = ports.journeys.save_draft(stored, revision)
         problems = _problems(ports, stored.definition)
         log.detail = f"draft saved, {len(problems)} problem(s) before it can publish"
-    return GraphView(stored, problems)
+    return GraphView(stored, problems, stored.revision)
 
 
 def dry_run(

@@ -191,6 +191,8 @@ class StoredGraph:
     definition: dict[str, Any]
     by: str | None
     updated_at: str
+    revision: int = 0
+    """A draft's: how many times it was saved (each save is over the revision read)."""
 
     @property
     def version(self) -> int | None:

@@ -6,6 +6,7 @@ import json
 import secrets
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -201,6 +202,7 @@ def _graph(journey_id: str, item: Any) -> StoredGraph:
         definition=item.data["definition"],
         by=item.data.get("by"),
         updated_at=item.updated_at,
+        revision=int(item.revision or 0),
     )
 
 
@@ -261,6 +263,33 @@ class JourneyRepository:
             status=graph.which,
             updated_at=graph.updated_at,
         ).save()
+
+    def save_draft(self, graph: StoredGraph, read: int | None) -> StoredGraph:
+        """Store the draft over revision ``read`` of it (0: over none; None: over whichever is
+        there); ConcurrentUpdate, and nothing written, if someone saved it since."""
+        if read is None:
+            now = self.graph(graph.journey_id, "draft")
+            read = now.revision if now is not None else 0
+        stored = replace(graph, which="draft", revision=read + 1)
+        model = self._tables.journeys
+        item = model(
+            f"journey#{graph.journey_id}",
+            "graph#draft",
+            data={"definition": graph.definition, "by": graph.by},
+            status="draft",
+            updated_at=graph.updated_at,
+            revision=stored.revision,
+        )
+        try:
+            item.save(condition=_as_read(model, read))
+        except PutError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            raise ConcurrentUpdate(
+                f"the draft of journey {graph.journey_id!r} was changed by someone else after it"
+                " was opened: reload it (your save was not kept)"
+            ) from None
+        return stored
 
     def graph(self, journey_id: str, which: str) -> StoredGraph | None:
         item = get_or_none(self._tables.journeys, f"journey#{journey_id}", f"graph#{which}")
