@@ -15,7 +15,9 @@ from tests.support.admin import event
 from tests.support.shipped import install_shipped_journeys
 from tsunagu import services
 from tsunagu.api import admin
+from tsunagu.commands import journeys
 from tsunagu.commands.access import Role
+from tsunagu.journeys.model import Journey, PublishedVersion
 from tsunagu.settings import Settings
 
 TWO_MAILS: dict[str, Any] = {
@@ -36,6 +38,9 @@ TWO_MAILS: dict[str, Any] = {
         {"id": "done", "kind": "end", "label": "the end"},
     ],
 }  # fmt: skip
+
+
+ALIAS = "arn:aws:states:ap-northeast-1:123456789012:stateMachine:tsunagu-test-journey-wf:live"
 
 
 def call(settings: Settings, *args: Any, **kwargs: Any) -> tuple[int, Any]:
@@ -116,6 +121,44 @@ def test_two_marketers_saving_one_draft_never_lose_an_edit_silently(stack: Setti
     # And a new journey's first draft, saved as over none, is refused once one exists
     status, _ = call(stack, "PUT", path, body={"definition": a_version, "revision": 0})
     assert status == 409
+
+
+def test_after_a_rollback_the_editor_and_the_dry_run_show_the_live_version(
+    stack: Settings,
+) -> None:
+    # Given webinar_follow_up published twice, then rolled back to version 1 (a publisher
+    # standing in for the publish_journey function: it records the live version, as it does)
+    ports = services.journey_commands(stack)
+    actor = services.operator(stack)
+    live = {"version": 0}
+
+    def publisher(payload: dict[str, Any]) -> dict[str, Any]:
+        live["version"] += 1 if payload["action"] == "publish" else -1
+        number = live["version"]
+        version = PublishedVersion(
+            version=number, version_arn=f"{ALIAS[:-5]}:{number}", alias_arn=ALIAS,
+            published_at="2026-12-01T00:00:00Z",
+        )  # fmt: skip
+        record = ports.journeys.get_journey("webinar_follow_up") or Journey(
+            journey_id="webinar_follow_up", name="Webinar", state_machine="webinar", status="active"
+        )
+        ports.journeys.put_journey(record.model_copy(update={"published": version}), "2026-12-01")
+        return {"ok": True, "journey_id": "webinar_follow_up", "version": number,
+                "changed": True, "created": number == 1}  # fmt: skip
+
+    second = {**TWO_MAILS, "description": "Version two."}
+    journeys.publish(ports, actor, TWO_MAILS, "one", publisher)
+    journeys.publish(ports, actor, second, "two", publisher)
+    journeys.rollback(ports, actor, "webinar_follow_up", None, publisher)
+
+    # When the editor opens it, and the dry run plays its stored graph
+    _, shown = call(stack, "GET", "/admin/journeys/webinar_follow_up/graph")
+    status, run = call(stack, "POST", "/admin/journeys/webinar_follow_up/dry-run", body={})
+
+    # Then both see version 1, the one new entries take - not version 2, the latest
+    assert (shown["version"], shown["definition"]["description"]) == (
+        1, TWO_MAILS["description"])  # fmt: skip
+    assert status == 200 and set(run["nodes"]) == {node["id"] for node in TWO_MAILS["nodes"]}
 
 
 @pytest.mark.parametrize(

@@ -58,8 +58,6 @@ class Journeys(GateStore, JourneyStore, Protocol):
 
     def graph(self, journey_id: str, which: str) -> StoredGraph | None: ...
 
-    def published_graph(self, journey_id: str) -> StoredGraph | None: ...
-
     def waiting_by_node(self, journey_id: str, now: datetime) -> dict[str, int]: ...
 
 
@@ -351,10 +349,14 @@ class GraphView:
 
 def graph(ports: JourneyCommands, actor: Actor, journey_id: str) -> GraphView:
     """The journey's graph as people should see it: the draft when one is newer than the
-    latest published version, else that version, else the shipped one."""
+    live version (the one new entries take: after a rollback, not the latest), else that
+    version, else the shipped one."""
     allowed(ports.audit, ports.clock, actor, "journeys.list", f"journey:{journey_id}")
     store = ports.journeys
-    draft, published = store.graph(journey_id, "draft"), store.published_graph(journey_id)
+    record = store.get_journey(journey_id)
+    live = record.published.version if record and record.published else None
+    draft = store.graph(journey_id, "draft")
+    published = None if live is None else store.graph(journey_id, published_graph_key(live))
     # Published first: a draft published at the same instant is that version.
     newest = max(
         (g for g in (published, draft) if g is not None),
