@@ -180,6 +180,43 @@ def test_what_is_not_a_journey_definition_is_refused_on_its_node_and_kept_nowher
     assert call(stack, "GET", path)[0] == 404
 
 
+@pytest.mark.parametrize(
+    ("label", "said"),
+    [
+        ("the thank-you \\u0000 mail", "a control character (U+0000)"),
+        ("the thank-you \\u0085 mail", "a control character (U+0085)"),
+        ("the thank-you \\u2028 mail", "a line separator (U+2028)"),
+        ("the thank-you \\u2029 mail", "a paragraph separator (U+2029)"),
+        ("the thank-you \\u200b mail", "an invisible format character (U+200B)"),
+        ("the thank-you \\u202e mail", "an invisible format character (U+202E)"),
+        ("   ", "blank"),
+        ("\\u3000", "blank"),
+    ],
+)
+def test_a_label_a_reader_cannot_see_is_refused_on_its_node(
+    stack: Settings, label: str, said: str
+) -> None:
+    # Given the thank-you mail's label written with a character no one sees (as JSON escapes)
+    text = json.dumps({"definition": TWO_MAILS}).replace("the thank-you mail", label, 2)
+    path = "/admin/journeys/webinar_follow_up/graph"
+
+    # When it is saved, it is refused on its node, saying what is wrong, and nothing is kept
+    response = admin.handle(event("PUT", path, raw_body=text), stack)
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 422, body
+    assert [p["field"] for p in body["errors"]][:1] == ["before_thanks"], body
+    assert said in body["errors"][0]["message"], body
+    assert call(stack, "GET", path)[0] == 404
+
+
+def test_a_label_is_kept_without_the_spaces_around_it(stack: Settings) -> None:
+    padded = json.loads(json.dumps(TWO_MAILS).replace('"the end"', '"  the end "'))
+    path = "/admin/journeys/webinar_follow_up/graph"
+    status, saved = call(stack, "PUT", path, body={"definition": padded})
+    assert status == 200, saved
+    assert saved["definition"]["nodes"][-1]["label"] == "the end"
+
+
 def test_a_viewer_may_read_but_not_save_a_graph(stack: Settings) -> None:
     path = "/admin/journeys/webinar_follow_up/graph"
     status, _ = call(stack, "PUT", path, role=Role.VIEWER, body={"definition": TWO_MAILS})

@@ -13,6 +13,7 @@ and part of every wait's id, so they are stable sentences rather than generated 
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -31,7 +32,37 @@ TEMPLATE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 NodeId = Annotated[str, Field(pattern=NODE_ID_PATTERN)]
 FieldName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
-Label = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^\n\r\t]+$")]
+UNSEEN_CATEGORIES = {
+    "Cc": "a control character",
+    "Cf": "an invisible format character",
+    "Cs": "half of a surrogate pair",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
+"""What a label may not hold: characters a reader cannot see (or that break a line) in a state
+name, an execution's history and the canvas."""
+
+
+def seen_label(label: str) -> str:
+    """The label without spaces around it; refused when it is blank or holds a character of
+    ``UNSEEN_CATEGORIES``."""
+    for character in label:
+        unseen = UNSEEN_CATEGORIES.get(unicodedata.category(character))
+        if unseen:
+            raise ValueError(
+                f"a label holds {unseen} (U+{ord(character):04X}): write it in visible characters"
+            )
+    trimmed = label.strip()
+    if not trimmed:
+        raise ValueError("a label must say something: it is blank")
+    return trimmed
+
+
+Label = Annotated[
+    str,
+    Field(min_length=1, max_length=60, pattern=r"^[^\n\r\t]+$"),
+    AfterValidator(seen_label),
+]
 """A noun phrase ("the invitation", "mail B"): part of the state names, which Step Functions
 limits to 80 characters."""
 
