@@ -545,3 +545,19 @@ def test_layer_requirements_are_the_project_dependencies() -> None:
     assert {name: str(r) for name, r in layer.items()} == {
         name: str(r) for name, r in project.items()
     }
+
+
+def test_the_console_reads_a_journeys_versions_by_the_names_publish_journey_answers() -> None:
+    # publish_journey's versions answer: {"version", "created_at", "note"} per version
+    app = ast.parse((ROOT / "functions" / "publish_journey" / "app.py").read_text("utf-8"))
+    answered = next(
+        {key.value for key in node.elt.keys if isinstance(key, ast.Constant)}
+        for node in ast.walk(app)
+        if isinstance(node, ast.ListComp) and isinstance(node.elt, ast.Dict)
+    )
+    # The canvas's version list: the fields its Versions type gives each version
+    canvas = (ROOT / "console" / "src" / "screens" / "JourneyCanvas.tsx").read_text("utf-8")
+    typed = re.search(r"versions: \{ ([^}]*) \}\[\];", canvas)
+    assert typed is not None
+    read = {field.split(":")[0].rstrip("?").strip() for field in typed.group(1).split(";")}
+    assert read == answered, "the console would show no dates (or notes) for the versions"

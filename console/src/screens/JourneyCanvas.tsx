@@ -72,7 +72,7 @@ interface LiveStatus {
 const LIVE_EVERY_MS = 30_000;
 interface Versions {
   live: number | null;
-  versions: { version: number; published_at: string; note?: string | null }[];
+  versions: { version: number; created_at: string; note?: string | null }[];
 }
 
 /** What a new node of each kind starts as (the palette). */
@@ -705,7 +705,7 @@ export default function JourneyCanvas() {
               <ul>
                 {versions.versions.map((one) => (
                   <li key={one.version}>
-                    v{one.version} {when(one.published_at)} {one.note ?? ""}
+                    v{one.version} {when(one.created_at)} {one.note ?? ""}
                     {one.version === versions.live ? (
                       <strong> ({t("canvas.live")})</strong>
                     ) : (
