@@ -17,6 +17,7 @@ from tsunagu import services
 from tsunagu.api import admin
 from tsunagu.commands import journeys
 from tsunagu.commands.access import Role
+from tsunagu.errors import ValidationFailed
 from tsunagu.journeys.model import Journey, PublishedVersion
 from tsunagu.settings import Settings
 
@@ -215,6 +216,43 @@ def test_a_label_is_kept_without_the_spaces_around_it(stack: Settings) -> None:
     status, saved = call(stack, "PUT", path, body={"definition": padded})
     assert status == 200, saved
     assert saved["definition"]["nodes"][-1]["label"] == "the end"
+
+
+def big_but_valid() -> dict[str, Any]:
+    """About 450 KB: under the API's 512 KB body limit and every per-field limit, over
+    DynamoDB's 400 KB item."""
+    nodes: list[dict[str, Any]] = [
+        {"id": f"n{number}", "kind": "update_lead", "label": f"Set fields {number}",
+         "fields": {f"f{k}": "x" * 120 for k in range(20)},
+         "next": f"n{number + 1}" if number < 179 else None}
+        for number in range(180)
+    ]  # fmt: skip
+    return {**TWO_MAILS, "start": "n0", "nodes": nodes}
+
+
+def test_a_definition_too_large_to_keep_is_a_422_naming_the_limit(stack: Settings) -> None:
+    # Given a definition valid in each field, too large for DynamoDB as a whole
+    body = {"definition": big_but_valid()}
+    assert 400 * 1024 < len(json.dumps(body).encode()) < admin.MAX_BODY_BYTES
+    path = "/admin/journeys/webinar_follow_up/graph"
+
+    # When it is saved as a draft, it is refused saying how large it is and may be
+    status, refused = call(stack, "PUT", path, body=body)
+    assert status == 422, refused
+    assert "KB as stored, more than the 256 KB" in refused["errors"][0]["message"]
+    assert call(stack, "GET", path)[0] == 404
+
+    # And when it is published, it is refused before the version can go live
+    asked: list[dict[str, Any]] = []
+
+    def publisher(payload: dict[str, Any]) -> dict[str, Any]:
+        asked.append(payload)
+        return {"ok": True, "version": 1, "changed": True, "created": True}
+
+    ports = services.journey_commands(stack)
+    with pytest.raises(ValidationFailed, match="256 KB"):
+        journeys.publish(ports, services.operator(stack), big_but_valid(), None, publisher)
+    assert asked == []
 
 
 def test_a_viewer_may_read_but_not_save_a_graph(stack: Settings) -> None:

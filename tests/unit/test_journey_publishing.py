@@ -12,6 +12,7 @@ import pytest
 
 from tsunagu.clock import FixedClock
 from tsunagu.errors import ConcurrentUpdate, NotFound, ValidationFailed
+from tsunagu.journeys import publishing
 from tsunagu.journeys.compiler import read_definition
 from tsunagu.journeys.definition import JourneyDefinition
 from tsunagu.journeys.model import Journey, Trigger
@@ -248,6 +249,22 @@ def test_a_pause_landing_while_a_publication_is_recorded_stays(change: str) -> N
     assert record.status == "paused"
     assert record.published is not None
     assert record.published.version == (3 if change == "publish" else 1)
+
+
+def test_a_compiled_journey_too_large_for_step_functions_publishes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a bound the shipped welcome journey's state machine is over (as 900 KB would be
+    # for a very large journey: Step Functions takes 1 MB)
+    monkeypatch.setattr(publishing, "MAX_ASL_BYTES", 2048)
+    machines, journeys = FakeStateMachines(), FakeJourneys()
+    # When it is published, it is refused, saying so; nothing is created or recorded
+    with pytest.raises(ValidationFailed, match="compiled state machine would take"):
+        publish(
+            welcome(), note=None, target=TARGET, machines=machines, journeys=journeys,
+            clock=CLOCK,
+        )  # fmt: skip
+    assert machines.calls == [] and journeys.records == {}
 
 
 def test_a_substitution_without_an_arn_is_refused() -> None:

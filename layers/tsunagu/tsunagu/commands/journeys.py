@@ -472,6 +472,7 @@ def publish(
     journey_id = str(definition.get("journey_id", ""))
     target = f"journey:{journey_id}"
     with recorded(ports.audit, ports.clock, actor, "journeys.publish", target) as log:
+        parse_graph(definition)  # what cannot be a journey (or be stored) never goes live
         if problems := _branch_problems(ports, definition):
             raise ValidationFailed(problems)
         live = _live_version(ports, journey_id)

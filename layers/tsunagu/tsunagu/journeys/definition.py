@@ -16,13 +16,35 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from tsunagu.journeys.model import JOURNEY_ID_PATTERN
 from tsunagu.leads.model import not_reserved_field
 from tsunagu.leads.updates import STAGES, Tag
 
 DEFINITION_FORMAT = "tsunagu.journey/1"
+
+MAX_STORED_BYTES = 256 * 1024
+"""A definition's size as DynamoDB counts it (stored_size): its draft and each published
+version are items of their own, which DynamoDB caps at 400 KB - this leaves room for the
+rest of the item, and keeps the compiled state machine well under Step Functions' 1 MB."""
+
+
+def stored_size(value: object) -> int:
+    """About the bytes ``value`` (JSON) takes as a DynamoDB map: UTF-8 names and strings, up
+    to 21 bytes a number, 1 a boolean or null, 3 a map or list and 1 more per element."""
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    if isinstance(value, bool) or value is None:
+        return 1
+    if isinstance(value, int | float):
+        return min(21, len(str(value)) + 1)
+    if isinstance(value, dict):
+        return 3 + sum(1 + stored_size(k) + stored_size(v) for k, v in value.items())
+    if isinstance(value, list):
+        return 3 + sum(1 + stored_size(item) for item in value)
+    return len(str(value).encode("utf-8"))
+
 
 NODE_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 OUTCOME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
@@ -280,3 +302,14 @@ class JourneyDefinition(BaseModel):
     """What the journey does, in a sentence or three: the state machine's Comment."""
     start: NodeId
     nodes: list[Node] = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _fits_where_it_is_kept(self) -> JourneyDefinition:
+        size = stored_size(self.model_dump(mode="json", by_alias=True, exclude_none=True))
+        if size > MAX_STORED_BYTES:
+            raise ValueError(
+                f"the definition takes {size // 1024} KB as stored, more than the"
+                f" {MAX_STORED_BYTES // 1024} KB a journey may take: shorten its fields or split"
+                " it into journeys"
+            )
+        return self

@@ -28,6 +28,9 @@ from tsunagu.journeys.records import JourneyRecords, rewrite
 
 LIVE_ALIAS = "live"
 MAX_STATE_MACHINE_NAME = 80  # Step Functions' limit
+MAX_ASL_BYTES = 900 * 1024
+"""A compiled state machine this large is refused before anything is published: Step
+Functions takes definitions up to 1 MB (1,048,576 bytes)."""
 _SUBSTITUTION_PREFIX = "${"
 
 
@@ -155,6 +158,18 @@ def publish(
             ]
         )
     asl = substitute(compile_journey(definition, templates), target.activities)
+    if len(asl.encode("utf-8")) > MAX_ASL_BYTES:
+        size = len(asl.encode("utf-8")) // 1024
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "(journey)",
+                    f"the compiled state machine would take {size} KB, more than the"
+                    f" {MAX_ASL_BYTES // 1024} KB Tsunagu publishes (Step Functions' limit is"
+                    " 1 MB): split the journey",
+                )
+            ]
+        )
     arn = target.state_machine_arn(journey_id)
     machine = machines.find(arn)
     if machine is None:
