@@ -4,8 +4,10 @@ issue's description of the roles, and the audit log's record of changes and refu
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +31,7 @@ from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent, email_identity
 from tsunagu.leads.updates import LeadUpdate
 from tsunagu.qualification.config import QualificationConfig
 
+ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)
 OWNER = "sales.sato@example.com"
 
@@ -348,7 +351,7 @@ def test_a_publication_and_a_rollback_are_recorded_with_the_versions() -> None:
             return {"ok": True, "journey_id": "seminar_follow_up", "version": 4, "changed": True}
         return {"ok": True, "journey_id": "seminar_follow_up", "version": 2}
 
-    definition = {"journey_id": "seminar_follow_up", "nodes": []}
+    definition = json.loads((ROOT / "journeys" / "seminar_follow_up.json").read_text("utf-8"))
     journeys.publish(ports, MARKETER, definition, "customer stories instead", publisher)
     journeys.rollback(ports, MARKETER, "seminar_follow_up", 2, publisher)
     with pytest.raises(Forbidden):
