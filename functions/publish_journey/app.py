@@ -89,7 +89,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         except ValidationError as error:
             raise validation_failed(error, "(request)") from None
         if isinstance(request, PublishRequest):
-            templates = {t.template_id for t in services.mail_repository(settings).templates()}
+            templates = services.template_ids(settings)
             publication = publish(
                 request.definition,
                 note=request.note,

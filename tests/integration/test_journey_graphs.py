@@ -92,6 +92,36 @@ def test_a_draft_is_kept_with_its_problems_on_their_nodes(stack: Settings) -> No
     assert fixed["problems"] == []
 
 
+def test_the_editor_names_a_missing_mail_as_publish_refuses_it(stack: Settings) -> None:
+    # Given a draft whose last mail names a template no one has written
+    missing = {**TWO_MAILS, "nodes": [*TWO_MAILS["nodes"][:3], {
+        **TWO_MAILS["nodes"][3], "template": "no-such-mail"}, TWO_MAILS["nodes"][4]]}  # fmt: skip
+    path = "/admin/journeys/webinar_follow_up/graph"
+
+    # When it is saved and opened in the editor
+    status, saved = call(stack, "PUT", path, body={"definition": missing})
+    _, shown = call(stack, "GET", path)
+
+    # Then both say it would not publish, on the mail's node
+    assert status == 200, saved
+    said = [(p["field"], p["message"]) for p in saved["problems"]]
+    assert said == [("recording", "sends template 'no-such-mail', which does not exist")]
+    assert [(p["field"], p["message"]) for p in shown["problems"]] == said
+
+    # And publishing it is refused with the same words, before the publisher is asked
+    asked: list[dict[str, Any]] = []
+
+    def publisher(payload: dict[str, Any]) -> dict[str, Any]:
+        asked.append(payload)
+        return {"ok": True, "version": 1, "changed": True, "created": True}
+
+    ports = services.journey_commands(stack)
+    with pytest.raises(ValidationFailed) as refused:
+        journeys.publish(ports, services.operator(stack), missing, None, publisher)
+    assert [(e.field, e.message) for e in refused.value.errors] == said
+    assert asked == []
+
+
 def test_two_marketers_saving_one_draft_never_lose_an_edit_silently(stack: Settings) -> None:
     # Given a draft, opened by two marketers in their editors
     path = "/admin/journeys/webinar_follow_up/graph"

@@ -300,6 +300,15 @@ def test_what_changed_keeps_only_the_names_that_differ(
 
 
 # ---------------------------------------------------------------- journeys
+SEMINAR_MAILS = {
+    node["template"]
+    for node in json.loads((ROOT / "journeys" / "seminar_follow_up.json").read_text("utf-8"))[
+        "nodes"
+    ]
+    if node.get("template")
+}
+
+
 def journey_ports() -> tuple[journeys.JourneyCommands, MemoryJourneyStore]:
     store = MemoryJourneyStore(journey())
     ports = journeys.JourneyCommands(
@@ -310,6 +319,7 @@ def journey_ports() -> tuple[journeys.JourneyCommands, MemoryJourneyStore]:
         leads=FakeLeads({}),
         entry_arn=lambda journey: f"arn:aws:states:::stateMachine:{journey.journey_id}",
         running=lambda journey: None,
+        templates=lambda: SEMINAR_MAILS,
     )
     return ports, store
 

@@ -565,9 +565,15 @@ def journey_commands(settings: Settings) -> JourneyCommands:
         leads=lead_repository(settings),
         entry_arn=lambda journey: entry_arn(settings, journey),
         running=lambda journey: running_executions(settings, journey),
+        templates=lambda: template_ids(settings),
         saved_segment=lambda name: segments.get_segment(name) if segments else None,
         facts=lambda: segment_facts(settings),
     )
+
+
+def template_ids(settings: Settings) -> set[str]:
+    """The mail templates a journey's sends may name (publish checks each send against them)."""
+    return {template.template_id for template in mail_repository(settings).templates()}
 
 
 def running_executions(settings: Settings, journey: Journey) -> int | None:

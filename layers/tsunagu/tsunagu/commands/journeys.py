@@ -5,7 +5,7 @@ before Golden Week, and what did they choose when they resumed?"."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -75,6 +75,9 @@ class JourneyCommands:
     running: Callable[[Journey], int | None]
     """A journey's running executions (of every version); None where it has no state machine
     this deployment knows."""
+    templates: Callable[[], Collection[str]]
+    """The ids of the mail templates there are: a send naming none of them does not publish
+    (publish_journey refuses it), so the editor says so too."""
     saved_segment: Callable[[str], SavedSegment | None] = lambda name: None
     """A saved segment by name (None: none by that name, or a stack without segments)."""
     facts: Callable[[], Facts] = NoFacts
@@ -367,7 +370,7 @@ def graph(ports: JourneyCommands, actor: Actor, journey_id: str) -> GraphView:
     if found is None:
         raise NotFound(f"no graph of journey {journey_id!r} here")
     revision = draft.revision if draft is not None else 0
-    return GraphView(found, _problems(ports, found.definition), revision)
+    return GraphView(found, graph_problems(ports, found.definition), revision)
 
 
 def save_draft(
@@ -393,7 +396,7 @@ def save_draft(
             updated_at=isoformat(ports.clock.now()),
         )
         stored = ports.journeys.save_draft(stored, revision)
-        problems = _problems(ports, stored.definition)
+        problems = graph_problems(ports, stored.definition)
         log.detail = f"draft saved, {len(problems)} problem(s) before it can publish"
     return GraphView(stored, problems, stored.revision)
 
@@ -447,18 +450,17 @@ def parse_graph(definition: Mapping[str, Any]) -> JourneyDefinition:
         raise ValidationFailed(problems) from None
 
 
-def graph_problems(definition: Mapping[str, Any]) -> list[FieldError]:
+def graph_problems(ports: JourneyCommands, definition: Mapping[str, Any]) -> list[FieldError]:
+    """What stops the graph from publishing, each on the node it concerns: what the compiler
+    finds (against the mail templates there are, as publish_journey checks), and branches
+    reading a segment that does not exist. The editor shows these; publish refuses on them."""
     try:
-        validate(parse_graph(definition))
+        validate(parse_graph(definition), ports.templates())
     except ValidationFailed as error:
-        return list(error.errors)
-    return []
-
-
-def _problems(ports: JourneyCommands, definition: Mapping[str, Any]) -> list[FieldError]:
-    """What stops the graph from publishing: what the compiler finds, and branches reading a
-    segment that does not exist."""
-    return graph_problems(definition) + _branch_problems(ports, definition)
+        problems = list(error.errors)
+    else:
+        problems = []
+    return problems + _branch_problems(ports, definition)
 
 
 def publish(
@@ -472,8 +474,8 @@ def publish(
     journey_id = str(definition.get("journey_id", ""))
     target = f"journey:{journey_id}"
     with recorded(ports.audit, ports.clock, actor, "journeys.publish", target) as log:
-        parse_graph(definition)  # what cannot be a journey (or be stored) never goes live
-        if problems := _branch_problems(ports, definition):
+        # What the editor says stops it, stops it: nothing of it goes live then
+        if problems := graph_problems(ports, definition):
             raise ValidationFailed(problems)
         live = _live_version(ports, journey_id)
         payload: dict[str, Any] = {"action": "publish", "definition": dict(definition)}
