@@ -251,20 +251,21 @@ def journeys_publish(settings: Settings, args: argparse.Namespace) -> int:
     """Validate, compile and publish a definition as a new version; new entries take it."""
     try:
         text = Path(args.file).read_text(encoding="utf-8")
-        read_definition(text)  # the format first, here: the function checks it all again
     except OSError as error:
         raise JourneyCliError(f"cannot read {args.file}: {error.strerror}") from None
-    except ValidationFailed as error:
+    try:
+        read_definition(text)  # the format first, here: the function checks it all again
+        answer = journeys.publish(
+            services.journey_commands(settings),
+            services.operator(settings),
+            json.loads(text),
+            args.note,
+            _publisher(args),
+        )
+    except ValidationFailed as error:  # the format, or what the editor would show
         lines = [f"{p.field}: {p.message}" for p in error.errors]
         message = f"{args.file}: nothing was published:\n  " + "\n  ".join(lines)
         raise JourneyCliError(message) from None
-    answer = journeys.publish(
-        services.journey_commands(settings),
-        services.operator(settings),
-        json.loads(text),
-        args.note,
-        _publisher(args),
-    )
     journey, version = answer["journey_id"], answer["version"]
     if not answer["changed"]:
         print(f"{journey}: unchanged, version {version} is live")
