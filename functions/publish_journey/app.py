@@ -3,13 +3,14 @@ it back (tsunagu.journeys.publishing).
 
 Invoked directly, by ``tsunagu journeys publish|versions|rollback`` (and the admin API):
 
-- ``{"action": "publish", "definition": {...}, "note"?: "..."}``
+- ``{"action": "publish", "definition": {...}, "note"?: "...", "by"?: "api:who@example.com"}``
 - ``{"action": "versions", "journey_id": "..."}``
 - ``{"action": "rollback", "journey_id": "...", "version"?: N}``
 
 Answers ``{"ok": true, ...}``, or ``{"ok": false, "error": "...", "problems": [{"field",
 "message"}]}`` for what the person publishing can fix (a definition that does not validate, a
-version that does not exist); nothing is published then.
+version that does not exist); nothing is published then. ``"conflict": true`` with it: another
+publication was recorded while this one was being published (see its versions).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from tsunagu import services
 from tsunagu.client_values import validation_failed
-from tsunagu.errors import NotFound, ValidationFailed
+from tsunagu.errors import ConcurrentUpdate, NotFound, ValidationFailed
 from tsunagu.journeys.definition import JourneyDefinition
 from tsunagu.journeys.model import JOURNEY_ID_PATTERN
 from tsunagu.journeys.publishing import Publication, publish, rollback, versions
@@ -36,6 +37,8 @@ class PublishRequest(_Request):
     action: Literal["publish"]
     definition: JourneyDefinition
     note: str | None = Field(default=None, min_length=1, max_length=256)
+    by: str | None = Field(default=None, min_length=1, max_length=320)
+    """Who publishes (kept with the version's graph)."""
 
 
 class VersionsRequest(_Request):
@@ -98,6 +101,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 journeys=journeys,
                 clock=clock,
                 templates=templates,
+                by=request.by,
             )
             logger.info("journey published", extra=_logged(publication))
             return _published(publication)
@@ -126,3 +130,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"ok": False, "error": error.message, "problems": problems}
     except NotFound as error:
         return {"ok": False, "error": error.message, "problems": []}
+    except ConcurrentUpdate as error:
+        return {"ok": False, "error": error.message, "problems": [], "conflict": True}

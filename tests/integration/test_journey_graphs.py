@@ -18,7 +18,7 @@ from tsunagu.api import admin
 from tsunagu.commands import journeys
 from tsunagu.commands.access import Role
 from tsunagu.errors import ValidationFailed
-from tsunagu.journeys.model import Journey, PublishedVersion
+from tsunagu.journeys.model import Journey, PublishedVersion, StoredGraph, published_graph_key
 from tsunagu.settings import Settings
 
 TWO_MAILS: dict[str, Any] = {
@@ -158,7 +158,8 @@ def test_after_a_rollback_the_editor_and_the_dry_run_show_the_live_version(
     stack: Settings,
 ) -> None:
     # Given webinar_follow_up published twice, then rolled back to version 1 (a publisher
-    # standing in for the publish_journey function: it records the live version, as it does)
+    # standing in for the publish_journey function: it keeps the version's graph and records the
+    # live version, as it does)
     ports = services.journey_commands(stack)
     actor = services.operator(stack)
     live = {"version": 0}
@@ -173,6 +174,16 @@ def test_after_a_rollback_the_editor_and_the_dry_run_show_the_live_version(
         record = ports.journeys.get_journey("webinar_follow_up") or Journey(
             journey_id="webinar_follow_up", name="Webinar", state_machine="webinar", status="active"
         )
+        if payload["action"] == "publish":
+            ports.journeys.save_graph(
+                StoredGraph(
+                    journey_id="webinar_follow_up",
+                    which=published_graph_key(number),
+                    definition=payload["definition"],
+                    by=payload["by"],
+                    updated_at="2026-12-01T00:00:00Z",
+                )
+            )
         ports.journeys.put_journey(record.model_copy(update={"published": version}), "2026-12-01")
         return {"ok": True, "journey_id": "webinar_follow_up", "version": number,
                 "changed": True, "created": number == 1}  # fmt: skip

@@ -15,7 +15,7 @@ from tsunagu.errors import ConcurrentUpdate, NotFound, ValidationFailed
 from tsunagu.journeys import publishing
 from tsunagu.journeys.compiler import read_definition
 from tsunagu.journeys.definition import JourneyDefinition
-from tsunagu.journeys.model import Journey, Trigger
+from tsunagu.journeys.model import Journey, StoredGraph, Trigger
 from tsunagu.journeys.publishing import (
     Machine,
     MachineVersion,
@@ -90,6 +90,10 @@ class FakeStateMachines:
 @dataclass
 class FakeJourneys:
     records: dict[str, Journey] = field(default_factory=dict)
+    graphs: dict[tuple[str, str], StoredGraph] = field(default_factory=dict)
+
+    def save_graph(self, graph: StoredGraph) -> None:
+        self.graphs[(graph.journey_id, graph.which)] = graph
 
     def get_journey(self, journey_id: str) -> Journey | None:
         return self.records.get(journey_id)
@@ -341,3 +345,66 @@ def test_saving_a_journeys_policy_keeps_its_status_and_when_it_was_paused(status
         # Then the new triggers are taken, its status and pause are not
         assert (saved.status, saved.paused_at) == (status, paused_at)
         assert saved.triggers == policy.triggers and saved.revision == 4
+
+
+def test_a_versions_graph_is_stored_before_the_alias_moves() -> None:
+    # Given a store that fails to keep the graph of the version being published
+    class GraphsDown(FakeJourneys):
+        def save_graph(self, graph: StoredGraph) -> None:
+            raise OSError("DynamoDB is unavailable")
+
+    machines, journeys = FakeStateMachines(), GraphsDown()
+    arn = TARGET.state_machine_arn("welcome_nurture")
+
+    # When the journey is published, the publication fails
+    with pytest.raises(OSError):
+        publish(
+            welcome(), note=None, target=TARGET, machines=machines, journeys=journeys,
+            clock=CLOCK, by="api:mika@example.com",
+        )  # fmt: skip
+
+    # Then the version exists but nothing is live: no alias, no record
+    assert arn not in machines.live and journeys.records == {}
+
+    # And publishing again with the store back finishes it, graph first
+    machines.calls.clear()
+    journeys = FakeJourneys()
+    again = publish(
+        welcome(), note=None, target=TARGET, machines=machines, journeys=journeys, clock=CLOCK,
+        by="api:mika@example.com",
+    )  # fmt: skip
+    assert again.version == 1 and machines.live[arn] == f"{arn}:1"
+    graph = journeys.graphs[("welcome_nurture", "v000001")]
+    assert graph.by == "api:mika@example.com"
+    assert (
+        graph.definition["nodes"]
+        == welcome().model_dump(mode="json", by_alias=True, exclude_none=True)["nodes"]
+    )
+
+
+def test_a_publication_overtaken_by_another_is_reported_not_recorded() -> None:
+    # Given a published journey, and a second publication landing while a first is being made
+    machines, journeys = FakeStateMachines(), FakeJourneys()
+    publish(welcome(), note=None, target=TARGET, machines=machines, journeys=journeys, clock=CLOCK)
+
+    class Overtaken(FakeStateMachines):
+        def publish(self, arn: str, definition: str, note: str | None) -> str:
+            made = super().publish(arn, definition, note)
+            publish(
+                welcome("The other one."), note=None, target=TARGET, machines=machines,
+                journeys=journeys, clock=CLOCK,
+            )  # fmt: skip
+            return made
+
+    overtaken = Overtaken(machines.definitions, machines.notes, machines.live, machines.calls)
+
+    # When the first one records its version
+    with pytest.raises(ConcurrentUpdate, match="version 3 was published while version 2"):
+        publish(
+            welcome("Mine."), note=None, target=TARGET, machines=overtaken, journeys=journeys,
+            clock=CLOCK,
+        )  # fmt: skip
+
+    # Then the record keeps the other's version: the loser is reported, never written over it
+    record = journeys.records["welcome_nurture"].published
+    assert record is not None and record.version == 3

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from tsunagu import services
 from tsunagu.commands import journeys
-from tsunagu.errors import AlreadyExists, TsunaguError, ValidationFailed
+from tsunagu.errors import AlreadyExists, ConcurrentUpdate, TsunaguError, ValidationFailed
 from tsunagu.journeys.compiler import asl_text, compile_journey, definition_schema, read_definition
 from tsunagu.journeys.install import shipped_graphs
 from tsunagu.journeys.lifecycle import lead_payload
@@ -237,6 +237,8 @@ def _publisher(args: argparse.Namespace) -> journeys.Publisher:
 
     def publisher(payload: dict[str, Any]) -> dict[str, Any]:
         answer: dict[str, Any] = invoke_function(args, "PublishJourneyFunction", payload)
+        if answer.get("conflict"):  # published, but another publication was recorded
+            raise ConcurrentUpdate(str(answer.get("error")))
         if not answer.get("ok"):
             problems = answer.get("problems") or []
             lines = [f"{p['field']}: {p['message']}" for p in problems]

@@ -592,7 +592,7 @@ def journey_publisher(settings: Settings) -> Publisher:
     Lambda client is built on the first publish, not for every request that might."""
     import json
 
-    from tsunagu.errors import FieldError, NotFound, ValidationFailed
+    from tsunagu.errors import ConcurrentUpdate, FieldError, NotFound, ValidationFailed
 
     name = settings.publish_journey_function
 
@@ -611,6 +611,8 @@ def journey_publisher(settings: Settings) -> Publisher:
             raise RuntimeError(f"{name} failed: {answer.get('errorMessage')}")
         if answer.get("ok"):
             return answer
+        if answer.get("conflict"):
+            raise ConcurrentUpdate(str(answer.get("error")))
         problems = [FieldError(p["field"], p["message"]) for p in answer.get("problems") or []]
         if problems:
             raise ValidationFailed(problems)

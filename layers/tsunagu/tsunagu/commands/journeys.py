@@ -470,7 +470,8 @@ def publish(
     note: str | None,
     publisher: Publisher,
 ) -> dict[str, Any]:
-    """A definition published as a new version, without a deploy; new entries take it."""
+    """A definition published as a new version, without a deploy; new entries take it.
+    ConcurrentUpdate when another publication was recorded while this one was made."""
     journey_id = str(definition.get("journey_id", ""))
     target = f"journey:{journey_id}"
     with recorded(ports.audit, ports.clock, actor, "journeys.publish", target) as log:
@@ -478,24 +479,19 @@ def publish(
         if problems := graph_problems(ports, definition):
             raise ValidationFailed(problems)
         live = _live_version(ports, journey_id)
-        payload: dict[str, Any] = {"action": "publish", "definition": dict(definition)}
+        # The publisher keeps the version's graph (for the editor, and a rollback to show what
+        # it was) before it moves the alias: a version is never live without it.
+        payload: dict[str, Any] = {
+            "action": "publish",
+            "definition": dict(definition),
+            "by": _who(actor),
+        }
         if note:
             payload["note"] = note
         answer = publisher(payload)
         if answer.get("changed"):
             log.changed({"version": live}, {"version": answer["version"]})
             log.detail = note
-        if answer.get("version"):
-            # The graph of that version, for the editor (and a rollback to show what it was).
-            ports.journeys.save_graph(
-                StoredGraph(
-                    journey_id=journey_id,
-                    which=published_graph_key(int(answer["version"])),
-                    definition=dict(definition),
-                    by=_who(actor),
-                    updated_at=isoformat(ports.clock.now()),
-                )
-            )
     return answer
 
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from tsunagu.clock import Clock, isoformat
-from tsunagu.errors import FieldError, NotFound, ValidationFailed
+from tsunagu.errors import ConcurrentUpdate, FieldError, NotFound, ValidationFailed
 from tsunagu.journeys.compiler import compile_journey
 from tsunagu.journeys.definition import JourneyDefinition
-from tsunagu.journeys.model import Journey, PublishedVersion
+from tsunagu.journeys.model import Journey, PublishedVersion, StoredGraph, published_graph_key
 from tsunagu.journeys.records import JourneyRecords, rewrite
 
 LIVE_ALIAS = "live"
@@ -75,6 +75,12 @@ class StateMachines(Protocol):
     def versions(self, arn: str) -> list[MachineVersion]:
         """Newest first."""
         ...
+
+
+class PublishedJourneys(JourneyRecords, Protocol):
+    """The journey records, and the graph each published version was made from."""
+
+    def save_graph(self, graph: StoredGraph) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -138,12 +144,19 @@ def publish(
     note: str | None,
     target: PublishingTarget,
     machines: StateMachines,
-    journeys: JourneyRecords,
+    journeys: PublishedJourneys,
     clock: Clock,
     templates: set[str] | None = None,
+    by: str | None = None,
 ) -> Publication:
     """Validate, compile and publish; ValidationFailed names each node that is wrong, and
-    nothing is published then."""
+    nothing is published then.
+
+    In this order, so that what is live is always recorded: the version is made, its graph
+    stored (the editor and a rollback show what it was), and only then the alias moved; a
+    failure before the alias moves leaves nothing live (publishing again finishes it). The
+    record then names the new version, if no other publication recorded one meanwhile:
+    ConcurrentUpdate says so, and the person publishing looks at the versions and decides."""
     journey_id = definition.journey_id
     name = target.state_machine_name(journey_id)
     full_name = target.arn_prefix.rsplit(":", 1)[1] + name
@@ -170,6 +183,10 @@ def publish(
                 )
             ]
         )
+    # The record as it was before this publication: it is recorded over that one only
+    record = journeys.get_journey(journey_id)
+    created = record is None
+    seen = record.published.version_arn if record and record.published else None
     arn = target.state_machine_arn(journey_id)
     machine = machines.find(arn)
     if machine is None:
@@ -183,23 +200,25 @@ def publish(
         version_arn, changed = machine.live_version_arn, False
     else:
         version_arn, changed = machines.publish(arn, asl, note), True
+    number = _version_number(version_arn)
+    journeys.save_graph(
+        StoredGraph(
+            journey_id=journey_id,
+            which=published_graph_key(number),
+            definition=definition.model_dump(mode="json", by_alias=True, exclude_none=True),
+            by=by,
+            updated_at=isoformat(clock.now()),
+        )
+    )
     alias_arn = machine.alias_arn
     if changed or alias_arn is None:
         alias_arn = machines.point_alias(machine, version_arn)
-    record = journeys.get_journey(journey_id)
-    created = record is None
     # Also when the record lags the alias (a publication that stopped after moving the alias).
-    published_now = (
-        changed
-        or record is None
-        or record.published is None
-        or record.published.version_arn != version_arn
-    )
-    if published_now:
+    if changed or seen != version_arn:
         _record_publication(
             journey_id,
             PublishedVersion(
-                version=_version_number(version_arn),
+                version=number,
                 version_arn=version_arn,
                 alias_arn=alias_arn,
                 published_at=isoformat(clock.now()),
@@ -209,10 +228,11 @@ def publish(
             journeys,
             clock,
             new=_new_record(definition, name),
+            over=seen,
         )
     return Publication(
         journey_id=journey_id,
-        version=_version_number(version_arn),
+        version=number,
         version_arn=version_arn,
         alias_arn=alias_arn,
         changed=changed,
@@ -322,18 +342,26 @@ def _record_publication(
     clock: Clock,
     *,
     new: Journey | None = None,
+    over: str | Literal[False] | None = False,
 ) -> None:
     """The version the alias now routes to, on the record as it is stored now (a pause or a
-    status set meanwhile stays: only the publication is this change's)."""
-    rewrite(
-        journeys,
-        journey_id,
-        lambda record: record.model_copy(
-            update={"published": published, "state_machine": state_machine}
-        ),
-        lambda: isoformat(clock.now()),
-        new=new,
-    )
+    status set meanwhile stays: only the publication is this change's). ``over``: the version
+    the record named when this publication began (False: whichever it names); if another
+    publication recorded its own since, ConcurrentUpdate, and this one is not recorded."""
+
+    def recorded(record: Journey) -> Journey:
+        now = record.published.version_arn if record.published else None
+        if over is not False and now not in (over, published.version_arn):
+            assert record.published is not None
+            raise ConcurrentUpdate(
+                f"journey {journey_id!r}: version {record.published.version} was published"
+                f" while version {published.version} was; which one new entries take depends"
+                " on which moved the live alias last - look at its versions, and publish or"
+                " roll back to the one you mean"
+            )
+        return record.model_copy(update={"published": published, "state_machine": state_machine})
+
+    rewrite(journeys, journey_id, recorded, lambda: isoformat(clock.now()), new=new)
 
 
 def _version_number(version_arn: str) -> int:
