@@ -1260,3 +1260,52 @@ def test_a_template_write_dynamodb_refuses_is_that_error_not_a_taken_id(
         store.save_template(template, services.clock(stack), "ito@example.com", first=first)
     assert raised.value.cause_response_code == "ProvisionedThroughputExceededException"
     assert attempts == [1]
+
+
+def test_a_journey_started_from_the_console_carries_its_input_checked_as_the_cli_s(
+    aws: AwsStack, stack: Settings
+) -> None:
+    # Given the seminar follow-up, whose mails read the seminar's date (seminar_at) as their
+    # deadline, and a state machine its entries start on
+    install_shipped_journeys(stack, with_graphs=True)  # the graph that declares seminar_at
+    prefix = "arn:aws:states:ap-northeast-1:123456789012:stateMachine:tsunagu-test-"
+    aws.environment["TSUNAGU_STATE_MACHINE_ARN_PREFIX"] = prefix
+    settings = aws.settings()
+    record = services.journey_repository(settings).get_journey("seminar_follow_up")
+    assert record is not None
+    machine = moto_client("stepfunctions").create_state_machine(
+        name=f"tsunagu-test-{record.state_machine}",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/journey",
+    )["stateMachineArn"]
+    path = "/admin/journeys/seminar_follow_up/entries"
+
+    # When input the journey cannot take is sent, each is a 422 naming the field, and nobody
+    # enters
+    for given, field in (
+        ({"lead_id": "someone-else"}, "input.lead_id"),
+        ({"entered_on": "2026-12-01T00:00:00Z"}, "input.entered_on"),
+        ({"Seminar At": "x"}, "input.Seminar At"),
+        ({"seminar_at": "next Thursday"}, "input.seminar_at"),
+        ({"room": "x" * 5000}, "input"),
+        (["seminar_at", "2026-12-10T14:00:00+09:00"], "input"),
+    ):
+        status, refused = call(settings, "POST", path, body={"lead": OWNED, "input": given})
+        assert status == 422, (given, refused)
+        assert field in [e["field"] for e in refused["errors"]], (given, refused)
+    executions = moto_client("stepfunctions").list_executions(stateMachineArn=machine)
+    assert executions["executions"] == []
+
+    # And with the seminar's date, the lead enters with it in the execution's input
+    seminar = {"seminar_at": "2026-12-10T14:00:00+09:00", "room": "B-1"}
+    status, started = call(settings, "POST", path, body={"lead": OWNED, "input": seminar})
+    assert (status, started["entered"]) == (200, 1), started
+    (execution,) = moto_client("stepfunctions").list_executions(stateMachineArn=machine)[
+        "executions"
+    ]
+    described = moto_client("stepfunctions").describe_execution(
+        executionArn=execution["executionArn"]
+    )
+    given = json.loads(described["input"])
+    assert (given["seminar_at"], given["room"]) == (seminar["seminar_at"], "B-1")
+    assert given["journey_id"] == "seminar_follow_up"

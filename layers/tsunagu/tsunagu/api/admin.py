@@ -27,6 +27,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     ValidationError,
     model_validator,
 )
@@ -1082,10 +1083,17 @@ class Entry(BaseModel):
     lead: str | None = Field(default=None, max_length=254)
     segment: str | None = Field(default=None, max_length=200)
     request_key: str | None = Field(default=None, min_length=1, max_length=100)
+    input: dict[str, JsonValue] | None = None
+    """Added to each execution's input (``{"seminar_at": "2026-12-10T14:00:00+09:00"}``, the
+    date a mail's deadline reads): names in lower case, none the journey writes itself, 4 KB
+    at most; a field the journey declares as a deadline is a date-time with its offset."""
 
 
 def journey_start(call: AdminCall) -> Any:
-    """Enter one lead, or every lead a segment selects, into the journey."""
+    """Enter one lead, or every lead a segment selects, into the journey.
+
+    ``input``: what the executions add to the lead's (the date its mails' deadlines read),
+    checked as the CLI's ``--input`` is."""
     asked = call.model(Entry)
     started = journeys.start(
         _journey_ports(call),
@@ -1094,6 +1102,7 @@ def journey_start(call: AdminCall) -> Any:
         lead_email=asked.lead,
         segment=asked.segment,
         request_key=asked.request_key,
+        extra=asked.input,
     )
     return {
         "selected": started.selected,

@@ -5,6 +5,8 @@ before Golden Week, and what did they choose when they resumed?"."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,15 +14,21 @@ from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
-from tsunagu.clock import Clock, isoformat
+from tsunagu.clock import Clock, client_instant, isoformat
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
 from tsunagu.errors import AlreadyExists, FieldError, NotFound, ValidationFailed
 from tsunagu.journeys import steps
-from tsunagu.journeys.compiler import validate
-from tsunagu.journeys.definition import JourneyDefinition
+from tsunagu.journeys.compiler import RESERVED_SLOTS, validate
+from tsunagu.journeys.definition import JourneyDefinition, Send
 from tsunagu.journeys.install import Templates, install_shipped
-from tsunagu.journeys.lifecycle import EntryResult, Executions, JourneyStore, enter_leads
+from tsunagu.journeys.lifecycle import (
+    ENTRY_KEYS,
+    EntryResult,
+    Executions,
+    JourneyStore,
+    enter_leads,
+)
 from tsunagu.journeys.model import (
     Journey,
     JourneySettings,
@@ -140,6 +148,69 @@ def status(ports: JourneyCommands, actor: Actor, journey_id: str | None) -> dict
     return {"emergency_stop": stopped_at is not None, "journeys": [one(j) for j in journeys]}
 
 
+MAX_INPUT_BYTES = 4096
+"""An entry's input as JSON: a few dates and names (``seminar_at``), far below Step Functions'
+256 KB execution input."""
+INPUT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+"""As a send's ``deadline_input_field`` may name it."""
+RESERVED_INPUT = RESERVED_SLOTS | set(ENTRY_KEYS) | {"journey_version", "trigger"}
+"""What entry or the journey's own states write into the execution's input."""
+
+
+def declared_inputs(definition: JourneyDefinition | Mapping[str, Any] | None) -> list[str]:
+    """The input fields a journey's definition reads: each send's deadline (``seminar_at``),
+    in the order of the nodes."""
+    if definition is None:
+        return []
+    if not isinstance(definition, JourneyDefinition):
+        try:
+            definition = JourneyDefinition.model_validate(definition)
+        except ValidationError:
+            return []
+    found = (n.deadline_input_field for n in definition.nodes if isinstance(n, Send))
+    return list(dict.fromkeys(name for name in found if name))
+
+
+def entry_input(value: object, declared: Sequence[str] = ()) -> dict[str, Any]:
+    """What a manual entry adds to the execution's input (the CLI's ``--input``, the admin
+    API's ``input``): an object of lower-case names, none the journey writes itself, at most
+    MAX_INPUT_BYTES as JSON; a field the journey declares (a mail's deadline) must be a
+    date-time with its offset. ValidationFailed, naming each field, otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationFailed([FieldError("input", "must be an object of named values")])
+    problems = []
+    for name, item in value.items():
+        where = f"input.{name}"
+        if not isinstance(name, str) or not INPUT_NAME.match(name):
+            problems.append(
+                FieldError(where, "a name is lower-case letters, digits and _, from a letter")
+            )
+        elif name in RESERVED_INPUT:
+            problems.append(FieldError(where, f"{name!r} is written by the journey itself"))
+        elif name in declared:
+            try:
+                client_instant(item)
+            except ValueError as error:
+                problems.append(FieldError(where, str(error)))
+    size = len(json.dumps(value, ensure_ascii=False, default=str).encode("utf-8"))
+    if size > MAX_INPUT_BYTES:
+        problems.append(
+            FieldError("input", f"takes {size} bytes as JSON, more than {MAX_INPUT_BYTES}")
+        )
+    if problems:
+        raise ValidationFailed(problems)
+    return dict(value)
+
+
+def _entry_graph(ports: JourneyCommands, journey: Journey) -> StoredGraph | None:
+    """The graph new entries run: the live version's, else the shipped one."""
+    live = journey.published.version if journey.published else None
+    which = "shipped" if live is None else published_graph_key(live)
+    return ports.journeys.graph(journey.journey_id, which)
+
+
 def start(
     ports: JourneyCommands,
     actor: Actor,
@@ -148,16 +219,19 @@ def start(
     lead_email: str | None = None,
     segment: str | None = None,
     request_key: str | None = None,
-    extra: Mapping[str, Any] | None = None,
+    extra: object = None,
 ) -> Started:
     """Manual entry: one lead, or every lead a simple filter selects. One name per lead,
     journey and request: the same request twice enters nobody twice (the key defaults to
-    today's date, so a daily re-run is a new request)."""
+    today's date, so a daily re-run is a new request). ``extra``: the execution's input
+    beyond the lead's, as ``entry_input`` takes it (ValidationFailed otherwise)."""
     journey = find(ports, journey_id)
     target = f"journey:{journey_id}"
     with recorded(ports.audit, ports.clock, actor, "journeys.start", target) as log:
         if journey.status not in ("active", "paused", "draft"):
             raise ValidationFailed([FieldError("journey", f"{journey_id} is {journey.status}")])
+        graph = _entry_graph(ports, journey)
+        extra = entry_input(extra, declared_inputs(graph.definition if graph else None))
         now = ports.clock.now()
         if lead_email:
             selected = [lead_by_email(ports.leads, lead_email)]
