@@ -253,7 +253,42 @@ def test_a_result_kept_under_a_name_the_journey_uses_is_named() -> None:
         node(data, "case_study")["result"] = "lead_id"
 
     assert problems(changed(overwrite)) == [
-        ("case_study", "keeps its result as 'lead_id', a name the journey uses")
+        (
+            "case_study",
+            "keeps its result as 'lead_id', a name the journey uses:"
+            " every execution's input carries it",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    "slot", ["journey_version", "trigger", "entered_on", "entered_by", "time_zone", "journey_id"]
+)
+def test_a_result_kept_under_a_key_of_the_execution_input_is_refused(slot: str) -> None:
+    # Given a send whose result would replace a key every execution's input carries (the
+    # version the next decision reads, when the lead entered, its time zone)
+    def overwrite(data: dict[str, Any]) -> None:
+        node(data, "case_study")["result"] = slot
+
+    # Then the definition is refused, saying why, rather than breaking the run at a later step
+    assert problems(changed(overwrite)) == [
+        (
+            "case_study",
+            f"keeps its result as {slot!r}, a name the journey uses:"
+            " every execution's input carries it",
+        )
+    ]
+
+
+def test_a_result_kept_under_a_key_the_steps_write_is_refused() -> None:
+    def overwrite(data: dict[str, Any]) -> None:
+        node(data, "case_study")["result"] = "schedule"
+
+    assert problems(changed(overwrite)) == [
+        (
+            "case_study",
+            "keeps its result as 'schedule', a name the journey uses: the journey's steps write it",
+        )
     ]
 
 

@@ -805,3 +805,30 @@ def test_an_imported_lead_enters_a_journey_on_its_import_and_tsunagu_s_other_rec
     assert executions.started == []
     routing.on_event(occurrence("lead_imported", import_id="imp_1", row=2), by_person=False)
     assert len(executions.started) == 1
+
+
+def test_every_key_an_entry_writes_in_the_execution_input_is_reserved() -> None:
+    """A send's result may not be kept under a key of the input (compiler.RESERVED_SLOTS comes
+    from EXECUTION_INPUT_KEYS): the keys both kinds of entry write are all in it."""
+    from tsunagu.journeys.compiler import RESERVED_SLOTS
+    from tsunagu.journeys.lifecycle import EXECUTION_INPUT_KEYS
+
+    tokyo = lead(lead_id=LEAD, fields={"time_zone": FieldValue("Asia/Tokyo", Channel.IMPORT, "x")})
+    by_hand = RecordingExecutions()
+    enter_leads(journey(), [tokyo], cause="manual:1", trigger="manual",
+                state_machine_arn=STATE_MACHINE, store=Definitions(), executions=by_hand,
+                clock=FixedClock(NOW))  # fmt: skip
+    by_event = RecordingExecutions()
+    routing = routing_over(
+        Definitions(journey(triggers=[Trigger(kind="form_submitted")])),
+        by_event,
+        MemoryLeads(None, tokyo),
+    )
+    routing.begin_batch()
+    routing.on_event(occurrence("form_submitted", form_id="demo"), by_person=True)
+
+    written = {key for started in (by_hand, by_event) for _, _, payload in started.started
+               for key in payload}  # fmt: skip
+    assert {"lead_id", "journey_version", "trigger", "entered_on", "time_zone"} <= written
+    assert written <= EXECUTION_INPUT_KEYS
+    assert EXECUTION_INPUT_KEYS <= RESERVED_SLOTS

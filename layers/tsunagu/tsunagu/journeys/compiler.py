@@ -36,6 +36,7 @@ from tsunagu.journeys.definition import (
     WaitFor,
     Webhook,
 )
+from tsunagu.journeys.lifecycle import EXECUTION_INPUT_KEYS
 from tsunagu.segments.filter import Segment
 
 ASL = dict[str, Any]
@@ -75,11 +76,8 @@ WEBHOOK_RETRY: ASL = {
 
 LEFT_THE_JOURNEY = "The lead left the journey"
 MAX_STATE_NAME = 80  # Step Functions' limit
-RESERVED_SLOTS = frozenset(
+STATE_KEYS = frozenset(
     {
-        "lead_id",
-        "journey_id",
-        "time_zone",
         "gate",
         "schedule",
         "response",
@@ -90,8 +88,11 @@ RESERVED_SLOTS = frozenset(
         "webhook_error",
     }
 )
+"""Keys of the execution's state that the generated states write (ResultPath)."""
+RESERVED_SLOTS = EXECUTION_INPUT_KEYS | STATE_KEYS
 """Keys of the execution's state that the input or the generated states write: a send's result
-stored under one would overwrite it (``$.lead_id`` replaced by a mail's outcome)."""
+stored under one would overwrite it (``$.lead_id`` replaced by a mail's outcome,
+``$.journey_version`` by one the next decision refuses)."""
 
 _INVOKE = "arn:aws:states:::lambda:invoke"
 _INVOKE_WAITING = "arn:aws:states:::lambda:invoke.waitForTaskToken"
@@ -224,8 +225,8 @@ def validate(definition: JourneyDefinition, templates: Collection[str] | None = 
     slots = {n.result_slot for n in definition.nodes if isinstance(n, Send)}
     inputs = {n.deadline_input_field for n in definition.nodes if isinstance(n, Send)}
     for node in definition.nodes:
-        if isinstance(node, Send) and node.result_slot in RESERVED_SLOTS | inputs:
-            problem(node.id, f"keeps its result as {node.result_slot!r}, a name the journey uses")
+        if isinstance(node, Send):
+            _check_result_slot(node, inputs, problem)
         if isinstance(node, WaitFor):
             _check_wait_for(node, slots, problem)
         if isinstance(node, Send) and templates is not None and node.template not in templates:
@@ -258,6 +259,19 @@ def validate(definition: JourneyDefinition, templates: Collection[str] | None = 
         _check_mails_sent_before_their_waits(definition, nodes, problem)
     if problems:
         raise ValidationFailed(problems)
+
+
+def _check_result_slot(node: Send, deadline_inputs: Collection[str | None], problem: Any) -> None:
+    slot = node.result_slot
+    if slot in EXECUTION_INPUT_KEYS:
+        why = "every execution's input carries it"
+    elif slot in STATE_KEYS:
+        why = "the journey's steps write it"
+    elif slot in deadline_inputs:
+        why = "a mail's deadline is read from it"
+    else:
+        return
+    problem(node.id, f"keeps its result as {slot!r}, a name the journey uses: {why}")
 
 
 def _check_wait_for(node: WaitFor, slots: set[str], problem: Any) -> None:

@@ -143,6 +143,10 @@ def lead_payload(lead: Lead | None) -> dict[str, Any]:
     return {"time_zone": known} if known else {}
 
 
+LEAD_PAYLOAD_KEYS = ("time_zone",)
+"""What lead_payload() may put in an execution's input."""
+
+
 def may_enter(journey: Journey, previous: JourneyEntry | None, now: datetime) -> bool:
     if previous is None:
         return True
@@ -173,6 +177,12 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
 ENTRY_KEYS = ("entered_on", "entered_by")
 """In an execution's input: when the event that entered the lead happened, and its id
 (tsunagu.journeys.stream). A journey's waits count what the lead did from then on."""
+ENTERED_KEYS = ("lead_id", "journey_id", "journey_version", "trigger")
+"""In every execution's input: who entered which journey, on which version, by what trigger
+(enter() writes them last, so nothing else replaces them)."""
+EXECUTION_INPUT_KEYS = frozenset((*ENTERED_KEYS, *ENTRY_KEYS, *LEAD_PAYLOAD_KEYS))
+"""Every key entry puts in an execution's input: a journey's steps read them from the state, so
+no step's result may be kept under one (tsunagu.journeys.compiler.RESERVED_SLOTS)."""
 
 
 def enter(
