@@ -13,6 +13,7 @@ from tsunagu.errors import MalformedRequest, ValidationFailed
 from tsunagu.journeys.compiler import (
     LAMBDA_RETRY,
     LEFT_THE_JOURNEY,
+    LEFT_WITHOUT_THE_MAIL,
     SEND_RETRY,
     compile_journey,
     read_definition,
@@ -95,9 +96,59 @@ def test_a_valid_definition_compiles_with_every_mail_behind_the_gate() -> None:
     assert all(s["Retry"][0] == LAMBDA_RETRY for s in tasks)
     assert all(s["Parameters"]["FunctionName"].startswith("${") for s in tasks)
     wait = states["Wait for a click on the tip"]
-    assert wait["Catch"][0]["Next"] == "Time is up for a click on the tip"
+    assert wait["Catch"][0]["Next"] == "Mail skipped for a click on the tip?"
+    assert states["Mail skipped for a click on the tip?"]["Default"] == (
+        "Time is up for a click on the tip"
+    )
     assert wait["Parameters"]["Payload"]["events"][0]["message_id.$"] == "$.tip.message_id"
     assert states["Send the reminder"]["End"] is True
+
+
+def test_a_wait_for_a_skipped_mail_that_times_out_leaves_the_journey() -> None:
+    # Given the tip, followed by a wait for a click on it whose "no click" way is a reminder
+    states = compile_journey(JourneyDefinition.model_validate(BASE), TEMPLATES)["States"]
+
+    # When the gate skips the tip, the lead still waits (other events would still count)
+    skipped = states["Note that the tip was skipped"]
+    assert skipped["Result"] == {"status": "skipped", "message_id": "skipped"}
+    assert skipped["Next"] == "Wait for a click on the tip"
+
+    # Then, when the wait times out, a lead whose tip was skipped (by the gate, or by
+    # send_email at the moment of sending) leaves instead of getting the "you did not click"
+    # reminder; one that got it takes the timed-out way
+    caught = states["Wait for a click on the tip"]["Catch"][0]["Next"]
+    assert states[caught] == {
+        "Type": "Choice",
+        "Choices": [
+            {"Variable": "$.tip.status", "StringEquals": "skipped", "Next": LEFT_WITHOUT_THE_MAIL}
+        ],
+        "Default": "Time is up for a click on the tip",
+    }
+    assert states[LEFT_WITHOUT_THE_MAIL]["Type"] == "Succeed"
+
+
+def test_a_wait_for_two_events_of_one_mail_asks_about_the_mail_once() -> None:
+    def both(data: dict[str, Any]) -> None:
+        wait = node(data, "tip_clicked")
+        wait["events"].append({"type": "mail_opened", "of_mail": "tip", "outcome": "opened"})
+        wait["exits"].append({"outcome": "opened", "next": "case_study"})
+
+    states = compile_journey(changed(both), TEMPLATES)["States"]
+    [choice] = states["Mail skipped for a click on the tip?"]["Choices"]
+    assert choice["Variable"] == "$.tip.status"
+
+
+def test_a_wait_for_no_mail_times_out_as_before() -> None:
+    def visit(data: dict[str, Any]) -> None:
+        wait = node(data, "tip_clicked")
+        wait["events"] = [{"type": "page_view", "url_contains": "/pricing", "outcome": "clicked"}]
+        wait["exits"] = [{"outcome": "clicked", "next": "case_study"}]
+        wait.pop("question", None)
+
+    states = compile_journey(changed(visit), TEMPLATES)["States"]
+    caught = states["Wait for a click on the tip"]["Catch"][0]["Next"]
+    assert caught == "Time is up for a click on the tip"
+    assert LEFT_WITHOUT_THE_MAIL not in states
 
 
 def test_the_same_definition_always_compiles_to_the_same_asl() -> None:
@@ -433,8 +484,9 @@ def test_a_timed_out_wait_is_recorded_on_the_lead_before_the_timed_out_edge() ->
 
     [caught] = states["Wait for a click on the tip"]["Catch"]
     assert caught["ErrorEquals"] == ["States.Timeout"]
-    recorded = states[caught["Next"]]
-    assert caught["Next"] == "Time is up for a click on the tip"
+    # (after asking whether the tip was skipped: a lead that got it takes the timed-out edge)
+    recorded = states[states[caught["Next"]]["Default"]]
+    assert states[caught["Next"]]["Default"] == "Time is up for a click on the tip"
     assert recorded["Parameters"]["FunctionName"] == "${JourneyDecideFunctionArn}"
     payload = recorded["Parameters"]["Payload"]
     assert payload["node"] == "tip_clicked"

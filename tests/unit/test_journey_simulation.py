@@ -118,10 +118,10 @@ def test_the_report_names_every_node_its_mails_and_the_cost(seminar: Simulation)
         assert f"\n{node} " in text
     assert "seminar-no-click-reminder: " in text and "05-06 Thu" in text
     assert "per 1,000 entries at Step Functions' list price" in text
-    # The invitation path: gate, choice, send (3), the wait (1), its timeout recorded (1),
-    # Schedule and Wait (2), mail B (3)
+    # The invitation path: gate, choice, send (3), the wait (1), whether the invitation was
+    # skipped (1), its timeout recorded (1), Schedule and Wait (2), mail B (3)
     path = "invitation > click_or_attend > same_business_day > mail_b"
-    assert re.search(rf"\n +\d+ +10\.0  {path}\n", text)
+    assert re.search(rf"\n +\d+ +11\.0  {path}\n", text)
 
 
 def test_the_same_seed_gives_the_same_run_and_another_seed_another() -> None:
@@ -222,6 +222,32 @@ def test_the_lead_own_mails_count_against_the_frequency_cap() -> None:
         "seminar-invitation deferred to 04-30 Fri 08:00: frequency_cap",
     )
     assert sent == ("04-30 08:00", "invitation", "sends seminar-invitation")
+
+
+def test_a_skipped_invitation_is_followed_by_no_reminder() -> None:
+    # Given a frequency cap that skips what it holds, and a mail to the lead this morning
+    skipping = dataclasses.replace(RULES, cap=FrequencyCap.parse("per_day=1,over=skip"))
+    this_morning = "2027-04-28T00:00:00Z"  # 09:00 in Tokyo
+
+    # When the dry run plays the seminar journey for the lead, who neither clicks nor attends
+    result = forecast(
+        read_definition(SEMINAR), real_lead(), OPTED_IN, [this_morning],
+        start=GOLDEN_WEEK_START, days=30, assumptions={}, rules=skipping,
+    )  # fmt: skip
+
+    # Then the invitation is skipped, the lead still waits (attendance would still count), and
+    # when the wait times out it leaves, as the state machine does: no "you have not clicked
+    # the invitation" reminder for a mail it never got
+    assert [line[1:] for line in lines_of(result)] == [
+        ("invitation", "skips seminar-invitation: frequency_cap"),
+        ("click_or_attend", "waits up to 3 d for a click on the invitation or for attendance"),
+        (
+            "click_or_attend",
+            "nothing within 3 d: time is up; the mail it waited on was skipped,"
+            " so the lead leaves the journey",
+        ),
+    ]
+    assert result.at_the_end is None
 
 
 def test_a_lead_without_consent_leaves_at_the_first_mail() -> None:

@@ -75,6 +75,13 @@ WEBHOOK_RETRY: ASL = {
 """As the hand-off's push to the CRM: a CRM down for a few minutes is waited for."""
 
 LEFT_THE_JOURNEY = "The lead left the journey"
+LEFT_WITHOUT_THE_MAIL = "The lead left: it never got the mail it was waited on for"
+"""Where a wait for a mail's click or open goes when it times out and that mail was skipped
+(by the gate, or at send time): its "did not click" way would follow up a mail the lead never
+got ("you have not clicked the invitation"), so the lead leaves instead."""
+SKIPPED = "skipped"
+"""A send's status, in its result slot, when the mail did not go (the gate's skip, or
+send_email's: no consent, suppressed at the moment of sending)."""
 MAX_STATE_NAME = 80  # Step Functions' limit
 STATE_KEYS = frozenset(
     {
@@ -141,6 +148,15 @@ def _time_is_up_state(node: WaitFor) -> str:
     return f"Time is up for {node.label}"
 
 
+def _mail_skipped_state(node: WaitFor) -> str:
+    return f"Mail skipped for {node.label}?"
+
+
+def _awaited_mails(node: WaitFor) -> list[str]:
+    """The result slots of the mails whose click or open the wait watches, in order, once."""
+    return list(dict.fromkeys(e.of_mail for e in node.events if e.of_mail))
+
+
 def _park_state(node: Webhook) -> str:
     return f"Park the failed call: {node.label}"
 
@@ -176,7 +192,8 @@ def _state_names(node: Node) -> list[str]:
         return [_schedule_state(node), _wait_state(node)]
     if isinstance(node, WaitFor):
         question = [node.question] if node.question else []
-        return [_wait_for_state(node), _time_is_up_state(node), *question]
+        mail = [_mail_skipped_state(node)] if _awaited_mails(node) else []
+        return [_wait_for_state(node), _time_is_up_state(node), *mail, *question]
     if isinstance(node, Holdout):
         return [_decide_state(node), _which_state(node), _kept_state(node)]
     if isinstance(node, Branch | Split):
@@ -241,7 +258,11 @@ def validate(definition: JourneyDefinition, templates: Collection[str] | None = 
             node.stage or node.add_tags or node.remove_tags or node.fields
         ):
             problem(node.id, "changes nothing: set a stage, tags or fields")
-    seen: dict[str, str] = {LEFT_THE_JOURNEY: ""}  # the gate's own exit
+    shared = {
+        LEFT_THE_JOURNEY: "the gate's exit",
+        LEFT_WITHOUT_THE_MAIL: "the exit after a skipped mail",
+    }
+    seen: dict[str, str] = dict.fromkeys(shared, "")
     for node in definition.nodes:
         names = _state_names(node)
         too_long = [name for name in names if len(name) > MAX_STATE_NAME]
@@ -250,7 +271,7 @@ def validate(definition: JourneyDefinition, templates: Collection[str] | None = 
         for name in names:
             if name in seen:
                 owner = seen[name]
-                who = "the gate's exit" if not owner else "itself" if owner == node.id else owner
+                who = shared[name] if not owner else "itself" if owner == node.id else owner
                 problem(node.id, f"makes the step name {name!r}, which {who} has already")
             seen.setdefault(name, node.id)
     if not problems:
@@ -440,6 +461,12 @@ def compile_journey(definition: JourneyDefinition, templates: Collection[str] | 
             "Comment": "The gate found the lead may not stay: unsubscribed, bounced, removed,"
             " converted, with sales, or the journey archived.",
         }
+    if any(isinstance(n, WaitFor) and _awaited_mails(n) for n in definition.nodes):
+        states[LEFT_WITHOUT_THE_MAIL] = {
+            "Type": "Succeed",
+            "Comment": "A wait for a mail's click or open timed out, and the mail was skipped:"
+            " nothing follows up a mail the lead never got.",
+        }
     return {
         "Comment": definition.description,
         "StartAt": entry_state(nodes[definition.start]),
@@ -576,7 +603,7 @@ class _Compiler:
         if node.next:
             skip: ASL = {
                 "Type": "Pass",
-                "Result": {"status": "skipped", "message_id": "skipped"},
+                "Result": {"status": SKIPPED, "message_id": "skipped"},
                 "ResultPath": slot,
                 "Next": self._to(node.next),
             }
@@ -685,6 +712,7 @@ class _Compiler:
         targets = [self._to(e.next) for e in node.exits]
         decided = len(set(targets)) > 1 and node.question is not None
         assert node.timed_out is not None  # validated
+        mails = _awaited_mails(node)
         states: ASL = {
             _wait_for_state(node): _lambda_task(
                 "${WaitForEventFunctionArn}",
@@ -713,7 +741,7 @@ class _Compiler:
                     {
                         "ErrorEquals": ["States.Timeout"],
                         "ResultPath": "$.timed_out",
-                        "Next": _time_is_up_state(node),
+                        "Next": _mail_skipped_state(node) if mails else _time_is_up_state(node),
                     }
                 ],
                 Next=node.question if decided else targets[0],
@@ -729,6 +757,20 @@ class _Compiler:
                 Next=self._to(node.timed_out),
             ),
         }
+        if mails:
+            # Nothing happened in time, and a mail it watched never went: leave, rather than
+            # take the "did not click" way (other events, such as attendance, still counted).
+            skipped = [{"Variable": f"$.{slot}.status", "StringEquals": SKIPPED} for slot in mails]
+            states[_mail_skipped_state(node)] = {
+                "Type": "Choice",
+                "Choices": [
+                    {
+                        **(skipped[0] if len(skipped) == 1 else {"Or": skipped}),
+                        "Next": LEFT_WITHOUT_THE_MAIL,
+                    }
+                ],
+                "Default": _time_is_up_state(node),
+            }
         if decided and node.question is not None:
             states[node.question] = {
                 "Type": "Choice",

@@ -72,6 +72,9 @@ EVENT_ASSUMPTIONS = {
 TRANSITION_PRICE_USD = 0.000025
 """Step Functions Standard workflows' list price per state transition (USD 0.025 per 1,000,
 us-east-1; the free tier and the Lambda invocations are not counted)."""
+MAIL_SKIPPED = "left: mail skipped"
+"""A wait's outcome when it timed out and a mail it watched had been skipped: the lead leaves
+(compiler.LEFT_WITHOUT_THE_MAIL), with no "did not click" follow-up."""
 MAX_LEADS = 100_000
 MAX_STEPS = 500
 """A lead that takes more steps than this is in a loop that never ends (validate() refuses a
@@ -472,6 +475,16 @@ def _wait_for(
             happened.append((window * when, awaited.outcome))
     if not happened:
         walker.now += window
+        awaited_mails = {e.of_mail for e in node.events if e.of_mail}
+        if awaited_mails:
+            walker.transitions += 1  # "Mail skipped for ...?": did the mail it watched go?
+        if any(not walker.sent.get(slot, False) for slot in awaited_mails):
+            # As the state machine does: no "did not click" way for a mail that never went
+            result.outcomes[node.id][MAIL_SKIPPED] += 1
+            walker.transitions += 1  # the exit
+            walker.say(node.id, f"nothing within {_duration(window)}: time is up; the mail it"
+                       " waited on was skipped, so the lead leaves the journey")  # fmt: skip
+            return None
         result.outcomes[node.id]["timed_out"] += 1
         walker.transitions += 1  # "Time is up for ...": the timeout recorded on the lead
         walker.say(node.id, f"nothing within {_duration(window)}: time is up")
