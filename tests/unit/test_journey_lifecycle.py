@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -628,6 +628,27 @@ def test_pace_gives_each_execution_a_turn_by_the_rate_per_minute() -> None:
     ]
     assert {r.action for _, r in planned} == {"send"}
     assert [r.step for _, r in planned] == [p.step for p in held]
+
+
+def test_pace_spreads_the_turns_over_allowed_time_not_into_the_night() -> None:
+    # Given sending allowed until 20:00 and again from 08:00 (UTC here), a resume at 19:58
+    # pacing one a minute
+    evening = datetime(2026, 12, 9, 19, 58, tzinfo=UTC)
+
+    def allowed_at(instant: datetime) -> datetime:
+        if instant.hour >= 20:
+            return datetime.combine(instant.date() + timedelta(days=1), time(8), UTC)
+        return max(instant, datetime.combine(instant.date(), time(8), UTC))
+
+    planned = releases(parked(4), ResumePolicy(kind="pace", rate_per_minute=1), evening, allowed_at)
+
+    # Then two go before 20:00, and the rest go on at the same rate from 08:00, not all at 08:00
+    assert [r.not_before for _, r in planned] == [
+        None,
+        "2026-12-09T19:59:00.000Z",
+        "2026-12-10T08:00:00.000Z",
+        "2026-12-10T08:01:00.000Z",
+    ]
 
 
 def test_pace_at_a_high_rate_releases_everyone_now() -> None:

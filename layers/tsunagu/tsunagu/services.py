@@ -568,7 +568,14 @@ def journey_commands(settings: Settings) -> JourneyCommands:
         templates=lambda: template_ids(settings),
         saved_segment=lambda name: segments.get_segment(name) if segments else None,
         facts=lambda: segment_facts(settings),
+        allowed_at=lambda instant: _account_allowed_time(settings)(instant),
     )
+
+
+@lru_cache(maxsize=8)
+def _account_allowed_time(settings: Settings) -> Callable[[datetime], datetime]:
+    """Built on first use: most journey commands never need the calendar."""
+    return allowed_send_time(settings, None)
 
 
 def template_ids(settings: Settings) -> set[str]:

@@ -90,6 +90,9 @@ class JourneyCommands:
     """A saved segment by name (None: none by that name, or a stack without segments)."""
     facts: Callable[[], Facts] = NoFacts
     """What filters read beyond the lead, for one evaluation."""
+    allowed_at: Callable[[datetime], datetime] | None = None
+    """Moves a moment out of the account's quiet hours and closed days: resume paces its
+    releases in allowed time (None: every moment is allowed)."""
 
 
 @dataclass(frozen=True)
@@ -650,6 +653,7 @@ def resume(
             store=ports.journeys,
             executions=ports.executions,
             clock=ports.clock,
+            allowed_at=ports.allowed_at,
         )
         chosen = policy or journey.resume
         log.changed({"status": journey.status}, {"status": "active"})
@@ -679,7 +683,11 @@ def resume_all(ports: JourneyCommands, actor: Actor) -> dict[str, ResumeReport]:
     with recorded(ports.audit, ports.clock, actor, "journeys.resume_all", "account") as log:
         was = ports.journeys.account_paused()
         reports = steps.resume_all(
-            store=ports.journeys, executions=ports.executions, clock=ports.clock, by=_who(actor)
+            store=ports.journeys,
+            executions=ports.executions,
+            clock=ports.clock,
+            by=_who(actor),
+            allowed_at=ports.allowed_at,
         )
         log.changed({"emergency_stop": was}, {"emergency_stop": False})
         log.detail = ", ".join(f"{j}: {r.released} released" for j, r in reports.items())

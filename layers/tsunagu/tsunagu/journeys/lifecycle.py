@@ -372,13 +372,20 @@ def leave_journeys(
 
 # ---------------------------------------------------------------- pause and resume
 def releases(
-    parked: Sequence[ParkedExecution], policy: ResumePolicy, now: datetime
+    parked: Sequence[ParkedExecution],
+    policy: ResumePolicy,
+    now: datetime,
+    allowed_at: Callable[[datetime], datetime] | None = None,
 ) -> list[tuple[ParkedExecution, Release]]:
     """How resume lets each parked execution go, oldest first.
 
     ``pace`` does not keep a process running to drip them out: each execution gets its turn as a
     ``not_before`` and its gate defers to it, so the release costs one call per execution now.
+    The turns are minutes of allowed time (``allowed_at``: out of quiet hours and closed days):
+    a release paced past the evening goes on the next morning at the same rate, rather than all
+    at once when the gate holds each turn for the morning.
     """
+    turns = _paced_turns(now, allowed_at or (lambda instant: instant))
     planned = []
     for index, held in enumerate(parked):
         if policy.kind == "skip_missed":
@@ -386,12 +393,27 @@ def releases(
         elif policy.kind == "expire":
             release = Release(held.step, "expire")
         elif policy.kind == "pace":
-            turn = now + timedelta(minutes=index // policy.rate_per_minute)
+            turn = turns(index // policy.rate_per_minute)
             release = Release(held.step, "send", isoformat(turn) if turn > now else None)
         else:
             release = Release(held.step, "send")
         planned.append((held, release))
     return planned
+
+
+def _paced_turns(
+    now: datetime, allowed_at: Callable[[datetime], datetime]
+) -> Callable[[int], datetime]:
+    """The start of each paced minute: the first now (or when sending is next allowed), each
+    next one a minute of allowed time later."""
+    starts = [max(now, allowed_at(now))]
+
+    def turn(minute: int) -> datetime:
+        while len(starts) <= minute:
+            starts.append(allowed_at(starts[-1] + timedelta(minutes=1)))
+        return starts[minute]
+
+    return turn
 
 
 def with_exit(entry: JourneyEntry, reason: str, at: str) -> JourneyEntry:

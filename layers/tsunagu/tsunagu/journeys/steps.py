@@ -41,6 +41,9 @@ from tsunagu.journeys.records import rewrite
 from tsunagu.leads.model import LeadEvent
 from tsunagu.mail.consent import Recipient
 
+AllowedAt = Callable[[datetime], datetime]
+"""Moves a moment out of quiet hours and closed days (services.allowed_send_time)."""
+
 
 class NotPaused(TsunaguError):
     """The journey was resumed before this execution parked: the state machine's Catch sends it
@@ -309,6 +312,7 @@ def resume_journey(
     store: GateStore,
     executions: Executions,
     clock: Clock,
+    allowed_at: AllowedAt | None = None,
 ) -> ResumeReport:
     """Resume under ``policy`` (the journey's own when None). While the emergency stop holds
     the account, nothing is released: a policy given is kept for when that stop is lifted.
@@ -332,7 +336,7 @@ def resume_journey(
         rewrite(store, journey_id, resume, lambda: isoformat(clock.now()))
         holding = store.account_stopped_at()
         if holding is None:
-            return _release(journey_id, chosen, store, executions, clock)
+            return _release(journey_id, chosen, store, executions, clock, allowed_at)
         if holding == stop:
             break
         stop = holding  # a stop began meanwhile: the choice is for that one
@@ -363,10 +367,11 @@ def _release(
     store: GateStore,
     executions: Executions,
     clock: Clock,
+    allowed_at: AllowedAt | None = None,
 ) -> ResumeReport:
     actions: Counter[str] = Counter()
     gone = 0
-    for held, release in releases(store.parked(journey_id), policy, clock.now()):
+    for held, release in releases(store.parked(journey_id), policy, clock.now(), allowed_at):
         if executions.release(held.token, {**release.as_output(), "policy": policy.kind}):
             actions[release.action] += 1
         else:
@@ -381,7 +386,12 @@ def stop_all(*, store: GateStore, clock: Clock, by: str) -> None:
 
 
 def resume_all(
-    *, store: GateStore, executions: Executions, clock: Clock, by: str
+    *,
+    store: GateStore,
+    executions: Executions,
+    clock: Clock,
+    by: str,
+    allowed_at: AllowedAt | None = None,
 ) -> dict[str, ResumeReport]:
     """Lift the emergency stop; each journey not paused on its own resumes by its policy (the
     one it was resumed with during this stop, if any). Nothing is written to the journeys: a
@@ -397,6 +407,7 @@ def resume_all(
             store,
             executions,
             clock,
+            allowed_at,
         )
         for journey in store.journeys()
         if journey.status != "paused"
