@@ -296,6 +296,31 @@ def test_a_definition_too_large_to_keep_is_a_422_naming_the_limit(stack: Setting
     assert asked == []
 
 
+def japanese_notes(count: int) -> dict[str, Any]:
+    """``count`` owner notes of 1,000 Japanese characters each: 3 KB each in UTF-8, 6 KB each
+    as the store keeps them (JSON, every such character escaped)."""
+    nodes: list[dict[str, Any]] = [
+        {"id": f"n{number}", "kind": "notify_owner", "label": f"Tell the owner {number}",
+         "message": "営業担当へのお知らせ" * 100, "next": f"n{number + 1}"}
+        for number in range(count)
+    ]  # fmt: skip
+    nodes.append({"id": f"n{count}", "kind": "end", "label": "the end"})
+    return {**TWO_MAILS, "start": "n0", "nodes": nodes}
+
+
+def test_a_definition_s_size_is_counted_as_it_is_stored_japanese_text_and_all(
+    stack: Settings,
+) -> None:
+    path = "/admin/journeys/webinar_follow_up/graph"
+    # 80 notes: 245 KB in UTF-8, 490 KB as stored - refused, not a 500 from DynamoDB
+    status, refused = call(stack, "PUT", path, body={"definition": japanese_notes(80)})
+    assert status == 422, refused
+    assert "KB as stored, more than the 256 KB" in refused["errors"][0]["message"]
+    # 40 notes: 245 KB as stored - kept
+    status, saved = call(stack, "PUT", path, body={"definition": japanese_notes(40)})
+    assert status == 200, saved
+
+
 def test_a_viewer_may_read_but_not_save_a_graph(stack: Settings) -> None:
     path = "/admin/journeys/webinar_follow_up/graph"
     status, _ = call(stack, "PUT", path, role=Role.VIEWER, body={"definition": TWO_MAILS})

@@ -13,6 +13,7 @@ and part of every wait's id, so they are stable sentences rather than generated 
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from typing import Annotated, Literal
 
@@ -25,25 +26,16 @@ from tsunagu.leads.updates import STAGES, Tag
 DEFINITION_FORMAT = "tsunagu.journey/1"
 
 MAX_STORED_BYTES = 256 * 1024
-"""A definition's size as DynamoDB counts it (stored_size): its draft and each published
-version are items of their own, which DynamoDB caps at 400 KB - this leaves room for the
-rest of the item, and keeps the compiled state machine well under Step Functions' 1 MB."""
+"""A definition's size as it is stored (stored_size): its draft and each published version are
+items of their own, which DynamoDB caps at 400 KB - this leaves room for the rest of the item,
+and keeps the compiled state machine well under Step Functions' 1 MB."""
 
 
 def stored_size(value: object) -> int:
-    """About the bytes ``value`` (JSON) takes as a DynamoDB map: UTF-8 names and strings, up
-    to 21 bytes a number, 1 a boolean or null, 3 a map or list and 1 more per element."""
-    if isinstance(value, str):
-        return len(value.encode("utf-8"))
-    if isinstance(value, bool) or value is None:
-        return 1
-    if isinstance(value, int | float):
-        return min(21, len(str(value)) + 1)
-    if isinstance(value, dict):
-        return 3 + sum(1 + stored_size(k) + stored_size(v) for k, v in value.items())
-    if isinstance(value, list):
-        return 3 + sum(1 + stored_size(item) for item in value)
-    return len(str(value).encode("utf-8"))
+    """The bytes ``value`` takes as the journey store keeps it: one JSON text (pynamodb's
+    JSONAttribute), where every character beyond ASCII is escaped - six bytes a Japanese
+    character, not the three UTF-8 would take."""
+    return len(json.dumps(value).encode("ascii"))
 
 
 NODE_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
