@@ -677,6 +677,19 @@ def test_resume_with_nothing_parked_reports_nothing() -> None:
     assert report == ResumeReport(0, {}, 0)
 
 
+@pytest.mark.parametrize("status", ["archived", "draft"])
+def test_a_journey_that_is_not_active_is_not_paused_so_resume_cannot_switch_it_on(
+    status: str,
+) -> None:
+    # Given an archived journey (or a draft)
+    store = MemoryJourneyStore(journey(status=status))
+
+    # When someone pauses it, it is refused and stays as it is
+    with pytest.raises(ValidationFailed, match=f"is {status}: only an active journey is paused"):
+        pause_journey("seminar_follow_up", store=store, clock=FixedClock(NOW))
+    assert store.definitions["seminar_follow_up"].status == status
+
+
 @pytest.mark.parametrize(
     ("status", "said"),
     [

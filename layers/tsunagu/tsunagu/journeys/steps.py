@@ -279,9 +279,20 @@ def _journey(journey_id: str, store: GateStore) -> Journey:
 def pause_journey(journey_id: str, *, store: GateStore, clock: Clock) -> Journey:
     at = isoformat(clock.now())
     # Paused again, it is resumed again, with a policy chosen then: one chosen before is void.
-    paused = {"status": "paused", "paused_at": at, "resume_after_stop": None}
+    paused = _updated({"status": "paused", "paused_at": at, "resume_after_stop": None})
+
+    def pause(now: Journey) -> Journey:
+        # A draft or an archived journey is not paused: resume would then switch it on
+        if now.status not in ("active", "paused"):
+            problem = (
+                f"{journey_id} is {now.status}: only an active journey is paused"
+                " (archive it to stop its leads at their next mail)"
+            )
+            raise ValidationFailed([FieldError("status", problem)])
+        return paused(now)
+
     # Over the record as stored now: a resume or a status landing meanwhile is paused too
-    return rewrite(store, journey_id, _updated(paused), lambda: at)[1]
+    return rewrite(store, journey_id, pause, lambda: at)[1]
 
 
 def _updated(update: Mapping[str, Any]) -> Callable[[Journey], Journey]:
