@@ -203,6 +203,56 @@ def test_after_a_rollback_the_editor_and_the_dry_run_show_the_live_version(
     assert status == 200 and set(run["nodes"]) == {node["id"] for node in TWO_MAILS["nodes"]}
 
 
+def test_after_a_rollback_a_draft_that_was_published_is_not_shown_as_unpublished_work(
+    stack: Settings,
+) -> None:
+    # Given the console's way: each version saved as a draft, then published (each step an
+    # hour after the last), then a rollback to version 1
+    ports = services.journey_commands(stack)
+    hours = iter(f"2026-12-01T{hour:02d}:00:00.000Z" for hour in range(24))
+    live = {"version": 0}
+
+    def draft(definition: dict[str, Any]) -> None:
+        ports.journeys.save_graph(StoredGraph("webinar_follow_up", "draft", definition, None,
+                                              next(hours)))  # fmt: skip
+
+    def publisher(payload: dict[str, Any]) -> dict[str, Any]:
+        live["version"] += 1 if payload["action"] == "publish" else -1
+        number, at = live["version"], next(hours)
+        if payload["action"] == "publish":
+            graph = StoredGraph("webinar_follow_up", published_graph_key(number),
+                                payload["definition"], None, at)  # fmt: skip
+            ports.journeys.save_graph(graph)
+        record = ports.journeys.get_journey("webinar_follow_up") or Journey(
+            journey_id="webinar_follow_up", name="Webinar", state_machine="webinar", status="active"
+        )
+        version = PublishedVersion(version=number, version_arn=f"{ALIAS[:-5]}:{number}",
+                                   alias_arn=ALIAS, published_at=at)  # fmt: skip
+        ports.journeys.put_journey(record.model_copy(update={"published": version}), at)
+        return {"ok": True, "journey_id": "webinar_follow_up", "version": number,
+                "changed": True, "created": number == 1}  # fmt: skip
+
+    second = {**TWO_MAILS, "description": "Version two."}
+    actor = services.operator(stack)
+    draft(TWO_MAILS)
+    journeys.publish(ports, actor, TWO_MAILS, "one", publisher)
+    draft(second)
+    journeys.publish(ports, actor, second, "two", publisher)
+    journeys.rollback(ports, actor, "webinar_follow_up", None, publisher)
+
+    # When the editor opens it, it shows version 1, live - not version 2's draft as new work
+    path = "/admin/journeys/webinar_follow_up/graph"
+    _, shown = call(stack, "GET", path)
+    assert (shown["version"], shown["definition"]["description"]) == (
+        1, TWO_MAILS["description"])  # fmt: skip
+
+    # And a draft saved after that is work not published yet: it is what the editor shows
+    third = {**TWO_MAILS, "description": "Version three."}
+    draft(third)
+    _, shown = call(stack, "GET", path)
+    assert (shown["which"], shown["definition"]["description"]) == ("draft", "Version three.")
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [

@@ -66,6 +66,10 @@ class Journeys(GateStore, JourneyStore, Protocol):
 
     def graph(self, journey_id: str, which: str) -> StoredGraph | None: ...
 
+    def published_graph(self, journey_id: str) -> StoredGraph | None:
+        """The graph of the latest version published."""
+        ...
+
     def waiting_by_node(self, journey_id: str, now: datetime) -> dict[str, int]: ...
 
 
@@ -428,22 +432,22 @@ class GraphView:
 
 
 def graph(ports: JourneyCommands, actor: Actor, journey_id: str) -> GraphView:
-    """The journey's graph as people should see it: the draft when one is newer than the
-    live version (the one new entries take: after a rollback, not the latest), else that
-    version, else the shipped one."""
+    """The journey's graph as people should see it: the draft when one was saved after the
+    latest publication (work not published yet), else the live version (the one new entries
+    take: after a rollback, not the latest), else the shipped one."""
     allowed(ports.audit, ports.clock, actor, "journeys.list", f"journey:{journey_id}")
     store = ports.journeys
     record = store.get_journey(journey_id)
     live = record.published.version if record and record.published else None
     draft = store.graph(journey_id, "draft")
     published = None if live is None else store.graph(journey_id, published_graph_key(live))
-    # Published first: a draft published at the same instant is that version.
-    newest = max(
-        (g for g in (published, draft) if g is not None),
-        key=lambda g: g.updated_at,
-        default=None,
-    )
-    found = newest or store.graph(journey_id, "shipped")
+    # A draft published since is that version, or an older one a rollback left behind: shown,
+    # it would read as unpublished work and publish the rolled-back version again. Published
+    # first: a draft published at the same instant is that version.
+    latest = store.published_graph(journey_id)
+    unpublished = draft is not None and (latest is None or draft.updated_at > latest.updated_at)
+    found = (draft if unpublished else None) or published or latest
+    found = found or store.graph(journey_id, "shipped")
     if found is None:
         raise NotFound(f"no graph of journey {journey_id!r} here")
     revision = draft.revision if draft is not None else 0
