@@ -92,6 +92,18 @@ def test_a_redelivered_transient_bounce_is_counted_once(store) -> None:
     assert len(store.events_of("mail_bounced")) == 1
 
 
+def test_a_transient_bounce_counted_before_this_release_is_not_counted_again(store) -> None:
+    # Given a mailbox-full counted by an earlier release (by SES's feedback id alone), then
+    # delivered again from the failure queue after the upgrade
+    message = notification("transient_bounce")
+    counted = store.count_soft_bounce(
+        LEAD_ID, "hanako.sato@example.jp", "2026-12-01T00:00:00Z", message["bounce"]["feedbackId"]
+    )
+    assert counted == 1
+    # Then it is still one soft bounce
+    assert handle(store, message, limit=3) == "soft bounce 1 of 3"
+
+
 @pytest.mark.parametrize(
     ("case", "recorded"),
     [

@@ -139,7 +139,10 @@ def handle_ses_event(
                 suppression="hard_bounce",
             )
         else:
-            count = store.count_soft_bounce(lead.lead_id, lead.email, at, key)
+            # Counted under SES's own feedback id, as bounces counted before were: one
+            # counted then and delivered again now is not counted a second time
+            counted_as = str(bounce.get("feedbackId") or key)
+            count = store.count_soft_bounce(lead.lead_id, lead.email, at, counted_as)
             bounced = event("mail_bounced", soft_bounces=count, **details)
             if count >= soft_bounce_limit:
                 done = feedback(
