@@ -348,3 +348,36 @@ def test_saving_a_journeys_settings_keeps_what_the_form_does_not_show_and_status
     assert shown["exit"]["crm_statuses"] == ["working", "in negotiation", "closed won"]
     [goal] = shown["exit"]["goals"]
     assert (goal["type"], goal["form_id"]) == ("form_submitted", "demo-request")
+
+
+def test_a_lead_started_from_its_page_is_asked_for_the_date_its_journey_s_mails_read(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    lead = "riko.aoki@example.jp"
+    status, _ = tsunagu.post_json(
+        "/forms/demo/submissions", {"email": lead, "name": "青木 莉子", "consent": True}
+    )
+    assert status == 201
+    # Given the canvas of the seminar follow-up, whose live mails read seminar_at as their
+    # deadline: its start form asks for that date
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="journeys/seminar_follow_up")
+    expect(page.locator(".panel").get_by_label("Date-time for seminar_at")).to_be_visible()
+
+    # When the marketer opens the lead's page and picks the journey, the same field appears
+    page.goto(f"{tsunagu.api_url}/console/#/leads/{lead}")
+    actions = page.get_by_role("region", name="Actions")
+    expect(actions.get_by_label("Date-time for seminar_at")).to_have_count(0)
+    actions.get_by_label("Journey").select_option(label="Seminar follow-up (seed 000)")
+    seminar = actions.get_by_label("Date-time for seminar_at")
+    expect(seminar).to_be_visible()
+    seminar.fill("2026-12-10T14:00")
+
+    # Then starting sends the date with its offset, and the lead enters
+    with page.expect_request(re.compile(r"/admin/journeys/seminar_follow_up/entries$")) as sent:
+        actions.get_by_role("button", name="Start the journey").click()
+    body = sent.value.post_data_json
+    assert body["lead"] == lead and re.fullmatch(
+        r"2026-12-(09|10)T\d\d:00:00\.000Z", body["input"]["seminar_at"]
+    ), body
+    expect(actions.get_by_role("status")).to_have_text("The lead is in the journey.")
+    assert accessibility_problems(page) == []

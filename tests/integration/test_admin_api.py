@@ -1309,3 +1309,26 @@ def test_a_journey_started_from_the_console_carries_its_input_checked_as_the_cli
     given = json.loads(described["input"])
     assert (given["seminar_at"], given["room"]) == (seminar["seminar_at"], "B-1")
     assert given["journey_id"] == "seminar_follow_up"
+
+
+def test_a_journey_names_the_input_its_live_version_asks_for_not_its_draft_s(
+    stack: Settings,
+) -> None:
+    # Given the seminar follow-up, whose live graph reads seminar_at as its mails' deadline
+    install_shipped_journeys(stack, with_graphs=True)
+    path = "/admin/journeys/seminar_follow_up"
+    status, shown = call(stack, "GET", path)
+    assert (status, shown["start_input"]) == (200, ["seminar_at"]), shown
+
+    # When a marketer saves a draft whose mails read webinar_at instead
+    _, view = call(stack, "GET", f"{path}/graph")
+    draft = json.loads(json.dumps(view["definition"]).replace('"seminar_at"', '"webinar_at"'))
+    status, saved = call(stack, "PUT", f"{path}/graph", body={"definition": draft})
+    assert status == 200 and "webinar_at" in json.dumps(saved["definition"]), saved
+
+    # Then a start still asks for seminar_at: entries run the live version, not the draft
+    _, shown = call(stack, "GET", path)
+    assert shown["start_input"] == ["seminar_at"]
+    # And a journey whose mails read no deadline asks for nothing
+    _, welcome = call(stack, "GET", "/admin/journeys/welcome_nurture")
+    assert welcome["start_input"] == []

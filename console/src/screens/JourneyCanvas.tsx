@@ -25,6 +25,7 @@ import { ApiError, type FieldProblem, api, describeError } from "../api";
 import { type SegmentChoice, savedSegments } from "../choices";
 import i18n, { when } from "../i18n";
 import { useMay } from "../me";
+import { StartInputFields, startInputBody, useStartInput } from "../startInput";
 import { JourneySettings } from "./JourneySettings";
 import { type JourneyNode, NodeFields } from "./NodeFields";
 import { SendCalendar } from "./SendCalendar";
@@ -135,15 +136,6 @@ function edgesOf(node: JourneyNode): { target: string; label?: string; field: st
     }
   }
   return found;
-}
-
-/** The input fields the journey's mails read as their deadline (`deadline_input_field`), in
- * the order of the nodes: the start form asks for them. */
-function declaredInputs(definition: Definition): string[] {
-  const names = definition.nodes
-    .filter((node) => node.kind === "send" && typeof node.deadline_input_field === "string")
-    .map((node) => node.deadline_input_field as string);
-  return [...new Set(names)];
 }
 
 /** Left to right by distance from the start; nodes no edge reaches go in a last column. */
@@ -287,9 +279,9 @@ export default function JourneyCanvas() {
   const [note, setNote] = useState("");
   const [lead, setLead] = useState("");
   const [segment, setSegment] = useState("");
-  /** The entry's input: each date-time field the journey's mails read as their deadline. */
-  const [startInput, setStartInput] = useState<Record<string, string>>({});
   const [live, setLive] = useState<LiveStatus | null>(null);
+  /** The start's input: the date-times the live version's mails read as their deadline. */
+  const startInput = useStartInput(isNew ? undefined : journeyId, versions?.live);
   const [counted, setCounted] = useState<Record<string, NodeCounts>>({});
   const [enterAt, setEnterAt] = useState("");
   const editable = may("journeys.save");
@@ -526,12 +518,8 @@ export default function JourneyCanvas() {
     if (!definition) return;
     try {
       const who = lead.trim() ? { lead: lead.trim() } : { segment: segment.trim() };
-      const given = Object.fromEntries(
-        declaredInputs(definition)
-          .filter((name) => startInput[name])
-          .map((name) => [name, new Date(startInput[name]).toISOString()]),
-      );
-      const body = Object.keys(given).length > 0 ? { ...who, input: given } : who;
+      const input = startInputBody(startInput);
+      const body = input ? { ...who, input } : who;
       const answer = await api<{ entered: number }>(
         "POST",
         `/admin/journeys/${definition.journey_id}/entries`,
@@ -771,22 +759,7 @@ export default function JourneyCanvas() {
                 />
               </label>
               <SavedSegmentNames id="start-segments" />
-              {declaredInputs(definition).map((name) => (
-                <label key={name}>
-                  {t("canvas.start_input", { name })}
-                  <input
-                    type="datetime-local"
-                    aria-describedby="start-input-hint"
-                    value={startInput[name] ?? ""}
-                    onChange={(event) => setStartInput({ ...startInput, [name]: event.target.value })}
-                  />
-                </label>
-              ))}
-              {declaredInputs(definition).length > 0 && (
-                <p className="note" id="start-input-hint">
-                  {t("canvas.start_input_help")}
-                </p>
-              )}
+              <StartInputFields state={startInput} hintId="start-input-hint" />
               <button type="submit">{t("canvas.start_button")}</button>
             </form>
           )}

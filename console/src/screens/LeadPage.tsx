@@ -5,6 +5,7 @@ import { useParams } from "react-router";
 import { ApiError, api, describeError } from "../api";
 import { reasonText, when } from "../i18n";
 import { useMay, useMe } from "../me";
+import { StartInputFields, startInputBody, useStartInput } from "../startInput";
 import { useAction } from "../useAction";
 import { STAGES } from "./Leads";
 
@@ -367,6 +368,7 @@ function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void })
     [],
   );
   const [journey, setJourney] = useState("");
+  const startInput = useStartInput(journey || undefined);
   const { message, setMessage, run } = useAction(onChanged);
   const owner = lead.fields.owner_email?.value;
   const mayUpdate =
@@ -458,10 +460,11 @@ function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void })
             void (async () => {
               setMessage(null);
               try {
+                const input = startInputBody(startInput);
                 const answer = await api<{ entered: number; results: { reason: string | null }[] }>(
                   "POST",
                   `/admin/journeys/${journey}/entries`,
-                  { body: { lead: lead.email } },
+                  { body: input ? { lead: lead.email, input } : { lead: lead.email } },
                 );
                 setMessage(
                   answer.entered
@@ -486,6 +489,7 @@ function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void })
               ))}
             </select>
           </label>
+          <StartInputFields state={startInput} hintId="lead-start-input-hint" />
           <button type="submit">{t("lead.start")}</button>
         </form>
       )}

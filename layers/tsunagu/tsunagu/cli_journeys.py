@@ -44,10 +44,10 @@ def journeys_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def journeys_show(settings: Settings, args: argparse.Namespace) -> int:
-    journey = journeys.show(
-        services.journey_commands(settings), services.operator(settings), args.journey
-    )
-    print(json.dumps(journey.model_dump(mode="json"), indent=2))
+    ports = services.journey_commands(settings)
+    journey = journeys.show(ports, services.operator(settings), args.journey)
+    shown = {**journey.model_dump(mode="json"), "start_input": journeys.start_input(ports, journey)}
+    print(json.dumps(shown, indent=2, ensure_ascii=False))
     return 0
 
 

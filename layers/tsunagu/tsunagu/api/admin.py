@@ -848,10 +848,12 @@ def journey_status(call: AdminCall) -> Any:
 
 
 def journey_show(call: AdminCall) -> Any:
-    """One journey: its status, triggers, exits, resume policy and published version."""
-    return journeys.show(_journey_ports(call), call.actor, call.params["journey"]).model_dump(
-        mode="json"
-    )
+    """One journey: its status, triggers, exits, resume policy and published version;
+    ``start_input``: the fields a start's ``input`` must give as date-times (the live version's
+    mail deadlines, such as ``seminar_at``)."""
+    ports = _journey_ports(call)
+    journey = journeys.show(ports, call.actor, call.params["journey"])
+    return {**journey.model_dump(mode="json"), "start_input": journeys.start_input(ports, journey)}
 
 
 def journey_configure(call: AdminCall) -> Any:

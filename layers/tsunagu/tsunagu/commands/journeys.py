@@ -218,6 +218,13 @@ def _entry_graph(ports: JourneyCommands, journey: Journey) -> StoredGraph | None
     return ports.journeys.graph(journey.journey_id, which)
 
 
+def start_input(ports: JourneyCommands, journey: Journey) -> list[str]:
+    """The input fields a start asks for: those the live version's mails read as deadlines (a
+    draft's may differ; an entry runs the live version, and is checked against it)."""
+    graph = _entry_graph(ports, journey)
+    return declared_inputs(graph.definition if graph else None)
+
+
 def start(
     ports: JourneyCommands,
     actor: Actor,
@@ -237,8 +244,7 @@ def start(
     with recorded(ports.audit, ports.clock, actor, "journeys.start", target) as log:
         if journey.status not in ("active", "paused", "draft"):
             raise ValidationFailed([FieldError("journey", f"{journey_id} is {journey.status}")])
-        graph = _entry_graph(ports, journey)
-        extra = entry_input(extra, declared_inputs(graph.definition if graph else None))
+        extra = entry_input(extra, start_input(ports, journey))
         now = ports.clock.now()
         if lead_email:
             selected = [lead_by_email(ports.leads, lead_email)]
