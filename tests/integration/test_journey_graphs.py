@@ -477,3 +477,29 @@ def test_a_mail_the_frequency_cap_defers_is_dated_when_it_goes_not_when_it_is_re
         "2027-05-04": "みどりの日",
         "2027-05-05": "こどもの日",
     }
+
+
+def test_the_publishing_lease_is_held_by_one_holder_until_let_go_or_stale(
+    stack: Settings,
+) -> None:
+    store = services.journey_repository(stack)
+    at = datetime.fromisoformat("2026-12-07T01:00:00+00:00")
+    minute = datetime.fromisoformat("2026-12-07T01:01:00+00:00")
+    listed = [j.journey_id for j in store.journeys()]
+    # One holder takes it; another, a minute later, may not
+    assert store.claim_publishing("welcome_nurture", "first", at, at)
+    assert not store.claim_publishing("welcome_nurture", "second", minute, at)
+    # Another journey's lease is its own
+    assert store.claim_publishing("seminar_follow_up", "second", minute, at)
+    # Someone else letting go of it frees nothing; its holder letting go does
+    store.release_publishing("welcome_nurture", "second")
+    assert not store.claim_publishing("welcome_nurture", "second", minute, at)
+    store.release_publishing("welcome_nurture", "first")
+    assert store.claim_publishing("welcome_nurture", "second", minute, at)
+    # A lease taken before ``stale_before`` is taken over, and the old holder's letting go
+    # then leaves the new one's alone
+    assert store.claim_publishing("welcome_nurture", "third", minute, minute.replace(second=1))
+    store.release_publishing("welcome_nurture", "second")
+    assert not store.claim_publishing("welcome_nurture", "fourth", minute, minute)
+    # And a lease is never listed as a journey
+    assert [j.journey_id for j in store.journeys()] == listed

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -91,6 +91,20 @@ class FakeStateMachines:
 class FakeJourneys:
     records: dict[str, Journey] = field(default_factory=dict)
     graphs: dict[tuple[str, str], StoredGraph] = field(default_factory=dict)
+    leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+
+    def claim_publishing(
+        self, journey_id: str, holder: str, at: datetime, stale_before: datetime
+    ) -> bool:
+        held = self.leases.get(journey_id)
+        if held is not None and held[1] >= stale_before:  # as the store's condition
+            return False
+        self.leases[journey_id] = (holder, at)
+        return True
+
+    def release_publishing(self, journey_id: str, holder: str) -> None:
+        if self.leases.get(journey_id, ("",))[0] == holder:
+            del self.leases[journey_id]
 
     def save_graph(self, graph: StoredGraph) -> None:
         self.graphs[(graph.journey_id, graph.which)] = graph
@@ -382,17 +396,84 @@ def test_a_versions_graph_is_stored_before_the_alias_moves() -> None:
     )
 
 
-def test_a_publication_overtaken_by_another_is_reported_not_recorded() -> None:
-    # Given a published journey, and a second publication landing while a first is being made
+def test_a_publication_or_rollback_while_another_is_under_way_is_refused() -> None:
+    # Given a published journey, and a second publication and a rollback asked for while a
+    # first publication is being made
     machines, journeys = FakeStateMachines(), FakeJourneys()
     publish(welcome(), note=None, target=TARGET, machines=machines, journeys=journeys, clock=CLOCK)
+    refused: list[str] = []
+
+    class Meanwhile(FakeStateMachines):
+        def publish(self, arn: str, definition: str, note: str | None) -> str:
+            made = super().publish(arn, definition, note)
+            for other in (
+                lambda: publish(
+                    welcome("The other one."), note=None, target=TARGET, machines=machines,
+                    journeys=journeys, clock=CLOCK,
+                ),
+                lambda: rollback(
+                    "welcome_nurture", to_version=None, target=TARGET, machines=machines,
+                    journeys=journeys, clock=CLOCK,
+                ),
+            ):  # fmt: skip
+                with pytest.raises(ConcurrentUpdate, match="being published or rolled back") as e:
+                    other()
+                refused.append(str(e.value))
+            return made
+
+    meanwhile = Meanwhile(machines.definitions, machines.notes, machines.live, machines.calls)
+
+    # When the first one finishes
+    mine = publish(
+        welcome("Mine."), note=None, target=TARGET, machines=meanwhile, journeys=journeys,
+        clock=CLOCK,
+    )  # fmt: skip
+
+    # Then the others were refused, and what new entries run is what the record says is live
+    assert len(refused) == 2 and mine.version == 2
+    record = journeys.records["welcome_nurture"].published
+    arn = TARGET.state_machine_arn("welcome_nurture")
+    assert record is not None and record.version_arn == machines.live[arn] == f"{arn}:2"
+    # And the journey is free again for the next one
+    assert journeys.leases == {}
+    again = rollback(
+        "welcome_nurture", to_version=None, target=TARGET, machines=machines, journeys=journeys,
+        clock=CLOCK,
+    )  # fmt: skip
+    assert again.version == 1
+
+
+def test_a_lease_its_publisher_never_let_go_holds_the_journey_two_minutes_at_most() -> None:
+    # Given a publisher that died holding the journey at 01:00
+    machines, journeys = FakeStateMachines(), FakeJourneys()
+    assert journeys.claim_publishing("welcome_nurture", "died", CLOCK.now(), CLOCK.now())
+
+    # Then a publication a minute later is refused, and two minutes later it goes on
+    minute = FixedClock(CLOCK.now() + timedelta(minutes=1))
+    with pytest.raises(ConcurrentUpdate):
+        publish(welcome(), note=None, target=TARGET, machines=machines, journeys=journeys,
+                clock=minute)  # fmt: skip
+    assert machines.definitions == {}
+    later = FixedClock(CLOCK.now() + publishing.PUBLISHING_LEASE + timedelta(seconds=1))
+    published = publish(
+        welcome(), note=None, target=TARGET, machines=machines, journeys=journeys, clock=later
+    )
+    assert published.version == 1 and journeys.leases == {}
+
+
+def test_a_publication_that_outlived_its_lease_is_reported_not_recorded() -> None:
+    # Given a published journey, and a first publication so slow that its lease ran out and a
+    # second one was published meanwhile (publish_journey's timeout is shorter than the lease)
+    machines, journeys = FakeStateMachines(), FakeJourneys()
+    publish(welcome(), note=None, target=TARGET, machines=machines, journeys=journeys, clock=CLOCK)
+    later = FixedClock(CLOCK.now() + publishing.PUBLISHING_LEASE + timedelta(seconds=1))
 
     class Overtaken(FakeStateMachines):
         def publish(self, arn: str, definition: str, note: str | None) -> str:
             made = super().publish(arn, definition, note)
             publish(
                 welcome("The other one."), note=None, target=TARGET, machines=machines,
-                journeys=journeys, clock=CLOCK,
+                journeys=journeys, clock=later,
             )  # fmt: skip
             return made
 

@@ -15,8 +15,11 @@ it its own published state machine, and its record points there from then on.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from tsunagu.clock import Clock, isoformat
@@ -32,6 +35,10 @@ MAX_ASL_BYTES = 900 * 1024
 """A compiled state machine this large is refused before anything is published: Step
 Functions takes definitions up to 1 MB (1,048,576 bytes)."""
 _SUBSTITUTION_PREFIX = "${"
+PUBLISHING_LEASE = timedelta(minutes=2)
+"""How long a publication or rollback holds its journey against another: longer than
+publish_journey's 60-second timeout, so a lease outlives the publisher that took it - one that
+died holds the journey two minutes at most, and one still running is never overtaken."""
 
 
 @dataclass(frozen=True)
@@ -78,9 +85,40 @@ class StateMachines(Protocol):
 
 
 class PublishedJourneys(JourneyRecords, Protocol):
-    """The journey records, and the graph each published version was made from."""
+    """The journey records, the graph each published version was made from, and the lease
+    that lets one publication or rollback of a journey run at a time."""
 
     def save_graph(self, graph: StoredGraph) -> None: ...
+
+    def claim_publishing(
+        self, journey_id: str, holder: str, at: datetime, stale_before: datetime
+    ) -> bool:
+        """Take the lease: False when another holder took it at or after ``stale_before``."""
+        ...
+
+    def release_publishing(self, journey_id: str, holder: str) -> None: ...
+
+
+@contextmanager
+def _publishing(journeys: PublishedJourneys, journey_id: str, clock: Clock) -> Iterator[None]:
+    """The journey held against every other publication and rollback while the block runs.
+
+    Without it two publications made at once could each move the alias, and the one that
+    recorded its version first was not always the one that moved the alias last: the record
+    (what the editor and the start form show) then named one version while new entries ran
+    the other. ConcurrentUpdate when another holds the journey."""
+    holder = secrets.token_hex(8)
+    now = clock.now()
+    if not journeys.claim_publishing(journey_id, holder, now, now - PUBLISHING_LEASE):
+        raise ConcurrentUpdate(
+            f"journey {journey_id!r} is being published or rolled back by someone else right"
+            " now: look at its versions in a minute, and publish or roll back again if it is"
+            " still needed"
+        )
+    try:
+        yield
+    finally:
+        journeys.release_publishing(journey_id, holder)
 
 
 @dataclass(frozen=True)
@@ -155,8 +193,10 @@ def publish(
     In this order, so that what is live is always recorded: the version is made, its graph
     stored (the editor and a rollback show what it was), and only then the alias moved; a
     failure before the alias moves leaves nothing live (publishing again finishes it). The
-    record then names the new version, if no other publication recorded one meanwhile:
-    ConcurrentUpdate says so, and the person publishing looks at the versions and decides."""
+    record then names the new version. One publication or rollback of a journey runs at a
+    time (``_publishing``); if another recorded its version meanwhile all the same (this one
+    outlived its lease), ConcurrentUpdate says so, and the person publishing looks at the
+    versions and decides."""
     journey_id = definition.journey_id
     name = target.state_machine_name(journey_id)
     full_name = target.arn_prefix.rsplit(":", 1)[1] + name
@@ -183,6 +223,26 @@ def publish(
                 )
             ]
         )
+    with _publishing(journeys, journey_id, clock):
+        return _publish(
+            definition, asl, name, full_name, note, target, machines, journeys, clock, by
+        )
+
+
+def _publish(
+    definition: JourneyDefinition,
+    asl: str,
+    name: str,
+    full_name: str,
+    note: str | None,
+    target: PublishingTarget,
+    machines: StateMachines,
+    journeys: PublishedJourneys,
+    clock: Clock,
+    by: str | None,
+) -> Publication:
+    """The publication itself, under the journey's lease."""
+    journey_id = definition.journey_id
     # The record as it was before this publication: it is recorded over that one only
     record = journeys.get_journey(journey_id)
     created = record is None
@@ -257,11 +317,24 @@ def rollback(
     to_version: int | None,
     target: PublishingTarget,
     machines: StateMachines,
-    journeys: JourneyRecords,
+    journeys: PublishedJourneys,
     clock: Clock,
 ) -> Publication:
     """Point the alias back at ``to_version`` (by default the version before the live one).
     Executions running on the newer version finish on it; new entries take the old one."""
+    with _publishing(journeys, journey_id, clock):
+        return _rollback(journey_id, to_version, target, machines, journeys, clock)
+
+
+def _rollback(
+    journey_id: str,
+    to_version: int | None,
+    target: PublishingTarget,
+    machines: StateMachines,
+    journeys: PublishedJourneys,
+    clock: Clock,
+) -> Publication:
+    """The rollback itself, under the journey's lease (the live version read under it)."""
     published, live = versions(journey_id, target=target, machines=machines)
     if to_version is None:
         older = [v for v in published if live is None or v.number < live]

@@ -12,7 +12,7 @@ from typing import Any
 
 from pynamodb.exceptions import DeleteError, PutError
 
-from tsunagu.clock import parse_instant
+from tsunagu.clock import isoformat, parse_instant
 from tsunagu.errors import ConcurrentUpdate
 from tsunagu.journeys.gate import EntryState, SendLedger
 from tsunagu.journeys.lifecycle import (
@@ -177,6 +177,7 @@ def _definition_key(journey_id: str) -> tuple[str, str]:
 
 
 ACCOUNT_CONTROL = ("account", "control")
+_PUBLISHING = "publishing"
 
 
 def _entry_key(lead_id: str, journey_id: str) -> tuple[str, str]:
@@ -290,6 +291,43 @@ class JourneyRepository:
                 " was opened: reload it (your save was not kept)"
             ) from None
         return stored
+
+    # -- the publishing lease (tsunagu.journeys.publishing): one publication or rollback of a
+    # journey at a time
+    def claim_publishing(
+        self, journey_id: str, holder: str, at: datetime, stale_before: datetime
+    ) -> bool:
+        """Take the journey's publishing lease for ``holder``: False when another holder took
+        it at or after ``stale_before`` and has not let it go."""
+        model = self._tables.journeys
+        lease = model(
+            f"journey#{journey_id}",
+            _PUBLISHING,
+            data={"holder": holder},
+            status=_PUBLISHING,
+            updated_at=isoformat(at),
+            token=holder,
+            # A lease its holder never let go (it died) is gone by itself a day later
+            expires_at=int((at + timedelta(days=1)).timestamp()),
+        )
+        free = model.pk.does_not_exist() | (model.updated_at < isoformat(stale_before))
+        try:
+            lease.save(condition=free)
+        except PutError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    def release_publishing(self, journey_id: str, holder: str) -> None:
+        """Let go of the lease (nothing if another holder has taken it since: it had expired)."""
+        model = self._tables.journeys
+        lease = model(f"journey#{journey_id}", _PUBLISHING)
+        try:
+            lease.delete(condition=model.token == holder)
+        except DeleteError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
 
     def graph(self, journey_id: str, which: str) -> StoredGraph | None:
         item = get_or_none(self._tables.journeys, f"journey#{journey_id}", f"graph#{which}")

@@ -145,6 +145,8 @@ class JourneyRecordItem(Model):
     """Journeys and the leads in them, one table:
 
     - ``journey#<id>`` / ``definition`` — the journey (``data`` holds its JSON);
+    - ``journey#<id>`` / ``graph#<which>`` — its draft graph, and each published version's;
+    - ``journey#<id>`` / ``publishing`` — the lease one publication or rollback holds;
     - ``account`` / ``control`` — the account-wide emergency stop;
     - ``lead#<lead_id>`` / ``entry#<journey_id>`` — a lead's entry: its execution, when, why;
     - ``parked#<journey_id>`` / ``<execution name>`` — an execution held at a gate while paused;
@@ -166,7 +168,8 @@ class JourneyRecordItem(Model):
     """Epoch seconds; the table's TTL attribute (waiting records, a day after their wait)."""
     token = UnicodeAttribute(null=True)
     """On a parked record: the task token it holds, its own attribute so that unparking can be
-    conditional on it (records parked before it existed hold it in ``data``)."""
+    conditional on it (records parked before it existed hold it in ``data``); on the publishing
+    lease, its holder."""
     revision = NumberAttribute(null=True)
     """On a journey's record and its draft graph: how many times it was stored; each write is
     conditional on the revision it read (absent: never stored, or stored before it counted)."""
