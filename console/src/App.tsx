@@ -2,7 +2,7 @@ import { type ReactNode, Suspense, lazy, useCallback, useEffect, useState } from
 import { useTranslation } from "react-i18next";
 import { HashRouter, NavLink, Navigate, Route, Routes } from "react-router";
 
-import { api, useBusy } from "./api";
+import { ApiError, api, describeError, useBusy } from "./api";
 import { currentSession, signOut } from "./auth";
 import { type Me, MeContext } from "./me";
 import { SignIn } from "./screens/SignIn";
@@ -24,12 +24,19 @@ export function App() {
   const { t } = useTranslation();
   const [me, setMe] = useState<Me | null>(null);
   const [checking, setChecking] = useState(currentSession() !== null);
+  /** Why a signed-in user was sent back to the sign-in form (the admin API refused her: an
+   * address outside the IP allowlist, say); a 401 is only "signed out" and says nothing. */
+  const [refused, setRefused] = useState<string | null>(null);
 
   const loadMe = useCallback(() => {
     setChecking(true);
+    setRefused(null);
     api<Me>("GET", "/admin/me")
       .then(setMe)
-      .catch(() => setMe(null))
+      .catch((error: unknown) => {
+        setMe(null);
+        if (!(error instanceof ApiError && error.status === 401)) setRefused(describeError(error));
+      })
       .finally(() => setChecking(false));
   }, []);
 
@@ -41,7 +48,7 @@ export function App() {
   }, [loadMe]);
 
   if (checking) return <p className="loading">{t("common.loading")}</p>;
-  if (me === null) return <SignIn onSignedIn={loadMe} />;
+  if (me === null) return <SignIn onSignedIn={loadMe} refused={refused} />;
 
   return (
     <MeContext.Provider value={me}>
@@ -104,7 +111,7 @@ function Header({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
           ))}
       </nav>
       <span className="who">
-        {me.email} ({t(`roles.${me.role}`)})
+        {me.email} ({t(`roles.${me.role ?? "none"}`)})
       </span>
       <label className="language">
         <span className="visually-hidden">{t("nav.language")}</span>

@@ -66,6 +66,25 @@ export async function api<T>(
   }
 }
 
+/** The largest page the admin API gives (its MAX_PAGE_SIZE). */
+const LARGEST_PAGE = 200;
+
+/** Every item of a paged list, page after page (``next_cursor``): for the lists a screen shows
+ * or offers whole - journeys, templates, forms, sites, users - which are tens or hundreds long
+ * (a first page alone hid the rest with no way to reach them). */
+export async function allItems<T>(path: string, query: Query = {}): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: { items: T[]; next_cursor?: string | null } = await api("GET", path, {
+      query: { ...query, limit: LARGEST_PAGE, cursor },
+    });
+    items.push(...page.items);
+    cursor = page.next_cursor ?? null;
+  } while (cursor);
+  return items;
+}
+
 /** A file the API sends (a CSV export) with the answer's headers: a cut audit log says in
  * one where the next file starts. */
 export interface FileAnswer {

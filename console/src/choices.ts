@@ -1,7 +1,7 @@
 // What several screens offer to choose from - the stored templates' and forms' ids, the saved
 // segments - read once and shared for a short while (a choice list is a suggestion: a template
 // stored a minute ago shows on the next read; a failed read is tried again on the next ask).
-import { api } from "./api";
+import { allItems } from "./api";
 
 /** How long a read list is offered before it is read again. */
 const FRESH_MS = 30_000;
@@ -10,8 +10,8 @@ const lists = new Map<string, { at: number; read: Promise<unknown[]> }>();
 function shared<T>(path: string, pick: (answer: { items: Record<string, unknown>[] }) => T[]): Promise<T[]> {
   const known = lists.get(path);
   if (known && Date.now() - known.at < FRESH_MS) return known.read as Promise<T[]>;
-  const read = api<{ items: Record<string, unknown>[] }>("GET", path, { query: { limit: 200 } })
-    .then(pick)
+  const read = allItems<Record<string, unknown>>(path)
+    .then((items) => pick({ items }))
     .catch(() => {
       lists.delete(path);
       return [];

@@ -5,7 +5,8 @@ import { createContext, useContext } from "react";
 export interface Me {
   user_id: string;
   email: string | null;
-  role: "admin" | "marketer" | "sales" | "viewer";
+  role: "admin" | "marketer" | "sales" | "viewer" | null;
+  /** null: a user no group names, who may do nothing. */
   operations: string[];
 }
 

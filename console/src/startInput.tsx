@@ -6,10 +6,12 @@
 import { useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 
-import { api } from "./api";
+import { api, describeError } from "./api";
 
 export interface StartInput {
   names: string[];
+  /** Why the fields could not be read (a start then goes without them: each is optional). */
+  problem: string | null;
   values: Record<string, string>;
   setValues: (values: Record<string, string>) => void;
 }
@@ -19,19 +21,21 @@ export interface StartInput {
 export function useStartInput(journeyId: string | undefined, live?: number | null): StartInput {
   const [names, setNames] = useState<string[]>([]);
   const [values, setValues] = useState<Record<string, string>>({});
+  const [problem, setProblem] = useState<string | null>(null);
   useEffect(() => {
     setValues({});
     setNames([]);
+    setProblem(null);
     if (!journeyId) return;
     let current = true;
     api<{ start_input?: string[] }>("GET", `/admin/journeys/${journeyId}`)
       .then((shown) => current && setNames(shown.start_input ?? []))
-      .catch(() => current && setNames([]));
+      .catch((error) => current && setProblem(describeError(error)));
     return () => {
       current = false;
     };
   }, [journeyId, live]);
-  return { names, values, setValues };
+  return { names, problem, values, setValues };
 }
 
 /** The body's ``input``: each field given, as an ISO date-time with the browser's offset
@@ -46,6 +50,9 @@ export function startInputBody(state: StartInput): Record<string, string> | unde
 /** A date-time field for each name, with one hint under them. */
 export function StartInputFields({ state, hintId }: { state: StartInput; hintId: string }) {
   const { t } = useTranslation();
+  if (state.problem) {
+    return <p className="problem">{t("canvas.start_input_unreadable", { reason: state.problem })}</p>;
+  }
   if (state.names.length === 0) return null;
   return (
     <>

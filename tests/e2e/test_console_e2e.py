@@ -309,7 +309,10 @@ def test_a_marketer_builds_a_sign_up_form_and_a_person_signs_up_through_it(
     editor.get_by_label("Id", exact=True).fill("seminar-2027")
     editor.get_by_label("Name", exact=True).fill("Seminar 2027 sign-up")
     editor.get_by_label("Counts as").select_option("seminar")
-    editor.get_by_label("Sites it may be embedded on").fill("https://www.example.com")
+    # Two sites, typed key by key as a person types them (a comma just typed stays)
+    sites = editor.get_by_label("Sites it may be embedded on")
+    sites.press_sequentially("https://www.example.com, https://lp.example.com")
+    expect(sites).to_have_value("https://www.example.com, https://lp.example.com")
     editor.get_by_role("button", name="Add a field").click()
     editor.get_by_label("Name (data) of field 2").fill("company")
     editor.get_by_label("Label (shown) of field 2").fill("会社名")
@@ -334,6 +337,8 @@ def test_a_marketer_builds_a_sign_up_form_and_a_person_signs_up_through_it(
     assert '<input type="text" name="company" required>' in embed.replace("会社名 ", "")
     assert words in embed
     assert accessibility_problems(page) == []
+    stored = json.loads(tsunagu.cli("forms", "get", "seminar-2027").stdout)
+    assert stored["allowed_origins"] == ["https://www.example.com", "https://lp.example.com"]
 
     # And a person signing up through it is a lead with the consent, in those words' version
     status, _ = tsunagu.post_json(
@@ -601,6 +606,27 @@ def test_a_marketer_reads_a_mail_s_report_counted_from_the_events_stream(
     page.get_by_text("What each figure means").click()
     expect(page.locator("dl.definitions")).to_contain_text("opened_people_unique")
     assert accessibility_problems(page) == []
+
+
+def test_a_funnel_refused_for_its_days_comes_back_when_the_days_are_fixed(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB")
+    open_screen(page, tsunagu, "reports/funnel")
+    expect(page.get_by_role("table", name=re.compile("Leads reaching each stage"))).to_be_visible()
+    since = page.get_by_label("From")
+    chosen = since.input_value()
+
+    # When the marketer types a year the API refuses (a date field passes 0002-... on the way)
+    since.fill("0002-01-01")
+    # Then she is told why, and the choice of grouping stays on screen to change
+    expect(page.locator(".problem")).to_be_visible()
+    expect(page.get_by_label("Group by")).to_be_visible()
+
+    # And once the days are right again, the refusal goes and the funnel is shown
+    since.fill(chosen)
+    expect(page.locator(".problem")).to_have_count(0)
+    expect(page.get_by_role("table", name=re.compile("Leads reaching each stage"))).to_be_visible()
 
 
 @pytest.mark.parametrize("locale", ["ja-JP", "en-GB"])

@@ -6,6 +6,7 @@ import { type FormEvent, useState } from "react";
 import { useTranslation } from "react-i18next";
 
 import { ApiError, api, type FieldProblem } from "../api";
+import { WordsInput } from "../inputs";
 
 export interface FormField {
   name: string;
@@ -81,13 +82,6 @@ export function formEmbed(apiUrl: string, form: FormDefinition): string {
   return lines.join("\n");
 }
 
-function lines(text: string): string[] {
-  return text
-    .split(/[\n,]/)
-    .map((part) => part.trim())
-    .filter(Boolean);
-}
-
 export function FormEditor({
   initial,
   isNew,
@@ -154,8 +148,9 @@ export function FormEditor({
         </label>
         <label className="wide">
           {t("forms.origins")}
-          <input value={form.allowed_origins.join(", ")}
-            onChange={(event) => change((d) => void (d.allowed_origins = lines(event.target.value)))} />
+          {/* Kept as typed: a comma just typed must stay for the next origin to follow it */}
+          <WordsInput value={form.allowed_origins}
+            onChange={(origins) => change((d) => void (d.allowed_origins = origins))} />
         </label>
         <label className="wide">
           {t("forms.thank_you_url")}
@@ -211,8 +206,8 @@ export function FormEditor({
                 </td>
                 <td>
                   {field.type === "select" && (
-                    <input aria-label={of("options")} value={(field.options ?? []).join(", ")}
-                      onChange={(event) => setField(index, (f) => void (f.options = lines(event.target.value)))} />
+                    <WordsInput label={of("options")} value={field.options ?? []} commasOnly
+                      onChange={(options) => setField(index, (f) => void (f.options = options))} />
                   )}
                 </td>
                 <td>

@@ -1,7 +1,7 @@
 import { type FormEvent, useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 
-import { ApiError, api, describeError, type FieldProblem } from "../api";
+import { ApiError, allItems, api, describeError, type FieldProblem } from "../api";
 import { config } from "../config";
 import { CopyButton } from "../copy";
 import { useMay } from "../me";
@@ -33,12 +33,12 @@ export default function FormsAndSites() {
 
   const load = useCallback(async () => {
     const [formPage, sitePage, settings] = await Promise.all([
-      api<{ items: FormRow[] }>("GET", "/admin/forms", { query: { limit: 200 } }),
-      api<{ items: SiteRow[] }>("GET", "/admin/sites", { query: { limit: 200 } }),
+      allItems<FormRow>("/admin/forms"),
+      allItems<SiteRow>("/admin/sites"),
       config(),
     ]);
-    setForms(formPage.items);
-    setSites(sitePage.items);
+    setForms(formPage);
+    setSites(sitePage);
     setApiUrl(settings.api_url.replace(/\/$/, ""));
   }, []);
 

@@ -377,7 +377,16 @@ export default function JourneyCanvas() {
     return () => cancelAnimationFrame(frame);
   }, [flow, nodeCount]);
 
-  if (definition === null) return <p className="loading">{t("common.loading")}</p>;
+  if (definition === null) {
+    // What stopped it loading (a deleted journey, a bad link), not "Loading..." for good
+    return message ? (
+      <p role="alert" className="problem">
+        {message}
+      </p>
+    ) : (
+      <p className="loading">{t("common.loading")}</p>
+    );
+  }
 
   function change(next: Definition) {
     setDefinition(next);

@@ -3,7 +3,7 @@ import { useTranslation } from "react-i18next";
 
 import { Link } from "react-router";
 
-import { api, describeError } from "../api";
+import { allItems, api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay } from "../me";
 import { useAction } from "../useAction";
@@ -67,12 +67,10 @@ export default function Journeys() {
 
   const load = useCallback(async () => {
     const [listed, status] = await Promise.all([
-      api<{ items: JourneyRow[]; emergency_stop: boolean }>("GET", "/admin/journeys", {
-        query: { limit: 200 },
-      }),
+      allItems<JourneyRow>("/admin/journeys"),
       api<{ journeys: JourneyStatus[]; emergency_stop: boolean }>("GET", "/admin/journeys/status"),
     ]);
-    setRows(listed.items);
+    setRows(listed);
     setStopped(status.emergency_stop);
     setStatuses(Object.fromEntries(status.journeys.map((one) => [one.journey, one])));
   }, []);
@@ -208,7 +206,8 @@ export default function Journeys() {
                       policy: t(`journeys.policies.${answer.held_by_emergency_stop.kind}.name`),
                     })
                   : t("journeys.resumed"),
-            ).then(() => setResuming(null))
+              // A resume refused (the journey changed meanwhile) leaves the choice open to try again
+            ).then((done) => done && setResuming(null))
           }
         />
       )}
@@ -220,7 +219,7 @@ function ResumeDialog(props: {
   journeyId: string;
   defaultPolicy: string;
   onClose: () => void;
-  onResume: (policy: string, rate: number) => Promise<void>;
+  onResume: (policy: string, rate: number) => Promise<unknown>;
 }) {
   const { t } = useTranslation();
   const [policy, setPolicy] = useState(props.defaultPolicy);

@@ -2,7 +2,7 @@ import { type FormEvent, useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { useParams } from "react-router";
 
-import { ApiError, api, describeError } from "../api";
+import { ApiError, allItems, api, describeError } from "../api";
 import { reasonText, when } from "../i18n";
 import { useMay, useMe } from "../me";
 import { StartInputFields, startInputBody, useStartInput } from "../startInput";
@@ -298,7 +298,7 @@ export default function LeadPage() {
           {Object.entries(lead.consent).map(([topic, status]) => (
             <div key={topic}>
               <dt>{topic}</dt>
-              <dd>{status}</dd>
+              <dd>{t(`lead.consent_status.${status}`, { defaultValue: status })}</dd>
             </div>
           ))}
         </dl>
@@ -306,7 +306,8 @@ export default function LeadPage() {
         <ul>
           {lead.consent_evidence.map((evidence, index) => (
             <li key={index}>
-              {when(evidence.at)} {evidence.topic} {evidence.status}
+              {when(evidence.at)} {evidence.topic}{" "}
+              {t(`lead.consent_status.${evidence.status}`, { defaultValue: evidence.status })}
               {evidence.text && <q>{evidence.text}</q>} {evidence.source}
             </li>
           ))}
@@ -351,7 +352,7 @@ function EventDetail({ properties }: { properties: Record<string, unknown> }) {
   }
   const shown = ["url", "path", "form_id", "subject", "template_id", "journey_id", "link_url"]
     .filter((name) => properties[name])
-    .map((name) => `${name}: ${String(properties[name])}`);
+    .map((name) => `${t(`lead.detail.${name}`)}: ${String(properties[name])}`);
   // Why a mail was not sent (the gate's or the send's reason), and until when it waits
   if (typeof properties.reason === "string") shown.push(reasonText(properties.reason));
   if (typeof properties.until === "string") shown.push(t("lead.until", { at: when(properties.until) }));
@@ -372,19 +373,17 @@ function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void })
   const { message, setMessage, run } = useAction(onChanged);
   const owner = lead.fields.owner_email?.value;
   const mayUpdate =
-    may("leads.update") && (me.role !== "sales" || (owner && owner === me.email));
+    // As the API compares them: an owner from the CRM may be written in capitals
+    may("leads.update") &&
+    (me.role !== "sales" || (owner !== undefined && String(owner).toLowerCase() === me.email?.toLowerCase()));
   const path = `/admin/leads/${encodeURIComponent(lead.email)}`;
   const mayStart = may("journeys.start");
 
   useEffect(() => {
     if (!mayStart) return;
-    api<{ items: { journey_id: string; name: string; status: string }[] }>(
-      "GET",
-      "/admin/journeys",
-      { query: { limit: 200 } },
-    )
-      .then((page) => setJourneys(page.items.filter((one) => one.status === "active")))
-      .catch(() => setJourneys([]));
+    allItems<{ journey_id: string; name: string; status: string }>("/admin/journeys")
+      .then((found) => setJourneys(found.filter((one) => one.status === "active")))
+      .catch((error) => setMessage(t("lead.journeys_unreadable", { reason: describeError(error) })));
   }, [mayStart]);
 
   if (!mayUpdate && !may("leads.record_event") && !may("leads.suppress") && !mayStart) return null;

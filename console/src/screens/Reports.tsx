@@ -6,7 +6,7 @@ import { useCallback, useEffect, useMemo, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { useNavigate, useParams } from "react-router";
 
-import { api, describeError } from "../api";
+import { allItems, api, describeError } from "../api";
 import { saveAs } from "../download";
 import { reasonText } from "../i18n";
 import { Attribution, useFormats } from "./Attribution";
@@ -82,17 +82,13 @@ export default function Reports() {
 
   useEffect(() => {
     Promise.all([
-      api<{ items: { template_id: string }[] }>("GET", "/admin/templates", {
-        query: { limit: 200 },
-      }),
-      api<{ items: { journey_id: string }[] }>("GET", "/admin/journeys", {
-        query: { limit: 200 },
-      }),
+      allItems<{ template_id: string }>("/admin/templates"),
+      allItems<{ journey_id: string }>("/admin/journeys"),
     ])
       .then(([templates, journeys]) =>
         setChoices({
-          mail: templates.items.map((item) => item.template_id),
-          journey: journeys.items.map((item) => item.journey_id),
+          mail: templates.map((item) => item.template_id),
+          journey: journeys.map((item) => item.journey_id),
         }),
       )
       .catch((error) => setProblem(describeError(error)));
@@ -390,14 +386,19 @@ function Experiment(props: {
   const [found, setFound] = useState<ExperimentAnswer | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
   useEffect(() => {
+    // A refusal (days the API does not take) is shown until the next answer, never for good
+    let current = true;
+    setProblem(null);
     api<ExperimentAnswer>("GET", `/admin/reports/journeys/${journey}/experiments/${node}`, {
       query: { from, to, version: version || undefined },
     })
-      .then(setFound)
-      .catch((error) => setProblem(describeError(error)));
+      .then((answer) => current && setFound(answer))
+      .catch((error) => current && setProblem(describeError(error)));
+    return () => {
+      current = false;
+    };
   }, [journey, node, version, from, to]);
-  if (problem) return <p className="problem">{problem}</p>;
-  if (found === null) return null;
+  if (found === null) return problem ? <p className="problem">{problem}</p> : null;
   const holdout = found.arms[0]?.arm === HOLDOUT;
   // Clicks: the same sentences as ever. Conversions: per lead; for a holdout, the lift.
   const verdict = (versus: Versus, words: "clicks" | "conversions" | "lift") => {
@@ -421,6 +422,7 @@ function Experiment(props: {
   return (
     <section className="experiment">
       <h2>{t(holdout ? "reports.holdout" : "reports.experiment", { node })}</h2>
+      {problem && <p className="problem">{problem}</p>}
       <table className="list">
         <thead>
           <tr>
@@ -496,15 +498,22 @@ function Funnel({ from, to }: { from: string; to: string }) {
   const [found, setFound] = useState<FunnelAnswer | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
   useEffect(() => {
+    // A refusal (days the API does not take) is shown above the last answer until the next
+    // one, never in place of the view: the by-channel choice stays to change
+    let current = true;
+    setProblem(null);
     api<FunnelAnswer>("GET", "/admin/reports/funnel", { query: { from, to, by } })
-      .then(setFound)
-      .catch((error) => setProblem(describeError(error)));
+      .then((answer) => current && setFound(answer))
+      .catch((error) => current && setProblem(describeError(error)));
+    return () => {
+      current = false;
+    };
   }, [from, to, by]);
-  if (problem) return <p className="problem">{problem}</p>;
-  if (found === null) return null;
+  if (found === null) return problem ? <p className="problem">{problem}</p> : null;
   const stages = found.total.stages.map((stage) => stage.stage);
   return (
     <>
+      {problem && <p className="problem">{problem}</p>}
       <p className="note">{t("reports.funnel_range", { from: found.from, to: found.to })}</p>
       <label>
         {t("reports.by")}

@@ -1,7 +1,7 @@
 import { type FormEvent, useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 
-import { api, describeError } from "../api";
+import { allItems, api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay, useMe } from "../me";
 import { useAction } from "../useAction";
@@ -42,8 +42,7 @@ function Users() {
   const [role, setRole] = useState<string>("marketer");
 
   const load = useCallback(async () => {
-    const page = await api<{ items: User[] }>("GET", "/admin/users", { query: { limit: 200 } });
-    setUsers(page.items);
+    setUsers(await allItems<User>("/admin/users"));
   }, []);
 
   const { message, setMessage, run } = useAction(load);
@@ -87,6 +86,12 @@ function Users() {
                         )
                       }
                     >
+                      {/* A user with no role may do nothing: said so, not shown as the first role */}
+                      {!user.role && (
+                        <option value="" disabled>
+                          {t("roles.none")}
+                        </option>
+                      )}
                       {ROLES.map((name) => (
                         <option key={name} value={name}>
                           {t(`roles.${name}`)}
@@ -95,7 +100,7 @@ function Users() {
                     </select>
                   </label>
                 </td>
-                <td>{user.enabled ? user.status : t("settings.disabled")}</td>
+                <td>{user.enabled ? t(`settings.user_status.${user.status}`, user.status) : t("settings.disabled")}</td>
                 <td>{when(user.created_at)}</td>
                 <td>
                   {!self && (

@@ -3,7 +3,9 @@ import { useTranslation } from "react-i18next";
 
 import { type NewPasswordNeeded, SignInError, setNewPassword, signIn } from "../auth";
 
-export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
+/** ``refused``: why the admin API sent a signed-in user back here (shown until she signs in
+ * again). */
+export function SignIn({ onSignedIn, refused }: { onSignedIn: () => void; refused?: string | null }) {
   const { t } = useTranslation();
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
@@ -70,9 +72,9 @@ export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
             onChange={(event) => setPassword(event.target.value)}
           />
         </label>
-        {problem && (
+        {(problem ?? refused) && (
           <p role="alert" className="problem">
-            {problem}
+            {problem ?? t("sign_in.refused", { reason: refused })}
           </p>
         )}
         <button type="submit" disabled={busy}>

@@ -20,7 +20,7 @@ interface Suppressed {
 }
 
 /** Whether this user's role may lift a suppression for this reason (the API's own rule). */
-function mayLift(reason: Suppressed["reason"], role: string, mayUnsuppress: boolean): boolean {
+function mayLift(reason: Suppressed["reason"], role: string | null, mayUnsuppress: boolean): boolean {
   if (!mayUnsuppress || reason === "complaint") return false;
   return reason === "manual" || role === "admin";
 }

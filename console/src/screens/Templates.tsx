@@ -2,7 +2,7 @@ import { type FormEvent, useCallback, useEffect, useRef, useState } from "react"
 import { useTranslation } from "react-i18next";
 import { Link, useNavigate, useParams } from "react-router";
 
-import { api, describeError } from "../api";
+import { allItems, api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay } from "../me";
 import { pairsOf, pairsText } from "../pairs";
@@ -78,8 +78,8 @@ function TemplateList() {
   const [problem, setProblem] = useState<string | null>(null);
   const [creating, setCreating] = useState(false);
   useEffect(() => {
-    api<{ items: MailTemplate[] }>("GET", "/admin/templates", { query: { limit: 200 } })
-      .then((page) => setTemplates(page.items))
+    allItems<MailTemplate>("/admin/templates")
+      .then(setTemplates)
       .catch((error) => setProblem(describeError(error)));
   }, []);
   const topics = [...new Set(templates.map((template) => template.topic))].sort();
@@ -322,7 +322,16 @@ function TemplateEditor({ templateId }: { templateId: string }) {
     void load(version).catch((error) => setMessage(describeError(error)));
   }
 
-  if (template === null) return <p className="loading">{t("common.loading")}</p>;
+  if (template === null) {
+    // What stopped it loading (a deleted template, a bad link), not "Loading..." for good
+    return message ? (
+      <p role="alert" className="problem">
+        {message}
+      </p>
+    ) : (
+      <p className="loading">{t("common.loading")}</p>
+    );
+  }
   const mayEdit = may("templates.save");
   const latest = history.length > 0 ? history[0].version : template.version;
   const older = template.version < latest;

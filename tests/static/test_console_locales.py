@@ -1,0 +1,46 @@
+"""The console's two languages: the same keys in each, and a label for every event kind Tsunagu
+writes itself or its snippet sends, so a lead's timeline never shows a raw code
+(``consent_changed``) in either language."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tsunagu.event_kinds import SERVER_EVENT_KINDS
+
+LOCALES = Path(__file__).resolve().parents[2] / "console" / "src" / "locales"
+SNIPPET_KINDS = {"page_view"}
+"""What tracking/snippet.js sends on its own (a site's custom events are shown as named)."""
+WRITTEN_ELSEWHERE = {"deal_changed"}
+"""Written by the CRM path (qualification/deals.py)."""
+
+
+def keys(tree: dict[str, Any], prefix: str = "") -> set[str]:
+    found: set[str] = set()
+    for name, value in tree.items():
+        path = f"{prefix}{name}"
+        found |= keys(value, f"{path}.") if isinstance(value, dict) else {path}
+    return found
+
+
+def locale(language: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((LOCALES / f"{language}.json").read_text("utf-8"))
+    return loaded
+
+
+def test_both_languages_have_the_same_keys_but_english_plurals() -> None:
+    english, japanese = keys(locale("en")), keys(locale("ja"))
+    # Japanese has no plural forms: i18next falls back from "_one" to the key itself
+    assert {k for k in english - japanese if not k.endswith("_one")} == set()
+    assert japanese - english == set()
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_every_event_kind_tsunagu_writes_has_a_label(language: str) -> None:
+    labels = locale(language)["events"]
+    written = SERVER_EVENT_KINDS | SNIPPET_KINDS | WRITTEN_ELSEWHERE
+    assert sorted(written - labels.keys()) == []
