@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 import pytest
+from pynamodb.exceptions import TransactWriteError
 
 from tests.conftest import AwsStack, load_event
 from tests.integration.mail_helpers import (
@@ -32,6 +33,7 @@ from tests.integration.mail_helpers import (
 from tests.integration.tracking_helpers import with_token
 from tsunagu import services
 from tsunagu.mail.send import MessengerError, OutgoingMail
+from tsunagu.store.mail import MailRepository
 from tsunagu.store.ses import SesMessenger
 from tsunagu.tracking.tokens import TokenKind
 from tsunagu_local.lambdas import FunctionError
@@ -184,6 +186,33 @@ def test_a_mail_whose_answer_was_lost_lets_the_journey_go_on_and_is_not_resent(
     assert first["message_id"] == again["message_id"]
     assert first["message_id"].startswith("msg_")
     assert len(sent_messages()) == 1
+
+
+def test_a_mail_whose_record_failed_is_not_sent_again_by_the_retry(
+    stack: AwsStack, lead_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given SES takes the mail and DynamoDB throttles the write that records it
+    records = MailRepository.finish_send
+    throttled: list[str] = []
+
+    def throttled_once(self: MailRepository, key: str, status: str, *args: Any) -> None:
+        if status == "sent" and not throttled:
+            throttled.append(key)
+            raise TransactWriteError("ProvisionedThroughputExceededException")
+        records(self, key, status, *args)
+
+    monkeypatch.setattr(MailRepository, "finish_send", throttled_once)
+    # When the journey's task sends
+    first = send(stack, lead_id, key="execution-1:Send welcome mail")
+    # Then the step answers "unknown" (the journey goes on and the alarm counts it)
+    assert first["status"] == "unknown"
+    assert first["message_id"].startswith("msg_")
+    # And when Step Functions runs the task again, it fails loudly and mails no one
+    with pytest.raises(FunctionError) as again:
+        send(stack, lead_id, key="execution-1:Send welcome mail")
+    assert again.value.payload["errorType"] == "SendInProgress"
+    assert len(sent_messages()) == 1
+    assert lead_events(stack, lead_id, "mail_failed") == []
 
 
 def test_another_key_sends_another_mail(stack: AwsStack, lead_id: str) -> None:

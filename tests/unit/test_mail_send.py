@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from email.header import decode_header, make_header
 from email.utils import parseaddr
+from typing import Any
 
 import pytest
 
 from tsunagu.clock import FixedClock
 from tsunagu.errors import IdempotencyConflict, NotFound, TsunaguError
+from tsunagu.leads.model import LeadEvent
 from tsunagu.mail.consent import Suppression
 from tsunagu.mail.send import (
     MAIL_FAILED,
@@ -219,6 +221,48 @@ def test_a_send_that_died_mid_send_is_not_repeated(store, messenger) -> None:
     assert messenger.sent == []
     assert store.events == []
     assert store.sends[KEY]["status"] == "sending"
+
+
+class RecordFailsOnce(MemoryMailStore):
+    """Recording a sent mail fails once, as a throttled or timed-out DynamoDB write does."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__()
+        self.failing = {status}
+
+    def finish_send(self, key: str, status: str, record: dict[str, Any], event: LeadEvent) -> None:
+        if status in self.failing:
+            self.failing.discard(status)
+            raise RuntimeError("ProvisionedThroughputExceededException")
+        super().finish_send(key, status, record, event)
+
+
+@pytest.mark.parametrize(
+    ("ses_answer", "unrecorded"),
+    [(None, "sent"), (MessengerError("InternalFailure: 500", definite=False), "unknown")],
+    ids=["ses-took-it", "ses-answer-lost"],
+)
+def test_a_mail_whose_record_failed_after_ses_had_it_is_not_mailed_twice(
+    messenger, ses_answer, unrecorded
+) -> None:
+    # Given SES has (or may have) the mail, and the write that records it fails
+    store = RecordFailsOnce(unrecorded)
+    store.add_lead(make_lead("lead_1", "hanako@example.com", name="佐藤 花子"))
+    store.add_template(make_template())
+    store.set_consent("lead_1", "marketing", "opted_in")
+    if ses_answer is not None:
+        messenger.failures.append(ses_answer)
+    # When the send is made, Then the step learns the outcome is unknown, naming the message
+    with pytest.raises(SendOutcomeUnknown) as first:
+        send(store, messenger)
+    assert first.value.message_id == store.sends[KEY]["response"]["message_id"]
+    # And the claim is kept, not released as "failed"
+    assert store.sends[KEY]["status"] == "sending"
+    assert store.events_of(MAIL_FAILED) == []
+    # And when Step Functions retries the task, nothing more is sent
+    with pytest.raises(SendInProgress):
+        send(store, messenger)
+    assert len(messenger.sent) == (1 if ses_answer is None else 0)
 
 
 def test_an_unknown_template_fails_and_is_recorded(store, messenger) -> None:

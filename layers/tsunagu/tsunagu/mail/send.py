@@ -3,8 +3,9 @@
 Exactly once: the caller names the send with a key (a journey gives execution and state). The
 key is claimed before anything is sent; a retry finds the claim and gets the first outcome back
 instead of a second mail. A send still marked as in progress is never repeated blindly: if the
-first attempt died between SES and the record, sending again could mail the person twice, so the
-retry fails loudly instead and the journey's retry/catch takes over.
+first attempt died between SES and the record, or the record could not be written, sending again
+could mail the person twice, so the retry fails loudly instead and the journey's retry/catch
+takes over. Only a failure before SES had the mail releases the claim for a retry.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ class SendInProgress(TsunaguError):
 
 
 class SendOutcomeUnknown(TsunaguError):
-    """SES may have taken the mail (a timeout after sending). Recorded, alarmed, never resent:
-    a person must not get the same mail twice."""
+    """SES may have taken the mail (a timeout after sending), or took it and the record failed.
+    Alarmed, never resent: a person must not get the same mail twice."""
 
     def __init__(self, message: str, *, message_id: str) -> None:
         super().__init__(message)
@@ -196,6 +197,16 @@ def _request_hash(request: SendRequest) -> str:
     return hashlib.sha256(json.dumps(what).encode()).hexdigest()
 
 
+@dataclass
+class _Progress:
+    """How far one claimed send got, so a failure releases the claim only when it may."""
+
+    finished: bool = False
+    """The outcome is recorded."""
+    with_ses: bool = False
+    """SES has or may have the mail: from the moment it is handed over, unless SES refused it."""
+
+
 def send_mail(
     request: SendRequest,
     *,
@@ -230,29 +241,38 @@ def send_mail(
                 message_id=prior.get("message_id", message_id),
             )
         raise SendInProgress(f"send {request.idempotency_key!r} is already in progress")
-    finished = False
+    progress = _Progress()
 
     def finish(status: str, result: SendResult | None, event: LeadEvent) -> None:
-        nonlocal finished
         record = result.as_record() if result else {"status": status, "message_id": message_id}
         store.finish_send(
             request.idempotency_key, status, {**record, "request_hash": request_hash}, event
         )
-        finished = True
+        progress.finished = True
 
     try:
         return _send_claimed(
-            request, message_id, now, store, messenger, signer, policy, finish, segments
+            request, message_id, now, store, messenger, signer, policy, progress, finish, segments
         )
     except Exception as error:
-        if not finished:
-            # Failed before SES had the mail (a DynamoDB error, a bad header): nothing went
-            # out, so the claim is released as failed and a retry may send.
-            event = _event(
-                MAIL_FAILED, request.lead_id, at, now, message_id=message_id, error=repr(error)
-            )
-            with contextlib.suppress(Exception):
-                finish("failed", None, event)
+        if progress.finished:
+            raise
+        if progress.with_ses:
+            # SES has (or may have) the mail and only its record failed (a throttled or timed
+            # out write). Released as "failed", the journey's retry would mail the person again;
+            # written again, it could overwrite a record that did land. So the claim stays
+            # "sending" (no attempt of this key sends again) and the step answers "unknown".
+            raise SendOutcomeUnknown(
+                f"send {request.idempotency_key!r}: SES has the mail but it was not recorded",
+                message_id=message_id,
+            ) from error
+        # Failed before SES had the mail (a DynamoDB error, a bad header): nothing went
+        # out, so the claim is released as failed and a retry may send.
+        event = _event(
+            MAIL_FAILED, request.lead_id, at, now, message_id=message_id, error=repr(error)
+        )
+        with contextlib.suppress(Exception):
+            finish("failed", None, event)
         raise
 
 
@@ -264,6 +284,7 @@ def _send_claimed(
     messenger: Messenger,
     signer: TokenSigner,
     policy: MailPolicy,
+    progress: _Progress,
     finish: Callable[[str, SendResult | None, LeadEvent], None],
     segments: ExcludingSegments | None,
 ) -> SendResult:
@@ -360,10 +381,12 @@ def _send_claimed(
         },
         tags={"lead_id": lead.lead_id, "message_id": message_id, "topic": template.topic},
     )
+    progress.with_ses = True
     try:
         ses_message_id = messenger.send(outgoing)
     except MessengerError as error:
         # "unknown": the request may have reached SES (a timeout after sending); never resent.
+        progress.with_ses = not error.definite
         status = "failed" if error.definite else "unknown"
         failed = _event(MAIL_FAILED, lead.lead_id, at, now, error=str(error), **details)
         finish(status, None, failed)
