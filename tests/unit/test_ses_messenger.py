@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -233,6 +234,47 @@ def test_a_long_unsubscribe_url_stays_whole_on_one_line() -> None:
     assert f"\r\nList-Unsubscribe: <{url}>\r\n".encode() in raw
     assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
     assert parsed(client.calls[0])["List-Unsubscribe"] == f"<{url}>"
+
+
+def test_every_encoded_body_line_is_at_most_76_characters() -> None:
+    # Given one long Japanese paragraph and one long ASCII line, as marketers write them
+    paragraph = "佐藤様、いつもお世話になっております。" * 20
+    ascii_line = "Read the guide at our site before the seminar starts next month. " * 6
+    client = FakeSes()
+    # When the mail is written
+    messenger(client, Sleeps()).send(
+        outgoing(text=f"{paragraph}\n{ascii_line}\n", html=f"<p>{paragraph}</p><p>{ascii_line}</p>")
+    )
+    # Then no quoted-printable line of either part is longer than RFC 2045 allows (76): longer
+    # lines are a spam signal (SpamAssassin's MIME_QP_LONG_LINE)
+    for part in parsed(client.calls[0]).iter_parts():
+        lines = str(part.get_payload()).splitlines()
+        assert max(len(line) for line in lines) <= 76, part.get_content_type()
+    # And each part still reads as it was written
+    parts = {p.get_content_type(): p for p in parsed(client.calls[0]).iter_parts()}
+    assert isinstance(parts["text/plain"], EmailMessage)
+    assert parts["text/plain"].get_content().replace("\r\n", "\n") == f"{paragraph}\n{ascii_line}\n"
+
+
+def test_a_long_japanese_subject_is_encoded_words_of_at_most_75_characters() -> None:
+    # Given a subject of 38 Japanese characters (about 114 bytes of UTF-8)
+    subject = "【ご案内】佐藤花子様、来月開催のセミナーのご案内と資料ダウンロードのお知らせ"
+    client = FakeSes()
+    # When the mail is written
+    messenger(client, Sleeps()).send(outgoing(subject=subject))
+    raw: bytes = client.calls[0]["Content"]["Raw"]["Data"]
+    head = raw.split(b"\r\n\r\n")[0].decode("ascii")
+    unfolded = re.sub(r"\r\n[ \t]", " ", head)
+    [line] = [line for line in unfolded.split("\r\n") if line.startswith("Subject:")]
+    # Then it is folded into encoded words no longer than RFC 2047 allows (75)
+    words = [word for word in line.split() if word.startswith("=?")]
+    assert len(words) > 1
+    assert all(len(word) <= 75 for word in words), [len(word) for word in words]
+    # And every header line but List-Unsubscribe keeps to 78 columns
+    folded = [line for line in head.split("\r\n") if not line.startswith("List-Unsubscribe:")]
+    assert all(len(line) <= 78 for line in folded)
+    # And the subject reads as written
+    assert parsed(client.calls[0])["Subject"] == subject
 
 
 @pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\r\n", "\x0b"])

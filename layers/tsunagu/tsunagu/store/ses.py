@@ -19,10 +19,30 @@ AMBIGUOUS_ERRORS = frozenset(
 )
 
 
-# SMTP line endings, and long headers kept whole: the default policy folds a signed
-# List-Unsubscribe URL (no spaces, far over 78 columns) into an encoded word that mail
-# providers do not read as a URL.
-_MAIL_POLICY = email.policy.SMTP.clone(max_line_length=998)
+QP_LINE_LENGTH = 76
+"""RFC 2045's limit on a quoted-printable line (longer ones are a spam signal)."""
+UNFOLDED_HEADERS = frozenset({"list-unsubscribe"})
+"""Written whole on one line: folded, a signed List-Unsubscribe URL (no spaces, far over 78
+columns) becomes encoded words that mail providers do not read as a URL."""
+_WHOLE_LINE = email.policy.SMTP.clone(max_line_length=998)  # RFC 5322's hard limit
+
+
+class _MailPolicy(email.policy.EmailPolicy):
+    """SMTP's policy, folding every header but those in UNFOLDED_HEADERS. Its line length also
+    bounds the body's quoted-printable lines and a subject's encoded words (RFC 2047: 75)."""
+
+    def fold(self, name: str, value: str) -> str:
+        whole = name.lower() in UNFOLDED_HEADERS
+        folded: str = _WHOLE_LINE.fold(name, value) if whole else super().fold(name, value)
+        return folded
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() in UNFOLDED_HEADERS:
+            return _WHOLE_LINE.fold_binary(name, value)
+        return super().fold_binary(name, value)
+
+
+_MAIL_POLICY = _MailPolicy(linesep="\r\n", max_line_length=QP_LINE_LENGTH)
 
 
 def mime(mail: OutgoingMail) -> bytes:
