@@ -172,6 +172,60 @@ def test_a_written_text_part_gets_tracked_links_and_the_unsubscribe_line() -> No
     assert HONEYPOT not in mail.text
 
 
+@pytest.mark.parametrize(
+    ("written", "destination", "kept"),
+    [
+        (
+            "料金表（https://www.example.com/pricing）をご覧ください。",
+            "https://www.example.com/pricing",
+            "料金表（{}）をご覧ください。",
+        ),
+        (
+            "詳しくは https://www.example.com/guide。",
+            "https://www.example.com/guide",
+            "詳しくは {}。",
+        ),
+        (
+            "Read the guide (https://www.example.com/guide).",
+            "https://www.example.com/guide",
+            "Read the guide ({}).",
+        ),
+        (
+            "See https://www.example.com/a?b=1&c=2, then reply!",
+            "https://www.example.com/a?b=1&c=2",
+            "See {}, then reply!",
+        ),
+        (
+            "Wiki: https://en.example.com/wiki/Tokyo_(city) is long.",
+            "https://en.example.com/wiki/Tokyo_(city)",
+            "Wiki: {} is long.",
+        ),
+        (
+            "'https://www.example.com/q?x=%E6%97%A5'",
+            "https://www.example.com/q?x=%E6%97%A5",
+            "'{}'",
+        ),
+    ],
+    ids=["full-width-brackets", "ideographic-full-stop", "brackets", "comma", "balanced", "quotes"],
+)
+def test_a_link_in_the_text_part_ends_where_the_url_ends(
+    written: str, destination: str, kept: str
+) -> None:
+    # Given a written text part with a URL inside a sentence, as Japanese and English mails write
+    urls = Urls()
+    mail = render_mail(
+        make_template(html="<p>本文</p>", text=f"{written}\n"),
+        lead={"email": "hanako@example.com"},
+        owner={},
+        journey={},
+        urls=urls.tracking(),
+    )
+    # Then the tracked link goes to the URL alone, and the sentence around it is left as written
+    assert urls.clicks == [("l1", destination)]
+    assert mail.links == [("l1", destination)]
+    assert kept.format(f"{CLICK_BASE}l1") in mail.text
+
+
 # ------------------------------------------------------------------ lead data
 
 

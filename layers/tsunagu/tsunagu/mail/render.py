@@ -30,7 +30,12 @@ _LINK = re.compile(
 )
 # ASCII whitespace only: the ideographic space (U+3000) is part of Japanese text.
 _ASCII_SPACE = re.compile(r"[ \t\r\n\f\v]+")
-_TEXT_URL = re.compile(r"https?://[^\s<>\"')]+")
+# A URL in a text part: the characters RFC 3986 allows (ASCII only, so Japanese text written
+# right after a link, with no space, is not taken into it), then trimmed by _url_end.
+_TEXT_URL = re.compile(r"https?://[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+")
+_TRAILING = frozenset(".,:;!?'*_~")
+"""Punctuation that ends a sentence, not a URL (as GitHub's and linkify's autolinks read it)."""
+_OPENING = {")": "(", "]": "["}
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 _BODY_START = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
 NO_TRACK = "data-tsunagu-notrack"
@@ -303,20 +308,36 @@ def render_mail(
     text = _render(text_source, context, autoescape=False)
 
     def track_text(match: re.Match[str]) -> str:
-        destination = match.group(0)
+        destination = _url_end(match.group(0))
+        after = match.group(0)[len(destination) :]
         if destination.startswith(urls.unsubscribe) or not is_redirectable(destination):
-            return destination
+            return match.group(0)
         # Only links the marketer wrote become tracked links: a URL that came from a lead's own
         # data stays plain text, so no one can make Tsunagu sign a redirect to their site.
         if destination not in by_destination and destination not in (template.text or ""):
-            return destination
+            return match.group(0)
         link_id = by_destination.get(destination) or _new_link(destination, links, by_destination)
-        return urls.click(link_id, destination)
+        return urls.click(link_id, destination) + after
 
     text = _TEXT_URL.sub(track_text, text)
     if urls.unsubscribe not in text:
         text += f"\n--\nUnsubscribe / 配信停止: {urls.unsubscribe}\n"
     return RenderedMail(subject, body, text, links)
+
+
+def _url_end(candidate: str) -> str:
+    """The URL at the start of ``candidate``, without the punctuation that follows it in a
+    sentence: trailing stops and commas, and a closing bracket the URL did not open
+    ("(https://example.com/a)" but "https://example.com/wiki/Tokyo_(city)")."""
+    end = len(candidate)
+    while end:
+        last = candidate[end - 1]
+        url = candidate[:end]
+        unbalanced = last in _OPENING and url.count(last) > url.count(_OPENING[last])
+        if last not in _TRAILING and not unbalanced:
+            break
+        end -= 1
+    return candidate[:end]
 
 
 def _new_link(destination: str, links: list[tuple[str, str]], known: dict[str, str]) -> str:
