@@ -79,6 +79,8 @@ def test_a_notrack_link_is_left_alone() -> None:
     mail = render(f'<p><a {NO_TRACK} href="https://www.example.com/private">非追跡</a></p>')
     assert '<a data-tsunagu-notrack href="https://www.example.com/private">' in mail.html
     assert mail.links == []
+    # And the text part made from the HTML leaves it untracked too
+    assert "(https://www.example.com/private)" in mail.text
 
 
 def test_a_notrack_link_is_left_alone_whatever_the_attribute_order() -> None:
@@ -237,6 +239,49 @@ def test_a_url_in_lead_data_never_becomes_a_signed_link() -> None:
     assert mail.links == []
     assert CLICK_BASE not in mail.text
     assert "https://evil.example.net/login" not in hrefs(mail.html)
+
+
+def test_a_link_the_lead_supplied_is_not_signed_as_a_redirect() -> None:
+    # Given a template whose link goes wherever the lead's website field says
+    urls = Urls()
+    mail = render_mail(
+        make_template(html='<p><a href="{{ lead.website }}">貴社サイト</a></p>'),
+        lead={"email": "hanako@example.com", "website": "https://evil.example.net/phish"},
+        owner={},
+        journey={},
+        urls=urls.tracking(),
+    )
+    # Then no click URL of ours redirects there, in either part: the link stays as the lead wrote it
+    assert urls.clicks == [] and mail.links == []
+    assert hrefs(mail.html)[1] == "https://evil.example.net/phish"
+    assert "(https://evil.example.net/phish)" in mail.text
+    assert CLICK_BASE not in mail.text
+
+
+@pytest.mark.parametrize(
+    "href",
+    [
+        "https://www.example.com{{ lead.website }}",
+        "https://{{ lead.website }}/seminar",
+        "https://www.example.com.{{ lead.website }}/",
+    ],
+)
+def test_lead_data_cannot_choose_the_site_a_tracked_link_goes_to(href: str) -> None:
+    # Given a marketer's link whose host the lead's data could continue or replace
+    mail = render(f'<p><a href="{href}">x</a></p>', lead={"website": "@evil.example.net"})
+    # Then it is not tracked
+    assert mail.links == []
+
+
+def test_a_personalised_link_to_the_marketers_site_is_still_tracked() -> None:
+    # Given a link to the marketer's site that carries the lead's address (a prefilled form)
+    html = (
+        '<p><a href="https://www.example.com/form?email={{ lead.email | urlencode }}">申込</a></p>'
+    )
+    mail = render(html)
+    # Then it is a tracked link to that page
+    assert mail.links == [("l1", "https://www.example.com/form?email=hanako%40example.com")]
+    assert hrefs(mail.html)[1] == f"{CLICK_BASE}l1"
 
 
 def test_template_defaults_fill_missing_lead_fields() -> None:

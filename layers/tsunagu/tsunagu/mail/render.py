@@ -1,8 +1,9 @@
-"""Rendering a template for one lead: sandboxed Jinja2, then every link made trackable.
+"""Rendering a template for one lead: sandboxed Jinja2, then its links made trackable.
 
 The sandbox keeps templates away from Python internals (``{{ ''.__class__ }}`` and friends fail
 with a SecurityError); HTML output is autoescaped, so a lead's own data can never inject markup.
-After rendering, each http(s) link becomes a signed click link, an open pixel and a hidden
+After rendering, each http(s) link to a site the template itself names becomes a signed click
+link (a URL from a lead's data is never signed: no open redirect), an open pixel and a hidden
 honeypot link are added, and the unsubscribe link goes where the template asks for it
 (``{{ unsubscribe_url }}``) or into a footer.
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from html.parser import HTMLParser
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import ChainableUndefined, TemplateError
 from jinja2.exceptions import SecurityError
@@ -36,6 +38,7 @@ _TEXT_URL = re.compile(r"https?://[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+")
 _TRAILING = frozenset(".,:;!?'*_~")
 """Punctuation that ends a sentence, not a URL (as GitHub's and linkify's autolinks read it)."""
 _OPENING = {")": "(", "]": "["}
+_WRITTEN_HOST = re.compile(r"https?://([^/?#\s\"'<>{}\\]*)", re.IGNORECASE)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 _BODY_START = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
 NO_TRACK = "data-tsunagu-notrack"
@@ -276,12 +279,30 @@ def render_mail(
 
     links: list[tuple[str, str]] = []
     by_destination: dict[str, str] = {}
+    hosts = written_hosts(template.html) | written_hosts(template.text or "")
+
+    def trackable(destination: str) -> bool:
+        # Only links to the sites the marketer wrote become tracked links: a URL from a lead's
+        # own data ('href="{{ lead.website }}"', a name in the text part) is left as it is, so
+        # no one can make Tsunagu sign a redirect to their site. A marketer's link that carries
+        # the lead's data ("?email={{ lead.email }}") still goes to the marketer's site.
+        if destination.startswith(urls.unsubscribe):
+            return False
+        try:
+            parts = urlsplit(destination)
+        except ValueError:  # "https://[x": nothing a click token could carry
+            return False
+        return is_redirectable(destination) and parts.netloc.lower() in hosts
+
+    untracked: set[str] = set()
+    """Destinations the marketer marked not to track: not tracked in the text part either."""
 
     def track(match: re.Match[str]) -> str:
         destination = html_lib.unescape(match.group(3))
-        untrackable = not is_redirectable(destination)  # e.g. "https:///path": no host
-        opening_tag = match.group(1) + match.group(4)
-        if untrackable or destination.startswith(urls.unsubscribe) or NO_TRACK in opening_tag:
+        if NO_TRACK in match.group(1) + match.group(4):
+            untracked.add(destination)
+            return match.group(0)
+        if not trackable(destination):
             return match.group(0)
         link_id = by_destination.get(destination) or _new_link(destination, links, by_destination)
         quote = match.group(2)
@@ -310,11 +331,7 @@ def render_mail(
     def track_text(match: re.Match[str]) -> str:
         destination = _url_end(match.group(0))
         after = match.group(0)[len(destination) :]
-        if destination.startswith(urls.unsubscribe) or not is_redirectable(destination):
-            return match.group(0)
-        # Only links the marketer wrote become tracked links: a URL that came from a lead's own
-        # data stays plain text, so no one can make Tsunagu sign a redirect to their site.
-        if destination not in by_destination and destination not in (template.text or ""):
+        if destination in untracked or not trackable(destination):
             return match.group(0)
         link_id = by_destination.get(destination) or _new_link(destination, links, by_destination)
         return urls.click(link_id, destination) + after
@@ -323,6 +340,20 @@ def render_mail(
     if urls.unsubscribe not in text:
         text += f"\n--\nUnsubscribe / 配信停止: {urls.unsubscribe}\n"
     return RenderedMail(subject, body, text, links)
+
+
+@lru_cache(maxsize=256)
+def written_hosts(source: str) -> frozenset[str]:
+    """The hosts (with any port), lowercased, that a template's source writes in its URLs.
+
+    A host the source goes on to fill from data ("https://www.example.com{{ x }}",
+    "https://{{ x }}/") is not one: the data could make it any other site.
+    """
+    hosts = set()
+    for match in _WRITTEN_HOST.finditer(source):
+        if match.group(1) and not source.startswith("{", match.end()):
+            hosts.add(match.group(1).lower())
+    return frozenset(hosts)
 
 
 def _url_end(candidate: str) -> str:
