@@ -315,6 +315,41 @@ def test_a_segment_excluded_from_marketing_stops_the_send_until_it_is_unmarked(
     assert send(stack, aiko.lead_id)["status"] == "sent"
 
 
+def test_an_exclusion_segment_with_a_domain_as_dns_or_an_address_writes_it_excludes_the_leads_there(
+    stack: AwsStack,
+) -> None:
+    settings = stack.settings()
+    aiko = lead_by_email(services.lead_repository(settings), "aiko@example.jp")
+    # Given a marketer pastes a rival's domain with its final dot (as DNS writes it)
+    rival = {"name": "rival", "filter": "domain=example.jp.", "exclude_from_marketing": True}
+    status, saved = call(stack, "POST", "/admin/segments", rival)
+    # Then it is saved as the domain the leads' addresses hold
+    assert (status, saved["filter"]) == (201, "domain=example.jp"), saved
+    # And a marketing send to a lead there is excluded, not sent
+    skipped = send(stack, aiko.lead_id)
+    assert (skipped["status"], skipped.get("reason")) == ("skipped", "excluded"), skipped
+
+    # And written with its @ sign, a domain tried selects the leads there, not every lead
+    status, tried = call(stack, "POST", "/admin/segments/try", {"filter": "domain!=@example.jp"})
+    assert (status, emails(tried)) == (200, ["ben@example.com"]), tried
+
+
+def test_a_segment_with_a_domain_no_address_could_have_is_refused_and_saves_nothing(
+    stack: AwsStack,
+) -> None:
+    # Given a domain no lead's address can be at (with != it would select every lead)
+    for filter_text in ("domain=staff.local", "domain!=example..jp"):
+        typed = {"name": "staff", "filter": filter_text, "exclude_from_marketing": True}
+        # When it is saved or tried, Then it is refused naming the filter, as the global
+        # exclusion list refuses such a domain
+        status, refused = call(stack, "POST", "/admin/segments", typed)
+        assert status == 422, refused
+        assert [e["field"] for e in refused["errors"]] == ["filter"], refused
+        status, refused = call(stack, "POST", "/admin/segments/try", {"filter": filter_text})
+        assert status == 422, refused
+    assert call(stack, "GET", "/admin/segments/staff")[0] == 404
+
+
 def test_the_export_opens_in_excel_safely_is_audited_and_imports_back_unchanged(
     stack: AwsStack,
 ) -> None:

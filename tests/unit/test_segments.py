@@ -16,7 +16,7 @@ from tsunagu.leads.email import normalise_email
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import Lead
 from tsunagu.segments.filter import Condition, Segment
-from tsunagu.segments.saved import SavedSegment, checked
+from tsunagu.segments.saved import SavedSegment, checked, parsed_filter
 
 NOW = datetime(2026, 12, 9, 1, 0, tzinfo=UTC)
 
@@ -132,6 +132,39 @@ def test_an_internationalised_domain_selects_the_leads_whose_address_is_there(
     assert Segment.parse(f"domain={typed}").selects(at_domain, NOW)
     assert not Segment.parse(f"domain!={typed}").selects(at_domain, NOW)
     assert not Segment.parse(f"domain={typed}").selects(lead(), NOW)
+
+
+@pytest.mark.parametrize(
+    "typed", ["sales.example.jp.", "@sales.example.jp", "＠ｓａｌｅｓ．ｅｘａｍｐｌｅ．ｊｐ．"]
+)
+def test_a_domain_written_fully_qualified_or_with_its_at_sign_selects_the_leads_there(
+    typed: str,
+) -> None:
+    # Given a domain as people copy it: from DNS with its final dot, or from an address
+    # When it is given as a new filter
+    segment = parsed_filter(f"domain={typed}")
+    # Then it is the domain the leads' addresses hold, and selects (and excludes) them
+    assert str(segment) == "domain=sales.example.jp"
+    assert segment.selects(lead(), NOW)
+    assert not parsed_filter(f"domain!={typed}").selects(lead(), NOW)
+
+
+@pytest.mark.parametrize("typed", ["staff.local", "sales.example.jp..", "sales example.jp"])
+def test_a_new_filter_with_a_domain_no_address_could_have_is_refused(typed: str) -> None:
+    # Given a domain no lead's address can be at (it would select nobody with =, everyone
+    # with !=)
+    # When a person gives it as a filter, Then it is refused, naming the filter
+    with pytest.raises(ValidationFailed) as refused:
+        parsed_filter(f"domain!={typed}")
+    assert [problem.field for problem in refused.value.errors] == ["filter"]
+
+
+def test_a_filter_stored_before_domains_were_checked_still_reads() -> None:
+    # Given a filter saved when a domain no address could have was still taken
+    stored = Segment.parse("domain=staff.local")
+    # When it is read back, Then it reads as written and selects no lead
+    assert str(stored) == "domain=staff.local"
+    assert not stored.selects(lead(), NOW)
 
 
 def test_a_lead_never_active_is_silent_since_it_was_created() -> None:

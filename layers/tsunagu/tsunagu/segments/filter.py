@@ -6,7 +6,8 @@ Conditions, separated by commas, all of which must hold:
 
 - ``stage``, ``tag``, ``source``, ``domain``, ``grade``, ``crm_status``, ``owner``:
   ``=`` or ``!=`` a value (tags and sources exactly, the rest without case, NFKC; a domain as
-  the leads' addresses hold it, an internationalised one as punycode);
+  the leads' addresses hold it, an internationalised one as punycode, a final dot or a
+  leading ``@`` dropped);
 - ``field.<name>``: a lead field (``field.company=株式会社Example``; an empty value means the
   field is blank), ``=`` or ``!=``;
 - ``score``, ``silent_days``: ``>=`` or ``<=`` a whole number (a score band is both);
@@ -123,8 +124,12 @@ class Segment:
     conditions: tuple[Condition, ...]
 
     @classmethod
-    def parse(cls, text: str) -> Segment:
-        conditions = [_condition(part) for part in _parts(text)]
+    def parse(cls, text: str, *, new: bool = False) -> Segment:
+        """The filter in ``text``; ValueError saying what is wrong. ``new``: a person gives it
+        now (tsunagu.segments.saved.parsed_filter), so a value no lead could hold is refused
+        too; without it, a filter read back (a saved segment, a journey's trigger or branch)
+        written before a rule got stricter still reads."""
+        conditions = [_condition(part, new=new) for part in _parts(text)]
         if not conditions:
             raise ValueError("an empty segment would select every lead; name a filter")
         # The lead's own conditions first: a lead they leave out costs no read.
@@ -184,7 +189,7 @@ def _parts(text: str) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
-def _condition(part: str) -> Condition:
+def _condition(part: str, *, new: bool = False) -> Condition:
     matched = _CONDITION.match(part)
     if matched is None:
         raise ValueError(f"{part!r} is not NAME=VALUE (or NAME>=NUMBER, NAME!=VALUE)")
@@ -220,20 +225,28 @@ def _condition(part: str) -> Condition:
     if name == "in_segment" and not SEGMENT_NAME.match(value):
         raise ValueError(f"in_segment needs a segment's name, not {value!r}")
     if name == "domain":
-        value = _as_stored_domain(value)
+        value = _as_stored_domain(value, new=new)
     if not value and name != "field":
         raise ValueError(f"{label} needs a value")
     return Condition(name, operator, value, argument)
 
 
-def _as_stored_domain(value: str) -> str:
+def _as_stored_domain(value: str, *, new: bool) -> str:
     """``domain=``'s value as the leads' addresses hold their domains (tsunagu.leads.email):
-    ``日本.example.jp`` is ``xn--wgv71a.example.jp``, ``straße`` stays ``xn--strae-oqa``. A value
-    no address could have is kept as written: it selects no lead, and a filter saved before
-    this rule still reads."""
+    ``日本.example.jp`` is ``xn--wgv71a.example.jp``, ``straße`` stays ``xn--strae-oqa``.
+
+    People paste a domain as DNS writes it (``rival.example.jp.``) or from an address
+    (``@rival.example.jp``): one final dot and a leading ``@`` are not part of the domain, and
+    kept they would make a value no address holds - an exclusion segment that excludes nobody,
+    a ``!=`` that selects every lead. A value that is still no address's domain is refused in a
+    new filter (as the global exclusion list refuses it, tsunagu.mail.exclusions); a filter
+    saved before this rule keeps it as written, so it still reads (and selects no lead)."""
+    typed = unicodedata.normalize("NFKC", value).strip().removeprefix("@").removesuffix(".")
     try:
-        return normalise_domain(value)
-    except InvalidEmail:
+        return normalise_domain(typed)
+    except InvalidEmail as error:
+        if new:
+            raise ValueError(f"domain {value!r} is no address's domain: {error}") from None
         return value
 
 

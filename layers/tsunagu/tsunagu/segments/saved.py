@@ -44,11 +44,13 @@ class SavedSegment:
 
 
 def parsed_filter(text: str, field: str = "filter") -> Segment:
-    """The filter, or ValidationFailed naming ``field`` and what is wrong."""
+    """The filter a person gives now (saved, tried, exported, a manual start), or
+    ValidationFailed naming ``field`` and what is wrong - including a value no lead could hold,
+    which a filter read back from storage still reads (Segment.parse's ``new``)."""
     if len(text) > MAX_FILTER:
         raise ValidationFailed([FieldError(field, f"at most {MAX_FILTER} characters")])
     try:
-        return Segment.parse(text)
+        return Segment.parse(text, new=True)
     except ValueError as error:
         raise ValidationFailed([FieldError(field, str(error))]) from None
 
