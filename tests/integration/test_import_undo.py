@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from tests.conftest import AwsStack, load_event
+from tests.conftest import REGION, AwsStack, load_event, moto_client
 from tests.integration.mail_helpers import (
     consent_state,
     feedback,
@@ -29,12 +30,14 @@ from tests.integration.mail_helpers import (
     with_token,
 )
 from tsunagu import services
-from tsunagu.clock import FixedClock, parse_instant
+from tsunagu.clock import FixedClock, isoformat, parse_instant
 from tsunagu.commands import imports
+from tsunagu.commands import journeys as journey_commands
 from tsunagu.commands.access import Actor, Role
 from tsunagu.errors import ConcurrentUpdate
 from tsunagu.event_kinds import LEAD_IMPORTED
 from tsunagu.imports.plan import ConsentColumn, ImportOptions
+from tsunagu.journeys.model import Journey
 from tsunagu.leads.merge import Channel
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.qualification.pipeline import score_event
@@ -122,6 +125,55 @@ def test_a_lead_scored_for_its_import_alone_is_removed_with_its_score(aws: AwsSt
     assert done.record.undo == {"removed": 1, "restored": 0, "kept": 0}
     assert leads.get_lead(lead.lead_id) is None
     assert leads.events(lead.lead_id) == [] and scores.awards_of(lead.lead_id) == []
+
+
+def test_a_lead_entered_into_a_journey_since_is_kept_with_its_entry(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a list just imported, and a nurture journey started for its new leads, as the
+    # README suggests (--segment "import=imp_...,stage=lead"): an entry writes nothing on the
+    # lead itself (no event, no updated_at)
+    prefix = f"arn:aws:states:{REGION}:123456789012:stateMachine:tsunagu-test-"
+    aws.environment["TSUNAGU_STATE_MACHINE_ARN_PREFIX"] = prefix
+    for key, value in aws.environment.items():
+        monkeypatch.setenv(key, value)
+    settings = aws.settings()
+    import_id = imported(aws, "listed@example.jp", "quiet@example.jp")
+    leads = services.lead_repository(settings)
+    listed = leads.find_lead("email:listed@example.jp")
+    assert listed is not None
+    journeys = services.journey_repository(settings)
+    journeys.put_journey(
+        Journey(journey_id="nurture", name="nurture", state_machine="nurture", status="active"),
+        isoformat(services.clock(settings).now()),
+    )
+    moto_client("stepfunctions").create_state_machine(
+        name="tsunagu-test-nurture",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/journey",
+    )
+    started = journey_commands.start(
+        services.journey_commands(settings), MARKETER, "nurture",
+        segment=f"import={import_id},stage=lead",
+    )  # fmt: skip
+    assert started.entered == 2
+    quiet = leads.find_lead("email:quiet@example.jp")
+    assert quiet is not None
+    journeys.exit_entry(journeys.entries_of(quiet.lead_id)[0], "completed", listed.updated_at)
+
+    # When the import is undone
+    done = imports.undo(services.import_commands(settings), MARKETER, import_id)
+
+    # Then both leads, one still in the journey and one through it, are kept with their
+    # entries (removed, a re-import would be a new lead the journey's re-entry policy has
+    # never seen), and the undo says why
+    assert done.record.undo == {"removed": 0, "restored": 0, "kept": 2}
+    assert sorted(row["changed_since"][0] for row in done.kept) == [
+        "(entered journey nurture since)", "(entered journey nurture since)"
+    ]  # fmt: skip
+    for lead in (listed, quiet):
+        assert leads.get_lead(lead.lead_id) is not None
+        assert [e.journey_id for e in journeys.entries_of(lead.lead_id)] == ["nurture"]
 
 
 def test_an_undo_or_a_second_run_waits_for_a_run_still_applying(

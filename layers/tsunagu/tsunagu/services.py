@@ -457,6 +457,7 @@ def import_commands(settings: Settings) -> ImportCommands:
         leads=lead_repository(settings),
         audit=audit_log(settings),
         clock=clock(settings),
+        journeys=journey_repository(settings),
         imports=import_repository(settings),
         files=files,
         start_job=(lambda import_id: start_import(settings, import_id))

@@ -71,6 +71,17 @@ class ImportedLeads(LeadFinder, Protocol):
     ) -> list[LeadEvent]: ...
 
 
+class JourneyEntry(Protocol):
+    @property
+    def journey_id(self) -> str: ...
+
+
+class JourneyEntries(Protocol):
+    """The journey store's entries (tsunagu.store.journeys)."""
+
+    def entries_of(self, lead_id: str) -> Sequence[JourneyEntry]: ...
+
+
 class ImportFiles(Protocol):
     def put(self, key: str, data: bytes) -> None: ...
 
@@ -140,6 +151,8 @@ class ImportCommands:
     leads: ImportedLeads
     audit: AuditLog
     clock: Clock
+    journeys: JourneyEntries
+    """Where undo sees whether a lead it created has been entered into a journey since."""
     imports: ImportStore | None = None
     """Where imports are kept (None: a stack that only plans)."""
     files: ImportFiles | None = None
@@ -549,8 +562,8 @@ class UndoResult:
 
 def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
     """Take the import back: a lead it created is removed if nothing has happened to it since
-    (apply.only_its_import_since); a field it changed is restored if it still holds what the
-    import wrote. What changed since is kept, and said."""
+    (apply.only_its_import_since, apply.entered_journeys); a field it changed is restored if it
+    still holds what the import wrote. What changed since is kept, and said."""
     store = _store(ports)
     with recorded(ports.audit, ports.clock, actor, "imports.undo", f"import:{import_id}") as log:
         record = store.get_import(import_id)
@@ -625,14 +638,22 @@ def _undo_row(
     )
     try:
         if applied.outcome == "created":
-            untouched = apply.unchanged_since(lead, applied) and ports.leads.remove_lead(
-                lead,
-                [stored_address_identity(lead.email)],
-                lambda events: apply.only_its_import_since(events, import_id),
+            # A journey entry writes nothing on the lead (no event, no updated_at): asked on
+            # its own, before the lead is removed.
+            entries = ports.journeys.entries_of(lead.lead_id)
+            entered = apply.entered_journeys(e.journey_id for e in entries)
+            untouched = (
+                not entered
+                and apply.unchanged_since(lead, applied)
+                and ports.leads.remove_lead(
+                    lead,
+                    [stored_address_identity(lead.email)],
+                    lambda events: apply.only_its_import_since(events, import_id),
+                )
             )
             if untouched:
                 return "removed", []
-            return None, changed or ["(the lead has had activity since)"]
+            return None, changed + entered or ["(the lead has had activity since)"]
         if restored:
             event = LeadEvent(
                 new_id("evt", now),

@@ -7,17 +7,17 @@ the group's receipt: what each row did (the lead, the fields it wrote and what t
 before). The receipt is refused if it exists already, so a run retried after a failure never
 applies a row twice, and what undo reads is never missing for a row that was written.
 
-Undo: a lead the import created is removed if nothing changed it since (its events and consent
-records with it: the import was the only thing it had), a field it changed is restored if it
-still holds what the import wrote. Consent the file gave a lead that existed before is evidence
-of what a person said, and stays recorded.
+Undo: a lead the import created is removed if nothing changed it since and no journey has
+entered it (its events and consent records with it: the import was the only thing it had), a
+field it changed is restored if it still holds what the import wrote. Consent the file gave a
+lead that existed before is evidence of what a person said, and stays recorded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -297,6 +297,15 @@ def only_its_import_since(events: Sequence[LeadEvent], import_id: str) -> bool:
         e.event_id in own or (e.type == SCORE_CHANGED and e.properties.get("event_id") in own)
         for e in events
     )
+
+
+def entered_journeys(journey_ids: Iterable[str]) -> list[str]:
+    """Why undo keeps a lead it created that has been entered into these journeys since (its
+    entries, running or through: a lead the import created had none before it), one reason
+    each: ``(entered journey nurture since)``. Removed, the lead would leave its entry pointing
+    at no lead - an execution may still run on it - and a re-import would make a new lead that
+    the journey's re-entry policy has never seen, and would enter again."""
+    return [f"(entered journey {journey_id} since)" for journey_id in sorted(set(journey_ids))]
 
 
 def unchanged_since(lead: Lead, applied: AppliedRow) -> bool:
