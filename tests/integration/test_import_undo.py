@@ -29,10 +29,12 @@ from tests.integration.mail_helpers import (
     unsubscribe_url,
     with_token,
 )
+from tests.support.leads import store_lead
 from tsunagu import services
 from tsunagu.clock import FixedClock, isoformat, parse_instant
 from tsunagu.commands import imports
 from tsunagu.commands import journeys as journey_commands
+from tsunagu.commands import segments as segment_commands
 from tsunagu.commands.access import Actor, Role
 from tsunagu.errors import ConcurrentUpdate
 from tsunagu.event_kinds import LEAD_IMPORTED
@@ -174,6 +176,38 @@ def test_a_lead_entered_into_a_journey_since_is_kept_with_its_entry(
     for lead in (listed, quiet):
         assert leads.get_lead(lead.lead_id) is not None
         assert [e.journey_id for e in journeys.entries_of(lead.lead_id)] == ["nurture"]
+
+
+def test_an_undone_import_selects_only_the_leads_it_created_that_undo_kept(
+    aws: AwsStack,
+) -> None:
+    # Given a list that updated a known lead's name and created two leads, one of whom has
+    # been mailed since
+    prepare_mail(aws)
+    save_template(aws)
+    settings = aws.settings()
+    store_lead(aws, "known@example.jp", name="既存 太郎")
+    import_id = imported(aws, "known@example.jp", "mailed@example.jp", "quiet@example.jp")
+    leads = services.lead_repository(settings)
+    mailed = leads.find_lead("email:mailed@example.jp")
+    assert mailed is not None
+    assert send(aws, mailed.lead_id, template_id="welcome")["status"] == "sent"
+
+    def selected() -> list[str]:
+        # A new evaluation each time, in the same warm process (its cache of the import's leads)
+        ports = services.segment_commands(settings)
+        tried = segment_commands.try_filter(ports, MARKETER, f"import={import_id}")
+        return sorted(lead.email for lead in tried.sample)
+
+    assert selected() == ["known@example.jp", "mailed@example.jp", "quiet@example.jp"]
+
+    # When the import is undone
+    done = imports.undo(services.import_commands(settings), MARKETER, import_id)
+    assert done.record.undo == {"removed": 1, "restored": 1, "kept": 1}
+
+    # Then the import selects at once only the lead it created that undo kept: the known
+    # lead holds nothing of the list any more (its name is back), the quiet one is gone
+    assert selected() == ["mailed@example.jp"]
 
 
 def test_an_undo_or_a_second_run_waits_for_a_run_still_applying(

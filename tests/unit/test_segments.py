@@ -411,3 +411,35 @@ def test_an_import_s_leads_are_kept_only_once_it_has_finished() -> None:
     imports.leads.append("lead_c")  # (cannot happen once applied: shows what is kept)
     assert imported() == {"lead_a", "lead_b"}  # finished: kept for a while, as before
     forget_cached_segments()
+
+
+def test_an_import_undone_in_another_function_is_seen_by_the_next_send_at_once() -> None:
+    from types import SimpleNamespace
+
+    from tsunagu.store.segments import StoredFacts, forget_cached_segments
+
+    class Imports:
+        """An applied import that created lead_new and changed lead_known."""
+
+        status = "applied"
+
+        def get_import(self, import_id: str) -> Any:
+            return SimpleNamespace(status=self.status)
+
+        def rows_of(self, import_id: str) -> Any:
+            return [SimpleNamespace(lead_id="lead_new", outcome="created"),
+                    SimpleNamespace(lead_id="lead_known", outcome="updated")]  # fmt: skip
+
+    forget_cached_segments()
+    imports = Imports()
+
+    def imported() -> frozenset[str]:
+        return StoredFacts(None, None, imports).imported("imp_x")  # type: ignore[arg-type]
+
+    # Given a warm function that has kept the import's leads
+    assert imported() == {"lead_new", "lead_known"}
+    # When the import is undone elsewhere (the admin API), within the minute it keeps them
+    imports.status = "undone"
+    # Then the next evaluation selects only what undo can have kept: the lead it created
+    assert imported() == {"lead_new"}
+    forget_cached_segments()

@@ -146,6 +146,20 @@ class ImportRecord:
         }
 
 
+def leads_of(record: ImportRecord | None, rows: Iterable[AppliedRow]) -> frozenset[str]:
+    """The leads a filter's ``import=imp_...`` selects: those the import created or changed.
+    Once it is undone, only the leads it created that undo kept (they had a life of their own
+    since; the others it removed no longer exist to be selected). A lead it changed is left
+    out then: undo put back what the import wrote, or kept a field someone has changed since -
+    either way the lead holds nothing of the list, as if never on it. Kept, the leads it
+    created still are the list's - so a marketer can find what the undo left, and a segment
+    excluding the list from marketing still excludes them rather than start mailing them."""
+    undone = record is not None and record.status == "undone"
+    return frozenset(
+        row.lead_id for row in rows if row.lead_id and (not undone or row.outcome == "created")
+    )
+
+
 def consent_evidence_text(file_name: str, row: RowPlan, header: str) -> str:
     """What the consent evidence says the file said: the row that answered (a merged
     duplicate's own) and its words as written, then how they were read - proof quotes the

@@ -15,6 +15,7 @@ from typing import Any
 
 from tsunagu.clock import isoformat
 from tsunagu.errors import ConcurrentUpdate
+from tsunagu.imports.apply import ImportStatus, leads_of
 from tsunagu.leads.model import Lead
 from tsunagu.segments.filter import Facts, Segment
 from tsunagu.segments.saved import SavedSegment
@@ -31,7 +32,7 @@ _excluding: dict[str, tuple[float, list[SavedSegment]]] = {}
 IMPORTED_CACHE_SECONDS = 60.0
 """How long a warm function keeps an import's leads: an exclusion segment naming an import
 (``import=imp_...``) is checked on every marketing send, and the import's rows are many."""
-_imported: dict[str, tuple[float, frozenset[str]]] = {}
+_imported: dict[str, tuple[float, ImportStatus, frozenset[str]]] = {}
 UNFINISHED = ("queued", "applying")
 """An import in these may still write rows: its leads are read afresh each time."""
 
@@ -42,17 +43,25 @@ def forget_cached_segments() -> None:
 
 
 def _imported_leads(imports: ImportRepository | None, import_id: str) -> frozenset[str]:
-    cached = _imported.get(import_id)
-    if cached is not None and time.monotonic() - cached[0] <= IMPORTED_CACHE_SECONDS:
-        return cached[1]
     if imports is None:
         return frozenset()
+    # The import's record is read every time (one small item), its rows only when the status
+    # changed: an undo, in whichever function it ran, is seen by the next evaluation here,
+    # not a minute later (apply.leads_of).
     record = imports.get_import(import_id)
-    leads = frozenset(row.lead_id for row in imports.rows_of(import_id) if row.lead_id)
+    cached = _imported.get(import_id)
+    if (
+        record is not None
+        and cached is not None
+        and cached[1] == record.status
+        and time.monotonic() - cached[0] <= IMPORTED_CACHE_SECONDS
+    ):
+        return cached[2]
+    leads = leads_of(record, imports.rows_of(import_id))
     # Kept only once the import has finished: one still applying has more rows to come, and a
     # journey started by import= must find them all.
     if record is not None and record.status not in UNFINISHED:
-        _imported[import_id] = (time.monotonic(), leads)
+        _imported[import_id] = (time.monotonic(), record.status, leads)
     return leads
 
 
