@@ -210,6 +210,45 @@ def test_an_undone_import_selects_only_the_leads_it_created_that_undo_kept(
     assert selected() == ["mailed@example.jp"]
 
 
+def test_an_undone_import_takes_its_channel_off_the_leads_it_updated_unless_relied_on(
+    aws: AwsStack,
+) -> None:
+    # Given three known leads: two from an earlier import, one met at a trade show before
+    settings = aws.settings()
+    store_lead(aws, "known@example.jp", name="既存 太郎")
+    store_lead(aws, "again@example.jp", name="既存 次郎")
+    store_lead(aws, "met@example.jp", name="既存 三郎", sources=["import", "trade_show"])
+    ports = services.import_commands(settings)
+    leads = services.lead_repository(settings)
+
+    def sources(address: str) -> list[str]:
+        lead = leads.find_lead(f"email:{address}")
+        assert lead is not None
+        return lead.sources
+
+    def from_trade_shows() -> list[str]:
+        tried = segment_commands.try_filter(
+            services.segment_commands(settings), MARKETER, "source=trade_show"
+        )
+        return sorted(lead.email for lead in tried.sample)
+
+    # And a trade-show list that updated all three, then a second one that updated "again"
+    import_id = imported(aws, "known@example.jp", "again@example.jp", "met@example.jp")
+    titles = "メールアドレス,役職\r\nagain@example.jp,部長\r\n".encode()
+    imports.run(ports, MARKETER, titles, "B.csv", ImportOptions(Channel.TRADE_SHOW))
+    assert sources("known@example.jp") == ["import", "trade_show"]
+
+    # When the first list is undone
+    done = imports.undo(ports, MARKETER, import_id)
+
+    # Then the lead only that list brought from a trade show is no longer selected by
+    # source=trade_show; the one the second list also came from keeps it, and so does the
+    # lead met at a trade show before either
+    assert done.record.undo == {"removed": 0, "restored": 3, "kept": 0}
+    assert sources("known@example.jp") == ["import"]
+    assert from_trade_shows() == ["again@example.jp", "met@example.jp"]
+
+
 def test_an_undo_or_a_second_run_waits_for_a_run_still_applying(
     aws: AwsStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

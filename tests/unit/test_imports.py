@@ -10,6 +10,7 @@ import re
 import shlex
 import zipfile
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -637,3 +638,48 @@ def test_a_saved_mapping_too_large_to_keep_is_refused_as_the_cli_saves_it() -> N
     assert problems(consent_column="案内", consent_yes=["可" * 101]) == [
         "consent_yes: at most 20 answers of 100 characters"
     ]
+
+
+# ---------------------------------------------------------------- undo: the channel it added
+def test_undo_takes_off_the_channel_a_list_added_unless_something_since_came_from_it() -> None:
+    from tsunagu.imports.apply import (
+        LEAD_UPDATED,
+        AppliedRow,
+        source_relied_on,
+        without_its_source,
+    )
+    from tsunagu.leads.capture import FORM_SUBMITTED
+    from tsunagu.leads.model import LeadEvent
+
+    # Given a known lead a trade-show list (imp_a) updated, adding trade_show to its sources
+    known = Lead(lead_id="lead_1", email="known@example.jp", fields={},
+                 sources=["web_form", "trade_show"], visitor_ids=set(), stage="lead",
+                 created_at=AT, updated_at=AT)  # fmt: skip
+    row = AppliedRow(row=2, outcome="updated", lead_id="lead_1", email="known@example.jp",
+                     at=AT, source_added="trade_show")  # fmt: skip
+
+    def event(kind: str, **said: Any) -> LeadEvent:
+        return LeadEvent(f"evt_{len(said)}_{kind}", kind, AT, "lead_1", properties=said)
+
+    own = event(LEAD_UPDATED, import_id="imp_a", source="trade_show")
+    undo_of_b = event(LEAD_UPDATED, import_id="imp_b", undone=True)
+    of_b = event(LEAD_UPDATED, import_id="imp_b", source="trade_show", row=3)
+    form = event(FORM_SUBMITTED, source="trade_show", form_id="booth")
+
+    def relied_on(*events: LeadEvent, undone: frozenset[str] = frozenset()) -> bool:
+        return source_relied_on(events, "trade_show", "imp_a", undone.__contains__)
+
+    # Then its own row, an undo's event and a list undone since rely on nothing
+    assert not relied_on(own, undo_of_b, of_b, undone=frozenset({"imp_b"}))
+    # And another list still applied, or a form at the booth, keep the channel
+    assert relied_on(own, of_b) and relied_on(own, form)
+
+    # When undone with nothing relying on it, the channel goes; otherwise it stays
+    taken_off = (replace(known, sources=["web_form"]), "trade_show")
+    assert without_its_source(known, row, lambda _: False) == taken_off
+    assert without_its_source(known, row, lambda _: True) == (known, None)
+    # And a row that found the channel there already (or a receipt from before it was kept)
+    # takes nothing off
+    already = AppliedRow(row=2, outcome="updated", lead_id="lead_1", email="known@example.jp",
+                         at=AT)  # fmt: skip
+    assert without_its_source(known, already, lambda _: False) == (known, None)

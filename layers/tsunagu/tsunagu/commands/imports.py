@@ -563,7 +563,9 @@ class UndoResult:
 def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
     """Take the import back: a lead it created is removed if nothing has happened to it since
     (apply.only_its_import_since, apply.entered_journeys); a field it changed is restored if it
-    still holds what the import wrote. What changed since is kept, and said."""
+    still holds what the import wrote, and the channel it added to a lead's sources is taken off
+    unless something since came from it too (apply.without_its_source). What changed since is
+    kept, and said."""
     store = _store(ports)
     with recorded(ports.audit, ports.clock, actor, "imports.undo", f"import:{import_id}") as log:
         record = store.get_import(import_id)
@@ -654,20 +656,38 @@ def _undo_row(
             if untouched:
                 return "removed", []
             return None, changed + entered or ["(the lead has had activity since)"]
-        if restored:
-            event = LeadEvent(
-                new_id("evt", now),
-                LEAD_UPDATED,
-                isoformat(now),
-                lead.lead_id,
-                properties={"import_id": import_id, "undone": True, "fields": restored},
-            )
+        put_back, source_removed = apply.without_its_source(
+            put_back, applied, lambda channel: _source_relied_on(ports, import_id, applied, channel)
+        )
+        if restored or source_removed:
+            said: dict[str, Any] = {"import_id": import_id, "undone": True, "fields": restored}
+            if source_removed:
+                said["source_removed"] = source_removed
+            event = LeadEvent(new_id("evt", now), LEAD_UPDATED, isoformat(now), lead.lead_id,
+                              properties=said)  # fmt: skip
             ports.leads.save_changes(replace(put_back, updated_at=isoformat(now)), [event])
             return "restored", changed
     except WriteConflict:
         # Something wrote to the lead between our read and the undo: it changed since.
         return None, ["(changed while the undo ran)"]
     return None, changed
+
+
+def _source_relied_on(
+    ports: ImportCommands, import_id: str, applied: AppliedRow, channel: str
+) -> bool:
+    """Whether something since the row came to the lead from ``channel`` too (another list, a
+    form; apply.source_relied_on): then undo leaves the channel in its sources."""
+    store = _store(ports)
+    events = ports.leads.events_since(
+        applied.lead_id, parse_instant(applied.at), apply.SOURCE_EVENTS
+    )
+
+    def undone(other: str) -> bool:
+        record = store.get_import(other)
+        return record is not None and record.status == "undone"
+
+    return apply.source_relied_on(events, channel, import_id, undone)
 
 
 UNDONE_CHAIN = 20

@@ -9,8 +9,9 @@ applies a row twice, and what undo reads is never missing for a row that was wri
 
 Undo: a lead the import created is removed if nothing changed it since and no journey has
 entered it (its events and consent records with it: the import was the only thing it had), a
-field it changed is restored if it still holds what the import wrote. Consent the file gave a
-lead that existed before is evidence of what a person said, and stays recorded.
+field it changed is restored if it still holds what the import wrote, and the channel it added
+to the lead's sources is taken off unless something since came from it too. Consent the file
+gave a lead that existed before is evidence of what a person said, and stays recorded.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tsunagu.clock import isoformat
 from tsunagu.event_kinds import LEAD_IMPORTED
 from tsunagu.ids import new_id
 from tsunagu.imports.plan import ImportOptions, ImportPlan, RowPlan
-from tsunagu.leads.capture import CaptureWrite
+from tsunagu.leads.capture import FORM_SUBMITTED, CaptureWrite
 from tsunagu.leads.email import stored_address_identity
 from tsunagu.leads.merge import FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
@@ -95,6 +96,10 @@ class AppliedRow:
     before: dict[str, dict[str, str] | None] = field(default_factory=dict)
     """Field -> what it held before (None: nothing)."""
     consent: str | None = None
+    source_added: str | None = None
+    """The channel the row added to the lead's sources (``trade_show``); None when the lead
+    had it already - or in a receipt written before this was kept: undo leaves those sources
+    as they are, not knowing whether the import brought it."""
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -206,8 +211,10 @@ def row_write(
     for name, value in wanted.items():
         lead.fields[name] = FieldValue(value, source, at)
     lead.updated_at = at
+    source_added = None
     if source.value not in lead.sources:
         lead.sources = [*lead.sources, source.value]
+        source_added = source.value
     new = lead.version is None
     event = LeadEvent(
         event_id=new_id("evt", now),
@@ -260,6 +267,7 @@ def row_write(
         written={name: lead.fields[name].to_item() for name in wanted},
         before=before,
         consent=row.consent,
+        source_added=source_added,
     )
     return write, applied
 
@@ -291,6 +299,44 @@ def undone_fields(
             fields[name] = FieldValue.from_item(was)
         restored.append(name)
     return replace(lead, fields=fields), restored, kept
+
+
+SOURCE_EVENTS = frozenset({LEAD_IMPORTED, LEAD_UPDATED, FORM_SUBMITTED})
+"""The events of what adds a channel to a lead's sources (an import's row, a form), each
+naming it as ``source``."""
+
+
+def without_its_source(
+    lead: Lead, applied: AppliedRow, relied_on: Callable[[str], bool]
+) -> tuple[Lead, str | None]:
+    """The lead without the channel the row added to its sources (a trade-show list's
+    ``trade_show``, which ``source=trade_show`` would still select it by), and that channel;
+    the lead as it is, and None, when the row added none, the lead no longer has it, or
+    ``relied_on`` says something since came from that channel too (source_relied_on). Only a
+    lead the import changed: one it created and undo keeps came from that list alone."""
+    channel = applied.source_added
+    if applied.outcome != "updated" or channel is None or channel not in lead.sources:
+        return lead, None
+    if relied_on(channel):
+        return lead, None
+    return replace(lead, sources=[s for s in lead.sources if s != channel]), channel
+
+
+def source_relied_on(
+    events: Sequence[LeadEvent], channel: str, import_id: str, undone: Callable[[str], bool]
+) -> bool:
+    """Whether the lead's events since an import's row (SOURCE_EVENTS) hold something else that
+    came from ``channel``: another list's row or a form - not the import's own row, not an
+    undo's event, not a row of an import undone since (``undone``: whether that import is)."""
+    for event in events:
+        said = event.properties
+        if said.get("source") != channel or said.get("undone"):
+            continue
+        other = said.get("import_id")
+        if other == import_id or (other and undone(str(other))):
+            continue
+        return True
+    return False
 
 
 SCORE_CHANGED = "score_changed"
