@@ -2,8 +2,11 @@
 
 Input: ``{"lead_id", "template_id", "template_version"?, "idempotency_key", "journey"?}``; a
 journey passes ``States.Format('{}:{}', $$.Execution.Id, $$.State.Name)`` as the key. Output:
-``{"status": "sent"|"skipped"|"unknown", "message_id", "reason", "ses_message_id"}``. A failure
-raises (SendFailed, SendInProgress), so the state machine's Retry and Catch decide what follows.
+``{"status": "sent"|"skipped"|"unknown", "message_id", "reason", "ses_message_id"}``, and with
+"sent" or "skipped" ``replayed``: true when the key was used before and this is that send's
+outcome (nothing was sent now).
+A failure raises (SendFailed, SendInProgress), so the state machine's Retry and Catch decide what
+follows.
 
 "unknown": SES may have taken the mail (its answer was lost). Sending again could mail the person
 twice, and failing the step would end the journey and lose every later step, so the step goes on
@@ -49,5 +52,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.warning("mail outcome unknown; not sent again", extra=answer)
         return answer
     metrics.add_metric(name=f"Mail{result.status.capitalize()}", unit="Count", value=1)
-    logger.info("mail handled", extra=result.as_record())
-    return result.as_record()
+    handled = {**result.as_record(), "replayed": result.replayed}
+    logger.info("mail handled", extra=handled)
+    return handled

@@ -1,11 +1,15 @@
 """send_email fed with events/send_email/*.json under moto: one mail to one lead, with consent
 checked at send time, tracked links, RFC 8058 headers, exactly once per idempotency key, and
-the stage's allowlist. (Unsubscribing: test_mail_unsubscribe.py; SES feedback:
+the stage's allowlist; and the CLI's ``mail send`` and ``templates create``, which reach the
+same function and store. (Unsubscribing: test_mail_unsubscribe.py; SES feedback:
 test_mail_feedback.py.)"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,11 +35,15 @@ from tests.integration.mail_helpers import (
     unsubscribe_url,
 )
 from tests.integration.tracking_helpers import with_token
-from tsunagu import services
+from tests.support.cli import runtime_here
+from tsunagu import cli, services
+from tsunagu.cli_functions import FunctionCliError
+from tsunagu.clock import register_in_process
 from tsunagu.mail.send import MessengerError, OutgoingMail
 from tsunagu.store.mail import MailRepository
 from tsunagu.store.ses import SesMessenger
 from tsunagu.tracking.tokens import TokenKind
+from tsunagu_local.clocks import VirtualClock
 from tsunagu_local.lambdas import FunctionError
 
 
@@ -161,7 +169,8 @@ def test_the_same_idempotency_key_sends_nothing_more(stack: AwsStack, lead_id: s
     again = send(stack, lead_id, key="execution-1:Send welcome mail")
 
     # Then the first outcome comes back and no second mail goes out
-    assert again == first
+    assert again == {**first, "replayed": True}
+    assert first["replayed"] is False
     assert len(sent_messages()) == 1
     assert len(lead_events(stack, lead_id, "mail_sent")) == 1
 
@@ -295,3 +304,69 @@ def test_outside_production_only_allowlisted_addresses_get_mail(aws: AwsStack) -
     assert to_colleague["status"] == "sent"
     (message,) = sent_messages()
     assert parse(message.raw_data)["To"] == "tester@example.com"
+
+
+# ---------------------------------------------------------------- the CLI's mail send
+
+
+@pytest.fixture
+def cli_here(
+    stack: AwsStack, lead_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[AwsStack]:
+    """Given the CLI run here against the stack on the runtime's virtual clock, which stands
+    still between commands (``--virtual-time``), its send_email invoked in-process."""
+    clock_url = "http://127.0.0.1:9/_local/clock"
+    stack.environment["TSUNAGU_CLOCK_URL"] = clock_url
+    # The CLI puts the runtime's environment into the process's: taken out again afterwards
+    monkeypatch.setenv("TSUNAGU_CLOCK_URL", clock_url)
+    register_in_process(clock_url, VirtualClock(datetime(2026, 12, 7, 1, 0, tzinfo=UTC)))
+    runtime_here(stack, tmp_path, monkeypatch)
+
+    def invoke(args: object, logical_id: str, payload: dict[str, Any]) -> Any:
+        try:
+            return stack.function("send_email").invoke(payload)
+        except FunctionError as error:  # as invoke_function says a function's failure
+            raise FunctionCliError(f"{logical_id} failed: {error}") from None
+
+    monkeypatch.setattr(cli, "invoke_function", invoke)
+    try:
+        yield stack
+    finally:
+        register_in_process(clock_url, None)
+
+
+def test_mail_send_sends_a_correction_stored_at_the_same_virtual_instant(
+    cli_here: AwsStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the welcome mail sent by hand
+    assert cli.main(["mail", "send", LEAD_EMAIL, "--template", "welcome"]) == 0
+    capsys.readouterr()
+    # When the marketer stores a corrected version and sends it, the clock not moved between
+    save_template(cli_here, subject="{{ lead.name }} 様 【訂正】資料ダウンロードのお礼")
+    code = cli.main(["mail", "send", LEAD_EMAIL, "--template", "welcome"])
+    # Then the correction is sent, as a second mail
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert '"status": "sent"' in out
+    _, second = sent_messages()
+    assert "【訂正】" in parse(second.raw_data)["Subject"]
+    # And the same version sent again is another mail too, not the first one's outcome again
+    assert cli.main(["mail", "send", LEAD_EMAIL, "--template", "welcome"]) == 0
+    assert len(sent_messages()) == 3
+
+
+def test_mail_send_again_with_the_same_key_says_nothing_was_sent(
+    cli_here: AwsStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a mail sent by hand with a key of the sender's own (to retry it safely)
+    send_it = ["mail", "send", LEAD_EMAIL, "--template", "welcome", "--key", "promo-1"]
+    assert cli.main(send_it) == 0
+    first, err = capsys.readouterr()
+    assert err == ""
+    # When the same command is run again
+    assert cli.main(send_it) == 0
+    # Then the first send's outcome is shown, said to be that, and no second mail goes out
+    again, err = capsys.readouterr()
+    assert again.replace('"replayed": true', '"replayed": false') == first
+    assert err == "tsunagu: key 'promo-1' was used before: its first outcome, nothing sent now\n"
+    assert len(sent_messages()) == 1

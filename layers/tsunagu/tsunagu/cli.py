@@ -382,9 +382,15 @@ def templates_test_send(settings: Settings, args: argparse.Namespace) -> int:
 def mail_send(settings: Settings, args: argparse.Namespace) -> int:
     """Send one mail through send_email, exactly as a journey step does. Without --version it
     sends the latest version stored now: a warm send function keeps the latest it read for
-    form_cache_seconds, and someone who has just stored a correction means to send that."""
+    form_cache_seconds, and someone who has just stored a correction means to send that.
+
+    Each command is a new send unless --key names it: a key made of the clock's instant would
+    be the same key again on the runtime's virtual clock, which stands still between commands
+    (a correction refused as a conflicting request, the same mail "sent" without being sent)."""
+    from tsunagu.ids import new_id
+
     lead = _find_lead(settings, args.email)
-    key = args.key or f"cli:{services.clock(settings).now().isoformat()}:{lead.lead_id}"
+    key = args.key or new_id("cli", services.clock(settings).now())
     payload = {"lead_id": lead.lead_id, "template_id": args.template, "idempotency_key": key}
     version = args.version
     if version is None:
@@ -392,7 +398,13 @@ def mail_send(settings: Settings, args: argparse.Namespace) -> int:
         version = latest.version if latest else None  # none stored: send_email says so
     if version:
         payload["template_version"] = version
-    _print(invoke_function(args, "SendEmailFunction", payload))
+    result = invoke_function(args, "SendEmailFunction", payload)
+    _print(result)
+    if result.get("replayed"):  # on stderr: stdout is the outcome, as the function answered
+        print(
+            f"tsunagu: key {key!r} was used before: its first outcome, nothing sent now",
+            file=sys.stderr,
+        )
     return 0
 
 
