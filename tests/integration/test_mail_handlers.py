@@ -6,6 +6,7 @@ test_mail_feedback.py.)"""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -39,7 +40,10 @@ from tests.support.cli import runtime_here
 from tsunagu import cli, services
 from tsunagu.cli_functions import FunctionCliError
 from tsunagu.clock import register_in_process
+from tsunagu.commands import mail
+from tsunagu.errors import ValidationFailed
 from tsunagu.mail.send import MessengerError, OutgoingMail
+from tsunagu.mail.templates import MailTemplate
 from tsunagu.store.mail import MailRepository
 from tsunagu.store.ses import SesMessenger
 from tsunagu.tracking.tokens import TokenKind
@@ -370,3 +374,71 @@ def test_mail_send_again_with_the_same_key_says_nothing_was_sent(
     assert again.replace('"replayed": true', '"replayed": false') == first
     assert err == "tsunagu: key 'promo-1' was used before: its first outcome, nothing sent now\n"
     assert len(sent_messages()) == 1
+
+
+# ---------------------------------------------------------------- the CLI's templates create
+
+PRODUCT_NEWS = {
+    "template_id": "product-news",
+    "name": "Product news",
+    "subject": "{{ lead.name }} 様、資料をお送りします",
+    "html": "<p>x</p>",
+    "from_address": SENDER,
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [("", "at least 1 character"), ("x" * 200_001, "at most 200000 characters")],
+    ids=["empty", "over-the-limit"],
+)
+def test_an_html_file_the_template_may_not_hold_is_refused_and_listing_still_works(
+    stack: AwsStack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    body: str,
+    problem: str,
+) -> None:
+    # Given a template whose HTML comes from a file that is empty (a bad redirect) or too long
+    runtime_here(stack, tmp_path, monkeypatch)
+    (tmp_path / "news.json").write_text(json.dumps(PRODUCT_NEWS))
+    (tmp_path / "body.html").write_text(body)
+    # When it is stored with --html, as the README shows
+    code = cli.main(["templates", "create", "--file", "news.json", "--html", "body.html"])
+    # Then it is refused in one line, as the same HTML in the JSON would be, and nothing stored
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert err.startswith("tsunagu: body.html is not valid: html: ") and problem in err, err
+    assert err.count("\n") == 1
+    # And the templates can still be listed
+    assert cli.main(["templates", "list"]) == 0
+    assert "product-news" not in capsys.readouterr().out
+
+
+def test_an_html_file_that_is_not_there_is_said_in_one_line(
+    stack: AwsStack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a template file, and an --html file name with a typo
+    runtime_here(stack, tmp_path, monkeypatch)
+    (tmp_path / "news.json").write_text(json.dumps(PRODUCT_NEWS))
+    # When it is stored
+    code = cli.main(["templates", "create", "--file", "news.json", "--html", "bodyy.html"])
+    # Then the CLI says which file it could not read, without a traceback
+    assert code == 1
+    assert capsys.readouterr().err == "tsunagu: cannot read bodyy.html: No such file or directory\n"
+
+
+def test_a_template_changed_without_validation_is_not_stored(stack: AwsStack) -> None:
+    # Given a template whose HTML was replaced without validation (pydantic's model_copy)
+    template = MailTemplate.model_validate(PRODUCT_NEWS).model_copy(update={"html": ""})
+    settings = stack.settings()
+    # When any caller stores it
+    with pytest.raises(ValidationFailed) as refused:
+        mail.save_template(services.mail_commands(settings), services.operator(settings), template)
+    # Then it is refused by field, and the templates stored can still be read
+    assert [e.field for e in refused.value.errors] == ["html"]
+    assert [t.template_id for t in services.mail_repository(settings).templates()] == ["welcome"]

@@ -315,7 +315,9 @@ def templates_create(settings: Settings, args: argparse.Namespace) -> int:
 
     template = _read_definition(MailTemplate, args.file)
     if args.html:
-        template = template.model_copy(update={"html": Path(args.html).read_text("utf-8")})
+        # Validated whole, as the JSON is: an empty or over-long body must be refused here
+        html = _read_text(args.html)
+        template = _valid(MailTemplate, {**template.model_dump(), "html": html}, args.html)
     stored = mail.save_template(
         services.mail_commands(settings), services.operator(settings), template
     )
@@ -542,15 +544,33 @@ def _store(
 
 
 def _read_definition[M: BaseModel](model: type[M], path: str) -> M:
+    text = _read_text(path)
     try:
-        return model.model_validate_json(Path(path).read_text("utf-8"))
+        return model.model_validate_json(text)
+    except ValidationError as error:
+        raise CliError(f"{path} is not valid: {_problems(error)}") from None
+
+
+def _valid[M: BaseModel](model: type[M], values: dict[str, Any], path: str) -> M:
+    """``values`` as a ``model``, or a CliError naming ``path``, what they were read from."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        raise CliError(f"{path} is not valid: {_problems(error)}") from None
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text("utf-8")
     except OSError as error:
         raise CliError(f"cannot read {path}: {error.strerror}") from None
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'definition'}: {e['msg']}" for e in error.errors()
-        )
-        raise CliError(f"{path} is not valid: {problems}") from None
+
+
+def _problems(error: ValidationError) -> str:
+    """pydantic's problems on one line: ``field: message; ...``."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'definition'}: {e['msg']}" for e in error.errors()
+    )
 
 
 def forms_list(settings: Settings, args: argparse.Namespace) -> int:

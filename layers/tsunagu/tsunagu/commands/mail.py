@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tsunagu.clock import Clock, isoformat
 from tsunagu.commands.access import Actor
@@ -127,6 +127,7 @@ def save_template(
     (AlreadyExists) - a second "new" template must not become the first one's next version."""
     key = template.template_id
     with recorded(ports.audit, ports.clock, actor, "templates.save", f"template:{key}") as log:
+        _check_fields(template)
         try:
             check_template(template)
         except RenderError as error:
@@ -142,6 +143,21 @@ def save_template(
         log.changed(before, stored.model_dump(mode="json"))
         log.detail = f"version {stored.version}"
     return stored
+
+
+def _check_fields(template: MailTemplate) -> None:
+    """The template's fields validated again: one changed with ``model_copy(update=...)`` or
+    built with ``model_construct`` skipped pydantic's checks, and a stored template that breaks
+    them (an empty body) would fail every later listing and send of templates, which read it."""
+    try:
+        MailTemplate.model_validate(template.model_dump())
+    except ValidationError as error:
+        raise ValidationFailed(
+            [
+                FieldError(".".join(str(part) for part in e["loc"]) or "template", e["msg"])
+                for e in error.errors()
+            ]
+        ) from None
 
 
 def listing(ports: MailCommands, actor: Actor) -> list[MailTemplate]:
