@@ -149,6 +149,52 @@ def test_the_cli_prints_the_plan_and_writes_the_rejected_rows(
     assert (tmp_path / "rejected.csv").read_text("utf-8-sig").count("\n") == 2
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["imports", "plan", "展示会.csv", "--source", "trade_show"],
+        ["imports", "run", "展示会.csv", "--source", "trade_show", "--plan", "0123456789abcdef"],
+        ["imports", "run", "展示会.csv", "--background", "--plan", "0123456789abcdef"],
+    ],
+    ids=["plan", "run", "run-in-the-background"],
+)
+def test_a_file_that_is_not_there_is_said_in_one_line(
+    command: list[str],
+    stack: Settings,
+    aws: AwsStack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given no such file here (a typo, another folder)
+    runtime_here(aws, tmp_path, monkeypatch)
+    # When it is planned or imported
+    code = cli.main(command)
+    # Then the CLI says which file it could not read, without a traceback, and imports nothing
+    assert code == 1
+    assert capsys.readouterr().err == "tsunagu: cannot read 展示会.csv: No such file or directory\n"
+    assert cli.main(["imports", "list"]) == 0
+    assert "(no imports yet)" in capsys.readouterr().out
+
+
+def test_a_rejected_rows_file_that_cannot_be_written_is_said_in_one_line(
+    stack: Settings,
+    aws: AwsStack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the sheet, and --rejected naming a folder that does not exist
+    runtime_here(aws, tmp_path, monkeypatch)
+    (tmp_path / "list.csv").write_bytes(sheet_bytes())
+    # When it is planned
+    code = cli.main(["imports", "plan", "list.csv", "--rejected", "out/rejected.csv"])
+    # Then the CLI says which file it could not write, without a traceback
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err == "tsunagu: cannot write out/rejected.csv: No such file or directory\n"
+
+
 def readme_example() -> tuple[list[list[str]], list[str]]:
     """README's "Importing a lead list" example: its commands (each split as the shell splits
     it, continuation lines joined) and the output it shows for the last of them."""

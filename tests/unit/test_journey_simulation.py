@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tsunagu import cli
 from tsunagu.journeys.business_time import business_calendar, parse_quiet_hours
 from tsunagu.journeys.compiler import read_definition
 from tsunagu.journeys.gate import FrequencyCap
@@ -276,3 +277,25 @@ def test_a_forecast_ends_where_the_lead_would_be_and_assumed_events_happen() -> 
     decided = [s.what for s in clicked.steps if s.node == "click_or_attend"][-1]
     assert decided.startswith("clicked (assumed), after ")
     assert [s.node for s in clicked.steps][-1] == "mail_a"
+
+
+# ---------------------------------------------------------------- the CLI's dry run
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (
+            ["--time-zone", "Asia/Tokio"],
+            "--time-zone Asia/Tokio: no such time zone (e.g. Asia/Tokyo)",
+        ),
+    ],
+    ids=["time-zone"],
+)
+def test_an_option_that_cannot_be_read_is_said_in_one_line(
+    options: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When the dry run is asked for with an option mistyped (no runtime needed)
+    path = str(ROOT / "journeys" / "seminar_follow_up.json")
+    code = cli.main(["journeys", "simulate", path, "--start", "2027-04-28", *options])
+    # Then the CLI says what it could not read in one line, without a traceback
+    assert code == 1
+    assert capsys.readouterr().err == f"tsunagu: {said}\n"

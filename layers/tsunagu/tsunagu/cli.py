@@ -25,7 +25,7 @@ from tsunagu.cli_api import ApiCliError, add_api_commands
 from tsunagu.cli_clock import ClockCliError, add_clock_commands
 from tsunagu.cli_console import ConsoleCliError, add_console_commands
 from tsunagu.cli_functions import FunctionCliError, invoke_function
-from tsunagu.cli_imports import add_import_commands
+from tsunagu.cli_imports import ImportCliError, add_import_commands
 from tsunagu.cli_journeys import JourneyCliError, add_journey_commands
 from tsunagu.cli_qualification import QualificationCliError, add_qualification_commands
 from tsunagu.cli_reports import add_report_commands
@@ -86,19 +86,36 @@ def _local_settings() -> tuple[Settings, dict[str, str]]:
     raise CliError("the local runtime is not running here: start it with `make up`")
 
 
+FUNCTION_OUTPUTS = {
+    "SendEmailFunction": "SendEmailFunctionName",
+    "SesFeedbackFunction": "SesFeedbackFunctionName",
+    "PublishJourneyFunction": "PublishJourneyFunctionName",
+}
+
+
 def _stack_settings(stack_name: str, region: str | None) -> tuple[Settings, dict[str, str]]:
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    cloudformation = boto3.client("cloudformation", region_name=region)
-    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    try:
+        cloudformation = boto3.client("cloudformation", region_name=region)
+        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    except ClientError as error:  # no such stack, no right to read it, throttled
+        raise CliError(f"--stack {stack_name}: {error.response['Error']['Message']}") from None
+    except BotoCoreError as error:  # no region, no credentials, no network
+        raise CliError(f"--stack {stack_name}: {error}") from None
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    needed = [*OUTPUT_TO_SETTING, *FUNCTION_OUTPUTS.values()]
+    missing = [key for key in needed if key not in outputs]
+    if missing:  # another stack's name, or one deployed by an older template
+        named = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if missing[3:] else "")
+        raise CliError(
+            f"stack {stack_name} has no output {named}: is it a Tsunagu stack, deployed from"
+            " this version's template?"
+        )
     environ = {setting: outputs[key] for key, setting in OUTPUT_TO_SETTING.items()}
     environ["AWS_REGION"] = cloudformation.meta.region_name
-    functions = {
-        "SendEmailFunction": outputs["SendEmailFunctionName"],
-        "SesFeedbackFunction": outputs["SesFeedbackFunctionName"],
-        "PublishJourneyFunction": outputs["PublishJourneyFunctionName"],
-    }
+    functions = {function: outputs[key] for function, key in FUNCTION_OUTPUTS.items()}
     return Settings.from_environ(environ), functions
 
 
@@ -863,6 +880,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         CliError,
         ClockCliError,
         FunctionCliError,
+        ImportCliError,
         JourneyCliError,
         ConsoleCliError,
         QualificationCliError,

@@ -23,6 +23,24 @@ from tsunagu.settings import Settings
 SOURCES = IMPORT_SOURCES
 
 
+class ImportCliError(Exception):
+    """Printed without a traceback by the CLI's main."""
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ImportCliError(f"cannot read {path}: {error.strerror}") from None
+
+
+def _write_rejected(target: str, data: bytes) -> None:
+    try:
+        Path(target).write_bytes(data)
+    except OSError as error:
+        raise ImportCliError(f"cannot write {target}: {error.strerror}") from None
+
+
 def _options(args: argparse.Namespace) -> ImportOptions:
     consent = None
     if args.consent_column:
@@ -56,17 +74,18 @@ def imports_plan(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.commands import imports
 
     path = Path(args.file)
+    data = _read(path)
     options, encoding = _file_options(settings, args)
     planned = imports.plan(
         services.import_commands(settings),
         services.operator(settings),
-        path.read_bytes(),
+        data,
         path.name,
         options,
         encoding=encoding,
     )
     if args.rejected:
-        Path(args.rejected).write_bytes(planned.rejected_file)
+        _write_rejected(args.rejected, planned.rejected_file)
     if args.json:
         print(json.dumps(planned.as_json(), indent=2, ensure_ascii=False))
         return 0
@@ -108,20 +127,21 @@ def imports_run(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.commands import imports
 
     path = Path(args.file)
+    data = _read(path)
     options, encoding = _file_options(settings, args)
     if args.background:
-        return _run_in_background(settings, args, path, options, encoding)
+        return _run_in_background(settings, args, path.name, data, options, encoding)
     record, planned = imports.run(
         services.import_commands(settings),
         services.operator(settings),
-        path.read_bytes(),
+        data,
         path.name,
         options,
         encoding=encoding,
         plan_digest=args.plan,
     )
     if args.rejected:
-        Path(args.rejected).write_bytes(planned.rejected_file)
+        _write_rejected(args.rejected, planned.rejected_file)
     if args.json:
         print(json.dumps(record.as_json(), indent=2, ensure_ascii=False))
         return 0
@@ -134,7 +154,8 @@ def imports_run(settings: Settings, args: argparse.Namespace) -> int:
 def _run_in_background(
     settings: Settings,
     args: argparse.Namespace,
-    path: Path,
+    file_name: str,
+    data: bytes,
     options: ImportOptions,
     encoding: str | None,
 ) -> int:
@@ -143,17 +164,17 @@ def _run_in_background(
     from tsunagu.commands import import_jobs
 
     ports = services.import_commands(settings)
-    upload_id = import_jobs.upload_file(ports, path.name, path.read_bytes())
+    upload_id = import_jobs.upload_file(ports, file_name, data)
     record = import_jobs.start(
         ports,
         services.operator(settings),
         upload_id,
-        path.name,
+        file_name,
         options,
         encoding=encoding,
         plan_digest=args.plan,
     )
-    print(f"queued {path.name} as {record.import_id}: it runs in the background")
+    print(f"queued {file_name} as {record.import_id}: it runs in the background")
     if args.no_wait:
         print(f"its progress: tsunagu imports status {record.import_id}")
         return 0

@@ -317,7 +317,7 @@ def journeys_simulate(args: argparse.Namespace) -> int | None:
     if not args.start:
         raise JourneyCliError("say when the synthetic leads enter: --start 2027-04-28")
     defaults: dict[str, Any] = {setting.name: setting.default for setting in fields(Settings)}
-    zone = args.time_zone or defaults["default_time_zone"]
+    zone = _time_zone(args.time_zone) or defaults["default_time_zone"]
     with _definition_problems(args.file):
         definition = read_definition(_read(args.file))
         rules = _rules(args, defaults, zone)
@@ -339,9 +339,10 @@ def journeys_forecast(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.commands import leads
     from tsunagu.journeys.simulation import forecast_report, parse_assumptions
 
+    given = _time_zone(args.time_zone)
     operator = services.operator(settings)
     lead = leads.find(services.lead_commands(settings), operator, args.lead)
-    zone = args.time_zone or lead_payload(lead).get("time_zone") or settings.default_time_zone
+    zone = given or lead_payload(lead).get("time_zone") or settings.default_time_zone
     defaults = {setting.name: getattr(settings, setting.name) for setting in fields(Settings)}
     with _definition_problems(args.file):
         definition = read_definition(_read(args.file))
@@ -370,6 +371,15 @@ def _definition_problems(file: str) -> Iterator[None]:
     except ValidationFailed as error:
         lines = [f"{p.field}: {p.message}" for p in error.errors]
         raise JourneyCliError(f"{file}:\n  " + "\n  ".join(lines)) from None
+
+
+def _time_zone(given: str | None) -> str | None:
+    """--time-zone, when ZoneInfo knows it: every date of the run is read and shown in it."""
+    from tsunagu.journeys.business_time import is_time_zone
+
+    if given is not None and not is_time_zone(given):
+        raise JourneyCliError(f"--time-zone {given}: no such time zone (e.g. Asia/Tokyo)")
+    return given
 
 
 def _read(file: str) -> str:
