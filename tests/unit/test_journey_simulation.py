@@ -287,8 +287,28 @@ def test_a_forecast_ends_where_the_lead_would_be_and_assumed_events_happen() -> 
             ["--time-zone", "Asia/Tokio"],
             "--time-zone Asia/Tokio: no such time zone (e.g. Asia/Tokyo)",
         ),
+        (
+            ["--frequency-cap", "bogus"],
+            "--frequency-cap bogus: bogus: Extra inputs are not permitted"
+            " (e.g. per_day=1,per_week=3,over=defer)",
+        ),
+        (
+            ["--frequency-cap", "per_day=0"],
+            "--frequency-cap per_day=0: per_day: Input should be greater than or equal to 1"
+            " (e.g. per_day=1,per_week=3,over=defer)",
+        ),
+        (
+            ["--quiet-hours", "8pm-8am"],
+            "--quiet-hours 8pm-8am: Invalid isoformat string: '8pm' (e.g. 20:00-08:00, or empty"
+            " for none)",
+        ),
+        (
+            ["--closed-days", "2027-08-13-2027-08-16"],
+            "--closed-days 2027-08-13-2027-08-16: Invalid isoformat string: '2027-08-13-2027-08-16'"
+            " (e.g. 2027-08-13..2027-08-16,2027-12-29)",
+        ),
     ],
-    ids=["time-zone"],
+    ids=["time-zone", "frequency-cap", "frequency-cap-value", "quiet-hours", "closed-days"],
 )
 def test_an_option_that_cannot_be_read_is_said_in_one_line(
     options: list[str], said: str, capsys: pytest.CaptureFixture[str]

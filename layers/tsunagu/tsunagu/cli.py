@@ -27,6 +27,7 @@ from tsunagu.cli_console import ConsoleCliError, add_console_commands
 from tsunagu.cli_functions import FunctionCliError, invoke_function
 from tsunagu.cli_imports import ImportCliError, add_import_commands
 from tsunagu.cli_journeys import JourneyCliError, add_journey_commands
+from tsunagu.cli_options import at_least_zero, positive
 from tsunagu.cli_qualification import QualificationCliError, add_qualification_commands
 from tsunagu.cli_reports import add_report_commands
 from tsunagu.cli_segments import add_export_command, add_segment_commands
@@ -232,7 +233,7 @@ def leads_timeline(settings: Settings, args: argparse.Namespace) -> int:
         services.lead_commands(settings), services.operator(settings), args.email, limit=args.limit
     )
     events = page.events
-    earlier = f"earlier events are not shown: raise --limit (now {max(args.limit, 1)})"
+    earlier = f"earlier events are not shown: raise --limit (now {args.limit})"
     if args.json:
         _print([{"type": e.type, "at": e.occurred_at, **e.properties} for e in events])
         if page.earlier:  # on stderr: stdout is the JSON
@@ -678,7 +679,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     get = leads.add_parser("get", help="a lead with its consent evidence and recent events")
     get.add_argument("email")
-    get.add_argument("--events", type=int, default=20, help="how many recent events to show")
+    get.add_argument("--events", type=positive, default=20, help="how many recent events to show")
     get.set_defaults(run=leads_get)
     suppress = leads.add_parser("suppress", help="stop every mail to a lead (manual suppression)")
     suppress.add_argument("email")
@@ -734,7 +735,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--grade", choices=["A", "B", "C", "D"])
     search.add_argument("--score-min", type=int)
     search.add_argument("--score-max", type=int)
-    search.add_argument("--limit", type=int, default=50)
+    search.add_argument("--limit", type=positive, default=50)
     search.add_argument("--cursor", help="the cursor the page before printed")
     search.set_defaults(run=leads_search)
     leads.add_parser(
@@ -744,7 +745,7 @@ def _parser() -> argparse.ArgumentParser:
     ).set_defaults(run=leads_reindex)
     timeline = leads.add_parser("timeline", help="a lead's history in time order")
     timeline.add_argument("email")
-    timeline.add_argument("--limit", type=int, default=200)
+    timeline.add_argument("--limit", type=positive, default=200)
     timeline.add_argument("--json", action="store_true", help="print JSON instead of lines")
     timeline.set_defaults(run=leads_timeline)
 
@@ -777,7 +778,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     preview.add_argument("template")
     preview.add_argument("email")
-    preview.add_argument("--version", type=int, help="this version, not the latest")
+    preview.add_argument("--version", type=positive, help="this version, not the latest")
     preview.add_argument("--html", action="store_true", help="print the HTML, not the text")
     preview.set_defaults(run=templates_preview)
     test_send = template_commands.add_parser(
@@ -786,7 +787,7 @@ def _parser() -> argparse.ArgumentParser:
     test_send.add_argument("template")
     test_send.add_argument("--to", required=True, help="an address on the mail allowlist")
     test_send.add_argument("--lead", help="whose data fills the merge tags (sample data if not)")
-    test_send.add_argument("--version", type=int, help="this version, not the latest")
+    test_send.add_argument("--version", type=positive, help="this version, not the latest")
     test_send.set_defaults(run=templates_test_send)
 
     mail = groups.add_parser("mail", help="send mail, simulate SES feedback")
@@ -794,7 +795,7 @@ def _parser() -> argparse.ArgumentParser:
     send = mail_commands.add_parser("send", help="send a template to a lead (send_email)")
     send.add_argument("email")
     send.add_argument("--template", required=True)
-    send.add_argument("--version", type=int)
+    send.add_argument("--version", type=positive)
     send.add_argument("--key", help="idempotency key: the same key never sends twice")
     send.set_defaults(run=mail_send)
     simulate = mail_commands.add_parser(
@@ -816,7 +817,10 @@ def _parser() -> argparse.ArgumentParser:
         "--api", help="the API's base URL (default: the running runtime's, or the stack's)"
     )
     links.add_argument(
-        "--sent-seconds-ago", type=int, default=0, help="pretend the mail was sent this long ago"
+        "--sent-seconds-ago",
+        type=at_least_zero,
+        default=0,
+        help="pretend the mail was sent this long ago",
     )
     links.set_defaults(run=tracking_links)
 
@@ -853,7 +857,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("--outcome", choices=("done", "refused"))
     listing.add_argument(
-        "--limit", type=int, help="entries at most (default 200, or 5,000 with --csv)"
+        "--limit", type=positive, help="entries at most (default 200, or 5,000 with --csv)"
     )
     listing.add_argument(
         "--before", help="go on after this entry (the key the listing before printed at its end)"

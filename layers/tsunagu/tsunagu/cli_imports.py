@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tsunagu import services
+from tsunagu.cli_options import at_least_zero
 from tsunagu.errors import FieldError, ValidationFailed
 from tsunagu.imports.jobs import progress_bar
 from tsunagu.imports.plan import ConsentColumn, ImportOptions
@@ -341,7 +342,7 @@ def add_import_commands(groups: Any) -> None:
     commands = imports.add_subparsers(dest="command", required=True)
     plan = commands.add_parser("plan", help="the dry run: what each row would do (writes nothing)")
     _file_arguments(plan)
-    plan.add_argument("--rows", type=int, default=50, help="rows to print (default 50)")
+    plan.add_argument("--rows", type=at_least_zero, default=50, help="rows to print (default 50)")
     plan.set_defaults(run=imports_plan)
     run = commands.add_parser("run", help="apply the file: exactly its dry run's plan")
     _file_arguments(run)

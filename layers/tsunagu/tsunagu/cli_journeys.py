@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
+
 from tsunagu import services
+from tsunagu.cli_options import positive
 from tsunagu.commands import journeys
 from tsunagu.errors import AlreadyExists, ConcurrentUpdate, TsunaguError, ValidationFailed
 from tsunagu.journeys.compiler import asl_text, compile_journey, definition_schema, read_definition
@@ -388,7 +391,8 @@ def _read(file: str) -> str:
 
 def _start(text: str, zone: str) -> datetime:
     """``2027-04-28`` (10:00 in ``zone``), or an ISO time, with or without its offset."""
-    start = datetime.fromisoformat(text)
+    with _option("--start", text, "2027-04-28, or 2027-04-28T10:00+09:00"):
+        start = datetime.fromisoformat(text)
     if start.tzinfo is None:
         entered = start.time() if "T" in text else time(10, 0)
         start = datetime.combine(start.date(), entered, ZoneInfo(zone))
@@ -403,12 +407,33 @@ def _rules(args: argparse.Namespace, settings: dict[str, Any], zone: str) -> Any
 
     closed = settings["company_closed_days"] if args.closed_days is None else args.closed_days
     quiet = settings["quiet_hours"] if args.quiet_hours is None else args.quiet_hours
-    return Rules(
-        calendar=business_calendar(settings["business_country"], closed or ""),
-        quiet=parse_quiet_hours(quiet),
-        cap=FrequencyCap.parse(args.frequency_cap or settings["frequency_cap"]),
-        time_zone=zone,
-    )
+    with _option("--closed-days", args.closed_days, "2027-08-13..2027-08-16,2027-12-29"):
+        calendar = business_calendar(settings["business_country"], closed or "")
+    with _option("--quiet-hours", args.quiet_hours, "20:00-08:00, or empty for none"):
+        quiet_hours = parse_quiet_hours(quiet)
+    with _option("--frequency-cap", args.frequency_cap, "per_day=1,per_week=3,over=defer"):
+        cap = FrequencyCap.parse(args.frequency_cap or settings["frequency_cap"])
+    return Rules(calendar=calendar, quiet=quiet_hours, cap=cap, time_zone=zone)
+
+
+@contextmanager
+def _option(option: str, given: str | None, example: str) -> Iterator[None]:
+    """An option's value that cannot be read, said in one line with what one looks like (not
+    pydantic's report of several lines). A value from the settings (``given`` None) is not the
+    option's: its error is left as it is."""
+    try:
+        yield
+    except ValidationError as error:
+        if given is None:
+            raise
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or option}: {e['msg']}" for e in error.errors()
+        )
+        raise JourneyCliError(f"{option} {given}: {problems} (e.g. {example})") from None
+    except ValueError as error:
+        if given is None:
+            raise
+        raise JourneyCliError(f"{option} {given}: {error} (e.g. {example})") from None
 
 
 def journeys_schema(args: argparse.Namespace) -> int:
@@ -440,11 +465,11 @@ def add_journey_commands(groups: Any) -> None:
         "--start",
         help="when they enter: 2027-04-28 (10:00 local) or ISO time (with --lead: default now)",
     )
-    simulate.add_argument("--leads", type=int, default=1000, help="how many (default 1000)")
+    simulate.add_argument("--leads", type=positive, default=1000, help="how many (default 1000)")
     simulate.add_argument(
         "--lead", metavar="EMAIL", help="one real lead instead, with its consent and mails"
     )
-    simulate.add_argument("--days", type=int, default=30, help="with --lead: how far (30)")
+    simulate.add_argument("--days", type=positive, default=30, help="with --lead: how far (30)")
     simulate.add_argument(
         "--assume",
         help="how leads behave: click=0.3,open=0.5,attend=0.1,view=0.2 (any other event by its"
@@ -469,7 +494,7 @@ def add_journey_commands(groups: Any) -> None:
         "rollback", help="new entries take an earlier version (by default the one before)"
     )
     rollback.add_argument("journey")
-    rollback.add_argument("--to", type=int, metavar="VERSION")
+    rollback.add_argument("--to", type=positive, metavar="VERSION")
     rollback.set_defaults(run=journeys_rollback)
     show = commands.add_parser(
         "show", help="a journey's record: triggers, re-entry, exits, status, publication (JSON)"
@@ -510,7 +535,7 @@ def add_journey_commands(groups: Any) -> None:
     resume = commands.add_parser("resume", help="release the held leads by a policy")
     resume.add_argument("journey")
     resume.add_argument("--policy", choices=["send_missed", "skip_missed", "pace", "expire"])
-    resume.add_argument("--rate", type=int, help="pace: leads released per minute")
+    resume.add_argument("--rate", type=positive, help="pace: leads released per minute")
     resume.set_defaults(run=journeys_resume)
     status = commands.add_parser("status", help="how many leads are parked and where")
     status.add_argument("journey", nargs="?")

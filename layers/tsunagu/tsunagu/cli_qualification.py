@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tsunagu import services
+from tsunagu.cli_options import positive
 from tsunagu.errors import ValidationFailed
 from tsunagu.settings import Settings
 
@@ -126,7 +127,7 @@ def add_qualification_commands(groups: Any, leads: Any) -> None:
     score.add_argument("--json", action="store_true")
     score.set_defaults(run=leads_score)
     hot = leads.add_parser("hot", help="the hot list for sales: score, grade, recency")
-    hot.add_argument("--limit", type=int, default=30)
+    hot.add_argument("--limit", type=positive, default=30)
     hot.set_defaults(run=leads_hot)
 
     qualification = groups.add_parser("qualification", help="scoring, grading, owner rules")

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from tsunagu import services
+from tsunagu.cli_options import positive
 from tsunagu.errors import FieldError, ValidationFailed
 from tsunagu.reports.attribution import (
     DEFAULT_LOOKBACK_DAYS,
@@ -357,7 +358,7 @@ def add_report_commands(groups: Any) -> None:
     )
     experiment.add_argument("journey")
     experiment.add_argument("node", help="the split node's id")
-    experiment.add_argument("--version", type=int, help="the journey version (the latest)")
+    experiment.add_argument("--version", type=positive, help="the journey version (the latest)")
     experiment.add_argument("--from", dest="since", metavar="YYYY-MM-DD", help="first day")
     experiment.add_argument("--to", metavar="YYYY-MM-DD", help="last day (default: today)")
     experiment.add_argument("--format", choices=("table", "csv", "json"), default="table")
