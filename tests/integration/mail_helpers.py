@@ -208,15 +208,30 @@ def unsubscribe(aws: AwsStack, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def feedback_event(
-    case: str, lead_id: str, message_id: str, feedback_id: str | None = None
+    case: str,
+    lead_id: str,
+    message_id: str,
+    feedback_id: str | None = None,
+    address: str = LEAD_EMAIL,
 ) -> dict[str, Any]:
-    """events/ses_feedback/<case>.json with the mail's tags naming this lead and message (and,
-    given one, another SES feedback id: a new bounce rather than the same one redelivered)."""
+    """events/ses_feedback/<case>.json with the mail's tags naming this lead and message, about
+    the mail to ``address`` (and, given one, another SES feedback id: a new bounce rather than
+    the same one redelivered)."""
     event = load_event("ses_feedback", case)
     for record in event["Records"]:
         notification = json.loads(record["Sns"]["Message"])
-        notification["mail"]["tags"]["lead_id"] = [lead_id]
-        notification["mail"]["tags"]["message_id"] = [message_id]
+        mail = notification["mail"]
+        mail["tags"]["lead_id"] = [lead_id]
+        mail["tags"]["message_id"] = [message_id]
+        mail["destination"] = mail["commonHeaders"]["to"] = [address]
+        detail = notification.get("bounce") or notification.get("complaint") or {}
+        for recipient in [
+            *detail.get("bouncedRecipients", ()),
+            *detail.get("complainedRecipients", ()),
+        ]:
+            recipient["emailAddress"] = address
+        if "delivery" in notification:
+            notification["delivery"]["recipients"] = [address]
         if feedback_id is not None and "bounce" in notification:
             notification["bounce"]["feedbackId"] = feedback_id
         record["Sns"]["Message"] = json.dumps(notification, ensure_ascii=False)
@@ -226,7 +241,10 @@ def feedback_event(
 def feedback(
     aws: AwsStack, case: str, lead_id: str, message_id: str, feedback_id: str | None = None
 ) -> list[str]:
-    event = feedback_event(case, lead_id, message_id, feedback_id)
+    """ses_feedback's outcomes for SES's word on the mail sent to the lead (at its address)."""
+    lead = services.lead_repository(aws.settings()).get_lead(lead_id)
+    address = lead.email if lead is not None else LEAD_EMAIL
+    event = feedback_event(case, lead_id, message_id, feedback_id, address)
     result = aws.function("ses_feedback").invoke(event)
     outcomes: list[str] = result["outcomes"]
     return outcomes

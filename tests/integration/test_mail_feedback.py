@@ -4,6 +4,9 @@ the next send_email honours the suppression."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
 from tests.conftest import AwsStack, load_event
@@ -145,3 +148,62 @@ def test_an_event_for_a_mail_tsunagu_did_not_send_changes_nothing(sent: Sent, ca
 
     assert result == {"outcomes": ["ignored: not a Tsunagu lead's mail"]}
     assert snapshot(sent.stack) == before
+
+
+OWNER = "sales.rep@example.com"
+
+
+def about_the_owners_notice(case: str, lead_id: str) -> dict[str, Any]:
+    """events/ses_feedback/<case>.json as SES reports on the notice that told the lead's owner
+    about the lead: tagged with the lead's id (the notice is about them), sent to the owner."""
+    event = load_event("ses_feedback", case)
+    for record in event["Records"]:
+        notification = json.loads(record["Sns"]["Message"])
+        mail = notification["mail"]
+        mail["destination"] = mail["commonHeaders"]["to"] = [OWNER]
+        mail["tags"].update(
+            lead_id=[lead_id], message_id=["msg_01JDOWNER000000000000000001"], topic=["sales"]
+        )
+        detail = notification.get("bounce") or notification.get("complaint") or {}
+        for recipient in detail.get("bouncedRecipients", []) + detail.get(
+            "complainedRecipients", []
+        ):
+            recipient["emailAddress"] = OWNER
+        record["Sns"]["Message"] = json.dumps(notification, ensure_ascii=False)
+    return event
+
+
+def test_the_owners_mailbox_bouncing_does_not_suppress_the_lead(aws: AwsStack) -> None:
+    # Given a consenting lead whose owner (a rep who has since left) was mailed about them
+    prepare_mail(aws)
+    lead_id = capture(aws)
+    before = snapshot(aws)
+
+    # When SES reports the owner's address as a permanent bounce
+    result = aws.function("ses_feedback").invoke(
+        about_the_owners_notice("permanent_bounce", lead_id)
+    )
+
+    # Then it is logged as another address's, and the lead, whose own address never bounced,
+    # can still be mailed: nothing was written
+    assert result == {"outcomes": ["ignored: Bounce of another address than the lead's"]}
+    assert suppression(aws, lead_id) is None
+    assert snapshot(aws) == before
+    save_template(aws)
+    assert send(aws, lead_id)["status"] == "sent"
+
+
+def test_the_owner_marking_the_notice_as_spam_does_not_unsubscribe_the_lead(
+    aws: AwsStack,
+) -> None:
+    # Given a consenting lead
+    prepare_mail(aws)
+    lead_id = capture(aws)
+
+    # When the owner marks the notice about the lead as spam
+    aws.function("ses_feedback").invoke(about_the_owners_notice("complaint", lead_id))
+
+    # Then the lead is neither suppressed nor opted out, and has no complaint on their record
+    assert suppression(aws, lead_id) is None
+    assert consent_state(aws, lead_id) == {"marketing": "opted_in"}
+    assert lead_events(aws, lead_id, "mail_complained") == []

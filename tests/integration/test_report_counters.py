@@ -147,6 +147,7 @@ class History:
             "eventType": kind,
             "mail": {
                 "messageId": f"ses-{message_id}",
+                "destination": [f"{lead}@example.com"],
                 "tags": {"lead_id": [self.leads[lead]], "message_id": [message_id]},
             },
             **more,

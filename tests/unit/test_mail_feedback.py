@@ -15,8 +15,9 @@ import pytest
 
 from tsunagu.mail.consent import SkipReason, skip_reason
 from tsunagu.mail.feedback import handle_ses_event
+from tsunagu.qualification.handoff import Notification, notify_owner
 
-from .mail_fakes import MemoryMailStore, make_clock, make_lead
+from .mail_fakes import MemoryMailStore, MemoryMessenger, make_clock, make_lead
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "ses_feedback"
 LEAD_ID = "lead_01JDEXAMPLE0000000000000000"
@@ -207,3 +208,85 @@ def test_other_event_types_are_ignored(store) -> None:
     message["eventType"] = "Open"
     assert handle(store, message) == "ignored: Open event"
     assert store.events == []
+
+
+def about(message: dict[str, Any], address: str) -> dict[str, Any]:
+    """The notification as SES reports it for mail to ``address``."""
+    changed = copy.deepcopy(message)
+    changed["mail"]["destination"] = [address]
+    for kind, listed in (("bounce", "bouncedRecipients"), ("complaint", "complainedRecipients")):
+        for recipient in changed.get(kind, {}).get(listed, []):
+            recipient["emailAddress"] = address
+    if "delivery" in changed:
+        changed["delivery"]["recipients"] = [address]
+    return changed
+
+
+@pytest.mark.parametrize("case", ["permanent_bounce", "transient_bounce", "complaint", "delivery"])
+def test_feedback_on_another_address_than_the_leads_changes_nothing(store, case: str) -> None:
+    # Given SES reporting on a mail tagged with the lead's id but sent to someone else
+    message = about(notification(case), "sales.rep@example.com")
+
+    # Then the lead is left alone, and the outcome (logged) says why
+    outcome = handle(store, message)
+    assert outcome.startswith("ignored: ") and "not" in outcome and "lead's" in outcome
+    assert store.events == [] and store.suppressions == {} and store.consent_changes == []
+    assert may_send(store) is None
+
+
+def test_the_leads_address_as_ses_writes_it_is_the_leads(store) -> None:
+    # Given a bounce that names the lead's address in other letter case, with a display name
+    message = about(notification("permanent_bounce"), '"Hanako" <Hanako.Sato@EXAMPLE.jp>')
+
+    # Then it is the lead's bounce
+    assert handle(store, message) == "suppressed: hard bounce"
+    assert store.suppressions[LEAD_ID].reason == "hard_bounce"
+
+
+def test_a_bounce_naming_no_recipient_is_not_taken_as_the_leads(store) -> None:
+    message = copy.deepcopy(notification("permanent_bounce"))
+    message["bounce"]["bouncedRecipients"] = []
+    message["mail"]["destination"] = []
+
+    assert handle(store, message).startswith("ignored: ")
+    assert store.suppressions == {}
+
+
+def owners_notice(store: MemoryMailStore) -> dict[str, Any]:
+    """The owner's notice about the lead as notify_owner sends it (its tags), sent to the lead's
+    own address: a rep who filed the lead under their own mailbox, say."""
+    messenger = MemoryMessenger()
+    notify_owner(
+        store.leads[LEAD_ID],
+        "hanako.sato@example.jp",
+        Notification("New MQL", "text", "<p>html</p>"),
+        key="exec:notify",
+        sender="news@example.com",
+        production=True,
+        allowlist=frozenset(),
+        ledger=store,
+        messenger=messenger,
+        now=make_clock().now(),
+    )
+    (mail,) = messenger.sent
+    message = copy.deepcopy(notification("delivery"))
+    message["mail"]["tags"] = {name: [value] for name, value in mail.tags.items()}
+    return message
+
+
+def test_feedback_on_the_owners_notice_is_never_the_leads(store) -> None:
+    # Given a full mailbox counted once for the lead (limit two in a row)
+    handle(store, notification("transient_bounce"), limit=2)
+    delivered = owners_notice(store)
+    bounced = copy.deepcopy(notification("permanent_bounce"))
+    bounced["mail"]["tags"] = delivered["mail"]["tags"]
+
+    # When the owner's notice is delivered, and bounces
+    outcomes = [handle(store, delivered, limit=2), handle(store, bounced, limit=2)]
+
+    # Then neither is the lead's: the lead's run of soft bounces goes on, nothing is suppressed
+    assert all("owner's notice" in outcome for outcome in outcomes), outcomes
+    assert LEAD_ID not in store.suppressions
+    second = copy.deepcopy(notification("transient_bounce"))
+    second["bounce"]["feedbackId"] = "010e019a7f3c2a11-aaaa-0098"
+    assert handle(store, second, limit=2) == "suppressed: 2 soft bounces"

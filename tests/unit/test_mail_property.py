@@ -249,6 +249,7 @@ class World:
             "eventType": kind,
             "mail": {
                 "messageId": f"010e0000-ses-{self.feedbacks}",
+                "destination": [self.truth[lead_id].email],
                 "tags": {"lead_id": [lead_id], "message_id": ["msg_x"], "topic": ["news"]},
             },
             **detail,

@@ -11,6 +11,11 @@ its events take ids made from that name, and what it changes is stored in one wr
 record of the name that fails if the name is there already. So a repeat adds no second event to
 the lead's timeline or the report counters, and suppresses or opts out nothing again (not even
 after an operator lifted the suppression).
+
+The mail's ``lead_id`` tag says which lead a mail is about, not who received it: the notice that
+tells a lead's owner (a sales rep) about the lead carries it too. So feedback changes the lead
+only when SES names the lead's own address among the recipients it reports on, and never for
+mail tagged ``recipient=owner``: a rep's full mailbox or spam button is not the lead's.
 """
 
 from __future__ import annotations
@@ -18,14 +23,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from email.utils import parseaddr
 from typing import Any, Protocol
 
 from tsunagu.clock import Clock, isoformat
+from tsunagu.leads.email import EmailAddress, InvalidEmail, normalise_email
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
 from tsunagu.mail.consent import ALL_TOPICS
 
 REPEAT = "already applied: "
 """The outcome of a notification applied before begins so (the first time's outcome follows)."""
+
+RECIPIENT_TAG = "recipient"
+OWNER_RECIPIENT = "owner"
+"""The ``recipient`` tag of mail about a lead that goes to the lead's owner, not to the lead."""
 
 
 @dataclass(frozen=True)
@@ -66,25 +77,54 @@ def _tags(mail: Mapping[str, Any]) -> dict[str, str]:
     return {name: values[0] for name, values in (mail.get("tags") or {}).items() if values}
 
 
-def notification_key(kind: str, notification: Mapping[str, Any], lead_id: str) -> str:
-    """The name of an SES notification, the same each time it arrives: SES's feedback id for a
-    bounce or a complaint; otherwise (a delivery) the mail's SES message id, Tsunagu's message id
-    and the recipients."""
+def _detail(kind: str, notification: Mapping[str, Any]) -> Mapping[str, Any]:
     detail = notification.get(kind.lower())
-    detail = detail if isinstance(detail, Mapping) else {}
-    feedback_id = detail.get("feedbackId")
-    if feedback_id:
-        return f"{kind}:{feedback_id}"
-    mail = notification.get("mail") or {}
+    return detail if isinstance(detail, Mapping) else {}
+
+
+def _listed(detail: Mapping[str, Any]) -> list[str]:
+    """The recipients a bounce, complaint or delivery is about, as SES lists them."""
     listed = (
         detail.get("recipients")
         or detail.get("bouncedRecipients")
         or detail.get("complainedRecipients")
         or []
     )
-    recipients = sorted(str(r.get("emailAddress") if isinstance(r, Mapping) else r) for r in listed)
+    return [str(r.get("emailAddress") if isinstance(r, Mapping) else r) for r in listed]
+
+
+def notification_key(kind: str, notification: Mapping[str, Any], lead_id: str) -> str:
+    """The name of an SES notification, the same each time it arrives: SES's feedback id for a
+    bounce or a complaint; otherwise (a delivery) the mail's SES message id, Tsunagu's message id
+    and the recipients."""
+    detail = _detail(kind, notification)
+    feedback_id = detail.get("feedbackId")
+    if feedback_id:
+        return f"{kind}:{feedback_id}"
+    mail = notification.get("mail") or {}
+    recipients = sorted(_listed(detail))
     message_id = _tags(mail).get("message_id")
     return f"{kind}:{mail.get('messageId')}:{message_id}:{lead_id}:{','.join(recipients)}"
+
+
+def _identity(address: str) -> str | None:
+    """An address as SES reports it (possibly with a display name), as leads' addresses are
+    compared: normalised, case-insensitive; None when it is no address."""
+    try:
+        return normalise_email(parseaddr(address)[1] or address).identity_key
+    except InvalidEmail:
+        return None
+
+
+def reports_on(address: str, kind: str, notification: Mapping[str, Any]) -> bool:
+    """Whether SES reports on ``address`` (a lead's, as stored): the recipients the bounce,
+    complaint or delivery lists (else the mail's destination) include it. A notification that
+    names no recipient is not taken as anyone's."""
+    detail = _detail(kind, notification)
+    mail = notification.get("mail") or {}
+    reported = _listed(detail) or [str(a) for a in mail.get("destination") or ()]
+    wanted = EmailAddress(address).identity_key
+    return any(_identity(one) == wanted for one in reported)
 
 
 def _derived_id(prefix: str, key: str, what: str) -> str:
@@ -104,6 +144,12 @@ def handle_ses_event(
         return "ignored: not a Tsunagu lead's mail"
     if kind not in ("Bounce", "Complaint", "Delivery"):
         return f"ignored: {kind or 'unknown'} event"
+    # Feedback not about the lead's own mailbox changes nothing, so a repeat is as harmless as
+    # the first and needs no record; the outcome (logged) says why it was left alone
+    if tags.get(RECIPIENT_TAG) == OWNER_RECIPIENT:
+        return f"ignored: {kind} of the owner's notice, not of mail to the lead"
+    if not reports_on(lead.email, kind, notification):
+        return f"ignored: {kind} of another address than the lead's"
     key = notification_key(kind, notification, lead.lead_id)
     earlier = store.applied_feedback(key)
     if earlier is not None:
