@@ -117,11 +117,20 @@ def test_bad_events_are_reported_by_index_and_good_ones_kept(clock: FixedClock) 
 
 
 @pytest.mark.parametrize(
-    "kind", ["form_submitted", "mail_opened", "link_clicked", "lead_imported", "stage_changed"]
+    "kind",
+    [
+        "form_submitted",
+        "mail_opened",
+        "link_clicked",
+        "lead_imported",
+        "stage_changed",
+        "deal_changed",
+    ],
 )
 def test_a_site_cannot_send_what_only_tsunagu_records(clock: FixedClock, kind: str) -> None:
     # A browser claiming an import would enter the journeys that welcome imported leads, and
-    # count a lead in the funnel.
+    # count a lead in the funnel; one claiming a deal (the CRM's signed word) would put a won
+    # deal's revenue in the reports and meet journeys' goals.
     store = MemoryTracking()
     result = ingest(store, clock, [page_view(type=kind)])
     assert result.accepted == 0

@@ -11,6 +11,9 @@ LEAD_IMPORTED = "lead_imported"
 """A lead created by an import (the import, file and row, its ``source``): the lead's first
 record, which the funnel counts it from. Tsunagu's record, not the lead's activity; a journey
 may still start on it, and a scoring rule may still score it (a trade show's visitors)."""
+DEAL_CHANGED = "deal_changed"
+"""A deal as the CRM last sent it (POST /crm/deals, signed; tsunagu.qualification.deals). Not a
+system kind: journeys' goals and triggers and the revenue reports take it as the CRM's word."""
 
 # What Tsunagu did, or heard from SES, about a lead - not something the lead did.
 SYSTEM_EVENT_KINDS = frozenset(
@@ -42,5 +45,7 @@ SYSTEM_EVENT_KINDS = frozenset(
 OBSERVED_EVENT_KINDS = SYSTEM_EVENT_KINDS | {"form_submitted", "mail_opened", "link_clicked"}
 
 # Every kind only the server writes: a browser claiming one would forge a form submission, a
-# mail open or click, or a consent change; a seminar's attendance comes from its attendee list.
-SERVER_EVENT_KINDS = OBSERVED_EVENT_KINDS | {"seminar_attended"}
+# mail open or click, a consent change, or a won deal's revenue; a seminar's attendance comes
+# from its attendee list. tests/static/test_event_kinds.py checks that every kind the code
+# writes is here.
+SERVER_EVENT_KINDS = OBSERVED_EVENT_KINDS | {"seminar_attended", DEAL_CHANGED}
