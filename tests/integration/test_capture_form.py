@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import AwsStack, load_event, moto_client
+from tsunagu import services
+from tsunagu.forms.model import STORED, FormDefinition
 
 SITE = "https://www.example.com"
 
@@ -223,3 +225,38 @@ def test_cors_preflight_only_for_registered_sites(stack: AwsStack) -> None:
     refused = invoke(stack, foreign)
     assert refused["statusCode"] == 403
     assert "access-control-allow-origin" not in refused["headers"]
+
+
+def test_a_returning_lead_on_a_form_saved_with_consent_topic_all_is_answered(
+    stack: AwsStack,
+) -> None:
+    # Given a form saved, before that was refused, with the consent topic "all" (the reserved
+    # record of "unsubscribed from all mail")
+    settings = stack.settings()
+    form = FormDefinition.model_validate(
+        {
+            "form_id": "demo",
+            "name": "White paper",
+            "fields": [
+                {"name": "email", "type": "email", "required": True},
+                {"name": "consent", "type": "checkbox"},
+            ],
+            "allowed_origins": [SITE],
+            "consent": {"text": "Send me everything.", "version": "1", "topic": "all"},
+        },
+        context={STORED: True},
+    )
+    services.form_repository(settings).put(form, services.clock(settings))
+    event = with_json_body(
+        load_event("capture_form", "new_lead_json"),
+        {"email": "hanako.sato@example.jp", "consent": True},
+    )
+    assert invoke(stack, event)["statusCode"] == 201
+
+    # When the same person submits it again, ticking the box
+    again = invoke(stack, event)
+
+    # Then they are answered (the opt-in replaces the record; no transaction names it twice)
+    assert again["statusCode"] == 200, again
+    consent = [i for i in items(stack, "ConsentTable") if i["record"]["S"] == "topic#all"]
+    assert [i["status"]["S"] for i in consent] == ["opted_in"]

@@ -83,6 +83,17 @@ class TestDefinition:
         # and the capture function, which reads it without pydantic, takes submissions for it
         assert StoredForm.from_definition(document).fields[-1].name == "stage"
 
+    def test_a_form_cannot_take_consent_for_the_reserved_topic_all(self) -> None:
+        # "all" is not a topic one opts in to: it is where "unsubscribe from all" is kept
+        consent = ConsentSpec(text="Send me everything.", version="1", topic="all")
+        with pytest.raises(ValidationError, match="'all' is reserved"):
+            make_form(consent=consent)
+        # A form saved before that rule still loads, as the store reads it back
+        document = make_form().model_dump(mode="json")
+        document["consent"] = consent.model_dump(mode="json")
+        loaded = FormDefinition.model_validate(document, context={STORED: True})
+        assert loaded.consent is not None and loaded.consent.topic == "all"
+
     def test_consent_must_point_at_a_checkbox(self) -> None:
         with pytest.raises(ValidationError, match="checkbox"):
             make_form(consent=ConsentSpec(field="company", text="t", version="1"))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
+from tsunagu.journeys.model import JourneySettings
 from tsunagu.mail.consent import (
     ConsentView,
     SkipReason,
@@ -12,6 +14,7 @@ from tsunagu.mail.consent import (
     consent_as_sends_see_it,
     skip_reason,
 )
+from tsunagu.mail.templates import MailTemplate
 from tsunagu.settings import Settings
 
 ADDRESS = "hanako@example.com"
@@ -171,3 +174,22 @@ def test_the_consent_shown_is_the_consent_sends_obey() -> None:
 def test_without_a_full_unsubscribe_each_topic_shows_its_own_status() -> None:
     recorded = {"marketing": "opted_in", "webinars": "opted_out"}
     assert consent_as_sends_see_it(recorded) == recorded
+
+
+def test_no_template_or_journey_is_on_the_reserved_topic_all() -> None:
+    # "all" keeps the unsubscribe from all mail; a mail on it would offer "all" on its preference
+    # page beside "unsubscribe from all", and a journey on it would need an opt-in nobody gives
+    template = {
+        "template_id": "news",
+        "name": "News",
+        "subject": "News",
+        "html": "<p>News</p>",
+        "from_address": "news@example.com",
+    }
+    with pytest.raises(ValidationError, match="'all' is reserved"):
+        MailTemplate.model_validate({**template, "topic": "all"})
+    with pytest.raises(ValidationError, match="'all' is reserved"):
+        JourneySettings.model_validate({"topic": "all"})
+    # Any other topic is the marketer's to name
+    assert MailTemplate.model_validate({**template, "topic": "seminars"}).topic == "seminars"
+    assert JourneySettings.model_validate({"topic": "seminars"}).topic == "seminars"

@@ -19,6 +19,7 @@ from pydantic import (
 from tsunagu.forms.stored import RESERVED_FIELDS, FieldType
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import RESERVED_FIELD_NAMES
+from tsunagu.mail.consent import named_topic
 from tsunagu.origins import check_origin
 
 STORED = "stored"
@@ -114,4 +115,8 @@ class FormDefinition(BaseModel):
             box = next((f for f in self.fields if f.name == self.consent.field), None)
             if box is None or box.type != "checkbox":
                 raise ValueError(f"consent field {self.consent.field!r} must be a checkbox field")
+            # As above: a form stored before this rule still loads (the store keeps a returning
+            # lead's opt-in to it from failing); it is refused only when saved again.
+            if not (info.context or {}).get(STORED):
+                named_topic(self.consent.topic)
         return self

@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from tsunagu.journeys.waits import EventMatch
 from tsunagu.leads.updates import STAGES
+from tsunagu.mail.consent import named_topic
 
 JOURNEY_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 
@@ -125,7 +126,9 @@ class JourneySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    topic: str = Field(default="marketing", pattern=r"^[a-z][a-z0-9_-]{0,39}$")
+    topic: Annotated[str, AfterValidator(named_topic)] = Field(
+        default="marketing", pattern=r"^[a-z][a-z0-9_-]{0,39}$"
+    )
     triggers: list[Trigger] = Field(default_factory=list, max_length=20)
     reentry: ReentryPolicy = Field(default_factory=ReentryPolicy)
     exit: ExitConditions = Field(default_factory=ExitConditions)

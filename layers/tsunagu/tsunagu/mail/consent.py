@@ -19,6 +19,20 @@ ALL_TOPICS = "all"
 MARKETING = "marketing"
 
 
+def named_topic(topic: str) -> str:
+    """A topic as a marketer names one (a form's consent box, a template's, a journey's): any
+    but ``all``, the record of an unsubscribe from all mail. Nobody opts in to it or is mailed
+    on it: a form's opt-in to it would both lift and write that record (a returning lead's
+    submission failed), and a mail on it would offer "all" as a topic beside "unsubscribe from
+    all". ValueError (a validation message) for it."""
+    if topic == ALL_TOPICS:
+        raise ValueError(
+            f"{ALL_TOPICS!r} is reserved: it records an unsubscribe from all mail (name a topic,"
+            " such as marketing)"
+        )
+    return topic
+
+
 class SkipReason(StrEnum):
     NO_ADDRESS = "no_address"
     BOUNCED = "bounced"

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tsunagu.leads.email import normalised_or_none
+from tsunagu.mail.consent import named_topic
 
 TOPIC_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 
@@ -37,6 +38,7 @@ class MailTemplate(BaseModel):
     """Values for fields a lead lacks, by name: ``{"name": "ご担当者"}``."""
 
     _address = field_validator("from_address", "reply_to")(normalised_or_none)
+    _topic = field_validator("topic")(named_topic)
 
 
 @dataclass(frozen=True)

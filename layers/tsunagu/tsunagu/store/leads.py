@@ -399,6 +399,9 @@ def add_capture(
         tx.save(proof)
         tx.save(state, condition=not_opted_out if write.checks_no_opt_out else None)
         kinds += ["consent", "consent"]
-        if write.lifts_unsubscribe:
+        # An opt-in to "all" itself (a form saved before tsunagu.mail.consent.named_topic
+        # refused it) replaces that record with its put: deleting it too would name the item
+        # twice, and DynamoDB refuses the whole transaction
+        if write.lifts_unsubscribe and write.consent.topic != ALL_TOPICS:
             tx.delete(unsubscribed_from_all(t, write.lead.lead_id))
             deleted.append("consent")
