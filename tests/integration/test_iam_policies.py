@@ -74,6 +74,7 @@ EXPECTED = {
     ("capture_form", "dynamodb:TransactWriteItems"),
     ("capture_form", "dynamodb:GetItem"),
     ("track_event", "dynamodb:BatchWriteItem"),
+    ("track_event", "dynamodb:TransactWriteItems"),
     ("open_pixel", "secretsmanager:GetSecretValue"),
     ("click_link", "secretsmanager:GetSecretValue"),
     ("send_email", "ses:SendEmail"),
@@ -605,6 +606,22 @@ def drive_every_function(q: Qualified, monkeypatch: pytest.MonkeyPatch) -> None:
 
     # track_event, open_pixel, click_link, then route_events scores them (MQL -> hand-off).
     q.view_pages(lead_id, "/pricing", "/seminar")
+    # ... and one from a clock not believed: stored with a claim on its client id
+    skewed = load_event("track_event", "custom_events_json")
+    skewed["body"] = json.dumps(
+        {
+            "site_id": "example-corp",
+            "events": [
+                {
+                    "type": "page_view",
+                    "id": "iam-test-clock-01",
+                    "visitor_id": q.visitors[lead_id],
+                    "occurred_at": "2001-01-01T00:00:00Z",
+                }
+            ],
+        }
+    )
+    assert aws.function("track_event").invoke(skewed)["statusCode"] == 200
     for n in range(8):
         q.open_mail(lead_id, f"msg_open_{n}")
     q.record(lead_id, "seminar_attended")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -288,6 +289,58 @@ def test_an_event_repeated_inside_one_batch_is_stored_once(stack: AwsStack) -> N
 
     assert response["statusCode"] == 200
     assert len(stored_events(stack)) == 1
+
+
+def client_clock(offset: timedelta) -> str:
+    """What a browser whose clock is ``offset`` off sends as occurred_at."""
+    return (NOW + offset).isoformat().replace("+00:00", "Z")
+
+
+def test_a_beacon_from_a_fast_clock_sent_twice_is_stored_once(stack: AwsStack) -> None:
+    # Given a visitor whose computer clock runs 10 minutes fast (beyond the 5 minutes believed)
+    event = dict(GOOD, id="e5c1f0a4b3d2489f", occurred_at=client_clock(timedelta(minutes=10)))
+
+    # When the browser delivers the same beacon twice
+    first = invoke(stack, batch(event))
+    again = invoke(stack, batch(event))
+
+    # Then both are answered as accepted, and one page view is stored, on the server's time
+    assert body_of(first) == body_of(again) == {"accepted": 1, "rejected": []}
+    (stored,) = stored_events(stack)
+    assert stored["occurred_at"].startswith("2026-11-22T09:00:0")
+
+
+def test_the_same_event_twice_in_one_batch_from_a_slow_clock_is_stored_once(
+    stack: AwsStack,
+) -> None:
+    # Given a batch in which a retried event was merged with itself, from a clock not believed
+    # (three days behind): each copy would get the server's time plus its place in the batch
+    event = dict(GOOD, id="e5c1f0a4b3d2489f", occurred_at=client_clock(-timedelta(days=3)))
+
+    response = invoke(stack, batch(event, event))
+
+    # Then the answer counts one event, and one is stored
+    assert body_of(response) == {"accepted": 1, "rejected": []}
+    assert len(stored_events(stack)) == 1
+
+
+def test_a_slow_clocks_beacon_resent_after_its_visitor_became_a_lead_is_stored_once(
+    stack: AwsStack,
+) -> None:
+    # Given a page view from a clock a day behind, stored while its browser was anonymous
+    browser = {"visitor_id": "v_8f14e45fceea167a", "occurred_at": client_clock(-timedelta(days=2))}
+    early = dict(GOOD, id="before-the-form-01", **browser)
+    invoke(stack, batch(early))
+    # ... and the form then linked that browser to a lead
+    capture_lead(stack)
+    before = stored_events(stack)
+
+    # When the browser sends the same beacon again
+    response = invoke(stack, batch(early))
+
+    # Then it is accepted and nothing more is stored (not under the lead either)
+    assert body_of(response) == {"accepted": 1, "rejected": []}
+    assert stored_events(stack) == before
 
 
 # ---------------------------------------------------------------- partly or wholly refused

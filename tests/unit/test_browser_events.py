@@ -36,6 +36,7 @@ class MemoryTracking:
     def __init__(self, leads: dict[str, str] | None = None) -> None:
         self.leads = leads or {}
         self.stored: list[LeadEvent] = []
+        self.claims: set[str] = set()
 
     def site_and_visitors(
         self, site_id: str, visitor_ids: Sequence[str]
@@ -51,6 +52,13 @@ class MemoryTracking:
     def stored_for_visitors(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         anonymous = {(e.visitor_id, e.storage_key) for e in self.stored if e.lead_id is None}
         return {key for key in keys if key in anonymous}
+
+    def put_event_once(self, event: LeadEvent, claim: str) -> bool:
+        if claim in self.claims:
+            return False
+        self.claims.add(claim)
+        self.put_events([event])
+        return True
 
 
 @pytest.fixture
@@ -178,6 +186,33 @@ def test_an_unbelievable_client_clock_is_replaced(clock: FixedClock) -> None:
     ingest(store, clock, [page_view(occurred_at="2030-01-01T00:00:00Z")])
     assert store.stored[0].occurred_at == "2026-12-04T09:00:00.000Z"
     assert store.stored[0].properties["client_time"] == "2030-01-01T00:00:00.000Z"
+
+
+@pytest.mark.parametrize("client_time", ["2030-01-01T00:00:00Z", "2026-12-01T09:00:00Z", None])
+def test_an_event_whose_clock_is_not_believed_is_stored_once_however_often_it_comes(
+    clock: FixedClock, client_time: str | None
+) -> None:
+    # Given an event whose own time is not used (years fast, three days slow, or none): it is
+    # kept at the server's time, which differs for each copy
+    store = MemoryTracking()
+    event = page_view(occurred_at=client_time)
+
+    # When it comes twice in one batch, and again a minute later, and after its visitor
+    # became a lead
+    first = ingest(store, clock, [event, event])
+    clock.advance(minutes=1)
+    again = ingest(store, clock, [event])
+    store.leads["v_0123456789abcdef"] = "lead_01JDEXAMPLE0000000000000001"
+    clock.advance(minutes=1)
+    linked = ingest(store, clock, [event])
+
+    # Then each answer accepts it, and one copy is stored, at the first arrival's time
+    assert (first.accepted, again.accepted, linked.accepted) == (1, 1, 1)
+    [stored] = store.stored
+    assert stored.occurred_at == "2026-12-04T09:00:00.000Z"
+    # And another browser's event that happens to carry the same id is its own
+    other = ingest(store, clock, [page_view(occurred_at=client_time, visitor_id="v_other0001")])
+    assert other.accepted == 1 and len(store.stored) == 2
 
 
 def test_site_and_origin_are_checked(clock: FixedClock) -> None:

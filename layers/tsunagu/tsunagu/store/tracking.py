@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Sequence
 from typing import Any
+
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
 
 from tsunagu.leads.model import LeadEvent, visitor_identity
 from tsunagu.store.converters import event_from_item, event_to_item
@@ -78,6 +82,32 @@ class TrackingRepository:
 
     def put_event(self, event: LeadEvent) -> None:
         event_to_item(self._tables, event).save()
+
+    def put_event_once(self, event: LeadEvent, claim: str) -> bool:
+        """The event and a record of ``claim``, in one transaction that fails if the claim is
+        there already (tsunagu.tracking.browser): a repeat stores nothing, and a claim is never
+        kept without its event. The claim lives as long as the event."""
+        t = self._tables
+        item = event_to_item(t, event)
+        key = "beacon:" + hashlib.sha256(claim.encode()).hexdigest()
+        claimed = t.idempotency(
+            key,
+            request_hash=key,
+            response={"subject": event.subject, "sk": event.storage_key},
+            status="applied",
+            created_at=event.occurred_at,
+            expires_at=item.expires_at,
+        )
+        try:
+            with TransactWrite(connection=t.connection) as transaction:
+                transaction.save(claimed, condition=t.idempotency.key.does_not_exist())
+                transaction.save(item)
+        except TransactWriteError as error:
+            reasons = error.cancellation_reasons
+            if any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons):
+                return False
+            raise
+        return True
 
     def stored_for_visitors(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         table = self._tables.settings.events_table

@@ -272,6 +272,11 @@ class TrackingStore(Protocol):
 
     def put_events(self, events: Sequence[LeadEvent]) -> None: ...
 
+    def put_event_once(self, event: LeadEvent, claim: str) -> bool:
+        """Store ``event`` with a record of ``claim`` that must not be there yet, in one write;
+        False (and nothing stored) when the claim was made before."""
+        ...
+
     def stored_for_visitors(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of these (visitor id, storage key) pairs already hold an event stored while
         the visitor was anonymous."""
@@ -337,24 +342,56 @@ def ingest_browser_events(
         automated = {"automated": True, "reasons": judgement.reasons, "signals": signals.as_dict()}
     stored: dict[tuple[str, str], LeadEvent] = {}
     with_client_ids: list[LeadEvent] = []
+    on_server_time: list[LeadEvent] = []
+    seen: set[tuple[str, str]] = set()
     for index, event in accepted:
         lead_event = _to_event(
             event, index, site, received, ip, context, leads_by_visitor, automated
         )
         # The same event twice in one batch (a retried beacon merged into the next) is one
-        # event; DynamoDB refuses a batch that writes one key twice.
+        # event: by its client id when it has one (its key holds the server's time, different
+        # for each copy, when its clock is not believed), else by its key (DynamoDB refuses a
+        # batch that writes one key twice).
         key = (lead_event.subject, lead_event.storage_key)
-        if key not in stored and event.id is not None:
+        once = (event.visitor_id, event.id) if event.id is not None else key
+        if once in seen:
+            continue
+        seen.add(once)
+        if event.id is None:
+            stored[key] = lead_event
+        elif lead_event.occurred_at != _client_time(event):
+            on_server_time.append(lead_event)
+        else:
+            stored[key] = lead_event
             with_client_ids.append(lead_event)
-        stored.setdefault(key, lead_event)
-    accepted_count = len(stored)  # a repeat is accepted, and stored once
+    accepted_count = len(seen)  # a repeat is accepted, and stored once
     for visitor_id, storage_key in _stored_before_the_link(with_client_ids, store):
         # A beacon repeated after the form linked its visitor to a lead: its first copy is
         # under the visitor (the lead's timeline joins it); a second under the lead would
         # be scored and routed again.
         del stored[(f"lead#{leads_by_visitor[visitor_id]}", storage_key)]
     store.put_events(list(stored.values()))
+    for lead_event in on_server_time:
+        # Kept under the server's time (its clock is not believed), so a repeat would have a
+        # key of its own: it is stored with a claim on its client id instead, and a repeat
+        # (another request's, after its visitor became a lead) stores nothing. Its time cannot
+        # make the key instead: a clock years off would put the event in every "since" window
+        # (or past its expiry). Events whose time is believed need no claim, their key is the
+        # same for every copy; only a copy that arrives after the clock crossed the bound
+        # (minutes later for one just over five minutes fast) is kept a second time, as a claim
+        # on every event would cost each beacon a transaction.
+        store.put_event_once(lead_event, _claim(site.site_id, lead_event))
     return IngestResult(accepted_count, rejected)
+
+
+def _client_time(event: BrowserEvent) -> str | None:
+    return isoformat(event.occurred_at) if event.occurred_at is not None else None
+
+
+def _claim(site_id: str, event: LeadEvent) -> str:
+    """What a copy of an event on the server's time claims: its client id, the browser's own
+    (the visitor's) within the site."""
+    return f"beacon:{site_id}:{event.visitor_id}:{event.event_id}"
 
 
 def _stored_before_the_link(
