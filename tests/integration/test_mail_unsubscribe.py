@@ -361,6 +361,10 @@ URLENCODED = "application/x-www-form-urlencoded"
             "the form is too large",
         ),
         (b"form=preferences&topic%3Amarketing=\xff\xfe", URLENCODED, 400, "cannot be read"),
+        # A percent-encoded byte that is not UTF-8 (a box's name, a value): read as U+FFFD, the
+        # name was no topic's any more and the box counted as unticked - an opt-out, with 200
+        ("form=preferences&topic%3Amarketing%FF=on", URLENCODED, 400, "is not UTF-8"),
+        ("form=preferences&topic%3Amarketing=on&unsubscribe_all=%FF", URLENCODED, 400, "UTF-8"),
         (
             "form=preferences&" + "&".join(f"topic%3Af{i}=on" for i in range(60)),
             URLENCODED,
@@ -368,7 +372,16 @@ URLENCODED = "application/x-www-form-urlencoded"
             "cannot be read",
         ),
     ],
-    ids=["text/plain", "json", "multipart form", "too large", "not utf-8", "too many fields"],
+    ids=[
+        "text/plain",
+        "json",
+        "multipart form",
+        "too large",
+        "not utf-8",
+        "a name not utf-8 once decoded",
+        "a value not utf-8 once decoded",
+        "too many fields",
+    ],
 )
 def test_a_post_that_cannot_be_read_gets_4xx_and_changes_nothing(
     mailed: Mailed, body: str | bytes, content_type: str, status: int, message: str

@@ -188,6 +188,15 @@ def read_unsubscribe_form(request: HttpRequest, max_bytes: int = 8 * 1024) -> di
     if request.media_type not in ("application/x-www-form-urlencoded", ""):
         raise UnsupportedMediaType("send application/x-www-form-urlencoded")
     try:
-        return parse_qs(request.body.decode("utf-8"), keep_blank_values=True, max_num_fields=50)
-    except (UnicodeDecodeError, ValueError):
+        # errors="strict": a percent-encoded byte that is not UTF-8 would be read as U+FFFD, and
+        # a box whose name is then no topic's would count as unticked - an opt-out
+        return parse_qs(
+            request.body.decode("utf-8"),
+            keep_blank_values=True,
+            max_num_fields=50,
+            errors="strict",
+        )
+    except UnicodeDecodeError:
+        raise MalformedRequest("the form cannot be read: a field is not UTF-8") from None
+    except ValueError:
         raise MalformedRequest("the form cannot be read") from None
