@@ -166,6 +166,57 @@ def test_a_value_that_cannot_be_kept_as_sent_is_refused_not_mangled(
     assert stored_counts(stack) == before
 
 
+@pytest.mark.parametrize(
+    ("path_parameters", "says"),
+    [
+        (None, "no form with id ''"),
+        ({}, "no form with id ''"),
+        ({"form_id": ""}, "no form with id ''"),
+        ({"form_id": "Demo Form"}, "no form with id 'Demo Form'"),
+        ({"form_id": "d" * 2000}, "no form with id 'ddd"),
+    ],
+    ids=["null", "none", "empty", "not a form id", "over-long"],
+)
+def test_a_path_without_a_form_id_is_a_404_not_a_crash(
+    stack: AwsStack, path_parameters: dict[str, str] | None, says: str
+) -> None:
+    # Given a submission whose path names no form id DynamoDB could look up (it refuses an
+    # empty or over-long key with an error, which was a 500)
+    before = stored_counts(stack)
+    event = copy.deepcopy(load_event("capture_form", "new_lead_json"))
+    event["pathParameters"] = path_parameters
+
+    response = invoke(stack, event)
+
+    # Then it is answered as a form that is not there, and nothing is stored
+    assert response["statusCode"] == 404, response
+    assert says in json.loads(response["body"])["message"]
+    assert stored_counts(stack) == before
+
+
+def test_a_base64_body_with_a_character_outside_ascii_is_a_400(stack: AwsStack) -> None:
+    before = stored_counts(stack)
+    event = copy.deepcopy(load_event("capture_form", "browser_form_post_base64"))
+    event["body"] = "ｅｍａｉｌ＝ａ"  # full-width: not base64, and not ASCII either
+
+    response = invoke(stack, event)
+
+    assert response["statusCode"] == 400, response
+    assert "not valid base64" in response["body"]
+    assert stored_counts(stack) == before
+
+
+def test_an_event_whose_request_context_is_null_is_answered(stack: AwsStack) -> None:
+    # An invoker other than API Gateway (a test harness, a replay) may send null for a part it
+    # has not: it is read as absent, as a missing part is
+    event = copy.deepcopy(load_event("capture_form", "new_lead_json"))
+    event["requestContext"] = None
+
+    response = invoke(stack, event)
+
+    assert response["statusCode"] == 201, response
+
+
 def test_a_one_megabyte_body_is_refused(stack: AwsStack) -> None:
     before = stored_counts(stack)
     event = with_json_body(

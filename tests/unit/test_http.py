@@ -44,6 +44,39 @@ def test_broken_base64_is_a_malformed_request() -> None:
         HttpRequest.from_http_api_event({"isBase64Encoded": True, "body": "***"})
 
 
+@pytest.mark.parametrize(
+    "body", ["ｅｍａｉｌ", "email=\u00e9"], ids=["full-width", "latin-1 letter"]
+)
+def test_base64_with_a_character_outside_ascii_is_a_malformed_request(body: str) -> None:
+    with pytest.raises(MalformedRequest, match="not valid base64"):
+        HttpRequest.from_http_api_event({"isBase64Encoded": True, "body": body})
+
+
+def test_a_body_that_is_not_text_is_a_malformed_request() -> None:
+    with pytest.raises(MalformedRequest, match="must be text"):
+        HttpRequest.from_http_api_event({"body": {"email": "a@example.com"}})
+
+
+def test_parts_given_as_null_are_read_as_absent() -> None:
+    event = {
+        "requestContext": None,
+        "headers": None,
+        "pathParameters": None,
+        "queryStringParameters": None,
+        "body": None,
+        "rawPath": "/forms/demo/submissions",
+    }
+    parsed = HttpRequest.from_http_api_event(event)
+    assert (parsed.method, parsed.path, parsed.source_ip) == (
+        "GET",
+        "/forms/demo/submissions",
+        None,
+    )
+    assert (parsed.headers, parsed.path_parameters, parsed.body) == ({}, {}, b"")
+    context = HttpRequest.from_http_api_event({"requestContext": {"http": None}})
+    assert context.method == "GET"
+
+
 def test_json_and_urlencoded_bodies() -> None:
     assert read_form_fields(request(b'{"email": "a@example.com"}', "application/json"), 1024) == {
         "email": "a@example.com"

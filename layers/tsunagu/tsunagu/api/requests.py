@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import math
 import re
@@ -34,12 +33,18 @@ class HttpRequest:
 
     @classmethod
     def from_http_api_event(cls, event: dict[str, Any]) -> HttpRequest:
-        http = event.get("requestContext", {}).get("http", {})
+        # A part given as null is read as absent: API Gateway leaves out what it has not, but
+        # a test harness or another invoker may send null, and that is no reason for a 500
+        http = (event.get("requestContext") or {}).get("http") or {}
         raw_body = event.get("body") or ""
+        if not isinstance(raw_body, str):
+            raise MalformedRequest("the request body must be text")
         if event.get("isBase64Encoded"):
             try:
                 body = base64.b64decode(raw_body, validate=True)
-            except binascii.Error:
+            # binascii.Error (a ValueError) for a character outside base64, a plain ValueError
+            # for one outside ASCII
+            except ValueError:
                 raise MalformedRequest("the request body is not valid base64") from None
         else:
             body = raw_body.encode("utf-8", "surrogatepass")

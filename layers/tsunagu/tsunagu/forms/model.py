@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from tsunagu.forms.stored import RESERVED_FIELDS, FieldType
+from tsunagu.forms.stored import FORM_ID_PATTERN, RESERVED_FIELDS, FieldType
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import RESERVED_FIELD_NAMES
 from tsunagu.mail.consent import named_topic
@@ -69,7 +69,7 @@ class ConsentSpec(BaseModel):
 class FormDefinition(BaseModel):
     model_config = ConfigDict(defer_build=True, extra="forbid")
 
-    form_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    form_id: str = Field(pattern=FORM_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     fields: list[FormField] = Field(min_length=1, max_length=50)
     allowed_origins: list[str] = Field(default_factory=list, max_length=50)

@@ -9,12 +9,21 @@ two alike: a field added to the model must be added here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from tsunagu.leads.merge import Channel
 from tsunagu.origins import origin_allowed
+
+FORM_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+def is_form_id(text: str) -> bool:
+    """Checked before a look-up: DynamoDB refuses an empty or over-long key with a 500."""
+    return re.match(FORM_ID_PATTERN, text) is not None
+
 
 FieldType = Literal["email", "text", "textarea", "tel", "url", "number", "checkbox", "select"]
 

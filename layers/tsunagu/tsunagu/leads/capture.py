@@ -17,7 +17,7 @@ from tsunagu.errors import (
     TooManyRequests,
 )
 from tsunagu.forms import RawValue
-from tsunagu.forms.stored import StoredForm
+from tsunagu.forms.stored import StoredForm, is_form_id
 from tsunagu.forms.validation import (
     Submission,
     is_honeypot_filled,
@@ -251,6 +251,8 @@ def open_form(form_id: str, origin: str | None, *, store: CaptureStore) -> Store
     A browser always sends Origin on a cross-site POST; a request from a site the form was not
     registered for is refused. Server-side posts carry no Origin and are accepted.
     """
+    if not is_form_id(form_id):
+        raise NotFound(f"there is no form with id {form_id[:64]!r}")
     form = store.get_form(form_id)
     if form is None:
         raise NotFound(f"there is no form with id {form_id!r}")
