@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import AwsStack, load_event, moto_client
 from tsunagu import services
-from tsunagu.forms.model import STORED, FormDefinition
+from tsunagu.client_values import STORED
+from tsunagu.forms.model import FormDefinition
 
 SITE = "https://www.example.com"
 

@@ -23,6 +23,7 @@ from tests.integration.mail_helpers import (
     with_token,
 )
 from tsunagu import services
+from tsunagu.client_values import STORED
 from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
 
 CONFIRMATION_HTML = (
@@ -31,22 +32,35 @@ CONFIRMATION_HTML = (
 )
 
 
-def double_opt_in_form(aws: AwsStack) -> None:
+def double_opt_in_form(aws: AwsStack, topic: str = "newsletter") -> None:
     settings = aws.settings()
-    services.form_repository(settings).put(
-        FormDefinition(
-            form_id="newsletter",
-            name="Newsletter",
-            fields=[
-                FormField(name="email", type="email", required=True),
-                FormField(name="consent", type="checkbox"),
-            ],
-            consent=ConsentSpec(
-                topic="newsletter", text="Send me the newsletter.", version="v1", double_opt_in=True
-            ),
+    form = {
+        "form_id": "newsletter",
+        "name": "Newsletter",
+        "fields": [
+            FormField(name="email", type="email", required=True),
+            FormField(name="consent", type="checkbox"),
+        ],
+        "consent": ConsentSpec.model_construct(
+            topic=topic, text="Send me the newsletter.", version="v1", double_opt_in=True
         ),
-        services.clock(settings),
-    )
+    }
+    # As stored (a form on the topic "all" could be saved before the topic was refused)
+    definition = FormDefinition.model_validate(form, context={STORED: True})
+    services.form_repository(settings).put(definition, services.clock(settings))
+
+
+def confirmation_token(aws: AwsStack, lead_id: str) -> str:
+    """The token of the confirm link in the mail route_events sent for the lead's sign-up."""
+    route = aws.function("route_events")
+    assert route.invoke(stream_batch_of_lead_events(aws, lead_id)) == {"batchItemFailures": []}
+    (confirmation,) = [
+        m for m in sent_messages() if "ご登録の確認" in str(parse(m.raw_data)["Subject"])
+    ]
+    _, html = parts(parse(confirmation.raw_data))
+    confirm_url = re.search(r'href="([^"]+\?confirm=1)"', html)
+    assert confirm_url is not None
+    return token_of(confirm_url.group(1).removesuffix("?confirm=1"))
 
 
 def stream_batch_of_lead_events(aws: AwsStack, lead_id: str) -> dict[str, Any]:
@@ -131,3 +145,30 @@ def test_consent_waits_for_the_confirmation_and_a_get_confirms_nothing(aws: AwsS
     assert not [r for r in records if r["record"].startswith("pending#")]
     save_template(aws, template_id="newsletter-issue", topic="newsletter")
     assert send(aws, lead_id, template_id="newsletter-issue")["status"] == "sent"
+
+
+def test_a_confirmation_on_a_form_stored_on_the_topic_all_is_kept_not_a_500(
+    aws: AwsStack,
+) -> None:
+    # Given a double opt-in form stored on the topic "all" before the topic was refused
+    prepare_mail(aws)
+    double_opt_in_form(aws, topic="all")
+    save_template(
+        aws, template_id="double-opt-in", kind="transactional", subject="ご登録の確認",
+        html=CONFIRMATION_HTML,
+    )  # fmt: skip
+    lead_id = capture(aws, "doi.all@example.com", form_id="newsletter")
+    token = confirmation_token(aws, lead_id)
+
+    # When the person confirms
+    post = with_body(
+        with_token(load_event("unsubscribe", "preferences_form"), token),
+        "confirm=1",
+        "application/x-www-form-urlencoded",
+    )
+    confirmed = unsubscribe(aws, post)
+
+    # Then the confirmation is stored (one write of the "all" record, not a put and a delete
+    # of it in one transaction, which DynamoDB refuses whole)
+    assert confirmed["statusCode"] == 200, confirmed
+    assert consent_state(aws, lead_id) == {"all": "opted_in"}

@@ -46,6 +46,7 @@ from tsunagu.mail.send import MessengerError, OutgoingMail
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.store.mail import MailRepository
 from tsunagu.store.ses import SesMessenger
+from tsunagu.store.tables import bind_tables
 from tsunagu.tracking.tokens import TokenKind
 from tsunagu_local.clocks import VirtualClock
 from tsunagu_local.lambdas import FunctionError
@@ -389,8 +390,13 @@ PRODUCT_NEWS = {
 
 @pytest.mark.parametrize(
     ("body", "problem"),
-    [("", "at least 1 character"), ("x" * 200_001, "at most 200000 characters")],
-    ids=["empty", "over-the-limit"],
+    [
+        ("", "html: String should have at least 1 character"),
+        ("x" * 200_001, "html: String should have at most 200000 characters"),
+        # Within the characters allowed, and more than one DynamoDB item holds
+        ("<p>" + "お知らせ" * 40_000 + "</p>", "more than the 350 KB a template may hold"),
+    ],
+    ids=["empty", "over-the-limit", "japanese-too-large-to-store"],
 )
 def test_an_html_file_the_template_may_not_hold_is_refused_and_listing_still_works(
     stack: AwsStack,
@@ -409,7 +415,7 @@ def test_an_html_file_the_template_may_not_hold_is_refused_and_listing_still_wor
     # Then it is refused in one line, as the same HTML in the JSON would be, and nothing stored
     _, err = capsys.readouterr()
     assert code == 1
-    assert err.startswith("tsunagu: body.html is not valid: html: ") and problem in err, err
+    assert err.startswith("tsunagu: body.html is not valid: ") and problem in err, err
     assert err.count("\n") == 1
     # And the templates can still be listed
     assert cli.main(["templates", "list"]) == 0
@@ -442,3 +448,25 @@ def test_a_template_changed_without_validation_is_not_stored(stack: AwsStack) ->
     # Then it is refused by field, and the templates stored can still be read
     assert [e.field for e in refused.value.errors] == ["html"]
     assert [t.template_id for t in services.mail_repository(settings).templates()] == ["welcome"]
+
+
+def test_a_version_stored_on_the_topic_all_still_loads_and_a_new_one_is_refused(
+    stack: AwsStack,
+) -> None:
+    # Given a template version stored on the topic "all" before the topic was refused (written
+    # as the store writes versions, without today's validation)
+    settings = stack.settings()
+    templates = services.mail_repository(settings)
+    old = MailTemplate.model_construct(**{**PRODUCT_NEWS, "topic": "all", "version": 1})
+    bind_tables(settings).templates(
+        "product-news", 1, definition=old.model_dump(mode="json"),
+        created_at="2026-11-01T00:00:00.000Z",
+    ).save()  # fmt: skip
+
+    # Then it still loads, listed and by version: a journey pinned to it keeps working
+    assert [t.template_id for t in templates.templates()] == ["product-news", "welcome"]
+    loaded = templates.template("product-news", 1)
+    assert loaded is not None and loaded.topic == "all"
+    # And a new version on it is refused, naming the topic
+    with pytest.raises(ValueError, match="'all' is reserved"):
+        MailTemplate.model_validate({**PRODUCT_NEWS, "topic": "all"})

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from tsunagu.client_values import STORED
 from tsunagu.errors import ValidationFailed
-from tsunagu.forms.model import STORED, ConsentSpec, FormDefinition, FormField
+from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
 from tsunagu.forms.stored import StoredConsent, StoredField, StoredForm
 from tsunagu.forms.validation import is_honeypot_filled, validate_submission
 from tsunagu.leads.merge import Channel

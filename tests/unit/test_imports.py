@@ -297,6 +297,14 @@ def workbook(rows: list[list[object]]) -> bytes:
     return out.getvalue()
 
 
+def test_a_consent_column_for_the_reserved_topic_all_is_refused_naming_it() -> None:
+    # "all" records an unsubscribe from all mail: a list's yes to it is consent to nothing
+    # (and a no would unsubscribe the row from every topic), as a form's is refused
+    with pytest.raises(ValidationFailed, match="reserved") as refused:
+        ConsentColumn("配信希望", yes=frozenset({"希望する"}), no=frozenset(), topic="all")
+    assert [e.field for e in refused.value.errors] == ["consent_topic"]
+
+
 def test_an_excel_workbook_is_read_as_its_first_sheet_typed_cells_as_text() -> None:
     from datetime import datetime
 

@@ -16,6 +16,11 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ValidationE
 from tsunagu.clock import client_instant, within_the_calendar
 from tsunagu.errors import FieldError, ValidationFailed
 
+STORED = "stored"
+"""Validation context: a definition read back from the store, not one a client sends. A rule
+added since it was stored refuses it only when it is saved again (a stored form or template
+version still loads, and still works)."""
+
 
 def _date_time_text(value: Any) -> Any:
     # A datetime is one built in code (a test, the CLI); what a client sends is text, checked

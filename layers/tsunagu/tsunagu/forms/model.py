@@ -16,14 +16,12 @@ from pydantic import (
     model_validator,
 )
 
+from tsunagu.client_values import STORED
 from tsunagu.forms.stored import FORM_ID_PATTERN, RESERVED_FIELDS, FieldType
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import RESERVED_FIELD_NAMES
 from tsunagu.mail.consent import named_topic
 from tsunagu.origins import check_origin
-
-STORED = "stored"
-"""Validation context: a definition read back from the store, not one being saved."""
 
 
 class FormField(BaseModel):

@@ -27,6 +27,7 @@ from tsunagu.imports.reading import Table
 from tsunagu.leads.email import InvalidEmail, normalise_email
 from tsunagu.leads.merge import DEFAULT_PRIORITY, Channel
 from tsunagu.leads.model import Lead
+from tsunagu.mail.consent import named_topic
 from tsunagu.text import spreadsheet_safe
 
 REASON_HEADER = "取り込めなかった理由 (reason)"
@@ -61,6 +62,10 @@ class ConsentColumn:
             problems.append(
                 FieldError("consent_no", f"{', '.join(sorted(both))} cannot mean yes and no")
             )
+        try:
+            named_topic(self.topic)  # as a form's, a template's and a journey's topic
+        except ValueError as error:
+            problems.append(FieldError("consent_topic", str(error)))
         if problems:
             raise ValidationFailed(problems)
 

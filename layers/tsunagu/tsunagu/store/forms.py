@@ -7,8 +7,9 @@ cache.
 
 from __future__ import annotations
 
+from tsunagu.client_values import STORED
 from tsunagu.clock import Clock, isoformat
-from tsunagu.forms.model import STORED, FormDefinition
+from tsunagu.forms.model import FormDefinition
 from tsunagu.store.stored_forms import forget_cached_form
 from tsunagu.store.tables import Tables, get_or_none
 

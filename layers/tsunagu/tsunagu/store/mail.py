@@ -13,11 +13,12 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from tsunagu.client_values import STORED
 from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.cursors import decode_cursor, encode_cursor, not_a_cursor
 from tsunagu.errors import AlreadyExists, ConcurrentUpdate
 from tsunagu.leads.model import ConsentEvidence, LeadEvent
-from tsunagu.mail.consent import Recipient, SuppressionEntry
+from tsunagu.mail.consent import ALL_TOPICS, Recipient, SuppressionEntry
 from tsunagu.mail.exclusions import Exclusion, ExclusionList
 from tsunagu.mail.feedback import Feedback
 from tsunagu.mail.templates import MailTemplate, TemplateVersion
@@ -106,7 +107,7 @@ class MailRepository(LeadRepository):
             item = next(iter(latest), None)
         if item is None:
             return None
-        template = MailTemplate.model_validate(item.definition)
+        template = MailTemplate.model_validate(item.definition, context={STORED: True})
         _versions[(table, template_id, template.version)] = template
         if version is None:
             _latest[(table, template_id)] = (time.monotonic(), template)
@@ -129,7 +130,7 @@ class MailRepository(LeadRepository):
         """The latest version of every template."""
         latest: dict[str, MailTemplate] = {}
         for item in self._tables.templates.scan():
-            template = MailTemplate.model_validate(item.definition)
+            template = MailTemplate.model_validate(item.definition, context={STORED: True})
             current = latest.get(template.template_id)
             if current is None or template.version > current.version:
                 latest[template.template_id] = template
@@ -250,8 +251,12 @@ class MailRepository(LeadRepository):
                 transaction.save(proof)
                 transaction.save(state)
                 transaction.save(event_to_item(self._tables, event))
-                if method == "double_opt_in":
+                # An opt-in to "all" itself (a form stored before the topic was refused)
+                # replaces that record with its put: a delete too would name it twice, and
+                # DynamoDB refuses the whole transaction (as store.leads.add_capture)
+                if method == "double_opt_in" and evidence.topic != ALL_TOPICS:
                     transaction.delete(unsubscribed_from_all(self._tables, evidence.lead_id))
+                if method == "double_opt_in":
                     transaction.delete(
                         self._tables.consent(evidence.lead_id, f"pending#{evidence.topic}")
                     )
