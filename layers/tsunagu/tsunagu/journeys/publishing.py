@@ -224,80 +224,61 @@ def publish(
             ]
         )
     with _publishing(journeys, journey_id, clock):
-        return _publish(
-            definition, asl, name, full_name, note, target, machines, journeys, clock, by
+        # The record as it was before this publication: it is recorded over that one only
+        record = journeys.get_journey(journey_id)
+        created = record is None
+        seen = record.published.version_arn if record and record.published else None
+        arn = target.state_machine_arn(journey_id)
+        machine = machines.find(arn)
+        if machine is None:
+            version_arn = machines.create(full_name, asl, target.role_arn, note)
+            machine = Machine(arn=arn, alias_arn=None, live_version_arn=None)
+            changed = True
+        elif (
+            machine.live_version_arn is not None
+            and machines.definition(machine.live_version_arn) == asl
+        ):
+            version_arn, changed = machine.live_version_arn, False
+        else:
+            version_arn, changed = machines.publish(arn, asl, note), True
+        number = _version_number(version_arn)
+        journeys.save_graph(
+            StoredGraph(
+                journey_id=journey_id,
+                which=published_graph_key(number),
+                definition=definition.model_dump(mode="json", by_alias=True, exclude_none=True),
+                by=by,
+                updated_at=isoformat(clock.now()),
+            )
         )
-
-
-def _publish(
-    definition: JourneyDefinition,
-    asl: str,
-    name: str,
-    full_name: str,
-    note: str | None,
-    target: PublishingTarget,
-    machines: StateMachines,
-    journeys: PublishedJourneys,
-    clock: Clock,
-    by: str | None,
-) -> Publication:
-    """The publication itself, under the journey's lease."""
-    journey_id = definition.journey_id
-    # The record as it was before this publication: it is recorded over that one only
-    record = journeys.get_journey(journey_id)
-    created = record is None
-    seen = record.published.version_arn if record and record.published else None
-    arn = target.state_machine_arn(journey_id)
-    machine = machines.find(arn)
-    if machine is None:
-        version_arn = machines.create(full_name, asl, target.role_arn, note)
-        machine = Machine(arn=arn, alias_arn=None, live_version_arn=None)
-        changed = True
-    elif (
-        machine.live_version_arn is not None
-        and machines.definition(machine.live_version_arn) == asl
-    ):
-        version_arn, changed = machine.live_version_arn, False
-    else:
-        version_arn, changed = machines.publish(arn, asl, note), True
-    number = _version_number(version_arn)
-    journeys.save_graph(
-        StoredGraph(
+        alias_arn = machine.alias_arn
+        if changed or alias_arn is None:
+            alias_arn = machines.point_alias(machine, version_arn)
+        # Also when the record lags the alias (a publication that stopped after moving the alias).
+        if changed or seen != version_arn:
+            _record_publication(
+                journey_id,
+                PublishedVersion(
+                    version=number,
+                    version_arn=version_arn,
+                    alias_arn=alias_arn,
+                    published_at=isoformat(clock.now()),
+                    note=note,
+                ),
+                name,
+                journeys,
+                clock,
+                new=_new_record(definition, name),
+                over=seen,
+            )
+        return Publication(
             journey_id=journey_id,
-            which=published_graph_key(number),
-            definition=definition.model_dump(mode="json", by_alias=True, exclude_none=True),
-            by=by,
-            updated_at=isoformat(clock.now()),
+            version=number,
+            version_arn=version_arn,
+            alias_arn=alias_arn,
+            changed=changed,
+            created=created,
         )
-    )
-    alias_arn = machine.alias_arn
-    if changed or alias_arn is None:
-        alias_arn = machines.point_alias(machine, version_arn)
-    # Also when the record lags the alias (a publication that stopped after moving the alias).
-    if changed or seen != version_arn:
-        _record_publication(
-            journey_id,
-            PublishedVersion(
-                version=number,
-                version_arn=version_arn,
-                alias_arn=alias_arn,
-                published_at=isoformat(clock.now()),
-                note=note,
-            ),
-            name,
-            journeys,
-            clock,
-            new=_new_record(definition, name),
-            over=seen,
-        )
-    return Publication(
-        journey_id=journey_id,
-        version=number,
-        version_arn=version_arn,
-        alias_arn=alias_arn,
-        changed=changed,
-        created=created,
-    )
 
 
 def versions(
@@ -322,58 +303,48 @@ def rollback(
 ) -> Publication:
     """Point the alias back at ``to_version`` (by default the version before the live one).
     Executions running on the newer version finish on it; new entries take the old one."""
-    with _publishing(journeys, journey_id, clock):
-        return _rollback(journey_id, to_version, target, machines, journeys, clock)
-
-
-def _rollback(
-    journey_id: str,
-    to_version: int | None,
-    target: PublishingTarget,
-    machines: StateMachines,
-    journeys: PublishedJourneys,
-    clock: Clock,
-) -> Publication:
-    """The rollback itself, under the journey's lease (the live version read under it)."""
-    published, live = versions(journey_id, target=target, machines=machines)
-    if to_version is None:
-        older = [v for v in published if live is None or v.number < live]
-        if not older:
-            raise NotFound(f"journey {journey_id!r} has no version before {live}")
-        chosen = older[0]
-    else:
-        found = [v for v in published if v.number == to_version]
-        if not found:
-            numbers = ", ".join(str(v.number) for v in published)
-            raise NotFound(f"journey {journey_id!r} has no version {to_version} (has {numbers})")
-        chosen = found[0]
-    record = journeys.get_journey(journey_id)
-    if record is None:  # checked before the alias moves: nothing changes then
-        raise NotFound(f"journey {journey_id!r} has no record")
-    machine = machines.find(target.state_machine_arn(journey_id))
-    assert machine is not None  # versions() found it
-    alias_arn = machines.point_alias(machine, chosen.arn)
-    _record_publication(
-        journey_id,
-        PublishedVersion(
+    with _publishing(journeys, journey_id, clock):  # the live version read under it
+        published, live = versions(journey_id, target=target, machines=machines)
+        if to_version is None:
+            older = [v for v in published if live is None or v.number < live]
+            if not older:
+                raise NotFound(f"journey {journey_id!r} has no version before {live}")
+            chosen = older[0]
+        else:
+            found = [v for v in published if v.number == to_version]
+            if not found:
+                numbers = ", ".join(str(v.number) for v in published)
+                raise NotFound(
+                    f"journey {journey_id!r} has no version {to_version} (has {numbers})"
+                )
+            chosen = found[0]
+        record = journeys.get_journey(journey_id)
+        if record is None:  # checked before the alias moves: nothing changes then
+            raise NotFound(f"journey {journey_id!r} has no record")
+        machine = machines.find(target.state_machine_arn(journey_id))
+        assert machine is not None  # versions() found it
+        alias_arn = machines.point_alias(machine, chosen.arn)
+        _record_publication(
+            journey_id,
+            PublishedVersion(
+                version=chosen.number,
+                version_arn=chosen.arn,
+                alias_arn=alias_arn,
+                published_at=isoformat(clock.now()),
+                note=f"rolled back to version {chosen.number}",
+            ),
+            target.state_machine_name(journey_id),
+            journeys,
+            clock,
+        )
+        return Publication(
+            journey_id=journey_id,
             version=chosen.number,
             version_arn=chosen.arn,
             alias_arn=alias_arn,
-            published_at=isoformat(clock.now()),
-            note=f"rolled back to version {chosen.number}",
-        ),
-        target.state_machine_name(journey_id),
-        journeys,
-        clock,
-    )
-    return Publication(
-        journey_id=journey_id,
-        version=chosen.number,
-        version_arn=chosen.arn,
-        alias_arn=alias_arn,
-        changed=live != chosen.number,
-        created=False,
-    )
+            changed=live != chosen.number,
+            created=False,
+        )
 
 
 def keep_publication(policy: Journey, existing: Journey | None) -> Journey:
