@@ -393,8 +393,9 @@ PRODUCT_NEWS = {
     [
         ("", "html: String should have at least 1 character"),
         ("x" * 200_001, "html: String should have at most 200000 characters"),
-        # Within the characters allowed, and more than one DynamoDB item holds
-        ("<p>" + "お知らせ" * 40_000 + "</p>", "more than the 350 KB a template may hold"),
+        # Within the characters allowed, and more than one DynamoDB item holds: 70,000
+        # Japanese characters are 210 KB of UTF-8, and 420 KB as the item stores them
+        ("<p>" + "お知らせ" * 17_500 + "</p>", "more than the 350 KB a template may hold"),
     ],
     ids=["empty", "over-the-limit", "japanese-too-large-to-store"],
 )
@@ -470,3 +471,22 @@ def test_a_version_stored_on_the_topic_all_still_loads_and_a_new_one_is_refused(
     # And a new version on it is refused, naming the topic
     with pytest.raises(ValueError, match="'all' is reserved"):
         MailTemplate.model_validate({**PRODUCT_NEWS, "topic": "all"})
+
+
+def test_a_version_stored_before_the_size_rule_still_loads(stack: AwsStack) -> None:
+    # Given a version that fitted one item before the rule (360,000 ASCII characters: within
+    # the fields' limits, over the 350 KB a new version may take)
+    settings = stack.settings()
+    old = MailTemplate.model_construct(
+        **{**PRODUCT_NEWS, "html": "x" * 200_000, "text": "y" * 160_000, "version": 1}
+    )
+    bind_tables(settings).templates(
+        "product-news", 1, definition=old.model_dump(mode="json"),
+        created_at="2026-11-01T00:00:00.000Z",
+    ).save()  # fmt: skip
+    # Then it is listed and loads (a journey pinned to it sends), and only a new one is refused
+    templates = services.mail_repository(settings)
+    assert "product-news" in [t.template_id for t in templates.templates()]
+    assert templates.template("product-news", 1) is not None
+    with pytest.raises(ValueError, match="a template may hold"):
+        MailTemplate.model_validate(old.model_dump(mode="json"))

@@ -45,7 +45,7 @@ def _write_rejected(target: str, data: bytes) -> None:
 def _options(args: argparse.Namespace) -> ImportOptions:
     consent = None
     if args.consent_column:
-        consent = ConsentColumn(
+        consent = ConsentColumn.asked(
             args.consent_column,
             yes=frozenset(args.consent_yes),
             no=frozenset(args.consent_no),

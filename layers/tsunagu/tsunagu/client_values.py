@@ -8,6 +8,7 @@ overflows when it is converted to UTC (a 500 instead of a 422).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -20,6 +21,13 @@ STORED = "stored"
 """Validation context: a definition read back from the store, not one a client sends. A rule
 added since it was stored refuses it only when it is saved again (a stored form or template
 version still loads, and still works)."""
+
+
+def stored_size(value: object) -> int:
+    """The bytes ``value`` takes as a definition is stored: one JSON text (pynamodb's
+    JSONAttribute; journeys and mail templates), where every character beyond ASCII is
+    escaped - six bytes a Japanese character, not the three UTF-8 would take."""
+    return len(json.dumps(value).encode("ascii"))
 
 
 def _date_time_text(value: Any) -> Any:

@@ -459,7 +459,7 @@ class ConsentMeaning(BaseModel):
     topic: str = Field(default="marketing", pattern=r"^[a-z][a-z0-9_-]{0,39}$")
 
     def meaning(self) -> ConsentColumn:
-        return ConsentColumn(self.column, frozenset(self.yes), frozenset(self.no), self.topic)
+        return ConsentColumn.asked(self.column, frozenset(self.yes), frozenset(self.no), self.topic)
 
 
 def _mapping_within(most_chars: int | None) -> Callable[[Any], Any]:

@@ -13,12 +13,12 @@ and part of every wait's id, so they are stable sentences rather than generated 
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from tsunagu.client_values import stored_size
 from tsunagu.journeys.model import JOURNEY_ID_PATTERN
 from tsunagu.leads.model import not_reserved_field
 from tsunagu.leads.updates import STAGES, Tag
@@ -29,13 +29,6 @@ MAX_STORED_BYTES = 256 * 1024
 """A definition's size as it is stored (stored_size): its draft and each published version are
 items of their own, which DynamoDB caps at 400 KB - this leaves room for the rest of the item,
 and keeps the compiled state machine well under Step Functions' 1 MB."""
-
-
-def stored_size(value: object) -> int:
-    """The bytes ``value`` takes as the journey store keeps it: one JSON text (pynamodb's
-    JSONAttribute), where every character beyond ASCII is escaped - six bytes a Japanese
-    character, not the three UTF-8 would take."""
-    return len(json.dumps(value).encode("ascii"))
 
 
 NODE_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
