@@ -6,7 +6,7 @@
 import { useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 
-import { api, describeError } from "./api";
+import { ApiError, api, describeError } from "./api";
 
 export interface StartInput {
   names: string[];
@@ -30,7 +30,12 @@ export function useStartInput(journeyId: string | undefined, live?: number | nul
     let current = true;
     api<{ start_input?: string[] }>("GET", `/admin/journeys/${journeyId}`)
       .then((shown) => current && setNames(shown.start_input ?? []))
-      .catch((error) => current && setProblem(describeError(error)));
+      .catch((error) => {
+        // 404: a journey only drafted so far has no live version, and asks for nothing yet
+        if (current && !(error instanceof ApiError && error.status === 404)) {
+          setProblem(describeError(error));
+        }
+      });
     return () => {
       current = false;
     };
