@@ -50,8 +50,9 @@ class WaitForEventInput(BaseModel):
     machine compiled before, which waits only for what comes after)."""
     state: dict[str, Any] | None = None
     """The execution's state (``$``): its ``response`` is what ended the previous wait_for,
-    whose event does not end this one. Passed, not read from the decisions: the previous wait's
-    decision may be written a moment after the execution went on."""
+    and names every event the execution took so far, none of which ends this one. Passed, not
+    read from the decisions: the previous wait's decision may be written a moment after the
+    execution went on."""
 
 
 def _entered(execution: dict[str, Any] | None) -> tuple[datetime, str | None] | None:
@@ -77,6 +78,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     matches = [request.event] if request.event else request.events
     if not matches:
         raise ValueError("wait_for_event needs an event or events to wait for")
+    entered = _entered(request.execution)
     wait = register_wait(
         request.lead_id,
         request.wait_id,
@@ -88,35 +90,34 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         journey_id=request.journey_id,
         node=request.node,
         journey_version=request.journey_version,
+        entered_at=entered[0] if entered else None,
+        entered_by=entered[1] if entered else None,
+        taken=_taken(request.state),
     )
     return {
         "registered": wait.wait_id,
         "deadline": wait.deadline,
-        "caught_up": _catch_up(
-            settings, wait, _entered(request.execution), _previous_event(request.state)
-        ),
+        "caught_up": _catch_up(settings, wait),
     }
 
 
-def _previous_event(state: dict[str, Any] | None) -> str | None:
+def _taken(state: dict[str, Any] | None) -> set[str]:
+    """The events that ended the execution's earlier waits: the previous wait's response names
+    them all (``taken``), or only its own event (a wait resumed before responses named them)."""
     response = (state or {}).get("response")
-    event_id = response.get("event_id") if isinstance(response, dict) else None
-    return str(event_id) if event_id else None
+    if not isinstance(response, dict):
+        return set()
+    taken = response.get("taken")
+    named = [*(taken if isinstance(taken, list) else []), response.get("event_id")]
+    return {str(event_id) for event_id in named if event_id}
 
 
-def _catch_up(
-    settings: Settings,
-    wait: JourneyWait,
-    entered: tuple[datetime, str | None] | None,
-    previous_event: str | None,
-) -> bool:
+def _catch_up(settings: Settings, wait: JourneyWait) -> bool:
     """End the wait at once with what the lead did since entering, if anything counts. Only
     a help: the wait is registered, and route_events ends it with what the lead does next, so
     a failure here is logged and counted, never the task's (which would end the execution)."""
-    if entered is None:
-        return False
     try:
-        return services.journey_waits(settings).catch_up(wait, *entered, taken=previous_event)
+        return services.journey_waits(settings).catch_up(wait)
     except Exception:
         logger.exception("could not look back for the wait", extra={"wait_id": wait.wait_id})
         metrics.add_metric(name="WaitLookBackFailed", unit="Count", value=1)

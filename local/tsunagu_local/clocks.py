@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from tsunagu.clock import ScaledClock
 
@@ -68,6 +68,26 @@ class RuntimeClock(Protocol):
     def describe(self) -> dict[str, object]:
         """What ``GET /_local/clock`` answers."""
         ...
+
+
+_MOTO_ORIGINAL = "_tsunagu_moto_original"
+
+
+def patch_with_clock(owner: object, name: str, make: Callable[[Any], Any]) -> None:
+    """Set ``owner.name`` to ``make(original)``, ``original`` being moto's own attribute, never a
+    patch that an earlier runtime of this process put there.
+
+    moto's classes exist once per process, and runtimes are started one after another in one
+    process (the in-process tests; the benchmarks, one per module), each with a clock of its own.
+    A patch that holds a clock must hold the newest runtime's: made over the previous patch it
+    would count work on both clocks, and skipped as "patched already" it kept the first, stopped,
+    clock (a second runtime's executions then went uncounted on its own clock, which said "1 in
+    flight" for ever, and were dated on the first)."""
+    current = getattr(owner, name)
+    original = getattr(current, _MOTO_ORIGINAL, current)
+    patched = make(original)
+    setattr(patched, _MOTO_ORIGINAL, original)
+    setattr(owner, name, patched)
 
 
 @contextmanager

@@ -4,6 +4,10 @@ One module per function, loaded at its first invocation (its cold start) and kep
 invocation runs with the function's own environment; because the process has one environment,
 invocations take turns. A handler's exception comes back as a Lambda function error, so a state
 machine's Catch or a stream's retry sees what it would see in AWS.
+
+A function's Timeout is not enforced: ending an invocation after so many real seconds would make
+a test's outcome depend on the machine's speed (a loaded CI machine would fail it). An invocation
+that outlives its Timeout finishes, and the runtime logs a warning that AWS would have ended it.
 """
 
 from __future__ import annotations
@@ -101,6 +105,8 @@ class LocalFunction:
     """The runtime's: an invocation is work in flight (in virtual time, the clock waits for it)."""
     _module: ModuleType | None = None
     invocations: int = 0
+    past_timeout: int = 0
+    """Invocations that ran longer than ``timeout`` real seconds (each was warned about)."""
 
     def _entry_point(self) -> Callable[[Any, Any], Any]:
         module_path, function_name = self.handler.rsplit(".", 1)
@@ -128,7 +134,10 @@ class LocalFunction:
             self.invocations += 1
             context = LambdaContext(self.name, self.arn, self.memory, self.timeout)
             try:
-                return self._entry_point()(event, context)
+                entry_point = self._entry_point()
+                # After the import: a cold start is Lambda's Init phase, not the invocation's.
+                with self._warned_past_timeout():
+                    return entry_point(event, context)
             except Exception as error:
                 log.error("%s failed:\n%s", self.logical_id, traceback.format_exc())
                 raise FunctionError(
@@ -139,6 +148,26 @@ class LocalFunction:
                         "stackTrace": traceback.format_tb(error.__traceback__),
                     }
                 ) from error
+
+    @contextmanager
+    def _warned_past_timeout(self) -> Iterator[None]:
+        """Warn when the handler runs longer than the function's Timeout, in real seconds (what
+        Lambda counts), however it ends. It is not stopped: see the module's docstring."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            elapsed = time.monotonic() - started
+            if elapsed > self.timeout:
+                self.past_timeout += 1
+                log.warning(
+                    "%s ran %.2f real seconds, past its Timeout of %d s: in AWS it would be killed"
+                    ' with "Task timed out after %d.00 seconds"',
+                    self.logical_id,
+                    elapsed,
+                    self.timeout,
+                    self.timeout,
+                )
 
 
 @contextmanager

@@ -207,7 +207,7 @@ class LocalRuntime:
                 self.clock.add_probe(poller.has_pending_work)
         self._start_api(self.stack)
         self._add_local_admin()
-        self._serve_console()
+        self._serve_console(self.stack)
         if isinstance(self.clock, VirtualClock):
             self.clock.start()
         for schedule in self.schedules:
@@ -684,15 +684,19 @@ class LocalRuntime:
         )
         resolver.refs[logical_id] = props["GroupName"]
 
-    def _serve_console(self) -> None:
+    def _serve_console(self, stack: Stack) -> None:
         """The console at /console (built into console/dist by make up), signing in with the
         template's user pool client."""
         if not self.user_pool_clients:
             return
         client_id = next(iter(self.user_pool_clients.values()))
         dist = self.options.template.parent / "console" / "dist"
-        # A large list goes from the browser straight to the imports bucket (moto, here).
-        self.local_folders[console.PREFIX] = console.console_page(dist, self.endpoint_url)
+        # The headers the template's distribution sends; the browser calls the API here on its
+        # own origin, and a large list goes straight to the imports bucket (moto, here).
+        headers_for = console.distribution_headers(
+            stack.resources, connect_src=f"'self' {self.endpoint_url}"
+        )
+        self.local_folders[console.PREFIX] = console.console_page(dist, headers_for)
         self.local_pages[f"{console.PREFIX}/config.json"] = console.config_page(
             self.api_url, client_id, REGION
         )

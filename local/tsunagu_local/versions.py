@@ -9,13 +9,16 @@ versions and aliases but does not run them that way:
   GetExecutionHistory and StopExecution by its ARN, and ListExecutions on the state machine, do
   not find it, and a second start with the same name is not refused;
 - DescribeExecution does not say which version and alias ran it;
-- ListStateMachineVersions is not answered at all.
+- ListStateMachineVersions is not answered at all;
+- once an execution has run on a version, StartExecution on the state machine fails (its copy
+  of the state machine copies the version's executions too).
 
 Here an alias routes each start to one of its versions by the weights of its routing
 configuration, a version's execution is also the state machine's (as in AWS, where execution
 names are unique per state machine), and DescribeExecution gives ``stateMachineVersionArn`` and
-``stateMachineAliasArn``, and ListStateMachineVersions lists the versions newest first (one
-page: a journey has tens of versions, not thousands).
+``stateMachineAliasArn``, ListStateMachineVersions lists the versions newest first (one
+page: a journey has tens of versions, not thousands), and the state machine itself starts
+whatever has run on its versions.
 """
 
 from __future__ import annotations
@@ -34,6 +37,19 @@ def _is_alias_arn(arn: str) -> bool:
     return len(parts) == 8 and parts[5] == "stateMachine" and not parts[7].isdigit()
 
 
+class _ExecutionsOfAVersion(list[Any]):
+    """A version's executions (ListExecutions on the version answers them), left out of copies.
+
+    moto's StartExecution on a state machine deep-copies it as the new execution's snapshot of
+    the definition, leaving out the state machine's own executions (live threads and locks that
+    cannot be copied, moto issue 10077) but not its versions' - copied with them, an execution
+    started on a version or an alias made every later start on the state machine answer 500
+    ("cannot pickle '_thread.RLock' object"). A snapshot needs none of them."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _ExecutionsOfAVersion:
+        return _ExecutionsOfAVersion()
+
+
 def _routed_version(routing: list[dict[str, Any]]) -> str:
     arns = [str(route["stateMachineVersionArn"]) for route in routing]
     weights = [int(route["weight"]) for route in routing]
@@ -41,7 +57,7 @@ def _routed_version(routing: list[dict[str, Any]]) -> str:
 
 
 def run_versions_as_aws_does() -> None:
-    """Install the three behaviours above (once per process)."""
+    """Install the behaviours above (once per process)."""
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
     from moto.stepfunctions.responses import StepFunctionResponse
 
@@ -71,6 +87,8 @@ def run_versions_as_aws_does() -> None:
             return repeated
         # moto's start reads these from a state machine; a version has neither.
         version = self.describe_state_machine(state_machine_arn)
+        if not isinstance(version.executions, _ExecutionsOfAVersion):
+            version.executions = _ExecutionsOfAVersion(version.executions)
         version.backend = state_machine.backend
         version._handle_name_input_idempotency = MethodType(
             type(state_machine)._handle_name_input_idempotency, version

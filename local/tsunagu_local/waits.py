@@ -14,21 +14,23 @@ from __future__ import annotations
 import datetime
 import threading
 import types
+from collections.abc import Callable
 from datetime import UTC, timedelta
 from typing import Any
 
-from tsunagu_local.clocks import RuntimeClock
+from tsunagu_local.clocks import RuntimeClock, patch_with_clock
 
 _PATCHED_FLAG = "_tsunagu_clock"
 
 
 def install_step_functions_clock(clock: RuntimeClock) -> None:
-    """Every patch below, for this clock (the runtime's process has exactly one)."""
+    """Every patch below, for this clock (a runtime started later in this process installs them
+    again for its own)."""
     install_wait_clock(clock)
     install_task_timeout_clock(clock)
     install_retry_clock(clock)
     install_execution_clock(clock)
-    install_parallel_clock(clock)
+    install_worker_clock(clock)
     install_definition_clock(clock)
 
 
@@ -161,17 +163,9 @@ def install_task_timeout_clock(clock: RuntimeClock) -> None:
                 timeout = None
             return super().wait(timeout)
 
-    class ThreadingForStates:
-        """What execute_state sees as ``threading``: the same, but its Event is ours."""
-
-        Event = StateEvent
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(threading, name)
-
     setattr(evaluate_with_timeout, _PATCHED_FLAG, True)
     execute_state.ExecutionState._evaluate_with_timeout = evaluate_with_timeout  # type: ignore[method-assign]
-    setattr(execute_state, "threading", ThreadingForStates())  # noqa: B010 - module global
+    setattr(execute_state, "threading", _ThreadingWith(Event=StateEvent))  # noqa: B010 - module global
 
 
 def install_retry_clock(clock: RuntimeClock) -> None:
@@ -187,31 +181,86 @@ def install_retry_clock(clock: RuntimeClock) -> None:
     setattr(retrier_decl, "time", ClockSleep)  # noqa: B010 - moto imports the module `time`
 
 
-def _counted_from_start(clock: RuntimeClock, start_thread: Any) -> Any:
-    """A worker's ``start``: its thread counts as work from before it starts, so no instant
-    exists at which it is started and not yet counted."""
+def _counted_thread(clock: RuntimeClock) -> type[threading.Thread]:
+    """The thread class moto's workers start with - an execution, a Parallel state's branch, a
+    Map state's iteration worker: each counts as work from just before it starts (the thread
+    starting it is counted until then, so no instant exists at which it is started and not yet
+    counted) until it ends, however it ends."""
 
-    def start(self: Any) -> None:
-        clock.begin_work()
-        try:
-            start_thread(self)
-        except BaseException:
-            clock.end_work()
-            raise
+    class CountedThread(threading.Thread):
+        def start(self) -> None:
+            clock.begin_work()
+            try:
+                super().start()
+            except BaseException:
+                clock.end_work()
+                raise
 
-    return start
+        def run(self) -> None:
+            try:
+                super().run()
+            finally:
+                clock.end_work()
+
+    return CountedThread
 
 
-def _ends_counted_work(clock: RuntimeClock, run: Any) -> Any:
-    """A worker thread's body: it stops counting as work when it ends, however it ends."""
+class _ThreadingWith:
+    """What one moto module sees as ``threading``: the module itself, but for the names given."""
 
-    def body(self: Any) -> None:
-        try:
-            run(self)
-        finally:
-            clock.end_work()
+    def __init__(self, **replacements: Any) -> None:
+        self.__dict__.update(replacements)
 
-    return body
+    def __getattr__(self, name: str) -> Any:  # only asked for the names not replaced
+        return getattr(threading, name)
+
+
+_HAND_OFF = threading.Lock()
+_WAITING_ON = "_tsunagu_waiting_on"
+"""Set on a pool while the thread that waits for it is not counted: the clock to count it on."""
+
+
+def _hand_off_while_waiting(
+    clock: RuntimeClock, pool: Any, *, wait: str, ended: str, finished: Callable[[Any], bool]
+) -> None:
+    """A pool of workers a state's thread waits for (a Parallel's branches, a Map's iterations).
+
+    While it waits, the waiting thread stops counting as work: its workers are the work now,
+    each counted while its thread runs. It is counted again before it wakes, by the worker whose
+    end finished the pool (``ended`` is the pool's method a worker calls as it ends), or by
+    itself if it woke before that worker's patch ran, that worker still being counted - the same
+    hand-off as a Wait's, so no instant exists at which it runs uncounted or waits counted. A
+    pool that is finished before it is waited for (a Map over no items) hands nothing off."""
+
+    def count_again(self: Any) -> None:
+        with _HAND_OFF:
+            waiting_on: RuntimeClock | None = self.__dict__.pop(_WAITING_ON, None)
+            if waiting_on is not None:
+                waiting_on.begin_work()
+
+    def handing_off(moto_wait: Any) -> Any:
+        def waits(self: Any) -> None:
+            with _HAND_OFF:
+                if not finished(self):
+                    setattr(self, _WAITING_ON, clock)
+                    clock.end_work()
+            try:
+                moto_wait(self)
+            finally:
+                count_again(self)
+
+        return waits
+
+    def handing_back(moto_ended: Any) -> Any:
+        def ends(self: Any, *args: Any, **kwargs: Any) -> None:
+            moto_ended(self, *args, **kwargs)
+            if finished(self):
+                count_again(self)
+
+        return ends
+
+    patch_with_clock(pool, wait, handing_off)
+    patch_with_clock(pool, ended, handing_back)
 
 
 def _datetime_on(clock: RuntimeClock) -> types.ModuleType:
@@ -236,7 +285,7 @@ def install_execution_clock(clock: RuntimeClock) -> None:
     answers, so no instant exists at which it is started and not yet counted."""
     from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
     from moto.stepfunctions.parser.backend import execution as execution_module
-    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+    from moto.stepfunctions.parser.backend import execution_worker
 
     def now() -> Any:
         return clock.now()
@@ -248,70 +297,62 @@ def install_execution_clock(clock: RuntimeClock) -> None:
 
     state_module.datetime = _datetime_on(clock)  # type: ignore[attr-defined]
 
-    if getattr(ExecutionWorker.start, _PATCHED_FLAG, False):
-        return
-    # moto's own methods are untyped: held as Any.
-    original_start: Any = ExecutionWorker.start
-    original_logic: Any = ExecutionWorker._execution_logic
-    original_init: Any = execution_module.Execution.__init__
-    original_reflect: Any = (
-        execution_module.BaseExecutionWorkerCommunication._reflect_execution_status
+    setattr(execution_worker, "Thread", _counted_thread(clock))  # noqa: B010 - module global
+
+    def dated_from_start(moto_init: Any) -> Any:
+        def init(self: Any, *args: Any, **kwargs: Any) -> None:
+            kwargs["start_date"] = clock.now()
+            moto_init(self, *args, **kwargs)
+
+        return init
+
+    def dated_at_stop(moto_reflect: Any) -> Any:
+        def reflect(self: Any) -> None:
+            moto_reflect(self)
+            self.execution.stop_date = clock.now()
+
+        return reflect
+
+    patch_with_clock(execution_module.Execution, "__init__", dated_from_start)
+    patch_with_clock(
+        execution_module.BaseExecutionWorkerCommunication,
+        "_reflect_execution_status",
+        dated_at_stop,
     )
 
-    start = _counted_from_start(clock, original_start)
-    execution_logic = _ends_counted_work(clock, original_logic)
 
-    def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs["start_date"] = clock.now()
-        original_init(self, *args, **kwargs)
-
-    def reflect(self: Any) -> None:
-        original_reflect(self)
-        self.execution.stop_date = clock.now()
-
-    setattr(start, _PATCHED_FLAG, True)
-    ExecutionWorker.start = start  # type: ignore[method-assign]
-    ExecutionWorker._execution_logic = execution_logic  # type: ignore[method-assign]
-    execution_module.Execution.__init__ = init  # type: ignore[method-assign]
-    execution_module.BaseExecutionWorkerCommunication._reflect_execution_status = reflect  # type: ignore[method-assign]
-
-
-def install_parallel_clock(clock: RuntimeClock) -> None:
-    """A Parallel state's branches as work of their own: each branch thread counts from before
-    it starts until it ends; the execution's thread stops counting while it waits for them, and
-    the last branch to end counts it again before waking it (the same hand-off as a Wait's).
-    (Map states' iteration workers are not counted: no Tsunagu journey uses Map.)"""
+def install_worker_clock(clock: RuntimeClock) -> None:
+    """The workers of Parallel and Map states as work of their own: each Parallel branch and
+    each Map iteration worker (up to MaxConcurrency, each running items one after another) counts
+    from before its thread starts until it ends; the state's own thread stops counting while it
+    waits for them, and is counted again before it wakes (see _hand_off_while_waiting). Without
+    this, an iteration sleeping in a Wait or a Retry took from the count work it had never added:
+    import_list's "Write the chunks" is a Map with a Retry inside."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
+        inline_iteration_component,
+        job,
+    )
     from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import (
         branch_worker,
         branches_decl,
     )
 
-    worker: Any = branch_worker.BranchWorker
-    pool: Any = branches_decl.BranchWorkerPool
-    if getattr(worker.start, _PATCHED_FLAG, False):
-        return
-    original_start: Any = worker.start
-    original_routine: Any = worker._thread_routine
-    original_wait: Any = pool.wait
-    original_terminated: Any = pool.on_terminated
-    handed_back = threading.Lock()
-
-    start = _counted_from_start(clock, original_start)
-    thread_routine = _ends_counted_work(clock, original_routine)
-
-    def wait(self: Any) -> None:
-        clock.end_work()  # the execution's thread waits: its branches are the work now
-        original_wait(self)
-
-    def on_terminated(self: Any, env: Any) -> None:
-        original_terminated(self, env)
-        with handed_back:
-            if self._termination_event.is_set() and not getattr(self, "_tsunagu_woken", False):
-                self._tsunagu_woken = True
-                clock.begin_work()  # for the execution's thread, before it wakes
-
-    setattr(start, _PATCHED_FLAG, True)
-    worker.start = start
-    worker._thread_routine = thread_routine
-    pool.wait = wait
-    pool.on_terminated = on_terminated
+    counted = _ThreadingWith(Thread=_counted_thread(clock))
+    # Each module starts its workers as threading.Thread (a Distributed Map's iterations too:
+    # DistributedIterationComponent launches them through the inline component's method).
+    setattr(branch_worker, "threading", counted)  # noqa: B010 - module global
+    setattr(inline_iteration_component, "threading", counted)  # noqa: B010 - module global
+    _hand_off_while_waiting(
+        clock,
+        branches_decl.BranchWorkerPool,
+        wait="wait",
+        ended="on_terminated",
+        finished=lambda pool: pool._termination_event.is_set(),
+    )
+    _hand_off_while_waiting(
+        clock,
+        job.JobPool,
+        wait="await_jobs",
+        ended="close_job",
+        finished=lambda pool: pool._is_terminated(),
+    )

@@ -13,11 +13,13 @@ import pytest
 from tests.conftest import ROOT, AwsStack
 from tests.support.leads import store_lead
 from tests.support.shipped import install_shipped_journeys
+from tests.unit.test_journey_waits import RecordingResumer
 from tsunagu import services
 from tsunagu.clock import parse_instant
 from tsunagu.commands import journeys
 from tsunagu.journeys.compiler import compile_journey, read_definition
 from tsunagu.journeys.lifecycle import JourneyEntry, ParkedExecution
+from tsunagu.journeys.waits import resume_waits
 from tsunagu.leads.model import LeadEvent
 from tsunagu.settings import Settings
 from tsunagu.store.tables import bind_tables
@@ -164,6 +166,32 @@ def test_a_wait_registered_after_the_lead_acted_ends_at_once_and_counts_from_the
     answer = register.invoke(wait_for_payload("exec-old", lead_id))
     assert answer["caught_up"] is False
     assert len(services.wait_repository(stack).waits_of(lead_id)) == 2
+
+
+def test_a_wait_is_not_ended_by_a_redelivered_event_its_execution_already_took(
+    stack: Settings, aws: AwsStack
+) -> None:
+    # Given an execution that entered by a form at 10:00, whose first wait a visit ended (the
+    # response in its state names it, and the one before), now registering its next wait
+    lead_id = store_lead(aws, "visited.twice@example.jp").lead_id
+    entry = {"lead_id": lead_id, "entered_on": "2026-12-01T01:00:00.000Z", "entered_by": "evt_form"}
+    execution = {"Name": "exec-next", "StartTime": "2026-12-01T01:00:02.000Z", "Input": entry}
+    state = {"response": {"matched": "clicked", "event_id": "evt_visit", "taken": ["evt_first"]}}
+    payload = {**wait_for_payload("exec-next", lead_id), "execution": execution, "state": state}
+    assert aws.function("wait_for_event").invoke(payload)["caught_up"] is False
+    # Then the stored wait knows the entry and what the execution took
+    (wait,) = services.wait_repository(stack).waits_of(lead_id)
+    assert (wait.entered_at, wait.entered_by) == ("2026-12-01T01:00:00.000Z", "evt_form")
+    assert wait.taken == {"evt_visit", "evt_first"}
+    # When the stream delivers those clicks again (a retried batch), Then neither ends the wait,
+    # and a new click does
+    resumer = RecordingResumer()
+    for event_id in ("evt_visit", "evt_first", "evt_form", "evt_new"):
+        resume_waits(
+            lead_id, "link_clicked", event_id, "2026-12-01T01:10:00.000Z", {"settled": True},
+            store=services.wait_repository(stack), resumer=resumer,
+        )  # fmt: skip
+    assert [output["event_id"] for _, output in resumer.resumed] == ["evt_new"]
 
 
 def test_a_look_back_that_fails_leaves_the_wait_registered(

@@ -16,14 +16,15 @@ from pathlib import Path
 import pytest
 
 from tests.journeys import holiday_week, pause_day
-from tests.journeys.harness import Runtime
+from tests.journeys.harness import STALL_TIMEOUT, START_TIMEOUT, Runtime
 from tests.journeys.holiday_week import HolidayWeek
 from tests.journeys.pause_day import PauseDay
 
 World = HolidayWeek | PauseDay
-WORLD_TIMEOUT = 180.0
+WORLD_TIMEOUT = START_TIMEOUT + STALL_TIMEOUT
 """Real seconds a test waits for its world to be up (the pause day waits for the holiday week's
-Friday first)."""
+Friday first): its runtime's start and a step's worth of its script, as bounds for a broken run,
+not a measure (a loaded machine takes longer, never too long)."""
 
 
 class Worlds:

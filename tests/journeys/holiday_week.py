@@ -105,8 +105,6 @@ def name_of(email: str) -> str:
 
 @dataclass
 class HolidayWeek(ScriptedWorld):
-    step_timeout = 150.0
-
     def script(self) -> list[Step]:
         return [
             Step("forms", self.submit_forms),

@@ -21,7 +21,8 @@ do), and driven over HTTP the way browsers drive it, from a pool of concurrent c
   beacon would be, and must store nothing new;
 - for a few sessions the first batch is sent once more *after* the form linked the visitor to
   its lead. The API says such a repeat stores each event once: the first copy stays under the
-  visitor (the lead's timeline joins it) and none may appear under the lead.
+  visitor, the form claimed it for the lead (a copy under the lead marked ``linked_at``), and
+  the repeat may not store it under the lead again.
 
 Forms are limited to 60 posts a minute from one client address (``TSUNAGU_SUBMISSIONS_PER_CLIENT``)
 and the virtual clock stands still, so the sessions come from 50 loopback addresses
@@ -33,7 +34,8 @@ Once the runtime has settled (the events stream delivered, the journeys the form
 to their first wait), the Leads, Events and Consent tables are scanned: exactly one lead per
 address, one ``form_submitted`` event and one consent record (evidence and topic state) per
 lead, every tracking event exactly once under the subject it belongs to (``visitor#`` before the
-form, ``lead#`` after). The runtime's peak resident memory is ``VmHWM`` of its process.
+form, ``lead#`` after), and each one before the form claimed once for its lead. The runtime's
+peak resident memory is ``VmHWM`` of its process.
 
 **Fails** on any duplicate, missing or misattributed record, any 5xx or other unexpected status,
 a request unanswered twice, or a peak RSS of 2 GiB or more. Latencies and throughput are printed,
@@ -429,14 +431,20 @@ def cpu_seconds(pid: int) -> float:
 
 
 # ---------------------------------------------------------------- what was stored
-def scan(client: Any, table: str, attributes: list[str]) -> list[dict[str, str]]:
+def scan(
+    client: Any, table: str, attributes: list[str], claimed_only: bool = False
+) -> list[dict[str, str]]:
+    """The items' top-level text attributes; ``claimed_only``: only the lead's copies of what
+    its visitor did before the form (tsunagu.leads.history)."""
     names = {f"#a{i}": name for i, name in enumerate(attributes)}
+    claimed = {"#p": "properties", "#l": "linked_at"} if claimed_only else {}
     rows = []
     pages = client.get_paginator("scan").paginate(
         TableName=table,
         ProjectionExpression=", ".join(names),
-        ExpressionAttributeNames=names,
+        ExpressionAttributeNames=names | claimed,
         ConsistentRead=True,
+        **({"FilterExpression": "attribute_exists(#p.#l)"} if claimed_only else {}),
     )
     for page in pages:
         for item in page["Items"]:
@@ -511,45 +519,58 @@ def verify(runtime: Runtime, plan: Plan, result: ProofResult) -> int:
         f" missing {consent_missing}"
     )
 
-    # Where each tracking event belongs: the visitor before the form, the lead after it. A
-    # probed event (its visitor's batch sent again once the form had linked the visitor) may
-    # also have a row under the lead: counted apart.
+    # Where each tracking event belongs: the visitor before the form, the lead after it; what
+    # came before the form also has the lead's claimed copy (marked linked_at). A probed event
+    # (its visitor's batch sent again once the form had linked the visitor) stored again under
+    # the lead would take the copy's key without its mark: counted apart.
     home: dict[str, str] = {}
-    probe_home: dict[str, str] = {}
+    claimed_home: dict[str, str] = {}
+    probed: set[str] = set()
     for session in plan.sessions:
         for event_id in session.before.ids:
             home[event_id] = f"visitor#{session.visitor_id}"
+            if session.lead_id is not None:
+                claimed_home[event_id] = f"lead#{session.lead_id}"
             if session.cross_link_probe:
-                probe_home[event_id] = f"lead#{session.lead_id}"
+                probed.add(event_id)
         for event_id in session.after.ids:
             home[event_id] = f"lead#{session.lead_id}"
     for batch in plan.anonymous:
         for event_id in batch.ids:
             home[event_id] = f"visitor#{batch.visitor_id}"
     tracked = [e for e in events if e["type"] in TRACKED_TYPES]
+    copies = {
+        (row["subject"], row["event_id"])
+        for row in scan(dynamodb, settings.events_table, ["subject", "event_id"], True)
+    }
     at_home: Counter[str] = Counter()
     probe_copies = misplaced = unexpected = 0
+    claimed: set[str] = set()
     for row in tracked:
         event_id, subject = row["event_id"], row["subject"]
         if event_id not in home:
             unexpected += 1
         elif subject == home[event_id]:
             at_home[event_id] += 1
-        elif subject == probe_home.get(event_id):
+        elif subject == claimed_home.get(event_id) and (subject, event_id) in copies:
+            claimed.add(event_id)
+        elif subject == claimed_home.get(event_id) and event_id in probed:
             probe_copies += 1
         else:
             misplaced += 1
     duplicates = sum(count - 1 for count in at_home.values())
     missing = sum(1 for event_id in home if at_home[event_id] == 0)
+    unclaimed = len(claimed_home.keys() - claimed)
     result.line(
         f"tracking events stored: {len(tracked)} rows for {len(home)} events sent;"
         f" duplicates {duplicates}, missing {missing}, under another subject {misplaced},"
-        f" unexpected {unexpected}"
+        f" unexpected {unexpected}; before the form: {len(claimed)} claimed for the lead,"
+        f" {unclaimed} not"
     )
-    if probe_home:
+    if probed:
         result.line(
             f"a visitor's batch sent again after the form linked the visitor to its lead"
-            f" ({len(probe_home)} events): {probe_copies} stored a second time, under the lead"
+            f" ({len(probed)} events): {probe_copies} stored a second time, under the lead"
         )
     for what, count in (
         ("duplicate leads", lead_duplicates),
@@ -564,6 +585,7 @@ def verify(runtime: Runtime, plan: Plan, result: ProofResult) -> int:
         ("tracking events stored under another subject", misplaced),
         ("unexpected tracking events", unexpected),
         ("repeated events stored again under the lead", probe_copies),
+        ("events before the form not claimed for the lead", unclaimed),
     ):
         if count:
             result.fail(f"{count} {what}")

@@ -539,6 +539,103 @@ def test_time_scale_still_compresses_a_wait(scaled: RunningRuntime) -> None:
     assert utc(iso(wake_at)) - tick <= woke <= description["stopDate"] <= seen_end + tick
 
 
+# ---------------------------------------------------------------------- Map states
+
+ROLE = "arn:aws:iam::123456789012:role/fixture"
+FAILING = physical_name("FailingFunction")
+
+
+def map_machine(runtime: RunningRuntime, states: dict[str, Any], start_at: str) -> str:
+    """A state machine made of one Map (up to 4 iterations at once, as import_list's "Write the
+    chunks") over ``$.items``; returns its ARN."""
+    definition = {
+        "StartAt": "Each item",
+        "States": {
+            "Each item": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "MaxConcurrency": 4,
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": start_at,
+                    "States": states,
+                },
+                "End": True,
+            }
+        },
+    }
+    arn: str = runtime.client("stepfunctions").create_state_machine(
+        name=f"map-{uuid.uuid4().hex[:10]}", definition=json.dumps(definition), roleArn=ROLE
+    )["stateMachineArn"]
+    return arn
+
+
+def run_until_idle(
+    runtime: RunningRuntime, machine_arn: str, items: list[Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Start an execution of ``machine_arn`` on ``items`` and let time run until idle; returns
+    the execution's description and the clock's state."""
+    execution = runtime.client("stepfunctions").start_execution(
+        stateMachineArn=machine_arn,
+        name=f"map-{uuid.uuid4().hex[:12]}",
+        input=json.dumps({"items": items}),
+    )["executionArn"]
+    clock = runtime.advance(until_idle=True)
+    return describe(runtime, execution), clock
+
+
+def test_map_iterations_wait_side_by_side_and_the_clock_settles_after_them(
+    runtime: RunningRuntime,
+) -> None:
+    # Given a Map whose iterations each wait one minute
+    machine = map_machine(
+        runtime, {"Wait a minute": {"Type": "Wait", "Seconds": 60, "End": True}}, "Wait a minute"
+    )
+    for _ in range(3):
+        now = runtime.simulated_now()
+        # When three items go through it and time runs until idle
+        execution, clock = run_until_idle(runtime, machine, [{"n": 1}, {"n": 2}, {"n": 3}])
+        # Then the three minutes were waited together: the execution took one simulated minute,
+        # as in AWS, and the clock stopped there with no work left counted
+        assert execution["status"] == "SUCCEEDED"
+        assert (execution["startDate"], execution["stopDate"]) == (now, now + timedelta(minutes=1))
+        assert now_of(clock) == now + timedelta(minutes=1)
+        assert (clock["work_in_flight"], clock["timers"]) == (0, 0)
+
+
+def test_map_iterations_retry_side_by_side_and_the_clock_settles_after_them(
+    runtime: RunningRuntime,
+) -> None:
+    # Given import_list's shape: a Map whose iterations call a failing function, retry it once
+    # after 2 s, then park the item
+    machine = map_machine(
+        runtime,
+        {
+            "Write a chunk": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": FAILING, "Payload": {}},
+                "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 1}],
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Park"}],
+                "End": True,
+            },
+            "Park": {"Type": "Pass", "Result": "parked", "End": True},
+        },
+        "Write a chunk",
+    )
+    for _ in range(3):
+        now = runtime.simulated_now()
+        # When four chunks fail at once
+        execution, clock = run_until_idle(runtime, machine, [{"index": i} for i in range(4)])
+        # Then their retries waited their 2 s together (AWS: 2 s), every item was parked, and the
+        # clock stopped there with no work left counted
+        assert execution["status"] == "SUCCEEDED"
+        assert json.loads(execution["output"]) == ["parked"] * 4
+        assert (execution["startDate"], execution["stopDate"]) == (now, now + timedelta(seconds=2))
+        assert now_of(clock) == now + timedelta(seconds=2)
+        assert (clock["work_in_flight"], clock["timers"]) == (0, 0)
+
+
 # ---------------------------------------------------------------------- known gaps
 
 

@@ -132,7 +132,26 @@ def test_sales_in_negotiation_ends_the_nurture_whatever_the_case(status: str) ->
 
 
 def test_other_crm_statuses_and_stages_keep_the_lead() -> None:
-    assert run(gate(lead=lead(crm_status="contacted", stage="mql"))).action == "send"
+    assert run(gate(lead=lead(crm_status="new", stage="mql"))).action == "send"
+    assert run(gate(lead=lead(crm_status="lost"))).action == "send"
+
+
+def test_an_exit_typed_in_the_crms_japanese_lets_go_of_a_lead_the_crm_put_in_negotiation() -> None:
+    # Given a journey whose exit a Japanese team typed as its CRM says it
+    own = journey(exit=ExitConditions(crm_statuses=["商談中"]))
+    # When the lead's status is kept as Tsunagu keeps the CRM's 商談中 (or its 交渉中)
+    decision = run(gate(journey=own, lead=lead(crm_status="in negotiation")))
+    # Then the lead leaves, as under the default exit
+    assert decision == GateDecision("exit", "crm_status")
+
+
+def test_a_status_stored_in_the_crms_words_before_statuses_were_normalised_still_exits() -> None:
+    # Given a lead whose status a rep typed as 商談中 and an older version kept as typed
+    kept_as_typed = lead(crm_status="商談中")
+    # Then the default exit ("in negotiation") recognises it, and so does one typed 交渉中
+    assert run(gate(lead=kept_as_typed)) == GateDecision("exit", "crm_status")
+    own = journey(exit=ExitConditions(crm_statuses=["交渉中"]))
+    assert run(gate(journey=own, lead=kept_as_typed)).reason == "crm_status"
 
 
 def test_the_journeys_own_exit_conditions_replace_the_defaults() -> None:

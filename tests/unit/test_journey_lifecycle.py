@@ -458,7 +458,11 @@ def test_the_payload_cannot_replace_who_entered() -> None:
         ("lead_removed", {}, "removed"),
         ("crm_status_changed", {"from": None, "to": "In Negotiation"}, "crm_status"),
         ("crm_status_changed", {"from": None, "to": "in negotiation"}, "crm_status"),
-        ("crm_status_changed", {"from": None, "to": "contacted"}, None),
+        ("crm_status_changed", {"from": None, "to": "商談中"}, "crm_status"),
+        # "contacted" is the CRM's word for working: sales has the lead
+        ("crm_status_changed", {"from": None, "to": "contacted"}, "crm_status"),
+        ("crm_status_changed", {"from": None, "to": "new"}, None),
+        ("crm_status_changed", {"from": None, "to": "lost"}, None),
         ("stage_changed", {"from": "mql", "to": "sql"}, "converted"),
         ("stage_changed", {"from": "mql", "to": "sql", "by": "journey:welcome"}, "converted"),
         # ... but not the stage the journey itself set: the nodes after it are on purpose
@@ -765,6 +769,27 @@ def test_a_lead_entered_by_an_event_carries_its_time_zone_as_a_manual_start_does
     # Then its execution waits in New York time, as one started by hand does
     [(_, _, started)] = by_event.started
     assert started["time_zone"] == by_hand.started[0][2]["time_zone"] == "America/New_York"
+
+
+def test_a_journey_entered_by_a_page_view_counts_from_when_the_server_had_it() -> None:
+    # Given a journey for people who look at prices, and a pricing-page view from a browser
+    # whose clock is an hour slow: stored at its time, received at NOW
+    the_journey = journey(triggers=[Trigger(kind="event", event=EventMatch(type="page_view"))])
+    executions = RecordingExecutions()
+    routing = routing_over(Definitions(the_journey), executions)
+    routing.begin_batch()
+    view = occurrence("page_view", url="https://www.example.com/pricing")
+    slow = replace(
+        view,
+        occurred_at=isoformat(NOW - timedelta(hours=1)),
+        properties={**view.properties, "received_at": isoformat(NOW)},
+    )
+    # When it enters the lead
+    routing.on_event(slow, by_person=True)
+    # Then its waits count from when the server had the view (what arrived in that hour, before
+    # it, is not since the entry), and not the view itself
+    [(_, _, started)] = executions.started
+    assert (started["entered_on"], started["entered_by"]) == (isoformat(NOW), "evt_1")
 
 
 def test_a_lead_time_zone_that_is_not_a_zone_is_left_out_of_the_entry() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -177,11 +177,21 @@ def lead_event(event_type: str, at: str, event_id: str, **properties: Any) -> Le
     return LeadEvent(event_id, event_type, at, "lead_1", properties=properties)
 
 
-def pricing_wait(store: MemoryWaits, execution: str = "exec") -> JourneyWait:
+def pricing_wait(
+    store: MemoryWaits,
+    execution: str = "exec",
+    *,
+    entered_at: datetime = ENTERED,
+    entered_by: str | None = None,
+    taken: Sequence[str] = (),
+) -> JourneyWait:
+    """A wait for a pricing-page visit, registered at 09:00 as wait_for_event registers it:
+    with when the lead entered, by which event, and what the execution took before."""
     return register_wait(
         "lead_1", f"{execution}:Wait for a visit", "token-2", [PRICING], 3 * 86400,
         store=store, clock=FixedClock(datetime(2026, 12, 4, 9, 0, tzinfo=UTC)),
         journey_id="welcome_nurture", node="pricing_or_case_study",
+        entered_at=entered_at, entered_by=entered_by, taken=taken,
     )  # fmt: skip
 
 
@@ -189,7 +199,7 @@ def test_a_visit_made_before_the_wait_was_registered_ends_it_at_once() -> None:
     # The lead entered at 08:00 (the form), opened the pricing page at 08:00:01 while the
     # welcome mail was being sent, and the wait is registered at 09:00.
     store, resumer = MemoryWaits(), RecordingResumer()
-    wait = pricing_wait(store)
+    wait = pricing_wait(store, entered_at=at("08:00:00"), entered_by="evt_form")
     history = [
         lead_event("form_submitted", "2026-12-04T08:00:00.000Z", "evt_form"),
         lead_event("page_view", "2026-12-04T08:00:01.000Z", "evt_home", url="https://x.example/"),
@@ -199,7 +209,7 @@ def test_a_visit_made_before_the_wait_was_registered_ends_it_at_once() -> None:
     ]  # fmt: skip
     recorded: list[Any] = []
     ended = catch_up(
-        wait, history, entered=at("08:00:00"), entered_by="evt_form", store=store, resumer=resumer,
+        wait, history, store=store, resumer=resumer,
         on_decided=lambda resumed: recorded.append(wait_decision(resumed)),
     )  # fmt: skip
     assert ended is not None and ended.outcome == "pricing"
@@ -215,7 +225,7 @@ def test_a_visit_made_before_the_wait_was_registered_ends_it_at_once() -> None:
 def test_only_what_a_person_did_and_nothing_twice_ends_a_wait_from_history() -> None:
     store, resumer = MemoryWaits(), RecordingResumer()
     waits: dict[str, Any] = {"store": store, "resumer": resumer}
-    wait = pricing_wait(store, "exec")
+    wait = pricing_wait(store, "exec", entered_by="evt_entry")
     pricing = "https://x.example/pricing"
     history = [
         # the event that entered the lead (a journey triggered by a pricing view)
@@ -234,11 +244,11 @@ def test_only_what_a_person_did_and_nothing_twice_ends_a_wait_from_history() -> 
             execution_name="other", values={"event": "page_view", "event_id": "evt_p"},
         ),
     ]  # fmt: skip
-    assert catch_up(wait, history, entered=ENTERED, entered_by="evt_entry", **waits) is None
+    assert catch_up(wait, history, **waits) is None
     assert resumer.resumed == [] and list(store.waits.values()) == [wait]  # it still waits
 
     history.append(lead_event("page_view", "2026-12-04T08:04:00.000Z", "evt_p", url=pricing))
-    ended = catch_up(wait, history, entered=ENTERED, entered_by="evt_entry", **waits)
+    ended = catch_up(wait, history, **waits)
     assert ended is not None and resumer.resumed[0][1]["event_id"] == "evt_p"
 
 
@@ -249,14 +259,14 @@ def test_a_click_whose_judgement_is_not_final_is_left_to_the_stream() -> None:
     waits: dict[str, Any] = {"store": store, "resumer": resumer}
     wait = register_wait(
         "lead_1", "exec:Wait for a click", "token-1", CLICK, 3 * 86400,
-        store=store, clock=FixedClock(datetime(2026, 12, 4, 9, 0, tzinfo=UTC)),
+        store=store, clock=FixedClock(datetime(2026, 12, 4, 9, 0, tzinfo=UTC)), entered_at=ENTERED,
     )  # fmt: skip
     unsettled = lead_event("link_clicked", "2026-12-04T08:00:00.000Z", "evt_c", message_id="msg_1")
-    assert catch_up(wait, [unsettled], entered=ENTERED, entered_by=None, **waits) is None
+    assert catch_up(wait, [unsettled], **waits) is None
     settled = lead_event(
         "link_clicked", "2026-12-04T08:00:00.000Z", "evt_c", message_id="msg_1", settled=True
     )
-    assert catch_up(wait, [settled], entered=ENTERED, entered_by=None, **waits) is not None
+    assert catch_up(wait, [settled], **waits) is not None
 
 
 def test_what_counts_arrived_after_the_entry_whatever_the_browsers_clock_said() -> None:
@@ -264,7 +274,7 @@ def test_what_counts_arrived_after_the_entry_whatever_the_browsers_clock_said() 
     # from a browser whose clock is 3 s slow: stored at its time, 07:59:58, received 08:00:01.
     # A view from the same browser an hour before the form was received then, and is older.
     store, resumer = MemoryWaits(), RecordingResumer()
-    wait = pricing_wait(store)
+    wait = pricing_wait(store, entered_at=at("08:00:00"), entered_by="evt_form")
     pricing = "https://x.example/pricing"
     before = lead_event(
         "page_view", "2026-12-04T06:59:58.000Z", "evt_old", url=pricing,
@@ -275,10 +285,7 @@ def test_what_counts_arrived_after_the_entry_whatever_the_browsers_clock_said() 
         received_at="2026-12-04T08:00:01.000Z",
     )  # fmt: skip
     form = lead_event("form_submitted", "2026-12-04T08:00:00.000Z", "evt_form")
-    ended = catch_up(
-        wait, [before, slow, form], entered=at("08:00:00"), entered_by="evt_form",
-        store=store, resumer=resumer,
-    )  # fmt: skip
+    ended = catch_up(wait, [before, slow, form], store=store, resumer=resumer)
     assert ended is not None and resumer.resumed[0][1]["event_id"] == "evt_slow"
 
 
@@ -290,6 +297,7 @@ def test_a_journey_entered_by_a_browser_event_counts_from_when_the_server_had_it
     wait = register_wait(
         "lead_1", "exec:Wait for a case study", "token-3", [case_study], 86400,
         store=store, clock=FixedClock(datetime(2026, 12, 4, 9, 0, tzinfo=UTC)),
+        entered_at=at("07:00:00"), entered_by="evt_entry",
     )  # fmt: skip
     entry = lead_event(
         "page_view", "2026-12-04T07:00:00.000Z", "evt_entry", url="https://x.example/pricing",
@@ -298,10 +306,7 @@ def test_a_journey_entered_by_a_browser_event_counts_from_when_the_server_had_it
     earlier = lead_event(
         "page_view", "2026-12-04T07:30:00.000Z", "evt_earlier", url="https://x.example/case-study"
     )
-    ended = catch_up(
-        wait, [entry, earlier], entered=at("07:00:00"), entered_by="evt_entry",
-        store=store, resumer=resumer,
-    )  # fmt: skip
+    ended = catch_up(wait, [entry, earlier], store=store, resumer=resumer)
     assert ended is None and resumer.resumed == []
 
 
@@ -309,12 +314,81 @@ def test_the_event_that_ended_the_previous_wait_does_not_end_this_one() -> None:
     # Its journey_decision may not be written yet when the execution has already gone on to
     # the next wait: the execution's state says which event it was (``taken``).
     store, resumer = MemoryWaits(), RecordingResumer()
-    wait = pricing_wait(store, "exec")
+    wait = pricing_wait(store, "exec", taken=["evt_p"])
     visit = lead_event(
         "page_view", "2026-12-04T08:10:00.000Z", "evt_p", url="https://x.example/pricing"
     )
-    ended = catch_up(
-        wait, [visit], entered=ENTERED, entered_by=None, taken="evt_p",
-        store=store, resumer=resumer,
-    )  # fmt: skip
+    ended = catch_up(wait, [visit], store=store, resumer=resumer)
     assert ended is None and resumer.resumed == []
+
+
+# ---------------------------------------------------------------- a record delivered again
+
+
+VISIT = {
+    "event_type": "page_view",
+    "event_id": "evt_visit",
+    "occurred_at": "2026-12-04T08:30:00.000Z",
+    "properties": {"url": "https://x.example/pricing"},
+}
+
+
+def test_a_redelivered_visit_does_not_end_the_executions_next_wait() -> None:
+    # Given an execution waiting for a pricing-page visit, which the lead's visit ended
+    store, resumer = MemoryWaits(), RecordingResumer()
+    pricing_wait(store, "exec")
+    assert len(resume_waits("lead_1", **VISIT, store=store, resumer=resumer)) == 1
+    # And the same execution, gone on, now waiting for a second visit, with the first
+    # wait's response in its state (wait_for_event takes what it names as ``taken``)
+    _, response = resumer.resumed[0]
+    second = register_wait(
+        "lead_1", "exec:Wait for another visit", "token-3", [PRICING], 86400, store=store,
+        clock=FixedClock(datetime(2026, 12, 4, 9, 10, tzinfo=UTC)), entered_at=ENTERED,
+        taken=response["taken"],
+    )  # fmt: skip
+    # When the stream delivers the first visit again (a retried batch)
+    again = resume_waits("lead_1", **VISIT, store=store, resumer=resumer)
+    # Then the visit that ended the first wait does not end the second one
+    assert again == [] and list(store.waits.values()) == [second]
+    assert [token for token, _ in resumer.resumed] == ["token-2"]
+    # and a new visit does, its response naming both visits for a third wait
+    new = {**VISIT, "event_id": "evt_again", "occurred_at": "2026-12-04T09:20:00.000Z"}
+    (ended,) = resume_waits("lead_1", **new, store=store, resumer=resumer)
+    assert ended.wait == second
+    assert resumer.resumed[-1][1]["taken"] == ["evt_again", "evt_visit"]
+
+
+def test_a_redelivered_event_from_before_the_entry_does_not_end_a_wait() -> None:
+    # Given a wait of an execution entered at 08:00 by a pricing-page visit (a journey for
+    # people who look at prices), which now waits for another visit
+    store, resumer = MemoryWaits(), RecordingResumer()
+    pricing_wait(store, entered_by="evt_entry")
+    # When the stream delivers again the visit that entered the lead, and one from 07:00
+    # (received then, whatever the browser's clock said)
+    entering = {**VISIT, "event_id": "evt_entry", "occurred_at": "2026-12-04T08:00:00.000Z"}
+    earlier = {
+        **VISIT, "event_id": "evt_early", "occurred_at": "2026-12-04T08:10:00.000Z",
+        "properties": {**VISIT["properties"], "received_at": "2026-12-04T07:00:00.000Z"},
+    }  # fmt: skip
+    for event in (entering, earlier):
+        assert resume_waits("lead_1", **event, store=store, resumer=resumer) == []
+    # Then neither ends the wait: what counts is what the lead did since entering, as when the
+    # wait looked back at what the lead had done (catch_up)
+    assert resumer.resumed == [] and len(store.waits) == 1
+    # and what arrived in the very instant of the entry counts
+    same_instant = {**VISIT, "occurred_at": "2026-12-04T08:00:00.000Z"}
+    assert len(resume_waits("lead_1", **same_instant, store=store, resumer=resumer)) == 1
+
+
+def test_a_click_settled_after_the_wait_was_registered_still_ends_it() -> None:
+    # Given a click at 08:59:50, after the entry, that the wait registered at 09:00 left to the
+    # stream: its judgement was not final yet when the wait looked back
+    store, resumer = MemoryWaits(), RecordingResumer()
+    register_wait(
+        "lead_1", "exec:Wait for a click", "token-1", CLICK, 86400, store=store,
+        clock=FixedClock(datetime(2026, 12, 4, 9, 0, tzinfo=UTC)), entered_at=ENTERED,
+    )  # fmt: skip
+    # When the stream delivers it settled, at 09:00:30
+    click = event("link_clicked", "2026-12-04T08:59:50.000Z", message_id="msg_1", settled=True)
+    # Then it ends the wait: it arrived before the wait, but since the entry
+    assert len(resume_waits("lead_1", **click, store=store, resumer=resumer)) == 1

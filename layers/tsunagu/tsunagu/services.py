@@ -205,28 +205,25 @@ class JourneyWaits:
         )
         return len(resumed)
 
-    def catch_up(
-        self, wait: JourneyWait, entered: datetime, entered_by: str | None, taken: str | None
-    ) -> bool:
+    def catch_up(self, wait: JourneyWait) -> bool:
         """End a wait just registered with what the lead did since it entered the journey
-        (tsunagu.journeys.waits.catch_up), but for the event ``taken`` by the previous wait;
-        whether it ended."""
+        (tsunagu.journeys.waits.catch_up); whether it ended."""
+        from tsunagu.clock import parse_instant
         from tsunagu.journeys.decisions import DECISION_EVENT
         from tsunagu.journeys.waits import catch_up
         from tsunagu.tracking.browser import CLIENT_CLOCK_BEHIND
 
+        if wait.entered_at is None:
+            return False  # not known when the lead entered: nothing before the wait counts
         history = self._leads.events_since(
             wait.lead_id,
-            entered - CLIENT_CLOCK_BEHIND,
+            parse_instant(wait.entered_at) - CLIENT_CLOCK_BEHIND,
             {match.type for match in wait.matches} | {DECISION_EVENT},
-            also=entered_by,
+            also=wait.entered_by,
         )
         ended = catch_up(
             wait,
             history,
-            entered=entered,
-            entered_by=entered_by,
-            taken=taken,
             store=self._store,
             resumer=self._resumer,
             on_decided=self._record_decision,
@@ -517,7 +514,10 @@ def segment_facts(settings: Settings) -> StoredFacts:
     from tsunagu.store.segments import StoredFacts
 
     return StoredFacts(
-        bind_tables(settings), segment_repository(settings), import_repository(settings)
+        bind_tables(settings),
+        segment_repository(settings),
+        import_repository(settings),
+        qualification_repository(settings).lead_scores,
     )
 
 
@@ -550,6 +550,7 @@ def lead_commands(settings: Settings) -> LeadCommands:
         journeys=journey_repository(settings),
         # Only a reindex grades: the admin routes need not load the qualification store
         grading=lambda lead: qualification_repository(settings).grade_of(lead),
+        scores=lambda now: qualification_repository(settings).lead_scores(now),
     )
 
 

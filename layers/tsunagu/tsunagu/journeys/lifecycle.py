@@ -175,7 +175,7 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
 
 
 ENTRY_KEYS = ("entered_on", "entered_by")
-"""In an execution's input: when the event that entered the lead happened, and its id
+"""In an execution's input: when the server had the event that entered the lead, and its id
 (tsunagu.journeys.stream). A journey's waits count what the lead did from then on."""
 ENTERED_KEYS = ("lead_id", "journey_id", "journey_version", "trigger")
 """In every execution's input: who entered which journey, on which version, by what trigger

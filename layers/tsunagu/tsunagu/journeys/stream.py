@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from tsunagu.clock import Clock
+from tsunagu.clock import Clock, isoformat
 from tsunagu.event_kinds import LEAD_IMPORTED
 from tsunagu.journeys.lifecycle import (
     Executions,
@@ -19,6 +19,7 @@ from tsunagu.journeys.lifecycle import (
     triggered_journeys,
 )
 from tsunagu.journeys.model import Journey
+from tsunagu.journeys.waits import arrival
 from tsunagu.leads.model import Lead
 
 # Tsunagu's own records that may still enter a lead: a journey can start on a stage or a score,
@@ -95,10 +96,12 @@ class JourneyRouting:
                 cause=f"event:{event.event_id}",
                 trigger=event.type,
                 trigger_event_id=event.event_id,
-                # What the lead does from here on counts for the journey's waits.
+                # What the lead does from here on counts for the journey's waits: from when
+                # the server had the event (a browser's clock may be far off), as every
+                # event's own arrival is compared with it (JourneyWait.counts).
                 payload={
                     **lead_payload(lead),
-                    "entered_on": event.occurred_at,
+                    "entered_on": isoformat(arrival(event.occurred_at, event.properties)),
                     "entered_by": event.event_id,
                 },
                 state_machine_arn=self._state_machine_arn(journey),

@@ -8,12 +8,15 @@ wait and the journey's Catch on States.Timeout takes the "did not" branch.
 What the lead did after entering the journey but before the wait was registered counts too
 (``catch_up``): a pricing page opened from the thank-you page, while the welcome mail was still
 being sent, is a visit to the pricing page. An event counts once per execution: one that ended
-an earlier wait of the same execution does not end a later one.
+an earlier wait of the same execution does not end a later one. Both ways a wait ends keep
+these rules by asking the wait itself (``JourneyWait.counts``): the stream delivers a record
+again after a partial batch failure (Lambda retries from the first failed record, so every
+later one comes again), and a visit that ended the first wait must not end the second.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,6 +26,7 @@ from pydantic import ConfigDict, Field
 from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.event_kinds import SYSTEM_EVENT_KINDS
 from tsunagu.event_match import EventConditions
+from tsunagu.leads.history import is_claimed_history
 
 if TYPE_CHECKING:
     from tsunagu.leads.model import LeadEvent
@@ -55,6 +59,34 @@ class JourneyWait:
     journey_version: int | None = None
     """The version the execution runs (None: deployed with the stack, or registered before
     versions were recorded)."""
+    entered_at: str | None = None
+    """When the lead entered the journey (when the server had the entering event, or the
+    execution's start): what arrived before does not end the wait. None: not known (a state
+    machine compiled before, or a wait registered before it was kept), no event is too early."""
+    entered_by: str | None = None
+    """The event that entered the lead, if one did: it does not end a wait of its journey."""
+    taken: frozenset[str] = frozenset()
+    """The events that ended earlier waits of the same execution (its state says which)."""
+
+    def counts(
+        self,
+        event_id: str,
+        arrived_at: datetime,
+        *,
+        since: datetime | None = None,
+        claimed: Collection[str] = (),
+    ) -> bool:
+        """Whether an event the server had at ``arrived_at`` may end this wait, whichever way
+        it comes (route_events, catch_up): not one the execution already took (``taken``, or
+        ``claimed``: what else is known to be taken), not the event that entered the lead, not
+        one that arrived before the entry (``since``: the entry, when known more exactly than
+        ``entered_at``). An event that arrived in the same instant as the entry counts (on
+        virtual time, where the clock stands still while work is in flight, that is the page
+        opened from the thank-you page). Whether a person did it is the caller's to say."""
+        if event_id in self.taken or event_id in claimed or event_id == self.entered_by:
+            return False
+        entry = since or (parse_instant(self.entered_at) if self.entered_at else None)
+        return entry is None or arrived_at >= entry
 
     def first_match(self, event_type: str, properties: Mapping[str, Any]) -> EventMatch | None:
         return next((m for m in self.matches if m.matches(event_type, properties)), None)
@@ -86,7 +118,12 @@ def register_wait(
     journey_id: str | None = None,
     node: str | None = None,
     journey_version: int | None = None,
+    entered_at: datetime | None = None,
+    entered_by: str | None = None,
+    taken: Collection[str] = (),
 ) -> JourneyWait:
+    """Register what the execution waits for; ``entered_at``, ``entered_by`` and ``taken`` say
+    which events may end it (JourneyWait.counts)."""
     now = clock.now()
     deadline = now + timedelta(seconds=timeout_seconds)
     alternatives = (matches,) if isinstance(matches, EventMatch) else tuple(matches)
@@ -100,6 +137,9 @@ def register_wait(
         node,
         registered_at=isoformat(now),
         journey_version=journey_version,
+        entered_at=isoformat(entered_at) if entered_at is not None else None,
+        entered_by=entered_by,
+        taken=frozenset(taken),
     )
     store.register_wait(wait)
     return wait
@@ -141,13 +181,18 @@ def resume_waits(
 
     The execution is resumed before its wait is removed: a batch redelivered after a failure in
     between resumes again, which Step Functions refuses for a used token (and that is fine).
-    ``on_decided`` records a wait the event decided, before the wait is removed.
+    A record redelivered once the execution has gone on to its next wait finds that wait, which
+    the event does not end (JourneyWait.counts). ``on_decided`` records a wait the event
+    decided, before the wait is removed.
     """
     event_time = parse_instant(occurred_at)
+    arrived_at = arrival(occurred_at, properties)
     resumed = []
     for wait in store.waits_of(lead_id):
         if parse_instant(wait.deadline) < event_time:
             continue  # too late: the task has timed out (or is about to)
+        if not wait.counts(event_id, arrived_at):
+            continue
         matched = wait.first_match(event_type, properties)
         if matched is None:
             continue
@@ -170,6 +215,9 @@ def _resume(
         "event_id": event.event_id,
         "occurred_at": event.occurred_at,
         "properties": {k: v for k, v in event.properties.items() if k != "signals"},
+        # Every event the execution has taken so far: its state keeps this (``response``),
+        # and the next wait it registers is ended by none of them (JourneyWait.taken).
+        "taken": sorted(wait.taken | {event.event_id}),
     }
     entry = Resumed(wait, event, str(output["matched"]), resumer.resume(wait.token, output))
     if entry.decided and on_decided is not None:
@@ -182,31 +230,28 @@ def catch_up(
     wait: JourneyWait,
     history: Sequence[LeadEvent],
     *,
-    entered: datetime,
-    entered_by: str | None,
-    taken: str | None = None,
     store: WaitStore,
     resumer: Resumer,
     on_decided: Callable[[Resumed], None] | None = None,
 ) -> Resumed | None:
     """End a wait just registered with what the lead already did, if anything counts.
 
-    ``history``: the lead's events, oldest first, from a day before ``entered`` (when the
-    lead entered the journey: a browser event keeps its browser's time, up to a day behind
-    the server's); ``entered_by``: the event that entered it, if one did, whose own arrival
-    is then the entry. What counts arrived at the server after the entry. The first such
-    event that a person did and the wait matches ends the wait, as route_events would have
-    ended it had the wait been there: not an automated event or one Tsunagu recorded, not a
-    click whose judgement is not final yet (it comes back through the stream once it is, and
-    the wait is there by then), not the entering event itself, and not an event that already
-    ended another wait of this execution: ``taken``, the previous wait's (the execution's own
-    state says which: its decision may not be written yet), or one whose ``journey_decision``
-    is in the history. An event that arrived in the same instant as the entry counts (on
-    virtual time, where the clock stands still while work is in flight, that is the page
-    opened from the thank-you page). None when nothing counts: the wait stays.
+    ``history``: the lead's events, oldest first, from a day before the wait's ``entered_at``
+    (a browser event keeps its browser's time, up to a day behind the server's). What counts
+    is what the wait counts (JourneyWait.counts): arrived at the server since the entry (the
+    entering event's own arrival, when it is in the history), not the entering event, not an
+    event the execution already took (the wait's ``taken``, from the execution's own state:
+    the previous wait's decision may not be written yet; or one whose ``journey_decision`` is
+    in the history). The first such event that a person did and the wait matches ends the
+    wait, as route_events would have ended it had the wait been there: not an automated event
+    or one Tsunagu recorded, not a click whose judgement is not final yet (it comes back
+    through the stream once it is, and the wait is there by then). None when nothing counts,
+    or when the wait does not know when the lead entered: the wait stays.
     """
-    entry = next((e for e in history if e.event_id == entered_by), None)
-    since = arrived(entry) if entry is not None else entered
+    if wait.entered_at is None:
+        return None
+    entry = next((e for e in history if e.event_id == wait.entered_by), None)
+    since = arrived(entry) if entry is not None else None
     execution = wait.wait_id.split(":", 1)[0]
     claimed = {
         str(event.properties.get("values", {}).get("event_id"))
@@ -214,15 +259,14 @@ def catch_up(
         if event.type == "journey_decision"
         and event.properties.get("execution_name") == execution
         and event.properties.get("kind") == "wait_for"
-    } | ({taken} if taken else set())
+    }
     for event in history:
         if (
-            event.event_id == entered_by
-            or arrived(event) < since
-            or event.event_id in claimed
+            not wait.counts(event.event_id, arrived(event), since=since, claimed=claimed)
             or event.type in SYSTEM_EVENT_KINDS
             or event.properties.get("automated")
             or (event.type == "link_clicked" and not event.properties.get("settled"))
+            or is_claimed_history(event.properties)  # as route_events: tsunagu.leads.history
         ):
             continue
         matched = wait.first_match(event.type, event.properties)
@@ -232,10 +276,15 @@ def catch_up(
     return None
 
 
+def arrival(occurred_at: str, properties: Mapping[str, Any]) -> datetime:
+    """When the server had an event: its time, or for a browser event that kept the browser's
+    time, when it was received."""
+    return parse_instant(str(properties.get("received_at") or occurred_at))
+
+
 def arrived(event: LeadEvent) -> datetime:
-    """When the server had the event: its time, or for a browser event that kept the
-    browser's time, when it was received."""
-    return parse_instant(str(event.properties.get("received_at") or event.occurred_at))
+    """When the server had the stored event (``arrival``)."""
+    return arrival(event.occurred_at, event.properties)
 
 
 def wait_decision(resumed: Resumed) -> LeadEvent | None:

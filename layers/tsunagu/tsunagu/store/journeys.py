@@ -54,6 +54,10 @@ class WaitRepository:
                     if wait.journey_version is not None
                     else {}
                 ),
+                # Which events may end it (JourneyWait.counts): route_events reads them back.
+                **({"entered_at": wait.entered_at} if wait.entered_at else {}),
+                **({"entered_by": wait.entered_by} if wait.entered_by else {}),
+                **({"taken": sorted(wait.taken)} if wait.taken else {}),
             },
             deadline=wait.deadline,
             expires_at=int(expires.timestamp()),
@@ -80,6 +84,9 @@ class WaitRepository:
                     match.get("journey_id"),
                     match.get("node"),
                     journey_version=_version(match.get("journey_version")),
+                    entered_at=match.get("entered_at"),
+                    entered_by=match.get("entered_by"),
+                    taken=frozenset(str(t) for t in match.get("taken") or ()),
                 )
             )
         return waits
