@@ -3,9 +3,10 @@ POST /crm/deals — it reports a deal (amount, stage, won or lost, close date) a
 
 The body is signed: ``x-tsunagu-timestamp`` (Unix seconds) and ``x-tsunagu-signature``
 (``v1=<hex HMAC-SHA256 of "<timestamp>." + body>``, the key in the CRM secret). A bad or stale
-signature is 401, a replayed request 409, a malformed body 400/415/422, an unknown lead 404 -
-and none of them changes anything. Which side wins each field is the configured merge policy;
-what the policy kept is returned as conflicts, never dropped silently.
+signature is 401, a replayed request or one from a CRM record other than the lead's own 409, a
+malformed body 400/415/422, an unknown lead 404 - and none of them changes anything. Which side
+wins each field is the configured merge policy; what the policy kept is returned as conflicts,
+never dropped silently.
 """
 
 from __future__ import annotations

@@ -643,6 +643,8 @@ def drive_every_function(q: Qualified, monkeypatch: pytest.MonkeyPatch) -> None:
     wait = load_event("wait_for_event", "click_within_three_days")
     wait["lead_id"] = lead_id
     wait["events"][0]["message_id"] = "msg_clicked"
+    # Entered when this scenario began: what the lead does from then on ends the wait
+    wait["execution"]["StartTime"] = NOW.isoformat().replace("+00:00", "Z")
     aws.function("wait_for_event").invoke(wait)
     update = load_event("update_lead", "tag_pricing_interest")
     update["lead_id"] = lead_id

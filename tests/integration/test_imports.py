@@ -326,14 +326,14 @@ def test_the_run_applies_exactly_the_dry_run_s_plan_and_undo_takes_it_back(
     # ... its consent is evidence naming the file, the row and the import
     assert leads.consent_state(visitor.lead_id) == {"marketing": "opted_in"}
     [evidence] = leads.consent_evidence(visitor.lead_id)
-    assert evidence.text == "展示会2026.csv, row 2: 配信希望 = '希望する' (read as yes)"
+    assert evidence.text == "展示会2026.csv, row 2: 配信希望 = '希望する'"
     assert evidence.text_version == import_id
     # ... 希望しない is an opt-out, never an opt-in
     optout = leads.find_lead("email:optout@example.jp")
     assert optout is not None
     assert leads.consent_state(optout.lead_id) == {"marketing": "opted_out"}
     [said_no] = leads.consent_evidence(optout.lead_id)
-    assert said_no.text == "展示会2026.csv, row 6: 配信希望 = '希望しない' (read as no)"
+    assert said_no.text == "展示会2026.csv, row 6: 配信希望 = '希望しない'"
     # ... the known lead got its department; the CRM's job title stays
     known = leads.find_lead("email:known@example.jp")
     assert known is not None

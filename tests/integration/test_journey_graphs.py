@@ -62,6 +62,8 @@ def test_a_shipped_journey_opens_in_the_editor_as_shipped(stack: Settings) -> No
     assert (shown["which"], shown["version"], shown["problems"]) == ("shipped", None, [])
     file = json.loads((ROOT / "journeys" / "welcome_nurture.json").read_text("utf-8"))
     assert shown["definition"] == file
+    # ... under the name the journey list shows (the shipped graph names none; its record does)
+    assert "name" not in file and shown["name"] == "Welcome nurture for new form leads"
 
 
 def test_a_draft_is_kept_with_its_problems_on_their_nodes(stack: Settings) -> None:

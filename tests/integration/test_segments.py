@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REGION, AwsStack, moto_client
+from tests.conftest import REGION, AwsStack, load_event, moto_client
 from tests.integration.mail_helpers import capture, prepare_mail, save_template, send
+from tests.integration.tracking_helpers import ORIGIN, SITE_ID, VISITOR, register_site
 from tests.support.admin import event
 from tests.support.cli import runtime_here
 from tests.support.leads import index_leads, store_lead
@@ -462,6 +463,30 @@ def test_the_cli_tries_saves_lists_and_exports_a_segment(
     assert cli.main(["segments", "delete", "hot"]) == 0
     assert cli.main(["segments", "show", "hot"]) == 1
     assert "no segment 'hot'" in capsys.readouterr().err
+
+
+def test_a_segment_of_page_viewers_selects_the_lead_whose_browser_viewed_before_the_form(
+    stack: AwsStack,
+) -> None:
+    # Given a browser that read the pricing page anonymously (nobody reads pages yet)
+    register_site(stack)
+    view = {"type": "page_view", "visitor_id": VISITOR, "url": f"{ORIGIN}/pricing"}
+    track = load_event("track_event", "custom_events_json")
+    track["body"] = json.dumps({"site_id": SITE_ID, "events": [view]})
+    assert stack.function("track_event").invoke(track)["statusCode"] == 200
+    index_leads(stack)
+    viewers = {"filter": "did=page_view/7d"}
+    assert call(stack, "POST", "/admin/segments/try", viewers)[1]["count"] == 0
+
+    # When the same browser submits the demo form moments later
+    form = load_event("capture_form", "new_lead_json")
+    form["body"] = json.dumps({"email": "dai@example.jp", "consent": True, "visitor_id": VISITOR})
+    assert stack.function("capture_form").invoke(form)["statusCode"] == 201
+    index_leads(stack)
+
+    # Then "viewed a page in the last 7 days" selects the lead, as its timeline shows the view
+    status, tried = call(stack, "POST", "/admin/segments/try", viewers)
+    assert (status, emails(tried)) == (200, ["dai@example.jp"]), tried
 
 
 def test_an_import_s_leads_are_selected_by_it_before_the_search_index_has_them(

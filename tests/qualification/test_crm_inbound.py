@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from tests.qualification.conftest import Qualified, crm_body, plain, run_cli
-from tsunagu.qualification.crm import signature_header
+from tsunagu.journeys.model import ExitConditions, Journey
+from tsunagu.qualification.config import QualificationConfig
+from tsunagu.qualification.crm import FieldPolicy, MergePolicy, signature_header
 
 LEAD = "hanako.sato@example.jp"
 CRM_ID = "0065g00000XyZ12AAB"
@@ -305,3 +307,145 @@ def test_stage_history_names_the_rule_then_the_crm_and_the_score_is_explained(
     text = run_cli("leads", "score", LEAD, capsys=capsys)
     assert "score 70 (MQL at 70)" in text
     assert "stage: " in text and "mql -> opportunity  by crm" in text
+
+
+# ---------------------------------------------------------------- one status, whoever names it
+
+
+def test_a_journey_exit_typed_as_the_crm_says_it_lets_go_when_the_crm_says_it(
+    qualified: Qualified, lead_id: str
+) -> None:
+    q = qualified
+    # Given a journey whose exit a Japanese team typed in its CRM's word
+    journey = Journey(
+        journey_id="welcome",
+        name="Welcome",
+        state_machine="welcome",
+        exit=ExitConditions(crm_statuses=["商談中"]),
+    )
+
+    # When the CRM reports the lead 商談中 (kept as "in negotiation")
+    body = in_negotiation(owner=None)
+    assert q.crm_post(body, q.signed_headers(body))["statusCode"] == 200
+
+    # Then the journey's exit recognises the status Tsunagu kept
+    assert q.lead(lead_id)["crm_status"] == "in negotiation"
+    assert journey.leaves_on_crm_status(q.lead(lead_id)["crm_status"])
+
+
+def test_a_status_a_rep_sets_in_japanese_is_kept_as_the_crms_and_ends_nurture(
+    qualified: Qualified, lead_id: str, cli_here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    q = qualified
+    # When a rep marks the lead 商談中 from the CLI
+    run_cli("leads", "set", LEAD, "--crm-status", "商談中", capsys=capsys)
+
+    # Then it is kept as the CRM's 商談中 is, and the default exit of every journey sees it
+    status = q.lead(lead_id)["crm_status"]
+    assert status == "in negotiation"
+    (changed,) = q.events(lead_id, "crm_status_changed")
+    assert changed["properties"]["to"] == "in negotiation"
+    assert Journey(journey_id="w", name="W", state_machine="w").leaves_on_crm_status(status)
+
+
+@pytest.mark.parametrize("policy", ["tsunagu_wins", "newest_wins"])
+def test_the_status_policy_keeps_a_status_sales_set_in_tsunagu(
+    qualified: Qualified,
+    lead_id: str,
+    cli_here: Path,
+    capsys: pytest.CaptureFixture[str],
+    policy: FieldPolicy,
+) -> None:
+    q = qualified
+    q.save_config(QualificationConfig(crm_merge=MergePolicy(status=policy)))
+    # Given sales set the status in Tsunagu (the clock: 2026-12-01T01:00Z)
+    run_cli("leads", "set", LEAD, "--crm-status", "商談中", capsys=capsys)
+
+    # When the CRM reports another status, changed in its record the day before
+    body = in_negotiation(status="working", owner=None, updated_at="2026-11-30T01:00:00Z")
+    response = q.crm_post(body, q.signed_headers(body))
+
+    # Then the policy keeps Tsunagu's status, and says so as a conflict
+    assert response["statusCode"] == 200, response
+    result = body_of(response)
+    assert [(c["field"], c["kept"], c["kept_from"]) for c in result["conflicts"]] == [
+        ("status", "in negotiation", "sales")
+    ]
+    assert "crm_status" not in result["changed"]
+    lead = q.lead(lead_id)
+    assert (lead["crm_status"], lead["crm_status_source"]) == ("in negotiation", "sales")
+
+
+def test_under_crm_wins_the_crms_status_replaces_one_set_in_tsunagu_and_says_who_set_it(
+    qualified: Qualified, lead_id: str, cli_here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    q = qualified
+    # Given sales set the status in Tsunagu (the default policy: crm_wins)
+    run_cli("leads", "set", LEAD, "--crm-status", "対応中", capsys=capsys)
+
+    # When the CRM reports 商談中
+    body = in_negotiation(owner=None)
+    assert q.crm_post(body, q.signed_headers(body))["statusCode"] == 200
+
+    # Then the status is the CRM's, kept in one place with its source and the record's time
+    lead = q.lead(lead_id)
+    assert (lead["crm_status"], lead["crm_status_source"], lead["crm_status_at"]) == (
+        "in negotiation",
+        "crm",
+        "2026-11-30T01:00:00.000Z",
+    )
+    assert "crm_status" not in lead["fields"]
+
+
+# ---------------------------------------------------------------- one record per lead
+
+
+def test_an_update_from_another_crm_record_of_the_same_address_is_refused_and_changes_nothing(
+    qualified: Qualified, lead_id: str
+) -> None:
+    q = qualified
+    # Given the lead is linked to its CRM record, which says sales is working it
+    linked = in_negotiation(status="working", owner=None)
+    assert q.crm_post(linked, q.signed_headers(linked))["statusCode"] == 200
+    assert (q.lead(lead_id)["crm_status"], q.lead(lead_id)["stage"]) == ("working", "sql")
+    before = q.snapshot()
+
+    # When a duplicate contact in the CRM (same address, another record) reports disqualified
+    other = in_negotiation(
+        crm_id="0065g00000DUPLIC02",
+        status="disqualified",
+        owner=None,
+        updated_at="2026-11-30T02:00:00Z",
+    )
+    response = q.crm_post(other, q.signed_headers(other))
+
+    # Then the update is refused whole, saying which record the lead belongs to
+    assert response["statusCode"] == 409, response
+    message = body_of(response)["message"]
+    assert CRM_ID in message and "0065g00000DUPLIC02" in message, message
+    # And nothing changed: the lead keeps what its own record said, the duplicate is no identity
+    assert q.snapshot() == before
+    assert "crm:0065g00000DUPLIC02" not in identities(q)
+
+
+# ---------------------------------------------------------------- stages the CRM moves
+
+
+def test_a_won_deal_makes_a_disqualified_lead_a_customer(
+    qualified: Qualified, lead_id: str, cli_here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    q = qualified
+    # Given marketing ruled the lead out
+    run_cli("leads", "set", LEAD, "--stage", "disqualified", capsys=capsys)
+
+    # When it buys anyway: the CRM reports the deal won
+    body = in_negotiation(status="Closed Won", owner=None)
+    response = q.crm_post(body, q.signed_headers(body))
+
+    # Then the lead is a customer, moved by the CRM, and says so on the stream
+    assert response["statusCode"] == 200, response
+    lead = q.lead(lead_id)
+    assert (lead["crm_status"], lead["stage"]) == ("won", "customer")
+    moved = lead["stage_history"][-1]
+    assert (moved["from"], moved["to"], moved["by"]) == ("disqualified", "customer", "crm")
+    assert q.events(lead_id, "stage_changed")[-1]["properties"]["to"] == "customer"

@@ -4,13 +4,14 @@ owner), and the owner's notification - once, with every point and the lead's rec
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.mail_helpers import parse, parts, sent_messages
 from tests.qualification.conftest import Qualified
-from tsunagu import services
+from tsunagu import cli, services
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.updates import LeadUpdate, update_lead
 from tsunagu.mail.send import MessengerError
@@ -18,6 +19,7 @@ from tsunagu.store.ses import SesMessenger
 from tsunagu_local.seed import DEMO_SALES_TEAM, seed_qualification
 
 KEPT_OWNER = "sales.takahashi@example.com"
+LEAD = "hanako.sato@example.jp"
 
 
 def hand_off(q: Qualified, step: str, lead_id: str, **payload: Any) -> dict[str, Any]:
@@ -164,4 +166,54 @@ def test_a_journeys_owner_mail_with_no_owner_to_go_to_says_so_once_on_the_timeli
     told = [e for e in events if e.type == "owner_notified"]
     assert len(told) == 1
     assert told[0].properties == {"status": "no_owner", "journey_id": "pricing"}
+    assert sent_messages() == []
+
+
+# ---------------------------------------------------------------- the owner is an address
+
+
+def test_an_owner_that_is_no_address_is_refused_and_nothing_is_stored(
+    qualified: Qualified, cli_here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    q = qualified
+    lead_id = q.capture(LEAD)
+    capsys.readouterr()
+
+    # When a rep types a name where the owner's address belongs
+    code = cli.main(["leads", "set", LEAD, "--field", "owner_email=佐藤 営業部"])
+
+    # Then the CLI says what is wrong, and the lead has no owner the hand-off would mail
+    assert code != 0
+    assert "owner_email must be an e-mail address" in capsys.readouterr().err
+    assert owner_of(q, lead_id) is None
+
+
+def test_an_owner_stored_before_owners_were_checked_holds_the_notice_back_instead_of_failing(
+    qualified: Qualified,
+) -> None:
+    q = qualified
+    # Given a lead whose owner an earlier version stored as typed: a name, not an address
+    lead_id = q.capture(LEAD)
+    q.dynamodb().update_item(
+        TableName=q.aws.tables["LeadsTable"],
+        Key={"lead_id": {"S": lead_id}},
+        UpdateExpression="SET #fields.owner_email = :owner",
+        ExpressionAttributeNames={"#fields": "fields"},
+        ExpressionAttributeValues={
+            ":owner": {
+                "M": {
+                    "value": {"S": "佐藤 営業部"},
+                    "source": {"S": "sales"},
+                    "at": {"S": "2026-11-30T01:00:00.000Z"},
+                }
+            }
+        },
+    )
+
+    # When the hand-off assigns and notifies (outside production)
+    owner = hand_off(q, "assign", lead_id)["owner"]
+    result = hand_off(q, "notify", lead_id, owner=owner, key="x:mql-1:Notify")
+
+    # Then the notice is held back as any address off the allowlist is, and the step succeeds
+    assert result == {"notified": "sandboxed"}
     assert sent_messages() == []

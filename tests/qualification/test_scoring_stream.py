@@ -1,9 +1,13 @@
 """Scoring in route_events, fed by the events table as the stream delivers it (moto in-process):
-seed 000's numbers crossing 70 start one hand-off, redelivered batches score once, automated
-and system activity scores nothing, an unsubscribe takes 10 points."""
+seed 000's numbers crossing 70 start one hand-off, the MQL rule is read at every activity (a
+lowered threshold, a risen grade; a recycled lead on what it earned since), redelivered batches
+score once, automated and system activity scores nothing, an unsubscribe takes 10 points."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,11 +25,15 @@ from tests.integration.mail_helpers import (
     unsubscribe_url,
     with_token,
 )
-from tests.qualification.conftest import Qualified
+from tests.integration.tracking_helpers import register_site, set_clock
+from tests.qualification.conftest import NOW, SITE_ORIGIN, Qualified
 from tsunagu import services
+from tsunagu.leads.merge import Channel
 from tsunagu.leads.search import LeadQuery
+from tsunagu.leads.updates import LeadUpdate, update_lead
 from tsunagu.qualification.config import QualificationConfig
-from tsunagu.qualification.scoring import DEFAULT_RULES, ScoringModel, ScoringRule
+from tsunagu.qualification.grading import Grade
+from tsunagu.qualification.scoring import DEFAULT_MODEL, DEFAULT_RULES, ScoringModel, ScoringRule
 from tsunagu.store.qualification import QualificationRepository
 
 LEAD = "hanako.sato@example.jp"
@@ -43,6 +51,22 @@ def award_keys(q: Qualified, lead_id: str) -> list[tuple[str, str, int]]:
 def opens(q: Qualified, lead_id: str, *message_ids: str) -> None:
     for message_id in message_ids:
         q.open_mail(lead_id, message_id)
+
+
+def opened(q: Qualified, lead_id: str, prefix: str, count: int) -> None:
+    opens(q, lead_id, *(f"msg_{prefix}_{i}" for i in range(count)))
+
+
+def person_sets(q: Qualified, lead_id: str, update: LeadUpdate) -> None:
+    """A change as ``tsunagu leads set`` makes it."""
+    update_lead(
+        lead_id,
+        update,
+        by="cli:sales.sato@example.com",
+        source=Channel.SALES,
+        store=services.lead_repository(q.settings()),
+        now=services.clock(q.settings()).now(),
+    )
 
 
 # ---------------------------------------------------------------- seed 000's numbers
@@ -96,6 +120,179 @@ def test_the_seeds_numbers_cross_70_once_and_start_one_hand_off(qualified: Quali
     changes = [e["properties"] for e in q.events(lead_id, "score_changed")]
     assert len(changes) == 1 + 8 + 1 + 1 + 1 + 1  # form, 8 opens, seminar, open, page, seminar
     assert sum(c["points"] for c in changes) == score_of(q, lead_id)
+
+
+# ---------------------------------------------------------------- the MQL rule at every activity
+
+
+def test_a_lowered_threshold_promotes_a_lead_already_over_it_when_it_acts_again(
+    qualified: Qualified,
+) -> None:
+    q = qualified
+    # Given a lead at 60 (the form and ten opens) under the default threshold of 70
+    lead_id = q.capture(LEAD)
+    opened(q, lead_id, "a", 10)
+    q.deliver()
+    assert (score_of(q, lead_id), q.lead(lead_id)["stage"]) == (60, "lead")
+
+    # When marketing lowers the threshold to 50, and the lead opens another mail (65)
+    q.save_config(
+        QualificationConfig(scoring=DEFAULT_MODEL.model_copy(update={"mql_threshold": 50}))
+    )
+    opened(q, lead_id, "b", 1)
+    q.deliver()
+
+    # Then the lead, at 65 >= 50, is an MQL, moved by the rule, and handed to sales once
+    lead = q.lead(lead_id)
+    assert (lead["score"], lead["stage"]) == (65, "mql")
+    (moved,) = lead["stage_history"]
+    assert moved["by"].startswith("rule: score 65 >= 50"), moved
+    assert len(q.hand_offs()) == 1
+
+
+def test_a_lead_whose_grade_rises_to_the_minimum_becomes_mql_at_its_next_activity(
+    qualified: Qualified,
+) -> None:
+    q = qualified
+    q.save_config(QualificationConfig(minimum_grade=Grade.C))
+    # Given a lead over the threshold (75) but graded D: nothing is known about who they are
+    lead_id = q.capture(LEAD)
+    opened(q, lead_id, "a", 13)
+    q.deliver()
+    assert (score_of(q, lead_id), q.lead(lead_id)["stage"]) == (75, "lead")
+    assert q.hand_offs() == []
+
+    # When sales learns they head a department at a 1,000-person company (grade B)
+    person_sets(q, lead_id, LeadUpdate(fields={"job_title": "部長", "company_size": "1000"}))
+    # And the next day the lead opens another mail (80)
+    set_clock(q.aws, NOW + timedelta(days=1))
+    opened(q, lead_id, "b", 1)
+    q.deliver()
+
+    # Then score 80 >= 70 and grade B >= C: the lead is an MQL, handed to sales once
+    lead = q.lead(lead_id)
+    assert (lead["score"], lead["stage"], lead["grade"]) == (80, "mql", "B")
+    assert lead["stage_history"][-1]["by"] == "rule: score 80 >= 70, grade B >= C"
+    assert len(q.hand_offs()) == 1
+
+
+def recycled_after_mql(q: Qualified) -> str:
+    """A lead that became MQL at 70, was worked by sales and recycled (not ready to buy)."""
+    lead_id = q.capture(LEAD)
+    opened(q, lead_id, "a", 12)
+    q.deliver()
+    assert q.lead(lead_id)["stage"] == "mql"
+    person_sets(q, lead_id, LeadUpdate(stage="sql"))
+    person_sets(q, lead_id, LeadUpdate(stage="recycled"))
+    q.deliver()
+    assert len(q.hand_offs()) == 1
+    return lead_id
+
+
+def test_a_recycled_lead_is_not_handed_back_on_the_score_sales_recycled_it_with(
+    qualified: Qualified,
+) -> None:
+    q = qualified
+    # Given a lead recycled by sales at a score of 70, at or over the threshold
+    lead_id = recycled_after_mql(q)
+
+    # When, months later, it views a page and attends two seminars (40 points since recycling)
+    set_clock(q.aws, NOW + timedelta(days=90))
+    q.view_pages(lead_id, "/blog/dx")
+    q.record(lead_id, "seminar_attended")
+    q.record(lead_id, "seminar_attended")
+    q.deliver()
+
+    # Then its score shows all of it (111), but it stays recycled: 41 earned since recycling
+    # is under the threshold, and sales is not handed the lead it just sent back
+    lead = q.lead(lead_id)
+    assert (lead["score"], lead["stage"]) == (111, "recycled")
+    assert len(q.hand_offs()) == 1
+
+
+def test_a_recycled_lead_requalifies_on_the_points_it_earns_after_recycling(
+    qualified: Qualified,
+) -> None:
+    q = qualified
+    lead_id = recycled_after_mql(q)
+
+    # When, months later, it attends four seminars: 80 points since it was recycled
+    set_clock(q.aws, NOW + timedelta(days=90))
+    for _ in range(4):
+        q.record(lead_id, "seminar_attended")
+    q.deliver()
+
+    # Then it is an MQL again, moved by the rule that counts from the recycling, and handed off
+    lead = q.lead(lead_id)
+    assert (lead["score"], lead["stage"]) == (150, "mql")
+    moved = lead["stage_history"][-1]
+    assert (moved["from"], moved["to"]) == ("recycled", "mql")
+    assert moved["by"].startswith("rule: score 80 since recycled >= 70"), moved
+    assert len(q.hand_offs()) == 2
+
+
+# ---------------------------------------------------------------- before the form
+
+
+def browse_anonymously(q: Qualified, visitor: str, *paths: str) -> None:
+    """track_event: page views of a browser no form has linked to a lead yet."""
+    register_site(q.aws, allowed_origins=[SITE_ORIGIN])
+    event = load_event("track_event", "custom_events_json")
+    event["body"] = json.dumps(
+        {
+            "site_id": "example-corp",
+            "events": [
+                {"type": "page_view", "visitor_id": visitor, "url": f"{SITE_ORIGIN}{path}"}
+                for path in paths
+            ],
+        }
+    )
+    response = q.aws.function("track_event").invoke(event)
+    assert json.loads(response["body"])["accepted"] == len(paths), response
+
+
+def post_form(q: Qualified, email: str, visitor: str) -> str:
+    """capture_form: the demo form from a browser, for a new lead or one already known."""
+    event = load_event("capture_form", "new_lead_json")
+    event["body"] = json.dumps({"email": email, "consent": True, "visitor_id": visitor})
+    event["headers"].pop("origin", None)
+    response = q.aws.function("capture_form").invoke(event)
+    assert response["statusCode"] in (200, 201), response
+    lead_id: str = json.loads(response["body"])["lead_id"]
+    return lead_id
+
+
+def test_the_pricing_page_read_before_the_form_scores_once_the_visitor_is_the_lead(
+    qualified: Qualified,
+) -> None:
+    q = qualified
+    # Given a browser that read the pricing page anonymously (routed: nobody to score yet)
+    visitor = "v_" + hashlib.sha256(LEAD.encode()).hexdigest()[:16]  # what q.capture sends
+    browse_anonymously(q, visitor, "/pricing")
+    q.deliver()
+
+    # When the same browser submits the demo form, linking the visitor to the new lead
+    lead_id = q.capture(LEAD)
+    q.deliver()
+
+    # Then the view is the lead's history and earns its points: form 10 + pricing 10 + page 1
+    (view,) = q.events(lead_id, "page_view")
+    assert view["visitor_id"] == visitor
+    assert score_of(q, lead_id) == 21, q.awards(lead_id)
+    awarded = [rule for event_id, rule, _ in award_keys(q, lead_id) if event_id == view["event_id"]]
+    assert sorted(awarded) == ["page-viewed", "pricing-viewed"]
+
+    # When the stream delivers everything again, and the person posts the form a second time
+    q.delivered.clear()
+    q.deliver()
+    again = post_form(q, LEAD, visitor)
+    q.deliver()
+
+    # Then the view was claimed once and scored once (a second form the same day adds nothing:
+    # form_submitted earns at most 10 a day)
+    assert again == lead_id
+    assert len(q.events(lead_id, "page_view")) == 1
+    assert score_of(q, lead_id) == 21, q.awards(lead_id)
 
 
 # ---------------------------------------------------------------- exactly once

@@ -14,6 +14,7 @@ import pytest
 from tsunagu.api.responses import status_for
 from tsunagu.errors import MalformedRequest, TsunaguError, ValidationFailed
 from tsunagu.leads.merge import Channel, FieldValue
+from tsunagu.leads.model import Lead
 from tsunagu.qualification.crm import (
     CrmStatus,
     CrmUpdate,
@@ -28,6 +29,8 @@ from tsunagu.qualification.crm import (
     signature_header,
     verify_signature,
 )
+from tsunagu.store.converters import lead_from_item
+from tsunagu.store.models import LeadItem
 
 SECRET = b"crm-webhook-secret-for-tests-0123456789"
 NOW = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
@@ -467,3 +470,52 @@ def test_a_merge_policy_is_data() -> None:
         MergePolicy.model_validate({"status": "last_writer"})
     with pytest.raises(ValueError, match="Extra inputs"):
         MergePolicy.model_validate({"email": "crm_wins"})
+
+
+def test_a_status_kept_in_tsunagus_words_is_the_crms_status_in_its_own() -> None:
+    # Given the lead's status as Tsunagu keeps it, set by a rep
+    current = {
+        "crm_id": FieldValue("00Q000000000001", Channel.CRM, EARLIER),
+        "status": FieldValue("in negotiation", Channel.SALES, LATER),
+    }
+    # When the CRM says the same in Japanese, under a policy that keeps Tsunagu's value
+    same = update(status="商談中")
+    # Then there is nothing to change and nothing to report
+    assert merge_crm_update(current, same, MergePolicy(status="tsunagu_wins")) == ([], [])
+
+
+# --- leads saved before the status kept who set it -------------------------------------------
+
+
+def saved_before(crm_field: str | None, crm_status: str) -> Lead:
+    """A lead item as an older version wrote it: the status without its source and time, and
+    the CRM's text (if the CRM set it) in a field of its own."""
+    fields = {"company": {"value": "Example KK", "source": "web_form", "at": EARLIER}}
+    if crm_field is not None:
+        fields["crm_status"] = {"value": crm_field, "source": "crm", "at": EARLIER}
+    item = LeadItem(
+        "lead_1",
+        email="a@example.jp",
+        fields=fields,
+        created_at=EARLIER,
+        updated_at=LATER,
+        crm_status=crm_status,
+    )
+    return lead_from_item(item)
+
+
+def test_a_status_the_crm_set_before_the_upgrade_is_still_the_crms() -> None:
+    lead = saved_before("商談中", "in negotiation")
+    assert lead.crm_status_value() == FieldValue("in negotiation", Channel.CRM, EARLIER)
+    # And the CRM's old field is gone: the status has one place
+    assert "crm_status" not in lead.fields
+
+
+def test_a_status_a_person_changed_before_the_upgrade_is_tsunagus() -> None:
+    # Given the CRM said 商談中, then a rep set "won" in Tsunagu
+    lead = saved_before("商談中", "won")
+    # Then the status is Tsunagu's, set no later than the lead's last change
+    assert lead.crm_status_value() == FieldValue("won", Channel.SALES, LATER)
+    assert saved_before(None, "working").crm_status_value() == FieldValue(
+        "working", Channel.SALES, LATER
+    )

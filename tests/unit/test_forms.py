@@ -207,6 +207,26 @@ class TestSubmission:
         )
         assert submission.fields == {"company": "Example KK"}
 
+    def test_a_field_that_fills_the_owner_takes_only_an_address(self) -> None:
+        form = make_form(
+            fields=[
+                FormField(name="email", type="email", required=True),
+                FormField(name="tantou", lead_field="owner_email"),
+            ],
+            consent=None,
+        )
+        # When the page sends a name where the owner's address belongs
+        with pytest.raises(ValidationFailed) as refused:
+            validate_submission(stored(form), {"email": "a@example.com", "tantou": "佐藤 営業部"})
+        # Then the field is named, as every other bad value is
+        assert [e.field for e in refused.value.errors] == ["tantou"]
+        assert "owner_email must be an e-mail address" in refused.value.errors[0].message
+        # And an address is stored as the lead's own address is
+        submission = validate_submission(
+            stored(form), {"email": "a@example.com", "tantou": "Sato@Example.COM"}
+        )
+        assert submission.fields == {"owner_email": "Sato@example.com"}
+
     def test_honeypot(self) -> None:
         form = stored(make_form())
         assert is_honeypot_filled(form, {"website": "http://spam.example.net"})

@@ -165,6 +165,21 @@ def test_a_date_column_is_stored_as_an_iso_date_and_a_bad_one_rejects_its_row() 
     assert plan.rows[2].action == "rejected" and "来週" in (plan.rows[2].reason or "")
 
 
+def test_an_owner_column_takes_addresses_and_a_row_with_anything_else_is_rejected() -> None:
+    table = read_table(
+        "メール,担当者\r\na@example.jp,Sato@Example.COM\r\nb@example.jp,佐藤 営業部\r\n".encode(
+            "cp932"
+        ),
+        "booth.csv",
+    )
+    plan = plan_import(
+        table, ImportOptions(Channel.TRADE_SHOW, mapping={"担当者": "owner_email"}), find
+    )
+    assert plan.rows[0].values["owner_email"] == "Sato@example.com"
+    assert plan.rows[1].action == "rejected"
+    assert "owner_email must be an e-mail address" in (plan.rows[1].reason or "")
+
+
 @pytest.mark.parametrize("text", ["2026年2月30日", "来週", "12/4", "123"])
 def test_what_is_not_a_date_says_so(text: str) -> None:
     with pytest.raises(BadValue):
@@ -226,13 +241,15 @@ def test_consent_evidence_quotes_the_row_that_answered_and_its_words() -> None:
     hanako, merged, jiro = plan.rows
     assert (hanako.action, merged.action, merged.into) == ("create", "merged", 2)
 
-    # Then the evidence names row 3 (not row 2, which said nothing) and what row 3 said
+    # Then the evidence names row 3 (not row 2, which said nothing) and what row 3 said, in
+    # its words alone: how they were read is the evidence's status, shown in the reader's
+    # language (no English "(read as no)" inside the quote)
     assert (hanako.consent, hanako.consent_said) == ("no", (3, "希望しない"))
     assert consent_evidence_text("展示会.csv", hanako, "配信希望") == (
-        "展示会.csv, row 3: 配信希望 = '希望しない' (read as no)"
+        "展示会.csv, row 3: 配信希望 = '希望しない'"
     )
     assert consent_evidence_text("展示会.csv", jiro, "配信希望") == (
-        "展示会.csv, row 4: 配信希望 = '希望する' (read as yes)"
+        "展示会.csv, row 4: 配信希望 = '希望する'"
     )
     # ... and the words survive the plan's trip through a background chunk
     assert row_from_json(row_json(hanako)) == hanako

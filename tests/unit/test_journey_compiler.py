@@ -392,8 +392,21 @@ def test_the_gates_exit_name_is_kept_for_the_gate() -> None:
         lambda data: data["nodes"].append(
             {"id": "t", "kind": "update_lead", "label": "Tag", "add_tags": ["x" * 51]}
         ),
+        lambda data: data["nodes"].append(
+            {
+                "id": "o",
+                "kind": "update_lead",
+                "label": "Give the lead to Sato",
+                "fields": {"owner_email": "佐藤 営業部"},
+            }
+        ),
     ],
-    ids=["an outcome over 40 characters", "a template id with _", "a tag over 50 characters"],
+    ids=[
+        "an outcome over 40 characters",
+        "a template id with _",
+        "a tag over 50 characters",
+        "an owner that is no address",
+    ],
 )
 def test_the_format_refuses_what_the_journey_functions_would_refuse(change: Any) -> None:
     # Caught when the definition is read, not when a lead reaches the step and its task fails.

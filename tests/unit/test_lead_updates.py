@@ -11,10 +11,12 @@ from pydantic import ValidationError
 
 from tsunagu.clock import isoformat
 from tsunagu.errors import ConcurrentUpdate, NotFound
+from tsunagu.journeys.model import Journey
 from tsunagu.leads.capture import WriteConflict
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import Lead, LeadEvent
 from tsunagu.leads.updates import LeadUpdate, apply_update, update_lead
+from tsunagu.qualification.crm import CrmUpdate
 
 NOW = datetime(2026, 12, 9, 1, 0, tzinfo=UTC)
 AT = "2026-11-20T09:00:00.000Z"
@@ -63,10 +65,47 @@ def test_a_stage_change_says_from_to_and_by() -> None:
 
 def test_a_crm_status_change_says_from_to_and_by() -> None:
     changed, events = apply(LeadUpdate(crm_status="In Negotiation"))
-    assert changed.crm_status == "In Negotiation"
+    assert changed.crm_status == "in negotiation"
     assert [(e.type, e.properties) for e in events] == [
-        ("crm_status_changed", {"from": None, "to": "In Negotiation", "by": BY})
+        ("crm_status_changed", {"from": None, "to": "in negotiation", "by": BY})
     ]
+
+
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [
+        ("商談中", "in negotiation"),
+        ("ＩＮ＿ＮＥＧＯＴＩＡＴＩＯＮ", "in negotiation"),
+        ("受注", "won"),
+        ("Closed-Won", "won"),
+        ("対応中", "working"),
+        ("  Nurture Later ", "Nurture Later"),
+    ],
+)
+def test_a_status_a_rep_types_is_kept_in_the_words_the_crms_status_is_kept_in(
+    typed: str, kept: str
+) -> None:
+    # When a rep sets the status in their own words (``leads set --crm-status 商談中``)
+    changed, events = apply(LeadUpdate(crm_status=typed), source=Channel.SALES)
+
+    # Then it is kept as the same status from the CRM's webhook is kept
+    assert (
+        changed.crm_status
+        == kept
+        == CrmUpdate.model_validate(
+            {"crm_id": "c1", "email": "hanako@example.jp", "status": typed, "updated_at": AT}
+        ).canonical_status
+    )
+    assert events[0].properties["to"] == kept
+
+
+def test_a_status_a_rep_types_in_japanese_takes_the_lead_out_of_nurture() -> None:
+    # When a rep marks the lead 商談中
+    changed, _ = apply(LeadUpdate(crm_status="商談中"), source=Channel.SALES)
+
+    # Then a journey with the default exit lets go of it, as it does when the CRM says 商談中
+    welcome = Journey(journey_id="welcome", name="Welcome", state_machine="welcome")
+    assert welcome.leaves_on_crm_status(changed.crm_status)
 
 
 def test_tags_added_and_removed_are_one_lead_updated_event() -> None:
@@ -115,7 +154,7 @@ def test_every_change_at_once_is_one_event_per_kind_in_order() -> None:
     update = LeadUpdate(stage="sql", crm_status="contacted", add_tags=["hot"])
     changed, events = apply(update)
     assert kinds(events) == ["stage_changed", "crm_status_changed", "lead_updated"]
-    assert (changed.stage, changed.crm_status, "hot" in changed.tags) == ("sql", "contacted", True)
+    assert (changed.stage, changed.crm_status, "hot" in changed.tags) == ("sql", "working", True)
     assert len({e.event_id for e in events}) == 3
 
 
@@ -156,6 +195,7 @@ def test_the_original_lead_is_not_modified() -> None:
         {"remove_tags": [""]},
         {"add_tags": [f"t{n}" for n in range(21)]},
         {"crm_status": ""},
+        {"crm_status": "   "},
         {"crm_status": "x" * 61},
         {"owner": "sales@example.jp"},
     ],
@@ -163,6 +203,19 @@ def test_the_original_lead_is_not_modified() -> None:
 def test_invalid_updates_are_refused(values: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         LeadUpdate.model_validate(values)
+
+
+@pytest.mark.parametrize("owner", ["佐藤 営業部", "sato", "sato@", "sato@@example.com"])
+def test_an_owner_that_is_no_address_is_refused_naming_the_field(owner: str) -> None:
+    with pytest.raises(ValidationError, match="owner_email must be an e-mail address"):
+        LeadUpdate(fields={"owner_email": owner})
+
+
+def test_an_owner_is_stored_as_an_address_is_and_other_fields_as_typed() -> None:
+    # When a rep types the owner with the IME in full-width, the domain in capitals
+    update = LeadUpdate(fields={"owner_email": "ｓａｔｏ＠Example.COM", "title": "Ｓａｔｏ"})
+    # Then the owner is the address the hand-off mails and the owner filter finds
+    assert update.fields == {"owner_email": "sato@example.com", "title": "Ｓａｔｏ"}
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +12,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from tsunagu.clock import FixedClock
+from tsunagu.commands import qualification
+from tsunagu.commands.access import Actor, Role
+from tsunagu.leads.model import Lead as LeadRow
+from tsunagu.leads.search import LeadPage, LeadQuery
+from tsunagu.leads.search_words import rank
+from tsunagu.qualification.config import QualificationConfig
 from tsunagu.qualification.grading import Grade, qualifies_as_mql
+from tsunagu.qualification.scores import Fading, LeadScores
 from tsunagu.qualification.scoring import (
     DEFAULT_MODEL,
     Award,
@@ -366,6 +375,26 @@ def test_the_explanation_says_when_a_cap_cut_an_award_or_a_rule_was_removed() ->
     assert explanation.score == 7 + 4 + 2
 
 
+def test_a_removed_rules_award_fades_by_the_half_life_it_was_given_with() -> None:
+    # Given a webinar worth 20 that halves every 10 days, attended 20 days ago
+    webinar = ScoringRule(rule_id="webinar", type="webinar_attended", points=20, half_life_days=10)
+    lead = Lead(model_of(webinar))
+    (award,) = lead.did("webinar_attended", START - timedelta(days=20))
+    assert award.half_life_days == 10
+
+    # When the rule is removed from the sheet
+    explanation = explain(lead.awards, START, model_of())
+
+    # Then the award is still worth what it would be had the rule stayed (5), not 20 again
+    (line,) = explanation.lines
+    assert line.decayed == pytest.approx(5)
+    assert line.half_life_days == 10
+    assert line.note == "rule no longer in the model; decays by the half-life it was given with"
+    # And a rule that stayed changes the award's decay: its half-life of today applies
+    slower = webinar.model_copy(update={"half_life_days": 20.0})
+    assert current_score(lead.awards, START, model_of(slower)) == pytest.approx(10)
+
+
 awards_strategy = st.lists(
     st.builds(
         Award,
@@ -418,7 +447,10 @@ def test_awards_survive_storage() -> None:
     assert Award.from_item(item) == award
     plain = Award("mail-opened", 5, "evt_1", START, "mail_opened")
     assert "capped_from" not in plain.to_item()
+    assert "half_life_days" not in plain.to_item()
     assert Award.from_item(plain.to_item()) == plain
+    fading = Award("seminar-attended", 20, "evt_2", START, "seminar_attended", None, 14.5)
+    assert Award.from_item(json.loads(json.dumps(fading.to_item()))) == fading
 
 
 def test_naive_times_are_refused() -> None:
@@ -479,3 +511,289 @@ def test_repeated_form_submissions_are_not_worth_repeated_points() -> None:
     # A submission the next day counts again
     lead.did("form_submitted", START + timedelta(days=1), form_id="demo")
     assert lead.score(START + timedelta(days=1, minutes=1)) == 20
+
+
+# --- the score now, and what the stored score tells of it -----------------------------------
+
+
+def scored_lead(lead_id: str, awards: list[Award], at: datetime, model: ScoringModel) -> LeadRow:
+    """A lead as the pipeline leaves it: its score as of its last scored event, rounded."""
+    return LeadRow(
+        lead_id=lead_id,
+        email=f"{lead_id}@example.jp",
+        fields={},
+        sources=["web_form"],
+        visitor_ids=set(),
+        stage="lead",
+        created_at="2026-01-01T00:00:00.000Z",
+        updated_at="2026-01-01T00:00:00.000Z",
+        score=round(current_score(awards, at, model), 4),
+        score_at="2026-01-01T00:00:00.000Z",
+    )
+
+
+FADING_SEMINAR = ScoringRule(
+    rule_id="seminar-attended", type="seminar_attended", points=20, half_life_days=14
+)
+FADING_UNSUBSCRIBE = ScoringRule(
+    rule_id="unsubscribed", type="consent_changed", points=-10, half_life_days=30
+)
+
+
+class Awards:
+    """The lead's awards as the store keeps them, counting the reads."""
+
+    def __init__(self, kept: dict[str, list[Award]]) -> None:
+        self.kept = kept
+        self.read: list[str] = []
+
+    def __call__(self, lead_id: str) -> list[Award]:
+        self.read.append(lead_id)
+        return self.kept[lead_id]
+
+
+def test_the_score_now_is_read_only_for_leads_the_stored_score_cannot_decide() -> None:
+    # Given seminars fade (14 days): a lead stored at 30 sixty days ago, about 11 now
+    model = model_of(DEFAULT_MODEL.rules[0], FADING_SEMINAR, DEFAULT_MODEL.rules[3])
+    long_ago = START - timedelta(days=60)
+    old = [
+        Award("form-submitted", 10, "evt_f", long_ago, "form_submitted"),
+        Award("seminar-attended", 20, "evt_s", long_ago, "seminar_attended", None, 14),
+    ]
+    awards = Awards({"lead_old": old})
+    lead = scored_lead("lead_old", old, long_ago, model)
+    scores = LeadScores(model, Fading.of(model), awards, START)
+    assert lead.score == 30
+
+    # Then a score of at least 40 (above what is stored) needs no read, nor one of at most 31
+    assert not scores.at_least(lead, 40) and scores.at_most(lead, 31)
+    assert awards.read == []
+    # And at least 20, or at most 20, is the score now: about 11
+    assert not scores.at_least(lead, 20) and scores.at_most(lead, 20)
+    assert scores.of(lead) == pytest.approx(current_score(old, START, model))
+    assert awards.read == ["lead_old"]  # once, whatever is asked of it after
+    # And a copy shows it, as of now
+    shown = scores.as_of_now(lead)
+    assert shown.score == scores.of(lead) and shown.score_at == "2026-12-01T01:00:00.000Z"
+
+
+def test_with_nothing_fading_the_stored_score_is_the_score_now_and_nothing_is_read() -> None:
+    awards = Awards({})
+    scores = LeadScores(DEFAULT_MODEL, Fading.of(DEFAULT_MODEL), awards, START)
+    lead = scored_lead("lead_1", [Award("mail-opened", 5, "e", START, "")], START, DEFAULT_MODEL)
+    assert scores.of(lead) == 5 and scores.at_least(lead, 5) and scores.at_most(lead, 5)
+    assert scores.index_band(5, 9) == (5, 9)
+    assert awards.read == []
+
+
+def test_a_fading_penalty_raises_the_score_so_the_stored_one_is_no_upper_bound() -> None:
+    # Given an unsubscribe of 90 days ago (-10, halving every 30 days) beside a form (10)
+    model = model_of(DEFAULT_MODEL.rules[3], FADING_UNSUBSCRIBE)
+    long_ago = START - timedelta(days=90)
+    kept = [
+        Award("form-submitted", 10, "evt_f", long_ago, "form_submitted"),
+        Award("unsubscribed", -10, "evt_u", long_ago, "consent_changed", None, 30),
+    ]
+    lead = scored_lead("lead_1", kept, long_ago, model)
+    scores = LeadScores(model, Fading.of(model), Awards({"lead_1": kept}), START)
+    assert lead.score == 0
+
+    # Then the lead is at 8.75 now: above its stored 0, and a band's lower end cannot narrow
+    assert scores.at_least(lead, 8)
+    assert scores.of(lead) == pytest.approx(8.75)
+    assert scores.index_band(5, 9) == (None, 9)
+    assert LeadScores(model_of(FADING_SEMINAR), Fading.of(model_of(FADING_SEMINAR)), Awards({}),
+                      START).index_band(5, 9) == (5, None)  # fmt: skip
+
+
+def test_what_fades_is_kept_across_sheets_a_rule_changing_sign_included() -> None:
+    seminar_only = model_of(FADING_SEMINAR)
+    assert Fading.of(seminar_only) == Fading(positive=True)
+    assert Fading.of(DEFAULT_MODEL).none
+    # A fading rule whose points became negative: its old awards were worth points
+    penalty = FADING_SEMINAR.model_copy(update={"points": -5})
+    assert Fading.of(model_of(penalty), before=seminar_only) == Fading(True, True)
+    assert Fading.from_item(Fading(True, False).as_item()) == Fading(True, False)
+    assert Fading.from_item(None).none
+
+
+lead_histories = st.lists(
+    st.tuples(
+        # each award: which rule, how many days before the lead last scored, the days since
+        st.lists(
+            st.tuples(st.sampled_from(["opened", "seminar", "penalty"]), st.floats(0, 400)),
+            max_size=6,
+        ),
+        st.floats(0, 400),
+    ),
+    max_size=25,
+)
+
+
+@given(lead_histories, st.integers(1, 5), st.booleans(), st.booleans())
+def test_the_leads_read_for_the_highest_scores_now_hold_every_one_of_them(
+    histories: list[tuple[list[tuple[str, float]], float]],
+    count: int,
+    penalties_fade: bool,
+    rounded_index: bool,
+) -> None:
+    opened = ScoringRule(rule_id="opened", type="mail_opened", points=5)
+    seminar = ScoringRule(rule_id="seminar", type="seminar_attended", points=20, half_life_days=7)
+    penalty = ScoringRule(
+        rule_id="penalty",
+        type="consent_changed",
+        points=-10,
+        half_life_days=10 if penalties_fade else None,
+    )
+    model = model_of(opened, seminar, penalty)
+    points = {"opened": 5, "seminar": 20, "penalty": -10}
+    kept: dict[str, list[Award]] = {}
+    leads = []
+    for n, (history, days_since) in enumerate(histories):
+        scored_at = START - timedelta(days=days_since)
+        kept[f"lead_{n:02d}"] = [
+            Award(rule, points[rule], f"evt_{n}_{i}", scored_at - timedelta(days=before), rule)
+            for i, (rule, before) in enumerate(history)
+        ]
+        leads.append(scored_lead(f"lead_{n:02d}", kept[f"lead_{n:02d}"], scored_at, model))
+    scores = LeadScores(model, Fading.of(model), Awards(kept), START)
+    # As a search index reads them (by the stored score rounded, then by id), or sorted in memory
+    if rounded_index:
+        leads.sort(key=lambda lead: (round(lead.score or 0), lead.lead_id), reverse=True)
+        read = scores.contenders(leads, count, most_from=lambda lead: round(lead.score or 0) + 0.5)
+    else:
+        leads.sort(key=lambda lead: lead.score or 0, reverse=True)
+        read = scores.contenders(leads, count)
+
+    def top(entries: list[tuple[LeadRow, float]]) -> list[tuple[float, str]]:
+        return sorted((-score, lead.lead_id) for lead, score in entries)[:count]
+
+    every = [(lead, current_score(kept[lead.lead_id], START, model)) for lead in leads]
+    assert top(read) == top(every)
+
+
+# --- the hot list: the highest scores now, read from the index of stored ones ----------------
+
+
+class ScoreIndex:
+    """The leads as the leads' score index reads them: highest rank first, a page at a time."""
+
+    def __init__(self, leads: list[LeadRow]) -> None:
+        self.leads = sorted(leads, key=lambda lead: rank(lead.score, lead.lead_id), reverse=True)
+        self.pages = 0
+
+    def search(self, query: LeadQuery) -> LeadPage:
+        self.pages += 1
+        start = int(query.cursor or 0)
+        end = start + query.limit
+        more = str(end) if end < len(self.leads) else None
+        return LeadPage(self.leads[start:end], more, end - start)
+
+
+class ScoredRules:
+    """The rules and the awards, as the qualification store keeps them (awards reads counted)."""
+
+    def __init__(self, model: ScoringModel, kept: dict[str, list[Award]]) -> None:
+        self.model = model
+        self.awards = Awards(kept)
+
+    def config(self) -> QualificationConfig:
+        return QualificationConfig(scoring=self.model)
+
+    def awards_of(self, lead_id: str) -> list[Award]:
+        return self.awards(lead_id)
+
+    def lead_scores(self, now: datetime) -> LeadScores:
+        return LeadScores(self.model, Fading.of(self.model), self.awards_of, now)
+
+
+class NoAudit:
+    def append(self, entry: Any) -> None:
+        pass
+
+
+def hot_list(rules: ScoredRules, leads: list[LeadRow], limit: int) -> list[tuple[str, float]]:
+    ports = qualification.QualificationCommands(
+        rules=rules,  # type: ignore[arg-type]  # the score's half is what the hot list reads
+        leads=ScoreIndex(leads),  # type: ignore[arg-type]
+        audit=NoAudit(),  # type: ignore[arg-type]
+        clock=FixedClock(START),
+    )
+    sales = Actor(user_id="u-s", role=Role.SALES, email="sales@example.com", via="cli")
+    return [(hot.lead.email, hot.score) for hot in qualification.hot_list(ports, sales, limit)]
+
+
+def with_awards(
+    kept: dict[str, list[Award]], lead_id: str, model: ScoringModel, *awards: Award
+) -> LeadRow:
+    kept[lead_id] = list(awards)
+    return scored_lead(lead_id, kept[lead_id], max(a.occurred_at for a in awards), model)
+
+
+def test_a_lead_hot_now_heads_the_hot_list_whatever_long_cold_leads_stored() -> None:
+    # Given seminars halve every 14 days, and 1,000 leads that attended four a year ago (stored
+    # at 80, worth about 0 now)
+    model = model_of(FADING_SEMINAR)
+    kept: dict[str, list[Award]] = {}
+    year_ago = START - timedelta(days=365)
+    leads = [
+        with_awards(kept, f"lead_cold{n:04d}", model, *(
+            Award("seminar-attended", 20, f"evt_{n}_{k}", year_ago, "", None, 14)
+            for k in range(4)
+        ))
+        for n in range(1_000)
+    ]  # fmt: skip
+    # And one lead that attended three today (60)
+    today = [Award("seminar-attended", 20, f"evt_hot_{k}", START, "", None, 14) for k in range(3)]
+    leads.append(with_awards(kept, "lead_hot", model, *today))
+
+    # When sales asks for the five hottest leads
+    listed = hot_list(ScoredRules(model, kept), leads, limit=5)
+
+    # Then the lead hot now heads the list
+    assert listed[0] == ("lead_hot@example.jp", 60)
+
+
+def test_the_hot_list_reads_the_index_only_as_far_as_the_list_needs() -> None:
+    # Given 300 leads active today, lead n at n seminars (so 20 n, fading from now on)
+    model = model_of(FADING_SEMINAR)
+    kept: dict[str, list[Award]] = {}
+    leads = [
+        with_awards(kept, f"lead_{n:03d}", model, *(
+            Award("seminar-attended", 20, f"evt_{n}_{k}", START, "", None, 14) for k in range(n)
+        ))
+        for n in range(1, 301)
+    ]  # fmt: skip
+    rules = ScoredRules(model, kept)
+
+    listed = hot_list(rules, leads, limit=5)
+
+    # Then the five come from the first leads of the index, and only theirs were scored again
+    assert [score for _, score in listed] == [6000, 5980, 5960, 5940, 5920]
+    assert len(rules.awards.read) == 5
+
+
+def test_a_fading_penalty_is_no_reason_to_miss_a_lead_on_the_hot_list() -> None:
+    # Given an unsubscribe (-10) halves every 30 days: a lead that opened four mails and
+    # unsubscribed a year ago was stored at 10 then, and is at about 20 now
+    opened = ScoringRule(rule_id="mail-opened", type="mail_opened", points=5)
+    model = model_of(opened, FADING_UNSUBSCRIBE)
+    kept: dict[str, list[Award]] = {}
+    year_ago = START - timedelta(days=365)
+    returning = with_awards(kept, "lead_back", model, *(
+        Award("mail-opened", 5, f"evt_o{k}", year_ago, "") for k in range(4)
+    ), Award("unsubscribed", -10, "evt_u", year_ago, "", None, 30))  # fmt: skip
+    assert returning.score == 10
+    # And 12 leads that opened three mails today (15, stored and now)
+    leads = [
+        with_awards(kept, f"lead_{n:02d}", model, *(
+            Award("mail-opened", 5, f"evt_{n}_{k}", START, "") for k in range(3)
+        ))
+        for n in range(12)
+    ]  # fmt: skip
+
+    listed = hot_list(ScoredRules(model, kept), [*leads, returning], limit=5)
+
+    # Then the lead whose penalty faded heads the list, stored below the others as it is
+    assert listed[0][0] == "lead_back@example.jp"
+    assert listed[0][1] == pytest.approx(20 - 10 * 0.5 ** (365 / 30))

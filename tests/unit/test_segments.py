@@ -15,6 +15,7 @@ from tsunagu.errors import MissingSegment, ValidationFailed
 from tsunagu.leads.email import normalise_email
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import Lead
+from tsunagu.qualification.scores import LeadScores
 from tsunagu.segments.filter import Condition, Segment
 from tsunagu.segments.saved import SavedSegment, checked, parsed_filter
 
@@ -215,6 +216,35 @@ def test_the_values_a_filter_read_say_why_it_selected() -> None:
     }
 
 
+def test_a_score_condition_reads_the_score_now_and_the_index_only_what_bounds_it() -> None:
+    from tsunagu.qualification.scores import Fading
+    from tsunagu.qualification.scoring import Award, ScoringModel, ScoringRule
+
+    # Given seminars halve every 14 days, and a lead stored at 72.5 whose seminars were long ago
+    seminar = ScoringRule(rule_id="seminar", type="seminar_attended", points=20, half_life_days=14)
+    model = ScoringModel(rules=(seminar,))
+    long_ago = NOW - timedelta(days=70)
+    awards = [Award("seminar", 20, f"evt_{n}", long_ago, "", None, 14) for n in range(4)]
+
+    class Fades(Facts):
+        def scores(self, now: datetime) -> LeadScores:
+            return LeadScores(model, Fading.of(model), lambda lead_id: awards, now)
+
+    facts = Fades()
+    segment = Segment.parse("score>=70,stage=lead")
+
+    # Then the filter reads its score now (80 halved five times: 2.5), not the 72.5 stored
+    assert not segment.selects(lead(), NOW, facts)
+    assert Segment.parse("score<=10").selects(lead(), NOW, facts)
+    assert segment.values(lead(), NOW, facts)["score"] == pytest.approx(2.5)
+    # And the stage, the lead's own, is checked first
+    assert [c.name for c in segment.conditions] == ["stage", "score"]
+    # And an index of stored scores narrows a band only by its lower end (decay only lowers)
+    band = Segment.parse("score>=50,score>=60,score<=90")
+    assert band.index_filters(facts.scores(NOW)) == {"score_min": 60}
+    assert band.index_filters(LeadScores.stored(NOW)) == {"score_min": 60, "score_max": 90}
+
+
 # ---------------------------------------------------------------- negation, bands, fields
 @pytest.mark.parametrize(
     ("text", "selected"),
@@ -270,6 +300,9 @@ class Facts:
     def segment(self, name: str) -> Segment | None:
         self.asked.append(f"segment {name}")
         return self.saved.get(name)
+
+    def scores(self, now: datetime) -> LeadScores:
+        return LeadScores.stored(now)
 
 
 def test_events_are_read_for_the_last_n_days() -> None:
@@ -345,7 +378,7 @@ def test_the_leads_own_conditions_are_checked_before_any_fact_is_read() -> None:
 
 def test_what_an_index_can_narrow_is_handed_to_the_lead_search() -> None:
     segment = Segment.parse("stage=lead,tag=vip,grade=b,score>=50,score<=90,owner=a@example.jp")
-    assert segment.index_filters() == {
+    assert segment.index_filters(LeadScores.stored(NOW)) == {
         "stage": "lead",
         "tag": "vip",
         "grade": "B",
@@ -353,7 +386,10 @@ def test_what_an_index_can_narrow_is_handed_to_the_lead_search() -> None:
         "score_max": 90,
         "owner": "a@example.jp",
     }
-    assert Segment.parse("stage!=lead,did=form_submitted/3d").index_filters() == {}
+    assert (
+        Segment.parse("stage!=lead,did=form_submitted/3d").index_filters(LeadScores.stored(NOW))
+        == {}
+    )
 
 
 def saved_segment(name: str, filter_text: str) -> SavedSegment:

@@ -3,9 +3,11 @@ event, suppress. The CLI's ``tsunagu leads ...`` commands call these (and the ad
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from tsunagu.clock import Clock, isoformat
@@ -30,6 +32,7 @@ from tsunagu.leads.search_words import fold
 from tsunagu.leads.updates import LeadUpdate
 from tsunagu.leads.updates import update_lead as apply_to_stored_lead
 from tsunagu.mail.consent import SUPPRESSION_REASONS, SuppressionEntry, consent_as_sends_see_it
+from tsunagu.qualification.scores import LeadScores
 
 EVENT_KIND = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
@@ -88,21 +91,72 @@ class LeadCommands:
     """The lead's journeys, for the lead page (None where nobody reads them)."""
     grading: Callable[[Lead], str] | None = None
     """The grade a lead's fields give under today's grading rules (a reindex regrades)."""
+    scores: Callable[[datetime], LeadScores] | None = None
+    """Leads' scores as of an instant, decay included (None: the stored scores are the scores
+    now, as where no rule has a half-life)."""
+
+
+BANDED_READ = 1_000
+"""Leads a search with a score band checks against the band, at most, for one page: with decay
+in the rules many may have left the band since their score was stored. A page found short of
+its limit then offers the next (``next_cursor``)."""
 
 
 def search(ports: LeadCommands, actor: Actor, query: LeadQuery) -> LeadPage:
     """Leads by a word of their e-mail, name or company and by stage, owner, tag, grade and
     score band, highest score first, a page at a time. An address typed whole is looked up
-    directly (the word filter finds parts of one)."""
+    directly (the word filter finds parts of one).
+
+    The score a band reads and a page shows is the lead's score now, decay included (what
+    ``tsunagu leads score`` explains); the order is the stored scores' (the index's), which
+    with decay in the rules is the order of each lead's score as of its last scored event."""
     allowed(ports.audit, ports.clock, actor, "leads.search", "leads")
+    now = ports.clock.now()
+    scores = ports.scores(now) if ports.scores else LeadScores.stored(now)
     if query.q and "@" in query.q and query.cursor is None:
         try:
             found = lead_by_email(ports.leads, query.q)
         except (MalformedRequest, NotFound):
             pass  # not a whole address: search for it as a word
         else:
-            return LeadPage([found] if _matches(found, query) else [], None, 1)
-    return ports.leads.search(query)
+            matched = _matches(found, query, scores)
+            return LeadPage([scores.as_of_now(found)] if matched else [], None, 1)
+    if scores.fading.none:
+        return ports.leads.search(query)  # the stored scores are the scores now
+    if query.score_min is None and query.score_max is None:
+        page = ports.leads.search(query)
+        return dataclasses.replace(page, leads=[scores.as_of_now(lead) for lead in page.leads])
+    return _banded(ports, query, scores)
+
+
+def _banded(ports: LeadCommands, query: LeadQuery, scores: LeadScores) -> LeadPage:
+    """A page of the leads whose score now is in the query's band: the index narrowed by the
+    stored scores only as far as they bound the scores now, each lead found then checked."""
+    low, high = scores.index_band(query.score_min, query.score_max)
+    asked = query.model_copy(update={"score_min": low, "score_max": high})
+    found: list[Lead] = []
+    examined, read, truncated = 0, 0, False
+    cursor = query.cursor
+    while True:
+        # As many as the page still lacks: the page read is then used whole, and its cursor
+        # goes on after the last lead checked
+        limit = query.limit - len(found)
+        page = ports.leads.search(asked.model_copy(update={"limit": limit, "cursor": cursor}))
+        examined += page.examined
+        truncated = truncated or page.truncated
+        read += len(page.leads)
+        found += [lead for lead in page.leads if _in_band(lead, query, scores)]
+        cursor = page.next_cursor
+        # (a page of none: the index search spent its own budget; the caller asks on)
+        if cursor is None or not page.leads or len(found) >= query.limit or read >= BANDED_READ:
+            break
+    return LeadPage([scores.as_of_now(lead) for lead in found], cursor, examined, truncated)
+
+
+def _in_band(lead: Lead, query: LeadQuery, scores: LeadScores) -> bool:
+    return (query.score_min is None or scores.at_least(lead, query.score_min)) and (
+        query.score_max is None or scores.at_most(lead, query.score_max)
+    )
 
 
 def reindex(ports: LeadCommands, actor: Actor) -> int:
@@ -115,16 +169,14 @@ def reindex(ports: LeadCommands, actor: Actor) -> int:
     return written
 
 
-def _matches(lead: Lead, query: LeadQuery) -> bool:
+def _matches(lead: Lead, query: LeadQuery, scores: LeadScores) -> bool:
     owner = lead.fields["owner_email"].value if "owner_email" in lead.fields else ""
-    score = lead.score or 0
     return (
         (query.stage is None or lead.stage == query.stage)
         and (query.owner is None or fold(str(owner)) == fold(query.owner))
         and (query.tag is None or query.tag in lead.tags)
         and (query.grade is None or lead.grade == query.grade)
-        and (query.score_min is None or score >= query.score_min)
-        and (query.score_max is None or score <= query.score_max)
+        and _in_band(lead, query, scores)
     )
 
 

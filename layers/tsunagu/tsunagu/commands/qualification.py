@@ -6,8 +6,9 @@ leads: a lead's score explained, the hot list for sales, the CRM pushes that fai
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -19,21 +20,17 @@ from tsunagu.errors import ConcurrentUpdate, FieldError, ValidationFailed
 from tsunagu.leads.lookup import LeadFinder, lead_by_email
 from tsunagu.leads.model import Lead
 from tsunagu.leads.search import MAX_PAGE_SIZE, LeadPage, LeadQuery
+from tsunagu.leads.search_words import highest_from
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.qualification.grading import GradeReason, grade, matrix_cell
 from tsunagu.qualification.pipeline import lead_attributes
-from tsunagu.qualification.scoring import (
-    Award,
-    ScoreExplanation,
-    current_score,
-    explain,
-    score_band,
-)
+from tsunagu.qualification.scores import LeadScores
+from tsunagu.qualification.scoring import Award, ScoreExplanation, explain, score_band
 
 NOT_HOT = frozenset({"customer", "disqualified"})
 """Stages the hot list leaves out: sales has them already, or has ruled them out."""
-HOT_LIST_READ = 1_000
-"""Leads read, highest stored score first, to rank the hot list (see :func:`hot_list`)."""
+HOT_LIST_PAGE = MAX_PAGE_SIZE
+"""Leads read from the score index at a time for the hot list (see :func:`hot_list`)."""
 
 
 class Rules(Protocol):
@@ -44,6 +41,8 @@ class Rules(Protocol):
     def replace_config(self, config: QualificationConfig, *, revision: int) -> bool: ...
 
     def awards_of(self, lead_id: str) -> list[Award]: ...
+
+    def lead_scores(self, now: datetime) -> LeadScores: ...
 
     def failed_pushes(self) -> list[dict[str, Any]]: ...
 
@@ -150,40 +149,45 @@ def explain_score(ports: QualificationCommands, actor: Actor, email: str) -> Sco
 
 
 def hot_list(ports: QualificationCommands, actor: Actor, limit: int = 20) -> list[HotLead]:
-    """For sales: leads by score, then grade, then how recently they were active; customers and
-    disqualified leads left out.
+    """For sales: leads by their score now (decay included, as ``leads score`` explains it),
+    then grade, then how recently they were active; customers and disqualified leads left out.
 
-    Read through the leads' score index, highest stored score first, never a scan: the first
-    ``HOT_LIST_READ`` leads. With decay in the rules, those are scored again for now (the
-    stored score is as of the lead's last event) before they are ranked.
+    Read through the leads' score index, highest stored score first, never a scan, and only as
+    far as the list needs. The stored score is the score as of the lead's last scored event;
+    decay only takes a fading award towards 0, so while no penalty fades the score now is never
+    above it, and reading stops at the first lead stored (as the index ranks it) below the
+    list's last score now: no lead after it can rank above that one. Many leads hot long ago
+    make the read longer, never the list wrong. With a fading penalty a score now can be above
+    the stored one, and every scored lead is read (tsunagu.qualification.scores).
     """
     allowed(ports.audit, ports.clock, actor, "leads.hot", "leads")
-    model = ports.rules.config().scoring
-    now = ports.clock.now()
-    fades = any(rule.half_life_days for rule in model.rules)
-    candidates: list[Lead] = []
-    cursor: str | None = None
-    while len(candidates) < HOT_LIST_READ:
-        page = ports.leads.search(LeadQuery(limit=MAX_PAGE_SIZE, cursor=cursor))
-        candidates += [
-            lead for lead in page.leads if lead.score is not None and lead.stage not in NOT_HOT
-        ]
-        cursor = page.next_cursor
-        if cursor is None:
-            break
+    scores = ports.rules.lead_scores(ports.clock.now())
+    candidates = (
+        lead
+        for lead in _by_stored_score(ports.leads)
+        if lead.score is not None and lead.stage not in NOT_HOT
+    )
     ranked = [
-        HotLead(
-            lead,
-            current_score(ports.rules.awards_of(lead.lead_id), now, model)
-            if fades
-            else float(lead.score or 0),
+        HotLead(lead, score)
+        for lead, score in scores.contenders(
+            candidates, limit, most_from=lambda lead: highest_from(lead.score)
         )
-        for lead in candidates
     ]
     ranked.sort(key=lambda hot: hot.lead.last_activity_at or "", reverse=True)
     ranked.sort(key=lambda hot: hot.lead.grade or "Z")
     ranked.sort(key=lambda hot: hot.score, reverse=True)
     return ranked[:limit]
+
+
+def _by_stored_score(leads: Leads) -> Iterator[Lead]:
+    """Every lead, highest stored score first (the index's order), a page at a time as read."""
+    cursor: str | None = None
+    while True:
+        page = leads.search(LeadQuery(limit=HOT_LIST_PAGE, cursor=cursor))
+        yield from page.leads
+        cursor = page.next_cursor
+        if cursor is None:
+            return
 
 
 def failed_pushes(ports: QualificationCommands, actor: Actor) -> list[dict[str, Any]]:

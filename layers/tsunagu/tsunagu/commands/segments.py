@@ -197,13 +197,17 @@ def export(
     target = f"segment:{segment}" if segment else "leads"
     with recorded(ports.audit, ports.clock, actor, "leads.export", target) as log:
         chosen: Iterable[Lead]
+        facts, now = ports.facts(), ports.clock.now()
         if segment:
-            chosen = selected(
-                resolve(ports, segment), ports.leads, ports.facts(), ports.clock.now()
-            )
+            chosen = selected(resolve(ports, segment), ports.leads, facts, now)
         else:
             chosen = ports.leads.all_leads()
-        exported = export_leads(sorted(chosen, key=lambda lead: lead.email), encoding)
+        # Each lead's score now, decay included: the number a score filter and `leads score` read
+        scores = facts.scores(now)
+        exported = export_leads(
+            sorted((scores.as_of_now(lead) for lead in chosen), key=lambda lead: lead.email),
+            encoding,
+        )
         replaced = f", {exported.replaced} characters not in cp932" if exported.replaced else ""
         log.detail = f"{exported.rows} leads as CSV ({encoding}{replaced})"
     return exported

@@ -11,6 +11,7 @@ from tsunagu.errors import FieldError, ValidationFailed
 from tsunagu.forms import RawValue
 from tsunagu.forms.stored import SUBMISSION_ID_FIELD, VISITOR_ID_FIELD, StoredField, StoredForm
 from tsunagu.leads.email import EmailAddress, InvalidEmail, normalise_email
+from tsunagu.leads.field_values import InvalidFieldValue, checked_field_value
 from tsunagu.text import has_control_characters, normalise_line_breaks
 
 _TRUE = frozenset({"true", "on", "1", "yes"})
@@ -136,7 +137,10 @@ def validate_submission(form: StoredForm, raw: Mapping[str, RawValue]) -> Submis
         elif form.consent is not None and spec.name == form.consent.field:
             consent_given = True
         else:
-            cleaned[spec.target] = value
+            try:
+                cleaned[spec.target] = checked_field_value(spec.target, value)
+            except InvalidFieldValue as error:
+                errors.append(FieldError(spec.name, str(error)))
 
     submission_id = _client_id(raw, SUBMISSION_ID_FIELD, errors)
     visitor_id = _client_id(raw, VISITOR_ID_FIELD, errors)

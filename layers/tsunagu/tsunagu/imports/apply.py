@@ -167,12 +167,13 @@ def leads_of(record: ImportRecord | None, rows: Iterable[AppliedRow]) -> frozens
 
 def consent_evidence_text(file_name: str, row: RowPlan, header: str) -> str:
     """What the consent evidence says the file said: the row that answered (a merged
-    duplicate's own) and its words as written, then how they were read - proof quotes the
-    person's answer, not our reading of it."""
+    duplicate's own) and its words as written - proof quotes the person's answer, not our
+    reading of it. How they were read is the evidence's status, which the console shows in the
+    reader's language (an English "(read as no)" in the quote was shown as is to everyone)."""
     if row.consent_said is None:  # planned before the plan kept the words
         return f"{file_name}, row {row.row}: {header} = {row.consent}"
     number, words = row.consent_said
-    return f"{file_name}, row {number}: {header} = {words!r} (read as {row.consent})"
+    return f"{file_name}, row {number}: {header} = {words!r}"
 
 
 def row_write(

@@ -8,6 +8,7 @@ import re
 import unicodedata
 from datetime import date, timedelta
 
+from tsunagu.leads.field_values import InvalidFieldValue, checked_field_value
 from tsunagu.leads.search_words import search_key
 from tsunagu.text import has_control_characters, unguarded
 
@@ -45,7 +46,10 @@ def clean_value(field: str, raw: str) -> str:
         return read_date(text).isoformat()
     if field in FOLDED_FIELDS:
         text = unicodedata.normalize("NFKC", text)
-    return text
+    try:
+        return checked_field_value(field, text)
+    except InvalidFieldValue as error:
+        raise BadValue(str(error)) from None
 
 
 def read_date(raw: str) -> date:

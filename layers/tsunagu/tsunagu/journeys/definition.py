@@ -16,10 +16,11 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tsunagu.client_values import stored_size
 from tsunagu.journeys.model import JOURNEY_ID_PATTERN
+from tsunagu.leads.field_values import checked_field_values
 from tsunagu.leads.model import not_reserved_field
 from tsunagu.leads.updates import STAGES, Tag
 
@@ -180,6 +181,9 @@ class UpdateLead(_Node):
     ] = Field(default_factory=dict, max_length=20)
     """Fields set on the lead, as a sales person would set them (``interest: pricing``)."""
     next: NodeId | None = None
+
+    # Refused when the journey is saved, not when a lead reaches the step (see LeadUpdate).
+    _field_values = field_validator("fields")(checked_field_values)
 
 
 class NotifyOwner(_Node):

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from tsunagu.journeys.waits import EventMatch
+from tsunagu.leads.crm_status import status_key
 from tsunagu.leads.updates import STAGES
 from tsunagu.mail.consent import named_topic
 
@@ -23,7 +24,7 @@ JOURNEY_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 JourneyStatus = Literal["draft", "active", "paused", "archived"]
 
 # Sales has the lead: nurture mail would talk over the sales conversation (the same statuses
-# as qualification.crm.SALES_ENGAGED; a lost lead may be recycled into nurture).
+# as leads.crm_status.SALES_ENGAGED; a lost lead may be recycled into nurture).
 DEFAULT_EXIT_CRM_STATUSES = ("working", "in negotiation", "won")
 DEFAULT_EXIT_STAGES = ("sql", "opportunity", "customer", "disqualified")
 STAGE = "^(" + "|".join(STAGES) + ")$"
@@ -84,7 +85,9 @@ class ExitConditions(BaseModel):
     crm_statuses: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(
         default_factory=lambda: list(DEFAULT_EXIT_CRM_STATUSES), max_length=20
     )
-    """CRM statuses (compared case-insensitively) that mean sales has the lead."""
+    """CRM statuses that mean sales has the lead, in any words the CRM or a rep uses: each is
+    compared through leads.crm_status (商談中 is "in negotiation"; other text case-blind). Kept
+    as the marketer typed them."""
     stages: list[Annotated[str, Field(pattern=STAGE)]] = Field(
         default_factory=lambda: list(DEFAULT_EXIT_STAGES), max_length=len(STAGES)
     )
@@ -176,8 +179,10 @@ class Journey(BaseModel):
     deployed with the stack (template.yaml), which entries start on directly."""
 
     def leaves_on_crm_status(self, status: str | None) -> bool:
-        wanted = {s.casefold() for s in self.exit.crm_statuses}
-        return status is not None and status.casefold() in wanted
+        # Both sides through the one normalisation: an exit typed as the team's CRM says it
+        # (商談中) matches the status Tsunagu keeps ("in negotiation"), and the other way round.
+        wanted = {status_key(s) for s in self.exit.crm_statuses}
+        return status is not None and status_key(status) in wanted
 
     def leaves_on_stage(self, stage: str) -> bool:
         return stage in self.exit.stages

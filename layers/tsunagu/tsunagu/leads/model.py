@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tsunagu.leads.merge import FieldValue
+from tsunagu.leads.merge import Channel, FieldValue
 
 LEAD_ATTRIBUTES = (
     "stage",
@@ -45,6 +45,13 @@ class Lead:
     last_activity_type: str | None = None
     tags: set[str] = field(default_factory=set)
     crm_status: str | None = None
+    """In Tsunagu's words (tsunagu.leads.crm_status), whoever set it: the CRM, a person, a
+    journey. Its one place: the CRM merge policy reads it with the two below."""
+    crm_status_source: Channel | None = None
+    """Who set ``crm_status``: :attr:`Channel.CRM` for the CRM's webhook, else the channel of
+    the person or journey that set it in Tsunagu."""
+    crm_status_at: str | None = None
+    """When: the CRM record's ``updated_at`` for the CRM, the moment of the change otherwise."""
     score: float | None = None
     score_at: str | None = None
     grade: str | None = None
@@ -52,6 +59,13 @@ class Lead:
     """{from, to, by, at} for every stage change, oldest first."""
     version: int | None = None
     """Optimistic-lock version; None for a lead not yet stored."""
+
+    def crm_status_value(self) -> FieldValue | None:
+        """The status with who set it and when, as the CRM merge policy compares it."""
+        if self.crm_status is None:
+            return None
+        source = self.crm_status_source or Channel.SALES
+        return FieldValue(self.crm_status, source, self.crm_status_at or self.updated_at)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -67,6 +81,8 @@ class Lead:
             "last_activity_type": self.last_activity_type,
             "tags": sorted(self.tags),
             "crm_status": self.crm_status,
+            "crm_status_source": self.crm_status_source,
+            "crm_status_at": self.crm_status_at,
             "score": self.score,
             "score_at": self.score_at,
             "grade": self.grade,

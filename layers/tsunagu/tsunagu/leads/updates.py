@@ -8,12 +8,14 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Protocol
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from tsunagu.clock import isoformat
 from tsunagu.errors import ConcurrentUpdate, NotFound
 from tsunagu.ids import new_id
 from tsunagu.leads.capture import WriteConflict
+from tsunagu.leads.crm_status import canonical_status
+from tsunagu.leads.field_values import checked_field_values
 from tsunagu.leads.merge import Channel, merge_fields
 from tsunagu.leads.model import Lead, LeadEvent, not_reserved_field
 from tsunagu.text import has_control_characters
@@ -38,6 +40,13 @@ def _one_line(value: str) -> str:
     return value
 
 
+def _crm_status(value: str) -> str:
+    kept = canonical_status(value)
+    if not kept:
+        raise ValueError("is blank")
+    return kept
+
+
 FieldText = Annotated[str, Field(max_length=500), AfterValidator(_one_line)]
 LeadFieldName = Annotated[FieldName, AfterValidator(not_reserved_field)]
 """A field of a lead: not one of the lead's own attributes (stage, score, email, ...)."""
@@ -50,9 +59,15 @@ class LeadUpdate(BaseModel):
     add_tags: list[Tag] = Field(default_factory=list, max_length=20)
     remove_tags: list[Tag] = Field(default_factory=list, max_length=20)
     fields: dict[LeadFieldName, FieldText] = Field(default_factory=dict, max_length=50)
-    crm_status: Annotated[str, AfterValidator(_one_line)] | None = Field(
-        default=None, min_length=1, max_length=60
+    crm_status: Annotated[str, AfterValidator(_one_line), AfterValidator(_crm_status)] | None = (
+        Field(default=None, min_length=1, max_length=60)
     )
+    """Kept in the words the CRM's own reports are kept in (商談中: "in negotiation"), so a
+    journey's exit and the CRM merge read a rep's status as they read the CRM's."""
+
+    # An owner that is no address is refused here, where it is typed, not by the hand-off that
+    # would mail it; a valid one is stored normalised, as the CRM's and the owner rules' are.
+    _field_values = field_validator("fields")(checked_field_values)
 
 
 def apply_update(
@@ -76,7 +91,10 @@ def apply_update(
         changed = replace(changed, stage=update.stage, stage_history=[*lead.stage_history, history])
     if update.crm_status is not None and update.crm_status != lead.crm_status:
         event("crm_status_changed", **{"from": lead.crm_status, "to": update.crm_status})
-        changed = replace(changed, crm_status=update.crm_status)
+        # With who and when: the CRM merge policy weighs a status set here against the CRM's.
+        changed = replace(
+            changed, crm_status=update.crm_status, crm_status_source=source, crm_status_at=at
+        )
     tags = (set(lead.tags) | set(update.add_tags)) - set(update.remove_tags)
     merged = merge_fields(lead.fields, update.fields, source=source, at=at)
     if tags != lead.tags or merged.changed:

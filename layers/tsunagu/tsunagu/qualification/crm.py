@@ -15,12 +15,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -29,10 +27,18 @@ from tsunagu.api.requests import load_json_object
 from tsunagu.client_values import ClientInstant, validation_failed
 from tsunagu.clock import isoformat, parse_instant
 from tsunagu.errors import (
+    AlreadyExists,
     IdempotencyConflict,
     MalformedRequest,
     Unauthenticated,
 )
+
+# The status words live with the lead (every path that sets a status reads them); named here
+# too, as the webhook's vocabulary.
+from tsunagu.leads.crm_status import SALES_ENGAGED as SALES_ENGAGED
+from tsunagu.leads.crm_status import CrmStatus as CrmStatus
+from tsunagu.leads.crm_status import canonical_status, status_key
+from tsunagu.leads.crm_status import normalise_status as normalise_status
 from tsunagu.leads.email import normalised_or_none
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.text import has_control_characters
@@ -56,6 +62,13 @@ class StaleRequest(SignatureRejected):
 
 class ReplayedRequest(IdempotencyConflict):
     """This exact signed request was already accepted. HTTP 409 through its base."""
+
+
+class LinkedToAnotherRecord(AlreadyExists):
+    """The lead the update names is linked to another CRM record (a duplicate contact in the
+    CRM with the same address, most often). Refused whole - HTTP 409 through its base - since
+    which record speaks for the person is for someone to decide in the CRM, not for the order
+    the two records' webhooks happen to arrive in."""
 
 
 @dataclass(frozen=True)
@@ -140,65 +153,6 @@ def verify_signature(
     return VerifiedRequest(signed_at, replay_key(timestamp, expected), signed_at + tolerance)
 
 
-class CrmStatus(StrEnum):
-    """What the CRM's free-text status means to Tsunagu."""
-
-    NEW = "new"
-    WORKING = "working"
-    IN_NEGOTIATION = "in_negotiation"
-    WON = "won"
-    LOST = "lost"
-    DISQUALIFIED = "disqualified"
-    OTHER = "other"
-
-    @property
-    def label(self) -> str:
-        """In words, as journeys' exit settings name statuses ("in negotiation")."""
-        return self.value.replace("_", " ")
-
-
-_STATUS_WORDS: Mapping[str, CrmStatus] = {
-    "new": CrmStatus.NEW,
-    "open": CrmStatus.NEW,
-    "未対応": CrmStatus.NEW,
-    "新規": CrmStatus.NEW,
-    "working": CrmStatus.WORKING,
-    "contacted": CrmStatus.WORKING,
-    "in progress": CrmStatus.WORKING,
-    "対応中": CrmStatus.WORKING,
-    "アプローチ中": CrmStatus.WORKING,
-    "in negotiation": CrmStatus.IN_NEGOTIATION,
-    "negotiation": CrmStatus.IN_NEGOTIATION,
-    "negotiating": CrmStatus.IN_NEGOTIATION,
-    "proposal": CrmStatus.IN_NEGOTIATION,
-    "商談中": CrmStatus.IN_NEGOTIATION,
-    "交渉中": CrmStatus.IN_NEGOTIATION,
-    "提案中": CrmStatus.IN_NEGOTIATION,
-    "won": CrmStatus.WON,
-    "closed won": CrmStatus.WON,
-    "受注": CrmStatus.WON,
-    "成約": CrmStatus.WON,
-    "lost": CrmStatus.LOST,
-    "closed lost": CrmStatus.LOST,
-    "失注": CrmStatus.LOST,
-    "disqualified": CrmStatus.DISQUALIFIED,
-    "unqualified": CrmStatus.DISQUALIFIED,
-    "対象外": CrmStatus.DISQUALIFIED,
-}
-
-SALES_ENGAGED = frozenset({CrmStatus.WORKING, CrmStatus.IN_NEGOTIATION, CrmStatus.WON})
-"""Statuses that mean sales has the lead: nurture journeys let go of it. A lost lead is not
-among them; it may be recycled into nurture."""
-
-
-def normalise_status(text: str) -> CrmStatus:
-    """``"In Negotiation"``, ``"in_negotiation"``, ``"Closed-Won"``, ``"商談中"``, full-width or
-    not. Text Tsunagu does not know is OTHER (kept as the CRM wrote it)."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    folded = " ".join(re.sub(r"[_\-]+", " ", folded).split())
-    return _STATUS_WORDS.get(folded, CrmStatus.OTHER)
-
-
 _AMOUNT_TEXT = re.compile(r"[0-9]{1,20}(\.[0-9]{1,4})?")
 
 
@@ -249,10 +203,7 @@ class CrmUpdate(BaseModel):
         """What to keep as the lead's CRM status: the label of a status Tsunagu knows ("商談中"
         is kept as "in negotiation", so a journey's exit on "in negotiation" sees it), else the
         CRM's own text."""
-        code = self.status_code
-        if code is None or self.status is None:
-            return None
-        return self.status if code is CrmStatus.OTHER else code.label
+        return None if self.status is None else canonical_status(self.status)
 
     @property
     def sales_engaged(self) -> bool:
@@ -345,6 +296,9 @@ def _same(name: str, current: str, offered: str) -> bool:
             return False
     if name == "owner":
         return current.casefold() == offered.casefold()
+    if name == "status":
+        # The lead keeps the status in Tsunagu's words: the CRM's 商談中 is its "in negotiation".
+        return status_key(current) == status_key(offered)
     return current == offered
 
 
@@ -353,9 +307,10 @@ def merge_crm_update(
 ) -> CrmMerge:
     """What the update changes on the lead, and what it would have changed but may not.
 
-    ``current`` holds the lead's CRM-related fields (``crm_id``, ``status``, ``owner``,
+    ``current`` holds the lead's CRM-related values (``crm_id``, ``status``, ``owner``,
     ``deal_amount``, ``currency``) as stored, each with the channel that set it and when; a value
-    set by :attr:`Channel.CRM` came from an earlier webhook, anything else was set in Tsunagu.
+    set by :attr:`Channel.CRM` came from an earlier webhook, anything else was set in Tsunagu (the
+    status by a person or a journey: ``Lead.crm_status_value``).
     Each change carries the value to store (source CRM, at the CRM's ``updated_at``).
     """
     at = isoformat(update.updated_at)

@@ -7,8 +7,10 @@ and an optional half-life.
 
 An event earns an :class:`Award` per matching rule, and awards are what is stored: the score is
 always recomputed from them at a given "now", so decay needs no background job and a changed
-half-life applies to old activity too. Whether an event counts at all (automated opens and clicks,
-Tsunagu's own system events) is the caller's decision, made before it asks for points.
+half-life applies to old activity too. An award keeps the half-life its rule gave it with, and
+goes on decaying by it once the rule is removed. Whether an event counts at all (automated opens
+and clicks, Tsunagu's own system events) is the caller's decision, made before it asks for
+points.
 """
 
 from __future__ import annotations
@@ -163,6 +165,9 @@ class Award:
     event_type: str = ""
     capped_from: int | None = None
     """The rule's full points when the cap cut this award down (for the explanation)."""
+    half_life_days: float | None = None
+    """The rule's half-life when it gave the award (None: the rule had none). While the rule is
+    in the model its half-life of the day applies; once it is removed, this one does."""
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -174,11 +179,14 @@ class Award:
         }
         if self.capped_from is not None:
             item["capped_from"] = self.capped_from
+        if self.half_life_days is not None:
+            item["half_life_days"] = self.half_life_days
         return item
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Award:
         capped = item.get("capped_from")
+        half_life = item.get("half_life_days")
         return cls(
             rule_id=str(item["rule_id"]),
             points=int(item["points"]),
@@ -186,6 +194,7 @@ class Award:
             occurred_at=parse_instant(str(item["occurred_at"])),
             event_type=str(item.get("event_type") or ""),
             capped_from=None if capped is None else int(capped),
+            half_life_days=None if half_life is None else float(half_life),
         )
 
 
@@ -247,7 +256,17 @@ def points_for(
                 points = allowed if points > 0 else -allowed
         if points == 0:
             continue  # the cap is used up: nothing to store, nothing to explain
-        awards.append(Award(rule.rule_id, points, event_id, occurred_at, event_type, capped_from))
+        awards.append(
+            Award(
+                rule.rule_id,
+                points,
+                event_id,
+                occurred_at,
+                event_type,
+                capped_from,
+                rule.half_life_days,
+            )
+        )
     return awards
 
 
@@ -327,18 +346,22 @@ class ScoreExplanation:
 def explain(awards: Iterable[Award], now: datetime, model: ScoringModel) -> ScoreExplanation:
     """Every award behind the score, with what it was worth and what it is worth now.
 
-    An award whose rule has since been removed from the model still counts, undecayed: it was
-    earned under the rules of its day, and a score should not jump because a rule was deleted.
-    The explanation says so.
+    An award whose rule has since been removed from the model still counts: it was earned under
+    the rules of its day, and a score should not jump because a rule was deleted - so it goes on
+    decaying by the half-life it was given with. An award stored before awards kept their
+    half-life has none to go by and counts undecayed, as it always has. The explanation says
+    which.
     """
     _aware(now, "now")
     lines = []
     for award in sorted(awards, key=lambda a: (a.occurred_at, a.event_id, a.rule_id)):
         rule = model.rule(award.rule_id)
-        half_life = rule.half_life_days if rule is not None else None
+        half_life = rule.half_life_days if rule is not None else award.half_life_days
         notes = []
-        if rule is None:
+        if rule is None and half_life is None:
             notes.append("rule no longer in the model; counted without decay")
+        elif rule is None:
+            notes.append("rule no longer in the model; decays by the half-life it was given with")
         if award.capped_from is not None:
             notes.append(f"capped from {award.capped_from:+d}")
         lines.append(

@@ -10,7 +10,9 @@ Conditions, separated by commas, all of which must hold:
   leading ``@`` dropped);
 - ``field.<name>``: a lead field (``field.company=株式会社Example``; an empty value means the
   field is blank), ``=`` or ``!=``;
-- ``score``, ``silent_days``: ``>=`` or ``<=`` a whole number (a score band is both);
+- ``score``, ``silent_days``: ``>=`` or ``<=`` a whole number (a score band is both); the score
+  is the lead's score now, decay included (tsunagu.qualification.scores), as ``tsunagu leads
+  score`` explains it;
 - ``consent.<topic>``: ``=`` or ``!=`` ``yes`` (opted in, as a send reads it), ``no`` (opted
   out) or ``none`` (never asked);
 - ``import``: the lead was created or changed by that import (``import=imp_...``);
@@ -18,9 +20,9 @@ Conditions, separated by commas, all of which must hold:
   ``did=form_submitted/30d``;
 - ``in_segment``: ``=`` or ``!=`` a saved segment's name (membership of another segment).
 
-What only the lead holds is read from it; the rest (events, consent, imports, other segments)
-from ``Facts``, asked only once the lead's own conditions hold, so a filter costs a read per
-lead only where it must.
+What only the lead holds is read from it; the rest (events, consent, imports, other segments, the
+score where the stored one cannot decide it) from ``Facts``, asked only once the lead's own
+conditions hold, so a filter costs a read per lead only where it must.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from tsunagu.clock import parse_instant
 from tsunagu.errors import MissingSegment
 from tsunagu.leads.email import InvalidEmail, normalise_domain
 from tsunagu.leads.model import Lead
+from tsunagu.qualification.scores import LeadScores
 
 EQUAL, NOT_EQUAL, AT_LEAST, AT_MOST = "=", "!=", ">=", "<="
 
@@ -78,10 +81,14 @@ class Facts(Protocol):
         MissingSegment)."""
         ...
 
+    def scores(self, now: datetime) -> LeadScores:
+        """The leads' scores as of ``now``."""
+        ...
+
 
 class NoFacts:
     """Nothing known beyond the lead (a dry run's synthetic leads): no events, no consent, in
-    no import, in no saved segment (each is NO_LEAD)."""
+    no import, in no saved segment (each is NO_LEAD), no award (its stored score is its score)."""
 
     def did(self, lead_id: str, event_type: str, since: datetime) -> bool:
         return False
@@ -94,6 +101,9 @@ class NoFacts:
 
     def segment(self, name: str) -> Segment | None:
         return NO_LEAD
+
+    def scores(self, now: datetime) -> LeadScores:
+        return LeadScores.stored(now)
 
 
 NO_FACTS = NoFacts()
@@ -132,8 +142,9 @@ class Segment:
         conditions = [_condition(part, new=new) for part in _parts(text)]
         if not conditions:
             raise ValueError("an empty segment would select every lead; name a filter")
-        # The lead's own conditions first: a lead they leave out costs no read.
-        return cls(tuple(sorted(conditions, key=lambda c: c.reads_facts)))
+        # The lead's own conditions first: a lead they leave out costs no read. Then the score
+        # (a read only where the stored score cannot decide it), then the facts.
+        return cls(tuple(sorted(conditions, key=lambda c: (c.reads_facts, c.name == "score"))))
 
     def __str__(self) -> str:
         return ",".join(str(c) for c in self.conditions)
@@ -156,19 +167,26 @@ class Segment:
         """What the lead had for each name the filter reads: why it did or did not select it."""
         return {c.label: _value(c, lead, now, facts) for c in self.conditions}
 
-    def index_filters(self) -> dict[str, Any]:
+    def index_filters(self, scores: LeadScores) -> dict[str, Any]:
         """The conditions a lead search's index can apply (tsunagu.leads.search.LeadQuery):
-        an equal stage, tag, owner or grade, and a score band. The others are checked on each
-        lead it finds."""
+        an equal stage, tag, owner or grade, and a score band as far as the stored scores it
+        sorts by bound the ``scores`` now (LeadScores.index_band). The others, and the score
+        itself, are checked on each lead it finds."""
         found: dict[str, Any] = {}
+        low: int | None = None
+        high: int | None = None
         for c in self.conditions:
             if c.operator == EQUAL and c.name in ("stage", "tag", "owner") and c.name not in found:
                 found[c.name] = c.value
             elif c.operator == EQUAL and c.name == "grade" and "grade" not in found:
                 found["grade"] = c.value.upper()
+            elif c.name == "score" and c.operator == AT_LEAST:
+                low = max(low, int(c.value)) if low is not None else int(c.value)
             elif c.name == "score":
-                bound = "score_min" if c.operator == AT_LEAST else "score_max"
-                found[bound] = int(c.value)
+                high = min(high, int(c.value)) if high is not None else int(c.value)
+        low, high = scores.index_band(low, high)
+        found |= {"score_min": low} if low is not None else {}
+        found |= {"score_max": high} if high is not None else {}
         return found
 
 
@@ -279,7 +297,7 @@ def _value(c: Condition, lead: Lead, now: datetime, facts: Facts) -> object:
     if name == "silent_days":
         return _silent_days(lead, now)
     if name == "score":
-        return lead.score
+        return facts.scores(now).of(lead)
     if name == "owner":
         owner = lead.fields.get("owner_email")
         return owner.value if owner is not None else None
@@ -319,9 +337,14 @@ def _member(name: str, lead: Lead, now: datetime, facts: Facts, depth: int) -> b
 
 
 def _holds(c: Condition, lead: Lead, now: datetime, facts: Facts, depth: int) -> bool:
-    if c.name in NUMBERS:
-        number = (lead.score or 0) if c.name == "score" else _silent_days(lead, now)
-        return number >= int(c.value) if c.operator == AT_LEAST else number <= int(c.value)
+    if c.name == "score":
+        scores = facts.scores(now)
+        if c.operator == AT_LEAST:
+            return scores.at_least(lead, int(c.value))
+        return scores.at_most(lead, int(c.value))
+    if c.name == "silent_days":
+        days = _silent_days(lead, now)
+        return days >= int(c.value) if c.operator == AT_LEAST else days <= int(c.value)
     if c.name == "did":
         return bool(_value(c, lead, now, facts))
     if c.name == "did_not":

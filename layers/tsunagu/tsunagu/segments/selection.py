@@ -42,9 +42,10 @@ class Leads(Protocol):
     def leads_by_id(self, lead_ids: Sequence[str]) -> Iterable[Lead]: ...
 
 
-def candidates(segment: Segment, leads: Leads, facts: Facts) -> Iterator[Lead]:
+def candidates(segment: Segment, leads: Leads, facts: Facts, now: datetime) -> Iterator[Lead]:
     """Every lead the segment could select: the leads of the import it names, else from an index
-    where it names one, else all."""
+    where it names one (a score band only as far as the stored scores bound the scores now),
+    else all."""
     imports = [c.value for c in segment.conditions if c.name == "import" and c.operator == EQUAL]
     if imports:
         # Every one must hold: the leads in all of the imports named.
@@ -52,7 +53,7 @@ def candidates(segment: Segment, leads: Leads, facts: Facts) -> Iterator[Lead]:
         yield from leads.leads_by_id(sorted(ids))
         return
     try:
-        query = LeadQuery(**segment.index_filters(), limit=MAX_PAGE_SIZE)
+        query = LeadQuery(**segment.index_filters(facts.scores(now)), limit=MAX_PAGE_SIZE)
     except ValidationError:
         query = None  # e.g. a tag no lead can have: the scan finds nobody, as it should
     if query is None or query == LeadQuery(limit=MAX_PAGE_SIZE):
@@ -67,7 +68,7 @@ def candidates(segment: Segment, leads: Leads, facts: Facts) -> Iterator[Lead]:
 
 
 def selected(segment: Segment, leads: Leads, facts: Facts, now: datetime) -> Iterator[Lead]:
-    chosen = candidates(segment, leads, facts)
+    chosen = candidates(segment, leads, facts, now)
     return (lead for lead in chosen if segment.selects(lead, now, facts))
 
 
@@ -75,10 +76,15 @@ def selected(segment: Segment, leads: Leads, facts: Facts, now: datetime) -> Ite
 class Preview:
     count: int
     sample: list[Lead]
-    """The first SAMPLE leads it selects, highest score first."""
+    """The first SAMPLE leads it selects, highest score now first, each showing that score."""
 
 
 def preview(segment: Segment, leads: Leads, facts: Facts, now: datetime) -> Preview:
     chosen = list(selected(segment, leads, facts, now))
-    chosen.sort(key=lambda lead: (-(lead.score or 0), lead.email))
-    return Preview(len(chosen), chosen[:SAMPLE])
+    scores = facts.scores(now)
+    # The highest scores now are among the highest stored ones: only those are read
+    chosen.sort(key=lambda lead: -(lead.score or 0))
+    ranked = sorted(
+        scores.contenders(chosen, SAMPLE), key=lambda entry: (-entry[1], entry[0].email)
+    )
+    return Preview(len(chosen), [scores.as_of_now(lead) for lead, _ in ranked[:SAMPLE]])

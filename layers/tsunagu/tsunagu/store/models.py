@@ -35,8 +35,13 @@ class LeadItem(Model):
     tags = UnicodeSetAttribute(null=True)
     crm_status = UnicodeAttribute(null=True)
     """What the CRM says about the lead ("in negotiation"): journeys end on some statuses."""
+    crm_status_source = UnicodeAttribute(null=True)
+    """Who set ``crm_status`` (a ``Channel``: ``crm``, ``sales``, ``journey``)."""
+    crm_status_at = UnicodeAttribute(null=True)
+    """When ``crm_status`` was set (for the CRM, its record's ``updated_at``)."""
     score = NumberAttribute(null=True)
-    """As of ``score_at`` (decay moves it between events; ``tsunagu leads score`` recomputes)."""
+    """As of ``score_at``: with decay in the rules, not the score now, which every comparison
+    reads (tsunagu.qualification.scores)."""
     score_at = UnicodeAttribute(null=True)
     grade = UnicodeAttribute(null=True)
     stage_history = ListAttribute(of=MapAttribute, null=True)
@@ -193,6 +198,9 @@ class QualificationItem(Model):
     data = JSONAttribute(null=True)
     value = NumberAttribute(null=True)
     expires_at = NumberAttribute(null=True)
+    faded = JSONAttribute(null=True)
+    """On the rules' item: the kinds of award (worth points, taking them) that fade under these
+    rules or any saved before them (tsunagu.qualification.scores.Fading)."""
 
 
 class SiteItem(Model):
@@ -230,7 +238,9 @@ class ImportReceiptItem(Model):
 
 
 class IdempotencyItem(Model):
-    """A remembered request: a replay with the same key gets the same answer."""
+    """A remembered request: a replay with the same key gets the same answer. Also, keyed
+    ``history:<visitor id>:<event key>``, an anonymous event a lead's form claimed
+    (tsunagu.leads.history), ``request_hash`` holding that lead's id."""
 
     class Meta:
         table_name = "unbound"  # bound per stage in tables.py

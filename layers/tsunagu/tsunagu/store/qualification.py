@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from pynamodb.exceptions import PutError, TransactWriteError
@@ -19,18 +20,29 @@ from tsunagu.qualification.crm import ReplayedRequest, VerifiedRequest
 from tsunagu.qualification.deals import CrmDeal, StaleDeal
 from tsunagu.qualification.grading import grade
 from tsunagu.qualification.pipeline import ScoreWrite, StageMoved, lead_attributes
+from tsunagu.qualification.scores import Fading, LeadScores
 from tsunagu.qualification.scoring import Award
 from tsunagu.store.converters import event_to_item, lead_from_item, lead_to_item
 from tsunagu.store.leads import LeadRepository, set_if_unchanged
+from tsunagu.store.models import QualificationItem
 from tsunagu.store.tables import Tables, get_or_none
 
 CONFIG_KEY = ("config", "qualification")
 CONFIG_CACHE_SECONDS = 30.0
-_configs: dict[str, tuple[float, QualificationConfig]] = {}
+_configs: dict[str, tuple[float, QualificationConfig, Fading]] = {}
 
 
 def _award_key(lead_id: str, award: Award) -> tuple[str, str]:
     return f"lead#{lead_id}", f"award#{award.event_id}#{award.rule_id}"
+
+
+def _rules_of(item: QualificationItem | None) -> tuple[QualificationConfig, Fading]:
+    """The rules an item holds, and what fades under them or fading rules saved before them."""
+    if item is None:
+        return QualificationConfig(), Fading.of(QualificationConfig().scoring)
+    config = QualificationConfig.model_validate(item.data)
+    # (rules saved before the item kept what faded have only what they fade themselves)
+    return config, Fading.from_item(item.faded) | Fading.of(config.scoring)
 
 
 class QualificationRepository:
@@ -41,16 +53,22 @@ class QualificationRepository:
     def config(self, *, fresh: bool = False) -> QualificationConfig:
         """``fresh``: read now, whatever this process keeps (another process may have saved
         new rules within the last half minute)."""
+        return self._rules(fresh=fresh)[1]
+
+    def lead_scores(self, now: datetime) -> LeadScores:
+        """Leads' scores as of ``now`` under the rules saved now (each lead's awards read at
+        most once; build one per evaluation)."""
+        _, config, fading = self._rules()
+        return LeadScores(config.scoring, fading, self.awards_of, now)
+
+    def _rules(self, *, fresh: bool = False) -> tuple[float, QualificationConfig, Fading]:
         table = self._tables.settings.qualification_table
         cached = _configs.get(table)
         if fresh or cached is None or time.monotonic() - cached[0] > CONFIG_CACHE_SECONDS:
-            item = get_or_none(self._tables.qualification, *CONFIG_KEY)
-            config = (
-                QualificationConfig.model_validate(item.data) if item else QualificationConfig()
-            )
-            cached = (time.monotonic(), config)
+            config, fading = _rules_of(get_or_none(self._tables.qualification, *CONFIG_KEY))
+            cached = (time.monotonic(), config, fading)
             _configs[table] = cached
-        return cached[1]
+        return cached
 
     def has_config(self) -> bool:
         return get_or_none(self._tables.qualification, *CONFIG_KEY) is not None
@@ -58,7 +76,10 @@ class QualificationRepository:
     def save_config(self, config: QualificationConfig) -> None:
         """Save the rules whatever is there (a stack's seed, a test); people's changes go
         through ``replace_config``."""
-        self._tables.qualification(*CONFIG_KEY, data=config.model_dump(mode="json")).save()
+        faded = self._faded_with(config)
+        self._tables.qualification(
+            *CONFIG_KEY, data=config.model_dump(mode="json"), faded=faded.as_item()
+        ).save()
         _configs.pop(self._tables.settings.qualification_table, None)
 
     def config_revision(self) -> tuple[QualificationConfig, int]:
@@ -70,7 +91,12 @@ class QualificationRepository:
     def replace_config(self, config: QualificationConfig, *, revision: int) -> bool:
         """Save the rules if they are still at ``revision`` (False if someone saved since)."""
         model = self._tables.qualification
-        item = model(*CONFIG_KEY, data=config.model_dump(mode="json"), value=revision + 1)
+        item = model(
+            *CONFIG_KEY,
+            data=config.model_dump(mode="json"),
+            value=revision + 1,
+            faded=self._faded_with(config).as_item(),
+        )
         unchanged = model.value.does_not_exist() if revision == 0 else model.value == revision
         try:
             item.save(condition=unchanged)
@@ -80,6 +106,13 @@ class QualificationRepository:
             raise
         _configs.pop(self._tables.settings.qualification_table, None)
         return True
+
+    def _faded_with(self, config: QualificationConfig) -> Fading:
+        """What has faded under any rules saved so far, ``config`` included: an award of a
+        fading rule that is then removed goes on fading (scoring.explain), so a kind of award
+        once fading is kept as fading (tsunagu.qualification.scores)."""
+        before, fading = _rules_of(get_or_none(self._tables.qualification, *CONFIG_KEY))
+        return fading | Fading.of(config.scoring, before=before.scoring)
 
     # -- scoring
     def awards_of(self, lead_id: str) -> list[Award]:

@@ -1,6 +1,6 @@
 """The saved segments (one item per segment, keyed by its name, the definition a JSON document)
-and the facts a filter reads beyond the lead: its events, its consent, the imports that wrote it
-and other segments (tsunagu.segments.filter.Facts).
+and the facts a filter reads beyond the lead: its events, its consent, the imports that wrote it,
+other segments and its score now (tsunagu.segments.filter.Facts).
 
 Written with the low-level client: a segment is a small document, saved only over the version
 it was read at."""
@@ -17,6 +17,7 @@ from tsunagu.clock import isoformat
 from tsunagu.errors import ConcurrentUpdate
 from tsunagu.imports.apply import ImportStatus, leads_of
 from tsunagu.leads.model import Lead
+from tsunagu.qualification.scores import LeadScores
 from tsunagu.segments.filter import Facts, Segment
 from tsunagu.segments.saved import SavedSegment
 from tsunagu.store.converters import event_from_item
@@ -148,10 +149,13 @@ class StoredFacts:
         tables: Tables,
         segments: SegmentRepository | None,
         imports: ImportRepository | None,
+        scores: Callable[[datetime], LeadScores] | None = None,
     ) -> None:
         self._tables = tables
         self._segments = segments
         self._imports = imports
+        self._lead_scores = scores
+        self._scores: dict[datetime, LeadScores] = {}
         self._consent: dict[str, Mapping[str, str]] = {}
         self._imported: dict[str, frozenset[str]] = {}
         self._parsed: dict[str, Segment | None] = {}
@@ -192,6 +196,13 @@ class StoredFacts:
             saved = self._segments.get_segment(name) if self._segments else None
             self._parsed[name] = saved.segment if saved else None
         return self._parsed[name]
+
+    def scores(self, now: datetime) -> LeadScores:
+        if now not in self._scores:
+            self._scores[now] = (
+                self._lead_scores(now) if self._lead_scores else LeadScores.stored(now)
+            )
+        return self._scores[now]
 
 
 class SegmentExclusions:

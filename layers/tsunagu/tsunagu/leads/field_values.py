@@ -1,0 +1,36 @@
+"""The few lead fields whose value has a meaning Tsunagu acts on, checked wherever a field is set.
+
+Most fields are text kept as given. ``owner_email`` is not: the hand-off mails it, a journey's
+owner notice and owner-as-sender use it, the sales role's "own leads" and the owner filter
+compare it. A value that is no address ("佐藤 営業部") would be stored and fail later, far from
+whoever typed it; so every way a field is set (a person, the admin API, a journey step, a form,
+an import) passes it through :func:`checked_field_value` and refuses it there.
+"""
+
+from __future__ import annotations
+
+from tsunagu.leads.email import InvalidEmail, normalise_email
+
+ADDRESS_FIELDS = frozenset({"owner_email"})
+"""Fields that hold an e-mail address, stored normalised as a lead's own address is."""
+
+
+class InvalidFieldValue(ValueError):
+    """The value cannot be stored in this field; the message names the field and says why."""
+
+
+def checked_field_value(name: str, value: str) -> str:
+    """The value to store in the field: an address field's normalised (full-width folded, the
+    domain lower-cased), any other as it is. InvalidFieldValue if it is no address. A blank
+    value is left for the caller's own rule (it never erases a field)."""
+    if name not in ADDRESS_FIELDS or not value.strip():
+        return value
+    try:
+        return normalise_email(value).address
+    except InvalidEmail as error:
+        raise InvalidFieldValue(f"{name} must be an e-mail address ({error})") from None
+
+
+def checked_field_values(values: dict[str, str]) -> dict[str, str]:
+    """Every value of a field map through :func:`checked_field_value` (a pydantic validator)."""
+    return {name: checked_field_value(name, value) for name, value in values.items()}
