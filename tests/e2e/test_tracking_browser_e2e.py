@@ -232,6 +232,28 @@ def test_a_crawlers_page_views_are_kept_judged_a_machines(
     assert properties["user_agent"] == {"S": GOOGLEBOT}
 
 
+def test_a_page_with_a_long_address_has_its_page_view_with_its_campaign(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given a search page whose address is long (every filter in it), its campaign last
+    context = chromium.new_context()
+    beacons = Beacons(context, tsunagu.api_url)
+    marker = "long-address-7c3e"
+    filters = "&".join(f"filter{i}=industry-manufacturing-{i:03d}" for i in range(80))
+    page = context.new_page()
+    # When a person opens it
+    page.goto(f"{tsunagu.api_url}/_local/demo/pricing?{filters}&utm_campaign={marker}")
+    wait_for_snippet(page)
+    # Then the snippet sends the address cut to what the endpoint keeps, campaign first
+    [sent] = eventually(page, lambda: beacons.events)
+    assert len(sent["url"]) <= 2048 and f"?utm_campaign={marker}&filter0=" in sent["url"]
+    # And the page view is stored, with its campaign
+    [view] = eventually(page, lambda: stored_events(tsunagu, marker, "page_view"))
+    properties = view["properties"]["M"]
+    assert properties["utm"] == {"M": {"campaign": {"S": marker}}}
+    assert properties["path"] == {"S": "/_local/demo/pricing"}
+
+
 PRERENDERING = """
 window.__tsunaguPrerendering = true;
 Object.defineProperty(Document.prototype, 'prerendering',

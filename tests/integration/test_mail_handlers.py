@@ -37,7 +37,9 @@ from tests.integration.mail_helpers import (
 )
 from tests.integration.tracking_helpers import with_token
 from tests.support.cli import runtime_here
+from tests.support.leads import new_stream_records
 from tsunagu import cli, services
+from tsunagu.analytics.rows import encode_row, row_from_record
 from tsunagu.cli_functions import FunctionCliError
 from tsunagu.clock import register_in_process
 from tsunagu.commands import mail
@@ -164,6 +166,40 @@ def test_a_tracked_link_from_the_mail_redirects_to_its_destination(
     assert response["headers"]["location"] == DESTINATION
     (clicked,) = lead_events(stack, lead_id, "link_clicked")
     assert clicked["properties"]["url"] == DESTINATION
+
+
+def test_a_link_that_carries_the_leads_address_leaves_it_out_of_the_analytics_rows(
+    aws: AwsStack,
+) -> None:
+    # Given a mail whose link prefills the contact form with the lead's address (render.py
+    # tracks it on purpose: it still goes to the marketer's site), with a campaign parameter
+    prepare_mail(aws)
+    save_template(
+        aws,
+        html=(
+            "<p>{{ lead.name }} 様</p><p><a href="
+            '"https://www.example.com/contact?utm_source=mail&email={{ lead.email }}">'
+            "お問い合わせ</a></p>"
+        ),
+    )
+    lead_id = capture(aws)
+    assert send(aws, lead_id)["status"] == "sent"
+    signer = services.token_signer(aws.settings())
+    tracked = [h for h in hrefs(parts(parse(the_only_mail().raw_data))[1]) if "/c/" in h]
+    link = next(h for h in tracked if signer.verify(token_of(h)).link_id != "honeypot")
+    # When the person follows the link
+    click = with_token(load_event("click_link", "browser_click"), token_of(link))
+    assert aws.function("click_link").invoke(click)["statusCode"] == 302
+    # Then the rows the analytics export makes of the stored events carry no address of hers
+    rows = [row_from_record(r) for r in new_stream_records(aws, "EventsTable")]
+    kept = [row for row in rows if row is not None]
+    assert LEAD_EMAIL not in "".join(encode_row(row).decode() for row in kept)
+    # and the click's row still says where it went, with the campaign
+    (clicked,) = [row for row in kept if row["type"] == "link_clicked"]
+    assert clicked["url"] == "https://www.example.com/contact?utm_source=mail"
+    (sent,) = [row for row in kept if row["type"] == "mail_sent"]
+    links = json.loads(sent["properties"])["links"]
+    assert [link["url"] for link in links] == ["https://www.example.com/contact?utm_source=mail"]
 
 
 def test_the_same_idempotency_key_sends_nothing_more(stack: AwsStack, lead_id: str) -> None:

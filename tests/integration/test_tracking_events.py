@@ -25,6 +25,10 @@ from tests.integration.tracking_helpers import (
     stored_events,
     with_headers,
 )
+from tsunagu import services
+from tsunagu.leads.history import HISTORY_EVENTS
+from tsunagu.leads.model import LeadEvent
+from tsunagu.tracking.browser import MAX_EVENTS
 
 GOOD = {"type": "page_view", "visitor_id": VISITOR, "url": f"{ORIGIN}/"}
 _serializer = TypeSerializer()
@@ -145,6 +149,98 @@ def test_a_visitor_who_became_a_lead_is_tracked_as_the_lead(stack: AwsStack) -> 
     assert new["unknown-visitor-01"]["subject"] == f"visitor#{VISITOR}"
 
 
+def post_form(stack: AwsStack, email: str, visitor: str) -> str:
+    """capture_form: the demo form from the browser ``visitor``; the lead's id."""
+    stack.seed_demo_form()
+    event = load_event("capture_form", "new_lead_json")
+    event["body"] = json.dumps({"email": email, "consent": True, "visitor_id": visitor})
+    response = stack.function("capture_form").invoke(event)
+    assert response["statusCode"] in (200, 201), response
+    lead_id: str = json.loads(response["body"])["lead_id"]
+    return lead_id
+
+
+def timeline_of(stack: AwsStack, lead_id: str) -> list[Any]:
+    leads = services.lead_repository(stack.settings())
+    lead = leads.get_lead(lead_id)
+    assert lead is not None
+    return leads.timeline(lead)
+
+
+def test_the_pages_a_browser_read_before_the_form_come_with_the_lead(stack: AwsStack) -> None:
+    # Given a browser that read two pages anonymously
+    read = [dict(GOOD, id=f"before-form-{n:02}", url=f"{ORIGIN}/{page}") for n, page in
+            enumerate(("pricing", "case-study"))]  # fmt: skip
+    invoke(stack, batch(*read))
+
+    # When it submits the demo form
+    lead_id = post_form(stack, "hanako.sato@example.jp", VISITOR)
+
+    # Then the lead has both views, before its form, claimed at the instant of the link
+    events = timeline_of(stack, lead_id)
+    assert [(e.type, e.event_id) for e in events][:2] == [
+        ("page_view", "before-form-00"),
+        ("page_view", "before-form-01"),
+    ]
+    assert [e.type for e in events][2:] == ["form_submitted"]
+    (submitted,) = [e for e in events if e.type == "form_submitted"]
+    copies = [e for e in stored_events(stack) if e["subject"] == f"lead#{lead_id}"]
+    assert {e["properties"].get("linked_at") for e in copies if e["type"] == "page_view"} == {
+        submitted.occurred_at
+    }
+    # And the visitor's own items are kept as they were stored
+    kept = [e for e in stored_events(stack) if e["subject"] == f"visitor#{VISITOR}"]
+    assert [(e["event_id"], e.get("lead_id")) for e in kept] == [
+        ("before-form-00", None),
+        ("before-form-01", None),
+    ]
+
+
+def test_a_second_person_on_the_same_browser_does_not_get_the_first_ones_history(
+    stack: AwsStack,
+) -> None:
+    # Given a shared browser (a trade-show booth's tablet): the first person reads the pricing
+    # page and leaves their address through the form
+    invoke(stack, batch(dict(GOOD, id="first-person-01", url=f"{ORIGIN}/pricing")))
+    first = post_form(stack, "ichiro@example.jp", VISITOR)
+
+    # When a second person leaves theirs on the same browser (the latest form wins the link)
+    second = post_form(stack, "jiro@example.jp", VISITOR)
+
+    # Then the page read before the first form is the first person's history only
+    assert "page_view" in [e.type for e in timeline_of(stack, first)]
+    assert [e.type for e in timeline_of(stack, second)] == ["form_submitted"]
+    # And what the browser does from then on is the second person's
+    invoke(stack, batch(dict(GOOD, id="second-person-01", url=f"{ORIGIN}/seminar")))
+    assert [e.event_id for e in timeline_of(stack, second) if e.type == "page_view"] == [
+        "second-person-01"
+    ]
+
+
+def test_a_browser_with_a_long_anonymous_history_brings_its_newest_events_of_90_days(
+    stack: AwsStack,
+) -> None:
+    # Given a browser with a page view four months ago, and fifty in the last minutes
+    settings = stack.settings()
+    old = LeadEvent("long-ago-view-01", "page_view", "2026-07-20T09:00:00.000Z", None, VISITOR,
+                    {"url": f"{ORIGIN}/", "site_id": SITE_ID})  # fmt: skip
+    services.tracking_repository(settings).put_event(old)
+    views = [dict(GOOD, id=f"recent-view-{n:03}", occurred_at=f"2026-11-22T08:{n:02}:00Z")
+             for n in range(MAX_EVENTS)]  # fmt: skip
+    assert body_of(invoke(stack, batch(*views)))["accepted"] == MAX_EVENTS
+
+    # When it submits the form
+    lead_id = post_form(stack, "hanako.sato@example.jp", VISITOR)
+
+    # Then the lead gets the newest forty, in one transaction with the form: the rest stays
+    # the visitor's (a form never waits on thousands of a crawler's page views)
+    claimed = [e.event_id for e in timeline_of(stack, lead_id) if e.type == "page_view"]
+    assert claimed == [
+        f"recent-view-{n:03}" for n in range(MAX_EVENTS - HISTORY_EVENTS, MAX_EVENTS)
+    ]
+    assert HISTORY_EVENTS == 40
+
+
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
 
@@ -175,7 +271,7 @@ def test_a_machines_page_view_of_a_lead_is_kept_and_never_counts_as_the_leads_ac
     assert body_of(response) == {"accepted": 1, "rejected": []}
     stored = {e["event_id"]: e for e in stored_events(stack)}
     person, machine = stored["person-view-01"], stored["machine-view-1"]
-    assert "automated" not in person["properties"]
+    assert person["properties"]["automated"] is False  # judged a person's, and says so
     assert machine["properties"]["automated"] is True
     assert machine["properties"]["reasons"] == [reason]
     assert machine["properties"]["signals"]["kind"] == "browser"
@@ -453,6 +549,25 @@ def test_a_body_over_64_kib_is_a_413(stack: AwsStack) -> None:
     assert stored_events(stack) == []
 
 
+def test_a_page_with_a_long_address_is_kept_cut_and_a_hostile_length_is_still_a_413(
+    stack: AwsStack,
+) -> None:
+    # Given a page view of a page whose address is 10,000 characters long, campaign last
+    url = f"{ORIGIN}/search?{'q=manufacturing&' * 625}utm_campaign=dec"
+    long = dict(GOOD, id="the-long-address", url=url)
+    # When the snippet's beacon arrives
+    response = invoke(stack, batch(long))
+    # Then the page view is stored, its address cut to 2,048 characters, its campaign kept
+    assert (response["statusCode"], body_of(response)["rejected"]) == (200, [])
+    (stored,) = stored_events(stack)
+    assert stored["properties"]["url"] == url[:2048]
+    assert stored["properties"]["utm"] == {"campaign": "dec"}
+    # But an address of a megabyte is a body no page sends: refused whole, nothing stored
+    hostile = dict(GOOD, id="the-huge-address", url=f"{ORIGIN}/{'a' * 1024 * 1024}")
+    assert invoke(stack, batch(hostile))["statusCode"] == 413
+    assert [e["event_id"] for e in stored_events(stack)] == ["the-long-address"]
+
+
 # Every field of an event, with what a hostile or broken page might put in it. Each value makes
 # its event invalid; the error names the field.
 HOSTILE: dict[str, list[Any]] = {
@@ -471,7 +586,6 @@ HOSTILE: dict[str, list[Any]] = {
         "data:text/html,<script>alert(1)</script>",
         "file:///etc/passwd",
         "//evil.example.net/",
-        f"{ORIGIN}/{'a' * 10_000}",
         {"href": ORIGIN},
     ],
     "title": ["\x1b[31mred\x1b[0m", "Title\x00", "t" * 10_000, {"text": "nested"}],

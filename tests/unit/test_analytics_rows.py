@@ -167,6 +167,67 @@ def test_personal_values_are_left_out() -> None:
     }
 
 
+def test_the_owners_address_is_in_no_row() -> None:
+    # Given what qualification.handoff stores when it tells the lead's owner (a sales rep, by
+    # address) that the lead became an MQL, and when that mail failed
+    notified = _event(owner="ichiro.suzuki@example.com", status="sent", message_id="msg_1")
+    failed = _event(owner="ichiro.suzuki@example.com", message_id="msg_2", error="refused")
+    # When they are made rows
+    rows = [row_from_record(stream_record("INSERT", item)) for item in (notified, failed)]
+    # Then the owner is not in them; the rest is
+    assert all(row is not None for row in rows)
+    assert "ichiro.suzuki" not in "".join(encode_row(row).decode() for row in rows if row)
+    assert rows[0] is not None and rows[0]["message_id"] == "msg_1"
+
+
+def test_an_address_under_any_name_at_any_depth_is_left_out() -> None:
+    # Given properties that hold addresses under names that do not say so
+    item = _event(
+        by="yamada.taro@example.com",
+        recipients=["hanako.sato%40example.jp", "mailto:Jiro@Example.JP", "sales"],
+        changes={"contact": {"from": "old@example.jp", "to": "new@example.jp"}},
+        note="連絡先はhanako.sato@example.jpです",
+        colour="blue",
+    )
+    row = row_from_record(stream_record("INSERT", item))
+    assert row is not None
+    # Then every address is gone, a whole value with its name and one in a text masked
+    assert "@" not in encode_row(row).decode() and "%40" not in encode_row(row).decode()
+    assert json.loads(row["properties"]) == {
+        "recipients": ["sales"],
+        "changes": {"contact": {}},
+        "note": "連絡先は(address)です",
+        "colour": "blue",
+    }
+
+
+def test_a_urls_query_keeps_only_the_campaign() -> None:
+    # Given a page view of a landing page a personalised mail link led to, from a search
+    item = _event(
+        url=(
+            "https://www.example.com/contact?email=hanako.sato%40example.jp&utm_source=mail"
+            "&tel=0312345678&UTM_Campaign=winter#name=Hanako"
+        ),
+        referrer="https://search.example.jp/search?q=Hanako+Sato",
+        path="/contact",
+        utm={"source": "mail", "campaign": "winter"},
+        links=[
+            {"link_id": "l1", "url": "https://www.example.com/c?utm_content=hanako%40example.jp"}
+        ],
+    )
+    # When it is made a row
+    row = row_from_record(stream_record("INSERT", item))
+    assert row is not None
+    # Then the URLs keep their campaign parameters, as written, and nothing else of the query
+    assert row["url"] == "https://www.example.com/contact?utm_source=mail&UTM_Campaign=winter"
+    assert row["referrer"] == "https://search.example.jp/search"
+    assert (row["path"], row["utm_source"], row["utm_campaign"]) == ("/contact", "mail", "winter")
+    # and a campaign parameter that is an address goes too
+    links = json.loads(row["properties"])["links"]
+    assert links == [{"link_id": "l1", "url": "https://www.example.com/c"}]
+    assert "Hanako" not in encode_row(row).decode()
+
+
 @pytest.mark.parametrize(
     "record",
     [

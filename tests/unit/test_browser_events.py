@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -9,10 +10,12 @@ from typing import Any
 
 import pytest
 
+from tsunagu.analytics.rows import event_row
 from tsunagu.clock import FixedClock
 from tsunagu.errors import NotFound, OriginNotAllowed, ValidationFailed
 from tsunagu.leads.model import LeadEvent
 from tsunagu.tracking.browser import (
+    MAX_URL_LENGTH,
     BrowserContext,
     BrowserEvent,
     EventRefused,
@@ -97,6 +100,30 @@ def test_a_page_view_is_stored_with_utm_and_a_truncated_ip(clock: FixedClock) ->
     assert event.properties["path"] == "/pricing"
     assert event.properties["ip"] == "198.51.100.0"
     assert event.occurred_at == "2026-12-04T08:59:58.120Z"
+
+
+def test_a_page_with_a_long_address_keeps_its_page_view_cut_with_its_campaign(
+    clock: FixedClock,
+) -> None:
+    # Given a page view of a real page whose address is long (a search with all its filters),
+    # its campaign after the filters, and from a referrer as long
+    filters = "&".join(f"filter{i}=industry-manufacturing-{i:03d}" for i in range(60))
+    url = f"https://www.example.com/case-studies?{filters}&utm_source=google&utm_campaign=dec"
+    referrer = f"https://search.example.jp/search?q=x{'%E8%A3%BD' * 700}"
+    assert len(url) > MAX_URL_LENGTH and len(referrer) > MAX_URL_LENGTH
+    store = MemoryTracking()
+    # When the snippet sends it
+    result = ingest(store, clock, [page_view(url=url, referrer=referrer)])
+    # Then the visit is kept, not refused whole and lost, with its campaign read from the
+    # whole address and the addresses cut to what is kept, no escape cut in half
+    assert (result.accepted, result.rejected) == (1, [])
+    (stored,) = store.stored
+    assert stored.properties["utm"] == {"source": "google", "campaign": "dec"}
+    assert stored.properties["url"] == url[:MAX_URL_LENGTH]
+    assert stored.properties["path"] == "/case-studies"
+    kept = stored.properties["referrer"]
+    assert kept == referrer[: MAX_URL_LENGTH - 2]  # "%A" would be left at 2,048
+    assert re.search(r"%[0-9A-F]{2}$", kept)
 
 
 def test_a_known_visitors_events_go_to_the_lead(clock: FixedClock) -> None:
@@ -396,8 +423,20 @@ def test_a_backends_post_without_origin_is_not_judged(clock: FixedClock) -> None
     assert "automated" not in event.properties
 
 
-def test_a_persons_batch_carries_no_judgement(clock: FixedClock) -> None:
+def test_a_persons_page_view_says_it_is_not_automated_and_carries_nothing_more(
+    clock: FixedClock,
+) -> None:
+    # Given a person's page view (a desktop browser, from the site's origin)
     store = MemoryTracking()
     ingest(store, clock, [page_view()], user_agent=CHROME)
     (event,) = store.stored
-    assert not {"automated", "reasons", "signals"} & set(event.properties)
+    # Then it is judged not automated, as a person's click is (so that the analytics' query
+    # `automated = false` finds it), with no reasons or signals to keep
+    assert event.properties["automated"] is False
+    assert not {"reasons", "signals"} & set(event.properties)
+    row = event_row(
+        {"event_id": event.event_id, "occurred_at": event.occurred_at, "type": event.type,
+         "visitor_id": event.visitor_id, "properties": event.properties},
+        change="insert", sequence_number="1",
+    )  # fmt: skip
+    assert row["automated"] is False

@@ -19,8 +19,9 @@ from tsunagu.leads.capture import (
     capture_submission,
     open_form,
 )
+from tsunagu.leads.history import HISTORY_EVENTS, LINKED_AT, AnonymousEvent, VisitorLink
 from tsunagu.leads.merge import Channel
-from tsunagu.leads.model import Lead
+from tsunagu.leads.model import Lead, LeadEvent
 
 # As the capture function reads it: saved through FormDefinition, read back without pydantic.
 FORM = StoredForm.from_definition(
@@ -52,6 +53,11 @@ class MemoryStore:
         self.writes: list[CaptureWrite] = []
         self.interfere: list[str] = []
         """Conflicts to simulate before the next commits (another writer got there first)."""
+        self.browsed: dict[str, list[LeadEvent]] = {}
+        """What each visitor id did while anonymous, oldest first (``visitor#<id>``)."""
+        self.claims: dict[tuple[str, str], str] = {}
+        """(visitor id, storage key) -> the lead that claimed the event."""
+        self.linked_at: dict[str, str] = {}
 
     def get_form(self, form_id: str) -> StoredForm | None:
         return self.forms.get(form_id)
@@ -63,6 +69,16 @@ class MemoryStore:
     def get_submission(self, key: str) -> RememberedSubmission | None:
         return self.submissions.get(key)
 
+    def visitor_link(self, visitor_id: str) -> VisitorLink | None:
+        lead_id = self.identities.get(f"visitor:{visitor_id}")
+        return VisitorLink(lead_id, self.linked_at[visitor_id]) if lead_id else None
+
+    def anonymous_events(self, visitor_id: str, since: str, limit: int) -> list[AnonymousEvent]:
+        events = [e for e in self.browsed.get(visitor_id, []) if e.storage_key >= since]
+        return [
+            AnonymousEvent(e, self.claims.get((visitor_id, e.storage_key))) for e in events[-limit:]
+        ]
+
     def commit_capture(self, write: CaptureWrite) -> None:
         if self.interfere:
             raise WriteConflict(self.interfere.pop(0))  # type: ignore[arg-type]
@@ -73,12 +89,18 @@ class MemoryStore:
         stored = self.leads.get(write.lead.lead_id)
         if (stored.version if stored else None) != write.lead.version:
             raise WriteConflict("lead")
+        if any((e.visitor_id, e.storage_key) in self.claims for e in write.history):
+            raise WriteConflict("history")
         if write.idempotency_key:
             self.submissions[write.idempotency_key] = RememberedSubmission(
                 write.request_hash, write.response
             )
         for identity in write.claim_identities + write.point_identities:
             self.identities[identity] = write.lead.lead_id
+        for identity in write.point_identities:
+            self.linked_at[identity.removeprefix("visitor:")] = write.lead.updated_at
+        for copy in write.history:
+            self.claims[(str(copy.visitor_id), copy.storage_key)] = write.lead.lead_id
         self.leads[write.lead.lead_id] = replace(write.lead, version=(write.lead.version or 0) + 1)
         self.writes.append(write)
 
@@ -169,3 +191,110 @@ def test_open_form_checks_the_form_and_the_origin(store) -> None:
         open_form("nope", None, store=store)
     with pytest.raises(OriginNotAllowed):
         open_form("seminar", "https://evil.example.net", store=store)
+
+
+# ---------------------------------------------------------------- what the browser did before
+
+
+VISITOR = "v_0a1b2c3d4e5f6a7b"
+
+
+def browsed(store: MemoryStore, visitor: str, *times: str) -> list[str]:
+    """Page views the visitor made while anonymous, at these instants; their event ids."""
+    events = [
+        LeadEvent(f"view-{at}", "page_view", at, None, visitor, {"path": "/pricing"})
+        for at in times
+    ]
+    store.browsed.setdefault(visitor, []).extend(events)
+    return [e.event_id for e in events]
+
+
+def test_the_form_claims_what_its_browser_did_before_in_the_same_write(store, clock) -> None:
+    # Given a browser that read two pages yesterday and this morning, and one four months ago
+    views = browsed(store, VISITOR, "2026-07-01T09:00:00.000Z", "2026-11-19T10:00:00.000Z",
+                    "2026-11-20T08:59:00.000Z")  # fmt: skip
+
+    # When it submits the form
+    result = submit(store, clock, email="hanako@example.jp", visitor_id=VISITOR)
+
+    # Then the capture's one write holds the lead's copies of the last 90 days' views, marked
+    # with the instant of the link
+    write = store.writes[-1]
+    assert [e.event_id for e in write.history] == views[1:]
+    assert {(e.lead_id, e.visitor_id) for e in write.history} == {(result.lead_id, VISITOR)}
+    assert {e.properties[LINKED_AT] for e in write.history} == {write.event.occurred_at}
+    assert all(e.properties["path"] == "/pricing" for e in write.history)
+
+    # When the same person posts the form again from that browser
+    clock.advance(hours=1)
+    submit(store, clock, email="hanako@example.jp", visitor_id=VISITOR)
+
+    # Then nothing is claimed twice
+    assert store.writes[-1].history == []
+
+
+def test_a_later_person_on_the_same_browser_gets_only_what_came_after_the_first_link(
+    store, clock
+) -> None:
+    # Given a shared browser: a page read, then the first person's form; then a page view kept
+    # under the visitor though it came after that link (the first form's claims missed it)
+    browsed(store, VISITOR, "2026-11-20T08:30:00.000Z")
+    first = submit(store, clock, email="ichiro@example.jp", visitor_id=VISITOR)
+    clock.advance(minutes=10)
+    late = browsed(store, VISITOR, "2026-11-20T09:05:00.000Z")
+
+    # When a second person submits the form on it
+    clock.advance(minutes=10)
+    second = submit(store, clock, email="jiro@example.jp", visitor_id=VISITOR)
+
+    # Then the first person's page is theirs alone; the second gets only the later view
+    assert [e.lead_id for e in store.writes[0].history] == [first.lead_id]
+    assert [(e.event_id, e.lead_id) for e in store.writes[-1].history] == [
+        (late[0], second.lead_id)
+    ]
+
+
+def test_a_visitor_linked_before_to_another_lead_gives_none_of_that_time_to_the_next(
+    store, clock
+) -> None:
+    # Given a browser linked to another lead at 08:00 that read a page at 07:00 which nobody
+    # claimed (stored before claims existed)
+    store.identities[f"visitor:{VISITOR}"] = "lead_other"
+    store.linked_at[VISITOR] = "2026-11-20T08:00:00.000Z"
+    browsed(store, VISITOR, "2026-11-20T07:00:00.000Z")
+
+    # When a new person submits the form on it
+    submit(store, clock, email="jiro@example.jp", visitor_id=VISITOR)
+
+    # Then the page read before the other person's link is not given to the new lead
+    assert store.writes[-1].history == []
+
+
+def test_a_claim_made_by_another_capture_meanwhile_is_read_again(store, clock) -> None:
+    # Given a page read anonymously, claimed by another form while this one was being planned
+    browsed(store, VISITOR, "2026-11-20T08:30:00.000Z")
+    store.interfere = ["history"]
+
+    # When the form's write is refused for it
+    result = submit(store, clock, email="hanako@example.jp", visitor_id=VISITOR)
+
+    # Then it is read again and stored whole, the view claimed once
+    assert result.created is True
+    assert [e.event_id for e in store.writes[-1].history] == ["view-2026-11-20T08:30:00.000Z"]
+
+
+def test_a_browser_with_thousands_of_views_brings_its_newest_in_one_transaction(
+    store, clock
+) -> None:
+    # Given a crawler-like visitor with a thousand page views in the last day
+    times = [f"2026-11-20T0{h}:{m:02}:{s:02}.000Z" for h in range(6, 9) for m in range(60)
+             for s in range(0, 60, 3)][-1000:]  # fmt: skip
+    browsed(store, VISITOR, *times)
+
+    # When it submits a form with a consent box (more items in the write)
+    submit(store, clock, email="hanako@example.jp", visitor_id=VISITOR, consent="on")
+
+    # Then the newest HISTORY_EVENTS come with it, and the write fits one transaction
+    write = store.writes[-1]
+    assert [e.occurred_at for e in write.history] == times[-HISTORY_EVENTS:]
+    assert write.items <= 100

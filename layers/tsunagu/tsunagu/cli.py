@@ -228,6 +228,7 @@ def leads_reindex(settings: Settings, args: argparse.Namespace) -> int:
 
 def leads_timeline(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.commands import leads
+    from tsunagu.leads.history import is_claimed_history
 
     page = leads.timeline(
         services.lead_commands(settings), services.operator(settings), args.email, limit=args.limit
@@ -242,7 +243,8 @@ def leads_timeline(settings: Settings, args: argparse.Namespace) -> int:
     human = automated = 0
     for event in events:
         props = event.properties
-        who = "anonymous " if event.lead_id is None else ""
+        # What the browser did before the form linked it to the lead (tsunagu.leads.history)
+        who = "anonymous " if event.lead_id is None or is_claimed_history(props) else ""
         flag = ""
         if props.get("automated"):
             automated += 1

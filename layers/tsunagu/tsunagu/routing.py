@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from tsunagu.event_kinds import SYSTEM_EVENT_KINDS
 from tsunagu.journeys.lifecycle import Occurrence
+from tsunagu.leads.history import is_claimed_history
 from tsunagu.observability import logger
 from tsunagu.tracking.settling import HeldClick, awaits_settling
 
@@ -71,7 +72,9 @@ def route_event(
         return  # a removal (TTL expiry) or a key-only record: nothing follows from it
     lead_id = new_image.get("lead_id")
     if not lead_id:
-        return  # an anonymous visitor's event waits until the visitor becomes a lead
+        # An anonymous visitor's event: the form that links the visitor to a lead claims it,
+        # and the lead's copy comes through here (tsunagu.leads.history).
+        return
     if settling is not None and awaits_settling(new_image):
         # Nothing acts on a click a later click may still show to be a scanner's: it comes
         # back through the stream, marked settled, once the burst window has passed.
@@ -85,6 +88,10 @@ def route_event(
         )
     automated = bool(properties.get("automated"))
     system = str(new_image.get("type")) in SYSTEM_EVENT_KINDS
+    # What the browser did before the form linked it to the lead: scored (once, as any event),
+    # but it neither enters nor ends journeys nor resumes a wait - it happened before, and
+    # reaches the lead only now (tsunagu.leads.history says why).
+    earlier = is_claimed_history(properties)
     occurrence = Occurrence(
         str(lead_id),
         str(new_image["event_id"]),
@@ -96,7 +103,7 @@ def route_event(
         # Scored first: a score crossing a journey's threshold arrives as its own event.
         qualification.on_event(occurrence, automated=automated)
         qualification.on_stage_change(occurrence)
-    if journeys is not None:
+    if journeys is not None and not earlier:
         # Before the filters below: an unsubscribe (a system record) still ends journeys.
         journeys.on_event(occurrence, by_person=not (automated or system))
     if automated:
@@ -106,7 +113,7 @@ def route_event(
     changed = store.record_activity(
         str(lead_id), str(new_image["type"]), str(new_image["occurred_at"])
     )
-    if waits is not None:
+    if waits is not None and not earlier:
         waits.resume_matching(
             str(lead_id),
             str(new_image["type"]),

@@ -7,20 +7,26 @@ converts the JSON rows to Parquet with that table's schema, Athena reads them wi
 local runtime writes its Parquet files with it too.
 
 What a row leaves out: values that name a person directly - a form's submitted field values,
-addresses (``email``), network addresses (``ip``), a mail's rendered subject (it may greet the
-person by name) and error texts (SES quotes the address), wherever they are in the properties.
-The rows carry pseudonymous ids (lead_id, visitor_id) only, so an erased lead leaves nothing in
-the bucket that says who it was, and the bucket never needs the care of the leads table.
+addresses (``email``, the lead's ``owner``, and any value that is an address, under whatever
+name), network addresses (``ip``), a mail's rendered subject (it may greet the person by name)
+and error texts (SES quotes the address), wherever they are in the properties. A URL keeps its
+campaign parameters (``utm_*``) and loses the rest of its query and its fragment: a mail's link
+may carry the lead's data on purpose (``?email={{ lead.email }}``, mail.render), and a landing
+page's address then carries it too; an address left anywhere else in a text is masked. The rows
+carry pseudonymous ids (lead_id, visitor_id) only, so an erased lead leaves nothing in the
+bucket that says who it was, and the bucket never needs the care of the leads table.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import unquote
 
 from boto3.dynamodb.types import Binary, TypeDeserializer
 
@@ -38,7 +44,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("occurred_at", "timestamp"),
     Column("lead_id", "string"),
     Column("visitor_id", "string"),
-    # Opens and clicks: judged a machine's (security scanner, privacy proxy, ...), and why.
+    # Judged a machine's (security scanner, privacy proxy, crawler, ...) or a person's, and why:
+    # opens, clicks and what a browser sent through the snippet. None where nothing was judged:
+    # a site's backend posting events, what Tsunagu records itself (and a person's page views
+    # stored before browser events said false).
     Column("automated", "boolean"),
     Column("reasons", "array<string>"),
     # Mail: which message, template (version) and topic; sends by a journey add which journey
@@ -53,7 +62,8 @@ COLUMNS: tuple[Column, ...] = (
     # journey_decision: the branch or the arm (split, holdout) the lead went down.
     Column("outcome", "string"),
     Column("form_id", "string"),
-    # Page views (the snippet): where, from where, which campaign.
+    # Page views (the snippet): where, from where, which campaign. A URL (a page's, a clicked
+    # link's) keeps only the campaign parameters of its query: see _campaign_only.
     Column("site_id", "string"),
     Column("path", "string"),
     Column("link_id", "string"),
@@ -77,8 +87,19 @@ PARTITION_KEY = Column("date", "string")
 SEQUENCE_DIGITS = 40
 """DynamoDB stream sequence numbers have up to 40 digits; zero-padded, they sort as text."""
 
-PERSONAL_KEYS = frozenset({"email", "ip", "subject", "error"})
-"""Property names left out at any depth: they name a person (or their network) directly."""
+PERSONAL_KEYS = frozenset({"email", "ip", "subject", "error", "owner"})
+"""Property names left out at any depth: they name a person (or their network) directly. A
+name is not enough on its own (a value can be an address under any name): see _personal."""
+
+CAMPAIGN_PARAMETER = "utm_"
+"""The query parameters a URL keeps: the campaign's, set by the marketer for every reader alike.
+Every other parameter may be the person's (a prefilled form, a search, a sign-in token)."""
+
+ADDRESS_MASK = "(address)"
+_ADDRESS = r"[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+_WHOLE_ADDRESS = re.compile(rf"(?:mailto:)?{_ADDRESS}", re.IGNORECASE)
+_ADDRESS_IN_TEXT = re.compile(_ADDRESS)
+_ABSOLUTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 _STREAM_CHANGES = {"INSERT": "insert", "MODIFY": "modify"}
 _deserializer = TypeDeserializer()
@@ -106,18 +127,44 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _is_address(text: str) -> bool:
+    """Whether the text is a mail address (percent-encoded too, as a link's query holds it)."""
+    return _WHOLE_ADDRESS.fullmatch(unquote(text).strip()) is not None
+
+
+def _campaign_only(url: str) -> str:
+    """The URL without its fragment and with only the campaign parameters of its query, each
+    as it was written (the columns show the URL as the person's browser had it)."""
+    base, _, query = url.partition("#")[0].partition("?")
+    kept = [
+        pair
+        for pair in query.split("&")
+        if unquote(pair.partition("=")[0]).lower().startswith(CAMPAIGN_PARAMETER)
+        and not _is_address(pair.partition("=")[2])
+    ]
+    return f"{base}?{'&'.join(kept)}" if kept else base
+
+
+def _personal(key: Any, value: Any) -> bool:
+    return key in PERSONAL_KEYS or (isinstance(value, str) and _is_address(value))
+
+
 def _without_personal(value: Any, *, top: bool = False) -> Any:
     if isinstance(value, dict):
         return {
             k: _without_personal(v)
             for k, v in value.items()
-            if k not in PERSONAL_KEYS
+            if not _personal(k, v)
             # form_submitted's ``fields`` are the submitted values (a name, a phone number);
             # elsewhere ``fields`` lists the names of changed fields, which are kept.
             and not (top and k == "fields" and isinstance(v, dict))
         }
     if isinstance(value, list):
-        return [_without_personal(v) for v in value]
+        return [_without_personal(v) for v in value if not _personal(None, v)]
+    if isinstance(value, str):
+        if _ABSOLUTE_URL.match(value):
+            value = _campaign_only(value)
+        return _ADDRESS_IN_TEXT.sub(ADDRESS_MASK, value)
     return value
 
 

@@ -435,6 +435,17 @@ class GraphView:
     revision: int
     """The journey's draft as read (0: it has none), whichever graph is shown: a save over it
     gives it back (save_draft), and is refused if someone saved the draft since."""
+    name: str | None = None
+    """The journey's name: its graph's, else its record's (a journey shipped with Tsunagu is
+    named only there, as the journey list shows it); None for a journey with neither yet."""
+
+
+def _named(ports: JourneyCommands, graph: StoredGraph) -> str | None:
+    named = graph.definition.get("name")
+    if isinstance(named, str) and named:
+        return named
+    record = ports.journeys.get_journey(graph.journey_id)
+    return record.name if record else None
 
 
 def graph(ports: JourneyCommands, actor: Actor, journey_id: str) -> GraphView:
@@ -457,7 +468,7 @@ def graph(ports: JourneyCommands, actor: Actor, journey_id: str) -> GraphView:
     if found is None:
         raise NotFound(f"no graph of journey {journey_id!r} here")
     revision = draft.revision if draft is not None else 0
-    return GraphView(found, graph_problems(ports, found.definition), revision)
+    return GraphView(found, graph_problems(ports, found.definition), revision, _named(ports, found))
 
 
 def save_draft(
@@ -485,7 +496,7 @@ def save_draft(
         stored = ports.journeys.save_draft(stored, revision)
         problems = graph_problems(ports, stored.definition)
         log.detail = f"draft saved, {len(problems)} problem(s) before it can publish"
-    return GraphView(stored, problems, stored.revision)
+    return GraphView(stored, problems, stored.revision, _named(ports, stored))
 
 
 def dry_run(

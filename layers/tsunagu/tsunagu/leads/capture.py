@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from tsunagu.clock import Clock, isoformat
@@ -24,6 +24,7 @@ from tsunagu.forms.validation import (
     validate_submission,
 )
 from tsunagu.ids import new_id
+from tsunagu.leads.history import AnonymousEvent, HistoryStore, claimable, read_history
 from tsunagu.leads.merge import merge_fields
 from tsunagu.leads.model import (
     ConsentEvidence,
@@ -79,6 +80,9 @@ class CaptureWrite:
     opt_in_lifts_unsubscribe: bool = True
     """Whether an opt-in here ends an earlier unsubscribe from all mail: the person's own
     (a ticked form box) does; a list's "yes" never does - it may be older than the no."""
+    history: list[LeadEvent] = field(default_factory=list)
+    """The lead's copies of what its visitor did before this link, each claimed with it (a
+    claim record that must not exist yet, and the copy): tsunagu.leads.history."""
 
     @property
     def lifts_unsubscribe(self) -> bool:
@@ -113,6 +117,7 @@ class CaptureWrite:
             + 2  # the lead, its event
             + consent
             + len(self.counted)
+            + 2 * len(self.history)
         )
 
 
@@ -127,12 +132,13 @@ class RememberedSubmission:
 
 
 class WriteConflict(Exception):
-    """The store refused a capture because something changed underneath it, or (``rate``)
-    because one of its counters, ``window``, was full."""
+    """The store refused a capture because something changed underneath it (``history``:
+    another capture claimed one of the visitor's events first), or (``rate``) because one of
+    its counters, ``window``, was full."""
 
     def __init__(
         self,
-        kind: Literal["submission", "identity", "lead", "rate"],
+        kind: Literal["submission", "identity", "lead", "rate", "history"],
         window: CountedWindow | None = None,
     ) -> None:
         super().__init__(kind)
@@ -140,7 +146,7 @@ class WriteConflict(Exception):
         self.window = window
 
 
-class CaptureStore(Protocol):
+class CaptureStore(HistoryStore, Protocol):
     def get_form(self, form_id: str) -> StoredForm | None: ...
 
     def find_lead(self, identity: str) -> Lead | None: ...
@@ -165,7 +171,10 @@ def _plan(
     clock: Clock,
     request_hash: str,
     limits: SubmissionLimits,
+    history: Sequence[AnonymousEvent] = (),
 ) -> CaptureWrite:
+    """What the submission writes; ``history``: what its visitor did before, as read for it
+    (read_history), of which the write claims what is free and fits the transaction."""
     now = clock.now()
     at = isoformat(now)
     if existing is None:
@@ -229,7 +238,7 @@ def _plan(
         )
     key = f"form:{form.form_id}:{submission.submission_id}" if submission.submission_id else None
     claims = [email_identity(submission.email.identity_key)] if existing is None else []
-    return CaptureWrite(
+    write = CaptureWrite(
         lead=lead,
         is_new=existing is None,
         claim_identities=claims,
@@ -243,6 +252,10 @@ def _plan(
             email_identity(submission.email.identity_key), context.source_ip, now
         ),
     )
+    if not history:
+        return write
+    room = (MAX_TRANSACTION_ITEMS - write.items) // 2
+    return replace(write, history=claimable(history, lead.lead_id, at, room))
 
 
 def open_form(form_id: str, origin: str | None, *, store: CaptureStore) -> StoredForm:
@@ -283,9 +296,14 @@ def capture_submission(
     request_hash = _request_hash(form.form_id, raw)
     identity = email_identity(submission.email.identity_key)
     for _attempt in range(MAX_ATTEMPTS):
-        write = _plan(
-            form, submission, store.find_lead(identity), context, clock, request_hash, limits
-        )
+        existing = store.find_lead(identity)
+        history: list[AnonymousEvent] = []
+        if submission.visitor_id:
+            # Read before the link is written: the visitor's earlier history comes with it,
+            # in the same transaction (tsunagu.leads.history).
+            lead_id = existing.lead_id if existing is not None else None
+            history = read_history(store, submission.visitor_id, lead_id, clock.now())
+        write = _plan(form, submission, existing, context, clock, request_hash, limits, history)
         try:
             store.commit_capture(write)
         except WriteConflict as conflict:
@@ -293,7 +311,8 @@ def capture_submission(
                 return _replay(store, write.idempotency_key, request_hash, form, submission)
             if conflict.window is not None:
                 raise _too_many(conflict.window, clock) from None
-            # Someone else created or changed this lead meanwhile: read it again and merge.
+            # Someone else created or changed this lead meanwhile (or claimed one of the
+            # visitor's events): read it again and merge.
             continue
         return CaptureResult(
             write.lead.lead_id, write.is_new, form.thank_you_url, submission.ignored_fields

@@ -11,6 +11,7 @@ everyone at that domain; a word inside another word (「商事」 in サンプ�
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 
@@ -57,10 +58,22 @@ def search_words(email: str, name: str | None, company: str | None) -> list[str]
     return sorted(w for w in words if not any(o != w and o.startswith(w) for o in words))
 
 
+RANK_TOP = -SCORE_FLOOR * 9 - 1
+"""The highest score the rank tells apart."""
+
+
 def rank(score: float | None, lead_id: str) -> str:
     """The sort key: the score, shifted so every score is positive, zero-padded, then the id."""
-    points = min(max(round(score or 0), SCORE_FLOOR), -SCORE_FLOOR * 9 - 1)
+    points = min(max(round(score or 0), SCORE_FLOOR), RANK_TOP)
     return f"{points - SCORE_FLOOR:07d}#{lead_id}"
+
+
+def highest_from(score: float | None) -> float:
+    """The highest score of a lead sorted at or after one with ``score``, highest rank first: a
+    rank holds the score rounded (after a lead at 79.6, ranked 80, may come one at 80.5), and
+    the top rank every score above it."""
+    points = round(score or 0)
+    return math.inf if points >= RANK_TOP else points + 0.5
 
 
 def rank_bound(score: int, *, upper: bool) -> str:

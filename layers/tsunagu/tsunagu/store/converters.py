@@ -6,7 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 from tsunagu.clock import parse_instant
-from tsunagu.leads.merge import FieldValue
+from tsunagu.leads.crm_status import status_key
+from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
 from tsunagu.mail.consent import ConsentView, Recipient, Suppression
 from tsunagu.store.tables import Tables
@@ -31,6 +32,8 @@ def lead_to_item(tables: Tables, lead: Lead) -> Any:
         last_activity_type=lead.last_activity_type,
         tags=set(lead.tags) or None,
         crm_status=lead.crm_status,
+        crm_status_source=None if lead.crm_status_source is None else lead.crm_status_source.value,
+        crm_status_at=lead.crm_status_at,
         score=lead.score,
         score_at=lead.score_at,
         grade=lead.grade,
@@ -45,10 +48,12 @@ def lead_to_item(tables: Tables, lead: Lead) -> Any:
 
 def lead_from_item(item: Any) -> Lead:
     raw_fields = item.fields.as_dict() if hasattr(item.fields, "as_dict") else dict(item.fields)
+    fields = {name: FieldValue.from_item(value) for name, value in raw_fields.items()}
+    source, at = _crm_status_origin(item, fields.pop(LEGACY_CRM_STATUS_FIELD, None))
     return Lead(
         lead_id=item.lead_id,
         email=item.email,
-        fields={name: FieldValue.from_item(value) for name, value in raw_fields.items()},
+        fields=fields,
         sources=list(item.sources or []),
         visitor_ids=set(item.visitor_ids or ()),
         stage=item.stage,
@@ -58,12 +63,33 @@ def lead_from_item(item: Any) -> Lead:
         last_activity_type=item.last_activity_type,
         tags=set(item.tags or ()),
         crm_status=item.crm_status,
+        crm_status_source=source,
+        crm_status_at=at,
         score=None if item.score is None else float(item.score),
         score_at=item.score_at,
         grade=item.grade,
         stage_history=[_plain_map(h) for h in item.stage_history or []],
         version=item.version,
     )
+
+
+LEGACY_CRM_STATUS_FIELD = "crm_status"
+"""Before the status kept its source and time beside it, the CRM's webhook also kept its text
+in this field (which only the CRM wrote); it is read once to learn who set the status, and no
+longer written (the next save of the lead drops it)."""
+
+
+def _crm_status_origin(item: Any, legacy: FieldValue | None) -> tuple[Channel | None, str | None]:
+    """Who set the lead's CRM status, and when. A lead saved before these were kept: the CRM,
+    if the CRM's own field still says the same status; else a person or journey in Tsunagu
+    (which one was not recorded), no later than the lead's last change."""
+    if item.crm_status_source is not None:
+        return Channel(item.crm_status_source), item.crm_status_at
+    if item.crm_status is None:
+        return None, None
+    if legacy is not None and status_key(legacy.value) == status_key(item.crm_status):
+        return legacy.source, legacy.at
+    return Channel.SALES, item.updated_at
 
 
 def event_to_item(tables: Tables, event: LeadEvent) -> Any:

@@ -17,7 +17,8 @@ from tsunagu.leads.capture import (
     RememberedSubmission,
     WriteConflict,
 )
-from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
+from tsunagu.leads.history import AnonymousEvent, VisitorLink
+from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent, visitor_identity
 from tsunagu.mail.consent import ALL_TOPICS
 from tsunagu.store.converters import (
     SUPPRESSION,
@@ -139,6 +140,30 @@ class LeadRepository:
             written += bool(done)
         return written
 
+    def visitor_link(self, visitor_id: str) -> VisitorLink | None:
+        pointer = get_or_none(self._tables.identities, visitor_identity(visitor_id))
+        return None if pointer is None else VisitorLink(pointer.lead_id, pointer.created_at)
+
+    def anonymous_events(self, visitor_id: str, since: str, limit: int) -> list[AnonymousEvent]:
+        """The newest ``limit`` events under the visitor at ``since`` or later, oldest first,
+        with their claims (one BatchGetItem: ``limit`` is at most a hundred)."""
+        t = self._tables
+        items = t.events.query(
+            f"visitor#{visitor_id}",
+            t.events.sk >= since,
+            scan_index_forward=False,
+            limit=limit,
+            consistent_read=True,
+        )
+        events = [event_from_item(item) for item in items][::-1]
+        if not events:
+            return []
+        table = t.settings.idempotency_table
+        keys = [{"key": {"S": history_claim_key(event)}} for event in events]
+        found = batch_get(t, {table: {"Keys": keys, "ConsistentRead": True}})
+        claimed = {item["key"]["S"]: item["request_hash"]["S"] for item in found.get(table, [])}
+        return [AnonymousEvent(e, claimed.get(history_claim_key(e))) for e in events]
+
     def get_submission(self, key: str) -> RememberedSubmission | None:
         item = get_or_none(self._tables.idempotency, key)
         if item is None:
@@ -167,7 +192,7 @@ class LeadRepository:
             # Updates come last; a replay (submission) wins over a full counter.
             for kind, reason in zip(deleted + kinds, reasons, strict=False):
                 failed = reason is not None and reason.code == "ConditionalCheckFailed"
-                if failed and kind in ("submission", "identity", "lead"):
+                if failed and kind in ("submission", "identity", "lead", "history"):
                     raise WriteConflict(kind) from error  # type: ignore[arg-type]
             for window, reason in zip(
                 write.counted, reasons[len(deleted) + len(kinds) :], strict=False
@@ -253,17 +278,16 @@ class LeadRepository:
 
     def timeline(self, lead: Lead, limit: int = 500, before: str | None = None) -> list[LeadEvent]:
         """The lead's newest ``limit`` events in time order (those before ``before``, an event's
-        ``storage_key``, when given), including what its visitor ids did while still anonymous
-        (stored against the visitor, joined here)."""
+        ``storage_key``, when given), what its browser did before the form included: claimed
+        for the lead when the form linked it (tsunagu.leads.history), so the timeline shows what
+        scoring and segments read. The visitor's own events are not joined: a shared browser's
+        earlier history is the first person's, not every later one's."""
         events_table = self._tables.events
-        subjects = [f"lead#{lead.lead_id}", *(f"visitor#{v}" for v in sorted(lead.visitor_ids))]
         earlier = events_table.sk < before if before is not None else None
-        events = [
-            event_from_item(item)
-            for subject in subjects
-            for item in events_table.query(subject, earlier, scan_index_forward=False, limit=limit)
-        ]
-        return sorted(events, key=lambda event: event.storage_key)[-limit:]
+        items = events_table.query(
+            f"lead#{lead.lead_id}", earlier, scan_index_forward=False, limit=limit
+        )
+        return [event_from_item(item) for item in items][::-1]
 
     def consent_evidence(self, lead_id: str) -> list[ConsentEvidence]:
         items = self._tables.consent.query(
@@ -328,6 +352,11 @@ def set_if_unchanged(tables: Tables, item: LeadItem, values: Mapping[str, Any]) 
             raise
         return False
     return True
+
+
+def history_claim_key(event: LeadEvent) -> str:
+    """The claim on an event stored under a visitor (the idempotency table): one lead's."""
+    return f"history:{event.visitor_id}:{event.storage_key}"
 
 
 def capture_size(write: CaptureWrite) -> int:
@@ -405,3 +434,19 @@ def add_capture(
         if write.lifts_unsubscribe and write.consent.topic != ALL_TOPICS:
             tx.delete(unsubscribed_from_all(t, write.lead.lead_id))
             deleted.append("consent")
+    for copy in write.history:
+        # The claim, refused if any capture claimed the event first (WriteConflict "history":
+        # read again), and the lead's copy, which the events stream takes to route_events. The
+        # claim lives as long as the event it claims.
+        item = event_to_item(t, copy)
+        taken = t.idempotency(
+            history_claim_key(copy),
+            request_hash=write.lead.lead_id,
+            response={"lead_id": write.lead.lead_id, "sk": copy.storage_key},
+            status="claimed",
+            created_at=write.lead.updated_at,
+            expires_at=item.expires_at,
+        )
+        tx.save(taken, condition=t.idempotency.key.does_not_exist())
+        tx.save(item)
+        kinds += ["history", "event"]

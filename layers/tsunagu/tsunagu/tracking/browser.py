@@ -35,6 +35,12 @@ CLIENT_CLOCK_BEHIND = timedelta(hours=24)
 _FUTURE_SKEW = timedelta(minutes=5)
 
 PropertyValue = str | int | float | bool | None
+MAX_URL_LENGTH = 2048
+"""What is kept of a page's URL and its referrer: a longer one (a search with all its filters,
+an ad click's tracking parameters) is cut to it, not refused - the page view is the visit, and
+the campaign is read from the whole URL first. The request's own size limit (64 KB) is what
+refuses a hostile length."""
+_PARTIAL_ESCAPE = re.compile(r"%[0-9A-Fa-f]?$")
 _REFERRER = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/\s]+")
 
 
@@ -62,6 +68,13 @@ def _referrer(value: str | None) -> str | None:
     ):
         raise ValueError("must be a URL like https://www.example.com/ or android-app://...")
     return value or None
+
+
+def clipped(url: str | None) -> str | None:
+    """The URL cut to MAX_URL_LENGTH characters, without a percent-escape cut in half."""
+    if url is None or len(url) <= MAX_URL_LENGTH:
+        return url
+    return _PARTIAL_ESCAPE.sub("", url[:MAX_URL_LENGTH])
 
 
 def _storable_number(value: PropertyValue) -> PropertyValue:
@@ -98,6 +111,7 @@ class BrowserEvent:
     """Client-made id: a beacon sent twice stores one event."""
     occurred_at: datetime | None = None
     url: str | None = None
+    """As sent, whatever its length: stored cut (``clipped``), after its campaign is read."""
     title: str | None = None
     referrer: str | None = None
     screen: str | None = None
@@ -120,9 +134,9 @@ class BrowserEvent:
             visitor_id=event.text("visitor_id", pattern=_CLIENT_ID, required=True) or "",
             id=event.text("id", pattern=_CLIENT_ID),
             occurred_at=event.instant("occurred_at"),
-            url=event.text("url", max_length=2048, check=_http_url),
+            url=event.text("url", check=_http_url),
             title=event.text("title", max_length=300, check=_no_control_characters),
-            referrer=event.text("referrer", max_length=2048, check=_referrer),
+            referrer=clipped(event.text("referrer", check=_referrer)),
             screen=event.text("screen", pattern=_SCREEN),
             language=event.text("language", pattern=_LANGUAGE),
             properties=event.properties("properties"),
@@ -333,13 +347,19 @@ def ingest_browser_events(
 
     received = clock.now()
     ip = truncate_ip(context.source_ip) if site.truncate_ip else context.source_ip
-    # Kept only on what was judged a machine's, with what it was judged on (so it can be
-    # judged again): a person's page view carries nothing more than before.
+    # What was judged says so either way, as an open or a click does: a person's event is
+    # ``automated: false`` (so that ``automated = false`` finds people's page views in the
+    # analytics), a machine's keeps why and what it was judged on (so it can be judged again).
+    # A backend's post, not judged, carries no flag: nothing was said about it.
     judged = context.judgement()
     automated: dict[str, Any] = {}
-    if judged is not None and judged[1].automated:
+    if judged is not None:
         signals, judgement = judged
-        automated = {"automated": True, "reasons": judgement.reasons, "signals": signals.as_dict()}
+        automated = (
+            {"automated": True, "reasons": judgement.reasons, "signals": signals.as_dict()}
+            if judgement.automated
+            else {"automated": False}
+        )
     stored: dict[tuple[str, str], LeadEvent] = {}
     with_client_ids: list[LeadEvent] = []
     on_server_time: list[LeadEvent] = []
@@ -423,8 +443,8 @@ def _to_event(
         believed = False
     properties: dict[str, Any] = {
         "site_id": site.site_id,
-        "url": event.url,
-        "path": urlsplit(event.url).path if event.url else None,
+        "url": clipped(event.url),
+        "path": clipped(urlsplit(event.url).path) if event.url else None,
         "title": event.title,
         "referrer": event.referrer,
         "utm": _utm(event.url),

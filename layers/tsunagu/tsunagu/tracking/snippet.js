@@ -35,9 +35,20 @@
       input.value = visitor();
     }
   }
+  // An address is kept to 2,048 characters (a long one is cut, not refused: a batch must fit in
+  // 64 KB); the campaign's parameters go first, so that the cut never takes them.
+  function cut(u) {
+    if (!u || u.length <= 2048) return u || null;
+    try {
+      var a = new URL(u), p = [], r = [];
+      a.searchParams.forEach(function (v, k) { (/^utm_/i.test(k) ? p : r).push([k, v]); });
+      a.search = new URLSearchParams(p.concat(r)).toString(); a.hash = ""; u = a.href;
+    } catch (x) {}
+    return u.slice(0, 2048).replace(/%[0-9A-Fa-f]?$/, "");
+  }
   function track(type, props) {
-    var e = { type: type, id: id(), occurred_at: new Date().toISOString(), url: location.href, title: d.title.slice(0, 300),
-      referrer: d.referrer || null, screen: screen.width + "x" + screen.height, language: n.language, properties: props || {} };
+    var e = { type: type, id: id(), occurred_at: new Date().toISOString(), url: cut(location.href), title: d.title.slice(0, 300),
+      referrer: cut(d.referrer), screen: screen.width + "x" + screen.height, language: n.language, properties: props || {} };
     if (!consent) { held.push(e); return; }
     e.visitor_id = visitor();
     queue.push(e);
