@@ -21,7 +21,8 @@ PROOF_STAMP := $(PROOF_VENV)/.installed
 # The console (console/): built with npm from its committed lock; the local runtime serves it.
 CONSOLE_STAMP := console/dist/index.html
 CONSOLE_SOURCES := console/package.json console/package-lock.json console/index.html \
-  console/vite.config.ts console/tsconfig.json $(shell find console/src -type f 2>/dev/null)
+  console/vite.config.ts console/tsconfig.json \
+  $(shell find console/src console/public -type f 2>/dev/null)
 # The browser the e2e tests drive (Playwright with the system's Chromium, never a downloaded one).
 CHROMIUM := $(or $(wildcard /usr/bin/chromium),$(shell command -v chromium 2>/dev/null))
 export TSUNAGU_CHROMIUM := $(or $(TSUNAGU_CHROMIUM),$(CHROMIUM),/usr/bin/chromium)

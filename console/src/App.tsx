@@ -110,8 +110,9 @@ function Header({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
             </NavLink>
           ))}
       </nav>
+      {/* Two lines, to leave the menu room on one */}
       <span className="who">
-        {me.email} ({t(`roles.${me.role ?? "none"}`)})
+        <span>{me.email}</span> <span>({t(`roles.${me.role ?? "none"}`)})</span>
       </span>
       <label className="language">
         <span className="visually-hidden">{t("nav.language")}</span>

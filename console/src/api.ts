@@ -1,9 +1,11 @@
 // The admin API, the console's only back end. Errors come as the API's one error map writes
-// them: {"message"}, and on a 422 {"message", "errors": [{"field", "message"}]}.
+// them: {"code", "message"}, and on a 422 also "errors": [{"field", "message"}] (the message
+// then is those problems joined).
 import { useSyncExternalStore } from "react";
 
 import { currentSession, signOut } from "./auth";
 import { config } from "./config";
+import i18n from "./i18n";
 
 // Requests under way, for `aria-busy` on the page's main region: a screen reader knows the
 // screen is still filling in, and so do the browser tests (instead of guessing from network
@@ -37,6 +39,9 @@ export class ApiError extends Error {
     readonly status: number,
     message: string,
     readonly problems: FieldProblem[] = [],
+    /** The refusal's kind (``not_found``, ``concurrent_update``...): what is said in the
+     * user's language; ``message`` is the server's detail, in English. */
+    readonly code?: string,
   ) {
     super(message);
   }
@@ -142,10 +147,11 @@ async function send(method: string, path: string, options: RequestOptions): Prom
   }
   if (!response.ok) {
     const answer = (await response.json().catch(() => ({}))) as {
+      code?: string;
       message?: string;
       errors?: FieldProblem[];
     };
-    throw new ApiError(response.status, answer.message ?? response.statusText, answer.errors);
+    throw new ApiError(response.status, answer.message ?? response.statusText, answer.errors, answer.code);
   }
   return response;
 }
@@ -172,10 +178,28 @@ export interface Page<T> {
   next_cursor: string | null;
 }
 
-/** What went wrong, in words for the page: the API's message and each field's problem. */
-export function describeError(error: unknown): string {
+/** One field's problem in words: the field by its name on the screen (the API's name when
+ * the console has none for it), then the server's detail. */
+export function describeProblem(problem: FieldProblem): string {
+  const field = i18n.t(`errors.fields.${problem.field}`, { defaultValue: problem.field });
+  return i18n.t("errors.problem", { field, message: problem.message });
+}
+
+/** What went wrong, in words for the page, each thing once: a 422's field problems (its
+ * message is only them joined), else the refusal said by its kind in the user's language
+ * with the server's words as the detail (the server's words alone for a kind the console has
+ * no words for). ``problemsShownApart``: the screen shows each problem at its own field, so
+ * only a line pointing at them is said here. */
+export function describeError(error: unknown, options: { problemsShownApart?: boolean } = {}): string {
   if (error instanceof ApiError) {
-    return [error.message, ...error.problems.map((p) => `${p.field}: ${p.message}`)].join("; ");
+    if (error.problems.length > 0) {
+      if (options.problemsShownApart) return i18n.t("errors.see_fields", { count: error.problems.length });
+      return error.problems.map(describeProblem).join(" ");
+    }
+    if (error.code) {
+      return i18n.t(`errors.codes.${error.code}`, { message: error.message, defaultValue: error.message });
+    }
+    return error.message;
   }
   return error instanceof SyntaxError ? `JSON: ${error.message}` : String(error);
 }

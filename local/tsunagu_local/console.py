@@ -14,10 +14,14 @@ import json
 import mimetypes
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Any
 
 from werkzeug.wrappers import Request, Response
+
+from tsunagu_local.template import TemplateError
 
 LocalPage = Callable[[Request], Response]
 
@@ -30,24 +34,84 @@ SIGN_IN_CALLS = frozenset(
 )
 
 
-def security_headers(storage_origin: str = "") -> dict[str, str]:
-    """As the CloudFront response headers policy sets them in AWS (template.yaml). The console
-    may connect to its own origin and to the storage a large list is uploaded to through a
-    pre-signed URL: S3's bucket host in AWS, the runtime's moto server here."""
-    connect = f"'self' {storage_origin}".strip()
-    return {
-        "content-security-policy": (
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            f"connect-src {connect}; frame-src 'self'; frame-ancestors 'none'; "
-            "base-uri 'self'; form-action 'self'; object-src 'none'"
-        ),
-        "x-content-type-options": "nosniff",
-        "referrer-policy": "same-origin",
-        "x-frame-options": "DENY",
-    }
+Headers = dict[str, str]
+HeadersFor = Callable[[str], Headers]
+"""The headers a response for a path under /console gets."""
 
 
-SECURITY_HEADERS = security_headers()
+def distribution_headers(resources: Mapping[str, Any], connect_src: str) -> HeadersFor:
+    """The headers CloudFront sends with each path of the console in AWS, read from the
+    template's distribution (each cache behaviour's path pattern, first match, else the default
+    behaviour) and its response headers policies: one source, so the local console runs under
+    the policies the deployed one does. Only connect-src differs: ``connect_src`` names what the
+    browser calls here (the API's own origin, and moto for a large list's upload)."""
+    distributions = [
+        props["DistributionConfig"]
+        for props in _properties_of(resources, "AWS::CloudFront::Distribution")
+    ]
+    if len(distributions) != 1:
+        raise TemplateError("the console needs the template's one CloudFront distribution")
+    (config,) = distributions
+    default = _policy_headers(resources, config["DefaultCacheBehavior"], connect_src)
+    patterned = [
+        (behaviour["PathPattern"], _policy_headers(resources, behaviour, connect_src))
+        for behaviour in config.get("CacheBehaviors", [])
+    ]
+
+    def headers_for(path: str) -> Headers:
+        # CloudFront's patterns: case-sensitive, "*" any characters ("/" too), "?" one.
+        matched = (headers for pattern, headers in patterned if fnmatchcase(path, pattern))
+        return next(matched, default)
+
+    return headers_for
+
+
+def _properties_of(resources: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [r.get("Properties", {}) for r in resources.values() if r["Type"] == kind]
+
+
+def _policy_headers(
+    resources: Mapping[str, Any], behaviour: Mapping[str, Any], connect_src: str
+) -> Headers:
+    """A cache behaviour's response headers policy's security headers, as sent here: no HSTS
+    (this runtime speaks plain HTTP, where browsers ignore it)."""
+    reference = behaviour.get("ResponseHeadersPolicyId")
+    if not (isinstance(reference, dict) and reference.get("Ref") in resources):
+        raise TemplateError(f"a console behaviour's headers policy is not a Ref: {reference!r}")
+    policy = resources[reference["Ref"]]["Properties"]["ResponseHeadersPolicyConfig"]
+    config = policy["SecurityHeadersConfig"]
+    headers: Headers = {}
+    if "ContentSecurityPolicy" in config:
+        written = config["ContentSecurityPolicy"]["ContentSecurityPolicy"]
+        headers["content-security-policy"] = _local_policy(written, connect_src)
+    if "ContentTypeOptions" in config:
+        headers["x-content-type-options"] = "nosniff"
+    if "FrameOptions" in config:
+        headers["x-frame-options"] = config["FrameOptions"]["FrameOption"]
+    if "ReferrerPolicy" in config:
+        headers["referrer-policy"] = config["ReferrerPolicy"]["ReferrerPolicy"]
+    return headers
+
+
+def _local_policy(written: Any, connect_src: str) -> str:
+    """The template's CSP (a string, or a !Sub of one) with connect-src as this runtime needs;
+    whatever else the template substitutes would be an AWS value with no local meaning."""
+    if isinstance(written, dict) and "Fn::Sub" in written:
+        written = written["Fn::Sub"]
+        written = written[0] if isinstance(written, list) else written
+    if not isinstance(written, str):
+        raise TemplateError(f"the console's CSP is not a string or a !Sub of one: {written!r}")
+    directives = [" ".join(part.split()) for part in written.split(";") if part.strip()]
+    local = [
+        f"connect-src {connect_src}" if directive.split()[0] == "connect-src" else directive
+        for directive in directives
+    ]
+    policy = "; ".join(local)
+    if "${" in policy:
+        raise TemplateError(f"the console's CSP substitutes outside connect-src: {policy}")
+    return policy
+
+
 MISSING_BUILD = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>Console not built</title>"
     "<h1>The console is not built</h1><p>Run <code>make up</code> (it builds the console with "
@@ -55,10 +119,10 @@ MISSING_BUILD = (
 )
 
 
-def console_page(dist: Path, storage_origin: str = "") -> LocalPage:
-    """Files of the built console; the app itself for ``/console`` and ``/console/``."""
+def console_page(dist: Path, headers_for: HeadersFor) -> LocalPage:
+    """Files of the built console; the app itself for ``/console`` and ``/console/``, each with
+    the headers CloudFront would send (``distribution_headers``)."""
     root = dist.resolve()
-    headers = security_headers(storage_origin)
 
     def serve(request: Request) -> Response:
         relative = request.path.removeprefix(PREFIX).lstrip("/") or "index.html"
@@ -76,7 +140,7 @@ def console_page(dist: Path, storage_origin: str = "") -> LocalPage:
         return Response(
             target.read_bytes(),
             content_type=kind,
-            headers={**headers, "cache-control": caching},
+            headers={**headers_for(request.path), "cache-control": caching},
         )
 
     return serve

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tsunagu.clock import Clock, isoformat
+from tsunagu_local.clocks import patch_with_clock
 
 # message id -> when SES accepted it, on the runtime's clock (filled by install_send_clock).
 _SENT_AT: dict[str, str] = {}
@@ -36,21 +37,17 @@ def install_send_clock(clock: Clock) -> None:
     """Stamp every mail moto's SES accepts with the runtime's clock (simulated time)."""
     from moto.ses.models import SESBackend
 
-    def stamped(original: Any) -> Any:
-        if getattr(original, "stamps_sent_at", False):
-            return original
-
+    def stamped(moto_send: Any) -> Any:
         def send(self: Any, *args: Any, **kwargs: Any) -> Any:
-            message = original(self, *args, **kwargs)
+            message = moto_send(self, *args, **kwargs)
             with _SENT_AT_LOCK:
                 _SENT_AT[message.id] = isoformat(clock.now())
             return message
 
-        send.stamps_sent_at = True  # type: ignore[attr-defined]
         return send
 
     for name in ("send_email", "send_raw_email", "send_templated_email"):
-        setattr(SESBackend, name, stamped(getattr(SESBackend, name)))
+        patch_with_clock(SESBackend, name, stamped)
 
 
 def _sent_at(message_id: str) -> str | None:

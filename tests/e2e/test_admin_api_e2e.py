@@ -211,6 +211,9 @@ def test_a_marketer_publishes_a_journey_through_the_api_and_a_broken_one_says_wh
     token = admin_token(tsunagu)
     definition = json.loads((ROOT / "journeys" / "welcome_nurture.json").read_text("utf-8"))
     broken = {**definition, "nodes": [{**definition["nodes"][0], "kind": "teleport"}]}
+    # As shipped, the journey has no versions yet: that is an answer, not a 404
+    before = admin_call(tsunagu, "GET", "/admin/journeys/welcome_nurture/versions", token=token)
+    assert before[0] == 200 and (before[2]["live"], before[2]["versions"]) == (None, []), before
 
     published = admin_call(
         tsunagu, "POST", "/admin/journeys", token=token,

@@ -123,6 +123,13 @@ def test_a_marketer_finds_a_lead_by_its_company_and_sees_the_scanner_marked(
     expect(page.locator("h1")).to_contain_text("佐藤 香織")
     # And the journeys it is in: the form entered it into the welcome nurture
     expect(page.locator("article.lead")).to_contain_text("welcome_nurture")
+    # ... all in words, not codes: its fields and their sources by name, what entered it, and
+    # each score change with its points
+    article = page.locator("article.lead")
+    expect(article).to_contain_text("会社名")
+    expect(article).to_contain_text("きっかけ：フォーム送信")
+    expect(article).not_to_contain_text("web_form")
+    expect(timeline.locator("li", has_text="スコア変更").first).to_contain_text("点（")
 
     # When she starts the seminar follow-up for it from the lead page
     page.locator("section.actions").get_by_label("ジャーニー").select_option("seminar_follow_up")
@@ -131,6 +138,17 @@ def test_a_marketer_finds_a_lead_by_its_company_and_sees_the_scanner_marked(
     expect(page.locator("article.lead")).to_contain_text("seminar_follow_up")
     screenshot(page, tmp_path, "console-lead")
     assert accessibility_problems(page) == []
+
+    # And on a laptop's screen every item of the menu reads on one line ("リー/ド" once)
+    page.set_viewport_size({"width": 1280, "height": 720})
+    lines = page.locator("header.top nav a").evaluate_all(
+        """links => links.map((link) => {
+            const words = document.createRange();
+            words.selectNodeContents(link);
+            return [link.textContent, new Set([...words.getClientRects()].map((r) => r.top)).size];
+        })"""
+    )
+    assert lines and all(count == 1 for _, count in lines), lines
 
 
 def test_searching_again_with_the_same_word_shows_a_lead_captured_since(
@@ -227,11 +245,24 @@ def test_a_viewer_sees_no_button_that_changes_anything_and_is_refused_when_forci
 def test_a_marketer_edits_a_mail_and_sees_it_rendered_for_the_lead_as_she_types(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:
+    # Given a browser that enforces the console's CSP, as every browser does
     page = console_page(
-        chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="templates/seminar-invitation"
+        chromium,
+        tsunagu,
+        MARKETER,
+        PASSWORD,
+        locale="en-GB",
+        at="templates/seminar-invitation",
+        bypass_csp=False,
+    )
+    blocked: list[str] = []
+    page.on(
+        "console",
+        lambda message: blocked.append(message.text) if "Security Policy" in message.text else None,
     )
     caption = page.locator("figure.preview figcaption")
-    preview = page.frame_locator("figure.preview iframe")
+    # The mail is its own sandboxed document, inside the preview page's frame
+    preview = page.frame_locator("figure.preview iframe").frame_locator("iframe")
     # Before any lead is named, the sample lead's data fills the merge tags
     expect(caption).to_contain_text("as edited, not stored yet")
 
@@ -243,12 +274,52 @@ def test_a_marketer_edits_a_mail_and_sees_it_rendered_for_the_lead_as_she_types(
     hrefs = preview.locator("a").evaluate_all("links => links.map(a => a.href)")
     assert hrefs and all(href.startswith("https://preview.invalid/") for href in hrefs), hrefs
 
+    # When she styles the mail inline and in a <style> element, as mails are styled
+    page.get_by_role("form", name="Template").get_by_label(re.compile("^HTML")).fill(
+        "<html><head><style>p.lead { font-size: 32px }</style></head><body>"
+        '<p style="color: #ff0000">{{ lead.name }} 様</p><p class="lead">ご案内</p></body></html>'
+    )
+    # Then the preview shows it styled, as it will be sent, and the CSP blocked nothing
+    greeting = preview.locator("p", has_text="佐藤 香織 様")
+    expect(greeting).to_have_css("color", "rgb(255, 0, 0)")
+    expect(preview.locator("p.lead")).to_have_css("font-size", "32px")
+    # ... while the mail itself runs no script: its document is sandboxed without scripts
+    sandbox = page.frame_locator("figure.preview iframe").locator("iframe")
+    expect(sandbox).to_have_attribute("sandbox", "")
+    assert blocked == [], blocked
+
     # A subject that does not render says why, and nothing was stored
     page.get_by_label("Subject").fill("{{ lead.name 様へ")
     expect(page.get_by_role("alert")).to_contain_text("does not render")
     listed = tsunagu.cli("templates", "list").stdout.splitlines()
     (invitation,) = [line for line in listed if line.startswith("seminar-invitation\t")]
     assert invitation.split("\t")[1] == "v1", invitation
+
+
+def policy_of(tsunagu: RunningTsunagu, path: str) -> dict[str, str]:
+    """The CSP a console page is served with, by directive."""
+    status, headers, _ = tsunagu.request("GET", path)
+    assert status == 200, path
+    directives = (part.split(maxsplit=1) for part in headers["content-security-policy"].split(";"))
+    return {name: (sources[0] if sources else "") for name, *sources in directives}
+
+
+def test_the_console_keeps_its_strict_policy_and_only_the_mail_preview_page_shows_styles(
+    tsunagu: RunningTsunagu,
+) -> None:
+    # When the console's page and the mail preview's page are asked for (with the headers the
+    # template's CloudFront distribution gives each, read from template.yaml)
+    console = policy_of(tsunagu, "/console/")
+    preview = policy_of(tsunagu, "/console/mail-preview.html")
+
+    # Then the console allows nothing inline and no other origin's images
+    assert (console["script-src"], console["style-src"]) == ("'self'", "'self'")
+    assert console["img-src"] == "'self' data:" and console["frame-ancestors"] == "'none'"
+    # ... and the preview's page allows styles and https images, its own script only, and is
+    # sandboxed, framed by the console alone
+    assert (preview["style-src"], preview["img-src"]) == ("'unsafe-inline'", "https: data:")
+    assert (preview["default-src"], preview["script-src"]) == ("'none'", "'self'")
+    assert preview["sandbox"] == "allow-scripts" and preview["frame-ancestors"] == "'self'"
 
 
 def new_template(page: Page, template_id: str, name: str, subject: str) -> Locator:
@@ -336,6 +407,11 @@ def test_a_marketer_builds_a_sign_up_form_and_a_person_signs_up_through_it(
     assert 'action="' in embed and "/forms/seminar-2027/submissions" in embed
     assert '<input type="text" name="company" required>' in embed.replace("会社名 ", "")
     assert words in embed
+    # ... and its button in the form's language (its label and consent are in Japanese), where
+    # the demo form, worded in English, says "Submit"
+    assert '<button type="submit">送信</button>' in embed
+    demo = page.locator("article", has_text="Demo: white paper download")
+    assert '<button type="submit">Submit</button>' in demo.get_by_label("Embed code").input_value()
     assert accessibility_problems(page) == []
     stored = json.loads(tsunagu.cli("forms", "get", "seminar-2027").stdout)
     assert stored["allowed_origins"] == ["https://www.example.com", "https://lp.example.com"]
@@ -372,7 +448,7 @@ def test_a_marketer_dry_runs_a_shift_jis_trade_show_list_and_downloads_its_rejec
     page.get_by_role("button", name="Dry run").click()
 
     status = page.get_by_role("status")
-    expect(status).to_contain_text("Read as cp932.")
+    expect(status).to_contain_text("Read as Shift_JIS (cp932).")
     expect(status).to_contain_text("create 1 · update 0 · unchanged 1 · merged 0 · rejected 1")
     # The consent column is said to be read as consent, not listed among the columns left out
     expect(page.locator("main")).to_contain_text("配信希望 → read as consent")
@@ -396,6 +472,16 @@ def test_a_marketer_changes_the_rules_in_forms_and_nothing_is_kept_that_the_api_
     page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB")
     open_screen(page, tsunagu, "settings")
     click = "Clicked a link in a mail"
+    # At 1280 pixels the scoring table fits the page; each activity is chosen by its name, and
+    # a blank form or mail says it means any (no example id that looks chosen)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    expect(page.get_by_label(f"Activity of {click}").locator("option:checked")).to_have_text(
+        "Clicked a link"
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    expect(page.get_by_label(f"Form or mail of {click}")).to_have_attribute(
+        "placeholder", "any mail"
+    )
 
     # She makes a click worth 15 points, at most 45 a week, and gives example.co.jp an owner
     page.get_by_label(f"Points of {click}").fill("15")
@@ -491,15 +577,17 @@ def test_an_admin_finds_the_changes_in_the_audit_log_and_exports_it(
     page = console_page(chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), locale="en-GB")
     open_screen(page, tsunagu, "audit")
     table = page.locator("table.audit")
-    expect(table).to_contain_text("journeys.pause")
-    expect(table.locator("tr", has_text="journeys.pause").first).to_contain_text(MARKETER)
+    # ... each entry in words: the operation named, what it was done to by its name
+    paused = table.locator("tr", has_text="Pause a journey").first
+    expect(paused).to_contain_text(MARKETER)
+    expect(paused).to_contain_text("Journey re_engagement")
     assert accessibility_problems(page) == []
 
     # When she keeps only the marketer's pauses, the table and the export hold those alone
     page.get_by_label("Operation").select_option("journeys.pause")
     page.get_by_label("Who").fill("marketer.ito")
     expect(table.locator("tbody tr").first).to_contain_text(MARKETER)
-    expect(table.locator("tbody tr", has_not_text="journeys.pause")).to_have_count(0)
+    expect(table.locator("tbody tr", has_not_text="Pause a journey")).to_have_count(0)
     expect(table.locator("tbody tr", has_not_text=MARKETER)).to_have_count(0)
     with page.expect_download() as download:
         page.get_by_role("button", name="Export CSV").click()
@@ -615,7 +703,10 @@ def test_a_funnel_refused_for_its_days_comes_back_when_the_days_are_fixed(
     open_screen(page, tsunagu, "reports/funnel")
     expect(page.get_by_role("table", name=re.compile("Leads reaching each stage"))).to_be_visible()
     since = page.get_by_label("From")
+    # The date fields hold the days the funnel is of (the API's default until some are chosen)
+    expect(since).to_have_value(re.compile(r"^\d{4}-\d{2}-\d{2}$"))
     chosen = since.input_value()
+    expect(page.locator("main")).to_contain_text(f"Leads created {chosen} to")
 
     # When the marketer types a year the API refuses (a date field passes 0002-... on the way)
     since.fill("0002-01-01")
@@ -765,7 +856,7 @@ def test_a_marketer_sees_a_won_deal_credited_to_the_mail_its_lead_opened(
     expect(page.locator("figure.report-chart canvas")).to_be_visible()
     # ... and where the deal's lead first came from: the demo form
     sources = page.get_by_role("table", name=re.compile("where their lead first came from"))
-    expect(row_of(sources, "web_form")).to_contain_text("1,350,000 JPY")
+    expect(row_of(sources, "Web form")).to_contain_text("1,350,000 JPY")
     assert accessibility_problems(page) == []
 
     # When she gives the yen's rate, the ROI is shown
@@ -949,7 +1040,7 @@ def test_a_marketer_applies_a_list_too_large_for_a_request_and_watches_it_in_the
     asked = planned.value.post_data_json
     assert asked["upload_id"].startswith("upl_") and "content_base64" not in asked, asked
     status = page.get_by_role("status")
-    expect(status).to_contain_text("Read as cp932.")
+    expect(status).to_contain_text("Read as Shift_JIS (cp932).")
     expect(status).to_contain_text("create 3000 · update 0 · unchanged 0 · merged 0 · rejected 0")
     first = page.get_by_role("table", name="Rows").locator("tr", has_text="visitor00000@example.jp")
     expect(first).to_contain_text("consent: yes")
@@ -1151,8 +1242,8 @@ def test_a_marketer_tries_a_filter_saves_it_excluded_and_exports_it_in_shift_jis
     ], exports
     admin = console_page(chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), locale="en-GB")
     open_screen(admin, tsunagu, "audit")
-    exported = admin.locator("table.audit tr", has_text=f"segment:{segment}").filter(
-        has_text="leads.export"
+    exported = admin.locator("table.audit tr", has_text=f"Segment {segment}").filter(
+        has_text="Export leads"
     )
     expect(exported).to_contain_text(MARKETER)
 
@@ -1165,6 +1256,17 @@ def test_a_marketer_tries_a_filter_saves_it_excluded_and_exports_it_in_shift_jis
     expect(viewer.locator("main")).to_contain_text("現在 2 件のリードが該当します。")
     viewer.get_by_role("button", name="試す").click()
     expect(viewer.locator("main")).to_contain_text("現在 2 件のリードが該当します。")
+    # When she tries a filter written in Japanese words, she is told once, in Japanese and
+    # next to 試す, which field to check (the server's detail kept); editing it clears that
+    filter_box = viewer.get_by_role("textbox", name="条件", exact=True)
+    filter_box.fill("ステージ=リード")
+    viewer.get_by_role("button", name="試す").click()
+    said = viewer.locator("#segment-try-problem")
+    expect(said).to_contain_text("条件を確認してください")
+    assert said.inner_text().count("is not NAME=VALUE") == 1, said.inner_text()
+    expect(filter_box).to_have_attribute("aria-invalid", "true")
+    filter_box.fill("stage=lead")
+    expect(viewer.get_by_role("alert")).to_have_count(0)
     settled(viewer)
     for forbidden in ("セグメントを保存", "削除", "CSVエクスポート"):
         expect(viewer.get_by_role("button", name=forbidden)).to_have_count(0)

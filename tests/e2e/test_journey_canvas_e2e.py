@@ -136,6 +136,83 @@ def test_a_marketer_builds_dry_runs_publishes_and_starts_a_journey_on_the_canvas
     expect(page.get_by_test_id("counted-first_mail")).to_contain_text("1 sent")
 
 
+ALL_NODES_ON_THE_CANVAS = """() => {
+    const canvas = document.querySelector(".react-flow").getBoundingClientRect();
+    const nodes = [...document.querySelectorAll(".react-flow__node")];
+    return nodes.length > 0 && nodes.every((node) => {
+        const box = node.getBoundingClientRect();
+        return box.left >= canvas.left && box.right <= canvas.right
+            && box.top >= canvas.top && box.bottom <= canvas.bottom;
+    });
+}"""
+
+
+def test_a_twenty_node_journey_opens_whole_and_readable_on_a_laptop_screen(
+    tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
+) -> None:
+    # Given the shipped welcome nurture: 20 nodes, branching three ways and meeting twice
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="journeys")
+    # When a marketer opens it on a laptop's screen
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(f"{tsunagu.api_url}/console/#/journeys/welcome_nurture")
+    expect(page.locator(".react-flow__node")).to_have_count(20)
+
+    # Then every node is on the canvas, the start among them, with no panning or zooming
+    page.wait_for_function(ALL_NODES_ON_THE_CANVAS)
+    expect(node(page, "welcome")).to_contain_text("start")
+    # ... drawn at 60 % of its size or more, its labels readable (it once opened at the 50 %
+    # React Flow allows by default, the start cut off, its text about 6px high)
+    scale = page.locator(".react-flow__viewport").evaluate(
+        "viewport => new DOMMatrix(getComputedStyle(viewport).transform).a"
+    )
+    screenshot(page, tmp_path, "welcome-nurture-1280x720")
+    assert scale >= 0.6, scale
+
+
+def test_a_shipped_journey_opens_under_its_name_with_no_version_published_yet(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given the journeys list, which names the shipped re-engagement journey
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="journeys")
+    row = page.locator("tr", has_text="re_engagement")
+    name = row.get_by_role("link").inner_text()
+    # ... its version: the one shipped with Tsunagu, not a dash
+    expect(row.locator("td").nth(2)).to_have_text("shipped with Tsunagu")
+    failed: list[str] = []
+    page.on("response", lambda answer: failed.append(answer.url) if answer.status >= 400 else None)
+
+    # When she opens it
+    row.get_by_role("link").click()
+
+    # Then the canvas is headed by that name, which the name field holds too
+    expect(page.locator("h1")).to_contain_text(name)
+    expect(page.get_by_label("Name", exact=True)).to_have_value(name)
+    # ... and its versions say none is published yet, with no request refused on the way
+    expect(page.locator(".panel")).to_contain_text("None published yet")
+    assert failed == [], failed
+
+
+def test_a_japanese_marketer_reads_a_new_journey_and_its_edges_in_japanese(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # When a marketer who reads Japanese starts a new journey
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="ja-JP", at="journeys/new")
+
+    # Then it starts in her language: its description, its mail and its end
+    expect(node(page, "first_mail")).to_contain_text("最初のメール")
+    expect(node(page, "done")).to_contain_text("終了")
+    expect(page.get_by_label("説明", exact=True)).to_have_value("新しいジャーニー。")
+    # ... and so does a node she adds (named with its id: each label names its own states)
+    page.get_by_role("button", name="+ 待機").click()
+    expect(node(page, "wait_3")).to_contain_text("待機 wait_3")
+
+    # When she opens the seminar follow-up, its edges taken on no reply read in Japanese too
+    page.goto(f"{tsunagu.api_url}/console/#/journeys/seminar_follow_up")
+    edges = page.locator(".react-flow__edges")
+    expect(edges.get_by_text("期限切れ", exact=True)).to_have_count(1)
+    expect(edges).not_to_contain_text("timed out")
+
+
 def test_a_paused_journey_resumed_by_skipping_sends_nothing_it_held(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:
@@ -158,12 +235,15 @@ def test_a_paused_journey_resumed_by_skipping_sends_nothing_it_held(
     # ... and the canvas counts it waiting for a click or attendance after the invitation
     page.reload()
     expect(page.get_by_test_id("waiting-click_or_attend")).to_have_text("1 waiting here")
+    expect(page.locator(".live-status")).to_have_text("Now: Active, 1 lead in it.")
 
     # When the marketer pauses it, and the reminder's day passes while it is paused
     page.goto(f"{tsunagu.api_url}/console/#/journeys")
     row = page.locator("tr", has_text="seminar_follow_up")
-    # (the journeys list says where leads wait too)
-    expect(row.locator("td").nth(4)).to_have_text("1 (click_or_attend: 1)")
+    # (the journeys list says where leads wait too, by the node's label, not its id)
+    expect(row.locator("td").nth(4)).to_have_text(
+        "1 (a click on the invitation or for attendance: 1)"
+    )
     row.get_by_role("button", name="Pause").click()
     expect(row).to_contain_text("Paused")
     # (the reminder's day: three days without a click, then the next business morning; six
@@ -213,6 +293,19 @@ def test_a_marketer_sets_a_wait_and_a_wait_for_in_forms_not_json(
     expect(panel.get_by_label(re.compile(r"^Rule"))).to_have_value("next_business_day")
     panel.get_by_label("At (local time)").fill("09:30")
     assert accessibility_problems(page) == []
+    # ... and a rule with a long name, on a laptop's screen, fits the panel: the page is no
+    # wider than the window (the panel's choices once pushed it 90px past it)
+    page.set_viewport_size({"width": 1280, "height": 720})
+    panel.get_by_label(re.compile(r"^Rule")).select_option("same_day_or_next")
+    page_width = page.evaluate("document.documentElement.scrollWidth")
+    assert page_width <= 1280, page_width
+    panel.get_by_label(re.compile(r"^Rule")).select_option("next_business_day")
+    panel.get_by_label("At (local time)").fill("09:30")
+    # ... and its every field, as JSON, is as wide as the panel (not a column of 150px)
+    panel.get_by_text("Every field", exact=True).click()
+    written = panel.get_by_label("The node (JSON)").bounding_box()
+    around = panel.bounding_box()
+    assert written and around and written["width"] >= 0.9 * around["width"], (written, around)
 
     page.get_by_role("button", name="Save draft").click()
     expect(page.get_by_role("status")).to_contain_text("Draft saved")

@@ -314,6 +314,29 @@ def test_no_route_alters_or_deletes_an_audit_entry(stack: Settings) -> None:
     assert all(r.path != "/admin/audit" or r.method == "GET" for r in admin.ROUTES)
 
 
+def test_a_lead_s_entry_in_the_log_names_the_lead_by_its_address(stack: Settings) -> None:
+    # Given a change to a lead, and an entry naming a lead since erased and one naming a user
+    call(stack, "PATCH", f"/admin/leads/{OWNED}", body={"stage": "sql"})
+    now = isoformat(services.clock(stack).now())
+    admin_actor = Actor("u1", Role.ADMIN, "admin@example.com")
+    log = services.audit_log(stack)
+    log.append(AuditEntry("aud_gone", now, admin_actor, "leads.update", "lead:lead_gone", "done"))
+    log.append(AuditEntry("aud_user", now, admin_actor, "users.save", "user:x", "done"))
+
+    # When an admin lists the log
+    status, page = call(stack, "GET", "/admin/audit")
+
+    # Then the lead's entry carries its address beside the id it was logged with; the erased
+    # lead's and the user's carry none
+    assert status == 200, page
+    named = {
+        e["target"]: e["target_email"] for e in page["items"] if e["operation"] != "audit.list"
+    }
+    owned = services.lead_repository(stack).find_lead(f"email:{OWNED}")
+    assert owned is not None
+    assert named == {f"lead:{owned.lead_id}": OWNED, "lead:lead_gone": None, "user:x": None}
+
+
 def test_the_log_is_listed_by_date_range_and_exported_as_csv_to_admins(stack: Settings) -> None:
     call(stack, "PATCH", f"/admin/leads/{OWNED}", body={"stage": "sql"})
     call(stack, "GET", "/admin/audit", role=Role.VIEWER)  # refused, and logged
@@ -740,6 +763,9 @@ def test_the_draft_being_edited_is_previewed_for_a_lead_before_it_is_stored(
     assert (shown["subject"], shown["version"]) == ("テスト 太郎 様: セミナーのご案内", None)
     links = re.findall(r'href="([^"]+)"', shown["html"])
     assert links and all(link.startswith("https://preview.invalid/") for link in links)
+    # ... and showing it asks no host for anything: its open pixel is in the mail itself
+    images = re.findall(r'<img src="([^"]+)"', shown["html"])
+    assert images and all(image.startswith("data:image/gif;base64,") for image in images)
     # ... with the sample lead's when no lead is named
     _, sample = call(stack, "POST", path, body={"template": NEW_VERSION})
     assert sample["subject"] == "見本 花子 様: セミナーのご案内"

@@ -10,10 +10,13 @@ import pytest
 from tsunagu.api.requests import HttpRequest, read_form_fields
 from tsunagu.api.responses import error_response, status_for
 from tsunagu.errors import (
+    ConcurrentUpdate,
     FieldError,
     MalformedRequest,
+    MissingSegment,
     NotFound,
     PayloadTooLarge,
+    TsunaguError,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -120,6 +123,24 @@ def test_errors_map_to_statuses_in_one_place() -> None:
     response = error_response(failed)
     assert response["statusCode"] == 422
     assert json.loads(response["body"])["errors"] == [{"field": "email", "message": "is required"}]
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (NotFound("no lead with the address a@example.jp"), "not_found"),
+        (MissingSegment("warm"), "missing_segment"),
+        (ConcurrentUpdate("segment 'warm' is at version 3 now: reload it"), "concurrent_update"),
+        (ValidationFailed([FieldError("filter", "'x' is not NAME=VALUE")]), "validation_failed"),
+    ],
+)
+def test_an_error_says_its_kind_as_a_code_beside_its_words(error: TsunaguError, code: str) -> None:
+    # Given a refusal whose words are English (the console shows them in Japanese too)
+    # When it becomes a response
+    body = json.loads(error_response(error)["body"])
+    # Then its kind comes as a code that stays when the words change, and the words once each
+    assert body["code"] == code
+    assert body["message"] == error.message
 
 
 def test_html_errors_escape_what_the_user_sent() -> None:

@@ -146,6 +146,15 @@ def test_the_first_publication_creates_the_machine_its_alias_and_a_live_record()
     assert "${" not in asl and ACTIVITIES["JourneyGateFunctionArn"] in asl
 
 
+def test_a_journey_never_published_has_no_versions_yet_not_an_error() -> None:
+    # Given a journey as shipped (its machine deployed with the stack, none published)
+    machines = FakeStateMachines()
+    # When its versions are asked for (the canvas does on every open)
+    found, live = publishing.versions("welcome_nurture", target=TARGET, machines=machines)
+    # Then there are none yet, and none is live
+    assert (found, live) == ([], None)
+
+
 def test_an_existing_record_keeps_its_policy_and_points_at_the_new_version() -> None:
     machines = FakeStateMachines()
     paused = Journey(

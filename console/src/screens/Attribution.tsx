@@ -7,6 +7,7 @@ import { useTranslation } from "react-i18next";
 
 import { api, describeError } from "../api";
 import { saveAs } from "../download";
+import { sourceName } from "../names";
 import { DailyBars, type Series } from "./ReportChart";
 
 /** A journey's id on the chart's axis, as it is (a stable function: the chart redraws on change). */
@@ -123,8 +124,17 @@ function Money({ amounts, formats }: { amounts: Amounts; formats: Formats }) {
 }
 
 /** The view under the Reports screen's own filters: ``from`` and ``to`` blank until chosen
- * (the API's default is the last 30 days on the stack's clock, in the account's time zone). */
-export function Attribution({ from, to }: { from: string; to: string }) {
+ * (the API's default is the last 30 days on the stack's clock, in the account's time zone);
+ * ``onRange`` is told the days answered for. */
+export function Attribution({
+  from,
+  to,
+  onRange,
+}: {
+  from: string;
+  to: string;
+  onRange?: (range: { from: string; to: string }) => void;
+}) {
   const { t } = useTranslation();
   const formats = useFormats();
   const [lookback, setLookback] = useState(String(DEFAULT_LOOKBACK_DAYS));
@@ -143,12 +153,14 @@ export function Attribution({ from, to }: { from: string; to: string }) {
   const load = useCallback(async () => {
     setProblem(null);
     try {
-      setFound(await api<AttributionAnswer>("GET", "/admin/reports/attribution", { query }));
+      const answer = await api<AttributionAnswer>("GET", "/admin/reports/attribution", { query });
+      setFound(answer);
+      onRange?.({ from: answer.from, to: answer.to });
     } catch (error) {
       setFound(null);
       setProblem(describeError(error));
     }
-  }, [query]);
+  }, [query, onRange]);
 
   useEffect(() => {
     void load();
@@ -256,7 +268,8 @@ export function Attribution({ from, to }: { from: string; to: string }) {
             })}
           </p>
           <p className="note">
-            {t("reports.attribution.explain", { touch: found.touch })}
+            {/* What a touch is, in the screen's words (the API's definition is English) */}
+            {t("reports.attribution.explain")}
           </p>
           <dl className="facts attribution-summary">
             <dt>{t("reports.attribution.won_deals")}</dt>
@@ -390,7 +403,7 @@ export function Attribution({ from, to }: { from: string; to: string }) {
             <tbody>
               {(found.sources ?? []).map((source) => (
                 <tr key={`${source.channel}#${source.form}`}>
-                  <th scope="row">{source.channel}</th>
+                  <th scope="row">{sourceName(source.channel)}</th>
                   <td>{source.form}</td>
                   <td className="number">{formats.count(source.deals)}</td>
                   <td className="number">

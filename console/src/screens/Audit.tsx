@@ -1,10 +1,12 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 
-import { ApiError, api, apiFile } from "../api";
+import { api, apiFile, describeError } from "../api";
 import { saveAs } from "../download";
-import { when } from "../i18n";
+import i18n, { when } from "../i18n";
 import { useMe } from "../me";
+import { fieldName } from "../names";
+import "../screens.css";
 
 interface AuditRow {
   entry_id: string;
@@ -16,10 +18,67 @@ interface AuditRow {
   source_ip: string | null;
   operation: string;
   target: string;
+  /** The lead's address, for an entry about a lead (the log keeps its id). */
+  target_email?: string | null;
   outcome: string;
   before: Record<string, unknown>;
   after: Record<string, unknown>;
   detail: string | null;
+}
+
+/** An operation in words (``leads.suppress``: すべての配信を停止); the code when it has none. */
+function operationName(operation: string): string {
+  return i18n.t(`audit.operations.${operation}`, { defaultValue: operation });
+}
+
+/** What an entry was done to, in words: a lead by its address, else the kind of thing by its
+ * name and then its id (``segment:warm_leads``: セグメント warm_leads). */
+function targetText(row: AuditRow): string {
+  if (row.target_email) return row.target_email;
+  const [kind, ...rest] = row.target.split(":");
+  const named = i18n.t(`audit.target_kinds.${kind}`, { defaultValue: kind });
+  return rest.length ? `${named} ${rest.join(":")}` : named;
+}
+
+/** A value as a person reads it: an instant in the browser's time, a list joined, a yes/no,
+ * "—" for none. */
+function valueText(name: string, value: unknown): string {
+  if (value === null || value === undefined || value === "") return "—";
+  if (typeof value === "boolean") return i18n.t(value ? "audit.yes" : "audit.no");
+  if (typeof value === "string") {
+    if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(value)) return when(value);
+    if (name === "stage") return i18n.t(`stages.${value}`, { defaultValue: value });
+    if (name === "suppressed") return i18n.t(`suppressions.reasons.${value}`, { defaultValue: value });
+    return value;
+  }
+  if (Array.isArray(value)) return value.length ? value.map((item) => valueText("", item)).join(", ") : "—";
+  if (typeof value === "object") {
+    // An import's rows by what they did (create 3, update 0…) in the imports screen's words
+    const label = (key: string) =>
+      name === "counts" ? i18n.t(`imports.actions.${key}`, { defaultValue: key }) : key;
+    return Object.entries(value as Record<string, unknown>)
+      .map(([key, inner]) => `${label(key)} ${valueText(key, inner)}`)
+      .join(", ");
+  }
+  return String(value);
+}
+
+const blank = (value: unknown) => value === null || value === undefined || value === "";
+
+/** What changed, field by field: only the fields whose value is not the same before and after,
+ * and not absent on both sides (the log writes every field of a new record's "before" as null).
+ * ``before`` is null for a record made by the entry: its values alone are said. */
+function changesOf(row: AuditRow): { name: string; before: string | null; after: string }[] {
+  const names = [...new Set([...Object.keys(row.after), ...Object.keys(row.before)])];
+  const made = Object.values(row.before).every(blank);
+  return names
+    .filter((name) => JSON.stringify(row.before[name]) !== JSON.stringify(row.after[name]))
+    .filter((name) => !(blank(row.before[name]) && blank(row.after[name])))
+    .map((name) => ({
+      name: i18n.t(`audit.fields.${name}`, { defaultValue: fieldName(name) }),
+      before: made ? null : valueText(name, row.before[name]),
+      after: name in row.after ? valueText(name, row.after[name]) : i18n.t("audit.removed"),
+    }));
 }
 
 /** The browser's own calendar day ``days`` before today, as a date input holds it. A UTC date
@@ -100,7 +159,7 @@ export default function Audit() {
         setRows((shown) => (before ? [...shown, ...page.items] : page.items));
         setNextBefore(page.next_before);
       } catch (error) {
-        setProblem(error instanceof ApiError ? error.message : String(error));
+        setProblem(describeError(error));
       }
     },
     [asked],
@@ -137,7 +196,7 @@ export default function Audit() {
         setNextFile(before ? { filters, name, before, part: part + 1 } : null);
       }
     } catch (error) {
-      setProblem(error instanceof ApiError ? error.message : String(error));
+      setProblem(describeError(error));
     } finally {
       setExporting(false);
     }
@@ -166,7 +225,9 @@ export default function Audit() {
           <select value={operation} onChange={(event) => setOperation(event.target.value)}>
             <option value="">{t("common.any")}</option>
             {operations.map((name) => (
-              <option key={name}>{name}</option>
+              <option key={name} value={name}>
+                {operationName(name)}
+              </option>
             ))}
           </select>
         </label>
@@ -211,7 +272,9 @@ export default function Audit() {
             <th scope="col">{t("audit.who")}</th>
             <th scope="col">{t("audit.operation")}</th>
             <th scope="col">{t("audit.target")}</th>
-            <th scope="col">{t("audit.outcome")}</th>
+            <th scope="col" className="outcome">
+              {t("audit.outcome")}
+            </th>
             <th scope="col">{t("audit.change")}</th>
           </tr>
         </thead>
@@ -227,15 +290,14 @@ export default function Audit() {
                   {row.source_ip ? ` · ${row.source_ip}` : ""}
                 </small>
               </td>
-              <td>{row.operation}</td>
-              <td>{row.target}</td>
-              <td>{t(`audit.outcomes.${row.outcome}`, row.outcome)}</td>
+              <td>{operationName(row.operation)}</td>
               <td>
-                {Object.keys(row.after).length > 0 && (
-                  <code>
-                    {JSON.stringify(row.before)} → {JSON.stringify(row.after)}
-                  </code>
-                )}
+                {targetText(row)}
+                {row.target_email && <div className="detail">{row.target}</div>}
+              </td>
+              <td className="outcome">{t(`audit.outcomes.${row.outcome}`, row.outcome)}</td>
+              <td>
+                <Changes row={row} />
                 {row.detail && <div>{row.detail}</div>}
               </td>
             </tr>
@@ -250,5 +312,34 @@ export default function Audit() {
         </p>
       )}
     </section>
+  );
+}
+
+/** An entry's change, field by field (before → after), with the entry as stored one click
+ * away for whoever needs it whole. */
+function Changes({ row }: { row: AuditRow }) {
+  const { t } = useTranslation();
+  const stored = Object.keys(row.before).length > 0 || Object.keys(row.after).length > 0;
+  if (!stored) return null;
+  const changes = changesOf(row);
+  return (
+    <>
+      {changes.length > 0 && (
+        <ul className="changes">
+          {changes.map((change) => (
+            <li key={change.name}>
+              {change.name}: {change.before !== null && `${change.before} → `}
+              {change.after}
+            </li>
+          ))}
+        </ul>
+      )}
+      <details>
+        <summary>{t("audit.raw")}</summary>
+        <code>
+          {JSON.stringify(row.before)} → {JSON.stringify(row.after)}
+        </code>
+      </details>
+    </>
   );
 }

@@ -6,6 +6,7 @@ import { type FormEvent, useState } from "react";
 import { useTranslation } from "react-i18next";
 
 import { ApiError, api, type FieldProblem } from "../api";
+import i18n from "../i18n";
 import { WordsInput } from "../inputs";
 
 export interface FormField {
@@ -49,8 +50,19 @@ function escape(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
 
+/** The language a form speaks to the people who fill it in (it has no setting of its own):
+ * Japanese when its labels, choices or consent are written in Japanese, else English. */
+function formLanguage(form: FormDefinition): "ja" | "en" {
+  const words = [
+    ...form.fields.flatMap((field) => [field.label ?? "", ...(field.options ?? [])]),
+    form.consent?.text ?? "",
+  ].join(" ");
+  return /[\u3040-\u30ff\u3400-\u9fff\uff66-\uff9f]/.test(words) ? "ja" : "en";
+}
+
 /** The HTML to paste into the site: every field labelled, the consent in its exact words, the
- * honeypot hidden from people, and one submission id per page view (a double click is one). */
+ * honeypot hidden from people, a submit button in the form's language, and one submission id
+ * per page view (a double click is one). */
 export function formEmbed(apiUrl: string, form: FormDefinition): string {
   const consentField = form.consent?.field;
   const lines = [`<form method="post" action="${apiUrl}/forms/${form.form_id}/submissions" accept-charset="UTF-8">`];
@@ -74,7 +86,7 @@ export function formEmbed(apiUrl: string, form: FormDefinition): string {
   lines.push(
     `  <div style="position:absolute;left:-10000px" aria-hidden="true"><input name="${honeypot}" tabindex="-1" autocomplete="off"></div>`,
     `  <input type="hidden" name="submission_id">`,
-    `  <button type="submit">送信</button>`,
+    `  <button type="submit">${escape(i18n.t("forms.submit_button", { lng: formLanguage(form) }))}</button>`,
     `</form>`,
     "<script>document.currentScript.previousElementSibling.submission_id.value = crypto.randomUUID ? " +
       'crypto.randomUUID() : Date.now() + "-" + Math.random().toString(16).slice(2);</script>',

@@ -10,6 +10,7 @@ import { api, ApiError, describeError, putFile } from "../api";
 import { saveAs } from "../download";
 import { when } from "../i18n";
 import { useMay } from "../me";
+import { fieldName, sourceName } from "../names";
 
 const SOURCES = ["import", "trade_show", "seminar", "web_form", "sales", "crm"] as const;
 const ACTIONS = ["create", "update", "unchanged", "merged", "rejected"] as const;
@@ -137,6 +138,12 @@ function values(text: string): string[] {
     .split(/[,、]/)
     .map((part) => part.trim())
     .filter(Boolean);
+}
+
+/** The encoding a list was read in, as people call it ("Shift_JIS (cp932)", not "cp932"); a
+ * workbook's sheet as the API says it. */
+function encodingName(t: (key: string, options: { defaultValue: string }) => string, encoding: string): string {
+  return t(`imports.encodings.${encoding}`, { defaultValue: encoding });
 }
 
 /** "create 1 · update 0 · …", in the screen's words. */
@@ -316,7 +323,7 @@ export default function Imports() {
       {plan && (
         <>
           <p role="status">
-            {t("imports.read_as", { encoding: plan.encoding })} {countsText(t, plan.counts)}
+            {t("imports.read_as", { encoding: encodingName(t, plan.encoding) })} {countsText(t, plan.counts)}
           </p>
           {mayRun && asked && (
             <p>
@@ -330,7 +337,7 @@ export default function Imports() {
           )}
           <p>
             {Object.entries(plan.columns)
-              .map(([header, field]) => `${header} → ${field}`)
+              .map(([header, field]) => `${header} → ${fieldName(field)}`)
               .join(", ")}
             {plan.consent_column && `, ${plan.consent_column} → ${t("imports.read_as_consent")}`}
             {plan.unmapped.length > 0 && <span className="note"> ({t("imports.left_out")}: {plan.unmapped.join(", ")})</span>}
@@ -368,12 +375,17 @@ export default function Imports() {
                     {row.into !== null && t("imports.joins", { row: row.into })}
                     {Object.entries(row.changes).map(([name, change]) => (
                       <div key={name}>
-                        {name}: {change.before ?? "—"} → {change.after}
+                        {fieldName(name)}: {change.before ?? "—"} → {change.after}
                       </div>
                     ))}
                     {Object.entries(row.kept).map(([name, kept]) => (
                       <div key={name} className="detail">
-                        {t("imports.kept", { field: name, value: kept.kept, source: kept.source, file: kept.file })}
+                        {t("imports.kept", {
+                          field: fieldName(name),
+                          value: kept.kept,
+                          source: sourceName(kept.source),
+                          file: kept.file,
+                        })}
                       </div>
                     ))}
                     {row.consent && <div>{t(`imports.consent_${row.consent}`)}</div>}
@@ -637,10 +649,10 @@ function History({
                 <td>
                   {record.file_name}
                   <div className="detail">
-                    {record.import_id} · {record.encoding}
+                    {record.import_id} · {encodingName(t, record.encoding)}
                   </div>
                 </td>
-                <td>{t(`forms.sources.${record.source}`, { defaultValue: record.source })}</td>
+                <td>{sourceName(record.source)}</td>
                 <td>{countsText(t, record.counts)}</td>
                 <td>
                   {t(`imports.statuses.${record.status}`)}

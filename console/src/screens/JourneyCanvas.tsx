@@ -7,9 +7,12 @@ import "@xyflow/react/dist/style.css";
 
 import {
   Background,
+  BaseEdge,
   type Connection,
   Controls,
   type Edge,
+  type EdgeProps,
+  getSmoothStepPath,
   Handle,
   type Node,
   type NodeProps,
@@ -17,7 +20,7 @@ import {
   ReactFlow,
   type ReactFlowInstance,
 } from "@xyflow/react";
-import { type FormEvent, useCallback, useEffect, useMemo, useState } from "react";
+import { type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { Link, useNavigate, useParams } from "react-router";
 
@@ -45,6 +48,8 @@ interface GraphView {
   updated_at: string;
   /** The journey's draft as it was read (0: none): saved over only if it is still that one. */
   revision: number;
+  /** The journey's name: the graph's, else its record's (a shipped graph names none). */
+  name: string | null;
   definition: Definition;
   problems: FieldProblem[];
 }
@@ -76,53 +81,60 @@ interface Versions {
   versions: { version: number; created_at: string; note?: string | null }[];
 }
 
-/** What a new node of each kind starts as (the palette). */
+/** What a new node of each kind starts as (the palette), named in the editor's language with
+ * its id (a label names the node's states in the execution history: each must be its own). */
 const NEW_NODE: Record<string, (id: string) => JourneyNode> = {
-  send: (id) => ({ id, kind: "send", label: `mail ${id}`, template: "welcome" }),
+  send: (id) => ({ id, kind: "send", label: newLabel("send", id), template: "welcome" }),
   wait: (id) => ({
     id,
     kind: "wait",
-    label: `wait ${id}`,
+    label: newLabel("wait", id),
     rule: { kind: "next_business_day", at: "10:00" },
   }),
   wait_for: (id) => ({
     id,
     kind: "wait_for",
-    label: `a click ${id}`,
+    label: newLabel("wait_for", id),
     events: [{ type: "link_clicked", outcome: "clicked" }],
     within_seconds: 259200,
     exits: [],
   }),
-  branch: (id) => ({ id, kind: "branch", label: `branch ${id}`, cases: [] }),
-  update_lead: (id) => ({ id, kind: "update_lead", label: `update ${id}`, add_tags: [] }),
-  split: (id) => ({ id, kind: "split", label: `test ${id}`, paths: [] }),
-  holdout: (id) => ({ id, kind: "holdout", label: `control group ${id}`, percent: 10 }),
-  notify_owner: (id) => ({ id, kind: "notify_owner", label: `tell the owner ${id}`, message: "" }),
-  webhook: (id) => ({ id, kind: "webhook", label: `tell the CRM ${id}`, event: "lead.journey_step" }),
-  end: (id) => ({ id, kind: "end", label: "the end" }),
+  branch: (id) => ({ id, kind: "branch", label: newLabel("branch", id), cases: [] }),
+  update_lead: (id) => ({ id, kind: "update_lead", label: newLabel("update_lead", id), add_tags: [] }),
+  split: (id) => ({ id, kind: "split", label: newLabel("split", id), paths: [] }),
+  holdout: (id) => ({ id, kind: "holdout", label: newLabel("holdout", id), percent: 10 }),
+  notify_owner: (id) => ({ id, kind: "notify_owner", label: newLabel("notify_owner", id), message: "" }),
+  webhook: (id) => ({ id, kind: "webhook", label: newLabel("webhook", id), event: "lead.journey_step" }),
+  end: (id) => ({ id, kind: "end", label: i18n.t("canvas.starter.end") }),
 };
 
-const EMPTY: Definition = {
-  $format: "tsunagu.journey/1",
-  journey_id: "",
-  name: "",
-  description: "A new journey.",
-  start: "first_mail",
-  nodes: [
-    { id: "first_mail", kind: "send", label: "the first mail", template: "welcome", next: "done" },
-    { id: "done", kind: "end", label: "the end" },
-  ],
-};
+function newLabel(kind: string, id: string): string {
+  return i18n.t(`canvas.new_label.${kind}`, { id });
+}
 
-/** Each edge out of a node: the field it lives in, and the outcome it is taken on. */
+/** What a new journey starts as: one mail, then the end, in the editor's language. */
+function starter(journeyId = ""): Definition {
+  return {
+    $format: "tsunagu.journey/1",
+    journey_id: journeyId,
+    name: "",
+    description: i18n.t("canvas.starter.description"),
+    start: "first_mail",
+    nodes: [
+      { id: "first_mail", kind: "send", label: i18n.t("canvas.starter.first_mail"), template: "welcome", next: "done" },
+      { id: "done", kind: "end", label: i18n.t("canvas.starter.end") },
+    ],
+  };
+}
+
+/** Each edge out of a node: the field it lives in, and the outcome it is taken on (named
+ * outcomes before the timed-out and otherwise edges: the layout draws them in that order). */
 function edgesOf(node: JourneyNode): { target: string; label?: string; field: string }[] {
   const found: { target: string; label?: string; field: string }[] = [];
   const add = (target: unknown, field: string, label?: string) => {
     if (typeof target === "string" && target) found.push({ target, field, label });
   };
   add(node.next, "next");
-  add(node.timed_out, "timed_out", "timed out");
-  add(node.default, "default", "otherwise");
   for (const [list, key] of [
     ["exits", "outcome"],
     ["cases", "outcome"],
@@ -135,32 +147,142 @@ function edgesOf(node: JourneyNode): { target: string; label?: string; field: st
       );
     }
   }
+  add(node.timed_out, "timed_out");
+  add(node.default, "default");
   return found;
 }
 
-/** Left to right by distance from the start; nodes no edge reaches go in a last column. */
-function layout(definition: Definition): Record<string, { x: number; y: number }> {
-  const depth: Record<string, number> = { [definition.start]: 0 };
+/** The edges named by what takes them, not by an outcome the journey names. */
+const EDGE_WORDS: Record<string, string> = {
+  timed_out: "canvas.edges.timed_out",
+  default: "canvas.edges.default",
+};
+
+type Place = { x: number; y: number };
+
+/** Where the layout put the nodes, and the band each is in (a long journey is drawn in bands,
+ * one under the other): an edge into a later band runs through the gap above it. */
+interface Layout {
+  positions: Record<string, Place>;
+  band: Record<string, number>;
+  gapAbove: number[];
+}
+
+/** The layout's grid: a node is 170px wide (.step), about 60px high until measured (a dry run's
+ * and the live counts make it taller). */
+const COLUMN = 230;
+const ROW_GAP = 24;
+const NODE = { width: 170, height: 64 };
+const BAND_GAP = 60;
+/** The scale a node's text is read at without effort; a journey drawn in one band that would
+ * be shown smaller is drawn in as few bands as show it larger. */
+const READABLE_SCALE = 0.75;
+/** The furthest the canvas zooms out: a journey of any length can be seen whole. */
+const MIN_ZOOM = 0.2;
+const FIT = { padding: 0.05, minZoom: MIN_ZOOM, maxZoom: 1 };
+/** The canvas at 1280x720 (the layout is made for the canvas it is shown in). */
+const CANVAS = { width: 860, height: 480 };
+
+/** Left to right by the longest way from the start (a node where branches meet is right of
+ * all of them), each node in the row of the first node leading to it, branches stacked below
+ * one another; nodes no edge reaches go in a last column. A journey too long for the canvas
+ * is cut into bands of columns, one under the other, as many as show it largest. */
+function layout(
+  definition: Definition,
+  canvas = CANVAS,
+  heights: Record<string, number> = {},
+): Layout {
   const byId = Object.fromEntries(definition.nodes.map((node) => [node.id, node]));
-  const queue = [definition.start];
-  while (queue.length) {
-    const id = queue.shift() as string;
-    for (const edge of byId[id] ? edgesOf(byId[id]) : []) {
-      if (depth[edge.target] === undefined && byId[edge.target]) {
-        depth[edge.target] = depth[id] + 1;
-        queue.push(edge.target);
-      }
+  const targets = (id: string) =>
+    (byId[id] ? edgesOf(byId[id]) : []).map((edge) => edge.target).filter((target) => byId[target]);
+  // The order nodes are reached in, and the edges that go on (not back: a loop would push its
+  // nodes right without end).
+  const reached: string[] = [];
+  const finished: string[] = [];
+  const onTheWay = new Set<string>();
+  const forward: [string, string][] = [];
+  const visit = (id: string) => {
+    reached.push(id);
+    onTheWay.add(id);
+    for (const target of targets(id)) {
+      if (onTheWay.has(target)) continue;
+      forward.push([id, target]);
+      if (!reached.includes(target)) visit(target);
+    }
+    onTheWay.delete(id);
+    finished.push(id);
+  };
+  if (byId[definition.start]) visit(definition.start);
+  const column: Record<string, number> = { [definition.start]: 0 };
+  for (const id of [...finished].reverse()) {
+    for (const [from, to] of forward) {
+      if (from === id) column[to] = Math.max(column[to] ?? 0, column[id] + 1);
     }
   }
-  const deepest = Math.max(0, ...Object.values(depth));
-  const rows: Record<number, number> = {};
-  const positions: Record<string, { x: number; y: number }> = {};
-  for (const node of definition.nodes) {
-    const column = depth[node.id] ?? deepest + 1;
-    const row = (rows[column] = (rows[column] ?? -1) + 1);
-    positions[node.id] = { x: column * 250, y: row * 140 };
+  const columns = reached.length ? Math.max(...reached.map((id) => column[id])) + 1 : 0;
+  const unreached = definition.nodes.map((node) => node.id).filter((id) => column[id] === undefined);
+  for (const id of unreached) column[id] = columns;
+  const order = [...reached, ...unreached];
+  const width = columns + (unreached.length ? 1 : 0);
+
+  const row: Record<string, number> = {};
+  for (let at = 0; at < width; at += 1) {
+    const here = order.filter((id) => column[id] === at);
+    const wanted = (id: string) => {
+      const from = forward.filter(([, to]) => to === id).map(([source]) => row[source] ?? 0);
+      return from.length ? Math.min(...from) : 0;
+    };
+    here.sort((a, b) => wanted(a) - wanted(b) || order.indexOf(a) - order.indexOf(b));
+    let last = -1;
+    for (const id of here) last = row[id] = Math.max(wanted(id), last + 1);
   }
-  return positions;
+
+  // Bands: cut where fewest edges cross; as few bands as show the journey readably.
+  const crossing = (cut: number) =>
+    forward.filter(([from, to]) => column[from] < cut && column[to] >= cut).length;
+  const bandsOf = (count: number) => {
+    const cuts = [0];
+    for (let band = 1; band < count; band += 1) {
+      const aim = Math.round((band * width) / count);
+      const options = [aim, aim - 1, aim + 1].filter((cut) => cut > cuts[cuts.length - 1] && cut < width);
+      if (options.length) cuts.push(options.reduce((best, cut) => (crossing(cut) < crossing(best) ? cut : best)));
+    }
+    return [...cuts, width];
+  };
+  const arranged = (count: number) => {
+    const cuts = bandsOf(count);
+    const positions: Record<string, Place> = {};
+    const band: Record<string, number> = {};
+    const gapAbove: number[] = [];
+    let top = 0;
+    let widest = 0;
+    for (let at = 0; at + 1 < cuts.length; at += 1) {
+      const ids = order.filter((id) => column[id] >= cuts[at] && column[id] < cuts[at + 1]);
+      if (!ids.length) continue;
+      gapAbove.push(top - BAND_GAP / 2);
+      // Each row as high as its highest node
+      const first = Math.min(...ids.map((id) => row[id]));
+      const last = Math.max(...ids.map((id) => row[id]));
+      for (let line = first; line <= last; line += 1) {
+        const inLine = ids.filter((id) => row[id] === line);
+        for (const id of inLine) {
+          positions[id] = { x: (column[id] - cuts[at]) * COLUMN, y: top };
+          band[id] = gapAbove.length - 1;
+        }
+        top += Math.max(NODE.height, ...inLine.map((id) => heights[id] ?? 0)) + ROW_GAP;
+      }
+      widest = Math.max(widest, (cuts[at + 1] - cuts[at] - 1) * COLUMN + NODE.width);
+      top += BAND_GAP - ROW_GAP;
+    }
+    const scale = Math.min(canvas.width / widest, canvas.height / (top - BAND_GAP), 1);
+    return { layout: { positions, band, gapAbove }, scale };
+  };
+  let best = arranged(1);
+  for (let count = 2; count <= width && best.scale < READABLE_SCALE; count += 1) {
+    const next = arranged(count);
+    if (next.scale > best.scale) best = next;
+  }
+  return best.layout;
 }
 
 interface StepData extends Record<string, unknown> {
@@ -256,6 +378,33 @@ function Step({ data, selected }: NodeProps<Node<StepData>>) {
 
 const NODE_TYPES = { step: Step };
 
+/** An edge into a later band: out to the right, through the gap above the target's band, in
+ * from the left (drawn straight, it would cross the nodes of the band it leaves); its label in
+ * the gap by its source, where the outcome is decided. */
+function WrapEdge(props: EdgeProps<Edge<{ gapY: number }>>) {
+  const [path] = getSmoothStepPath({
+    sourceX: props.sourceX,
+    sourceY: props.sourceY,
+    sourcePosition: props.sourcePosition,
+    targetX: props.targetX,
+    targetY: props.targetY,
+    targetPosition: props.targetPosition,
+    centerY: props.data?.gapY,
+  });
+  return (
+    <BaseEdge
+      path={path}
+      label={props.label}
+      labelX={props.sourceX - 36}
+      labelY={props.data?.gapY}
+      markerEnd={props.markerEnd}
+      style={props.style}
+    />
+  );
+}
+
+const EDGE_TYPES = { wrap: WrapEdge };
+
 export default function JourneyCanvas() {
   const { t } = useTranslation();
   const may = useMay();
@@ -264,13 +413,19 @@ export default function JourneyCanvas() {
   const { journeyId } = useParams();
   const isNew = journeyId === undefined;
   const [settingsOpen, setSettingsOpen] = useState(false);
-  const [definition, setDefinition] = useState<Definition | null>(isNew ? EMPTY : null);
+  const [definition, setDefinition] = useState<Definition | null>(() => (isNew ? starter() : null));
   const [view, setView] = useState<GraphView | null>(null);
   const [problems, setProblems] = useState<FieldProblem[]>([]);
   const [run, setRun] = useState<DryRun | null>(null);
   const [versions, setVersions] = useState<Versions | null>(null);
   const [selected, setSelected] = useState<string | null>(null);
-  const [positions, setPositions] = useState<Record<string, { x: number; y: number }>>({});
+  const [positions, setPositions] = useState<Record<string, Place>>({});
+  const [bands, setBands] = useState<Pick<Layout, "band" | "gapAbove">>({ band: {}, gapAbove: [] });
+  const canvasBox = useRef<HTMLDivElement>(null);
+  // The layout follows the journey (and each node's size) until a node is moved by hand; the
+  // view is fitted to it until the view is moved by hand (both again when the journey is read).
+  const movedByHand = useRef({ node: false, view: false });
+  const [fitAsked, setFitAsked] = useState(0);
   // The size React Flow measured for each node, handed back with every node we derive: a node
   // given without it is hidden until measured again, and the canvas derives new nodes on every
   // keystroke and live count (a loaded browser then showed nodes that never became visible).
@@ -303,12 +458,14 @@ export default function JourneyCanvas() {
     try {
       const shown = await api<GraphView>("GET", `/admin/journeys/${journeyId}/graph`);
       setView(shown);
-      setDefinition(shown.definition);
+      // A shipped graph names no journey: it is named as the journey list names it
+      const { definition: read, name } = shown;
+      setDefinition(read.name || !name ? read : { ...read, name });
       setProblems(shown.problems);
-      setPositions(layout(shown.definition));
+      movedByHand.current = { node: false, view: false };
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) {
-        setDefinition({ ...EMPTY, journey_id: journeyId ?? "" });
+        setDefinition(starter(journeyId));
       } else setMessage(describeError(error));
     }
     api<Versions>("GET", `/admin/journeys/${journeyId}/versions`)
@@ -333,8 +490,19 @@ export default function JourneyCanvas() {
   }, [loadLive]);
 
   useEffect(() => {
-    if (definition && Object.keys(positions).length === 0) setPositions(layout(definition));
-  }, [definition, positions]);
+    if (!definition || (movedByHand.current.node && Object.keys(positions).length > 0)) return;
+    const box = canvasBox.current;
+    const heights = Object.fromEntries(Object.entries(measured).map(([id, size]) => [id, size.height]));
+    const placed = layout(
+      definition,
+      box ? { width: box.clientWidth, height: box.clientHeight } : CANVAS,
+      heights,
+    );
+    if (JSON.stringify(placed.positions) === JSON.stringify(positions)) return;
+    setPositions(placed.positions);
+    setBands({ band: placed.band, gapAbove: placed.gapAbove });
+    if (!movedByHand.current.view) setFitAsked((times) => times + 1);
+  }, [definition, measured, positions]);
 
   const nodes: Node<StepData>[] = useMemo(() => {
     if (!definition) return [];
@@ -357,25 +525,36 @@ export default function JourneyCanvas() {
     }));
   }, [definition, positions, measured, problems, run, selected, live, counted]);
 
-  const edges: Edge[] = useMemo(
-    () =>
-      (definition?.nodes ?? []).flatMap((node) =>
-        edgesOf(node).map((edge) => ({
-          id: `${node.id}:${edge.field}`,
-          source: node.id,
-          target: edge.target,
-          label: edge.label || undefined,
-        })),
-      ),
-    [definition],
-  );
+  const edges: Edge[] = useMemo(() => {
+    const all = (definition?.nodes ?? []).flatMap((node) =>
+      edgesOf(node).map((edge) => {
+        const into = bands.band[edge.target];
+        const wraps = into !== undefined && into > (bands.band[node.id] ?? into);
+        return { node, edge, into: wraps ? into : undefined };
+      }),
+    );
+    // The edges into one band each run a little apart in its gap, their labels too
+    const wrapping = (band: number | undefined) => all.filter((one) => one.into === band);
+    return all.map(({ node, edge, into }) => {
+      const together = wrapping(into);
+      const apart = (together.findIndex((one) => one.edge === edge) - (together.length - 1) / 2) * 16;
+      return {
+        id: `${node.id}:${edge.field}`,
+        source: node.id,
+        target: edge.target,
+        // An outcome's own name; the timed-out and otherwise edges in the reader's words
+        label: edge.label || (edge.field in EDGE_WORDS ? t(EDGE_WORDS[edge.field]) : undefined),
+        ...(into !== undefined ? { type: "wrap", data: { gapY: bands.gapAbove[into] + apart } } : {}),
+      };
+    });
+  }, [definition, bands, t]);
 
-  // A node added (or a graph loaded) may be off screen: show them all again.
+  // A node added (or the journey laid out again) may be off screen: show them all again (React
+  // Flow fits once the nodes are measured).
   const nodeCount = definition?.nodes.length ?? 0;
   useEffect(() => {
-    const frame = requestAnimationFrame(() => void flow?.fitView({ padding: 0.2 }));
-    return () => cancelAnimationFrame(frame);
-  }, [flow, nodeCount]);
+    void flow?.fitView(FIT);
+  }, [flow, nodeCount, fitAsked]);
 
   if (definition === null) {
     // What stopped it loading (a deleted journey, a bad link), not "Loading..." for good
@@ -413,7 +592,7 @@ export default function JourneyCanvas() {
     while (definition.nodes.some((node) => node.id === `${kind}_${number}`)) number += 1;
     const id = `${kind}_${number}`;
     change({ ...definition, nodes: [...definition.nodes, NEW_NODE[kind](id)] });
-    const column = Math.max(0, ...Object.values(positions).map((p) => p.x)) + 250;
+    const column = Math.max(0, ...Object.values(positions).map((p) => p.x)) + COLUMN;
     setPositions((before) => ({ ...before, [id]: { x: column, y: 0 } }));
     setSelected(id);
   }
@@ -561,10 +740,12 @@ export default function JourneyCanvas() {
       </h1>
       {live && (
         <p className="note live-status">
-          {t("canvas.live_status", {
-            status: t(`journeys.statuses.${live.status}`, live.status),
-            running: live.running ?? "—",
-          })}
+          {live.running === null
+            ? t("canvas.live_status_uncounted", { status: t(`journeys.statuses.${live.status}`, live.status) })
+            : t("canvas.live_status", {
+                status: t(`journeys.statuses.${live.status}`, live.status),
+                count: live.running,
+              })}
         </p>
       )}
       <div className="journey-fields">
@@ -624,17 +805,22 @@ export default function JourneyCanvas() {
         </p>
       ))}
       <div className="canvas-layout">
-        <div className="canvas" aria-label={t("canvas.graph")}>
+        <div className="canvas" aria-label={t("canvas.graph")} ref={canvasBox}>
           <ReactFlow
             nodes={nodes}
             edges={edges}
             nodeTypes={NODE_TYPES}
+            edgeTypes={EDGE_TYPES}
             onInit={setFlow}
+            onMoveStart={(event) => {
+              if (event) movedByHand.current.view = true; // a wheel or a drag, not a fit
+            }}
             onNodeClick={(_, node) => setSelected(node.id)}
             onPaneClick={() => setSelected(null)}
             onNodesChange={(changes) => {
               for (const one of changes) {
                 if (one.type === "position" && one.position) {
+                  if (one.dragging) movedByHand.current.node = true;
                   const position = one.position;
                   setPositions((before) => ({ ...before, [one.id]: position }));
                 } else if (one.type === "dimensions" && one.dimensions) {
@@ -649,10 +835,12 @@ export default function JourneyCanvas() {
             nodesConnectable={editable}
             deleteKeyCode={editable ? ["Backspace", "Delete"] : null}
             onNodesDelete={editable ? (removed) => removed.forEach((n) => deleteNode(n.id)) : undefined}
+            minZoom={MIN_ZOOM}
             fitView
+            fitViewOptions={FIT}
           >
             <Background />
-            <Controls showInteractive={false} />
+            <Controls showInteractive={false} fitViewOptions={FIT} orientation="horizontal" />
           </ReactFlow>
         </div>
         <aside className="panel" aria-label={t("canvas.panel")}>
@@ -712,6 +900,14 @@ export default function JourneyCanvas() {
               </label>
               <button type="submit">{t("canvas.publish")}</button>
             </form>
+          )}
+          {versions && versions.versions.length === 0 && (
+            <section>
+              <h2>{t("canvas.versions")}</h2>
+              <p className="note">
+                {view?.which === "shipped" ? t("canvas.no_versions_shipped") : t("canvas.no_versions")}
+              </p>
+            </section>
           )}
           {versions && versions.versions.length > 0 && (
             <section>

@@ -36,8 +36,9 @@ interface Resumed {
   held_by_emergency_stop: { kind: (typeof POLICIES)[number] } | null;
 }
 
-/** A count, and where it is when there is any: "3 (invitation: 2, reminder: 1)". */
-function CountAt({ at }: { at: Record<string, number> }) {
+/** A count, and where it is when there is any: "3 (invitation: 2, reminder: 1)", each place by
+ * its name in ``names`` where it has one (a node's label, not its id). */
+function CountAt({ at, names = {} }: { at: Record<string, number>; names?: Record<string, string> }) {
   const total = Object.values(at).reduce((sum, count) => sum + count, 0);
   return (
     <>
@@ -46,7 +47,7 @@ function CountAt({ at }: { at: Record<string, number> }) {
         <small>
           {" ("}
           {Object.entries(at)
-            .map(([where, count]) => `${where}: ${count}`)
+            .map(([where, count]) => `${names[where] ?? where}: ${count}`)
             .join(", ")}
           {")"}
         </small>
@@ -62,6 +63,8 @@ export default function Journeys() {
   const may = useMay();
   const [rows, setRows] = useState<JourneyRow[]>([]);
   const [statuses, setStatuses] = useState<Record<string, JourneyStatus>>({});
+  /** Each node's label, by journey and node id: where leads wait is said in the graph's words. */
+  const [labels, setLabels] = useState<Record<string, Record<string, string>>>({});
   const [stopped, setStopped] = useState(false);
   const [resuming, setResuming] = useState<string | null>(null);
 
@@ -73,6 +76,20 @@ export default function Journeys() {
     setRows(listed);
     setStopped(status.emergency_stop);
     setStatuses(Object.fromEntries(status.journeys.map((one) => [one.journey, one])));
+    // Only the journeys someone waits in, and after the list is shown: a graph each
+    const waited = status.journeys.filter((one) => Object.keys(one.waiting_at_node ?? {}).length > 0);
+    const named = await Promise.all(
+      waited.map((one) =>
+        api<{ definition: { nodes: { id: string; label: string }[] } }>(
+          "GET",
+          `/admin/journeys/${one.journey}/graph`,
+        )
+          .then((graph) => Object.fromEntries(graph.definition.nodes.map((node) => [node.id, node.label])))
+          .catch(() => ({}))
+          .then((byId) => [one.journey, byId] as const),
+      ),
+    );
+    setLabels(Object.fromEntries(named));
   }, []);
 
   const { message, setMessage, run } = useAction(load);
@@ -154,10 +171,11 @@ export default function Journeys() {
                     </>
                   )}
                 </td>
-                <td>{journey.published?.version ?? "—"}</td>
+                {/* Never published: the journey runs as deployed with the stack */}
+                <td>{journey.published?.version ?? t("canvas.which.shipped")}</td>
                 <td className="number">{status?.running ?? "—"}</td>
                 <td className="number">
-                  <CountAt at={status?.waiting_at_node ?? {}} />
+                  <CountAt at={status?.waiting_at_node ?? {}} names={labels[journey.journey_id]} />
                 </td>
                 <td className="number">
                   <CountAt at={status?.parked_at_step ?? {}} />

@@ -2,9 +2,10 @@ import { type FormEvent, useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { useParams } from "react-router";
 
-import { ApiError, allItems, api, describeError } from "../api";
+import { allItems, api, describeError } from "../api";
 import { reasonText, when } from "../i18n";
 import { useMay, useMe } from "../me";
+import { eventName, fieldName, sourceName, topicName, triggerName } from "../names";
 import { StartInputFields, startInputBody, useStartInput } from "../startInput";
 import { useAction } from "../useAction";
 import { STAGES } from "./Leads";
@@ -30,7 +31,7 @@ interface LeadView {
     status?: string;
     text?: string;
     at?: string;
-    source?: string;
+    form_id?: string | null;
     ip?: string;
   }[];
   journeys: {
@@ -106,7 +107,7 @@ export default function LeadPage() {
       setEarlier(timeline.next_before);
       setScore(explained);
     } catch (error) {
-      setProblem(error instanceof ApiError ? error.message : String(error));
+      setProblem(describeError(error));
     }
   }, [path]);
 
@@ -117,7 +118,7 @@ export default function LeadPage() {
       setEvents((shown) => [...page.events, ...shown]);
       setEarlier(page.next_before);
     } catch (error) {
-      setProblem(error instanceof ApiError ? error.message : String(error));
+      setProblem(describeError(error));
     }
   }
 
@@ -134,6 +135,12 @@ export default function LeadPage() {
   }
   if (lead === null) return <p className="loading">{t("common.loading")}</p>;
   const name = lead.fields.name?.value;
+  // One score on the page: the breakdown's (as it stands now, decay included) where there is
+  // one, so the header never says "—" above a breakdown that says 0
+  const scoreNow = score !== null ? score.score : lead.score;
+  // Rule ids in words, for the timeline's score changes: the rules the breakdown names
+  const ruleNames = new Map((score?.lines ?? []).map((line) => [line.rule_id, line.description]));
+  const hasDecisions = events.some(isDecision);
 
   return (
     <article className="lead">
@@ -145,7 +152,7 @@ export default function LeadPage() {
         <dt>{t("leads.stage")}</dt>
         <dd>{t(`stages.${lead.stage}`, lead.stage)}</dd>
         <dt>{t("leads.score")}</dt>
-        <dd>{lead.score === null ? "—" : Math.round(lead.score)}</dd>
+        <dd>{scoreNow === null ? "—" : Math.round(scoreNow)}</dd>
         <dt>{t("leads.grade")}</dt>
         <dd>{lead.grade ?? "—"}</dd>
         <dt>{t("leads.tags")}</dt>
@@ -169,9 +176,9 @@ export default function LeadPage() {
           <tbody>
             {Object.entries(lead.fields).map(([field, value]) => (
               <tr key={field}>
-                <th scope="row">{field}</th>
+                <th scope="row">{fieldName(field)}</th>
                 <td>{String(value.value ?? "")}</td>
-                <td>{value.source}</td>
+                <td>{sourceName(value.source)}</td>
                 <td>{when(value.at)}</td>
               </tr>
             ))}
@@ -190,7 +197,7 @@ export default function LeadPage() {
           {events.map((event) => (
             <li key={event.event_id} className={event.automated ? "automated" : undefined}>
               <time dateTime={event.at}>{when(event.at)}</time>{" "}
-              <strong>{t(`events.${event.type}`, event.type)}</strong>
+              <strong>{eventName(event.type)}</strong>
               {event.automated && (
                 <span className="badge automated-badge">
                   {t("lead.automated")}
@@ -207,7 +214,7 @@ export default function LeadPage() {
                   )}
                 </span>
               )}
-              <EventDetail properties={event.properties} />
+              <EventDetail type={event.type} properties={event.properties} ruleNames={ruleNames} />
             </li>
           ))}
         </ol>
@@ -224,7 +231,7 @@ export default function LeadPage() {
               <li key={entry.journey_id}>
                 <strong>{entry.journey_id}</strong> — {t(`lead.entry_status.${entry.status}`, entry.status)}
                 {", "}
-                {t("lead.entered", { at: when(entry.entered_at), trigger: entry.trigger })}
+                {t("lead.entered", { at: when(entry.entered_at), trigger: triggerName(entry.trigger) })}
                 {entry.exit_reason && ` (${reasonText(entry.exit_reason)})`}
                 <Decisions
                   of={events.filter((e) => isDecision(e) && e.properties.journey_id === entry.journey_id)}
@@ -233,7 +240,10 @@ export default function LeadPage() {
             ))}
           </ul>
         )}
-        <p className="note">{t(earlier ? "lead.decisions_shown" : "lead.decisions_all")}</p>
+        {/* Said only where decisions are listed: pointing at none would send people looking */}
+        {hasDecisions && (
+          <p className="note">{t(earlier ? "lead.decisions_shown" : "lead.decisions_all")}</p>
+        )}
       </section>
 
       {score && (
@@ -247,48 +257,61 @@ export default function LeadPage() {
               cell: score.cell,
             })}
           </p>
-          <table className="list">
-            <thead>
-              <tr>
-                <th scope="col">{t("lead.at")}</th>
-                <th scope="col">{t("lead.event")}</th>
-                <th scope="col">{t("lead.rule")}</th>
-                <th scope="col">{t("lead.points")}</th>
-                <th scope="col">{t("lead.after_decay")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {score.lines.map((line) => (
-                <tr key={`${line.event_id}-${line.rule_id}`}>
-                  <td>{when(line.occurred_at)}</td>
-                  <td>{t(`events.${line.event_type}`, line.event_type)}</td>
-                  <td>
-                    {line.description}
-                    {line.note && <small> ({line.note})</small>}
-                  </td>
-                  <td className="number">{line.points}</td>
-                  <td className="number">{line.decayed.toFixed(1)}</td>
+          {score.lines.length === 0 && <p className="note">{t("lead.no_score_lines")}</p>}
+          {score.lines.length > 0 && (
+            <table className="list">
+              <thead>
+                <tr>
+                  <th scope="col">{t("lead.at")}</th>
+                  <th scope="col">{t("lead.event")}</th>
+                  <th scope="col">{t("lead.rule")}</th>
+                  <th scope="col">{t("lead.points")}</th>
+                  <th scope="col">{t("lead.after_decay")}</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
+              </thead>
+              <tbody>
+                {score.lines.map((line) => (
+                  <tr key={`${line.event_id}-${line.rule_id}`}>
+                    <td>{when(line.occurred_at)}</td>
+                    <td>{eventName(line.event_type)}</td>
+                    <td>
+                      {line.description}
+                      {line.note && <small> ({line.note})</small>}
+                    </td>
+                    <td className="number">{line.points}</td>
+                    <td className="number">{line.decayed.toFixed(1)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
           <h3>{t("lead.fit")}</h3>
-          <ul>
-            {score.fit.map((reason) => (
-              <li key={reason.attribute}>
-                {reason.attribute}: {String(reason.value ?? "—")}{" "}
-                {reason.matched ? `→ ${reason.matched} (${reason.points})` : ""}
-              </li>
-            ))}
-          </ul>
+          {score.fit.length === 0 ? (
+            <p className="note">{t("lead.no_fit")}</p>
+          ) : (
+            <ul>
+              {score.fit.map((reason) => (
+                <li key={reason.attribute}>
+                  {fieldName(reason.attribute)}: {String(reason.value ?? "—")}{" "}
+                  {reason.matched ? `→ ${reason.matched} (${reason.points})` : ""}
+                </li>
+              ))}
+            </ul>
+          )}
           <h3>{t("lead.stage_history")}</h3>
-          <ol>
-            {score.stage_history.map((change, index) => (
-              <li key={index}>
-                {when(change.at)}: {change.from ?? "—"} → {change.to} ({change.by})
-              </li>
-            ))}
-          </ol>
+          {score.stage_history.length === 0 ? (
+            <p className="note">{t("lead.no_stage_changes")}</p>
+          ) : (
+            <ol>
+              {score.stage_history.map((change, index) => (
+                <li key={index}>
+                  {when(change.at)}:{" "}
+                  {t("lead.stage_move", { from: stageName(t, change.from), to: stageName(t, change.to) })}
+                  {change.by && ` (${t("lead.by", { by: change.by })})`}
+                </li>
+              ))}
+            </ol>
+          )}
         </section>
       )}
 
@@ -297,7 +320,7 @@ export default function LeadPage() {
         <dl className="facts">
           {Object.entries(lead.consent).map(([topic, status]) => (
             <div key={topic}>
-              <dt>{topic}</dt>
+              <dt>{topicName(topic)}</dt>
               <dd>{t(`lead.consent_status.${status}`, { defaultValue: status })}</dd>
             </div>
           ))}
@@ -306,9 +329,15 @@ export default function LeadPage() {
         <ul>
           {lead.consent_evidence.map((evidence, index) => (
             <li key={index}>
-              {when(evidence.at)} {evidence.topic}{" "}
+              {when(evidence.at)} {evidence.topic && topicName(evidence.topic)}:{" "}
               {t(`lead.consent_status.${evidence.status}`, { defaultValue: evidence.status })}
-              {evidence.text && <q>{evidence.text}</q>} {evidence.source}
+              {evidence.text && (
+                <>
+                  {" "}
+                  <q>{evidence.text}</q>
+                </>
+              )}
+              {evidence.form_id && ` (${t("lead.evidence_form", { form: evidence.form_id })})`}
             </li>
           ))}
         </ul>
@@ -327,15 +356,54 @@ function Decisions({ of }: { of: TimelineEvent[] }) {
       {of.map((event) => (
         <li key={event.event_id}>
           <time dateTime={event.at}>{when(event.at)}</time>
-          <EventDetail properties={event.properties} />
+          <EventDetail type={event.type} properties={event.properties} />
         </li>
       ))}
     </ol>
   );
 }
 
-function EventDetail({ properties }: { properties: Record<string, unknown> }) {
+/** A stage code in words ("—" for none). */
+function stageName(t: (key: string, fallback: string) => string, stage: unknown): string {
+  return typeof stage === "string" ? t(`stages.${stage}`, stage) : "—";
+}
+
+function EventDetail({
+  type,
+  properties,
+  ruleNames,
+}: {
+  type: string;
+  properties: Record<string, unknown>;
+  /** Scoring rules' descriptions by id, for a score change's rules. */
+  ruleNames?: Map<string, string>;
+}) {
   const { t } = useTranslation();
+  if (type === "score_changed" && typeof properties.points === "number") {
+    // The points, the score before and after, and the rules that gave them
+    const rules = Array.isArray(properties.rules) ? (properties.rules as string[]) : [];
+    const shown = [
+      t("lead.score_points", {
+        points: properties.points > 0 ? `+${properties.points}` : String(properties.points),
+        from: Math.round(Number(properties.from ?? 0)),
+        to: Math.round(Number(properties.to ?? 0)),
+      }),
+    ];
+    if (rules.length) {
+      shown.push(t("lead.score_rules", { rules: rules.map((id) => ruleNames?.get(id) || id).join(", ") }));
+    }
+    return <span className="detail"> {shown.join(" · ")}</span>;
+  }
+  if (type === "stage_changed" && typeof properties.to === "string") {
+    const by = typeof properties.by === "string" && properties.by ? ` (${t("lead.by", { by: properties.by })})` : "";
+    return (
+      <span className="detail">
+        {" "}
+        {t("lead.stage_move", { from: stageName(t, properties.from), to: stageName(t, properties.to) })}
+        {by}
+      </span>
+    );
+  }
   if (properties.node && properties.outcome) {
     // A journey's decision: where it went, and the values it read ("why this branch")
     const values = Object.entries((properties.values as Record<string, unknown>) ?? {})
@@ -387,8 +455,12 @@ function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void })
   }, [mayStart]);
 
   if (!mayUpdate && !may("leads.record_event") && !may("leads.suppress") && !mayStart) return null;
+  // What the last action said is cleared as the next one starts: a choice changed, or a form
+  // the browser stops for a missing value (which never reaches run()). Else "Saved." stood
+  // beside the next attempt as if it answered that.
+  const startingAnother = () => setMessage(null);
   return (
-    <section className="actions" aria-label={t("lead.actions")}>
+    <section className="actions" aria-label={t("lead.actions")} onChangeCapture={startingAnother}>
       {mayUpdate && (
         <form
           onSubmit={(event: FormEvent) => {
@@ -421,7 +493,7 @@ function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void })
         >
           <label>
             {t("lead.add_tag")}
-            <input value={tag} required onChange={(event) => setTag(event.target.value)} />
+            <input value={tag} required onInvalid={startingAnother} onChange={(event) => setTag(event.target.value)} />
           </label>
           <button type="submit">{t("lead.add")}</button>
         </form>
@@ -479,7 +551,7 @@ function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void })
         >
           <label>
             {t("lead.start_journey")}
-            <select required value={journey} onChange={(event) => setJourney(event.target.value)}>
+            <select required value={journey} onInvalid={startingAnother} onChange={(event) => setJourney(event.target.value)}>
               <option value="">—</option>
               {journeys.map((one) => (
                 <option key={one.journey_id} value={one.journey_id}>

@@ -9,6 +9,7 @@ import { useNavigate, useParams } from "react-router";
 import { allItems, api, describeError } from "../api";
 import { saveAs } from "../download";
 import { reasonText } from "../i18n";
+import { sourceName } from "../names";
 import { Attribution, useFormats } from "./Attribution";
 import { type CostAnswer, JourneyCost } from "./JourneyCost";
 import { DailyBars } from "./ReportChart";
@@ -68,7 +69,8 @@ export default function Reports() {
   const view = params.kind === "funnel" || params.kind === "attribution" ? params.kind : null;
   const wholeAccount = view !== null;
   const id = params.id ?? "";
-  const [choices, setChoices] = useState<{ mail: string[]; journey: string[] }>({
+  // What may be reported on, by name: a template's or journey's id alone says little
+  const [choices, setChoices] = useState<{ mail: Choice[]; journey: Choice[] }>({
     mail: [],
     journey: [],
   });
@@ -77,18 +79,28 @@ export default function Reports() {
   const [to, setTo] = useState("");
   const [from, setFrom] = useState("");
   const [report, setReport] = useState<Report | null>(null);
+  // The days the funnel or attribution answered for (the API's default until some are
+  // chosen), shown in the date fields as the report's own are: of the view that answered
+  const [answered, setAnswered] = useState<{ view: string; from: string; to: string } | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
   const formats = useFormats();
+  const shownRange = view === null ? report : answered?.view === view ? answered : null;
+  const onRange = useCallback(
+    (range: { from: string; to: string }) => {
+      if (view) setAnswered({ view, ...range });
+    },
+    [view],
+  );
 
   useEffect(() => {
     Promise.all([
-      allItems<{ template_id: string }>("/admin/templates"),
-      allItems<{ journey_id: string }>("/admin/journeys"),
+      allItems<{ template_id: string; name?: string }>("/admin/templates"),
+      allItems<{ journey_id: string; name?: string }>("/admin/journeys"),
     ])
       .then(([templates, journeys]) =>
         setChoices({
-          mail: templates.map((item) => item.template_id),
-          journey: journeys.map((item) => item.journey_id),
+          mail: templates.map((item) => ({ id: item.template_id, name: item.name ?? "" })),
+          journey: journeys.map((item) => ({ id: item.journey_id, name: item.name ?? "" })),
         }),
       )
       .catch((error) => setProblem(describeError(error)));
@@ -167,7 +179,11 @@ export default function Reports() {
             >
               <option value="">{t("reports.choose")}</option>
               {choices[kind].map((choice) => (
-                <option key={choice}>{choice}</option>
+                <option key={choice.id} value={choice.id}>
+                  {choice.name && choice.name !== choice.id
+                    ? t("reports.named_choice", { name: choice.name, id: choice.id })
+                    : choice.id}
+                </option>
               ))}
             </select>
           </label>
@@ -176,7 +192,7 @@ export default function Reports() {
           {t("reports.from")}
           <input
             type="date"
-            value={from || report?.from || ""}
+            value={from || shownRange?.from || ""}
             onChange={(event) => setFrom(event.target.value)}
           />
         </label>
@@ -184,7 +200,7 @@ export default function Reports() {
           {t("reports.to")}
           <input
             type="date"
-            value={to || report?.to || ""}
+            value={to || shownRange?.to || ""}
             onChange={(event) => setTo(event.target.value)}
           />
         </label>
@@ -199,52 +215,55 @@ export default function Reports() {
           {problem}
         </p>
       )}
-      {view === "funnel" && <Funnel from={from} to={to} />}
-      {view === "attribution" && <Attribution from={from} to={to} />}
+      {view === "funnel" && <Funnel from={from} to={to} onRange={onRange} />}
+      {view === "attribution" && <Attribution from={from} to={to} onRange={onRange} />}
       {!id && !wholeAccount && <p className="note">{t("reports.pick")}</p>}
       {report && (
         <>
           <p className="note">
             {t("reports.range", { from: report.from, to: report.to, zone: report.time_zone })}
           </p>
+          {/* Nothing counted: said once, not followed by a table of zeros that says it again */}
           {report.parts.length === 0 && <p>{t("reports.nothing")}</p>}
           {report.parts.length > 0 && (
             <DailyBars days={days} series={series} label={t("reports.chart", { id })} />
           )}
-          <table className="list report">
-            <caption>{t(`reports.caption_${report.kind}`, { id: report.id })}</caption>
-            <thead>
-              <tr>
-                <th scope="col">{report.kind === "journey" ? t("reports.node") : t("reports.version")}</th>
-                <th scope="col">{t("reports.sent")}</th>
-                <th scope="col">{t("reports.bounced")}</th>
-                <th scope="col">{t("reports.opened")}</th>
-                <th scope="col">{t("reports.clicked")}</th>
-                <th scope="col">{t("reports.machines")}</th>
-                <th scope="col">{t("reports.unsubscribed")}</th>
-                <th scope="col">{t("reports.decided")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {report.parts.map((part) =>
-                report.kind === "journey" && !part.node ? (
-                  // A journey version as a whole (no node): its leads' conversions and MQLs
-                  <tr key={`v${part.version}`} className="version-outcomes">
-                    <th scope="row">{t("reports.whole_version", { version: label(part) })}</th>
-                    <td colSpan={7}>
-                      {t("reports.version_outcomes", {
-                        converted: formats.count(part.counts.converted),
-                        mqls: formats.count(part.counts.mql),
-                      })}
-                    </td>
-                  </tr>
-                ) : (
-                  <FiguresRow key={label(part)} name={label(part)} figures={part} />
-                ),
-              )}
-              <FiguresRow name={t("reports.total")} figures={report.total} />
-            </tbody>
-          </table>
+          {report.parts.length > 0 && (
+            <table className="list report">
+              <caption>{t(`reports.caption_${report.kind}`, { id: report.id })}</caption>
+              <thead>
+                <tr>
+                  <th scope="col">{report.kind === "journey" ? t("reports.node") : t("reports.version")}</th>
+                  <th scope="col">{t("reports.sent")}</th>
+                  <th scope="col">{t("reports.bounced")}</th>
+                  <th scope="col">{t("reports.opened")}</th>
+                  <th scope="col">{t("reports.clicked")}</th>
+                  <th scope="col">{t("reports.machines")}</th>
+                  <th scope="col">{t("reports.unsubscribed")}</th>
+                  <th scope="col">{t("reports.decided")}</th>
+                </tr>
+              </thead>
+              <tbody>
+                {report.parts.map((part) =>
+                  report.kind === "journey" && !part.node ? (
+                    // A journey version as a whole (no node): its leads' conversions and MQLs
+                    <tr key={`v${part.version}`} className="version-outcomes">
+                      <th scope="row">{t("reports.whole_version", { version: label(part) })}</th>
+                      <td colSpan={7}>
+                        {t("reports.version_outcomes", {
+                          converted: formats.count(part.counts.converted),
+                          mqls: formats.count(part.counts.mql),
+                        })}
+                      </td>
+                    </tr>
+                  ) : (
+                    <FiguresRow key={label(part)} name={label(part)} figures={part} />
+                  ),
+                )}
+                <FiguresRow name={t("reports.total")} figures={report.total} />
+              </tbody>
+            </table>
+          )}
           <MachineReasons figures={report.total} />
           {report.kind === "journey" && report.cost && <JourneyCost cost={report.cost} />}
           {report.kind === "journey" &&
@@ -474,6 +493,11 @@ function Experiment(props: {
   );
 }
 
+interface Choice {
+  id: string;
+  name: string;
+}
+
 interface FunnelAnswer {
   from: string;
   to: string;
@@ -491,8 +515,17 @@ interface FunnelGroup {
   }[];
 }
 
-/** The leads created in the days, stage by stage: reached, conversion, median days. */
-function Funnel({ from, to }: { from: string; to: string }) {
+/** The leads created in the days, stage by stage: reached, conversion, median days.
+ * ``onRange``: told the days answered for (the API's default when none are chosen). */
+function Funnel({
+  from,
+  to,
+  onRange,
+}: {
+  from: string;
+  to: string;
+  onRange: (range: { from: string; to: string }) => void;
+}) {
   const { t } = useTranslation();
   const [by, setBy] = useState<"channel" | "form">("channel");
   const [found, setFound] = useState<FunnelAnswer | null>(null);
@@ -503,12 +536,16 @@ function Funnel({ from, to }: { from: string; to: string }) {
     let current = true;
     setProblem(null);
     api<FunnelAnswer>("GET", "/admin/reports/funnel", { query: { from, to, by } })
-      .then((answer) => current && setFound(answer))
+      .then((answer) => {
+        if (!current) return;
+        setFound(answer);
+        onRange({ from: answer.from, to: answer.to });
+      })
       .catch((error) => current && setProblem(describeError(error)));
     return () => {
       current = false;
     };
-  }, [from, to, by]);
+  }, [from, to, by, onRange]);
   if (found === null) return problem ? <p className="problem">{problem}</p> : null;
   const stages = found.total.stages.map((stage) => stage.stage);
   return (
@@ -535,9 +572,16 @@ function Funnel({ from, to }: { from: string; to: string }) {
           </tr>
         </thead>
         <tbody>
-          {[...found.groups, { ...found.total, group: t("reports.total") }].map((group) => (
+          {[
+            // A channel by its name (web_form: Webフォーム); a form by its id
+            ...found.groups.map((group) => ({
+              ...group,
+              name: by === "channel" ? sourceName(group.group) : group.group,
+            })),
+            { ...found.total, group: "", name: t("reports.total") },
+          ].map((group) => (
             <tr key={group.group}>
-              <th scope="row">{group.group}</th>
+              <th scope="row">{group.name}</th>
               {group.stages.map((stage) => (
                 <td key={stage.stage}>
                   {stage.reached}

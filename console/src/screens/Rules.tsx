@@ -6,10 +6,11 @@
 import { type FormEvent, type ReactNode, useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 
-import { ApiError, api, type FieldProblem } from "../api";
-import { formIds, templateIds } from "../choices";
+import { ApiError, allItems, api, describeError, type FieldProblem } from "../api";
 import { useMay } from "../me";
 import { PairsInput } from "../inputs";
+import { eventName } from "../names";
+import "../screens.css";
 
 interface ScoringRule {
   rule_id: string;
@@ -58,6 +59,8 @@ const CRM_FIELDS = ["status", "owner", "deal_amount", "currency"] as const;
 const MERGE_POLICIES = ["crm_wins", "tsunagu_wins", "newest_wins"] as const;
 
 const TABS = ["scoring", "grading", "owners", "crm", "json"] as const;
+/** The activities a scoring rule is offered, by name; any other kind (a site's own event) is
+ * typed as it is sent. */
 const EVENT_KINDS = [
   "page_view",
   "form_submitted",
@@ -66,7 +69,10 @@ const EVENT_KINDS = [
   "seminar_attended",
   "consent_changed",
   "unsubscribed",
+  "lead_imported",
 ];
+/** The activity choice that opens a field to type an event kind not listed. */
+const OTHER_KIND = "";
 const KEYWORD_LISTS = ["job_titles", "departments", "industries"] as const;
 const MAPS = ["countries", "email_domains"] as const;
 
@@ -99,7 +105,7 @@ export function Rules() {
 
 
   useEffect(() => {
-    void load().catch((error) => setMessage(String(error)));
+    void load().catch((error) => setMessage(describeError(error)));
   }, [load]);
 
   function change(update: (draft: Config) => void) {
@@ -146,7 +152,8 @@ export function Rules() {
       setMessage(t("common.saved"));
       await load();
     } catch (error) {
-      setMessage(error instanceof ApiError ? error.message : String(error));
+      // Each problem is shown at its field (and all of them in the list under the form)
+      setMessage(describeError(error, { problemsShownApart: true }));
       if (error instanceof ApiError) setProblems(error.problems);
     }
   }
@@ -180,7 +187,8 @@ export function Rules() {
           {tab === "owners" && <Owners config={config} change={change} problemsAt={problemsAt} editable={!readOnly} />}
           {tab === "crm" && <CrmMerge config={config} change={change} problemsAt={problemsAt} editable={!readOnly} />}
           {tab === "json" && (
-            <label>
+            // The whole width: rules are long lines of JSON
+            <label style={{ display: "flex" }}>
               {t("settings.rules_json")}
               <textarea
                 rows={22}
@@ -271,16 +279,9 @@ function Scoring({ config, change, problemsAt, editable }: Part) {
       </div>
       <Problems found={[...problemsAt("scoring.mql_threshold"), ...problemsAt("scoring.time_zone")]} />
       <p className="note">{t("rules.scoring_explained")}</p>
-      <IdList id="rule-forms" read={formIds} />
-      <IdList id="rule-templates" read={templateIds} />
-      <datalist id="event-kinds">
-        {EVENT_KINDS.map((kind) => (
-          <option key={kind} value={kind}>
-            {t(`events.${kind}`, { defaultValue: kind })}
-          </option>
-        ))}
-      </datalist>
-      <table className="list" aria-label={t("rules.tabs.scoring")}>
+      <IdList id="rule-forms" path="/admin/forms" idOf="form_id" />
+      <IdList id="rule-templates" path="/admin/templates" idOf="template_id" />
+      <table className="list scoring-rules" aria-label={t("rules.tabs.scoring")}>
         <thead>
           <tr>
             <th scope="col">{t("rules.description")}</th>
@@ -289,8 +290,7 @@ function Scoring({ config, change, problemsAt, editable }: Part) {
             <th scope="col">{t("rules.which")}</th>
             <th scope="col">{t("rules.properties")}</th>
             <th scope="col">{t("rules.points")}</th>
-            <th scope="col">{t("rules.cap")}</th>
-            <th scope="col">{t("rules.per")}</th>
+            <th scope="col">{t("rules.cap_per")}</th>
             <th scope="col">{t("rules.half_life")}</th>
             <th scope="col">
               <span className="visually-hidden">{t("journeys.actions")}</span>
@@ -307,34 +307,33 @@ function Scoring({ config, change, problemsAt, editable }: Part) {
             return (
               <tr key={rule.rule_id} className={found.length ? "refused" : undefined}>
                 <td>
-                  <input aria-label={at("description")} value={rule.description}
+                  <input aria-label={at("description")} value={rule.description} size={12}
                     onChange={(event) => edit((r) => void (r.description = event.target.value))} />
                   <Problems found={found} />
                 </td>
                 <td>
-                  <input aria-label={at("event")} list="event-kinds" value={rule.type} size={16}
-                    onChange={(event) => edit((r) => void (r.type = event.target.value))} />
+                  <Activity rule={rule} label={at("event")} otherLabel={at("event_kind")} edit={edit} />
                 </td>
                 <td>
-                  <input aria-label={at("url_contains")} value={rule.url_contains ?? ""} size={12}
+                  <input aria-label={at("url_contains")} value={rule.url_contains ?? ""} size={8}
                     onChange={(event) => edit((r) => void (r.url_contains = event.target.value || null))} />
                 </td>
                 <td>
                   <Which rule={rule} label={at("which")} edit={edit} />
                 </td>
                 <td>
-                  <PairsInput label={at("properties")} rows={1} placeholder="status=opted_out" value={rule.properties ?? {}}
+                  {/* An example, not a value: blank means no other condition */}
+                  <PairsInput label={at("properties")} rows={1} placeholder={t("rules.properties_example")}
+                    value={rule.properties ?? {}}
                     onChange={(properties) => edit((r) => void (r.properties = properties))} />
                 </td>
                 <td>
-                  <input aria-label={at("points")} type="number" value={rule.points} style={{ width: "5rem" }}
+                  <input aria-label={at("points")} type="number" value={rule.points} style={{ width: "4rem" }}
                     onChange={(event) => edit((r) => void (r.points = Number(event.target.value)))} />
                 </td>
-                <td>
-                  <input aria-label={at("cap")} type="number" min={1} value={rule.cap ?? ""} style={{ width: "5rem" }}
-                    onChange={(event) => edit((r) => void (r.cap = optionalNumber(event.target.value)))} />
-                </td>
-                <td>
+                <td className="cap">
+                  <input aria-label={at("cap")} type="number" min={1} value={rule.cap ?? ""} style={{ width: "4rem" }}
+                    onChange={(event) => edit((r) => void (r.cap = optionalNumber(event.target.value)))} />{" "}
                   <select aria-label={at("per")} value={rule.cap_period}
                     onChange={(event) => edit((r) => void (r.cap_period = event.target.value as ScoringRule["cap_period"]))}>
                     {(["day", "week", "month", "ever"] as const).map((period) => (
@@ -345,7 +344,7 @@ function Scoring({ config, change, problemsAt, editable }: Part) {
                   </select>
                 </td>
                 <td>
-                  <input aria-label={at("half_life")} type="number" min={1} value={rule.half_life_days ?? ""} style={{ width: "5rem" }}
+                  <input aria-label={at("half_life")} type="number" min={1} value={rule.half_life_days ?? ""} style={{ width: "4rem" }}
                     onChange={(event) => edit((r) => void (r.half_life_days = optionalNumber(event.target.value)))} />
                 </td>
                 <td>
@@ -639,12 +638,54 @@ function Which({
   label: string;
   edit: (update: (r: ScoringRule) => void) => void;
 }) {
+  const { t } = useTranslation();
   const field = rule.type === "form_submitted" ? "form_id" : MAIL_EVENTS.has(rule.type) ? "template_id" : null;
   if (field === null) return <span aria-hidden="true">—</span>;
+  // Blank is any form or mail: the placeholder says so, rather than an id that looks chosen
   return (
-    <input aria-label={label} size={14} list={field === "form_id" ? "rule-forms" : "rule-templates"}
-      placeholder={field === "form_id" ? "demo" : "seminar-invitation"} value={rule[field] ?? ""}
+    <input aria-label={label} size={10} list={field === "form_id" ? "rule-forms" : "rule-templates"}
+      placeholder={t(field === "form_id" ? "rules.any_form" : "rules.any_mail")} value={rule[field] ?? ""}
       onChange={(event) => edit((r) => void (r[field] = event.target.value || null))} />
+  );
+}
+
+/** A scoring rule's activity, chosen by its name; "another" opens a field for an event kind
+ * not listed (a site's own event, sent by its name). */
+function Activity({
+  rule,
+  label,
+  otherLabel,
+  edit,
+}: {
+  rule: ScoringRule;
+  label: string;
+  otherLabel: string;
+  edit: (update: (r: ScoringRule) => void) => void;
+}) {
+  const { t } = useTranslation();
+  const listed = EVENT_KINDS.includes(rule.type);
+  const [typing, setTyping] = useState(!listed);
+  const other = typing || !listed;
+  return (
+    <>
+      <select aria-label={label} className="activity" value={other ? OTHER_KIND : rule.type}
+        onChange={(event) => {
+          const kind = event.target.value;
+          setTyping(kind === OTHER_KIND);
+          if (kind !== OTHER_KIND) edit((r) => void (r.type = kind));
+        }}>
+        {EVENT_KINDS.map((kind) => (
+          <option key={kind} value={kind}>
+            {eventName(kind)}
+          </option>
+        ))}
+        <option value={OTHER_KIND}>{t("rules.other_event")}</option>
+      </select>
+      {other && (
+        <input aria-label={otherLabel} value={rule.type} size={14} required
+          onChange={(event) => edit((r) => void (r.type = event.target.value.trim()))} />
+      )}
+    </>
   );
 }
 
@@ -682,16 +723,21 @@ function CrmMerge({ config, change, problemsAt }: Part) {
   );
 }
 
-/** The ids ``read`` gives (forms, templates), offered where a rule names one. */
-function IdList({ id, read }: { id: string; read: () => Promise<string[]> }) {
-  const [ids, setIds] = useState<string[]>([]);
+/** The forms or templates stored, offered by id with their names where a rule names one (a
+ * list that cannot be read offers nothing: the id may still be typed). */
+function IdList({ id, path, idOf }: { id: string; path: string; idOf: string }) {
+  const [items, setItems] = useState<{ id: string; name: string }[]>([]);
   useEffect(() => {
-    void read().then(setIds);
-  }, [read]);
+    allItems<Record<string, unknown>>(path)
+      .then((found) => setItems(found.map((item) => ({ id: String(item[idOf]), name: String(item.name ?? "") }))))
+      .catch(() => setItems([]));
+  }, [path, idOf]);
   return (
     <datalist id={id}>
-      {ids.map((one) => (
-        <option key={one} value={one} />
+      {items.map((item) => (
+        <option key={item.id} value={item.id}>
+          {item.name}
+        </option>
       ))}
     </datalist>
   );

@@ -69,7 +69,9 @@ export default function Segments() {
   const [usedBy, setUsedBy] = useState<string[] | null>(null);
   const [encoding, setEncoding] = useState<ExportEncoding>("utf-8");
   const [message, setMessage] = useState<string | null>(null);
-  const [problem, setProblem] = useState<string | null>(null);
+  // What went wrong, said next to what caused it: the saved list (reading, opening, exporting
+  // a segment), the filter tried, or the segment saved or deleted.
+  const [problem, setProblem] = useState<{ at: "list" | "try" | "save"; text: string } | null>(null);
   const heading = useRef<HTMLHeadingElement>(null);
 
   const load = useCallback(async () => {
@@ -80,14 +82,17 @@ export default function Segments() {
   useEffect(() => {
     void load().catch((error) => {
       setSegments([]);
-      setProblem(describeError(error));
+      setProblem({ at: "list", text: describeError(error) });
     });
   }, [load]);
 
-  /** What was done (a status), or what went wrong (an alert): one of the two at a time. */
-  function say(done: string | null, error: unknown = null) {
+  /** What was done (a status), or what went wrong (an alert, next to the control ``at``): one
+   * of the two at a time, and nothing left from the action before. */
+  function say(done: string | null, error: unknown = null, at: "list" | "try" | "save" = "save") {
     setMessage(done);
-    setProblem(error === null ? null : typeof error === "string" ? error : describeError(error));
+    setProblem(
+      error === null ? null : { at, text: typeof error === "string" ? error : describeError(error) },
+    );
   }
 
   /** The segment as saved now: its filter in the form, who it selects, what reads it. */
@@ -106,7 +111,7 @@ export default function Segments() {
     say(null);
     void open(segment)
       .then(() => heading.current?.focus())
-      .catch((error) => say(null, error));
+      .catch((error) => say(null, error, "list"));
   }
 
   function startNew() {
@@ -127,7 +132,7 @@ export default function Segments() {
     try {
       setPreview(await api<Preview>("POST", "/admin/segments/try", { body: { filter: filter.trim() } }));
     } catch (error) {
-      say(null, error);
+      say(null, error, "try");
     }
   }
 
@@ -184,7 +189,7 @@ export default function Segments() {
     try {
       say(await exportLeads(segment, encoding));
     } catch (error) {
-      say(null, error);
+      say(null, error, "list");
     }
   }
 
@@ -250,6 +255,8 @@ export default function Segments() {
         </table>
       )}
 
+      {problem?.at === "list" && <Problem text={problem.text} />}
+
       <h2 ref={heading} tabIndex={-1}>
         {opened === null ? t("segments.write") : t("segments.editing", { name: opened.name })}
       </h2>
@@ -269,7 +276,13 @@ export default function Segments() {
             maxLength={1000}
             placeholder="stage=lead,score>=50"
             value={filter}
-            onChange={(event) => setFilter(event.target.value)}
+            aria-invalid={problem?.at === "try" || undefined}
+            aria-describedby={problem?.at === "try" ? "segment-try-problem" : undefined}
+            onChange={(event) => {
+              setFilter(event.target.value);
+              // What was said of the filter before is not said of this one
+              if (problem?.at === "try") setProblem(null);
+            }}
           />
         </label>
         <details>
@@ -297,6 +310,7 @@ export default function Segments() {
           </button>{" "}
           <span className="note">{t("segments.try_explained")}</span>
         </p>
+        {problem?.at === "try" && <Problem id="segment-try-problem" text={problem.text} />}
 
         <div aria-live="polite">
           {preview && (
@@ -395,15 +409,19 @@ export default function Segments() {
                 </button>
               )}
             </p>
+            {problem?.at === "save" && <Problem text={problem.text} />}
           </fieldset>
         )}
       </form>
-      {problem && (
-        <p role="alert" className="problem">
-          {problem}
-        </p>
-      )}
       {message && <p role="status">{message}</p>}
     </section>
+  );
+}
+
+function Problem({ id, text }: { id?: string; text: string }) {
+  return (
+    <p id={id} role="alert" className="problem">
+      {text}
+    </p>
   );
 }

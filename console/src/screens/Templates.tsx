@@ -66,6 +66,31 @@ interface Preview {
 /** How long the editor rests before its preview is rendered again. */
 const PREVIEW_AFTER_MS = 400;
 
+/** The page the preview is shown in (console/public/mail-preview.html). */
+const PREVIEW_PAGE = `${import.meta.env.BASE_URL}mail-preview.html`;
+
+/** The mail as it will look when sent: its styles and images shown, which the console's own
+ * strict CSP forbids, and which a srcdoc frame here would inherit. So it is shown by a page of
+ * its own, under its own policy (template.yaml MailPreviewHeaders), that puts it in a frame
+ * sandboxed without scripts; that page runs sandboxed too (its own script only, no access to
+ * the console or its session), hence its opaque origin and the message sent to any origin. */
+function MailPreview({ html, title }: { html: string; title: string }) {
+  const frame = useRef<HTMLIFrameElement>(null);
+  const [loaded, setLoaded] = useState(0);
+  useEffect(() => {
+    if (loaded > 0) frame.current?.contentWindow?.postMessage({ html, title }, "*");
+  }, [html, title, loaded]);
+  return (
+    <iframe
+      ref={frame}
+      title={title}
+      src={PREVIEW_PAGE}
+      sandbox="allow-scripts"
+      onLoad={() => setLoaded((times) => times + 1)}
+    />
+  );
+}
+
 export default function Templates() {
   const { templateId } = useParams();
   return templateId ? <TemplateEditor templateId={templateId} /> : <TemplateList />;
@@ -444,7 +469,7 @@ function TemplateEditor({ templateId }: { templateId: string }) {
                 ({preview.version === null ? t("mail.unsaved") : `v${preview.version}`})
               </figcaption>
               {/* The same renderer as sends, links inert; sandboxed: no script, no navigation. */}
-              <iframe title={t("mail.preview")} sandbox="" srcDoc={preview.html} />
+              <MailPreview title={t("mail.preview")} html={preview.html} />
             </figure>
           )}
           {may("templates.test_send") && (

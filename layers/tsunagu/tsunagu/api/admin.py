@@ -330,8 +330,8 @@ def lead_show(call: AdminCall) -> Any:
 
 
 def lead_timeline(call: AdminCall) -> Any:
-    """The lead's newest events, oldest first, its anonymous browsing included; ``before`` (the
-    ``next_before`` of a page) gives the events before that page."""
+    """The lead's newest events, oldest first, what its browser did before the form included;
+    ``before`` (the ``next_before`` of a page) gives the events before that page."""
     limit = call.number("limit", TIMELINE_PAGE_SIZE, high=LIMIT_MAX["/admin/leads/{lead}/timeline"])
     before = call.page_key()
     page = leads.timeline(
@@ -889,6 +889,7 @@ def _graph_view(view: journeys.GraphView) -> dict[str, Any]:
         "by": view.graph.by,
         "updated_at": view.graph.updated_at,
         "revision": view.revision,
+        "name": view.name,
         "definition": view.graph.definition,
         "problems": [{"field": p.field, "message": p.message} for p in view.problems],
     }
@@ -1432,8 +1433,9 @@ def audit_entries(call: AdminCall) -> Any:
     # The next page: the entries after the last on this one (newest first), by its page key,
     # which tells apart entries of the same millisecond; next_until (by instant alone) is kept
     # for the callers that page by it.
+    addresses = _lead_addresses(call, entries)
     return {
-        "items": [_audit_view(e) for e in entries],
+        "items": [_audit_view(e, addresses) for e in entries],
         "next_before": page_key(entries[-1]) if more else None,
         "next_until": entries[-1].at if more else None,
     }
@@ -1572,7 +1574,25 @@ def report_rebuild(call: AdminCall) -> Any:
     }
 
 
-def _audit_view(entry: AuditEntry) -> dict[str, Any]:
+LEAD_TARGET = "lead:"
+
+
+def _lead_addresses(call: AdminCall, entries: Sequence[AuditEntry]) -> dict[str, str]:
+    """The addresses of the leads a page of entries names (``lead:<id>``), read in one batch:
+    the log keeps the id, which tells the reader nothing. A lead since erased is left out."""
+    ids = sorted(
+        {e.target[len(LEAD_TARGET) :] for e in entries if e.target.startswith(LEAD_TARGET)}
+    )
+    if not ids:
+        return {}
+    return {
+        lead.lead_id: lead.email
+        for lead in services.lead_repository(call.settings).leads_by_id(ids)
+    }
+
+
+def _audit_view(entry: AuditEntry, addresses: Mapping[str, str]) -> dict[str, Any]:
+    named = entry.target.startswith(LEAD_TARGET)
     return {
         "entry_id": entry.entry_id,
         "at": entry.at,
@@ -1583,6 +1603,8 @@ def _audit_view(entry: AuditEntry) -> dict[str, Any]:
         "source_ip": entry.actor.source_ip,
         "operation": entry.operation,
         "target": entry.target,
+        # The lead's address for a lead's entry (null for any other, or an erased lead)
+        "target_email": addresses.get(entry.target[len(LEAD_TARGET) :]) if named else None,
         "outcome": entry.outcome,
         "before": entry.before,
         "after": entry.after,

@@ -12,6 +12,7 @@ from tsunagu.errors import (
     Forbidden,
     IdempotencyConflict,
     MalformedRequest,
+    MissingSegment,
     NotFound,
     OriginNotAllowed,
     PayloadTooLarge,
@@ -39,6 +40,26 @@ STATUS_BY_ERROR: dict[type[TsunaguError], int] = {
     UpstreamRefused: 502,
 }
 
+CODE_BY_ERROR: dict[type[TsunaguError], str] = {
+    MalformedRequest: "malformed_request",
+    Unauthenticated: "unauthenticated",
+    Forbidden: "forbidden",
+    OriginNotAllowed: "origin_not_allowed",
+    NotFound: "not_found",
+    MissingSegment: "missing_segment",
+    AlreadyExists: "already_exists",
+    IdempotencyConflict: "idempotency_conflict",
+    ConcurrentUpdate: "concurrent_update",
+    PayloadTooLarge: "payload_too_large",
+    UnsupportedMediaType: "unsupported_media_type",
+    ValidationFailed: "validation_failed",
+    TooManyRequests: "too_many_requests",
+    UpstreamRefused: "upstream_refused",
+}
+"""What kind of refusal an error is, as the body's ``code``: a name that stays when the words
+change, so a client (the console) says it in the user's language; ``message`` stays the
+detail in English. A status alone does not tell a name taken from a record changed meanwhile."""
+
 Response = dict[str, Any]
 
 
@@ -64,6 +85,15 @@ def status_for(error: TsunaguError) -> int:
     return 400
 
 
+def code_for(error: TsunaguError) -> str:
+    """The error's kind (CODE_BY_ERROR), by its nearest listed class; "refused" for a domain
+    error of its own kind (a 400)."""
+    for error_type in type(error).__mro__:
+        if error_type in CODE_BY_ERROR:
+            return CODE_BY_ERROR[error_type]
+    return "refused"
+
+
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     return {
         "statusCode": status,
@@ -85,7 +115,7 @@ def redirect(location: str, headers: dict[str, str] | None = None) -> Response:
 
 
 def error_body(error: TsunaguError) -> dict[str, Any]:
-    body: dict[str, Any] = {"message": error.message}
+    body: dict[str, Any] = {"code": code_for(error), "message": error.message}
     if isinstance(error, TooManyRequests):
         body["retry_after_seconds"] = error.retry_after_seconds
     if isinstance(error, ValidationFailed):

@@ -38,9 +38,12 @@ from tsunagu.mail.templates import MailTemplate, TemplateVersion
 
 PREVIEW_LINKS = "https://preview.invalid"
 """Where a preview's links point (RFC 2606's reserved .invalid: never anyone's host)."""
+PREVIEW_PIXEL = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+"""A preview's open pixel: a blank image in the mail itself. The console shows a preview with
+its images, and a pixel on a host that is never anyone's would be a failed request each time."""
 PREVIEW_URLS = TrackingUrls(
     click=lambda link_id, _destination: f"{PREVIEW_LINKS}/c/{link_id}",
-    open_pixel=f"{PREVIEW_LINKS}/o.gif",
+    open_pixel=PREVIEW_PIXEL,
     honeypot=f"{PREVIEW_LINKS}/c/honeypot",
     unsubscribe=f"{PREVIEW_LINKS}/u",
 )

@@ -284,10 +284,12 @@ def publish(
 def versions(
     journey_id: str, *, target: PublishingTarget, machines: StateMachines
 ) -> tuple[list[MachineVersion], int | None]:
-    """The journey's published versions, newest first, and the live one's number."""
+    """The journey's published versions, newest first, and the live one's number. A journey
+    never published (one shipped with the stack, a draft) has none yet: that is its state,
+    not an error (the console asks on every open of the journey)."""
     machine = machines.find(target.state_machine_arn(journey_id))
     if machine is None:
-        raise NotFound(f"journey {journey_id!r} has never been published")
+        return [], None
     live = _version_number(machine.live_version_arn) if machine.live_version_arn else None
     return machines.versions(machine.arn), live
 
@@ -305,6 +307,8 @@ def rollback(
     Executions running on the newer version finish on it; new entries take the old one."""
     with _publishing(journeys, journey_id, clock):  # the live version read under it
         published, live = versions(journey_id, target=target, machines=machines)
+        if not published:
+            raise NotFound(f"journey {journey_id!r} has never been published")
         if to_version is None:
             older = [v for v in published if live is None or v.number < live]
             if not older:
@@ -322,7 +326,7 @@ def rollback(
         if record is None:  # checked before the alias moves: nothing changes then
             raise NotFound(f"journey {journey_id!r} has no record")
         machine = machines.find(target.state_machine_arn(journey_id))
-        assert machine is not None  # versions() found it
+        assert machine is not None  # versions() found it, with versions
         alias_arn = machines.point_alias(machine, chosen.arn)
         _record_publication(
             journey_id,
