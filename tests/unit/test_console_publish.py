@@ -1,6 +1,6 @@
 """`tsunagu console publish`: the built console into the stack's bucket (moto S3), each file
 with its type and caching, the config the console reads, and the page and the config
-invalidated in CloudFront."""
+invalidated in CloudFront, with every other file named the same in every release."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ def built(tmp_path: Path) -> Path:
     (dist / "assets").mkdir(parents=True)
     (dist / "index.html").write_text("<!doctype html><title>Tsunagu</title>")
     (dist / "assets" / "index-abc123.js").write_text("console.log(1)")
+    # console/public/: copied as they are, no hash in their names
+    (dist / "mail-preview.html").write_text("<!doctype html><title>Preview</title>")
+    (dist / "mail-preview.js").write_text("console.log(2)")
     return dist
 
 
@@ -58,15 +61,20 @@ def test_the_console_goes_to_the_bucket_with_its_config_and_the_page_is_invalida
             for key in (
                 "console/index.html",
                 "console/assets/index-abc123.js",
+                "console/mail-preview.js",
                 "console/config.json",
             )
         }
         config = json.loads(objects["console/config.json"]["Body"].read())
 
-    assert done["uploaded"] == ["assets/index-abc123.js", "index.html", "config.json"]
+    assert done["uploaded"] == [
+        "assets/index-abc123.js", "index.html", "mail-preview.html", "mail-preview.js",
+        "config.json",
+    ]  # fmt: skip
     assert objects["console/index.html"]["ContentType"] == "text/html"
     assert objects["console/index.html"]["CacheControl"] == "no-cache"
     assert objects["console/assets/index-abc123.js"]["CacheControl"].endswith("immutable")
+    assert objects["console/mail-preview.js"]["CacheControl"] == "no-cache"
     assert config == {
         "api_url": OUTPUTS["ApiUrl"],
         "cognito_url": f"https://cognito-idp.{REGION}.amazonaws.com/",
@@ -75,9 +83,14 @@ def test_the_console_goes_to_the_bucket_with_its_config_and_the_page_is_invalida
     }
     [asked] = cloudfront.asked
     assert asked["DistributionId"] == "E2EXAMPLE"
-    assert asked["InvalidationBatch"]["Paths"]["Items"] == [
-        "/console/", "/console/index.html", "/console/config.json"
+    # Every file a release may change under the same name: the preview too, or a deployed
+    # console would show last release's preview page beside this release's screens
+    paths = asked["InvalidationBatch"]["Paths"]
+    assert paths["Items"] == [
+        "/console/", "/console/index.html", "/console/mail-preview.html",
+        "/console/mail-preview.js", "/console/config.json",
     ]  # fmt: skip
+    assert paths["Quantity"] == len(paths["Items"])
 
 
 def test_an_unbuilt_console_or_a_stack_without_one_is_said_plainly(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """``tsunagu console publish --stack NAME``: the built console (console/dist) into the stack's
 private bucket, with the config.json that tells it where the admin API and the sign-in are, and
-CloudFront told to drop its copies of what changes between releases (the page and the config;
-the assets have content hashes in their names). Run after ``sam deploy`` (``make
+CloudFront told to drop its copies of what changes between releases (every file whose name has
+no content hash: the page, the config, the mail preview's page and script; the assets have
+hashes in their names, so a release never changes one). Run after ``sam deploy`` (``make
 publish-console STACK=...``)."""
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ def publish(
     s3: Any,
     cloudfront: Any,
 ) -> dict[str, Any]:
-    """Upload ``dist`` and the config, then invalidate the page and the config. Returns what was
-    done: the files uploaded, the invalidation's id and the console's URL."""
+    """Upload ``dist`` and the config, then invalidate every file kept under the same name
+    between releases. Returns what was done: the files uploaded, the invalidation's id and the
+    console's URL."""
     if not (dist / "index.html").is_file():
         raise ConsoleCliError(f"{dist} has no index.html: build the console first (make console)")
     missing = [
@@ -53,7 +55,7 @@ def publish(
             Key=f"{PREFIX}/{relative}",
             Body=path.read_bytes(),
             ContentType=kind,
-            CacheControl=IMMUTABLE if relative.startswith("assets/") else REVALIDATE,
+            CacheControl=IMMUTABLE if _hashed(relative) else REVALIDATE,
         )
         uploaded.append(relative)
     config = {
@@ -70,13 +72,13 @@ def publish(
         CacheControl=REVALIDATE,
     )
     uploaded.append("config.json")
+    # The folder's own address serves index.html; a file named the same in every release (not
+    # an asset) may differ from the copy CloudFront holds.
+    paths = [f"/{PREFIX}/", *(f"/{PREFIX}/{name}" for name in uploaded if not _hashed(name))]
     invalidation = cloudfront.create_invalidation(
         DistributionId=outputs["ConsoleDistributionId"],
         InvalidationBatch={
-            "Paths": {
-                "Quantity": 3,
-                "Items": [f"/{PREFIX}/", f"/{PREFIX}/index.html", f"/{PREFIX}/config.json"],
-            },
+            "Paths": {"Quantity": len(paths), "Items": paths},
             "CallerReference": f"tsunagu-console-{time.time_ns()}",
         },
     )
@@ -85,6 +87,11 @@ def publish(
         "invalidation": invalidation["Invalidation"]["Id"],
         "url": outputs["ConsoleUrl"],
     }
+
+
+def _hashed(relative: str) -> bool:
+    """Whether the file's name changes with its content: Vite's build output under assets/."""
+    return relative.startswith("assets/")
 
 
 def console_publish(args: argparse.Namespace) -> int:
