@@ -91,8 +91,34 @@ def test_a_trade_show_sheet_is_planned_row_by_row_and_nothing_is_written(
     assert rows[3]["action"] == "unchanged"
     assert rows[3]["kept"] == {"job_title": {"kept": "部長", "source": "crm", "file": "課長"}}
     assert rows[4]["action"] == "rejected" and "broken-address" in rows[4]["reason"]
+    # ... its reason as a code the console says in the user's language, with what it needs
+    assert (rows[4]["reason_code"], rows[4]["reason_params"]) == (
+        "invalid_email",
+        {
+            "column": "メールアドレス",
+            "value": "broken-address",
+            "detail": "An email address must have an @-sign.",
+        },
+    )
+    assert rows[2]["reason_code"] is None and rows[2]["reason_params"] == {}
+    # The rejected rows' file says why in Japanese, unless English is asked for
     returned = base64.b64decode(plan["rejected_csv_base64"]).decode("utf-8-sig")
-    assert returned.splitlines()[1].startswith("broken-address,壊れ 太郎")
+    assert returned.splitlines()[1] == (
+        "broken-address,壊れ 太郎,,,,メールアドレス: 「broken-address」はメールアドレスとして"
+        "使えません (An email address must have an @-sign.)"
+    )
+    in_english = call(
+        stack,
+        {
+            "file_name": "展示会2026.csv",
+            "content_base64": base64.b64encode(sheet_bytes()).decode(),
+            "language": "en",
+        },
+    )[1]
+    returned = base64.b64decode(in_english["rejected_csv_base64"]).decode("utf-8-sig")
+    assert returned.splitlines()[1] == (
+        "broken-address,壊れ 太郎,,,,email 'broken-address': An email address must have an @-sign."
+    )
 
     # Nothing was written: no new lead, the known one as it was
     repository = services.lead_repository(stack)
@@ -114,6 +140,8 @@ def test_a_trade_show_sheet_is_planned_row_by_row_and_nothing_is_written(
             {"file_name": "a.csv", "content_base64": base64.b64encode(b"name\r\nx\r\n").decode()},
             Role.MARKETER, 422, "mapping",
         ),
+        ({"file_name": "a.csv", "content_base64": "YQ==", "language": "fr"}, Role.MARKETER, 422,
+         "language"),
         ({"file_name": "a.csv", "content_base64": "YQ=="}, Role.VIEWER, 403, None),
         ({"file_name": "a.csv", "content_base64": "YQ=="}, Role.SALES, 403, None),
     ],
@@ -147,6 +175,16 @@ def test_the_cli_prints_the_plan_and_writes_the_rejected_rows(
     assert "create 1  update 0  unchanged 1  merged 0  rejected 1" in printed
     assert "job_title kept (crm: 部長)" in printed
     assert (tmp_path / "rejected.csv").read_text("utf-8-sig").count("\n") == 2
+    # The CLI prints the reason in English, as it always has; the file says it in Japanese
+    # (its header is), or in English with --language en
+    assert "rejected   email 'broken-address': An email address must have an @-sign." in printed
+    reason = "「broken-address」はメールアドレスとして使えません"
+    assert reason in (tmp_path / "rejected.csv").read_text("utf-8-sig")
+    assert (
+        cli.main(["imports", "plan", "list.csv", "--rejected", "en.csv", "--language", "en"]) == 0
+    )
+    written = (tmp_path / "en.csv").read_text("utf-8-sig")
+    assert "email 'broken-address': An email" in written and reason not in written
 
 
 @pytest.mark.parametrize(
@@ -1040,6 +1078,58 @@ def test_a_background_dry_run_of_a_file_that_is_no_list_is_refused_saying_why(
     for unknown in ("pln_01NOSUCHPLAN", "imp_01NOTAPLAN", "..%2F..%2Fetc"):
         response = admin.handle(event("GET", f"/admin/imports/plans/{unknown}"), stack)
         assert response["statusCode"] == 404, (unknown, response)
+
+
+def test_a_background_dry_run_says_why_rows_are_rejected_in_the_language_asked(
+    stack: Settings, aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.commands import import_jobs
+    from tsunagu.imports import jobs
+
+    monkeypatch.setattr(services, "start_import", lambda _settings, i, *_: i)
+    aws.environment["TSUNAGU_IMPORT_STATE_MACHINE_ARN"] = "arn:aws:states:x:1:stateMachine:i"
+    stack = aws.settings()
+    ports = services.import_commands(stack)
+    assert ports.files is not None
+    function = aws.function("import_list")
+    upload_id = import_jobs.upload_file(ports, "展示会.csv", sheet_bytes())
+
+    def planned(**asked: Any) -> tuple[str, dict[str, Any]]:
+        body = {"file_name": "展示会.csv", "upload_id": upload_id, **asked}
+        plan_id = call(stack, body)[1]["plan_id"]
+        assert function.invoke({"step": "dry_run", "plan_id": plan_id}) == {"status": "planned"}
+        return plan_id, read_dry_run(stack, plan_id)
+
+    def reason_in_file(plan: dict[str, Any]) -> str:
+        returned = base64.b64decode(plan["rejected_csv_base64"]).decode("utf-8-sig")
+        return returned.splitlines()[1].rsplit(",", 1)[1]
+
+    # Asked in English, planned in the background: the file's reason is English, and the
+    # rows' plans kept for the answer carry their codes
+    _, plan = planned(language="en")
+    assert reason_in_file(plan) == "email 'broken-address': An email address must have an @-sign."
+    rows = {row["row"]: row for row in plan["rows"]}
+    assert rows[4]["reason_code"] == "invalid_email"
+    assert rows[4]["reason_params"]["value"] == "broken-address"
+
+    # A dry run queued before the language was asked (its job says none): Japanese
+    plan_id, _ = planned()
+    job = ports.files.get_json(jobs.dry_run_key(plan_id, "job"))
+    assert job.pop("language") == "ja"
+    ports.files.put_json(jobs.dry_run_key(plan_id, "job"), job)
+    assert function.invoke({"step": "dry_run", "plan_id": plan_id}) == {"status": "planned"}
+    assert reason_in_file(read_dry_run(stack, plan_id)).startswith(
+        "メールアドレス: 「broken-address」"
+    )
+
+    # An answer kept before rows had codes is read as it was kept: its English reasons
+    answer = ports.files.get_json(jobs.dry_run_key(plan_id, "answer"))
+    for row in answer["rows"]:
+        del row["reason_code"], row["reason_params"]
+    ports.files.put_json(jobs.dry_run_key(plan_id, "answer"), answer)
+    rows = {row["row"]: row for row in read_dry_run(stack, plan_id)["rows"]}
+    assert "reason_code" not in rows[4]
+    assert rows[4]["reason"] == "email 'broken-address': An email address must have an @-sign."
 
 
 def damaged_workbook() -> bytes:

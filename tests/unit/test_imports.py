@@ -556,9 +556,15 @@ def test_a_row_with_more_cells_than_the_header_is_rejected_naming_them() -> None
         "company": "Sample Corp.",
         "phone": "03-1111-2222",
     }
-    # The rejected row goes back as it was read, under the header, the reason beside it
-    returned = list(csv.reader(io.StringIO(rejected_file(table, plan).decode("utf-8-sig"))))
+    # The rejected row goes back as it was read, under the header, the reason beside it (in
+    # English when asked; Japanese otherwise, as the file's header is)
+    returned = list(csv.reader(io.StringIO(rejected_file(table, plan, "en").decode("utf-8-sig"))))
     assert returned[1] == ["a@example.com", "Taro", "Sample", " Inc.", plan.rows[0].reason]
+    returned = list(csv.reader(io.StringIO(rejected_file(table, plan).decode("utf-8-sig"))))
+    assert returned[1][-1] == (
+        "見出しの 4 列より多くの値があります (5列目: 「03-1234-5678」)。"
+        '値の中にカンマ「,」があり、引用符 (") で囲まれていないのでは?'
+    )
 
 
 def test_a_stray_quote_rejects_every_line_it_swallows_and_says_which() -> None:
@@ -578,7 +584,7 @@ def test_a_stray_quote_rejects_every_line_it_swallows_and_says_which() -> None:
         (n, "rejected", reason) for n in range(2, 8)
     ]
     # Each swallowed line is a row of the rejected file, its cells where they belong
-    returned = list(csv.reader(io.StringIO(rejected_file(table, plan).decode("utf-8-sig"))))
+    returned = list(csv.reader(io.StringIO(rejected_file(table, plan, "en").decode("utf-8-sig"))))
     assert returned[1] == ["a@example.jp", "山田 太郎,株式会社エー", "", reason]
     assert returned[2] == ["v3@example.jp", "来場 3", "株式会社ビー", reason]
     assert len(returned) == 1 + 6

@@ -17,6 +17,7 @@ from tsunagu.errors import FieldError, ValidationFailed
 from tsunagu.imports.jobs import progress_bar
 from tsunagu.imports.plan import ConsentColumn, ImportOptions
 from tsunagu.imports.reading import ENCODINGS
+from tsunagu.imports.reasons import FILE_LANGUAGE, LANGUAGES
 from tsunagu.imports.saved import IMPORT_SOURCES, SavedMapping
 from tsunagu.leads.merge import Channel
 from tsunagu.settings import Settings
@@ -86,7 +87,7 @@ def imports_plan(settings: Settings, args: argparse.Namespace) -> int:
         encoding=encoding,
     )
     if args.rejected:
-        _write_rejected(args.rejected, planned.rejected_file)
+        _write_rejected(args.rejected, planned.rejected_file(args.language))
     if args.json:
         print(json.dumps(planned.as_json(), indent=2, ensure_ascii=False))
         return 0
@@ -142,7 +143,7 @@ def imports_run(settings: Settings, args: argparse.Namespace) -> int:
         plan_digest=args.plan,
     )
     if args.rejected:
-        _write_rejected(args.rejected, planned.rejected_file)
+        _write_rejected(args.rejected, planned.rejected_file(args.language))
     if args.json:
         print(json.dumps(record.as_json(), indent=2, ensure_ascii=False))
         return 0
@@ -391,6 +392,10 @@ def _file_arguments(plan: Any) -> None:
     )  # fmt: skip
     _option_arguments(plan)
     plan.add_argument("--rejected", metavar="PATH", help="write the rejected rows here (CSV)")
+    plan.add_argument(
+        "--language", choices=LANGUAGES, default=FILE_LANGUAGE,
+        help=f"the language of the reasons in --rejected (default {FILE_LANGUAGE})",
+    )  # fmt: skip
     plan.add_argument("--json", action="store_true")
 
 

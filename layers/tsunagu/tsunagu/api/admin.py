@@ -523,6 +523,10 @@ class ImportPlanRequest(BaseModel):
     this request gives on top."""
     rows: int = Field(default=200, ge=1, le=5000)
     """How many rows' plans to answer with (the counts are of every row)."""
+    language: Literal["ja", "en"] = "ja"
+    """The language of the reasons in the rejected rows' file (Japanese unless given, as its
+    header is); each row's plan has its ``reason`` in English and, beside it, ``reason_code``
+    and ``reason_params`` to say it in any language."""
 
 
 class ImportRunRequest(ImportPlanRequest):
@@ -608,11 +612,13 @@ def mapping_delete(call: AdminCall) -> Any:
 def import_plan(call: AdminCall) -> Any:
     """The dry run of importing a lead list (CSV or TSV in any encoding Excel saves): what each
     row would do - create, update (which fields change, which a higher-ranked source keeps),
-    unchanged, merged with an earlier row, rejected with the reason - and the rejected rows as
-    a CSV to fix and import again (in the answer, or behind ``rejected_csv_url`` when it is
-    large). Nothing is written; ``plan_digest`` names this plan for the real run. A file given
-    as an ``upload_id`` is planned in the background, whatever its size: 202 with its
-    ``plan_id``; ``GET /admin/imports/plans/{plan_id}`` answers the plan once it is made."""
+    unchanged, merged with an earlier row, rejected with the reason (``reason`` in English,
+    ``reason_code`` and ``reason_params`` to say it in any language) - and the rejected rows as
+    a CSV to fix and import again, the reasons in ``language`` (in the answer, or behind
+    ``rejected_csv_url`` when it is large). Nothing is written; ``plan_digest`` names this
+    plan for the real run. A file given as an ``upload_id`` is planned in the background,
+    whatever its size: 202 with its ``plan_id``; ``GET /admin/imports/plans/{plan_id}``
+    answers the plan once it is made."""
     asked = call.model(ImportPlanRequest)
     if asked.upload_id is not None:
         ports = services.import_commands(call.settings)
@@ -625,12 +631,13 @@ def import_plan(call: AdminCall) -> Any:
             options,
             encoding=encoding,
             rows=asked.rows,
+            language=asked.language,
         )
         return 202, queued.as_json()
     data, options, encoding = _import_file(call, asked)
     ports = services.import_commands(call.settings)
     planned = imports.plan(ports, call.actor, data, asked.file_name, options, encoding=encoding)
-    return imports.plan_answer(ports, planned, asked.file_name, asked.rows)
+    return imports.plan_answer(ports, planned, asked.file_name, asked.rows, asked.language)
 
 
 def import_dry_run(call: AdminCall) -> Any:

@@ -37,6 +37,7 @@ from tsunagu.imports import apply, jobs
 from tsunagu.imports.apply import ImportProgress, ImportRecord
 from tsunagu.imports.jobs import ImportJob
 from tsunagu.imports.plan import ImportOptions
+from tsunagu.imports.reasons import FILE_LANGUAGE, LANGUAGES, Language
 
 BACKGROUND_CLAIM = timedelta(hours=24)
 """How long a background run holds its plan at most: until it finishes, fails or is refused,
@@ -145,6 +146,7 @@ def queue_dry_run(
     *,
     encoding: str | None = None,
     rows: int = 200,
+    language: Language = FILE_LANGUAGE,
 ) -> DryRun:
     """The dry run of an uploaded list, in the background: a list of any size is planned by the
     import state machine (in AWS a request has 29 s, and a Lambda answering it 512 MB; a
@@ -155,7 +157,8 @@ def queue_dry_run(
     file_key = _uploaded(ports, upload_id, file_name)
     plan_id = new_id("pln", ports.clock.now())
     job = ImportJob.of(plan_id, file_key, file_name, options, encoding=encoding, plan_digest=None)
-    _files(ports).put_json(jobs.dry_run_key(plan_id, "job"), {**job.as_json(), "rows": rows})
+    asked = {**job.as_json(), "rows": rows, "language": language}
+    _files(ports).put_json(jobs.dry_run_key(plan_id, "job"), asked)
     ports.start_dry_run(plan_id)
     return DryRun(plan_id, "planning")
 
@@ -164,7 +167,7 @@ def plan_in_background(ports: ImportCommands, plan_id: str) -> str:
     """The state machine's dry-run step: the plan's answer kept (or why it was refused: a file
     that cannot be read as a list is the marketer's to fix, not a failure to retry)."""
     files = _files(ports)
-    job, rows = _dry_run_job(files, plan_id)
+    job, rows, language = _dry_run_job(files, plan_id)
     data = files.get(job.file_key)
     try:
         if data is None:
@@ -176,17 +179,21 @@ def plan_in_background(ports: ImportCommands, plan_id: str) -> str:
             problem["fields"] = [f.__dict__ for f in error.errors]
         files.put_json(jobs.dry_run_key(plan_id, "refused"), problem)
         return "refused"
-    answer = plan_answer(ports, planned, job.file_name, rows)
+    answer = plan_answer(ports, planned, job.file_name, rows, language)
     answer.pop("rejected_csv_url", None)  # a fresh link each time the answer is read
     files.put_json(jobs.dry_run_key(plan_id, "answer"), answer)
     return "planned"
 
 
-def _dry_run_job(files: ImportFiles, plan_id: str) -> tuple[ImportJob, int]:
-    """What a background dry run plans, and how many rows' plans it answers with."""
+def _dry_run_job(files: ImportFiles, plan_id: str) -> tuple[ImportJob, int, Language]:
+    """What a background dry run plans, how many rows' plans it answers with, and the language
+    of its rejected rows' reasons."""
     document = dict(files.get_json(jobs.dry_run_key(plan_id, "job")))
     rows = int(document.pop("rows"))
-    return ImportJob.from_json(document), rows
+    # A job queued before the language was asked: the file's own
+    asked = document.pop("language", FILE_LANGUAGE)
+    language: Language = asked if asked in LANGUAGES else FILE_LANGUAGE
+    return ImportJob.from_json(document), rows, language
 
 
 def dry_run_failed(ports: ImportCommands, plan_id: str, error: str) -> None:

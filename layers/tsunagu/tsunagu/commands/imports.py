@@ -43,6 +43,7 @@ from tsunagu.imports.plan import (
     rejected_file,
 )
 from tsunagu.imports.reading import Table, read_table
+from tsunagu.imports.reasons import FILE_LANGUAGE, Language
 from tsunagu.imports.saved import MAPPING_NAME, SavedMapping, checked_mapping, with_overrides
 from tsunagu.leads.capture import MAX_TRANSACTION_ITEMS, CaptureWrite, WriteConflict
 from tsunagu.leads.email import stored_address_identity
@@ -190,9 +191,9 @@ class PlannedImport:
     leads: Mapping[str, Lead | None] = field(default_factory=dict)
     """The leads the plan was made against, by address (what the run writes over first)."""
 
-    @property
-    def rejected_file(self) -> bytes:
-        return rejected_file(self.table, self.plan)
+    def rejected_file(self, language: Language = FILE_LANGUAGE) -> bytes:
+        """The rejected rows to fix and import again, each reason in ``language``."""
+        return rejected_file(self.table, self.plan, language)
 
     def as_json(self, *, rows: int | None = None, max_bytes: int | None = None) -> dict[str, Any]:
         """The plan as the API answers it: every count, and the first ``rows`` rows' plans (as
@@ -236,6 +237,8 @@ def _row_json(row: RowPlan) -> dict[str, Any]:
         "consent": row.consent,
         "consent_kept": row.consent_kept,
         "reason": row.reason,
+        "reason_code": row.reason_code,
+        "reason_params": row.reason_params,
         "into": row.into,
     }
 
@@ -250,14 +253,19 @@ the imports bucket and answered as a link (15 minutes)."""
 
 
 def plan_answer(
-    ports: ImportCommands, planned: PlannedImport, file_name: str, rows: int
+    ports: ImportCommands,
+    planned: PlannedImport,
+    file_name: str,
+    rows: int,
+    language: Language = FILE_LANGUAGE,
 ) -> dict[str, Any]:
     """The dry run as the admin API and the console have it: bounded whatever the list's size
-    (a 100,000-row list rejected whole makes a rejected-rows file of megabytes)."""
+    (a 100,000-row list rejected whole makes a rejected-rows file of megabytes), the rejected
+    rows' reasons in ``language``."""
     answer = planned.as_json(rows=rows, max_bytes=ANSWER_ROWS_BYTES)
     if not planned.plan.count("rejected"):
         return answer
-    rejected = planned.rejected_file
+    rejected = planned.rejected_file(language)
     if len(rejected) <= REJECTED_INLINE_BYTES or ports.files is None:
         answer["rejected_csv_base64"] = base64.b64encode(rejected).decode()
         return answer

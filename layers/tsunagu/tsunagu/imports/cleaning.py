@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date, timedelta
+from typing import Any
 
+from tsunagu.imports.reasons import ReasonCode
 from tsunagu.leads.field_values import InvalidFieldValue, checked_field_value
 from tsunagu.leads.search_words import search_key
 from tsunagu.text import has_control_characters, unguarded
@@ -29,7 +31,14 @@ _EXCEL_EPOCH = date(1899, 12, 30)
 
 
 class BadValue(ValueError):
-    """The cell cannot be stored as it is; the message says why."""
+    """The cell cannot be stored as it is; the message says why, in English, and ``code`` and
+    ``params`` say it for the reader's language (tsunagu.imports.reasons; the column and the
+    field are added by the plan, which knows the header)."""
+
+    def __init__(self, message: str, code: ReasonCode, **params: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = params
 
 
 def clean_value(field: str, raw: str) -> str:
@@ -39,9 +48,11 @@ def clean_value(field: str, raw: str) -> str:
     if not text:
         return ""
     if len(text) > MAX_VALUE:
-        raise BadValue(f"{field}: more than {MAX_VALUE} characters")
+        raise BadValue(
+            f"{field}: more than {MAX_VALUE} characters", "value_too_long", limit=MAX_VALUE
+        )
     if has_control_characters(text):
-        raise BadValue(f"{field}: control characters or line breaks")
+        raise BadValue(f"{field}: control characters or line breaks", "control_characters")
     if field.endswith(DATE_SUFFIXES):
         return read_date(text).isoformat()
     if field in FOLDED_FIELDS:
@@ -49,7 +60,9 @@ def clean_value(field: str, raw: str) -> str:
     try:
         return checked_field_value(field, text)
     except InvalidFieldValue as error:
-        raise BadValue(str(error)) from None
+        raise BadValue(
+            str(error), "invalid_value", value=text, expected=error.expected, detail=error.detail
+        ) from None
 
 
 def read_date(raw: str) -> date:
@@ -66,7 +79,7 @@ def read_date(raw: str) -> date:
             return date(_ERAS[match[1]] + year, int(match[3]), int(match[4]))
     except ValueError:
         pass  # 2月30日 and the like
-    raise BadValue(f"{raw!r} is not a date")
+    raise BadValue(f"{raw!r} is not a date", "invalid_date", value=raw)
 
 
 def company_key(name: str) -> str:

@@ -126,6 +126,9 @@ def row_from_json(document: dict[str, Any]) -> RowPlan:
         into=document["into"],
         consent_kept=document.get("consent_kept"),  # chunks kept before it was planned
         consent_said=_said(document.get("consent_said")),  # kept before it was planned
+        # Chunks kept before rejections had codes: their English reason is all there is
+        reason_code=document.get("reason_code"),
+        reason_params=document.get("reason_params") or {},
     )
 
 

@@ -18,12 +18,14 @@ import csv
 import io
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.imports import reasons
 from tsunagu.imports.cleaning import BadValue, clean_value, company_key
 from tsunagu.imports.mapping import ColumnMap, fold_header, map_columns
 from tsunagu.imports.reading import Table
+from tsunagu.imports.reasons import FILE_LANGUAGE, Language, Rejection, reason_text
 from tsunagu.leads.email import InvalidEmail, normalise_email
 from tsunagu.leads.merge import DEFAULT_PRIORITY, Channel
 from tsunagu.leads.model import Lead
@@ -101,6 +103,7 @@ class RowPlan:
     """Field -> (the value kept, its source, the file's value it keeps out)."""
     consent: Literal["yes", "no"] | None = None
     reason: str | None = None
+    """Why the row is rejected, in English (as the CLI prints it)."""
     into: int | None = None
     """For a merged row: the row it joined."""
     consent_kept: str | None = None
@@ -108,6 +111,21 @@ class RowPlan:
     consent_said: tuple[int, str] | None = None
     """The row that gave ``consent`` and its cell as written (``(14, "希望しない")``): the
     consent evidence quotes them, and a merged duplicate's answer is its own row's."""
+    reason_code: str | None = None
+    """Why the row is rejected, as a code (tsunagu.imports.reasons: None in a plan stored
+    before codes, whose ``reason`` is then all there is)."""
+    reason_params: dict[str, Any] = field(default_factory=dict)
+    """What a sentence about ``reason_code`` needs: the column, the value as written..."""
+
+    @classmethod
+    def rejected(cls, row: int, rejection: Rejection) -> RowPlan:
+        return cls(
+            row,
+            "rejected",
+            reason=rejection.text,
+            reason_code=rejection.code,
+            reason_params=dict(rejection.params),
+        )
 
 
 @dataclass(frozen=True)
@@ -152,9 +170,9 @@ def plan_import(
     planned: list[RowPlan] = []
     for number, cells in zip(table.row_numbers, table.rows, strict=True):
         if number in table.unreadable:  # its cells cannot be told apart for certain
-            planned.append(RowPlan(number, "rejected", reason=table.unreadable[number]))
+            planned.append(RowPlan.rejected(number, table.unreadable[number]))
             continue
-        row = _read_row(number, cells, columns, options.consent, consent_at)
+        row = _read_row(number, cells, table.header, columns, options.consent, consent_at)
         if row.action == "rejected" or row.email is None:
             planned.append(row)
             continue
@@ -209,22 +227,27 @@ def _consent_index(table: Table, consent: ConsentColumn | None) -> int | None:
 def _read_row(
     number: int,
     cells: list[str],
+    header: list[str],
     columns: ColumnMap,
     consent: ConsentColumn | None,
     consent_at: int | None,
 ) -> RowPlan:
     """The row's cleaned values, or its rejection: one reason a person can act on."""
-    try:
-        values = {f: clean_value(f, cells[i]) for i, f in columns.fields.items()}
-    except BadValue as error:
-        return RowPlan(number, "rejected", reason=str(error))
+    values: dict[str, str] = {}
+    for i, f in columns.fields.items():
+        try:
+            values[f] = clean_value(f, cells[i])
+        except BadValue as error:
+            params = {"column": header[i], "field": f, **error.params}
+            return RowPlan.rejected(number, Rejection(error.code, params, str(error)))
+    email_column = columns.header_of("email", header) or "email"
     raw_email = values.pop("email", "")
     if not raw_email:
-        return RowPlan(number, "rejected", reason="no e-mail address")
+        return RowPlan.rejected(number, reasons.missing_email(email_column))
     try:
         address = normalise_email(raw_email).address
     except InvalidEmail as error:
-        return RowPlan(number, "rejected", reason=f"email {raw_email!r}: {error}")
+        return RowPlan.rejected(number, reasons.invalid_email(email_column, raw_email, str(error)))
     last, first = values.pop("last_name", ""), values.pop("first_name", "")
     if not values.get("name") and (last or first):
         values["name"] = f"{last} {first}".strip()
@@ -239,12 +262,9 @@ def _read_row(
         elif said in {fold_header(v) for v in consent.no}:
             answer = "no"
         else:
-            meanings = f"yes: {', '.join(sorted(consent.yes))}; no: {', '.join(sorted(consent.no))}"
-            return RowPlan(
-                number,
-                "rejected",
-                reason=f"consent {cells[consent_at]!r} is neither a yes nor a no ({meanings})",
-            )
+            column, value = header[consent_at], cells[consent_at]
+            unknown = reasons.unknown_consent(column, value, list(consent.yes), list(consent.no))
+            return RowPlan.rejected(number, unknown)
         if answer is not None:
             said_as = (number, cells[consent_at].strip())
     return RowPlan(
@@ -322,17 +342,21 @@ def _same(name: str, stored: str, incoming: str) -> bool:
     return stored.strip() == incoming.strip()
 
 
-def rejected_file(table: Table, plan: ImportPlan) -> bytes:
-    """The rejected rows as they were, the reason in an added column: UTF-8 with a BOM (Excel
-    opens it as it should), importable again once fixed (the reason column is left out).
-    Formula-like cells are guarded as every export's are (a text cell of a workbook would
-    otherwise become a live formula in the file Tsunagu hands back); the import reads them as
-    they were."""
-    reasons = {row.row: row.reason or "" for row in plan.rows if row.action == "rejected"}
+def rejected_file(table: Table, plan: ImportPlan, language: Language = FILE_LANGUAGE) -> bytes:
+    """The rejected rows as they were, the reason in an added column, in ``language``: UTF-8
+    with a BOM (Excel opens it as it should), importable again once fixed (the reason column is
+    left out). Formula-like cells are guarded as every export's are (a text cell of a workbook
+    would otherwise become a live formula in the file Tsunagu hands back); the import reads
+    them as they were."""
+    said = {
+        row.row: reason_text(row.reason_code, row.reason_params, row.reason or "", language)
+        for row in plan.rows
+        if row.action == "rejected"
+    }
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([spreadsheet_safe(cell) for cell in [*table.header, REASON_HEADER]])
     for number, cells in zip(table.row_numbers, table.rows, strict=True):
-        if number in reasons:
-            writer.writerow([spreadsheet_safe(cell) for cell in [*cells, reasons[number]]])
+        if number in said:
+            writer.writerow([spreadsheet_safe(cell) for cell in [*cells, said[number]]])
     return ("\ufeff" + out.getvalue()).encode("utf-8")

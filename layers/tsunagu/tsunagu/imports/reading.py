@@ -30,6 +30,8 @@ from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any
 
 from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.imports import reasons
+from tsunagu.imports.reasons import Rejection
 
 if TYPE_CHECKING:
     import zipfile
@@ -55,7 +57,7 @@ class Table:
     """A workbook's sheet that was read (``encoding`` names it too, and the others)."""
     other_sheets: tuple[str, ...] = ()
     """The names of the workbook's other sheets, not read."""
-    unreadable: Mapping[int, str] = field(default_factory=dict)
+    unreadable: Mapping[int, Rejection] = field(default_factory=dict)
     """Rows (by row number) the file does not say for certain how to cut into cells - more
     values than the header has columns, a quote that does not close - and why: the plan
     rejects them with that reason, and they go to the rejected rows as they were read."""
@@ -174,7 +176,7 @@ def read_table(data: bytes, file_name: str, encoding: str | None = None) -> Tabl
     return _table(found, delimiter, lines, unread=unread, whole_width=True)
 
 
-def _delimited_lines(text: str, delimiter: str) -> tuple[list[list[str]], dict[int, str]]:
+def _delimited_lines(text: str, delimiter: str) -> tuple[list[list[str]], dict[int, Rejection]]:
     """The text's rows of cells, and why some cannot be trusted (by index in those rows).
 
     A quote opening a cell makes everything up to the next quote part of that cell, line
@@ -196,7 +198,7 @@ def _delimited_lines(text: str, delimiter: str) -> tuple[list[list[str]], dict[i
 
     reader = csv.reader(physical_lines(), delimiter=delimiter)
     lines: list[list[str]] = []
-    unread: dict[int, str] = {}
+    unread: dict[int, Rejection] = {}
     lines_before = 0
     while True:
         try:
@@ -211,10 +213,9 @@ def _delimited_lines(text: str, delimiter: str) -> tuple[list[list[str]], dict[i
             lines.append(cells)
         else:
             reason = (
-                f'unbalanced quote: a " in file lines {first}-{last} runs their rows together'
-                " into one cell; none of those lines is imported (fix the quote)"
+                reasons.unbalanced_quote(first, last)
                 if first < last
-                else f"a cell longer than {csv.field_size_limit():,} characters"
+                else reasons.cell_too_long(csv.field_size_limit())
             )
             for line in consumed:
                 unread[len(lines)] = reason
@@ -248,7 +249,7 @@ def _table(
     sheet: str | None = None,
     others: tuple[str, ...] = (),
     *,
-    unread: Mapping[int, str] | None = None,
+    unread: Mapping[int, Rejection] | None = None,
     whole_width: bool = False,
 ) -> Table:
     """The rows under the header. ``unread``: rows (by index in ``lines``) to reject, and why.
@@ -265,7 +266,7 @@ def _table(
         raise ValidationFailed([FieldError("file", f"more than {MAX_COLUMNS} columns")])
     rows: list[list[str]] = []
     numbers: list[int] = []
-    unreadable: dict[int, str] = {}
+    unreadable: dict[int, Rejection] = {}
     for number, cells in enumerate(lines[header_at + 1 :], start=header_at + 2):
         if not any(cell.strip() for cell in cells):
             continue
@@ -279,23 +280,11 @@ def _table(
     return Table(found, delimiter, header, rows, numbers, sheet, others, unreadable)
 
 
-MAX_EXTRA_CELLS_NAMED = 3
-
-
-def _past_the_header(cells: list[str], width: int, delimiter: str) -> str | None:
+def _past_the_header(cells: list[str], width: int, delimiter: str) -> Rejection | None:
     """Why a row with values past the header's last column is rejected, naming them; None
     when it has none (empty cells after the last column are only trailing delimiters)."""
-    extra = [(n, c) for n, c in enumerate(cells[width:], start=width + 1) if c.strip()]
-    if not extra:
-        return None
-    named = [f"column {n}: {_clipped(c)!r}" for n, c in extra[:MAX_EXTRA_CELLS_NAMED]]
-    if len(extra) > MAX_EXTRA_CELLS_NAMED:
-        named.append(f"and {len(extra) - MAX_EXTRA_CELLS_NAMED} more")
-    separator = {",": "comma", "\t": "tab"}.get(delimiter, repr(delimiter))
-    return (
-        f"more cells than the header's {width} columns ({'; '.join(named)}):"
-        f" is a {separator} inside a value not in quotes?"
-    )
+    extra = [(n, _clipped(c)) for n, c in enumerate(cells[width:], start=width + 1) if c.strip()]
+    return reasons.extra_cells(width, extra, delimiter) if extra else None
 
 
 def _clipped(text: str) -> str:

@@ -16,7 +16,14 @@ ADDRESS_FIELDS = frozenset({"owner_email"})
 
 
 class InvalidFieldValue(ValueError):
-    """The value cannot be stored in this field; the message names the field and says why."""
+    """The value cannot be stored in this field; the message names the field and says why
+    (``expected``: the kind of value the field holds, ``detail``: what is wrong with this one,
+    for a message in another language)."""
+
+    def __init__(self, message: str, *, expected: str, detail: str) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.detail = detail
 
 
 def checked_field_value(name: str, value: str) -> str:
@@ -28,7 +35,11 @@ def checked_field_value(name: str, value: str) -> str:
     try:
         return normalise_email(value).address
     except InvalidEmail as error:
-        raise InvalidFieldValue(f"{name} must be an e-mail address ({error})") from None
+        raise InvalidFieldValue(
+            f"{name} must be an e-mail address ({error})",
+            expected="email_address",
+            detail=str(error),
+        ) from None
 
 
 def checked_field_values(values: dict[str, str]) -> dict[str, str]:
