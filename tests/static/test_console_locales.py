@@ -1,16 +1,19 @@
-"""The console's two languages: the same keys in each, and a label for every event kind Tsunagu
+"""The console's two languages: the same keys in each, a label for every event kind Tsunagu
 writes itself or its snippet sends, so a lead's timeline never shows a raw code
-(``consent_changed``) in either language."""
+(``consent_changed``) in either language, and words for every reason an import rejects a row
+for."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tsunagu.event_kinds import SERVER_EVENT_KINDS
+from tsunagu.imports.reasons import JAPANESE, JAPANESE_WORDS, REASON_CODES, REASON_PARAMS
 
 LOCALES = Path(__file__).resolve().parents[2] / "console" / "src" / "locales"
 SNIPPET_KINDS = {"page_view"}
@@ -44,3 +47,21 @@ def test_every_event_kind_tsunagu_writes_has_a_label(language: str) -> None:
     labels = locale(language)["events"]
     written = SERVER_EVENT_KINDS | SNIPPET_KINDS | WRITTEN_ELSEWHERE
     assert sorted(written - labels.keys()) == []
+
+
+def test_every_reason_an_import_rejects_a_row_for_is_said_in_both_languages() -> None:
+    # The console says a rejected row's reason from its code (falling back to the server's
+    # English only for a code it does not know): a code without words would show English to
+    # a Japanese marketer, and a sentence naming a parameter the code lacks would show it raw
+    for language in ("en", "ja"):
+        said = locale(language)["imports"]["reasons"]
+        assert sorted(said) == sorted(REASON_CODES), language
+        for code, sentence in said.items():
+            named = set(re.findall(r"\{\{(\w+)\}\}", sentence))
+            assert named <= set(REASON_PARAMS[code]), (language, code, named)
+
+
+def test_the_rejected_rows_file_and_the_screen_say_a_reason_in_the_same_japanese() -> None:
+    japanese = locale("ja")["imports"]
+    assert japanese["reasons"] == dict(JAPANESE)
+    assert japanese["reason_words"] == dict(JAPANESE_WORDS)

@@ -8,7 +8,7 @@ import { useTranslation } from "react-i18next";
 
 import { api, ApiError, describeError, putFile } from "../api";
 import { saveAs } from "../download";
-import { when } from "../i18n";
+import i18n, { when } from "../i18n";
 import { useMay } from "../me";
 import { fieldName, sourceName } from "../names";
 
@@ -29,7 +29,12 @@ interface PlannedRow {
   consent: "yes" | "no" | null;
   /** Why the file's "yes" is not recorded (the lead has said no since, or is suppressed). */
   consent_kept: string | null;
+  /** Why the row is rejected, in English (the server's words). */
   reason: string | null;
+  /** ... as a code and what a sentence about it needs (the column, the value as written...):
+   * what the screen says, in the user's language. Absent from a plan kept before codes. */
+  reason_code?: string | null;
+  reason_params?: Record<string, unknown>;
   into: number | null;
 }
 interface Plan {
@@ -122,6 +127,8 @@ interface PlanRequest {
   source: string;
   consent?: { column: string; yes: string[]; no: string[] };
   rows: number;
+  /** The language of the reasons in the rejected rows' file: the screen's. */
+  language: "ja" | "en";
 }
 
 function base64Of(buffer: ArrayBuffer): string {
@@ -149,6 +156,40 @@ function encodingName(t: (key: string, options: { defaultValue: string }) => str
 /** "create 1 · update 0 · …", in the screen's words. */
 function countsText(t: (key: string) => string, counts: Record<string, number>): string {
   return ACTIONS.map((action) => `${t(`imports.actions.${action}`)} ${counts[action] ?? 0}`).join(" · ");
+}
+
+/** A reason's parameters as its sentence takes them (as tsunagu/imports/reasons.py makes them
+ * for the rejected rows' file): lists joined, numbers with their thousands marked, the cells
+ * past the header named one by one, a delimiter and an expected kind in the user's words. */
+function spokenParams(params: Record<string, unknown>): Record<string, string> {
+  const words = (key: string, options: Record<string, unknown> = {}) => i18n.t(`imports.reason_words.${key}`, options);
+  const separator = words("list_separator");
+  const spoken: Record<string, string> = {};
+  for (const [name, value] of Object.entries(params)) {
+    if (name === "cells" && Array.isArray(value)) {
+      const named = (value as { column: number; value: string }[]).map((cell) => words("cell", { ...cell }));
+      if (typeof params.more === "number" && params.more > 0) named.push(words("more", { count: params.more }));
+      spoken[name] = named.join(separator);
+    } else if (name === "delimiter" || name === "expected") {
+      const group = name === "delimiter" ? "delimiters" : "expected";
+      spoken[name] = words(`${group}.${String(value)}`, { defaultValue: String(value) });
+    } else if (Array.isArray(value)) {
+      spoken[name] = value.length > 0 ? value.map(String).join(separator) : words("none");
+    } else if (typeof value === "number") {
+      spoken[name] = value.toLocaleString("en-US");
+    } else {
+      spoken[name] = String(value ?? "");
+    }
+  }
+  return spoken;
+}
+
+/** Why a row is rejected, in the user's language from its code; the server's English words when
+ * the console has none for its code, or the plan has no code (kept before codes existed). */
+function rejectionReason(row: PlannedRow): string | null {
+  const key = `imports.reasons.${row.reason_code ?? ""}`;
+  if (!row.reason_code || !i18n.exists(key)) return row.reason;
+  return i18n.t(key, { ...spokenParams(row.reason_params ?? {}), defaultValue: row.reason ?? "" });
 }
 
 /** Still going: queued, or applying with a background run's progress (an "applying" import
@@ -220,6 +261,7 @@ export default function Imports() {
           ? { column: consentColumn.trim(), yes: values(yes), no: values(no) }
           : undefined,
         rows: 1000,
+        language: i18n.language?.startsWith("ja") ? "ja" : "en",
       };
       let answer = await api<Plan | (DryRun & Partial<Plan>)>("POST", "/admin/imports/plans", { body });
       // An uploaded list is planned in the background: asked again until it is planned
@@ -371,7 +413,7 @@ export default function Imports() {
                   <td>{t(`imports.actions.${row.action}`)}</td>
                   <td>{row.email}</td>
                   <td>
-                    {row.reason}
+                    {rejectionReason(row)}
                     {row.into !== null && t("imports.joins", { row: row.into })}
                     {Object.entries(row.changes).map(([name, change]) => (
                       <div key={name}>

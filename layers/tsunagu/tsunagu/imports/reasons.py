@@ -11,7 +11,8 @@ the CLI prints it, and a plan stored before codes existed has only it - shown as
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -124,51 +125,71 @@ def unknown_consent(column: str, value: str, yes: Sequence[str], no: Sequence[st
 
 # ------------------------------------------------------------------- in the reader's language
 
-_JA_DELIMITERS = {"comma": "カンマ「,」", "tab": "タブ"}
-_JA_EXPECTED = {"email_address": "メールアドレス"}
-
-
-def _ja_list(items: Sequence[str]) -> str:
-    return "、".join(items) if items else "なし"
-
-
-def _ja_extra_cells(p: Mapping[str, Any]) -> str:
-    named = [f"{c['column']}列目: 「{c['value']}」" for c in p["cells"]]
-    if p["more"]:
-        named.append(f"ほか {p['more']} 個")
-    delimiter = _JA_DELIMITERS.get(p["delimiter"], f"「{p['delimiter']}」")
-    return (
-        f"見出しの {p['columns']} 列より多くの値があります ({'、'.join(named)})。"
-        f'値の中に{delimiter}があり、引用符 (") で囲まれていないのでは?'
-    )
-
-
-_JAPANESE: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
-    "unbalanced_quote": lambda p: (
-        f'引用符 (") が閉じていないため、ファイルの {p["first_line"]}〜{p["last_line"]} 行目が'
+JAPANESE: Mapping[str, str] = {
+    "unbalanced_quote": (
+        '引用符 (") が閉じていないため、ファイルの {{first_line}}〜{{last_line}} 行目が'
         "1つのセルにつながっています。これらの行はどれも取り込んでいません (引用符を直してください)"
     ),
-    "cell_too_long": lambda p: f"{p['limit']:,} 文字を超えるセルがあります",
-    "extra_cells": _ja_extra_cells,
-    "value_too_long": lambda p: f"{p['column']}: {p['limit']:,} 文字を超えています",
-    "control_characters": lambda p: f"{p['column']}: 制御文字か改行が入っています",
-    "invalid_date": lambda p: (
-        f"{p['column']}: 「{p['value']}」は日付として読めません"
+    "cell_too_long": "{{limit}} 文字を超えるセルがあります",
+    "extra_cells": (
+        "見出しの {{columns}} 列より多くの値があります ({{cells}})。"
+        '値の中に{{delimiter}}があり、引用符 (") で囲まれていないのでは?'
+    ),
+    "value_too_long": "{{column}}: {{limit}} 文字を超えています",
+    "control_characters": "{{column}}: 制御文字か改行が入っています",
+    "invalid_date": (
+        "{{column}}: 「{{value}}」は日付として読めません"
         " (2026/12/4、2026年12月4日、令和8年12月4日 などの形で書いてください)"
     ),
-    "invalid_value": lambda p: (
-        f"{p['column']}: 「{p['value']}」は"
-        f"{_JA_EXPECTED.get(p['expected'], p['expected'])}ではありません ({p['detail']})"
-    ),
-    "missing_email": lambda p: f"メールアドレスがありません (列「{p['column']}」が空です)",
-    "invalid_email": lambda p: (
-        f"{p['column']}: 「{p['value']}」はメールアドレスとして使えません ({p['detail']})"
-    ),
-    "unknown_consent": lambda p: (
-        f"{p['column']}: 「{p['value']}」は「はい」の答え ({_ja_list(p['yes'])}) にも"
-        f"「いいえ」の答え ({_ja_list(p['no'])}) にも当たりません"
+    "invalid_value": "{{column}}: 「{{value}}」は{{expected}}ではありません ({{detail}})",
+    "missing_email": "メールアドレスがありません (列「{{column}}」が空です)",
+    "invalid_email": "{{column}}: 「{{value}}」はメールアドレスとして使えません ({{detail}})",
+    "unknown_consent": (
+        "{{column}}: 「{{value}}」は「はい」の答え ({{yes}}) にも「いいえ」の答え ({{no}}) にも"
+        "当たりません"
     ),
 }
+"""Each code's sentence, as the console's Japanese locale has it (``imports.reasons`` in
+console/src/locales/ja.json, held equal to this by tests/static/test_console_locales.py): the
+file and the screen say the same thing."""
+JAPANESE_WORDS: Mapping[str, Any] = {
+    "cell": "{{column}}列目: 「{{value}}」",
+    "more": "ほか {{count}} 個",
+    "none": "なし",
+    "list_separator": "、",
+    "delimiters": {"comma": "カンマ「,」", "tab": "タブ"},
+    "expected": {"email_address": "メールアドレス"},
+}
+"""What goes into the sentences (``imports.reason_words``): a cell past the header, lists."""
+
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+def _filled(template: str, values: Mapping[str, Any]) -> str:
+    """An i18next template filled in as the console fills it (KeyError for a value it lacks)."""
+    return _PLACEHOLDER.sub(lambda found: str(values[found[1]]), template)
+
+
+def _spoken(params: Mapping[str, Any], words: Mapping[str, Any]) -> dict[str, str]:
+    """The parameters as a sentence takes them (as the console's Imports screen makes them):
+    lists joined, a number with its thousands marked, named things in the reader's words."""
+    separator = words["list_separator"]
+    spoken: dict[str, str] = {}
+    for name, value in params.items():
+        if name == "cells":
+            named = [_filled(words["cell"], cell) for cell in value]
+            if params.get("more"):
+                named.append(_filled(words["more"], {"count": params["more"]}))
+            spoken[name] = separator.join(named)
+        elif name in ("delimiter", "expected"):
+            spoken[name] = words[f"{name}s" if name == "delimiter" else name].get(value, value)
+        elif isinstance(value, list):
+            spoken[name] = separator.join(map(str, value)) if value else words["none"]
+        elif isinstance(value, int) and not isinstance(value, bool):
+            spoken[name] = f"{value:,}"
+        else:
+            spoken[name] = str(value)
+    return spoken
 
 
 def reason_text(
@@ -177,9 +198,9 @@ def reason_text(
     """The reason in ``language``: from its code and parameters, or the English text as it is
     when the row has no code (a plan stored before codes), a code this version does not know,
     or parameters it cannot say."""
-    if language == "en" or code is None or code not in _JAPANESE:
+    if language == "en" or code not in REASON_CODES:
         return english
     try:
-        return _JAPANESE[code](params)
-    except (KeyError, TypeError, ValueError):
+        return _filled(JAPANESE[code], _spoken(params, JAPANESE_WORDS))
+    except (KeyError, TypeError, ValueError, AttributeError):
         return english
