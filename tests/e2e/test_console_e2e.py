@@ -461,9 +461,40 @@ def test_a_marketer_dry_runs_a_shift_jis_trade_show_list_and_downloads_its_rejec
     saved = tmp_path / "rejected.csv"
     download.value.save_as(saved)
     returned = saved.read_text("utf-8-sig").splitlines()
+    # The screen is in English: so is the file's reason, and the table's, said from its code
     assert returned[1].startswith("名刺の読み取りミス,不明") and "email" in returned[1]
+    expect(table.locator("tr", has_text="rejected")).to_contain_text(
+        "メールアドレス: “名刺の読み取りミス” cannot be used as an e-mail address"
+    )
     # A dry run writes nothing
     assert tsunagu.cli("leads", "get", "booth.visitor@example.jp").returncode != 0
+
+    # In Japanese, the same list's rejected rows say why in Japanese, on the screen and in the
+    # file: an answer the consent column gives no meaning to, and the broken address
+    rows.append(["maybe@example.jp", "迷う 次郎", "", "たぶん"])
+    sheet.write_bytes("".join(",".join(row) + "\r\n" for row in rows).encode("cp932"))
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="ja-JP", at="imports")
+    page.get_by_label("ファイル").set_input_files(str(sheet))
+    page.get_by_label("同意の列").fill("配信希望")
+    page.get_by_label("同意を意味する回答").fill("希望する")
+    page.get_by_role("button", name="ドライラン").click()
+    table = page.get_by_role("table", name="行")
+    expect(table.locator("tr", has_text="たぶん")).to_contain_text(
+        "配信希望: 「たぶん」は「はい」の答え (希望する) にも「いいえ」の答え (なし) にも"
+        "当たりません"
+    )
+    broken = "メールアドレス: 「名刺の読み取りミス」はメールアドレスとして使えません"
+    expect(table.locator("tr", has_text="名刺の読み取りミス")).to_contain_text(broken)
+    # (the address checker's own words stay as they are, in brackets; the English reason not)
+    expect(table).not_to_contain_text("email '")
+    assert accessibility_problems(page) == []
+    with page.expect_download() as download:
+        page.get_by_role("button", name="取り込めなかった行をダウンロード").click()
+    download.value.save_as(saved)
+    returned = saved.read_text("utf-8-sig").splitlines()
+    assert returned[0].endswith(",取り込めなかった理由 (reason)")
+    assert returned[1].startswith(f"名刺の読み取りミス,不明,,,{broken}"), returned
+    assert returned[2].startswith("maybe@example.jp,迷う 次郎,,たぶん,配信希望: 「たぶん」は")
 
 
 def test_a_marketer_changes_the_rules_in_forms_and_nothing_is_kept_that_the_api_refuses(

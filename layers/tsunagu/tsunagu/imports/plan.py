@@ -4,8 +4,8 @@ Per row: **create** (a new lead), **update** (which fields change, and which a h
 source keeps - a trade-show list does not overwrite what the CRM or sales set), **unchanged**,
 **merged** (a later row of an address the file has already: its values join that row's, the
 later value winning), or **rejected** with the reason. The real run is to apply exactly this
-plan; the rejected rows go back to the user as a file with the reason beside each, which
-imports again once fixed.
+plan; the rejected rows go back to the user as a file with the reason beside each (in their
+language, from its code: tsunagu.imports.reasons), which imports again once fixed.
 
 A consent column is read only with the meaning the user states for it (which answers say yes,
 which say no): a row is opted in only when its answer is one of the yes values - a blank, or
