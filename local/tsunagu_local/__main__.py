@@ -26,6 +26,11 @@ from tsunagu_local.seed import (
     demo_site,
     seed_qualification,
 )
+from tsunagu_local.template import declared_parameters
+
+LOCAL_REPLY_DOMAIN = "reply.example.com"
+"""Where `make up`'s mail says to reply (no mail leaves the machine: the viewer's reply form
+hands a reply to the template's receipt rule)."""
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -107,6 +112,10 @@ def build_runtime(args: argparse.Namespace) -> LocalRuntime:
             FaultPlan.parse(spec)
         except faults.FaultSpecError as error:
             raise SystemExit(f"tsunagu-local: --faults: {error}") from None
+    parameters = _parameters(args.parameter)
+    if "ReplyDomain" in declared_parameters(args.template):
+        # Replies on, so the sent-mail viewer can answer a mail (README "Replies")
+        parameters.setdefault("ReplyDomain", LOCAL_REPLY_DOMAIN)
     return LocalRuntime(
         RuntimeOptions(
             template=args.template,
@@ -116,7 +125,7 @@ def build_runtime(args: argparse.Namespace) -> LocalRuntime:
             time_scale=scale,
             virtual_time=virtual,
             persist=not args.no_persist,
-            parameters=_parameters(args.parameter),
+            parameters=parameters,
             faults=spec,
         )
     )

@@ -42,6 +42,7 @@ from tsunagu_local.mailbox import Mailbox, install_send_clock
 from tsunagu_local.model_tracking import track_models_weakly
 from tsunagu_local.moto_dispatch import dispatch_without_rereading
 from tsunagu_local.people import ADMIN_EMAIL, add_user, local_password
+from tsunagu_local.receiving import ReceiptRule, Receiving
 from tsunagu_local.schedules import ScheduledRule, rate_seconds
 from tsunagu_local.secrets import create_secret, generated_value
 from tsunagu_local.streams import (
@@ -134,6 +135,8 @@ class LocalRuntime:
         self._clients_lock = threading.Lock()
         self.delivery_streams: list[str] = []
         """The Firehose streams whose Parquet this runtime writes (tsunagu_local.firehose)."""
+        self.receiving: Receiving | None = None
+        """SES receiving, as the template's receipt rules say (tsunagu_local.receiving)."""
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -206,6 +209,7 @@ class LocalRuntime:
             if isinstance(self.clock, VirtualClock):
                 self.clock.add_probe(poller.has_pending_work)
         self._start_api(self.stack)
+        self._point_console_links_here()
         self._add_local_admin()
         self._serve_console(self.stack)
         if isinstance(self.clock, VirtualClock):
@@ -373,6 +377,8 @@ class LocalRuntime:
             ("AWS::StepFunctions::StateMachine", self._create_state_machine),
             ("AWS::Lambda::EventSourceMapping", self._create_event_source),
             ("AWS::Events::Rule", self._create_schedule),
+            ("AWS::SES::ReceiptRuleSet", self._name_receipt_rule_set),
+            ("AWS::SES::ReceiptRule", self._create_receipt_rule),
         ]
         self._resolver = resolver  # the API's authorizers name the user pool it created
         handled = {kind for kind, _ in steps}
@@ -702,6 +708,16 @@ class LocalRuntime:
         )
         self.local_pages["/_local/cognito"] = console.cognito_page(self.endpoint_url, REGION)
 
+    def _point_console_links_here(self) -> None:
+        """A link to the console in a function's mail (a forwarded reply's) names CloudFront's
+        domain, which is nothing here: the console is served on the API's own origin."""
+        for function in self.functions:
+            url = function.environment.get("TSUNAGU_CONSOLE_URL", "")
+            if url.startswith(f"https://{LOCAL_DISTRIBUTION_DOMAIN}"):
+                function.environment["TSUNAGU_CONSOLE_URL"] = url.replace(
+                    f"https://{LOCAL_DISTRIBUTION_DOMAIN}", self.api_url, 1
+                )
+
     def _add_local_admin(self) -> None:
         """One admin in each user pool, so `make up` can print how to sign in."""
         for pool_id in self.user_pools.values():
@@ -746,6 +762,39 @@ class LocalRuntime:
                     ACCOUNT_ID,
                 )
             )
+
+    def _name_receipt_rule_set(
+        self, logical_id: str, props: dict[str, Any], resolver: Resolver
+    ) -> None:
+        # moto receives no mail: the rule set only names its rules (whether it is the active
+        # one is an account setting, made by hand in AWS)
+        resolver.refs[logical_id] = resolver.resolve(props).get("RuleSetName") or logical_id
+
+    def _create_receipt_rule(
+        self, logical_id: str, props: dict[str, Any], resolver: Resolver
+    ) -> None:
+        assert self.clock is not None
+        rule = resolver.resolve(props)["Rule"]
+        if not rule.get("Enabled", False):
+            return
+        if self.receiving is None:
+            s3 = self.client("s3")
+            self.receiving = Receiving(
+                put_object=lambda bucket, key, body: s3.put_object(
+                    Bucket=bucket, Key=key, Body=body
+                ),
+                function_named=self.functions.get,
+                clock=self.clock,
+                region=REGION,
+                account_id=ACCOUNT_ID,
+            )
+        self.receiving.rules.append(
+            ReceiptRule(
+                name=str(rule.get("Name") or logical_id),
+                recipients=tuple(str(r) for r in rule.get("Recipients") or ()),
+                actions=tuple(rule.get("Actions") or ()),
+            )
+        )
 
     def _create_event_source(
         self, logical_id: str, props: dict[str, Any], resolver: Resolver

@@ -11,6 +11,11 @@ LEAD_IMPORTED = "lead_imported"
 """A lead created by an import (the import, file and row, its ``source``): the lead's first
 record, which the funnel counts it from. Tsunagu's record, not the lead's activity; a journey
 may still start on it, and a scoring rule may still score it (a trade show's visitors)."""
+EMAIL_REPLIED = "email_replied"
+"""A person answered a mail (SES receiving; tsunagu.mail.replies): the lead's own activity,
+scored, ending waits and entering journeys as any other."""
+EMAIL_AUTO_REPLIED = "email_auto_replied"
+"""An automatic answer to a mail (out of office...): kept as evidence, never the lead's act."""
 DEAL_CHANGED = "deal_changed"
 """A deal as the CRM last sent it (POST /crm/deals, signed; tsunagu.qualification.deals). Not a
 system kind: journeys' goals and triggers and the revenue reports take it as the CRM's word."""
@@ -36,13 +41,19 @@ SYSTEM_EVENT_KINDS = frozenset(
         "owner_notified",
         "score_changed",
         "journey_decision",
+        EMAIL_AUTO_REPLIED,
     }
 )
 
 # What only Tsunagu writes, from what it saw itself: recorded by hand (tsunagu leads record,
 # POST /admin/leads/{lead}/events), one would forge a form submission that enters journeys, or
 # opens and clicks that score.
-OBSERVED_EVENT_KINDS = SYSTEM_EVENT_KINDS | {"form_submitted", "mail_opened", "link_clicked"}
+OBSERVED_EVENT_KINDS = SYSTEM_EVENT_KINDS | {
+    "form_submitted",
+    "mail_opened",
+    "link_clicked",
+    EMAIL_REPLIED,
+}
 
 # Every kind only the server writes: a browser claiming one would forge a form submission, a
 # mail open or click, a consent change, or a won deal's revenue; a seminar's attendance comes

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from tsunagu.journeys.simulation import Rules as SimulationRules
     from tsunagu.journeys.stream import JourneyRouting
     from tsunagu.journeys.waits import JourneyWait, Resumed
+    from tsunagu.mail.replies import ReceivedMail
     from tsunagu.mail.send import MailPolicy, SendRequest, SendResult
     from tsunagu.qualification.stream import QualificationRouting
     from tsunagu.reports.counting import JourneyGoal
@@ -118,6 +119,7 @@ def mail_policy(settings: Settings) -> MailPolicy:
         api_url=settings.api_url,
         verified_domains=settings.sender_domains,
         unsubscribe_mailto=settings.unsubscribe_mailto or None,
+        reply_domain=settings.reply_domain or None,
     )
 
 
@@ -134,6 +136,33 @@ def send(settings: Settings, request: SendRequest) -> SendResult:
         clock=clock(settings),
         policy=mail_policy(settings),
         segments=segment_exclusions(settings),
+    )
+
+
+def receive_reply(settings: Settings, received: ReceivedMail) -> str:
+    """One received reply, wired for this stage (receive_reply's one call)."""
+    from tsunagu.mail.replies import ReplyPolicy, receive_reply
+    from tsunagu.store.replies import S3RawMessages
+
+    if not settings.reply_domain or not settings.replies_bucket:
+        return "ignored: replies are not received here (no reply domain or bucket set)"
+    domains = sorted(settings.sender_domains)
+    return receive_reply(
+        received,
+        store=mail_repository(settings),
+        messages=S3RawMessages(
+            aws_client(settings, "s3"), settings.replies_bucket, settings.replies_prefix
+        ),
+        messenger=messenger(settings),
+        clock=clock(settings),
+        policy=ReplyPolicy(
+            reply_domain=settings.reply_domain,
+            notice_sender=f"tsunagu@{domains[0] if domains else 'example.com'}",
+            production=settings.stage == "prod",
+            allowlist=settings.allowlist,
+            max_bytes=settings.max_reply_bytes,
+            console_url=settings.console_url or None,
+        ),
     )
 
 

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from tsunagu.leads.submission_limits import RateLimit, SubmissionLimits
 
 ENV_PREFIX = "TSUNAGU_"
+_DOMAIN_OR_NOTHING = r"^(([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63})?$"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -124,6 +125,21 @@ class Settings:
     unsubscribe_mailto: str | None = None
     """An address for mailto: List-Unsubscribe (optional; the https one-click link is always
     there)."""
+    reply_domain: str = _setting(
+        "", pattern=r"^(([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63})?$"
+    )
+    """Where replies to marketing mail go (``reply+<token>@<domain>``, received by SES and
+    recorded on the lead: tsunagu.mail.replies); empty: mail keeps its template's Reply-To and
+    replies are not received."""
+    replies_bucket: str | None = None
+    """Where SES's receipt rule stores each received reply whole (set on receive_reply)."""
+    replies_prefix: str = "replies/"
+    """The receipt rule's object key prefix: a reply is stored at this plus SES's message id."""
+    max_reply_bytes: int = _setting(10 * 1024 * 1024, ge=1024, le=40 * 1024 * 1024)
+    """A received reply larger than this is logged and not read (SES receives up to 40 MB)."""
+    console_url: str = _setting("", pattern=r"^(https?://[A-Za-z0-9.:-]+(/[A-Za-z0-9._/-]*)?)?$")
+    """The console's address (``https://<CloudFront domain>/console``): a forwarded reply
+    links to the lead there; empty: no link."""
     max_send_rate: float = _setting(10.0, gt=0, le=1000)
     """Mails per second one function instance sends at most (SES enforces the account's)."""
     soft_bounce_limit: int = _setting(3, ge=1, le=100)

@@ -25,6 +25,9 @@ CONSENT_CHANGED = "consent_changed"
 class PreferenceContext:
     ip: str | None
     user_agent: str | None
+    words: str | None = None
+    """What the person wrote to ask for the change (a reply's "配信停止してください"), kept in
+    the consent evidence as their words."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,7 @@ def _change(
         topic=topic,
         status=status,
         at=at,
+        text=context.words,
         ip=context.ip,
         user_agent=(context.user_agent or "")[:400] or None,
     )
@@ -230,20 +234,43 @@ def update_preferences(
     """Apply what the person chose on the preference page; only changes are recorded."""
     token = _token(text, signer)
     lead = _lead(store, token)
-    current = preferences(text, signer=signer, store=store)
     state = store.consent_state(lead.lead_id)
+    mail = _MailOfChange(token.message_id, token.topic, "preferences")
+    changes = _choice_changes(lead, mail, state, subscribed, unsubscribe_all, context, clock)
+    if changes:
+        store.change_consents(changes)
+    return preferences(text, signer=signer, store=store)
 
+
+@dataclass(frozen=True)
+class _MailOfChange:
+    message_id: str
+    topic: str | None
+    method: str
+
+
+def _choice_changes(
+    lead: Lead,
+    mail: _MailOfChange,
+    state: Mapping[str, str],
+    subscribed: Mapping[str, bool],
+    unsubscribe_all: bool | None,
+    context: PreferenceContext,
+    clock: Clock,
+) -> list[Change]:
+    """The changes the person's choices make to the consent they have (only changes); the
+    topics they may choose are those the preference page shows them for this mail.
+    ``unsubscribe_all`` None: that box is not part of the choice."""
+    shown = {t for t in state if t != ALL_TOPICS} | {mail.topic or MARKETING}
     changes: list[Change] = []
 
     def record(topic: str, wanted: bool) -> None:
         status = "opted_in" if wanted else "opted_out"
-        changes.append(
-            _change(lead, topic, status, "preferences", context, token.message_id, clock)
-        )
+        changes.append(_change(lead, topic, status, mail.method, context, mail.message_id, clock))
 
-    if unsubscribe_all != current.unsubscribed_from_all:
+    if unsubscribe_all is not None and unsubscribe_all != (state.get(ALL_TOPICS) == "opted_out"):
         record(ALL_TOPICS, not unsubscribe_all)
-    choices = {t: w for t, w in subscribed.items() if t in current.topics}
+    choices = {t: w for t, w in subscribed.items() if t in shown}
     marketing = state.get(MARKETING) == "opted_in"
     if MARKETING in choices and choices[MARKETING] != marketing:
         record(MARKETING, choices[MARKETING])
@@ -253,9 +280,25 @@ def update_preferences(
         # person's choice for it is written down so it does not silently follow.
         if topic != MARKETING and _effective(topic, state, marketing) != wanted:
             record(topic, wanted)
-    if changes:
-        store.change_consents(changes)
-    return preferences(text, signer=signer, store=store)
+    return changes
+
+
+def stop_topic_by_reply(
+    lead: Lead,
+    topic: str,
+    message_id: str,
+    words: str,
+    *,
+    store: PreferenceStore,
+    clock: Clock,
+) -> list[Change]:
+    """A reply that asks to stop: the changes that opt the lead out of the mail's topic, as
+    unticking that topic on the mail's preference page does (the same rule), with the person's
+    words as the evidence. Returned, not stored: the reply stores them with its own record."""
+    state = store.consent_state(lead.lead_id)
+    mail = _MailOfChange(message_id, topic, "reply")
+    context = PreferenceContext(None, None, words)
+    return _choice_changes(lead, mail, state, {topic: False}, None, context, clock)
 
 
 def confirm_subscription(

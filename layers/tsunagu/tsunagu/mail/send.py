@@ -32,6 +32,7 @@ from tsunagu.mail.consent import (
 )
 from tsunagu.mail.exclusions import ExclusionList
 from tsunagu.mail.render import RenderError, TrackingUrls, one_line, render_mail
+from tsunagu.mail.reply_addresses import ReplyAddress, new_reply_token, reply_address
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.tracking.tokens import TokenKind, TokenSigner, TrackingToken
 
@@ -111,6 +112,9 @@ class MailPolicy:
     api_url: str
     verified_domains: frozenset[str]
     unsubscribe_mailto: str | None = None
+    reply_domain: str | None = None
+    """Replies are received at this domain (tsunagu.mail.reply_addresses); None: the template's
+    own Reply-To, and replies go wherever it says."""
 
 
 class MailStore(Protocol):
@@ -129,8 +133,15 @@ class MailStore(Protocol):
         ...
 
     def finish_send(
-        self, key: str, status: str, record: dict[str, Any], event: LeadEvent
-    ) -> None: ...
+        self,
+        key: str,
+        status: str,
+        record: dict[str, Any],
+        event: LeadEvent,
+        reply: ReplyAddress | None = None,
+    ) -> None:
+        """Record the outcome and its event (and the mail's reply address) together."""
+        ...
 
 
 class Messenger(Protocol):
@@ -243,11 +254,15 @@ def send_mail(
         raise SendInProgress(f"send {request.idempotency_key!r} is already in progress")
     progress = _Progress()
 
-    def finish(status: str, result: SendResult | None, event: LeadEvent) -> None:
+    def finish(
+        status: str, result: SendResult | None, event: LeadEvent, reply: ReplyAddress | None = None
+    ) -> None:
         record = result.as_record() if result else {"status": status, "message_id": message_id}
-        store.finish_send(
-            request.idempotency_key, status, {**record, "request_hash": request_hash}, event
-        )
+        record = {**record, "request_hash": request_hash}
+        if reply is None:
+            store.finish_send(request.idempotency_key, status, record, event)
+        else:
+            store.finish_send(request.idempotency_key, status, record, event, reply=reply)
         progress.finished = True
 
     try:
@@ -285,7 +300,7 @@ def _send_claimed(
     signer: TokenSigner,
     policy: MailPolicy,
     progress: _Progress,
-    finish: Callable[[str, SendResult | None, LeadEvent], None],
+    finish: Callable[..., None],
     segments: ExcludingSegments | None,
 ) -> SendResult:
     at = isoformat(now)
@@ -367,13 +382,34 @@ def _send_claimed(
     unsubscribe_targets = [f"<{unsubscribe}>"]
     if policy.unsubscribe_mailto:
         unsubscribe_targets.append(f"<mailto:{policy.unsubscribe_mailto}?subject=unsubscribe>")
+    sender = sender_for(template, owner, policy.verified_domains)
+    reply = None
+    if policy.reply_domain and template.kind == "marketing":
+        # A reply comes back to Tsunagu, which records it on the lead and passes it on to the
+        # template's own Reply-To (tsunagu.mail.replies)
+        reply = ReplyAddress(
+            token=new_reply_token(),
+            lead_id=lead.lead_id,
+            message_id=message_id,
+            template_id=template.template_id,
+            template_version=template.version,
+            template_name=template.name,
+            topic=template.topic,
+            mail_kind=template.kind,
+            sent_at=at,
+            sender=template.from_address,
+            reply_to=template.reply_to,
+            journey=journey_details(request.journey),
+        )
     outgoing = OutgoingMail(
-        sender=sender_for(template, owner, policy.verified_domains),
+        sender=sender,
         recipient=lead.email,
         subject=rendered.subject,
         html=rendered.html,
         text=rendered.text,
-        reply_to=template.reply_to,
+        reply_to=(
+            reply_address(reply.token, str(policy.reply_domain)) if reply else template.reply_to
+        ),
         headers={
             "List-Unsubscribe": ", ".join(unsubscribe_targets),
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
@@ -409,5 +445,6 @@ def _send_claimed(
             links=[{"link_id": i, "url": u} for i, u in rendered.links],
             **details,
         ),
+        reply,
     )
     return result

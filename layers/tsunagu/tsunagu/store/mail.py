@@ -21,6 +21,7 @@ from tsunagu.leads.model import ConsentEvidence, LeadEvent
 from tsunagu.mail.consent import ALL_TOPICS, Recipient, SuppressionEntry
 from tsunagu.mail.exclusions import Exclusion, ExclusionList
 from tsunagu.mail.feedback import Feedback
+from tsunagu.mail.reply_addresses import REPLY_ADDRESS_DAYS, RecordedReply, ReplyAddress
 from tsunagu.mail.templates import MailTemplate, TemplateVersion
 from tsunagu.store.converters import (
     SUPPRESSION,
@@ -160,7 +161,14 @@ class MailRepository(LeadRepository):
             return {**existing.response, "request_hash": existing.request_hash}
         return None
 
-    def finish_send(self, key: str, status: str, record: dict[str, Any], event: LeadEvent) -> None:
+    def finish_send(
+        self,
+        key: str,
+        status: str,
+        record: dict[str, Any],
+        event: LeadEvent,
+        reply: ReplyAddress | None = None,
+    ) -> None:
         model = self._tables.idempotency
         with TransactWrite(connection=self._tables.connection) as transaction:
             transaction.update(
@@ -168,6 +176,57 @@ class MailRepository(LeadRepository):
                 actions=[model.status.set(status), model.response.set(record)],
             )
             transaction.save(event_to_item(self._tables, event))
+            if reply is not None:
+                # With the record of the send: a mail whose reply address is not known is a
+                # mail whose send is not recorded either
+                expires = parse_instant(reply.sent_at) + timedelta(days=REPLY_ADDRESS_DAYS)
+                transaction.save(
+                    model(
+                        _reply_address_key(reply.token),
+                        request_hash=reply.lead_id,
+                        response=reply.as_item(),
+                        status="reply_address",
+                        created_at=reply.sent_at,
+                        expires_at=int(expires.timestamp()),
+                    )
+                )
+
+    # ------------------------------------------------------------ replies
+    def reply_address(self, token: str) -> ReplyAddress | None:
+        item = get_or_none(self._tables.idempotency, _reply_address_key(token))
+        if item is None or item.status != "reply_address":
+            return None
+        return ReplyAddress.from_item(item.response)
+
+    def recorded_reply(self, key: str) -> str | None:
+        item = get_or_none(self._tables.idempotency, _reply_key(key))
+        return None if item is None else str(item.response.get("outcome"))
+
+    def record_reply(self, reply: RecordedReply, at: str) -> bool:
+        """The reply's events (and the opt-out it asks for) with a record of its key that must
+        not be there yet; False when it is (SES delivered the same message twice)."""
+        t = self._tables
+        key = _reply_key(reply.key)
+        expires = int((parse_instant(at) + timedelta(days=FEEDBACK_RECORD_DAYS)).timestamp())
+        marker = t.idempotency(
+            key,
+            request_hash=reply.lead_id,
+            response={"outcome": reply.outcome},
+            status="applied",
+            created_at=at,
+            expires_at=expires,
+        )
+        try:
+            with TransactWrite(connection=t.connection) as transaction:
+                transaction.save(marker, condition=t.idempotency.key.does_not_exist())
+                for event in reply.events:
+                    transaction.save(event_to_item(t, event))
+                self._write_consent_changes(transaction, reply.consent_changes)
+        except TransactWriteError as error:
+            if _conditions_failed(error):
+                return False
+            raise
+        return True
 
     def recipient(self, lead_id: str, topic: str) -> Recipient:
         """The lead, its consent for the topic and any suppression: one BatchGetItem."""
@@ -244,22 +303,29 @@ class MailRepository(LeadRepository):
     def change_consents(self, changes: Sequence[tuple[ConsentEvidence, str, LeadEvent]]) -> None:
         """Several consent changes (one preference-page submission) stored whole or not at all."""
         with TransactWrite(connection=self._tables.connection) as transaction:
-            for evidence, method, event in changes:
-                proof, state = consent_items(self._tables, evidence)
-                proof.method = method
-                state.method = method
-                transaction.save(proof)
-                transaction.save(state)
-                transaction.save(event_to_item(self._tables, event))
-                # An opt-in to "all" itself (a form stored before the topic was refused)
-                # replaces that record with its put: a delete too would name it twice, and
-                # DynamoDB refuses the whole transaction (as store.leads.add_capture)
-                if method == "double_opt_in" and evidence.topic != ALL_TOPICS:
-                    transaction.delete(unsubscribed_from_all(self._tables, evidence.lead_id))
-                if method == "double_opt_in":
-                    transaction.delete(
-                        self._tables.consent(evidence.lead_id, f"pending#{evidence.topic}")
-                    )
+            self._write_consent_changes(transaction, changes)
+
+    def _write_consent_changes(
+        self,
+        transaction: TransactWrite,
+        changes: Sequence[tuple[ConsentEvidence, str, LeadEvent]],
+    ) -> None:
+        for evidence, method, event in changes:
+            proof, state = consent_items(self._tables, evidence)
+            proof.method = method
+            state.method = method
+            transaction.save(proof)
+            transaction.save(state)
+            transaction.save(event_to_item(self._tables, event))
+            # An opt-in to "all" itself (a form stored before the topic was refused)
+            # replaces that record with its put: a delete too would name it twice, and
+            # DynamoDB refuses the whole transaction (as store.leads.add_capture)
+            if method == "double_opt_in" and evidence.topic != ALL_TOPICS:
+                transaction.delete(unsubscribed_from_all(self._tables, evidence.lead_id))
+            if method == "double_opt_in":
+                transaction.delete(
+                    self._tables.consent(evidence.lead_id, f"pending#{evidence.topic}")
+                )
 
     def suppress(self, lead_id: str, email: str, reason: str, at: str, event: LeadEvent) -> None:
         with TransactWrite(connection=self._tables.connection) as transaction:
@@ -401,6 +467,14 @@ def _suppression_cursor(cursor: str | None) -> dict[str, Any] | None:
     ):
         raise not_a_cursor()
     return key
+
+
+def _reply_address_key(token: str) -> str:
+    return f"reply-address:{token}"
+
+
+def _reply_key(key: str) -> str:
+    return "reply-received:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def _feedback_key(key: str) -> str:
