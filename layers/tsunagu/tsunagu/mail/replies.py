@@ -59,7 +59,7 @@ from tsunagu.mail.reply_addresses import RecordedReply, ReplyAddress, tokens_in
 from tsunagu.mail.send import MessengerError, OutgoingMail
 
 OWNER_NOTIFIED = "owner_notified"
-REPEAT = "already recorded: "
+REPEAT = "already: "
 PERSON_LINES = 10
 """How many of the lines the person wrote (not blank, not quoted) a request to stop is looked
 for in: a stop request is what they say first, not a word deep in a signature."""
