@@ -167,9 +167,20 @@ def install_pages(runtime: LocalRuntime) -> None:
             "/_local/demo/case-study": pages.content_page("case-study"),
             "/_local/thanks": pages.thanks_page,
             "/favicon.ico": pages.no_content,
-            "/_local/mail": pages.mail_viewer(runtime.mailbox.sent_mail),
         }
     )
+    install_mail_pages(runtime)
+
+
+def install_mail_pages(runtime: LocalRuntime) -> None:
+    """The sent-mail viewer, and its reply form where the template receives replies."""
+    receiving = runtime.receiving
+    domains = receiving.domains if receiving else []
+    runtime.local_pages["/_local/mail"] = pages.mail_viewer(runtime.mailbox.sent_mail, domains)
+    if receiving is not None and runtime.clock is not None:
+        runtime.local_pages["/_local/mail/reply"] = pages.mail_reply(
+            runtime.mailbox.sent_mail, receiving, runtime.clock
+        )
 
 
 def _clock_line(runtime: LocalRuntime) -> str:
@@ -219,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_demo:
             install_pages(runtime)
         else:
-            runtime.local_pages["/_local/mail"] = pages.mail_viewer(runtime.mailbox.sent_mail)
+            install_mail_pages(runtime)
     except OSError as error:
         print(f"could not start: {error}", file=sys.stderr)
         runtime.stop()

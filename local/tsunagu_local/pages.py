@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib.resources import files
 from string import Template
 
 from werkzeug.wrappers import Request, Response
 
+from tsunagu.clock import Clock
 from tsunagu.forms.model import FormDefinition
 from tsunagu_local.mailbox import SentMail
+from tsunagu_local.receiving import Receiving, reply_to
 
 _STYLE = (
     "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
@@ -95,7 +97,26 @@ def thanks_page(_: Request) -> Response:
     )
 
 
-def _mail_html(mail: SentMail) -> str:
+def _reply_form(mail: SentMail, reply_domains: Sequence[str]) -> str:
+    """Answer the mail as its recipient would, when it asks for replies at a domain the
+    template's receipt rule receives (SES receiving, tsunagu_local.receiving)."""
+    answer_to = next((v for k, v in mail.headers if k.lower() == "reply-to"), "")
+    domain = answer_to.rpartition("@")[2].rstrip(">").casefold()
+    if domain not in {d.casefold() for d in reply_domains}:
+        return ""
+    return (
+        "<details><summary>Reply as the recipient</summary>"
+        "<form method='post' action='/_local/mail/reply'>"
+        f"<input type='hidden' name='message_id' value='{html.escape(mail.message_id)}'>"
+        f"<p><label>Reply to <code>{html.escape(answer_to)}</code><br>"
+        "<textarea name='body' rows='4' cols='60' required>詳しく聞きたいです。</textarea>"
+        "</label></p><p><label><input type='checkbox' name='automatic' value='on'> "
+        "Automatic reply (out of office: Auto-Submitted, 自動返信)</label></p>"
+        "<p><button type='submit'>Send the reply</button></p></form></details>"
+    )
+
+
+def _mail_html(mail: SentMail, reply_domains: Sequence[str] = ()) -> str:
     headers = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in mail.headers
     )
@@ -114,10 +135,47 @@ def _mail_html(mail: SentMail) -> str:
         else ""
     )
     heading = f"<h2>{html.escape(mail.subject)}</h2>{sent}"
-    return f"<article id='{html.escape(mail.message_id)}'>{heading}{parts}</article>"
+    form = _reply_form(mail, reply_domains)
+    return f"<article id='{html.escape(mail.message_id)}'>{heading}{form}{parts}</article>"
 
 
-def mail_viewer(list_mail: Callable[[], list[SentMail]]) -> Callable[[Request], Response]:
+def mail_reply(
+    list_mail: Callable[[], list[SentMail]], receiving: Receiving, clock: Clock
+) -> Callable[[Request], Response]:
+    """POST /_local/mail/reply: the reply form's reply, handed to the template's receipt rule
+    as SES receiving would hand it (stored in the rule's bucket, its function invoked)."""
+
+    def receive(request: Request) -> Response:
+        if request.method != "POST":
+            return Response("POST the reply form", status=405, headers={"allow": "POST"})
+        wanted = request.form.get("message_id", "")
+        mail = next((m for m in list_mail() if m.message_id == wanted), None)
+        body = request.form.get("body", "").strip()
+        if mail is None or not body or len(body) > 20_000:
+            return _page("Not replied", "<p>No such mail, or an empty reply.</p>")
+        made = reply_to(mail, body, automatic="automatic" in request.form, now=clock.now())
+        if made is None:
+            return _page("Not replied", "<p>This mail names no reply address.</p>")
+        raw, address = made
+        results = receiving.deliver(raw, [address])
+        outcomes = [
+            str(o)
+            for result in results
+            for o in (result.get("outcomes") if isinstance(result, dict) else None)
+            or [json.dumps(result, ensure_ascii=False)]
+        ]
+        listed = "".join(f"<li>{html.escape(o)}</li>" for o in outcomes) or "<li>no rule</li>"
+        return _page(
+            "Reply received",
+            f"<ul>{listed}</ul><p><a href='/_local/mail'>Back to the sent mail</a></p>",
+        )
+
+    return receive
+
+
+def mail_viewer(
+    list_mail: Callable[[], list[SentMail]], reply_domains: Sequence[str] = ()
+) -> Callable[[Request], Response]:
     def render(request: Request) -> Response:
         mails = list_mail()
         if request.args.get("format") == "json":
@@ -125,7 +183,8 @@ def mail_viewer(list_mail: Callable[[], list[SentMail]]) -> Callable[[Request], 
                 json.dumps([m.__dict__ for m in mails], ensure_ascii=False),
                 content_type="application/json",
             )
-        body = "".join(_mail_html(m) for m in mails) or "<p>No mail has been sent yet.</p>"
+        body = "".join(_mail_html(m, reply_domains) for m in mails)
+        body = body or "<p>No mail has been sent yet.</p>"
         return _page(f"Sent mail ({len(mails)})", body)
 
     return render

@@ -17,11 +17,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import getaddresses
+from email.message import EmailMessage
+from email.utils import format_datetime, getaddresses, make_msgid
 from typing import Any
 
 from tsunagu.clock import Clock
 from tsunagu_local.lambdas import FunctionError, LocalFunction
+from tsunagu_local.mailbox import SentMail
 
 log = logging.getLogger("tsunagu.local.receiving")
 
@@ -143,3 +145,28 @@ def receipt_event(
             }
         ]
     }
+
+
+def reply_to(
+    mail: SentMail, body: str, *, automatic: bool, now: datetime
+) -> tuple[bytes, str] | None:
+    """A reply to a sent mail, as the lead's mailer would write it (the body on top, the mail
+    quoted below), and the address it goes to; None when the mail names no Reply-To."""
+    headers = {name.lower(): value for name, value in mail.headers}
+    answer_to = headers.get("reply-to")
+    if not answer_to:
+        return None
+    message = EmailMessage()
+    message["From"] = mail.recipients[0] if mail.recipients else "someone@example.com"
+    message["To"] = answer_to
+    subject = f"Re: {mail.subject}"
+    message["Subject"] = f"自動返信: {subject}" if automatic else subject
+    message["Date"] = format_datetime(now.astimezone(UTC))
+    message["Message-ID"] = make_msgid(domain="local.example.com")
+    if automatic:
+        message["Auto-Submitted"] = "auto-replied"
+        message["X-Autoreply"] = "yes"
+    sent_at = mail.sent_at or format_datetime(now.astimezone(UTC))
+    quoted = "".join(f"> {line}\n" for line in (mail.text or "").splitlines())
+    message.set_content(f"{body.strip()}\n\n{sent_at}, {mail.sender} wrote:\n{quoted}")
+    return message.as_bytes(), answer_to

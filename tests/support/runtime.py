@@ -169,9 +169,12 @@ def execution_history(stepfunctions: Any, execution_arn: str) -> list[dict[str, 
 
 
 @contextmanager
-def runtime_in_process(prefix: str, clock_start: datetime) -> Iterator[LocalRuntime]:
+def runtime_in_process(
+    prefix: str, clock_start: datetime, parameters: dict[str, str] | None = None
+) -> Iterator[LocalRuntime]:
     """The product's template on a local runtime in this process (a benchmark's: it reads the
-    runtime's tables directly), in virtual time from ``clock_start``, with nothing kept."""
+    runtime's tables directly), in virtual time from ``clock_start``, with nothing kept;
+    ``parameters`` as `make up --parameter` gives them."""
     from tsunagu_local.runtime import LocalRuntime, RuntimeOptions
 
     options = RuntimeOptions(
@@ -181,6 +184,7 @@ def runtime_in_process(prefix: str, clock_start: datetime) -> Iterator[LocalRunt
         persist=False,
         virtual_time=True,
         clock_start=clock_start,
+        parameters=dict(parameters or {}),
     )
     running = LocalRuntime(options)
     running.start()

@@ -36,7 +36,9 @@ interface SplitPath {
 }
 
 const RULE_KINDS = ["next_business_day", "same_day_or_next", "business_days_later"] as const;
-const AWAITED_KINDS = ["link_clicked", "mail_opened", "form_submitted", "seminar_attended", "page_view"];
+const AWAITED_KINDS = [
+  "link_clicked", "mail_opened", "email_replied", "form_submitted", "seminar_attended", "page_view",
+];
 const DAY = 86_400;
 
 export function NodeFields({

@@ -66,6 +66,7 @@ const EVENT_KINDS = [
   "form_submitted",
   "mail_opened",
   "link_clicked",
+  "email_replied",
   "seminar_attended",
   "consent_changed",
   "unsubscribed",
