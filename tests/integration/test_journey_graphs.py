@@ -447,6 +447,24 @@ def test_the_dry_run_keeps_off_the_holidays_and_names_them(stack: Settings) -> N
     assert status == 422 and "language" in json.dumps(refused)
 
 
+@pytest.mark.parametrize(
+    "start", ["2027-04-28T10:00:00", "2027-04-28", "1999-12-31T10:00:00+09:00", "tomorrow"]
+)
+def test_a_dry_run_start_that_names_no_instant_is_a_422_on_start(
+    stack: Settings, start: str
+) -> None:
+    # A time without its offset is no instant (10:00 where?): said on the field, as every
+    # other route says it, not a 500 from comparing it with the aware instants of the run
+    status, body = call(
+        stack,
+        "POST",
+        "/admin/journeys/webinar_follow_up/dry-run",
+        body={"definition": TWO_MAILS, "leads": 5, "start": start},
+    )
+    assert status == 422, body
+    assert [error["field"] for error in body["errors"]] == ["start"], body
+
+
 def test_a_mail_the_frequency_cap_defers_is_dated_when_it_goes_not_when_it_is_reached(
     stack: Settings,
 ) -> None:

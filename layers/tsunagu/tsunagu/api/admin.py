@@ -35,7 +35,7 @@ from pydantic import (
 from tsunagu import services
 from tsunagu.api.requests import HttpRequest, load_json_object
 from tsunagu.api.responses import Response, error_response, json_response
-from tsunagu.client_values import validation_failed
+from tsunagu.client_values import ClientInstant, validation_failed
 from tsunagu.commands import (
     definitions,
     import_jobs,
@@ -937,8 +937,9 @@ class DryRun(BaseModel):
     definition: dict[str, Any] | None = None
     """The graph to play (the journey's stored one when not given)."""
     leads: int = Field(default=200, ge=1, le=2000)
-    start: datetime | None = None
-    """When the synthetic leads enter (now when not given)."""
+    start: ClientInstant | None = None
+    """When the synthetic leads enter (now when not given): with its UTC offset, as every
+    instant a client sends (a time without one names no instant)."""
     assume: str = Field(default="", max_length=500)
     """Probabilities of what leads do: ``clicked=0.3,opened=0.5``."""
     language: Literal["ja", "en"] | None = None
