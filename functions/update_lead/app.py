@@ -4,6 +4,10 @@ Input: ``{"lead_id", "stage"?, "add_tags"?, "remove_tags"?, "fields"?, "crm_stat
 "journey_id"?}``. Each change is also an event on the stream (``stage_changed``,
 ``crm_status_changed``, ``lead_updated``), so other journeys can start or end on it.
 Output: ``{"changed": [event kinds], "stage", "tags"}``.
+
+Fields merge as the ``journey`` channel, which ranks as a person's edit (tsunagu.leads.merge):
+a journey's ``interest: pricing`` replaces what the web form said; a value the CRM set stays,
+and ``lead_updated`` names it (``kept_fields``, ``kept_reasons``).
 """
 
 from __future__ import annotations

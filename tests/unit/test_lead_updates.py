@@ -143,11 +143,56 @@ def test_a_field_set_by_a_ranking_channel_is_changed_and_named() -> None:
     assert event.properties["fields"] == ["company", "title"]
 
 
-def test_a_journey_does_not_overwrite_what_a_form_said() -> None:
-    # A journey ranks below a web form: the field stays, nothing changed, no event.
-    before = lead()
-    changed, events = apply(LeadUpdate(fields={"company": "Other"}), before)
-    assert events == [] and changed == before
+def test_a_journey_sets_a_field_over_what_a_form_said() -> None:
+    # Given a lead whose interest came from the web form
+    before = lead(fields={"interest": FieldValue("general", Channel.WEB_FORM, AT)})
+    # When a journey's update_lead sets it, "as a sales person would set it"
+    changed, events = apply(LeadUpdate(fields={"interest": "pricing"}), before)
+    # Then it is set, by the journey, and the event names it
+    assert changed.fields["interest"] == FieldValue("pricing", Channel.JOURNEY, isoformat(NOW))
+    [event] = events
+    assert event.properties["fields"] == ["interest"] and "kept_fields" not in event.properties
+    # ... and the next web form does not undo it, as it would not undo a person's edit
+    form, _ = apply(LeadUpdate(fields={"interest": "general"}), changed, Channel.WEB_FORM)
+    assert form.fields["interest"].value == "pricing"
+    # ... while a person's later edit wins over the journey's, as over another person's
+    person, _ = apply(LeadUpdate(fields={"interest": "support"}), changed, Channel.SALES)
+    assert person.fields["interest"] == FieldValue("support", Channel.SALES, isoformat(NOW))
+
+
+@pytest.mark.parametrize("source", [Channel.JOURNEY, Channel.SALES])
+def test_a_field_the_crm_set_is_kept_and_the_timeline_says_why(source: Channel) -> None:
+    # Given a company name the CRM set
+    before = lead(fields={"company": FieldValue("Example Holdings", Channel.CRM, AT)})
+    # When a journey (or a person in Tsunagu) sets it, with a tag
+    changed, events = apply(
+        LeadUpdate(fields={"company": "Example", "title": "部長"}, add_tags=["hot"]),
+        before,
+        source,
+    )
+    # Then the CRM's value stays, the rest is set, and the event says what was kept and why
+    assert changed.fields["company"].value == "Example Holdings"
+    assert changed.fields["title"].value == "部長" and "hot" in changed.tags
+    [event] = events
+    assert event.type == "lead_updated"
+    assert (event.properties["fields"], event.properties["kept_fields"]) == (["title"], ["company"])
+    assert event.properties["kept_reasons"] == {
+        "company": f"set by crm, which ranks above {source.value}"
+    }
+
+
+def test_an_update_whose_every_field_is_kept_still_says_so_and_changes_nothing() -> None:
+    before = lead(fields={"company": FieldValue("Example Holdings", Channel.CRM, AT)})
+    changed, events = apply(LeadUpdate(fields={"company": "Example"}), before)
+    # Nothing on the lead changed (not even when it was updated) ...
+    assert changed == before and changed.updated_at == AT
+    # ... but the step is not silent: the timeline shows the field it did not set
+    [event] = events
+    assert (event.type, event.properties["fields"], event.properties["kept_fields"]) == (
+        "lead_updated",
+        [],
+        ["company"],
+    )
 
 
 def test_every_change_at_once_is_one_event_per_kind_in_order() -> None:

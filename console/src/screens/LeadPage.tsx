@@ -424,6 +424,14 @@ function EventDetail({
   // Why a mail was not sent (the gate's or the send's reason), and until when it waits
   if (typeof properties.reason === "string") shown.push(reasonText(properties.reason));
   if (typeof properties.until === "string") shown.push(t("lead.until", { at: when(properties.until) }));
+  // Fields an update, a form or an import asked for and did not set (a higher channel's value
+  // stays), with why where the event says it
+  const kept = Array.isArray(properties.kept_fields) ? (properties.kept_fields as string[]) : [];
+  if (kept.length) {
+    const reasons = (properties.kept_reasons as Record<string, string> | undefined) ?? {};
+    const named = kept.map((name) => (reasons[name] ? `${name} (${reasons[name]})` : name));
+    shown.push(t("lead.kept_fields", { fields: named.join(", ") }));
+  }
   return shown.length ? <span className="detail"> {shown.join(" · ")}</span> : null;
 }
 

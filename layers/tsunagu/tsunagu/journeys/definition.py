@@ -179,7 +179,9 @@ class UpdateLead(_Node):
         Annotated[FieldName, AfterValidator(not_reserved_field)],
         Annotated[str, Field(max_length=500)],
     ] = Field(default_factory=dict, max_length=20)
-    """Fields set on the lead, as a sales person would set them (``interest: pricing``)."""
+    """Fields set on the lead, as a sales person would set them (``interest: pricing``): over
+    what a form, an import or a seminar said, and kept by the next form; a value the CRM set
+    stays, and the ``lead_updated`` event names it with why (tsunagu.leads.merge)."""
     next: NodeId | None = None
 
     # Refused when the journey is saved, not when a lead reaches the step (see LeadUpdate).

@@ -73,7 +73,9 @@ class LeadUpdate(BaseModel):
 def apply_update(
     lead: Lead, update: LeadUpdate, *, by: str, source: Channel, now: datetime
 ) -> tuple[Lead, list[LeadEvent]]:
-    """The lead after the update, and the events saying what changed (none if nothing did)."""
+    """The lead after the update, and the events saying what changed (none if nothing did).
+    Fields merge by the channel's rank (tsunagu.leads.merge): one a higher channel set keeps
+    its value, and ``lead_updated`` names it (``kept_fields``) with why (``kept_reasons``)."""
     at = isoformat(now)
     events: list[LeadEvent] = []
 
@@ -97,15 +99,24 @@ def apply_update(
         )
     tags = (set(lead.tags) | set(update.add_tags)) - set(update.remove_tags)
     merged = merge_fields(lead.fields, update.fields, source=source, at=at)
-    if tags != lead.tags or merged.changed:
+    if tags != lead.tags or merged.changed or merged.kept:
+        # A field asked for and not set (the CRM's value outranks it) is said on the timeline,
+        # with why: an update that changed nothing is not silent.
+        kept = (
+            {"kept_fields": sorted(merged.kept), "kept_reasons": merged.kept_reasons(source)}
+            if merged.kept
+            else {}
+        )
         event(
             "lead_updated",
             tags_added=sorted(tags - lead.tags),
             tags_removed=sorted(lead.tags - tags),
             fields=sorted(merged.changed),
+            **kept,
         )
+    if tags != lead.tags or merged.changed:
         changed = replace(changed, tags=tags, fields=merged.fields)
-    if events:
+    if changed is not lead:  # fields only kept change nothing on the lead
         changed = replace(changed, updated_at=at)
     return changed, events
 
