@@ -402,6 +402,8 @@ def test_the_dry_run_counts_each_node_and_dates_each_mail(stack: Settings) -> No
         "welcome-getting-started": {"2026-12-10": 50},
     }
     assert run["transitions_per_entry"] > 0
+    # ... saying what the synthetic leads are taken to be (branches on anything else go by it)
+    assert "opted in to marketing, in no saved segment or import" in run["synthetic_leads"]
 
     # And a graph that would not publish is refused with its problems, nothing simulated
     broken = {**TWO_MAILS, "start": "nowhere"}

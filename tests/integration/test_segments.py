@@ -26,9 +26,11 @@ from tests.support.shipped import install_shipped_journeys
 from tsunagu import cli, services
 from tsunagu.api import admin
 from tsunagu.clock import isoformat
-from tsunagu.commands import imports
+from tsunagu.commands import imports, journeys
 from tsunagu.commands.access import Role
 from tsunagu.imports.plan import ImportOptions
+from tsunagu.journeys import decisions
+from tsunagu.journeys.definition import JourneyDefinition
 from tsunagu.journeys.model import (
     Journey,
     PublishedVersion,
@@ -526,3 +528,45 @@ def test_an_import_s_leads_are_selected_by_it_before_the_search_index_has_them(
     assert emails(call(stack, "POST", "/admin/segments/try", {"filter": "tag=vip"})[1]) == [
         "chika@example.jp"
     ]
+
+
+def test_the_one_lead_dry_run_branches_on_the_facts_journey_decide_reads(
+    stack: AwsStack,
+) -> None:
+    # Given a saved segment of VIPs (chika), and aiko, who filled a form today and opted in
+    settings = stack.settings()
+    assert call(stack, "POST", "/admin/segments", {"name": "vips", "filter": "tag=vip"})[0] == 201
+    ports = services.journey_commands(settings)
+    leads = services.lead_repository(settings)
+    now = services.clock(settings).now()
+    ways = [
+        {"outcome": "engaged", "when": ENGAGED, "next": "done"},
+        {"outcome": "vip", "when": "in_segment=vips", "next": "done"},
+    ]
+    definition = JourneyDefinition.model_validate(
+        {"$format": "tsunagu.journey/1", "journey_id": "who_is_it", "description": "x",
+         "start": "who", "nodes": [
+             {"id": "who", "kind": "branch", "label": "who it is", "cases": ways,
+              "default": "done"},
+             {"id": "done", "kind": "end", "label": "The end"}]}
+    )  # fmt: skip
+    spec = decisions.spec_of(definition.nodes[0])  # type: ignore[arg-type]
+    for email, way in (
+        ("aiko@example.jp", "engaged"),
+        ("chika@example.jp", "vip"),
+        ("ben@example.com", "default"),
+    ):
+        lead = lead_by_email(leads, email)
+        # When the one-lead dry run plays it for the lead, from now
+        result = journeys.forecast_for_lead(
+            ports, services.operator(settings), definition, lead, start=now, days=1,
+            assumptions={}, rules=services.simulation_rules(settings),
+        )  # fmt: skip
+        # Then it goes the way journey_decide takes with the facts it reads (its consent, its
+        # events, the saved segment), not a way of its own
+        decided = decisions.decide(
+            spec, lead, journey_id="who_is_it", node="who", now=now,
+            facts=services.segment_facts(settings),
+        )  # fmt: skip
+        assert decided.outcome == way
+        assert result.steps[0].what.startswith(f"-> {way}"), (email, result.steps)

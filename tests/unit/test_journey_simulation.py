@@ -8,15 +8,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from tsunagu import cli
+from tsunagu.journeys import decisions
 from tsunagu.journeys.business_time import business_calendar, parse_quiet_hours
 from tsunagu.journeys.compiler import read_definition
+from tsunagu.journeys.definition import JourneyDefinition
 from tsunagu.journeys.gate import FrequencyCap
 from tsunagu.journeys.simulation import (
     AssumptionError,
@@ -29,8 +33,12 @@ from tsunagu.journeys.simulation import (
     report,
     simulate,
 )
+from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import Lead
 from tsunagu.mail.consent import ConsentView
+from tsunagu.qualification.scores import Fading, LeadScores
+from tsunagu.qualification.scoring import Award, ScoringModel, ScoringRule
+from tsunagu.segments.filter import Facts, Segment
 
 ROOT = Path(__file__).resolve().parents[2]
 JST = ZoneInfo("Asia/Tokyo")
@@ -176,6 +184,38 @@ OPTED_IN = ConsentView(topics={"marketing": "opted_in"})
 SEMINAR = (ROOT / "journeys" / "seminar_follow_up.json").read_text("utf-8")
 
 
+class LeadFacts:
+    """What journey_decide reads beyond the lead (services.segment_facts), as a test sets it."""
+
+    def __init__(
+        self,
+        consent: Mapping[str, str],
+        segments: Mapping[str, Segment] | None = None,
+        did: Sequence[str] = (),
+        scores: Callable[[datetime], LeadScores] = LeadScores.stored,
+    ) -> None:
+        self._consent, self._segments, self._did = consent, segments or {}, did
+        self._scores = scores
+
+    def did(self, lead_id: str, event_type: str, since: datetime) -> bool:
+        return event_type in self._did
+
+    def consent(self, lead_id: str) -> Mapping[str, str]:
+        return self._consent
+
+    def imported(self, import_id: str) -> frozenset[str]:
+        return frozenset({"lead_real"}) if import_id == "imp_fair" else frozenset()
+
+    def segment(self, name: str) -> Segment | None:
+        return self._segments.get(name)
+
+    def scores(self, now: datetime) -> LeadScores:
+        return self._scores(now)
+
+
+OPTED_IN_FACTS = LeadFacts(OPTED_IN.topics)
+
+
 def lines_of(result: Forecast) -> list[tuple[str, str, str]]:
     return [(f"{s.at.astimezone(JST):%m-%d %H:%M}", s.node, s.what) for s in result.steps]
 
@@ -187,6 +227,7 @@ def test_one_real_lead_over_golden_week_step_by_step() -> None:
         lead,
         OPTED_IN,
         [],
+        facts=OPTED_IN_FACTS,
         start=GOLDEN_WEEK_START,
         days=30,
         assumptions={},
@@ -215,7 +256,7 @@ def test_the_lead_own_mails_count_against_the_frequency_cap() -> None:
     this_morning = "2027-04-28T00:00:00Z"  # 09:00 in Tokyo
     result = forecast(
         read_definition(SEMINAR), real_lead(), OPTED_IN, [this_morning],
-        start=GOLDEN_WEEK_START, days=30, assumptions={}, rules=RULES,
+        facts=OPTED_IN_FACTS, start=GOLDEN_WEEK_START, days=30, assumptions={}, rules=RULES,
     )  # fmt: skip
     first, sent = lines_of(result)[:2]
     assert first[1:] == (
@@ -233,7 +274,7 @@ def test_a_skipped_invitation_is_followed_by_no_reminder() -> None:
     # When the dry run plays the seminar journey for the lead, who neither clicks nor attends
     result = forecast(
         read_definition(SEMINAR), real_lead(), OPTED_IN, [this_morning],
-        start=GOLDEN_WEEK_START, days=30, assumptions={}, rules=skipping,
+        facts=OPTED_IN_FACTS, start=GOLDEN_WEEK_START, days=30, assumptions={}, rules=skipping,
     )  # fmt: skip
 
     # Then the invitation is skipped, the lead still waits (attendance would still count), and
@@ -254,7 +295,7 @@ def test_a_skipped_invitation_is_followed_by_no_reminder() -> None:
 def test_a_lead_without_consent_leaves_at_the_first_mail() -> None:
     result = forecast(
         read_definition(SEMINAR), real_lead(), ConsentView(topics={}), [],
-        start=GOLDEN_WEEK_START, days=30, assumptions={}, rules=RULES,
+        facts=LeadFacts({}), start=GOLDEN_WEEK_START, days=30, assumptions={}, rules=RULES,
     )  # fmt: skip
     assert lines_of(result) == [
         ("04-28 10:00", "invitation", "leaves the journey before seminar-invitation: no_consent")
@@ -265,18 +306,171 @@ def test_a_lead_without_consent_leaves_at_the_first_mail() -> None:
 def test_a_forecast_ends_where_the_lead_would_be_and_assumed_events_happen() -> None:
     result = forecast(
         read_definition(SEMINAR), real_lead(), OPTED_IN, [],
-        start=GOLDEN_WEEK_START, days=2, assumptions={}, rules=RULES,
+        facts=OPTED_IN_FACTS, start=GOLDEN_WEEK_START, days=2, assumptions={}, rules=RULES,
     )  # fmt: skip
     assert [s.node for s in result.steps] == ["invitation", "click_or_attend"]
     assert result.at_the_end == "click_or_attend"  # still waiting when the two days end
 
     clicked = forecast(
         read_definition(SEMINAR), real_lead(), OPTED_IN, [],
-        start=GOLDEN_WEEK_START, days=30, assumptions={"click": 1.0}, rules=RULES,
+        facts=OPTED_IN_FACTS, start=GOLDEN_WEEK_START, days=30, assumptions={"click": 1.0},
+        rules=RULES,
     )  # fmt: skip
     decided = [s.what for s in clicked.steps if s.node == "click_or_attend"][-1]
     assert decided.startswith("clicked (assumed), after ")
     assert [s.node for s in clicked.steps][-1] == "mail_a"
+
+
+# ------------------------------------------------- branches read what journey_decide reads
+def branch_journey(when: str, *, set_field: bool = False) -> JourneyDefinition:
+    """A branch on ``when`` (after an update_lead setting interest=pricing, with set_field)."""
+    nodes: list[dict[str, Any]] = []
+    if set_field:
+        nodes.append(
+            {"id": "mark", "kind": "update_lead", "label": "Mark the interest",
+             "fields": {"interest": "pricing"}, "next": "interest"}
+        )  # fmt: skip
+    nodes += [
+        {"id": "interest", "kind": "branch", "label": "the interest",
+         "cases": [{"outcome": "yes", "when": when, "next": "offer"}], "default": "guide"},
+        {"id": "offer", "kind": "send", "label": "the offer", "template": "offer"},
+        {"id": "guide", "kind": "send", "label": "the guide", "template": "guide"},
+    ]  # fmt: skip
+    return JourneyDefinition.model_validate(
+        {"$format": "tsunagu.journey/1", "journey_id": "branching", "description": "x",
+         "start": nodes[0]["id"], "nodes": nodes}
+    )  # fmt: skip
+
+
+def forecast_says(definition: JourneyDefinition, lead: Lead, facts: Facts) -> str:
+    """The way the one-lead dry run takes at the branch."""
+    result = forecast(
+        definition, lead, OPTED_IN, [], facts=facts, start=GOLDEN_WEEK_START, days=5,
+        assumptions={}, rules=RULES,
+    )  # fmt: skip
+    [decided] = [s.what for s in result.steps if s.node == "interest"]
+    return decided.split()[1]
+
+
+def journey_decide_says(definition: JourneyDefinition, lead: Lead, facts: Facts) -> str:
+    """The way the journey_decide step takes, given the facts services.segment_facts reads."""
+    node = next(n for n in definition.nodes if n.id == "interest")
+    assert node.kind == "branch"
+    spec = decisions.spec_of(node)
+    return decisions.decide(
+        spec, lead, journey_id="branching", node="interest", now=GOLDEN_WEEK_START, facts=facts
+    ).outcome
+
+
+def fading_scores(now: datetime) -> LeadScores:
+    """A seminar 60 days before the lead enters made 60 points, halving every 30 days: 15 now."""
+    rule = ScoringRule(rule_id="seminar", type="seminar_attended", points=60, half_life_days=30)
+    award = Award(
+        "seminar", 60, "evt_seminar", datetime(2027, 2, 27, 10, 0, tzinfo=JST),
+        "seminar_attended", half_life_days=30,
+    )  # fmt: skip
+    return LeadScores(ScoringModel(rules=(rule,)), Fading(positive=True), lambda _: [award], now)
+
+
+@pytest.mark.parametrize(
+    ("when", "facts", "lead_changes", "way"),
+    [
+        ("consent.marketing=yes", OPTED_IN_FACTS, {}, "yes"),
+        ("consent.newsletter=yes", OPTED_IN_FACTS, {}, "yes"),  # marketing covers it
+        ("consent.marketing=no", LeadFacts({"all": "opted_out"}), {}, "yes"),
+        ("in_segment=hot", LeadFacts({}, {"hot": Segment.parse("tag=seminar:2027-05")}), {}, "yes"),
+        ("in_segment!=hot", LeadFacts({}, {"hot": Segment.parse("stage=lead")}), {}, "default"),
+        ("did=form_submitted/30d", LeadFacts({}, did=["form_submitted"]), {}, "yes"),
+        ("did_not=form_submitted/30d", LeadFacts({}, did=["form_submitted"]), {}, "default"),
+        ("import=imp_fair", LeadFacts({}), {}, "yes"),
+        # Stored 60 when it attended; 15 now, after two half-lives: not a hot lead any more
+        ("score>=50", LeadFacts({}, scores=fading_scores), {"score": 60.0}, "default"),
+        ("score<=20", LeadFacts({}, scores=fading_scores), {"score": 60.0}, "yes"),
+    ],
+)
+def test_the_one_lead_dry_run_branches_as_journey_decide_does(
+    when: str, facts: LeadFacts, lead_changes: dict[str, Any], way: str
+) -> None:
+    definition = branch_journey(when)
+    lead = real_lead(**lead_changes)
+    assert journey_decide_says(definition, lead, facts) == way
+    assert forecast_says(definition, lead, facts) == way
+
+
+def test_a_field_the_journey_set_is_the_one_a_later_branch_reads() -> None:
+    definition = branch_journey("field.interest=pricing", set_field=True)
+    # On a lead without the field, and on one whose interest came from the web form (the
+    # journey's update_lead sets it over the form's, as the real step does)
+    for fields in ({}, {"interest": FieldValue("general", Channel.WEB_FORM, "2027-04-01")}):
+        result = forecast(
+            definition, real_lead(fields=fields), OPTED_IN, [], facts=OPTED_IN_FACTS,
+            start=GOLDEN_WEEK_START, days=5, assumptions={}, rules=RULES,
+        )  # fmt: skip
+        assert [s.what for s in result.steps][:2] == [
+            "sets interest=pricing",
+            "-> yes (field.interest=pricing)",
+        ], fields
+    # A value the CRM set stays, as the real step keeps it, and the dry run says why
+    from_crm = {"interest": FieldValue("support", Channel.CRM, "2027-04-01")}
+    result = forecast(
+        definition, real_lead(fields=from_crm), OPTED_IN, [], facts=OPTED_IN_FACTS,
+        start=GOLDEN_WEEK_START, days=5, assumptions={}, rules=RULES,
+    )  # fmt: skip
+    assert [s.what for s in result.steps][:2] == [
+        "sets interest=pricing; keeps interest: set by crm, which ranks above journey",
+        "-> default (field.interest=support)",
+    ]
+
+
+def test_synthetic_leads_branch_on_the_consent_the_gate_takes_them_to_have() -> None:
+    # The gate mails every synthetic lead (opted in to the journey's topic): a branch on that
+    # consent sends them all "yes", not none of them
+    run = simulate(
+        branch_journey("consent.marketing=yes"), start=GOLDEN_WEEK_START, leads=20,
+        assumptions={}, rules=RULES,
+    )  # fmt: skip
+    assert dict(run.outcomes["interest"]) == {"yes": 20}
+    assert len(run.sent["offer"]) == 20
+    # ... and the report says what synthetic leads are taken to be
+    text = "\n".join(report(run, time_zone="Asia/Tokyo"))
+    assert "opted in to marketing, in no saved segment or import" in text
+    # In no saved segment (the segment need not exist: no synthetic lead is in it), and a
+    # field the journey set is theirs too
+    run = simulate(
+        branch_journey("in_segment=hot"), start=GOLDEN_WEEK_START, leads=5, assumptions={},
+        rules=RULES,
+    )  # fmt: skip
+    assert dict(run.outcomes["interest"]) == {"default": 5}
+    run = simulate(
+        branch_journey("field.interest=pricing", set_field=True), start=GOLDEN_WEEK_START,
+        leads=5, assumptions={}, rules=RULES,
+    )  # fmt: skip
+    assert dict(run.outcomes["interest"]) == {"yes": 5}
+
+
+def test_a_click_the_dry_run_assumes_is_one_a_later_did_branch_reads() -> None:
+    definition = JourneyDefinition.model_validate(
+        {"$format": "tsunagu.journey/1", "journey_id": "clicks", "description": "x",
+         "start": "invite",
+         "nodes": [
+             {"id": "invite", "kind": "send", "label": "the invitation", "template": "invite",
+              "next": "clicked"},
+             {"id": "clicked", "kind": "wait_for", "label": "a click",
+              "events": [{"type": "link_clicked", "of_mail": "invite", "outcome": "clicked"}],
+              "within_seconds": 86400, "exits": [{"outcome": "clicked", "next": "interest"}],
+              "timed_out": "interest"},
+             {"id": "interest", "kind": "branch", "label": "a click this week",
+              "cases": [{"outcome": "yes", "when": "did=link_clicked/7d", "next": "done"}],
+              "default": "done"},
+             {"id": "done", "kind": "end", "label": "The end"},
+         ]}
+    )  # fmt: skip
+    run = simulate(
+        definition, start=GOLDEN_WEEK_START, leads=200, assumptions={"click": 0.5}, rules=RULES
+    )
+    # Each lead that clicked goes "yes", each that did not, the default way
+    assert run.outcomes["interest"]["yes"] == run.outcomes["clicked"]["clicked"] > 0
+    assert run.outcomes["interest"]["default"] == run.outcomes["clicked"]["timed_out"] > 0
 
 
 # ---------------------------------------------------------------- the CLI's dry run

@@ -889,6 +889,7 @@ export default function JourneyCanvas() {
               <p className="note">
                 {t("canvas.cost", { usd: run.cost_per_thousand_entries_usd.toFixed(4) })}
               </p>
+              <p className="note">{t("canvas.synthetic_leads")}</p>
             </section>
           )}
           {may("journeys.publish") && !isNew && (

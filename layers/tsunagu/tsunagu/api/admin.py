@@ -986,6 +986,8 @@ def _dry_run_view(
 
     return {
         "leads": result.leads,
+        # What the synthetic leads are taken to be: branches on anything else go by it
+        "synthetic_leads": result.synthetic,
         "start": result.start.astimezone(zone).isoformat(),
         "time_zone": str(zone),
         "nodes": {

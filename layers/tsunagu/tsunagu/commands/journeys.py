@@ -404,8 +404,9 @@ def forecast_for_lead(
 ) -> Forecast:
     """The dry run's second form: the lead's next ``days`` days in ``definition`` from
     ``start`` (now if None), with its own consent, stage, tags, score and week of sends (the
-    frequency cap counts them), and the journey's record as stored. Nothing is sent or
-    stored."""
+    frequency cap counts them), and the journey's record as stored. Its branches read the
+    facts journey_decide reads (``ports.facts``: consent per topic, events, imports, saved
+    segments, the score now). Nothing is sent or stored."""
     allowed(ports.audit, ports.clock, actor, "journeys.list", f"journey:{definition.journey_id}")
     view = ports.journeys.gate_view(definition.journey_id, lead.lead_id)
     begin = start or ports.clock.now()
@@ -414,6 +415,7 @@ def forecast_for_lead(
         lead,
         view.recipient.consent,
         view.sends.within(begin),
+        facts=ports.facts(),
         start=begin,
         days=days,
         assumptions=assumptions,

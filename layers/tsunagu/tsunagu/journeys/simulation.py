@@ -6,14 +6,25 @@ Each lead walks the definition with the rules its state machine's steps apply, c
 directly: ``next_send_time`` for waits (the business calendar, company closed days and quiet
 hours of the settings), the gate's ``decide`` for every mail (the frequency cap; a mail that
 makes sense on one day only is skipped past it), the decisions' ``decide`` for branch, split and
-holdout. Simulated time is the leads' own: the run takes a second of real time for a thousand
+holdout, reading what journey_decide reads (``Facts``), and ``apply_update`` for update_lead, as
+the step merges it (a field the journey sets is there for a later ``field.`` branch). Simulated
+time is the leads' own: the run takes a second of real time for a thousand
 leads and a month of journey, where running each one through the local runtime's Step
 Functions would take an hour.
 
+A synthetic lead is a new one (stage ``lead``, no tags, fields or score), opted in to the
+journey's topic - the gate mails it, and a ``consent.`` branch reads it so - in no saved segment
+and no import, and it did nothing before it entered (``SYNTHETIC_LEADS`` says it in the report).
+
 The second form, ``forecast``, walks one real lead the same way: its own consent, stage, tags,
-score and the mails it had lately (the frequency cap counts them), step by step over the next
-days, with the instant and the reason for each — what a marketer checks before she puts a
-particular customer into a journey. Nothing is sent or stored in either form.
+score and the mails it had lately (the frequency cap counts them), and the facts its branches
+read as journey_decide reads them (its consent per topic, saved segments, its events, imports,
+its score now, decay included), step by step over the next days, with the instant and the
+reason for each — what a marketer checks before she puts a particular customer into a journey.
+Nothing is sent or stored in either form.
+
+In both, an event the dry run assumes the lead does on its way (a click a ``wait_for`` waited
+for) is one ``did=`` reads afterwards, as the real lead's timeline would hold it.
 
 Behaviour follows the assumptions: ``click=0.3`` means each lead clicks a mail it is waited on
 for with probability 0.3, at a moment spread evenly over the wait's window. Each awaited event
@@ -58,8 +69,12 @@ from tsunagu.journeys.definition import (
     Webhook,
 )
 from tsunagu.journeys.model import Journey
+from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import Lead
+from tsunagu.leads.updates import LeadUpdate, apply_update
 from tsunagu.mail.consent import ConsentView
+from tsunagu.qualification.scores import LeadScores
+from tsunagu.segments.filter import Facts, NoFacts, Segment
 
 EVENT_ASSUMPTIONS = {
     "link_clicked": "click",
@@ -81,8 +96,51 @@ MAX_STEPS = 500
 loop without a wait, but a wait can still go round forever)."""
 
 
+SYNTHETIC_LEADS = (
+    "each synthetic lead is new (stage lead, no tags, fields or score), opted in to {topic},"
+    " in no saved segment or import, and did nothing before it entered"
+)
+"""What the dry run assumes of its synthetic leads (branches on anything else go by it)."""
+
+
 class AssumptionError(ValueError):
     """The assumptions cannot be read."""
+
+
+class _SyntheticFacts(NoFacts):
+    """A synthetic lead's facts: opted in as the gate takes it to be (one consent for both),
+    nothing else known (NoFacts)."""
+
+    def __init__(self, consent: Mapping[str, str]) -> None:
+        self._consent = consent
+
+    def consent(self, lead_id: str) -> Mapping[str, str]:
+        return self._consent
+
+
+class _OnTheWay:
+    """The facts a decision on the walk reads: the lead's (stored, or a synthetic lead's), and
+    the events the dry run assumed it did since it entered (a ``did=`` after a click sees it)."""
+
+    def __init__(self, facts: Facts) -> None:
+        self._facts = facts
+        self.happened: list[tuple[str, datetime]] = []
+
+    def did(self, lead_id: str, event_type: str, since: datetime) -> bool:
+        assumed = any(kind == event_type and at >= since for kind, at in self.happened)
+        return assumed or self._facts.did(lead_id, event_type, since)
+
+    def consent(self, lead_id: str) -> Mapping[str, str]:
+        return self._facts.consent(lead_id)
+
+    def imported(self, import_id: str) -> frozenset[str]:
+        return self._facts.imported(import_id)
+
+    def segment(self, name: str) -> Segment | None:
+        return self._facts.segment(name)
+
+    def scores(self, now: datetime) -> LeadScores:
+        return self._facts.scores(now)
 
 
 def parse_assumptions(text: str) -> dict[str, float]:
@@ -132,14 +190,16 @@ class _Walker:
     lead: Lead
     now: datetime
     chance: random.Random
+    consent: ConsentView
+    """What the gate reads: a real lead's own, a synthetic lead opted in to the journey's topic."""
+    facts: _OnTheWay
+    """What the decisions read beyond the lead, as journey_decide reads it."""
     sent: dict[str, bool] = field(default_factory=dict)
     """Result slot -> whether its mail went (a skipped mail cannot be clicked)."""
     recent_sends: list[str] = field(default_factory=list)
     send_by: datetime | None = None
     transitions: int = 0
     path: list[str] = field(default_factory=list)
-    consent: ConsentView | None = None
-    """A real lead's consent; None: a synthetic lead, opted in to the journey's topic."""
     log: list[ForecastStep] | None = None
     """Kept for a real lead only: a thousand synthetic leads' steps are only counted."""
 
@@ -166,6 +226,8 @@ class Simulation:
     defers a mail under the frequency cap)."""
     skipped: Counter[str] = field(default_factory=Counter)
     """Send node id -> mails the gate would skip (past their day, the cap)."""
+    synthetic: str = ""
+    """What the run assumed of its synthetic leads (SYNTHETIC_LEADS)."""
     paths: Counter[tuple[str, ...]] = field(default_factory=Counter)
     transitions: Counter[tuple[str, ...]] = field(default_factory=Counter)
     """Path -> state transitions of all the leads on it (leads on one path may differ: each
@@ -203,13 +265,19 @@ def simulate(
     nodes = {n.id: n for n in definition.nodes}
     policy = _policy(definition, journey)
     result = Simulation(definition.journey_id, leads, start, [n.id for n in definition.nodes])
+    result.synthetic = SYNTHETIC_LEADS.format(topic=policy.topic)
     allowed_at = rules.allowed_at
+    # One consent for the gate and the branches: a lead the gate mails is one consent.X=yes
+    # selects (consent.<another topic> too, as opting in to marketing covers it).
+    opted_in = {policy.topic: "opted_in"}
     for number in range(leads):
         walker = _Walker(
             lead=_synthetic_lead(number, start),
             now=start,
             # Not a secret: the same seed replays the same run.
             chance=random.Random(f"{seed}:{number}"),  # noqa: S311
+            consent=ConsentView(topics=opted_in),
+            facts=_OnTheWay(_SyntheticFacts(opted_in)),
         )
         current: str | None = definition.start
         while current is not None:
@@ -258,6 +326,7 @@ def forecast(
     consent: ConsentView,
     recent_sends: Sequence[str],
     *,
+    facts: Facts,
     start: datetime,
     days: int,
     assumptions: Mapping[str, float],
@@ -267,7 +336,9 @@ def forecast(
 ) -> Forecast:
     """``lead`` entering at ``start``, step by step for ``days`` days, with its own consent,
     stage, tags, score and recent mails (the frequency cap counts them): what each node would
-    do and when. Nothing is sent and nothing is stored; an awaited event happens with its
+    do and when. ``facts``: what its branches read beyond it, the same journey_decide reads
+    (services.segment_facts): its consent per topic, its events, imports, saved segments and
+    its score now. Nothing is sent and nothing is stored; an awaited event happens with its
     assumed probability (none given: nothing happens, so every wait times out)."""
     if not 1 <= days <= 366:
         raise ValueError(f"forecast 1 to 366 days, not {days}")
@@ -281,6 +352,7 @@ def forecast(
         chance=random.Random(f"{seed}:{lead.lead_id}"),  # noqa: S311 - not a secret
         recent_sends=list(recent_sends),
         consent=consent,
+        facts=_OnTheWay(facts),
         log=[],
     )
     scratch = Simulation(definition.journey_id, 1, start, list(nodes))
@@ -381,15 +453,7 @@ def _step(
     if isinstance(node, Branch | Split | Holdout):
         return _decide(node, walker, result)
     if isinstance(node, UpdateLead):
-        walker.transitions += 1
-        walker.lead.tags = (walker.lead.tags | set(node.add_tags)) - set(node.remove_tags)
-        walker.lead.stage = node.stage or walker.lead.stage
-        # Fields are not kept: no branch condition reads a field a journey can set.
-        changes = [f"stage {node.stage}"] if node.stage else []
-        changes += [f"+tag {t}" for t in node.add_tags] + [f"-tag {t}" for t in node.remove_tags]
-        changes += [f"{name}={value}" for name, value in sorted(node.fields.items())]
-        walker.say(node.id, "sets " + ", ".join(changes))
-        return node.next
+        return _update_lead(node, walker, result)
     if isinstance(node, NotifyOwner | Webhook):
         walker.transitions += 1  # the mail to the owner, or the call (sent by nobody here)
         if isinstance(node, NotifyOwner):
@@ -403,6 +467,36 @@ def _step(
     return None
 
 
+def _update_lead(node: UpdateLead, walker: _Walker, result: Simulation) -> str | None:
+    """The change as the update_lead step merges it (a field a ``field.`` branch reads later
+    is the one the journey set, unless a higher channel's value stays)."""
+    walker.transitions += 1
+    # Built, not validated: the definition's own validation already took these values.
+    update = LeadUpdate.model_construct(
+        stage=node.stage,
+        add_tags=list(node.add_tags),
+        remove_tags=list(node.remove_tags),
+        fields=dict(node.fields),
+        crm_status=None,
+    )
+    walker.lead, events = apply_update(
+        walker.lead,
+        update,
+        by=f"journey:{result.journey_id}",
+        source=Channel.JOURNEY,
+        now=walker.now,
+    )
+    changes = [f"stage {node.stage}"] if node.stage else []
+    changes += [f"+tag {t}" for t in node.add_tags] + [f"-tag {t}" for t in node.remove_tags]
+    changes += [f"{name}={value}" for name, value in sorted(node.fields.items())]
+    said = "sets " + ", ".join(changes)
+    for event in events:
+        reasons = event.properties.get("kept_reasons") or {}
+        said += "".join(f"; keeps {name}: {why}" for name, why in sorted(reasons.items()))
+    walker.say(node.id, said)
+    return node.next
+
+
 def _send(
     node: Send,
     walker: _Walker,
@@ -411,7 +505,7 @@ def _send(
     rules: Rules,
     allowed_at: Callable[[datetime], datetime],
 ) -> str | None:
-    consent = walker.consent or ConsentView(topics={policy.topic: "opted_in"})
+    consent = walker.consent
     while True:
         walker.transitions += 3  # the gate, its Choice, and the send, deferral or skip
         decided = gate.decide(
@@ -463,7 +557,7 @@ def _wait_for(
     walker.transitions += 1  # the waiting task
     window = timedelta(seconds=node.within_seconds)
     walker.say(node.id, f"waits up to {_duration(window)} for {node.label}")
-    happened: list[tuple[timedelta, str]] = []
+    happened: list[tuple[timedelta, str, str]] = []
     for awaited in node.events:
         rate = assumptions.get(EVENT_ASSUMPTIONS.get(awaited.type, awaited.type), 0.0)
         if awaited.of_mail is not None and not walker.sent.get(awaited.of_mail, False):
@@ -472,7 +566,7 @@ def _wait_for(
         # every other draw of the lead.
         does, when = walker.chance.random(), walker.chance.random()
         if does < rate:
-            happened.append((window * when, awaited.outcome))
+            happened.append((window * when, awaited.outcome, awaited.type))
     if not happened:
         walker.now += window
         awaited_mails = {e.of_mail for e in node.events if e.of_mail}
@@ -489,8 +583,9 @@ def _wait_for(
         walker.transitions += 1  # "Time is up for ...": the timeout recorded on the lead
         walker.say(node.id, f"nothing within {_duration(window)}: time is up")
         return node.timed_out
-    after, outcome = min(happened)
+    after, outcome, kind = min(happened)
     walker.now += after
+    walker.facts.happened.append((kind, walker.now))
     result.outcomes[node.id][outcome] += 1
     walker.say(node.id, f"{outcome} (assumed), after {_duration(after)}")
     exits = {e.outcome: e.next for e in node.exits}
@@ -512,6 +607,7 @@ def _decide(
         journey_id=result.journey_id,
         node=node.id,
         now=walker.now,
+        facts=walker.facts,
     )
     result.outcomes[node.id][decided.outcome] += 1
     why = ", ".join(f"{k}={v}" for k, v in decided.values.items() if v is not None)
@@ -537,6 +633,7 @@ def report(simulation: Simulation, *, time_zone: str) -> list[str]:
     lines = [
         f"dry run of {simulation.journey_id}: {simulation.leads} synthetic leads entering at "
         f"{local(simulation.start)} ({time_zone}); nothing is sent",
+        *([simulation.synthetic] if simulation.synthetic else []),
         "",
         "node                            leads   first         median        last",
     ]
