@@ -298,7 +298,9 @@ def rebuild(
     is counted as it is judged now), and replace those days' counter rows.
 
     Only the range is counted again: a mail's firsts and a lead's ``converted`` / ``mql`` from
-    the days before and after it stand, as those days' rows do. An open in the range of a mail
+    the days before and after it stand, as those days' rows do, and so do the arms a lead was
+    given outside it (a mail of the range counts for the arms its lead had when it was sent,
+    those the counted mail was sent with if the counters have it). An open in the range of a mail
     first opened earlier is not unique again, and a mail first opened after the range stays
     opened once (its unique stays on that later day, even if an open in the range now counts as
     a person's). Run it while the days are quiet (a day's events still arriving would be counted
@@ -320,10 +322,19 @@ def rebuild(
         message_id: _outside(mail, first_text, last_text, (first, last))
         for message_id, mail in known.mails.items()
     }
-    # A lead's arm in a split is drawn from its id: counted again, it is the arm it had. What it
-    # reached in the range is counted again.
+    # What a lead reached in the range, and the arms it was given in it, are counted again (an
+    # arm given after the range stays, with its instant: what the range counts is no arm's).
+    decided = {
+        (str(e.properties.get("journey_id")), e.lead_id, str(e.properties.get("node")))
+        for e in events
+        if e.type == "journey_decision" and e.lead_id
+    }
     assignments = {
-        key: replace(a, reached=_days_outside(a.reached, first_text, last_text))
+        key: _outside_range(
+            replace(a, reached=_days_outside(a.reached, first_text, last_text)),
+            (first, last),
+            {node for journey, lead, node in decided if (journey, lead) == key},
+        )
         for key, a in known.assignments.items()
     }
     rows: dict[CounterKey, dict[str, int]] = {}
@@ -358,6 +369,30 @@ def rebuild(
 def _days_outside(days: Mapping[str, str], first_day: str, last_day: str) -> dict[str, str]:
     """The entries (name -> day) dated before ``first_day`` or after ``last_day``."""
     return {name: day for name, day in days.items() if not first_day <= day <= last_day}
+
+
+def _outside_range(
+    member: Assignment, instants: tuple[str, str], decided_in_range: set[str]
+) -> Assignment:
+    """The lead in the journey without the arms given in the rebuilt days (their decisions give
+    them again, and assign the lead again). An arm stored before the counters kept when it was
+    given is taken out too if the lead was decided at its node in the days: that decision
+    gives it again, with its instant."""
+    start, end = (parse_instant(i) for i in instants)
+    again = {
+        node
+        for node in member.arms
+        if (node in member.given_at and start <= parse_instant(member.given_at[node]) <= end)
+        or (node not in member.given_at and node in decided_in_range)
+    }
+    if not again:
+        return member
+    return replace(
+        member,
+        arms={n: arm for n, arm in member.arms.items() if n not in again},
+        given_at={n: at for n, at in member.given_at.items() if n not in again},
+        control=member.control - again,
+    )
 
 
 def _outside(

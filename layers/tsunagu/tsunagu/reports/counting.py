@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from tsunagu.clock import isoformat, parse_instant
 from tsunagu.event_kinds import LEAD_IMPORTED
+from tsunagu.journeys.decisions import HOLDOUT
 from tsunagu.leads.merge import Channel
 from tsunagu.tracking.settling import SETTLE_AFTER_SECONDS
 
@@ -71,6 +72,17 @@ FUNNEL_SUBJECT = "funnel"
 FUNNEL_STAGES = ("lead", "mql", "sql", "opportunity", "customer")
 """The stages of the funnel, in order; a lead counts at a stage the first time it reaches it
 (or a later one: a lead the CRM makes a customer straight away has passed every stage)."""
+
+
+def stages_reached_by(stage: object) -> tuple[str, ...]:
+    """The funnel's stages a lead has reached when it is at ``stage``: that one and every one
+    before it (a lead the CRM moves straight to SQL has passed MQL); none for a stage outside
+    the funnel (``disqualified``). The one rule the funnel and a journey's ``mql`` count by."""
+    if stage not in FUNNEL_STAGES:
+        return ()
+    return FUNNEL_STAGES[: FUNNEL_STAGES.index(str(stage)) + 1]
+
+
 NO_FORM = "-"
 NO_DAY = "-"
 """The day of a lead withdrawn before the funnel counted it (it is counted on no day)."""
@@ -141,9 +153,9 @@ def experiment_subject(journey_id: str, node: str) -> str:
 class Assignment:
     """A lead in a journey as the counters know it: since its first counted step there (a mail
     or a decision), on which version, the arms it was given in the journey's splits and
-    holdouts (node -> outcome) so that what follows counts for its arm, and the day it first
-    reached each outcome the journey is judged by (``converted``: one of the journey's goals;
-    ``mql``) within the journey's window."""
+    holdouts (node -> outcome) and when, so that what follows counts for its arm, and the day it
+    first reached each outcome the journey is judged by (``converted``: one of the journey's
+    goals; ``mql``) within the journey's window."""
 
     journey_id: str
     lead_id: str
@@ -154,6 +166,26 @@ class Assignment:
     version: int | None = None
     reached: Mapping[str, str] = field(default_factory=dict)
     """``converted`` / ``mql`` -> the day it was counted: each once per lead and journey."""
+    given_at: Mapping[str, str] = field(default_factory=dict)
+    """Node -> the instant of the decision that gave the arm. A mail or a conversion counts for
+    the arms the lead had by then: a welcome mail sent before a split is no arm's, also when a
+    rebuild counts it after the split. An arm without one was counted before the instants were
+    kept, and is taken as given before anything counted now."""
+    control: frozenset[str] = frozenset()
+    """The holdouts whose control group the lead is in (the journey left it alone there)."""
+
+    def arms_at(self, instant: str) -> dict[str, str]:
+        """The arms the lead had been given at ``instant``."""
+        at = parse_instant(instant)
+        return {
+            node: arm
+            for node, arm in self.arms.items()
+            if node not in self.given_at or parse_instant(self.given_at[node]) <= at
+        }
+
+    def held_out_at(self, instant: str) -> bool:
+        """Whether the lead was in a holdout's control group at ``instant``."""
+        return any(node in self.control for node in self.arms_at(instant))
 
 
 @dataclass(frozen=True)
@@ -334,7 +366,7 @@ def count(
     known = memberships or {}
     counted: Counted | None
     if event.type == "mail_sent":
-        counted = _sent(event, day, known)
+        counted = _sent(event, day, known, mail)
     elif event.type == "journey_decision":
         counted = _decided(event, day, known)
     elif event.type == "form_submitted":
@@ -367,7 +399,14 @@ def membership_keys(event: StoredEvent, goals: Mapping[str, JourneyGoal]) -> lis
 
 
 def _became_mql(event: StoredEvent) -> bool:
-    return event.type == "stage_changed" and event.properties.get("to") == "mql"
+    """The lead moved from before MQL to MQL or past it, as the funnel counts a stage reached
+    (a lead the CRM moves straight to SQL became an MQL on the way)."""
+    if event.type != "stage_changed":
+        return False
+    props = event.properties
+    return "mql" in stages_reached_by(props.get("to")) and "mql" not in stages_reached_by(
+        props.get("from")
+    )
 
 
 def _joined(
@@ -379,13 +418,17 @@ def _joined(
     if found is not None and found.since is not None:
         return found
     version = event.properties.get("journey_version")
+    if found is not None:  # known by its arms alone (counted before memberships were kept)
+        return replace(
+            found,
+            since=event.occurred_at,
+            version=int(version) if version is not None else DEPLOYED,
+        )
     return Assignment(
         journey_id,
         event.lead_id,
-        arms=dict(found.arms) if found is not None else {},
         since=event.occurred_at,
         version=int(version) if version is not None else DEPLOYED,
-        reached=dict(found.reached) if found is not None else {},
     )
 
 
@@ -398,7 +441,9 @@ def _with_outcomes(
 ) -> Counted | None:
     """``counted`` with what the event means for the journeys its lead is in: a goal reached
     (``converted``) or MQL reached, within the journey's window, once per lead and journey,
-    counted for the journey version and for each arm the lead was given."""
+    counted for each arm the lead had been given by then, and for the journey version unless
+    the lead was in a holdout's control group (the journey left it alone: its conversion is
+    the baseline's, in the experiment report, not the journey's)."""
     if event.lead_id is None or event.type in ("mail_sent", "journey_decision"):
         return counted
     outcome = "mql" if _became_mql(event) else "converted"
@@ -412,11 +457,12 @@ def _with_outcomes(
         if not parse_instant(member.since) <= parse_instant(event.occurred_at) <= window_ends:
             continue
         version = member.version if member.version is not None else DEPLOYED
-        keys = [CounterKey(journey_subject(member.journey_id), day, f"v{version}")]
-        keys += [
+        keys = [
             CounterKey(experiment_subject(member.journey_id, node), day, f"v{version}#{arm}")
-            for node, arm in sorted(member.arms.items())
+            for node, arm in sorted(member.arms_at(event.occurred_at).items())
         ]
+        if not member.held_out_at(event.occurred_at):
+            keys.append(CounterKey(journey_subject(member.journey_id), day, f"v{version}"))
         for counter in keys:
             increments[counter] = {outcome: 1}
         changed.append(replace(member, reached={**member.reached, outcome: day}))
@@ -430,8 +476,14 @@ def _with_outcomes(
 
 
 def _sent(
-    event: StoredEvent, day: str, known: Mapping[tuple[str, str], Assignment]
+    event: StoredEvent,
+    day: str,
+    known: Mapping[tuple[str, str], Assignment],
+    counted: CountedMail | None,
 ) -> Counted | None:
+    """A mail sent: counted for its template version, its journey node, and the arms its lead
+    had been given when it was sent. ``counted``: the mail as the counters already have it (a
+    rebuild counts its send again), whose arms are the ones it was counted with at its send."""
     props = event.properties
     message_id, template_id = event.message_id, props.get("template_id")
     if not message_id or not template_id or event.lead_id is None:
@@ -448,7 +500,13 @@ def _sent(
         journey_id=str(props["journey_id"]) if props.get("journey_id") else None,
         journey_version=int(journey_version) if journey_version is not None else None,
         node=str(props["node"]) if props.get("node") else None,
-        arms=dict(member.arms) if member is not None else {},
+        arms=(
+            dict(counted.arms)
+            if counted is not None
+            else member.arms_at(event.occurred_at)
+            if member is not None
+            else {}
+        ),
     )
     joined = () if member is None or member == known.get(_key_of(member)) else (member,)
     return Counted({key: {"sent": 1} for key in mail.keys(day)}, mail, joined)
@@ -472,13 +530,24 @@ def _decided(
     if event.lead_id is None:
         return Counted(increments)
     member = _joined(event, str(journey_id), known)
-    if props.get("kind") in _EXPERIMENTS:
+    node, outcome = str(node), str(outcome)
+    # A lead is assigned once per split: entering the journey again, it is drawn to the same
+    # arm (tsunagu.journeys.decisions.draw) and is the same lead of that arm. Only a new arm (a
+    # later version's shares drew it elsewhere) is a new assignment.
+    if props.get("kind") in _EXPERIMENTS and member.arms.get(node) != outcome:
         increments[key]["assigned"] = 1  # marks the node an experiment, for the journey report
-        arm = CounterKey(
-            experiment_subject(str(journey_id), str(node)), day, f"v{version}#{outcome}"
-        )
+        arm = CounterKey(experiment_subject(str(journey_id), node), day, f"v{version}#{outcome}")
         increments[arm] = {"assigned": 1}
-        member = replace(member, arms={**member.arms, str(node): str(outcome)})
+        # The decision says so (control_group); one stored before it did, by its kind and arm.
+        held_out = bool(
+            props.get("control_group", props.get("kind") == "holdout" and outcome == HOLDOUT)
+        )
+        member = replace(
+            member,
+            arms={**member.arms, node: outcome},
+            given_at={**member.given_at, node: event.occurred_at},
+            control=member.control | {node} if held_out else member.control - {node},
+        )
     joined = () if member == known.get(_key_of(member)) else (member,)
     return Counted(increments, assignments=joined)
 
@@ -581,7 +650,7 @@ def _stage_reached(event: StoredEvent, day: str, funnel: FunnelLead | None) -> C
     reached = dict(funnel.reached)
     metrics: dict[str, int] = {}
     previous_day = funnel.created_day
-    for name in FUNNEL_STAGES[: FUNNEL_STAGES.index(str(stage)) + 1]:
+    for name in stages_reached_by(stage):
         if name in reached:
             previous_day = reached[name]
             continue

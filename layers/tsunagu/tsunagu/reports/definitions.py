@@ -48,17 +48,22 @@ METRICS: dict[str, str] = {
     "clicked_machines:<reason>": "automated clicks with that judgement reason",
     "decided": "leads that reached a branch, split or holdout node (journey reports)",
     "assigned": (
-        "leads a split or holdout gave an arm (journey and experiment reports; an experiment's"
-        " mail figures are of the mails sent to each arm's leads after it)"
+        "leads a split or holdout gave an arm, each lead once per arm however often it enters"
+        " the journey (journey and experiment reports; an experiment's mail figures are of the"
+        " mails sent to each arm's leads after it)"
     ),
     "outcome:<name>": "of those, the leads that went that way",
     "converted": (
         "leads that reached one of the journey's goals within its window (30 days unless set)"
         " after their first mail or decision in the journey, each lead once per journey; by the"
-        " day of the goal, for the journey version and for each arm the lead was in (a holdout's"
-        " control group converts by the same rule)"
+        " day of the goal, for each arm the lead had been given by then, and for the journey"
+        " version unless the lead was in a holdout's control group (the journey left it alone:"
+        " its conversion is its arm's, the experiment report's baseline)"
     ),
-    "mql": "leads that became MQLs in the same window, counted the same way",
+    "mql": (
+        "leads that became MQLs (moved to MQL or past it from an earlier stage, as the funnel"
+        " counts a stage reached) in the same window, counted the same way"
+    ),
     "won": "deals: won deals, by the day they closed (the CRM's close date), as they now stand",
     "lost": "deals: lost deals, by the day they closed",
     "revenue_cents": "deals: won deals' amounts in hundredths of their currency, per currency",

@@ -478,12 +478,18 @@ def _mail_item(mail: CountedMail) -> dict[str, Any]:
 
 
 def _assignment_item(given: Assignment) -> dict[str, Any]:
-    state = {
+    state: dict[str, Any] = {
         "arms": dict(given.arms),
         "since": given.since,
         "version": given.version,
         "reached": dict(given.reached),
     }
+    # Only when there are any: a state stored before they were kept, read and written back
+    # unchanged, must compare equal to the stored text (the transaction's condition).
+    if given.given_at:
+        state["given_at"] = dict(given.given_at)
+    if given.control:
+        state["control"] = sorted(given.control)
     return _item(
         {
             "pk": _assignment_pk(given.journey_id, given.lead_id),
@@ -508,6 +514,9 @@ def _assignment_from(item: Mapping[str, Any]) -> Assignment:
         since=state.get("since"),
         version=int(version) if version is not None else None,
         reached=state.get("reached") or {},
+        # Kept since 2026-12-06: an arm given before has no instant (taken as given before all).
+        given_at=state.get("given_at") or {},
+        control=frozenset(state.get("control") or ()),
     )
 
 
