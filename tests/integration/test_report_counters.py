@@ -512,7 +512,38 @@ def test_a_rate_whose_counts_come_from_different_days_stays_between_none_and_all
 
     lines = report_table(shown).splitlines()
     [total] = [line.split() for line in lines if line.startswith("total")]
-    assert total == ["total", "1", "2", "1", "-", "0", "-", "0", "0", "0"]
+    assert total == ["total", "1", "2", "1", "-", "0", "-", "0", "0", "0", "0"]
+
+
+def test_the_cli_table_of_a_journey_says_its_conversions_and_complaints(aws: AwsStack) -> None:
+    from tsunagu.cli_reports import report_table
+    from tsunagu.commands import reports
+
+    # Given welcome_nurture's welcome mail to a and b on D1: a complains of it, b asks for a
+    # demo on D2 (the journey's goal)
+    h = History(aws)
+    h.at(SENT_D1)
+    ma, _ = h.send("a", 1, WELCOME_NURTURE), h.send("b", 1, WELCOME_NURTURE)
+    h.ses(ma, "Complaint", complaint={"complaintFeedbackType": "abuse", "feedbackId": "fb-a"})
+    h.at(SENT_D2)
+    h.form("b", "evt_goal", new=False, form_id="demo-request")
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+
+    # When the journey's report is printed as a table
+    ports = services.report_commands(aws.settings())
+    shown = reports.journey_report(
+        ports, ADMIN, "welcome_nurture", date(2026, 12, 1), date(2026, 12, 2)
+    )
+    lines = report_table(shown).splitlines()
+
+    # Then the node's row has its complaint, the version as a whole says its conversions in
+    # words rather than as a row of mail figures all 0
+    header = lines[1].split()
+    [node] = [line.split() for line in lines if line.startswith("v2 welcome_mail")]
+    assert node[2 + header.index("compl")] == "1" and node[2 + header.index("sent")] == "2"
+    assert not [row for row in map(str.split, lines) if row[0] == "v2" and row[1].isdigit()]
+    assert "v2 as a whole: 1 leads converted, 0 became MQLs" in lines
+    assert "compl = complaints" in lines[-1]
 
 
 def reports_csv_rows(report: Any) -> tuple[list[str], list[str]]:

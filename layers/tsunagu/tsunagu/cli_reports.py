@@ -34,6 +34,7 @@ TABLE_COLUMNS = (
     ("m.opens", "machines' opens"),
     ("m.clicks", "machines' clicks"),
     ("unsub", "unsubscribed"),
+    ("compl", "complaints"),
 )
 
 
@@ -273,14 +274,21 @@ def _cells(figures: Figures) -> list[str]:
         str(figures.get("opened_machines")),
         str(figures.get("clicked_machines")),
         str(figures.get("unsubscribed")),
+        str(figures.get("complained")),
     ]
+
+
+def _whole_version(report: Report, part: Part) -> bool:
+    """A journey version as a whole (no node): its leads' conversions and MQLs, no mail."""
+    return report.kind == "journey" and part.node is None
 
 
 def report_table(report: Report) -> str:
     """The report for a terminal: one line per version (or node), the total last, then the
-    machines' activity by reason and each decision node's outcomes."""
+    machines' activity by reason, each decision node's outcomes and each journey version's
+    conversions and MQLs (as the console shows them: not a row of mail figures, all 0)."""
     header = ["", *(name for name, _ in TABLE_COLUMNS)]
-    lines = [[_label(p), *_cells(p.figures)] for p in report.parts]
+    lines = [[_label(p), *_cells(p.figures)] for p in report.parts if not _whole_version(report, p)]
     lines.append(["total", *_cells(report.total)])
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
 
@@ -306,6 +314,12 @@ def report_table(report: Report) -> str:
         if outcomes:
             shown = ", ".join(f"{name} {n}" for name, n in outcomes.items())
             out.append(f"{_label(part)}: {part.figures.get('decided')} decided - {shown}")
+    for part in report.parts:
+        if _whole_version(report, part):
+            out.append(
+                f"{_label(part)} as a whole: {part.figures.get('converted')} leads converted,"
+                f" {part.figures.get('mql')} became MQLs"
+            )
     out += _cost_lines(report)
     if not report.parts:
         out.append("(nothing counted in these days)")
