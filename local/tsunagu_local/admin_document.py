@@ -66,8 +66,8 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
     "usd_rates": {
         "schema": {"type": "string", "maxLength": 200, "example": "JPY:150,EUR:0.92"},
         "description": "Units of each revenue currency per US dollar, comma-separated "
-        "(`JPY:150`): ROI compares revenue with the AWS cost in dollars, and is left out for a "
-        "currency without a rate.",
+        "(`JPY:150`), each from 0.000001 to 1000000000: ROI compares revenue with the AWS cost "
+        "in dollars, and is left out for a currency without a rate.",
     },
     "by": {
         "schema": {"type": "string", "enum": ["channel", "form"]},

@@ -101,11 +101,27 @@ def test_roi_needs_a_rate_for_every_currency_credited() -> None:
     rated = replace(priced, usd_rates={"JPY": Decimal(150)})
     # 150,000 yen = $1,000, over $0.50
     assert rated.roi("seminar_follow_up", "linear") == Decimal("2000.00")
+    # A huge deal at the lowest rate taken, over a cost of a millionth of a cent: a number
+    # with more digits than Decimal's usual 28, still a number (quantize refused it: a 500)
+    huge = replace(
+        found,
+        journeys={"seminar_follow_up": replace(
+            found.journeys["seminar_follow_up"],
+            revenue={"linear": {"JPY": 10**22}},
+        )},
+        costs_usd={"seminar_follow_up": Decimal("0.00000001")},
+        usd_rates={"JPY": Decimal("0.000001")},
+    )  # fmt: skip
+    assert huge.roi("seminar_follow_up", "linear") == Decimal(10**34)
 
 
 @pytest.mark.parametrize(
-    "text", ["JPY", "JPY=abc", "JPY=NaN", "JPY=Infinity", "JPY=0", "JPY=-150", "=150", "JP=150"]
-)
+    "text",
+    ["JPY", "JPY=abc", "JPY=NaN", "JPY=Infinity", "JPY=0", "JPY=-150", "=150", "JP=150",
+     # (found by an audit: a rate of 1e-30 made ROI too long a number, a 500)
+     "JPY=1e-30", "JPY=0.0000000000000000000000000001", "JPY=0.0000009", "JPY=1E+40",
+     "JPY=1000000001"],
+)  # fmt: skip
 def test_an_exchange_rate_that_is_not_one_is_refused_by_name(text: str) -> None:
     with pytest.raises(ValidationFailed) as refused:
         parse_usd_rates([text], "usd_rates")
@@ -115,3 +131,6 @@ def test_an_exchange_rate_that_is_not_one_is_refused_by_name(text: str) -> None:
 def test_exchange_rates_are_read_with_either_separator() -> None:
     rates = parse_usd_rates(["jpy=150", "EUR:0.92"], "usd_rates")
     assert rates == {"JPY": Decimal(150), "EUR": Decimal("0.92")}
+    # the bounds themselves are rates
+    rates = parse_usd_rates(["XAU=0.000001", "VES=1000000000"], "usd_rates")
+    assert rates == {"XAU": Decimal("0.000001"), "VES": Decimal(1_000_000_000)}

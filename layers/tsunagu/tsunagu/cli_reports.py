@@ -393,7 +393,8 @@ def add_report_commands(groups: Any) -> None:
         action="append",
         default=[],
         metavar="CUR=RATE",
-        help="units of a currency per US dollar, for ROI (e.g. JPY=150); repeatable",
+        help="units of a currency per US dollar, for ROI (e.g. JPY=150; 0.000001 to 1000000000);"
+        " repeatable",
     )
     credited.add_argument("--format", choices=("table", "csv", "json"), default="table")
     credited.set_defaults(run=reports_attribution)

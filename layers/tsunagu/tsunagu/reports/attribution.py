@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -96,7 +96,10 @@ class Attribution:
             if rate is None:
                 return None
             revenue += Decimal(cents) / 100 / rate
-        return (revenue / cost).quantize(Decimal("0.01"))
+        # Enough digits for the largest revenue (20-digit deals at the lowest rate) over the
+        # smallest cost: quantize refuses a result with more digits than the context holds.
+        with localcontext(prec=80):
+            return (revenue / cost).quantize(Decimal("0.01"))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -150,10 +153,16 @@ def _credit(credit: Credit) -> dict[str, Any]:
     }
 
 
+LOWEST_USD_RATE, HIGHEST_USD_RATE = Decimal("0.000001"), Decimal("1000000000")
+"""The exchange rates taken (units of a currency per dollar): wider than any currency's, and
+narrow enough that revenue over cost is a number a report can print (a rate of 1e-30 made
+a deal worth more dollars than Decimal's precision holds)."""
+
+
 def parse_usd_rates(texts: Iterable[str], name: str) -> dict[str, Decimal]:
     """``["JPY=150", "EUR=0.92"]`` (``:`` also separates) as currency -> units per dollar;
     ValidationFailed naming ``name`` for text that is not one (a currency is three capital
-    letters, a rate a positive number)."""
+    letters, a rate a number from LOWEST_USD_RATE to HIGHEST_USD_RATE)."""
     rates = {}
     for text in texts:
         currency, _, rate = text.replace(":", "=").partition("=")
@@ -164,6 +173,16 @@ def parse_usd_rates(texts: Iterable[str], name: str) -> dict[str, Decimal]:
             value = Decimal("NaN")
         if not (_CURRENCY.fullmatch(currency) and value.is_finite() and value > 0):
             raise ValidationFailed([FieldError(name, f"{text!r}: CUR=RATE, e.g. JPY=150")])
+        if not LOWEST_USD_RATE <= value <= HIGHEST_USD_RATE:
+            raise ValidationFailed(
+                [
+                    FieldError(
+                        name,
+                        f"{text!r}: a rate is units of the currency per US dollar, from"
+                        f" {LOWEST_USD_RATE} to {HIGHEST_USD_RATE}",
+                    )
+                ]
+            )
         rates[currency] = value
     return rates
 
