@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.e2e.conftest import RunningTsunagu, start_on_virtual_time
 from tests.support import runtime as runtime_support
+from tests.support.analytics_readme import readme_answer, readme_query
 from tsunagu.clock import parse_instant
 
 CLOCK_START = "2026-12-01T01:00:00Z"
@@ -32,21 +32,6 @@ CHROME = (
     "Chrome/131.0.0.0 Safari/537.36"
 )
 SCANNER = "python-requests/2.32.3"
-
-
-def readme_section() -> str:
-    text = (ROOT / "README.md").read_text("utf-8")
-    return text.split("\n## Analytics with SQL\n", 1)[1].split("\n## ", 1)[0]
-
-
-def readme_query() -> str:
-    """The README's query, as printed there."""
-    return re.findall(r"```sql\n(.*?)```", readme_section(), re.DOTALL)[0]
-
-
-def readme_answer() -> str:
-    """The result the README shows for it (the block right after the query)."""
-    return readme_section().split(readme_query() + "```", 1)[1].split("```\n", 2)[1].strip()
 
 
 @pytest.fixture(scope="module")
