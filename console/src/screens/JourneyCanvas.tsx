@@ -298,6 +298,8 @@ interface StepData extends Record<string, unknown> {
 /** A node's last 30 days from the report counters (every version together). */
 interface NodeCounts {
   sent: number;
+  /** Sent less bounced (hard and soft): what the reports' open and click rates are of. */
+  notBounced: number;
   opened: number;
   clicked: number;
   decided: number;
@@ -311,8 +313,10 @@ function countsByNode(report: JourneyReport): Record<string, NodeCounts> {
   const found: Record<string, NodeCounts> = {};
   for (const part of report.parts) {
     if (!part.node) continue;
-    const sum = (found[part.node] ??= { sent: 0, opened: 0, clicked: 0, decided: 0 });
+    const sum = (found[part.node] ??= { sent: 0, notBounced: 0, opened: 0, clicked: 0, decided: 0 });
     sum.sent += part.counts.sent ?? 0;
+    sum.notBounced +=
+      (part.counts.sent ?? 0) - (part.counts.bounced_hard ?? 0) - (part.counts.bounced_soft ?? 0);
     sum.opened += part.counts.opened_people_unique ?? 0;
     sum.clicked += part.counts.clicked_people_unique ?? 0;
     sum.decided += part.counts.decided ?? 0;
@@ -320,8 +324,10 @@ function countsByNode(report: JourneyReport): Record<string, NodeCounts> {
   return found;
 }
 
-/** As the reports bound a rate (tsunagu.reports.figures.rate): none without a whole, and never
- * above 100 % (a mail sent before the 30 days and opened in them is an open without its send). */
+/** A rate as the reports compute it (tsunagu.reports.figures: open and click rates are of the
+ * mails not bounced), of a node's counts summed over its versions (the API gives one rate per
+ * version and node): none without a whole, and never above 100 % (a mail sent before the 30
+ * days and opened in them is an open without its send). */
 function share(part: number, whole: number): string {
   return whole > 0 ? `${Math.round(Math.min(Math.max(part / whole, 0), 1) * 100)}%` : "–";
 }
@@ -356,8 +362,8 @@ function Step({ data, selected }: NodeProps<Node<StepData>>) {
         <div className="counted" data-testid={`counted-${node.id}`}>
           {t("canvas.counted_mail", {
             sent: counted.sent,
-            opened: share(counted.opened, counted.sent),
-            clicked: share(counted.clicked, counted.sent),
+            opened: share(counted.opened, counted.notBounced),
+            clicked: share(counted.clicked, counted.notBounced),
           })}
         </div>
       )}
