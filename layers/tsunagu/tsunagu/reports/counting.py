@@ -72,6 +72,11 @@ FUNNEL_SUBJECT = "funnel"
 FUNNEL_STAGES = ("lead", "mql", "sql", "opportunity", "customer")
 """The stages of the funnel, in order; a lead counts at a stage the first time it reaches it
 (or a later one: a lead the CRM makes a customer straight away has passed every stage)."""
+NO_FORM = "-"
+NO_DAY = "-"
+"""The day of a lead withdrawn before the funnel counted it (it is counted on no day)."""
+MAX_DAYS_COUNTED = 400
+"""Days between two stages beyond this are counted as this many (the histogram's last bin)."""
 
 
 def stages_reached_by(stage: object) -> tuple[str, ...]:
@@ -81,13 +86,6 @@ def stages_reached_by(stage: object) -> tuple[str, ...]:
     if stage not in FUNNEL_STAGES:
         return ()
     return FUNNEL_STAGES[: FUNNEL_STAGES.index(str(stage)) + 1]
-
-
-NO_FORM = "-"
-NO_DAY = "-"
-"""The day of a lead withdrawn before the funnel counted it (it is counted on no day)."""
-MAX_DAYS_COUNTED = 400
-"""Days between two stages beyond this are counted as this many (the histogram's last bin)."""
 
 
 @dataclass(frozen=True)
