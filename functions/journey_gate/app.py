@@ -11,9 +11,12 @@ A mail skipped or deferred is also a ``mail_skipped`` / ``mail_deferred`` line o
 timeline, with the gate's reason.
 
 Output: ``{"action": "send"|"defer"|"skip"|"park"|"exit", "reason", "send_at"}``; the state
-machine's Choice follows it. With ``"park": {"token.$": "$$.Task.Token"}`` (a
-``.waitForTaskToken`` task) it holds the execution until resume releases it, or fails with
-``NotPaused`` when the journey was resumed meanwhile.
+machine's Choice follows it. Before a step that is no mail to the lead (update_lead,
+notify_owner, webhook) the compiler passes ``"mail": false``: the answer is then ``go``,
+``park`` or ``exit`` (tsunagu.journeys.gate.decide_step). With
+``"park": {"token.$": "$$.Task.Token"}`` (a ``.waitForTaskToken`` task) it holds the
+execution until resume releases it, or fails with ``NotPaused`` when the journey was resumed
+meanwhile.
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ class JourneyGateInput(BaseModel):
     entered_at: str | None = Field(default=None, max_length=40)
     """``$$.State.EnteredTime``: a mail skipped or deferred here is a line on the lead's
     timeline keyed on it (tsunagu.journeys.steps.timeline_line)."""
+    mail: bool = True
+    """False: the gate before a step that is no mail to the lead (update_lead, notify_owner,
+    webhook): it answers ``go``, ``park`` or ``exit`` only."""
     park: Park | None = None
 
 
@@ -86,6 +92,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         node=request.node,
         template_id=request.template_id,
         entered_at=isoformat(parse_instant(request.entered_at)) if request.entered_at else None,
+        mail=request.mail,
     )
     store = services.journey_repository(settings)
     if request.park is not None:

@@ -91,3 +91,52 @@ def test_the_gate_judges_consent_on_the_journeys_own_topic(
 
     # Then it sends or lets the lead go by the topic the mail is on, not by "marketing"
     assert (decision["action"], decision["reason"]) == (action, reason)
+
+
+TAGGING: dict[str, Any] = {
+    **NEWSLETTER,
+    "start": "tag",
+    "nodes": [
+        {"id": "tag", "kind": "update_lead", "label": "Tag the reader", "add_tags": ["reader"],
+         "next": "mail"},
+        *NEWSLETTER["nodes"],
+    ],
+}  # fmt: skip
+
+
+def step_gate_event(lead_id: str) -> dict[str, Any]:
+    """The input of the gate before the update_lead step, as the compiled state machine
+    builds it."""
+    asl = compile_journey(JourneyDefinition.model_validate(TAGGING))
+    payload = asl["States"]["Check the gate: Tag the reader"]["Parameters"]["Payload"]
+    given = {k: v for k, v in payload.items() if not k.endswith(".$")}
+    return {
+        **given,
+        "lead_id": lead_id,
+        "execution_name": f"newsletter_drip-{lead_id}-def",
+        "state": {"lead_id": lead_id, "journey_id": "newsletter_drip"},
+        "entered_at": AT,
+    }
+
+
+def test_the_gate_before_a_step_holds_it_while_paused_and_lets_it_go_without_consent(
+    aws: AwsStack,
+) -> None:
+    # Given a lead that never consented to the newsletter (mail to it would leave the journey)
+    a_newsletter_journey(aws)
+    lead = store_lead(aws, "jiro@example.jp")
+    gate = aws.function("journey_gate")
+
+    # When the gate before tagging it runs, it goes on: tagging is no mail to the lead,
+    # and it takes no place under the frequency cap
+    assert gate.invoke(step_gate_event(lead.lead_id))["action"] == "go"
+    view = services.journey_repository(aws.settings()).gate_view("newsletter_drip", lead.lead_id)
+    assert view.sends.times == ()
+
+    # Then, once the journey is paused, it holds the step as it holds a mail
+    journeys = services.journey_repository(aws.settings())
+    journey = journeys.get_journey("newsletter_drip")
+    assert journey is not None
+    journeys.put_journey(journey.model_copy(update={"status": "paused"}), AT)
+    decision = gate.invoke(step_gate_event(lead.lead_id))
+    assert (decision["action"], decision["reason"]) == ("park", "journey_paused")

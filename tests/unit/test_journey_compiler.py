@@ -454,8 +454,8 @@ def test_notify_owner_and_webhook_call_hand_off_and_the_lead_goes_on_when_they_f
     # SES refusing every retry: the lead goes on to the next node all the same
     [caught] = owner["Catch"]
     assert caught["ErrorEquals"] == ["MessengerError"] and caught["ResultPath"] is None
-    assert states[caught["Next"]] == {"Type": "Pass", "Next": "Tell the CRM"}
-    assert owner["Next"] == "Tell the CRM"
+    assert states[caught["Next"]] == {"Type": "Pass", "Next": "Check the gate: Tell the CRM"}
+    assert owner["Next"] == "Check the gate: Tell the CRM"
 
     crm = states["Tell the CRM"]
     assert crm["Parameters"]["Payload"]["step"] == "push"
@@ -506,3 +506,112 @@ def test_a_timed_out_wait_is_recorded_on_the_lead_before_the_timed_out_edge() ->
     assert payload["decision"] == {"kind": "timed_out", "within_seconds": 172800}
     assert recorded["ResultPath"] is None  # the lead's state goes on unchanged
     assert recorded["Next"] == "Schedule the reminder"
+
+
+def test_a_wait_for_with_two_exits_for_one_outcome_is_named() -> None:
+    # Step Functions would take the first exit, the dry run the last: neither is what was meant
+    def twice(data: dict[str, Any]) -> None:
+        wait = node(data, "tip_clicked")
+        wait["exits"].append({"outcome": "clicked", "next": "before_reminder"})
+        wait["question"] = "Which way after the tip?"
+
+    assert problems(changed(twice)) == [
+        ("tip_clicked", "has two exits for the outcome 'clicked': say which way it goes")
+    ]
+
+
+# ---------------------------------------------------------------- each pass of a loop
+def looping(data: dict[str, Any]) -> None:
+    """The reminder again, the next business day, until the lead clicks the tip."""
+    node(data, "reminder")["next"] = "tip_clicked"
+
+
+def test_a_send_in_a_loop_is_keyed_on_each_pass_through_its_gate() -> None:
+    states = compile_journey(changed(looping), TEMPLATES)["States"]
+
+    # The gate keeps when it was entered: a new instant on each pass, the same one on every
+    # retry of the send that follows it, and on a redrive of that send (its input is kept)
+    gate = states["Check the gate before the reminder"]
+    assert gate["ResultSelector"]["entered_at.$"] == "$$.State.EnteredTime"
+    assert gate["ResultPath"] == "$.gate"
+    key = states["Send the reminder"]["Parameters"]["Payload"]["idempotency_key.$"]
+    assert key == ("States.Format('{}:{}:{}', $$.Execution.Id, $.gate.entered_at, $$.State.Name)")
+    # The wait for a click reads the message id of the mail sent on this pass
+    wait = states["Wait for a click on the tip"]["Parameters"]["Payload"]
+    assert wait["events"][0]["message_id.$"] == "$.tip.message_id"
+
+
+# ---------------------------------------------------------------- a mail of one day
+def one_day(data: dict[str, Any]) -> None:
+    """A click brings the case study at once; silence brings it, only that day, later."""
+    node(data, "tip_clicked")["timed_out"] = "case_study_day"
+    data["nodes"] = [n for n in data["nodes"] if n["id"] not in ("before_reminder", "reminder")]
+    rule = {"kind": "same_day_or_next", "cutoff": "17:00", "at": "10:00", "only_that_day": True}
+    data["nodes"].append(
+        {
+            "id": "case_study_day",
+            "kind": "wait",
+            "label": "the case study",
+            "rule": rule,
+            "next": "case_study",
+        }
+    )
+
+
+def test_only_the_edge_from_an_only_that_day_wait_carries_its_day() -> None:
+    states = compile_journey(changed(one_day), TEMPLATES)["States"]
+
+    # From its own wait, the mail's gate reads the day that wait chose
+    assert states["Wait until the case study may go"]["Next"] == (
+        "Check the gate before the case study"
+    )
+    gate = states["Check the gate before the case study"]["Parameters"]["Payload"]
+    assert gate["send_by_field"] == "schedule.send_by"
+    # Any other way (the click) forgets a day an earlier wait chose, before the gate reads it
+    clicked = states["Wait for a click on the tip"]["Next"]
+    assert clicked == "Any day will do for the case study"
+    assert states[clicked] == {
+        "Type": "Pass",
+        "Comment": "Reached other than from its only-that-day wait: the day an earlier wait"
+        " chose is not this mail's.",
+        "Result": {},
+        "ResultPath": "$.schedule",
+        "Next": "Check the gate before the case study",
+    }
+
+
+def test_a_mail_reached_only_from_its_only_that_day_wait_has_no_extra_step() -> None:
+    def only_from_the_wait(data: dict[str, Any]) -> None:
+        one_day(data)
+        node(data, "tip_clicked")["exits"][0]["next"] = "case_study_day"
+
+    states = compile_journey(changed(only_from_the_wait), TEMPLATES)["States"]
+    assert "Any day will do for the case study" not in states
+
+
+# ---------------------------------------------------------------- pause holds every step
+def test_update_lead_notify_owner_and_webhook_are_held_by_a_pause_and_left_by_an_exit() -> None:
+    states = compile_journey(changed(telling), TEMPLATES)["States"]
+
+    for label in ("Mark the lead as engaged", "Tell the owner", "Tell the CRM"):
+        gate = states[f"Check the gate: {label}"]
+        assert gate["Parameters"]["FunctionName"] == "${JourneyGateFunctionArn}"
+        payload = gate["Parameters"]["Payload"]
+        # Only what holds the journey and ends a lead's time in it: no cap, no quiet hours
+        assert payload["mail"] is False and payload["step"] == label
+        assert gate["Next"] == f"Go on to: {label}?"
+        choice = states[f"Go on to: {label}?"]
+        assert [(c["StringEquals"], c["Next"]) for c in choice["Choices"]] == [
+            ("go", label),
+            ("park", f"Hold while paused: {label}"),
+        ]
+        assert choice["Default"] == LEFT_THE_JOURNEY
+        hold = states[f"Hold while paused: {label}"]
+        assert hold["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+        assert hold["Parameters"]["Payload"]["park"] == {"token.$": "$$.Task.Token"}
+        assert hold["Next"] == f"Check the gate: {label}"
+        assert hold["Catch"][0]["ErrorEquals"] == ["NotPaused"]
+        assert hold["ResultPath"] == "$.release"  # an expire release holds later deadlines
+    # Each step is entered through its gate
+    assert states["Send the case study"]["Next"] == "Check the gate: Mark the lead as engaged"
+    assert states["Mark the lead as engaged"]["Next"] == "Check the gate: Tell the owner"

@@ -24,6 +24,7 @@ from tsunagu.journeys.gate import (
     GateInput,
     Release,
     decide,
+    decide_step,
     next_allowed_by_cap,
 )
 from tsunagu.journeys.model import ExitConditions
@@ -529,3 +530,53 @@ def test_a_deadline_that_passes_during_the_night_skips_at_the_morning_recheck() 
     # Then at the recheck the deadline has passed, and it is skipped
     morning = datetime(2026, 12, 9, 23, 0, tzinfo=UTC)
     assert at_night(given, now=morning) == GateDecision("skip", "deadline_passed")
+
+
+# ---------------------------------------------------------------- before a step that is no mail
+@pytest.mark.parametrize(
+    ("given", "decision"),
+    [
+        (gate(journey=journey(status="paused")), GateDecision("park", "journey_paused")),
+        (gate(account_paused=True), GateDecision("park", "account_paused")),
+        (gate(journey=journey(status="archived")), GateDecision("exit", "journey_archived")),
+        (gate(journey=None), GateDecision("exit", "journey_archived")),
+        (gate(lead=None), GateDecision("exit", "removed")),
+        (gate(entry=EntryState("exited", "converted")), GateDecision("exit", "converted")),
+        (gate(lead=lead(crm_status="in negotiation")), GateDecision("exit", "crm_status")),
+        (
+            gate(journey=journey(status="paused"), entry=EntryState("exited", "goal_reached")),
+            GateDecision("exit", "goal_reached"),
+        ),
+    ],
+    ids=[
+        "journey paused",
+        "emergency stop",
+        "journey archived",
+        "journey gone",
+        "lead removed",
+        "entry ended by route_events",
+        "sales has it in the CRM",
+        "exit wins over a pause",
+    ],
+)
+def test_a_step_that_is_no_mail_is_held_by_a_pause_and_left_by_an_exit(
+    given: GateInput, decision: GateDecision
+) -> None:
+    assert decide_step(given) == decision
+
+
+def test_a_step_that_is_no_mail_needs_no_consent_no_room_under_the_cap_and_no_daytime() -> None:
+    # The rules for mail to the lead do not hold back telling its owner or tagging it
+    nothing_allowed = gate(
+        consent=ConsentView({}, Suppression("hard_bounce", AT)),
+        recent_sends=must_not_read,
+        send_by="2026-12-01T00:00:00Z",
+        release=Release(STEP, "skip"),
+    )
+    assert decide_step(nothing_allowed) == GateDecision("go")
+
+
+def test_a_stage_the_journey_may_have_set_itself_does_not_stop_its_next_step() -> None:
+    # update_lead sets sql, then tells the owner: route_events ends the entry for a stage set
+    # by anything else, which the step's gate sees as an exited entry
+    assert decide_step(gate(lead=lead(stage="sql"))) == GateDecision("go")

@@ -236,7 +236,9 @@ def test_every_gate_is_followed_by_its_choice_and_every_wait_times_out(path: Pat
         if name.startswith("Check the gate"):
             choice = states[state["Next"]]
             actions = {c["StringEquals"] for c in choice["Choices"]}
-            assert actions == {"send", "defer", "park", "skip"}, name
+            mail = state["Parameters"]["Payload"].get("mail", True)
+            # A mail's gate, or the lighter one before a step that is no mail
+            assert actions == ({"send", "defer", "park", "skip"} if mail else {"go", "park"}), name
             assert choice["Default"] == "The lead left the journey", name
         if state.get("Resource", "").endswith(".waitForTaskToken") and "park" not in state.get(
             "Parameters", {}

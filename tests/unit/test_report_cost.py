@@ -161,8 +161,9 @@ def test_two_paths_of_a_split_meeting_at_one_wait_add_up() -> None:
     cost = journey_cost(journey, counts | {"mail": {"sent": 190}})
 
     assert shape(cost, "subject_test") == (200, True, 400, 200, 0)
-    assert shape(cost, "tell_owner") == (120, False, 120, 120, 0)
-    assert shape(cost, "tell_crm") == (80, False, 80, 80, 0)
+    # Each step behind its gate: the gate, its Choice and the step (3, 2)
+    assert shape(cost, "tell_owner") == (120, False, 360, 240, 0)
+    assert shape(cost, "tell_crm") == (80, False, 240, 160, 0)
     assert shape(cost, "pause") == (200, False, 400, 200, 0)
     assert shape(cost, "mail") == (190, True, 570, 380, 190)
 
@@ -211,7 +212,7 @@ def test_a_wait_for_counts_each_outcome_its_own_way() -> None:
     cost = journey_cost(journey, counts)
 
     assert shape(cost, "response") == (100, True, 200, 170, 0)  # 30 x (2, 1) + 70 x (2, 2)
-    assert shape(cost, "tag") == (10, False, 10, 10, 0)
+    assert shape(cost, "tag") == (10, False, 30, 20, 0)  # its gate, the Choice, the update
     assert shape(cost, "done") == (80, False, 80, 0, 0)  # the 70 timed out and the 10 tagged
     assert cost.executions == 100
 
@@ -298,7 +299,7 @@ def test_a_loop_with_no_decision_is_counted_once_around() -> None:
     cost = journey_cost(journey, {"mail": {"sent": 10}})
 
     assert shape(cost, "pause") == (10, False, 20, 10, 0)
-    assert shape(cost, "tag") == (10, False, 10, 10, 0)
+    assert shape(cost, "tag") == (10, False, 30, 20, 0)
 
 
 def test_a_holdout_s_control_group_ends_there() -> None:

@@ -3,7 +3,9 @@
 Deterministic: the same definition always gives the same ASL, so the generated files can be
 committed and checked. Every ``send`` becomes the gate pattern the journey activities expect
 (check the gate; send, defer under the frequency cap, hold while paused, or skip; leave when the
-lead may not stay), every Lambda task the same retries, and every function ARN a
+lead may not stay); every step that acts on the lead otherwise (update_lead, notify_owner,
+webhook) a lighter gate (go, hold while paused, or leave), so a paused journey does nothing to
+or about its leads; every Lambda task the same retries, and every function ARN a
 ``${...FunctionArn}`` substitution the template (or the publisher) fills in.
 
 Validation runs first and answers each problem with the node's id and a sentence.
@@ -161,24 +163,74 @@ def _park_state(node: Webhook) -> str:
     return f"Park the failed call: {node.label}"
 
 
+GatedStep = UpdateLead | NotifyOwner | Webhook
+"""Steps that act on or about the lead without mailing it: behind the step gate."""
+
+
+def _step_gate_states(node: GatedStep) -> list[str]:
+    """The step gate's task, its Choice and its hold. Short prefixes: with a label of 60
+    characters they stay within Step Functions' 80."""
+    return [
+        f"Check the gate: {node.label}",
+        f"Go on to: {node.label}?",
+        f"Hold while paused: {node.label}",
+    ]
+
+
+def _any_day_state(node: Send) -> str:
+    return f"Any day will do for {node.label}"
+
+
+def _one_day_waits(nodes: Iterable[Node]) -> dict[str, list[str]]:
+    """Send id -> the ``only_that_day`` waits that lead straight to it."""
+    found: dict[str, list[str]] = {}
+    for node in nodes:
+        if isinstance(node, Wait) and node.rule.only_that_day:
+            found.setdefault(node.next, []).append(node.id)
+    return found
+
+
+def _reached_other_ways(definition: JourneyDefinition) -> set[str]:
+    """The sends an ``only_that_day`` wait leads to that are also reached another way (or
+    start the journey): on those ways, the day an earlier wait chose is forgotten first."""
+    one_day = _one_day_waits(definition.nodes)
+    sends = {n.id for n in definition.nodes if isinstance(n, Send) and n.id in one_day}
+    other = {definition.start} & sends
+    for node in definition.nodes:
+        if isinstance(node, Wait) and node.rule.only_that_day:
+            continue
+        other.update(target for target in _edges(node) if target in sends)
+    return other
+
+
 def _without_mail_state(node: NotifyOwner) -> str:
     return f"Go on without the mail: {node.label}"
 
 
-def entry_state(node: Node) -> str:
-    """The state other nodes go to when they go to this node."""
+def entry_state(node: Node, any_day: bool = False) -> str:
+    """The state other nodes go to when they go to this node (``any_day``: a send reached by
+    its ``only_that_day`` wait and other ways too, whose other ways go through
+    ``_any_day_state``; see ``entry_states``)."""
     if isinstance(node, Send):
-        return _gate_state(node)
+        return _any_day_state(node) if any_day else _gate_state(node)
     if isinstance(node, Wait):
         return _schedule_state(node)
     if isinstance(node, WaitFor):
         return _wait_for_state(node)
     if isinstance(node, Branch | Split | Holdout):
         return _decide_state(node)
+    if isinstance(node, GatedStep):
+        return _step_gate_states(node)[0]
     return node.label
 
 
-def _state_names(node: Node) -> list[str]:
+def entry_states(definition: JourneyDefinition) -> dict[str, str]:
+    """Node id -> the state the other nodes (but its ``only_that_day`` wait) go to."""
+    any_day = _reached_other_ways(definition)
+    return {n.id: entry_state(n, n.id in any_day) for n in definition.nodes}
+
+
+def _state_names(node: Node, any_day: bool = False) -> list[str]:
     if isinstance(node, Send):
         return [
             _gate_state(node),
@@ -187,6 +239,7 @@ def _state_names(node: Node) -> list[str]:
             f"Defer {node.label} under the frequency cap",
             send_state(node),
             f"Note that {node.label} was skipped",
+            *([_any_day_state(node)] if any_day else []),
         ]
     if isinstance(node, Wait):
         return [_schedule_state(node), _wait_state(node)]
@@ -199,9 +252,11 @@ def _state_names(node: Node) -> list[str]:
     if isinstance(node, Branch | Split):
         return [_decide_state(node), _which_state(node)]
     if isinstance(node, Webhook):
-        return [node.label, _park_state(node)]
+        return [*_step_gate_states(node), node.label, _park_state(node)]
     if isinstance(node, NotifyOwner):
-        return [node.label, _without_mail_state(node)]
+        return [*_step_gate_states(node), node.label, _without_mail_state(node)]
+    if isinstance(node, UpdateLead):
+        return [*_step_gate_states(node), node.label]
     return [node.label]
 
 
@@ -263,8 +318,9 @@ def validate(definition: JourneyDefinition, templates: Collection[str] | None = 
         LEFT_WITHOUT_THE_MAIL: "the exit after a skipped mail",
     }
     seen: dict[str, str] = dict.fromkeys(shared, "")
+    any_day = _reached_other_ways(definition)
     for node in definition.nodes:
-        names = _state_names(node)
+        names = _state_names(node, node.id in any_day)
         too_long = [name for name in names if len(name) > MAX_STATE_NAME]
         if too_long:
             problem(node.id, f"makes the step name {too_long[0]!r}, longer than 80 characters")
@@ -304,6 +360,9 @@ def _check_wait_for(node: WaitFor, slots: set[str], problem: Any) -> None:
         problem(node.id, f"has no exit for the outcome {outcome!r}")
     for outcome in sorted(set(exits) - set(outcomes)):
         problem(node.id, f"has an exit for {outcome!r}, which none of its events is")
+    # Step Functions' Choice would take the first, the dry run the last: neither is meant
+    for outcome in _repeated(exits):
+        problem(node.id, f"has two exits for the outcome {outcome!r}: say which way it goes")
     if len({e.next for e in node.exits}) > 1 and not node.question:
         problem(node.id, "sends outcomes different ways: name the decision in 'question'")
     for event in node.events:
@@ -440,22 +499,20 @@ LAMBDA_TASK_RESOURCES = frozenset({_INVOKE, _INVOKE_WAITING})
 def node_states(definition: JourneyDefinition) -> dict[str, ASL]:
     """Each node's own states, as ``compile_journey`` writes them (node id -> its fragment),
     for whoever needs to read what one pass through a node does (tsunagu.reports.cost)."""
-    nodes = {n.id: n for n in definition.nodes}
-    compiler = _Compiler(definition, nodes)
+    compiler = _Compiler(definition)
     return {node.id: compiler.states_of(node) for node in definition.nodes}
 
 
 def compile_journey(definition: JourneyDefinition, templates: Collection[str] | None = None) -> ASL:
     """The state machine of a definition (validated first: ValidationFailed names each node)."""
     validate(definition, templates)
-    nodes = {n.id: n for n in definition.nodes}
     states: ASL = {}
-    compiler = _Compiler(definition, nodes)
+    compiler = _Compiler(definition)
     for node in definition.nodes:
         for name, state in compiler.states_of(node).items():
             assert name not in states, f"two states named {name!r}"  # validate() refuses it
             states[name] = state
-    if any(isinstance(n, Send) for n in definition.nodes):
+    if any(isinstance(n, Send | GatedStep) for n in definition.nodes):
         states[LEFT_THE_JOURNEY] = {
             "Type": "Succeed",
             "Comment": "The gate found the lead may not stay: unsubscribed, bounced, removed,"
@@ -469,7 +526,7 @@ def compile_journey(definition: JourneyDefinition, templates: Collection[str] | 
         }
     return {
         "Comment": definition.description,
-        "StartAt": entry_state(nodes[definition.start]),
+        "StartAt": compiler.to(definition.start),
         "States": states,
     }
 
@@ -498,9 +555,12 @@ def asl_text(asl: ASL) -> str:
 
 
 class _Compiler:
-    def __init__(self, definition: JourneyDefinition, nodes: dict[str, Node]) -> None:
+    def __init__(self, definition: JourneyDefinition) -> None:
         self.journey_id = definition.journey_id
-        self.nodes = nodes
+        self.nodes = {n.id: n for n in definition.nodes}
+        self.entries = entry_states(definition)
+        self.one_day = _one_day_waits(definition.nodes)
+        self.any_day = _reached_other_ways(definition)
 
     def states_of(self, node: Node) -> ASL:
         if isinstance(node, Send):
@@ -517,10 +577,10 @@ class _Compiler:
             return self._webhook(node)
         if isinstance(node, Branch):
             assert node.default is not None  # validated
-            ways = [(c.outcome, self._to(c.next)) for c in node.cases]
+            ways = [(c.outcome, self.to(c.next)) for c in node.cases]
             return self._decision(node, ways, node.default)
         if isinstance(node, Split):
-            ways = [(p.outcome, self._to(p.next)) for p in node.paths[:-1]]
+            ways = [(p.outcome, self.to(p.next)) for p in node.paths[:-1]]
             return self._decision(node, ways, node.paths[-1].next)
         if isinstance(node, Holdout):
             kept = _kept_state(node)
@@ -554,7 +614,7 @@ class _Compiler:
                     {"Variable": "$.decision.outcome", "StringEquals": outcome, "Next": target}
                     for outcome, target in ways
                 ],
-                "Default": self._to(otherwise),
+                "Default": self.to(otherwise),
             },
         }
 
@@ -569,20 +629,16 @@ class _Compiler:
             "decision": spec.model_dump(mode="json"),
         }
 
-    def _to(self, node_id: str) -> str:
-        return entry_state(self.nodes[node_id])
+    def to(self, node_id: str) -> str:
+        """The state a node goes to when it goes to ``node_id`` (but an only_that_day wait's
+        own edge: ``_after_wait``)."""
+        return self.entries[node_id]
 
     def _then(self, node_id: str | None) -> ASL:
-        return {"Next": self._to(node_id)} if node_id else {"End": True}
-
-    def _scheduled_only_that_day(self, send: Send) -> bool:
-        return any(
-            isinstance(n, Wait) and n.next == send.id and n.rule.only_that_day
-            for n in self.nodes.values()
-        )
+        return {"Next": self.to(node_id)} if node_id else {"End": True}
 
     def _send(self, node: Send) -> ASL:
-        gate, choice, hold, defer, send, skipped = _state_names(node)
+        gate, choice, hold, defer, send, skipped = _state_names(node)[:6]
         payload: ASL = {
             "journey_id": self.journey_id,
             "lead_id.$": "$.lead_id",
@@ -597,7 +653,9 @@ class _Compiler:
         }
         if node.deadline_input_field:
             payload["deadline_field"] = node.deadline_input_field
-        if self._scheduled_only_that_day(node):
+        if node.id in self.one_day:
+            # The end of the day its only_that_day wait chose: only that wait's edge carries
+            # it (the other ways in go through _any_day_state, which forgets it)
             payload["send_by_field"] = "schedule.send_by"
         slot = f"$.{node.result_slot}"
         if node.next:
@@ -605,7 +663,7 @@ class _Compiler:
                 "Type": "Pass",
                 "Result": {"status": SKIPPED, "message_id": "skipped"},
                 "ResultPath": slot,
-                "Next": self._to(node.next),
+                "Next": self.to(node.next),
             }
         else:
             skip = {
@@ -620,6 +678,8 @@ class _Compiler:
                     "action.$": "$.Payload.action",
                     "reason.$": "$.Payload.reason",
                     "send_at.$": "$.Payload.send_at",
+                    # The pass through this mail, for its send's idempotency key
+                    "entered_at.$": "$$.State.EnteredTime",
                 },
                 ResultPath="$.gate",
                 Next=choice,
@@ -651,7 +711,14 @@ class _Compiler:
                 {
                     "lead_id.$": "$.lead_id",
                     "template_id": node.template,
-                    "idempotency_key.$": "States.Format('{}:{}', $$.Execution.Id, $$.State.Name)",
+                    # Once per pass through the mail: a loop back to it mails again. Keyed on
+                    # the pass's gate, kept in the state: every retry of this task, and a
+                    # redrive of it (which keeps its input), asks with the same key, so a mail
+                    # SES may have taken is never sent twice.
+                    "idempotency_key.$": (
+                        "States.Format('{}:{}:{}', $$.Execution.Id, $.gate.entered_at,"
+                        " $$.State.Name)"
+                    ),
                     # Recorded on mail_sent: the reports count the mail for this node.
                     "journey": {
                         "journey_id": self.journey_id,
@@ -669,6 +736,24 @@ class _Compiler:
                 **self._then(node.next),
             ),
             skipped: skip,
+            **self._any_day(node, gate),
+        }
+
+    def _any_day(self, node: Send, gate: str) -> ASL:
+        """For a send its only_that_day wait leads to, reached other ways too: those ways
+        forget the day an earlier wait chose (the schedule is its wait's, not this mail's), so
+        a lead clicking the next day is not refused the mail as past an older day."""
+        if node.id not in self.any_day:
+            return {}
+        return {
+            _any_day_state(node): {
+                "Type": "Pass",
+                "Comment": "Reached other than from its only-that-day wait: the day an earlier"
+                " wait chose is not this mail's.",
+                "Result": {},
+                "ResultPath": "$.schedule",
+                "Next": gate,
+            }
         }
 
     def _wait(self, node: Wait) -> ASL:
@@ -695,8 +780,59 @@ class _Compiler:
             _wait_state(node): {
                 "Type": "Wait",
                 "TimestampPath": "$.schedule.send_at",
-                "Next": self._to(node.next),
+                "Next": self._after_wait(node),
             },
+        }
+
+    def _after_wait(self, node: Wait) -> str:
+        """An only_that_day wait goes straight to its mail's gate, with the day it chose."""
+        target = self.nodes[node.next]
+        if node.rule.only_that_day and isinstance(target, Send):
+            return _gate_state(target)
+        return self.to(node.next)
+
+    def _step_gate(self, node: GatedStep) -> ASL:
+        """Before a step that acts on or about the lead without mailing it: the journey gate
+        with ``mail: false`` (tsunagu.journeys.gate.decide_step) parks it while the journey or
+        the account is paused, as a mail is parked (resume releases it; a release for a mail's
+        pace or skip is a mail's, and the step goes on), and ends the journey for a lead that
+        may not stay. Its release is kept in ``$.release`` as a mail's is: after an
+        ``expire`` release, the deadlines of later mails hold."""
+        gate, choice, hold = _step_gate_states(node)
+        payload: ASL = {
+            "journey_id": self.journey_id,
+            "lead_id.$": "$.lead_id",
+            "step": node.label,
+            "node": node.id,
+            "execution_name.$": "$$.Execution.Name",
+            "state.$": "$",
+            "entered_at.$": "$$.State.EnteredTime",
+            "mail": False,
+        }
+        return {
+            gate: _lambda_task(
+                "${JourneyGateFunctionArn}",
+                payload,
+                ResultSelector={"action.$": "$.Payload.action", "reason.$": "$.Payload.reason"},
+                ResultPath="$.gate",
+                Next=choice,
+            ),
+            choice: {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.gate.action", "StringEquals": "go", "Next": node.label},
+                    {"Variable": "$.gate.action", "StringEquals": "park", "Next": hold},
+                ],
+                "Default": LEFT_THE_JOURNEY,
+            },
+            hold: _lambda_task(
+                "${JourneyGateFunctionArn}",
+                {**payload, "park": {"token.$": "$$.Task.Token"}},
+                resource=_INVOKE_WAITING,
+                ResultPath="$.release",
+                Next=gate,
+                Catch=[{"ErrorEquals": ["NotPaused"], "ResultPath": "$.not_paused", "Next": gate}],
+            ),
         }
 
     def _wait_for(self, node: WaitFor) -> ASL:
@@ -709,7 +845,7 @@ class _Compiler:
                 event["url_contains"] = awaited.url_contains
             event["label"] = awaited.outcome
             events.append(event)
-        targets = [self._to(e.next) for e in node.exits]
+        targets = [self.to(e.next) for e in node.exits]
         decided = len(set(targets)) > 1 and node.question is not None
         assert node.timed_out is not None  # validated
         mails = _awaited_mails(node)
@@ -754,7 +890,7 @@ class _Compiler:
                     node, TimedOutSpec(kind="timed_out", within_seconds=node.within_seconds)
                 ),
                 ResultPath=None,
-                Next=self._to(node.timed_out),
+                Next=self.to(node.timed_out),
             ),
         }
         if mails:
@@ -793,9 +929,10 @@ class _Compiler:
         if node.fields:
             payload["fields"] = dict(node.fields)
         return {
+            **self._step_gate(node),
             node.label: _lambda_task(
                 "${UpdateLeadFunctionArn}", payload, ResultPath=None, **self._then(node.next)
-            )
+            ),
         }
 
     def _notify_owner(self, node: NotifyOwner) -> ASL:
@@ -812,6 +949,7 @@ class _Compiler:
         }
         without = _without_mail_state(node)
         return {
+            **self._step_gate(node),
             node.label: _lambda_task(
                 "${HandOffFunctionArn}",
                 payload,
@@ -836,6 +974,7 @@ class _Compiler:
         }
         park = _park_state(node)
         return {
+            **self._step_gate(node),
             node.label: _lambda_task(
                 "${HandOffFunctionArn}",
                 payload,

@@ -16,6 +16,12 @@ what is true *now*, not when the lead entered:
   a Wait state sleeps until ``send_at`` (always an allowed moment), then the gate decides
   again - a deadline or the mail's day that passed meanwhile then skips it.
 - **send**.
+
+Steps that are no mail to the lead (update_lead, notify_owner, webhook) pass a lighter gate
+(``decide_step``): a paused or stopped journey does nothing to or about its leads, so they
+**park** as a mail does, and **exit** when the journey was archived, the lead removed, its
+entry ended, or its CRM status says sales has it; else they **go**. Consent, the frequency cap,
+quiet hours and a mail's day are rules for mail to the lead, and do not hold them.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ from tsunagu.journeys.model import Journey
 from tsunagu.leads.model import Lead
 from tsunagu.mail.consent import ConsentView, SkipReason, marketing_refusal
 
-GateAction = Literal["send", "park", "skip", "defer", "exit"]
+GateAction = Literal["send", "park", "skip", "defer", "exit", "go"]
+"""``go``: the answer of the gate before a step that is no mail (``decide_step``)."""
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
@@ -149,12 +156,11 @@ def exit_reason(
     journey: Journey | None, lead: Lead | None, consent: ConsentView, entry: EntryState | None
 ) -> str | None:
     """Why this lead must leave this journey now, or None."""
-    if journey is None or journey.status == "archived":
-        return "journey_archived"
-    if lead is None:
-        return "removed"
-    if entry is not None and entry.status == "exited":
-        return entry.exit_reason or "exited"
+    gone = _gone(journey, lead, entry)
+    if gone is not None:
+        return gone
+    assert journey is not None  # else _gone said so
+    assert lead is not None
     if consent.suppression is not None:
         bounced = consent.suppression.reason in ("hard_bounce", "soft_bounce_limit")
         return "bounced" if bounced else "suppressed"
@@ -166,6 +172,52 @@ def exit_reason(
     if journey.leaves_on_stage(lead.stage):
         return "converted"
     return None
+
+
+def step_exit_reason(
+    journey: Journey | None, lead: Lead | None, entry: EntryState | None
+) -> str | None:
+    """Why this lead must leave this journey now, at a step that is no mail to it, or None.
+
+    Not for want of consent or a suppressed address: those stop mail to the lead, not a tag on
+    it or a word to its owner. Not for its stage either: the stage may be the one this
+    journey's own update_lead just set (``sql``, then tell the owner); a stage set by anything
+    else ends the entry at once (route_events), which ``_gone`` reads."""
+    gone = _gone(journey, lead, entry)
+    if gone is not None:
+        return gone
+    assert journey is not None  # else _gone said so
+    assert lead is not None
+    if journey.leaves_on_crm_status(lead.crm_status):
+        return "crm_status"
+    return None
+
+
+def _gone(journey: Journey | None, lead: Lead | None, entry: EntryState | None) -> str | None:
+    """The journey archived, the lead removed, or its time in the journey already ended."""
+    if journey is None or journey.status == "archived":
+        return "journey_archived"
+    if lead is None:
+        return "removed"
+    if entry is not None and entry.status == "exited":
+        return entry.exit_reason or "exited"
+    return None
+
+
+def _held(gate: GateInput, journey: Journey) -> GateDecision | None:
+    """Park while the journey (or the whole account) is paused."""
+    if gate.account_paused or journey.status == "paused":
+        return GateDecision("park", "account_paused" if gate.account_paused else "journey_paused")
+    return None
+
+
+def decide_step(gate: GateInput) -> GateDecision:
+    """The gate before a step that is no mail to the lead: exit, park, or go."""
+    reason = step_exit_reason(gate.journey, gate.lead, gate.entry)
+    if reason is not None:
+        return GateDecision("exit", reason)
+    assert gate.journey is not None
+    return _held(gate, gate.journey) or GateDecision("go")
 
 
 def next_allowed_by_cap(
@@ -196,8 +248,9 @@ def decide(
     if reason is not None:
         return GateDecision("exit", reason)
     assert gate.journey is not None
-    if gate.account_paused or gate.journey.status == "paused":
-        return GateDecision("park", "account_paused" if gate.account_paused else "journey_paused")
+    held = _held(gate, gate.journey)
+    if held is not None:
+        return held
     send_by = parse_instant(gate.send_by) if gate.send_by else None
     if send_by is not None and send_by <= now:
         return GateDecision("skip", "past_its_day")

@@ -26,6 +26,7 @@ from tsunagu.journeys.gate import (
     Release,
     SendLedger,
     decide,
+    decide_step,
     wait_timestamp,
 )
 from tsunagu.journeys.lifecycle import (
@@ -121,6 +122,9 @@ class GateRequest:
     """When the execution entered the gate's state: a mail the gate skips or defers is a line
     on the lead's timeline keyed on it (None: a state machine compiled before, which passes
     neither this nor the template, and leaves no line)."""
+    mail: bool = True
+    """False: the gate before a step that is no mail to the lead (update_lead, notify_owner,
+    webhook), which only a pause holds and only an exit stops (gate.decide_step)."""
 
 
 # Gates of several journeys reserving for one lead at the same instant: after this many
@@ -174,24 +178,23 @@ def _decided(
     for _ in range(RESERVATION_ATTEMPTS):
         view = store.gate_view(request.journey_id, request.lead_id)
         now = clock.now()
-        decision = decide(
-            GateInput(
-                journey=view.journey,
-                account_paused=view.account_paused,
-                lead=view.recipient.lead,
-                consent=view.recipient.consent,
-                entry=view.entry,
-                recent_sends=view.sends.within(now),
-                step=request.step,
-                release=Release.from_state(request.state, request.step),
-                expiring=Release.expiring(request.state),
-                deadline=request.deadline,
-                send_by=request.send_by,
-            ),
-            now=now,
-            cap=cap,
-            allowed_at=allowed_at,
+        given = GateInput(
+            journey=view.journey,
+            account_paused=view.account_paused,
+            lead=view.recipient.lead,
+            consent=view.recipient.consent,
+            entry=view.entry,
+            recent_sends=view.sends.within(now),
+            step=request.step,
+            release=Release.from_state(request.state, request.step),
+            expiring=Release.expiring(request.state),
+            deadline=request.deadline,
+            send_by=request.send_by,
         )
+        if request.mail:
+            decision = decide(given, now=now, cap=cap, allowed_at=allowed_at)
+        else:
+            decision = decide_step(given)
         if decision.action == "exit":
             reason = decision.reason or "exited"
             _record_exit(request, reason, store=store, waits=waits, clock=clock)

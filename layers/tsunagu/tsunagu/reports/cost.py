@@ -38,7 +38,7 @@ from typing import Any
 from tsunagu.journeys.compiler import (
     ASL,
     LAMBDA_TASK_RESOURCES,
-    entry_state,
+    entry_states,
     node_states,
     validate,
 )
@@ -284,7 +284,12 @@ class _Journey:
         self.nodes = {n.id: n for n in definition.nodes}
         self.counts = counts_by_node
         self.fragments = node_states(definition)
-        self.node_of_state = {entry_state(n): n.id for n in definition.nodes}
+        self.entries = entry_states(definition)
+        # Every state, not only each node's entry: an only-that-day wait goes straight to its
+        # mail's gate, past the entry the mail's other ways take
+        self.node_of_state = {
+            name: node_id for node_id, states in self.fragments.items() for name in states
+        }
         self.estimated: dict[str, int] = {n.id: 0 for n in definition.nodes if not _measured(n)}
         arrivals = self._flow_from_measured_nodes()
         self.executions = self._flow_from_the_start(definition.start, arrivals)
@@ -292,7 +297,7 @@ class _Journey:
     def walk(self, node_id: str, outcome: str | None = None) -> _Walk:
         return _walk(
             self.fragments[node_id],
-            entry_state(self.nodes[node_id]),
+            self.entries[node_id],
             outcome,
             self.node_of_state,
         )
