@@ -117,7 +117,7 @@ def test_entered_while_paused_holds_the_invitations_and_skip_missed_skips_them(
 def test_status_shows_how_many_leads_are_parked_and_where(pause_day_world: PauseDay) -> None:
     world = pause_day_world
     cycle = world.step("send_missed")
-    assert f"{SEMINAR} paused: each lead stops at its next mail" in cycle["paused"]
+    assert f"{SEMINAR} paused: each lead stops at its next step" in cycle["paused"]
     status = cycle["status"]
     assert status["emergency_stop"] is False
     report = journey_report(status, SEMINAR)

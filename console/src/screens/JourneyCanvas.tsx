@@ -108,6 +108,13 @@ const NEW_NODE: Record<string, (id: string) => JourneyNode> = {
   end: (id) => ({ id, kind: "end", label: i18n.t("canvas.starter.end") }),
 };
 
+/** The step a pause holds a node's leads at: the gate before a send holds them at "Send
+ * <label>"; the gate before an update_lead, notify_owner or webhook at the step itself. */
+function heldAtStep(node: JourneyNode): string {
+  if (node.kind === "send") return `Send ${node.label}`;
+  return ["update_lead", "notify_owner", "webhook"].includes(node.kind) ? node.label : "";
+}
+
 function newLabel(kind: string, id: string): string {
   return i18n.t(`canvas.new_label.${kind}`, { id });
 }
@@ -523,8 +530,7 @@ export default function JourneyCanvas() {
         start: node.id === definition.start,
         problems: problems.filter((p) => p.field === node.id).map((p) => p.message),
         run: run?.nodes[node.id],
-        // The gate before a send holds its leads at the step "Send <label>"
-        parked: live?.parked_at_step[`Send ${node.label}`],
+        parked: live?.parked_at_step[heldAtStep(node)],
         waiting: live?.waiting_at_node?.[node.id],
         counted: counted[node.id],
       },

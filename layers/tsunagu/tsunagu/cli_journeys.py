@@ -143,7 +143,7 @@ def journeys_pause(settings: Settings, args: argparse.Namespace) -> int:
     journey = journeys.pause(
         services.journey_commands(settings), services.operator(settings), args.journey
     )
-    print(f"{journey.journey_id} paused: each lead stops at its next mail until resumed")
+    print(f"{journey.journey_id} paused: each lead stops at its next step until resumed")
     return 0
 
 
@@ -182,7 +182,7 @@ def journeys_status(settings: Settings, args: argparse.Namespace) -> int:
 
 def journeys_stop_all(settings: Settings, args: argparse.Namespace) -> int:
     journeys.stop_all(services.journey_commands(settings), services.operator(settings))
-    print("emergency stop: every journey holds its next mail until `tsunagu journeys resume-all`")
+    print("emergency stop: every journey holds its leads until `tsunagu journeys resume-all`")
     return 0
 
 
@@ -529,7 +529,7 @@ def add_journey_commands(groups: Any) -> None:
     )
     start.add_argument("--key", help="names this request: the same key never enters a lead twice")
     start.set_defaults(run=journeys_start)
-    pause = commands.add_parser("pause", help="hold every lead at its next mail")
+    pause = commands.add_parser("pause", help="hold every lead at its next mail or step")
     pause.add_argument("journey")
     pause.set_defaults(run=journeys_pause)
     resume = commands.add_parser("resume", help="release the held leads by a policy")

@@ -654,7 +654,8 @@ def set_status(
 
 
 def pause(ports: JourneyCommands, actor: Actor, journey_id: str) -> Journey:
-    """Each lead stops at its next mail until the journey is resumed."""
+    """Each lead stops at its next mail or step (tag, owner, CRM) until the journey is
+    resumed."""
     journey = find(ports, journey_id)
     target = f"journey:{journey_id}"
     with recorded(ports.audit, ports.clock, actor, "journeys.pause", target) as log:
@@ -694,7 +695,8 @@ def resume(
 
 
 def stop_all(ports: JourneyCommands, actor: Actor) -> None:
-    """The emergency stop: every journey holds its next mail until ``resume_all``."""
+    """The emergency stop: every journey holds its leads at their next mail or step until
+    ``resume_all``."""
     with recorded(ports.audit, ports.clock, actor, "journeys.stop_all", "account") as log:
         was = ports.journeys.account_paused()
         steps.stop_all(store=ports.journeys, clock=ports.clock, by=_who(actor))
