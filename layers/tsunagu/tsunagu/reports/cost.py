@@ -9,12 +9,12 @@ None of these is counted per journey by AWS (the bill is per account), so the co
   (``tsunagu.journeys.compiler``), never from a table of our own: a change to the compiler
   changes the estimate with it. The walk from the node's entry state follows ``Next``; at a
   Choice it follows the counted outcome's choice when there is one (a decision node), else
-  the first choice (the gate's "send"); a task that timed out follows its ``States.Timeout``
-  Catch. Every state entered is a transition (Task, Choice, Wait, Pass and Succeed alike:
-  Step Functions "counts a state transition each time a step of your workflow is executed");
-  a Task calling Lambda (``.waitForTaskToken`` included) is one invocation. The execution's
-  start and end are not states and add nothing; the Succeed states the compiler writes at
-  each end are states, and count.
+  the first choice (a gate's "send", or "go" before a step); a task that timed out follows
+  its ``States.Timeout`` Catch. Every state entered is a transition (Task, Choice, Wait, Pass
+  and Succeed alike: Step Functions "counts a state transition each time a step of your
+  workflow is executed"); a Task calling Lambda (``.waitForTaskToken`` included) is one
+  invocation. The execution's start and end are not states and add nothing; the Succeed
+  states the compiler writes at each end are states, and count.
 - how many passes each node had: a send's ``sent`` and a decision's ``decided`` (with its
   ``outcome:<outcome>`` counts saying where the leads went) are *measured*; a node without
   counters (wait, update_lead, notify_owner, webhook, end) is *estimated* from the leads that
