@@ -344,8 +344,10 @@ class History:
 
     def gate(self, step_state: str) -> list[dict[str, Any]]:
         """What the gate said each time it ran before ``step_state`` ("the invitation",
-        "mail A"): ``[{"action", "reason", "send_at"}, ...]``."""
-        return [o["gate"] for o in self.outputs(f"Check the gate before {step_state}")]
+        "mail A"): ``[{"action", "reason", "send_at"}, ...]`` (without when the pass entered
+        the gate, which the state keeps for the send's idempotency key)."""
+        said = [o["gate"] for o in self.outputs(f"Check the gate before {step_state}")]
+        return [{k: v for k, v in gate.items() if k != "entered_at"} for gate in said]
 
     @staticmethod
     def simulated(event: dict[str, Any]) -> datetime:
