@@ -1065,7 +1065,7 @@ def status_change(call: AdminCall) -> Any:
 
 
 def journey_pause(call: AdminCall) -> Any:
-    """Pause the journey: each lead stops at its next mail."""
+    """Pause the journey: each lead is held at its next step that mails, tags or tells someone."""
     paused = journeys.pause(_journey_ports(call), call.actor, call.params["journey"])
     return {"journey_id": paused.journey_id, "status": paused.status, "paused_at": paused.paused_at}
 
@@ -1128,7 +1128,8 @@ def journey_start(call: AdminCall) -> Any:
 
 
 def emergency_stop(call: AdminCall) -> Any:
-    """The emergency stop: every journey holds its next mail."""
+    """The emergency stop: every journey holds each lead at its next step that mails, tags or
+    tells someone."""
     journeys.stop_all(_journey_ports(call), call.actor)
     return {"emergency_stop": True}
 
