@@ -21,6 +21,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Literal
 
 from tsunagu.clock import isoformat
@@ -104,9 +105,20 @@ class AppliedRow:
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @cached_property
+    def stored_json(self) -> str:
+        """As a receipt keeps it (receipt_json): made once, for its size and then the receipt."""
+        return json.dumps(self.as_json(), ensure_ascii=False)
+
     def stored_bytes(self) -> int:
         """Its size in a receipt (JSON, as UTF-8)."""
-        return len(json.dumps(self.as_json(), ensure_ascii=False).encode())
+        return len(self.stored_json.encode())
+
+
+def receipt_json(rows: Sequence[AppliedRow]) -> str:
+    """What a receipt keeps of its rows: their records as a JSON list (each row's text as
+    ``json.dumps`` writes a list of them, without making it again)."""
+    return "[" + ", ".join(row.stored_json for row in rows) + "]"
 
 
 @dataclass(frozen=True)

@@ -15,35 +15,41 @@ from tsunagu.store.tables import Tables
 
 def lead_to_item(tables: Tables, lead: Lead) -> Any:
     """The item of a full save; it carries the search indexes' attributes too."""
+    return tables.leads(**lead_values(lead))
+
+
+def lead_values(lead: Lead) -> dict[str, Any]:
+    """The lead's item as values of its model's attributes (lead_to_item, or a transaction's
+    put: tsunagu.store.transactions)."""
     # Imported here, not at the top: track_event loads this module for events and never saves
     # a lead, so it need not compile the search words' patterns (README, Deploying to AWS).
     from tsunagu.store.search_attributes import search_attributes
 
-    item = tables.leads(
-        lead.lead_id,
-        email=lead.email,
-        fields={name: value.to_item() for name, value in lead.fields.items()},
-        sources=lead.sources,
-        visitor_ids=set(lead.visitor_ids),
-        stage=lead.stage,
-        created_at=lead.created_at,
-        updated_at=lead.updated_at,
-        last_activity_at=lead.last_activity_at,
-        last_activity_type=lead.last_activity_type,
-        tags=set(lead.tags) or None,
-        crm_status=lead.crm_status,
-        crm_status_source=None if lead.crm_status_source is None else lead.crm_status_source.value,
-        crm_status_at=lead.crm_status_at,
-        score=lead.score,
-        score_at=lead.score_at,
-        grade=lead.grade,
-        stage_history=lead.stage_history or None,
+    return {
+        "lead_id": lead.lead_id,
+        "email": lead.email,
+        "fields": {name: value.to_item() for name, value in lead.fields.items()},
+        "sources": lead.sources,
+        "visitor_ids": set(lead.visitor_ids),
+        "stage": lead.stage,
+        "created_at": lead.created_at,
+        "updated_at": lead.updated_at,
+        "last_activity_at": lead.last_activity_at,
+        "last_activity_type": lead.last_activity_type,
+        "tags": set(lead.tags) or None,
+        "crm_status": lead.crm_status,
+        "crm_status_source": (
+            None if lead.crm_status_source is None else lead.crm_status_source.value
+        ),
+        "crm_status_at": lead.crm_status_at,
+        "score": lead.score,
+        "score_at": lead.score_at,
+        "grade": lead.grade,
+        "stage_history": lead.stage_history or None,
         **search_attributes(lead),
-    )
-    # Left unset for a new lead, so the save's condition is "no such lead yet".
-    if lead.version is not None:
-        item.version = lead.version
-    return item
+        # Left out for a new lead: the save's condition is then "no such lead yet".
+        **({} if lead.version is None else {"version": lead.version}),
+    }
 
 
 def lead_from_item(item: Any) -> Lead:
@@ -93,19 +99,24 @@ def _crm_status_origin(item: Any, legacy: FieldValue | None) -> tuple[Channel | 
 
 
 def event_to_item(tables: Tables, event: LeadEvent) -> Any:
+    return tables.events(**event_values(tables, event))
+
+
+def event_values(tables: Tables, event: LeadEvent) -> dict[str, Any]:
+    """The event's item as values of its model's attributes (see lead_values)."""
     occurred = parse_instant(event.occurred_at)
     expires = occurred + timedelta(days=tables.settings.event_retention_days)
-    return tables.events(
-        event.subject,
-        event.storage_key,
-        event_id=event.event_id,
-        type=event.type,
-        occurred_at=event.occurred_at,
-        lead_id=event.lead_id,
-        visitor_id=event.visitor_id,
-        properties=_without_none(event.properties),
-        expires_at=int(expires.timestamp()),
-    )
+    return {
+        "subject": event.subject,
+        "sk": event.storage_key,
+        "event_id": event.event_id,
+        "type": event.type,
+        "occurred_at": event.occurred_at,
+        "lead_id": event.lead_id,
+        "visitor_id": event.visitor_id,
+        "properties": _without_none(event.properties),
+        "expires_at": int(expires.timestamp()),
+    }
 
 
 def event_from_item(item: Any) -> LeadEvent:
@@ -121,32 +132,39 @@ def event_from_item(item: Any) -> LeadEvent:
 
 
 def consent_items(tables: Tables, evidence: ConsentEvidence) -> tuple[Any, Any]:
-    """The immutable evidence record and the topic's current-state record. Consent waiting for
-    a double opt-in confirmation goes to ``pending#<topic>`` and leaves the topic's state as it
-    was: a second sign-up never downgrades a confirmed subscription."""
-    proof = tables.consent(
-        evidence.lead_id,
-        f"evidence#{evidence.at}#{evidence.evidence_id}",
-        topic=evidence.topic,
-        status=evidence.status,
-        at=evidence.at,
-        email=evidence.email,
-        text=evidence.text,
-        text_version=evidence.text_version,
-        form_id=evidence.form_id,
-        ip=evidence.ip,
-        user_agent=evidence.user_agent,
-    )
+    """The immutable evidence record and the topic's current-state record (consent_values)."""
+    proof, state = consent_values(evidence)
+    return tables.consent(**proof), tables.consent(**state)
+
+
+def consent_values(evidence: ConsentEvidence) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The immutable evidence record and the topic's current-state record, as values of their
+    model's attributes (see lead_values). Consent waiting for a double opt-in confirmation
+    goes to ``pending#<topic>`` and leaves the topic's state as it was: a second sign-up never
+    downgrades a confirmed subscription."""
+    proof = {
+        "lead_id": evidence.lead_id,
+        "record": f"evidence#{evidence.at}#{evidence.evidence_id}",
+        "topic": evidence.topic,
+        "status": evidence.status,
+        "at": evidence.at,
+        "email": evidence.email,
+        "text": evidence.text,
+        "text_version": evidence.text_version,
+        "form_id": evidence.form_id,
+        "ip": evidence.ip,
+        "user_agent": evidence.user_agent,
+    }
     record = "pending" if evidence.status == "pending" else "topic"
-    state = tables.consent(
-        evidence.lead_id,
-        f"{record}#{evidence.topic}",
-        topic=evidence.topic,
-        status=evidence.status,
-        at=evidence.at,
-        email=evidence.email,
-        evidence=evidence.evidence_id,
-    )
+    state = {
+        "lead_id": evidence.lead_id,
+        "record": f"{record}#{evidence.topic}",
+        "topic": evidence.topic,
+        "status": evidence.status,
+        "at": evidence.at,
+        "email": evidence.email,
+        "evidence": evidence.evidence_id,
+    }
     return proof, state
 
 

@@ -5,8 +5,8 @@ receipt per transaction of rows, keyed by its first row, for undo), a background
 (``import#<id>`` / ``progress``, and ``chunk#<n>`` for each chunk counted) and the mappings
 saved per source (``mappings`` / ``<name>``).
 
-The receipts are written with the rows' captures, in their transaction (a PynamoDB model, as
-the captures are); the rest with the low-level client.
+The receipts are written with the rows' captures, in their transaction (as values of a PynamoDB
+model, as the captures are: tsunagu.store.transactions); the rest with the low-level client.
 """
 
 from __future__ import annotations
@@ -18,14 +18,20 @@ from dataclasses import asdict
 from typing import Any
 
 from pynamodb.exceptions import TransactWriteError
-from pynamodb.transactions import TransactWrite
 
 from tsunagu.errors import ConcurrentUpdate
-from tsunagu.imports.apply import AppliedRow, ImportProgress, ImportRecord, ImportStatus
+from tsunagu.imports.apply import (
+    AppliedRow,
+    ImportProgress,
+    ImportRecord,
+    ImportStatus,
+    receipt_json,
+)
 from tsunagu.imports.saved import SavedMapping
 from tsunagu.leads.capture import MAX_TRANSACTION_ITEMS, CaptureWrite, WriteConflict
 from tsunagu.store.leads import add_capture, capture_size, changed_underneath
 from tsunagu.store.tables import Tables
+from tsunagu.store.transactions import Transaction
 
 _LIST = "imports"
 _META = "meta"
@@ -164,17 +170,17 @@ class ImportRepository:
         kinds: list[str] = []
         deleted: list[str] = []
         checked: list[str] = []
-        receipt = receipts(
-            _import_pk(import_id),
-            _row_sk(applied[0].row),
-            rows=json.dumps([row.as_json() for row in applied], ensure_ascii=False),
-        )
+        receipt = {
+            "pk": _import_pk(import_id),
+            "sk": _row_sk(applied[0].row),
+            "rows": receipt_json(applied),
+        }
         try:
-            with TransactWrite(connection=t.connection, client_request_token=token) as tx:
+            with Transaction(connection=t.connection, client_request_token=token) as tx:
                 for write in writes:
                     assert not write.counted, "an import's rows count against no rate limit"
                     add_capture(t, tx, write, kinds, deleted, checked)
-                tx.save(receipt, condition=receipts.sk.does_not_exist())
+                tx.put(receipts, receipt, condition=receipts.sk.does_not_exist())
         except TransactWriteError as error:
             # Cancellation reasons come as PynamoDB sends the items: condition checks (a lead's
             # opt-out, which a list's opt-in must not pass), deletes, then puts; the receipt is

@@ -23,15 +23,18 @@ from tsunagu.mail.consent import ALL_TOPICS
 from tsunagu.store.converters import (
     SUPPRESSION,
     consent_from_item,
-    consent_items,
+    consent_values,
     event_from_item,
     event_to_item,
+    event_values,
     lead_from_item,
     lead_to_item,
+    lead_values,
     unsubscribed_from_all,
 )
 from tsunagu.store.stored_forms import read_stored_form
 from tsunagu.store.tables import BATCH_GET, Tables, batch_get, get_or_none, lead_items
+from tsunagu.store.transactions import Transaction
 
 if TYPE_CHECKING:
     from tsunagu.leads.search import LeadPage, LeadQuery
@@ -177,7 +180,7 @@ class LeadRepository:
         kinds: list[str] = []
         deleted: list[str] = []
         counters = t.submission_counters
-        with_conditions = TransactWrite(connection=t.connection)
+        with_conditions = Transaction(connection=t.connection)
         try:
             with with_conditions as tx:
                 add_capture(t, tx, write, kinds, deleted)
@@ -376,7 +379,7 @@ def changed_underneath(error: TransactWriteError) -> bool:
 
 def add_capture(
     t: Tables,
-    tx: TransactWrite,
+    tx: Transaction,
     write: CaptureWrite,
     kinds: list[str],
     deleted: list[str],
@@ -399,34 +402,32 @@ def add_capture(
         tx.condition_check(consent, lead_id, SUPPRESSION, condition=consent.record.does_not_exist())
         checked.append("consent")
     if write.idempotency_key:
-        remembered = t.idempotency(
-            write.idempotency_key,
-            request_hash=write.request_hash,
-            response=write.response,
-            created_at=write.lead.updated_at,
-            expires_at=_expiry(write.lead.updated_at, t.settings.idempotency_ttl_hours),
-        )
-        tx.save(remembered, condition=t.idempotency.key.does_not_exist())
+        remembered = {
+            "key": write.idempotency_key,
+            "request_hash": write.request_hash,
+            "response": write.response,
+            "created_at": write.lead.updated_at,
+            "expires_at": _expiry(write.lead.updated_at, t.settings.idempotency_ttl_hours),
+        }
+        tx.put(t.idempotency, remembered, condition=t.idempotency.key.does_not_exist())
         kinds.append("submission")
+    lead_id, at = write.lead.lead_id, write.lead.updated_at
     for identity in write.claim_identities:
-        claim = t.identities(identity, lead_id=write.lead.lead_id, created_at=write.lead.updated_at)
-        tx.save(claim, condition=t.identities.identity.does_not_exist())
+        claim = {"identity": identity, "lead_id": lead_id, "created_at": at}
+        tx.put(t.identities, claim, condition=t.identities.identity.does_not_exist())
         kinds.append("identity")
     for identity in write.point_identities:
-        pointer = t.identities(
-            identity, lead_id=write.lead.lead_id, created_at=write.lead.updated_at
-        )
-        tx.save(pointer)
+        tx.put(t.identities, {"identity": identity, "lead_id": lead_id, "created_at": at})
         kinds.append("pointer")
-    # VersionAttribute adds the optimistic-lock condition on save.
-    tx.save(lead_to_item(t, write.lead))
+    # The version adds the optimistic-lock condition on the put, as on a model's save.
+    tx.put(t.leads, lead_values(write.lead))
     kinds.append("lead")
-    tx.save(event_to_item(t, write.event))
+    tx.put(t.events, event_values(t, write.event))
     kinds.append("event")
     if write.consent is not None:
-        proof, state = consent_items(t, write.consent)
-        tx.save(proof)
-        tx.save(state, condition=not_opted_out if write.checks_no_opt_out else None)
+        proof, state = consent_values(write.consent)
+        tx.put(t.consent, proof)
+        tx.put(t.consent, state, condition=not_opted_out if write.checks_no_opt_out else None)
         kinds += ["consent", "consent"]
         # An opt-in to "all" itself (a form saved before tsunagu.mail.consent.named_topic
         # refused it) replaces that record with its put: deleting it too would name the item
@@ -438,15 +439,15 @@ def add_capture(
         # The claim, refused if any capture claimed the event first (WriteConflict "history":
         # read again), and the lead's copy, which the events stream takes to route_events. The
         # claim lives as long as the event it claims.
-        item = event_to_item(t, copy)
-        taken = t.idempotency(
-            history_claim_key(copy),
-            request_hash=write.lead.lead_id,
-            response={"lead_id": write.lead.lead_id, "sk": copy.storage_key},
-            status="claimed",
-            created_at=write.lead.updated_at,
-            expires_at=item.expires_at,
-        )
-        tx.save(taken, condition=t.idempotency.key.does_not_exist())
-        tx.save(item)
+        item = event_values(t, copy)
+        taken = {
+            "key": history_claim_key(copy),
+            "request_hash": lead_id,
+            "response": {"lead_id": lead_id, "sk": copy.storage_key},
+            "status": "claimed",
+            "created_at": at,
+            "expires_at": item["expires_at"],
+        }
+        tx.put(t.idempotency, taken, condition=t.idempotency.key.does_not_exist())
+        tx.put(t.events, item)
         kinds += ["history", "event"]
