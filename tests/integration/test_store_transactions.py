@@ -156,6 +156,39 @@ def test_an_address_claim_a_receipt_and_a_remembered_answer_are_put_as_their_sav
         assert put_kwargs(model, values, condition) == saved(model, values, condition)
 
 
+@pytest.mark.parametrize(
+    "properties",
+    [
+        {"words": {"b", "a"}, "numbers": {1, 2.5}, "none": set()},  # sets: PynamoDB's own
+        {"deep": [[None, True, 0, -1.25, ""], {"x": {"y": []}}], "empty": {}},
+        {"channel": Channel.TRADE_SHOW},  # a str subclass: PynamoDB refuses it
+        {"data": b"\x00\xff"},
+    ],
+    ids=["sets", "nested", "str-subclass", "bytes"],
+)
+def test_any_value_in_a_map_is_put_as_its_save_puts_or_refuses_it(
+    tables: Tables, properties: dict[str, Any]
+) -> None:
+    values = {"subject": "lead#l", "sk": f"{AT}#e", "event_id": "e", "type": "t",
+              "occurred_at": AT, "properties": properties}  # fmt: skip
+
+    try:
+        expected: Any = saved(tables.events, values)
+    except ValueError as refused:
+        with pytest.raises(ValueError, match=str(refused)):
+            put_kwargs(tables.events, values)
+        return
+    assert put_kwargs(tables.events, values) == expected
+
+
+def test_a_list_of_strings_holding_another_type_is_put_as_its_save_puts_it(
+    tables: Tables,
+) -> None:
+    values = lead_values(a_new_lead()) | {"sources": ["trade_show", None]}
+
+    assert put_kwargs(tables.leads, values) == saved(tables.leads, values)
+
+
 def test_what_a_save_refuses_a_put_refuses(tables: Tables) -> None:
     # A required attribute missing, as the model's save refuses it
     with pytest.raises(AttributeNullError):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any, Literal
@@ -107,12 +107,16 @@ class AppliedRow:
 
     @cached_property
     def stored_json(self) -> str:
-        """As a receipt keeps it (receipt_json): made once, for its size and then the receipt."""
-        return json.dumps(self.as_json(), ensure_ascii=False)
+        """As a receipt keeps it (receipt_json): made once, for its size and then the receipt;
+        from its fields as they are (as_json's copy of them would be written the same)."""
+        return json.dumps({f.name: getattr(self, f.name) for f in _ROW_FIELDS}, ensure_ascii=False)
 
     def stored_bytes(self) -> int:
         """Its size in a receipt (JSON, as UTF-8)."""
         return len(self.stored_json.encode())
+
+
+_ROW_FIELDS = fields(AppliedRow)
 
 
 def receipt_json(rows: Sequence[AppliedRow]) -> str:

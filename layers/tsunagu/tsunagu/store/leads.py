@@ -389,7 +389,12 @@ def add_capture(
     what each is, in the order DynamoDB reports cancellation reasons (PynamoDB sends condition
     checks, then deletes, then puts)."""
     consent = t.consent
-    not_opted_out = consent.record.does_not_exist() | (consent.status != "opted_out")
+    # Made only for a write that checks: most rows of an import do not.
+    not_opted_out = (
+        consent.record.does_not_exist() | (consent.status != "opted_out")
+        if write.checks_no_opt_out
+        else None
+    )
     if write.checks_no_opt_out:
         # The topic's own state is checked by the condition on its put, below (one
         # transaction may not name an item twice)
@@ -427,7 +432,7 @@ def add_capture(
     if write.consent is not None:
         proof, state = consent_values(write.consent)
         tx.put(t.consent, proof)
-        tx.put(t.consent, state, condition=not_opted_out if write.checks_no_opt_out else None)
+        tx.put(t.consent, state, condition=not_opted_out)
         kinds += ["consent", "consent"]
         # An opt-in to "all" itself (a form saved before tsunagu.mail.consent.named_topic
         # refused it) replaces that record with its put: deleting it too would name the item
