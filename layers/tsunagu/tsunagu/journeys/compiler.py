@@ -697,14 +697,7 @@ class _Compiler:
                 ],
                 "Default": LEFT_THE_JOURNEY,
             },
-            hold: _lambda_task(
-                "${JourneyGateFunctionArn}",
-                {**payload, "park": {"token.$": "$$.Task.Token"}},
-                resource=_INVOKE_WAITING,
-                ResultPath="$.release",
-                Next=gate,
-                Catch=[{"ErrorEquals": ["NotPaused"], "ResultPath": "$.not_paused", "Next": gate}],
-            ),
+            hold: _hold_at_gate(payload, gate),
             defer: {"Type": "Wait", "TimestampPath": "$.gate.send_at", "Next": gate},
             send: _lambda_task(
                 "${SendEmailFunctionArn}",
@@ -825,14 +818,7 @@ class _Compiler:
                 ],
                 "Default": LEFT_THE_JOURNEY,
             },
-            hold: _lambda_task(
-                "${JourneyGateFunctionArn}",
-                {**payload, "park": {"token.$": "$$.Task.Token"}},
-                resource=_INVOKE_WAITING,
-                ResultPath="$.release",
-                Next=gate,
-                Catch=[{"ErrorEquals": ["NotPaused"], "ResultPath": "$.not_paused", "Next": gate}],
-            ),
+            hold: _hold_at_gate(payload, gate),
         }
 
     def _wait_for(self, node: WaitFor) -> ASL:
@@ -999,6 +985,20 @@ class _Compiler:
                 **self._then(node.next),
             ),
         }
+
+
+def _hold_at_gate(payload: ASL, gate: str) -> ASL:
+    """The state that parks a lead while its journey is paused or stopped: the gate's own call
+    with a task token, released (resume, lifting the stop) back into the gate, which judges
+    again; NotPaused (the pause ended before the park was stored) goes back at once."""
+    return _lambda_task(
+        "${JourneyGateFunctionArn}",
+        {**payload, "park": {"token.$": "$$.Task.Token"}},
+        resource=_INVOKE_WAITING,
+        ResultPath="$.release",
+        Next=gate,
+        Catch=[{"ErrorEquals": ["NotPaused"], "ResultPath": "$.not_paused", "Next": gate}],
+    )
 
 
 def _lambda_task(

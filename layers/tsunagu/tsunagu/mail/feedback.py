@@ -39,6 +39,17 @@ OWNER_RECIPIENT = "owner"
 """The ``recipient`` tag of mail about a lead that goes to the lead's owner, not to the lead."""
 
 
+def colleague_mail_tags(lead_id: str, message_id: str) -> dict[str, str]:
+    """The SES tags of a mail about a lead sent to a colleague (its owner's notice, a forwarded
+    reply): SES's feedback on that mailbox - a bounce, a complaint - is then kept off the lead."""
+    return {
+        "lead_id": lead_id,
+        "message_id": message_id,
+        "topic": "sales",
+        RECIPIENT_TAG: OWNER_RECIPIENT,
+    }
+
+
 @dataclass(frozen=True)
 class Feedback:
     """What one notification changes, stored whole or not at all, and once per ``key``."""

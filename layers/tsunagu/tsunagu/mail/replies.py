@@ -52,7 +52,7 @@ from tsunagu.ids import new_id
 from tsunagu.leads.email import InvalidEmail, normalise_email
 from tsunagu.leads.model import Lead, LeadEvent
 from tsunagu.mail.consent import allowed_outside_production
-from tsunagu.mail.feedback import OWNER_RECIPIENT, RECIPIENT_TAG
+from tsunagu.mail.feedback import colleague_mail_tags
 from tsunagu.mail.preferences import Change, PreferenceStore, stop_topic_by_reply
 from tsunagu.mail.render import html_to_text, one_line
 from tsunagu.mail.reply_addresses import RecordedReply, ReplyAddress, tokens_in
@@ -537,14 +537,7 @@ def _send_once(
                     # Answering the forward answers the person who wrote
                     reply_to=answer_to,
                     headers={},
-                    # About the lead, to a colleague: SES's feedback on that mailbox is not
-                    # the lead's (mail.feedback)
-                    tags={
-                        "lead_id": lead.lead_id,
-                        "message_id": message_id,
-                        "topic": "sales",
-                        RECIPIENT_TAG: OWNER_RECIPIENT,
-                    },
+                    tags=colleague_mail_tags(lead.lead_id, message_id),
                 )
             )
         except MessengerError as error:

@@ -22,7 +22,7 @@ from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import Lead, LeadEvent
 from tsunagu.leads.updates import LeadChanges, LeadUpdate, update_lead
 from tsunagu.mail.consent import allowed_outside_production
-from tsunagu.mail.feedback import OWNER_RECIPIENT, RECIPIENT_TAG
+from tsunagu.mail.feedback import colleague_mail_tags
 from tsunagu.mail.send import MessengerError, OutgoingMail
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.qualification.grading import grade, matrix_cell
@@ -181,14 +181,7 @@ def notify_owner(
                     text=message.text,
                     reply_to=lead.email,
                     headers={},
-                    # About the lead, to the owner: the tag keeps SES's feedback on the
-                    # owner's mailbox (a bounce, a complaint) off the lead (mail.feedback)
-                    tags={
-                        "lead_id": lead.lead_id,
-                        "message_id": message_id,
-                        "topic": "sales",
-                        RECIPIENT_TAG: OWNER_RECIPIENT,
-                    },
+                    tags=colleague_mail_tags(lead.lead_id, message_id),
                 )
             )
         except MessengerError as error:
