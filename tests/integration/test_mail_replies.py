@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,9 +28,10 @@ from tests.integration.mail_helpers import (
     sent_messages,
     snapshot,
 )
+from tests.support.cli import runtime_here
 from tests.support.leads import new_stream_records
 from tests.unit.test_journey_waits import RecordingResumer
-from tsunagu import services
+from tsunagu import cli, services
 from tsunagu.journeys.waits import EventMatch, register_wait
 
 REPLY_DOMAIN = "reply.example.com"
@@ -335,3 +337,23 @@ def test_a_journey_waiting_for_a_reply_resumes_on_a_persons_reply_not_an_auto_re
     ((token, output),) = resumer.resumed
     assert token == "token-exec-1"
     assert output["matched"] == "replied"
+
+
+def test_the_timeline_counts_a_reply_as_the_persons_and_an_automatic_one_as_automated(
+    sent: Sent,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a person's reply, and an out-of-office answer to the same mail
+    sent.reply()
+    sent.reply("不在にしております。", headers={"Auto-Submitted": "auto-replied"})
+
+    # When the marketer reads the lead's timeline
+    runtime_here(sent.aws, tmp_path, monkeypatch)
+    assert cli.main(["leads", "timeline", LEAD_EMAIL]) == 0
+    printed = capsys.readouterr().out
+
+    # Then the reply is the person's activity, and the automatic one is marked as such
+    assert "email_replied" in printed and "email_auto_replied" in printed
+    assert "mail and site activity: 1 by people, 1 automated" in printed

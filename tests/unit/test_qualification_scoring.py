@@ -268,6 +268,18 @@ def test_an_unsubscribe_takes_points_away() -> None:
     assert lead.did("consent_changed", START, topic="all", status="opted_in") == []
 
 
+def test_a_persons_reply_scores_by_default_and_an_automatic_one_does_not() -> None:
+    lead = Lead()
+    # A person's answer to a mail, then more of the same conversation the same day
+    first = lead.did("email_replied", START, message_id="msg_1", classification="reply")
+    again = lead.did("email_replied", START + timedelta(hours=1), message_id="msg_1")
+    # And an out-of-office answer to another mail (its own kind: tsunagu.mail.replies)
+    automatic = lead.did("email_auto_replied", START + timedelta(hours=2), message_id="msg_2")
+    assert [(a.rule_id, a.points) for a in first] == [("mail-replied", 20)]
+    assert again == [] and automatic == []
+    assert lead.score(START + timedelta(hours=3)) == 20
+
+
 def test_a_negative_cap_bounds_how_far_down_a_rule_goes() -> None:
     rule = ScoringRule(
         rule_id="careers",

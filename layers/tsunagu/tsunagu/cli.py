@@ -228,6 +228,7 @@ def leads_reindex(settings: Settings, args: argparse.Namespace) -> int:
 
 def leads_timeline(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.commands import leads
+    from tsunagu.event_kinds import EMAIL_REPLIED
     from tsunagu.leads.history import is_claimed_history
 
     page = leads.timeline(
@@ -249,8 +250,8 @@ def leads_timeline(settings: Settings, args: argparse.Namespace) -> int:
         if props.get("automated"):
             automated += 1
             flag = f"  [automated: {', '.join(props.get('reasons', []))}]"
-        elif event.type in ("mail_opened", "link_clicked") or "site_id" in props:
-            human += 1  # mail activity and the site's page views and events
+        elif event.type in ("mail_opened", "link_clicked", EMAIL_REPLIED) or "site_id" in props:
+            human += 1  # mail activity (a reply too) and the site's page views and events
         detail = props.get("url") or props.get("form_id") or props.get("message_id") or ""
         if event.type in ("mail_skipped", "mail_deferred"):  # which mail, and why not now
             detail = f"{props.get('template_id', '')}: {props.get('reason', '')}"

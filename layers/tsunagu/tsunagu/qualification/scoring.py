@@ -142,6 +142,17 @@ DEFAULT_RULES: tuple[ScoringRule, ...] = (
         cap=5,
         cap_period="day",
     ),
+    # A person answering a mail is the strongest sign a nurture mail gets (an automatic reply
+    # is another kind, email_auto_replied, and never matches). Capped: one conversation a day
+    # is the signal, not each message of it.
+    ScoringRule(
+        rule_id="mail-replied",
+        description="Replied to a mail",
+        type="email_replied",
+        points=20,
+        cap=20,
+        cap_period="day",
+    ),
     ScoringRule(
         rule_id="unsubscribed",
         description="Unsubscribed from a mail topic",
