@@ -71,6 +71,7 @@ class Sent:
         raw: bytes | None = None,
         ses_message_id: str | None = None,
         charset: str = "utf-8",
+        verdicts: dict[str, str] | None = None,
     ) -> list[str]:
         """SES receives a reply: the receipt rule's S3 action, then its Lambda action."""
         if raw is None:
@@ -83,18 +84,25 @@ class Sent:
                 message[name] = value
             message.set_content(body, charset=charset)
             raw = message.as_bytes()
-        return deliver(self.aws, raw, [to or self.reply_to], ses_message_id)
+        return deliver(self.aws, raw, [to or self.reply_to], ses_message_id, verdicts)
 
 
 def deliver(
-    aws: AwsStack, raw: bytes, recipients: list[str], ses_message_id: str | None = None
+    aws: AwsStack,
+    raw: bytes,
+    recipients: list[str],
+    ses_message_id: str | None = None,
+    verdicts: dict[str, str] | None = None,
 ) -> list[str]:
+    """``verdicts``: SES's scan, e.g. {"spam": "FAIL"} (the example event passes everything)."""
     ses_id = ses_message_id or uuid.uuid4().hex
     moto_client("s3").put_object(Bucket=BUCKET, Key=f"replies/{ses_id}", Body=raw)
     event = load_event("receive_reply", "reply")
     record = event["Records"][0]["ses"]
     record["mail"]["messageId"] = ses_id
     record["mail"]["destination"] = record["receipt"]["recipients"] = recipients
+    for name, status in (verdicts or {}).items():
+        record["receipt"][f"{name}Verdict"] = {"status": status}
     result = aws.function("receive_reply").invoke(event)
     outcomes: list[str] = result["outcomes"]
     return outcomes
@@ -198,6 +206,35 @@ def test_a_colleagues_reply_is_recorded_on_the_lead_with_who_sent_it(sent: Sent)
     assert replied["properties"]["sender"] == "jiro.suzuki@example.jp"
     text = str(forwarded()[0].get_body(preferencelist=("plain",)).get_content())  # type: ignore[union-attr]
     assert "Sent by jiro.suzuki@example.jp, not the lead's own address." in text
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "outcome"),
+    [({"spam": "FAIL"}, "SES judged it spam"), ({"virus": "FAIL"}, "SES found a virus in it")],
+)
+def test_what_ses_found_spam_or_a_virus_in_is_nobodys_reply(
+    sent: Sent, verdicts: dict[str, str], outcome: str
+) -> None:
+    # Whoever has one mail has its reply address: their spam must not score the lead, resume
+    # its journey or stop its mail, nor reach a colleague's inbox
+    before = snapshot(sent.aws)
+    assert sent.reply("配信停止", verdicts=verdicts) == [f"ignored: {outcome}"]
+    assert snapshot(sent.aws) == before
+    assert forwarded() == []
+    # A grey verdict is no verdict: the reply counts
+    assert sent.reply(verdicts={"spam": "GRAY"}) == [f"recorded: reply; forward to {SALES}: sent"]
+
+
+def test_a_reply_from_the_leads_address_that_fails_dmarc_is_not_taken_as_the_leads(
+    sent: Sent,
+) -> None:
+    sent.reply(verdicts={"dmarc": "FAIL"})
+    (replied,) = lead_events(sent.aws, sent.lead_id, "email_replied")
+    props = replied["properties"]
+    assert props["from_lead"] is False and props["sender_unverified"] is True
+    assert props["sender"] == LEAD_EMAIL
+    text = str(forwarded()[0].get_body(preferencelist=("plain",)).get_content())  # type: ignore[union-attr]
+    assert f"Its sender ({LEAD_EMAIL}) could not be verified (DMARC failed)" in text
 
 
 @pytest.mark.parametrize(

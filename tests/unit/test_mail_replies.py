@@ -102,6 +102,23 @@ def test_a_receipt_names_the_message_and_its_recipients() -> None:
     received = received_from_ses(record)
     assert received is not None
     assert received.recipients == ("reply+x@reply.example.com",)
+    assert received.verdicts == {} and received.refused_by_scan() is None
+
+
+def test_a_receipt_carries_the_scans_verdicts() -> None:
+    verdicts = {"spamVerdict": {"status": "PASS"}, "virusVerdict": {"status": "fail"},
+                "dmarcVerdict": {"status": "FAIL"}, "spfVerdict": "x"}  # fmt: skip
+    record = {
+        "ses": {
+            "mail": {"messageId": "o3vrnil0e2ic28trm7dfhrc2v0cnbeccl4nbp0g1"},
+            "receipt": {"recipients": ["reply+x@reply.example.com"], **verdicts},
+        }
+    }
+    received = received_from_ses(record)
+    assert received is not None
+    assert received.verdicts == {"spam": "PASS", "virus": "FAIL", "dmarc": "FAIL"}
+    assert received.refused_by_scan() == "SES found a virus in it"
+    assert received.sender_unverified
 
 
 @pytest.mark.parametrize(

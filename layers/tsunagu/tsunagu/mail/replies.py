@@ -24,10 +24,11 @@ it, as the unsubscribe link in the mail works for whoever has the mail.
 A person's reply is then passed on to a person: the template's own Reply-To, else the lead's
 owner, else the mail's sender; through the same messenger as every mail, once.
 
-Bad input (no token, an unknown one, a message too large, not a mail, a lead since erased) is
-recorded nowhere and answered with an outcome the handler logs: never an exception, which would
-only make Lambda invoke the function again with the same message. SES may deliver a message
-twice: it is recorded once, under SES's message id.
+Bad input (no token, an unknown one, a message too large, not a mail, a lead since erased, one
+SES's scan found spam or a virus in) is recorded nowhere and answered with an outcome the handler
+logs: never an exception, which would only make Lambda invoke the function again with the same
+message. SES may deliver a message twice: it is recorded once, under SES's message id. A reply
+whose From failed DMARC is recorded, but never as the lead's own (``sender_unverified``).
 """
 
 from __future__ import annotations
@@ -111,6 +112,24 @@ class ReceivedMail:
 
     ses_message_id: str
     recipients: tuple[str, ...]
+    verdicts: Mapping[str, str] = field(default_factory=dict)
+    """SES's scan of the message (the receipt rule has ScanEnabled): ``spam``, ``virus``,
+    ``spf``, ``dkim``, ``dmarc`` -> PASS, FAIL, GRAY or PROCESSING_FAILED."""
+
+    def refused_by_scan(self) -> str | None:
+        """Why the message is not to be taken as anyone's reply, or None. Malware is never
+        passed on to a colleague; spam is never a lead's activity: a reply address is in every
+        mail, so whoever has one mail could otherwise score its lead or resume its journey."""
+        if self.verdicts.get("virus") == "FAIL":
+            return "SES found a virus in it"
+        if self.verdicts.get("spam") == "FAIL":
+            return "SES judged it spam"
+        return None
+
+    @property
+    def sender_unverified(self) -> bool:
+        """DMARC failed: the From address cannot be taken as who sent it."""
+        return self.verdicts.get("dmarc") == "FAIL"
 
 
 def received_from_ses(record: Mapping[str, Any]) -> ReceivedMail | None:
@@ -128,7 +147,12 @@ def received_from_ses(record: Mapping[str, Any]) -> ReceivedMail | None:
         recipients = mail.get("destination")
     if not isinstance(recipients, list):
         return None
-    return ReceivedMail(message_id, tuple(str(r) for r in recipients[:50]))
+    verdicts: dict[str, str] = {}
+    for name in ("spam", "virus", "spf", "dkim", "dmarc"):
+        verdict = receipt.get(f"{name}Verdict") if isinstance(receipt, Mapping) else None
+        if isinstance(verdict, Mapping) and isinstance(verdict.get("status"), str):
+            verdicts[name] = verdict["status"].upper()
+    return ReceivedMail(message_id, tuple(str(r) for r in recipients[:50]), verdicts)
 
 
 @dataclass(frozen=True)
@@ -370,6 +394,9 @@ def receive_reply(
     """Record one received reply on its lead and pass it on to a person; returns what was done
     (logged). Safe to repeat: a message recorded already is not recorded again, and its
     forward goes out once."""
+    refused = received.refused_by_scan()
+    if refused is not None:
+        return f"ignored: {refused}"  # the message stays in the bucket, for whoever looks
     address = None
     for token in tokens_in(received.recipients, policy.reply_domain):
         address = store.reply_address(token)
@@ -397,7 +424,7 @@ def receive_reply(
     key = received.ses_message_id
     reasons = automatic_reasons(reply)
     stop_words = None if reasons else stop_request(reply)
-    from_lead = _same_address(reply.sender, lead.email)
+    from_lead = _same_address(reply.sender, lead.email) and not received.sender_unverified
     properties: dict[str, Any] = {
         "message_id": address.message_id,
         "template_id": address.template_id,
@@ -412,6 +439,8 @@ def receive_reply(
     }
     if not from_lead:
         properties["sender"] = reply.sender
+    if received.sender_unverified:
+        properties["sender_unverified"] = True
     if reasons:
         properties.update(automated=True, reasons=reasons)
     kind = EMAIL_AUTO_REPLIED if reasons else EMAIL_REPLIED
@@ -437,7 +466,7 @@ def receive_reply(
     if reasons:
         return str(outcome)  # nobody needs an out-of-office in their inbox
     target = address.reply_to or _owner(lead) or address.sender
-    notice = _forward(lead, address, reply, stop_words, changes, policy)
+    notice = _forward(lead, address, reply, stop_words, changes, policy, received)
     status = _send_once(
         f"reply-forward:{key}", lead, target, notice, reply.sender, address,
         store=store, messenger=messenger, policy=policy, now=now,
@@ -465,6 +494,7 @@ def _forward(
     stop_words: str | None,
     changes: Sequence[Change],
     policy: ReplyPolicy,
+    received: ReceivedMail,
 ) -> _Notice:
     journey = address.journey or {}
     answered = f"「{address.template_name}」 ({address.template_id} v{address.template_version}"
@@ -472,7 +502,12 @@ def _forward(
         answered += f", journey {journey['journey_id']} at {journey.get('node', '?')}"
     answered += f"), sent {address.sent_at}"
     lines = [f"{lead.email} replied to {answered}."]
-    if not _same_address(reply.sender, lead.email):
+    if received.sender_unverified:
+        lines.append(
+            f"Its sender ({reply.sender}) could not be verified (DMARC failed):"
+            " it may not be from who it says."
+        )
+    elif not _same_address(reply.sender, lead.email):
         lines.append(f"Sent by {reply.sender}, not the lead's own address.")
     if stop_words is not None:
         done = f'opted out of "{address.topic}"' if changes else "was opted out already"
