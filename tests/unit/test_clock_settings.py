@@ -131,6 +131,16 @@ def test_a_setting_is_refused_where_a_lenient_read_would_pass_it(variable: str, 
         Settings.from_environ({**ENV, variable: text})
 
 
+@pytest.mark.parametrize("zone", ["Tokyo", "JST", "Asia/Tokio", "../etc/passwd", ""])
+def test_a_time_zone_that_is_not_one_fails_at_cold_start_not_at_the_first_report(
+    zone: str,
+) -> None:
+    with pytest.raises(SettingsError, match=r"TSUNAGU_DEFAULT_TIME_ZONE\): no such time zone"):
+        Settings.from_environ({**ENV, "TSUNAGU_DEFAULT_TIME_ZONE": zone})
+    berlin = Settings.from_environ({**ENV, "TSUNAGU_DEFAULT_TIME_ZONE": "Europe/Berlin"})
+    assert berlin.default_time_zone == "Europe/Berlin"
+
+
 def test_settings_built_in_code_are_checked_as_the_environment_is() -> None:
     settings = Settings.from_environ(ENV)
     with pytest.raises(SettingsError, match="time_scale"):

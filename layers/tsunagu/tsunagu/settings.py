@@ -21,6 +21,7 @@ from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tsunagu.leads.submission_limits import RateLimit, SubmissionLimits
 
@@ -151,7 +152,8 @@ class Settings:
     quiet_hours: str = "20:00-08:00"
     """Local times no journey mail goes out (empty: none)."""
     default_time_zone: str = "Asia/Tokyo"
-    """For leads whose time zone is not known."""
+    """The team's: the days reports count in, and the local time of leads whose own time zone
+    is not known."""
     # Raw events expire after this many days (DynamoDB TTL); summaries on the lead stay.
     event_retention_days: int = _setting(400, ge=1, le=3650)
     # Web-form bodies are small; anything bigger is refused before it is parsed.
@@ -262,11 +264,20 @@ def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
     return tuple(ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
 
 
+def _known_time_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        # A typo here would otherwise surface as a 500 on the first report or journey wait
+        raise ValueError(f"no such time zone {name!r} (an IANA name: Asia/Tokyo)") from None
+
+
 _CHECKS: dict[str, Callable[[str], object]] = {
     "crm_webhook_url": _secure_crm_url,
     "submissions_per_address": RateLimit.parse,
     "submissions_per_client": RateLimit.parse,
     "admin_allowed_cidrs": _networks,
+    "default_time_zone": _known_time_zone,
 }
 """The settings whose values are checked by more than their type and bounds: each raises a
 ValueError saying what is wrong."""
