@@ -21,7 +21,7 @@ from tsunagu.qualification.deals import CrmDeal, StaleDeal
 from tsunagu.qualification.grading import grade
 from tsunagu.qualification.pipeline import ScoreWrite, StageMoved, lead_attributes
 from tsunagu.qualification.scores import Fading, LeadScores
-from tsunagu.qualification.scoring import Award
+from tsunagu.qualification.scoring import DEFAULT_MODEL, Award
 from tsunagu.store.converters import event_to_item, lead_from_item, lead_to_item
 from tsunagu.store.leads import LeadRepository, set_if_unchanged
 from tsunagu.store.models import QualificationItem
@@ -36,10 +36,17 @@ def _award_key(lead_id: str, award: Award) -> tuple[str, str]:
     return f"lead#{lead_id}", f"award#{award.event_id}#{award.rule_id}"
 
 
-def _rules_of(item: QualificationItem | None) -> tuple[QualificationConfig, Fading]:
+def unsaved_config(time_zone: str) -> QualificationConfig:
+    """The rules of a team that has saved none: the defaults, their days counted in the team's
+    own time zone (a saved sheet keeps the zone it was saved with)."""
+    return QualificationConfig(scoring=DEFAULT_MODEL.model_copy(update={"time_zone": time_zone}))
+
+
+def _rules_of(item: QualificationItem | None, time_zone: str) -> tuple[QualificationConfig, Fading]:
     """The rules an item holds, and what fades under them or fading rules saved before them."""
     if item is None:
-        return QualificationConfig(), Fading.of(QualificationConfig().scoring)
+        config = unsaved_config(time_zone)
+        return config, Fading.of(config.scoring)
     config = QualificationConfig.model_validate(item.data)
     # (rules saved before the item kept what faded have only what they fade themselves)
     return config, Fading.from_item(item.faded) | Fading.of(config.scoring)
@@ -65,7 +72,8 @@ class QualificationRepository:
         table = self._tables.settings.qualification_table
         cached = _configs.get(table)
         if fresh or cached is None or time.monotonic() - cached[0] > CONFIG_CACHE_SECONDS:
-            config, fading = _rules_of(get_or_none(self._tables.qualification, *CONFIG_KEY))
+            item = get_or_none(self._tables.qualification, *CONFIG_KEY)
+            config, fading = _rules_of(item, self._tables.settings.default_time_zone)
             cached = (time.monotonic(), config, fading)
             _configs[table] = cached
         return cached
@@ -85,8 +93,9 @@ class QualificationRepository:
     def config_revision(self) -> tuple[QualificationConfig, int]:
         """The rules as saved now, and their revision (0: never saved by a person)."""
         item = get_or_none(self._tables.qualification, *CONFIG_KEY)
-        config = QualificationConfig.model_validate(item.data) if item else QualificationConfig()
-        return config, int(item.value or 0) if item else 0
+        if item is None:
+            return unsaved_config(self._tables.settings.default_time_zone), 0
+        return QualificationConfig.model_validate(item.data), int(item.value or 0)
 
     def replace_config(self, config: QualificationConfig, *, revision: int) -> bool:
         """Save the rules if they are still at ``revision`` (False if someone saved since)."""
@@ -111,7 +120,8 @@ class QualificationRepository:
         """What has faded under any rules saved so far, ``config`` included: an award of a
         fading rule that is then removed goes on fading (scoring.explain), so a kind of award
         once fading is kept as fading (tsunagu.qualification.scores)."""
-        before, fading = _rules_of(get_or_none(self._tables.qualification, *CONFIG_KEY))
+        item = get_or_none(self._tables.qualification, *CONFIG_KEY)
+        before, fading = _rules_of(item, self._tables.settings.default_time_zone)
         return fading | Fading.of(config.scoring, before=before.scoring)
 
     # -- scoring
