@@ -180,6 +180,14 @@ class TestSubmission:
         )
         assert submission.fields["note"] == "one\ntwo\nthree"
 
+    def test_a_name_typed_with_a_japanese_ime_s_space_is_kept_as_one_name(self) -> None:
+        # 山田　太郎 (U+3000) and 山田 太郎 are the same person's name: stored one way, so a
+        # list bringing the other later changes nothing (the import cleans names the same way)
+        submission = validate_submission(
+            stored(make_form()), {"email": "a@example.com", "name": " 山田　 太郎 "}
+        )
+        assert submission.fields["name"] == "山田 太郎"
+
     def test_unchecked_consent_is_not_consent(self) -> None:
         for value in ("", "off", "false", False, None):
             submission = validate_submission(

@@ -19,7 +19,7 @@ import pytest
 from tsunagu.cli_imports import _shell_word
 from tsunagu.errors import ValidationFailed
 from tsunagu.imports.apply import consent_evidence_text
-from tsunagu.imports.cleaning import BadValue, company_key, read_date
+from tsunagu.imports.cleaning import BadValue, clean_value, company_key, read_date
 from tsunagu.imports.jobs import row_from_json, row_json
 from tsunagu.imports.mapping import map_columns
 from tsunagu.imports.plan import (
@@ -717,3 +717,69 @@ def test_undo_takes_off_the_channel_a_list_added_unless_something_since_came_fro
     already = AppliedRow(row=2, outcome="updated", lead_id="lead_1", email="known@example.jp",
                          at=AT)  # fmt: skip
     assert without_its_source(known, already, lambda _: False) == (known, None)
+
+
+# ------------------------------------------------------------- values as people type them
+
+
+def test_a_cell_over_two_lines_is_an_address_over_two_lines_and_elsewhere_one_line() -> None:
+    data = workbook(
+        [
+            ["メールアドレス", "住所", "会社名", "氏名"],
+            ["a@example.jp", "東京都千代田区1-1\nサンプルビル5F", "株式会社\nサンプル",
+             "山田\r\n太郎"],
+            ["b@example.jp", "大阪市北区2-2\u2028梅田ビル", "", "佐藤 \u2029 花子"],
+        ]
+    )  # fmt: skip
+    plan = plan_import(read_table(data, "来場者.xlsx"), ImportOptions(), find)
+    first, second = plan.rows
+    # The address keeps its lines, as a form's long-text field does (U+2028 written as \n)
+    assert first.values == {
+        "address": "東京都千代田区1-1\nサンプルビル5F", "company": "株式会社 サンプル",
+        "name": "山田 太郎",
+    }  # fmt: skip
+    assert second.values == {"address": "大阪市北区2-2\n梅田ビル", "name": "佐藤 花子"}
+    # Any other control character is still refused
+    for field in ("address", "company"):
+        with pytest.raises(BadValue, match="control characters"):
+            clean_value(field, "東京都\x07港区")
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("2024年4月1日(月)", date(2024, 4, 1)),
+        ("2024/4/1(月)", date(2024, 4, 1)),  # Excel's yyyy/m/d(aaa)
+        ("２０２４／４／１（月）", date(2024, 4, 1)),
+        ("2024/4/1 (月曜日) 10:00", date(2024, 4, 1)),
+        ("令和6年4月1日(月曜)", date(2024, 4, 1)),
+        ("2024-04-01 (Mon)", date(2024, 4, 1)),
+        ("20240401", date(2024, 4, 1)),
+        ("R6年4月1日", date(2024, 4, 1)),
+    ],
+)
+def test_dates_with_their_day_of_the_week_or_as_eight_digits_are_read(text: str, day: date) -> None:
+    assert read_date(text) == day
+
+
+def test_a_day_of_the_week_the_date_does_not_fall_on_rejects_the_row_saying_so() -> None:
+    with pytest.raises(BadValue, match=r"2024-04-01 is a Monday \(月\), not 火"):
+        read_date("2024/4/1(火)")
+    for text in ("2024/4/1(月火)", "20241301", "2024/4/1(xyz)"):
+        with pytest.raises(BadValue):
+            read_date(text)
+    table = read_table("メール,来場日\r\na@example.jp,2024/4/1(火)\r\n".encode(), "x.csv")
+    (row,) = plan_import(table, ImportOptions(), find).rows
+    assert (row.action, row.reason_code) == ("rejected", "invalid_date")
+    assert row.reason_params["value"] == "2024/4/1(火)"
+
+
+def test_a_name_with_a_japanese_ime_s_space_is_the_name_a_lead_has_with_an_ascii_one() -> None:
+    stored = {"name": FieldValue("山田 太郎", Channel.WEB_FORM, AT)}
+    lead = Lead("lead_yamada", "yamada@example.jp", stored, [], set(), "lead", AT, AT)
+    table = read_table("メールアドレス,氏名,姓,名\r\nyamada@example.jp,山田　太郎,,\r\n"
+                       "new@example.jp,,佐藤　,　花子\r\n".encode("cp932"), "x.csv")  # fmt: skip
+    plan = plan_import(table, ImportOptions(Channel.WEB_FORM), lambda a: {lead.email: lead}.get(a))
+    assert [(r.action, r.values) for r in plan.rows] == [
+        ("unchanged", {"name": "山田 太郎"}), ("create", {"name": "佐藤 花子"}),
+    ]  # fmt: skip
