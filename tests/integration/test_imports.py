@@ -798,6 +798,33 @@ def test_a_mapping_saved_for_a_source_is_reused_by_name_and_can_be_overridden(
     }
 
 
+def test_the_rejected_rows_of_a_cp932_source_import_again_with_its_saved_mapping(
+    stack: Settings,
+) -> None:
+    # The source's cards come as cp932, and its mapping says so; the rejected rows come back
+    # UTF-8 with a BOM, and fixed, they import with the same mapping: the BOM says what they are
+    cards = {"source": "trade_show", "columns": {"ご芳名": "name"}, "encoding": "cp932"}
+    assert put(stack, "/admin/imports/mappings/cards", cards)[0] == 200
+    scans = "E-mail,ご芳名\r\ncard.one-at-example.jp,名刺 一郎\r\ncard.two@example.jp,名刺 二郎\r\n"
+    body = {"file_name": "cards.csv", "saved_mapping": "cards",
+            "content_base64": base64.b64encode(scans.encode("cp932")).decode()}  # fmt: skip
+    status, plan = call(stack, body)
+    assert status == 200 and plan["encoding"] == "cp932", plan
+    assert plan["counts"]["rejected"] == 1, plan["counts"]
+    rejected = base64.b64decode(plan["rejected_csv_base64"])
+    assert rejected.startswith(b"\xef\xbb\xbf")
+    fixed = rejected.replace(b"card.one-at-example.jp", b"card.one@example.jp")
+    body |= {"file_name": "rejected-cards.csv", "content_base64": base64.b64encode(fixed).decode()}
+    status, again = call(stack, body)
+    assert status == 200 and again["encoding"] == "utf-8-sig", again
+    assert [(r["action"], r["values"]) for r in again["rows"]] == [
+        ("create", {"name": "名刺 一郎"})
+    ]
+    # An encoding the request names still overrides what the file says
+    status, named = call(stack, body | {"encoding": "utf-8"})
+    assert status == 200 and named["encoding"] == "utf-8", named
+
+
 def test_the_cli_saves_a_mapping_and_plans_with_it(
     stack: Settings,
     aws: AwsStack,
@@ -1064,7 +1091,11 @@ def test_a_background_dry_run_of_a_file_that_is_no_list_is_refused_saying_why(
     refused = read_dry_run(stack, plan_id)
     assert refused["status"] == "refused" and "plan_digest" not in refused
     assert refused["error"]["fields"] == [
-        {"field": "mapping", "message": "no column is the e-mail address (name one: 列名=email)"}
+        {
+            "field": "mapping",
+            "message": "no column of the row read as the header (氏名, 会社名) is the e-mail"
+            " address: name one (列名=email); the header is looked for in the first 10 rows",
+        }
     ]
 
     # A step out of its retries is refused too, saying so

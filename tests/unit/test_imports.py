@@ -783,3 +783,145 @@ def test_a_name_with_a_japanese_ime_s_space_is_the_name_a_lead_has_with_an_ascii
     assert [(r.action, r.values) for r in plan.rows] == [
         ("unchanged", {"name": "山田 太郎"}), ("create", {"name": "佐藤 花子"}),
     ]  # fmt: skip
+
+
+# ------------------------------------------------------------- files as teams bring them back
+
+
+def test_a_bom_wins_over_a_saved_encoding_which_reads_only_what_detection_leaves_open() -> None:
+    from tsunagu.imports.reading import saved_encoding
+
+    # The rejected rows (UTF-8 with a BOM), fixed and brought back with the source's cp932
+    # mapping: the BOM says what the file is
+    table = read_table(sheet("cp932"), "list.csv")
+    returned = rejected_file(table, plan_import(table, ImportOptions(consent=CONSENT), find))
+    again = read_table(returned, "rejected-list.csv", saved_encoding("cp932"))
+    assert again.encoding == "utf-8-sig" and again.header == [*HEADER, REASON_HEADER]
+    assert again.rows[0][1:3] == ["鈴木", "一郎"]
+    # cp932 half-width katakana beside ASCII letters reads as UTF-8 Latin ("Aﾃｽ" is "Aý"):
+    # detection guesses UTF-8, the source's saved cp932 says otherwise and is taken
+    kana = "email,name_kana\r\na@example.com,Aﾃｽ\r\n".encode("cp932")
+    assert read_table(kana, "list.csv").encoding == "utf-8"
+    assert read_table(kana, "list.csv", saved_encoding("shift_jis")).rows == [
+        ["a@example.com", "Aﾃｽ"]
+    ]
+    # UTF-16 without its BOM (every ASCII character a NUL beside it): the saved encoding
+    bomless = "メールアドレス\t氏名\r\na@example.jp\t山田\r\n".encode("utf-16-le")
+    assert read_table(bomless, "list.txt", saved_encoding("utf-16")).rows == [
+        ["a@example.jp", "山田"]
+    ]
+    # A file that says nothing against the saved encoding is read in it (kanji in UTF-8 is
+    # UTF-8 for certain: the saved cp932 does not override it)
+    assert read_table(sheet("utf-8"), "list.csv", saved_encoding("cp932")).encoding == "utf-8"
+    assert read_table(sheet("cp932"), "list.csv", saved_encoding("cp932")).encoding == "cp932"
+    # An encoding named for the file itself still overrides what the file says
+    assert read_table(returned, "rejected-list.csv", "utf-8").encoding == "utf-8"
+    with pytest.raises(ValidationFailed, match="encoding"):
+        read_table(sheet("utf-8"), "list.csv", saved_encoding("latin-9"))
+
+
+def test_a_workbook_s_or_a_tsv_s_rejected_rows_are_a_csv_named_so_and_import_again() -> None:
+    from tsunagu.commands import imports
+    from tsunagu.imports.jobs import rejected_name
+
+    assert rejected_name("来場者.xlsx") == "rejected-来場者.csv"
+    assert rejected_name("list.TSV") == "rejected-list.csv"
+    assert rejected_name("名簿 (1).csv") == "rejected-名簿 (1).csv"
+    assert rejected_name("C:\\Users\\a\\名簿.txt") == "rejected-名簿.csv"
+
+    class Files:
+        def __init__(self) -> None:
+            self.named: list[str] = []
+
+        def put(self, key: str, data: bytes) -> None:
+            pass
+
+        def download_url(self, key: str, seconds: int, file_name: str) -> str:
+            self.named.append(file_name)
+            return f"https://files.example.com/{key}"
+
+    data = workbook([["メールアドレス", "氏名"], ["broken", "山田"], ["ok@example.jp", "佐藤"]])
+    table = read_table(data, "来場者.xlsx")
+    planned = imports.PlannedImport(table, plan_import(table, ImportOptions(), find))
+    ports: Any = type("Ports", (), {"files": Files()})()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(imports, "REJECTED_INLINE_BYTES", 0)  # behind a link, as a large one is
+        imports.plan_answer(ports, planned, "来場者.xlsx", 10)
+    assert ports.files.named == ["rejected-来場者.csv"]
+    fixed = planned.rejected_file().replace(b"broken", b"fixed@example.jp")
+    assert read_table(fixed, ports.files.named[0]).rows[0][:2] == ["fixed@example.jp", "山田"]
+
+    # One saved before under the list's own name (rejected-list.tsv) is read by what it holds
+    tsv = "メールアドレス\t氏名\r\nbroken\t山田\r\n".encode()
+    table = read_table(tsv, "list.tsv")
+    returned = rejected_file(table, plan_import(table, ImportOptions(), find))
+    again = read_table(returned.replace(b"broken", b"fixed@example.jp"), "rejected-list.tsv")
+    assert again.delimiter == ","
+    assert [r.action for r in plan_import(again, ImportOptions(), find).rows] == ["create"]
+    # A one-column file says nothing: its name does
+    assert read_table(b"email\r\na@example.jp\r\n", "list.tsv").delimiter == "\t"
+
+
+def test_the_header_is_found_below_a_title_and_the_plan_says_which_row_it_was() -> None:
+    rows = [["展示会来場者リスト 2026", ""], ["", ""], ["メールアドレス", "氏名"],
+            ["a@example.jp", "山田"], ["b@example.jp", "佐藤"]]  # fmt: skip
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    table = read_table(out.getvalue().encode("cp932"), "来場者.csv")
+    assert (table.encoding, table.header) == ("cp932, header on row 3", ["メールアドレス", "氏名"])
+    plan = plan_import(table, ImportOptions(), find)
+    assert [(r.row, r.email) for r in plan.rows] == [(4, "a@example.jp"), (5, "b@example.jp")]
+    assert plan.encoding == "cp932, header on row 3"
+    # A workbook's likewise, its sheet named first
+    titled = workbook([["来場者リスト"], [None], ["E-mail", "Name"], ["c@example.jp"]])
+    book = read_table(titled, "a.xlsx")
+    assert book.encoding == "xlsx, sheet 'Sheet', header on row 3" and book.row_numbers == [4]
+    # A header the aliases do not know is found by the mapping the plan reads it with
+    custom = "名刺交換会\r\n連絡先,ご芳名\r\nc@example.jp,名刺\r\n".encode()
+    found = read_table(custom, "cards.csv", mapping={"連絡先": "email"})
+    assert found.header == ["連絡先", "ご芳名"]
+    # A header with no e-mail column is the first row; a row below it that happens to hold an
+    # alias (a 連絡方法 column's メール) is a row of the list, not its header
+    listed = "連絡先,連絡方法\r\nd@example.jp,メール\r\n".encode()
+    assert read_table(listed, "x.csv").header == ["連絡先", "連絡方法"]
+    # No row names an e-mail column: refused naming the row that was read as the header
+    alone = "展示会来場者リスト 2026\r\n連絡先,氏名\r\nd@example.jp,山田\r\n".encode()
+    with pytest.raises(ValidationFailed) as refused:
+        plan_import(read_table(alone, "x.csv"), ImportOptions(), find)
+    (problem,) = refused.value.errors
+    assert "(展示会来場者リスト 2026)" in problem.message and "first 10 rows" in problem.message
+
+
+def test_columns_with_the_same_header_are_told_apart_and_a_mapping_can_name_each() -> None:
+    rows = [["メールアドレス", "電話番号", "電話番号", "電話番号 (2)", "TEL"],
+            ["a@example.jp", "03-1111-1111", "090-1111-1111", "内線 12", ""],
+            ["broken", "03-2222-2222", "090-2222-2222", "", ""]]  # fmt: skip
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    table = read_table(out.getvalue().encode(), "list.csv")
+    # The second 電話番号 takes the first number no other header holds; TEL is another header
+    # (an alias of the same field, refused only if both are read as it)
+    assert table.header == ["メールアドレス", "電話番号", "電話番号 (3)", "電話番号 (2)", "TEL"]
+    options = ImportOptions(mapping={"電話番号 (3)": "mobile", "TEL": "-"})
+    plan = plan_import(table, options, find)
+    assert plan.columns == {
+        "メールアドレス": "email", "電話番号": "phone", "電話番号 (3)": "mobile",
+    }  # fmt: skip
+    assert plan.unmapped == ["電話番号 (2)", "TEL"]
+    assert plan.rows[0].values == {"phone": "03-1111-1111", "mobile": "090-1111-1111"}
+    # The rejected rows carry the header as the plan showed it, and import again the same way
+    returned = rejected_file(table, plan).replace(b"broken", b"fixed@example.jp")
+    again = read_table(returned, "rejected-list.csv")
+    assert again.header[:5] == table.header
+    fixed = plan_import(again, options, find)
+    assert fixed.rows[0].values == {"phone": "03-2222-2222", "mobile": "090-2222-2222"}
+
+
+def test_an_old_excel_workbook_is_refused_asking_for_xlsx_or_csv_not_an_encoding() -> None:
+    xls = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(range(256)) * 20
+    for name in ("来場者.xls", "来場者.xlsx", "来場者.csv"):
+        with pytest.raises(ValidationFailed) as refused:
+            read_table(xls, name)
+        (problem,) = refused.value.errors
+        assert problem.field == "file" and "save it as .xlsx" in problem.message
+        assert "encoding" not in problem.message

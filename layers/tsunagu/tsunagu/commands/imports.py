@@ -283,7 +283,7 @@ def with_rejected_link(
     ``rejected_csv_key``."""
     assert ports.files is not None
     key = answer["rejected_csv_key"]
-    url = ports.files.download_url(key, jobs.UPLOAD_SECONDS, f"rejected-{file_name}")
+    url = ports.files.download_url(key, jobs.UPLOAD_SECONDS, jobs.rejected_name(file_name))
     return answer | {"rejected_csv_url": url}
 
 
@@ -796,7 +796,7 @@ def options_with_mapping(
         known = ", ".join(m.name for m in _store(ports).mappings()) or "none saved"
         raise NotFound(f"no saved mapping {name!r} (saved: {known})")
     options = with_overrides(saved.options(), given, source_given=source_given)
-    return options, encoding or saved.encoding
+    return options, encoding or saved.fallback_encoding
 
 
 def _mapping_audited(mapping: SavedMapping | None) -> dict[str, Any]:

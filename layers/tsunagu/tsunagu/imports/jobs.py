@@ -10,6 +10,7 @@ each chunk's planned rows.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from tsunagu.imports.plan import ConsentColumn, ImportOptions, RowPlan
@@ -35,6 +36,13 @@ def job_key(import_id: str) -> str:
 def rejected_key(content_hash: str) -> str:
     """A dry run's rejected rows too large to answer inline, named by their SHA-256."""
     return f"rejected/{content_hash}.csv"
+
+
+def rejected_name(file_name: str) -> str:
+    """What a list's rejected rows are saved as: a CSV whatever the list was (``来場者.xlsx``:
+    ``rejected-来場者.csv``), so that it opens as one and, fixed, imports again as one."""
+    stem = PurePosixPath(file_name.replace("\\", "/")).stem or "list"
+    return f"rejected-{stem}.csv"
 
 
 def dry_run_key(plan_id: str, part: Literal["job", "answer", "refused"]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from tsunagu.errors import FieldError, ValidationFailed
@@ -38,6 +38,9 @@ ALIASES: Mapping[str, tuple[str, ...]] = {
 }  # fmt: skip
 """Lead field -> the headers (folded) that name it."""
 
+HEADER_ROWS = 10
+"""How far down a file its header is looked for: a title, a date and a note or two may stand
+above it (「展示会来場者リスト 2026」), as Japanese sheets often have them."""
 FIELD = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_HEADER_CHARS = 200
 """A header a mapping names (a form's question as its header can be long: 「今後のご案内メール
@@ -96,19 +99,39 @@ class ColumnMap:
         return next((header[i] for i, f in self.fields.items() if f == field), None)
 
 
+def _fields_named(
+    given: Mapping[str, str] | None, ignore: Sequence[str]
+) -> Callable[[str], str | None]:
+    """A header's field: the user's own mapping first (header -> field, or ``-`` to leave it
+    out), then the aliases."""
+    folded = {fold_header(h): f for h, f in (given or {}).items()}
+    ignored = {fold_header(h) for h in ignore}
+
+    def field_of(title: str) -> str | None:
+        key = fold_header(title)
+        return folded.get(key) or (None if key in ignored else _BY_HEADER.get(key))
+
+    return field_of
+
+
+def names_email(header: Sequence[str], given: Mapping[str, str] | None = None) -> bool:
+    """Whether a column of this row is the e-mail address, as map_columns would read it (how
+    the reader tells a list's header from a title row above it)."""
+    field_of = _fields_named(given, ())
+    return any(field_of(title) == "email" for title in header if title)
+
+
 def map_columns(
     header: Sequence[str], given: Mapping[str, str] | None = None, *, ignore: Sequence[str] = ()
 ) -> ColumnMap:
     """Each column's field: the user's own mapping first (header -> field, or ``-`` to leave
     it out), then the aliases. A field two columns claim, or no e-mail column, is refused."""
-    given = {fold_header(h): f for h, f in (given or {}).items()}
-    ignored = {fold_header(h) for h in ignore}
+    field_of = _fields_named(given, ignore)
     fields: dict[int, str] = {}
     unmapped: list[str] = []
     problems: list[FieldError] = []
     for index, title in enumerate(header):
-        key = fold_header(title)
-        field = given.get(key) or (None if key in ignored else _BY_HEADER.get(key))
+        field = field_of(title)
         if field is None or field == "-":
             if title:
                 unmapped.append(title)
@@ -128,9 +151,24 @@ def map_columns(
             continue
         fields[index] = field
     if "email" not in fields.values():
-        problems.append(
-            FieldError("mapping", "no column is the e-mail address (name one: 列名=email)")
-        )
+        problems.append(FieldError("mapping", _no_email_column(header)))
     if problems:
         raise ValidationFailed(problems)
     return ColumnMap(fields, unmapped)
+
+
+HEADERS_NAMED = 5
+"""A refused header's cells named in the refusal, at most."""
+
+
+def _no_email_column(header: Sequence[str]) -> str:
+    """Why a header is refused, naming the row that was read as it: when no row the reader
+    looked at names an e-mail column, what it read is the first row with anything in it (a
+    title 「展示会来場者リスト」, perhaps), and the person sees that rather than the header
+    they meant."""
+    titles = [_clipped(title) for title in header if title]
+    named = ", ".join(titles[:HEADERS_NAMED]) + (", …" if len(titles) > HEADERS_NAMED else "")
+    return (
+        f"no column of the row read as the header ({named}) is the e-mail address: name one"
+        f" (列名=email); the header is looked for in the first {HEADER_ROWS} rows"
+    )

@@ -7,7 +7,11 @@ trying follows from what can be told apart for certain: a BOM says it outright; 
 decodes as UTF-8 is UTF-8 (cp932 text with kanji or kana in it almost never does), unless it
 also decodes as cp932 and reads as half-width katakana there (below); then cp932, which is
 Shift_JIS as Windows writes it (①, ㈱, 髙 included). Anything else is refused with the
-encodings tried, and the user may name the encoding instead.
+encodings tried, and the user may name the encoding instead; a source's saved mapping may keep
+one, which is read only where the bytes leave it open (``saved_encoding``).
+
+The header is the first of the first rows with an e-mail column (a title row may stand above
+it), and a header that repeats an earlier one is told apart by its place (``電話番号 (2)``).
 
 An .xlsx workbook is read with openpyxl (the sheet it opens on, else its first visible one: a
 hidden sheet is a template or a lookup, not the list; formulas as the values Excel last
@@ -31,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from tsunagu.errors import FieldError, ValidationFailed
 from tsunagu.imports import reasons
+from tsunagu.imports.mapping import HEADER_ROWS, fold_header, names_email
 from tsunagu.imports.reasons import Rejection
 
 if TYPE_CHECKING:
@@ -40,13 +45,31 @@ ENCODINGS = ("utf-8", "utf-8-sig", "cp932", "utf-16")
 """What a user may name (``--encoding``); ``shift_jis`` is read as cp932."""
 MAX_COLUMNS = 200
 UNREADABLE = "the file is not UTF-8, UTF-16 or Shift_JIS (cp932): name its encoding"
+UNLESS_DETECTED = " unless the file says"
+OLD_WORKBOOK_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+"""How an OLE2 compound file starts: Excel 97-2003's .xls, and Excel's workbooks saved with a
+password (an encrypted .xlsx is such a file too, not a zip)."""
+OLD_WORKBOOK = (
+    "an Excel 97-2003 workbook (.xls), or a workbook saved with a password, cannot be read:"
+    " save it as .xlsx (without a password) or as CSV"
+)
+
+
+def saved_encoding(encoding: str) -> str:
+    """A saved mapping's encoding as ``read_table`` takes it: the encoding to read the file in
+    only when the file does not say which it is (detect_encoding's ``fallback``). An encoding
+    named for the file itself overrides what the file says; a saved one may not, since the
+    same source's next file may come another way - above all the rejected rows Tsunagu hands
+    back (UTF-8 with a BOM), fixed and imported again with the source's cp932 mapping."""
+    return encoding + UNLESS_DETECTED
 
 
 @dataclass(frozen=True)
 class Table:
     encoding: str
     """As found or given: utf-8, utf-8-sig (UTF-8 with a BOM), cp932 or utf-16; for a workbook,
-    which sheet was read: ``xlsx, sheet '来場者' (not read: '見本' (hidden))``."""
+    which sheet was read: ``xlsx, sheet '来場者' (not read: '見本' (hidden))``; and the row read
+    as the header when it is not the first: ``cp932, header on row 3``."""
     delimiter: str
     header: list[str]
     rows: list[list[str]]
@@ -63,15 +86,16 @@ class Table:
     rejects them with that reason, and they go to the rejected rows as they were read."""
 
 
-def detect_encoding(data: bytes) -> str:
+def detect_encoding(data: bytes, fallback: str | None = None) -> str:
+    """The file's encoding as its bytes say it; ``fallback`` (a saved mapping's) when they do
+    not decide it (``_undecided``) and it reads them."""
     if data.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16"
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
+    text = _decoded(data, "utf-8")
+    if fallback is not None and _undecided(data, text) and _decoded(data, fallback) is not None:
+        return "utf-8" if fallback == "utf-8-sig" else fallback  # no BOM: plain UTF-8
     if text is not None and (text.isascii() or not _half_width_kana_read_as_utf8(text)):
         return "utf-8"
     try:
@@ -81,6 +105,27 @@ def detect_encoding(data: bytes) -> str:
             return "utf-8"
         raise ValidationFailed([FieldError("encoding", UNREADABLE)]) from None
     return "cp932"
+
+
+def _decoded(data: bytes, encoding: str) -> str | None:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+
+
+def _undecided(data: bytes, text: str | None) -> bool:
+    """Whether the bytes leave the encoding open (``text``: them as UTF-8, None when they are
+    not): a BOM decides, and so do bytes that are UTF-8 only, cp932 only, or UTF-8 holding
+    anything past U+07FF (kana and kanji; cp932 text almost never reads so). Left open: bytes both
+    read that hold only such two-byte characters (half-width katakana in cp932, or accented
+    Latin in UTF-8: detect_encoding guesses by votes), bytes neither reads, and bytes with NUL
+    in them (UTF-16 without its BOM, where ASCII reads as every other byte NUL)."""
+    if b"\x00" in data:
+        return True
+    if text is None:
+        return _decoded(data, "cp932") is None
+    return not text.isascii() and max(text) <= "\u07ff" and _decoded(data, "cp932") is not None
 
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
@@ -140,21 +185,30 @@ MAX_XLSX_PARTS = 1_000
 as zipfile's entries before any check on their sizes could run."""
 
 
-def read_table(data: bytes, file_name: str, encoding: str | None = None) -> Table:
+def read_table(
+    data: bytes,
+    file_name: str,
+    encoding: str | None = None,
+    *,
+    mapping: Mapping[str, str] | None = None,
+) -> Table:
     """The file's rows under its header; ValidationFailed (field ``encoding`` or ``file``)
-    when it cannot be read as a table."""
+    when it cannot be read as a table. ``encoding``: one named for this file (read in it
+    whatever the file says), or a saved one (``saved_encoding``: only when the file does not
+    say). ``mapping``: the columns' fields the plan will read it with (header -> field), which
+    tell the header among the first rows when an e-mail column's header is no alias."""
+    if data.startswith(OLD_WORKBOOK_MAGIC):
+        raise ValidationFailed([FieldError("file", OLD_WORKBOOK)])
     if file_name.lower().endswith(".xlsx") or data.startswith(XLSX_MAGIC):
         lines, sheet, others = _xlsx_lines(data)
         names = tuple(name for name, _ in others)
-        return _table(_sheet_report(sheet, others), "", lines, sheet, names)
+        return _table(_sheet_report(sheet, others), "", lines, sheet, names, mapping=mapping)
+    fallback = None
+    if encoding is not None and encoding.endswith(UNLESS_DETECTED):
+        fallback, encoding = _known_encoding(encoding.removesuffix(UNLESS_DETECTED)), None
     if encoding is not None:
-        encoding = {"shift_jis": "cp932", "sjis": "cp932", "utf8": "utf-8"}.get(
-            encoding.lower(), encoding.lower()
-        )
-        if encoding not in ENCODINGS:
-            known = ", ".join(ENCODINGS)
-            raise ValidationFailed([FieldError("encoding", f"{encoding!r}: one of {known}")])
-    found = encoding or detect_encoding(data)
+        encoding = _known_encoding(encoding)
+    found = encoding or detect_encoding(data, fallback)
     try:
         text = data.decode(found)
     except UnicodeDecodeError as error:
@@ -166,14 +220,29 @@ def read_table(data: bytes, file_name: str, encoding: str | None = None) -> Tabl
             ]
         ) from None
     text = text.removeprefix("\ufeff")
-    first_line = text.split("\n", 1)[0]
-    delimiter = (
-        "\t"
-        if file_name.lower().endswith(".tsv") or first_line.count("\t") > first_line.count(",")
-        else ","
-    )
+    delimiter = _delimiter(text, file_name)
     lines, unread = _delimited_lines(text, delimiter)
-    return _table(found, delimiter, lines, unread=unread, whole_width=True)
+    return _table(found, delimiter, lines, unread=unread, whole_width=True, mapping=mapping)
+
+
+def _known_encoding(encoding: str) -> str:
+    named = encoding.lower()
+    named = {"shift_jis": "cp932", "sjis": "cp932", "utf8": "utf-8"}.get(named, named)
+    if named not in ENCODINGS:
+        known = ", ".join(ENCODINGS)
+        raise ValidationFailed([FieldError("encoding", f"{named!r}: one of {known}")])
+    return named
+
+
+def _delimiter(text: str, file_name: str) -> str:
+    """Tab or comma, as the first line has more of; the name says it (``.tsv``) only when the
+    line has neither more. What a file holds outweighs its name: the rejected rows of a .tsv
+    are a CSV, and saved under the list's own name they come back called .tsv."""
+    first_line = text.split("\n", 1)[0]
+    tabs, commas = first_line.count("\t"), first_line.count(",")
+    if tabs == commas:
+        return "\t" if file_name.lower().endswith(".tsv") else ","
+    return "\t" if tabs > commas else ","
 
 
 def _delimited_lines(text: str, delimiter: str) -> tuple[list[list[str]], dict[int, Rejection]]:
@@ -251,6 +320,7 @@ def _table(
     *,
     unread: Mapping[int, Rejection] | None = None,
     whole_width: bool = False,
+    mapping: Mapping[str, str] | None = None,
 ) -> Table:
     """The rows under the header. ``unread``: rows (by index in ``lines``) to reject, and why.
     ``whole_width``: a row with a value past the header's last column is rejected - in a CSV
@@ -258,12 +328,12 @@ def _table(
     where it stands; a workbook's cells stay where the sheet has them, so a value in a column
     with no header is left out there, as a column no field takes is."""
     unread = unread or {}
-    header_at = next((n for n, cells in enumerate(lines) if any(c.strip() for c in cells)), None)
-    if header_at is None:
-        raise ValidationFailed([FieldError("file", "the file has no header row")])
-    header = [cell.strip() for cell in lines[header_at]]
+    header_at = _header_at(lines, mapping)
+    header = _told_apart([cell.strip() for cell in lines[header_at]])
     if len(header) > MAX_COLUMNS:
         raise ValidationFailed([FieldError("file", f"more than {MAX_COLUMNS} columns")])
+    if header_at:  # said with the encoding: how the file was read (as a workbook's sheet is)
+        found += f", header on row {header_at + 1}"
     rows: list[list[str]] = []
     numbers: list[int] = []
     unreadable: dict[int, Rejection] = {}
@@ -278,6 +348,49 @@ def _table(
         if reason is not None:
             unreadable[number] = reason
     return Table(found, delimiter, header, rows, numbers, sheet, others, unreadable)
+
+
+_WHOLE_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _header_at(lines: list[list[str]], mapping: Mapping[str, str] | None) -> int:
+    """Which line is the header: the first of the first HEADER_ROWS with a column the plan
+    reads as the e-mail address (``mapping``, else the aliases) and only a title, notes or
+    blank rows above it; else the first line with anything in it (the plan then refuses it,
+    naming it). A line holding an address as a whole cell is a list's row, not a title: a
+    column of values that happen to be an alias (連絡方法: メール) below a header the aliases
+    do not know is not taken for the header."""
+    first = next((n for n, cells in enumerate(lines) if any(c.strip() for c in cells)), None)
+    if first is None:
+        raise ValidationFailed([FieldError("file", "the file has no header row")])
+    for at, cells in enumerate(lines[:HEADER_ROWS]):
+        if any(_WHOLE_ADDRESS.fullmatch(cell.strip()) for cell in cells):
+            break  # the list's rows have begun
+        if names_email([cell.strip() for cell in cells], mapping):
+            return at
+    return first
+
+
+def _told_apart(header: list[str]) -> list[str]:
+    """The header with each column a mapping can name: a header that repeats an earlier one
+    (電話番号 twice, as folded headers compare) gets its place among them (``電話番号 (2)``),
+    a number no other header holds. The plan shows it and the rejected rows carry it, so the
+    file they make imports the same way."""
+    taken = {fold_header(title) for title in header}
+    seen: set[str] = set()
+    told: list[str] = []
+    for title in header:
+        key = fold_header(title)
+        if title and key in seen:
+            number = 2
+            while fold_header(f"{title} ({number})") in taken:
+                number += 1
+            title = f"{title} ({number})"
+            key = fold_header(title)
+            taken.add(key)
+        seen.add(key)
+        told.append(title)
+    return told
 
 
 def _past_the_header(cells: list[str], width: int, delimiter: str) -> Rejection | None:
