@@ -1,7 +1,7 @@
 """What each counted metric means, in words: the README and the API document repeat these, a
 static test checks they do, and ``tsunagu.reports.counting`` is the code that follows them.
 
-A day is a calendar day in the account's time zone (``TSUNAGU_DEFAULT_TIME_ZONE``, Japan by
+A day is a calendar day in the team's time zone (``TSUNAGU_DEFAULT_TIME_ZONE``, Asia/Tokyo by
 default), of the instant the event occurred. "Unique" is per mail: one mail is one send of one
 template version to one lead, so a lead who gets the same mail again (a second entry into a
 journey) can count twice, and a lead who opens one mail five times counts once.
@@ -10,12 +10,12 @@ journey) can count twice, and a lead who opens one mail five times counts once.
 from __future__ import annotations
 
 DAYS_AND_UNIQUES = (
-    "A day is a calendar day in the account's time zone (Japan unless set otherwise) of the"
-    " instant the event occurred. Unique is per mail: one mail is one send of one template"
-    " version to one lead, so a lead who opens a mail five times counts once, and a lead who"
-    " gets the mail again (entering the journey a second time) can count again. People's and"
-    " machines' activity (scanners, privacy proxies, judged when it arrives) are counted apart"
-    " and never mixed."
+    "A day is a calendar day in the team's time zone (the DefaultTimeZone parameter,"
+    " Asia/Tokyo unless set otherwise) of the instant the event occurred. Unique is per mail:"
+    " one mail is one send of one template version to one lead, so a lead who opens a mail five"
+    " times counts once, and a lead who gets the mail again (entering the journey a second time)"
+    " can count again. People's and machines' activity (scanners, privacy proxies, judged when it"
+    " arrives) are counted apart and never mixed."
 )
 
 METRICS: dict[str, str] = {
