@@ -5,6 +5,8 @@ random generator; everything is counted by the counters' own code."""
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -221,6 +223,34 @@ def test_the_experiment_as_csv_has_each_arm_then_each_comparison() -> None:
     assert lines[3] == ""
     metrics = [line.split(",")[0] for line in lines[5:]]
     assert metrics == ["people's clicks per mail", "conversions per lead"]
+
+
+def test_a_negative_difference_in_the_csv_is_a_number_a_spreadsheet_can_sort() -> None:
+    # Given arm b clicking less than arm a: its difference and both ends of its interval are
+    # negative
+    from tsunagu.reports.experiments import experiment_csv
+
+    found = experiment_report(
+        JOURNEY, SPLIT, date(2026, 12, 1), date(2026, 12, 31),
+        store=run_split({"a": 0.12, "b": 0.05}, seed=14),
+    )  # fmt: skip
+    rows = list(csv.reader(io.StringIO(experiment_csv(found))))
+    [clicks] = [row for row in rows if row and row[0] == "people's clicks per mail"]
+    difference, low, high = clicks[3:6]
+    # Then they are written as the plain numbers they are, not as text ('-0.067...)
+    for cell in (difference, low, high):
+        assert cell.startswith("-") and float(cell) < 0, clicks
+    # And nothing is written as Python's None
+    assert all(cell != "None" for row in rows for cell in row)
+
+
+def test_a_tiny_negative_difference_is_written_without_an_exponent() -> None:
+    from tsunagu.reports.experiments import _cell
+
+    assert _cell(-1.2e-05) == "-0.000012"
+    assert _cell(0.5) == "0.5"
+    assert _cell(None) == ""
+    assert _cell("=rival") == "'=rival"
 
 
 def test_a_split_where_nobody_clicked_says_so_rather_than_a_sample_size() -> None:

@@ -41,12 +41,21 @@ def header_line(text: str) -> str:
 
 
 SPREADSHEET_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A negative number as Tsunagu writes one (a report's difference, an interval's low end): an
+# optional minus, ASCII digits, an optional decimal part, nothing else. Guarded, it would be the
+# text '-0.0123 that a spreadsheet can neither sort nor chart; unguarded, it is only a number.
+# An exponent (-1e5), a sign other than one leading minus (+81 3-..., --1, -1+1) or anything
+# more is still guarded: the rule stays one a reader can check by eye.
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 
 def spreadsheet_safe(cell: str) -> str:
     """A CSV cell that Excel or Sheets will show as text, never run as a formula (a cell that
-    begins with one of SPREADSHEET_FORMULA_STARTS is prefixed with ``'``)."""
-    return "'" + cell if cell.startswith(SPREADSHEET_FORMULA_STARTS) else cell
+    begins with one of SPREADSHEET_FORMULA_STARTS is prefixed with ``'``), unless it is a
+    plain number such as ``-0.0123``, which stays a number."""
+    if cell.startswith(SPREADSHEET_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
 
 
 def unguarded(cell: str) -> str:

@@ -22,6 +22,7 @@ import csv
 import io
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from tsunagu.journeys.decisions import HOLDOUT
@@ -186,7 +187,7 @@ def experiment_csv(found: ExperimentReport) -> str:
     writer.writerow(["journey", "node", "version", "arm", *names])
     for arm in shown["arms"]:
         cells = [found.journey_id, found.node, arm["version"], arm["arm"]]
-        writer.writerow([spreadsheet_safe(str(c)) for c in cells + [arm[n] for n in names]])
+        writer.writerow([_cell(c) for c in cells + [arm[n] for n in names]])
     writer.writerow([])
     writer.writerow(["metric", "arm", "baseline", "difference", "low", "high", "p_value",
                      "significant", "more_needed_per_arm"])  # fmt: skip
@@ -199,5 +200,16 @@ def experiment_csv(found: ExperimentReport) -> str:
             low, high = v["interval"] or ("", "")
             row = [metric, v["arm"], v["baseline"], v["difference"], low, high, v["p_value"],
                    v["significant"], v[f"more_{per}_needed_per_arm"]]  # fmt: skip
-            writer.writerow([spreadsheet_safe("" if c is None else str(c)) for c in row])
+            writer.writerow([_cell(c) for c in row])
     return buffer.getvalue()
+
+
+def _cell(value: object) -> str:
+    """A cell a spreadsheet reads as the value: empty for none (an arm sent no mail has no
+    click rate), a rate or a difference in plain decimals - Python writes 0.000012 as 1.2e-05,
+    and -1.2e-05, not being a plain number, would be guarded into text."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return spreadsheet_safe(format(Decimal(repr(value)), "f"))
+    return spreadsheet_safe(str(value))
