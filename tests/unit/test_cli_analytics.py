@@ -3,6 +3,8 @@ what it says when it cannot."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,32 @@ def test_csv_and_json_keep_types_readable(
         "automated": True,
         "reasons": ["link_burst"],
     }
+
+
+def test_csv_writes_a_visitors_formula_as_text_and_numbers_as_numbers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a page view whose campaign a visitor wrote (?utm_campaign==HYPERLINK(...))
+    analytics = tmp_path / "analytics"
+    columns = [(c.name, c.type) for c in COLUMNS]
+    destination = ParquetDestination.from_configuration(analytics, DESTINATION, columns)
+    rows = [row_from_record(r) for r in load_event("report_events", "stream_batch")["Records"]]
+    [page_view] = [row for row in rows if row and row["type"] == "page_view"]
+    page_view["utm_campaign"] = '=HYPERLINK("https://evil.example.com","x")'
+    destination.put([encode_row(page_view)])
+    # When the query's answer is saved as CSV (a PIVOT makes a column of a visitor's value too)
+    sql = "SELECT utm_campaign, -1 * count(*) AS change FROM events GROUP BY utm_campaign"
+    code, out, _ = run(capsys, sql, "--dir", str(analytics), "--format", "csv")
+    pivoted = "PIVOT events ON utm_campaign USING count(*) GROUP BY type"
+    _, columns_out, _ = run(capsys, pivoted, "--dir", str(analytics), "--format", "csv")
+    # Then the spreadsheet shows the formula as text, and a negative count is still a number
+    assert code == 0
+    assert list(csv.reader(io.StringIO(out))) == [
+        ["utm_campaign", "change"],
+        ["'" + page_view["utm_campaign"], "-1"],
+    ]
+    header = next(csv.reader(io.StringIO(columns_out)))
+    assert header == ["type", "'" + page_view["utm_campaign"]]
 
 
 def test_athenas_day_of_week_runs_here(exported: Path, capsys: pytest.CaptureFixture[str]) -> None:

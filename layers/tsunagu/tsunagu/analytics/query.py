@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tsunagu.analytics.rows import PARTITION_KEY
+from tsunagu.text import spreadsheet_safe
 
 EVENTS_VIEW = "events"
 EVENTS_PREFIX = "events"
@@ -126,10 +127,13 @@ def formatted(result: Result, how: str) -> str:
         objects = [dict(zip(result.columns, map(_plain, row), strict=True)) for row in result.rows]
         return json.dumps(objects, ensure_ascii=False, indent=2)
     if how == "csv":
+        # A visitor writes the utm_* values, page addresses and referrers (and a PIVOT makes
+        # column names of them): a CSV saved from here and opened in a spreadsheet must not run
+        # ?utm_campaign==HYPERLINK(...) as a formula, as no CSV Tsunagu writes does.
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(result.columns)
-        writer.writerows([_cell(v) for v in row] for row in result.rows)
+        writer.writerow([spreadsheet_safe(c) for c in result.columns])
+        writer.writerows([spreadsheet_safe(_cell(v)) for v in row] for row in result.rows)
         return out.getvalue().rstrip("\n")
     return _table(result.columns, [[_cell(v) for v in row] for row in result.rows])
 
