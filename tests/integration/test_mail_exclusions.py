@@ -14,7 +14,10 @@ from tests.integration.mail_helpers import capture, prepare_mail, save_template,
 from tests.support.admin import event
 from tsunagu import services
 from tsunagu.api import admin
+from tsunagu.commands import mail
 from tsunagu.commands.access import Role
+from tsunagu.errors import ValidationFailed
+from tsunagu.mail.exclusions import MAX_LIST_BYTES, ExclusionList, exclusion_entry
 from tsunagu.store.mail import forget_cached_templates
 
 RIVAL = "buyer@example.jp"  # on the test stage's allowlist, so it may be mailed
@@ -106,3 +109,46 @@ def test_bad_exclusions_are_refused_and_change_nothing(
     assert got == status, answer
     assert answer["message"]
     assert services.mail_repository(mailing.settings()).exclusions(fresh=True).entries == ()
+
+
+def test_a_list_too_large_for_its_stored_item_is_refused_with_a_422_not_a_500(
+    aws: AwsStack,
+) -> None:
+    # Given a list near its budget (entries with notes at the API's limit, as people write
+    # them in Japanese: 1.5 KB each in UTF-8)
+    note = "競合他社のため配信停止。" * 41
+    store = services.mail_repository(aws.settings())
+    at, by = "2026-12-01T00:00:00.000Z", "m@example.com"
+    entries: list[Any] = []
+    while len(ExclusionList(tuple(entries)).stored().encode()) < MAX_LIST_BYTES - 10_000:
+        entries.append(
+            exclusion_entry(f"rival{len(entries)}.example.jp", "competitors", note, by, at)
+        )
+    store.save_exclusions(ExclusionList(tuple(entries), 1))
+    # When marketers go on adding such entries (past DynamoDB's 400 KB, had nothing stopped them)
+    answers = []
+    for n in range(60):
+        body = {"value": f"more{n}.example.jp", "list": "competitors", "note": note}
+        answers.append(call(aws, "POST", "/admin/exclusions", body))
+        if answers[-1][0] != 201:
+            break
+    # Then the one that would not fit is a 422 saying the list is full and what to do
+    status, refused = answers[-1]
+    assert (status, refused["code"]) == (422, "validation_failed"), refused
+    assert "the exclusions are full" in refused["message"]
+    assert "Remove entries no longer needed" in refused["message"]
+    # And nothing of it was stored; the list still reads, and an entry still comes off
+    stored = store.exclusions(fresh=True)
+    assert len(stored.entries) == len(entries) + len(answers) - 1
+    assert stored.excluding_entry(f"more{len(answers) - 1}.example.jp") is None
+    status, _ = call(aws, "DELETE", "/admin/exclusions/rival0.example.jp")
+    assert status == 200
+
+
+def test_the_cli_s_note_has_the_api_s_limit(aws: AwsStack) -> None:
+    # The CLI passes --note to the same command the admin API calls
+    ports, actor = services.mail_commands(aws.settings()), services.operator(aws.settings())
+    with pytest.raises(ValidationFailed) as refused:
+        mail.exclude(ports, actor, "rival.example.jp", "competitors", "x" * 500_000)
+    assert [e.field for e in refused.value.errors] == ["note"]
+    assert services.mail_repository(aws.settings()).exclusions(fresh=True).entries == ()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tsunagu.errors import ValidationFailed
 from tsunagu.leads.email import normalise_email
-from tsunagu.mail.exclusions import Exclusion, ExclusionList, exclusion_entry
+from tsunagu.mail.exclusions import MAX_LIST_BYTES, Exclusion, ExclusionList, exclusion_entry
 from tsunagu.mail.send import SendRequest, send_mail
 
 from .mail_fakes import (
@@ -151,3 +151,52 @@ def test_what_is_neither_is_refused_naming_the_field(
     with pytest.raises(ValidationFailed) as refused:
         exclusion_entry(value, list_name, None, "m@example.com", AT)
     assert [e.field for e in refused.value.errors] == [field]
+
+
+def test_a_note_is_at_most_500_characters_whoever_adds_it() -> None:
+    # The admin API's model says 500; the CLI's --note reaches the same rule
+    note = "競合他社のため配信停止。" * 41 + "12345678"
+    assert len(exclusion_entry("rival.example.jp", "competitors", note, "m", AT).note or "") == 500
+    with pytest.raises(ValidationFailed) as refused:
+        exclusion_entry("rival.example.jp", "competitors", note + "。", "m", AT)
+    assert [e.field for e in refused.value.errors] == ["note"]
+    assert "at most 500 characters (this one has 501)" in refused.value.message
+
+
+def test_a_list_that_would_not_fit_its_stored_item_is_refused_saying_what_to_do() -> None:
+    # Given entries with long Japanese notes, added until the next one would not fit
+    note = "競合他社のため配信停止。" * 41  # about 1.5 KB in UTF-8
+    listed = ExclusionList()
+    refused: ValidationFailed | None = None
+    while refused is None:
+        entry = exclusion_entry(
+            f"rival{len(listed.entries)}.example.jp", "competitors", note, "m", AT
+        )
+        try:
+            listed = listed.with_entry(entry)
+        except ValidationFailed as error:
+            refused = error
+    added = len(listed.entries)
+    # Then every list it made fits its budget, and the refusal says the list is full and what
+    # to do about it
+    assert len(listed.stored().encode()) <= MAX_LIST_BYTES < len(listed.stored().encode()) + 1_600
+    assert 200 < added < 250
+    [error] = refused.errors
+    assert error.field == "value"
+    assert "the exclusions are full" in error.message
+    assert "Remove entries no longer needed, shorten long notes" in error.message
+    # And replacing an entry by a shorter one, or taking one off, still works
+    shorter = exclusion_entry("rival0.example.jp", "competitors", "競合", "m", AT)
+    assert len(listed.with_entry(shorter).stored()) < len(listed.stored())
+    assert len(listed.without("rival1.example.jp")[0].entries) == added - 1
+
+
+def test_entries_with_a_few_words_of_note_fit_by_the_thousand() -> None:
+    # What the README says: some 2,000 entries as people write them
+    by, at = "tanaka.hanako@example.co.jp", "2026-12-06T10:08:56.769Z"
+    entries = tuple(
+        exclusion_entry(f"rival-company-{n}.example.co.jp", "competitors", "競合", by, at)
+        for n in range(2_000)
+    )
+    listed = ExclusionList(entries[:-1], 1).with_entry(entries[-1])
+    assert len(listed.entries) == 2_000

@@ -710,7 +710,7 @@ def _parser() -> argparse.ArgumentParser:
     adding = excluded.add_parser("add", help="exclude an address or a domain (and its subdomains)")
     adding.add_argument("value", help="rival@example.com, or example.co.jp")
     adding.add_argument("--list", default="competitors", help="competitors, customers, staff...")
-    adding.add_argument("--note", help="why, for the record")
+    adding.add_argument("--note", help="why, for the record (at most 500 characters)")
     adding.set_defaults(run=exclusions_add)
     removing = excluded.add_parser("remove", help="take an address or a domain off")
     removing.add_argument("value")

@@ -84,6 +84,7 @@ from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import Lead
 from tsunagu.leads.search import MAX_PAGE_SIZE, PAGE_SIZE, LeadQuery
 from tsunagu.leads.updates import FieldName, FieldText, LeadUpdate
+from tsunagu.mail.exclusions import MAX_NOTE
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.reports.attribution import (
@@ -413,7 +414,7 @@ class ExclusionRequest(BaseModel):
     """An address (``rival@example.com``) or a domain (``example.co.jp``: its subdomains too)."""
     list: str = Field(default="competitors", min_length=1, max_length=40)
     """Which list: competitors, customers, staff, or another name."""
-    note: str | None = Field(default=None, max_length=500)
+    note: str | None = Field(default=None, max_length=MAX_NOTE)
 
 
 def exclusion_list(call: AdminCall) -> Any:

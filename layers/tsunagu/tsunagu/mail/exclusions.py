@@ -6,10 +6,16 @@ is not marketing and still goes.
 
 A domain excludes its subdomains too (``example.co.jp`` excludes ``mail.example.co.jp``).
 Entries are kept in one list per account, each with the list it belongs to and why.
+
+The lists are one stored item (tsunagu.store.mail), and DynamoDB refuses an item over 400 KB.
+What bounds them is therefore bytes, not a count: an entry that would take the stored text past
+MAX_LIST_BYTES is refused saying so. With a note of a few words an entry takes under 200 bytes
+(some 2,000 fit); a 500-character note in Japanese takes 1.5 KB more (some 220 such fit).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from dataclasses import asdict, dataclass
@@ -18,8 +24,11 @@ from typing import Any, Literal
 from tsunagu.errors import FieldError, ValidationFailed
 from tsunagu.leads.email import InvalidEmail, normalise_domain, normalise_email
 
-MAX_ENTRIES = 2_000
-"""What one list item holds comfortably (DynamoDB's item limit is 400 KB)."""
+MAX_LIST_BYTES = 350_000
+"""The most the stored entries may take, as UTF-8 JSON: DynamoDB's item limit is 400 KB
+(409,600 bytes, the item's key and version included), and this keeps well under it."""
+MAX_NOTE = 500
+"""Characters in a note: the admin API's limit, and the CLI's (tsunagu exclusions add --note)."""
 _LIST = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 
@@ -44,6 +53,10 @@ def exclusion_entry(text: str, list_name: str, note: str | None, by: str, at: st
     if not _LIST.match(list_name):
         raise ValidationFailed(
             [FieldError("list", f"{list_name!r}: lower-case letters, e.g. competitors")]
+        )
+    if note is not None and len(note) > MAX_NOTE:
+        raise ValidationFailed(
+            [FieldError("note", f"at most {MAX_NOTE} characters (this one has {len(note):,})")]
         )
     try:
         kind, value = exclusion_value(text)
@@ -95,12 +108,24 @@ class ExclusionList:
         return next((e for e in self.entries if e.value == value), None)
 
     def with_entry(self, entry: Exclusion) -> ExclusionList:
+        """The list with ``entry`` (in place of the one for its value, if any); refused when
+        the stored list would pass MAX_LIST_BYTES."""
         kept = tuple(e for e in self.entries if e.value != entry.value)
-        if len(kept) >= MAX_ENTRIES:
+        changed = ExclusionList((*kept, entry), self.version + 1)
+        size = len(changed.stored().encode())
+        if size > MAX_LIST_BYTES:
             raise ValidationFailed(
-                [FieldError("value", f"the list holds at most {MAX_ENTRIES} entries")]
+                [
+                    FieldError(
+                        "value",
+                        f"the exclusions are full: with this entry they would take "
+                        f"{size / 1000:,.1f} KB of the {MAX_LIST_BYTES // 1000} KB they may. "
+                        "Remove entries no longer needed, shorten long notes, or exclude a "
+                        "domain instead of its addresses one by one",
+                    )
+                ]
             )
-        return ExclusionList((*kept, entry), self.version + 1)
+        return changed
 
     def without(self, value: str) -> tuple[ExclusionList, Exclusion | None]:
         """The list without the entry ``value`` names: as it was typed when added
@@ -115,3 +140,10 @@ class ExclusionList:
         return ExclusionList(
             tuple(e for e in self.entries if e is not gone), self.version + 1
         ), gone
+
+    def stored(self) -> str:
+        """The entries as they are stored, and so measured against MAX_LIST_BYTES: one JSON
+        array, compact, Japanese notes as UTF-8 rather than escaped (a third of the bytes)."""
+        return json.dumps(
+            [e.as_json() for e in self.entries], ensure_ascii=False, separators=(",", ":")
+        )

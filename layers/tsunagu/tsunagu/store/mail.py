@@ -271,7 +271,7 @@ class MailRepository(LeadRepository):
     def save_exclusions(self, changed: ExclusionList) -> None:
         """Store the list if nobody changed it since it was read (ConcurrentUpdate if so)."""
         table = self._tables.settings.consent_table
-        entries = json.dumps([e.as_json() for e in changed.entries], ensure_ascii=False)
+        entries = changed.stored()
         item = {**EXCLUSIONS_KEY, "entries": {"S": entries}, "version": {"N": str(changed.version)}}
         client: Any = self._tables.connection.client
         try:
