@@ -97,6 +97,8 @@ def test_an_internationalised_domain_is_excluded_and_taken_off_as_it_was_typed(
         ("POST", "/admin/exclusions", {"value": "not a domain"}, Role.MARKETER, 422),
         ("POST", "/admin/exclusions", {"value": "exam\x85ple.jp"}, Role.MARKETER, 422),  # idna
         ("POST", "/admin/exclusions", {"value": "example.jp", "list": "Bad"}, Role.MARKETER, 422),
+        ("POST", "/admin/exclusions", {"value": "co.jp"}, Role.MARKETER, 422),  # public suffix
+        ("POST", "/admin/exclusions", {"value": "com.au"}, Role.MARKETER, 422),
         ("POST", "/admin/exclusions", {"value": "example.jp", "extra": 1}, Role.MARKETER, 422),
         ("POST", "/admin/exclusions", {"value": "example.jp"}, Role.VIEWER, 403),
         ("DELETE", "/admin/exclusions/example.com", None, Role.MARKETER, 404),

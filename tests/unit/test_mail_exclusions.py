@@ -200,3 +200,38 @@ def test_entries_with_a_few_words_of_note_fit_by_the_thousand() -> None:
     )
     listed = ExclusionList(entries[:-1], 1).with_entry(entries[-1])
     assert len(listed.entries) == 2_000
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["co.jp", "ne.jp", "or.jp", "ac.jp", "tokyo.jp", "東京.jp", "＠ＣＯ．ＪＰ", "Co.JP ",
+     "co.uk", "com.au", "com.cn", "co.kr"],
+)  # fmt: skip
+def test_a_public_suffix_is_refused_since_it_would_exclude_every_company_under_it(
+    typed: str,
+) -> None:
+    # A marketer who meant rival.co.jp and typed co.jp would stop marketing mail to most
+    # Japanese B2B leads: a domain excludes its subdomains
+    with pytest.raises(ValidationFailed) as refused:
+        exclusion_entry(typed, "competitors", None, "m@example.com", AT)
+    [error] = refused.value.errors
+    assert error.field == "value"
+    assert "is a public suffix" in error.message
+    assert "Give the company's own domain" in error.message
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["rival.co.jp", "example.jp", "rival.tokyo.jp", "city.kawasaki.jp", "example.github.io",
+     "東京.example.jp", "rival@co.jp"],
+)  # fmt: skip
+def test_a_companys_own_domain_under_a_public_suffix_is_taken(typed: str) -> None:
+    # (an address is one person, whatever its domain; github.io is a hosting company's suffix,
+    # the list's private section, under which no company's mail domain is)
+    assert exclusion_entry(typed, "competitors", None, "m@example.com", AT).value
+
+
+def test_a_public_suffix_an_earlier_rule_took_can_still_be_taken_off() -> None:
+    earlier = Exclusion("co.jp", "domain", "competitors", None, "m@example.com", AT)
+    remaining, gone = ExclusionList((earlier,), 1).without("co.jp")
+    assert (remaining.entries, gone) == ((), earlier)

@@ -4,8 +4,11 @@ company's own staff. Every marketing send checks them at send time, as it checks
 and a skipped send says ``excluded``. Transactional mail (a confirmation the person asked for)
 is not marketing and still goes.
 
-A domain excludes its subdomains too (``example.co.jp`` excludes ``mail.example.co.jp``).
-Entries are kept in one list per account, each with the list it belongs to and why.
+A domain excludes its subdomains too (``example.co.jp`` excludes ``mail.example.co.jp``), so a
+public suffix (``co.jp``, ``ne.jp``, ``com.au``: a registry's, under which every company has its
+domain) is refused: typed instead of ``rival.co.jp``, it would stop marketing mail to most
+Japanese B2B leads. Entries are kept in one list per account, each with the list it belongs to
+and why.
 
 The lists are one stored item (tsunagu.store.mail), and DynamoDB refuses an item over 400 KB.
 What bounds them is therefore bytes, not a count: an entry that would take the stored text past
@@ -19,10 +22,14 @@ import json
 import re
 import unicodedata
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
 
 from tsunagu.errors import FieldError, ValidationFailed
 from tsunagu.leads.email import InvalidEmail, normalise_domain, normalise_email
+
+if TYPE_CHECKING:
+    from publicsuffixlist import PublicSuffixList
 
 MAX_LIST_BYTES = 350_000
 """The most the stored entries may take, as UTF-8 JSON: DynamoDB's item limit is 400 KB
@@ -63,7 +70,29 @@ def exclusion_entry(text: str, list_name: str, note: str | None, by: str, at: st
     except InvalidEmail as error:
         said = f": {error}" if "@" in _folded(text) else " is neither an address nor a domain"
         raise ValidationFailed([FieldError("value", f"{text!r}{said}")]) from None
+    if kind == "domain" and _public_suffixes().is_public(value):
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "value",
+                    f"{text!r} is a public suffix: every company under it has its domain there "
+                    f"(rival.{value}, example.{value}), and excluding it would exclude them all. "
+                    f"Give the company's own domain, such as rival.{value}",
+                )
+            ]
+        )
     return Exclusion(value, kind, list_name, note, by, at)
+
+
+@cache
+def _public_suffixes() -> PublicSuffixList:
+    """The Public Suffix List's ICANN section, as the pinned package bundles it (no download):
+    the registries' suffixes such as co.jp, tokyo.jp or com.au, not the private section's
+    hosting names (github.io), under which no company's mail domain is. Parsed once, on the
+    first exclusion added, so that sending functions never load it."""
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList(only_icann=True)
 
 
 def exclusion_value(text: str) -> tuple[Literal["address", "domain"], str]:
