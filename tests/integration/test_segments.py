@@ -337,11 +337,13 @@ def test_an_exclusion_segment_with_a_domain_as_dns_or_an_address_writes_it_exclu
     assert (status, emails(tried)) == (200, ["ben@example.com"]), tried
 
 
-def test_a_segment_with_a_domain_no_address_could_have_is_refused_and_saves_nothing(
+def test_a_segment_with_a_value_no_lead_could_have_is_refused_and_saves_nothing(
     stack: AwsStack,
 ) -> None:
-    # Given a domain no lead's address can be at (with != it would select every lead)
-    for filter_text in ("domain=staff.local", "domain!=example..jp"):
+    # Given a domain no lead's address can be at, a stage or grade no lead can be at, or a
+    # topic no form asks (with != each would select every lead)
+    for filter_text in ("domain=staff.local", "domain!=example..jp", "stage!=custmer",
+                        "grade=E", "consent.Newsletter=no"):  # fmt: skip
         typed = {"name": "staff", "filter": filter_text, "exclude_from_marketing": True}
         # When it is saved or tried, Then it is refused naming the filter, as the global
         # exclusion list refuses such a domain

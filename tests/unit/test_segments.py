@@ -160,6 +160,36 @@ def test_a_new_filter_with_a_domain_no_address_could_have_is_refused(typed: str)
     assert [problem.field for problem in refused.value.errors] == ["filter"]
 
 
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("stage!=custmer", "'custmer' is no stage"),  # with != it would select every lead
+        ("stage=mq1", "'mq1' is no stage"),
+        ("grade=E", "'E' is no grade"),
+        ("consent.Newsletter=no", "a topic is lower-case"),
+        ("field.Company!=株式会社ライバル", "a field's name is lower-case"),
+    ],
+)
+def test_a_new_filter_naming_a_value_no_lead_can_hold_is_refused(typed: str, message: str) -> None:
+    # Given a value outside a closed list (a stage, a grade) or a name nothing writes (a topic,
+    # a field): = would select nobody, != every lead
+    # When a person gives it as a filter, Then it is refused, saying what is wrong
+    with pytest.raises(ValidationFailed) as refused:
+        parsed_filter(typed)
+    [problem] = refused.value.errors
+    assert problem.field == "filter" and message in problem.message
+    # And a filter stored before this rule still reads (and selects as it always did)
+    assert str(Segment.parse(typed)) == typed
+
+
+@pytest.mark.parametrize(
+    "typed", ["stage=MQL", "stage=ｍｑｌ", "grade=b", "consent.all=no", "field.company="]
+)
+def test_a_new_filter_s_values_are_checked_as_the_filter_compares_them(typed: str) -> None:
+    # Case and full-width letters are folded when a filter compares, so they are when checked
+    assert str(parsed_filter(typed)) == typed
+
+
 def test_a_filter_stored_before_domains_were_checked_still_reads() -> None:
     # Given a filter saved when a domain no address could have was still taken
     stored = Segment.parse("domain=staff.local")

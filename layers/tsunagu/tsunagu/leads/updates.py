@@ -30,7 +30,8 @@ STAGES = (
     "disqualified",
 )
 Tag = Annotated[str, Field(pattern=r"^[\w][\w .:/-]{0,49}$")]
-FieldName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+FIELD_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+FieldName = Annotated[str, Field(pattern=FIELD_NAME_PATTERN)]
 """A lead field's name as forms and imports write them (a name any tool can carry)."""
 
 

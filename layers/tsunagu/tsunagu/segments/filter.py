@@ -38,6 +38,9 @@ from tsunagu.clock import parse_instant
 from tsunagu.errors import MissingSegment
 from tsunagu.leads.email import InvalidEmail, normalise_domain
 from tsunagu.leads.model import Lead
+from tsunagu.leads.updates import FIELD_NAME_PATTERN, STAGES
+from tsunagu.mail.templates import TOPIC_PATTERN
+from tsunagu.qualification.grading import Grade
 from tsunagu.qualification.scores import LeadScores
 
 EQUAL, NOT_EQUAL, AT_LEAST, AT_MOST = "=", "!=", ">=", "<="
@@ -137,7 +140,8 @@ class Segment:
     def parse(cls, text: str, *, new: bool = False) -> Segment:
         """The filter in ``text``; ValueError saying what is wrong. ``new``: a person gives it
         now (tsunagu.segments.saved.parsed_filter), so a value no lead could hold is refused
-        too; without it, a filter read back (a saved segment, a journey's trigger or branch)
+        too (a domain no address has, a stage or grade not in their lists, a topic or field
+        name nothing writes: ``_could_be_held``); without it, a filter read back (a saved segment, a journey's trigger or branch)
         written before a rule got stricter still reads."""
         conditions = [_condition(part, new=new) for part in _parts(text)]
         if not conditions:
@@ -246,7 +250,33 @@ def _condition(part: str, *, new: bool = False) -> Condition:
         value = _as_stored_domain(value, new=new)
     if not value and name != "field":
         raise ValueError(f"{label} needs a value")
+    if new:
+        _could_be_held(name, argument, value)
     return Condition(name, operator, value, argument)
+
+
+GRADES = tuple(grade.value for grade in Grade)
+
+
+def _could_be_held(name: str, argument: str | None, value: str) -> None:
+    """ValueError when a new filter names what no lead can hold: a stage or grade outside their
+    fixed lists (compared as the filter compares them, folded), a topic or field name no form,
+    template or import can write. ``stage!=custmer`` would otherwise select every lead - an
+    exclusion that excludes nobody, a journey entering everyone."""
+    if name == "stage" and fold(value) not in STAGES:
+        raise ValueError(f"stage {value!r} is no stage: use one of {', '.join(STAGES)}")
+    if name == "grade" and fold(value) not in {fold(grade) for grade in GRADES}:
+        raise ValueError(f"grade {value!r} is no grade: use one of {', '.join(GRADES)}")
+    if name == "consent" and not re.match(TOPIC_PATTERN, argument or ""):
+        raise ValueError(
+            f"consent.{argument}: a topic is lower-case letters, digits, _ and - (as forms and"
+            " templates name it), e.g. consent.newsletter"
+        )
+    if name == "field" and not re.match(FIELD_NAME_PATTERN, argument or ""):
+        raise ValueError(
+            f"field.{argument}: a field's name is lower-case letters, digits and _ (as forms and"
+            " imports write it), e.g. field.company"
+        )
 
 
 def _as_stored_domain(value: str, *, new: bool) -> str:
