@@ -41,6 +41,7 @@ from tsunagu.journeys.model import (
 from tsunagu.leads.lookup import lead_by_email
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import LeadEvent
+from tsunagu.segments.filter import MAX_FILTER
 from tsunagu_local.lambdas import FunctionError
 
 ENGAGED = "did=form_submitted/30d,consent.marketing=yes"
@@ -246,6 +247,64 @@ def test_a_filter_naming_a_segment_that_does_not_exist_is_refused_wherever_a_per
     # And with the segment's name right, the same are taken
     status, tried = call(stack, "POST", "/admin/segments/try", {"filter": "in_segment!=customers"})
     assert (status, tried["count"]) == (200, 3), tried
+
+
+def test_a_trigger_or_branch_naming_a_value_no_lead_can_hold_is_refused_as_a_segment_is(
+    stack: AwsStack,
+) -> None:
+    # Given the shipped journeys, and filters a segment's save refuses: with != each would
+    # select every lead (the competitor's staff included) - entered daily, or branched on
+    settings = stack.settings()
+    install_shipped_journeys(settings)
+    journeys = services.journey_repository(settings)
+    shipped = journeys.get_journey("re_engagement")
+    assert shipped is not None
+    case = {"outcome": "hot", "when": "grade!=E", "next": "end"}
+    graph = {"$format": "tsunagu.journey/1", "journey_id": "pricing", "name": "Pricing",
+             "description": "Hot accounts first.", "start": "decide",
+             "nodes": [{"id": "decide", "kind": "branch", "label": "hot or not",
+                        "cases": [case], "default": "end"},
+                       {"id": "end", "kind": "end", "label": "end"}]}  # fmt: skip
+
+    # When one is made a journey's trigger, Then it is refused on the trigger, saving nothing
+    refused = (("domain!=ライバル", "no address's domain"), ("stage!=custmer", "no stage"))
+    for typed, said in refused:
+        triggers = [{"kind": "manual"}, {"kind": "segment", "segment": typed}]
+        status, answer = call(stack, "PUT", "/admin/journeys/re_engagement/settings",
+                              {"triggers": triggers})  # fmt: skip
+        assert status == 422, answer
+        [problem] = answer["errors"]
+        assert problem["field"] == "triggers.1.segment" and said in problem["message"], answer
+    assert journeys.get_journey("re_engagement") == shipped
+    # And a branch case with one does not publish, and a draft shows it on its node
+    status, answer = call(stack, "POST", "/admin/journeys", {"definition": graph})
+    assert status == 422 and answer["errors"] == [
+        {"field": "decide", "message": "case 'hot': grade 'E' is no grade: use one of A, B, C, D"}
+    ], answer
+    status, draft = call(stack, "PUT", "/admin/journeys/pricing/graph", {"definition": graph})
+    assert status == 200 and [p["field"] for p in draft["problems"]] == ["decide"], draft
+
+    # And a journey stored before the rule still reads, its trigger as written
+    at = isoformat(services.clock(settings).now())
+    journeys.put_journey(shipped.model_copy(update={"triggers": [Trigger.model_validate(
+        {"kind": "segment", "segment": "stage!=custmer"})]}), at)  # fmt: skip
+    stored = journeys.get_journey("re_engagement")
+    assert stored is not None and stored.triggers[0].segment == "stage!=custmer"
+    # And a filter longer than the old 200 (a start) or 500 (a trigger) characters is taken,
+    # up to the one limit of every filter
+    tags = ",".join(f"tag!=seminar-2026-{n:03d}" for n in range(40))  # 40 conditions
+    assert 500 < len(tags) <= MAX_FILTER
+    long_trigger = [{"kind": "segment", "segment": tags}]
+    status, answer = call(stack, "PUT", "/admin/journeys/re_engagement/settings",
+                          {"triggers": long_trigger})  # fmt: skip
+    assert status == 200, answer
+    # (a start's filter is read past its length: the segment it names is what is missing)
+    entry = {"segment": tags + ",in_segment=nowhere"}
+    status, answer = call(stack, "POST", "/admin/journeys/re_engagement/entries", entry)
+    assert status == 422 and "no segment is named 'nowhere'" in str(answer), answer
+    entry = {"segment": tags + ",stage=lead" * 50}
+    status, answer = call(stack, "POST", "/admin/journeys/re_engagement/entries", entry)
+    assert status == 422 and f"at most {MAX_FILTER} characters" in str(answer), answer
 
 
 def test_a_segment_trigger_reading_a_deleted_segment_enters_nobody_and_fails_the_day_s_run(

@@ -280,7 +280,7 @@ export function NodeFields({
               </label>
               <label>
                 {t("node.case_when", { outcome: one.outcome })}
-                <input list="segment-conditions" maxLength={500} value={one.when}
+                <input list="segment-conditions" maxLength={1000} value={one.when}
                   onChange={(event) => setWhen(index, event.target.value)} />
               </label>
             </div>

@@ -98,7 +98,7 @@ from tsunagu.reports.experiments import experiment_csv
 from tsunagu.reports.figures import Report, report_csv
 from tsunagu.reports.funnel import funnel_csv
 from tsunagu.reports.ranges import report_days
-from tsunagu.segments.filter import SEGMENT_NAME
+from tsunagu.segments.filter import MAX_FILTER, SEGMENT_NAME
 from tsunagu.segments.selection import Preview
 from tsunagu.settings import Settings
 from tsunagu.tracking.sites import SiteDefinition
@@ -737,7 +737,7 @@ class SegmentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=63)
-    filter: str = Field(min_length=1, max_length=1000)
+    filter: str = Field(min_length=1, max_length=MAX_FILTER)
     """Conditions joined by commas (tsunagu.segments.filter): ``stage=lead,score>=50``."""
     description: str = Field(default="", max_length=500)
     exclude_from_marketing: bool = False
@@ -749,7 +749,7 @@ class SegmentRequest(BaseModel):
 class SegmentTryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    filter: str = Field(min_length=1, max_length=1000)
+    filter: str = Field(min_length=1, max_length=MAX_FILTER)
     """A filter, or a saved segment's name."""
 
 
@@ -1095,7 +1095,7 @@ class Entry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     lead: str | None = Field(default=None, max_length=254)
-    segment: str | None = Field(default=None, max_length=200)
+    segment: str | None = Field(default=None, max_length=MAX_FILTER)
     request_key: str | None = Field(default=None, min_length=1, max_length=100)
     input: dict[str, JsonValue] | None = None
     """Added to each execution's input (``{"seminar_at": "2026-12-10T14:00:00+09:00"}``, the

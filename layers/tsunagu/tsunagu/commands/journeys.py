@@ -286,29 +286,39 @@ def _segment_exists(ports: JourneyCommands) -> Callable[[str], bool]:
 
 
 def _check_triggers(ports: JourneyCommands, triggers: Sequence[Trigger]) -> None:
-    """ValidationFailed, on each segment trigger that reads a segment that does not exist."""
+    """ValidationFailed, on each segment trigger whose filter a segment's save would refuse:
+    a value no lead can hold, a segment that does not exist. The triggers are being written
+    now (Trigger itself reads a stored filter as stored)."""
     exists = _segment_exists(ports)
-    problems = [
-        FieldError(f"triggers.{index}.segment", problem)
-        for index, trigger in enumerate(triggers)
-        if trigger.segment is not None
-        and (problem := missing_segment(Segment.parse(trigger.segment), exists))
-    ]
+    problems = []
+    for index, trigger in enumerate(triggers):
+        if trigger.segment is None:
+            continue
+        try:
+            reading_saved(trigger.segment, exists, f"triggers.{index}.segment")
+        except ValidationFailed as error:
+            problems += error.errors
     if problems:
         raise ValidationFailed(problems)
 
 
 def _branch_problems(ports: JourneyCommands, definition: Mapping[str, Any]) -> list[FieldError]:
-    """Each branch case reading a segment that does not exist, on its node (as the compiler
-    says what else is wrong with a case): the compiler checks what a definition says alone,
-    only the store knows which segments there are."""
+    """Each branch case a segment's save would refuse, on its node (as the compiler says what
+    else is wrong with a case): a value no lead can hold, a segment that does not exist. The
+    compiler reads a case as stored (an older version still compiles and rolls back); a graph
+    being saved or published is checked as written now, and only the store knows which
+    segments there are."""
     exists = _segment_exists(ports)
     problems = []
     for node, outcome, condition in branch_cases(definition):
         try:
-            problem = missing_segment(Segment.parse(condition), exists)
+            Segment.parse(condition)
         except ValueError:
             continue  # the compiler says what is wrong with it
+        try:
+            problem = missing_segment(Segment.parse(condition, new=True), exists)
+        except ValueError as error:
+            problem = str(error)
         if problem:
             problems.append(FieldError(node, f"case {outcome!r}: {problem}"))
     return problems

@@ -23,6 +23,7 @@ from tsunagu.journeys.model import JOURNEY_ID_PATTERN
 from tsunagu.leads.field_values import checked_field_values
 from tsunagu.leads.model import not_reserved_field
 from tsunagu.leads.updates import STAGES, Tag
+from tsunagu.segments.filter import MAX_FILTER
 
 DEFINITION_FORMAT = "tsunagu.journey/1"
 
@@ -219,7 +220,7 @@ class Case(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     outcome: str = Field(pattern=OUTCOME_PATTERN)
-    when: str = Field(min_length=1, max_length=500)
+    when: str = Field(min_length=1, max_length=MAX_FILTER)
     """A lead filter (``tag=interest:pricing,score>=50``): stage, tag, source, domain, grade,
     crm_status with ``=``; score, silent_days with ``>=``; every condition must hold."""
     next: NodeId

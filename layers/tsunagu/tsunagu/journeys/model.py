@@ -18,6 +18,7 @@ from tsunagu.journeys.waits import EventMatch
 from tsunagu.leads.crm_status import status_key
 from tsunagu.leads.updates import STAGES
 from tsunagu.mail.consent import named_topic
+from tsunagu.segments.filter import MAX_FILTER, Segment
 
 JOURNEY_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 
@@ -45,7 +46,7 @@ class Trigger(BaseModel):
     """score_crossed: enters when the score reaches this from below."""
     stage: str | None = Field(default=None, pattern=STAGE)
     """stage_reached: enters when the lead's stage becomes this."""
-    segment: str | None = Field(default=None, max_length=500)
+    segment: str | None = Field(default=None, max_length=MAX_FILTER)
     """segment: every lead this filter selects (``silent_days>=90``), checked once a day."""
 
     @model_validator(mode="after")
@@ -59,9 +60,10 @@ class Trigger(BaseModel):
         if self.kind in needed and needed[self.kind] is None:
             raise ValueError(f"a {self.kind} trigger needs its {_needs[self.kind]}")
         if self.segment is not None:
-            from tsunagu.segments.filter import Segment
-
-            Segment.parse(self.segment)  # a bad filter is refused when saved, not at 3 a.m.
+            # A bad filter is refused when saved, not at 3 a.m. Read as stored: a journey
+            # saved before a rule got stricter still loads; what a person writes now is also
+            # checked as a new filter (tsunagu.commands.journeys._check_triggers).
+            Segment.parse(self.segment)
         return self
 
 

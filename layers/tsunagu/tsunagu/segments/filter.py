@@ -56,6 +56,10 @@ FACTS = ("import", "did", "did_not", "in_segment")
 NAMES = (*PLAIN, *NUMBERS, *(f"{d}.<name>" for d in DOTTED), *FACTS)
 CONSENT_VALUES = ("yes", "no", "none")
 MAX_DAYS = 3_650
+MAX_FILTER = 1_000
+"""Characters a filter may have wherever it is written: a saved segment, a journey's segment
+trigger or branch case, a manual start, an export (a filter of a dozen conditions is a few
+hundred)."""
 MAX_DEPTH = 5
 """Segments within segments this deep at most (a saved segment may not contain itself)."""
 
@@ -141,8 +145,9 @@ class Segment:
         """The filter in ``text``; ValueError saying what is wrong. ``new``: a person gives it
         now (tsunagu.segments.saved.parsed_filter), so a value no lead could hold is refused
         too (a domain no address has, a stage or grade not in their lists, a topic or field
-        name nothing writes: ``_could_be_held``); without it, a filter read back (a saved segment, a journey's trigger or branch)
-        written before a rule got stricter still reads."""
+        name nothing writes: ``_could_be_held``); without it, a filter read back (a saved
+        segment, a journey's trigger or branch) written before a rule got stricter still
+        reads."""
         conditions = [_condition(part, new=new) for part in _parts(text)]
         if not conditions:
             raise ValueError("an empty segment would select every lead; name a filter")

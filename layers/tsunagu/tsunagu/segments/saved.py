@@ -12,10 +12,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tsunagu.errors import FieldError, ValidationFailed
-from tsunagu.segments.filter import MAX_DEPTH, SEGMENT_NAME, Segment
+from tsunagu.segments.filter import MAX_DEPTH, MAX_FILTER, SEGMENT_NAME, Segment
 
 MAX_DESCRIPTION = 500
-MAX_FILTER = 1_000
 
 
 @dataclass(frozen=True)
