@@ -16,8 +16,9 @@ from tsunagu.leads.email import normalise_email
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import Lead
 from tsunagu.qualification.scores import LeadScores
-from tsunagu.segments.filter import Condition, Segment
+from tsunagu.segments.filter import Condition, NoFacts, Segment
 from tsunagu.segments.saved import SavedSegment, checked, parsed_filter
+from tsunagu.segments.selection import selected
 
 NOW = datetime(2026, 12, 9, 1, 0, tzinfo=UTC)
 
@@ -246,7 +247,7 @@ def test_the_values_a_filter_read_say_why_it_selected() -> None:
     }
 
 
-def test_a_score_condition_reads_the_score_now_and_the_index_only_what_bounds_it() -> None:
+def test_a_score_condition_reads_the_score_now() -> None:
     from tsunagu.qualification.scores import Fading
     from tsunagu.qualification.scoring import Award, ScoringModel, ScoringRule
 
@@ -269,10 +270,6 @@ def test_a_score_condition_reads_the_score_now_and_the_index_only_what_bounds_it
     assert segment.values(lead(), NOW, facts)["score"] == pytest.approx(2.5)
     # And the stage, the lead's own, is checked first
     assert [c.name for c in segment.conditions] == ["stage", "score"]
-    # And an index of stored scores narrows a band only by its lower end (decay only lowers)
-    band = Segment.parse("score>=50,score>=60,score<=90")
-    assert band.index_filters(facts.scores(NOW)) == {"score_min": 60}
-    assert band.index_filters(LeadScores.stored(NOW)) == {"score_min": 60, "score_max": 90}
 
 
 # ---------------------------------------------------------------- negation, bands, fields
@@ -406,20 +403,25 @@ def test_the_leads_own_conditions_are_checked_before_any_fact_is_read() -> None:
     assert facts.asked == []
 
 
-def test_what_an_index_can_narrow_is_handed_to_the_lead_search() -> None:
-    segment = Segment.parse("stage=lead,tag=vip,grade=b,score>=50,score<=90,owner=a@example.jp")
-    assert segment.index_filters(LeadScores.stored(NOW)) == {
-        "stage": "lead",
-        "tag": "vip",
-        "grade": "B",
-        "score_min": 50,
-        "score_max": 90,
-        "owner": "a@example.jp",
-    }
-    assert (
-        Segment.parse("stage!=lead,did=form_submitted/3d").index_filters(LeadScores.stored(NOW))
-        == {}
-    )
+def test_a_lead_a_store_gives_twice_is_selected_once() -> None:
+    # Given a store whose read gives a lead twice (a page read again)
+    class Twice:
+        def all_leads(self) -> list[Lead]:
+            return [lead(), lead(), lead(lead_id="lead_other")]
+
+        def leads_by_id(self, lead_ids: Any) -> list[Lead]:
+            return self.all_leads()
+
+    # When a segment is selected, Then each lead is in it once: counted, entered, exported once
+    chosen = selected(Segment.parse("source=web_form"), Twice(), NoImportFacts(), NOW)
+    assert [found.lead_id for found in chosen] == ["lead_1", "lead_other"]
+    chosen = selected(Segment.parse("import=imp_1"), Twice(), NoImportFacts(), NOW)
+    assert [found.lead_id for found in chosen] == ["lead_1", "lead_other"]
+
+
+class NoImportFacts(NoFacts):
+    def imported(self, import_id: str) -> frozenset[str]:
+        return frozenset({"lead_1", "lead_other"})
 
 
 def saved_segment(name: str, filter_text: str) -> SavedSegment:

@@ -32,7 +32,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from tsunagu.clock import parse_instant
 from tsunagu.errors import MissingSegment
@@ -175,28 +175,6 @@ class Segment:
     def values(self, lead: Lead, now: datetime, facts: Facts = NO_FACTS) -> dict[str, object]:
         """What the lead had for each name the filter reads: why it did or did not select it."""
         return {c.label: _value(c, lead, now, facts) for c in self.conditions}
-
-    def index_filters(self, scores: LeadScores) -> dict[str, Any]:
-        """The conditions a lead search's index can apply (tsunagu.leads.search.LeadQuery):
-        an equal stage, tag, owner or grade, and a score band as far as the stored scores it
-        sorts by bound the ``scores`` now (LeadScores.index_band). The others, and the score
-        itself, are checked on each lead it finds."""
-        found: dict[str, Any] = {}
-        low: int | None = None
-        high: int | None = None
-        for c in self.conditions:
-            if c.operator == EQUAL and c.name in ("stage", "tag", "owner") and c.name not in found:
-                found[c.name] = c.value
-            elif c.operator == EQUAL and c.name == "grade" and "grade" not in found:
-                found["grade"] = c.value.upper()
-            elif c.name == "score" and c.operator == AT_LEAST:
-                low = max(low, int(c.value)) if low is not None else int(c.value)
-            elif c.name == "score":
-                high = min(high, int(c.value)) if high is not None else int(c.value)
-        low, high = scores.index_band(low, high)
-        found |= {"score_min": low} if low is not None else {}
-        found |= {"score_max": high} if high is not None else {}
-        return found
 
 
 class _NoLead(Segment):
