@@ -379,6 +379,29 @@ def test_a_segment_excluded_from_marketing_stops_the_send_until_it_is_unmarked(
     assert send(stack, aiko.lead_id)["status"] == "sent"
 
 
+def test_an_exclusion_s_filter_changed_without_its_fields_keeps_them(stack: AwsStack) -> None:
+    # Given a global exclusion with a note on why
+    rivals = {"name": "rivals", "filter": "field.company=株式会社ライバル",
+              "description": "競合", "exclude_from_marketing": True}  # fmt: skip
+    assert call(stack, "POST", "/admin/segments", rivals)[0] == 201
+
+    # When a colleague corrects only its filter (a script's PUT, a curl from the README)
+    widened = {"name": "rivals", "filter": "domain=rival.example.jp", "version": 1}
+    status, saved = call(stack, "PUT", "/admin/segments/rivals", widened)
+
+    # Then it still excludes from marketing, with its note: the rival's staff get no mail
+    assert status == 200, saved
+    kept = (saved["version"], saved["exclude_from_marketing"], saved["description"])
+    assert kept == (2, True, "競合"), saved
+    # And it is lifted, or the note cleared, only when said
+    lifted = widened | {"version": 2, "exclude_from_marketing": False, "description": ""}
+    status, saved = call(stack, "PUT", "/admin/segments/rivals", lifted)
+    assert (status, saved["exclude_from_marketing"], saved["description"]) == (200, False, "")
+    # And a new segment without them is neither excluded nor described
+    status, saved = call(stack, "POST", "/admin/segments", {"name": "new", "filter": "tag=vip"})
+    assert (status, saved["exclude_from_marketing"], saved["description"]) == (201, False, "")
+
+
 def test_an_exclusion_segment_with_a_domain_as_dns_or_an_address_writes_it_excludes_the_leads_there(
     stack: AwsStack,
 ) -> None:
@@ -510,14 +533,24 @@ def test_the_cli_tries_saves_lists_and_exports_a_segment(
     assert printed.startswith("2 leads selected now, the first:")
     assert "aiko@example.jp" in printed and "chika" not in printed
 
-    assert cli.main(["segments", "save", "hot", "stage=mql", "--exclude-from-marketing"]) == 0
+    assert cli.main(["segments", "save", "hot", "stage=mql", "--exclude-from-marketing",
+                     "--description", "営業対応中"]) == 0  # fmt: skip
     assert "saved segment hot (version 1): stage=mql (excluded from marketing mail)" in (
         capsys.readouterr().out
     )
+    # A filter corrected keeps the exclusion and the note on why it is there
     assert cli.main(["segments", "save", "hot", "score>=70", "--replace"]) == 0
-    assert "version 2" in capsys.readouterr().out
+    assert "(version 2): score>=70 (excluded from marketing mail)" in capsys.readouterr().out
+    hot = services.segment_repository(stack.settings()).get_segment("hot")
+    assert hot is not None and hot.description == "営業対応中"
+    # Lifted and cleared only when asked
+    assert cli.main(["segments", "save", "hot", "score>=70", "--replace",
+                     "--no-exclude-from-marketing", "--description", ""]) == 0  # fmt: skip
+    assert "(version 3): score>=70\n" in capsys.readouterr().out
     assert cli.main(["segments", "list"]) == 0
     assert capsys.readouterr().out.split() == ["hot", "score>=70"]
+    hot = services.segment_repository(stack.settings()).get_segment("hot")
+    assert hot is not None and hot.description == ""
 
     assert cli.main(["leads", "export", "--segment", "hot", "--encoding", "cp932", "-o",
                      "hot.csv"]) == 0  # fmt: skip

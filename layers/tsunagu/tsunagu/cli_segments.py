@@ -177,10 +177,13 @@ def add_segment_commands(groups: Any) -> None:
     save = commands.add_parser("save", help="save a filter under a name")
     save.add_argument("name", help="lower-case letters, digits, _ and -")
     save.add_argument("filter", help=FILTER_HELP)
-    save.add_argument("--description", default="")
     save.add_argument(
-        "--exclude-from-marketing", action="store_true",
-        help="no marketing mail goes to the leads it selects (a global exclusion)",
+        "--description", help='a note on it (with --replace, kept unless given; "" clears it)'
+    )
+    save.add_argument(
+        "--exclude-from-marketing", action=argparse.BooleanOptionalAction,
+        help="no marketing mail goes to the leads it selects (a global exclusion); with"
+        " --replace, kept as saved unless given (--no-exclude-from-marketing lifts it)",
     )  # fmt: skip
     save.add_argument("--replace", action="store_true", help="change the saved segment")
     save.set_defaults(run=segments_save)

@@ -99,6 +99,7 @@ from tsunagu.reports.figures import Report, report_csv
 from tsunagu.reports.funnel import funnel_csv
 from tsunagu.reports.ranges import report_days
 from tsunagu.segments.filter import MAX_FILTER, SEGMENT_NAME
+from tsunagu.segments.saved import MAX_DESCRIPTION
 from tsunagu.segments.selection import Preview
 from tsunagu.settings import Settings
 from tsunagu.tracking.sites import SiteDefinition
@@ -739,9 +740,11 @@ class SegmentRequest(BaseModel):
     name: str = Field(min_length=1, max_length=63)
     filter: str = Field(min_length=1, max_length=MAX_FILTER)
     """Conditions joined by commas (tsunagu.segments.filter): ``stage=lead,score>=50``."""
-    description: str = Field(default="", max_length=500)
-    exclude_from_marketing: bool = False
-    """A global exclusion: no marketing mail goes to the leads it selects."""
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
+    """Left out, a change keeps the segment's own (``""`` clears it); a new segment has none."""
+    exclude_from_marketing: bool | None = None
+    """A global exclusion: no marketing mail goes to the leads it selects. Left out, a change
+    keeps what the segment has (a new segment is not excluded)."""
     version: int | None = Field(default=None, ge=1)
     """The version read, to change a segment (409 if someone saved it since); none to create."""
 

@@ -97,15 +97,22 @@ def save(
     name: str,
     filter_text: str,
     *,
-    description: str = "",
-    exclude_from_marketing: bool = False,
+    description: str | None = None,
+    exclude_from_marketing: bool | None = None,
     version: int | None = None,
 ) -> SavedSegment:
     """Create a segment (``version`` None) or change the version read (ConcurrentUpdate when
-    someone saved it meanwhile)."""
+    someone saved it meanwhile). ``description`` and ``exclude_from_marketing`` left None keep
+    what the segment has (a new one: none, not excluded): correcting an exclusion's filter
+    must not quietly lift the exclusion - the leads it kept out would start getting marketing
+    mail - nor drop the note saying why it is there."""
     with recorded(ports.audit, ports.clock, actor, "segments.save", f"segment:{name}") as log:
-        segment = checked(name, filter_text, description, saved=ports.segments.segments())
         existing = ports.segments.get_segment(name)
+        if description is None:
+            description = existing.description if existing else ""
+        if exclude_from_marketing is None:
+            exclude_from_marketing = existing.exclude_from_marketing if existing else False
+        segment = checked(name, filter_text, description, saved=ports.segments.segments())
         if version is None and existing is not None:
             raise AlreadyExists(f"segment {name!r} exists: give its version to change it")
         if version is not None and (existing is None or existing.version != version):
