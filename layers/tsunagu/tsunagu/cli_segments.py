@@ -142,17 +142,17 @@ def leads_export(settings: Settings, args: argparse.Namespace) -> int:
         segment=args.segment,
         encoding=args.encoding,
     )
+    replaced = f"{exported.replaced} characters cp932 cannot hold written as ?"
     if args.output:
         Path(args.output).write_bytes(exported.data)
-        replaced = (
-            f"; {exported.replaced} characters cp932 cannot hold written as ?"
-            if exported.replaced
-            else ""
-        )
-        print(f"{_leads(exported.rows)} written to {args.output} ({exported.encoding}{replaced})")
+        kept = f"; {replaced}" if exported.replaced else ""
+        print(f"{_leads(exported.rows)} written to {args.output} ({exported.encoding}{kept})")
     else:
         sys.stdout.buffer.write(exported.data)
         sys.stdout.flush()
+        if exported.replaced:
+            # Said beside the file, not in it: `> leads.csv` keeps only the CSV
+            print(f"{_leads(exported.rows)} exported; {replaced}", file=sys.stderr)
     return 0
 
 
