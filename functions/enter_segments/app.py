@@ -66,7 +66,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 executions=services.executions(settings),
                 clock=services.clock(settings),
             )
-            entered = sum(1 for _, result in results if result.entered)
+            # A retried run names the executions it started before: not new entries
+            entered = sum(1 for _, result in results if result.entered_now)
             report[journey.journey_id] = {"selected": len(selected), "entered": entered}
             metrics.add_metric(name="SegmentEntries", unit="Count", value=entered)
     logger.info("segments entered", extra=report)

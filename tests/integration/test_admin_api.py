@@ -1340,6 +1340,45 @@ def test_a_journey_started_from_the_console_carries_its_input_checked_as_the_cli
     assert given["journey_id"] == "seminar_follow_up"
 
 
+def test_a_start_run_again_counts_only_the_leads_it_entered_and_takes_a_lead_or_a_segment(
+    aws: AwsStack, stack: Settings
+) -> None:
+    # Given the re-engagement journey and a state machine its entries start on
+    install_shipped_journeys(stack)
+    prefix = "arn:aws:states:ap-northeast-1:123456789012:stateMachine:tsunagu-test-"
+    aws.environment["TSUNAGU_STATE_MACHINE_ARN_PREFIX"] = prefix
+    settings = aws.settings()
+    record = services.journey_repository(settings).get_journey("re_engagement")
+    assert record is not None
+    machine = moto_client("stepfunctions").create_state_machine(
+        name=f"tsunagu-test-{record.state_machine}",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/journey",
+    )["stateMachineArn"]
+    path = "/admin/journeys/re_engagement/entries"
+
+    # When a lead and a segment are both given, Then it is refused: neither is silently dropped
+    both = {"lead": OWNED, "segment": "stage=customer", "request_key": "winter"}
+    status, refused = call(settings, "POST", path, body=both)
+    assert status == 422 and refused["errors"] == [
+        {"field": "segment", "message": "give a lead or a segment, not both"}
+    ], refused
+    assert moto_client("stepfunctions").list_executions(stateMachineArn=machine)["executions"] == []
+
+    # When the lead is started, and the same request is run again (a retry, a double click)
+    status, first = call(settings, "POST", path, body={"lead": OWNED, "request_key": "winter"})
+    status_again, again = call(
+        settings, "POST", path, body={"lead": OWNED, "request_key": "winter"}
+    )
+
+    # Then the first entered it, the second says it was already in - and entered nobody
+    assert (status, first["entered"], first["already_in"]) == (200, 1, 0), first
+    assert (status_again, again["entered"], again["already_in"]) == (200, 0, 1), again
+    assert [r["reason"] for r in again["results"]] == ["repeated"]
+    executions = moto_client("stepfunctions").list_executions(stateMachineArn=machine)
+    assert len(executions["executions"]) == 1
+
+
 def test_a_journey_names_the_input_its_live_version_asks_for_not_its_draft_s(
     stack: Settings,
 ) -> None:

@@ -71,6 +71,10 @@ def test_the_same_start_command_twice_enters_the_lead_once(
 
     # Then it names the same execution and starts nothing new
     assert started(again["same key"], STARTED_TWICE) == [("repeated", first_arn)]
+    assert (
+        "-- 0 entered, 1 already in (entered by this request before), 0 not entered,"
+        in (again["same key"])
+    )
     # ... and a new key is refused by the 30-day re-entry interval
     assert f"{STARTED_TWICE}: not entered (reentry_after_interval)" in again["new key"]
     assert "-- 0 entered, 1 not entered, of 1 selected" in again["new key"]

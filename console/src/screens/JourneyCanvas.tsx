@@ -720,12 +720,16 @@ export default function JourneyCanvas() {
       const who = lead.trim() ? { lead: lead.trim() } : { segment: segment.trim() };
       const input = startInputBody(startInput);
       const body = input ? { ...who, input } : who;
-      const answer = await api<{ entered: number }>(
+      const answer = await api<{ entered: number; already_in: number }>(
         "POST",
         `/admin/journeys/${definition.journey_id}/entries`,
         { body },
       );
-      setMessage(t("canvas.started", { count: answer.entered }));
+      setMessage(
+        answer.already_in
+          ? t("canvas.started_already_in", { count: answer.entered, already: answer.already_in })
+          : t("canvas.started", { count: answer.entered }),
+      );
     } catch (error) {
       setMessage(describeError(error));
     }

@@ -540,13 +540,17 @@ function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void })
               setMessage(null);
               try {
                 const input = startInputBody(startInput);
-                const answer = await api<{ entered: number; results: { reason: string | null }[] }>(
+                const answer = await api<{
+                  entered: number;
+                  already_in: number;
+                  results: { reason: string | null }[];
+                }>(
                   "POST",
                   `/admin/journeys/${journey}/entries`,
                   { body: input ? { lead: lead.email, input } : { lead: lead.email } },
                 );
                 setMessage(
-                  answer.entered
+                  answer.entered || answer.already_in // already in: started before today
                     ? t("lead.started")
                     : t("lead.not_started", { reason: reasonText(answer.results[0]?.reason ?? "—") }),
                 );

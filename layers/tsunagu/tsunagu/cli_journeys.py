@@ -122,8 +122,13 @@ def journeys_start(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{lead.email}: {result.reason} ({result.execution_arn})")
         else:
             print(f"{lead.email}: not entered ({result.reason})")
+    already = (
+        f"{started.already_in} already in (entered by this request before), "
+        if started.already_in
+        else ""
+    )
     print(
-        f"-- {started.entered} entered, {len(started.results) - started.entered} not entered,"
+        f"-- {started.entered} entered, {already}{started.not_entered} not entered,"
         f" of {started.selected} selected"
     )
     return 0

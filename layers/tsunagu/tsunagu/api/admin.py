@@ -1095,6 +1095,8 @@ def journey_resume(call: AdminCall) -> Any:
 
 
 class Entry(BaseModel):
+    """``lead`` (an address) or ``segment`` (a saved segment's name, or a filter), not both."""
+
     model_config = ConfigDict(extra="forbid")
 
     lead: str | None = Field(default=None, max_length=254)
@@ -1107,7 +1109,10 @@ class Entry(BaseModel):
 
 
 def journey_start(call: AdminCall) -> Any:
-    """Enter one lead, or every lead a segment selects, into the journey.
+    """Enter one lead, or every lead a segment selects, into the journey (``lead`` or
+    ``segment``, not both). ``entered``: the leads this request entered; ``already_in``: those
+    an earlier run of the same request (``request_key``) had entered, named again (``reason``
+    ``repeated``), nothing new started.
 
     ``input``: what the executions add to the lead's (the date its mails' deadlines read),
     checked as the CLI's ``--input`` is."""
@@ -1124,6 +1129,7 @@ def journey_start(call: AdminCall) -> Any:
     return {
         "selected": started.selected,
         "entered": started.entered,
+        "already_in": started.already_in,
         "results": [
             {"lead_id": lead.lead_id, "entered": result.entered, "reason": result.reason}
             for lead, result in started.results

@@ -106,7 +106,18 @@ class Started:
 
     @property
     def entered(self) -> int:
-        return sum(1 for _, result in self.results if result.entered)
+        """Leads this start entered (not those an earlier run of the same request had)."""
+        return sum(1 for _, result in self.results if result.entered_now)
+
+    @property
+    def already_in(self) -> int:
+        """Leads an earlier run of the same request had entered: their execution is named
+        again, nothing new starts."""
+        return sum(1 for _, result in self.results if result.already_in)
+
+    @property
+    def not_entered(self) -> int:
+        return len(self.results) - self.entered - self.already_in
 
 
 def find(ports: JourneyCommands, journey_id: str) -> Journey:
@@ -246,6 +257,9 @@ def start(
             raise ValidationFailed([FieldError("journey", f"{journey_id} is {journey.status}")])
         extra = entry_input(extra, start_input(ports, journey))
         now = ports.clock.now()
+        if lead_email and segment:
+            # Either would be taken silently for the other: say which was meant
+            raise ValidationFailed([FieldError("segment", "give a lead or a segment, not both")])
         if lead_email:
             selected = [lead_by_email(ports.leads, lead_email)]
         elif segment:
@@ -267,7 +281,10 @@ def start(
         )
         started = Started(len(selected), results)
         who = lead_email or f"segment {segment}"
-        log.detail = f"{who}: {started.entered} entered of {started.selected} (request {key})"
+        already = f", {started.already_in} already in" if started.already_in else ""
+        log.detail = (
+            f"{who}: {started.entered} entered{already} of {started.selected} (request {key})"
+        )
     return started
 
 

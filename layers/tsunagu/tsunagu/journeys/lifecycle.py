@@ -162,8 +162,19 @@ def may_enter(journey: Journey, previous: JourneyEntry | None, now: datetime) ->
 class EntryResult:
     journey_id: str
     entered: bool
+    """In the journey: entered now, or by this same entry before (``repeated``)."""
     reason: str
     execution_arn: str | None = None
+
+    @property
+    def entered_now(self) -> bool:
+        """This call entered the lead: a repeat (the same request again, a retried run) names
+        the execution the first one started, and is no new entry to count."""
+        return self.entered and self.reason != "repeated"
+
+    @property
+    def already_in(self) -> bool:
+        return self.entered and not self.entered_now
 
 
 def execution_arn(state_machine_arn: str, name: str) -> str:
