@@ -378,6 +378,77 @@ def test_undoing_two_imports_of_a_field_puts_back_what_was_there_before_both(
     assert title() == ("主任", "import")
 
 
+def card_list(company: str) -> bytes:
+    return f"メールアドレス,氏名,会社名\r\nlisted@example.jp,展示 花子,{company}\r\n".encode()
+
+
+@pytest.mark.parametrize("order", ["second_first", "first_first"])
+def test_a_lead_one_list_created_and_another_corrected_goes_once_both_are_undone(
+    aws: AwsStack, order: str
+) -> None:
+    # Given list A, which created a lead, and list B, its corrected version, which updated it
+    settings = aws.settings()
+    ports = services.import_commands(settings)
+    options = ImportOptions(Channel.TRADE_SHOW)
+    first, _ = imports.run(ports, MARKETER, card_list("ブース"), "v1.csv", options)
+    second, planned = imports.run(ports, MARKETER, card_list("ブース工業"), "v2.csv", options)
+    assert planned.plan.counts["update"] == 1
+    leads = services.lead_repository(settings)
+    lead = leads.find_lead("email:listed@example.jp")
+    assert lead is not None
+
+    # When both are undone, in either order
+    ids = [second.import_id, first.import_id]
+    if order == "first_first":
+        ids.reverse()
+    done = [imports.undo(ports, MARKETER, import_id) for import_id in ids]
+
+    # Then the lead goes with its events: neither list stands, and nothing else touched it
+    assert leads.find_lead("email:listed@example.jp") is None
+    assert leads.get_lead(lead.lead_id) is None and leads.events(lead.lead_id) == []
+    assert sum(d.record.undo["removed"] for d in done) == 1
+
+
+@pytest.mark.parametrize("order", ["second_first", "first_first"])
+def test_a_lead_a_person_edited_between_two_lists_stays_when_both_are_undone(
+    aws: AwsStack, order: str
+) -> None:
+    from tsunagu.commands import leads as lead_commands
+    from tsunagu.leads.updates import LeadUpdate
+
+    settings = aws.settings()
+    ports = services.import_commands(settings)
+    options = ImportOptions(Channel.TRADE_SHOW)
+    first, _ = imports.run(ports, MARKETER, card_list("ブース"), "v1.csv", options)
+    # A person tags the lead: the lead's own life, which no undo takes back
+    lead_commands.update(
+        services.lead_commands(settings), MARKETER, "listed@example.jp",
+        LeadUpdate(add_tags=["会った"]),
+    )  # fmt: skip
+    second, _ = imports.run(ports, MARKETER, card_list("ブース工業"), "v2.csv", options)
+    ids = [second.import_id, first.import_id]
+    if order == "first_first":
+        ids.reverse()
+    for import_id in ids:
+        imports.undo(ports, MARKETER, import_id)
+    lead = services.lead_repository(settings).find_lead("email:listed@example.jp")
+    assert lead is not None and lead.tags == {"会った"}
+
+
+def test_a_lead_a_list_still_standing_updated_stays_when_its_creator_is_undone(
+    aws: AwsStack,
+) -> None:
+    settings = aws.settings()
+    ports = services.import_commands(settings)
+    options = ImportOptions(Channel.TRADE_SHOW)
+    first, _ = imports.run(ports, MARKETER, card_list("ブース"), "v1.csv", options)
+    imports.run(ports, MARKETER, card_list("ブース工業"), "v2.csv", options)
+    done = imports.undo(ports, MARKETER, first.import_id)
+    assert done.kept[0]["changed_since"] == ["company"]
+    lead = services.lead_repository(settings).find_lead("email:listed@example.jp")
+    assert lead is not None and lead.fields["company"].value == "ブース工業"
+
+
 def background_ports(aws: AwsStack) -> imports.ImportCommands:
     aws.environment["TSUNAGU_IMPORT_STATE_MACHINE_ARN"] = "arn:aws:states:x:1:stateMachine:i"
     return replace(services.import_commands(aws.settings()), start_job=lambda import_id: import_id)

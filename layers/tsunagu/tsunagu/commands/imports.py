@@ -569,11 +569,12 @@ class UndoResult:
 
 
 def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
-    """Take the import back: a lead it created is removed if nothing has happened to it since
-    (apply.only_its_import_since, apply.entered_journeys); a field it changed is restored if it
-    still holds what the import wrote, and the channel it added to a lead's sources is taken off
-    unless something since came from it too (apply.without_its_source). What changed since is
-    kept, and said."""
+    """Take the import back: a lead it created is removed if nothing but imports undone since
+    has happened to it (apply.removable, apply.entered_journeys); a field it changed is restored
+    if it still holds what the import wrote, and the channel it added to a lead's sources is
+    taken off unless something since came from it too (apply.without_its_source); a lead it
+    changed that an import undone already created goes, when it is left with nothing else
+    (_left_by_undone_imports). What changed since is kept, and said."""
     store = _store(ports)
     with recorded(ports.audit, ports.clock, actor, "imports.undo", f"import:{import_id}") as log:
         record = store.get_import(import_id)
@@ -598,6 +599,7 @@ def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
         kept: list[dict[str, Any]] = []
         gone: list[str] = []
         now = ports.clock.now()
+        undone_import = _undone_imports(ports)
 
         def out_of_the_funnel() -> None:
             # The funnel counted them from their import (reports.counting): out again, as if
@@ -612,7 +614,7 @@ def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
             for applied in store.rows_of(import_id):
                 if len(gone) >= WITHDRAWN_AT_ONCE:
                     out_of_the_funnel()
-                done, changed = _undo_row(ports, import_id, applied, now)
+                done, changed = _undo_row(ports, import_id, applied, now, undone_import)
                 if done in ("removed", "restored"):
                     counts[done] += 1
                 if done in ("removed", "gone"):
@@ -636,10 +638,15 @@ def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
 
 
 def _undo_row(
-    ports: ImportCommands, import_id: str, applied: AppliedRow, now: datetime
+    ports: ImportCommands,
+    import_id: str,
+    applied: AppliedRow,
+    now: datetime,
+    undone: Callable[[str], bool],
 ) -> tuple[Literal["removed", "restored", "gone"] | None, list[str]]:
     """Take one row back: what was done (``gone``: a lead removed by an undo that stopped
-    part-way), and what changed since and was left."""
+    part-way), and what changed since and was left. ``undone``: whether an import is undone
+    (this one, being undone, is not yet)."""
     lead = ports.leads.get_lead(applied.lead_id)
     if lead is None:
         return ("gone" if applied.outcome == "created" else None), []
@@ -650,20 +657,21 @@ def _undo_row(
         if applied.outcome == "created":
             # A journey entry writes nothing on the lead (no event, no updated_at): asked on
             # its own, before the lead is removed.
-            entries = ports.journeys.entries_of(lead.lead_id)
-            entered = apply.entered_journeys(e.journey_id for e in entries)
+            entered = _entered(ports, lead)
             untouched = (
                 not entered
-                and apply.unchanged_since(lead, applied)
+                and apply.holds_only(lead, applied.written)
                 and ports.leads.remove_lead(
                     lead,
                     [stored_address_identity(lead.email)],
-                    lambda events: apply.only_its_import_since(events, import_id),
+                    lambda events: apply.removable(lead, applied, events, import_id, undone),
                 )
             )
             if untouched:
                 return "removed", []
             return None, changed + entered or ["(the lead has had activity since)"]
+        if _left_by_undone_imports(ports, import_id, lead, put_back, undone):
+            return "removed", []
         put_back, source_removed = apply.without_its_source(
             put_back, applied, lambda channel: _source_relied_on(ports, import_id, applied, channel)
         )
@@ -681,6 +689,41 @@ def _undo_row(
     return None, changed
 
 
+def _entered(ports: ImportCommands, lead: Lead) -> list[str]:
+    """Why undo keeps a lead for the journeys it has entered (apply.entered_journeys)."""
+    return apply.entered_journeys(e.journey_id for e in ports.journeys.entries_of(lead.lead_id))
+
+
+def _left_by_undone_imports(
+    ports: ImportCommands,
+    import_id: str,
+    lead: Lead,
+    put_back: Lead,
+    undone: Callable[[str], bool],
+) -> bool:
+    """Remove a lead this import changed that an import undone already created, when with this
+    row taken back nothing is left but what undone imports did (apply.removable): list A
+    created it, list B corrected it, A was undone first - and kept the lead, as B's row was
+    activity then - and now B is undone too. Whether it was removed.
+
+    Only a lead whose every field, once put back, dates from the lead's creation (as its
+    creating row wrote them) has its events read; any other is left at once."""
+    if any(value.at != lead.created_at for value in put_back.fields.values()):
+        return False
+
+    def only_undone(events: list[LeadEvent]) -> bool:
+        created_by = apply.creating_import(events)
+        if created_by is None or created_by[0] == import_id or not undone(created_by[0]):
+            return False
+        creator = _store(ports).get_row(*created_by)
+        if creator is None or creator.lead_id != lead.lead_id or _entered(ports, lead):
+            return False
+        return apply.removable(put_back, creator, events, import_id, undone)
+
+    identities = [stored_address_identity(lead.email)]
+    return ports.leads.remove_lead(lead, identities, only_undone)
+
+
 def _source_relied_on(
     ports: ImportCommands, import_id: str, applied: AppliedRow, channel: str
 ) -> bool:
@@ -696,6 +739,21 @@ def _source_relied_on(
         return record is not None and record.status == "undone"
 
     return apply.source_relied_on(events, channel, import_id, undone)
+
+
+def _undone_imports(ports: ImportCommands) -> Callable[[str], bool]:
+    """Whether an import is undone, each asked once (an undo meets the same few imports on
+    lead after lead)."""
+    store = _store(ports)
+    known: dict[str, bool] = {}
+
+    def undone(import_id: str) -> bool:
+        if import_id not in known:
+            record = store.get_import(import_id)
+            known[import_id] = record is not None and record.status == "undone"
+        return known[import_id]
+
+    return undone
 
 
 UNDONE_CHAIN = 20

@@ -7,8 +7,10 @@ the group's receipt: what each row did (the lead, the fields it wrote and what t
 before). The receipt is refused if it exists already, so a run retried after a failure never
 applies a row twice, and what undo reads is never missing for a row that was written.
 
-Undo: a lead the import created is removed if nothing changed it since and no journey has
-entered it (its events and consent records with it: the import was the only thing it had), a
+Undo: a lead the import created is removed if nothing but imports undone since changed it and
+no journey has entered it (its events and consent records with it: the imports were the only
+things it had - a lead list A created and list B corrected goes once both are undone, in either
+order), a
 field it changed is restored if it still holds what the import wrote, and the channel it added
 to the lead's sources is taken off unless something since came from it too. Consent the file
 gave a lead that existed before is evidence of what a person said, and stays recorded.
@@ -359,21 +361,38 @@ def source_relied_on(
 SCORE_CHANGED = "score_changed"
 
 
-def only_its_import_since(events: Sequence[LeadEvent], import_id: str) -> bool:
-    """Whether a lead's timeline holds nothing but what its import did: the import's own event,
-    and a score a scoring rule gave that event. Anything else - a mail sent or opened, a form,
-    a stage moved, an unsubscribe or a complaint (each writes its event) - is the lead's life
-    since, and undo keeps the lead: removing it would take its opt-out or suppression with
-    it, and a re-import would mail a person who asked not to be mailed."""
-    own = {
+def by_undone_imports(
+    events: Sequence[LeadEvent], import_id: str, undone: Callable[[str], bool]
+) -> bool:
+    """Whether a lead's timeline holds nothing but what imports taken back did: the rows
+    (``lead_imported``, ``lead_updated``) and undo events of ``import_id`` (being undone now) or
+    of an import undone already (``undone``: whether that one is), and a score a scoring rule
+    gave those rows. Anything else - a mail sent or opened, a form, a stage moved, a person's
+    or the CRM's edit, an unsubscribe or a complaint (each writes its event), or a row of an
+    import that still stands - is the lead's life since, and undo keeps the lead: removing it
+    would take its opt-out or suppression with it, and a re-import would mail a person who
+    asked not to be mailed."""
+    theirs = {
         e.event_id
         for e in events
-        if e.type == LEAD_IMPORTED and e.properties.get("import_id") == import_id
+        if e.type in (LEAD_IMPORTED, LEAD_UPDATED)
+        and (other := e.properties.get("import_id"))
+        and (other == import_id or undone(str(other)))
     }
     return all(
-        e.event_id in own or (e.type == SCORE_CHANGED and e.properties.get("event_id") in own)
+        e.event_id in theirs or (e.type == SCORE_CHANGED and e.properties.get("event_id") in theirs)
         for e in events
     )
+
+
+def creating_import(events: Sequence[LeadEvent]) -> tuple[str, int] | None:
+    """The import and row that created the lead (its ``lead_imported`` event), if one did."""
+    for event in events:
+        said = event.properties
+        row = said.get("row")
+        if event.type == LEAD_IMPORTED and said.get("import_id") and isinstance(row, int):
+            return str(said["import_id"]), row
+    return None
 
 
 def entered_journeys(journey_ids: Iterable[str]) -> list[str]:
@@ -385,10 +404,31 @@ def entered_journeys(journey_ids: Iterable[str]) -> list[str]:
     return [f"(entered journey {journey_id} since)" for journey_id in sorted(set(journey_ids))]
 
 
-def unchanged_since(lead: Lead, applied: AppliedRow) -> bool:
-    """Whether a lead the import created is still as the import left it (nothing wrote to it:
-    no form, no mail activity, no person's edit)."""
-    return lead.updated_at == applied.at and all(
-        name in lead.fields and lead.fields[name].to_item() == written
-        for name, written in applied.written.items()
+def holds_only(lead: Lead, written: dict[str, StoredValue]) -> bool:
+    """Whether every field the lead holds is as its creating import wrote it (``written``): no
+    form, person or list that still stands has set one since (a list undone since has put back
+    what it changed; one whose value went back to nothing has taken the field away)."""
+    return all(written.get(name) == value.to_item() for name, value in lead.fields.items())
+
+
+def removable(
+    lead: Lead,
+    created: AppliedRow,
+    events: Sequence[LeadEvent],
+    import_id: str,
+    undone: Callable[[str], bool],
+) -> bool:
+    """Whether undo may remove a lead an import created (``created``: that import's row): its
+    fields are still that import's (holds_only), its events are all of imports taken back
+    (by_undone_imports: this one, ``import_id``, and those undone already), and its last write
+    was one of theirs - a write without an event of its own (none is known, but the lead's
+    ``updated_at`` would say) is not taken for nothing. So a lead that list A created and list B
+    updated goes once both are undone, in either order; a form since, a journey's mail, a
+    person's edit keeps it."""
+    rows = (LEAD_IMPORTED, LEAD_UPDATED)
+    theirs = {created.at} | {e.occurred_at for e in events if e.type in rows}
+    return (
+        lead.updated_at in theirs
+        and holds_only(lead, created.written)
+        and by_undone_imports(events, import_id, undone)
     )
