@@ -67,11 +67,13 @@ def opted_out_of(aws: AwsStack, lead: Lead, topic: str) -> None:
 
 @pytest.fixture
 def mailed(aws: AwsStack) -> AwsStack:
-    """Three leads from an earlier list, all opted in and sent its welcome mail: one has since
-    unsubscribed by the mail's link, one has opted out of marketing mail only."""
+    """Three leads from an earlier list: two opted in by it and sent its welcome mail - one has
+    since unsubscribed by the mail's link, one has opted out of marketing mail only - and one
+    whose row said nothing about mail (a yes for it now is a change)."""
     prepare_mail(aws)
     save_template(aws)
-    rows = [(f"{name}@example.jp", "課長", "希望する") for name in ("link", "topic", "still")]
+    rows = [(f"{name}@example.jp", "課長", "希望する") for name in ("link", "topic")]
+    rows.append(("still@example.jp", "課長", ""))
     imports.run(
         services.import_commands(aws.settings()), MARKETER, sheet(*rows), "前回.csv", OPTIONS
     )
@@ -222,7 +224,7 @@ def test_a_no_given_between_the_check_and_the_write_is_kept(
     def opting_out_meanwhile(self: LeadRepository, lead_ids: Any, topic: str) -> Any:
         answer = read_opt_outs(self, lead_ids, topic)
         reads.append(1)
-        if len(reads) == 2:  # the group's check, just before its write
+        if len(reads) == 1:  # the group's check, just before its write (the plan read before)
             opted_out_of(mailed, still, "marketing")
         return answer
 
@@ -232,3 +234,28 @@ def test_a_no_given_between_the_check_and_the_write_is_kept(
     assert consent_state(mailed, still.lead_id)["marketing"] == "opted_out"
     assert lead_of(mailed, "still@example.jp").fields["job_title"].value == "部長"
     assert send(mailed, still.lead_id, template_id="welcome")["status"] == "skipped"
+
+
+def test_the_same_list_imported_again_is_unchanged_and_its_plan_applies_once(
+    aws: AwsStack,
+) -> None:
+    # Given a list that answered for a new person and for one already known
+    store_lead(aws, "known@example.jp")
+    ports = services.import_commands(aws.settings())
+    data = sheet(("new@example.jp", "課長", "希望する"), ("known@example.jp", "", "希望しない"))
+    planned = imports.plan(ports, MARKETER, data, "今回.csv", OPTIONS)
+    digest = planned.as_json()["plan_digest"]
+    imports.run(ports, MARKETER, data, "今回.csv", OPTIONS, plan_digest=digest)
+    leads = services.lead_repository(aws.settings())
+    known = lead_of(aws, "known@example.jp")
+    before = (leads.events(known.lead_id), leads.consent_evidence(known.lead_id))
+
+    # Then the same list planned again changes nothing: each answer is what the lead holds
+    again = imports.plan(ports, MARKETER, data, "今回.csv", OPTIONS)
+    assert [(row.action, row.consent) for row in again.plan.rows] == [
+        ("unchanged", None), ("unchanged", None)
+    ]  # fmt: skip
+    # ... and the plan applied once is not applied again: nothing is written twice
+    with pytest.raises(ConcurrentUpdate, match="plan changed since the dry run"):
+        imports.run(ports, MARKETER, data, "今回.csv", OPTIONS, plan_digest=digest)
+    assert (leads.events(known.lead_id), leads.consent_evidence(known.lead_id)) == before

@@ -255,6 +255,68 @@ def test_consent_evidence_quotes_the_row_that_answered_and_its_words() -> None:
     assert row_from_json(row_json(hanako)) == hanako
 
 
+@pytest.mark.parametrize("answers", [("希望しない", "希望する"), ("希望する", "希望しない")])
+def test_two_rows_of_one_person_that_disagree_count_as_a_no_and_say_so(
+    answers: tuple[str, str],
+) -> None:
+    # Given one person twice in a list, once saying yes and once no (whichever comes first)
+    rows = [
+        ["メールアドレス", "氏名", "配信希望"],
+        ["hanako@example.jp", "展示 花子", answers[0]],
+        ["jiro@example.jp", "展示 次郎", ""],
+        ["HANAKO@example.jp", "", answers[1]],
+        ["Hanako@example.jp", "", ""],
+    ]
+    table = read_table("\r\n".join(",".join(r) for r in rows).encode("cp932"), "展示会.csv")
+    plan = plan_import(table, ImportOptions(Channel.TRADE_SHOW, consent=CONSENT), find)
+    hanako = plan.rows[0]
+
+    # Then the no counts, as against a lead's own no, quoting the row that said it, and the
+    # plan names the rows that disagreed (a later blank row changes neither)
+    no_row = 2 if answers[0] == "希望しない" else 4
+    assert (hanako.consent, hanako.consent_said) == ("no", (no_row, "希望しない"))
+    assert hanako.consent_disagreed == (2, 4)
+    assert row_from_json(row_json(hanako)) == hanako
+
+
+def test_an_answer_the_lead_holds_already_is_no_change() -> None:
+    from tsunagu.mail.consent import TopicConsent
+
+    # Given a known lead opted in to marketing, and another opted out of it
+    said = {
+        "lead_known": TopicConsent("opted_in", refuses_opt_in=False),
+        "lead_same": TopicConsent("opted_out", refuses_opt_in=True),
+    }
+    asked: list[tuple[list[str], str]] = []
+
+    def consent_now(lead_ids: Any, topic: str) -> dict[str, TopicConsent]:
+        asked.append((list(lead_ids), topic))
+        return {i: said[i] for i in lead_ids if i in said}
+
+    def plan_of(known: str, same: str) -> list[tuple[str, str | None]]:
+        rows = [
+            ["メールアドレス", "会社名", "配信希望"],
+            ["known@example.jp", "株式会社ノウン", known],
+            ["same@example.jp", "セイム(株)", same],
+            ["new@example.jp", "", "希望する"],
+        ]
+        table = read_table("\r\n".join(",".join(r) for r in rows).encode(), "list.csv")
+        options = ImportOptions(Channel.TRADE_SHOW, consent=CONSENT)
+        plan = plan_import(table, options, find, consent_now=consent_now)
+        return [(row.action, row.consent) for row in plan.rows]
+
+    # When a list says what they have said: no change, nothing to record again
+    assert plan_of("希望する", "希望しない") == [
+        ("unchanged", None), ("unchanged", None), ("create", "yes")
+    ]  # fmt: skip
+    # ... and asked once, for the leads it answers for (the new one has nothing stored)
+    assert asked == [(["lead_known", "lead_same"], "marketing")]
+    # When it says otherwise: a no is recorded; a yes is not for one who said no
+    assert plan_of("希望しない", "希望する") == [
+        ("update", "no"), ("unchanged", None), ("create", "yes")
+    ]  # fmt: skip
+
+
 def test_the_rejected_rows_come_back_with_their_reasons_and_import_again_once_fixed() -> None:
     table = read_table(sheet("cp932"), "list.csv")
     plan = plan_import(table, ImportOptions(consent=CONSENT), find)

@@ -333,6 +333,9 @@ def _detail(row: Any) -> str:
     parts += [f"{name} kept ({source}: {value})" for name, (value, source, _) in row.kept.items()]
     if row.consent:
         parts.append(f"consent: {row.consent}")
+    if row.consent_disagreed:
+        rows = ", ".join(map(str, row.consent_disagreed))
+        parts.append(f"consent: rows {rows} disagree, and the no counts")
     if row.consent_kept:
         parts.append(f"consent not recorded: {row.consent_kept}")
     return "; ".join(parts)

@@ -48,6 +48,7 @@ from tsunagu.imports.saved import MAPPING_NAME, SavedMapping, checked_mapping, w
 from tsunagu.leads.capture import MAX_TRANSACTION_ITEMS, CaptureWrite, WriteConflict
 from tsunagu.leads.email import stored_address_identity
 from tsunagu.leads.model import Lead, LeadEvent
+from tsunagu.mail.consent import TopicConsent
 
 
 class LeadFinder(Protocol):
@@ -60,6 +61,8 @@ class ImportedLeads(LeadFinder, Protocol):
     def get_lead(self, lead_id: str) -> Lead | None: ...
 
     def opted_out(self, lead_ids: Sequence[str], topic: str) -> Collection[str]: ...
+
+    def topic_consent(self, lead_ids: Sequence[str], topic: str) -> Mapping[str, TopicConsent]: ...
 
     def save_changes(self, lead: Lead, events: list[LeadEvent]) -> None: ...
 
@@ -236,6 +239,7 @@ def _row_json(row: RowPlan) -> dict[str, Any]:
         },
         "consent": row.consent,
         "consent_kept": row.consent_kept,
+        "consent_disagreed": list(row.consent_disagreed),
         "reason": row.reason,
         "reason_code": row.reason_code,
         "reason_params": row.reason_params,
@@ -324,7 +328,9 @@ def _planned(
         found[address] = read.get(_identity(address))
         return found[address]
 
-    planned = plan_import(table, options, find, prefetch=prefetch, opted_out=ports.leads.opted_out)
+    planned = plan_import(
+        table, options, find, prefetch=prefetch, consent_now=ports.leads.topic_consent
+    )
     return PlannedImport(table, planned, found)
 
 

@@ -137,6 +137,7 @@ def row_from_json(document: dict[str, Any]) -> RowPlan:
         # Chunks kept before rejections had codes: their English reason is all there is
         reason_code=document.get("reason_code"),
         reason_params=document.get("reason_params") or {},
+        consent_disagreed=tuple(document.get("consent_disagreed") or ()),
     )
 
 

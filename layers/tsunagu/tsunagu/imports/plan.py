@@ -29,7 +29,7 @@ from tsunagu.imports.reasons import FILE_LANGUAGE, Language, Rejection, reason_t
 from tsunagu.leads.email import InvalidEmail, normalise_email
 from tsunagu.leads.merge import DEFAULT_PRIORITY, Channel
 from tsunagu.leads.model import Lead
-from tsunagu.mail.consent import named_topic
+from tsunagu.mail.consent import TopicConsent, named_topic
 from tsunagu.text import spreadsheet_safe
 
 REASON_HEADER = "取り込めなかった理由 (reason)"
@@ -116,6 +116,9 @@ class RowPlan:
     before codes, whose ``reason`` is then all there is)."""
     reason_params: dict[str, Any] = field(default_factory=dict)
     """What a sentence about ``reason_code`` needs: the column, the value as written..."""
+    consent_disagreed: tuple[int, ...] = ()
+    """The rows of this address whose answers disagreed (a yes and a no), when they did: the
+    no counts, as it does against a lead's own "no" (_merged_consent)."""
 
     @classmethod
     def rejected(cls, row: int, rejection: Rejection) -> RowPlan:
@@ -150,6 +153,8 @@ class ImportPlan:
 
 OptedOut = Callable[[Sequence[str], str], Collection[str]]
 """The leads of these ids that said no to this topic or to all mail, or are suppressed."""
+ConsentNow = Callable[[Sequence[str], str], Mapping[str, TopicConsent]]
+"""What the leads of these ids have said about this topic (a lead that said nothing left out)."""
 
 
 def plan_import(
@@ -158,11 +163,14 @@ def plan_import(
     find_lead: Callable[[str], Lead | None],
     *,
     prefetch: Callable[[Sequence[str]], None] | None = None,
-    opted_out: OptedOut | None = None,
+    consent_now: ConsentNow | None = None,
 ) -> ImportPlan:
     """``find_lead`` takes a cleaned address and answers its lead (or None); ``prefetch``, when
     given, is first handed every address it will be asked about (to read them in batches);
-    ``opted_out`` is asked once, for the leads the file would opt in."""
+    ``consent_now`` is asked once, for the leads the file answers for: a yes is not recorded
+    for one who has said no since (refusing_opt_in), and an answer the lead's topic holds
+    already is no change (rebased) - so the same list imported again is unchanged, and the
+    same plan cannot be applied twice."""
     columns = map_columns(table.header, options.mapping, ignore=[REASON_HEADER])
     consent_at = _consent_index(table, options.consent)
     first_of: dict[str, int] = {}
@@ -185,8 +193,7 @@ def plan_import(
                 earlier.action,
                 earlier.email,
                 {**earlier.values, **row.values},
-                consent=row.consent or earlier.consent,
-                consent_said=row.consent_said if row.consent else earlier.consent_said,
+                **_merged_consent(earlier, row),
             )
             planned.append(RowPlan(number, "merged", row.email, row.values, into=earlier.row))
             continue
@@ -197,9 +204,13 @@ def plan_import(
     against = {
         row.row: find_lead(row.email) for row in planned if row.action == "create" and row.email
     }
-    said_no = refusing_opt_in(planned, against, options, opted_out)
+    said = _consent_now(planned, against, options, consent_now)
+    said_no = {lead_id for lead_id, now in said.items() if now.refuses_opt_in}
+    holds = {lead_id: now.status for lead_id, now in said.items() if now.status}
     rows = [
-        rebased(row, against[row.row], options.source, said_no) if row.row in against else row
+        rebased(row, against[row.row], options.source, said_no, holds)
+        if row.row in against
+        else row
         for row in planned
     ]
     consent_header = None if consent_at is None else table.header[consent_at]
@@ -277,6 +288,47 @@ def _read_row(
     )
 
 
+def _merged_consent(earlier: RowPlan, later: RowPlan) -> dict[str, Any]:
+    """The consent of two rows of one address: one answer, or none, is that answer; a yes and
+    a no disagree, and the no counts (which row came later says nothing of which the person
+    meant: a "no" always counts, as against a lead's stored one), the rows named."""
+    if later.consent is None or later.consent == earlier.consent:
+        kept = earlier if later.consent is None else later
+        return {
+            "consent": kept.consent,
+            "consent_said": kept.consent_said,
+            "consent_disagreed": earlier.consent_disagreed,
+        }
+    if earlier.consent is None:
+        return {"consent": later.consent, "consent_said": later.consent_said}
+    said_no = earlier if earlier.consent == "no" else later
+    rows = {*earlier.consent_disagreed}
+    rows.update(r.consent_said[0] if r.consent_said else r.row for r in (earlier, later))
+    return {
+        "consent": "no",
+        "consent_said": said_no.consent_said,
+        "consent_disagreed": tuple(sorted(rows)),
+    }
+
+
+def _consent_now(
+    rows: Sequence[RowPlan],
+    leads: Mapping[int, Lead | None],
+    options: ImportOptions,
+    consent_now: ConsentNow | None,
+) -> Mapping[str, TopicConsent]:
+    """What the existing leads the file answers for have said about its topic (row -> lead in
+    ``leads``): one batched read for every answer."""
+    answering = [
+        lead.lead_id
+        for row in rows
+        if row.consent is not None and (lead := leads.get(row.row)) is not None
+    ]
+    if not answering or consent_now is None or options.consent is None:
+        return {}
+    return consent_now(answering, options.consent.topic)
+
+
 def refusing_opt_in(
     rows: Sequence[RowPlan],
     leads: Mapping[int, Lead | None],
@@ -296,7 +348,11 @@ def refusing_opt_in(
 
 
 def rebased(
-    row: RowPlan, lead: Lead | None, source: Channel, said_no: Collection[str] = ()
+    row: RowPlan,
+    lead: Lead | None,
+    source: Channel,
+    said_no: Collection[str] = (),
+    holds: Mapping[str, str] | None = None,
 ) -> RowPlan:
     """The row's values (as the file has them) planned against ``lead`` as it is now: a field
     changes where the file's source ranks at least as high as the value's, and is kept
@@ -305,7 +361,10 @@ def rebased(
 
     A "yes" for a lead in ``said_no`` is not recorded (``consent_kept`` says why): a sheet's
     tick may be months old, and the person's later unsubscribe or complaint is their latest
-    word; only they can opt in again (a form, the preferences page). A "no" always counts."""
+    word; only they can opt in again (a form, the preferences page). A "no" always counts.
+
+    An answer the lead's topic already holds (``holds``: lead id -> its topic's status) is no
+    change, and not recorded again: a yes for a lead opted in, a no for one opted out."""
     assert row.email is not None
     if lead is None:
         return replace(row, action="create", changes={}, kept={})
@@ -322,6 +381,9 @@ def rebased(
     consent, consent_kept = row.consent, row.consent_kept
     if consent == "yes" and lead.lead_id in said_no:
         consent, consent_kept = None, "has opted out or is suppressed: only they can opt in again"
+    held = (holds or {}).get(lead.lead_id)
+    if consent is not None and held == ("opted_in" if consent == "yes" else "opted_out"):
+        consent = None
     action: Action = "update" if changes or consent else "unchanged"
     return RowPlan(
         row.row,
@@ -333,6 +395,7 @@ def rebased(
         consent=consent,
         consent_kept=consent_kept,
         consent_said=row.consent_said if consent else None,
+        consent_disagreed=row.consent_disagreed,
     )
 
 

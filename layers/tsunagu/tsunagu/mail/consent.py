@@ -72,6 +72,16 @@ class ConsentView:
 
 
 @dataclass(frozen=True)
+class TopicConsent:
+    """What a lead has said about one topic, as a list's answer for it is weighed."""
+
+    status: str | None
+    """The topic's own record: opted_in, opted_out, pending - None when it has none."""
+    refuses_opt_in: bool
+    """Opted out of the topic or of all mail, or suppressed: no list opts them in again."""
+
+
+@dataclass(frozen=True)
 class Recipient:
     lead: Lead | None
     consent: ConsentView

@@ -19,7 +19,7 @@ from tsunagu.leads.capture import (
 )
 from tsunagu.leads.history import AnonymousEvent, VisitorLink
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent, visitor_identity
-from tsunagu.mail.consent import ALL_TOPICS
+from tsunagu.mail.consent import ALL_TOPICS, TopicConsent
 from tsunagu.store.converters import (
     SUPPRESSION,
     consent_from_item,
@@ -76,12 +76,18 @@ class LeadRepository:
 
     def opted_out(self, lead_ids: Sequence[str], topic: str) -> set[str]:
         """The leads of these ids that opted out of ``topic`` or of all mail, or are
-        suppressed: their topic, ``topic#all`` and suppression records, read strongly
-        consistent, 33 leads to a BatchGetItem."""
+        suppressed (topic_consent)."""
+        said = self.topic_consent(lead_ids, topic)
+        return {lead_id for lead_id, now in said.items() if now.refuses_opt_in}
+
+    def topic_consent(self, lead_ids: Sequence[str], topic: str) -> dict[str, TopicConsent]:
+        """What the leads of these ids have said about ``topic``: their topic, ``topic#all``
+        and suppression records, read strongly consistent, 33 leads to a BatchGetItem. A lead
+        with none of them is left out (it has said nothing)."""
         table = self._tables.settings.consent_table
         records = (f"topic#{topic}", f"topic#{ALL_TOPICS}", SUPPRESSION)
         wanted = list(dict.fromkeys(lead_ids))
-        said_no: set[str] = set()
+        found_of: dict[str, dict[str, str]] = {}
         per_batch = BATCH_GET // len(records)
         for start in range(0, len(wanted), per_batch):
             keys = [
@@ -90,12 +96,17 @@ class LeadRepository:
                 for record in records
             ]
             found = batch_get(self._tables, {table: {"Keys": keys, "ConsistentRead": True}})
-            said_no |= {
-                item["lead_id"]["S"]
-                for item in found.get(table, [])
-                if item["record"]["S"] == SUPPRESSION or item["status"]["S"] == "opted_out"
-            }
-        return said_no
+            for item in found.get(table, []):
+                status = item["status"]["S"] if "status" in item else ""
+                found_of.setdefault(item["lead_id"]["S"], {})[item["record"]["S"]] = status
+        return {
+            lead_id: TopicConsent(
+                status=said.get(f"topic#{topic}") or None,
+                refuses_opt_in=SUPPRESSION in said
+                or "opted_out" in (said.get(f"topic#{topic}"), said.get(f"topic#{ALL_TOPICS}")),
+            )
+            for lead_id, said in found_of.items()
+        }
 
     def leads_by_id(self, lead_ids: Sequence[str]) -> list[Lead]:
         """The leads of these ids in that order, read strongly consistent, 100 at a time; an
