@@ -317,6 +317,19 @@ def test_an_answer_the_lead_holds_already_is_no_change() -> None:
     ]  # fmt: skip
 
 
+def test_a_consent_column_headed_as_an_email_alias_is_read_as_consent() -> None:
+    # 「メール」 is one of the e-mail column's names; here it asks whether to send mail
+    data = "メールアドレス,氏名,メール\r\na@example.jp,山田,可\r\nb@example.jp,佐藤,不可\r\n"
+    table = read_table(data.encode("cp932"), "cards.csv")
+    consent = ConsentColumn("メール", frozenset({"可"}), frozenset({"不可"}))
+    plan = plan_import(table, ImportOptions(consent=consent), find)
+    assert [(row.email, row.consent) for row in plan.rows] == [
+        ("a@example.jp", "yes"), ("b@example.jp", "no")
+    ]  # fmt: skip
+    assert plan.columns == {"メールアドレス": "email", "氏名": "name"}
+    assert plan.consent_column == "メール" and plan.unmapped == []
+
+
 def test_the_rejected_rows_come_back_with_their_reasons_and_import_again_once_fixed() -> None:
     table = read_table(sheet("cp932"), "list.csv")
     plan = plan_import(table, ImportOptions(consent=CONSENT), find)

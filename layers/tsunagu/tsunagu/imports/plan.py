@@ -171,7 +171,10 @@ def plan_import(
     for one who has said no since (refusing_opt_in), and an answer the lead's topic holds
     already is no change (rebased) - so the same list imported again is unchanged, and the
     same plan cannot be applied twice."""
-    columns = map_columns(table.header, options.mapping, ignore=[REASON_HEADER])
+    # The consent column is read as consent, whatever its header also names: 「メール」 (可 /
+    # 不可) is an e-mail alias, and as one it would be a second e-mail column
+    consent_header = [] if options.consent is None else [options.consent.header]
+    columns = map_columns(table.header, options.mapping, ignore=[REASON_HEADER, *consent_header])
     consent_at = _consent_index(table, options.consent)
     first_of: dict[str, int] = {}
     """Identity key -> index in ``planned`` of the first row with that address."""
