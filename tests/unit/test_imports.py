@@ -631,10 +631,21 @@ def test_a_row_with_more_cells_than_the_header_is_rejected_naming_them() -> None
         "company": "Sample Corp.",
         "phone": "03-1111-2222",
     }
-    # The rejected row goes back as it was read, under the header, the reason beside it (in
-    # English when asked; Japanese otherwise, as the file's header is)
-    returned = list(csv.reader(io.StringIO(rejected_file(table, plan, "en").decode("utf-8-sig"))))
-    assert returned[1] == ["a@example.com", "Taro", "Sample", " Inc.", plan.rows[0].reason]
+    # The rejected row goes back as it was read, every cell of it (the phone past the header
+    # too), the reason after them (in English when asked; Japanese otherwise, as the file's
+    # header is)
+    file = rejected_file(table, plan, "en")
+    returned = list(csv.reader(io.StringIO(file.decode("utf-8-sig"))))
+    reason = plan.rows[0].reason
+    assert returned[1] == ["a@example.com", "Taro", "Sample", " Inc.", "03-1234-5678", reason]
+    # ... so that, fixed (the company's two cells one again), it imports whole
+    fixed = file.replace(b"Sample, Inc.,", b'"Sample, Inc.",')
+    (row,) = plan_import(read_table(fixed, "rejected-list.csv"), ImportOptions(), find).rows
+    assert (row.action, row.values["company"], row.values["phone"]) == (
+        "create",
+        "Sample, Inc.",
+        "03-1234-5678",
+    )
     returned = list(csv.reader(io.StringIO(rejected_file(table, plan).decode("utf-8-sig"))))
     assert returned[1][-1] == (
         "見出しの 4 列より多くの値があります (5列目: 「03-1234-5678」)。"

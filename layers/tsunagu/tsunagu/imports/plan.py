@@ -173,8 +173,8 @@ def plan_import(
     same plan cannot be applied twice."""
     # The consent column is read as consent, whatever its header also names: 「メール」 (可 /
     # 不可) is an e-mail alias, and as one it would be a second e-mail column
-    consent_header = [] if options.consent is None else [options.consent.header]
-    columns = map_columns(table.header, options.mapping, ignore=[REASON_HEADER, *consent_header])
+    read_as_consent = [] if options.consent is None else [options.consent.header]
+    columns = map_columns(table.header, options.mapping, ignore=[REASON_HEADER, *read_as_consent])
     consent_at = _consent_index(table, options.consent)
     first_of: dict[str, int] = {}
     """Identity key -> index in ``planned`` of the first row with that address."""
@@ -409,7 +409,8 @@ def _same(name: str, stored: str, incoming: str) -> bool:
 
 
 def rejected_file(table: Table, plan: ImportPlan, language: Language = FILE_LANGUAGE) -> bytes:
-    """The rejected rows as they were, the reason in an added column, in ``language``: UTF-8
+    """The rejected rows as they were, the reason in an added column (after a row's last cell
+    when it has more than the header), in ``language``: UTF-8
     with a BOM (Excel opens it as it should), importable again once fixed (the reason column is
     left out). Formula-like cells are guarded as every export's are (a text cell of a workbook
     would otherwise become a live formula in the file Tsunagu hands back); the import reads
@@ -424,5 +425,8 @@ def rejected_file(table: Table, plan: ImportPlan, language: Language = FILE_LANG
     writer.writerow([spreadsheet_safe(cell) for cell in [*table.header, REASON_HEADER]])
     for number, cells in zip(table.row_numbers, table.rows, strict=True):
         if number in said:
-            writer.writerow([spreadsheet_safe(cell) for cell in [*cells, said[number]]])
+            # A row with more cells than the header (an unquoted comma moved its values right)
+            # comes back whole, the reason after its last cell: fixed, nothing is lost
+            whole = table.wider.get(number, cells)
+            writer.writerow([spreadsheet_safe(cell) for cell in [*whole, said[number]]])
     return ("\ufeff" + out.getvalue()).encode("utf-8")

@@ -84,6 +84,10 @@ class Table:
     """Rows (by row number) the file does not say for certain how to cut into cells - more
     values than the header has columns, a quote that does not close - and why: the plan
     rejects them with that reason, and they go to the rejected rows as they were read."""
+    wider: Mapping[int, list[str]] = field(default_factory=dict)
+    """Of those, the rows (by row number) with more cells than the header, every cell as read:
+    ``rows`` holds them cut to the header's width, and the rejected rows' file gives them back
+    whole (``ABC, Inc.`` split by its comma loses no `` Inc.``: fixed, it imports whole)."""
 
 
 def detect_encoding(data: bytes, fallback: str | None = None) -> str:
@@ -337,6 +341,7 @@ def _table(
     rows: list[list[str]] = []
     numbers: list[int] = []
     unreadable: dict[int, Rejection] = {}
+    wider: dict[int, list[str]] = {}
     for number, cells in enumerate(lines[header_at + 1 :], start=header_at + 2):
         if not any(cell.strip() for cell in cells):
             continue
@@ -347,7 +352,9 @@ def _table(
         )
         if reason is not None:
             unreadable[number] = reason
-    return Table(found, delimiter, header, rows, numbers, sheet, others, unreadable)
+            if len(cells) > len(header):
+                wider[number] = cells
+    return Table(found, delimiter, header, rows, numbers, sheet, others, unreadable, wider)
 
 
 _WHOLE_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
