@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from tsunagu.imports import apply
 from tsunagu.imports.jobs import row_from_json, row_json
 from tsunagu.imports.plan import (
     REASON_HEADER,
@@ -20,8 +22,8 @@ from tsunagu.imports.plan import (
     plan_import,
     rejected_file,
 )
-from tsunagu.imports.reading import read_table
-from tsunagu.imports.reasons import REASON_CODES, REASON_PARAMS, reason_text
+from tsunagu.imports.reading import Table, read_table
+from tsunagu.imports.reasons import REASON_CODES, REASON_PARAMS, Rejection, reason_text
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import Lead
 
@@ -29,15 +31,28 @@ CONSENT = ConsentColumn(
     "配信希望", yes=frozenset({"希望する", "はい"}), no=frozenset({"希望しない"})
 )
 OWNER = {"担当者": "owner_email"}
+NOTES = {f"備考{n}": f"note{n}" for n in range(5)}
+NOW = datetime(2026, 12, 4, 1, tzinfo=UTC)
 
 
 def nobody(_address: str) -> Lead | None:
     return None
 
 
+def plan_of(table: Table, options: dict[str, Any]) -> ImportPlan:
+    """``options``: ImportOptions', and ``measured``: what the store would say each row's lead
+    comes to, against a limit of 400,000 bytes."""
+    chosen = ImportOptions(**{k: v for k, v in options.items() if k != "measured"})
+    measured = options.get("measured")
+
+    def too_large(row: RowPlan, lead: Lead | None) -> Rejection | None:
+        return apply.too_large(row, lead, chosen, NOW, lambda _: measured, 400_000)
+
+    return plan_import(table, chosen, nobody, too_large=too_large if measured else None)
+
+
 def planned(text: str, **options: Any) -> list[RowPlan]:
-    table = read_table(text.encode("cp932"), "list.csv")
-    return plan_import(table, ImportOptions(**options), nobody).rows
+    return plan_of(read_table(text.encode("cp932"), "list.csv"), options).rows
 
 
 def first_rejected(text: str, **options: Any) -> RowPlan:
@@ -133,6 +148,13 @@ ROWS: dict[str, tuple[str, dict[str, Any], dict[str, Any], str]] = {
         },
         "consent 'たぶん' is neither a yes nor a no (yes: はい, 希望する; no: 希望しない)",
     ),
+    "row_too_large": (
+        "メール," + ",".join(NOTES) + "\r\na@example.jp" + ("," + "長" * 500) * 5 + "\r\n",
+        {"mapping": NOTES, "measured": 450_000},
+        {"size": 450_000, "limit": 400_000},
+        "the row comes to 450,000 bytes as a lead, more than the 400,000 one lead holds"
+        " (a DynamoDB item): leave long columns out",
+    ),
 }
 
 
@@ -174,6 +196,8 @@ JAPANESE = {
     " (An email address must have an @-sign.)",
     "unbalanced_quote": '引用符 (") が閉じていないため、ファイルの 2〜3 行目が1つのセルに'
     "つながっています。これらの行はどれも取り込んでいません (引用符を直してください)",
+    "row_too_large": "この行はリードにすると 450,000 バイトになり、1件のリードに保存できる"
+    " 400,000 バイト (DynamoDB の1項目) を超えます。長い値の列を減らしてください",
 }
 
 
@@ -181,7 +205,7 @@ JAPANESE = {
 def test_the_rejected_rows_file_says_why_in_japanese_and_in_english_when_asked(code: str) -> None:
     text, options, _, english = ROWS[code]
     table = read_table(text.encode("cp932"), "list.csv")
-    plan = plan_import(table, ImportOptions(**options), nobody)
+    plan = plan_of(table, options)
 
     def reasons(data: bytes) -> list[str]:
         rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))

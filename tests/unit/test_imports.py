@@ -1011,3 +1011,17 @@ def test_an_old_excel_workbook_is_refused_asking_for_xlsx_or_csv_not_an_encoding
         (problem,) = refused.value.errors
         assert problem.field == "file" and "save it as .xlsx" in problem.message
         assert "encoding" not in problem.message
+
+
+def test_an_item_is_measured_as_dynamodb_counts_it() -> None:
+    from tsunagu.store.transactions import item_bytes
+
+    item = {
+        "lead_id": {"S": "lead_1"},  # 7 + 6
+        "score": {"N": "12345"},  # 5 + at most 4 (a byte per two digits, and one)
+        "fields": {"M": {"name": {"M": {"value": {"S": "山田"}}}}},  # 6 + 3 + 1 + 4 + 3 + 1 + 5 + 6
+        "sources": {"L": [{"S": "import"}]},  # 7 + 3 + 1 + 6
+        "tags": {"SS": ["a", "bc"]},  # 4 + 3
+        "ok": {"BOOL": True},  # 2 + 1
+    }
+    assert item_bytes(item) == 13 + 9 + 29 + 17 + 7 + 3

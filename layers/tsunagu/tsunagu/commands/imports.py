@@ -43,9 +43,9 @@ from tsunagu.imports.plan import (
     rejected_file,
 )
 from tsunagu.imports.reading import Table, read_table
-from tsunagu.imports.reasons import FILE_LANGUAGE, Language
+from tsunagu.imports.reasons import FILE_LANGUAGE, Language, Rejection
 from tsunagu.imports.saved import MAPPING_NAME, SavedMapping, checked_mapping, with_overrides
-from tsunagu.leads.capture import MAX_TRANSACTION_ITEMS, CaptureWrite, WriteConflict
+from tsunagu.leads.capture import ITEM_BYTES, MAX_TRANSACTION_ITEMS, CaptureWrite, WriteConflict
 from tsunagu.leads.email import stored_address_identity
 from tsunagu.leads.model import Lead, LeadEvent
 from tsunagu.mail.consent import TopicConsent
@@ -63,6 +63,8 @@ class ImportedLeads(LeadFinder, Protocol):
     def opted_out(self, lead_ids: Sequence[str], topic: str) -> Collection[str]: ...
 
     def topic_consent(self, lead_ids: Sequence[str], topic: str) -> Mapping[str, TopicConsent]: ...
+
+    def lead_item_bytes(self, lead: Lead) -> int: ...
 
     def save_changes(self, lead: Lead, events: list[LeadEvent]) -> None: ...
 
@@ -328,8 +330,18 @@ def _planned(
         found[address] = read.get(_identity(address))
         return found[address]
 
+    now = ports.clock.now()
+
+    def too_large(row: RowPlan, lead: Lead | None) -> Rejection | None:
+        return apply.too_large(row, lead, options, now, ports.leads.lead_item_bytes, ITEM_BYTES)
+
     planned = plan_import(
-        table, options, find, prefetch=prefetch, consent_now=ports.leads.topic_consent
+        table,
+        options,
+        find,
+        prefetch=prefetch,
+        consent_now=ports.leads.topic_consent,
+        too_large=too_large,
     )
     return PlannedImport(table, planned, found)
 

@@ -29,7 +29,9 @@ from typing import Any, Literal
 from tsunagu.clock import isoformat
 from tsunagu.event_kinds import LEAD_IMPORTED
 from tsunagu.ids import new_id
+from tsunagu.imports import reasons
 from tsunagu.imports.plan import ImportOptions, ImportPlan, RowPlan
+from tsunagu.imports.reasons import Rejection
 from tsunagu.leads.capture import FORM_SUBMITTED, CaptureWrite
 from tsunagu.leads.email import stored_address_identity
 from tsunagu.leads.merge import FieldValue
@@ -289,6 +291,42 @@ def row_write(
         source_added=source_added,
     )
     return write, applied
+
+
+SURELY_FITS_CHARS = 2_000
+"""A new lead whose row holds fewer characters than this in all (its address, its fields'
+names and values) fits one item with room to spare, and is not measured: each character takes
+four bytes at most, and its name search words and its record for undo (as JSON, escaped) some
+140 bytes a character at the very most - under 300 KB of the 400."""
+RECEIPT_KEY_BYTES = 200
+"""A receipt's own attributes besides its rows' records (its key, their names)."""
+SIZED_IMPORT_ID = "imp_" + "0" * 26
+"""An import id as long as a real one (a ULID's), for measuring a row's writes before the run."""
+
+
+def too_large(
+    row: RowPlan,
+    lead: Lead | None,
+    options: ImportOptions,
+    now: datetime,
+    lead_bytes: Callable[[Lead], int],
+    limit: int,
+) -> Rejection | None:
+    """Why a create or update row cannot be written: the lead it leaves (``lead``: as it is
+    now, None for a new one; measured by ``lead_bytes`` as the store writes it), or its record
+    in a receipt of its own, would come to more than ``limit`` (one DynamoDB item). The run
+    would fail on it - and a background run park its whole chunk - so the plan rejects it."""
+    if lead is None and _characters(row) < SURELY_FITS_CHARS:
+        return None
+    write, applied = row_write(
+        row, lead, import_id=SIZED_IMPORT_ID, file_name="", options=options, now=now
+    )
+    size = max(lead_bytes(write.lead), applied.stored_bytes() + RECEIPT_KEY_BYTES)
+    return reasons.row_too_large(size, limit) if size > limit else None
+
+
+def _characters(row: RowPlan) -> int:
+    return len(row.email or "") + sum(len(name) + len(value) for name, value in row.values.items())
 
 
 StoredValue = dict[str, str]

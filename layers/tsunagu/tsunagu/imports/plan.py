@@ -153,6 +153,9 @@ class ImportPlan:
 
 OptedOut = Callable[[Sequence[str], str], Collection[str]]
 """The leads of these ids that said no to this topic or to all mail, or are suppressed."""
+TooLarge = Callable[["RowPlan", Lead | None], Rejection | None]
+"""Why a create or update row (against its lead as it is, None for a new one) cannot be
+written: what it writes would pass one DynamoDB item (tsunagu.imports.apply.too_large)."""
 ConsentNow = Callable[[Sequence[str], str], Mapping[str, TopicConsent]]
 """What the leads of these ids have said about this topic (a lead that said nothing left out)."""
 
@@ -164,13 +167,15 @@ def plan_import(
     *,
     prefetch: Callable[[Sequence[str]], None] | None = None,
     consent_now: ConsentNow | None = None,
+    too_large: TooLarge | None = None,
 ) -> ImportPlan:
     """``find_lead`` takes a cleaned address and answers its lead (or None); ``prefetch``, when
     given, is first handed every address it will be asked about (to read them in batches);
     ``consent_now`` is asked once, for the leads the file answers for: a yes is not recorded
     for one who has said no since (refusing_opt_in), and an answer the lead's topic holds
     already is no change (rebased) - so the same list imported again is unchanged, and the
-    same plan cannot be applied twice."""
+    same plan cannot be applied twice. ``too_large`` rejects a row whose writes would not fit
+    the store's items, rather than leave the run to fail on it."""
     # The consent column is read as consent, whatever its header also names: 「メール」 (可 /
     # 不可) is an e-mail alias, and as one it would be a second e-mail column
     read_as_consent = [] if options.consent is None else [options.consent.header]
@@ -216,6 +221,8 @@ def plan_import(
         else row
         for row in planned
     ]
+    if too_large is not None:
+        rows = [_fitting(row, against.get(row.row), too_large) for row in rows]
     consent_header = None if consent_at is None else table.header[consent_at]
     return ImportPlan(
         table.encoding,
@@ -289,6 +296,13 @@ def _read_row(
         consent=answer,
         consent_said=said_as,
     )
+
+
+def _fitting(row: RowPlan, lead: Lead | None, too_large: TooLarge) -> RowPlan:
+    if row.action not in ("create", "update"):
+        return row
+    rejection = too_large(row, lead)
+    return row if rejection is None else RowPlan.rejected(row.row, rejection)
 
 
 def _merged_consent(earlier: RowPlan, later: RowPlan) -> dict[str, Any]:

@@ -27,6 +27,7 @@ ReasonCode = Literal[
     "missing_email",
     "invalid_email",
     "unknown_consent",
+    "row_too_large",
 ]
 REASON_CODES: tuple[ReasonCode, ...] = get_args(ReasonCode)
 REASON_PARAMS: Mapping[ReasonCode, tuple[str, ...]] = {
@@ -47,6 +48,9 @@ REASON_PARAMS: Mapping[ReasonCode, tuple[str, ...]] = {
     "invalid_email": ("column", "value", "detail"),
     # The answer is neither one of the yes answers nor one of the no answers the user gave
     "unknown_consent": ("column", "value", "yes", "no"),
+    # What the row writes (its lead, or its record for undo) comes to ``size`` bytes, more
+    # than the ``limit`` DynamoDB holds in one item
+    "row_too_large": ("size", "limit"),
 }
 """Each code's parameters, by name: every rejection of that code has them all."""
 
@@ -123,6 +127,15 @@ def unknown_consent(column: str, value: str, yes: Sequence[str], no: Sequence[st
     )
 
 
+def row_too_large(size: int, limit: int) -> Rejection:
+    return Rejection(
+        "row_too_large",
+        {"size": size, "limit": limit},
+        f"the row comes to {size:,} bytes as a lead, more than the {limit:,} one lead holds"
+        " (a DynamoDB item): leave long columns out",
+    )
+
+
 # ------------------------------------------------------------------- in the reader's language
 
 JAPANESE: Mapping[str, str] = {
@@ -147,6 +160,10 @@ JAPANESE: Mapping[str, str] = {
     "unknown_consent": (
         "{{column}}: 「{{value}}」は「はい」の答え ({{yes}}) にも「いいえ」の答え ({{no}}) にも"
         "当たりません"
+    ),
+    "row_too_large": (
+        "この行はリードにすると {{size}} バイトになり、1件のリードに保存できる {{limit}} バイト"
+        " (DynamoDB の1項目) を超えます。長い値の列を減らしてください"
     ),
 }
 """Each code's sentence, as the console's Japanese locale has it (``imports.reasons`` in

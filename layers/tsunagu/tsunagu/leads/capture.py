@@ -123,6 +123,11 @@ class CaptureWrite:
 
 MAX_TRANSACTION_ITEMS = 100
 """DynamoDB's limit on the items of one TransactWriteItems."""
+ITEM_BYTES = 400_000
+"""What one DynamoDB item may hold ("400 KB"), a put of more refused and a transaction with it:
+read as 400,000 bytes, a little under what DynamoDB itself takes (409,600) and the local
+runtime's moto (405,000, counted without the overheads tsunagu.store.transactions.item_bytes
+adds), so that a row the plan lets through is written in either."""
 
 
 @dataclass(frozen=True)

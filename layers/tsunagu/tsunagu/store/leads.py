@@ -34,7 +34,7 @@ from tsunagu.store.converters import (
 )
 from tsunagu.store.stored_forms import read_stored_form
 from tsunagu.store.tables import BATCH_GET, Tables, batch_get, get_or_none, lead_items
-from tsunagu.store.transactions import Transaction
+from tsunagu.store.transactions import Transaction, item_bytes, put_kwargs
 
 if TYPE_CHECKING:
     from tsunagu.leads.search import LeadPage, LeadQuery
@@ -107,6 +107,11 @@ class LeadRepository:
             )
             for lead_id, said in found_of.items()
         }
+
+    def lead_item_bytes(self, lead: Lead) -> int:
+        """What the lead's item comes to as a save writes it (search attributes and all),
+        against DynamoDB's (tsunagu.leads.capture.ITEM_BYTES)."""
+        return item_bytes(put_kwargs(self._tables.leads, lead_values(lead))["Item"])
 
     def leads_by_id(self, lead_ids: Sequence[str]) -> list[Lead]:
         """The leads of these ids in that order, read strongly consistent, 100 at a time; an

@@ -195,3 +195,30 @@ def put_kwargs(
         if placeholders:
             kwargs["ExpressionAttributeValues"] = placeholders
     return kwargs
+
+
+def item_bytes(item: Mapping[str, Any]) -> int:
+    """What DynamoDB counts an item as (``item``: attribute name -> typed value, as a put sends
+    it: put_kwargs' ``Item``) against its 400 KB: each attribute's name and value as UTF-8, a
+    number by its digits, a map or list three bytes and one an element besides (the developer
+    guide's "item sizes"; a number is counted at its most)."""
+    return sum(len(name.encode()) + _value_bytes(value) for name, value in item.items())
+
+
+def _value_bytes(typed: Mapping[str, Any]) -> int:
+    ((kind, value),) = typed.items()
+    if kind == "S":
+        return len(value.encode())
+    if kind == "N":
+        return (len(value) + 1) // 2 + 1
+    if kind in ("SS", "BS"):
+        return sum(len(v.encode() if isinstance(v, str) else v) for v in value)
+    if kind == "NS":
+        return sum((len(v) + 1) // 2 + 1 for v in value)
+    if kind == "L":
+        return 3 + sum(1 + _value_bytes(v) for v in value)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + _value_bytes(v) for k, v in value.items())
+    if kind == "B":
+        return len(value.encode() if isinstance(value, str) else value)
+    return 1  # BOOL, NULL
