@@ -31,7 +31,7 @@ CONSENT = ConsentColumn(
     "配信希望", yes=frozenset({"希望する", "はい"}), no=frozenset({"希望しない"})
 )
 OWNER = {"担当者": "owner_email"}
-NOTES = {f"備考{n}": f"note{n}" for n in range(5)}
+NOTES = {f"備考{n}": f"note{n}" for n in range(12)}
 NOW = datetime(2026, 12, 4, 1, tzinfo=UTC)
 
 
@@ -149,7 +149,7 @@ ROWS: dict[str, tuple[str, dict[str, Any], dict[str, Any], str]] = {
         "consent 'たぶん' is neither a yes nor a no (yes: はい, 希望する; no: 希望しない)",
     ),
     "row_too_large": (
-        "メール," + ",".join(NOTES) + "\r\na@example.jp" + ("," + "長" * 500) * 5 + "\r\n",
+        "メール," + ",".join(NOTES) + "\r\na@example.jp" + ("," + "長" * 500) * 12 + "\r\n",
         {"mapping": NOTES, "measured": 450_000},
         {"size": 450_000, "limit": 400_000},
         "the row comes to 450,000 bytes as a lead, more than the 400,000 one lead holds"

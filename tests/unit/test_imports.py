@@ -1025,3 +1025,46 @@ def test_an_item_is_measured_as_dynamodb_counts_it() -> None:
         "ok": {"BOOL": True},  # 2 + 1
     }
     assert item_bytes(item) == 13 + 9 + 29 + 17 + 7 + 3
+
+
+@pytest.mark.parametrize(
+    ("name", "company"),
+    [
+        ("山田 太郎", "株式会社サンプル"),  # an ordinary row
+        ("ﷺ" * 500, "ﷺ" * 500),  # NFKC makes each of these 18 characters, spaced into words
+        ("ﬃ" * 500, "ᾮ " * 250),  # ... these three, and case folding more
+        (" ".join(f"{n:03d}" for n in range(125)), "x" * 500),  # many words
+    ],
+)
+@pytest.mark.parametrize("known", [False, True])
+def test_what_a_row_writes_is_never_more_than_most_bytes_says(
+    name: str, company: str, known: bool
+) -> None:
+    from datetime import UTC, datetime
+
+    from tsunagu.imports import apply
+    from tsunagu.imports.plan import RowPlan, rebased
+    from tsunagu.store.converters import lead_values
+    from tsunagu.store.models import LeadItem
+    from tsunagu.store.transactions import item_bytes, put_kwargs
+
+    # Given a row of long values, against a new lead or one holding others already
+    values = {"name": name, "company": company, "job_title": "部長", "memo": "備考" * 250}
+    stored = {n: FieldValue(v[::-1], Channel.IMPORT, AT) for n, v in values.items()}
+    lead = Lead(
+        "lead_known", "known@example.jp", stored, ["import"], {"v_1"}, "mql", AT, AT,
+        tags={"展示会"}, stage_history=[{"from": "lead", "to": "mql", "by": "x", "at": AT}],
+        version=2,
+    ) if known else None  # fmt: skip
+    planned = RowPlan(2, "create", "known@example.jp", values)
+    row = rebased(planned, lead, Channel.TRADE_SHOW)
+    options = ImportOptions(Channel.TRADE_SHOW)
+    write, applied = apply.row_write(
+        row, lead, import_id=apply.SIZED_IMPORT_ID, file_name="x.csv", options=options,
+        now=datetime(2026, 12, 4, tzinfo=UTC),
+    )  # fmt: skip
+
+    # Then the lead's item and the row's record in a receipt are each within the bound
+    measured = item_bytes(put_kwargs(LeadItem, lead_values(write.lead))["Item"])
+    record = applied.stored_bytes() + apply.RECEIPT_KEY_BYTES
+    assert max(measured, record) <= apply.most_bytes(row, lead)
