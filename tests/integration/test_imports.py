@@ -126,6 +126,27 @@ def test_a_trade_show_sheet_is_planned_row_by_row_and_nothing_is_written(
     assert repository.find_lead("email:known@example.jp") == before
 
 
+def test_a_header_below_a_title_is_found_by_the_mapping_that_names_its_email_column(
+    stack: Settings,
+) -> None:
+    # A seminar sheet with a title row, whose address column only the user's mapping names
+    rows = [["2026年12月 セミナー参加者"], ["ご連絡先", "ご芳名"], ["aoki@example.jp", "青木 花子"]]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    status, plan = call(
+        stack,
+        {
+            "file_name": "セミナー.csv",
+            "content_base64": base64.b64encode(out.getvalue().encode("cp932")).decode(),
+            "source": "seminar",
+            "mapping": {"ご連絡先": "email", "ご芳名": "name"},
+        },
+    )
+    assert status == 200, plan
+    assert plan["encoding"] == "cp932, header on row 2"
+    assert [(row["row"], row["action"]) for row in plan["rows"]] == [(3, "create")]
+
+
 @pytest.mark.parametrize(
     ("body", "role", "status", "field"),
     [

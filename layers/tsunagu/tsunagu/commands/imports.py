@@ -319,7 +319,7 @@ def _planned(
     options: ImportOptions,
     encoding: str | None,
 ) -> PlannedImport:
-    table = read_table(data, file_name, encoding)
+    table = read_table(data, file_name, encoding, mapping=options.mapping)
     found: dict[str, Lead | None] = {}
     read: dict[str, Lead] = {}
 
