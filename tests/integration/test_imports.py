@@ -15,7 +15,7 @@ import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -1033,6 +1033,112 @@ def test_a_background_run_whose_plan_changed_is_refused_and_writes_nothing(
         )
 
 
+# ---------------------------------------------------------------- a list's columns, to map them
+GUEST_LIST = [
+    ["ご芳名", "E-Mail(会社)", "会社名", "案内希望", "備考"],
+    ["芳名 一郎", "guest.one@example.jp", "ゲスト(株)", "する", "VIP"],
+    ["芳名 二郎", "guest.two@example.jp", "", "しない", ""],
+    ["芳名 三郎", "guest.three@example.jp", "ゲスト(株)", "", ""],
+    ["芳名 四郎", "guest.four@example.jp", "", "", ""],
+]
+
+
+def guest_list() -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(GUEST_LIST)
+    return base64.b64encode(out.getvalue().encode("cp932")).decode()
+
+
+def columns_of(settings: Settings, body: Any, role: Role = Role.MARKETER) -> tuple[int, Any]:
+    response = admin.handle(event("POST", "/admin/imports/columns", role=role, body=body), settings)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_a_list_whose_headers_name_no_e_mail_column_is_shown_column_by_column_to_be_mapped(
+    stack: Settings,
+) -> None:
+    # Given a guest list headed ご芳名 / E-Mail(会社): its dry run is refused, no column is
+    # the e-mail address
+    file = {"file_name": "来賓.csv", "content_base64": guest_list()}
+    status, refused = call(stack, file)
+    assert status == 422 and "e-mail" in refused["message"], refused
+
+    # When its columns are asked for
+    status, found = columns_of(stack, file)
+
+    # Then each column is answered in the file's order, with a few of its values and what the
+    # dry run would read it as; why the mapping would be refused is said, not answered with
+    assert status == 200, found
+    assert found["encoding"] == "cp932"
+    assert [(c["header"], c["field"], c["by"]) for c in found["columns"]] == [
+        ("ご芳名", None, None),
+        ("E-Mail(会社)", None, None),
+        ("会社名", "company", "automatic"),
+        ("案内希望", None, None),
+        ("備考", None, None),
+    ]
+    assert found["columns"][2]["samples"] == ["ゲスト(株)"]  # the first different values
+    assert found["columns"][3]["samples"] == ["する", "しない"]
+    assert found["problems"] == [
+        {"field": "mapping", "message": "no column is the e-mail address (name one: 列名=email)"}
+    ]
+    assert {"email", "name", "company", "visited_on"} <= set(found["fields"])
+
+    # When the columns are mapped as the console maps them, and saved for the source
+    mapping = {"ご芳名": "name", "E-Mail(会社)": "email", "備考": "-"}
+    status, mapped = columns_of(stack, file | {"mapping": mapping})
+    assert status == 200 and mapped["problems"] == [], mapped
+    assert [(c["field"], c["by"]) for c in mapped["columns"]] == [
+        ("name", "mapping"), ("email", "mapping"), ("company", "automatic"), (None, None),
+        (None, "mapping"),
+    ]  # fmt: skip
+    saved = {"source": "seminar", "columns": mapping,
+             "consent": {"column": "案内希望", "yes": ["する"], "no": ["しない"]}}  # fmt: skip
+    assert put(stack, "/admin/imports/mappings/guests", saved)[0] == 200
+
+    # Then the saved mapping names them, and says its consent column, when the file is read again
+    status, again = columns_of(stack, file | {"saved_mapping": "guests"})
+    assert status == 200 and again["problems"] == [], again
+    assert [c["field"] for c in again["columns"]] == ["name", "email", "company", None, None]
+    assert again["consent_column"] == "案内希望"
+    # ... and the dry run reads the file as the columns said, in the file's order
+    status, plan = call(stack, file | {"saved_mapping": "guests"})
+    assert status == 200, plan
+    assert plan["header"] == GUEST_LIST[0]
+    assert plan["columns"] == {"ご芳名": "name", "E-Mail(会社)": "email", "会社名": "company"}
+    assert plan["counts"]["create"] == 4
+    assert [row["consent"] for row in plan["rows"]] == ["yes", "no", None, None]
+
+    # A field two columns would claim is said too, each column still shown as it is named
+    both = {"ご芳名": "email", "E-Mail(会社)": "email"}
+    status, twice = columns_of(stack, file | {"mapping": both})
+    assert status == 200, twice
+    assert [c["field"] for c in twice["columns"][:2]] == ["email", "email"]
+    assert twice["problems"] == [
+        {"field": "mapping.E-Mail(会社)", "message": "a second column for email"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "role", "status", "field"),
+    [
+        ({"file_name": "a.csv", "content_base64": "***"}, Role.MARKETER, 422, "content_base64"),
+        ({"file_name": "a.csv", "content_base64": base64.b64encode("名".encode("cp932")).decode(),
+          "encoding": "utf-8"}, Role.MARKETER, 422, "encoding"),
+        ({"file_name": "a.csv", "content_base64": "YQ==", "saved_mapping": "gone"},
+         Role.MARKETER, 404, None),
+        ({"file_name": "a.csv", "content_base64": "YQ=="}, Role.VIEWER, 403, None),
+    ],
+)  # fmt: skip
+def test_columns_asked_for_badly_are_refused_naming_why(
+    stack: Settings, body: dict[str, Any], role: Role, status: int, field: str | None
+) -> None:
+    answered, answer = columns_of(stack, body, role)
+    assert answered == status, answer
+    if field:
+        assert field in json.dumps(answer), answer
+
+
 def test_a_large_list_s_dry_run_answers_within_a_lambda_s_limit(
     stack: Settings, aws: AwsStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1069,6 +1175,8 @@ def test_a_large_list_s_dry_run_answers_within_a_lambda_s_limit(
     assert "rejected_csv_base64" not in plan
     key = plan["rejected_csv_key"]
     assert key.startswith("rejected/") and key in plan["rejected_csv_url"]
+    # ... saved as what it is, a CSV named after the list
+    assert "filename*=UTF-8''rejected-大量.csv" in unquote(unquote(plan["rejected_csv_url"]))
     assert ports.files is not None
     kept = ports.files.get(key)
     assert kept is not None and kept.decode("utf-8-sig").count("\r\n") == 10_001

@@ -642,6 +642,45 @@ def import_plan(call: AdminCall) -> Any:
     return imports.plan_answer(ports, planned, asked.file_name, asked.rows, asked.language)
 
 
+class ColumnsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file_name: str = Field(min_length=1, max_length=200, pattern=r"^[^/\\]+$")
+    content_base64: str = Field(min_length=1, max_length=MAX_BODY_BYTES - 4096)
+    """The file's bytes, base64; of a CSV or TSV too large for a request, its first part (the
+    header and the first rows, cut at a line's end)."""
+    encoding: Literal["utf-8", "utf-8-sig", "cp932", "shift_jis", "utf-16"] | None = None
+    """Found when not given (or given by ``saved_mapping``)."""
+    mapping: PlannedColumns = Field(default_factory=dict)
+    """Header -> field, over the saved and the automatic mapping (``-`` leaves a column out)."""
+    saved_mapping: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]{0,62}$")
+    """A mapping saved for the list's source (``/admin/imports/mappings``)."""
+
+
+def import_columns(call: AdminCall) -> Any:
+    """A lead list's columns before its dry run, to map them: the encoding found, each column
+    in order with the field the dry run would read it as (``by``: the mapping given or saved,
+    or the headers' automatic mapping; ``field`` null: left out) and its first few values, the
+    fields the automatic mapping knows, and ``problems``: why the dry run would refuse the
+    mapping as it stands (no column is the e-mail address...) - said, not refused, so that a
+    list whose headers name nothing can be mapped. Nothing is written."""
+    asked = call.model(ColumnsRequest)
+    try:
+        data = base64.b64decode(asked.content_base64, validate=True)
+    except (binascii.Error, ValueError):  # ValueError: not ASCII at all
+        raise ValidationFailed([FieldError("content_base64", "is not base64")]) from None
+    ports = services.import_commands(call.settings)
+    options, encoding = imports.options_with_mapping(
+        ports,
+        asked.saved_mapping,
+        ImportOptions(Channel.IMPORT, asked.mapping),
+        source_given=False,
+        encoding=asked.encoding,
+    )
+    found = imports.columns(ports, call.actor, data, asked.file_name, options, encoding=encoding)
+    return found.as_json()
+
+
 def import_dry_run(call: AdminCall) -> Any:
     """An uploaded list's dry run, planned in the background: ``status`` planning, then
     planned (with the plan, as ``POST /admin/imports/plans`` answers one) or refused (with the
@@ -1719,6 +1758,7 @@ ROUTES: tuple[AdminRoute, ...] = (
         query=("reason", *PAGED),
     ),
     AdminRoute("POST", "/admin/imports/plans", "imports.plan", import_plan, ImportPlanRequest),
+    AdminRoute("POST", "/admin/imports/columns", "imports.plan", import_columns, ColumnsRequest),
     AdminRoute("GET", "/admin/imports/plans/{plan_id}", "imports.plan", import_dry_run),
     AdminRoute("GET", "/admin/imports", "imports.list", import_list),
     AdminRoute(

@@ -33,7 +33,9 @@ from tsunagu.imports.apply import (
     ImportRecord,
     ImportStatus,
 )
+from tsunagu.imports.mapping import ALIASES, fold_header, map_columns
 from tsunagu.imports.plan import (
+    REASON_HEADER,
     ImportOptions,
     ImportPlan,
     RowPlan,
@@ -219,6 +221,7 @@ class PlannedImport:
             "sheet": self.table.sheet,
             "other_sheets": list(self.table.other_sheets),
             "source": self.plan.source.value,
+            "header": self.table.header,
             "columns": self.plan.columns,
             "unmapped": self.plan.unmapped,
             "consent_column": self.plan.consent_column,
@@ -291,6 +294,114 @@ def with_rejected_link(
     key = answer["rejected_csv_key"]
     url = ports.files.download_url(key, jobs.UPLOAD_SECONDS, jobs.rejected_name(file_name))
     return answer | {"rejected_csv_url": url}
+
+
+SAMPLES = 3
+"""The values a column is shown with (the first different ones), so that a person can tell
+what 「ご芳名」 holds before saying which field it is."""
+SAMPLE_ROWS = 50
+SAMPLE_CHARS = 60
+
+
+@dataclass(frozen=True)
+class FileColumn:
+    header: str
+    field: str | None
+    """The lead field the dry run would read it as (None: left out)."""
+    by: Literal["mapping", "automatic"] | None
+    """What says so: the mapping given (a saved one, or this request's), or the headers'
+    automatic mapping; None for a column nothing names."""
+    samples: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"header": self.header, "field": self.field, "by": self.by, "samples": self.samples}
+
+
+@dataclass(frozen=True)
+class FileColumns:
+    """A list's columns before its dry run: what each would be read as, and why the dry run
+    would refuse the mapping as it stands (no e-mail column, a field two columns claim)."""
+
+    encoding: str
+    sheet: str | None
+    other_sheets: tuple[str, ...]
+    columns: list[FileColumn]
+    consent_column: str | None
+    problems: list[FieldError]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "encoding": self.encoding,
+            "sheet": self.sheet,
+            "other_sheets": list(self.other_sheets),
+            "columns": [column.as_json() for column in self.columns],
+            "consent_column": self.consent_column,
+            "fields": list(ALIASES),
+            "problems": [{"field": p.field, "message": p.message} for p in self.problems],
+        }
+
+
+def columns(
+    ports: ImportCommands,
+    actor: Actor,
+    data: bytes,
+    file_name: str,
+    options: ImportOptions,
+    *,
+    encoding: str | None = None,
+) -> FileColumns:
+    """The file's columns in order, each with the field the dry run would read it as under
+    ``options`` (a saved mapping's, with the request's on top) and a few of its values: what a
+    person maps a list from. A mapping the dry run would refuse is not refused here but said
+    (``problems``), each column still shown as the mapping and the headers name it - the list
+    whose e-mail column is headed 「E-Mail(会社)」 is exactly the one to be mapped. The first
+    part of a large CSV is enough (its header and first rows). ValidationFailed only when the
+    file cannot be read as a list."""
+    allowed(ports.audit, ports.clock, actor, "imports.plan", f"file:{file_name}")
+    table = read_table(data, file_name, encoding)
+    try:
+        read: dict[int, str] | None = map_columns(
+            table.header, options.mapping, ignore=[REASON_HEADER]
+        ).fields
+        problems: list[FieldError] = []
+    except ValidationFailed as refused:
+        read, problems = None, refused.errors
+    given = {fold_header(header): target for header, target in options.mapping.items()}
+    found: list[FileColumn] = []
+    for index, title in enumerate(table.header):
+        key = fold_header(title)
+        automatic = None if key == fold_header(REASON_HEADER) else _AUTOMATIC.get(key)
+        # A mapping refused: each column as map_columns reads it, as if the rest were right
+        field_read = read.get(index) if read is not None else given.get(key) or automatic
+        by: Literal["mapping", "automatic"] | None = (
+            "mapping" if key in given else "automatic" if automatic else None
+        )
+        found.append(
+            FileColumn(
+                title,
+                None if field_read in (None, "-") else field_read,
+                by,
+                _samples(table, index),
+            )
+        )
+    consent = options.consent.header if options.consent else None
+    return FileColumns(table.encoding, table.sheet, table.other_sheets, found, consent, problems)
+
+
+_AUTOMATIC = {fold_header(alias): name for name, aliases in ALIASES.items() for alias in aliases}
+"""A header (folded) -> the field the aliases give it: map_columns' automatic mapping, asked
+column by column (map_columns answers for the whole header, or refuses it)."""
+
+
+def _samples(table: Table, index: int) -> list[str]:
+    seen: list[str] = []
+    for cells in table.rows[:SAMPLE_ROWS]:
+        value = cells[index].strip() if index < len(cells) else ""
+        if value and value not in seen:
+            seen.append(value if len(value) <= SAMPLE_CHARS else value[:SAMPLE_CHARS] + "…")
+            if len(seen) == SAMPLES:
+                break
+    return seen
 
 
 def plan(
