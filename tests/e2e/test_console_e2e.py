@@ -429,6 +429,12 @@ def test_a_marketer_builds_a_sign_up_form_and_a_person_signs_up_through_it(
     assert (evidence["form_id"], evidence["text_version"]) == ("seminar-2027", "1"), evidence
 
 
+def read_as_consent(page: Page, column: str, yes: str) -> None:
+    """In English: the list's ``column`` read as consent, ``yes`` its answer meaning yes."""
+    page.get_by_label(f"Imported as, {column}").select_option("(consent)")
+    page.get_by_label("Answers meaning yes").fill(yes)
+
+
 def test_a_marketer_dry_runs_a_shift_jis_trade_show_list_and_downloads_its_rejected_rows(
     tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
 ) -> None:
@@ -443,8 +449,7 @@ def test_a_marketer_dry_runs_a_shift_jis_trade_show_list_and_downloads_its_rejec
     page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="imports")
     page.get_by_label("File").set_input_files(str(sheet))
     page.get_by_label("Counts as").select_option("trade_show")
-    page.get_by_label("Consent column").fill("配信希望")
-    page.get_by_label("Answers meaning yes").fill("希望する")
+    read_as_consent(page, "配信希望", "希望する")
     page.get_by_role("button", name="Dry run").click()
 
     status = page.get_by_role("status")
@@ -458,6 +463,8 @@ def test_a_marketer_dry_runs_a_shift_jis_trade_show_list_and_downloads_its_rejec
     assert accessibility_problems(page) == []
     with page.expect_download() as download:
         page.get_by_role("button", name="Download the rejected rows").click()
+    # ... saved as the CSV it is, named after the list
+    assert download.value.suggested_filename == "rejected-展示会リスト.csv"
     saved = tmp_path / "rejected.csv"
     download.value.save_as(saved)
     returned = saved.read_text("utf-8-sig").splitlines()
@@ -475,7 +482,7 @@ def test_a_marketer_dry_runs_a_shift_jis_trade_show_list_and_downloads_its_rejec
     sheet.write_bytes("".join(",".join(row) + "\r\n" for row in rows).encode("cp932"))
     page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="ja-JP", at="imports")
     page.get_by_label("ファイル").set_input_files(str(sheet))
-    page.get_by_label("同意の列").fill("配信希望")
+    page.get_by_label("「配信希望」の取り込み先").select_option("(consent)")
     page.get_by_label("同意を意味する回答").fill("希望する")
     page.get_by_role("button", name="ドライラン").click()
     table = page.get_by_role("table", name="行")
@@ -975,8 +982,7 @@ def test_a_marketer_applies_a_list_s_dry_run_and_undoes_the_import(
     # When she dry runs it and applies the plan (confirmed: the dialog is accepted)
     page.get_by_label("File").set_input_files(str(sheet))
     page.get_by_label("Counts as").select_option("seminar")
-    page.get_by_label("Consent column").fill("配信希望")
-    page.get_by_label("Answers meaning yes").fill("希望する")
+    read_as_consent(page, "配信希望", "希望する")
     page.get_by_role("button", name="Dry run").click()
     expect(page.get_by_role("status")).to_contain_text("create 1 · update 0")
     page.get_by_role("button", name="Apply this plan").click()
@@ -1007,6 +1013,110 @@ def test_a_marketer_applies_a_list_s_dry_run_and_undoes_the_import(
     assert tsunagu.cli("leads", "get", address).returncode != 0
 
 
+def test_a_marketer_maps_a_list_whose_headers_name_nothing_saves_the_mapping_and_reuses_it(
+    tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
+) -> None:
+    # Given a guest list saved by Excel as "Unicode text" (UTF-16, tab-separated), its columns
+    # headed ご芳名 and E-Mail(会社), which no automatic mapping knows; one address is broken
+    sheet = tmp_path / "来賓リスト.txt"
+    rows = [
+        ["ご芳名", "E-Mail(会社)", "会社名", "案内希望", "備考"],
+        ["来賓 一郎", "guest.ichiro@example.jp", "来賓商事株式会社", "する", "VIP"],
+        ["来賓 二郎", "guest.jiro@example.jp", "", "しない", ""],
+        ["来賓 三郎", "来賓三郎のアドレス", "", "", ""],
+    ]
+    sheet.write_bytes("".join("\t".join(row) + "\r\n" for row in rows).encode("utf-16"))
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="ja-JP", at="imports")
+    settled(page)
+
+    # When she chooses it, each column is listed with its values and what it is imported as:
+    # 会社名 automatically; nothing is the e-mail address yet, and the screen says so
+    page.get_by_label("ファイル").set_input_files(str(sheet))
+    page.get_by_label("データの出所").select_option("seminar")
+    columns = page.get_by_role("table", name="ファイルの列")
+    expect(row_of(columns, "会社名")).to_contain_text("来賓商事株式会社")
+    expect(row_of(columns, "会社名")).to_contain_text("（自動）")
+    expect(page.get_by_label("「会社名」の取り込み先")).to_have_value("company")
+    expect(page.get_by_label("「ご芳名」の取り込み先")).to_have_value("-")
+    expect(row_of(columns, "案内希望")).to_contain_text("する / しない")
+    expect(page.locator("main")).to_contain_text("メールアドレスとして取り込む列がありません")
+    encoding = page.get_by_label("文字コード")
+    expect(encoding.locator("option:checked")).to_have_text("自動判定: Unicodeテキスト（UTF-16）")
+    settled(page)
+    assert accessibility_problems(page) == []
+
+    # ... and maps them: ご芳名 to the name, E-Mail(会社) to the address, 案内希望 read as
+    # consent with its answers, 備考 into a field of her own; and saves the mapping
+    page.get_by_label("「ご芳名」の取り込み先").select_option("name")
+    page.get_by_label("「E-Mail(会社)」の取り込み先").select_option("email")
+    page.get_by_label("「案内希望」の取り込み先").select_option("(consent)")
+    page.get_by_label("同意を意味する回答").fill("する")
+    page.get_by_label("同意しないを意味する回答").fill("しない")
+    expect(page.locator("main")).not_to_contain_text("メールアドレスとして取り込む列がありません")
+    page.get_by_label("このマッピングをセミナー申込用に保存する").check()
+    page.get_by_label("マッピングの名前").fill("guest-list")
+    page.get_by_role("button", name="ドライラン").click()
+
+    # Then the dry run reads the file as mapped, and the mapping is kept for the source
+    plan = page.get_by_role("status").filter(has_text="として読み込みました")
+    expect(plan).to_contain_text("新規 2")
+    expect(plan).to_contain_text("取り込み不可 1")
+    main = page.locator("main")
+    expect(main).to_contain_text("ご芳名 → 氏名, E-Mail(会社) → メールアドレス, 会社名 → 会社名")
+    expect(main).to_contain_text("案内希望 → 配信同意として読み込み")
+    expect(page.get_by_role("status").filter(has_text="guest-list")).to_contain_text(
+        "マッピング「guest-list」をセミナー申込用に保存しました"
+    )
+    listed = json.loads(tsunagu.cli("imports", "mappings", "list", "--json").stdout)
+    kept = next(m for m in listed if m["name"] == "guest-list")
+    assert (kept["source"], kept["columns"]) == (
+        "seminar",
+        {"ご芳名": "name", "E-Mail(会社)": "email"},
+    ), kept
+    assert (kept["consent_column"], kept["consent_yes"]) == ("案内希望", ["する"]), kept
+    # ... the rejected rows are saved as the CSV they are, named after the list
+    with page.expect_download() as download:
+        page.get_by_role("button", name="取り込めなかった行をダウンロード").click()
+    assert download.value.suggested_filename == "rejected-来賓リスト.csv"
+
+    # When she changes a column after the dry run, that plan is no longer the one to apply
+    page.get_by_label("「備考」の取り込み先").select_option("(other)")
+    page.get_by_label("「備考」の項目名").fill("guest_note")
+    expect(main).to_contain_text("このドライランのあとでマッピングを変更しました")
+    expect(page.get_by_role("button", name="この内容で取り込む")).to_have_count(0)
+    page.get_by_role("button", name="もう一度ドライラン").click()
+    expect(main).to_contain_text("備考 → guest_note")
+
+    # ... and the run applies exactly that plan
+    page.get_by_role("button", name="この内容で取り込む").click()
+    expect(page.get_by_role("status")).to_contain_text("取り込みが完了しました")
+    shown = tsunagu.cli("leads", "get", "guest.ichiro@example.jp")
+    assert shown.returncode == 0, shown.stderr
+    for value in ("来賓 一郎", "来賓商事株式会社", "guest_note", "VIP", "opted_in"):
+        assert value in shown.stdout, (value, shown.stdout)
+
+    # When the next list of the source comes, the saved mapping is picked: its columns and
+    # consent are as saved, and the list plans without a column chosen by hand
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="ja-JP", at="imports")
+    settled(page)
+    page.get_by_label("ファイル").set_input_files(str(sheet))
+    page.get_by_label("データの出所").select_option("seminar")
+    page.get_by_label("保存したマッピング").select_option("guest-list")
+    expect(page.get_by_label("「E-Mail(会社)」の取り込み先")).to_have_value("email")
+    expect(row_of(columns, "ご芳名")).to_contain_text("（保存したマッピング）")
+    expect(page.get_by_label("「案内希望」の取り込み先")).to_have_value("(consent)")
+    expect(page.get_by_label("同意を意味する回答")).to_have_value("する")
+    page.get_by_role("button", name="ドライラン").click()
+    expect(page.get_by_role("status")).to_contain_text("変更なし 1")
+    expect(main).to_contain_text("案内希望 → 配信同意として読み込み")
+    settled(page)
+    assert accessibility_problems(page) == []
+
+    # ... and an encoding named over the one found is what the file is read in
+    page.get_by_label("文字コード").select_option("cp932")
+    expect(main).to_contain_text("the file is not cp932")
+
+
 UPLOAD_OVER_BYTES = 300 * 1024
 """The console uploads a list larger than this (a pre-signed PUT) and applies it in the
 background (console/src/screens/Imports.tsx)."""
@@ -1035,8 +1145,8 @@ def trade_show_list(sheet: Path, visitor: str, visitors: int = 3_000) -> Path:
 def dry_run_trade_show_list(page: Page, sheet: Path) -> None:
     page.get_by_label("File").set_input_files(str(sheet))
     page.get_by_label("Counts as").select_option("trade_show")
-    page.get_by_label("Consent column").fill("配信希望")
-    page.get_by_label("Answers meaning yes").fill("希望する")
+    # (its columns read from the first part of the file: the whole is uploaded for the dry run)
+    read_as_consent(page, "配信希望", "希望する")
     page.get_by_role("button", name="Dry run").click()
 
 

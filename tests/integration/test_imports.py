@@ -1101,6 +1101,7 @@ def test_a_list_whose_headers_name_no_e_mail_column_is_shown_column_by_column_to
     assert status == 200 and again["problems"] == [], again
     assert [c["field"] for c in again["columns"]] == ["name", "email", "company", None, None]
     assert again["consent_column"] == "案内希望"
+    assert [c["header"] for c in again["columns"] if c["consent"]] == ["案内希望"]
     # ... and the dry run reads the file as the columns said, in the file's order
     status, plan = call(stack, file | {"saved_mapping": "guests"})
     assert status == 200, plan

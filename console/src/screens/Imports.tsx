@@ -40,6 +40,8 @@ interface PlannedRow {
 interface Plan {
   plan_digest: string;
   encoding: string;
+  /** Every column of the file, in order (absent from a plan kept before it was answered). */
+  header?: string[];
   columns: Record<string, string>;
   unmapped: string[];
   consent_column: string | null;
@@ -125,10 +127,80 @@ interface PlanRequest {
   content_base64?: string;
   upload_id?: string;
   source: string;
+  /** Named over the one found ("Shift_JIS" when the file only looks like UTF-8). */
+  encoding?: string;
+  /** A mapping saved for the source, what this request gives laid over it. */
+  saved_mapping?: string;
+  /** Header -> field ("-" leaves a column out), over the saved and the automatic mapping. */
+  mapping?: Record<string, string>;
   consent?: { column: string; yes: string[]; no: string[] };
   rows: number;
   /** The language of the reasons in the rejected rows' file: the screen's. */
   language: "ja" | "en";
+}
+
+/** A file's column, as POST /admin/imports/columns answers it. */
+interface FileColumn {
+  header: string;
+  /** What the dry run would read it as (null: left out), before the user's choices. */
+  field: string | null;
+  /** What says so: a mapping (saved), or the headers' automatic mapping. */
+  by: "mapping" | "automatic" | null;
+  /** Its first different values, to tell what 「ご芳名」 holds. */
+  samples: string[];
+  /** The saved mapping's consent column. */
+  consent: boolean;
+}
+interface FileColumns {
+  encoding: string;
+  columns: FileColumn[];
+  consent_column: string | null;
+  /** The fields the automatic mapping knows (any other may be named). */
+  fields: string[];
+  /** Why the dry run would refuse the mapping as it stands. */
+  problems: { field: string; message: string }[];
+}
+interface SavedMapping {
+  name: string;
+  source: string;
+  columns: Record<string, string>;
+  consent_column: string | null;
+  consent_yes: string[];
+  consent_no: string[];
+  encoding: string | null;
+  description: string;
+}
+
+/** The encodings a list may be named in (tsunagu/imports/reading.py's ENCODINGS). */
+const ENCODINGS = ["utf-8", "utf-8-sig", "cp932", "utf-16"] as const;
+/** How much of a list too large to send whole is sent to read its columns from. */
+const COLUMNS_FROM_BYTES = 256 * 1024;
+
+/** What to read a list's columns from: the file, or a large CSV's or TSV's first part cut at
+ * the end of a line (of a UTF-16 file, at a whole character); null for a large workbook, whose
+ * columns cannot be read from a part (they are shown from its dry run). */
+async function firstPart(file: File): Promise<ArrayBuffer | null> {
+  if (file.size <= UPLOAD_OVER_BYTES) return file.arrayBuffer();
+  if (/\.xlsx$/i.test(file.name)) return null;
+  const bytes = new Uint8Array(await file.slice(0, COLUMNS_FROM_BYTES).arrayBuffer());
+  if (bytes[0] === 0x50 && bytes[1] === 0x4b) return null; // a workbook by its bytes (a zip)
+  const little = bytes[0] === 0xff && bytes[1] === 0xfe;
+  const big = bytes[0] === 0xfe && bytes[1] === 0xff;
+  for (let at = bytes.length - 2; at > 1; at--) {
+    const end =
+      (little && at % 2 === 0 && bytes[at] === 0x0a && bytes[at + 1] === 0x00) ||
+      (big && at % 2 === 0 && bytes[at] === 0x00 && bytes[at + 1] === 0x0a);
+    if (end) return bytes.slice(0, at + 2).buffer;
+    if (!little && !big && bytes[at] === 0x0a) return bytes.slice(0, at + 1).buffer;
+  }
+  return bytes.buffer;
+}
+
+/** The rejected rows' file, as the API names it (tsunagu.commands.imports.rejected_file_name):
+ * after the list, and a CSV whatever the list was. */
+function rejectedFileName(fileName: string): string {
+  const dot = fileName.lastIndexOf(".");
+  return `rejected-${dot > 0 ? fileName.slice(0, dot) : fileName}.csv`;
 }
 
 function base64Of(buffer: ArrayBuffer): string {
@@ -198,6 +270,21 @@ function running(state: ImportState): boolean {
   return state.status === "queued" || (state.status === "applying" && state.progress !== null);
 }
 
+/** The console's own value for "read this column as consent" and "another field" in a column's
+ * select (never a field's name: those are lower-case letters, digits and _). */
+const AS_CONSENT = "(consent)";
+const OTHER_FIELD = "(other)";
+const LEFT_OUT = "-";
+const FIELD_NAME = /^[a-z][a-z0-9_]{0,39}$/;
+const MAPPING_NAME = /^[a-z][a-z0-9_-]{0,62}$/;
+
+/** What the screen maps, as one string: a plan shown is the one to apply only while this is
+ * what it was asked with. */
+function optionsKey(options: Pick<PlanRequest, "source" | "encoding" | "saved_mapping" | "mapping" | "consent">): string {
+  const mapping = Object.entries(options.mapping ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify([options.source, options.encoding ?? "", options.saved_mapping ?? "", mapping, options.consent ?? null]);
+}
+
 export default function Imports() {
   const { t } = useTranslation();
   // A dry run waited for stops being waited for when the screen is left
@@ -210,17 +297,158 @@ export default function Imports() {
   }, []);
   const may = useMay();
   const mayRun = may("imports.run");
+  const maySave = may("imports.mappings");
   const [file, setFile] = useState<File | null>(null);
   const [source, setSource] = useState<string>("import");
+  /** The encoding named over the one found ("": as found). */
+  const [encoding, setEncoding] = useState("");
+  /** The saved mapping started from ("": none). */
+  const [savedName, setSavedName] = useState("");
+  const [saved, setSaved] = useState<SavedMapping[]>([]);
+  const [fileColumns, setFileColumns] = useState<FileColumns | null>(null);
+  const [columnsProblem, setColumnsProblem] = useState<string | null>(null);
+  /** The columns the user mapped otherwise than the file's columns say: header -> field, or "-". */
+  const [choices, setChoices] = useState<Record<string, string>>({});
   const [consentColumn, setConsentColumn] = useState("");
   const [yes, setYes] = useState("");
   const [no, setNo] = useState("");
+  const [saving, setSaving] = useState(false);
+  const [saveName, setSaveName] = useState("");
   const [plan, setPlan] = useState<Plan | null>(null);
   const [asked, setAsked] = useState<PlanRequest | null>(null);
   const [message, setMessage] = useState<string | null>(null);
+  const [savedMessage, setSavedMessage] = useState<string | null>(null);
   const [history, setHistory] = useState(0);
   /** The import whose run is shown (and a count, to show it afresh when opened again). */
   const [shown, setShown] = useState<{ id: string; opened: number } | null>(null);
+
+  const loadMappings = useCallback(async () => {
+    const found = await api<{ items: SavedMapping[] }>("GET", "/admin/imports/mappings");
+    setSaved(found.items);
+  }, []);
+  useEffect(() => {
+    void loadMappings().catch((error) => setColumnsProblem(describeError(error)));
+  }, [loadMappings]);
+  const picked = saved.find((mapping) => mapping.name === savedName) ?? null;
+  const ofSource = saved.filter((mapping) => mapping.source === source);
+
+  // The file's columns, as the dry run would read them under the saved mapping and encoding
+  // chosen: asked again when either changes (the user's own choices are laid over them here)
+  const asking = useRef(0);
+  useEffect(() => {
+    const ask = ++asking.current;
+    setFileColumns(null);
+    setColumnsProblem(null);
+    if (file === null) return;
+    void (async () => {
+      try {
+        const part = await firstPart(file);
+        if (part === null) {
+          if (ask === asking.current) setColumnsProblem(t("imports.columns_after_dry_run"));
+          return;
+        }
+        const found = await api<FileColumns>("POST", "/admin/imports/columns", {
+          body: {
+            file_name: file.name,
+            content_base64: base64Of(part),
+            encoding: encoding || undefined,
+            saved_mapping: savedName || undefined,
+          },
+        });
+        if (ask !== asking.current) return;
+        setFileColumns(found);
+        // The consent column as the file spells it (a saved mapping's may differ in width or case)
+        const consent = found.columns.find((column) => column.consent);
+        if (consent) setConsentColumn(consent.header);
+      } catch (error) {
+        if (ask === asking.current) setColumnsProblem(describeError(error));
+      }
+    })();
+  }, [file, encoding, savedName, t]);
+
+  /** Each column of the file in order, with the field it is read as before the user's choices:
+   * from the columns asked for, or (a workbook too large to send twice) from the plan. */
+  const columns: FileColumn[] = useMemo(() => {
+    if (fileColumns) return fileColumns.columns;
+    if (!plan) return [];
+    const header = plan.header ?? [...Object.keys(plan.columns), ...plan.unmapped];
+    return header.map((title) => ({
+      header: title,
+      field: plan.columns[title] ?? null,
+      by: null,
+      samples: [],
+      consent: title === plan.consent_column,
+    }));
+  }, [fileColumns, plan]);
+  const fields = fileColumns?.fields ?? [...new Set(["email", ...Object.values(plan?.columns ?? {})])];
+
+  /** The field a column is read as now: the user's choice over the file's columns. */
+  function fieldOf(column: FileColumn): string {
+    return choices[column.header] ?? column.field ?? LEFT_OUT;
+  }
+
+  function choose(column: FileColumn, value: string) {
+    if (value === AS_CONSENT) {
+      setConsentColumn(column.header);
+      setChoices(({ [column.header]: _, ...rest }) => rest);
+      return;
+    }
+    if (consentColumn === column.header) setConsentColumn("");
+    const chosen = value === OTHER_FIELD ? "" : value;
+    setChoices(({ [column.header]: _, ...rest }) =>
+      chosen === (column.field ?? LEFT_OUT) ? rest : { ...rest, [column.header]: chosen },
+    );
+  }
+
+  /** The mapping sent: the user's choices, and the consent column kept out of the fields. */
+  function mappingAsked(): Record<string, string> {
+    const mapping = { ...choices };
+    const consent = columns.find((column) => column.header === consentColumn);
+    if (consent && consent.field !== null) mapping[consent.header] = LEFT_OUT;
+    return mapping;
+  }
+
+  function consentAsked(): PlanRequest["consent"] {
+    return consentColumn.trim() ? { column: consentColumn.trim(), yes: values(yes), no: values(no) } : undefined;
+  }
+
+  const current: Pick<PlanRequest, "source" | "encoding" | "saved_mapping" | "mapping" | "consent"> = {
+    source,
+    encoding: encoding || undefined,
+    saved_mapping: savedName || undefined,
+    mapping: mappingAsked(),
+    consent: consentAsked(),
+  };
+  const planIsCurrent = asked !== null && optionsKey(asked) === optionsKey(current);
+  const hasEmail = columns.some((column) => consentColumn !== column.header && fieldOf(column) === "email");
+
+  function chooseFile(chosen: File | null) {
+    setFile(chosen);
+    setChoices({});
+    setPlan(null);
+    setAsked(null);
+    setMessage(null);
+    setSavedMessage(null);
+    if (!picked) setConsentColumn("");
+  }
+
+  function pickMapping(name: string) {
+    setSavedName(name);
+    setChoices({});
+    const mapping = saved.find((one) => one.name === name);
+    if (mapping) {
+      setConsentColumn(mapping.consent_column ?? "");
+      setYes(mapping.consent_yes.join(", "));
+      setNo(mapping.consent_no.join(", "));
+      setEncoding(mapping.encoding === "shift_jis" ? "cp932" : (mapping.encoding ?? ""));
+      setSaveName(mapping.name);
+    }
+  }
+
+  function chooseSource(chosen: string) {
+    setSource(chosen);
+    if (picked && picked.source !== chosen) setSavedName("");
+  }
 
   /** The file where the API reads it: in the request (base64), or, when large, uploaded. */
   async function fileOf(file: File): Promise<Pick<PlanRequest, "content_base64" | "upload_id">> {
@@ -246,20 +474,43 @@ export default function Imports() {
     return { upload_id: upload.upload_id };
   }
 
+  /** This mapping kept for the source under ``saveName``: what was started from, with what
+   * the user changed on top. */
+  async function saveMapping() {
+    const body = {
+      source,
+      columns: { ...(picked?.columns ?? {}), ...mappingAsked() },
+      consent: consentAsked(),
+      encoding: encoding || undefined,
+      description: picked?.description ?? "",
+    };
+    try {
+      await api("PUT", `/admin/imports/mappings/${encodeURIComponent(saveName)}`, { body });
+      setSavedMessage(t("imports.mapping_saved", { name: saveName, source: sourceName(source) }));
+      setSaving(false);
+      await loadMappings();
+    } catch (error) {
+      setSavedMessage(t("imports.mapping_not_saved", { name: saveName, detail: describeError(error) }));
+    }
+  }
+
   async function dryRun(event: FormEvent) {
     event.preventDefault();
     if (file === null) return;
     setMessage(null);
+    setSavedMessage(null);
+    const unnamed = Object.entries(choices).find(([, chosen]) => !FIELD_NAME.test(chosen) && chosen !== LEFT_OUT);
+    if (unnamed) {
+      setMessage(t("imports.other_field_needed", { column: unnamed[0] }));
+      return;
+    }
     setPlan(null);
     setAsked(null);
     try {
       const body: PlanRequest = {
         file_name: file.name,
         ...(await fileOf(file)),
-        source,
-        consent: consentColumn.trim()
-          ? { column: consentColumn.trim(), yes: values(yes), no: values(no) }
-          : undefined,
+        ...current,
         rows: 1000,
         language: i18n.language?.startsWith("ja") ? "ja" : "en",
       };
@@ -286,6 +537,8 @@ export default function Imports() {
       setPlan(answer as Plan);
       setAsked(body);
       setMessage(null);
+      // Kept once the dry run has shown the mapping reads the file
+      if (saving && maySave) await saveMapping();
     } catch (error) {
       setMessage(describeError(error));
     }
@@ -295,6 +548,7 @@ export default function Imports() {
     const counts = { create: plan.counts.create ?? 0, update: plan.counts.update ?? 0 };
     if (!window.confirm(t("imports.apply_confirm", counts))) return;
     setMessage(null);
+    setSavedMessage(null);
     try {
       const record = await api<ImportRecord>("POST", "/admin/imports", {
         body: { ...asked, plan_digest: plan.plan_digest },
@@ -323,51 +577,173 @@ export default function Imports() {
 
   function download(plan: Plan) {
     const bytes = Uint8Array.from(atob(plan.rejected_csv_base64 ?? ""), (c) => c.charCodeAt(0));
-    // In the encoding the list came in, so it imports again as it was: no charset named.
-    saveAs(bytes, `rejected-${file?.name ?? "rows.csv"}`, "text/csv");
+    // A CSV whatever the list was (UTF-8 with a BOM, as Excel opens it), named so
+    saveAs(bytes, rejectedFileName(file?.name ?? "rows"), "text/csv;charset=utf-8");
   }
+
+  const workbook = fileColumns?.encoding.startsWith("xlsx") || /\.xlsx$/i.test(file?.name ?? "");
+  const foundEncoding = encoding === "" ? fileColumns?.encoding : undefined;
 
   return (
     <section>
       <h1>{t("imports.title")}</h1>
       <p className="note">{t("imports.explained")}</p>
-      <form className="filters" onSubmit={(event) => void dryRun(event)}>
-        <label>
-          {t("imports.file")}
-          <input type="file" accept=".csv,.tsv,.txt,.xlsx,text/csv,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" required
-            onChange={(event) => setFile(event.target.files?.[0] ?? null)} />
-        </label>
-        <label>
-          {t("forms.source")}
-          <select value={source} onChange={(event) => setSource(event.target.value)}>
-            {SOURCES.map((name) => (
-              <option key={name} value={name}>
-                {t(`forms.sources.${name}`)}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          {t("imports.consent_column")}
-          <input value={consentColumn} onChange={(event) => setConsentColumn(event.target.value)} />
-        </label>
-        <label>
-          {t("imports.yes")}
-          <input value={yes} onChange={(event) => setYes(event.target.value)} />
-        </label>
-        <label>
-          {t("imports.no")}
-          <input value={no} onChange={(event) => setNo(event.target.value)} />
-        </label>
-        <button type="submit">{t("imports.dry_run")}</button>
+      <form onSubmit={(event) => void dryRun(event)}>
+        <div className="filters">
+          <label>
+            {t("imports.file")}
+            <input type="file" accept=".csv,.tsv,.txt,.xlsx,text/csv,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" required
+              onChange={(event) => chooseFile(event.target.files?.[0] ?? null)} />
+          </label>
+          <label>
+            {t("forms.source")}
+            <select value={source} onChange={(event) => chooseSource(event.target.value)}>
+              {SOURCES.map((name) => (
+                <option key={name} value={name}>
+                  {t(`forms.sources.${name}`)}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            {t("imports.saved_mapping")}
+            <select value={savedName} onChange={(event) => pickMapping(event.target.value)}>
+              <option value="">{t(ofSource.length ? "imports.no_saved_mapping" : "imports.none_saved", { source: sourceName(source) })}</option>
+              {ofSource.map((mapping) => (
+                <option key={mapping.name} value={mapping.name}>
+                  {mapping.description ? `${mapping.name} (${mapping.description})` : mapping.name}
+                </option>
+              ))}
+            </select>
+          </label>
+          {!workbook && (
+            <label>
+              {t("imports.encoding")}
+              <select value={encoding} onChange={(event) => setEncoding(event.target.value)}>
+                <option value="">
+                  {foundEncoding
+                    ? t("imports.encoding_found", { encoding: encodingName(t, foundEncoding) })
+                    : t("imports.encoding_detect")}
+                </option>
+                {ENCODINGS.map((name) => (
+                  <option key={name} value={name}>
+                    {encodingName(t, name)}
+                  </option>
+                ))}
+              </select>
+            </label>
+          )}
+        </div>
+        {fileColumns && workbook && (
+          <p className="note">{t("imports.read_as", { encoding: fileColumns.encoding })}</p>
+        )}
+        {columnsProblem && <p className="note">{columnsProblem}</p>}
+        {columns.length > 0 && (
+          <table className="list import-columns" aria-label={t("imports.columns")}>
+            <thead>
+              <tr>
+                <th scope="col">{t("imports.column")}</th>
+                <th scope="col">{t("imports.samples")}</th>
+                <th scope="col">{t("imports.maps_to")}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {columns.map((column) => {
+                const chosen = consentColumn === column.header ? AS_CONSENT : fieldOf(column);
+                const other = chosen !== AS_CONSENT && chosen !== LEFT_OUT && !fields.includes(chosen);
+                const changed = column.header in choices || (consentColumn === column.header && !column.consent);
+                return (
+                  <tr key={column.header}>
+                    <th scope="row">{column.header}</th>
+                    <td className="detail">{column.samples.join(" / ")}</td>
+                    <td>
+                      <select
+                        aria-label={t("imports.field_of", { column: column.header })}
+                        value={other ? OTHER_FIELD : chosen}
+                        onChange={(event) => choose(column, event.target.value)}
+                      >
+                        <option value={LEFT_OUT}>{t("imports.leave_out")}</option>
+                        {fields.map((name) => (
+                          <option key={name} value={name}>
+                            {fieldName(name)}
+                          </option>
+                        ))}
+                        <option value={AS_CONSENT}>{t("imports.as_consent")}</option>
+                        <option value={OTHER_FIELD}>{t("imports.other_field")}</option>
+                      </select>
+                      {other && (
+                        <input
+                          aria-label={t("imports.other_field_of", { column: column.header })}
+                          value={chosen}
+                          pattern="[a-z][a-z0-9_]{0,39}"
+                          title={t("imports.other_field_rule")}
+                          placeholder="seminar_booth"
+                          onChange={(event) =>
+                            setChoices((before) => ({ ...before, [column.header]: event.target.value.trim() }))
+                          }
+                        />
+                      )}
+                      {!changed && column.by && (
+                        <span className="detail"> {t(column.by === "mapping" ? "imports.by_saved" : "imports.by_automatic")}</span>
+                      )}
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        )}
+        {columns.length > 0 && !hasEmail && <p className="note">{t("imports.no_email_column")}</p>}
+        {fileColumns && Object.keys(choices).length === 0 && hasEmail && fileColumns.problems.length > 0 && (
+          <p className="note">{fileColumns.problems.map((problem) => problem.message).join(" ")}</p>
+        )}
+        <div className="filters">
+          {columns.length === 0 && (
+            <label>
+              {t("imports.consent_column")}
+              <input value={consentColumn} onChange={(event) => setConsentColumn(event.target.value)} />
+            </label>
+          )}
+          {consentColumn && (
+            <>
+              {columns.length > 0 && <p className="note">{t("imports.consent_answers", { column: consentColumn })}</p>}
+              <label>
+                {t("imports.yes")}
+                <input value={yes} required onChange={(event) => setYes(event.target.value)} />
+              </label>
+              <label>
+                {t("imports.no")}
+                <input value={no} onChange={(event) => setNo(event.target.value)} />
+              </label>
+            </>
+          )}
+        </div>
+        {maySave && file && (
+          <div className="filters">
+            <label className="check">
+              <input type="checkbox" checked={saving} onChange={(event) => setSaving(event.target.checked)} />
+              {t("imports.save_mapping", { source: sourceName(source) })}
+            </label>
+            {saving && (
+              <label>
+                {t("imports.mapping_name")}
+                <input value={saveName} required pattern={MAPPING_NAME.source.slice(1, -1)} title={t("imports.mapping_name_rule")}
+                  placeholder={source.replace("_", "-")} onChange={(event) => setSaveName(event.target.value.trim())} />
+              </label>
+            )}
+          </div>
+        )}
+        <button type="submit">{t(plan ? "imports.dry_run_again" : "imports.dry_run")}</button>
       </form>
       {message && <p role="status">{message}</p>}
+      {savedMessage && <p role="status">{savedMessage}</p>}
       {plan && (
         <>
           <p role="status">
             {t("imports.read_as", { encoding: encodingName(t, plan.encoding) })} {countsText(t, plan.counts)}
           </p>
-          {mayRun && asked && (
+          {!planIsCurrent && <p className="note">{t("imports.changed_since_dry_run")}</p>}
+          {mayRun && asked && planIsCurrent && (
             <p>
               <button type="button" onClick={() => void apply(plan, asked)}>
                 {t("imports.apply")}

@@ -312,9 +312,17 @@ class FileColumn:
     """What says so: the mapping given (a saved one, or this request's), or the headers'
     automatic mapping; None for a column nothing names."""
     samples: list[str]
+    consent: bool = False
+    """The column the options read as consent (its header compared as the dry run compares it)."""
 
     def as_json(self) -> dict[str, Any]:
-        return {"header": self.header, "field": self.field, "by": self.by, "samples": self.samples}
+        return {
+            "header": self.header,
+            "field": self.field,
+            "by": self.by,
+            "samples": self.samples,
+            "consent": self.consent,
+        }
 
 
 @dataclass(frozen=True)
@@ -367,6 +375,7 @@ def columns(
     except ValidationFailed as refused:
         read, problems = None, refused.errors
     given = {fold_header(header): target for header, target in options.mapping.items()}
+    consent_key = fold_header(options.consent.header) if options.consent else None
     found: list[FileColumn] = []
     for index, title in enumerate(table.header):
         key = fold_header(title)
@@ -382,6 +391,7 @@ def columns(
                 None if field_read in (None, "-") else field_read,
                 by,
                 _samples(table, index),
+                consent=key == consent_key,
             )
         )
     consent = options.consent.header if options.consent else None
