@@ -1054,6 +1054,32 @@ def columns_of(settings: Settings, body: Any, role: Role = Role.MARKETER) -> tup
     return response["statusCode"], json.loads(response["body"])
 
 
+def test_the_columns_are_the_dry_runs_below_a_title_and_beside_a_consent_column_named_mail(
+    stack: Settings,
+) -> None:
+    # A card-scan sheet: a title row, the address under 「ご連絡先」, and 「メール」 (可 / 不可)
+    # as its consent column - an e-mail alias, read as consent because it is named so
+    rows = [["名刺スキャン 2026-12"], ["ご連絡先", "ご芳名", "メール"],
+            ["aoki@example.jp", "青木 花子", "可"]]  # fmt: skip
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    body = {
+        "file_name": "名刺.csv",
+        "content_base64": base64.b64encode(out.getvalue().encode("cp932")).decode(),
+        "mapping": {"ご連絡先": "email"},
+    }
+    status, found = columns_of(stack, body | {"consent_column": "メール"})
+    assert status == 200 and found["problems"] == [], found
+    assert [(c["header"], c["field"], c["consent"]) for c in found["columns"]] == [
+        ("ご連絡先", "email", False), ("ご芳名", None, False), ("メール", None, True),
+    ]  # fmt: skip
+    # And the dry run reads the file the same way
+    consent = {"column": "メール", "yes": ["可"], "no": ["不可"]}
+    status, plan = call(stack, body | {"source": "trade_show", "consent": consent})
+    assert status == 200, plan
+    assert [(r["row"], r["action"], r["consent"]) for r in plan["rows"]] == [(3, "create", "yes")]
+
+
 def test_a_list_whose_headers_name_no_e_mail_column_is_shown_column_by_column_to_be_mapped(
     stack: Settings,
 ) -> None:

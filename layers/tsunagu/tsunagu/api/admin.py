@@ -15,7 +15,7 @@ import binascii
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from ipaddress import ip_address
 from typing import Annotated, Any, Literal, Self
@@ -655,6 +655,9 @@ class ColumnsRequest(BaseModel):
     """Header -> field, over the saved and the automatic mapping (``-`` leaves a column out)."""
     saved_mapping: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]{0,62}$")
     """A mapping saved for the list's source (``/admin/imports/mappings``)."""
+    consent_column: str | None = Field(default=None, min_length=1, max_length=200)
+    """The column to be read as consent (over the saved mapping's): never mapped to a field,
+    whatever its header also names (「メール」 = 可 / 不可)."""
 
 
 def import_columns(call: AdminCall) -> Any:
@@ -677,6 +680,9 @@ def import_columns(call: AdminCall) -> Any:
         source_given=False,
         encoding=asked.encoding,
     )
+    if asked.consent_column is not None:  # which answers mean yes does not change the columns
+        consent = ConsentColumn(asked.consent_column, frozenset(), frozenset())
+        options = replace(options, consent=consent)
     found = imports.columns(ports, call.actor, data, asked.file_name, options, encoding=encoding)
     return found.as_json()
 

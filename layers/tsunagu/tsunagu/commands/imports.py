@@ -33,12 +33,13 @@ from tsunagu.imports.apply import (
     ImportRecord,
     ImportStatus,
 )
-from tsunagu.imports.mapping import ALIASES, fold_header, map_columns
+from tsunagu.imports.mapping import ALIASES, fold_header
 from tsunagu.imports.plan import (
     REASON_HEADER,
     ImportOptions,
     ImportPlan,
     RowPlan,
+    mapped_columns,
     plan_import,
     rebased,
     refusing_opt_in,
@@ -366,11 +367,9 @@ def columns(
     part of a large CSV is enough (its header and first rows). ValidationFailed only when the
     file cannot be read as a list."""
     allowed(ports.audit, ports.clock, actor, "imports.plan", f"file:{file_name}")
-    table = read_table(data, file_name, encoding)
+    table = read_table(data, file_name, encoding, mapping=options.mapping)
     try:
-        read: dict[int, str] | None = map_columns(
-            table.header, options.mapping, ignore=[REASON_HEADER]
-        ).fields
+        read: dict[int, str] | None = mapped_columns(table.header, options).fields
         problems: list[FieldError] = []
     except ValidationFailed as refused:
         read, problems = None, refused.errors

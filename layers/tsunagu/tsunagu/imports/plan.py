@@ -160,6 +160,16 @@ ConsentNow = Callable[[Sequence[str], str], Mapping[str, TopicConsent]]
 """What the leads of these ids have said about this topic (a lead that said nothing left out)."""
 
 
+def mapped_columns(header: Sequence[str], options: ImportOptions) -> ColumnMap:
+    """Which field each column is read as (ValidationFailed when the mapping cannot be used):
+    the dry run's and the console's column list's one rule."""
+    # The consent column is read as consent, whatever its header also names: 「メール」 (可 /
+    # 不可) is an e-mail alias, and as one it would be a second e-mail column. Our own reason
+    # column (a rejected-rows file brought back) is never read.
+    read_as_consent = [] if options.consent is None else [options.consent.header]
+    return map_columns(header, options.mapping, ignore=[REASON_HEADER, *read_as_consent])
+
+
 def plan_import(
     table: Table,
     options: ImportOptions,
@@ -176,10 +186,7 @@ def plan_import(
     already is no change (rebased) - so the same list imported again is unchanged, and the
     same plan cannot be applied twice. ``too_large`` rejects a row whose writes would not fit
     the store's items, rather than leave the run to fail on it."""
-    # The consent column is read as consent, whatever its header also names: 「メール」 (可 /
-    # 不可) is an e-mail alias, and as one it would be a second e-mail column
-    read_as_consent = [] if options.consent is None else [options.consent.header]
-    columns = map_columns(table.header, options.mapping, ignore=[REASON_HEADER, *read_as_consent])
+    columns = mapped_columns(table.header, options)
     consent_at = _consent_index(table, options.consent)
     first_of: dict[str, int] = {}
     """Identity key -> index in ``planned`` of the first row with that address."""
