@@ -875,35 +875,33 @@ def test_a_name_with_a_japanese_ime_s_space_is_the_name_a_lead_has_with_an_ascii
 
 
 def test_a_bom_wins_over_a_saved_encoding_which_reads_only_what_detection_leaves_open() -> None:
-    from tsunagu.imports.reading import saved_encoding
-
     # The rejected rows (UTF-8 with a BOM), fixed and brought back with the source's cp932
     # mapping: the BOM says what the file is
     table = read_table(sheet("cp932"), "list.csv")
     returned = rejected_file(table, plan_import(table, ImportOptions(consent=CONSENT), find))
-    again = read_table(returned, "rejected-list.csv", saved_encoding("cp932"))
+    again = read_table(returned, "rejected-list.csv", saved_encoding="cp932")
     assert again.encoding == "utf-8-sig" and again.header == [*HEADER, REASON_HEADER]
     assert again.rows[0][1:3] == ["鈴木", "一郎"]
     # cp932 half-width katakana beside ASCII letters reads as UTF-8 Latin ("Aﾃｽ" is "Aý"):
     # detection guesses UTF-8, the source's saved cp932 says otherwise and is taken
     kana = "email,name_kana\r\na@example.com,Aﾃｽ\r\n".encode("cp932")
     assert read_table(kana, "list.csv").encoding == "utf-8"
-    assert read_table(kana, "list.csv", saved_encoding("shift_jis")).rows == [
+    assert read_table(kana, "list.csv", saved_encoding="shift_jis").rows == [
         ["a@example.com", "Aﾃｽ"]
     ]
     # UTF-16 without its BOM (every ASCII character a NUL beside it): the saved encoding
     bomless = "メールアドレス\t氏名\r\na@example.jp\t山田\r\n".encode("utf-16-le")
-    assert read_table(bomless, "list.txt", saved_encoding("utf-16")).rows == [
+    assert read_table(bomless, "list.txt", saved_encoding="utf-16").rows == [
         ["a@example.jp", "山田"]
     ]
     # A file that says nothing against the saved encoding is read in it (kanji in UTF-8 is
     # UTF-8 for certain: the saved cp932 does not override it)
-    assert read_table(sheet("utf-8"), "list.csv", saved_encoding("cp932")).encoding == "utf-8"
-    assert read_table(sheet("cp932"), "list.csv", saved_encoding("cp932")).encoding == "cp932"
+    assert read_table(sheet("utf-8"), "list.csv", saved_encoding="cp932").encoding == "utf-8"
+    assert read_table(sheet("cp932"), "list.csv", saved_encoding="cp932").encoding == "cp932"
     # An encoding named for the file itself still overrides what the file says
     assert read_table(returned, "rejected-list.csv", "utf-8").encoding == "utf-8"
     with pytest.raises(ValidationFailed, match="encoding"):
-        read_table(sheet("utf-8"), "list.csv", saved_encoding("latin-9"))
+        read_table(sheet("utf-8"), "list.csv", saved_encoding="latin-9")
 
 
 def test_a_workbook_s_or_a_tsv_s_rejected_rows_are_a_csv_named_so_and_import_again() -> None:

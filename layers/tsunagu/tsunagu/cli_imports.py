@@ -62,13 +62,13 @@ def _file_options(settings: Settings, args: argparse.Namespace) -> tuple[ImportO
     """The options given, over the saved mapping the file names (--mapping)."""
     from tsunagu.commands import imports
 
-    return imports.options_with_mapping(
+    options = imports.options_with_mapping(
         services.import_commands(settings),
         args.mapping,
         _options(args),
         source_given=args.source is not None,
-        encoding=args.encoding,
     )
+    return options, args.encoding
 
 
 def imports_plan(settings: Settings, args: argparse.Namespace) -> int:

@@ -558,13 +558,10 @@ def _import_options(
     """The options the request gives, over the saved mapping it names, and its encoding."""
     consent = asked.consent.meaning() if asked.consent else None
     given = ImportOptions(Channel(asked.source or "import"), asked.mapping, consent)
-    return imports.options_with_mapping(
-        ports,
-        asked.saved_mapping,
-        given,
-        source_given=asked.source is not None,
-        encoding=asked.encoding,
+    options = imports.options_with_mapping(
+        ports, asked.saved_mapping, given, source_given=asked.source is not None
     )
+    return options, asked.encoding
 
 
 class MappingRequest(BaseModel):
@@ -673,17 +670,15 @@ def import_columns(call: AdminCall) -> Any:
     except (binascii.Error, ValueError):  # ValueError: not ASCII at all
         raise ValidationFailed([FieldError("content_base64", "is not base64")]) from None
     ports = services.import_commands(call.settings)
-    options, encoding = imports.options_with_mapping(
-        ports,
-        asked.saved_mapping,
-        ImportOptions(Channel.IMPORT, asked.mapping),
-        source_given=False,
-        encoding=asked.encoding,
+    options = imports.options_with_mapping(
+        ports, asked.saved_mapping, ImportOptions(Channel.IMPORT, asked.mapping), source_given=False
     )
     if asked.consent_column is not None:  # which answers mean yes does not change the columns
         consent = ConsentColumn(asked.consent_column, frozenset(), frozenset())
         options = replace(options, consent=consent)
-    found = imports.columns(ports, call.actor, data, asked.file_name, options, encoding=encoding)
+    found = imports.columns(
+        ports, call.actor, data, asked.file_name, options, encoding=asked.encoding
+    )
     return found.as_json()
 
 

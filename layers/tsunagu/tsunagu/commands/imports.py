@@ -367,7 +367,13 @@ def columns(
     part of a large CSV is enough (its header and first rows). ValidationFailed only when the
     file cannot be read as a list."""
     allowed(ports.audit, ports.clock, actor, "imports.plan", f"file:{file_name}")
-    table = read_table(data, file_name, encoding, mapping=options.mapping)
+    table = read_table(
+        data,
+        file_name,
+        encoding,
+        saved_encoding=options.saved_encoding,
+        mapping=options.mapping,
+    )
     try:
         read: dict[int, str] | None = mapped_columns(table.header, options).fields
         problems: list[FieldError] = []
@@ -439,7 +445,13 @@ def _planned(
     options: ImportOptions,
     encoding: str | None,
 ) -> PlannedImport:
-    table = read_table(data, file_name, encoding, mapping=options.mapping)
+    table = read_table(
+        data,
+        file_name,
+        encoding,
+        saved_encoding=options.saved_encoding,
+        mapping=options.mapping,
+    )
     found: dict[str, Lead | None] = {}
     read: dict[str, Lead] = {}
 
@@ -979,20 +991,19 @@ def options_with_mapping(
     given: ImportOptions,
     *,
     source_given: bool,
-    encoding: str | None,
-) -> tuple[ImportOptions, str | None]:
-    """The options and encoding of a plan that names a saved mapping (what the person gave for
-    this file on top), or the given ones when it names none."""
+) -> ImportOptions:
+    """The options of a plan that names a saved mapping (what the person gave for this file on
+    top; the mapping's encoding read where the file's bytes leave it open), or the given ones
+    when it names none."""
     if name is None:
-        return given, encoding
+        return given
     if not MAPPING_NAME.match(name):
         raise ValidationFailed([FieldError("saved_mapping", f"{name!r} is no mapping's name")])
     saved = _store(ports).get_mapping(name)
     if saved is None:
         known = ", ".join(m.name for m in _store(ports).mappings()) or "none saved"
         raise NotFound(f"no saved mapping {name!r} (saved: {known})")
-    options = with_overrides(saved.options(), given, source_given=source_given)
-    return options, encoding or saved.fallback_encoding
+    return with_overrides(saved.options(), given, source_given=source_given)
 
 
 def _mapping_audited(mapping: SavedMapping | None) -> dict[str, Any]:

@@ -66,6 +66,7 @@ class ImportJob:
     mapping: dict[str, str]
     consent: dict[str, Any] | None
     """ConsentColumn as JSON (header, yes, no, topic)."""
+    saved_encoding: str | None = None
 
     @classmethod
     def of(
@@ -87,6 +88,7 @@ class ImportJob:
             plan_digest=plan_digest,
             source=options.source.value,
             mapping=dict(options.mapping),
+            saved_encoding=options.saved_encoding,
             consent=None
             if consent is None
             else {
@@ -107,7 +109,7 @@ class ImportJob:
                 frozenset(self.consent["no"]),
                 self.consent["topic"],
             )
-        return ImportOptions(Channel(self.source), dict(self.mapping), consent)
+        return ImportOptions(Channel(self.source), dict(self.mapping), consent, self.saved_encoding)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -88,6 +88,9 @@ class ImportOptions:
     mapping: Mapping[str, str] = field(default_factory=dict)
     """Header -> field, over the automatic mapping (``-`` leaves a column out)."""
     consent: ConsentColumn | None = None
+    saved_encoding: str | None = None
+    """A saved mapping's encoding: the file is read in it only where its bytes leave the
+    encoding open (reading.read_table)."""
 
 
 @dataclass(frozen=True)

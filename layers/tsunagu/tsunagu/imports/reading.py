@@ -8,7 +8,7 @@ decodes as UTF-8 is UTF-8 (cp932 text with kanji or kana in it almost never does
 also decodes as cp932 and reads as half-width katakana there (below); then cp932, which is
 Shift_JIS as Windows writes it (①, ㈱, 髙 included). Anything else is refused with the
 encodings tried, and the user may name the encoding instead; a source's saved mapping may keep
-one, which is read only where the bytes leave it open (``saved_encoding``).
+one, which is read only where the bytes leave it open (``read_table``'s ``saved_encoding``).
 
 The header is the first of the first rows with an e-mail column (a title row may stand above
 it), and a header that repeats an earlier one is told apart by its place (``電話番号 (2)``).
@@ -45,7 +45,6 @@ ENCODINGS = ("utf-8", "utf-8-sig", "cp932", "utf-16")
 """What a user may name (``--encoding``); ``shift_jis`` is read as cp932."""
 MAX_COLUMNS = 200
 UNREADABLE = "the file is not UTF-8, UTF-16 or Shift_JIS (cp932): name its encoding"
-UNLESS_DETECTED = " unless the file says"
 OLD_WORKBOOK_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 """How an OLE2 compound file starts: Excel 97-2003's .xls, and Excel's workbooks saved with a
 password (an encrypted .xlsx is such a file too, not a zip)."""
@@ -53,15 +52,6 @@ OLD_WORKBOOK = (
     "an Excel 97-2003 workbook (.xls), or a workbook saved with a password, cannot be read:"
     " save it as .xlsx (without a password) or as CSV"
 )
-
-
-def saved_encoding(encoding: str) -> str:
-    """A saved mapping's encoding as ``read_table`` takes it: the encoding to read the file in
-    only when the file does not say which it is (detect_encoding's ``fallback``). An encoding
-    named for the file itself overrides what the file says; a saved one may not, since the
-    same source's next file may come another way - above all the rejected rows Tsunagu hands
-    back (UTF-8 with a BOM), fixed and imported again with the source's cp932 mapping."""
-    return encoding + UNLESS_DETECTED
 
 
 @dataclass(frozen=True)
@@ -194,25 +184,28 @@ def read_table(
     file_name: str,
     encoding: str | None = None,
     *,
+    saved_encoding: str | None = None,
     mapping: Mapping[str, str] | None = None,
 ) -> Table:
     """The file's rows under its header; ValidationFailed (field ``encoding`` or ``file``)
-    when it cannot be read as a table. ``encoding``: one named for this file (read in it
-    whatever the file says), or a saved one (``saved_encoding``: only when the file does not
-    say). ``mapping``: the columns' fields the plan will read it with (header -> field), which
-    tell the header among the first rows when an e-mail column's header is no alias."""
+    when it cannot be read as a table. ``encoding``: one named for this file, read in whatever
+    the file says. ``saved_encoding``: a saved mapping's, read only where the bytes leave the
+    encoding open - never over a BOM, since the same source's next file may come another way:
+    above all the rejected rows Tsunagu hands back (UTF-8 with a BOM), fixed and imported again
+    with the source's cp932 mapping. ``mapping``: the columns' fields the plan will read it
+    with (header -> field), which tell the header among the first rows when an e-mail column's
+    header is no alias."""
     if data.startswith(OLD_WORKBOOK_MAGIC):
         raise ValidationFailed([FieldError("file", OLD_WORKBOOK)])
     if file_name.lower().endswith(".xlsx") or data.startswith(XLSX_MAGIC):
         lines, sheet, others = _xlsx_lines(data)
         names = tuple(name for name, _ in others)
         return _table(_sheet_report(sheet, others), "", lines, sheet, names, mapping=mapping)
-    fallback = None
-    if encoding is not None and encoding.endswith(UNLESS_DETECTED):
-        fallback, encoding = _known_encoding(encoding.removesuffix(UNLESS_DETECTED)), None
     if encoding is not None:
-        encoding = _known_encoding(encoding)
-    found = encoding or detect_encoding(data, fallback)
+        found = _known_encoding(encoding)
+    else:
+        fallback = None if saved_encoding is None else _known_encoding(saved_encoding)
+        found = detect_encoding(data, fallback)
     try:
         text = data.decode(found)
     except UnicodeDecodeError as error:

@@ -20,7 +20,7 @@ from tsunagu.imports.mapping import (
     oversized_mapping,
 )
 from tsunagu.imports.plan import ConsentColumn, ImportOptions
-from tsunagu.imports.reading import ENCODINGS, MAX_COLUMNS, saved_encoding
+from tsunagu.imports.reading import ENCODINGS, MAX_COLUMNS
 from tsunagu.leads.merge import Channel
 
 MAPPING_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -46,13 +46,6 @@ class SavedMapping:
     by: str = ""
     at: str = ""
 
-    @property
-    def fallback_encoding(self) -> str | None:
-        """The saved encoding as the reader takes it: only where the file does not say its
-        own (a BOM does), never over it - the rejected rows come back UTF-8 with a BOM,
-        whatever the source's own files are (reading.saved_encoding)."""
-        return None if self.encoding is None else saved_encoding(self.encoding)
-
     def options(self) -> ImportOptions:
         consent = None
         if self.consent_column:
@@ -62,7 +55,7 @@ class SavedMapping:
                 frozenset(self.consent_no),
                 self.consent_topic,
             )
-        return ImportOptions(Channel(self.source), dict(self.columns), consent)
+        return ImportOptions(Channel(self.source), dict(self.columns), consent, self.encoding)
 
     @classmethod
     def of(
@@ -134,4 +127,5 @@ def with_overrides(
         given.source if source_given else saved.source,
         {**saved.mapping, **given.mapping},
         given.consent if given.consent is not None else saved.consent,
+        saved.saved_encoding,
     )
