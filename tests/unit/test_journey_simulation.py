@@ -10,6 +10,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -319,6 +320,82 @@ def test_a_forecast_ends_where_the_lead_would_be_and_assumed_events_happen() -> 
     decided = [s.what for s in clicked.steps if s.node == "click_or_attend"][-1]
     assert decided.startswith("clicked (assumed), after ")
     assert [s.node for s in clicked.steps][-1] == "mail_a"
+
+
+# ------------------------------------------- the step gate before what is no mail to the lead
+GATED_STEPS: dict[str, dict[str, Any]] = {
+    "update_lead": {"id": "tag", "kind": "update_lead", "label": "Tag the lead",
+                    "add_tags": ["seen"]},
+    "notify_owner": {"id": "owner", "kind": "notify_owner", "label": "Tell the owner",
+                     "message": "hi"},
+    "webhook": {"id": "crm", "kind": "webhook", "label": "Tell the CRM",
+                "event": "lead.seen"},
+}  # fmt: skip
+
+
+def gated_journey(first: str) -> JourneyDefinition:
+    """``first`` (a step that is no mail), then the other two of them, then one mail."""
+    order = [first, *(kind for kind in GATED_STEPS if kind != first)]
+    nodes = [
+        {**GATED_STEPS[kind], "next": GATED_STEPS[then]["id"]} for kind, then in pairwise(order)
+    ]
+    nodes.append({**GATED_STEPS[order[-1]], "next": "mail"})
+    nodes.append({"id": "mail", "kind": "send", "label": "the mail", "template": "welcome"})
+    return JourneyDefinition.model_validate(
+        {"$format": "tsunagu.journey/1", "journey_id": "gated",
+         "description": "Steps that are no mail, then a mail.", "start": nodes[0]["id"],
+         "nodes": nodes}
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("first", sorted(GATED_STEPS))
+def test_a_lead_sales_has_leaves_at_the_step_gate_before_anything_is_done_to_it(
+    first: str,
+) -> None:
+    # Given a lead sales already has (CRM status "in negotiation", an exit status by default)
+    # and a journey that first does something that is no mail to it
+    lead = real_lead(crm_status="in negotiation")
+
+    # When the marketer forecasts it (journeys simulate --lead)
+    result = forecast(
+        gated_journey(first), lead, OPTED_IN, [], facts=OPTED_IN_FACTS,
+        start=GOLDEN_WEEK_START, days=7, assumptions={}, rules=RULES,
+    )  # fmt: skip
+
+    # Then it says what the state machine does: the step gate before that first step
+    # (gate.decide_step) ends the journey there - nothing tagged, no owner mailed, no call
+    node, label = GATED_STEPS[first]["id"], GATED_STEPS[first]["label"]
+    assert lines_of(result) == [
+        ("04-28 10:00", node, f"leaves the journey before {label}: crm_status")
+    ]
+    assert result.at_the_end is None
+    text = forecast_report(result, time_zone="Asia/Tokyo", assumed="")
+    assert f"04-28 Wed 10:00  {node}  leaves the journey before {label}: crm_status" in text
+    assert text[-1] == "the journey ends for this lead within that time"
+
+
+def test_a_lead_sales_does_not_have_passes_the_step_gates() -> None:
+    # A lost lead may be recycled into nurture: its CRM status is no exit
+    result = forecast(
+        gated_journey("update_lead"), real_lead(crm_status="lost"), OPTED_IN, [],
+        facts=OPTED_IN_FACTS, start=GOLDEN_WEEK_START, days=7, assumptions={}, rules=RULES,
+    )  # fmt: skip
+    assert [line[1:] for line in lines_of(result)] == [
+        ("tag", "sets +tag seen"),
+        ("owner", "mails the lead's owner: hi"),
+        ("crm", "calls the CRM webhook: lead.seen"),
+        ("mail", "sends welcome"),
+    ]
+
+
+def test_each_step_gate_costs_what_it_does_in_the_state_machine() -> None:
+    # Each step that is no mail is three states entered (its gate, the gate's Choice, the
+    # step), as a mail is (the gate, its Choice, the send, which ends the journey)
+    run = simulate(
+        gated_journey("notify_owner"), start=GOLDEN_WEEK_START, leads=3, assumptions={},
+        rules=RULES,
+    )  # fmt: skip
+    assert run.per_lead == [3 + 3 + 3 + 3] * 3
 
 
 # ------------------------------------------------- branches read what journey_decide reads

@@ -5,9 +5,11 @@ state machine would cost — with nothing sent to anyone.
 Each lead walks the definition with the rules its state machine's steps apply, called here
 directly: ``next_send_time`` for waits (the business calendar, company closed days and quiet
 hours of the settings), the gate's ``decide`` for every mail (the frequency cap; a mail that
-makes sense on one day only is skipped past it), the decisions' ``decide`` for branch, split and
-holdout, reading what journey_decide reads (``Facts``), and ``apply_update`` for update_lead, as
-the step merges it (a field the journey sets is there for a later ``field.`` branch). Simulated
+makes sense on one day only is skipped past it) and its ``decide_step`` before update_lead,
+notify_owner and webhook (a lead sales has leaves there), the decisions' ``decide`` for branch,
+split and holdout, reading what journey_decide reads (``Facts``), and ``apply_update`` for
+update_lead, as the step merges it (a field the journey sets is there for a later ``field.``
+branch). Simulated
 time is the leads' own: the run takes a second of real time for a thousand
 leads and a month of journey, where running each one through the local runtime's Step
 Functions would take an hour.
@@ -452,6 +454,10 @@ def _step(
         return _wait_for(node, walker, result, assumptions)
     if isinstance(node, Branch | Split | Holdout):
         return _decide(node, walker, result)
+    if isinstance(node, UpdateLead | NotifyOwner | Webhook) and not _passes_step_gate(
+        node, walker, policy
+    ):
+        return None
     if isinstance(node, UpdateLead):
         return _update_lead(node, walker, result)
     if isinstance(node, NotifyOwner | Webhook):
@@ -465,6 +471,32 @@ def _step(
     walker.transitions += 1
     walker.say(node.id, f"ends: {node.label}")
     return None
+
+
+def _passes_step_gate(
+    node: UpdateLead | NotifyOwner | Webhook, walker: _Walker, policy: Journey
+) -> bool:
+    """The lighter gate the state machine puts before a step that is no mail to the lead
+    (compiler ``_step_gate``, gate.decide_step): False when the lead leaves the journey there
+    (its CRM status says sales has it, ...), said as a send's exit is. The journey is taken to
+    be active (``_policy``), so the gate never parks here."""
+    walker.transitions += 2  # the step gate and its Choice; then the step, or the exit
+    decided = gate.decide_step(
+        gate.GateInput(
+            journey=policy,
+            account_paused=False,
+            lead=walker.lead,
+            consent=walker.consent,
+            entry=gate.EntryState("active"),
+            recent_sends=walker.recent_sends,
+            step=node.label,
+        )
+    )
+    if decided.action != "exit":
+        return True
+    walker.transitions += 1  # the exit (LEFT_THE_JOURNEY)
+    walker.say(node.id, f"leaves the journey before {node.label}: {decided.reason}")
+    return False
 
 
 def _update_lead(node: UpdateLead, walker: _Walker, result: Simulation) -> str | None:
