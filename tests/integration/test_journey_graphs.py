@@ -18,6 +18,8 @@ from tsunagu.api import admin
 from tsunagu.commands import journeys
 from tsunagu.commands.access import Role
 from tsunagu.errors import ValidationFailed
+from tsunagu.journeys.compiler import compile_journey
+from tsunagu.journeys.definition import JourneyDefinition
 from tsunagu.journeys.model import Journey, PublishedVersion, StoredGraph, published_graph_key
 from tsunagu.settings import Settings
 
@@ -525,3 +527,52 @@ def test_the_publishing_lease_is_held_by_one_holder_until_let_go_or_stale(
     assert not store.claim_publishing("welcome_nurture", "fourth", minute, minute)
     # And a lease is never listed as a journey
     assert [j.journey_id for j in store.journeys()] == listed
+
+
+def states_on_the_usual_way(asl: dict[str, Any]) -> int:
+    """The states an execution enters from StartAt to its end, each Choice taking its first
+    way (the gate's send or go, a decision's first outcome)."""
+    entered, name = 0, asl["StartAt"]
+    while name is not None:
+        state = asl["States"][name]
+        entered += 1
+        if state["Type"] == "Choice":
+            name = state["Choices"][0]["Next"]
+        else:
+            name = None if state.get("End") or "Next" not in state else state["Next"]
+    return entered
+
+
+def test_the_dry_run_counts_the_step_gates_the_state_machine_enters(stack: Settings) -> None:
+    # Given a graph that tags the lead and tells its owner before the mail: each of those steps
+    # is behind the state machine's step gate (its task and its Choice), as the mail is
+    # behind the gate
+    graph = {
+        **TWO_MAILS,
+        "start": "tag",
+        "nodes": [
+            {"id": "tag", "kind": "update_lead", "label": "Tag the lead",
+             "add_tags": ["webinar"], "next": "owner"},
+            {"id": "owner", "kind": "notify_owner", "label": "Tell the owner",
+             "message": "a webinar lead", "next": "recording"},
+            TWO_MAILS["nodes"][3],
+            TWO_MAILS["nodes"][4],
+        ],
+    }  # fmt: skip
+
+    # When the marketer dry-runs it
+    status, run = call(
+        stack,
+        "POST",
+        "/admin/journeys/webinar_follow_up/dry-run",
+        body={"definition": graph, "leads": 5, "start": "2026-12-07T10:00:00+09:00"},
+    )
+
+    # Then each lead passes every step, and the transitions (what the journey costs) are the
+    # states its state machine enters on that way, the gates included
+    assert status == 200, run
+    assert {node: counts["reached"] for node, counts in run["nodes"].items()} == dict.fromkeys(
+        ("tag", "owner", "recording", "done"), 5
+    )
+    compiled = compile_journey(JourneyDefinition.model_validate(graph))
+    assert run["transitions_per_entry"] == states_on_the_usual_way(compiled) == 10
