@@ -351,3 +351,38 @@ def test_the_dry_run_of_one_real_lead_reads_its_tags_and_consent_and_sends_nothi
     missing = runtime.cli("journeys", "simulate", str(path), "--lead", "nobody@example.jp")
     assert missing.returncode == 1
     assert "no lead with the address nobody@example.jp" in missing.stderr
+
+
+def test_the_dry_run_of_a_lead_sales_has_ends_at_the_step_gate_before_its_tag(
+    runtime: Runtime,
+) -> None:
+    # Given a lead sales already has (its CRM status is one the journey exits on by default)
+    # and a journey that tags the lead and tells its owner before it mails
+    taken = import_lead(runtime, "negotiating@example.jp", "テスト 商談")
+    runtime.cli_ok("leads", "set", "negotiating@example.jp", "--crm-status", "商談中")
+    definition = {
+        **deciding_definition(),
+        "start": "tag",
+        "nodes": [
+            {"id": "tag", "kind": "update_lead", "label": "Tag the lead",
+             "add_tags": ["nurtured"], "next": "owner"},
+            {"id": "owner", "kind": "notify_owner", "label": "Tell the owner",
+             "message": "a lead in the nurture", "next": "offer"},
+            *deciding_definition()["nodes"][3:4],
+        ],
+    }  # fmt: skip
+    path = runtime.workdir / f"{DECIDING}-sales-has-it.json"
+    path.write_text(json.dumps(definition), encoding="utf-8")
+    events_before = runtime.events(taken)
+
+    # When the marketer dry-runs the journey for it
+    output = runtime.cli_ok(
+        "journeys", "simulate", str(path), "--lead", "negotiating@example.jp",
+        "--start", "2026-12-21T09:30:00+09:00", "--days", "10",
+    )  # fmt: skip
+
+    # Then the dry run ends where the state machine's step gate ends it: before the tag
+    steps = [line.split(None, 4)[3:] for line in output.splitlines() if line[:2] == "12"]
+    assert steps == [["tag", "leaves the journey before Tag the lead: crm_status"]], output
+    assert "the journey ends for this lead within that time" in output
+    assert sent_mails(runtime, taken) == [] and runtime.events(taken) == events_before
