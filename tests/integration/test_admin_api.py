@@ -1150,6 +1150,45 @@ def test_settings_are_stored_only_over_the_record_they_were_read_from(stack: Set
     assert kept is not None and kept.status == "paused"
 
 
+SETTINGS = ("topic", "triggers", "reentry", "exit", "resume")
+
+
+def test_two_marketers_saving_a_journeys_settings_never_lose_an_edit_silently(
+    stack: Settings,
+) -> None:
+    # Given A and B with the settings panel open on the same journey (the panel keeps the
+    # revision read with them, and saves the whole settings object with it)
+    path = "/admin/journeys/welcome_nurture"
+    _, seen = call(stack, "GET", path)
+    opened = {name: seen[name] for name in SETTINGS} | {"revision": seen["revision"]}
+
+    # When B adds a trigger and saves, then A (who has not reloaded) changes the resume
+    # policy and saves
+    mql = {"kind": "stage_reached", "stage": "mql"}
+    by_b = {**opened, "triggers": [*opened["triggers"], mql]}
+    status, saved_by_b = call(stack, "PUT", f"{path}/settings", email="b@example.com", body=by_b)
+    assert status == 200, saved_by_b
+    assert saved_by_b["revision"] == seen["revision"] + 1
+    by_a = {**opened, "resume": {"kind": "skip_missed", "rate_per_minute": 60}}
+    status, refused = call(stack, "PUT", f"{path}/settings", email="a@example.com", body=by_a)
+
+    # Then A's save is refused as made over settings changed since (the console says reload),
+    # and B's trigger stays
+    assert status == 409 and refused["code"] == "concurrent_update", refused
+    assert "changed by someone else" in refused["message"] and "reload" in refused["message"]
+    _, now = call(stack, "GET", path)
+    assert mql in [{k: v for k, v in t.items() if v is not None} for t in now["triggers"]]
+    assert now["resume"] == seen["resume"] and now["revision"] == saved_by_b["revision"]
+    saves = [e for e in audit_entries(stack) if e.operation == "journeys.save"]
+    assert [e.outcome for e in saves] == ["done"], saves  # the refused one changed nothing
+    # And saved over the revision B's save gave back, A's change is taken
+    again = {**by_a, "triggers": now["triggers"], "revision": now["revision"]}
+    assert call(stack, "PUT", f"{path}/settings", email="a@example.com", body=again)[0] == 200
+    # A revision that is not a count is a 422, not a conflict
+    status, _ = call(stack, "PUT", f"{path}/settings", body={**opened, "revision": -1})
+    assert status == 422
+
+
 def test_saving_a_paused_journeys_record_again_keeps_it_paused_with_its_leads(
     stack: Settings,
 ) -> None:

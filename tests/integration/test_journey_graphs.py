@@ -15,9 +15,10 @@ from tests.support.admin import event
 from tests.support.shipped import install_shipped_journeys
 from tsunagu import services
 from tsunagu.api import admin
+from tsunagu.clock import isoformat
 from tsunagu.commands import journeys
 from tsunagu.commands.access import Role
-from tsunagu.errors import ValidationFailed
+from tsunagu.errors import ConcurrentUpdate, ValidationFailed
 from tsunagu.journeys.compiler import compile_journey
 from tsunagu.journeys.definition import JourneyDefinition
 from tsunagu.journeys.model import Journey, PublishedVersion, StoredGraph, published_graph_key
@@ -155,6 +156,72 @@ def test_two_marketers_saving_one_draft_never_lose_an_edit_silently(stack: Setti
     assert now["definition"]["description"] == TWO_MAILS["description"]
     # And a new journey's first draft, saved as over none, is refused once one exists
     status, _ = call(stack, "PUT", path, body={"definition": a_version, "revision": 0})
+    assert status == 409
+
+
+def test_publishing_from_a_stale_canvas_never_buries_a_colleague_s_saved_draft(
+    stack: Settings,
+) -> None:
+    # Given webinar_follow_up published once, and A and B both opening the editor on it (a
+    # publisher standing in for the publish_journey function: the version's graph kept at now,
+    # the record pointed at it, as it does)
+    ports = services.journey_commands(stack)
+    clock = services.clock(stack)
+    published: list[dict[str, Any]] = []
+
+    def publisher(payload: dict[str, Any]) -> dict[str, Any]:
+        published.append(payload["definition"])
+        number, at = len(published), isoformat(clock.now())
+        which = published_graph_key(number)
+        graph = StoredGraph("webinar_follow_up", which, payload["definition"], payload["by"], at)
+        ports.journeys.save_graph(graph)
+        record = ports.journeys.get_journey("webinar_follow_up") or Journey(
+            journey_id="webinar_follow_up", name="Webinar", state_machine="webinar", status="active"
+        )
+        version = PublishedVersion(version=number, version_arn=f"{ALIAS[:-5]}:{number}",
+                                   alias_arn=ALIAS, published_at=at)  # fmt: skip
+        ports.journeys.put_journey(record.model_copy(update={"published": version}), at)
+        return {"ok": True, "journey_id": "webinar_follow_up", "version": number,
+                "changed": True, "created": number == 1}  # fmt: skip
+
+    actor = services.operator(stack)
+    # A file published (the CLI's way: no revision): the draft is left as it is - none
+    journeys.publish(ports, actor, TWO_MAILS, "v1", publisher)
+    assert ports.journeys.graph("webinar_follow_up", "draft") is None
+    path = "/admin/journeys/webinar_follow_up/graph"
+    _, seen_by_a = call(stack, "GET", path, email="a@example.com")
+    _, seen_by_b = call(stack, "GET", path, email="b@example.com")
+    assert (seen_by_a["which"], seen_by_a["revision"]) == ("v000001", 0)
+
+    # When B changes the description and saves the draft (not published yet), and A, whose
+    # canvas still shows version 1, renames a mail and publishes from the canvas
+    by_b = {**seen_by_b["definition"], "description": "B's careful rewrite."}
+    body = {"definition": by_b, "revision": seen_by_b["revision"]}
+    assert call(stack, "PUT", path, email="b@example.com", body=body)[0] == 200
+    by_a = json.loads(json.dumps(seen_by_a["definition"]))
+    by_a["nodes"][1]["label"] = "the welcome mail"
+    with pytest.raises(ConcurrentUpdate, match="changed by someone else"):
+        journeys.publish(ports, actor, by_a, "v2", publisher, revision=seen_by_a["revision"])
+    # ... as the console does it: the same conflict the draft save answers, a 409
+    stale = {"definition": by_a, "revision": seen_by_a["revision"]}
+    status, refused = call(stack, "POST", "/admin/journeys", email="a@example.com", body=stale)
+    assert (status, refused["code"]) == (409, "concurrent_update"), refused
+
+    # Then nothing of A's was published, and B's draft is what the editor shows
+    assert len(published) == 1
+    _, now = call(stack, "GET", path)
+    assert (now["which"], now["definition"]["description"]) == ("draft", "B's careful rewrite.")
+
+    # And A, having reloaded, publishes over B's draft: the canvas is kept as the draft first,
+    # the answer gives its new revision, and the editor shows the version published
+    again = {**now["definition"], "name": "Webinar follow-up (A)"}
+    answer = journeys.publish(ports, actor, again, "v2", publisher, revision=now["revision"])
+    assert (answer["version"], answer["revision"]) == (2, now["revision"] + 1)
+    _, shown = call(stack, "GET", path)
+    assert (shown["which"], shown["revision"]) == ("v000002", answer["revision"])
+    assert shown["definition"]["description"] == "B's careful rewrite."
+    # ... and B's save from the canvas read before it is refused, not laid over version 2
+    status, _ = call(stack, "PUT", path, email="b@example.com", body=body)
     assert status == 409
 
 

@@ -907,11 +907,23 @@ def journey_show(call: AdminCall) -> Any:
     return {**journey.model_dump(mode="json"), "start_input": journeys.start_input(ports, journey)}
 
 
+class SettingsChange(JourneySettings):
+    """The journey's settings, saved whole."""
+
+    revision: int | None = Field(default=None, ge=0)
+    """The ``revision`` read with the journey (GET /admin/journeys/{journey}): 409 if its
+    record was stored since (its settings saved, or it was paused or published). Without it
+    the settings are saved over the record as it is."""
+
+
 def journey_configure(call: AdminCall) -> Any:
     """Set a journey's triggers, re-entry, exits, consent topic and resume policy (its graph
-    and published version stay)."""
-    asked = call.model(JourneySettings)
-    stored = journeys.configure(_journey_ports(call), call.actor, call.params["journey"], asked)
+    and published version stay); given the revision read, only over that record (409 if it
+    changed since)."""
+    asked = call.model(SettingsChange)
+    stored = journeys.configure(
+        _journey_ports(call), call.actor, call.params["journey"], asked, revision=asked.revision
+    )
     return stored.model_dump(mode="json")
 
 
@@ -920,14 +932,25 @@ class Publication(BaseModel):
 
     definition: dict[str, Any]
     note: str | None = Field(default=None, max_length=256)
+    revision: int | None = Field(default=None, ge=0)
+    """The draft's ``revision`` read with the graph, when publishing what the editor shows: it
+    is kept as the draft over that revision first, and 409 (nothing published) if someone
+    saved the draft since; the answer gives the draft's new revision. Without it (a definition
+    from a file) the draft is left as it is."""
 
 
 def journey_publish(call: AdminCall) -> Any:
-    """Publish a journey definition as a new version, without a deploy."""
+    """Publish a journey definition as a new version, without a deploy; given the draft's
+    revision read, only if nobody saved the draft since (409)."""
     asked = call.model(Publication)
     publisher = services.journey_publisher(call.settings)
     answer = journeys.publish(
-        _journey_ports(call), call.actor, asked.definition, asked.note, publisher
+        _journey_ports(call),
+        call.actor,
+        asked.definition,
+        asked.note,
+        publisher,
+        revision=asked.revision,
     )
     return 201 if answer.get("changed") else 200, answer
 
@@ -1791,7 +1814,7 @@ ROUTES: tuple[AdminRoute, ...] = (
         "/admin/journeys/{journey}/settings",
         "journeys.save",
         journey_configure,
-        JourneySettings,
+        SettingsChange,
     ),
     AdminRoute("GET", "/admin/journeys/{journey}/versions", "journeys.list", journey_versions),
     AdminRoute(

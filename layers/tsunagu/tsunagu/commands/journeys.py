@@ -17,7 +17,13 @@ from pydantic import ValidationError
 from tsunagu.clock import Clock, client_instant, isoformat
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
-from tsunagu.errors import AlreadyExists, FieldError, NotFound, ValidationFailed
+from tsunagu.errors import (
+    AlreadyExists,
+    ConcurrentUpdate,
+    FieldError,
+    NotFound,
+    ValidationFailed,
+)
 from tsunagu.journeys import steps
 from tsunagu.journeys.compiler import RESERVED_SLOTS, validate
 from tsunagu.journeys.definition import JourneyDefinition, Send
@@ -371,17 +377,32 @@ def save(ports: JourneyCommands, actor: Actor, journey: Journey, *, replace: boo
 
 
 def configure(
-    ports: JourneyCommands, actor: Actor, journey_id: str, settings: JourneySettings
+    ports: JourneyCommands,
+    actor: Actor,
+    journey_id: str,
+    settings: JourneySettings,
+    *,
+    revision: int | None = None,
 ) -> Journey:
     """Give a journey its triggers, re-entry, exits, topic and resume policy (a journey first
     published from the console is entered by hand until it has triggers). Its graph, status
-    and publication stay as they are."""
+    and publication stay as they are. ``revision``: the record's as the settings were read
+    (Journey.revision); ConcurrentUpdate if it was stored since - the settings are saved whole,
+    so two people editing them never lose an edit silently (None: over the record as it is)."""
     with recorded(ports.audit, ports.clock, actor, "journeys.save", f"journey:{journey_id}") as log:
         existing = find(ports, journey_id)
+        if revision is not None and revision != existing.revision:
+            raise ConcurrentUpdate(
+                f"journey {journey_id!r} was changed by someone else (its settings saved, or it"
+                " was paused, resumed or published) after it was opened: reload it (your save"
+                " was not kept)"
+            )
         _check_triggers(ports, settings.triggers)
         asked = {name: getattr(settings, name) for name in JourneySettings.model_fields}
-        # Only over the record as read: a pause or a publish landing meanwhile is not undone
-        # (ConcurrentUpdate: the settings were chosen looking at the record as it was)
+        # Only over the record as read - the store writes it only if its revision is still the
+        # one read (which is ``revision`` when given): a save, pause or publish landing
+        # meanwhile is not undone (ConcurrentUpdate: the settings were chosen looking at the
+        # record as it was)
         stored = ports.journeys.put_journey(
             existing.model_copy(update=asked), isoformat(ports.clock.now())
         )
@@ -462,8 +483,9 @@ class GraphView:
     """What stops it from publishing, each on the node it concerns (``field`` is the node id,
     or ``(journey)``); empty when it would publish."""
     revision: int
-    """The journey's draft as read (0: it has none), whichever graph is shown: a save over it
-    gives it back (save_draft), and is refused if someone saved the draft since."""
+    """The journey's draft as read (0: it has none), whichever graph is shown: a save or a
+    publish from the editor gives it back (save_draft, publish), and is refused if someone
+    saved the draft since."""
     name: str | None = None
     """The journey's name: its graph's, else its record's (a journey shipped with Tsunagu is
     named only there, as the journey list shows it); None for a journey with neither yet."""
@@ -515,17 +537,25 @@ def save_draft(
     parsed = parse_graph(definition)
     target = f"journey:{parsed.journey_id}"
     with recorded(ports.audit, ports.clock, actor, "journeys.save", target) as log:
-        stored = StoredGraph(
-            journey_id=parsed.journey_id,
-            which="draft",
-            definition=parsed.model_dump(mode="json", by_alias=True, exclude_none=True),
-            by=_who(actor),
-            updated_at=isoformat(ports.clock.now()),
-        )
-        stored = ports.journeys.save_draft(stored, revision)
+        stored = _keep_draft(ports, actor, parsed, revision)
         problems = graph_problems(ports, stored.definition)
         log.detail = f"draft saved, {len(problems)} problem(s) before it can publish"
     return GraphView(stored, problems, stored.revision, _named(ports, stored))
+
+
+def _keep_draft(
+    ports: JourneyCommands, actor: Actor, parsed: JourneyDefinition, revision: int | None
+) -> StoredGraph:
+    """The definition stored as the journey's draft over ``revision`` of it (ConcurrentUpdate,
+    nothing written, if someone saved the draft since)."""
+    stored = StoredGraph(
+        journey_id=parsed.journey_id,
+        which="draft",
+        definition=parsed.model_dump(mode="json", by_alias=True, exclude_none=True),
+        by=_who(actor),
+        updated_at=isoformat(ports.clock.now()),
+    )
+    return ports.journeys.save_draft(stored, revision)
 
 
 def dry_run(
@@ -596,15 +626,29 @@ def publish(
     definition: Mapping[str, Any],
     note: str | None,
     publisher: Publisher,
+    *,
+    revision: int | None = None,
 ) -> dict[str, Any]:
     """A definition published as a new version, without a deploy; new entries take it.
-    ConcurrentUpdate when another publication was recorded while this one was made."""
+    ConcurrentUpdate when another publication was recorded while this one was made.
+
+    ``revision``: the draft's as the editor read it (GraphView.revision), when the definition
+    is the editor's. It is kept as the draft first, over that revision: ConcurrentUpdate, and
+    nothing published, if someone saved the draft since - published, their draft would be older
+    than the version and never shown again (``graph``), and the next save would overwrite it.
+    The answer then carries the draft's new ``revision``. None (a definition from a file, as
+    the CLI publishes): the draft is left as it is."""
     journey_id = str(definition.get("journey_id", ""))
     target = f"journey:{journey_id}"
     with recorded(ports.audit, ports.clock, actor, "journeys.publish", target) as log:
         # What the editor says stops it, stops it: nothing of it goes live then
         if problems := graph_problems(ports, definition):
             raise ValidationFailed(problems)
+        draft = None
+        if revision is not None:
+            # A write conditional on the revision read, not a look at it: a colleague's save
+            # landing while this publishes is refused in turn (their revision is now stale)
+            draft = _keep_draft(ports, actor, parse_graph(definition), revision)
         live = _live_version(ports, journey_id)
         # The publisher keeps the version's graph (for the editor, and a rollback to show what
         # it was) before it moves the alias: a version is never live without it.
@@ -619,7 +663,7 @@ def publish(
         if answer.get("changed"):
             log.changed({"version": live}, {"version": answer["version"]})
             log.detail = note
-    return answer
+    return answer if draft is None else {**answer, "revision": draft.revision}
 
 
 def rollback(
