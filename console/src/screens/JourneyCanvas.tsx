@@ -691,12 +691,20 @@ export default function JourneyCanvas() {
     if (!definition || !window.confirm(t("canvas.publish_confirm"))) return;
     setMessage(null);
     try {
+      // Over the draft this editor read: 409, nothing published, if someone saved it since (a
+      // version published over it would hide their draft for good)
       const answer = await api<{ version: number }>("POST", "/admin/journeys", {
-        body: { definition, note: note || undefined },
+        body: { definition, note: note || undefined, revision: view?.revision ?? 0 },
       });
       setMessage(t("canvas.published", { version: answer.version }));
       await load();
     } catch (error) {
+      if (error instanceof ApiError && error.status === 409) {
+        // Their draft saved, or their version published, meanwhile: the canvas stays as it
+        // is; reloading shows theirs
+        setMessage(t("canvas.publish_changed_meanwhile"));
+        return;
+      }
       if (error instanceof ApiError) setProblems(error.problems);
       setMessage(describeError(error));
     }

@@ -59,6 +59,8 @@ function triggerOf(kind: Trigger["kind"]): Trigger {
 export function JourneySettings({ journeyId, editable }: { journeyId: string; editable: boolean }) {
   const { t } = useTranslation();
   const [settings, setSettings] = useState<Settings | null>(null);
+  // The journey's record as read: the save is refused (409) if someone stored it since
+  const [revision, setRevision] = useState(0);
   const [missing, setMissing] = useState(false);
   const [problems, setProblems] = useState<FieldProblem[]>([]);
   const [message, setMessage] = useState<string | null>(null);
@@ -68,9 +70,10 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
 
   const load = useCallback(async () => {
     try {
-      const journey = await api<Settings>("GET", path);
+      const journey = await api<Settings & { revision: number }>("GET", path);
       const { topic, triggers, reentry, exit, resume } = journey;
       setSettings({ topic, triggers, reentry, exit, resume });
+      setRevision(journey.revision);
       setMissing(false);
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) setMissing(true);
@@ -104,10 +107,16 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
     setProblems([]);
     setMessage(null);
     try {
-      await api("PUT", `${path}/settings`, { body: settings });
+      // Whole, over the record this panel read: another's save meanwhile is not overwritten
+      await api("PUT", `${path}/settings`, { body: { ...settings, revision } });
       setMessage(t("common.saved"));
       await load();
     } catch (error) {
+      if (error instanceof ApiError && error.status === 409) {
+        // The edits stay in the panel; reloading shows the journey as it is now
+        setMessage(t("journey_settings.changed_meanwhile"));
+        return;
+      }
       setMessage(error instanceof ApiError ? error.message : String(error));
       if (error instanceof ApiError) setProblems(error.problems);
     }
