@@ -443,6 +443,28 @@ def test_saving_a_journeys_settings_keeps_what_the_form_does_not_show_and_status
     assert (goal["type"], goal["form_id"]) == ("form_submitted", "demo-request")
 
 
+def test_settings_saved_over_a_colleague_s_save_are_refused_and_said_so(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given the settings of one journey open in two tabs (two marketers, or one twice)
+    _, first = journey_settings(chromium, tsunagu, "re_engagement")
+    _, second = journey_settings(chromium, tsunagu, "re_engagement")
+    expect(second.get_by_role("button", name="Add a trigger")).to_be_visible()  # read
+    expect(first.get_by_role("button", name="Add a trigger")).to_be_visible()
+
+    # When the first saves, then the second (not reloaded) saves its own change
+    first.get_by_label(re.compile("these CRM statuses")).fill("closed won")
+    first.get_by_role("button", name="Save the settings").click()
+    expect(first.get_by_role("status")).to_have_text("Saved.")
+    second.get_by_label(re.compile("these CRM statuses")).fill("lost")
+    second.get_by_role("button", name="Save the settings").click()
+
+    # Then the second is told someone else changed the journey, and the first's save stands
+    expect(second.get_by_role("status")).to_contain_text("Someone else changed this journey")
+    shown = json.loads(tsunagu.cli("journeys", "show", "re_engagement").stdout)
+    assert shown["exit"]["crm_statuses"] == ["closed won"]
+
+
 def test_a_lead_started_from_its_page_is_asked_for_the_date_its_journey_s_mails_read(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:
