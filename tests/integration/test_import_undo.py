@@ -91,7 +91,7 @@ def test_a_lead_who_unsubscribed_and_complained_is_kept_with_its_opt_out(aws: Aw
     assert suppression(aws, visitor.lead_id) == "complaint"
 
     done = imports.undo(services.import_commands(settings), MARKETER, import_id)
-    assert done.record.undo == {"removed": 1, "restored": 0, "kept": 1}
+    assert done.record.undo == {"removed": 1, "restored": 0, "withdrawn": 1, "kept": 1}
     assert done.kept == [
         {"row": 2, "email": "visitor@example.jp",
          "changed_since": ["(the lead has had activity since)"]},
@@ -124,7 +124,7 @@ def test_a_lead_scored_for_its_import_alone_is_removed_with_its_score(aws: AwsSt
     assert {e.type for e in leads.events(lead.lead_id)} == {LEAD_IMPORTED, "score_changed"}
 
     done = imports.undo(services.import_commands(settings), MARKETER, import_id)
-    assert done.record.undo == {"removed": 1, "restored": 0, "kept": 0}
+    assert done.record.undo == {"removed": 1, "restored": 0, "withdrawn": 0, "kept": 0}
     assert leads.get_lead(lead.lead_id) is None
     assert leads.events(lead.lead_id) == [] and scores.awards_of(lead.lead_id) == []
 
@@ -169,7 +169,7 @@ def test_a_lead_entered_into_a_journey_since_is_kept_with_its_entry(
     # Then both leads, one still in the journey and one through it, are kept with their
     # entries (removed, a re-import would be a new lead the journey's re-entry policy has
     # never seen), and the undo says why
-    assert done.record.undo == {"removed": 0, "restored": 0, "kept": 2}
+    assert done.record.undo == {"removed": 0, "restored": 0, "withdrawn": 2, "kept": 2}
     assert sorted(row["changed_since"][0] for row in done.kept) == [
         "(entered journey nurture since)", "(entered journey nurture since)"
     ]  # fmt: skip
@@ -203,7 +203,7 @@ def test_an_undone_import_selects_only_the_leads_it_created_that_undo_kept(
 
     # When the import is undone
     done = imports.undo(services.import_commands(settings), MARKETER, import_id)
-    assert done.record.undo == {"removed": 1, "restored": 1, "kept": 1}
+    assert done.record.undo == {"removed": 1, "restored": 1, "withdrawn": 2, "kept": 1}
 
     # Then the import selects at once only the lead it created that undo kept: the known
     # lead holds nothing of the list any more (its name is back), the quiet one is gone
@@ -244,7 +244,7 @@ def test_an_undone_import_takes_its_channel_off_the_leads_it_updated_unless_reli
     # Then the lead only that list brought from a trade show is no longer selected by
     # source=trade_show; the one the second list also came from keeps it, and so does the
     # lead met at a trade show before either
-    assert done.record.undo == {"removed": 0, "restored": 3, "kept": 0}
+    assert done.record.undo == {"removed": 0, "restored": 3, "withdrawn": 3, "kept": 0}
     assert sources("known@example.jp") == ["import"]
     assert from_trade_shows() == ["again@example.jp", "met@example.jp"]
 

@@ -418,7 +418,7 @@ def test_the_run_applies_exactly_the_dry_run_s_plan_and_undo_takes_it_back(
     assert status == 200, undone
     # Then the visitor it created is gone (its address free again), the known lead's department
     # is as before, and the lead changed since is kept, and said so
-    assert undone["undo"] == {"removed": 1, "restored": 1, "kept": 1}
+    assert undone["undo"] == {"removed": 1, "restored": 1, "withdrawn": 0, "kept": 1}
     assert [k["email"] for k in undone["kept"]] == ["optout@example.jp"]
     assert leads.find_lead("email:new.visitor@example.jp") is None
     assert leads.events(visitor.lead_id) == [] and leads.consent_evidence(visitor.lead_id) == []
@@ -499,7 +499,7 @@ def test_a_lead_that_changes_while_the_undo_runs_is_kept_and_said_so(
     monkeypatch.setattr(LeadRepository, "remove_lead", changed_meanwhile)
     status, undone = post(stack, f"/admin/imports/{done['import_id']}/undo")
     assert status == 200, undone
-    assert undone["undo"] == {"removed": 0, "restored": 1, "kept": 2}
+    assert undone["undo"] == {"removed": 0, "restored": 1, "withdrawn": 1, "kept": 2}
     assert {k["email"] for k in undone["kept"]} == {"new.visitor@example.jp", "optout@example.jp"}
     assert all(k["changed_since"] == ["(changed while the undo ran)"] for k in undone["kept"])
     assert services.lead_repository(stack).find_lead("email:new.visitor@example.jp") is not None
@@ -625,7 +625,12 @@ def test_a_group_applied_by_an_earlier_attempt_is_not_applied_twice(
     assert [e.type for e in events].count("lead_updated") == 1
     # And undo has every row's record, the updated lead's earlier values included
     status, undone = post(stack, f"/admin/imports/{done['import_id']}/undo")
-    assert status == 200 and undone["undo"] == {"removed": 2, "restored": 1, "kept": 0}, undone
+    assert status == 200 and undone["undo"] == {
+        "removed": 2,
+        "restored": 1,
+        "withdrawn": 0,
+        "kept": 0,
+    }, undone
 
 
 def test_a_receipt_written_already_is_told_apart_from_a_lead_changed_underneath(
@@ -734,7 +739,12 @@ def test_rows_whose_records_would_not_fit_one_receipt_are_written_under_several(
 
     # And undo puts every field back from them
     status, undone = post(stack, f"/admin/imports/{done['import_id']}/undo")
-    assert status == 200 and undone["undo"] == {"removed": 0, "restored": 19, "kept": 0}, undone
+    assert status == 200 and undone["undo"] == {
+        "removed": 0,
+        "restored": 19,
+        "withdrawn": 0,
+        "kept": 0,
+    }, undone
     assert all(
         lead.fields["memo"].value == "旧" * 499
         for lead in (leads.find_lead(f"email:{email}") for email in emails)

@@ -243,11 +243,16 @@ def imports_undo(settings: Settings, args: argparse.Namespace) -> int:
     undo = done.record.undo
     print(
         f"undone {args.id}: {undo['removed']} leads removed, {undo['restored']} restored,"
-        f" {undo['kept']} left as they were changed since"
+        f" {undo['kept']} left as they were (below, and why);"
+        f" {undo.get('withdrawn', 0)} opt-ins it recorded withdrawn"
     )
     for row in done.kept:
-        changed = ", ".join(row["changed_since"])
-        print(f"  row {row['row']:>5}  {row['email']}  changed since: {changed}")
+        said = []
+        if row["changed_since"]:
+            said.append("changed since: " + ", ".join(row["changed_since"]))
+        if "consent" in row:
+            said.append("consent: " + row["consent"]["reason"])
+        print(f"  row {row['row']:>5}  {row['email']}  {'; '.join(said)}")
     return 0
 
 
@@ -365,7 +370,10 @@ def add_import_commands(groups: Any) -> None:
     status.add_argument("--watch", action="store_true", help="until it has finished")
     status.add_argument("--json", action="store_true")
     status.set_defaults(run=imports_status)
-    undo = commands.add_parser("undo", help="take an import back (what changed since is kept)")
+    undo = commands.add_parser(
+        "undo",
+        help="take an import back, its opt-ins withdrawn (what changed since, and opt-outs, kept)",
+    )
     undo.add_argument("id", help="the import's id (imports list)")
     undo.add_argument("--json", action="store_true")
     undo.set_defaults(run=imports_undo)

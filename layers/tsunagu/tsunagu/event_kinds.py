@@ -16,6 +16,10 @@ EMAIL_REPLIED = "email_replied"
 scored, ending waits and entering journeys as any other."""
 EMAIL_AUTO_REPLIED = "email_auto_replied"
 """An automatic answer to a mail (out of office...): kept as evidence, never the lead's act."""
+CONSENT_CHANGED = "consent_changed"
+"""A lead's consent for a topic changed: by the person (the preference page, an unsubscribe, a
+double opt-in confirmed), a complaint, or an undo withdrawing the opt-in a list recorded
+(``method``, and the evidence of it in the consent ledger)."""
 DEAL_CHANGED = "deal_changed"
 """A deal as the CRM last sent it (POST /crm/deals, signed; tsunagu.qualification.deals). Not a
 system kind: journeys' goals and triggers and the revenue reports take it as the CRM's word."""
@@ -32,7 +36,7 @@ SYSTEM_EVENT_KINDS = frozenset(
         "mail_complained",
         "mail_suppressed",
         "mail_unsuppressed",
-        "consent_changed",
+        CONSENT_CHANGED,
         "stage_changed",
         "crm_status_changed",
         LEAD_IMPORTED,

@@ -50,8 +50,8 @@ from tsunagu.imports.reasons import FILE_LANGUAGE, Language, Rejection
 from tsunagu.imports.saved import MAPPING_NAME, SavedMapping, checked_mapping, with_overrides
 from tsunagu.leads.capture import ITEM_BYTES, MAX_TRANSACTION_ITEMS, CaptureWrite, WriteConflict
 from tsunagu.leads.email import stored_address_identity
-from tsunagu.leads.model import Lead, LeadEvent
-from tsunagu.mail.consent import TopicConsent
+from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
+from tsunagu.mail.consent import ConsentRecords, TopicConsent
 
 
 class LeadFinder(Protocol):
@@ -66,6 +66,12 @@ class ImportedLeads(LeadFinder, Protocol):
     def opted_out(self, lead_ids: Sequence[str], topic: str) -> Collection[str]: ...
 
     def topic_consent(self, lead_ids: Sequence[str], topic: str) -> Mapping[str, TopicConsent]: ...
+
+    def consent_records(self, lead_id: str) -> ConsentRecords: ...
+
+    def replace_consent(
+        self, evidence: ConsentEvidence, rests_on: str, event: LeadEvent
+    ) -> None: ...
 
     def lead_item_bytes(self, lead: Lead) -> int: ...
 
@@ -712,7 +718,8 @@ def _apply_row(
 class UndoResult:
     record: ImportRecord
     kept: list[dict[str, Any]]
-    """What undo left, and why (each row: lead, fields changed since)."""
+    """What undo left, and why (each row: lead, fields changed since, and - under ``consent``,
+    when it left that - why its consent stays as it is: apply.ConsentKept)."""
 
     def as_json(self) -> dict[str, Any]:
         return {**self.record.as_json(), "kept": self.kept}
@@ -724,7 +731,9 @@ def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
     if it still holds what the import wrote, and the channel it added to a lead's sources is
     taken off unless something since came from it too (apply.without_its_source); a lead it
     changed that an import undone already created goes, when it is left with nothing else
-    (_left_by_undone_imports). What changed since is kept, and said."""
+    (_left_by_undone_imports). An opt-in it recorded for a lead that stays is withdrawn while
+    the lead's consent for that topic still rests on it (apply.undone_consent); an opt-out it
+    recorded is kept. What changed since is kept, and said."""
     store = _store(ports)
     with recorded(ports.audit, ports.clock, actor, "imports.undo", f"import:{import_id}") as log:
         record = store.get_import(import_id)
@@ -745,7 +754,7 @@ def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
                 raise ConcurrentUpdate(
                     f"import {import_id} is still running: undo it once it has finished"
                 )
-        counts = {"removed": 0, "restored": 0, "kept": 0}
+        counts = {"removed": 0, "restored": 0, "withdrawn": 0, "kept": 0}
         kept: list[dict[str, Any]] = []
         gone: list[str] = []
         now = ports.clock.now()
@@ -769,11 +778,21 @@ def undo(ports: ImportCommands, actor: Actor, import_id: str) -> UndoResult:
                     counts[done] += 1
                 if done in ("removed", "gone"):
                     gone.append(applied.lead_id)
-                if changed:
+                    continue  # its consent went with it
+                withdrawn, consent_kept = _undo_consent(
+                    ports, record, applied, now, undone_import, by=actor.email or actor.user_id
+                )
+                counts["withdrawn"] += withdrawn
+                if changed or consent_kept:
                     counts["kept"] += 1
-                    kept.append(
-                        {"row": applied.row, "email": applied.email, "changed_since": changed}
-                    )
+                    said: dict[str, Any] = {
+                        "row": applied.row,
+                        "email": applied.email,
+                        "changed_since": changed,
+                    }
+                    if consent_kept:
+                        said["consent"] = consent_kept.as_json()
+                    kept.append(said)
         finally:
             out_of_the_funnel()
         undone = replace(
@@ -837,6 +856,40 @@ def _undo_row(
         # Something wrote to the lead between our read and the undo: it changed since.
         return None, ["(changed while the undo ran)"]
     return None, changed
+
+
+def _undo_consent(
+    ports: ImportCommands,
+    record: ImportRecord,
+    applied: AppliedRow,
+    now: datetime,
+    undone: Callable[[str], bool],
+    *,
+    by: str,
+) -> tuple[bool, apply.ConsentKept | None]:
+    """Take back the opt-in a row recorded for a lead that stays (apply.undone_consent):
+    whether it was withdrawn, and why what is left of its consent was kept."""
+    if applied.consent is None:
+        return False, None
+    records = ports.leads.consent_records(applied.lead_id)
+    decided = apply.undone_consent(records, applied, record.import_id, undone)
+    if decided is None:
+        return False, None
+    if decided.write:
+        evidence, event = apply.consent_withdrawal(
+            decided,
+            import_id=record.import_id,
+            file_name=record.file_name,
+            row=applied.row,
+            by=by,
+            now=now,
+        )
+        try:
+            ports.leads.replace_consent(evidence, decided.recorded.evidence_id, event)
+        except WriteConflict:
+            # Someone answered between our read and the write: theirs is the lead's state now
+            return False, apply.ConsentKept(decided.recorded.topic, "changed_meanwhile")
+    return decided.withdrawn, decided.kept
 
 
 def _entered(ports: ImportCommands, lead: Lead) -> list[str]:

@@ -12,8 +12,10 @@ no journey has entered it (its events and consent records with it: the imports w
 things it had - a lead list A created and list B corrected goes once both are undone, in either
 order), a
 field it changed is restored if it still holds what the import wrote, and the channel it added
-to the lead's sources is taken off unless something since came from it too. Consent the file
-gave a lead that existed before is evidence of what a person said, and stays recorded.
+to the lead's sources is taken off unless something since came from it too. An opt-in the file
+gave a lead that stays is withdrawn while the topic's state still rests on it (undone_consent):
+a consent column read backwards, or the wrong file, must not go on mailing people who never said
+yes. An opt-out it gave is kept: undo errs toward less mail.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from tsunagu.clock import isoformat
-from tsunagu.event_kinds import LEAD_IMPORTED
+from tsunagu.event_kinds import CONSENT_CHANGED, LEAD_IMPORTED
 from tsunagu.ids import new_id
 from tsunagu.imports import reasons
 from tsunagu.imports.plan import ImportOptions, ImportPlan, RowPlan
@@ -36,6 +38,7 @@ from tsunagu.leads.capture import FORM_SUBMITTED, CaptureWrite
 from tsunagu.leads.email import stored_address_identity
 from tsunagu.leads.merge import FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
+from tsunagu.mail.consent import WITHDRAWN, ConsentRecords
 
 LEAD_UPDATED = "lead_updated"
 Outcome = Literal["created", "updated", "unchanged"]
@@ -143,7 +146,8 @@ class ImportRecord:
     status: ImportStatus = "applying"
     undone_at: str | None = None
     undo: dict[str, int] = field(default_factory=dict)
-    """What undo did: removed, restored, kept (changed since)."""
+    """What undo did: removed, restored, withdrawn (opt-ins it took back), kept (rows it left
+    something of, listed with why)."""
     detail: str | None = None
     """Why a background run was refused (the plan changed since the dry run, the file could not
     be read), or what it parked."""
@@ -446,7 +450,7 @@ def by_undone_imports(
     theirs = {
         e.event_id
         for e in events
-        if e.type in (LEAD_IMPORTED, LEAD_UPDATED)
+        if (e.type in (LEAD_IMPORTED, LEAD_UPDATED) or _undoing_consent(e))
         and (other := e.properties.get("import_id"))
         and (other == import_id or undone(str(other)))
     }
@@ -454,6 +458,12 @@ def by_undone_imports(
         e.event_id in theirs or (e.type == SCORE_CHANGED and e.properties.get("event_id") in theirs)
         for e in events
     )
+
+
+def _undoing_consent(event: LeadEvent) -> bool:
+    """An undo's withdrawal of a list's opt-in (consent_withdrawal): the undo's doing."""
+    said = event.properties
+    return event.type == CONSENT_CHANGED and said.get("method") == IMPORT_UNDONE
 
 
 def creating_import(events: Sequence[LeadEvent]) -> tuple[str, int] | None:
@@ -503,3 +513,184 @@ def removable(
         and holds_only(lead, created.written)
         and by_undone_imports(events, import_id, undone)
     )
+
+
+IMPORT_UNDONE = "import_undone"
+"""The method of the evidence an undo records when it withdraws the opt-in a list gave."""
+OPTED_IN = "opted_in"
+ConsentKeptCode = Literal["opt_out_kept", "answered_since", "opted_in_before", "changed_meanwhile"]
+
+
+@dataclass(frozen=True)
+class ConsentKept:
+    """Why undo left a topic's consent as a row of the import made it, or as it is since: the
+    undo's report lists it beside the fields it kept. ``reason_code`` is stable, for a screen
+    to say it in its language from ``reason_params``; ``reason`` says it in English."""
+
+    topic: str
+    reason_code: ConsentKeptCode
+    at: str | None = None
+    """When the evidence the state rests on now was recorded (answered_since, opted_in_before)."""
+    by: str | None = None
+    """What recorded it (answered_by): ``form:demo``, ``preferences``, ``import:imp_...``."""
+
+    @property
+    def reason(self) -> str:
+        topic, at, by = self.topic, self.at, self.by
+        match self.reason_code:
+            case "opt_out_kept":
+                return f"its opt-out of {topic} is kept: an undo never makes more mail go"
+            case "answered_since":
+                return f"{topic} was answered again since ({by}, {at}): kept as it is"
+            case "opted_in_before":
+                return f"opted in to {topic} before the list too ({by}, {at}): stays opted in"
+            case "changed_meanwhile":
+                return f"{topic} was answered while the undo ran: kept as it is"
+
+    def as_json(self) -> dict[str, Any]:
+        params = {"topic": self.topic, "at": self.at, "by": self.by}
+        return {
+            "topic": self.topic,
+            "reason_code": self.reason_code,
+            "reason": self.reason,
+            "reason_params": {k: v for k, v in params.items() if v is not None},
+        }
+
+
+@dataclass(frozen=True)
+class ConsentUndo:
+    """What undo does with the consent one row of the import recorded."""
+
+    recorded: ConsentEvidence
+    """The row's evidence (its topic, its answer)."""
+    back_to: ConsentEvidence | None = None
+    """With ``write``: the evidence the topic's state rested on before the row (None: no
+    answer at all), which the state goes back to."""
+    write: bool = False
+    """The state still rests on the row's opt-in: record its withdrawal (consent_withdrawal)."""
+    withdrawn: bool = False
+    """The row's opt-in no longer makes mail go (withdrawn now, or by an earlier attempt of
+    this undo): counted as withdrawn."""
+    kept: ConsentKept | None = None
+
+
+def undone_consent(
+    records: ConsentRecords,
+    applied: AppliedRow,
+    import_id: str,
+    undone: Callable[[str], bool],
+) -> ConsentUndo | None:
+    """What undo does with the consent a row recorded for a lead that stays (``records``: the
+    lead's consent as stored; ``undone``: whether another import is undone). None when the row
+    recorded none, or nothing of it is left to undo or to say.
+
+    An opt-in is withdrawn while the topic's state still rests on its evidence: the state goes
+    back to what it rested on before the row - no answer, or an earlier answer, passing over
+    the opt-ins of imports undone since (ConsentRecords.state_before). Once anything answered
+    for the topic since (a form, the preference page, a double opt-in confirmed, another list's
+    answer), that answer is the lead's state and is kept. An opt-out is kept, and said."""
+    if applied.consent is None:
+        return None
+    own = [e for e in records.evidence if _recorded_by(e) == import_id and e.at == applied.at]
+    if not own:
+        return None  # nothing was recorded (the lead had said no since the plan)
+    recorded = own[-1]
+    topic = recorded.topic
+    rests_on = records.rests_on.get(topic)
+    if recorded.status != OPTED_IN:
+        if rests_on != recorded.evidence_id:
+            return None  # answered since: nothing of the file's "no" is left to keep
+        return ConsentUndo(recorded, kept=ConsentKept(topic, "opt_out_kept"))
+    earlier_undo = [
+        e
+        for e in records.evidence
+        if e.method == IMPORT_UNDONE and e.text_version == import_id and e.topic == topic
+    ]
+    if earlier_undo:  # an undo cut short withdrew it before this attempt
+        return _withdrawn(recorded, earlier_undo[-1], write=False)
+    if rests_on != recorded.evidence_id:
+        now = next((e for e in records.evidence if e.evidence_id == rests_on), None)
+        if now is None:
+            return None  # no state at all now: nothing to withdraw
+        said = ConsentKept(topic, "answered_since", now.at, answered_by(now))
+        return ConsentUndo(recorded, kept=said)
+
+    def undone_opt_in(before: ConsentEvidence) -> bool:
+        other = _recorded_by(before)
+        return before.status == OPTED_IN and other is not None and undone(other)
+
+    return _withdrawn(recorded, records.state_before(recorded, undone_opt_in), write=True)
+
+
+def _withdrawn(
+    recorded: ConsentEvidence, back_to: ConsentEvidence | None, *, write: bool
+) -> ConsentUndo:
+    """The row's opt-in withdrawn (or to be, with ``write``) back to ``back_to``: counted
+    unless the topic was opted in before the row too, and stays so."""
+    if back_to is not None and back_to.status == OPTED_IN:
+        said = ConsentKept(recorded.topic, "opted_in_before", back_to.at, answered_by(back_to))
+        return ConsentUndo(recorded, back_to, write=write, kept=said)
+    return ConsentUndo(recorded, back_to, write=write, withdrawn=True)
+
+
+def _recorded_by(evidence: ConsentEvidence) -> str | None:
+    """The import whose row recorded this evidence, if a list's row did: it names no form and
+    no method, and its ``text_version`` is the import's id (row_write)."""
+    if evidence.form_id is not None or evidence.method is not None:
+        return None
+    return evidence.text_version
+
+
+def answered_by(evidence: ConsentEvidence) -> str:
+    """What recorded a piece of evidence, as an undo's report names it: ``form:<id>``,
+    ``import:<id>``, or its method (preferences, one_click, double_opt_in, complaint)."""
+    if evidence.form_id is not None:
+        return f"form:{evidence.form_id}"
+    if evidence.method is not None:
+        return evidence.method
+    return f"import:{evidence.text_version}"
+
+
+def consent_withdrawal(
+    undo: ConsentUndo, *, import_id: str, file_name: str, row: int, by: str, now: datetime
+) -> tuple[ConsentEvidence, LeadEvent]:
+    """The evidence of an undo withdrawing a row's opt-in - naming the undo, who asked for it
+    and the import - with the state it puts the topic back to (WITHDRAWN: no answer), and the
+    event saying so. The row's own evidence stays in the ledger beside it."""
+    recorded, before = undo.recorded, undo.back_to
+    at = isoformat(now)
+    if before is None:
+        back = "no answer, as before the list"
+    else:
+        back = f"{before.status}, as evidence {before.evidence_id} ({before.at}) recorded"
+    evidence = ConsentEvidence(
+        evidence_id=new_id("cns", now),
+        lead_id=recorded.lead_id,
+        email=recorded.email,
+        topic=recorded.topic,
+        status=WITHDRAWN if before is None else before.status,
+        at=at,
+        text=(
+            f"Undo of import {import_id} by {by}: the opt-in its row recorded ({file_name},"
+            f" row {row}; evidence {recorded.evidence_id}) is withdrawn; {recorded.topic} is"
+            f" back to {back}"
+        ),
+        text_version=import_id,
+        method=IMPORT_UNDONE,
+    )
+    event = LeadEvent(
+        event_id=new_id("evt", now),
+        type=CONSENT_CHANGED,
+        occurred_at=at,
+        lead_id=recorded.lead_id,
+        properties={
+            "topic": recorded.topic,
+            "status": evidence.status,
+            "method": IMPORT_UNDONE,
+            "import_id": import_id,
+            "row": row,
+            "undone": True,
+            "withdrawn": recorded.evidence_id,
+        },
+    )
+    return evidence, event

@@ -126,6 +126,10 @@ class ConsentEvidence:
     form_id: str | None = None
     ip: str | None = None
     user_agent: str | None = None
+    method: str | None = None
+    """How the change was made, when no form made it: one_click, preferences, double_opt_in,
+    complaint, import_undone (an undo withdrawing the opt-in a list recorded). A form's consent
+    names its form; a list's row its import (``text_version``)."""
 
 
 def email_identity(identity_key: str) -> str:

@@ -9,14 +9,22 @@ stops every mail, transactional included: the address does not want, or cannot t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tsunagu.leads.model import Lead
+from tsunagu.leads.model import ConsentEvidence, Lead
 
 ALL_TOPICS = "all"
 MARKETING = "marketing"
+PENDING = "pending"
+"""Consent waiting for its double opt-in confirmation: kept beside the topic's state
+(``pending#<topic>``), never changing it - a second sign-up never downgrades a confirmed
+subscription."""
+WITHDRAWN = "withdrawn"
+"""The status of evidence that put a topic back to no answer at all (an undo withdrawing the
+opt-in a list recorded, when the topic had none before the list): the topic has no state after
+it. Not an opt-out: the lead may be opted in again, by a form or another list."""
 
 
 def named_topic(topic: str) -> str:
@@ -79,6 +87,37 @@ class TopicConsent:
     """The topic's own record: opted_in, opted_out, pending - None when it has none."""
     refuses_opt_in: bool
     """Opted out of the topic or of all mail, or suppressed: no list opts them in again."""
+
+
+def sets_topic_state(status: str) -> bool:
+    """Whether evidence of this status is what its topic's state becomes (all but a pending
+    double opt-in's)."""
+    return status != PENDING
+
+
+@dataclass(frozen=True)
+class ConsentRecords:
+    """A lead's consent as stored: its evidence, oldest first (the ledger: never edited, never
+    deleted while the lead exists), and the evidence each topic's current state rests on."""
+
+    evidence: Sequence[ConsentEvidence]
+    rests_on: Mapping[str, str]
+    """topic -> the id of the evidence its state record names."""
+
+    def state_before(
+        self, evidence: ConsentEvidence, passed_over: Callable[[ConsentEvidence], bool]
+    ) -> ConsentEvidence | None:
+        """The evidence its topic's state rested on just before ``evidence`` was recorded: the
+        latest earlier evidence of that topic that set its state and that ``passed_over`` does
+        not leave out; None when there was none (no answer) or it was WITHDRAWN."""
+        earlier = self.evidence[: self.evidence.index(evidence)]
+        for before in reversed(earlier):
+            if before.topic != evidence.topic or not sets_topic_state(before.status):
+                continue
+            if passed_over(before):
+                continue
+            return None if before.status == WITHDRAWN else before
+        return None
 
 
 @dataclass(frozen=True)

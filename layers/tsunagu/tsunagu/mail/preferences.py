@@ -13,12 +13,11 @@ from typing import Protocol
 
 from tsunagu.clock import Clock, isoformat
 from tsunagu.errors import MalformedRequest, NotFound
+from tsunagu.event_kinds import CONSENT_CHANGED as CONSENT_CHANGED  # read from here too
 from tsunagu.ids import new_id
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
 from tsunagu.mail.consent import ALL_TOPICS, MARKETING
 from tsunagu.tracking.tokens import InvalidToken, TokenKind, TokenSigner, TrackingToken
-
-CONSENT_CHANGED = "consent_changed"
 
 
 @dataclass(frozen=True)

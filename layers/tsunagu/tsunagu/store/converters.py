@@ -9,7 +9,7 @@ from tsunagu.clock import parse_instant
 from tsunagu.leads.crm_status import status_key
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
-from tsunagu.mail.consent import ConsentView, Recipient, Suppression
+from tsunagu.mail.consent import ConsentView, Recipient, Suppression, sets_topic_state
 from tsunagu.store.tables import Tables
 
 
@@ -154,8 +154,9 @@ def consent_values(evidence: ConsentEvidence) -> tuple[dict[str, Any], dict[str,
         "form_id": evidence.form_id,
         "ip": evidence.ip,
         "user_agent": evidence.user_agent,
+        "method": evidence.method,
     }
-    record = "pending" if evidence.status == "pending" else "topic"
+    record = "topic" if sets_topic_state(evidence.status) else "pending"
     state = {
         "lead_id": evidence.lead_id,
         "record": f"{record}#{evidence.topic}",
@@ -164,6 +165,7 @@ def consent_values(evidence: ConsentEvidence) -> tuple[dict[str, Any], dict[str,
         "at": evidence.at,
         "email": evidence.email,
         "evidence": evidence.evidence_id,
+        "method": evidence.method,
     }
     return proof, state
 
@@ -192,6 +194,7 @@ def consent_from_item(item: Any) -> ConsentEvidence:
         form_id=item.form_id,
         ip=item.ip,
         user_agent=item.user_agent,
+        method=item.method,
     )
 
 

@@ -19,7 +19,7 @@ from tsunagu.leads.capture import (
 )
 from tsunagu.leads.history import AnonymousEvent, VisitorLink
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent, visitor_identity
-from tsunagu.mail.consent import ALL_TOPICS, TopicConsent
+from tsunagu.mail.consent import ALL_TOPICS, WITHDRAWN, ConsentRecords, TopicConsent
 from tsunagu.store.converters import (
     SUPPRESSION,
     consent_from_item,
@@ -313,6 +313,39 @@ class LeadRepository:
             lead_id, self._tables.consent.record.startswith("evidence#")
         )
         return [consent_from_item(item) for item in items]
+
+    def consent_records(self, lead_id: str) -> ConsentRecords:
+        """The lead's consent ledger, oldest first, and what each topic's state rests on: its
+        whole consent partition in one Query, read strongly consistent."""
+        evidence, rests_on = [], {}
+        for item in self._tables.consent.query(lead_id, consistent_read=True):
+            if item.record.startswith("evidence#"):
+                evidence.append(consent_from_item(item))
+            elif item.record.startswith("topic#") and item.evidence:
+                rests_on[item.topic] = item.evidence
+        return ConsentRecords(evidence, rests_on)
+
+    def replace_consent(self, evidence: ConsentEvidence, rests_on: str, event: LeadEvent) -> None:
+        """Record ``evidence`` (its method with it) as what its topic's state now is, with the
+        event saying so - if that state still rests on the evidence ``rests_on`` (WriteConflict
+        when something answered meanwhile: a form, the preference page). Evidence WITHDRAWN
+        leaves the topic with no state record, as one that was never answered. Nothing is
+        deleted from the ledger."""
+        t = self._tables
+        proof, state = consent_values(evidence)
+        still = t.consent.evidence == rests_on
+        try:
+            with Transaction(connection=t.connection) as tx:
+                tx.put(t.consent, proof, condition=t.consent.record.does_not_exist())
+                if evidence.status == WITHDRAWN:
+                    tx.delete(t.consent(evidence.lead_id, state["record"]), condition=still)
+                else:
+                    tx.put(t.consent, state, condition=still)
+                tx.put(t.events, event_values(t, event))
+        except TransactWriteError as error:
+            if changed_underneath(error):
+                raise WriteConflict("lead") from error
+            raise
 
     def consent_state(self, lead_id: str) -> dict[str, str]:
         items = self._tables.consent.query(
