@@ -805,6 +805,66 @@ def test_undo_takes_off_the_channel_a_list_added_unless_something_since_came_fro
     assert without_its_source(known, already, lambda _: False) == (known, None)
 
 
+# ---------------------------------------------------------------- undo: the opt-ins it gave
+def test_undo_withdraws_a_list_s_opt_in_unless_answered_since() -> None:
+    from tsunagu.imports.apply import AppliedRow, undone_consent
+    from tsunagu.leads.model import ConsentEvidence
+    from tsunagu.mail.consent import ConsentRecords
+
+    def said(n: int, status: str, by: str, **more: str) -> ConsentEvidence:
+        at = f"2026-12-0{n}T01:00:00.000Z"
+        return ConsentEvidence(f"cns_{n}", "lead_1", "known@example.jp", "marketing", status,
+                               at, text_version=by, **more)  # fmt: skip
+
+    # Given a lead a form opted in, which list A opted in again, then list B (read meanwhile)
+    form = said(1, "opted_in", "2026-11", form_id="demo")
+    pending = said(2, "pending", "2026-11", form_id="news")  # a sign-up not confirmed
+    of_a, of_b = said(3, "opted_in", "imp_a"), said(4, "opted_in", "imp_b")
+    row = AppliedRow(row=2, outcome="updated", lead_id="lead_1", email="known@example.jp",
+                     at=of_b.at, consent="yes")  # fmt: skip
+    ledger = [form, pending, of_a, of_b]
+
+    def undo_b(rests_on: str | None, undone: frozenset[str] = frozenset()) -> Any:
+        records = ConsentRecords(ledger, {"marketing": rests_on} if rests_on else {})
+        return undone_consent(records, row, "imp_b", undone.__contains__)
+
+    # When B is undone while the state rests on its opt-in, it goes back to A's
+    assert undo_b("cns_4").back_to == of_a
+    # ... or, A undone already, past A's opt-in to the form's (the pending sign-up set no
+    # state): opted in before the list too, which stays, and is said
+    back = undo_b("cns_4", frozenset({"imp_a"}))
+    assert (back.write, back.back_to, back.withdrawn) == (True, form, False)
+    assert (back.kept.reason_code, back.kept.by) == ("opted_in_before", "form:demo")
+    # And with nothing before it, back to no answer: withdrawn
+    alone = ConsentRecords([of_b], {"marketing": "cns_4"})
+    none_before = undone_consent(alone, row, "imp_b", lambda _: False)
+    assert none_before is not None
+    assert (none_before.write, none_before.back_to, none_before.withdrawn) == (True, None, True)
+
+    # When the state rests on a later answer, that answer is kept, and said
+    later = said(5, "opted_out", "", method="preferences")
+    ledger.append(later)
+    kept = undo_b("cns_5")
+    assert (kept.write, kept.withdrawn) == (False, False)
+    assert kept.kept.as_json()["reason_params"] == {
+        "topic": "marketing", "at": later.at, "by": "preferences",
+    }  # fmt: skip
+
+    # And an undo asked again after one cut short (it took the topic back to no answer) does
+    # not withdraw twice, but counts it
+    ledger[-1] = said(5, "withdrawn", "imp_b", method="import_undone")
+    again = undo_b(None)
+    assert (again.write, again.withdrawn) == (False, True)
+
+    # And an opt-out the list gave is kept while the state rests on it, and said
+    no = replace(row, consent="no")
+    of_no = said(4, "opted_out", "imp_b")
+    kept_no = undone_consent(ConsentRecords([of_no], {"marketing": "cns_4"}), no, "imp_b",
+                             lambda _: False)  # fmt: skip
+    assert kept_no is not None and kept_no.kept is not None
+    assert (kept_no.write, kept_no.kept.reason_code) == (False, "opt_out_kept")
+
+
 # ------------------------------------------------------------- values as people type them
 
 
