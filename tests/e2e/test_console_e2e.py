@@ -1006,7 +1006,7 @@ def test_a_marketer_applies_a_list_s_dry_run_and_undoes_the_import(
     # When she undoes it (confirmed), the lead it created is removed and the import says so
     row.get_by_role("button", name="Undo").click()
     expect(page.get_by_role("status")).to_contain_text(
-        f"Import {import_id} undone: removed 1, restored 0, kept 0"
+        f"Import {import_id} undone: removed 1, restored 0, opt-ins withdrawn 0, kept 0"
     )
     expect(row).to_contain_text("undone")
     expect(row.get_by_role("button", name="Undo")).to_have_count(0)

@@ -82,7 +82,8 @@ interface ImportRecord {
   counts: Record<string, number>;
   status: "queued" | "applying" | "applied" | "applied_with_parked" | "refused" | "failed" | "undone";
   undone_at: string | null;
-  undo: { removed: number; restored: number; kept: number } | null;
+  /** ``withdrawn``: the opt-ins the undo took back (missing from undos made before it was counted). */
+  undo: { removed: number; restored: number; withdrawn?: number; kept: number } | null;
   /** Why a background run was refused, or which of its rows it parked. */
   detail?: string | null;
   /** Run by the import state machine (not within one request). */
@@ -115,6 +116,13 @@ interface KeptRow {
   row: number;
   email: string;
   changed_since: string[];
+  /** What of the row's consent the undo left, and why (an opt-out it gave, an answer since). */
+  consent?: {
+    topic: string;
+    reason_code: string;
+    reason: string;
+    reason_params: { topic: string; at?: string; by?: string };
+  };
 }
 interface Undone extends ImportRecord {
   kept: KeptRow[];
@@ -984,6 +992,20 @@ function ending(t: (key: string, values?: Record<string, unknown>) => string, st
   }
 }
 
+/** Why an undo left a row's consent as it is, said in the reader's language from its code. */
+function consentKept(
+  t: (key: string, values?: Record<string, unknown>) => string,
+  kept: NonNullable<KeptRow["consent"]>,
+): string {
+  const { topic, at, by } = kept.reason_params;
+  return t(`imports.undo_consent.${kept.reason_code}`, {
+    topic,
+    at: when(at),
+    by: by ?? "",
+    defaultValue: kept.reason,
+  });
+}
+
 /** The imports so far, newest first; each applied one may be undone. */
 function History({
   changed,
@@ -1026,6 +1048,7 @@ function History({
           id: result.import_id,
           removed: result.undo?.removed ?? 0,
           restored: result.undo?.restored ?? 0,
+          withdrawn: result.undo?.withdrawn ?? 0,
           kept: result.undo?.kept ?? 0,
         }),
       );
@@ -1086,7 +1109,8 @@ function History({
                   {record.status === "undone" && (
                     <div className="detail">
                       {when(record.undone_at)}
-                      {record.undo && ` · ${t("imports.undo_counts", { ...record.undo })}`}
+                      {record.undo &&
+                        ` · ${t("imports.undo_counts", { ...record.undo, withdrawn: record.undo.withdrawn ?? 0 })}`}
                     </div>
                   )}
                 </td>
@@ -1114,6 +1138,7 @@ function History({
               <th scope="col">{t("imports.row")}</th>
               <th scope="col">{t("settings.email")}</th>
               <th scope="col">{t("imports.changed_since")}</th>
+              <th scope="col">{t("imports.undo_consent.column")}</th>
             </tr>
           </thead>
           <tbody>
@@ -1122,6 +1147,7 @@ function History({
                 <td className="number">{row.row}</td>
                 <td>{row.email}</td>
                 <td>{row.changed_since.join(", ")}</td>
+                <td>{row.consent && consentKept(t, row.consent)}</td>
               </tr>
             ))}
           </tbody>

@@ -758,7 +758,9 @@ def import_status(call: AdminCall) -> Any:
 
 def import_undo(call: AdminCall) -> Any:
     """Take an import back: the leads it created are removed unless changed since, the fields
-    it changed restored unless changed since; what was kept is listed."""
+    it changed restored unless changed since, the opt-ins it recorded withdrawn unless answered
+    since (its opt-outs are kept); ``undo`` counts them, and what was kept is listed, why
+    included."""
     found = imports.undo(
         services.import_commands(call.settings), call.actor, call.params["import_id"]
     )
