@@ -97,6 +97,76 @@ def test_a_draft_is_kept_with_its_problems_on_their_nodes(stack: Settings) -> No
     assert fixed["problems"] == []
 
 
+# What a palette button adds (the console's NEW_NODE), before the marketer fills it in and
+# connects it; and the fields the console leaves out once emptied (a webhook's event).
+JUST_ADDED: dict[str, dict[str, Any]] = {
+    "wait": {"id": "wait_3", "kind": "wait", "label": "wait wait_3",
+             "rule": {"kind": "next_business_day", "at": "10:00"}},
+    "wait_for": {"id": "wait_for_3", "kind": "wait_for", "label": "a click wait_for_3",
+                 "events": [{"type": "link_clicked", "outcome": "clicked"}],
+                 "within_seconds": 259200, "exits": []},
+    "branch": {"id": "branch_3", "kind": "branch", "label": "branch branch_3", "cases": []},
+    "split": {"id": "split_3", "kind": "split", "label": "test split_3", "paths": []},
+    "split_emptied_share": {"id": "split_4", "kind": "split", "label": "test split_4", "paths": [
+        {"outcome": "a", "percent": 0, "next": "done"},
+        {"outcome": "b", "percent": 50, "next": "done"}]},
+    "notify_owner": {"id": "notify_owner_3", "kind": "notify_owner",
+                     "label": "tell the owner notify_owner_3", "message": ""},
+    "webhook_emptied_event": {"id": "webhook_3", "kind": "webhook", "label": "call the CRM"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("added", sorted(JUST_ADDED))
+def test_a_draft_with_a_node_just_added_from_the_palette_is_kept_with_its_problems(
+    stack: Settings, added: str
+) -> None:
+    # Given the finished graph and one node just added from the palette (not connected yet)
+    node = JUST_ADDED[added]
+    draft = {**TWO_MAILS, "nodes": [*TWO_MAILS["nodes"], node]}
+    path = "/admin/journeys/webinar_follow_up/graph"
+
+    # When the marketer saves the draft, it is kept, with what is missing named on the node
+    status, saved = call(stack, "PUT", path, body={"definition": draft})
+    assert status == 200, saved
+    assert node["id"] in [p["field"] for p in saved["problems"]], saved["problems"]
+    _, shown = call(stack, "GET", path)
+    assert shown["definition"]["nodes"][-1]["id"] == node["id"]
+
+    # And neither the dry run nor publish takes it while the problems are there
+    status, body = call(
+        stack, "POST", "/admin/journeys/webinar_follow_up/dry-run", body={"definition": draft}
+    )
+    assert status == 422 and node["id"] in [e["field"] for e in body["errors"]], body
+    ports = services.journey_commands(stack)
+    with pytest.raises(ValidationFailed):
+        journeys.publish(ports, services.operator(stack), draft, None, lambda _: {"ok": True})
+
+
+def test_a_new_journey_saved_with_its_name_left_blank_is_kept_nameless(stack: Settings) -> None:
+    # The console's new journey and its cleared Name input send "" (the name is optional)
+    path = "/admin/journeys/webinar_follow_up/graph"
+    status, saved = call(stack, "PUT", path, body={"definition": {**TWO_MAILS, "name": " "}})
+    assert status == 200, saved
+    assert "name" not in saved["definition"] and saved["problems"] == []
+
+
+def test_a_branch_case_as_long_as_a_filter_may_be_dry_runs(stack: Settings) -> None:
+    # A case of 539 characters (a filter takes up to 1,000): saved without a problem, and the
+    # dry run (as publish) decides on it rather than failing on a shorter limit of its own
+    when = ",".join(f"tag=t{i:03d}" for i in range(60))
+    graph = {**TWO_MAILS, "start": "pick", "nodes": [
+        {"id": "pick", "kind": "branch", "label": "the interest",
+         "cases": [{"outcome": "tagged", "when": when, "next": "thanks"}],
+         "default": "before_thanks"},
+        *TWO_MAILS["nodes"]]}  # fmt: skip
+    path = "/admin/journeys/webinar_follow_up"
+    status, saved = call(stack, "PUT", path + "/graph", body={"definition": graph})
+    assert (status, saved["problems"]) == (200, []), saved
+    status, run = call(stack, "POST", path + "/dry-run", body={"definition": graph, "leads": 5})
+    assert status == 200, run
+    assert run["nodes"]["pick"]["outcomes"] == {"default": 5}
+
+
 def test_the_editor_names_a_missing_mail_as_publish_refuses_it(stack: Settings) -> None:
     # Given a draft whose last mail names a template no one has written
     missing = {**TWO_MAILS, "nodes": [*TWO_MAILS["nodes"][:3], {

@@ -479,17 +479,66 @@ def test_an_update_lead_that_changes_nothing_is_named() -> None:
     "bad",
     [
         {"kind": "update_lead", "label": "Mark", "stage": "vip"},
-        {"kind": "notify_owner", "label": "Tell", "message": ""},
+        {"kind": "notify_owner", "label": "Tell", "message": "x" * 1001},
         {"kind": "webhook", "label": "Call", "event": "Lead Engaged"},
         {"kind": "webhook", "label": "Call", "event": "x", "url": "http://169.254.169.254/"},
     ],
-    ids=["an unknown stage", "an empty message", "an event with spaces", "a URL of its own"],
+    ids=["an unknown stage", "a message too long", "an event with spaces", "a URL of its own"],
 )
 def test_the_format_refuses_bad_sales_nodes(bad: dict[str, Any]) -> None:
     data = copy.deepcopy(BASE)
     data["nodes"].append({"id": "extra", **bad})
     with pytest.raises(ValidationFailed):
         read_definition(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    ("unfinished", "sentence"),
+    [
+        ({"kind": "notify_owner", "label": "Tell", "message": " "}, "has no message"),
+        ({"kind": "webhook", "label": "Call"}, "has no event"),
+        ({"kind": "wait", "label": "the wait", "rule": {"kind": "next_business_day",
+          "at": "10:00"}}, "leads nowhere"),
+        ({"kind": "branch", "label": "the interest", "default": "case_study", "cases": []},
+         "has no case"),
+        ({"kind": "split", "label": "the test", "paths": [
+            {"outcome": "a", "percent": 100, "next": "case_study"}]}, "has 1 path(s)"),
+        ({"kind": "split", "label": "the test", "paths": [
+            {"outcome": "a", "percent": 0, "next": "case_study"},
+            {"outcome": "b", "percent": 100, "next": "case_study"}]}, "takes 0%"),
+    ],
+    ids=["a blank message", "no event", "a wait with no next", "no case", "one path",
+         "an emptied share"],
+)  # fmt: skip
+def test_what_a_node_just_added_still_lacks_is_named_on_it_not_refused_as_a_format(
+    unfinished: dict[str, Any], sentence: str
+) -> None:
+    # A draft keeps what the console's palette adds and an emptied input leaves (the format
+    # takes it); the compiler names what is missing before it publishes or dry-runs
+    def added(data: dict[str, Any]) -> None:
+        node(data, "case_study")["next"] = "extra"
+        data["nodes"].append({"id": "extra", **unfinished})
+
+    said = [message for field, message in problems(changed(added)) if field == "extra"]
+    assert any(sentence in message for message in said), said
+
+
+def test_a_blank_name_is_no_name() -> None:
+    assert changed(lambda data: data.update(name="")).name is None
+
+
+def test_a_branch_case_as_long_as_a_filter_may_be_compiles() -> None:
+    when = ",".join(f"tag=t{i:03d}" for i in range(60))  # 539 characters, a filter's 1,000
+
+    def branching(data: dict[str, Any]) -> None:
+        data["start"] = "pick"
+        data["nodes"].append({"id": "pick", "kind": "branch", "label": "the interest",
+            "cases": [{"outcome": "tagged", "when": when, "next": "tip"}],
+            "default": "tip"})  # fmt: skip
+
+    states = compile_journey(changed(branching), TEMPLATES)["States"]
+    payload = states["Decide the interest"]["Parameters"]["Payload"]
+    assert payload["decision"]["cases"][0]["when"] == when
 
 
 def test_a_timed_out_wait_is_recorded_on_the_lead_before_the_timed_out_edge() -> None:
@@ -578,6 +627,22 @@ def test_only_the_edge_from_an_only_that_day_wait_carries_its_day() -> None:
         "ResultPath": "$.schedule",
         "Next": "Check the gate before the case study",
     }
+
+
+def test_an_only_that_day_wait_not_right_before_its_mail_is_named() -> None:
+    # A step between the wait and the mail forgets the day (the gate would send the mail on a
+    # later day all the same, while the dry run would skip it): the editor says so instead
+    def one_day_then_a_click(data: dict[str, Any]) -> None:
+        one_day(data)
+        node(data, "case_study_day")["next"] = "tip_clicked"
+        node(data, "tip_clicked")["timed_out"] = "case_study"
+        data["start"] = "case_study_day"
+        node(data, "tip")["next"] = None
+        node(data, "tip_clicked")["events"][0].pop("of_mail")
+
+    said = problems(changed(one_day_then_a_click))
+    assert [field for field, _ in said] == ["case_study_day"], said
+    assert "right after" in said[0][1]
 
 
 def test_a_mail_reached_only_from_its_only_that_day_wait_has_no_extra_step() -> None:

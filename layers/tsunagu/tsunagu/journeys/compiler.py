@@ -14,7 +14,7 @@ Validation runs first and answers each problem with the node's id and a sentence
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -185,7 +185,7 @@ def _one_day_waits(nodes: Iterable[Node]) -> dict[str, list[str]]:
     """Send id -> the ``only_that_day`` waits that lead straight to it."""
     found: dict[str, list[str]] = {}
     for node in nodes:
-        if isinstance(node, Wait) and node.rule.only_that_day:
+        if isinstance(node, Wait) and node.rule.only_that_day and node.next:
             found.setdefault(node.next, []).append(node.id)
     return found
 
@@ -304,7 +304,7 @@ def validate(definition: JourneyDefinition, templates: Collection[str] | None = 
         if isinstance(node, Send) and templates is not None and node.template not in templates:
             problem(node.id, f"sends template {node.template!r}, which does not exist")
         if isinstance(node, Wait):
-            _check_rule(node, problem)
+            _check_rule(node, nodes, problem)
         if isinstance(node, Branch):
             _check_branch(node, problem)
         if isinstance(node, Split):
@@ -313,6 +313,10 @@ def validate(definition: JourneyDefinition, templates: Collection[str] | None = 
             node.stage or node.add_tags or node.remove_tags or node.fields
         ):
             problem(node.id, "changes nothing: set a stage, tags or fields")
+        if isinstance(node, NotifyOwner) and node.message is None:
+            problem(node.id, "has no message: say what the owner should know or do")
+        if isinstance(node, Webhook) and node.event is None:
+            problem(node.id, "has no event: name the call's type for the CRM (lead.pricing)")
     shared = {
         LEFT_THE_JOURNEY: "the gate's exit",
         LEFT_WITHOUT_THE_MAIL: "the exit after a skipped mail",
@@ -352,6 +356,7 @@ def _check_result_slot(node: Send, deadline_inputs: Collection[str | None], prob
 
 
 def _check_wait_for(node: WaitFor, slots: set[str], problem: Any) -> None:
+    # (No exits at all: each outcome without its exit is named below.)
     if node.timed_out is None:
         problem(node.id, "has no timed_out edge: say where leads go when nothing happens in time")
     outcomes = [e.outcome for e in node.events]
@@ -371,6 +376,8 @@ def _check_wait_for(node: WaitFor, slots: set[str], problem: Any) -> None:
 
 
 def _check_branch(node: Branch, problem: Any) -> None:
+    if not node.cases:
+        problem(node.id, "has no case: add one, with the filter that selects its leads")
     if node.default is None:
         problem(node.id, "has no default: say where a lead no case selects goes")
     for outcome in _repeated(c.outcome for c in node.cases):
@@ -385,6 +392,11 @@ def _check_branch(node: Branch, problem: Any) -> None:
 
 
 def _check_split(node: Split, problem: Any) -> None:
+    if len(node.paths) < 2:
+        problem(node.id, f"has {len(node.paths)} path(s): a split shares leads between two or more")
+    for path in node.paths:
+        if not 1 <= path.percent <= 99:
+            problem(node.id, f"path {path.outcome!r} takes {path.percent}%: give it 1 to 99")
     total = sum(p.percent for p in node.paths)
     if total != 100:
         problem(node.id, f"shares {total}% of the leads: the paths' percents must add up to 100")
@@ -402,7 +414,9 @@ def _repeated(outcomes: Iterable[str]) -> list[str]:
     return repeated
 
 
-def _check_rule(node: Wait, problem: Any) -> None:
+def _check_rule(node: Wait, nodes: Mapping[str, Node], problem: Any) -> None:
+    if node.next is None:
+        problem(node.id, "leads nowhere: say where leads go when the wait is over (next)")
     rule = node.rule
     if rule.kind == "same_day_or_next" and rule.cutoff is None:
         problem(node.id, "same_day_or_next needs its cutoff (HH:MM)")
@@ -410,6 +424,15 @@ def _check_rule(node: Wait, problem: Any) -> None:
         problem(node.id, "business_days_later needs its days")
     if rule.only_that_day and rule.kind != "same_day_or_next":
         problem(node.id, "only_that_day goes with same_day_or_next")
+    # The day travels to the mail's gate with the wait's answer (_Compiler._after_wait): any
+    # step between them would forget it, and the mail would go on a later day all the same.
+    elif rule.only_that_day and node.next and not isinstance(nodes.get(node.next), Send | None):
+        problem(
+            node.id,
+            "only_that_day keeps the day for a mail right after the wait; a step between them"
+            " forgets it, and the mail would go on a later day all the same: put the send right"
+            " after this wait, or turn only_that_day off",
+        )
 
 
 def _check_reachable_and_loops(
@@ -779,6 +802,7 @@ class _Compiler:
 
     def _after_wait(self, node: Wait) -> str:
         """An only_that_day wait goes straight to its mail's gate, with the day it chose."""
+        assert node.next is not None  # validate() refuses a wait that leads nowhere
         target = self.nodes[node.next]
         if node.rule.only_that_day and isinstance(target, Send):
             return _gate_state(target)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tsunagu.journeys.definition import Branch, Holdout, Split
 from tsunagu.leads.model import Lead, LeadEvent
-from tsunagu.segments.filter import NO_FACTS, Facts, Segment
+from tsunagu.segments.filter import MAX_FILTER, NO_FACTS, Facts, Segment
 
 DECISION_EVENT = "journey_decision"
 HOLDOUT = "holdout"
@@ -33,7 +33,7 @@ class _Spec(BaseModel):
 
 class CaseSpec(_Spec):
     outcome: str = Field(min_length=1, max_length=40)
-    when: str = Field(min_length=1, max_length=500)
+    when: str = Field(min_length=1, max_length=MAX_FILTER)
 
 
 class BranchSpec(_Spec):

@@ -16,7 +16,15 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from tsunagu.client_values import stored_size
 from tsunagu.journeys.model import JOURNEY_ID_PATTERN
@@ -65,6 +73,12 @@ def seen_label(label: str) -> str:
     if not trimmed:
         raise ValueError("a label must say something: it is blank")
     return trimmed
+
+
+def blank_is_none(value: object) -> object:
+    """A text left blank (the console's emptied input) as none: a draft keeps it, and the
+    compiler says what is missing (tsunagu.journeys.compiler.validate)."""
+    return None if isinstance(value, str) and not value.strip() else value
 
 
 Label = Annotated[
@@ -128,7 +142,8 @@ class Wait(_Node):
     rule: ScheduleRule
     schedule_label: Label | None = None
     wait_label: Label | None = None
-    next: NodeId
+    next: NodeId | None = None
+    """Left out, the definition is refused (a draft keeps it): a wait leads somewhere."""
 
 
 class Awaited(BaseModel):
@@ -157,8 +172,9 @@ class WaitFor(_Node):
     kind: Literal["wait_for"]
     events: list[Awaited] = Field(min_length=1, max_length=10)
     within_seconds: int = Field(ge=60, le=365 * 86400)
-    exits: list[Exit] = Field(min_length=1)
-    """Where each outcome goes; the last listed is taken for any other outcome."""
+    exits: list[Exit] = Field(default_factory=list, max_length=10)
+    """Where each outcome goes; the last listed is taken for any other outcome. One for each
+    outcome of ``events`` (a draft may have none yet; the definition is refused then)."""
     question: Label | None = None
     """The name of the decision when outcomes go different ways ("Did the lead click or
     attend?")."""
@@ -196,8 +212,11 @@ class NotifyOwner(_Node):
     for pricing")."""
 
     kind: Literal["notify_owner"]
-    message: str = Field(min_length=1, max_length=1000)
-    """What the owner should know or do, in the marketer's words (the mail's first line)."""
+    message: Annotated[str | None, BeforeValidator(blank_is_none)] = Field(
+        default=None, max_length=1000
+    )
+    """What the owner should know or do, in the marketer's words (the mail's first line);
+    left blank, the definition is refused (a draft keeps it)."""
     next: NodeId | None = None
 
 
@@ -209,8 +228,11 @@ class Webhook(_Node):
     ("Tell the CRM the lead asked for pricing")."""
 
     kind: Literal["webhook"]
-    event: str = Field(pattern=r"^[a-z][a-z0-9_.]{0,62}$")
-    """The payload's ``type`` (``lead.asked_for_pricing``), for the CRM to tell calls apart."""
+    event: Annotated[str | None, BeforeValidator(blank_is_none)] = Field(
+        default=None, pattern=r"^[a-z][a-z0-9_.]{0,62}$"
+    )
+    """The payload's ``type`` (``lead.asked_for_pricing``), for the CRM to tell calls apart;
+    left blank, the definition is refused (a draft keeps it)."""
     next: NodeId | None = None
 
 
@@ -232,7 +254,8 @@ class Branch(_Node):
     interest")."""
 
     kind: Literal["branch"]
-    cases: list[Case] = Field(min_length=1, max_length=10)
+    cases: list[Case] = Field(default_factory=list, max_length=10)
+    """At least one (a draft may have none yet; the definition is refused then)."""
     default: NodeId | None = None
     """Where a lead no case selects goes. Left out, the definition is refused: a lead no case
     selects would be stranded."""
@@ -244,7 +267,8 @@ class Path(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     outcome: str = Field(pattern=OUTCOME_PATTERN)
-    percent: int = Field(ge=1, le=99)
+    percent: int = Field(ge=0, le=100)
+    """From 1 to 99 (an emptied share reads 0: a draft keeps it, the definition is refused)."""
     next: NodeId
 
 
@@ -253,7 +277,8 @@ class Split(_Node):
     test); the shares add up to 100. ``label`` names the test ("the subject-line test")."""
 
     kind: Literal["split"]
-    paths: list[Path] = Field(min_length=2, max_length=10)
+    paths: list[Path] = Field(default_factory=list, max_length=10)
+    """Two at least (a draft may have fewer; the definition is refused then)."""
 
 
 class Holdout(_Node):
@@ -287,9 +312,11 @@ class JourneyDefinition(BaseModel):
 
     format: Literal["tsunagu.journey/1"] = Field(alias="$format")
     journey_id: str = Field(pattern=JOURNEY_ID_PATTERN)
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Annotated[str | None, BeforeValidator(blank_is_none)] = Field(
+        default=None, max_length=200
+    )
     """The journey's name where people see it; a journey published for the first time takes
-    it (its id when there is none)."""
+    it (its id when there is none, or it is blank)."""
     description: str = Field(min_length=1, max_length=2000)
     """What the journey does, in a sentence or three: the state machine's Comment."""
     start: NodeId
