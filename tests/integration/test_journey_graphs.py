@@ -167,6 +167,38 @@ def test_a_branch_case_as_long_as_a_filter_may_be_dry_runs(stack: Settings) -> N
     assert run["nodes"]["pick"]["outcomes"] == {"default": 5}
 
 
+def test_where_the_marketer_put_the_nodes_is_kept_with_the_draft(stack: Settings) -> None:
+    # Given the canvas's nodes moved by hand, saved with the draft
+    placed = {**TWO_MAILS, "layout": {"thanks": {"x": 40, "y": 300}, "done": {"x": -12.5, "y": 0}}}
+    path = "/admin/journeys/webinar_follow_up/graph"
+    status, saved = call(stack, "PUT", path, body={"definition": placed})
+    assert (status, saved["problems"]) == (200, []), saved
+
+    # Then the editor opens them there (those it names; the others are laid out as before)
+    _, shown = call(stack, "GET", path)
+    assert shown["definition"]["layout"] == {"thanks": {"x": 40, "y": 300},
+                                             "done": {"x": -12.5, "y": 0}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"thanks": {"x": 1e12, "y": 0}},
+        {"thanks": {"x": 0}},
+        {"Not A Node": {"x": 0, "y": 0}},
+        {f"n{i}": {"x": i, "y": 0} for i in range(201)},
+    ],
+    ids=["a number no canvas reaches", "half a place", "no node id", "more places than nodes"],
+)
+def test_a_layout_that_is_no_canvas_s_is_refused_and_kept_nowhere(
+    stack: Settings, layout: dict[str, Any]
+) -> None:
+    path = "/admin/journeys/webinar_follow_up/graph"
+    status, body = call(stack, "PUT", path, body={"definition": {**TWO_MAILS, "layout": layout}})
+    assert status == 422, body
+    assert call(stack, "GET", path)[0] == 404
+
+
 def test_the_editor_names_a_missing_mail_as_publish_refuses_it(stack: Settings) -> None:
     # Given a draft whose last mail names a template no one has written
     missing = {**TWO_MAILS, "nodes": [*TWO_MAILS["nodes"][:3], {

@@ -157,6 +157,13 @@ def test_the_same_definition_always_compiles_to_the_same_asl() -> None:
     assert first == again
 
 
+def test_where_the_nodes_are_on_the_canvas_changes_nothing_compiled() -> None:
+    placed = changed(lambda data: data.update(layout={"tip": {"x": 10, "y": 20}}))
+    assert placed.layout is not None and placed.layout["tip"].x == 10
+    base = JourneyDefinition.model_validate(BASE)
+    assert compile_journey(placed, TEMPLATES) == compile_journey(base, TEMPLATES)
+
+
 def test_an_unreachable_node_is_named() -> None:
     def orphan(data: dict[str, Any]) -> None:
         data["nodes"].append(

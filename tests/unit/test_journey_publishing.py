@@ -14,7 +14,7 @@ from tsunagu.clock import FixedClock
 from tsunagu.errors import ConcurrentUpdate, NotFound, ValidationFailed
 from tsunagu.journeys import publishing
 from tsunagu.journeys.compiler import read_definition
-from tsunagu.journeys.definition import JourneyDefinition
+from tsunagu.journeys.definition import JourneyDefinition, Place
 from tsunagu.journeys.model import Journey, StoredGraph, Trigger
 from tsunagu.journeys.publishing import (
     Machine,
@@ -368,6 +368,25 @@ def test_saving_a_journeys_policy_keeps_its_status_and_when_it_was_paused(status
         # Then the new triggers are taken, its status and pause are not
         assert (saved.status, saved.paused_at) == (status, paused_at)
         assert saved.triggers == policy.triggers and saved.revision == 4
+
+
+def test_nodes_moved_on_the_canvas_publish_no_new_version_and_are_kept_with_the_live_one() -> None:
+    # Given version 1 published
+    machines, journeys = FakeStateMachines(), FakeJourneys()
+    publish(welcome(), note=None, target=TARGET, machines=machines, journeys=journeys, clock=CLOCK)
+    calls = list(machines.calls)
+
+    # When the same graph is published with its nodes where the marketer put them
+    placed = welcome().model_copy(update={"layout": {"welcome": Place(x=40, y=300.5)}})
+    again = publish(
+        placed, note=None, target=TARGET, machines=machines, journeys=journeys, clock=CLOCK
+    )
+
+    # Then the state machine is the same (the layout is not compiled): no new version...
+    assert (again.version, again.changed) == (1, False) and machines.calls == calls
+    # ... and the editor shows the version with its nodes where they were put
+    graph = journeys.graphs[("welcome_nurture", "v000001")]
+    assert graph.definition["layout"] == {"welcome": {"x": 40, "y": 300.5}}
 
 
 def test_a_versions_graph_is_stored_before_the_alias_moves() -> None:

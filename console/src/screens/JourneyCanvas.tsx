@@ -40,6 +40,9 @@ interface Definition {
   description: string;
   start: string;
   nodes: JourneyNode[];
+  /** Where the marketer put the nodes (node id -> place): kept with the definition, never
+   * compiled; a node it does not name is laid out automatically. */
+  layout?: Record<string, Place>;
 }
 interface GraphView {
   which: string;
@@ -166,6 +169,15 @@ const EDGE_WORDS: Record<string, string> = {
 };
 
 type Place = { x: number; y: number };
+
+/** The places to keep with the definition: the nodes there are, in whole pixels. */
+function keptLayout(nodes: JourneyNode[], places: Record<string, Place>): Record<string, Place> {
+  return Object.fromEntries(
+    nodes
+      .filter((node) => places[node.id])
+      .map((node) => [node.id, { x: Math.round(places[node.id].x), y: Math.round(places[node.id].y) }]),
+  );
+}
 
 /** Where the layout put the nodes, and the band each is in (a long journey is drawn in bands,
  * one under the other): an edge into a later band runs through the gap above it. */
@@ -433,6 +445,8 @@ export default function JourneyCanvas() {
   const [versions, setVersions] = useState<Versions | null>(null);
   const [selected, setSelected] = useState<string | null>(null);
   const [positions, setPositions] = useState<Record<string, Place>>({});
+  const positionsNow = useRef(positions);
+  positionsNow.current = positions;
   const [bands, setBands] = useState<Pick<Layout, "band" | "gapAbove">>({ band: {}, gapAbove: [] });
   const canvasBox = useRef<HTMLDivElement>(null);
   // The layout follows the journey (and each node's size) until a node is moved by hand; the
@@ -511,9 +525,13 @@ export default function JourneyCanvas() {
       box ? { width: box.clientWidth, height: box.clientHeight } : CANVAS,
       heights,
     );
-    if (JSON.stringify(placed.positions) === JSON.stringify(positions)) return;
-    setPositions(placed.positions);
-    setBands({ band: placed.band, gapAbove: placed.gapAbove });
+    // Where the marketer put the nodes comes first; the layout places the others
+    const kept = keptLayout(definition.nodes, definition.layout ?? {});
+    const wanted = { ...placed.positions, ...kept };
+    if (JSON.stringify(wanted) === JSON.stringify(positions)) return;
+    setPositions(wanted);
+    // (Bands are the layout's: nodes placed by hand are not drawn in them.)
+    setBands(Object.keys(kept).length ? { band: {}, gapAbove: [] } : { band: placed.band, gapAbove: placed.gapAbove });
     if (!movedByHand.current.view) setFitAsked((times) => times + 1);
   }, [definition, measured, positions]);
 
@@ -584,13 +602,27 @@ export default function JourneyCanvas() {
     setRun(null);
   }
 
+  /** A node moved by hand: every node's place goes with the definition from then on, so a save
+   * or a publish keeps them (not an edit of the journey: a dry run's counts stay). */
+  function keepPlaces(places: Record<string, Place>) {
+    setDefinition((now) => {
+      if (!now) return now;
+      const layout = keptLayout(now.nodes, places);
+      return JSON.stringify(layout) === JSON.stringify(now.layout) ? now : { ...now, layout };
+    });
+  }
+
   function replaceNode(id: string, node: JourneyNode) {
     if (!definition) return;
     const renamed = node.id !== id;
+    const nodes = definition.nodes.map((one) => (one.id === id ? node : one));
+    const { [id]: place, ...others } = definition.layout ?? {};
     change({
       ...definition,
       start: renamed && definition.start === id ? node.id : definition.start,
-      nodes: definition.nodes.map((one) => (one.id === id ? node : one)),
+      nodes,
+      // A renamed node keeps its place
+      ...(definition.layout && renamed && place ? { layout: { ...others, [node.id]: place } } : {}),
     });
     if (renamed) {
       setPositions((before) => ({ ...before, [node.id]: before[id] }));
@@ -603,9 +635,14 @@ export default function JourneyCanvas() {
     let number = definition.nodes.length + 1;
     while (definition.nodes.some((node) => node.id === `${kind}_${number}`)) number += 1;
     const id = `${kind}_${number}`;
-    change({ ...definition, nodes: [...definition.nodes, NEW_NODE[kind](id)] });
     const column = Math.max(0, ...Object.values(positions).map((p) => p.x)) + COLUMN;
-    setPositions((before) => ({ ...before, [id]: { x: column, y: 0 } }));
+    const place = { x: column, y: 0 };
+    change({
+      ...definition,
+      nodes: [...definition.nodes, NEW_NODE[kind](id)],
+      ...(definition.layout ? { layout: { ...definition.layout, [id]: place } } : {}),
+    });
+    setPositions((before) => ({ ...before, [id]: place }));
     setSelected(id);
   }
 
@@ -614,7 +651,11 @@ export default function JourneyCanvas() {
     const unlinked = definition.nodes
       .filter((node) => node.id !== id)
       .map((node) => unlink(node, (target) => target === id));
-    change({ ...definition, nodes: unlinked });
+    change({
+      ...definition,
+      nodes: unlinked,
+      ...(definition.layout ? { layout: keptLayout(unlinked, definition.layout) } : {}),
+    });
     setSelected(null);
   }
 
@@ -842,16 +883,20 @@ export default function JourneyCanvas() {
             onNodeClick={(_, node) => setSelected(node.id)}
             onPaneClick={() => setSelected(null)}
             onNodesChange={(changes) => {
+              let places = positionsNow.current;
+              let dragged = false;
               for (const one of changes) {
                 if (one.type === "position" && one.position) {
-                  if (one.dragging) movedByHand.current.node = true;
+                  if (one.dragging) movedByHand.current.node = dragged = true;
                   const position = one.position;
+                  places = { ...places, [one.id]: position };
                   setPositions((before) => ({ ...before, [one.id]: position }));
                 } else if (one.type === "dimensions" && one.dimensions) {
                   const size = one.dimensions;
                   setMeasured((before) => ({ ...before, [one.id]: size }));
                 }
               }
+              if (dragged && editable) keepPlaces(places);
             }}
             onConnect={editable ? connect : undefined}
             onEdgesDelete={editable ? removeEdges : undefined}

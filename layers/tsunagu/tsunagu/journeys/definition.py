@@ -304,6 +304,19 @@ Node = Annotated[
 ]
 
 
+MAX_COORDINATE = 1_000_000
+"""A canvas is never this wide: a number past it is no place the editor put a node."""
+
+
+class Place(BaseModel):
+    """Where the editor's canvas shows a node: its top-left corner, in canvas pixels."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    x: float = Field(ge=-MAX_COORDINATE, le=MAX_COORDINATE, allow_inf_nan=False)
+    y: float = Field(ge=-MAX_COORDINATE, le=MAX_COORDINATE, allow_inf_nan=False)
+
+
 class JourneyDefinition(BaseModel):
     """One journey's shape. Its policy (triggers, re-entry, exits, status) is the journey
     record (tsunagu.journeys.model.Journey), which names the state machine this compiles to."""
@@ -321,6 +334,10 @@ class JourneyDefinition(BaseModel):
     """What the journey does, in a sentence or three: the state machine's Comment."""
     start: NodeId
     nodes: list[Node] = Field(min_length=1, max_length=200)
+    layout: dict[NodeId, Place] | None = Field(default=None, max_length=200)
+    """Where the marketer put each node on the editor's canvas (node id -> place; a node it
+    does not name is laid out automatically). The canvas's alone: nothing compiles it, so a
+    version differing only in it publishes the same state machine (no new version)."""
 
     @model_validator(mode="after")
     def _fits_where_it_is_kept(self) -> JourneyDefinition:
