@@ -136,6 +136,38 @@ def test_a_marketer_builds_dry_runs_publishes_and_starts_a_journey_on_the_canvas
     expect(page.get_by_test_id("counted-first_mail")).to_contain_text("1 sent")
 
 
+def test_a_node_just_added_is_saved_unfinished_and_nodes_stay_where_they_were_put(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="journeys/new")
+    # Given a new journey, its Name left blank, and a wait just added from the palette
+    page.get_by_label("Journey id").fill("placed_by_hand")
+    page.get_by_role("button", name="+ Wait", exact=True).click()
+    expect(node(page, "wait_3")).to_be_visible()
+
+    # When she moves the end down by hand and saves the draft
+    box = node(page, "done").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 10)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 130, steps=12)
+    page.mouse.up()
+    moved = node(page, "done").get_attribute("style")
+    page.get_by_role("button", name="Save draft").click()
+
+    # Then the draft is kept, what the wait still lacks named on it
+    expect(page.get_by_role("status")).to_contain_text("Draft saved, with 1 problem(s)")
+    expect(node(page, "wait_3").locator(".node-problem").first).to_contain_text("leads nowhere")
+
+    # And opened again, the end is where she put it
+    page.reload()
+    expect(node(page, "wait_3")).to_be_visible()
+    translate = re.compile(r"translate\([^)]*\)")
+    found = translate.search(node(page, "done").get_attribute("style") or "")
+    wanted = translate.search(moved or "")
+    assert found and wanted and found.group() == wanted.group(), (found, wanted)
+
+
 ALL_NODES_ON_THE_CANVAS = """() => {
     const canvas = document.querySelector(".react-flow").getBoundingClientRect();
     const nodes = [...document.querySelectorAll(".react-flow__node")];
