@@ -356,6 +356,14 @@ class FileColumns:
         }
 
 
+def _read(data: bytes, file_name: str, options: ImportOptions, encoding: str | None) -> Table:
+    """The file as the dry run reads it: in the encoding named for it, else as its bytes say
+    (the saved mapping's where they leave it open), the header found with the mapping."""
+    return read_table(
+        data, file_name, encoding, saved_encoding=options.saved_encoding, mapping=options.mapping
+    )
+
+
 def columns(
     ports: ImportCommands,
     actor: Actor,
@@ -373,13 +381,7 @@ def columns(
     part of a large CSV is enough (its header and first rows). ValidationFailed only when the
     file cannot be read as a list."""
     allowed(ports.audit, ports.clock, actor, "imports.plan", f"file:{file_name}")
-    table = read_table(
-        data,
-        file_name,
-        encoding,
-        saved_encoding=options.saved_encoding,
-        mapping=options.mapping,
-    )
+    table = _read(data, file_name, options, encoding)
     try:
         read: dict[int, str] | None = mapped_columns(table.header, options).fields
         problems: list[FieldError] = []
@@ -451,13 +453,7 @@ def _planned(
     options: ImportOptions,
     encoding: str | None,
 ) -> PlannedImport:
-    table = read_table(
-        data,
-        file_name,
-        encoding,
-        saved_encoding=options.saved_encoding,
-        mapping=options.mapping,
-    )
+    table = _read(data, file_name, options, encoding)
     found: dict[str, Lead | None] = {}
     read: dict[str, Lead] = {}
 
