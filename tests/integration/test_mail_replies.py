@@ -208,18 +208,26 @@ def test_a_colleagues_reply_is_recorded_on_the_lead_with_who_sent_it(sent: Sent)
     assert "Sent by jiro.suzuki@example.jp, not the lead's own address." in text
 
 
-@pytest.mark.parametrize(
-    ("verdicts", "outcome"),
-    [({"spam": "FAIL"}, "SES judged it spam"), ({"virus": "FAIL"}, "SES found a virus in it")],
-)
-def test_what_ses_found_spam_or_a_virus_in_is_nobodys_reply(
-    sent: Sent, verdicts: dict[str, str], outcome: str
-) -> None:
-    # Whoever has one mail has its reply address: their spam must not score the lead, resume
-    # its journey or stop its mail, nor reach a colleague's inbox
+def test_what_ses_found_a_virus_in_is_nothing_at_all(sent: Sent) -> None:
     before = snapshot(sent.aws)
-    assert sent.reply("配信停止", verdicts=verdicts) == [f"ignored: {outcome}"]
+    outcomes = sent.reply("配信停止してください", verdicts={"virus": "FAIL"})
+    assert outcomes == ["ignored: SES found a virus in it"]
     assert snapshot(sent.aws) == before
+    assert forwarded() == []
+
+
+def test_spam_is_nobodys_reply_but_a_request_to_stop_in_it_is_honoured(sent: Sent) -> None:
+    # Whoever has one mail has its reply address: their spam must not score the lead or
+    # resume its journey, nor reach a colleague's inbox
+    before = snapshot(sent.aws)
+    assert sent.reply(verdicts={"spam": "FAIL"}) == ["ignored: SES judged it spam"]
+    assert snapshot(sent.aws) == before
+    # A stop request SES took for spam still stops the mail (less mail, never more)
+    assert sent.reply("配信停止してください", verdicts={"spam": "FAIL"}) == [
+        "SES judged it spam: not recorded as a reply; opted out of 'marketing'"
+    ]
+    assert consent_state(sent.aws, sent.lead_id)["marketing"] == "opted_out"
+    assert lead_events(sent.aws, sent.lead_id, "email_replied") == []
     assert forwarded() == []
     # A grey verdict is no verdict: the reply counts
     assert sent.reply(verdicts={"spam": "GRAY"}) == [f"recorded: reply; forward to {SALES}: sent"]

@@ -84,7 +84,8 @@ class TopicConsent:
     """What a lead has said about one topic, as a list's answer for it is weighed."""
 
     status: str | None
-    """The topic's own record: opted_in, opted_out, pending - None when it has none."""
+    """The topic's own record: opted_in or opted_out - None when it has none (a pending
+    double opt-in is kept apart and sets no state)."""
     refuses_opt_in: bool
     """Opted out of the topic or of all mail, or suppressed: no list opts them in again."""
 

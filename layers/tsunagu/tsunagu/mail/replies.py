@@ -25,10 +25,11 @@ A person's reply is then passed on to a person: the template's own Reply-To, els
 owner, else the mail's sender; through the same messenger as every mail, once.
 
 Bad input (no token, an unknown one, a message too large, not a mail, a lead since erased, one
-SES's scan found spam or a virus in) is recorded nowhere and answered with an outcome the handler
-logs: never an exception, which would only make Lambda invoke the function again with the same
-message. SES may deliver a message twice: it is recorded once, under SES's message id. A reply
-whose From failed DMARC is recorded, but never as the lead's own (``sender_unverified``).
+SES's scan found a virus in) is recorded nowhere and answered with an outcome the handler logs:
+never an exception, which would only make Lambda invoke the function again with the same
+message. SES may deliver a message twice: it is recorded once, under SES's message id. What
+SES's scan judged spam is no reply and goes to nobody; only a request to stop in it is honoured.
+A reply whose From failed DMARC is recorded, but never as the lead's own (``sender_unverified``).
 """
 
 from __future__ import annotations
@@ -113,18 +114,20 @@ class ReceivedMail:
     ses_message_id: str
     recipients: tuple[str, ...]
     verdicts: Mapping[str, str] = field(default_factory=dict)
-    """SES's scan of the message (the receipt rule has ScanEnabled): ``spam``, ``virus``,
-    ``spf``, ``dkim``, ``dmarc`` -> PASS, FAIL, GRAY or PROCESSING_FAILED."""
+    """SES's scan of the message (the receipt rule has ScanEnabled) that is acted on: ``spam``,
+    ``virus``, ``dmarc`` -> PASS, FAIL, GRAY or PROCESSING_FAILED."""
 
-    def refused_by_scan(self) -> str | None:
-        """Why the message is not to be taken as anyone's reply, or None. Malware is never
-        passed on to a colleague; spam is never a lead's activity: a reply address is in every
-        mail, so whoever has one mail could otherwise score its lead or resume its journey."""
-        if self.verdicts.get("virus") == "FAIL":
-            return "SES found a virus in it"
-        if self.verdicts.get("spam") == "FAIL":
-            return "SES judged it spam"
-        return None
+    @property
+    def has_virus(self) -> bool:
+        """Malware: taken as nothing at all, never passed on to a colleague."""
+        return self.verdicts.get("virus") == "FAIL"
+
+    @property
+    def judged_spam(self) -> bool:
+        """Spam is never a lead's activity: a reply address is in every mail, so whoever has
+        one mail could otherwise score its lead or resume its journey. A request to stop in it
+        is still honoured (less mail, never more), as it is from whoever has the mail."""
+        return self.verdicts.get("spam") == "FAIL"
 
     @property
     def sender_unverified(self) -> bool:
@@ -148,7 +151,7 @@ def received_from_ses(record: Mapping[str, Any]) -> ReceivedMail | None:
     if not isinstance(recipients, list):
         return None
     verdicts: dict[str, str] = {}
-    for name in ("spam", "virus", "spf", "dkim", "dmarc"):
+    for name in ("spam", "virus", "dmarc"):
         verdict = receipt.get(f"{name}Verdict") if isinstance(receipt, Mapping) else None
         if isinstance(verdict, Mapping) and isinstance(verdict.get("status"), str):
             verdicts[name] = verdict["status"].upper()
@@ -394,9 +397,8 @@ def receive_reply(
     """Record one received reply on its lead and pass it on to a person; returns what was done
     (logged). Safe to repeat: a message recorded already is not recorded again, and its
     forward goes out once."""
-    refused = received.refused_by_scan()
-    if refused is not None:
-        return f"ignored: {refused}"  # the message stays in the bucket, for whoever looks
+    if received.has_virus:
+        return "ignored: SES found a virus in it"  # it stays in the bucket, for whoever looks
     address = None
     for token in tokens_in(received.recipients, policy.reply_domain):
         address = store.reply_address(token)
@@ -457,14 +459,19 @@ def receive_reply(
         outcome.parts.append(
             f"opted out of {address.topic!r}" if changes else "asked to stop; already out"
         )
-    recorded = RecordedReply(key, lead.lead_id, str(outcome), (event,), tuple(changes))
+    if received.judged_spam:
+        if not changes:
+            return "ignored: SES judged it spam"
+        outcome.parts[0] = "SES judged it spam: not recorded as a reply"
+    events = () if received.judged_spam else (event,)
+    recorded = RecordedReply(key, lead.lead_id, str(outcome), events, tuple(changes))
     earlier = store.recorded_reply(key)
     if earlier is not None or not store.record_reply(recorded, at):
         # SES delivered the message again: recorded then; its forward (if it has not gone
         # yet: the first invocation failed after recording) goes out below, once
         outcome = _Outcome([REPEAT + (earlier or store.recorded_reply(key) or str(outcome))])
-    if reasons:
-        return str(outcome)  # nobody needs an out-of-office in their inbox
+    if reasons or received.judged_spam:
+        return str(outcome)  # nobody needs an out-of-office, or spam, in their inbox
     target = address.reply_to or _owner(lead) or address.sender
     notice = _forward(lead, address, reply, stop_words, changes, policy, received)
     status = _send_once(
