@@ -1080,8 +1080,16 @@ def test_the_columns_are_the_dry_runs_below_a_title_and_beside_a_consent_column_
     }
     status, found = columns_of(stack, body | {"consent_column": "メール"})
     assert status == 200 and found["problems"] == [], found
-    assert [(c["header"], c["field"], c["consent"]) for c in found["columns"]] == [
-        ("ご連絡先", "email", False), ("ご芳名", None, False), ("メール", None, True),
+    assert [(c["header"], c["field"], c["by"], c["consent"]) for c in found["columns"]] == [
+        ("ご連絡先", "email", "mapping", False), ("ご芳名", None, None, False),
+        ("メール", None, None, True),
+    ]  # fmt: skip
+    # Before the address column is mapped (the dry run would refuse), the consent column is
+    # still no e-mail column
+    status, unmapped = columns_of(stack, body | {"mapping": {}, "consent_column": "メール"})
+    assert status == 200 and unmapped["problems"], unmapped
+    assert [(c["header"], c["field"], c["consent"]) for c in unmapped["columns"]] == [
+        ("ご連絡先", None, False), ("ご芳名", None, False), ("メール", None, True),
     ]  # fmt: skip
     # And the dry run reads the file the same way
     consent = {"column": "メール", "yes": ["可"], "no": ["不可"]}

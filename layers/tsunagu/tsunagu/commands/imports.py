@@ -33,13 +33,13 @@ from tsunagu.imports.apply import (
     ImportRecord,
     ImportStatus,
 )
-from tsunagu.imports.mapping import ALIASES, fold_header
+from tsunagu.imports.mapping import ALIASES, fields_named, fold_header
 from tsunagu.imports.plan import (
-    REASON_HEADER,
     ImportOptions,
     ImportPlan,
     RowPlan,
     mapped_columns,
+    never_mapped,
     plan_import,
     rebased,
     refusing_opt_in,
@@ -387,14 +387,17 @@ def columns(
         problems: list[FieldError] = []
     except ValidationFailed as refused:
         read, problems = None, refused.errors
-    given = {fold_header(header): target for header, target in options.mapping.items()}
+    # Column by column, by map_columns' own rule (it answers for the whole header, or refuses)
+    field_of = fields_named(options.mapping, never_mapped(options))
+    automatic_of = fields_named(None, never_mapped(options))
+    given = {fold_header(header) for header in options.mapping}
     consent_key = fold_header(options.consent.header) if options.consent else None
     found: list[FileColumn] = []
     for index, title in enumerate(table.header):
         key = fold_header(title)
-        automatic = None if key == fold_header(REASON_HEADER) else _AUTOMATIC.get(key)
+        automatic = automatic_of(title)
         # A mapping refused: each column as map_columns reads it, as if the rest were right
-        field_read = read.get(index) if read is not None else given.get(key) or automatic
+        field_read = read.get(index) if read is not None else field_of(title)
         by: Literal["mapping", "automatic"] | None = (
             "mapping" if key in given else "automatic" if automatic else None
         )
@@ -409,11 +412,6 @@ def columns(
         )
     consent = options.consent.header if options.consent else None
     return FileColumns(table.encoding, table.sheet, table.other_sheets, found, consent, problems)
-
-
-_AUTOMATIC = {fold_header(alias): name for name, aliases in ALIASES.items() for alias in aliases}
-"""A header (folded) -> the field the aliases give it: map_columns' automatic mapping, asked
-column by column (map_columns answers for the whole header, or refuses it)."""
 
 
 def _samples(table: Table, index: int) -> list[str]:

@@ -99,11 +99,11 @@ class ColumnMap:
         return next((header[i] for i, f in self.fields.items() if f == field), None)
 
 
-def _fields_named(
+def fields_named(
     given: Mapping[str, str] | None, ignore: Sequence[str]
 ) -> Callable[[str], str | None]:
     """A header's field: the user's own mapping first (header -> field, or ``-`` to leave it
-    out), then the aliases."""
+    out), then the aliases (for a header not in ``ignore``)."""
     folded = {fold_header(h): f for h, f in (given or {}).items()}
     ignored = {fold_header(h) for h in ignore}
 
@@ -117,7 +117,7 @@ def _fields_named(
 def names_email(header: Sequence[str], given: Mapping[str, str] | None = None) -> bool:
     """Whether a column of this row is the e-mail address, as map_columns would read it (how
     the reader tells a list's header from a title row above it)."""
-    field_of = _fields_named(given, ())
+    field_of = fields_named(given, ())
     return any(field_of(title) == "email" for title in header if title)
 
 
@@ -126,7 +126,7 @@ def map_columns(
 ) -> ColumnMap:
     """Each column's field: the user's own mapping first (header -> field, or ``-`` to leave
     it out), then the aliases. A field two columns claim, or no e-mail column, is refused."""
-    field_of = _fields_named(given, ignore)
+    field_of = fields_named(given, ignore)
     fields: dict[int, str] = {}
     unmapped: list[str] = []
     problems: list[FieldError] = []

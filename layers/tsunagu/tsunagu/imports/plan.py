@@ -163,14 +163,17 @@ ConsentNow = Callable[[Sequence[str], str], Mapping[str, TopicConsent]]
 """What the leads of these ids have said about this topic (a lead that said nothing left out)."""
 
 
+def never_mapped(options: ImportOptions) -> list[str]:
+    """The headers the aliases never map: our own reason column (a rejected-rows file brought
+    back), and the consent column, read as consent whatever its header also names (「メール」
+    = 可 / 不可 is an e-mail alias, and as one it would be a second e-mail column)."""
+    return [REASON_HEADER, *([] if options.consent is None else [options.consent.header])]
+
+
 def mapped_columns(header: Sequence[str], options: ImportOptions) -> ColumnMap:
     """Which field each column is read as (ValidationFailed when the mapping cannot be used):
     the dry run's and the console's column list's one rule."""
-    # The consent column is read as consent, whatever its header also names: 「メール」 (可 /
-    # 不可) is an e-mail alias, and as one it would be a second e-mail column. Our own reason
-    # column (a rejected-rows file brought back) is never read.
-    read_as_consent = [] if options.consent is None else [options.consent.header]
-    return map_columns(header, options.mapping, ignore=[REASON_HEADER, *read_as_consent])
+    return map_columns(header, options.mapping, ignore=never_mapped(options))
 
 
 def plan_import(
