@@ -129,11 +129,7 @@ def test_a_marketer_lifts_a_manual_suppression_with_a_reason(stack: Settings) ->
     assert MANUAL not in [i["email"] for i in listed(stack)[1]["items"]]
     lifted = [e for e in store.events(lifted_lead.lead_id) if e.type == "mail_unsuppressed"]
     assert [e.properties["reason"] for e in lifted] == ["manual"]
-    now = services.clock(stack).now()
-    entries = services.audit_log(stack).entries(
-        now - timedelta(hours=1), now + timedelta(hours=1), limit=100
-    )
-    (entry,) = [e for e in entries if e.operation == "leads.unsuppress"]
+    (entry,) = audited(stack, "leads.unsuppress")
     assert entry.outcome == "done" and entry.detail == "asked for the newsletter again by phone"
     assert (entry.before, entry.after) == ({"suppressed": "manual"}, {"suppressed": None})
 
@@ -201,6 +197,94 @@ def test_refused_lifts_change_nothing(
     assert status == expected, answer
     assert answer["message"]
     assert len(listed(stack)[1]["items"]) == 4
+
+
+def audited(settings: Settings, operation: str) -> list[Any]:
+    now = services.clock(settings).now()
+    entries = services.audit_log(settings).entries(
+        now - timedelta(hours=1), now + timedelta(hours=1), limit=100
+    )
+    return [e for e in entries if e.operation == operation]
+
+
+@pytest.mark.parametrize(
+    ("email", "reason"),
+    [
+        (COMPLAINED, "complaint"),
+        (BOUNCED, "hard_bounce"),
+        (SOFT, "soft_bounce_limit"),
+        (MANUAL, "manual"),
+    ],
+)
+def test_suppressing_a_suppressed_lead_by_hand_is_a_409_that_keeps_its_reason(
+    stack: Settings, email: str, reason: str
+) -> None:
+    # (found by an audit: a marketer "suppressed" a complained address by hand, and then lifted
+    # the manual suppression that had replaced the complaint no one may lift)
+    store = services.mail_repository(stack)
+    before = store.suppression(lead(stack, email).lead_id)
+
+    status, body = call(
+        stack,
+        "POST",
+        f"/admin/leads/{email}/suppression",
+        role=Role.MARKETER,
+        body={"note": "belt and braces"},
+    )
+
+    assert status == 409, body
+    assert reason in body["message"] and "already" in body["message"], body
+    assert store.suppression(lead(stack, email).lead_id) == before
+    assert not audited(stack, "leads.suppress")  # nothing changed, nothing logged as changed
+    if reason != "manual":
+        # And the marketer still may not lift it
+        status, body = call(
+            stack,
+            "DELETE",
+            f"/admin/leads/{email}/suppression",
+            role=Role.MARKETER,
+            body={"note": "lift"},
+        )
+        assert status == 403, body
+
+
+def test_a_manual_suppression_is_logged_with_what_was_there_before(stack: Settings) -> None:
+    status, body = call(
+        stack,
+        "POST",
+        f"/admin/leads/{FREE}/suppression",
+        role=Role.MARKETER,
+        body={"note": "asked by phone"},
+    )
+
+    assert status == 200, body
+    assert FREE in [i["email"] for i in listed(stack)[1]["items"]]
+    (entry,) = audited(stack, "leads.suppress")
+    assert (entry.before, entry.after) == ({"suppressed": None}, {"suppressed": "manual"})
+
+
+def test_a_suppression_replaces_a_weaker_one_only(stack: Settings) -> None:
+    store = services.mail_repository(stack)
+    at = "2026-11-06T01:00:00+00:00"
+    # The store's own condition decides (a command's read before could race a bounce)
+    for email, reason, standing in [
+        (BOUNCED, "manual", "hard_bounce"),
+        (COMPLAINED, "hard_bounce", "complaint"),
+        (COMPLAINED, "soft_bounce_limit", "complaint"),
+        (SOFT, "hard_bounce", "soft_bounce_limit"),  # as strong: the first stands
+    ]:
+        lead_id = lead(stack, email).lead_id
+        marker = LeadEvent(f"evt_{email}_{reason}", "mail_suppressed", at, lead_id)
+        kept = store.suppress(lead_id, email, reason, at, marker)
+        assert kept is not None and kept.reason == standing, (email, reason)
+        assert store.suppression(lead_id) == kept
+        assert not [e for e in store.events(lead_id) if e.event_id == marker.event_id]
+    # A stronger one replaces it: a bounce of a manually suppressed address is an admin's to lift
+    manual = lead(stack, MANUAL).lead_id
+    marker = LeadEvent("evt_bounce", "mail_suppressed", at, manual)
+    assert store.suppress(manual, MANUAL, "hard_bounce", at, marker) is None
+    replaced = store.suppression(manual)
+    assert replaced is not None and (replaced.reason, replaced.at) == ("hard_bounce", at)
 
 
 def test_a_suppression_that_changed_since_it_was_read_is_not_lifted(stack: Settings) -> None:

@@ -15,7 +15,15 @@ from typing import Any
 from tsunagu.clock import FixedClock
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
-from tsunagu.mail.consent import ALL_TOPICS, MARKETING, ConsentView, Recipient, Suppression
+from tsunagu.mail.consent import (
+    ALL_TOPICS,
+    MARKETING,
+    ConsentView,
+    Recipient,
+    Suppression,
+    SuppressionEntry,
+    replaced_by,
+)
 from tsunagu.mail.exclusions import ExclusionList
 from tsunagu.mail.feedback import Feedback
 from tsunagu.mail.send import MailPolicy, MessengerError, OutgoingMail
@@ -201,9 +209,16 @@ class MemoryMailStore:
             self.set_consent(evidence.lead_id, evidence.topic, evidence.status)
 
     # ---------------------------------------------------------------- FeedbackStore
-    def suppress(self, lead_id: str, email: str, reason: str, at: str, event: LeadEvent) -> None:
+    def suppress(
+        self, lead_id: str, email: str, reason: str, at: str, event: LeadEvent
+    ) -> SuppressionEntry | None:
+        # Like the repository: never in place of a suppression as strong or stronger
+        standing = self.suppressions.get(lead_id)
+        if standing is not None and standing.reason not in replaced_by(reason):
+            return SuppressionEntry(lead_id, email, standing.reason, standing.at)
         self.suppressions[lead_id] = Suppression(reason, at)
         self.events.append(event)
+        return None
 
     def applied_feedback(self, key: str) -> str | None:
         return self.feedback_applied.get(key)

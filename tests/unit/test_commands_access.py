@@ -29,6 +29,7 @@ from tsunagu.journeys.model import PublishedVersion, ResumePolicy
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent, email_identity
 from tsunagu.leads.updates import LeadUpdate
+from tsunagu.mail.consent import SuppressionEntry
 from tsunagu.qualification.config import QualificationConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,8 +149,11 @@ class FakeLeads:
 class FakeSuppressions:
     suppressed: list[str] = field(default_factory=list)
 
-    def suppress(self, lead_id: str, email: str, reason: str, at: str, event: LeadEvent) -> None:
+    def suppress(
+        self, lead_id: str, email: str, reason: str, at: str, event: LeadEvent
+    ) -> SuppressionEntry | None:
         self.suppressed.append(lead_id)
+        return None
 
 
 @dataclass

@@ -7,11 +7,14 @@ from pydantic import ValidationError
 
 from tsunagu.journeys.model import JourneySettings
 from tsunagu.mail.consent import (
+    SUPPRESSION_REASONS,
+    SUPPRESSION_STRENGTH,
     ConsentView,
     SkipReason,
     Suppression,
     allowed_outside_production,
     consent_as_sends_see_it,
+    replaced_by,
     skip_reason,
 )
 from tsunagu.mail.templates import MailTemplate
@@ -201,3 +204,13 @@ def test_no_template_or_journey_is_on_the_reserved_topic_all() -> None:
     # Any other topic is the marketer's to name
     assert MailTemplate.model_validate({**template, "topic": "seminars"}).topic == "seminars"
     assert JourneySettings.model_validate({"topic": "seminars"}).topic == "seminars"
+
+
+def test_a_suppression_replaces_only_a_weaker_reason() -> None:
+    # One ranking for every writer (a marketer's suppression, SES feedback): the reason that
+    # stands is the one hardest to lift
+    assert set(SUPPRESSION_STRENGTH) == set(SUPPRESSION_REASONS)
+    assert replaced_by("manual") == ()
+    assert replaced_by("hard_bounce") == ("manual",)
+    assert replaced_by("soft_bounce_limit") == ("manual",)
+    assert set(replaced_by("complaint")) == {"manual", "hard_bounce", "soft_bounce_limit"}

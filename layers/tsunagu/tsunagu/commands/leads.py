@@ -14,6 +14,7 @@ from tsunagu.clock import Clock, isoformat
 from tsunagu.commands.access import SALES_MAY_CHANGE, Actor, Role
 from tsunagu.commands.audit import AuditLog, allowed, recorded
 from tsunagu.errors import (
+    AlreadyExists,
     ConcurrentUpdate,
     FieldError,
     Forbidden,
@@ -64,7 +65,10 @@ class LeadStore(Protocol):
 class Suppressions(Protocol):
     def suppress(
         self, lead_id: str, email: str, reason: str, at: str, event: LeadEvent
-    ) -> None: ...
+    ) -> SuppressionEntry | None:
+        """None when stored; else the suppression as strong or stronger that stands (and
+        nothing was written)."""
+        ...
 
     def suppression(self, lead_id: str) -> SuppressionEntry | None: ...
 
@@ -290,7 +294,10 @@ def record_event(
 
 
 def suppress(ports: LeadCommands, actor: Actor, email: str, note: str | None) -> Lead:
-    """Stop every mail to a lead (a person asked by phone, a role address, a legal hold)."""
+    """Stop every mail to a lead (a person asked by phone, a role address, a legal hold).
+
+    A lead suppressed already is left as it is (AlreadyExists naming why): a manual suppression
+    is the weakest, and in place of a complaint or a bounce it would be one a marketer may lift."""
     lead = lead_by_email(ports.leads, email)
     with recorded(ports.audit, ports.clock, actor, "leads.suppress", f"lead:{lead.lead_id}") as log:
         now = ports.clock.now()
@@ -302,7 +309,13 @@ def suppress(ports: LeadCommands, actor: Actor, email: str, note: str | None) ->
             lead.lead_id,
             properties={"reason": "manual", "note": note},
         )
-        ports.suppressions.suppress(lead.lead_id, lead.email, "manual", at, event)
+        standing = ports.suppressions.suppress(lead.lead_id, lead.email, "manual", at, event)
+        if standing is not None:
+            raise AlreadyExists(
+                f"{lead.email} is suppressed already ({standing.reason}, since {standing.at}):"
+                " nothing changed"
+            )
+        # Stored only where no suppression was (the store's condition): the real before
         log.changed({"suppressed": None}, {"suppressed": "manual"})
         log.detail = note
     return lead

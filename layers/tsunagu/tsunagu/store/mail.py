@@ -18,7 +18,7 @@ from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.cursors import decode_cursor, encode_cursor, not_a_cursor
 from tsunagu.errors import AlreadyExists, ConcurrentUpdate
 from tsunagu.leads.model import ConsentEvidence, LeadEvent
-from tsunagu.mail.consent import ALL_TOPICS, Recipient, SuppressionEntry
+from tsunagu.mail.consent import ALL_TOPICS, Recipient, SuppressionEntry, replaced_by
 from tsunagu.mail.exclusions import Exclusion, ExclusionList
 from tsunagu.mail.feedback import Feedback
 from tsunagu.mail.reply_addresses import REPLY_ADDRESS_DAYS, RecordedReply, ReplyAddress
@@ -327,24 +327,52 @@ class MailRepository(LeadRepository):
                     self._tables.consent(evidence.lead_id, f"pending#{evidence.topic}")
                 )
 
-    def suppress(self, lead_id: str, email: str, reason: str, at: str, event: LeadEvent) -> None:
-        with TransactWrite(connection=self._tables.connection) as transaction:
-            transaction.save(self._suppression(lead_id, email, reason, at))
-            transaction.save(event_to_item(self._tables, event))
+    def suppress(
+        self, lead_id: str, email: str, reason: str, at: str, event: LeadEvent
+    ) -> SuppressionEntry | None:
+        """Suppress the lead for ``reason``, with its event - unless a suppression as strong or
+        stronger stands: then nothing is written and that one is returned (None: stored). The
+        write's condition decides, not a read before it, so a bounce or a complaint stored
+        meanwhile is never replaced."""
+        try:
+            with TransactWrite(connection=self._tables.connection) as transaction:
+                transaction.save(
+                    self._suppression(lead_id, email, reason, at),
+                    condition=self._replacing(reason),
+                )
+                transaction.save(event_to_item(self._tables, event))
+        except TransactWriteError as error:
+            if not _conditions_failed(error):
+                raise
+            standing = self.suppression(lead_id)
+            if standing is None:  # lifted between the write and this read
+                message = f"{email}'s suppression changed meanwhile: try again"
+                raise ConcurrentUpdate(message) from error
+            return standing
+        return None
 
     def _suppression(self, lead_id: str, email: str, reason: str, at: str) -> Any:
         return self._tables.consent(
             lead_id, SUPPRESSION, topic="*", status=reason, at=at, email=email, listed=SUPPRESSION
         )
 
+    def _replacing(self, reason: str) -> Any:
+        """The condition a suppression for ``reason`` is written on: no suppression yet, or one
+        for a weaker reason (``consent.replaced_by``, the one ranking)."""
+        model = self._tables.consent
+        none_yet = model.lead_id.does_not_exist()
+        weaker = replaced_by(reason)
+        return none_yet | model.status.is_in(*weaker) if weaker else none_yet
+
     # ------------------------------------------------------------ SES feedback
     def applied_feedback(self, key: str) -> str | None:
         item = get_or_none(self._tables.idempotency, _feedback_key(key))
         return None if item is None else str(item.response.get("outcome"))
 
-    def apply_feedback(self, feedback: Feedback, at: str) -> bool:
+    def apply_feedback(self, feedback: Feedback, at: str) -> str | None:
         """Everything one SES notification changes, with a record of its key that must not be
-        there yet: a notification delivered again changes nothing (tsunagu.mail.feedback)."""
+        there yet: a notification delivered again changes nothing (None); else the outcome
+        stored (tsunagu.mail.feedback.FeedbackStore)."""
         t = self._tables
         key = _feedback_key(feedback.key)
         expires = int((parse_instant(at) + timedelta(days=FEEDBACK_RECORD_DAYS)).timestamp())
