@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import AwsStack, load_event
 from tests.integration.mail_helpers import (
+    LEAD_EMAIL,
     capture,
     consent_state,
     feedback,
@@ -22,6 +23,9 @@ from tests.integration.mail_helpers import (
     snapshot,
     suppression,
 )
+from tests.support.admin import event
+from tsunagu.api import admin
+from tsunagu.commands.access import Role
 
 
 class Sent:
@@ -105,6 +109,80 @@ def test_a_complaint_suppresses_and_opts_out(sent: Sent) -> None:
     receipt = send(sent.stack, sent.lead_id, template_id="receipt")
     assert (receipt["status"], receipt["reason"]) == ("skipped", "suppressed")
     assert len(sent_messages()) == 1
+
+
+def lift(stack: AwsStack, role: Role) -> tuple[int, Any]:
+    """An admin API DELETE of the lead's suppression, by ``role``."""
+    request = event(
+        "DELETE", f"/admin/leads/{LEAD_EMAIL}/suppression", role=role, body={"note": "x"}
+    )
+    response = admin.handle(request, stack.settings())
+    return response["statusCode"], json.loads(response.get("body") or "null")
+
+
+@pytest.fixture
+def complained_after_another_mail(sent: Sent) -> Sent:
+    """Given a lead sent two mails, who marked the first as spam: the second, on its way
+    meanwhile, may still bounce."""
+    second = send(sent.stack, sent.lead_id)
+    assert second["status"] == "sent"
+    assert sent.feedback("complaint") == ["suppressed and opted out: complaint"]
+    return Sent(sent.stack, sent.lead_id, second["message_id"])
+
+
+def test_a_late_hard_bounce_leaves_a_complaint_in_place(
+    complained_after_another_mail: Sent,
+) -> None:
+    # (found by an audit: the bounce replaced the complaint, an admin could then lift it, and
+    # transactional mail reached the person who had marked ours as spam)
+    late = complained_after_another_mail
+
+    # When the second mail hard-bounces after the complaint (and SNS delivers that twice)
+    outcomes = late.feedback("permanent_bounce") + late.feedback("permanent_bounce")
+
+    # Then the bounce is recorded once, and the complaint stays the reason
+    kept = "recorded; not suppressed for hard_bounce: a stronger suppression stands"
+    assert outcomes == [kept, "already applied: " + kept]
+    assert suppression(late.stack, late.lead_id) == "complaint"
+    (bounced,) = lead_events(late.stack, late.lead_id, "mail_bounced")
+    assert bounced["properties"]["message_id"] == late.message_id
+
+    # And no one lifts it, nor does a transactional mail reach the address
+    status, body = lift(late.stack, Role.ADMIN)
+    assert status == 403 and "complained" in body["message"], body
+    save_template(late.stack, template_id="receipt", kind="transactional")
+    receipt = send(late.stack, late.lead_id, template_id="receipt")
+    assert (receipt["status"], receipt["reason"]) == ("skipped", "suppressed")
+    assert len(sent_messages()) == 2
+
+
+def test_a_late_run_of_soft_bounces_leaves_a_complaint_in_place(
+    complained_after_another_mail: Sent,
+) -> None:
+    late = complained_after_another_mail
+
+    outcomes = [late.feedback("transient_bounce", f"fb-{n}")[0] for n in (1, 2, 3)]
+
+    assert outcomes[-1] == (
+        "recorded; not suppressed for soft_bounce_limit: a stronger suppression stands"
+    )
+    assert suppression(late.stack, late.lead_id) == "complaint"
+    assert len(lead_events(late.stack, late.lead_id, "mail_bounced")) == 3
+    assert lift(late.stack, Role.ADMIN)[0] == 403
+
+
+def test_a_hard_bounce_replaces_a_manual_suppression(sent: Sent) -> None:
+    # Given a lead a marketer suppressed by hand
+    request = event("POST", f"/admin/leads/{LEAD_EMAIL}/suppression", role=Role.MARKETER, body={})
+    assert admin.handle(request, sent.stack.settings())["statusCode"] == 200
+
+    # When the mail sent before hard-bounces
+    assert sent.feedback("permanent_bounce") == ["suppressed: hard bounce"]
+
+    # Then the stronger reason is the suppression's: an admin's to lift, not a marketer's
+    assert suppression(sent.stack, sent.lead_id) == "hard_bounce"
+    assert lift(sent.stack, Role.MARKETER)[0] == 403
+    assert lift(sent.stack, Role.ADMIN)[0] == 200
 
 
 def test_transient_bounces_suppress_only_after_three(sent: Sent) -> None:

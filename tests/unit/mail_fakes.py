@@ -223,10 +223,17 @@ class MemoryMailStore:
     def applied_feedback(self, key: str) -> str | None:
         return self.feedback_applied.get(key)
 
-    def apply_feedback(self, feedback: Feedback, at: str) -> bool:
+    def apply_feedback(self, feedback: Feedback, at: str) -> str | None:
         # Like the repository: one write, refused when the notification's key is there
         if feedback.key in self.feedback_applied:
-            return False
+            return None
+        standing = self.suppressions.get(feedback.lead_id)
+        if (
+            feedback.suppression is not None
+            and standing is not None
+            and standing.reason not in replaced_by(feedback.suppression)
+        ):
+            feedback = feedback.under_stronger_suppression()
         self.feedback_applied[feedback.key] = feedback.outcome
         if feedback.suppression is not None:
             self.suppressions[feedback.lead_id] = Suppression(feedback.suppression, at)
@@ -236,7 +243,7 @@ class MemoryMailStore:
         if feedback.reset_soft_bounces:
             self.reset_soft_bounces(feedback.lead_id)
         self.events.extend(feedback.events)
-        return True
+        return feedback.outcome
 
     def count_soft_bounce(
         self, lead_id: str, email: str, at: str, feedback_id: str | None = None

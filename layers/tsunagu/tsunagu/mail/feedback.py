@@ -20,6 +20,7 @@ mail tagged ``recipient=owner``: a rep's full mailbox or spam button is not the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,17 @@ class Feedback:
     reset_soft_bounces: bool = False
     """A delivery: the transient bounces counted so far were not in a row."""
 
+    def under_stronger_suppression(self) -> Feedback:
+        """This feedback where the address is suppressed already for a stronger reason (a late
+        bounce of a mail sent before the person complained): its events are recorded, and the
+        suppression that stands keeps its reason - a bounce's would let an admin lift it."""
+        return dataclasses.replace(
+            self,
+            outcome=f"recorded; not suppressed for {self.suppression}: a stronger suppression"
+            " stands",
+            suppression=None,
+        )
+
 
 class FeedbackStore(Protocol):
     def get_lead(self, lead_id: str) -> Lead | None: ...
@@ -78,9 +90,11 @@ class FeedbackStore(Protocol):
         """The outcome of the notification ``key`` if it was applied, else None."""
         ...
 
-    def apply_feedback(self, feedback: Feedback, at: str) -> bool:
-        """Store what the feedback changes with its key, in one write; False (and nothing
-        written) when its key was applied already."""
+    def apply_feedback(self, feedback: Feedback, at: str) -> str | None:
+        """Store what the feedback changes with its key, in one write, and return the outcome
+        stored; None (and nothing written) when its key was applied already. A suppression
+        never replaces one for a stronger reason (``consent.replaced_by``): the feedback is
+        then stored as ``feedback.under_stronger_suppression()``, with that outcome."""
         ...
 
 
@@ -227,7 +241,8 @@ def handle_ses_event(
     else:
         # "after N transient bounces" means in a row: a delivery starts the count again
         done = feedback("delivery recorded", event("mail_delivered"), reset_soft_bounces=True)
-    if not store.apply_feedback(done, at):
+    applied = store.apply_feedback(done, at)
+    if applied is None:
         # The same notification, applied meanwhile (SNS delivered it to two invocations)
         return REPEAT + (store.applied_feedback(key) or done.outcome)
-    return done.outcome
+    return applied

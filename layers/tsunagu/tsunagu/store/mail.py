@@ -385,27 +385,38 @@ class MailRepository(LeadRepository):
             expires_at=expires,
         )
         try:
-            with TransactWrite(connection=t.connection) as transaction:
-                transaction.save(applied, condition=t.idempotency.key.does_not_exist())
-                if feedback.suppression is not None:
-                    reason = feedback.suppression
-                    transaction.save(
-                        self._suppression(feedback.lead_id, feedback.email, reason, at)
-                    )
-                if feedback.opt_out is not None:
-                    proof, state = consent_items(t, feedback.opt_out)
-                    proof.method = state.method = "complaint"
-                    transaction.save(proof)
-                    transaction.save(state)
-                if feedback.reset_soft_bounces:
-                    transaction.delete(t.consent(feedback.lead_id, "soft_bounces"))
-                for event in feedback.events:
-                    transaction.save(event_to_item(t, event))
+            self._apply_feedback(feedback, at, applied)
         except TransactWriteError as error:
-            if _conditions_failed(error):
-                return False
-            raise
-        return True
+            if not _conditions_failed(error):
+                raise
+            if _condition_failed(error, 0):
+                return None  # the notification's key: applied already
+            # Only the suppression's: a stronger one stands (a complaint, and this is a late
+            # bounce of an earlier mail). Record the bounce; the complaint stays.
+            return self.apply_feedback(feedback.under_stronger_suppression(), at)
+        return feedback.outcome
+
+    def _apply_feedback(self, feedback: Feedback, at: str, applied: Any) -> None:
+        """One write: the notification's key first (``_condition_failed(error, 0)``), then the
+        suppression, never replacing a stronger one."""
+        t = self._tables
+        with TransactWrite(connection=t.connection) as transaction:
+            transaction.save(applied, condition=t.idempotency.key.does_not_exist())
+            if feedback.suppression is not None:
+                reason = feedback.suppression
+                transaction.save(
+                    self._suppression(feedback.lead_id, feedback.email, reason, at),
+                    condition=self._replacing(reason),
+                )
+            if feedback.opt_out is not None:
+                proof, state = consent_items(t, feedback.opt_out)
+                proof.method = state.method = "complaint"
+                transaction.save(proof)
+                transaction.save(state)
+            if feedback.reset_soft_bounces:
+                transaction.delete(t.consent(feedback.lead_id, "soft_bounces"))
+            for event in feedback.events:
+                transaction.save(event_to_item(t, event))
 
     def suppression(self, lead_id: str) -> SuppressionEntry | None:
         item = get_or_none(self._tables.consent, lead_id, SUPPRESSION)
@@ -512,6 +523,13 @@ def _feedback_key(key: str) -> str:
 def _conditions_failed(error: TransactWriteError) -> bool:
     reasons = error.cancellation_reasons
     return any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons)
+
+
+def _condition_failed(error: TransactWriteError, index: int) -> bool:
+    """Whether the condition of the transaction's ``index``-th item failed."""
+    reasons = error.cancellation_reasons
+    reason = reasons[index] if index < len(reasons) else None
+    return reason is not None and reason.code == "ConditionalCheckFailed"
 
 
 def table_cache_seconds(tables: Tables) -> float:
