@@ -601,6 +601,44 @@ def test_a_marketer_suppresses_an_address_and_lifts_it_with_a_reason(
     assert reason in logged.stdout, logged
 
 
+def test_the_lead_page_says_a_lead_is_suppressed_and_offers_a_lift_not_a_second_stop(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # (found by an audit: the page never said a lead was suppressed, and its "Stop all mail"
+    # put a manual suppression in place of a bounce or a complaint)
+    address = "stopped.on.its.page@example.jp"
+    status, _ = tsunagu.post_json(
+        "/forms/demo/submissions", {"email": address, "name": "停止 依頼"}
+    )
+    assert status == 201
+    page = console_page(
+        chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", prompt_answer="asked again"
+    )
+    page.goto(f"{tsunagu.api_url}/console/#/leads/{address}")
+    settled(page)
+    facts = page.locator("dl.facts").first
+    expect(facts).to_contain_text("Not stopped")
+
+    # When she stops all mail to the lead from its page
+    page.get_by_role("button", name="Stop all mail").click()
+
+    # Then the page says so and why, and offers the lift her role may make, not a second stop
+    expect(page.get_by_role("status")).to_have_text("No mail will go to this lead.")
+    expect(facts).to_contain_text("All mail stopped since")
+    expect(facts).to_contain_text("Added by hand")
+    expect(page.get_by_role("button", name="Stop all mail")).to_have_count(0)
+    assert json.loads(tsunagu.cli("leads", "get", address).stdout)["suppression"]["reason"] == (
+        "manual"
+    )
+    assert accessibility_problems(page) == []
+
+    page.get_by_role("button", name="Lift the stop").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Mail may reach {address} again")
+    expect(facts).to_contain_text("Not stopped")
+    expect(page.get_by_role("button", name="Lift the stop")).to_have_count(0)
+    assert json.loads(tsunagu.cli("leads", "get", address).stdout)["suppression"] is None
+
+
 def test_an_admin_finds_the_changes_in_the_audit_log_and_exports_it(
     tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
 ) -> None:

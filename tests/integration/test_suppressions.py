@@ -321,6 +321,33 @@ def test_the_cli_lists_and_lifts_as_the_api_does(
     assert [i["email"] for i in listed(stack)[1]["items"]] == [SOFT, COMPLAINED, BOUNCED]
 
 
+def test_the_lead_page_says_whether_and_why_the_lead_is_suppressed(
+    stack: Settings,
+    aws: AwsStack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # (found by an audit: a bounced lead's page read "marketing: opted_in" and nothing else, so
+    # no one could see why no mail went, nor that "Suppress" had nothing left to do)
+    shown: dict[str, Any] = {}
+    for email in (BOUNCED, COMPLAINED, FREE):
+        status, body = call(stack, "GET", f"/admin/leads/{email}", role=Role.VIEWER)
+        assert status == 200, body
+        shown[email] = body["suppression"]
+    assert shown == {
+        BOUNCED: {"reason": "hard_bounce", "at": "2026-11-02T01:00:00+00:00"},
+        COMPLAINED: {"reason": "complaint", "at": "2026-11-03T01:00:00+00:00"},
+        FREE: None,
+    }
+
+    # And `tsunagu leads get` prints what the API answers
+    runtime_here(aws, tmp_path, monkeypatch)
+    assert cli.main(["leads", "get", BOUNCED]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["suppression"] == shown[BOUNCED]
+
+
 def test_an_empty_reason_is_not_every_reason(stack: Settings) -> None:
     # (found by the admin fuzz: ?reason= listed every suppression)
     status, body = listed(stack, reason="")

@@ -155,6 +155,9 @@ class FakeSuppressions:
         self.suppressed.append(lead_id)
         return None
 
+    def suppression(self, lead_id: str) -> SuppressionEntry | None:
+        return None
+
 
 @dataclass
 class FakeAudit:

@@ -7,6 +7,7 @@ import { reasonText, when } from "../i18n";
 import { useMay, useMe } from "../me";
 import { eventName, fieldName, sourceName, topicName, triggerName } from "../names";
 import { StartInputFields, startInputBody, useStartInput } from "../startInput";
+import { mayLift, type SuppressionReason } from "../suppression";
 import { useAction } from "../useAction";
 import { STAGES } from "./Leads";
 
@@ -26,6 +27,8 @@ interface LeadView {
   grade: string | null;
   crm_status: string | null;
   consent: Record<string, string>;
+  /** Every mail to the lead stopped, why and since when (null: consent decides what goes). */
+  suppression: { reason: SuppressionReason; at: string } | null;
   consent_evidence: {
     topic?: string;
     status?: string;
@@ -159,6 +162,22 @@ export default function LeadPage() {
         <dd>{lead.tags.join(", ") || "—"}</dd>
         <dt>{t("lead.crm_status")}</dt>
         <dd>{lead.crm_status ?? "—"}</dd>
+        <dt>{t("lead.mail")}</dt>
+        <dd>
+          {lead.suppression === null ? (
+            t("lead.not_suppressed")
+          ) : (
+            <>
+              <strong>
+                {t("lead.suppressed_since", {
+                  reason: t(`suppressions.reasons.${lead.suppression.reason}`),
+                  at: when(lead.suppression.at),
+                })}
+              </strong>
+              <div className="detail">{t(`suppressions.why.${lead.suppression.reason}`)}</div>
+            </>
+          )}
+        </dd>
       </dl>
       <Actions lead={lead} onChanged={() => void load()} />
 
@@ -462,7 +481,12 @@ function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void })
       .catch((error) => setMessage(t("lead.journeys_unreadable", { reason: describeError(error) })));
   }, [mayStart]);
 
-  if (!mayUpdate && !may("leads.record_event") && !may("leads.suppress") && !mayStart) return null;
+  // A suppressed lead is not offered "Stop all mail" again (a manual stop never replaces a
+  // bounce or a complaint: the API refuses it), but a lift where this role may lift its reason
+  const suppressed = lead.suppression;
+  const maySuppress = suppressed === null && may("leads.suppress");
+  const mayLiftIt = suppressed !== null && mayLift(suppressed.reason, me.role, may("leads.unsuppress"));
+  if (!mayUpdate && !may("leads.record_event") && !maySuppress && !mayLiftIt && !mayStart) return null;
   // What the last action said is cleared as the next one starts: a choice changed, or a form
   // the browser stops for a missing value (which never reaches run()). Else "Saved." stood
   // beside the next attempt as if it answered that.
@@ -519,7 +543,7 @@ function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void })
           {t("lead.record_attendance")}
         </button>
       )}
-      {may("leads.suppress") && (
+      {maySuppress && (
         <button
           type="button"
           className="danger"
@@ -530,6 +554,23 @@ function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void })
           }}
         >
           {t("lead.suppress")}
+        </button>
+      )}
+      {mayLiftIt && (
+        <button
+          type="button"
+          className="secondary"
+          onClick={() => {
+            const why = window.prompt(t("suppressions.lift_prompt", { email: lead.email }));
+            if (why) {
+              void run(
+                () => api("DELETE", `${path}/suppression`, { body: { note: why } }),
+                t("suppressions.lifted", { email: lead.email }),
+              );
+            }
+          }}
+        >
+          {t("lead.lift_suppression")}
         </button>
       )}
       {mayStart && journeys.length > 0 && (

@@ -8,21 +8,14 @@ import { Link } from "react-router";
 import { api, describeError, type Page } from "../api";
 import { when } from "../i18n";
 import { useMay, useMe } from "../me";
+import { mayLift, REASONS, type SuppressionReason } from "../suppression";
 import { useAction } from "../useAction";
-
-const REASONS = ["hard_bounce", "soft_bounce_limit", "complaint", "manual"] as const;
 
 interface Suppressed {
   lead_id: string;
   email: string;
-  reason: (typeof REASONS)[number];
+  reason: SuppressionReason;
   at: string;
-}
-
-/** Whether this user's role may lift a suppression for this reason (the API's own rule). */
-function mayLift(reason: Suppressed["reason"], role: string | null, mayUnsuppress: boolean): boolean {
-  if (!mayUnsuppress || reason === "complaint") return false;
-  return reason === "manual" || role === "admin";
 }
 
 export function Suppressions() {

@@ -327,7 +327,8 @@ def _lead_row(lead: Lead) -> dict[str, Any]:
 
 
 def lead_show(call: AdminCall) -> Any:
-    """A lead: its fields, consent as sends see it, the evidence, its latest events."""
+    """A lead: its fields, consent and suppression (reason and since when, or null) as sends
+    see them, the evidence, its latest events."""
     return leads.show(_lead_ports(call), call.actor, call.params["lead"])
 
 

@@ -185,13 +185,20 @@ def _matches(lead: Lead, query: LeadQuery, scores: LeadScores) -> bool:
 
 
 def show(ports: LeadCommands, actor: Actor, email: str, *, events: int = 20) -> dict[str, Any]:
-    """The lead, its consent as sends see it, its evidence and its latest events."""
+    """The lead, its consent and suppression as sends see them, its evidence and its latest
+    events."""
     with recorded(ports.audit, ports.clock, actor, "leads.show", f"lead:{email}"):
         lead = lead_by_email(ports.leads, email)
+    suppressed = ports.suppressions.suppression(lead.lead_id)
     return {
         **lead.summary(),
         # As sends see it (an unsubscribe from all mail overrides each topic's opt-in).
         "consent": consent_as_sends_see_it(ports.leads.consent_state(lead.lead_id)),
+        # Whether any mail reaches the lead at all: a suppression stops every mail, whatever
+        # the consent above says (why none goes, and whom a lift is for: ``unsuppress``)
+        "suppression": (
+            None if suppressed is None else {"reason": suppressed.reason, "at": suppressed.at}
+        ),
         "consent_evidence": [e.__dict__ for e in ports.leads.consent_evidence(lead.lead_id)],
         # The journeys it is in or was in; why it took each branch is on its timeline
         # (journey_decision events).
