@@ -20,6 +20,7 @@ from tsunagu.errors import MissingSegment
 from tsunagu.journeys.lifecycle import enter_leads
 from tsunagu.observability import logger, metrics, observed
 from tsunagu.segments.filter import Segment
+from tsunagu.segments.selection import selected
 from tsunagu.settings import get_settings
 
 
@@ -38,7 +39,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     ]
     if not journeys:
         return {}
-    leads = services.lead_repository(settings).all_leads()
+    leads = services.lead_repository(settings)
     facts = services.segment_facts(settings)  # each lead's events and consent read once
     report: dict[str, Any] = {}
     missing: list[str] = []
@@ -48,7 +49,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 continue
             segment = Segment.parse(trigger.segment)
             try:
-                selected = [lead for lead in leads if segment.selects(lead, now, facts)]
+                # The leads stream past (a Scan a page at a time, or an import's own leads):
+                # only those selected are held, and all of them before any enters, so that a
+                # missing segment enters nobody.
+                chosen = list(selected(segment, leads, facts, now))
             except MissingSegment as error:
                 logger.error(
                     "segment trigger not run",
@@ -58,7 +62,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 continue
             results = enter_leads(
                 journey,
-                selected,
+                chosen,
                 cause=f"segment:{now.date().isoformat()}",
                 trigger="segment",
                 state_machine_arn=services.entry_arn(settings, journey),
@@ -68,7 +72,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             )
             # A retried run names the executions it started before: not new entries
             entered = sum(1 for _, result in results if result.entered_now)
-            report[journey.journey_id] = {"selected": len(selected), "entered": entered}
+            report[journey.journey_id] = {"selected": len(chosen), "entered": entered}
             metrics.add_metric(name="SegmentEntries", unit="Count", value=entered)
     logger.info("segments entered", extra=report)
     if missing:

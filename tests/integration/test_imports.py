@@ -403,10 +403,10 @@ def test_the_run_applies_exactly_the_dry_run_s_plan_and_undo_takes_it_back(
     assert leads.events(known.lead_id)[0].properties["import_id"] == import_id
 
     # The same plan cannot be applied twice: the leads now exist, so the plan is another one
-    before = len(leads.all_leads())
+    before = len(list(leads.all_leads()))
     status, refused = post(stack, "/admin/imports", run_body(plan_digest=plan["plan_digest"]))
     assert status == 409 and "dry run" in refused["message"], refused
-    assert len(leads.all_leads()) == before
+    assert len(list(leads.all_leads())) == before
 
     # When sales renames the opted-out lead afterwards, and the import is undone
     renamed = leads.find_lead("email:optout@example.jp")
@@ -447,11 +447,11 @@ def test_the_run_applies_exactly_the_dry_run_s_plan_and_undo_takes_it_back(
 def test_a_run_or_undo_asked_for_badly_changes_nothing(
     stack: Settings, path: str, body: Any, role: Role, status: int
 ) -> None:
-    before = len(services.lead_repository(stack).all_leads())
+    before = len(list(services.lead_repository(stack).all_leads()))
     response = admin.handle(event("POST", path, role=role, body=body), stack)
     assert response["statusCode"] == status, response["body"]
     assert json.loads(response["body"])["message"]
-    assert len(services.lead_repository(stack).all_leads()) == before
+    assert len(list(services.lead_repository(stack).all_leads())) == before
 
 
 def test_the_cli_runs_the_plan_lists_it_and_undoes_it(

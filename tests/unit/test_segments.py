@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -406,11 +407,12 @@ def test_the_leads_own_conditions_are_checked_before_any_fact_is_read() -> None:
 def test_a_lead_a_store_gives_twice_is_selected_once() -> None:
     # Given a store whose read gives a lead twice (a page read again)
     class Twice:
-        def all_leads(self) -> list[Lead]:
-            return [lead(), lead(), lead(lead_id="lead_other")]
+        def lead_pages(self, after: Any = None) -> Iterator[tuple[list[Lead], Any]]:
+            yield [lead(), lead()], {"lead_id": {"S": "lead_1"}}
+            yield [lead(lead_id="lead_other")], None
 
         def leads_by_id(self, lead_ids: Any) -> list[Lead]:
-            return self.all_leads()
+            return [lead(), lead(), lead(lead_id="lead_other")]
 
     # When a segment is selected, Then each lead is in it once: counted, entered, exported once
     chosen = selected(Segment.parse("source=web_form"), Twice(), NoImportFacts(), NOW)

@@ -19,19 +19,49 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from tsunagu.leads.model import Lead
 from tsunagu.segments.filter import EQUAL, Facts, Segment
 
 SAMPLE = 10
 """Leads a preview shows."""
+IDS_PER_PAGE = 100
+"""An import's leads read at a time (one BatchGetItem)."""
+
+Cursor = dict[str, Any]
+"""Where a read of the candidates stopped, as JSON: ``{"scan": <the Scan's last key>}`` or
+``{"import_offset": <leads of the import read>}``. A background start keeps it to go on from
+there (tsunagu.journeys.start_jobs)."""
 
 
 class Leads(Protocol):
-    def all_leads(self) -> Iterable[Lead]: ...
+    def lead_pages(self, after: dict[str, Any] | None = None) -> Iterator[tuple[list[Lead], Any]]:
+        """Every lead, a page at a time, from the table's own key: each page with the key to
+        read the pages after it (None after the last), and ``after`` such a key."""
+        ...
 
     def leads_by_id(self, lead_ids: Sequence[str]) -> Iterable[Lead]: ...
+
+
+def candidate_pages(
+    segment: Segment, leads: Leads, facts: Facts, after: Cursor | None = None
+) -> Iterator[tuple[list[Lead], Cursor | None]]:
+    """The candidates (see ``candidates``) a page at a time, each with the cursor that reads
+    the pages after it (None after the last); ``after``: such a cursor, to go on from there.
+    A page is read only when the one before it has been used, so only a page is held."""
+    imports = [c.value for c in segment.conditions if c.name == "import" and c.operator == EQUAL]
+    if imports:
+        # Every one must hold: the leads in all of the imports named, in a fixed order
+        ids = sorted(frozenset.intersection(*(facts.imported(i) for i in imports)))
+        offset = int((after or {}).get("import_offset", 0))
+        for start in range(offset, len(ids), IDS_PER_PAGE):
+            end = start + IDS_PER_PAGE
+            page = list(leads.leads_by_id(ids[start:end]))
+            yield page, ({"import_offset": end} if end < len(ids) else None)
+        return
+    for page, key in leads.lead_pages((after or {}).get("scan")):
+        yield page, (None if key is None else {"scan": key})
 
 
 def candidates(segment: Segment, leads: Leads, facts: Facts) -> Iterator[Lead]:
@@ -45,21 +75,17 @@ def candidates(segment: Segment, leads: Leads, facts: Facts) -> Iterator[Lead]:
     meanwhile) moves across the cursor - ahead of it, it is never read; behind it, read twice.
     The leads table's own key never changes, so its Scan reads each lead once; an import's
     leads are read by their ids. The indexes serve what reads the top of a list (the lead
-    list, the hot list), where a lead that moves has moved."""
-    imports = [c.value for c in segment.conditions if c.name == "import" and c.operator == EQUAL]
-    if imports:
-        # Every one must hold: the leads in all of the imports named.
-        ids = frozenset.intersection(*(facts.imported(import_id) for import_id in imports))
-        found: Iterable[Lead] = leads.leads_by_id(sorted(ids))
-    else:
-        found = leads.all_leads()
+    list, the hot list), where a lead that moves has moved.
+
+    The leads stream past, a page at a time: 50,000 leads are never held at once."""
     # Neither read gives a lead twice; a store that did (a retried page) must not enter it
     # twice or count it twice either.
     seen: set[str] = set()
-    for lead in found:
-        if lead.lead_id not in seen:
-            seen.add(lead.lead_id)
-            yield lead
+    for page, _ in candidate_pages(segment, leads, facts):
+        for lead in page:
+            if lead.lead_id not in seen:
+                seen.add(lead.lead_id)
+                yield lead
 
 
 def selected(segment: Segment, leads: Leads, facts: Facts, now: datetime) -> Iterator[Lead]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -266,9 +266,22 @@ class LeadRepository:
             raise
         return True
 
-    def all_leads(self) -> list[Lead]:
-        """Every lead (a scan: for the CLI's segments, not for request paths)."""
-        return [lead_from_item(item) for item in self._tables.leads.scan()]
+    def all_leads(self) -> Iterator[Lead]:
+        """Every lead, streamed from a Scan a page at a time (50,000 leads are about 89 MB as
+        objects: never held at once). Not for request paths."""
+        for page, _ in self.lead_pages():
+            yield from page
+
+    def lead_pages(
+        self, after: dict[str, Any] | None = None
+    ) -> Iterator[tuple[list[Lead], dict[str, Any] | None]]:
+        """Every lead, one Scan page (up to 1 MB) at a time, each page with the Scan's key to
+        go on from after it (None after the last page); ``after``: such a key."""
+        model = self._tables.leads
+        pages = model.scan(last_evaluated_key=after).page_iter
+        for page in pages:
+            leads = [lead_from_item(model.from_raw_data(raw)) for raw in page.get("Items", [])]
+            yield leads, pages.last_evaluated_key
 
     def put_event(self, event: LeadEvent) -> None:
         event_to_item(self._tables, event).save()
