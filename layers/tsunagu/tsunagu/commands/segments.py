@@ -19,7 +19,7 @@ from tsunagu.leads.export import ExportedLeads, ExportEncoding, export_leads
 from tsunagu.leads.model import Lead
 from tsunagu.segments.filter import SEGMENT_NAME, Facts, Segment
 from tsunagu.segments.saved import SavedSegment, checked, reading_saved
-from tsunagu.segments.selection import Leads, Preview, preview, selected
+from tsunagu.segments.selection import Leads, Preview, every_lead, preview, selected
 
 
 class SegmentStore(Protocol):
@@ -208,7 +208,7 @@ def export(
         if segment:
             chosen = selected(resolve(ports, segment), ports.leads, facts, now)
         else:
-            chosen = ports.leads.all_leads()
+            chosen = every_lead(ports.leads)
         # Each lead's score now, decay included: the number a score filter and `leads score` read
         scores = facts.scores(now)
         exported = export_leads(

@@ -44,6 +44,12 @@ class Leads(Protocol):
     def leads_by_id(self, lead_ids: Sequence[str]) -> Iterable[Lead]: ...
 
 
+def every_lead(leads: Leads) -> Iterator[Lead]:
+    """Every lead, streamed a page at a time (an export of them all)."""
+    for page, _ in leads.lead_pages():
+        yield from page
+
+
 def candidate_pages(
     segment: Segment, leads: Leads, facts: Facts, after: Cursor | None = None
 ) -> Iterator[tuple[list[Lead], Cursor | None]]:
