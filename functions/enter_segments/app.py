@@ -6,6 +6,11 @@ The day names the entry (``segment:2026-11-22``), so a retried or repeated run e
 twice, and the journey's re-entry policy decides whether a lead still selected next month
 enters again. Output: ``{"<journey>": {"selected", "entered"}}``.
 
+Invoked with ``{"start": {"journey_id", "start_id"}}`` (asynchronously, by the admin API), it
+runs that start for a segment in the background instead (tsunagu.journeys.start_jobs): it goes
+on from where the job got to, and in a new invocation of itself when its time runs short.
+Output: the job's progress.
+
 A trigger that reads a saved segment no longer there (MissingSegment) enters nobody in its
 journey, and the run fails once every other journey has had its entries, saying which: read as
 "a member of no segment", ``in_segment!=customers`` would have entered every lead.
@@ -15,7 +20,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from tsunagu import services
+from tsunagu.commands import journeys
 from tsunagu.errors import MissingSegment
 from tsunagu.journeys.lifecycle import enter_leads
 from tsunagu.observability import logger, metrics, observed
@@ -30,6 +38,30 @@ class SegmentTriggerFailed(Exception):
 
 @observed()
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if "start" in event:
+        return run_start(StartEvent.model_validate(event["start"]), context)
+    return enter_segment_triggers()
+
+
+class StartEvent(BaseModel):
+    journey_id: str
+    start_id: str
+
+
+def run_start(asked: StartEvent, context: Any) -> dict[str, Any]:
+    ports = services.journey_commands(get_settings())
+    job = journeys.run_start(
+        ports,
+        asked.journey_id,
+        asked.start_id,
+        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+    )
+    progress = job.as_json()
+    logger.info("segment start run", extra=progress)
+    return progress
+
+
+def enter_segment_triggers() -> dict[str, Any]:
     settings = get_settings()
     now = services.clock(settings).now()
     journeys = [

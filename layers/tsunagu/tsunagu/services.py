@@ -600,6 +600,25 @@ def journey_commands(settings: Settings) -> JourneyCommands:
         saved_segment=lambda name: segments.get_segment(name) if segments else None,
         facts=lambda: segment_facts(settings),
         allowed_at=lambda instant: _account_allowed_time(settings)(instant),
+        start_in_background=(
+            lambda journey_id, start_id: run_start_later(settings, journey_id, start_id)
+        )
+        if settings.segment_entries_function
+        else None,
+    )
+
+
+def run_start_later(settings: Settings, journey_id: str, start_id: str) -> None:
+    """Hand a background start to enter_segments, invoked asynchronously (Lambda queues the
+    event and retries a failed run twice; a run repeated enters nobody twice)."""
+    import json
+
+    assert settings.segment_entries_function
+    event = {"start": {"journey_id": journey_id, "start_id": start_id}}
+    aws_client(settings, "lambda").invoke(
+        FunctionName=settings.segment_entries_function,
+        InvocationType="Event",
+        Payload=json.dumps(event).encode(),
     )
 
 

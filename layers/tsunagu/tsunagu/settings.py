@@ -100,6 +100,10 @@ class Settings:
     """The user pool of the people who sign in (set where admins manage them: the admin API)."""
     publish_journey_function: str | None = None
     """The function that publishes journeys (set where people publish: the admin API)."""
+    segment_entries_function: str | None = None
+    """The function that enters a segment's leads (enter_segments): a start for a segment runs
+    there in the background (set on the admin API, and on the function itself, which goes on
+    in a new invocation when its time runs short)."""
     crm_secret_arn: str | None = None
     """Secrets Manager secret with the CRM webhooks' signing keys (``inbound``, ``outbound``)."""
     crm_webhook_url: str | None = None

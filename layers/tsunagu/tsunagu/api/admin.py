@@ -1175,16 +1175,33 @@ class Entry(BaseModel):
 
 
 def journey_start(call: AdminCall) -> Any:
-    """Enter one lead, or every lead a segment selects, into the journey (``lead`` or
-    ``segment``, not both). ``entered``: the leads this request entered; ``already_in``: those
-    an earlier run of the same request (``request_key``) had entered, named again (``reason``
-    ``repeated``), nothing new started.
+    """Enter one lead (``lead``), or every lead a segment selects (``segment``), into the
+    journey; not both.
+
+    A lead is entered in this request: ``entered`` 1, or ``already_in`` 1 when an earlier run of
+    the same request (``request_key``) had entered it (``reason`` ``repeated``, nothing new
+    started). A segment - tens of thousands of leads, more than a request's 29 s - is started in
+    the background: 202 with the start (``start_id``, ``status`` queued); ``GET
+    /admin/journeys/{journey}/starts/{start_id}`` answers its progress (selected, entered,
+    already in, not entered, failed) until it is ``done``. Its leads are named by the request
+    key as a lead's are: the same start again enters nobody twice.
 
     ``input``: what the executions add to the lead's (the date its mails' deadlines read),
     checked as the CLI's ``--input`` is."""
     asked = call.model(Entry)
+    ports = _journey_ports(call)
+    if asked.segment is not None and asked.lead is None:
+        job = journeys.start_in_background(
+            ports,
+            call.actor,
+            call.params["journey"],
+            segment=asked.segment,
+            request_key=asked.request_key,
+            extra=asked.input,
+        )
+        return 202, job.as_json()
     started = journeys.start(
-        _journey_ports(call),
+        ports,
         call.actor,
         call.params["journey"],
         lead_email=asked.lead,
@@ -1201,6 +1218,18 @@ def journey_start(call: AdminCall) -> Any:
             for lead, result in started.results
         ],
     }
+
+
+def journey_start_progress(call: AdminCall) -> Any:
+    """A start for a segment run in the background: ``status`` queued, running, then done (or
+    failed, with ``error``); the leads ``selected`` so far, and of them ``entered``,
+    ``already_in`` (entered by an earlier start of the same request key), ``not_entered`` (the
+    journey's re-entry rules; by reason in ``not_entered_by_reason``) and ``failed`` (the same
+    start again enters them)."""
+    job = journeys.start_progress(
+        _journey_ports(call), call.actor, call.params["journey"], call.params["start_id"]
+    )
+    return job.as_json()
 
 
 def emergency_stop(call: AdminCall) -> Any:
@@ -1846,6 +1875,12 @@ ROUTES: tuple[AdminRoute, ...] = (
         "POST", "/admin/journeys/{journey}/resume", "journeys.resume", journey_resume, Resume
     ),
     AdminRoute("POST", "/admin/journeys/{journey}/entries", "journeys.start", journey_start, Entry),
+    AdminRoute(
+        "GET",
+        "/admin/journeys/{journey}/starts/{start_id}",
+        "journeys.list",
+        journey_start_progress,
+    ),
     AdminRoute("PUT", "/admin/emergency-stop", "journeys.stop_all", emergency_stop),
     AdminRoute("DELETE", "/admin/emergency-stop", "journeys.resume_all", emergency_stop_lift),
     AdminRoute("GET", "/admin/forms", "forms.list", forms_list, query=PAGED),

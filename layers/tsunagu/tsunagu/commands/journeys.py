@@ -5,25 +5,28 @@ before Golden Week, and what did they choose when they resumed?"."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
-from tsunagu.clock import Clock, client_instant, isoformat
+from tsunagu.clock import Clock, client_instant, isoformat, parse_instant
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
 from tsunagu.errors import (
     AlreadyExists,
     ConcurrentUpdate,
     FieldError,
+    MissingSegment,
     NotFound,
     ValidationFailed,
 )
+from tsunagu.ids import new_id
 from tsunagu.journeys import steps
 from tsunagu.journeys.compiler import RESERVED_SLOTS, validate
 from tsunagu.journeys.definition import JourneyDefinition, Send
@@ -48,12 +51,14 @@ from tsunagu.journeys.publishing import keep_publication
 from tsunagu.journeys.records import rewrite
 from tsunagu.journeys.simulation import Forecast, Simulation, forecast, simulate
 from tsunagu.journeys.simulation import Rules as SimulationRules
+from tsunagu.journeys.start_jobs import StartJob
 from tsunagu.journeys.steps import GateStore, ResumeReport, parked_by_step
 from tsunagu.leads.lookup import LeadFinder, lead_by_email
 from tsunagu.leads.model import Lead
 from tsunagu.segments.filter import SEGMENT_NAME, Facts, NoFacts, Segment
 from tsunagu.segments.saved import SavedSegment, missing_segment, reading_saved
 from tsunagu.segments.selection import Leads as SegmentLeads
+from tsunagu.segments.selection import candidate_pages
 from tsunagu.segments.selection import selected as segments_selected
 
 
@@ -77,6 +82,12 @@ class Journeys(GateStore, JourneyStore, Protocol):
         ...
 
     def waiting_by_node(self, journey_id: str, now: datetime) -> dict[str, int]: ...
+
+    def start_job(self, journey_id: str, start_id: str) -> StartJob | None: ...
+
+    def save_start_job(self, job: StartJob) -> StartJob:
+        """Over ``job.revision``; ConcurrentUpdate if another run stored it since."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,9 @@ class JourneyCommands:
     allowed_at: Callable[[datetime], datetime] | None = None
     """Moves a moment out of the account's quiet hours and closed days: resume paces its
     releases in allowed time (None: every moment is allowed)."""
+    start_in_background: Callable[[str, str], None] | None = None
+    """Hands a background start (journey, start id) to the function that runs it, without
+    waiting (None: a stack with no such function)."""
 
 
 @dataclass(frozen=True)
@@ -242,6 +256,46 @@ def start_input(ports: JourneyCommands, journey: Journey) -> list[str]:
     return declared_inputs(graph.definition if graph else None)
 
 
+def _checked_start(
+    ports: JourneyCommands,
+    journey: Journey,
+    lead_email: str | None,
+    segment: str | None,
+    extra: object,
+) -> tuple[dict[str, Any], Segment | None]:
+    """What a start asks, checked the same way wherever it runs: the execution's input, and
+    the segment's filter (None: the one lead named). ValidationFailed or NotFound otherwise."""
+    if journey.status not in ("active", "paused", "draft"):
+        raise ValidationFailed([FieldError("journey", f"{journey.journey_id} is {journey.status}")])
+    checked = entry_input(extra, start_input(ports, journey))
+    if lead_email and segment:
+        # Either would be taken silently for the other: say which was meant
+        raise ValidationFailed([FieldError("segment", "give a lead or a segment, not both")])
+    if lead_email:
+        return checked, None
+    if segment:
+        return checked, _segment(ports, segment)
+    raise ValidationFailed([FieldError("lead", "name a lead or a segment")])
+
+
+def _enter(
+    ports: JourneyCommands, journey: Journey, leads: Iterable[Lead], key: str, extra: dict[str, Any]
+) -> list[tuple[Lead, EntryResult]]:
+    """Enter leads by hand: one name per lead, journey and request key (``manual:<key>``),
+    wherever the start runs - in the request, or in the background."""
+    return enter_leads(
+        journey,
+        leads,
+        cause=f"manual:{key}",
+        trigger="manual",
+        extra=extra,
+        state_machine_arn=ports.entry_arn(journey),
+        store=ports.journeys,
+        executions=ports.executions,
+        clock=ports.clock,
+    )
+
+
 def start(
     ports: JourneyCommands,
     actor: Actor,
@@ -252,46 +306,181 @@ def start(
     request_key: str | None = None,
     extra: object = None,
 ) -> Started:
-    """Manual entry: one lead, or every lead a simple filter selects. One name per lead,
+    """Manual entry: one lead, or every lead a simple filter selects, inside this call (the
+    CLI; the admin API starts a segment with ``start_in_background``). One name per lead,
     journey and request: the same request twice enters nobody twice (the key defaults to
     today's date, so a daily re-run is a new request). ``extra``: the execution's input
     beyond the lead's, as ``entry_input`` takes it (ValidationFailed otherwise)."""
     journey = find(ports, journey_id)
     target = f"journey:{journey_id}"
     with recorded(ports.audit, ports.clock, actor, "journeys.start", target) as log:
-        if journey.status not in ("active", "paused", "draft"):
-            raise ValidationFailed([FieldError("journey", f"{journey_id} is {journey.status}")])
-        extra = entry_input(extra, start_input(ports, journey))
+        extra, chosen = _checked_start(ports, journey, lead_email, segment, extra)
         now = ports.clock.now()
-        if lead_email and segment:
-            # Either would be taken silently for the other: say which was meant
-            raise ValidationFailed([FieldError("segment", "give a lead or a segment, not both")])
-        if lead_email:
+        if chosen is None:
+            assert lead_email is not None
             selected = [lead_by_email(ports.leads, lead_email)]
-        elif segment:
-            chosen = _segment(ports, segment)
-            selected = list(segments_selected(chosen, ports.leads, ports.facts(), now))
         else:
-            raise ValidationFailed([FieldError("lead", "name a lead or a segment")])
+            selected = list(segments_selected(chosen, ports.leads, ports.facts(), now))
         key = request_key or isoformat(now)[:10]
-        results = enter_leads(
-            journey,
-            selected,
-            cause=f"manual:{key}",
-            trigger="manual",
-            extra=extra,
-            state_machine_arn=ports.entry_arn(journey),
-            store=ports.journeys,
-            executions=ports.executions,
-            clock=ports.clock,
-        )
-        started = Started(len(selected), results)
+        started = Started(len(selected), _enter(ports, journey, selected, key, extra))
         who = lead_email or f"segment {segment}"
         already = f", {started.already_in} already in" if started.already_in else ""
         log.detail = (
             f"{who}: {started.entered} entered{already} of {started.selected} (request {key})"
         )
     return started
+
+
+START_ID = re.compile(r"^start_[0-9A-Z]{26}$")
+START_RESERVE_SECONDS = 30.0
+"""A background start stops this long before its function's time runs out, records where it
+got to and goes on in a new invocation (enter_segments has 300 s: a Scan page and a lead's
+entry take far less)."""
+CHECKPOINT_LEADS = 100
+"""A background start stores its progress at least this often (and after every page): a run
+that dies without a word is repeated from there, its leads named again, not entered twice."""
+
+
+def start_in_background(
+    ports: JourneyCommands,
+    actor: Actor,
+    journey_id: str,
+    *,
+    segment: str,
+    request_key: str | None = None,
+    extra: object = None,
+) -> StartJob:
+    """Start a journey for a segment in the background, as ``start`` would in a call (checked,
+    audited and named the same way): the job is recorded, and enter_segments runs it
+    (``run_start``). Answers the queued job; ``start_progress`` reads how far it is."""
+    journey = find(ports, journey_id)
+    target = f"journey:{journey_id}"
+    with recorded(ports.audit, ports.clock, actor, "journeys.start", target) as log:
+        extra, chosen = _checked_start(ports, journey, None, segment, extra)
+        assert chosen is not None
+        if ports.start_in_background is None:
+            raise RuntimeError("no function runs starts in the background on this stack")
+        now = ports.clock.now()
+        at = isoformat(now)
+        key = request_key or at[:10]
+        queued = StartJob(
+            start_id=new_id("start", now),
+            journey_id=journey_id,
+            segment=segment,
+            filter=str(chosen),
+            request_key=key,
+            extra=extra,
+            by=actor.email or actor.user_id,
+            at=at,
+            updated_at=at,
+        )
+        job = ports.journeys.save_start_job(queued)
+        try:
+            ports.start_in_background(journey_id, job.start_id)
+        except Exception as error:
+            # Not started: said on the job, which is done with (a new start runs it again)
+            with contextlib.suppress(Exception):
+                ports.journeys.save_start_job(
+                    replace(
+                        job, status="failed", error=f"not started: {error}"[:600], finished_at=at
+                    )
+                )
+            raise
+        log.after = {"start_id": job.start_id, "status": job.status}
+        log.detail = f"segment {segment}: queued as {job.start_id} (request {key})"
+    return job
+
+
+def start_progress(
+    ports: JourneyCommands, actor: Actor, journey_id: str, start_id: str
+) -> StartJob:
+    """A background start and how far it is."""
+    target = f"journey:{journey_id}"
+    allowed(ports.audit, ports.clock, actor, "journeys.list", target)
+    # Only what new_id makes is looked up (a key too long for DynamoDB would fail the read)
+    job = ports.journeys.start_job(journey_id, start_id) if START_ID.match(start_id) else None
+    if job is None:
+        raise NotFound(f"no start {start_id!r} of journey {journey_id!r}")
+    return job
+
+
+def run_start(
+    ports: JourneyCommands,
+    journey_id: str,
+    start_id: str,
+    time_left: Callable[[], float],
+) -> StartJob:
+    """Run a background start from where it got to (the stack's own work: no actor): select
+    the leads by the job's filter as of when it was asked, enter each as ``start`` would, and
+    keep the counts on the job as it goes. When ``time_left()`` (seconds) falls below
+    START_RESERVE_SECONDS it records where it is and hands the rest to a new invocation. A
+    job done is left as it is; a second run of one still going (a retried invocation) stops
+    at its first write, which the other made first."""
+    job = ports.journeys.start_job(journey_id, start_id)
+    if job is None:
+        raise NotFound(f"no start {start_id!r} of journey {journey_id!r}")
+    if job.done:
+        return job
+    try:
+        return _run(ports, job, time_left)
+    except ConcurrentUpdate:
+        # Another run of this job stored it meanwhile: that one goes on, this one stops
+        current = ports.journeys.start_job(journey_id, start_id)
+        assert current is not None
+        return current
+
+
+def _run(ports: JourneyCommands, job: StartJob, time_left: Callable[[], float]) -> StartJob:
+    store = ports.journeys
+
+    def save(job: StartJob, **changes: Any) -> StartJob:
+        changed = replace(job, **changes, updated_at=isoformat(ports.clock.now()))
+        return store.save_start_job(changed)
+
+    def stop(job: StartJob, error: str) -> StartJob:
+        at = isoformat(ports.clock.now())
+        return save(job, status="failed", error=error[:600], finished_at=at)
+
+    job = save(job, status="running", runs=job.runs + 1)
+    journey = ports.journeys.get_journey(job.journey_id)
+    if journey is None or journey.status not in ("active", "paused", "draft"):
+        why = "was deleted" if journey is None else f"is {journey.status}"
+        return stop(job, f"journey {job.journey_id} {why} before its leads were entered")
+    segment = Segment.parse(job.filter)
+    facts, now = ports.facts(), parse_instant(job.at)
+    done = set(job.page_done)
+    unsaved = 0
+    try:
+        for page, after in candidate_pages(segment, ports.leads, facts, job.cursor):
+            for lead in page:
+                if lead.lead_id in done:
+                    continue  # an earlier run of this job did this one
+                if time_left() < START_RESERVE_SECONDS:
+                    job = save(job, page_done=tuple(sorted(done)))
+                    if ports.start_in_background is None:
+                        raise RuntimeError("no function runs starts in the background")
+                    ports.start_in_background(job.journey_id, job.start_id)
+                    return job
+                if segment.selects(lead, now, facts):
+                    job = _entered(ports, journey, job, lead)
+                done.add(lead.lead_id)
+                unsaved += 1
+                if unsaved >= CHECKPOINT_LEADS:
+                    job, unsaved = save(job, page_done=tuple(sorted(done))), 0
+            job, done, unsaved = save(job, cursor=after, page_done=()), set(), 0
+    except MissingSegment as error:
+        return stop(job, error.message)
+    return save(job, status="done", finished_at=isoformat(ports.clock.now()))
+
+
+def _entered(ports: JourneyCommands, journey: Journey, job: StartJob, lead: Lead) -> StartJob:
+    """The job, counting one more lead selected and what entering it did. A lead whose entry
+    fails is counted and the rest go on: the same start again (its request key) enters it."""
+    try:
+        ((_, result),) = _enter(ports, journey, [lead], job.request_key, job.extra)
+    except Exception as error:  # a throttled StartExecution must not stop 20,000 others
+        return job.with_failure(f"{lead.email}: {error}")
+    return job.counted(result.reason, entered=result.entered, repeated=result.already_in)
 
 
 def _segment(ports: JourneyCommands, text: str) -> Segment:

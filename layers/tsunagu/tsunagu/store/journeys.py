@@ -23,6 +23,7 @@ from tsunagu.journeys.lifecycle import (
     with_exit,
 )
 from tsunagu.journeys.model import Journey, StoredGraph
+from tsunagu.journeys.start_jobs import StartJob
 from tsunagu.journeys.steps import GateView
 from tsunagu.journeys.waits import EventMatch, JourneyWait
 from tsunagu.leads.model import LeadEvent
@@ -197,6 +198,10 @@ def _ledger_key(lead_id: str) -> tuple[str, str]:
 
 def _waiting_pk(journey_id: str) -> str:
     return f"waiting#{journey_id}"
+
+
+def _start_pk(journey_id: str) -> str:
+    return f"start#{journey_id}"
 
 
 def _parked_pk(journey_id: str) -> str:
@@ -453,6 +458,34 @@ class JourneyRepository:
                 return False
             raise
         return True
+
+    # -- starts for a segment in the background (tsunagu.journeys.start_jobs)
+    def start_job(self, journey_id: str, start_id: str) -> StartJob | None:
+        item = get_or_none(self._tables.journeys, _start_pk(journey_id), start_id)
+        return StartJob.from_record(item.data, int(item.revision or 0)) if item else None
+
+    def save_start_job(self, job: StartJob) -> StartJob:
+        """Store the job over revision ``job.revision`` of it (0: a new one); ConcurrentUpdate,
+        and nothing written, if another run of it stored it since."""
+        stored = replace(job, revision=job.revision + 1)
+        model = self._tables.journeys
+        item = model(
+            _start_pk(job.journey_id),
+            job.start_id,
+            data=stored.record(),
+            status=job.status,
+            updated_at=job.updated_at,
+            revision=stored.revision,
+        )
+        try:
+            item.save(condition=_as_read(model, job.revision))
+        except PutError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            raise ConcurrentUpdate(
+                f"start {job.start_id!r} of journey {job.journey_id!r} was stored by another run"
+            ) from None
+        return stored
 
     # -- entries
     def entry(self, lead_id: str, journey_id: str) -> JourneyEntry | None:

@@ -156,7 +156,9 @@ class JourneyRecordItem(Model):
     - ``lead#<lead_id>`` / ``entry#<journey_id>`` — a lead's entry: its execution, when, why;
     - ``parked#<journey_id>`` / ``<execution name>`` — an execution held at a gate while paused;
     - ``waiting#<journey_id>`` / ``<execution name>`` — the wait node an execution is at, and
-      until when (the canvas's live counts).
+      until when (the canvas's live counts);
+    - ``start#<journey_id>`` / ``<start id>`` — a start for a segment run in the background,
+      and its progress (tsunagu.journeys.start_jobs).
     """
 
     class Meta:
