@@ -41,6 +41,11 @@ if TYPE_CHECKING:
     from tsunagu.store.models import LeadItem
 
 
+SCAN_PAGE_LEADS = 500
+"""Leads a Scan page holds at most (about 1 MB, DynamoDB's own page, at 50,000 leads' 89 MB):
+what a background start keeps of a page it was cut short in stays a few kilobytes."""
+
+
 class LeadRepository:
     """The DynamoDB side of lead capture and lead look-ups."""
 
@@ -278,7 +283,7 @@ class LeadRepository:
         """Every lead, one Scan page (up to 1 MB) at a time, each page with the Scan's key to
         go on from after it (None after the last page); ``after``: such a key."""
         model = self._tables.leads
-        pages = model.scan(last_evaluated_key=after).page_iter
+        pages = model.scan(last_evaluated_key=after, page_size=SCAN_PAGE_LEADS).page_iter
         for page in pages:
             leads = [lead_from_item(model.from_raw_data(raw)) for raw in page.get("Items", [])]
             yield leads, pages.last_evaluated_key

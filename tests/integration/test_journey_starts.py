@@ -1,0 +1,203 @@
+"""A journey started for a segment through the admin API (the console's start form) runs in the
+background: answered at once with the start, run by enter_segments with the same names a start
+in the request would give, its progress readable, and continued by a new invocation when its
+time runs short - nobody entered twice, whatever is run again (moto in-process; the
+asynchronous invocations queued and run by the test, tests.support.starts)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import REGION, AwsStack, moto_client
+from tests.support.admin import event
+from tests.support.leads import store_lead
+from tests.support.starts import QueuedStarts, queue_starts, time_runs_short
+from tsunagu import services
+from tsunagu.api import admin
+from tsunagu.clock import isoformat
+from tsunagu.commands.access import Role
+from tsunagu.journeys.lifecycle import execution_name
+from tsunagu.journeys.model import Journey
+from tsunagu.store import leads as lead_store
+from tsunagu.store.tables import bind_tables
+
+PREFIX = f"arn:aws:states:{REGION}:123456789012:stateMachine:tsunagu-test-"
+PATH = "/admin/journeys/winter/entries"
+LEADS = 12
+"""In the stage ``lead``; three customers besides, whom ``stage=lead`` does not select."""
+
+
+def call(
+    aws: AwsStack, method: str, path: str, body: Any = None, role: Role = Role.MARKETER
+) -> tuple[int, Any]:
+    response = admin.handle(event(method, path, role=role, body=body), aws.settings())
+    return response["statusCode"], json.loads(response["body"])
+
+
+@pytest.fixture
+def starts(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> QueuedStarts:
+    """The journey "winter" with a state machine its entries start on, 12 leads in the stage
+    lead and 3 customers, Scan pages of 5 leads (so a start reads several), and the background
+    starts queued."""
+    queued = queue_starts(aws, monkeypatch)
+    aws.environment["TSUNAGU_STATE_MACHINE_ARN_PREFIX"] = PREFIX
+    monkeypatch.setenv("TSUNAGU_STATE_MACHINE_ARN_PREFIX", PREFIX)
+    monkeypatch.setattr(lead_store, "SCAN_PAGE_LEADS", 5)
+    settings = aws.settings()
+    at = isoformat(services.clock(settings).now())
+    winter = Journey(journey_id="winter", name="Winter", state_machine="winter", status="active")
+    services.journey_repository(settings).put_journey(winter, at)
+    moto_client("stepfunctions").create_state_machine(
+        name="tsunagu-test-winter",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/journey",
+    )
+    for n in range(LEADS):
+        store_lead(aws, f"lead{n:02d}@example.jp")
+    for n in range(3):
+        store_lead(aws, f"customer{n}@example.com", stage="customer")
+    return queued
+
+
+def executions() -> list[dict[str, Any]]:
+    listed = moto_client("stepfunctions").list_executions(stateMachineArn=PREFIX + "winter")
+    return list(listed["executions"])
+
+
+def entered_leads() -> list[str]:
+    described = [
+        moto_client("stepfunctions").describe_execution(executionArn=e["executionArn"])
+        for e in executions()
+    ]
+    return sorted(json.loads(d["input"])["lead_id"] for d in described)
+
+
+def progress(aws: AwsStack, start_id: str) -> dict[str, Any]:
+    status, answer = call(aws, "GET", f"/admin/journeys/winter/starts/{start_id}")
+    assert status == 200, answer
+    return dict(answer)
+
+
+def counts(job: dict[str, Any]) -> tuple[Any, ...]:
+    return (job["status"], job["selected"], job["entered"], job["already_in"], job["failed"])
+
+
+def test_a_segment_start_is_answered_at_once_and_its_job_enters_every_lead_once(
+    aws: AwsStack, starts: QueuedStarts
+) -> None:
+    # When a marketer starts the journey for a segment
+    body = {"segment": "stage=lead", "request_key": "winter-2026"}
+    status, queued = call(aws, "POST", PATH, body)
+
+    # Then it is answered at once with the start, queued, and nobody has entered yet
+    assert status == 202, queued
+    assert queued["start_id"].startswith("start_") and counts(queued) == ("queued", 0, 0, 0, 0)
+    assert queued["done"] is False and queued["filter"] == "stage=lead"
+    assert executions() == [] and len(starts.queued) == 1
+    assert progress(aws, queued["start_id"])["status"] == "queued"
+
+    # When the function runs it
+    [answer] = starts.run_all()
+
+    # Then every lead the segment selects entered once, named by the request key, and the job
+    # says so; the customers did not
+    assert answer["done"] is True
+    job = progress(aws, queued["start_id"])
+    assert counts(job) == ("done", LEADS, LEADS, 0, 0), job
+    assert job["not_entered"] == 0 and job["finished_at"] is not None
+    assert entered_leads() == [f"lead_lead{n:02d}" for n in range(LEADS)]
+    # named as a start in the request names them: the one names whichever ran it
+    names = {execution_name("winter", f"lead_lead{n:02d}", "manual:winter-2026")
+             for n in range(LEADS)}  # fmt: skip
+    assert {e["name"] for e in executions()} == names
+
+    # And the start is in the audit log, as a start in the request is
+    status, audit = call(aws, "GET", "/admin/audit", role=Role.ADMIN)
+    started = [e for e in audit["items"] if e["operation"] == "journeys.start"]
+    assert status == 200 and queued["start_id"] in started[0]["detail"], started
+
+
+def test_a_job_run_again_or_the_same_start_again_enters_nobody_twice(
+    aws: AwsStack, starts: QueuedStarts
+) -> None:
+    # Given a start for the segment, run to the end
+    body = {"segment": "stage=lead", "request_key": "winter-2026"}
+    _, first = call(aws, "POST", PATH, body)
+    starts.run_all()
+
+    # When Lambda runs the same invocation again (its retry of an asynchronous event)
+    starts.queued.append({"start": {"journey_id": "winter", "start_id": first["start_id"]}})
+    again = starts.run_all()
+
+    # Then the job is as it was, and nobody entered twice
+    assert counts(again[0]) == ("done", LEADS, LEADS, 0, 0)
+    assert len(executions()) == LEADS
+
+    # When the marketer starts the same request again (a double click, a retry)
+    _, second = call(aws, "POST", PATH, body)
+    starts.run_all()
+
+    # Then every lead is "already in", nothing new started
+    assert counts(progress(aws, second["start_id"])) == ("done", LEADS, 0, LEADS, 0)
+    assert len(executions()) == LEADS
+
+    # And a new request (another key) is the journey's re-entry rule's to decide: never
+    _, third = call(aws, "POST", PATH, body | {"request_key": "spring-2027"})
+    starts.run_all()
+    job = progress(aws, third["start_id"])
+    assert counts(job) == ("done", LEADS, 0, 0, 0) and job["not_entered"] == LEADS, job
+    assert set(job["not_entered_by_reason"]) == {"reentry_never"}, job
+    assert len(executions()) == LEADS
+
+
+def test_a_job_whose_time_runs_short_records_where_it_got_to_and_goes_on(
+    aws: AwsStack, starts: QueuedStarts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a start for the segment
+    _, queued = call(aws, "POST", PATH, {"segment": "stage=lead", "request_key": "k"})
+    start_id = queued["start_id"]
+
+    # When its first run's time runs short after 7 of the 15 leads (mid-page: pages of 5)
+    with time_runs_short(monkeypatch, after=7):
+        first = starts.run_next()
+
+    # Then it stopped where it was, said so, and asked for a new invocation to go on
+    assert first["status"] == "running" and first["done"] is False, first
+    assert 0 < first["selected"] < LEADS and first["entered"] == first["selected"], first
+    assert len(executions()) == first["entered"]
+    assert starts.queued == [{"start": {"journey_id": "winter", "start_id": start_id}}]
+    assert progress(aws, start_id)["selected"] == first["selected"]
+
+    # When that invocation runs
+    starts.run_all()
+
+    # Then the job is done, every lead entered once, none counted twice, in two runs
+    job = progress(aws, start_id)
+    assert counts(job) == ("done", LEADS, LEADS, 0, 0) and job["runs"] == 2, job
+    assert entered_leads() == [f"lead_lead{n:02d}" for n in range(LEADS)]
+
+
+def test_a_start_that_cannot_be_run_is_refused_with_a_message_and_stores_nothing(
+    aws: AwsStack, starts: QueuedStarts
+) -> None:
+    asks = [
+        ({"segment": "no-such-segment"}, 404, "no segment 'no-such-segment'"),
+        ({"segment": "stage=lead", "lead": "lead00@example.jp"}, 422, "not both"),
+        ({"segment": "colour=red"}, 422, "unknown filter"),
+        ({"segment": "stage=lead", "input": {"lead_id": "x"}}, 422, "written by the journey"),
+    ]
+    for body, expected, message in asks:
+        status, answer = call(aws, "POST", PATH, body)
+        assert status == expected and message in json.dumps(answer), (body, answer)
+    status, answer = call(aws, "POST", "/admin/journeys/nowhere/entries", {"segment": "stage=lead"})
+    assert status == 404 and "no journey 'nowhere'" in answer["message"], answer
+    assert starts.queued == [] and executions() == []
+    assert list(bind_tables(aws.settings()).journeys.query("start#winter")) == []
+
+    # And a start that is not there is a 404 saying so
+    for start_id in ("start_01KDZZZZZZZZZZZZZZZZZZZZZZ", "x" * 3000, "start_1"):
+        status, answer = call(aws, "GET", f"/admin/journeys/winter/starts/{start_id}")
+        assert status == 404 and "no start" in answer["message"], answer
