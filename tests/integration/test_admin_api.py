@@ -53,6 +53,7 @@ SAMPLE_PARAMS = {
     "node": "subject_test",
     "import_id": "imp_no_such_import",
     "plan_id": "pln_no_such_plan",
+    "start_id": "start_no_such_start",
     "value": "no-such-exclusion.example.com",
     "name": "no-such-segment",
     "mapping": "no-such-mapping",

@@ -14,6 +14,7 @@ checked: ``EXPECTED`` pins the calls the scenarios must reach, so coverage canno
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
@@ -116,6 +117,11 @@ EXPECTED = {
     ("import_list", "s3:GetObject"),
     ("import_list", "dynamodb:TransactWriteItems"),
     ("import_list", "dynamodb:BatchGetItem"),
+    # A start for a segment: handed to enter_segments, which runs it (and may go on in a new
+    # invocation of itself)
+    ("admin_api", "lambda:InvokeFunction"),
+    ("enter_segments", "dynamodb:Scan"),
+    ("enter_segments", "dynamodb:PutItem"),
 }
 FUNCTIONS_DRIVEN = {
     "capture_form",
@@ -386,6 +392,14 @@ def required(call: Call) -> list[tuple[str, str]]:
         return [(f"s3:{action}", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")]
     if service == "secretsmanager":
         return [(f"secretsmanager:{operation}", params["SecretId"])]
+    if service == "lambda" and operation == "Invoke":
+        name = params["FunctionName"]
+        arn = (
+            name
+            if name.startswith("arn:")
+            else f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
+        )
+        return [("lambda:InvokeFunction", arn)]
     if service == "cognito-idp" and "UserPoolId" in params:
         pool = f"arn:aws:cognito-idp:{REGION}:{ACCOUNT_ID}:userpool/{params['UserPoolId']}"
         return [(f"cognito-idp:{operation}", pool)]
@@ -453,6 +467,10 @@ def forget_warm_state() -> None:
     tables.bind_tables.cache_clear()
 
 
+ASYNC_EVENTS: list[tuple[str, Any]] = []
+"""Asynchronous Lambda invocations handlers asked for (function name, event), not yet run."""
+
+
 @pytest.fixture
 def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     """Records every botocore call made while a handler runs, under that function's folder."""
@@ -461,9 +479,13 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     invoke = LocalFunction.invoke
 
     def recording_call(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+        service = client.meta.service_model.signing_name
         if recorded.current is not None:
-            service = client.meta.service_model.signing_name
             recorded.calls.append(Call(recorded.current, service, operation_name, api_params))
+        if service == "lambda" and api_params.get("InvocationType") == "Event":
+            # Queued, as Lambda queues an asynchronous event: the scenario runs it
+            ASYNC_EVENTS.append((api_params["FunctionName"], json.loads(api_params["Payload"])))
+            return {"StatusCode": 202}
         return make_api_call(client, operation_name, api_params)
 
     def recording_invoke(function: LocalFunction, event: Any) -> Any:
@@ -477,6 +499,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording_call)
     monkeypatch.setattr(LocalFunction, "invoke", recording_invoke)
+    ASYNC_EVENTS.clear()
     return recorded
 
 
@@ -818,6 +841,7 @@ def drive_admin_api(aws: AwsStack, email: str) -> None:
         ("GET", "/admin/users", None),
         ("POST", "/admin/reports/rebuild", {"from": "2026-11-01", "to": "2026-12-31"}),
     ]
+    starts: list[str] = []
     for method, path, body in asks + as_admin:
         role = Role.ADMIN if (method, path, body) in as_admin else Role.MARKETER
         path, _, query = path.partition("?")
@@ -836,6 +860,21 @@ def drive_admin_api(aws: AwsStack, email: str) -> None:
             assert response["statusCode"] < 300, (method, path, response)
         if path.endswith("/entries") and "lead" in body:
             assert json.loads(response["body"])["entered"] == 1, response
+        if path.endswith("/entries") and "segment" in body:
+            assert response["statusCode"] == 202, response
+            starts.append(json.loads(response["body"])["start_id"])
+
+    # enter_segments runs each start for a segment, as Lambda runs the asynchronous event
+    runner = dataclasses.replace(aws.function("enter_segments"), timeout=300)
+    while ASYNC_EVENTS:
+        function_name, queued = ASYNC_EVENTS.pop(0)
+        assert function_name == "tsunagu-test-enter-segments", function_name
+        assert runner.invoke(queued)["done"] is True
+    for start_id in starts:
+        response = admin.invoke(
+            admin_event("GET", f"/admin/journeys/re_engagement/starts/{start_id}")
+        )
+        assert json.loads(response["body"])["status"] == "done", response
 
     # index_leads keeps the lead terms from the leads stream; searches read them
     assert index_leads(aws)
