@@ -461,6 +461,7 @@ export default function JourneyCanvas() {
   const [note, setNote] = useState("");
   const [lead, setLead] = useState("");
   const [segment, setSegment] = useState("");
+  const [segmentStart, setSegmentStart] = useState<SegmentStart | null>(null);
   const [live, setLive] = useState<LiveStatus | null>(null);
   /** The start's input: the date-times the live version's mails read as their deadline. */
   const startInput = useStartInput(isNew ? undefined : journeyId, versions?.live);
@@ -769,11 +770,17 @@ export default function JourneyCanvas() {
       const who = lead.trim() ? { lead: lead.trim() } : { segment: segment.trim() };
       const input = startInputBody(startInput);
       const body = input ? { ...who, input } : who;
-      const answer = await api<{ entered: number; already_in: number }>(
+      const answer = await api<LeadStarted | SegmentStart>(
         "POST",
         `/admin/journeys/${definition.journey_id}/entries`,
         { body },
       );
+      if ("start_id" in answer) {
+        // A segment: started in the background (202); its progress is followed below the form
+        setMessage(null);
+        setSegmentStart(answer);
+        return;
+      }
       setMessage(
         answer.already_in
           ? t("canvas.started_already_in", { count: answer.entered, already: answer.already_in })
@@ -1036,11 +1043,90 @@ export default function JourneyCanvas() {
               <SavedSegmentNames id="start-segments" />
               <StartInputFields state={startInput} hintId="start-input-hint" />
               <button type="submit">{t("canvas.start_button")}</button>
+              {segmentStart && (
+                <SegmentStartProgress
+                  key={segmentStart.start_id}
+                  journeyId={definition.journey_id}
+                  queued={segmentStart}
+                />
+              )}
             </form>
           )}
         </aside>
       </div>
     </section>
+  );
+}
+
+type LeadStarted = { entered: number; already_in: number };
+
+/** A start for a segment, run in the background (GET /admin/journeys/{journey}/starts/{id}). */
+type SegmentStart = {
+  start_id: string;
+  status: "queued" | "running" | "done" | "failed";
+  done: boolean;
+  selected: number;
+  entered: number;
+  already_in: number;
+  not_entered: number;
+  failed: number;
+  error: string | null;
+};
+
+const START_POLL_MS = 1500;
+
+/** How far a start for a segment is, asked again until it is done; then its counts. */
+function SegmentStartProgress({ journeyId, queued }: { journeyId: string; queued: SegmentStart }) {
+  const { t } = useTranslation();
+  const [job, setJob] = useState<SegmentStart>(queued);
+  const [problem, setProblem] = useState<string | null>(null);
+
+  useEffect(() => {
+    let stopped = false;
+    let timer: number | undefined;
+    async function ask() {
+      try {
+        const path = `/admin/journeys/${encodeURIComponent(journeyId)}/starts/${encodeURIComponent(queued.start_id)}`;
+        const found = await api<SegmentStart>("GET", path);
+        if (stopped) return;
+        setJob(found);
+        setProblem(null);
+        if (!found.done) timer = window.setTimeout(() => void ask(), START_POLL_MS);
+      } catch (error) {
+        if (stopped) return;
+        setProblem(describeError(error));
+        // The API refusing (gone, not allowed) is final; a network or server failure may pass
+        const refused = error instanceof ApiError && error.status >= 400 && error.status < 500;
+        if (!refused) timer = window.setTimeout(() => void ask(), START_POLL_MS * 2);
+      }
+    }
+    timer = window.setTimeout(() => void ask(), START_POLL_MS);
+    return () => {
+      stopped = true;
+      window.clearTimeout(timer);
+    };
+  }, [journeyId, queued.start_id]);
+
+  const counts = {
+    selected: job.selected,
+    entered: job.entered,
+    already: job.already_in,
+    not_entered: job.not_entered,
+    failed: job.failed,
+    error: job.error ?? "",
+  };
+  return (
+    <div className="segment-start" role="status" aria-live="polite">
+      {!job.done && <progress aria-label={t("canvas.segment_start_running_label")} />}
+      <p>
+        {job.status === "queued" && t("canvas.segment_start_queued")}
+        {job.status === "running" && t("canvas.segment_start_running", counts)}
+        {job.status === "done" && t("canvas.segment_start_done", counts)}
+        {job.status === "failed" && t("canvas.segment_start_failed", counts)}
+      </p>
+      {job.status === "done" && job.failed > 0 && <p>{t("canvas.segment_start_failed_leads", counts)}</p>}
+      {problem && <p className="problem">{problem}</p>}
+    </div>
   );
 }
 
