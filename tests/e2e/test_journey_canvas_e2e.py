@@ -528,3 +528,32 @@ def test_a_lead_started_from_its_page_is_asked_for_the_date_its_journey_s_mails_
     ), body
     expect(actions.get_by_role("status")).to_have_text("The lead is in the journey.")
     assert accessibility_problems(page) == []
+
+
+def test_a_marketer_starts_a_journey_for_a_segment_and_follows_it_until_it_is_done(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given two leads at example.com (every other lead of this module is at example.jp)
+    for email, name in (("ren.kato@example.com", "加藤 蓮"), ("yui.kato@example.com", "加藤 結衣")):
+        status, _ = tsunagu.post_json(
+            "/forms/demo/submissions", {"email": email, "name": name, "consent": True}
+        )
+        assert status == 201
+
+    # When the marketer starts the seminar follow-up for the segment of that domain
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="journeys/seminar_follow_up")
+    panel = page.locator(".panel")
+    panel.get_by_label("or every lead of a segment").fill("domain=example.com")
+    with page.expect_response(re.compile(r"/admin/journeys/seminar_follow_up/entries$")) as sent:
+        page.get_by_role("button", name="Start", exact=True).click()
+
+    # Then it is answered at once, started in the background, and the page follows it until
+    # it is done and shows what it did: both leads entered, by enter_segments
+    assert sent.value.status == 202
+    progress = page.locator(".segment-start")
+    expect(progress).to_contain_text("in the background")
+    expect(progress).to_contain_text(
+        "Done: 2 lead(s) selected - 2 entered, 0 already in", timeout=20_000
+    )
+    expect(progress.locator("progress")).to_have_count(0)
+    assert accessibility_problems(page) == []
