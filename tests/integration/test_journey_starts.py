@@ -201,3 +201,58 @@ def test_a_start_that_cannot_be_run_is_refused_with_a_message_and_stores_nothing
     for start_id in ("start_01KDZZZZZZZZZZZZZZZZZZZZZZ", "x" * 3000, "start_1"):
         status, answer = call(aws, "GET", f"/admin/journeys/winter/starts/{start_id}")
         assert status == 404 and "no start" in answer["message"], answer
+
+
+def test_a_lead_whose_entry_fails_is_counted_the_rest_enter_and_the_same_start_enters_it(
+    aws: AwsStack, starts: QueuedStarts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given Step Functions refusing one lead's execution (throttled)
+    adapter = type(services.executions(aws.settings()))
+    real_start = adapter.start
+
+    def start(self: Any, arn: str, name: str, payload: Any) -> str:
+        if payload["lead_id"] == "lead_lead03":
+            raise RuntimeError("Rate exceeded")
+        return real_start(self, arn, name, payload)
+
+    monkeypatch.setattr(adapter, "start", start)
+
+    # When the journey is started for the segment
+    body = {"segment": "stage=lead", "request_key": "k"}
+    _, queued = call(aws, "POST", PATH, body)
+    starts.run_all()
+
+    # Then that lead is counted as failed, saying why, and every other lead entered
+    job = progress(aws, queued["start_id"])
+    assert counts(job) == ("done", LEADS, LEADS - 1, 0, 1), job
+    assert job["error"] == "lead03@example.jp: Rate exceeded", job
+    assert "lead_lead03" not in entered_leads() and len(executions()) == LEADS - 1
+
+    # When Step Functions takes it again and the same start is asked again
+    monkeypatch.setattr(adapter, "start", real_start)
+    _, again = call(aws, "POST", PATH, body)
+    starts.run_all()
+
+    # Then that lead enters (its entry claimed by the first start is taken up), nobody twice
+    assert progress(aws, again["start_id"])["status"] == "done"
+    assert entered_leads() == [f"lead_lead{n:02d}" for n in range(LEADS)]
+
+
+def test_a_start_whose_segment_is_deleted_before_it_runs_fails_saying_so_and_enters_nobody(
+    aws: AwsStack, starts: QueuedStarts
+) -> None:
+    # Given a start for every lead not in the saved segment "customers", asked while it exists
+    saved = {"name": "customers", "filter": "stage=customer"}
+    assert call(aws, "POST", "/admin/segments", saved)[0] == 201
+    _, queued = call(aws, "POST", PATH, {"segment": "in_segment!=customers"})
+    assert queued["status"] == "queued", queued
+
+    # When the segment is deleted before the job runs
+    assert call(aws, "DELETE", "/admin/segments/customers")[0] == 200
+    starts.run_all()
+
+    # Then the job fails naming the segment, and nobody entered ("not in a segment that is
+    # not there" would have been every lead)
+    job = progress(aws, queued["start_id"])
+    assert job["status"] == "failed" and "'customers'" in job["error"], job
+    assert job["done"] is True and executions() == []
