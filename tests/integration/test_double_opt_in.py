@@ -19,6 +19,7 @@ from tests.integration.mail_helpers import (
     sent_messages,
     token_of,
     unsubscribe,
+    unsubscribe_url,
     with_body,
     with_token,
 )
@@ -172,3 +173,35 @@ def test_a_confirmation_on_a_form_stored_on_the_topic_all_is_kept_not_a_500(
     # of it in one transaction, which DynamoDB refuses whole)
     assert confirmed["statusCode"] == 200, confirmed
     assert consent_state(aws, lead_id) == {"all": "opted_in"}
+
+
+def test_a_confirmation_after_unsubscribing_from_all_renews_its_topic_only(aws: AwsStack) -> None:
+    # Given a lead opted in to marketing on the demo form, who then unsubscribed from all mail
+    prepare_mail(aws)
+    double_opt_in_form(aws)
+    save_template(
+        aws, template_id="double-opt-in", kind="transactional", subject="ご登録の確認",
+        html=CONFIRMATION_HTML,
+    )  # fmt: skip
+    save_template(aws)  # the marketing "welcome" mail
+    save_template(aws, template_id="newsletter-issue", topic="newsletter")
+    lead_id = capture(aws, "doi.again@example.com")
+    assert send(aws, lead_id)["status"] == "sent"
+    (welcome,) = sent_messages()
+    token = token_of(unsubscribe_url(parse(welcome.raw_data)))
+    one_click = with_token(load_event("unsubscribe", "one_click_urlencoded"), token)
+    assert unsubscribe(aws, one_click)["statusCode"] == 200
+
+    # When they sign up for the newsletter and confirm it from the mail
+    capture(aws, "doi.again@example.com", form_id="newsletter")
+    post = with_body(
+        with_token(load_event("unsubscribe", "preferences_form"), confirmation_token(aws, lead_id)),
+        "confirm=1",
+        "application/x-www-form-urlencoded",
+    )
+    assert unsubscribe(aws, post)["statusCode"] == 200
+
+    # Then the newsletter may go, and the marketing mail they left stays stopped
+    assert consent_state(aws, lead_id) == {"marketing": "opted_out", "newsletter": "opted_in"}
+    assert send(aws, lead_id, template_id="newsletter-issue")["status"] == "sent"
+    assert send(aws, lead_id)["reason"] == "opted_out"

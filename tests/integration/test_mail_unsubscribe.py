@@ -154,6 +154,56 @@ def test_one_click_again_still_answers_unsubscribed(mailed: Mailed) -> None:
     assert consent_state(mailed.stack, mailed.lead_id)["all"] == "opted_out"
 
 
+# ---------------------------------------------------------------- after an unsubscribe from all
+
+
+def evidence_of(mailed: Mailed, topic: str) -> dict[str, Any]:
+    """The evidence the topic's state now rests on."""
+    records = consent_records(mailed.stack, mailed.lead_id)
+    rests_on = records[f"topic#{topic}"]["evidence"]
+    (evidence,) = [
+        r for k, r in records.items() if k.startswith("evidence#") and k.endswith(rests_on)
+    ]
+    return evidence
+
+
+def test_an_opt_in_to_one_topic_after_unsubscribing_from_all_renews_that_topic_only(
+    mailed: Mailed,
+) -> None:
+    # Given the person unsubscribed from all mail with the button in their mail client
+    assert mailed.request("one_click_urlencoded")["statusCode"] == 200
+    save_template(mailed.stack, template_id="seminar-news", topic="seminars")
+
+    # When, months later, they sign up for a seminar ticking "Send me seminars news"
+    assert capture(mailed.stack, form_id="seminar") == mailed.lead_id
+
+    # Then seminar news may go, and the newsletter they left stays stopped
+    assert consent_state(mailed.stack, mailed.lead_id) == {
+        "marketing": "opted_out",
+        "seminars": "opted_in",
+    }
+    assert mailed.send("seminar-news")["status"] == "sent"
+    result = mailed.send("welcome")
+    assert (result["status"], result["reason"]) == ("skipped", "opted_out")
+    # And the evidence says why marketing is out, naming the unsubscribe
+    kept_out = evidence_of(mailed, "marketing")
+    assert kept_out["method"] == "kept_unsubscribed"
+    assert "unsubscribed from all mail" in kept_out["text"]
+    assert "seminars" in kept_out["text"]
+
+
+def test_the_same_box_ticked_again_after_unsubscribing_from_all_renews_it(mailed: Mailed) -> None:
+    # Given the person unsubscribed from all mail
+    mailed.request("one_click_urlencoded")
+
+    # When they tick the marketing box again on the form they first used
+    capture(mailed.stack)
+
+    # Then marketing mail may go again: that is the consent they gave now
+    assert consent_state(mailed.stack, mailed.lead_id) == {"marketing": "opted_in"}
+    assert mailed.send()["status"] == "sent"
+
+
 # ---------------------------------------------------------------- the preference form
 
 

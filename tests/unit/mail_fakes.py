@@ -17,11 +17,15 @@ from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
 from tsunagu.mail.consent import (
     ALL_TOPICS,
+    KEPT_UNSUBSCRIBED,
     MARKETING,
     ConsentView,
     Recipient,
     Suppression,
     SuppressionEntry,
+    TopicRecord,
+    UnsubscribeLifted,
+    lift_unsubscribe_from_all,
     replaced_by,
 )
 from tsunagu.mail.exclusions import ExclusionList
@@ -102,6 +106,8 @@ class MemoryMailStore:
         self.leads: dict[str, Lead] = {}
         self.templates: dict[str, list[MailTemplate]] = {}
         self.topics: dict[str, dict[str, str]] = {}
+        self.topics_at: dict[str, dict[str, str]] = {}
+        """lead id -> topic -> when its state was set."""
         self.pending: dict[str, list[str]] = {}
         self.suppressions: dict[str, Suppression] = {}
         self.soft_bounces: dict[str, set[str]] = {}
@@ -124,8 +130,9 @@ class MemoryMailStore:
         versions.append(stored)
         return stored
 
-    def set_consent(self, lead_id: str, topic: str, status: str) -> None:
+    def set_consent(self, lead_id: str, topic: str, status: str, at: str = AT) -> None:
         self.topics.setdefault(lead_id, {})[topic] = status
+        self.topics_at.setdefault(lead_id, {})[topic] = at
 
     def events_of(self, kind: str) -> list[LeadEvent]:
         return [event for event in self.events if event.type == kind]
@@ -180,33 +187,57 @@ class MemoryMailStore:
     def pending_topics(self, lead_id: str) -> list[str]:
         return list(self.pending.get(lead_id, []))
 
+    def topic_records(self, lead_id: str) -> dict[str, TopicRecord]:
+        at = self.topics_at.get(lead_id, {})
+        return {
+            topic: TopicRecord(status, at.get(topic, AT))
+            for topic, status in self.topics.get(lead_id, {}).items()
+        }
+
     def change_consent(self, evidence: ConsentEvidence, method: str, event: LeadEvent) -> None:
         self.consent_changes.append((evidence, method))
         self._consent_items(evidence)
-        if method == "double_opt_in":
-            self.set_consent(evidence.lead_id, ALL_TOPICS, "opted_in")  # resubscribed()
-            if evidence.topic in self.pending.get(evidence.lead_id, []):
-                self.pending[evidence.lead_id].remove(evidence.topic)
+        if method == "double_opt_in" and evidence.topic in self.pending.get(evidence.lead_id, []):
+            self.pending[evidence.lead_id].remove(evidence.topic)
         self.events.append(event)
 
-    def change_consents(self, changes: Any) -> None:
+    def change_consents(self, changes: Any, lifted: UnsubscribeLifted | None = None) -> None:
         for evidence, method, event in changes:
             self.change_consent(evidence, method, event)
+        if lifted is not None:
+            self._lift(changes[0][0].lead_id, lifted)
 
     def record_form_consent(self, evidence: ConsentEvidence, event: LeadEvent) -> None:
         """What LeadRepository.commit_capture writes for a ticked consent box: the topic's state
-        (or a pending record), and for a fresh opt-in the end of an earlier "all" opt-out."""
+        (or a pending record), and for a fresh opt-in the end of an earlier "all" opt-out, the
+        topics opted in before it kept out (lift_unsubscribe_from_all)."""
+        lifted = None
+        if evidence.status == "opted_in":
+            lifted = lift_unsubscribe_from_all(
+                self.topic_records(evidence.lead_id),
+                {evidence.topic},
+                lead_id=evidence.lead_id,
+                email=evidence.email,
+                at=evidence.at,
+                new_evidence_id=lambda: f"cns_kept_{len(self.consent_changes)}",
+            )
         self.consent_changes.append((evidence, "form"))
         self._consent_items(evidence)
-        if evidence.status == "opted_in":
-            self.set_consent(evidence.lead_id, ALL_TOPICS, "opted_in")
+        if lifted is not None:
+            self._lift(evidence.lead_id, lifted)
         self.events.append(event)
+
+    def _lift(self, lead_id: str, lifted: UnsubscribeLifted) -> None:
+        self.topics[lead_id].pop(ALL_TOPICS, None)
+        for kept in lifted.kept_out:
+            self.consent_changes.append((kept.evidence, KEPT_UNSUBSCRIBED))
+            self._consent_items(kept.evidence)
 
     def _consent_items(self, evidence: ConsentEvidence) -> None:
         if evidence.status == "pending":
             self.pending.setdefault(evidence.lead_id, []).append(evidence.topic)
         else:
-            self.set_consent(evidence.lead_id, evidence.topic, evidence.status)
+            self.set_consent(evidence.lead_id, evidence.topic, evidence.status, evidence.at)
 
     # ---------------------------------------------------------------- FeedbackStore
     def suppress(

@@ -22,6 +22,7 @@ from tsunagu.leads.capture import (
 from tsunagu.leads.history import HISTORY_EVENTS, LINKED_AT, AnonymousEvent, VisitorLink
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import Lead, LeadEvent
+from tsunagu.mail.consent import TopicRecord
 
 # As the capture function reads it: saved through FormDefinition, read back without pydantic.
 FORM = StoredForm.from_definition(
@@ -68,6 +69,9 @@ class MemoryStore:
 
     def get_submission(self, key: str) -> RememberedSubmission | None:
         return self.submissions.get(key)
+
+    def topic_records(self, lead_id: str) -> dict[str, TopicRecord]:
+        return {}
 
     def visitor_link(self, visitor_id: str) -> VisitorLink | None:
         lead_id = self.identities.get(f"visitor:{visitor_id}")

@@ -7,13 +7,17 @@ from pydantic import ValidationError
 
 from tsunagu.journeys.model import JourneySettings
 from tsunagu.mail.consent import (
+    KEPT_UNSUBSCRIBED,
     SUPPRESSION_REASONS,
     SUPPRESSION_STRENGTH,
     ConsentView,
     SkipReason,
     Suppression,
+    TopicRecord,
+    UnsubscribeLifted,
     allowed_outside_production,
     consent_as_sends_see_it,
+    lift_unsubscribe_from_all,
     replaced_by,
     skip_reason,
 )
@@ -214,3 +218,81 @@ def test_a_suppression_replaces_only_a_weaker_reason() -> None:
     assert replaced_by("hard_bounce") == ("manual",)
     assert replaced_by("soft_bounce_limit") == ("manual",)
     assert set(replaced_by("complaint")) == {"manual", "hard_bounce", "soft_bounce_limit"}
+
+
+# ---------------------------------------------------------------- an opt-in after "all" opt-out
+
+BEFORE, UNSUBSCRIBED, AFTER, NOW = (
+    "2026-01-05T09:00:00.000Z",
+    "2026-02-01T09:00:00.000Z",
+    "2026-02-10T09:00:00.000Z",
+    "2026-06-01T09:00:00.000Z",
+)
+
+
+def lifted_by(records: dict[str, TopicRecord], opting_in: set[str]) -> UnsubscribeLifted | None:
+    ids = iter(f"cns_{n}" for n in range(100))
+    return lift_unsubscribe_from_all(
+        records, opting_in, lead_id="lead_1", email=ADDRESS, at=NOW,
+        new_evidence_id=lambda: next(ids),
+    )  # fmt: skip
+
+
+def test_an_opt_in_after_unsubscribing_from_all_keeps_the_earlier_topics_out() -> None:
+    # Given marketing and news opted in, then an unsubscribe from all mail
+    records = {
+        "marketing": TopicRecord("opted_in", BEFORE),
+        "news": TopicRecord("opted_in", BEFORE),
+        "webinar": TopicRecord("opted_out", BEFORE),
+        "all": TopicRecord("opted_out", UNSUBSCRIBED, "cns_all"),
+    }
+
+    # When the person opts in to seminars
+    lifted = lifted_by(records, {"seminars"})
+
+    # Then the unsubscribe ends (if still the one read) and the earlier opt-ins are opted out
+    assert lifted is not None
+    assert lifted.was == records["all"]
+    assert [(k.evidence.topic, k.evidence.status) for k in lifted.kept_out] == [
+        ("marketing", "opted_out"),
+        ("news", "opted_out"),
+    ]
+    assert [k.was for k in lifted.kept_out] == [records["marketing"], records["news"]]
+    evidence = lifted.kept_out[0].evidence
+    assert (evidence.method, evidence.at, evidence.lead_id) == (KEPT_UNSUBSCRIBED, NOW, "lead_1")
+    assert evidence.text is not None and "cns_all" in evidence.text
+    assert "seminars" in evidence.text
+    assert lifted.items == 5
+    # And the sends see only seminars allowed once it is written
+    after = {"marketing": "opted_out", "news": "opted_out", "seminars": "opted_in"}
+    assert decide(after, topic="seminars") is None
+    assert decide(after, topic="news") is SkipReason.OPTED_OUT
+    assert decide(after, topic="other") is SkipReason.NO_CONSENT  # marketing no longer covers it
+
+
+def test_a_topic_opted_in_since_the_unsubscribe_and_the_renewed_one_stay() -> None:
+    records = {
+        "marketing": TopicRecord("opted_in", BEFORE),
+        "news": TopicRecord("opted_in", AFTER),  # ticked on the page, all mail still stopped
+        "all": TopicRecord("opted_out", UNSUBSCRIBED),
+    }
+
+    lifted = lifted_by(records, {"marketing"})
+
+    assert lifted is not None and lifted.kept_out == ()
+    assert lifted.items == 1
+
+
+@pytest.mark.parametrize(
+    ("records", "opting_in"),
+    [
+        ({"marketing": TopicRecord("opted_in", BEFORE)}, {"news"}),
+        ({"all": TopicRecord("opted_in", UNSUBSCRIBED)}, {"news"}),
+        ({"all": TopicRecord("opted_out", UNSUBSCRIBED)}, {"all"}),
+    ],
+    ids=["never unsubscribed", "resubscribed on the page", "an opt-in to all itself"],
+)
+def test_nothing_is_lifted_without_an_unsubscribe_from_all_to_end(
+    records: dict[str, TopicRecord], opting_in: set[str]
+) -> None:
+    assert lifted_by(records, opting_in) is None

@@ -99,6 +99,23 @@ class Truth:
     suppressed: bool = False
     soft_bounces: int = 0
 
+    left_behind: set[str] = field(default_factory=set)
+    """The topics opted in when the person last unsubscribed from all mail."""
+
+    def unsubscribe_from_all(self) -> None:
+        self.topics["all"] = "opted_out"
+        self.left_behind = {t for t, s in self.topics.items() if s == "opted_in"}
+
+    def opt_in(self, topic: str) -> None:
+        """A ticked consent box: the person's latest word, so it ends an "all" opt-out - for
+        this topic only: those opted in before that opt-out stay out."""
+        if self.topics.get("all") == "opted_out":
+            for left in self.left_behind - {topic}:
+                self.topics[left] = "opted_out"
+        self.left_behind = set()
+        self.topics[topic] = "opted_in"
+        self.topics["all"] = "opted_in"
+
     def subscribed_on_page(self, topic: str) -> bool:
         """What the preference page shows for a topic: its own state, else marketing's."""
         if topic in self.topics:
@@ -182,11 +199,8 @@ class World:
         self.store.record_form_consent(evidence, event)
 
     def opt_in(self, number: int, topic: str) -> None:
-        # A ticked consent box: the person's latest word, so it also ends an "all" opt-out
         self._form_consent(number, topic, "opted_in")
-        truth = self.lead(number)[1]
-        truth.topics[topic] = "opted_in"
-        truth.topics["all"] = "opted_in"
+        self.lead(number)[1].opt_in(topic)
 
     def sign_up_pending(self, number: int, topic: str) -> None:
         # A double opt-in sign-up not confirmed yet: no consent
@@ -204,6 +218,7 @@ class World:
         assert shown.unsubscribed_from_all is (truth.topics.get("all") == "opted_out")
         if truth.subscribed_on_page(topic):
             truth.topics[topic] = "opted_out"
+            truth.left_behind.discard(topic)
         update_preferences(
             token,
             {topic: False},
@@ -220,7 +235,7 @@ class World:
         update_preferences(
             token, {}, True, CONTEXT, signer=self.signer, store=self.store, clock=self.clock
         )
-        truth.topics["all"] = "opted_out"
+        truth.unsubscribe_from_all()
 
     def resubscribe_all(self, number: int) -> None:
         # Back on the preference page: untick "unsubscribe from everything"
@@ -232,6 +247,7 @@ class World:
         assert shown.unsubscribed_from_all is False
         if truth.topics.get("all") == "opted_out":
             truth.topics["all"] = "opted_in"
+            truth.left_behind = set()
 
     def one_click(self, number: int) -> None:
         lead_id, truth = self.lead(number)
@@ -240,7 +256,7 @@ class World:
         unsubscribe_one_click(
             token, CONTEXT, signer=self.signer, store=self.store, clock=self.clock
         )
-        truth.topics["all"] = "opted_out"
+        truth.unsubscribe_from_all()
 
     def _feedback(self, lead_id: str, kind: str, detail: dict[str, Any]) -> str:
         # Each about a mail of its own (SES applies one notification once, by its mail)
@@ -282,7 +298,7 @@ class World:
         lead_id, truth = self.lead(number)
         self._feedback(lead_id, "Complaint", {"complaint": {"complaintFeedbackType": "abuse"}})
         truth.suppressed = True
-        truth.topics["all"] = "opted_out"
+        truth.unsubscribe_from_all()
 
     # ---------------------------------------------------------------- sending
     def send(self, template_id: str, failing: int | None) -> None:

@@ -34,6 +34,7 @@ from tsunagu.leads.model import (
     visitor_identity,
 )
 from tsunagu.leads.submission_limits import NO_LIMITS, CountedWindow, SubmissionLimits
+from tsunagu.mail.consent import TopicRecord, UnsubscribeLifted, lift_unsubscribe_from_all
 
 FORM_SUBMITTED = "form_submitted"
 MAX_ATTEMPTS = 3
@@ -83,10 +84,14 @@ class CaptureWrite:
     history: list[LeadEvent] = field(default_factory=list)
     """The lead's copies of what its visitor did before this link, each claimed with it (a
     claim record that must not exist yet, and the copy): tsunagu.leads.history."""
+    lifted: UnsubscribeLifted | None = None
+    """The lead's unsubscribe from all mail that this opt-in ends, and the topics it keeps out
+    (tsunagu.mail.consent.lift_unsubscribe_from_all): planned on the lead's topics as read."""
 
     @property
     def lifts_unsubscribe(self) -> bool:
-        """Whether the write deletes the lead's unsubscribe from all mail (a new lead has none)."""
+        """Whether the write may end the lead's unsubscribe from all mail (a new lead has none):
+        the lead's topics are read to plan it (``lifted``)."""
         return self._opts_in_a_lead_that_exists and self.opt_in_lifts_unsubscribe
 
     @property
@@ -108,7 +113,9 @@ class CaptureWrite:
         consent = 0
         if self.consent is not None:
             consent = (
-                2 + (1 if self.lifts_unsubscribe else 0) + (2 if self.checks_no_opt_out else 0)
+                2
+                + (self.lifted.items if self.lifted is not None else 0)
+                + (2 if self.checks_no_opt_out else 0)
             )
         return (
             (1 if self.idempotency_key else 0)
@@ -158,6 +165,10 @@ class CaptureStore(HistoryStore, Protocol):
 
     def get_submission(self, key: str) -> RememberedSubmission | None: ...
 
+    def topic_records(self, lead_id: str) -> dict[str, TopicRecord]:
+        """Each topic's state record, read strongly consistent."""
+        ...
+
     def commit_capture(self, write: CaptureWrite) -> None:
         """Store the whole write or nothing; raise WriteConflict when a condition fails."""
         ...
@@ -177,9 +188,12 @@ def _plan(
     request_hash: str,
     limits: SubmissionLimits,
     history: Sequence[AnonymousEvent] = (),
+    topics: Mapping[str, TopicRecord] | None = None,
 ) -> CaptureWrite:
     """What the submission writes; ``history``: what its visitor did before, as read for it
-    (read_history), of which the write claims what is free and fits the transaction."""
+    (read_history), of which the write claims what is free and fits the transaction;
+    ``topics``: the existing lead's topic records, read when its opt-in may end an unsubscribe
+    from all mail."""
     now = clock.now()
     at = isoformat(now)
     if existing is None:
@@ -257,10 +271,26 @@ def _plan(
             email_identity(submission.email.identity_key), context.source_ip, now
         ),
     )
+    if write.lifts_unsubscribe and topics is not None:
+        assert consent is not None  # lifts_unsubscribe: an opt-in
+        lifted = lift_unsubscribe_from_all(
+            topics,
+            {consent.topic},
+            lead_id=lead.lead_id,
+            email=lead.email,
+            at=at,
+            new_evidence_id=lambda: new_id("cns", now),
+        )
+        write = replace(write, lifted=lifted)
     if not history:
         return write
     room = (MAX_TRANSACTION_ITEMS - write.items) // 2
     return replace(write, history=claimable(history, lead.lead_id, at, room))
+
+
+def _opts_in(form: StoredForm, submission: Submission) -> bool:
+    """Whether the submission opts in at once (a ticked box on a form without double opt-in)."""
+    return form.consent is not None and submission.consent_given and not form.consent.double_opt_in
 
 
 def open_form(form_id: str, origin: str | None, *, store: CaptureStore) -> StoredForm:
@@ -308,7 +338,13 @@ def capture_submission(
             # in the same transaction (tsunagu.leads.history).
             lead_id = existing.lead_id if existing is not None else None
             history = read_history(store, submission.visitor_id, lead_id, clock.now())
-        write = _plan(form, submission, existing, context, clock, request_hash, limits, history)
+        topics = None
+        if existing is not None and _opts_in(form, submission):
+            # An opt-in may end an unsubscribe from all mail: planned on the topics as read
+            topics = store.topic_records(existing.lead_id)
+        write = _plan(
+            form, submission, existing, context, clock, request_hash, limits, history, topics
+        )
         try:
             store.commit_capture(write)
         except WriteConflict as conflict:

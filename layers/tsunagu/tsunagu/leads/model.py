@@ -128,7 +128,8 @@ class ConsentEvidence:
     user_agent: str | None = None
     method: str | None = None
     """How the change was made, when no form made it: one_click, preferences, double_opt_in,
-    complaint, import_undone (an undo withdrawing the opt-in a list recorded). A form's consent
+    complaint, import_undone (an undo withdrawing the opt-in a list recorded), kept_unsubscribed
+    (an opt-in to another topic ended an unsubscribe from all mail). A form's consent
     names its form; a list's row its import (``text_version``)."""
 
 

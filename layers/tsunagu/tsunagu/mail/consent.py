@@ -9,7 +9,7 @@ stops every mail, transactional included: the address does not want, or cannot t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -133,6 +133,95 @@ class ConsentRecords:
                 continue
             return None if before.status == WITHDRAWN else before
         return None
+
+
+KEPT_UNSUBSCRIBED = "kept_unsubscribed"
+"""The method of evidence that opts a topic out because an opt-in to another topic ended an
+unsubscribe from all mail (lift_unsubscribe_from_all)."""
+
+
+@dataclass(frozen=True)
+class TopicRecord:
+    """A topic's state as stored: opted_in or opted_out, since when, on which evidence."""
+
+    status: str
+    at: str
+    evidence: str | None = None
+
+
+@dataclass(frozen=True)
+class KeptOut:
+    """A topic opted in before an unsubscribe from all mail, opted out as that unsubscribe ends:
+    its evidence, and its state as read (written only if that state is still there)."""
+
+    evidence: ConsentEvidence
+    was: TopicRecord
+
+
+@dataclass(frozen=True)
+class UnsubscribeLifted:
+    """What an opt-in that ends an unsubscribe from all mail writes beside its own records, in
+    the same transaction: the unsubscribe's record deleted (if it is still the one read, ``was``)
+    and an opt-out for each topic the person had been opted in to before it."""
+
+    was: TopicRecord
+    kept_out: tuple[KeptOut, ...]
+
+    @property
+    def items(self) -> int:
+        """The items it adds to a transaction: the delete, and each opt-out's two records."""
+        return 1 + 2 * len(self.kept_out)
+
+
+def lift_unsubscribe_from_all(
+    records: Mapping[str, TopicRecord],
+    opting_in: Collection[str],
+    *,
+    lead_id: str,
+    email: str,
+    at: str,
+    new_evidence_id: Callable[[], str],
+) -> UnsubscribeLifted | None:
+    """A fresh opt-in to ``opting_in`` (a ticked form box, a confirmed double opt-in) by a lead
+    whose topics are ``records``: None when the lead is not unsubscribed from all mail.
+
+    The opt-in ends the unsubscribe from all mail - the person's latest word - but it is consent
+    to those topics only. Every other topic opted in before the unsubscribe would come back with
+    it (the seminar form's box reviving the newsletter the person left), which Japan's
+    特定電子メール法 forbids without new consent: each is opted out here, its evidence saying
+    why. A topic opted in after the unsubscribe (on the preference page, the box for all mail
+    left ticked) was the person's word since, and stays. An opt-in to "all" itself (a form
+    stored before the topic was refused) replaces the record with its own put: None."""
+    everything = records.get(ALL_TOPICS)
+    if everything is None or everything.status != "opted_out" or ALL_TOPICS in opting_in:
+        return None
+    reason = (
+        f"unsubscribed from all mail at {everything.at}"
+        + (f" (evidence {everything.evidence})" if everything.evidence else "")
+        + f"; the opt-in to {', '.join(sorted(opting_in))} at {at} that ended it is no new"
+        " consent to this topic"
+    )
+    kept_out = tuple(
+        KeptOut(
+            ConsentEvidence(
+                evidence_id=new_evidence_id(),
+                lead_id=lead_id,
+                email=email,
+                topic=topic,
+                status="opted_out",
+                at=at,
+                text=reason,
+                method=KEPT_UNSUBSCRIBED,
+            ),
+            record,
+        )
+        for topic, record in sorted(records.items())
+        if topic != ALL_TOPICS
+        and topic not in opting_in
+        and record.status == "opted_in"
+        and record.at <= everything.at
+    )
+    return UnsubscribeLifted(everything, kept_out)
 
 
 @dataclass(frozen=True)

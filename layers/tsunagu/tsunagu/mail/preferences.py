@@ -16,7 +16,13 @@ from tsunagu.errors import MalformedRequest, NotFound
 from tsunagu.event_kinds import CONSENT_CHANGED as CONSENT_CHANGED  # read from here too
 from tsunagu.ids import new_id
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
-from tsunagu.mail.consent import ALL_TOPICS, MARKETING
+from tsunagu.mail.consent import (
+    ALL_TOPICS,
+    MARKETING,
+    TopicRecord,
+    UnsubscribeLifted,
+    lift_unsubscribe_from_all,
+)
 from tsunagu.tracking.tokens import InvalidToken, TokenKind, TokenSigner, TrackingToken
 
 
@@ -116,9 +122,14 @@ class PreferenceStore(Protocol):
 
     def consent_state(self, lead_id: str) -> dict[str, str]: ...
 
-    def change_consents(self, changes: Sequence[Change]) -> None:
-        """Store every change of one request together, or none."""
+    def change_consents(
+        self, changes: Sequence[Change], lifted: UnsubscribeLifted | None = None
+    ) -> None:
+        """Store every change of one request together, or none; with ``lifted``, the end of the
+        unsubscribe from all mail it plans (ConcurrentUpdate when that changed meanwhile)."""
         ...
+
+    def topic_records(self, lead_id: str) -> dict[str, TopicRecord]: ...
 
     def pending_topics(self, lead_id: str) -> list[str]: ...
 
@@ -318,5 +329,15 @@ def confirm_subscription(
         for topic in topics
     ]
     if changes:
-        store.change_consents(changes)
+        now = clock.now()
+        # The confirmation ends an unsubscribe from all mail, for these topics only
+        lifted = lift_unsubscribe_from_all(
+            store.topic_records(lead.lead_id),
+            topics,
+            lead_id=lead.lead_id,
+            email=lead.email,
+            at=isoformat(now),
+            new_evidence_id=lambda: new_id("cns", now),
+        )
+        store.change_consents(changes, lifted)
     return topics

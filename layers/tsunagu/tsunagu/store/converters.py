@@ -5,11 +5,20 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from pynamodb.transactions import TransactWrite
+
 from tsunagu.clock import parse_instant
 from tsunagu.leads.crm_status import status_key
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
-from tsunagu.mail.consent import ConsentView, Recipient, Suppression, sets_topic_state
+from tsunagu.mail.consent import (
+    ConsentView,
+    Recipient,
+    Suppression,
+    TopicRecord,
+    UnsubscribeLifted,
+    sets_topic_state,
+)
 from tsunagu.store.tables import Tables
 
 
@@ -177,8 +186,33 @@ SUPPRESSION = "suppression"
 def unsubscribed_from_all(tables: Tables, lead_id: str) -> Any:
     """The "unsubscribe from all" record. A fresh, explicit opt-in (a ticked form box, a
     confirmed double opt-in) deletes it: the person's latest word counts, and the evidence of
-    both stays."""
+    both stays (add_unsubscribe_lifted)."""
     return tables.consent(lead_id, "topic#all")
+
+
+def topic_record_from_item(item: Any) -> TopicRecord:
+    return TopicRecord(item.status, item.at, item.evidence)
+
+
+def add_unsubscribe_lifted(
+    tables: Tables, transaction: TransactWrite, lead_id: str, lifted: UnsubscribeLifted
+) -> None:
+    """An opt-in's end of an unsubscribe from all mail, put into its transaction: the
+    unsubscribe deleted and each topic opted in before it opted out
+    (tsunagu.mail.consent.lift_unsubscribe_from_all) - each only if its record is still the one
+    read, or the transaction is refused and the caller reads again. One delete, then the puts
+    (PynamoDB's order, by which callers read cancellation reasons)."""
+    model = tables.consent
+    transaction.delete(unsubscribed_from_all(tables, lead_id), condition=_still(model, lifted.was))
+    for kept in lifted.kept_out:
+        proof, state = consent_values(kept.evidence)
+        transaction.save(model(**proof), condition=model.record.does_not_exist())
+        transaction.save(model(**state), condition=_still(model, kept.was))
+
+
+def _still(model: Any, record: TopicRecord) -> Any:
+    """The topic's record is still the one read: the same status, set at the same instant."""
+    return (model.status == record.status) & (model.at == record.at)
 
 
 def consent_from_item(item: Any) -> ConsentEvidence:

@@ -19,9 +19,16 @@ from tsunagu.leads.capture import (
 )
 from tsunagu.leads.history import AnonymousEvent, VisitorLink
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent, visitor_identity
-from tsunagu.mail.consent import ALL_TOPICS, WITHDRAWN, ConsentRecords, TopicConsent
+from tsunagu.mail.consent import (
+    ALL_TOPICS,
+    WITHDRAWN,
+    ConsentRecords,
+    TopicConsent,
+    TopicRecord,
+)
 from tsunagu.store.converters import (
     SUPPRESSION,
+    add_unsubscribe_lifted,
     consent_from_item,
     consent_values,
     event_from_item,
@@ -30,7 +37,7 @@ from tsunagu.store.converters import (
     lead_from_item,
     lead_to_item,
     lead_values,
-    unsubscribed_from_all,
+    topic_record_from_item,
 )
 from tsunagu.store.stored_forms import read_stored_form
 from tsunagu.store.tables import BATCH_GET, Tables, batch_get, get_or_none, lead_items
@@ -218,6 +225,10 @@ class LeadRepository:
                 failed = reason is not None and reason.code == "ConditionalCheckFailed"
                 if failed and kind in ("submission", "identity", "lead", "history"):
                     raise WriteConflict(kind) from error  # type: ignore[arg-type]
+                if failed and kind == "consent":
+                    # The unsubscribe from all mail it ends, or a topic it keeps out, changed
+                    # since it was read (write.lifted): read again
+                    raise WriteConflict("lead") from error
             for window, reason in zip(
                 write.counted, reasons[len(deleted) + len(kinds) :], strict=False
             ):
@@ -365,6 +376,13 @@ class LeadRepository:
                 raise WriteConflict("lead") from error
             raise
 
+    def topic_records(self, lead_id: str) -> dict[str, TopicRecord]:
+        """Each topic's state record, read strongly consistent (what an opt-in ending an
+        unsubscribe from all mail is planned on: tsunagu.mail.consent.lift_unsubscribe_from_all)."""
+        consent = self._tables.consent
+        items = consent.query(lead_id, consent.record.startswith("topic#"), consistent_read=True)
+        return {item.topic: topic_record_from_item(item) for item in items}
+
     def consent_state(self, lead_id: str) -> dict[str, str]:
         items = self._tables.consent.query(
             lead_id, self._tables.consent.record.startswith("topic#")
@@ -501,12 +519,10 @@ def add_capture(
         tx.put(t.consent, proof)
         tx.put(t.consent, state, condition=not_opted_out)
         kinds += ["consent", "consent"]
-        # An opt-in to "all" itself (a form saved before tsunagu.mail.consent.named_topic
-        # refused it) replaces that record with its put: deleting it too would name the item
-        # twice, and DynamoDB refuses the whole transaction
-        if write.lifts_unsubscribe and write.consent.topic != ALL_TOPICS:
-            tx.delete(unsubscribed_from_all(t, write.lead.lead_id))
+        if write.lifted is not None:
+            add_unsubscribe_lifted(t, tx, write.lead.lead_id, write.lifted)
             deleted.append("consent")
+            kinds += ["consent", "consent"] * len(write.lifted.kept_out)
     for copy in write.history:
         # The claim, refused if any capture claimed the event first (WriteConflict "history":
         # read again), and the lead's copy, which the events stream takes to route_events. The

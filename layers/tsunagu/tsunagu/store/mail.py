@@ -18,17 +18,17 @@ from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.cursors import decode_cursor, encode_cursor, not_a_cursor
 from tsunagu.errors import AlreadyExists, ConcurrentUpdate
 from tsunagu.leads.model import ConsentEvidence, LeadEvent
-from tsunagu.mail.consent import ALL_TOPICS, Recipient, SuppressionEntry, replaced_by
+from tsunagu.mail.consent import Recipient, SuppressionEntry, UnsubscribeLifted, replaced_by
 from tsunagu.mail.exclusions import Exclusion, ExclusionList
 from tsunagu.mail.feedback import Feedback
 from tsunagu.mail.reply_addresses import REPLY_ADDRESS_DAYS, RecordedReply, ReplyAddress
 from tsunagu.mail.templates import MailTemplate, TemplateVersion
 from tsunagu.store.converters import (
     SUPPRESSION,
+    add_unsubscribe_lifted,
     consent_items,
     event_to_item,
     recipient_from,
-    unsubscribed_from_all,
 )
 from tsunagu.store.leads import LeadRepository
 from tsunagu.store.tables import Tables, batch_get, get_or_none
@@ -300,10 +300,26 @@ class MailRepository(LeadRepository):
         """Store the evidence, the topic's new state and the event, together."""
         self.change_consents([(evidence, method, event)])
 
-    def change_consents(self, changes: Sequence[tuple[ConsentEvidence, str, LeadEvent]]) -> None:
-        """Several consent changes (one preference-page submission) stored whole or not at all."""
-        with TransactWrite(connection=self._tables.connection) as transaction:
-            self._write_consent_changes(transaction, changes)
+    def change_consents(
+        self,
+        changes: Sequence[tuple[ConsentEvidence, str, LeadEvent]],
+        lifted: UnsubscribeLifted | None = None,
+    ) -> None:
+        """Several consent changes (one preference-page submission, one double opt-in
+        confirmation) stored whole or not at all; with ``lifted``, the end of the unsubscribe
+        from all mail they plan - ConcurrentUpdate when it changed since it was read."""
+        try:
+            with TransactWrite(connection=self._tables.connection) as transaction:
+                self._write_consent_changes(transaction, changes)
+                if lifted is not None:
+                    lead_id = changes[0][0].lead_id
+                    add_unsubscribe_lifted(self._tables, transaction, lead_id, lifted)
+        except TransactWriteError as error:
+            if lifted is not None and _conditions_failed(error):
+                raise ConcurrentUpdate(
+                    "the consent changed meanwhile; nothing was changed, please try again"
+                ) from error
+            raise
 
     def _write_consent_changes(
         self,
@@ -317,11 +333,7 @@ class MailRepository(LeadRepository):
             transaction.save(proof)
             transaction.save(state)
             transaction.save(event_to_item(self._tables, event))
-            # An opt-in to "all" itself (a form stored before the topic was refused)
-            # replaces that record with its put: a delete too would name it twice, and
-            # DynamoDB refuses the whole transaction (as store.leads.add_capture)
-            if method == "double_opt_in" and evidence.topic != ALL_TOPICS:
-                transaction.delete(unsubscribed_from_all(self._tables, evidence.lead_id))
+            # (Its end of an unsubscribe from all mail is change_consents' ``lifted``.)
             if method == "double_opt_in":
                 transaction.delete(
                     self._tables.consent(evidence.lead_id, f"pending#{evidence.topic}")

@@ -114,8 +114,9 @@ class ConsentItem(Model):
     evidence = UnicodeAttribute(null=True)
     """On a topic record: the evidence record behind the current state."""
     method = UnicodeAttribute(null=True)
-    """How the change was made: one_click, preferences, double_opt_in, complaint (a form's
-    consent has none: its evidence names the form)."""
+    """How the change was made: one_click, preferences, double_opt_in, complaint,
+    kept_unsubscribed (tsunagu.mail.consent.lift_unsubscribe_from_all; a form's consent has
+    none: its evidence names the form)."""
     feedback_ids = UnicodeSetAttribute(null=True)
     """On the soft_bounces record: SES feedback ids counted (a redelivered event counts once)."""
     listed = UnicodeAttribute(null=True)
