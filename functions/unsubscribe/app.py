@@ -69,7 +69,11 @@ def handler(event: dict[str, Any], context: Any) -> Response:
             signer=signer,
             store=store,
             clock=clock,
+            shown=posted.shown,
         )
+        if updated.changed_meanwhile:
+            # Nothing saved: the page again, with the settings as they are now
+            return html_response(409, preference_page(updated), NO_STORE)
         return html_response(200, preference_page(updated, saved=True), NO_STORE)
     except NotFound as error:
         return error_response(error, as_html=True, headers=NO_STORE, title="Link not valid")

@@ -7,6 +7,7 @@ journey waiting for ``email_replied`` resumes on a person's reply, never on an a
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from email.message import EmailMessage
 from pathlib import Path
@@ -27,6 +28,11 @@ from tests.integration.mail_helpers import (
     send,
     sent_messages,
     snapshot,
+    token_of,
+    unsubscribe,
+    unsubscribe_url,
+    with_body,
+    with_token,
 )
 from tests.support.cli import runtime_here
 from tests.support.leads import new_stream_records
@@ -294,6 +300,32 @@ def test_a_reply_asking_to_stop_opts_out_of_the_topic_and_the_next_send_is_skipp
     # And the next send of that topic is skipped for consent
     result = send(sent.aws, sent.lead_id)
     assert (result["status"], result["reason"]) == ("skipped", "opted_out")
+
+
+def test_a_preference_page_loaded_before_a_reply_asking_to_stop_does_not_undo_it(
+    sent: Sent,
+) -> None:
+    # Given the preference page open from the mail (marketing ticked)
+    token = token_of(unsubscribe_url(parse(sent_messages()[0].raw_data)))
+    page = unsubscribe(sent.aws, with_token(load_event("unsubscribe", "preference_page"), token))
+    version = re.search(r"name=shown value=([0-9a-f]+)>", page["body"])
+    assert version is not None and "name='topic:marketing' checked" in page["body"]
+    # ... and a reply asking to stop sent meanwhile
+    sent.reply("配信停止してください")
+    assert consent_state(sent.aws, sent.lead_id) == {"marketing": "opted_out"}
+
+    # When the page still open is saved as it was
+    post = with_body(
+        with_token(load_event("unsubscribe", "preferences_form"), token),
+        f"form=preferences&shown={version.group(1)}&topic%3Amarketing=on",
+        "application/x-www-form-urlencoded",
+    )
+    saved = unsubscribe(sent.aws, post)
+
+    # Then the reply's opt-out holds, and the page says the settings changed meanwhile
+    assert saved["statusCode"] == 409 and "Nothing was saved" in saved["body"]
+    assert consent_state(sent.aws, sent.lead_id) == {"marketing": "opted_out"}
+    assert send(sent.aws, sent.lead_id)["reason"] == "opted_out"
 
 
 def test_a_stop_word_only_in_the_quoted_original_changes_no_consent(sent: Sent) -> None:

@@ -5,6 +5,7 @@ that is not genuine changes nothing."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
@@ -321,6 +322,65 @@ def test_a_topic_kept_ticked_stays_subscribed_when_marketing_is_unticked(aws: Aw
     # Then seminars stays ticked, and seminar mail still goes out
     assert "name='topic:seminars' checked" in response["body"]
     assert mailed.send("seminar-news")["status"] == "sent"
+
+
+# ---------------------------------------------------------------- a page loaded earlier
+
+
+def page_form(page: str, body: str) -> dict[str, str]:
+    """The form of this preference page posted with these boxes ticked: with the version of
+    what the page showed, as a browser posts it."""
+    version = re.search(r"<input type=hidden name=shown value=([0-9a-f]+)>", page)
+    assert version is not None, page
+    return form(f"shown={version.group(1)}&{body}" if body else f"shown={version.group(1)}")
+
+
+def test_a_page_loaded_before_a_one_click_unsubscribe_does_not_undo_it(mailed: Mailed) -> None:
+    # Given the preference page open (marketing ticked, all mail not stopped) ...
+    page = mailed.request("preference_page")["body"]
+    assert "name=unsubscribe_all>" in page
+    # ... and the mail client's unsubscribe button pressed meanwhile
+    assert mailed.request("one_click_urlencoded")["statusCode"] == 200
+    before = snapshot(mailed.stack)
+
+    # When the person saves the page still open, changing nothing on it
+    saved = mailed.request("preferences_form", **page_form(page, "topic%3Amarketing=on"))
+
+    # Then nothing is saved, and the page comes back saying so, with the settings now
+    assert saved["statusCode"] == 409
+    assert "何も保存していません" in saved["body"] and "Nothing was saved" in saved["body"]
+    assert "name=unsubscribe_all checked" in saved["body"]
+    assert snapshot(mailed.stack) == before
+    assert mailed.send()["reason"] == "opted_out"
+
+    # And the page it came back as saves what the person chooses on it
+    again = mailed.request("preferences_form", **page_form(saved["body"], "topic%3Amarketing=on"))
+    assert again["statusCode"] == 200 and "Saved" in again["body"]
+    assert mailed.send()["status"] == "sent"
+
+
+def test_a_post_without_the_pages_version_never_opts_in(mailed: Mailed) -> None:
+    # Given the person unsubscribed from all mail
+    mailed.request("one_click_urlencoded")
+    before = snapshot(mailed.stack)
+
+    # When a post that does not say what its page showed (a page served before pages said it)
+    # comes with marketing ticked and the box for all mail unticked
+    saved = mailed.request("preferences_form", **form("topic%3Amarketing=on"))
+
+    # Then it opts in to nothing: the unsubscribe holds
+    assert saved["statusCode"] == 200
+    assert snapshot(mailed.stack) == before
+    assert mailed.send()["reason"] == "opted_out"
+
+
+def test_a_page_with_a_version_it_did_not_write_is_refused(mailed: Mailed) -> None:
+    before = snapshot(mailed.stack)
+
+    response = mailed.request("preferences_form", **form("shown=not-a-version"))
+
+    assert response["statusCode"] == 400
+    assert snapshot(mailed.stack) == before
 
 
 # ---------------------------------------------------------------- links that are not genuine

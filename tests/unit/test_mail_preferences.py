@@ -14,6 +14,7 @@ from tsunagu.mail.preferences import (
     OneClickUnsubscribe,
     PreferenceChoices,
     PreferenceContext,
+    Preferences,
     SubscriptionConfirmation,
     mask,
     preferences,
@@ -37,6 +38,8 @@ from .mail_fakes import (
 )
 
 CONTEXT = PreferenceContext(ip="198.51.100.7", user_agent="Mozilla/5.0 (Macintosh)")
+VERSION = "0123456789abcdef" * 2
+"""A version of a page as its form carries it (Preferences.version)."""
 
 
 @pytest.fixture
@@ -194,18 +197,98 @@ def test_a_topic_kept_ticked_survives_unticking_marketing(store, signer, clock) 
     assert may_send(store, "webinar") is SkipReason.NO_CONSENT
 
 
+def save(
+    token: str, store: MemoryMailStore, signer: TokenSigner, clock: FixedClock, **changes: bool
+) -> Preferences:
+    """The preference page loaded, the boxes in ``changes`` set (``all``: the box for all
+    mail), and saved."""
+    page = preferences(token, signer=signer, store=store)
+    topics = {**page.topics, **{t: on for t, on in changes.items() if t != "all"}}
+    everything = changes.get("all", page.unsubscribed_from_all)
+    return update_preferences(
+        token, topics, everything, CONTEXT, signer=signer, store=store, clock=clock,
+        shown=page.version,
+    )  # fmt: skip
+
+
 def test_unsubscribing_from_all_on_the_page_and_back(store, signer, clock) -> None:
     token = unsubscribe_token(signer)
-    shown = update_preferences(token, {}, True, CONTEXT, signer=signer, store=store, clock=clock)
+    shown = save(token, store, signer, clock, all=True)
     assert shown.unsubscribed_from_all is True
     assert may_send(store, "marketing") is SkipReason.OPTED_OUT
-    shown = update_preferences(token, {}, False, CONTEXT, signer=signer, store=store, clock=clock)
+    shown = save(token, store, signer, clock, all=False)
     assert shown.unsubscribed_from_all is False
     assert [(e.topic, e.status) for e, _ in store.consent_changes] == [
         ("all", "opted_out"),
         ("all", "opted_in"),
     ]
     assert may_send(store, "marketing") is None
+
+
+def test_a_page_loaded_before_a_one_click_unsubscribe_does_not_undo_it(
+    store, signer, clock
+) -> None:
+    # Given the preference page open, and the mail app's unsubscribe button pressed meanwhile
+    token = unsubscribe_token(signer)
+    page = preferences(token, signer=signer, store=store)
+    unsubscribe_one_click(token, CONTEXT, signer=signer, store=store, clock=clock)
+    before = list(store.consent_changes)
+
+    # When the page is saved as it was shown
+    shown = update_preferences(
+        token, dict(page.topics), False, CONTEXT, signer=signer, store=store, clock=clock,
+        shown=page.version,
+    )  # fmt: skip
+
+    # Then nothing is saved, and the page comes back saying why, with the settings now
+    assert store.consent_changes == before
+    assert shown.changed_meanwhile is True
+    assert shown.unsubscribed_from_all is True
+    assert may_send(store, "marketing") is SkipReason.OPTED_OUT
+    # And the page it comes back as saves what the person chooses on it
+    assert save(token, store, signer, clock, all=False).changed_meanwhile is False
+    assert may_send(store, "marketing") is None
+
+
+def test_the_version_of_a_page_is_what_it_shows() -> None:
+    page = Preferences("lead_1", "h*****@example.com", {"marketing": True}, False, [])
+    assert len(page.version) == 32
+    assert (
+        page.version
+        == Preferences("lead_2", "x*@example.jp", {"marketing": True}, False, ["a"]).version
+    )
+    assert (
+        page.version
+        != Preferences("lead_1", "h*****@example.com", {"marketing": False}, False, []).version
+    )
+    assert (
+        page.version
+        != Preferences("lead_1", "h*****@example.com", {"marketing": True}, True, []).version
+    )
+
+
+def test_a_post_that_does_not_say_what_its_page_showed_may_only_withdraw_consent(
+    store, signer, clock
+) -> None:
+    # Given a lead unsubscribed from all mail, out of webinar mail
+    token = unsubscribe_token(signer, topic="news")
+    unsubscribe_one_click(token, CONTEXT, signer=signer, store=store, clock=clock)
+    store.set_consent("lead_1", "webinar", "opted_out")
+
+    # When a post without the page's version ticks webinar, leaves all mail unticked, and
+    # unticks news
+    update_preferences(
+        token, {"marketing": True, "webinar": True, "news": False}, False, CONTEXT,
+        signer=signer, store=store, clock=clock,
+    )  # fmt: skip
+
+    # Then news is opted out, and nothing is opted in
+    assert store.topics["lead_1"] == {
+        "marketing": "opted_in",
+        "webinar": "opted_out",
+        "all": "opted_out",
+        "news": "opted_out",
+    }
 
 
 def test_mask_shows_enough_to_recognise_not_to_harvest() -> None:
@@ -277,8 +360,19 @@ def test_a_bad_link_is_not_found_and_changes_nothing(store, signer, clock, case)
             {"form": ["preferences"], "topic:seminars": ["on"], "unsubscribe_all": ["on"]},
             PreferenceChoices(frozenset({"seminars"}), True),
         ),
+        (
+            {"form": ["preferences"], "shown": [VERSION], "topic:seminars": ["on"]},
+            PreferenceChoices(frozenset({"seminars"}), False, VERSION),
+        ),
     ],
-    ids=["one-click", "one-click with a provider's field", "confirm", "nothing ticked", "ticked"],
+    ids=[
+        "one-click",
+        "one-click with a provider's field",
+        "confirm",
+        "nothing ticked",
+        "ticked",
+        "with what the page showed",
+    ],
 )
 def test_each_form_that_posts_to_the_link_is_read_for_what_it_means(
     form: dict[str, list[str]], meant: object
@@ -302,6 +396,9 @@ def test_each_form_that_posts_to_the_link_is_read_for_what_it_means(
         ({"form": ["preferences"], "email": ["x@example.com"]}, "has no field 'email'"),
         ({"confirm": ["2"]}, "sends only confirm=1"),
         ({"confirm": ["1"], "topic:a": ["on"]}, "sends only confirm=1"),
+        ({"form": ["preferences"], "shown": ["abc"]}, "record of what it showed"),
+        ({"form": ["preferences"], "shown": [VERSION.upper()]}, "record of what it showed"),
+        ({"form": ["preferences"], "shown": [VERSION, VERSION]}, "sent more than once"),
     ],
     ids=[
         "empty",
@@ -317,6 +414,9 @@ def test_each_form_that_posts_to_the_link_is_read_for_what_it_means(
         "a field the form does not have",
         "confirm not 1",
         "confirm with boxes",
+        "shown cut",
+        "shown not as the page writes it",
+        "shown twice",
     ],
 )
 def test_a_post_that_is_none_of_the_link_forms_is_refused_saying_why(

@@ -76,6 +76,7 @@ mailbox = st.tuples(
 )
 retry = st.tuples(st.just("retry"), st.integers(min_value=0, max_value=50), st.booleans())
 resubscribe = st.tuples(st.just("resubscribe_all"), lead_number)
+stale_page = st.tuples(st.just("save_stale_page"), lead_number)
 # Weighted by repetition: consent changes and sends are common; unsubscribing, bounces and
 # complaints rarer, or most sequences would have no one left to mail after a few steps
 operations = st.one_of(
@@ -84,6 +85,7 @@ operations = st.one_of(
     *[opt_out] * 4,
     resubscribe,
     unsubscribe,
+    stale_page,
     mailbox,
     *[send] * 8,
     retry,
@@ -227,27 +229,50 @@ class World:
             signer=self.signer,
             store=self.store,
             clock=self.clock,
+            shown=shown.version,
         )
 
     def opt_out_all(self, number: int) -> None:
         lead_id, truth = self.lead(number)
         token = self._page_token(lead_id, "marketing")
+        page = preferences(token, signer=self.signer, store=self.store)
         update_preferences(
-            token, {}, True, CONTEXT, signer=self.signer, store=self.store, clock=self.clock
-        )
+            token, {}, True, CONTEXT, signer=self.signer, store=self.store, clock=self.clock,
+            shown=page.version,
+        )  # fmt: skip
         truth.unsubscribe_from_all()
 
     def resubscribe_all(self, number: int) -> None:
         # Back on the preference page: untick "unsubscribe from everything"
         lead_id, truth = self.lead(number)
         token = self._page_token(lead_id, "marketing")
+        page = preferences(token, signer=self.signer, store=self.store)
         shown = update_preferences(
-            token, {}, False, CONTEXT, signer=self.signer, store=self.store, clock=self.clock
-        )
+            token, {}, False, CONTEXT, signer=self.signer, store=self.store, clock=self.clock,
+            shown=page.version,
+        )  # fmt: skip
         assert shown.unsubscribed_from_all is False
         if truth.topics.get("all") == "opted_out":
             truth.topics["all"] = "opted_in"
             truth.left_behind = set()
+
+    def save_stale_page(self, number: int) -> None:
+        # The preference page opened, the mail app's one-click button pressed meanwhile, then
+        # the page saved as it was: the one-click holds
+        lead_id, _truth = self.lead(number)
+        token = self._page_token(lead_id, "marketing")
+        page = preferences(token, signer=self.signer, store=self.store)
+        self.one_click(number)
+        update_preferences(
+            token,
+            dict(page.topics),
+            page.unsubscribed_from_all,
+            CONTEXT,
+            signer=self.signer,
+            store=self.store,
+            clock=self.clock,
+            shown=page.version,
+        )
 
     def one_click(self, number: int) -> None:
         lead_id, truth = self.lead(number)

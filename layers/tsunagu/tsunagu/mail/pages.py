@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import html
 
-from tsunagu.mail.preferences import PREFERENCE_FORM, TOPIC_FIELD_PREFIX, Preferences
+from tsunagu.mail.preferences import (
+    PREFERENCE_FORM,
+    SHOWN_FIELD,
+    TOPIC_FIELD_PREFIX,
+    Preferences,
+)
 
 _STYLE = (
     "<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}"
@@ -24,13 +29,25 @@ def preference_page(prefs: Preferences, saved: bool = False) -> str:
     )
     everything = " checked" if prefs.unsubscribed_from_all else ""
     note = "<p><b>Saved. / 保存しました。</b></p>" if saved else ""
+    if prefs.changed_meanwhile:
+        note = (
+            "<p role=alert><b>このページを開いた後に、配信設定が別の方法で変更されました"
+            "（メールアプリの配信停止ボタン、返信など）。何も保存していません。"
+            "現在の設定をご確認のうえ、もう一度保存してください。</b><br>"
+            "Your settings were changed another way after this page was opened (your mail"
+            " app's unsubscribe button, a reply). Nothing was saved: please check your settings"
+            " as they are now, and save again.</p>"
+        )
     marker, value = PREFERENCE_FORM
+    # The version of what the page shows goes with the form: saving a page loaded before a
+    # change made another way must not undo that change (update_preferences)
     return (
         "<!doctype html><html lang=ja><meta charset=utf-8>"
         f"<title>配信設定 / Mail preferences</title>{_STYLE}"
         f"<h1>配信設定 / Mail preferences</h1>{note}"
         f"<p>{html.escape(prefs.masked_email)}</p><form method=post>"
-        f"<input type=hidden name={marker} value={value}>{boxes}"
+        f"<input type=hidden name={marker} value={value}>"
+        f"<input type=hidden name={SHOWN_FIELD} value={prefs.version}>{boxes}"
         f"<label><input type=checkbox name=unsubscribe_all{everything}> "
         "すべての配信を停止する / Unsubscribe from all</label>"
         "<button type=submit>保存 / Save</button></form>"

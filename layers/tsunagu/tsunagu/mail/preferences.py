@@ -7,8 +7,11 @@ follow every GET in a mail, and must never unsubscribe anyone.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from tsunagu.clock import Clock, isoformat
@@ -44,6 +47,20 @@ class Preferences:
     unsubscribed_from_all: bool
     pending: list[str]
     """Topics signed up for and waiting for the double opt-in confirmation."""
+    changed_meanwhile: bool = False
+    """The choices posted were made on a page showing other settings than these (changed since
+    it was loaded: the mail app's unsubscribe button, a reply): nothing was saved."""
+
+    @property
+    def version(self) -> str:
+        """What this page shows the person to choose from, as a digest: the page's form carries
+        it (SHOWN_FIELD), and a post made on a page that showed other settings than the lead
+        has now saves nothing (update_preferences). Compared, not signed: the link's token
+        already says whose settings these are."""
+        shown = json.dumps(
+            [sorted(self.topics.items()), self.unsubscribed_from_all], ensure_ascii=False
+        )
+        return hashlib.sha256(shown.encode()).hexdigest()[:VERSION_LENGTH]
 
 
 PREFERENCE_FORM = ("form", "preferences")
@@ -51,6 +68,9 @@ PREFERENCE_FORM = ("form", "preferences")
 indistinguishable from "untick every box", and any stray POST to the link would unsubscribe."""
 
 TOPIC_FIELD_PREFIX = "topic:"
+SHOWN_FIELD = "shown"
+"""The hidden field with the version of the page the choices were made on (Preferences.version)."""
+VERSION_LENGTH = 32
 
 
 @dataclass(frozen=True)
@@ -69,6 +89,9 @@ class PreferenceChoices:
 
     ticked_topics: frozenset[str]
     unsubscribe_all: bool
+    shown: str | None = None
+    """The version of the page they were made on (Preferences.version); None from a page
+    served before pages carried it."""
 
 
 UnsubscribeLinkPost = OneClickUnsubscribe | SubscriptionConfirmation | PreferenceChoices
@@ -99,8 +122,16 @@ def read_unsubscribe_link_post(form: Mapping[str, Sequence[str]]) -> Unsubscribe
     marker, expected = PREFERENCE_FORM
     if marker in form and single(marker) == expected:
         ticked: set[str] = set()
+        shown = None
+        if SHOWN_FIELD in form:
+            shown = single(SHOWN_FIELD)
+            if not re.fullmatch(f"[0-9a-f]{{{VERSION_LENGTH}}}", shown):
+                raise MalformedRequest(
+                    "the preference form's record of what it showed cannot be read; nothing was"
+                    " changed. Open the link in the mail again."
+                )
         for name in form:
-            if name == marker:
+            if name in (marker, SHOWN_FIELD):
                 continue
             if name != "unsubscribe_all" and not name.startswith(TOPIC_FIELD_PREFIX):
                 raise MalformedRequest(
@@ -110,7 +141,7 @@ def read_unsubscribe_link_post(form: Mapping[str, Sequence[str]]) -> Unsubscribe
                 raise MalformedRequest(f"a ticked box sends {name[:64]}=on; nothing was changed")
             if name.startswith(TOPIC_FIELD_PREFIX):
                 ticked.add(name.removeprefix(TOPIC_FIELD_PREFIX))
-        return PreferenceChoices(frozenset(ticked), "unsubscribe_all" in form)
+        return PreferenceChoices(frozenset(ticked), "unsubscribe_all" in form, shown)
     raise MalformedRequest(
         "this is neither a one-click unsubscribe (List-Unsubscribe=One-Click) nor the "
         "preference page's form; nothing was changed. Open the link in the mail again."
@@ -169,15 +200,18 @@ def preferences(text: str, *, signer: TokenSigner, store: PreferenceStore) -> Pr
     token = _token(text, signer)
     lead = _lead(store, token)
     state = store.consent_state(lead.lead_id)
+    return _page(lead, state, token.topic, store.pending_topics(lead.lead_id))
+
+
+def _page(
+    lead: Lead, state: Mapping[str, str], topic: str | None, pending: list[str]
+) -> Preferences:
+    """The preference page of the mail on ``topic``, for a lead whose consent is ``state``."""
     marketing = state.get(MARKETING) == "opted_in"
-    shown = {t for t in state if t != ALL_TOPICS} | {token.topic or MARKETING}
+    shown = {t for t in state if t != ALL_TOPICS} | {topic or MARKETING}
     topics = {t: _effective(t, state, marketing) for t in shown}
     return Preferences(
-        lead.lead_id,
-        mask(lead.email),
-        topics,
-        state.get(ALL_TOPICS) == "opted_out",
-        store.pending_topics(lead.lead_id),
+        lead.lead_id, mask(lead.email), topics, state.get(ALL_TOPICS) == "opted_out", pending
     )
 
 
@@ -240,11 +274,27 @@ def update_preferences(
     signer: TokenSigner,
     store: PreferenceStore,
     clock: Clock,
+    shown: str | None = None,
 ) -> Preferences:
-    """Apply what the person chose on the preference page; only changes are recorded."""
+    """Apply what the person chose on the preference page; only changes are recorded.
+
+    ``shown``: the version of the page the choices were made on (Preferences.version). The
+    form posts every box, changed or not, so a page loaded before a change made another way
+    (the mail app's one-click button, a reply saying 配信停止) would undo that change: when
+    the settings are no longer those the page showed, nothing is saved and the page comes back
+    with the settings now, ``changed_meanwhile``. A post that does not say what its page showed
+    (a page served before pages said it) may withdraw consent, never give it: an unticked box
+    opts out, a ticked one opts in to nothing, and a box for all mail left unticked does not
+    end an unsubscribe from all."""
     token = _token(text, signer)
     lead = _lead(store, token)
     state = store.consent_state(lead.lead_id)
+    now = _page(lead, state, token.topic, [])
+    if shown is not None and shown != now.version:
+        return replace(now, pending=store.pending_topics(lead.lead_id), changed_meanwhile=True)
+    if shown is None:
+        subscribed = {t: wanted and now.topics.get(t, False) for t, wanted in subscribed.items()}
+        unsubscribe_all = unsubscribe_all or now.unsubscribed_from_all
     mail = _MailOfChange(token.message_id, token.topic, "preferences")
     changes = _choice_changes(lead, mail, state, subscribed, unsubscribe_all, context, clock)
     if changes:
