@@ -11,11 +11,12 @@ from typing import Any
 
 from tsunagu import services
 from tsunagu.api.requests import HttpRequest, read_unsubscribe_form
-from tsunagu.api.responses import Response, error_response, html_response
+from tsunagu.api.responses import Response, error_response, html_response, status_for
 from tsunagu.errors import NotFound, TsunaguError
 from tsunagu.mail.pages import (
     confirm_page,
     confirmed_page,
+    link_not_valid_page,
     preference_page,
     unsubscribed_page,
 )
@@ -76,7 +77,8 @@ def handler(event: dict[str, Any], context: Any) -> Response:
             return html_response(409, preference_page(updated), NO_STORE)
         return html_response(200, preference_page(updated, saved=True), NO_STORE)
     except NotFound as error:
-        return error_response(error, as_html=True, headers=NO_STORE, title="Link not valid")
+        # In the person's language too, saying what still works (not the generic error page)
+        return html_response(status_for(error), link_not_valid_page(), NO_STORE)
     except TsunaguError as error:
         title = "Nothing was changed / 変更されていません"
         return error_response(error, as_html=True, headers=NO_STORE, title=title)

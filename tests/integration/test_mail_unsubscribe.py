@@ -438,7 +438,12 @@ def test_a_link_that_is_not_genuine_gets_404_and_changes_nothing(
     assert response["statusCode"] == 404
     assert response["headers"]["content-type"].startswith("text/html")
     assert response["headers"]["cache-control"] == "no-store"
-    assert "Link not valid" in response["body"]
+    # And the page says, in Japanese first and in English, what the person can still do
+    page = response["body"]
+    assert page.startswith("<!doctype html><html lang=ja>")
+    assert "リンクが無効です" in page and "Link not valid" in page
+    assert "最新のメール" in page and "「配信停止」と返信" in page
+    assert "open the link in the latest mail again" in page and "reply" in page
     assert snapshot(mailed.stack) == before
 
 

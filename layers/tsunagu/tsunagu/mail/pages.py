@@ -1,4 +1,5 @@
-"""The pages behind the personal unsubscribe link: preferences, confirmation, done.
+"""The pages behind the personal unsubscribe link: preferences, confirmation, done, and the
+page for a link that is not valid.
 
 Bilingual (Japanese first), plain, and escaped throughout: a masked address and topic names
 are the only data on them.
@@ -80,4 +81,20 @@ def confirmed_page(topics: list[str]) -> str:
         "<!doctype html><html lang=ja><meta charset=utf-8>"
         f"<title>登録完了 / Confirmed</title>{_STYLE}"
         f"<h1>登録しました / Confirmed</h1><p>{listed}</p>"
+    )
+
+
+def link_not_valid_page() -> str:
+    """A link that is not valid (cut by a mail program's line wrap, signed with a key since
+    retired, of a lead since removed): what the person can still do to stop the mail."""
+    return (
+        "<!doctype html><html lang=ja><meta charset=utf-8>"
+        f"<title>リンクが無効です / Link not valid</title>{_STYLE}"
+        "<h1>リンクが無効です / Link not valid</h1>"
+        "<p>この配信停止リンクは無効です。メールソフトでリンクの途中が切れたか、古いリンクの"
+        "可能性があります。何も変更していません。配信を停止するには、最新のメールにあるリンクを"
+        "開き直すか、いずれかのメールに「配信停止」と返信してください。</p>"
+        "<p>This unsubscribe link is not valid: your mail program may have cut it, or"
+        " it may be an old one. Nothing was changed. To stop the mail, open the link in the"
+        ' latest mail again, or reply to any of our mails with "unsubscribe".</p>'
     )
