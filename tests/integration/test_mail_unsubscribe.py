@@ -33,6 +33,11 @@ from tests.integration.mail_helpers import (
     with_token,
 )
 from tsunagu import services
+from tsunagu.leads.capture import RequestContext, capture_submission, open_form
+from tsunagu.leads.model import ConsentEvidence, LeadEvent
+from tsunagu.mail.consent import TopicRecord
+from tsunagu.store.leads import LeadRepository
+from tsunagu.store.tables import bind_tables
 from tsunagu.tracking.tokens import TokenKind, TokenSigner, TrackingToken
 
 
@@ -203,6 +208,61 @@ def test_the_same_box_ticked_again_after_unsubscribing_from_all_renews_it(mailed
     # Then marketing mail may go again: that is the consent they gave now
     assert consent_state(mailed.stack, mailed.lead_id) == {"marketing": "opted_in"}
     assert mailed.send()["status"] == "sent"
+
+
+def said(mailed: Mailed, topic: str, status: str, at: str) -> None:
+    """The consent to ``topic`` set to ``status`` at ``at``, as the preference page sets it."""
+    evidence = ConsentEvidence(f"cns_{topic}_{at}", mailed.lead_id, LEAD_EMAIL, topic, status, at)
+    properties = {"topic": topic, "status": status, "method": "preferences"}
+    event = LeadEvent(
+        f"evt_{topic}_{at}", "consent_changed", at, mailed.lead_id, properties=properties
+    )
+    services.mail_repository(mailed.stack.settings()).change_consent(evidence, "preferences", event)
+
+
+class UnsubscribedMeanwhile(LeadRepository):
+    """The lead store, where the person unsubscribes from all mail again just after the form's
+    capture read their topics: between its read and its write."""
+
+    def __init__(self, mailed: Mailed) -> None:
+        super().__init__(bind_tables(mailed.stack.settings()))
+        self.mailed = mailed
+        self.reads = 0
+
+    def topic_records(self, lead_id: str) -> dict[str, TopicRecord]:
+        records = super().topic_records(lead_id)
+        self.reads += 1
+        if self.reads == 1:
+            said(self.mailed, "all", "opted_out", "2030-03-01T00:00:00.000Z")
+        return records
+
+
+def test_an_opt_in_planned_on_an_unsubscribe_since_replaced_is_planned_again(
+    mailed: Mailed,
+) -> None:
+    # Given marketing opted in (on the demo form), then all mail stopped, then news ticked on
+    # the page while all mail stayed stopped
+    said(mailed, "all", "opted_out", "2030-01-01T00:00:00.000Z")
+    said(mailed, "news", "opted_in", "2030-02-01T00:00:00.000Z")
+    settings = mailed.stack.settings()
+    store = UnsubscribedMeanwhile(mailed)
+    form = open_form("seminar", None, store=store)
+
+    # When the seminar form's box is ticked, and the person unsubscribes from all mail again
+    # between the capture's read of their topics and its write
+    capture_submission(
+        form, {"email": LEAD_EMAIL, "consent": True}, RequestContext(),
+        store=store, clock=services.clock(settings),
+    )  # fmt: skip
+
+    # Then the write planned on the older unsubscribe is refused and planned again: news, opted
+    # in before the latest unsubscribe, stays out with marketing; only seminars is renewed
+    assert store.reads == 2
+    assert consent_state(mailed.stack, mailed.lead_id) == {
+        "marketing": "opted_out",
+        "news": "opted_out",
+        "seminars": "opted_in",
+    }
 
 
 # ---------------------------------------------------------------- the preference form
