@@ -42,6 +42,9 @@ export class ApiError extends Error {
     /** The refusal's kind (``not_found``, ``concurrent_update``...): what is said in the
      * user's language; ``message`` is the server's detail, in English. */
     readonly code?: string,
+    /** What the refused request had already stored is at this revision now (a publish keeps
+     * the canvas as the draft first): the next save goes over it. Absent: nothing was kept. */
+    readonly revision?: number,
   ) {
     super(message);
   }
@@ -150,8 +153,15 @@ async function send(method: string, path: string, options: RequestOptions): Prom
       code?: string;
       message?: string;
       errors?: FieldProblem[];
+      revision?: number;
     };
-    throw new ApiError(response.status, answer.message ?? response.statusText, answer.errors, answer.code);
+    throw new ApiError(
+      response.status,
+      answer.message ?? response.statusText,
+      answer.errors,
+      answer.code,
+      answer.revision,
+    );
   }
   return response;
 }

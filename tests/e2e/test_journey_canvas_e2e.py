@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.conftest import RunningTsunagu, add_console_user, console_page, start_tsunagu
 from tests.support.browser import Chromium, accessibility_problems, screenshot
+from tsunagu import services
+from tsunagu.settings import Settings
 
 LEAD = "mei.kondo@example.jp"
 MARKETER = "marketer.ito@example.com"
@@ -557,3 +560,38 @@ def test_a_marketer_starts_a_journey_for_a_segment_and_follows_it_until_it_is_do
     )
     expect(progress.locator("progress")).to_have_count(0)
     assert accessibility_problems(page) == []
+
+
+def test_a_publish_refused_after_the_canvas_was_kept_lets_the_next_save_through(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given a new journey saved from the canvas, and another publication holding it (its
+    # publishing lease taken straight in the runtime's table, as a colleague's publish does)
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="journeys/new")
+    page.get_by_label("Journey id").fill("held_while_publishing")
+    node(page, "first_mail").click()
+    page.get_by_label("Mail template").fill("welcome-getting-started")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("it can be published")
+    state = json.loads((tsunagu.workdir / ".tsunagu" / "runtime.json").read_text())
+    journeys = services.journey_repository(Settings.from_environ(state["environment"]))
+    never_stale = datetime(2100, 1, 1, tzinfo=UTC)
+    assert journeys.claim_publishing("held_while_publishing", "colleague", never_stale, never_stale)
+
+    # When she publishes (the canvas is kept as the draft first; then the publisher refuses)
+    try:
+        page.get_by_role("button", name="Publish").last.click()
+        expect(page.get_by_role("status")).to_contain_text(
+            "saved as the draft, but it was not published"
+        )
+        expect(page.get_by_role("status")).to_contain_text("being published or rolled back")
+    finally:
+        journeys.release_publishing("held_while_publishing", "colleague")
+
+    # Then her next save goes over the draft she just kept: not refused as a colleague's edit
+    page.get_by_label("Description").fill("Kept after the refused publish.")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Draft saved")
+    # ... and opened again, the canvas is that draft
+    page.reload()
+    expect(page.get_by_label("Description")).to_have_value("Kept after the refused publish.")

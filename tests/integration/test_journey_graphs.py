@@ -5,6 +5,7 @@ definition is refused field by field, and the dry run counts who reaches each no
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from tsunagu.api import admin
 from tsunagu.clock import isoformat
 from tsunagu.commands import journeys
 from tsunagu.commands.access import Role
-from tsunagu.errors import ConcurrentUpdate, ValidationFailed
+from tsunagu.errors import ConcurrentUpdate, FieldError, TsunaguError, ValidationFailed
 from tsunagu.journeys.compiler import compile_journey
 from tsunagu.journeys.definition import JourneyDefinition
 from tsunagu.journeys.model import Journey, PublishedVersion, StoredGraph, published_graph_key
@@ -325,6 +326,68 @@ def test_publishing_from_a_stale_canvas_never_buries_a_colleague_s_saved_draft(
     # ... and B's save from the canvas read before it is refused, not laid over version 2
     status, _ = call(stack, "PUT", path, email="b@example.com", body=body)
     assert status == 409
+
+
+# What publish_journey refuses once the admin API has kept the canvas as the draft (made anew
+# for each publish: the refusal raised carries the revision)
+REFUSALS_AFTER_THE_DRAFT: dict[str, tuple[int, Callable[[], TsunaguError]]] = {
+    "another publication holds the journey": (409, lambda: ConcurrentUpdate(
+        "journey 'webinar_follow_up' is being published or rolled back by someone else right"
+        " now: look at its versions in a minute, and publish or roll back again if it is"
+        " still needed")),
+    "a check only the publisher makes": (422, lambda: ValidationFailed(
+        [FieldError("(journey)", "its state machine's definition is too large")])),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("refusal", sorted(REFUSALS_AFTER_THE_DRAFT))
+def test_a_publish_refused_after_the_canvas_was_kept_gives_the_draft_s_new_revision(
+    stack: Settings, monkeypatch: pytest.MonkeyPatch, refusal: str
+) -> None:
+    # Given a draft open in the editor, and a publisher (publish_journey) that refuses after
+    # the canvas was kept as the draft
+    status_expected, refusing = REFUSALS_AFTER_THE_DRAFT[refusal]
+    asked: list[dict[str, Any]] = []
+
+    def publisher(payload: dict[str, Any]) -> dict[str, Any]:
+        asked.append(payload)
+        raise refusing()
+
+    monkeypatch.setattr(services, "journey_publisher", lambda settings: publisher)
+    path = "/admin/journeys/webinar_follow_up/graph"
+    _, opened = call(stack, "PUT", path, body={"definition": TWO_MAILS, "revision": 0})
+
+    # When the marketer renames a mail and publishes from the editor
+    edited = json.loads(json.dumps(opened["definition"]))
+    edited["nodes"][1]["label"] = "the welcome mail"
+    body = {"definition": edited, "revision": opened["revision"]}
+    status, refused = call(stack, "POST", "/admin/journeys", body=body)
+
+    # Then it is refused as the publisher said, with the revision the canvas is now kept at
+    assert len(asked) == 1 and status == status_expected, refused
+    assert refused["revision"] == opened["revision"] + 1, refused
+    _, shown = call(stack, "GET", path)
+    assert (shown["which"], shown["revision"]) == ("draft", refused["revision"])
+    assert shown["definition"]["nodes"][1]["label"] == "the welcome mail"
+    # And the editor's next save, over that revision, is kept - not refused as over a
+    # colleague's edit - while one over the revision it had opened still is
+    again = {**edited, "description": "Saved after the refusal."}
+    stale = {"definition": again, "revision": opened["revision"]}
+    assert call(stack, "PUT", path, body=stale)[0] == 409
+    status, saved = call(
+        stack, "PUT", path, body={"definition": again, "revision": refused["revision"]}
+    )
+    assert (status, saved["revision"]) == (200, refused["revision"] + 1), saved
+
+
+def test_a_refusal_before_the_draft_was_kept_gives_no_revision(stack: Settings) -> None:
+    # A publish from a stale canvas is refused by the draft's own write: nothing of it is
+    # stored, so no revision comes back to carry on from (the colleague's draft stands)
+    path = "/admin/journeys/webinar_follow_up/graph"
+    call(stack, "PUT", path, body={"definition": TWO_MAILS, "revision": 0})
+    body = {"definition": TWO_MAILS, "revision": 0}
+    status, refused = call(stack, "POST", "/admin/journeys", body=body)
+    assert (status, refused["code"]) == (409, "concurrent_update") and "revision" not in refused
 
 
 def test_after_a_rollback_the_editor_and_the_dry_run_show_the_live_version(

@@ -741,6 +741,16 @@ export default function JourneyCanvas() {
       setMessage(t("canvas.published", { version: answer.version }));
       await load();
     } catch (error) {
+      if (error instanceof ApiError && error.revision !== undefined) {
+        // The canvas was kept as the draft, then the publish refused (another publication
+        // holding the journey...): go on from the draft's new revision, or the next save is
+        // refused as if a colleague had saved meanwhile
+        const kept = error.revision;
+        setView((before) => (before ? { ...before, revision: kept } : before));
+        setProblems(error.problems);
+        setMessage(t("canvas.kept_not_published", { reason: describeError(error) }));
+        return;
+      }
       if (error instanceof ApiError && error.status === 409) {
         // Their draft saved, or their version published, meanwhile: the canvas stays as it
         // is; reloading shows theirs

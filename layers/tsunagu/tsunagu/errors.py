@@ -11,6 +11,11 @@ from dataclasses import dataclass
 class TsunaguError(Exception):
     """Base of every error the domain raises on purpose."""
 
+    revision: int | None = None
+    """The revision of what the refused request had already stored before the refusal (a
+    publish from the editor keeps the canvas as the journey's draft first): the client's next
+    save goes over it. None: the refusal left nothing of the request stored."""
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message

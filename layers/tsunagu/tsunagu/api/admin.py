@@ -938,8 +938,9 @@ class Publication(BaseModel):
     revision: int | None = Field(default=None, ge=0)
     """The draft's ``revision`` read with the graph, when publishing what the editor shows: it
     is kept as the draft over that revision first, and 409 (nothing published) if someone
-    saved the draft since; the answer gives the draft's new revision. Without it (a definition
-    from a file) the draft is left as it is."""
+    saved the draft since; the answer gives the draft's new revision, and so does a refusal
+    made after the draft was kept (the error's ``revision``). Without it (a definition from a
+    file) the draft is left as it is."""
 
 
 def journey_publish(call: AdminCall) -> Any:

@@ -120,6 +120,8 @@ def error_body(error: TsunaguError) -> dict[str, Any]:
         body["retry_after_seconds"] = error.retry_after_seconds
     if isinstance(error, ValidationFailed):
         body["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
+    if error.revision is not None:
+        body["revision"] = error.revision
     return body
 
 

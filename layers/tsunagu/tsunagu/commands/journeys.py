@@ -24,6 +24,7 @@ from tsunagu.errors import (
     FieldError,
     MissingSegment,
     NotFound,
+    TsunaguError,
     ValidationFailed,
 )
 from tsunagu.ids import new_id
@@ -825,7 +826,8 @@ def publish(
     is the editor's. It is kept as the draft first, over that revision: ConcurrentUpdate, and
     nothing published, if someone saved the draft since - published, their draft would be older
     than the version and never shown again (``graph``), and the next save would overwrite it.
-    The answer then carries the draft's new ``revision``. None (a definition from a file, as
+    The answer then carries the draft's new ``revision``, and so does a refusal the publisher
+    makes after the draft was kept (TsunaguError.revision). None (a definition from a file, as
     the CLI publishes): the draft is left as it is."""
     journey_id = str(definition.get("journey_id", ""))
     target = f"journey:{journey_id}"
@@ -848,7 +850,15 @@ def publish(
         }
         if note:
             payload["note"] = note
-        answer = publisher(payload)
+        try:
+            answer = publisher(payload)
+        except TsunaguError as refusal:
+            if draft is not None:
+                # The canvas is the draft now, published or not (another publication holding
+                # the journey, a check only the publisher makes): the editor goes on from the
+                # draft's new revision, or its next save is refused as over a colleague's
+                refusal.revision = draft.revision
+            raise
         if answer.get("changed"):
             log.changed({"version": live}, {"version": answer["version"]})
             log.detail = note
