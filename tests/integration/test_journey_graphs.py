@@ -22,7 +22,13 @@ from tsunagu.commands.access import Role
 from tsunagu.errors import ConcurrentUpdate, FieldError, TsunaguError, ValidationFailed
 from tsunagu.journeys.compiler import compile_journey
 from tsunagu.journeys.definition import JourneyDefinition
-from tsunagu.journeys.model import Journey, PublishedVersion, StoredGraph, published_graph_key
+from tsunagu.journeys.model import (
+    RESERVED_JOURNEY_IDS,
+    Journey,
+    PublishedVersion,
+    StoredGraph,
+    published_graph_key,
+)
 from tsunagu.settings import Settings
 
 TWO_MAILS: dict[str, Any] = {
@@ -808,3 +814,59 @@ def test_the_dry_run_counts_the_step_gates_the_state_machine_enters(stack: Setti
     )
     compiled = compile_journey(JourneyDefinition.model_validate(graph))
     assert run["transitions_per_entry"] == states_on_the_usual_way(compiled) == 10
+
+
+def test_a_journey_cannot_be_named_as_a_path_the_admin_api_takes_for_itself(
+    stack: Settings,
+) -> None:
+    # Given a graph named "status": GET /admin/journeys/status is every journey's status, so a
+    # journey of that name could be made but never opened
+    named_status = {**TWO_MAILS, "journey_id": "status"}
+    asked: list[dict[str, Any]] = []
+
+    def publisher(payload: dict[str, Any]) -> dict[str, Any]:
+        asked.append(payload)
+        return {"ok": True, "version": 1, "changed": True, "created": True}
+
+    # When the console saves it as a draft, or the admin API or the CLI publishes it
+    status, drafted = call(stack, "PUT", "/admin/journeys/status/graph",
+                           body={"definition": named_status, "revision": 0})  # fmt: skip
+    status_published, published = call(stack, "POST", "/admin/journeys",
+                                       body={"definition": named_status})  # fmt: skip
+    ports = services.journey_commands(stack)
+    with pytest.raises(ValidationFailed) as by_file:
+        journeys.publish(ports, services.operator(stack), named_status, None, publisher)
+
+    # Then each is refused (422) naming the journey id and why, and nothing is kept or published
+    for answer in (drafted, published):
+        [problem] = answer["errors"]
+        assert "journey_id" in problem["message"] and "'status' is reserved" in problem["message"]
+    assert (status, status_published) == (422, 422)
+    assert "'status' is reserved" in by_file.value.message
+    assert asked == [] and call(stack, "GET", "/admin/journeys/status/graph")[0] == 404
+    # ... nor is a record made from a file (tsunagu journeys save)
+    record = Journey(journey_id="status", name="Status", state_machine="status")
+    with pytest.raises(ValidationFailed) as saved:
+        journeys.save(ports, services.operator(stack), record, replace=False)
+    assert [e.field for e in saved.value.errors] == ["journey_id"]
+    assert ports.journeys.get_journey("status") is None
+    # ... while the journeys' status is still there, at the path clients know
+    status, shown = call(stack, "GET", "/admin/journeys/status", role=Role.VIEWER)
+    assert status == 200 and "journeys" in shown, shown
+
+
+def test_a_journey_named_status_stored_before_the_rule_still_lists(stack: Settings) -> None:
+    # A record stored before ids were reserved is read as it is: the list does not break on it
+    record = Journey(journey_id="status", name="Status", state_machine="status")
+    services.journey_repository(stack).put_journey(record, "2026-12-01T00:00:00Z")
+    status, listed = call(stack, "GET", "/admin/journeys", query={"limit": "100"})
+    assert status == 200 and "status" in [j["journey_id"] for j in listed["items"]], listed
+
+
+def test_every_word_the_admin_api_s_journey_paths_take_is_a_reserved_journey_id() -> None:
+    # A literal route beside /admin/journeys/{journey} shadows the journey of that name: each
+    # such word must be refused as a journey id (RESERVED_JOURNEY_IDS), or it cannot be opened
+    paths = [route.path.split("/") for route in admin.ROUTES]
+    beside = {parts[3] for parts in paths if parts[:3] == ["", "admin", "journeys"] and parts[3:]}
+    words = {part for part in beside if not part.startswith("{")}
+    assert words and words <= RESERVED_JOURNEY_IDS, words

@@ -47,6 +47,7 @@ from tsunagu.journeys.model import (
     Trigger,
     branch_cases,
     published_graph_key,
+    unreserved_journey_id,
 )
 from tsunagu.journeys.publishing import keep_publication
 from tsunagu.journeys.records import rewrite
@@ -554,6 +555,13 @@ def save(ports: JourneyCommands, actor: Actor, journey: Journey, *, replace: boo
         def replaced(existing: Journey) -> Journey:
             if existing is not journey and not replace:
                 raise AlreadyExists(f"journey {key!r} exists: replace it to change it")
+            if existing is journey:
+                # Created now: held to the id rule every definition is (a record stored
+                # before it is read, and replaced, as it is)
+                try:
+                    unreserved_journey_id(key)
+                except ValueError as reserved:
+                    raise ValidationFailed([FieldError("journey_id", str(reserved))]) from None
             return keep_publication(journey, None if existing is journey else existing)
 
         # Over the record as stored (a pause or a publish landing meanwhile is kept)

@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from tsunagu.client_values import stored_size
-from tsunagu.journeys.model import JOURNEY_ID_PATTERN
+from tsunagu.journeys.model import JourneyId
 from tsunagu.leads.field_values import checked_field_values
 from tsunagu.leads.model import not_reserved_field
 from tsunagu.leads.updates import STAGES, Tag
@@ -324,7 +324,7 @@ class JourneyDefinition(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     format: Literal["tsunagu.journey/1"] = Field(alias="$format")
-    journey_id: str = Field(pattern=JOURNEY_ID_PATTERN)
+    journey_id: JourneyId
     name: Annotated[str | None, BeforeValidator(blank_is_none)] = Field(
         default=None, max_length=200
     )

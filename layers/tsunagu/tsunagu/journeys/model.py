@@ -21,6 +21,36 @@ from tsunagu.mail.consent import named_topic
 from tsunagu.segments.filter import MAX_FILTER, Segment
 
 JOURNEY_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+RESERVED_JOURNEY_IDS = frozenset({"status"})
+"""Ids the admin API's journey paths take for themselves: ``GET /admin/journeys/status`` is
+every journey's status, so a journey named ``status`` could never be opened there."""
+
+
+def unreserved_journey_id(journey_id: str) -> str:
+    """A journey id a journey may be created with: not one of RESERVED_JOURNEY_IDS.
+    ValueError (a validation message) for one. Every definition is held to it (a draft or a
+    publication, from the console, the admin API, the CLI or publish_journey), and so is a
+    journey record created from a file (``tsunagu journeys save``); a record stored before
+    is read as it is."""
+    if journey_id in RESERVED_JOURNEY_IDS:
+        raise ValueError(
+            f"{journey_id!r} is reserved: the admin API's /admin/journeys/{journey_id} is every"
+            " journey's status (name the journey otherwise, such as"
+            f" {journey_id}_follow_up)"
+        )
+    return journey_id
+
+
+JourneyId = Annotated[
+    str,
+    Field(
+        pattern=JOURNEY_ID_PATTERN,
+        # The JSON Schema says so too, for an editor checking a definition file
+        json_schema_extra={"not": {"enum": sorted(RESERVED_JOURNEY_IDS)}},
+    ),
+    AfterValidator(unreserved_journey_id),
+]
+"""The id of a journey made now (a definition's)."""
 
 JourneyStatus = Literal["draft", "active", "paused", "archived"]
 
