@@ -49,6 +49,9 @@ class Recorded:
     """(service, operation, description) of every botocore API call, in order."""
     clients_created: list[str] = field(default_factory=list)
     """The service of every botocore client created."""
+    items_read: dict[str, int] = field(default_factory=dict)
+    """Items each DynamoDB table's Queries and Scans read (their ``ScannedCount``, before any
+    filter), by the table's label: what a request paid for, whatever it kept."""
 
     @property
     def calls(self) -> list[str]:
@@ -73,7 +76,12 @@ def recording_aws_calls[R: Recorded](
         if service != "dynamodb":
             described = f"{service} {described}"
         recorded.entries.append((service, operation_name, described))
-        return make_api_call(client, operation_name, api_params)
+        answer = make_api_call(client, operation_name, api_params)
+        if service == "dynamodb" and operation_name in ("Query", "Scan"):
+            label = table_labels.get(api_params["TableName"], api_params["TableName"])
+            read = recorded.items_read.get(label, 0) + int(answer.get("ScannedCount", 0))
+            recorded.items_read[label] = read
+        return answer
 
     def counting_create(session: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
         recorded.clients_created.append(service_name)

@@ -9,11 +9,12 @@ import csv
 import io
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from tests.benchmarks.test_aws_requests import recording_aws_calls
 from tests.conftest import REGION, AwsStack, load_event, moto_client
 from tests.integration.mail_helpers import (
     consent_state,
@@ -40,7 +41,9 @@ from tsunagu.errors import ConcurrentUpdate
 from tsunagu.event_kinds import LEAD_IMPORTED
 from tsunagu.imports.plan import ConsentColumn, ImportOptions
 from tsunagu.journeys.model import Journey
-from tsunagu.leads.merge import Channel
+from tsunagu.leads.capture import FORM_SUBMITTED, CaptureWrite
+from tsunagu.leads.merge import Channel, FieldValue
+from tsunagu.leads.model import Lead, LeadEvent, email_identity
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.qualification.pipeline import score_event
 from tsunagu.qualification.scoring import ScoringModel, ScoringRule
@@ -547,3 +550,54 @@ def test_a_plan_is_let_go_of_however_its_background_run_ends(aws: AwsStack) -> N
     # Each time, the same list can be run again at once
     record, _ = imports.run(ports, MARKETER, data, "展示会.csv", OPTIONS)
     assert record.counts["create"] == 2
+
+
+HISTORY = 300
+"""A long-lived lead's events: a year of visits, which an undo has no reason to read."""
+
+
+def test_undoing_a_list_that_updated_a_long_lived_form_lead_reads_none_of_its_history(
+    aws: AwsStack,
+) -> None:
+    # Given a lead a form created a year ago, with HISTORY page views since, and a trade-show
+    # list that corrected its company
+    settings = aws.settings()
+    created = datetime(2025, 12, 1, 1, tzinfo=UTC)
+    at = isoformat(created)
+    lead = Lead(
+        lead_id="lead_long_lived",
+        email="long.lived@example.jp",
+        fields={"name": FieldValue("長井 久", Channel.WEB_FORM, at),
+                "company": FieldValue("ナガイ", Channel.WEB_FORM, at)},
+        sources=[Channel.WEB_FORM.value], visitor_ids=set(), stage="lead",
+        created_at=at, updated_at=at,
+    )  # fmt: skip
+    submitted = LeadEvent("evt_long_lived_form", FORM_SUBMITTED, at, lead.lead_id, None,
+                          {"form_id": "demo", "source": Channel.WEB_FORM.value})  # fmt: skip
+    leads = services.lead_repository(settings)
+    leads.commit_capture(
+        CaptureWrite(lead=lead, is_new=True, claim_identities=[email_identity(lead.email)],
+                     point_identities=[], event=submitted, consent=None, idempotency_key=None,
+                     request_hash="", response={})
+    )  # fmt: skip
+    for n in range(HISTORY):
+        visited = isoformat(created + timedelta(days=1, minutes=n))
+        leads.put_event(LeadEvent(f"evt_long_lived_{n:04d}", "page_view", visited, lead.lead_id,
+                                  None, {"url": "https://www.example.com/pricing"}))  # fmt: skip
+    ports = services.import_commands(settings)
+    data = "メールアドレス,会社名\r\nlong.lived@example.jp,長井工業\r\n".encode()
+    options = ImportOptions(Channel.TRADE_SHOW)
+    record, planned = imports.run(ports, MARKETER, data, "名刺.csv", options)
+    assert planned.plan.counts["update"] == 1, planned.plan.counts
+
+    # When the list is undone
+    with recording_aws_calls({settings.events_table: "Events"}) as calls:
+        done = imports.undo(ports, MARKETER, record.import_id)
+
+    # Then the lead stays, its company as the form gave it and the list's channel taken off
+    assert done.record.undo == {"removed": 0, "restored": 1, "withdrawn": 0, "kept": 0}
+    kept = leads.get_lead(lead.lead_id)
+    assert kept is not None and kept.fields["company"].value == "ナガイ"
+    assert kept.sources == [Channel.WEB_FORM.value]
+    # ... learnt from the events at its creation and since the list: a handful, not its history
+    assert calls.items_read.get("Events", 0) <= 5, calls.items_read

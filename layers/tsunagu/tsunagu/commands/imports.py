@@ -85,6 +85,8 @@ class ImportedLeads(LeadFinder, Protocol):
         self, lead_id: str, since: datetime, types: Collection[str], also: str | None = None
     ) -> list[LeadEvent]: ...
 
+    def events_at(self, lead_id: str, at: str, types: Collection[str]) -> list[LeadEvent]: ...
+
 
 class JourneyEntry(Protocol):
     @property
@@ -904,14 +906,18 @@ def _left_by_undone_imports(
     activity then - and now B is undone too. Whether it was removed.
 
     Only a lead whose every field, once put back, dates from the lead's creation (as its
-    creating row wrote them) has its events read; any other is left at once."""
+    creating row wrote them), and whose creating event (read alone, at that instant) is a row
+    of an undone import, has its events read; any other - a form's lead with years of
+    activity - is left at once."""
     if any(value.at != lead.created_at for value in put_back.fields.values()):
+        return False
+    created_by = apply.creating_import(
+        ports.leads.events_at(lead.lead_id, lead.created_at, {LEAD_IMPORTED})
+    )
+    if created_by is None or created_by[0] == import_id or not undone(created_by[0]):
         return False
 
     def only_undone(events: list[LeadEvent]) -> bool:
-        created_by = apply.creating_import(events)
-        if created_by is None or created_by[0] == import_id or not undone(created_by[0]):
-            return False
         creator = _store(ports).get_row(*created_by)
         if creator is None or creator.lead_id != lead.lead_id or _entered(ports, lead):
             return False
@@ -983,11 +989,12 @@ def _written_by_an_import(
     ports: ImportCommands, lead_id: str, name: str, value: apply.StoredValue
 ) -> tuple[str, int] | None:
     """The import and row that wrote this value of the field, from the lead's events (its
-    ``lead_imported`` or ``lead_updated`` at the value's time naming the field)."""
+    ``lead_imported`` or ``lead_updated`` at the value's time naming the field): those at that
+    instant alone, not every event since (a form's value dates from a lead's creation)."""
     kinds = {LEAD_IMPORTED, LEAD_UPDATED}
-    for event in ports.leads.events_since(lead_id, parse_instant(value["at"]), kinds):
+    for event in ports.leads.events_at(lead_id, value["at"], kinds):
         said = event.properties
-        if event.occurred_at != value["at"] or said.get("undone") or not said.get("import_id"):
+        if said.get("undone") or not said.get("import_id"):
             continue
         if name in said.get("fields", []) and isinstance(said.get("row"), int):
             return str(said["import_id"]), int(said["row"])

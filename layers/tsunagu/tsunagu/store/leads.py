@@ -324,6 +324,19 @@ class LeadRepository:
         )
         return [event_from_item(item) for item in items]
 
+    def events_at(self, lead_id: str, at: str, types: Collection[str]) -> list[LeadEvent]:
+        """The lead's events of these ``types`` that happened at the instant ``at`` (an
+        ``occurred_at``, as stored), read consistently: only the sort keys that begin with it
+        are read, so a lead with years of events costs the few it had at that instant."""
+        events = self._tables.events
+        items = events.query(
+            f"lead#{lead_id}",
+            events.sk.startswith(f"{at}#"),
+            filter_condition=events.type.is_in(*sorted(types)),
+            consistent_read=True,
+        )
+        return [event_from_item(item) for item in items]
+
     def timeline(self, lead: Lead, limit: int = 500, before: str | None = None) -> list[LeadEvent]:
         """The lead's newest ``limit`` events in time order (those before ``before``, an event's
         ``storage_key``, when given), what its browser did before the form included: claimed
