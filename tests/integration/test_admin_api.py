@@ -40,6 +40,9 @@ from tsunagu.qualification.config import QualificationConfig
 from tsunagu.settings import Settings
 
 SALES_EMAIL = "sales.sato@example.com"
+CALLER = "marketer@example.com"
+"""Whom tests.support.admin.event signs in unless told: an admin in the pool (the users routes
+read their caller there)."""
 OWNED = "owned@example.jp"
 NOT_OWNED = "other@example.jp"
 ROLES: tuple[Role | None, ...] = (*Role, None)
@@ -77,7 +80,7 @@ def audit_entries(settings: Settings) -> list[AuditEntry]:
 @pytest.fixture
 def stack(aws: AwsStack) -> Settings:
     """Two leads (one owned by the sales user), the shipped journeys, the user pool with its
-    groups and one marketer, nothing in the log."""
+    groups, the calling admin and one marketer, nothing in the log."""
     pool = moto_client("cognito-idp").create_user_pool(
         PoolName="tsunagu-test-people", UsernameAttributes=["email"]
     )["UserPool"]["Id"]
@@ -85,6 +88,7 @@ def stack(aws: AwsStack) -> Settings:
         moto_client("cognito-idp").create_group(GroupName=role.value, UserPoolId=pool)
     aws.environment["TSUNAGU_ADMIN_USER_POOL_ID"] = pool
     settings = aws.settings()
+    services.user_commands(settings).directory.invite(CALLER, Role.ADMIN)
     services.user_commands(settings).directory.invite("marketer.ito@example.com", Role.MARKETER)
     store_lead(aws, OWNED, owner=SALES_EMAIL)
     store_lead(aws, NOT_OWNED)
@@ -95,7 +99,9 @@ def stack(aws: AwsStack) -> Settings:
 def test_every_route_with_every_role_is_refused_exactly_when_the_table_says(
     stack: Settings,
 ) -> None:
-    # Given every route, each asked by each role (and by a user in no group)
+    # Given every route, each asked by each role (and by a user in no group), the caller being
+    # an admin in the pool (the users routes read the caller there: an admin's claim holds)
+    services.user_commands(stack).directory.invite(SALES_EMAIL, Role.ADMIN)
     asked = 0
     seen = 0
     for route in admin.ROUTES:
@@ -878,6 +884,7 @@ def test_an_admin_invites_people_changes_roles_and_disables_them_all_logged(
     assert (changed, ito["role"], disabled, off["enabled"]) == (200, "viewer", 200, False)
     _, listed = call(stack, "GET", "/admin/users")
     assert [(u["email"], u["role"], u["enabled"]) for u in listed["items"]] == [
+        (CALLER, "admin", True),
         ("marketer.ito@example.com", "viewer", False),
         ("sales.kato@example.com", "sales", True),
     ]
@@ -919,6 +926,49 @@ def test_a_user_change_that_cannot_be_made_says_why_and_changes_nothing(
     assert status == expected, answer
     assert call(stack, "GET", "/admin/users")[1] == before
     assert not [e for e in audit_entries(stack) if e.outcome == "done"]
+
+
+ADMIN_B = "admin.b@example.com"
+
+
+@pytest.mark.parametrize(
+    ("removal", "comeback", "target"),
+    [
+        ({"enabled": False}, {"enabled": True}, ADMIN_B),  # enables themselves again
+        ({"role": "viewer"}, {"role": "admin"}, ADMIN_B),  # takes their role back
+        ({"enabled": False}, {"enabled": False}, CALLER),  # disables who removed them
+        ({"role": "viewer"}, {"enabled": False}, CALLER),
+        ({"enabled": False}, {"email": "friend@example.com", "role": "admin"}, None),
+    ],
+)
+def test_a_removed_admin_s_token_still_in_its_hour_changes_no_user(
+    stack: Settings, removal: dict[str, Any], comeback: dict[str, Any], target: str | None
+) -> None:
+    # Given admin B disabled or made a viewer by the caller, B's ID token (still [admin], for
+    # the rest of its hour) in hand
+    services.user_commands(stack).directory.invite(ADMIN_B, Role.ADMIN)
+    status, _ = call(stack, "PATCH", f"/admin/users/{ADMIN_B}", body=removal)
+    assert status == 200
+    before = call(stack, "GET", "/admin/users")[1]
+
+    # When B asks for a change with it
+    if target is None:
+        status, answer = call(stack, "POST", "/admin/users", email=ADMIN_B, body=comeback)
+    else:
+        status, answer = call(stack, "PATCH", f"/admin/users/{target}", email=ADMIN_B,
+                              body=comeback)  # fmt: skip
+
+    # Then it is refused as the pool has B now, nothing changed, and the refusal is logged
+    assert status == 403, answer
+    assert "disabled" in answer["message"] or "viewer now" in answer["message"], answer
+    assert call(stack, "GET", "/admin/users")[1] == before
+    [refusal] = [e for e in audit_entries(stack) if e.outcome == "refused"]
+    assert (refusal.actor.email, refusal.operation) == (ADMIN_B, "users.save")
+
+
+def test_a_caller_the_pool_does_not_know_lists_no_users(stack: Settings) -> None:
+    status, answer = call(stack, "GET", "/admin/users", email="gone@example.com")
+    assert status == 403 and "no longer in the user pool" in answer["message"], answer
 
 
 # ---------------------------------------------------------------- the console's origin (CORS)

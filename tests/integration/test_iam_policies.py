@@ -67,6 +67,8 @@ PSEUDO = {
     "AWS::URLSuffix": "amazonaws.com",
     "AWS::NoValue": "",
 }
+CALLER = "marketer@example.com"
+"""Whom tests.support.admin.event signs in unless told."""
 JOURNEY_MACHINES = ("welcome-nurture", "seminar-follow-up", "re-engagement")
 
 # (function folder, IAM action) the scenarios below must reach: if a refactoring stops a call
@@ -781,7 +783,12 @@ def drive_admin_api(aws: AwsStack, email: str) -> None:
     """admin_api with the environment template.yaml gives it, asked as a marketer what the
     console asks, and as an admin what only admins do (publishing is publish_journey's,
     above)."""
-    make_people_pool()
+    pool = make_people_pool()
+    # The users routes read their caller in the pool: the signed-in admin is there
+    moto_client("cognito-idp").admin_create_user(UserPoolId=pool, Username=CALLER)
+    moto_client("cognito-idp").admin_add_user_to_group(
+        UserPoolId=pool, Username=CALLER, GroupName="admin"
+    )
     stack = load_stack(TEMPLATE, {"Stage": "test"}, REGION)
     function = stack.resources["AdminApiFunction"]["Properties"]
     variables = stack_resolver(stack, stack_names(aws)).resolve(

@@ -1,7 +1,12 @@
 """The people who sign in, as an admin manages them: list, invite with a role, change a role,
 disable and enable. Each user's role is its one group in the user pool (tsunagu.commands.access);
 every change is in the audit log. An admin cannot take away their own admin role or disable
-themselves: the last admin could lock everyone out of the console that way."""
+themselves: the last admin could lock everyone out of the console that way.
+
+A token keeps the role it was issued with for its hour, and a disabled user's token keeps working
+that long: so each use case here reads the caller in the pool first, and refuses one who is no
+longer there as the enabled holder of the role their token claims (else a removed admin could
+enable themselves again, take their role back, or disable the admin who removed them)."""
 
 from __future__ import annotations
 
@@ -10,8 +15,8 @@ from typing import Any, Protocol
 
 from tsunagu.clock import Clock
 from tsunagu.commands.access import Actor, Role
-from tsunagu.commands.audit import AuditLog, allowed, recorded
-from tsunagu.errors import AlreadyExists, FieldError, NotFound, ValidationFailed
+from tsunagu.commands.audit import AuditLog, recorded
+from tsunagu.errors import AlreadyExists, FieldError, Forbidden, NotFound, ValidationFailed
 from tsunagu.leads.email import InvalidEmail, normalise_email
 
 
@@ -25,6 +30,8 @@ class User:
     """The pool's word: FORCE_CHANGE_PASSWORD until an invited user first signs in, then
     CONFIRMED."""
     created_at: str | None = None
+    sub: str | None = None
+    """The pool's id for the user: the ``sub`` claim of both its ID and its access token."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -41,7 +48,9 @@ class Directory(Protocol):
 
     def users(self) -> list[User]: ...
 
-    def user(self, email: str) -> User | None: ...
+    def user(self, email: str) -> User | None:
+        """By e-mail, or by ``sub`` (the pool takes either as the user's name)."""
+        ...
 
     def invite(self, email: str, role: Role) -> User: ...
 
@@ -58,7 +67,8 @@ class UserCommands:
 
 
 def listing(ports: UserCommands, actor: Actor) -> list[User]:
-    allowed(ports.audit, ports.clock, actor, "users.list", "users")
+    with recorded(ports.audit, ports.clock, actor, "users.list", "users"):
+        _still_holding(ports, actor)
     return sorted(ports.directory.users(), key=lambda user: user.email)
 
 
@@ -66,6 +76,7 @@ def invite(ports: UserCommands, actor: Actor, email: str, role: Role) -> User:
     """A new user with ``role``: the pool mails them a temporary password (valid 7 days)."""
     address = _address(email)
     with recorded(ports.audit, ports.clock, actor, "users.save", f"user:{address}") as log:
+        _still_holding(ports, actor)
         if ports.directory.user(address) is not None:
             raise AlreadyExists(f"{address} is a user already: change their role instead")
         user = ports.directory.invite(address, role)
@@ -77,6 +88,7 @@ def invite(ports: UserCommands, actor: Actor, email: str, role: Role) -> User:
 def set_role(ports: UserCommands, actor: Actor, email: str, role: Role) -> User:
     address = _address(email)
     with recorded(ports.audit, ports.clock, actor, "users.save", f"user:{address}") as log:
+        _still_holding(ports, actor)
         user = _existing(ports, address)
         if _is_self(actor, address) and role is not Role.ADMIN:
             raise ValidationFailed(
@@ -92,12 +104,41 @@ def set_enabled(ports: UserCommands, actor: Actor, email: str, enabled: bool) ->
     ID token lives) or enable again."""
     address = _address(email)
     with recorded(ports.audit, ports.clock, actor, "users.save", f"user:{address}") as log:
+        _still_holding(ports, actor)
         user = _existing(ports, address)
         if _is_self(actor, address) and not enabled:
             raise ValidationFailed([FieldError("enabled", "you cannot disable yourself")])
         ports.directory.set_enabled(address, enabled)
         log.changed({"enabled": user.enabled}, {"enabled": enabled})
     return _existing(ports, address)
+
+
+def _still_holding(ports: UserCommands, actor: Actor) -> None:
+    """Forbidden unless the caller is, in the pool now, enabled and in the role their token
+    says (checked inside ``recorded``, so the refusal is in the log). An operator at the CLI
+    holds the stack's own credentials, not a pool user's token: nothing to read for them."""
+    if actor.via == "cli":
+        return
+    found = _caller(ports.directory, actor)
+    if found is None:
+        raise Forbidden("your user is no longer in the user pool")
+    if not found.enabled:
+        raise Forbidden("your user has been disabled: ask another admin")
+    if found.role is not actor.role:
+        now = found.role.value if found.role else "no role"
+        raise Forbidden(
+            f"your role is {now} now, not the {actor.role or 'none'} your sign-in says: "
+            "sign in again"
+        )
+
+
+def _caller(directory: Directory, actor: Actor) -> User | None:
+    """The caller by the token's ``sub`` (an access token carries no e-mail), else by the
+    verified e-mail the ID token carries."""
+    found = directory.user(actor.user_id)
+    if found is None and actor.email is not None:
+        found = directory.user(actor.email)
+    return found
 
 
 def _address(email: str) -> str:

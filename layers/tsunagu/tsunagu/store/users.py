@@ -92,10 +92,12 @@ def _user(found: dict[str, Any], role: Role | None) -> User:
     attributes = found.get("Attributes") or found.get("UserAttributes") or []
     email = next((a["Value"] for a in attributes if a["Name"] == "email"), found["Username"])
     created = found.get("UserCreateDate")
+    sub = next((a["Value"] for a in attributes if a["Name"] == "sub"), None)
     return User(
         email=email,
         role=role,
         enabled=bool(found.get("Enabled", True)),
         status=str(found.get("UserStatus", "")),
         created_at=created.isoformat() if created is not None else None,
+        sub=sub,
     )
