@@ -28,7 +28,7 @@ from tests.support.shipped import install_shipped_journeys
 from tsunagu import services
 from tsunagu.api import admin
 from tsunagu.clock import isoformat
-from tsunagu.commands import journeys
+from tsunagu.commands import journeys, users
 from tsunagu.commands.access import OPERATIONS, Actor, Role
 from tsunagu.commands.audit import AuditEntry
 from tsunagu.errors import AlreadyExists, ConcurrentUpdate, ValidationFailed
@@ -884,8 +884,8 @@ def test_an_admin_invites_people_changes_roles_and_disables_them_all_logged(
     assert (changed, ito["role"], disabled, off["enabled"]) == (200, "viewer", 200, False)
     _, listed = call(stack, "GET", "/admin/users")
     assert [(u["email"], u["role"], u["enabled"]) for u in listed["items"]] == [
-        (CALLER, "admin", True),
         ("marketer.ito@example.com", "viewer", False),
+        (CALLER, "admin", True),
         ("sales.kato@example.com", "sales", True),
     ]
     logged = [
@@ -969,6 +969,67 @@ def test_a_removed_admin_s_token_still_in_its_hour_changes_no_user(
 def test_a_caller_the_pool_does_not_know_lists_no_users(stack: Settings) -> None:
     status, answer = call(stack, "GET", "/admin/users", email="gone@example.com")
     assert status == 403 and "no longer in the user pool" in answer["message"], answer
+
+
+def _access_token_event(method: str, path: str, sub: str, body: Any) -> dict[str, Any]:
+    """What API Gateway passes for a Cognito access token (the JWT authorizer takes it, its
+    client_id being the audience): sub, username and groups, no e-mail."""
+    raw = event(method, path, body=body)
+    raw["requestContext"]["authorizer"]["jwt"]["claims"] = {
+        "sub": sub,
+        "username": sub,
+        "client_id": "console-client",
+        "token_use": "access",
+        "cognito:groups": "[admin]",
+    }
+    return raw
+
+
+@pytest.mark.parametrize("body", [{"enabled": False}, {"role": "viewer"}])
+def test_an_admin_cannot_demote_or_disable_themselves_with_an_access_token_either(
+    stack: Settings, body: dict[str, Any]
+) -> None:
+    # Given the caller's pool id, as the access token of their sign-in carries it
+    found = services.user_commands(stack).directory.user(CALLER)
+    assert found is not None and found.sub
+
+    # When they change themselves with that token (no e-mail in it)
+    raw = _access_token_event("PATCH", f"/admin/users/{CALLER}", found.sub, body)
+    response = admin.handle(raw, stack)
+
+    # Then, as with the ID token, a 422 naming the field, and they stay an enabled admin
+    assert response["statusCode"] == 422, response
+    assert next(iter(body)) in response["body"]
+    assert services.user_commands(stack).directory.user(CALLER) == found
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [(lambda ports, actor: users.set_enabled(ports, actor, CALLER, False), "enabled"),
+     (lambda ports, actor: users.set_role(ports, actor, CALLER, Role.MARKETER), "role")],
+)  # fmt: skip
+def test_no_change_leaves_the_pool_without_an_enabled_admin(
+    stack: Settings, change: Any, field: str
+) -> None:
+    # Given the caller the one enabled admin (another admin disabled), and an operator at the
+    # CLI (who is not in the pool, so no "yourself" rule stops them)
+    ports = services.user_commands(stack)
+    ports.directory.invite(ADMIN_B, Role.ADMIN)
+    ports.directory.set_enabled(ADMIN_B, False)
+    operator = Actor("local:ops", Role.ADMIN, via="cli")
+
+    # When the operator disables or demotes that last admin
+    with pytest.raises(ValidationFailed) as refused:
+        change(ports, operator)
+
+    # Then it is refused naming the field, and the admin stays one
+    assert [e.field for e in refused.value.errors] == [field]
+    assert "last enabled admin" in refused.value.errors[0].message
+    left = ports.directory.user(CALLER)
+    assert left is not None and (left.role, left.enabled) == (Role.ADMIN, True)
+    # while with another enabled admin, it is done
+    ports.directory.set_enabled(ADMIN_B, True)
+    change(ports, operator)
 
 
 # ---------------------------------------------------------------- the console's origin (CORS)

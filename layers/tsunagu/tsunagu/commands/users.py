@@ -90,10 +90,12 @@ def set_role(ports: UserCommands, actor: Actor, email: str, role: Role) -> User:
     with recorded(ports.audit, ports.clock, actor, "users.save", f"user:{address}") as log:
         _still_holding(ports, actor)
         user = _existing(ports, address)
-        if _is_self(actor, address) and role is not Role.ADMIN:
+        if _is_self(actor, user) and role is not Role.ADMIN:
             raise ValidationFailed(
                 [FieldError("role", "you cannot take away your own admin role: ask another admin")]
             )
+        if role is not Role.ADMIN:
+            _leaves_an_admin(ports, user, "role")
         ports.directory.set_role(address, role)
         log.changed({"role": user.role.value if user.role else None}, {"role": role.value})
     return _existing(ports, address)
@@ -106,8 +108,10 @@ def set_enabled(ports: UserCommands, actor: Actor, email: str, enabled: bool) ->
     with recorded(ports.audit, ports.clock, actor, "users.save", f"user:{address}") as log:
         _still_holding(ports, actor)
         user = _existing(ports, address)
-        if _is_self(actor, address) and not enabled:
+        if _is_self(actor, user) and not enabled:
             raise ValidationFailed([FieldError("enabled", "you cannot disable yourself")])
+        if not enabled:
+            _leaves_an_admin(ports, user, "enabled")
         ports.directory.set_enabled(address, enabled)
         log.changed({"enabled": user.enabled}, {"enabled": enabled})
     return _existing(ports, address)
@@ -156,5 +160,26 @@ def _existing(ports: UserCommands, address: str) -> User:
     return user
 
 
-def _is_self(actor: Actor, address: str) -> bool:
-    return actor.email is not None and actor.email.casefold() == address
+def _is_self(actor: Actor, user: User) -> bool:
+    """By the pool's id (an access token carries ``sub`` and no e-mail), or the verified
+    e-mail an ID token carries."""
+    if user.sub is not None and user.sub == actor.user_id:
+        return True
+    return actor.email is not None and actor.email.casefold() == user.email.casefold()
+
+
+def _leaves_an_admin(ports: UserCommands, user: User, field: str) -> None:
+    """Refused (422) when ``user`` is the last enabled admin and is about to stop being one:
+    nobody could manage users from the console any more (the CLI's operator is not in the
+    pool, so this is theirs to hit)."""
+    if not (user.enabled and user.role is Role.ADMIN):
+        return
+    others = [
+        other
+        for other in ports.directory.users()
+        if other.enabled and other.role is Role.ADMIN and other.email != user.email
+    ]
+    if not others:
+        raise ValidationFailed(
+            [FieldError(field, f"{user.email} is the last enabled admin: make another first")]
+        )
