@@ -47,7 +47,14 @@ def observed(*, correlation_id_path: str | None = None) -> Callable[[Handler], H
         @functools.wraps(handler)
         def traced(event: dict[str, Any], context: Any) -> Any:
             if not traced_handler:
-                traced_handler.append(tracer().capture_lambda_handler(handler))
+                # Neither the answer nor the exception object goes into the trace's metadata:
+                # answers carry leads' personal data (the admin API's, a journey task's), and
+                # X-Ray keeps traces outside the retention Tsunagu sets for its own data. The
+                # SDK still records an error's type, message and stack on the subsegment.
+                traced = tracer().capture_lambda_handler(
+                    handler, capture_response=False, capture_error=False
+                )
+                traced_handler.append(traced)
             return traced_handler[0](event, context)
 
         measured = metrics.log_metrics(traced)
