@@ -817,12 +817,15 @@ def test_a_test_send_reaches_only_the_allowlist_marked_and_with_inert_links(
     # and nothing happened to the lead: no event, no send record
     events = services.lead_repository(stack).events("lead_owned")
     assert [e.type for e in events] == ["lead_imported"]
+    # and the log names whose data was mailed, and to whom
     [entry] = [e for e in audit_entries(stack) if e.operation == "templates.test_send"]
-    assert entry.detail == "version 2 to QA@example.com"
+    assert entry.detail == "version 2 to QA@example.com with lead:lead_owned"
 
     # Without a lead, sample data fills the merge tags
     status, sample = call(stack, "POST", path, body={"to": "qa@example.jp", "version": 1})
     assert status == 200 and sample["version"] == 1
+    details = [e.detail for e in audit_entries(stack) if e.operation == "templates.test_send"]
+    assert "version 1 to qa@example.jp with sample data" in details
 
     # Outside the allowlist, with a made-up field, or by a viewer: refused, nothing sent
     outside, body = call(stack, "POST", path, body={"to": "someone@example.net"})

@@ -101,6 +101,8 @@ class Preview:
     mail: RenderedMail
     owner: dict[str, str]
     """The lead's owner, as the merge tags saw them (a sender may be the owner)."""
+    lead_id: str | None = None
+    """The lead whose data filled the merge tags (None: the sample lead's)."""
 
 
 def _check_sender(ports: MailCommands, template: MailTemplate) -> None:
@@ -212,17 +214,18 @@ def render_preview(
     """A template - stored, or the draft an editor holds - as the lead with ``email`` would
     receive it now (or with the sample lead's data when None), by the sender's own renderer,
     links inert. Nothing is sent or stored."""
+    lead_id: str | None = None
     if email is None:
         lead, owner = {"email": sample_address, **SAMPLE_LEAD}, {}
     else:
         allowed(ports.audit, ports.clock, actor, "leads.show", f"lead:{email}")
         found = lead_by_email(ports.leads, email)
-        lead, owner = lead_context(found), owner_context(found)
+        lead, owner, lead_id = lead_context(found), owner_context(found), found.lead_id
     try:
         mail = render_mail(template, lead=lead, owner=owner, journey=None, urls=PREVIEW_URLS)
     except RenderError as error:
         raise ValidationFailed([FieldError("template", f"does not render: {error}")]) from None
-    return Preview(template, mail, owner)
+    return Preview(template, mail, owner, lead_id)
 
 
 def preview_draft(
@@ -298,7 +301,10 @@ def send_proof(
             sent = messenger.send(outgoing)
         except MessengerError as error:
             raise UpstreamRefused(f"SES did not take the test mail: {error}") from None
-        log.detail = f"version {template.version} to {address}"
+        # A lead's data mailed out is personal data leaving Tsunagu: the log names whose, as
+        # it does for an export
+        whose = f"lead:{rendered.lead_id}" if rendered.lead_id else "sample data"
+        log.detail = f"version {template.version} to {address} with {whose}"
     return ProofSent(address, template.version, outgoing.subject, sent)
 
 
