@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -28,16 +28,18 @@ from tests.support.shipped import install_shipped_journeys
 from tsunagu import services
 from tsunagu.api import admin
 from tsunagu.clock import isoformat
-from tsunagu.commands import journeys, users
+from tsunagu.commands import definitions, journeys, users
 from tsunagu.commands.access import OPERATIONS, Actor, Role
 from tsunagu.commands.audit import AuditEntry
 from tsunagu.errors import AlreadyExists, ConcurrentUpdate, ValidationFailed
+from tsunagu.forms.model import FormDefinition, FormField
 from tsunagu.journeys.lifecycle import ParkedExecution
 from tsunagu.journeys.model import Trigger
 from tsunagu.leads.search import PAGE_SIZE
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.settings import Settings
+from tsunagu.tracking.sites import SiteDefinition
 
 SALES_EMAIL = "sales.sato@example.com"
 CALLER = "marketer@example.com"
@@ -230,6 +232,49 @@ def test_each_change_through_the_api_is_in_the_log_with_its_before_and_after(
     )
     assert logged["journeys.stop_all"].after == {"emergency_stop": True}
     assert {e.actor.role for e in logged.values()} == {Role.MARKETER}
+
+
+@pytest.mark.parametrize(
+    ("kind", "repository", "mine"),
+    [
+        ("form", services.form_repository,
+         FormDefinition(form_id="contact", name="Mine",
+                        fields=[FormField(name="email", type="email", required=True)])),
+        ("site", services.site_repository,
+         SiteDefinition(site_id="contact", name="Mine",
+                        allowed_origins=["https://www.example.com"])),
+    ],
+)  # fmt: skip
+def test_two_creates_of_one_id_at_once_never_replace_each_other(
+    stack: Settings, kind: Literal["form", "site"], repository: Any, mine: Any
+) -> None:
+    # Given a colleague's create of the same id landing just after my create read the id free
+    real = repository(stack)
+    ports = definitions.DefinitionCommands(services.audit_log(stack), services.clock(stack))
+    theirs = mine.model_copy(update={"name": "Theirs"})
+    colleague = Actor("u-col", Role.MARKETER, "col@example.com", via="api")
+    me = Actor("u-me", Role.MARKETER, "me@example.com", via="api")
+
+    class Racing:
+        def get(self, key: str, /) -> Any:
+            found = real.get(key)
+            definitions.save(ports, colleague, kind, key, theirs, real, replace=False)
+            return found
+
+        def put(self, definition: Any, clock: Any, /, *, new: bool = False) -> None:
+            real.put(definition, clock, new=new)
+
+        def list(self) -> list[Any]:
+            return real.list()
+
+    # When my create writes
+    with pytest.raises(AlreadyExists):
+        definitions.save(ports, me, kind, "contact", mine, Racing(), replace=False)
+
+    # Then theirs stands, and the log has their create only (mine is a 409, not a "created")
+    assert real.get("contact").name == "Theirs"
+    done = [e for e in audit_entries(stack) if e.outcome == "done"]
+    assert [(e.actor.user_id, e.detail) for e in done] == [("u-col", "created")]
 
 
 def test_a_journey_resumed_during_the_emergency_stop_says_its_mails_wait_and_by_what(

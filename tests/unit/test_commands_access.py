@@ -437,7 +437,9 @@ def test_a_form_is_never_overwritten_by_accident_and_a_change_says_what_changed(
         def get(self, key: str, /) -> FormDefinition | None:
             return self.kept.get(key)
 
-        def put(self, definition: FormDefinition, clock: Any, /) -> None:
+        def put(self, definition: FormDefinition, clock: Any, /, *, new: bool = False) -> None:
+            if new and definition.form_id in self.kept:
+                raise AlreadyExists(definition.form_id)
             self.kept[definition.form_id] = definition
 
         def list(self) -> list[FormDefinition]:

@@ -20,7 +20,10 @@ Kind = Literal["form", "site"]
 class Definitions[D: BaseModel](Protocol):
     def get(self, key: str, /) -> D | None: ...
 
-    def put(self, definition: D, clock: Clock, /) -> None: ...
+    def put(self, definition: D, clock: Clock, /, *, new: bool = False) -> None:
+        """``new``: only if none has its id (AlreadyExists otherwise), checked by the store
+        itself, so a create landing between a read and this write is not replaced."""
+        ...
 
     def list(self) -> list[D]: ...
 
@@ -47,7 +50,7 @@ def save[D: BaseModel](
         existing = store.get(key)
         if existing is not None and not replace:
             raise AlreadyExists(f"{kind} {key!r} exists")
-        store.put(definition, ports.clock)
+        store.put(definition, ports.clock, new=existing is None and not replace)
         before = existing.model_dump(mode="json") if existing is not None else {}
         log.changed(before, definition.model_dump(mode="json"))
         log.detail = "replaced" if existing is not None else "created"

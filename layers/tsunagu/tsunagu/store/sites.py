@@ -6,7 +6,10 @@ pydantic, kept in a warm process's cache); saving one here drops it from this pr
 
 from __future__ import annotations
 
+from pynamodb.exceptions import PutError
+
 from tsunagu.clock import Clock, isoformat
+from tsunagu.errors import AlreadyExists
 from tsunagu.store.tables import Tables, get_or_none
 from tsunagu.store.tracking import forget_cached_site
 from tsunagu.tracking.sites import SiteDefinition
@@ -20,10 +23,18 @@ class SiteRepository:
         item = get_or_none(self._tables.sites, site_id)
         return None if item is None else SiteDefinition.model_validate(item.definition)
 
-    def put(self, site: SiteDefinition, clock: Clock) -> None:
-        self._tables.sites(
+    def put(self, site: SiteDefinition, clock: Clock, *, new: bool = False) -> None:
+        """Store ``site``; ``new``: only if no site has its id (AlreadyExists otherwise)."""
+        model = self._tables.sites
+        item = model(
             site.site_id, definition=site.model_dump(mode="json"), updated_at=isoformat(clock.now())
-        ).save()
+        )
+        try:
+            item.save(condition=model.site_id.does_not_exist() if new else None)
+        except PutError as error:
+            if not new or error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            raise AlreadyExists(f"site {site.site_id!r} exists") from None
         forget_cached_site(self._tables.settings.sites_table, site.site_id)
 
     def list(self) -> list[SiteDefinition]:
