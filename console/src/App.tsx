@@ -84,12 +84,14 @@ export function App() {
 
 function Header({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
   const { t, i18n } = useTranslation();
+  // A screen is in the menu only when the role may read what it shows (a sales rep reads
+  // leads only); Settings holds the user's own sign-in security, so everyone has it.
   const links: [string, string, boolean][] = [
     ["/leads", t("nav.leads"), true],
     ["/segments", t("nav.segments"), me.operations.includes("segments.list")],
-    ["/journeys", t("nav.journeys"), true],
-    ["/templates", t("nav.mail"), true],
-    ["/forms", t("nav.forms"), true],
+    ["/journeys", t("nav.journeys"), me.operations.includes("journeys.list")],
+    ["/templates", t("nav.mail"), me.operations.includes("templates.list")],
+    ["/forms", t("nav.forms"), me.operations.includes("forms.list")],
     ["/reports", t("nav.reports"), me.operations.includes("reports.show")],
     ["/imports", t("nav.imports"), me.operations.includes("imports.plan")],
     ["/settings", t("nav.settings"), true],

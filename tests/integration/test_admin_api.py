@@ -145,6 +145,32 @@ def test_sales_changes_the_stage_of_its_own_leads_only(stack: Settings) -> None:
     assert {e.actor.source_ip for e in entries} == {"198.51.100.7"}
 
 
+def test_sales_reads_leads_and_the_hot_list_and_nothing_marketing_keeps(stack: Settings) -> None:
+    # Given every route that reads, asked by a sales rep
+    reads = [route for route in admin.ROUTES if route.method == "GET"]
+    answered = {
+        route.path: call(stack, "GET", route.path.format(**SAMPLE_PARAMS), role=Role.SALES,
+                         email=SALES_EMAIL)[0]
+        for route in reads
+    }  # fmt: skip
+
+    # Then the rep reads who they are, the leads (each with its timeline and score) and the hot
+    # list; the exclusions (customers under contract, competitors), imports, suppressions,
+    # scoring rules, reports and failed CRM pushes, and everything else, are refused
+    open_to_sales = {path for path, status in answered.items() if status != 403}
+    assert open_to_sales == {
+        "/admin/me",
+        "/admin/leads",
+        "/admin/leads/{lead}",
+        "/admin/leads/{lead}/timeline",
+        "/admin/leads/{lead}/score",
+        "/admin/hot-list",
+    }
+    audited = ("/admin/exclusions", "/admin/imports", "/admin/suppressions",
+               "/admin/qualification", "/admin/reports/funnel", "/admin/crm/pushes")  # fmt: skip
+    assert {path: answered[path] for path in audited} == dict.fromkeys(audited, 403)
+
+
 @pytest.mark.parametrize("verified", ["false", None])
 def test_an_address_its_user_has_not_confirmed_owns_no_lead(
     stack: Settings, verified: str | None
@@ -908,7 +934,7 @@ def test_a_score_is_explained_and_failed_crm_pushes_listed(stack: Settings) -> N
     assert status == 200
     assert (explained["email"], explained["score"], explained["threshold"]) == (OWNED, 0, 70)
     assert explained["lines"] == [] and explained["cell"] == f"{explained['grade']}4"
-    status, pushes = call(stack, "GET", "/admin/crm/pushes", role=Role.SALES)
+    status, pushes = call(stack, "GET", "/admin/crm/pushes", role=Role.VIEWER)
     assert (status, pushes["items"]) == (200, [])
 
 

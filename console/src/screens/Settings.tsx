@@ -17,9 +17,9 @@ export default function Settings() {
   return (
     <section>
       <h1>{t("settings.title")}</h1>
-      <Rules />
-      <Suppressions />
-      <Exclusions />
+      {may("qualification.show") && <Rules />}
+      {may("suppressions.list") && <Suppressions />}
+      {may("exclusions.list") && <Exclusions />}
       {may("users.list") && <Users />}
       {!may("users.list") && <p className="note">{t("settings.users_admins_only")}</p>}
     </section>

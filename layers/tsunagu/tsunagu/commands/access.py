@@ -5,8 +5,13 @@ The roles (seed 002: per-user permissions before MA goes live):
 
 - ``admin``: everything, including users and settings;
 - ``marketer``: leads, forms, sites, templates, journeys, segments, reports; not users;
-- ``sales``: reads leads and the hot list, sets stage and CRM status of the leads it owns;
-- ``viewer``: reads only.
+- ``sales``: reads leads (each with its timeline and its score explained) and the hot list, sets
+  stage and CRM status of the leads it owns - and reads nothing else: not the exclusion list
+  (customers under contract, competitors), the suppression list (who complained or bounced), the
+  imports (who loaded which file), the segments, journeys, mail, forms, sites, scoring rules,
+  reports or the CRM pushes that failed (every owner's leads). A rep works on leads; the rest is
+  marketing's, and least privilege keeps it there;
+- ``viewer``: reads only (everything but users and the audit log).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ class Role(StrEnum):
 
 EVERYONE = frozenset(Role)
 MARKETING = frozenset({Role.ADMIN, Role.MARKETER})
+READERS = frozenset({Role.ADMIN, Role.MARKETER, Role.VIEWER})
+"""Who reads what marketing works with: everyone but sales, who reads leads only."""
 
 
 @dataclass(frozen=True)
@@ -71,19 +78,19 @@ OPERATIONS: dict[str, Operation] = {
         Operation("leads.record_event", MARKETING, changes=True),
         Operation("leads.suppress", MARKETING, changes=True),
         Operation("leads.unsuppress", MARKETING, changes=True),
-        Operation("suppressions.list", EVERYONE, changes=False),
+        Operation("suppressions.list", READERS, changes=False),
         # Every lead's address in one file: those who plan campaigns, and on the record.
         Operation("leads.export", MARKETING, changes=False, audited=True),
-        Operation("segments.list", EVERYONE, changes=False),
-        Operation("segments.preview", EVERYONE, changes=False),
+        Operation("segments.list", READERS, changes=False),
+        Operation("segments.preview", READERS, changes=False),
         Operation("segments.save", MARKETING, changes=True),
         Operation("segments.delete", MARKETING, changes=True),
         Operation("imports.plan", MARKETING, changes=False),
-        Operation("imports.list", EVERYONE, changes=False),
+        Operation("imports.list", READERS, changes=False),
         Operation("imports.run", MARKETING, changes=True),
         Operation("imports.undo", MARKETING, changes=True),
         Operation("imports.mappings", MARKETING, changes=True),
-        Operation("journeys.list", EVERYONE, changes=False),
+        Operation("journeys.list", READERS, changes=False),
         Operation("journeys.save", MARKETING, changes=True),
         Operation("journeys.start", MARKETING, changes=True),
         Operation("journeys.publish", MARKETING, changes=True),
@@ -93,21 +100,21 @@ OPERATIONS: dict[str, Operation] = {
         Operation("journeys.resume", MARKETING, changes=True),
         Operation("journeys.stop_all", MARKETING, changes=True),
         Operation("journeys.resume_all", MARKETING, changes=True),
-        Operation("forms.list", EVERYONE, changes=False),
+        Operation("forms.list", READERS, changes=False),
         Operation("forms.save", MARKETING, changes=True),
-        Operation("sites.list", EVERYONE, changes=False),
+        Operation("sites.list", READERS, changes=False),
         Operation("sites.save", MARKETING, changes=True),
         Operation("leads.score", EVERYONE, changes=False),
         Operation("leads.hot", EVERYONE, changes=False),
-        Operation("crm.pushes", EVERYONE, changes=False),
-        Operation("templates.list", EVERYONE, changes=False),
-        Operation("exclusions.list", EVERYONE, changes=False),
+        Operation("crm.pushes", READERS, changes=False),
+        Operation("templates.list", READERS, changes=False),
+        Operation("exclusions.list", READERS, changes=False),
         Operation("exclusions.save", MARKETING, changes=True),
         Operation("templates.save", MARKETING, changes=True),
         Operation("templates.test_send", MARKETING, changes=True),
-        Operation("qualification.show", EVERYONE, changes=False),
+        Operation("qualification.show", READERS, changes=False),
         Operation("qualification.set", MARKETING, changes=True),
-        Operation("reports.show", EVERYONE, changes=False),
+        Operation("reports.show", READERS, changes=False),
         Operation("reports.rebuild", frozenset({Role.ADMIN}), changes=True),
         Operation("audit.list", frozenset({Role.ADMIN}), changes=False),
         Operation("users.list", frozenset({Role.ADMIN}), changes=False),
