@@ -3,9 +3,11 @@ CloudFront serves it from S3 in AWS, with ``/console/config.json`` telling it wh
 API and the sign-in are; ``/_local/cognito`` is the sign-in endpoint the browser calls.
 
 In AWS the browser calls Cognito's own endpoint (``cognito-idp.<region>.amazonaws.com``). Here
-Cognito is moto, on another port: ``/_local/cognito`` passes the two calls a sign-in makes
-(InitiateAuth, RespondToAuthChallenge) to it - and nothing else, so the browser reaches no
-other part of the local AWS through it.
+Cognito is moto, on another port: ``/_local/cognito`` passes the calls a sign-in makes
+(InitiateAuth, RespondToAuthChallenge) and those a signed-in user makes for their own two-step
+sign-in (GetUser, AssociateSoftwareToken, VerifySoftwareToken, SetUserMFAPreference: each
+authorised by the user's own access token or sign-in session, as in AWS) to it - and nothing
+else, so the browser reaches no other part of the local AWS through it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ SIGN_IN_CALLS = frozenset(
     {
         "AWSCognitoIdentityProviderService.InitiateAuth",
         "AWSCognitoIdentityProviderService.RespondToAuthChallenge",
+        # A user's own TOTP: set up (at sign-in, or later from the console's settings), shown,
+        # turned on and off
+        "AWSCognitoIdentityProviderService.GetUser",
+        "AWSCognitoIdentityProviderService.AssociateSoftwareToken",
+        "AWSCognitoIdentityProviderService.VerifySoftwareToken",
+        "AWSCognitoIdentityProviderService.SetUserMFAPreference",
     }
 )
 

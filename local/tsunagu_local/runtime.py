@@ -52,6 +52,7 @@ from tsunagu_local.streams import (
 )
 from tsunagu_local.tables import create_table
 from tsunagu_local.template import Stack, TemplateError, declared_parameters, load_stack
+from tsunagu_local.totp import check_totp_codes
 from tsunagu_local.transactions import (
     honour_client_request_tokens,
     isolate_reads,
@@ -188,6 +189,7 @@ class LocalRuntime:
         serialize_reads_quickly()
         honour_client_request_tokens()
         firehose.install()
+        check_totp_codes()
         install_moto_invoke(self.functions)
         faults.install(FaultPlan.parse(self.options.faults) if self.options.faults else None)
         self.local_pages["/_local/faults"] = faults.faults_page
