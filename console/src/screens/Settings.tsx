@@ -8,6 +8,7 @@ import { useAction } from "../useAction";
 import { Exclusions } from "./Exclusions";
 import { Rules } from "./Rules";
 import { Suppressions } from "./Suppressions";
+import { TwoStepSignIn } from "./TwoStepSignIn";
 
 const ROLES = ["admin", "marketer", "sales", "viewer"] as const;
 
@@ -17,6 +18,7 @@ export default function Settings() {
   return (
     <section>
       <h1>{t("settings.title")}</h1>
+      <TwoStepSignIn />
       {may("qualification.show") && <Rules />}
       {may("suppressions.list") && <Suppressions />}
       {may("exclusions.list") && <Exclusions />}

@@ -1,7 +1,16 @@
 import { type FormEvent, useState } from "react";
 import { useTranslation } from "react-i18next";
 
-import { type NewPasswordNeeded, SignInError, setNewPassword, signIn } from "../auth";
+import {
+  type NextStep,
+  type Session,
+  SignInError,
+  answerCode,
+  finishSetup,
+  setNewPassword,
+  signIn,
+} from "../auth";
+import { TotpSecretShown } from "./TotpSecret";
 
 /** ``refused``: why the admin API sent a signed-in user back here (shown until she signs in
  * again). */
@@ -9,46 +18,68 @@ export function SignIn({ onSignedIn, refused }: { onSignedIn: () => void; refuse
   const { t } = useTranslation();
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
-  const [needed, setNeeded] = useState<NewPasswordNeeded | null>(null);
+  const [code, setCode] = useState("");
+  // The step Cognito asks for after the password: a new password, a TOTP code, or TOTP set up
+  const [needed, setNeeded] = useState<NextStep | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+
+  async function next(): Promise<Session | NextStep> {
+    if (needed === null) return signIn(email.trim(), password);
+    switch (needed.kind) {
+      case "new_password":
+        return setNewPassword(needed, password);
+      case "totp_code":
+        return answerCode(needed, code);
+      case "totp_setup":
+        return finishSetup(needed, code);
+    }
+  }
 
   async function submit(event: FormEvent) {
     event.preventDefault();
     setBusy(true);
     setProblem(null);
     try {
-      if (needed !== null) {
-        await setNewPassword(needed, password);
-        onSignedIn();
-        return;
-      }
-      const result = await signIn(email.trim(), password);
+      const result = await next();
       if ("kind" in result) {
         setNeeded(result);
         setPassword("");
+        setCode("");
       } else {
         onSignedIn();
       }
     } catch (error) {
       const code = error instanceof SignInError ? error.code : "Error";
       setProblem(
-        code === "NotAuthorizedException" || code === "UserNotFoundException"
-          ? t("sign_in.wrong")
-          : error instanceof Error
-            ? error.message
-            : String(error),
+        code === "CodeMismatchException" || code === "EnableSoftwareTokenMFAException"
+          ? t("sign_in.wrong_code")
+          : needed === null && (code === "NotAuthorizedException" || code === "UserNotFoundException")
+            ? t("sign_in.wrong")
+            : error instanceof Error
+              ? error.message
+              : String(error),
       );
     } finally {
       setBusy(false);
     }
   }
 
+  const asksCode = needed?.kind === "totp_code" || needed?.kind === "totp_setup";
+  const title =
+    needed === null
+      ? t("sign_in.title")
+      : needed.kind === "new_password"
+        ? t("sign_in.new_password_title")
+        : needed.kind === "totp_code"
+          ? t("sign_in.code_title")
+          : t("sign_in.setup_title");
+
   return (
     <main className="sign-in" id="main">
       <h1>Tsunagu</h1>
       <form onSubmit={(event) => void submit(event)}>
-        <h2>{needed ? t("sign_in.new_password_title") : t("sign_in.title")}</h2>
+        <h2>{title}</h2>
         {needed === null && (
           <label>
             {t("sign_in.email")}
@@ -61,17 +92,34 @@ export function SignIn({ onSignedIn, refused }: { onSignedIn: () => void; refuse
             />
           </label>
         )}
-        <label>
-          {needed ? t("sign_in.new_password") : t("sign_in.password")}
-          <input
-            type="password"
-            autoComplete={needed ? "new-password" : "current-password"}
-            required
-            minLength={needed ? 12 : undefined}
-            value={password}
-            onChange={(event) => setPassword(event.target.value)}
-          />
-        </label>
+        {needed?.kind === "totp_setup" && <TotpSecretShown secret={needed.secret} />}
+        {asksCode ? (
+          <label>
+            {t("sign_in.code")}
+            <input
+              type="text"
+              inputMode="numeric"
+              autoComplete="one-time-code"
+              pattern="[0-9]{6}"
+              maxLength={6}
+              required
+              value={code}
+              onChange={(event) => setCode(event.target.value.trim())}
+            />
+          </label>
+        ) : (
+          <label>
+            {needed ? t("sign_in.new_password") : t("sign_in.password")}
+            <input
+              type="password"
+              autoComplete={needed ? "new-password" : "current-password"}
+              required
+              minLength={needed ? 12 : undefined}
+              value={password}
+              onChange={(event) => setPassword(event.target.value)}
+            />
+          </label>
+        )}
         {(problem ?? refused) && (
           <p role="alert" className="problem">
             {problem ?? t("sign_in.refused", { reason: refused })}

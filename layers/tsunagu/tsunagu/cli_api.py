@@ -2,7 +2,7 @@
 signed-in person's token instead of the operator's AWS credentials. The same routes (and so the
 same use cases, roles and audit log) as the console; what the call answers is printed as JSON.
 
-    tsunagu api sign-in marketer@example.com          # asks for the password
+    tsunagu api sign-in marketer@example.com          # asks for the password (and TOTP code)
     tsunagu api get /admin/leads --query stage=mql
     tsunagu api patch /admin/leads/taro@example.jp --data '{"stage": "sql"}'
 
@@ -111,11 +111,16 @@ def sign_in(args: argparse.Namespace) -> int:
         )
     except cognito.exceptions.NotAuthorizedException:
         raise ApiCliError("the e-mail or the password is wrong") from None
+    if answer.get("ChallengeName") == "SOFTWARE_TOKEN_MFA":
+        answer = _answer_code(cognito, where, args, answer["Session"])
     result = answer.get("AuthenticationResult")
     if result is None:
-        # A new user's first sign-in asks for a new password (NEW_PASSWORD_REQUIRED), or TOTP.
+        # A new user's first sign-in asks for a new password (NEW_PASSWORD_REQUIRED); a pool
+        # that requires TOTP asks a user without it to set it up (MFA_SETUP): both are the
+        # console's sign-in form's, which then signs in here too.
         raise ApiCliError(
-            f"sign-in needs one more step ({answer.get('ChallengeName')}): finish it in the console"
+            f"sign-in needs one more step ({answer.get('ChallengeName')}): sign in once in the "
+            "console, which asks for it, then here again"
         )
     path = Path(args.token_file)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,6 +128,22 @@ def sign_in(args: argparse.Namespace) -> int:
     path.write_text(result["IdToken"], "utf-8")
     print(f"signed in as {args.email}; the token is in {path} for an hour")
     return 0
+
+
+def _answer_code(cognito: Any, where: ApiTarget, args: argparse.Namespace, session: str) -> Any:
+    """The user has two-step sign-in on: the code their authenticator app shows now."""
+    code = args.code or input("code from your authenticator app: ")
+    try:
+        return cognito.respond_to_auth_challenge(
+            ClientId=where.client_id,
+            ChallengeName="SOFTWARE_TOKEN_MFA",
+            Session=session,
+            ChallengeResponses={"USERNAME": args.email, "SOFTWARE_TOKEN_MFA_CODE": code.strip()},
+        )
+    except cognito.exceptions.CodeMismatchException:
+        raise ApiCliError("that code is not the one your authenticator app shows now") from None
+    except cognito.exceptions.NotAuthorizedException:
+        raise ApiCliError("the sign-in took too long: sign in again") from None
 
 
 def call(args: argparse.Namespace) -> int:
@@ -187,6 +208,9 @@ def add_api_commands(groups: Any) -> None:
     signing = commands.add_parser("sign-in", help="sign in (the token is kept for an hour)")
     signing.add_argument("email")
     signing.add_argument("--password-file", help="read the password from this file")
+    signing.add_argument(
+        "--code", help="the authenticator app's code, for a user with two-step sign-in on"
+    )
     signing.add_argument("--token-file", default=str(TOKEN_FILE))
     signing.set_defaults(run_offline=sign_in)
     for method in METHODS:
