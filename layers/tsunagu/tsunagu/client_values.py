@@ -45,12 +45,26 @@ ClientInstant = Annotated[
 """A date-time a client sends: text with its UTC offset, between 2000 and 2099."""
 
 
+class CodedValueError(ValueError):
+    """A validator's refusal that has a code (a FieldError's, such as an import mapping's
+    ``too_many_mapped_columns``): pydantic keeps the exception in its error, and
+    validation_failed gives the code and its params to the field pydantic names."""
+
+    def __init__(self, problem: FieldError) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
 def validation_failed(error: ValidationError, whole: str) -> ValidationFailed:
     """pydantic's errors as the domain's: each field by its dotted path (``nodes.0.kind``), or
-    ``whole`` for the body itself."""
-    return ValidationFailed(
-        [
-            FieldError(".".join(str(p) for p in e["loc"]) or whole, e["msg"])
-            for e in error.errors(include_url=False, include_input=False)
-        ]
-    )
+    ``whole`` for the body itself; with its code when a validator raised a CodedValueError."""
+    problems = []
+    for e in error.errors(include_url=False, include_input=False):
+        field = ".".join(str(p) for p in e["loc"]) or whole
+        raised = e.get("ctx", {}).get("error")
+        if isinstance(raised, CodedValueError):
+            coded = raised.problem
+            problems.append(FieldError(field, e["msg"], coded.code, coded.params))
+        else:
+            problems.append(FieldError(field, e["msg"]))
+    return ValidationFailed(problems)

@@ -5,7 +5,10 @@ The mapping to HTTP lives in one place, ``tsunagu.api.responses``; the domain ne
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 class TsunaguError(Exception):
@@ -73,6 +76,22 @@ class IdempotencyConflict(TsunaguError):
 class FieldError:
     field: str
     message: str
+    """In English, as the CLI prints it and API clients have always read it."""
+    code: str | None = None
+    """What kind of problem it is, as a name that stays when the words change (the import
+    path's: tsunagu.imports.refusals), so that a client (the console) says it in the user's
+    language; None for a problem said only in ``message``."""
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """What a sentence about ``code`` needs (``{"encoding": "cp932"}``): JSON values."""
+
+    def as_json(self) -> dict[str, Any]:
+        """The problem as an error body lists it: ``code`` and ``params`` only when it has a
+        code, so every problem without one reads as it always did."""
+        body: dict[str, Any] = {"field": self.field, "message": self.message}
+        if self.code is not None:
+            body["code"] = self.code
+            body["params"] = dict(self.params)
+        return body
 
 
 class ValidationFailed(TsunaguError):

@@ -35,7 +35,7 @@ from pydantic import (
 from tsunagu import services
 from tsunagu.api.requests import HttpRequest, load_json_object
 from tsunagu.api.responses import Response, error_response, json_response
-from tsunagu.client_values import ClientInstant, validation_failed
+from tsunagu.client_values import ClientInstant, CodedValueError, validation_failed
 from tsunagu.commands import (
     definitions,
     import_jobs,
@@ -75,6 +75,7 @@ from tsunagu.forms.model import FormDefinition
 from tsunagu.imports.mapping import MAX_FIELD_CHARS, MAX_SAVED_HEADER_CHARS, oversized_mapping
 from tsunagu.imports.plan import ConsentColumn, ImportOptions
 from tsunagu.imports.reading import MAX_COLUMNS
+from tsunagu.imports.refusals import refusal
 from tsunagu.imports.saved import SavedMapping
 from tsunagu.journeys.business_time import BusinessCalendar
 from tsunagu.journeys.model import JourneySettings, ResumePolicy
@@ -476,7 +477,7 @@ def _mapping_within(most_chars: int | None) -> Callable[[Any], Any]:
         if isinstance(columns, dict):
             texts = {str(h): t if isinstance(t, str) else "" for h, t in columns.items()}
             if problem := oversized_mapping(texts, most=MAX_COLUMNS, most_chars=most_chars):
-                raise ValueError(problem)
+                raise CodedValueError(problem)
         return columns
 
     return in_bounds
@@ -548,9 +549,13 @@ def _import_file(
     try:
         data = base64.b64decode(asked.content_base64, validate=True)
     except (binascii.Error, ValueError):  # ValueError: not ASCII at all
-        raise ValidationFailed([FieldError("content_base64", "is not base64")]) from None
+        raise ValidationFailed([_not_base64()]) from None
     options, encoding = _import_options(ports, asked)
     return data, options, encoding
+
+
+def _not_base64() -> FieldError:
+    return refusal("content_base64", "not_base64", "is not base64")
 
 
 def _import_options(
@@ -669,7 +674,7 @@ def import_columns(call: AdminCall) -> Any:
     try:
         data = base64.b64decode(asked.content_base64, validate=True)
     except (binascii.Error, ValueError):  # ValueError: not ASCII at all
-        raise ValidationFailed([FieldError("content_base64", "is not base64")]) from None
+        raise ValidationFailed([_not_base64()]) from None
     ports = services.import_commands(call.settings)
     options = imports.options_with_mapping(
         ports, asked.saved_mapping, ImportOptions(Channel.IMPORT, asked.mapping), source_given=False

@@ -119,7 +119,7 @@ def error_body(error: TsunaguError) -> dict[str, Any]:
     if isinstance(error, TooManyRequests):
         body["retry_after_seconds"] = error.retry_after_seconds
     if isinstance(error, ValidationFailed):
-        body["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
+        body["errors"] = [e.as_json() for e in error.errors]
     if error.revision is not None:
         body["revision"] = error.revision
     return body

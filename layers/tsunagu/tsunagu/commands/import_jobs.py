@@ -31,13 +31,14 @@ from tsunagu.commands.imports import (
     plan_answer,
     with_rejected_link,
 )
-from tsunagu.errors import ConcurrentUpdate, FieldError, NotFound, ValidationFailed
+from tsunagu.errors import ConcurrentUpdate, NotFound, ValidationFailed
 from tsunagu.ids import new_id
 from tsunagu.imports import apply, jobs
 from tsunagu.imports.apply import ImportProgress, ImportRecord
 from tsunagu.imports.jobs import ImportJob
 from tsunagu.imports.plan import ImportOptions
 from tsunagu.imports.reasons import FILE_LANGUAGE, LANGUAGES, Language
+from tsunagu.imports.refusals import refusal
 
 BACKGROUND_CLAIM = timedelta(hours=24)
 """How long a background run holds its plan at most: until it finishes, fails or is refused,
@@ -72,9 +73,9 @@ def _files(ports: ImportCommands) -> ImportFiles:
 
 def _checked_name(file_name: str) -> str:
     if not (FILE_NAME.fullmatch(file_name) and file_name.isprintable() and _utf8(file_name)):
-        raise ValidationFailed(
-            [FieldError("file_name", f"{file_name!r}: a .csv, .tsv, .txt or .xlsx file's name")]
-        )
+        message = f"{file_name!r}: a .csv, .tsv, .txt or .xlsx file's name"
+        problem = refusal("file_name", "invalid_file_name", message, name=file_name)
+        raise ValidationFailed([problem])
     return file_name
 
 
@@ -117,7 +118,9 @@ def _uploaded(ports: ImportCommands, upload_id: str, file_name: str) -> str:
 
 def _check_upload_id(upload_id: str) -> None:
     if not re.fullmatch(r"upl_[0-9A-Za-z]{1,40}", upload_id):
-        raise ValidationFailed([FieldError("upload_id", f"{upload_id!r} is no upload id")])
+        message = f"{upload_id!r} is no upload id"
+        problem = refusal("upload_id", "invalid_upload_id", message, upload_id=upload_id)
+        raise ValidationFailed([problem])
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,7 @@ def plan_in_background(ports: ImportCommands, plan_id: str) -> str:
     except (ValidationFailed, NotFound) as error:
         problem: dict[str, Any] = {"message": error.message}
         if isinstance(error, ValidationFailed):
-            problem["fields"] = [f.__dict__ for f in error.errors]
+            problem["fields"] = [f.as_json() for f in error.errors]
         files.put_json(jobs.dry_run_key(plan_id, "refused"), problem)
         return "refused"
     answer = plan_answer(ports, planned, job.file_name, rows, language)

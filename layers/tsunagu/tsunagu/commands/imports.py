@@ -47,6 +47,7 @@ from tsunagu.imports.plan import (
 )
 from tsunagu.imports.reading import Table, read_table
 from tsunagu.imports.reasons import FILE_LANGUAGE, Language, Rejection
+from tsunagu.imports.refusals import refusal
 from tsunagu.imports.saved import MAPPING_NAME, SavedMapping, checked_mapping, with_overrides
 from tsunagu.leads.capture import ITEM_BYTES, MAX_TRANSACTION_ITEMS, CaptureWrite, WriteConflict
 from tsunagu.leads.email import stored_address_identity
@@ -354,7 +355,7 @@ class FileColumns:
             "columns": [column.as_json() for column in self.columns],
             "consent_column": self.consent_column,
             "fields": list(ALIASES),
-            "problems": [{"field": p.field, "message": p.message} for p in self.problems],
+            "problems": [problem.as_json() for problem in self.problems],
         }
 
 
@@ -1052,7 +1053,9 @@ def options_with_mapping(
     if name is None:
         return given
     if not MAPPING_NAME.match(name):
-        raise ValidationFailed([FieldError("saved_mapping", f"{name!r} is no mapping's name")])
+        message = f"{name!r} is no mapping's name"
+        problem = refusal("saved_mapping", "invalid_mapping_name", message, name=name)
+        raise ValidationFailed([problem])
     saved = _store(ports).get_mapping(name)
     if saved is None:
         known = ", ".join(m.name for m in _store(ports).mappings()) or "none saved"

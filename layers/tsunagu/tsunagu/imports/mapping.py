@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.imports.refusals import refusal
 from tsunagu.leads.model import RESERVED_FIELD_NAMES
 
 ALIASES: Mapping[str, tuple[str, ...]] = {
@@ -56,21 +57,29 @@ headers or 50 of the longest; a dry run's mapping, kept nowhere, is not held to 
 
 
 def oversized_mapping(
-    columns: Mapping[str, str], *, most: int, most_chars: int | None = None
-) -> str | None:
+    columns: Mapping[str, str], *, most: int, most_chars: int | None = None, field: str = "columns"
+) -> FieldError | None:
     """Why a header -> field mapping is too large to take (more than ``most`` columns, a
-    header or a field too long, headers of more than ``most_chars`` together), or None. A
-    header is clipped in the answer: a 400 KB header is not sent back."""
+    header or a field too long, headers of more than ``most_chars`` together), as a problem
+    with ``field``, or None. A header is clipped in the answer: a 400 KB header is not sent
+    back."""
     if len(columns) > most:
-        return f"at most {most} columns, not {len(columns)}"
+        message = f"at most {most} columns, not {len(columns)}"
+        return refusal(field, "too_many_mapped_columns", message, most=most, count=len(columns))
     for header, target in columns.items():
+        clipped = _clipped(header)
         if len(header) > MAX_HEADER_CHARS:
-            return f"the header {_clipped(header)!r} is longer than {MAX_HEADER_CHARS} characters"
+            message = f"the header {clipped!r} is longer than {MAX_HEADER_CHARS} characters"
+            return refusal(field, "header_too_long", message, header=clipped, most=MAX_HEADER_CHARS)
         if len(target) > MAX_FIELD_CHARS:
-            return f"the field for {_clipped(header)!r} is longer than {MAX_FIELD_CHARS} characters"
+            message = f"the field for {clipped!r} is longer than {MAX_FIELD_CHARS} characters"
+            return refusal(
+                field, "field_name_too_long", message, header=clipped, most=MAX_FIELD_CHARS
+            )
     together = sum(len(header) for header in columns)
     if most_chars is not None and together > most_chars:
-        return f"the headers come to {together:,} characters, more than {most_chars:,}"
+        message = f"the headers come to {together:,} characters, more than {most_chars:,}"
+        return refusal(field, "headers_too_long", message, count=together, most=most_chars)
     return None
 
 
@@ -137,21 +146,28 @@ def map_columns(
                 unmapped.append(title)
             continue
         if not FIELD.match(field):
-            problems.append(FieldError(f"mapping.{title}", f"{field!r} is not a field name"))
+            message = f"{field!r} is not a field name"
+            problems.append(
+                refusal(f"mapping.{title}", "not_a_field_name", message, header=title, name=field)
+            )
             continue
         if field != "email" and field in RESERVED_FIELD_NAMES:
             # The lead's own (stage, score...): an exported file's columns, left out unless
             # the user maps one; as a field it would stand beside the lead's own value
+            message = f"{field} is the lead's own, not a field"
             problems.append(
-                FieldError(f"mapping.{title}", f"{field} is the lead's own, not a field")
+                refusal(f"mapping.{title}", "reserved_field", message, header=title, name=field)
             )
             continue
         if field in fields.values():
-            problems.append(FieldError(f"mapping.{title}", f"a second column for {field}"))
+            message = f"a second column for {field}"
+            problems.append(
+                refusal(f"mapping.{title}", "second_column_for", message, header=title, name=field)
+            )
             continue
         fields[index] = field
     if "email" not in fields.values():
-        problems.append(FieldError("mapping", _no_email_column(header)))
+        problems.append(_no_email_column(header))
     if problems:
         raise ValidationFailed(problems)
     return ColumnMap(fields, unmapped)
@@ -161,14 +177,15 @@ HEADERS_NAMED = 5
 """A refused header's cells named in the refusal, at most."""
 
 
-def _no_email_column(header: Sequence[str]) -> str:
+def _no_email_column(header: Sequence[str]) -> FieldError:
     """Why a header is refused, naming the row that was read as it: when no row the reader
     looked at names an e-mail column, what it read is the first row with anything in it (a
     title 「展示会来場者リスト」, perhaps), and the person sees that rather than the header
     they meant."""
     titles = [_clipped(title) for title in header if title]
     named = ", ".join(titles[:HEADERS_NAMED]) + (", …" if len(titles) > HEADERS_NAMED else "")
-    return (
+    message = (
         f"no column of the row read as the header ({named}) is the e-mail address: name one"
         f" (列名=email); the header is looked for in the first {HEADER_ROWS} rows"
     )
+    return refusal("mapping", "no_email_column", message, headers=named, rows=HEADER_ROWS)

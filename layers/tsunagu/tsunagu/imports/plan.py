@@ -20,12 +20,13 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.errors import ValidationFailed
 from tsunagu.imports import reasons
 from tsunagu.imports.cleaning import BadValue, clean_value, company_key
 from tsunagu.imports.mapping import ColumnMap, fold_header, map_columns
 from tsunagu.imports.reading import Table
 from tsunagu.imports.reasons import FILE_LANGUAGE, Language, Rejection, reason_text
+from tsunagu.imports.refusals import refusal
 from tsunagu.leads.email import InvalidEmail, normalise_email
 from tsunagu.leads.merge import DEFAULT_PRIORITY, Channel
 from tsunagu.leads.model import Lead
@@ -54,16 +55,21 @@ class ConsentColumn:
         # folds to nothing ("-", "・") would match every blank cell, and opt in rows that said
         # nothing at all.
         problems = [
-            FieldError(f"consent_{side}", f"{answer!r} is blank once spaces and marks are dropped")
+            refusal(
+                f"consent_{side}",
+                "consent_answer_blank",
+                f"{answer!r} is blank once spaces and marks are dropped",
+                answer=answer,
+            )
             for side, answers in (("yes", self.yes), ("no", self.no))
             for answer in sorted(answers)
             if not fold_header(answer)
         ]
         both = {fold_header(a) for a in self.yes} & {fold_header(a) for a in self.no}
         if both:
-            problems.append(
-                FieldError("consent_no", f"{', '.join(sorted(both))} cannot mean yes and no")
-            )
+            answers = ", ".join(sorted(both))
+            message = f"{answers} cannot mean yes and no"
+            problems.append(refusal("consent_no", "consent_yes_and_no", message, answers=answers))
         if problems:
             raise ValidationFailed(problems)
 
@@ -77,7 +83,8 @@ class ConsentColumn:
         try:
             named_topic(topic)
         except ValueError as error:
-            raise ValidationFailed([FieldError("consent_topic", str(error))]) from None
+            problem = refusal("consent_topic", "reserved_topic", str(error), topic=topic)
+            raise ValidationFailed([problem]) from None
         return cls(header, yes, no, topic)
 
 
@@ -254,8 +261,12 @@ def _consent_index(table: Table, consent: ConsentColumn | None) -> int | None:
     for index, title in enumerate(table.header):
         if fold_header(title) == wanted:
             return index
-    problem = f"no column {consent.header!r} in the file ({', '.join(table.header)})"
-    raise ValidationFailed([FieldError("consent_column", problem)])
+    headers = ", ".join(table.header)
+    message = f"no column {consent.header!r} in the file ({headers})"
+    problem = refusal(
+        "consent_column", "no_consent_column", message, column=consent.header, headers=headers
+    )
+    raise ValidationFailed([problem])
 
 
 def _read_row(

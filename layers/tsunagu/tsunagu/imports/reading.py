@@ -33,10 +33,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any
 
-from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.errors import ValidationFailed
 from tsunagu.imports import reasons
 from tsunagu.imports.mapping import HEADER_ROWS, fold_header, names_email
 from tsunagu.imports.reasons import Rejection
+from tsunagu.imports.refusals import RefusalCode, refusal
 
 if TYPE_CHECKING:
     import zipfile
@@ -97,7 +98,7 @@ def detect_encoding(data: bytes, fallback: str | None = None) -> str:
     except UnicodeDecodeError:
         if text is not None:
             return "utf-8"
-        raise ValidationFailed([FieldError("encoding", UNREADABLE)]) from None
+        raise ValidationFailed([refusal("encoding", "encoding_not_detected", UNREADABLE)]) from None
     return "cp932"
 
 
@@ -196,7 +197,7 @@ def read_table(
     with (header -> field), which tell the header among the first rows when an e-mail column's
     header is no alias."""
     if data.startswith(OLD_WORKBOOK_MAGIC):
-        raise ValidationFailed([FieldError("file", OLD_WORKBOOK)])
+        raise ValidationFailed([refusal("file", "old_workbook", OLD_WORKBOOK)])
     if file_name.lower().endswith(".xlsx") or data.startswith(XLSX_MAGIC):
         lines, sheet, others = _xlsx_lines(data)
         names = tuple(name for name, _ in others)
@@ -209,13 +210,15 @@ def read_table(
     try:
         text = data.decode(found)
     except UnicodeDecodeError as error:
-        raise ValidationFailed(
-            [
-                FieldError(
-                    "encoding", f"the file is not {found}: {error.reason} at byte {error.start}"
-                )
-            ]
-        ) from None
+        problem = refusal(
+            "encoding",
+            "not_in_encoding",
+            f"the file is not {found}: {error.reason} at byte {error.start}",
+            encoding=found,
+            byte=error.start,
+            detail=error.reason,
+        )
+        raise ValidationFailed([problem]) from None
     text = text.removeprefix("\ufeff")
     delimiter = _delimiter(text, file_name)
     lines, unread = _delimited_lines(text, delimiter)
@@ -227,7 +230,9 @@ def _known_encoding(encoding: str) -> str:
     named = {"shift_jis": "cp932", "sjis": "cp932", "utf8": "utf-8"}.get(named, named)
     if named not in ENCODINGS:
         known = ", ".join(ENCODINGS)
-        raise ValidationFailed([FieldError("encoding", f"{named!r}: one of {known}")])
+        message = f"{named!r}: one of {known}"
+        problem = refusal("encoding", "unknown_encoding", message, encoding=named, known=known)
+        raise ValidationFailed([problem])
     return named
 
 
@@ -328,7 +333,9 @@ def _table(
     header_at = _header_at(lines, mapping)
     header = _told_apart([cell.strip() for cell in lines[header_at]])
     if len(header) > MAX_COLUMNS:
-        raise ValidationFailed([FieldError("file", f"more than {MAX_COLUMNS} columns")])
+        message = f"more than {MAX_COLUMNS} columns"
+        problem = refusal("file", "too_many_columns", message, most=MAX_COLUMNS)
+        raise ValidationFailed([problem])
     if header_at:  # said with the encoding: how the file was read (as a workbook's sheet is)
         found += f", header on row {header_at + 1}"
     rows: list[list[str]] = []
@@ -362,7 +369,7 @@ def _header_at(lines: list[list[str]], mapping: Mapping[str, str] | None) -> int
     do not know is not taken for the header."""
     first = next((n for n, cells in enumerate(lines) if any(c.strip() for c in cells)), None)
     if first is None:
-        raise ValidationFailed([FieldError("file", "the file has no header row")])
+        raise ValidationFailed([refusal("file", "no_header_row", "the file has no header row")])
     for at, cells in enumerate(lines[:HEADER_ROWS]):
         if any(_WHOLE_ADDRESS.fullmatch(cell.strip()) for cell in cells):
             break  # the list's rows have begun
@@ -422,7 +429,9 @@ def _xlsx_lines(data: bytes) -> tuple[list[list[str]], str, list[tuple[str, bool
         for values in _sheet_values(sheet):
             cells += len(values)
             if cells > MAX_XLSX_CELLS:
-                raise ValidationFailed([FieldError("file", f"more than {MAX_XLSX_CELLS} cells")])
+                message = f"more than {MAX_XLSX_CELLS} cells"
+                problem = refusal("file", "too_many_cells", message, most=MAX_XLSX_CELLS)
+                raise ValidationFailed([problem])
             lines.append([_cell_text(value, number_format) for value, number_format in values])
     finally:
         book.close()
@@ -443,7 +452,8 @@ def _refuse_zip_bombs(data: bytes) -> None:
     import zipfile
 
     if data.count(b"PK\x01\x02") > MAX_XLSX_PARTS:  # at least the central directory's entries
-        raise _too_large(f"more than {MAX_XLSX_PARTS:,} parts")
+        what = f"more than {MAX_XLSX_PARTS:,} parts"
+        raise _too_large(what, "workbook_too_many_parts", most=MAX_XLSX_PARTS)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             parts = archive.infolist()
@@ -452,15 +462,20 @@ def _refuse_zip_bombs(data: bytes) -> None:
     unpacked = sum(part.file_size for part in parts)
     if unpacked > MAX_XLSX_UNPACKED_BYTES:
         limit = MAX_XLSX_UNPACKED_BYTES // 2**20
-        raise _too_large(f"it unpacks to {unpacked // 2**20:,} MB, more than {limit} MB")
+        megabytes = unpacked // 2**20
+        what = f"it unpacks to {megabytes:,} MB, more than {limit} MB"
+        raise _too_large(what, "workbook_unpacks_too_large", megabytes=megabytes, most=limit)
     for part in parts:
         if part.file_size > XLSX_RATIO_FROM_BYTES and (
             part.file_size > MAX_XLSX_RATIO * part.compress_size
         ):
             ratio = part.file_size // max(part.compress_size, 1)
-            raise _too_large(
+            what = (
                 f"{part.filename} unpacks to {ratio:,} times its packed size, more than"
                 f" {MAX_XLSX_RATIO} (a zip bomb?)"
+            )
+            raise _too_large(
+                what, "workbook_zip_bomb", part=part.filename, ratio=ratio, most=MAX_XLSX_RATIO
             )
     for part in parts:
         _inflate_as_declared(data, part)
@@ -472,18 +487,19 @@ def _inflate_as_declared(data: bytes, part: zipfile.ZipInfo) -> None:
     import zipfile
     import zlib
 
-    def broken(what: str) -> ValidationFailed:
-        return ValidationFailed([FieldError("file", f"not a readable workbook: {what}")])
+    def broken(code: RefusalCode, what: str) -> ValidationFailed:
+        message = f"not a readable workbook: {part.filename} {what}"
+        return ValidationFailed([refusal("file", code, message, part=part.filename)])
 
     if part.compress_type == zipfile.ZIP_STORED:
         return  # not packed: its size is what it takes in the file, already held to the limit
     if part.compress_type != zipfile.ZIP_DEFLATED:
-        raise broken(f"{part.filename} is packed in a way Excel does not write")
+        raise broken("workbook_part_packing", "is packed in a way Excel does not write")
     # Its bytes follow its own header, whose name and extra field may differ in length from
     # the central directory's
     header = data[part.header_offset : part.header_offset + 30]
     if len(header) < 30 or not header.startswith(XLSX_MAGIC):
-        raise broken(f"{part.filename} is not where its zip says")
+        raise broken("workbook_part_misplaced", "is not where its zip says")
     name_length, extra_length = struct.unpack("<HH", header[26:30])
     start = part.header_offset + 30 + name_length + extra_length
     packed = memoryview(data)[start : start + part.compress_size]
@@ -496,18 +512,18 @@ def _inflate_as_declared(data: bytes, part: zipfile.ZipInfo) -> None:
             while pending and not inflater.eof:
                 given += len(inflater.decompress(pending, step))
                 if given > part.file_size:
-                    raise broken(f"{part.filename} unpacks to more than its zip says")
+                    raise broken("workbook_part_larger", "unpacks to more than its zip says")
                 pending = inflater.unconsumed_tail
         given += len(inflater.flush())
     except zlib.error as error:
         raise _unreadable(error) from None
     if given > part.file_size:
-        raise broken(f"{part.filename} unpacks to more than its zip says")
+        raise broken("workbook_part_larger", "unpacks to more than its zip says")
 
 
-def _too_large(what: str) -> ValidationFailed:
+def _too_large(what: str, code: RefusalCode, **params: Any) -> ValidationFailed:
     message = f"the workbook is too large to read safely: {what}; save the sheet as CSV"
-    return ValidationFailed([FieldError("file", message)])
+    return ValidationFailed([refusal("file", code, message, **params)])
 
 
 def _sheet_to_read(book: Any) -> tuple[Any, list[tuple[str, bool]]]:
@@ -515,10 +531,12 @@ def _sheet_to_read(book: Any) -> tuple[Any, list[tuple[str, bool]]]:
     never opens on a hidden sheet, but another tool may save one as active); and the names of
     the others, each hidden one said so."""
     if not book.worksheets:  # none listed, or the parts it lists are missing
-        raise ValidationFailed([FieldError("file", "not a readable workbook: it has no sheet")])
+        message = "not a readable workbook: it has no sheet"
+        raise ValidationFailed([refusal("file", "workbook_no_sheet", message)])
     visible = [sheet for sheet in book.worksheets if sheet.sheet_state == "visible"]
     if not visible:
-        raise ValidationFailed([FieldError("file", "the workbook has no visible sheet")])
+        message = "the workbook has no visible sheet"
+        raise ValidationFailed([refusal("file", "workbook_no_visible_sheet", message)])
     active = book.active
     chosen = active if any(sheet is active for sheet in visible) else visible[0]
     others = [
@@ -589,12 +607,13 @@ def _unreadable(error: Exception) -> ValidationFailed:
 
     from openpyxl.utils.exceptions import InvalidFileException
 
+    code: RefusalCode
     if isinstance(error, zipfile.BadZipFile | InvalidFileException):
-        what = "not an Excel workbook (.xlsx)"
+        code, what = "not_xlsx", "not an Excel workbook (.xlsx)"
     else:
-        what = "not a readable workbook"
+        code, what = "workbook_unreadable", "not a readable workbook"
     detail = " ".join(str(error).split())[:200] or type(error).__name__
-    return ValidationFailed([FieldError("file", f"{what}: {detail}")])
+    return ValidationFailed([refusal("file", code, f"{what}: {detail}", detail=detail)])
 
 
 def _is_number(value: object) -> bool:

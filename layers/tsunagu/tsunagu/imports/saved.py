@@ -21,6 +21,7 @@ from tsunagu.imports.mapping import (
 )
 from tsunagu.imports.plan import ConsentColumn, ImportOptions
 from tsunagu.imports.reading import ENCODINGS, MAX_COLUMNS
+from tsunagu.imports.refusals import refusal
 from tsunagu.leads.merge import Channel
 
 MAPPING_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -85,34 +86,48 @@ class SavedMapping:
 
 def checked_mapping(mapping: SavedMapping) -> SavedMapping:
     """The mapping, or ValidationFailed naming each thing wrong with it."""
-    problems = []
+    problems: list[FieldError] = []
     if not MAPPING_NAME.match(mapping.name):
-        problems.append(
-            FieldError("name", f"{mapping.name!r}: lower-case letters, digits, _ and -")
-        )
+        message = f"{mapping.name!r}: lower-case letters, digits, _ and -"
+        problems.append(refusal("name", "invalid_mapping_name", message, name=mapping.name))
     if mapping.source not in IMPORT_SOURCES:
-        problems.append(FieldError("source", f"{mapping.source!r}: {', '.join(IMPORT_SOURCES)}"))
+        known = ", ".join(IMPORT_SOURCES)
+        message = f"{mapping.source!r}: {known}"
+        problems.append(
+            refusal("source", "unknown_source", message, source=mapping.source, known=known)
+        )
     too_large = oversized_mapping(
         mapping.columns, most=MAX_COLUMNS, most_chars=MAX_SAVED_HEADER_CHARS
     )
     if too_large:
-        problems.append(FieldError("columns", too_large))
+        problems.append(too_large)
     else:
         for header, target in mapping.columns.items():
             if not header.strip() or (target != "-" and not FIELD.match(target)):
-                problems.append(FieldError("columns", f"{header!r} -> {target!r} is not a field"))
+                message = f"{header!r} -> {target!r} is not a field"
+                problems.append(
+                    refusal("columns", "not_a_field_name", message, header=header, name=target)
+                )
     if mapping.consent_column and len(mapping.consent_column) > MAX_HEADER_CHARS:
-        problems.append(FieldError("consent_column", f"at most {MAX_HEADER_CHARS} characters"))
+        message = f"at most {MAX_HEADER_CHARS} characters"
+        problems.append(refusal("consent_column", "too_long", message, most=MAX_HEADER_CHARS))
     for name, answers in (("consent_yes", mapping.consent_yes), ("consent_no", mapping.consent_no)):
         if len(answers) > MAX_ANSWERS or any(len(a) > MAX_ANSWER_CHARS for a in answers):
             limit = f"at most {MAX_ANSWERS} answers of {MAX_ANSWER_CHARS} characters"
-            problems.append(FieldError(name, limit))
+            problems.append(
+                refusal(name, "too_many_answers", limit, most=MAX_ANSWERS, chars=MAX_ANSWER_CHARS)
+            )
     if mapping.consent_column and not mapping.consent_yes:
-        problems.append(FieldError("consent_yes", "say which answers mean yes"))
+        message = "say which answers mean yes"
+        problems.append(refusal("consent_yes", "consent_yes_missing", message))
     if mapping.encoding is not None and mapping.encoding not in (*ENCODINGS, "shift_jis"):
-        problems.append(FieldError("encoding", f"{mapping.encoding!r}: {', '.join(ENCODINGS)}"))
+        known = ", ".join(ENCODINGS)
+        message = f"{mapping.encoding!r}: {known}"
+        problems.append(
+            refusal("encoding", "unknown_encoding", message, encoding=mapping.encoding, known=known)
+        )
     if len(mapping.description) > 500:
-        problems.append(FieldError("description", "at most 500 characters"))
+        problems.append(refusal("description", "too_long", "at most 500 characters", most=500))
     if problems:
         raise ValidationFailed(problems)
     return mapping
