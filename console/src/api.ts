@@ -1,6 +1,7 @@
 // The admin API, the console's only back end. Errors come as the API's one error map writes
 // them: {"code", "message"}, and on a 422 also "errors": [{"field", "message"}] (the message
-// then is those problems joined).
+// then is those problems joined), a problem with a "code" and its "params" as well when the
+// console may say it in the user's language (an import's refusals: tsunagu/imports/refusals.py).
 import { useSyncExternalStore } from "react";
 
 import { currentSession, signOut } from "./auth";
@@ -31,7 +32,12 @@ export function useBusy(): boolean {
 
 export interface FieldProblem {
   field: string;
+  /** The server's words, in English: what is shown for a problem without a known code. */
   message: string;
+  /** What kind of problem it is (``not_in_encoding``): said from ``errors.field_codes``. */
+  code?: string;
+  /** What the sentence about ``code`` names (``{"encoding": "cp932"}``). */
+  params?: Record<string, unknown>;
 }
 
 export class ApiError extends Error {
@@ -188,11 +194,31 @@ export interface Page<T> {
   next_cursor: string | null;
 }
 
-/** One field's problem in words: the field by its name on the screen (the API's name when
- * the console has none for it), then the server's detail. */
+/** What is wrong, in the user's language when the console knows the problem's code (its
+ * params put into the sentence, numbers as the language writes them), else the server's
+ * English words. */
+export function problemText(problem: FieldProblem): string {
+  const key = `errors.field_codes.${problem.code ?? ""}`;
+  if (!problem.code || !i18n.exists(key)) return problem.message;
+  const numbers = new Intl.NumberFormat(i18n.language?.startsWith("ja") ? "ja-JP" : "en-GB");
+  const params = Object.fromEntries(
+    Object.entries(problem.params ?? {}).map(([name, value]) => [
+      name,
+      typeof value === "number" ? numbers.format(value) : String(value),
+    ]),
+  );
+  return i18n.t(key, { ...params, defaultValue: problem.message });
+}
+
+/** One field's problem in words: the field by its name on the screen (a field inside another,
+ * ``mapping.電話番号``, by the outer one's; the API's name when the console has none for it),
+ * then what is wrong. */
 export function describeProblem(problem: FieldProblem): string {
-  const field = i18n.t(`errors.fields.${problem.field}`, { defaultValue: problem.field });
-  return i18n.t("errors.problem", { field, message: problem.message });
+  const outer = problem.field.split(".")[0];
+  const field = i18n.t(`errors.fields.${problem.field}`, {
+    defaultValue: i18n.t(`errors.fields.${outer}`, { defaultValue: problem.field }),
+  });
+  return i18n.t("errors.problem", { field, message: problemText(problem) });
 }
 
 /** What went wrong, in words for the page, each thing once: a 422's field problems (its

@@ -503,6 +503,14 @@ def test_a_marketer_dry_runs_a_shift_jis_trade_show_list_and_downloads_its_rejec
     assert returned[1].startswith(f"名刺の読み取りミス,不明,,,{broken}"), returned
     assert returned[2].startswith("maybe@example.jp,迷う 次郎,,たぶん,配信希望: 「たぶん」は")
 
+    # A workbook saved by Excel 97-2003 is refused in Japanese too, not in the server's English
+    old_workbook = tmp_path / "来場者.xls"
+    old_workbook.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512)
+    page.get_by_label("ファイル").set_input_files(str(old_workbook))
+    main = page.locator("main")
+    expect(main).to_contain_text("ファイルを確認してください（Excel 97-2003 形式 (.xls) のブック")
+    expect(main).not_to_contain_text("cannot be read")
+
 
 def test_a_marketer_changes_the_rules_in_forms_and_nothing_is_kept_that_the_api_refuses(
     tsunagu: RunningTsunagu, chromium: Chromium
@@ -1153,9 +1161,11 @@ def test_a_marketer_maps_a_list_whose_headers_name_nothing_saves_the_mapping_and
     settled(page)
     assert accessibility_problems(page) == []
 
-    # ... and an encoding named over the one found is what the file is read in
+    # ... and an encoding named over the one found is what the file is read in: a file that is
+    # not in it is refused in her language (from the refusal's code), not in the server's words
     page.get_by_label("文字コード").select_option("cp932")
-    expect(main).to_contain_text("the file is not cp932")
+    expect(main).to_contain_text("文字コードを確認してください（ファイルは cp932 ではありません")
+    expect(main).not_to_contain_text("the file is not cp932")
 
 
 UPLOAD_OVER_BYTES = 300 * 1024

@@ -1,10 +1,11 @@
 """The console's two languages: the same keys in each, a label for every event kind Tsunagu
 writes itself or its snippet sends, so a lead's timeline never shows a raw code
 (``consent_changed``) in either language, and words for every reason an import rejects a row
-for."""
+for and every refusal of a list."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -14,8 +15,10 @@ import pytest
 
 from tsunagu.event_kinds import SERVER_EVENT_KINDS
 from tsunagu.imports.reasons import JAPANESE, JAPANESE_WORDS, REASON_CODES, REASON_PARAMS
+from tsunagu.imports.refusals import REFUSAL_CODES, REFUSAL_PARAMS
 
-LOCALES = Path(__file__).resolve().parents[2] / "console" / "src" / "locales"
+ROOT = Path(__file__).resolve().parents[2]
+LOCALES = ROOT / "console" / "src" / "locales"
 SNIPPET_KINDS = {"page_view"}
 """What tracking/snippet.js sends on its own (a site's custom events are shown as named)."""
 WRITTEN_ELSEWHERE = {"deal_changed"}
@@ -65,3 +68,43 @@ def test_the_rejected_rows_file_and_the_screen_say_a_reason_in_the_same_japanese
     japanese = locale("ja")["imports"]
     assert japanese["reasons"] == dict(JAPANESE)
     assert japanese["reason_words"] == dict(JAPANESE_WORDS)
+
+
+def test_every_refusal_of_a_list_is_said_in_both_languages() -> None:
+    # A list refused whole (its encoding, its header, its mapping...) is said from the
+    # problem's code (errors.field_codes.<code>), falling back to the server's English only for
+    # a code the console does not know: every code the import path can raise needs words in
+    # both languages, naming no parameter the code lacks
+    for language in ("en", "ja"):
+        said = locale(language)["errors"]["field_codes"]
+        assert sorted(said) == sorted(REFUSAL_CODES), language
+        for code, sentence in said.items():
+            named = set(re.findall(r"\{\{(\w+)\}\}", sentence))
+            assert named <= set(REFUSAL_PARAMS[code]), (language, code, named)
+
+
+IMPORT_PATH = [
+    *sorted((ROOT / "layers/tsunagu/tsunagu/imports").glob("*.py")),
+    ROOT / "layers/tsunagu/tsunagu/commands/imports.py",
+    ROOT / "layers/tsunagu/tsunagu/commands/import_jobs.py",
+]
+"""Where a list, its dry run, column list, run and saved mappings are refused (the admin API's
+own refusals of an import request's file go through ``refusal`` too: ``_not_base64``)."""
+
+
+@pytest.mark.parametrize("module", IMPORT_PATH, ids=lambda path: path.name)
+def test_the_import_path_makes_every_problem_with_a_code(module: Path) -> None:
+    # REFUSAL_CODES is every code the import path can raise only while each of its problems is
+    # made by refusal(), whose code mypy holds to RefusalCode: a FieldError made directly would
+    # reach the console with no code, in English
+    if module.name == "refusals.py":
+        return
+    tree = ast.parse(module.read_text("utf-8"))
+    direct = [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "FieldError"
+    ]
+    assert direct == [], f"{module.name}: FieldError made without a code on lines {direct}"

@@ -31,6 +31,7 @@ from samtranslator.yaml_helper import yaml_parse
 from tsunagu.api.admin import ROUTES as ADMIN_ROUTES
 from tsunagu.api.responses import STATUS_BY_ERROR
 from tsunagu.errors import Unauthenticated, UpstreamRefused
+from tsunagu.imports.refusals import REFUSAL_CODES
 from tsunagu_local.admin_document import rendered
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -480,6 +481,13 @@ def test_openapi_examples_match_their_schemas(openapi: dict[str, Any]) -> None:
         },
     }
     assert len(example_problems(broken)) == 2  # lead_id missing, "lead" not allowed
+
+
+def test_openapi_documents_every_code_a_field_problem_can_have(openapi: dict[str, Any]) -> None:
+    # A client validating answers against the document (and the admin API's proof, which does)
+    # meets every code the import path gives a problem, and no code it never gives
+    documented = openapi["components"]["schemas"]["FieldError"]["properties"]["code"]["enum"]
+    assert documented == list(REFUSAL_CODES)
 
 
 def test_openapi_documents_every_error_status_of_a_submission(openapi: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@
 import { type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 
-import { api, ApiError, describeError, putFile } from "../api";
+import { api, ApiError, describeError, type FieldProblem, problemText, putFile } from "../api";
 import { saveAs } from "../download";
 import i18n, { when } from "../i18n";
 import { useMay } from "../me";
@@ -57,7 +57,7 @@ interface Plan {
 interface DryRun {
   plan_id: string;
   status: "planning" | "planned" | "refused";
-  error?: { message: string; fields?: { field: string; message: string }[] };
+  error?: { message: string; fields?: FieldProblem[] };
 }
 
 const pause = (ms: number) => new Promise((resolve) => window.setTimeout(resolve, ms));
@@ -166,7 +166,7 @@ interface FileColumns {
   /** The fields the automatic mapping knows (any other may be named). */
   fields: string[];
   /** Why the dry run would refuse the mapping as it stands. */
-  problems: { field: string; message: string }[];
+  problems: FieldProblem[];
 }
 interface SavedMapping {
   name: string;
@@ -703,7 +703,7 @@ export default function Imports() {
         )}
         {columns.length > 0 && !hasEmail && <p className="note">{t("imports.no_email_column")}</p>}
         {fileColumns && Object.keys(choices).length === 0 && hasEmail && fileColumns.problems.length > 0 && (
-          <p className="note">{fileColumns.problems.map((problem) => problem.message).join(" ")}</p>
+          <p className="note">{fileColumns.problems.map(problemText).join(" ")}</p>
         )}
         <div className="filters">
           {columns.length === 0 && (

@@ -65,7 +65,7 @@ def oversized_mapping(
     back."""
     if len(columns) > most:
         message = f"at most {most} columns, not {len(columns)}"
-        return refusal(field, "too_many_mapped_columns", message, most=most, count=len(columns))
+        return refusal(field, "too_many_mapped_columns", message, most=most, given=len(columns))
     for header, target in columns.items():
         clipped = _clipped(header)
         if len(header) > MAX_HEADER_CHARS:
@@ -79,7 +79,7 @@ def oversized_mapping(
     together = sum(len(header) for header in columns)
     if most_chars is not None and together > most_chars:
         message = f"the headers come to {together:,} characters, more than {most_chars:,}"
-        return refusal(field, "headers_too_long", message, count=together, most=most_chars)
+        return refusal(field, "headers_too_long", message, chars=together, most=most_chars)
     return None
 
 

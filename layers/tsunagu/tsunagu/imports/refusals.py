@@ -87,10 +87,10 @@ REFUSAL_PARAMS: Mapping[RefusalCode, tuple[str, ...]] = {
     # ``headers``: the row read as the header, its first few cells; ``rows``: how far down
     # the header is looked for
     "no_email_column": ("headers", "rows"),
-    "too_many_mapped_columns": ("most", "count"),
+    "too_many_mapped_columns": ("most", "given"),
     "header_too_long": ("header", "most"),
     "field_name_too_long": ("header", "most"),
-    "headers_too_long": ("count", "most"),
+    "headers_too_long": ("chars", "most"),
     "consent_answer_blank": ("answer",),
     "consent_yes_and_no": ("answers",),
     "reserved_topic": ("topic",),
@@ -104,7 +104,8 @@ REFUSAL_PARAMS: Mapping[RefusalCode, tuple[str, ...]] = {
     "invalid_file_name": ("name",),
     "invalid_upload_id": ("upload_id",),
 }
-"""Each code's parameters, by name: every refusal of that code has them all."""
+"""Each code's parameters, by name: every refusal of that code has them all. None is named
+``count``, which i18next reads as the number that picks a plural form."""
 
 
 def refusal(field: str, code: RefusalCode, message: str, **params: Any) -> FieldError:
