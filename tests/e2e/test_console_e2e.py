@@ -506,7 +506,7 @@ def test_a_marketer_dry_runs_a_shift_jis_trade_show_list_and_downloads_its_rejec
     # A workbook saved by Excel 97-2003 is refused in Japanese too, not in the server's English
     old_workbook = tmp_path / "来場者.xls"
     old_workbook.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512)
-    page.get_by_label("ファイル").set_input_files(str(old_workbook))
+    page.get_by_label("ファイル", exact=True).set_input_files(str(old_workbook))
     main = page.locator("main")
     expect(main).to_contain_text("ファイルを確認してください（Excel 97-2003 形式 (.xls) のブック")
     expect(main).not_to_contain_text("cannot be read")
