@@ -125,6 +125,25 @@ def test_errors_map_to_statuses_in_one_place() -> None:
     assert json.loads(response["body"])["errors"] == [{"field": "email", "message": "is required"}]
 
 
+def test_a_field_problem_with_a_code_gives_it_and_its_params_beside_the_words() -> None:
+    # Given one problem with a code (a client says it in its user's language) and one without
+    coded = FieldError("encoding", "not cp932", "not_in_encoding", {"encoding": "cp932"})
+    failed = ValidationFailed([coded, FieldError("email", "is required")])
+
+    problems = json.loads(error_response(failed)["body"])["errors"]
+
+    # Then the coded one carries both; the other reads as every problem always has
+    assert problems == [
+        {
+            "field": "encoding",
+            "message": "not cp932",
+            "code": "not_in_encoding",
+            "params": {"encoding": "cp932"},
+        },
+        {"field": "email", "message": "is required"},
+    ]
+
+
 @pytest.mark.parametrize(
     ("error", "code"),
     [
