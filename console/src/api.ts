@@ -210,11 +210,12 @@ export function problemText(problem: FieldProblem): string {
   return i18n.t(key, { ...params, defaultValue: problem.message });
 }
 
-/** One field's problem in words: the field by its name on the screen (a field inside another,
- * ``mapping.電話番号``, by the outer one's; the API's name when the console has none for it),
- * then what is wrong. */
+/** One field's problem in words: the field by its name on the screen (the API's name when
+ * the console has none for it), then what is wrong. A coded problem with a field inside
+ * another (``mapping.電話番号``) is named by the outer one: its sentence names the inner one
+ * (the column) already. */
 export function describeProblem(problem: FieldProblem): string {
-  const outer = problem.field.split(".")[0];
+  const outer = problem.code ? problem.field.split(".")[0] : problem.field;
   const field = i18n.t(`errors.fields.${problem.field}`, {
     defaultValue: i18n.t(`errors.fields.${outer}`, { defaultValue: problem.field }),
   });
