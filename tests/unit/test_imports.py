@@ -520,20 +520,40 @@ def test_a_zip_bomb_workbook_is_refused_before_it_is_unpacked() -> None:
     from tsunagu.imports.reading import MAX_XLSX_UNPACKED_BYTES
 
     assert read_table(bomb(100_000), "list.xlsx").rows == [["a@example.com", "A" * 100_000]]
-    with pytest.raises(ValidationFailed, match=r"sheet1\.xml unpacks to [\d,]+ times its packed"):
+    with pytest.raises(
+        ValidationFailed, match=r"sheet1\.xml unpacks to [\d,]+ times its packed"
+    ) as bombed:
         read_table(bomb(2_000_000), "list.xlsx")
+    # ... with a code and params the console says it from in the marketer's language
+    said = bombed.value.errors[0]
+    assert (said.code, said.params["part"], said.params["most"]) == (
+        "workbook_zip_bomb",
+        SHEET_PART,
+        100,
+    )
     # Sizes past the limit are refused on the zip's word, before anything is inflated
     declared = declaring(workbook([["email"], ["a@example.com"]]), SHEET_PART, 200 * 2**20)
     assert MAX_XLSX_UNPACKED_BYTES < 200 * 2**20
-    with pytest.raises(ValidationFailed, match=r"too large to read safely: it unpacks to 200 MB"):
+    with pytest.raises(
+        ValidationFailed, match=r"too large to read safely: it unpacks to 200 MB"
+    ) as large:
         read_table(declared, "list.xlsx")
+    said = large.value.errors[0]
+    assert (said.code, said.params) == (
+        "workbook_unpacks_too_large",
+        {"megabytes": 200, "most": 128},
+    )
 
 
 def test_a_part_that_unpacks_to_more_than_its_zip_says_is_refused() -> None:
     # The headers say 1,000 bytes, under every limit; the part holds 2 MB. zipfile would keep
     # 1,000 of them, but inflate all 2 MB (or 2 GB) first when the part is read whole
-    with pytest.raises(ValidationFailed, match=r"sheet1\.xml unpacks to more than its zip says"):
+    with pytest.raises(
+        ValidationFailed, match=r"sheet1\.xml unpacks to more than its zip says"
+    ) as lied:
         read_table(declaring(bomb(2_000_000), SHEET_PART, 1_000), "list.xlsx")
+    said = lied.value.errors[0]
+    assert (said.code, said.params) == ("workbook_part_larger", {"part": SHEET_PART})
     shared = declaring(workbook([["email"], ["a@example.com"]]), "xl/workbook.xml", 10)
     with pytest.raises(ValidationFailed, match=r"workbook\.xml unpacks to more than its zip says"):
         read_table(shared, "list.xlsx")
@@ -573,8 +593,9 @@ def test_the_sheet_a_workbook_opens_on_is_read_and_the_plan_names_it() -> None:
         "xl/workbook.xml",
         lambda xml: xml.replace(b'state="visible"', b'state="hidden"'),
     )
-    with pytest.raises(ValidationFailed, match="no visible sheet"):
+    with pytest.raises(ValidationFailed, match="no visible sheet") as hidden:
         read_table(every_sheet_hidden, "来場者リスト.xlsx")
+    assert hidden.value.errors[0].code == "workbook_no_visible_sheet"
 
 
 def test_a_number_cell_reads_as_its_format_shows_it_when_the_format_pads_and_punctuates() -> None:
