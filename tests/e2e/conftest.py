@@ -7,7 +7,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
@@ -61,13 +61,16 @@ class RunningTsunagu:
         return self.process.wait(timeout=30)
 
 
-def start_tsunagu(workdir: Path, *extra: str) -> RunningTsunagu:
-    """Start `tsunagu-local` as `make up` does, from `workdir`, and wait until it serves."""
+def start_tsunagu(
+    workdir: Path, *extra: str, environment: Mapping[str, str] | None = None
+) -> RunningTsunagu:
+    """Start `tsunagu-local` as `make up` does, from `workdir`, and wait until it serves
+    (``environment``: variables the runtime gets beyond `make up`'s)."""
     port = free_port()
     process = subprocess.Popen(
         runtime_command(ROOT / "template.yaml", workdir / ".tsunagu", port, *extra),
         cwd=workdir,
-        env=runtime_environment(),
+        env={**runtime_environment(), **(environment or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

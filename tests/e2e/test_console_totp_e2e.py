@@ -5,8 +5,10 @@ refused, in words) in the console and at the CLI, and turns it off; a user of a 
 requires TOTP sets it up while signing in for the first time.
 
 The runtime's Cognito checks codes against the machine's clock, as an authenticator app counts
-time (tsunagu_local.totp): a code is made here the moment before it is typed, and is taken from
-its 30-second step and the next, so a step ending meanwhile changes nothing."""
+time (tsunagu_local.totp): a code is made here the moment before it is typed. So that a loaded
+machine, slow between the two, cannot fail these tests, this runtime takes a code from the
+DRIFT_STEPS steps of 30 s either side of the present one (ten minutes), and a wrong code is one
+no step of that window shows."""
 
 from __future__ import annotations
 
@@ -24,15 +26,22 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import RunningTsunagu, add_console_user, console_page, start_tsunagu
 from tests.support.browser import Chromium, accessibility_problems
+from tsunagu_local.totp import DRIFT_STEPS_VARIABLE
 
 PASSWORD = "Totp-console-2026"
+DRIFT_STEPS = 20
+"""Steps of 30 s either side of the present one this runtime takes a code from."""
 SALES = "sales.sato@example.com"
 NEWCOMER = "newcomer.mori@example.com"
 
 
 @pytest.fixture(scope="module")
 def tsunagu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTsunagu]:
-    running = start_tsunagu(tmp_path_factory.mktemp("totp"), "--no-persist")
+    running = start_tsunagu(
+        tmp_path_factory.mktemp("totp"),
+        "--no-persist",
+        environment={DRIFT_STEPS_VARIABLE: str(DRIFT_STEPS)},
+    )
     add_console_user(running, SALES, PASSWORD, "sales")
     yield running
     if running.process.poll() is None:
@@ -54,14 +63,20 @@ def cognito(tsunagu: RunningTsunagu) -> tuple[Any, str]:
     return client, state["sign_in"]["user_pools"]["AdminUserPool"]
 
 
-def code_now(secret: str) -> str:
-    """What an authenticator app holding ``secret`` shows now."""
+def code_now(secret: str, steps: int = 0) -> str:
+    """What an authenticator app holding ``secret`` shows now (or ``steps`` of 30 s from now)."""
     key = base64.b32decode(secret.upper() + "=" * (-len(secret) % 8))
-    return TOTP(key, 6, SHA1(), 30, enforce_key_length=False).generate(int(time.time())).decode()
+    at = int(time.time()) + 30 * steps
+    return TOTP(key, 6, SHA1(), 30, enforce_key_length=False).generate(at).decode()
 
 
 def not_the_code(secret: str) -> str:
-    return f"{(int(code_now(secret)) + 500_000) % 1_000_000:06d}"
+    """A code no step the runtime takes shows (with a step's margin either side)."""
+    taken = {code_now(secret, steps) for steps in range(-DRIFT_STEPS - 1, DRIFT_STEPS + 2)}
+    wrong = (int(code_now(secret)) + 500_000) % 1_000_000
+    while f"{wrong:06d}" in taken:
+        wrong = (wrong + 1) % 1_000_000
+    return f"{wrong:06d}"
 
 
 def sign_in_form(page: Page, tsunagu: RunningTsunagu, email: str, password: str) -> None:
