@@ -7,6 +7,8 @@ asynchronous invocations queued and run by the test, tests.support.starts)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,8 +23,10 @@ from tsunagu.clock import isoformat
 from tsunagu.commands.access import Role
 from tsunagu.journeys.lifecycle import execution_name
 from tsunagu.journeys.model import Journey
+from tsunagu.journeys.start_jobs import MAX_ATTEMPTS, STALE_AFTER
 from tsunagu.store import leads as lead_store
 from tsunagu.store.tables import bind_tables
+from tsunagu_local.lambdas import FunctionError
 
 PREFIX = f"arn:aws:states:{REGION}:123456789012:stateMachine:tsunagu-test-"
 PATH = "/admin/journeys/winter/entries"
@@ -256,3 +260,54 @@ def test_a_start_whose_segment_is_deleted_before_it_runs_fails_saying_so_and_ent
     job = progress(aws, queued["start_id"])
     assert job["status"] == "failed" and "'customers'" in job["error"], job
     assert job["done"] is True and executions() == []
+
+
+def test_a_start_whose_every_run_fails_is_failed_after_lambdas_last_attempt_saying_why(
+    aws: AwsStack, starts: QueuedStarts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a start, and the leads table refusing every read (throttled)
+    _, queued = call(aws, "POST", PATH, {"segment": "stage=lead", "request_key": "k"})
+    [invocation] = starts.queued
+
+    def throttled(self: Any, after: Any = None) -> Any:
+        raise RuntimeError("ProvisionedThroughputExceededException: the leads table")
+        yield  # pragma: no cover  (a generator, as lead_pages is)
+
+    monkeypatch.setattr(lead_store.LeadRepository, "lead_pages", throttled)
+
+    # When Lambda runs the invocation and its two retries, each failing
+    seen = []
+    for _attempt in range(MAX_ATTEMPTS):
+        starts.queued[:] = [invocation]
+        with pytest.raises(FunctionError):
+            starts.run_next()
+        seen.append(progress(aws, queued["start_id"]))
+
+    # Then each failure is said on the job, which still runs until the last attempt failed;
+    # then it is failed, done with, saying why - the console stops following it
+    assert [(job["status"], job["failed_attempts"]) for job in seen] == [
+        ("running", 1),
+        ("running", 2),
+        ("failed", 3),
+    ], seen
+    job = seen[-1]
+    assert job["done"] is True and job["finished_at"] is not None, job
+    assert "run 3 of 3 failed" in job["error"] and "leads table" in job["error"], job
+    assert executions() == []
+
+
+def test_a_start_not_written_for_a_long_time_reads_as_stale(
+    aws: AwsStack, starts: QueuedStarts
+) -> None:
+    # Given a start that began running and whose function then died without a word (timed out)
+    _, queued = call(aws, "POST", PATH, {"segment": "stage=lead"})
+    settings = aws.settings()
+    repo = services.journey_repository(settings)
+    job = repo.start_job("winter", queued["start_id"])
+    assert job is not None and progress(aws, queued["start_id"])["stale"] is False
+    long_ago = services.clock(settings).now() - STALE_AFTER - timedelta(minutes=1)
+    repo.save_start_job(replace(job, status="running", updated_at=isoformat(long_ago)))
+
+    # Then its progress says it is stale: not done, but nothing runs it any more
+    answer = progress(aws, queued["start_id"])
+    assert answer["status"] == "running" and answer["stale"] is True, answer

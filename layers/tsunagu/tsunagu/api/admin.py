@@ -1231,11 +1231,14 @@ def journey_start_progress(call: AdminCall) -> Any:
     failed, with ``error``); the leads ``selected`` so far, and of them ``entered``,
     ``already_in`` (entered by an earlier start of the same request key), ``not_entered`` (the
     journey's re-entry rules; by reason in ``not_entered_by_reason``) and ``failed`` (the same
-    start again enters them)."""
+    start again enters them). ``stale``: not done, and nothing written for 15 minutes - what ran
+    it has stopped without a word (the same start again enters the leads it had not).
+    ``failed_attempts``: runs that ended in an error; the third fails the job."""
+    ports = _journey_ports(call)
     job = journeys.start_progress(
-        _journey_ports(call), call.actor, call.params["journey"], call.params["start_id"]
+        ports, call.actor, call.params["journey"], call.params["start_id"]
     )
-    return job.as_json()
+    return job.as_json(now=ports.clock.now())
 
 
 def emergency_stop(call: AdminCall) -> Any:

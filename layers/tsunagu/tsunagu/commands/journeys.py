@@ -53,7 +53,7 @@ from tsunagu.journeys.publishing import keep_publication
 from tsunagu.journeys.records import rewrite
 from tsunagu.journeys.simulation import Forecast, Simulation, forecast, simulate
 from tsunagu.journeys.simulation import Rules as SimulationRules
-from tsunagu.journeys.start_jobs import StartJob
+from tsunagu.journeys.start_jobs import MAX_ATTEMPTS, MAX_ERROR, StartJob
 from tsunagu.journeys.steps import GateStore, ResumeReport, parked_by_step
 from tsunagu.leads.lookup import LeadFinder, lead_by_email
 from tsunagu.leads.model import Lead
@@ -430,6 +430,36 @@ def run_start(
         current = ports.journeys.start_job(journey_id, start_id)
         assert current is not None
         return current
+    except Exception as error:
+        # Lambda runs the event again (twice): each failure is said on the job, and the last
+        # one fails it - else it would read as running for ever, and the console follow it
+        _record_failure(ports, journey_id, start_id, error)
+        raise
+
+
+def _record_failure(
+    ports: JourneyCommands, journey_id: str, start_id: str, error: Exception
+) -> None:
+    """The job as stored, with this run's unexpected error and one more failed attempt;
+    ``failed`` at MAX_ATTEMPTS. Best effort: where even this write fails (the table throttled),
+    the job goes stale (StartJob.stale) and the console says so."""
+    with contextlib.suppress(Exception):
+        job = ports.journeys.start_job(journey_id, start_id)
+        if job is None or job.done:
+            return
+        attempts = job.failed_attempts + 1
+        at = isoformat(ports.clock.now())
+        last = attempts >= MAX_ATTEMPTS
+        ports.journeys.save_start_job(
+            replace(
+                job,
+                failed_attempts=attempts,
+                error=f"run {attempts} of {MAX_ATTEMPTS} failed: {error}"[:MAX_ERROR],
+                status="failed" if last else job.status,
+                finished_at=at if last else None,
+                updated_at=at,
+            )
+        )
 
 
 def _run(ports: JourneyCommands, job: StartJob, time_left: Callable[[], float]) -> StartJob:
@@ -458,7 +488,8 @@ def _run(ports: JourneyCommands, job: StartJob, time_left: Callable[[], float]) 
                 if lead.lead_id in done:
                     continue  # an earlier run of this job did this one
                 if time_left() < START_RESERVE_SECONDS:
-                    job = save(job, page_done=tuple(sorted(done)))
+                    # The new invocation has Lambda's attempts of its own
+                    job = save(job, page_done=tuple(sorted(done)), failed_attempts=0)
                     if ports.start_in_background is None:
                         raise RuntimeError("no function runs starts in the background")
                     ports.start_in_background(job.journey_id, job.start_id)

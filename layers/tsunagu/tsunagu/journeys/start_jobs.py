@@ -13,12 +13,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any, Literal
+
+from tsunagu.clock import parse_instant
 
 StartStatus = Literal["queued", "running", "done", "failed"]
 
 MAX_ERROR = 600
 """Characters of an error kept on the job."""
+MAX_ATTEMPTS = 3
+"""Runs of one invocation before the job is given up as failed: Lambda runs an asynchronous
+event at most three times (the first, and MaximumRetryAttempts 2 - the template's
+EventInvokeConfig of EnterSegmentsFunction)."""
+STALE_AFTER = timedelta(minutes=15)
+"""A job not done whose record was not written for this long has stopped without a word (a
+run killed at its 300 s, every retry too): a live run writes at least every page, and Lambda
+retries a failed run within three minutes."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,9 @@ class StartJob:
     page_done: tuple[str, ...] = ()
     """The leads of the page after ``cursor`` already done (a run cut short mid-page)."""
     runs: int = 0
+    failed_attempts: int = 0
+    """Runs of the current invocation that ended in an unexpected error (a new invocation, to
+    go on where its time ran short, starts again from 0): at MAX_ATTEMPTS the job is failed."""
     updated_at: str = ""
     finished_at: str | None = None
     revision: int = 0
@@ -65,6 +79,12 @@ class StartJob:
     @property
     def done(self) -> bool:
         return self.status in ("done", "failed")
+
+    def stale(self, now: datetime) -> bool:
+        """Not done, and nothing written for STALE_AFTER: whatever ran it has stopped (the
+        console stops following it and says so)."""
+        written = self.updated_at or self.at
+        return not self.done and now - parse_instant(written) > STALE_AFTER
 
     @property
     def not_entered(self) -> int:
@@ -84,9 +104,10 @@ class StartJob:
             self, selected=self.selected + 1, failed=self.failed + 1, error=error[:MAX_ERROR]
         )
 
-    def as_json(self) -> dict[str, Any]:
-        """What the admin API answers: the job and its progress (not its cursor)."""
-        return {
+    def as_json(self, now: datetime | None = None) -> dict[str, Any]:
+        """What the admin API answers: the job and its progress (not its cursor); with
+        ``now``, whether it is ``stale``."""
+        shown = {
             "start_id": self.start_id,
             "journey": self.journey_id,
             "segment": self.segment,
@@ -104,9 +125,11 @@ class StartJob:
             "failed": self.failed,
             "error": self.error,
             "runs": self.runs,
+            "failed_attempts": self.failed_attempts,
             "updated_at": self.updated_at,
             "finished_at": self.finished_at,
         }
+        return shown if now is None else shown | {"stale": self.stale(now)}
 
     def record(self) -> dict[str, Any]:
         """Everything stored (the revision is the record's own attribute)."""
@@ -142,6 +165,7 @@ class StartJob:
             cursor=data.get("cursor"),
             page_done=tuple(data.get("page_done") or ()),
             runs=int(data.get("runs", 0)),
+            failed_attempts=int(data.get("failed_attempts", 0)),
             updated_at=str(data.get("updated_at", "")),
             finished_at=data.get("finished_at"),
             revision=revision,
