@@ -24,7 +24,9 @@ from tsunagu.commands.access import Role
 from tsunagu.journeys.lifecycle import execution_name
 from tsunagu.journeys.model import Journey
 from tsunagu.journeys.start_jobs import MAX_ATTEMPTS, STALE_AFTER
+from tsunagu.segments import selection
 from tsunagu.store import leads as lead_store
+from tsunagu.store import segments as segment_store
 from tsunagu.store.tables import bind_tables
 from tsunagu_local.lambdas import FunctionError
 
@@ -311,3 +313,41 @@ def test_a_start_not_written_for_a_long_time_reads_as_stale(
     # Then its progress says it is stale: not done, but nothing runs it any more
     answer = progress(aws, queued["start_id"])
     assert answer["status"] == "running" and answer["stale"] is True, answer
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "the import, still applying, records a lead behind where the start got to",
+        "an undo takes a lead the start did off the import",
+    ],
+)
+def test_an_import_start_continued_after_its_leads_changed_misses_nobody_and_counts_nobody_twice(
+    aws: AwsStack, starts: QueuedStarts, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    # Given a start for an import's leads, read 4 at a time
+    monkeypatch.setattr(selection, "IDS_PER_PAGE", 4)
+    rows = {f"lead_lead{n:02d}" for n in (0, 2, 3, 4, 5, 6, 7)}
+    monkeypatch.setattr(segment_store, "_imported_leads", lambda _repo, _import: frozenset(rows))
+    body = {"segment": "import=imp_01KDAAAAAAAAAAAAAAAAAAAAAA", "request_key": "k"}
+    status, queued = call(aws, "POST", PATH, body)
+    assert status == 202, queued
+
+    # When its first run's time runs short after its first page (lead00, 02, 03, 04)
+    with time_runs_short(monkeypatch, after=4):
+        starts.run_next()
+    assert entered_leads() == ["lead_lead00", "lead_lead02", "lead_lead03", "lead_lead04"]
+
+    # And the import's leads change before the next run reads them again
+    if "records" in change:
+        rows.add("lead_lead01")
+    else:
+        rows.discard("lead_lead00")
+    starts.run_all()
+
+    # Then the next run went on after the last lead done, whatever moved behind it: each lead
+    # of the import read once (05, 06, 07 too), none counted twice
+    job = progress(aws, queued["start_id"])
+    expected = [f"lead_lead{n:02d}" for n in (0, 2, 3, 4, 5, 6, 7)]
+    assert entered_leads() == expected, change
+    assert counts(job) == ("done", 7, 7, 0, 0), (change, job)

@@ -16,6 +16,7 @@ How it scales (README, "Saved segments"):
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,8 +32,8 @@ IDS_PER_PAGE = 100
 
 Cursor = dict[str, Any]
 """Where a read of the candidates stopped, as JSON: ``{"scan": <the Scan's last key>}`` or
-``{"import_offset": <leads of the import read>}``. A background start keeps it to go on from
-there (tsunagu.journeys.start_jobs)."""
+``{"import_after": <the import's last lead read, its leads in id order>}``. A background start
+keeps it to go on from there (tsunagu.journeys.start_jobs)."""
 
 
 class Leads(Protocol):
@@ -60,11 +61,16 @@ def candidate_pages(
     if imports:
         # Every one must hold: the leads in all of the imports named, in a fixed order
         ids = sorted(frozenset.intersection(*(facts.imported(i) for i in imports)))
-        offset = int((after or {}).get("import_offset", 0))
-        for start in range(offset, len(ids), IDS_PER_PAGE):
-            end = start + IDS_PER_PAGE
-            page = list(leads.leads_by_id(ids[start:end]))
-            yield page, ({"import_offset": end} if end < len(ids) else None)
+        # Gone on from after the last lead read, by id, not by a count of them: the list is
+        # read again by each run, and an import still applying (or an undo) changes it between
+        # runs - an offset would then skip a lead, or read one again
+        last = (after or {}).get("import_after")
+        begin = 0 if last is None else bisect.bisect_right(ids, str(last))
+        for start in range(begin, len(ids), IDS_PER_PAGE):
+            chunk = ids[start : start + IDS_PER_PAGE]
+            page = list(leads.leads_by_id(chunk))
+            more = start + IDS_PER_PAGE < len(ids)
+            yield page, ({"import_after": chunk[-1]} if more else None)
         return
     for page, key in leads.lead_pages((after or {}).get("scan")):
         yield page, (None if key is None else {"scan": key})
