@@ -21,6 +21,8 @@ from tsunagu import services
 from tsunagu.api import admin
 from tsunagu.clock import isoformat
 from tsunagu.commands.access import Role
+from tsunagu.commands.journeys import ENTRY_BACKOFF_SECONDS
+from tsunagu.errors import Throttled
 from tsunagu.journeys.lifecycle import execution_name
 from tsunagu.journeys.model import Journey
 from tsunagu.journeys.start_jobs import MAX_ATTEMPTS, STALE_AFTER
@@ -239,7 +241,7 @@ def test_a_lead_whose_entry_fails_is_counted_the_rest_enter_and_the_same_start_e
     _, again = call(aws, "POST", PATH, body)
     starts.run_all()
 
-    # Then that lead enters (its entry claimed by the first start is taken up), nobody twice
+    # Then that lead enters (the first start put its claim back), nobody twice
     assert progress(aws, again["start_id"])["status"] == "done"
     assert entered_leads() == [f"lead_lead{n:02d}" for n in range(LEADS)]
 
@@ -351,3 +353,82 @@ def test_an_import_start_continued_after_its_leads_changed_misses_nobody_and_cou
     expected = [f"lead_lead{n:02d}" for n in (0, 2, 3, 4, 5, 6, 7)]
     assert entered_leads() == expected, change
     assert counts(job) == ("done", 7, 7, 0, 0), (change, job)
+
+
+def refusing(
+    monkeypatch: pytest.MonkeyPatch, aws: AwsStack, lead_id: str, times: int
+) -> list[float]:
+    """Step Functions throttling ``lead_id``'s execution ``times`` times (after the SDK's own
+    retries), and the run's back-off waits, counted instead of slept."""
+    adapter = type(services.executions(aws.settings()))
+    real_start = adapter.start
+    refused = [0]
+
+    def start(self: Any, arn: str, name: str, payload: Any) -> str:
+        if payload["lead_id"] == lead_id and refused[0] < times:
+            refused[0] += 1
+            raise Throttled("Step Functions: ThrottlingException: Rate exceeded")
+        return real_start(self, arn, name, payload)
+
+    monkeypatch.setattr(adapter, "start", start)
+    slept: list[float] = []
+    real_ports = services.journey_commands
+    monkeypatch.setattr(
+        services, "journey_commands", lambda s: replace(real_ports(s), sleep=slept.append)
+    )
+    return slept
+
+
+def test_an_entry_throttled_is_asked_again_after_a_wait_and_enters(
+    aws: AwsStack, starts: QueuedStarts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given Step Functions throttling one lead's execution twice
+    slept = refusing(monkeypatch, aws, "lead_lead03", times=2)
+
+    # When the journey is started for the segment
+    _, queued = call(aws, "POST", PATH, {"segment": "stage=lead"})
+    starts.run_all()
+
+    # Then the run waited, longer each time, asked again, and every lead entered
+    assert slept == list(ENTRY_BACKOFF_SECONDS[:2])
+    assert counts(progress(aws, queued["start_id"])) == ("done", LEADS, LEADS, 0, 0)
+    assert entered_leads() == [f"lead_lead{n:02d}" for n in range(LEADS)]
+
+
+def test_a_lead_still_throttled_is_failed_and_a_later_start_of_another_key_enters_it(
+    aws: AwsStack, starts: QueuedStarts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given Step Functions throttling one lead's execution through every wait
+    slept = refusing(monkeypatch, aws, "lead_lead03", times=len(ENTRY_BACKOFF_SECONDS) + 1)
+
+    # When the console starts the journey for the segment (the day's request key)
+    _, first = call(aws, "POST", PATH, {"segment": "stage=lead", "request_key": "2026-12-06"})
+    starts.run_all()
+
+    # Then the lead is counted failed, after every wait
+    assert slept == list(ENTRY_BACKOFF_SECONDS)
+    job = progress(aws, first["start_id"])
+    assert counts(job) == ("done", LEADS, LEADS - 1, 0, 1) and "Rate exceeded" in job["error"]
+
+    # When the segment is started again the next day (another key; re-entry never)
+    _, later = call(aws, "POST", PATH, {"segment": "stage=lead", "request_key": "2026-12-07"})
+    starts.run_all()
+
+    # Then that lead enters - the failed entry left no claim to keep it out - and only it
+    job = progress(aws, later["start_id"])
+    assert job["entered"] == 1 and job["not_entered_by_reason"] == {"reentry_never": LEADS - 1}
+    assert entered_leads() == [f"lead_lead{n:02d}" for n in range(LEADS)]
+
+
+def test_step_functions_throttling_reads_as_throttled(aws: AwsStack) -> None:
+    from botocore.exceptions import ClientError
+
+    class Throttling:
+        def start_execution(self, **_asked: Any) -> Any:
+            error = {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}
+            raise ClientError(error, "StartExecution")  # type: ignore[arg-type]
+
+    adapter = services.executions(aws.settings())
+    adapter._client = Throttling()
+    with pytest.raises(Throttled, match="Rate exceeded"):
+        adapter.start(PREFIX + "winter", "name", {})

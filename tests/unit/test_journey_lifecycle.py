@@ -226,6 +226,15 @@ class MemoryEntries:
         self.entries[(entry.lead_id, entry.journey_id)] = entry
         return True
 
+    def release_entry(self, entry: JourneyEntry, previous: JourneyEntry | None) -> None:
+        key = (entry.lead_id, entry.journey_id)
+        if self.entries.get(key) != entry:
+            return  # written since: not this claim's to undo
+        if previous is None:
+            del self.entries[key]
+        else:
+            self.entries[key] = previous
+
     def exit_entry(self, entry: JourneyEntry, reason: str, at: str) -> None:
         self.exits.append((entry.journey_id, reason, at))
         self.entries[(entry.lead_id, entry.journey_id)] = with_exit(entry, reason, at)
@@ -347,6 +356,37 @@ def test_a_repeat_after_a_crash_between_claim_and_start_starts_it() -> None:
 
     assert result.reason == "repeated" and store.claims == []
     assert [started_name for _, started_name, _ in executions.started] == [name]
+
+
+class RefusingExecutions(RecordingExecutions):
+    """Step Functions refusing every start (throttled after the SDK's retries, unavailable)."""
+
+    def start(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str:
+        raise RuntimeError("ThrottlingException: Rate exceeded")
+
+
+@pytest.mark.parametrize("before", ["none", "an exited entry"])
+def test_an_entry_whose_execution_does_not_start_puts_the_entry_back_as_it_was(
+    before: str,
+) -> None:
+    # Given a lead not in the journey, or one who left it and may enter again
+    previous = entry(status="exited", exit_reason="goal_reached") if before != "none" else None
+    store = MemoryEntries(*([previous] if previous else []))
+    always = journey(reentry=ReentryPolicy(kind="always"))
+
+    # When its entry is claimed, and Step Functions refuses the execution
+    with pytest.raises(RuntimeError, match="Rate exceeded"):
+        enter_lead(store, RefusingExecutions(), the_journey=always)
+
+    # Then the entry is as it was before: nothing stands for an execution that never ran
+    assert store.entry(LEAD, "seminar_follow_up") == previous
+    assert len(store.claims) == 1
+
+    # And the same cause again enters the lead
+    executions = RecordingExecutions()
+    again = enter_lead(store, executions, the_journey=always)
+    assert (again.entered, again.reason) == (True, "entered")
+    assert len(executions.started) == 1
 
 
 def test_a_concurrent_claim_loses_and_starts_nothing() -> None:

@@ -115,5 +115,12 @@ class TooManyRequests(TsunaguError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class Throttled(Exception):
+    """An AWS service asked to slow down (Step Functions' ThrottlingException...), after the
+    SDK's own retries: worth asking again a little later where the caller can wait (a start
+    run in the background), an error like any other where it cannot. Not a domain error the
+    API answers."""
+
+
 class UpstreamRefused(TsunaguError):
     """A service Tsunagu depends on (SES) refused what was asked of it: nothing was done."""

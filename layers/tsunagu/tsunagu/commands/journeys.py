@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -24,6 +25,7 @@ from tsunagu.errors import (
     FieldError,
     MissingSegment,
     NotFound,
+    Throttled,
     TsunaguError,
     ValidationFailed,
 )
@@ -119,6 +121,9 @@ class JourneyCommands:
     start_in_background: Callable[[str, str], None] | None = None
     """Hands a background start (journey, start id) to the function that runs it, without
     waiting (None: a stack with no such function)."""
+    sleep: Callable[[float], None] = time.sleep
+    """Waits that many seconds: a background start's back-off when Step Functions throttles
+    it (tests count the waits instead)."""
 
 
 @dataclass(frozen=True)
@@ -338,6 +343,9 @@ START_RESERVE_SECONDS = 30.0
 """A background start stops this long before its function's time runs out, records where it
 got to and goes on in a new invocation (enter_segments has 300 s: a Scan page and a lead's
 entry take far less)."""
+ENTRY_BACKOFF_SECONDS = (1.0, 4.0, 16.0)
+"""A background start's waits before asking Step Functions again for an entry it throttled
+(beyond the SDK's own retries): 21 s at most, within START_RESERVE_SECONDS."""
 CHECKPOINT_LEADS = 100
 """A background start stores its progress at least this often (and after every page): a run
 that dies without a word is repeated from there, its leads named again, not entered twice."""
@@ -507,13 +515,21 @@ def _run(ports: JourneyCommands, job: StartJob, time_left: Callable[[], float]) 
 
 
 def _entered(ports: JourneyCommands, journey: Journey, job: StartJob, lead: Lead) -> StartJob:
-    """The job, counting one more lead selected and what entering it did. A lead whose entry
-    fails is counted and the rest go on: the same start again (its request key) enters it."""
-    try:
-        ((_, result),) = _enter(ports, journey, [lead], job.request_key, job.extra)
-    except Exception as error:  # a throttled StartExecution must not stop 20,000 others
-        return job.with_failure(f"{lead.email}: {error}")
-    return job.counted(result.reason, entered=result.entered, repeated=result.already_in)
+    """The job, counting one more lead selected and what entering it did. Throttled, the entry
+    is asked again after ENTRY_BACKOFF_SECONDS each; a lead whose entry still fails is counted
+    and the rest go on (its claim released: the same start again, or another, enters it)."""
+    for backoff in (*ENTRY_BACKOFF_SECONDS, None):
+        try:
+            ((_, result),) = _enter(ports, journey, [lead], job.request_key, job.extra)
+        except Throttled as error:
+            if backoff is None:
+                return job.with_failure(f"{lead.email}: {error}")
+            ports.sleep(backoff)
+        except Exception as error:  # one lead's failure must not stop 20,000 others
+            return job.with_failure(f"{lead.email}: {error}")
+        else:
+            return job.counted(result.reason, entered=result.entered, repeated=result.already_in)
+    raise AssertionError("unreachable: the last attempt returns")
 
 
 def _segment(ports: JourneyCommands, text: str) -> Segment:

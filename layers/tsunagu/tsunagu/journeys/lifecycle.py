@@ -80,6 +80,10 @@ class JourneyStore(Protocol):
 
     def claim_entry(self, entry: JourneyEntry, previous: JourneyEntry | None) -> bool: ...
 
+    def release_entry(self, entry: JourneyEntry, previous: JourneyEntry | None) -> None:
+        """Undo claim_entry(entry, previous), if nobody wrote the entry since."""
+        ...
+
     def exit_entry(self, entry: JourneyEntry, reason: str, at: str) -> None: ...
 
 
@@ -250,7 +254,15 @@ def enter(
         "journey_version": journey.published.version if journey.published else None,
         "trigger": trigger,
     }
-    arn = executions.start(state_machine_arn, name, journey_input)
+    try:
+        arn = executions.start(state_machine_arn, name, journey_input)
+    except Exception:
+        if not repeat:
+            # Not entered: the claim goes, or it would stand for an entry that never ran - a
+            # later start (another request key, another event) refused by re-entry ``never``,
+            # for good. Repeating this same entry claims it afresh.
+            store.release_entry(entry, previous)
+        raise
     return EntryResult(journey.journey_id, True, "repeated" if repeat else "entered", arn)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from pynamodb.exceptions import DeleteError, PutError
 
 from tsunagu.clock import isoformat, parse_instant
-from tsunagu.errors import ConcurrentUpdate
+from tsunagu.errors import ConcurrentUpdate, Throttled
 from tsunagu.journeys.gate import EntryState, SendLedger
 from tsunagu.journeys.lifecycle import (
     JourneyEntry,
@@ -517,6 +517,29 @@ class JourneyRepository:
             raise
         return True
 
+    def release_entry(self, entry: JourneyEntry, previous: JourneyEntry | None) -> None:
+        """Put back what claiming ``entry`` replaced (``previous``; None: no entry), while the
+        claim is still there: its execution never started, and a claim left behind would keep
+        the lead out of the journey for good (re-entry ``never``)."""
+        model = self._tables.journeys
+        pk, sk = _entry_key(entry.lead_id, entry.journey_id)
+        # Claims are conditional on updated_at too: another claim since has written its own
+        still_claimed = model.updated_at == entry.updated_at
+        try:
+            if previous is None:
+                model(pk, sk).delete(condition=still_claimed)
+            else:
+                model(
+                    pk,
+                    sk,
+                    data=_entry_data(previous),
+                    status=previous.status,
+                    updated_at=previous.updated_at,
+                ).save(condition=still_claimed)
+        except (PutError, DeleteError) as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+
     def exit_entry(self, entry: JourneyEntry, reason: str, at: str) -> None:
         model = self._tables.journeys
         pk, sk = _entry_key(entry.lead_id, entry.journey_id)
@@ -611,6 +634,10 @@ def _entry_from(item: Any) -> JourneyEntry:
     )
 
 
+THROTTLED = frozenset({"ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"})
+"""Error codes by which an AWS API says: slow down."""
+
+
 class StepFunctionsExecutions(StepFunctionsResumer):
     """Starting, stopping and releasing journey executions."""
 
@@ -625,6 +652,8 @@ class StepFunctionsExecutions(StepFunctionsResumer):
             code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
             if code == "ExecutionAlreadyExists":
                 return arn
+            if code in THROTTLED:
+                raise Throttled(f"Step Functions: {error}") from error
             raise
         started: str = response["executionArn"]
         return started
