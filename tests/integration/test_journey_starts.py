@@ -432,3 +432,34 @@ def test_step_functions_throttling_reads_as_throttled(aws: AwsStack) -> None:
     adapter._client = Throttling()
     with pytest.raises(Throttled, match="Rate exceeded"):
         adapter.start(PREFIX + "winter", "name", {})
+
+
+def test_a_journey_archived_while_its_start_runs_takes_nobody_after_the_next_checkpoint(
+    aws: AwsStack, starts: QueuedStarts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a start for the segment, and the marketer archiving the journey after its third
+    # entry (the run reads the journey again where it stores its progress: each page of 5)
+    _, queued = call(aws, "POST", PATH, {"segment": "stage=lead", "request_key": "k"})
+    adapter = type(services.executions(aws.settings()))
+    real_start = adapter.start
+    started = [0]
+
+    def start(self: Any, arn: str, name: str, payload: Any) -> str:
+        started[0] += 1
+        answer = real_start(self, arn, name, payload)
+        if started[0] == 3:
+            status, archived = call(
+                aws, "PUT", "/admin/journeys/winter/status", {"status": "archived"}
+            )
+            assert status == 200, archived
+        return answer
+
+    monkeypatch.setattr(adapter, "start", start)
+
+    # When the job runs
+    starts.run_all()
+
+    # Then it stopped at the end of that page, failed, saying why and what it did
+    job = progress(aws, queued["start_id"])
+    assert job["status"] == "failed" and "winter is archived" in job["error"], job
+    assert 3 <= job["entered"] < LEADS and len(executions()) == job["entered"], job

@@ -263,6 +263,11 @@ def start_input(ports: JourneyCommands, journey: Journey) -> list[str]:
     return declared_inputs(graph.definition if graph else None)
 
 
+STARTABLE = ("active", "paused", "draft")
+"""The statuses a journey is started by hand in (a paused one holds its leads at its gate; an
+archived one enters nobody)."""
+
+
 def _checked_start(
     ports: JourneyCommands,
     journey: Journey,
@@ -272,7 +277,7 @@ def _checked_start(
 ) -> tuple[dict[str, Any], Segment | None]:
     """What a start asks, checked the same way wherever it runs: the execution's input, and
     the segment's filter (None: the one lead named). ValidationFailed or NotFound otherwise."""
-    if journey.status not in ("active", "paused", "draft"):
+    if journey.status not in STARTABLE:
         raise ValidationFailed([FieldError("journey", f"{journey.journey_id} is {journey.status}")])
     checked = entry_input(extra, start_input(ports, journey))
     if lead_email and segment:
@@ -482,10 +487,16 @@ def _run(ports: JourneyCommands, job: StartJob, time_left: Callable[[], float]) 
         return save(job, status="failed", error=error[:600], finished_at=at)
 
     job = save(job, status="running", runs=job.runs + 1)
-    journey = ports.journeys.get_journey(job.journey_id)
-    if journey is None or journey.status not in ("active", "paused", "draft"):
-        why = "was deleted" if journey is None else f"is {journey.status}"
-        return stop(job, f"journey {job.journey_id} {why} before its leads were entered")
+    journey = store.get_journey(job.journey_id)
+    if closed := _closed(job.journey_id, journey):
+        return stop(job, f"{closed} before its leads were entered")
+    assert journey is not None
+
+    def checkpoint(job: StartJob, **changes: Any) -> tuple[StartJob, Journey | None]:
+        """The job stored, and the journey read again: archived (or deleted) meanwhile, it
+        takes nobody more - as it takes nobody from any other trigger."""
+        return save(job, **changes), store.get_journey(job.journey_id)
+
     segment = Segment.parse(job.filter)
     facts, now = ports.facts(), parse_instant(job.at)
     done = set(job.page_done)
@@ -507,11 +518,32 @@ def _run(ports: JourneyCommands, job: StartJob, time_left: Callable[[], float]) 
                 done.add(lead.lead_id)
                 unsaved += 1
                 if unsaved >= CHECKPOINT_LEADS:
-                    job, unsaved = save(job, page_done=tuple(sorted(done))), 0
-            job, done, unsaved = save(job, cursor=after, page_done=()), set(), 0
+                    (job, read), unsaved = checkpoint(job, page_done=tuple(sorted(done))), 0
+                    if closed := _closed(job.journey_id, read):
+                        return stop(job, f"{closed} while its leads were entered: {STOPPED}")
+                    assert read is not None
+                    journey = read
+            (job, read), done, unsaved = checkpoint(job, cursor=after, page_done=()), set(), 0
+            if closed := _closed(job.journey_id, read):
+                return stop(job, f"{closed} while its leads were entered: {STOPPED}")
+            assert read is not None
+            journey = read
     except MissingSegment as error:
         return stop(job, error.message)
     return save(job, status="done", finished_at=isoformat(ports.clock.now()))
+
+
+STOPPED = "the leads counted entered, the rest not"
+
+
+def _closed(journey_id: str, journey: Journey | None) -> str | None:
+    """Why the journey takes no entries from a start (None: it does) - as _checked_start
+    asks of it when the start is asked."""
+    if journey is None:
+        return f"journey {journey_id} was deleted"
+    if journey.status not in STARTABLE:
+        return f"journey {journey_id} is {journey.status}"
+    return None
 
 
 def _entered(ports: JourneyCommands, journey: Journey, job: StartJob, lead: Lead) -> StartJob:
