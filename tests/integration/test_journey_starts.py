@@ -27,6 +27,7 @@ from tsunagu.journeys.lifecycle import execution_name
 from tsunagu.journeys.model import Journey
 from tsunagu.journeys.start_jobs import MAX_ATTEMPTS, STALE_AFTER
 from tsunagu.segments import selection
+from tsunagu.store import journeys as journey_store
 from tsunagu.store import leads as lead_store
 from tsunagu.store import segments as segment_store
 from tsunagu.store.tables import bind_tables
@@ -463,3 +464,38 @@ def test_a_journey_archived_while_its_start_runs_takes_nobody_after_the_next_che
     job = progress(aws, queued["start_id"])
     assert job["status"] == "failed" and "winter is archived" in job["error"], job
     assert 3 <= job["entered"] < LEADS and len(executions()) == job["entered"], job
+
+
+def test_a_lead_whose_claim_outlived_its_failed_start_is_counted_entered_when_it_enters(
+    aws: AwsStack, starts: QueuedStarts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a start whose entry of one lead failed, and whose claim of it stayed (the release
+    # refused too, as a run that dies between the claim and the start leaves it)
+    adapter = type(services.executions(aws.settings()))
+    real_start = adapter.start
+
+    def start(self: Any, arn: str, name: str, payload: Any) -> Any:
+        if payload["lead_id"] == "lead_lead03":
+            raise RuntimeError("Rate exceeded")
+        return real_start(self, arn, name, payload)
+
+    def release_refused(*_args: Any) -> None:
+        raise RuntimeError("ProvisionedThroughputExceededException")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(adapter, "start", start)
+        patch.setattr(journey_store.JourneyRepository, "release_entry", release_refused)
+        body = {"segment": "stage=lead", "request_key": "k"}
+        _, first = call(aws, "POST", PATH, body)
+        starts.run_all()
+    assert counts(progress(aws, first["start_id"])) == ("done", LEADS, LEADS - 1, 0, 1)
+
+    # When the same start is asked again
+    _, again = call(aws, "POST", PATH, body)
+    starts.run_all()
+
+    # Then that lead is entered now - its execution had never started - and the others,
+    # whose executions had, are already in
+    job = progress(aws, again["start_id"])
+    assert counts(job) == ("done", LEADS, 1, LEADS - 1, 0), job
+    assert entered_leads() == [f"lead_lead{n:02d}" for n in range(LEADS)]

@@ -19,6 +19,7 @@ from tsunagu.journeys.lifecycle import (
     JourneyEntry,
     Occurrence,
     ParkedExecution,
+    StartedExecution,
     enter,
     enter_leads,
     execution_name,
@@ -251,9 +252,16 @@ class RecordingExecutions:
     def is_running(self, execution_arn: str) -> bool:
         return execution_arn in self.running
 
-    def start(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str:
+    def exists(self, execution_arn: str) -> bool:
+        return any(execution_arn.endswith(f":{name}") for _, name, _ in self.started)
+
+    def start(
+        self, state_machine_arn: str, name: str, payload: Mapping[str, Any]
+    ) -> StartedExecution:
+        existed = any(started == name for _, started, _ in self.started)
         self.started.append((state_machine_arn, name, dict(payload)))
-        return f"{state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
+        arn = f"{state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
+        return StartedExecution(arn, existed)
 
     def stop(self, execution_arn: str, cause: str) -> None:
         self.stopped.append((execution_arn, cause))
@@ -334,16 +342,17 @@ def test_entering_claims_the_entry_then_starts_the_named_execution() -> None:
     ]
 
 
-def test_a_repeated_cause_claims_once_and_restarts_the_same_name() -> None:
+def test_a_repeated_cause_claims_once_and_starts_nothing_new() -> None:
     store, executions = MemoryEntries(), RecordingExecutions()
 
     first = enter_lead(store, executions)
     again = enter_lead(store, executions, clock=FixedClock(NOW + timedelta(minutes=5)))
 
+    # Its execution was started: the repeat names it, counted as no new entry
     assert (first.reason, again.reason) == ("entered", "repeated")
-    assert again.entered and again.execution_arn == first.execution_arn
-    assert len(store.claims) == 1
-    assert [name for _, name, _ in executions.started] == [executions.started[0][1]] * 2
+    assert again.entered and not again.entered_now
+    assert again.execution_arn == first.execution_arn
+    assert len(store.claims) == 1 and len(executions.started) == 1
 
 
 def test_a_repeat_after_a_crash_between_claim_and_start_starts_it() -> None:
@@ -354,14 +363,17 @@ def test_a_repeat_after_a_crash_between_claim_and_start_starts_it() -> None:
 
     result = enter_lead(store, executions)
 
-    assert result.reason == "repeated" and store.claims == []
+    # Then it starts, and is entered now: no execution of it had run
+    assert result.reason == "entered" and result.entered_now and store.claims == []
     assert [started_name for _, started_name, _ in executions.started] == [name]
 
 
 class RefusingExecutions(RecordingExecutions):
     """Step Functions refusing every start (throttled after the SDK's retries, unavailable)."""
 
-    def start(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str:
+    def start(
+        self, state_machine_arn: str, name: str, payload: Mapping[str, Any]
+    ) -> StartedExecution:
         raise RuntimeError("ThrottlingException: Rate exceeded")
 
 

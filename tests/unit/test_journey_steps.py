@@ -14,7 +14,13 @@ from tests.unit.journey_fixtures import lead as make_lead
 from tsunagu.clock import FixedClock, isoformat
 from tsunagu.errors import ConcurrentUpdate, NotFound, ValidationFailed
 from tsunagu.journeys.gate import EntryState, FrequencyCap, GateDecision, SendLedger
-from tsunagu.journeys.lifecycle import JourneyEntry, ParkedExecution, WaitingAt, with_exit
+from tsunagu.journeys.lifecycle import (
+    JourneyEntry,
+    ParkedExecution,
+    StartedExecution,
+    WaitingAt,
+    with_exit,
+)
 from tsunagu.journeys.model import Journey, ResumePolicy, StoredGraph
 from tsunagu.journeys.steps import (
     GateRequest,
@@ -186,13 +192,18 @@ class RecordingExecutions:
         self.released: list[tuple[str, dict[str, Any]]] = []
         self.stopped: list[str] = []
 
-    def start(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str:
+    def start(
+        self, state_machine_arn: str, name: str, payload: Mapping[str, Any]
+    ) -> StartedExecution:
         raise AssertionError("pause and resume start nothing")
 
     def stop(self, execution_arn: str, cause: str) -> None:
         self.stopped.append(execution_arn)
 
     def is_running(self, execution_arn: str) -> bool:
+        raise AssertionError("pause and resume ask about no execution")
+
+    def exists(self, execution_arn: str) -> bool:
         raise AssertionError("pause and resume ask about no execution")
 
     def release(self, token: str, output: Mapping[str, Any]) -> bool:

@@ -87,8 +87,23 @@ class JourneyStore(Protocol):
     def exit_entry(self, entry: JourneyEntry, reason: str, at: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class StartedExecution:
+    arn: str
+    existed: bool
+    """The name had been started before (ExecutionAlreadyExists): nothing new runs."""
+
+
 class Executions(Protocol):
-    def start(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str: ...
+    def start(
+        self, state_machine_arn: str, name: str, payload: Mapping[str, Any]
+    ) -> StartedExecution:
+        """Start once: the same name again is not a second execution (``existed``)."""
+        ...
+
+    def exists(self, execution_arn: str) -> bool:
+        """Whether the execution was ever started (running or ended)."""
+        ...
 
     def stop(self, execution_arn: str, cause: str) -> None: ...
 
@@ -166,7 +181,8 @@ def may_enter(journey: Journey, previous: JourneyEntry | None, now: datetime) ->
 class EntryResult:
     journey_id: str
     entered: bool
-    """In the journey: entered now, or by this same entry before (``repeated``)."""
+    """In the journey: entered now, or by this same entry before (``repeated``: its execution
+    had been started - a name claimed whose execution never started is entered now)."""
     reason: str
     execution_arn: str | None = None
 
@@ -245,6 +261,12 @@ def enter(
         if not store.claim_entry(entry, previous):
             return EntryResult(journey.journey_id, False, "entered_concurrently")
     # A repeat continues here: the first attempt may have died between the claim and the start.
+    # Asked first, because Step Functions answers a name started again with the same input as
+    # a success while it runs (and moto always): only the question tells a repeat from an
+    # entry whose start never ran.
+    if repeat and executions.exists(execution_arn(state_machine_arn, name)):
+        arn = execution_arn(state_machine_arn, name)
+        return EntryResult(journey.journey_id, True, "repeated", arn)
     journey_input = {
         **payload,  # first: extra input never replaces who entered, or where
         "lead_id": lead_id,
@@ -255,7 +277,7 @@ def enter(
         "trigger": trigger,
     }
     try:
-        arn = executions.start(state_machine_arn, name, journey_input)
+        started = executions.start(state_machine_arn, name, journey_input)
     except Exception:
         if not repeat:
             # Not entered: the claim goes, or it would stand for an entry that never ran - a
@@ -263,7 +285,10 @@ def enter(
             # for good. Repeating this same entry claims it afresh.
             store.release_entry(entry, previous)
         raise
-    return EntryResult(journey.journey_id, True, "repeated" if repeat else "entered", arn)
+    # Repeated only where the execution was there: a claim whose start never ran (the run died
+    # between the two) is entered now, and is counted so
+    reason = "repeated" if started.existed else "entered"
+    return EntryResult(journey.journey_id, True, reason, started.arn)
 
 
 def enter_leads(

@@ -19,7 +19,7 @@ NEVER_SCORED = SYSTEM_EVENT_KINDS - {"consent_changed", LEAD_IMPORTED}
 
 
 class Starter(Protocol):
-    def start(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str: ...
+    def start(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> object: ...
 
 
 class QualificationRouting:

@@ -18,6 +18,7 @@ from tsunagu.journeys.gate import EntryState, SendLedger
 from tsunagu.journeys.lifecycle import (
     JourneyEntry,
     ParkedExecution,
+    StartedExecution,
     WaitingAt,
     execution_arn,
     with_exit,
@@ -641,8 +642,11 @@ THROTTLED = frozenset({"ThrottlingException", "TooManyRequestsException", "Reque
 class StepFunctionsExecutions(StepFunctionsResumer):
     """Starting, stopping and releasing journey executions."""
 
-    def start(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str:
-        """Start once: the same name again (a redelivered event) is not a second execution."""
+    def start(
+        self, state_machine_arn: str, name: str, payload: Mapping[str, Any]
+    ) -> StartedExecution:
+        """Start once: the same name again (a redelivered event) is not a second execution,
+        and says so (``existed``)."""
         arn = execution_arn(state_machine_arn, name)
         try:
             response = self._client.start_execution(
@@ -651,12 +655,11 @@ class StepFunctionsExecutions(StepFunctionsResumer):
         except Exception as error:  # botocore's ClientError, without importing botocore here
             code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
             if code == "ExecutionAlreadyExists":
-                return arn
+                return StartedExecution(arn, existed=True)
             if code in THROTTLED:
                 raise Throttled(f"Step Functions: {error}") from error
             raise
-        started: str = response["executionArn"]
-        return started
+        return StartedExecution(str(response["executionArn"]), existed=False)
 
     def stop(self, execution_arn: str, cause: str) -> None:
         try:
@@ -676,6 +679,16 @@ class StepFunctionsExecutions(StepFunctionsResumer):
             stateMachineArn=state_machine_arn, statusFilter="RUNNING"
         )
         return sum(len(page["executions"]) for page in pages)
+
+    def exists(self, execution_arn: str) -> bool:
+        try:
+            self._client.describe_execution(executionArn=execution_arn)
+        except Exception as error:
+            code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+            if code == "ExecutionDoesNotExist":
+                return False
+            raise
+        return True
 
     def is_running(self, execution_arn: str) -> bool:
         try:

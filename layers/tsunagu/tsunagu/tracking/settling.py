@@ -74,7 +74,7 @@ class HeldClick:
 
 
 class ExecutionStarter(Protocol):
-    def start(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str:
+    def start(self, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> object:
         """Start once: the same name again is not a second execution."""
         ...
 
