@@ -499,3 +499,33 @@ def test_a_lead_whose_claim_outlived_its_failed_start_is_counted_entered_when_it
     job = progress(aws, again["start_id"])
     assert counts(job) == ("done", LEADS, 1, LEADS - 1, 0), job
     assert entered_leads() == [f"lead_lead{n:02d}" for n in range(LEADS)]
+
+
+def test_a_run_retried_after_its_last_page_counts_each_lead_once(
+    aws: AwsStack, starts: QueuedStarts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a start whose run, at the end of its last page, cannot store that it is done
+    _, queued = call(aws, "POST", PATH, {"segment": "stage=lead", "request_key": "k"})
+    [invocation] = starts.queued
+    real_save = journey_store.JourneyRepository.save_start_job
+    refused = []
+
+    def save(self: Any, job: Any) -> Any:
+        if job.status == "done" and not refused:
+            refused.append(job)
+            raise RuntimeError("ProvisionedThroughputExceededException")
+        return real_save(self, job)
+
+    monkeypatch.setattr(journey_store.JourneyRepository, "save_start_job", save)
+    with pytest.raises(FunctionError):
+        starts.run_next()
+
+    # When Lambda runs the invocation again
+    starts.queued[:] = [invocation]
+    starts.run_all()
+
+    # Then it went on from its last checkpoint, not from the first lead: each lead counted
+    # once, entered by this start (those its first run entered, named again, are its own)
+    job = progress(aws, queued["start_id"])
+    assert counts(job) == ("done", LEADS, LEADS, 0, 0) and job["runs"] == 2, job
+    assert len(executions()) == LEADS

@@ -291,16 +291,22 @@ def _checked_start(
 
 
 def _enter(
-    ports: JourneyCommands, journey: Journey, leads: Iterable[Lead], key: str, extra: dict[str, Any]
+    ports: JourneyCommands,
+    journey: Journey,
+    leads: Iterable[Lead],
+    key: str,
+    extra: dict[str, Any],
+    by: str | None = None,
 ) -> list[tuple[Lead, EntryResult]]:
     """Enter leads by hand: one name per lead, journey and request key (``manual:<key>``),
-    wherever the start runs - in the request, or in the background."""
+    wherever the start runs - in the request, or in the background (``by``: its start id)."""
     return enter_leads(
         journey,
         leads,
         cause=f"manual:{key}",
         trigger="manual",
         extra=extra,
+        by=by,
         state_machine_arn=ports.entry_arn(journey),
         store=ports.journeys,
         executions=ports.executions,
@@ -523,6 +529,8 @@ def _run(ports: JourneyCommands, job: StartJob, time_left: Callable[[], float]) 
                         return stop(job, f"{closed} while its leads were entered: {STOPPED}")
                     assert read is not None
                     journey = read
+            if after is None:
+                break  # the last page: done, in the same write as its counts
             (job, read), done, unsaved = checkpoint(job, cursor=after, page_done=()), set(), 0
             if closed := _closed(job.journey_id, read):
                 return stop(job, f"{closed} while its leads were entered: {STOPPED}")
@@ -530,7 +538,10 @@ def _run(ports: JourneyCommands, job: StartJob, time_left: Callable[[], float]) 
             journey = read
     except MissingSegment as error:
         return stop(job, error.message)
-    return save(job, status="done", finished_at=isoformat(ports.clock.now()))
+    # The cursor stays the last page's: stored with "done" in one write, so that no run
+    # retried in between reads a cursor of None - which is also "from the first lead"
+    at = isoformat(ports.clock.now())
+    return save(job, status="done", page_done=(), finished_at=at)
 
 
 STOPPED = "the leads counted entered, the rest not"
@@ -552,7 +563,9 @@ def _entered(ports: JourneyCommands, journey: Journey, job: StartJob, lead: Lead
     and the rest go on (its claim released: the same start again, or another, enters it)."""
     for backoff in (*ENTRY_BACKOFF_SECONDS, None):
         try:
-            ((_, result),) = _enter(ports, journey, [lead], job.request_key, job.extra)
+            ((_, result),) = _enter(
+                ports, journey, [lead], job.request_key, job.extra, job.start_id
+            )
         except Throttled as error:
             if backoff is None:
                 return job.with_failure(f"{lead.email}: {error}")
@@ -560,7 +573,10 @@ def _entered(ports: JourneyCommands, journey: Journey, job: StartJob, lead: Lead
         except Exception as error:  # one lead's failure must not stop 20,000 others
             return job.with_failure(f"{lead.email}: {error}")
         else:
-            return job.counted(result.reason, entered=result.entered, repeated=result.already_in)
+            # A lead this job entered in an earlier run of it (retried after its last
+            # checkpoint) is its own entry, not one an earlier start had
+            earlier = result.already_in and result.entered_by != job.start_id
+            return job.counted(result.reason, entered=result.entered, repeated=earlier)
     raise AssertionError("unreachable: the last attempt returns")
 
 

@@ -185,6 +185,9 @@ class EntryResult:
     had been started - a name claimed whose execution never started is entered now)."""
     reason: str
     execution_arn: str | None = None
+    entered_by: str | None = None
+    """What claimed the entry the lead is in (its ``trigger_event_id``): the event, or the
+    background start, that entered it - for a repeat, the earlier one."""
 
     @property
     def entered_now(self) -> bool:
@@ -264,9 +267,10 @@ def enter(
     # Asked first, because Step Functions answers a name started again with the same input as
     # a success while it runs (and moto always): only the question tells a repeat from an
     # entry whose start never ran.
+    by = previous.trigger_event_id if repeat and previous is not None else trigger_event_id
     if repeat and executions.exists(execution_arn(state_machine_arn, name)):
         arn = execution_arn(state_machine_arn, name)
-        return EntryResult(journey.journey_id, True, "repeated", arn)
+        return EntryResult(journey.journey_id, True, "repeated", arn, by)
     journey_input = {
         **payload,  # first: extra input never replaces who entered, or where
         "lead_id": lead_id,
@@ -288,7 +292,7 @@ def enter(
     # Repeated only where the execution was there: a claim whose start never ran (the run died
     # between the two) is entered now, and is counted so
     reason = "repeated" if started.existed else "entered"
-    return EntryResult(journey.journey_id, True, reason, started.arn)
+    return EntryResult(journey.journey_id, True, reason, started.arn, by)
 
 
 def enter_leads(
@@ -298,6 +302,7 @@ def enter_leads(
     cause: str,
     trigger: str,
     extra: Mapping[str, Any] | None = None,
+    by: str | None = None,
     state_machine_arn: str,
     store: JourneyStore,
     executions: Executions,
@@ -305,7 +310,9 @@ def enter_leads(
 ) -> list[tuple[Lead, EntryResult]]:
     """Enter each lead (manual starts, segments): one cause, so a repeat enters nobody twice;
     each execution learns the lead's time zone and ``extra`` (but for ENTRY_KEYS: only an
-    event that enters a lead names them, and a journey's waits count from them)."""
+    event that enters a lead names them, and a journey's waits count from them). ``by``: the
+    background start entering them, kept on their entries as what triggered them (a run of
+    it repeated tells the leads it entered itself from those an earlier start had)."""
     extra = {k: v for k, v in (extra or {}).items() if k not in ENTRY_KEYS}
     return [
         (
@@ -315,7 +322,7 @@ def enter_leads(
                 lead.lead_id,
                 cause=cause,
                 trigger=trigger,
-                trigger_event_id=None,
+                trigger_event_id=by,
                 payload={**lead_payload(lead), **extra},
                 state_machine_arn=state_machine_arn,
                 store=store,
