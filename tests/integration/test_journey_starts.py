@@ -336,8 +336,9 @@ def test_an_import_start_continued_after_its_leads_changed_misses_nobody_and_cou
     status, queued = call(aws, "POST", PATH, body)
     assert status == 202, queued
 
-    # When its first run's time runs short after its first page (lead00, 02, 03, 04)
-    with time_runs_short(monkeypatch, after=4):
+    # When its first run's time runs short after its first page (lead00, 02, 03, 04): asked
+    # once for its lease, then before each lead
+    with time_runs_short(monkeypatch, after=1 + 4):
         starts.run_next()
     assert entered_leads() == ["lead_lead00", "lead_lead02", "lead_lead03", "lead_lead04"]
 
@@ -529,3 +530,56 @@ def test_a_run_retried_after_its_last_page_counts_each_lead_once(
     job = progress(aws, queued["start_id"])
     assert counts(job) == ("done", LEADS, LEADS, 0, 0) and job["runs"] == 2, job
     assert len(executions()) == LEADS
+
+
+def test_a_duplicate_delivery_running_alongside_backs_off_and_the_counts_stay_whole(
+    aws: AwsStack, starts: QueuedStarts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a start, and Lambda delivering its invocation a second time while the first runs
+    # (asynchronous invocation is at least once): the second runs after the first's 3rd entry
+    _, queued = call(aws, "POST", PATH, {"segment": "stage=lead", "request_key": "k"})
+    adapter = type(services.executions(aws.settings()))
+    real_start = adapter.start
+    started, duplicates = [0], []
+
+    def start(self: Any, arn: str, name: str, payload: Any) -> Any:
+        started[0] += 1
+        answer = real_start(self, arn, name, payload)
+        if started[0] == 3:
+            duplicates.append(starts.run(delivered))
+        return answer
+
+    [delivered] = starts.queued
+    monkeypatch.setattr(adapter, "start", start)
+
+    # When the first delivery runs
+    starts.run_all()
+
+    # Then the duplicate backed off before entering anyone, and the first finished the job:
+    # every lead entered once, and counted so
+    [duplicate] = duplicates
+    assert duplicate["status"] == "running" and duplicate["done"] is False, duplicate
+    job = progress(aws, queued["start_id"])
+    assert counts(job) == ("done", LEADS, LEADS, 0, 0) and job["runs"] == 1, job
+    assert len(executions()) == LEADS
+
+
+def test_a_run_finding_the_lease_of_a_run_whose_time_is_out_takes_it(
+    aws: AwsStack, starts: QueuedStarts
+) -> None:
+    # Given a start whose run took the lease and was killed (its function timed out)
+    _, queued = call(aws, "POST", PATH, {"segment": "stage=lead"})
+    settings = aws.settings()
+    repo = services.journey_repository(settings)
+    job = repo.start_job("winter", queued["start_id"])
+    assert job is not None
+    over = services.clock(settings).now() - timedelta(seconds=1)
+    repo.save_start_job(
+        replace(job, status="running", lease="run_gone", leased_until=isoformat(over))
+    )
+
+    # When Lambda runs the invocation again
+    starts.run_all()
+
+    # Then it takes the job over and finishes it
+    assert counts(progress(aws, queued["start_id"])) == ("done", LEADS, LEADS, 0, 0)

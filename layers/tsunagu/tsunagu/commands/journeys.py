@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
@@ -435,8 +435,11 @@ def run_start(
     the leads by the job's filter as of when it was asked, enter each as ``start`` would, and
     keep the counts on the job as it goes. When ``time_left()`` (seconds) falls below
     START_RESERVE_SECONDS it records where it is and hands the rest to a new invocation. A
-    job done is left as it is; a second run of one still going (a retried invocation) stops
-    at its first write, which the other made first."""
+    job done is left as it is. A second run of one still going (the invocation delivered
+    twice) backs off before it enters anyone: the first run's lease (StartJob.lease), taken
+    by a write conditional on the revision read, says it is held until its function's time
+    is out; two runs reading the job at once both write over the same revision, and one of
+    them is refused (ConcurrentUpdate) - before its first entry, too."""
     job = ports.journeys.start_job(journey_id, start_id)
     if job is None:
         raise NotFound(f"no start {start_id!r} of journey {journey_id!r}")
@@ -473,6 +476,9 @@ def _record_failure(
             replace(
                 job,
                 failed_attempts=attempts,
+                # Lambda's next attempt takes it up at once
+                lease=None,
+                leased_until=None,
                 error=f"run {attempts} of {MAX_ATTEMPTS} failed: {error}"[:MAX_ERROR],
                 status="failed" if last else job.status,
                 finished_at=at if last else None,
@@ -492,7 +498,20 @@ def _run(ports: JourneyCommands, job: StartJob, time_left: Callable[[], float]) 
         at = isoformat(ports.clock.now())
         return save(job, status="failed", error=error[:600], finished_at=at)
 
-    job = save(job, status="running", runs=job.runs + 1)
+    now = ports.clock.now()
+    if job.leased_to_another(now):
+        # A second delivery of the invocation while the first runs: that one goes on. Backing
+        # off here, before any entry, keeps the counts whole (else whichever run wrote last
+        # would stop, and the leads it entered read as already in).
+        return job
+    until = now + timedelta(seconds=time_left())
+    job = save(
+        job,
+        status="running",
+        runs=job.runs + 1,
+        lease=new_id("run", now),
+        leased_until=isoformat(until),
+    )
     journey = store.get_journey(job.journey_id)
     if closed := _closed(job.journey_id, journey):
         return stop(job, f"{closed} before its leads were entered")
@@ -513,8 +532,14 @@ def _run(ports: JourneyCommands, job: StartJob, time_left: Callable[[], float]) 
                 if lead.lead_id in done:
                     continue  # an earlier run of this job did this one
                 if time_left() < START_RESERVE_SECONDS:
-                    # The new invocation has Lambda's attempts of its own
-                    job = save(job, page_done=tuple(sorted(done)), failed_attempts=0)
+                    # The new invocation has Lambda's attempts of its own, and the lease
+                    job = save(
+                        job,
+                        page_done=tuple(sorted(done)),
+                        failed_attempts=0,
+                        lease=None,
+                        leased_until=None,
+                    )
                     if ports.start_in_background is None:
                         raise RuntimeError("no function runs starts in the background")
                     ports.start_in_background(job.journey_id, job.start_id)

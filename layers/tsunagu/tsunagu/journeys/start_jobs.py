@@ -67,6 +67,13 @@ class StartJob:
     page_done: tuple[str, ...] = ()
     """The leads of the page after ``cursor`` already done (a run cut short mid-page)."""
     runs: int = 0
+    lease: str | None = None
+    """The run going on with the job (Lambda may deliver its invocation twice, and both run
+    at once): set by the run's first write, conditional on the revision it read; another run
+    finding it held backs off before it enters anyone."""
+    leased_until: str | None = None
+    """When the run holding the lease is over whatever happened to it (its function's time
+    out): a run finding the lease past this takes it."""
     failed_attempts: int = 0
     """Runs of the current invocation that ended in an unexpected error (a new invocation, to
     go on where its time ran short, starts again from 0): at MAX_ATTEMPTS the job is failed."""
@@ -79,6 +86,10 @@ class StartJob:
     @property
     def done(self) -> bool:
         return self.status in ("done", "failed")
+
+    def leased_to_another(self, now: datetime) -> bool:
+        """Another run holds the job now (each run takes the lease afresh)."""
+        return self.leased_until is not None and parse_instant(self.leased_until) > now
 
     def stale(self, now: datetime) -> bool:
         """Not done, and nothing written for STALE_AFTER: whatever ran it has stopped (the
@@ -142,6 +153,8 @@ class StartJob:
             "skipped": self.skipped,
             "cursor": self.cursor,
             "page_done": list(self.page_done),
+            "lease": self.lease,
+            "leased_until": self.leased_until,
         }
 
     @classmethod
@@ -165,6 +178,8 @@ class StartJob:
             cursor=data.get("cursor"),
             page_done=tuple(data.get("page_done") or ()),
             runs=int(data.get("runs", 0)),
+            lease=data.get("lease"),
+            leased_until=data.get("leased_until"),
             failed_attempts=int(data.get("failed_attempts", 0)),
             updated_at=str(data.get("updated_at", "")),
             finished_at=data.get("finished_at"),
