@@ -195,6 +195,8 @@ def test_a_start_that_cannot_be_run_is_refused_with_a_message_and_stores_nothing
     asks = [
         ({"segment": "no-such-segment"}, 404, "no segment 'no-such-segment'"),
         ({"segment": "stage=lead", "lead": "lead00@example.jp"}, 422, "not both"),
+        ({"segment": "stage=lead", "lead": ""}, 422, "is empty"),
+        ({"segment": "stage=lead", "lead": "  "}, 422, "is empty"),
         ({"segment": "colour=red"}, 422, "unknown filter"),
         ({"segment": "stage=lead", "input": {"lead_id": "x"}}, 422, "written by the journey"),
     ]

@@ -1196,6 +1196,8 @@ def journey_start(call: AdminCall) -> Any:
     checked as the CLI's ``--input`` is."""
     asked = call.model(Entry)
     ports = _journey_ports(call)
+    # The same rule as _checked_start's: a lead given (even empty, refused there) is no
+    # segment start in the background
     if asked.segment is not None and asked.lead is None:
         job = journeys.start_in_background(
             ports,

@@ -280,10 +280,16 @@ def _checked_start(
     if journey.status not in STARTABLE:
         raise ValidationFailed([FieldError("journey", f"{journey.journey_id} is {journey.status}")])
     checked = entry_input(extra, start_input(ports, journey))
-    if lead_email and segment:
+    # A lead given is a lead asked for, even empty: read as "none", an empty address beside a
+    # segment would run the segment where only a lead was to run (in the request, 29 s)
+    if lead_email is not None and not lead_email.strip():
+        raise ValidationFailed(
+            [FieldError("lead", "is empty: give the lead's address, or leave it out")]
+        )
+    if lead_email is not None and segment:
         # Either would be taken silently for the other: say which was meant
         raise ValidationFailed([FieldError("segment", "give a lead or a segment, not both")])
-    if lead_email:
+    if lead_email is not None:
         return checked, None
     if segment:
         return checked, _segment(ports, segment)
