@@ -1081,6 +1081,8 @@ type SegmentStart = {
   not_entered: number;
   failed: number;
   error: string | null;
+  /** Not done, and nothing written for 15 minutes: what ran it has stopped without a word. */
+  stale?: boolean;
 };
 
 const START_POLL_MS = 1500;
@@ -1101,7 +1103,8 @@ function SegmentStartProgress({ journeyId, queued }: { journeyId: string; queued
         if (stopped) return;
         setJob(found);
         setProblem(null);
-        if (!found.done) timer = window.setTimeout(() => void ask(), START_POLL_MS);
+        // A stale start will not move again: following it would poll for ever
+        if (!found.done && !found.stale) timer = window.setTimeout(() => void ask(), START_POLL_MS);
       } catch (error) {
         if (stopped) return;
         setProblem(describeError(error));
@@ -1127,10 +1130,11 @@ function SegmentStartProgress({ journeyId, queued }: { journeyId: string; queued
   };
   return (
     <div className="segment-start" role="status" aria-live="polite">
-      {!job.done && <progress aria-label={t("canvas.segment_start_running_label")} />}
+      {!job.done && !job.stale && <progress aria-label={t("canvas.segment_start_running_label")} />}
       <p>
-        {job.status === "queued" && t("canvas.segment_start_queued")}
-        {job.status === "running" && t("canvas.segment_start_running", counts)}
+        {job.stale && t("canvas.segment_start_stale", counts)}
+        {!job.stale && job.status === "queued" && t("canvas.segment_start_queued")}
+        {!job.stale && job.status === "running" && t("canvas.segment_start_running", counts)}
         {job.status === "done" && t("canvas.segment_start_done", counts)}
         {job.status === "failed" && t("canvas.segment_start_failed", counts)}
       </p>
