@@ -10,6 +10,7 @@ import json
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 
@@ -42,7 +43,9 @@ LEADS = 12
 def call(
     aws: AwsStack, method: str, path: str, body: Any = None, role: Role = Role.MARKETER
 ) -> tuple[int, Any]:
-    response = admin.handle(event(method, path, role=role, body=body), aws.settings())
+    path, _, asked = path.partition("?")
+    query = dict(parse_qsl(asked, keep_blank_values=True))
+    response = admin.handle(event(method, path, role=role, body=body, query=query), aws.settings())
     return response["statusCode"], json.loads(response["body"])
 
 
@@ -585,3 +588,37 @@ def test_a_run_finding_the_lease_of_a_run_whose_time_is_out_takes_it(
 
     # Then it takes the job over and finishes it
     assert counts(progress(aws, queued["start_id"])) == ("done", LEADS, LEADS, 0, 0)
+
+
+def test_a_journeys_recent_starts_are_listed_newest_first_with_their_progress_a_page_at_a_time(
+    aws: AwsStack, starts: QueuedStarts
+) -> None:
+    # Given three starts of the journey, the first run to the end
+    asked = []
+    for key in ("one", "two", "three"):
+        _, queued = call(aws, "POST", PATH, {"segment": "stage=lead", "request_key": key})
+        asked.append(queued["start_id"])
+        if key == "one":
+            starts.run_all()
+
+    # When the console lists them two at a time (a viewer may)
+    status, first = call(aws, "GET", "/admin/journeys/winter/starts?limit=2", role=Role.VIEWER)
+    assert status == 200, first
+
+    # Then the newest come first, each with its progress, and the page after holds the rest
+    assert [job["start_id"] for job in first["items"]] == asked[:0:-1]
+    assert [job["status"] for job in first["items"]] == ["queued", "queued"]
+    assert first["next_before"] == asked[1] and first["items"][0]["stale"] is False
+    status, rest = call(aws, "GET", f"/admin/journeys/winter/starts?before={asked[1]}")
+    assert status == 200 and rest["next_before"] is None, rest
+    assert [(j["start_id"], j["status"]) for j in rest["items"]] == [(asked[0], "done")]
+
+    # And what names nothing listable is said so
+    for path, expected in (
+        ("/admin/journeys/nowhere/starts", 404),
+        ("/admin/journeys/winter/starts?before=", 422),
+        ("/admin/journeys/winter/starts?before=x", 422),
+        ("/admin/journeys/winter/starts?limit=0", 422),
+    ):
+        status, answer = call(aws, "GET", path)
+        assert status == expected, (path, answer)

@@ -1243,6 +1243,29 @@ def journey_start_progress(call: AdminCall) -> Any:
     return job.as_json(now=ports.clock.now())
 
 
+STARTS_PAGE = 20
+"""A journey's starts listed at a time unless ``limit`` says otherwise (at most 100)."""
+
+
+def journey_starts(call: AdminCall) -> Any:
+    """The journey's starts for a segment, newest first, each with its progress as ``GET
+    .../starts/{start_id}`` answers it; ``next_before`` (a start id) gives the page after
+    (``?before=``), null after the last."""
+    ports = _journey_ports(call)
+    found, more = journeys.recent_starts(
+        ports,
+        call.actor,
+        call.params["journey"],
+        before=call.query.get("before"),
+        limit=call.number("limit", STARTS_PAGE, high=100),
+    )
+    now = ports.clock.now()
+    return {
+        "items": [job.as_json(now=now) for job in found],
+        "next_before": found[-1].start_id if more and found else None,
+    }
+
+
 def emergency_stop(call: AdminCall) -> Any:
     """The emergency stop: every journey holds each lead at its next step that mails, tags or
     tells someone."""
@@ -1886,6 +1909,13 @@ ROUTES: tuple[AdminRoute, ...] = (
         "POST", "/admin/journeys/{journey}/resume", "journeys.resume", journey_resume, Resume
     ),
     AdminRoute("POST", "/admin/journeys/{journey}/entries", "journeys.start", journey_start, Entry),
+    AdminRoute(
+        "GET",
+        "/admin/journeys/{journey}/starts",
+        "journeys.list",
+        journey_starts,
+        query=("limit", "before"),
+    ),
     AdminRoute(
         "GET",
         "/admin/journeys/{journey}/starts/{start_id}",

@@ -89,6 +89,12 @@ class Journeys(GateStore, JourneyStore, Protocol):
 
     def start_job(self, journey_id: str, start_id: str) -> StartJob | None: ...
 
+    def start_jobs(
+        self, journey_id: str, before: str | None, limit: int
+    ) -> tuple[list[StartJob], bool]:
+        """Newest first, before the start ``before``; and whether there are more."""
+        ...
+
     def save_start_job(self, job: StartJob) -> StartJob:
         """Over ``job.revision``; ConcurrentUpdate if another run stored it since."""
         ...
@@ -429,6 +435,19 @@ def start_progress(
     if job is None:
         raise NotFound(f"no start {start_id!r} of journey {journey_id!r}")
     return job
+
+
+def recent_starts(
+    ports: JourneyCommands, actor: Actor, journey_id: str, *, before: str | None, limit: int
+) -> tuple[list[StartJob], bool]:
+    """A journey's starts for a segment, newest first (the console shows them after the
+    marketer has left the page they were started on): those asked before the start
+    ``before`` when given, at most ``limit``; and whether there are more."""
+    allowed(ports.audit, ports.clock, actor, "journeys.list", f"journey:{journey_id}")
+    find(ports, journey_id)
+    if before is not None and not START_ID.match(before):
+        raise ValidationFailed([FieldError("before", "give the start_id of a start listed")])
+    return ports.journeys.start_jobs(journey_id, before, limit)
 
 
 def run_start(

@@ -465,6 +465,22 @@ class JourneyRepository:
         item = get_or_none(self._tables.journeys, _start_pk(journey_id), start_id)
         return StartJob.from_record(item.data, int(item.revision or 0)) if item else None
 
+    def start_jobs(
+        self, journey_id: str, before: str | None, limit: int
+    ) -> tuple[list[StartJob], bool]:
+        """The journey's starts, newest first (their ids sort by when they were asked), those
+        before ``before`` when given; and whether there are more."""
+        model = self._tables.journeys
+        condition = None if before is None else model.sk < before
+        items = model.query(
+            _start_pk(journey_id),
+            condition,
+            scan_index_forward=False,
+            limit=limit + 1,
+        )
+        found = [StartJob.from_record(item.data, int(item.revision or 0)) for item in items]
+        return found[:limit], len(found) > limit
+
     def save_start_job(self, job: StartJob) -> StartJob:
         """Store the job over revision ``job.revision`` of it (0: a new one); ConcurrentUpdate,
         and nothing written, if another run of it stored it since."""
