@@ -285,3 +285,27 @@ def test_the_owner_marking_the_notice_as_spam_does_not_unsubscribe_the_lead(
     assert suppression(aws, lead_id) is None
     assert consent_state(aws, lead_id) == {"marketing": "opted_in"}
     assert lead_events(aws, lead_id, "mail_complained") == []
+
+
+@pytest.mark.parametrize("case", ["delivery", "permanent_bounce", "complaint"])
+def test_a_notification_two_invocations_apply_at_once_is_applied_once(
+    sent: Sent, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given SNS's notification applied once
+    (first,) = sent.feedback(case)
+
+    # When SNS hands the same notification to a second invocation that read before the first
+    # wrote (so it did not see it applied; its write is the one that learns it)
+    from tsunagu.store.mail import MailRepository
+
+    monkeypatch.setattr(MailRepository, "applied_feedback", lambda self, key: None)
+    second = sent.feedback(case)
+
+    # Then that write is refused as applied already and changes nothing: a delivery, whose
+    # write also resets the bounce count (a delete, which a transaction sends before its puts),
+    # is known by its key's condition like the rest
+    assert second == [f"already applied: {first}"]
+    assert len(lead_events(sent.stack, sent.lead_id, f"mail_{EVENT_BY_CASE[case]}")) == 1
+
+
+EVENT_BY_CASE = {"delivery": "delivered", "permanent_bounce": "bounced", "complaint": "complained"}

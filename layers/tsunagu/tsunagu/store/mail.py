@@ -401,7 +401,7 @@ class MailRepository(LeadRepository):
         except TransactWriteError as error:
             if not _conditions_failed(error):
                 raise
-            if _condition_failed(error, 0):
+            if feedback.suppression is None or _condition_failed(error, _key_at(feedback)):
                 return None  # the notification's key: applied already
             # Only the suppression's: a stronger one stands (a complaint, and this is a late
             # bounce of an earlier mail). Record the bounce; the complaint stays.
@@ -409,8 +409,8 @@ class MailRepository(LeadRepository):
         return feedback.outcome
 
     def _apply_feedback(self, feedback: Feedback, at: str, applied: Any) -> None:
-        """One write: the notification's key first (``_condition_failed(error, 0)``), then the
-        suppression, never replacing a stronger one."""
+        """One write: the notification's key (at ``_key_at(feedback)``), the suppression, never
+        replacing a stronger one, and the rest."""
         t = self._tables
         with TransactWrite(connection=t.connection) as transaction:
             transaction.save(applied, condition=t.idempotency.key.does_not_exist())
@@ -535,6 +535,13 @@ def _feedback_key(key: str) -> str:
 def _conditions_failed(error: TransactWriteError) -> bool:
     reasons = error.cancellation_reasons
     return any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons)
+
+
+def _key_at(feedback: Feedback) -> int:
+    """Where a feedback's key is among its transaction's items, as its cancellation reasons
+    number them: PynamoDB sends a transaction's deletes before its puts, and the key is the
+    first put - after the delete of the soft-bounce count a delivery resets."""
+    return 1 if feedback.reset_soft_bounces else 0
 
 
 def _condition_failed(error: TransactWriteError, index: int) -> bool:
