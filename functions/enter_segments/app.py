@@ -56,7 +56,7 @@ def run_start(asked: StartEvent, context: Any) -> dict[str, Any]:
         asked.start_id,
         time_left=lambda: context.get_remaining_time_in_millis() / 1000,
     )
-    progress = job.as_json()
+    progress = job.as_json(now=ports.clock.now())
     logger.info("segment start run", extra=progress)
     return progress
 

@@ -110,6 +110,10 @@ def test_a_segment_start_is_answered_at_once_and_its_job_enters_every_lead_once(
     assert queued["done"] is False and queued["filter"] == "stage=lead"
     assert executions() == [] and len(starts.queued) == 1
     assert progress(aws, queued["start_id"])["status"] == "queued"
+    # in one shape wherever the start is shown: its 202, its progress, the journey's starts
+    status, listed = call(aws, "GET", "/admin/journeys/winter/starts")
+    assert status == 200 and queued["stale"] is False, queued
+    assert set(queued) == set(progress(aws, queued["start_id"])) == set(listed["items"][0])
 
     # When the function runs it
     [answer] = starts.run_all()

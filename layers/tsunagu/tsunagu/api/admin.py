@@ -1207,7 +1207,7 @@ def journey_start(call: AdminCall) -> Any:
             request_key=asked.request_key,
             extra=asked.input,
         )
-        return 202, job.as_json()
+        return 202, job.as_json(now=ports.clock.now())
     started = journeys.start(
         ports,
         call.actor,

@@ -115,10 +115,15 @@ class StartJob:
             self, selected=self.selected + 1, failed=self.failed + 1, error=error[:MAX_ERROR]
         )
 
-    def as_json(self, now: datetime | None = None) -> dict[str, Any]:
-        """What the admin API answers: the job and its progress (not its cursor); with
-        ``now``, whether it is ``stale``."""
-        shown = {
+    def as_json(self, now: datetime) -> dict[str, Any]:
+        """What the admin API answers, one shape wherever a job is shown (the 202 of a start,
+        its progress, the journey's starts): the job, its progress (not its cursor) and
+        whether it is ``stale`` at ``now``."""
+        return self._shown() | {"stale": self.stale(now)}
+
+    def _shown(self) -> dict[str, Any]:
+        """The job and its progress as stored and derived, without what depends on the time."""
+        return {
             "start_id": self.start_id,
             "journey": self.journey_id,
             "segment": self.segment,
@@ -140,11 +145,10 @@ class StartJob:
             "updated_at": self.updated_at,
             "finished_at": self.finished_at,
         }
-        return shown if now is None else shown | {"stale": self.stale(now)}
 
     def record(self) -> dict[str, Any]:
         """Everything stored (the revision is the record's own attribute)."""
-        shown = self.as_json()
+        shown = self._shown()
         for derived in ("journey", "done", "not_entered", "not_entered_by_reason"):
             shown.pop(derived)
         return shown | {
