@@ -561,6 +561,18 @@ def test_a_marketer_starts_a_journey_for_a_segment_and_follows_it_until_it_is_do
     expect(progress.locator("progress")).to_have_count(0)
     assert accessibility_problems(page) == []
 
+    # When she leaves the page and comes back
+    page.reload()
+
+    # Then the journey's recent starts list it: by her, for the segment, done, what it did
+    listed = page.locator(".recent-starts .start-item").first
+    expect(listed).to_contain_text("domain=example.com")
+    expect(listed).to_contain_text(MARKETER)
+    expect(listed.locator(".start-status")).to_have_text("done")
+    expect(listed).to_contain_text("2 selected - 2 entered, 0 already in, 0 not entered, 0 failed")
+    expect(listed.locator("progress")).to_have_count(0)
+    assert accessibility_problems(page) == []
+
 
 def test_a_publish_refused_after_the_canvas_was_kept_lets_the_next_save_through(
     tsunagu: RunningTsunagu, chromium: Chromium

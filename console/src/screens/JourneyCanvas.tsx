@@ -1062,6 +1062,13 @@ export default function JourneyCanvas() {
               )}
             </form>
           )}
+          {may("journeys.list") && !isNew && journeyId && (
+            <RecentStarts
+              journeyId={journeyId}
+              shownAbove={segmentStart?.start_id ?? null}
+              reload={segmentStart?.start_id ?? null}
+            />
+          )}
         </aside>
       </div>
     </section>
@@ -1070,9 +1077,13 @@ export default function JourneyCanvas() {
 
 type LeadStarted = { entered: number; already_in: number };
 
-/** A start for a segment, run in the background (GET /admin/journeys/{journey}/starts/{id}). */
+/** A start for a segment, run in the background: one shape wherever the API shows it (the
+ * 202 of POST .../entries, GET .../starts/{id}, the items of GET .../starts). */
 type SegmentStart = {
   start_id: string;
+  segment: string;
+  by: string;
+  at: string;
   status: "queued" | "running" | "done" | "failed";
   done: boolean;
   selected: number;
@@ -1082,23 +1093,31 @@ type SegmentStart = {
   failed: number;
   error: string | null;
   /** Not done, and nothing written for 15 minutes: what ran it has stopped without a word. */
-  stale?: boolean;
+  stale: boolean;
 };
 
 const START_POLL_MS = 1500;
 
-/** How far a start for a segment is, asked again until it is done; then its counts. */
-function SegmentStartProgress({ journeyId, queued }: { journeyId: string; queued: SegmentStart }) {
-  const { t } = useTranslation();
-  const [job, setJob] = useState<SegmentStart>(queued);
+/** The start as last read, asked again every START_POLL_MS while it runs; the asking stops when
+ * it is done or stale (it will not move again), when the API refuses (gone, not allowed), and
+ * when the component is unmounted. ``shown`` is the start as the caller last read it. */
+function useFollowedStart(
+  journeyId: string,
+  shown: SegmentStart,
+): { job: SegmentStart; problem: string | null } {
+  const [job, setJob] = useState<SegmentStart>(shown);
   const [problem, setProblem] = useState<string | null>(null);
+  // A start read again by the caller (the list reloaded) replaces what this one read
+  useEffect(() => setJob(shown), [shown]);
+  const settled = shown.done || shown.stale;
 
   useEffect(() => {
+    if (settled) return;
     let stopped = false;
     let timer: number | undefined;
     async function ask() {
       try {
-        const path = `/admin/journeys/${encodeURIComponent(journeyId)}/starts/${encodeURIComponent(queued.start_id)}`;
+        const path = `/admin/journeys/${encodeURIComponent(journeyId)}/starts/${encodeURIComponent(shown.start_id)}`;
         const found = await api<SegmentStart>("GET", path);
         if (stopped) return;
         setJob(found);
@@ -1118,9 +1137,14 @@ function SegmentStartProgress({ journeyId, queued }: { journeyId: string; queued
       stopped = true;
       window.clearTimeout(timer);
     };
-  }, [journeyId, queued.start_id]);
+  }, [journeyId, shown.start_id, settled]);
 
-  const counts = {
+  return { job, problem };
+}
+
+/** What a start's sentences read: its counts, and its error (empty when none). */
+function startCounts(job: SegmentStart) {
+  return {
     selected: job.selected,
     entered: job.entered,
     already: job.already_in,
@@ -1128,6 +1152,13 @@ function SegmentStartProgress({ journeyId, queued }: { journeyId: string; queued
     failed: job.failed,
     error: job.error ?? "",
   };
+}
+
+/** How far a start for a segment is, asked again until it is done; then its counts. */
+function SegmentStartProgress({ journeyId, queued }: { journeyId: string; queued: SegmentStart }) {
+  const { t } = useTranslation();
+  const { job, problem } = useFollowedStart(journeyId, queued);
+  const counts = startCounts(job);
   return (
     <div className="segment-start" role="status" aria-live="polite">
       {!job.done && !job.stale && <progress aria-label={t("canvas.segment_start_running_label")} />}
@@ -1141,6 +1172,102 @@ function SegmentStartProgress({ journeyId, queued }: { journeyId: string; queued
       {job.status === "done" && job.failed > 0 && <p>{t("canvas.segment_start_failed_leads", counts)}</p>}
       {problem && <p className="problem">{problem}</p>}
     </div>
+  );
+}
+
+/** How many of a journey's starts the page lists at a time. */
+const RECENT_STARTS = 5;
+
+type StartsPage = { items: SegmentStart[]; next_before: string | null };
+
+/** The journey's starts for a segment, newest first, a few at a time ("Show more" reads the
+ * next few): for a marketer who started one, left the page and came back. A start still
+ * running is followed as the start form follows its own. ``shownAbove``: the start the form
+ * above follows, left out here; ``reload``: changes when a start is made, to list it. */
+function RecentStarts({
+  journeyId,
+  shownAbove,
+  reload,
+}: {
+  journeyId: string;
+  shownAbove: string | null;
+  reload: string | null;
+}) {
+  const { t } = useTranslation();
+  const [starts, setStarts] = useState<SegmentStart[] | null>(null);
+  const [nextBefore, setNextBefore] = useState<string | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+  const path = `/admin/journeys/${encodeURIComponent(journeyId)}/starts`;
+
+  useEffect(() => {
+    let stopped = false;
+    api<StartsPage>("GET", path, { query: { limit: RECENT_STARTS } })
+      .then((page) => {
+        if (stopped) return;
+        setStarts(page.items);
+        setNextBefore(page.next_before);
+        setProblem(null);
+      })
+      .catch((error: unknown) => {
+        if (!stopped) setProblem(describeError(error));
+      });
+    return () => {
+      stopped = true;
+    };
+  }, [path, reload]);
+
+  async function more() {
+    if (!nextBefore) return;
+    try {
+      const page = await api<StartsPage>("GET", path, {
+        query: { limit: RECENT_STARTS, before: nextBefore },
+      });
+      setStarts((shown) => [...(shown ?? []), ...page.items]);
+      setNextBefore(page.next_before);
+      setProblem(null);
+    } catch (error) {
+      setProblem(describeError(error));
+    }
+  }
+
+  const listed = (starts ?? []).filter((job) => job.start_id !== shownAbove);
+  return (
+    <section className="recent-starts">
+      <h2>{t("canvas.recent_starts")}</h2>
+      {starts && listed.length === 0 && !nextBefore && <p className="note">{t("canvas.no_starts")}</p>}
+      {listed.length > 0 && (
+        <ul>
+          {listed.map((job) => (
+            <StartItem key={job.start_id} journeyId={journeyId} shown={job} />
+          ))}
+        </ul>
+      )}
+      {nextBefore && (
+        <button type="button" className="link" onClick={() => void more()}>
+          {t("common.more")}
+        </button>
+      )}
+      {problem && <p className="problem">{problem}</p>}
+    </section>
+  );
+}
+
+/** One start in the list: when, by whom, for which segment, how it stands and its counts. */
+function StartItem({ journeyId, shown }: { journeyId: string; shown: SegmentStart }) {
+  const { t } = useTranslation();
+  const { job, problem } = useFollowedStart(journeyId, shown);
+  const status = job.stale ? "stale" : job.status;
+  return (
+    <li className="start-item" data-start={job.start_id}>
+      <div>
+        {when(job.at)} · {job.by} · <code>{job.segment}</code> ·{" "}
+        <strong className={`start-status ${status}`}>{t(`canvas.start_status.${status}`)}</strong>
+        {!job.done && !job.stale && <progress aria-label={t("canvas.segment_start_running_label")} />}
+      </div>
+      <div>{t("canvas.start_counts", startCounts(job))}</div>
+      {job.error && <div className="problem">{job.error}</div>}
+      {problem && <div className="problem">{problem}</div>}
+    </li>
   );
 }
 
