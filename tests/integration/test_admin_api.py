@@ -1045,6 +1045,71 @@ def test_a_caller_the_pool_does_not_know_lists_no_users(stack: Settings) -> None
     assert status == 403 and "no longer in the user pool" in answer["message"], answer
 
 
+ITO = "marketer.ito@example.com"
+ITO_PASSWORD = "Ito-lost-phone-2026"
+
+
+def _password_sign_in(client: Any, app: str) -> dict[str, Any]:
+    answer: dict[str, Any] = client.initiate_auth(
+        ClientId=app,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": ITO, "PASSWORD": ITO_PASSWORD},
+    )
+    return answer
+
+
+def test_an_admin_turns_off_the_two_step_sign_in_of_a_user_who_lost_their_phone_logged(
+    stack: Settings,
+) -> None:
+    # Given the marketer signing in with an authenticator app's code besides the password
+    # (set up as the console's Settings do, with her own access token; moto takes any code)
+    client, pool = moto_client("cognito-idp"), stack.admin_user_pool_id
+    app = client.create_user_pool_client(
+        UserPoolId=pool, ClientName="console", ExplicitAuthFlows=["USER_PASSWORD_AUTH"]
+    )["UserPoolClient"]["ClientId"]
+    client.admin_set_user_password(
+        UserPoolId=pool, Username=ITO, Password=ITO_PASSWORD, Permanent=True
+    )
+    token = _password_sign_in(client, app)["AuthenticationResult"]["AccessToken"]
+    client.associate_software_token(AccessToken=token)
+    client.verify_software_token(AccessToken=token, UserCode="123456")
+    client.set_user_mfa_preference(
+        AccessToken=token, SoftwareTokenMfaSettings={"Enabled": True, "PreferredMfa": True}
+    )
+    assert _password_sign_in(client, app)["ChallengeName"] == "SOFTWARE_TOKEN_MFA"
+
+    # When she has lost her phone and an admin turns her two-step sign-in off
+    status, answer = call(stack, "PATCH", f"/admin/users/{ITO}", body={"mfa": "off"})
+
+    # Then her password alone signs her in, the answer says it is off, and the log says who
+    assert status == 200, answer
+    assert (answer["email"], answer["two_step"], answer["role"]) == (ITO, False, "marketer")
+    assert "AuthenticationResult" in _password_sign_in(client, app)
+    [logged] = [e for e in audit_entries(stack) if e.operation == "users.save"]
+    assert (logged.target, logged.before, logged.after) == (
+        f"user:{ITO}",
+        {"two_step": True},
+        {"two_step": False},
+    )
+    assert (logged.actor.email, logged.detail) == (CALLER, "two-step sign-in turned off")
+
+
+@pytest.mark.parametrize(
+    ("body", "role", "expected"),
+    [
+        ({"mfa": "on"}, Role.ADMIN, 422),  # turning it on is the user's own (their app's code)
+        ({"mfa": None}, Role.ADMIN, 422),
+        ({"mfa": "off"}, Role.MARKETER, 403),
+    ],
+)
+def test_two_step_sign_in_is_turned_off_only_by_an_admin_and_only_off(
+    stack: Settings, body: dict[str, Any], role: Role, expected: int
+) -> None:
+    status, answer = call(stack, "PATCH", f"/admin/users/{ITO}", body=body, role=role)
+    assert status == expected, answer
+    assert not [e for e in audit_entries(stack) if e.outcome == "done"]
+
+
 def _access_token_event(method: str, path: str, sub: str, body: Any) -> dict[str, Any]:
     """What API Gateway passes for a Cognito access token (the JWT authorizer takes it, its
     client_id being the audience): sub, username and groups, no e-mail."""

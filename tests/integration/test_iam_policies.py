@@ -107,6 +107,7 @@ EXPECTED = {
     ("admin_api", "cognito-idp:AdminCreateUser"),
     ("admin_api", "cognito-idp:AdminRemoveUserFromGroup"),
     ("admin_api", "cognito-idp:AdminUserGlobalSignOut"),
+    ("admin_api", "cognito-idp:AdminSetUserMFAPreference"),
     ("admin_api", "cognito-idp:ListUsersInGroup"),
     ("admin_api", "dynamodb:BatchGetItem"),
     ("index_leads", "dynamodb:BatchWriteItem"),
@@ -848,6 +849,7 @@ def drive_admin_api(aws: AwsStack, email: str) -> None:
         ("POST", "/admin/users", {"email": "new.marketer@example.jp", "role": "marketer"}),
         ("PATCH", "/admin/users/new.marketer@example.jp", {"role": "viewer", "enabled": False}),
         ("PATCH", "/admin/users/new.marketer@example.jp", {"enabled": True}),
+        ("PATCH", "/admin/users/new.marketer@example.jp", {"mfa": "off"}),
         ("GET", "/admin/users", None),
         ("POST", "/admin/reports/rebuild", {"from": "2026-11-01", "to": "2026-12-31"}),
     ]

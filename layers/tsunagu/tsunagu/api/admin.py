@@ -1358,6 +1358,9 @@ class UserChange(BaseModel):
 
     role: Role | None = None
     enabled: bool | None = None
+    mfa: Literal["off"] | None = None
+    """Turn off the user's two-step sign-in (a lost phone); turning it on is the user's own
+    (their authenticator app's first code), so "off" is the one value."""
 
 
 def users_list(call: AdminCall) -> Any:
@@ -1374,16 +1377,19 @@ def user_invite(call: AdminCall) -> Any:
 
 
 def user_change(call: AdminCall) -> Any:
-    """Change a user's role, or disable (signed out everywhere) or enable them."""
+    """Change a user's role, disable (signed out everywhere) or enable them, or turn off their
+    two-step sign-in (``"mfa": "off"``, for a user who lost their phone)."""
     asked = call.model(UserChange)
-    if asked.role is None and asked.enabled is None:
-        raise ValidationFailed([FieldError("(body)", "give role, enabled or both")])
+    if asked.role is None and asked.enabled is None and asked.mfa is None:
+        raise ValidationFailed([FieldError("(body)", "give role, enabled, mfa or more of them")])
     ports, email = services.user_commands(call.settings), call.params["user"]
     user = None
     if asked.role is not None:
         user = users.set_role(ports, call.actor, email, asked.role)
     if asked.enabled is not None:
         user = users.set_enabled(ports, call.actor, email, asked.enabled)
+    if asked.mfa == "off":
+        user = users.turn_off_two_step(ports, call.actor, email)
     assert user is not None
     return user.as_json()
 

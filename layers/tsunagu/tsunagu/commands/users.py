@@ -1,7 +1,8 @@
 """The people who sign in, as an admin manages them: list, invite with a role, change a role,
-disable and enable. Each user's role is its one group in the user pool (tsunagu.commands.access);
-every change is in the audit log. An admin cannot take away their own admin role or disable
-themselves: the last admin could lock everyone out of the console that way.
+disable and enable, turn off a user's two-step sign-in. Each user's role is its one group in
+the user pool (tsunagu.commands.access); every change is in the audit log. An admin cannot take
+away their own admin role or disable themselves: the last admin could lock everyone out of the
+console that way.
 
 A token keeps the role it was issued with for its hour, and a disabled user's token keeps working
 that long: so each use case here reads the caller in the pool first, and refuses one who is no
@@ -32,6 +33,9 @@ class User:
     created_at: str | None = None
     sub: str | None = None
     """The pool's id for the user: the ``sub`` claim of both its ID and its access token."""
+    two_step: bool | None = None
+    """Whether the user signs in with an authenticator app's code besides the password; None
+    when the pool did not say (its listing of users does not: only a user read alone has it)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -40,6 +44,7 @@ class User:
             "enabled": self.enabled,
             "status": self.status,
             "created_at": self.created_at,
+            "two_step": self.two_step,
         }
 
 
@@ -57,6 +62,8 @@ class Directory(Protocol):
     def set_role(self, email: str, role: Role) -> None: ...
 
     def set_enabled(self, email: str, enabled: bool) -> None: ...
+
+    def turn_off_two_step(self, email: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,21 @@ def set_enabled(ports: UserCommands, actor: Actor, email: str, enabled: bool) ->
             _leaves_an_admin(ports, user, "enabled")
         ports.directory.set_enabled(address, enabled)
         log.changed({"enabled": user.enabled}, {"enabled": enabled})
+    return _existing(ports, address)
+
+
+def turn_off_two_step(ports: UserCommands, actor: Actor, email: str) -> User:
+    """Turn off a user's two-step sign-in - they lost the phone their authenticator app was
+    on: they sign in with their password alone until they set an app up again in Settings.
+    Their sessions go on (nothing they hold is taken away); done for a user who has it off,
+    it changes nothing and is logged as asked."""
+    address = _address(email)
+    with recorded(ports.audit, ports.clock, actor, "users.save", f"user:{address}") as log:
+        _still_holding(ports, actor)
+        user = _existing(ports, address)
+        ports.directory.turn_off_two_step(address)
+        log.changed({"two_step": user.two_step}, {"two_step": False})
+        log.detail = "two-step sign-in turned off"
     return _existing(ports, address)
 
 

@@ -36,7 +36,9 @@ class CognitoDirectory:
             found = self._client.admin_get_user(UserPoolId=self._pool, Username=email)
         except self._client.exceptions.UserNotFoundException:
             return None
-        return _user(found, self._role(found["Username"]))
+        # AdminGetUser lists the user's second factors (ListUsers does not); none: no list
+        two_step = "SOFTWARE_TOKEN_MFA" in (found.get("UserMFASettingList") or [])
+        return _user(found, self._role(found["Username"]), two_step=two_step)
 
     def invite(self, email: str, role: Role) -> User:
         created = self._client.admin_create_user(
@@ -81,6 +83,14 @@ class CognitoDirectory:
         self._client.admin_disable_user(UserPoolId=self._pool, Username=email)
         self._client.admin_user_global_sign_out(UserPoolId=self._pool, Username=email)
 
+    def turn_off_two_step(self, email: str) -> None:
+        """The authenticator app off as a second factor (Tsunagu offers no other: no SMS)."""
+        self._client.admin_set_user_mfa_preference(
+            UserPoolId=self._pool,
+            Username=email,
+            SoftwareTokenMfaSettings={"Enabled": False, "PreferredMfa": False},
+        )
+
     def _role(self, username: str) -> Role | None:
         groups = self._client.admin_list_groups_for_user(UserPoolId=self._pool, Username=username)
         names = {group["GroupName"] for group in groups["Groups"]}
@@ -88,7 +98,7 @@ class CognitoDirectory:
         return next((Role(name) for name in ROLE_GROUPS if name in names), None)
 
 
-def _user(found: dict[str, Any], role: Role | None) -> User:
+def _user(found: dict[str, Any], role: Role | None, two_step: bool | None = None) -> User:
     attributes = found.get("Attributes") or found.get("UserAttributes") or []
     email = next((a["Value"] for a in attributes if a["Name"] == "email"), found["Username"])
     created = found.get("UserCreateDate")
@@ -100,4 +110,5 @@ def _user(found: dict[str, Any], role: Role | None) -> User:
         status=str(found.get("UserStatus", "")),
         created_at=created.isoformat() if created is not None else None,
         sub=sub,
+        two_step=two_step,
     )
