@@ -2,7 +2,8 @@
 runtime `make up` starts: a sales rep, whose menu has only what the role may read, turns TOTP on
 from Settings with an authenticator app's first code, then signs in with a code (a wrong one
 refused, in words) in the console and at the CLI, and turns it off; a user of a pool that
-requires TOTP sets it up while signing in for the first time.
+requires TOTP sets it up while signing in for the first time; an admin turns off the two-step
+sign-in of a user who lost their phone, from the Users list.
 
 The runtime's Cognito checks codes against the machine's clock, as an authenticator app counts
 time (tsunagu_local.totp): a code is made here the moment before it is typed. So that a loaded
@@ -33,6 +34,8 @@ DRIFT_STEPS = 20
 """Steps of 30 s either side of the present one this runtime takes a code from."""
 SALES = "sales.sato@example.com"
 NEWCOMER = "newcomer.mori@example.com"
+ADMIN = "admin.kimura@example.com"
+LOST_PHONE = "lost.phone@example.com"
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +151,46 @@ def test_a_sales_rep_turns_totp_on_signs_in_with_a_code_and_turns_it_off(
     expect(two_step).to_contain_text("Off: signing in asks for your password only.")
     plain = tsunagu.cli(*asked_for)
     assert plain.returncode == 0, plain.stderr
+
+
+def test_an_admin_turns_off_the_two_step_sign_in_of_a_user_who_lost_their_phone(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given a marketer whose sign-in asks for an authenticator app's code (set up with her own
+    # access token and the app's first code, as Settings does)
+    add_console_user(tsunagu, ADMIN, PASSWORD, "admin")
+    add_console_user(tsunagu, LOST_PHONE, PASSWORD, "marketer")
+    client, pool = cognito(tsunagu)
+    state = json.loads((tsunagu.workdir / ".tsunagu" / "runtime.json").read_text())
+    app = state["sign_in"]["clients"]["AdminConsoleClient"]
+
+    def password_sign_in() -> dict[str, Any]:
+        answer: dict[str, Any] = client.initiate_auth(
+            ClientId=app,
+            AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": LOST_PHONE, "PASSWORD": PASSWORD},
+        )
+        return answer
+
+    token = password_sign_in()["AuthenticationResult"]["AccessToken"]
+    secret = client.associate_software_token(AccessToken=token)["SecretCode"]
+    client.verify_software_token(AccessToken=token, UserCode=code_now(secret))
+    client.set_user_mfa_preference(
+        AccessToken=token, SoftwareTokenMfaSettings={"Enabled": True, "PreferredMfa": True}
+    )
+    assert password_sign_in()["ChallengeName"] == "SOFTWARE_TOKEN_MFA"
+
+    # When she has lost her phone and an admin turns it off from the Users list (confirmed)
+    page = console_page(chromium, tsunagu, ADMIN, PASSWORD, at="settings")
+    row = page.get_by_role("row").filter(has_text=LOST_PHONE)
+    row.get_by_role("button", name="Turn off two-step sign-in").click()
+
+    # Then the console says so, and her password alone signs her in
+    expect(page.get_by_text(f"Two-step sign-in is off for {LOST_PHONE}")).to_be_visible()
+    assert "AuthenticationResult" in password_sign_in()
+    found = client.admin_get_user(UserPoolId=pool, Username=LOST_PHONE)
+    assert "SOFTWARE_TOKEN_MFA" not in (found.get("UserMFASettingList") or [])
+    assert accessibility_problems(page) == []
 
 
 def test_in_a_pool_that_requires_totp_a_new_user_sets_it_up_while_signing_in(

@@ -34,6 +34,8 @@ interface User {
   enabled: boolean;
   status: string;
   created_at: string | null;
+  /** null in the list: Cognito's listing of users does not say (a user read alone does). */
+  two_step: boolean | null;
 }
 
 function Users() {
@@ -122,6 +124,26 @@ function Users() {
                       }}
                     >
                       {user.enabled ? t("settings.disable") : t("settings.enable")}
+                    </button>
+                  )}
+                  {/* For a user who lost the phone their authenticator app was on (their own is
+                      turned off in Settings' two-step sign-in); turning it on is theirs alone */}
+                  {!self && (
+                    <button
+                      type="button"
+                      onClick={() => {
+                        if (window.confirm(t("settings.two_step_off_confirm", { email: user.email }))) {
+                          void run(
+                            () =>
+                              api("PATCH", `/admin/users/${encodeURIComponent(user.email)}`, {
+                                body: { mfa: "off" },
+                              }),
+                            t("settings.two_step_off_done", { email: user.email }),
+                          );
+                        }
+                      }}
+                    >
+                      {t("settings.two_step_off")}
                     </button>
                   )}
                 </td>
