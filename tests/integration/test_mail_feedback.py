@@ -141,7 +141,7 @@ def test_a_late_hard_bounce_leaves_a_complaint_in_place(
     outcomes = late.feedback("permanent_bounce") + late.feedback("permanent_bounce")
 
     # Then the bounce is recorded once, and the complaint stays the reason
-    kept = "recorded; not suppressed for hard_bounce: a stronger suppression stands"
+    kept = "recorded; not suppressed for hard_bounce: a suppression as strong or stronger stands"
     assert outcomes == [kept, "already applied: " + kept]
     assert suppression(late.stack, late.lead_id) == "complaint"
     (bounced,) = lead_events(late.stack, late.lead_id, "mail_bounced")
@@ -164,7 +164,7 @@ def test_a_late_run_of_soft_bounces_leaves_a_complaint_in_place(
     outcomes = [late.feedback("transient_bounce", f"fb-{n}")[0] for n in (1, 2, 3)]
 
     assert outcomes[-1] == (
-        "recorded; not suppressed for soft_bounce_limit: a stronger suppression stands"
+        "recorded; not suppressed for soft_bounce_limit: a suppression as strong or stronger stands"
     )
     assert suppression(late.stack, late.lead_id) == "complaint"
     assert len(lead_events(late.stack, late.lead_id, "mail_bounced")) == 3

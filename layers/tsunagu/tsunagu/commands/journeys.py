@@ -521,7 +521,7 @@ def _run(ports: JourneyCommands, job: StartJob, time_left: Callable[[], float]) 
 
     def stop(job: StartJob, error: str) -> StartJob:
         at = isoformat(ports.clock.now())
-        return save(job, status="failed", error=error[:600], finished_at=at)
+        return save(job, status="failed", error=error[:MAX_ERROR], finished_at=at)
 
     now = ports.clock.now()
     if job.leased_to_another(now):

@@ -73,8 +73,8 @@ class Feedback:
         suppression that stands keeps its reason - a bounce's would let an admin lift it."""
         return dataclasses.replace(
             self,
-            outcome=f"recorded; not suppressed for {self.suppression}: a stronger suppression"
-            " stands",
+            outcome=f"recorded; not suppressed for {self.suppression}: a suppression as strong"
+            " or stronger stands",
             suppression=None,
         )
 
