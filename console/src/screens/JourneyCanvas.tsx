@@ -1209,7 +1209,15 @@ function RecentStarts({
         setProblem(null);
       })
       .catch((error: unknown) => {
-        if (!stopped) setProblem(describeError(error));
+        if (stopped) return;
+        // A journey only drafted has no record yet, so no starts: nothing is wrong
+        if (error instanceof ApiError && error.status === 404) {
+          setStarts([]);
+          setNextBefore(null);
+          setProblem(null);
+          return;
+        }
+        setProblem(describeError(error));
       });
     return () => {
       stopped = true;
