@@ -10,7 +10,7 @@ import {
   setNewPassword,
   signIn,
 } from "../auth";
-import { TotpSecretShown } from "./TotpSecret";
+import { TotpCodeField, TotpSecretShown } from "./TotpSecret";
 
 /** ``refused``: why the admin API sent a signed-in user back here (shown until she signs in
  * again). */
@@ -94,19 +94,7 @@ export function SignIn({ onSignedIn, refused }: { onSignedIn: () => void; refuse
         )}
         {needed?.kind === "totp_setup" && <TotpSecretShown secret={needed.secret} />}
         {asksCode ? (
-          <label>
-            {t("sign_in.code")}
-            <input
-              type="text"
-              inputMode="numeric"
-              autoComplete="one-time-code"
-              pattern="[0-9]{6}"
-              maxLength={6}
-              required
-              value={code}
-              onChange={(event) => setCode(event.target.value.trim())}
-            />
-          </label>
+          <TotpCodeField code={code} setCode={setCode} />
         ) : (
           <label>
             {needed ? t("sign_in.new_password") : t("sign_in.password")}

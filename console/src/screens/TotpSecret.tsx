@@ -28,3 +28,23 @@ export function TotpSecretShown({ secret }: { secret: TotpSecret }) {
     </div>
   );
 }
+
+/** The authenticator app's 6-digit code, as signing in and turning TOTP on both ask for it. */
+export function TotpCodeField({ code, setCode }: { code: string; setCode: (code: string) => void }) {
+  const { t } = useTranslation();
+  return (
+    <label>
+      {t("sign_in.code")}
+      <input
+        type="text"
+        inputMode="numeric"
+        autoComplete="one-time-code"
+        pattern="[0-9]{6}"
+        maxLength={6}
+        required
+        value={code}
+        onChange={(event) => setCode(event.target.value.trim())}
+      />
+    </label>
+  );
+}

@@ -4,7 +4,7 @@ import { useTranslation } from "react-i18next";
 import { describeError } from "../api";
 import { SignInError, type TotpSecret, newTotpSecret, totpIsOn, turnTotpOff, turnTotpOn } from "../auth";
 import { useAction } from "../useAction";
-import { TotpSecretShown } from "./TotpSecret";
+import { TotpCodeField, TotpSecretShown } from "./TotpSecret";
 
 /** The signed-in user's own two-step sign-in (TOTP, as the user pool offers it): turned on with
  * an authenticator app's first code, turned off. Every role has it: it is the user's, not a
@@ -58,19 +58,7 @@ export function TwoStepSignIn() {
       {secret !== null && (
         <form onSubmit={(event) => void confirm(event)}>
           <TotpSecretShown secret={secret} />
-          <label>
-            {t("sign_in.code")}
-            <input
-              type="text"
-              inputMode="numeric"
-              autoComplete="one-time-code"
-              pattern="[0-9]{6}"
-              maxLength={6}
-              required
-              value={code}
-              onChange={(event) => setCode(event.target.value.trim())}
-            />
-          </label>
+          <TotpCodeField code={code} setCode={setCode} />
           <button type="submit">{t("totp.turn_on")}</button>{" "}
           <button type="button" className="secondary" onClick={() => (setSecret(null), setCode(""))}>
             {t("totp.cancel")}
