@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -20,7 +20,7 @@ from tests.support.leads import store_lead
 from tests.support.starts import QueuedStarts, queue_starts, time_runs_short
 from tsunagu import services
 from tsunagu.api import admin
-from tsunagu.clock import isoformat
+from tsunagu.clock import isoformat, parse_instant
 from tsunagu.commands.access import Role
 from tsunagu.commands.journeys import ENTRY_BACKOFF_SECONDS
 from tsunagu.errors import Throttled
@@ -626,3 +626,42 @@ def test_a_journeys_recent_starts_are_listed_newest_first_with_their_progress_a_
     ):
         status, answer = call(aws, "GET", path)
         assert status == expected, (path, answer)
+
+
+class SetClock:
+    def __init__(self, at: str) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return parse_instant(self.at)
+
+
+def test_a_start_without_a_key_is_the_same_request_all_through_the_teams_day(
+    aws: AwsStack, starts: QueuedStarts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the team's time zone Asia/Tokyo, and the runtime's clock at 08:30 there (23:30 UTC
+    # the day before)
+    clock = SetClock("2026-12-06T23:30:00Z")
+    monkeypatch.setattr(services, "clock", lambda settings: clock)
+    body = {"segment": "stage=lead"}
+    _, first = call(aws, "POST", PATH, body)
+    starts.run_all()
+    assert progress(aws, first["start_id"])["request_key"] == "2026-12-07"
+
+    # When the marketer starts it again at 10:00 the same day (01:00 UTC, another UTC date)
+    clock.at = "2026-12-07T01:00:00Z"
+    _, second = call(aws, "POST", PATH, body)
+    starts.run_all()
+
+    # Then it is the same request: everybody is already in, nothing new started
+    assert counts(progress(aws, second["start_id"])) == ("done", LEADS, 0, LEADS, 0)
+
+    # And after midnight there (15:30 UTC, still the same UTC date) it is a new request, for the
+    # journey's re-entry rule to decide
+    clock.at = "2026-12-07T15:30:00Z"
+    _, third = call(aws, "POST", PATH, body)
+    starts.run_all()
+    job = progress(aws, third["start_id"])
+    assert job["request_key"] == "2026-12-08"
+    assert set(job["not_entered_by_reason"]) == {"reentry_never"}, job
+    assert len(executions()) == LEADS

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -330,6 +331,7 @@ def journey_ports() -> tuple[journeys.JourneyCommands, MemoryJourneyStore]:
         entry_arn=lambda journey: f"arn:aws:states:::stateMachine:{journey.journey_id}",
         running=lambda journey: None,
         templates=lambda: SEMINAR_MAILS,
+        time_zone=ZoneInfo("Asia/Tokyo"),
     )
     return ports, store
 

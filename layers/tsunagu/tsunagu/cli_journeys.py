@@ -532,7 +532,11 @@ def add_journey_commands(groups: Any) -> None:
     start.add_argument(
         "--input", action="append", help="NAME=VALUE added to the execution's input (repeat)"
     )
-    start.add_argument("--key", help="names this request: the same key never enters a lead twice")
+    start.add_argument(
+        "--key",
+        help="names this request (default: today in the team's time zone):"
+        " the same key never enters a lead twice",
+    )
     start.set_defaults(run=journeys_start)
     pause = commands.add_parser("pause", help="hold every lead at its next mail or step")
     pause.add_argument("journey")

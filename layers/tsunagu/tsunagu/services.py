@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo
 
 from tsunagu.clock import Clock, clock_from
 from tsunagu.settings import Settings
@@ -597,6 +598,7 @@ def journey_commands(settings: Settings) -> JourneyCommands:
         entry_arn=lambda journey: entry_arn(settings, journey),
         running=lambda journey: running_executions(settings, journey),
         templates=lambda: template_ids(settings),
+        time_zone=ZoneInfo(settings.default_time_zone),
         saved_segment=lambda name: segments.get_segment(name) if segments else None,
         facts=lambda: segment_facts(settings),
         allowed_at=lambda instant: _account_allowed_time(settings)(instant),

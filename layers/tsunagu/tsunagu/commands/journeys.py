@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
@@ -117,6 +117,8 @@ class JourneyCommands:
     templates: Callable[[], Collection[str]]
     """The ids of the mail templates there are: a send naming none of them does not publish
     (publish_journey refuses it), so the editor says so too."""
+    time_zone: tzinfo
+    """The team's (settings.default_time_zone): a start's default request key is its date."""
     saved_segment: Callable[[str], SavedSegment | None] = lambda name: None
     """A saved segment by name (None: none by that name, or a stack without segments)."""
     facts: Callable[[], Facts] = NoFacts
@@ -326,6 +328,14 @@ def _enter(
     )
 
 
+def default_request_key(ports: JourneyCommands, now: datetime) -> str:
+    """A start's request key when none is given: the team's date (``2026-12-07``), so that
+    the same start asked twice in one working day enters nobody twice, and the next day's is a
+    new request. The UTC date would split a Japanese morning at 09:00 and join the evening
+    to the next morning."""
+    return now.astimezone(ports.time_zone).date().isoformat()
+
+
 def start(
     ports: JourneyCommands,
     actor: Actor,
@@ -338,9 +348,10 @@ def start(
 ) -> Started:
     """Manual entry: one lead, or every lead a simple filter selects, inside this call (the
     CLI; the admin API starts a segment with ``start_in_background``). One name per lead,
-    journey and request: the same request twice enters nobody twice (the key defaults to
-    today's date, so a daily re-run is a new request). ``extra``: the execution's input
-    beyond the lead's, as ``entry_input`` takes it (ValidationFailed otherwise)."""
+    journey and request: the same request twice enters nobody twice (the key defaults to the
+    team's date, ``default_request_key``: a daily re-run is a new request). ``extra``: the
+    execution's input beyond the lead's, as ``entry_input`` takes it (ValidationFailed
+    otherwise)."""
     journey = find(ports, journey_id)
     target = f"journey:{journey_id}"
     with recorded(ports.audit, ports.clock, actor, "journeys.start", target) as log:
@@ -351,7 +362,7 @@ def start(
             selected = [lead_by_email(ports.leads, lead_email)]
         else:
             selected = list(segments_selected(chosen, ports.leads, ports.facts(), now))
-        key = request_key or isoformat(now)[:10]
+        key = request_key or default_request_key(ports, now)
         started = Started(len(selected), _enter(ports, journey, selected, key, extra))
         who = lead_email or f"segment {segment}"
         already = f", {started.already_in} already in" if started.already_in else ""
@@ -395,7 +406,7 @@ def start_in_background(
             raise RuntimeError("no function runs starts in the background on this stack")
         now = ports.clock.now()
         at = isoformat(now)
-        key = request_key or at[:10]
+        key = request_key or default_request_key(ports, now)
         queued = StartJob(
             start_id=new_id("start", now),
             journey_id=journey_id,
