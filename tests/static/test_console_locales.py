@@ -9,9 +9,10 @@ import ast
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
+from pydantic_core.core_schema import ErrorType
 
 from tsunagu.event_kinds import SERVER_EVENT_KINDS
 from tsunagu.imports.reasons import JAPANESE, JAPANESE_WORDS, REASON_CODES, REASON_PARAMS
@@ -76,7 +77,8 @@ def test_every_refusal_of_a_list_is_said_in_both_languages() -> None:
     # a code the console does not know: every code the import path can raise needs words in
     # both languages, naming no parameter the code lacks
     for language in ("en", "ja"):
-        said = locale(language)["errors"]["field_codes"]
+        said = dict(locale(language)["errors"]["field_codes"])
+        said.pop("value")  # pydantic's problems (test_pydantic_problems_are_said_by_their_type)
         assert sorted(said) == sorted(REFUSAL_CODES), language
         for code, sentence in said.items():
             named = set(re.findall(r"\{\{(\w+)\}\}", sentence))
@@ -108,3 +110,14 @@ def test_the_import_path_makes_every_problem_with_a_code(module: Path) -> None:
         and node.func.id == "FieldError"
     ]
     assert direct == [], f"{module.name}: FieldError made without a code on lines {direct}"
+
+
+def test_pydantic_problems_are_said_by_their_type() -> None:
+    # A body pydantic refuses has each problem coded value.<pydantic's error type>
+    # (client_values.pydantic_problem): the console's words are keyed by those types, so a
+    # misspelt key would never be said; both languages say the same ones
+    types = set(get_args(ErrorType))
+    english = locale("en")["errors"]["field_codes"]["value"]
+    japanese = locale("ja")["errors"]["field_codes"]["value"]
+    assert sorted(english) == sorted(japanese)
+    assert set(english) <= types, set(english) - types

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ValidationError
+from pydantic_core import ErrorDetails
 
 from tsunagu.clock import client_instant, within_the_calendar
 from tsunagu.errors import FieldError, ValidationFailed
@@ -55,9 +56,15 @@ class CodedValueError(ValueError):
         self.problem = problem
 
 
+UNCODED_KINDS = frozenset({"value_error", "assertion_error"})
+"""pydantic's error types that are our validators' own sentences (a ValueError's words): no
+name says them, so they keep only ``message``."""
+
+
 def validation_failed(error: ValidationError, whole: str) -> ValidationFailed:
     """pydantic's errors as the domain's: each field by its dotted path (``nodes.0.kind``), or
-    ``whole`` for the body itself; with its code when a validator raised a CodedValueError."""
+    ``whole`` for the body itself; with its code when a validator raised a CodedValueError,
+    else pydantic's own (``pydantic_problem``)."""
     problems = []
     for e in error.errors(include_url=False, include_input=False):
         field = ".".join(str(p) for p in e["loc"]) or whole
@@ -66,5 +73,18 @@ def validation_failed(error: ValidationError, whole: str) -> ValidationFailed:
             coded = raised.problem
             problems.append(FieldError(field, e["msg"], coded.code, coded.params))
         else:
-            problems.append(FieldError(field, e["msg"]))
+            problems.append(pydantic_problem(field, e))
     return ValidationFailed(problems)
+
+
+def pydantic_problem(field: str, e: ErrorDetails) -> FieldError:
+    """One of pydantic's errors as a field's problem, coded ``value.<its type>``
+    (``value.string_too_long`` with ``{"max_length": 200}``): pydantic's types are documented
+    and stay when its words change, so a client (the console) says them in the user's language.
+    Not coded: our validators' own sentences, and an error whose context is not plain JSON
+    values (a sentence about it could not be filled in)."""
+    context = {name: value for name, value in e.get("ctx", {}).items() if name != "error"}
+    plain = all(isinstance(value, str | int | float | bool) for value in context.values())
+    if e["type"] in UNCODED_KINDS or not plain:
+        return FieldError(field, e["msg"])
+    return FieldError(field, e["msg"], f"value.{e['type']}", context)

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tsunagu.client_values import validation_failed
 from tsunagu.clock import Clock, isoformat
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
@@ -157,12 +158,7 @@ def _check_fields(template: MailTemplate) -> None:
     try:
         MailTemplate.model_validate(template.model_dump())
     except ValidationError as error:
-        raise ValidationFailed(
-            [
-                FieldError(".".join(str(part) for part in e["loc"]) or "template", e["msg"])
-                for e in error.errors()
-            ]
-        ) from None
+        raise validation_failed(error, "template") from None
 
 
 def listing(ports: MailCommands, actor: Actor) -> list[MailTemplate]:

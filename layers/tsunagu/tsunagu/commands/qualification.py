@@ -13,10 +13,11 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from tsunagu.client_values import validation_failed
 from tsunagu.clock import Clock
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
-from tsunagu.errors import ConcurrentUpdate, FieldError, ValidationFailed
+from tsunagu.errors import ConcurrentUpdate
 from tsunagu.leads.lookup import LeadFinder, lead_by_email
 from tsunagu.leads.model import Lead
 from tsunagu.leads.search import MAX_PAGE_SIZE, LeadPage, LeadQuery
@@ -216,12 +217,7 @@ def replace_sections(
                 merged = json.dumps({**current, **given})
                 config = QualificationConfig.model_validate_json(merged, strict=True)
             except ValidationError as error:
-                raise ValidationFailed(
-                    [
-                        FieldError(".".join(str(p) for p in e["loc"]) or "(rules)", e["msg"])
-                        for e in error.errors()
-                    ]
-                ) from None
+                raise validation_failed(error, "(rules)") from None
             # Saved only over the revision read: if another section was saved meanwhile, merge
             # into that one (what was given still replaces its own sections, as asked).
             if ports.rules.replace_config(config, revision=revision):
