@@ -37,6 +37,7 @@ from tsunagu.leads.capture import RequestContext, capture_submission, open_form
 from tsunagu.leads.model import ConsentEvidence, LeadEvent
 from tsunagu.mail.consent import TopicRecord
 from tsunagu.store.leads import LeadRepository
+from tsunagu.store.mail import MailRepository
 from tsunagu.store.tables import bind_tables
 from tsunagu.tracking.tokens import TokenKind, TokenSigner, TrackingToken
 
@@ -417,6 +418,39 @@ def test_a_page_loaded_before_a_one_click_unsubscribe_does_not_undo_it(mailed: M
     again = mailed.request("preferences_form", **page_form(saved["body"], "topic%3Amarketing=on"))
     assert again["statusCode"] == 200 and "Saved" in again["body"]
     assert mailed.send()["status"] == "sent"
+
+
+def test_an_unsubscribe_landing_between_the_saves_read_and_its_write_is_not_undone(
+    mailed: Mailed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the person unsubscribed from all mail, and the preference page open saying so
+    assert mailed.request("one_click_urlencoded")["statusCode"] == 200
+    page = mailed.request("preference_page")["body"]
+    assert "name=unsubscribe_all checked" in page
+    # ... and the mail client's unsubscribe button pressed again just as the page is saved:
+    # after the save read the settings it compares with the page, before it writes
+    write = MailRepository.change_consents
+    raced: list[Any] = []
+
+    def unsubscribed_first(self: MailRepository, *args: Any, **kwargs: Any) -> None:
+        if not raced:  # (the one-click's own write goes straight through)
+            raced.append("pressed")
+            raced.append(mailed.request("one_click_urlencoded"))
+            raced.append(snapshot(mailed.stack))
+        write(self, *args, **kwargs)
+
+    monkeypatch.setattr(MailRepository, "change_consents", unsubscribed_first)
+
+    # When the person saves the page with the box for all mail unticked (subscribing again)
+    saved = mailed.request("preferences_form", **page_form(page, "topic%3Amarketing=on"))
+
+    # Then the later unsubscribe stands: nothing of the save is stored, and the page comes
+    # back as a stale one, with the settings now
+    assert raced[1]["statusCode"] == 200
+    assert saved["statusCode"] == 409, saved["body"]
+    assert "name=unsubscribe_all checked" in saved["body"]
+    assert snapshot(mailed.stack) == raced[2]
+    assert mailed.send()["reason"] == "opted_out"
 
 
 def test_a_post_without_the_pages_version_never_opts_in(mailed: Mailed) -> None:

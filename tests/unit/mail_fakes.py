@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tsunagu.clock import FixedClock
+from tsunagu.errors import ConcurrentUpdate
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
 from tsunagu.mail.consent import (
@@ -20,6 +21,7 @@ from tsunagu.mail.consent import (
     KEPT_UNSUBSCRIBED,
     MARKETING,
     ConsentView,
+    PlannedOn,
     Recipient,
     Suppression,
     SuppressionEntry,
@@ -108,6 +110,8 @@ class MemoryMailStore:
         self.topics: dict[str, dict[str, str]] = {}
         self.topics_at: dict[str, dict[str, str]] = {}
         """lead id -> topic -> when its state was set."""
+        self.topics_evidence: dict[str, dict[str, str | None]] = {}
+        """lead id -> topic -> the evidence its state rests on (None when set up by a test)."""
         self.pending: dict[str, list[str]] = {}
         self.suppressions: dict[str, Suppression] = {}
         self.soft_bounces: dict[str, set[str]] = {}
@@ -130,9 +134,12 @@ class MemoryMailStore:
         versions.append(stored)
         return stored
 
-    def set_consent(self, lead_id: str, topic: str, status: str, at: str = AT) -> None:
+    def set_consent(
+        self, lead_id: str, topic: str, status: str, at: str = AT, evidence: str | None = None
+    ) -> None:
         self.topics.setdefault(lead_id, {})[topic] = status
         self.topics_at.setdefault(lead_id, {})[topic] = at
+        self.topics_evidence.setdefault(lead_id, {})[topic] = evidence
 
     def events_of(self, kind: str) -> list[LeadEvent]:
         return [event for event in self.events if event.type == kind]
@@ -189,8 +196,9 @@ class MemoryMailStore:
 
     def topic_records(self, lead_id: str) -> dict[str, TopicRecord]:
         at = self.topics_at.get(lead_id, {})
+        evidence = self.topics_evidence.get(lead_id, {})
         return {
-            topic: TopicRecord(status, at.get(topic, AT))
+            topic: TopicRecord(status, at.get(topic, AT), evidence.get(topic))
             for topic, status in self.topics.get(lead_id, {}).items()
         }
 
@@ -201,7 +209,17 @@ class MemoryMailStore:
             self.pending[evidence.lead_id].remove(evidence.topic)
         self.events.append(event)
 
-    def change_consents(self, changes: Any, lifted: UnsubscribeLifted | None = None) -> None:
+    def change_consents(
+        self,
+        changes: Any,
+        lifted: UnsubscribeLifted | None = None,
+        planned_on: PlannedOn | None = None,
+    ) -> None:
+        if planned_on:
+            # Like the repository: refused whole unless each record is still the one read
+            records = self.topic_records(changes[0][0].lead_id)
+            if any(records.get(topic) != record for topic, record in planned_on.items()):
+                raise ConcurrentUpdate("the consent changed meanwhile; nothing was changed")
         for evidence, method, event in changes:
             self.change_consent(evidence, method, event)
         if lifted is not None:
@@ -237,7 +255,10 @@ class MemoryMailStore:
         if evidence.status == "pending":
             self.pending.setdefault(evidence.lead_id, []).append(evidence.topic)
         else:
-            self.set_consent(evidence.lead_id, evidence.topic, evidence.status, evidence.at)
+            self.set_consent(
+                evidence.lead_id, evidence.topic, evidence.status, evidence.at,
+                evidence.evidence_id,
+            )  # fmt: skip
 
     # ---------------------------------------------------------------- FeedbackStore
     def suppress(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -19,6 +21,7 @@ from tsunagu.mail.preferences import (
     mask,
     preferences,
     read_unsubscribe_link_post,
+    stop_topic_by_reply,
     unsubscribe_one_click,
     update_preferences,
 )
@@ -248,6 +251,87 @@ def test_a_page_loaded_before_a_one_click_unsubscribe_does_not_undo_it(
     # And the page it comes back as saves what the person chooses on it
     assert save(token, store, signer, clock, all=False).changed_meanwhile is False
     assert may_send(store, "marketing") is None
+
+
+class ChangedBeforeTheWrite(MemoryMailStore):
+    """The store, where another change lands just before the save's write: after the save
+    read the settings it planned on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meanwhile: Callable[[], None] | None = None
+
+    def change_consents(self, changes: Any, *args: Any, **kwargs: Any) -> None:
+        meanwhile, self.meanwhile = self.meanwhile, None
+        if meanwhile is not None:
+            meanwhile()  # (its own write comes straight here)
+        super().change_consents(changes, *args, **kwargs)
+
+
+@pytest.fixture
+def racing(store: MemoryMailStore) -> ChangedBeforeTheWrite:
+    racing = ChangedBeforeTheWrite()
+    racing.leads = store.leads
+    racing.set_consent("lead_1", "marketing", "opted_in")
+    return racing
+
+
+def test_a_one_click_landing_between_the_saves_read_and_write_is_not_undone(
+    racing, signer, clock
+) -> None:
+    # Given the person unsubscribed from all mail, and the page open saying so
+    token = unsubscribe_token(signer)
+    unsubscribe_one_click(token, CONTEXT, signer=signer, store=racing, clock=clock)
+    page = preferences(token, signer=signer, store=racing)
+    assert page.unsubscribed_from_all is True
+    # ... and the mail app's button pressed again (the same instant, the same status) as the
+    # page is saved: after the save read the settings, before it writes
+    racing.meanwhile = lambda: unsubscribe_one_click(
+        token, CONTEXT, signer=signer, store=racing, clock=clock
+    )
+
+    # When the page is saved with the box for all mail unticked
+    shown = update_preferences(
+        token, dict(page.topics), False, CONTEXT, signer=signer, store=racing, clock=clock,
+        shown=page.version,
+    )  # fmt: skip
+
+    # Then the save is refused as stale, and the later unsubscribe stands
+    assert racing.meanwhile is None, "the change landed"
+    assert shown.changed_meanwhile is True
+    assert [method for _, method in racing.consent_changes] == ["one_click", "one_click"]
+    assert may_send(racing, "marketing") is SkipReason.OPTED_OUT
+
+
+def test_a_reply_landing_between_the_saves_read_and_write_is_not_undone(
+    racing, signer, clock
+) -> None:
+    # Given the page of a news mail open: news follows marketing, both ticked
+    token = unsubscribe_token(signer, topic="news")
+    page = preferences(token, signer=signer, store=racing)
+    assert page.topics == {"marketing": True, "news": True}
+    # ... and a reply saying 配信停止 to that mail stored as the page is saved: after the save
+    # read the settings, before it writes
+    lead = racing.leads["lead_1"]
+
+    def replied() -> None:
+        changes = stop_topic_by_reply(lead, "news", "msg_1", "配信停止", store=racing, clock=clock)
+        racing.change_consents(changes)
+
+    racing.meanwhile = replied
+
+    # When the page is saved with marketing unticked and news left ticked (which writes news
+    # down as opted in, so that it does not follow marketing out)
+    shown = update_preferences(
+        token, {"marketing": False, "news": True}, False, CONTEXT, signer=signer,
+        store=racing, clock=clock, shown=page.version,
+    )  # fmt: skip
+
+    # Then nothing of the save is stored: news stays out, marketing in
+    assert racing.meanwhile is None, "the reply landed"
+    assert shown.changed_meanwhile is True
+    assert shown.topics == {"marketing": True, "news": False}
+    assert racing.topics["lead_1"] == {"marketing": "opted_in", "news": "opted_out"}
 
 
 def test_the_version_of_a_page_is_what_it_shows() -> None:

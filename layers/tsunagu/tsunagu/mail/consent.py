@@ -149,6 +149,13 @@ class TopicRecord:
     evidence: str | None = None
 
 
+PlannedOn = Mapping[str, TopicRecord | None]
+"""topic -> its state record as read (None: it had none), for the topics a consent change was
+planned on. The change is written only while each is still that record (or still absent): a
+change made meanwhile another way - the mail app's one-click unsubscribe, a reply saying
+配信停止 - refuses it rather than being undone by it (PreferenceStore.change_consents)."""
+
+
 @dataclass(frozen=True)
 class KeptOut:
     """A topic opted in before an unsubscribe from all mail, opted out as that unsubscribe ends:

@@ -15,13 +15,14 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from tsunagu.clock import Clock, isoformat
-from tsunagu.errors import MalformedRequest, NotFound
+from tsunagu.errors import ConcurrentUpdate, MalformedRequest, NotFound
 from tsunagu.event_kinds import CONSENT_CHANGED as CONSENT_CHANGED  # read from here too
 from tsunagu.ids import new_id
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
 from tsunagu.mail.consent import (
     ALL_TOPICS,
     MARKETING,
+    PlannedOn,
     TopicRecord,
     UnsubscribeLifted,
     lift_unsubscribe_from_all,
@@ -154,10 +155,14 @@ class PreferenceStore(Protocol):
     def consent_state(self, lead_id: str) -> dict[str, str]: ...
 
     def change_consents(
-        self, changes: Sequence[Change], lifted: UnsubscribeLifted | None = None
+        self,
+        changes: Sequence[Change],
+        lifted: UnsubscribeLifted | None = None,
+        planned_on: PlannedOn | None = None,
     ) -> None:
         """Store every change of one request together, or none; with ``lifted``, the end of the
-        unsubscribe from all mail it plans (ConcurrentUpdate when that changed meanwhile)."""
+        unsubscribe from all mail it plans; with ``planned_on``, only while each of those topic
+        records is still as read. ConcurrentUpdate when either changed meanwhile."""
         ...
 
     def topic_records(self, lead_id: str) -> dict[str, TopicRecord]: ...
@@ -288,7 +293,9 @@ def update_preferences(
     end an unsubscribe from all."""
     token = _token(text, signer)
     lead = _lead(store, token)
-    state = store.consent_state(lead.lead_id)
+    # Read strongly consistent: the write below is conditional on these very records
+    records = store.topic_records(lead.lead_id)
+    state = {topic: record.status for topic, record in records.items()}
     now = _page(lead, state, token.topic, [])
     if shown is not None and shown != now.version:
         return replace(now, pending=store.pending_topics(lead.lead_id), changed_meanwhile=True)
@@ -298,8 +305,22 @@ def update_preferences(
     mail = _MailOfChange(token.message_id, token.topic, "preferences")
     changes = _choice_changes(lead, mail, state, subscribed, unsubscribe_all, context, clock)
     if changes:
-        store.change_consents(changes)
+        try:
+            store.change_consents(changes, planned_on=_planned_on(records, token.topic))
+        except ConcurrentUpdate:
+            # Changed between the read and the write (a one-click, a reply): stale as above
+            return replace(preferences(text, signer=signer, store=store), changed_meanwhile=True)
     return preferences(text, signer=signer, store=store)
+
+
+def _planned_on(records: Mapping[str, TopicRecord], topic: str | None) -> PlannedOn:
+    """The records the preference page's changes are planned on: every topic record the lead
+    has, and - absent - all mail, marketing and the mail's topic, which a change made
+    meanwhile may create. (What the page shows and every change it makes rests on these.)"""
+    planned: dict[str, TopicRecord | None] = dict(records)
+    for absent in (ALL_TOPICS, MARKETING, topic or MARKETING):
+        planned.setdefault(absent, None)
+    return planned
 
 
 @dataclass(frozen=True)

@@ -210,6 +210,21 @@ def add_unsubscribe_lifted(
         transaction.save(model(**state), condition=_still(model, kept.was))
 
 
+def as_read(model: Any, record: TopicRecord | None) -> Any:
+    """The topic's record is the one read (``record``), or still absent (None). The evidence
+    it rests on is compared too: each write names new evidence, so a change with the same
+    status at the same instant (a second one-click in the same millisecond) is told apart.
+    A record stored before records named their evidence has none."""
+    if record is None:
+        return model.record.does_not_exist()
+    evidence = (
+        model.evidence.does_not_exist()
+        if record.evidence is None
+        else model.evidence == record.evidence
+    )
+    return _still(model, record) & evidence
+
+
 def _still(model: Any, record: TopicRecord) -> Any:
     """The topic's record is still the one read: the same status, set at the same instant."""
     return (model.status == record.status) & (model.at == record.at)

@@ -18,7 +18,14 @@ from tsunagu.clock import Clock, isoformat, parse_instant
 from tsunagu.cursors import decode_cursor, encode_cursor, not_a_cursor
 from tsunagu.errors import AlreadyExists, ConcurrentUpdate
 from tsunagu.leads.model import ConsentEvidence, LeadEvent
-from tsunagu.mail.consent import Recipient, SuppressionEntry, UnsubscribeLifted, replaced_by
+from tsunagu.mail.consent import (
+    ALL_TOPICS,
+    PlannedOn,
+    Recipient,
+    SuppressionEntry,
+    UnsubscribeLifted,
+    replaced_by,
+)
 from tsunagu.mail.exclusions import Exclusion, ExclusionList
 from tsunagu.mail.feedback import Feedback
 from tsunagu.mail.reply_addresses import REPLY_ADDRESS_DAYS, RecordedReply, ReplyAddress
@@ -26,6 +33,7 @@ from tsunagu.mail.templates import MailTemplate, TemplateVersion
 from tsunagu.store.converters import (
     SUPPRESSION,
     add_unsubscribe_lifted,
+    as_read,
     consent_items,
     event_to_item,
     recipient_from,
@@ -304,18 +312,33 @@ class MailRepository(LeadRepository):
         self,
         changes: Sequence[tuple[ConsentEvidence, str, LeadEvent]],
         lifted: UnsubscribeLifted | None = None,
+        planned_on: PlannedOn | None = None,
     ) -> None:
         """Several consent changes (one preference-page submission, one double opt-in
         confirmation) stored whole or not at all; with ``lifted``, the end of the unsubscribe
-        from all mail they plan - ConcurrentUpdate when it changed since it was read."""
+        from all mail they plan; with ``planned_on``, only while each of those topic records is
+        still the one read (a condition on the put of each topic changed, a condition check on
+        each other: one transaction names an item once). ConcurrentUpdate when either changed
+        since it was read."""
+        planned_on = planned_on or {}
         try:
             with TransactWrite(connection=self._tables.connection) as transaction:
-                self._write_consent_changes(transaction, changes)
+                self._write_consent_changes(transaction, changes, planned_on)
+                conditioned = {evidence.topic for evidence, _, _ in changes}
+                lead_id = changes[0][0].lead_id
                 if lifted is not None:
-                    lead_id = changes[0][0].lead_id
                     add_unsubscribe_lifted(self._tables, transaction, lead_id, lifted)
+                    # (which conditions each record it writes on what it read)
+                    conditioned |= {ALL_TOPICS} | {k.evidence.topic for k in lifted.kept_out}
+                consent = self._tables.consent
+                for topic, record in planned_on.items():
+                    if topic not in conditioned:
+                        condition = as_read(consent, record)
+                        transaction.condition_check(
+                            consent, lead_id, f"topic#{topic}", condition=condition
+                        )
         except TransactWriteError as error:
-            if lifted is not None and _conditions_failed(error):
+            if (lifted is not None or planned_on) and _changed_meanwhile(error):
                 raise ConcurrentUpdate(
                     "the consent changed meanwhile; nothing was changed, please try again"
                 ) from error
@@ -325,13 +348,22 @@ class MailRepository(LeadRepository):
         self,
         transaction: TransactWrite,
         changes: Sequence[tuple[ConsentEvidence, str, LeadEvent]],
+        planned_on: PlannedOn | None = None,
     ) -> None:
+        """Each change's evidence, state and event; the state's put conditional on the record
+        read (``planned_on``) when its topic is there."""
+        consent = self._tables.consent
+        planned_on = planned_on or {}
         for evidence, method, event in changes:
             proof, state = consent_items(self._tables, evidence)
             proof.method = method
             state.method = method
             transaction.save(proof)
-            transaction.save(state)
+            if evidence.topic in planned_on:
+                condition = as_read(consent, planned_on[evidence.topic])
+                transaction.save(state, condition=condition)
+            else:
+                transaction.save(state)
             transaction.save(event_to_item(self._tables, event))
             # (Its end of an unsubscribe from all mail is change_consents' ``lifted``.)
             if method == "double_opt_in":
@@ -535,6 +567,13 @@ def _feedback_key(key: str) -> str:
 def _conditions_failed(error: TransactWriteError) -> bool:
     reasons = error.cancellation_reasons
     return any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons)
+
+
+def _changed_meanwhile(error: TransactWriteError) -> bool:
+    """A condition on what was read failed, or another transaction was writing one of the same
+    records at that moment (DynamoDB's TransactionConflict): either way the read is stale."""
+    codes = {r.code for r in error.cancellation_reasons if r is not None}
+    return bool(codes & {"ConditionalCheckFailed", "TransactionConflict"})
 
 
 def _key_at(feedback: Feedback) -> int:
