@@ -82,6 +82,13 @@ def test_the_list_is_newest_first_filtered_by_reason_and_paged(stack: Settings) 
     ]
     assert page["next_cursor"] is None
     assert page["items"][0]["at"] == "2026-11-04T01:00:00+00:00"
+    # Each says who may lift it: the console offers the lift on this, not a rule of its own
+    assert [i["liftable_by"] for i in page["items"]] == [
+        ["admin"],
+        [],
+        ["admin"],
+        ["admin", "marketer"],
+    ]
 
     _, bounces = listed(stack, reason="hard_bounce")
     assert [i["email"] for i in bounces["items"]] == [BOUNCED]
@@ -336,8 +343,12 @@ def test_the_lead_page_says_whether_and_why_the_lead_is_suppressed(
         assert status == 200, body
         shown[email] = body["suppression"]
     assert shown == {
-        BOUNCED: {"reason": "hard_bounce", "at": "2026-11-02T01:00:00+00:00"},
-        COMPLAINED: {"reason": "complaint", "at": "2026-11-03T01:00:00+00:00"},
+        BOUNCED: {
+            "reason": "hard_bounce",
+            "at": "2026-11-02T01:00:00+00:00",
+            "liftable_by": ["admin"],
+        },
+        COMPLAINED: {"reason": "complaint", "at": "2026-11-03T01:00:00+00:00", "liftable_by": []},
         FREE: None,
     }
 

@@ -30,7 +30,7 @@ from tsunagu.journeys.model import PublishedVersion, ResumePolicy
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent, email_identity
 from tsunagu.leads.updates import LeadUpdate
-from tsunagu.mail.consent import SuppressionEntry
+from tsunagu.mail.consent import SUPPRESSION_REASONS, SuppressionEntry
 from tsunagu.qualification.config import QualificationConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,6 +152,8 @@ class FakeLeads:
 @dataclass
 class FakeSuppressions:
     suppressed: list[str] = field(default_factory=list)
+    standing: SuppressionEntry | None = None
+    """The lead's suppression, as a test sets it up."""
 
     def suppress(
         self, lead_id: str, email: str, reason: str, at: str, event: LeadEvent
@@ -160,7 +162,12 @@ class FakeSuppressions:
         return None
 
     def suppression(self, lead_id: str) -> SuppressionEntry | None:
-        return None
+        return self.standing
+
+    def lift_suppression(self, entry: SuppressionEntry, event: LeadEvent) -> bool:
+        assert entry == self.standing
+        self.standing = None
+        return True
 
 
 @dataclass
@@ -507,3 +514,47 @@ def test_the_log_keeps_only_the_setting_that_changed_named_by_its_path() -> None
         {"tags": ["a"]},
         {"tags": ["a", "b"]},
     )
+
+
+# ---------------------------------------------------------------- who lifts a suppression
+LIFTED_BY = {
+    "manual": {Role.ADMIN, Role.MARKETER},
+    "hard_bounce": {Role.ADMIN},
+    "soft_bounce_limit": {Role.ADMIN},
+    "complaint": set(),
+}
+"""The issue's rule: a marketer lifts a manual suppression, an admin a bounce too, no one a
+complaint (the person marked our mail as spam)."""
+
+
+def test_the_lift_rule_names_every_reason() -> None:
+    assert set(LIFTED_BY) == set(SUPPRESSION_REASONS)
+
+
+@pytest.mark.parametrize("reason", SUPPRESSION_REASONS)
+@pytest.mark.parametrize("role", list(Role))
+def test_who_lifts_which_suppression_and_the_lead_page_says_so(reason: str, role: Role) -> None:
+    # Given the lead suppressed for this reason
+    p = ports()
+    standing = SuppressionEntry("lead_1", "aoki@example.jp", reason, "2026-12-02T00:00:00Z")
+    p.suppressions.standing = standing  # type: ignore[attr-defined]
+    actor = Actor(user_id="u-1", role=role, email="someone@example.com", via="api")
+    may = role in LIFTED_BY[reason]
+
+    # Then the lead page says who may lift it (what the console offers the lift on) ...
+    shown = leads.show(p, actor, "aoki@example.jp")["suppression"]
+    assert shown == {
+        "reason": reason,
+        "at": "2026-12-02T00:00:00Z",
+        "liftable_by": [r for r in Role if r in LIFTED_BY[reason]],
+    }
+    assert (role in shown["liftable_by"]) is may
+
+    # ... and the lift by this role does what it says
+    if may:
+        assert leads.unsuppress(p, actor, "aoki@example.jp", "asked again") == standing
+        assert p.suppressions.suppression("lead_1") is None
+    else:
+        with pytest.raises(Forbidden):
+            leads.unsuppress(p, actor, "aoki@example.jp", "asked again")
+        assert p.suppressions.suppression("lead_1") == standing

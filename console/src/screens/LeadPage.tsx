@@ -7,7 +7,7 @@ import { reasonText, when } from "../i18n";
 import { useMay, useMe } from "../me";
 import { eventName, fieldName, sourceName, topicName, triggerName } from "../names";
 import { StartInputFields, startInputBody, useStartInput } from "../startInput";
-import { mayLift, type SuppressionReason } from "../suppression";
+import { mayLift, type SuppressionView } from "../suppression";
 import { useAction } from "../useAction";
 import { STAGES } from "./Leads";
 
@@ -27,8 +27,9 @@ interface LeadView {
   grade: string | null;
   crm_status: string | null;
   consent: Record<string, string>;
-  /** Every mail to the lead stopped, why and since when (null: consent decides what goes). */
-  suppression: { reason: SuppressionReason; at: string } | null;
+  /** Every mail to the lead stopped, why, since when and who may lift it (null: consent decides
+   * what goes). */
+  suppression: SuppressionView | null;
   consent_evidence: {
     topic?: string;
     status?: string;
@@ -485,7 +486,7 @@ function Actions({ lead, onChanged }: { lead: LeadView; onChanged: () => void })
   // bounce or a complaint: the API refuses it), but a lift where this role may lift its reason
   const suppressed = lead.suppression;
   const maySuppress = suppressed === null && may("leads.suppress");
-  const mayLiftIt = suppressed !== null && mayLift(suppressed.reason, me.role, may("leads.unsuppress"));
+  const mayLiftIt = suppressed !== null && mayLift(suppressed, me.role);
   if (!mayUpdate && !may("leads.record_event") && !maySuppress && !mayLiftIt && !mayStart) return null;
   // What the last action said is cleared as the next one starts: a choice changed, or a form
   // the browser stops for a missing value (which never reaches run()). Else "Saved." stood

@@ -8,14 +8,12 @@ import { Link } from "react-router";
 import { api, describeError, type Page } from "../api";
 import { when } from "../i18n";
 import { useMay, useMe } from "../me";
-import { mayLift, REASONS, type SuppressionReason } from "../suppression";
+import { mayLift, REASONS, type SuppressionView } from "../suppression";
 import { useAction } from "../useAction";
 
-interface Suppressed {
+interface Suppressed extends SuppressionView {
   lead_id: string;
   email: string;
-  reason: SuppressionReason;
-  at: string;
 }
 
 export function Suppressions() {
@@ -115,7 +113,7 @@ export function Suppressions() {
                 </td>
                 <td>{when(row.at)}</td>
                 <td>
-                  {mayLift(row.reason, me.role, may("leads.unsuppress")) && (
+                  {mayLift(row, me.role) && (
                     <button type="button" className="secondary" onClick={() => lift(row)}>
                       {t("suppressions.lift")}
                     </button>

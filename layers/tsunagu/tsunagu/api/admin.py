@@ -328,8 +328,8 @@ def _lead_row(lead: Lead) -> dict[str, Any]:
 
 
 def lead_show(call: AdminCall) -> Any:
-    """A lead: its fields, consent and suppression (reason and since when, or null) as sends
-    see them, the evidence, its latest events."""
+    """A lead: its fields, consent and suppression (reason, since when and the roles that may
+    lift it, ``liftable_by``; or null) as sends see them, the evidence, its latest events."""
     return leads.show(_lead_ports(call), call.actor, call.params["lead"])
 
 
@@ -442,12 +442,16 @@ def exclusion_remove(call: AdminCall) -> Any:
 
 def suppression_list(call: AdminCall) -> Any:
     """The suppression list, newest first: who no mail may reach and why (hard_bounce,
-    soft_bounce_limit, complaint, manual)."""
+    soft_bounce_limit, complaint, manual), and the roles that may lift each (``liftable_by``)."""
     limit = call.number("limit", PAGE_SIZE, high=MAX_PAGE_SIZE)
     found, next_cursor = leads.suppressions(
         _lead_ports(call), call.actor, call.query.get("reason"), limit, call.text("cursor")
     )
-    return {"items": [entry.__dict__ for entry in found], "next_cursor": next_cursor}
+    items = [
+        {"lead_id": entry.lead_id, "email": entry.email, **leads.suppression_json(entry)}
+        for entry in found
+    ]
+    return {"items": items, "next_cursor": next_cursor}
 
 
 # ---------------------------------------------------------------- lead lists

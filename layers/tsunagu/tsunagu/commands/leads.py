@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from tsunagu.clock import Clock, isoformat
-from tsunagu.commands.access import SALES_MAY_CHANGE, Actor, Role
+from tsunagu.commands.access import OPERATIONS, SALES_MAY_CHANGE, Actor, Role
 from tsunagu.commands.audit import AuditLog, allowed, recorded
 from tsunagu.errors import (
     AlreadyExists,
@@ -32,7 +32,12 @@ from tsunagu.leads.search import LeadPage, LeadQuery
 from tsunagu.leads.search_words import fold
 from tsunagu.leads.updates import LeadUpdate
 from tsunagu.leads.updates import update_lead as apply_to_stored_lead
-from tsunagu.mail.consent import SUPPRESSION_REASONS, SuppressionEntry, consent_as_sends_see_it
+from tsunagu.mail.consent import (
+    SUPPRESSION_REASONS,
+    SUPPRESSION_STRENGTH,
+    SuppressionEntry,
+    consent_as_sends_see_it,
+)
 from tsunagu.qualification.scores import LeadScores
 
 EVENT_KIND = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -196,9 +201,7 @@ def show(ports: LeadCommands, actor: Actor, email: str, *, events: int = 20) -> 
         "consent": consent_as_sends_see_it(ports.leads.consent_state(lead.lead_id)),
         # Whether any mail reaches the lead at all: a suppression stops every mail, whatever
         # the consent above says (why none goes, and whom a lift is for: ``unsuppress``)
-        "suppression": (
-            None if suppressed is None else {"reason": suppressed.reason, "at": suppressed.at}
-        ),
+        "suppression": None if suppressed is None else suppression_json(suppressed),
         "consent_evidence": [e.__dict__ for e in ports.leads.consent_evidence(lead.lead_id)],
         # The journeys it is in or was in; why it took each branch is on its timeline
         # (journey_decision events).
@@ -343,9 +346,29 @@ def suppressions(
     return ports.suppressions.suppressions(reason, limit, cursor)
 
 
-LIFTED_BY_ADMIN_ONLY = frozenset({"hard_bounce", "soft_bounce_limit"})
-"""A bounce is lifted once the address is corrected or the mailbox works again - by an admin,
-as mail to a dead address harms every lead's delivery (the sender's reputation)."""
+LIFT_REACH: dict[Role, int] = {
+    Role.MARKETER: SUPPRESSION_STRENGTH["manual"],
+    Role.ADMIN: SUPPRESSION_STRENGTH["hard_bounce"],
+}
+"""The strongest suppression each role may lift, on the one ranking of their reasons
+(mail.consent.SUPPRESSION_STRENGTH): a marketer a manual one; an admin a bounce too - it is
+lifted once the address is corrected or the mailbox works again, as mail to a dead address
+harms every lead's delivery (the sender's reputation); a complaint, above every reach, no one."""
+
+
+def lifted_by(reason: str) -> list[Role]:
+    """The roles that may lift a suppression for ``reason`` (none for a complaint), in the
+    roles' order: what unsuppress enforces, and what the lead and the suppression list tell the
+    console it may offer (``liftable_by``), so no front end keeps a copy of the rule."""
+    strength = SUPPRESSION_STRENGTH[reason]
+    unsuppressing = OPERATIONS["leads.unsuppress"].roles
+    return [role for role in Role if role in unsuppressing and strength <= LIFT_REACH.get(role, -1)]
+
+
+def suppression_json(entry: SuppressionEntry) -> dict[str, Any]:
+    """A suppression as the lead and the suppression list show it: why, since when, and who may
+    lift it."""
+    return {"reason": entry.reason, "at": entry.at, "liftable_by": lifted_by(entry.reason)}
 
 
 def unsuppress(ports: LeadCommands, actor: Actor, email: str, note: str) -> SuppressionEntry:
@@ -359,12 +382,13 @@ def unsuppress(ports: LeadCommands, actor: Actor, email: str, note: str) -> Supp
         entry = ports.suppressions.suppression(lead.lead_id)
         if entry is None:
             raise NotFound(f"{lead.email} is not suppressed")
-        if entry.reason == "complaint":
+        lifters = lifted_by(entry.reason)
+        if not lifters:  # a complaint
             raise Forbidden(
                 f"{lead.email} complained about our mail (marked it as spam): no one may lift "
                 "that, and no mail reaches the address again"
             )
-        if entry.reason in LIFTED_BY_ADMIN_ONLY and actor.role is not Role.ADMIN:
+        if actor.role not in lifters:  # (only unsuppressing roles get here: a bounce)
             raise Forbidden(
                 f"{lead.email} is suppressed after bounces ({entry.reason}): only an admin may "
                 "lift it, once the address is corrected"
