@@ -420,37 +420,67 @@ def test_a_page_loaded_before_a_one_click_unsubscribe_does_not_undo_it(mailed: M
     assert mailed.send()["status"] == "sent"
 
 
+class OneClickBeforeTheWrite:
+    """The mail client's unsubscribe button pressed just as the page is saved: after the save
+    read the settings it compares with the page, before it writes. ``answer`` is the one-click's
+    response, ``after`` everything stored just after it."""
+
+    def __init__(self, mailed: Mailed, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.answer: dict[str, Any] | None = None
+        self.after: dict[str, Any] | None = None
+        write = MailRepository.change_consents
+        pressed = False
+
+        def unsubscribed_first(repository: MailRepository, *args: Any, **kwargs: Any) -> None:
+            nonlocal pressed
+            if not pressed:  # (the one-click's own write goes straight through)
+                pressed = True
+                self.answer = mailed.request("one_click_urlencoded")
+                self.after = snapshot(mailed.stack)
+            write(repository, *args, **kwargs)
+
+        monkeypatch.setattr(MailRepository, "change_consents", unsubscribed_first)
+
+
 def test_an_unsubscribe_landing_between_the_saves_read_and_its_write_is_not_undone(
     mailed: Mailed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given the person unsubscribed from all mail, and the preference page open saying so
+    # Given the person unsubscribed from all mail, and the preference page open saying so ...
     assert mailed.request("one_click_urlencoded")["statusCode"] == 200
     page = mailed.request("preference_page")["body"]
     assert "name=unsubscribe_all checked" in page
-    # ... and the mail client's unsubscribe button pressed again just as the page is saved:
-    # after the save read the settings it compares with the page, before it writes
-    write = MailRepository.change_consents
-    raced: list[Any] = []
-
-    def unsubscribed_first(self: MailRepository, *args: Any, **kwargs: Any) -> None:
-        if not raced:  # (the one-click's own write goes straight through)
-            raced.append("pressed")
-            raced.append(mailed.request("one_click_urlencoded"))
-            raced.append(snapshot(mailed.stack))
-        write(self, *args, **kwargs)
-
-    monkeypatch.setattr(MailRepository, "change_consents", unsubscribed_first)
+    # ... and the unsubscribe button pressed again as the page is saved
+    race = OneClickBeforeTheWrite(mailed, monkeypatch)
 
     # When the person saves the page with the box for all mail unticked (subscribing again)
     saved = mailed.request("preferences_form", **page_form(page, "topic%3Amarketing=on"))
 
     # Then the later unsubscribe stands: nothing of the save is stored, and the page comes
     # back as a stale one, with the settings now
-    assert raced[1]["statusCode"] == 200
+    assert race.answer is not None and race.answer["statusCode"] == 200
     assert saved["statusCode"] == 409, saved["body"]
     assert "name=unsubscribe_all checked" in saved["body"]
-    assert snapshot(mailed.stack) == raced[2]
+    assert snapshot(mailed.stack) == race.after
     assert mailed.send()["reason"] == "opted_out"
+
+
+def test_a_save_of_another_box_is_stale_too_when_an_unsubscribe_lands_before_its_write(
+    two_topics: Mailed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the page open (marketing and seminars ticked, all mail not stopped), and the
+    # unsubscribe button pressed as it is saved
+    page = two_topics.request("preference_page")["body"]
+    race = OneClickBeforeTheWrite(two_topics, monkeypatch)
+
+    # When the person saves the page with seminars unticked (a change of seminars only)
+    saved = two_topics.request("preferences_form", **page_form(page, "topic%3Amarketing=on"))
+
+    # Then the save, planned on a lead not unsubscribed from all mail (the record it checks,
+    # not one it writes), is refused as stale: the page comes back saying all mail is stopped
+    assert race.answer is not None and race.answer["statusCode"] == 200
+    assert saved["statusCode"] == 409, saved["body"]
+    assert "name=unsubscribe_all checked" in saved["body"]
+    assert snapshot(two_topics.stack) == race.after
 
 
 def test_a_post_without_the_pages_version_never_opts_in(mailed: Mailed) -> None:

@@ -73,10 +73,11 @@ SUPPRESSION_REASONS = ("hard_bounce", "soft_bounce_limit", "complaint", "manual"
 
 SUPPRESSION_STRENGTH = {"manual": 0, "hard_bounce": 1, "soft_bounce_limit": 1, "complaint": 2}
 """How hard a suppression is to lift, the one ranking of its reasons: a complaint by no one, a
-bounce by an admin, a manual one by a marketer. A lead has one suppression record, so a later
-suppression must never put a weaker reason in place of a stronger one (a late bounce of a mail
-sent before the complaint, a marketer's "suppress" of a bounced address): the next lift would
-then be judged on the weaker reason."""
+bounce by an admin, a manual one by a marketer (each role's reach on it:
+commands.leads.LIFT_REACH). A lead has one suppression record, so a later suppression must
+never put a weaker reason in place of a stronger one (a late bounce of a mail sent before the
+complaint, a marketer's "suppress" of a bounced address): the next lift would then be judged
+on the weaker reason."""
 
 
 def replaced_by(reason: str) -> tuple[str, ...]:
