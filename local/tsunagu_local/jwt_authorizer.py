@@ -5,12 +5,13 @@ A route whose OpenAPI operation names a ``jwt`` security scheme gets the token f
 source (``$request.header.Authorization``, with or without ``Bearer``), and is refused 401
 unless the token is a JWT signed with a key of the issuer's JWKS (RS256), its ``iss`` is the
 configured issuer, its ``aud`` (or an access token's ``client_id``) is one of the audiences,
-and it has not expired. The verified claims reach the function as API Gateway passes them:
-every value a string, a list as ``[a b]``.
+and it has not expired by the session clock. The verified claims reach the function as API
+Gateway passes them: every value a string, a list as ``[a b]``.
 
 The issuer is a user pool of the embedded moto server: its keys are fetched from the pool's
-``/.well-known/jwks.json`` there, once. Expiry is judged on the wall clock, the clock moto
-issues tokens on (in AWS both are the system clock).
+``/.well-known/jwks.json`` there, once. Expiry is judged on the session clock, the clock the
+runtime has moto date tokens by (tsunagu_local.sessions: the runtime's when virtual, the
+machine's when scaled; in AWS both are the system clock).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from threading import Lock
 from typing import Any
@@ -42,11 +43,19 @@ class JwtAuthorizer:
     header: str
     """The identity source's header, lower case (``authorization``)."""
     moto_endpoint: str
+    now: Callable[[], float] = time.time
+    """The session clock, in seconds since the epoch."""
     _keys: KeySet | None = field(default=None, repr=False)
     _lock: Lock = field(default_factory=Lock, repr=False)
 
     @classmethod
-    def from_scheme(cls, name: str, scheme: Mapping[str, Any], moto_endpoint: str) -> JwtAuthorizer:
+    def from_scheme(
+        cls,
+        name: str,
+        scheme: Mapping[str, Any],
+        moto_endpoint: str,
+        now: Callable[[], float] = time.time,
+    ) -> JwtAuthorizer:
         config = scheme["x-amazon-apigateway-authorizer"]
         source = str(config.get("identitySource", "$request.header.Authorization"))
         jwt_config = config["jwtConfiguration"]
@@ -56,6 +65,7 @@ class JwtAuthorizer:
             audiences=frozenset(str(a) for a in jwt_config.get("audience", [])),
             header=source.removeprefix("$request.header.").lower(),
             moto_endpoint=moto_endpoint,
+            now=now,
         )
 
     def claims(self, headers: Mapping[str, str]) -> dict[str, str]:
@@ -78,7 +88,7 @@ class JwtAuthorizer:
                 'error="invalid_token" error_description="the audience is not valid"'
             )
         expires = claims.get("exp")
-        if not isinstance(expires, int | float) or expires <= time.time():
+        if not isinstance(expires, int | float) or expires <= self.now():
             raise Unauthorized('error="invalid_token" error_description="the token has expired"')
         return {name: _as_api_gateway_passes(value) for name, value in claims.items()}
 

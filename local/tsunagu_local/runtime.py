@@ -45,6 +45,7 @@ from tsunagu_local.people import ADMIN_EMAIL, add_user, local_password
 from tsunagu_local.receiving import ReceiptRule, Receiving
 from tsunagu_local.schedules import ScheduledRule, rate_seconds
 from tsunagu_local.secrets import create_secret, generated_value
+from tsunagu_local.sessions import SessionClock, install_session_clock
 from tsunagu_local.streams import (
     StreamMapping,
     StreamPoller,
@@ -66,6 +67,17 @@ log = logging.getLogger("tsunagu.local")
 ACCOUNT_ID = "123456789012"
 REGION = "ap-northeast-1"
 LOCAL_DISTRIBUTION_DOMAIN = "console.invalid"
+CLIENT_SETTINGS = (
+    "ReadAttributes",
+    "WriteAttributes",
+    "EnableTokenRevocation",
+    "IdTokenValidity",
+    "AccessTokenValidity",
+    "RefreshTokenValidity",
+    "TokenValidityUnits",
+)
+"""What the runtime passes on from a template's AWS::Cognito::UserPoolClient besides its name,
+secret and flows."""
 """What a CloudFront distribution's DomainName is locally (the console's origin is the API's)."""
 MAIL_FILE = "mail.json"
 """Where a persisted runtime keeps the sent-mail viewer's mail, in its state folder."""
@@ -190,6 +202,7 @@ class LocalRuntime:
         honour_client_request_tokens()
         firehose.install()
         check_totp_codes()
+        install_session_clock(self._session_clock())
         install_moto_invoke(self.functions)
         faults.install(FaultPlan.parse(self.options.faults) if self.options.faults else None)
         self.local_pages["/_local/faults"] = faults.faults_page
@@ -232,6 +245,8 @@ class LocalRuntime:
         if isinstance(self.clock, VirtualClock):
             self.clock.stop()
             register_in_process(self.clock_url, None)
+            # moto's Cognito outlives this runtime in the process: not on a stopped clock
+            install_session_clock(time.time)
         if self.options.persist and self.tables:
             self._save_tables()
             self.mailbox.save()
@@ -674,8 +689,9 @@ class LocalRuntime:
             ClientName=props.get("ClientName") or logical_id,
             GenerateSecret=bool(props.get("GenerateSecret", False)),
             ExplicitAuthFlows=props.get("ExplicitAuthFlows", []),
-            # What the ID token carries: moto puts only these attributes in it
-            **{key: props[key] for key in ("ReadAttributes", "WriteAttributes") if key in props},
+            # What the ID token carries (moto puts only these attributes in it), and how long
+            # each token lives (tsunagu_local.sessions)
+            **{key: props[key] for key in CLIENT_SETTINGS if key in props},
         )["UserPoolClient"]
         self.user_pool_clients[logical_id] = created["ClientId"]
         resolver.refs[logical_id] = created["ClientId"]
@@ -726,6 +742,14 @@ class LocalRuntime:
             password = local_password(self.options.state_dir)
             add_user(self.client("cognito-idp"), pool_id, ADMIN_EMAIL, password, "admin")
 
+    def _session_clock(self) -> SessionClock:
+        """What tokens are dated and judged by (tsunagu_local.sessions): the runtime's clock
+        when it is virtual, the machine's when it is scaled."""
+        clock = self.clock
+        if isinstance(clock, VirtualClock):
+            return lambda: clock.now().timestamp()
+        return time.time
+
     def _authorizers(self, stack: Stack) -> dict[str, JwtAuthorizer]:
         """The HttpApi's JWT authorizers, with the user pool and client this runtime made."""
         assert self._resolver is not None
@@ -736,7 +760,9 @@ class LocalRuntime:
             for name, scheme in schemes.items():
                 config = scheme.get("x-amazon-apigateway-authorizer", {})
                 if config.get("type") == "jwt":
-                    found[name] = JwtAuthorizer.from_scheme(name, scheme, self.endpoint_url)
+                    found[name] = JwtAuthorizer.from_scheme(
+                        name, scheme, self.endpoint_url, now=self._session_clock()
+                    )
         return found
 
     def _name_api(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> None:
