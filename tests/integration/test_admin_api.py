@@ -1100,6 +1100,58 @@ def test_an_admin_turns_off_the_two_step_sign_in_of_a_user_who_lost_their_phone_
 
 
 @pytest.mark.parametrize(
+    ("change", "renewed_role"),
+    [
+        ({"enabled": False}, None),  # disabled: signed out everywhere
+        ({"role": "viewer"}, None),  # demoted: signed out everywhere
+        ({"role": "admin"}, "admin"),  # promoted: the next renewal carries the new role
+        ({"mfa": "off"}, "marketer"),  # two-step sign-in off: nothing she holds is taken
+    ],
+)
+def test_a_disabled_or_demoted_user_s_session_is_not_renewed_after_the_change(
+    stack: Settings, change: dict[str, Any], renewed_role: str | None
+) -> None:
+    # Given the marketer signed in (the console's app client: it renews with REFRESH_TOKEN_AUTH)
+    client, pool = moto_client("cognito-idp"), stack.admin_user_pool_id
+    app = client.create_user_pool_client(
+        UserPoolId=pool,
+        ClientName="console",
+        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )["UserPoolClient"]["ClientId"]
+    client.admin_set_user_password(
+        UserPoolId=pool, Username=ITO, Password=ITO_PASSWORD, Permanent=True
+    )
+    refresh = _password_sign_in(client, app)["AuthenticationResult"]["RefreshToken"]
+
+    def renew() -> dict[str, Any]:
+        answer: dict[str, Any] = client.initiate_auth(
+            ClientId=app, AuthFlow="REFRESH_TOKEN_AUTH", AuthParameters={"REFRESH_TOKEN": refresh}
+        )
+        return answer["AuthenticationResult"]
+
+    assert "IdToken" in renew()
+
+    # When an admin makes the change
+    status, answer = call(stack, "PATCH", f"/admin/users/{ITO}", body=change)
+    assert status == 200, answer
+
+    # Then a disabled or demoted user's session cannot renew its token (the one she holds dies
+    # within its quarter-hour); any other change leaves it, renewed with her role now
+    if renewed_role is None:
+        with pytest.raises(client.exceptions.NotAuthorizedException):
+            renew()
+    else:
+        claims = json.loads(_unpadded_b64(renew()["IdToken"].split(".")[1]))
+        assert claims["cognito:groups"] == [renewed_role]
+
+
+def _unpadded_b64(text: str) -> bytes:
+    import base64
+
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@pytest.mark.parametrize(
     ("body", "role", "expected"),
     [
         ({"mfa": "on"}, Role.ADMIN, 422),  # turning it on is the user's own (their app's code)

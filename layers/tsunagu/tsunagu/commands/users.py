@@ -4,8 +4,9 @@ the user pool (tsunagu.commands.access); every change is in the audit log. An ad
 away their own admin role or disable themselves: the last admin could lock everyone out of the
 console that way.
 
-A token keeps the role it was issued with for its hour, and a disabled user's token keeps working
-that long: so each use case here reads the caller in the pool first, and refuses one who is no
+A token keeps the role it was issued with for its quarter-hour, and a disabled user's token keeps
+working that long (a disable or a demotion signs the user out everywhere, so no session of theirs
+renews its token after that): so each use case here reads the caller in the pool first, and refuses one who is no
 longer there as the enabled holder of the role their token claims (else a removed admin could
 enable themselves again, take their role back, or disable the admin who removed them)."""
 
@@ -109,8 +110,8 @@ def set_role(ports: UserCommands, actor: Actor, email: str, role: Role) -> User:
 
 
 def set_enabled(ports: UserCommands, actor: Actor, email: str, enabled: bool) -> User:
-    """Disable (signs the user out everywhere; their tokens stop working within the hour the
-    ID token lives) or enable again."""
+    """Disable (signs the user out everywhere: their refresh tokens are revoked, so their
+    tokens stop working within the quarter-hour an ID token lives) or enable again."""
     address = _address(email)
     with recorded(ports.audit, ports.clock, actor, "users.save", f"user:{address}") as log:
         _still_holding(ports, actor)

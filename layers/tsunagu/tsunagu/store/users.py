@@ -59,7 +59,8 @@ class CognitoDirectory:
         """Out of the groups above ``role``, into its own, then out of those below: a call
         failing part-way leaves the user with the lesser of the two roles or the new one, never
         with more than either. A demoted user is signed out everywhere: their session cannot
-        renew its token, so the old role ends with the ID token's hour."""
+        renew its token, so the old role ends with the ID token's quarter-hour. A promoted one
+        keeps their session: its next renewal carries the new role."""
         was = self._role(email)
         rank = ROLE_GROUPS.index(role.value)
         for group in ROLE_GROUPS[:rank]:
