@@ -6,9 +6,10 @@ console that way.
 
 A token keeps the role it was issued with for its quarter-hour, and a disabled user's token keeps
 working that long (a disable or a demotion signs the user out everywhere, so no session of theirs
-renews its token after that): so each use case here reads the caller in the pool first, and refuses one who is no
-longer there as the enabled holder of the role their token claims (else a removed admin could
-enable themselves again, take their role back, or disable the admin who removed them)."""
+renews its token after that): so each use case here reads the caller in the pool first, and
+refuses one who is no longer there as the enabled holder of the role their token claims (else a
+removed admin could enable themselves again, take their role back, or disable the admin who
+removed them)."""
 
 from __future__ import annotations
 
