@@ -6,8 +6,12 @@ same use cases, roles and audit log) as the console; what the call answers is pr
     tsunagu api get /admin/leads --query stage=mql
     tsunagu api patch /admin/leads/taro@example.jp --data '{"stage": "sql"}'
 
-The ID token is kept in ``.tsunagu/api-token`` (readable by its owner only) for an hour, as the
-user pool issues it."""
+The ID token is kept in ``.tsunagu/api-token`` and the refresh token beside it in
+``.tsunagu/api-token.refresh`` (both readable by their owner only). The ID token lives a quarter
+of an hour (the app client's IdTokenValidity); when the API refuses it (401), the call renews it
+once with the refresh token (REFRESH_TOKEN_AUTH) and is sent again, so the session lasts as long
+as the refresh token: 12 hours, or until an admin disables or demotes the user, which revokes it
+(AdminUserGlobalSignOut)."""
 
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 TOKEN_FILE = Path(".tsunagu") / "api-token"
+REFRESH_SUFFIX = ".refresh"
+"""The refresh token's file: the ID token's name with this after it."""
 METHODS = ("get", "post", "put", "patch", "delete")
 TIMEOUT_SECONDS = 60
 LOCAL_KEYS = dict(
@@ -89,20 +95,13 @@ def _checked(url: str) -> str:
 
 
 def sign_in(args: argparse.Namespace) -> int:
-    import boto3
-
     where = target(args)
     password = (
         Path(args.password_file).read_text("utf-8").strip()
         if args.password_file
         else getpass.getpass(f"password for {args.email}: ")
     )
-    make_client: Any = boto3.client  # typed per service literal and keyword
-    # The local pool's moto takes any key (LOCAL_KEYS); in AWS, InitiateAuth needs none at all.
-    keys = LOCAL_KEYS if where.cognito_endpoint else {}
-    cognito = make_client(
-        "cognito-idp", region_name=where.region, endpoint_url=where.cognito_endpoint, **keys
-    )
+    cognito = _cognito(where)
     try:
         answer = cognito.initiate_auth(
             ClientId=where.client_id,
@@ -123,11 +122,57 @@ def sign_in(args: argparse.Namespace) -> int:
             "console, which asks for it, then here again"
         )
     path = Path(args.token_file)
+    _keep(path, result["IdToken"])
+    _keep(_refresh_file(path), result["RefreshToken"])
+    print(f"signed in as {args.email}; the token is in {path}, renewed as it expires")
+    return 0
+
+
+def _cognito(where: ApiTarget) -> Any:
+    import boto3
+
+    make_client: Any = boto3.client  # typed per service literal and keyword
+    # The local pool's moto takes any key (LOCAL_KEYS); in AWS, InitiateAuth needs none at all.
+    keys = LOCAL_KEYS if where.cognito_endpoint else {}
+    return make_client(
+        "cognito-idp", region_name=where.region, endpoint_url=where.cognito_endpoint, **keys
+    )
+
+
+def _keep(path: Path, token: str) -> None:
+    """A token in ``path``, readable by its owner only (made so before the token is in it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
-    path.write_text(result["IdToken"], "utf-8")
-    print(f"signed in as {args.email}; the token is in {path} for an hour")
-    return 0
+    path.chmod(0o600)
+    path.write_text(token, "utf-8")
+
+
+def _refresh_file(token_file: Path) -> Path:
+    return token_file.with_name(token_file.name + REFRESH_SUFFIX)
+
+
+def _renewed(where: ApiTarget, token_file: Path) -> str:
+    """A new ID token from the stored refresh token (kept in ``token_file``); ApiCliError when
+    there is none, or the pool refuses it: expired, or revoked by a sign-out everywhere (an admin
+    disabled or demoted the user)."""
+    refresh_file = _refresh_file(token_file)
+    if not refresh_file.exists():
+        raise ApiCliError("the token has expired: run `tsunagu api sign-in EMAIL` again")
+    cognito = _cognito(where)
+    try:
+        answer = cognito.initiate_auth(
+            ClientId=where.client_id,
+            AuthFlow="REFRESH_TOKEN_AUTH",
+            AuthParameters={"REFRESH_TOKEN": refresh_file.read_text("utf-8").strip()},
+        )
+    except cognito.exceptions.NotAuthorizedException:
+        raise ApiCliError(
+            "the session has ended (expired, or you were signed out everywhere): run "
+            "`tsunagu api sign-in EMAIL` again"
+        ) from None
+    token: str = answer["AuthenticationResult"]["IdToken"]
+    _keep(token_file, token)
+    return token
 
 
 def _answer_code(cognito: Any, where: ApiTarget, args: argparse.Namespace, session: str) -> Any:
@@ -156,20 +201,11 @@ def call(args: argparse.Namespace) -> int:
     query = dict(_pair(pair) for pair in args.query or [])
     url = where.api_url + args.path + (f"?{urllib.parse.urlencode(query)}" if query else "")
     body = _body(args.data)
-    request = urllib.request.Request(  # noqa: S310 - the URL is the stack's own API (https) or 127.0.0.1
-        url,
-        data=body,
-        method=args.method.upper(),
-        headers={
-            "authorization": f"Bearer {path.read_text('utf-8').strip()}",
-            **({"content-type": "application/json"} if body is not None else {}),
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
-            status, text = response.status, response.read().decode("utf-8")
-    except urllib.error.HTTPError as error:
-        status, text = error.code, error.read().decode("utf-8", "replace")
+    status, text = _send(args.method, url, body, path.read_text("utf-8").strip())
+    if status == 401:
+        # The gateway refuses an expired token before anything runs: renewed, the call is sent
+        # again, once (a second 401 is the answer).
+        status, text = _send(args.method, url, body, _renewed(where, path))
     try:
         shown: Any = json.loads(text) if text else None
     except ValueError:
@@ -182,6 +218,23 @@ def call(args: argparse.Namespace) -> int:
         print(f"tsunagu: the API answered {status}", file=sys.stderr)
         return 1
     return 0
+
+
+def _send(method: str, url: str, body: bytes | None, token: str) -> tuple[int, str]:
+    request = urllib.request.Request(  # noqa: S310 - the URL is the stack's own API (https) or 127.0.0.1
+        url,
+        data=body,
+        method=method.upper(),
+        headers={
+            "authorization": f"Bearer {token}",
+            **({"content-type": "application/json"} if body is not None else {}),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+            return response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode("utf-8", "replace")
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -205,7 +258,7 @@ def _body(data: str | None) -> bytes | None:
 def add_api_commands(groups: Any) -> None:
     api = groups.add_parser("api", help="the admin API with a signed-in person's token")
     commands = api.add_subparsers(dest="command", required=True)
-    signing = commands.add_parser("sign-in", help="sign in (the token is kept for an hour)")
+    signing = commands.add_parser("sign-in", help="sign in (the session lasts 12 hours)")
     signing.add_argument("email")
     signing.add_argument("--password-file", help="read the password from this file")
     signing.add_argument(
