@@ -24,6 +24,10 @@ export function App() {
   const { t } = useTranslation();
   const [me, setMe] = useState<Me | null>(null);
   const [checking, setChecking] = useState(currentSession() !== null);
+  /** The session ended under a signed-in user (the refresh token expired or was revoked): she
+   * signs in again over the screen she was on, which stays mounted, hidden, with whatever she
+   * had not saved (a journey's draft on the canvas); signed in as someone else, it starts over. */
+  const [ended, setEnded] = useState(false);
   /** Why a signed-in user was sent back to the sign-in form (the admin API refused her: an
    * address outside the IP allowlist, say); a 401 is only "signed out" and says nothing. */
   const [refused, setRefused] = useState<string | null>(null);
@@ -32,7 +36,10 @@ export function App() {
     setChecking(true);
     setRefused(null);
     api<Me>("GET", "/admin/me")
-      .then(setMe)
+      .then((found) => {
+        setMe(found);
+        setEnded(false);
+      })
       .catch((error: unknown) => {
         setMe(null);
         if (!(error instanceof ApiError && error.status === 401)) setRefused(describeError(error));
@@ -42,42 +49,46 @@ export function App() {
 
   useEffect(() => {
     if (currentSession() !== null) loadMe();
-    const out = () => setMe(null);
+    const out = () => setEnded(true);
     window.addEventListener("tsunagu:signed-out", out);
     return () => window.removeEventListener("tsunagu:signed-out", out);
   }, [loadMe]);
 
-  if (checking) return <p className="loading">{t("common.loading")}</p>;
+  if (checking && me === null) return <p className="loading">{t("common.loading")}</p>;
   if (me === null) return <SignIn onSignedIn={loadMe} refused={refused} />;
 
   return (
     <MeContext.Provider value={me}>
-      <HashRouter>
-        <Header me={me} onSignOut={() => (signOut(), setMe(null))} />
-        <BusyMain>
-          <Suspense fallback={<p className="loading">{t("common.loading")}</p>}>
-            <Routes>
-              <Route path="/" element={<Navigate to="/leads" replace />} />
-              <Route path="/leads" element={<Leads />} />
-              <Route path="/leads/:email" element={<LeadPage />} />
-              <Route path="/segments" element={<Segments />} />
-              <Route path="/journeys" element={<Journeys />} />
-              <Route path="/journeys/new" element={<JourneyCanvas />} />
-              <Route path="/journeys/:journeyId" element={<JourneyCanvas />} />
-              <Route path="/templates" element={<Templates />} />
-              <Route path="/templates/:templateId" element={<Templates />} />
-              <Route path="/forms" element={<FormsAndSites />} />
-              <Route path="/settings" element={<Settings />} />
-              <Route path="/audit" element={<Audit />} />
-              <Route path="/imports" element={<Imports />} />
-              <Route path="/reports" element={<Reports />} />
-              <Route path="/reports/:kind" element={<Reports />} />
-              <Route path="/reports/:kind/:id" element={<Reports />} />
-              <Route path="*" element={<p>{t("common.not_found")}</p>} />
-            </Routes>
-          </Suspense>
-        </BusyMain>
-      </HashRouter>
+      {ended && <SignIn onSignedIn={loadMe} refused={refused} ended={me.email ?? ""} />}
+      {/* Keyed by the user, so another user signing in here gets none of the last one's work */}
+      <div hidden={ended} key={me.email ?? ""}>
+        <HashRouter>
+          <Header me={me} onSignOut={() => (signOut(), setEnded(false), setMe(null))} />
+          <BusyMain>
+            <Suspense fallback={<p className="loading">{t("common.loading")}</p>}>
+              <Routes>
+                <Route path="/" element={<Navigate to="/leads" replace />} />
+                <Route path="/leads" element={<Leads />} />
+                <Route path="/leads/:email" element={<LeadPage />} />
+                <Route path="/segments" element={<Segments />} />
+                <Route path="/journeys" element={<Journeys />} />
+                <Route path="/journeys/new" element={<JourneyCanvas />} />
+                <Route path="/journeys/:journeyId" element={<JourneyCanvas />} />
+                <Route path="/templates" element={<Templates />} />
+                <Route path="/templates/:templateId" element={<Templates />} />
+                <Route path="/forms" element={<FormsAndSites />} />
+                <Route path="/settings" element={<Settings />} />
+                <Route path="/audit" element={<Audit />} />
+                <Route path="/imports" element={<Imports />} />
+                <Route path="/reports" element={<Reports />} />
+                <Route path="/reports/:kind" element={<Reports />} />
+                <Route path="/reports/:kind/:id" element={<Reports />} />
+                <Route path="*" element={<p>{t("common.not_found")}</p>} />
+              </Routes>
+            </Suspense>
+          </BusyMain>
+        </HashRouter>
+      </div>
     </MeContext.Provider>
   );
 }

@@ -4,7 +4,7 @@
 // console may say it in the user's language (an import's refusals: tsunagu/imports/refusals.py).
 import { useSyncExternalStore } from "react";
 
-import { currentSession, signOut } from "./auth";
+import { freshSession, renewSession, signOut } from "./auth";
 import { config } from "./config";
 import i18n from "./i18n";
 
@@ -130,11 +130,8 @@ async function request<T>(
 /** The request, signed with the session's token; an answer that is not 2xx is thrown as the
  * API's error. */
 async function send(method: string, path: string, options: RequestOptions): Promise<Response> {
-  const session = currentSession();
-  if (session === null) {
-    window.dispatchEvent(new Event("tsunagu:signed-out"));
-    throw new ApiError(401, "not signed in");
-  }
+  const session = await freshSession();
+  if (session === null) return signedOut();
   const { api_url } = await config();
   const url = new URL(api_url.replace(/\/$/, "") + path);
   for (const [name, value] of Object.entries(options.query ?? {})) {
@@ -142,17 +139,26 @@ async function send(method: string, path: string, options: RequestOptions): Prom
       url.searchParams.set(name, String(value));
     }
   }
-  const response = await fetch(url, {
-    method,
-    headers: {
-      authorization: `Bearer ${session.idToken}`,
-      ...(options.body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-  });
+  const sent = (idToken: string) =>
+    fetch(url, {
+      method,
+      headers: {
+        authorization: `Bearer ${idToken}`,
+        ...(options.body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    });
+  let response = await sent(session.idToken);
   if (response.status === 401) {
-    signOut();
-    window.dispatchEvent(new Event("tsunagu:signed-out"));
+    // The gateway refuses an expired token before anything runs (the tab's clock may be off,
+    // or it slept): renewed, the request goes once more; refused again, the user signs in.
+    const renewed = await renewSession();
+    if (renewed === null) return signedOut();
+    response = await sent(renewed.idToken);
+    if (response.status === 401) {
+      signOut();
+      return signedOut();
+    }
   }
   if (!response.ok) {
     const answer = (await response.json().catch(() => ({}))) as {
@@ -170,6 +176,13 @@ async function send(method: string, path: string, options: RequestOptions): Prom
     );
   }
   return response;
+}
+
+/** The session has ended: the app asks the user to sign in again (keeping the screen they were
+ * on, with what they had not saved), and the request fails as a 401. */
+function signedOut(): never {
+  window.dispatchEvent(new Event("tsunagu:signed-out"));
+  throw new ApiError(401, "not signed in");
 }
 
 /** A file's bytes PUT to a pre-signed URL (the imports bucket's, not the admin API: no token,

@@ -1,7 +1,10 @@
 // Sign-in with the stack's Cognito user pool (USER_PASSWORD_AUTH over HTTPS, as the app client
 // allows): the ID token is what the admin API's JWT authorizer checks; the access token is what
-// Cognito asks for when a user turns their own two-step sign-in (TOTP) on or off. Both are kept
-// for the tab only (sessionStorage), never in a cookie or localStorage.
+// Cognito asks for when a user turns their own two-step sign-in (TOTP) on or off. Both live a
+// quarter of an hour (the app client's validity); the refresh token renews them
+// (REFRESH_TOKEN_AUTH) for the 12 hours it lives, unless an admin disables or demotes the user,
+// which revokes it. All three are kept for the tab only (sessionStorage), never in a cookie or
+// localStorage.
 import { config } from "./config";
 
 const KEY = "tsunagu.session";
@@ -10,8 +13,10 @@ const ISSUER = "Tsunagu";
 export interface Session {
   idToken: string;
   accessToken: string;
+  /** Absent in a tab signed in before sessions were renewed: it signs in again at expiry. */
+  refreshToken?: string;
   email: string;
-  expiresAt: number; // epoch ms
+  expiresAt: number; // epoch ms: when the ID and access tokens are to be renewed
 }
 
 export class SignInError extends Error {
@@ -71,16 +76,20 @@ async function cognito(target: string, body: unknown): Promise<Record<string, un
   return answer;
 }
 
-function remember(email: string, result: Record<string, unknown>): Session {
+/** ``refreshToken``: the one a renewal was made with (Cognito answers a renewal without one). */
+function remember(email: string, result: Record<string, unknown>, refreshToken?: string): Session {
   const tokens = result.AuthenticationResult as {
     IdToken: string;
     AccessToken: string;
+    RefreshToken?: string;
     ExpiresIn: number;
   };
-  const session = {
+  const session: Session = {
     idToken: tokens.IdToken,
     accessToken: tokens.AccessToken,
+    refreshToken: tokens.RefreshToken ?? refreshToken,
     email,
+    // Renewed half a minute early, so no request leaves with a token about to expire
     expiresAt: Date.now() + (tokens.ExpiresIn - 30) * 1000,
   };
   sessionStorage.setItem(KEY, JSON.stringify(session));
@@ -174,8 +183,8 @@ function totpSecret(email: string, secret: string): TotpSecret {
   return { secret, uri: `otpauth://totp/${label}?${query.toString()}` };
 }
 
-function signedIn(): Session {
-  const session = currentSession();
+async function signedIn(): Promise<Session> {
+  const session = await freshSession();
   // A tab signed in before the access token was kept has none: signing in again gives it
   if (session === null || !session.accessToken) {
     throw new SignInError("signed out: sign in again", "NotAuthorizedException");
@@ -185,20 +194,20 @@ function signedIn(): Session {
 
 /** Whether the signed-in user signs in with a TOTP code. */
 export async function totpIsOn(): Promise<boolean> {
-  const user = await cognito("GetUser", { AccessToken: signedIn().accessToken });
+  const user = await cognito("GetUser", { AccessToken: (await signedIn()).accessToken });
   return ((user.UserMFASettingList as string[] | undefined) ?? []).includes("SOFTWARE_TOKEN_MFA");
 }
 
 /** A new secret for the signed-in user's authenticator app (not in use until confirmed). */
 export async function newTotpSecret(): Promise<TotpSecret> {
-  const session = signedIn();
+  const session = await signedIn();
   const associated = await cognito("AssociateSoftwareToken", { AccessToken: session.accessToken });
   return totpSecret(session.email, String(associated.SecretCode));
 }
 
 /** The app's first code proves it holds the secret; from then on sign-in asks for a code. */
 export async function turnTotpOn(code: string): Promise<void> {
-  const { accessToken } = signedIn();
+  const { accessToken } = await signedIn();
   await cognito("VerifySoftwareToken", { AccessToken: accessToken, UserCode: code.trim(), FriendlyDeviceName: ISSUER });
   await cognito("SetUserMFAPreference", {
     AccessToken: accessToken,
@@ -208,20 +217,63 @@ export async function turnTotpOn(code: string): Promise<void> {
 
 export async function turnTotpOff(): Promise<void> {
   await cognito("SetUserMFAPreference", {
-    AccessToken: signedIn().accessToken,
+    AccessToken: (await signedIn()).accessToken,
     SoftwareTokenMfaSettings: { Enabled: false, PreferredMfa: false },
   });
 }
 
+/** The tab's session, whether or not its tokens are still valid (``freshSession`` renews them);
+ * null when signed out, or when expired with nothing to renew it by. */
 export function currentSession(): Session | null {
   const text = sessionStorage.getItem(KEY);
   if (!text) return null;
   const session = JSON.parse(text) as Session;
-  if (session.expiresAt < Date.now()) {
+  if (session.expiresAt < Date.now() && !session.refreshToken) {
     sessionStorage.removeItem(KEY);
     return null;
   }
   return session;
+}
+
+/** The session with tokens that are not about to expire: renewed first if they are. */
+export async function freshSession(): Promise<Session | null> {
+  const session = currentSession();
+  if (session === null || session.expiresAt >= Date.now()) return session;
+  return renewSession();
+}
+
+let renewing: Promise<Session | null> | null = null;
+
+/** New ID and access tokens from the refresh token (REFRESH_TOKEN_AUTH), before they expire or
+ * after the API refused one; null, and signed out, when Cognito refuses the refresh token
+ * (expired, or revoked: the user was disabled or demoted). Requests that need it at the same
+ * moment share one renewal. A network failure is thrown, leaving the session as it was. */
+export function renewSession(): Promise<Session | null> {
+  renewing ??= renew().finally(() => {
+    renewing = null;
+  });
+  return renewing;
+}
+
+async function renew(): Promise<Session | null> {
+  const session = currentSession();
+  if (session === null || !session.refreshToken) {
+    signOut();
+    return null;
+  }
+  const { client_id } = await config();
+  try {
+    const result = await cognito("InitiateAuth", {
+      AuthFlow: "REFRESH_TOKEN_AUTH",
+      ClientId: client_id,
+      AuthParameters: { REFRESH_TOKEN: session.refreshToken },
+    });
+    return remember(session.email, result, session.refreshToken);
+  } catch (error) {
+    if (!(error instanceof SignInError)) throw error;
+    signOut();
+    return null;
+  }
 }
 
 export function signOut(): void {

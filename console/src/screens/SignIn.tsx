@@ -13,10 +13,19 @@ import {
 import { TotpCodeField, TotpSecretShown } from "./TotpSecret";
 
 /** ``refused``: why the admin API sent a signed-in user back here (shown until she signs in
- * again). */
-export function SignIn({ onSignedIn, refused }: { onSignedIn: () => void; refused?: string | null }) {
+ * again). ``ended``: the address of a user whose session ended while she worked (her screen is
+ * kept behind this form). */
+export function SignIn({
+  onSignedIn,
+  refused,
+  ended,
+}: {
+  onSignedIn: () => void;
+  refused?: string | null;
+  ended?: string;
+}) {
   const { t } = useTranslation();
-  const [email, setEmail] = useState("");
+  const [email, setEmail] = useState(ended ?? "");
   const [password, setPassword] = useState("");
   const [code, setCode] = useState("");
   // The step Cognito asks for after the password: a new password, a TOTP code, or TOTP set up
@@ -80,6 +89,7 @@ export function SignIn({ onSignedIn, refused }: { onSignedIn: () => void; refuse
       <h1>Tsunagu</h1>
       <form onSubmit={(event) => void submit(event)}>
         <h2>{title}</h2>
+        {ended !== undefined && needed === null && <p role="status">{t("sign_in.ended")}</p>}
         {needed === null && (
           <label>
             {t("sign_in.email")}
