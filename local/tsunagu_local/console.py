@@ -30,6 +30,7 @@ LocalPage = Callable[[Request], Response]
 PREFIX = "/console"
 SIGN_IN_CALLS = frozenset(
     {
+        # A sign-in with the password, and a renewal with the refresh token
         "AWSCognitoIdentityProviderService.InitiateAuth",
         "AWSCognitoIdentityProviderService.RespondToAuthChallenge",
         # A user's own TOTP: set up (at sign-in, or later from the console's settings), shown,
