@@ -725,16 +725,16 @@ def drive_every_function(q: Qualified, monkeypatch: pytest.MonkeyPatch) -> None:
     assert report.get("re_engagement", {}).get("entered"), report
 
     publish_journeys(aws)
-    drive_import_list(aws)
+    import_id = drive_import_list(aws)
     q.capture("jiro.suzuki@example.jp")  # a new lead, in no journey yet
     count_for_reports(aws)
-    drive_admin_api(aws, "jiro.suzuki@example.jp")
+    drive_admin_api(aws, "jiro.suzuki@example.jp", import_id)
 
 
-def drive_import_list(aws: AwsStack) -> None:
+def drive_import_list(aws: AwsStack) -> str:
     """A large list as the admin API and import_list take it: a pre-signed upload, its dry run
     queued, planned by import_list and read, the background run queued (its state machine
-    started), and the state machine's steps."""
+    started), and the state machine's steps. The import's id."""
     role = "arn:aws:iam::123456789012:role/tsunagu-test-import-list"
     moto_client("stepfunctions").create_state_machine(
         name=IMPORT_MACHINE,
@@ -769,6 +769,7 @@ def drive_import_list(aws: AwsStack) -> None:
     steps.invoke({"step": "park", **chunk, "error": {"Error": "x"}})  # counted once: no-op here
     assert steps.invoke({"step": "finish", "import_id": import_id}) == {"status": "applied"}
     ask("GET", f"/admin/imports/{import_id}", None)
+    return str(import_id)
 
 
 def count_for_reports(aws: AwsStack) -> None:
@@ -780,10 +781,10 @@ def count_for_reports(aws: AwsStack) -> None:
         assert answer == {"batchItemFailures": []}, answer
 
 
-def drive_admin_api(aws: AwsStack, email: str) -> None:
+def drive_admin_api(aws: AwsStack, email: str, import_id: str) -> None:
     """admin_api with the environment template.yaml gives it, asked as a marketer what the
     console asks, and as an admin what only admins do (publishing is publish_journey's,
-    above)."""
+    above); a segment reads the import ``import_id`` (whose record it is checked against)."""
     pool = make_people_pool()
     # The users routes read their caller in the pool: the signed-in admin is there
     moto_client("cognito-idp").admin_create_user(UserPoolId=pool, Username=CALLER)
@@ -810,7 +811,7 @@ def drive_admin_api(aws: AwsStack, email: str) -> None:
         ("POST", "/admin/journeys/seminar_follow_up/entries", {"lead": email}),
         ("POST", "/admin/journeys/re_engagement/entries", {"segment": "stage=lead"}),
         ("POST", "/admin/segments", {"name": "iam-test", "filter":
-            "stage=lead,did=form_submitted/30d,consent.marketing=yes,import=imp_x"}),
+            f"stage=lead,did=form_submitted/30d,consent.marketing=yes,import={import_id}"}),
         ("POST", "/admin/segments/try", {"filter": "in_segment=iam-test"}),
         ("GET", "/admin/segments/iam-test", None),
         ("GET", "/admin/leads/export?segment=iam-test&encoding=cp932", None),

@@ -341,6 +341,7 @@ def test_an_import_start_continued_after_its_leads_changed_misses_nobody_and_cou
     monkeypatch.setattr(selection, "IDS_PER_PAGE", 4)
     rows = {f"lead_lead{n:02d}" for n in (0, 2, 3, 4, 5, 6, 7)}
     monkeypatch.setattr(segment_store, "_imported_leads", lambda _repo, _import: frozenset(rows))
+    monkeypatch.setattr(services, "_import_exists", lambda _settings: lambda _import: True)
     body = {"segment": "import=imp_01KDAAAAAAAAAAAAAAAAAAAAAA", "request_key": "k"}
     status, queued = call(aws, "POST", PATH, body)
     assert status == 202, queued

@@ -269,7 +269,9 @@ def test_a_trigger_or_branch_naming_a_value_no_lead_can_hold_is_refused_as_a_seg
                        {"id": "end", "kind": "end", "label": "end"}]}  # fmt: skip
 
     # When one is made a journey's trigger, Then it is refused on the trigger, saving nothing
-    refused = (("domain!=ライバル", "no address's domain"), ("stage!=custmer", "no stage"))
+    refused = (("domain!=ライバル", "no address's domain"), ("stage!=custmer", "no stage"),
+               ("source!=trade-show", "no source"),
+               ("import!=imp_01KDAAAAAAAAAAAAAAAAAAAAAB", "no import has the id"))  # fmt: skip
     for typed, said in refused:
         triggers = [{"kind": "manual"}, {"kind": "segment", "segment": typed}]
         status, answer = call(stack, "PUT", "/admin/journeys/re_engagement/settings",
@@ -424,10 +426,12 @@ def test_an_exclusion_segment_with_a_domain_as_dns_or_an_address_writes_it_exclu
 def test_a_segment_with_a_value_no_lead_could_have_is_refused_and_saves_nothing(
     stack: AwsStack,
 ) -> None:
-    # Given a domain no lead's address can be at, a stage or grade no lead can be at, or a
-    # topic no form asks (with != each would select every lead)
+    # Given a domain no lead's address can be at, a stage, grade or source no lead can be at, a
+    # topic no form asks, or an import there never was (with != each would select every lead)
     for filter_text in ("domain=staff.local", "domain!=example..jp", "stage!=custmer",
-                        "grade=E", "consent.Newsletter=no"):  # fmt: skip
+                        "grade=E", "consent.Newsletter=no", "source!=trade-show",
+                        "import!=imp_01KDTYPO0000000000000000000",
+                        "import!=imp_01KDAAAAAAAAAAAAAAAAAAAAAB"):  # fmt: skip
         typed = {"name": "staff", "filter": filter_text, "exclude_from_marketing": True}
         # When it is saved or tried, Then it is refused naming the filter, as the global
         # exclusion list refuses such a domain

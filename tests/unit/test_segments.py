@@ -22,6 +22,8 @@ from tsunagu.segments.saved import SavedSegment, checked, parsed_filter
 from tsunagu.segments.selection import selected
 
 NOW = datetime(2026, 12, 9, 1, 0, tzinfo=UTC)
+NO_IMPORTS = frozenset[str]().__contains__
+"""Whether an import exists, where none does."""
 
 
 def lead(**overrides: Any) -> Lead:
@@ -170,6 +172,12 @@ def test_a_new_filter_with_a_domain_no_address_could_have_is_refused(typed: str)
         ("grade=E", "'E' is no grade"),
         ("consent.Newsletter=no", "a topic is lower-case"),
         ("field.Company!=株式会社ライバル", "a field's name is lower-case"),
+        # a hyphen for trade_show's underscore: no lead's sources can hold it
+        ("source!=trade-show", "'trade-show' is no source"),
+        ("source=web", "'web' is no source"),
+        # no import's id: a typo (O is no Crockford digit) or a name
+        ("import!=imp_01KDTYPO0000000000000000000", "no import's id"),
+        ("import=not-an-import-id", "no import's id"),
     ],
 )
 def test_a_new_filter_naming_a_value_no_lead_can_hold_is_refused(typed: str, message: str) -> None:
@@ -185,7 +193,16 @@ def test_a_new_filter_naming_a_value_no_lead_can_hold_is_refused(typed: str, mes
 
 
 @pytest.mark.parametrize(
-    "typed", ["stage=MQL", "stage=ｍｑｌ", "grade=b", "consent.all=no", "field.company="]
+    "typed",
+    [
+        "stage=MQL",
+        "stage=ｍｑｌ",
+        "grade=b",
+        "consent.all=no",
+        "field.company=",
+        *(f"source!={channel.value}" for channel in Channel),
+        "import=imp_01KDAAAAAAAAAAAAAAAAAAAAAA",
+    ],
 )
 def test_a_new_filter_s_values_are_checked_as_the_filter_compares_them(typed: str) -> None:
     # Case and full-width letters are folded when a filter compares, so they are when checked
@@ -436,16 +453,30 @@ def test_a_change_that_would_nest_the_segments_reading_it_too_deep_is_refused() 
         saved_segment(name, f"in_segment={below}")
         for name, below in zip("bcde", "abcd", strict=True)
     ]
-    checked("a", "stage=lead,tag=vip", "", saved=chain)  # no deeper: fine
+    checked("a", "stage=lead,tag=vip", "", saved=chain, import_exists=NO_IMPORTS)  # no deeper: fine
     with pytest.raises(ValidationFailed, match="nest deeper than 5: f -> e -> d -> c -> b -> a"):
-        checked("f", "in_segment=e", "", saved=chain)
+        checked("f", "in_segment=e", "", saved=chain, import_exists=NO_IMPORTS)
     # a change at the bottom pushes the segments that read it too deep
+    changed = [*chain, saved_segment("z", "stage=lead")]
     with pytest.raises(ValidationFailed, match="deeper than 5: e -> d -> c -> b -> a -> z"):
-        checked("a", "in_segment=z", "", saved=[*chain, saved_segment("z", "stage=lead")])
+        checked("a", "in_segment=z", "", saved=changed, import_exists=NO_IMPORTS)
     with pytest.raises(ValidationFailed, match="contain itself: a -> e -> d -> c -> b -> a"):
-        checked("a", "in_segment=e", "", saved=chain)
+        checked("a", "in_segment=e", "", saved=chain, import_exists=NO_IMPORTS)
     with pytest.raises(ValidationFailed, match="no segment is named 'gone'"):
-        checked("x", "in_segment=gone", "", saved=chain)
+        checked("x", "in_segment=gone", "", saved=chain, import_exists=NO_IMPORTS)
+
+
+def test_a_segment_reading_an_import_there_is_no_record_of_is_refused() -> None:
+    # Given an import id shaped as one, but of no import (one letter off the receipt's)
+    typo = "imp_01KDAAAAAAAAAAAAAAAAAAAAAB"
+    # When a segment excluding its leads is saved, Then it is refused, naming the id - with !=
+    # it would select every lead
+    with pytest.raises(ValidationFailed, match=f"no import has the id '{typo}'"):
+        checked("x", f"stage=lead,import!={typo}", "", saved=[], import_exists=NO_IMPORTS)
+    # And one that exists is taken
+    known = "imp_01KDAAAAAAAAAAAAAAAAAAAAAA"
+    segment = checked("x", f"import!={known}", "", saved=[], import_exists={known}.__contains__)
+    assert segment.imports_named == {known}
 
 
 def test_an_import_s_leads_are_kept_only_once_it_has_finished() -> None:

@@ -565,7 +565,14 @@ def segment_commands(settings: Settings) -> SegmentCommands:
         journeys=journey_repository(settings),
         audit=audit_log(settings),
         clock=clock(settings),
+        import_exists=_import_exists(settings),
     )
+
+
+def _import_exists(settings: Settings) -> Callable[[str], bool]:
+    """Whether an import of that id was ever started: its record is never deleted."""
+    imports = import_repository(settings)
+    return lambda import_id: imports is not None and imports.get_import(import_id) is not None
 
 
 def lead_commands(settings: Settings) -> LeadCommands:
@@ -601,6 +608,7 @@ def journey_commands(settings: Settings) -> JourneyCommands:
         time_zone=ZoneInfo(settings.default_time_zone),
         saved_segment=lambda name: segments.get_segment(name) if segments else None,
         facts=lambda: segment_facts(settings),
+        import_exists=_import_exists(settings),
         allowed_at=lambda instant: _account_allowed_time(settings)(instant),
         start_in_background=(
             lambda journey_id, start_id: run_start_later(settings, journey_id, start_id)

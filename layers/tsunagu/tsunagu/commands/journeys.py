@@ -60,7 +60,12 @@ from tsunagu.journeys.steps import GateStore, ResumeReport, parked_by_step
 from tsunagu.leads.lookup import LeadFinder, lead_by_email
 from tsunagu.leads.model import Lead
 from tsunagu.segments.filter import SEGMENT_NAME, Facts, NoFacts, Segment
-from tsunagu.segments.saved import SavedSegment, missing_segment, reading_saved
+from tsunagu.segments.saved import (
+    SavedSegment,
+    missing_import,
+    missing_segment,
+    reading_saved,
+)
 from tsunagu.segments.selection import Leads as SegmentLeads
 from tsunagu.segments.selection import candidate_pages
 from tsunagu.segments.selection import selected as segments_selected
@@ -123,6 +128,9 @@ class JourneyCommands:
     """A saved segment by name (None: none by that name, or a stack without segments)."""
     facts: Callable[[], Facts] = NoFacts
     """What filters read beyond the lead, for one evaluation."""
+    import_exists: Callable[[str], bool] = lambda import_id: False
+    """Whether an import of that id was ever started (False: none, or a stack without imports):
+    a filter naming one that was not is refused (tsunagu.segments.saved.missing_import)."""
     allowed_at: Callable[[datetime], datetime] | None = None
     """Moves a moment out of the account's quiet hours and closed days: resume paces its
     releases in allowed time (None: every moment is allowed)."""
@@ -648,7 +656,7 @@ def _segment(ports: JourneyCommands, text: str) -> Segment:
         if saved is None:
             raise NotFound(f"no segment {text!r}: give a saved segment's name, or a filter")
         return saved.segment
-    return reading_saved(text, _segment_exists(ports), "segment")
+    return reading_saved(text, _segment_exists(ports), "segment", import_exists=ports.import_exists)
 
 
 def _segment_exists(ports: JourneyCommands) -> Callable[[str], bool]:
@@ -665,7 +673,12 @@ def _check_triggers(ports: JourneyCommands, triggers: Sequence[Trigger]) -> None
         if trigger.segment is None:
             continue
         try:
-            reading_saved(trigger.segment, exists, f"triggers.{index}.segment")
+            reading_saved(
+                trigger.segment,
+                exists,
+                f"triggers.{index}.segment",
+                import_exists=ports.import_exists,
+            )
         except ValidationFailed as error:
             problems += error.errors
     if problems:
@@ -686,7 +699,10 @@ def _branch_problems(ports: JourneyCommands, definition: Mapping[str, Any]) -> l
         except ValueError:
             continue  # the compiler says what is wrong with it
         try:
-            problem = missing_segment(Segment.parse(condition, new=True), exists)
+            segment = Segment.parse(condition, new=True)
+            problem = missing_segment(segment, exists) or missing_import(
+                segment, ports.import_exists
+            )
         except ValueError as error:
             problem = str(error)
         if problem:

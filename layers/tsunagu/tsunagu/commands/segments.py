@@ -51,18 +51,26 @@ class SegmentCommands:
     journeys: JourneyReader
     audit: AuditLog
     clock: Clock
+    import_exists: Callable[[str], bool] = lambda import_id: False
+    """Whether an import of that id was ever started (False: none, or a stack without imports):
+    a filter naming one that was not is refused (tsunagu.segments.saved.missing_import)."""
 
 
 def resolve(ports: SegmentCommands, text: str, field: str = "segment") -> Segment:
     """A saved segment's filter when ``text`` is a segment's name, else ``text`` as a filter
-    (refused when it reads a segment that does not exist)."""
+    (refused when it reads a segment or an import that does not exist)."""
     if SEGMENT_NAME.match(text):
         saved = ports.segments.get_segment(text)
         if saved is None:
             known = ", ".join(s.name for s in ports.segments.segments()) or "none saved"
             raise NotFound(f"no segment {text!r} (segments: {known})")
         return saved.segment
-    return reading_saved(text, lambda name: ports.segments.get_segment(name) is not None, field)
+    return reading_saved(
+        text,
+        lambda name: ports.segments.get_segment(name) is not None,
+        field,
+        import_exists=ports.import_exists,
+    )
 
 
 def list_segments(ports: SegmentCommands, actor: Actor) -> list[SavedSegment]:
@@ -112,7 +120,13 @@ def save(
             description = existing.description if existing else ""
         if exclude_from_marketing is None:
             exclude_from_marketing = existing.exclude_from_marketing if existing else False
-        segment = checked(name, filter_text, description, saved=ports.segments.segments())
+        segment = checked(
+            name,
+            filter_text,
+            description,
+            saved=ports.segments.segments(),
+            import_exists=ports.import_exists,
+        )
         if version is None and existing is not None:
             raise AlreadyExists(f"segment {name!r} exists: give its version to change it")
         if version is not None and (existing is None or existing.version != version):

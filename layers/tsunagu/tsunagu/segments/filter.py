@@ -37,6 +37,7 @@ from typing import Protocol
 from tsunagu.clock import parse_instant
 from tsunagu.errors import MissingSegment
 from tsunagu.leads.email import InvalidEmail, normalise_domain
+from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import Lead
 from tsunagu.leads.updates import FIELD_NAME_PATTERN, STAGES
 from tsunagu.mail.templates import TOPIC_PATTERN
@@ -66,6 +67,10 @@ MAX_DEPTH = 5
 _CONDITION = re.compile(r"^([a-z_]+)(?:\.([A-Za-z0-9_:-]{1,60}))?\s*(>=|<=|!=|=)\s*(.*)$", re.S)
 _DID = re.compile(r"^([a-z][a-z0-9_]{0,59})\s*/\s*(\d{1,4})d$")
 SEGMENT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+IMPORT_ID = re.compile(r"^imp_[0-9A-HJKMNP-TV-Z]{26}$")
+"""An import's id as tsunagu.ids.new_id writes it: ``imp_`` and a ULID (Crockford base32)."""
+SOURCES = tuple(channel.value for channel in Channel)
+"""What a lead's ``sources`` can hold: the channels that wrote it (tsunagu.leads.merge)."""
 
 
 class Facts(Protocol):
@@ -165,6 +170,7 @@ class Segment:
 
     @property
     def imports_named(self) -> frozenset[str]:
+        """The imports this filter reads (``import``)."""
         return frozenset(c.value for c in self.conditions if c.name == "import")
 
     def selects(
@@ -243,13 +249,23 @@ GRADES = tuple(grade.value for grade in Grade)
 
 def _could_be_held(name: str, argument: str | None, value: str) -> None:
     """ValueError when a new filter names what no lead can hold: a stage or grade outside their
-    fixed lists (compared as the filter compares them, folded), a topic or field name no form,
-    template or import can write. ``stage!=custmer`` would otherwise select every lead - an
-    exclusion that excludes nobody, a journey entering everyone."""
+    fixed lists (compared as the filter compares them, folded), a source that is no channel
+    (compared exactly, as the lead search keys it), an import id not shaped as one, a topic or
+    field name no form, template or import can write. ``stage!=custmer`` or
+    ``source!=trade-show`` would otherwise select every lead - an exclusion that excludes
+    nobody, a journey entering everyone. (Whether a well-shaped import exists only the store
+    knows: tsunagu.segments.saved.missing_import.)"""
     if name == "stage" and fold(value) not in STAGES:
         raise ValueError(f"stage {value!r} is no stage: use one of {', '.join(STAGES)}")
     if name == "grade" and fold(value) not in {fold(grade) for grade in GRADES}:
         raise ValueError(f"grade {value!r} is no grade: use one of {', '.join(GRADES)}")
+    if name == "source" and value not in SOURCES:
+        raise ValueError(f"source {value!r} is no source: use one of {', '.join(SOURCES)}")
+    if name == "import" and not IMPORT_ID.match(value):
+        raise ValueError(
+            f"import {value!r} is no import's id: give it as the import's receipt says it,"
+            " imp_ and 26 letters and digits (e.g. import=imp_01KD...)"
+        )
     if name == "consent" and not re.match(TOPIC_PATTERN, argument or ""):
         raise ValueError(
             f"consent.{argument}: a topic is lower-case letters, digits, _ and - (as forms and"

@@ -2,8 +2,8 @@
 (``in_segment=<name>``), in ``journeys start --segment <name>``, for an export, and, marked
 "exclude from marketing", as a global exclusion that every marketing send checks.
 
-A segment may read other segments; saving one that would contain itself, or read a segment that
-does not exist, is refused, and so is deleting a segment something still reads."""
+A segment may read other segments; saving one that would contain itself, or read a segment or
+an import that does not exist, is refused, and so is deleting a segment something still reads."""
 
 from __future__ import annotations
 
@@ -64,11 +64,29 @@ def missing_segment(segment: Segment, exists: Callable[[str], bool]) -> str | No
     return f"no segment is named {missing[0]!r}" if missing else None
 
 
-def reading_saved(text: str, exists: Callable[[str], bool], field: str = "filter") -> Segment:
+def missing_import(segment: Segment, exists: Callable[[str], bool]) -> str | None:
+    """What is wrong when the filter reads an import there is no record of (a pasted id one
+    letter off), else None. ``import!=imp_<typo>`` would select every lead - an exclusion that
+    excludes nobody, a journey entering everyone - so it is refused where it is written, as a
+    missing segment is. Import records are never deleted, and one undone still selects the
+    leads its undo kept (tsunagu.imports.apply.leads_of): a filter accepted once stays right."""
+    missing = sorted(i for i in segment.imports_named if not exists(i))
+    if not missing:
+        return None
+    return f"no import has the id {missing[0]!r} (`tsunagu imports list` shows them)"
+
+
+def reading_saved(
+    text: str,
+    exists: Callable[[str], bool],
+    field: str = "filter",
+    *,
+    import_exists: Callable[[str], bool],
+) -> Segment:
     """The filter (``parsed_filter``), or ValidationFailed naming ``field`` when it reads a
-    segment that does not exist."""
+    segment or an import that does not exist."""
     segment = parsed_filter(text, field)
-    if problem := missing_segment(segment, exists):
+    if problem := missing_segment(segment, exists) or missing_import(segment, import_exists):
         raise ValidationFailed([FieldError(field, problem)])
     return segment
 
@@ -79,11 +97,12 @@ def checked(
     description: str,
     *,
     saved: Sequence[SavedSegment],
+    import_exists: Callable[[str], bool],
 ) -> Segment:
     """The filter of a segment about to be saved under ``name``, once its name and text are
-    checked, every segment it reads exists, and the segments as they would then be (``saved``
-    with this one changed) contain no cycle and nest no deeper than MAX_DEPTH - a change to
-    one segment can push the segments that read it too deep."""
+    checked, every segment and import it reads exists, and the segments as they would then be
+    (``saved`` with this one changed) contain no cycle and nest no deeper than MAX_DEPTH - a
+    change to one segment can push the segments that read it too deep."""
     problems = []
     if not SEGMENT_NAME.match(name):
         problems.append(FieldError("name", f"{name!r}: lower-case letters, digits, _ and -"))
@@ -93,7 +112,9 @@ def checked(
         raise ValidationFailed(problems)
     segment = parsed_filter(filter_text)
     reads = {s.name: _named(s.filter) for s in saved} | {name: segment.segments_named}
-    if problem := missing_segment(segment, reads.__contains__):
+    if problem := missing_segment(segment, reads.__contains__) or missing_import(
+        segment, import_exists
+    ):
         raise ValidationFailed([FieldError("filter", problem)])
     for start in sorted(reads):
         if problem := _too_deep(start, reads, (start,)):
