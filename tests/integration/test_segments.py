@@ -512,7 +512,9 @@ def test_a_cp932_export_says_how_many_characters_it_wrote_as_a_question_mark(
     stack: AwsStack,
 ) -> None:
     # Given a lead whose name and company hold characters cp932 has no code for
-    store_lead(stack, "yoshi@example.jp", name="𠮷田 太郎", company="株式会社サンプル😀")
+    yoshi_id = store_lead(
+        stack, "yoshi@example.jp", name="𠮷田 太郎", company="株式会社サンプル😀"
+    ).lead_id
 
     # When every lead is exported for an older Excel
     status, response = call(stack, "GET", "/admin/leads/export", query={"encoding": "cp932"})
@@ -523,6 +525,24 @@ def test_a_cp932_export_says_how_many_characters_it_wrote_as_a_question_mark(
     yoshi = next(row for row in rows if row["email"] == "yoshi@example.jp")
     assert (yoshi["name"], yoshi["company"]) == ("?田 太郎", "株式会社サンプル?")
     assert response["headers"][admin.REPLACED_CHARACTERS_HEADER] == "2"
+
+    # And imported back as it came (README: fixed in Excel and imported back), the question
+    # marks overwrite nothing; a name someone did change there is changed
+    store_lead(stack, "hana@example.jp", name="𠮷川 花子")
+    exported = call(stack, "GET", "/admin/leads/export", query={"encoding": "cp932"})[1]
+    data = base64.b64decode(exported["body"])
+    data = data.replace("?川 花子".encode("cp932"), "吉川 花子".encode("cp932"))
+    settings = stack.settings()
+    ports, operator = services.import_commands(settings), services.operator(settings)
+    planned = imports.plan(ports, operator, data, "leads.csv", ImportOptions(Channel.IMPORT))
+    rows = {row.email: row for row in planned.plan.rows}
+    assert rows["yoshi@example.jp"].action == "unchanged", rows["yoshi@example.jp"]
+    assert rows["hana@example.jp"].changes == {"name": ("𠮷川 花子", "吉川 花子")}
+    # (a run plans each row again from the plan's values: it writes the question marks neither)
+    record, _ = imports.run(ports, operator, data, "leads.csv", ImportOptions(Channel.IMPORT))
+    assert record.counts["update"] == 1, record.counts
+    yoshi_now = services.lead_repository(settings).get_lead(yoshi_id)
+    assert yoshi_now is not None and yoshi_now.fields["name"].value == "𠮷田 太郎"
 
 
 def test_the_cli_tries_saves_lists_and_exports_a_segment(

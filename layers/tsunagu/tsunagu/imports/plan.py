@@ -236,7 +236,13 @@ def plan_import(
     said_no = {lead_id for lead_id, now in said.items() if now.refuses_opt_in}
     holds = {lead_id: now.status for lead_id, now in said.items() if now.status}
     rows = [
-        rebased(row, against[row.row], options.source, said_no, holds)
+        rebased(
+            _as_read(row, against[row.row], table.encoding),
+            against[row.row],
+            options.source,
+            said_no,
+            holds,
+        )
         if row.row in against
         else row
         for row in planned
@@ -438,6 +444,32 @@ def rebased(
         consent_said=row.consent_said if consent else None,
         consent_disagreed=row.consent_disagreed,
     )
+
+
+LOSSY_ENCODINGS = ("cp932",)
+"""What a file read in one of these cannot hold was written ``?`` (tsunagu.leads.export: cp932
+has no 𠮷 nor emoji); shift_jis is read as cp932 (tsunagu.imports.reading)."""
+
+
+def _as_read(row: RowPlan, lead: Lead | None, encoding: str) -> RowPlan:
+    """The row without the cells that hold the lead's value as the file's encoding had to write
+    it (``?田 太郎`` for ``𠮷田 太郎``): a cp932 export, fixed in Excel and imported back, would
+    otherwise overwrite every such name with its question marks. A cell someone changed
+    (``吉田 太郎``) differs from that and is read as written. Left out of the row's values, the
+    cell is not written by the run either, which plans each row again from them."""
+    codec = encoding.split(",")[0].strip()
+    if lead is None or codec not in LOSSY_ENCODINGS:
+        return row
+    lost = {
+        name
+        for name, value in row.values.items()
+        if (held := lead.fields.get(name)) is not None
+        and (written := held.value.encode(codec, errors="replace").decode(codec)) != held.value
+        and _same(name, written, value)
+    }
+    if not lost:
+        return row
+    return replace(row, values={k: v for k, v in row.values.items() if k not in lost})
 
 
 def _same(name: str, stored: str, incoming: str) -> bool:
