@@ -23,6 +23,11 @@ def test_a_plain_number_stays_a_number(number: str) -> None:
         "-0x1F", "--1", "-1+1", "-1-1", "-SUM(A1:A9)", "-2+3+cmd|' /C calc'!A0",
         "-1\n", "-1 ", "- 1", "-1,000", "-.5", "-1.", "-", "-１", "-inf", "-nan",
         "=1", "@SUM(A1)", "\t1", "\r1",
+        # after leading blanks, which LibreOffice ("trim spaces") and Sheets' import drop
+        ' =HYPERLINK("https://evil.example.com","請求書")', "  +1", "\u3000=1", "\u3000 @SUM(A1)",
+        # full-width, as a Japanese IME types them: Excel's Japanese edition reads ＝ as =
+        '＝HYPERLINK("https://evil.example.com","請求書")', "＋1＋1", "－1＋1", "－1", "＠SUM(A1)",
+        "\uff1d1", "\ufe661",  # ＝, and the small equals sign NFKC reads as = too
     ],
 )  # fmt: skip
 def test_anything_else_that_starts_like_a_formula_is_text(cell: str) -> None:
@@ -34,3 +39,5 @@ def test_anything_else_that_starts_like_a_formula_is_text(cell: str) -> None:
 def test_a_cell_a_spreadsheet_would_not_run_is_left_alone() -> None:
     assert spreadsheet_safe("株式会社サンプル") == "株式会社サンプル"
     assert spreadsheet_safe("") == ""
+    for cell in (" 株式会社サンプル", "\u3000田中", "Ａ＝1", "１－１", "1=1", "   "):
+        assert spreadsheet_safe(cell) == cell, cell

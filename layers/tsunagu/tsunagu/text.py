@@ -49,11 +49,23 @@ SPREADSHEET_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 
+def _formula_like(cell: str) -> bool:
+    """Whether a spreadsheet could run the cell as a formula: it begins with one of
+    SPREADSHEET_FORMULA_STARTS as written, or once read as a spreadsheet may read it - its
+    full-width letters as ASCII (Excel's Japanese edition takes ＝ for =, as an IME types it)
+    and its leading blanks, ideographic spaces included, dropped (LibreOffice's "trim spaces"
+    and Sheets' import do)."""
+    return cell.startswith(SPREADSHEET_FORMULA_STARTS) or unicodedata.normalize(
+        "NFKC", cell
+    ).lstrip().startswith(SPREADSHEET_FORMULA_STARTS)
+
+
 def spreadsheet_safe(cell: str) -> str:
     """A CSV cell that Excel or Sheets will show as text, never run as a formula (a cell that
-    begins with one of SPREADSHEET_FORMULA_STARTS is prefixed with ``'``), unless it is a
-    plain number such as ``-0.0123``, which stays a number."""
-    if cell.startswith(SPREADSHEET_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(cell):
+    begins with one of SPREADSHEET_FORMULA_STARTS, also after leading blanks or as full-width
+    ＝ ＋ － ＠, is prefixed with ``'`` and otherwise kept as written), unless it is a plain
+    number such as ``-0.0123``, which stays a number."""
+    if _formula_like(cell) and not _PLAIN_NUMBER.fullmatch(cell):
         return "'" + cell
     return cell
 
@@ -62,5 +74,5 @@ def unguarded(cell: str) -> str:
     """A cell as it was before spreadsheet_safe: what a file Tsunagu exported (and the
     marketer fixed and brings back) held, so that ``'+81 3-...`` is imported as ``+81 3-...``
     and not as a changed telephone number."""
-    guarded = cell.startswith("'") and cell[1:].startswith(SPREADSHEET_FORMULA_STARTS)
+    guarded = cell.startswith("'") and _formula_like(cell[1:])
     return cell[1:] if guarded else cell
