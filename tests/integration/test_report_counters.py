@@ -614,6 +614,82 @@ def test_a_rebuild_at_the_end_of_the_calendar_is_refused_not_a_crash(aws: AwsSta
         reports.rebuild(ports, ADMIN, date(9999, 12, 1), date(9999, 12, 31))
 
 
+def test_a_rebuild_writes_the_days_new_rows_before_it_deletes_their_stale_ones(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.commands import reports
+
+    # Given the days counted, and a row of D2 no event gives any more (counted under a part
+    # the rebuild counts elsewhere: a rebuild cut short between its delete and the new row's
+    # write would leave the day too few)
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    dynamodb = moto_client("dynamodb")
+    table = aws.settings().reports_table
+    dynamodb.put_item(
+        TableName=table, Item={"pk": {"S": "mail#welcome"}, "sk": {"S": f"{D2}#v0"},
+                               "sent": {"N": "2"}},
+    )  # fmt: skip
+    ports = services.report_commands(aws.settings())
+    written: list[str] = []
+    write = ports.counters._client.batch_write_item  # type: ignore[attr-defined]
+
+    def recording(**asked: Any) -> Any:
+        for request in asked["RequestItems"].get(table, ()):
+            [(kind, what)] = request.items()
+            if what.get("Item", what.get("Key"))["sk"]["S"].startswith(D2):  # a day's row
+                written.append(kind)
+        return write(**asked)
+
+    monkeypatch.setattr(ports.counters._client, "batch_write_item", recording)  # type: ignore[attr-defined]
+
+    # When D2 is rebuilt
+    reports.rebuild(ports, ADMIN, date(2026, 12, 2), date(2026, 12, 2))
+
+    # Then every new row was written before the stale one was deleted, and it is gone
+    assert "DeleteRequest" in written and "PutRequest" in written
+    assert written.index("DeleteRequest") > max(
+        i for i, kind in enumerate(written) if kind == "PutRequest"
+    ), written
+    assert counters(aws) == {**EXPECTED, **DEALS}
+
+
+def test_a_rebuild_through_the_admin_api_of_more_events_than_fit_its_time_is_refused(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from tests.support.admin import event
+    from tsunagu.api import admin
+
+    # Given the days counted, and an admin API that counts again at most 5 events (the days
+    # hold more)
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    monkeypatch.setattr(admin, "API_REBUILD_EVENTS", 5)
+    dynamodb = moto_client("dynamodb")
+    table = aws.settings().reports_table
+    dynamodb.delete_item(
+        TableName=table, Key={"pk": {"S": "mail#welcome"}, "sk": {"S": f"{D2}#v2"}}
+    )
+    body = {"from": D1, "to": D2}
+
+    # When a rebuild of the days is asked through the admin API
+    asked = event("POST", "/admin/reports/rebuild", role=Role.ADMIN, body=body)
+    response = admin.handle(asked, aws.settings())
+
+    # Then it is refused, pointing to the CLI, and nothing is written (the row stays missing)
+    assert response["statusCode"] == 422, response
+    [problem] = json.loads(response["body"])["errors"]
+    assert "tsunagu reports rebuild --from 2026-12-01 --to 2026-12-02" in problem["message"]
+    assert ("mail#welcome", D2, "v2") not in counters(aws)
+    # And with room for them, the days are counted again
+    monkeypatch.setattr(admin, "API_REBUILD_EVENTS", 1_000)
+    response = admin.handle(asked, aws.settings())
+    assert response["statusCode"] == 200, response
+    assert counters(aws) == {**EXPECTED, **DEALS}
+
+
 def test_the_funnel_follows_the_leads_created_in_the_days_stage_by_stage(aws: AwsStack) -> None:
     from tsunagu.commands import reports
 

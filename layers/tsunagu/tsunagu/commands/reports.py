@@ -227,19 +227,37 @@ def attribution_report(
     return replace(found, costs_usd=costs, usd_rates=dict(usd_rates or {}))
 
 
-def rebuild(ports: ReportCommands, actor: Actor, first: date, last: date) -> Rebuilt:
+def rebuild(
+    ports: ReportCommands,
+    actor: Actor,
+    first: date,
+    last: date,
+    *,
+    max_events: int | None = None,
+) -> Rebuilt:
     """Count the days again from the stored events (after automated activity was re-judged,
-    or a batch was set aside), replacing their counters."""
+    or a batch was set aside), replacing their counters. ``max_events``: the most a caller with
+    a deadline (the admin API's 29 s) counts; days holding more are refused, nothing written,
+    pointing to the CLI, which has no deadline."""
     target = f"counters:{first.isoformat()}..{last.isoformat()}"
     with recorded(ports.audit, ports.clock, actor, "reports.rebuild", target) as log:
         _checked(first, last)
-        done = counters.rebuild(
-            first,
-            last,
-            store=ports.counters,
-            time_zone=ZoneInfo(ports.time_zone),
-            goals=ports.goals(),
-        )
+        try:
+            done = counters.rebuild(
+                first,
+                last,
+                store=ports.counters,
+                time_zone=ZoneInfo(ports.time_zone),
+                goals=ports.goals(),
+                max_events=max_events,
+            )
+        except counters.TooManyEvents as error:
+            days = f"--from {first.isoformat()} --to {last.isoformat()}"
+            message = (
+                f"the days hold {error}: more than can be counted again within the admin API's"
+                f" time; rebuild fewer days, or run `tsunagu reports rebuild {days}`"
+            )
+            raise ValidationFailed([FieldError("to", message)]) from None
         log.detail = (
             f"{done.events} events read, {done.counted} counted, {done.rows} counter rows"
             f" written, {done.rows_removed} replaced"

@@ -91,6 +91,15 @@ class Known:
     deals: dict[str, CountedDeal] = field(default_factory=dict)
 
 
+class TooManyEvents(Exception):
+    """A rebuild given a bound (``max_events``) found more events in its days than that; it
+    wrote nothing."""
+
+    def __init__(self, bound: int) -> None:
+        super().__init__(f"more than {bound:,} events")
+        self.bound = bound
+
+
 class RebuildStore(Protocol):
     def events_between(self, first: str, last: str) -> Iterable[Mapping[str, Any]]: ...
 
@@ -293,6 +302,7 @@ def rebuild(
     store: RebuildStore,
     time_zone: ZoneInfo,
     goals: Mapping[str, JourneyGoal] | None = None,
+    max_events: int | None = None,
 ) -> Rebuilt:
     """Count the days again from the stored events, as they stand now (a click re-judged since
     is counted as it is judged now), and replace those days' counter rows.
@@ -305,10 +315,20 @@ def rebuild(
     opened once (its unique stays on that later day, even if an open in the range now counts as
     a person's). Run it while the days are quiet (a day's events still arriving would be counted
     by the consumer and by the rebuild).
+
+    ``max_events``: TooManyEvents, writing nothing, once the days are found to hold more events
+    than that (what a caller with a deadline can count in time). The new rows are written
+    before the days' stale ones are deleted (store.replace_rows), so a rebuild cut short leaves
+    each row old or new, never a day with too few counts.
     """
     check_range(first_day, last_day)
     first, last = day_bounds(first_day, last_day, time_zone)
-    events = [e for e in map(StoredEvent.from_image, store.events_between(first, last)) if e]
+    events = []
+    for image in store.events_between(first, last):
+        if (event := StoredEvent.from_image(image)) is not None:
+            events.append(event)
+            if max_events is not None and len(events) > max_events:
+                raise TooManyEvents(max_events)
     events.sort(key=lambda e: (final_at(e), e.event_id))
     first_text, last_text = first_day.isoformat(), last_day.isoformat()
     goals = goals or {}

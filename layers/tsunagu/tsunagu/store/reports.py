@@ -353,8 +353,10 @@ class ReportsRepository:
     def replace_rows(
         self, first_day: str, last_day: str, rows: Mapping[CounterKey, Mapping[str, int]]
     ) -> int:
-        """Delete every counter row from ``first_day`` to ``last_day``, then write ``rows``;
-        the number of rows deleted."""
+        """Write ``rows``, then delete every other counter row from ``first_day`` to
+        ``last_day``; the number of rows the days had. In that order, a rebuild cut short (a
+        timeout, a throttled write) leaves each row as it was or as counted again - never a day
+        whose rows were deleted and not yet written again."""
         doomed: list[dict[str, Any]] = []
         pages = self._client.get_paginator("scan").paginate(
             TableName=self._table,
@@ -377,17 +379,8 @@ class ReportsRepository:
         )
         for page in pages:
             doomed.extend(page["Items"])
-        requests = [{"DeleteRequest": {"Key": key}} for key in doomed]
         written = {(key.subject, key.sort_key) for key in rows}
-        # A row deleted and written again in one BatchWriteItem would be refused (one key
-        # twice): the rows being rewritten are overwritten, not deleted.
-        requests = [
-            r
-            for r in requests
-            if (r["DeleteRequest"]["Key"]["pk"]["S"], r["DeleteRequest"]["Key"]["sk"]["S"])
-            not in written
-        ]
-        requests += [
+        puts = [
             {
                 "PutRequest": {
                     "Item": _item(
@@ -397,7 +390,14 @@ class ReportsRepository:
             }
             for key, m in rows.items()
         ]
-        self._write_many(requests)
+        # The rows being rewritten are overwritten, not deleted (deleted after their put, they
+        # would be lost; in one BatchWriteItem with it, refused: one key twice)
+        deletes = [
+            {"DeleteRequest": {"Key": key}}
+            for key in doomed
+            if (key["pk"]["S"], key["sk"]["S"]) not in written
+        ]
+        self._write_many(puts + deletes)
         return len(doomed)
 
     def replace_mails(
