@@ -140,8 +140,18 @@ def test_an_upload_of_a_file_that_is_no_list_says_so_with_a_code(stack: Settings
 
 
 def test_a_refusal_outside_the_import_path_reads_as_it_always_did(stack: Settings) -> None:
-    # No code: no "code" or "params" keys in the problem (every other client reads it unchanged)
-    response = admin.handle(event("GET", "/admin/leads", query={"limit": "abc"}), stack)
+    # A problem said only in words (a filter's syntax) has no "code" or "params" keys: every
+    # other client reads it unchanged
+    tried = event("POST", "/admin/segments/try", body={"filter": "stage=="})
+    response = admin.handle(tried, stack)
     refused = json.loads(response["body"])
     assert response["statusCode"] == 422, refused
     assert all(set(problem) == {"field", "message"} for problem in refused["errors"]), refused
+
+    # And one pydantic finds keeps its words, with its type beside them (value.<type>)
+    response = admin.handle(event("GET", "/admin/leads", query={"limit": "abc"}), stack)
+    refused = json.loads(response["body"])
+    assert response["statusCode"] == 422, refused
+    [problem] = refused["errors"]
+    assert problem["field"] == "limit" and problem["code"] == "value.int_parsing", problem
+    assert problem["message"].startswith("Input should be a valid integer"), problem
