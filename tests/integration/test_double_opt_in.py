@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 from tests.conftest import AwsStack, load_event, moto_client
 from tests.integration.mail_helpers import (
     capture,
     consent_state,
+    lead_events,
     parse,
     parts,
     prepare_mail,
@@ -26,6 +28,8 @@ from tests.integration.mail_helpers import (
 from tsunagu import services
 from tsunagu.client_values import STORED
 from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
+from tsunagu.mail.send import MessengerError
+from tsunagu.store.ses import SesMessenger
 
 CONFIRMATION_HTML = (
     "<html><body><p>ご登録ありがとうございます。</p>"
@@ -205,3 +209,90 @@ def test_a_confirmation_after_unsubscribing_from_all_renews_its_topic_only(aws: 
     assert consent_state(aws, lead_id) == {"marketing": "opted_out", "newsletter": "opted_in"}
     assert send(aws, lead_id, template_id="newsletter-issue")["status"] == "sent"
     assert send(aws, lead_id)["reason"] == "opted_out"
+
+
+def _last_activity(aws: AwsStack, lead_id: str) -> str | None:
+    lead = services.lead_repository(aws.settings()).get_lead(lead_id)
+    assert lead is not None
+    return lead.last_activity_type
+
+
+def test_a_sign_up_whose_confirmation_template_is_missing_is_still_routed(aws: AwsStack) -> None:
+    # Given a double opt-in form stored with the default confirmation template, which nobody
+    # created (a form saved before the save refused it)
+    prepare_mail(aws)
+    double_opt_in_form(aws)
+    lead_id = capture(aws, "doi@example.com", form_id="newsletter")
+
+    # When route_events sees the sign-up
+    route = aws.function("route_events")
+    answer = route.invoke(stream_batch_of_lead_events(aws, lead_id))
+
+    # Then the sign-up is routed all the same (its last activity marked, scored, journeys),
+    # and the confirmation that could not go is recorded, not retried with the whole record
+    assert answer == {"batchItemFailures": []}
+    assert _last_activity(aws, lead_id) == "form_submitted"
+    [failed] = lead_events(aws, lead_id, "mail_failed")
+    assert "double-opt-in" in failed["properties"]["error"]
+    assert sent_messages() == []
+
+
+def test_an_unknown_confirmation_outcome_is_never_resent_and_the_sign_up_is_routed(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a double opt-in form and its confirmation template, and SES whose answer is lost
+    prepare_mail(aws)
+    double_opt_in_form(aws)
+    save_template(
+        aws,
+        template_id="double-opt-in",
+        kind="transactional",
+        subject="ご登録の確認",
+        html=CONFIRMATION_HTML,
+    )
+    lead_id = capture(aws, "doi@example.com", form_id="newsletter")
+    handed_over: list[str] = []
+
+    def lost(self: SesMessenger, mail: Any) -> str:
+        handed_over.append(mail.recipient)
+        raise MessengerError("ReadTimeoutError: read timed out", definite=False)
+
+    monkeypatch.setattr(SesMessenger, "send", lost)
+    route = aws.function("route_events")
+    batch = stream_batch_of_lead_events(aws, lead_id)
+
+    # When route_events sees the sign-up, and again once SES answers again (a redelivery)
+    first = route.invoke(batch)
+    monkeypatch.undo()
+    second = route.invoke(batch)
+
+    # Then neither fails the record, and the confirmation SES may have is not sent again
+    assert first == second == {"batchItemFailures": []}
+    assert handed_over == ["doi@example.com"] and sent_messages() == []
+    assert _last_activity(aws, lead_id) == "form_submitted"
+
+
+def test_a_confirmation_ses_refuses_does_not_fail_the_sign_up(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prepare_mail(aws)
+    double_opt_in_form(aws)
+    save_template(
+        aws,
+        template_id="double-opt-in",
+        kind="transactional",
+        subject="ご登録の確認",
+        html=CONFIRMATION_HTML,
+    )
+    lead_id = capture(aws, "doi@example.com", form_id="newsletter")
+
+    def refused(self: SesMessenger, mail: Any) -> str:
+        raise MessengerError("MessageRejected: Email address is not verified.")
+
+    monkeypatch.setattr(SesMessenger, "send", refused)
+    route = aws.function("route_events")
+
+    assert route.invoke(stream_batch_of_lead_events(aws, lead_id)) == {"batchItemFailures": []}
+    assert _last_activity(aws, lead_id) == "form_submitted"
+    [failed] = lead_events(aws, lead_id, "mail_failed")
+    assert "MessageRejected" in failed["properties"]["error"]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from tsunagu.errors import TsunaguError
 from tsunagu.event_kinds import SYSTEM_EVENT_KINDS
 from tsunagu.journeys.lifecycle import Occurrence
 from tsunagu.leads.history import is_claimed_history
-from tsunagu.observability import logger
+from tsunagu.observability import logger, metrics
 from tsunagu.tracking.settling import HeldClick, awaits_settling
 
 
@@ -57,6 +58,35 @@ class Qualification(Protocol):
         ...
 
 
+def _confirm(
+    confirmations: Confirmations, lead_id: str, properties: Mapping[str, Any], event_id: str
+) -> None:
+    """Mail the double opt-in confirmation; a mail that cannot go never holds up the sign-up.
+
+    The send records its own failure (mail_failed; "unknown" when SES may have it, alarmed by
+    MailUnknown and never sent again). Failing the whole record instead would leave the sign-up
+    unscored, out of its journeys and blocking its stream shard through every retry - and a
+    missing template or an unknown outcome fails every retry alike."""
+    # Imported here: no other event needs the mail path (Jinja and all) loaded.
+    from tsunagu.mail.send import SendOutcomeUnknown
+
+    try:
+        # Keyed by the event: a redelivered batch never mails the confirmation twice.
+        confirmations.send_confirmation(
+            lead_id, str(properties["confirmation_template"]), f"doi:{event_id}"
+        )
+    except SendOutcomeUnknown as unknown:
+        metrics.add_metric(name="MailUnknown", unit="Count", value=1)
+        logger.warning(
+            "confirmation outcome unknown; not sent again",
+            extra={"lead_id": lead_id, "message_id": unknown.message_id},
+        )
+    except TsunaguError as error:
+        # SendFailed (SES refused it, the template did not render), NotFound (no such
+        # template), SendInProgress (an earlier attempt died mid-send): recorded, not retried.
+        logger.warning("confirmation not sent", extra={"lead_id": lead_id, "error": error.message})
+
+
 def route_event(
     new_image: Mapping[str, Any] | None,
     *,
@@ -82,10 +112,7 @@ def route_event(
         return
     properties = new_image.get("properties") or {}
     if confirmations is not None and properties.get("consent_pending"):
-        # Keyed by the event: a redelivered batch never mails the confirmation twice.
-        confirmations.send_confirmation(
-            str(lead_id), str(properties["confirmation_template"]), f"doi:{new_image['event_id']}"
-        )
+        _confirm(confirmations, str(lead_id), properties, str(new_image["event_id"]))
     automated = bool(properties.get("automated"))
     system = str(new_image.get("type")) in SYSTEM_EVENT_KINDS
     # What the browser did before the form linked it to the lead: scored (once, as any event),
