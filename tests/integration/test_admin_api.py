@@ -276,7 +276,9 @@ def test_two_creates_of_one_id_at_once_never_replace_each_other(
 ) -> None:
     # Given a colleague's create of the same id landing just after my create read the id free
     real = repository(stack)
-    ports = definitions.DefinitionCommands(services.audit_log(stack), services.clock(stack))
+    ports = definitions.DefinitionCommands(
+        services.audit_log(stack), services.clock(stack), services.mail_repository(stack)
+    )
     theirs = mine.model_copy(update={"name": "Theirs"})
     colleague = Actor("u-col", Role.MARKETER, "col@example.com", via="api")
     me = Actor("u-me", Role.MARKETER, "me@example.com", via="api")
@@ -1747,3 +1749,41 @@ def test_a_journey_names_the_input_its_live_version_asks_for_not_its_draft_s(
     # And a journey whose mails read no deadline asks for nothing
     _, welcome = call(stack, "GET", "/admin/journeys/welcome_nurture")
     assert welcome["start_input"] == []
+
+
+def test_a_double_opt_in_form_without_its_transactional_confirmation_mail_is_refused(
+    stack: Settings,
+) -> None:
+    # Given a double opt-in form naming the default confirmation template, which is missing
+    form = {
+        "name": "Newsletter",
+        "fields": [
+            {"name": "email", "type": "email", "required": True},
+            {"name": "consent", "type": "checkbox"},
+        ],
+        "consent": {"text": "Send me the newsletter.", "version": "v1", "double_opt_in": True},
+    }
+    # When it is saved, Then it is refused with a clear message, and nothing is stored
+    status, body = call(stack, "PUT", "/admin/forms/newsletter", body=form)
+    assert status == 422
+    [problem] = body["errors"]
+    assert problem["field"] == "consent.confirmation_template"
+    assert "no mail template 'double-opt-in'" in problem["message"]
+    assert services.form_repository(stack).get("newsletter") is None
+
+    # When the confirmation mail exists only as a marketing mail, Then it is refused too
+    confirmation = {
+        "template_id": "double-opt-in",
+        "name": "Confirmation",
+        "subject": "ご登録の確認",
+        "html": '<p><a href="{{ confirm_url }}">登録を確定する</a></p>',
+        "from_address": "news@example.com",
+    }
+    templates, clock = services.mail_repository(stack), services.clock(stack)
+    templates.save_template(MailTemplate(**confirmation), clock)
+    status, body = call(stack, "PUT", "/admin/forms/newsletter", body=form)
+    assert (status, body["errors"][0]["field"]) == (422, "consent.confirmation_template")
+
+    # When it is saved again as a transactional mail, Then the form is saved
+    templates.save_template(MailTemplate(**confirmation, kind="transactional"), clock)
+    assert call(stack, "PUT", "/admin/forms/newsletter", body=form)[0] == 201

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.unit.journey_fixtures import journey
+from tests.unit.mail_fakes import MemoryMailStore
 from tests.unit.test_journey_steps import MemoryJourneyStore, RecordingExecutions
 from tsunagu.commands import journeys, leads, qualification
 from tsunagu.commands.access import OPERATIONS, Actor, Role, authorise
@@ -458,7 +459,9 @@ def test_a_form_is_never_overwritten_by_accident_and_a_change_says_what_changed(
             return list(self.kept.values())
 
     forms, audit = Forms(), FakeAudit()
-    ports = definitions.DefinitionCommands(audit=audit, clock=FixedClock())
+    ports = definitions.DefinitionCommands(
+        audit=audit, clock=FixedClock(), templates=MemoryMailStore()
+    )
     form = FormDefinition(
         form_id="seminar",
         name="Seminar",

@@ -8,12 +8,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from tests.unit.mail_fakes import MemoryMailStore
 from tsunagu.client_values import STORED
+from tsunagu.commands.definitions import check_confirmation
 from tsunagu.errors import ValidationFailed
 from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
 from tsunagu.forms.stored import StoredConsent, StoredField, StoredForm
 from tsunagu.forms.validation import is_honeypot_filled, validate_submission
 from tsunagu.leads.merge import Channel
+from tsunagu.mail.templates import MailTemplate
 
 
 def stored(form: FormDefinition) -> StoredForm:
@@ -283,3 +286,52 @@ def test_a_stored_form_reads_every_field_a_form_definition_saves() -> None:
     )
     assert read.fields[2].target == "company"
     assert read.allows_origin("HTTPS://www.example.com/") and not read.allows_origin("null")
+
+
+def confirmation_template(kind: str = "transactional") -> MailTemplate:
+    return MailTemplate(
+        template_id="double-opt-in",
+        name="Confirmation",
+        kind=kind,  # type: ignore[arg-type]
+        subject="ご登録の確認",
+        html='<p><a href="{{ confirm_url }}">登録を確定する</a></p>',
+        from_address="news@example.com",
+    )
+
+
+def double_opt_in(**consent: Any) -> FormDefinition:
+    return make_form(
+        consent=ConsentSpec(text="Send me news.", version="v1", double_opt_in=True, **consent)
+    )
+
+
+@pytest.mark.parametrize(
+    ("kept", "words"),
+    [
+        ([], "no mail template 'double-opt-in'"),
+        ([confirmation_template("marketing")], 'save it with "kind": "transactional"'),
+    ],
+)
+def test_a_double_opt_in_form_needs_its_transactional_confirmation_mail(
+    kept: list[MailTemplate], words: str
+) -> None:
+    # Given no confirmation template, or one saved as a marketing mail (never sent to a person
+    # whose consent is pending: no sign-up could ever be confirmed)
+    templates = MemoryMailStore()
+    for template in kept:
+        templates.add_template(template)
+    # When a double opt-in form naming it is saved, Then it is refused, saying why
+    with pytest.raises(ValidationFailed) as refused:
+        check_confirmation(double_opt_in(), templates)
+    [problem] = refused.value.errors
+    assert problem.field == "consent.confirmation_template"
+    assert words in problem.message
+
+
+def test_a_double_opt_in_form_with_its_confirmation_mail_is_saved() -> None:
+    templates = MemoryMailStore()
+    templates.add_template(confirmation_template().model_copy(update={"template_id": "doi-ja"}))
+
+    check_confirmation(double_opt_in(confirmation_template="doi-ja"), templates)
+    # A form without double opt-in needs no confirmation mail at all
+    check_confirmation(make_form(), MemoryMailStore())

@@ -544,7 +544,11 @@ def forms_create(settings: Settings, args: argparse.Namespace) -> int:
 def _definition_ports(settings: Settings) -> Any:
     from tsunagu.commands.definitions import DefinitionCommands
 
-    return DefinitionCommands(audit=services.audit_log(settings), clock=services.clock(settings))
+    return DefinitionCommands(
+        audit=services.audit_log(settings),
+        clock=services.clock(settings),
+        templates=services.mail_repository(settings),
+    )
 
 
 def _store(

@@ -1292,7 +1292,9 @@ def emergency_stop_lift(call: AdminCall) -> Any:
 
 def _definition_ports(call: AdminCall) -> definitions.DefinitionCommands:
     return definitions.DefinitionCommands(
-        audit=services.audit_log(call.settings), clock=services.clock(call.settings)
+        audit=services.audit_log(call.settings),
+        clock=services.clock(call.settings),
+        templates=services.mail_repository(call.settings),
     )
 
 

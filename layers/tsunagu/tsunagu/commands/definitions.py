@@ -12,7 +12,9 @@ from pydantic import BaseModel
 from tsunagu.clock import Clock
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, recorded
-from tsunagu.errors import AlreadyExists, NotFound
+from tsunagu.errors import AlreadyExists, FieldError, NotFound, ValidationFailed
+from tsunagu.forms.model import FormDefinition
+from tsunagu.mail.templates import MailTemplate
 
 Kind = Literal["form", "site"]
 
@@ -28,10 +30,16 @@ class Definitions[D: BaseModel](Protocol):
     def list(self) -> list[D]: ...
 
 
+class Templates(Protocol):
+    def template(self, template_id: str, version: int | None) -> MailTemplate | None: ...
+
+
 @dataclass(frozen=True)
 class DefinitionCommands:
     audit: AuditLog
     clock: Clock
+    templates: Templates
+    """The mail templates a form's double opt-in confirmation is checked against."""
 
 
 def save[D: BaseModel](
@@ -50,11 +58,39 @@ def save[D: BaseModel](
         existing = store.get(key)
         if existing is not None and not replace:
             raise AlreadyExists(f"{kind} {key!r} exists")
+        if isinstance(definition, FormDefinition):
+            check_confirmation(definition, ports.templates)
         store.put(definition, ports.clock, new=existing is None and not replace)
         before = existing.model_dump(mode="json") if existing is not None else {}
         log.changed(before, definition.model_dump(mode="json"))
         log.detail = "replaced" if existing is not None else "created"
     return existing is not None
+
+
+def check_confirmation(form: FormDefinition, templates: Templates) -> None:
+    """A double opt-in form needs its confirmation mail, a transactional one: without it no
+    sign-up could ever be confirmed. A marketing template would be skipped at every send (the
+    consent it is to confirm is still pending: no_consent), as silently as a missing one fails.
+    Checked when a form is saved; a form stored before this rule still loads and takes
+    sign-ups (route_events records each confirmation that cannot go as mail_failed)."""
+    consent = form.consent
+    if consent is None or not consent.double_opt_in:
+        return
+    name = consent.confirmation_template
+    template = templates.template(name, None)
+    if template is None:
+        problem = (
+            f'no mail template {name!r}: create the confirmation mail first ("kind":'
+            ' "transactional", linking to {{ confirm_url }}), or name another'
+        )
+    elif template.kind != "transactional":
+        problem = (
+            f"mail template {name!r} is a marketing mail, which is never sent to a person whose"
+            ' consent is still pending: save it with "kind": "transactional"'
+        )
+    else:
+        return
+    raise ValidationFailed([FieldError("consent.confirmation_template", problem)])
 
 
 def listing[D: BaseModel](
