@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tsunagu.mail.send import MAIL_SENT, MessengerError, OutgoingMail, SendRequest, send_mail
 from tsunagu.settings import Settings
-from tsunagu.store.ses import MAX_ATTEMPTS, SesMessenger
+from tsunagu.store.ses import MAX_ATTEMPTS, SEND_BUDGET_SECONDS, SesMessenger
 
 from .mail_fakes import (
     MemoryMailStore,
@@ -132,6 +133,51 @@ def test_endless_throttling_gives_up_with_a_messenger_error() -> None:
     waits = sleeps.backoff()
     assert len(waits) == MAX_ATTEMPTS - 1
     assert waits == sorted(waits) and max(waits) <= 5.0
+
+
+def template_timeout(resource: str) -> int:
+    """The Lambda Timeout of a function in template.yaml (Globals' when it sets none)."""
+    text = (Path(__file__).resolve().parents[2] / "template.yaml").read_text()
+    block = re.split(r"\n  \w+:\n", text.split(f"\n  {resource}:\n", 1)[1])[0]
+    found = re.search(r"\n      Timeout: (\d+)", block)
+    assert found is not None, block[:400]
+    return int(found.group(1))
+
+
+def test_a_hung_ses_call_ends_as_unknown_before_the_sending_function_is_killed() -> None:
+    # Given the adapter's own client, with botocore's timeouts as it sets them
+    config = SesMessenger(settings())._client.meta.config
+    # Then one attempt that hangs (a timeout: the "unknown" outcome) ends, and the send's
+    # budget with it, while every function that sends is still running to record it
+    worst = config.connect_timeout + config.read_timeout
+    assert (config.connect_timeout, config.read_timeout) == (3, 10)
+    assert worst <= SEND_BUDGET_SECONDS
+    for function in ("SendEmailFunction", "ReceiveReplyFunction", "HandOffFunction"):
+        assert template_timeout(function) >= SEND_BUDGET_SECONDS + 5, function
+    assert config.retries == {"total_max_attempts": 1, "mode": "standard"}
+
+
+def test_throttling_is_not_retried_past_the_sends_time() -> None:
+    # Given SES that throttles every call, each answer coming only after 8 s
+    now = [0.0]
+
+    class SlowThrottling(FakeSes):
+        def send_email(self, **request: Any) -> dict[str, Any]:
+            now[0] += 8.0
+            return super().send_email(**request)
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    client = SlowThrottling(*[FakeClientError("ThrottlingException")] * MAX_ATTEMPTS)
+    ses = SesMessenger(settings(), client=client, sleep=sleep, monotonic=lambda: now[0])
+    # When one mail is sent, Then it gives up (definite: SES took nothing) before another
+    # attempt could end past the budget, not after all MAX_ATTEMPTS
+    with pytest.raises(MessengerError, match="ThrottlingException") as refused:
+        ses.send(outgoing())
+    assert refused.value.definite
+    assert len(client.calls) == 1  # 8 s + 0.2 s backoff + 13 s worst case > 20 s
+    assert now[0] <= SEND_BUDGET_SECONDS
 
 
 @pytest.mark.parametrize(

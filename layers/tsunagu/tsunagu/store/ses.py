@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.policy
 import threading
 import time
+from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
@@ -17,6 +18,17 @@ MAX_ATTEMPTS = 6
 AMBIGUOUS_ERRORS = frozenset(
     {"ReadTimeoutError", "ConnectionClosedError", "ResponseStreamingError"}
 )
+CONNECT_TIMEOUT_SECONDS = 3
+READ_TIMEOUT_SECONDS = 10
+"""SES answers a send in well under a second. botocore's defaults (60 s each) outlast every
+function that sends (send_email is killed at 30 s), and a killed function records nothing: its
+claim stays "sending" for good and no MailUnknown is counted. A read that times out after the
+request went out ends as the "unknown" outcome instead, recorded and alarmed."""
+SEND_BUDGET_SECONDS = 20.0
+"""How long one mail may take here, throttling retries included: another attempt starts only
+if it would end within this, at its worst (the backoff, then both timeouts) - inside the 29 s
+and more every sending function runs for, with time left to record the outcome."""
+_WORST_ATTEMPT = CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS
 
 
 QP_LINE_LENGTH = 76
@@ -64,7 +76,13 @@ def mime(mail: OutgoingMail) -> bytes:
 class SesMessenger:
     """Sends through SES v2 with the stage's configuration set (so feedback events flow)."""
 
-    def __init__(self, settings: Settings, client: Any = None, sleep: Any = time.sleep) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: Any = None,
+        sleep: Any = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         if client is None:
             import boto3  # only the functions that send mail need it
             from botocore.config import Config
@@ -77,12 +95,17 @@ class SesMessenger:
                 "sesv2",
                 region_name=settings.region,
                 endpoint_url=settings.aws_endpoint_url,
-                config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+                config=Config(
+                    retries={"total_max_attempts": 1, "mode": "standard"},
+                    connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                    read_timeout=READ_TIMEOUT_SECONDS,
+                ),
             )
         self._client = client
         self._configuration_set = settings.mail_configuration_set
         self._interval = 1.0 / settings.max_send_rate
         self._sleep = sleep
+        self._monotonic = monotonic
         self._lock = threading.Lock()
         self._last_send = 0.0
 
@@ -106,6 +129,7 @@ class SesMessenger:
         }
         if self._configuration_set:
             request["ConfigurationSetName"] = self._configuration_set
+        started = self._monotonic()
         for attempt in range(MAX_ATTEMPTS):
             self._keep_rate()
             try:
@@ -113,9 +137,14 @@ class SesMessenger:
             except Exception as error:  # botocore's errors, without importing botocore here
                 response = getattr(error, "response", None) or {}
                 code = response.get("Error", {}).get("Code", "")
+                backoff = min(0.2 * 2**attempt, 5.0)
                 if code in RETRYABLE and attempt < MAX_ATTEMPTS - 1:
-                    self._sleep(min(0.2 * 2**attempt, 5.0))
-                    continue
+                    # SES throttles before it takes the mail: giving up is a definite failure,
+                    # which the journey's own retry takes later
+                    worst_end = self._monotonic() - started + backoff + _WORST_ATTEMPT
+                    if worst_end <= SEND_BUDGET_SECONDS:
+                        self._sleep(backoff)
+                        continue
                 status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
                 # A refusal (4xx) or a connection never made is definite; a timeout after the
                 # request went out, or an SES 5xx, may still have sent the mail.
