@@ -487,6 +487,29 @@ def test_a_template_changed_without_validation_is_not_stored(stack: AwsStack) ->
     assert [t.template_id for t in services.mail_repository(settings).templates()] == ["welcome"]
 
 
+def test_a_template_with_a_link_copied_from_a_sent_mail_is_refused(stack: AwsStack) -> None:
+    # Given a template made from a mail Tsunagu sent: its click link, another lead's
+    # unsubscribe link in the text part
+    click = f"{API_URL}/c/eyJ0IjoiYyJ9.OLD-LEADS-TOKEN"
+    preferences = f"{API_URL}/u/eyJ0IjoidSJ9.OLD-LEADS-TOKEN"
+    template = MailTemplate.model_validate(
+        {
+            **PRODUCT_NEWS,
+            "html": f'<p><a href="{click}">前回のご案内</a></p>',
+            "text": f"配信停止: {preferences}",
+        }
+    )
+    settings = stack.settings()
+    # When it is stored
+    with pytest.raises(ValidationFailed) as refused:
+        mail.save_template(services.mail_commands(settings), services.operator(settings), template)
+    # Then it is refused naming each link, and nothing is stored
+    problems = [(e.field, e.message.split(" ")[0]) for e in refused.value.errors]
+    assert problems == [("html", click), ("text", preferences)]
+    assert "copied from a mail Tsunagu sent" in refused.value.errors[0].message
+    assert services.mail_repository(settings).template("product-news", None) is None
+
+
 def test_a_version_stored_on_the_topic_all_still_loads_and_a_new_one_is_refused(
     stack: AwsStack,
 ) -> None:

@@ -22,6 +22,7 @@ CLICK_BASE = "https://t.example.com/c/"
 OPEN_PIXEL = "https://t.example.com/o/open-token.gif"
 HONEYPOT = "https://t.example.com/c/honeypot-token"
 UNSUBSCRIBE = "https://t.example.com/u/unsubscribe-token"
+API_URL = "https://t.example.com"
 
 
 class Urls:
@@ -35,7 +36,7 @@ class Urls:
         return f"{CLICK_BASE}{link_id}"
 
     def tracking(self) -> TrackingUrls:
-        return TrackingUrls(self.click, OPEN_PIXEL, HONEYPOT, UNSUBSCRIBE)
+        return TrackingUrls(self.click, OPEN_PIXEL, HONEYPOT, UNSUBSCRIBE, API_URL)
 
 
 def render(html: str, *, lead: dict[str, str] | None = None, **template: object) -> RenderedMail:
@@ -87,6 +88,24 @@ def test_a_notrack_link_is_left_alone_whatever_the_attribute_order() -> None:
     mail = render(f'<p><a href="https://www.example.com/private" {NO_TRACK}>非追跡</a></p>')
     assert 'href="https://www.example.com/private"' in mail.html
     assert mail.links == []
+
+
+@pytest.mark.parametrize("path", ["c", "u", "o", "C"])
+def test_a_link_copied_from_an_earlier_mail_is_not_tracked_again(path: str) -> None:
+    # Given a click, unsubscribe or open link of the same API copied from a mail Tsunagu sent
+    # (its token names the lead that mail went to), the host written in capitals
+    old = f"https://T.example.com/{path.lower()}/eyJ0IjoiYyJ9.OLD-LEADS-TOKEN"
+    mail = render(f'<p><a href="{old}">前回のご案内</a></p><p>{old}</p>')
+    # Then it is left as written in both parts: a second click link would record every
+    # recipient's click as the earlier lead's
+    assert mail.links == []
+    assert f'href="{old}"' in mail.html
+    assert f"{old}\n" in mail.text
+
+
+def test_a_page_beside_the_apis_own_links_is_still_tracked() -> None:
+    mail = render('<p><a href="https://t.example.com/campaign/">キャンペーン</a></p>')
+    assert mail.links == [("l1", "https://t.example.com/campaign/")]
 
 
 def test_the_unsubscribe_link_is_not_wrapped_and_no_footer_is_added() -> None:

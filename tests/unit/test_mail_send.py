@@ -470,6 +470,17 @@ def test_otherwise_the_sender_is_the_template_sender(
     assert parseaddr(only_mail(messenger).sender) == ("Example Corp", "news@example.com")
 
 
+def test_a_click_link_copied_from_an_earlier_mail_is_sent_untracked(store, messenger) -> None:
+    # Given a stored template carrying a click link of this API, copied from a mail sent to
+    # another lead (a version stored before such links were refused)
+    old = f"{API_URL}/c/eyJ0IjoiYyJ9.OLD-LEADS-TOKEN"
+    store.add_template(make_template(html=f'<p><a href="{old}">前回のご案内</a></p>'))
+    # When it is sent, Then the link is left as written: not wrapped in this mail's click link
+    send(store, messenger)
+    assert f'href="{old}"' in only_mail(messenger).html
+    assert store.events_of(MAIL_SENT)[0].properties["links"] == []
+
+
 def test_every_link_verifies_to_this_lead_this_message_and_its_destination(
     store, messenger, signer
 ) -> None:

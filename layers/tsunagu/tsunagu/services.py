@@ -760,6 +760,7 @@ def mail_commands(settings: Settings) -> MailCommands:
         clock=clock(settings),
         messenger=messenger(settings),
         proofs=ProofRules(settings.allowlist, settings.sender_domains),
+        api_url=settings.api_url,
     )
 
 

@@ -26,7 +26,14 @@ from tsunagu.leads.email import InvalidEmail, normalise_email
 from tsunagu.leads.lookup import LeadFinder, lead_by_email
 from tsunagu.mail.consent import allowed_outside_production
 from tsunagu.mail.exclusions import Exclusion, ExclusionList, exclusion_entry
-from tsunagu.mail.render import RenderedMail, RenderError, TrackingUrls, check_template, render_mail
+from tsunagu.mail.render import (
+    RenderedMail,
+    RenderError,
+    TrackingUrls,
+    check_template,
+    copied_tracking_links,
+    render_mail,
+)
 from tsunagu.mail.send import (
     Messenger,
     MessengerError,
@@ -93,6 +100,8 @@ class MailCommands:
     messenger: Messenger | None = None
     """Where test sends go (SES); None where nothing may send."""
     proofs: ProofRules | None = None
+    api_url: str | None = None
+    """The API's base URL, whose own click, open and unsubscribe links a template may not copy."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,7 @@ def save_template(
         except RenderError as error:
             raise ValidationFailed([FieldError("template", f"does not render: {error}")]) from None
         _check_sender(ports, template)
+        _check_links(ports, template)
         previous = ports.templates.template(key, None)
         if new and previous is not None:
             raise AlreadyExists(f"a template {key!r} exists (version {previous.version})")
@@ -149,6 +159,26 @@ def save_template(
         log.changed(before, stored.model_dump(mode="json"))
         log.detail = f"version {stored.version}"
     return stored
+
+
+def _check_links(ports: MailCommands, template: MailTemplate) -> None:
+    """A click, open or unsubscribe link copied from a mail Tsunagu sent carries a token naming
+    that mail's recipient: every click on it would count as theirs, and its preference page is
+    theirs. Sends leave such a link untracked; a new version may not write one."""
+    if not ports.api_url:
+        return
+    copied = copied_tracking_links(template, ports.api_url)
+    if copied:
+        raise ValidationFailed(
+            [
+                FieldError(
+                    field,
+                    f"{url} is a link copied from a mail Tsunagu sent (it names that mail's"
+                    " recipient): link to the page itself, or use {{ unsubscribe_url }}",
+                )
+                for field, url in copied
+            ]
+        )
 
 
 def _check_fields(template: MailTemplate) -> None:

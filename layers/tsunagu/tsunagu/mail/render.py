@@ -57,6 +57,8 @@ class TrackingUrls:
     open_pixel: str
     honeypot: str
     unsubscribe: str
+    api_url: str | None = None
+    """The API's own base URL: a link under its /c/, /o/ or /u/ is never tracked again."""
 
 
 @dataclass(frozen=True)
@@ -288,6 +290,11 @@ def render_mail(
         # the lead's data ("?email={{ lead.email }}") still goes to the marketer's site.
         if destination.startswith(urls.unsubscribe):
             return False
+        if urls.api_url and tsunagu_link(destination, urls.api_url):
+            # A click, open or unsubscribe link copied from an earlier mail: its token names
+            # the lead that mail went to, and wrapped again, every recipient's click would be
+            # recorded as that lead's (refused at save; a stored template keeps it as written)
+            return False
         try:
             parts = urlsplit(destination)
         except ValueError:  # "https://[x": nothing a click token could carry
@@ -340,6 +347,40 @@ def render_mail(
     if urls.unsubscribe not in text:
         text += f"\n--\nUnsubscribe / 配信停止: {urls.unsubscribe}\n"
     return RenderedMail(subject, body, text, links)
+
+
+OWN_PATHS = ("/c/", "/o/", "/u/")
+"""Where the API's click, open and unsubscribe links live: each carries a signed token that
+names one lead and one mail."""
+_WRITTEN_URL = re.compile(r"""https?://[^\s"'<>{}]+""", re.IGNORECASE)
+
+
+def tsunagu_link(url: str, api_url: str) -> bool:
+    """Whether ``url`` is one of the API's own tracking links (any scheme, the host in any
+    case): the mail of one lead, not a page of the marketer's."""
+    try:
+        parts, base = urlsplit(url), urlsplit(api_url)
+    except ValueError:
+        return False
+    prefix = base.path.rstrip("/")
+    return (
+        parts.netloc.lower() == base.netloc.lower()
+        and parts.path.startswith(prefix)
+        and parts.path[len(prefix) :].startswith(OWN_PATHS)
+    )
+
+
+def copied_tracking_links(template: MailTemplate, api_url: str) -> list[tuple[str, str]]:
+    """(field, URL) of each of the API's own click, open and unsubscribe links a template
+    writes out (HTML copied from a mail Tsunagu sent): each is one earlier recipient's."""
+    found: list[tuple[str, str]] = []
+    sources = {"subject": template.subject, "html": template.html, "text": template.text or ""}
+    for name, source in sources.items():
+        for match in _WRITTEN_URL.finditer(source):
+            url = html_lib.unescape(match.group(0))
+            if tsunagu_link(url, api_url) and (name, url) not in found:
+                found.append((name, url))
+    return found
 
 
 @lru_cache(maxsize=256)

@@ -368,6 +368,7 @@ def _send_claimed(
         open_pixel=f"{base}/o/{token(TokenKind.OPEN)}.gif",
         honeypot=f"{base}/c/{token(TokenKind.HONEYPOT, base + '/', 'honeypot')}",
         unsubscribe=unsubscribe,
+        api_url=base,
     )
     owner = owner_context(lead)
     try:
