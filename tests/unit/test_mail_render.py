@@ -462,3 +462,23 @@ def test_a_template_is_a_validated_model() -> None:
         MailTemplate(
             template_id="x", name="x", subject="x", html="x", from_address="not an address"
         )
+
+
+@pytest.mark.parametrize("field", ["items", "values", "keys", "get", "copy", "update"])
+def test_a_field_named_like_a_dict_method_is_the_fields_value(field: str) -> None:
+    # Given a lead field (a form field, an import column) named like a method of a dict
+    mail = render_mail(
+        make_template(html=f"<p>{{{{ lead.{field} }}}}</p>", subject=f"{{{{ lead.{field} }}}}"),
+        lead={"email": "hanako@example.com", field: "製品A"},
+        owner={},
+        journey={},
+        urls=Urls().tracking(),
+    )
+    # Then the merge tag is the field's value, not "<built-in method ...>"
+    assert mail.subject == "製品A"
+    assert "<p>製品A</p>" in mail.html
+
+
+def test_a_dicts_own_methods_still_work_for_a_lead_without_such_a_field() -> None:
+    mail = render("<p>{% for name, value in lead.items() %}{{ name }}={{ value }};{% endfor %}</p>")
+    assert "email=hanako@example.com;" in mail.html

@@ -93,6 +93,15 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         self.filters["format"] = _checked_format(plain["format"])
         self.filters["join"] = _bounded_join(plain["join"])
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # The merge data are dicts, and a lead's field may be named like a dict's method (a
+        # form field or an import column "items", "values", "get"...): {{ lead.items }} is that
+        # field, not "<built-in method items ...>". Jinja tries the attribute first; for a dict,
+        # a key wins (lead.items() still works for a lead without such a field).
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         whole = isinstance(left, int) and isinstance(right, int)
         if operator == "**" and whole and abs(left).bit_length() * right > MAX_POWER_BITS:
