@@ -141,6 +141,31 @@ def test_every_mail_carries_an_unsubscribe_link(html: str) -> None:
     assert UNSUBSCRIBE in mail.text
 
 
+def test_an_unsubscribe_link_only_in_a_comment_still_leaves_a_visible_one() -> None:
+    # Given a template whose only unsubscribe link was commented out
+    mail = render('<p>本文</p><!-- <a href="{{ unsubscribe_url }}">配信停止</a> -->')
+    # Then the footer brings a link the person sees
+    assert "配信停止・設定変更" in mail.html
+    assert hrefs(mail.html[mail.html.rindex("-->") :]).count(UNSUBSCRIBE) == 1
+
+
+def test_a_confirm_link_is_not_taken_for_the_unsubscribe_link() -> None:
+    # Given a double opt-in confirmation linking to confirm_url (the unsubscribe URL followed
+    # by "?confirm=1") and nowhere else
+    mail = render('<p><a href="{{ confirm_url }}">登録を確定する</a></p>')
+    # Then both parts still carry the unsubscribe link itself
+    assert UNSUBSCRIBE in hrefs(mail.html)
+    assert f"配信停止: {UNSUBSCRIBE}\n" in mail.text
+
+
+def test_an_unsubscribe_link_for_outlook_and_the_rest_counts_as_there() -> None:
+    # Outlook's conditional comments: what "<!--[if !mso]><!-->" wraps is shown everywhere else
+    mail = render(
+        '<p>本文</p><!--[if !mso]><!--><a href="{{ unsubscribe_url }}">配信停止</a><!--<![endif]-->'
+    )
+    assert "配信停止・設定変更" not in mail.html
+
+
 def test_pixel_and_hidden_honeypot_are_added() -> None:
     mail = render("<html><body><p>本文</p></body></html>")
     # The honeypot is the first thing in the body, invisible and out of the tab order

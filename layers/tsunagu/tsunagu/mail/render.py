@@ -326,9 +326,9 @@ def render_mail(
         return f"{match.group(1)}{quote}{click}{quote}{match.group(4)}"
 
     body = _LINK.sub(track, body)
-    if html_lib.escape(urls.unsubscribe) not in body and urls.unsubscribe not in body:
+    if not _links_to(body, urls.unsubscribe):
         # Checked on what was rendered: a template that only mentions unsubscribe_url in a
-        # comment or a branch not taken still gets the footer.
+        # comment or a branch not taken, or links only to confirm_url, still gets the footer.
         body = _insert_before_end(body, _footer(urls.unsubscribe))
     pixel = (
         f'<img src="{html_lib.escape(urls.open_pixel)}" width="1" height="1" alt="" '
@@ -353,7 +353,8 @@ def render_mail(
         return urls.click(link_id, destination) + after
 
     text = _TEXT_URL.sub(track_text, text)
-    if urls.unsubscribe not in text:
+    if not any(_url_end(m.group(0)) == urls.unsubscribe for m in _TEXT_URL.finditer(text)):
+        # The URL itself, not one it begins (confirm_url is the unsubscribe URL + "?confirm=1")
         text += f"\n--\nUnsubscribe / 配信停止: {urls.unsubscribe}\n"
     return RenderedMail(subject, body, text, links)
 
@@ -426,6 +427,17 @@ def _new_link(destination: str, links: list[tuple[str, str]], known: dict[str, s
     known[destination] = link_id
     links.append((link_id, destination))
     return link_id
+
+
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_HREF = re.compile(r"""<a\b[^>]*?\shref\s*=\s*(["'])(.*?)\1""", re.IGNORECASE | re.DOTALL)
+
+
+def _links_to(document: str, url: str) -> bool:
+    """Whether a link of ``document`` outside its comments goes to exactly ``url``. (Outlook's
+    "<!--[if !mso]><!-->" ends its comment at once, so what it wraps counts.)"""
+    visible = _COMMENT.sub("", document)
+    return any(html_lib.unescape(m.group(2)).strip() == url for m in _HREF.finditer(visible))
 
 
 def _footer(unsubscribe_url: str) -> str:
