@@ -507,3 +507,31 @@ def test_a_field_named_like_a_dict_method_is_the_fields_value(field: str) -> Non
 def test_a_dicts_own_methods_still_work_for_a_lead_without_such_a_field() -> None:
     mail = render("<p>{% for name, value in lead.items() %}{{ name }}={{ value }};{% endfor %}</p>")
     assert "email=hanako@example.com;" in mail.html
+
+
+@pytest.mark.parametrize(
+    "website",
+    [
+        "javascript:alert(document.domain)",
+        "JavaScript:alert(1)",
+        " java\tscript:alert(1)",
+        "\x01javascript:alert(1)",
+        "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+        "vbscript:msgbox(1)",
+    ],
+)
+def test_a_lead_supplied_link_cannot_be_a_script(website: str) -> None:
+    # Given a lead whose website field is a script URL, written into a link
+    mail = render('<p><a href="{{ lead.website }}">御社サイト</a></p>', lead={"website": website})
+    # Then the link is emptied (the text part's copy is plain text, which runs nothing)
+    assert '<a href="">御社サイト</a>' in mail.html
+    assert "script" not in mail.html.lower() and "data:" not in mail.html
+
+
+@pytest.mark.parametrize(
+    "href",
+    ["https://www.example.net/", "mailto:sales@example.com", "tel:03-1234-5678", "#top", ""],
+)
+def test_web_mail_and_phone_links_are_kept(href: str) -> None:
+    mail = render('<p><a href="{{ lead.website }}">連絡先</a></p>', lead={"website": href})
+    assert f'<a href="{href}">連絡先</a>' in mail.html

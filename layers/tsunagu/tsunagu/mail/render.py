@@ -286,7 +286,7 @@ def render_mail(
         "confirm_url": f"{urls.unsubscribe}?confirm=1",
     }
     subject = one_line(_render(template.subject, context, autoescape=False))
-    body = _render(template.html, context, autoescape=True)
+    body = _safe_hrefs(_render(template.html, context, autoescape=True))
 
     links: list[tuple[str, str]] = []
     by_destination: dict[str, str] = {}
@@ -427,6 +427,31 @@ def _new_link(destination: str, links: list[tuple[str, str]], known: dict[str, s
     known[destination] = link_id
     links.append((link_id, destination))
     return link_id
+
+
+_ANY_HREF = re.compile(
+    r"""(\shref\s*=\s*)(?:(["'])(.*?)\2|([^\s"'>]+))""", re.IGNORECASE | re.DOTALL
+)
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):")
+SAFE_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
+_IGNORED_IN_SCHEME = re.compile(r"[\x00-\x20\x7f]+")
+"""What a browser skips inside a URL's scheme ("java\tscript:" runs as javascript:)."""
+
+
+def _safe_hrefs(document: str) -> str:
+    """Every link with a scheme other than http(s), mailto and tel made empty: a lead's own
+    data in ``href="{{ lead.website }}"`` could be "javascript:..." (autoescaping keeps it
+    inside the quotes, not out of the href). A link without a scheme ("#top") is kept."""
+
+    def checked(match: re.Match[str]) -> str:
+        value = match.group(3) if match.group(2) else match.group(4)
+        bare = _IGNORED_IN_SCHEME.sub("", html_lib.unescape(value)).lower()
+        scheme = _SCHEME.match(bare)
+        if scheme is None or scheme.group(1) in SAFE_SCHEMES:
+            return match.group(0)
+        return f'{match.group(1)}""'
+
+    return _ANY_HREF.sub(checked, document)
 
 
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
