@@ -535,3 +535,32 @@ def test_a_lead_supplied_link_cannot_be_a_script(website: str) -> None:
 def test_web_mail_and_phone_links_are_kept(href: str) -> None:
     mail = render('<p><a href="{{ lead.website }}">連絡先</a></p>', lead={"website": href})
     assert f'<a href="{href}">連絡先</a>' in mail.html
+
+
+MACRO_IN_HEAD = (
+    '<html><head>{% macro button(url, label) %}<a href="{{ url }}">{{ label }}</a>'
+    "{% endmacro %}</head><body><p>{{ button('https://www.example.com/pricing', '料金') }}</p>"
+    "</body></html>"
+)
+SET_IN_HEAD = (
+    "<html><head>{% set cta = 'https://www.example.com/pricing?c=' ~ (lead.company|urlencode) %}"
+    '</head><body><p><a href="{{ cta }}">料金はこちら</a></p></body></html>'
+)
+
+
+def test_a_macro_in_head_renders_in_the_text_part_too() -> None:
+    # Given a template with a macro in <head>: saved, it must render at every send (its text
+    # part made from the HTML source used to drop <head>, and the macro with it)
+    template = make_template(html=MACRO_IN_HEAD)
+    check_template(template)
+    mail = render_mail(
+        template, lead={"email": "a@example.jp"}, owner={}, journey={}, urls=Urls().tracking()
+    )
+    assert mail.links == [("l1", "https://www.example.com/pricing")]
+    assert f"料金 ({CLICK_BASE}l1)" in mail.text
+
+
+def test_a_link_set_up_in_head_is_the_same_link_in_the_text_part() -> None:
+    mail = render(SET_IN_HEAD, lead={"company": "ACME"})
+    assert mail.links == [("l1", "https://www.example.com/pricing?c=ACME")]
+    assert f"料金はこちら ({CLICK_BASE}l1)" in mail.text

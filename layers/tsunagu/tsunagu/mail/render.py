@@ -197,8 +197,10 @@ def check_template(template: MailTemplate) -> None:
         _render(
             source, {**sample, "unsubscribe_url": "https://example.com/u"}, autoescape=autoescape
         )
-    if template.text:
-        _render(template.text, sample, autoescape=False)
+    # The text part as a send renders it: the template's own, or the one made from its HTML
+    text = template.text or text_template_from_html(template.html)
+    if text:
+        _render(text, sample, autoescape=False)
 
 
 class _TextExtractor(HTMLParser):
@@ -249,11 +251,17 @@ class _TextExtractor(HTMLParser):
 
 
 @lru_cache(maxsize=256)
-def text_template_from_html(source: str) -> str:
+def text_template_from_html(source: str) -> str | None:
     """A template's text part, made once per template from its HTML source (Jinja expressions
     are plain text to the HTML parser and survive), not from every rendered mail: parsing
-    30 KB of HTML per mail took three quarters of the render time."""
-    return html_to_text(source)
+    30 KB of HTML per mail took three quarters of the render time.
+
+    None when the text would lose a Jinja statement the HTML has: one in a part the text leaves
+    out (a ``{% macro %}`` or ``{% set %}`` in <head>) or in an attribute other than a link's.
+    Without it the text does not render (a macro called but never defined) or says otherwise
+    (a link to a URL never set); such a template's text is made from each rendered mail."""
+    text = html_to_text(source)
+    return text if text.count("{%") == source.count("{%") else None
 
 
 def one_line(text: str) -> str:
@@ -287,6 +295,7 @@ def render_mail(
     }
     subject = one_line(_render(template.subject, context, autoescape=False))
     body = _safe_hrefs(_render(template.html, context, autoescape=True))
+    as_written = body
 
     links: list[tuple[str, str]] = []
     by_destination: dict[str, str] = {}
@@ -342,7 +351,11 @@ def render_mail(
     body = _insert_before_end(body, pixel)
 
     text_source = template.text or text_template_from_html(template.html)
-    text = _render(text_source, context, autoescape=False)
+    if text_source is None:
+        # Made from this mail's HTML as rendered, its links as written (tracked just below)
+        text = html_to_text(as_written)
+    else:
+        text = _render(text_source, context, autoescape=False)
 
     def track_text(match: re.Match[str]) -> str:
         destination = _url_end(match.group(0))
