@@ -564,3 +564,48 @@ def test_a_link_set_up_in_head_is_the_same_link_in_the_text_part() -> None:
     mail = render(SET_IN_HEAD, lead={"company": "ACME"})
     assert mail.links == [("l1", "https://www.example.com/pricing?c=ACME")]
     assert f"料金はこちら ({CLICK_BASE}l1)" in mail.text
+
+
+def test_a_link_with_a_japanese_path_is_the_same_link_in_the_text_part() -> None:
+    # Given a link to a page with a Japanese slug (common on Japanese sites)
+    mail = render('<p><a href="https://www.example.com/セミナー/">セミナー</a></p>')
+    # Then the text part's link is the HTML part's, not one to the home page with "セミナー/"
+    # left glued to it
+    assert mail.links == [("l1", "https://www.example.com/セミナー/")]
+    assert f"セミナー ({CLICK_BASE}l1)" in mail.text
+
+
+def test_a_personalised_link_is_tracked_whatever_the_leads_name() -> None:
+    # Given a link carrying the lead's name, not urlencoded (as "?email={{ lead.email }}" is
+    # written), and a lead whose name has a space
+    html = '<p><a href="https://www.example.com/form?name={{ lead.name }}">申込</a></p>'
+    mail = render(html, lead={"name": "佐藤 花子"})
+    # Then the link is tracked in both parts, as one link
+    assert mail.links == [("l1", "https://www.example.com/form?name=佐藤 花子")]
+    assert f'href="{CLICK_BASE}l1"' in mail.html
+    assert f"申込 ({CLICK_BASE}l1)" in mail.text
+
+
+def test_a_data_href_is_not_taken_for_the_href() -> None:
+    mail = render(
+        '<p><a data-href="https://www.example.com/a" href="https://www.example.com/b">b</a></p>'
+    )
+    assert mail.links == [("l1", "https://www.example.com/b")]
+    assert f'data-href="https://www.example.com/a" href="{CLICK_BASE}l1"' in mail.html
+
+
+def test_outlooks_button_and_an_image_maps_areas_are_tracked() -> None:
+    # The "bulletproof button" HTML mail builders write for Outlook desktop, beside the link
+    # every other client shows, and an image map
+    mail = render(
+        '<!--[if mso]><v:roundrect href="https://www.example.com/cta">申込</v:roundrect>'
+        '<![endif]--><!--[if !mso]><!--><a href="https://www.example.com/cta">申込</a>'
+        '<!--<![endif]--><map name="m"><area shape="rect" coords="0,0,10,10" '
+        'href=" https://www.example.com/map ">'
+    )
+    assert mail.links == [
+        ("l1", "https://www.example.com/cta"),
+        ("l2", "https://www.example.com/map"),
+    ]
+    assert f'<v:roundrect href="{CLICK_BASE}l1">' in mail.html
+    assert f'href="{CLICK_BASE}l2">' in mail.html

@@ -28,8 +28,13 @@ from tsunagu.text import header_line
 from tsunagu.tracking.tokens import is_redirectable
 
 _LINK = re.compile(
-    r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"'\s>]+)\2([^>]*>)""", re.IGNORECASE
+    r"""(<(?:a|area|v:\w+)\b[^>]*?\shref\s*=\s*)(["'])\s*(https?://(?:(?!\2)[^<>])*?)\s*\2"""
+    r"""([^>]*>)""",
+    re.IGNORECASE,
 )
+"""A link to track: the href (not a data-href) of <a>, of an image map's <area> and of the VML
+shapes of Outlook's "bulletproof" buttons (<v:roundrect href=...>), its URL everything up to the
+closing quote (a lead's name with a space in it, a Japanese path), blanks around it dropped."""
 # ASCII whitespace only: the ideographic space (U+3000) is part of Japanese text.
 _ASCII_SPACE = re.compile(r"[ \t\r\n\f\v]+")
 # A URL in a text part: the characters RFC 3986 allows (ASCII only, so Japanese text written
@@ -357,15 +362,27 @@ def render_mail(
     else:
         text = _render(text_source, context, autoescape=False)
 
+    # The HTML's own destinations that the generic pattern would cut (a space from a lead's
+    # name, a Japanese path) are found whole first: the text's link is the HTML's link
+    whole = sorted(
+        (d for d in (*by_destination, *untracked) if not _TEXT_URL.fullmatch(d)),
+        key=len,
+        reverse=True,
+    )
+    urls_in_text = (
+        re.compile("|".join([*map(re.escape, whole), _TEXT_URL.pattern])) if whole else _TEXT_URL
+    )
+
     def track_text(match: re.Match[str]) -> str:
-        destination = _url_end(match.group(0))
-        after = match.group(0)[len(destination) :]
+        found = match.group(0)
+        destination = found if found in whole else _url_end(found)
+        after = found[len(destination) :]
         if destination in untracked or not trackable(destination):
             return match.group(0)
         link_id = by_destination.get(destination) or _new_link(destination, links, by_destination)
         return urls.click(link_id, destination) + after
 
-    text = _TEXT_URL.sub(track_text, text)
+    text = urls_in_text.sub(track_text, text)
     if not any(_url_end(m.group(0)) == urls.unsubscribe for m in _TEXT_URL.finditer(text)):
         # The URL itself, not one it begins (confirm_url is the unsubscribe URL + "?confirm=1")
         text += f"\n--\nUnsubscribe / 配信停止: {urls.unsubscribe}\n"
