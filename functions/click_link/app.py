@@ -10,7 +10,7 @@ from typing import Any
 
 from tsunagu import services
 from tsunagu.api.requests import HttpRequest
-from tsunagu.api.responses import Response, error_response
+from tsunagu.api.responses import Response, error_response, header_uri
 from tsunagu.errors import TsunaguError
 from tsunagu.observability import HTTP_API, metrics, observed
 from tsunagu.settings import get_settings
@@ -43,7 +43,7 @@ def handler(event: dict[str, Any], context: Any) -> Response:
     return {
         "statusCode": 302,
         "headers": {
-            "location": outcome.destination,
+            "location": header_uri(outcome.destination),
             "cache-control": "no-store",
             "referrer-policy": "no-referrer",
         },

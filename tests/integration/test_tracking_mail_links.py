@@ -507,3 +507,24 @@ def test_a_human_click_moves_the_leads_last_activity_and_a_later_automated_one_d
 
     assert result == {"batchItemFailures": []}
     assert last_activity(stack, lead_id) == (human_at, "link_clicked")
+
+
+def test_a_destination_beyond_ascii_is_redirected_to_as_a_browser_would_ask_for_it(
+    stack: AwsStack,
+) -> None:
+    # Given a click token for a Japanese path with a lead's name in its query
+    destination = "https://www.example.com/セミナー/?name=佐藤 花子&ref=a%2Fb#申込"
+    token = sign(stack, url=destination)
+
+    # When a browser follows the link
+    response = click(stack, "browser_click", token)
+
+    # Then the header is ASCII, the URI a browser would ask for (escapes already there kept)
+    assert response["statusCode"] == 302
+    assert response["headers"]["location"] == (
+        "https://www.example.com/%E3%82%BB%E3%83%9F%E3%83%8A%E3%83%BC/"
+        "?name=%E4%BD%90%E8%97%A4%20%E8%8A%B1%E5%AD%90&ref=a%2Fb#%E7%94%B3%E8%BE%BC"
+    )
+    # And the click is stored with the link as the mail had it
+    (event,) = stored_events(stack)
+    assert event["properties"]["url"] == destination

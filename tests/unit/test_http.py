@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tsunagu.api.requests import HttpRequest, read_form_fields
-from tsunagu.api.responses import error_response, status_for
+from tsunagu.api.responses import error_response, header_uri, status_for
 from tsunagu.errors import (
     ConcurrentUpdate,
     FieldError,
@@ -166,3 +166,8 @@ def test_html_errors_escape_what_the_user_sent() -> None:
     failed = ValidationFailed([FieldError("<b>name</b>", "<script>alert(1)</script>")])
     page = error_response(failed, as_html=True)["body"]
     assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_a_link_on_an_idn_host_is_put_in_a_header_in_idna() -> None:
+    assert header_uri("https://例え.jp/パス?q=1") == "https://xn--r8jz45g.jp/%E3%83%91%E3%82%B9?q=1"
+    assert header_uri("https://www.example.com/a?b=c#d") == "https://www.example.com/a?b=c#d"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from tsunagu.errors import (
     AlreadyExists,
@@ -108,6 +109,23 @@ def html_response(status: int, page: str, headers: dict[str, str] | None = None)
         "headers": {"content-type": "text/html; charset=utf-8", **(headers or {})},
         "body": page,
     }
+
+
+URI_CHARACTERS = "!#$%&'()*+,/:;=?@[]~"
+"""What a URI keeps as it is beside letters and digits (RFC 3986's reserved and unreserved, and
+``%`` so that what is escaped already is not escaped again)."""
+
+
+def header_uri(iri: str) -> str:
+    """A link as an HTTP header carries it: a header is ASCII, and a destination in a mail may
+    not be (``https://www.example.com/セミナー/?name=佐藤 花子``). The host in IDNA, the rest
+    percent-encoded as UTF-8 - what a browser sends when it follows the same link itself."""
+    parts = urlsplit(iri)
+    host = parts.hostname or ""
+    if host and not host.isascii():
+        netloc = parts.netloc.replace(host, host.encode("idna").decode("ascii"))
+        parts = parts._replace(netloc=netloc)
+    return quote(urlunsplit(parts), safe=URI_CHARACTERS)
 
 
 def redirect(location: str, headers: dict[str, str] | None = None) -> Response:
