@@ -285,3 +285,45 @@ def snapshot(aws: AwsStack) -> dict[str, list[dict[str, Any]]]:
         logical_id: sorted(raw_items(aws, logical_id), key=lambda i: json.dumps(i, sort_keys=True))
         for logical_id in ("ConsentTable", "EventsTable", "LeadsTable", "IdempotencyTable")
     }
+
+
+def confirmation_token(aws: AwsStack, lead_id: str) -> str:
+    """The token of the confirm link in the mail route_events sent for the lead's sign-up."""
+    route = aws.function("route_events")
+    assert route.invoke(stream_batch_of_lead_events(aws, lead_id)) == {"batchItemFailures": []}
+    (confirmation,) = [
+        m for m in sent_messages() if "ご登録の確認" in str(parse(m.raw_data)["Subject"])
+    ]
+    _, html = parts(parse(confirmation.raw_data))
+    confirm_url = re.search(r'href="([^"]+\?confirm=1)"', html)
+    assert confirm_url is not None
+    return token_of(confirm_url.group(1).removesuffix("?confirm=1"))
+
+
+def stream_batch_of_lead_events(aws: AwsStack, lead_id: str) -> dict[str, Any]:
+    """The events table's items for the lead, as the stream would deliver them (NEW_IMAGE)."""
+    client = moto_client("dynamodb")
+    items = client.query(
+        TableName=aws.tables["EventsTable"],
+        KeyConditionExpression="subject = :s",
+        ExpressionAttributeValues={":s": {"S": f"lead#{lead_id}"}},
+    )["Items"]
+    template = load_event("route_events", "form_submitted")["Records"][0]
+    records = []
+    for number, item in enumerate(items, start=1):
+        record = {**template, "dynamodb": {**template["dynamodb"]}}
+        record["dynamodb"]["NewImage"] = item
+        record["dynamodb"]["SequenceNumber"] = str(number)
+        records.append(record)
+    return {"Records": records}
+
+
+def confirm(aws: AwsStack, lead_id: str) -> dict[str, Any]:
+    """The person presses the button of the confirmation mail route_events sent for the lead's
+    pending consent (the page's POST; a GET of the link confirms nothing)."""
+    post = with_body(
+        with_token(load_event("unsubscribe", "preferences_form"), confirmation_token(aws, lead_id)),
+        "confirm=1",
+        "application/x-www-form-urlencoded",
+    )
+    return unsubscribe(aws, post)

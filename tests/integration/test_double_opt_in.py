@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
@@ -11,6 +10,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from tests.conftest import AwsStack, load_event, moto_client
 from tests.integration.mail_helpers import (
     capture,
+    confirmation_token,
     consent_state,
     lead_events,
     parse,
@@ -19,6 +19,7 @@ from tests.integration.mail_helpers import (
     save_template,
     send,
     sent_messages,
+    stream_batch_of_lead_events,
     token_of,
     unsubscribe,
     unsubscribe_url,
@@ -53,37 +54,6 @@ def double_opt_in_form(aws: AwsStack, topic: str = "newsletter") -> None:
     # As stored (a form on the topic "all" could be saved before the topic was refused)
     definition = FormDefinition.model_validate(form, context={STORED: True})
     services.form_repository(settings).put(definition, services.clock(settings))
-
-
-def confirmation_token(aws: AwsStack, lead_id: str) -> str:
-    """The token of the confirm link in the mail route_events sent for the lead's sign-up."""
-    route = aws.function("route_events")
-    assert route.invoke(stream_batch_of_lead_events(aws, lead_id)) == {"batchItemFailures": []}
-    (confirmation,) = [
-        m for m in sent_messages() if "ご登録の確認" in str(parse(m.raw_data)["Subject"])
-    ]
-    _, html = parts(parse(confirmation.raw_data))
-    confirm_url = re.search(r'href="([^"]+\?confirm=1)"', html)
-    assert confirm_url is not None
-    return token_of(confirm_url.group(1).removesuffix("?confirm=1"))
-
-
-def stream_batch_of_lead_events(aws: AwsStack, lead_id: str) -> dict[str, Any]:
-    """The events table's items for the lead, as the stream would deliver them (NEW_IMAGE)."""
-    client = moto_client("dynamodb")
-    items = client.query(
-        TableName=aws.tables["EventsTable"],
-        KeyConditionExpression="subject = :s",
-        ExpressionAttributeValues={":s": {"S": f"lead#{lead_id}"}},
-    )["Items"]
-    template = load_event("route_events", "form_submitted")["Records"][0]
-    records = []
-    for number, item in enumerate(items, start=1):
-        record = {**template, "dynamodb": {**template["dynamodb"]}}
-        record["dynamodb"]["NewImage"] = item
-        record["dynamodb"]["SequenceNumber"] = str(number)
-        records.append(record)
-    return {"Records": records}
 
 
 def test_consent_waits_for_the_confirmation_and_a_get_confirms_nothing(aws: AwsStack) -> None:

@@ -5,6 +5,7 @@ that is not genuine changes nothing."""
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from typing import Any
@@ -13,8 +14,11 @@ import pytest
 
 from tests.conftest import AwsStack, load_event
 from tests.integration.mail_helpers import (
+    API_URL,
     LEAD_EMAIL,
+    SENDER,
     capture,
+    confirm,
     consent_records,
     consent_state,
     hrefs,
@@ -26,6 +30,7 @@ from tests.integration.mail_helpers import (
     send,
     sent_messages,
     snapshot,
+    stream_batch_of_lead_events,
     token_of,
     unsubscribe,
     unsubscribe_url,
@@ -33,6 +38,7 @@ from tests.integration.mail_helpers import (
     with_token,
 )
 from tsunagu import services
+from tsunagu.journeys.shipped import CONFIRMATION_MAIL, shipped_template
 from tsunagu.leads.capture import RequestContext, capture_submission, open_form
 from tsunagu.leads.model import ConsentEvidence, LeadEvent
 from tsunagu.mail.consent import TopicRecord
@@ -174,15 +180,35 @@ def evidence_of(mailed: Mailed, topic: str) -> dict[str, Any]:
     return evidence
 
 
+def install_confirmation_mail(mailed: Mailed) -> None:
+    """The confirmation mail Tsunagu ships (the forms' default confirmation_template)."""
+    settings = mailed.stack.settings()
+    template = shipped_template(CONFIRMATION_MAIL, site_url=API_URL, sender=SENDER)
+    services.mail_repository(settings).save_template(template, services.clock(settings))
+
+
+def confirmations_to(address: str) -> list[Any]:
+    return [
+        m
+        for m in sent_messages()
+        if "ご登録の確認" in str(parse(m.raw_data)["Subject"])
+        and address in str(parse(m.raw_data)["To"])
+    ]
+
+
 def test_an_opt_in_to_one_topic_after_unsubscribing_from_all_renews_that_topic_only(
     mailed: Mailed,
 ) -> None:
     # Given the person unsubscribed from all mail with the button in their mail client
     assert mailed.request("one_click_urlencoded")["statusCode"] == 200
     save_template(mailed.stack, template_id="seminar-news", topic="seminars")
+    install_confirmation_mail(mailed)
 
-    # When, months later, they sign up for a seminar ticking "Send me seminars news"
+    # When, months later, they sign up for a seminar ticking "Send me seminars news" (a form
+    # without double opt-in), and confirm it from the mail that asks
     assert capture(mailed.stack, form_id="seminar") == mailed.lead_id
+    assert mailed.send("seminar-news")["reason"] == "opted_out"  # not before the confirmation
+    assert confirm(mailed.stack, mailed.lead_id)["statusCode"] == 200
 
     # Then seminar news may go, and the newsletter they left stays stopped
     assert consent_state(mailed.stack, mailed.lead_id) == {
@@ -199,16 +225,56 @@ def test_an_opt_in_to_one_topic_after_unsubscribing_from_all_renews_that_topic_o
     assert "seminars" in kept_out["text"]
 
 
-def test_the_same_box_ticked_again_after_unsubscribing_from_all_renews_it(mailed: Mailed) -> None:
+def test_the_same_box_ticked_again_after_unsubscribing_from_all_renews_it_once_confirmed(
+    mailed: Mailed,
+) -> None:
     # Given the person unsubscribed from all mail
     mailed.request("one_click_urlencoded")
+    install_confirmation_mail(mailed)
 
-    # When they tick the marketing box again on the form they first used
+    # When the marketing box is ticked again on the form they first used (by them or by anyone
+    # who knows the address: the form cannot tell)
     capture(mailed.stack)
 
-    # Then marketing mail may go again: that is the consent they gave now
+    # Then nothing resumes yet: the opt-in waits, and the confirmation mail goes to the address
+    assert consent_state(mailed.stack, mailed.lead_id)["all"] == "opted_out"
+    assert mailed.send()["reason"] == "opted_out"
+    assert confirm(mailed.stack, mailed.lead_id)["statusCode"] == 200
+    assert len(confirmations_to(LEAD_EMAIL)) == 1
+
+    # And once the person confirms, marketing mail may go again: the consent they gave now
     assert consent_state(mailed.stack, mailed.lead_id) == {"marketing": "opted_in"}
     assert mailed.send()["status"] == "sent"
+
+
+def test_a_strangers_form_post_does_not_end_an_unsubscribe(mailed: Mailed) -> None:
+    # Given the person pressed "unsubscribe" in their mail client
+    assert mailed.request("one_click_urlencoded")["statusCode"] == 200
+    install_confirmation_mail(mailed)
+
+    # When someone else, anywhere, posts the public form for that address with the box ticked
+    # (a server post: no Origin, curl's user agent, another IP)
+    event = load_event("capture_form", "new_lead_json")
+    event["headers"].pop("origin", None)
+    event["headers"]["user-agent"] = "curl/8.5.0"
+    event["requestContext"]["http"]["sourceIp"] = "192.0.2.250"
+    event["body"] = json.dumps({"email": LEAD_EMAIL, "consent": True})
+    assert mailed.stack.function("capture_form").invoke(event)["statusCode"] in (200, 201)
+
+    # Then marketing mail does not resume: the consent waits for the person, pending
+    assert mailed.send()["reason"] == "opted_out"
+    records = consent_records(mailed.stack, mailed.lead_id)
+    assert records["pending#marketing"]["status"] == "pending"
+    assert records["topic#all"]["status"] == "opted_out"
+    # And the only mail it causes is the confirmation, to the person's own address
+    before = len(sent_messages())
+    route = mailed.stack.function("route_events")
+    assert route.invoke(stream_batch_of_lead_events(mailed.stack, mailed.lead_id)) == {
+        "batchItemFailures": []
+    }
+    assert len(sent_messages()) == before + 1
+    assert len(confirmations_to(LEAD_EMAIL)) == 1
+    assert mailed.send()["reason"] == "opted_out"
 
 
 def said(mailed: Mailed, topic: str, status: str, at: str) -> None:
@@ -238,32 +304,28 @@ class UnsubscribedMeanwhile(LeadRepository):
         return records
 
 
-def test_an_opt_in_planned_on_an_unsubscribe_since_replaced_is_planned_again(
+def test_an_opt_in_planned_before_an_unsubscribe_from_all_does_not_end_it(
     mailed: Mailed,
 ) -> None:
-    # Given marketing opted in (on the demo form), then all mail stopped, then news ticked on
-    # the page while all mail stayed stopped
-    said(mailed, "all", "opted_out", "2030-01-01T00:00:00.000Z")
+    # Given marketing opted in (on the demo form) and news ticked on the page, nothing stopped
     said(mailed, "news", "opted_in", "2030-02-01T00:00:00.000Z")
+    save_template(mailed.stack, template_id="seminar-news", topic="seminars")
     settings = mailed.stack.settings()
     store = UnsubscribedMeanwhile(mailed)
     form = open_form("seminar", None, store=store)
 
-    # When the seminar form's box is ticked, and the person unsubscribes from all mail again
-    # between the capture's read of their topics and its write
+    # When the seminar form's box is ticked, and the person unsubscribes from all mail between
+    # the capture's read of their topics (no "no" in them: an opt-in at once) and its write
     capture_submission(
         form, {"email": LEAD_EMAIL, "consent": True}, RequestContext(),
         store=store, clock=services.clock(settings),
     )  # fmt: skip
 
-    # Then the write planned on the older unsubscribe is refused and planned again: news, opted
-    # in before the latest unsubscribe, stays out with marketing; only seminars is renewed
-    assert store.reads == 2
-    assert consent_state(mailed.stack, mailed.lead_id) == {
-        "marketing": "opted_out",
-        "news": "opted_out",
-        "seminars": "opted_in",
-    }
+    # Then the seminars opt-in is stored, but the later unsubscribe from all mail stands
+    assert store.reads == 1
+    state = consent_state(mailed.stack, mailed.lead_id)
+    assert (state["all"], state["seminars"]) == ("opted_out", "opted_in")
+    assert mailed.send("seminar-news")["reason"] == "opted_out"
 
 
 # ---------------------------------------------------------------- the preference form

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from samtranslator.yaml_helper import yaml_parse
 
+from tsunagu.forms.model import ConsentSpec
 from tsunagu.journeys.shipped import (
+    CONFIRMATION_MAIL,
     SHIPPED_JOURNEYS,
     SHIPPED_MAILS,
     ShippedMail,
@@ -98,6 +100,16 @@ def test_no_shipped_mail_names_a_month_it_cannot_know(mail: ShippedMail) -> None
         r"September|October|November|December)\b",
         mail.subject + mail.body,
     )
+
+
+def test_the_confirmation_mail_ships_as_the_forms_default_transactional_template() -> None:
+    # A form's box ticked for a lead who said no asks for it, whatever the form's own settings
+    template = shipped_template(CONFIRMATION_MAIL, site_url=SITE, sender=SENDER)
+    check_template(template)
+    default = ConsentSpec.model_fields["confirmation_template"].default
+    assert template.template_id == default
+    assert template.kind == "transactional"
+    assert "{{ confirm_url }}" in template.html
 
 
 def test_template_ids_are_unique() -> None:

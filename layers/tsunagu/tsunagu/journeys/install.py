@@ -9,7 +9,12 @@ from typing import Any, Protocol
 
 from tsunagu.clock import Clock, isoformat
 from tsunagu.journeys.model import Journey, StoredGraph
-from tsunagu.journeys.shipped import SHIPPED_JOURNEYS, SHIPPED_MAILS, shipped_template
+from tsunagu.journeys.shipped import (
+    CONFIRMATION_MAIL,
+    SHIPPED_JOURNEYS,
+    SHIPPED_MAILS,
+    shipped_template,
+)
 from tsunagu.mail.templates import MailTemplate
 
 
@@ -42,7 +47,7 @@ def install_shipped(
     ``graphs``: the shipped journeys' definitions (journeys/*.json) by journey id, kept as each
     journey's ``shipped`` graph so the console's editor opens them."""
     added = []
-    for mail in SHIPPED_MAILS:
+    for mail in (*SHIPPED_MAILS, CONFIRMATION_MAIL):
         if templates.template(mail.template_id, None) is None:
             templates.save_template(shipped_template(mail, site_url=site_url, sender=sender), clock)
             added.append(f"template {mail.template_id}")

@@ -8,6 +8,7 @@ paused journey stays as it is; only what is missing is added.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from tsunagu.journeys.model import ExitConditions, Journey, ReentryPolicy, Trigger
 from tsunagu.journeys.waits import EventMatch
@@ -51,6 +52,7 @@ class ShippedMail:
     subject: str
     body: str
     """Paragraphs of HTML; ``{site}`` is the site's base URL."""
+    kind: Literal["marketing", "transactional"] = "marketing"
 
 
 def _link(path: str, text: str) -> str:
@@ -157,10 +159,28 @@ SHIPPED_MAILS = (
 )
 
 
+CONFIRMATION_MAIL = ShippedMail(
+    "double-opt-in",
+    "Double opt-in: confirm the subscription",
+    "ご登録の確認 / Please confirm your subscription",
+    "<p>{{ lead.name }} 様</p>"
+    "<p>メールの配信をご希望の場合は、下のボタンから登録を確定してください。"
+    "お心当たりがない場合は、このメールを破棄してください (配信は再開されません)。</p>"
+    "<p>To receive our mail, please confirm below. If you did not ask for it, ignore this"
+    " mail: nothing will be sent.</p>"
+    '<p><a href="{{ confirm_url }}">登録を確定する / Confirm</a></p>',
+    kind="transactional",
+)
+"""The mail a form's consent box sends for confirmation (the forms' default
+``confirmation_template``): for a form with double opt-in, and for any form's box ticked for a
+lead who had said no (tsunagu.leads.capture), so it must exist even where no form asks for it."""
+
+
 def shipped_template(mail: ShippedMail, *, site_url: str, sender: str) -> MailTemplate:
     body = mail.body.replace("{site}", site_url.rstrip("/"))
     return MailTemplate(
         template_id=mail.template_id,
+        kind=mail.kind,
         name=mail.name,
         subject=mail.subject,
         html=f"<html><body>{body}</body></html>",

@@ -34,7 +34,13 @@ from tsunagu.leads.model import (
     visitor_identity,
 )
 from tsunagu.leads.submission_limits import NO_LIMITS, CountedWindow, SubmissionLimits
-from tsunagu.mail.consent import TopicRecord, UnsubscribeLifted, lift_unsubscribe_from_all
+from tsunagu.mail.consent import (
+    SkipReason,
+    TopicRecord,
+    UnsubscribeLifted,
+    lift_unsubscribe_from_all,
+    marketing_refusal,
+)
 
 FORM_SUBMITTED = "form_submitted"
 MAX_ATTEMPTS = 3
@@ -79,8 +85,10 @@ class CaptureWrite:
     counted: list[CountedWindow] = field(default_factory=list)
     """Rate-limit counters this submission adds to, each refused when full."""
     opt_in_lifts_unsubscribe: bool = True
-    """Whether an opt-in here ends an earlier unsubscribe from all mail: the person's own
-    (a ticked form box) does; a list's "yes" never does - it may be older than the no."""
+    """Whether an opt-in here may end an earlier unsubscribe from all mail; a list's "yes"
+    never does - it may be older than the no. A form's ticked box of a lead who said no is
+    stored pending (only the confirmation mail ends the no: _opted_out), so a form's write
+    lifts an unsubscribe only if the lead's "no" is one it did not read."""
     history: list[LeadEvent] = field(default_factory=list)
     """The lead's copies of what its visitor did before this link, each claimed with it (a
     claim record that must not exist yet, and the copy): tsunagu.leads.history."""
@@ -239,7 +247,8 @@ def _plan(
     )
     consent = None
     if form.consent is not None and submission.consent_given:
-        if form.consent.double_opt_in:
+        confirm = form.consent.double_opt_in or _opted_out(topics, form.consent.topic)
+        if confirm:
             event.properties["consent_pending"] = form.consent.topic
             event.properties["confirmation_template"] = form.consent.confirmation_template
         consent = ConsentEvidence(
@@ -247,7 +256,7 @@ def _plan(
             lead_id=lead.lead_id,
             email=lead.email,
             topic=form.consent.topic,
-            status="pending" if form.consent.double_opt_in else "opted_in",
+            status="pending" if confirm else "opted_in",
             at=at,
             text=form.consent.text,
             text_version=form.consent.version,
@@ -288,9 +297,21 @@ def _plan(
     return replace(write, history=claimable(history, lead.lead_id, at, room))
 
 
-def _opts_in(form: StoredForm, submission: Submission) -> bool:
-    """Whether the submission opts in at once (a ticked box on a form without double opt-in)."""
-    return form.consent is not None and submission.consent_given and not form.consent.double_opt_in
+def _opted_out(topics: Mapping[str, TopicRecord] | None, topic: str) -> bool:
+    """Whether the lead whose topics are ``topics`` said no to ``topic`` (to it, or to all mail).
+
+    A ticked box then asks for the double opt-in's confirmation whatever the form says: anyone
+    can post a form naming an address, and only the person's own new consent ends their "no"
+    (Japan's 特定電子メール法; the confirmation is what ends it, tsunagu.mail.preferences)."""
+    if not topics:
+        return False
+    states = {name: record.status for name, record in topics.items()}
+    return marketing_refusal(states, topic) is SkipReason.OPTED_OUT
+
+
+def _gives_consent(form: StoredForm, submission: Submission) -> bool:
+    """Whether the submission ticks the form's consent box."""
+    return form.consent is not None and submission.consent_given
 
 
 def open_form(form_id: str, origin: str | None, *, store: CaptureStore) -> StoredForm:
@@ -339,8 +360,9 @@ def capture_submission(
             lead_id = existing.lead_id if existing is not None else None
             history = read_history(store, submission.visitor_id, lead_id, clock.now())
         topics = None
-        if existing is not None and _opts_in(form, submission):
-            # An opt-in may end an unsubscribe from all mail: planned on the topics as read
+        if existing is not None and _gives_consent(form, submission):
+            # An opt-in of a lead who said no waits for the person's confirmation; one of a
+            # lead who did not may end an unsubscribe from all mail: planned on the topics read
             topics = store.topic_records(existing.lead_id)
         write = _plan(
             form, submission, existing, context, clock, request_hash, limits, history, topics
