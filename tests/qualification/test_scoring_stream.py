@@ -429,6 +429,26 @@ def test_automated_opens_and_clicks_score_nothing(qualified: Qualified) -> None:
     assert len(q.events(lead_id, "score_changed")) == 1
 
 
+def test_one_mail_opened_many_times_does_not_make_an_mql(qualified: Qualified) -> None:
+    # Given a lead from the form (10 points)
+    q = qualified
+    lead_id = q.capture("reread@example.jp")
+    q.deliver()
+
+    # When one mail's pixel is fetched twelve times (a person re-reading it, a client rendering
+    # it again, anyone holding a forwarded copy)
+    for _ in range(12):
+        q.open_mail(lead_id, "msg_same_mail")
+    q.deliver()
+
+    # Then every open is kept as a person's, and the mail scores once: no MQL, no hand-off
+    opens = q.events(lead_id, "mail_opened")
+    assert len(opens) == 12 and all(e["properties"]["automated"] is False for e in opens)
+    assert score_of(q, lead_id) == 15
+    assert q.lead(lead_id)["stage"] == "lead"
+    assert q.hand_offs() == []
+
+
 SYSTEM_RECORDS: list[tuple[str, dict[str, Any]]] = [
     ("mail_sent", {"message_id": "msg_a", "template_id": "welcome"}),
     ("mail_delivered", {"message_id": "msg_a"}),

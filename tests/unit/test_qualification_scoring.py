@@ -97,6 +97,34 @@ def test_opens_and_seminars_cross_70_at_the_right_event() -> None:
     assert scores[7] < 70 <= scores[8]
 
 
+def test_one_mails_opens_score_once_however_often_its_pixel_is_fetched() -> None:
+    # Given a lead scored by the default rules, whose first mail is read
+    lead = Lead()
+    assert [a.points for a in lead.did("mail_opened", START, message_id="msg_1")] == [5]
+
+    # When the same mail is shown again and again, days apart (a cap per day would not do)
+    again = [
+        lead.did("mail_opened", START + timedelta(days=day, minutes=1), message_id="msg_1")
+        for day in range(12)
+    ]
+
+    # Then none of those fetches scores, and the next mail's open does
+    assert again == [[]] * 12
+    assert [a.points for a in lead.did("mail_opened", START, message_id="msg_2")] == [5]
+    assert lead.score(START + timedelta(days=12)) == 10
+
+
+def test_the_once_per_mail_rule_holds_for_a_teams_own_open_rule_and_survives_storage() -> None:
+    # Given a team's own open rule, worth more, and the award as the store gives it back
+    lead = Lead(model_of(ScoringRule(rule_id="opened", type="mail_opened", points=15)))
+    (first,) = lead.did("mail_opened", START, message_id="msg_1")
+    lead.awards = [Award.from_item(first.to_item())]
+
+    # When the pixel is fetched again
+    # Then it scores nothing more
+    assert lead.did("mail_opened", START, message_id="msg_1") == []
+
+
 def test_at_exactly_the_threshold_the_lead_qualifies() -> None:
     lead = Lead()
     for n in range(10):

@@ -164,6 +164,13 @@ DEFAULT_RULES: tuple[ScoringRule, ...] = (
 
 DEFAULT_MODEL = ScoringModel(rules=DEFAULT_RULES, mql_threshold=70)
 
+ONCE_PER: Mapping[str, str] = {"mail_opened": "message_id"}
+"""Event kinds every rule scores at most once per value of a property, whatever the rule says:
+one mail's open pixel is fetched each time the mail is shown (a re-read, a client rendering it
+again, a forwarded copy, anyone holding the URL), and one mail read is one signal - as the
+reports count it. Twelve fetches of one pixel once made an MQL and a sales hand-off. Each
+fetch is still stored as an open; only the first of a message scores."""
+
 
 @dataclass(frozen=True)
 class Award:
@@ -179,6 +186,9 @@ class Award:
     half_life_days: float | None = None
     """The rule's half-life when it gave the award (None: the rule had none). While the rule is
     in the model its half-life of the day applies; once it is removed, this one does."""
+    once_key: str | None = None
+    """For an event kind scored once per value (ONCE_PER): that value, e.g. the mail's
+    message id; no later event with it earns points from the same rule."""
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -192,12 +202,15 @@ class Award:
             item["capped_from"] = self.capped_from
         if self.half_life_days is not None:
             item["half_life_days"] = self.half_life_days
+        if self.once_key is not None:
+            item["once_key"] = self.once_key
         return item
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Award:
         capped = item.get("capped_from")
         half_life = item.get("half_life_days")
+        once_key = item.get("once_key")
         return cls(
             rule_id=str(item["rule_id"]),
             points=int(item["points"]),
@@ -206,6 +219,7 @@ class Award:
             event_type=str(item.get("event_type") or ""),
             capped_from=None if capped is None else int(capped),
             half_life_days=None if half_life is None else float(half_life),
+            once_key=None if once_key is None else str(once_key),
         )
 
 
@@ -240,17 +254,22 @@ def points_for(
     ``prior_awards`` are the lead's awards so far (any order). An event that already has an award
     for a rule gets none again from it, so a redelivered stream batch cannot score twice even if
     the caller's own once-only guard failed. Caps count the prior awards of the same rule in the
-    same period as the event, whichever order the events arrived in.
+    same period as the event, whichever order the events arrived in. An event of a kind scored
+    once per value (ONCE_PER: a mail's opens) earns nothing from a rule that already scored
+    that value.
     """
     _aware(occurred_at, "occurred_at")
     zone = ZoneInfo(model.time_zone)
     prior = list(prior_awards)
+    once_key = _once_key(event_type, properties)
     awards: list[Award] = []
     for rule in model.rules:
         if not rule.matches(event_type, properties):
             continue
         same_rule = [a for a in prior if a.rule_id == rule.rule_id]
         if any(a.event_id == event_id for a in same_rule):
+            continue
+        if once_key is not None and any(a.once_key == once_key for a in same_rule):
             continue
         points = rule.points
         capped_from: int | None = None
@@ -276,9 +295,17 @@ def points_for(
                 event_type,
                 capped_from,
                 rule.half_life_days,
+                once_key,
             )
         )
     return awards
+
+
+def _once_key(event_type: str, properties: Mapping[str, Any]) -> str | None:
+    """The value an event of a kind scored once per value is scored under (ONCE_PER)."""
+    name = ONCE_PER.get(event_type)
+    value = properties.get(name) if name is not None else None
+    return f"{name}:{value}" if value else None
 
 
 def decayed_points(award: Award, now: datetime, half_life_days: float | None) -> float:
