@@ -321,6 +321,28 @@ def test_a_server_side_post_without_origin_is_accepted_without_cors_headers(
     assert "access-control-allow-origin" not in response["headers"]
     (event,) = stored_events(stack)
     assert event["properties"]["ip"] == "203.0.113.0"
+    # Kept, but as no person's: nothing proves which server (or script) posted it
+    assert event["properties"]["automated"] is True
+    assert "no_origin" in event["properties"]["reasons"]
+
+
+def test_a_curl_beacon_without_origin_is_not_a_persons_page_view(stack: AwsStack) -> None:
+    # Given a lead whose browser is known by its visitor id (the form's sample event links it)
+    lead_id = capture_lead(stack)
+    visitor = "v_8f14e45fceea167a"
+
+    # When a script posts a page view for that visitor, leaving out Origin
+    event = copy.deepcopy(load_event("track_event", "server_side_json"))
+    event["headers"]["user-agent"] = event["requestContext"]["http"]["userAgent"] = "curl/8.5.0"
+    page_view = {"type": "page_view", "visitor_id": visitor, "url": f"{ORIGIN}/pricing"}
+    event["body"] = json.dumps({"site_id": SITE_ID, "events": [page_view]})
+    assert invoke(stack, event)["statusCode"] == 200
+
+    # Then it is stored as a machine's, for both reasons, and never as the lead's own
+    (view,) = [e for e in stored_events(stack) if e["subject"] == f"lead#{lead_id}"
+               and e["type"] == "page_view"]  # fmt: skip
+    assert view["properties"]["automated"] is True
+    assert {"no_origin", "scanner_user_agent"} <= set(view["properties"]["reasons"])
 
 
 def test_a_client_clock_far_off_is_replaced_by_the_server_time(stack: AwsStack) -> None:

@@ -414,13 +414,18 @@ def test_a_batch_a_machine_sent_is_kept_judged_automated_with_its_signals(
         assert rejudge(signals).reasons == reasons  # kept so that it can be judged again
 
 
-def test_a_backends_post_without_origin_is_not_judged(clock: FixedClock) -> None:
-    # The site's own server recording a registration with python-requests: no browser
+def test_a_post_without_origin_is_no_persons_whatever_its_user_agent(clock: FixedClock) -> None:
+    # A browser always sends Origin on a POST; without it, nothing proves whose the post is (a
+    # server, or a script naming someone's visitor id): kept, judged a machine's
     store = MemoryTracking({"v_0123456789abcdef": "lead_1"})
-    ingest(store, clock, [page_view(type="seminar_registered")], origin=None,
-           user_agent="python-requests/2.32.3")  # fmt: skip
-    (event,) = store.stored
-    assert "automated" not in event.properties
+    ingest(store, clock, [page_view(type="seminar_registered")], origin=None, user_agent=CHROME)
+    ingest(store, clock, [page_view(type="seminar_registered", id="e_0000000000000002")],
+           origin=None, user_agent="python-requests/2.32.3")  # fmt: skip
+    faked, script = store.stored
+    assert faked.properties["automated"] is True
+    assert faked.properties["reasons"] == ["no_origin"]
+    assert faked.properties["signals"]["without_origin"] is True
+    assert set(script.properties["reasons"]) == {"scanner_user_agent", "no_origin"}
 
 
 def test_a_persons_page_view_says_it_is_not_automated_and_carries_nothing_more(

@@ -252,20 +252,20 @@ class BrowserContext:
     prefetch: str | None = None
     """The header that announced a prefetch, as ``name: value`` (judgement.prefetch_header)."""
 
-    def judgement(self) -> tuple[Signals, Judgement] | None:
+    def judgement(self) -> tuple[Signals, Judgement]:
         """Whether a page's beacon came from a person's browser: a crawler that runs the
         snippet (Googlebot renders pages), a headless browser or a script posting as a page
-        names itself in its user agent. Every event of a request shares its answer.
-
-        None for a post without ``Origin``: browsers send it on every POST, so that is the
-        site's own backend recording its events (python-requests, Go and curl are what backends
-        use), not judged."""
-        if self.origin is None:
-            return None
+        names itself in its user agent, and a post without ``Origin`` is no browser's at all
+        (browsers send it on every POST): a script or a server, which nothing proves is the
+        site's own. Every event of a request shares its answer."""
         # No address: the rule on addresses is mail opens', and the event keeps the address
         # as the site's setting says (cut to its network unless told otherwise).
         signals = Signals(
-            kind="browser", method="POST", user_agent=self.user_agent or "", prefetch=self.prefetch
+            kind="browser",
+            method="POST",
+            user_agent=self.user_agent or "",
+            prefetch=self.prefetch,
+            without_origin=True if self.origin is None else None,
         )
         return signals, judge(signals)
 
@@ -340,6 +340,7 @@ def ingest_browser_events(
     site, leads_by_visitor = store.site_and_visitors(site_id, visitors)
     if site is None:
         raise NotFound(f"there is no site with id {site_id!r}")
+    # A post without Origin has nothing to check here; it is judged a machine's (no_origin)
     if context.origin is not None and not site.allows_origin(context.origin):
         raise OriginNotAllowed(f"this site does not accept events from {context.origin}")
     if not accepted:
@@ -350,16 +351,12 @@ def ingest_browser_events(
     # What was judged says so either way, as an open or a click does: a person's event is
     # ``automated: false`` (so that ``automated = false`` finds people's page views in the
     # analytics), a machine's keeps why and what it was judged on (so it can be judged again).
-    # A backend's post, not judged, carries no flag: nothing was said about it.
-    judged = context.judgement()
-    automated: dict[str, Any] = {}
-    if judged is not None:
-        signals, judgement = judged
-        automated = (
-            {"automated": True, "reasons": judgement.reasons, "signals": signals.as_dict()}
-            if judgement.automated
-            else {"automated": False}
-        )
+    signals, judgement = context.judgement()
+    automated: dict[str, Any] = (
+        {"automated": True, "reasons": judgement.reasons, "signals": signals.as_dict()}
+        if judgement.automated
+        else {"automated": False}
+    )
     stored: dict[tuple[str, str], LeadEvent] = {}
     with_client_ids: list[LeadEvent] = []
     on_server_time: list[LeadEvent] = []

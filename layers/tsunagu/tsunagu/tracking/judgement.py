@@ -39,7 +39,12 @@ person opens the mail.
 
 The snippet's page views and custom events (kind ``browser``) are judged by the rules that need
 no mail: ``scanner_user_agent`` (Googlebot and Bingbot render pages and run their scripts;
-headless browsers and HTTP libraries post beacons) and ``prefetch_header``.
+headless browsers and HTTP libraries post beacons) and ``prefetch_header``, and by one of their
+own:
+
+- ``no_origin`` (page views and custom events only) — a browser sends ``Origin`` on every POST;
+  a post without it is a script or a server, and nothing proves whose: leaving the header out
+  once made a curl beacon a person's page view, scored on whichever lead its visitor id named.
 """
 
 from __future__ import annotations
@@ -96,6 +101,10 @@ class Signals:
     """Clicks of this same link within REPEAT_WINDOW_SECONDS before this one."""
     same_link_clicked_just_after: int = 0
     """The same, after this one (filled in as other_links_clicked_just_after is)."""
+    without_origin: bool | None = None
+    """True for a snippet's post that carried no ``Origin`` header (no browser leaves it
+    out); None where it means nothing (opens and clicks), so their kept signals stay as they
+    were."""
 
     def as_dict(self) -> dict[str, object]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -130,6 +139,8 @@ def judge(signals: Signals) -> Judgement:
         reasons.append("head_request")
     if signals.prefetch:
         reasons.append("prefetch_header")
+    if signals.kind == "browser" and signals.without_origin:
+        reasons.append("no_origin")
     if not signals.user_agent.strip() or _SCANNER_AGENTS.search(signals.user_agent):
         reasons.append("scanner_user_agent")
     if (
