@@ -312,3 +312,35 @@ def test_a_returning_lead_on_a_form_saved_with_consent_topic_all_is_answered(
     assert again["statusCode"] == 200, again
     consent = [i for i in items(stack, "ConsentTable") if i["record"]["S"] == "topic#all"]
     assert [i["status"]["S"] for i in consent] == ["opted_in"]
+
+
+def test_a_post_without_origin_links_no_browser_to_a_lead_that_exists(stack: AwsStack) -> None:
+    # Given a person's lead, from the form on the site (a browser's post, with Origin)
+    browser = copy.deepcopy(load_event("capture_form", "new_lead_json"))
+    browser["headers"]["origin"] = SITE
+    lead_id = json.loads(invoke(stack, browser)["body"])["lead_id"]
+
+    # When someone posts the form from a script (no Origin) naming that address and their own
+    # browser's visitor id
+    script = with_json_body(
+        load_event("capture_form", "new_lead_json"),
+        {"email": "hanako.sato@example.jp", "visitor_id": "v_attacker_00000001"},
+    )
+    assert invoke(stack, script)["statusCode"] == 200
+
+    # Then their browser is not the lead's: its page views stay theirs
+    identities = {
+        i["identity"]["S"]: i["lead_id"]["S"] for i in items(stack, "LeadIdentitiesTable")
+    }
+    assert "visitor:v_attacker_00000001" not in identities
+    (lead,) = items(stack, "LeadsTable")
+    assert "v_attacker_00000001" not in json.dumps(lead)
+    assert identities["visitor:v_8f14e45fceea167a"] == lead_id
+
+    # And the same post from the site's own page (a browser: Origin the form allows) links it
+    script["headers"]["origin"] = SITE
+    assert invoke(stack, script)["statusCode"] == 200
+    identities = {
+        i["identity"]["S"]: i["lead_id"]["S"] for i in items(stack, "LeadIdentitiesTable")
+    }
+    assert identities["visitor:v_attacker_00000001"] == lead_id

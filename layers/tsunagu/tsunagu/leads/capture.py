@@ -223,16 +223,17 @@ def _plan(
     if form.source.value not in lead.sources:
         lead.sources = [*lead.sources, form.source.value]
     point = []
-    if submission.visitor_id:
-        lead.visitor_ids = lead.visitor_ids | {submission.visitor_id}
-        point.append(visitor_identity(submission.visitor_id))
+    visitor = _linked_visitor(submission, existing, context)
+    if visitor:
+        lead.visitor_ids = lead.visitor_ids | {visitor}
+        point.append(visitor_identity(visitor))
 
     event = LeadEvent(
         event_id=new_id("evt", now),
         type=FORM_SUBMITTED,
         occurred_at=at,
         lead_id=lead.lead_id,
-        visitor_id=submission.visitor_id,
+        visitor_id=visitor,
         properties={
             "form_id": form.form_id,
             "source": form.source.value,  # the channel the funnel counts a new lead under
@@ -309,6 +310,21 @@ def _opted_out(topics: Mapping[str, TopicRecord] | None, topic: str) -> bool:
     return marketing_refusal(states, topic) is SkipReason.OPTED_OUT
 
 
+def _linked_visitor(
+    submission: Submission, existing: Lead | None, context: RequestContext
+) -> str | None:
+    """The browser the submission links to its lead, if any.
+
+    A known lead's activity is whatever its browsers do; a post without Origin (no browser's:
+    a server, or a script) naming someone's address and the poster's own visitor id made every
+    page view of the poster that person's. So a visitor joins a known lead only on a browser's
+    post, whose Origin the form allows (open_form refused any other); a new lead is the
+    poster's own making, and takes the visitor either way."""
+    if existing is not None and context.origin is None:
+        return None
+    return submission.visitor_id
+
+
 def _gives_consent(form: StoredForm, submission: Submission) -> bool:
     """Whether the submission ticks the form's consent box."""
     return form.consent is not None and submission.consent_given
@@ -318,7 +334,8 @@ def open_form(form_id: str, origin: str | None, *, store: CaptureStore) -> Store
     """The form a request names, if that request may use it.
 
     A browser always sends Origin on a cross-site POST; a request from a site the form was not
-    registered for is refused. Server-side posts carry no Origin and are accepted.
+    registered for is refused. Server-side posts carry no Origin and are accepted (but link no
+    browser to a lead that exists: _linked_visitor).
     """
     if not is_form_id(form_id):
         raise NotFound(f"there is no form with id {form_id[:64]!r}")
@@ -354,11 +371,12 @@ def capture_submission(
     for _attempt in range(MAX_ATTEMPTS):
         existing = store.find_lead(identity)
         history: list[AnonymousEvent] = []
-        if submission.visitor_id:
+        visitor = _linked_visitor(submission, existing, context)
+        if visitor:
             # Read before the link is written: the visitor's earlier history comes with it,
             # in the same transaction (tsunagu.leads.history).
             lead_id = existing.lead_id if existing is not None else None
-            history = read_history(store, submission.visitor_id, lead_id, clock.now())
+            history = read_history(store, visitor, lead_id, clock.now())
         topics = None
         if existing is not None and _gives_consent(form, submission):
             # An opt-in of a lead who said no waits for the person's confirmation; one of a
