@@ -33,7 +33,16 @@ from tsunagu.mail.preferences import (
 from tsunagu.observability import HTTP_API, metrics, observed
 from tsunagu.settings import get_settings
 
-NO_STORE = {"cache-control": "no-store", "referrer-policy": "no-referrer"}
+NO_STORE = {
+    "cache-control": "no-store",
+    "referrer-policy": "no-referrer",
+    # A tokened page that changes consent with one press must not be framed by another site
+    # (clickjacking); the pages need no script, only their inline style and a form posting here.
+    "x-frame-options": "DENY",
+    "content-security-policy": (
+        "frame-ancestors 'none'; default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+    ),
+}
 
 
 @observed(correlation_id_path=HTTP_API)

@@ -114,6 +114,25 @@ def test_the_preference_page_shows_the_choices_and_changes_nothing(mailed: Maile
     assert consent_state(mailed.stack, mailed.lead_id) == {"marketing": "opted_in"}
 
 
+@pytest.mark.parametrize(
+    "case", ["preference_page", "preferences_form", "one_click_urlencoded", "not_genuine"]
+)
+def test_no_page_of_the_link_can_be_framed_or_run_a_script(mailed: Mailed, case: str) -> None:
+    # When any page of the link is shown (the page, its save, one-click, a link not genuine)
+    token = mailed.token if case != "not_genuine" else mailed.token[:-2] + "xx"
+    response = mailed.request("preference_page" if case == "not_genuine" else case, token)
+
+    # Then no other site may frame it (a consent button pressed through a frame), and it
+    # loads nothing: its inline style only, its form posting back to itself
+    headers = response["headers"]
+    assert headers["x-frame-options"] == "DENY"
+    policy = headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "default-src 'none'" in policy
+    assert "form-action 'self'" in policy and "style-src 'unsafe-inline'" in policy
+    assert "<script" not in response["body"]
+    assert " action=" not in response["body"]  # a form posts to the page's own URL
+
+
 def test_the_link_in_the_mail_footer_is_the_list_unsubscribe_link(mailed: Mailed) -> None:
     text, html = parts(mailed.mail)
     assert unsubscribe_url(mailed.mail) in hrefs(html)
