@@ -26,8 +26,10 @@ with HandlerImports(__name__):  # README, Deploying to AWS
     from tsunagu.settings import get_settings
 
 THANK_YOU_PAGE = (
-    "<!doctype html><html lang=en><meta charset=utf-8><title>Thank you</title>"
-    "<h1>Thank you</h1><p>Your details have been received.</p>"
+    "<!doctype html><html lang=ja><meta charset=utf-8>"
+    "<title>ありがとうございました / Thank you</title>"
+    "<h1>ありがとうございました / Thank you</h1>"
+    "<p>ご入力いただいた内容を受け付けました。<br>Your details have been received.</p>"
 )
 
 

@@ -254,6 +254,30 @@ def test_a_browser_error_is_an_html_page(stack: AwsStack) -> None:
     assert response["headers"]["content-type"].startswith("text/html")
     assert "email" in response["body"]
     assert items(stack, "LeadsTable") == []
+    # In Japanese first, as the unsubscribe pages are, then the English detail
+    assert "<html lang=ja>" in response["body"]
+    assert "送信できませんでした / The form could not be sent" in response["body"]
+    assert "入力内容に誤りがあります" in response["body"]
+
+
+def test_the_built_in_thank_you_page_speaks_japanese_and_english(stack: AwsStack) -> None:
+    # Given a form without a thank-you URL of its own
+    settings = stack.settings()
+    services.form_repository(settings).put(
+        FormDefinition.model_validate(
+            {"form_id": "demo", "name": "No thanks page", "allowed_origins": [SITE],
+             "fields": [{"name": "email", "type": "email", "required": True}]}
+        ),
+        services.clock(settings),
+    )  # fmt: skip
+
+    # When a browser posts it without script
+    response = invoke(stack, load_event("capture_form", "browser_form_post"))
+
+    # Then its page thanks the person in both languages
+    assert response["headers"]["content-type"].startswith("text/html")
+    assert "<html lang=ja>" in response["body"]
+    assert "ありがとうございました / Thank you" in response["body"]
 
 
 def test_a_filled_honeypot_is_answered_as_success_and_stored_nowhere(stack: AwsStack) -> None:

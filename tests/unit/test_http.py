@@ -8,7 +8,13 @@ import json
 import pytest
 
 from tsunagu.api.requests import HttpRequest, read_form_fields
-from tsunagu.api.responses import error_response, header_uri, status_for
+from tsunagu.api.responses import (
+    CODE_BY_ERROR,
+    JAPANESE_BY_CODE,
+    error_response,
+    header_uri,
+    status_for,
+)
 from tsunagu.errors import (
     ConcurrentUpdate,
     FieldError,
@@ -171,3 +177,10 @@ def test_html_errors_escape_what_the_user_sent() -> None:
 def test_a_link_on_an_idn_host_is_put_in_a_header_in_idna() -> None:
     assert header_uri("https://例え.jp/パス?q=1") == "https://xn--r8jz45g.jp/%E3%83%91%E3%82%B9?q=1"
     assert header_uri("https://www.example.com/a?b=c#d") == "https://www.example.com/a?b=c#d"
+
+
+def test_every_error_code_is_said_in_japanese_on_an_html_page() -> None:
+    # A plain form post reads the page: each kind of refusal has its Japanese words
+    assert set(JAPANESE_BY_CODE) == {*CODE_BY_ERROR.values(), "refused"}
+    page = error_response(NotFound("there is no form with id 'x'"), as_html=True)["body"]
+    assert JAPANESE_BY_CODE["not_found"] in page and "there is no form" in page

@@ -61,6 +61,29 @@ CODE_BY_ERROR: dict[type[TsunaguError], str] = {
 change, so a client (the console) says it in the user's language; ``message`` stays the
 detail in English. A status alone does not tell a name taken from a record changed meanwhile."""
 
+JAPANESE_BY_CODE: dict[str, str] = {
+    "malformed_request": "送信内容を読み取れませんでした。",
+    "unauthenticated": "サインインが必要です。",
+    "forbidden": "この操作は許可されていません。",
+    "origin_not_allowed": "このサイトからは、このフォームを送信できません。",
+    "not_found": "フォームまたはリンクが見つかりませんでした。",
+    "missing_segment": "指定されたセグメントが見つかりませんでした。",
+    "already_exists": "すでに登録されています。",
+    "idempotency_conflict": "同じ送信 ID で、別の内容がすでに送信されています。",
+    "concurrent_update": "同時に別の更新がありました。もう一度お試しください。",
+    "payload_too_large": "送信内容が大きすぎます。",
+    "unsupported_media_type": "この形式の送信は受け付けていません。",
+    "validation_failed": "入力内容に誤りがあります。次の項目をご確認ください。",
+    "too_many_requests": "送信が多すぎます。しばらく待ってから、もう一度お試しください。",
+    "upstream_refused": "連携先のサービスが受け付けませんでした。",
+    "refused": "受け付けられませんでした。",
+}
+"""The first words of an HTML error page, by the error's code: a plain form post (no script)
+is answered with a page a person reads, and a Japanese team's visitor reads Japanese first (as
+the unsubscribe pages, tsunagu.mail.pages); the English detail follows."""
+
+FORM_ERROR_TITLE = "送信できませんでした / The form could not be sent"
+
 Response = dict[str, Any]
 
 
@@ -148,7 +171,7 @@ def error_response(
     *,
     as_html: bool = False,
     headers: dict[str, str] | None = None,
-    title: str = "The form could not be sent",
+    title: str = FORM_ERROR_TITLE,
 ) -> Response:
     status = status_for(error)
     if isinstance(error, TooManyRequests):
@@ -163,8 +186,10 @@ def error_response(
         if isinstance(error, ValidationFailed)
         else f"<li>{html.escape(error.message)}</li>"
     )
+    japanese = JAPANESE_BY_CODE[code_for(error)]
     page = (
-        "<!doctype html><html lang=en><meta charset=utf-8>"
-        f"<title>{html.escape(title)}</title><h1>{html.escape(title)}</h1><ul>{items}</ul>"
+        "<!doctype html><html lang=ja><meta charset=utf-8>"
+        f"<title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>"
+        f"<p>{html.escape(japanese)}</p><ul lang=en>{items}</ul>"
     )
     return html_response(status, page, headers)
