@@ -13,6 +13,7 @@ from tsunagu.api.responses import (
     JAPANESE_BY_CODE,
     error_response,
     header_uri,
+    redirect,
     status_for,
 )
 from tsunagu.errors import (
@@ -176,6 +177,9 @@ def test_html_errors_escape_what_the_user_sent() -> None:
 
 def test_a_link_on_an_idn_host_is_put_in_a_header_in_idna() -> None:
     assert header_uri("https://例え.jp/パス?q=1") == "https://xn--r8jz45g.jp/%E3%83%91%E3%82%B9?q=1"
+    # A capital letter in the host, a port and user info are kept where they were
+    assert header_uri("https://Bücher.example:8443/") == "https://xn--bcher-kva.example:8443/"
+    assert header_uri("https://u@Bücher.example/") == "https://u@xn--bcher-kva.example/"
     assert header_uri("https://www.example.com/a?b=c#d") == "https://www.example.com/a?b=c#d"
 
 
@@ -184,3 +188,10 @@ def test_every_error_code_is_said_in_japanese_on_an_html_page() -> None:
     assert set(JAPANESE_BY_CODE) == {*CODE_BY_ERROR.values(), "refused"}
     page = error_response(NotFound("there is no form with id 'x'"), as_html=True)["body"]
     assert JAPANESE_BY_CODE["not_found"] in page and "there is no form" in page
+
+
+def test_a_redirect_to_a_thank_you_page_beyond_ascii_is_an_ascii_header() -> None:
+    response = redirect("https://www.example.jp/お礼/?from=資料請求")
+    assert response["headers"]["location"] == (
+        "https://www.example.jp/%E3%81%8A%E7%A4%BC/?from=%E8%B3%87%E6%96%99%E8%AB%8B%E6%B1%82"
+    )

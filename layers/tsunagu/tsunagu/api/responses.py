@@ -140,19 +140,28 @@ URI_CHARACTERS = "!#$%&'()*+,/:;=?@[]~"
 
 
 def header_uri(iri: str) -> str:
-    """A link as an HTTP header carries it: a header is ASCII, and a destination in a mail may
-    not be (``https://www.example.com/セミナー/?name=佐藤 花子``). The host in IDNA, the rest
-    percent-encoded as UTF-8 - what a browser sends when it follows the same link itself."""
+    """A link as an HTTP header carries it: a header is ASCII, and a destination in a mail or a
+    form's thank-you page may not be (``https://www.example.com/セミナー/?name=佐藤 花子``).
+    The host in IDNA, the rest percent-encoded as UTF-8 - what a browser sends when it follows
+    the same link itself."""
     parts = urlsplit(iri)
     host = parts.hostname or ""
     if host and not host.isascii():
-        netloc = parts.netloc.replace(host, host.encode("idna").decode("ascii"))
-        parts = parts._replace(netloc=netloc)
+        # Rebuilt from its parts: ``hostname`` is lowercased, so it may not be found as written
+        userinfo, _, _ = parts.netloc.rpartition("@")
+        netloc = host.encode("idna").decode("ascii")
+        if parts.port is not None:
+            netloc = f"{netloc}:{parts.port}"
+        parts = parts._replace(netloc=f"{userinfo}@{netloc}" if userinfo else netloc)
     return quote(urlunsplit(parts), safe=URI_CHARACTERS)
 
 
 def redirect(location: str, headers: dict[str, str] | None = None) -> Response:
-    return {"statusCode": 303, "headers": {"location": location, **(headers or {})}, "body": ""}
+    return {
+        "statusCode": 303,
+        "headers": {"location": header_uri(location), **(headers or {})},
+        "body": "",
+    }
 
 
 def error_body(error: TsunaguError) -> dict[str, Any]:
