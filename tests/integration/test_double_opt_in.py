@@ -27,7 +27,7 @@ from tests.integration.mail_helpers import (
     with_body,
     with_token,
 )
-from tsunagu import services
+from tsunagu import routing, services
 from tsunagu.client_values import STORED
 from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
 from tsunagu.mail.send import MessengerError
@@ -188,9 +188,15 @@ def _last_activity(aws: AwsStack, lead_id: str) -> str | None:
     return lead.last_activity_type
 
 
-def test_a_sign_up_whose_confirmation_template_is_missing_is_still_routed(aws: AwsStack) -> None:
+def test_a_sign_up_whose_confirmation_template_is_missing_is_still_routed(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given a double opt-in form stored with the default confirmation template, which nobody
     # created (a form saved before the save refused it)
+    counted: list[str] = []
+    monkeypatch.setattr(
+        routing.metrics, "add_metric", lambda name, **_: counted.append(name), raising=False
+    )
     prepare_mail(aws)
     double_opt_in_form(aws)
     lead_id = capture(aws, "doi@example.com", form_id="newsletter")
@@ -206,6 +212,8 @@ def test_a_sign_up_whose_confirmation_template_is_missing_is_still_routed(aws: A
     [failed] = lead_events(aws, lead_id, "mail_failed")
     assert "double-opt-in" in failed["properties"]["error"]
     assert sent_messages() == []
+    # And it is counted, for the alarm that tells the operator
+    assert "ConfirmationNotSent" in counted
 
 
 def test_an_unknown_confirmation_outcome_is_never_resent_and_the_sign_up_is_routed(

@@ -84,7 +84,10 @@ def _confirm(
     except TsunaguError as error:
         # SendFailed (SES refused it, the template did not render), NotFound (no such
         # template), SendInProgress (an earlier attempt died mid-send): recorded, not retried.
-        logger.warning("confirmation not sent", extra={"lead_id": lead_id, "error": error.message})
+        # Alarmed (ConfirmationNotSentAlarm): the person's consent stays pending until someone
+        # mends the template or the sender - they cannot confirm what never reached them.
+        metrics.add_metric(name="ConfirmationNotSent", unit="Count", value=1)
+        logger.error("confirmation not sent", extra={"lead_id": lead_id, "error": error.message})
 
 
 def route_event(
