@@ -510,6 +510,31 @@ def test_a_template_with_a_link_copied_from_a_sent_mail_is_refused(stack: AwsSta
     assert services.mail_repository(settings).template("product-news", None) is None
 
 
+def test_a_copied_link_is_refused_where_the_api_is_not_named(
+    stack: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the admin API's function, which cannot name the HTTP API it sits behind (no
+    # TSUNAGU_API_URL), and a click link copied from a sent mail, by the API's other domain
+    monkeypatch.delitem(stack.environment, "TSUNAGU_API_URL", raising=False)
+    settings = stack.settings()
+    assert settings.api_url is None
+    copied = (
+        "https://links.example.com/c/k1.eyJ0IjoiYyIsImwiOiJsZWFkXzEifQ.c2lnbmF0dXJlMTIzNDU2Nzg5"
+    )
+    template = MailTemplate.model_validate(
+        {**PRODUCT_NEWS, "html": f'<p><a href="{copied}">前回のご案内</a></p>'}
+    )
+    # When it is stored, Then it is refused by the token in its path
+    with pytest.raises(ValidationFailed) as refused:
+        mail.save_template(services.mail_commands(settings), services.operator(settings), template)
+    assert [(e.field, e.message.split(" ")[0]) for e in refused.value.errors] == [("html", copied)]
+    # And a page of the marketer's own under a /c/ path is not taken for one
+    own = MailTemplate.model_validate(
+        {**PRODUCT_NEWS, "html": '<p><a href="https://www.example.com/c/campaign">詳細</a></p>'}
+    )
+    mail.save_template(services.mail_commands(settings), services.operator(settings), own)
+
+
 def test_a_version_stored_on_the_topic_all_still_loads_and_a_new_one_is_refused(
     stack: AwsStack,
 ) -> None:

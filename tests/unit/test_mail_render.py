@@ -103,6 +103,14 @@ def test_a_link_copied_from_an_earlier_mail_is_not_tracked_again(path: str) -> N
     assert f"{old}\n" in mail.text
 
 
+def test_a_link_with_a_token_copied_by_the_apis_other_domain_is_not_tracked_again() -> None:
+    # The API reached by another domain (a custom one beside execute-api): known by its token
+    old = "https://www.example.com/u/k1.eyJ0IjoidSIsImwiOiJsZWFkXzEifQ.c2lnbmF0dXJlMTIzNDU2Nzg5"
+    mail = render(f'<p><a href="{old}">配信停止</a></p>')
+    assert mail.links == []
+    assert f'href="{old}"' in mail.html
+
+
 def test_a_page_beside_the_apis_own_links_is_still_tracked() -> None:
     mail = render('<p><a href="https://t.example.com/campaign/">キャンペーン</a></p>')
     assert mail.links == [("l1", "https://t.example.com/campaign/")]

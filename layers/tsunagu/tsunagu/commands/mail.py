@@ -165,9 +165,7 @@ def _check_links(ports: MailCommands, template: MailTemplate) -> None:
     """A click, open or unsubscribe link copied from a mail Tsunagu sent carries a token naming
     that mail's recipient: every click on it would count as theirs, and its preference page is
     theirs. Sends leave such a link untracked; a new version may not write one."""
-    if not ports.api_url:
-        return
-    copied = copied_tracking_links(template, ports.api_url)
+    copied = copied_tracking_links(template, ports.api_url or None)
     if copied:
         raise ValidationFailed(
             [

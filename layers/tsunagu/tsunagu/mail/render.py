@@ -313,7 +313,7 @@ def render_mail(
         # the lead's data ("?email={{ lead.email }}") still goes to the marketer's site.
         if destination.startswith(urls.unsubscribe):
             return False
-        if urls.api_url and tsunagu_link(destination, urls.api_url):
+        if own_tracking_link(destination, urls.api_url):
             # A click, open or unsubscribe link copied from an earlier mail: its token names
             # the lead that mail went to, and wrapped again, every recipient's click would be
             # recorded as that lead's (refused at save; a stored template keeps it as written)
@@ -410,17 +410,38 @@ def tsunagu_link(url: str, api_url: str) -> bool:
     )
 
 
-def copied_tracking_links(template: MailTemplate, api_url: str) -> list[tuple[str, str]]:
+_TOKEN_PATH = re.compile(
+    r"/[cou]/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}(?:\.gif)?/?$"
+)
+"""A click, open or unsubscribe path with a signed token in it (key id, body, signature: see
+tracking.tokens), on whatever host the API is reached by."""
+
+
+def copied_tracking_links(template: MailTemplate, api_url: str | None) -> list[tuple[str, str]]:
     """(field, URL) of each of the API's own click, open and unsubscribe links a template
-    writes out (HTML copied from a mail Tsunagu sent): each is one earlier recipient's."""
+    writes out (HTML copied from a mail Tsunagu sent): each is one earlier recipient's. Known
+    by the API's address when given, and by a token in the path whatever the host: the admin
+    API cannot name the HTTP API it sits behind (a function behind it would be a circular
+    reference in the template), and the API may be reached by another domain as well."""
     found: list[tuple[str, str]] = []
     sources = {"subject": template.subject, "html": template.html, "text": template.text or ""}
     for name, source in sources.items():
         for match in _WRITTEN_URL.finditer(source):
             url = html_lib.unescape(match.group(0))
-            if tsunagu_link(url, api_url) and (name, url) not in found:
+            if own_tracking_link(url, api_url) and (name, url) not in found:
                 found.append((name, url))
     return found
+
+
+def own_tracking_link(url: str, api_url: str | None) -> bool:
+    """Whether ``url`` is one of the API's click, open or unsubscribe links: under the API's
+    address when it is known, or with a signed token in its path on any host."""
+    if api_url and tsunagu_link(url, api_url):
+        return True
+    try:
+        return _TOKEN_PATH.search(urlsplit(url).path) is not None
+    except ValueError:
+        return False
 
 
 @lru_cache(maxsize=256)
