@@ -1754,26 +1754,32 @@ def test_a_journey_names_the_input_its_live_version_asks_for_not_its_draft_s(
 def test_a_double_opt_in_form_without_its_transactional_confirmation_mail_is_refused(
     stack: Settings,
 ) -> None:
-    # Given a double opt-in form naming the default confirmation template, which is missing
+    # Given a double opt-in form naming its own confirmation template, which is missing (the
+    # default one, double-opt-in, ships with the journeys' mails)
     form = {
         "name": "Newsletter",
         "fields": [
             {"name": "email", "type": "email", "required": True},
             {"name": "consent", "type": "checkbox"},
         ],
-        "consent": {"text": "Send me the newsletter.", "version": "v1", "double_opt_in": True},
+        "consent": {
+            "text": "Send me the newsletter.",
+            "version": "v1",
+            "double_opt_in": True,
+            "confirmation_template": "newsletter-confirm",
+        },
     }
     # When it is saved, Then it is refused with a clear message, and nothing is stored
     status, body = call(stack, "PUT", "/admin/forms/newsletter", body=form)
     assert status == 422
     [problem] = body["errors"]
     assert problem["field"] == "consent.confirmation_template"
-    assert "no mail template 'double-opt-in'" in problem["message"]
+    assert "no mail template 'newsletter-confirm'" in problem["message"]
     assert services.form_repository(stack).get("newsletter") is None
 
     # When the confirmation mail exists only as a marketing mail, Then it is refused too
     confirmation = {
-        "template_id": "double-opt-in",
+        "template_id": "newsletter-confirm",
         "name": "Confirmation",
         "subject": "ご登録の確認",
         "html": '<p><a href="{{ confirm_url }}">登録を確定する</a></p>',
