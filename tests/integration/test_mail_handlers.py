@@ -574,3 +574,27 @@ def test_a_version_stored_before_the_size_rule_still_loads(stack: AwsStack) -> N
     assert templates.template("product-news", 1) is not None
     with pytest.raises(ValueError, match="a template may hold"):
         MailTemplate.model_validate(old.model_dump(mode="json"))
+
+
+def test_a_link_of_a_kind_a_send_would_empty_is_refused_at_save_and_a_calendar_link_is_kept(
+    stack: AwsStack,
+) -> None:
+    settings = stack.settings()
+    ports, operator = services.mail_commands(settings), services.operator(settings)
+    # Given a template whose own link is a file: link (a send empties it: only the data's could
+    # be meant), When it is saved, Then it is refused naming the link
+    bad = MailTemplate.model_validate(
+        {**PRODUCT_NEWS, "html": '<p><a href="file:///C:/seminar.pdf">資料</a></p>'}
+    )
+    with pytest.raises(ValidationFailed) as refused:
+        mail.save_template(ports, operator, bad)
+    assert refused.value.errors[0].message.startswith("file:///C:/seminar.pdf: a mail's links")
+    # And a seminar's calendar (webcal:) and a text message (sms:) are links a mail carries
+    kept = MailTemplate.model_validate(
+        {
+            **PRODUCT_NEWS,
+            "html": '<p><a href="webcal://www.example.com/seminar.ics">予定に追加</a>'
+            ' <a href="sms:+81-3-0000-0000">SMS</a></p>',
+        }
+    )
+    assert mail.save_template(ports, operator, kept).version == 1

@@ -617,3 +617,12 @@ def test_outlooks_button_and_an_image_maps_areas_are_tracked() -> None:
     ]
     assert f'<v:roundrect href="{CLICK_BASE}l1">' in mail.html
     assert f'href="{CLICK_BASE}l2">' in mail.html
+
+
+def test_a_calendar_and_a_text_message_link_are_kept() -> None:
+    mail = render(
+        '<p><a href="webcal://www.example.com/seminar.ics">予定に追加</a>'
+        ' <a href="sms:+81-3-0000-0000">SMS</a></p>'
+    )
+    assert 'href="webcal://www.example.com/seminar.ics"' in mail.html
+    assert 'href="sms:+81-3-0000-0000"' in mail.html

@@ -33,6 +33,7 @@ from tsunagu.mail.render import (
     check_template,
     copied_tracking_links,
     render_mail,
+    unsafe_written_links,
 )
 from tsunagu.mail.send import (
     Messenger,
@@ -149,6 +150,7 @@ def save_template(
             raise ValidationFailed([FieldError("template", f"does not render: {error}")]) from None
         _check_sender(ports, template)
         _check_links(ports, template)
+        _check_schemes(template)
         previous = ports.templates.template(key, None)
         if new and previous is not None:
             raise AlreadyExists(f"a template {key!r} exists (version {previous.version})")
@@ -175,6 +177,23 @@ def _check_links(ports: MailCommands, template: MailTemplate) -> None:
                     " recipient): link to the page itself, or use {{ unsubscribe_url }}",
                 )
                 for field, url in copied
+            ]
+        )
+
+
+def _check_schemes(template: MailTemplate) -> None:
+    """A link the marketer wrote with a scheme a send empties (render._safe_hrefs) is said at
+    save: at send it would only be an empty link."""
+    unsafe = unsafe_written_links(template.html)
+    if unsafe:
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "html",
+                    f"{link}: a mail's links may be http(s), mailto, tel, sms or webcal links;"
+                    " a link of another kind would be emptied at every send",
+                )
+                for link in unsafe
             ]
         )
 

@@ -484,25 +484,42 @@ _ANY_HREF = re.compile(
     r"""(\shref\s*=\s*)(?:(["'])(.*?)\2|([^\s"'>]+))""", re.IGNORECASE | re.DOTALL
 )
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):")
-SAFE_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
+SAFE_SCHEMES = frozenset({"http", "https", "mailto", "tel", "sms", "webcal"})
+"""The kinds of link a mail carries (webcal: a seminar's calendar; sms: a phone's message)."""
 _IGNORED_IN_SCHEME = re.compile(r"[\x00-\x20\x7f]+")
 """What a browser skips inside a URL's scheme ("java\tscript:" runs as javascript:)."""
 
 
 def _safe_hrefs(document: str) -> str:
-    """Every link with a scheme other than http(s), mailto and tel made empty: a lead's own
-    data in ``href="{{ lead.website }}"`` could be "javascript:..." (autoescaping keeps it
-    inside the quotes, not out of the href). A link without a scheme ("#top") is kept."""
+    """Every link with a scheme not in SAFE_SCHEMES made empty: a lead's own data in
+    ``href="{{ lead.website }}"`` could be "javascript:..." (autoescaping keeps it inside the
+    quotes, not out of the href). A link without a scheme ("#top") is kept. A link the
+    template writes itself with another scheme is refused at save (unsafe_written_links), so
+    what is emptied here is only ever the data's."""
 
     def checked(match: re.Match[str]) -> str:
-        value = match.group(3) if match.group(2) else match.group(4)
-        bare = _IGNORED_IN_SCHEME.sub("", html_lib.unescape(value)).lower()
-        scheme = _SCHEME.match(bare)
-        if scheme is None or scheme.group(1) in SAFE_SCHEMES:
+        if _safe_scheme(match):
             return match.group(0)
         return f'{match.group(1)}""'
 
     return _ANY_HREF.sub(checked, document)
+
+
+def _safe_scheme(match: re.Match[str]) -> bool:
+    value = match.group(3) if match.group(2) else match.group(4)
+    bare = _IGNORED_IN_SCHEME.sub("", html_lib.unescape(value)).lower()
+    scheme = _SCHEME.match(bare)
+    return scheme is None or scheme.group(1) in SAFE_SCHEMES
+
+
+def unsafe_written_links(html: str) -> list[str]:
+    """The links a template's HTML writes itself with a scheme a send would empty (``sms`` is
+    kept, ``javascript:`` or ``file:`` are not): refused at save rather than lost unseen."""
+    return [
+        (m.group(3) if m.group(2) else m.group(4)).strip()
+        for m in _ANY_HREF.finditer(html)
+        if not _safe_scheme(m)
+    ]
 
 
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
