@@ -145,6 +145,16 @@ def test_opening_the_preference_page_changes_nothing(store, signer) -> None:
     assert store.topics["lead_1"] == {"marketing": "opted_in", "webinar": "opted_in"}
 
 
+def test_the_page_shows_the_state_as_the_save_reads_it(store, signer, monkeypatch) -> None:
+    # Given a read of the consent state that lags (DynamoDB's eventually consistent query,
+    # just after a save), and the strongly consistent records the save checks against
+    monkeypatch.setattr(store, "consent_state", lambda lead_id: {"marketing": "opted_out"})
+    # When the page is shown, Then it is built from the records, so that its version is the one
+    # the next save finds
+    shown = preferences(unsubscribe_token(signer, topic="news"), signer=signer, store=store)
+    assert shown.topics == {"marketing": True, "webinar": True, "news": True}
+
+
 def test_the_page_submission_records_only_what_changed(store, signer, clock) -> None:
     token = unsubscribe_token(signer, topic="news")
     # When the person unticks "webinar" and submits the rest unchanged (and a made-up topic)

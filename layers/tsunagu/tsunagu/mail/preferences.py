@@ -204,7 +204,10 @@ def _effective(topic: str, state: Mapping[str, str], marketing: bool) -> bool:
 def preferences(text: str, *, signer: TokenSigner, store: PreferenceStore) -> Preferences:
     token = _token(text, signer)
     lead = _lead(store, token)
-    state = store.consent_state(lead.lead_id)
+    # Read strongly consistent, as the save checks the page's version against: a page built
+    # from a lagging read, just after a save, would carry a version the next save refuses
+    records = store.topic_records(lead.lead_id)
+    state = {topic: record.status for topic, record in records.items()}
     return _page(lead, state, token.topic, store.pending_topics(lead.lead_id))
 
 
