@@ -27,6 +27,7 @@ from tsunagu.leads.lookup import LeadFinder, lead_by_email
 from tsunagu.mail.consent import allowed_outside_production
 from tsunagu.mail.exclusions import Exclusion, ExclusionList, exclusion_entry
 from tsunagu.mail.render import (
+    SAFE_SCHEMES,
     RenderedMail,
     RenderError,
     TrackingUrls,
@@ -190,7 +191,7 @@ def _check_schemes(template: MailTemplate) -> None:
             [
                 FieldError(
                     "html",
-                    f"{link}: a mail's links may be http(s), mailto, tel, sms or webcal links;"
+                    f"{link}: a mail's links are {', '.join(sorted(SAFE_SCHEMES))} links;"
                     " a link of another kind would be emptied at every send",
                 )
                 for link in unsafe
