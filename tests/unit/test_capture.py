@@ -143,9 +143,8 @@ def test_same_person_is_one_lead(store, clock) -> None:
     clock.advance(days=1)
     second = submit(store, clock, email="hanako@EXAMPLE.jp", company="Example KK")
     assert (first.created, second.created) == (True, False)
-    assert len(store.leads) == 1 and store.writes[-1].lead.lead_id == first.lead_id
-    # The answer names no lead: the public form tells nobody whether an address is one
-    assert second.lead_id != first.lead_id and second.lead_id not in store.leads
+    assert first.lead_id == second.lead_id
+    assert len(store.leads) == 1
     assert store.leads[first.lead_id].fields["company"].value == "Example KK"
 
 
@@ -159,14 +158,6 @@ def test_a_replayed_submission_answers_the_same_and_writes_nothing(store, clock)
     again = submit(store, clock, email="hanako@example.jp", submission_id="sub-00000001")
     assert again.replayed and again.lead_id == first.lead_id and again.created is True
     assert len(store.writes) == 1
-
-
-def test_a_known_addresss_replayed_submission_answers_the_same_id_of_no_lead(store, clock) -> None:
-    submit(store, clock, email="hanako@example.jp")
-    first = submit(store, clock, email="hanako@example.jp", submission_id="sub-00000002")
-    again = submit(store, clock, email="hanako@example.jp", submission_id="sub-00000002")
-    assert again.replayed and again.lead_id == first.lead_id
-    assert first.lead_id not in store.leads
 
 
 def test_a_reused_submission_id_with_other_content_is_refused(store, clock) -> None:
