@@ -18,7 +18,7 @@ import time
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
@@ -26,6 +26,7 @@ from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_openapi_document
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from pydantic_core.core_schema import ErrorType
 from samtranslator.yaml_helper import yaml_parse
 
 from tsunagu.api.admin import ROUTES as ADMIN_ROUTES
@@ -486,8 +487,14 @@ def test_openapi_examples_match_their_schemas(openapi: dict[str, Any]) -> None:
 def test_openapi_documents_every_code_a_field_problem_can_have(openapi: dict[str, Any]) -> None:
     # A client validating answers against the document (and the admin API's proof, which does)
     # meets every code the import path gives a problem, and no code it never gives
-    documented = openapi["components"]["schemas"]["FieldError"]["properties"]["code"]["enum"]
-    assert documented == list(REFUSAL_CODES)
+    refused, pydantic = openapi["components"]["schemas"]["FieldError"]["properties"]["code"][
+        "anyOf"
+    ]
+    assert refused["enum"] == list(REFUSAL_CODES)
+    # And pydantic's problems, coded value.<its type> (client_values.pydantic_problem)
+    pattern = re.compile(pydantic["pattern"])
+    assert all(pattern.match(f"value.{kind}") for kind in get_args(ErrorType))
+    assert not any(pattern.match(code) for code in REFUSAL_CODES)
 
 
 def test_openapi_documents_every_error_status_of_a_submission(openapi: dict[str, Any]) -> None:
