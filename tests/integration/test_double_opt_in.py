@@ -57,10 +57,10 @@ def double_opt_in_form(aws: AwsStack, topic: str = "newsletter") -> None:
     services.form_repository(settings).put(definition, services.clock(settings))
 
 
-def test_consent_waits_for_the_confirmation_and_a_get_confirms_nothing(aws: AwsStack) -> None:
-    # Given a form with double opt-in, and its confirmation template
+def double_opt_in_ready(aws: AwsStack, topic: str = "newsletter") -> None:
+    """Mail set up, the double opt-in form on ``topic``, and its transactional confirmation."""
     prepare_mail(aws)
-    double_opt_in_form(aws)
+    double_opt_in_form(aws, topic)
     save_template(
         aws,
         template_id="double-opt-in",
@@ -68,6 +68,11 @@ def test_consent_waits_for_the_confirmation_and_a_get_confirms_nothing(aws: AwsS
         subject="ご登録の確認",
         html=CONFIRMATION_HTML,
     )
+
+
+def test_consent_waits_for_the_confirmation_and_a_get_confirms_nothing(aws: AwsStack) -> None:
+    # Given a form with double opt-in, and its confirmation template
+    double_opt_in_ready(aws)
     save_template(aws)  # the marketing "welcome" mail
 
     # When a person signs up
@@ -127,12 +132,7 @@ def test_a_confirmation_on_a_form_stored_on_the_topic_all_is_kept_not_a_500(
     aws: AwsStack,
 ) -> None:
     # Given a double opt-in form stored on the topic "all" before the topic was refused
-    prepare_mail(aws)
-    double_opt_in_form(aws, topic="all")
-    save_template(
-        aws, template_id="double-opt-in", kind="transactional", subject="ご登録の確認",
-        html=CONFIRMATION_HTML,
-    )  # fmt: skip
+    double_opt_in_ready(aws, topic="all")
     lead_id = capture(aws, "doi.all@example.com", form_id="newsletter")
     token = confirmation_token(aws, lead_id)
 
@@ -152,12 +152,7 @@ def test_a_confirmation_on_a_form_stored_on_the_topic_all_is_kept_not_a_500(
 
 def test_a_confirmation_after_unsubscribing_from_all_renews_its_topic_only(aws: AwsStack) -> None:
     # Given a lead opted in to marketing on the demo form, who then unsubscribed from all mail
-    prepare_mail(aws)
-    double_opt_in_form(aws)
-    save_template(
-        aws, template_id="double-opt-in", kind="transactional", subject="ご登録の確認",
-        html=CONFIRMATION_HTML,
-    )  # fmt: skip
+    double_opt_in_ready(aws)
     save_template(aws)  # the marketing "welcome" mail
     save_template(aws, template_id="newsletter-issue", topic="newsletter")
     lead_id = capture(aws, "doi.again@example.com")
@@ -220,15 +215,7 @@ def test_an_unknown_confirmation_outcome_is_never_resent_and_the_sign_up_is_rout
     aws: AwsStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a double opt-in form and its confirmation template, and SES whose answer is lost
-    prepare_mail(aws)
-    double_opt_in_form(aws)
-    save_template(
-        aws,
-        template_id="double-opt-in",
-        kind="transactional",
-        subject="ご登録の確認",
-        html=CONFIRMATION_HTML,
-    )
+    double_opt_in_ready(aws)
     lead_id = capture(aws, "doi@example.com", form_id="newsletter")
     handed_over: list[str] = []
 
@@ -254,15 +241,7 @@ def test_an_unknown_confirmation_outcome_is_never_resent_and_the_sign_up_is_rout
 def test_a_confirmation_ses_refuses_does_not_fail_the_sign_up(
     aws: AwsStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    prepare_mail(aws)
-    double_opt_in_form(aws)
-    save_template(
-        aws,
-        template_id="double-opt-in",
-        kind="transactional",
-        subject="ご登録の確認",
-        html=CONFIRMATION_HTML,
-    )
+    double_opt_in_ready(aws)
     lead_id = capture(aws, "doi@example.com", form_id="newsletter")
 
     def refused(self: SesMessenger, mail: Any) -> str:
