@@ -40,6 +40,7 @@ from tsunagu.mail.templates import MailTemplate
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.settings import Settings
 from tsunagu.tracking.sites import SiteDefinition
+from tsunagu_local.seed import DEMO_FORM_ID, demo_form
 
 SALES_EMAIL = "sales.sato@example.com"
 CALLER = "marketer@example.com"
@@ -1751,11 +1752,13 @@ def test_a_journey_names_the_input_its_live_version_asks_for_not_its_draft_s(
     assert welcome["start_input"] == []
 
 
-def test_a_double_opt_in_form_without_its_transactional_confirmation_mail_is_refused(
-    stack: Settings,
+@pytest.mark.parametrize("double", [True, False], ids=["double-opt-in", "single-opt-in"])
+def test_a_consent_asking_form_without_its_transactional_confirmation_mail_is_refused(
+    stack: Settings, double: bool
 ) -> None:
-    # Given a double opt-in form naming its own confirmation template, which is missing (the
-    # default one, double-opt-in, ships with the journeys' mails)
+    # Given a form with a consent box naming its own confirmation template, which is missing
+    # (the default one, double-opt-in, ships with the journeys' mails) - with double opt-in, or
+    # without: a box ticked by a lead who had opted out is confirmed from that mail too
     form = {
         "name": "Newsletter",
         "fields": [
@@ -1765,16 +1768,19 @@ def test_a_double_opt_in_form_without_its_transactional_confirmation_mail_is_ref
         "consent": {
             "text": "Send me the newsletter.",
             "version": "v1",
-            "double_opt_in": True,
+            "double_opt_in": double,
             "confirmation_template": "newsletter-confirm",
         },
     }
-    # When it is saved, Then it is refused with a clear message, and nothing is stored
+    # When it is saved, Then it is refused with a clear message and a code the console says in
+    # the marketer's language, and nothing is stored
     status, body = call(stack, "PUT", "/admin/forms/newsletter", body=form)
     assert status == 422
     [problem] = body["errors"]
     assert problem["field"] == "consent.confirmation_template"
     assert "no mail template 'newsletter-confirm'" in problem["message"]
+    assert problem["code"] == "confirmation_template_missing"
+    assert problem["params"] == {"template": "newsletter-confirm"}
     assert services.form_repository(stack).get("newsletter") is None
 
     # When the confirmation mail exists only as a marketing mail, Then it is refused too
@@ -1789,7 +1795,24 @@ def test_a_double_opt_in_form_without_its_transactional_confirmation_mail_is_ref
     templates.save_template(MailTemplate(**confirmation), clock)
     status, body = call(stack, "PUT", "/admin/forms/newsletter", body=form)
     assert (status, body["errors"][0]["field"]) == (422, "consent.confirmation_template")
+    assert body["errors"][0]["code"] == "confirmation_template_not_transactional"
+    assert services.form_repository(stack).get("newsletter") is None
 
     # When it is saved again as a transactional mail, Then the form is saved
     templates.save_template(MailTemplate(**confirmation, kind="transactional"), clock)
     assert call(stack, "PUT", "/admin/forms/newsletter", body=form)[0] == 201
+
+
+def test_the_local_demo_form_saves_again_with_the_shipped_confirmation_mail(
+    stack: Settings,
+) -> None:
+    # Given the demo form make up seeds (its consent box on the default confirmation template)
+    # and the shipped mails, as make up installs them beside it
+    demo = demo_form("http://127.0.0.1:3400").model_dump(mode="json", exclude={"form_id"})
+    assert demo["consent"] is not None
+
+    # When a marketer saves it as it is (the console's form editor, through the admin API)
+    status, body = call(stack, "PUT", f"/admin/forms/{DEMO_FORM_ID}", body=demo)
+
+    # Then it is saved: the shipped double-opt-in mail is the transactional one it needs
+    assert status == 201, body

@@ -15,6 +15,7 @@ import pytest
 from pydantic_core.core_schema import ErrorType
 
 from tsunagu.event_kinds import SERVER_EVENT_KINDS
+from tsunagu.forms.refusals import FORM_REFUSAL_CODES, FORM_REFUSAL_PARAMS
 from tsunagu.imports.reasons import JAPANESE, JAPANESE_WORDS, REASON_CODES, REASON_PARAMS
 from tsunagu.imports.refusals import REFUSAL_CODES, REFUSAL_PARAMS
 
@@ -71,18 +72,20 @@ def test_the_rejected_rows_file_and_the_screen_say_a_reason_in_the_same_japanese
     assert japanese["reason_words"] == dict(JAPANESE_WORDS)
 
 
-def test_every_refusal_of_a_list_is_said_in_both_languages() -> None:
-    # A list refused whole (its encoding, its header, its mapping...) is said from the
-    # problem's code (errors.field_codes.<code>), falling back to the server's English only for
-    # a code the console does not know: every code the import path can raise needs words in
-    # both languages, naming no parameter the code lacks
+def test_every_refusal_of_a_list_or_a_form_is_said_in_both_languages() -> None:
+    # A list refused whole (its encoding, its header, its mapping...) or a form refused at save
+    # (its consent box's confirmation mail) is said from the problem's code
+    # (errors.field_codes.<code>), falling back to the server's English only for a code the
+    # console does not know: every code the import path or a form's save can raise needs words
+    # in both languages, naming no parameter the code lacks
+    params = {**REFUSAL_PARAMS, **FORM_REFUSAL_PARAMS}
     for language in ("en", "ja"):
         said = dict(locale(language)["errors"]["field_codes"])
         said.pop("value")  # pydantic's problems (test_pydantic_problems_are_said_by_their_type)
-        assert sorted(said) == sorted(REFUSAL_CODES), language
+        assert sorted(said) == sorted(REFUSAL_CODES + FORM_REFUSAL_CODES), language
         for code, sentence in said.items():
             named = set(re.findall(r"\{\{(\w+)\}\}", sentence))
-            assert named <= set(REFUSAL_PARAMS[code]), (language, code, named)
+            assert named <= set(params[code]), (language, code, named)
 
 
 IMPORT_PATH = [

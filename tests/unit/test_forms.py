@@ -299,39 +299,46 @@ def confirmation_template(kind: str = "transactional") -> MailTemplate:
     )
 
 
-def double_opt_in(**consent: Any) -> FormDefinition:
-    return make_form(
-        consent=ConsentSpec(text="Send me news.", version="v1", double_opt_in=True, **consent)
-    )
-
-
+@pytest.mark.parametrize("double", [True, False], ids=["double-opt-in", "single-opt-in"])
 @pytest.mark.parametrize(
-    ("kept", "words"),
+    ("kept", "code", "words"),
     [
-        ([], "no mail template 'double-opt-in'"),
-        ([confirmation_template("marketing")], 'save it with "kind": "transactional"'),
+        ([], "confirmation_template_missing", "no mail template 'double-opt-in'"),
+        (
+            [confirmation_template("marketing")],
+            "confirmation_template_not_transactional",
+            'save it with "kind": "transactional"',
+        ),
     ],
 )
-def test_a_double_opt_in_form_needs_its_transactional_confirmation_mail(
-    kept: list[MailTemplate], words: str
+def test_a_consent_asking_form_needs_its_transactional_confirmation_mail(
+    kept: list[MailTemplate], code: str, words: str, double: bool
 ) -> None:
     # Given no confirmation template, or one saved as a marketing mail (never sent to a person
     # whose consent is pending: no sign-up could ever be confirmed)
     templates = MemoryMailStore()
     for template in kept:
         templates.add_template(template)
-    # When a double opt-in form naming it is saved, Then it is refused, saying why
+    # When a form with a consent box naming it is saved - with double opt-in, or without (its
+    # box ticked by a lead who had opted out is confirmed from that mail too), Then it is
+    # refused, saying why in words and by a code the console says in the marketer's language
+    form = make_form(consent=ConsentSpec(text="Send me news.", version="v1", double_opt_in=double))
     with pytest.raises(ValidationFailed) as refused:
-        check_confirmation(double_opt_in(), templates)
+        check_confirmation(form, templates)
     [problem] = refused.value.errors
     assert problem.field == "consent.confirmation_template"
     assert words in problem.message
+    assert (problem.code, problem.params) == (code, {"template": "double-opt-in"})
 
 
-def test_a_double_opt_in_form_with_its_confirmation_mail_is_saved() -> None:
+@pytest.mark.parametrize("double", [True, False], ids=["double-opt-in", "single-opt-in"])
+def test_a_consent_asking_form_with_its_confirmation_mail_is_saved(double: bool) -> None:
     templates = MemoryMailStore()
     templates.add_template(confirmation_template().model_copy(update={"template_id": "doi-ja"}))
+    consent = ConsentSpec(
+        text="Send me news.", version="v1", double_opt_in=double, confirmation_template="doi-ja"
+    )
 
-    check_confirmation(double_opt_in(confirmation_template="doi-ja"), templates)
-    # A form without double opt-in needs no confirmation mail at all
-    check_confirmation(make_form(), MemoryMailStore())
+    check_confirmation(make_form(consent=consent), templates)
+    # A form without a consent box needs no confirmation mail at all
+    check_confirmation(make_form(consent=None), MemoryMailStore())

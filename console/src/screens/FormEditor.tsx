@@ -5,7 +5,7 @@
 import { type FormEvent, useState } from "react";
 import { useTranslation } from "react-i18next";
 
-import { ApiError, api, type FieldProblem } from "../api";
+import { ApiError, api, problemText, type FieldProblem } from "../api";
 import i18n from "../i18n";
 import { WordsInput } from "../inputs";
 
@@ -194,7 +194,7 @@ export function FormEditor({
                     onChange={(event) => setField(index, (f) => void (f.name = event.target.value))} />
                   {found.map((p) => (
                     <div key={p.message} className="problem" role="alert">
-                      {p.message}
+                      {problemText(p)}
                     </div>
                   ))}
                 </td>
@@ -289,7 +289,7 @@ export function FormEditor({
       </fieldset>
       {problemsAt("(body)").concat(problemsAt("consent")).map((p) => (
         <p key={`${p.field}:${p.message}`} className="problem" role="alert">
-          {p.message}
+          {problemText(p)}
         </p>
       ))}
       <button type="submit">{t("common.save")}</button>

@@ -12,8 +12,9 @@ from pydantic import BaseModel
 from tsunagu.clock import Clock
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, recorded
-from tsunagu.errors import AlreadyExists, FieldError, NotFound, ValidationFailed
+from tsunagu.errors import AlreadyExists, NotFound, ValidationFailed
 from tsunagu.forms.model import FormDefinition
+from tsunagu.forms.refusals import form_refusal
 from tsunagu.mail.templates import MailTemplate
 
 Kind = Literal["form", "site"]
@@ -39,7 +40,7 @@ class DefinitionCommands:
     audit: AuditLog
     clock: Clock
     templates: Templates
-    """The mail templates a form's double opt-in confirmation is checked against."""
+    """The mail templates a consent-asking form's confirmation mail is checked against."""
 
 
 def save[D: BaseModel](
@@ -68,29 +69,39 @@ def save[D: BaseModel](
 
 
 def check_confirmation(form: FormDefinition, templates: Templates) -> None:
-    """A double opt-in form needs its confirmation mail, a transactional one: without it no
-    sign-up could ever be confirmed. A marketing template would be skipped at every send (the
-    consent it is to confirm is still pending: no_consent), as silently as a missing one fails.
-    Checked when a form is saved; a form stored before this rule still loads and takes
-    sign-ups (route_events records each confirmation that cannot go as mail_failed)."""
+    """A form with a consent box needs its confirmation mail, a transactional one, whether or
+    not it asks for double opt-in: a double opt-in sign-up is confirmed only from that mail, and
+    any form's box ticked by a lead who had said no is stored pending and confirmed from it too
+    (tsunagu.leads.capture; 特定電子メール法), so without it that consent could never count. A
+    marketing template would be skipped at every send (the consent it is to confirm is still
+    pending: no_consent), as silently as a missing one fails. Checked when a form is saved,
+    however it is saved (admin API, console, CLI: all through ``save``); a form stored before
+    this rule still loads and takes sign-ups (route_events counts each confirmation that cannot
+    go as ConfirmationNotSent, alarmed)."""
     consent = form.consent
-    if consent is None or not consent.double_opt_in:
+    if consent is None:
         return
     name = consent.confirmation_template
     template = templates.template(name, None)
     if template is None:
-        problem = (
+        problem = form_refusal(
+            "consent.confirmation_template",
+            "confirmation_template_missing",
             f'no mail template {name!r}: create the confirmation mail first ("kind":'
-            ' "transactional", linking to {{ confirm_url }}), or name another'
+            ' "transactional", linking to {{ confirm_url }}), or name another',
+            template=name,
         )
     elif template.kind != "transactional":
-        problem = (
+        problem = form_refusal(
+            "consent.confirmation_template",
+            "confirmation_template_not_transactional",
             f"mail template {name!r} is a marketing mail, which is never sent to a person whose"
-            ' consent is still pending: save it with "kind": "transactional"'
+            ' consent is still pending: save it with "kind": "transactional"',
+            template=name,
         )
     else:
         return
-    raise ValidationFailed([FieldError("consent.confirmation_template", problem)])
+    raise ValidationFailed([problem])
 
 
 def listing[D: BaseModel](

@@ -62,6 +62,9 @@ class ConsentSpec(BaseModel):
     confirmation_template: str = Field(
         default="double-opt-in", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$"
     )
+    """The transactional mail that confirms a pending opt-in: every double opt-in sign-up, and
+    any box ticked by a lead who had opted out. Needed by every form with a consent box, checked
+    when it is saved (tsunagu.commands.definitions.check_confirmation)."""
 
 
 class FormDefinition(BaseModel):
