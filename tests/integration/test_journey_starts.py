@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -26,7 +26,7 @@ from tsunagu.commands.journeys import ENTRY_BACKOFF_SECONDS
 from tsunagu.errors import Throttled
 from tsunagu.journeys.lifecycle import execution_name
 from tsunagu.journeys.model import Journey
-from tsunagu.journeys.start_jobs import MAX_ATTEMPTS, STALE_AFTER
+from tsunagu.journeys.start_jobs import KEPT_FOR, MAX_ATTEMPTS, STALE_AFTER
 from tsunagu.segments import selection
 from tsunagu.store import journeys as journey_store
 from tsunagu.store import leads as lead_store
@@ -666,3 +666,56 @@ def test_a_start_without_a_key_is_the_same_request_all_through_the_teams_day(
     assert job["request_key"] == "2026-12-08"
     assert set(job["not_entered_by_reason"]) == {"reentry_never"}, job
     assert len(executions()) == LEADS
+
+
+def stored_expiry(aws: AwsStack, start_id: str) -> datetime:
+    """The job's ``expires_at`` as stored, the table's TTL attribute."""
+    item = bind_tables(aws.settings()).journeys.get("start#winter", start_id)
+    assert item.expires_at is not None
+    return datetime.fromtimestamp(int(item.expires_at), UTC)
+
+
+def test_a_start_expires_30_days_after_it_finished_and_never_while_it_runs(
+    aws: AwsStack, starts: QueuedStarts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a start asked on 1 December, whose first run's time runs short mid-way
+    clock = SetClock("2026-12-01T09:00:00Z")
+    monkeypatch.setattr(services, "clock", lambda settings: clock)
+    _, queued = call(aws, "POST", PATH, {"segment": "stage=lead", "request_key": "k"})
+    start_id = queued["start_id"]
+    assert stored_expiry(aws, start_id) == parse_instant(queued["at"]) + KEPT_FOR
+    clock.at = "2026-12-01T09:05:00Z"
+    with time_runs_short(monkeypatch, after=7):
+        first = starts.run_next()
+    assert first["status"] == "running", first
+
+    # Then while it runs, each write moves its expiry on: 30 days after the last one
+    assert stored_expiry(aws, start_id) == parse_instant(first["updated_at"]) + KEPT_FOR
+
+    # When it goes on 20 days later (a run far slower than any, to tell the two instants apart)
+    clock.at = "2026-12-21T09:00:00Z"
+    starts.run_all()
+
+    # Then it expires 30 days after it finished, not after it was asked or first ran
+    job = progress(aws, start_id)
+    assert job["status"] == "done" and job["finished_at"].startswith("2026-12-21"), job
+    finished = parse_instant(job["finished_at"])
+    assert stored_expiry(aws, start_id) == finished + KEPT_FOR
+    # ... readable, and listed, until then
+    clock.at = isoformat(finished + KEPT_FOR - timedelta(seconds=1))
+    assert progress(aws, start_id)["status"] == "done"
+    assert [j["start_id"] for j in call(aws, "GET", "/admin/journeys/winter/starts")[1]["items"]]
+
+    # When it is past its time and another start was asked since, while DynamoDB (deleting
+    # lazily - and moto never) still holds its item
+    _, later = call(aws, "POST", PATH, {"segment": "stage=lead", "request_key": "later"})
+    clock.at = isoformat(finished + KEPT_FOR)
+    assert bind_tables(aws.settings()).journeys.get("start#winter", start_id) is not None
+
+    # Then it is read as gone: no progress, and not listed (nor counted as one more page)
+    status, answer = call(aws, "GET", f"/admin/journeys/winter/starts/{start_id}")
+    assert status == 404, answer
+    status, listed = call(aws, "GET", "/admin/journeys/winter/starts?limit=1")
+    assert status == 200, listed
+    assert [j["start_id"] for j in listed["items"]] == [later["start_id"]]
+    assert listed["next_before"] is None, listed

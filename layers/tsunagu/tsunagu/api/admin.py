@@ -1239,7 +1239,9 @@ def journey_start_progress(call: AdminCall) -> Any:
     journey's re-entry rules; by reason in ``not_entered_by_reason``) and ``failed`` (the same
     start again enters them). ``stale``: not done, and nothing written for 15 minutes - what ran
     it has stopped without a word (the same start again enters the leads it had not).
-    ``failed_attempts``: runs that ended in an error; the third fails the job."""
+    ``failed_attempts``: runs that ended in an error; the third fails the job. A start is kept
+    30 days after it finished (one that stopped without a word, 30 days after its last write),
+    then 404."""
     ports = _journey_ports(call)
     job = journeys.start_progress(
         ports, call.actor, call.params["journey"], call.params["start_id"]
@@ -1254,7 +1256,7 @@ STARTS_PAGE = 20
 def journey_starts(call: AdminCall) -> Any:
     """The journey's starts for a segment, newest first, each with its progress as ``GET
     .../starts/{start_id}`` answers it; ``next_before`` (a start id) gives the page after
-    (``?before=``), null after the last."""
+    (``?before=``), null after the last. Starts past their 30 days are not listed."""
     ports = _journey_ports(call)
     found, more = journeys.recent_starts(
         ports,

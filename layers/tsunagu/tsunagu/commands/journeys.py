@@ -451,7 +451,7 @@ def start_progress(
     allowed(ports.audit, ports.clock, actor, "journeys.list", target)
     # Only what new_id makes is looked up (a key too long for DynamoDB would fail the read)
     job = ports.journeys.start_job(journey_id, start_id) if START_ID.match(start_id) else None
-    if job is None:
+    if job is None or job.expired(ports.clock.now()):
         raise NotFound(f"no start {start_id!r} of journey {journey_id!r}")
     return job
 
@@ -466,7 +466,17 @@ def recent_starts(
     find(ports, journey_id)
     if before is not None and not START_ID.match(before):
         raise ValidationFailed([FieldError("before", "give the start_id of a start listed")])
-    return ports.journeys.start_jobs(journey_id, before, limit)
+    # Jobs past their time (StartJob.expired) and not yet deleted are left out: the store is
+    # read on until one more than the page is found, or no more is there - so a page is short
+    # only at the end, and "more" never points at only expired jobs
+    now = ports.clock.now()
+    live: list[StartJob] = []
+    while True:
+        page, more = ports.journeys.start_jobs(journey_id, before, limit + 1 - len(live))
+        live += [job for job in page if not job.expired(now)]
+        if not more or len(live) > limit:
+            return live[:limit], len(live) > limit
+        before = page[-1].start_id
 
 
 def run_start(
@@ -485,7 +495,7 @@ def run_start(
     is out; two runs reading the job at once both write over the same revision, and one of
     them is refused (ConcurrentUpdate) - before its first entry, too."""
     job = ports.journeys.start_job(journey_id, start_id)
-    if job is None:
+    if job is None or job.expired(ports.clock.now()):
         raise NotFound(f"no start {start_id!r} of journey {journey_id!r}")
     if job.done:
         return job

@@ -26,6 +26,12 @@ MAX_ATTEMPTS = 3
 """Runs of one invocation before the job is given up as failed: Lambda runs an asynchronous
 event at most three times (the first, and MaximumRetryAttempts 2 - the template's
 EventInvokeConfig of EnterSegmentsFunction)."""
+KEPT_FOR = timedelta(days=30)
+"""How long a job is kept after its last write - a finished job, after it finished - before
+DynamoDB's TTL removes it: a month to read how a start went. A job still running is written
+after every page and every tsunagu.commands.journeys.CHECKPOINT_LEADS leads, each write moving
+its expiry on, so it never expires mid-run; one that stopped without a word (stale) goes 30
+days after its last write."""
 STALE_AFTER = timedelta(minutes=15)
 """A job not done whose record was not written for this long has stopped without a word (a
 run killed at its 300 s, every retry too): a live run writes at least every page, and Lambda
@@ -96,6 +102,17 @@ class StartJob:
         console stops following it and says so)."""
         written = self.updated_at or self.at
         return not self.done and now - parse_instant(written) > STALE_AFTER
+
+    @property
+    def kept_until(self) -> datetime:
+        """When the job is gone (the table's TTL, ``expires_at``): KEPT_FOR after it finished,
+        or, not finished, after its last write."""
+        return parse_instant(self.finished_at or self.updated_at or self.at) + KEPT_FOR
+
+    def expired(self, now: datetime) -> bool:
+        """Past ``kept_until``: gone, though DynamoDB may not have deleted it yet (its TTL
+        deletes lazily, within days), so reads treat it as gone already."""
+        return now >= self.kept_until
 
     @property
     def not_entered(self) -> int:

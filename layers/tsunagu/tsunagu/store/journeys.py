@@ -483,7 +483,9 @@ class JourneyRepository:
 
     def save_start_job(self, job: StartJob) -> StartJob:
         """Store the job over revision ``job.revision`` of it (0: a new one); ConcurrentUpdate,
-        and nothing written, if another run of it stored it since."""
+        and nothing written, if another run of it stored it since. It expires (the table's TTL)
+        at ``kept_until``; reads get it back until DynamoDB deletes it, and the commands
+        (tsunagu.commands.journeys) treat it as gone from then."""
         stored = replace(job, revision=job.revision + 1)
         model = self._tables.journeys
         item = model(
@@ -493,6 +495,8 @@ class JourneyRepository:
             status=job.status,
             updated_at=job.updated_at,
             revision=stored.revision,
+            # Moved on by every write: a running job never expires mid-run (StartJob.kept_until)
+            expires_at=int(stored.kept_until.timestamp()),
         )
         try:
             item.save(condition=_as_read(model, job.revision))

@@ -173,7 +173,9 @@ class JourneyRecordItem(Model):
     node = UnicodeAttribute(null=True)
     """On a waiting record: the node (a condition when the wait ends: only that wait's record)."""
     expires_at = NumberAttribute(null=True)
-    """Epoch seconds; the table's TTL attribute (waiting records, a day after their wait)."""
+    """Epoch seconds; the table's TTL attribute (waiting records, a day after their wait; the
+    publishing lease, a day after it was taken; a start job, tsunagu.journeys.start_jobs
+    KEPT_FOR after its last write)."""
     token = UnicodeAttribute(null=True)
     """On a parked record: the task token it holds, its own attribute so that unparking can be
     conditional on it (records parked before it existed hold it in ``data``); on the publishing
