@@ -57,6 +57,7 @@ OUTPUT_TO_SETTING = {
     "SegmentsTableName": "TSUNAGU_SEGMENTS_TABLE",
     "ImportsBucketName": "TSUNAGU_IMPORTS_BUCKET",
     "ImportStateMachineArn": "TSUNAGU_IMPORT_STATE_MACHINE_ARN",
+    "RebuildReportsStateMachineArn": "TSUNAGU_REBUILD_STATE_MACHINE_ARN",
     "CrmWebhookSecretArn": "TSUNAGU_CRM_SECRET_ARN",
     "StateMachineArnPrefix": "TSUNAGU_STATE_MACHINE_ARN_PREFIX",
     "ApiUrl": "TSUNAGU_API_URL",

@@ -21,6 +21,7 @@ from tsunagu.reports.experiments import ExperimentReport, experiment_csv
 from tsunagu.reports.figures import Figures, Part, Report, report_csv
 from tsunagu.reports.funnel import funnel_csv
 from tsunagu.reports.ranges import report_days
+from tsunagu.reports.rebuild_jobs import RebuildJob
 from tsunagu.settings import Settings
 
 # (column, what it shows) for the table; CSV and JSON carry every count and rate.
@@ -230,16 +231,53 @@ def reports_funnel(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def reports_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    """Count the days again in this call (the CLI has no deadline), or with --background as
+    the admin API does with days it cannot count in its time; --status: a background
+    rebuild's progress."""
     from tsunagu.commands import reports
 
-    first, last = _day(args.since, "from"), _day(args.to, "to")
     ports = services.report_commands(settings)
-    done = reports.rebuild(ports, services.operator(settings), first, last)
+    if args.status is not None:
+        if args.since or args.to or args.background:
+            problem = FieldError("status", "--status takes no --from, --to or --background")
+            raise ValidationFailed([problem])
+        job = reports.rebuild_progress(ports, services.operator(settings), args.status)
+        return _print_rebuild(job, json_output=args.json)
+    if not (args.since and args.to):
+        message = "give the days (--from and --to), or a rebuild to follow (--status)"
+        raise ValidationFailed([FieldError("from" if not args.since else "to", message)])
+    first, last = _day(args.since, "from"), _day(args.to, "to")
+    done = reports.rebuild(
+        ports, services.operator(settings), first, last, background=args.background
+    )
+    if isinstance(done, RebuildJob):
+        _print_rebuild(done, json_output=args.json)
+        if not args.json:
+            print(f"  follow it: tsunagu reports rebuild --status {done.rebuild_id}")
+        return 0
     print(
         f"{first} to {last}: {done.events} events read, {done.counted} counted;"
         f" {done.rows} counter rows written, {done.rows_removed} replaced"
     )
     return 0
+
+
+def _print_rebuild(job: RebuildJob, *, json_output: bool) -> int:
+    """Where a background rebuild is; 1 once it has failed."""
+    from tsunagu.imports.jobs import progress_bar
+
+    if json_output:
+        print(json.dumps(job.as_json(), indent=2, ensure_ascii=False))
+    else:
+        print(
+            f"{job.rebuild_id}  {job.status:<8} {job.first_day} to {job.last_day}"
+            f"  {progress_bar(job.days_done, job.days_total)}"
+            f"  {job.days_done} of {job.days_total} days"
+        )
+        print(f"  {job.summary}")
+        if job.error:
+            print(f"  {job.error}")
+    return 1 if job.status == "failed" else 0
 
 
 def _show(report: Report, form: str) -> int:
@@ -401,6 +439,16 @@ def add_report_commands(groups: Any) -> None:
     rebuild = commands.add_parser(
         "rebuild", help="count the days again from the stored events (after a re-judgement)"
     )
-    rebuild.add_argument("--from", dest="since", required=True, metavar="YYYY-MM-DD")
-    rebuild.add_argument("--to", required=True, metavar="YYYY-MM-DD")
+    rebuild.add_argument("--from", dest="since", metavar="YYYY-MM-DD")
+    rebuild.add_argument("--to", metavar="YYYY-MM-DD")
+    rebuild.add_argument(
+        "--background",
+        action="store_true",
+        help="count the days a day at a time on the stack's state machine, as the admin API does"
+        " with more days than fit its request; prints the rebuild's id",
+    )
+    rebuild.add_argument(
+        "--status", metavar="REBUILD_ID", help="a background rebuild's progress (days done)"
+    )
+    rebuild.add_argument("--json", action="store_true", help="a background rebuild as JSON")
     rebuild.set_defaults(run=reports_rebuild)

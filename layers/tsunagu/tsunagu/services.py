@@ -460,7 +460,30 @@ def report_commands(settings: Settings) -> ReportCommands:
         goals=lambda: journey_goals(settings),
         graphs=journey_repository(settings),
         templates=mail_repository(settings),
+        start_rebuild=(
+            (lambda rebuild_id: start_rebuild(settings, rebuild_id))
+            if settings.rebuild_state_machine_arn
+            else None
+        ),
     )
+
+
+def start_rebuild(settings: Settings, rebuild_id: str) -> str:
+    """Start the rebuild state machine for this job: named by it, so started once."""
+    import json
+
+    assert settings.rebuild_state_machine_arn
+    client = aws_client(settings, "stepfunctions")
+    try:
+        answer = client.start_execution(
+            stateMachineArn=settings.rebuild_state_machine_arn,
+            name=rebuild_id,
+            input=json.dumps({"rebuild_id": rebuild_id}),
+        )
+    except client.exceptions.ExecutionAlreadyExists:
+        return f"{settings.rebuild_state_machine_arn}:{rebuild_id}"
+    arn: str = answer["executionArn"]
+    return arn
 
 
 def journey_goals(settings: Settings) -> dict[str, JourneyGoal]:

@@ -87,6 +87,9 @@ class Settings:
     """Uploaded lead lists and a background import's chunks (tsunagu.store.import_files)."""
     import_state_machine_arn: str | None = None
     """The state machine that imports a large list in chunks (statemachines/import_list)."""
+    rebuild_state_machine_arn: str | None = None
+    """The state machine that counts a long range of report days again, a day at a time
+    (statemachines/rebuild_reports); None: the admin API refuses days it cannot count in time."""
     segments_table: str | None = None
     """The saved segments (tsunagu.segments.saved), read by sends for their exclusions."""
     admin_allowed_cidrs: str = ""

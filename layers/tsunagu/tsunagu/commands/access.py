@@ -116,6 +116,7 @@ OPERATIONS: dict[str, Operation] = {
         Operation("qualification.set", MARKETING, changes=True),
         Operation("reports.show", READERS, changes=False),
         Operation("reports.rebuild", frozenset({Role.ADMIN}), changes=True),
+        Operation("reports.rebuilds", frozenset({Role.ADMIN}), changes=False),
         Operation("audit.list", frozenset({Role.ADMIN}), changes=False),
         Operation("users.list", frozenset({Role.ADMIN}), changes=False),
         Operation("users.save", frozenset({Role.ADMIN}), changes=True),

@@ -188,6 +188,22 @@ def allowed(log: AuditLog, clock: Clock, actor: Actor, name: str, target: str) -
         pass
 
 
+def noted(
+    log: AuditLog,
+    clock: Clock,
+    actor: Actor,
+    name: str,
+    target: str,
+    detail: str,
+    after: Mapping[str, Any] | None = None,
+) -> None:
+    """The end of work a person's change queued (a background job), logged under them: their
+    change was authorised and logged when they asked for it."""
+    log.append(
+        _entry(clock.now(), actor, name, target, "done", detail=detail, after=dict(after or {}))
+    )
+
+
 def refused(log: AuditLog, clock: Clock, actor: Actor, name: str, target: str, why: str) -> None:
     """A refusal made before any use case ran (an address outside the allowlist): logged as
     the use case would have logged it."""

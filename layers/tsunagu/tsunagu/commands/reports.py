@@ -4,6 +4,7 @@ rebuild of the counters; shared by the CLI (``tsunagu reports``) and the admin A
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -13,10 +14,11 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError as PydanticValidationError
 
-from tsunagu.clock import Clock
-from tsunagu.commands.access import Actor
-from tsunagu.commands.audit import AuditLog, allowed, recorded
+from tsunagu.clock import Clock, isoformat
+from tsunagu.commands.access import Actor, Role
+from tsunagu.commands.audit import AuditLog, allowed, noted, recorded
 from tsunagu.errors import FieldError, NotFound, ValidationFailed
+from tsunagu.ids import new_id
 from tsunagu.journeys.definition import JourneyDefinition
 from tsunagu.journeys.model import Journey, StoredGraph, published_graph_key
 from tsunagu.mail.templates import MailTemplate
@@ -27,6 +29,7 @@ from tsunagu.reports.counting import DEPLOYED, CountedDeal, CountedMail, Journey
 from tsunagu.reports.experiments import ExperimentReport
 from tsunagu.reports.figures import CounterRows, Report
 from tsunagu.reports.funnel import FunnelReport, Grouping
+from tsunagu.reports.rebuild_jobs import RebuildJob
 
 
 class AttributionStore(Protocol):
@@ -37,7 +40,13 @@ class AttributionStore(Protocol):
     def first_touches(self, lead_ids: Iterable[str]) -> dict[str, tuple[str, str]]: ...
 
 
-class ReportStore(CounterRows, RebuildStore, AttributionStore, Protocol):
+class RebuildJobs(Protocol):
+    def rebuild_job(self, rebuild_id: str) -> RebuildJob | None: ...
+
+    def save_rebuild_job(self, job: RebuildJob) -> RebuildJob: ...
+
+
+class ReportStore(CounterRows, RebuildStore, AttributionStore, RebuildJobs, Protocol):
     """The counters' table, as reports read it and a rebuild replaces it."""
 
 
@@ -67,6 +76,9 @@ class ReportCommands:
     and to tell a journey or an experiment that does not exist from one that counted nothing."""
     templates: Templates | None = None
     """To tell a template that does not exist from one that counted nothing."""
+    start_rebuild: Callable[[str], object] | None = None
+    """Hand a rebuild job (its id) to the state machine that counts its days in the background
+    (None: a stack without one, where days a caller cannot count in its time are refused)."""
 
 
 def _checked(first: date, last: date) -> None:
@@ -234,14 +246,27 @@ def rebuild(
     last: date,
     *,
     max_events: int | None = None,
-) -> Rebuilt:
+    background: bool = False,
+) -> Rebuilt | RebuildJob:
     """Count the days again from the stored events (after automated activity was re-judged,
-    or a batch was set aside), replacing their counters. ``max_events``: the most a caller with
-    a deadline (the admin API's 29 s) counts; days holding more are refused, nothing written,
-    pointing to the CLI, which has no deadline."""
-    target = f"counters:{first.isoformat()}..{last.isoformat()}"
+    or a batch was set aside), replacing their counters.
+
+    In the call (Rebuilt), unless ``background``, or unless the days hold more than
+    ``max_events`` - the most a caller with a deadline (the admin API's 29 s) can count in
+    it: then nothing is written in the call, and the days are counted in the background
+    instead, a day at a time (a RebuildJob, queued; ``rebuild_progress`` reads how far it is).
+    A range within the bound stays in the call on purpose: the person gets the counts at
+    once, with nothing to follow, and the bound is found by the same read that counts them.
+    On a stack that runs no rebuilds in the background, days over the bound are refused,
+    naming the CLI, which has no deadline."""
+    target = _rebuild_target(first, last)
     with recorded(ports.audit, ports.clock, actor, "reports.rebuild", target) as log:
         _checked(first, last)
+        if background:
+            job = _queued(ports, actor, first, last)
+            log.after = {"rebuild_id": job.rebuild_id}
+            log.detail = f"queued as {job.rebuild_id}: {job.days_total} days, a day at a time"
+            return job
         try:
             done = counters.rebuild(
                 first,
@@ -252,14 +277,127 @@ def rebuild(
                 max_events=max_events,
             )
         except counters.TooManyEvents as error:
-            days = f"--from {first.isoformat()} --to {last.isoformat()}"
-            message = (
-                f"the days hold {error}: more than can be counted again within the admin API's"
-                f" time; rebuild fewer days, or run `tsunagu reports rebuild {days}`"
+            if ports.start_rebuild is None:
+                days = f"--from {first.isoformat()} --to {last.isoformat()}"
+                message = (
+                    f"the days hold {error}: more than can be counted again within the admin"
+                    f" API's time; rebuild fewer days, or run `tsunagu reports rebuild {days}`"
+                )
+                raise ValidationFailed([FieldError("to", message)]) from None
+            job = _queued(ports, actor, first, last)
+            log.after = {"rebuild_id": job.rebuild_id}
+            log.detail = (
+                f"the days hold {error}: queued as {job.rebuild_id},"
+                f" {job.days_total} days, a day at a time"
             )
-            raise ValidationFailed([FieldError("to", message)]) from None
+            return job
         log.detail = (
             f"{done.events} events read, {done.counted} counted, {done.rows} counter rows"
             f" written, {done.rows_removed} replaced"
         )
     return done
+
+
+REBUILD_ID = re.compile(r"^rebuild_[0-9A-Z]{26}$")
+
+
+def _rebuild_target(first: date, last: date) -> str:
+    return f"counters:{first.isoformat()}..{last.isoformat()}"
+
+
+def _queued(ports: ReportCommands, actor: Actor, first: date, last: date) -> RebuildJob:
+    """The job stored and handed to the state machine (named by it: started once)."""
+    if ports.start_rebuild is None:
+        raise RuntimeError("no state machine runs rebuilds in the background on this stack")
+    now = ports.clock.now()
+    at = isoformat(now)
+    job = ports.counters.save_rebuild_job(
+        RebuildJob(
+            rebuild_id=new_id("rebuild", now),
+            first_day=first,
+            last_day=last,
+            by=actor.email or actor.user_id,
+            asked_by={
+                "user_id": actor.user_id,
+                "role": actor.role.value if actor.role else None,
+                "email": actor.email,
+                "via": actor.via,
+            },
+            at=at,
+            updated_at=at,
+        )
+    )
+    try:
+        ports.start_rebuild(job.rebuild_id)
+    except Exception as error:
+        # Not started: said on the job, which is done with (a new rebuild runs the days)
+        ports.counters.save_rebuild_job(job.with_failure(f"not started: {error}", at))
+        raise
+    return job
+
+
+def rebuild_progress(ports: ReportCommands, actor: Actor, rebuild_id: str) -> RebuildJob:
+    """A background rebuild and how far it is (days done of the range's)."""
+    allowed(ports.audit, ports.clock, actor, "reports.rebuilds", f"rebuild:{rebuild_id}")
+    # Only what new_id makes is looked up (a key too long for DynamoDB would fail the read)
+    job = ports.counters.rebuild_job(rebuild_id) if REBUILD_ID.match(rebuild_id) else None
+    if job is None:
+        raise NotFound(f"no rebuild {rebuild_id!r}")
+    return job
+
+
+def rebuild_next_day(ports: ReportCommands, rebuild_id: str) -> RebuildJob:
+    """A step of a background rebuild (the stack's own work: no actor): count the job's next
+    day again and store it as done - in that order, so that a step that fails part-way (and
+    is retried, or the job run again) counts the day again from its events and adds it to the
+    totals once. A job done is left as it is; its last day logs its end under whoever asked."""
+    job = ports.counters.rebuild_job(rebuild_id)
+    if job is None:
+        raise NotFound(f"no rebuild {rebuild_id!r}")
+    day = job.next_day
+    if job.done or day is None:
+        return job
+    done = counters.rebuild(
+        day,
+        day,
+        store=ports.counters,
+        time_zone=ZoneInfo(ports.time_zone),
+        goals=ports.goals(),
+        again_until=job.last_day,
+    )
+    job = ports.counters.save_rebuild_job(job.with_day(done, isoformat(ports.clock.now())))
+    if job.done:
+        _note_end(ports, job, f"{job.rebuild_id} done: {job.summary}")
+    return job
+
+
+def rebuild_failed(ports: ReportCommands, rebuild_id: str, error: str) -> RebuildJob:
+    """A background rebuild whose step ran out of retries: failed, saying why and how far it
+    got (each day before it is counted again; the rest as they were, or the day it failed on
+    part-way counted again, never a day with too few), and its end logged."""
+    job = ports.counters.rebuild_job(rebuild_id)
+    if job is None:
+        raise NotFound(f"no rebuild {rebuild_id!r}")
+    if job.done:
+        return job
+    job = ports.counters.save_rebuild_job(job.with_failure(error, isoformat(ports.clock.now())))
+    _note_end(
+        ports,
+        job,
+        f"{job.rebuild_id} failed after {job.days_done} of {job.days_total} days"
+        f" ({job.summary}): {job.error}",
+    )
+    return job
+
+
+def _note_end(ports: ReportCommands, job: RebuildJob, detail: str) -> None:
+    asked = job.asked_by
+    actor = Actor(
+        user_id=str(asked.get("user_id") or job.by),
+        role=Role(asked["role"]) if asked.get("role") else None,
+        email=asked.get("email"),
+        via="api" if asked.get("via") == "api" else "cli",
+    )
+    after = {"rebuild_id": job.rebuild_id, "status": job.status, "days_done": job.days_done}
+    target = _rebuild_target(job.first_day, job.last_day)
+    noted(ports.audit, ports.clock, actor, "reports.rebuild", target, detail, after)

@@ -303,6 +303,7 @@ def rebuild(
     time_zone: ZoneInfo,
     goals: Mapping[str, JourneyGoal] | None = None,
     max_events: int | None = None,
+    again_until: date | None = None,
 ) -> Rebuilt:
     """Count the days again from the stored events, as they stand now (a click re-judged since
     is counted as it is judged now), and replace those days' counter rows.
@@ -320,9 +321,21 @@ def rebuild(
     than that (what a caller with a deadline can count in time). The new rows are written
     before the days' stale ones are deleted (store.replace_rows), so a rebuild cut short leaves
     each row old or new, never a day with too few counts.
+
+    ``again_until``: the last day whose firsts, touches and arms are counted again (default
+    ``last_day``), for a rebuild of a long range a day at a time (tsunagu.reports.rebuild_jobs):
+    each day counted as the first of what is left of the range, so that the days one after
+    another count as the whole range at once would - a mail first opened on a later day of
+    the range, before the job gets there, is first opened on this one if an open here now
+    counts as a person's.
     """
     check_range(first_day, last_day)
     first, last = day_bounds(first_day, last_day, time_zone)
+    until = max(again_until or last_day, last_day)
+    # The days whose firsts, touches and arms are counted again (this rebuild's, and the rest
+    # of a background rebuild's range)
+    again_text = until.isoformat()
+    again = (first, day_bounds(until, until, time_zone)[1])
     events = []
     for image in store.events_between(first, last):
         if (event := StoredEvent.from_image(image)) is not None:
@@ -339,7 +352,7 @@ def rebuild(
         {key for e in events for key in membership_keys(e, goals)},
     )
     mails = {
-        message_id: _outside(mail, first_text, last_text, (first, last))
+        message_id: _outside(mail, first_text, again_text, again)
         for message_id, mail in known.mails.items()
     }
     # What a lead reached in the range, and the arms it was given in it, are counted again (an
@@ -351,8 +364,8 @@ def rebuild(
     }
     assignments = {
         key: _outside_range(
-            replace(a, reached=_days_outside(a.reached, first_text, last_text)),
-            (first, last),
+            replace(a, reached=_days_outside(a.reached, first_text, again_text)),
+            again,
             {node for journey, lead, node in decided if (journey, lead) == key},
         )
         for key, a in known.assignments.items()

@@ -9,6 +9,8 @@ One table, three kinds of item (all with ``pk`` and ``sk``):
 - an event's mark: ``pk`` = ``event#<id>``, ``sk`` = ``-``, written in the same transaction as
   the counts it made, so a redelivered record finds it and counts nothing; TTL removes it after
   the stream's retention has long passed.
+- a background rebuild: ``pk`` = ``rebuild#<id>``, ``sk`` = ``-``, its progress as JSON
+  (tsunagu.reports.rebuild_jobs).
 
 Written with the low-level client: a counter row's attributes are the metrics themselves, which
 no fixed model describes, and each batch's writes are one TransactWriteItems.
@@ -39,6 +41,7 @@ from tsunagu.reports.counting import (
     withdrawal,
     withdrawn,
 )
+from tsunagu.reports.rebuild_jobs import RebuildJob
 
 MARK_DAYS = 7
 """How long an event's mark is kept: a DynamoDB stream holds records for 24 hours."""
@@ -60,6 +63,10 @@ def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def _mail_pk(message_id: str) -> str:
     return f"message#{message_id}"
+
+
+def _rebuild_pk(rebuild_id: str) -> str:
+    return f"rebuild#{rebuild_id}"
 
 
 def _mark_pk(event_id: str) -> str:
@@ -405,6 +412,28 @@ class ReportsRepository:
     ) -> None:
         items = [_mail_item(m) for m in mails] + [_assignment_item(a) for a in assignments]
         self._write_many([{"PutRequest": {"Item": item}} for item in items])
+
+    # ------------------------------------------------- background rebuilds
+    def rebuild_job(self, rebuild_id: str) -> RebuildJob | None:
+        item = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": _rebuild_pk(rebuild_id)}, "sk": {"S": _NONE}},
+            ConsistentRead=True,
+        ).get("Item")
+        return RebuildJob.from_record(json.loads(item["job"]["S"])) if item else None
+
+    def save_rebuild_job(self, job: RebuildJob) -> RebuildJob:
+        """Stored whole (one execution of the state machine, named by the job, runs its steps
+        one after another: no two writers)."""
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                "pk": {"S": _rebuild_pk(job.rebuild_id)},
+                "sk": {"S": _NONE},
+                "job": {"S": json.dumps(job.record(), sort_keys=True)},
+            },
+        )
+        return job
 
     # ---------------------------------------------------------------- batches
     def _get_many(self, pks: list[str]) -> Iterator[dict[str, Any]]:
