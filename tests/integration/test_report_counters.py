@@ -1038,3 +1038,272 @@ def test_leads_of_two_days_go_out_in_transactions_of_the_set_size_and_a_losing_o
     ports = services.report_commands(settings)
     shown = reports.funnel_report(ports, ADMIN, d1.date(), d2.date())
     assert shown.groups == []
+
+
+# ----------------------------------------------------------------- rebuilds in the background
+REBUILD_MACHINE = "arn:aws:states:ap-northeast-1:123456789012:stateMachine:tsunagu-test-rebuild"
+
+
+def queue_rebuilds(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A stack with the rebuild state machine, whose executions are queued here (the test
+    runs their steps as rebuild_reports.asl.json does, in the test's order)."""
+    queued: list[str] = []
+    aws.environment["TSUNAGU_REBUILD_STATE_MACHINE_ARN"] = REBUILD_MACHINE
+    monkeypatch.setattr(
+        services, "start_rebuild", lambda _settings, rebuild_id: queued.append(rebuild_id)
+    )
+    return queued
+
+
+def run_rebuild(aws: AwsStack, rebuild_id: str, at_most: int = 10) -> list[dict[str, Any]]:
+    """The state machine's loop: the day step until it answers done."""
+    function = aws.function("rebuild_reports")
+    answers: list[dict[str, Any]] = []
+    while not answers or not answers[-1]["done"]:
+        assert len(answers) < at_most, "a rebuild that never finishes"
+        answers.append(function.invoke({"step": "day", "rebuild_id": rebuild_id}))
+    return answers
+
+
+def rebuild_asked(aws: AwsStack, role: Role = Role.ADMIN) -> dict[str, Any]:
+    import json
+
+    from tests.support.admin import event
+    from tsunagu.api import admin
+
+    body = {"from": D1, "to": D2}
+    asked = event("POST", "/admin/reports/rebuild", role=role, body=body)
+    response = admin.handle(asked, aws.settings())
+    return {"status": response["statusCode"], "body": json.loads(response["body"])}
+
+
+def rebuild_status(aws: AwsStack, rebuild_id: str, role: Role = Role.ADMIN) -> dict[str, Any]:
+    import json
+
+    from tests.support.admin import event
+    from tsunagu.api import admin
+
+    asked = event("GET", f"/admin/reports/rebuilds/{rebuild_id}", role=role)
+    response = admin.handle(asked, aws.settings())
+    return {"status": response["statusCode"], "body": json.loads(response["body"])}
+
+
+def audit_details(aws: AwsStack, operation: str) -> list[str]:
+    entries = services.audit_log(aws.settings()).entries(
+        datetime(2000, 1, 1, tzinfo=JST), datetime(2100, 1, 1, tzinfo=JST), limit=50
+    )
+    return [e.detail or "" for e in reversed(entries) if e.operation == operation]
+
+
+def test_a_rebuild_of_more_events_than_fit_the_api_s_time_is_a_job_counting_as_one_in_the_call(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.api import admin
+    from tsunagu.commands import reports
+
+    # Given the days counted, a row of D2 lost, and an admin API that counts at most 5 events
+    # in its request (the days hold more), on a stack that rebuilds in the background
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    queued = queue_rebuilds(aws, monkeypatch)
+    monkeypatch.setattr(admin, "API_REBUILD_EVENTS", 5)
+    dynamodb = moto_client("dynamodb")
+    table = aws.settings().reports_table
+    dynamodb.delete_item(
+        TableName=table, Key={"pk": {"S": "mail#welcome"}, "sk": {"S": f"{D2}#v2"}}
+    )
+
+    # When an admin asks for a rebuild of D1..D2 through the admin API
+    answer = rebuild_asked(aws)
+
+    # Then it is queued as a job at once (202), started once, and nothing is written yet
+    assert answer["status"] == 202, answer
+    job = answer["body"]
+    assert (job["status"], job["days_done"], job["days_total"]) == ("queued", 0, 2), job
+    assert queued == [job["rebuild_id"]]
+    assert ("mail#welcome", D2, "v2") not in counters(aws)
+    assert rebuild_status(aws, job["rebuild_id"])["body"]["status"] == "queued"
+
+    # And when the state machine runs its steps, the job says how far it got, day by day
+    answers = run_rebuild(aws, job["rebuild_id"])
+    assert [(a["days_done"], a["done"]) for a in answers] == [(1, False), (2, True)]
+    shown = rebuild_status(aws, job["rebuild_id"])
+    assert shown["status"] == 200, shown
+    progress = shown["body"]
+    assert (progress["status"], progress["days_done"], progress["days_total"]) == ("done", 2, 2)
+
+    # Then the days count as the hand-worked history (the lost row is back)...
+    assert counters(aws) == {**EXPECTED, **DEALS}
+    # ...and as a rebuild of the same days in the call counts them, event for event
+    monkeypatch.setattr(admin, "API_REBUILD_EVENTS", 1_000)
+    in_call = rebuild_asked(aws)
+    assert in_call["status"] == 200, in_call
+    assert counters(aws) == {**EXPECTED, **DEALS}
+    for name in ("events", "counted", "rows"):
+        assert progress[name] == in_call["body"][name], name
+    assert progress["rows_replaced"] == in_call["body"]["rows_replaced"] - 1  # the lost row
+
+    # And the audit log has who asked for it, queued, and its end under them
+    details = audit_details(aws, "reports.rebuild")
+    assert f"queued as {job['rebuild_id']}" in details[0]
+    assert details[1].startswith(f"{job['rebuild_id']} done: {progress['events']} events read")
+    entries = services.audit_log(aws.settings()).entries(
+        datetime(2000, 1, 1, tzinfo=JST), datetime(2100, 1, 1, tzinfo=JST), limit=50
+    )
+    assert {e.actor.email for e in entries if e.operation == "reports.rebuild"} == {
+        "marketer@example.com"
+    }
+    # (the command the CLI runs shows the same job)
+    assert reports.rebuild_progress(
+        services.report_commands(aws.settings()), ADMIN, job["rebuild_id"]
+    ).as_json() == {**progress}
+
+
+def test_a_rebuild_step_retried_after_failing_part_way_leaves_every_count_whole(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.store.reports import ReportsRepository
+    from tsunagu_local.lambdas import FunctionError
+
+    # Given the days counted, and a rebuild of D1..D2 queued in the background
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    queue_rebuilds(aws, monkeypatch)
+    ports = services.report_commands(aws.settings())
+    from tsunagu.commands import reports
+
+    job = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2), background=True)
+    assert not isinstance(job, reports.Rebuilt)
+    function = aws.function("rebuild_reports")
+    assert function.invoke({"step": "day", "rebuild_id": job.rebuild_id})["days_done"] == 1
+
+    # When D2's step fails part-way - its rows written, its mails not, the job not stored -
+    # (a throttled write, the function's time out)
+    replace_mails = ReportsRepository.replace_mails
+
+    def failing(self: ReportsRepository, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("throttled")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ReportsRepository, "replace_mails", failing)
+        with pytest.raises(FunctionError):
+            function.invoke({"step": "day", "rebuild_id": job.rebuild_id})
+    assert ReportsRepository.replace_mails is replace_mails
+    # (the job still has D2 to do)
+    halfway = reports.rebuild_progress(ports, ADMIN, job.rebuild_id)
+    assert (halfway.status, halfway.days_done) == ("running", 1)
+
+    # And the state machine retries it
+    assert function.invoke({"step": "day", "rebuild_id": job.rebuild_id})["done"] is True
+
+    # Then the days count as the hand-worked history, and the job's totals add D2 once: as a
+    # rebuild of the same days in one call counts them
+    assert counters(aws) == {**EXPECTED, **DEALS}
+    finished = reports.rebuild_progress(ports, ADMIN, job.rebuild_id)
+    in_call = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2))
+    assert isinstance(in_call, reports.Rebuilt)
+    assert (finished.events, finished.counted, finished.rows, finished.rows_removed) == (
+        in_call.events, in_call.counted, in_call.rows, in_call.rows_removed,
+    )  # fmt: skip
+    # And a step run again once the job is done changes nothing
+    assert function.invoke({"step": "day", "rebuild_id": job.rebuild_id})["days_done"] == 2
+    assert counters(aws) == {**EXPECTED, **DEALS}
+
+
+def test_a_rebuild_whose_day_runs_out_of_retries_is_failed_saying_how_far_it_got(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.commands import reports
+
+    # Given a rebuild of D1..D2 in the background whose D1 was counted again
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    queue_rebuilds(aws, monkeypatch)
+    ports = services.report_commands(aws.settings())
+    job = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2), background=True)
+    function = aws.function("rebuild_reports")
+    function.invoke({"step": "day", "rebuild_id": job.rebuild_id})
+
+    # When D2's step runs out of retries (the state machine's Catch)
+    error = {"Error": "RuntimeError", "Cause": "throttled"}
+    function.invoke({"step": "failed", "rebuild_id": job.rebuild_id, "error": error})
+
+    # Then the job is failed, saying why and how far it got, and the audit log says so
+    shown = rebuild_status(aws, job.rebuild_id)["body"]
+    assert (shown["status"], shown["done"], shown["days_done"]) == ("failed", True, 1), shown
+    assert shown["error"] == "RuntimeError: throttled"
+    assert "failed after 1 of 2 days" in audit_details(aws, "reports.rebuild")[-1]
+    # And the counters are whole: D1 counted again, D2 as it was
+    assert counters(aws) == {**EXPECTED, **DEALS}
+
+
+def test_a_rebuild_unknown_or_asked_for_by_a_marketer_is_refused_and_nothing_queued(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.api import admin
+
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    queued = queue_rebuilds(aws, monkeypatch)
+    monkeypatch.setattr(admin, "API_REBUILD_EVENTS", 5)
+
+    # A rebuild no one queued, or no rebuild's id at all: 404
+    for unknown in ("rebuild_01KBZZZZZZZZZZZZZZZZZZZZZZ", "nothing", "rebuild_" + "0" * 300):
+        answer = rebuild_status(aws, unknown)
+        assert answer["status"] == 404, answer
+        assert "no rebuild" in answer["body"]["message"]
+    # A marketer may neither rebuild nor follow a rebuild: 403, nothing queued or written
+    refused = rebuild_asked(aws, Role.MARKETER)
+    assert refused["status"] == 403, refused
+    assert queued == []
+    assert counters(aws) == {**EXPECTED, **DEALS}
+    admin_job = rebuild_asked(aws)["body"]
+    assert rebuild_status(aws, admin_job["rebuild_id"], Role.MARKETER)["status"] == 403
+    assert rebuild_status(aws, admin_job["rebuild_id"], Role.VIEWER)["status"] == 403
+
+
+def test_a_background_rebuild_gives_an_earlier_day_a_first_a_later_day_had_as_one_call_does(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.commands import reports
+
+    # Given a's click of D1 once judged a machine's, the days rebuilt so (a's click of D2 is
+    # then the first of a person's, unique on D2), and then judged a person's again
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    queue_rebuilds(aws, monkeypatch)
+    ports = services.report_commands(aws.settings())
+    dynamodb = moto_client("dynamodb")
+    table = aws.settings().events_table
+    [click] = [
+        i
+        for i in dynamodb.scan(TableName=table)["Items"]
+        if i["type"]["S"] == "link_clicked"
+        and i["occurred_at"]["S"].startswith("2026-12-01T03:05")  # 12:05 in Japan
+    ]
+
+    def judged(automated: bool) -> None:
+        reasons = [{"S": "scanner_user_agent"}] if automated else []
+        dynamodb.update_item(
+            TableName=table,
+            Key={"subject": click["subject"], "sk": click["sk"]},
+            UpdateExpression="SET #p.#a = :a, #p.#r = :r",
+            ExpressionAttributeNames={"#p": "properties", "#a": "automated", "#r": "reasons"},
+            ExpressionAttributeValues={":a": {"BOOL": automated}, ":r": {"L": reasons}},
+        )
+
+    judged(automated=True)
+    reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2))
+    assert counters(aws)[("mail#welcome", D2, "v1")]["clicked_people_unique"] == 1
+    judged(automated=False)
+
+    # When the days are rebuilt in the background, a day at a time
+    job = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2), background=True)
+    assert isinstance(job, reports.RebuildJob)
+    run_rebuild(aws, job.rebuild_id)
+
+    # Then a's click of D1 is the first again (D1 counts it unique, D2 does not), as a rebuild
+    # of both days in one call counts it - not D1 counted with D2's first still standing
+    assert counters(aws) == {**EXPECTED, **DEALS}
+    reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2))
+    assert counters(aws) == {**EXPECTED, **DEALS}

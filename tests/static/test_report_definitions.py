@@ -32,7 +32,8 @@ def test_the_api_document_gives_the_definitions_with_each_report() -> None:
     reports = {
         path: operations["get"]
         for path, operations in document["paths"].items()
-        if path.startswith("/admin/reports/") and "get" in operations
+        if path.startswith("/admin/reports/")
+        and "get" in operations
         # A background rebuild's progress is no report: it has no figures to define
         and not path.startswith("/admin/reports/rebuilds/")
     }
