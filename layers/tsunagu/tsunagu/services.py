@@ -481,7 +481,8 @@ def start_rebuild(settings: Settings, rebuild_id: str) -> str:
             input=json.dumps({"rebuild_id": rebuild_id}),
         )
     except client.exceptions.ExecutionAlreadyExists:
-        return f"{settings.rebuild_state_machine_arn}:{rebuild_id}"
+        machine = settings.rebuild_state_machine_arn
+        return f"{machine.replace(':stateMachine:', ':execution:', 1)}:{rebuild_id}"
     arn: str = answer["executionArn"]
     return arn
 
