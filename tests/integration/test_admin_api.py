@@ -60,6 +60,7 @@ SAMPLE_PARAMS = {
     "import_id": "imp_no_such_import",
     "plan_id": "pln_no_such_plan",
     "start_id": "start_no_such_start",
+    "rebuild_id": "rebuild_no_such_rebuild",
     "value": "no-such-exclusion.example.com",
     "name": "no-such-segment",
     "mapping": "no-such-mapping",

@@ -1307,3 +1307,38 @@ def test_a_background_rebuild_gives_an_earlier_day_a_first_a_later_day_had_as_on
     assert counters(aws) == {**EXPECTED, **DEALS}
     reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2))
     assert counters(aws) == {**EXPECTED, **DEALS}
+
+
+def test_the_cli_queues_a_rebuild_in_the_background_and_shows_how_far_it_is(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from tsunagu.cli_reports import reports_rebuild
+    from tsunagu.errors import ValidationFailed
+
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    queued = queue_rebuilds(aws, monkeypatch)
+
+    def cli(**given: Any) -> int:
+        asked = {"since": None, "to": None, "background": False, "status": None, "json": False}
+        return reports_rebuild(aws.settings(), argparse.Namespace(**asked | given))
+
+    # `tsunagu reports rebuild --from D1 --to D2 --background` queues it, saying how to follow
+    assert cli(since=D1, to=D2, background=True) == 0
+    [rebuild_id] = queued
+    printed = capsys.readouterr().out
+    assert f"{rebuild_id}  queued" in printed and "0 of 2 days" in printed, printed
+    assert f"tsunagu reports rebuild --status {rebuild_id}" in printed
+    # `--status` shows how far it is as the state machine goes
+    run_rebuild(aws, rebuild_id)
+    assert cli(status=rebuild_id) == 0
+    printed = capsys.readouterr().out
+    assert f"{rebuild_id}  done" in printed and "2 of 2 days" in printed, printed
+    assert counters(aws) == {**EXPECTED, **DEALS}
+    # Days and a rebuild to follow together, or neither, are refused saying what to give
+    with pytest.raises(ValidationFailed, match="--status takes no --from"):
+        cli(status=rebuild_id, since=D1)
+    with pytest.raises(ValidationFailed, match="give the days"):
+        cli(to=D2)

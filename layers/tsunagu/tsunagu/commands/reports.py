@@ -357,6 +357,10 @@ def rebuild_next_day(ports: ReportCommands, rebuild_id: str) -> RebuildJob:
     day = job.next_day
     if job.done or day is None:
         return job
+    if job.status == "queued":
+        # Said before the first day is counted (a day of many events takes minutes)
+        at = isoformat(ports.clock.now())
+        job = ports.counters.save_rebuild_job(replace(job, status="running", updated_at=at))
     done = counters.rebuild(
         day,
         day,
