@@ -12,8 +12,20 @@ from tsunagu.qualification.handoff import PushFailed
 TIMEOUT_SECONDS = 5.0
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is never followed: urllib would resend the POST as a body-less GET, whose 200
+    would read as a delivery although the CRM never received the lead."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def post_signed(url: str, body: bytes, key: bytes, now: datetime) -> int:
-    """The CRM's status code; PushFailed on anything but 2xx, or no answer in time."""
+    """The CRM's status code; PushFailed on anything but 2xx (a 3xx included: the push is not
+    followed to the Location, which the error names), or no answer in time."""
     if not url.startswith(("https://", "http://")):
         raise PushFailed(f"the CRM webhook URL is not http(s): {url!r}")
     timestamp = str(int(now.timestamp()))
@@ -29,9 +41,15 @@ def post_signed(url: str, body: bytes, key: bytes, now: datetime) -> int:
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+        with _OPENER.open(request, timeout=TIMEOUT_SECONDS) as response:
             status: int = response.status
     except urllib.error.HTTPError as error:
+        if 300 <= error.code < 400:
+            location = error.headers.get("location", "")
+            raise PushFailed(
+                f"the CRM answered {error.code}, a redirect to {location!r} that is not"
+                " followed: set the CRM webhook URL to where it points"
+            ) from None
         raise PushFailed(f"the CRM answered {error.code}") from None
     except (urllib.error.URLError, TimeoutError, OSError) as error:
         raise PushFailed(f"the CRM did not answer: {error}") from None
