@@ -8,9 +8,10 @@ Input ``{"step": "assign"|"notify"|"push"|"park", "lead_id", ...}``:
 - notify: mail the owner the lead, every point of its score and its recent activity, once per
   ``key`` (the state machine passes execution and state). From a journey: ``assign_owner``
   (assign first when no owner is given), ``note`` (the marketer's message), ``journey_id``.
-- push: POST the lead to the CRM webhook, signed; raises PushFailed (the Retry's backoff). From
-  a journey: ``event`` (the payload's type), ``journey_id``, ``node`` and ``key`` (sent as
-  ``delivery_id``, the same on every retry, for the CRM to drop a repeat).
+- push: POST the lead to the CRM webhook, signed; raises PushFailed (the Retry's backoff).
+  ``key`` (the state machine passes execution and state) is sent as ``delivery_id``, the same on
+  every retry, for the CRM to drop a repeat. From a journey: ``event`` (the payload's type),
+  ``journey_id`` and ``node``.
 - park: record a push that failed every retry, for ``tsunagu crm pushes``.
 """
 

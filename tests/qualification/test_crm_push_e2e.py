@@ -139,6 +139,12 @@ def test_a_push_the_crm_refuses_is_retried_with_backoff_until_it_takes_it(
     assert (payload["lead_id"], payload["email"], payload["stage"]) == (lead_id, email, "mql")
     assert payload["score"] == 70
     assert payload["owner"] == owner and owner in DEMO_SALES_TEAM
+    # And every try carried the same delivery_id, from the execution and the push's state, so a
+    # CRM that processed a try whose answer timed out can drop the retry as a repeat
+    push_state = "Push the lead to the CRM"
+    assert {p.payload.get("delivery_id") for p in pushes} == {
+        f"{finished['executionArn']}:{push_state}"
+    }
     # And nothing is parked for it
     assert lead_id not in e.cli("crm", "pushes")
 
