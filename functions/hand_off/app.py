@@ -6,8 +6,10 @@ Input ``{"step": "assign"|"notify"|"push"|"park", "lead_id", ...}``:
 
 - assign: keep the lead's owner, or give it one by the owner rules; ``{"owner", "push"}``.
 - notify: mail the owner the lead, every point of its score and its recent activity, once per
-  ``key`` (the state machine passes execution and state). From a journey: ``assign_owner``
-  (assign first when no owner is given), ``note`` (the marketer's message), ``journey_id``.
+  ``key`` (the state machine passes execution and state); with no owner, a note on the lead's
+  timeline instead (and, for an MQL no CRM hears of either, the ``MqlNotHandedOff`` metric).
+  From a journey: ``assign_owner`` (assign first when no owner is given), ``note`` (the
+  marketer's message), ``journey_id``.
 - push: POST the lead to the CRM webhook, signed; raises PushFailed (the Retry's backoff).
   ``key`` (the state machine passes execution and state) is sent as ``delivery_id``, the same on
   every retry, for the CRM to drop a repeat. From a journey: ``event`` (the payload's type),
@@ -83,14 +85,18 @@ def _notify(settings: Settings, request: HandOffInput) -> dict[str, Any]:
         owner = _assign(settings, request)["owner"]
     now = services.clock(settings).now()
     if not owner:
-        if request.journey_id and request.key:  # a journey's mail to nobody: on the timeline
-            handoff.note_no_owner(
-                request.lead_id,
-                request.journey_id,
-                key=request.key,
-                ledger=services.mail_repository(settings),
-                now=now,
-            )
+        # A mail to nobody is on the lead's timeline, from a journey or the MQL hand-off alike
+        noted = handoff.note_no_owner(
+            request.lead_id,
+            request.journey_id,
+            key=request.key or f"mql:{request.lead_id}",
+            ledger=services.mail_repository(settings),
+            now=now,
+        )
+        if noted and not request.journey_id and not settings.crm_webhook_url:
+            # Alarmed (MqlNotHandedOffAlarm): a new MQL with no owner and no CRM to push to
+            # reaches nobody in sales; the hand-off itself succeeds, so nothing else would say
+            metrics.add_metric(name="MqlNotHandedOff", unit="Count", value=1)
         return {"notified": "no_owner"}
     lead = _lead(settings, request.lead_id)
     qualification = services.qualification_repository(settings)

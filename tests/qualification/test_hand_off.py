@@ -15,6 +15,7 @@ from tsunagu import cli, services
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.updates import LeadUpdate, update_lead
 from tsunagu.mail.send import MessengerError
+from tsunagu.observability import metrics
 from tsunagu.store.ses import SesMessenger
 from tsunagu_local.seed import DEMO_SALES_TEAM, seed_qualification
 
@@ -167,6 +168,34 @@ def test_a_journeys_owner_mail_with_no_owner_to_go_to_says_so_once_on_the_timeli
     assert len(told) == 1
     assert told[0].properties == {"status": "no_owner", "journey_id": "pricing"}
     assert sent_messages() == []
+
+
+@pytest.mark.parametrize("crm", ["", "https://crm.example.com/hook"])
+def test_an_mql_no_one_owns_says_so_on_its_timeline_and_is_alarmed_when_no_crm_hears_of_it(
+    qualified: Qualified, monkeypatch: pytest.MonkeyPatch, crm: str
+) -> None:
+    # Given no owner rules (nothing seeded), a lead with no owner, and a CRM webhook or none
+    q = qualified
+    counted: list[str] = []
+    monkeypatch.setattr(
+        metrics, "add_metric", lambda name, **_: counted.append(name), raising=False
+    )
+    function = q.aws.function("hand_off")
+    function.environment["TSUNAGU_CRM_WEBHOOK_URL"] = crm
+    lead = q.capture("nobody.owns.this.mql@example.jp")
+    key = "arn:aws:states:ap-northeast-1:123456789012:execution:hand-off:mql-evt_9:Notify the owner"
+
+    # When the MQL hand-off assigns nobody and its notify step runs, and runs again (a retry)
+    assert hand_off(q, "assign", lead)["owner"] is None
+    for _ in range(2):
+        assert hand_off(q, "notify", lead, owner=None, key=key) == {"notified": "no_owner"}
+
+    # Then the lead's timeline says once that sales was told nothing, as a journey's mail does
+    told = services.lead_repository(q.settings()).events(lead)
+    assert [e.properties for e in told if e.type == "owner_notified"] == [{"status": "no_owner"}]
+    assert sent_messages() == []
+    # And with no CRM to push it to either, nobody in sales heard of it: alarmed, once
+    assert counted.count("MqlNotHandedOff") == (0 if crm else 1)
 
 
 # ---------------------------------------------------------------- the owner is an address

@@ -209,23 +209,20 @@ def notify_owner(
 
 
 def note_no_owner(
-    lead_id: str, journey_id: str, *, key: str, ledger: SendLedger, now: datetime
-) -> None:
-    """A journey's ``notify_owner`` found no owner (none set, no owner rule matched): the
-    lead's timeline says why sales heard nothing, once per ``key`` (the step's send-ledger
-    claim, as a sent notification has)."""
+    lead_id: str, journey_id: str | None, *, key: str, ledger: SendLedger, now: datetime
+) -> bool:
+    """The MQL hand-off or a journey's ``notify_owner`` found no owner (none set, no owner rule
+    matched): the lead's timeline says why sales heard nothing, once per ``key`` (the step's
+    send-ledger claim, as a sent notification has). True when this call noted it, False for a
+    retried step that already had."""
     at = isoformat(now)
     digest = hashlib.sha256(f"{lead_id}\nno owner".encode()).hexdigest()
     if ledger.claim_send(key, new_id("msg", now), at, digest) is not None:
-        return
-    event = LeadEvent(
-        new_id("evt", now),
-        "owner_notified",
-        at,
-        lead_id,
-        properties={"status": "no_owner", "journey_id": journey_id},
-    )
+        return False
+    properties = {"status": "no_owner", **({"journey_id": journey_id} if journey_id else {})}
+    event = LeadEvent(new_id("evt", now), "owner_notified", at, lead_id, properties=properties)
     ledger.finish_send(key, "skipped", {"status": "no_owner"}, event)
+    return True
 
 
 def push_payload(
