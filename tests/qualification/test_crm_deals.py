@@ -25,7 +25,7 @@ def won(**changes: Any) -> bytes:
         "close_date": "2026-12-10",
         "leads": [{"email": BUYER}, {"email": COLLEAGUE}],
         "account": "Example 株式会社",
-        "updated_at": "2026-12-10T06:00:00Z",
+        "updated_at": "2026-11-30T06:00:00Z",  # before the request: a CRM signs on real time
         **changes,
     }
     return crm_body(**{k: v for k, v in fields.items() if v is not None})
@@ -76,13 +76,13 @@ def test_an_update_older_than_the_deal_kept_is_refused_and_changes_nothing(
     assert post(qualified, won())[0] == 200
     # The CRM retries an earlier "open" state after the win reached Tsunagu
     status, body = post(
-        qualified, won(status="open", stage="提案中", updated_at="2026-12-09T06:00:00Z")
+        qualified, won(status="open", stage="提案中", updated_at="2026-11-29T06:00:00Z")
     )
     assert status == 409, body
     assert "newer" in body["message"]
     assert [e["properties"]["status"] for e in deal_events(qualified, leads[BUYER])] == ["won"]
     # A newer one is kept: the deal was lost after all
-    status, _ = post(qualified, won(status="lost", updated_at="2026-12-11T06:00:00Z"))
+    status, _ = post(qualified, won(status="lost", updated_at="2026-11-30T12:00:00Z"))
     assert status == 200
     statuses = sorted(e["properties"]["status"] for e in deal_events(qualified, leads[BUYER]))
     assert statuses == ["lost", "won"]
@@ -113,6 +113,8 @@ def test_the_same_signed_request_twice_is_a_replay(
         ({"deal_id": "D 42"}, "deal_id"),
         ({"stage": "受\u2028注"}, "stage"),  # a line separator inside
         ({"surprise": 1}, "surprise"),
+        # Dated after the request was signed (a CRM's bug): kept, no real update would be newer
+        ({"updated_at": "2099-12-31T00:00:00Z"}, "updated_at"),
     ],
 )
 def test_a_malformed_deal_is_422_naming_the_field_and_nothing_is_kept(

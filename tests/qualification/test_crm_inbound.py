@@ -138,6 +138,13 @@ def unknown_lead(q: Qualified) -> Request:
     return body, q.signed_headers(body)
 
 
+def dated_after_it_was_signed(q: Qualified) -> Request:
+    # A CRM's bug (milliseconds read as seconds, a 2099-12-31 default): kept, it would make every
+    # real update of the record look older than it, and be refused, until 2099
+    body = in_negotiation(updated_at="2099-12-31T00:00:00Z")
+    return body, q.signed_headers(body)
+
+
 def q_now(q: Qualified) -> datetime:
     """Real time: the webhook's replay window is checked against it."""
     return datetime.now(UTC)
@@ -157,6 +164,7 @@ REFUSALS: list[tuple[Callable[[Qualified], Request], int, str]] = [
     (unknown_field, 422, "probability"),
     (negative_amount, 422, "deal_amount"),
     (unknown_lead, 404, "nobody@example.jp"),
+    (dated_after_it_was_signed, 422, "updated_at: 2099-12-31T00:00:00"),
 ]
 
 
@@ -194,6 +202,30 @@ def test_a_replayed_request_is_409_and_changes_nothing(qualified: Qualified, lea
     assert replayed["statusCode"] == 409, replayed
     assert "already received" in body_of(replayed)["message"]
     assert q.snapshot() == before
+
+
+def test_an_update_dated_after_its_request_is_refused_and_the_crms_next_one_applies(
+    qualified: Qualified, lead_id: str
+) -> None:
+    q = qualified
+    signed_at = q_now(q).replace(microsecond=0)
+    # Given an update dated later than its request was signed, beyond the clocks' tolerance
+    late = in_negotiation(
+        status="working", updated_at=(signed_at + timedelta(minutes=6)).isoformat()
+    )
+    refused = q.crm_post(late, q.signed_headers(late, at=signed_at))
+    assert refused["statusCode"] == 422, refused
+    assert "later than the request was signed" in body_of(refused)["message"]
+
+    # When the CRM then reports the deal in negotiation, dated within the tolerance of its
+    # request (the two clocks may differ by that much)
+    body = in_negotiation(updated_at=(signed_at + timedelta(minutes=5)).isoformat())
+    answer = q.crm_post(body, q.signed_headers(body, at=signed_at))
+
+    # Then it is applied: the refused one left nothing that makes it look older
+    assert answer["statusCode"] == 200, answer
+    assert body_of(answer)["conflicts"] == []
+    assert q.lead(lead_id)["crm_status"] == "in negotiation"
 
 
 # ---------------------------------------------------------------- applied by policy

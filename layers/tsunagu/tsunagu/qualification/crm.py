@@ -28,9 +28,11 @@ from tsunagu.client_values import ClientInstant, validation_failed
 from tsunagu.clock import isoformat, parse_instant
 from tsunagu.errors import (
     AlreadyExists,
+    FieldError,
     IdempotencyConflict,
     MalformedRequest,
     Unauthenticated,
+    ValidationFailed,
 )
 
 # The status words live with the lead (every path that sets a status reads them); named here
@@ -78,6 +80,23 @@ class VerifiedRequest:
     """Store it until ``keep_until``; a second request with the same key is a replay."""
     keep_until: datetime
     """After this the timestamp check refuses the request anyway, so the key can expire."""
+
+    def refuse_a_change_dated_later(self, updated_at: datetime) -> None:
+        """A record cannot have changed after the request reporting it was signed (give or take
+        the tolerance, for the two clocks): a later ``updated_at`` is a CRM's bug (milliseconds
+        read as seconds, a 2099-12-31 default) which, kept, would make every real update of the
+        record look older, and be refused, until that date. ValidationFailed (422)."""
+        if updated_at > self.keep_until:
+            raise ValidationFailed(
+                [
+                    FieldError(
+                        "updated_at",
+                        f"{isoformat(updated_at)} is later than the request was signed "
+                        f"({isoformat(self.timestamp)}, plus the tolerance): send when the CRM "
+                        "record really changed; nothing was changed",
+                    )
+                ]
+            )
 
 
 def _digest(secret: bytes, timestamp: str, body: bytes) -> str:

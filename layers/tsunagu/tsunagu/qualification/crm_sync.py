@@ -100,6 +100,7 @@ def apply_crm_update(
     store: CrmStore,
     now: datetime,
 ) -> CrmSyncResult:
+    request.refuse_a_change_dated_later(update.updated_at)
     lead = store.find_lead_for_crm(update.crm_id, update.email)
     if lead is None:
         raise NotFound(f"no lead with CRM id {update.crm_id!r} or the address {update.email}")

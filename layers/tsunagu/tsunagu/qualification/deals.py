@@ -131,6 +131,7 @@ def apply_crm_deal(
 ) -> DealResult:
     """Keep the deal and put it on its primary lead's timeline. A reference no lead answers to
     is reported back, never guessed; a deal none of whose leads is known is NotFound (404)."""
+    request.refuse_a_change_dated_later(deal.updated_at)
     lead_ids: list[str] = []
     unknown: list[dict[str, str | None]] = []
     for reference in deal.leads:
