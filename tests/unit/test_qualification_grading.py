@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from tsunagu.leads.email import normalise_email
 from tsunagu.qualification.grading import (
     Grade,
     GradeReason,
@@ -132,6 +133,25 @@ def test_a_competitors_domain_and_its_subdomains_grade_down() -> None:
         assert result.reasons[-1] == GradeReason("email", address, "competitor.example", -100)
     lookalike = grade({**strong, "email": "ceo@notcompetitor.example"}, rules)
     assert lookalike.grade is Grade.A
+
+
+@pytest.mark.parametrize("typed", ["日本.example.jp", "@日本.example.jp.", "xn--wgv71a.example.jp"])
+def test_a_domain_typed_as_it_is_written_grades_the_leads_stored_in_punycode(typed: str) -> None:
+    # Given a competitor's internationalised domain, typed as people write it: the leads'
+    # addresses hold it in punycode (as a form or an import stores them)
+    rules = GradingRules(email_domains={typed: -100})
+    stored = normalise_email("taro@日本.example.jp").address
+    assert stored == "taro@xn--wgv71a.example.jp"
+    # Then its leads and its subdomains' grade down, and a lookalike's do not
+    for address in (stored, "jiro@sub.xn--wgv71a.example.jp"):
+        reason = grade({"email": address}, rules).reasons[-1]
+        assert (reason.attribute, reason.points) == ("email", -100)
+    assert grade({"email": "x@other.example.jp"}, rules).reasons == ()
+
+
+def test_a_top_level_domain_still_grades_as_a_suffix() -> None:
+    rules = GradingRules(email_domains={"JP": 10})
+    assert grade({"email": "x@example.co.jp"}, rules).reasons[-1].points == 10
 
 
 def test_thresholds_and_keywords_are_data() -> None:

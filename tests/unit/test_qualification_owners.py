@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 from pydantic import ValidationError
 
+from tsunagu.leads.email import normalise_email
 from tsunagu.qualification.owners import (
     ByCountry,
     ByDomain,
@@ -107,6 +108,25 @@ def test_a_subdomain_matches_a_lookalike_does_not() -> None:
         assign_owner("x@osaka.bigcorp.example.jp", {}, rules, counter) == "key-accounts@example.com"
     )
     assert assign_owner("x@notbigcorp.example.jp", {}, rules, counter) is None
+
+
+@pytest.mark.parametrize(
+    "typed", ["日本.example.jp", "＠日本.Example.JP.", "xn--wgv71a.example.jp"]
+)
+def test_a_domain_typed_as_it_is_written_takes_the_leads_stored_in_punycode(typed: str) -> None:
+    # Given a key account's internationalised domain, typed as people write it: the leads'
+    # addresses hold it in punycode (as a form or an import stores them)
+    stored = normalise_email("taro@日本.example.jp").address
+    assert stored == "taro@xn--wgv71a.example.jp"
+    rules = OwnerRules(rules=(ByDomain(domains=(typed,), owner="key@example.com"),))
+    # Then its leads and its subdomains' go to the key account's owner, and no lookalike's
+    assert assign_owner(stored, {}, rules, MemoryCounter()) == "key@example.com"
+    assert assign_owner("jiro@sub.xn--wgv71a.example.jp", {}, rules, MemoryCounter()) == (
+        "key@example.com"
+    )
+    lookalike = "saburo@xn--wgv71a.example.jp.evil.example"
+    assert assign_owner(lookalike, {}, rules, MemoryCounter()) is None
+    assert assign_owner("shiro@other.example.jp", {}, rules, MemoryCounter()) is None
 
 
 def test_countries_compare_folded() -> None:

@@ -83,6 +83,16 @@ def normalise_domain(raw: str) -> str:
         raise InvalidEmail(str(error)) from None
 
 
+def pasted_domain(raw: str) -> str:
+    """A domain as people paste it - as DNS writes it (``rival.example.jp.``) or from an address
+    (``@rival.example.jp``) - as ``normalise_domain`` stores it: one final dot and a leading
+    ``@`` are not part of the domain, and kept they would make a value no address holds.
+    InvalidEmail when no address could have it."""
+    return normalise_domain(
+        unicodedata.normalize("NFKC", raw).strip().removeprefix("@").removesuffix(".")
+    )
+
+
 def stored_address_identity(address: str) -> str:
     """The identity of an address normalised already (a stored lead's, an import plan's row):
     checking it again would give the same address, at the validator's cost, for every row of a

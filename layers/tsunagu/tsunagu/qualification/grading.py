@@ -23,6 +23,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tsunagu.leads.email import InvalidEmail, pasted_domain
 from tsunagu.qualification.scoring import Band
 
 _NUMBER = re.compile(r"(\d+(?:\.\d+)?)\s*(万)?")
@@ -43,6 +44,17 @@ class Grade(StrEnum):
 def fold(text: str) -> str:
     """The form every comparison uses: NFKC (full-width to ASCII), casefold, single spaces."""
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def rule_domain(typed: str) -> str:
+    """A rule's domain (an owner rule's, the fit sheet's ``email_domains``) as the leads'
+    addresses hold theirs (tsunagu.leads.email): ``日本.example.jp`` is ``xn--wgv71a.example.jp``,
+    or the rule would never match the addresses it names. A suffix no address has whole (``jp``)
+    is kept folded: it still matches as the end of an address's domain."""
+    try:
+        return pasted_domain(typed)
+    except InvalidEmail:
+        return fold(typed).strip(".").removeprefix("@")
 
 
 def keyword_in(keyword: str, text: str) -> bool:
@@ -179,6 +191,11 @@ class GradingRules(BaseModel):
             if not key.strip() or not -100 <= points <= 100:
                 raise ValueError(f"{key!r}: a name and points from -100 to 100 are needed")
         return values
+
+    @field_validator("email_domains")
+    @classmethod
+    def _as_stored(cls, values: dict[str, int]) -> dict[str, int]:
+        return {rule_domain(domain): points for domain, points in values.items()}
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Annotated, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tsunagu.leads.email import InvalidEmail, normalise_email
-from tsunagu.qualification.grading import fold
+from tsunagu.qualification.grading import fold, rule_domain
 
 
 class RoundRobinCounter(Protocol):
@@ -49,7 +49,7 @@ class ByDomain(BaseModel):
     @field_validator("domains")
     @classmethod
     def _folded(cls, domains: tuple[str, ...]) -> tuple[str, ...]:
-        folded = tuple(fold(d).strip(".").removeprefix("@") for d in domains)
+        folded = tuple(rule_domain(d) for d in domains)
         if not all(folded):
             raise ValueError("a domain cannot be blank")
         return folded

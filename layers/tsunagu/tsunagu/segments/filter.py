@@ -36,7 +36,7 @@ from typing import Protocol
 
 from tsunagu.clock import parse_instant
 from tsunagu.errors import MissingSegment
-from tsunagu.leads.email import InvalidEmail, normalise_domain
+from tsunagu.leads.email import InvalidEmail, pasted_domain
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import Lead
 from tsunagu.leads.updates import FIELD_NAME_PATTERN, STAGES
@@ -288,9 +288,8 @@ def _as_stored_domain(value: str, *, new: bool) -> str:
     a ``!=`` that selects every lead. A value that is still no address's domain is refused in a
     new filter (as the global exclusion list refuses it, tsunagu.mail.exclusions); a filter
     saved before this rule keeps it as written, so it still reads (and selects no lead)."""
-    typed = unicodedata.normalize("NFKC", value).strip().removeprefix("@").removesuffix(".")
     try:
-        return normalise_domain(typed)
+        return pasted_domain(value)
     except InvalidEmail as error:
         if new:
             raise ValueError(f"domain {value!r} is no address's domain: {error}") from None
