@@ -200,6 +200,8 @@ class History:
     ) -> None:
         properties = {"form_id": form_id, "fields": how.get("fields", {}), "new_lead": new}
         properties["referrer"] = how.get("referrer")
+        if "came_from" in how:  # as captures store it since 2026-12-06 (tsunagu.leads.history)
+            properties["came_from"] = how["came_from"]
         event = LeadEvent(
             event_id, "form_submitted", isoformat(self.clock.now()), self.leads[lead], None,
             properties,
@@ -253,7 +255,15 @@ def make_history(aws: AwsStack) -> History:
     h.at(SENT_D2 + timedelta(minutes=1))
     h.ses(me, "Delivery")
     h.ses(mf, "Bounce", bounce={"bounceType": "Permanent", "bounceSubType": "General"})
-    h.form("e", "evt_form_2", new=False, referrer="https://www.example.jp/blog/ma")
+    # e's form on the site's blog (the post's Referer: the site itself): e's browser had come
+    # from a search engine, as the capture found in its history
+    h.form(
+        "e",
+        "evt_form_2",
+        new=False,
+        referrer="https://www.example.jp/blog/ma",
+        came_from="search.example.com",
+    )
     # 10:30: b asks for a demo - welcome_nurture's goal, within 30 days of its welcome mail
     h.at(SENT_D2 + timedelta(minutes=30))
     h.form("b", "evt_form_3", new=False, form_id="demo-request")
@@ -317,7 +327,7 @@ EXPECTED = {
         "outcome:not_clicked": 3,
     },
     ("form#demo", D1, "newsletter"): {"submitted": 1, "new_leads": 1},
-    ("form#demo", D2, "www.example.jp"): {"submitted": 1},
+    ("form#demo", D2, "search.example.com"): {"submitted": 1},
     # b's demo request: welcome_nurture's goal, a day after its first mail of the journey
     ("form#demo-request", D2, "direct"): {"submitted": 1},
     ("journey#welcome_nurture", D2, "v2"): {"converted": 1},

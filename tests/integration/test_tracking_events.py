@@ -196,6 +196,40 @@ def test_the_pages_a_browser_read_before_the_form_come_with_the_lead(stack: AwsS
     ]
 
 
+def submitted_came_from(stack: AwsStack, email: str, visitor: str) -> str:
+    """The demo form posted from its page on the site, as a browser posts it (Origin, and the
+    page as Referer); where the form_submitted event says the person came from."""
+    stack.seed_demo_form()
+    event = load_event("capture_form", "new_lead_json")
+    event["headers"].update({"origin": ORIGIN, "referer": f"{ORIGIN}/contact"})
+    event["body"] = json.dumps({"email": email, "consent": True, "visitor_id": visitor})
+    response = stack.function("capture_form").invoke(event)
+    assert response["statusCode"] == 201, response
+    lead_id = json.loads(response["body"])["lead_id"]
+    (submitted,) = [e for e in timeline_of(stack, lead_id) if e.type == "form_submitted"]
+    return str(submitted.properties["came_from"])
+
+
+def test_a_submission_came_from_its_visitors_landing_page_not_from_the_site_it_is_on(
+    stack: AwsStack,
+) -> None:
+    # Given a browser that landed from a search ad, then read another page of the site
+    invoke(
+        stack,
+        batch(
+            dict(GOOD, id="landed-01", url=f"{ORIGIN}/lp?utm_source=google&utm_medium=cpc",
+                 referrer="https://www.google.com/"),
+            dict(GOOD, id="landed-02", url=f"{ORIGIN}/pricing", referrer=f"{ORIGIN}/lp"),
+        ),
+    )  # fmt: skip
+    # When it submits the form on the site, Then it came from the campaign
+    assert submitted_came_from(stack, "ad.click@example.jp", VISITOR) == "google"
+    # And a browser with no history, posting from the site, came from nowhere else: direct
+    assert submitted_came_from(stack, "typed.the.url@example.jp", "v_0000000000000042") == (
+        "direct"
+    )
+
+
 def test_a_second_person_on_the_same_browser_does_not_get_the_first_ones_history(
     stack: AwsStack,
 ) -> None:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from tests.support.reports import MemoryCounters
 from tsunagu.reports.counters import count_batch
-from tsunagu.reports.counting import CountedMail, CounterKey
+from tsunagu.reports.counting import CountedMail, CounterKey, form_source
 
 JST = ZoneInfo("Asia/Tokyo")
 NOW = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
@@ -193,3 +193,16 @@ def test_nothing_counts_for_a_lead_taken_back_out_of_the_funnel() -> None:
                         {"to": "lead"}),
         ):  # fmt: skip
             assert count(event, None, JST, funnel=funnel) is None
+
+
+def test_a_submissions_source_is_its_forms_utm_else_where_the_capture_found_it_came_from() -> None:
+    site = "https://www.example.jp/"  # the post's Referer: the page the form sits on
+    fields = {"email": "a@example.jp"}
+    assert form_source({"fields": {**fields, "utm_source": "mail"}, "came_from": "google"}) == (
+        "mail"
+    )
+    assert form_source({"fields": fields, "referrer": site, "came_from": "google"}) == "google"
+    assert form_source({"fields": fields, "referrer": site, "came_from": "direct"}) == "direct"
+    # A submission stored before captures said where it came from: its post's referring host
+    assert form_source({"fields": fields, "referrer": site}) == "www.example.jp"
+    assert form_source({"fields": fields}) == "direct"

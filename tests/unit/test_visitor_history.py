@@ -7,16 +7,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from tsunagu.clock import FixedClock, parse_instant
 from tsunagu.journeys.lifecycle import Occurrence
 from tsunagu.journeys.waits import EventMatch, JourneyWait, catch_up, register_wait
 from tsunagu.leads.history import (
+    DIRECT,
     LINKED_AT,
     AnonymousEvent,
     VisitorLink,
+    came_from,
     claimable,
     history_since,
+    own_hosts,
 )
 from tsunagu.leads.model import LeadEvent
 from tsunagu.routing import route_event
@@ -54,6 +58,63 @@ def test_only_free_events_are_claimed_the_newest_that_fit() -> None:
     ]
     assert {c.properties[LINKED_AT] for c in copies} == {"2026-12-04T09:00:00.000Z"}
     assert claimable(history, LEAD, "2026-12-04T09:00:00.000Z", room=0) == []
+
+
+# ---------------------------------------------------------------- where the visitor came from
+
+SITE = frozenset({"www.example.jp"})
+"""The form's own site: its allowed origins' hosts and the post's Origin's."""
+OWN_PAGE = "https://www.example.jp/"
+
+
+def page_view(
+    url: str, referrer: str | None = None, claimed_by: str | None = None, n: int = 1
+) -> AnonymousEvent:
+    utm = {k[4:]: v for k, v in parse_qsl(urlsplit(url).query) if k.startswith("utm_")}
+    properties = {"url": url, "referrer": referrer, "utm": utm}
+    at = f"2026-12-04T08:0{n}:00.000Z"
+    event = LeadEvent(f"v{n}", "page_view", at, None, "v_1", properties)
+    return AnonymousEvent(event, claimed_by)
+
+
+def test_a_visitor_came_from_its_landing_pages_campaign_not_from_the_form_on_the_site() -> None:
+    # Given a visitor who landed from a search ad, then read another page of the site
+    history = [
+        page_view("https://www.example.jp/lp?utm_source=google", "https://www.google.com/", n=1),
+        page_view("https://www.example.jp/pricing", "https://www.example.jp/lp", n=2),
+    ]
+    # When they submit the form on the site (the post's Referer: the site itself)
+    # Then the submission came from the campaign, not the company's own site
+    assert came_from(history, LEAD, OWN_PAGE, SITE) == "google"
+    # And from the referring site when the landing page had no campaign
+    search = [page_view("https://www.example.jp/blog/ma", "https://search.example.com/?q=ma")]
+    assert came_from(search, LEAD, OWN_PAGE, SITE) == "search.example.com"
+
+
+def test_the_own_site_is_never_a_source() -> None:
+    # A visit begun on the site itself (internal navigation), or no history: not the own site
+    internal = [page_view("https://www.example.jp/pricing", "https://www.example.jp/", n=1)]
+    assert came_from(internal, LEAD, OWN_PAGE, SITE) == DIRECT
+    assert came_from([], LEAD, OWN_PAGE, SITE) == DIRECT
+    assert came_from([], LEAD, None, SITE) == DIRECT
+    # A post referred from elsewhere (a form hosted on a partner's page) says where
+    assert came_from([], LEAD, "https://partner.example.com/event", SITE) == "partner.example.com"
+
+
+def test_a_shared_browsers_earlier_visitor_does_not_say_where_this_one_came_from() -> None:
+    history = [
+        page_view("https://www.example.jp/?utm_source=expo", None, claimed_by="lead_other", n=1),
+        page_view("https://www.example.jp/?utm_source=newsletter", None, n=2),
+    ]
+    assert came_from(history, LEAD, OWN_PAGE, SITE) == "newsletter"
+
+
+def test_the_own_sites_hosts_are_its_allowed_origins_and_the_posts_origin() -> None:
+    hosts = own_hosts(
+        ("https://www.example.jp", "https://example.jp:8443"), "https://lp.example.jp"
+    )
+    assert hosts == {"www.example.jp", "example.jp", "lp.example.jp"}
+    assert own_hosts((), None) == frozenset()
 
 
 # ---------------------------------------------------------------- in route_events

@@ -24,7 +24,14 @@ from tsunagu.forms.validation import (
     validate_submission,
 )
 from tsunagu.ids import new_id
-from tsunagu.leads.history import AnonymousEvent, HistoryStore, claimable, read_history
+from tsunagu.leads.history import (
+    AnonymousEvent,
+    HistoryStore,
+    came_from,
+    claimable,
+    own_hosts,
+    read_history,
+)
 from tsunagu.leads.merge import merge_fields
 from tsunagu.leads.model import (
     ConsentEvidence,
@@ -243,6 +250,14 @@ def _plan(
             "kept_fields": merged.kept,
             "consent_given": submission.consent_given,
             "referrer": context.referrer,
+            # The form report's source (tsunagu.reports.counting.form_source), decided here,
+            # where the visitor's history and the form's own site are known
+            "came_from": came_from(
+                history,
+                lead.lead_id,
+                context.referrer,
+                own_hosts(form.allowed_origins, context.origin),
+            ),
             "new_lead": existing is None,
         },
     )

@@ -40,10 +40,11 @@ reaches the lead only now (tsunagu.routing):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from tsunagu.clock import isoformat, parse_instant
 from tsunagu.leads.model import LeadEvent
@@ -121,3 +122,49 @@ def claimable(
 def is_claimed_history(properties: Mapping[str, Any]) -> bool:
     """Whether an event of a lead is one its visitor did before the link (see above)."""
     return bool(properties.get(LINKED_AT))
+
+
+DIRECT = "direct"
+"""Where a submission came from when nothing says: no campaign, no other site referring."""
+
+
+def _host(url: object) -> str | None:
+    try:
+        return urlsplit(str(url)).hostname if url else None
+    except ValueError:
+        return None
+
+
+def own_hosts(allowed_origins: Collection[str], origin: str | None) -> frozenset[str]:
+    """The hosts of the site a form sits on: its allowed origins', and the post's Origin's."""
+    hosts = (_host(o) for o in (*allowed_origins, origin))
+    return frozenset(h for h in hosts if h)
+
+
+def came_from(
+    history: Sequence[AnonymousEvent],
+    lead_id: str,
+    referrer: str | None,
+    own_hosts: Collection[str],
+) -> str:
+    """Where the person who submits a form came from, for the form report's split by source:
+    the campaign of their visitor's earliest page view that names one (its ``utm_source``, else
+    a referring site's host), else the form post's own Referer, else ``direct``.
+
+    The post's Referer is the page the form sits on (browsers cut it to its origin for a post
+    to another host), and a page view referred by another page of the site is the visitor
+    moving around: a host in ``own_hosts`` (the form's allowed origins, the post's Origin) or
+    the page's own host is never a source. Only the history the capture may claim counts (none
+    claimed by another lead: a shared browser's earlier visitor came from elsewhere)."""
+    for anonymous in history:
+        event = anonymous.event
+        if event.type != "page_view" or anonymous.claimed_by not in (None, lead_id):
+            continue
+        utm = event.properties.get("utm")
+        if isinstance(utm, Mapping) and utm.get("source"):
+            return str(utm["source"])[:100]
+        host = _host(event.properties.get("referrer"))
+        if host and host not in own_hosts and host != _host(event.properties.get("url")):
+            return host
+    host = _host(referrer)
+    return host if host and host not in own_hosts else DIRECT

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from tsunagu.clock import isoformat, parse_instant
 from tsunagu.event_kinds import LEAD_IMPORTED
 from tsunagu.journeys.decisions import HOLDOUT
+from tsunagu.leads.history import DIRECT
 from tsunagu.leads.merge import Channel
 from tsunagu.tracking.settling import SETTLE_AFTER_SECONDS
 
@@ -556,14 +557,18 @@ _EXPERIMENTS = frozenset({"split", "holdout"})
 
 def form_source(properties: Mapping[str, Any]) -> str:
     """Where a submission came from: the campaign's utm_source when the form carried one, else
-    the referring site, else ``direct``."""
+    where its visitor came from as the capture found it (``came_from``: the landing page's
+    campaign or another site referring, never the form's own site; tsunagu.leads.history).
+    A submission stored before 2026-12-06 has no ``came_from``: its post's referring host."""
     fields = properties.get("fields") or {}
     utm = fields.get("utm_source") if isinstance(fields, Mapping) else None
     if utm:
         return str(utm)[:100]
+    if properties.get("came_from"):
+        return str(properties["came_from"])
     referrer = properties.get("referrer")
     host = urlsplit(str(referrer)).hostname if referrer else None
-    return host or "direct"
+    return host or DIRECT
 
 
 def _submitted(event: StoredEvent, day: str, funnel: FunnelLead | None) -> Counted | None:

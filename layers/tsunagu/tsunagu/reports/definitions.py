@@ -75,7 +75,11 @@ METRICS: dict[str, str] = {
         "funnel: of those, the leads that took n whole days from the stage before (the"
         " report's median days)"
     ),
-    "submitted": "form submissions stored (form reports; per source: utm_source, else referrer)",
+    "submitted": (
+        "form submissions stored (form reports; per source: the form's utm_source, else the"
+        " visitor's landing page's utm_source or referring site, else the post's referrer;"
+        " the form's own site is never a source: direct)"
+    ),
     "new_leads": "of those, the submissions that created a lead",
 }
 
