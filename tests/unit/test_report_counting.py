@@ -203,6 +203,7 @@ def test_a_submissions_source_is_its_forms_utm_else_where_the_capture_found_it_c
     )
     assert form_source({"fields": fields, "referrer": site, "came_from": "google"}) == "google"
     assert form_source({"fields": fields, "referrer": site, "came_from": "direct"}) == "direct"
-    # A submission stored before captures said where it came from: its post's referring host
-    assert form_source({"fields": fields, "referrer": site}) == "www.example.jp"
+    # A submission stored before captures said where it came from: its post's Referer is the
+    # page the form sits on, the company's own site, which is never a source
+    assert form_source({"fields": fields, "referrer": site}) == "direct"
     assert form_source({"fields": fields}) == "direct"

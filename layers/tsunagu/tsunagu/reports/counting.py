@@ -21,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from tsunagu.clock import isoformat, parse_instant
@@ -558,17 +557,14 @@ _EXPERIMENTS = frozenset({"split", "holdout"})
 def form_source(properties: Mapping[str, Any]) -> str:
     """Where a submission came from: the campaign's utm_source when the form carried one, else
     where its visitor came from as the capture found it (``came_from``: the landing page's
-    campaign or another site referring, never the form's own site; tsunagu.leads.history).
-    A submission stored before 2026-12-06 has no ``came_from``: its post's referring host."""
+    campaign or another site referring, never the form's own site; tsunagu.leads.history),
+    else ``direct``. A submission stored before 2026-12-06 has no ``came_from``, and its post's
+    Referer is no source either: it is the page the form sits on, the company's own site."""
     fields = properties.get("fields") or {}
     utm = fields.get("utm_source") if isinstance(fields, Mapping) else None
     if utm:
         return str(utm)[:100]
-    if properties.get("came_from"):
-        return str(properties["came_from"])
-    referrer = properties.get("referrer")
-    host = urlsplit(str(referrer)).hostname if referrer else None
-    return host or DIRECT
+    return str(properties.get("came_from") or DIRECT)
 
 
 def _submitted(event: StoredEvent, day: str, funnel: FunnelLead | None) -> Counted | None:
