@@ -470,21 +470,10 @@ def report_commands(settings: Settings) -> ReportCommands:
 
 def start_rebuild(settings: Settings, rebuild_id: str) -> str:
     """Start the rebuild state machine for this job: named by it, so started once."""
-    import json
-
     assert settings.rebuild_state_machine_arn
-    client = aws_client(settings, "stepfunctions")
-    try:
-        answer = client.start_execution(
-            stateMachineArn=settings.rebuild_state_machine_arn,
-            name=rebuild_id,
-            input=json.dumps({"rebuild_id": rebuild_id}),
-        )
-    except client.exceptions.ExecutionAlreadyExists:
-        machine = settings.rebuild_state_machine_arn
-        return f"{machine.replace(':stateMachine:', ':execution:', 1)}:{rebuild_id}"
-    arn: str = answer["executionArn"]
-    return arn
+    return start_once(
+        settings, settings.rebuild_state_machine_arn, rebuild_id, {"rebuild_id": rebuild_id}
+    )
 
 
 def journey_goals(settings: Settings) -> dict[str, JourneyGoal]:
@@ -524,18 +513,24 @@ def import_commands(settings: Settings) -> ImportCommands:
 def start_import(settings: Settings, name: str, run: dict[str, str] | None = None) -> str:
     """Start the import state machine for this import, or (``run``: ``{"dry_run": plan id}``)
     this dry run: named by it, so started once."""
+    assert settings.import_state_machine_arn
+    return start_once(settings, settings.import_state_machine_arn, name, run or {"import_id": name})
+
+
+def start_once(settings: Settings, machine: str, name: str, given: dict[str, str]) -> str:
+    """Start ``machine`` under ``name`` with ``given`` as its input, and answer the execution's
+    ARN. Execution names are unique per state machine, so a call repeated after its answer was
+    lost starts nothing twice: it answers the ARN of the execution the first call started (the
+    execution's ARN, not the state machine's with the name appended, which names nothing)."""
     import json
 
-    assert settings.import_state_machine_arn
+    from tsunagu.journeys.lifecycle import execution_arn
+
     client = aws_client(settings, "stepfunctions")
     try:
-        answer = client.start_execution(
-            stateMachineArn=settings.import_state_machine_arn,
-            name=name,
-            input=json.dumps(run or {"import_id": name}),
-        )
+        answer = client.start_execution(stateMachineArn=machine, name=name, input=json.dumps(given))
     except client.exceptions.ExecutionAlreadyExists:
-        return f"{settings.import_state_machine_arn}:{name}"
+        return execution_arn(machine, name)
     arn: str = answer["executionArn"]
     return arn
 
