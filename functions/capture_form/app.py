@@ -74,9 +74,10 @@ def _accepted(result: CaptureResult, *, browser_post: bool, cors: dict[str, str]
     if browser_post:
         if result.thank_you_url:
             return redirect(result.thank_you_url, cors)
-        return html_response(201 if result.created else 200, THANK_YOU_PAGE, cors)
+        return html_response(201, THANK_YOU_PAGE, cors)
     body: dict[str, Any] = {"lead_id": result.lead_id}
     if result.ignored_fields:
         body["ignored_fields"] = result.ignored_fields
     headers = {**cors, "idempotent-replayed": "true"} if result.replayed else cors
-    return json_response(201 if result.created else 200, body, headers)
+    # 201 whether the address was a lead or not: the public form tells no caller who is one
+    return json_response(201, body, headers)

@@ -88,7 +88,8 @@ def capture(
     form_id: str = "demo",
     name: str = "佐藤 花子",
 ) -> str:
-    """A lead captured through capture_form (the sample event, with this body); its lead_id."""
+    """A lead captured through capture_form (the sample event, with this body); the id the form
+    answered (the lead's own for a new address; for a known one, an id of no lead)."""
     event = load_event("capture_form", "new_lead_json")
     event["body"] = json.dumps(
         {"email": address, "name": name, "company": "Example KK", "consent": consent}

@@ -93,9 +93,11 @@ def test_a_known_address_updates_its_lead(stack: AwsStack) -> None:
 
     updated = invoke(stack, with_json_body(load_event("capture_form", "new_lead_json"), body))
 
-    assert updated["statusCode"] == 200
-    assert json.loads(updated["body"]) == json.loads(created["body"])
+    # Answered as a new address is: the public form tells no caller whether one is a lead
+    assert updated["statusCode"] == created["statusCode"] == 201
+    assert json.loads(updated["body"])["lead_id"] != json.loads(created["body"])["lead_id"]
     (lead,) = items(stack, "LeadsTable")
+    assert lead["lead_id"]["S"] == json.loads(created["body"])["lead_id"]
     assert lead["fields"]["M"]["company"]["M"]["value"]["S"] == "Example Group"
     assert len(items(stack, "EventsTable")) == 2
 
@@ -333,7 +335,7 @@ def test_a_returning_lead_on_a_form_saved_with_consent_topic_all_is_answered(
     again = invoke(stack, event)
 
     # Then they are answered (the opt-in replaces the record; no transaction names it twice)
-    assert again["statusCode"] == 200, again
+    assert again["statusCode"] == 201, again
     consent = [i for i in items(stack, "ConsentTable") if i["record"]["S"] == "topic#all"]
     assert [i["status"]["S"] for i in consent] == ["opted_in"]
 
@@ -350,7 +352,7 @@ def test_a_post_without_origin_links_no_browser_to_a_lead_that_exists(stack: Aws
         load_event("capture_form", "new_lead_json"),
         {"email": "hanako.sato@example.jp", "visitor_id": "v_attacker_00000001"},
     )
-    assert invoke(stack, script)["statusCode"] == 200
+    assert invoke(stack, script)["statusCode"] == 201
 
     # Then their browser is not the lead's: its page views stay theirs
     identities = {
@@ -363,8 +365,37 @@ def test_a_post_without_origin_links_no_browser_to_a_lead_that_exists(stack: Aws
 
     # And the same post from the site's own page (a browser: Origin the form allows) links it
     script["headers"]["origin"] = SITE
-    assert invoke(stack, script)["statusCode"] == 200
+    assert invoke(stack, script)["statusCode"] == 201
     identities = {
         i["identity"]["S"]: i["lead_id"]["S"] for i in items(stack, "LeadIdentitiesTable")
     }
     assert identities["visitor:v_attacker_00000001"] == lead_id
+
+
+def test_a_browser_post_does_not_tell_a_known_address_from_a_new_one(stack: AwsStack) -> None:
+    # Given a form that answers a plain post with its own page, and a lead who used it
+    settings = stack.settings()
+    services.form_repository(settings).put(
+        FormDefinition.model_validate(
+            {"form_id": "demo", "name": "No thanks page", "allowed_origins": [SITE],
+             "fields": [{"name": "email", "type": "email", "required": True}]}
+        ),
+        services.clock(settings),
+    )  # fmt: skip
+
+    def post(address: str) -> dict[str, Any]:
+        event = copy.deepcopy(load_event("capture_form", "browser_form_post"))
+        event["body"] = f"email={address}"
+        return invoke(stack, event)
+
+    post("ceo%40example.jp")
+
+    # When an outsider posts the lead's address, and one that is no lead
+    known, new = post("ceo%40example.jp"), post("nobody-yet%40example.jp")
+
+    # Then both are answered alike
+    assert (
+        (known["statusCode"], known["body"])
+        == (new["statusCode"], new["body"])
+        == (201, known["body"])
+    )

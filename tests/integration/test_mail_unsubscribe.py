@@ -225,7 +225,7 @@ def test_an_opt_in_to_one_topic_after_unsubscribing_from_all_renews_that_topic_o
 
     # When, months later, they sign up for a seminar ticking "Send me seminars news" (a form
     # without double opt-in), and confirm it from the mail that asks
-    assert capture(mailed.stack, form_id="seminar") == mailed.lead_id
+    capture(mailed.stack, form_id="seminar")
     assert mailed.send("seminar-news")["reason"] == "opted_out"  # not before the confirmation
     assert confirm(mailed.stack, mailed.lead_id)["statusCode"] == 200
 

@@ -87,7 +87,7 @@ def test_the_eleventh_submission_for_one_address_in_an_hour_is_refused_whole(
 
     # When the next hour begins, Then the address is taken again
     set_clock(stack, NOW + timedelta(minutes=50), scale=FROZEN)
-    assert post(stack, "flood@example.jp", number=11)["statusCode"] == 200
+    assert post(stack, "flood@example.jp", number=11)["statusCode"] == 201
 
 
 def test_a_client_posting_for_many_addresses_is_limited_per_minute(stack: AwsStack) -> None:

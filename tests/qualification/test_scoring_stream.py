@@ -285,12 +285,11 @@ def test_the_pricing_page_read_before_the_form_scores_once_the_visitor_is_the_le
     # When the stream delivers everything again, and the person posts the form a second time
     q.delivered.clear()
     q.deliver()
-    again = post_form(q, LEAD, visitor)
+    post_form(q, LEAD, visitor)
     q.deliver()
 
     # Then the view was claimed once and scored once (a second form the same day adds nothing:
     # form_submitted earns at most 10 a day)
-    assert again == lead_id
     assert len(q.events(lead_id, "page_view")) == 1
     assert score_of(q, lead_id) == 21, q.awards(lead_id)
 

@@ -66,6 +66,9 @@ class RequestContext:
 @dataclass(frozen=True)
 class CaptureResult:
     lead_id: str
+    """The id the public answer names: the lead's own for a lead this submission created, a
+    fresh one that names no lead for an address that was a lead already (and for a honeypot
+    hit), so that the form tells nobody whether an address is a lead (replays answer alike)."""
     created: bool
     thank_you_url: str | None = None
     ignored_fields: list[str] = field(default_factory=list)
@@ -291,7 +294,11 @@ def _plan(
         consent=consent,
         idempotency_key=key,
         request_hash=request_hash,
-        response={"lead_id": lead.lead_id, "created": existing is None},
+        # A known address is answered as a new one, with an id of no lead (CaptureResult)
+        response={
+            "lead_id": lead.lead_id if existing is None else new_id("lead", now),
+            "created": existing is None,
+        },
         counted=limits.windows(
             email_identity(submission.email.identity_key), context.source_ip, now
         ),
@@ -411,7 +418,7 @@ def capture_submission(
             # visitor's events): read it again and merge.
             continue
         return CaptureResult(
-            write.lead.lead_id, write.is_new, form.thank_you_url, submission.ignored_fields
+            write.response["lead_id"], write.is_new, form.thank_you_url, submission.ignored_fields
         )
     raise ConcurrentUpdate("the lead was changed by another request meanwhile; please retry")
 
