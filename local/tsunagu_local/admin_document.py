@@ -180,6 +180,26 @@ LIMIT_DEFAULT = {
 """Where a route's ``limit`` is not the lists' 50 by default."""
 
 
+PATH_PARAMETERS: dict[str, str] = {
+    # The public form's answer names no lead for a known address (it tells nobody who is one)
+    "lead": "The lead's e-mail address, URL-encoded, matched as the public form matches it: "
+    "how an integrator finds the lead behind a form submission.",
+}
+"""What a path parameter is, where its name does not say it."""
+
+
+def _path_parameter(name: str) -> dict[str, Any]:
+    parameter: dict[str, Any] = {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+    if name in PATH_PARAMETERS:
+        parameter["description"] = PATH_PARAMETERS[name]
+    return parameter
+
+
 def admin_paths() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for route in ROUTES:
@@ -203,10 +223,9 @@ def _operation(route: AdminRoute) -> dict[str, Any]:
         if route.operation is None
         else [r.value for r in Role if r in OPERATIONS[route.operation].roles]
     )
-    parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in re.findall(r"\{(\w+)\}", route.path)
-    ] + [_query_parameter(route, name) for name in route.query]
+    parameters = [_path_parameter(name) for name in re.findall(r"\{(\w+)\}", route.path)] + [
+        _query_parameter(route, name) for name in route.query
+    ]
     operation: dict[str, Any] = {
         "operationId": _operation_id(route),
         "summary": route.summary,
