@@ -87,6 +87,26 @@ def test_a_double_click_makes_one_submission(stack: AwsStack) -> None:
     assert stored_counts(stack) == before
 
 
+def test_a_retried_submission_for_a_known_address_gets_its_first_answer(stack: AwsStack) -> None:
+    # Given a lead, and a second submission for its address sent with its own submission_id
+    invoke(stack, load_event("capture_form", "new_lead_json"))
+    body = {"email": "hanako.sato@example.jp", "submission_id": "second-visit-0001"}
+    second = with_json_body(load_event("capture_form", "new_lead_json"), body)
+    first_answer = invoke(stack, second)
+    before = stored_counts(stack)
+
+    # When the browser retries it (the same submission_id)
+    retried = invoke(stack, second)
+
+    # Then it gets the same answer (the same id, that names no lead), and nothing new is stored
+    assert retried["statusCode"] == first_answer["statusCode"] == 201
+    assert retried["body"] == first_answer["body"]
+    assert retried["headers"]["idempotent-replayed"] == "true"
+    assert stored_counts(stack) == before
+    (lead,) = items(stack, "LeadsTable")
+    assert lead["lead_id"]["S"] != json.loads(retried["body"])["lead_id"]
+
+
 def test_a_known_address_updates_its_lead(stack: AwsStack) -> None:
     created = invoke(stack, load_event("capture_form", "new_lead_json"))
     body = {"email": "HANAKO.SATO@example.jp", "name": "Hanako Sato", "company": "Example Group"}
@@ -399,3 +419,25 @@ def test_a_browser_post_does_not_tell_a_known_address_from_a_new_one(stack: AwsS
         == (new["statusCode"], new["body"])
         == (201, known["body"])
     )
+
+
+def test_a_browser_post_is_sent_to_the_same_thank_you_url_for_a_known_address(
+    stack: AwsStack,
+) -> None:
+    # Given the demo form (a thank-you URL of its own) and a lead who used it from the page
+    def post(address: str) -> dict[str, Any]:
+        event = copy.deepcopy(load_event("capture_form", "browser_form_post"))
+        event["body"] = f"email={address}"
+        return invoke(stack, event)
+
+    post("ceo%40example.jp")
+
+    # When an outsider posts the lead's address, and one that is no lead
+    known, new = post("ceo%40example.jp"), post("nobody-yet%40example.jp")
+
+    # Then both browsers are sent to the same page, with the same headers
+    assert known["statusCode"] == new["statusCode"] == 303
+    assert known["headers"] == new["headers"]
+    assert known["headers"]["location"] == f"{SITE}/thanks"
+    # And the lead was updated all the same: still one lead for the address
+    assert [i["email"]["S"] for i in items(stack, "LeadsTable")].count("ceo@example.jp") == 1
