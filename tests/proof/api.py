@@ -61,7 +61,7 @@ from tests.proof import ProofResult
 from tsunagu import services
 from tsunagu.clock import parse_instant
 from tsunagu.leads.capture import FORM_SUBMITTED
-from tsunagu.leads.email import normalise_email
+from tsunagu.leads.email import InvalidEmail, normalise_email
 from tsunagu.leads.model import (
     email_identity,
 )
@@ -409,6 +409,9 @@ class RunReport:
     hook_answers: Counter[tuple[str, str]]
     dropped: list[dict[str, Any]]
     honeypot_lead_ids: list[str]
+    submissions: list[dict[str, Any]]
+    """Each accepted submission that sent a submission_id: form_id, submission_id, email and
+    the lead_id its caller was given (None for a page), as the hooks saw them."""
 
     @property
     def requests(self) -> int:
@@ -490,7 +493,7 @@ def read_report(workdir: Path) -> RunReport:
     if calls_path.exists():
         calls = json.loads(calls_path.read_text())
     else:  # schemathesis was killed before its hooks could write what they counted
-        calls = {"answers": [], "dropped_failures": [], "honeypot_lead_ids": []}
+        calls = {"answers": [], "dropped_failures": [], "honeypot_lead_ids": [], "submissions": []}
         errors.append("the hooks wrote no counts (schemathesis did not exit normally)")
     hook_answers = Counter(
         {(row["operation"], row["status"]): int(row["count"]) for row in calls["answers"]}
@@ -505,6 +508,7 @@ def read_report(workdir: Path) -> RunReport:
         hook_answers=hook_answers,
         dropped=list(calls["dropped_failures"]),
         honeypot_lead_ids=list(calls["honeypot_lead_ids"]),
+        submissions=list(calls["submissions"]),
     )
 
 
@@ -617,22 +621,49 @@ def check_tables(runtime: Runtime, report: RunReport) -> tuple[list[Invariant], 
         counted.check(hits == len(submitted), f"{scope} counters: {hits} hits")
 
     replayable = Invariant(
-        "every remembered submission_id names a lead and its form_submitted event"
+        "every remembered submission_id answers what its callers were given (a retry the first"
+        " body), and the lead its address names holds its form_submitted event; the answer names"
+        " that lead if the submission created it, and no lead otherwise"
     )
-    submission_ids = {
-        (_lead_of(event["subject"]), event.get("properties", {}).get("submission_id"))
-        for event in submitted
-    }
-    for item in remembered:
-        key = str(item["key"])
-        if key.startswith("form:"):
-            lead_id = (
-                json.loads(item["response"])["lead_id"]
-                if isinstance(item["response"], str)
-                else item["response"]["lead_id"]
+    holders: defaultdict[tuple[str, str], set[str | None]] = defaultdict(set)
+    for event in submitted:
+        properties = event.get("properties", {})
+        holders[(properties.get("form_id"), properties.get("submission_id"))].add(
+            _lead_of(event["subject"])
+        )
+    given: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+    for answered in report.submissions:
+        given[f"form:{answered['form_id']}:{answered['submission_id']}"].append(answered)
+    remembered_forms = {str(item["key"]): item for item in remembered}
+    for key in given:
+        replayable.check(key in remembered_forms, f"{key}: answered as accepted, not remembered")
+    for key, item in remembered_forms.items():
+        if not key.startswith("form:"):
+            continue
+        response = (
+            json.loads(item["response"]) if isinstance(item["response"], str) else item["response"]
+        )
+        _, form_id, submission_id = key.split(":", 2)
+        (holder, *others) = holders.get((form_id, submission_id)) or {None}
+        replayable.check(holder in leads and not others, f"{key}: held by {holder} {others}")
+        replayable.check(
+            response["lead_id"] == holder
+            if response["created"]
+            else response["lead_id"] not in leads,
+            f"{key}: answered {response}, the submission's lead is {holder}",
+        )
+        for answered in given.get(key, []):
+            replayable.check(
+                answered["lead_id"] in (None, response["lead_id"]),
+                f"{key}: a caller was given {answered['lead_id']}, remembered {response}",
             )
-            submission_id = key.split(":", 2)[2]
-            replayable.check(lead_id in leads and (lead_id, submission_id) in submission_ids, key)
+            try:
+                identity = email_identity(normalise_email(answered["email"]).identity_key)
+            except InvalidEmail:
+                identity = f"(not an address: {answered['email']!r})"
+            replayable.check(
+                by_identity.get(identity) == holder, f"{key}: {identity} is not {holder}'s"
+            )
 
     consent_of_lead = Invariant("every consent record belongs to an existing lead")
     backed = Invariant("every topic state names evidence the lead has")

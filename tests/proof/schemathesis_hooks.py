@@ -32,6 +32,10 @@ Also here:
 - **Counting.** ``after_call`` counts every answered request by operation and status, and
   ``after_network_error`` every request that got no answer; the counts are written to
   ``calls_path`` when schemathesis exits, beside its own NDJSON report.
+- **Submissions answered.** ``after_call`` also keeps each accepted submission with a
+  ``submission_id`` (its address and the ``lead_id`` it was given): the remembered answer must
+  be what its callers got, and the lead must be found by the address, not in the answer (a
+  known address is answered with an id that names no lead).
 """
 
 from __future__ import annotations
@@ -136,14 +140,17 @@ urllib3.connectionpool.HTTPConnectionPool.ConnectionCls = _SpreadSourceConnectio
 
 # ---------------------------------------------------------------- what the run saw
 class _Record:
-    """Answers by operation and status, failures dropped as by design, and the lead ids a
-    filled honeypot was answered with (``api.py`` checks that none of them exists)."""
+    """Answers by operation and status, failures dropped as by design, the lead ids a filled
+    honeypot was answered with (``api.py`` checks that none of them exists), and each accepted
+    submission that sent a ``submission_id``: its form, id, address and the ``lead_id`` its
+    caller was given (none for a page), which ``api.py`` holds the remembered answers to."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.answers: Counter[tuple[str, str]] = Counter()
         self.dropped: Counter[tuple[str, str]] = Counter()
         self.honeypot_lead_ids: set[str] = set()
+        self.submissions: list[dict[str, str | None]] = []
 
     def write(self) -> None:
         with self.lock:
@@ -157,6 +164,7 @@ class _Record:
                     for (label, reason), count in sorted(self.dropped.items())
                 ],
                 "honeypot_lead_ids": sorted(self.honeypot_lead_ids),
+                "submissions": self.submissions,
             }
         with open(FIXTURES["calls_path"], "w", encoding="utf-8") as file:
             json.dump(data, file, indent=1)
@@ -192,17 +200,38 @@ def _honeypot_filled(case: OpenApiCase) -> bool:
     ) not in (None, "", False)
 
 
+def _answered_lead_id(response: Response) -> str | None:
+    """The ``lead_id`` of a JSON answer; None for a page (a browser post's thank-you page or
+    redirect names no lead)."""
+    try:
+        lead_id = json.loads(response.content).get("lead_id")
+    except (ValueError, AttributeError):
+        return None
+    return None if lead_id is None else str(lead_id)
+
+
 @schemathesis.hook
 def after_call(context: HookContext, case: OpenApiCase, response: Response) -> None:
     with RECORD.lock:
         RECORD.answers[(case.operation.label, str(response.status_code))] += 1
-    if _honeypot_filled(case) and response.status_code == 201:
-        try:
-            lead_id = json.loads(response.content).get("lead_id")
-        except (ValueError, AttributeError):
-            return  # the thank-you page of a browser post: no lead id to look for
+    if case.operation.label != SUBMIT_FORM or response.status_code not in (201, 303):
+        return
+    lead_id = _answered_lead_id(response)
+    if _honeypot_filled(case):
+        if lead_id is not None:
+            with RECORD.lock:
+                RECORD.honeypot_lead_ids.add(lead_id)
+        return
+    submission_id = _form_value(case, "submission_id")
+    if isinstance(submission_id, str) and submission_id:
+        submitted = {
+            "form_id": str(case.path_parameters.get("form_id")),
+            "submission_id": submission_id,
+            "email": str(_form_value(case, "email")),
+            "lead_id": lead_id,
+        }
         with RECORD.lock:
-            RECORD.honeypot_lead_ids.add(str(lead_id))
+            RECORD.submissions.append(submitted)
 
 
 @schemathesis.hook
