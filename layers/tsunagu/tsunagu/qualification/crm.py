@@ -1,10 +1,9 @@
 """What the CRM tells Tsunagu (seed 001): a lead's sales status, owner, deal amount and record id.
 
-The CRM calls ``POST /crm/leads`` with a body signed like Stripe's webhooks: the header carries
-``v1=<hex HMAC-SHA256 of "<timestamp>.<body>">`` and a separate header the Unix timestamp. The
-timestamp is inside the signature, so an old request cannot be re-dated; requests older (or
-newer) than the tolerance are refused, and within it the caller remembers each request's replay
-key, so a captured request cannot be played again.
+The CRM calls ``POST /crm/leads`` with a body signed like Stripe's webhooks
+(tsunagu.signed_requests, shared with sites' servers posting tracking events); within the
+tolerance the webhook remembers each request's replay key, so a captured request cannot be
+played again.
 
 Which side wins for each field is a configured policy, and a value the policy does not let the
 CRM change is reported back as a conflict, never dropped in silence.
@@ -12,12 +11,9 @@ CRM change is reported back as a conflict, never dropped in silence.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, NamedTuple
 
@@ -26,14 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tsunagu.api.requests import load_json_object
 from tsunagu.client_values import ClientInstant, validation_failed
 from tsunagu.clock import isoformat, parse_instant
-from tsunagu.errors import (
-    AlreadyExists,
-    FieldError,
-    IdempotencyConflict,
-    MalformedRequest,
-    Unauthenticated,
-    ValidationFailed,
-)
+from tsunagu.errors import AlreadyExists, MalformedRequest
 
 # The status words live with the lead (every path that sets a status reads them); named here
 # too, as the webhook's vocabulary.
@@ -43,27 +32,20 @@ from tsunagu.leads.crm_status import canonical_status, status_key
 from tsunagu.leads.crm_status import normalise_status as normalise_status
 from tsunagu.leads.email import normalised_or_none
 from tsunagu.leads.merge import Channel, FieldValue
+
+# The signed-request rules are shared with the tracking function (tsunagu.signed_requests);
+# named here too, as the webhook's vocabulary.
+from tsunagu.signed_requests import DEFAULT_TOLERANCE_SECONDS as DEFAULT_TOLERANCE_SECONDS
+from tsunagu.signed_requests import MIN_SECRET_BYTES as MIN_SECRET_BYTES
+from tsunagu.signed_requests import SIGNATURE_SCHEME as SIGNATURE_SCHEME
+from tsunagu.signed_requests import ReplayedRequest as ReplayedRequest
+from tsunagu.signed_requests import SignatureRejected as SignatureRejected
+from tsunagu.signed_requests import StaleRequest as StaleRequest
+from tsunagu.signed_requests import VerifiedRequest as VerifiedRequest
+from tsunagu.signed_requests import replay_key as replay_key
+from tsunagu.signed_requests import signature_header as signature_header
+from tsunagu.signed_requests import verify_signature as verify_signature
 from tsunagu.text import has_control_characters
-
-SIGNATURE_SCHEME = "v1"
-DEFAULT_TOLERANCE_SECONDS = 300
-MIN_SECRET_BYTES = 16
-_TIMESTAMP = re.compile(r"^\d{1,12}$")
-_HEX_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-
-
-class SignatureRejected(Unauthenticated):
-    """The request is not proven to come from the CRM: no signature, a malformed one, or one
-    that does not match the body. Maps to HTTP 401 (add it to ``STATUS_BY_ERROR``)."""
-
-
-class StaleRequest(SignatureRejected):
-    """Correctly signed, but the timestamp is outside the tolerance (a replay of an old
-    request, or a sender whose clock is far off). HTTP 401, like its base."""
-
-
-class ReplayedRequest(IdempotencyConflict):
-    """This exact signed request was already accepted. HTTP 409 through its base."""
 
 
 class LinkedToAnotherRecord(AlreadyExists):
@@ -71,105 +53,6 @@ class LinkedToAnotherRecord(AlreadyExists):
     CRM with the same address, most often). Refused whole - HTTP 409 through its base - since
     which record speaks for the person is for someone to decide in the CRM, not for the order
     the two records' webhooks happen to arrive in."""
-
-
-@dataclass(frozen=True)
-class VerifiedRequest:
-    timestamp: datetime
-    replay_key: str
-    """Store it until ``keep_until``; a second request with the same key is a replay."""
-    keep_until: datetime
-    """After this the timestamp check refuses the request anyway, so the key can expire."""
-
-    def refuse_a_change_dated_later(self, updated_at: datetime) -> None:
-        """A record cannot have changed after the request reporting it was signed (give or take
-        the tolerance, for the two clocks): a later ``updated_at`` is a CRM's bug (milliseconds
-        read as seconds, a 2099-12-31 default) which, kept, would make every real update of the
-        record look older, and be refused, until that date. ValidationFailed (422)."""
-        if updated_at > self.keep_until:
-            raise ValidationFailed(
-                [
-                    FieldError(
-                        "updated_at",
-                        f"{isoformat(updated_at)} is later than the request was signed "
-                        f"({isoformat(self.timestamp)}, plus the tolerance): send when the CRM "
-                        "record really changed; nothing was changed",
-                    )
-                ]
-            )
-
-
-def _digest(secret: bytes, timestamp: str, body: bytes) -> str:
-    return hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-
-
-def _check_secret(secret: bytes) -> None:
-    if len(secret) < MIN_SECRET_BYTES:
-        # A configuration mistake, not the sender's: never a 401.
-        raise ValueError(f"the CRM webhook secret needs at least {MIN_SECRET_BYTES} bytes")
-
-
-def signature_header(secret: bytes, timestamp: str, body: bytes) -> str:
-    """The header value a sender puts on a request (tests, and Tsunagu's outbound webhook)."""
-    _check_secret(secret)
-    return f"{SIGNATURE_SCHEME}={_digest(secret, timestamp, body)}"
-
-
-def replay_key(timestamp: str, signature: str) -> str:
-    """The key a request is remembered by: the timestamp and the hex signature, hashed so the
-    key has a fixed size. Pass the signature Tsunagu computed, not the header text: a header
-    with extra entries or upper-case hex must not make a replay look new."""
-    return hashlib.sha256(f"{timestamp}.{signature.lower()}".encode()).hexdigest()
-
-
-def _offered_signatures(header: str) -> list[str]:
-    """The ``v1`` entries of ``v1=<hex>[, v1=<hex>...]`` (several while a secret rotates);
-    entries of other schemes are ignored so a sender can add a newer scheme first."""
-    offered = []
-    for part in header.split(","):
-        scheme, separator, value = part.strip().partition("=")
-        if separator and scheme.strip() == SIGNATURE_SCHEME and _HEX_SHA256.match(value.strip()):
-            offered.append(value.strip().lower())
-    return offered
-
-
-def verify_signature(
-    secret: bytes,
-    timestamp: str,
-    body: bytes,
-    signature_header: str,
-    now: datetime,
-    tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS,
-) -> VerifiedRequest:
-    """Prove the request came from the CRM, recently. Raises :class:`SignatureRejected` or
-    :class:`StaleRequest`; the caller then checks the replay key.
-
-    The signature is checked before the time, so only a sender who knows the secret learns that
-    its clock is off.
-    """
-    _check_secret(secret)
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    timestamp = (timestamp or "").strip()
-    if not _TIMESTAMP.match(timestamp):
-        raise SignatureRejected("the timestamp header must be Unix seconds")
-    offered = _offered_signatures(signature_header or "")
-    if not offered:
-        raise SignatureRejected(f"the signature header must be {SIGNATURE_SCHEME}=<hex HMAC>")
-    expected = _digest(secret, timestamp, body)
-    # Every entry is compared, each in constant time: timing says nothing about which matched.
-    matched = [hmac.compare_digest(expected, candidate) for candidate in offered]
-    if not any(matched):
-        raise SignatureRejected("the signature does not match the body")
-    # Compared as seconds: twelve digits reach the year 33658, past what a datetime holds.
-    if abs(int(timestamp) - now.timestamp()) > tolerance_seconds:
-        raise StaleRequest(
-            f"the request was signed at Unix time {timestamp}, more than "
-            f"{tolerance_seconds} seconds from now; send it again with a fresh signature"
-        )
-    signed_at = datetime.fromtimestamp(int(timestamp), UTC)
-    tolerance = timedelta(seconds=tolerance_seconds)
-    return VerifiedRequest(signed_at, replay_key(timestamp, expected), signed_at + tolerance)
 
 
 _AMOUNT_TEXT = re.compile(r"[0-9]{1,20}(\.[0-9]{1,4})?")
