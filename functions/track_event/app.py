@@ -1,7 +1,9 @@
 """POST /t/events — batches of page views and custom events from the tracking snippet.
 
 Beacons arrive as text/plain (no CORS preflight); JSON clients may preflight with
-``OPTIONS /t/events?site=<site_id>``.
+``OPTIONS /t/events?site=<site_id>``. A site's own server signs its posts with the site's
+secret (``x-tsunagu-timestamp``, ``x-tsunagu-signature``: tsunagu.tracking.server_posts); a
+wrong or stale signature is 401, a replayed one 409, and nothing of either is stored.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ with HandlerImports(__name__):  # README, Deploying to AWS
     )
     from tsunagu.observability import HTTP_API, logger, metrics, observed
     from tsunagu.settings import get_settings
+    from tsunagu.signed_requests import SIGNATURE_HEADER, TIMESTAMP_HEADER
     from tsunagu.tracking.browser import MAX_EVENTS, BrowserContext, ingest_browser_events
     from tsunagu.tracking.judgement import prefetch_header
+    from tsunagu.tracking.server_posts import SignedPost
     from tsunagu.tracking.stored_sites import is_site_id
 
 MAX_BODY_BYTES = 64 * 1024
@@ -49,6 +53,13 @@ def handler(event: dict[str, Any], context: Any) -> Response:
             )
         if len(events) > MAX_EVENTS:
             raise PayloadTooLarge(f"a batch has at most {MAX_EVENTS} events")
+        timestamp, signature = request.header(TIMESTAMP_HEADER), request.header(SIGNATURE_HEADER)
+        # Either header is an offer of proof: checked, never ignored when the other is missing.
+        signed = (
+            SignedPost(timestamp or "", signature or "", request.body)
+            if timestamp is not None or signature is not None
+            else None
+        )
         result = ingest_browser_events(
             site_id,
             events,
@@ -57,9 +68,11 @@ def handler(event: dict[str, Any], context: Any) -> Response:
                 request.source_ip,
                 request.header("user-agent"),
                 prefetch_header(request.headers),
+                signed,
             ),
             store=store,
             clock=services.clock(settings),
+            site_signing_key=lambda: services.site_signing_key(settings),
         )
         if origin is not None:
             cors = {"access-control-allow-origin": origin, "vary": "origin"}

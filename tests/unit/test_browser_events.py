@@ -14,6 +14,7 @@ from tsunagu.analytics.rows import event_row
 from tsunagu.clock import FixedClock
 from tsunagu.errors import NotFound, OriginNotAllowed, ValidationFailed
 from tsunagu.leads.model import LeadEvent
+from tsunagu.signed_requests import VerifiedRequest
 from tsunagu.tracking.browser import (
     MAX_URL_LENGTH,
     BrowserContext,
@@ -40,12 +41,14 @@ class MemoryTracking:
         self.leads = leads or {}
         self.stored: list[LeadEvent] = []
         self.claims: set[str] = set()
+        self.signed_posts: set[tuple[str, str]] = set()
+        self.site = SITE
 
     def site_and_visitors(
         self, site_id: str, visitor_ids: Sequence[str]
     ) -> tuple[StoredSite | None, dict[str, str]]:
         known = {v: self.leads[v] for v in visitor_ids if v in self.leads}
-        return (SITE if site_id == SITE.site_id else None), known
+        return (self.site if site_id == self.site.site_id else None), known
 
     def put_events(self, events: Sequence[LeadEvent]) -> None:
         keys = {(e.subject, e.storage_key) for e in events}
@@ -55,6 +58,12 @@ class MemoryTracking:
     def stored_for_visitors(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         anonymous = {(e.visitor_id, e.storage_key) for e in self.stored if e.lead_id is None}
         return {key for key in keys if key in anonymous}
+
+    def claim_signed_post(self, site_id: str, request: VerifiedRequest) -> bool:
+        if (site_id, request.replay_key) in self.signed_posts:
+            return False
+        self.signed_posts.add((site_id, request.replay_key))
+        return True
 
     def put_event_once(self, event: LeadEvent, claim: str) -> bool:
         if claim in self.claims:
@@ -340,8 +349,9 @@ def test_properties_are_one_small_flat_object(properties: object, message: str) 
 
 def test_a_stored_site_reads_every_field_a_site_definition_saves() -> None:
     # The tracking function reads sites without pydantic (tsunagu.tracking.stored_sites): a
-    # field added to SiteDefinition and not to StoredSite would be lost on that path.
-    assert {f.name for f in fields(StoredSite)} == set(SiteDefinition.model_fields)
+    # field added to SiteDefinition and not to StoredSite would be lost on that path. (The
+    # signing key id is kept beside the definition, not in it: saving settings keeps it.)
+    assert {f.name for f in fields(StoredSite)} == {*SiteDefinition.model_fields, "signing_key_id"}
     definition = SiteDefinition(
         site_id="corp", name="Corp", allowed_origins=["https://a.example.com"], truncate_ip=False
     )

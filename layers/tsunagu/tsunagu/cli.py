@@ -59,6 +59,7 @@ OUTPUT_TO_SETTING = {
     "ImportStateMachineArn": "TSUNAGU_IMPORT_STATE_MACHINE_ARN",
     "RebuildReportsStateMachineArn": "TSUNAGU_REBUILD_STATE_MACHINE_ARN",
     "CrmWebhookSecretArn": "TSUNAGU_CRM_SECRET_ARN",
+    "SiteSigningSecretArn": "TSUNAGU_SITE_SECRET_ARN",
     "StateMachineArnPrefix": "TSUNAGU_STATE_MACHINE_ARN_PREFIX",
     "ApiUrl": "TSUNAGU_API_URL",
 }
@@ -292,6 +293,23 @@ def sites_list(settings: Settings, args: argparse.Namespace) -> int:
     )  # fmt: skip
     for site in sites:
         print(f"{site.site_id}\t{site.name}\t{', '.join(site.allowed_origins)}")
+    return 0
+
+
+def sites_rotate_secret(settings: Settings, args: argparse.Namespace) -> int:
+    from tsunagu.commands import sites
+
+    made = sites.rotate_signing_secret(
+        services.site_commands(settings), services.operator(settings), args.site
+    )
+    print(f"site {made.site_id!r}: {'new' if made.replaced else 'first'} signing secret")
+    print(made.secret)
+    print(
+        "-- shown this once (Tsunagu keeps only its id); the site's server signs /t/events"
+        " posts with it (README, Tracking from your server)"
+        + ("; the previous secret no longer verifies" if made.replaced else ""),
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -764,6 +782,11 @@ def _parser() -> argparse.ArgumentParser:
     site_create.add_argument("--replace", action="store_true")
     site_create.set_defaults(run=sites_create)
     site_commands.add_parser("list", help="list sites").set_defaults(run=sites_list)
+    site_rotate = site_commands.add_parser(
+        "rotate-secret", help="make the site's signing secret for server-side posts (shown once)"
+    )
+    site_rotate.add_argument("site")
+    site_rotate.set_defaults(run=sites_rotate_secret)
 
     templates = groups.add_parser("templates", help="mail templates (versioned)")
     template_commands = templates.add_subparsers(dest="command", required=True)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from tsunagu.commands.qualification import QualificationCommands
     from tsunagu.commands.reports import ReportCommands
     from tsunagu.commands.segments import SegmentCommands
+    from tsunagu.commands.sites import SiteCommands
     from tsunagu.commands.users import UserCommands
     from tsunagu.journeys.business_time import BusinessCalendar, QuietHours
     from tsunagu.journeys.gate import FrequencyCap
@@ -594,6 +595,18 @@ def _import_exists(settings: Settings) -> Callable[[str], bool]:
     return lambda import_id: imports is not None and imports.get_import(import_id) is not None
 
 
+def site_commands(settings: Settings) -> SiteCommands:
+    """The ports of a site's signing secret (tsunagu.commands.sites)."""
+    from tsunagu.commands.sites import SiteCommands
+
+    return SiteCommands(
+        audit=audit_log(settings),
+        clock=clock(settings),
+        sites=site_repository(settings),
+        master_key=lambda: site_signing_key(settings),
+    )
+
+
 def lead_commands(settings: Settings) -> LeadCommands:
     """The ports of the lead use cases (tsunagu.commands.leads)."""
     from tsunagu.commands.leads import LeadCommands
@@ -834,6 +847,21 @@ def crm_signing_key(settings: Settings) -> bytes:
 
         cached = (time.monotonic(), load_crm_signing_key(settings))
         _crm_keys[settings] = cached
+    return cached[1]
+
+
+_site_keys: dict[Settings, tuple[float, bytes]] = {}
+
+
+def site_signing_key(settings: Settings) -> bytes:
+    """The key sites' signing secrets are derived from, fetched when first needed (a signed
+    post, a new secret) and again every few minutes."""
+    cached = _site_keys.get(settings)
+    if cached is None or time.monotonic() - cached[0] > SIGNER_MAX_AGE_SECONDS:
+        from tsunagu.store.secrets import load_site_signing_key
+
+        cached = (time.monotonic(), load_site_signing_key(settings))
+        _site_keys[settings] = cached
     return cached[1]
 
 

@@ -109,6 +109,10 @@ class Settings:
     in a new invocation when its time runs short)."""
     crm_secret_arn: str | None = None
     """Secrets Manager secret with the CRM webhooks' signing keys (``inbound``, ``outbound``)."""
+    site_secret_arn: str | None = None
+    """Secrets Manager secret with the key sites' signing secrets are derived from
+    (``{"signing_key": ...}``, tsunagu.tracking.server_posts): set on the tracking function,
+    which verifies sites' signed server posts, and the admin API, which makes the secrets."""
     crm_webhook_url: str | None = None
     """Where a new MQL is pushed (the CRM's inbound webhook); unset: no push. HTTPS only (a
     lead's data goes in the body); plain http only to a loopback host, for a local stub."""

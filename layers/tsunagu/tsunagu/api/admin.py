@@ -46,6 +46,7 @@ from tsunagu.commands import (
     qualification,
     reports,
     segments,
+    sites,
     users,
 )
 from tsunagu.commands.access import OPERATIONS, Actor, Role, authorise
@@ -1352,6 +1353,16 @@ sites_list, sites_show, sites_save = _definition_routes(
 )
 
 
+def site_signing_secret(call: AdminCall) -> Any:
+    """Make the site's signing secret, which its server signs tracking posts with (its first,
+    or a new one in place of the current, which stops verifying at once). The secret is in
+    this answer only: Tsunagu keeps its key id, never the secret."""
+    made = sites.rotate_signing_secret(
+        services.site_commands(call.settings), call.actor, call.params["site"]
+    )
+    return 201, made.as_body()
+
+
 # ---------------------------------------------------------------- users
 
 
@@ -1973,6 +1984,12 @@ ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("GET", "/admin/sites/{site}", "sites.list", sites_show),
     AdminRoute(
         "PUT", "/admin/sites/{site}", "sites.save", sites_save, SiteDefinition, query=("replace",)
+    ),
+    AdminRoute(
+        "POST",
+        "/admin/sites/{site}/signing-secret",
+        "sites.rotate_secret",
+        site_signing_secret,
     ),
     AdminRoute("GET", "/admin/users", "users.list", users_list, query=PAGED),
     AdminRoute("POST", "/admin/users", "users.save", user_invite, Invitation),

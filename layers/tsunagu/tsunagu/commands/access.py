@@ -104,6 +104,8 @@ OPERATIONS: dict[str, Operation] = {
         Operation("forms.save", MARKETING, changes=True),
         Operation("sites.list", READERS, changes=False),
         Operation("sites.save", MARKETING, changes=True),
+        # A site's signing secret lets its server say what a person did: admins only.
+        Operation("sites.rotate_secret", frozenset({Role.ADMIN}), changes=True),
         Operation("leads.score", EVERYONE, changes=False),
         Operation("leads.hot", EVERYONE, changes=False),
         Operation("crm.pushes", READERS, changes=False),

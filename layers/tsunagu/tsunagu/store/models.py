@@ -215,6 +215,10 @@ class SiteItem(Model):
     site_id = UnicodeAttribute(hash_key=True)
     definition = JSONAttribute()
     updated_at = UnicodeAttribute()
+    signing_key_id = UnicodeAttribute(null=True)
+    """The site's signing secret's id (tracking.server_posts); the secret itself is not
+    stored. Outside the definition, so saving the site's settings keeps it."""
+    signing_key_created_at = UnicodeAttribute(null=True)
 
 
 class MailTemplateItem(Model):
@@ -245,7 +249,9 @@ class ImportReceiptItem(Model):
 class IdempotencyItem(Model):
     """A remembered request: a replay with the same key gets the same answer. Also, keyed
     ``history:<visitor id>:<event key>``, an anonymous event a lead's form claimed
-    (tsunagu.leads.history), ``request_hash`` holding that lead's id."""
+    (tsunagu.leads.history), ``request_hash`` holding that lead's id; keyed
+    ``signed-post:<site id>:<replay key>``, a site's signed tracking post, so it is not taken
+    twice (tsunagu.tracking.server_posts)."""
 
     class Meta:
         table_name = "unbound"  # bound per stage in tables.py

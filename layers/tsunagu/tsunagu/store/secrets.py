@@ -1,4 +1,4 @@
-"""Signing keys from Secrets Manager: mail-tracking tokens and the CRM webhooks.
+"""Signing keys from Secrets Manager: mail-tracking tokens, the CRM webhooks, sites' servers.
 
 The secret is JSON: ``{"current": "<key id>", "<key id>": "<key>", ...}``. CloudFormation
 generates the first key; rotating means adding a key, pointing ``current`` at it, and removing
@@ -31,6 +31,13 @@ def load_token_signer(settings: Settings) -> TokenSigner:
     secret = _secret_json(settings, settings.tracking_secret_arn)
     current = secret.pop("current")
     return TokenSigner({key_id: key.encode() for key_id, key in secret.items()}, current)
+
+
+def load_site_signing_key(settings: Settings) -> bytes:
+    """The key sites' signing secrets are derived from: ``{"signing_key": "..."}``."""
+    if not settings.site_secret_arn:
+        raise RuntimeError("TSUNAGU_SITE_SECRET_ARN is not set for this function")
+    return str(_secret_json(settings, settings.site_secret_arn)["signing_key"]).encode()
 
 
 def load_crm_signing_key(settings: Settings) -> bytes:

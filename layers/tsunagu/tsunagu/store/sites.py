@@ -6,10 +6,10 @@ pydantic, kept in a warm process's cache); saving one here drops it from this pr
 
 from __future__ import annotations
 
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import PutError, UpdateError
 
 from tsunagu.clock import Clock, isoformat
-from tsunagu.errors import AlreadyExists
+from tsunagu.errors import AlreadyExists, NotFound
 from tsunagu.store.tables import Tables, get_or_none
 from tsunagu.store.tracking import forget_cached_site
 from tsunagu.tracking.sites import SiteDefinition
@@ -26,16 +26,53 @@ class SiteRepository:
     def put(self, site: SiteDefinition, clock: Clock, *, new: bool = False) -> None:
         """Store ``site``; ``new``: only if no site has its id (AlreadyExists otherwise)."""
         model = self._tables.sites
-        item = model(
-            site.site_id, definition=site.model_dump(mode="json"), updated_at=isoformat(clock.now())
-        )
-        try:
-            item.save(condition=model.site_id.does_not_exist() if new else None)
-        except PutError as error:
-            if not new or error.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            raise AlreadyExists(f"site {site.site_id!r} exists") from None
+        definition = site.model_dump(mode="json")
+        now = isoformat(clock.now())
+        if new:
+            try:
+                model(site.site_id, definition=definition, updated_at=now).save(
+                    condition=model.site_id.does_not_exist()
+                )
+            except PutError as error:
+                if error.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+                raise AlreadyExists(f"site {site.site_id!r} exists") from None
+        else:
+            # An update, not a put: the site's signing key id lives beside the definition, and
+            # replacing the settings must not take away the secret its server signs with.
+            model(site.site_id).update(
+                actions=[model.definition.set(definition), model.updated_at.set(now)]
+            )
         forget_cached_site(self._tables.settings.sites_table, site.site_id)
+
+    def signing_key(self, site_id: str) -> tuple[str, str] | None:
+        """The site's signing key id and when it was made; None when it has none, NotFound when
+        there is no such site."""
+        item = get_or_none(self._tables.sites, site_id)
+        if item is None:
+            raise NotFound(f"no site with id {site_id!r}")
+        if item.signing_key_id is None:
+            return None
+        return item.signing_key_id, item.signing_key_created_at or ""
+
+    def set_signing_key(self, site_id: str, key_id: str, created_at: str) -> None:
+        """Point the site at a new signing key (the old one stops verifying at once). NotFound
+        when there is no such site: a key is never stored for a site no one registered."""
+        model = self._tables.sites
+        try:
+            model(site_id).update(
+                actions=[
+                    model.signing_key_id.set(key_id),
+                    model.signing_key_created_at.set(created_at),
+                    model.updated_at.set(created_at),
+                ],
+                condition=model.site_id.exists(),
+            )
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            raise NotFound(f"no site with id {site_id!r}") from None
+        forget_cached_site(self._tables.settings.sites_table, site_id)
 
     def list(self) -> list[SiteDefinition]:
         sites = [SiteDefinition.model_validate(i.definition) for i in self._tables.sites.scan()]

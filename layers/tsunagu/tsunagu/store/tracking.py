@@ -8,10 +8,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from tsunagu.clock import isoformat
 from tsunagu.leads.model import LeadEvent, visitor_identity
+from tsunagu.signed_requests import VerifiedRequest
 from tsunagu.store.converters import event_from_item, event_to_item
 from tsunagu.store.tables import Tables
 from tsunagu.tracking.judgement import rejudge
@@ -68,7 +70,8 @@ class TrackingRepository:
         while request:
             response = client.batch_get_item(RequestItems=request)
             for item in response["Responses"].get(settings.sites_table, []):
-                site = StoredSite.from_definition(json.loads(item["definition"]["S"]))
+                key_id = item.get("signing_key_id", {}).get("S")
+                site = StoredSite.from_definition(json.loads(item["definition"]["S"]), key_id)
                 _site_cache[(settings.sites_table, site.site_id)] = (time.monotonic(), site)
             for item in response["Responses"].get(settings.lead_identities_table, []):
                 leads[item["identity"]["S"].split(":", 1)[1]] = item["lead_id"]["S"]
@@ -129,6 +132,28 @@ class TrackingRepository:
                 found.add((item["subject"]["S"].removeprefix("visitor#"), item["sk"]["S"]))
             request = response.get("UnprocessedKeys") or {}
         return found
+
+    def claim_signed_post(self, site_id: str, request: VerifiedRequest) -> bool:
+        """The replay guard of a site's signed post, kept until its timestamp is refused
+        anyway. Not in the events' write: a post whose events then fail to store is signed
+        again (a new timestamp) by the server that retries it."""
+        t = self._tables
+        key = f"signed-post:{site_id}:{request.replay_key}"
+        claimed = t.idempotency(
+            key,
+            request_hash=key,
+            response={},
+            status="applied",
+            created_at=isoformat(request.timestamp),
+            expires_at=int(request.keep_until.timestamp()) + 3600,
+        )
+        try:
+            claimed.save(condition=t.idempotency.key.does_not_exist())
+        except PutError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def recent_clicks(self, lead_id: str, message_id: str, since: str) -> list[LeadEvent]:
         events = self._tables.events

@@ -4,7 +4,8 @@ A bad event is reported back by its index and the good ones in the same batch ar
 broken custom event must not lose the page views around it. A batch a machine sent (a crawler
 running the snippet, a script posting beacons) is kept too, judged automated as mail activity
 is (tracking.judgement): it never scores, moves a lead's last activity, ends a journey's wait or
-reaches a journey's goal.
+reaches a journey's goal. A batch the site's own server signed (tracking.server_posts) is the
+site's word about its visitor, and is a person's.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
@@ -24,7 +25,9 @@ from tsunagu.errors import FieldError, NotFound, OriginNotAllowed, ValidationFai
 from tsunagu.event_kinds import SERVER_EVENT_KINDS
 from tsunagu.ids import new_ulid
 from tsunagu.leads.model import LeadEvent
+from tsunagu.signed_requests import ReplayedRequest, VerifiedRequest
 from tsunagu.tracking.judgement import Judgement, Signals, judge
+from tsunagu.tracking.server_posts import SignedPost, verify_server_post
 from tsunagu.tracking.stored_sites import StoredSite, is_site_id
 
 MAX_EVENTS = 50
@@ -251,6 +254,8 @@ class BrowserContext:
     user_agent: str | None
     prefetch: str | None = None
     """The header that announced a prefetch, as ``name: value`` (judgement.prefetch_header)."""
+    signed: SignedPost | None = None
+    """The signature the request offers (a site's server), checked before anything is kept."""
 
     def judgement(self) -> tuple[Signals, Judgement]:
         """Whether a page's beacon came from a person's browser: a crawler that runs the
@@ -296,6 +301,11 @@ class TrackingStore(Protocol):
         the visitor was anonymous."""
         ...
 
+    def claim_signed_post(self, site_id: str, request: VerifiedRequest) -> bool:
+        """Remember a signed request until its timestamp could not pass again; False when it
+        was remembered before (a replay)."""
+        ...
+
 
 def truncate_ip(ip: str | None) -> str | None:
     """Cut an address to its network (/24 IPv4, /48 IPv6): enough for region, not a person."""
@@ -323,7 +333,10 @@ def ingest_browser_events(
     *,
     store: TrackingStore,
     clock: Clock,
+    site_signing_key: Callable[[], bytes] | None = None,
 ) -> IngestResult:
+    """Store the good events of a batch. ``site_signing_key``: the key sites' signing secrets
+    are derived from, read only when the request offers a signature."""
     if not raw_events:
         raise ValidationFailed([FieldError("events", "send at least one event")])
     accepted: list[tuple[int, BrowserEvent]] = []
@@ -343,20 +356,39 @@ def ingest_browser_events(
     # A post without Origin has nothing to check here; it is judged a machine's (no_origin)
     if context.origin is not None and not site.allows_origin(context.origin):
         raise OriginNotAllowed(f"this site does not accept events from {context.origin}")
+    verified: VerifiedRequest | None = None
+    if context.signed is not None:
+        # A signature offered is checked whatever else the request says: a wrong or stale one
+        # is refused whole (401), never stored as an unsigned post.
+        if site_signing_key is None:
+            raise RuntimeError("a signed post needs the site signing key")
+        # On the runtime's clock, which is the system's in AWS: locally, a test or a demo
+        # signs on the instant the runtime shows.
+        verified = verify_server_post(site, context.signed, site_signing_key, clock.now())
     if not accepted:
         return IngestResult(0, rejected)
+    if verified is not None and not store.claim_signed_post(site.site_id, verified):
+        raise ReplayedRequest("this signed request was already received; sign each post anew")
 
     received = clock.now()
     ip = truncate_ip(context.source_ip) if site.truncate_ip else context.source_ip
     # What was judged says so either way, as an open or a click does: a person's event is
     # ``automated: false`` (so that ``automated = false`` finds people's page views in the
     # analytics), a machine's keeps why and what it was judged on (so it can be judged again).
-    signals, judgement = context.judgement()
-    automated: dict[str, Any] = (
-        {"automated": True, "reasons": judgement.reasons, "signals": signals.as_dict()}
-        if judgement.automated
-        else {"automated": False}
-    )
+    automated: dict[str, Any]
+    if verified is not None:
+        # The site's own server, proven by its secret, says what its visitor did: a person's
+        # event. The request's address and user agent are that server's, not the visitor's.
+        automated = {"automated": False, "signed": True}
+        ip = None
+        context = replace(context, user_agent=None)
+    else:
+        signals, judgement = context.judgement()
+        automated = (
+            {"automated": True, "reasons": judgement.reasons, "signals": signals.as_dict()}
+            if judgement.automated
+            else {"automated": False}
+        )
     stored: dict[tuple[str, str], LeadEvent] = {}
     with_client_ids: list[LeadEvent] = []
     on_server_time: list[LeadEvent] = []

@@ -31,15 +31,22 @@ class StoredSite:
     allowed_origins: tuple[str, ...]
     """As SiteDefinition normalised them when the site was saved."""
     truncate_ip: bool = True
+    signing_key_id: str | None = None
+    """Which signing secret the site's server signs its posts with (tracking.server_posts);
+    stored beside the definition, not in it: saving the site's settings keeps it. None: the
+    site has none, and only browsers' posts are a person's."""
 
     @classmethod
-    def from_definition(cls, definition: Mapping[str, Any]) -> StoredSite:
+    def from_definition(
+        cls, definition: Mapping[str, Any], signing_key_id: str | None = None
+    ) -> StoredSite:
         """The site in a definition as SiteDefinition stored it (``model_dump(mode="json")``)."""
         return cls(
             site_id=definition["site_id"],
             name=definition["name"],
             allowed_origins=tuple(definition["allowed_origins"]),
             truncate_ip=definition.get("truncate_ip", True),
+            signing_key_id=signing_key_id,
         )
 
     def allows_origin(self, origin: str) -> bool:
