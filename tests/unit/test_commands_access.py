@@ -70,6 +70,7 @@ EXPECTED: dict[str, dict[Role, bool | str]] = {
         name: {Role.ADMIN: True, Role.MARKETER: False, Role.SALES: False, Role.VIEWER: False}
         for name in (
             "audit.list", "users.list", "users.save", "reports.rebuild", "reports.rebuilds",
+            "sites.rotate_secret",
         )
     },
     # A sales rep reads leads - each with its score explained - and the hot list (README's role
