@@ -7,12 +7,13 @@ run that no half-written record exists.
 **How.** A runtime is started as ``make up`` starts it (``template.yaml`` on the embedded local
 AWS, the demo form and demo site seeded), on virtual time as the journey tests run it. Leads
 are imported first (as an attendee list is), tokens for the opens, clicks and unsubscribe links
-of mails to them are signed with the stack's own key, and the CRM webhook's signing key is read
-from its secret. These go to a JSON file for ``schemathesis_hooks.py``, which ``schemathesis
-run`` (4.x, in its own virtualenv ``.venv-proof``) loads: just before each request it puts, in
-most cases, the demo form or site id, a signed token, an imported lead's address or a fresh CRM
-signature in place of what it generated from the schema, so that the requests get past the
-first check into the handlers; the rest stay as generated, so the refusals are tried too.
+of mails to them are signed with the stack's own key, the CRM webhook's signing key is read
+from its secret, and the demo site gets a signing secret for its server's tracked events. These
+go to a JSON file for ``schemathesis_hooks.py``, which ``schemathesis run`` (4.x, in its own
+virtualenv ``.venv-proof``) loads: just before each request it puts, in most cases, the demo
+form or site id, a signed token, an imported lead's address or a fresh CRM or site signature in
+place of what it generated from the schema, so that the requests get past the first check into
+the handlers; the rest stay as generated, so the refusals are tried too.
 
 Form submissions are limited to 60 a minute per client address and the virtual clock stands
 still, so the hooks open every connection (``Connection: close``) from the next of a set of
@@ -60,6 +61,7 @@ from tests.journeys.harness import Runtime, import_lead
 from tests.proof import ProofResult
 from tsunagu import services
 from tsunagu.clock import parse_instant
+from tsunagu.commands.sites import rotate_signing_secret
 from tsunagu.leads.capture import FORM_SUBMITTED
 from tsunagu.leads.email import InvalidEmail, normalise_email
 from tsunagu.leads.model import (
@@ -246,6 +248,12 @@ def write_fixtures(runtime: Runtime, size: RunSize, workdir: Path) -> Path:
         "crm_ids": [f"proof-crm-{n:03d}" for n in range(size.leads)],
         "tokens": signed_tokens(runtime, leads, size.messages_per_lead),
         "crm_signing_key": services.crm_signing_key(runtime.settings).decode(),
+        # The demo site's server signs tracked events with its secret, on the runtime's clock
+        # (which stands still while the run keeps the runtime busy)
+        "site_signing_secret": rotate_signing_secret(
+            services.site_commands(runtime.settings), services.operator(runtime.settings), "demo"
+        ).secret,
+        "site_signing_time": int(services.clock(runtime.settings).now().timestamp()),
         "honeypot_field": demo_form.honeypot_field,
         "source_addresses": size.source_addresses,
         "calls_path": str(workdir / "calls.json"),

@@ -471,6 +471,41 @@ def _tracked_events(case: OpenApiCase, chance: random.Random) -> None:
                 _edge_instant(event, "occurred_at", chance)
 
 
+def _server_signature(case: OpenApiCase, chance: random.Random, kwargs: dict[str, Any]) -> None:
+    """The optional signature headers of a tracked batch: mostly left out (a browser's beacon,
+    or a server's unsigned post), often a fresh signature with the demo site's secret (a
+    site's server, signed at the runtime's time), and now and then as generated (refused)."""
+    headers = ("x-tsunagu-timestamp", "x-tsunagu-signature")
+    offered = [name for name in headers if name in (case.headers or {})]
+    if not offered:
+        return
+    roll = chance.random()
+    if roll < 0.6:
+        for name in offered:
+            del case.headers[name]
+        return
+    if roll >= 0.9 or len(offered) < len(headers):
+        return  # keep the generated headers: a wrong or half signature must be refused
+    body = case.body
+    try:
+        payload = (
+            body.encode("utf-8", "surrogatepass")
+            if isinstance(body, str)
+            else json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
+        )
+    except (TypeError, ValueError):
+        return  # not JSON at all: the transport sends it as generated
+    timestamp = str(FIXTURES["site_signing_time"])
+    digest = hmac.new(
+        FIXTURES["site_signing_secret"].encode(),
+        f"{timestamp}.".encode() + payload,
+        hashlib.sha256,
+    ).hexdigest()
+    case.headers["x-tsunagu-timestamp"] = timestamp
+    case.headers["x-tsunagu-signature"] = f"v1={digest}"
+    kwargs["data"] = payload
+
+
 def _tracking_preflight(case: OpenApiCase, chance: random.Random) -> None:
     if "site" in case.query and chance.random() < 0.85:
         case.query["site"] = FIXTURES["site_id"]
@@ -543,6 +578,7 @@ def before_call(context: HookContext, case: OpenApiCase, kwargs: dict[str, Any])
         _form_preflight(case, chance)
     elif label == TRACK_EVENTS:
         _tracked_events(case, chance)
+        _server_signature(case, chance, kwargs)
     elif label == PREFLIGHT_TRACK:
         _tracking_preflight(case, chance)
     elif label == OPEN_PIXEL:
