@@ -36,6 +36,7 @@ from tsunagu.commands.access import Actor, Role
 from tsunagu.commands.audit import MAX_AUDIT_ENTRIES, AuditEntry
 from tsunagu.ids import new_id
 from tsunagu.settings import Settings
+from tsunagu.signed_requests import signature_header
 from tsunagu_local.people import ADMIN_EMAIL
 
 PASSWORD = "Console-test-2026"
@@ -1677,3 +1678,53 @@ def test_a_marketer_adds_a_site_in_a_form_and_copies_its_snippet(
     expect(again.get_by_role("alert")).to_contain_text("campaign-lp")
     listed = tsunagu.cli("sites", "list").stdout
     assert "Campaign landing pages" in listed and "Another" not in listed, listed
+
+
+def demo_site_card(page: Page) -> Locator:
+    """The demo site's card on the forms screen (the demo form's card names "demo" too)."""
+    return (
+        page.locator("article")
+        .filter(has=page.get_by_label("Tracking snippet"))
+        .filter(has=page.locator("h3 small", has_text=re.compile(r"^demo$")))
+    )
+
+
+def test_an_admin_makes_a_sites_signing_secret_once_and_its_server_signs_with_it(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # A marketer saves sites but is offered no secret: a signing secret is an admin's to make
+    marketer = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="forms")
+    demo = demo_site_card(marketer)
+    expect(demo.get_by_role("button", name="Copy the Tracking snippet")).to_be_visible()
+    expect(demo.get_by_text("Tracking from your server")).to_have_count(0)
+
+    # An admin opens the site's server tracking and makes its secret
+    page = console_page(
+        chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), locale="en-GB", at="forms"
+    )
+    card = demo_site_card(page)
+    card.get_by_text("Tracking from your server").click()
+    card.get_by_role("button", name="Make a new signing secret").click()
+    shown = card.get_by_label("Signing secret of demo")
+    expect(shown).to_have_value(re.compile(r"^tss_[0-9a-f]{64}$"))
+    expect(card.get_by_role("status")).to_contain_text("Shown this once")
+    assert accessibility_problems(page) == []
+    secret = shown.input_value()
+
+    # The site's server signs a post with it, at the runtime's time, and it is taken
+    now = tsunagu.cli("clock", "show").stdout.split("\t")[1]
+    timestamp = str(int(datetime.fromisoformat(now.replace("Z", "+00:00")).timestamp()))
+    body = json.dumps(
+        {"site_id": "demo", "events": [{"type": "purchase", "visitor_id": "v_e2e0000000000001"}]}
+    ).encode()
+    signature = signature_header(secret.encode(), timestamp, body)
+    headers = {"x-tsunagu-timestamp": timestamp, "x-tsunagu-signature": signature}
+    status, _, answer = tsunagu.request(
+        "POST", "/t/events", body, {"content-type": "application/json", **headers}
+    )
+    assert status == 200, answer
+    # Reloaded, the screen shows the secret no more: it was shown that once
+    page.reload()
+    card = demo_site_card(page)
+    card.get_by_text("Tracking from your server").click()
+    expect(card.get_by_label("Signing secret of demo")).to_have_count(0)

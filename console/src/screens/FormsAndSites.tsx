@@ -126,6 +126,7 @@ export default function FormsAndSites() {
               <SiteEditor initial={site} isNew={false} onSaved={saved} />
             </details>
           )}
+          {may("sites.rotate_secret") && <SigningSecret siteId={site.site_id} />}
         </article>
       ))}
       {may("sites.save") && (
@@ -135,6 +136,49 @@ export default function FormsAndSites() {
         </details>
       )}
     </section>
+  );
+}
+
+/** A site's signing secret for its server's tracking posts (tsunagu.commands.sites): made
+ * (or made anew, replacing the current one at once) by an admin, and shown here that once. */
+function SigningSecret(props: { siteId: string }) {
+  const { t } = useTranslation();
+  const [secret, setSecret] = useState<string | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+
+  async function make() {
+    setProblem(null);
+    try {
+      const made = await api<{ secret: string }>(
+        "POST",
+        `/admin/sites/${encodeURIComponent(props.siteId)}/signing-secret`,
+      );
+      setSecret(made.secret);
+    } catch (error) {
+      setProblem(describeError(error));
+    }
+  }
+
+  return (
+    <details>
+      <summary>{t("sites.server")}</summary>
+      <p className="note">{t("sites.server_note")}</p>
+      {problem && <p role="alert">{problem}</p>}
+      {secret ? (
+        <div className="code">
+          <label>
+            {t("sites.secret", { site: props.siteId })}
+            <textarea readOnly rows={2} value={secret} />
+          </label>
+          <CopyButton text={secret} what={t("sites.secret", { site: props.siteId })} />
+          <p role="status">{t("sites.secret_once")}</p>
+        </div>
+      ) : (
+        <button type="button" onClick={() => void make()}>
+          {t("sites.new_secret")}
+        </button>
+      )}
+    </details>
   );
 }
 
