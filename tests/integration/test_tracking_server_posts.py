@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +24,8 @@ from tests.integration.tracking_helpers import (
     stored_events,
 )
 from tests.support.admin import event as admin_event
-from tsunagu import services
+from tests.support.cli import runtime_here
+from tsunagu import cli, services
 from tsunagu.api import admin
 from tsunagu.commands.access import Role
 from tsunagu.signed_requests import signature_header
@@ -259,3 +261,48 @@ def test_a_secret_for_a_site_no_one_registered_is_a_404_and_stores_nothing(
     assert status == 404, body
     assert "no site" in body["message"]
     assert len(moto_client("dynamodb").scan(TableName=stack.tables["SitesTable"])["Items"]) == 1
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def test_the_cli_makes_the_secret_by_the_same_use_case_and_prints_it_once(
+    stack: AwsStack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    runtime_here(stack, tmp_path, monkeypatch)
+    # When the operator makes the site's secret, then a new one
+    assert cli.main(["sites", "rotate-secret", SITE_ID]) == 0
+    first = capsys.readouterr()
+    assert cli.main(["sites", "rotate-secret", SITE_ID]) == 0
+    second = capsys.readouterr()
+
+    # Then each is printed alone on its line (stdout: for a script to read), the note on stderr
+    old, new = first.out.splitlines()[1], second.out.splitlines()[1]
+    assert old.startswith("tss_") and new.startswith("tss_") and old != new
+    assert "shown this once" in first.err and "no longer verifies" in second.err
+    # And only the newest verifies
+    refused_without_a_trace(stack, server_post(stack, [purchase()], old), 401)
+    assert server_post(stack, [purchase()], new)["statusCode"] == 200
+    # And both are in the log, as the operator's
+    settings = stack.settings()
+    now = services.clock(settings).now()
+    entries = services.audit_log(settings).entries(
+        now - timedelta(hours=1), now + timedelta(hours=1), limit=100
+    )
+    made = [e for e in entries if e.operation == "sites.rotate_secret"]
+    assert sorted(e.detail or "" for e in made) == ["created", "rotated"]
+    assert {e.actor.via for e in made} == {"cli"}
+
+
+def test_the_cli_names_a_site_no_one_registered(
+    stack: AwsStack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    runtime_here(stack, tmp_path, monkeypatch)
+    assert cli.main(["sites", "rotate-secret", "no-such-site"]) != 0
+    assert "no site with id 'no-such-site'" in capsys.readouterr().err

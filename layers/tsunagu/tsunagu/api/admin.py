@@ -1355,7 +1355,7 @@ sites_list, sites_show, sites_save = _definition_routes(
 
 def site_signing_secret(call: AdminCall) -> Any:
     """Make the site's signing secret, which its server signs tracking posts with (its first,
-    or a new one in place of the current, which stops verifying at once). The secret is in
+    or a new one in place of the current, which stops verifying within 30 seconds). The secret is in
     this answer only: Tsunagu keeps its key id, never the secret."""
     made = sites.rotate_signing_secret(
         services.site_commands(call.settings), call.actor, call.params["site"]

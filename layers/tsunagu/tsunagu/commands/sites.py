@@ -58,7 +58,9 @@ class SigningSecret:
 
 def rotate_signing_secret(ports: SiteCommands, actor: Actor, site_id: str) -> SigningSecret:
     """Give the site a new signing secret (its first, or one in place of the current: the old
-    one stops verifying at once). NotFound for a site no one registered."""
+    one stops verifying as soon as the tracking functions read the site again: at once in a
+    new one, within ``form_cache_seconds`` (30 s) in a warm one). NotFound for a site no one
+    registered."""
     with recorded(ports.audit, ports.clock, actor, "sites.rotate_secret", f"site:{site_id}") as log:
         if not is_site_id(site_id):  # no such site can be stored; and no key DynamoDB refuses
             raise NotFound(f"no site with id {site_id[:64]!r}")

@@ -56,7 +56,8 @@ class SiteRepository:
         return item.signing_key_id, item.signing_key_created_at or ""
 
     def set_signing_key(self, site_id: str, key_id: str, created_at: str) -> None:
-        """Point the site at a new signing key (the old one stops verifying at once). NotFound
+        """Point the site at a new signing key (the old one stops verifying when the tracking
+        functions read the site again: their site cache is dropped here only). NotFound
         when there is no such site: a key is never stored for a site no one registered."""
         model = self._tables.sites
         try:

@@ -11,7 +11,7 @@ The site's secret is never stored. It is derived from the stack's one site-signi
 Secrets Manager, beside the CRM webhook's) and the site's key id, a random value kept with the
 site: the sites table alone gives no secret, showing it again needs the key that only the admin
 API and the tracking function may read, and rotating it is a new key id (the old secret stops
-working at once).
+working once the tracking functions read the site again: within 30 s, their site cache).
 """
 
 from __future__ import annotations
