@@ -33,9 +33,13 @@ from tsunagu.journeys.lifecycle import (
     triggered_journeys,
     with_exit,
 )
+from tsunagu.journeys.lifecycle import (
+    execution_arn as arn_of_execution,
+)
 from tsunagu.journeys.model import (
     ExitConditions,
     Journey,
+    PublishedVersion,
     ReentryPolicy,
     ResumePolicy,
     Trigger,
@@ -253,14 +257,16 @@ class RecordingExecutions:
         return execution_arn in self.running
 
     def exists(self, execution_arn: str) -> bool:
-        return any(execution_arn.endswith(f":{name}") for _, name, _ in self.started)
+        # As Step Functions keeps them: by the whole ARN - the same name on another state
+        # machine (the journey's own, after its first publication) is another execution
+        return any(arn_of_execution(sm, name) == execution_arn for sm, name, _ in self.started)
 
     def start(
         self, state_machine_arn: str, name: str, payload: Mapping[str, Any]
     ) -> StartedExecution:
-        existed = any(started == name for _, started, _ in self.started)
+        arn = arn_of_execution(state_machine_arn, name)
+        existed = self.exists(arn)
         self.started.append((state_machine_arn, name, dict(payload)))
-        arn = f"{state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
         return StartedExecution(arn, existed)
 
     def stop(self, execution_arn: str, cause: str) -> None:
@@ -358,7 +364,8 @@ def test_a_repeated_cause_claims_once_and_starts_nothing_new() -> None:
 def test_a_repeat_after_a_crash_between_claim_and_start_starts_it() -> None:
     # Given the claim was written but the process died before StartExecution
     name = execution_name("seminar_follow_up", LEAD, "event:evt_1")
-    store = MemoryEntries(entry(execution_name=name, status="active"))
+    arn = arn_of_execution(STATE_MACHINE, name)
+    store = MemoryEntries(entry(execution_name=name, execution_arn=arn, status="active"))
     executions = RecordingExecutions()
 
     result = enter_lead(store, executions)
@@ -366,6 +373,73 @@ def test_a_repeat_after_a_crash_between_claim_and_start_starts_it() -> None:
     # Then it starts, and is entered now: no execution of it had run
     assert result.reason == "entered" and result.entered_now and store.claims == []
     assert [started_name for _, started_name, _ in executions.started] == [name]
+
+
+PUBLISHED_MACHINE = STATE_MACHINE.replace("seminar-follow-up", "journey-seminar-follow-up")
+
+
+def published(the_journey: Journey) -> Journey:
+    """The journey after its first publication: entries start on its own state machine."""
+    return the_journey.model_copy(
+        update={
+            "published": PublishedVersion(
+                version=1,
+                version_arn=f"{PUBLISHED_MACHINE}:1",
+                alias_arn=f"{PUBLISHED_MACHINE}:live",
+                published_at=isoformat(NOW),
+            )
+        }
+    )
+
+
+def enter_on_alias(store: MemoryEntries, executions: RecordingExecutions) -> Any:
+    return enter(
+        published(journey()),
+        LEAD,
+        cause="event:evt_1",
+        trigger="form_submitted",
+        trigger_event_id="evt_1",
+        payload={"entered_on": isoformat(NOW)},
+        state_machine_arn=f"{PUBLISHED_MACHINE}:live",
+        store=store,
+        executions=executions,
+        clock=FixedClock(NOW + timedelta(minutes=10)),
+    )
+
+
+def test_a_repeat_across_the_first_publication_starts_nothing_new() -> None:
+    # Given a lead entered on the stack's state machine
+    store, executions = MemoryEntries(), RecordingExecutions()
+    first = enter_lead(store, executions)
+
+    # When the journey is published (entries now start on its alias) and the same cause
+    # comes again (the same start run again, a retried background start, a redelivered batch)
+    again = enter_on_alias(store, executions)
+
+    # Then it is the execution the entry names, and nothing starts on the new state machine
+    assert (again.reason, again.execution_arn) == ("repeated", first.execution_arn)
+    assert not again.entered_now
+    assert len(executions.started) == 1 and len(store.claims) == 1
+
+
+def test_a_repeat_of_a_claim_never_started_starts_on_the_alias_and_says_so() -> None:
+    # Given the claim was written on the stack's state machine, the process died before
+    # StartExecution, and the journey was published since
+    name = execution_name("seminar_follow_up", LEAD, "event:evt_1")
+    claim = entry(
+        execution_name=name, execution_arn=arn_of_execution(STATE_MACHINE, name), status="active"
+    )
+    store, executions = MemoryEntries(claim), RecordingExecutions()
+
+    result = enter_on_alias(store, executions)
+
+    # Then it starts where entries start now, and the entry names that execution (exits and
+    # goals stop the one that runs)
+    new_arn = arn_of_execution(PUBLISHED_MACHINE, name)
+    assert (result.reason, result.execution_arn) == ("entered", new_arn)
+    assert [sm for sm, _, _ in executions.started] == [f"{PUBLISHED_MACHINE}:live"]
+    stored = store.entry(LEAD, "seminar_follow_up")
+    assert stored is not None and stored.execution_arn == new_arn
 
 
 class RefusingExecutions(RecordingExecutions):

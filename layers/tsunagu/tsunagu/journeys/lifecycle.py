@@ -267,10 +267,23 @@ def enter(
     # Asked first, because Step Functions answers a name started again with the same input as
     # a success while it runs (and moto always): only the question tells a repeat from an
     # entry whose start never ran.
+    # The execution asked about is the one the entry record names, not the same name on the
+    # state machine entries start on now: the journey's first publication moves new entries
+    # from the stack's state machine to the journey's own, and Step Functions names executions
+    # per state machine - a repeat across it (the same start run again, a retried background
+    # start, a redelivered batch) would otherwise start the lead a second execution there.
     by = previous.trigger_event_id if repeat and previous is not None else trigger_event_id
-    if repeat and executions.exists(execution_arn(state_machine_arn, name)):
+    claimed: JourneyEntry | None = None
+    if repeat and previous is not None:
+        if executions.exists(previous.execution_arn):
+            return EntryResult(journey.journey_id, True, "repeated", previous.execution_arn, by)
         arn = execution_arn(state_machine_arn, name)
-        return EntryResult(journey.journey_id, True, "repeated", arn, by)
+        if arn != previous.execution_arn:
+            # The claim's start never ran, and entries now start elsewhere: the record names
+            # the execution that will run, or exits and goals would stop one that never did.
+            claimed = replace(previous, execution_arn=arn, updated_at=isoformat(now))
+            if not store.claim_entry(claimed, previous):
+                return EntryResult(journey.journey_id, False, "entered_concurrently")
     journey_input = {
         **payload,  # first: extra input never replaces who entered, or where
         "lead_id": lead_id,
@@ -288,6 +301,8 @@ def enter(
             # later start (another request key, another event) refused by re-entry ``never``,
             # for good. Repeating this same entry claims it afresh.
             store.release_entry(entry, previous)
+        elif claimed is not None:
+            store.release_entry(claimed, previous)
         raise
     # Repeated only where the execution was there: a claim whose start never ran (the run died
     # between the two) is entered now, and is counted so
