@@ -41,7 +41,7 @@ from tests.support.leads import new_stream_records
 from tsunagu import cli, services
 from tsunagu.analytics.rows import encode_row, row_from_record
 from tsunagu.cli_functions import FunctionCliError
-from tsunagu.clock import register_in_process
+from tsunagu.clock import isoformat, register_in_process
 from tsunagu.commands import mail
 from tsunagu.errors import ValidationFailed
 from tsunagu.mail.send import MessengerError, OutgoingMail
@@ -263,6 +263,57 @@ def test_a_mail_whose_record_failed_is_not_sent_again_by_the_retry(
     assert again.value.payload["errorType"] == "SendInProgress"
     assert len(sent_messages()) == 1
     assert lead_events(stack, lead_id, "mail_failed") == []
+
+
+def test_a_send_retried_during_the_emergency_stop_is_held_and_goes_back_to_its_gate(
+    stack: AwsStack, lead_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a journey's mail SES refused (the state machine retries it in place, minutes later)
+    def refused(self: SesMessenger, mail: OutgoingMail) -> str:
+        raise MessengerError("Throttling: Maximum sending rate exceeded")
+
+    with monkeypatch.context() as ses_refusing:
+        ses_refusing.setattr(SesMessenger, "send", refused)
+        with pytest.raises(FunctionError) as first:
+            send(stack, lead_id, key="execution-1:Send welcome mail")
+    assert first.value.payload["errorType"] == "SendFailed"
+    # And the emergency stop pressed before the retry
+    settings = stack.settings()
+    journeys = services.journey_repository(settings)
+    journeys.set_account_paused(True, isoformat(services.clock(settings).now()), "api:admin")
+
+    # When the retry runs
+    with pytest.raises(FunctionError) as retried:
+        send(stack, lead_id, key="execution-1:Send welcome mail")
+
+    # Then nothing is sent: the step fails SendHeld (its Catch leads back to the gate, which
+    # parks the lead), and the lead's timeline says why the mail waits
+    assert retried.value.payload["errorType"] == "SendHeld"
+    assert sent_messages() == []
+    [held] = lead_events(stack, lead_id, "mail_deferred")
+    assert held["properties"]["reason"] == "account_paused"
+    # And once the stop is lifted, the same key may send (nothing went out under it)
+    journeys.set_account_paused(False, isoformat(services.clock(settings).now()), "api:admin")
+    assert send(stack, lead_id, key="execution-1:Send welcome mail")["status"] == "sent"
+    assert len(sent_messages()) == 1
+
+
+def test_a_mail_sent_before_the_stop_is_answered_as_sent_not_held(
+    stack: AwsStack, lead_id: str
+) -> None:
+    # Given a journey's mail sent, and the emergency stop pressed after
+    first = send(stack, lead_id, key="execution-1:Send welcome mail")
+    settings = stack.settings()
+    services.journey_repository(settings).set_account_paused(
+        True, isoformat(services.clock(settings).now()), "api:admin"
+    )
+
+    # When Step Functions runs the same task again (a Lambda error on the way back)
+    again = send(stack, lead_id, key="execution-1:Send welcome mail")
+
+    # Then it is that send's outcome: held, the lead would be mailed again after the resume
+    assert again == {**first, "replayed": True}
+    assert len(sent_messages()) == 1
 
 
 def test_another_key_sends_another_mail(stack: AwsStack, lead_id: str) -> None:

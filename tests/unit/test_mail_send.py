@@ -11,6 +11,7 @@ import pytest
 
 from tsunagu.clock import FixedClock
 from tsunagu.errors import IdempotencyConflict, NotFound, TsunaguError
+from tsunagu.event_kinds import MAIL_DEFERRED
 from tsunagu.leads.model import LeadEvent
 from tsunagu.mail.consent import Suppression
 from tsunagu.mail.send import (
@@ -20,6 +21,7 @@ from tsunagu.mail.send import (
     MessengerError,
     OutgoingMail,
     SendFailed,
+    SendHeld,
     SendInProgress,
     SendOutcomeUnknown,
     SendRequest,
@@ -175,6 +177,66 @@ def test_a_failed_send_is_recorded_and_may_be_retried(store, messenger) -> None:
     # And a further retry is a replay
     assert send(store, messenger).replayed is True
     assert len(messenger.sent) == 1
+
+
+def send_held_by(
+    store: MemoryMailStore, messenger: MemoryMessenger, reasons: dict[str | None, str]
+) -> SendResult:
+    """A journey's send, asked while ``reasons`` holds its journey (tsunagu.journeys.steps)."""
+    return send_mail(
+        SendRequest(
+            lead_id="lead_1",
+            template_id="welcome",
+            idempotency_key=KEY,
+            journey={"journey_id": "welcome_series", "node": "welcome"},
+        ),
+        store=store,
+        messenger=messenger,
+        signer=make_signer(),
+        clock=make_clock(),
+        policy=make_policy(),
+        held=reasons.get,
+    )
+
+
+def test_a_journey_send_retried_while_its_journey_is_held_sends_nothing(store, messenger) -> None:
+    # Given SES refused a journey's mail, and the journey was paused before the retry
+    messenger.fail_next()
+    with pytest.raises(SendFailed):
+        send_held_by(store, messenger, {})
+    # When the retry comes, Then it is held: nothing sent, and the key free for a later try
+    with pytest.raises(SendHeld, match="journey_paused"):
+        send_held_by(store, messenger, {"welcome_series": "journey_paused"})
+    assert messenger.sent == []
+    assert store.sends[KEY]["status"] == "failed"
+    [line] = store.events_of(MAIL_DEFERRED)
+    assert line.properties["reason"] == "journey_paused"
+    # And once nothing holds it, the same key sends once
+    assert send_held_by(store, messenger, {}).status == "sent"
+    assert len(messenger.sent) == 1
+
+
+def test_a_journey_send_already_made_is_answered_as_made_though_held(store, messenger) -> None:
+    first = send_held_by(store, messenger, {})
+
+    again = send_held_by(store, messenger, {"welcome_series": "account_paused"})
+
+    assert (again.status, again.replayed, again.message_id) == ("sent", True, first.message_id)
+    assert len(messenger.sent) == 1
+
+
+def test_a_send_that_is_no_journeys_is_never_held(store, messenger) -> None:
+    # A double opt-in confirmation or the CLI's mail send: the stop holds journeys' mail
+    result = send_mail(
+        SendRequest(lead_id="lead_1", template_id="welcome", idempotency_key=KEY),
+        store=store,
+        messenger=messenger,
+        signer=make_signer(),
+        clock=make_clock(),
+        policy=make_policy(),
+        held=lambda journey_id: "account_paused",
+    )
+    assert result.status == "sent"
 
 
 def test_a_mail_ses_may_have_taken_is_never_sent_again(store, messenger) -> None:

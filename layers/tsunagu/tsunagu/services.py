@@ -128,8 +128,10 @@ def mail_policy(settings: Settings) -> MailPolicy:
 def send(settings: Settings, request: SendRequest) -> SendResult:
     """One mail to one lead, wired for this stage: the send_email task and double opt-in
     confirmations go through here alike."""
+    from tsunagu.journeys.steps import mail_held
     from tsunagu.mail.send import send_mail
 
+    journeys = journey_repository(settings)
     return send_mail(
         request,
         store=mail_repository(settings),
@@ -138,6 +140,7 @@ def send(settings: Settings, request: SendRequest) -> SendResult:
         clock=clock(settings),
         policy=mail_policy(settings),
         segments=segment_exclusions(settings),
+        held=lambda journey_id: mail_held(journey_id, journeys),
     )
 
 

@@ -93,6 +93,7 @@ STATE_KEYS = frozenset(
         "release",
         "timed_out",
         "not_paused",
+        "held",
         "decision",
         "webhook_error",
     }
@@ -749,6 +750,10 @@ class _Compiler:
                     "message_id.$": "$.Payload.message_id",
                 },
                 ResultPath=slot,
+                # A retry (SES refused minutes ago) finding the journey paused or the account
+                # stopped sends nothing: back to the gate, which parks the lead as it would
+                # have, and on resume decides by the policy.
+                Catch=[{"ErrorEquals": ["SendHeld"], "ResultPath": "$.held", "Next": gate}],
                 **self._then(node.next),
             ),
             skipped: skip,

@@ -204,11 +204,22 @@ def _gone(journey: Journey | None, lead: Lead | None, entry: EntryState | None) 
     return None
 
 
+def held_reason(journey: Journey | None, account_paused: bool) -> str | None:
+    """Why a journey's leads are held where they are: the emergency stop, or the journey's own
+    pause; None when neither. The gate parks on it, and a journey mail already past its gate (a
+    send retried minutes after SES refused it) is sent back to the gate on it
+    (tsunagu.mail.send.SendHeld): a pause or a stop holds every mail not yet sent."""
+    if account_paused:
+        return "account_paused"
+    if journey is not None and journey.status == "paused":
+        return "journey_paused"
+    return None
+
+
 def _held(gate: GateInput, journey: Journey) -> GateDecision | None:
     """Park while the journey (or the whole account) is paused."""
-    if gate.account_paused or journey.status == "paused":
-        return GateDecision("park", "account_paused" if gate.account_paused else "journey_paused")
-    return None
+    reason = held_reason(journey, gate.account_paused)
+    return GateDecision("park", reason) if reason is not None else None
 
 
 def decide_step(gate: GateInput) -> GateDecision:

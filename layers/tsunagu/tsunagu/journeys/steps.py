@@ -27,6 +27,7 @@ from tsunagu.journeys.gate import (
     SendLedger,
     decide,
     decide_step,
+    held_reason,
     wait_timestamp,
 )
 from tsunagu.journeys.lifecycle import (
@@ -267,8 +268,15 @@ def park_execution(
 
 
 def _paused(journey_id: str, store: GateStore) -> bool:
-    journey = store.get_journey(journey_id)
-    return store.account_paused() or (journey is not None and journey.status == "paused")
+    return mail_held(journey_id, store) is not None
+
+
+def mail_held(journey_id: str | None, store: GateStore) -> str | None:
+    """Why the journey's mail is held now (the emergency stop, its pause), by the gate's rule;
+    None when it may go. Asked again by a journey's send (tsunagu.mail.send.send_mail); a send
+    that names no journey is held by the stop alone."""
+    journey = store.get_journey(journey_id) if journey_id else None
+    return held_reason(journey, store.account_paused())
 
 
 # ---------------------------------------------------------------- the marketer's controls

@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 
 from tsunagu.clock import Clock, isoformat
 from tsunagu.errors import IdempotencyConflict, NotFound, TsunaguError
-from tsunagu.event_kinds import MAIL_SKIPPED
+from tsunagu.event_kinds import MAIL_DEFERRED, MAIL_SKIPPED
 from tsunagu.ids import new_id
 from tsunagu.leads.model import Lead, LeadEvent
 from tsunagu.mail.consent import (
@@ -46,6 +46,12 @@ class SendFailed(TsunaguError):
 
 class SendInProgress(TsunaguError):
     """Another attempt with this key has not finished (or died mid-send): not sent again."""
+
+
+class SendHeld(TsunaguError):
+    """A journey mail asked for while its journey is paused or the account stopped: nothing
+    sent. It passed its gate before (a send retried minutes after SES refused it); the state
+    machine's Catch takes the lead back to the gate, which parks it until the resume decides."""
 
 
 class SendOutcomeUnknown(TsunaguError):
@@ -227,7 +233,12 @@ def send_mail(
     clock: Clock,
     policy: MailPolicy,
     segments: ExcludingSegments | None = None,
+    held: Callable[[str | None], str | None] | None = None,
 ) -> SendResult:
+    """``held``: why a journey's mail is held now (its pause, the emergency stop; None: it may
+    go), asked of a journey's send (of the journey it names; of none, the stop alone). The gate
+    asked it before, but the state machine retries a send SES refused minutes later, in place,
+    and a stop pressed meanwhile must hold it."""
     now = clock.now()
     at = isoformat(now)
     message_id = new_id("msg", now)
@@ -264,6 +275,30 @@ def send_mail(
         else:
             store.finish_send(request.idempotency_key, status, record, event, reply=reply)
         progress.finished = True
+
+    journey_id = request.journey.get("journey_id")
+    why_held = (
+        held(str(journey_id) if journey_id else None)
+        if held is not None and request.journey
+        else None
+    )
+    if why_held is not None:
+        # Asked once the key is claimed, so that an attempt which did send is answered as
+        # sent above; the claim is let go as "failed" (nothing went out), with the line on
+        # the lead's timeline that says why the mail waits.
+        line = _event(
+            MAIL_DEFERRED,
+            request.lead_id,
+            at,
+            now,
+            reason=why_held,
+            message_id=message_id,
+            template_id=request.template_id,
+            by="send_email",
+            **journey_details(request.journey),
+        )
+        finish("failed", None, line)
+        raise SendHeld(f"send {request.idempotency_key!r}: held ({why_held}), not sent")
 
     try:
         return _send_claimed(
