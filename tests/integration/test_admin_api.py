@@ -1447,6 +1447,41 @@ def test_journey_settings_that_cannot_hold_are_a_422_and_change_nothing(
     assert missing == 404
 
 
+@pytest.mark.parametrize(
+    "exit_stages",
+    [None, ["customer"]],  # the default exits (sql, opportunity, customer...), or named
+    ids=["default exits", "named exits"],
+)
+def test_a_journey_entered_on_a_stage_it_exits_on_is_refused_naming_the_conflict(
+    stack: Settings, exit_stages: list[str] | None
+) -> None:
+    # Given an onboarding journey set to enter on "the stage becomes customer", exiting on it
+    path = "/admin/journeys/welcome_nurture"
+    _, before = call(stack, "GET", path)
+    settings: dict[str, Any] = {
+        "triggers": [
+            {"kind": "form_submitted"},
+            {"kind": "stage_reached", "stage": "customer"},
+        ]
+    }
+    if exit_stages is not None:
+        settings["exit"] = {"stages": exit_stages}
+
+    status, body = call(stack, "PUT", f"{path}/settings", body=settings)
+
+    # Then it is refused (every lead would leave at its first gate, converted), on the trigger,
+    # with a code the console says in its own words, and nothing is saved
+    assert status == 422, body
+    [problem] = body["errors"]
+    assert problem["field"] == "triggers.1.stage"
+    assert (problem["code"], problem["params"]) == ("trigger_stage_exits", {"stage": "customer"})
+    assert "exit" in problem["message"]
+    assert call(stack, "GET", path)[1] == before
+    # And with customer out of its exits, the same trigger is saved
+    settings["exit"] = {"stages": ["disqualified"]}
+    assert call(stack, "PUT", f"{path}/settings", body=settings)[0] == 200
+
+
 def test_settings_are_stored_only_over_the_record_they_were_read_from(stack: Settings) -> None:
     # A pause (or a publish) stored between reading the journey and saving its settings must
     # not be undone by the save

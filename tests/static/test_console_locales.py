@@ -15,9 +15,10 @@ import pytest
 from pydantic_core.core_schema import ErrorType
 
 from tsunagu.event_kinds import SERVER_EVENT_KINDS
-from tsunagu.forms.refusals import FORM_REFUSAL_CODES, FORM_REFUSAL_PARAMS
+from tsunagu.forms.refusals import FORM_REFUSAL_PARAMS
 from tsunagu.imports.reasons import JAPANESE, JAPANESE_WORDS, REASON_CODES, REASON_PARAMS
-from tsunagu.imports.refusals import REFUSAL_CODES, REFUSAL_PARAMS
+from tsunagu.imports.refusals import REFUSAL_PARAMS
+from tsunagu.journeys.problems import JOURNEY_PROBLEM_PARAMS
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCALES = ROOT / "console" / "src" / "locales"
@@ -73,16 +74,21 @@ def test_the_rejected_rows_file_and_the_screen_say_a_reason_in_the_same_japanese
 
 
 def test_every_refusal_of_a_list_or_a_form_is_said_in_both_languages() -> None:
-    # A list refused whole (its encoding, its header, its mapping...) or a form refused at save
-    # (its consent box's confirmation mail) is said from the problem's code
+    # A list refused whole (its encoding, its header, its mapping...), a form refused at save
+    # (its consent box's confirmation mail) or a journey's settings that could never work
+    # (tsunagu.journeys.problems) is said from the problem's code
     # (errors.field_codes.<code>), falling back to the server's English only for a code the
     # console does not know: every code the import path or a form's save can raise needs words
     # in both languages, naming no parameter the code lacks
-    params = {**REFUSAL_PARAMS, **FORM_REFUSAL_PARAMS}
+    params: dict[str, tuple[str, ...]] = {
+        **REFUSAL_PARAMS,
+        **FORM_REFUSAL_PARAMS,
+        **JOURNEY_PROBLEM_PARAMS,
+    }
     for language in ("en", "ja"):
         said = dict(locale(language)["errors"]["field_codes"])
         said.pop("value")  # pydantic's problems (test_pydantic_problems_are_said_by_their_type)
-        assert sorted(said) == sorted(REFUSAL_CODES + FORM_REFUSAL_CODES), language
+        assert sorted(said) == sorted(params), language
         for code, sentence in said.items():
             named = set(re.findall(r"\{\{(\w+)\}\}", sentence))
             assert named <= set(params[code]), (language, code, named)

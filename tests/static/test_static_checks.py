@@ -34,6 +34,7 @@ from tsunagu.api.responses import STATUS_BY_ERROR
 from tsunagu.errors import Unauthenticated, UpstreamRefused
 from tsunagu.forms.refusals import FORM_REFUSAL_CODES
 from tsunagu.imports.refusals import REFUSAL_CODES
+from tsunagu.journeys.problems import JOURNEY_PROBLEM_CODES
 from tsunagu_local.admin_document import rendered
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -487,15 +488,17 @@ def test_openapi_examples_match_their_schemas(openapi: dict[str, Any]) -> None:
 
 def test_openapi_documents_every_code_a_field_problem_can_have(openapi: dict[str, Any]) -> None:
     # A client validating answers against the document (and the admin API's proof, which does)
-    # meets every code the import path or a form's save gives a problem, and no code never given
+    # meets every code the import path, a form's save or a journey's settings give a problem,
+    # and no code never given
     refused, pydantic = openapi["components"]["schemas"]["FieldError"]["properties"]["code"][
         "anyOf"
     ]
-    assert refused["enum"] == list(REFUSAL_CODES + FORM_REFUSAL_CODES)
+    coded = (*REFUSAL_CODES, *FORM_REFUSAL_CODES, *JOURNEY_PROBLEM_CODES)
+    assert refused["enum"] == list(coded)
     # And pydantic's problems, coded value.<its type> (client_values.pydantic_problem)
     pattern = re.compile(pydantic["pattern"])
     assert all(pattern.match(f"value.{kind}") for kind in get_args(ErrorType))
-    assert not any(pattern.match(code) for code in REFUSAL_CODES + FORM_REFUSAL_CODES)
+    assert not any(pattern.match(code) for code in coded)
 
 
 def test_openapi_documents_every_error_status_of_a_submission(openapi: dict[str, Any]) -> None:

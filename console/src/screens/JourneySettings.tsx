@@ -5,7 +5,7 @@
 import { type FormEvent, useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 
-import { ApiError, api, type FieldProblem } from "../api";
+import { ApiError, api, type FieldProblem, problemText } from "../api";
 import { formIds, type SegmentChoice, savedSegments } from "../choices";
 import { WordsInput } from "../inputs";
 import { POLICIES } from "./Journeys";
@@ -98,7 +98,7 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
   const shown = (prefix: string) =>
     problemsAt(prefix).map((p) => (
       <p key={`${p.field}:${p.message}`} className="problem" role="alert">
-        {p.message}
+        {problemText(p)}
       </p>
     ));
 
@@ -189,7 +189,7 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
           .filter((p) => p.field === "triggers")
           .map((p) => (
             <p key={p.message} className="problem" role="alert">
-              {p.message}
+              {problemText(p)}
             </p>
           ))}
         <datalist id="settings-segments">

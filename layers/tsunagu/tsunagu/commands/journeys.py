@@ -51,6 +51,7 @@ from tsunagu.journeys.model import (
     published_graph_key,
     unreserved_journey_id,
 )
+from tsunagu.journeys.problems import settings_problems
 from tsunagu.journeys.publishing import keep_publication
 from tsunagu.journeys.records import rewrite
 from tsunagu.journeys.simulation import Forecast, Simulation, forecast, simulate
@@ -778,6 +779,9 @@ def configure(
                 " was not kept)"
             )
         _check_triggers(ports, settings.triggers)
+        problems = settings_problems(settings)
+        if problems:
+            raise ValidationFailed(problems)
         asked = {name: getattr(settings, name) for name in JourneySettings.model_fields}
         # Only over the record as read - the store writes it only if its revision is still the
         # one read (which is ``revision`` when given): a save, pause or publish landing
