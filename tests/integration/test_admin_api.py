@@ -1482,6 +1482,34 @@ def test_a_journey_entered_on_a_stage_it_exits_on_is_refused_naming_the_conflict
     assert call(stack, "PUT", f"{path}/settings", body=settings)[0] == 200
 
 
+@pytest.mark.parametrize("kind", ["crm_status_changed", "mail_delivered", "owner_notified"])
+def test_an_event_trigger_no_event_can_fire_is_refused(stack: Settings, kind: str) -> None:
+    # Given an event trigger on a kind Tsunagu records itself, which enters no journey
+    path = "/admin/journeys/welcome_nurture"
+    _, before = call(stack, "GET", path)
+    settings = {"triggers": [{"kind": "event", "event": {"type": kind}}]}
+
+    status, body = call(stack, "PUT", f"{path}/settings", body=settings)
+
+    # Then it is refused on the trigger, coded, and nothing is saved
+    assert status == 422, body
+    [problem] = body["errors"]
+    assert problem["field"] == "triggers.0.event.type"
+    assert (problem["code"], problem["params"]) == ("trigger_event_never_enters", {"kind": kind})
+    assert call(stack, "GET", path)[1] == before
+
+
+@pytest.mark.parametrize("kind", ["seminar_booked", "page_view", "stage_changed", "lead_imported"])
+def test_an_event_trigger_on_a_sites_kind_or_a_record_that_enters_is_saved(
+    stack: Settings, kind: str
+) -> None:
+    # A site's own kinds (/t/events takes any kind but Tsunagu's), and the records a journey
+    # may start on (a stage, a score, an import), enter leads
+    settings = {"triggers": [{"kind": "event", "event": {"type": kind}}]}
+    status, body = call(stack, "PUT", "/admin/journeys/welcome_nurture/settings", body=settings)
+    assert status == 200, body
+
+
 def test_settings_are_stored_only_over_the_record_they_were_read_from(stack: Settings) -> None:
     # A pause (or a publish) stored between reading the journey and saving its settings must
     # not be undone by the save

@@ -167,6 +167,30 @@ def test_where_the_nodes_are_on_the_canvas_changes_nothing_compiled() -> None:
     assert compile_journey(placed, TEMPLATES) == compile_journey(base, TEMPLATES)
 
 
+@pytest.mark.parametrize(
+    "kind", ["stage_changed", "crm_status_changed", "lead_updated", "mail_delivered"]
+)
+def test_a_wait_for_an_event_tsunagu_records_itself_is_named(kind: str) -> None:
+    # route_events resumes no wait on these (what Tsunagu did, not what the lead did): "wait
+    # up to two days for the lead to become an MQL" would always take its timed_out way
+    def waits_for_a_record(data: dict[str, Any]) -> None:
+        node(data, "tip_clicked")["events"] = [{"type": kind, "outcome": "clicked"}]
+
+    [(where, sentence)] = problems(changed(waits_for_a_record))
+    assert where == "tip_clicked"
+    assert f"waits for {kind!r}, which Tsunagu records itself" in sentence
+    assert "'clicked' is never taken" in sentence
+
+
+@pytest.mark.parametrize("kind", ["page_view", "seminar_attended", "demo_booked", "form_submitted"])
+def test_a_wait_for_what_the_lead_does_is_no_problem(kind: str) -> None:
+    # A site's own kinds (/t/events takes any but Tsunagu's) end waits as Tsunagu's do
+    def waits_for_an_act(data: dict[str, Any]) -> None:
+        node(data, "tip_clicked")["events"] = [{"type": kind, "outcome": "clicked"}]
+
+    assert compile_journey(changed(waits_for_an_act), TEMPLATES)["States"]
+
+
 def test_an_unreachable_node_is_named() -> None:
     def orphan(data: dict[str, Any]) -> None:
         data["nodes"].append(

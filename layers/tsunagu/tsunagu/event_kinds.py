@@ -49,6 +49,28 @@ SYSTEM_EVENT_KINDS = frozenset(
     }
 )
 
+# Tsunagu's own records that may still enter a lead: a journey can start on a stage or a score,
+# or welcome the leads an import created.
+ENTERING_SYSTEM_EVENTS = frozenset({"stage_changed", "score_changed", LEAD_IMPORTED})
+
+
+def resumes_waits(kind: str) -> bool:
+    """Whether an event of this kind can end a journey's wait for behaviour: what the lead
+    did, not what Tsunagu did or heard about it (route_events resumes no wait on those, nor
+    does a wait looking back at the history). A wait_for on another kind never ends but by
+    its deadline: the journey's checks name it (tsunagu.journeys.compiler)."""
+    return kind not in SYSTEM_EVENT_KINDS
+
+
+def enters_journeys(kind: str, *, by_person: bool = True) -> bool:
+    """Whether an event of this kind can enter a lead into a journey whose trigger it matches:
+    a person's (not a scanner's or a proxy's, ``by_person``), or one of Tsunagu's own records a
+    journey may start on (ENTERING_SYSTEM_EVENTS). The journey routing asks it of every event,
+    and a journey's settings refuse an event trigger no event can fire
+    (tsunagu.journeys.problems)."""
+    return (by_person and kind not in SYSTEM_EVENT_KINDS) or kind in ENTERING_SYSTEM_EVENTS
+
+
 # What only Tsunagu writes, from what it saw itself: recorded by hand (tsunagu leads record,
 # POST /admin/leads/{lead}/events), one would forge a form submission that enters journeys, or
 # opens and clicks that score.

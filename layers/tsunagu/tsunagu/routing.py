@@ -139,7 +139,9 @@ def route_event(
     if automated:
         return  # a scanner's or proxy's activity is kept as evidence, never as the lead's
     if system:
-        return  # what Tsunagu did or heard about the lead, not something the lead did
+        # What Tsunagu did or heard about the lead, not something the lead did: it resumes no
+        # wait either (event_kinds.resumes_waits, which a journey's checks read)
+        return
     changed = store.record_activity(
         str(lead_id), str(new_image["type"]), str(new_image["occurred_at"])
     )

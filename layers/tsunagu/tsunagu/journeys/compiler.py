@@ -23,6 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 from tsunagu.api.requests import load_json_object
 from tsunagu.client_values import validation_failed
 from tsunagu.errors import FieldError, ValidationFailed
+from tsunagu.event_kinds import resumes_waits
 from tsunagu.journeys.decisions import HOLDOUT, TimedOutSpec, spec_of
 from tsunagu.journeys.definition import (
     Branch,
@@ -374,6 +375,13 @@ def _check_wait_for(node: WaitFor, slots: set[str], problem: Any) -> None:
     for event in node.events:
         if event.of_mail is not None and event.of_mail not in slots:
             problem(node.id, f"waits for activity of {event.of_mail!r}, which no send records")
+        if not resumes_waits(event.type):
+            problem(
+                node.id,
+                f"waits for {event.type!r}, which Tsunagu records itself: it never ends a wait,"
+                f" so the outcome {event.outcome!r} is never taken (wait for what the lead"
+                " does, or branch on the lead's stage or score after a wait)",
+            )
 
 
 def _check_branch(node: Branch, problem: Any) -> None:

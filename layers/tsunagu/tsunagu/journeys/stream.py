@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from tsunagu.clock import Clock, isoformat
-from tsunagu.event_kinds import LEAD_IMPORTED
+from tsunagu.event_kinds import enters_journeys
 from tsunagu.journeys.lifecycle import (
     Executions,
     JourneyStore,
@@ -21,10 +21,6 @@ from tsunagu.journeys.lifecycle import (
 from tsunagu.journeys.model import Journey
 from tsunagu.journeys.waits import arrival
 from tsunagu.leads.model import Lead
-
-# Tsunagu's own records that may still enter a lead: a journey can start on a stage or a score,
-# or welcome the leads an import created.
-ENTERING_SYSTEM_EVENTS = frozenset({"stage_changed", "score_changed", LEAD_IMPORTED})
 
 
 class Definitions(JourneyStore, Protocol):
@@ -84,7 +80,7 @@ class JourneyRouting:
                 clock=self._clock,
                 consent=self._leads.consent_state,
             )
-        if not by_person and event.type not in ENTERING_SYSTEM_EVENTS:
+        if not enters_journeys(event.type, by_person=by_person):
             return  # a scanner's click or Tsunagu's own record enters nobody
         entering = triggered_journeys(journeys, event)
         # The lead's own (its time zone), as a manual start gives it: read once, when it enters

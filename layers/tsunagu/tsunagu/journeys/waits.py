@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import ConfigDict, Field
 
 from tsunagu.clock import Clock, isoformat, parse_instant
-from tsunagu.event_kinds import SYSTEM_EVENT_KINDS
+from tsunagu.event_kinds import resumes_waits
 from tsunagu.event_match import EventConditions
 from tsunagu.leads.history import is_claimed_history
 
@@ -263,7 +263,7 @@ def catch_up(
     for event in history:
         if (
             not wait.counts(event.event_id, arrived(event), since=since, claimed=claimed)
-            or event.type in SYSTEM_EVENT_KINDS
+            or not resumes_waits(event.type)
             or event.properties.get("automated")
             or (event.type == "link_clicked" and not event.properties.get("settled"))
             or is_claimed_history(event.properties)  # as route_events: tsunagu.leads.history
