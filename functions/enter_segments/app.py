@@ -1,6 +1,7 @@
-"""enter_segments — once a day (a Schedule): enter the leads each active journey's segment
-trigger selects, e.g. re_engagement's ``silent_days>=90`` (or a saved segment:
-``in_segment=webinar_no_shows``).
+"""enter_segments — once a day (a Schedule): enter the leads each journey's segment trigger
+selects, e.g. re_engagement's ``silent_days>=90`` (or a saved segment:
+``in_segment=webinar_no_shows``), into every journey that takes entries - a paused one too, as
+its event triggers do (lifecycle.takes_entries): its gate holds their mail until the resume.
 
 The day names the entry (``segment:2026-11-22``), so a retried or repeated run enters nobody
 twice, and the journey's re-entry policy decides whether a lead still selected next month
@@ -25,7 +26,7 @@ from pydantic import BaseModel
 from tsunagu import services
 from tsunagu.commands import journeys
 from tsunagu.errors import MissingSegment
-from tsunagu.journeys.lifecycle import enter_leads
+from tsunagu.journeys.lifecycle import enter_leads, takes_entries
 from tsunagu.observability import logger, metrics, observed
 from tsunagu.segments.filter import Segment
 from tsunagu.segments.selection import selected
@@ -67,7 +68,7 @@ def enter_segment_triggers() -> dict[str, Any]:
     journeys = [
         journey
         for journey in services.journey_repository(settings).journeys()
-        if journey.status == "active" and any(t.kind == "segment" for t in journey.triggers)
+        if takes_entries(journey) and any(t.kind == "segment" for t in journey.triggers)
     ]
     if not journeys:
         return {}

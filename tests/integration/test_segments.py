@@ -350,6 +350,38 @@ def test_a_segment_trigger_reading_a_deleted_segment_enters_nobody_and_fails_the
     assert (executions("broken"), executions("leads")) == (0, 2)
 
 
+@pytest.mark.parametrize("status", ["active", "paused", "draft", "archived"])
+def test_the_day_s_segment_entries_take_a_paused_journey_as_its_events_do(
+    stack: AwsStack, monkeypatch: pytest.MonkeyPatch, status: str
+) -> None:
+    # Given a journey entered by a segment trigger (every lead in the stage lead: aiko and ben)
+    settings = stack.settings()
+    prefix = f"arn:aws:states:{REGION}:123456789012:stateMachine:tsunagu-test-"
+    stack.environment["TSUNAGU_STATE_MACHINE_ARN_PREFIX"] = prefix
+    for key, value in stack.environment.items():
+        monkeypatch.setenv(key, value)
+    at = isoformat(services.clock(settings).now())
+    services.journey_repository(settings).put_journey(
+        Journey(journey_id="leads", name="leads", state_machine="leads", status=status,
+                paused_at=at if status == "paused" else None,
+                triggers=[Trigger(kind="segment", segment="stage=lead")]), at
+    )  # fmt: skip
+    moto_client("stepfunctions").create_state_machine(
+        name="tsunagu-test-leads",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/journey",
+    )
+
+    # When the day's segment entries run
+    stack.function("enter_segments").invoke({})
+
+    # Then a paused journey takes its leads (its gate holds their mail until the resume: a
+    # pause loses no lead whose stage or score moves on meanwhile), as an active one does and
+    # as its event triggers would (lifecycle.takes_entries); a draft or archived one nobody
+    listed = moto_client("stepfunctions").list_executions(stateMachineArn=prefix + "leads")
+    assert len(listed["executions"]) == (2 if status in ("active", "paused") else 0)
+
+
 def test_an_internationalised_domain_selects_the_leads_there_as_it_is_typed(
     stack: AwsStack,
 ) -> None:

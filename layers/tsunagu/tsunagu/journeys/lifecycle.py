@@ -135,14 +135,20 @@ def trigger_matches(trigger: Trigger, event: Occurrence) -> bool:
     return False  # manual: never from an event
 
 
+def takes_entries(journey: Journey) -> bool:
+    """Whether a trigger (an event, a segment's daily run) enters leads into this journey:
+    active and paused ones. A paused journey still takes its leads: its gate holds their first
+    mail until the resume, whose policy then decides (a pause never loses a lead). Drafts and
+    archived journeys take nobody."""
+    return journey.status in ("active", "paused")
+
+
 def triggered_journeys(journeys: Sequence[Journey], event: Occurrence) -> list[Journey]:
-    """Active and paused journeys one of whose triggers this event fires. A paused journey
-    still takes its leads: its gate holds their first mail until the resume, whose policy then
-    decides (a pause never loses a lead). Drafts and archived journeys take nobody."""
+    """The journeys taking entries one of whose triggers this event fires."""
     return [
         j
         for j in journeys
-        if j.status in ("active", "paused") and any(trigger_matches(t, event) for t in j.triggers)
+        if takes_entries(j) and any(trigger_matches(t, event) for t in j.triggers)
     ]
 
 
