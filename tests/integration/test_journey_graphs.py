@@ -174,6 +174,44 @@ def test_a_branch_case_as_long_as_a_filter_may_be_dry_runs(stack: Settings) -> N
     assert run["nodes"]["pick"]["outcomes"] == {"default": 5}
 
 
+# "Remind them until they click": publishable, as the loop passes a wait for the click
+REMIND_UNTIL_CLICKED: dict[str, Any] = {**TWO_MAILS, "start": "ask", "nodes": [
+    {"id": "ask", "kind": "send", "label": "the offer", "template": "welcome", "next": "clicked"},
+    {"id": "clicked", "kind": "wait_for", "label": "a click on the offer",
+     "events": [{"type": "link_clicked", "of_mail": "ask", "outcome": "clicked"}],
+     "within_seconds": 259200, "exits": [{"outcome": "clicked", "next": "done"}],
+     "timed_out": "ask"},
+    {"id": "done", "kind": "end", "label": "The lead clicked"},
+]}  # fmt: skip
+
+
+def test_a_loop_that_publishes_also_dry_runs_and_says_who_is_still_going_round(
+    stack: Settings,
+) -> None:
+    path = "/admin/journeys/webinar_follow_up"
+    status, saved = call(stack, "PUT", path + "/graph", body={"definition": REMIND_UNTIL_CLICKED})
+    assert (status, saved["problems"]) == (200, []), saved
+
+    # When it is dry-run with nobody assumed to click
+    status, run = call(
+        stack, "POST", path + "/dry-run", body={"definition": REMIND_UNTIL_CLICKED, "leads": 5}
+    )
+
+    # Then it answers (not a 500): every lead still going round the reminder when its walk
+    # stopped, the reminders each would have had until then
+    assert status == 200, run
+    assert run["still_in"] == {"ask": 5}
+    assert run["nodes"]["done"]["reached"] == 0
+    assert run["nodes"]["clicked"]["outcomes"] == {"timed_out": run["nodes"]["ask"]["reached"]}
+    assert run["nodes"]["ask"]["reached"] == 5 * run["steps_per_lead_at_most"] // 2
+    # And with clicks assumed, those who click leave it
+    status, run = call(stack, "POST", path + "/dry-run",
+                       body={"definition": REMIND_UNTIL_CLICKED, "leads": 5,
+                             "assume": "click=0.5"})  # fmt: skip
+    assert status == 200, run
+    assert (run["nodes"]["done"]["reached"], run["still_in"]) == (5, {})
+
+
 def test_where_the_marketer_put_the_nodes_is_kept_with_the_draft(stack: Settings) -> None:
     # Given the canvas's nodes moved by hand, saved with the draft
     placed = {**TWO_MAILS, "layout": {"thanks": {"x": 40, "y": 300}, "done": {"x": -12.5, "y": 0}}}

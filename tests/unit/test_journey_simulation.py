@@ -590,3 +590,57 @@ def test_an_option_that_cannot_be_read_is_said_in_one_line(
     # Then the CLI says what it could not read in one line, without a traceback
     assert code == 1
     assert capsys.readouterr().err == f"tsunagu: {said}\n"
+
+
+# ---------------------------------------------------------------- a loop through a wait
+REMIND_UNTIL_CLICKED = JourneyDefinition.model_validate(
+    {
+        "$format": "tsunagu.journey/1",
+        "journey_id": "nag",
+        "description": "The offer again every three days until they click.",
+        "start": "ask",
+        "nodes": [
+            {"id": "ask", "kind": "send", "label": "the offer", "template": "welcome",
+             "next": "clicked"},
+            {"id": "clicked", "kind": "wait_for", "label": "a click on the offer",
+             "events": [{"type": "link_clicked", "of_mail": "ask", "outcome": "clicked"}],
+             "within_seconds": 259200, "exits": [{"outcome": "clicked", "next": "done"}],
+             "timed_out": "ask"},
+            {"id": "done", "kind": "end", "label": "The lead clicked"},
+        ],
+    }
+)  # fmt: skip
+
+
+def test_a_loop_through_a_wait_that_nothing_ends_leaves_its_leads_still_in_it() -> None:
+    # A loop that publishes (it passes a wait): with nobody assumed to click, the leads are
+    # still going round it when their walk stops, which the run says rather than failing
+    run = simulate(
+        REMIND_UNTIL_CLICKED, start=GOLDEN_WEEK_START, leads=3, assumptions={}, rules=RULES
+    )
+    assert run.still_in == {"ask": 3}
+    assert run.reached["done"] == []
+    assert any(
+        "3 leads still in the journey at ask" in line
+        for line in report(run, time_zone="Asia/Tokyo")
+    )
+
+
+def test_a_forecast_of_a_loop_ends_with_the_lead_still_in_it() -> None:
+    # An hourly reminder over a year: more steps than a walk takes
+    data = REMIND_UNTIL_CLICKED.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["nodes"][1]["within_seconds"] = 3600
+    hourly = JourneyDefinition.model_validate(data)
+    result = forecast(
+        hourly,
+        real_lead(),
+        OPTED_IN,
+        [],
+        facts=OPTED_IN_FACTS,
+        start=GOLDEN_WEEK_START,
+        days=366,
+        assumptions={},
+        # Uncapped: the frequency cap would space the reminders out to three a week
+        rules=dataclasses.replace(RULES, cap=FrequencyCap(per_day=100, per_week=700)),
+    )
+    assert result.at_the_end in ("ask", "clicked")

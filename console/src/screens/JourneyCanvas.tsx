@@ -68,6 +68,9 @@ interface DryRun {
   nodes: Record<string, NodeRun>;
   mails: Record<string, Record<string, number>>;
   days_off: Record<string, string>;
+  /** Leads still going round a loop through a wait when their walk stopped, by node. */
+  still_in: Record<string, number>;
+  steps_per_lead_at_most: number;
   cost_per_thousand_entries_usd: number;
 }
 interface LiveStatus {
@@ -972,6 +975,11 @@ export default function JourneyCanvas() {
                   </ul>
                 </>
               )}
+              {Object.entries(run.still_in).map(([node, leads]) => (
+                <p key={node} className="note" role="status">
+                  {t("canvas.still_in", { leads, node, steps: run.steps_per_lead_at_most })}
+                </p>
+              ))}
               <p className="note">
                 {t("canvas.cost", { usd: run.cost_per_thousand_entries_usd.toFixed(4) })}
               </p>

@@ -80,7 +80,7 @@ from tsunagu.imports.refusals import refusal
 from tsunagu.imports.saved import SavedMapping
 from tsunagu.journeys.business_time import BusinessCalendar
 from tsunagu.journeys.model import JourneySettings, ResumePolicy
-from tsunagu.journeys.simulation import Simulation
+from tsunagu.journeys.simulation import MAX_STEPS, Simulation
 from tsunagu.leads.export import ENCODINGS
 from tsunagu.leads.merge import Channel
 from tsunagu.leads.model import Lead
@@ -1105,6 +1105,10 @@ def _dry_run_view(
                 language,
             ).items()
         },
+        # Leads still going round a loop through a wait when their walk was stopped (the node
+        # they were at): nothing they were assumed to do ended it
+        "still_in": dict(sorted(result.still_in.items())),
+        "steps_per_lead_at_most": MAX_STEPS,
         "transitions_per_entry": round(result.transitions_per_entry, 2),
         "cost_per_thousand_entries_usd": round(result.cost_per_thousand_entries, 4),
     }

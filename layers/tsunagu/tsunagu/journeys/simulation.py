@@ -236,6 +236,10 @@ class Simulation:
     deferral under the frequency cap adds three)."""
     per_lead: list[int] = field(default_factory=list)
     """Each lead's state transitions."""
+    still_in: Counter[str] = field(default_factory=Counter)
+    """Node id -> leads still in the journey there after MAX_STEPS steps: going round a loop
+    through a wait (a reminder until they click) that nothing they were assumed to do ended.
+    Their walk stops there; the counts above are of the steps up to it."""
 
     def mean_transitions(self, path: tuple[str, ...]) -> float:
         return self.transitions[path] / self.paths[path]
@@ -284,7 +288,10 @@ def simulate(
         current: str | None = definition.start
         while current is not None:
             if len(walker.path) >= MAX_STEPS:
-                raise ValueError(f"a lead went round {MAX_STEPS} steps without ending: a loop")
+                # A loop the definition allows (it passes a wait): the lead would still be in
+                # it, which is the dry run's answer, not a failure of it
+                result.still_in[current] += 1
+                break
             node = nodes[current]
             walker.path.append(node.id)
             result.reached[node.id].append(walker.now)
@@ -362,7 +369,7 @@ def forecast(
     current: str | None = definition.start
     while current is not None:
         if len(walker.path) >= MAX_STEPS:
-            raise ValueError(f"the lead went round {MAX_STEPS} steps without ending: a loop")
+            break  # still going round a loop through a wait: it is still in the journey there
         walker.path.append(current)
         following = _step(nodes[current], walker, scratch, policy, rules, allowed_at, assumptions)
         if walker.now > until:  # the step runs past the forecast's end: the lead is still in it
@@ -683,6 +690,11 @@ def report(simulation: Simulation, *, time_zone: str) -> list[str]:
             lines.append(f"  -> {outcome:<26} {count:>6}")
         if simulation.skipped.get(node_id):
             lines.append(f"  -> not sent (the gate skips)  {simulation.skipped[node_id]:>5}")
+    for node_id, count in sorted(simulation.still_in.items()):
+        lines.append(
+            f"{count} leads still in the journey at {node_id} after {MAX_STEPS} steps: a loop"
+            " through a wait that nothing they were assumed to do ends"
+        )
     lines += ["", "mails that would go, by day:"]
     for template, days in simulation.mails.items():
         spread = ", ".join(f"{d:%m-%d %a} {n}" for d, n in sorted(days.items()))
