@@ -39,6 +39,7 @@ from tsunagu.leads.search import PAGE_SIZE
 from tsunagu.mail.templates import MailTemplate
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.settings import Settings
+from tsunagu.store.journeys import StepFunctionsExecutions
 from tsunagu.tracking.sites import SiteDefinition
 from tsunagu_local.seed import DEMO_FORM_ID, demo_form
 
@@ -1619,6 +1620,45 @@ class PausedAfterEachRead:
             paused = {"status": "paused", "paused_at": "2030-01-01T00:00:00.000Z"}
             self.store.put_journey(read.model_copy(update=paused), "2030-01-01T00:00:00.000Z")
         return read
+
+
+def test_a_paused_journey_is_archived_and_its_held_leads_leave_without_a_resume(
+    stack: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given welcome_nurture paused (a wrong mail found), one lead held at its gate
+    ports = services.journey_commands(stack)
+    actor = Actor(user_id="u1", role=Role.ADMIN, via="cli", email="ito@example.com")
+    journeys.pause(ports, actor, "welcome_nurture")
+    ports.journeys.park(
+        ParkedExecution("welcome_nurture", "exec-1", "lead_1", "Tag the lead", "tok-1",
+                        "2030-01-01T00:00:00.000Z")
+    )  # fmt: skip
+    released: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(
+        StepFunctionsExecutions,
+        "release",
+        lambda self, token, output: released.append((token, dict(output))) or True,
+    )
+
+    # When the marketer archives it, without resuming it first
+    status, archived = call(
+        stack, "PUT", "/admin/journeys/welcome_nurture/status", body={"status": "archived"}
+    )
+
+    # Then it is archived, and the held lead is let go into its gate as skipped (which, the
+    # journey archived, ends its time there: the held step never runs)
+    assert status == 200, archived
+    assert archived["status"] == "archived"
+    kept = ports.journeys.get_journey("welcome_nurture")
+    assert kept is not None and (kept.status, kept.paused_at) == ("archived", None)
+    assert released == [("tok-1", {"step": "Tag the lead", "action": "skip", "not_before": None})]
+    assert ports.journeys.parked("welcome_nurture") == []
+    # And a paused journey is still resumed, not set, to draft or active
+    journeys.pause(ports, actor, "seminar_follow_up")
+    status, refused = call(
+        stack, "PUT", "/admin/journeys/seminar_follow_up/status", body={"status": "active"}
+    )
+    assert status == 422 and "resume it first" in json.dumps(refused), refused
 
 
 def test_a_pause_landing_while_a_status_is_set_is_never_undone(stack: Settings) -> None:

@@ -31,6 +31,7 @@ from tsunagu.journeys.steps import (
     park_execution,
     parked_by_step,
     pause_journey,
+    release_archived,
     resume_all,
     resume_journey,
     stop_all,
@@ -674,6 +675,31 @@ def test_a_stop_lifted_while_a_resume_writes_is_seen_by_the_resume() -> None:
     )
     assert report == ResumeReport(1, {"skip": 1}, 0)
     assert store.parked("seminar_follow_up") == []
+
+
+@pytest.mark.parametrize("mail", [True, False], ids=["a mail", "a step that is no mail"])
+def test_an_archived_journey_s_held_leads_are_released_to_leave_at_their_gates(
+    mail: bool,
+) -> None:
+    # Given a paused journey holding two leads at a gate, archived (its record says so first)
+    store = MemoryJourneyStore(journey(status="archived"))
+    hold(store, "exec-a", "lead_a", 30)
+    hold(store, "exec-b", "lead_b", 20)
+    executions = RecordingExecutions(gone=frozenset({"token-exec-b"}))  # stopped meanwhile
+
+    # When its held leads are let go
+    released = release_archived("seminar_follow_up", store=store, executions=executions)
+
+    # Then each goes back to its gate, released as skipped, and nothing stays parked
+    assert released == 1
+    [(token, output)] = executions.released
+    assert (token, output["action"]) == ("token-exec-a", "skip")
+    assert store.parked_records == {}
+    # And its gate ends the lead's time there: no mail goes, no held step (a tag, the owner's
+    # word, the CRM call) runs
+    state = {"lead_id": LEAD, "release": output}
+    decided = gate(store, RecordingWaits(), request(state=state, mail=mail))
+    assert (decided.action, decided.reason) == ("exit", "journey_archived")
 
 
 def test_resume_with_nothing_parked_reports_nothing() -> None:

@@ -1099,21 +1099,34 @@ def set_status(
     ports: JourneyCommands, actor: Actor, journey_id: str, new_status: SettableStatus
 ) -> Journey:
     """draft / active / archived (pause and resume hold and release leads: their own use
-    cases). An archived journey enters nobody, and its leads leave at their next gate."""
+    cases). An archived journey enters nobody, and its leads leave at their next gate.
+
+    A paused journey may be archived (a disaster, a wrong mail found: ended without its leads
+    let go first): the leads held at its gates are released into them, and leave there with no
+    mail sent and no step run (steps.release_archived). To draft or active it is resumed first,
+    by a policy."""
     find(ports, journey_id)
     target = f"journey:{journey_id}"
     with recorded(ports.audit, ports.clock, actor, "journeys.set_status", target) as log:
 
         def changed_to(journey: Journey) -> Journey:
-            if journey.status == "paused":
+            if journey.status == "paused" and new_status != "archived":
                 raise ValidationFailed(
                     [FieldError("status", f"{journey_id} is paused: resume it first (by a policy)")]
                 )
-            return journey.model_copy(update={"status": new_status})
+            return journey.model_copy(update={"status": new_status, "paused_at": None})
 
         # Decided on the record as stored: a pause landing meanwhile is seen, never undone
         journey, changed = rewrite(ports.journeys, journey_id, changed_to, _now(ports))
         log.changed({"status": journey.status}, {"status": changed.status})
+        if changed.status == "archived":
+            # After the record says archived: a gate parking meanwhile finds it not paused and
+            # goes back to its gate (NotPaused), which ends the lead's time there
+            released = steps.release_archived(
+                journey_id, store=ports.journeys, executions=ports.executions
+            )
+            if released:
+                log.detail = f"{released} held lead(s) released to leave at their gates"
     return changed
 
 

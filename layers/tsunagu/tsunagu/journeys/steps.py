@@ -402,6 +402,20 @@ def _release(
     return ResumeReport(sum(actions.values()), dict(actions), gone)
 
 
+def release_archived(journey_id: str, *, store: GateStore, executions: Executions) -> int:
+    """Let go every lead held at the gates of an archived journey (paused, or under the stop,
+    when it was archived): back at its gate, each leaves the journey (journey_archived) - no
+    mail goes and no held step (a tag, a word to the owner, a CRM call) runs, as a resume
+    would let them. Released as skipped, should a gate ever read the release. The number let
+    go; asked again (an archive cut short), it lets go those still held."""
+    released = 0
+    for held in store.parked(journey_id):
+        if executions.release(held.token, Release(held.step, "skip").as_output()):
+            released += 1
+        store.unpark(held)
+    return released
+
+
 def stop_all(*, store: GateStore, clock: Clock, by: str) -> None:
     """The account-wide emergency stop: every journey parks at its next gate."""
     store.set_account_paused(True, isoformat(clock.now()), by)
