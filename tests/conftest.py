@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.support.crm import Crm, serve
 
@@ -48,6 +49,13 @@ os.environ.update(
         "TZ": "UTC",
     }
 )
+
+
+# Property tests run without hypothesis' 200 ms deadline per example: on a loaded machine an
+# example that took longer failed the test (test_the_explanation_always_sums_to_the_score did),
+# which says something of the machine, nothing of the code.
+hypothesis_settings.register_profile("tsunagu", deadline=None)
+hypothesis_settings.load_profile("tsunagu")
 
 
 @functools.cache
