@@ -38,10 +38,12 @@ from tests.integration.mail_helpers import (
 from tests.integration.tracking_helpers import with_token
 from tests.support.cli import runtime_here
 from tests.support.leads import new_stream_records
+from tests.support.shipped import install_shipped_journeys
 from tsunagu import cli, services
 from tsunagu.analytics.rows import encode_row, row_from_record
 from tsunagu.cli_functions import FunctionCliError
 from tsunagu.clock import isoformat, register_in_process
+from tsunagu.commands import journeys as journey_commands
 from tsunagu.commands import mail
 from tsunagu.errors import ValidationFailed
 from tsunagu.mail.send import MessengerError, OutgoingMail
@@ -296,6 +298,44 @@ def test_a_send_retried_during_the_emergency_stop_is_held_and_goes_back_to_its_g
     journeys.set_account_paused(False, isoformat(services.clock(settings).now()), "api:admin")
     assert send(stack, lead_id, key="execution-1:Send welcome mail")["status"] == "sent"
     assert len(sent_messages()) == 1
+
+
+@pytest.mark.parametrize("paused_first", [False, True], ids=["active", "paused_then_archived"])
+def test_a_send_retried_after_its_journey_was_archived_is_held_and_goes_back_to_its_gate(
+    stack: AwsStack, lead_id: str, monkeypatch: pytest.MonkeyPatch, paused_first: bool
+) -> None:
+    settings = stack.settings()
+    install_shipped_journeys(settings)
+    ports, operator = services.journey_commands(settings), services.operator(settings)
+    step = load_event("send_email", "journey_step")
+    step.update(
+        lead_id=lead_id,
+        idempotency_key="execution-1:Send welcome mail",
+        journey={"journey_id": "welcome_nurture", "node": "welcome", "step": "Send"},
+    )
+
+    # Given a journey's mail SES refused (the state machine retries it in place, minutes later)
+    def refused(self: SesMessenger, mail: OutgoingMail) -> str:
+        raise MessengerError("Throttling: Maximum sending rate exceeded")
+
+    with monkeypatch.context() as ses_refusing:
+        ses_refusing.setattr(SesMessenger, "send", refused)
+        with pytest.raises(FunctionError):
+            stack.function("send_email").invoke(step)
+    # And the journey archived before the retry (a wrong mail found), straight or after a pause
+    if paused_first:
+        journey_commands.pause(ports, operator, "welcome_nurture")
+    journey_commands.set_status(ports, operator, "welcome_nurture", "archived")
+
+    # When the retry runs
+    with pytest.raises(FunctionError) as retried:
+        stack.function("send_email").invoke(step)
+
+    # Then nothing is sent: the step fails SendHeld, and its gate ends the lead's time there
+    assert retried.value.payload["errorType"] == "SendHeld"
+    assert sent_messages() == []
+    [held] = lead_events(stack, lead_id, "mail_deferred")
+    assert held["properties"]["reason"] == "journey_archived"
 
 
 def test_a_mail_sent_before_the_stop_is_answered_as_sent_not_held(

@@ -268,14 +268,21 @@ def park_execution(
 
 
 def _paused(journey_id: str, store: GateStore) -> bool:
-    return mail_held(journey_id, store) is not None
+    """Whether a park still holds: the journey (or the account) is paused. Not when the journey
+    was archived meanwhile: the lead goes back to its gate (NotPaused), which ends its time in
+    the journey, rather than stay parked on a journey no resume will ever release."""
+    return held_reason(store.get_journey(journey_id), store.account_paused()) is not None
 
 
 def mail_held(journey_id: str | None, store: GateStore) -> str | None:
-    """Why the journey's mail is held now (the emergency stop, its pause), by the gate's rule;
-    None when it may go. Asked again by a journey's send (tsunagu.mail.send.send_mail); a send
-    that names no journey is held by the stop alone."""
+    """Why a journey's mail, past its gate, must go back to it instead of out (a send retried
+    minutes after SES refused it, asked again by tsunagu.mail.send.send_mail): the journey was
+    archived since (the gate then ends the lead's time in it), or it or the account is paused
+    (the gate parks it); None when it may go. A journey send whose request names no journey id
+    (one made before requests carried it) is held by the emergency stop alone."""
     journey = store.get_journey(journey_id) if journey_id else None
+    if journey is not None and journey.status == "archived":
+        return "journey_archived"
     return held_reason(journey, store.account_paused())
 
 

@@ -235,10 +235,10 @@ def send_mail(
     segments: ExcludingSegments | None = None,
     held: Callable[[str | None], str | None] | None = None,
 ) -> SendResult:
-    """``held``: why a journey's mail is held now (its pause, the emergency stop; None: it may
-    go), asked of a journey's send (of the journey it names; of none, the stop alone). The gate
-    asked it before, but the state machine retries a send SES refused minutes later, in place,
-    and a stop pressed meanwhile must hold it."""
+    """``held``: why a journey's mail must go back to its gate (the journey archived or paused,
+    the emergency stop; None: it may go), asked of a journey's send (of the journey it names; of
+    none, the stop alone). The gate asked before, but the state machine retries a send SES
+    refused minutes later, in place, and a stop or an archive meanwhile must hold it."""
     now = clock.now()
     at = isoformat(now)
     message_id = new_id("msg", now)
