@@ -908,3 +908,42 @@ def test_every_word_the_admin_api_s_journey_paths_take_is_a_reserved_journey_id(
     beside = {parts[3] for parts in paths if parts[:3] == ["", "admin", "journeys"] and parts[3:]}
     words = {part for part in beside if not part.startswith("{")}
     assert words and words <= RESERVED_JOURNEY_IDS, words
+
+
+@pytest.mark.parametrize(
+    ("triggers", "exits", "code"),
+    [
+        (
+            [{"kind": "stage_reached", "stage": "customer"}],
+            {"stages": ["customer"]},
+            "trigger_stage_exits",
+        ),
+        (
+            [{"kind": "event", "event": {"type": "mail_delivered"}}],
+            None,
+            "trigger_event_never_enters",
+        ),
+    ],
+    ids=["stage_trigger_on_an_exit_stage", "event_trigger_on_a_kind_tsunagu_records"],
+)
+def test_a_journey_saved_from_a_file_is_held_to_the_settings_rules(
+    aws: AwsStack, triggers: list[dict[str, Any]], exits: dict[str, Any] | None, code: str
+) -> None:
+    # Given a journey record, as `tsunagu journeys save FILE` reads one, whose triggers could
+    # never work (the console's settings save refuses the same)
+    settings = aws.settings()
+    record = Journey.model_validate(
+        {
+            "journey_id": "never_sends",
+            "name": "Never sends",
+            "state_machine": "welcome-nurture",
+            "triggers": triggers,
+            **({"exit": exits} if exits else {}),
+        }
+    )
+    # When it is saved, Then it is refused with the same coded problem, and nothing is stored
+    ports = services.journey_commands(settings)
+    with pytest.raises(ValidationFailed) as refused:
+        journeys.save(ports, services.operator(settings), record, replace=False)
+    assert [problem.code for problem in refused.value.errors] == [code]
+    assert ports.journeys.get_journey("never_sends") is None

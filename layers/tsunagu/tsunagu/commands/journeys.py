@@ -674,6 +674,16 @@ def _segment_exists(ports: JourneyCommands) -> Callable[[str], bool]:
     return lambda name: ports.saved_segment(name) is not None
 
 
+def _check_settings(ports: JourneyCommands, settings: JourneySettings | Journey) -> None:
+    """ValidationFailed on triggers and exits that would save but never work, the same for a
+    journey's settings saved from the console (configure) and its whole record saved from a
+    file (save, ``tsunagu journeys save``)."""
+    _check_triggers(ports, settings.triggers)
+    problems = settings_problems(settings)
+    if problems:
+        raise ValidationFailed(problems)
+
+
 def _check_triggers(ports: JourneyCommands, triggers: Sequence[Trigger]) -> None:
     """ValidationFailed, on each segment trigger whose filter a segment's save would refuse:
     a value no lead can hold, a segment that does not exist. The triggers are being written
@@ -733,7 +743,7 @@ def save(ports: JourneyCommands, actor: Actor, journey: Journey, *, replace: boo
     rollback change the live version). True when it replaced one; AlreadyExists otherwise."""
     key = journey.journey_id
     with recorded(ports.audit, ports.clock, actor, "journeys.save", f"journey:{key}") as log:
-        _check_triggers(ports, journey.triggers)
+        _check_settings(ports, journey)
 
         def replaced(existing: Journey) -> Journey:
             if existing is not journey and not replace:
@@ -778,10 +788,7 @@ def configure(
                 " was paused, resumed or published) after it was opened: reload it (your save"
                 " was not kept)"
             )
-        _check_triggers(ports, settings.triggers)
-        problems = settings_problems(settings)
-        if problems:
-            raise ValidationFailed(problems)
+        _check_settings(ports, settings)
         asked = {name: getattr(settings, name) for name in JourneySettings.model_fields}
         # Only over the record as read - the store writes it only if its revision is still the
         # one read (which is ``revision`` when given): a save, pause or publish landing

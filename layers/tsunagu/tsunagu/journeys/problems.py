@@ -13,7 +13,7 @@ from typing import Any, Literal, get_args
 
 from tsunagu.errors import FieldError
 from tsunagu.event_kinds import enters_journeys
-from tsunagu.journeys.model import JourneySettings
+from tsunagu.journeys.model import Journey, JourneySettings
 
 JourneyProblemCode = Literal["trigger_stage_exits", "trigger_event_never_enters"]
 JOURNEY_PROBLEM_CODES: tuple[JourneyProblemCode, ...] = get_args(JourneyProblemCode)
@@ -34,15 +34,16 @@ def journey_problem(
     return FieldError(field, message, code, params)
 
 
-def settings_problems(settings: JourneySettings) -> list[FieldError]:
-    """Settings that save but could never work: a lead entering on reaching a stage the
-    journey's exits name would be entered and, at its first gate, leave as converted - the
-    journey would never send a mail (the dry run, whose lead is at no such stage, shows mails
-    going). Refused rather than mended: which of the two the marketer meant is theirs to say."""
+def settings_problems(settings: JourneySettings | Journey) -> list[FieldError]:
+    """Settings (given alone, or in a journey's whole record) that save but could never work:
+    a lead entering on reaching a stage the journey's exits name would be entered and, at its
+    first gate, leave as converted - the journey would never send a mail (the dry run, whose
+    lead is at no such stage, shows mails going). Refused rather than mended: which of the two
+    the marketer meant is theirs to say."""
     return _stage_problems(settings) + _event_problems(settings)
 
 
-def _stage_problems(settings: JourneySettings) -> list[FieldError]:
+def _stage_problems(settings: JourneySettings | Journey) -> list[FieldError]:
     return [
         journey_problem(
             f"triggers.{index}.stage",
@@ -59,7 +60,7 @@ def _stage_problems(settings: JourneySettings) -> list[FieldError]:
     ]
 
 
-def _event_problems(settings: JourneySettings) -> list[FieldError]:
+def _event_problems(settings: JourneySettings | Journey) -> list[FieldError]:
     """An event trigger on a kind Tsunagu records itself (mail_delivered, crm_status_changed,
     owner_notified...), which the routing enters no journey on (event_kinds.enters_journeys):
     it would save, publish, and never enter anyone. (A kind Tsunagu does not know is a site's
