@@ -97,6 +97,10 @@ def test_an_entry_is_an_address_or_a_domain_as_a_person_types_it() -> None:
     assert exclusion_entry("＠Example.CO.JP ", "staff", None, by, AT).value == "example.co.jp"
     assert exclusion_entry("Rival@Example.com", "competitors", None, by, AT).kind == "address"
     assert exclusion_entry("例え.jp", "competitors", None, by, AT).value == "xn--r8jz45g.jp"
+    # As DNS writes a domain, with its final dot - as segments and owner rules take it too
+    assert exclusion_entry("rival.example.jp.", "competitors", None, by, AT).value == (
+        "rival.example.jp"
+    )
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from tsunagu.errors import FieldError, ValidationFailed
-from tsunagu.leads.email import InvalidEmail, normalise_domain, normalise_email
+from tsunagu.leads.email import InvalidEmail, normalise_email, pasted_domain
 
 if TYPE_CHECKING:
     from publicsuffixlist import PublicSuffixList
@@ -103,7 +103,8 @@ def exclusion_value(text: str) -> tuple[Literal["address", "domain"], str]:
     typed = unicodedata.normalize("NFKC", text).strip().removeprefix("@")
     if "@" in typed:
         return "address", normalise_email(typed).address.casefold()
-    return "domain", normalise_domain(typed)
+    # As segments, owner rules and the fit sheet take a domain (DNS's final dot too)
+    return "domain", pasted_domain(typed)
 
 
 def _folded(text: str) -> str:
