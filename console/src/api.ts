@@ -208,16 +208,23 @@ export interface Page<T> {
 }
 
 /** What is wrong, in the user's language when the console knows the problem's code (its
- * params put into the sentence, numbers as the language writes them), else the server's
- * English words. */
+ * params put into the sentence, numbers and lists of names as the language writes them), else
+ * the server's English words. */
 export function problemText(problem: FieldProblem): string {
   const key = `errors.field_codes.${problem.code ?? ""}`;
   if (!problem.code || !i18n.exists(key)) return problem.message;
-  const numbers = new Intl.NumberFormat(i18n.language?.startsWith("ja") ? "ja-JP" : "en-GB");
+  const locale = i18n.language?.startsWith("ja") ? "ja-JP" : "en-GB";
+  const numbers = new Intl.NumberFormat(locale);
+  // Several names (the forms naming a confirmation mail) as the language lists them
+  const names = new Intl.ListFormat(locale, { style: "long", type: "conjunction" });
   const params = Object.fromEntries(
     Object.entries(problem.params ?? {}).map(([name, value]) => [
       name,
-      typeof value === "number" ? numbers.format(value) : String(value),
+      typeof value === "number"
+        ? numbers.format(value)
+        : Array.isArray(value)
+          ? names.format(value.map(String))
+          : String(value),
     ]),
   );
   return i18n.t(key, { ...params, defaultValue: problem.message });

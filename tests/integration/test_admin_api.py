@@ -1920,3 +1920,57 @@ def test_the_local_demo_form_saves_again_with_the_shipped_confirmation_mail(
 
     # Then it is saved: the shipped double-opt-in mail is the transactional one it needs
     assert status == 201, body
+
+
+def test_a_form_s_confirmation_mail_cannot_become_a_marketing_mail(stack: Settings) -> None:
+    # Given a form with a consent box, saved with its transactional confirmation mail
+    templates, clock = services.mail_repository(stack), services.clock(stack)
+    confirmation = {
+        "template_id": "newsletter-confirm",
+        "name": "Confirmation",
+        "subject": "ご登録の確認",
+        "html": '<p><a href="{{ confirm_url }}">登録を確定する</a></p>',
+        "from_address": "news@example.com",
+    }
+    templates.save_template(MailTemplate(**confirmation, kind="transactional"), clock)
+    form = {
+        "name": "Newsletter",
+        "fields": [
+            {"name": "email", "type": "email", "required": True},
+            {"name": "consent", "type": "checkbox"},
+        ],
+        "consent": {
+            "text": "Send me the newsletter.",
+            "version": "v1",
+            "double_opt_in": True,
+            "confirmation_template": "newsletter-confirm",
+        },
+    }
+    assert call(stack, "PUT", "/admin/forms/newsletter", body=form)[0] == 201
+
+    # When its confirmation mail is saved again as a marketing mail (a new version)
+    marketing = {**confirmation, "kind": "marketing", "topic": "marketing"}
+    versions = "/admin/templates/newsletter-confirm/versions"
+    status, body = call(stack, "POST", versions, body=marketing)
+
+    # Then it is refused as the form's own save would have been: a marketing mail never goes
+    # to a person whose consent is pending, so the form's opt-ins would never be confirmed
+    assert status == 422, body
+    [problem] = body["errors"]
+    assert problem["field"] == "kind"
+    assert problem["code"] == "confirmation_template_of_forms"
+    assert problem["params"] == {"template": "newsletter-confirm", "forms": ["newsletter"]}
+    assert "newsletter" in problem["message"]
+    # and nothing is stored: the latest version is still the transactional one
+    latest = templates.template("newsletter-confirm", None)
+    assert latest is not None and (latest.version, latest.kind) == (1, "transactional")
+
+    # When it is saved again as a transactional mail (its words changed), Then it is stored
+    reworded = {**confirmation, "kind": "transactional", "subject": "ご登録の確認（再送）"}
+    status, body = call(stack, "POST", versions, body=reworded)
+    assert (status, body["version"]) == (201, 2), body
+
+    # And a marketing mail no consent-asking form names is saved as before
+    other = {**marketing, "template_id": "newsletter-issue"}
+    status, body = call(stack, "POST", "/admin/templates/newsletter-issue/versions", body=other)
+    assert status == 201, body

@@ -793,6 +793,7 @@ def mail_commands(settings: Settings) -> MailCommands:
         leads=lead_repository(settings),
         audit=audit_log(settings),
         clock=clock(settings),
+        forms=form_repository(settings),
         messenger=messenger(settings),
         proofs=ProofRules(settings.allowlist, settings.sender_domains),
         api_url=settings.api_url,

@@ -13,6 +13,7 @@ from tsunagu.clock import Clock
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, recorded
 from tsunagu.errors import AlreadyExists, NotFound, ValidationFailed
+from tsunagu.forms.confirmation import can_confirm, confirmation_template
 from tsunagu.forms.model import FormDefinition
 from tsunagu.forms.refusals import form_refusal
 from tsunagu.mail.templates import MailTemplate
@@ -69,19 +70,14 @@ def save[D: BaseModel](
 
 
 def check_confirmation(form: FormDefinition, templates: Templates) -> None:
-    """A form with a consent box needs its confirmation mail, a transactional one, whether or
-    not it asks for double opt-in: a double opt-in sign-up is confirmed only from that mail, and
-    any form's box ticked by a lead who had said no is stored pending and confirmed from it too
-    (tsunagu.leads.capture; 特定電子メール法), so without it that consent could never count. A
-    marketing template would be skipped at every send (the consent it is to confirm is still
-    pending: no_consent), as silently as a missing one fails. Checked when a form is saved,
-    however it is saved (admin API, console, CLI: all through ``save``); a form stored before
-    this rule still loads and takes sign-ups (route_events counts each confirmation that cannot
-    go as ConfirmationNotSent, alarmed)."""
-    consent = form.consent
-    if consent is None:
+    """A form with a consent box is saved only with its confirmation mail, a transactional one
+    (the rule and why: tsunagu.forms.confirmation; a template save checks the other side).
+    Checked when a form is saved, however it is saved (admin API, console, CLI: all through
+    ``save``); a form stored before this rule still loads and takes sign-ups (route_events
+    counts each confirmation that cannot go as ConfirmationNotSent, alarmed)."""
+    name = confirmation_template(form)
+    if name is None:
         return
-    name = consent.confirmation_template
     template = templates.template(name, None)
     if template is None:
         problem = form_refusal(
@@ -91,7 +87,7 @@ def check_confirmation(form: FormDefinition, templates: Templates) -> None:
             ' "transactional", linking to {{ confirm_url }}), or name another',
             template=name,
         )
-    elif template.kind != "transactional":
+    elif not can_confirm(template):
         problem = form_refusal(
             "consent.confirmation_template",
             "confirmation_template_not_transactional",

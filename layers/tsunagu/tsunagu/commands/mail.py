@@ -22,6 +22,9 @@ from tsunagu.errors import (
     UpstreamRefused,
     ValidationFailed,
 )
+from tsunagu.forms.confirmation import can_confirm, forms_confirmed_by
+from tsunagu.forms.model import FormDefinition
+from tsunagu.forms.refusals import form_refusal
 from tsunagu.leads.email import InvalidEmail, normalise_email
 from tsunagu.leads.lookup import LeadFinder, lead_by_email
 from tsunagu.mail.consent import allowed_outside_production
@@ -86,6 +89,10 @@ SAMPLE_LEAD = {"name": "見本 花子", "company": "株式会社サンプル", "
 """The merge tags' data of a test send made for no lead in particular."""
 
 
+class Forms(Protocol):
+    def list(self) -> list[FormDefinition]: ...
+
+
 @dataclass(frozen=True)
 class ProofRules:
     recipients: frozenset[str]
@@ -99,6 +106,8 @@ class MailCommands:
     leads: LeadFinder
     audit: AuditLog
     clock: Clock
+    forms: Forms
+    """The forms whose confirmation mail a template may be (tsunagu.forms.confirmation)."""
     messenger: Messenger | None = None
     """Where test sends go (SES); None where nothing may send."""
     proofs: ProofRules | None = None
@@ -152,6 +161,7 @@ def save_template(
         _check_sender(ports, template)
         _check_links(ports, template)
         _check_schemes(template)
+        _check_confirmations(ports, template)
         previous = ports.templates.template(key, None)
         if new and previous is not None:
             raise AlreadyExists(f"a template {key!r} exists (version {previous.version})")
@@ -162,6 +172,30 @@ def save_template(
         log.changed(before, stored.model_dump(mode="json"))
         log.detail = f"version {stored.version}"
     return stored
+
+
+def _check_confirmations(ports: MailCommands, template: MailTemplate) -> None:
+    """A form's save checks that its confirmation mail is transactional; a later version of
+    that mail must not undo it, or the form's pending opt-ins stop being confirmed without a
+    word (tsunagu.forms.confirmation)."""
+    if can_confirm(template):
+        return
+    forms = forms_confirmed_by(template.template_id, ports.forms.list())
+    if forms:
+        raise ValidationFailed(
+            [
+                form_refusal(
+                    "kind",
+                    "confirmation_template_of_forms",
+                    f"template {template.template_id!r} is the confirmation mail of the form(s)"
+                    f" {', '.join(forms)}, which must be a transactional mail (a marketing mail"
+                    ' never goes to a person whose consent is pending): keep "kind":'
+                    ' "transactional", or have those forms name another confirmation mail',
+                    template=template.template_id,
+                    forms=forms,
+                )
+            ]
+        )
 
 
 def _check_links(ports: MailCommands, template: MailTemplate) -> None:
