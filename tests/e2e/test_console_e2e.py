@@ -1703,11 +1703,15 @@ def test_an_admin_makes_a_sites_signing_secret_once_and_its_server_signs_with_it
         chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), locale="en-GB", at="forms"
     )
     card = demo_site_card(page)
+    # The card says the site has no secret yet: a first one replaces nothing, so no question
+    expect(card).to_contain_text("It has no signing secret yet.")
     card.get_by_text("Tracking from your server").click()
     card.get_by_role("button", name="Make a new signing secret").click()
     shown = card.get_by_label("Signing secret of demo")
     expect(shown).to_have_value(re.compile(r"^tss_[0-9a-f]{64}$"))
     expect(card.get_by_role("status")).to_contain_text("Shown this once")
+    # and the card says when it was made
+    expect(card).to_contain_text("Its signing secret was made on")
     assert accessibility_problems(page) == []
     secret = shown.input_value()
 
@@ -1728,3 +1732,31 @@ def test_an_admin_makes_a_sites_signing_secret_once_and_its_server_signs_with_it
     card = demo_site_card(page)
     card.get_by_text("Tracking from your server").click()
     expect(card.get_by_label("Signing secret of demo")).to_have_count(0)
+
+    # A new one replaces a live secret: the admin is asked first, and saying no changes nothing
+    # (the question is asked in the click itself, before any request: the answer is read back
+    # as soon as the click returns)
+    page.evaluate("window.confirm = (question) => { window.asked = question; return false; }")
+    card.get_by_role("button", name="Make a new signing secret").click()
+    question = page.evaluate("window.asked")
+    assert "Replace the signing secret made on" in question, question
+    assert "refused (401) within 30 seconds" in question, question
+    expect(card.get_by_label("Signing secret of demo")).to_have_count(0)
+    again = signature_header(secret.encode(), timestamp, body.replace(b"e2e0", b"e2e1"))
+    status, _, answer = tsunagu.request(
+        "POST",
+        "/t/events",
+        body.replace(b"e2e0", b"e2e1"),
+        {
+            "content-type": "application/json",
+            "x-tsunagu-timestamp": timestamp,
+            "x-tsunagu-signature": again,
+        },
+    )
+    assert status == 200, answer  # the old secret still verifies: none was made
+
+    # Saying yes makes the new one
+    page.evaluate("window.confirm = () => true")
+    card.get_by_role("button", name="Make a new signing secret").click()
+    expect(shown).to_have_value(re.compile(r"^tss_[0-9a-f]{64}$"))
+    assert shown.input_value() != secret

@@ -245,6 +245,37 @@ def test_the_secret_is_shown_once_kept_by_its_id_and_logged_without_it(stack: Aw
     assert made["secret"] not in json.dumps([e.before | e.after for e in entries])
 
 
+def test_a_site_says_when_its_secret_was_made_and_never_its_key(stack: AwsStack) -> None:
+    # Given a site without a secret, Then its answers say it has none (a first secret replaces
+    # nothing)
+    status, shown = call_admin(stack, "GET", f"/admin/sites/{SITE_ID}")
+    assert (status, shown["signing_secret_made_at"]) == (200, None)
+    status, listed = call_admin(stack, "GET", "/admin/sites")
+    assert [s["signing_secret_made_at"] for s in listed["items"]] == [None]
+
+    # When an admin makes its secret, later by the runtime's clock
+    set_clock(stack, NOW + timedelta(days=2))
+    status, made = call_admin(stack, "POST", f"/admin/sites/{SITE_ID}/signing-secret")
+    assert status == 201
+
+    # Then the site shows when, in its own answer and in the list, and never the key id the
+    # secret is made from, nor the secret
+    status, shown = call_admin(stack, "GET", f"/admin/sites/{SITE_ID}")
+    assert shown["signing_secret_made_at"] == made["created_at"]
+    status, listed = call_admin(stack, "GET", "/admin/sites")
+    assert [s["signing_secret_made_at"] for s in listed["items"]] == [made["created_at"]]
+    for answer in (shown, listed):
+        assert made["key_id"] not in json.dumps(answer)
+        assert made["secret"] not in json.dumps(answer)
+
+    # And the site's answer is still one its editor can send back: saving it with the time
+    # (read-only) is refused whole rather than half-stored
+    status, body = call_admin(
+        stack, "PUT", f"/admin/sites/{SITE_ID}", body=shown, query={"replace": "true"}
+    )
+    assert status == 422 and body["errors"][0]["field"] == "signing_secret_made_at", body
+
+
 @pytest.mark.parametrize("role", [Role.MARKETER, Role.VIEWER, Role.SALES])
 def test_only_an_admin_makes_a_sites_secret(stack: AwsStack, role: Role) -> None:
     status, body = call_admin(stack, "POST", f"/admin/sites/{SITE_ID}/signing-secret", role=role)

@@ -4,6 +4,7 @@ import { useTranslation } from "react-i18next";
 import { ApiError, allItems, api, describeError, type FieldProblem } from "../api";
 import { config } from "../config";
 import { CopyButton } from "../copy";
+import { when } from "../i18n";
 import { useMay } from "../me";
 import { type FormDefinition, FormEditor, NEW_FORM, formEmbed } from "./FormEditor";
 
@@ -14,6 +15,8 @@ interface SiteRow {
   name: string;
   allowed_origins: string[];
   truncate_ip: boolean;
+  /** When its signing secret was made (null: it has none); the API's, never saved back. */
+  signing_secret_made_at?: string | null;
 }
 
 const NEW_SITE: SiteRow = { site_id: "", name: "", allowed_origins: [], truncate_ip: true };
@@ -126,7 +129,13 @@ export default function FormsAndSites() {
               <SiteEditor initial={site} isNew={false} onSaved={saved} />
             </details>
           )}
-          {may("sites.rotate_secret") && <SigningSecret siteId={site.site_id} />}
+          {may("sites.rotate_secret") && (
+            <SigningSecret
+              siteId={site.site_id}
+              madeAt={site.signing_secret_made_at ?? null}
+              onMade={() => load()}
+            />
+          )}
         </article>
       ))}
       {may("sites.save") && (
@@ -140,13 +149,16 @@ export default function FormsAndSites() {
 }
 
 /** A site's signing secret for its server's tracking posts (tsunagu.commands.sites): made
- * (or made anew, replacing the current one at once) by an admin, and shown here that once. */
-function SigningSecret(props: { siteId: string }) {
+ * (or made anew, replacing the current one at once) by an admin, and shown here that once.
+ * When the site has one, the card says when it was made, and a new one is made only once the
+ * admin has agreed that servers still signing with it will be refused. */
+function SigningSecret(props: { siteId: string; madeAt: string | null; onMade: () => Promise<void> }) {
   const { t } = useTranslation();
   const [secret, setSecret] = useState<string | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
 
   async function make() {
+    if (props.madeAt && !window.confirm(t("sites.replace_confirm", { when: when(props.madeAt) }))) return;
     setProblem(null);
     try {
       const made = await api<{ secret: string }>(
@@ -156,29 +168,37 @@ function SigningSecret(props: { siteId: string }) {
       setSecret(made.secret);
     } catch (error) {
       setProblem(describeError(error));
+      return;
     }
+    // The card's "made on" is the new secret's now (the secret itself stays shown here)
+    await props.onMade().catch((error) => setProblem(describeError(error)));
   }
 
   return (
-    <details>
-      <summary>{t("sites.server")}</summary>
-      <p className="note">{t("sites.server_note")}</p>
-      {problem && <p role="alert">{problem}</p>}
-      {secret ? (
-        <div className="code">
-          <label>
-            {t("sites.secret", { site: props.siteId })}
-            <textarea readOnly rows={2} value={secret} />
-          </label>
-          <CopyButton text={secret} what={t("sites.secret", { site: props.siteId })} />
-          <p role="status">{t("sites.secret_once")}</p>
-        </div>
-      ) : (
-        <button type="button" onClick={() => void make()}>
-          {t("sites.new_secret")}
-        </button>
-      )}
-    </details>
+    <>
+      <p className="note">
+        {props.madeAt ? t("sites.secret_made", { when: when(props.madeAt) }) : t("sites.no_secret")}
+      </p>
+      <details>
+        <summary>{t("sites.server")}</summary>
+        <p className="note">{t("sites.server_note")}</p>
+        {problem && <p role="alert">{problem}</p>}
+        {secret ? (
+          <div className="code">
+            <label>
+              {t("sites.secret", { site: props.siteId })}
+              <textarea readOnly rows={2} value={secret} />
+            </label>
+            <CopyButton text={secret} what={t("sites.secret", { site: props.siteId })} />
+            <p role="status">{t("sites.secret_once")}</p>
+          </div>
+        ) : (
+          <button type="button" onClick={() => void make()}>
+            {t("sites.new_secret")}
+          </button>
+        )}
+      </details>
+    </>
   );
 }
 
@@ -226,8 +246,10 @@ function SiteEditor(props: { initial: SiteRow; isNew: boolean; onSaved: (message
     event.preventDefault();
     setProblems([]);
     setMessage(null);
+    // When its secret was made is the API's to say, not a setting the site is saved with
+    const { signing_secret_made_at: _made, ...settings } = site;
     const body = {
-      ...site,
+      ...settings,
       site_id: site.site_id.trim(),
       allowed_origins: origins.split(/[\s,]+/).filter(Boolean),
     };

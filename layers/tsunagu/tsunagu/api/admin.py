@@ -1357,6 +1357,32 @@ sites_list, sites_show, sites_save = _definition_routes(
 )
 
 
+def _site_answer(site: dict[str, Any], made_at: str | None) -> dict[str, Any]:
+    """A site as the admin API answers it: its definition, and when its signing secret was made
+    (None: it has none), so that whoever makes a new one knows whether a server's secret is
+    replaced by it. Never the key id, from which with the stack's key the secret is made."""
+    return {**site, "signing_secret_made_at": made_at}
+
+
+def sites_listed(call: AdminCall) -> Any:
+    """The sites, in pages, each with when its signing secret was made
+    (`signing_secret_made_at`, null when it has none)."""
+    answer = sites_list(call)
+    made = services.site_repository(call.settings).signing_secrets_made()
+    return {
+        **answer,
+        "items": [_site_answer(site, made.get(site["site_id"])) for site in answer["items"]],
+    }
+
+
+def sites_shown(call: AdminCall) -> Any:
+    """One site, with when its signing secret was made (`signing_secret_made_at`, null when it
+    has none)."""
+    answer = sites_show(call)
+    key = services.site_repository(call.settings).signing_key(answer["site_id"])
+    return _site_answer(answer, key[1] if key is not None else None)
+
+
 def site_signing_secret(call: AdminCall) -> Any:
     """Make the site's signing secret, which its server signs tracking posts with (its first,
     or a new one in place of the current, which stops verifying within 30 seconds). The secret is in
@@ -1984,8 +2010,8 @@ ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute(
         "PUT", "/admin/forms/{form}", "forms.save", forms_save, FormDefinition, query=("replace",)
     ),
-    AdminRoute("GET", "/admin/sites", "sites.list", sites_list, query=PAGED),
-    AdminRoute("GET", "/admin/sites/{site}", "sites.list", sites_show),
+    AdminRoute("GET", "/admin/sites", "sites.list", sites_listed, query=PAGED),
+    AdminRoute("GET", "/admin/sites/{site}", "sites.list", sites_shown),
     AdminRoute(
         "PUT", "/admin/sites/{site}", "sites.save", sites_save, SiteDefinition, query=("replace",)
     ),

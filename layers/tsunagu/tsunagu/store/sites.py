@@ -55,6 +55,17 @@ class SiteRepository:
             return None
         return item.signing_key_id, item.signing_key_created_at or ""
 
+    def signing_secrets_made(self) -> dict[str, str]:
+        """When each site's current signing secret was made, by site id; a site without one is
+        not in it."""
+        return {
+            item.site_id: item.signing_key_created_at or ""
+            for item in self._tables.sites.scan(
+                attributes_to_get=["site_id", "signing_key_id", "signing_key_created_at"]
+            )
+            if item.signing_key_id is not None
+        }
+
     def set_signing_key(self, site_id: str, key_id: str, created_at: str) -> None:
         """Point the site at a new signing key (the old one stops verifying when the tracking
         functions read the site again: their site cache is dropped here only). NotFound
