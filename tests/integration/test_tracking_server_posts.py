@@ -159,6 +159,52 @@ def test_a_rotated_secret_no_longer_verifies(stack: AwsStack) -> None:
     assert server_post(stack, [purchase()], body["secret"])["statusCode"] == 200
 
 
+def signed_with_both(stack: AwsStack, old: str, new: str, *, new_first: bool) -> dict[str, Any]:
+    """A post the site's server signs with two secrets, as it does while it switches to a new
+    one (README: Tracking from your server): one ``v1=`` entry each."""
+    event = server_request(stack, [purchase()], old)
+    entries = [
+        signature_header(
+            s.encode(), event["headers"]["x-tsunagu-timestamp"], event["body"].encode()
+        )
+        for s in (old, new)
+    ]
+    event["headers"]["x-tsunagu-signature"] = ", ".join(entries[::-1] if new_first else entries)
+    return event
+
+
+@pytest.mark.parametrize("new_first", [False, True], ids=["old-first", "new-first"])
+def test_a_server_signing_with_the_old_and_the_new_secret_is_taken_through_a_rotation(
+    stack: AwsStack, new_first: bool
+) -> None:
+    # Given the site's secret, and a new one made in its place (the old one no longer verifies)
+    old = make_secret(stack)
+    status, made = call_admin(stack, "POST", f"/admin/sites/{SITE_ID}/signing-secret")
+    assert status == 201 and made["replaced"] is True
+    track = stack.function("track_event")
+    assert track.invoke(server_request(stack, [purchase()], old))["statusCode"] == 401
+
+    # When the server signs a post with both, in either order
+    response = track.invoke(signed_with_both(stack, old, made["secret"], new_first=new_first))
+
+    # Then the new secret's entry verifies it: the post is taken, signed, and stored once
+    assert response["statusCode"] == 200, response
+    (view,) = [e for e in stored_events(stack) if e["type"] == "page_view"]
+    assert view["properties"]["automated"] is False and view["properties"]["signed"] is True
+
+
+def test_two_entries_of_which_none_is_the_current_secret_are_refused(stack: AwsStack) -> None:
+    # Given a rotated secret, a post signed with the old one and a forged one is one no entry of
+    # which verifies: several entries add no way in
+    old = make_secret(stack)
+    call_admin(stack, "POST", f"/admin/sites/{SITE_ID}/signing-secret")
+    forged = "tss_" + "0" * 64
+    event = signed_with_both(stack, old, forged, new_first=True)
+
+    message = refused_without_a_trace(stack, stack.function("track_event").invoke(event), 401)
+    assert "does not match" in message
+
+
 @pytest.mark.parametrize("minutes", [-10, 10])
 def test_a_post_signed_outside_the_window_is_a_401_and_stores_nothing(
     stack: AwsStack, minutes: int
