@@ -71,6 +71,6 @@ def test_a_stack_without_tsunagu_s_outputs_is_said_in_one_line(
     assert other[0] == older[0] == 1
     assert other[2] == (
         "tsunagu: stack website has no output Stage, LeadsTableName, LeadIdentitiesTableName and"
-        " 24 more: is it a Tsunagu stack, deployed from this version's template?\n"
+        " 25 more: is it a Tsunagu stack, deployed from this version's template?\n"
     )
     assert older[2].startswith("tsunagu: stack tsunagu-old has no output ApiUrl: ")
