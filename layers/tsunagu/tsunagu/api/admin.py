@@ -1206,19 +1206,7 @@ def journey_start(call: AdminCall) -> Any:
     checked as the CLI's ``--input`` is."""
     asked = call.model(Entry)
     ports = _journey_ports(call)
-    # The same rule as _checked_start's: a lead given (even empty, refused there) is no
-    # segment start in the background
-    if asked.segment is not None and asked.lead is None:
-        job = journeys.start_in_background(
-            ports,
-            call.actor,
-            call.params["journey"],
-            segment=asked.segment,
-            request_key=asked.request_key,
-            extra=asked.input,
-        )
-        return 202, job.as_json(now=ports.clock.now())
-    started = journeys.start(
+    started = journeys.start_or_queue(
         ports,
         call.actor,
         call.params["journey"],
@@ -1227,6 +1215,8 @@ def journey_start(call: AdminCall) -> Any:
         request_key=asked.request_key,
         extra=asked.input,
     )
+    if not isinstance(started, journeys.Started):  # a segment's start, queued
+        return 202, started.as_json(now=ports.clock.now())
     return {
         "selected": started.selected,
         "entered": started.entered,

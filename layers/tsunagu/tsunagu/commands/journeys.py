@@ -306,11 +306,20 @@ def _checked_start(
     if lead_email is not None and segment:
         # Either would be taken silently for the other: say which was meant
         raise ValidationFailed([FieldError("segment", "give a lead or a segment, not both")])
+    if names_a_segment(lead_email, segment) and segment:  # an empty one names none: below
+        return checked, _segment(ports, segment)
     if lead_email is not None:
         return checked, None
-    if segment:
-        return checked, _segment(ports, segment)
     raise ValidationFailed([FieldError("lead", "name a lead or a segment")])
+
+
+def names_a_segment(lead_email: str | None, segment: str | None) -> bool:
+    """Whether a start is a segment's: a segment named and no lead. A lead given - even empty,
+    or beside a segment, both refused by _checked_start - makes it a lead's, never read as
+    "none": the segment would then run where only a lead was to. The one rule for which a
+    start is, in the call (_checked_start) and in where the admin API runs it
+    (start_or_queue: a segment's in the background)."""
+    return segment is not None and lead_email is None
 
 
 def _enter(
@@ -356,7 +365,7 @@ def start(
     extra: object = None,
 ) -> Started:
     """Manual entry: one lead, or every lead a simple filter selects, inside this call (the
-    CLI; the admin API starts a segment with ``start_in_background``). One name per lead,
+    CLI; the admin API starts a segment in the background, start_or_queue). One name per lead,
     journey and request: the same request twice enters nobody twice (the key defaults to the
     team's date, ``default_request_key``: a daily re-run is a new request). ``extra``: the
     execution's input beyond the lead's, as ``entry_input`` takes it (ValidationFailed
@@ -379,6 +388,36 @@ def start(
             f"{who}: {started.entered} entered{already} of {started.selected} (request {key})"
         )
     return started
+
+
+def start_or_queue(
+    ports: JourneyCommands,
+    actor: Actor,
+    journey_id: str,
+    *,
+    lead_email: str | None = None,
+    segment: str | None = None,
+    request_key: str | None = None,
+    extra: object = None,
+) -> Started | StartJob:
+    """A start as the admin API (and so the console) runs it: a segment's - tens of thousands
+    of leads, more than a request's 29 s - is queued (``start_in_background``: the job), a
+    lead's entered in this call (``start``: what it entered). Which one is names_a_segment's.
+    The CLI calls ``start``: a terminal waits for a segment's leads (README, journeys start)."""
+    if names_a_segment(lead_email, segment):
+        assert segment is not None  # names_a_segment: a segment named
+        return start_in_background(
+            ports, actor, journey_id, segment=segment, request_key=request_key, extra=extra
+        )
+    return start(
+        ports,
+        actor,
+        journey_id,
+        lead_email=lead_email,
+        segment=segment,
+        request_key=request_key,
+        extra=extra,
+    )
 
 
 START_ID = re.compile(r"^start_[0-9A-Z]{26}$")
