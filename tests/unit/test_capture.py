@@ -154,6 +154,42 @@ def test_no_consent_box_records_no_consent(store, clock) -> None:
     assert store.writes[-1].consent is None
 
 
+def test_only_an_opt_in_of_a_lead_that_exists_may_end_its_unsubscribe_or_is_checked(
+    store, clock
+) -> None:
+    # One rule (CaptureWrite._opts_in_a_lead_that_exists), split by who writes: a form's
+    # opt-in may end an unsubscribe from all mail, a list's is checked against a "no" instead
+    submit(store, clock, email="hanako@example.jp", consent="on")
+    new = store.writes[-1]
+    clock.advance(days=1)
+    submit(store, clock, email="hanako@example.jp", consent="on")
+    known = store.writes[-1]
+    assert known.consent is not None and known.consent.status == "opted_in"
+    listed = replace(known, opt_in_lifts_unsubscribe=False)
+    pending = replace(known, consent=replace(known.consent, status="pending"))
+    refused = replace(listed, consent=replace(known.consent, status="opted_out"))
+    unticked = replace(known, consent=None)
+    ruled = {
+        name: (write.lifts_unsubscribe, write.checks_no_opt_out)
+        for name, write in [
+            ("new", new),
+            ("known", known),
+            ("listed", listed),
+            ("pending", pending),
+            ("refused", refused),
+            ("unticked", unticked),
+        ]
+    }
+    assert ruled == {
+        "new": (False, False),
+        "known": (True, False),
+        "listed": (False, True),
+        "pending": (False, False),
+        "refused": (False, False),
+        "unticked": (False, False),
+    }
+
+
 def test_a_replayed_submission_answers_the_same_and_writes_nothing(store, clock) -> None:
     first = submit(store, clock, email="hanako@example.jp", submission_id="sub-00000001")
     again = submit(store, clock, email="hanako@example.jp", submission_id="sub-00000001")

@@ -122,6 +122,10 @@ class CaptureWrite:
 
     @property
     def _opts_in_a_lead_that_exists(self) -> bool:
+        """An opt-in (not one stored pending) of a lead that was there before: the one rule
+        ``lifts_unsubscribe`` and ``checks_no_opt_out`` split by who writes it. A form reads
+        the lead's topics on a wider rule, on purpose (capture_submission): before this
+        status is known, since what it reads decides it (_opted_out: pending)."""
         consent = self.consent
         return consent is not None and consent.status == "opted_in" and not self.is_new
 
@@ -210,8 +214,9 @@ def _plan(
 ) -> CaptureWrite:
     """What the submission writes; ``history``: what its visitor did before, as read for it
     (read_history), of which the write claims what is free and fits the transaction;
-    ``topics``: the existing lead's topic records, read when its opt-in may end an unsubscribe
-    from all mail."""
+    ``topics``: the existing lead's topic records, read when the box is ticked: they decide
+    whether the opt-in waits for a confirmation, and plan the end of an unsubscribe from all
+    mail it may bring."""
     now = clock.now()
     at = isoformat(now)
     if existing is None:
@@ -265,7 +270,8 @@ def _plan(
         },
     )
     consent = None
-    if form.consent is not None and submission.consent_given:
+    if _gives_consent(form, submission):
+        assert form.consent is not None  # _gives_consent: the form asks for consent
         confirm = form.consent.double_opt_in or _opted_out(topics, form.consent.topic)
         if confirm:
             event.properties["consent_pending"] = form.consent.topic
@@ -402,7 +408,10 @@ def capture_submission(
         topics = None
         if existing is not None and _gives_consent(form, submission):
             # An opt-in of a lead who said no waits for the person's confirmation; one of a
-            # lead who did not may end an unsubscribe from all mail: planned on the topics read
+            # lead who did not may end an unsubscribe from all mail: planned on the topics read.
+            # Wider than CaptureWrite.lifts_unsubscribe on purpose, not the same rule twice:
+            # that one reads the evidence's status (opted_in, not pending), which these topics
+            # decide - so they are read for every ticked box of a lead that exists
             topics = store.topic_records(existing.lead_id)
         write = _plan(
             form, submission, existing, context, clock, request_hash, limits, history, topics
