@@ -5,7 +5,7 @@
 import { type FormEvent, useState } from "react";
 import { useTranslation } from "react-i18next";
 
-import { ApiError, api, problemText, type FieldProblem } from "../api";
+import { ApiError, api, describeError, problemText, type FieldProblem } from "../api";
 import i18n from "../i18n";
 import { WordsInput } from "../inputs";
 
@@ -129,7 +129,8 @@ export function FormEditor({
       });
       await onSaved(t("common.saved"));
     } catch (error) {
-      setMessage(error instanceof ApiError ? error.message : String(error));
+      // Each problem is shown at its field; the status line says it in the user's language
+      setMessage(describeError(error, { problemsShownApart: true }));
       if (error instanceof ApiError) setProblems(error.problems);
     }
   }

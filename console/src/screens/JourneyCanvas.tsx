@@ -24,7 +24,7 @@ import { type FormEvent, useCallback, useEffect, useMemo, useRef, useState } fro
 import { useTranslation } from "react-i18next";
 import { Link, useNavigate, useParams } from "react-router";
 
-import { ApiError, type FieldProblem, api, describeError } from "../api";
+import { ApiError, type FieldProblem, api, describeError, describeProblem, problemText } from "../api";
 import { type SegmentChoice, savedSegments } from "../choices";
 import i18n, { when } from "../i18n";
 import { useMay } from "../me";
@@ -550,7 +550,7 @@ export default function JourneyCanvas() {
       data: {
         node,
         start: node.id === definition.start,
-        problems: problems.filter((p) => p.field === node.id).map((p) => p.message),
+        problems: problems.filter((p) => p.field === node.id).map(problemText),
         run: run?.nodes[node.id],
         parked: live?.parked_at_step[heldAtStep(node)],
         waiting: live?.waiting_at_node?.[node.id],
@@ -886,7 +886,7 @@ export default function JourneyCanvas() {
       {message && <p role="status">{message}</p>}
       {journeyProblems.map((problem) => (
         <p key={`${problem.field}:${problem.message}`} className="problem" role="alert">
-          {problem.field}: {problem.message}
+          {describeProblem(problem)}
         </p>
       ))}
       <div className="canvas-layout">

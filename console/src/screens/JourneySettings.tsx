@@ -5,7 +5,7 @@
 import { type FormEvent, useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 
-import { ApiError, api, type FieldProblem, problemText } from "../api";
+import { ApiError, api, describeError, type FieldProblem, problemText } from "../api";
 import { formIds, type SegmentChoice, savedSegments } from "../choices";
 import { WordsInput } from "../inputs";
 import { POLICIES } from "./Journeys";
@@ -77,7 +77,7 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
       setMissing(false);
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) setMissing(true);
-      else setMessage(error instanceof ApiError ? error.message : String(error));
+      else setMessage(describeError(error));
     }
   }, [path]);
 
@@ -117,7 +117,8 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
         setMessage(t("journey_settings.changed_meanwhile"));
         return;
       }
-      setMessage(error instanceof ApiError ? error.message : String(error));
+      // Each problem is shown under its field (a trigger refusal once, in the user's language)
+      setMessage(describeError(error, { problemsShownApart: true }));
       if (error instanceof ApiError) setProblems(error.problems);
     }
   }

@@ -2,7 +2,7 @@ import { type FormEvent, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { Link, useSearchParams } from "react-router";
 
-import { ApiError, api, describeError } from "../api";
+import { api, describeError } from "../api";
 import { EXPORT_ENCODINGS, type ExportEncoding, exportLeads } from "../download";
 import { when } from "../i18n";
 import { useMay } from "../me";
@@ -104,7 +104,7 @@ export function Leads() {
       });
       setPages((before) => (cursor ? [...before, page] : [page]));
     } catch (error) {
-      setProblem(error instanceof ApiError ? error.message : String(error));
+      setProblem(describeError(error));
     } finally {
       setLoading(false);
     }

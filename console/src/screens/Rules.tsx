@@ -6,7 +6,7 @@
 import { type FormEvent, type ReactNode, useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 
-import { ApiError, allItems, api, describeError, type FieldProblem } from "../api";
+import { ApiError, allItems, api, describeError, type FieldProblem, problemText } from "../api";
 import { useMay } from "../me";
 import { PairsInput } from "../inputs";
 import { eventName } from "../names";
@@ -227,7 +227,7 @@ function Problems({ found }: { found: FieldProblem[] }) {
   if (found.length === 0) return null;
   return (
     <div className="problem" role="alert">
-      {found.map((p) => p.message).join(" ")}
+      {found.map(problemText).join(" ")}
     </div>
   );
 }
