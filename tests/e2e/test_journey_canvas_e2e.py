@@ -499,6 +499,14 @@ def test_settings_saved_over_a_colleague_s_save_are_refused_and_said_so(
     shown = json.loads(tsunagu.cli("journeys", "show", "re_engagement").stdout)
     assert shown["exit"]["crm_statuses"] == ["closed won"]
 
+    # ... with its edit still there; saved again, it goes over the journey as it is now (with
+    # the revision first read, every later save was refused as well)
+    expect(second.get_by_label(re.compile("these CRM statuses"))).to_have_value("lost")
+    second.get_by_role("button", name="Save the settings").click()
+    expect(second.get_by_role("status")).to_have_text("Saved.")
+    shown = json.loads(tsunagu.cli("journeys", "show", "re_engagement").stdout)
+    assert shown["exit"]["crm_statuses"] == ["lost"]
+
 
 def test_a_lead_started_from_its_page_is_asked_for_the_date_its_journey_s_mails_read(
     tsunagu: RunningTsunagu, chromium: Chromium

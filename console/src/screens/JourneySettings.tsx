@@ -113,8 +113,16 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
       await load();
     } catch (error) {
       if (error instanceof ApiError && error.status === 409) {
-        // The edits stay in the panel; reloading shows the journey as it is now
+        // The edits stay in the panel, and the revision moves on to the journey as it is now:
+        // saving again stores them over the other change, as the user then chooses to (with
+        // the revision first read, every later save was refused too)
         setMessage(t("journey_settings.changed_meanwhile"));
+        if (error.revision !== undefined) setRevision(error.revision);
+        else {
+          await api<{ revision: number }>("GET", path)
+            .then((now) => setRevision(now.revision))
+            .catch((again) => setMessage(describeError(again)));
+        }
         return;
       }
       // Each problem is shown under its field (a trigger refusal once, in the user's language)

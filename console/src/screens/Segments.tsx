@@ -155,9 +155,17 @@ export default function Segments() {
       }
     } catch (error) {
       if (error instanceof ApiError && error.status === 409 && opened !== null) {
-        // Saved by someone else since it was opened: show it as it is now, to decide again.
+        // Saved by someone else since it was opened. What the user typed stays in the form
+        // (open() would overwrite it); only the version read moves on, so saving again stores
+        // these edits over theirs, as the user then chooses to.
         say(null, t("segments.changed_meanwhile", { name: opened.name }));
-        await Promise.all([open(opened.name), load()]).catch((again) => say(null, again));
+        const stale = opened.name;
+        await Promise.all([
+          api<Shown>("GET", `/admin/segments/${encodeURIComponent(stale)}`).then((now) =>
+            setOpened({ name: now.name, version: now.version }),
+          ),
+          load(),
+        ]).catch((again) => say(null, again));
       } else {
         say(null, error);
       }
