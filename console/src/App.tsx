@@ -1,12 +1,21 @@
 import { type ReactNode, Suspense, lazy, useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
-import { HashRouter, NavLink, Navigate, Route, Routes } from "react-router";
+import {
+  NavLink,
+  Navigate,
+  Outlet,
+  Route,
+  RouterProvider,
+  createHashRouter,
+  createRoutesFromElements,
+} from "react-router";
 
 import { ApiError, api, describeError, useBusy } from "./api";
 import { currentSession, signOut } from "./auth";
-import { type Me, MeContext } from "./me";
+import { type Me, MeContext, useMe } from "./me";
 import { SignIn } from "./screens/SignIn";
 import { Leads } from "./screens/Leads";
+import { useLeaveGuard } from "./unsaved";
 
 // Every screen but the first is its own chunk, loaded when it is opened.
 const LeadPage = lazy(() => import("./screens/LeadPage"));
@@ -62,35 +71,63 @@ export function App() {
       {ended && <SignIn onSignedIn={loadMe} refused={refused} ended={me.email ?? ""} />}
       {/* Keyed by the user, so another user signing in here gets none of the last one's work */}
       <div hidden={ended} key={me.email ?? ""}>
-        <HashRouter>
-          <Header me={me} onSignOut={() => (signOut(), setEnded(false), setMe(null))} />
-          <BusyMain>
-            <Suspense fallback={<p className="loading">{t("common.loading")}</p>}>
-              <Routes>
-                <Route path="/" element={<Navigate to="/leads" replace />} />
-                <Route path="/leads" element={<Leads />} />
-                <Route path="/leads/:email" element={<LeadPage />} />
-                <Route path="/segments" element={<Segments />} />
-                <Route path="/journeys" element={<Journeys />} />
-                <Route path="/journeys/new" element={<JourneyCanvas />} />
-                <Route path="/journeys/:journeyId" element={<JourneyCanvas />} />
-                <Route path="/templates" element={<Templates />} />
-                <Route path="/templates/:templateId" element={<Templates />} />
-                <Route path="/forms" element={<FormsAndSites />} />
-                <Route path="/settings" element={<Settings />} />
-                <Route path="/audit" element={<Audit />} />
-                <Route path="/imports" element={<Imports />} />
-                <Route path="/reports" element={<Reports />} />
-                <Route path="/reports/:kind" element={<Reports />} />
-                <Route path="/reports/:kind/:id" element={<Reports />} />
-                <Route path="*" element={<p>{t("common.not_found")}</p>} />
-              </Routes>
-            </Suspense>
-          </BusyMain>
-        </HashRouter>
+        <ConsoleRouter onSignOut={() => (signOut(), setEnded(false), setMe(null))} />
       </div>
     </MeContext.Provider>
   );
+}
+
+/** The screens, under the menu. A data router (not ``<HashRouter>``), so that an editor can ask
+ * before unsaved work is left for another screen (``useBlocker``, see unsaved.ts). Made once per
+ * signed-in user (the element around it is keyed by the user); ``onSignOut`` only calls
+ * setters and ``signOut``, so the one it was made with stays right. */
+function ConsoleRouter({ onSignOut }: { onSignOut: () => void }) {
+  const [router] = useState(() =>
+    createHashRouter(
+      createRoutesFromElements(
+        <Route element={<Layout onSignOut={onSignOut} />}>
+          <Route path="/" element={<Navigate to="/leads" replace />} />
+          <Route path="/leads" element={<Leads />} />
+          <Route path="/leads/:email" element={<LeadPage />} />
+          <Route path="/segments" element={<Segments />} />
+          <Route path="/journeys" element={<Journeys />} />
+          <Route path="/journeys/new" element={<JourneyCanvas />} />
+          <Route path="/journeys/:journeyId" element={<JourneyCanvas />} />
+          <Route path="/templates" element={<Templates />} />
+          <Route path="/templates/:templateId" element={<Templates />} />
+          <Route path="/forms" element={<FormsAndSites />} />
+          <Route path="/settings" element={<Settings />} />
+          <Route path="/audit" element={<Audit />} />
+          <Route path="/imports" element={<Imports />} />
+          <Route path="/reports" element={<Reports />} />
+          <Route path="/reports/:kind" element={<Reports />} />
+          <Route path="/reports/:kind/:id" element={<Reports />} />
+          <Route path="*" element={<NotFound />} />
+        </Route>,
+      ),
+    ),
+  );
+  return <RouterProvider router={router} />;
+}
+
+function Layout({ onSignOut }: { onSignOut: () => void }) {
+  const { t } = useTranslation();
+  useLeaveGuard();
+  return (
+    <>
+      <Header me={useMe()} onSignOut={onSignOut} />
+      <BusyMain>
+        <Suspense fallback={<p className="loading">{t("common.loading")}</p>}>
+          <Outlet />
+        </Suspense>
+      </BusyMain>
+    </>
+  );
+}
+
+function NotFound() {
+  const { t } = useTranslation();
+  return <p>{t("common.not_found")}</p>;
 }
 
 function Header({ me, onSignOut }: { me: Me; onSignOut: () => void }) {

@@ -1542,6 +1542,44 @@ def test_a_marketer_saves_over_a_change_made_meanwhile_and_cannot_delete_a_segme
     assert "seminar_hot_grade_a" not in tsunagu.cli("segments", "list").stdout
 
 
+def test_leaving_a_segment_with_unsaved_changes_asks_first_and_a_saved_one_does_not(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    saved = tsunagu.cli("segments", "save", "webinar_hot", "tag=webinar-hot")
+    assert saved.returncode == 0, saved.stderr
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="segments")
+    asked: list[str] = []  # every dialog is also accepted (console_page)
+    page.on("dialog", lambda dialog: asked.append(dialog.message))
+    settled(page)
+    page.get_by_role("table", name="Saved segments").get_by_role(
+        "button", name="Open webinar_hot", exact=True
+    ).click()
+    expect(page.get_by_role("heading", name="Segment webinar_hot")).to_be_focused()
+    menu = page.get_by_role("navigation", name="Main")
+
+    # When she leaves it for another screen with a description typed and not saved, she is
+    # asked first (and, having said yes, is there)
+    page.get_by_label("Description", exact=True).fill("ウェビナー後に関心の高いリード")
+    menu.get_by_role("link", name="Journeys").click()
+    page.wait_for_url(re.compile("#/journeys$"))
+    assert asked == ["You have changes that are not saved. Leave this page and lose them?"]
+
+    # When she saves her change, she leaves without a question
+    menu.get_by_role("link", name="Segments").click()
+    page.wait_for_url(re.compile("#/segments$"))
+    settled(page)
+    page.get_by_role("table", name="Saved segments").get_by_role(
+        "button", name="Open webinar_hot", exact=True
+    ).click()
+    expect(page.get_by_role("heading", name="Segment webinar_hot")).to_be_focused()
+    page.get_by_label("Description", exact=True).fill("ウェビナー後に関心の高いリード")
+    page.get_by_role("button", name="Save segment").click()
+    expect(page.get_by_role("status")).to_contain_text("Segment webinar_hot is saved.")
+    menu.get_by_role("link", name="Journeys").click()
+    page.wait_for_url(re.compile("#/journeys$"))
+    assert len(asked) == 1, asked
+
+
 def test_a_marketer_exports_every_lead_from_the_lead_list(
     tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
 ) -> None:

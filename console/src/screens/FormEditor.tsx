@@ -8,6 +8,7 @@ import { useTranslation } from "react-i18next";
 import { ApiError, api, describeError, problemText, type FieldProblem } from "../api";
 import i18n from "../i18n";
 import { WordsInput } from "../inputs";
+import { useUnsavedWarning } from "../unsaved";
 
 export interface FormField {
   name: string;
@@ -97,7 +98,7 @@ export function formEmbed(apiUrl: string, form: FormDefinition): string {
 export function FormEditor({
   initial,
   isNew,
-  onSaved,
+  onSaved: whenSaved,
 }: {
   initial: FormDefinition;
   isNew: boolean;
@@ -105,6 +106,13 @@ export function FormEditor({
 }) {
   const { t } = useTranslation();
   const [form, setForm] = useState<FormDefinition>(initial);
+  // The form as opened or last saved: while the editor differs, leaving it asks first
+  const [kept, setKept] = useState<FormDefinition>(initial);
+  useUnsavedWarning(JSON.stringify(form) !== JSON.stringify(kept));
+  const onSaved = async (message: string) => {
+    setKept(form);
+    await whenSaved(message);
+  };
   const [problems, setProblems] = useState<FieldProblem[]>([]);
   const [message, setMessage] = useState<string | null>(null);
   const change = (update: (draft: FormDefinition) => void) =>

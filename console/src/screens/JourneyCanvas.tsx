@@ -29,6 +29,7 @@ import { type SegmentChoice, savedSegments } from "../choices";
 import i18n, { when } from "../i18n";
 import { useMay } from "../me";
 import { StartInputFields, startInputBody, useStartInput } from "../startInput";
+import { useUnsavedWarning } from "../unsaved";
 import { JourneySettings } from "./JourneySettings";
 import { type JourneyNode, NodeFields } from "./NodeFields";
 import { SendCalendar } from "./SendCalendar";
@@ -443,6 +444,11 @@ export default function JourneyCanvas() {
   const [settingsOpen, setSettingsOpen] = useState(false);
   const [definition, setDefinition] = useState<Definition | null>(() => (isNew ? starter() : null));
   const [view, setView] = useState<GraphView | null>(null);
+  // The journey as last read or saved: while the canvas differs, leaving it asks first
+  const [stored, setStored] = useState<Definition | null>(definition);
+  useUnsavedWarning(
+    useMemo(() => definition !== null && JSON.stringify(definition) !== JSON.stringify(stored), [definition, stored]),
+  );
   const [problems, setProblems] = useState<FieldProblem[]>([]);
   const [run, setRun] = useState<DryRun | null>(null);
   const [versions, setVersions] = useState<Versions | null>(null);
@@ -491,12 +497,16 @@ export default function JourneyCanvas() {
       setView(shown);
       // A shipped graph names no journey: it is named as the journey list names it
       const { definition: read, name } = shown;
-      setDefinition(read.name || !name ? read : { ...read, name });
+      const named = read.name || !name ? read : { ...read, name };
+      setDefinition(named);
+      setStored(named);
       setProblems(shown.problems);
       movedByHand.current = { node: false, view: false };
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) {
-        setDefinition(starter(journeyId));
+        const fresh = starter(journeyId);
+        setDefinition(fresh);
+        setStored(fresh);
       } else setMessage(describeError(error));
     }
     api<Versions>("GET", `/admin/journeys/${journeyId}/versions`)
@@ -690,6 +700,7 @@ export default function JourneyCanvas() {
         body: { definition, revision: view?.revision ?? 0 },
       });
       setView(saved);
+      setStored(definition);
       setProblems(saved.problems);
       setMessage(
         saved.problems.length
@@ -750,6 +761,7 @@ export default function JourneyCanvas() {
         // refused as if a colleague had saved meanwhile
         const kept = error.revision;
         setView((before) => (before ? { ...before, revision: kept } : before));
+        setStored(definition);
         setProblems(error.problems);
         setMessage(t("canvas.kept_not_published", { reason: describeError(error) }));
         return;

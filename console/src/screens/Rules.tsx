@@ -10,6 +10,7 @@ import { ApiError, allItems, api, describeError, type FieldProblem, problemText 
 import { useMay } from "../me";
 import { PairsInput } from "../inputs";
 import { eventName } from "../names";
+import { useUnsavedWarning } from "../unsaved";
 import "../screens.css";
 
 interface ScoringRule {
@@ -97,10 +98,19 @@ export function Rules() {
   const [json, setJson] = useState("");
   const [message, setMessage] = useState<string | null>(null);
   const [problems, setProblems] = useState<FieldProblem[]>([]);
+  // The rules as read (after each save too): while the forms or the JSON differ, leaving asks
+  const [kept, setKept] = useState<Config | null>(null);
+  useUnsavedWarning(
+    kept !== null &&
+      (tab === "json"
+        ? json !== JSON.stringify(kept, null, 2)
+        : JSON.stringify(config) !== JSON.stringify(kept)),
+  );
 
   const load = useCallback(async () => {
     const found = await api<Config>("GET", "/admin/qualification");
     setConfig(found);
+    setKept(found);
     setJson(JSON.stringify(found, null, 2));
   }, []);
 

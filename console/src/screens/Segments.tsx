@@ -11,6 +11,7 @@ import { ApiError, api, describeError } from "../api";
 import { type ExportEncoding, exportLeads } from "../download";
 import { when } from "../i18n";
 import { useMay } from "../me";
+import { useUnsavedWarning } from "../unsaved";
 import { EncodingChoice, type LeadRow } from "./Leads";
 
 interface SavedSegment {
@@ -65,6 +66,11 @@ export default function Segments() {
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
   const [exclude, setExclude] = useState(false);
+  // The form as opened (or emptied for a new one): while it differs, leaving it asks first
+  const [kept, setKept] = useState({ filter: "", name: "", description: "", exclude: false });
+  useUnsavedWarning(
+    filter !== kept.filter || name !== kept.name || description !== kept.description || exclude !== kept.exclude,
+  );
   const [preview, setPreview] = useState<Preview | null>(null);
   const [usedBy, setUsedBy] = useState<string[] | null>(null);
   const [encoding, setEncoding] = useState<ExportEncoding>("utf-8");
@@ -103,6 +109,12 @@ export default function Segments() {
     setName(shown.name);
     setDescription(shown.description);
     setExclude(shown.exclude_from_marketing);
+    setKept({
+      filter: shown.filter,
+      name: shown.name,
+      description: shown.description,
+      exclude: shown.exclude_from_marketing,
+    });
     setPreview({ count: shown.count, sample: shown.sample });
     setUsedBy(shown.used_by);
   }
@@ -121,6 +133,7 @@ export default function Segments() {
     setName("");
     setDescription("");
     setExclude(false);
+    setKept({ filter: "", name: "", description: "", exclude: false });
     setPreview(null);
     setUsedBy(null);
     heading.current?.focus();

@@ -6,6 +6,7 @@ import { allItems, api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay } from "../me";
 import { pairsOf, pairsText } from "../pairs";
+import { useUnsavedWarning } from "../unsaved";
 
 interface MailTemplate {
   template_id: string;
@@ -269,6 +270,9 @@ function TemplateEditor({ templateId }: { templateId: string }) {
   const navigate = useNavigate();
   const [template, setTemplate] = useState<MailTemplate | null>(null);
   const [defaults, setDefaults] = useState("");
+  // The version as read (opened, or just stored): while the editor differs, leaving asks first
+  const [kept, setKept] = useState<string | null>(null);
+  useUnsavedWarning(template !== null && kept !== JSON.stringify(asStored(template, defaults)));
   const [history, setHistory] = useState<TemplateVersion[]>([]);
   const [lead, setLead] = useState("");
   const [preview, setPreview] = useState<Preview | null>(null);
@@ -285,6 +289,7 @@ function TemplateEditor({ templateId }: { templateId: string }) {
       ]);
       setTemplate(shown);
       setDefaults(pairsText(shown.defaults));
+      setKept(JSON.stringify(asStored(shown, pairsText(shown.defaults))));
       setHistory(versions.items);
     },
     [path],
