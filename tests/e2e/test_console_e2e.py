@@ -902,7 +902,9 @@ def test_a_marketer_sees_a_won_deal_credited_to_the_mail_its_lead_opened(
         "close_date": today,
         "leads": [{"email": BUYER}],
         "account": "木村商事 株式会社",
-        "updated_at": f"{today}T06:00:00Z",
+        # The start of that day in Tokyo: never after the request is signed, whatever the hour
+        # (a CRM record dated after its signed request is refused)
+        "updated_at": isoformat(datetime.fromisoformat(f"{today}T00:00:00+09:00")),
     }
     status, answer = signed_crm_post(tsunagu, "/crm/deals", deal, tmp_path)
     assert status == 200, answer
