@@ -778,6 +778,61 @@ def test_creating_a_template_never_turns_an_existing_one_into_its_next_version(
     assert unclear == 422 and "new" in json.dumps(body)
 
 
+def test_a_template_saved_over_an_older_version_is_refused_not_made_newest(
+    stack: Settings,
+) -> None:
+    path = "/admin/templates/seminar-invitation"
+    _, read_by_a = call(stack, "GET", path)
+    read_by_b = dict(read_by_a)
+    # B stores a corrected subject over the version both opened
+    b = {k: v for k, v in read_by_b.items() if k != "created_at"}
+    b["subject"] = b["subject"] + " (B)"
+    assert call(stack, "POST", f"{path}/versions", body=b)[:1] == (201,)
+    # A saves its edit of that same version, saying which it opened: refused, B's fix stays
+    a = {k: v for k, v in read_by_a.items() if k != "created_at"}
+    a["html"] = a["html"] + "<p>A</p>"
+    status, body = call(stack, "POST", f"{path}/versions", body=a)
+    assert status == 409, f"stored as v{body.get('version')} without B's subject: B's fix lost"
+    assert body["code"] == "concurrent_update" and body["revision"] == 2, body
+    assert "version 2" in body["message"], body
+    _, latest = call(stack, "GET", path)
+    assert (latest["version"], latest["subject"]) == (2, b["subject"])
+    saves = [e for e in audit_entries(stack) if e.operation == "templates.save"]
+    assert [e.detail for e in saves if e.outcome == "done"] == ["version 2"], saves
+    # Having looked again, A saves over the version the refusal named, and it is the newest
+    status, stored = call(stack, "POST", f"{path}/versions", body={**a, "version": 2})
+    assert (status, stored["version"]) == (201, 3)
+    # Without a version (the CLI, scripts), a save goes over whatever is latest, as before
+    status, stored = call(stack, "POST", f"{path}/versions", body=NEW_VERSION)
+    assert (status, stored["version"]) == (201, 4)
+
+
+def test_a_template_version_stored_between_check_and_write_still_refuses_a_stale_save(
+    stack: Settings,
+) -> None:
+    # The store's own condition: a save over v1 when v2 was stored after the command's read
+    templates = services.mail_repository(stack)
+    opened = templates.template("seminar-invitation", None)
+    assert opened is not None and opened.version == 1
+    clock = services.clock(stack)
+    templates.save_template(opened.model_copy(update={"subject": "B"}), clock, "b@example.com")
+    with pytest.raises(ConcurrentUpdate) as refused:
+        templates.save_template(opened.model_copy(update={"subject": "A"}), clock, over=1)
+    assert refused.value.revision == 2
+    latest = templates.template("seminar-invitation", None)
+    assert latest is not None and (latest.version, latest.subject) == (2, "B")
+
+
+@pytest.mark.parametrize("version", [9, -1, "2", True, 1.5])
+def test_a_template_saved_over_a_version_never_stored_is_a_422(
+    stack: Settings, version: object
+) -> None:
+    path = "/admin/templates/seminar-invitation"
+    status, body = call(stack, "POST", f"{path}/versions", body={**NEW_VERSION, "version": version})
+    assert status == 422 and "version" in json.dumps(body), body
+    assert call(stack, "GET", path)[1]["version"] == 1
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [

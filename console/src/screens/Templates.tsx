@@ -2,7 +2,7 @@ import { type FormEvent, useCallback, useEffect, useRef, useState } from "react"
 import { useTranslation } from "react-i18next";
 import { Link, useNavigate, useParams } from "react-router";
 
-import { allItems, api, describeError } from "../api";
+import { ApiError, allItems, api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay } from "../me";
 import { pairsOf, pairsText } from "../pairs";
@@ -279,6 +279,10 @@ function TemplateEditor({ templateId }: { templateId: string }) {
   const [previewProblem, setPreviewProblem] = useState<string | null>(null);
   const [to, setTo] = useState("");
   const [message, setMessage] = useState<string | null>(null);
+  // The latest version when this editor last read the history: a save goes over it only, and
+  // is refused (409) if a colleague stored a newer one meanwhile - not made newest over theirs.
+  // The latest, not the version shown: storing an older version again is how one restores it.
+  const [over, setOver] = useState<number | undefined>(undefined);
   const path = `/admin/templates/${encodeURIComponent(templateId)}`;
 
   const load = useCallback(
@@ -291,6 +295,7 @@ function TemplateEditor({ templateId }: { templateId: string }) {
       setDefaults(pairsText(shown.defaults));
       setKept(JSON.stringify(asStored(shown, pairsText(shown.defaults))));
       setHistory(versions.items);
+      setOver(versions.items[0]?.version);
     },
     [path],
   );
@@ -324,12 +329,22 @@ function TemplateEditor({ templateId }: { templateId: string }) {
     event.preventDefault();
     if (template === null) return;
     setMessage(null);
-    const body = asStored(template, defaults);
+    const body = { ...asStored(template, defaults), version: over };
     try {
       const stored = await api<MailTemplate>("POST", `${path}/versions`, { body });
       await load();
       setMessage(t("mail.stored", { version: stored.version }));
     } catch (error) {
+      if (error instanceof ApiError && error.status === 409 && error.revision !== undefined) {
+        // A colleague stored a version since: the edits stay as they are, the history shows
+        // theirs, and saving again (having looked) stores these over it knowingly.
+        setOver(error.revision);
+        setMessage(t("mail.changed_meanwhile", { version: error.revision }));
+        void api<{ items: TemplateVersion[] }>("GET", `${path}/versions`)
+          .then((versions) => setHistory(versions.items))
+          .catch(() => undefined); // the history is a help here; the message says it all
+        return;
+      }
       setMessage(describeError(error));
     }
   }

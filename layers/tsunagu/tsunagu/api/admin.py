@@ -1454,18 +1454,26 @@ def template_show(call: AdminCall) -> Any:
 
 def template_save(call: AdminCall) -> Any:
     """Store the template as its next version (stored versions never change); ``?new=true``
-    creates it, and a template with its id is a 409 rather than replaced."""
+    creates it, and a template with its id is a 409 rather than replaced. ``version``: the
+    latest version the editor read - a 409 (the latest's number in ``revision``), nothing
+    stored, if one was stored since; absent or null: over whatever is latest."""
     key = call.params["template"]
     new = call.flag("new")
     body = call.json()
     if body.get("template_id", key) != key:
         raise ValidationFailed([FieldError("template_id", f"must be {key!r}, as in the path")])
+    over = body.get("version")
+    if over is not None and (type(over) is not int or over < 0):
+        raise ValidationFailed(
+            [FieldError("version", "must be the number of the version you opened (1, 2, ...)")]
+        )
+    over = over or None  # 0: the model's "not stored yet", as a new template's body has it
     try:
         template = strictly(MailTemplate, {**body, "template_id": key, "version": 0})
     except ValidationError as error:
         raise validation_failed(error, "(body)") from None
     stored = mail.save_template(
-        services.mail_commands(call.settings), call.actor, template, new=new
+        services.mail_commands(call.settings), call.actor, template, new=new, over=over
     )
     return 201, stored.model_dump(mode="json")
 

@@ -47,7 +47,7 @@ from tsunagu.mail.send import (
     owner_context,
     sender_for,
 )
-from tsunagu.mail.templates import MailTemplate, TemplateVersion
+from tsunagu.mail.templates import MailTemplate, TemplateVersion, saved_meanwhile
 
 PREVIEW_LINKS = "https://preview.invalid"
 """Where a preview's links point (RFC 2606's reserved .invalid: never anyone's host)."""
@@ -70,6 +70,7 @@ class Templates(Protocol):
         saved_by: str | None = None,
         *,
         first: bool = False,
+        over: int | None = None,
     ) -> MailTemplate: ...
 
     def template(self, template_id: str, version: int | None) -> MailTemplate | None: ...
@@ -145,12 +146,20 @@ def _check_sender(ports: MailCommands, template: MailTemplate) -> None:
 
 
 def save_template(
-    ports: MailCommands, actor: Actor, template: MailTemplate, *, new: bool = False
+    ports: MailCommands,
+    actor: Actor,
+    template: MailTemplate,
+    *,
+    new: bool = False,
+    over: int | None = None,
 ) -> MailTemplate:
     """Store ``template`` as its next version (the version it carries is ignored). A template
     that does not render (syntax, or a reach outside the sandbox) is refused, field by field.
     ``new``: the template is being created, so an existing one with its id is not replaced
-    (AlreadyExists) - a second "new" template must not become the first one's next version."""
+    (AlreadyExists) - a second "new" template must not become the first one's next version.
+    ``over``: the latest version the editor read; ConcurrentUpdate, nothing stored, if a
+    colleague stored a newer one since (else their fix would silently stop being the latest).
+    None: over whatever is latest (the CLI, scripts)."""
     key = template.template_id
     with recorded(ports.audit, ports.clock, actor, "templates.save", f"template:{key}") as log:
         _check_fields(template)
@@ -165,13 +174,27 @@ def save_template(
         previous = ports.templates.template(key, None)
         if new and previous is not None:
             raise AlreadyExists(f"a template {key!r} exists (version {previous.version})")
+        if over is not None:
+            _check_over(key, over, previous, new=new)
         stored = ports.templates.save_template(
-            template, ports.clock, actor.email or actor.user_id, first=new
+            template, ports.clock, actor.email or actor.user_id, first=new, over=over
         )
         before = previous.model_dump(mode="json") if previous is not None else {}
         log.changed(before, stored.model_dump(mode="json"))
         log.detail = f"version {stored.version}"
     return stored
+
+
+def _check_over(key: str, over: int, latest: MailTemplate | None, *, new: bool) -> None:
+    """The version an editor read must be one stored: a newer one is a colleague's save (the
+    store refuses that too, for a save between this read and the write)."""
+    if new or latest is None or over > latest.version:
+        have = "none" if new or latest is None else f"version {latest.version} is the latest"
+        raise ValidationFailed(
+            [FieldError("version", f"no version {over} of template {key!r} to save over ({have})")]
+        )
+    if over < latest.version:
+        raise saved_meanwhile(key, over, latest.version)
 
 
 def _check_confirmations(ports: MailCommands, template: MailTemplate) -> None:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from tsunagu.client_values import STORED, stored_size
+from tsunagu.errors import ConcurrentUpdate
 from tsunagu.leads.email import normalised_or_none
 from tsunagu.mail.consent import named_topic
 
@@ -19,12 +20,26 @@ fill it - far within the fields' own limits, and refused by DynamoDB with a 500 
 editor had accepted them."""
 
 
+def saved_meanwhile(template_id: str, opened: int, latest: int) -> ConcurrentUpdate:
+    """A save over version ``opened`` when ``latest`` is stored since: refused, not made the
+    newest over a colleague's fix. The error carries ``latest``, which the editor's next save
+    (kept edits, looked at again) goes over knowingly."""
+    error = ConcurrentUpdate(
+        f"template {template_id!r} is at version {latest} now (you opened version {opened}):"
+        " someone saved it meanwhile"
+    )
+    error.revision = latest
+    return error
+
+
 class MailTemplate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     template_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     version: int = Field(default=0, ge=0)
-    """Assigned when stored: 1, 2, 3, ... Stored versions never change."""
+    """Assigned when stored: 1, 2, 3, ... Stored versions never change. In a save, the latest
+    version the editor read: refused (409) if a newer one was stored since; 0 or absent: the
+    save goes over whatever is latest."""
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["marketing", "transactional"] = "marketing"
     """Transactional mail (a double opt-in confirmation) needs no marketing consent, but still

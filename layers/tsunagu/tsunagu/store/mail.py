@@ -29,7 +29,7 @@ from tsunagu.mail.consent import (
 from tsunagu.mail.exclusions import Exclusion, ExclusionList
 from tsunagu.mail.feedback import Feedback
 from tsunagu.mail.reply_addresses import REPLY_ADDRESS_DAYS, RecordedReply, ReplyAddress
-from tsunagu.mail.templates import MailTemplate, TemplateVersion
+from tsunagu.mail.templates import MailTemplate, TemplateVersion, saved_meanwhile
 from tsunagu.store.converters import (
     SUPPRESSION,
     add_unsubscribe_lifted,
@@ -73,16 +73,20 @@ class MailRepository(LeadRepository):
         saved_by: str | None = None,
         *,
         first: bool = False,
+        over: int | None = None,
     ) -> MailTemplate:
         """Store as a new version (versions never change once stored). ``first``: as version 1
-        only - AlreadyExists if any template has its id, even one stored a moment ago."""
+        only - AlreadyExists if any template has its id, even one stored a moment ago.
+        ``over``: the latest version the writer read - stored as the one after it only, and
+        ConcurrentUpdate (carrying the latest version) if another version took that place."""
         model = self._tables.templates
         for _attempt in range(3):
             latest = None
-            if not first:
+            if not first and over is None:
                 found = model.query(template.template_id, scan_index_forward=False, limit=1)
                 latest = next(iter(found), None)
-            stored = template.model_copy(update={"version": (latest.version if latest else 0) + 1})
+            after = over if over is not None else (latest.version if latest else 0)
+            stored = template.model_copy(update={"version": after + 1})
             try:
                 model(
                     stored.template_id,
@@ -96,10 +100,20 @@ class MailRepository(LeadRepository):
                     raise  # throttled, refused, unreachable: not a version someone else took
                 if first:
                     raise AlreadyExists(f"a template {template.template_id!r} exists") from None
+                if over is not None:
+                    raise self._stale(template.template_id, over) from None
                 continue  # someone stored the same version meanwhile: take the next one
             _latest.pop((self._tables.settings.templates_table, template.template_id), None)
             return stored
         raise RuntimeError("could not store a new template version")
+
+    def _stale(self, template_id: str, over: int) -> ConcurrentUpdate:
+        """Another version was stored after ``over``: the error says which is the latest now, so
+        the editor's next save can go over it knowingly."""
+        found = self._tables.templates.query(template_id, scan_index_forward=False, limit=1)
+        latest = next(iter(found), None)
+        _latest.pop((self._tables.settings.templates_table, template_id), None)
+        return saved_meanwhile(template_id, over, int(latest.version) if latest else over + 1)
 
     def template(self, template_id: str, version: int | None) -> MailTemplate | None:
         table = self._tables.settings.templates_table
