@@ -287,16 +287,18 @@ def test_two_creates_of_one_id_at_once_never_replace_each_other(
     me = Actor("u-me", Role.MARKETER, "me@example.com", via="api")
 
     class Racing:
-        def get(self, key: str, /) -> Any:
-            found = real.get(key)
+        def revised(self, key: str, /) -> Any:
+            found = real.revised(key)
             definitions.save(ports, colleague, kind, key, theirs, real, replace=False)
             return found
 
-        def put(self, definition: Any, clock: Any, /, *, new: bool = False) -> None:
-            real.put(definition, clock, new=new)
+        def put(
+            self, definition: Any, clock: Any, /, *, new: bool = False, over: Any = None
+        ) -> int:
+            return real.put(definition, clock, new=new, over=over)
 
-        def list(self) -> list[Any]:
-            return real.list()
+        def list_revised(self) -> list[Any]:
+            return real.list_revised()
 
     # When my create writes
     with pytest.raises(AlreadyExists):
@@ -306,6 +308,99 @@ def test_two_creates_of_one_id_at_once_never_replace_each_other(
     assert real.get("contact").name == "Theirs"
     done = [e for e in audit_entries(stack) if e.outcome == "done"]
     assert [(e.actor.user_id, e.detail) for e in done] == [("u-col", "created")]
+
+
+SEMINAR_FORM: dict[str, Any] = {
+    "name": "Seminar",
+    "fields": [{"name": "email", "type": "email", "required": True}],
+}
+SEMINAR_SITE: dict[str, Any] = {"name": "Seminar", "allowed_origins": ["https://www.example.com"]}
+
+
+@pytest.mark.parametrize(
+    ("kind", "created", "change"),
+    [
+        ("form", SEMINAR_FORM,
+         {"fields": [*SEMINAR_FORM["fields"], {"name": "company", "type": "text"}]}),
+        ("site", SEMINAR_SITE,
+         {"allowed_origins": ["https://www.example.com", "https://event.example.jp"]}),
+    ],
+)  # fmt: skip
+def test_a_form_or_site_saved_from_a_stale_copy_does_not_overwrite_a_colleagues_save(
+    stack: Settings, kind: str, created: dict[str, Any], change: dict[str, Any]
+) -> None:
+    path = f"/admin/{kind}s/seminar"
+    # Given one both marketers opened in the console (which saves with ?replace=true)
+    status, body = call(stack, "PUT", path, body=created)
+    assert (status, body["revision"]) == (201, 1), body
+    _, opened_by_a = call(stack, "GET", path)
+    opened_by_b = dict(opened_by_a)
+    assert opened_by_a["revision"] == 1
+    # When B saves a change, and then A saves its own edit of the copy it read
+    b = {k: v for k, v in opened_by_b.items() if k != "signing_secret_made_at"} | change
+    status, saved_by_b = call(stack, "PUT", path, body=b, query={"replace": "true"})
+    assert (status, saved_by_b["revision"]) == (200, 2), saved_by_b
+    a = {k: v for k, v in opened_by_a.items() if k != "signing_secret_made_at"}
+    a["name"] = "Seminar (A)"
+    status, body = call(stack, "PUT", path, body=a, query={"replace": "true"})
+    # Then A is told someone saved meanwhile (as segments and journeys do), B's change kept
+    assert status == 409, f"A's stale save silently dropped B's change: {body}"
+    assert body["code"] == "concurrent_update" and body["revision"] == 2, body
+    _, now = call(stack, "GET", path)
+    assert {k: v for k, v in now.items() if k != "signing_secret_made_at"} == saved_by_b
+    saves = [e for e in audit_entries(stack) if e.operation == f"{kind}s.save"]
+    assert [e.detail for e in saves if e.outcome == "done"] == ["replaced", "created"]
+    # And A, having looked, saves over the revision the refusal named: theirs is replaced
+    status, body = call(stack, "PUT", path, body={**a, "revision": 2}, query={"replace": "true"})
+    assert (status, body["name"], body["revision"]) == (200, "Seminar (A)", 3), body
+    # Without a revision (the CLI, scripts), a replace goes over whatever is stored, as before
+    plain = {k: v for k, v in a.items() if k != "revision"}
+    status, body = call(stack, "PUT", path, body=plain, query={"replace": "true"})
+    assert (status, body["revision"]) == (200, 4), body
+    listed = call(stack, "GET", f"/admin/{kind}s")[1]["items"]
+    assert [(i[f"{kind}_id"], i["revision"]) for i in listed] == [("seminar", 4)]
+
+
+@pytest.mark.parametrize("kind", ["form", "site"])
+@pytest.mark.parametrize("revision", [-1, "1", True, 1.5])
+def test_a_form_or_site_revision_that_is_not_a_count_is_a_422_and_stores_nothing(
+    stack: Settings, kind: str, revision: object
+) -> None:
+    body = {**(SEMINAR_FORM if kind == "form" else SEMINAR_SITE), "revision": revision}
+    status, answer = call(stack, "PUT", f"/admin/{kind}s/seminar", body=body)
+    assert status == 422 and "revision" in json.dumps(answer), answer
+    assert call(stack, "GET", f"/admin/{kind}s/seminar")[0] == 404
+
+
+@pytest.mark.parametrize("kind", ["form", "site"])
+def test_a_form_or_site_saved_over_a_revision_of_one_never_stored_is_a_404(
+    stack: Settings, kind: str
+) -> None:
+    body = {**(SEMINAR_FORM if kind == "form" else SEMINAR_SITE), "revision": 3}
+    status, answer = call(stack, "PUT", f"/admin/{kind}s/seminar", body=body)
+    assert status == 404 and "seminar" in answer["message"], answer
+    assert call(stack, "GET", f"/admin/{kind}s/seminar")[0] == 404
+
+
+def test_a_form_stored_before_saves_were_counted_is_revision_0_and_saved_over_it(
+    stack: Settings,
+) -> None:
+    # Given a form stored before revisions (no revision attribute on its item)
+    model = services.form_repository(stack)._tables.forms
+    form = FormDefinition.model_validate({**SEMINAR_FORM, "form_id": "seminar"})
+    model(
+        "seminar", definition=form.model_dump(mode="json"), updated_at="2026-01-01T00:00:00Z"
+    ).save()
+    _, opened = call(stack, "GET", "/admin/forms/seminar")
+    assert opened["revision"] == 0
+    # A save over revision 0 is taken once; a second from the same stale copy is refused
+    body = {k: v for k, v in opened.items() if k != "form_id"}
+    ok, saved = call(stack, "PUT", "/admin/forms/seminar", body=body, query={"replace": "true"})
+    assert (ok, saved["revision"]) == (200, 1), saved
+    stale, refused = call(
+        stack, "PUT", "/admin/forms/seminar", body=body, query={"replace": "true"}
+    )
+    assert (stale, refused.get("revision")) == (409, 1), refused
 
 
 def test_a_journey_resumed_during_the_emergency_stop_says_its_mails_wait_and_by_what(

@@ -450,16 +450,19 @@ def test_a_form_is_never_overwritten_by_accident_and_a_change_says_what_changed(
     class Forms:
         kept: dict[str, FormDefinition] = field(default_factory=dict)
 
-        def get(self, key: str, /) -> FormDefinition | None:
-            return self.kept.get(key)
+        def revised(self, key: str, /) -> tuple[FormDefinition, int] | None:
+            return (self.kept[key], 1) if key in self.kept else None
 
-        def put(self, definition: FormDefinition, clock: Any, /, *, new: bool = False) -> None:
+        def put(
+            self, definition: FormDefinition, clock: Any, /, *, new: bool = False, over: Any = None
+        ) -> int:
             if new and definition.form_id in self.kept:
                 raise AlreadyExists(definition.form_id)
             self.kept[definition.form_id] = definition
+            return 1
 
-        def list(self) -> list[FormDefinition]:
-            return list(self.kept.values())
+        def list_revised(self) -> list[tuple[FormDefinition, int]]:
+            return [(form, 1) for form in self.kept.values()]
 
     forms, audit = Forms(), FakeAudit()
     ports = definitions.DefinitionCommands(
@@ -475,11 +478,15 @@ def test_a_form_is_never_overwritten_by_accident_and_a_change_says_what_changed(
         update={"allowed_origins": ["https://www.example.com", "https://x.example.jp"]}
     )
 
-    assert definitions.save(ports, MARKETER, "form", "seminar", form, forms, replace=False) is False
+    assert (
+        definitions.save(ports, MARKETER, "form", "seminar", form, forms, replace=False)[0] is False
+    )
     with pytest.raises(AlreadyExists):
         definitions.save(ports, MARKETER, "form", "seminar", wider, forms, replace=False)
     assert forms.kept["seminar"] == form
-    assert definitions.save(ports, MARKETER, "form", "seminar", wider, forms, replace=True) is True
+    assert (
+        definitions.save(ports, MARKETER, "form", "seminar", wider, forms, replace=True)[0] is True
+    )
     with pytest.raises(Forbidden):
         definitions.save(ports, VIEWER, "form", "seminar", form, forms, replace=True)
 

@@ -291,7 +291,7 @@ def sites_list(settings: Settings, args: argparse.Namespace) -> int:
         _definition_ports(settings), services.operator(settings), "site",
         services.site_repository(settings),
     )  # fmt: skip
-    for site in sites:
+    for site in (found.definition for found in sites):
         print(f"{site.site_id}\t{site.name}\t{', '.join(site.allowed_origins)}")
     return 0
 
@@ -579,7 +579,7 @@ def _store(
 
     ports = _definition_ports(settings)
     try:
-        replaced = definitions.save(
+        replaced, _ = definitions.save(
             ports, services.operator(settings), kind, key, definition, store, replace=replace
         )
     except AlreadyExists as error:
@@ -624,7 +624,7 @@ def forms_list(settings: Settings, args: argparse.Namespace) -> int:
         _definition_ports(settings), services.operator(settings), "form",
         services.form_repository(settings),
     )  # fmt: skip
-    for form in forms:
+    for form in (found.definition for found in forms):
         origins = ", ".join(form.allowed_origins) or "(server-side posts only)"
         print(f"{form.form_id}\t{form.name}\t{origins}")
     return 0
@@ -637,7 +637,7 @@ def forms_get(settings: Settings, args: argparse.Namespace) -> int:
         _definition_ports(settings), services.operator(settings), "form", args.form_id,
         services.form_repository(settings),
     )  # fmt: skip
-    _print(form.model_dump(mode="json"))
+    _print(form.definition.model_dump(mode="json"))
     return 0
 
 

@@ -1304,20 +1304,27 @@ def _definition_routes(
     def listed(call: AdminCall) -> Any:
         """The {kind}s, in pages."""
         found = definitions.listing(_definition_ports(call), call.actor, kind, store(call.settings))
-        return page([d.model_dump(mode="json") for d in found], call)
+        return page([d.as_json() for d in found], call)
 
     def shown(call: AdminCall) -> Any:
         """One {kind}."""
         found = definitions.show(
             _definition_ports(call), call.actor, kind, call.params[key_param], store(call.settings)
         )
-        return found.model_dump(mode="json")
+        return found.as_json()
 
     def saved(call: AdminCall) -> Any:
-        """Create the {kind}, or replace it with ?replace=true (never by accident)."""
+        """Create the {kind}, or replace it with ?replace=true (never by accident). ``revision``
+        (as read): replace that revision only - a 409 (the revision now in ``revision``),
+        nothing stored, if someone saved it since; absent: over whatever is stored."""
         key = call.params[key_param]
         replace = call.flag("replace")
-        body = call.json()
+        body = dict(call.json())
+        over = body.pop("revision", None)
+        if over is not None and (type(over) is not int or over < 0):
+            raise ValidationFailed(
+                [FieldError("revision", f"must be the revision of the {kind} as you read it")]
+            )
         id_field = f"{kind}_id"
         if body.get(id_field, key) != key:
             raise ValidationFailed([FieldError(id_field, f"must be {key!r}, as in the path")])
@@ -1325,7 +1332,7 @@ def _definition_routes(
             definition = strictly(model, {**body, id_field: key})
         except ValidationError as error:
             raise validation_failed(error, "(body)") from None
-        replaced = definitions.save(
+        replaced, stored = definitions.save(
             _definition_ports(call),
             call.actor,
             kind,
@@ -1333,8 +1340,9 @@ def _definition_routes(
             definition,
             store(call.settings),
             replace=replace,
+            over=over,
         )
-        return 200 if replaced else 201, definition.model_dump(mode="json")
+        return 200 if replaced else 201, stored.as_json()
 
     return listed, shown, saved
 

@@ -22,14 +22,31 @@ Kind = Literal["form", "site"]
 
 
 class Definitions[D: BaseModel](Protocol):
-    def get(self, key: str, /) -> D | None: ...
-
-    def put(self, definition: D, clock: Clock, /, *, new: bool = False) -> None:
-        """``new``: only if none has its id (AlreadyExists otherwise), checked by the store
-        itself, so a create landing between a read and this write is not replaced."""
+    def revised(self, key: str, /) -> tuple[D, int] | None:
+        """The definition and its revision: how many times it was saved."""
         ...
 
-    def list(self) -> list[D]: ...
+    def put(
+        self, definition: D, clock: Clock, /, *, new: bool = False, over: int | None = None
+    ) -> int:
+        """Store it; its revision now. ``new``: only if none has its id (AlreadyExists
+        otherwise); ``over``: only if it is still at that revision (ConcurrentUpdate otherwise,
+        carrying the revision now). Both checked by the store itself, in the write, so a save
+        landing between a read and this write is not replaced."""
+        ...
+
+    def list_revised(self) -> list[tuple[D, int]]: ...
+
+
+@dataclass(frozen=True)
+class Revised[D: BaseModel]:
+    """A form or site as stored, with its revision: what an editor sends back when it saves."""
+
+    definition: D
+    revision: int
+
+    def as_json(self) -> dict[str, object]:
+        return {**self.definition.model_dump(mode="json"), "revision": self.revision}
 
 
 class Templates(Protocol):
@@ -53,20 +70,28 @@ def save[D: BaseModel](
     store: Definitions[D],
     *,
     replace: bool,
-) -> bool:
-    """Store ``definition``; True when it replaced one. AlreadyExists when one has ``key`` and
-    ``replace`` was not asked for."""
+    over: int | None = None,
+) -> tuple[bool, Revised[D]]:
+    """Store ``definition``: whether it replaced one, and it as stored. AlreadyExists when one
+    has ``key`` and ``replace`` was not asked for. ``over``: the revision the editor read -
+    a replace of that revision only, ConcurrentUpdate (nothing stored) if someone saved it
+    since, else a colleague's change is silently lost; None: over whatever is stored."""
     with recorded(ports.audit, ports.clock, actor, f"{kind}s.save", f"{kind}:{key}") as log:
-        existing = store.get(key)
-        if existing is not None and not replace:
+        found = store.revised(key)
+        existing = found[0] if found is not None else None
+        if over is not None and existing is None:
+            raise NotFound(f"no {kind} with id {key!r} to save over")
+        if existing is not None and not replace and over is None:
             raise AlreadyExists(f"{kind} {key!r} exists")
         if isinstance(definition, FormDefinition):
             check_confirmation(definition, ports.templates)
-        store.put(definition, ports.clock, new=existing is None and not replace)
+        revision = store.put(
+            definition, ports.clock, new=existing is None and not replace, over=over
+        )
         before = existing.model_dump(mode="json") if existing is not None else {}
         log.changed(before, definition.model_dump(mode="json"))
         log.detail = "replaced" if existing is not None else "created"
-    return existing is not None
+    return existing is not None, Revised(definition, revision)
 
 
 def check_confirmation(form: FormDefinition, templates: Templates) -> None:
@@ -102,16 +127,16 @@ def check_confirmation(form: FormDefinition, templates: Templates) -> None:
 
 def listing[D: BaseModel](
     ports: DefinitionCommands, actor: Actor, kind: Kind, store: Definitions[D]
-) -> list[D]:
+) -> list[Revised[D]]:
     with recorded(ports.audit, ports.clock, actor, f"{kind}s.list", f"{kind}s"):
-        return store.list()
+        return [Revised(definition, revision) for definition, revision in store.list_revised()]
 
 
 def show[D: BaseModel](
     ports: DefinitionCommands, actor: Actor, kind: Kind, key: str, store: Definitions[D]
-) -> D:
+) -> Revised[D]:
     with recorded(ports.audit, ports.clock, actor, f"{kind}s.list", f"{kind}:{key}"):
-        found = store.get(key)
+        found = store.revised(key)
     if found is None:
         raise NotFound(f"no {kind} with id {key!r}")
-    return found
+    return Revised(*found)

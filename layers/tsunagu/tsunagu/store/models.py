@@ -131,6 +131,9 @@ class FormItem(Model):
     form_id = UnicodeAttribute(hash_key=True)
     definition = JSONAttribute()
     updated_at = UnicodeAttribute()
+    revision = NumberAttribute(null=True)
+    """Counts the saves (store.revisions): a save from a stale copy is refused. None: stored
+    before saves were counted, revision 0."""
 
 
 class JourneyWaitItem(Model):
@@ -215,6 +218,8 @@ class SiteItem(Model):
     site_id = UnicodeAttribute(hash_key=True)
     definition = JSONAttribute()
     updated_at = UnicodeAttribute()
+    revision = NumberAttribute(null=True)
+    """Counts the saves of the settings (store.revisions), as a form's."""
     signing_key_id = UnicodeAttribute(null=True)
     """The site's signing secret's id (tracking.server_posts); the secret itself is not
     stored. Outside the definition, so saving the site's settings keeps it."""

@@ -6,10 +6,11 @@ pydantic, kept in a warm process's cache); saving one here drops it from this pr
 
 from __future__ import annotations
 
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import UpdateError
 
 from tsunagu.clock import Clock, isoformat
-from tsunagu.errors import AlreadyExists, NotFound
+from tsunagu.errors import NotFound
+from tsunagu.store.revisions import revision_of, save_revised
 from tsunagu.store.tables import Tables, get_or_none
 from tsunagu.store.tracking import forget_cached_site
 from tsunagu.tracking.sites import SiteDefinition
@@ -20,30 +21,31 @@ class SiteRepository:
         self._tables = tables
 
     def get(self, site_id: str) -> SiteDefinition | None:
-        item = get_or_none(self._tables.sites, site_id)
-        return None if item is None else SiteDefinition.model_validate(item.definition)
+        found = self.revised(site_id)
+        return None if found is None else found[0]
 
-    def put(self, site: SiteDefinition, clock: Clock, *, new: bool = False) -> None:
-        """Store ``site``; ``new``: only if no site has its id (AlreadyExists otherwise)."""
+    def revised(self, site_id: str) -> tuple[SiteDefinition, int] | None:
+        """The site and its revision (tsunagu.store.revisions)."""
+        item = get_or_none(self._tables.sites, site_id)
+        if item is None:
+            return None
+        return SiteDefinition.model_validate(item.definition), revision_of(item)
+
+    def put(
+        self, site: SiteDefinition, clock: Clock, *, new: bool = False, over: int | None = None
+    ) -> int:
+        """Store ``site``; its revision now. ``new``: only if no site has its id (AlreadyExists
+        otherwise); ``over``: only if it is still at that revision (ConcurrentUpdate)."""
         model = self._tables.sites
-        definition = site.model_dump(mode="json")
-        now = isoformat(clock.now())
-        if new:
-            try:
-                model(site.site_id, definition=definition, updated_at=now).save(
-                    condition=model.site_id.does_not_exist()
-                )
-            except PutError as error:
-                if error.cause_response_code != "ConditionalCheckFailedException":
-                    raise
-                raise AlreadyExists(f"site {site.site_id!r} exists") from None
-        else:
-            # An update, not a put: the site's signing key id lives beside the definition, and
-            # replacing the settings must not take away the secret its server signs with.
-            model(site.site_id).update(
-                actions=[model.definition.set(definition), model.updated_at.set(now)]
-            )
+        # An update, not a put: the site's signing key id lives beside the definition, and
+        # replacing the settings must not take away the secret its server signs with.
+        actions = [
+            model.definition.set(site.model_dump(mode="json")),
+            model.updated_at.set(isoformat(clock.now())),
+        ]
+        revision = save_revised(model, "site", site.site_id, actions, new=new, over=over)
         forget_cached_site(self._tables.settings.sites_table, site.site_id)
+        return revision
 
     def signing_key(self, site_id: str) -> tuple[str, str] | None:
         """The site's signing key id and when it was made; None when it has none, NotFound when
@@ -86,6 +88,12 @@ class SiteRepository:
             raise NotFound(f"no site with id {site_id!r}") from None
         forget_cached_site(self._tables.settings.sites_table, site_id)
 
+    def list_revised(self) -> list[tuple[SiteDefinition, int]]:
+        sites = [
+            (SiteDefinition.model_validate(item.definition), revision_of(item))
+            for item in self._tables.sites.scan()
+        ]
+        return sorted(sites, key=lambda found: found[0].site_id)
+
     def list(self) -> list[SiteDefinition]:
-        sites = [SiteDefinition.model_validate(i.definition) for i in self._tables.sites.scan()]
-        return sorted(sites, key=lambda s: s.site_id)
+        return [site for site, _ in self.list_revised()]
