@@ -35,6 +35,8 @@ export interface FormDefinition {
   thank_you_url?: string | null;
   honeypot_field?: string;
   source?: string;
+  /** How many times it was saved, as read: sent back with a save (absent on a new form). */
+  revision?: number;
   [other: string]: unknown;
 }
 
@@ -106,9 +108,11 @@ export function FormEditor({
 }) {
   const { t } = useTranslation();
   const [form, setForm] = useState<FormDefinition>(initial);
-  // The form as opened or last saved: while the editor differs, leaving it asks first
+  // The form as opened or last saved: while the editor differs, leaving it asks first (its
+  // revision is the store's count, taken in after each save, never an edit of the user's)
   const [kept, setKept] = useState<FormDefinition>(initial);
-  useUnsavedWarning(JSON.stringify(form) !== JSON.stringify(kept));
+  const edits = (f: FormDefinition) => JSON.stringify({ ...f, revision: undefined });
+  useUnsavedWarning(edits(form) !== edits(kept));
   const onSaved = async (message: string) => {
     setKept(form);
     await whenSaved(message);
@@ -129,14 +133,23 @@ export function FormEditor({
     event.preventDefault();
     setMessage(null);
     setProblems([]);
+    // ``body`` has the revision read (absent on a new form): refused, nothing stored, if
+    // someone saved the form since - their change is not silently lost
     const { form_id: formId, ...body } = form;
     try {
-      await api("PUT", `/admin/forms/${encodeURIComponent(formId.trim())}`, {
+      const stored = await api<FormDefinition>("PUT", `/admin/forms/${encodeURIComponent(formId.trim())}`, {
         query: { replace: isNew ? undefined : "true" },
         body: { ...body, form_id: formId.trim() },
       });
+      if (!isNew) change((d) => void (d.revision = stored.revision));
       await onSaved(t("common.saved"));
     } catch (error) {
+      if (error instanceof ApiError && error.status === 409 && error.revision !== undefined) {
+        // The edits stay as they are; a second save goes over the revision saved meanwhile
+        change((d) => void (d.revision = error.revision));
+        setMessage(t("forms.changed_meanwhile"));
+        return;
+      }
       // Each problem is shown at its field; the status line says it in the user's language
       setMessage(describeError(error, { problemsShownApart: true }));
       if (error instanceof ApiError) setProblems(error.problems);

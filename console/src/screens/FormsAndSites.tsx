@@ -1,4 +1,4 @@
-import { type FormEvent, useCallback, useEffect, useState } from "react";
+import { type FormEvent, useCallback, useEffect, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 
 import { ApiError, allItems, api, describeError, type FieldProblem } from "../api";
@@ -15,6 +15,9 @@ interface SiteRow {
   name: string;
   allowed_origins: string[];
   truncate_ip: boolean;
+  /** How many times it was saved, as read: sent back with a save, which is refused (409) if
+   * someone saved it since. Absent on a new one. */
+  revision?: number;
   /** When its signing secret was made (null: it has none); the API's, never saved back. */
   signing_secret_made_at?: string | null;
 }
@@ -54,16 +57,30 @@ export default function FormsAndSites() {
     await load();
   }
 
+  // The revision each JSON editor's next save goes over, once it has saved (its text keeps the
+  // revision it was opened at) or was refused because someone saved meanwhile (409).
+  const savesOver = useRef<Record<string, number>>({});
+
   async function save(kind: "forms" | "sites", id: string, text: string) {
     setMessage(null);
+    const which = `${kind}/${id}`;
     try {
-      await api("PUT", `/admin/${kind}/${encodeURIComponent(id)}`, {
+      const body = JSON.parse(text);
+      if (savesOver.current[which] !== undefined) body.revision = savesOver.current[which];
+      const stored = await api<{ revision: number }>("PUT", `/admin/${kind}/${encodeURIComponent(id)}`, {
         query: { replace: "true" },
-        body: JSON.parse(text),
+        body,
       });
+      savesOver.current[which] = stored.revision;
       setMessage(t("common.saved"));
       await load();
     } catch (error) {
+      if (error instanceof ApiError && error.status === 409 && error.revision !== undefined) {
+        // Someone saved it since it was opened: the text stays; a second save goes over theirs
+        savesOver.current[which] = error.revision;
+        setMessage(t("forms.changed_meanwhile"));
+        return;
+      }
       setMessage(describeError(error));
     }
   }
@@ -254,10 +271,12 @@ function SiteEditor(props: { initial: SiteRow; isNew: boolean; onSaved: (message
       allowed_origins: origins.split(/[\s,]+/).filter(Boolean),
     };
     try {
-      await api("PUT", `/admin/sites/${encodeURIComponent(body.site_id)}`, {
+      // Over the revision read (in ``site``): refused, nothing stored, if someone saved it since
+      const stored = await api<SiteRow>("PUT", `/admin/sites/${encodeURIComponent(body.site_id)}`, {
         query: props.isNew ? {} : { replace: "true" },
         body,
       });
+      if (!props.isNew) setSite((before) => ({ ...before, revision: stored.revision }));
       if (props.isNew) {
         // Stored: the form is ready for the next new site
         setSite(props.initial);
@@ -265,6 +284,12 @@ function SiteEditor(props: { initial: SiteRow; isNew: boolean; onSaved: (message
       }
       await props.onSaved(t("common.saved"));
     } catch (error) {
+      if (error instanceof ApiError && error.status === 409 && error.revision !== undefined) {
+        // Someone saved it since it was opened: the edits stay; a second save goes over theirs
+        setSite((before) => ({ ...before, revision: error.revision }));
+        setMessage(t("forms.changed_meanwhile"));
+        return;
+      }
       setMessage(describeError(error));
       if (error instanceof ApiError) setProblems(error.problems);
     }
