@@ -297,6 +297,43 @@ def test_a_marketer_edits_a_mail_and_sees_it_rendered_for_the_lead_as_she_types(
     assert invitation.split("\t")[1] == "v1", invitation
 
 
+def test_a_template_stored_by_a_colleague_meanwhile_is_not_replaced_by_a_stale_editor(
+    tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
+) -> None:
+    # Given the invitation open in her editor (version 1)
+    page = console_page(
+        chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="templates/seminar-invitation"
+    )
+    editor = page.get_by_role("form", name="Template")
+    expect(editor.get_by_label("Subject")).not_to_have_value("")
+    # When a colleague stores version 2 (a fixed subject), and she then stores her edit
+    theirs = tmp_path / "theirs.json"
+    theirs.write_text(
+        json.dumps(
+            {
+                "template_id": "seminar-invitation",
+                "name": "Seminar: invitation",
+                "subject": "{{ lead.name }} 様: セミナーのご案内 (訂正)",
+                "html": "<p>{{ lead.name }} 様</p>",
+                "from_address": "news@example.com",
+            }
+        ),
+        "utf-8",
+    )
+    stored = tsunagu.cli("templates", "create", "--file", str(theirs))
+    assert "stored as version 2" in stored.stdout, (stored.stdout, stored.stderr)
+    editor.get_by_label("Subject").fill("{{ lead.name }} 様: 私の件名")
+    editor.get_by_role("button", name="Store as a new version").click()
+    # Then hers is refused, saying so, with her edit still in the editor; theirs is the newest
+    expect(page.get_by_role("status")).to_contain_text("stored version 2")
+    expect(editor.get_by_label("Subject")).to_have_value("{{ lead.name }} 様: 私の件名")
+    listed = tsunagu.cli("templates", "versions", "seminar-invitation").stdout.splitlines()
+    assert [line.split("\t")[0] for line in listed] == ["v2", "v1"], listed
+    # And storing again, having been told, makes hers the newest over theirs
+    editor.get_by_role("button", name="Store as a new version").click()
+    expect(page.get_by_role("status")).to_have_text("Stored as version 3.")
+
+
 def policy_of(tsunagu: RunningTsunagu, path: str) -> dict[str, str]:
     """The CSP a console page is served with, by directive."""
     status, headers, _ = tsunagu.request("GET", path)

@@ -336,13 +336,11 @@ function TemplateEditor({ templateId }: { templateId: string }) {
       setMessage(t("mail.stored", { version: stored.version }));
     } catch (error) {
       if (error instanceof ApiError && error.status === 409 && error.revision !== undefined) {
-        // A colleague stored a version since: the edits stay as they are, the history shows
-        // theirs, and saving again (having looked) stores these over it knowingly.
+        // A colleague stored a version since: the edits stay as they are (the history is not
+        // read again here: it would offer this editor's text as "restore an older version"),
+        // and saving again, having been told, stores these over theirs knowingly.
         setOver(error.revision);
         setMessage(t("mail.changed_meanwhile", { version: error.revision }));
-        void api<{ items: TemplateVersion[] }>("GET", `${path}/versions`)
-          .then((versions) => setHistory(versions.items))
-          .catch(() => undefined); // the history is a help here; the message says it all
         return;
       }
       setMessage(describeError(error));
