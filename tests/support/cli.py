@@ -18,4 +18,13 @@ def runtime_here(aws: AwsStack, folder: Path, monkeypatch: pytest.MonkeyPatch) -
         json.dumps({"environment": aws.environment, "functions": {}})
     )
     monkeypatch.chdir(folder)
+    # tsunagu.cli's _local_settings puts runtime.json's environment into os.environ for good (a
+    # CLI is a process of its own); here it outlived the test: a stack on set_clock's virtual
+    # time left TSUNAGU_CLOCK_START behind, and every later handler on the xdist worker ran two
+    # weeks in the past (test_journey_waiting failed after test_tracking_server_posts). Set
+    # through monkeypatch first, each key is put back as it was when the test ends.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    for key, value in aws.environment.items():
+        monkeypatch.setenv(key, value)
     return folder
