@@ -4,7 +4,7 @@
 // link, a link on the page, the back button) asks the user to confirm first (``useLeaveGuard``,
 // once, around the screens). A screen's own replace navigation (a new journey's address after
 // its first save) is not leaving, so it is not asked about.
-import { useEffect } from "react";
+import { useEffect, useLayoutEffect } from "react";
 import { useTranslation } from "react-i18next";
 import { useBlocker } from "react-router";
 
@@ -13,7 +13,9 @@ import { useBlocker } from "react-router";
 const unsaved = new Set<symbol>();
 
 export function useUnsavedWarning(dirty: boolean): void {
-  useEffect(() => {
+  // A layout effect: the set is right as soon as the screen shows the change (a "saved" status
+  // painted before a passive effect ran would still ask a user who leaves at once)
+  useLayoutEffect(() => {
     if (!dirty) return;
     const editor = Symbol("editor");
     const warn = (event: BeforeUnloadEvent) => {

@@ -160,8 +160,10 @@ export function Rules() {
     }
     try {
       await api("PUT", "/admin/qualification", { body });
-      setMessage(t("common.saved"));
+      // Read back before it is said saved: until then the editor still counts as unsaved, and
+      // leaving at once would ask
       await load();
+      setMessage(t("common.saved"));
     } catch (error) {
       // Each problem is shown at its field (and all of them in the list under the form)
       setMessage(describeError(error, { problemsShownApart: true }));

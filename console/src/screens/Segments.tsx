@@ -184,6 +184,9 @@ export default function Segments() {
       }
       return;
     }
+    // Saved as typed: nothing is unsaved from here, even before open() below reads the segment
+    // back (leaving at once must not ask)
+    setKept({ filter, name, description, exclude });
     say(t("segments.saved", { name: chosen }));
     await Promise.all([open(chosen), load()]).catch((error) => say(null, error));
   }
