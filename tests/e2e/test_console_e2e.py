@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import re
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
 from tests.e2e.conftest import (
     RunningTsunagu,
@@ -1326,6 +1327,51 @@ def test_a_marketer_applies_a_list_too_large_for_a_request_and_watches_it_in_the
     assert accessibility_problems(checked) == []
 
 
+def listed_as_queued_then_asked_once_ended(page: Page) -> None:
+    """The order a slow browser meets after she applies a list in the background: the list of
+    imports is read while the run is still queued (its row is answered as ``POST /admin/imports``
+    answered it), and the console's first question about the run
+    (``GET /admin/imports/imp_…``) is answered only once the run has ended on the server."""
+    deadline = time.monotonic() + BACKGROUND_RUN_MS / 1000
+    queued: dict[str, Any] = {}
+
+    def applied(route: Route) -> None:
+        answer = route.fetch()
+        queued.update(answer.json())
+        route.fulfill(response=answer)
+
+    def listed(route: Route) -> None:
+        if not queued or "listed" in queued:
+            route.continue_()
+            return
+        queued["listed"] = True
+        answer = route.fetch()
+        as_queued = {
+            key: value for key, value in queued.items() if key not in ("progress", "listed")
+        }
+        items = [
+            as_queued if item["import_id"] == as_queued["import_id"] else item
+            for item in answer.json()["items"]
+        ]
+        route.fulfill(response=answer, json={"items": items})
+
+    def asked(route: Route) -> None:
+        assert route.request.method == "GET", route.request.method
+        while True:
+            answer = route.fetch()
+            if answer.json().get("status") not in ("queued", "applying"):
+                break
+            assert time.monotonic() < deadline, "the import run did not end"
+            time.sleep(0.2)  # polling the server, not waiting for time to pass
+        route.fulfill(response=answer)
+
+    def applied_or_listed(route: Route) -> None:
+        (applied if route.request.method == "POST" else listed)(route)
+
+    page.route(re.compile(r"/admin/imports$"), applied_or_listed)
+    page.route(re.compile(r"/admin/imports/imp_[0-9A-Z]+$"), asked, times=1)
+
+
 def test_a_large_list_whose_plan_changed_since_its_dry_run_is_refused_in_the_background(
     tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
 ) -> None:
@@ -1344,7 +1390,10 @@ def test_a_large_list_whose_plan_changed_since_its_dry_run_is_refused_in_the_bac
     )
     assert status == 201
 
-    # When she applies the plan, it is queued, then refused: nothing is written, and it says why
+    # When she applies the plan, it is queued, then refused: nothing is written, and it says why.
+    # In the order a loaded machine can give: the list read while the run was queued, the run's
+    # progress first asked after its refusal (the list said "queued" for good)
+    listed_as_queued_then_asked_once_ended(page)
     page.get_by_role("button", name="Apply this plan").click()
     run = page.get_by_role("region", name=f"Import of {sheet.name}")
     expect(run.get_by_role("status")).to_contain_text(

@@ -867,7 +867,6 @@ function ImportRun({
   useEffect(() => {
     let stopped = false;
     let timer: number | undefined;
-    let wasRunning = false;
     async function ask() {
       try {
         const found = await api<ImportState>("GET", `/admin/imports/${encodeURIComponent(importId)}`);
@@ -875,10 +874,12 @@ function ImportRun({
         setState(found);
         setProblem(null);
         if (running(found)) {
-          wasRunning = true;
           timer = window.setTimeout(() => void ask(), POLL_MS);
-        } else if (wasRunning) {
-          finished.current(); // the list of imports shows how it ended
+        } else {
+          // The list of imports shows how it ended. Also when the first answer is already the
+          // end: a run refused at its start can end before this screen first asks, and the
+          // list, read when the run was queued, would say "queued" for good.
+          finished.current();
         }
       } catch (error) {
         if (stopped) return;
