@@ -27,7 +27,7 @@ CONSOLE_SOURCES := console/package.json console/package-lock.json console/index.
 CHROMIUM := $(or $(wildcard /usr/bin/chromium),$(shell command -v chromium 2>/dev/null))
 export TSUNAGU_CHROMIUM := $(or $(TSUNAGU_CHROMIUM),$(CHROMIUM),/usr/bin/chromium)
 
-.PHONY: help up test proof browser console publish-console lint typecheck static unit integration e2e bench build validate journeys docs clean
+.PHONY: help up test proof browser console publish-console lint typecheck static unit integration e2e bench build validate journeys docs layer-pins clean
 
 help:
 	@echo "make up     - set everything up and run Tsunagu on the embedded local AWS"
@@ -38,6 +38,7 @@ help:
 	@echo "make build  - sam build (the same template that make up runs locally)"
 	@echo "make journeys - compile journeys/*.json to statemachines/ and write their JSON Schema"
 	@echo "make docs   - write the admin routes into docs/openapi.yaml (from tsunagu.api.admin)"
+	@echo "make layer-pins - write the layer's requirements.txt (pyproject.toml + requirements/dev.lock)"
 	@echo "make console - build the console (npm ci, vite build); make up does it when needed"
 	@echo "make publish-console STACK=name - the console into a deployed stack (after sam deploy)"
 
@@ -134,6 +135,11 @@ journeys: $(STAMP)
 # The admin API's part of the API document is generated from its routes (tests/static checks it).
 docs: $(STAMP)
 	@$(BIN)/python -m tsunagu_local.admin_document docs/openapi.yaml
+
+# What `sam build` installs into the layer is generated: pyproject.toml's dependencies and all
+# they need, at requirements/dev.lock's versions (tests/static checks it is).
+layer-pins: $(STAMP)
+	@$(BIN)/python -m tsunagu_local.layer_pins layers/tsunagu/requirements.txt
 
 clean:
 	rm -rf $(VENV) $(PROOF_VENV) .aws-sam .tsunagu .pytest_cache .mypy_cache .ruff_cache \

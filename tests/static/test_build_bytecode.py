@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from samtranslator.yaml_helper import yaml_parse
 
@@ -30,6 +29,7 @@ from tests.support.artifact import (
     bytecode_problems,
     makefile_builds,
 )
+from tsunagu_local.layer_pins import read_pins
 
 FUNCTIONS_MAKEFILE = ROOT / "functions" / "Makefile"
 LAYER_SOURCE = ROOT / "layers" / "tsunagu"
@@ -83,7 +83,8 @@ def test_the_build_ships_the_code_and_nothing_of_the_build(built: BuiltArtifact)
             # Then the layer holds the whole tsunagu package, and not the files that build it
             package = LAYER_SOURCE / "tsunagu"
             assert sources(output / "python" / "tsunagu") == sources(package)
-            assert not {"Makefile", "requirements.txt"} & {p.name for p in output.rglob("*")}
+            build_files = {"Makefile", "requirements.txt", "installed_as_pinned.py"}
+            assert not build_files & {p.name for p in output.rglob("*")}
         else:
             # Then each function holds its folder's code (app.py), and no Makefile
             shipped = {p.relative_to(output) for p in output.rglob("*") if p.is_file()}
@@ -92,19 +93,18 @@ def test_the_build_ships_the_code_and_nothing_of_the_build(built: BuiltArtifact)
 
 
 def test_the_layer_installs_the_pinned_versions(built: BuiltArtifact) -> None:
-    # Given the layer's pins
-    lines = (LAYER_SOURCE / "requirements.txt").read_text("utf-8").splitlines()
-    pins = [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
-    pinned = {canonicalize_name(pin.name): str(pin.specifier) for pin in pins}
+    # Given the layer's pins: every distribution, at requirements/dev.lock's versions
+    # (tests/static/test_layer_pins.py)
+    pinned = read_pins((LAYER_SOURCE / "requirements.txt").read_text("utf-8"))
 
     # When we read what the build installed
     installed = {
-        canonicalize_name(distribution.name): f"=={distribution.version}"
+        canonicalize_name(distribution.name): distribution.version
         for distribution in distributions(path=[str(built.layer_site)])
     }
 
-    # Then each pinned package is there in its pinned version
-    assert {name: installed.get(name) for name in pinned} == pinned
+    # Then it installed exactly those, each in its pinned version: nothing else came along
+    assert installed == pinned
 
 
 def test_the_check_sees_missing_and_checked_bytecode(tmp_path: Path) -> None:

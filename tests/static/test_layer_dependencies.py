@@ -12,6 +12,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 from tests.conftest import ROOT
+from tsunagu_local.layer_pins import LAYER_REQUIREMENTS, read_pins
 
 DEPLOYED = [ROOT / "layers" / "tsunagu" / "tsunagu", *sorted((ROOT / "functions").glob("*"))]
 FIRST_PARTY = {"tsunagu"}
@@ -35,8 +36,7 @@ def imported_top_level_modules(folders: list[Path]) -> dict[str, Path]:
 
 def layer_distributions() -> set[str]:
     """The layer's pins and everything they require (without extras), by normalised name."""
-    pinned = (ROOT / "layers" / "tsunagu" / "requirements.txt").read_text().splitlines()
-    todo = [Requirement(line).name for line in pinned if line.strip() and not line.startswith("#")]
+    todo: list[str] = list(read_pins(LAYER_REQUIREMENTS.read_text("utf-8")))
     seen: set[str] = set()
     while todo:
         name = re.sub(r"[-_.]+", "-", todo.pop()).lower()

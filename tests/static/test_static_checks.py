@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, get_args
@@ -24,8 +23,6 @@ import pytest
 import yaml
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_openapi_document
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 from pydantic_core.core_schema import ErrorType
 from samtranslator.yaml_helper import yaml_parse
 
@@ -525,45 +522,7 @@ def test_openapi_documents_every_error_status_of_the_crm_webhook(openapi: dict[s
     assert statuses - documented == set()
 
 
-# ---------------------------------------------------------------- dependencies
-
-
-def requirements_by_name(lines: list[str]) -> dict[str, Requirement]:
-    """Requirement lines (comments and blank lines skipped) by canonical package name."""
-    requirements = {}
-    for line in lines:
-        text = line.split(" #", 1)[0].strip()
-        if text and not text.startswith("#"):
-            requirement = Requirement(text)  # a -r/-e line or a typo raises here, loudly
-            requirements[canonicalize_name(requirement.name)] = requirement
-    return requirements
-
-
-def is_pinned(requirement: Requirement) -> bool:
-    """Exactly one version, so `sam build` and the venv cannot resolve to different ones."""
-    return len(requirement.specifier) == 1 and next(iter(requirement.specifier)).operator in {
-        "==",
-        "===",
-    }
-
-
-def test_layer_requirements_are_the_project_dependencies() -> None:
-    # Given the layer's requirements.txt (what `sam build` installs) and pyproject.toml (what
-    # the venv and the tests use)
-    layer = requirements_by_name(
-        (ROOT / "layers" / "tsunagu" / "requirements.txt").read_text("utf-8").splitlines()
-    )
-    project = requirements_by_name(
-        tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]["dependencies"]
-    )
-
-    # Then both pin every package to one exact version, and to the same one
-    assert layer, "layers/tsunagu/requirements.txt lists nothing"
-    unpinned = [str(r) for r in (*layer.values(), *project.values()) if not is_pinned(r)]
-    assert unpinned == []
-    assert {name: str(r) for name, r in layer.items()} == {
-        name: str(r) for name, r in project.items()
-    }
+# The layer's dependencies: tests/static/test_layer_pins.py.
 
 
 def test_the_console_reads_a_journeys_versions_by_the_names_publish_journey_answers() -> None:
