@@ -1352,3 +1352,97 @@ def test_the_cli_queues_a_rebuild_in_the_background_and_shows_how_far_it_is(
         cli(status=rebuild_id, since=D1)
     with pytest.raises(ValidationFailed, match="give the days"):
         cli(to=D2)
+
+
+# ------------------------------------------------------------------- reading the days' events
+def events_table_reads(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every Query and Scan of the events table from here on, as (operation, index or "")."""
+    import botocore.client
+
+    table = aws.settings().events_table
+    reads: list[tuple[str, str]] = []
+    make_api_call = botocore.client.BaseClient._make_api_call
+
+    def recording(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        if operation in ("Query", "Scan") and params.get("TableName") == table:
+            reads.append((operation, params.get("IndexName", "")))
+        return make_api_call(client, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    return reads
+
+
+BY_DAY = ("Query", "events_by_day")
+
+
+def test_a_rebuild_reads_each_day_s_events_by_a_query_of_the_day_index_and_never_scans_them(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from tsunagu.commands import reports
+
+    # Given the days counted, on a stack that has kept every event in the day index since
+    # before them (upgraded in October)
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    queue_rebuilds(aws, monkeypatch)
+    services.reports(aws.settings()).start_events_index("2026-11-01")
+    ports = services.report_commands(aws.settings())
+    reads = events_table_reads(aws, monkeypatch)
+
+    # When D1..D2 are rebuilt in the call, a Query per UTC day their Japanese days span
+    # (2026-11-30T15:00Z to 2026-12-02T14:59Z: three) and no Scan, counting as before
+    reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2))
+    assert reads == [BY_DAY] * 3
+    assert counters(aws) == {**EXPECTED, **DEALS}
+
+    # And in the background, a day a step: two Queries a Japanese day, no Scan
+    reads.clear()
+    job = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2), background=True)
+    assert isinstance(job, reports.RebuildJob)
+    run_rebuild(aws, job.rebuild_id)
+    assert reads == [BY_DAY] * 4
+    assert counters(aws) == {**EXPECTED, **DEALS}
+
+    # And where the account's days are UTC's, N days are N Queries
+    reads.clear()
+    reports.rebuild(replace(ports, time_zone="UTC"), ADMIN, date(2026, 12, 1), date(2026, 12, 2))
+    assert reads == [BY_DAY] * 2
+
+
+def test_events_stored_before_the_day_index_are_still_counted_their_days_read_by_a_scan(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.commands import reports
+
+    # Given the days counted from events stored without their day (by the deploy before the
+    # day index: not in it)
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    dynamodb = moto_client("dynamodb")
+    table = aws.settings().events_table
+    for item in dynamodb.scan(TableName=table)["Items"]:
+        dynamodb.update_item(
+            TableName=table,
+            Key={"subject": item["subject"], "sk": item["sk"]},
+            UpdateExpression="REMOVE occurred_day",
+        )
+    ports = services.report_commands(aws.settings())
+    reads = events_table_reads(aws, monkeypatch)
+
+    # When the days are rebuilt, the first rebuild since the upgrade
+    reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2))
+
+    # Then their events are read by a Scan and counted as before
+    assert reads == [("Scan", "")]
+    assert counters(aws) == {**EXPECTED, **DEALS}
+    # And the index is trusted only from a day after it (the day after tomorrow, UTC), so
+    # these days are scanned on every rebuild, and their events never missed
+    since = ports.counters.events_indexed_since()
+    assert since is not None and since > isoformat(ports.clock.now())[:10], since
+    reads.clear()
+    reports.rebuild(ports, ADMIN, date(2026, 12, 2), date(2026, 12, 2))
+    assert reads == [("Scan", "")]
+    assert counters(aws) == {**EXPECTED, **DEALS}
+

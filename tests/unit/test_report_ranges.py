@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -43,3 +44,17 @@ def test_the_cli_takes_the_same_range(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cli_reports._range(settings, asked) == (date(1, 1, 5), date(1, 1, 5))  # type: ignore[arg-type]
     asked = argparse.Namespace(since=None, to=None)
     assert cli_reports._range(settings, asked) == report_days(NOW, "Asia/Tokyo", None, None)  # type: ignore[arg-type]
+
+
+def test_the_day_index_is_trusted_from_the_utc_day_that_starts_a_day_or_more_after_now() -> None:
+    from tsunagu.reports.counters import day_bounds, events_indexed_from
+
+    # At 20:00 UTC (05:00 on 2 December in Tokyo): old functions and skewed instants have
+    # a day to pass, so from 3 December UTC; just after midnight UTC, from the day after next
+    assert events_indexed_from(NOW) == "2026-12-03"
+    assert events_indexed_from(datetime(2026, 12, 1, 0, 0, tzinfo=UTC)) == "2026-12-03"
+    # A Japanese day is read from the index once its first instant is on or after that day
+    first, _ = day_bounds(date(2026, 12, 3), date(2026, 12, 3), ZoneInfo("Asia/Tokyo"))
+    assert first == "2026-12-02T15:00:00.000Z" and not first >= "2026-12-03"
+    first, _ = day_bounds(date(2026, 12, 4), date(2026, 12, 4), ZoneInfo("Asia/Tokyo"))
+    assert first >= "2026-12-03"

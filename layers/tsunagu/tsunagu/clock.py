@@ -103,6 +103,15 @@ def within_the_calendar(instant: datetime) -> datetime:
     return instant
 
 
+def stored_day(instant: str) -> str:
+    """The UTC day (YYYY-MM-DD) of an instant as storage holds it: its text's first ten
+    characters (storage holds UTC ISO-8601, see isoformat). Kept on each event
+    (``occurred_day``, which the events table's ``events_by_day`` index is keyed by) and the
+    analytics export's partition: read as text, so that the events of a day's index are the
+    ones a comparison of ``occurred_at`` with that day's instants finds."""
+    return instant[:10]
+
+
 def isoformat(instant: datetime) -> str:
     """UTC ISO-8601 with milliseconds and a Z: the one timestamp format in storage."""
     # Not strftime: its %Y gives "1" rather than "0001" for early years on Linux, and a stored

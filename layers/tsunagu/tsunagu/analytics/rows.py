@@ -30,6 +30,8 @@ from urllib.parse import unquote
 
 from boto3.dynamodb.types import Binary, TypeDeserializer
 
+from tsunagu.clock import stored_day
+
 
 @dataclass(frozen=True)
 class Column:
@@ -239,7 +241,7 @@ def event_row(event: Mapping[str, Any], *, change: str, sequence_number: str) ->
         "sequence_number": sequence_number.rjust(SEQUENCE_DIGITS, "0"),
         "properties": json.dumps(properties, ensure_ascii=False, sort_keys=True),
     }
-    row[PARTITION_KEY.name] = occurred_at[:10]
+    row[PARTITION_KEY.name] = stored_day(occurred_at)
     return row
 
 

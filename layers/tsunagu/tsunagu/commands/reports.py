@@ -46,7 +46,13 @@ class RebuildJobs(Protocol):
     def save_rebuild_job(self, job: RebuildJob) -> RebuildJob: ...
 
 
-class ReportStore(CounterRows, RebuildStore, AttributionStore, RebuildJobs, Protocol):
+class EventsIndex(Protocol):
+    def events_indexed_since(self) -> str | None: ...
+
+    def start_events_index(self, since: str) -> str: ...
+
+
+class ReportStore(CounterRows, RebuildStore, AttributionStore, RebuildJobs, EventsIndex, Protocol):
     """The counters' table, as reports read it and a rebuild replaces it."""
 
 
@@ -267,6 +273,7 @@ def rebuild(
             log.after = {"rebuild_id": job.rebuild_id}
             log.detail = f"queued as {job.rebuild_id}: {job.days_total} days, a day at a time"
             return job
+        _index_events(ports)
         try:
             done = counters.rebuild(
                 first,
@@ -299,6 +306,13 @@ def rebuild(
 
 
 REBUILD_ID = re.compile(r"^rebuild_[0-9A-Z]{26}$")
+
+
+def _index_events(ports: ReportCommands) -> None:
+    """Say from which day the events_by_day index holds every event, if no rebuild has yet:
+    the days from then on are read a day at a time by Query (README, "Reports")."""
+    if ports.counters.events_indexed_since() is None:
+        ports.counters.start_events_index(counters.events_indexed_from(ports.clock.now()))
 
 
 def _rebuild_target(first: date, last: date) -> str:
@@ -361,6 +375,7 @@ def rebuild_next_day(ports: ReportCommands, rebuild_id: str) -> RebuildJob:
         # Said before the first day is counted (a day of many events takes minutes)
         at = isoformat(ports.clock.now())
         job = ports.counters.save_rebuild_job(replace(job, status="running", updated_at=at))
+    _index_events(ports)
     done = counters.rebuild(
         day,
         day,

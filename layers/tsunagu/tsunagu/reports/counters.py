@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -285,6 +285,23 @@ class Rebuilt:
     counted: int
     rows: int
     rows_removed: int
+
+
+INDEX_TRUSTED_AFTER = timedelta(days=1)
+"""How long after a rebuild first finds no day recorded for the events_by_day index its days
+are trusted to hold every event: by then the functions of the deploy before it, which stored
+events without their day, have long stopped (a deploy's last invocations end within
+minutes), and an event's instant never runs a day ahead of when it was stored."""
+
+
+def events_indexed_from(now: datetime) -> str:
+    """The first UTC day (YYYY-MM-DD) whose events are all in the events table's
+    events_by_day index, as said by code that stores every event with its day (the rebuild
+    running now): the day that starts after ``now`` plus INDEX_TRUSTED_AFTER. Events are never
+    stored again with their day (each such write would reach the events stream's readers as a
+    change, and be counted again), so the days before it are read by a Scan."""
+    later = (now + INDEX_TRUSTED_AFTER).astimezone(UTC)
+    return (later.date() + timedelta(days=1)).isoformat()
 
 
 def day_bounds(first_day: date, last_day: date, time_zone: ZoneInfo) -> tuple[str, str]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pynamodb.transactions import TransactWrite
 
-from tsunagu.clock import parse_instant
+from tsunagu.clock import parse_instant, stored_day
 from tsunagu.leads.crm_status import status_key
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
@@ -121,6 +121,9 @@ def event_values(tables: Tables, event: LeadEvent) -> dict[str, Any]:
         "event_id": event.event_id,
         "type": event.type,
         "occurred_at": event.occurred_at,
+        # The key of the events_by_day index: a rebuild of the reports reads a day's events
+        # with a Query, not a Scan of the table (tsunagu.store.reports)
+        "occurred_day": stored_day(event.occurred_at),
         "lead_id": event.lead_id,
         "visitor_id": event.visitor_id,
         "properties": _without_none(event.properties),

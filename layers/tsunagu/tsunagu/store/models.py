@@ -84,6 +84,10 @@ class EventItem(Model):
     event_id = UnicodeAttribute()
     type = UnicodeAttribute()
     occurred_at = UnicodeAttribute()
+    occurred_day = UnicodeAttribute(null=True)
+    """The UTC day of ``occurred_at`` (tsunagu.clock.stored_day): the ``events_by_day`` index's
+    key. None on events stored before it was kept (tsunagu.store.reports reads their days by a
+    Scan)."""
     lead_id = UnicodeAttribute(null=True)
     visitor_id = UnicodeAttribute(null=True)
     properties: MapAttribute[str, Any] = MapAttribute(default=dict)  # type: ignore[no-untyped-call]

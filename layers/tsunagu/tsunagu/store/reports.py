@@ -11,6 +11,8 @@ One table, three kinds of item (all with ``pk`` and ``sk``):
   the stream's retention has long passed.
 - a background rebuild: ``pk`` = ``rebuild#<id>``, ``sk`` = ``-``, its progress as JSON
   (tsunagu.reports.rebuild_jobs).
+- ``pk`` = ``events-by-day``, ``sk`` = ``-``: ``since``, the first UTC day every stored event
+  of is in the events table's events_by_day index (the days a rebuild reads by Query).
 
 Written with the low-level client: a counter row's attributes are the metrics themselves, which
 no fixed model describes, and each batch's writes are one TransactWriteItems.
@@ -22,12 +24,13 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from tsunagu.clock import stored_day
 from tsunagu.errors import ConcurrentUpdate
 from tsunagu.reports.counters import TRANSACTION_ITEMS, Conflict, Known, Writes
 from tsunagu.reports.counting import (
@@ -84,6 +87,11 @@ def _funnel_pk(lead_id: str) -> str:
 def _deal_pk(deal_id: str) -> str:
     return f"deal#{deal_id}"
 
+
+EVENTS_BY_DAY_INDEX = "events_by_day"
+"""The events table's index of every event by its UTC day and instant (template.yaml)."""
+_EVENTS_INDEXED_PK = "events-by-day"
+"""The reports table's record of the day from which every event is in EVENTS_BY_DAY_INDEX."""
 
 TOUCHES_INDEX = "touches_by_lead"
 """The counted mails a person opened or clicked, by lead and the instant of that first touch
@@ -345,9 +353,16 @@ class ReportsRepository:
 
     # ---------------------------------------------------------------- rebuilding
     def events_between(self, first: str, last: str) -> Iterator[dict[str, Any]]:
-        """Every stored event that occurred from ``first`` to ``last`` (ISO instants), in no
-        particular order: a Scan of the events table, paginated (a rebuild is rare and run by
-        an operator; see the README for its cost)."""
+        """Every stored event that occurred from ``first`` to ``last`` (ISO instants, as
+        stored), in no particular order. Read from the events_by_day index - a Query per UTC
+        day the range touches (two for a day of a time zone other than UTC), paginated - when
+        every event from ``first`` on is known to be in it (events_indexed_since); otherwise,
+        for days that may hold events stored before the index was kept, by a Scan of the whole
+        events table, as before it (README, "Reports", for both costs)."""
+        since = self.events_indexed_since()
+        if since is not None and first >= since:
+            yield from self._events_by_day(first, last)
+            return
         pages = self._client.get_paginator("scan").paginate(
             TableName=self._events_table,
             FilterExpression="occurred_at BETWEEN :first AND :last",
@@ -356,6 +371,54 @@ class ReportsRepository:
         for page in pages:
             for item in page["Items"]:
                 yield _plain(item)
+
+    def _events_by_day(self, first: str, last: str) -> Iterator[dict[str, Any]]:
+        # The same text comparison of occurred_at as the Scan's filter, within each day it
+        # can fall on: an instant between first and last has a day between theirs
+        day, last_day = date.fromisoformat(stored_day(first)), date.fromisoformat(stored_day(last))
+        while day <= last_day:
+            pages = self._client.get_paginator("query").paginate(
+                TableName=self._events_table,
+                IndexName=EVENTS_BY_DAY_INDEX,
+                KeyConditionExpression=(
+                    "occurred_day = :day AND occurred_at BETWEEN :first AND :last"
+                ),
+                ExpressionAttributeValues={
+                    ":day": {"S": day.isoformat()},
+                    ":first": {"S": first},
+                    ":last": {"S": last},
+                },
+            )
+            for page in pages:
+                for item in page["Items"]:
+                    yield _plain(item)
+            day += timedelta(days=1)
+
+    def events_indexed_since(self) -> str | None:
+        """The first UTC day (YYYY-MM-DD) from which every stored event is in the
+        events_by_day index (None: not known yet, every range is scanned)."""
+        item = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": _EVENTS_INDEXED_PK}, "sk": {"S": _NONE}},
+            ConsistentRead=True,
+        ).get("Item")
+        return item["since"]["S"] if item else None
+
+    def start_events_index(self, since: str) -> str:
+        """Record that every event from the UTC day ``since`` on is in the index, unless a
+        day is recorded already (the first stands: it was said when fewer events could
+        predate the index); the day in force."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={"pk": {"S": _EVENTS_INDEXED_PK}, "sk": {"S": _NONE}, "since": {"S": since}},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return self.events_indexed_since() or since
+        return since
 
     def replace_rows(
         self, first_day: str, last_day: str, rows: Mapping[CounterKey, Mapping[str, int]]
