@@ -129,8 +129,10 @@ EXPECTED = {
     # A rebuild of more report days than the request can count: the state machine started, its
     # day steps (the events' Scan, the rows written and replaced, the job), its end logged
     ("rebuild_reports", "dynamodb:Scan"),
-    # ...each day's events read from the day index
+    # ...each day's events read from the day index, and the rebuild's progress asking how its
+    # execution stands (one stopped by hand says so)
     ("rebuild_reports", "dynamodb:Query"),
+    ("admin_api", "states:DescribeExecution"),
     ("rebuild_reports", "dynamodb:BatchWriteItem"),
     ("rebuild_reports", "dynamodb:GetItem"),
     ("rebuild_reports", "dynamodb:PutItem"),
@@ -228,6 +230,10 @@ def stack_resolver(stack: Stack, names: Mapping[str, str]) -> Resolver:
             resolver.attributes[(logical_id, "Arn")] = (
                 f"arn:aws:cognito-idp:{REGION}:{ACCOUNT_ID}:userpool/{pool}"
             )
+    for logical_id in stack.of_type("AWS::StepFunctions::StateMachine"):
+        machine = names.get(logical_id)
+        if machine is not None:  # GetAtt Name: the state machine's name, its ARN's last part
+            resolver.attributes[(logical_id, "Name")] = machine.rsplit(":", 1)[-1]
     bucket = names.get("ImportsBucket")
     if bucket is not None:
         resolver.attributes[("ImportsBucket", "Arn")] = f"arn:aws:s3:::{bucket}"

@@ -1446,3 +1446,53 @@ def test_events_stored_before_the_day_index_are_still_counted_their_days_read_by
     assert reads == [("Scan", "")]
     assert counters(aws) == {**EXPECTED, **DEALS}
 
+
+def test_a_rebuild_whose_execution_is_stopped_by_hand_says_it_was_stopped_not_running(
+    aws: AwsStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+    import json
+
+    from tsunagu.cli_reports import reports_rebuild
+    from tsunagu.commands import reports
+    from tsunagu.journeys.lifecycle import execution_arn
+
+    # Given a rebuild of D1..D2 in the background, its execution started for real (moto's,
+    # which runs no step: the test runs them), and D1 counted
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    aws.environment["TSUNAGU_REBUILD_STATE_MACHINE_ARN"] = REBUILD_MACHINE
+    stepfunctions = moto_client("stepfunctions")
+    stepfunctions.create_state_machine(
+        name=REBUILD_MACHINE.rsplit(":", 1)[1],
+        definition=json.dumps({"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/tsunagu-test-rebuild-reports",
+    )
+    ports = services.report_commands(aws.settings())
+    job = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2), background=True)
+    assert isinstance(job, reports.RebuildJob)
+    function = aws.function("rebuild_reports")
+    function.invoke({"step": "day", "rebuild_id": job.rebuild_id})
+    assert rebuild_status(aws, job.rebuild_id)["body"]["status"] == "running"
+
+    # When an operator stops its execution by hand (no step of its own runs after that)
+    stepfunctions.stop_execution(executionArn=execution_arn(REBUILD_MACHINE, job.rebuild_id))
+
+    # Then its progress says it was stopped, after how many days and what to do, for good
+    shown = rebuild_status(aws, job.rebuild_id)["body"]
+    assert (shown["status"], shown["done"], shown["days_done"]) == ("stopped", True, 1), shown
+    assert shown["error"] == (
+        "its execution was stopped by hand (ABORTED) after 1 of 2 days:"
+        " rebuild the days from 2026-12-02 again"
+    )
+    assert shown["finished_at"] is not None
+    assert rebuild_status(aws, job.rebuild_id)["body"] == shown
+    # And the audit log says so under whoever asked, once
+    ended = [d for d in audit_details(aws, "reports.rebuild") if "stopped" in d]
+    assert len(ended) == 1 and ended[0].startswith(f"{job.rebuild_id} stopped"), ended
+    # And the CLI shows it stopped, exiting 1
+    asked = {"since": None, "to": None, "background": False, "status": job.rebuild_id}
+    assert reports_rebuild(aws.settings(), argparse.Namespace(**asked, json=False)) == 1
+    assert f"{job.rebuild_id}  stopped" in capsys.readouterr().out
+    # And D1 stands counted again, D2 as it was
+    assert counters(aws) == {**EXPECTED, **DEALS}

@@ -263,7 +263,7 @@ def reports_rebuild(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _print_rebuild(job: RebuildJob, *, json_output: bool) -> int:
-    """Where a background rebuild is; 1 once it has failed."""
+    """Where a background rebuild is; 1 once it has failed or was stopped."""
     from tsunagu.imports.jobs import progress_bar
 
     if json_output:
@@ -277,7 +277,7 @@ def _print_rebuild(job: RebuildJob, *, json_output: bool) -> int:
         print(f"  {job.summary}")
         if job.error:
             print(f"  {job.error}")
-    return 1 if job.status == "failed" else 0
+    return 1 if job.status in ("failed", "stopped") else 0
 
 
 def _show(report: Report, form: str) -> int:

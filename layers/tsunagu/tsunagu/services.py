@@ -469,6 +469,11 @@ def report_commands(settings: Settings) -> ReportCommands:
             if settings.rebuild_state_machine_arn
             else None
         ),
+        rebuild_execution=(
+            (lambda rebuild_id: rebuild_execution(settings, rebuild_id))
+            if settings.rebuild_state_machine_arn
+            else None
+        ),
     )
 
 
@@ -519,6 +524,22 @@ def start_import(settings: Settings, name: str, run: dict[str, str] | None = Non
     this dry run: named by it, so started once."""
     assert settings.import_state_machine_arn
     return start_once(settings, settings.import_state_machine_arn, name, run or {"import_id": name})
+
+
+def rebuild_execution(settings: Settings, rebuild_id: str) -> str | None:
+    """How the rebuild state machine's execution for this job stands (RUNNING, SUCCEEDED,
+    FAILED, TIMED_OUT, ABORTED); None if it has none (not started, or gone after the 90 days
+    Step Functions keeps an ended one)."""
+    from tsunagu.journeys.lifecycle import execution_arn
+
+    assert settings.rebuild_state_machine_arn
+    client = aws_client(settings, "stepfunctions")
+    arn = execution_arn(settings.rebuild_state_machine_arn, rebuild_id)
+    try:
+        status: str = client.describe_execution(executionArn=arn)["status"]
+    except client.exceptions.ExecutionDoesNotExist:
+        return None
+    return status
 
 
 def start_once(settings: Settings, machine: str, name: str, given: dict[str, str]) -> str:

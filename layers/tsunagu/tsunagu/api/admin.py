@@ -1804,7 +1804,8 @@ def report_rebuild(call: AdminCall) -> Any:
 
 def report_rebuild_progress(call: AdminCall) -> Any:
     """A rebuild run in the background: ``status`` queued, running, then done (or failed, with
-    ``error``); ``days_done`` of ``days_total`` counted again and stored (a rebuild cut short
+    ``error``, or stopped: its execution stopped by hand or timed out, ``error`` saying after
+    how many days); ``days_done`` of ``days_total`` counted again and stored (a rebuild cut short
     leaves each day's rows old or new), and the ``events`` read, ``counted``, ``rows``
     written and ``rows_replaced`` so far."""
     ports = services.report_commands(call.settings)

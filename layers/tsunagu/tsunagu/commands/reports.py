@@ -29,7 +29,7 @@ from tsunagu.reports.counting import DEPLOYED, CountedDeal, CountedMail, Journey
 from tsunagu.reports.experiments import ExperimentReport
 from tsunagu.reports.figures import CounterRows, Report
 from tsunagu.reports.funnel import FunnelReport, Grouping
-from tsunagu.reports.rebuild_jobs import RebuildJob
+from tsunagu.reports.rebuild_jobs import STOPPED_EXECUTIONS, RebuildJob
 
 
 class AttributionStore(Protocol):
@@ -85,6 +85,9 @@ class ReportCommands:
     start_rebuild: Callable[[str], object] | None = None
     """Hand a rebuild job (its id) to the state machine that counts its days in the background
     (None: a stack without one, where days a caller cannot count in its time are refused)."""
+    rebuild_execution: Callable[[str], str | None] | None = None
+    """How the execution of a rebuild job (its id) stands, as Step Functions says (RUNNING,
+    ABORTED, ...; None: it has none): a job stopped by hand has no step left to say so."""
 
 
 def _checked(first: date, last: date) -> None:
@@ -357,6 +360,21 @@ def rebuild_progress(ports: ReportCommands, actor: Actor, rebuild_id: str) -> Re
     job = ports.counters.rebuild_job(rebuild_id) if REBUILD_ID.match(rebuild_id) else None
     if job is None:
         raise NotFound(f"no rebuild {rebuild_id!r}")
+    return _ended_meanwhile(ports, job)
+
+
+def _ended_meanwhile(ports: ReportCommands, job: RebuildJob) -> RebuildJob:
+    """The job, stopped if its execution ended without a step of its own saying so - stopped
+    by hand (StopExecution) or timed out: it would read as running forever. Asked when
+    someone follows it (a read of its execution; nothing polls). A step still running when
+    the execution was stopped may store its day after this; the next read stops it again."""
+    if job.done or ports.rebuild_execution is None:
+        return job
+    status = ports.rebuild_execution(job.rebuild_id)
+    if status not in STOPPED_EXECUTIONS:
+        return job
+    job = ports.counters.save_rebuild_job(job.with_stop(status, isoformat(ports.clock.now())))
+    _note_end(ports, job, f"{job.rebuild_id} stopped ({job.summary}): {job.error}")
     return job
 
 

@@ -19,7 +19,13 @@ from typing import Any, Literal
 
 from tsunagu.reports.counters import Rebuilt
 
-RebuildStatus = Literal["queued", "running", "done", "failed"]
+RebuildStatus = Literal["queued", "running", "done", "failed", "stopped"]
+"""stopped: its state machine execution was stopped by hand (StopExecution), or timed out,
+before every day was counted: the days before ``days_done`` are counted again, the rest as
+they were (the day it stopped on, if its step was cut short, old or new)."""
+
+STOPPED_EXECUTIONS = frozenset({"ABORTED", "TIMED_OUT"})
+"""The Step Functions statuses of an execution ended without a step of its own saying so."""
 
 MAX_ERROR = 600
 """Characters of an error kept on the job."""
@@ -54,7 +60,7 @@ class RebuildJob:
 
     @property
     def done(self) -> bool:
-        return self.status in ("done", "failed")
+        return self.status in ("done", "failed", "stopped")
 
     @property
     def next_day(self) -> date | None:
@@ -83,6 +89,15 @@ class RebuildJob:
         return replace(
             self, status="failed", error=error[:MAX_ERROR], updated_at=at, finished_at=at
         )
+
+    def with_stop(self, execution_status: str, at: str) -> RebuildJob:
+        """Its execution ended (ABORTED: stopped by hand; TIMED_OUT) with days left."""
+        how = "stopped by hand" if execution_status == "ABORTED" else "timed out"
+        error = (
+            f"its execution was {how} ({execution_status}) after {self.days_done} of"
+            f" {self.days_total} days: rebuild the days from {self.next_day} again"
+        )
+        return replace(self, status="stopped", error=error, updated_at=at, finished_at=at)
 
     @property
     def summary(self) -> str:
