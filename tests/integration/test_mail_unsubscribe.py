@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -306,45 +307,97 @@ def said(mailed: Mailed, topic: str, status: str, at: str) -> None:
     services.mail_repository(mailed.stack.settings()).change_consent(evidence, "preferences", event)
 
 
-class UnsubscribedMeanwhile(LeadRepository):
-    """The lead store, where the person unsubscribes from all mail again just after the form's
-    capture read their topics: between its read and its write."""
+class NoMeanwhile(LeadRepository):
+    """The lead store, where the person says no (``no``) just after the form's capture read
+    their topics: between its read and its write."""
 
-    def __init__(self, mailed: Mailed) -> None:
+    def __init__(self, mailed: Mailed, no: Callable[[], None]) -> None:
         super().__init__(bind_tables(mailed.stack.settings()))
-        self.mailed = mailed
+        self.no = no
         self.reads = 0
 
     def topic_records(self, lead_id: str) -> dict[str, TopicRecord]:
         records = super().topic_records(lead_id)
         self.reads += 1
         if self.reads == 1:
-            said(self.mailed, "all", "opted_out", "2030-03-01T00:00:00.000Z")
+            self.no()
         return records
 
 
-def test_an_opt_in_planned_before_an_unsubscribe_from_all_does_not_end_it(
+def submit_seminar_form(mailed: Mailed, store: NoMeanwhile) -> None:
+    """The seminar form posted for the lead with its box ("Send me seminars news") ticked."""
+    form = open_form("seminar", None, store=store)
+    capture_submission(
+        form, {"email": LEAD_EMAIL, "consent": True}, RequestContext(),
+        store=store, clock=services.clock(mailed.stack.settings()),
+    )  # fmt: skip
+
+
+def form_evidence(mailed: Mailed, topic: str) -> list[str]:
+    """The statuses of the evidence forms recorded for ``topic``, oldest first."""
+    records = consent_records(mailed.stack, mailed.lead_id)
+    return [
+        r["status"]
+        for k, r in sorted(records.items())
+        if k.startswith("evidence#") and r["topic"] == topic and r.get("form_id")
+    ]
+
+
+def test_an_opt_in_planned_before_an_unsubscribe_from_all_is_decided_again(
     mailed: Mailed,
 ) -> None:
     # Given marketing opted in (on the demo form) and news ticked on the page, nothing stopped
     said(mailed, "news", "opted_in", "2030-02-01T00:00:00.000Z")
     save_template(mailed.stack, template_id="seminar-news", topic="seminars")
-    settings = mailed.stack.settings()
-    store = UnsubscribedMeanwhile(mailed)
-    form = open_form("seminar", None, store=store)
+    store = NoMeanwhile(
+        mailed, lambda: said(mailed, "all", "opted_out", "2030-03-01T00:00:00.000Z")
+    )
 
     # When the seminar form's box is ticked, and the person unsubscribes from all mail between
     # the capture's read of their topics (no "no" in them: an opt-in at once) and its write
-    capture_submission(
-        form, {"email": LEAD_EMAIL, "consent": True}, RequestContext(),
-        store=store, clock=services.clock(settings),
-    )  # fmt: skip
+    submit_seminar_form(mailed, store)
 
-    # Then the seminars opt-in is stored, but the later unsubscribe from all mail stands
-    assert store.reads == 1
+    # Then the write planned on a lead who had not said no is refused, and decided again on
+    # the lead as it is now: the box of a lead unsubscribed from all mail waits for the
+    # person's confirmation, and the unsubscribe stands
     state = consent_state(mailed.stack, mailed.lead_id)
-    assert (state["all"], state["seminars"]) == ("opted_out", "opted_in")
+    assert state["all"] == "opted_out" and "seminars" not in state
+    assert store.reads == 2
+    assert form_evidence(mailed, "seminars") == ["pending"]
+    assert consent_records(mailed.stack, mailed.lead_id)["pending#seminars"]["status"] == "pending"
     assert mailed.send("seminar-news")["reason"] == "opted_out"
+
+
+def test_a_topic_opt_out_on_the_page_between_a_forms_read_and_its_write_stands(
+    two_topics: Mailed,
+) -> None:
+    # Given the lead opted in to seminars on the seminar form, and the preference page open
+    mailed = two_topics
+    save_template(mailed.stack, template_id="seminar-news", topic="seminars")
+    page = mailed.request("preference_page")["body"]
+    assert "name='topic:seminars' checked" in page
+    submissions = len(lead_events(mailed.stack, mailed.lead_id, "form_submitted"))
+
+    def untick_seminars() -> None:
+        saved = mailed.request("preferences_form", **page_form(page, "topic%3Amarketing=on"))
+        assert saved["statusCode"] == 200, saved["body"]
+
+    store = NoMeanwhile(mailed, untick_seminars)
+
+    # When the seminar form's box is ticked again, and the person unticks seminars on the page
+    # between the capture's read of their topics (seminars opted in) and its write
+    submit_seminar_form(mailed, store)
+
+    # Then the later opt-out stands: the form's opt-in, decided again on it, waits for the
+    # person's confirmation - and the submission is stored whole, once: its event, its pending
+    # evidence and the pending record, nothing of the refused write
+    assert consent_state(mailed.stack, mailed.lead_id)["seminars"] == "opted_out"
+    assert mailed.send("seminar-news")["reason"] == "opted_out"
+    assert store.reads == 2
+    assert form_evidence(mailed, "seminars") == ["opted_in", "pending"]
+    assert consent_records(mailed.stack, mailed.lead_id)["pending#seminars"]["status"] == "pending"
+    after = lead_events(mailed.stack, mailed.lead_id, "form_submitted")
+    assert len(after) == submissions + 1
 
 
 # ---------------------------------------------------------------- the preference form

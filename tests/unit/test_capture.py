@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tsunagu.clock import FixedClock
+from tsunagu.clock import FixedClock, isoformat
 from tsunagu.errors import ConcurrentUpdate, IdempotencyConflict, NotFound, OriginNotAllowed
 from tsunagu.forms.model import ConsentSpec, FormDefinition, FormField
 from tsunagu.forms.stored import StoredForm
@@ -59,6 +60,10 @@ class MemoryStore:
         self.claims: dict[tuple[str, str], str] = {}
         """(visitor id, storage key) -> the lead that claimed the event."""
         self.linked_at: dict[str, str] = {}
+        self.topics: dict[str, dict[str, TopicRecord]] = {}
+        """lead id -> topic -> its state record."""
+        self.before_commit: list[Callable[[], None]] = []
+        """What other writers do between the next capture's reads and its write, in turn."""
 
     def get_form(self, form_id: str) -> StoredForm | None:
         return self.forms.get(form_id)
@@ -71,7 +76,7 @@ class MemoryStore:
         return self.submissions.get(key)
 
     def topic_records(self, lead_id: str) -> dict[str, TopicRecord]:
-        return {}
+        return dict(self.topics.get(lead_id, {}))
 
     def visitor_link(self, visitor_id: str) -> VisitorLink | None:
         lead_id = self.identities.get(f"visitor:{visitor_id}")
@@ -84,8 +89,15 @@ class MemoryStore:
         ]
 
     def commit_capture(self, write: CaptureWrite) -> None:
+        if self.before_commit:
+            self.before_commit.pop(0)()
         if self.interfere:
             raise WriteConflict(self.interfere.pop(0))  # type: ignore[arg-type]
+        topics = self.topics.setdefault(write.lead.lead_id, {})
+        if write.planned_on is not None and any(
+            topics.get(topic) != record for topic, record in write.planned_on.items()
+        ):
+            raise WriteConflict("lead")  # as the store: a consent condition failed
         if write.idempotency_key in self.submissions:
             raise WriteConflict("submission")
         if any(i in self.identities for i in write.claim_identities):
@@ -106,6 +118,9 @@ class MemoryStore:
         for copy in write.history:
             self.claims[(str(copy.visitor_id), copy.storage_key)] = write.lead.lead_id
         self.leads[write.lead.lead_id] = replace(write.lead, version=(write.lead.version or 0) + 1)
+        consent = write.consent
+        if consent is not None and consent.status != "pending":
+            topics[consent.topic] = TopicRecord(consent.status, consent.at, consent.evidence_id)
         self.writes.append(write)
 
 
@@ -188,6 +203,59 @@ def test_only_an_opt_in_of_a_lead_that_exists_may_end_its_unsubscribe_or_is_chec
         "refused": (False, False),
         "unticked": (False, False),
     }
+
+
+def test_a_forms_opt_in_is_written_only_on_the_topic_records_it_was_decided_on(
+    store, clock
+) -> None:
+    # Given a lead opted in to marketing
+    submit(store, clock, email="hanako@example.jp", consent="on")
+    lead_id = store.writes[-1].lead.lead_id
+    opted_in = store.topics[lead_id]["marketing"]
+    clock.advance(days=1)
+
+    # When the box is ticked again
+    submit(store, clock, email="hanako@example.jp", consent="on")
+
+    # Then the opt-in holds only while the topic and all mail are as read (all: no record)
+    write = store.writes[-1]
+    assert write.planned_on == {"marketing": opted_in, "all": None}
+    # ... all mail's by a condition check of its own (the topic's is on its put)
+    assert write.planned_on_checks == {"all": None}
+    # And a new lead's opt-in, or a box left unticked, is planned on nothing
+    assert store.writes[0].planned_on is None
+    submit(store, clock, email="hanako@example.jp")
+    assert store.writes[-1].planned_on is None
+
+
+@pytest.mark.parametrize("no_to", ["marketing", "all"])
+def test_a_no_given_between_the_captures_read_and_its_write_wins_over_its_opt_in(
+    store, clock, no_to: str
+) -> None:
+    # Given a lead opted in to marketing
+    submit(store, clock, email="hanako@example.jp", consent="on")
+    lead_id = store.writes[-1].lead.lead_id
+    clock.advance(days=1)
+
+    # When the box is ticked again, and the person says no (unticks marketing on the
+    # preference page, or presses the mail app's unsubscribe: all) after the capture read
+    # their topics and before it writes - a moment later than the form's opt-in
+    def said_no() -> None:
+        later = isoformat(clock.now() + timedelta(seconds=1))
+        store.topics[lead_id][no_to] = TopicRecord("opted_out", later, "cns_no")
+
+    store.before_commit = [said_no]
+    result = submit(store, clock, email="hanako@example.jp", consent="on")
+
+    # Then the later no stands: the capture, refused, read again and decided again by the
+    # rule for a lead who said no - its ticked box waits for the person's confirmation
+    assert result.created is False
+    assert store.topics[lead_id][no_to].status == "opted_out"
+    write = store.writes[-1]
+    assert write.consent is not None and write.consent.status == "pending"
+    assert write.event.properties["consent_pending"] == "marketing"
+    # And the submission is stored once, whole (the refused write stored nothing)
+    assert len(store.writes) == 2
 
 
 def test_a_replayed_submission_answers_the_same_and_writes_nothing(store, clock) -> None:

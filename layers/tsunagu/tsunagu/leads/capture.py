@@ -42,11 +42,14 @@ from tsunagu.leads.model import (
 )
 from tsunagu.leads.submission_limits import NO_LIMITS, CountedWindow, SubmissionLimits
 from tsunagu.mail.consent import (
+    PlannedOn,
     SkipReason,
     TopicRecord,
     UnsubscribeLifted,
     lift_unsubscribe_from_all,
     marketing_refusal,
+    opt_outs_of,
+    sets_topic_state,
 )
 
 FORM_SUBMITTED = "form_submitted"
@@ -105,6 +108,14 @@ class CaptureWrite:
     lifted: UnsubscribeLifted | None = None
     """The lead's unsubscribe from all mail that this opt-in ends, and the topics it keeps out
     (tsunagu.mail.consent.lift_unsubscribe_from_all): planned on the lead's topics as read."""
+    planned_on: PlannedOn | None = None
+    """A form's opt-in of a lead that exists: the records it was decided on (the topic's and
+    all mail's, as read; None: it had none). The topic's state is written only while each is
+    still that record, as the preference page's save is (PreferenceStore.change_consents): a
+    "no" given between the read and the write (the preference page, the unsubscribe link, the
+    mail app's one-click) refuses the write, and the capture reads again and decides again
+    (_opted_out: the ticked box then waits for the person's confirmation), so a later opt-out
+    is never overwritten by an earlier opt-in."""
 
     @property
     def lifts_unsubscribe(self) -> bool:
@@ -130,6 +141,16 @@ class CaptureWrite:
         return consent is not None and consent.status == "opted_in" and not self.is_new
 
     @property
+    def planned_on_checks(self) -> PlannedOn:
+        """The records of ``planned_on`` the write checks without writing them (a condition
+        check each): all but the topic's own, whose put carries its condition, and those the
+        end of an unsubscribe conditions itself (``lifted``)."""
+        if self.planned_on is None or self.consent is None:
+            return {}
+        written = {self.consent.topic} | (self.lifted.topics if self.lifted else set())
+        return {t: r for t, r in self.planned_on.items() if t not in written}
+
+    @property
     def items(self) -> int:
         """The items its transaction holds (what counts against MAX_TRANSACTION_ITEMS)."""
         consent = 0
@@ -138,6 +159,7 @@ class CaptureWrite:
                 2
                 + (self.lifted.items if self.lifted is not None else 0)
                 + (2 if self.checks_no_opt_out else 0)
+                + len(self.planned_on_checks)
             )
         return (
             (1 if self.idempotency_key else 0)
@@ -309,6 +331,10 @@ def _plan(
             email_identity(submission.email.identity_key), context.source_ip, now
         ),
     )
+    if consent is not None and sets_topic_state(consent.status) and topics is not None:
+        # Decided on these records (_opted_out): written only while they are still as read
+        planned = {topic: topics.get(topic) for topic in opt_outs_of(consent.topic)}
+        write = replace(write, planned_on=planned)
     if write.lifts_unsubscribe and topics is not None:
         assert consent is not None  # lifts_unsubscribe: an opt-in
         lifted = lift_unsubscribe_from_all(
@@ -424,7 +450,8 @@ def capture_submission(
             if conflict.window is not None:
                 raise _too_many(conflict.window, clock) from None
             # Someone else created or changed this lead meanwhile (or claimed one of the
-            # visitor's events): read it again and merge.
+            # visitor's events, or the lead said no to the topic: write.planned_on): read it
+            # again, merge and decide again.
             continue
         return CaptureResult(
             write.response["lead_id"], write.is_new, form.thank_you_url, submission.ignored_fields

@@ -180,6 +180,12 @@ class UnsubscribeLifted:
         """The items it adds to a transaction: the delete, and each opt-out's two records."""
         return 1 + 2 * len(self.kept_out)
 
+    @property
+    def topics(self) -> frozenset[str]:
+        """The topic records it writes, each conditioned on the record it read: all mail's,
+        and each topic kept out."""
+        return frozenset({ALL_TOPICS, *(kept.evidence.topic for kept in self.kept_out)})
+
 
 def lift_unsubscribe_from_all(
     records: Mapping[str, TopicRecord],
@@ -259,11 +265,19 @@ def marketing_refusal(topics: Mapping[str, str], topic: str) -> SkipReason | Non
 
     An opt-out of the topic or of all mail always wins; an opt-out of ``marketing`` ends the
     blanket consent, not another topic's own opt-in."""
-    if topics.get(ALL_TOPICS) == "opted_out" or topics.get(topic) == "opted_out":
+    if any(topics.get(refusing) == "opted_out" for refusing in opt_outs_of(topic)):
         return SkipReason.OPTED_OUT
     if topics.get(topic) == "opted_in" or topics.get(MARKETING) == "opted_in":
         return None
     return SkipReason.NO_CONSENT
+
+
+def opt_outs_of(topic: str) -> tuple[str, ...]:
+    """The topics whose opt-out refuses marketing mail on ``topic`` (marketing_refusal's
+    OPTED_OUT): the topic itself and all mail. What a decision on whether the lead said no to
+    ``topic`` rests on, so what a write planned on that decision is conditioned on (a form's
+    ticked box: tsunagu.leads.capture)."""
+    return (topic,) if topic == ALL_TOPICS else (topic, ALL_TOPICS)
 
 
 UNSUBSCRIBED_FROM_ALL = "opted_out (unsubscribed from all mail)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent
 from tsunagu.mail.consent import (
     ConsentView,
+    PlannedOn,
     Recipient,
     Suppression,
     TopicRecord,
@@ -226,6 +228,25 @@ def as_read(model: Any, record: TopicRecord | None) -> Any:
         else model.evidence == record.evidence
     )
     return _still(model, record) & evidence
+
+
+def check_planned_on(
+    tables: Tables,
+    transaction: TransactWrite,
+    lead_id: str,
+    planned_on: PlannedOn,
+    written: Collection[str],
+) -> list[str]:
+    """A consent change planned on ``planned_on`` (each topic's record as read), put into its
+    transaction: a condition check that each record it does not write is still as read (one
+    transaction names an item once: a topic in ``written`` is conditioned on its own write,
+    as_read). The topics checked, in the order of their cancellation reasons."""
+    consent = tables.consent
+    checked = [topic for topic in planned_on if topic not in written]
+    for topic in checked:
+        condition = as_read(consent, planned_on[topic])
+        transaction.condition_check(consent, lead_id, f"topic#{topic}", condition=condition)
+    return checked
 
 
 def _still(model: Any, record: TopicRecord) -> Any:

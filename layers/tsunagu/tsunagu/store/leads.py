@@ -29,6 +29,8 @@ from tsunagu.mail.consent import (
 from tsunagu.store.converters import (
     SUPPRESSION,
     add_unsubscribe_lifted,
+    as_read,
+    check_planned_on,
     consent_from_item,
     consent_values,
     event_from_item,
@@ -207,11 +209,12 @@ class LeadRepository:
         # sends condition checks, then deletes, then puts, then updates.
         kinds: list[str] = []
         deleted: list[str] = []
+        checked: list[str] = []
         counters = t.submission_counters
         with_conditions = Transaction(connection=t.connection)
         try:
             with with_conditions as tx:
-                add_capture(t, tx, write, kinds, deleted)
+                add_capture(t, tx, write, kinds, deleted, checked)
                 for window in write.counted:
                     tx.update(
                         counters(window.key),
@@ -221,17 +224,17 @@ class LeadRepository:
         except TransactWriteError as error:
             reasons = list(error.cancellation_reasons)
             # Updates come last; a replay (submission) wins over a full counter.
-            for kind, reason in zip(deleted + kinds, reasons, strict=False):
+            for kind, reason in zip(checked + deleted + kinds, reasons, strict=False):
                 failed = reason is not None and reason.code == "ConditionalCheckFailed"
                 if failed and kind in ("submission", "identity", "lead", "history"):
                     raise WriteConflict(kind) from error  # type: ignore[arg-type]
                 if failed and kind == "consent":
-                    # The unsubscribe from all mail it ends, or a topic it keeps out, changed
-                    # since it was read (write.lifted): read again
+                    # A topic record the consent was planned on changed since it was read (a
+                    # "no" given meanwhile: write.planned_on; the unsubscribe from all mail it
+                    # ends, or a topic it keeps out: write.lifted): read again, decide again
                     raise WriteConflict("lead") from error
-            for window, reason in zip(
-                write.counted, reasons[len(deleted) + len(kinds) :], strict=False
-            ):
+            written = len(checked) + len(deleted) + len(kinds)
+            for window, reason in zip(write.counted, reasons[written:], strict=False):
                 if reason is not None and reason.code == "ConditionalCheckFailed":
                     raise WriteConflict("rate", window) from error
             codes = {r.code for r in error.cancellation_reasons if r is not None}
@@ -504,6 +507,20 @@ def add_capture(
             checked.append("consent")
         tx.condition_check(consent, lead_id, SUPPRESSION, condition=consent.record.does_not_exist())
         checked.append("consent")
+    state_condition = not_opted_out
+    if write.planned_on is not None and write.consent is not None:
+        # A form's opt-in, decided on the records it read: its state's put holds only while
+        # its own is as read, a condition check each the others (CaptureWrite.planned_on)
+        assert checked is not None, "a write planned on records read checks them"
+        topic = write.consent.topic
+        if topic in write.planned_on:
+            as_planned = as_read(consent, write.planned_on[topic])
+            state_condition = (
+                as_planned if state_condition is None else state_condition & as_planned
+            )
+        checks = write.planned_on_checks
+        lead_id = write.lead.lead_id
+        checked += ["consent"] * len(check_planned_on(t, tx, lead_id, checks, ()))
     if write.idempotency_key:
         remembered = {
             "key": write.idempotency_key,
@@ -530,7 +547,7 @@ def add_capture(
     if write.consent is not None:
         proof, state = consent_values(write.consent)
         tx.put(t.consent, proof)
-        tx.put(t.consent, state, condition=not_opted_out)
+        tx.put(t.consent, state, condition=state_condition)
         kinds += ["consent", "consent"]
         if write.lifted is not None:
             add_unsubscribe_lifted(t, tx, write.lead.lead_id, write.lifted)

@@ -19,7 +19,6 @@ from tsunagu.cursors import decode_cursor, encode_cursor, not_a_cursor
 from tsunagu.errors import AlreadyExists, ConcurrentUpdate
 from tsunagu.leads.model import ConsentEvidence, LeadEvent
 from tsunagu.mail.consent import (
-    ALL_TOPICS,
     PlannedOn,
     Recipient,
     SuppressionEntry,
@@ -34,6 +33,7 @@ from tsunagu.store.converters import (
     SUPPRESSION,
     add_unsubscribe_lifted,
     as_read,
+    check_planned_on,
     consent_items,
     event_to_item,
     recipient_from,
@@ -343,14 +343,8 @@ class MailRepository(LeadRepository):
                 if lifted is not None:
                     add_unsubscribe_lifted(self._tables, transaction, lead_id, lifted)
                     # (which conditions each record it writes on what it read)
-                    conditioned |= {ALL_TOPICS} | {k.evidence.topic for k in lifted.kept_out}
-                consent = self._tables.consent
-                for topic, record in planned_on.items():
-                    if topic not in conditioned:
-                        condition = as_read(consent, record)
-                        transaction.condition_check(
-                            consent, lead_id, f"topic#{topic}", condition=condition
-                        )
+                    conditioned |= lifted.topics
+                check_planned_on(self._tables, transaction, lead_id, planned_on, conditioned)
         except TransactWriteError as error:
             if (lifted is not None or planned_on) and _changed_meanwhile(error):
                 raise ConcurrentUpdate(
