@@ -3,9 +3,11 @@ compiler writes for a send: the consent it reads is the journey's own topic's.""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
+from jsonpath_ng import parse
 
 from tests.conftest import AwsStack
 from tests.support.leads import store_lead
@@ -140,3 +142,71 @@ def test_the_gate_before_a_step_holds_it_while_paused_and_lets_it_go_without_con
     journeys.put_journey(journey.model_copy(update={"status": "paused"}), AT)
     decision = gate.invoke(step_gate_event(lead.lead_id))
     assert (decision["action"], decision["reason"]) == ("park", "journey_paused")
+
+
+def as_the_catch_leaves_it(state: dict[str, Any], error: dict[str, str]) -> dict[str, Any]:
+    """The state after the send's Catch for SendHeld, by the compiled Catch's own ResultPath."""
+    asl = compile_journey(JourneyDefinition.model_validate(NEWSLETTER))
+    [held] = asl["States"]["Send the newsletter"]["Catch"]
+    assert held["ErrorEquals"] == ["SendHeld"]
+    return parse(held["ResultPath"]).update_or_create(copy.deepcopy(state), error)  # type: ignore[no-any-return]
+
+
+class HeldMail:
+    """A lead on the newsletter whose mail the gate let through (taking its place under the
+    cap), SES refused, and the send's retry held (SendHeld) because the journey was paused
+    meanwhile: ``back`` is the gate's input as the execution comes back to it."""
+
+    def __init__(self, aws: AwsStack) -> None:
+        a_newsletter_journey(aws)
+        lead = store_lead(aws, "saburo@example.jp")
+        says(aws, lead.lead_id, lead.email, "newsletter", "opted_in")
+        self.lead_id = lead.lead_id
+        self.gate = aws.function("journey_gate")
+        self.journeys = services.journey_repository(aws.settings())
+        first = {**gate_event(lead.lead_id), "entered_at": "2026-12-01T01:00:00.000Z"}
+        answer = self.gate.invoke(first)
+        assert answer["action"] == "send"
+        assert len(self.places()) == 1
+        self.set_status("paused")
+        passed = {**first["state"], "gate": {**answer, "entered_at": first["entered_at"]}}
+        held = as_the_catch_leaves_it(passed, {"Error": "SendHeld", "Cause": "held"})
+        self.back = {**first, "state": held, "entered_at": "2026-12-01T01:10:00.000Z"}
+
+    def places(self) -> tuple[str, ...]:
+        """The lead's places under the frequency cap (its send ledger)."""
+        return self.journeys.gate_view("newsletter_drip", self.lead_id).sends.times
+
+    def set_status(self, status: str) -> None:
+        journey = self.journeys.get_journey("newsletter_drip")
+        assert journey is not None
+        self.journeys.put_journey(journey.model_copy(update={"status": status}), AT)
+
+
+def test_a_mail_held_by_a_pause_gives_its_place_under_the_cap_back_while_it_waits(
+    aws: AwsStack,
+) -> None:
+    held = HeldMail(aws)
+
+    # When the execution comes back to the gate with the journey still paused
+    parked = held.gate.invoke(held.back)
+
+    # Then the gate parks the lead and the held mail takes no place under the cap: it is
+    # counted when a later pass lets it go, or never if the resume skips it
+    assert (parked["action"], parked["reason"]) == ("park", "journey_paused")
+    assert held.places() == ()
+
+
+def test_a_held_mail_back_at_its_gate_after_the_resume_takes_one_place_under_the_cap(
+    aws: AwsStack,
+) -> None:
+    held = HeldMail(aws)
+
+    # When the execution comes back to the gate after the journey was resumed
+    held.set_status("active")
+    again = held.gate.invoke(held.back)
+
+    # Then the mail goes (its own first pass does not fill a cap of one mail a day), and it
+    # takes one place under the cap, not two
+    assert again["action"] == "send", again
+    assert len(held.places()) == 1

@@ -92,9 +92,11 @@ def test_a_valid_definition_compiles_with_every_mail_behind_the_gate() -> None:
     ]
     assert gate["Default"] == LEFT_THE_JOURNEY
     assert states["Send the tip"]["Retry"] == [LAMBDA_RETRY, SEND_RETRY]
-    # A retry held by a pause or the emergency stop (SendHeld) goes back through the gate
+    # A retry held by a pause or the emergency stop (SendHeld) goes back through the gate,
+    # the error in the gate's answer that let it through (whose booking the gate lets go)
     [held] = states["Send the tip"]["Catch"]
     assert (held["ErrorEquals"], held["Next"]) == (["SendHeld"], "Check the gate before the tip")
+    assert held["ResultPath"] == "$.gate.held"
     tasks = [s for s in states.values() if s["Type"] == "Task"]
     assert all(s["Retry"][0] == LAMBDA_RETRY for s in tasks)
     assert all(s["Parameters"]["FunctionName"].startswith("${") for s in tasks)

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -82,8 +83,12 @@ class MemoryJourneyStore:
         self.leads: dict[str, Lead] = {LEAD: make_lead()}
         self.consent = ConsentView({"marketing": "opted_in"})
         self.sends: list[str] = []
+        self.passes: list[str | None] = []
+        """The pass that booked each of ``sends`` (None: none named)."""
         self.ledger_version: str | None = None
+        self.ledger_writes = 0
         self.reservations: list[str] = []
+        """Each time a write added to the ledger."""
         self.reserve_before_next_write: str | None = None
         self.parked_records: dict[tuple[str, str], ParkedExecution] = {}
         self.exits: list[tuple[str, str, str]] = []
@@ -99,14 +104,16 @@ class MemoryJourneyStore:
         entry = self.entries.get((lead_id, journey_id))
         state = None if entry is None else EntryState(entry.status, entry.exit_reason)
         recipient = Recipient(self.leads.get(lead_id), self.consent)
-        ledger = SendLedger(tuple(self.sends), self.ledger_version)
+        ledger = SendLedger(tuple(self.sends), self.ledger_version, tuple(self.passes))
         view = GateView(
             self.definitions.get(journey_id), self.paused_account, state, recipient, ledger
         )
         if self.reserve_before_next_write is not None:
             # another journey's gate reserves between this read and this gate's write
             self.sends.append(self.reserve_before_next_write)
-            self.ledger_version = f"v{len(self.sends)}"
+            self.passes.append(None)
+            self.ledger_writes += 1
+            self.ledger_version = f"v{self.ledger_writes}"
             self.reserve_before_next_write = None
         return view
 
@@ -116,12 +123,14 @@ class MemoryJourneyStore:
     def mark_waiting(self, waiting: WaitingAt) -> None:
         self.waiting.append(waiting)
 
-    def reserve_send(self, lead_id: str, ledger: SendLedger, times: Sequence[str]) -> bool:
+    def reserve_send(self, lead_id: str, ledger: SendLedger, booked: SendLedger) -> bool:
         if ledger.version != self.ledger_version:
             return False
-        self.sends = list(times)
-        self.ledger_version = f"v{len(times)}"
-        self.reservations.append(times[-1])
+        before = ledger.bookings()
+        self.reservations += [t for t, by in booked.bookings() if (t, by) not in before]
+        self.sends, self.passes = list(booked.times), list(booked.passes)
+        self.ledger_writes += 1
+        self.ledger_version = f"v{self.ledger_writes}"
         return True
 
     def get_journey(self, journey_id: str) -> Journey | None:
@@ -350,7 +359,7 @@ def test_a_skipped_or_deferred_mail_is_one_line_on_the_leads_timeline() -> None:
 
 def test_a_gate_that_keeps_losing_the_reservation_race_says_so_and_where_it_waits() -> None:
     class AlwaysLoses(MemoryJourneyStore):
-        def reserve_send(self, lead_id: str, ledger: SendLedger, times: Sequence[str]) -> bool:
+        def reserve_send(self, lead_id: str, ledger: SendLedger, booked: SendLedger) -> bool:
             return False  # another journey's gate reserved first, every time
 
     store, waits = AlwaysLoses(journey()), RecordingWaits()
@@ -832,3 +841,116 @@ def test_a_gate_that_loses_the_reservation_race_decides_again_on_the_new_ledger(
     # Then its write is refused, it reads again, and the cap defers its mail to the next day
     assert decision.action == "defer" and decision.reason == "frequency_cap"
     assert store.reservations == []
+
+
+# ---------------------------------------------------------------- a send held by a pause
+def passed(entered_at: datetime, **state: Any) -> GateRequest:
+    """The gate before mail A, entered at ``entered_at``, with the execution's ``state``."""
+    return request(entered_at=isoformat(entered_at), state={"lead_id": LEAD, **state}, node=None)
+
+
+def held_after(entered_at: datetime) -> dict[str, Any]:
+    """The state as the send's Catch leaves it when the gate entered at ``entered_at`` let the
+    mail through and a retry of the send found the journey paused: the error in that gate's
+    answer ($.gate.held)."""
+    raw = entered_at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    answer = {"action": "send", "reason": None, "send_at": None, "entered_at": raw}
+    held = {"Error": "SendHeld", "Cause": "send 'x': held (journey_paused), not sent"}
+    return {"gate": {**answer, "held": held}}
+
+
+def test_a_mail_held_by_a_pause_is_counted_once_when_it_goes_after_the_resume() -> None:
+    # Given the gate let mail A through (booked in the lead's ledger), and SES refused it
+    store, waits = MemoryJourneyStore(journey()), RecordingWaits()
+    first = NOW - timedelta(minutes=30)
+    assert gate(store, waits, passed(first), clock=FixedClock(first)) == GateDecision("send")
+    assert len(store.sends) == 1
+    # And the journey paused before the send's retry, which was held (SendHeld): the lead is
+    # back at the gate, which parks it and lets the held mail's booking go
+    store.definitions["seminar_follow_up"] = journey(status="paused")
+    back = passed(NOW - timedelta(minutes=10), **held_after(first))
+    assert gate(store, waits, back, clock=FixedClock(NOW - timedelta(minutes=10))).action == "park"
+    assert store.sends == []
+
+    # When the marketer resumes (send the missed mails) and the lead passes the gate again
+    store.definitions["seminar_follow_up"] = journey()
+    release = {"step": "Send mail A", "action": "send", "not_before": None}
+    parked_answer = {"action": "park", "reason": "journey_paused", "send_at": None}
+    again = passed(NOW, release=release, gate=parked_answer)
+    decision = gate(store, waits, again)
+
+    # Then the mail goes (under a cap of one a day it is not deferred by its own earlier
+    # booking), counted once: one booking, from the pass that lets it out
+    assert decision == GateDecision("send")
+    assert store.sends == [isoformat(NOW)]
+
+
+def test_a_held_mail_back_at_its_gate_after_the_resume_is_not_held_back_by_its_own_booking() -> (
+    None
+):
+    # Given the gate let mail A through an hour ago, and the send's retry was held by a pause
+    # since lifted: the lead comes back to the gate with the journey active again
+    store, waits = MemoryJourneyStore(journey()), RecordingWaits()
+    first = NOW - timedelta(hours=1)
+    assert gate(store, waits, passed(first), clock=FixedClock(first)) == GateDecision("send")
+
+    # When the gate decides again
+    decision = gate(store, waits, passed(NOW, **held_after(first)))
+
+    # Then the mail goes now, and the lead's ledger counts it once, at now
+    assert decision == GateDecision("send")
+    assert store.sends == [isoformat(NOW)]
+    # And a second journey's mail the same day is still held to the cap by it
+    other = request(journey_id="seminar_follow_up", execution_name="other-execution")
+    assert gate(store, waits, other).reason == "frequency_cap"
+
+
+def test_a_held_mail_the_resume_skips_is_not_counted() -> None:
+    # Given mail A let through, then held by a pause (its booking let go as the gate parked)
+    store, waits = MemoryJourneyStore(journey()), RecordingWaits()
+    first = NOW - timedelta(hours=2)
+    gate(store, waits, passed(first), clock=FixedClock(first))
+    store.definitions["seminar_follow_up"] = journey(status="paused")
+    back = passed(NOW - timedelta(hours=1), **held_after(first))
+    assert gate(store, waits, back, clock=FixedClock(NOW - timedelta(hours=1))).action == "park"
+
+    # When the resume skips the missed mails
+    store.definitions["seminar_follow_up"] = journey()
+    skip = {"step": "Send mail A", "action": "skip", "not_before": None}
+    assert gate(store, waits, passed(NOW, release=skip)).action == "skip"
+
+    # Then no mail is counted for the lead: the next mail (another journey's) may go today
+    assert store.sends == []
+    assert gate(store, waits, request(execution_name="other-execution")).action == "send"
+
+
+def test_a_gate_asked_again_for_the_same_pass_books_its_mail_once() -> None:
+    # Given the gate let mail A through and booked it, and its task ran again (the answer lost)
+    store, waits = MemoryJourneyStore(journey()), RecordingWaits()
+    assert gate(store, waits, passed(NOW)) == GateDecision("send")
+
+    # When the same pass is decided again, a moment later
+    later = FixedClock(NOW + timedelta(seconds=5))
+    decision = gate(store, waits, passed(NOW), clock=later)
+
+    # Then it sends (its own booking does not fill the day's cap), booked once
+    assert decision == GateDecision("send")
+    assert store.sends == [isoformat(later.now())]
+
+
+def test_a_booking_a_held_pass_lets_go_is_that_pass_s_only() -> None:
+    # Given a ledger written before bookings named their pass, and another pass's booking
+    store, waits = MemoryJourneyStore(journey()), RecordingWaits()
+    old = isoformat(NOW - timedelta(days=3))
+    store.sends, store.passes = [old], [None]
+    first = NOW - timedelta(days=2)
+    gate(store, waits, passed(first), clock=FixedClock(first))
+    assert len(store.sends) == 2
+
+    # When a held mail of another pass comes back (its booking, if any, is not these)
+    elsewhere = passed(NOW, **held_after(NOW - timedelta(hours=5)))
+    gate(store, waits, replace(elsewhere, execution_name="another-execution"))
+
+    # Then the bookings of others stay, and the mail is booked beside them
+    assert store.sends[:2] == [old, isoformat(first)]
+    assert len(store.sends) == 3

@@ -760,8 +760,11 @@ class _Compiler:
                 ResultPath=slot,
                 # A retry (SES refused minutes ago) finding the journey paused or the account
                 # stopped sends nothing: back to the gate, which parks the lead as it would
-                # have, and on resume decides by the policy.
-                Catch=[{"ErrorEquals": ["SendHeld"], "ResultPath": "$.held", "Next": gate}],
+                # have, and on resume decides by the policy. The error goes into the gate's
+                # answer that let the mail through: the next gate lets that pass's booking in
+                # the lead's send ledger go (the mail is counted when it goes out), and its
+                # own answer replaces it (steps.GateRequest.held_booking).
+                Catch=[{"ErrorEquals": ["SendHeld"], "ResultPath": "$.gate.held", "Next": gate}],
                 **self._then(node.next),
             ),
             skipped: skip,

@@ -26,14 +26,14 @@ quiet hours and a mail's day are rules for mail to the lead, and do not hold the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tsunagu.clock import parse_instant
+from tsunagu.clock import isoformat, parse_instant
 from tsunagu.journeys.model import Journey
 from tsunagu.leads.model import Lead
 from tsunagu.mail.consent import ConsentView, SkipReason, marketing_refusal
@@ -103,14 +103,45 @@ class Release:
 class SendLedger:
     """The marketing mails journeys have let through to one lead in the last week (the gate's
     own record, not the mail log): the gate reserves its mail here with a condition on
-    ``version``, so two journeys' mails due at the same moment cannot both pass the cap."""
+    ``version``, so two journeys' mails due at the same moment cannot both pass the cap.
+
+    Each reservation is the booking of one pass through a mail's gate (``passes``, beside
+    ``times``), so that the gate is the ledger's only writer and books a mail once: asked
+    again for the same pass (its task retried) it books it again in its place, and when the
+    mail it let through was held instead of sent (SendHeld) it lets that booking go - the
+    mail is counted when a later pass lets it through, or never, if the resume skips it."""
 
     times: tuple[str, ...] = ()
     version: str | None = None
     """None: nothing reserved yet."""
+    passes: tuple[str | None, ...] = ()
+    """The pass that booked each of ``times`` (steps.GateRequest.booking); None (or missing)
+    for one booked before bookings named their pass, which no pass lets go."""
 
     def within(self, now: datetime, window: timedelta = WEEK) -> tuple[str, ...]:
         return tuple(t for t in self.times if now - parse_instant(t) < window)
+
+    def bookings(self) -> list[tuple[str, str | None]]:
+        """Each time with the pass that booked it."""
+        return [
+            (t, self.passes[i] if i < len(self.passes) else None) for i, t in enumerate(self.times)
+        ]
+
+    def holds(self, passes: Collection[str]) -> bool:
+        """Whether any of these passes has a booking here."""
+        return any(by in passes for _, by in self.bookings())
+
+    def without(self, passes: Collection[str]) -> SendLedger:
+        """The ledger without these passes' bookings (its version kept: what is written over)."""
+        kept = [(t, by) for t, by in self.bookings() if by not in passes]
+        return SendLedger(tuple(t for t, _ in kept), self.version, tuple(by for _, by in kept))
+
+    def booked(self, now: datetime, by: str | None) -> SendLedger:
+        """The ledger to write with one more mail booked at ``now`` by the pass ``by``: the
+        bookings of the last week and it."""
+        kept = [(t, p) for t, p in self.bookings() if now - parse_instant(t) < WEEK]
+        kept.append((isoformat(now), by))
+        return SendLedger(tuple(t for t, _ in kept), self.version, tuple(p for _, p in kept))
 
 
 @dataclass(frozen=True)

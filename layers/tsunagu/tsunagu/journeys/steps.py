@@ -68,8 +68,8 @@ class GateStore(Protocol):
         """With the lead's consent to the journey's own topic (its record names it)."""
         ...
 
-    def reserve_send(self, lead_id: str, ledger: SendLedger, times: Sequence[str]) -> bool:
-        """Write ``times`` as the lead's ledger if it is still ``ledger``; False if another
+    def reserve_send(self, lead_id: str, ledger: SendLedger, booked: SendLedger) -> bool:
+        """Write ``booked`` as the lead's ledger if it is still ``ledger``; False if another
         gate reserved first."""
         ...
 
@@ -127,6 +127,38 @@ class GateRequest:
     """False: the gate before a step that is no mail to the lead (update_lead, notify_owner,
     webhook), which only a pause holds and only an exit stops (gate.decide_step)."""
 
+    @property
+    def booking(self) -> str | None:
+        """This pass through the gate, as its mail's booking in the lead's send ledger names
+        it: the execution, the step and when the gate was entered (a retry of the gate's task
+        keeps it). None: a state machine compiled before, which passes no ``entered_at``."""
+        return _booking(self.execution_name, self.step, self.entered_at)
+
+    @property
+    def held_booking(self) -> str | None:
+        """The booking of the pass through this gate whose mail was held instead of sent
+        (tsunagu.mail.send.SendHeld: a retry of the send found the journey paused or stopped),
+        when the execution comes back from that send: its Catch puts the error in the gate's
+        answer of that pass (``$.gate.held``, the pass in its ``entered_at``). None otherwise -
+        any pass through a gate replaces ``$.gate``, so it is said to the next gate only."""
+        answer = self.state.get("gate")
+        if not isinstance(answer, Mapping) or "held" not in answer:
+            return None
+        entered = answer.get("entered_at")
+        if answer.get("action") != "send" or not isinstance(entered, str) or not entered:
+            return None
+        return _booking(self.execution_name, self.step, isoformat(parse_instant(entered)))
+
+    @property
+    def own_bookings(self) -> frozenset[str]:
+        """The bookings a pass through this gate does not count against its own mail: its own
+        (a retried task's, booked again in its place) and a held pass's (let go)."""
+        return frozenset(b for b in (self.booking, self.held_booking) if b is not None)
+
+
+def _booking(execution_name: str, step: str, entered_at: str | None) -> str | None:
+    return None if entered_at is None else f"{execution_name}\n{step}\n{entered_at}"
+
 
 # Gates of several journeys reserving for one lead at the same instant: after this many
 # lost races the mail waits a minute and asks again.
@@ -176,16 +208,21 @@ def _decided(
     cap: FrequencyCap,
     allowed_at: Callable[[datetime], datetime],
 ) -> GateDecision:
+    ours = request.own_bookings
+    decision = None
     for _ in range(RESERVATION_ATTEMPTS):
         view = store.gate_view(request.journey_id, request.lead_id)
         now = clock.now()
+        # The mails of the last week but this pass's own, and one held instead of sent: a mail
+        # is counted once, from the pass that lets it go out
+        others = view.sends.without(ours)
         given = GateInput(
             journey=view.journey,
             account_paused=view.account_paused,
             lead=view.recipient.lead,
             consent=view.recipient.consent,
             entry=view.entry,
-            recent_sends=view.sends.within(now),
+            recent_sends=others.within(now),
             step=request.step,
             release=Release.from_state(request.state, request.step),
             expiring=Release.expiring(request.state),
@@ -199,11 +236,16 @@ def _decided(
         if decision.action == "exit":
             reason = decision.reason or "exited"
             _record_exit(request, reason, store=store, waits=waits, clock=clock)
-        if decision.action != "send":
+        if decision.action == "send":
+            if store.reserve_send(request.lead_id, view.sends, others.booked(now, request.booking)):
+                return decision
+        elif not view.sends.holds(ours) or store.reserve_send(request.lead_id, view.sends, others):
+            # Not sent now: what this pass (its task retried) or the held one booked is let go
             return decision
-        reserved = (*view.sends.within(now), isoformat(now))
-        if store.reserve_send(request.lead_id, view.sends, reserved):
-            return decision
+    if decision is not None and decision.action != "send":
+        # The release kept losing the race to other gates: the decision stands, and the
+        # booking stays (counted once more, as before bookings were let go)
+        return decision
     retry_at = clock.now() + timedelta(minutes=1)
     return GateDecision("defer", "frequency_cap_contention", wait_timestamp(retry_at))
 

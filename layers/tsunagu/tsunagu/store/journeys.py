@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -430,7 +430,9 @@ class JourneyRepository:
             elif item.pk == "account":
                 paused = item.status == "paused"
             elif item.sk == "sends":
-                ledger = SendLedger(tuple(item.data.get("times", [])), item.updated_at)
+                # "" in passes: a booking that names no pass (as in a ledger written before)
+                passes = tuple(by or None for by in item.data.get("passes", []))
+                ledger = SendLedger(tuple(item.data.get("times", [])), item.updated_at, passes)
             else:
                 exited = item.status == "exited"
                 entry = EntryState("exited" if exited else "active", item.data.get("exit_reason"))
@@ -441,19 +443,21 @@ class JourneyRepository:
         recipient = recipient_from(self._tables, responses.get(settings.leads_table, []), consent)
         return GateView(journey, paused, entry, recipient, ledger)
 
-    def reserve_send(self, lead_id: str, ledger: SendLedger, times: Sequence[str]) -> bool:
+    def reserve_send(self, lead_id: str, ledger: SendLedger, booked: SendLedger) -> bool:
         model = self._tables.journeys
         condition = (
             model.pk.does_not_exist()
             if ledger.version is None
             else (model.updated_at == ledger.version)
         )
+        times = list(booked.times)
         # The ledger's version: when it was written, made unique (two gates in one millisecond).
         version = f"{max(times, default='')}#{secrets.token_hex(4)}"
+        # Each time's pass beside it ("": none), so a reader that knows only times reads it
+        passes = [by or "" for _, by in booked.bookings()]
+        data = {"times": times, "passes": passes}
         try:
-            model(*_ledger_key(lead_id), data={"times": list(times)}, updated_at=version).save(
-                condition=condition
-            )
+            model(*_ledger_key(lead_id), data=data, updated_at=version).save(condition=condition)
         except PutError as error:
             if error.cause_response_code == "ConditionalCheckFailedException":
                 return False
