@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from playwright.sync_api import Locator, Page, Route, expect
@@ -242,6 +243,60 @@ def test_a_viewer_sees_no_button_that_changes_anything_and_is_refused_when_forci
     assert status == 403
     lead = json.loads(tsunagu.cli("leads", "get", LEAD).stdout)
     assert lead["stage"] != "customer"
+
+
+def test_the_lead_link_in_a_forwarded_reply_opens_the_lead_in_the_console(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given a lead (an address with a plus) sent the welcome mail, with its reply address
+    lead, name = "mika+seminar@example.jp", "中村 美香"
+    status, _ = tsunagu.post_json(
+        "/forms/demo/submissions", {"email": lead, "name": name, "consent": True}
+    )
+    assert status == 201
+
+    def viewer() -> list[dict[str, Any]]:
+        status, _, body = tsunagu.request("GET", "/_local/mail?format=json")
+        assert status == 200
+        mails: list[dict[str, Any]] = json.loads(body)
+        return mails
+
+    def welcome() -> dict[str, Any] | None:
+        answerable = [
+            m
+            for m in viewer()
+            if lead in m["recipients"] and any(k.lower() == "reply-to" for k, _ in m["headers"])
+        ]
+        return answerable[0] if answerable else None
+
+    sent = wait_for(welcome, timeout=STREAM_WAIT_SECONDS, what=f"the welcome mail to {lead}")
+
+    # When the lead answers it (the viewer's reply form, as SES receiving would hand it over)
+    status, _, page_text = tsunagu.request(
+        "POST",
+        "/_local/mail/reply",
+        urlencode({"message_id": sent["message_id"], "body": "資料をお願いします。"}).encode(),
+        {"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 200 and b"forward to" in page_text, page_text
+
+    # Then the colleague's notice links the lead's page in the console
+    def notice() -> dict[str, Any] | None:
+        notices = [m for m in viewer() if m["subject"].startswith("[返信 / Reply]")]
+        return next((m for m in notices if lead in (m["text"] or "")), None)
+
+    text = wait_for(notice, timeout=STREAM_WAIT_SECONDS, what="the forwarded reply")["text"]
+    (link,) = re.findall(r"^Lead: (\S+)", text, flags=re.MULTILINE)
+    document, _, route = link.partition("#")
+    assert document == f"{tsunagu.api_url}/console/", link
+    assert tsunagu.request("GET", document.removeprefix(tsunagu.api_url))[0] == 200
+
+    # And the link, followed by a colleague signed in, shows that lead
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB")
+    page.goto(link)
+    expect(page.locator("h1")).to_contain_text(name)
+    expect(page.locator("article.lead")).to_contain_text(lead)
+    assert route == "/leads/mika%2Bseminar%40example.jp", link
 
 
 def test_a_marketer_edits_a_mail_and_sees_it_rendered_for_the_lead_as_she_types(

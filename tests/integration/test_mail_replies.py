@@ -169,7 +169,9 @@ def test_a_reply_is_recorded_on_the_lead_and_passed_on_to_the_templates_reply_to
     assert str(notice["Reply-To"]) == LEAD_EMAIL
     text = str(notice.get_body(preferencelist=("plain",)).get_content())  # type: ignore[union-attr]
     assert LEAD_EMAIL in text and "Welcome" in text
-    assert f"{CONSOLE}/leads/hanako.sato%40example.jp" in text
+    # ... the lead's page in the hash-routed console (the console's one document, the route in
+    # the fragment: a path under it names no file)
+    assert f"Lead: {CONSOLE}/#/leads/hanako.sato%40example.jp" in text.splitlines()
     assert "詳しく聞きたいです。" in text
     (told,) = lead_events(sent.aws, sent.lead_id, "owner_notified")
     assert told["properties"]["about"] == "reply" and told["properties"]["owner"] == SALES

@@ -87,4 +87,4 @@ def test_the_viewer_answers_a_mail_and_the_lead_record_shows_it(runtime: LocalRu
     # And a person got the reply (the demo template's sender: no Reply-To, no owner)
     notices = [m for m in runtime.mailbox.sent_mail() if m.subject.startswith("[返信 / Reply]")]
     assert len(notices) == 1 and notices[0].text is not None and LEAD in notices[0].text
-    assert f"{runtime.api_url}/console/leads/" in notices[0].text
+    assert f"{runtime.api_url}/console/#/leads/{LEAD.replace('@', '%40')}" in notices[0].text

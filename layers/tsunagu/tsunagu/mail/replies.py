@@ -46,9 +46,9 @@ from datetime import datetime
 from email.message import EmailMessage, Message
 from email.utils import getaddresses
 from typing import Any, Protocol
-from urllib.parse import quote
 
 from tsunagu.clock import Clock, isoformat
+from tsunagu.console_links import lead_page_url
 from tsunagu.event_kinds import EMAIL_AUTO_REPLIED, EMAIL_REPLIED
 from tsunagu.ids import new_id
 from tsunagu.leads.email import InvalidEmail, normalise_email
@@ -520,7 +520,7 @@ def _forward(
         done = f'opted out of "{address.topic}"' if changes else "was opted out already"
         lines.append(f"They ask to stop getting this mail (「{stop_words}」): the lead {done}.")
     if policy.console_url:
-        lines.append(f"Lead: {policy.console_url.rstrip('/')}/leads/{quote(lead.email)}")
+        lines.append(f"Lead: {lead_page_url(policy.console_url, lead.email)}")
     lines += [
         "Reply to this mail to answer them.",
         "",
