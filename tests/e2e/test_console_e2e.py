@@ -299,6 +299,40 @@ def test_the_lead_link_in_a_forwarded_reply_opens_the_lead_in_the_console(
     assert route == "/leads/mika%2Bseminar%40example.jp", link
 
 
+@pytest.mark.parametrize(
+    ("locale", "heading"), [("en-GB", "Leads in it"), ("ja-JP", "進行中のリード")]
+)
+def test_a_journey_with_more_leads_than_are_counted_shows_at_least_that_many(
+    tsunagu: RunningTsunagu, chromium: Chromium, locale: str, heading: str
+) -> None:
+    # Given the status answering as on AWS for a journey past the count (one ListExecutions
+    # page of 1,000 a journey: the runtime holds too few leads to be past it)
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale=locale)
+    answered: list[dict[str, Any]] = []
+
+    def past_the_count(route: Route) -> None:
+        answer = route.fetch()
+        status = answer.json()
+        answered.extend(status["journeys"])
+        for journey in status["journeys"]:
+            if journey["journey"] == "seminar_follow_up":
+                journey.update(running=1000, running_at_least=True)
+        route.fulfill(response=answer, json=status)
+
+    page.route(re.compile(r"/admin/journeys/status(\?|$)"), past_the_count)
+    # When she opens the Journeys screen
+    open_screen(page, tsunagu, "journeys")
+
+    # Then that journey reads "1,000+" under the count's heading, the others their exact count
+    expect(page.locator("main table th", has_text=heading)).to_be_visible()
+    seminar = page.locator("tr", has_text="seminar_follow_up")
+    expect(seminar.locator("td.number").first).to_have_text("1,000+")
+    welcome = page.locator("tr", has_text="welcome_nurture")
+    [exact] = [j for j in answered if j["journey"] == "welcome_nurture"]
+    assert exact["running_at_least"] is False and isinstance(exact["running"], int), exact
+    expect(welcome.locator("td.number").first).to_have_text(str(exact["running"]))
+
+
 def test_a_marketer_edits_a_mail_and_sees_it_rendered_for_the_lead_as_she_types(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:

@@ -94,7 +94,7 @@ class Deployed:
     def connect_src(self) -> list[str]:
         headers = self.template["Resources"]["ConsoleSecurityHeaders"]["Properties"]
         config = headers["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
-        policy = self.resolve(config["ContentSecurityPolicy"]["ContentSecurityPolicy"])
+        policy = str(self.resolve(config["ContentSecurityPolicy"]["ContentSecurityPolicy"]))
         (directive,) = [d.split() for d in policy.split(";") if d.split()[:1] == ["connect-src"]]
         return directive[1:]
 

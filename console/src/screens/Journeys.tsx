@@ -26,7 +26,9 @@ interface JourneyStatus {
   parked: number;
   parked_at_step: Record<string, number>;
   waiting_at_node: Record<string, number>;
+  /** Counted up to 1,000 (one Step Functions request a journey): past it, ``running_at_least``. */
   running: number | null;
+  running_at_least: boolean;
 }
 
 /** What resuming a journey answers: while the emergency stop holds, nothing is released yet. */
@@ -173,7 +175,11 @@ export default function Journeys() {
                 </td>
                 {/* Never published: the journey runs as deployed with the stack */}
                 <td>{journey.published?.version ?? t("canvas.which.shipped")}</td>
-                <td className="number">{status?.running ?? "—"}</td>
+                <td className="number">
+                  {status?.running_at_least
+                    ? t("journeys.running_at_least", { count: status.running })
+                    : (status?.running ?? "—")}
+                </td>
                 <td className="number">
                   <CountAt at={status?.waiting_at_node ?? {}} names={labels[journey.journey_id]} />
                 </td>

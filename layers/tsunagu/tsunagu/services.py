@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from tsunagu.commands.users import UserCommands
     from tsunagu.journeys.business_time import BusinessCalendar, QuietHours
     from tsunagu.journeys.gate import FrequencyCap
+    from tsunagu.journeys.lifecycle import RunningCount
     from tsunagu.journeys.model import Journey
     from tsunagu.journeys.publishing import PublishingTarget
     from tsunagu.journeys.simulation import Rules as SimulationRules
@@ -699,8 +700,9 @@ def template_ids(settings: Settings) -> set[str]:
     return {template.template_id for template in mail_repository(settings).templates()}
 
 
-def running_executions(settings: Settings, journey: Journey) -> int | None:
-    """The journey's running executions; None where no state machine prefix is configured."""
+def running_executions(settings: Settings, journey: Journey) -> RunningCount | None:
+    """The journey's running executions, counted up to RUNNING_COUNTED; None where no state
+    machine prefix is configured."""
     try:
         arn = state_machine_arn(settings, journey)
     except RuntimeError:

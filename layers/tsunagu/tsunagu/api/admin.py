@@ -907,7 +907,8 @@ def journey_list(call: AdminCall) -> Any:
 def journey_status(call: AdminCall) -> Any:
     """Each journey's status and its parked leads by step (one journey with ?journey=);
     ``resume_after_stop``: the policy its held mails go by when the emergency stop is lifted,
-    if one was chosen during it."""
+    if one was chosen during it; ``running``: its leads in a running execution, counted up to
+    1,000 (``running_at_least``: there are more than that)."""
     ports = _journey_ports(call)
     return journeys.status(ports, call.actor, call.text("journey"))
 

@@ -39,6 +39,7 @@ from tsunagu.journeys.lifecycle import (
     EntryResult,
     Executions,
     JourneyStore,
+    RunningCount,
     enter_leads,
 )
 from tsunagu.journeys.model import (
@@ -117,9 +118,9 @@ class JourneyCommands:
     leads: Leads
     entry_arn: Callable[[Journey], str]
     """Where a journey's executions start: its alias when published, else its state machine."""
-    running: Callable[[Journey], int | None]
-    """A journey's running executions (of every version); None where it has no state machine
-    this deployment knows."""
+    running: Callable[[Journey], RunningCount | None]
+    """A journey's running executions (of every version), counted up to RUNNING_COUNTED; None
+    where it has no state machine this deployment knows."""
     templates: Callable[[], Collection[str]]
     """The ids of the mail templates there are: a send naming none of them does not publish
     (publish_journey refuses it), so the editor says so too."""
@@ -185,7 +186,9 @@ def show(ports: JourneyCommands, actor: Actor, journey_id: str) -> Journey:
 
 def status(ports: JourneyCommands, actor: Actor, journey_id: str | None) -> dict[str, Any]:
     """Each journey's status, its parked leads by step, the leads waiting at each wait node,
-    and its running executions (None where the journey has no state machine here)."""
+    and its running executions (None where the journey has no state machine here), exact up to
+    RUNNING_COUNTED and past it that many with ``running_at_least``: one Step Functions request
+    a journey, where counting them all took one per 100 leads."""
     allowed(ports.audit, ports.clock, actor, "journeys.list", "journeys")
     store = ports.journeys
     journeys = [find(ports, journey_id)] if journey_id else store.journeys()
@@ -195,6 +198,7 @@ def status(ports: JourneyCommands, actor: Actor, journey_id: str | None) -> dict
     def one(journey: Journey) -> dict[str, Any]:
         at_step = parked_by_step(store.parked(journey.journey_id))  # one read per journey
         held = steps.held_resume(journey, stopped_at)
+        running = ports.running(journey)
         return {
             "journey": journey.journey_id,
             "status": journey.status,
@@ -204,7 +208,8 @@ def status(ports: JourneyCommands, actor: Actor, journey_id: str | None) -> dict
             "parked": sum(at_step.values()),
             "parked_at_step": at_step,
             "waiting_at_node": store.waiting_by_node(journey.journey_id, now),
-            "running": ports.running(journey),
+            "running": None if running is None else running.count,
+            "running_at_least": running is not None and running.at_least,
         }
 
     return {"emergency_stop": stopped_at is not None, "journeys": [one(j) for j in journeys]}

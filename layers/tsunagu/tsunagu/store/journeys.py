@@ -16,8 +16,10 @@ from tsunagu.clock import isoformat, parse_instant
 from tsunagu.errors import ConcurrentUpdate, Throttled
 from tsunagu.journeys.gate import EntryState, SendLedger
 from tsunagu.journeys.lifecycle import (
+    RUNNING_COUNTED,
     JourneyEntry,
     ParkedExecution,
+    RunningCount,
     StartedExecution,
     WaitingAt,
     execution_arn,
@@ -698,11 +700,12 @@ class StepFunctionsExecutions(StepFunctionsResumer):
     def release(self, token: str, output: Mapping[str, Any]) -> bool:
         return self.resume(token, output)
 
-    def running_count(self, state_machine_arn: str) -> int:
-        pages = self._client.get_paginator("list_executions").paginate(
-            stateMachineArn=state_machine_arn, statusFilter="RUNNING"
+    def running_count(self, state_machine_arn: str) -> RunningCount:
+        """One ListExecutions request: exact up to RUNNING_COUNTED, "at least" past it."""
+        page = self._client.list_executions(
+            stateMachineArn=state_machine_arn, statusFilter="RUNNING", maxResults=RUNNING_COUNTED
         )
-        return sum(len(page["executions"]) for page in pages)
+        return RunningCount(len(page["executions"]), at_least=bool(page.get("nextToken")))
 
     def exists(self, execution_arn: str) -> bool:
         try:
