@@ -250,10 +250,10 @@ def _operation(route: AdminRoute) -> dict[str, Any]:
         }
     ok = "201" if route.method in ("POST", "PUT") else "200"
     responses: dict[str, Any] = {
-        "200": {"description": "Done (or found).", "content": _json_object()},
+        "200": {"description": "Done (or found).", "content": _answer(route)},
     }
     if ok == "201":
-        responses["201"] = {"description": "Created.", "content": _json_object()}
+        responses["201"] = {"description": "Created.", "content": _answer(route)}
     if route.query and ("format" in route.query or route.operation == "leads.export"):
         responses["200"]["content"]["text/csv"] = {"schema": {"type": "string"}}
     if route.operation == "leads.export":
@@ -283,23 +283,46 @@ def _json_object() -> dict[str, Any]:
     return {"application/json": {"schema": {"type": "object"}}}
 
 
+def _answer(route: AdminRoute) -> dict[str, Any]:
+    """What the route answers: its answer model's schema (a page of them for a paged list),
+    else an object its summary describes."""
+    if route.answer is None:
+        return _json_object()
+    schema: dict[str, Any] = {
+        "$ref": f"#/components/schemas/{SCHEMA_PREFIX}{route.answer.__name__}"
+    }
+    if "cursor" in route.query:
+        schema = {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": schema},
+                "next_cursor": {
+                    "type": "string",
+                    "nullable": True,
+                    "description": "The `cursor` of the next page; null on the last.",
+                },
+            },
+            "required": ["items", "next_cursor"],
+        }
+    return {"application/json": {"schema": schema}}
+
+
 def _operation_id(route: AdminRoute) -> str:
     words = [w.strip("{}").replace("-", " ").title() for w in route.path.split("/")[2:]]
     return route.method.lower() + "".join(words).replace(" ", "")
 
 
 def admin_schemas() -> dict[str, Any]:
-    """Each body's JSON schema, as OpenAPI 3.0 takes it; the models it refers to beside it."""
+    """Each body's and answer's JSON schema, as OpenAPI 3.0 takes it; the models it refers to
+    beside it. A field an answer carries and a body may send back unread is ``readOnly``."""
     schemas: dict[str, Any] = {}
-    for route in ROUTES:
-        if route.body is None:
-            continue
-        schema = route.body.model_json_schema(
+    for model in [m for route in ROUTES for m in (route.body, route.answer) if m is not None]:
+        schema = model.model_json_schema(
             ref_template=f"#/components/schemas/{SCHEMA_PREFIX}{{model}}"
         )
         for name, definition in schema.pop("$defs", {}).items():
             schemas[SCHEMA_PREFIX + name] = openapi_30(definition)
-        schemas[SCHEMA_PREFIX + route.body.__name__] = openapi_30(schema)
+        schemas[SCHEMA_PREFIX + model.__name__] = openapi_30(schema)
     return dict(sorted(schemas.items()))
 
 

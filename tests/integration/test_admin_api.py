@@ -336,18 +336,18 @@ def test_a_form_or_site_saved_from_a_stale_copy_does_not_overwrite_a_colleagues_
     _, opened_by_a = call(stack, "GET", path)
     opened_by_b = dict(opened_by_a)
     assert opened_by_a["revision"] == 1
-    # When B saves a change, and then A saves its own edit of the copy it read
-    b = {k: v for k, v in opened_by_b.items() if k != "signing_secret_made_at"} | change
+    # When B saves a change, and then A saves its own edit of the copy it read (each the
+    # answer as read, edited)
+    b = opened_by_b | change
     status, saved_by_b = call(stack, "PUT", path, body=b, query={"replace": "true"})
     assert (status, saved_by_b["revision"]) == (200, 2), saved_by_b
-    a = {k: v for k, v in opened_by_a.items() if k != "signing_secret_made_at"}
-    a["name"] = "Seminar (A)"
+    a = opened_by_a | {"name": "Seminar (A)"}
     status, body = call(stack, "PUT", path, body=a, query={"replace": "true"})
     # Then A is told someone saved meanwhile (as segments and journeys do), B's change kept
     assert status == 409, f"A's stale save silently dropped B's change: {body}"
     assert body["code"] == "concurrent_update" and body["revision"] == 2, body
     _, now = call(stack, "GET", path)
-    assert {k: v for k, v in now.items() if k != "signing_secret_made_at"} == saved_by_b
+    assert now == saved_by_b
     saves = [e for e in audit_entries(stack) if e.operation == f"{kind}s.save"]
     assert [e.detail for e in saves if e.outcome == "done"] == ["replaced", "created"]
     # And A, having looked, saves over the revision the refusal named: theirs is replaced
@@ -359,6 +359,38 @@ def test_a_form_or_site_saved_from_a_stale_copy_does_not_overwrite_a_colleagues_
     assert (status, body["revision"]) == (200, 4), body
     listed = call(stack, "GET", f"/admin/{kind}s")[1]["items"]
     assert [(i[f"{kind}_id"], i["revision"]) for i in listed] == [("seminar", 4)]
+
+
+@pytest.mark.parametrize(
+    ("kind", "document"), [("form", admin.FormDocument), ("site", admin.SiteDocument)]
+)
+def test_a_form_or_site_as_read_is_saved_as_sent_back_and_its_answer_is_as_documented(
+    stack: Settings, kind: str, document: type[Any]
+) -> None:
+    # Given one stored, and read (`tsunagu api get`)
+    path = f"/admin/{kind}s/seminar"
+    call(stack, "PUT", path, body=SEMINAR_FORM if kind == "form" else SEMINAR_SITE)
+    _, read = call(stack, "GET", path)
+    # Then the answer has the fields the API document gives its answer, no other
+    assert set(read) == set(document.model_fields), read
+
+    # When it is sent back edited (`tsunagu api put`), Then it is saved
+    status, saved = call(
+        stack, "PUT", path, body=read | {"name": "Edited"}, query={"replace": "true"}
+    )
+    assert (status, saved["name"], saved["revision"]) == (200, "Edited", read["revision"] + 1)
+    assert set(saved) == set(document.model_fields)
+
+    # And a field the answer has not is refused whole, nothing stored
+    status, body = call(
+        stack,
+        "PUT",
+        path,
+        body=saved | {"owner": "x", "name": "Not saved"},
+        query={"replace": "true"},
+    )
+    assert status == 422 and [e["field"] for e in body["errors"]] == ["owner"], body
+    assert call(stack, "GET", path)[1] == saved
 
 
 @pytest.mark.parametrize("kind", ["form", "site"])

@@ -350,8 +350,8 @@ def test_properties_are_one_small_flat_object(properties: object, message: str) 
 def test_a_stored_site_reads_every_field_a_site_definition_saves() -> None:
     # The tracking function reads sites without pydantic (tsunagu.tracking.stored_sites): a
     # field added to SiteDefinition and not to StoredSite would be lost on that path. (The
-    # signing key id is kept beside the definition, not in it: saving settings keeps it.)
-    assert {f.name for f in fields(StoredSite)} == {*SiteDefinition.model_fields, "signing_key_id"}
+    # signing keys are kept beside the definition, not in it: saving settings keeps them.)
+    assert {f.name for f in fields(StoredSite)} == {*SiteDefinition.model_fields, "signing_keys"}
     definition = SiteDefinition(
         site_id="corp", name="Corp", allowed_origins=["https://a.example.com"], truncate_ip=False
     )

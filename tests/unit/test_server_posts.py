@@ -21,16 +21,18 @@ from tsunagu.signed_requests import (
 )
 from tsunagu.tracking.browser import ingest_browser_events
 from tsunagu.tracking.server_posts import (
+    PREVIOUS_SECRET_OVERLAP,
     SECRET_PREFIX,
     SignedPost,
     site_secret,
     verify_server_post,
 )
+from tsunagu.tracking.stored_sites import SigningKeys
 
 MASTER = b"m" * 64
 KEY_ID = "0123456789abcdef0123456789abcdef"
 NOW = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
-SIGNED_SITE = replace(SITE, signing_key_id=KEY_ID)
+SIGNED_SITE = replace(SITE, signing_keys=SigningKeys(KEY_ID, "2026-12-01T00:00:00.000Z"))
 SERVER = replace(CONTEXT, origin=None, user_agent="python-requests/2.32.3", source_ip="192.0.2.10")
 
 
@@ -94,6 +96,48 @@ def test_a_post_signed_outside_the_window_is_refused_as_stale(seconds: int) -> N
 def test_a_post_signed_at_the_edge_of_the_window_is_verified(seconds: int) -> None:
     post = signed(b"{}", at=NOW + timedelta(seconds=seconds))
     verify_server_post(SIGNED_SITE, post, lambda: MASTER, NOW)
+
+
+OLD_KEY_ID = "fedcba9876543210fedcba9876543210"
+ROTATED_AT = NOW - timedelta(hours=1)
+ROTATED_SITE = replace(
+    SITE,
+    signing_keys=SigningKeys(
+        KEY_ID, "2026-12-04T08:00:00.000Z", OLD_KEY_ID, "2026-12-05T08:00:00.000Z"
+    ),
+)
+"""Rotated an hour before NOW: OLD_KEY_ID's secret is accepted until a day after the rotation."""
+
+
+def test_the_secret_a_rotation_replaced_is_accepted_until_its_overlap_ends() -> None:
+    assert datetime(2026, 12, 5, 8, 0, tzinfo=UTC) == ROTATED_AT + PREVIOUS_SECRET_OVERLAP
+    old = site_secret(MASTER, SITE.site_id, OLD_KEY_ID)
+    last_second = ROTATED_AT + PREVIOUS_SECRET_OVERLAP - timedelta(seconds=1)
+    for now in (NOW, last_second):
+        verify_server_post(ROTATED_SITE, signed(b"{}", at=now, secret=old), lambda: MASTER, now)
+        verify_server_post(ROTATED_SITE, signed(b"{}", at=now), lambda: MASTER, now)
+
+    # From the instant it ends, only the current secret verifies
+    for now in (ROTATED_AT + PREVIOUS_SECRET_OVERLAP, NOW + timedelta(days=30)):
+        with pytest.raises(SignatureRejected, match="does not match"):
+            verify_server_post(ROTATED_SITE, signed(b"{}", at=now, secret=old), lambda: MASTER, now)
+        verify_server_post(ROTATED_SITE, signed(b"{}", at=now), lambda: MASTER, now)
+
+
+def test_a_post_signed_with_both_secrets_is_one_request_whichever_entry_comes_first() -> None:
+    # Given a post signed with the old and the new secret, in either order
+    old = site_secret(MASTER, SITE.site_id, OLD_KEY_ID).encode()
+    new = site_secret(MASTER, SITE.site_id, KEY_ID).encode()
+    timestamp = str(int(NOW.timestamp()))
+    entries = [signature_header(s, timestamp, b"{}") for s in (old, new)]
+    keys = {
+        verify_server_post(
+            ROTATED_SITE, SignedPost(timestamp, ", ".join(order), b"{}"), lambda: MASTER, NOW
+        ).replay_key
+        for order in (entries, entries[::-1])
+    }
+    # Then its replay key is the same (the current secret's): sent again, it is a replay
+    assert len(keys) == 1
 
 
 def test_a_signed_post_for_a_site_without_a_secret_says_how_to_make_one() -> None:

@@ -300,16 +300,30 @@ def sites_rotate_secret(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.commands import sites
 
     made = sites.rotate_signing_secret(
-        services.site_commands(settings), services.operator(settings), args.site
+        services.site_commands(settings),
+        services.operator(settings),
+        args.site,
+        revoke_previous=args.revoke_previous,
     )
     print(f"site {made.site_id!r}: {'new' if made.replaced else 'first'} signing secret")
     print(made.secret)
-    print(
-        "-- shown this once (Tsunagu keeps only its id); the site's server signs /t/events"
-        " posts with it (README, Tracking from your server)"
-        + ("; the previous secret no longer verifies" if made.replaced else ""),
-        file=sys.stderr,
-    )
+    notes = [
+        "shown this once (Tsunagu keeps only its id); the site's server signs /t/events posts"
+        " with it (README, Tracking from your server)"
+    ]
+    if made.previous_accepted_until is not None:
+        notes.append(
+            f"the previous secret is still accepted until {made.previous_accepted_until}"
+            " (24 hours): switch every server to this one before then"
+        )
+    elif made.replaced:
+        notes.append("the previous secret is revoked: it no longer verifies (within 30 seconds)")
+    if made.ended_overlap_until is not None:
+        notes.append(
+            "the secret replaced before it, which was accepted until"
+            f" {made.ended_overlap_until}, no longer verifies (one previous secret only)"
+        )
+    print("-- " + "; ".join(notes), file=sys.stderr)
     return 0
 
 
@@ -786,6 +800,11 @@ def _parser() -> argparse.ArgumentParser:
         "rotate-secret", help="make the site's signing secret for server-side posts (shown once)"
     )
     site_rotate.add_argument("site")
+    site_rotate.add_argument(
+        "--revoke-previous",
+        action="store_true",
+        help="the current secret leaked: stop accepting it at once, not 24 hours from now",
+    )
     site_rotate.set_defaults(run=sites_rotate_secret)
 
     templates = groups.add_parser("templates", help="mail templates (versioned)")

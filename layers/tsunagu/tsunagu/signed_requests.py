@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -120,7 +121,27 @@ def verify_signature(
     The signature is checked before the time, so only a sender who knows the secret learns that
     its clock is off.
     """
-    _check_secret(secret)
+    return verify_signature_by_any(
+        (secret,), timestamp, body, signature_header, now, tolerance_seconds
+    )
+
+
+def verify_signature_by_any(
+    secrets: Sequence[bytes],
+    timestamp: str,
+    body: bytes,
+    signature_header: str,
+    now: datetime,
+    tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS,
+) -> VerifiedRequest:
+    """As :func:`verify_signature`, taking a request signed with any one of ``secrets`` (a
+    site's current secret, then the one it replaced while that is still accepted). The replay
+    key is the first matching secret's signature, so a post signed with both is one request
+    however its entries are ordered."""
+    if not secrets:
+        raise ValueError("at least one secret is needed")
+    for secret in secrets:
+        _check_secret(secret)
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     timestamp = (timestamp or "").strip()
@@ -131,10 +152,12 @@ def verify_signature(
         raise SignatureRejected(
             f"the {SIGNATURE_HEADER} header must be {SIGNATURE_SCHEME}=<hex HMAC>"
         )
-    expected = _digest(secret, timestamp, body)
-    # Every entry is compared, each in constant time: timing says nothing about which matched.
-    matched = [hmac.compare_digest(expected, candidate) for candidate in offered]
-    if not any(matched):
+    # Every entry is compared with every secret's digest, each in constant time: timing says
+    # nothing about which matched.
+    expected = [_digest(secret, timestamp, body) for secret in secrets]
+    compared = [[hmac.compare_digest(d, candidate) for candidate in offered] for d in expected]
+    matched = [digest for digest, results in zip(expected, compared, strict=True) if any(results)]
+    if not matched:
         raise SignatureRejected("the signature does not match the body")
     # Compared as seconds: twelve digits reach the year 33658, past what a datetime holds.
     if abs(int(timestamp) - now.timestamp()) > tolerance_seconds:
@@ -144,4 +167,4 @@ def verify_signature(
         )
     signed_at = datetime.fromtimestamp(int(timestamp), UTC)
     tolerance = timedelta(seconds=tolerance_seconds)
-    return VerifiedRequest(signed_at, replay_key(timestamp, expected), signed_at + tolerance)
+    return VerifiedRequest(signed_at, replay_key(timestamp, matched[0]), signed_at + tolerance)

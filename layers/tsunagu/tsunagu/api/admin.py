@@ -106,6 +106,7 @@ from tsunagu.segments.saved import MAX_DESCRIPTION
 from tsunagu.segments.selection import Preview
 from tsunagu.settings import Settings
 from tsunagu.tracking.sites import SiteDefinition
+from tsunagu.tracking.stored_sites import SigningKeys
 
 MAX_BODY_BYTES = 512 * 1024
 WHOLE_NUMBER = re.compile(r"-?[0-9]{1,9}")
@@ -1297,10 +1298,64 @@ def _definition_ports(call: AdminCall) -> definitions.DefinitionCommands:
     )
 
 
+def read_only(description: str) -> Any:
+    """A field an answer carries that is not the resource's to set (when a site's secret was
+    made): a save takes it back unread, so what a GET answered can be edited and sent back as
+    it is (``tsunagu api get`` then ``put``), and never changes it. Documented as OpenAPI's
+    ``readOnly``."""
+    return Field(
+        default=None,
+        description=description,
+        json_schema_extra={"readOnly": True, "format": "date-time"},
+    )
+
+
+def read_only_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of ``model`` made with :func:`read_only`."""
+    return frozenset(
+        name
+        for name, field in model.model_fields.items()
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("readOnly")
+    )
+
+
+REVISION_NOTE = (
+    "How many times it was saved, as the answer read it. Sent back with a save, the save"
+    " replaces that revision only: a 409 (the revision now in `revision`), nothing stored, if"
+    " someone saved it since; absent or null: over whatever is stored."
+)
+
+
+class FormDocument(FormDefinition):
+    """A form as the admin API answers it and takes it back: its definition, and its
+    revision."""
+
+    revision: int | None = Field(default=None, ge=0, description=REVISION_NOTE)
+
+
+class SiteDocument(SiteDefinition):
+    """A site as the admin API answers it and takes it back: its settings, its revision, and
+    (read-only: a save ignores them) when its signing secret was made and until when the one
+    it replaced is still accepted. Never the key id a secret is made from, nor a secret."""
+
+    revision: int | None = Field(default=None, ge=0, description=REVISION_NOTE)
+    signing_secret_made_at: str | None = read_only(
+        "When the site's signing secret was made; null: it has none (a first one replaces nothing)."
+    )
+    previous_secret_accepted_until: str | None = read_only(
+        "Until when the secret the last rotation replaced is still accepted (24 hours after"
+        " the rotation); null: there is none, its time is over, or it was revoked."
+    )
+
+
 def _definition_routes(
-    kind: definitions.Kind, store: Callable[[Settings], Any], model: type[BaseModel]
+    kind: definitions.Kind,
+    store: Callable[[Settings], Any],
+    model: type[BaseModel],
+    document: type[BaseModel],
 ) -> tuple[Callable[[AdminCall], Any], ...]:
     key_param = kind
+    answered_only = read_only_fields(document)
 
     def listed(call: AdminCall) -> Any:
         """The {kind}s, in pages."""
@@ -1315,12 +1370,15 @@ def _definition_routes(
         return found.as_json()
 
     def saved(call: AdminCall) -> Any:
-        """Create the {kind}, or replace it with ?replace=true (never by accident). ``revision``
-        (as read): replace that revision only - a 409 (the revision now in ``revision``),
-        nothing stored, if someone saved it since; absent: over whatever is stored."""
+        """Create the {kind}, or replace it with ?replace=true (never by accident). The body
+        is the {kind} as GET answers it: its read-only fields are ignored. ``revision`` (as
+        read): replace that revision only - a 409 (the revision now in ``revision``), nothing
+        stored, if someone saved it since; absent: over whatever is stored."""
         key = call.params[key_param]
         replace = call.flag("replace")
-        body = dict(call.json())
+        # What the answer said that is not the {kind}'s to set goes unread, whatever it says:
+        # any other field the definition does not have is still refused below.
+        body = {name: value for name, value in call.json().items() if name not in answered_only}
         over = body.pop("revision", None)
         if over is not None and (type(over) is not int or over < 0):
             raise ValidationFailed(
@@ -1349,45 +1407,85 @@ def _definition_routes(
 
 
 forms_list, forms_show, forms_save = _definition_routes(
-    "form", services.form_repository, FormDefinition
+    "form", services.form_repository, FormDefinition, FormDocument
 )
 sites_list, sites_show, sites_save = _definition_routes(
-    "site", services.site_repository, SiteDefinition
+    "site", services.site_repository, SiteDefinition, SiteDocument
 )
 
 
-def _site_answer(site: dict[str, Any], made_at: str | None) -> dict[str, Any]:
-    """A site as the admin API answers it: its definition, and when its signing secret was made
-    (None: it has none), so that whoever makes a new one knows whether a server's secret is
-    replaced by it. Never the key id, from which with the stack's key the secret is made."""
-    return {**site, "signing_secret_made_at": made_at}
+def _site_answer(site: dict[str, Any], keys: SigningKeys | None, now: datetime) -> dict[str, Any]:
+    """A site as the admin API answers it (SiteDocument): its definition, when its signing
+    secret was made (None: it has none), so that whoever makes a new one knows whether a
+    server's secret is replaced by it, and until when the one it replaced is still accepted.
+    Never a key id, from which with the stack's key a secret is made."""
+    return {
+        **site,
+        "signing_secret_made_at": keys.created_at if keys is not None else None,
+        "previous_secret_accepted_until": (
+            keys.previous_accepted_at(now) if keys is not None else None
+        ),
+    }
 
 
 def sites_listed(call: AdminCall) -> Any:
     """The sites, in pages, each with when its signing secret was made
-    (`signing_secret_made_at`, null when it has none)."""
+    (`signing_secret_made_at`, null when it has none) and until when the one it replaced is
+    accepted (`previous_secret_accepted_until`)."""
     answer = sites_list(call)
-    made = services.site_repository(call.settings).signing_secrets_made()
+    keys = services.site_repository(call.settings).all_signing_keys()
+    now = services.clock(call.settings).now()
     return {
         **answer,
-        "items": [_site_answer(site, made.get(site["site_id"])) for site in answer["items"]],
+        "items": [_site_answer(site, keys.get(site["site_id"]), now) for site in answer["items"]],
     }
 
 
 def sites_shown(call: AdminCall) -> Any:
     """One site, with when its signing secret was made (`signing_secret_made_at`, null when it
-    has none)."""
-    answer = sites_show(call)
-    key = services.site_repository(call.settings).signing_key(answer["site_id"])
-    return _site_answer(answer, key[1] if key is not None else None)
+    has none) and until when the one its last rotation replaced is still accepted
+    (`previous_secret_accepted_until`, null when none is)."""
+    return _site_answer_of(call, sites_show(call))
+
+
+def sites_saved(call: AdminCall) -> Any:
+    status, answer = sites_save(call)
+    return status, _site_answer_of(call, answer)
+
+
+sites_saved.__doc__ = sites_save.__doc__
+
+
+def _site_answer_of(call: AdminCall, site: dict[str, Any]) -> dict[str, Any]:
+    keys = services.site_repository(call.settings).signing_keys(site["site_id"])
+    return _site_answer(site, keys, services.clock(call.settings).now())
+
+
+class SecretRotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    revoke_previous: bool = Field(
+        default=False,
+        description="true: the current secret (say it leaked), and any earlier one still"
+        " accepted, stop being accepted at once (within 30 seconds), not 24 hours from now.",
+    )
 
 
 def site_signing_secret(call: AdminCall) -> Any:
-    """Make the site's signing secret, which its server signs tracking posts with (its first,
-    or a new one in place of the current, which stops verifying within 30 seconds). The secret is in
-    this answer only: Tsunagu keeps its key id, never the secret."""
+    """Make the site's signing secret, which its server signs tracking posts with: its first,
+    or a new one in place of the current, which is still accepted for 24 hours
+    (`previous_secret_accepted_until`) while the site's servers switch. One previous secret
+    only: a rotation inside those 24 hours ends the earlier secret's at once
+    (`ended_overlap_until` says until when it would have been accepted). `revoke_previous`:
+    true (a leaked secret) ends the current one too, within 30 seconds (the time a warm
+    tracking function keeps a site). The secret is in this answer only: Tsunagu keeps its key
+    id, never the secret."""
+    asked = call.model(SecretRotation)
     made = sites.rotate_signing_secret(
-        services.site_commands(call.settings), call.actor, call.params["site"]
+        services.site_commands(call.settings),
+        call.actor,
+        call.params["site"],
+        revoke_previous=asked.revoke_previous,
     )
     return 201, made.as_body()
 
@@ -1878,6 +1976,9 @@ class AdminRoute:
     """What the body is (for the API document; ``run`` reads it)."""
     query: tuple[str, ...] = ()
     """The query parameters it reads (``QUERY_PARAMETERS``)."""
+    answer: type[BaseModel] | None = None
+    """What it answers (for the API document), where that is a model: each item of a paged
+    list's ``items``; None: a JSON object the summary describes."""
 
     @property
     def summary(self) -> str:
@@ -2013,21 +2114,34 @@ ROUTES: tuple[AdminRoute, ...] = (
     ),
     AdminRoute("PUT", "/admin/emergency-stop", "journeys.stop_all", emergency_stop),
     AdminRoute("DELETE", "/admin/emergency-stop", "journeys.resume_all", emergency_stop_lift),
-    AdminRoute("GET", "/admin/forms", "forms.list", forms_list, query=PAGED),
-    AdminRoute("GET", "/admin/forms/{form}", "forms.list", forms_show),
+    AdminRoute("GET", "/admin/forms", "forms.list", forms_list, query=PAGED, answer=FormDocument),
+    AdminRoute("GET", "/admin/forms/{form}", "forms.list", forms_show, answer=FormDocument),
     AdminRoute(
-        "PUT", "/admin/forms/{form}", "forms.save", forms_save, FormDefinition, query=("replace",)
+        "PUT",
+        "/admin/forms/{form}",
+        "forms.save",
+        forms_save,
+        FormDocument,
+        query=("replace",),
+        answer=FormDocument,
     ),
-    AdminRoute("GET", "/admin/sites", "sites.list", sites_listed, query=PAGED),
-    AdminRoute("GET", "/admin/sites/{site}", "sites.list", sites_shown),
+    AdminRoute("GET", "/admin/sites", "sites.list", sites_listed, query=PAGED, answer=SiteDocument),
+    AdminRoute("GET", "/admin/sites/{site}", "sites.list", sites_shown, answer=SiteDocument),
     AdminRoute(
-        "PUT", "/admin/sites/{site}", "sites.save", sites_save, SiteDefinition, query=("replace",)
+        "PUT",
+        "/admin/sites/{site}",
+        "sites.save",
+        sites_saved,
+        SiteDocument,
+        query=("replace",),
+        answer=SiteDocument,
     ),
     AdminRoute(
         "POST",
         "/admin/sites/{site}/signing-secret",
         "sites.rotate_secret",
         site_signing_secret,
+        SecretRotation,
     ),
     AdminRoute("GET", "/admin/users", "users.list", users_list, query=PAGED),
     AdminRoute("POST", "/admin/users", "users.save", user_invite, Invitation),
@@ -2035,9 +2149,21 @@ ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("GET", "/admin/leads/{lead}/score", "leads.score", lead_score),
     AdminRoute("GET", "/admin/hot-list", "leads.hot", hot_list, query=("limit",)),
     AdminRoute("GET", "/admin/crm/pushes", "crm.pushes", crm_pushes, query=PAGED),
-    AdminRoute("GET", "/admin/templates", "templates.list", templates_list, query=PAGED),
     AdminRoute(
-        "GET", "/admin/templates/{template}", "templates.list", template_show, query=("version",)
+        "GET",
+        "/admin/templates",
+        "templates.list",
+        templates_list,
+        query=PAGED,
+        answer=MailTemplate,
+    ),
+    AdminRoute(
+        "GET",
+        "/admin/templates/{template}",
+        "templates.list",
+        template_show,
+        query=("version",),
+        answer=MailTemplate,
     ),
     AdminRoute(
         "GET",
@@ -2052,6 +2178,7 @@ ROUTES: tuple[AdminRoute, ...] = (
         template_save,
         MailTemplate,
         query=("new",),
+        answer=MailTemplate,
     ),
     AdminRoute(
         "GET",

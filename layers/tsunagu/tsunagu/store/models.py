@@ -228,6 +228,10 @@ class SiteItem(Model):
     """The site's signing secret's id (tracking.server_posts); the secret itself is not
     stored. Outside the definition, so saving the site's settings keeps it."""
     signing_key_created_at = UnicodeAttribute(null=True)
+    previous_signing_key_id = UnicodeAttribute(null=True)
+    """The key id the last rotation replaced, still accepted until ``previous_signing_key_until``
+    (tracking.stored_sites.SigningKeys); both absent when there is none or it was revoked."""
+    previous_signing_key_until = UnicodeAttribute(null=True)
 
 
 class MailTemplateItem(Model):

@@ -17,7 +17,7 @@ from tsunagu.signed_requests import VerifiedRequest
 from tsunagu.store.converters import event_from_item, event_to_item
 from tsunagu.store.tables import Tables
 from tsunagu.tracking.judgement import rejudge
-from tsunagu.tracking.stored_sites import StoredSite
+from tsunagu.tracking.stored_sites import SigningKeys, StoredSite
 
 _site_cache: dict[tuple[str, str], tuple[float, StoredSite]] = {}
 """Sites a warm tracking function has read: (sites table, site id) -> (when, site)."""
@@ -70,8 +70,9 @@ class TrackingRepository:
         while request:
             response = client.batch_get_item(RequestItems=request)
             for item in response["Responses"].get(settings.sites_table, []):
-                key_id = item.get("signing_key_id", {}).get("S")
-                site = StoredSite.from_definition(json.loads(item["definition"]["S"]), key_id)
+                site = StoredSite.from_definition(
+                    json.loads(item["definition"]["S"]), _signing_keys(item)
+                )
                 _site_cache[(settings.sites_table, site.site_id)] = (time.monotonic(), site)
             for item in response["Responses"].get(settings.lead_identities_table, []):
                 leads[item["identity"]["S"].split(":", 1)[1]] = item["lead_id"]["S"]
@@ -186,3 +187,22 @@ class TrackingRepository:
                     model.properties["reasons"].set(judgement.reasons),
                 ]
             )
+
+
+def _signing_keys(item: dict[str, Any]) -> SigningKeys | None:
+    """A site item's signing keys (tsunagu.store.sites writes them), read from DynamoDB's own
+    JSON."""
+
+    def text(name: str) -> str | None:
+        value = item.get(name, {}).get("S")
+        return str(value) if value is not None else None
+
+    key_id = text("signing_key_id")
+    if key_id is None:
+        return None
+    return SigningKeys(
+        key_id,
+        text("signing_key_created_at") or "",
+        text("previous_signing_key_id"),
+        text("previous_signing_key_until"),
+    )
