@@ -1933,17 +1933,7 @@ def test_an_admin_makes_a_sites_signing_secret_once_and_its_server_signs_with_it
     secret = shown.input_value()
 
     # The site's server signs a post with it, at the runtime's time, and it is taken
-    now = tsunagu.cli("clock", "show").stdout.split("\t")[1]
-    timestamp = str(int(datetime.fromisoformat(now.replace("Z", "+00:00")).timestamp()))
-    body = json.dumps(
-        {"site_id": "demo", "events": [{"type": "purchase", "visitor_id": "v_e2e0000000000001"}]}
-    ).encode()
-    signature = signature_header(secret.encode(), timestamp, body)
-    headers = {"x-tsunagu-timestamp": timestamp, "x-tsunagu-signature": signature}
-    status, _, answer = tsunagu.request(
-        "POST", "/t/events", body, {"content-type": "application/json", **headers}
-    )
-    assert status == 200, answer
+    assert signed_post(tsunagu, secret, "e2e0") == 200
     # Reloaded, the screen shows the secret no more: it was shown that once
     page.reload()
     card = demo_site_card(page)
@@ -1957,23 +1947,56 @@ def test_an_admin_makes_a_sites_signing_secret_once_and_its_server_signs_with_it
     card.get_by_role("button", name="Make a new signing secret").click()
     question = page.evaluate("window.asked")
     assert "Replace the signing secret made on" in question, question
-    assert "refused (401) within 30 seconds" in question, question
+    assert "still accepted for 24 hours" in question, question
     expect(card.get_by_label("Signing secret of demo")).to_have_count(0)
-    again = signature_header(secret.encode(), timestamp, body.replace(b"e2e0", b"e2e1"))
-    status, _, answer = tsunagu.request(
-        "POST",
-        "/t/events",
-        body.replace(b"e2e0", b"e2e1"),
-        {
-            "content-type": "application/json",
-            "x-tsunagu-timestamp": timestamp,
-            "x-tsunagu-signature": again,
-        },
-    )
-    assert status == 200, answer  # the old secret still verifies: none was made
+    assert (
+        signed_post(tsunagu, secret, "e2e1") == 200
+    )  # the old secret still verifies: none was made
 
-    # Saying yes makes the new one
+    # Saying yes makes the new one; the card says until when the old one is still accepted, and
+    # meanwhile a post signed with either is taken (the site's servers switch one by one)
     page.evaluate("window.confirm = () => true")
     card.get_by_role("button", name="Make a new signing secret").click()
     expect(shown).to_have_value(re.compile(r"^tss_[0-9a-f]{64}$"))
-    assert shown.input_value() != secret
+    second = shown.input_value()
+    assert second != secret
+    expect(card).to_contain_text("The secret it replaced is still accepted until")
+    assert accessibility_problems(page) == []
+    assert signed_post(tsunagu, secret, "e2e2") == 200
+    assert signed_post(tsunagu, second, "e2e3") == 200
+
+    # The new one leaked: the admin makes another saying so, is asked first, and then neither
+    # old secret is accepted any more
+    page.reload()
+    card = demo_site_card(page)
+    expect(card).to_contain_text("The secret it replaced is still accepted until")
+    card.get_by_text("Tracking from your server").click()
+    card.get_by_label("The current secret leaked: stop accepting it at once").check()
+    page.evaluate("window.confirm = (question) => { window.asked = question; return true; }")
+    card.get_by_role("button", name="Make a new signing secret").click()
+    shown = card.get_by_label("Signing secret of demo")
+    expect(shown).to_have_value(re.compile(r"^tss_[0-9a-f]{64}$"))
+    question = page.evaluate("window.asked")
+    assert "and stop accepting it" in question, question
+    assert "refused (401) within 30 seconds" in question, question
+    expect(card).not_to_contain_text("still accepted until")
+    assert signed_post(tsunagu, second, "e2e4") == 401
+    assert signed_post(tsunagu, secret, "e2e5") == 401
+    assert signed_post(tsunagu, shown.input_value(), "e2e6") == 200
+
+
+def signed_post(tsunagu: RunningTsunagu, secret: str, visitor: str) -> int:
+    """The status of a purchase by the visitor ``v_<visitor>000000000001`` posted by the demo
+    site's server, signed with ``secret`` at the runtime's now (each visitor a new request)."""
+    now = tsunagu.cli("clock", "show").stdout.split("\t")[1]
+    timestamp = str(int(datetime.fromisoformat(now.replace("Z", "+00:00")).timestamp()))
+    event = {"type": "purchase", "visitor_id": f"v_{visitor}000000000001"}
+    body = json.dumps({"site_id": "demo", "events": [event]}).encode()
+    headers = {
+        "content-type": "application/json",
+        "x-tsunagu-timestamp": timestamp,
+        "x-tsunagu-signature": signature_header(secret.encode(), timestamp, body),
+    }
+    status, _, answer = tsunagu.request("POST", "/t/events", body, headers)
+    assert status in (200, 401), answer
+    return int(status)

@@ -18,8 +18,11 @@ interface SiteRow {
   /** How many times it was saved, as read: sent back with a save, which is refused (409) if
    * someone saved it since. Absent on a new one. */
   revision?: number;
-  /** When its signing secret was made (null: it has none); the API's, never saved back. */
+  /** When its signing secret was made (null: it has none); read-only: a save ignores it. */
   signing_secret_made_at?: string | null;
+  /** Until when the secret its last rotation replaced is still accepted (null: none is);
+   * read-only, as above. */
+  previous_secret_accepted_until?: string | null;
 }
 
 const NEW_SITE: SiteRow = { site_id: "", name: "", allowed_origins: [], truncate_ip: true };
@@ -150,6 +153,7 @@ export default function FormsAndSites() {
             <SigningSecret
               siteId={site.site_id}
               madeAt={site.signing_secret_made_at ?? null}
+              previousUntil={site.previous_secret_accepted_until ?? null}
               onMade={() => load()}
             />
           )}
@@ -166,28 +170,47 @@ export default function FormsAndSites() {
 }
 
 /** A site's signing secret for its server's tracking posts (tsunagu.commands.sites): made
- * (or made anew, replacing the current one at once) by an admin, and shown here that once.
- * When the site has one, the card says when it was made, and a new one is made only once the
- * admin has agreed that servers still signing with it will be refused. */
-function SigningSecret(props: { siteId: string; madeAt: string | null; onMade: () => Promise<void> }) {
+ * (or made anew, the current one still accepted for 24 hours while the site's servers switch)
+ * by an admin, and shown here that once. When the site has one, the card says when it was
+ * made and until when the one it replaced is accepted, and a new one is made only once the
+ * admin has agreed to what it replaces. "It leaked" revokes the current one at once instead. */
+function SigningSecret(props: {
+  siteId: string;
+  madeAt: string | null;
+  previousUntil: string | null;
+  onMade: () => Promise<void>;
+}) {
   const { t } = useTranslation();
   const [secret, setSecret] = useState<string | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
+  const [revoke, setRevoke] = useState(false);
+
+  function question(madeAt: string): string {
+    if (revoke) return t("sites.revoke_confirm", { when: when(madeAt) });
+    const asked = t("sites.replace_confirm", { when: when(madeAt) });
+    // One previous secret only: the one still accepted now is dropped by this rotation
+    return props.previousUntil
+      ? `${asked} ${t("sites.replace_ends_overlap", { until: when(props.previousUntil) })}`
+      : asked;
+  }
 
   async function make() {
-    if (props.madeAt && !window.confirm(t("sites.replace_confirm", { when: when(props.madeAt) }))) return;
+    if (props.madeAt && !window.confirm(question(props.madeAt))) return;
     setProblem(null);
     try {
       const made = await api<{ secret: string }>(
         "POST",
         `/admin/sites/${encodeURIComponent(props.siteId)}/signing-secret`,
+        { body: { revoke_previous: revoke } },
       );
       setSecret(made.secret);
+      setRevoke(false);
     } catch (error) {
       setProblem(describeError(error));
       return;
     }
-    // The card's "made on" is the new secret's now (the secret itself stays shown here)
+    // The card's "made on" and "accepted until" are the new secret's now (the secret itself
+    // stays shown here)
     await props.onMade().catch((error) => setProblem(describeError(error)));
   }
 
@@ -195,6 +218,7 @@ function SigningSecret(props: { siteId: string; madeAt: string | null; onMade: (
     <>
       <p className="note">
         {props.madeAt ? t("sites.secret_made", { when: when(props.madeAt) }) : t("sites.no_secret")}
+        {props.previousUntil && <> {t("sites.previous_until", { when: when(props.previousUntil) })}</>}
       </p>
       <details>
         <summary>{t("sites.server")}</summary>
@@ -210,9 +234,17 @@ function SigningSecret(props: { siteId: string; madeAt: string | null; onMade: (
             <p role="status">{t("sites.secret_once")}</p>
           </div>
         ) : (
-          <button type="button" onClick={() => void make()}>
-            {t("sites.new_secret")}
-          </button>
+          <>
+            {props.madeAt && (
+              <label>
+                <input type="checkbox" checked={revoke} onChange={(event) => setRevoke(event.target.checked)} />
+                {t("sites.revoke_previous")}
+              </label>
+            )}
+            <button type="button" onClick={() => void make()}>
+              {t("sites.new_secret")}
+            </button>
+          </>
         )}
       </details>
     </>
@@ -263,10 +295,9 @@ function SiteEditor(props: { initial: SiteRow; isNew: boolean; onSaved: (message
     event.preventDefault();
     setProblems([]);
     setMessage(null);
-    // When its secret was made is the API's to say, not a setting the site is saved with
-    const { signing_secret_made_at: _made, ...settings } = site;
+    // Sent back as read: the API ignores the read-only times (when its secret was made)
     const body = {
-      ...settings,
+      ...site,
       site_id: site.site_id.trim(),
       allowed_origins: origins.split(/[\s,]+/).filter(Boolean),
     };
