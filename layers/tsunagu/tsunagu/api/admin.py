@@ -1449,11 +1449,13 @@ def sites_shown(call: AdminCall) -> Any:
 
 
 def sites_saved(call: AdminCall) -> Any:
+    """Create the site, or replace it with ?replace=true (never by accident). The body is the
+    site as GET answers it, and so is the answer: its read-only fields (when its signing secret
+    was made, until when the one it replaced is accepted) are ignored. ``revision`` (as read):
+    replace that revision only - a 409 (the revision now in ``revision``), nothing stored, if
+    someone saved it since; absent: over whatever is stored."""
     status, answer = sites_save(call)
     return status, _site_answer_of(call, answer)
-
-
-sites_saved.__doc__ = sites_save.__doc__
 
 
 def _site_answer_of(call: AdminCall, site: dict[str, Any]) -> dict[str, Any]:
