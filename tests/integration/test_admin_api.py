@@ -28,7 +28,7 @@ from tests.support.shipped import install_shipped_journeys
 from tsunagu import services
 from tsunagu.api import admin
 from tsunagu.clock import isoformat
-from tsunagu.commands import definitions, journeys, users
+from tsunagu.commands import definitions, journeys, qualification, users
 from tsunagu.commands.access import OPERATIONS, Actor, Role
 from tsunagu.commands.audit import AuditEntry
 from tsunagu.errors import AlreadyExists, ConcurrentUpdate, ValidationFailed
@@ -40,6 +40,8 @@ from tsunagu.mail.templates import MailTemplate
 from tsunagu.qualification.config import QualificationConfig
 from tsunagu.settings import Settings
 from tsunagu.store.journeys import StepFunctionsExecutions
+from tsunagu.store.qualification import CONFIG_KEY
+from tsunagu.store.tables import bind_tables
 from tsunagu.tracking.sites import SiteDefinition
 from tsunagu_local.seed import DEMO_FORM_ID, demo_form
 
@@ -208,7 +210,7 @@ def test_saving_one_section_of_the_rules_keeps_another_saved_a_moment_ago(
     rules = services.qualification_repository(stack)
     _, revision = rules.config_revision()
     graded_b = {**rules.config(fresh=True).model_dump(mode="json"), "minimum_grade": "B"}
-    assert rules.replace_config(QualificationConfig.model_validate(graded_b), revision=revision)
+    rules.replace_config(QualificationConfig.model_validate(graded_b), over=revision)
     services.qualification_repository(stack).config()  # (this process's copy: still D)
 
     # When the first saves only the CRM merge rules
@@ -224,9 +226,117 @@ def test_saving_one_section_of_the_rules_keeps_another_saved_a_moment_ago(
 def test_a_rules_save_over_a_revision_someone_replaced_is_refused(stack: Settings) -> None:
     rules = services.qualification_repository(stack)
     config, revision = rules.config_revision()
-    assert rules.replace_config(config, revision=revision)
-    assert not rules.replace_config(config, revision=revision)  # the same revision again
+    assert rules.replace_config(config, over=revision) == revision + 1
+    with pytest.raises(ConcurrentUpdate) as refused:
+        rules.replace_config(config, over=revision)  # the same revision again
+    assert refused.value.revision == revision + 1
     assert rules.config_revision()[1] == revision + 1
+
+
+def test_rules_saved_from_a_stale_copy_do_not_overwrite_a_colleagues_save(
+    stack: Settings,
+) -> None:
+    # Given the rules both marketers opened in the console (never saved yet: revision 0)
+    status, opened_by_a = call(stack, "GET", "/admin/qualification")
+    assert (status, opened_by_a["revision"]) == (200, 0), opened_by_a
+    opened_by_b = dict(opened_by_a)
+    # When B saves a change, and then A saves its own edit of the copy it read (the whole sheet,
+    # as the console sends it)
+    b = opened_by_b | {"minimum_grade": "B"}
+    status, saved_by_b = call(stack, "PUT", "/admin/qualification", body=b)
+    assert (status, saved_by_b["revision"]) == (200, 1), saved_by_b
+    a = opened_by_a | {"scoring": {**opened_by_a["scoring"], "mql_threshold": 55}}
+    status, body = call(stack, "PUT", "/admin/qualification", body=a)
+    # Then A is told someone saved meanwhile, with the revision now; B's change stays whole,
+    # nothing of A's is stored, and the log has B's save only
+    assert status == 409, f"A's stale save silently dropped B's change: {body}"
+    assert body["code"] == "concurrent_update" and body["revision"] == 1, body
+    assert call(stack, "GET", "/admin/qualification")[1] == saved_by_b
+    saves = [e for e in audit_entries(stack) if e.operation == "qualification.set"]
+    assert [(e.outcome, e.after) for e in saves] == [("done", {"minimum_grade": "B"})]
+    # And A, having looked, saves over the revision the refusal named: theirs is replaced
+    status, body = call(stack, "PUT", "/admin/qualification", body={**a, "revision": 1})
+    assert (status, body["revision"], body["minimum_grade"]) == (200, 2, "D"), body
+    assert body["scoring"]["mql_threshold"] == 55
+    # Without a revision (the CLI, scripts), a save goes over whatever is saved, as before
+    status, body = call(stack, "PUT", "/admin/qualification", body={"minimum_grade": "C"})
+    assert (status, body["revision"], body["minimum_grade"]) == (200, 3, "C"), body
+    assert body["scoring"]["mql_threshold"] == 55
+    assert call(stack, "GET", "/admin/qualification")[1] == body
+
+
+def test_a_rules_save_landing_between_the_editors_read_and_its_write_is_not_replaced(
+    stack: Settings,
+) -> None:
+    # Given the rules at revision 1, which an editor read
+    real = services.qualification_repository(stack)
+    real.replace_config(real.config_revision()[0], over=0)
+    colleague = Actor("u-col", Role.MARKETER, "col@example.com", via="api")
+    me = Actor("u-me", Role.MARKETER, "me@example.com", via="api")
+    theirs = {"minimum_grade": "B"}
+
+    class Racing:
+        """The rules as the save reads them, a colleague's save landing right after that read:
+        only the write's own condition can tell."""
+
+        def __init__(self) -> None:
+            self.raced = False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def config_revision(self) -> tuple[QualificationConfig, int]:
+            read = real.config_revision()
+            if not self.raced:
+                self.raced = True
+                qualification.replace_sections(ports(real), colleague, theirs)
+            return read
+
+    def ports(rules: Any) -> qualification.QualificationCommands:
+        return replace(services.qualification_commands(stack), rules=rules)
+
+    # When I save over the revision I read (1), the colleague's save landing meanwhile
+    with pytest.raises(ConcurrentUpdate) as refused:
+        qualification.replace_sections(ports(Racing()), me, {"minimum_grade": "A"}, over=1)
+
+    # Then mine is refused with the revision now, and theirs stands
+    assert refused.value.revision == 2
+    config, revision = real.config_revision()
+    assert (config.minimum_grade, revision) == ("B", 2)
+    done = [e for e in audit_entries(stack) if e.operation == "qualification.set"]
+    assert [(e.actor.user_id, e.after) for e in done] == [("u-col", {"minimum_grade": "B"})]
+
+    # ... while a save naming no revision, raced alike, merges into theirs (the CLI's way)
+    saved = qualification.replace_sections(ports(Racing()), me, {"owners": {"rules": []}})
+    assert (saved.definition.minimum_grade, len(saved.definition.owners.rules)) == ("B", 0)
+    assert saved.revision == real.config_revision()[1] == 4
+
+
+@pytest.mark.parametrize("revision", [-1, "1", True, 1.5])
+def test_a_rules_revision_that_is_not_a_count_is_a_422_and_stores_nothing(
+    stack: Settings, revision: object
+) -> None:
+    body = {"minimum_grade": "B", "revision": revision}
+    status, answer = call(stack, "PUT", "/admin/qualification", body=body)
+    assert status == 422 and "revision" in json.dumps(answer), answer
+    shown = call(stack, "GET", "/admin/qualification")[1]
+    assert (shown["minimum_grade"], shown["revision"]) == ("D", 0), shown
+
+
+def test_rules_saved_before_saves_were_counted_are_revision_0_and_saved_over_once(
+    stack: Settings,
+) -> None:
+    # Given rules an earlier Tsunagu saved, counting its saves in ``value``
+    model = bind_tables(stack).qualification
+    model(*CONFIG_KEY, data=QualificationConfig().model_dump(mode="json"), value=4).save()
+    rules = services.qualification_repository(stack)
+    assert rules.config_revision()[1] == 0
+    # When an editor saves over what it read, the count starts here, and the old one is gone
+    assert rules.replace_config(QualificationConfig(), over=0) == 1
+    assert model.get(*CONFIG_KEY).value is None
+    # ... and a second editor who read the same is refused
+    with pytest.raises(ConcurrentUpdate):
+        rules.replace_config(QualificationConfig(), over=0)
 
 
 def test_each_change_through_the_api_is_in_the_log_with_its_before_and_after(

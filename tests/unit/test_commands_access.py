@@ -26,7 +26,7 @@ from tsunagu.commands.audit import (
     list_entries,
     what_changed,
 )
-from tsunagu.errors import Forbidden, ValidationFailed
+from tsunagu.errors import ConcurrentUpdate, Forbidden, ValidationFailed
 from tsunagu.journeys.model import PublishedVersion, ResumePolicy
 from tsunagu.leads.merge import Channel, FieldValue
 from tsunagu.leads.model import ConsentEvidence, Lead, LeadEvent, email_identity
@@ -401,25 +401,27 @@ def test_a_publication_and_a_rollback_are_recorded_with_the_versions() -> None:
     assert log[0].detail == "customer stories instead"
 
 
+@dataclass
+class FakeRules:
+    """The rules' store, its revision checked as the real one checks it (in the write)."""
+
+    kept: QualificationConfig = field(default_factory=QualificationConfig)
+    revision: int = 0
+
+    def config_revision(self) -> tuple[QualificationConfig, int]:
+        return self.kept, self.revision
+
+    def replace_config(self, config: QualificationConfig, *, over: int) -> int:
+        if over != self.revision:
+            refused = ConcurrentUpdate("saved meanwhile")
+            refused.revision = self.revision
+            raise refused
+        self.kept, self.revision = config, over + 1
+        return self.revision
+
+
 def test_a_rules_change_is_recorded_value_by_value_and_a_bad_one_changes_nothing() -> None:
-    @dataclass
-    class Rules:
-        kept: QualificationConfig = field(default_factory=QualificationConfig)
-        revision: int = 0
-
-        def config(self) -> QualificationConfig:
-            return self.kept
-
-        def config_revision(self) -> tuple[QualificationConfig, int]:
-            return self.kept, self.revision
-
-        def replace_config(self, config: QualificationConfig, *, revision: int) -> bool:
-            if revision != self.revision:
-                return False
-            self.kept, self.revision = config, revision + 1
-            return True
-
-    rules = Rules()
+    rules = FakeRules()
     ports = qualification.QualificationCommands(
         rules=rules,  # type: ignore[arg-type]  # the score's half is not needed here
         leads=FakeLeads({}),  # type: ignore[arg-type]
@@ -439,6 +441,28 @@ def test_a_rules_change_is_recorded_value_by_value_and_a_bad_one_changes_nothing
         {"scoring.mql_threshold": before},
         {"scoring.mql_threshold": 60},
     )
+
+
+def test_a_rules_change_over_a_revision_saved_since_is_refused_and_changes_nothing() -> None:
+    rules = FakeRules(revision=3)
+    ports = qualification.QualificationCommands(
+        rules=rules,  # type: ignore[arg-type]  # the score's half is not needed here
+        leads=FakeLeads({}),  # type: ignore[arg-type]
+        audit=FakeAudit(),
+        clock=FixedClock(),
+    )
+    # An editor that read revision 2 (someone saved the 3rd since) is refused, once, untried
+    # again: nothing stored, nothing logged, the revision now in the refusal
+    with pytest.raises(ConcurrentUpdate) as refused:
+        qualification.replace_sections(ports, MARKETER, {"minimum_grade": "B"}, over=2)
+    assert refused.value.revision == 3
+    assert (rules.kept, rules.revision) == (QualificationConfig(), 3)
+    assert ports.audit.kept == {}  # type: ignore[attr-defined]
+    # Over the revision now, or over none (the CLI), it is saved, and says its revision
+    saved = qualification.replace_sections(ports, MARKETER, {"minimum_grade": "B"}, over=3)
+    assert (saved.definition.minimum_grade, saved.revision) == ("B", 4)
+    saved = qualification.replace_sections(ports, MARKETER, {"minimum_grade": "C"})
+    assert (saved.definition.minimum_grade, saved.revision, rules.revision) == ("C", 5, 5)
 
 
 def test_a_form_is_never_overwritten_by_accident_and_a_change_says_what_changed() -> None:

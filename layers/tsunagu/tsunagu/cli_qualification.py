@@ -65,9 +65,11 @@ def leads_hot(settings: Settings, args: argparse.Namespace) -> int:
 def qualification_show(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.commands import qualification
 
+    # The rules only: the file ``set`` takes back names no revision (it saves over whatever
+    # is saved, as a script does)
     config = qualification.show(
         services.qualification_commands(settings), services.operator(settings)
-    )
+    ).definition
     print(json.dumps(config.model_dump(mode="json"), indent=2, ensure_ascii=False))
     return 0
 
@@ -88,7 +90,7 @@ def qualification_set(settings: Settings, args: argparse.Namespace) -> int:
     try:
         config = qualification.replace_sections(
             services.qualification_commands(settings), services.operator(settings), given
-        )
+        ).definition
     except ValidationFailed as error:
         raise QualificationCliError(f"{args.file} is not valid: {error.message}") from None
     print(

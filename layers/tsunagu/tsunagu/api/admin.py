@@ -1290,6 +1290,18 @@ def emergency_stop_lift(call: AdminCall) -> Any:
 # ---------------------------------------------------------------- forms and sites
 
 
+def revision_read(body: dict[str, Any], what: str) -> int | None:
+    """The ``revision`` a save of a record edited whole names, taken out of ``body``: the
+    count GET answered, which the save goes over (tsunagu.store.revisions). None: it names
+    none (the CLI, scripts), and the save goes over whatever is stored."""
+    over = body.pop("revision", None)
+    if over is not None and (type(over) is not int or over < 0):
+        raise ValidationFailed(
+            [FieldError("revision", f"must be the revision of {what} as you read it")]
+        )
+    return over
+
+
 def _definition_ports(call: AdminCall) -> definitions.DefinitionCommands:
     return definitions.DefinitionCommands(
         audit=services.audit_log(call.settings),
@@ -1379,11 +1391,7 @@ def _definition_routes(
         # What the answer said that is not the {kind}'s to set goes unread, whatever it says:
         # any other field the definition does not have is still refused below.
         body = {name: value for name, value in call.json().items() if name not in answered_only}
-        over = body.pop("revision", None)
-        if over is not None and (type(over) is not int or over < 0):
-            raise ValidationFailed(
-                [FieldError("revision", f"must be the revision of the {kind} as you read it")]
-            )
+        over = revision_read(body, f"the {kind}")
         id_field = f"{kind}_id"
         if body.get(id_field, key) != key:
             raise ValidationFailed([FieldError(id_field, f"must be {key!r}, as in the path")])
@@ -1666,15 +1674,30 @@ def template_test_send(call: AdminCall) -> Any:
 
 
 def qualification_show(call: AdminCall) -> Any:
-    """The qualification rules: scoring, grading, MQL threshold, owners, CRM merge."""
+    """The qualification rules as saved now: scoring, grading, MQL threshold, owners, CRM merge,
+    and their ``revision`` (how many times they were saved), which a save sends back."""
     ports = services.qualification_commands(call.settings)
-    return qualification.show(ports, call.actor).model_dump(mode="json")
+    return qualification.show(ports, call.actor).as_json()
+
+
+class QualificationChange(QualificationConfig):
+    """The sections of the rules to replace (the others stay as saved), and the revision read."""
+
+    revision: int | None = Field(default=None, ge=0)
+    """The ``revision`` read with the rules (GET /admin/qualification): saved only if they are
+    still at it - a 409 (the revision now in the error's ``revision``), nothing stored, if
+    someone saved them since. Absent: over whatever is saved (the CLI, scripts)."""
 
 
 def qualification_set(call: AdminCall) -> Any:
-    """Replace the sections of the rules the body has; the others stay."""
+    """Replace the sections of the rules the body has; the others stay. ``revision`` (as read):
+    over that revision only - a 409 (the revision now in ``revision``), nothing stored, if
+    someone saved the rules since; absent: over whatever is saved. The answer has the rules
+    and their new revision."""
     ports = services.qualification_commands(call.settings)
-    return qualification.replace_sections(ports, call.actor, call.json()).model_dump(mode="json")
+    body = dict(call.json())
+    over = revision_read(body, "the rules")
+    return qualification.replace_sections(ports, call.actor, body, over=over).as_json()
 
 
 def lead_score(call: AdminCall) -> Any:
@@ -2205,7 +2228,7 @@ ROUTES: tuple[AdminRoute, ...] = (
     ),
     AdminRoute("GET", "/admin/qualification", "qualification.show", qualification_show),
     AdminRoute(
-        "PUT", "/admin/qualification", "qualification.set", qualification_set, QualificationConfig
+        "PUT", "/admin/qualification", "qualification.set", qualification_set, QualificationChange
     ),
     AdminRoute(
         "GET",

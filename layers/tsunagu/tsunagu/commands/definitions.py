@@ -40,7 +40,8 @@ class Definitions[D: BaseModel](Protocol):
 
 @dataclass(frozen=True)
 class Revised[D: BaseModel]:
-    """A form or site as stored, with its revision: what an editor sends back when it saves."""
+    """A record people edit whole (a form, a site, the qualification rules) as stored, with its
+    revision (tsunagu.store.revisions): what an editor sends back when it saves."""
 
     definition: D
     revision: int

@@ -17,6 +17,7 @@ from tsunagu.client_values import validation_failed
 from tsunagu.clock import Clock
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
+from tsunagu.commands.definitions import Revised
 from tsunagu.errors import ConcurrentUpdate
 from tsunagu.leads.lookup import LeadFinder, lead_by_email
 from tsunagu.leads.model import Lead
@@ -39,7 +40,10 @@ class Rules(Protocol):
 
     def config_revision(self) -> tuple[QualificationConfig, int]: ...
 
-    def replace_config(self, config: QualificationConfig, *, revision: int) -> bool: ...
+    def replace_config(self, config: QualificationConfig, *, over: int) -> int:
+        """Save them if still at revision ``over``: their revision now, else ConcurrentUpdate
+        (carrying the revision now), checked in the write itself (tsunagu.store.revisions)."""
+        ...
 
     def awards_of(self, lead_id: str) -> list[Award]: ...
 
@@ -197,19 +201,28 @@ def failed_pushes(ports: QualificationCommands, actor: Actor) -> list[dict[str, 
     return ports.rules.failed_pushes()
 
 
-def show(ports: QualificationCommands, actor: Actor) -> QualificationConfig:
+def show(ports: QualificationCommands, actor: Actor) -> Revised[QualificationConfig]:
+    """The rules as saved now, with their revision: what an editor sends back when it saves."""
     with recorded(ports.audit, ports.clock, actor, "qualification.show", "qualification"):
-        return ports.rules.config()
+        return Revised(*ports.rules.config_revision())
 
 
 def replace_sections(
-    ports: QualificationCommands, actor: Actor, given: Mapping[str, Any]
-) -> QualificationConfig:
+    ports: QualificationCommands,
+    actor: Actor,
+    given: Mapping[str, Any],
+    *,
+    over: int | None = None,
+) -> Revised[QualificationConfig]:
     """Replace the sections ``given`` has (scoring, grading, minimum_grade, owners, crm_merge);
     the others stay as they are saved now - not as this process last read them: another admin
-    may have saved one a moment ago. ValidationFailed says what is wrong, field by field."""
+    may have saved one a moment ago. ValidationFailed says what is wrong, field by field.
+
+    ``over``: the revision the editor read - saved only if the rules are still at it, else
+    ConcurrentUpdate (nothing stored, the revision now in the error), or a colleague's change
+    made meanwhile would be silently lost. None (the CLI, scripts): over whatever is saved."""
     with recorded(ports.audit, ports.clock, actor, "qualification.set", "qualification") as log:
-        for _ in range(SAVE_ATTEMPTS):
+        for _ in range(SAVE_ATTEMPTS if over is None else 1):
             saved, revision = ports.rules.config_revision()
             current = saved.model_dump(mode="json")
             try:
@@ -218,11 +231,16 @@ def replace_sections(
                 config = QualificationConfig.model_validate_json(merged, strict=True)
             except ValidationError as error:
                 raise validation_failed(error, "(rules)") from None
-            # Saved only over the revision read: if another section was saved meanwhile, merge
-            # into that one (what was given still replaces its own sections, as asked).
-            if ports.rules.replace_config(config, revision=revision):
-                log.changed(current, config.model_dump(mode="json"))
-                return config
+            try:
+                # Saved only over the revision read (the editor's, or else this one's): if
+                # another save landed since, the write's own condition refuses this one
+                stored = ports.rules.replace_config(config, over=revision if over is None else over)
+            except ConcurrentUpdate:
+                if over is not None:
+                    raise
+                continue  # another section saved meanwhile: merge into that one, as asked
+            log.changed(current, config.model_dump(mode="json"))
+            return Revised(config, stored)
         raise ConcurrentUpdate("the rules kept changing while they were saved: try again")
 
 

@@ -41,7 +41,9 @@ class FormRepository:
             model.definition.set(form.model_dump(mode="json")),
             model.updated_at.set(isoformat(clock.now())),
         ]
-        revision = save_revised(model, "form", form.form_id, actions, new=new, over=over)
+        revision = save_revised(
+            model, form.form_id, f"form {form.form_id!r}", actions, new=new, over=over
+        )
         forget_cached_form(self._tables.settings.forms_table, form.form_id)
         return revision
 

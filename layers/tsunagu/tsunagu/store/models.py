@@ -213,6 +213,10 @@ class QualificationItem(Model):
     faded = JSONAttribute(null=True)
     """On the rules' item: the kinds of award (worth points, taking them) that fade under these
     rules or any saved before them (tsunagu.qualification.scores.Fading)."""
+    revision = NumberAttribute(null=True)
+    """On the rules' item: counts its saves (store.revisions), so that a save from a stale copy
+    is refused. None: never saved, or saved before saves were counted (in ``value`` then, which
+    the next save removes): revision 0."""
 
 
 class SiteItem(Model):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from tsunagu.errors import IdempotencyConflict
@@ -25,6 +25,7 @@ from tsunagu.qualification.scoring import DEFAULT_MODEL, Award
 from tsunagu.store.converters import event_to_item, lead_from_item, lead_to_item
 from tsunagu.store.leads import LeadRepository, set_if_unchanged
 from tsunagu.store.models import QualificationItem
+from tsunagu.store.revisions import revision_of, save_revised
 from tsunagu.store.tables import Tables, get_or_none
 
 CONFIG_KEY = ("config", "qualification")
@@ -83,38 +84,42 @@ class QualificationRepository:
 
     def save_config(self, config: QualificationConfig) -> None:
         """Save the rules whatever is there (a stack's seed, a test); people's changes go
-        through ``replace_config``."""
-        faded = self._faded_with(config)
-        self._tables.qualification(
-            *CONFIG_KEY, data=config.model_dump(mode="json"), faded=faded.as_item()
-        ).save()
-        _configs.pop(self._tables.settings.qualification_table, None)
+        through ``replace_config``. Counted as a save all the same (store.revisions)."""
+        self._save(config, over=None)
 
     def config_revision(self) -> tuple[QualificationConfig, int]:
-        """The rules as saved now, and their revision (0: never saved by a person)."""
+        """The rules as saved now, read now (not this process's copy), and their revision
+        (store.revisions; 0: never saved)."""
         item = get_or_none(self._tables.qualification, *CONFIG_KEY)
         if item is None:
             return unsaved_config(self._tables.settings.default_time_zone), 0
-        return QualificationConfig.model_validate(item.data), int(item.value or 0)
+        return QualificationConfig.model_validate(item.data), revision_of(item)
 
-    def replace_config(self, config: QualificationConfig, *, revision: int) -> bool:
-        """Save the rules if they are still at ``revision`` (False if someone saved since)."""
+    def replace_config(self, config: QualificationConfig, *, over: int) -> int:
+        """Save the rules if they are still at revision ``over``; their revision now.
+        ConcurrentUpdate, carrying the revision now, if someone saved them since."""
+        return self._save(config, over=over)
+
+    def _save(self, config: QualificationConfig, *, over: int | None) -> int:
         model = self._tables.qualification
-        item = model(
-            *CONFIG_KEY,
-            data=config.model_dump(mode="json"),
-            value=revision + 1,
-            faded=self._faded_with(config).as_item(),
-        )
-        unchanged = model.value.does_not_exist() if revision == 0 else model.value == revision
+        actions = [
+            model.data.set(config.model_dump(mode="json")),
+            model.faded.set(self._faded_with(config).as_item()),
+            # (rules saved before store.revisions counted them kept their count here)
+            model.value.remove(),
+        ]
         try:
-            item.save(condition=unchanged)
-        except PutError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        _configs.pop(self._tables.settings.qualification_table, None)
-        return True
+            return save_revised(
+                model,
+                CONFIG_KEY,
+                "the qualification rules",
+                actions,
+                over=over,
+                unsaved_is_revision_0=True,
+            )
+        finally:
+            # (refused too: whatever this process keeps may be older than what refused it)
+            _configs.pop(self._tables.settings.qualification_table, None)
 
     def _faded_with(self, config: QualificationConfig) -> Fading:
         """What has faded under any rules saved so far, ``config`` included: an award of a

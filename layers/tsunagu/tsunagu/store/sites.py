@@ -45,7 +45,9 @@ class SiteRepository:
             model.definition.set(site.model_dump(mode="json")),
             model.updated_at.set(isoformat(clock.now())),
         ]
-        revision = save_revised(model, "site", site.site_id, actions, new=new, over=over)
+        revision = save_revised(
+            model, site.site_id, f"site {site.site_id!r}", actions, new=new, over=over
+        )
         forget_cached_site(self._tables.settings.sites_table, site.site_id)
         return revision
 
