@@ -708,6 +708,51 @@ def test_a_marketer_changes_the_rules_in_forms_and_nothing_is_kept_that_the_api_
     expect(page.get_by_label(f"Cap of {click}")).to_have_value("45")
 
 
+def test_rules_saved_by_a_colleague_meanwhile_are_not_replaced_by_a_stale_screen(
+    tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
+) -> None:
+    before = json.loads(tsunagu.cli("qualification", "show").stdout)
+    threshold, grade = before["scoring"]["mql_threshold"], before["minimum_grade"]
+    assert (threshold, grade) != (85, "B"), before
+    # Given the rules open on two screens: an admin's, and a marketer's in Japanese
+    theirs = console_page(
+        chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), locale="en-GB", at="settings"
+    )
+    mine = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="ja-JP", at="settings")
+    for page in (theirs, mine):
+        settled(page)
+    # When the admin saves a new MQL threshold, and the marketer then saves her minimum grade
+    theirs.get_by_label("MQL at score").fill("85")
+    theirs.get_by_role("button", name="Save", exact=True).click()
+    expect(theirs.get_by_role("status")).to_have_text("Saved.")
+    mine.get_by_label("…かつ最低グレード").select_option("B")
+    mine.get_by_role("button", name="保存", exact=True).click()
+    # Then hers is refused, saying so in her language, with her edit still on the screen; the
+    # admin's threshold stands and nothing of hers is stored
+    expect(mine.get_by_role("status")).to_contain_text("開いた後に他の人がこのルールを保存しました")
+    expect(mine.get_by_label("…かつ最低グレード")).to_have_value("B")
+    expect(mine.get_by_label("MQLとするスコア")).to_have_value(str(threshold))
+    stored = json.loads(tsunagu.cli("qualification", "show").stdout)
+    assert (stored["scoring"]["mql_threshold"], stored["minimum_grade"]) == (85, grade), stored
+    # And saving again, having been told, goes over the admin's save: the rules on her screen
+    # (her grade, the threshold she read) are the rules saved
+    mine.get_by_role("button", name="保存", exact=True).click()
+    expect(mine.get_by_role("status")).to_have_text("保存しました。")
+    stored = json.loads(tsunagu.cli("qualification", "show").stdout)
+    assert (stored["scoring"]["mql_threshold"], stored["minimum_grade"]) == (threshold, "B")
+    # ... and the admin's screen, now the stale one, is refused in turn
+    theirs.get_by_label("MQL at score").fill("90")
+    theirs.get_by_role("button", name="Save", exact=True).click()
+    expect(theirs.get_by_role("status")).to_contain_text("Someone saved these rules")
+    assert json.loads(tsunagu.cli("qualification", "show").stdout) == stored
+
+    # (the rules as they were, for the tests after this one)
+    saved_before = tmp_path / "rules.json"
+    saved_before.write_text(json.dumps(before), "utf-8")
+    restored = tsunagu.cli("qualification", "set", "--file", str(saved_before))
+    assert restored.returncode == 0, restored.stderr
+
+
 def test_a_marketer_suppresses_an_address_and_lifts_it_with_a_reason(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:

@@ -55,6 +55,9 @@ interface Config {
   crm_merge: Record<(typeof CRM_FIELDS)[number], (typeof MERGE_POLICIES)[number]>;
   [other: string]: unknown;
 }
+/** The rules as the API answers them: with how many times they were saved, which a save sends
+ * back (refused, 409, if someone saved them since). */
+type Revised = Config & { revision: number };
 
 const CRM_FIELDS = ["status", "owner", "deal_amount", "currency"] as const;
 const MERGE_POLICIES = ["crm_wins", "tsunagu_wins", "newest_wins"] as const;
@@ -100,6 +103,10 @@ export function Rules() {
   const [problems, setProblems] = useState<FieldProblem[]>([]);
   // The rules as read (after each save too): while the forms or the JSON differ, leaving asks
   const [kept, setKept] = useState<Config | null>(null);
+  // The revision the next save goes over: the one read, saved, or named by a refusal (someone
+  // saved meanwhile). The store's count, never an edit of the user's: kept out of the forms
+  // and the JSON, so the edits are compared and shown without it.
+  const [over, setOver] = useState<number | undefined>(undefined);
   useUnsavedWarning(
     kept !== null &&
       (tab === "json"
@@ -107,13 +114,15 @@ export function Rules() {
         : JSON.stringify(config) !== JSON.stringify(kept)),
   );
 
-  const load = useCallback(async () => {
-    const found = await api<Config>("GET", "/admin/qualification");
+  const show = useCallback(({ revision, ...found }: Revised) => {
+    setOver(revision);
     setConfig(found);
     setKept(found);
     setJson(JSON.stringify(found, null, 2));
   }, []);
-
+  const load = useCallback(async () => {
+    show(await api<Revised>("GET", "/admin/qualification"));
+  }, [show]);
 
   useEffect(() => {
     void load().catch((error) => setMessage(describeError(error)));
@@ -158,13 +167,21 @@ export function Rules() {
         return;
       }
     }
+    // Over the revision read: refused, nothing stored, if someone saved the rules since -
+    // their change is not silently lost (a body that is no object is the API's to refuse)
+    if (typeof body === "object" && body !== null && !Array.isArray(body)) body = { ...body, revision: over };
     try {
-      await api("PUT", "/admin/qualification", { body });
-      // Read back before it is said saved: until then the editor still counts as unsaved, and
-      // leaving at once would ask
-      await load();
+      // The answer is the rules as saved, with their new revision: shown before it is said
+      // saved (until then the editor still counts as unsaved, and leaving at once would ask)
+      show(await api<Revised>("PUT", "/admin/qualification", { body }));
       setMessage(t("common.saved"));
     } catch (error) {
+      if (error instanceof ApiError && error.status === 409 && error.revision !== undefined) {
+        // The edits stay as they are; a second save goes over the revision saved meanwhile
+        setOver(error.revision);
+        setMessage(t("settings.rules_changed_meanwhile"));
+        return;
+      }
       // Each problem is shown at its field (and all of them in the list under the form)
       setMessage(describeError(error, { problemsShownApart: true }));
       if (error instanceof ApiError) setProblems(error.problems);
