@@ -64,8 +64,8 @@ def save_revised(
 
 def stale(what: str, opened: int, now: int) -> ConcurrentUpdate:
     error = ConcurrentUpdate(
-        f"someone else saved {what} after you opened it (revision {opened}, now {now}):"
-        " reload, or save again to replace theirs"
+        f"someone else saved {what} meanwhile (you opened revision {opened}, the latest is"
+        f" {now}): reload, or save again to replace theirs"
     )
     error.revision = now
     return error
