@@ -279,8 +279,9 @@ def leads_timeline(settings: Settings, args: argparse.Namespace) -> int:
 def sites_create(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.tracking.sites import SiteDefinition
 
-    site = _read_definition(SiteDefinition, args.file)
-    _store(settings, "site", site.site_id, site, services.site_repository(settings), args.replace)
+    site, revision = _read_document("site", SiteDefinition, args.file)
+    store = services.site_repository(settings)
+    _store(settings, "site", site.site_id, site, store, args.replace, revision, args.file)
     return 0
 
 
@@ -569,8 +570,9 @@ def mail_simulate(settings: Settings, args: argparse.Namespace) -> int:
 def forms_create(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.forms.model import FormDefinition
 
-    form = _read_definition(FormDefinition, args.file)
-    _store(settings, "form", form.form_id, form, services.form_repository(settings), args.replace)
+    form, revision = _read_document("form", FormDefinition, args.file)
+    store = services.form_repository(settings)
+    _store(settings, "form", form.form_id, form, store, args.replace, revision, args.file)
     return 0
 
 
@@ -585,24 +587,66 @@ def _definition_ports(settings: Settings) -> Any:
 
 
 def _store(
-    settings: Settings, kind: Any, key: str, definition: Any, store: Any, replace: bool
+    settings: Settings,
+    kind: Any,
+    key: str,
+    definition: Any,
+    store: Any,
+    replace: bool,
+    revision: int | None,
+    path: str,
 ) -> None:
-    """Create a definition, or replace it when asked to: never overwrite one by accident."""
+    """Create a definition, or replace it when asked to: never overwrite one by accident.
+    ``revision``: the one the file was exported at (``forms get``, ``api get``). A replace
+    goes over that revision only, as the admin API's does, so a colleague's save since is not
+    silently lost; a creation reads none, nor does a replace of one this stack has not
+    (the file came from another stack, whose count means nothing here)."""
     from tsunagu.commands import definitions
-    from tsunagu.errors import AlreadyExists
+    from tsunagu.errors import AlreadyExists, ConcurrentUpdate
 
     ports = _definition_ports(settings)
     try:
         replaced, _ = definitions.save(
-            ports, services.operator(settings), kind, key, definition, store, replace=replace
-        )
+            ports, services.operator(settings), kind, key, definition, store,
+            replace=replace, over=revision if replace else None, over_if_stored=True,
+        )  # fmt: skip
     except AlreadyExists as error:
         raise CliError(f"{error.message}; add --replace to update it") from None
+    except ConcurrentUpdate as error:
+        raise CliError(
+            f'{error.message}; nothing was stored: export it again, or take "revision" out'
+            f" of {path} to replace whatever is stored"
+        ) from None
     print(f"{kind} {key!r} {'updated' if replaced else 'created'}")
 
 
-def _read_definition[M: BaseModel](model: type[M], path: str) -> M:
+def _read_document[M: BaseModel](kind: Any, model: type[M], path: str) -> tuple[M, int | None]:
+    """The form or site in ``path``, as its bare definition or as the admin API (GET) answers it -
+    by the rule the API's save reads such an answer by (definitions.as_saved): its read-only
+    fields unread, any other field the definition has not refused; and the revision it names."""
+    from tsunagu.commands import definitions
+    from tsunagu.errors import ValidationFailed
+
     text = _read_text(path)
+    try:
+        given = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CliError(f"{path} is not valid: not JSON ({error})") from None
+    if not isinstance(given, dict):
+        raise CliError(f"{path} is not valid: a {kind} is a JSON object")
+    try:
+        body, revision = definitions.as_saved(kind, given)
+    except ValidationFailed as error:
+        problems = "; ".join(f"{p.field}: {p.message}" for p in error.errors)
+        raise CliError(f"{path} is not valid: {problems}") from None
+    return _read_definition_text(model, json.dumps(body), path), revision
+
+
+def _read_definition[M: BaseModel](model: type[M], path: str) -> M:
+    return _read_definition_text(model, _read_text(path), path)
+
+
+def _read_definition_text[M: BaseModel](model: type[M], text: str, path: str) -> M:
     try:
         return model.model_validate_json(text)
     except ValidationError as error:
@@ -651,7 +695,9 @@ def forms_get(settings: Settings, args: argparse.Namespace) -> int:
         _definition_ports(settings), services.operator(settings), "form", args.form_id,
         services.form_repository(settings),
     )  # fmt: skip
-    _print(form.definition.model_dump(mode="json"))
+    # As GET /admin/forms/{form} answers it, revision and all: `forms create --replace --file`
+    # takes it back, and refuses it if someone saved the form since it was read
+    _print(form.as_json())
     return 0
 
 

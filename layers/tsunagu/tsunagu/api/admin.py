@@ -60,6 +60,11 @@ from tsunagu.commands.audit import (
     page_key,
     refused,
 )
+from tsunagu.commands.definitions import (
+    FormDocument,
+    SiteDocument,
+    revision_read,
+)
 from tsunagu.cursors import checked_page_key, decode_cursor, encode_cursor, not_a_cursor
 from tsunagu.errors import (
     FieldError,
@@ -1290,18 +1295,6 @@ def emergency_stop_lift(call: AdminCall) -> Any:
 # ---------------------------------------------------------------- forms and sites
 
 
-def revision_read(body: dict[str, Any], what: str) -> int | None:
-    """The ``revision`` a save of a record edited whole names, taken out of ``body``: the
-    count GET answered, which the save goes over (tsunagu.store.revisions). None: it names
-    none (the CLI, scripts), and the save goes over whatever is stored."""
-    over = body.pop("revision", None)
-    if over is not None and (type(over) is not int or over < 0):
-        raise ValidationFailed(
-            [FieldError("revision", f"must be the revision of {what} as you read it")]
-        )
-    return over
-
-
 def _definition_ports(call: AdminCall) -> definitions.DefinitionCommands:
     return definitions.DefinitionCommands(
         audit=services.audit_log(call.settings),
@@ -1310,64 +1303,12 @@ def _definition_ports(call: AdminCall) -> definitions.DefinitionCommands:
     )
 
 
-def read_only(description: str) -> Any:
-    """A field an answer carries that is not the resource's to set (when a site's secret was
-    made): a save takes it back unread, so what a GET answered can be edited and sent back as
-    it is (``tsunagu api get`` then ``put``), and never changes it. Documented as OpenAPI's
-    ``readOnly``."""
-    return Field(
-        default=None,
-        description=description,
-        json_schema_extra={"readOnly": True, "format": "date-time"},
-    )
-
-
-def read_only_fields(model: type[BaseModel]) -> frozenset[str]:
-    """The fields of ``model`` made with :func:`read_only`."""
-    return frozenset(
-        name
-        for name, field in model.model_fields.items()
-        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("readOnly")
-    )
-
-
-REVISION_NOTE = (
-    "How many times it was saved, as the answer read it. Sent back with a save, the save"
-    " replaces that revision only: a 409 (the revision now in `revision`), nothing stored, if"
-    " someone saved it since; absent or null: over whatever is stored."
-)
-
-
-class FormDocument(FormDefinition):
-    """A form as the admin API answers it and takes it back: its definition, and its
-    revision."""
-
-    revision: int | None = Field(default=None, ge=0, description=REVISION_NOTE)
-
-
-class SiteDocument(SiteDefinition):
-    """A site as the admin API answers it and takes it back: its settings, its revision, and
-    (read-only: a save ignores them) when its signing secret was made and until when the one
-    it replaced is still accepted. Never the key id a secret is made from, nor a secret."""
-
-    revision: int | None = Field(default=None, ge=0, description=REVISION_NOTE)
-    signing_secret_made_at: str | None = read_only(
-        "When the site's signing secret was made; null: it has none (a first one replaces nothing)."
-    )
-    previous_secret_accepted_until: str | None = read_only(
-        "Until when the secret the last rotation replaced is still accepted (24 hours after"
-        " the rotation); null: there is none, its time is over, or it was revoked."
-    )
-
-
 def _definition_routes(
     kind: definitions.Kind,
     store: Callable[[Settings], Any],
     model: type[BaseModel],
-    document: type[BaseModel],
 ) -> tuple[Callable[[AdminCall], Any], ...]:
     key_param = kind
-    answered_only = read_only_fields(document)
 
     def listed(call: AdminCall) -> Any:
         """The {kind}s, in pages."""
@@ -1388,10 +1329,7 @@ def _definition_routes(
         stored, if someone saved it since; absent: over whatever is stored."""
         key = call.params[key_param]
         replace = call.flag("replace")
-        # What the answer said that is not the {kind}'s to set goes unread, whatever it says:
-        # any other field the definition does not have is still refused below.
-        body = {name: value for name, value in call.json().items() if name not in answered_only}
-        over = revision_read(body, f"the {kind}")
+        body, over = definitions.as_saved(kind, call.json())
         id_field = f"{kind}_id"
         if body.get(id_field, key) != key:
             raise ValidationFailed([FieldError(id_field, f"must be {key!r}, as in the path")])
@@ -1415,10 +1353,10 @@ def _definition_routes(
 
 
 forms_list, forms_show, forms_save = _definition_routes(
-    "form", services.form_repository, FormDefinition, FormDocument
+    "form", services.form_repository, FormDefinition
 )
 sites_list, sites_show, sites_save = _definition_routes(
-    "site", services.site_repository, SiteDefinition, SiteDocument
+    "site", services.site_repository, SiteDefinition
 )
 
 

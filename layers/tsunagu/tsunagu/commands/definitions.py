@@ -5,18 +5,19 @@ it changed (a form's allowed origins, a site's, a consent text...)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tsunagu.clock import Clock
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, recorded
-from tsunagu.errors import AlreadyExists, NotFound, ValidationFailed
+from tsunagu.errors import AlreadyExists, FieldError, NotFound, ValidationFailed
 from tsunagu.forms.confirmation import can_confirm, confirmation_template
 from tsunagu.forms.model import FormDefinition
 from tsunagu.forms.refusals import form_refusal
 from tsunagu.mail.templates import MailTemplate
+from tsunagu.tracking.sites import SiteDefinition
 
 Kind = Literal["form", "site"]
 
@@ -50,6 +51,83 @@ class Revised[D: BaseModel]:
         return {**self.definition.model_dump(mode="json"), "revision": self.revision}
 
 
+def revision_read(body: dict[str, Any], what: str) -> int | None:
+    """The ``revision`` a save of a record edited whole names, taken out of ``body``: the
+    count GET answered, which the save goes over (tsunagu.store.revisions). None: it names
+    none (the CLI, scripts), and the save goes over whatever is stored."""
+    over = body.pop("revision", None)
+    if over is not None and (type(over) is not int or over < 0):
+        raise ValidationFailed(
+            [FieldError("revision", f"must be the revision of {what} as you read it")]
+        )
+    return over
+
+
+def read_only(description: str) -> Any:
+    """A field an answer carries that is not the resource's to set (when a site's secret was
+    made): a save takes it back unread, so what a GET answered can be edited and sent back as
+    it is (``tsunagu api get`` then ``put``), and never changes it. Documented as OpenAPI's
+    ``readOnly``."""
+    return Field(
+        default=None,
+        description=description,
+        json_schema_extra={"readOnly": True, "format": "date-time"},
+    )
+
+
+def read_only_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of ``model`` made with :func:`read_only`."""
+    return frozenset(
+        name
+        for name, field in model.model_fields.items()
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("readOnly")
+    )
+
+
+REVISION_NOTE = (
+    "How many times it was saved, as the answer read it. Sent back with a save, the save"
+    " replaces that revision only: a 409 (the revision now in `revision`), nothing stored, if"
+    " someone saved it since; absent or null: over whatever is stored."
+)
+
+
+class FormDocument(FormDefinition):
+    """A form as the admin API answers it and takes it back: its definition, and its
+    revision."""
+
+    revision: int | None = Field(default=None, ge=0, description=REVISION_NOTE)
+
+
+class SiteDocument(SiteDefinition):
+    """A site as the admin API answers it and takes it back: its settings, its revision, and
+    (read-only: a save ignores them) when its signing secret was made and until when the one
+    it replaced is still accepted. Never the key id a secret is made from, nor a secret."""
+
+    revision: int | None = Field(default=None, ge=0, description=REVISION_NOTE)
+    signing_secret_made_at: str | None = read_only(
+        "When the site's signing secret was made; null: it has none (a first one replaces nothing)."
+    )
+    previous_secret_accepted_until: str | None = read_only(
+        "Until when the secret the last rotation replaced is still accepted (24 hours after"
+        " the rotation); null: there is none, its time is over, or it was revoked."
+    )
+
+
+DOCUMENTS: dict[Kind, type[BaseModel]] = {"form": FormDocument, "site": SiteDocument}
+"""Each kind as GET answers it and a save takes it back."""
+
+
+def as_saved(kind: Kind, body: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+    """A {kind} as GET answered it, or its bare definition, made ready to save: the one rule
+    the admin API's PUT and the CLI's ``--file`` both read it by. What the answer said that
+    is not the {kind}'s to set (its document's read-only fields) goes unread, whatever it says
+    - any other field the definition has not is still refused when it is validated - and its
+    ``revision`` is taken out (:func:`revision_read`; ValidationFailed if it is no revision)."""
+    answered_only = read_only_fields(DOCUMENTS[kind])
+    saved = {name: value for name, value in body.items() if name not in answered_only}
+    return saved, revision_read(saved, f"the {kind}")
+
+
 class Templates(Protocol):
     def template(self, template_id: str, version: int | None) -> MailTemplate | None: ...
 
@@ -72,14 +150,20 @@ def save[D: BaseModel](
     *,
     replace: bool,
     over: int | None = None,
+    over_if_stored: bool = False,
 ) -> tuple[bool, Revised[D]]:
     """Store ``definition``: whether it replaced one, and it as stored. AlreadyExists when one
     has ``key`` and ``replace`` was not asked for. ``over``: the revision the editor read -
     a replace of that revision only, ConcurrentUpdate (nothing stored) if someone saved it
-    since, else a colleague's change is silently lost; None: over whatever is stored."""
+    since, else a colleague's change is silently lost; None: over whatever is stored.
+    ``over_if_stored``: ``over`` may be a revision counted on another stack (a file the CLI
+    loads, exported there): when none has ``key`` here it is created, ``over`` unread, rather
+    than NotFound (the API's answer to an editor whose form was never stored where it saves)."""
     with recorded(ports.audit, ports.clock, actor, f"{kind}s.save", f"{kind}:{key}") as log:
         found = store.revised(key)
         existing = found[0] if found is not None else None
+        if over_if_stored and existing is None:
+            over = None
         if over is not None and existing is None:
             raise NotFound(f"no {kind} with id {key!r} to save over")
         if existing is not None and not replace and over is None:

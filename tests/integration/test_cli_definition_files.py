@@ -1,0 +1,154 @@
+"""The CLI's ``--file`` takes back what it and the admin API give out: a form or site as GET
+answers it (its revision, its read-only fields) loads as its bare definition does, by the rule
+the API's save reads it by; under moto, the CLI in the test's own process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import AwsStack
+from tests.support.admin import event as admin_event
+from tests.support.cli import runtime_here
+from tsunagu import cli
+from tsunagu.api import admin
+
+FORM = {
+    "form_id": "seminar-2027",
+    "name": "Seminar 2027",
+    "fields": [{"name": "email", "type": "email", "required": True}],
+    "allowed_origins": ["https://www.example.com"],
+}
+SITE = {"site_id": "corp", "name": "Corporate site", "allowed_origins": ["https://www.example.com"]}
+EXPORTED_SITE = {
+    **SITE,
+    "truncate_ip": True,
+    "revision": 7,
+    "signing_secret_made_at": "2027-01-05T09:00:00.000Z",
+    "previous_secret_accepted_until": None,
+}
+"""A site as another stack's GET /admin/sites/corp answered it (saved seven times there, its
+secret made there)."""
+
+
+@pytest.fixture
+def here(aws: AwsStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return runtime_here(aws, tmp_path, monkeypatch)
+
+
+def call_admin(aws: AwsStack, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+    response = admin.handle(admin_event(method, path, **kwargs), aws.settings())
+    return response["statusCode"], json.loads(response.get("body") or "null")
+
+
+def tsunagu(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def written(folder: Path, name: str, value: Any) -> str:
+    (folder / name).write_text(json.dumps(value, ensure_ascii=False), "utf-8")
+    return name
+
+
+def test_a_form_the_cli_printed_is_loaded_back_over_the_revision_it_was_read_at(
+    aws: AwsStack, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a form created from its bare definition, and printed by `forms get` to edit it
+    assert tsunagu(capsys, "forms", "create", "--file", written(here, "f.json", FORM))[0] == 0
+    code, out, _ = tsunagu(capsys, "forms", "get", FORM["form_id"])
+    exported = json.loads(out)
+    assert (code, exported["revision"]) == (0, 1)
+
+    # When the edited export is loaded back with --replace
+    edited = written(here, "edited.json", {**exported, "name": "Seminar 2027 (Osaka)"})
+    code, out, err = tsunagu(capsys, "forms", "create", "--file", edited, "--replace")
+
+    # Then it replaces the form, one save later, as the API's PUT of the same answer would
+    assert (code, out) == (0, "form 'seminar-2027' updated\n"), err
+    status, shown = call_admin(aws, "GET", "/admin/forms/seminar-2027")
+    assert (status, shown["name"], shown["revision"]) == (200, "Seminar 2027 (Osaka)", 2)
+
+
+def test_a_stale_export_is_refused_as_the_api_refuses_it_and_nothing_is_stored(
+    aws: AwsStack, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a form exported at revision 1, then changed by a colleague in the console
+    tsunagu(capsys, "forms", "create", "--file", written(here, "f.json", FORM))
+    exported = json.loads(tsunagu(capsys, "forms", "get", FORM["form_id"])[1])
+    theirs = {**exported, "name": "Their name"}
+    status, _ = call_admin(
+        aws, "PUT", "/admin/forms/seminar-2027", body=theirs, query={"replace": "true"}
+    )
+    assert status == 200
+
+    # When the export, edited, is loaded back over it
+    mine = written(here, "mine.json", {**exported, "name": "My name"})
+    code, out, err = tsunagu(capsys, "forms", "create", "--file", mine, "--replace")
+
+    # Then it is refused in one line, saying what the API's 409 says and what to do here
+    assert (code, out) == (1, "")
+    assert "someone else saved form 'seminar-2027'" in err and "(revision 1, now 2)" in err, err
+    assert 'take "revision" out of mine.json' in err and err.count("\n") == 1, err
+    # And nothing was stored: their name stays, at their revision
+    status, shown = call_admin(aws, "GET", "/admin/forms/seminar-2027")
+    assert (shown["name"], shown["revision"]) == ("Their name", 2)
+
+
+@pytest.mark.parametrize("replace", [[], ["--replace"]], ids=["create", "replace"])
+def test_a_sites_answer_from_another_stack_creates_it_here_read_only_fields_unread(
+    aws: AwsStack, here: Path, capsys: pytest.CaptureFixture[str], replace: list[str]
+) -> None:
+    # Given a site as another stack's API answered it, at its revision there
+    exported = written(here, "site.json", EXPORTED_SITE)
+    # When it is loaded on a stack that has no such site
+    code, out, err = tsunagu(capsys, "sites", "create", "--file", exported, *replace)
+    # Then it is created here, its first save: that stack's count means nothing here, and what
+    # is not a site's to set (when a secret was made) is not taken from the file
+    assert (code, out) == (0, "site 'corp' created\n"), err
+    status, shown = call_admin(aws, "GET", "/admin/sites/corp")
+    assert status == 200
+    assert shown == {**EXPORTED_SITE, "revision": 1, "signing_secret_made_at": None}
+
+
+def test_an_answer_of_a_form_that_exists_still_needs_replace(
+    aws: AwsStack, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a form, and its export at the revision it is at
+    tsunagu(capsys, "forms", "create", "--file", written(here, "f.json", FORM))
+    exported = json.loads(tsunagu(capsys, "forms", "get", FORM["form_id"])[1])
+    again = written(here, "again.json", {**exported, "name": "Changed"})
+    # When it is loaded without --replace, Then it is refused: never overwritten by accident
+    code, _, err = tsunagu(capsys, "forms", "create", "--file", again)
+    assert code == 1 and "add --replace" in err, err
+    assert call_admin(aws, "GET", "/admin/forms/seminar-2027")[1]["name"] == FORM["name"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "problem"),
+    [
+        ("forms", {**FORM, "revision": 1, "colour": "red"}, "colour: Extra inputs"),
+        ("forms", {**FORM, "revision": "1"}, "revision: must be the revision of the form"),
+        ("sites", {**EXPORTED_SITE, "signing_key_id": "k1"}, "signing_key_id: Extra inputs"),
+        ("sites", {**EXPORTED_SITE, "revision": -1}, "revision: must be the revision of the site"),
+        ("sites", [SITE], "a site is a JSON object"),
+    ],
+    ids=["unknown-form-field", "text-revision", "unknown-site-field", "negative", "not-an-object"],
+)
+def test_a_file_with_what_no_answer_has_is_refused_naming_it_and_nothing_is_stored(
+    aws: AwsStack,
+    here: Path,
+    capsys: pytest.CaptureFixture[str],
+    kind: str,
+    body: Any,
+    problem: str,
+) -> None:
+    code, out, err = tsunagu(capsys, kind, "create", "--file", written(here, "x.json", body))
+    assert (code, out) == (1, "")
+    assert err.startswith("tsunagu: x.json is not valid: ") and problem in err, err
+    status, listed = call_admin(aws, "GET", f"/admin/{kind}")
+    assert (status, listed["items"]) == (200, [])
