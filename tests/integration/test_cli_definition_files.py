@@ -152,3 +152,32 @@ def test_a_file_with_what_no_answer_has_is_refused_naming_it_and_nothing_is_stor
     assert err.startswith("tsunagu: x.json is not valid: ") and problem in err, err
     status, listed = call_admin(aws, "GET", f"/admin/{kind}")
     assert (status, listed["items"]) == (200, [])
+
+
+def test_a_journey_the_cli_showed_is_saved_back_its_start_input_unread(
+    aws: AwsStack, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a journey record, and what `journeys show` prints of it (with its start_input)
+    record = {"journey_id": "spring_news", "name": "Spring news", "state_machine": "spring-news"}
+    code, _, err = tsunagu(capsys, "journeys", "save", "--file", written(here, "j.json", record))
+    assert code == 0, err
+    code, out, _ = tsunagu(capsys, "journeys", "show", "spring_news")
+    shown = json.loads(out)
+    assert (code, shown["start_input"]) == (0, [])
+
+    # When it is edited and saved back
+    edited = written(here, "edited.json", {**shown, "name": "Spring news 2027"})
+    code, out, err = tsunagu(capsys, "journeys", "save", "--file", edited, "--replace")
+
+    # Then the record is replaced, as from its bare record
+    assert (code, out) == (0, "journey spring_news saved (draft)\n"), err
+    assert json.loads(tsunagu(capsys, "journeys", "show", "spring_news")[1])["name"] == (
+        "Spring news 2027"
+    )
+    # And a field neither the record nor its answer has is still refused, nothing stored
+    odd = written(here, "odd.json", {**shown, "colour": "red"})
+    code, _, err = tsunagu(capsys, "journeys", "save", "--file", odd, "--replace")
+    assert code == 1 and "colour" in err and "Extra inputs" in err, err
+    assert json.loads(tsunagu(capsys, "journeys", "show", "spring_news")[1])["name"] == (
+        "Spring news 2027"
+    )

@@ -49,8 +49,7 @@ def journeys_list(settings: Settings, args: argparse.Namespace) -> int:
 def journeys_show(settings: Settings, args: argparse.Namespace) -> int:
     ports = services.journey_commands(settings)
     journey = journeys.show(ports, services.operator(settings), args.journey)
-    shown = {**journey.model_dump(mode="json"), "start_input": journeys.start_input(ports, journey)}
-    print(json.dumps(shown, indent=2, ensure_ascii=False))
+    print(json.dumps(journeys.answer(ports, journey), indent=2, ensure_ascii=False))
     return 0
 
 
@@ -63,9 +62,14 @@ def journeys_save(settings: Settings, args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     try:
-        journey = Journey.model_validate_json(Path(args.file).read_text("utf-8"))
+        given = json.loads(Path(args.file).read_text("utf-8"))
+        # What `journeys show` printed loads back: its answered-only fields unread
+        record = journeys.record_of(given) if isinstance(given, dict) else given
+        journey = Journey.model_validate_json(json.dumps(record))
     except OSError as error:
         raise JourneyCliError(f"cannot read {args.file}: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise JourneyCliError(f"{args.file} is not a valid journey: not JSON ({error})") from None
     except ValidationError as error:
         raise JourneyCliError(f"{args.file} is not a valid journey: {error}") from None
     ports = services.journey_commands(settings)

@@ -925,7 +925,7 @@ def journey_show(call: AdminCall) -> Any:
     mail deadlines, such as ``seminar_at``)."""
     ports = _journey_ports(call)
     journey = journeys.show(ports, call.actor, call.params["journey"])
-    return {**journey.model_dump(mode="json"), "start_input": journeys.start_input(ports, journey)}
+    return journeys.answer(ports, journey)
 
 
 class SettingsChange(JourneySettings):

@@ -285,6 +285,23 @@ def start_input(ports: JourneyCommands, journey: Journey) -> list[str]:
     return declared_inputs(graph.definition if graph else None)
 
 
+ANSWERED_ONLY = frozenset({"start_input"})
+"""What a journey's answer (:func:`answer`) carries beyond its record: a save of the record
+reads it not, so what ``journeys show`` printed loads back with ``journeys save``."""
+
+
+def answer(ports: JourneyCommands, journey: Journey) -> dict[str, Any]:
+    """A journey as GET /admin/journeys/{journey} and ``journeys show`` give it out: its
+    record, and the fields a start's ``input`` must give as date-times."""
+    return {**journey.model_dump(mode="json"), "start_input": start_input(ports, journey)}
+
+
+def record_of(answered: dict[str, Any]) -> dict[str, Any]:
+    """A journey's record out of what :func:`answer` gave (or the bare record): its answered
+    fields dropped unread; any other field the record has not is refused when validated."""
+    return {name: value for name, value in answered.items() if name not in ANSWERED_ONLY}
+
+
 STARTABLE = ("active", "paused", "draft")
 """The statuses a journey is started by hand in (a paused one holds its leads at its gate; an
 archived one enters nobody)."""
