@@ -1,7 +1,13 @@
-// Where the console finds the admin API and the sign-in: /console/config.json, written by the
-// local runtime as it starts, and in AWS by `make publish-console` from the stack's outputs.
+// Where the console finds the admin API, the public routes and the sign-in: /console/config.json,
+// written by the local runtime as it starts, and in AWS by `make publish-console` from the
+// stack's outputs.
 export interface ConsoleConfig {
+  /** The admin API the console calls: execute-api, whatever domain fronts the public routes. */
   api_url: string;
+  /** Where a team's website reaches Tsunagu (/t.js, /t/events, /forms/*): its own domain when
+   * the stack's PublicBaseUrl is set, else the API's. The tracking snippet and a form's embed
+   * code name it; the console itself never calls it. */
+  public_url: string;
   cognito_url: string;
   client_id: string;
   region: string;

@@ -159,6 +159,8 @@ def config_page(api_url: str, client_id: str, region: str) -> LocalPage:
     body = json.dumps(
         {
             "api_url": api_url,
+            # No custom domain here: the website's code names the local API too
+            "public_url": api_url,
             "cognito_url": f"{api_url}/_local/cognito",
             "client_id": client_id,
             "region": region,

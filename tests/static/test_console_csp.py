@@ -46,6 +46,7 @@ class Deployed:
             **parameters,
             **PSEUDO,
             "HttpApi": API_ID,
+            "HttpApi.ApiEndpoint": f"https://{API_ID}.execute-api.{REGION}.amazonaws.com",
             "ConsoleDistribution.DomainName": DISTRIBUTION_DOMAIN,
         }
 
@@ -160,6 +161,31 @@ def test_the_console_may_call_the_api_and_the_sign_in_its_config_names(
     assert config["api_url"] == f"https://{API_ID}.execute-api.{REGION}.amazonaws.com"
     assert allows(sources, config["api_url"] + "/admin/me"), (config["api_url"], sources)
     assert allows(sources, config["cognito_url"]), (config["cognito_url"], sources)
+
+
+@pytest.mark.parametrize(
+    ("public_base_url", "public_url"),
+    [
+        ("", f"https://{API_ID}.execute-api.{REGION}.amazonaws.com"),
+        ("https://t.example.com", "https://t.example.com"),
+    ],
+)
+def test_the_website_s_code_names_the_team_s_own_domain_when_it_has_one(
+    template: dict[str, Any], public_base_url: str, public_url: str, tmp_path: Path
+) -> None:
+    # Given a stack deployed with or without a custom domain in front of the public routes
+    deployed = Deployed(template, {"Stage": "prod", "PublicBaseUrl": public_base_url})
+    # When the console is published to it
+    config = published_config(tmp_path, deployed.outputs())
+    # Then the tracking snippet and the embed code (made from public_url) name that domain, as
+    # the links in mail do (the sender's TSUNAGU_API_URL), while the console's admin calls stay
+    # on execute-api
+    assert config["public_url"] == public_url
+    sender = template["Resources"]["SendEmailFunction"]["Properties"]
+    assert config["public_url"] == deployed.resolve(
+        sender["Environment"]["Variables"]["TSUNAGU_API_URL"]
+    )
+    assert config["api_url"] == f"https://{API_ID}.execute-api.{REGION}.amazonaws.com"
 
 
 def test_the_custom_domain_may_be_called_beside_the_api(template: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ OUTPUTS = {
     "ConsoleDistributionId": "E2EXAMPLE",
     "ConsoleUrl": "https://d111.cloudfront.net/console/",
     "ApiUrl": "https://abc.execute-api.ap-northeast-1.amazonaws.com",
+    "PublicUrl": "https://t.example.com",
     "AdminConsoleClientId": "client123",
 }
 
@@ -77,6 +78,7 @@ def test_the_console_goes_to_the_bucket_with_its_config_and_the_page_is_invalida
     assert objects["console/mail-preview.js"]["CacheControl"] == "no-cache"
     assert config == {
         "api_url": OUTPUTS["ApiUrl"],
+        "public_url": "https://t.example.com",
         "cognito_url": f"https://cognito-idp.{REGION}.amazonaws.com/",
         "client_id": "client123",
         "region": REGION,
@@ -96,6 +98,12 @@ def test_the_console_goes_to_the_bucket_with_its_config_and_the_page_is_invalida
 def test_an_unbuilt_console_or_a_stack_without_one_is_said_plainly(tmp_path: Path) -> None:
     with pytest.raises(ConsoleCliError, match="make console"):
         publish(tmp_path, OUTPUTS, REGION, s3=None, cloudfront=None)
+    dist = built(tmp_path)
     older = {k: v for k, v in OUTPUTS.items() if k != "ConsoleBucketName"}
     with pytest.raises(ConsoleCliError, match="ConsoleBucketName"):
-        publish(built(tmp_path), older, REGION, s3=None, cloudfront=None)
+        publish(dist, older, REGION, s3=None, cloudfront=None)
+    # A stack deployed before PublicUrl was an output: published anyway, its site's code would
+    # name execute-api even where the team has its own domain
+    before_public_url = {k: v for k, v in OUTPUTS.items() if k != "PublicUrl"}
+    with pytest.raises(ConsoleCliError, match="PublicUrl: deploy"):
+        publish(dist, before_public_url, REGION, s3=None, cloudfront=None)

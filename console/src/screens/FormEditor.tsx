@@ -65,10 +65,11 @@ function formLanguage(form: FormDefinition): "ja" | "en" {
 
 /** The HTML to paste into the site: every field labelled, the consent in its exact words, the
  * honeypot hidden from people, a submit button in the form's language, and one submission id
- * per page view (a double click is one). */
-export function formEmbed(apiUrl: string, form: FormDefinition): string {
+ * per page view (a double click is one). It posts to the team's public URL (config.json's
+ * public_url: its own domain when it has one). */
+export function formEmbed(publicUrl: string, form: FormDefinition): string {
   const consentField = form.consent?.field;
-  const lines = [`<form method="post" action="${apiUrl}/forms/${form.form_id}/submissions" accept-charset="UTF-8">`];
+  const lines = [`<form method="post" action="${publicUrl}/forms/${form.form_id}/submissions" accept-charset="UTF-8">`];
   for (const field of form.fields) {
     const label = escape(field.label || field.name);
     const required = field.required ? " required" : "";

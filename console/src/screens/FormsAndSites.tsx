@@ -27,9 +27,10 @@ interface SiteRow {
 
 const NEW_SITE: SiteRow = { site_id: "", name: "", allowed_origins: [], truncate_ip: true };
 
-/** The tracking snippet a site's pages carry (tsunagu.tracking: /t.js). */
-function snippet(apiUrl: string, siteId: string): string {
-  return `<script async src="${apiUrl}/t.js" data-site="${siteId}"></script>`;
+/** The tracking snippet a site's pages carry (tsunagu.tracking: /t.js), on the team's public
+ * URL (its own domain when it has one), not the admin API's. */
+function snippet(publicUrl: string, siteId: string): string {
+  return `<script async src="${publicUrl}/t.js" data-site="${siteId}"></script>`;
 }
 
 export default function FormsAndSites() {
@@ -37,7 +38,8 @@ export default function FormsAndSites() {
   const may = useMay();
   const [forms, setForms] = useState<FormRow[]>([]);
   const [sites, setSites] = useState<SiteRow[]>([]);
-  const [apiUrl, setApiUrl] = useState("");
+  // Where the website's code (snippet, embed code) sends its visitors: config.json's public_url
+  const [publicUrl, setPublicUrl] = useState("");
   const [message, setMessage] = useState<string | null>(null);
 
   const load = useCallback(async () => {
@@ -48,7 +50,7 @@ export default function FormsAndSites() {
     ]);
     setForms(formPage);
     setSites(sitePage);
-    setApiUrl(settings.api_url.replace(/\/$/, ""));
+    setPublicUrl(settings.public_url.replace(/\/$/, ""));
   }, []);
 
   useEffect(() => {
@@ -101,9 +103,9 @@ export default function FormsAndSites() {
           <div className="code">
             <label>
               {t("forms.embed")}
-              <textarea readOnly rows={form.fields.length + 7} value={formEmbed(apiUrl, form)} />
+              <textarea readOnly rows={form.fields.length + 7} value={formEmbed(publicUrl, form)} />
             </label>
-            <CopyButton text={formEmbed(apiUrl, form)} what={t("forms.embed")} />
+            <CopyButton text={formEmbed(publicUrl, form)} what={t("forms.embed")} />
           </div>
           {may("forms.save") && (
             <details>
@@ -133,9 +135,9 @@ export default function FormsAndSites() {
           <div className="code">
             <label>
               {t("forms.snippet")}
-              <textarea readOnly rows={2} value={snippet(apiUrl, site.site_id)} />
+              <textarea readOnly rows={2} value={snippet(publicUrl, site.site_id)} />
             </label>
-            <CopyButton text={snippet(apiUrl, site.site_id)} what={t("forms.snippet")} />
+            <CopyButton text={snippet(publicUrl, site.site_id)} what={t("forms.snippet")} />
           </div>
           <p className="note">
             {t("sites.summary", {

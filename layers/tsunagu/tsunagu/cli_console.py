@@ -1,8 +1,8 @@
 """``tsunagu console publish --stack NAME``: the built console (console/dist) into the stack's
-private bucket, with the config.json that tells it where the admin API and the sign-in are, and
-CloudFront told to drop its copies of what changes between releases (every file whose name has
-no content hash: the page, the config, the mail preview's page and script; the assets have
-hashes in their names, so a release never changes one). Run after ``sam deploy`` (``make
+private bucket, with the config.json that tells it where the admin API, the public routes and the
+sign-in are, and CloudFront told to drop its copies of what changes between releases (every file
+whose name has no content hash: the page, the config, the mail preview's page and script; the
+assets have hashes in their names, so a release never changes one). Run after ``sam deploy`` (``make
 publish-console STACK=...``)."""
 
 from __future__ import annotations
@@ -40,11 +40,20 @@ def publish(
         raise ConsoleCliError(f"{dist} has no index.html: build the console first (make console)")
     missing = [
         key
-        for key in ("ConsoleBucketName", "ConsoleDistributionId", "ConsoleUrl", "ApiUrl")
+        for key in (
+            "ConsoleBucketName",
+            "ConsoleDistributionId",
+            "ConsoleUrl",
+            "ApiUrl",
+            "PublicUrl",
+            "AdminConsoleClientId",
+        )
         if key not in outputs
     ]
-    if missing or "AdminConsoleClientId" not in outputs:
-        raise ConsoleCliError(f"the stack has no {', '.join(missing or ['AdminConsoleClientId'])}")
+    if missing:  # another stack, or one deployed before this version's template: sam deploy
+        raise ConsoleCliError(
+            f"the stack has no {', '.join(missing)}: deploy this version's template first"
+        )
     bucket = outputs["ConsoleBucketName"]
     uploaded = []
     for path in sorted(p for p in dist.rglob("*") if p.is_file()):
@@ -59,7 +68,13 @@ def publish(
         )
         uploaded.append(relative)
     config = {
+        # The console's own admin calls: always execute-api, which a custom domain that fronts
+        # only the public routes may not serve.
         "api_url": outputs["ApiUrl"],
+        # What the code for the team's website names (the tracking snippet, a form's embed
+        # code): its own domain when it set PublicBaseUrl, so its visitors' requests stay
+        # first-party and show the domain it chose.
+        "public_url": outputs["PublicUrl"],
         "cognito_url": f"https://cognito-idp.{region}.amazonaws.com/",
         "client_id": outputs["AdminConsoleClientId"],
         "region": region,
