@@ -557,6 +557,46 @@ def test_a_marketer_builds_a_sign_up_form_and_a_person_signs_up_through_it(
     assert (evidence["form_id"], evidence["text_version"]) == ("seminar-2027", "1"), evidence
 
 
+def test_the_code_for_the_team_s_website_names_its_public_url_and_the_console_calls_the_api(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="forms")
+    settled(page)
+    demo_site = page.locator("article", has_text="Demo site (local runtime)")
+    demo_form = page.locator("article", has_text="Demo: white paper download")
+    # Locally there is no custom domain: the snippet names the local API, as config.json does
+    expect(demo_site.get_by_label("Tracking snippet")).to_have_value(
+        f'<script async src="{tsunagu.api_url}/t.js" data-site="demo"></script>'
+    )
+
+    # Given config.json as `console publish` writes it for a stack with PublicBaseUrl set: the
+    # team's own domain for the public routes, execute-api (here the runtime) for the admin API
+    def with_a_custom_domain(route: Route) -> None:
+        answer = route.fetch()
+        config = answer.json()
+        assert config["public_url"] == config["api_url"] == tsunagu.api_url, config
+        route.fulfill(response=answer, json={**config, "public_url": "https://t.example.com/"})
+
+    page.route(re.compile(r"/console/config\.json$"), with_a_custom_domain)
+    admin_calls: list[str] = []
+    page.on("request", lambda r: admin_calls.append(r.url) if "/admin/" in r.url else None)
+    # When the marketer opens Forms & Sites again
+    page.reload()
+    settled(page)
+
+    # Then what she copies for the website names that domain: the snippet's script and the
+    # form's post, so the site's visitors reach Tsunagu first-party, under the domain chosen
+    expect(demo_site.get_by_label("Tracking snippet")).to_have_value(
+        '<script async src="https://t.example.com/t.js" data-site="demo"></script>'
+    )
+    embed = demo_form.get_by_label("Embed code").input_value()
+    assert '<form method="post" action="https://t.example.com/forms/demo/submissions"' in embed
+    assert tsunagu.api_url not in embed
+    # ... while the screen itself was read from the admin API where config.json's api_url is
+    assert any("/admin/forms" in url for url in admin_calls), admin_calls
+    assert all(url.startswith(f"{tsunagu.api_url}/admin/") for url in admin_calls), admin_calls
+
+
 def read_as_consent(page: Page, column: str, yes: str) -> None:
     """In English: the list's ``column`` read as consent, ``yes`` its answer meaning yes."""
     page.get_by_label(f"Imported as, {column}").select_option("(consent)")
