@@ -5,7 +5,8 @@ publish`` writes from the stack's outputs, and CloudFront sends it template.yaml
 (ConsoleSecurityHeaders). The local runtime swaps connect-src for its own origins, so only this
 check, over the template as CloudFormation would resolve it, sees the two disagree: with
 ``PublicBaseUrl`` set, connect-src once named the custom domain only, while config.json named the
-execute-api URL, and the browser refused every admin call.
+execute-api URL, and the browser refused every admin call. The same config names the public
+routes (``public_url``) for the code a team pastes into its website: the custom domain when set.
 """
 
 from __future__ import annotations
