@@ -92,7 +92,10 @@ def test_a_stale_export_is_refused_as_the_api_refuses_it_and_nothing_is_stored(
 
     # Then it is refused in one line, saying what the API's 409 says and what to do here
     assert (code, out) == (1, "")
-    assert "someone else saved form 'seminar-2027'" in err and "(revision 1, now 2)" in err, err
+    assert (
+        "someone else saved form 'seminar-2027'" in err
+        and "(you opened revision 1, the latest is 2)" in err
+    ), err
     assert 'take "revision" out of mine.json' in err and err.count("\n") == 1, err
     # And nothing was stored: their name stays, at their revision
     status, shown = call_admin(aws, "GET", "/admin/forms/seminar-2027")
