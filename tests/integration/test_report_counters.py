@@ -1496,3 +1496,43 @@ def test_a_rebuild_whose_execution_is_stopped_by_hand_says_it_was_stopped_not_ru
     assert f"{job.rebuild_id}  stopped" in capsys.readouterr().out
     # And D1 stands counted again, D2 as it was
     assert counters(aws) == {**EXPECTED, **DEALS}
+
+
+def test_a_rebuild_whose_execution_failed_without_recording_it_says_it_failed(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from tsunagu.commands import reports
+
+    # Given a rebuild of D1..D2 in the background, D1 counted, whose execution then failed with
+    # its step recording the failure out of retries (Step Functions says FAILED, the job
+    # still says running)
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    queue_rebuilds(aws, monkeypatch)
+    ports = services.report_commands(aws.settings())
+    job = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2), background=True)
+    assert isinstance(job, reports.RebuildJob)
+    aws.function("rebuild_reports").invoke({"step": "day", "rebuild_id": job.rebuild_id})
+    asked: list[str] = []
+
+    def failed(rebuild_id: str) -> str:
+        asked.append(rebuild_id)
+        return "FAILED"
+
+    ports = replace(ports, rebuild_execution=failed)
+
+    # When someone follows it
+    shown = reports.rebuild_progress(ports, ADMIN, job.rebuild_id)
+
+    # Then it reads as failed, after how many days and from which day to rebuild, for good
+    assert asked == [job.rebuild_id]
+    assert (shown.status, shown.done, shown.days_done) == ("failed", True, 1), shown
+    assert shown.error == (
+        "its execution failed (FAILED) after 1 of 2 days: rebuild the days from 2026-12-02 again"
+    )
+    assert reports.rebuild_progress(ports, ADMIN, job.rebuild_id) == shown
+    assert asked == [job.rebuild_id]
+    ended = [d for d in audit_details(aws, "reports.rebuild") if "failed" in d]
+    assert len(ended) == 1 and ended[0].startswith(f"{job.rebuild_id} failed"), ended

@@ -365,7 +365,8 @@ def rebuild_progress(ports: ReportCommands, actor: Actor, rebuild_id: str) -> Re
 
 def _ended_meanwhile(ports: ReportCommands, job: RebuildJob) -> RebuildJob:
     """The job, stopped if its execution ended without a step of its own saying so - stopped
-    by hand (StopExecution) or timed out: it would read as running forever. Asked when
+    by hand (StopExecution) or timed out (or failed, if its step recording the failure ran out
+    of retries): it would read as running forever. Asked when
     someone follows it (a read of its execution; nothing polls). A step still running when
     the execution was stopped may store its day after this; the next read stops it again."""
     if job.done or ports.rebuild_execution is None:
@@ -374,7 +375,7 @@ def _ended_meanwhile(ports: ReportCommands, job: RebuildJob) -> RebuildJob:
     if status not in STOPPED_EXECUTIONS:
         return job
     job = ports.counters.save_rebuild_job(job.with_stop(status, isoformat(ports.clock.now())))
-    _note_end(ports, job, f"{job.rebuild_id} stopped ({job.summary}): {job.error}")
+    _note_end(ports, job, f"{job.rebuild_id} {job.status} ({job.summary}): {job.error}")
     return job
 
 

@@ -21,11 +21,13 @@ from tsunagu.reports.counters import Rebuilt
 
 RebuildStatus = Literal["queued", "running", "done", "failed", "stopped"]
 """stopped: its state machine execution was stopped by hand (StopExecution), or timed out,
-before every day was counted: the days before ``days_done`` are counted again, the rest as
-they were (the day it stopped on, if its step was cut short, old or new)."""
+before every day was counted (failed: a day ran out of retries, or the execution failed):
+the days before ``days_done`` are counted again, the rest as they were (the day it stopped
+on, if its step was cut short, old or new)."""
 
-STOPPED_EXECUTIONS = frozenset({"ABORTED", "TIMED_OUT"})
-"""The Step Functions statuses of an execution ended without a step of its own saying so."""
+STOPPED_EXECUTIONS = frozenset({"ABORTED", "TIMED_OUT", "FAILED"})
+"""The Step Functions statuses of an execution that can end without a step of its own saying
+so (FAILED too: its step recording the failure can itself run out of retries)."""
 
 MAX_ERROR = 600
 """Characters of an error kept on the job."""
@@ -91,13 +93,17 @@ class RebuildJob:
         )
 
     def with_stop(self, execution_status: str, at: str) -> RebuildJob:
-        """Its execution ended (ABORTED: stopped by hand; TIMED_OUT) with days left."""
-        how = "stopped by hand" if execution_status == "ABORTED" else "timed out"
+        """Its execution ended (ABORTED: stopped by hand; TIMED_OUT; FAILED without its step
+        recording the failure) with days left."""
+        how = {"ABORTED": "was stopped by hand", "TIMED_OUT": "timed out"}.get(
+            execution_status, "failed"
+        )
         error = (
-            f"its execution was {how} ({execution_status}) after {self.days_done} of"
+            f"its execution {how} ({execution_status}) after {self.days_done} of"
             f" {self.days_total} days: rebuild the days from {self.next_day} again"
         )
-        return replace(self, status="stopped", error=error, updated_at=at, finished_at=at)
+        status: RebuildStatus = "failed" if execution_status == "FAILED" else "stopped"
+        return replace(self, status=status, error=error, updated_at=at, finished_at=at)
 
     @property
     def summary(self) -> str:
