@@ -31,6 +31,7 @@ from tsunagu.mail.preferences import PreferenceContext, unsubscribe_one_click
 from tsunagu.mail.send import journey_details
 from tsunagu.qualification.crm import VerifiedRequest
 from tsunagu.qualification.deals import CrmDeal, apply_crm_deal
+from tsunagu.store.converters import EVENT_DAY_SHARDS
 from tsunagu.tracking.mail_activity import LinkRequest, follow_link, record_open
 from tsunagu.tracking.tokens import TokenKind, TrackingToken
 
@@ -1373,6 +1374,7 @@ def events_table_reads(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> list[t
 
 
 BY_DAY = ("Query", "events_by_day")
+"""A Query of one key (one shard of a UTC day, EVENT_DAY_SHARDS a day) of the day index."""
 
 
 def test_a_rebuild_reads_each_day_s_events_by_a_query_of_the_day_index_and_never_scans_them(
@@ -1391,10 +1393,10 @@ def test_a_rebuild_reads_each_day_s_events_by_a_query_of_the_day_index_and_never
     ports = services.report_commands(aws.settings())
     reads = events_table_reads(aws, monkeypatch)
 
-    # When D1..D2 are rebuilt in the call, a Query per UTC day their Japanese days span
-    # (2026-11-30T15:00Z to 2026-12-02T14:59Z: three) and no Scan, counting as before
+    # When D1..D2 are rebuilt in the call, a Query per shard of each UTC day their Japanese
+    # days span (2026-11-30T15:00Z to 2026-12-02T14:59Z: three) and no Scan, counting as before
     reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2))
-    assert reads == [BY_DAY] * 3
+    assert reads == [BY_DAY] * 3 * EVENT_DAY_SHARDS
     assert counters(aws) == {**EXPECTED, **DEALS}
 
     # And in the background, a day a step: two Queries a Japanese day, no Scan
@@ -1402,13 +1404,13 @@ def test_a_rebuild_reads_each_day_s_events_by_a_query_of_the_day_index_and_never
     job = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2), background=True)
     assert isinstance(job, reports.RebuildJob)
     run_rebuild(aws, job.rebuild_id)
-    assert reads == [BY_DAY] * 4
+    assert reads == [BY_DAY] * 4 * EVENT_DAY_SHARDS
     assert counters(aws) == {**EXPECTED, **DEALS}
 
     # And where the account's days are UTC's, N days are N Queries
     reads.clear()
     reports.rebuild(replace(ports, time_zone="UTC"), ADMIN, date(2026, 12, 1), date(2026, 12, 2))
-    assert reads == [BY_DAY] * 2
+    assert reads == [BY_DAY] * 2 * EVENT_DAY_SHARDS
 
 
 def test_events_stored_before_the_day_index_are_still_counted_their_days_read_by_a_scan(

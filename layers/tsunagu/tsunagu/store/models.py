@@ -85,7 +85,8 @@ class EventItem(Model):
     type = UnicodeAttribute()
     occurred_at = UnicodeAttribute()
     occurred_day = UnicodeAttribute(null=True)
-    """The UTC day of ``occurred_at`` (tsunagu.clock.stored_day): the ``events_by_day`` index's
+    """The UTC day of ``occurred_at`` (tsunagu.clock.stored_day) and one of the day's shards
+    (``2026-12-06#3``, tsunagu.store.converters.day_index_key): the ``events_by_day`` index's
     key. None on events stored before it was kept (tsunagu.store.reports reads their days by a
     Scan)."""
     lead_id = UnicodeAttribute(null=True)

@@ -45,6 +45,7 @@ from tsunagu.reports.counting import (
     withdrawn,
 )
 from tsunagu.reports.rebuild_jobs import RebuildJob
+from tsunagu.store.converters import day_index_keys
 
 MARK_DAYS = 7
 """How long an event's mark is kept: a DynamoDB stream holds records for 24 hours."""
@@ -354,8 +355,9 @@ class ReportsRepository:
     # ---------------------------------------------------------------- rebuilding
     def events_between(self, first: str, last: str) -> Iterator[dict[str, Any]]:
         """Every stored event that occurred from ``first`` to ``last`` (ISO instants, as
-        stored), in no particular order. Read from the events_by_day index - a Query per UTC
-        day the range touches (two for a day of a time zone other than UTC), paginated - when
+        stored), in no particular order. Read from the events_by_day index - a Query per key of
+        each UTC day the range touches (EVENT_DAY_SHARDS a day; a day of a time zone other than
+        UTC touches two), paginated - when
         every event from ``first`` on is known to be in it (events_indexed_since); otherwise,
         for days that may hold events stored before the index was kept, by a Scan of the whole
         events table, as before it (README, "Reports", for both costs)."""
@@ -377,21 +379,22 @@ class ReportsRepository:
         # can fall on: an instant between first and last has a day between theirs
         day, last_day = date.fromisoformat(stored_day(first)), date.fromisoformat(stored_day(last))
         while day <= last_day:
-            pages = self._client.get_paginator("query").paginate(
-                TableName=self._events_table,
-                IndexName=EVENTS_BY_DAY_INDEX,
-                KeyConditionExpression=(
-                    "occurred_day = :day AND occurred_at BETWEEN :first AND :last"
-                ),
-                ExpressionAttributeValues={
-                    ":day": {"S": day.isoformat()},
-                    ":first": {"S": first},
-                    ":last": {"S": last},
-                },
-            )
-            for page in pages:
-                for item in page["Items"]:
-                    yield _plain(item)
+            for key in day_index_keys(day.isoformat()):
+                pages = self._client.get_paginator("query").paginate(
+                    TableName=self._events_table,
+                    IndexName=EVENTS_BY_DAY_INDEX,
+                    KeyConditionExpression=(
+                        "occurred_day = :key AND occurred_at BETWEEN :first AND :last"
+                    ),
+                    ExpressionAttributeValues={
+                        ":key": {"S": key},
+                        ":first": {"S": first},
+                        ":last": {"S": last},
+                    },
+                )
+                for page in pages:
+                    for item in page["Items"]:
+                        yield _plain(item)
             day += timedelta(days=1)
 
     def events_indexed_since(self) -> str | None:
