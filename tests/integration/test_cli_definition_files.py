@@ -64,9 +64,11 @@ def test_a_form_the_cli_printed_is_loaded_back_over_the_revision_it_was_read_at(
     exported = json.loads(out)
     assert (code, exported["revision"]) == (0, 1)
 
-    # When the edited export is loaded back with --replace
+    # When the edited export is loaded back with --replace --if-unchanged
     edited = written(here, "edited.json", {**exported, "name": "Seminar 2027 (Osaka)"})
-    code, out, err = tsunagu(capsys, "forms", "create", "--file", edited, "--replace")
+    code, out, err = tsunagu(
+        capsys, "forms", "create", "--file", edited, "--replace", "--if-unchanged"
+    )
 
     # Then it replaces the form, one save later, as the API's PUT of the same answer would
     assert (code, out) == (0, "form 'seminar-2027' updated\n"), err
@@ -86,9 +88,11 @@ def test_a_stale_export_is_refused_as_the_api_refuses_it_and_nothing_is_stored(
     )
     assert status == 200
 
-    # When the export, edited, is loaded back over it
+    # When the export, edited, is loaded back over it only if unchanged
     mine = written(here, "mine.json", {**exported, "name": "My name"})
-    code, out, err = tsunagu(capsys, "forms", "create", "--file", mine, "--replace")
+    code, out, err = tsunagu(
+        capsys, "forms", "create", "--file", mine, "--replace", "--if-unchanged"
+    )
 
     # Then it is refused in one line, saying what the API's 409 says and what to do here
     assert (code, out) == (1, "")
@@ -100,6 +104,51 @@ def test_a_stale_export_is_refused_as_the_api_refuses_it_and_nothing_is_stored(
     # And nothing was stored: their name stays, at their revision
     status, shown = call_admin(aws, "GET", "/admin/forms/seminar-2027")
     assert (shown["name"], shown["revision"]) == ("Their name", 2)
+
+
+def test_a_site_promoted_from_another_stack_replaces_it_here_whatever_its_count_there(
+    aws: AwsStack, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the site on this stack (saved once here), and staging's export of it (saved seven
+    # times there, renamed)
+    assert tsunagu(capsys, "sites", "create", "--file", written(here, "s.json", SITE))[0] == 0
+    staging = written(here, "staging.json", {**EXPORTED_SITE, "name": "Corporate (new)"})
+
+    # When it is loaded with --replace, as a promotion from staging to production is
+    code, out, err = tsunagu(capsys, "sites", "create", "--file", staging, "--replace")
+
+    # Then it replaces this stack's: staging's count of its saves means nothing here
+    assert (code, out) == (0, "site 'corp' updated\n"), err
+    status, shown = call_admin(aws, "GET", "/admin/sites/corp")
+    assert (status, shown["name"], shown["revision"]) == (200, "Corporate (new)", 2)
+
+    # And asked to replace only if unchanged since the file's revision, it is refused (this
+    # stack's count is not staging's), nothing stored
+    code, _, err = tsunagu(
+        capsys, "sites", "create", "--file", staging, "--replace", "--if-unchanged"
+    )
+    assert code == 1 and "meanwhile" in err, err
+    assert call_admin(aws, "GET", "/admin/sites/corp")[1]["revision"] == 2
+
+
+@pytest.mark.parametrize(
+    "asked", [["--if-unchanged"], ["--replace", "--if-unchanged"]], ids=["alone", "no-revision"]
+)
+def test_if_unchanged_without_what_it_needs_is_refused_and_nothing_is_stored(
+    aws: AwsStack, here: Path, capsys: pytest.CaptureFixture[str], asked: list[str]
+) -> None:
+    # Given a bare site definition (no revision), and for the replace the site stored
+    if "--replace" in asked:
+        assert tsunagu(capsys, "sites", "create", "--file", written(here, "s.json", SITE))[0] == 0
+    bare = written(here, "bare.json", {**SITE, "name": "Renamed"})
+    # When it is loaded asking for a check it cannot make
+    code, out, err = tsunagu(capsys, "sites", "create", "--file", bare, *asked)
+    # Then it is refused, saying why, and nothing is stored
+    assert (code, out) == (1, ""), err
+    assert "--if-unchanged" in err, err
+    status, shown = call_admin(aws, "GET", "/admin/sites/corp")
+    assert status == (200 if "--replace" in asked else 404)
+    assert status == 404 or shown["name"] == SITE["name"]
 
 
 @pytest.mark.parametrize("replace", [[], ["--replace"]], ids=["create", "replace"])

@@ -281,7 +281,7 @@ def sites_create(settings: Settings, args: argparse.Namespace) -> int:
 
     site, revision = _read_document("site", SiteDefinition, args.file)
     store = services.site_repository(settings)
-    _store(settings, "site", site.site_id, site, store, args.replace, revision, args.file)
+    _store(settings, "site", site.site_id, site, store, args, revision)
     return 0
 
 
@@ -572,7 +572,7 @@ def forms_create(settings: Settings, args: argparse.Namespace) -> int:
 
     form, revision = _read_document("form", FormDefinition, args.file)
     store = services.form_repository(settings)
-    _store(settings, "form", form.form_id, form, store, args.replace, revision, args.file)
+    _store(settings, "form", form.form_id, form, store, args, revision)
     return 0
 
 
@@ -586,29 +586,39 @@ def _definition_ports(settings: Settings) -> Any:
     )
 
 
+IF_UNCHANGED = (
+    "with --replace: only if nobody saved it since the file's revision (as exported here)"
+)
+
+
 def _store(
     settings: Settings,
     kind: Any,
     key: str,
     definition: Any,
     store: Any,
-    replace: bool,
+    args: argparse.Namespace,
     revision: int | None,
-    path: str,
 ) -> None:
-    """Create a definition, or replace it when asked to: never overwrite one by accident.
-    ``revision``: the one the file was exported at (``forms get``, ``api get``). A replace
-    goes over that revision only, as the admin API's does, so a colleague's save since is not
-    silently lost; a creation reads none, nor does a replace of one this stack has not
-    (the file came from another stack, whose count means nothing here)."""
+    """Create a definition, or replace it when asked to (``--replace``): never overwrite one by
+    accident. A replace goes over whatever is stored, as it always did: the file may come from
+    another stack (staging to production), whose ``revision`` counts that stack's saves and
+    means nothing here. With ``--if-unchanged`` it goes over the revision the file was exported
+    at (``forms get``, ``api get``) only, as the admin API's save does, so a colleague's save
+    since is not silently lost; a record this stack has not is created all the same."""
     from tsunagu.commands import definitions
     from tsunagu.errors import AlreadyExists, ConcurrentUpdate
 
+    path, replace, checked = args.file, args.replace, args.if_unchanged
+    if checked and not replace:
+        raise CliError("--if-unchanged is for --replace: a creation replaces nothing")
+    if checked and revision is None:
+        raise CliError(f'--if-unchanged needs the "revision" the {kind} was read at in {path}')
     ports = _definition_ports(settings)
     try:
         replaced, _ = definitions.save(
             ports, services.operator(settings), kind, key, definition, store,
-            replace=replace, over=revision if replace else None, over_if_stored=True,
+            replace=replace, over=revision if checked else None, over_if_stored=True,
         )  # fmt: skip
     except AlreadyExists as error:
         raise CliError(f"{error.message}; add --replace to update it") from None
@@ -840,6 +850,7 @@ def _parser() -> argparse.ArgumentParser:
     site_create = site_commands.add_parser("create", help="create (or --replace) from JSON")
     site_create.add_argument("--file", required=True)
     site_create.add_argument("--replace", action="store_true")
+    site_create.add_argument("--if-unchanged", action="store_true", help=IF_UNCHANGED)
     site_create.set_defaults(run=sites_create)
     site_commands.add_parser("list", help="list sites").set_defaults(run=sites_list)
     site_rotate = site_commands.add_parser(
@@ -926,6 +937,7 @@ def _parser() -> argparse.ArgumentParser:
     create = forms.add_parser("create", help="create (or --replace) a form from a JSON file")
     create.add_argument("--file", required=True, help="the form definition, JSON")
     create.add_argument("--replace", action="store_true", help="update an existing form")
+    create.add_argument("--if-unchanged", action="store_true", help=IF_UNCHANGED)
     create.set_defaults(run=forms_create)
     add_journey_commands(groups)
     add_console_commands(groups)
