@@ -623,9 +623,12 @@ def _store(
     except AlreadyExists as error:
         raise CliError(f"{error.message}; add --replace to update it") from None
     except ConcurrentUpdate as error:
+        # (the store's words are for an editor - "reload, or save again" - not for a file)
+        now = getattr(error, "revision", None)
         raise CliError(
-            f'{error.message}; nothing was stored: export it again, or take "revision" out'
-            f" of {path} to replace whatever is stored"
+            f"{kind} {key!r} was saved since {path} was exported (its revision {revision},"
+            f" now {now}); nothing was stored: export it again, or load it without"
+            " --if-unchanged to replace whatever is stored"
         ) from None
     print(f"{kind} {key!r} {'updated' if replaced else 'created'}")
 
