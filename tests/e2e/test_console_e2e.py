@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import re
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from playwright.sync_api import Locator, Page, Route, expect
+from playwright.sync_api import APIResponse, Locator, Page, Route, expect
 
 from tests.e2e.conftest import (
     RunningTsunagu,
@@ -1506,7 +1505,6 @@ def listed_as_queued_then_asked_once_ended(page: Page) -> None:
     imports is read while the run is still queued (its row is answered as ``POST /admin/imports``
     answered it), and the console's first question about the run
     (``GET /admin/imports/imp_…``) is answered only once the run has ended on the server."""
-    deadline = time.monotonic() + BACKGROUND_RUN_MS / 1000
     queued: dict[str, Any] = {}
 
     def applied(route: Route) -> None:
@@ -1531,13 +1529,14 @@ def listed_as_queued_then_asked_once_ended(page: Page) -> None:
 
     def asked(route: Route) -> None:
         assert route.request.method == "GET", route.request.method
-        while True:
+
+        def ended() -> APIResponse | None:
             answer = route.fetch()
-            if answer.json().get("status") not in ("queued", "applying"):
-                break
-            assert time.monotonic() < deadline, "the import run did not end"
-            time.sleep(0.2)  # polling the server, not waiting for time to pass
-        route.fulfill(response=answer)
+            return None if answer.json().get("status") in ("queued", "applying") else answer
+
+        route.fulfill(
+            response=wait_for(ended, timeout=BACKGROUND_RUN_MS / 1000, what="the run's end")
+        )
 
     def applied_or_listed(route: Route) -> None:
         (applied if route.request.method == "POST" else listed)(route)
