@@ -178,7 +178,14 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     # boto3's default session outlives the test (moto would replace it at every start): a new
     # session reads every service model again, and that was a third of an integration test.
     # Its credentials are the fake ones this fixture always has, so nothing leaks between tests.
-    with mock_aws(config={"core": {"reset_boto3_session": False}}):
+    # moto's config is the process's: a local runtime started in this process (the tests of
+    # the runtime) turns on its running of state machines, in threads, for every later mock;
+    # here executions only start and stop as asked, whatever ran before on this worker.
+    config: Any = {
+        "core": {"reset_boto3_session": False},
+        "stepfunctions": {"execute_state_machine": False},
+    }
+    with mock_aws(config=config):
         dynamodb = moto_client("dynamodb")
         tables = {}
         for logical_id, resource in stack.of_type("AWS::DynamoDB::Table").items():
