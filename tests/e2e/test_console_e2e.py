@@ -184,6 +184,41 @@ def test_searching_again_with_the_same_word_shows_a_lead_captured_since(
     expect(page.locator("main")).not_to_contain_text("No lead matches.")
 
 
+def test_a_search_typed_before_the_list_first_answered_keeps_its_own_answer(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given the lead list opened on a slow network: its first, unfiltered answer is held back
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="journeys")
+    settled(page)
+    held: list[Route] = []
+
+    def unfiltered_held(route: Route) -> None:
+        if "q=" in route.request.url:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r"/admin/leads(\?|$)"), unfiltered_held)
+    page.locator("header.top nav").get_by_role("link", name="Leads", exact=True).click()
+
+    # When she searches for a company nobody has signed up from before the list has answered
+    page.get_by_label("Search").first.fill("ヨリミチ")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("main")).to_contain_text("No lead matches.")
+    assert len(held) == 1, [route.request.url for route in held]
+
+    # ... and the unfiltered answer arrives after her search's
+    with page.expect_response(lambda answer: answer.request == held[0].request) as late:
+        held[0].continue_()
+    late.value.finished()
+    settled(page)
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => setTimeout(done)))")
+
+    # Then the list still shows what her search found, not every lead
+    expect(page.locator("main")).to_contain_text("No lead matches.")
+    expect(page.get_by_role("link", name=LEAD)).to_have_count(0)
+
+
 def test_a_marketer_pauses_a_journey_and_resumes_it_by_a_policy(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:

@@ -1,4 +1,4 @@
-import { type FormEvent, useEffect, useState } from "react";
+import { type FormEvent, useEffect, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { Link, useSearchParams } from "react-router";
 
@@ -95,18 +95,23 @@ export function Leads() {
   const query = Object.fromEntries(FILTERS.map((name) => [name, params.get(name) ?? ""]));
   const key = JSON.stringify(query);
 
+  // Only the answer to the last request asked is shown: the list first read unfiltered can
+  // answer after a search typed at once, and would put every lead back under her search word.
+  const latest = useRef(0);
   async function load(cursor: string | null) {
+    const mine = ++latest.current;
     setLoading(true);
     setProblem(null);
     try {
       const page = await api<SearchPage>("GET", "/admin/leads", {
         query: { ...query, limit: 50, cursor },
       });
+      if (mine !== latest.current) return;
       setPages((before) => (cursor ? [...before, page] : [page]));
     } catch (error) {
-      setProblem(describeError(error));
+      if (mine === latest.current) setProblem(describeError(error));
     } finally {
-      setLoading(false);
+      if (mine === latest.current) setLoading(false);
     }
   }
 
