@@ -248,6 +248,28 @@ def test_a_japanese_marketer_reads_a_new_journey_and_its_edges_in_japanese(
     expect(edges).not_to_contain_text("timed out")
 
 
+def test_another_journey_opened_by_its_address_starts_on_a_clean_canvas(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given the seminar follow-up's canvas, dry-run: its mails by day are on the panel
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="journeys/seminar_follow_up")
+    expect(node(page, "click_or_attend")).to_be_visible()
+    page.get_by_role("button", name="Dry run").click()
+    panel = page.locator(".panel")
+    expect(panel).to_contain_text("Mails by day (dry run)")
+    expect(panel).to_contain_text("seminar-invitation")
+
+    # When she opens the welcome nurture by its address (a bookmark, a link pasted in a chat)
+    page.goto(f"{tsunagu.api_url}/console/#/journeys/welcome_nurture")
+    expect(node(page, "welcome")).to_be_visible()
+    expect(node(page, "click_or_attend")).to_have_count(0)
+
+    # Then its canvas shows no dry run, least of all the seminar's
+    expect(panel).to_contain_text("Choose a node to configure it.")
+    expect(panel).not_to_contain_text("Mails by day")
+    expect(panel).not_to_contain_text("seminar-invitation")
+
+
 def test_a_paused_journey_resumed_by_skipping_sends_nothing_it_held(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:

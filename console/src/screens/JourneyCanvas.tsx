@@ -22,7 +22,7 @@ import {
 } from "@xyflow/react";
 import { type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
-import { Link, useNavigate, useParams } from "react-router";
+import { Link, useLocation, useNavigate, useParams } from "react-router";
 
 import { ApiError, type FieldProblem, api, describeError, describeProblem, problemText } from "../api";
 import { type SegmentChoice, savedSegments } from "../choices";
@@ -434,7 +434,22 @@ function WrapEdge(props: EdgeProps<Edge<{ gapY: number }>>) {
 
 const EDGE_TYPES = { wrap: WrapEdge };
 
-export default function JourneyCanvas() {
+/** The canvas a new journey's first save keeps when its address becomes the journey's own. */
+type KeptCanvas = { canvas?: string } | null;
+
+/** One canvas per journey. Opening another journey (a link, an address typed or pasted) starts
+ * on a clean canvas, not with the last one's selected node, dry run, versions, live counts and
+ * messages (React Router keeps a screen's state when only its parameters change). A new
+ * journey's first save replaces its address and keeps its canvas, and its "saved" message. */
+export default function JourneyCanvasScreen() {
+  const { journeyId } = useParams();
+  const location = useLocation();
+  const kept = (location.state as KeptCanvas)?.canvas;
+  const canvas = kept ?? (journeyId === undefined ? `new:${location.key}` : `journey:${journeyId}`);
+  return <JourneyCanvas key={canvas} canvas={canvas} />;
+}
+
+function JourneyCanvas({ canvas }: { canvas: string }) {
   const { t } = useTranslation();
   const may = useMay();
   const mayReport = may("reports.show"); // a boolean: the function is new at every render
@@ -707,7 +722,7 @@ export default function JourneyCanvas() {
           ? t("canvas.saved_with_problems", { count: saved.problems.length })
           : t("canvas.saved"),
       );
-      if (isNew) navigate(`/journeys/${id}`, { replace: true });
+      if (isNew) navigate(`/journeys/${id}`, { replace: true, state: { canvas } satisfies KeptCanvas });
     } catch (error) {
       if (error instanceof ApiError && error.status === 409) {
         // Someone saved the draft after this editor read it: saving would lose their change.
