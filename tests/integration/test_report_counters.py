@@ -1449,11 +1449,41 @@ def test_events_stored_before_the_day_index_are_still_counted_their_days_read_by
     assert counters(aws) == {**EXPECTED, **DEALS}
 
 
+def rebuild_machine(aws: AwsStack) -> Any:
+    """A stack with the rebuild state machine, moto's (which runs no step of its executions:
+    the test runs them); its Step Functions client."""
+    import json
+
+    aws.environment["TSUNAGU_REBUILD_STATE_MACHINE_ARN"] = REBUILD_MACHINE
+    stepfunctions = moto_client("stepfunctions")
+    stepfunctions.create_state_machine(
+        name=REBUILD_MACHINE.rsplit(":", 1)[1],
+        definition=json.dumps({"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/tsunagu-test-rebuild-reports",
+    )
+    return stepfunctions
+
+
+def steps_not_stored(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """What the function logs of each rebuild step that stored nothing, from here on."""
+    from tsunagu.observability import logger
+
+    logged: list[dict[str, Any]] = []
+    info = logger.info
+
+    def recording(message: object, *args: Any, **kwargs: Any) -> None:
+        if str(message).startswith("rebuild step not stored"):
+            logged.append(dict(kwargs.get("extra") or {}))
+        info(message, *args, **kwargs)
+
+    monkeypatch.setattr(logger, "info", recording)
+    return logged
+
+
 def test_a_rebuild_whose_execution_is_stopped_by_hand_says_it_was_stopped_not_running(
     aws: AwsStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import argparse
-    import json
 
     from tsunagu.cli_reports import reports_rebuild
     from tsunagu.commands import reports
@@ -1463,13 +1493,7 @@ def test_a_rebuild_whose_execution_is_stopped_by_hand_says_it_was_stopped_not_ru
     # which runs no step: the test runs them), and D1 counted
     make_history(aws)
     deliver(aws, new_stream_records(aws, "EventsTable"))
-    aws.environment["TSUNAGU_REBUILD_STATE_MACHINE_ARN"] = REBUILD_MACHINE
-    stepfunctions = moto_client("stepfunctions")
-    stepfunctions.create_state_machine(
-        name=REBUILD_MACHINE.rsplit(":", 1)[1],
-        definition=json.dumps({"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}),
-        roleArn="arn:aws:iam::123456789012:role/tsunagu-test-rebuild-reports",
-    )
+    stepfunctions = rebuild_machine(aws)
     ports = services.report_commands(aws.settings())
     job = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2), background=True)
     assert isinstance(job, reports.RebuildJob)
@@ -1498,6 +1522,192 @@ def test_a_rebuild_whose_execution_is_stopped_by_hand_says_it_was_stopped_not_ru
     assert f"{job.rebuild_id}  stopped" in capsys.readouterr().out
     # And D1 stands counted again, D2 as it was
     assert counters(aws) == {**EXPECTED, **DEALS}
+
+
+def test_a_step_still_counting_when_its_rebuild_was_stopped_leaves_it_stopped_logged_once(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.commands import reports
+    from tsunagu.journeys.lifecycle import execution_arn
+    from tsunagu.reports import counters as counting
+
+    # Given a rebuild of D1..D3 in the background, its execution started (moto's), D1 counted
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    stepfunctions = rebuild_machine(aws)
+    ports = services.report_commands(aws.settings())
+    job = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 3), background=True)
+    assert isinstance(job, reports.RebuildJob)
+    function = aws.function("rebuild_reports")
+    function.invoke({"step": "day", "rebuild_id": job.rebuild_id})
+    not_stored = steps_not_stored(monkeypatch)
+
+    # When the operator stops its execution while the step of D2 is counting it, and someone
+    # follows the rebuild then (its progress reads the stop from Step Functions and stores it)
+    followed: list[dict[str, Any]] = []
+    count_again = counting.rebuild
+
+    def stopped_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        counted = count_again(*args, **kwargs)
+        stepfunctions.stop_execution(executionArn=execution_arn(REBUILD_MACHINE, job.rebuild_id))
+        followed.append(rebuild_status(aws, job.rebuild_id)["body"])
+        return counted
+
+    monkeypatch.setattr(counting, "rebuild", stopped_meanwhile)
+    answer = function.invoke({"step": "day", "rebuild_id": job.rebuild_id})
+
+    # Then the step ends without an error (which the state machine would retry), answering
+    # the job as the stop left it, and says once in its log that it stored nothing
+    assert answer == {"done": True, "days_done": 1, "days_total": 3}
+    assert [(n["day"], n["status"]) for n in not_stored] == [("2026-12-02", "stopped")]
+    # And the job stays stopped after 1 of 3 days, as it read while the step ran
+    [stopped] = followed
+    assert (stopped["status"], stopped["days_done"]) == ("stopped", 1), stopped
+    assert rebuild_status(aws, job.rebuild_id)["body"] == stopped
+    assert rebuild_status(aws, job.rebuild_id)["body"] == stopped
+    # And the stop is in the audit log once, the rebuild's end nowhere else
+    ended = [d for d in audit_details(aws, "reports.rebuild") if d.startswith(job.rebuild_id)]
+    assert len(ended) == 1 and ended[0].startswith(f"{job.rebuild_id} stopped"), ended
+    # And D2's counter rows are as the step counted them again (what a stop leaves of the day
+    # it was on: old or new), every day before it counted again
+    assert counters(aws) == {**EXPECTED, **DEALS}
+
+
+def test_a_step_run_twice_leaves_the_newer_step_s_days_and_the_end_logged_once(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsunagu.commands import reports
+    from tsunagu.reports import counters as counting
+
+    # Given a rebuild of D1..D2 in the background, queued
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    queue_rebuilds(aws, monkeypatch)
+    ports = services.report_commands(aws.settings())
+    in_call = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2))
+    assert isinstance(in_call, reports.Rebuilt)
+    job = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2), background=True)
+    assert isinstance(job, reports.RebuildJob)
+    not_stored = steps_not_stored(monkeypatch)
+
+    # When its first step is still counting D1 as Step Functions runs the step again (a
+    # Lambda error retried while the first invocation went on), and the run goes on to the end
+    function = aws.function("rebuild_reports")
+    count_again = counting.rebuild
+    retried: list[list[dict[str, Any]]] = []
+
+    def outrun(*args: Any, **kwargs: Any) -> Any:
+        counted = count_again(*args, **kwargs)
+        if not retried:
+            retried.append([])  # before the run: its steps count as the first step did
+            retried[0].extend(run_rebuild(aws, job.rebuild_id))
+        return counted
+
+    monkeypatch.setattr(counting, "rebuild", outrun)
+    late = function.invoke({"step": "day", "rebuild_id": job.rebuild_id})
+
+    # Then the run finished: both days counted, done
+    assert retried == [
+        [
+            {"done": False, "days_done": 1, "days_total": 2},
+            {"done": True, "days_done": 2, "days_total": 2},
+        ]
+    ]
+    # And the late step stores nothing over it, answering it done, said once in its log
+    assert late == {"done": True, "days_done": 2, "days_total": 2}
+    assert [(n["day"], n["status"]) for n in not_stored] == [("2026-12-01", "done")]
+    shown = rebuild_status(aws, job.rebuild_id)["body"]
+    assert (shown["status"], shown["days_done"], shown["error"]) == ("done", 2, None), shown
+    # And each day is in its totals once, as a rebuild of both days in one call counts them
+    assert (shown["events"], shown["counted"]) == (in_call.events, in_call.counted)
+    assert counters(aws) == {**EXPECTED, **DEALS}
+    # And its end is in the audit log once
+    ended = [d for d in audit_details(aws, "reports.rebuild") if d.startswith(job.rebuild_id)]
+    done = f"{job.rebuild_id} done: {in_call.events} events"
+    assert len(ended) == 1 and ended[0].startswith(done), ended
+
+
+def test_two_people_following_a_stopped_rebuild_at_once_record_its_stop_once(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from tsunagu.commands import reports
+
+    # Given a rebuild of D1..D2 in the background, D1 counted, whose execution was stopped
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    queue_rebuilds(aws, monkeypatch)
+    ports = services.report_commands(aws.settings())
+    job = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2), background=True)
+    assert isinstance(job, reports.RebuildJob)
+    aws.function("rebuild_reports").invoke({"step": "day", "rebuild_id": job.rebuild_id})
+    other: list[reports.RebuildJob] = []
+    theirs = replace(ports, rebuild_execution=lambda _rebuild_id: "ABORTED")
+
+    def aborted(rebuild_id: str) -> str:
+        # The other person's read stores the stop while this one asks Step Functions
+        other.append(reports.rebuild_progress(theirs, ADMIN, rebuild_id))
+        return "ABORTED"
+
+    # When both read how far it is
+    shown = reports.rebuild_progress(
+        replace(ports, rebuild_execution=aborted), ADMIN, job.rebuild_id
+    )
+
+    # Then both read it stopped after D1, as the first to store it did, and the stop is logged
+    # once
+    assert (shown.status, shown.days_done) == ("stopped", 1), shown
+    assert other == [shown]
+    ended = [d for d in audit_details(aws, "reports.rebuild") if d.startswith(job.rebuild_id)]
+    assert len(ended) == 1 and ended[0].startswith(f"{job.rebuild_id} stopped"), ended
+
+
+def test_a_rebuild_job_is_saved_only_over_the_revision_it_was_read_at(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from tsunagu.commands import reports
+    from tsunagu.errors import ConcurrentUpdate
+
+    queue_rebuilds(aws, monkeypatch)
+    ports = services.report_commands(aws.settings())
+    store = ports.counters
+    job = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2), background=True)
+    assert isinstance(job, reports.RebuildJob) and job.revision == 1
+
+    # A save over the revision read is stored, and answers the next revision
+    read = store.rebuild_job(job.rebuild_id)
+    assert read == job
+    saved = store.save_rebuild_job(replace_status(read, "running"))
+    assert saved.revision == 2 and store.rebuild_job(job.rebuild_id) == saved
+    # One over an older revision is refused, leaving the job as it was
+    with pytest.raises(ConcurrentUpdate, match="saved since revision 1"):
+        store.save_rebuild_job(replace_status(read, "failed"))
+    assert store.rebuild_job(job.rebuild_id) == saved
+    # A job never stored is stored only if none has its id
+    with pytest.raises(ConcurrentUpdate):
+        store.save_rebuild_job(replace_status(read, "queued", revision=None))
+
+    # A job stored before saves were counted (no revision) reads as revision 0, saved over once
+    dynamodb = moto_client("dynamodb")
+    key = {"pk": {"S": f"rebuild#{job.rebuild_id}"}, "sk": {"S": "-"}}
+    dynamodb.put_item(
+        TableName=aws.settings().reports_table,
+        Item=key | {"job": {"S": json.dumps(job.record())}},
+    )
+    old = store.rebuild_job(job.rebuild_id)
+    assert old is not None and old.revision == 0
+    assert store.save_rebuild_job(replace_status(old, "running")).revision == 1
+    with pytest.raises(ConcurrentUpdate):
+        store.save_rebuild_job(replace_status(old, "stopped"))
+
+
+def replace_status(job: Any, status: str, **changes: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(job, status=status, **changes)
 
 
 def test_a_rebuild_whose_execution_failed_without_recording_it_says_it_failed(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -17,7 +18,7 @@ from pydantic import ValidationError as PydanticValidationError
 from tsunagu.clock import Clock, isoformat
 from tsunagu.commands.access import Actor, Role
 from tsunagu.commands.audit import AuditLog, allowed, noted, recorded
-from tsunagu.errors import FieldError, NotFound, ValidationFailed
+from tsunagu.errors import ConcurrentUpdate, FieldError, NotFound, ValidationFailed
 from tsunagu.ids import new_id
 from tsunagu.journeys.definition import JourneyDefinition
 from tsunagu.journeys.model import Journey, StoredGraph, published_graph_key
@@ -347,8 +348,10 @@ def _queued(ports: ReportCommands, actor: Actor, first: date, last: date) -> Reb
     try:
         ports.start_rebuild(job.rebuild_id)
     except Exception as error:
-        # Not started: said on the job, which is done with (a new rebuild runs the days)
-        ports.counters.save_rebuild_job(job.with_failure(f"not started: {error}", at))
+        # Not started: said on the job, which is done with (a new rebuild runs the days) -
+        # unless a step saved it meanwhile: then its execution started after all, and runs
+        with suppress(ConcurrentUpdate):
+            ports.counters.save_rebuild_job(job.with_failure(f"not started: {error}", at))
         raise
     return job
 
@@ -366,24 +369,64 @@ def rebuild_progress(ports: ReportCommands, actor: Actor, rebuild_id: str) -> Re
 def _ended_meanwhile(ports: ReportCommands, job: RebuildJob) -> RebuildJob:
     """The job, stopped if its execution ended without a step of its own saying so - stopped
     by hand (StopExecution) or timed out (or failed, if its step recording the failure ran out
-    of retries): it would read as running forever. Asked when
-    someone follows it (a read of its execution; nothing polls). A step still running when
-    the execution was stopped may store its day after this; the next read stops it again."""
+    of retries): it would read as running forever. Asked when someone follows it (a read of
+    its execution; nothing polls). A step still running when the execution was stopped finds
+    the job stopped when it saves its day, and leaves it so (rebuild_next_day)."""
     if job.done or ports.rebuild_execution is None:
         return job
     status = ports.rebuild_execution(job.rebuild_id)
     if status not in STOPPED_EXECUTIONS:
         return job
-    job = ports.counters.save_rebuild_job(job.with_stop(status, isoformat(ports.clock.now())))
-    _note_end(ports, job, f"{job.rebuild_id} {job.status} ({job.summary}): {job.error}")
-    return job
+    return _ended(
+        ports,
+        job,
+        lambda latest: latest.with_stop(status, isoformat(ports.clock.now())),
+        lambda ended: f"{ended.rebuild_id} {ended.status} ({ended.summary}): {ended.error}",
+    )
+
+
+END_ATTEMPTS = 5
+"""Saves of a job's end over a job saved meanwhile, each time read again: every save between
+is a step's that read the job before (one, unless Step Functions retried a step while its
+first invocation still ran)."""
+
+
+def _ended(
+    ports: ReportCommands,
+    job: RebuildJob,
+    end: Callable[[RebuildJob], RebuildJob],
+    detail: Callable[[RebuildJob], str],
+) -> RebuildJob:
+    """The job ended as ``end`` says, over the latest job stored, and its end logged - once:
+    a job another writer ended meanwhile (two people following a stopped rebuild at once) is
+    answered as that writer stored it, its end already logged."""
+    for _ in range(END_ATTEMPTS):
+        try:
+            ended = ports.counters.save_rebuild_job(end(job))
+        except ConcurrentUpdate:
+            latest = ports.counters.rebuild_job(job.rebuild_id)
+            if latest is None:
+                raise NotFound(f"no rebuild {job.rebuild_id!r}") from None
+            if latest.done:
+                return latest
+            job = latest  # a step stored a day meanwhile: ended after it
+            continue
+        _note_end(ports, ended, detail(ended))
+        return ended
+    raise ConcurrentUpdate(f"rebuild {job.rebuild_id} kept changing: ask again")
 
 
 def rebuild_next_day(ports: ReportCommands, rebuild_id: str) -> RebuildJob:
     """A step of a background rebuild (the stack's own work: no actor): count the job's next
     day again and store it as done - in that order, so that a step that fails part-way (and
     is retried, or the job run again) counts the day again from its events and adds it to the
-    totals once. A job done is left as it is; its last day logs its end under whoever asked."""
+    totals once. A job done is left as it is; its last day logs its end under whoever asked.
+
+    A step whose job was saved by another since it read it - stopped (its execution stopped
+    while the step ran, and the stop read by someone following it), or the same day stored by
+    a newer invocation of the step - stores nothing and answers the job as stored: the stop
+    stands, recorded once, and no day is added twice. Its day's counter rows stay written (the
+    day as counted again, which is what a stop leaves a day cut short: old or new)."""
     job = ports.counters.rebuild_job(rebuild_id)
     if job is None:
         raise NotFound(f"no rebuild {rebuild_id!r}")
@@ -393,7 +436,10 @@ def rebuild_next_day(ports: ReportCommands, rebuild_id: str) -> RebuildJob:
     if job.status == "queued":
         # Said before the first day is counted (a day of many events takes minutes)
         at = isoformat(ports.clock.now())
-        job = ports.counters.save_rebuild_job(replace(job, status="running", updated_at=at))
+        try:
+            job = ports.counters.save_rebuild_job(replace(job, status="running", updated_at=at))
+        except ConcurrentUpdate:
+            return _moved_on(ports, job, day)
     _index_events(ports)
     done = counters.rebuild(
         day,
@@ -403,10 +449,36 @@ def rebuild_next_day(ports: ReportCommands, rebuild_id: str) -> RebuildJob:
         goals=ports.goals(),
         again_until=job.last_day,
     )
-    job = ports.counters.save_rebuild_job(job.with_day(done, isoformat(ports.clock.now())))
+    try:
+        job = ports.counters.save_rebuild_job(job.with_day(done, isoformat(ports.clock.now())))
+    except ConcurrentUpdate:
+        return _moved_on(ports, job, day)
     if job.done:
         _note_end(ports, job, f"{job.rebuild_id} done: {job.summary}")
     return job
+
+
+def _moved_on(ports: ReportCommands, read: RebuildJob, day: date) -> RebuildJob:
+    """The job as stored, for a step whose save of ``day`` found it saved since it was read:
+    the step ends without error (an error would be retried against the same job, or fail a
+    run that went on), said once in the function's log."""
+    from tsunagu.observability import logger
+
+    stored = ports.counters.rebuild_job(read.rebuild_id)
+    if stored is None:
+        raise NotFound(f"no rebuild {read.rebuild_id!r}")
+    logger.info(
+        "rebuild step not stored: the job was saved meanwhile",
+        extra={
+            "rebuild_id": read.rebuild_id,
+            "day": day.isoformat(),
+            "read_revision": read.revision,
+            "status": stored.status,
+            "days_done": stored.days_done,
+            "revision": stored.revision,
+        },
+    )
+    return stored
 
 
 def rebuild_failed(ports: ReportCommands, rebuild_id: str, error: str) -> RebuildJob:
@@ -418,14 +490,15 @@ def rebuild_failed(ports: ReportCommands, rebuild_id: str, error: str) -> Rebuil
         raise NotFound(f"no rebuild {rebuild_id!r}")
     if job.done:
         return job
-    job = ports.counters.save_rebuild_job(job.with_failure(error, isoformat(ports.clock.now())))
-    _note_end(
+    return _ended(
         ports,
         job,
-        f"{job.rebuild_id} failed after {job.days_done} of {job.days_total} days"
-        f" ({job.summary}): {job.error}",
+        lambda latest: latest.with_failure(error, isoformat(ports.clock.now())),
+        lambda ended: (
+            f"{ended.rebuild_id} failed after {ended.days_done} of {ended.days_total} days"
+            f" ({ended.summary}): {ended.error}"
+        ),
     )
-    return job
 
 
 def _note_end(ports: ReportCommands, job: RebuildJob, detail: str) -> None:

@@ -55,6 +55,11 @@ class RebuildJob:
     error: str | None = None
     updated_at: str = ""
     finished_at: str | None = None
+    revision: int | None = None
+    """The stored job's count of saves, as read (0: stored before saves were counted; None:
+    never stored). A save is written only over the revision it was read at, so that a step
+    still running when its execution was stopped (or a step run twice) does not write over
+    the stop, or over the newer step's day (tsunagu.store.reports). Not part of the record."""
 
     @property
     def days_total(self) -> int:
@@ -141,7 +146,7 @@ class RebuildJob:
         return shown | {"rows_removed": self.rows_removed, "asked_by": dict(self.asked_by)}
 
     @classmethod
-    def from_record(cls, data: Mapping[str, Any]) -> RebuildJob:
+    def from_record(cls, data: Mapping[str, Any], revision: int | None = None) -> RebuildJob:
         return cls(
             rebuild_id=str(data["rebuild_id"]),
             first_day=date.fromisoformat(str(data["from"])),
@@ -158,4 +163,5 @@ class RebuildJob:
             error=data.get("error"),
             updated_at=str(data.get("updated_at", "")),
             finished_at=data.get("finished_at"),
+            revision=revision,
         )

@@ -24,6 +24,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -486,20 +487,44 @@ class ReportsRepository:
             Key={"pk": {"S": _rebuild_pk(rebuild_id)}, "sk": {"S": _NONE}},
             ConsistentRead=True,
         ).get("Item")
-        return RebuildJob.from_record(json.loads(item["job"]["S"])) if item else None
+        if item is None:
+            return None
+        revision = int(item["revision"]["N"]) if "revision" in item else 0
+        return RebuildJob.from_record(json.loads(item["job"]["S"]), revision)
 
     def save_rebuild_job(self, job: RebuildJob) -> RebuildJob:
-        """Stored whole (one execution of the state machine, named by the job, runs its steps
-        one after another: no two writers)."""
-        self._client.put_item(
-            TableName=self._table,
-            Item={
-                "pk": {"S": _rebuild_pk(job.rebuild_id)},
-                "sk": {"S": _NONE},
-                "job": {"S": json.dumps(job.record(), sort_keys=True)},
-            },
-        )
-        return job
+        """Stored whole, over the revision it was read at (a job never stored: only if none
+        has its id), and answered at its new revision; ConcurrentUpdate if it was saved since.
+        One execution runs a job's steps one after another, but a step still running when the
+        execution is stopped saves after the stop, and a step Step Functions retried while its
+        first invocation still ran saves after the retry's: neither may write over them."""
+        revision = job.revision
+        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        if revision == 0:  # stored before saves were counted
+            condition["ConditionExpression"] = (
+                "attribute_exists(pk) AND attribute_not_exists(revision)"
+            )
+        elif revision is not None:
+            condition["ConditionExpression"] = "revision = :read"
+            condition["ExpressionAttributeValues"] = {":read": {"N": str(revision)}}
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": _rebuild_pk(job.rebuild_id)},
+                    "sk": {"S": _NONE},
+                    "job": {"S": json.dumps(job.record(), sort_keys=True)},
+                    "revision": {"N": str((revision or 0) + 1)},
+                },
+                **condition,
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            raise ConcurrentUpdate(
+                f"rebuild {job.rebuild_id} was saved since revision {revision} was read"
+            ) from None
+        return replace(job, revision=(revision or 0) + 1)
 
     # ---------------------------------------------------------------- batches
     def _get_many(self, pks: list[str]) -> Iterator[dict[str, Any]]:
