@@ -232,3 +232,139 @@ def test_a_journey_the_cli_showed_is_saved_back_its_start_input_unread(
     assert json.loads(tsunagu(capsys, "journeys", "show", "spring_news")[1])["name"] == (
         "Spring news 2027"
     )
+
+
+EXPORTED_SEGMENT = {
+    "name": "hot",
+    "filter": "stage=mql",
+    "description": "営業対応中",
+    "exclude_from_marketing": True,
+    "by": "someone@example.com",
+    "at": "2027-01-05T09:00:00.000Z",
+    "version": 7,
+    "count": 999,
+    "sample": [{"lead_id": "lead_x", "email": "x@example.jp", "stage": "mql", "score": 90}],
+    "used_by": ["journey spring_news (trigger)"],
+}
+"""A segment as another stack's `segments show --json` printed it (saved seven times there)."""
+
+
+def test_a_segment_the_cli_showed_is_saved_back_over_the_version_it_was_read_at(
+    aws: AwsStack, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a segment saved from the command line, and printed by `segments show --json`
+    code, _, err = tsunagu(capsys, "segments", "save", "hot", "stage=mql", "--description", "営業")
+    assert code == 0, err
+    code, out, _ = tsunagu(capsys, "segments", "show", "hot", "--json")
+    exported = json.loads(out)
+    assert (code, exported["version"], exported["count"], exported["used_by"]) == (0, 1, 0, [])
+
+    # When the export, edited (its count claiming what is not so), is loaded back if unchanged
+    edited = written(here, "edited.json", {**exported, "filter": "score>=70", "count": 999})
+    code, out, err = tsunagu(
+        capsys, "segments", "save", "--file", edited, "--replace", "--if-unchanged"
+    )
+
+    # Then it changes the segment, one save later, as the API's PUT of the same answer would
+    assert code == 0, err
+    assert out.startswith("saved segment hot (version 2): score>=70\n0 leads selected now"), out
+    status, shown = call_admin(aws, "GET", "/admin/segments/hot")
+    assert (status, shown["filter"], shown["description"], shown["count"]) == (
+        200, "score>=70", "営業", 0,
+    )  # fmt: skip
+    # And what the API's GET answers loads back the same way
+    from_api = written(here, "api.json", {**shown, "description": "営業 (API)"})
+    code, out, err = tsunagu(
+        capsys, "segments", "save", "--file", from_api, "--replace", "--if-unchanged"
+    )
+    assert (code, out.split("\n")[0]) == (0, "saved segment hot (version 3): score>=70"), err
+    assert call_admin(aws, "GET", "/admin/segments/hot")[1]["description"] == "営業 (API)"
+
+
+def test_a_stale_segment_export_is_refused_if_unchanged_and_goes_over_with_replace(
+    aws: AwsStack, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a segment exported at version 1, then changed by a colleague through the API
+    tsunagu(capsys, "segments", "save", "hot", "stage=mql")
+    exported = json.loads(tsunagu(capsys, "segments", "show", "hot", "--json")[1])
+    theirs = {**exported, "filter": "tag=vip"}
+    assert call_admin(aws, "PUT", "/admin/segments/hot", body=theirs)[0] == 200
+
+    # When the export, edited, is loaded back over it only if unchanged
+    mine = written(here, "mine.json", {**exported, "filter": "score>=70"})
+    code, out, err = tsunagu(
+        capsys, "segments", "save", "--file", mine, "--replace", "--if-unchanged"
+    )
+
+    # Then it is refused in one line, saying so in a file's terms, and nothing is stored
+    assert (code, out) == (1, "")
+    assert "segment 'hot' was saved since mine.json was exported (its version 1, now 2)" in err
+    assert "load it without --if-unchanged" in err and err.count("\n") == 1, err
+    shown = call_admin(aws, "GET", "/admin/segments/hot")[1]
+    assert (shown["filter"], shown["version"]) == ("tag=vip", 2)
+    # And loaded with --replace alone it goes over whatever is stored, as a promotion does
+    code, out, err = tsunagu(capsys, "segments", "save", "--file", mine, "--replace")
+    assert (code, out.split("\n")[0]) == (0, "saved segment hot (version 3): score>=70"), err
+
+
+@pytest.mark.parametrize(
+    "replace", [[], ["--replace"], ["--replace", "--if-unchanged"]],
+    ids=["create", "replace", "if-unchanged"],
+)  # fmt: skip
+def test_a_segment_exported_from_another_stack_is_created_here_read_only_fields_unread(
+    aws: AwsStack, here: Path, capsys: pytest.CaptureFixture[str], replace: list[str]
+) -> None:
+    # Given a segment as another stack printed it, and a stack that has no such segment
+    exported = written(here, "hot.json", EXPORTED_SEGMENT)
+    # When it is loaded
+    code, out, err = tsunagu(capsys, "segments", "save", "--file", exported, *replace)
+    # Then it is created here, its first version: who saved it there, when, its count and what
+    # read it there are not taken from the file
+    assert (code, out.split("\n")[0]) == (
+        0, "saved segment hot (version 1): stage=mql (excluded from marketing mail)",
+    ), err  # fmt: skip
+    status, shown = call_admin(aws, "GET", "/admin/segments/hot")
+    assert status == 200
+    assert (shown["version"], shown["count"], shown["sample"], shown["used_by"]) == (1, 0, [], [])
+    assert shown["description"] == "営業対応中" and shown["by"] != "someone@example.com", shown
+
+
+@pytest.mark.parametrize(
+    ("body", "argv", "problem"),
+    [
+        ({**EXPORTED_SEGMENT, "colour": "red"}, [], "hot.json is not valid: colour: Extra inputs"),
+        ({**EXPORTED_SEGMENT, "version": "7"}, [], "hot.json is not valid: version: "),
+        ([EXPORTED_SEGMENT], [], "hot.json is not valid: a segment is a JSON object"),
+        (EXPORTED_SEGMENT, ["hot"], "--file gives the segment whole: say NAME in hot.json"),
+        (EXPORTED_SEGMENT, ["--if-unchanged"], "--if-unchanged is for --replace"),
+        ({**EXPORTED_SEGMENT, "version": None}, ["--replace", "--if-unchanged"],
+         '--if-unchanged needs the "version" the segment was read at in hot.json'),
+    ],
+    ids=["unknown-field", "text-version", "not-an-object", "name-beside", "alone", "no-version"],
+)  # fmt: skip
+def test_a_segment_file_the_cli_cannot_take_is_refused_saying_why_and_nothing_is_stored(
+    aws: AwsStack,
+    here: Path,
+    capsys: pytest.CaptureFixture[str],
+    body: Any,
+    argv: list[str],
+    problem: str,
+) -> None:
+    exported = written(here, "hot.json", body)
+    code, out, err = tsunagu(capsys, "segments", "save", "--file", exported, *argv)
+    assert (code, out) == (1, "")
+    assert err.startswith("tsunagu: ") and problem in err, err
+    assert call_admin(aws, "GET", "/admin/segments")[1]["items"] == []
+
+
+def test_a_segment_that_exists_still_needs_replace(
+    aws: AwsStack, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a segment, and its export
+    tsunagu(capsys, "segments", "save", "hot", "stage=mql")
+    exported = json.loads(tsunagu(capsys, "segments", "show", "hot", "--json")[1])
+    again = written(here, "again.json", {**exported, "filter": "tag=vip"})
+    # When it is loaded without --replace, Then it is refused: never changed by accident
+    code, _, err = tsunagu(capsys, "segments", "save", "--file", again)
+    assert (code, err) == (1, "tsunagu: segment 'hot' exists: add --replace to change it\n")
+    assert call_admin(aws, "GET", "/admin/segments/hot")[1]["filter"] == "stage=mql"

@@ -436,6 +436,48 @@ def test_an_exclusion_s_filter_changed_without_its_fields_keeps_them(stack: AwsS
     assert (status, saved["exclude_from_marketing"], saved["description"]) == (201, False, "")
 
 
+def test_a_segment_as_get_answers_it_is_put_back_and_its_count_is_not_settable(
+    stack: AwsStack,
+) -> None:
+    # Given a saved segment, read as GET answers it (count, sample, what reads it, who saved it)
+    engaged = {"name": "engaged", "filter": ENGAGED, "description": "反応あり"}
+    assert call(stack, "POST", "/admin/segments", engaged)[0] == 201
+    others = {"name": "others", "filter": "in_segment!=engaged"}
+    assert call(stack, "POST", "/admin/segments", others)[0] == 201
+    status, answer = call(stack, "GET", "/admin/segments/engaged")
+    assert (status, answer["version"], answer["count"]) == (200, 1, 1), answer
+    assert answer["used_by"] == ["segment others"] and answer["sample"], answer
+
+    # When it is sent back edited, its read-only fields claiming what is not so
+    edited = answer | {
+        "filter": "stage=lead",
+        "count": 999,
+        "sample": [],
+        "used_by": [],
+        "by": "someone@example.com",
+        "at": "2020-01-01T00:00:00Z",
+    }
+    status, saved = call(stack, "PUT", "/admin/segments/engaged", edited)
+
+    # Then it is saved over the version it was read at, and what it claimed is not taken
+    assert status == 200, saved
+    kept = (saved["version"], saved["filter"], saved["description"])
+    assert kept == (2, "stage=lead", "反応あり"), saved
+    assert saved["by"] == "marketer@example.com" and saved["at"] != edited["at"], saved
+    status, shown = call(stack, "GET", "/admin/segments/engaged")
+    assert (shown["count"], shown["used_by"]) == (2, ["segment others"]), shown  # aiko, ben
+
+    # And the answer read before that save is refused: someone saved it since, nothing stored
+    status, refused = call(stack, "PUT", "/admin/segments/engaged", answer | {"count": 0})
+    assert (status, refused["code"]) == (409, "concurrent_update"), refused
+    # And a field no answer has is still refused, naming it, nothing stored
+    for method, path in (("PUT", "/admin/segments/engaged"), ("POST", "/admin/segments")):
+        status, refused = call(stack, method, path, shown | {"colour": "red"})
+        assert status == 422 and "colour" in json.dumps(refused), refused
+    status, shown = call(stack, "GET", "/admin/segments/engaged")
+    assert (shown["version"], shown["filter"]) == (2, "stage=lead"), shown
+
+
 def test_an_exclusion_segment_with_a_domain_as_dns_or_an_address_writes_it_excludes_the_leads_there(
     stack: AwsStack,
 ) -> None:

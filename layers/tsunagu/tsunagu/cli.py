@@ -30,7 +30,7 @@ from tsunagu.cli_journeys import JourneyCliError, add_journey_commands
 from tsunagu.cli_options import at_least_zero, positive
 from tsunagu.cli_qualification import QualificationCliError, add_qualification_commands
 from tsunagu.cli_reports import add_report_commands
-from tsunagu.cli_segments import add_export_command, add_segment_commands
+from tsunagu.cli_segments import SegmentCliError, add_export_command, add_segment_commands
 from tsunagu.clock import isoformat
 from tsunagu.errors import TsunaguError
 from tsunagu.settings import Settings
@@ -999,6 +999,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         JourneyCliError,
         ConsoleCliError,
         QualificationCliError,
+        SegmentCliError,
         TsunaguError,
         ValueError,
     ) as error:

@@ -65,6 +65,7 @@ from tsunagu.commands.definitions import (
     SiteDocument,
     revision_read,
 )
+from tsunagu.commands.segments import SegmentDocument
 from tsunagu.cursors import checked_page_key, decode_cursor, encode_cursor, not_a_cursor
 from tsunagu.errors import (
     FieldError,
@@ -107,7 +108,6 @@ from tsunagu.reports.funnel import funnel_csv
 from tsunagu.reports.ranges import report_days
 from tsunagu.reports.rebuild_jobs import RebuildJob
 from tsunagu.segments.filter import MAX_FILTER, SEGMENT_NAME
-from tsunagu.segments.saved import MAX_DESCRIPTION
 from tsunagu.segments.selection import Preview
 from tsunagu.settings import Settings
 from tsunagu.tracking.sites import SiteDefinition
@@ -794,21 +794,6 @@ def import_list(call: AdminCall) -> Any:
 # ---------------------------------------------------------------- segments and export
 
 
-class SegmentRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=63)
-    filter: str = Field(min_length=1, max_length=MAX_FILTER)
-    """Conditions joined by commas (tsunagu.segments.filter): ``stage=lead,score>=50``."""
-    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
-    """Left out, a change keeps the segment's own (``""`` clears it); a new segment has none."""
-    exclude_from_marketing: bool | None = None
-    """A global exclusion: no marketing mail goes to the leads it selects. Left out, a change
-    keeps what the segment has (a new segment is not excluded)."""
-    version: int | None = Field(default=None, ge=1)
-    """The version read, to change a segment (409 if someone saved it since); none to create."""
-
-
 class SegmentTryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -847,9 +832,13 @@ def segment_show(call: AdminCall) -> Any:
 
 def segment_save(call: AdminCall) -> Any:
     """Save a segment under a name (201), or change one (give the version read; 409 if someone
-    saved it since). A filter naming a segment that does not exist, or leading back to this
-    one, is refused."""
-    asked = call.model(SegmentRequest)
+    saved it since). The body may be the segment as GET answers it: its read-only fields (who
+    saved it when, count, sample, used_by) are ignored. A filter naming a segment that does not
+    exist, or leading back to this one, is refused."""
+    try:
+        asked = strictly(SegmentDocument, segments.as_saved(call.json()))
+    except ValidationError as error:
+        raise validation_failed(error, "(body)") from None
     if asked.name != call.params.get("name", asked.name):
         raise ValidationFailed([FieldError("name", "differs from the segment in the path")])
     saved = segments.save(
@@ -2008,10 +1997,12 @@ ROUTES: tuple[AdminRoute, ...] = (
         "GET", "/admin/leads/export", "leads.export", lead_export, query=("segment", "encoding")
     ),
     AdminRoute("GET", "/admin/segments", "segments.list", segment_list),
-    AdminRoute("POST", "/admin/segments", "segments.save", segment_save, SegmentRequest),
+    AdminRoute("POST", "/admin/segments", "segments.save", segment_save, SegmentDocument),
     AdminRoute("POST", "/admin/segments/try", "segments.preview", segment_try, SegmentTryRequest),
-    AdminRoute("GET", "/admin/segments/{name}", "segments.list", segment_show),
-    AdminRoute("PUT", "/admin/segments/{name}", "segments.save", segment_save, SegmentRequest),
+    AdminRoute(
+        "GET", "/admin/segments/{name}", "segments.list", segment_show, answer=SegmentDocument
+    ),
+    AdminRoute("PUT", "/admin/segments/{name}", "segments.save", segment_save, SegmentDocument),
     AdminRoute("DELETE", "/admin/segments/{name}", "segments.delete", segment_delete),
     AdminRoute("POST", "/admin/imports", "imports.run", import_run, ImportRunRequest),
     AdminRoute("POST", "/admin/imports/{import_id}/undo", "imports.undo", import_undo),

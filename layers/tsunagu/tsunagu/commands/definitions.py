@@ -63,16 +63,16 @@ def revision_read(body: dict[str, Any], what: str) -> int | None:
     return over
 
 
-def read_only(description: str) -> Any:
+def read_only(description: str, *, instant: bool = False) -> Any:
     """A field an answer carries that is not the resource's to set (when a site's secret was
-    made): a save takes it back unread, so what a GET answered can be edited and sent back as
-    it is (``tsunagu api get`` then ``put``), and never changes it. Documented as OpenAPI's
-    ``readOnly``."""
-    return Field(
-        default=None,
-        description=description,
-        json_schema_extra={"readOnly": True, "format": "date-time"},
-    )
+    made, how many leads a segment selects now): a save takes it back unread, so what a GET
+    answered can be edited and sent back as it is (``tsunagu api get`` then ``put``), and never
+    changes it. Documented as OpenAPI's ``readOnly``; ``instant``: an ISO-8601 instant
+    (``date-time``)."""
+    extra: dict[str, Any] = {"readOnly": True}
+    if instant:
+        extra["format"] = "date-time"
+    return Field(default=None, description=description, json_schema_extra=extra)
 
 
 def read_only_fields(model: type[BaseModel]) -> frozenset[str]:
@@ -82,6 +82,14 @@ def read_only_fields(model: type[BaseModel]) -> frozenset[str]:
         for name, field in model.model_fields.items()
         if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("readOnly")
     )
+
+
+def unread(model: type[BaseModel], body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` (an answer of ``model``, edited) without ``model``'s read-only fields, whatever
+    they say: what a save reads. Any other field ``model`` has not is left in, to be refused
+    when it is validated."""
+    answered_only = read_only_fields(model)
+    return {name: value for name, value in body.items() if name not in answered_only}
 
 
 REVISION_NOTE = (
@@ -105,11 +113,14 @@ class SiteDocument(SiteDefinition):
 
     revision: int | None = Field(default=None, ge=0, description=REVISION_NOTE)
     signing_secret_made_at: str | None = read_only(
-        "When the site's signing secret was made; null: it has none (a first one replaces nothing)."
+        "When the site's signing secret was made; null: it has none"
+        " (a first one replaces nothing).",
+        instant=True,
     )
     previous_secret_accepted_until: str | None = read_only(
         "Until when the secret the last rotation replaced is still accepted (24 hours after"
-        " the rotation); null: there is none, its time is over, or it was revoked."
+        " the rotation); null: there is none, its time is over, or it was revoked.",
+        instant=True,
     )
 
 
@@ -123,8 +134,7 @@ def as_saved(kind: Kind, body: dict[str, Any]) -> tuple[dict[str, Any], int | No
     is not the {kind}'s to set (its document's read-only fields) goes unread, whatever it says
     - any other field the definition has not is still refused when it is validated - and its
     ``revision`` is taken out (:func:`revision_read`; ValidationFailed if it is no revision)."""
-    answered_only = read_only_fields(DOCUMENTS[kind])
-    saved = {name: value for name, value in body.items() if name not in answered_only}
+    saved = unread(DOCUMENTS[kind], body)
     return saved, revision_read(saved, f"the {kind}")
 
 

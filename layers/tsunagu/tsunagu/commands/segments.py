@@ -10,15 +10,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from tsunagu.clock import Clock, isoformat
 from tsunagu.commands.access import Actor
 from tsunagu.commands.audit import AuditLog, allowed, recorded
+from tsunagu.commands.definitions import read_only, unread
 from tsunagu.errors import AlreadyExists, ConcurrentUpdate, FieldError, NotFound, ValidationFailed
 from tsunagu.journeys.model import Journey, StoredGraph, branch_cases, published_graph_key
 from tsunagu.leads.export import ExportedLeads, ExportEncoding, export_leads
 from tsunagu.leads.model import Lead
-from tsunagu.segments.filter import SEGMENT_NAME, Facts, Segment
-from tsunagu.segments.saved import SavedSegment, checked, reading_saved
+from tsunagu.segments.filter import MAX_FILTER, SEGMENT_NAME, Facts, Segment
+from tsunagu.segments.saved import MAX_DESCRIPTION, SavedSegment, checked, reading_saved
 from tsunagu.segments.selection import Leads, Preview, every_lead, preview, selected
 
 
@@ -83,6 +86,58 @@ def try_filter(ports: SegmentCommands, actor: Actor, text: str) -> Preview:
     what people look at before they save it."""
     allowed(ports.audit, ports.clock, actor, "segments.preview", "segments")
     return preview(resolve(ports, text, "filter"), ports.leads, ports.facts(), ports.clock.now())
+
+
+class SegmentDocument(BaseModel):
+    """A saved segment as the admin API answers it (``GET /admin/segments/{name}``, ``tsunagu
+    segments show --json``) and takes it back (``PUT``/``POST``, ``segments save --file``): what
+    a person sets, its version, and (read-only: a save ignores them) who saved it when, who it
+    selects now and what reads it - never settable, so a save cannot fake a count."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=63)
+    filter: str = Field(
+        min_length=1,
+        max_length=MAX_FILTER,
+        description="Conditions joined by commas (tsunagu.segments.filter):"
+        " `stage=lead,score>=50`.",
+    )
+    description: str | None = Field(
+        default=None,
+        max_length=MAX_DESCRIPTION,
+        description='Left out, a change keeps the segment\'s own (`""` clears it); a new segment'
+        " has none.",
+    )
+    exclude_from_marketing: bool | None = Field(
+        default=None,
+        description="A global exclusion: no marketing mail goes to the leads it selects. Left"
+        " out, a change keeps what the segment has (a new segment is not excluded).",
+    )
+    version: int | None = Field(
+        default=None,
+        ge=1,
+        description="1 when created, one more each save. Sent back with a save: the version"
+        " read, which the save changes only if nobody saved it since (409 otherwise, nothing"
+        " stored); absent: create it.",
+    )
+    by: str | None = read_only("Who saved this version.")
+    at: str | None = read_only("When this version was saved.", instant=True)
+    count: int | None = read_only("How many leads it selects now (GET of one segment).")
+    sample: list[dict[str, Any]] | None = read_only(
+        "The first leads it selects now, by score (GET of one segment)."
+    )
+    used_by: list[str] | None = read_only(
+        "What reads it: other segments, journeys' triggers and branches (GET of one segment)."
+    )
+
+
+def as_saved(body: dict[str, Any]) -> dict[str, Any]:
+    """A segment as GET answered it, or only what a person sets, made ready to save: the one
+    rule the admin API's save and the CLI's ``segments save --file`` read it by. Its read-only
+    fields go unread, whatever they say; any other field a segment has not is still refused
+    when it is validated as a :class:`SegmentDocument`."""
+    return unread(SegmentDocument, body)
 
 
 @dataclass(frozen=True)
