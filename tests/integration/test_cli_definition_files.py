@@ -1,6 +1,7 @@
-"""The CLI's ``--file`` takes back what it and the admin API give out: a form or site as GET
-answers it (its revision, its read-only fields) loads as its bare definition does, by the rule
-the API's save reads it by; under moto, the CLI in the test's own process."""
+"""The CLI's ``--file`` takes back what it and the admin API give out: a form, site or segment
+as GET answers it (its revision or version, its read-only fields) loads as its bare definition
+does, by the rule the API's save reads it by, and a template as GET answers it is stored over
+the version it was read at when asked to; under moto, the CLI in the test's own process."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import AwsStack
+from tests.integration.mail_helpers import SENDER, prepare_mail
 from tests.support.admin import event as admin_event
 from tests.support.cli import runtime_here
 from tsunagu import cli
@@ -368,3 +370,92 @@ def test_a_segment_that_exists_still_needs_replace(
     code, _, err = tsunagu(capsys, "segments", "save", "--file", again)
     assert (code, err) == (1, "tsunagu: segment 'hot' exists: add --replace to change it\n")
     assert call_admin(aws, "GET", "/admin/segments/hot")[1]["filter"] == "stage=mql"
+
+
+TEMPLATE = {
+    "template_id": "product-news",
+    "name": "Product news",
+    "subject": "{{ lead.name }} 様、資料をお送りします",
+    "html": "<p>資料をお送りします</p>",
+    "from_address": SENDER,
+}
+
+
+def test_a_template_the_cli_printed_is_stored_over_the_version_it_was_read_at(
+    aws: AwsStack, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a template stored from its bare JSON, and printed by `templates get` to edit it
+    prepare_mail(aws)
+    code, _, err = tsunagu(
+        capsys, "templates", "create", "--file", written(here, "t.json", TEMPLATE)
+    )
+    assert code == 0, err
+    code, out, _ = tsunagu(capsys, "templates", "get", "product-news")
+    exported = json.loads(out)
+    assert (code, exported["version"]) == (0, 1)
+    assert exported == call_admin(aws, "GET", "/admin/templates/product-news")[1]
+
+    # When the edited export is stored back only if unchanged
+    edited = written(here, "edited.json", {**exported, "subject": "新しい件名"})
+    code, out, err = tsunagu(capsys, "templates", "create", "--file", edited, "--if-unchanged")
+
+    # Then it is the next version, as the console's editor's save of version 1 would be
+    assert (code, out) == (0, "template 'product-news' stored as version 2\n"), err
+    shown = call_admin(aws, "GET", "/admin/templates/product-news")[1]
+    assert (shown["version"], shown["subject"]) == (2, "新しい件名")
+
+
+def test_a_stale_template_export_is_refused_if_unchanged_and_stored_over_the_latest_without(
+    aws: AwsStack, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a template exported at version 1, then a colleague's fix stored in the console
+    prepare_mail(aws)
+    tsunagu(capsys, "templates", "create", "--file", written(here, "t.json", TEMPLATE))
+    exported = json.loads(tsunagu(capsys, "templates", "get", "product-news")[1])
+    theirs = {**exported, "subject": "修正した件名"}
+    path = "/admin/templates/product-news/versions"
+    assert call_admin(aws, "POST", path, body=theirs)[0] == 201
+
+    # When the export, edited, is stored back only if unchanged
+    mine = written(here, "mine.json", {**exported, "html": "<p>私の変更</p>"})
+    code, out, err = tsunagu(capsys, "templates", "create", "--file", mine, "--if-unchanged")
+
+    # Then it is refused in one line, in a file's terms, and their fix stays the latest
+    assert (code, out) == (1, ""), out
+    assert (
+        "template 'product-news' was saved since mine.json was exported (its version 1, now 2)"
+        in err
+    ), err
+    assert "load it without --if-unchanged" in err and err.count("\n") == 1, err
+    shown = call_admin(aws, "GET", "/admin/templates/product-news")[1]
+    assert (shown["version"], shown["subject"]) == (2, "修正した件名")
+    # And without --if-unchanged it is stored over whatever is latest, as it always was
+    code, out, err = tsunagu(capsys, "templates", "create", "--file", mine)
+    assert (code, out) == (0, "template 'product-news' stored as version 3\n"), err
+
+
+def test_a_template_exported_from_another_stack_is_created_here_if_unchanged(
+    aws: AwsStack, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a template as another stack answered it (its fifth version there), none here
+    prepare_mail(aws)
+    staging = written(here, "staging.json", {**TEMPLATE, "version": 5})
+    # When it is stored only if unchanged
+    code, out, err = tsunagu(capsys, "templates", "create", "--file", staging, "--if-unchanged")
+    # Then it is created here, its first version: that stack's count means nothing here
+    assert (code, out) == (0, "template 'product-news' stored as version 1\n"), err
+
+
+def test_a_template_file_without_the_version_read_is_refused_if_unchanged_nothing_stored(
+    aws: AwsStack, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a bare template file (no version), and the template stored
+    prepare_mail(aws)
+    bare = written(here, "bare.json", TEMPLATE)
+    tsunagu(capsys, "templates", "create", "--file", bare)
+    # When it is stored asking for a check it cannot make
+    code, out, err = tsunagu(capsys, "templates", "create", "--file", bare, "--if-unchanged")
+    # Then it is refused, saying why, and nothing is stored
+    assert (code, out) == (1, "")
+    assert '--if-unchanged needs the "version" the template was read at in bare.json' in err, err
+    assert call_admin(aws, "GET", "/admin/templates/product-news")[1]["version"] == 1

@@ -365,18 +365,50 @@ def tracking_links(settings: Settings, args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- mail
 def templates_create(settings: Settings, args: argparse.Namespace) -> int:
+    """Store the template in ``--file`` (bare, or as ``templates get`` or the admin API's GET
+    printed it) as its next version. Over whatever is latest, as it always was: the file may
+    come from another stack, whose ``version`` counts that stack's versions. With
+    ``--if-unchanged`` only over the file's ``version``, as the console's editor saves, so a
+    colleague's version stored since does not silently stop being the latest; a template this
+    stack has not is created all the same."""
     from tsunagu.commands import mail
+    from tsunagu.errors import ConcurrentUpdate
     from tsunagu.mail.templates import MailTemplate
 
-    template = _read_definition(MailTemplate, args.file)
+    path = args.file
+    template = _read_definition(MailTemplate, path)
+    if args.if_unchanged and not template.version:
+        raise CliError(f'--if-unchanged needs the "version" the template was read at in {path}')
     if args.html:
         # Validated whole, as the JSON is: an empty or over-long body must be refused here
         html = _read_text(args.html)
         template = _valid(MailTemplate, {**template.model_dump(), "html": html}, args.html)
-    stored = mail.save_template(
-        services.mail_commands(settings), services.operator(settings), template
-    )
+    try:
+        stored = mail.save_template(
+            services.mail_commands(settings), services.operator(settings), template,
+            over=template.version if args.if_unchanged else None, over_if_stored=True,
+        )  # fmt: skip
+    except ConcurrentUpdate as error:
+        # (the store's words are for an editor - "someone saved it meanwhile" - not for a file)
+        now = getattr(error, "revision", None)
+        raise CliError(
+            f"template {template.template_id!r} was saved since {path} was exported (its version"
+            f" {template.version}, now {now}); nothing was stored: export it again, or load it"
+            " without --if-unchanged to store it over whatever is latest"
+        ) from None
     print(f"template {stored.template_id!r} stored as version {stored.version}")
+    return 0
+
+
+def templates_get(settings: Settings, args: argparse.Namespace) -> int:
+    """A template's latest version, or --version N, as GET /admin/templates/{t} answers it:
+    `templates create --file` takes it back (with --if-unchanged, over that version only)."""
+    from tsunagu.commands import mail
+
+    found = mail.show(
+        services.mail_commands(settings), services.operator(settings), args.template, args.version
+    )
+    _print(found.model_dump(mode="json"))
     return 0
 
 
@@ -874,10 +906,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     template_create.add_argument("--file", required=True)
     template_create.add_argument("--html", help="read the HTML body from this file")
+    template_create.add_argument(
+        "--if-unchanged",
+        action="store_true",
+        help="only if no version was stored since the file's version (as exported here)",
+    )
     template_create.set_defaults(run=templates_create)
     template_commands.add_parser("list", help="latest version of each").set_defaults(
         run=templates_list
     )
+    template_get = template_commands.add_parser(
+        "get", help="a template as JSON (the latest version), as the admin API answers it"
+    )
+    template_get.add_argument("template")
+    template_get.add_argument("--version", type=positive, help="this version, not the latest")
+    template_get.set_defaults(run=templates_get)
     versions = template_commands.add_parser(
         "versions", help="a template's history: each version, when and by whom it was stored"
     )

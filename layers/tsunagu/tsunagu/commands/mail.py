@@ -152,6 +152,7 @@ def save_template(
     *,
     new: bool = False,
     over: int | None = None,
+    over_if_stored: bool = False,
 ) -> MailTemplate:
     """Store ``template`` as its next version (the version it carries is ignored). A template
     that does not render (syntax, or a reach outside the sandbox) is refused, field by field.
@@ -159,7 +160,10 @@ def save_template(
     (AlreadyExists) - a second "new" template must not become the first one's next version.
     ``over``: the latest version the editor read; ConcurrentUpdate, nothing stored, if a
     colleague stored a newer one since (else their fix would silently stop being the latest).
-    None: over whatever is latest (the CLI, scripts)."""
+    None: over whatever is latest (the CLI, scripts). ``over_if_stored``: ``over`` may be a
+    version counted on another stack (a file the CLI loads, exported there): when none has the
+    template's id here it is created, ``over`` unread, as a form's file is
+    (definitions.save)."""
     key = template.template_id
     with recorded(ports.audit, ports.clock, actor, "templates.save", f"template:{key}") as log:
         _check_fields(template)
@@ -172,6 +176,8 @@ def save_template(
         _check_schemes(template)
         _check_confirmations(ports, template)
         previous = ports.templates.template(key, None)
+        if over_if_stored and previous is None:
+            over = None
         if new and previous is not None:
             raise AlreadyExists(f"a template {key!r} exists (version {previous.version})")
         if over is not None:
