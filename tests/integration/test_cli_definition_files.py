@@ -359,6 +359,17 @@ def test_a_segment_file_the_cli_cannot_take_is_refused_saying_why_and_nothing_is
     assert call_admin(aws, "GET", "/admin/segments")[1]["items"] == []
 
 
+def test_if_unchanged_without_a_file_is_refused_and_nothing_is_stored(
+    aws: AwsStack, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tsunagu(capsys, "segments", "save", "hot", "stage=mql")
+    code, out, err = tsunagu(
+        capsys, "segments", "save", "hot", "tag=vip", "--replace", "--if-unchanged"
+    )
+    assert (code, out) == (1, "") and "--if-unchanged is for --file" in err, err
+    assert call_admin(aws, "GET", "/admin/segments/hot")[1]["filter"] == "stage=mql"
+
+
 def test_a_segment_that_exists_still_needs_replace(
     aws: AwsStack, here: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

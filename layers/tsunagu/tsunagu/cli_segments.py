@@ -86,6 +86,8 @@ def segments_save(settings: Settings, args: argparse.Namespace) -> int:
     from tsunagu.errors import AlreadyExists, ConcurrentUpdate
 
     asked = _read_segment(args) if args.file is not None else _given_segment(args)
+    if args.if_unchanged and args.file is None:
+        raise SegmentCliError("--if-unchanged is for --file: NAME FILTER name no version read")
     if args.if_unchanged and not args.replace:
         raise SegmentCliError("--if-unchanged is for --replace: a creation replaces nothing")
     if args.if_unchanged and asked.version is None:
