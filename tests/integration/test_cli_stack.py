@@ -74,3 +74,27 @@ def test_a_stack_without_tsunagu_s_outputs_is_said_in_one_line(
         " 25 more: is it a Tsunagu stack, deployed from this version's template?\n"
     )
     assert older[2].startswith("tsunagu: stack tsunagu-old has no output ApiUrl: ")
+
+
+@pytest.mark.parametrize(
+    ("public_url", "named"),
+    [
+        ("https://t.example.com", "https://t.example.com"),  # PublicBaseUrl set
+        (None, "https://abc123.execute-api.ap-northeast-1.amazonaws.com"),  # an older stack
+    ],
+)
+def test_mail_the_cli_renders_names_the_stack_s_public_address(
+    aws: AwsStack, public_url: str | None, named: str
+) -> None:
+    # Given a stack whose website and mail use the team's own domain (or one deployed before
+    # the PublicUrl output)
+    outputs = tsunagu_outputs(aws) | {
+        "ApiUrl": "https://abc123.execute-api.ap-northeast-1.amazonaws.com"
+    }
+    if public_url:
+        outputs["PublicUrl"] = public_url
+    deploy("tsunagu-prod", outputs)
+    # When the CLI reads its settings
+    settings, _ = cli._stack_settings("tsunagu-prod", REGION)
+    # Then the links it renders name what the stack's functions name
+    assert settings.api_url == named

@@ -117,6 +117,10 @@ def _stack_settings(stack_name: str, region: str | None) -> tuple[Settings, dict
             " this version's template?"
         )
     environ = {setting: outputs[key] for key, setting in OUTPUT_TO_SETTING.items()}
+    # Mail the CLI renders names the links the stack's own functions name (their
+    # TSUNAGU_API_URL): a team's domain when PublicBaseUrl is set, not execute-api. A stack
+    # deployed before the PublicUrl output has only ApiUrl.
+    environ["TSUNAGU_API_URL"] = outputs.get("PublicUrl", outputs["ApiUrl"])
     environ["AWS_REGION"] = cloudformation.meta.region_name
     functions = {function: outputs[key] for function, key in FUNCTION_OUTPUTS.items()}
     return Settings.from_environ(environ), functions
