@@ -184,6 +184,15 @@ def test_searching_again_with_the_same_word_shows_a_lead_captured_since(
     expect(page.locator("main")).not_to_contain_text("No lead matches.")
 
 
+def answer_late(page: Page, held: Route) -> None:
+    """Let a request held back answer now, and wait until the screen has taken the answer in."""
+    with page.expect_response(lambda answer: answer.request == held.request) as late:
+        held.continue_()
+    late.value.finished()
+    settled(page)
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => setTimeout(done)))")
+
+
 def test_a_search_typed_before_the_list_first_answered_keeps_its_own_answer(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:
@@ -533,6 +542,58 @@ def test_a_marketer_creates_a_mail_changes_it_and_rolls_it_back_from_its_history
     assert listed[0].split("\t")[2] == MARKETER and listed[0].endswith("\t春のご案内"), listed
 
 
+def stored_template(
+    tsunagu: RunningTsunagu, tmp_path: Path, template_id: str, name: str, subject: str
+) -> None:
+    """A version of the template stored from a file, as an operator stores one."""
+    file = tmp_path / f"{template_id}.json"
+    file.write_text(
+        json.dumps(
+            {
+                "template_id": template_id,
+                "name": name,
+                "subject": subject,
+                "html": "<p>{{ lead.name }} 様</p>",
+                "from_address": "news@example.com",
+            }
+        ),
+        "utf-8",
+    )
+    stored = tsunagu.cli("templates", "create", "--file", str(file))
+    assert stored.returncode == 0, (stored.stdout, stored.stderr)
+
+
+def test_the_version_opened_last_stays_in_the_editor_when_an_earlier_one_answers_late(
+    tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
+) -> None:
+    # Given a mail with three versions, open in her editor
+    for subject in ("GWのご案内 (1)", "GWのご案内 (2)", "GWのご案内 (3)"):
+        stored_template(tsunagu, tmp_path, "golden-week-offer", "Golden week offer", subject)
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="templates/golden-week-offer")
+    history = page.get_by_role("region", name="Versions")
+    expect(history.locator("tbody tr")).to_have_count(3)
+    settled(page)
+    held: list[Route] = []
+    page.route(
+        re.compile(r"/admin/templates/golden-week-offer\?(.*&)?version=1(&|$)"),
+        lambda route: held.append(route),
+    )
+
+    # When she opens version 1 and, before it has answered, version 2
+    history.get_by_role("button", name="Open v1").click()
+    history.get_by_role("button", name="Open v2").click()
+    editor = page.get_by_role("form", name="Template")
+    expect(editor.get_by_label("Subject")).to_have_value("GWのご案内 (2)")
+    assert len(held) == 1, [route.request.url for route in held]
+
+    # ... and version 1 answers after version 2
+    answer_late(page, held[0])
+
+    # Then the editor holds version 2, the one she opened last
+    expect(editor.get_by_label("Subject")).to_have_value("GWのご案内 (2)")
+    expect(page.get_by_role("note")).to_contain_text("You are looking at version 2;")
+
+
 def test_a_marketer_builds_a_sign_up_form_and_a_person_signs_up_through_it(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:
@@ -856,6 +917,44 @@ def test_a_marketer_suppresses_an_address_and_lifts_it_with_a_reason(
     assert reason in logged.stdout, logged
 
 
+def test_a_reason_chosen_before_the_suppression_list_first_answered_keeps_its_own_answer(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given an address stopped by hand, and the settings opened on a slow network: the
+    # suppression list's first answer, of every reason, is held back
+    address = "held.back.stop@example.jp"
+    status, _ = tsunagu.post_json(
+        "/forms/demo/submissions", {"email": address, "name": "保留 停止"}
+    )
+    assert status == 201
+    stopped = tsunagu.cli("leads", "suppress", address)
+    assert stopped.returncode == 0, stopped.stderr
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="journeys")
+    settled(page)
+    held: list[Route] = []
+
+    def every_reason_held(route: Route) -> None:
+        if "reason=" in route.request.url:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r"/admin/suppressions(\?|$)"), every_reason_held)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Settings").click()
+
+    # When she asks for complaints only before the list has answered
+    page.get_by_role("combobox", name="Reason", exact=True).select_option("complaint")
+    expect(page.locator("main")).to_contain_text("No address is suppressed.")
+    assert len(held) == 1, [route.request.url for route in held]
+
+    # ... and the answer of every reason arrives after hers
+    answer_late(page, held[0])
+
+    # Then the list still shows what she asked for: no complaint, not the address stopped by hand
+    expect(page.locator("main")).to_contain_text("No address is suppressed.")
+    expect(page.get_by_role("link", name=address)).to_have_count(0)
+
+
 def test_the_lead_page_says_a_lead_is_suppressed_and_offers_a_lift_not_a_second_stop(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:
@@ -1049,6 +1148,81 @@ def test_a_funnel_refused_for_its_days_comes_back_when_the_days_are_fixed(
     since.fill(chosen)
     expect(page.locator(".problem")).to_have_count(0)
     expect(page.get_by_role("table", name=re.compile("Leads reaching each stage"))).to_be_visible()
+
+
+def test_a_mail_chosen_while_the_last_one_s_report_loads_shows_its_own_report(
+    tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
+) -> None:
+    # Given the seminar invitation sent and counted, and a mail never sent
+    reader = "late.report.reader@example.jp"
+    status, _ = tsunagu.post_json(
+        "/forms/demo/submissions", {"email": reader, "name": "遅延 読者", "consent": True}
+    )
+    assert status == 201
+    sent = tsunagu.cli("mail", "send", reader, "--template", "seminar-invitation", "--key", "late")
+    assert sent.returncode == 0 and '"sent"' in sent.stdout, (sent.stdout, sent.stderr)
+
+    def counted() -> bool:
+        shown = tsunagu.cli("reports", "mail", "seminar-invitation", "--format", "json")
+        assert shown.returncode == 0, shown.stderr
+        return bool(json.loads(shown.stdout)["total"]["counts"].get("sent", 0) >= 1)
+
+    wait_for(counted, timeout=STREAM_WAIT_SECONDS, what="the mail counted", interval=0.5)
+    stored_template(tsunagu, tmp_path, "never-sent-offer", "Never sent offer", "未送信のご案内")
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="reports/mail")
+    settled(page)
+    held: list[Route] = []
+    page.route(
+        re.compile(r"/admin/reports/mail/seminar-invitation(\?|$)"),
+        lambda route: held.append(route),
+    )
+
+    # When she chooses the invitation and, before its report has answered, the mail never sent
+    # (its label holds its options' names too, hence its words' start)
+    chooser = page.get_by_label(re.compile(r"^Mail template"))
+    chooser.select_option("seminar-invitation")
+    chooser.select_option("never-sent-offer")
+    expect(page.locator("main")).to_contain_text("Nothing was counted in these days.")
+    assert len(held) == 1, [route.request.url for route in held]
+
+    # ... and the invitation's report arrives after it
+    answer_late(page, held[0])
+
+    # Then the report is still the one of the mail she chose last
+    expect(page.locator("main")).to_contain_text("Nothing was counted in these days.")
+    expect(page.locator("table.report")).to_have_count(0)
+
+
+def test_a_look_back_applied_while_the_first_attribution_loads_keeps_its_own_answer(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given the revenue attribution opened on a slow network: its first answer is held back
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="reports")
+    settled(page)
+    held: list[Route] = []
+
+    def first_held(route: Route) -> None:
+        if re.search(r"lookback_days=7(&|$)", route.request.url):
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r"/admin/reports/attribution(\?|$)"), first_held)
+    page.get_by_label("Report on").select_option("attribution")
+
+    # When she applies a look-back of 7 days before it has answered
+    settings = page.get_by_role("form", name="Attribution settings")
+    settings.get_by_label("Look-back (days)").fill("7")
+    settings.get_by_role("button", name="Apply").click()
+    expect(page.locator("main")).to_contain_text("in the 7 days before each close")
+    assert len(held) == 1, [route.request.url for route in held]
+
+    # ... and the first answer, of 90 days, arrives after hers
+    answer_late(page, held[0])
+
+    # Then the screen still shows what she applied
+    expect(page.locator("main")).to_contain_text("in the 7 days before each close")
+    expect(page.locator("main")).not_to_contain_text("in the 90 days before each close")
 
 
 @pytest.mark.parametrize("locale", ["ja-JP", "en-GB"])
@@ -1874,6 +2048,33 @@ def test_leaving_a_segment_with_unsaved_changes_asks_first_and_a_saved_one_does_
     menu.get_by_role("link", name="Journeys").click()
     page.wait_for_url(re.compile("#/journeys$"))
     assert len(asked) == 1, asked
+
+
+def test_the_segment_opened_last_stays_in_the_form_when_an_earlier_one_answers_late(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given two saved segments, and the first one's answer held back when it is opened
+    for name, read in (("trial_hot", "tag=trial-hot"), ("trial_cold", "tag=trial-cold")):
+        saved = tsunagu.cli("segments", "save", name, read)
+        assert saved.returncode == 0, saved.stderr
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="segments")
+    settled(page)
+    held: list[Route] = []
+    page.route(re.compile(r"/admin/segments/trial_hot$"), lambda route: held.append(route))
+
+    # When she opens trial_hot and, before it has answered, trial_cold
+    table = page.get_by_role("table", name="Saved segments")
+    table.get_by_role("button", name="Open trial_hot", exact=True).click()
+    table.get_by_role("button", name="Open trial_cold", exact=True).click()
+    expect(page.get_by_role("heading", name="Segment trial_cold")).to_be_visible()
+    assert len(held) == 1, [route.request.url for route in held]
+
+    # ... and trial_hot answers after trial_cold
+    answer_late(page, held[0])
+
+    # Then the form holds trial_cold, the one she opened last
+    expect(page.get_by_role("heading", name="Segment trial_cold")).to_be_visible()
+    expect(page.get_by_role("textbox", name="Filter", exact=True)).to_have_value("tag=trial-cold")
 
 
 def test_a_marketer_exports_every_lead_from_the_lead_list(

@@ -2,7 +2,7 @@
 // and mails people opened or clicked in the look-back window before each close, by three
 // models side by side; each journey's AWS cost and ROI (which need an exchange rate to put the
 // revenue in US dollars). Amounts stay per currency: nothing is converted without a rate.
-import { type FormEvent, useCallback, useEffect, useMemo, useState } from "react";
+import { type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 
 import { api, describeError } from "../api";
@@ -150,13 +150,19 @@ export function Attribution({
     [from, to, applied],
   );
 
+  // Only the answer to the last query asked is shown: a look-back applied (or a day typed)
+  // while the last answer loads is answered first, and the older answer must not replace it
+  const latest = useRef(0);
   const load = useCallback(async () => {
+    const mine = ++latest.current;
     setProblem(null);
     try {
       const answer = await api<AttributionAnswer>("GET", "/admin/reports/attribution", { query });
+      if (mine !== latest.current) return;
       setFound(answer);
       onRange?.({ from: answer.from, to: answer.to });
     } catch (error) {
+      if (mine !== latest.current) return;
       setFound(null);
       setProblem(describeError(error));
     }

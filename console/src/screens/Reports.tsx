@@ -2,7 +2,7 @@
 // over a range of days, from the counters the events stream keeps. People's and machines'
 // activity side by side, never mixed; every figure's definition one click away (the API sends
 // them). The funnel and revenue attribution are views of their own under the same filters.
-import { useCallback, useEffect, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { useNavigate, useParams } from "react-router";
 
@@ -106,15 +106,22 @@ export default function Reports() {
       .catch((error) => setProblem(describeError(error)));
   }, []);
 
+  // Only the answer to the last report asked is shown: a mail chosen (or a day typed) while
+  // the last one's report loads is answered first, and the older answer, arriving after it,
+  // put the other mail's figures under this choice (the funnel's or attribution's, too).
+  const latest = useRef(0);
   const load = useCallback(async () => {
+    const mine = ++latest.current;
     if (!id || wholeAccount) {
       setReport(null); // a mail's or journey's figures are not the funnel's nor attribution's
       return;
     }
     setProblem(null);
     try {
-      setReport(await api<Report>("GET", `${PATHS[kind]}/${id}`, { query: { from, to } }));
+      const answer = await api<Report>("GET", `${PATHS[kind]}/${id}`, { query: { from, to } });
+      if (mine === latest.current) setReport(answer);
     } catch (error) {
+      if (mine !== latest.current) return;
       setReport(null);
       setProblem(describeError(error));
     }

@@ -101,9 +101,22 @@ export default function Segments() {
     );
   }
 
-  /** The segment as saved now: its filter in the form, who it selects, what reads it. */
-  async function open(segment: string): Promise<void> {
-    const shown = await api<Shown>("GET", `/admin/segments/${encodeURIComponent(segment)}`);
+  // The form holds the segment asked for last: one opened can answer after another opened
+  // since (or after "New segment"), and would replace it unasked
+  const opening = useRef(0);
+
+  /** The segment as saved now: its filter in the form, who it selects, what reads it. False:
+   * another segment was asked for meanwhile, and this one is not shown. */
+  async function open(segment: string): Promise<boolean> {
+    const mine = ++opening.current;
+    let shown: Shown;
+    try {
+      shown = await api<Shown>("GET", `/admin/segments/${encodeURIComponent(segment)}`);
+    } catch (error) {
+      if (mine === opening.current) throw error;
+      return false;
+    }
+    if (mine !== opening.current) return false;
     setOpened({ name: shown.name, version: shown.version });
     setFilter(shown.filter);
     setName(shown.name);
@@ -117,16 +130,18 @@ export default function Segments() {
     });
     setPreview({ count: shown.count, sample: shown.sample });
     setUsedBy(shown.used_by);
+    return true;
   }
 
   function openClicked(segment: string) {
     say(null);
     void open(segment)
-      .then(() => heading.current?.focus())
+      .then((shown) => shown && heading.current?.focus())
       .catch((error) => say(null, error, "list"));
   }
 
   function startNew() {
+    opening.current += 1; // a segment still on its way to the form is not wanted any more
     say(null);
     setOpened(null);
     setFilter("");

@@ -1,7 +1,7 @@
 // The suppression list: every address no mail may reach, why and since when; a suppression is
 // lifted with a reason (the API decides who may: marketers a manual one, admins a bounce, no
 // one a complaint), and an address is added by suppressing its lead.
-import { type FormEvent, useCallback, useEffect, useState } from "react";
+import { type FormEvent, useCallback, useEffect, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { Link } from "react-router";
 
@@ -26,11 +26,23 @@ export function Suppressions() {
   const [email, setEmail] = useState("");
   const [note, setNote] = useState("");
 
+  // Only the answer to the last request asked is shown: the list first read of every reason
+  // can answer after a reason chosen at once, and put every address back under her choice
+  // (and a page asked for with "more" before the choice, after the choice's own list)
+  const latest = useRef(0);
   const load = useCallback(
     async (cursor?: string) => {
-      const page = await api<Page<Suppressed>>("GET", "/admin/suppressions", {
-        query: { reason, cursor, limit: 50 },
-      });
+      const mine = ++latest.current;
+      let page: Page<Suppressed>;
+      try {
+        page = await api<Page<Suppressed>>("GET", "/admin/suppressions", {
+          query: { reason, cursor, limit: 50 },
+        });
+      } catch (error) {
+        if (mine === latest.current) throw error;
+        return;
+      }
+      if (mine !== latest.current) return;
       setRows((before) => (cursor ? [...(before ?? []), ...page.items] : page.items));
       setNext(page.next_cursor);
     },

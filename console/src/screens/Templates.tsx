@@ -285,12 +285,24 @@ function TemplateEditor({ templateId }: { templateId: string }) {
   const [over, setOver] = useState<number | undefined>(undefined);
   const path = `/admin/templates/${encodeURIComponent(templateId)}`;
 
+  // Only the version asked for last is put in the editor: one opened from the history can
+  // answer after another opened since, and would replace it unasked
+  const reading = useRef(0);
   const load = useCallback(
     async (version?: number) => {
-      const [shown, versions] = await Promise.all([
-        api<MailTemplate>("GET", path, { query: version === undefined ? {} : { version } }),
-        api<{ items: TemplateVersion[] }>("GET", `${path}/versions`),
-      ]);
+      const mine = ++reading.current;
+      let answers: [MailTemplate, { items: TemplateVersion[] }];
+      try {
+        answers = await Promise.all([
+          api<MailTemplate>("GET", path, { query: version === undefined ? {} : { version } }),
+          api<{ items: TemplateVersion[] }>("GET", `${path}/versions`),
+        ]);
+      } catch (error) {
+        if (mine === reading.current) throw error;
+        return; // a read asked since answers for the editor, a refusal included
+      }
+      if (mine !== reading.current) return;
+      const [shown, versions] = answers;
       setTemplate(shown);
       setDefaults(pairsText(shown.defaults));
       setKept(JSON.stringify(asStored(shown, pairsText(shown.defaults))));
