@@ -563,6 +563,31 @@ def stored_template(
     assert stored.returncode == 0, (stored.stdout, stored.stderr)
 
 
+def test_another_mail_opened_by_its_address_starts_in_a_clean_editor(
+    tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
+) -> None:
+    # Given the year-end offer stored again from her editor, previewed for a lead
+    stored_template(tsunagu, tmp_path, "year-end-offer", "Year-end offer", "年末のご案内")
+    stored_template(tsunagu, tmp_path, "new-year-offer", "New year offer", "新春のご案内")
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="templates/year-end-offer")
+    editor = page.get_by_role("form", name="Template")
+    expect(editor.get_by_label("Subject")).to_have_value("年末のご案内")
+    page.get_by_label("Preview for the lead").fill(LEAD)
+    editor.get_by_label("Subject").fill("{{ lead.name }} 様: 年末のご案内")
+    editor.get_by_role("button", name="Store as a new version").click()
+    expect(page.get_by_role("status")).to_have_text("Stored as version 2.")
+
+    # When she opens the new year offer by its address (a link pasted in a chat)
+    page.goto(f"{tsunagu.api_url}/console/#/templates/new-year-offer")
+    expect(page.locator("main h1")).to_contain_text("New year offer")
+    settled(page)
+
+    # Then its editor says nothing of the year-end offer's store, nor previews for its lead
+    expect(editor.get_by_label("Subject")).to_have_value("新春のご案内")
+    expect(page.get_by_role("status")).to_have_count(0)
+    expect(page.get_by_label("Preview for the lead")).to_have_value("")
+
+
 def test_the_version_opened_last_stays_in_the_editor_when_an_earlier_one_answers_late(
     tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
 ) -> None:
@@ -991,6 +1016,33 @@ def test_the_lead_page_says_a_lead_is_suppressed_and_offers_a_lift_not_a_second_
     expect(facts).to_contain_text("Not stopped")
     expect(page.get_by_role("button", name="Lift the stop")).to_have_count(0)
     assert json.loads(tsunagu.cli("leads", "get", address).stdout)["suppression"] is None
+
+
+def test_another_lead_opened_by_its_address_offers_its_own_stage_and_says_nothing_of_the_last(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given a lead she has just made an MQL on its page, and another lead, left as it came
+    moved, other = "moved.by.hand@example.jp", "left.as.it.came@example.jp"
+    for email, name in ((moved, "手動 移動"), (other, "そのまま 太郎")):
+        status, _ = tsunagu.post_json("/forms/demo/submissions", {"email": email, "name": name})
+        assert status == 201
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at=f"leads/{moved}")
+    settled(page)
+    actions = page.get_by_role("region", name="Actions")
+    actions.get_by_label("Stage").select_option("mql")
+    actions.get_by_role("button", name="Set stage").click()
+    expect(actions.get_by_role("status")).to_have_text("Saved.")
+    expect(page.locator("dl.facts").first).to_contain_text("MQL")
+
+    # When she opens the other lead by its address (a link in a colleague's mail)
+    page.goto(f"{tsunagu.api_url}/console/#/leads/{other}")
+    expect(page.locator("main h1")).to_contain_text(other)
+    settled(page)
+
+    # Then its page offers its own stage to change, and says nothing of the last lead's
+    expect(page.locator("dl.facts").first).to_contain_text("Lead")
+    expect(actions.get_by_label("Stage")).to_have_value("lead")
+    expect(page.get_by_role("status")).to_have_count(0)
 
 
 def test_an_admin_finds_the_changes_in_the_audit_log_and_exports_it(

@@ -88,9 +88,18 @@ interface ScoreView {
   stage_history: { from?: string; to?: string; by?: string; at?: string }[];
 }
 
-export default function LeadPage() {
-  const { t } = useTranslation();
+/** One page per lead. Another lead opened by its address (a link in a colleague's mail, one
+ * typed or pasted) starts on a page of its own: React Router keeps a screen's state when only
+ * its parameters change, so the last lead stayed on screen under the new address until the
+ * new one answered (or for good, if it was refused), its answer could arrive last and win, and
+ * the actions offered the stage chosen for it and said "Saved." of what was done to it. */
+export default function LeadPageScreen() {
   const { email = "" } = useParams();
+  return <LeadPage key={email} email={email} />;
+}
+
+function LeadPage({ email }: { email: string }) {
+  const { t } = useTranslation();
   const [lead, setLead] = useState<LeadView | null>(null);
   const [events, setEvents] = useState<TimelineEvent[]>([]);
   const [earlier, setEarlier] = useState<string | null>(null);

@@ -94,7 +94,10 @@ function MailPreview({ html, title }: { html: string; title: string }) {
 
 export default function Templates() {
   const { templateId } = useParams();
-  return templateId ? <TemplateEditor templateId={templateId} /> : <TemplateList />;
+  // One editor per template: another one opened by its address starts clean, not with the
+  // last one's status, preview address and test address (React Router keeps a screen's state
+  // when only its parameters change), nor with the last template shown while it loads
+  return templateId ? <TemplateEditor key={templateId} templateId={templateId} /> : <TemplateList />;
 }
 
 function TemplateList() {
