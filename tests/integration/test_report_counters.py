@@ -25,12 +25,14 @@ from tests.support.shipped import install_shipped_journeys
 from tsunagu import services
 from tsunagu.clock import FixedClock, isoformat
 from tsunagu.commands.access import Actor, Role
+from tsunagu.commands.reports import ReportCommands
 from tsunagu.leads.model import LeadEvent
 from tsunagu.mail.feedback import handle_ses_event
 from tsunagu.mail.preferences import PreferenceContext, unsubscribe_one_click
 from tsunagu.mail.send import journey_details
 from tsunagu.qualification.crm import VerifiedRequest
 from tsunagu.qualification.deals import CrmDeal, apply_crm_deal
+from tsunagu.reports.rebuild_jobs import RebuildJob
 from tsunagu.store.converters import EVENT_DAY_SHARDS
 from tsunagu.tracking.mail_activity import LinkRequest, follow_link, record_open
 from tsunagu.tracking.tokens import TokenKind, TrackingToken
@@ -1066,6 +1068,22 @@ def queue_rebuilds(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return queued
 
 
+def queued_rebuild(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> tuple[ReportCommands, RebuildJob]:
+    """The stack's ports and a rebuild of D1..D2 asked in the background over the history the
+    stream has counted; its execution queued, no step run (queue_rebuilds)."""
+    from tsunagu.commands import reports
+
+    make_history(aws)
+    deliver(aws, new_stream_records(aws, "EventsTable"))
+    queue_rebuilds(aws, monkeypatch)
+    ports = services.report_commands(aws.settings())
+    job = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2), background=True)
+    assert isinstance(job, reports.RebuildJob)
+    return ports, job
+
+
 def run_rebuild(aws: AwsStack, rebuild_id: str, at_most: int = 10) -> list[dict[str, Any]]:
     """The state machine's loop: the day step until it answers done."""
     function = aws.function("rebuild_reports")
@@ -1224,14 +1242,9 @@ def test_a_rebuild_step_retried_after_failing_part_way_leaves_every_count_whole(
 def test_a_rebuild_whose_day_runs_out_of_retries_is_failed_saying_how_far_it_got(
     aws: AwsStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tsunagu.commands import reports
 
     # Given a rebuild of D1..D2 in the background whose D1 was counted again
-    make_history(aws)
-    deliver(aws, new_stream_records(aws, "EventsTable"))
-    queue_rebuilds(aws, monkeypatch)
-    ports = services.report_commands(aws.settings())
-    job = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2), background=True)
+    _, job = queued_rebuild(aws, monkeypatch)
     function = aws.function("rebuild_reports")
     function.invoke({"step": "day", "rebuild_id": job.rebuild_id})
 
@@ -1635,12 +1648,7 @@ def test_two_people_following_a_stopped_rebuild_at_once_record_its_stop_once(
     from tsunagu.commands import reports
 
     # Given a rebuild of D1..D2 in the background, D1 counted, whose execution was stopped
-    make_history(aws)
-    deliver(aws, new_stream_records(aws, "EventsTable"))
-    queue_rebuilds(aws, monkeypatch)
-    ports = services.report_commands(aws.settings())
-    job = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2), background=True)
-    assert isinstance(job, reports.RebuildJob)
+    ports, job = queued_rebuild(aws, monkeypatch)
     aws.function("rebuild_reports").invoke({"step": "day", "rebuild_id": job.rebuild_id})
     other: list[reports.RebuildJob] = []
     theirs = replace(ports, rebuild_execution=lambda _rebuild_id: "ABORTED")
@@ -1720,12 +1728,7 @@ def test_a_rebuild_whose_execution_failed_without_recording_it_says_it_failed(
     # Given a rebuild of D1..D2 in the background, D1 counted, whose execution then failed with
     # its step recording the failure out of retries (Step Functions says FAILED, the job
     # still says running)
-    make_history(aws)
-    deliver(aws, new_stream_records(aws, "EventsTable"))
-    queue_rebuilds(aws, monkeypatch)
-    ports = services.report_commands(aws.settings())
-    job = reports.rebuild(ports, ADMIN, date(2026, 12, 1), date(2026, 12, 2), background=True)
-    assert isinstance(job, reports.RebuildJob)
+    ports, job = queued_rebuild(aws, monkeypatch)
     aws.function("rebuild_reports").invoke({"step": "day", "rebuild_id": job.rebuild_id})
     asked: list[str] = []
 
