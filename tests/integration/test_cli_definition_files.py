@@ -15,6 +15,7 @@ from tests.conftest import AwsStack
 from tests.integration.mail_helpers import SENDER, prepare_mail
 from tests.support.admin import event as admin_event
 from tests.support.cli import runtime_here
+from tests.support.leads import store_lead
 from tsunagu import cli
 from tsunagu.api import admin
 
@@ -281,6 +282,31 @@ def test_a_segment_the_cli_showed_is_saved_back_over_the_version_it_was_read_at(
     )
     assert (code, out.split("\n")[0]) == (0, "saved segment hot (version 3): score>=70"), err
     assert call_admin(aws, "GET", "/admin/segments/hot")[1]["description"] == "営業 (API)"
+
+
+def test_a_segments_sample_is_the_same_row_from_the_cli_as_from_the_api(
+    aws: AwsStack, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a lead a saved segment selects, with a name, company, grade and tags
+    store_lead(aws, "mika@example.jp", company="株式会社サンプル", stage="mql", score=75.0,
+               grade="A", tags={"vip", "展示会"})  # fmt: skip
+    tsunagu(capsys, "segments", "save", "hot", "stage=mql")
+
+    # When the segment is shown by the command line and by the API
+    code, out, err = tsunagu(capsys, "segments", "show", "hot", "--json")
+    status, shown = call_admin(aws, "GET", "/admin/segments/hot")
+
+    # Then both show the lead as one row, every column of the API's lead list in it
+    assert (code, status) == (0, 200), err
+    cli_sample = json.loads(out)["sample"]
+    assert cli_sample == shown["sample"], (cli_sample, shown["sample"])
+    row = cli_sample[0]
+    assert (row["email"], row["name"], row["company"], row["grade"], row["tags"]) == (
+        "mika@example.jp", "テスト 太郎", "株式会社サンプル", "A", ["vip", "展示会"],
+    )  # fmt: skip
+    # And `segments try --json` gives the same row
+    code, out, err = tsunagu(capsys, "segments", "try", "stage=mql", "--json")
+    assert (code, json.loads(out)["sample"]) == (0, shown["sample"]), err
 
 
 def test_a_stale_segment_export_is_refused_if_unchanged_and_goes_over_with_replace(

@@ -52,12 +52,11 @@ def _lead_line(lead: Lead) -> str:
 
 
 def _preview_json(found: Preview) -> dict[str, Any]:
+    from tsunagu.commands import leads
+
     return {
         "count": found.count,
-        "sample": [
-            {"lead_id": lead.lead_id, "email": lead.email, "stage": lead.stage, "score": lead.score}
-            for lead in found.sample
-        ],
+        "sample": [leads.list_row(lead) for lead in found.sample],
     }
 
 

@@ -89,7 +89,6 @@ from tsunagu.journeys.model import JourneySettings, ResumePolicy
 from tsunagu.journeys.simulation import MAX_STEPS, Simulation
 from tsunagu.leads.export import ENCODINGS
 from tsunagu.leads.merge import Channel
-from tsunagu.leads.model import Lead
 from tsunagu.leads.search import MAX_PAGE_SIZE, PAGE_SIZE, LeadQuery
 from tsunagu.leads.updates import FieldName, FieldText, LeadUpdate
 from tsunagu.mail.exclusions import MAX_NOTE
@@ -306,32 +305,10 @@ def lead_search(call: AdminCall) -> Any:
         raise validation_failed(error, "(query)") from None
     found = leads.search(_lead_ports(call), call.actor, query)
     return {
-        "items": [_lead_row(lead) for lead in found.leads],
+        "items": [leads.list_row(lead) for lead in found.leads],
         "next_cursor": found.next_cursor,
         "examined": found.examined,
         "truncated": found.truncated,
-    }
-
-
-def _lead_row(lead: Lead) -> dict[str, Any]:
-    """What a list of leads shows of each."""
-
-    def field(name: str) -> Any:
-        return lead.fields[name].value if name in lead.fields else None
-
-    return {
-        "lead_id": lead.lead_id,
-        "email": lead.email,
-        "name": field("name"),
-        "company": field("company"),
-        "owner_email": field("owner_email"),
-        "stage": lead.stage,
-        "score": lead.score,
-        "grade": lead.grade,
-        "tags": sorted(lead.tags),
-        "crm_status": lead.crm_status,
-        "last_activity_at": lead.last_activity_at,
-        "updated_at": lead.updated_at,
     }
 
 
@@ -804,7 +781,7 @@ class SegmentTryRequest(BaseModel):
 def _segment_answer(found: Preview) -> dict[str, Any]:
     return {
         "count": found.count,
-        "sample": [_lead_row(lead) for lead in found.sample],
+        "sample": [leads.list_row(lead) for lead in found.sample],
     }
 
 

@@ -111,6 +111,29 @@ in the rules many may have left the band since their score was stored. A page fo
 its limit then offers the next (``next_cursor``)."""
 
 
+def list_row(lead: Lead) -> dict[str, Any]:
+    """What a list of leads shows of each: the admin API's search and a segment's sample, and
+    the command line's ``--json`` of them (one shape, so either loads back where the other did)."""
+
+    def field(name: str) -> Any:
+        return lead.fields[name].value if name in lead.fields else None
+
+    return {
+        "lead_id": lead.lead_id,
+        "email": lead.email,
+        "name": field("name"),
+        "company": field("company"),
+        "owner_email": field("owner_email"),
+        "stage": lead.stage,
+        "score": lead.score,
+        "grade": lead.grade,
+        "tags": sorted(lead.tags),
+        "crm_status": lead.crm_status,
+        "last_activity_at": lead.last_activity_at,
+        "updated_at": lead.updated_at,
+    }
+
+
 def search(ports: LeadCommands, actor: Actor, query: LeadQuery) -> LeadPage:
     """Leads by a word of their e-mail, name or company and by stage, owner, tag, grade and
     score band, highest score first, a page at a time. An address typed whole is looked up
