@@ -139,6 +139,38 @@ def test_an_upload_of_a_file_that_is_no_list_says_so_with_a_code(stack: Settings
     ]
 
 
+FORGED_NAME = "\x1b[2J\x1b[31mFAKE\x1b[0m\r\nimp_01FAKE  applied  trusted.csv"
+"""A name that, printed in a terminal, clears the screen and forges a line of `imports list`."""
+
+
+@pytest.mark.parametrize(
+    "path", ["/admin/imports/plans", "/admin/imports/columns", "/admin/imports"]
+)
+def test_a_list_named_with_control_characters_is_refused_and_nothing_is_stored(
+    stack: Settings, path: str
+) -> None:
+    run = {"plan_digest": "0123456789abcdef"} if path == "/admin/imports" else {}
+    body = plan_body(CP932_LIST, file_name=FORGED_NAME, **run)
+    status, refused = answer(stack, "POST", path, body)
+    assert status == 422, refused
+    assert [(p["field"], p["code"], p["params"]) for p in refused["errors"]] == [
+        ("file_name", "invalid_file_name", {"name": FORGED_NAME})
+    ]
+    # No import, and no audit entry naming it (the run is refused before it is recorded)
+    assert answer(stack, "GET", "/admin/imports", None) == (200, {"items": []})
+    audit = admin.handle(event("GET", "/admin/audit", role=Role.ADMIN), stack)
+    assert "FAKE" not in audit["body"], audit["body"]
+
+
+def test_a_list_named_with_a_full_width_space_is_a_list_s_name(stack: Settings) -> None:
+    # A Japanese file name often holds U+3000; it is no control character
+    name = "展示会\u3000名簿.csv"
+    status, planned = answer(stack, "POST", "/admin/imports/plans", plan_body(CP932_LIST, name))
+    assert (status, planned["counts"]["create"]) == (200, 1), planned
+    status, upload = answer(stack, "POST", "/admin/imports/uploads", {"file_name": name})
+    assert (status, upload["file_name"]) == (201, name), upload
+
+
 def test_a_refusal_outside_the_import_path_reads_as_it_always_did(stack: Settings) -> None:
     # A problem said only in words (a filter's syntax) has no "code" or "params" keys: every
     # other client reads it unchanged

@@ -37,13 +37,14 @@ from tsunagu.imports import apply, jobs
 from tsunagu.imports.apply import ImportProgress, ImportRecord
 from tsunagu.imports.jobs import ImportJob
 from tsunagu.imports.plan import ImportOptions
+from tsunagu.imports.reading import named_list
 from tsunagu.imports.reasons import FILE_LANGUAGE, LANGUAGES, Language
 from tsunagu.imports.refusals import refusal
 
 BACKGROUND_CLAIM = timedelta(hours=24)
 """How long a background run holds its plan at most: until it finishes, fails or is refused,
 which let go of it; this is the backstop for a state machine that never told."""
-FILE_NAME = re.compile(r"[^/\\\x00-\x1f]{1,200}\.(csv|tsv|txt|xlsx)", re.IGNORECASE)
+FILE_NAME = re.compile(r".+\.(csv|tsv|txt|xlsx)", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -72,20 +73,12 @@ def _files(ports: ImportCommands) -> ImportFiles:
 
 
 def _checked_name(file_name: str) -> str:
-    if not (FILE_NAME.fullmatch(file_name) and file_name.isprintable() and _utf8(file_name)):
+    """An upload's name: a list's (reading.named_list) that says which kind of list it is."""
+    if not FILE_NAME.fullmatch(named_list(file_name)):
         message = f"{file_name!r}: a .csv, .tsv, .txt or .xlsx file's name"
         problem = refusal("file_name", "invalid_file_name", message, name=file_name)
         raise ValidationFailed([problem])
     return file_name
-
-
-def _utf8(text: str) -> bool:
-    """No lone surrogate (a JSON body may carry one escaped): it can be no S3 key."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def new_upload(ports: ImportCommands, actor: Actor, file_name: str) -> Upload:

@@ -45,7 +45,7 @@ from tsunagu.imports.plan import (
     refusing_opt_in,
     rejected_file,
 )
-from tsunagu.imports.reading import Table, read_table
+from tsunagu.imports.reading import Table, named_list, read_table
 from tsunagu.imports.reasons import FILE_LANGUAGE, Language, Rejection
 from tsunagu.imports.refusals import refusal
 from tsunagu.imports.saved import MAPPING_NAME, SavedMapping, checked_mapping, with_overrides
@@ -383,6 +383,7 @@ def columns(
     whose e-mail column is headed 「E-Mail(会社)」 is exactly the one to be mapped. The first
     part of a large CSV is enough (its header and first rows). ValidationFailed only when the
     file cannot be read as a list."""
+    named_list(file_name)
     allowed(ports.audit, ports.clock, actor, "imports.plan", f"file:{file_name}")
     table = _read(data, file_name, options, encoding)
     try:
@@ -439,6 +440,7 @@ def plan(
 ) -> PlannedImport:
     """The dry run of importing the file: nothing is written. ValidationFailed (with the
     field: encoding, file, mapping, consent_column) when the file cannot be read as a list."""
+    named_list(file_name)
     allowed(ports.audit, ports.clock, actor, "imports.plan", f"file:{file_name}")
     return _planned(ports, data, file_name, options, encoding)
 
@@ -506,6 +508,7 @@ def run(
     ConcurrentUpdate if the plan is no longer that one - the leads changed meanwhile - and
     nothing is written). Rejected and merged rows write nothing; the others are written
     ROWS_PER_TRANSACTION to a transaction, with the receipt undo reads."""
+    named_list(file_name)
     store = _store(ports)
     with recorded(ports.audit, ports.clock, actor, "imports.run", f"file:{file_name}") as log:
         planned = _planned(ports, data, file_name, options, encoding)

@@ -38,6 +38,7 @@ from tsunagu.imports import reasons
 from tsunagu.imports.mapping import HEADER_ROWS, fold_header, names_email
 from tsunagu.imports.reasons import Rejection
 from tsunagu.imports.refusals import RefusalCode, refusal
+from tsunagu.text import has_control_characters
 
 if TYPE_CHECKING:
     import zipfile
@@ -178,6 +179,29 @@ better than 100 to 1, and cannot hurt at that size."""
 MAX_XLSX_PARTS = 1_000
 """A workbook is a few parts per sheet; a zip of a million empty entries would cost gigabytes
 as zipfile's entries before any check on their sizes could run."""
+
+
+def named_list(file_name: str) -> str:
+    """``file_name`` as a list's name may be: a name of a file (no folder in it), at most 200
+    characters, one line with no control character (tsunagu.text) and storable as UTF-8 - it
+    is stored with the import and shown to everyone who lists imports, reads the audit log or
+    is sent its rejected rows, in a terminal too, where an escape sequence would clear the
+    screen or forge a line. A full-width space, as in 「展示会　名簿.csv」, is a name's.
+    ValidationFailed (``file_name``: invalid_file_name) otherwise."""
+    if not (0 < len(file_name) <= 200 and "/" not in file_name and "\\" not in file_name
+            and not has_control_characters(file_name) and _utf8(file_name)):  # fmt: skip
+        message = f"{file_name!r}: a file's name (printable, no folder)"
+        raise ValidationFailed([refusal("file_name", "invalid_file_name", message, name=file_name)])
+    return file_name
+
+
+def _utf8(text: str) -> bool:
+    """No lone surrogate (a JSON body may carry one escaped): it can be no S3 key."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_table(
