@@ -109,6 +109,18 @@ ROWS: dict[str, tuple[str, dict[str, Any], dict[str, Any], str]] = {
         {"column": "来場日", "field": "visited_on", "value": "来週"},
         "'来週' is not a date",
     ),
+    "wrong_weekday": (
+        "メール,来場日\r\na@example.jp,2026/12/5(金)\r\n",
+        {},
+        {
+            "column": "来場日",
+            "field": "visited_on",
+            "value": "2026/12/5(金)",
+            "day": "2026-12-05",
+            "weekday": "saturday",
+        },
+        "'2026/12/5(金)' is not a date: 2026-12-05 is a Saturday (土), not 金",
+    ),
     "invalid_value": (
         "メール,担当者\r\na@example.jp,佐藤 営業部\r\n",
         {"mapping": OWNER},
@@ -192,6 +204,8 @@ JAPANESE = {
     "「いいえ」の答え (希望しない) にも当たりません",
     "invalid_date": "来場日: 「来週」は日付として読めません"
     " (2026/12/4、2026年12月4日、令和8年12月4日 などの形で書いてください)",
+    "wrong_weekday": "来場日: 「2026/12/5(金)」の曜日が日付と合いません (2026-12-05 は土曜日です)。"
+    "日付か曜日を直してください",
     "invalid_value": "担当者: 「佐藤 営業部」はメールアドレスではありません"
     " (An email address must have an @-sign.)",
     "unbalanced_quote": '引用符 (") が閉じていないため、ファイルの 2〜3 行目が1つのセルに'

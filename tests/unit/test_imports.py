@@ -937,8 +937,12 @@ def test_a_day_of_the_week_the_date_does_not_fall_on_rejects_the_row_saying_so()
             read_date(text)
     table = read_table("メール,来場日\r\na@example.jp,2024/4/1(火)\r\n".encode(), "x.csv")
     (row,) = plan_import(table, ImportOptions(), find).rows
-    assert (row.action, row.reason_code) == ("rejected", "invalid_date")
-    assert row.reason_params["value"] == "2024/4/1(火)"
+    # Coded as a wrong day of the week, not as a date it cannot read: the date is written right
+    assert (row.action, row.reason_code) == ("rejected", "wrong_weekday")
+    assert row.reason_params == {
+        "column": "来場日", "field": "visited_on", "value": "2024/4/1(火)", "day": "2024-04-01",
+        "weekday": "monday",
+    }  # fmt: skip
 
 
 def test_a_name_with_a_japanese_ime_s_space_is_the_name_a_lead_has_with_an_ascii_one() -> None:

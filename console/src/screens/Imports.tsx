@@ -238,9 +238,13 @@ function countsText(t: (key: string) => string, counts: Record<string, number>):
   return ACTIONS.map((action) => `${t(`imports.actions.${action}`)} ${counts[action] ?? 0}`).join(" · ");
 }
 
+/** The parameters that name a thing, and the group of words (imports.reason_words) that says
+ * each in the reader's language. */
+const NAMED_BY: Record<string, string> = { delimiter: "delimiters", expected: "expected", weekday: "weekdays" };
+
 /** A reason's parameters as its sentence takes them (as tsunagu/imports/reasons.py makes them
  * for the rejected rows' file): lists joined, numbers with their thousands marked, the cells
- * past the header named one by one, a delimiter and an expected kind in the user's words. */
+ * past the header named one by one, a delimiter, an expected kind and a weekday in the user's words. */
 function spokenParams(params: Record<string, unknown>): Record<string, string> {
   const words = (key: string, options: Record<string, unknown> = {}) => i18n.t(`imports.reason_words.${key}`, options);
   const separator = words("list_separator");
@@ -250,9 +254,8 @@ function spokenParams(params: Record<string, unknown>): Record<string, string> {
       const named = (value as { column: number; value: string }[]).map((cell) => words("cell", { ...cell }));
       if (typeof params.more === "number" && params.more > 0) named.push(words("more", { count: params.more }));
       spoken[name] = named.join(separator);
-    } else if (name === "delimiter" || name === "expected") {
-      const group = name === "delimiter" ? "delimiters" : "expected";
-      spoken[name] = words(`${group}.${String(value)}`, { defaultValue: String(value) });
+    } else if (name in NAMED_BY) {
+      spoken[name] = words(`${NAMED_BY[name]}.${String(value)}`, { defaultValue: String(value) });
     } else if (Array.isArray(value)) {
       spoken[name] = value.length > 0 ? value.map(String).join(separator) : words("none");
     } else if (typeof value === "number") {

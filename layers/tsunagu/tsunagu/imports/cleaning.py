@@ -113,11 +113,13 @@ def read_date(raw: str) -> date:
         raise BadValue(f"{raw!r} is not a date", "invalid_date", value=raw)
     if weekday is not None and not _falls_on(day, weekday):
         names = _WEEKDAYS[day.weekday()]
-        raise BadValue(
+        raise BadValue(  # a date written right, its day of the week not: said as such
             f"{raw!r} is not a date: {day.isoformat()} is a {names[2].title()} ({names[0]}),"
             f" not {weekday}",
-            "invalid_date",
+            "wrong_weekday",
             value=raw,
+            day=day.isoformat(),
+            weekday=names[2],
         )
     return day
 

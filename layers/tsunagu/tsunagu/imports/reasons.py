@@ -23,6 +23,7 @@ ReasonCode = Literal[
     "value_too_long",
     "control_characters",
     "invalid_date",
+    "wrong_weekday",
     "invalid_value",
     "missing_email",
     "invalid_email",
@@ -41,6 +42,9 @@ REASON_PARAMS: Mapping[ReasonCode, tuple[str, ...]] = {
     "value_too_long": ("column", "field", "limit"),
     "control_characters": ("column", "field"),
     "invalid_date": ("column", "field", "value"),
+    # A date whose day of the week, written beside it, is another (``weekday``: the day's own,
+    # monday..sunday, said in the reader's words)
+    "wrong_weekday": ("column", "field", "value", "day", "weekday"),
     # A field whose value must be of a kind (``expected``: "email_address" for owner_email)
     "invalid_value": ("column", "field", "value", "expected", "detail"),
     "missing_email": ("column",),
@@ -154,6 +158,10 @@ JAPANESE: Mapping[str, str] = {
         "{{column}}: 「{{value}}」は日付として読めません"
         " (2026/12/4、2026年12月4日、令和8年12月4日 などの形で書いてください)"
     ),
+    "wrong_weekday": (
+        "{{column}}: 「{{value}}」の曜日が日付と合いません ({{day}} は{{weekday}}です)。"
+        "日付か曜日を直してください"
+    ),
     "invalid_value": "{{column}}: 「{{value}}」は{{expected}}ではありません ({{detail}})",
     "missing_email": "メールアドレスがありません (列「{{column}}」が空です)",
     "invalid_email": "{{column}}: 「{{value}}」はメールアドレスとして使えません ({{detail}})",
@@ -176,9 +184,21 @@ JAPANESE_WORDS: Mapping[str, Any] = {
     "list_separator": "、",
     "delimiters": {"comma": "カンマ「,」", "tab": "タブ"},
     "expected": {"email_address": "メールアドレス"},
+    "weekdays": {
+        "monday": "月曜日",
+        "tuesday": "火曜日",
+        "wednesday": "水曜日",
+        "thursday": "木曜日",
+        "friday": "金曜日",
+        "saturday": "土曜日",
+        "sunday": "日曜日",
+    },
 }
 """What goes into the sentences (``imports.reason_words``): a cell past the header, lists."""
 
+_NAMED_BY = {"delimiter": "delimiters", "expected": "expected", "weekday": "weekdays"}
+"""The parameters that name a thing, and the group of words that says each in the reader's
+language."""
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
@@ -198,8 +218,8 @@ def _spoken(params: Mapping[str, Any], words: Mapping[str, Any]) -> dict[str, st
             if params.get("more"):
                 named.append(_filled(words["more"], {"count": params["more"]}))
             spoken[name] = separator.join(named)
-        elif name in ("delimiter", "expected"):
-            spoken[name] = words[f"{name}s" if name == "delimiter" else name].get(value, value)
+        elif name in _NAMED_BY:
+            spoken[name] = words[_NAMED_BY[name]].get(value, value)
         elif isinstance(value, list):
             spoken[name] = separator.join(map(str, value)) if value else words["none"]
         elif isinstance(value, int) and not isinstance(value, bool):
