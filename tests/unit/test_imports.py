@@ -351,6 +351,26 @@ def test_the_rejected_rows_come_back_with_their_reasons_and_import_again_once_fi
     assert REASON_HEADER in fixed.unmapped
 
 
+def test_a_rejected_rows_file_rejected_again_keeps_one_reason_column_saying_why_now() -> None:
+    # Given the rejected rows, one fixed and one "fixed" into another wrong address
+    table = read_table(sheet("cp932"), "list.csv")
+    first = read_table(
+        rejected_file(table, plan_import(table, ImportOptions(consent=CONSENT), find)),
+        "rejected.csv",
+    )
+    first.rows[0][0] = "ichiro@"
+    first.rows[1][-2] = "希望する"
+
+    # When that file is planned and its rejected rows are handed back again
+    again = rejected_file(first, plan_import(first, ImportOptions(consent=CONSENT), find))
+
+    # Then they have the one reason column, holding the reason of now, not the one fixed
+    returned = list(csv.reader(io.StringIO(again.decode("utf-8-sig"))))
+    assert returned[0] == [*HEADER, REASON_HEADER]
+    [(address, *_, reason)] = returned[1:]
+    assert address == "ichiro@" and "ichiro@" in reason and "not an address" not in reason, reason
+
+
 def test_the_rejected_rows_file_guards_formulas_and_they_import_as_they_were() -> None:
     # A workbook's text cell holding a formula, and a telephone number with its country code
     formula = '=HYPERLINK("https://evil.example.com","請求書")'

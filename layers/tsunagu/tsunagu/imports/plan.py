@@ -480,7 +480,8 @@ def _same(name: str, stored: str, incoming: str) -> bool:
 
 def rejected_file(table: Table, plan: ImportPlan, language: Language = FILE_LANGUAGE) -> bytes:
     """The rejected rows as they were, the reason in an added column (after a row's last cell
-    when it has more than the header), in ``language``: UTF-8
+    when it has more than the header; in its own column when the file is a rejected-rows file
+    already), in ``language``: UTF-8
     with a BOM (Excel opens it as it should), importable again once fixed (the reason column is
     left out). Formula-like cells are guarded as every export's are (a text cell of a workbook
     would otherwise become a live formula in the file Tsunagu hands back); the import reads
@@ -490,13 +491,23 @@ def rejected_file(table: Table, plan: ImportPlan, language: Language = FILE_LANG
         for row in plan.rows
         if row.action == "rejected"
     }
+    # A rejected-rows file rejected again (a row still wrong once fixed) keeps its one reason
+    # column, with the reason of now in it: a second column of the same header would leave
+    # the first saying what was fixed
+    again = table.header.index(REASON_HEADER) if REASON_HEADER in table.header else None
+    header = [*table.header] if again is not None else [*table.header, REASON_HEADER]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([spreadsheet_safe(cell) for cell in [*table.header, REASON_HEADER]])
+    writer.writerow([spreadsheet_safe(cell) for cell in header])
     for number, cells in zip(table.row_numbers, table.rows, strict=True):
-        if number in said:
+        if number not in said:
+            continue
+        if again is not None and number not in table.wider:
+            written = [*cells, *[""] * (again + 1 - len(cells))]
+            written[again] = said[number]
+        else:
             # A row with more cells than the header (an unquoted comma moved its values right)
             # comes back whole, the reason after its last cell: fixed, nothing is lost
-            whole = table.wider.get(number, cells)
-            writer.writerow([spreadsheet_safe(cell) for cell in [*whole, said[number]]])
+            written = [*table.wider.get(number, cells), said[number]]
+        writer.writerow([spreadsheet_safe(cell) for cell in written])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
