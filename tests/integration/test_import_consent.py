@@ -245,7 +245,7 @@ def test_the_same_list_imported_again_is_unchanged_and_its_plan_applies_once(
     data = sheet(("new@example.jp", "課長", "希望する"), ("known@example.jp", "", "希望しない"))
     planned = imports.plan(ports, MARKETER, data, "今回.csv", OPTIONS)
     digest = planned.as_json()["plan_digest"]
-    imports.run(ports, MARKETER, data, "今回.csv", OPTIONS, plan_digest=digest)
+    first, _ = imports.run(ports, MARKETER, data, "今回.csv", OPTIONS, plan_digest=digest)
     leads = services.lead_repository(aws.settings())
     known = lead_of(aws, "known@example.jp")
     before = (leads.events(known.lead_id), leads.consent_evidence(known.lead_id))
@@ -256,6 +256,7 @@ def test_the_same_list_imported_again_is_unchanged_and_its_plan_applies_once(
         ("unchanged", None), ("unchanged", None)
     ]  # fmt: skip
     # ... and the plan applied once is not applied again: nothing is written twice
-    with pytest.raises(ConcurrentUpdate, match="plan changed since the dry run"):
+    applied = f"this plan was applied already by import {first.import_id}"
+    with pytest.raises(ConcurrentUpdate, match=applied):
         imports.run(ports, MARKETER, data, "今回.csv", OPTIONS, plan_digest=digest)
     assert (leads.events(known.lead_id), leads.consent_evidence(known.lead_id)) == before

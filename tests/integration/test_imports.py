@@ -402,11 +402,20 @@ def test_the_run_applies_exactly_the_dry_run_s_plan_and_undo_takes_it_back(
     )  # fmt: skip
     assert leads.events(known.lead_id)[0].properties["import_id"] == import_id
 
-    # The same plan cannot be applied twice: the leads now exist, so the plan is another one
+    # The same plan cannot be applied twice: the leads now exist, so the plan is another one;
+    # the second click is told which import applied it, not that leads changed meanwhile
     before = len(list(leads.all_leads()))
     status, refused = post(stack, "/admin/imports", run_body(plan_digest=plan["plan_digest"]))
-    assert status == 409 and "dry run" in refused["message"], refused
+    assert status == 409, refused
+    assert refused["message"].startswith(
+        f"this plan was applied already by import {import_id} (applied, "
+    ), refused
     assert len(list(leads.all_leads())) == before
+    # ... and a plan no import applied is said to have changed since the dry run
+    status, refused = post(stack, "/admin/imports", run_body(plan_digest="0123456789abcdef"))
+    assert status == 409 and refused["message"].startswith(
+        "the plan changed since the dry run: leads were created or changed meanwhile, or the file"
+    ), refused
 
     # When sales renames the opted-out lead afterwards, and the import is undone
     renamed = leads.find_lead("email:optout@example.jp")

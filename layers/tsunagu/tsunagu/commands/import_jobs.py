@@ -28,6 +28,7 @@ from tsunagu.commands.imports import (
     _identity,
     _planned,
     _store,
+    not_the_plan,
     plan_answer,
     with_rejected_link,
 )
@@ -324,12 +325,7 @@ def prepare(ports: ImportCommands, import_id: str) -> list[int]:
         record = replace(record, digest=digest)
         store.save_import(record, expected="queued")
     if job.plan_digest and job.plan_digest != digest:
-        _refuse(
-            ports,
-            record,
-            "the plan changed since the dry run (leads were created or changed meanwhile):"
-            " run the dry run again and check it",
-        )
+        _refuse(ports, record, not_the_plan(ports, job.plan_digest, run=import_id))
         return []
     parts = jobs.chunks(planned.plan.rows)
     for index, part in enumerate(parts):

@@ -514,10 +514,7 @@ def run(
         planned = _planned(ports, data, file_name, options, encoding)
         digest = apply.plan_digest(planned.plan)
         if plan_digest is not None and plan_digest != digest:
-            raise ConcurrentUpdate(
-                "the plan changed since the dry run (leads were created or changed meanwhile):"
-                " run the dry run again and check it"
-            )
+            raise ConcurrentUpdate(not_the_plan(ports, plan_digest))
         now = ports.clock.now()
         record = ImportRecord(
             import_id=new_id("imp", now),
@@ -556,6 +553,31 @@ def run(
             f"{k} {v}" for k, v in record.counts.items()
         )
     return record, planned
+
+
+_HOLDING_ITS_ROWS = ("queued", "applying", "applied", "applied_with_parked")
+"""An import that wrote (or is writing) its plan's rows: that plan is not there to run again."""
+
+
+def not_the_plan(ports: ImportCommands, named: str, *, run: str | None = None) -> str:
+    """Why a run naming the dry run's plan ``named`` is refused when the plan made now is
+    another: that plan applied already by an earlier run (a second click, a command run twice:
+    its rows show as unchanged now), else the leads changed since or the file or its options
+    are not the dry run's (which of those cannot be told from a digest). ``run``: the refused
+    run's own import, not an earlier one."""
+    earlier = next(
+        (r for r in _store(ports).imports() if r.digest == named and r.import_id != run), None
+    )
+    if earlier is not None and earlier.status in _HOLDING_ITS_ROWS:
+        return (
+            f"this plan was applied already by import {earlier.import_id} ({earlier.status},"
+            f" {earlier.at}, by {earlier.by}): nothing was written again; a dry run now shows"
+            " its rows as unchanged"
+        )
+    return (
+        "the plan changed since the dry run: leads were created or changed meanwhile, or the"
+        " file or its options are not the dry run's - run the dry run again and check it"
+    )
 
 
 def _claim(ports: ImportCommands, digest: str, import_id: str, until: datetime) -> None:
