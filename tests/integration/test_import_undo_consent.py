@@ -169,7 +169,7 @@ def test_an_opt_out_the_list_gave_is_kept_and_the_cli_says_so(
     # why; the "yes" is withdrawn
     printed = capsys.readouterr().out
     assert "0 leads removed, 2 restored, 1 left as they were" in printed
-    assert "1 opt-ins it recorded withdrawn" in printed
+    assert "1 opt-in it recorded withdrawn" in printed
     assert "said-no@example.jp  consent: its opt-out of marketing is kept" in printed
     assert consent_state(aws, said_no) == {"marketing": "opted_out"}
     assert send(aws, said_no, template_id="welcome")["reason"] == "opted_out"

@@ -878,7 +878,9 @@ def test_the_cli_saves_a_mapping_and_plans_with_it(
         ["imports", "mappings", "save", "cards", "--source", "trade_show", "--map",
          "ご芳名=name", "--consent-column", "案内", "--consent-yes", "可", "--consent-no", "不可"]
     ) == 0  # fmt: skip
-    assert "saved mapping cards: counted as trade_show, ご芳名 → name" in capsys.readouterr().out
+    saved = capsys.readouterr().out
+    assert "saved mapping cards: counted as trade_show, ご芳名 → name" in saved
+    assert "consent: 案内 (yes: 可; no: 不可)" in saved  # what a no is, as well as a yes
     assert cli.main(["imports", "plan", "cards.csv", "--mapping", "cards"]) == 0
     printed = capsys.readouterr().out
     assert "counted as trade_show (saved mapping cards)" in printed

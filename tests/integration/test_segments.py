@@ -671,13 +671,16 @@ def test_a_cp932_export_to_standard_output_says_on_stderr_what_it_wrote_as_a_que
     store_lead(stack, "yoshi@example.jp", name="𠮷田 太郎", company="株式会社サンプル😀")
     runtime_here(stack, tmp_path, monkeypatch)
 
-    # When every lead is exported for an older Excel to standard output (`> leads.csv`)
-    assert cli.main(["leads", "export", "--encoding", "cp932"]) == 0
+    # When every lead is exported for an older Excel to standard output (`> leads.csv`), as
+    # it is by default and by `-o -`
+    for output in ([], ["-o", "-"]):
+        assert cli.main(["leads", "export", "--encoding", "cp932", *output]) == 0
 
-    # Then the file has them as ?, and stderr (not the file) says how many
-    out, err = capfdbinary.readouterr()
-    assert "?田 太郎".encode("cp932") in out and b"cp932 cannot hold" not in out
-    assert "4 leads exported; 2 characters cp932 cannot hold written as ?" in err.decode(), err
+        # Then the file has them as ?, and stderr (not the file) says how many
+        out, err = capfdbinary.readouterr()
+        assert "?田 太郎".encode("cp932") in out and b"cp932 cannot hold" not in out
+        assert "4 leads exported; 2 characters cp932 cannot hold written as ?" in err.decode()
+    assert not (tmp_path / "-").exists()  # no file named "-"
 
 
 def test_a_segment_of_page_viewers_selects_the_lead_whose_browser_viewed_before_the_form(

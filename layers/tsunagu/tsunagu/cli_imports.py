@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tsunagu import services
-from tsunagu.cli_options import at_least_zero
+from tsunagu.cli_options import at_least_zero, counted
 from tsunagu.errors import FieldError, ValidationFailed
 from tsunagu.imports.jobs import progress_bar
 from tsunagu.imports.plan import ConsentColumn, ImportOptions
@@ -93,7 +93,7 @@ def imports_plan(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     plan = planned.plan
     print(
-        f"{path.name}: {len(plan.rows)} rows, read as {plan.encoding},"
+        f"{path.name}: {counted(len(plan.rows), 'row')}, read as {plan.encoding},"
         f" counted as {options.source.value}"
         + (f" (saved mapping {args.mapping})" if args.mapping else "")
     )
@@ -242,9 +242,9 @@ def imports_undo(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     undo = done.record.undo
     print(
-        f"undone {args.id}: {undo['removed']} leads removed, {undo['restored']} restored,"
-        f" {undo['kept']} left as they were (below, and why);"
-        f" {undo.get('withdrawn', 0)} opt-ins it recorded withdrawn"
+        f"undone {args.id}: {counted(undo['removed'], 'lead')} removed,"
+        f" {undo['restored']} restored, {undo['kept']} left as they were (below, and why);"
+        f" {counted(undo.get('withdrawn', 0), 'opt-in')} it recorded withdrawn"
     )
     for row in done.kept:
         said = []
@@ -323,7 +323,8 @@ def _shell_word(text: str) -> str:
 def _columns(mapping: SavedMapping) -> str:
     columns = ", ".join(f"{h} → {f}" for h, f in mapping.columns.items()) or "automatic columns"
     if mapping.consent_column:
-        columns += f"; consent: {mapping.consent_column} (yes: {'/'.join(mapping.consent_yes)})"
+        yes, no = "/".join(mapping.consent_yes), "/".join(mapping.consent_no) or "-"
+        columns += f"; consent: {mapping.consent_column} (yes: {yes}; no: {no})"
     return columns
 
 
@@ -420,6 +421,15 @@ def _option_arguments(plan: Any) -> None:
         help="a column's field over the automatic mapping (FIELD - leaves it out; repeat)",
     )  # fmt: skip
     plan.add_argument("--consent-column", help="the column that says whether to mail them")
-    plan.add_argument("--consent-yes", action="append", default=[], help="an answer meaning yes")
-    plan.add_argument("--consent-no", action="append", default=[], help="an answer meaning no")
-    plan.add_argument("--consent-topic", default="marketing")
+    plan.add_argument(
+        "--consent-yes", action="append", default=[], metavar="ANSWER",
+        help="an answer meaning yes (repeat for each: --consent-yes 希望する --consent-yes 可)",
+    )  # fmt: skip
+    plan.add_argument(
+        "--consent-no", action="append", default=[], metavar="ANSWER",
+        help="an answer meaning no (repeat for each); a blank cell says nothing",
+    )  # fmt: skip
+    plan.add_argument(
+        "--consent-topic", default="marketing",
+        help="the topic the answers are consent to (default: marketing)",
+    )  # fmt: skip

@@ -25,3 +25,8 @@ def positive(text: str) -> int:
 def at_least_zero(text: str) -> int:
     """How many, where none is meaningful (rows to print, days or seconds back)."""
     return _whole(text, 0)
+
+
+def counted(count: int, thing: str, things: str | None = None) -> str:
+    """``count`` of ``thing``, its thousands marked: "1 row", "2 rows", "1,000 leads"."""
+    return f"{count:,} {thing if count == 1 else (things or thing + 's')}"

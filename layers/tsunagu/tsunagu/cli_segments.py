@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from tsunagu import services
+from tsunagu.cli_options import counted
 from tsunagu.leads.export import ENCODINGS
 from tsunagu.leads.model import Lead
 from tsunagu.segments.selection import Preview
@@ -36,7 +37,7 @@ class SegmentCliError(Exception):
 
 
 def _leads(count: int) -> str:
-    return f"{count:,} lead" if count == 1 else f"{count:,} leads"
+    return counted(count, "lead")
 
 
 def _preview_lines(found: Preview) -> list[str]:
@@ -236,7 +237,7 @@ def leads_export(settings: Settings, args: argparse.Namespace) -> int:
         encoding=args.encoding,
     )
     replaced = f"{exported.replaced} characters cp932 cannot hold written as ?"
-    if args.output:
+    if args.output and args.output != "-":  # "-": standard output, as other tools read it
         Path(args.output).write_bytes(exported.data)
         kept = f"; {replaced}" if exported.replaced else ""
         print(f"{_leads(exported.rows)} written to {args.output} ({exported.encoding}{kept})")
@@ -256,7 +257,7 @@ def add_export_command(leads: Any) -> None:
         "--encoding", choices=ENCODINGS, default="utf-8",
         help="utf-8 (with a BOM, default) or cp932 for older Excel",
     )  # fmt: skip
-    export.add_argument("--output", "-o", metavar="PATH", help="(default: standard output)")
+    export.add_argument("--output", "-o", metavar="PATH", help="(default, or -: standard output)")
     export.set_defaults(run=leads_export)
 
 
