@@ -2,12 +2,13 @@
 // and mails people opened or clicked in the look-back window before each close, by three
 // models side by side; each journey's AWS cost and ROI (which need an exchange rate to put the
 // revenue in US dollars). Amounts stay per currency: nothing is converted without a rate.
-import { type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { type FormEvent, useCallback, useEffect, useMemo, useState } from "react";
 import { useTranslation } from "react-i18next";
 
 import { api, describeError } from "../api";
 import { saveAs } from "../download";
 import { sourceName } from "../names";
+import { useLatestRequest } from "../useLatestRequest";
 import { DailyBars, type Series } from "./ReportChart";
 
 /** A journey's id on the chart's axis, as it is (a stable function: the chart redraws on change). */
@@ -152,21 +153,21 @@ export function Attribution({
 
   // Only the answer to the last query asked is shown: a look-back applied (or a day typed)
   // while the last answer loads is answered first, and the older answer must not replace it
-  const latest = useRef(0);
+  const begin = useLatestRequest();
   const load = useCallback(async () => {
-    const mine = ++latest.current;
+    const isLatest = begin();
     setProblem(null);
     try {
       const answer = await api<AttributionAnswer>("GET", "/admin/reports/attribution", { query });
-      if (mine !== latest.current) return;
+      if (!isLatest()) return;
       setFound(answer);
       onRange?.({ from: answer.from, to: answer.to });
     } catch (error) {
-      if (mine !== latest.current) return;
+      if (!isLatest()) return;
       setFound(null);
       setProblem(describeError(error));
     }
-  }, [query, onRange]);
+  }, [query, onRange, begin]);
 
   useEffect(() => {
     void load();

@@ -6,6 +6,7 @@ import { saveAs } from "../download";
 import i18n, { when } from "../i18n";
 import { useMe } from "../me";
 import { fieldName } from "../names";
+import { useLatestRequest } from "../useLatestRequest";
 import "../screens.css";
 
 interface AuditRow {
@@ -146,23 +147,23 @@ export default function Audit() {
     [since, until, typed, operation, outcome],
   );
 
-  const latest = useRef(0);
+  const begin = useLatestRequest();
   const load = useCallback(
     async (before?: string) => {
       setProblem(null);
-      const mine = ++latest.current;
+      const isLatest = begin();
       try {
         const page = await api<{ items: AuditRow[]; next_before: string | null }>("GET", "/admin/audit", {
           query: { ...asked, before, limit: PAGE },
         });
-        if (mine !== latest.current) return; // the filters changed meanwhile: a newer answer comes
+        if (!isLatest()) return; // the filters changed meanwhile: a newer answer comes
         setRows((shown) => (before ? [...shown, ...page.items] : page.items));
         setNextBefore(page.next_before);
       } catch (error) {
         setProblem(describeError(error));
       }
     },
-    [asked],
+    [asked, begin],
   );
 
   // Other filters: a file cut under the old ones does not go on, not even one still on its way

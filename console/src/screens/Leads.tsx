@@ -1,4 +1,4 @@
-import { type FormEvent, useEffect, useRef, useState } from "react";
+import { type FormEvent, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { Link, useSearchParams } from "react-router";
 
@@ -6,6 +6,7 @@ import { api, describeError } from "../api";
 import { EXPORT_ENCODINGS, type ExportEncoding, exportLeads } from "../download";
 import { when } from "../i18n";
 import { useMay } from "../me";
+import { useLatestRequest } from "../useLatestRequest";
 
 export interface LeadRow {
   lead_id: string;
@@ -97,21 +98,21 @@ export function Leads() {
 
   // Only the answer to the last request asked is shown: the list first read unfiltered can
   // answer after a search typed at once, and would put every lead back under her search word.
-  const latest = useRef(0);
+  const begin = useLatestRequest();
   async function load(cursor: string | null) {
-    const mine = ++latest.current;
+    const isLatest = begin();
     setLoading(true);
     setProblem(null);
     try {
       const page = await api<SearchPage>("GET", "/admin/leads", {
         query: { ...query, limit: 50, cursor },
       });
-      if (mine !== latest.current) return;
+      if (!isLatest()) return;
       setPages((before) => (cursor ? [...before, page] : [page]));
     } catch (error) {
-      if (mine === latest.current) setProblem(describeError(error));
+      if (isLatest()) setProblem(describeError(error));
     } finally {
-      if (mine === latest.current) setLoading(false);
+      if (isLatest()) setLoading(false);
     }
   }
 

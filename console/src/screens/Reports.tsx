@@ -2,7 +2,7 @@
 // over a range of days, from the counters the events stream keeps. People's and machines'
 // activity side by side, never mixed; every figure's definition one click away (the API sends
 // them). The funnel and revenue attribution are views of their own under the same filters.
-import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { useNavigate, useParams } from "react-router";
 
@@ -10,6 +10,7 @@ import { allItems, api, describeError } from "../api";
 import { saveAs } from "../download";
 import { reasonText } from "../i18n";
 import { sourceName } from "../names";
+import { useLatestRequest } from "../useLatestRequest";
 import { Attribution, useFormats } from "./Attribution";
 import { type CostAnswer, JourneyCost } from "./JourneyCost";
 import { DailyBars } from "./ReportChart";
@@ -109,9 +110,9 @@ export default function Reports() {
   // Only the answer to the last report asked is shown: a mail chosen (or a day typed) while
   // the last one's report loads is answered first, and the older answer, arriving after it,
   // put the other mail's figures under this choice (the funnel's or attribution's, too).
-  const latest = useRef(0);
+  const begin = useLatestRequest();
   const load = useCallback(async () => {
-    const mine = ++latest.current;
+    const isLatest = begin();
     if (!id || wholeAccount) {
       setReport(null); // a mail's or journey's figures are not the funnel's nor attribution's
       return;
@@ -119,13 +120,13 @@ export default function Reports() {
     setProblem(null);
     try {
       const answer = await api<Report>("GET", `${PATHS[kind]}/${id}`, { query: { from, to } });
-      if (mine === latest.current) setReport(answer);
+      if (isLatest()) setReport(answer);
     } catch (error) {
-      if (mine !== latest.current) return;
+      if (!isLatest()) return;
       setReport(null);
       setProblem(describeError(error));
     }
-  }, [kind, id, from, to, wholeAccount]);
+  }, [kind, id, from, to, wholeAccount, begin]);
 
   useEffect(() => {
     void load();

@@ -12,6 +12,7 @@ import { type ExportEncoding, exportLeads } from "../download";
 import { when } from "../i18n";
 import { useMay } from "../me";
 import { useUnsavedWarning } from "../unsaved";
+import { useLatestRequest } from "../useLatestRequest";
 import { EncodingChoice, type LeadRow } from "./Leads";
 
 interface SavedSegment {
@@ -103,20 +104,20 @@ export default function Segments() {
 
   // The form holds the segment asked for last: one opened can answer after another opened
   // since (or after "New segment"), and would replace it unasked
-  const opening = useRef(0);
+  const opening = useLatestRequest();
 
   /** The segment as saved now: its filter in the form, who it selects, what reads it. False:
    * another segment was asked for meanwhile, and this one is not shown. */
   async function open(segment: string): Promise<boolean> {
-    const mine = ++opening.current;
+    const isLatest = opening();
     let shown: Shown;
     try {
       shown = await api<Shown>("GET", `/admin/segments/${encodeURIComponent(segment)}`);
     } catch (error) {
-      if (mine === opening.current) throw error;
+      if (isLatest()) throw error;
       return false;
     }
-    if (mine !== opening.current) return false;
+    if (!isLatest()) return false;
     setOpened({ name: shown.name, version: shown.version });
     setFilter(shown.filter);
     setName(shown.name);
@@ -141,7 +142,7 @@ export default function Segments() {
   }
 
   function startNew() {
-    opening.current += 1; // a segment still on its way to the form is not wanted any more
+    opening(); // a segment still on its way to the form is not wanted any more
     say(null);
     setOpened(null);
     setFilter("");

@@ -1,7 +1,7 @@
 // The suppression list: every address no mail may reach, why and since when; a suppression is
 // lifted with a reason (the API decides who may: marketers a manual one, admins a bounce, no
 // one a complaint), and an address is added by suppressing its lead.
-import { type FormEvent, useCallback, useEffect, useRef, useState } from "react";
+import { type FormEvent, useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { Link } from "react-router";
 
@@ -10,6 +10,7 @@ import { when } from "../i18n";
 import { useMay, useMe } from "../me";
 import { mayLift, REASONS, type SuppressionView } from "../suppression";
 import { useAction } from "../useAction";
+import { useLatestRequest } from "../useLatestRequest";
 
 interface Suppressed extends SuppressionView {
   lead_id: string;
@@ -29,24 +30,24 @@ export function Suppressions() {
   // Only the answer to the last request asked is shown: the list first read of every reason
   // can answer after a reason chosen at once, and put every address back under her choice
   // (and a page asked for with "more" before the choice, after the choice's own list)
-  const latest = useRef(0);
+  const begin = useLatestRequest();
   const load = useCallback(
     async (cursor?: string) => {
-      const mine = ++latest.current;
+      const isLatest = begin();
       let page: Page<Suppressed>;
       try {
         page = await api<Page<Suppressed>>("GET", "/admin/suppressions", {
           query: { reason, cursor, limit: 50 },
         });
       } catch (error) {
-        if (mine === latest.current) throw error;
+        if (isLatest()) throw error;
         return;
       }
-      if (mine !== latest.current) return;
+      if (!isLatest()) return;
       setRows((before) => (cursor ? [...(before ?? []), ...page.items] : page.items));
       setNext(page.next_cursor);
     },
-    [reason],
+    [reason, begin],
   );
   const { message, setMessage, run } = useAction(load);
 

@@ -7,6 +7,7 @@ import { when } from "../i18n";
 import { useMay } from "../me";
 import { pairsOf, pairsText } from "../pairs";
 import { useUnsavedWarning } from "../unsaved";
+import { useLatestRequest } from "../useLatestRequest";
 
 interface MailTemplate {
   template_id: string;
@@ -290,10 +291,10 @@ function TemplateEditor({ templateId }: { templateId: string }) {
 
   // Only the version asked for last is put in the editor: one opened from the history can
   // answer after another opened since, and would replace it unasked
-  const reading = useRef(0);
+  const reading = useLatestRequest();
   const load = useCallback(
     async (version?: number) => {
-      const mine = ++reading.current;
+      const isLatest = reading();
       let answers: [MailTemplate, { items: TemplateVersion[] }];
       try {
         answers = await Promise.all([
@@ -301,10 +302,10 @@ function TemplateEditor({ templateId }: { templateId: string }) {
           api<{ items: TemplateVersion[] }>("GET", `${path}/versions`),
         ]);
       } catch (error) {
-        if (mine === reading.current) throw error;
+        if (isLatest()) throw error;
         return; // a read asked since answers for the editor, a refusal included
       }
-      if (mine !== reading.current) return;
+      if (!isLatest()) return;
       const [shown, versions] = answers;
       setTemplate(shown);
       setDefaults(pairsText(shown.defaults));
@@ -312,7 +313,7 @@ function TemplateEditor({ templateId }: { templateId: string }) {
       setHistory(versions.items);
       setOver(versions.items[0]?.version);
     },
-    [path],
+    [path, reading],
   );
 
   useEffect(() => {
@@ -321,24 +322,24 @@ function TemplateEditor({ templateId }: { templateId: string }) {
 
   // The live preview: what the editor holds, rendered by the sender's own renderer for the
   // chosen lead (the sample lead until an address is typed whole) a moment after each change.
-  const asked = useRef(0);
+  const asked = useLatestRequest();
   useEffect(() => {
     if (template === null) return;
     const draft = asStored(template, defaults);
     const address = lead.trim();
     const forLead = /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(address) ? address : undefined;
     const timer = window.setTimeout(() => {
-      const mine = ++asked.current;
+      const isLatest = asked();
       api<Preview>("POST", `${path}/preview`, { body: { template: draft, lead: forLead } })
         .then((shown) => {
-          if (mine !== asked.current) return; // a later change's answer is on its way
+          if (!isLatest()) return; // a later change's answer is on its way
           setPreview(shown);
           setPreviewProblem(null);
         })
-        .catch((error) => mine === asked.current && setPreviewProblem(describeError(error)));
+        .catch((error) => isLatest() && setPreviewProblem(describeError(error)));
     }, PREVIEW_AFTER_MS);
     return () => window.clearTimeout(timer);
-  }, [template, defaults, lead, path]);
+  }, [template, defaults, lead, path, asked]);
 
   async function save(event: FormEvent) {
     event.preventDefault();

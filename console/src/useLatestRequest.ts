@@ -1,0 +1,15 @@
+// Only the answer to the last request asked is shown. Answers do not come back in the order
+// they were asked: a list read before a filter was typed can answer after the filtered one, and
+// would put back what she filtered away. Each `begin()` starts a request and gives its check,
+// true until a later `begin()` of the same hook; an answer whose check is false is dropped (its
+// failure too: the later request answers for the screen). A `begin()` whose check is never read
+// just drops whatever is on its way ("New segment" pressed while one opens).
+import { useCallback, useRef } from "react";
+
+export function useLatestRequest(): () => () => boolean {
+  const last = useRef(0);
+  return useCallback(() => {
+    const mine = ++last.current;
+    return () => mine === last.current;
+  }, []);
+}
