@@ -249,6 +249,53 @@ def test_a_marketer_pauses_a_journey_and_resumes_it_by_a_policy(
     assert json.loads(shown.stdout)["status"] == "active", shown
 
 
+def test_two_journeys_paused_at_once_both_stay_paused_when_the_first_reload_answers_late(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given the journeys on a slow network: what is read after the first change is held back
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="journeys")
+    settled(page)
+    held: list[Route] = []
+
+    def first_reload_held(route: Route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r"/admin/journeys/status(\?|$)"), first_reload_held)
+    seminar = page.locator("tr", has_text="seminar_follow_up")
+    engagement = page.locator("tr", has_text="re_engagement")
+    try:
+        # When she pauses one journey (the list read after it answers at once, the counts are
+        # held back) and the other before the first one's reload has answered
+        with page.expect_response(
+            lambda answer: (
+                answer.request.method == "GET"
+                and re.search(r"/admin/journeys(\?|$)", answer.url) is not None
+            )
+        ) as listed:
+            seminar.get_by_role("button", name="Pause").click()
+        statuses = {row["journey_id"]: row["status"] for row in listed.value.json()["items"]}
+        assert statuses["re_engagement"] == "active", statuses
+        engagement.get_by_role("button", name="Pause").click()
+        expect(engagement).to_contain_text("Paused")
+        expect(seminar).to_contain_text("Paused")
+        assert len(held) == 1, [route.request.url for route in held]
+
+        # ... and the first reload arrives after the second's
+        answer_late(page, held[0])
+
+        # Then both are shown paused, as they are: the first reload's list, read before the
+        # second pause, does not put the second journey back as active
+        expect(engagement).to_contain_text("Paused")
+        expect(engagement.get_by_role("button", name="Resume")).to_be_visible()
+        expect(seminar).to_contain_text("Paused")
+    finally:
+        for journey in ("seminar_follow_up", "re_engagement"):
+            tsunagu.cli("journeys", "resume", journey, "--policy", "skip_missed")
+
+
 def test_a_viewer_sees_no_button_that_changes_anything_and_is_refused_when_forcing_one(
     tsunagu: RunningTsunagu, chromium: Chromium
 ) -> None:

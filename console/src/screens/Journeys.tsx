@@ -7,6 +7,7 @@ import { allItems, api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay } from "../me";
 import { useAction } from "../useAction";
+import { useLatestRequest } from "../useLatestRequest";
 
 interface JourneyRow {
   journey_id: string;
@@ -70,11 +71,23 @@ export default function Journeys() {
   const [stopped, setStopped] = useState(false);
   const [resuming, setResuming] = useState<string | null>(null);
 
+  // Only the last reading is shown: two changes made quickly (two journeys paused) read the
+  // list twice, and the first reading, answering last, showed the second journey as before
+  const begin = useLatestRequest();
   const load = useCallback(async () => {
-    const [listed, status] = await Promise.all([
-      allItems<JourneyRow>("/admin/journeys"),
-      api<{ journeys: JourneyStatus[]; emergency_stop: boolean }>("GET", "/admin/journeys/status"),
-    ]);
+    const isLatest = begin();
+    let listed: JourneyRow[];
+    let status: { journeys: JourneyStatus[]; emergency_stop: boolean };
+    try {
+      [listed, status] = await Promise.all([
+        allItems<JourneyRow>("/admin/journeys"),
+        api<{ journeys: JourneyStatus[]; emergency_stop: boolean }>("GET", "/admin/journeys/status"),
+      ]);
+    } catch (error) {
+      if (isLatest()) throw error;
+      return; // a reading asked since answers for the screen, a failure included
+    }
+    if (!isLatest()) return;
     setRows(listed);
     setStopped(status.emergency_stop);
     setStatuses(Object.fromEntries(status.journeys.map((one) => [one.journey, one])));
@@ -91,8 +104,8 @@ export default function Journeys() {
           .then((byId) => [one.journey, byId] as const),
       ),
     );
-    setLabels(Object.fromEntries(named));
-  }, []);
+    if (isLatest()) setLabels(Object.fromEntries(named));
+  }, [begin]);
 
   const { message, setMessage, run } = useAction(load);
 
