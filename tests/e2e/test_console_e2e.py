@@ -184,13 +184,30 @@ def test_searching_again_with_the_same_word_shows_a_lead_captured_since(
     expect(page.locator("main")).not_to_contain_text("No lead matches.")
 
 
-def answer_late(page: Page, held: Route) -> None:
-    """Let a request held back answer now, and wait until the screen has taken the answer in."""
-    with page.expect_response(lambda answer: answer.request == held.request) as late:
-        held.continue_()
+def answer_late(page: Page, held: Route, answer: APIResponse | None = None) -> None:
+    """Let a request held back answer now, and wait until the screen has taken the answer in.
+    ``answer``: what the API answered when the request was made (api_answer_now), given now as
+    a slow network would; else the request goes on to the API now."""
+    with page.expect_response(lambda answered: answered.request == held.request) as late:
+        if answer is None:
+            held.continue_()
+        else:
+            held.fulfill(response=answer)
     late.value.finished()
     settled(page)
     page.evaluate("() => new Promise((done) => requestAnimationFrame(() => setTimeout(done)))")
+
+
+def api_answer_now(page: Page, tsunagu: RunningTsunagu, path: str) -> APIResponse:
+    """What the API answers the signed-in console for GET ``path`` at this moment, asked beside
+    the page (its routes do not see it): for a request held back, the answer it had when it was
+    asked, to be given it later (answer_late)."""
+    token = page.evaluate('() => JSON.parse(sessionStorage.getItem("tsunagu.session")).idToken')
+    answer = page.request.get(
+        f"{tsunagu.api_url}{path}", headers={"authorization": f"Bearer {token}"}
+    )
+    assert answer.ok, (answer.status, answer.text())
+    return answer
 
 
 def test_a_search_typed_before_the_list_first_answered_keeps_its_own_answer(
@@ -1500,6 +1517,50 @@ def row_of(table: Locator, heading: str) -> Locator:
     return table.get_by_role("row").filter(
         has=table.page.get_by_role("rowheader", name=heading, exact=True)
     )
+
+
+def test_two_exclusions_added_at_once_are_both_listed_when_the_first_reload_answers_late(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given the settings on a slow network: the list read after the first change is held back
+    first, second = "late-list-one.example.com", "late-list-two.example.com"
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="settings")
+    settled(page)
+    section = page.locator("section.exclusions")
+    table = page.get_by_role("table", name="Exclusions")
+    held: list[Route] = []
+
+    def first_reload_held(route: Route) -> None:
+        if held or route.request.method != "GET":
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r"/admin/exclusions(\?|$)"), first_reload_held)
+
+    def exclude(value: str) -> None:
+        section.get_by_label("Address or domain to exclude").fill(value)
+        section.get_by_role("button", name="Exclude", exact=True).click()
+        expect(section.get_by_role("status")).to_contain_text(f"{value} is excluded")
+
+    try:
+        # When she excludes one domain, and a second before the list read after the first has
+        # answered (it answered the list as it stood then: the first domain, not the second)
+        exclude(first)
+        as_then = api_answer_now(page, tsunagu, "/admin/exclusions")
+        exclude(second)
+        expect(row_of(table, second)).to_be_visible()
+        assert len(held) == 1, [route.request.url for route in held]
+
+        # ... and that list arrives after the one read after the second
+        answer_late(page, held[0], as_then)
+
+        # Then both are listed: the older list does not take the second off the screen
+        expect(row_of(table, first)).to_be_visible()
+        expect(row_of(table, second)).to_be_visible()
+    finally:
+        for value in (first, second):
+            tsunagu.cli("exclusions", "remove", value)
 
 
 def test_a_marketer_sees_what_a_journey_cost_on_aws_at_list_price(

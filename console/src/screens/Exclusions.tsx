@@ -8,6 +8,7 @@ import { api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay } from "../me";
 import { useAction } from "../useAction";
+import { useLatestRequest } from "../useLatestRequest";
 
 const LISTS = ["competitors", "customers", "staff"] as const;
 
@@ -29,10 +30,20 @@ export function Exclusions() {
   const [list, setList] = useState<string>("competitors");
   const [note, setNote] = useState("");
 
+  // Only the last reading is shown: two changes made quickly read the list twice, and the
+  // first reading, answering last, took the second change off the screen
+  const begin = useLatestRequest();
   const load = useCallback(async () => {
-    const found = await api<{ items: Exclusion[]; version: number }>("GET", "/admin/exclusions");
-    setEntries(found.items);
-  }, []);
+    const isLatest = begin();
+    let found: { items: Exclusion[]; version: number };
+    try {
+      found = await api<{ items: Exclusion[]; version: number }>("GET", "/admin/exclusions");
+    } catch (error) {
+      if (isLatest()) throw error;
+      return; // a reading asked since answers for the screen, a failure included
+    }
+    if (isLatest()) setEntries(found.items);
+  }, [begin]);
   const { message, setMessage, run } = useAction(load);
 
   useEffect(() => {
