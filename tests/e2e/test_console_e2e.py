@@ -2237,6 +2237,57 @@ def test_the_segment_opened_last_stays_in_the_form_when_an_earlier_one_answers_l
     expect(page.get_by_role("textbox", name="Filter", exact=True)).to_have_value("tag=trial-cold")
 
 
+def test_two_tags_added_at_once_both_stay_on_the_lead_page_when_the_first_reload_answers_late(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given a lead's page on a slow network: what is read after the first change is held back
+    address = "two.tags.at.once@example.jp"
+    status, _ = tsunagu.post_json("/forms/demo/submissions", {"email": address, "name": "二つ 札"})
+    assert status == 201
+    page = console_page(
+        chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at=f"leads/{address}"
+    )
+    expect(page.locator("article.lead")).to_be_visible()
+    settled(page)
+    held: list[Route] = []
+
+    def first_reload_held(route: Route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r"/admin/leads/[^/?]+/score(\?|$)"), first_reload_held)
+    actions = page.locator("section.actions")
+    tags = page.locator("dl.facts").first
+
+    def add_tag(tag: str) -> None:
+        actions.get_by_label("Tag", exact=True).fill(tag)
+        actions.get_by_role("button", name="Add", exact=True).click()
+
+    # When she adds a tag (the lead read after it answers at once, its score is held back) and
+    # a second before the first one's reload has answered
+    with page.expect_response(
+        lambda answer: (
+            answer.request.method == "GET"
+            and re.search(r"/admin/leads/[^/?]+$", answer.url) is not None
+        )
+    ) as read:
+        add_tag("first-of-two")
+    assert read.value.json()["tags"] == ["first-of-two"], read.value.json()["tags"]
+    add_tag("second-of-two")
+    expect(tags).to_contain_text("second-of-two")
+    assert len(held) == 1, [route.request.url for route in held]
+
+    # ... and the first reload arrives after the second's
+    answer_late(page, held[0])
+
+    # Then the page shows both tags, as the lead has them: the lead read before the second tag
+    # does not take it off the page
+    expect(tags).to_contain_text("first-of-two")
+    expect(tags).to_contain_text("second-of-two")
+
+
 def test_a_marketer_exports_every_lead_from_the_lead_list(
     tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
 ) -> None:

@@ -9,6 +9,7 @@ import { eventName, fieldName, sourceName, topicName, triggerName } from "../nam
 import { StartInputFields, startInputBody, useStartInput } from "../startInput";
 import { mayLift, type SuppressionView } from "../suppression";
 import { useAction } from "../useAction";
+import { useLatestRequest } from "../useLatestRequest";
 import { STAGES } from "./Leads";
 
 interface FieldValue {
@@ -107,7 +108,11 @@ function LeadPage({ email }: { email: string }) {
   const [problem, setProblem] = useState<string | null>(null);
   const path = `/admin/leads/${encodeURIComponent(email)}`;
 
+  // Only the last reading of the lead is shown: two changes made quickly (two tags added) read
+  // it twice, and the first reading, answering last, took the second change off the page
+  const reading = useLatestRequest();
   const load = useCallback(async () => {
+    const isLatest = reading();
     setProblem(null);
     try {
       const [shown, timeline, explained] = await Promise.all([
@@ -115,14 +120,15 @@ function LeadPage({ email }: { email: string }) {
         api<Timeline>("GET", `${path}/timeline`),
         api<ScoreView>("GET", `${path}/score`).catch(() => null),
       ]);
+      if (!isLatest()) return;
       setLead(shown);
       setEvents(timeline.events);
       setEarlier(timeline.next_before);
       setScore(explained);
     } catch (error) {
-      setProblem(describeError(error));
+      if (isLatest()) setProblem(describeError(error));
     }
-  }, [path]);
+  }, [path, reading]);
 
   async function loadEarlier() {
     if (earlier === null) return;
