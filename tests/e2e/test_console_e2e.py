@@ -2288,6 +2288,71 @@ def test_two_tags_added_at_once_both_stay_on_the_lead_page_when_the_first_reload
     expect(tags).to_contain_text("second-of-two")
 
 
+def test_an_earlier_page_of_a_timeline_asked_before_an_action_is_not_put_before_its_reload(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given a lead with a few events, and its page on a slow network reading its timeline two
+    # events at a time (not 500), so that a few events make pages
+    address = "earlier.events@example.jp"
+    status, _ = tsunagu.post_json("/forms/demo/submissions", {"email": address, "name": "以前 頁"})
+    assert status == 201
+    for booth in ("A", "B", "C"):
+        recorded = tsunagu.cli(
+            "leads", "record", address, "booth_visited", "--prop", f"booth={booth}"
+        )
+        assert recorded.returncode == 0, recorded.stderr
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="journeys")
+    settled(page)
+    held: list[Route] = []
+
+    def first_earlier_page_held(route: Route) -> None:
+        if "before=" in route.request.url and not held:
+            held.append(route)
+        else:
+            route.continue_()
+
+    def two_a_page(route: Route) -> None:
+        url = route.request.url
+        route.fallback(url=f"{url}{'&' if '?' in url else '?'}limit=2")
+
+    timeline_read = re.compile(r"/admin/leads/[^/?]+/timeline(\?|$)")
+    page.route(timeline_read, first_earlier_page_held)
+    page.route(timeline_read, two_a_page)  # the last route added is asked first
+    with page.expect_response(
+        lambda answer: timeline_read.search(answer.url) is not None and "before=" not in answer.url
+    ) as first:
+        page.goto(f"{tsunagu.api_url}/console/#/leads/{address}")
+    shown_first = [event["event_id"] for event in first.value.json()["events"]]
+    timeline = page.locator("ol.timeline > li")
+    expect(timeline).to_have_count(2)
+    settled(page)
+
+    # When she asks for the earlier events and, before they have answered, records that the
+    # lead attended a seminar: the page reads the lead again, its newest two events now
+    page.get_by_role("button", name="Show earlier events").click()
+    with page.expect_response(
+        lambda answer: timeline_read.search(answer.url) is not None and "before=" not in answer.url
+    ) as reloaded:
+        page.get_by_role("button", name="Record seminar attendance").click()
+    newest = [event["event_id"] for event in reloaded.value.json()["events"]]
+    assert shown_first[0] not in newest, (shown_first, newest)
+    expect(page.locator("ol.timeline")).to_contain_text("Attended a seminar")
+    assert len(held) == 1, [route.request.url for route in held]
+
+    # ... and the earlier events, those before the two shown when she asked, arrive after it
+    answer_late(page, held[0])
+
+    # Then the timeline shows the newest two events and offers the earlier ones: the page asked
+    # before the reload is not put before it, where it left out the event between them (the
+    # older of the two shown when she asked, pushed off the newest two by the attendance)
+    expect(timeline).to_have_count(len(newest))
+    with page.expect_response(lambda answer: "before=" in answer.url) as earlier:
+        page.get_by_role("button", name="Show earlier events").click()
+    listed = [event["event_id"] for event in earlier.value.json()["events"]] + newest
+    assert shown_first[0] in listed, (shown_first, listed)
+    expect(timeline).to_have_count(len(listed))
+
+
 def test_a_marketer_exports_every_lead_from_the_lead_list(
     tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
 ) -> None:

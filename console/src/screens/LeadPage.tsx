@@ -111,6 +111,10 @@ function LeadPage({ email }: { email: string }) {
   // Only the last reading of the lead is shown: two changes made quickly (two tags added) read
   // it twice, and the first reading, answering last, took the second change off the page
   const reading = useLatestRequest();
+  // An earlier page of the timeline goes before the events shown when it was asked for: the
+  // lead read again since (after an action) shows the newest events, and the page, put before
+  // them, left out the events between (one pushed off the newest by the action's own)
+  const earlierPage = useLatestRequest();
   const load = useCallback(async () => {
     const isLatest = reading();
     setProblem(null);
@@ -121,6 +125,7 @@ function LeadPage({ email }: { email: string }) {
         api<ScoreView>("GET", `${path}/score`).catch(() => null),
       ]);
       if (!isLatest()) return;
+      earlierPage(); // a page on its way was asked of the events shown until now
       setLead(shown);
       setEvents(timeline.events);
       setEarlier(timeline.next_before);
@@ -128,16 +133,18 @@ function LeadPage({ email }: { email: string }) {
     } catch (error) {
       if (isLatest()) setProblem(describeError(error));
     }
-  }, [path, reading]);
+  }, [path, reading, earlierPage]);
 
   async function loadEarlier() {
     if (earlier === null) return;
+    const isLatest = earlierPage();
     try {
       const page = await api<Timeline>("GET", `${path}/timeline`, { query: { before: earlier } });
+      if (!isLatest()) return;
       setEvents((shown) => [...page.events, ...shown]);
       setEarlier(page.next_before);
     } catch (error) {
-      setProblem(describeError(error));
+      if (isLatest()) setProblem(describeError(error));
     }
   }
 
