@@ -15,16 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
 from tests.e2e.conftest import RunningTsunagu, add_console_user, console_page, start_tsunagu
 from tests.support.browser import Chromium, accessibility_problems, screenshot
+from tests.support.runtime import move_clock
 from tsunagu import services
 from tsunagu.settings import Settings
 
 LEAD = "mei.kondo@example.jp"
 MARKETER = "marketer.ito@example.com"
 PASSWORD = "Canvas-test-2026"
+CLOCK_TIMEOUT = 60
+"""A bound on the real seconds the runtime takes to move its clock (a broken run, not a measure)."""
 
 
 @pytest.fixture(scope="module")
@@ -637,3 +640,70 @@ def test_a_publish_refused_after_the_canvas_was_kept_lets_the_next_save_through(
     # ... and opened again, the canvas is that draft
     page.reload()
     expect(page.get_by_label("Description")).to_have_value("Kept after the refused publish.")
+
+
+def test_more_starts_asked_before_a_new_start_do_not_skip_one_of_the_list_read_again(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given two starts of the seminar follow-up, a minute apart, for segments nobody is in
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, at="journeys/seminar_follow_up")
+    panel = page.locator(".panel")
+
+    def start_for(segment: str) -> None:
+        panel.get_by_label("or every lead of a segment").fill(segment)
+        with page.expect_response(
+            re.compile(r"/admin/journeys/seminar_follow_up/entries$")
+        ) as sent:
+            page.get_by_role("button", name="Start", exact=True).click()
+        assert sent.value.status == 202, sent.value.text()
+
+    for segment in ("domain=older-start.example", "domain=newer-start.example"):
+        start_for(segment)
+        move_clock(tsunagu.api_url, {"by": "1m"}, timeout=CLOCK_TIMEOUT)
+
+    # ... and the page opened again on a slow network, listing its starts one at a time
+    held: list[Route] = []
+
+    def first_more_held(route: Route) -> None:
+        if "before=" in route.request.url and not held:
+            held.append(route)
+        else:
+            route.continue_()
+
+    def one_a_page(route: Route) -> None:
+        route.fallback(url=re.sub(r"limit=\d+", "limit=1", route.request.url))
+
+    starts_read = re.compile(r"/admin/journeys/seminar_follow_up/starts(\?|$)")
+    page.route(starts_read, first_more_held)
+    page.route(starts_read, one_a_page)  # the last route added is asked first
+    page.reload()
+    recent = page.locator(".recent-starts")
+    listed = recent.locator(".start-item")
+    expect(listed).to_have_count(1)
+    expect(listed.first).to_contain_text("domain=newer-start.example")
+
+    # When she asks for more and, before they have answered, starts the journey for a third
+    # segment: the list is read again (its newest start, followed above, is left out of it)
+    recent.get_by_role("button", name="Show more").click()
+    with page.expect_response(
+        lambda answer: starts_read.search(answer.url) is not None and "before=" not in answer.url
+    ):
+        start_for("domain=newest-start.example")
+    expect(listed).to_have_count(0)
+    assert len(held) == 1, [route.request.url for route in held]
+
+    # ... and the starts after the one listed when she asked arrive after the list read again
+    with page.expect_response(lambda answer: answer.request == held[0].request) as late:
+        held[0].continue_()
+    late.value.finished()
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => setTimeout(done)))")
+
+    # Then the list goes on from the list read again: the start for newer-start, now second,
+    # is not skipped by a page that began after it
+    expect(listed.filter(has_text="domain=older-start.example")).to_have_count(0)
+    recent.get_by_role("button", name="Show more").click()
+    expect(listed).to_have_count(1)
+    expect(listed.first).to_contain_text("domain=newer-start.example")
+    recent.get_by_role("button", name="Show more").click()
+    expect(listed).to_have_count(2)
+    expect(listed.last).to_contain_text("domain=older-start.example")

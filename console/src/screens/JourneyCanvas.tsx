@@ -30,6 +30,7 @@ import i18n, { when } from "../i18n";
 import { useMay } from "../me";
 import { StartInputFields, startInputBody, useStartInput } from "../startInput";
 import { useUnsavedWarning } from "../unsaved";
+import { useLatestRequest } from "../useLatestRequest";
 import { JourneySettings } from "./JourneySettings";
 import { type JourneyNode, NodeFields } from "./NodeFields";
 import { SendCalendar } from "./SendCalendar";
@@ -1233,12 +1234,17 @@ function RecentStarts({
   const [nextBefore, setNextBefore] = useState<string | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
   const path = `/admin/journeys/${encodeURIComponent(journeyId)}/starts`;
+  // "Show more" goes on from the list shown when it was asked for: the list read again since
+  // (a start made) begins with the new start, and the page, put after it, skipped the start
+  // pushed off the first page by it
+  const morePage = useLatestRequest();
 
   useEffect(() => {
     let stopped = false;
     api<StartsPage>("GET", path, { query: { limit: RECENT_STARTS } })
       .then((page) => {
         if (stopped) return;
+        morePage(); // a page on its way was asked of the list shown until now
         setStarts(page.items);
         setNextBefore(page.next_before);
         setProblem(null);
@@ -1247,6 +1253,7 @@ function RecentStarts({
         if (stopped) return;
         // A journey only drafted has no record yet, so no starts: nothing is wrong
         if (error instanceof ApiError && error.status === 404) {
+          morePage();
           setStarts([]);
           setNextBefore(null);
           setProblem(null);
@@ -1257,19 +1264,21 @@ function RecentStarts({
     return () => {
       stopped = true;
     };
-  }, [path, reload]);
+  }, [path, reload, morePage]);
 
   async function more() {
     if (!nextBefore) return;
+    const isLatest = morePage();
     try {
       const page = await api<StartsPage>("GET", path, {
         query: { limit: RECENT_STARTS, before: nextBefore },
       });
+      if (!isLatest()) return;
       setStarts((shown) => [...(shown ?? []), ...page.items]);
       setNextBefore(page.next_before);
       setProblem(null);
     } catch (error) {
-      setProblem(describeError(error));
+      if (isLatest()) setProblem(describeError(error));
     }
   }
 
