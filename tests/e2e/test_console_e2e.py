@@ -1563,6 +1563,49 @@ def test_two_exclusions_added_at_once_are_both_listed_when_the_first_reload_answ
             tsunagu.cli("exclusions", "remove", value)
 
 
+def test_two_users_invited_at_once_are_both_listed_when_the_first_reload_answers_late(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given the admin's settings on a slow network: the users read after the first invitation
+    # are held back
+    first, second = "late.invite.one@example.com", "late.invite.two@example.com"
+    page = console_page(
+        chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), locale="en-GB", at="settings"
+    )
+    settled(page)
+    users = page.get_by_role("heading", name="Users and roles").locator("xpath=..")
+    held: list[Route] = []
+
+    def first_reload_held(route: Route) -> None:
+        if held or route.request.method != "GET":
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r"/admin/users(\?|$)"), first_reload_held)
+
+    def invite(email: str) -> None:
+        users.get_by_label("E-mail").fill(email)
+        users.get_by_role("button", name="Invite", exact=True).click()
+        expect(users.get_by_role("status")).to_contain_text("Invited")
+
+    # When she invites one user, and a second before the list read after the first has
+    # answered (it answered the users as they were then: the first, not the second)
+    invite(first)
+    as_then = api_answer_now(page, tsunagu, "/admin/users?limit=200")
+    assert second not in as_then.text()
+    invite(second)
+    expect(users.get_by_role("row", name=re.compile(re.escape(second)))).to_be_visible()
+    assert len(held) == 1, [route.request.url for route in held]
+
+    # ... and that list arrives after the one read after the second
+    answer_late(page, held[0], as_then)
+
+    # Then both are listed: the older list does not take the second off the screen
+    expect(users.get_by_role("row", name=re.compile(re.escape(first)))).to_be_visible()
+    expect(users.get_by_role("row", name=re.compile(re.escape(second)))).to_be_visible()
+
+
 def test_a_marketer_sees_what_a_journey_cost_on_aws_at_list_price(
     tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
 ) -> None:

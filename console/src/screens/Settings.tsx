@@ -5,6 +5,7 @@ import { allItems, api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay, useMe } from "../me";
 import { useAction } from "../useAction";
+import { useLatestRequest } from "../useLatestRequest";
 import { Exclusions } from "./Exclusions";
 import { Rules } from "./Rules";
 import { Suppressions } from "./Suppressions";
@@ -45,9 +46,20 @@ function Users() {
   const [email, setEmail] = useState("");
   const [role, setRole] = useState<string>("marketer");
 
+  // Only the last reading is shown: two actions made quickly read the list twice, and the
+  // first reading, answering last, showed the list as it was before the second action
+  const begin = useLatestRequest();
   const load = useCallback(async () => {
-    setUsers(await allItems<User>("/admin/users"));
-  }, []);
+    const isLatest = begin();
+    let found: User[];
+    try {
+      found = await allItems<User>("/admin/users");
+    } catch (error) {
+      if (isLatest()) throw error;
+      return; // a reading asked since answers for the screen, a failure included
+    }
+    if (isLatest()) setUsers(found);
+  }, [begin]);
 
   const { message, setMessage, run } = useAction(load);
 
