@@ -1182,6 +1182,41 @@ def test_an_admin_exports_a_log_larger_than_one_file_file_by_file(
     assert sorted(targets) == sorted(archived)  # every entry, once
 
 
+def test_a_refusal_of_filters_since_changed_is_not_said_over_the_audit_log_they_show(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given the audit log on a slow network: the log read for the next "who" is held back
+    page = console_page(chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), locale="en-GB")
+    open_screen(page, tsunagu, "audit")
+    held: list[Route] = []
+
+    def first_who_held(route: Route) -> None:
+        if held or "who=" not in route.request.url:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r"/admin/audit(\?|$)"), first_who_held)
+    who = page.get_by_label("Who")
+
+    # When she pastes more into "who" than an address holds (the API refuses it) and puts her
+    # colleague's address in its place before that refusal has come back
+    with page.expect_request(lambda asked: "who=" in asked.url):
+        who.fill("marketer.ito " * 30)
+    with page.expect_response(lambda answer: "who=marketer.ito%40" in answer.url) as answered:
+        who.fill(MARKETER)
+    assert answered.value.ok, answered.value.text()
+    assert len(held) == 1, [route.request.url for route in held]
+
+    # ... and the refusal arrives after the answer to her address
+    answer_late(page, held[0])
+
+    # Then the log she asked for is shown with nothing said of the filter she no longer has
+    expect(who).to_have_value(MARKETER)
+    expect(page.get_by_role("alert")).to_have_count(0)
+    expect(page.locator("main")).not_to_contain_text("at most 254 characters")
+
+
 def seed_audit_entries(
     tsunagu: RunningTsunagu, email: str, count: int, *, later: bool = False
 ) -> list[str]:

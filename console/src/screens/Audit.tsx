@@ -160,7 +160,9 @@ export default function Audit() {
         setRows((shown) => (before ? [...shown, ...page.items] : page.items));
         setNextBefore(page.next_before);
       } catch (error) {
-        setProblem(describeError(error));
+        // An older request's failure is not said over the newer answer (nor its refusal of
+        // filters she has since changed)
+        if (isLatest()) setProblem(describeError(error));
       }
     },
     [asked, begin],
