@@ -2571,6 +2571,55 @@ def test_a_marketer_adds_a_site_in_a_form_and_copies_its_snippet(
     assert "Campaign landing pages" in listed and "Another" not in listed, listed
 
 
+def test_two_sites_added_at_once_are_both_listed_when_the_first_reload_answers_late(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given the forms screen on a slow network: the sites read after the first save are held
+    first, second = "late-site-one", "late-site-two"
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="forms")
+    settled(page)
+    held: list[Route] = []
+
+    def first_reload_held(route: Route) -> None:
+        if held or route.request.method != "GET":
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r"/admin/sites(\?|$)"), first_reload_held)
+    page.get_by_text("New site", exact=True).click()
+
+    def card_of(site_id: str) -> Locator:
+        return page.locator("article").filter(
+            has=page.locator("h3 small", has_text=re.compile(f"^{re.escape(site_id)}$"))
+        )
+
+    def add(site_id: str) -> None:
+        editor = page.get_by_role("form", name="New site")
+        editor.get_by_label("Id", exact=True).fill(site_id)
+        editor.get_by_label("Name", exact=True).fill(f"Pages of {site_id}")
+        editor.get_by_label("Where its pages are").fill(f"https://{site_id}.example.com")
+        editor.get_by_role("button", name="Save").click()
+        expect(editor.get_by_label("Id", exact=True)).to_have_value("")  # stored: emptied
+
+    # When she adds one site, and a second before the sites read after the first have
+    # answered (they answered the sites as they were then: the first, not the second)
+    add(first)
+    expect(page.get_by_role("status")).to_have_text("Saved.")
+    as_then = api_answer_now(page, tsunagu, "/admin/sites?limit=200")
+    assert second not in as_then.text()
+    add(second)
+    expect(card_of(second)).to_be_visible()
+    assert len(held) == 1, [route.request.url for route in held]
+
+    # ... and that list arrives after the one read after the second
+    answer_late(page, held[0], as_then)
+
+    # Then both are listed: the older list does not take the second site off the screen
+    expect(card_of(first)).to_be_visible()
+    expect(card_of(second)).to_be_visible()
+
+
 def demo_site_card(page: Page) -> Locator:
     """The demo site's card on the forms screen (the demo form's card names "demo" too)."""
     return (

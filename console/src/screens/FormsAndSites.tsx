@@ -2,10 +2,11 @@ import { type FormEvent, useCallback, useEffect, useRef, useState } from "react"
 import { useTranslation } from "react-i18next";
 
 import { ApiError, allItems, api, describeError, type FieldProblem } from "../api";
-import { config } from "../config";
+import { type ConsoleConfig, config } from "../config";
 import { CopyButton } from "../copy";
 import { when } from "../i18n";
 import { useMay } from "../me";
+import { useLatestRequest } from "../useLatestRequest";
 import { type FormDefinition, FormEditor, NEW_FORM, formEmbed } from "./FormEditor";
 
 type FormRow = FormDefinition;
@@ -42,16 +43,24 @@ export default function FormsAndSites() {
   const [publicUrl, setPublicUrl] = useState("");
   const [message, setMessage] = useState<string | null>(null);
 
+  // Only the last reading is shown: two saves made quickly read the lists twice, and the
+  // first reading, answering last, took the second save off the screen
+  const begin = useLatestRequest();
   const load = useCallback(async () => {
-    const [formPage, sitePage, settings] = await Promise.all([
-      allItems<FormRow>("/admin/forms"),
-      allItems<SiteRow>("/admin/sites"),
-      config(),
-    ]);
+    const isLatest = begin();
+    let found: [FormRow[], SiteRow[], ConsoleConfig];
+    try {
+      found = await Promise.all([allItems<FormRow>("/admin/forms"), allItems<SiteRow>("/admin/sites"), config()]);
+    } catch (error) {
+      if (isLatest()) throw error;
+      return; // a reading asked since answers for the screen, a failure included
+    }
+    if (!isLatest()) return;
+    const [formPage, sitePage, settings] = found;
     setForms(formPage);
     setSites(sitePage);
     setPublicUrl(settings.public_url.replace(/\/$/, ""));
-  }, []);
+  }, [begin]);
 
   useEffect(() => {
     void load().catch((error) => setMessage(describeError(error)));
