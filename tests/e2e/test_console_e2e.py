@@ -1720,6 +1720,51 @@ def test_a_marketer_applies_a_list_s_dry_run_and_undoes_the_import(
     assert tsunagu.cli("leads", "get", address).returncode != 0
 
 
+def test_a_dry_run_of_a_file_no_longer_chosen_is_not_offered_when_it_answers_late(
+    tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
+) -> None:
+    # Given two lists, the first of two new addresses, the second of one
+    first, second = tmp_path / "first-list.csv", tmp_path / "second-list.csv"
+    first.write_text(
+        "email,name\nlate.plan.one@example.jp,遅延 一\nlate.plan.two@example.jp,遅延 二\n"
+    )
+    second.write_text("email,name\nlate.plan.three@example.jp,遅延 三\n")
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="imports")
+    settled(page)
+    held: list[Route] = []
+
+    def first_plan_held(route: Route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r"/admin/imports/plans$"), first_plan_held)
+    plan_status = page.get_by_role("status").filter(has_text="create")
+
+    # When she dry runs the first list on a slow network, and chooses the second before the
+    # first one's plan has come back
+    page.get_by_label("File", exact=True).set_input_files(str(first))
+    expect(page.get_by_label("Imported as, email")).to_be_visible()
+    with page.expect_request(re.compile(r"/admin/imports/plans$")):
+        page.get_by_role("button", name="Dry run").click()
+    page.get_by_label("File", exact=True).set_input_files(str(second))
+    expect(page.get_by_label("Imported as, email")).to_be_visible()
+    assert len(held) == 1, [route.request.url for route in held]
+
+    # ... and that plan arrives only now
+    answer_late(page, held[0])
+
+    # Then no plan is offered: not the first list's, for the second list chosen
+    expect(plan_status).to_have_count(0)
+    expect(page.get_by_role("button", name="Apply this plan")).to_have_count(0)
+    # And the second list's own dry run shows its plan
+    page.get_by_role("button", name="Dry run").click()
+    expect(plan_status).to_contain_text("create 1 · update 0")
+    expect(page.get_by_role("table", name="Rows")).to_contain_text("late.plan.three@example.jp")
+    expect(page.get_by_role("table", name="Rows")).not_to_contain_text("late.plan.one")
+
+
 def test_a_marketer_maps_a_list_whose_headers_name_nothing_saves_the_mapping_and_reuses_it(
     tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ import { api, ApiError, describeError, type FieldProblem, problemText, putFile }
 import { saveAs } from "../download";
 import i18n, { when } from "../i18n";
 import { useMay } from "../me";
+import { useLatestRequest } from "../useLatestRequest";
 import { fieldName, sourceName } from "../names";
 
 const SOURCES = ["import", "trade_show", "seminar", "web_form", "sales", "crm"] as const;
@@ -433,7 +434,12 @@ export default function Imports() {
   const planIsCurrent = asked !== null && optionsKey(asked) === optionsKey(current);
   const hasEmail = columns.some((column) => consentColumn !== column.header && fieldOf(column) === "email");
 
+  // Only the last dry run's plan is shown, and none of a file no longer chosen: a plan that
+  // answered late was offered to apply, the file it read imported whatever the screen showed
+  const beginDryRun = useLatestRequest();
+
   function chooseFile(chosen: File | null) {
+    beginDryRun(); // a dry run of the file chosen before is dropped
     setFile(chosen);
     setChoices({});
     setPlan(null);
@@ -517,6 +523,7 @@ export default function Imports() {
     }
     setPlan(null);
     setAsked(null);
+    const isLatest = beginDryRun();
     try {
       const body: PlanRequest = {
         file_name: file.name,
@@ -530,7 +537,7 @@ export default function Imports() {
       const deadline = Date.now() + DRY_RUN_WAIT_MS;
       let failures = 0;
       while ("plan_id" in answer && answer.status === "planning") {
-        if (!onScreen.current) return;
+        if (!onScreen.current || !isLatest()) return;
         if (Date.now() > deadline) throw new ApiError(0, t("imports.planning_too_long", { id: answer.plan_id }));
         setMessage(t("imports.planning"));
         await pause(POLL_MS * (failures + 1));
@@ -541,7 +548,7 @@ export default function Imports() {
           if (!mayPass(error) || ++failures >= PASSING_FAILURES) throw error;
         }
       }
-      if (!onScreen.current) return;
+      if (!onScreen.current || !isLatest()) return;
       if ("plan_id" in answer && answer.status === "refused") {
         throw new ApiError(422, answer.error?.message ?? "", answer.error?.fields ?? []);
       }
@@ -551,7 +558,7 @@ export default function Imports() {
       // Kept once the dry run has shown the mapping reads the file
       if (saving && maySave) await saveMapping();
     } catch (error) {
-      setMessage(describeError(error));
+      if (isLatest()) setMessage(describeError(error)); // else a later dry run answers for the screen
     }
   }
 
