@@ -1765,6 +1765,53 @@ def test_a_dry_run_of_a_file_no_longer_chosen_is_not_offered_when_it_answers_lat
     expect(page.get_by_role("table", name="Rows")).not_to_contain_text("late.plan.one")
 
 
+def test_two_imports_undone_at_once_both_show_undone_when_the_first_reload_answers_late(
+    tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
+) -> None:
+    # Given two lists imported, each of one new address
+    imported = []
+    for number in (1, 2):
+        sheet = tmp_path / f"taken-back-{number}.csv"
+        sheet.write_text(f"email,name\nlate.undo.{number}@example.jp,取消 {number}\n")
+        ran = tsunagu.cli("imports", "run", str(sheet))
+        assert ran.returncode == 0, ran.stderr
+        found = re.search(r"imp_[0-9A-Z]+", ran.stdout)
+        assert found, ran.stdout
+        imported.append(found[0])
+    # ... and the imports screen on a slow network: the list read after the first undo is held
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="imports")
+    settled(page)
+    history = page.get_by_role("table", name="Imports so far")
+    first, second = (history.locator("tr", has_text=import_id) for import_id in imported)
+    held: list[Route] = []
+
+    def first_reload_held(route: Route) -> None:
+        if held or route.request.method != "GET":
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r"/admin/imports$"), first_reload_held)
+
+    # When she undoes one (confirmed), and the other before the list read after the first has
+    # answered (it answered the imports as they were then: the second still applied)
+    first.get_by_role("button", name="Undo").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Import {imported[0]} undone")
+    as_then = api_answer_now(page, tsunagu, "/admin/imports")
+    second.get_by_role("button", name="Undo").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Import {imported[1]} undone")
+    expect(second).to_contain_text("undone")
+    assert len(held) == 1, [route.request.url for route in held]
+
+    # ... and that list arrives after the one read after the second
+    answer_late(page, held[0], as_then)
+
+    # Then both show undone, with nothing to undo again
+    for row in (first, second):
+        expect(row).to_contain_text("undone")
+        expect(row.get_by_role("button", name="Undo")).to_have_count(0)
+
+
 def test_a_marketer_maps_a_list_whose_headers_name_nothing_saves_the_mapping_and_reuses_it(
     tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
 ) -> None:

@@ -1034,10 +1034,20 @@ function History({
   const [message, setMessage] = useState<string | null>(null);
   const [undone, setUndone] = useState<Undone | null>(null);
 
+  // Only the last reading is shown: two imports undone quickly read the list twice, and the
+  // first reading, answering last, showed the second as still applied (its "Undo" back)
+  const begin = useLatestRequest();
   const load = useCallback(async () => {
-    const found = await api<{ items: ImportRecord[] }>("GET", "/admin/imports");
-    setRecords(found.items);
-  }, []);
+    const isLatest = begin();
+    let found: { items: ImportRecord[] };
+    try {
+      found = await api<{ items: ImportRecord[] }>("GET", "/admin/imports");
+    } catch (error) {
+      if (isLatest()) throw error;
+      return; // a reading asked since answers for the screen, a failure included
+    }
+    if (isLatest()) setRecords(found.items);
+  }, [begin]);
 
   useEffect(() => {
     void load().catch((error) => {
