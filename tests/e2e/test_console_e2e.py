@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from playwright.sync_api import APIResponse, Locator, Page, Route, expect
+from playwright.sync_api import APIResponse, Locator, Page, Request, Route, expect
 
 from tests.e2e.conftest import (
     RunningTsunagu,
@@ -198,6 +198,24 @@ def answer_late(page: Page, held: Route, answer: APIResponse | None = None) -> N
     page.evaluate("() => new Promise((done) => requestAnimationFrame(() => setTimeout(done)))")
 
 
+def hold_first(
+    page: Page, url: str, *, picked: Callable[[Request], bool] = lambda asked: asked.method == "GET"
+) -> list[Route]:
+    """Hold back the first request to ``url`` (a pattern) that ``picked`` picks - a read, unless
+    told - as a slow network would; every other request goes on. The list the held request is
+    put in, to be let go with answer_late."""
+    held: list[Route] = []
+
+    def first_held(route: Route) -> None:
+        if held or not picked(route.request):
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(url), first_held)
+    return held
+
+
 def api_answer_now(page: Page, tsunagu: RunningTsunagu, path: str) -> APIResponse:
     """What the API answers the signed-in console for GET ``path`` at this moment, asked beside
     the page (its routes do not see it): for a request held back, the answer it had when it was
@@ -272,15 +290,7 @@ def test_two_journeys_paused_at_once_both_stay_paused_when_the_first_reload_answ
     # Given the journeys on a slow network: what is read after the first change is held back
     page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="journeys")
     settled(page)
-    held: list[Route] = []
-
-    def first_reload_held(route: Route) -> None:
-        if held:
-            route.continue_()
-        else:
-            held.append(route)
-
-    page.route(re.compile(r"/admin/journeys/status(\?|$)"), first_reload_held)
+    held = hold_first(page, r"/admin/journeys/status(\?|$)")
     seminar = page.locator("tr", has_text="seminar_follow_up")
     engagement = page.locator("tr", has_text="re_engagement")
     try:
@@ -1188,15 +1198,7 @@ def test_a_refusal_of_filters_since_changed_is_not_said_over_the_audit_log_they_
     # Given the audit log on a slow network: the log read for the next "who" is held back
     page = console_page(chromium, tsunagu, ADMIN_EMAIL, admin_password(tsunagu), locale="en-GB")
     open_screen(page, tsunagu, "audit")
-    held: list[Route] = []
-
-    def first_who_held(route: Route) -> None:
-        if held or "who=" not in route.request.url:
-            route.continue_()
-        else:
-            held.append(route)
-
-    page.route(re.compile(r"/admin/audit(\?|$)"), first_who_held)
+    held = hold_first(page, r"/admin/audit(\?|$)", picked=lambda asked: "who=" in asked.url)
     who = page.get_by_label("Who")
 
     # When she pastes more into "who" than an address holds (the API refuses it) and puts her
@@ -1563,15 +1565,7 @@ def test_two_exclusions_added_at_once_are_both_listed_when_the_first_reload_answ
     settled(page)
     section = page.locator("section.exclusions")
     table = page.get_by_role("table", name="Exclusions")
-    held: list[Route] = []
-
-    def first_reload_held(route: Route) -> None:
-        if held or route.request.method != "GET":
-            route.continue_()
-        else:
-            held.append(route)
-
-    page.route(re.compile(r"/admin/exclusions(\?|$)"), first_reload_held)
+    held = hold_first(page, r"/admin/exclusions(\?|$)")
 
     def exclude(value: str) -> None:
         section.get_by_label("Address or domain to exclude").fill(value)
@@ -1609,15 +1603,7 @@ def test_two_users_invited_at_once_are_both_listed_when_the_first_reload_answers
     )
     settled(page)
     users = page.get_by_role("heading", name="Users and roles").locator("xpath=..")
-    held: list[Route] = []
-
-    def first_reload_held(route: Route) -> None:
-        if held or route.request.method != "GET":
-            route.continue_()
-        else:
-            held.append(route)
-
-    page.route(re.compile(r"/admin/users(\?|$)"), first_reload_held)
+    held = hold_first(page, r"/admin/users(\?|$)")
 
     def invite(email: str) -> None:
         users.get_by_label("E-mail").fill(email)
@@ -1731,15 +1717,7 @@ def test_a_dry_run_of_a_file_no_longer_chosen_is_not_offered_when_it_answers_lat
     second.write_text("email,name\nlate.plan.three@example.jp,遅延 三\n")
     page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="imports")
     settled(page)
-    held: list[Route] = []
-
-    def first_plan_held(route: Route) -> None:
-        if held:
-            route.continue_()
-        else:
-            held.append(route)
-
-    page.route(re.compile(r"/admin/imports/plans$"), first_plan_held)
+    held = hold_first(page, r"/admin/imports/plans$", picked=lambda asked: True)
     plan_status = page.get_by_role("status").filter(has_text="create")
 
     # When she dry runs the first list on a slow network, and chooses the second before the
@@ -1783,15 +1761,7 @@ def test_two_imports_undone_at_once_both_show_undone_when_the_first_reload_answe
     settled(page)
     history = page.get_by_role("table", name="Imports so far")
     first, second = (history.locator("tr", has_text=import_id) for import_id in imported)
-    held: list[Route] = []
-
-    def first_reload_held(route: Route) -> None:
-        if held or route.request.method != "GET":
-            route.continue_()
-        else:
-            held.append(route)
-
-    page.route(re.compile(r"/admin/imports$"), first_reload_held)
+    held = hold_first(page, r"/admin/imports$")
 
     # When she undoes one (confirmed), and the other before the list read after the first has
     # answered (it answered the imports as they were then: the second still applied)
@@ -2419,15 +2389,7 @@ def test_two_tags_added_at_once_both_stay_on_the_lead_page_when_the_first_reload
     )
     expect(page.locator("article.lead")).to_be_visible()
     settled(page)
-    held: list[Route] = []
-
-    def first_reload_held(route: Route) -> None:
-        if held:
-            route.continue_()
-        else:
-            held.append(route)
-
-    page.route(re.compile(r"/admin/leads/[^/?]+/score(\?|$)"), first_reload_held)
+    held = hold_first(page, r"/admin/leads/[^/?]+/score(\?|$)")
     actions = page.locator("section.actions")
     tags = page.locator("dl.facts").first
 
