@@ -2632,15 +2632,7 @@ def test_two_sites_added_at_once_are_both_listed_when_the_first_reload_answers_l
     first, second = "late-site-one", "late-site-two"
     page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="forms")
     settled(page)
-    held: list[Route] = []
-
-    def first_reload_held(route: Route) -> None:
-        if held or route.request.method != "GET":
-            route.continue_()
-        else:
-            held.append(route)
-
-    page.route(re.compile(r"/admin/sites(\?|$)"), first_reload_held)
+    held = hold_first(page, r"/admin/sites(\?|$)")
     page.get_by_text("New site", exact=True).click()
 
     def card_of(site_id: str) -> Locator:
