@@ -97,7 +97,9 @@ def test_a_lead_who_unsubscribed_and_complained_is_kept_with_its_opt_out(aws: Aw
     assert done.record.undo == {"removed": 1, "restored": 0, "withdrawn": 1, "kept": 1}
     assert done.kept == [
         {"row": 2, "email": "visitor@example.jp",
-         "changed_since": ["(the lead has had activity since)"]},
+         "changed_since": [
+             "(the lead has had activity since: consent_changed, mail_complained, mail_sent)"
+         ]},
     ]  # fmt: skip
     assert leads.find_lead("email:quiet@example.jp") is None
     # The person's word stays with the lead: no later list can mail them as a stranger
@@ -410,6 +412,22 @@ def test_a_lead_one_list_created_and_another_corrected_goes_once_both_are_undone
     assert leads.find_lead("email:listed@example.jp") is None
     assert leads.get_lead(lead.lead_id) is None and leads.events(lead.lead_id) == []
     assert sum(d.record.undo["removed"] for d in done) == 1
+
+
+def test_a_lead_kept_for_another_list_that_stands_names_that_import(aws: AwsStack) -> None:
+    # Given list A, which created a lead, and list B, which only added its department
+    ports = services.import_commands(aws.settings())
+    options = ImportOptions(Channel.TRADE_SHOW)
+    first, _ = imports.run(ports, MARKETER, card_list("ブース"), "v1.csv", options)
+    more = "メールアドレス,部署\r\nlisted@example.jp,営業部\r\n".encode()
+    second, _ = imports.run(ports, MARKETER, more, "部署.csv", options)
+
+    # When A is undone while B stands
+    done = imports.undo(ports, MARKETER, first.import_id)
+
+    # Then the lead is kept, and the report says which import keeps it (not just "activity")
+    stands = f"(changed since by import {second.import_id}, which still stands)"
+    assert done.kept == [{"row": 2, "email": "listed@example.jp", "changed_since": [stands]}]
 
 
 @pytest.mark.parametrize("order", ["second_first", "first_first"])

@@ -849,18 +849,28 @@ def _undo_row(
             # A journey entry writes nothing on the lead (no event, no updated_at): asked on
             # its own, before the lead is removed.
             entered = _entered(ports, lead)
+            seen: list[LeadEvent] = []  # the timeline removable read: what kept the lead
+
+            def only_imports_taken_back(events: list[LeadEvent]) -> bool:
+                seen.extend(events)
+                return apply.removable(lead, applied, events, import_id, undone)
+
+            fields = apply.set_since(lead, applied.written)
             untouched = (
                 not entered
-                and apply.holds_only(lead, applied.written)
+                and not fields
                 and ports.leads.remove_lead(
-                    lead,
-                    [stored_address_identity(lead.email)],
-                    lambda events: apply.removable(lead, applied, events, import_id, undone),
+                    lead, [stored_address_identity(lead.email)], only_imports_taken_back
                 )
             )
             if untouched:
                 return "removed", []
-            return None, changed + entered or ["(the lead has had activity since)"]
+            if changed or entered:
+                return None, changed + entered
+            if fields and not seen:  # kept for fields set since: by a list that stands?
+                since = parse_instant(applied.at)
+                seen = ports.leads.events_since(lead.lead_id, since, (LEAD_IMPORTED, LEAD_UPDATED))
+            return None, [apply.kept_because(seen, fields, import_id, undone)]
         if _left_by_undone_imports(ports, import_id, lead, put_back, undone):
             return "removed", []
         put_back, source_removed = apply.without_its_source(

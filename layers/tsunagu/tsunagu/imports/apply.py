@@ -489,7 +489,12 @@ def holds_only(lead: Lead, written: dict[str, StoredValue]) -> bool:
     """Whether every field the lead holds is as its creating import wrote it (``written``): no
     form, person or list that still stands has set one since (a list undone since has put back
     what it changed; one whose value went back to nothing has taken the field away)."""
-    return all(written.get(name) == value.to_item() for name, value in lead.fields.items())
+    return not set_since(lead, written)
+
+
+def set_since(lead: Lead, written: dict[str, StoredValue]) -> list[str]:
+    """The fields the lead holds otherwise than its creating import wrote them (holds_only)."""
+    return sorted(n for n, value in lead.fields.items() if written.get(n) != value.to_item())
 
 
 def removable(
@@ -513,6 +518,37 @@ def removable(
         and holds_only(lead, created.written)
         and by_undone_imports(events, import_id, undone)
     )
+
+
+def kept_because(
+    events: Sequence[LeadEvent],
+    fields: Sequence[str],
+    import_id: str,
+    undone: Callable[[str], bool],
+) -> str:
+    """Why undo kept a lead the import created, as its report says it (``events``: the lead's
+    timeline as removable read it, none when it was not read; ``fields``: those set since,
+    set_since): the imports since that still stand, by id, else the kinds of what the lead has
+    done or been through since (a mail, a form, an unsubscribe...), else the fields set."""
+    rows = (LEAD_IMPORTED, LEAD_UPDATED)
+    standing = sorted(
+        {
+            str(other)
+            for e in events
+            if e.type in rows
+            and (other := e.properties.get("import_id"))
+            and other != import_id
+            and not undone(str(other))
+        }
+    )
+    if standing:
+        return f"(changed since by import {', '.join(standing)}, which still stands)"
+    since = sorted({e.type for e in events if e.type not in rows and e.type != SCORE_CHANGED})
+    if since:
+        return f"(the lead has had activity since: {', '.join(since)})"
+    if fields:
+        return f"(set since: {', '.join(fields)})"
+    return "(the lead has had activity since)"
 
 
 IMPORT_UNDONE = "import_undone"
