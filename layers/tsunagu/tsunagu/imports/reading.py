@@ -161,6 +161,17 @@ def _half_width_kana_read_as_utf8(text: str) -> bool:
 
 
 XLSX_MAGIC = b"PK\x03\x04"
+NOT_A_LIST: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF-", "PDF"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"%!PS", "PostScript"),
+    (b"{\\rtf", "RTF"),
+)
+"""How files people send instead of a list start (a scan of the visitor cards, the sheet
+printed to PDF): said for what they are, rather than as text of an unknown encoding."""
 MAX_XLSX_CELLS = 5_000_000
 """A sheet larger than this is refused rather than read (a zip expands many times over)."""
 MAX_XLSX_UNPACKED_BYTES = 128 * 1024 * 1024
@@ -222,6 +233,9 @@ def read_table(
     header is no alias."""
     if data.startswith(OLD_WORKBOOK_MAGIC):
         raise ValidationFailed([refusal("file", "old_workbook", OLD_WORKBOOK)])
+    if kind := next((kind for magic, kind in NOT_A_LIST if data.startswith(magic)), None):
+        message = f"the file is a {kind} file, not a list: save the sheet as CSV, TSV or .xlsx"
+        raise ValidationFailed([refusal("file", "not_a_list", message, kind=kind)])
     if file_name.lower().endswith(".xlsx") or data.startswith(XLSX_MAGIC):
         lines, sheet, others = _xlsx_lines(data)
         names = tuple(name for name, _ in others)
