@@ -603,20 +603,26 @@ def test_a_cp932_export_says_how_many_characters_it_wrote_as_a_question_mark(
     # And imported back as it came (README: fixed in Excel and imported back), the question
     # marks overwrite nothing; a name someone did change there is changed
     store_lead(stack, "hana@example.jp", name="𠮷川 花子")
+    store_lead(stack, "jiro@example.jp", name="𠮷田 次郎😀", company="株式会社サンプル😀")
     exported = call(stack, "GET", "/admin/leads/export", query={"encoding": "cp932"})[1]
     data = base64.b64decode(exported["body"])
     data = data.replace("?川 花子".encode("cp932"), "吉川 花子".encode("cp932"))
+    # (his given name corrected in Excel: the characters it wrote as ? around it stay his)
+    data = data.replace("?田 次郎?".encode("cp932"), "?田 二郎?".encode("cp932"))
     settings = stack.settings()
     ports, operator = services.import_commands(settings), services.operator(settings)
     planned = imports.plan(ports, operator, data, "leads.csv", ImportOptions(Channel.IMPORT))
     rows = {row.email: row for row in planned.plan.rows}
     assert rows["yoshi@example.jp"].action == "unchanged", rows["yoshi@example.jp"]
     assert rows["hana@example.jp"].changes == {"name": ("𠮷川 花子", "吉川 花子")}
+    assert rows["jiro@example.jp"].changes == {"name": ("𠮷田 次郎😀", "𠮷田 二郎😀")}
     # (a run plans each row again from the plan's values: it writes the question marks neither)
     record, _ = imports.run(ports, operator, data, "leads.csv", ImportOptions(Channel.IMPORT))
-    assert record.counts["update"] == 1, record.counts
+    assert record.counts["update"] == 2, record.counts
     yoshi_now = services.lead_repository(settings).get_lead(yoshi_id)
     assert yoshi_now is not None and yoshi_now.fields["name"].value == "𠮷田 太郎"
+    jiro = services.lead_repository(settings).find_lead("email:jiro@example.jp")
+    assert jiro is not None and jiro.fields["name"].value == "𠮷田 二郎😀"
 
 
 def test_the_cli_tries_saves_lists_and_exports_a_segment(

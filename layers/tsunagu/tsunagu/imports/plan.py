@@ -18,6 +18,7 @@ import csv
 import io
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from difflib import SequenceMatcher
 from typing import Any, Literal
 
 from tsunagu.errors import ValidationFailed
@@ -454,22 +455,37 @@ has no 𠮷 nor emoji); shift_jis is read as cp932 (tsunagu.imports.reading)."""
 def _as_read(row: RowPlan, lead: Lead | None, encoding: str) -> RowPlan:
     """The row without the cells that hold the lead's value as the file's encoding had to write
     it (``?田 太郎`` for ``𠮷田 太郎``): a cp932 export, fixed in Excel and imported back, would
-    otherwise overwrite every such name with its question marks. A cell someone changed
-    (``吉田 太郎``) differs from that and is read as written. Left out of the row's values, the
-    cell is not written by the run either, which plans each row again from them."""
+    otherwise overwrite every such name with its question marks. A cell someone changed keeps
+    what they changed, and gets back the characters written as ``?`` where the text around them
+    is as exported (``?田 次郎?`` is ``𠮷田 次郎😀``; ``吉田 太郎``, its ``?`` typed over, is as
+    written). Left out of the row's values, or put back, the cell is not written with its
+    question marks by the run either, which plans each row again from them."""
     codec = encoding.split(",")[0].strip()
     if lead is None or codec not in LOSSY_ENCODINGS:
         return row
-    lost = {
-        name
-        for name, value in row.values.items()
-        if (held := lead.fields.get(name)) is not None
-        and (written := held.value.encode(codec, errors="replace").decode(codec)) != held.value
-        and _same(name, written, value)
-    }
-    if not lost:
-        return row
-    return replace(row, values={k: v for k, v in row.values.items() if k not in lost})
+    values = dict(row.values)
+    for name, value in row.values.items():
+        held = lead.fields.get(name)
+        if held is None:
+            continue
+        written = held.value.encode(codec, errors="replace").decode(codec)
+        if written == held.value:
+            continue
+        if _same(name, written, value):
+            del values[name]
+        else:
+            values[name] = _put_back(held.value, written, value)
+    return row if values == row.values else replace(row, values=values)
+
+
+def _put_back(stored: str, written: str, incoming: str) -> str:
+    """``incoming`` (a cell of ``written``, the lossy encoding's copy of ``stored``, edited) with
+    the stored text where it is unchanged: the encoding wrote one ``?`` per character it has no
+    code for, so ``written`` and ``stored`` match character for character."""
+    parts = SequenceMatcher(None, written, incoming, autojunk=False).get_opcodes()
+    return "".join(
+        stored[i1:i2] if tag == "equal" else incoming[j1:j2] for tag, i1, i2, j1, j2 in parts
+    )
 
 
 def _same(name: str, stored: str, incoming: str) -> bool:
