@@ -1782,6 +1782,43 @@ def test_two_imports_undone_at_once_both_show_undone_when_the_first_reload_answe
         expect(row.get_by_role("button", name="Undo")).to_have_count(0)
 
 
+def test_two_mappings_saved_one_after_the_other_are_both_offered_when_the_first_reload_answers_late(
+    tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
+) -> None:
+    # Given a list whose address column no automatic mapping knows, mapped by hand
+    sheet = tmp_path / "late-mapping.csv"
+    sheet.write_text("連絡先,お名前\nlate.mapping@example.jp,遅延 写像\n")
+    page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="imports")
+    settled(page)
+    page.get_by_label("File", exact=True).set_input_files(str(sheet))
+    page.get_by_label("Imported as, 連絡先").select_option("email")
+    saved_mappings = page.get_by_label("Saved mapping").locator("option")
+    held = hold_first(page, r"/admin/imports/mappings$")
+
+    # When she saves it as late-a with a dry run on a slow network (the mappings read after the
+    # save are held: they answer late-a alone), and again as late-b before that read answers
+    def save_as(name: str) -> None:
+        page.get_by_label("Save this mapping for").check()
+        page.get_by_label("Name of the mapping").fill(name)
+        page.get_by_role("button", name=re.compile(r"^Dry run")).click()
+        expect(page.get_by_role("status").filter(has_text="saved for")).to_contain_text(
+            f"Mapping {name} saved"
+        )
+
+    save_as("late-a")
+    as_then = api_answer_now(page, tsunagu, "/admin/imports/mappings")
+    save_as("late-b")
+    expect(saved_mappings.filter(has_text="late-b")).to_have_count(1)
+    assert len(held) == 1, [route.request.url for route in held]
+
+    # ... and the read after late-a arrives after the one after late-b
+    answer_late(page, held[0], as_then)
+
+    # Then both mappings are offered, the one saved last too
+    expect(saved_mappings.filter(has_text="late-a")).to_have_count(1)
+    expect(saved_mappings.filter(has_text="late-b")).to_have_count(1)
+
+
 def test_a_marketer_maps_a_list_whose_headers_name_nothing_saves_the_mapping_and_reuses_it(
     tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
 ) -> None:

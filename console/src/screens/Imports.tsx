@@ -334,10 +334,20 @@ export default function Imports() {
   /** The import whose run is shown (and a count, to show it afresh when opened again). */
   const [shown, setShown] = useState<{ id: string; opened: number } | null>(null);
 
+  // Only the last reading is shown: two mappings saved quickly read the list twice, and the
+  // first reading, answering last, took the second mapping out of the picker
+  const beginMappings = useLatestRequest();
   const loadMappings = useCallback(async () => {
-    const found = await api<{ items: SavedMapping[] }>("GET", "/admin/imports/mappings");
-    setSaved(found.items);
-  }, []);
+    const isLatest = beginMappings();
+    let found: { items: SavedMapping[] };
+    try {
+      found = await api<{ items: SavedMapping[] }>("GET", "/admin/imports/mappings");
+    } catch (error) {
+      if (isLatest()) throw error;
+      return; // a reading asked since answers for the screen, a failure included
+    }
+    if (isLatest()) setSaved(found.items);
+  }, [beginMappings]);
   useEffect(() => {
     void loadMappings().catch((error) => setColumnsProblem(describeError(error)));
   }, [loadMappings]);
