@@ -1627,6 +1627,53 @@ def test_two_users_invited_at_once_are_both_listed_when_the_first_reload_answers
     expect(users.get_by_role("row", name=re.compile(re.escape(second)))).to_be_visible()
 
 
+def test_a_journey_s_settings_saved_twice_keep_the_last_when_the_first_reload_answers_late(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given a journey's entry and exit settings open on a slow network: the journey read again
+    # after a save is held
+    path = "/admin/journeys/seminar_follow_up"
+    page = console_page(
+        chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="journeys/seminar_follow_up"
+    )
+    page.get_by_text("Entry, re-entry and exit").click()
+    settings = page.get_by_role("form", name="Entry, re-entry and exit")
+    statuses = settings.get_by_label(re.compile("these CRM statuses"))
+    expect(settings.get_by_role("button", name="Add a trigger")).to_be_visible()  # read
+    held = hold_first(page, rf"{path}$")
+
+    def save_statuses(words: str, said: str, *, read_after: bool = True) -> None:
+        """Save ``words`` as the CRM statuses; unless told, wait for the journey read after."""
+        statuses.fill(words)
+        if read_after:
+            with page.expect_response(
+                lambda read: read.request.method == "GET" and read.url.endswith(path)
+            ) as read:
+                settings.get_by_role("button", name="Save the settings").click()
+            read.value.finished()
+        else:
+            settings.get_by_role("button", name="Save the settings").click()
+        expect(settings.get_by_role("status")).to_contain_text(said)
+
+    # When she saves CRM statuses (the journey read after it answers them as saved then)
+    save_statuses("late-one", "Saved.", read_after=False)
+    as_then = api_answer_now(page, tsunagu, path)
+    # ... saves others before that read answers (refused: the revision she holds is the one
+    # before her own save, and the journey's is read; so she saves again over it)
+    save_statuses("late-two", "Someone else changed this journey")
+    save_statuses("late-two", "Saved.")
+    assert len(held) == 1, [route.request.url for route in held]
+
+    # ... and the read after the first save arrives after the one after the last has
+    answer_late(page, held[0], as_then)
+
+    # Then the settings shown are the last saved, and saving again is not refused
+    expect(statuses).to_have_value("late-two")
+    save_statuses("late-three", "Saved.")
+    shown = json.loads(tsunagu.cli("journeys", "show", "seminar_follow_up").stdout)
+    assert shown["exit"]["crm_statuses"] == ["late-three"]
+
+
 def test_a_marketer_sees_what_a_journey_cost_on_aws_at_list_price(
     tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
 ) -> None:

@@ -8,6 +8,7 @@ import { useTranslation } from "react-i18next";
 import { ApiError, api, describeError, type FieldProblem, problemText } from "../api";
 import { formIds, type SegmentChoice, savedSegments } from "../choices";
 import { WordsInput } from "../inputs";
+import { useLatestRequest } from "../useLatestRequest";
 import { POLICIES } from "./Journeys";
 import { STAGES } from "./Leads";
 
@@ -68,18 +69,25 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
   const [forms, setForms] = useState<string[]>([]);
   const path = `/admin/journeys/${encodeURIComponent(journeyId)}`;
 
+  // Only the last reading is shown: two saves made quickly read the journey twice, and the
+  // first reading, answering last, put back the settings and revision before the second save
+  // (the next save then refused as changed meanwhile); a journey opened since, another's
+  const begin = useLatestRequest();
   const load = useCallback(async () => {
+    const isLatest = begin();
     try {
       const journey = await api<Settings & { revision: number }>("GET", path);
+      if (!isLatest()) return;
       const { topic, triggers, reentry, exit, resume } = journey;
       setSettings({ topic, triggers, reentry, exit, resume });
       setRevision(journey.revision);
       setMissing(false);
     } catch (error) {
+      if (!isLatest()) return; // a reading asked since answers for the screen, a failure included
       if (error instanceof ApiError && error.status === 404) setMissing(true);
       else setMessage(describeError(error));
     }
-  }, [path]);
+  }, [path, begin]);
 
   useEffect(() => {
     void load();
@@ -119,9 +127,14 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
         setMessage(t("journey_settings.changed_meanwhile"));
         if (error.revision !== undefined) setRevision(error.revision);
         else {
+          const isLatest = begin();
           await api<{ revision: number }>("GET", path)
-            .then((now) => setRevision(now.revision))
-            .catch((again) => setMessage(describeError(again)));
+            .then((now) => {
+              if (isLatest()) setRevision(now.revision);
+            })
+            .catch((again) => {
+              if (isLatest()) setMessage(describeError(again));
+            });
         }
         return;
       }
