@@ -657,9 +657,12 @@ def test_more_starts_asked_before_a_new_start_do_not_skip_one_of_the_list_read_a
             page.get_by_role("button", name="Start", exact=True).click()
         assert sent.value.status == 202, sent.value.text()
 
+    # (the clock moved first: a start made by an earlier test at the same instant would be
+    # ordered against hers by its id's random part, and could come between them)
     for segment in ("domain=older-start.example", "domain=newer-start.example"):
-        start_for(segment)
         move_clock(tsunagu.api_url, {"by": "1m"}, timeout=CLOCK_TIMEOUT)
+        start_for(segment)
+    move_clock(tsunagu.api_url, {"by": "1m"}, timeout=CLOCK_TIMEOUT)
 
     # ... and the page opened again on a slow network, listing its starts one at a time
     held: list[Route] = []
