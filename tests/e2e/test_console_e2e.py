@@ -841,6 +841,7 @@ def test_a_marketer_dry_runs_a_shift_jis_trade_show_list_and_downloads_its_rejec
     # In Japanese, the same list's rejected rows say why in Japanese, on the screen and in the
     # file: an answer the consent column gives no meaning to, and the broken address
     rows.append(["maybe@example.jp", "迷う 次郎", "", "たぶん"])
+    rows.append(["両方の誤り", "二重 三郎", "", "たぶん"])  # rejected for both, said at once
     sheet.write_bytes("".join(",".join(row) + "\r\n" for row in rows).encode("cp932"))
     page = console_page(chromium, tsunagu, MARKETER, PASSWORD, locale="ja-JP", at="imports")
     page.get_by_label("ファイル").set_input_files(str(sheet))
@@ -848,12 +849,17 @@ def test_a_marketer_dry_runs_a_shift_jis_trade_show_list_and_downloads_its_rejec
     page.get_by_label("同意を意味する回答").fill("希望する")
     page.get_by_role("button", name="ドライラン").click()
     table = page.get_by_role("table", name="行")
-    expect(table.locator("tr", has_text="たぶん")).to_contain_text(
+    expect(table.locator("tr", has_text="たぶん", has_not_text="両方の誤り")).to_contain_text(
         "配信希望: 「たぶん」は「はい」の答え (希望する) にも「いいえ」の答え (なし) にも"
         "当たりません"
     )
     broken = "メールアドレス: 「名刺の読み取りミス」はメールアドレスとして使えません"
     expect(table.locator("tr", has_text="名刺の読み取りミス")).to_contain_text(broken)
+    both = (
+        "メールアドレス: 「両方の誤り」はメールアドレスとして使えません (An email address must"
+        " have an @-sign.)。配信希望: 「たぶん」は"
+    )
+    expect(table.locator("tr", has_text="両方の誤り")).to_contain_text(both)
     # (the address checker's own words stay as they are, in brackets; the English reason not)
     expect(table).not_to_contain_text("email '")
     assert accessibility_problems(page) == []
@@ -864,6 +870,7 @@ def test_a_marketer_dry_runs_a_shift_jis_trade_show_list_and_downloads_its_rejec
     assert returned[0].endswith(",取り込めなかった理由 (reason)")
     assert returned[1].startswith(f"名刺の読み取りミス,不明,,,{broken}"), returned
     assert returned[2].startswith("maybe@example.jp,迷う 次郎,,たぶん,配信希望: 「たぶん」は")
+    assert returned[3].startswith(f"両方の誤り,二重 三郎,,たぶん,{both}"), returned
 
     # A workbook saved by Excel 97-2003 is refused in Japanese too, not in the server's English
     old_workbook = tmp_path / "来場者.xls"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -289,3 +289,62 @@ def test_a_code_this_version_cannot_say_falls_back_to_the_english_text(
     code: str, params: dict[str, Any]
 ) -> None:
     assert reason_text(code, params, "the English", "ja") == "the English"
+
+
+def test_a_row_is_rejected_once_for_every_problem_it_has() -> None:
+    # Given a row with a wrong weekday, an owner who is not an address, a broken address and an
+    # answer the consent column does not know (a blank row beside it: nothing to say)
+    text = (
+        "メールアドレス,来場日,担当者,配信希望\r\n"
+        "broken-address,2026/12/5(金),佐藤 営業部,たぶん\r\n"
+        "ok@example.jp,2026/12/4,sato@example.jp,希望する\r\n"
+    )
+    table = read_table(text.encode("cp932"), "list.csv")
+    plan = plan_import(table, ImportOptions(mapping=OWNER, consent=CONSENT), nobody)
+    rejected, accepted = plan.rows
+
+    # Then the row is rejected for all four, in the file's order, the address after its cells
+    assert [code for code, _, _ in rejected.reasons] == [
+        "wrong_weekday",
+        "invalid_value",
+        "invalid_email",
+        "unknown_consent",
+    ]
+    assert (rejected.reason_code, accepted.action) == ("wrong_weekday", "create")
+    # ... each with its params, through a background chunk too
+    assert rejected.more_reasons[0].params["column"] == "担当者"
+    assert row_from_json(row_json(rejected)) == rejected
+
+    # ... and the rejected rows' file says all four, in Japanese and in English when asked
+    def reason_cell(language: Literal["ja", "en"]) -> str:
+        rows = list(
+            csv.reader(io.StringIO(rejected_file(table, plan, language).decode("utf-8-sig")))
+        )
+        assert len(rows) == 2
+        return rows[1][-1]
+
+    assert reason_cell("ja") == "。".join(
+        [
+            JAPANESE["wrong_weekday"],
+            "担当者: 「佐藤 営業部」はメールアドレスではありません (An email address must have"
+            " an @-sign.)",
+            JAPANESE["invalid_email"],
+            "配信希望: 「たぶん」は「はい」の答え (はい、希望する) にも「いいえ」の答え"
+            " (希望しない) にも当たりません",
+        ]
+    )
+    assert reason_cell("en").split("; ")[0] == ROWS["wrong_weekday"][3]
+    assert reason_cell("en").endswith(ROWS["unknown_consent"][3])
+
+
+def test_an_address_cell_that_cannot_be_read_is_not_also_said_to_be_missing() -> None:
+    text = 'メール,氏名\r\n"a@example.jp\x07",花子\r\n'
+    (row,) = planned(text)
+    assert [code for code, _, _ in row.reasons] == ["control_characters"]
+
+
+def test_a_plan_kept_before_rows_said_every_problem_reads_with_its_one_reason() -> None:
+    text, options, _, _ = ROWS["invalid_date"]
+    document = row_json(first_rejected(text, **options))
+    del document["more_reasons"]
+    assert [code for code, _, _ in row_from_json(document).reasons] == ["invalid_date"]

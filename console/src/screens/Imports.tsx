@@ -36,7 +36,16 @@ interface PlannedRow {
    * what the screen says, in the user's language. Absent from a plan kept before codes. */
   reason_code?: string | null;
   reason_params?: Record<string, unknown>;
+  /** The row's other problems, each given as its first is (absent from a plan kept before a
+   * row said every problem it has). */
+  more_reasons?: Reason[];
   into: number | null;
+}
+/** One reason a row is rejected for. */
+interface Reason {
+  reason: string | null;
+  reason_code?: string | null;
+  reason_params?: Record<string, unknown>;
 }
 interface Plan {
   plan_digest: string;
@@ -268,12 +277,20 @@ function spokenParams(params: Record<string, unknown>): Record<string, string> {
   return spoken;
 }
 
-/** Why a row is rejected, in the user's language from its code; the server's English words when
- * the console has none for its code, or the plan has no code (kept before codes existed). */
+/** One reason, in the user's language from its code; the server's English words when the
+ * console has none for its code, or the plan has no code (kept before codes existed). */
+function reasonSaid(said: Reason): string {
+  const key = `imports.reasons.${said.reason_code ?? ""}`;
+  if (!said.reason_code || !i18n.exists(key)) return said.reason ?? "";
+  return i18n.t(key, { ...spokenParams(said.reason_params ?? {}), defaultValue: said.reason ?? "" });
+}
+
+/** Why a row is rejected: every problem it has, one after the other (as the rejected rows'
+ * file says them). */
 function rejectionReason(row: PlannedRow): string | null {
-  const key = `imports.reasons.${row.reason_code ?? ""}`;
-  if (!row.reason_code || !i18n.exists(key)) return row.reason;
-  return i18n.t(key, { ...spokenParams(row.reason_params ?? {}), defaultValue: row.reason ?? "" });
+  if (row.reason === null && !row.reason_code) return null;
+  const separator = i18n.t("imports.reason_words.reason_separator");
+  return [row, ...(row.more_reasons ?? [])].map(reasonSaid).join(separator);
 }
 
 /** Still going: queued, or applying with a background run's progress (an "applying" import

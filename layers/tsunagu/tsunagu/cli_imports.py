@@ -17,7 +17,7 @@ from tsunagu.errors import FieldError, ValidationFailed
 from tsunagu.imports.jobs import progress_bar
 from tsunagu.imports.plan import ConsentColumn, ImportOptions
 from tsunagu.imports.reading import ENCODINGS
-from tsunagu.imports.reasons import FILE_LANGUAGE, LANGUAGES
+from tsunagu.imports.reasons import FILE_LANGUAGE, LANGUAGES, reasons_text
 from tsunagu.imports.saved import IMPORT_SOURCES, SavedMapping
 from tsunagu.leads.merge import Channel
 from tsunagu.settings import Settings
@@ -330,7 +330,7 @@ def _columns(mapping: SavedMapping) -> str:
 
 def _detail(row: Any) -> str:
     if row.action == "rejected":
-        return str(row.reason)
+        return reasons_text(row.reasons, "en")
     if row.action == "merged":
         return f"joins row {row.into}"
     parts = [

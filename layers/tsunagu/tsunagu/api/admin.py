@@ -607,7 +607,8 @@ def import_plan(call: AdminCall) -> Any:
     """The dry run of importing a lead list (CSV or TSV in any encoding Excel saves): what each
     row would do - create, update (which fields change, which a higher-ranked source keeps),
     unchanged, merged with an earlier row, rejected with the reason (``reason`` in English,
-    ``reason_code`` and ``reason_params`` to say it in any language) - and the rejected rows as
+    ``reason_code`` and ``reason_params`` to say it in any language; every further problem of
+    the row in ``more_reasons``, each given the same way) - and the rejected rows as
     a CSV to fix and import again, the reasons in ``language`` (in the answer, or behind
     ``rejected_csv_url`` when it is large). Nothing is written; ``plan_digest`` names this
     plan for the real run. A file given as an ``upload_id`` is planned in the background,

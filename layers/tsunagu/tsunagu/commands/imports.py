@@ -258,6 +258,11 @@ def _row_json(row: RowPlan) -> dict[str, Any]:
         "reason": row.reason,
         "reason_code": row.reason_code,
         "reason_params": row.reason_params,
+        # The row's other problems, each as its first is given (a row is rejected for all)
+        "more_reasons": [
+            {"reason": more.text, "reason_code": more.code, "reason_params": more.params}
+            for more in row.more_reasons
+        ],
         "into": row.into,
     }
 

@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from tsunagu.imports.plan import ConsentColumn, ImportOptions, RowPlan
+from tsunagu.imports.reasons import Rejection
 from tsunagu.leads.merge import Channel
 
 CHUNK_ROWS = 500
@@ -140,6 +141,10 @@ def row_from_json(document: dict[str, Any]) -> RowPlan:
         reason_code=document.get("reason_code"),
         reason_params=document.get("reason_params") or {},
         consent_disagreed=tuple(document.get("consent_disagreed") or ()),
+        more_reasons=tuple(  # chunks kept before a row said all its problems have none
+            Rejection(more["code"], more["params"], more["text"])
+            for more in document.get("more_reasons") or ()
+        ),
     )
 
 

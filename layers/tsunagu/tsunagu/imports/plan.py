@@ -26,7 +26,7 @@ from tsunagu.imports import reasons
 from tsunagu.imports.cleaning import BadValue, clean_value, company_key
 from tsunagu.imports.mapping import ColumnMap, fold_header, map_columns
 from tsunagu.imports.reading import Table
-from tsunagu.imports.reasons import FILE_LANGUAGE, Language, Rejection, reason_text
+from tsunagu.imports.reasons import FILE_LANGUAGE, Language, Rejection, reasons_text
 from tsunagu.imports.refusals import refusal
 from tsunagu.leads.email import InvalidEmail, normalise_email
 from tsunagu.leads.merge import DEFAULT_PRIORITY, Channel
@@ -130,16 +130,26 @@ class RowPlan:
     consent_disagreed: tuple[int, ...] = ()
     """The rows of this address whose answers disagreed (a yes and a no), when they did: the
     no counts, as it does against a lead's own "no" (_merged_consent)."""
+    more_reasons: tuple[Rejection, ...] = ()
+    """The row's other problems, after the first (``reason``): a row is rejected once for all
+    it has wrong, so that fixing it once makes it import."""
 
     @classmethod
-    def rejected(cls, row: int, rejection: Rejection) -> RowPlan:
+    def rejected(cls, row: int, rejection: Rejection, *more: Rejection) -> RowPlan:
         return cls(
             row,
             "rejected",
             reason=rejection.text,
             reason_code=rejection.code,
             reason_params=dict(rejection.params),
+            more_reasons=more,
         )
+
+    @property
+    def reasons(self) -> list[tuple[str | None, Mapping[str, Any], str]]:
+        """Every reason the row is rejected for, as (code, params, English text)."""
+        first = (self.reason_code, self.reason_params, self.reason or "")
+        return [first, *((more.code, more.params, more.text) for more in self.more_reasons)]
 
 
 @dataclass(frozen=True)
@@ -284,22 +294,29 @@ def _read_row(
     consent: ConsentColumn | None,
     consent_at: int | None,
 ) -> RowPlan:
-    """The row's cleaned values, or its rejection: one reason a person can act on."""
+    """The row's cleaned values, or its rejection with every problem it has: a person fixes the
+    row once (a wrong weekday must not hide an unknown consent answer until the next import)."""
+    problems: list[Rejection] = []
     values: dict[str, str] = {}
     for i, f in columns.fields.items():
         try:
             values[f] = clean_value(f, cells[i])
         except BadValue as error:
             params = {"column": header[i], "field": f, **error.params}
-            return RowPlan.rejected(number, Rejection(error.code, params, str(error)))
+            problems.append(Rejection(error.code, params, str(error)))
     email_column = columns.header_of("email", header) or "email"
+    email_unclean = any(problem.params.get("field") == "email" for problem in problems)
     raw_email = values.pop("email", "")
-    if not raw_email:
-        return RowPlan.rejected(number, reasons.missing_email(email_column))
-    try:
-        address = normalise_email(raw_email).address
-    except InvalidEmail as error:
-        return RowPlan.rejected(number, reasons.invalid_email(email_column, raw_email, str(error)))
+    address = ""
+    if email_unclean:
+        pass  # said above: what the cell holds is not an address to check
+    elif not raw_email:
+        problems.append(reasons.missing_email(email_column))
+    else:
+        try:
+            address = normalise_email(raw_email).address
+        except InvalidEmail as error:
+            problems.append(reasons.invalid_email(email_column, raw_email, str(error)))
     last, first = values.pop("last_name", ""), values.pop("first_name", "")
     if not values.get("name") and (last or first):
         values["name"] = f"{last} {first}".strip()
@@ -315,10 +332,13 @@ def _read_row(
             answer = "no"
         else:
             column, value = header[consent_at], cells[consent_at]
-            unknown = reasons.unknown_consent(column, value, list(consent.yes), list(consent.no))
-            return RowPlan.rejected(number, unknown)
+            problems.append(
+                reasons.unknown_consent(column, value, list(consent.yes), list(consent.no))
+            )
         if answer is not None:
             said_as = (number, cells[consent_at].strip())
+    if problems:
+        return RowPlan.rejected(number, *problems)
     return RowPlan(
         number,
         "create",
@@ -503,7 +523,7 @@ def rejected_file(table: Table, plan: ImportPlan, language: Language = FILE_LANG
     would otherwise become a live formula in the file Tsunagu hands back); the import reads
     them as they were."""
     said = {
-        row.row: reason_text(row.reason_code, row.reason_params, row.reason or "", language)
+        row.row: reasons_text(row.reasons, language)
         for row in plan.rows
         if row.action == "rejected"
     }

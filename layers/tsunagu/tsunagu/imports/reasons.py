@@ -182,6 +182,7 @@ JAPANESE_WORDS: Mapping[str, Any] = {
     "more": "ほか {{count}} 個",
     "none": "なし",
     "list_separator": "、",
+    "reason_separator": "。",
     "delimiters": {"comma": "カンマ「,」", "tab": "タブ"},
     "expected": {"email_address": "メールアドレス"},
     "weekdays": {
@@ -241,3 +242,20 @@ def reason_text(
         return _filled(JAPANESE[code], _spoken(params, JAPANESE_WORDS))
     except (KeyError, TypeError, ValueError, AttributeError):
         return english
+
+
+ENGLISH_REASON_SEPARATOR = "; "
+"""Between a row's reasons in English (the console's ``imports.reason_words.reason_separator``)."""
+
+
+def reasons_text(
+    said: Sequence[tuple[str | None, Mapping[str, Any], str]], language: Language
+) -> str:
+    """Every reason a row is rejected for ((code, params, English text), as RowPlan.reasons
+    gives them), in ``language``, one after the other."""
+    if language == "en":
+        return ENGLISH_REASON_SEPARATOR.join(english for _, _, english in said)
+    separator: str = JAPANESE_WORDS["reason_separator"]
+    return separator.join(
+        reason_text(code, params, english, language) for code, params, english in said
+    )
