@@ -116,7 +116,12 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
     setMessage(null);
     try {
       // Whole, over the record this panel read: another's save meanwhile is not overwritten
-      await api("PUT", `${path}/settings`, { body: { ...settings, revision } });
+      const stored = await api<{ revision: number }>("PUT", `${path}/settings`, {
+        body: { ...settings, revision },
+      });
+      // The record as saved is the one the next save goes over: saved again before the
+      // reading below answers (a slow network), it is not refused as someone else's change
+      setRevision(stored.revision);
       setMessage(t("common.saved"));
       await load();
     } catch (error) {
