@@ -13,3 +13,17 @@ export function useLatestRequest(): () => () => boolean {
     return () => mine === last.current;
   }, []);
 }
+
+/** What `asked` answers, when `isLatest` (a `begin()`'s check, taken before `asked` was sent)
+ * still holds then: `{ answer }`; null when a later request was begun meanwhile - its failure
+ * is dropped too, the later request answers for the screen. The latest request's failure is
+ * thrown, for the screen to say. */
+export async function latestAnswer<T>(isLatest: () => boolean, asked: Promise<T>): Promise<{ answer: T } | null> {
+  try {
+    const answer = await asked;
+    return isLatest() ? { answer } : null;
+  } catch (error) {
+    if (isLatest()) throw error;
+    return null;
+  }
+}

@@ -8,7 +8,7 @@ import { api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay } from "../me";
 import { useAction } from "../useAction";
-import { useLatestRequest } from "../useLatestRequest";
+import { latestAnswer, useLatestRequest } from "../useLatestRequest";
 
 const LISTS = ["competitors", "customers", "staff"] as const;
 
@@ -34,15 +34,8 @@ export function Exclusions() {
   // first reading, answering last, took the second change off the screen
   const begin = useLatestRequest();
   const load = useCallback(async () => {
-    const isLatest = begin();
-    let found: { items: Exclusion[]; version: number };
-    try {
-      found = await api<{ items: Exclusion[]; version: number }>("GET", "/admin/exclusions");
-    } catch (error) {
-      if (isLatest()) throw error;
-      return; // a reading asked since answers for the screen, a failure included
-    }
-    if (isLatest()) setEntries(found.items);
+    const found = await latestAnswer(begin(), api<{ items: Exclusion[]; version: number }>("GET", "/admin/exclusions"));
+    if (found) setEntries(found.answer.items);
   }, [begin]);
   const { message, setMessage, run } = useAction(load);
 

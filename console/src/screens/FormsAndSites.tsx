@@ -2,11 +2,11 @@ import { type FormEvent, useCallback, useEffect, useRef, useState } from "react"
 import { useTranslation } from "react-i18next";
 
 import { ApiError, allItems, api, describeError, type FieldProblem } from "../api";
-import { type ConsoleConfig, config } from "../config";
+import { config } from "../config";
 import { CopyButton } from "../copy";
 import { when } from "../i18n";
 import { useMay } from "../me";
-import { useLatestRequest } from "../useLatestRequest";
+import { latestAnswer, useLatestRequest } from "../useLatestRequest";
 import { type FormDefinition, FormEditor, NEW_FORM, formEmbed } from "./FormEditor";
 
 type FormRow = FormDefinition;
@@ -47,16 +47,12 @@ export default function FormsAndSites() {
   // first reading, answering last, took the second save off the screen
   const begin = useLatestRequest();
   const load = useCallback(async () => {
-    const isLatest = begin();
-    let found: [FormRow[], SiteRow[], ConsoleConfig];
-    try {
-      found = await Promise.all([allItems<FormRow>("/admin/forms"), allItems<SiteRow>("/admin/sites"), config()]);
-    } catch (error) {
-      if (isLatest()) throw error;
-      return; // a reading asked since answers for the screen, a failure included
-    }
-    if (!isLatest()) return;
-    const [formPage, sitePage, settings] = found;
+    const found = await latestAnswer(
+      begin(),
+      Promise.all([allItems<FormRow>("/admin/forms"), allItems<SiteRow>("/admin/sites"), config()]),
+    );
+    if (!found) return;
+    const [formPage, sitePage, settings] = found.answer;
     setForms(formPage);
     setSites(sitePage);
     setPublicUrl(settings.public_url.replace(/\/$/, ""));

@@ -10,7 +10,7 @@ import { api, ApiError, describeError, type FieldProblem, problemText, putFile }
 import { saveAs } from "../download";
 import i18n, { when } from "../i18n";
 import { useMay } from "../me";
-import { useLatestRequest } from "../useLatestRequest";
+import { latestAnswer, useLatestRequest } from "../useLatestRequest";
 import { fieldName, sourceName } from "../names";
 
 const SOURCES = ["import", "trade_show", "seminar", "web_form", "sales", "crm"] as const;
@@ -355,15 +355,8 @@ export default function Imports() {
   // first reading, answering last, took the second mapping out of the picker
   const beginMappings = useLatestRequest();
   const loadMappings = useCallback(async () => {
-    const isLatest = beginMappings();
-    let found: { items: SavedMapping[] };
-    try {
-      found = await api<{ items: SavedMapping[] }>("GET", "/admin/imports/mappings");
-    } catch (error) {
-      if (isLatest()) throw error;
-      return; // a reading asked since answers for the screen, a failure included
-    }
-    if (isLatest()) setSaved(found.items);
+    const found = await latestAnswer(beginMappings(), api<{ items: SavedMapping[] }>("GET", "/admin/imports/mappings"));
+    if (found) setSaved(found.answer.items);
   }, [beginMappings]);
   useEffect(() => {
     void loadMappings().catch((error) => setColumnsProblem(describeError(error)));
@@ -1065,15 +1058,8 @@ function History({
   // first reading, answering last, showed the second as still applied (its "Undo" back)
   const begin = useLatestRequest();
   const load = useCallback(async () => {
-    const isLatest = begin();
-    let found: { items: ImportRecord[] };
-    try {
-      found = await api<{ items: ImportRecord[] }>("GET", "/admin/imports");
-    } catch (error) {
-      if (isLatest()) throw error;
-      return; // a reading asked since answers for the screen, a failure included
-    }
-    if (isLatest()) setRecords(found.items);
+    const found = await latestAnswer(begin(), api<{ items: ImportRecord[] }>("GET", "/admin/imports"));
+    if (found) setRecords(found.answer.items);
   }, [begin]);
 
   useEffect(() => {

@@ -7,7 +7,7 @@ import { allItems, api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay } from "../me";
 import { useAction } from "../useAction";
-import { useLatestRequest } from "../useLatestRequest";
+import { latestAnswer, useLatestRequest } from "../useLatestRequest";
 
 interface JourneyRow {
   journey_id: string;
@@ -76,18 +76,15 @@ export default function Journeys() {
   const begin = useLatestRequest();
   const load = useCallback(async () => {
     const isLatest = begin();
-    let listed: JourneyRow[];
-    let status: { journeys: JourneyStatus[]; emergency_stop: boolean };
-    try {
-      [listed, status] = await Promise.all([
+    const found = await latestAnswer(
+      isLatest,
+      Promise.all([
         allItems<JourneyRow>("/admin/journeys"),
         api<{ journeys: JourneyStatus[]; emergency_stop: boolean }>("GET", "/admin/journeys/status"),
-      ]);
-    } catch (error) {
-      if (isLatest()) throw error;
-      return; // a reading asked since answers for the screen, a failure included
-    }
-    if (!isLatest()) return;
+      ]),
+    );
+    if (!found) return;
+    const [listed, status] = found.answer;
     setRows(listed);
     setStopped(status.emergency_stop);
     setStatuses(Object.fromEntries(status.journeys.map((one) => [one.journey, one])));

@@ -12,7 +12,7 @@ import { type ExportEncoding, exportLeads } from "../download";
 import { when } from "../i18n";
 import { useMay } from "../me";
 import { useUnsavedWarning } from "../unsaved";
-import { useLatestRequest } from "../useLatestRequest";
+import { latestAnswer, useLatestRequest } from "../useLatestRequest";
 import { EncodingChoice, type LeadRow } from "./Leads";
 
 interface SavedSegment {
@@ -109,15 +109,9 @@ export default function Segments() {
   /** The segment as saved now: its filter in the form, who it selects, what reads it. False:
    * another segment was asked for meanwhile, and this one is not shown. */
   async function open(segment: string): Promise<boolean> {
-    const isLatest = opening();
-    let shown: Shown;
-    try {
-      shown = await api<Shown>("GET", `/admin/segments/${encodeURIComponent(segment)}`);
-    } catch (error) {
-      if (isLatest()) throw error;
-      return false;
-    }
-    if (!isLatest()) return false;
+    const found = await latestAnswer(opening(), api<Shown>("GET", `/admin/segments/${encodeURIComponent(segment)}`));
+    if (!found) return false;
+    const shown = found.answer;
     setOpened({ name: shown.name, version: shown.version });
     setFilter(shown.filter);
     setName(shown.name);

@@ -5,7 +5,7 @@ import { allItems, api, describeError } from "../api";
 import { when } from "../i18n";
 import { useMay, useMe } from "../me";
 import { useAction } from "../useAction";
-import { useLatestRequest } from "../useLatestRequest";
+import { latestAnswer, useLatestRequest } from "../useLatestRequest";
 import { Exclusions } from "./Exclusions";
 import { Rules } from "./Rules";
 import { Suppressions } from "./Suppressions";
@@ -50,15 +50,8 @@ function Users() {
   // first reading, answering last, showed the list as it was before the second action
   const begin = useLatestRequest();
   const load = useCallback(async () => {
-    const isLatest = begin();
-    let found: User[];
-    try {
-      found = await allItems<User>("/admin/users");
-    } catch (error) {
-      if (isLatest()) throw error;
-      return; // a reading asked since answers for the screen, a failure included
-    }
-    if (isLatest()) setUsers(found);
+    const found = await latestAnswer(begin(), allItems<User>("/admin/users"));
+    if (found) setUsers(found.answer);
   }, [begin]);
 
   const { message, setMessage, run } = useAction(load);

@@ -10,7 +10,7 @@ import { when } from "../i18n";
 import { useMay, useMe } from "../me";
 import { mayLift, REASONS, type SuppressionView } from "../suppression";
 import { useAction } from "../useAction";
-import { useLatestRequest } from "../useLatestRequest";
+import { latestAnswer, useLatestRequest } from "../useLatestRequest";
 
 interface Suppressed extends SuppressionView {
   lead_id: string;
@@ -33,17 +33,12 @@ export function Suppressions() {
   const begin = useLatestRequest();
   const load = useCallback(
     async (cursor?: string) => {
-      const isLatest = begin();
-      let page: Page<Suppressed>;
-      try {
-        page = await api<Page<Suppressed>>("GET", "/admin/suppressions", {
-          query: { reason, cursor, limit: 50 },
-        });
-      } catch (error) {
-        if (isLatest()) throw error;
-        return;
-      }
-      if (!isLatest()) return;
+      const found = await latestAnswer(
+        begin(),
+        api<Page<Suppressed>>("GET", "/admin/suppressions", { query: { reason, cursor, limit: 50 } }),
+      );
+      if (!found) return;
+      const page = found.answer;
       setRows((before) => (cursor ? [...(before ?? []), ...page.items] : page.items));
       setNext(page.next_cursor);
     },

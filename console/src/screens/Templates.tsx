@@ -7,7 +7,7 @@ import { when } from "../i18n";
 import { useMay } from "../me";
 import { pairsOf, pairsText } from "../pairs";
 import { useUnsavedWarning } from "../unsaved";
-import { useLatestRequest } from "../useLatestRequest";
+import { latestAnswer, useLatestRequest } from "../useLatestRequest";
 
 interface MailTemplate {
   template_id: string;
@@ -294,19 +294,15 @@ function TemplateEditor({ templateId }: { templateId: string }) {
   const reading = useLatestRequest();
   const load = useCallback(
     async (version?: number) => {
-      const isLatest = reading();
-      let answers: [MailTemplate, { items: TemplateVersion[] }];
-      try {
-        answers = await Promise.all([
+      const found = await latestAnswer(
+        reading(),
+        Promise.all([
           api<MailTemplate>("GET", path, { query: version === undefined ? {} : { version } }),
           api<{ items: TemplateVersion[] }>("GET", `${path}/versions`),
-        ]);
-      } catch (error) {
-        if (isLatest()) throw error;
-        return; // a read asked since answers for the editor, a refusal included
-      }
-      if (!isLatest()) return;
-      const [shown, versions] = answers;
+        ]),
+      );
+      if (!found) return;
+      const [shown, versions] = found.answer;
       setTemplate(shown);
       setDefaults(pairsText(shown.defaults));
       setKept(JSON.stringify(asStored(shown, pairsText(shown.defaults))));
