@@ -569,7 +569,7 @@ def _sheet_to_read(book: Any) -> tuple[Any, list[tuple[str, bool]]]:
     never opens on a hidden sheet, but another tool may save one as active); and the names of
     the others, each hidden one said so."""
     if not book.worksheets:  # none listed, or the parts it lists are missing
-        message = "not a readable workbook: it has no sheet"
+        message = f"not a readable workbook: it has no sheet; {SAVE_AGAIN}"
         raise ValidationFailed([refusal("file", "workbook_no_sheet", message)])
     visible = [sheet for sheet in book.worksheets if sheet.sheet_state == "visible"]
     if not visible:
@@ -632,6 +632,11 @@ def _sheet_values(sheet: Any) -> Iterator[list[tuple[object, str]]]:
         yield values
 
 
+SAVE_AGAIN = "open it in Excel and save it again, as .xlsx or CSV"
+"""What a marketer can do with a workbook that cannot be read: Excel repairs what it can of a
+damaged one when it opens it, and saves it whole."""
+
+
 def _unreadable(error: Exception) -> ValidationFailed:
     """A workbook openpyxl could not read, as a refusal naming why.
 
@@ -651,7 +656,9 @@ def _unreadable(error: Exception) -> ValidationFailed:
     else:
         code, what = "workbook_unreadable", "not a readable workbook"
     detail = " ".join(str(error).split())[:200] or type(error).__name__
-    return ValidationFailed([refusal("file", code, f"{what}: {detail}", detail=detail)])
+    # The detail is openpyxl's own words, for whoever debugs; what she can do comes after it
+    then = f"; {SAVE_AGAIN}" if code == "workbook_unreadable" else ""
+    return ValidationFailed([refusal("file", code, f"{what}: {detail}{then}", detail=detail)])
 
 
 def _is_number(value: object) -> bool:
