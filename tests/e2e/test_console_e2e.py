@@ -1681,6 +1681,53 @@ def test_a_journey_s_settings_saved_twice_keep_the_last_when_the_first_reload_an
     assert shown["exit"]["crm_statuses"] == ["late-three"]
 
 
+def test_leaving_a_journey_with_its_settings_changed_and_not_saved_asks_first(
+    tsunagu: RunningTsunagu, chromium: Chromium
+) -> None:
+    # Given a journey's entry and exit settings open, as read
+    page = console_page(
+        chromium, tsunagu, MARKETER, PASSWORD, locale="en-GB", at="journeys/seminar_follow_up"
+    )
+    asked: list[str] = []  # every dialog is also accepted (console_page)
+    page.on("dialog", lambda dialog: asked.append(dialog.message))
+    menu = page.get_by_role("navigation", name="Main")
+
+    def open_settings() -> Locator:
+        expect(page.get_by_role("heading", name="Versions")).to_be_visible()  # the journey read
+        page.get_by_text("Entry, re-entry and exit").click()
+        settings = page.get_by_role("form", name="Entry, re-entry and exit")
+        expect(settings.get_by_role("button", name="Add a trigger")).to_be_visible()  # read
+        return settings
+
+    def leave() -> None:
+        menu.get_by_role("link", name="Journeys").click()
+        page.wait_for_url(re.compile("#/journeys$"))
+        # ... and the journey's page gone: the address changes first, and a page opened again
+        # before the list is drawn would be the same page still, its panel open as it was left
+        expect(page.locator(".canvas-screen")).to_have_count(0)
+
+    # When she leaves without changing anything, nothing is asked
+    open_settings()
+    leave()
+    assert asked == []
+
+    # When she types CRM statuses that end it and leaves without saving, she is asked first
+    page.goto(page.url.replace("#/journeys", "#/journeys/seminar_follow_up"))
+    statuses = open_settings().get_by_label(re.compile("these CRM statuses"))
+    statuses.fill("won-unsaved")
+    leave()
+    assert asked == ["You have changes that are not saved. Leave this page and lose them?"]
+
+    # When she saves them, she leaves without a question
+    page.goto(page.url.replace("#/journeys", "#/journeys/seminar_follow_up"))
+    settings = open_settings()
+    settings.get_by_label(re.compile("these CRM statuses")).fill("won-saved")
+    settings.get_by_role("button", name="Save the settings").click()
+    expect(settings.get_by_role("status")).to_contain_text("Saved.")
+    leave()
+    assert len(asked) == 1, asked
+
+
 def test_a_marketer_sees_what_a_journey_cost_on_aws_at_list_price(
     tsunagu: RunningTsunagu, chromium: Chromium, tmp_path: Path
 ) -> None:

@@ -8,6 +8,7 @@ import { useTranslation } from "react-i18next";
 import { ApiError, api, describeError, type FieldProblem, problemText } from "../api";
 import { formIds, type SegmentChoice, savedSegments } from "../choices";
 import { WordsInput } from "../inputs";
+import { useUnsavedWarning } from "../unsaved";
 import { useLatestRequest } from "../useLatestRequest";
 import { POLICIES } from "./Journeys";
 import { STAGES } from "./Leads";
@@ -60,6 +61,9 @@ function triggerOf(kind: Trigger["kind"]): Trigger {
 export function JourneySettings({ journeyId, editable }: { journeyId: string; editable: boolean }) {
   const { t } = useTranslation();
   const [settings, setSettings] = useState<Settings | null>(null);
+  // The settings as read or last saved (JSON): leaving with others in the form asks first
+  const [kept, setKept] = useState<string | null>(null);
+  useUnsavedWarning(settings !== null && kept !== null && JSON.stringify(settings) !== kept);
   // The journey's record as read: the save is refused (409) if someone stored it since
   const [revision, setRevision] = useState(0);
   const [missing, setMissing] = useState(false);
@@ -79,7 +83,9 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
       const journey = await api<Settings & { revision: number }>("GET", path);
       if (!isLatest()) return;
       const { topic, triggers, reentry, exit, resume } = journey;
-      setSettings({ topic, triggers, reentry, exit, resume });
+      const read = { topic, triggers, reentry, exit, resume };
+      setSettings(read);
+      setKept(JSON.stringify(read));
       setRevision(journey.revision);
       setMissing(false);
     } catch (error) {
@@ -122,6 +128,7 @@ export function JourneySettings({ journeyId, editable }: { journeyId: string; ed
       // The record as saved is the one the next save goes over: saved again before the
       // reading below answers (a slow network), it is not refused as someone else's change
       setRevision(stored.revision);
+      setKept(JSON.stringify(settings));
       setMessage(t("common.saved"));
       await load();
     } catch (error) {
