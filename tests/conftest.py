@@ -151,13 +151,18 @@ def _no_cached_forms() -> Iterator[None]:
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     """moto in-process, with every DynamoDB table of template.yaml created from its definition;
     its transactions behave as the local runtime's do (tokens honoured, rolled back in place),
-    and it measures an item's size and parses a condition once, as the runtime's does."""
+    and it measures an item's size and parses a condition once, reads a query's partition only
+    and keeps no item nothing uses, as the runtime's does (moto's own query sorted the whole
+    table, and its register kept every item it ever made: a large import's benchmark measured
+    moto, not the import - its cost per row grew with the list)."""
     from moto import mock_aws
 
     from tsunagu_local.conditions import parse_conditions_once
     from tsunagu_local.fast_reads import serialize_reads_quickly
+    from tsunagu_local.index_order import order_index_queries_cheaply
     from tsunagu_local.intrinsics import Resolver
     from tsunagu_local.item_size import check_item_size_once
+    from tsunagu_local.model_tracking import track_models_weakly
     from tsunagu_local.secrets import create_secret, generated_value
     from tsunagu_local.tables import create_table
     from tsunagu_local.template import load_stack
@@ -169,9 +174,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
 
     stack = load_stack(TEMPLATE, {"Stage": "test"}, REGION)
     resolver = Resolver(parameters=stack.parameters, conditions=stack.conditions)
+    track_models_weakly()
     roll_back_transactions_in_place()
     check_item_size_once()
     parse_conditions_once()
+    order_index_queries_cheaply()
     isolate_reads()
     serialize_reads_quickly()
     honour_client_request_tokens()
