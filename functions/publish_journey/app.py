@@ -3,7 +3,8 @@ it back (tsunagu.journeys.publishing).
 
 Invoked directly, by ``tsunagu journeys publish|versions|rollback`` (and the admin API):
 
-- ``{"action": "publish", "definition": {...}, "note"?: "...", "by"?: "api:who@example.com"}``
+- ``{"action": "publish", "definition": {...}, "note"?: "...", "by"?: "api:who@example.com",
+  "draft_revision"?: N}``
 - ``{"action": "versions", "journey_id": "..."}``
 - ``{"action": "rollback", "journey_id": "...", "version"?: N}``
 
@@ -39,6 +40,10 @@ class PublishRequest(_Request):
     note: str | None = Field(default=None, min_length=1, max_length=256)
     by: str | None = Field(default=None, min_length=1, max_length=320)
     """Who publishes (kept with the version's graph)."""
+    draft_revision: int | None = Field(default=None, ge=0)
+    """The journey's draft's revision this was published from (0: none); kept with the
+    version's graph, so that a draft saved while it was published still reads as not
+    published."""
 
 
 class VersionsRequest(_Request):
@@ -102,6 +107,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 clock=clock,
                 templates=templates,
                 by=request.by,
+                draft_revision=request.draft_revision,
             )
             logger.info("journey published", extra=_logged(publication))
             return _published(publication)

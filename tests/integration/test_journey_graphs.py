@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -306,31 +306,45 @@ def test_two_marketers_saving_one_draft_never_lose_an_edit_silently(stack: Setti
     assert status == 409
 
 
-def test_publishing_from_a_stale_canvas_never_buries_a_colleague_s_saved_draft(
-    stack: Settings,
-) -> None:
-    # Given webinar_follow_up published once, and A and B both opening the editor on it (a
-    # publisher standing in for the publish_journey function: the version's graph kept at now,
-    # the record pointed at it, as it does)
-    ports = services.journey_commands(stack)
-    clock = services.clock(stack)
-    published: list[dict[str, Any]] = []
+def standing_publisher(
+    ports: journeys.JourneyCommands,
+    at: Callable[[int], str],
+    meanwhile: Callable[[int], None] = lambda number: None,
+) -> tuple[journeys.Publisher, list[dict[str, Any]]]:
+    """A publisher standing in for the publish_journey function, as it does: each publication a
+    new version of webinar_follow_up, its graph kept ``at(number)`` with the draft's revision it
+    was published from, the record pointed at it. ``meanwhile`` runs first (what a colleague
+    does while it publishes). Returns it and the payloads it was given."""
+    asked: list[dict[str, Any]] = []
 
     def publisher(payload: dict[str, Any]) -> dict[str, Any]:
-        published.append(payload["definition"])
-        number, at = len(published), isoformat(clock.now())
-        which = published_graph_key(number)
-        graph = StoredGraph("webinar_follow_up", which, payload["definition"], payload["by"], at)
+        asked.append(payload)
+        number = len(asked)
+        meanwhile(number)
+        graph = StoredGraph(
+            "webinar_follow_up", published_graph_key(number), payload["definition"], payload["by"],
+            at(number), draft_revision=payload["draft_revision"],
+        )  # fmt: skip
         ports.journeys.save_graph(graph)
         record = ports.journeys.get_journey("webinar_follow_up") or Journey(
             journey_id="webinar_follow_up", name="Webinar", state_machine="webinar", status="active"
         )
         version = PublishedVersion(version=number, version_arn=f"{ALIAS[:-5]}:{number}",
-                                   alias_arn=ALIAS, published_at=at)  # fmt: skip
-        ports.journeys.put_journey(record.model_copy(update={"published": version}), at)
+                                   alias_arn=ALIAS, published_at=at(number))  # fmt: skip
+        ports.journeys.put_journey(record.model_copy(update={"published": version}), at(number))
         return {"ok": True, "journey_id": "webinar_follow_up", "version": number,
                 "changed": True, "created": number == 1}  # fmt: skip
 
+    return publisher, asked
+
+
+def test_publishing_from_a_stale_canvas_never_buries_a_colleague_s_saved_draft(
+    stack: Settings,
+) -> None:
+    # Given webinar_follow_up published once, and A and B both opening the editor on it
+    ports = services.journey_commands(stack)
+    clock = services.clock(stack)
+    publisher, published = standing_publisher(ports, lambda number: isoformat(clock.now()))
     actor = services.operator(stack)
     # A file published (the CLI's way: no revision): the draft is left as it is - none
     journeys.publish(ports, actor, TWO_MAILS, "v1", publisher)
@@ -370,6 +384,47 @@ def test_publishing_from_a_stale_canvas_never_buries_a_colleague_s_saved_draft(
     # ... and B's save from the canvas read before it is refused, not laid over version 2
     status, _ = call(stack, "PUT", path, email="b@example.com", body=body)
     assert status == 409
+
+
+def test_a_draft_a_colleague_saves_while_a_publication_runs_is_still_shown_as_not_published(
+    stack: Settings,
+) -> None:
+    # Given A publishing webinar_follow_up from the editor, the version's graph kept two
+    # seconds after the publication began (on AWS, making a state machine version takes that),
+    # and B saving the draft in those two seconds, over the revision A's publication kept
+    ports = services.journey_commands(stack)
+    clock = services.clock(stack)
+    path = "/admin/journeys/webinar_follow_up/graph"
+    _, opened = call(stack, "PUT", path, body={"definition": TWO_MAILS, "revision": 0})
+    by_b = {**TWO_MAILS, "description": "B's rewrite, saved while A published."}
+    saved_by_b: list[Any] = []
+
+    def b_saves(number: int) -> None:
+        if number == 1:
+            kept = ports.journeys.graph("webinar_follow_up", "draft")
+            assert kept is not None
+            body = {"definition": by_b, "revision": kept.revision}
+            saved_by_b.append(call(stack, "PUT", path, email="b@example.com", body=body))
+
+    publisher, _ = standing_publisher(
+        ports, lambda number: isoformat(clock.now() + timedelta(seconds=2 * number)), b_saves
+    )
+
+    # When A's publication finishes
+    actor = services.operator(stack)
+    answer = journeys.publish(ports, actor, TWO_MAILS, "v1", publisher, revision=opened["revision"])
+
+    # Then version 1 is A's canvas, and the editor shows B's draft, saved after the revision
+    # published though before the version's time: B's work is not buried under version 1
+    status, saved = saved_by_b[0]
+    assert status == 200 and saved["revision"] == answer["revision"] + 1, saved
+    _, shown = call(stack, "GET", path)
+    assert (shown["which"], shown["revision"]) == ("draft", saved["revision"])
+    assert shown["definition"]["description"] == by_b["description"]
+    # And once that draft is published, the editor shows the version, not the draft again
+    again = journeys.publish(ports, actor, by_b, "v2", publisher, revision=saved["revision"])
+    _, shown = call(stack, "GET", path)
+    assert shown["which"] == "v000002" and again["revision"] == saved["revision"] + 1
 
 
 # What publish_journey refuses once the admin API has kept the canvas as the draft (made anew

@@ -146,6 +146,18 @@ def test_the_first_publication_creates_the_machine_its_alias_and_a_live_record()
     assert "${" not in asl and ACTIVITIES["JourneyGateFunctionArn"] in asl
 
 
+def test_a_versions_graph_keeps_the_draft_revision_it_was_published_from() -> None:
+    # The editor tells a draft saved since (a colleague's, while this published) by it
+    machines, journeys = FakeStateMachines(), FakeJourneys()
+    publish(welcome(), note=None, target=TARGET, machines=machines, journeys=journeys,
+            clock=CLOCK, draft_revision=4)  # fmt: skip
+    publish(welcome("From a file."), note=None, target=TARGET, machines=machines,
+            journeys=journeys, clock=CLOCK)  # fmt: skip
+    first, second = (journeys.graphs[("welcome_nurture", f"v00000{n}")] for n in (1, 2))
+    # ... and a caller that names none (one made before it was sent) leaves it unknown
+    assert (first.draft_revision, second.draft_revision) == (4, None)
+
+
 def test_a_journey_never_published_has_no_versions_yet_not_an_error() -> None:
     # Given a journey as shipped (its machine deployed with the stack, none published)
     machines = FakeStateMachines()

@@ -951,6 +951,17 @@ def _named(ports: JourneyCommands, graph: StoredGraph) -> str | None:
     return record.name if record else None
 
 
+def _saved_since(draft: StoredGraph, published: StoredGraph) -> bool:
+    """Whether the draft was saved after the version was published from it: by the draft's
+    revision the version keeps - a colleague's save landing while it was being published
+    (seconds on AWS) is later than the revision published, though earlier than the version's
+    time. A version published before versions kept it is compared by time; published first
+    then: a draft published at the same instant is that version."""
+    if published.draft_revision is not None:
+        return draft.revision > published.draft_revision
+    return draft.updated_at > published.updated_at
+
+
 def graph(ports: JourneyCommands, actor: Actor, journey_id: str) -> GraphView:
     """The journey's graph as people should see it: the draft when one was saved after the
     latest publication (work not published yet), else the live version (the one new entries
@@ -962,10 +973,9 @@ def graph(ports: JourneyCommands, actor: Actor, journey_id: str) -> GraphView:
     draft = store.graph(journey_id, "draft")
     published = None if live is None else store.graph(journey_id, published_graph_key(live))
     # A draft published since is that version, or an older one a rollback left behind: shown,
-    # it would read as unpublished work and publish the rolled-back version again. Published
-    # first: a draft published at the same instant is that version.
+    # it would read as unpublished work and publish the rolled-back version again.
     latest = store.published_graph(journey_id)
-    unpublished = draft is not None and (latest is None or draft.updated_at > latest.updated_at)
+    unpublished = draft is not None and (latest is None or _saved_since(draft, latest))
     found = (draft if unpublished else None) or published or latest
     found = found or store.graph(journey_id, "shipped")
     if found is None:
@@ -1097,11 +1107,12 @@ def publish(
         # What the editor says stops it, stops it: nothing of it goes live then
         if problems := graph_problems(ports, definition):
             raise ValidationFailed(problems)
-        draft = None
+        kept = None
         if revision is not None:
             # A write conditional on the revision read, not a look at it: a colleague's save
             # landing while this publishes is refused in turn (their revision is now stale)
-            draft = _keep_draft(ports, actor, parse_graph(definition), revision)
+            kept = _keep_draft(ports, actor, parse_graph(definition), revision)
+        draft = kept or ports.journeys.graph(journey_id, "draft")
         live = _live_version(ports, journey_id)
         # The publisher keeps the version's graph (for the editor, and a rollback to show what
         # it was) before it moves the alias: a version is never live without it.
@@ -1109,22 +1120,25 @@ def publish(
             "action": "publish",
             "definition": dict(definition),
             "by": _who(actor),
+            # The version's graph keeps it: a draft saved after it (a colleague's, while this
+            # was published) is still shown as work not published
+            "draft_revision": draft.revision if draft is not None else 0,
         }
         if note:
             payload["note"] = note
         try:
             answer = publisher(payload)
         except TsunaguError as refusal:
-            if draft is not None:
+            if kept is not None:
                 # The canvas is the draft now, published or not (another publication holding
                 # the journey, a check only the publisher makes): the editor goes on from the
                 # draft's new revision, or its next save is refused as over a colleague's
-                refusal.revision = draft.revision
+                refusal.revision = kept.revision
             raise
         if answer.get("changed"):
             log.changed({"version": live}, {"version": answer["version"]})
             log.detail = note
-    return answer if draft is None else {**answer, "revision": draft.revision}
+    return answer if kept is None else {**answer, "revision": kept.revision}
 
 
 def rollback(

@@ -233,6 +233,10 @@ class StoredGraph:
     updated_at: str
     revision: int = 0
     """A draft's: how many times it was saved (each save is over the revision read)."""
+    draft_revision: int | None = None
+    """A published version's: the draft's revision it was published from (0: there was none).
+    A draft saved after that revision is work not published yet, whatever the clocks say; None
+    for a version published before versions kept it (its time is compared then)."""
 
     @property
     def version(self) -> int | None:

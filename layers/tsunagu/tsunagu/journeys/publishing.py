@@ -186,6 +186,7 @@ def publish(
     clock: Clock,
     templates: set[str] | None = None,
     by: str | None = None,
+    draft_revision: int | None = None,
 ) -> Publication:
     """Validate, compile and publish; ValidationFailed names each node that is wrong, and
     nothing is published then.
@@ -249,6 +250,7 @@ def publish(
                 definition=definition.model_dump(mode="json", by_alias=True, exclude_none=True),
                 by=by,
                 updated_at=isoformat(clock.now()),
+                draft_revision=draft_revision,
             )
         )
         alias_arn = machine.alias_arn

@@ -219,6 +219,7 @@ def _graph(journey_id: str, item: Any) -> StoredGraph:
         by=item.data.get("by"),
         updated_at=item.updated_at,
         revision=int(item.revision or 0),
+        draft_revision=item.data.get("draft_revision"),
     )
 
 
@@ -272,10 +273,13 @@ class JourneyRepository:
     # -- journey graphs (tsunagu.journeys.definition): the draft people edit, each version
     # published from one, and the shipped one
     def save_graph(self, graph: StoredGraph) -> None:
+        data: dict[str, Any] = {"definition": graph.definition, "by": graph.by}
+        if graph.draft_revision is not None:
+            data["draft_revision"] = graph.draft_revision
         self._tables.journeys(
             f"journey#{graph.journey_id}",
             f"graph#{graph.which}",
-            data={"definition": graph.definition, "by": graph.by},
+            data=data,
             status=graph.which,
             updated_at=graph.updated_at,
         ).save()
