@@ -16,6 +16,7 @@ import hashlib
 import json
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +55,10 @@ def honour_client_request_tokens() -> None:
     original: Any = DynamoHandler.transact_write_items
     if getattr(original, "honours_tokens", False):
         return
-    uses: dict[str, _Use] = {}
+    # In the order the tokens were first used (a token tried again after a failure is used
+    # anew, at the end): the expired ones are at the front, and are let go from there - a walk
+    # over every token of the last ten minutes at each transaction made a long import quadratic
+    uses: OrderedDict[str, _Use] = OrderedDict()
     lock = threading.Lock()
 
     def transact_write_items(self: Any) -> Any:
@@ -67,8 +71,8 @@ def honour_client_request_tokens() -> None:
         while True:
             with lock:
                 now = time.monotonic()
-                for old in [t for t, u in uses.items() if now - u.at > TOKEN_LIFETIME_SECONDS]:
-                    del uses[old]
+                while uses and now - next(iter(uses.values())).at > TOKEN_LIFETIME_SECONDS:
+                    uses.popitem(last=False)
                 use = uses.get(token)
                 if use is None:
                     use = uses[token] = _Use(digest, now)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.moto_tables import create_keyed_table
+from tsunagu_local import transactions
 from tsunagu_local.streams import (
     StreamReaders,
     as_lambda_json,
@@ -103,6 +105,28 @@ def test_a_failed_transaction_can_be_tried_again_with_its_token(dynamodb: Any) -
     put_new(dynamodb, "lead-1", retried, value="2")
     item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": "lead-1"}})["Item"]
     assert item["value"] == {"S": "2"}
+
+
+def test_a_token_is_forgotten_after_ten_minutes_and_the_newer_ones_are_not(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a token used now and another five minutes later (the runtime's monotonic clock)
+    honour_client_request_tokens()
+    seconds = [time.monotonic()]
+    monkeypatch.setattr(transactions.time, "monotonic", lambda: seconds[0])
+    older, newer = token("a"), token("b")
+    put_new(dynamodb, "lead-1", older)
+    seconds[0] += 300
+    put_new(dynamodb, "lead-2", newer)
+    # When eleven minutes have passed since the first
+    seconds[0] += 360
+    # Then the first token is a new transaction's (for other items, no mismatch), as DynamoDB
+    # remembers a token ten minutes; the second is still remembered
+    put_new(dynamodb, "lead-3", older)
+    with pytest.raises(ClientError) as refused:
+        put_new(dynamodb, "lead-4", newer)
+    assert refused.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"
+    assert dynamodb.scan(TableName=TABLE)["Count"] == 3
 
 
 def ledger_rows(client: Any) -> dict[tuple[str, str], dict[str, Any]]:
