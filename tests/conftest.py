@@ -58,6 +58,14 @@ hypothesis_settings.register_profile("tsunagu", deadline=None)
 hypothesis_settings.load_profile("tsunagu")
 
 
+def moto_table(name: str) -> Any:
+    """moto's own table ``name`` in the ``aws`` fixture's account and region (its items as moto
+    holds them), for tests that look beneath the API."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    return dynamodb_backends["123456789012"][REGION].tables[name]
+
+
 @functools.cache
 def moto_client(service: str, region: str = REGION) -> Any:
     """A botocore client for the in-process moto of the ``aws`` fixture, made once per process:

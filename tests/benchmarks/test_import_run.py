@@ -47,7 +47,7 @@ from dataclasses import replace
 from typing import Any
 
 from tests.benchmarks.test_aws_requests import recording_aws_calls
-from tests.conftest import REGION, AwsStack, moto_client
+from tests.conftest import AwsStack, moto_client, moto_table
 from tests.support.bench_report import QUICK, BenchReport
 from tsunagu import services
 from tsunagu.commands import imports
@@ -198,12 +198,9 @@ class FloorBesideChunks:
     (see the module's docstring)."""
 
     def __init__(self, tables: list[str], *, streams: bool) -> None:
-        from moto.dynamodb.models import dynamodb_backends
-
         self._dynamodb = moto_client("dynamodb")
-        backend = dynamodb_backends["123456789012"][REGION]
         self._tables = [
-            (backend.tables[name], floor_table(self._dynamodb, name, streams=streams))
+            (moto_table(name), floor_table(self._dynamodb, name, streams=streams))
             for name in tables
         ]
         self._seen = [len(table.items) for table, _ in self._tables]

@@ -14,13 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REGION, AwsStack, moto_client
-
-
-def _table(name: str) -> Any:
-    from moto.dynamodb.models import dynamodb_backends
-
-    return dynamodb_backends["123456789012"][REGION].tables[name]
+from tests.conftest import AwsStack, moto_client, moto_table
 
 
 @contextmanager
@@ -75,7 +69,7 @@ def test_an_item_replaced_is_freed(aws: AwsStack) -> None:
     dynamodb = moto_client("dynamodb")
     key = {"pk": {"S": "import#mine"}, "sk": {"S": "progress"}}
     dynamodb.put_item(TableName=table, Item={**key, "rows_done": {"N": "0"}})
-    first = weakref.ref(_table(table).get_item(DynamoType(key["pk"]), DynamoType(key["sk"])))
+    first = weakref.ref(moto_table(table).get_item(DynamoType(key["pk"]), DynamoType(key["sk"])))
     for n in range(1, 20):
         dynamodb.put_item(TableName=table, Item={**key, "rows_done": {"N": str(n)}})
     gc.collect()
