@@ -9,15 +9,14 @@ for undo. The floor writes the same leads' items alone, 25 to a BatchWriteItem, 
 claim, event, consent or plan, into a copy of the Leads table as the template makes it: its
 indexes and its stream, which any write of a lead pays for (moto makes a stream record of each
 item, as DynamoDB does, in the writer's process here). Until 2026-12-07 the floor's table had the
-keys alone, a table Tsunagu never writes a lead to; that figure is printed beside it (on it the
-import stood at 0.28, on the deployed table's copy at 0.34 and 0.35, in two runs of the large
-list). Both run in this
-process on moto (with the runtime's patches),
-in the same run, so the ratio compares like with like; the goal (at least a third of the floor)
-is printed as met or not met, never asserted. The large list's floors are written chunk by
+keys alone, a table Tsunagu never writes a lead to; that figure is printed beside it (in three
+runs of the large list the import stood at 0.28, 0.28 and 0.27 of it, and at 0.34, 0.35 and 0.34
+of the deployed table's copy). Both run in this process on moto (with the runtime's patches), in
+the same run, so the ratio compares like with like; the goal (at least a third of the floor) is
+printed as met or not met, never asserted. The large list's floors are written chunk by
 chunk beside it (FloorBesideChunks), each chunk's items after the chunk: written after the
-whole import, minutes later, two runs on an idle machine gave 0.35 and 0.29 of the floor, the
-floor steady between them (1,790 and 1,812 rows/s) and the import not (634 and 526).
+whole import, minutes later, two runs on an idle machine gave 0.35 and 0.29 of the keys-alone
+floor, the floor steady between them (1,790 and 1,812 rows/s) and the import not (634 and 526).
 
 Both are timed in this process's CPU time (``time.process_time``): moto runs in it, on one
 thread, so that is all the work of either side, and other load on the machine moves the ratio far
