@@ -137,7 +137,7 @@ class Floors:
         return [
             f"  the floor, BatchWriteItem of the same lead items into a copy of the Leads table"
             f" (its indexes and stream): {self.leads:,.0f} rows/s of CPU",
-            f"  {name} is {share:.2f} of the floor (goal >= {GOAL_SHARE_OF_FLOOR:.2f}: {verdict})",
+            f"  {name} is {share:.3f} of the floor (goal >= {GOAL_SHARE_OF_FLOOR:.3f}: {verdict})",
             f"  into a table of the keys alone (no index, no stream; the floor until 2026-12-07):"
             f" {self.keys_only:,.0f} rows/s of CPU; {name} is {rate / self.keys_only:.2f} of"
             " that",
